@@ -1,0 +1,104 @@
+"""Links: the serialized reference to a cell (R30).
+
+A link is the JSON text of ``{"/": {"link@1": {"id": "of:…", "space": "…", "scope": "space",
+"path": [..]}}}``. It is absolute (id, space and scope always present); ``path`` is present only
+when non-empty. Encoding is canonical: the same cell always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from codec._errors import LinkDecodeError
+
+__all__ = ["Link", "LinkSigil", "encode_link", "is_link_sigil", "link_from_sigil", "parse_link"]
+
+PathElement = str | int
+
+
+class Link(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
+    """An absolute reference to a cell (or a path inside its value)."""
+
+    id: str
+    space: str
+    scope: str
+    path: tuple[PathElement, ...] = ()
+
+    def sigil(self) -> LinkSigil:
+        return LinkSigil(_LinkBody(self))
+
+    def encode(self) -> bytes:
+        return encode_link(self)
+
+
+class _LinkBody(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    link: Link = msgspec.field(name="link@1")
+
+
+class LinkSigil(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The ``{"/": {"link@1": …}}`` wrapper as it appears inside stored JSON."""
+
+    body: _LinkBody = msgspec.field(name="/")
+
+
+_encoder = msgspec.json.Encoder()
+_sigil_decoder = msgspec.json.Decoder(LinkSigil)
+
+
+def encode_link(link: Link) -> bytes:
+    """The canonical JSON bytes of ``link``."""
+    return _encoder.encode(LinkSigil(_LinkBody(link)))
+
+
+def _check(link: Link, source: object) -> Link:
+    if not link.id.startswith("of:") or len(link.id) <= 3:
+        raise LinkDecodeError(
+            f"link id {link.id!r} in {source!r} is not an entity id: ids start with 'of:'"
+        )
+    if link.scope != "space":
+        raise LinkDecodeError(
+            f"link scope {link.scope!r} in {source!r} is not supported: only 'space' links exist"
+        )
+    if not link.space:
+        raise LinkDecodeError(f"link in {source!r} names no space: links are absolute")
+    if any(isinstance(p, bool) for p in link.path):
+        raise LinkDecodeError(f"link path in {source!r} holds a boolean: use strings or integers")
+    return link
+
+
+def parse_link(text: str | bytes) -> Link:
+    """Parse the stored string form of a link; anything but exactly one ``link@1`` sigil is a
+    :class:`LinkDecodeError`."""
+    if not isinstance(text, str | bytes):
+        raise LinkDecodeError(
+            f"expected a link string, got {type(text).__name__}: store links as their JSON text"
+        )
+    try:
+        sigil = _sigil_decoder.decode(text)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        shown = text if len(text) < 80 else text[:77] + "..."
+        raise LinkDecodeError(
+            f"not a link: {shown!r} ({exc}); a link is the JSON text "
+            '{"/": {"link@1": {"id": …, "space": …, "scope": "space"}}}'
+        ) from exc
+    return _check(sigil.body.link, text)
+
+
+def is_link_sigil(value: Any) -> bool:
+    """True when a decoded JSON value has the shape of a link sigil (a dict whose only key is
+    ``"/"`` holding a dict whose only key is ``"link@1"``)."""
+    if type(value) is not dict or len(value) != 1:
+        return False
+    inner = value.get("/")
+    return type(inner) is dict and len(inner) == 1 and "link@1" in inner
+
+
+def link_from_sigil(value: dict[str, Any]) -> Link:
+    """Convert an already decoded sigil dict into a :class:`Link` (validated)."""
+    try:
+        sigil = msgspec.convert(value, LinkSigil)
+    except msgspec.ValidationError as exc:
+        raise LinkDecodeError(f"malformed link {value!r}: {exc}") from exc
+    return _check(sigil.body.link, value)
