@@ -12,8 +12,8 @@ from codec._errors import GuardViolation as GuardViolation
 from codec._errors import LinkDecodeError as LinkDecodeError
 from codec._errors import LinkEncodeError as LinkEncodeError
 from codec._errors import MigrationError as MigrationError
-from codec._errors import NoTransaction as NoTransaction
 from codec._errors import NotImplementedSource as NotImplementedSource
+from codec._errors import NoTransaction as NoTransaction
 from codec._errors import PendingValue as PendingValue
 from codec._errors import Quarantined as Quarantined
 from codec._errors import QueryError as QueryError

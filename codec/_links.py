@@ -78,7 +78,7 @@ def parse_link(text: str | bytes) -> Link:
     try:
         sigil = _sigil_decoder.decode(text)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        shown = text if len(text) < 80 else text[:77] + "..."
+        shown = text if len(text) < 80 else text[:77]
         raise LinkDecodeError(
             f"not a link: {shown!r} ({exc}); a link is the JSON text "
             '{"/": {"link@1": {"id": …, "space": …, "scope": "space"}}}'

@@ -2,7 +2,8 @@
 
 A record lists the cell writes of the commit (id, the new JSON value, verbatim) and a generic list
 of typed ops that other packages define (``kind`` names the commit participant that applies it,
-``target`` what it touches, ``body`` its own msgspec-encoded payload).
+``target`` what it touches, ``body`` its own JSON payload, kept verbatim). Records are JSON, so
+cell values are spliced in as they were written, never re-encoded.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ class CommitRecord(msgspec.Struct, frozen=True, array_like=True):
     ops: tuple[Op, ...] = ()
 
 
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(CommitRecord)
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(CommitRecord)
 
 
 def encode_record(record: CommitRecord) -> bytes:

@@ -88,4 +88,3 @@ def _walk(value: Any, convert: Callable[[Link], Any]) -> Any:
     if type(value) is list:
         return [_walk(v, convert) for v in value]
     return value
-

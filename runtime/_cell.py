@@ -1,0 +1,199 @@
+"""Cells: durable JSON values (with links to other cells) addressed by id and path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import reactivex
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+
+from codec import Link, SqliteCellsError, decode_value, encode_link
+from runtime._scheduler import Node
+from runtime._tx import current_transaction, require_transaction
+
+if TYPE_CHECKING:
+    from runtime._space import Space
+
+__all__ = ["Cell", "CellSource", "Reactive", "observe_node", "value_at", "with_value_at"]
+
+PathElement = str | int
+
+
+class Cell:
+    """A cell of a space, or a path inside its value (``cell.key("a").key(0)``).
+
+    ``get`` returns the committed value (inside a transaction: what the transaction sees, and the
+    revision seen is recorded for conflict checks); ``set``/``update`` write inside a transaction.
+    Cells stored inside a value are stored as links and read back as ``Cell``s.
+    """
+
+    __slots__ = ("_default", "_space", "id", "path")
+
+    def __init__(
+        self, space: Space, cell_id: str, path: tuple[PathElement, ...] = (), default: Any = None
+    ) -> None:
+        self._space = space
+        self.id = cell_id
+        self.path = path
+        self._default = default
+
+    @property
+    def space(self) -> Space:
+        return self._space
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _entity_data(self) -> bytes | None:
+        file = self._space.file
+        tx = current_transaction()
+        if tx is None or tx.state.value != "open":
+            return file.entity(self.id).data
+        if tx.space is file and self.id in tx.writes:
+            return tx.writes[self.id]
+        entity = file.entity(self.id)
+        tx.record_read(file, self.id, entity.rev)
+        return entity.data
+
+    def decode(self, data: bytes | None) -> Any:
+        """The value at this cell's path in the stored entity ``data`` (the default if absent)."""
+        root = self._default if data is None else decode_value(data, self._space.runtime.cell_for)
+        return value_at(root, self.path)
+
+    def get(self) -> Any:
+        return self.decode(self._entity_data())
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def set(self, value: Any) -> None:
+        """Write ``value`` at this cell's path (inside a transaction; ``NoTransaction`` otherwise).
+        A write at a path reads the rest of the value, so concurrent writers conflict."""
+        tx = require_transaction(f"writing cell {self.id}")
+        if self.path:
+            data = self._entity_data()
+            root = self._default if data is None else decode_value(data)
+            value = with_value_at(root, self.path, value)
+        tx.write(self._space.file, self.id, self._space.runtime.encode(value))
+
+    def update(self, fn: Callable[[Any], Any]) -> None:
+        self.set(fn(self.get()))
+
+    def key(self, key: PathElement) -> Cell:
+        if not isinstance(key, str | int) or isinstance(key, bool):
+            raise SqliteCellsError(f"a cell path key is a string or an integer, not {key!r}")
+        return Cell(self._space, self.id, (*self.path, key), self._default)
+
+    # -- links and reactivity ------------------------------------------------------------------
+
+    def link(self) -> Link:
+        return Link(id=self.id, space=self._space.id, scope="space", path=self.path)
+
+    def link_str(self) -> str:
+        return encode_link(self.link()).decode("utf-8")
+
+    def _node(self) -> Node:
+        return self._space.source_for(self)
+
+    def observe(self) -> Observable[Any]:
+        """The current committed value, then each change (delivered on the scheduler thread,
+        only after the commit is durable)."""
+        return observe_node(self._node())
+
+    # -- identity ------------------------------------------------------------------------------
+
+    def _key(self) -> tuple[str, str, tuple[PathElement, ...]]:
+        return (self._space.id, self.id, self.path)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Cell) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        path = "".join(f"[{p!r}]" for p in self.path)
+        return f"<Cell {self.id}{path} in {self._space.id!r}>"
+
+
+class Reactive:
+    """Marker base for in-memory reactive values that expose a graph node (derived cells,
+    queries)."""
+
+    def _node(self) -> Node:
+        raise NotImplementedError
+
+
+class CellSource(Node):
+    """The graph node of a stored cell at a path: re-computed from the scheduler's view after
+    each commit that writes the cell; changed only when the value at the path changed."""
+
+    def __init__(self, cell: Cell) -> None:
+        super().__init__(cell.space.runtime.scheduler)
+        self.cell = cell
+
+    def attach(self) -> None:
+        self.scheduler.watch(self.cell.space.file, self.cell.id, self)
+
+    def compute(self) -> tuple[bool, Any]:
+        entity = self.scheduler.entity(self.cell.space.file, self.cell.id)
+        value = self.cell.decode(entity.data)
+        return (not self.ready.is_set() or not same_value(value, self.value), value)
+
+    def __repr__(self) -> str:
+        return f"<CellSource {self.cell!r}>"
+
+
+def observe_node(node: Node) -> Observable[Any]:
+    def on_subscribe(
+        observer: abc.ObserverBase[Any], _scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        subscription = node.scheduler.subscribe(node, observer.on_next)
+        return Disposable(subscription.dispose)
+
+    return reactivex.create(on_subscribe)
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equality for the change cut-off; values that cannot be compared count as changed."""
+    if a is b:
+        return True
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:
+        return False
+
+
+def value_at(root: Any, path: tuple[PathElement, ...]) -> Any:
+    value = root
+    for key in path:
+        if isinstance(key, str) and isinstance(value, dict):
+            value = value.get(key)
+        elif isinstance(key, int) and isinstance(value, list) and -len(value) <= key < len(value):
+            value = value[key]
+        else:
+            return None
+    return value
+
+
+def with_value_at(root: Any, path: tuple[PathElement, ...], value: Any) -> Any:
+    """A copy of ``root`` with ``value`` at ``path``; missing string keys create objects."""
+    if not path:
+        return value
+    key, rest = path[0], path[1:]
+    if isinstance(key, str):
+        base = dict(root) if isinstance(root, dict) else ({} if root is None else None)
+        if base is None:
+            raise SqliteCellsError(
+                f"cannot set key {key!r} inside a {type(root).__name__}: the value at that "
+                "path is not an object"
+            )
+        base[key] = with_value_at(base.get(key), rest, value)
+        return base
+    if not isinstance(root, list) or not -len(root) <= key < len(root):
+        raise SqliteCellsError(
+            f"cannot set index {key} of {root!r}: indexes must name an existing list element"
+        )
+    items = list(root)
+    items[key] = with_value_at(items[key], rest, value)
+    return items

@@ -1,0 +1,95 @@
+"""Derived cells: in-memory values computed from cells and other derived values (``sc.derive``,
+``sc.lift``), re-computed on the scheduler thread after the commits they depend on (R54)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from reactivex import Observable
+
+from codec import SqliteCellsError
+from runtime._cell import Cell, Reactive, observe_node, same_value
+from runtime._scheduler import Node, Scheduler
+
+__all__ = ["Derived", "derive", "lift", "node_of"]
+
+
+def node_of(value: Any) -> Node | None:
+    """The graph node behind a cell or reactive value, None for a constant."""
+    if isinstance(value, Cell | Reactive):
+        return value._node()
+    return None
+
+
+class Derived(Reactive):
+    """A derived cell: ``fn`` applied to the current values of ``inputs``."""
+
+    def __init__(self, inputs: tuple[Any, ...], fn: Callable[..., Any]) -> None:
+        nodes = tuple(n for n in map(node_of, inputs) if n is not None)
+        if not nodes:
+            raise SqliteCellsError(
+                f"derive/lift of {fn!r} needs at least one cell or derived input to react to"
+            )
+        self._fn = fn
+        self._inputs = inputs
+        self._graph_node = _DerivedNode(nodes[0].scheduler, self, nodes)
+        nodes[0].scheduler.add(self._graph_node)
+
+    def _node(self) -> Node:
+        return self._graph_node
+
+    def get(self) -> Any:
+        """The current value; waits for the first computation if it has not run yet."""
+        node = self._graph_node
+        if not node.ready.is_set():
+            if node.scheduler.on_thread:
+                node.scheduler._ensure_ready(node)
+            else:
+                node.scheduler.check_open()
+                node.ready.wait()
+        return node.value
+
+    def observe(self) -> Observable[Any]:
+        return observe_node(self._graph_node)
+
+    def _compute(self) -> Any:
+        args = [_current(i) for i in self._inputs]
+        return self._fn(*args)
+
+    def __repr__(self) -> str:
+        return f"<Derived {getattr(self._fn, '__name__', self._fn)!r}>"
+
+
+class _DerivedNode(Node):
+    def __init__(self, scheduler: Scheduler, owner: Derived, deps: tuple[Node, ...]) -> None:
+        super().__init__(scheduler, deps)
+        self.owner = owner
+
+    def compute(self) -> tuple[bool, Any]:
+        value = self.owner._compute()
+        return (not self.ready.is_set() or not same_value(value, self.value), value)
+
+    def __repr__(self) -> str:
+        return repr(self.owner)
+
+
+def _current(value: Any) -> Any:
+    node = node_of(value)
+    return value if node is None else node.value
+
+
+def derive(source: Any, fn: Callable[[Any], Any]) -> Derived:
+    """A derived cell holding ``fn(source's value)``."""
+    return Derived((source,), fn)
+
+
+def lift(fn: Callable[..., Any]) -> Callable[..., Derived]:
+    """Turn ``fn`` into a builder of derived cells: ``lift(f)(a, b)`` holds ``f(a's value, b's
+    value)``; constants are passed through."""
+
+    def build(*inputs: Any) -> Derived:
+        return Derived(inputs, fn)
+
+    build.__name__ = getattr(fn, "__name__", "lifted")
+    return build

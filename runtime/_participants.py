@@ -1,0 +1,42 @@
+"""The extension point for other kinds of commit operation.
+
+``runtime`` knows nothing of SQL written by users; ``sqlite_cells`` plugs its ``sqlite`` op in here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+import apsw
+
+from codec import Op
+
+if TYPE_CHECKING:
+    from runtime._tx import Transaction
+
+__all__ = ["CommitParticipant"]
+
+
+class CommitParticipant(Protocol):
+    """Applies one kind of op inside the commit's SQLite transaction.
+
+    Call order, for one commit of one space:
+
+    1. ``BEGIN IMMEDIATE`` on the space's write connection; read revisions are validated and the
+       cells are written.
+    2. ``apply(conn, op, seq, tx)`` for each op of the transaction, in the order they were recorded.
+       It returns the op to keep in the commit record (the same op, or one enriched with what a
+       replay needs). Raising rolls back the whole commit, cells included, and the exception reaches
+       the caller as it is.
+    3. The commit record is written and ``COMMIT`` runs. If ``COMMIT`` itself raises,
+       ``commit_failed(ops, exc)`` is called for every participant that applied an op, before the
+       error reaches the caller; it must not raise.
+    """
+
+    @property
+    def kind(self) -> str: ...
+
+    def apply(self, conn: apsw.Connection, op: Op, seq: int, tx: Transaction) -> Op: ...
+
+    def commit_failed(self, ops: Sequence[Op], exc: BaseException) -> None: ...

@@ -1,0 +1,182 @@
+"""The runtime: a store, its open spaces, the scheduler and the poller (SPEC §3)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from codec import ClosedError, Link, SqliteCellsError, encode_value, parse_link
+from runtime._cell import Cell
+from runtime._participants import CommitParticipant
+from runtime._scheduler import Scheduler
+from runtime._space import Space
+from runtime._space_file import SpaceFile
+from runtime._store import resolve_store, space_file_name
+
+__all__ = ["Runtime"]
+
+log = logging.getLogger("sqlite_cells.runtime")
+
+
+class Runtime:
+    """Opens spaces in a store and runs what reacts to their commits.
+
+    Commits by other runtimes on the same store are found by a poller thread that watches each
+    open space file's ``PRAGMA data_version`` every ``poll_interval`` seconds (R53); runtimes of
+    one process that share a space file also wake each other right after a commit.
+    """
+
+    space_class: type[Space] = Space
+
+    def __init__(
+        self, store: str | os.PathLike[str] | None = None, *, poll_interval: float = 0.02
+    ) -> None:
+        if poll_interval <= 0:
+            raise ValueError(f"poll_interval must be positive, not {poll_interval}")
+        self.store: Path = resolve_store(store)
+        self.poll_interval = poll_interval
+        self.scheduler = Scheduler()
+        self._participants: dict[str, CommitParticipant] = {}
+        # _lock guards _spaces and _closed.
+        self._lock = threading.Lock()
+        self._spaces: dict[str, Space] = {}
+        self._closed = False
+        self._temporary: Path | None = None
+        self._wake = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="sqlite-cells-poller", daemon=True)
+        self._poller.start()
+
+    @classmethod
+    def ephemeral(cls, **options: Any) -> Self:
+        """A runtime on a store in a new temporary directory, removed on close."""
+        path = Path(tempfile.mkdtemp(prefix="sqlite-cells-"))
+        runtime = cls(path, **options)
+        runtime._temporary = path
+        return runtime
+
+    # -- spaces and cells ----------------------------------------------------------------------
+
+    def space(self, space_id: str) -> Space:
+        """Open (creating if needed) the space ``space_id``."""
+        if not isinstance(space_id, str) or not space_id:
+            raise SqliteCellsError(f"a space id is a non-empty string, not {space_id!r}")
+        with self._lock:
+            self._check_open_locked()
+            space = self._spaces.get(space_id)
+            if space is None:
+                file = SpaceFile(
+                    self.store / space_file_name(space_id),
+                    space_id,
+                    publish=self.scheduler.publish,
+                    participants=self.participant,
+                    wake=self._wake.set,
+                )
+                space = self._spaces[space_id] = self.space_class(self, space_id, file)
+        return space
+
+    def cell_from_link(self, link: Link | str | bytes) -> Cell:
+        """The cell a link (or its stored string form) names, in any space of this runtime."""
+        return self.cell_for(link if isinstance(link, Link) else parse_link(link))
+
+    def cell_for(self, link: Link) -> Cell:
+        return Cell(self.space(link.space), link.id, tuple(link.path))
+
+    def encode(self, value: Any) -> bytes:
+        """Encode a cell value; cells inside it become links."""
+        return encode_value(value, _link_of)
+
+    # -- participants --------------------------------------------------------------------------
+
+    def register_participant(self, participant: CommitParticipant) -> None:
+        self._participants[participant.kind] = participant
+
+    def participant(self, kind: str) -> CommitParticipant:
+        try:
+            return self._participants[kind]
+        except KeyError:
+            raise SqliteCellsError(
+                f"no commit participant handles ops of kind {kind!r}: register one with "
+                "Runtime.register_participant"
+            ) from None
+
+    # -- reactivity ----------------------------------------------------------------------------
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Block until every re-run caused by commits seen so far has delivered (including first
+        runs of derived cells and queries created before the call). False on timeout."""
+        return self.scheduler.settle(timeout)
+
+    async def settled(self) -> bool:
+        return await asyncio.to_thread(self.scheduler.settle, None)
+
+    def _poll(self) -> None:
+        while not self._closed:
+            self._wake.wait(self.poll_interval)
+            self._wake.clear()
+            with self._lock:
+                files = [s.file for s in self._spaces.values()]
+            for file in files:
+                try:
+                    file.catch_up()
+                except ClosedError:
+                    return
+                except Exception:
+                    log.exception("catching up %r failed; will try again", file)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @property
+    def is_open(self) -> bool:
+        return not self._closed
+
+    def check_open(self) -> None:
+        with self._lock:
+            self._check_open_locked()
+
+    def _check_open_locked(self) -> None:
+        if self._closed:
+            raise ClosedError(f"the runtime on {self.store} is closed: open a new Runtime")
+
+    def close(self) -> None:
+        """Stop reacting and close every file. Safe to call twice."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            spaces = list(self._spaces.values())
+        self._wake.set()
+        self._poller.join(timeout=5)
+        self.scheduler.close()
+        self._close_spaces(spaces)
+        if self._temporary is not None:
+            shutil.rmtree(self._temporary, ignore_errors=True)
+
+    def _close_spaces(self, spaces: list[Space]) -> None:
+        for space in spaces:
+            space.file.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "open" if not self._closed else "closed"
+        return f"<Runtime {self.store} ({state})>"
+
+
+def _link_of(obj: Any) -> Link | None:
+    return obj.link() if isinstance(obj, Cell) else None

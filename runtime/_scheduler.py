@@ -1,0 +1,273 @@
+"""The scheduler: re-runs what depends on what changed, after each durable commit.
+
+One thread per runtime owns the dependency graph and runs every re-computation and every
+subscriber call, so a run can be reproduced: work is taken in arrival order, and within one commit
+nodes re-run in dependency order (height, ties broken by registration order), each at most once
+(R54). Subscribers are called on that thread with no runtime lock held; one that raises is logged
+and the others still get the value.
+
+The scheduler keeps its own *view* of committed cell values, advanced one commit at a time, so all
+nodes re-run for a commit see the same state (glitch-free) even while newer commits land.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from codec import ClosedError
+from runtime._space_file import CommitEvent, Entity, SpaceFile
+
+__all__ = ["Node", "Scheduler", "Subscription"]
+
+log = logging.getLogger("sqlite_cells.runtime")
+
+Subscriber = Callable[[Any], None]
+
+
+class Node:
+    """A vertex of the dependency graph.
+
+    Subclasses implement :meth:`compute`, which returns ``(changed, value)``. ``deps`` are the
+    nodes whose changes re-run this one. A node's ``value`` is only touched on the scheduler thread.
+    """
+
+    def __init__(self, scheduler: Scheduler, deps: tuple[Node, ...] = ()) -> None:
+        self.scheduler = scheduler
+        self.deps = deps
+        self.height: int = 1 + max((d.height for d in deps), default=-1)
+        self.order = next(scheduler.counter)
+        self.dependents: list[Node] = []
+        self.subscribers: list[Subscriber] = []
+        self.value: Any = None
+        self.ready = threading.Event()
+
+    def compute(self) -> tuple[bool, Any]:
+        raise NotImplementedError
+
+    def attach(self) -> None:
+        """Called once on the scheduler thread when the node joins the graph."""
+
+    def __lt__(self, other: Node) -> bool:
+        return (self.height, self.order) < (other.height, other.order)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    node: Node
+    callback: Subscriber
+
+    def dispose(self) -> None:
+        self.node.scheduler.unsubscribe(self.node, self.callback)
+
+
+class Scheduler:
+    """Runs re-computations and deliveries on one thread; see the module docstring."""
+
+    def __init__(self, name: str = "sqlite-cells-scheduler") -> None:
+        self.counter = itertools.count()
+        # _lock guards _queue, _busy, _outstanding and _closed; _idle is signalled on it.
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._wake = threading.Condition(self._lock)
+        self._queue: deque[Callable[[], None]] = deque()
+        self._busy = False
+        self._outstanding = 0
+        self._closed = False
+        # Owned by the scheduler thread: the view of committed values and who watches them.
+        self._view: dict[tuple[SpaceFile, str], Entity] = {}
+        self._watchers: dict[tuple[SpaceFile, str], list[Node]] = {}
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    # -- submitting work -----------------------------------------------------------------------
+
+    def submit(self, work: Callable[[], None]) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._queue.append(work)
+            self._wake.notify()
+
+    def publish(self, event: CommitEvent) -> None:
+        """Hand a durable commit to the scheduler (called by SpaceFile, in seq order)."""
+        self.submit(lambda: self._on_commit(event))
+
+    def add(self, node: Node) -> None:
+        """Join ``node`` to the graph and compute its first value (on the scheduler thread)."""
+        self.submit(lambda: self._init(node))
+
+    def subscribe(self, node: Node, callback: Subscriber) -> Subscription:
+        """Call ``callback`` with the node's current value, then with each change."""
+
+        def run() -> None:
+            self._ensure_ready(node)
+            node.subscribers.append(callback)
+            _deliver([(callback, node.value)])
+
+        self.submit(run)
+        return Subscription(node, callback)
+
+    def unsubscribe(self, node: Node, callback: Subscriber) -> None:
+        def run() -> None:
+            if callback in node.subscribers:
+                node.subscribers.remove(callback)
+
+        self.submit(run)
+
+    def set_value(self, node: Node, value: Any) -> None:
+        """Give ``node`` a new value from another thread (an async computation finished) and
+        propagate it as one round of re-runs."""
+        self.submit(lambda: self._propagate([node], preset={node: value}))
+
+    def begin_work(self) -> None:
+        """Count work running outside the scheduler (``settle`` waits for it)."""
+        with self._lock:
+            self._outstanding += 1
+
+    def end_work(self) -> None:
+        with self._lock:
+            self._outstanding -= 1
+            self._idle.notify_all()
+
+    def finish_work(self, work: Callable[[], None]) -> None:
+        """Submit ``work`` and end one unit of outside work, atomically for ``settle``."""
+        with self._lock:
+            if not self._closed:
+                self._queue.append(work)
+                self._wake.notify()
+            self._outstanding -= 1
+            self._idle.notify_all()
+
+    @property
+    def on_thread(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Block until every submitted piece of work (and all it caused) is done.
+        Returns False on timeout. On the scheduler thread itself it returns at once."""
+        if self.on_thread:
+            return True
+        with self._lock:
+            return self._idle.wait_for(self._is_idle, timeout)
+
+    def _is_idle(self) -> bool:
+        return self._closed or (not self._queue and not self._busy and not self._outstanding)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._queue.clear()
+            self._wake.notify_all()
+            self._idle.notify_all()
+        if not self.on_thread:
+            self._thread.join(timeout=5)
+
+    def check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("the runtime is closed: open a new Runtime")
+
+    # -- the view ------------------------------------------------------------------------------
+
+    def entity(self, space: SpaceFile, cell_id: str) -> Entity:
+        """The committed value of a cell as of the commit being processed (scheduler thread)."""
+        key = (space, cell_id)
+        held = self._view.get(key)
+        if held is None:
+            held = self._view[key] = space.entity(cell_id)
+        return held
+
+    def watch(self, space: SpaceFile, cell_id: str, node: Node) -> None:
+        """Re-run ``node`` after each commit that writes the cell (scheduler thread)."""
+        self._watchers.setdefault((space, cell_id), []).append(node)
+        self.entity(space, cell_id)
+
+    # -- the thread ----------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    return
+                work = self._queue.popleft()
+                self._busy = True
+            try:
+                work()
+            except Exception:
+                log.exception("scheduler work failed")
+            finally:
+                with self._lock:
+                    self._busy = False
+                    if not self._queue and not self._outstanding:
+                        self._idle.notify_all()
+
+    def _init(self, node: Node) -> None:
+        if node.ready.is_set():
+            return
+        for dep in node.deps:
+            self._ensure_ready(dep)
+            dep.dependents.append(node)
+        node.attach()
+        try:
+            _, node.value = node.compute()
+        except Exception:
+            log.exception("first computation of %r failed", node)
+        node.ready.set()
+
+    def _ensure_ready(self, node: Node) -> None:
+        if not node.ready.is_set():
+            self._init(node)
+
+    def _on_commit(self, event: CommitEvent) -> None:
+        touched: list[Node] = []
+        for cell_id, entity in event.writes.items():
+            key = (event.space, cell_id)
+            held = self._view.get(key)
+            if held is not None and held.rev >= entity.rev:
+                continue
+            self._view[key] = entity
+            touched.extend(self._watchers.get(key, ()))
+        if touched:
+            self._propagate(touched)
+
+    def _propagate(self, start: list[Node], preset: dict[Node, Any] | None = None) -> None:
+        heap = list(start)
+        heapq.heapify(heap)
+        done: set[int] = set()
+        deliveries: list[tuple[Subscriber, Any]] = []
+        while heap:
+            node = heapq.heappop(heap)
+            if id(node) in done or not node.ready.is_set():
+                continue
+            done.add(id(node))
+            if preset is not None and node in preset:
+                changed, value = True, preset[node]
+            else:
+                try:
+                    changed, value = node.compute()
+                except Exception:
+                    log.exception("re-computation of %r failed; keeping its last value", node)
+                    continue
+            if not changed:
+                continue
+            node.value = value
+            deliveries.extend((s, value) for s in node.subscribers)
+            for dependent in node.dependents:
+                heapq.heappush(heap, dependent)
+        _deliver(deliveries)
+
+
+def _deliver(deliveries: list[tuple[Subscriber, Any]]) -> None:
+    for callback, value in deliveries:
+        try:
+            callback(value)
+        except Exception:
+            log.exception("subscriber %r raised; other subscribers still get the value", callback)

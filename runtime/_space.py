@@ -1,0 +1,79 @@
+"""Spaces: named, durable namespaces of cells with a commit log (SPEC §2)."""
+
+from __future__ import annotations
+
+import threading
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+from codec import derive_id
+from runtime._cell import Cell, CellSource
+from runtime._pattern import Pattern, Piece, building, causal_cause
+from runtime._space_file import SpaceFile
+from runtime._tx import Transaction, transaction
+
+if TYPE_CHECKING:
+    from runtime._runtime import Runtime
+
+__all__ = ["Space"]
+
+
+class Space:
+    """A space of one runtime. ``space.id`` is the id it was opened with."""
+
+    def __init__(self, runtime: Runtime, space_id: str, file: SpaceFile) -> None:
+        self.runtime = runtime
+        self.id = space_id
+        self.file = file
+        # _sources_lock guards _sources (graph nodes of stored cells, one per cell/path/default).
+        self._sources_lock = threading.Lock()
+        self._sources: dict[tuple[str, tuple[str | int, ...], bytes], CellSource] = {}
+
+    def cell(self, name: str | None = None, *, default: Any = None) -> Cell:
+        """The persisted cell named ``name`` (its id derives from the space id and the name, or
+        inside a pattern from the piece; R1). ``default`` is its value until first written."""
+        return Cell(self, derive_id(*causal_cause(self.id, "cell", name)), (), default)
+
+    def transact(self) -> AbstractContextManager[Transaction]:
+        """A transaction on this space: commits on normal exit, discards on an exception.
+        Inside another transaction it joins the outer one."""
+        self.runtime.check_open()
+        return transaction(self.file)
+
+    def run(self, pattern: Pattern, *, key: str, **inputs: Any) -> Piece:
+        """Instantiate ``pattern`` as the piece identified by (space, pattern name, ``key``).
+        Each input is kept in an input cell of the piece (a cell given as input is stored as a
+        link), written only when it changed; the body gets the cells given, and input cells for
+        plain values."""
+        piece_id = derive_id("piece", self.id, pattern.name, key)
+        cells = {name: Cell(self, derive_id("input", piece_id, name)) for name in sorted(inputs)}
+        changed = {
+            name: value
+            for name, value in inputs.items()
+            if self.runtime.encode(value) != self.file.entity(cells[name].id).data
+        }
+        if changed:
+            with self.transact():
+                for name, value in changed.items():
+                    cells[name].set(value)
+        args = {
+            name: value if isinstance(value, Cell) else cells[name]
+            for name, value in inputs.items()
+        }
+        with building(piece_id):
+            outputs = pattern.fn(**args)
+        return Piece(id=piece_id, space=self, pattern=pattern, inputs=cells, outputs=outputs)
+
+    def source_for(self, cell: Cell) -> CellSource:
+        """The graph node that tracks ``cell`` (shared by every Cell object naming the same cell,
+        path and default)."""
+        key = (cell.id, cell.path, self.runtime.encode(cell._default))
+        with self._sources_lock:
+            node = self._sources.get(key)
+            if node is None:
+                node = self._sources[key] = CellSource(cell)
+                self.runtime.scheduler.add(node)
+        return node
+
+    def __repr__(self) -> str:
+        return f"<Space {self.id!r}>"

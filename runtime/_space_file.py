@@ -1,0 +1,387 @@
+"""One space's SQLite file: its connections, committed-value cache, commit and catch-up.
+
+Tables (all ``_cf_*``, R12): ``_cf_meta`` (the space id), ``_cf_cells`` (id, JSON value, rev) and
+``_cf_log`` (seq, commit record). The file is opened in WAL mode with ``synchronous=FULL``.
+
+Every commit this process learns of — its own, or another runtime's found by catch-up — is applied
+to the cache and handed to the runtime's scheduler in seq order, after it is durable (R50).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import apsw
+import msgspec
+
+from codec import (
+    CellWrite,
+    ClosedError,
+    CommitRecord,
+    ConflictError,
+    Op,
+    SqliteCellsError,
+    decode_record,
+    encode_record,
+)
+
+if TYPE_CHECKING:
+    from runtime._participants import CommitParticipant
+    from runtime._tx import Transaction
+
+__all__ = ["CommitEvent", "Entity", "SpaceFile"]
+
+log = logging.getLogger("sqlite_cells.runtime")
+
+BUSY_TIMEOUT_MS = 30_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS _cf_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _cf_cells (
+    id TEXT PRIMARY KEY, value BLOB NOT NULL, rev INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _cf_log (seq INTEGER PRIMARY KEY, record BLOB NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """A committed cell value as stored: JSON bytes (None when never written) and its rev."""
+
+    data: bytes | None
+    rev: int
+
+
+ABSENT = Entity(None, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class CommitEvent:
+    """A durable commit of one space, as delivered to the scheduler."""
+
+    space: SpaceFile
+    seq: int
+    writes: dict[str, Entity]
+    ops: tuple[Op, ...]
+
+
+class _Bus:
+    """Spaces of this process that share a file, so a commit can wake the others at once
+    instead of waiting for their next poll (R53 within one process)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # guards _by_path
+        self._by_path: dict[Path, weakref.WeakSet[SpaceFile]] = {}
+
+    def join(self, space: SpaceFile) -> None:
+        with self._lock:
+            self._by_path.setdefault(space.path, weakref.WeakSet()).add(space)
+
+    def leave(self, space: SpaceFile) -> None:
+        with self._lock:
+            peers = self._by_path.get(space.path)
+            if peers is not None:
+                peers.discard(space)
+
+    def peers(self, space: SpaceFile) -> list[SpaceFile]:
+        with self._lock:
+            return [s for s in self._by_path.get(space.path, ()) if s is not space]
+
+
+_bus = _Bus()
+
+
+class SpaceFile:
+    """The storage of one space in one runtime.
+
+    ``publish`` receives each :class:`CommitEvent`, in seq order, once the commit is durable.
+    ``participants`` maps an op kind to the participant that applies it. ``wake`` asks the owning
+    runtime to catch up at once (called by peers in this process after they commit).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        space_id: str,
+        *,
+        publish: Callable[[CommitEvent], None],
+        participants: Callable[[str], CommitParticipant],
+        wake: Callable[[], None],
+    ) -> None:
+        self.path = path
+        self.space_id = space_id
+        self._publish = publish
+        self._participant = participants
+        self.wake = wake
+        # _write_lock guards _wconn, _seen_seq and the order in which commits are published.
+        self._write_lock = threading.RLock()
+        # _read_lock guards _rconn and _data_version.
+        self._read_lock = threading.Lock()
+        # _cache_lock guards the check-then-set of _cache (reads of a single entry need no lock).
+        self._cache_lock = threading.Lock()
+        self._cache: dict[str, Entity] = {}
+        self._exclusive = False  # guarded by _write_lock: the write transaction is already open
+        self._closed = False
+        self._wconn = self._open_writer()
+        self._rconn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+        self._rconn.setbusytimeout(BUSY_TIMEOUT_MS)
+        self._seen_seq = self._last_seq(self._wconn)
+        self._data_version = self._read_data_version()
+        _bus.join(self)
+
+    # -- opening -------------------------------------------------------------------------------
+
+    def _open_writer(self) -> apsw.Connection:
+        conn = apsw.Connection(str(self.path))
+        conn.setbusytimeout(BUSY_TIMEOUT_MS)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=FULL")
+        with _immediate(conn):
+            conn.execute(_SCHEMA)
+            row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'space_id'").fetchone()
+            if row is None:
+                conn.execute(
+                    "INSERT INTO _cf_meta (key, value) VALUES ('space_id', ?)", (self.space_id,)
+                )
+            elif row[0] != self.space_id:
+                raise SqliteCellsError(
+                    f"{self.path} belongs to space {row[0]!r}, not {self.space_id!r}: the store "
+                    "is damaged or two space ids share a file name; move the file aside"
+                )
+        return conn
+
+    @property
+    def seen_seq(self) -> int:
+        """The last seq this runtime has applied and published."""
+        return self._seen_seq
+
+    @staticmethod
+    def _last_seq(conn: apsw.Connection) -> int:
+        row = conn.execute("SELECT coalesce(max(seq), 0) FROM _cf_log").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def _read_data_version(self) -> int:
+        row = self._rconn.execute("PRAGMA data_version").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def entity(self, cell_id: str) -> Entity:
+        """The committed value of a cell as far as this runtime knows (R50: never uncommitted)."""
+        cached = self._cache.get(cell_id)
+        if cached is not None:
+            return cached
+        self._check_open()
+        with self._read_lock:
+            row = self._rconn.execute(
+                "SELECT value, rev FROM _cf_cells WHERE id = ?", (cell_id,)
+            ).fetchone()
+        found = ABSENT if row is None else Entity(bytes(row[0]), int(row[1]))
+        return self._remember(cell_id, found)
+
+    def _remember(self, cell_id: str, entity: Entity) -> Entity:
+        with self._cache_lock:
+            held = self._cache.get(cell_id)
+            # Revisions only move forward: a cache fill may have seen a newer commit than the
+            # catch-up that is applying an older one.
+            if held is not None and held.rev >= entity.rev:
+                return held
+            self._cache[cell_id] = entity
+            return entity
+
+    # -- commit --------------------------------------------------------------------------------
+
+    def commit(self, tx: Transaction) -> int:
+        """Commit ``tx`` as one SQLite transaction and return its seq.
+
+        Raises :class:`ConflictError` when a cell it read (in this space) changed since, and
+        whatever a participant raised; in every failing case nothing of ``tx`` is written.
+        """
+        self._check_open()
+        with self._write_lock:
+            conn = self._wconn
+            if not self._exclusive:
+                conn.execute("BEGIN IMMEDIATE")
+            foreign: list[CommitRecord] = []
+            applied: list[tuple[CommitParticipant, Op]] = []
+            committing = False
+            try:
+                foreign = self._records_since(conn, self._seen_seq)
+                self._validate(conn, tx)
+                seq = (foreign[-1].seq if foreign else self._seen_seq) + 1
+                self._write_cells(conn, tx, seq)
+                ops: list[Op] = []
+                for op in tx.ops:
+                    participant = self._participant(op.kind)
+                    kept = participant.apply(conn, op, seq, tx)
+                    applied.append((participant, kept))
+                    ops.append(kept)
+                record = CommitRecord(
+                    seq=seq,
+                    writes=tuple(CellWrite(k, msgspec.Raw(v)) for k, v in tx.writes.items()),
+                    ops=tuple(ops),
+                )
+                conn.execute(
+                    "INSERT INTO _cf_log (seq, record) VALUES (?, ?)", (seq, encode_record(record))
+                )
+                committing = True
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                if not conn.getautocommit():
+                    conn.execute("ROLLBACK")
+                if committing:
+                    self._tell_commit_failed(applied, exc)
+                self._apply(foreign)
+                raise
+            self._apply([*foreign, record])
+        for peer in _bus.peers(self):
+            peer.wake()
+        return seq
+
+    def _validate(self, conn: apsw.Connection, tx: Transaction) -> None:
+        changed = []
+        for (space, cell_id), rev in tx.reads.items():
+            if space is not self:
+                continue  # only the bound space's reads can be validated atomically
+            row = conn.execute("SELECT rev FROM _cf_cells WHERE id = ?", (cell_id,)).fetchone()
+            if (0 if row is None else int(row[0])) != rev:
+                changed.append(cell_id)
+        if changed:
+            raise ConflictError(self.space_id, changed)
+
+    @staticmethod
+    def _write_cells(conn: apsw.Connection, tx: Transaction, seq: int) -> None:
+        conn.executemany(
+            "INSERT INTO _cf_cells (id, value, rev) VALUES (?, ?, ?) "
+            "ON CONFLICT (id) DO UPDATE SET value = excluded.value, rev = excluded.rev",
+            [(cell_id, data, seq) for cell_id, data in tx.writes.items()],
+        )
+
+    @staticmethod
+    def _tell_commit_failed(
+        applied: list[tuple[CommitParticipant, Op]], exc: BaseException
+    ) -> None:
+        seen: dict[int, tuple[CommitParticipant, list[Op]]] = {}
+        for participant, op in applied:
+            seen.setdefault(id(participant), (participant, []))[1].append(op)
+        for participant, ops in seen.values():
+            try:
+                participant.commit_failed(ops, exc)
+            except Exception:
+                log.exception("commit participant %r failed to handle a failed COMMIT", participant)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the space's write lock and its SQLite write lock (``BEGIN IMMEDIATE``) for the
+        duration, after catching up: a transaction committed inside cannot conflict, because no
+        other writer of any process can commit meanwhile. Used by handlers that keep conflicting."""
+        self._check_open()
+        with self._write_lock:
+            conn = self._wconn
+            conn.execute("BEGIN IMMEDIATE")
+            self._exclusive = True
+            try:
+                self._apply(self._records_since(conn, self._seen_seq))
+                yield
+            finally:
+                self._exclusive = False
+                if not conn.getautocommit():
+                    conn.execute("ROLLBACK")
+
+    # -- catch-up ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _records_since(conn: apsw.Connection, seq: int) -> list[CommitRecord]:
+        return [
+            decode_record(bytes(data))
+            for (data,) in conn.execute(
+                "SELECT record FROM _cf_log WHERE seq > ? ORDER BY seq", (seq,)
+            )
+        ]
+
+    def catch_up(self) -> bool:
+        """Apply and publish commits made by other connections since the last look.
+        Cheap when nothing changed (one ``PRAGMA data_version``). Returns True if any were found."""
+        if self._closed:
+            return False
+        with self._read_lock:
+            version = self._read_data_version()
+            if version == self._data_version:
+                return False
+            self._data_version = version
+        with self._write_lock:
+            if self._closed:
+                return False
+            with self._read_lock, _read_txn(self._rconn):
+                records = self._records_since(self._rconn, self._seen_seq)
+            self._apply(records)
+        return bool(records)
+
+    def _apply(self, records: list[CommitRecord]) -> None:
+        """Apply records (in seq order, all newer than _seen_seq) to the cache and publish them.
+        Called with _write_lock held, so events leave in seq order."""
+        for record in records:
+            if record.seq <= self._seen_seq:
+                continue
+            writes = {w.id: Entity(bytes(w.value), record.seq) for w in record.writes}
+            for cell_id, entity in writes.items():
+                self._remember(cell_id, entity)
+            self._seen_seq = record.seq
+            self._publish(CommitEvent(self, record.seq, writes, record.ops))
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @contextmanager
+    def write_connection(self) -> Iterator[apsw.Connection]:
+        """The write connection, held exclusively (for extensions that must run maintenance
+        under the space's write lock, such as crash reconciliation)."""
+        self._check_open()
+        with self._write_lock:
+            yield self._wconn
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(
+                f"space {self.space_id!r} is closed (its runtime was closed): open a new Runtime"
+            )
+
+    def close(self) -> None:
+        _bus.leave(self)
+        with self._write_lock, self._read_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._rconn.close()
+            self._wconn.close()
+
+    def __repr__(self) -> str:
+        return f"<SpaceFile {self.space_id!r} at {self.path}>"
+
+
+@contextmanager
+def _immediate(conn: apsw.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+@contextmanager
+def _read_txn(conn: apsw.Connection) -> Iterator[None]:
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
+        conn.execute("COMMIT")

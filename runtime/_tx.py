@@ -1,0 +1,133 @@
+"""Transactions: the reads (with the revisions seen) and writes of one unit of work.
+
+The current transaction lives in a ``ContextVar``. A transaction is bound to one space: the one
+given to ``space.transact()``, or for a handler the space of its first write. It commits all or
+nothing as one SQLite transaction (see ``_space_file.SpaceFile.commit``).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from codec import CrossSpaceWrite, NoTransaction, Op
+
+if TYPE_CHECKING:
+    from runtime._space_file import SpaceFile
+
+__all__ = ["Transaction", "TxState", "current_transaction", "require_transaction", "transaction"]
+
+
+class TxState(enum.Enum):
+    OPEN = "open"
+    COMMITTED = "committed"
+    ABORTED = "aborted"
+
+
+class Transaction:
+    """Reads and writes collected for one commit.
+
+    ``reads`` maps ``(space file, cell id)`` to the revision seen (0 for a cell never written);
+    ``writes`` maps a cell id of the bound space to its new encoded value; ``ops`` are typed ops for
+    commit participants, applied after the cell writes. ``extras`` is scratch space for extensions
+    (keyed by their own names) that lives as long as the transaction.
+    """
+
+    __slots__ = ("extras", "ops", "reads", "seq", "space", "state", "writes")
+
+    def __init__(self, space: SpaceFile | None = None) -> None:
+        self.space: SpaceFile | None = space
+        self.reads: dict[tuple[SpaceFile, str], int] = {}
+        self.writes: dict[str, bytes] = {}
+        self.ops: list[Op] = []
+        self.extras: dict[str, Any] = {}
+        self.seq: int | None = None
+        self.state = TxState.OPEN
+
+    def bind(self, space: SpaceFile) -> None:
+        """Bind to ``space`` (first write), or check that the transaction already is."""
+        if self.space is None:
+            self.space = space
+        elif self.space is not space:
+            raise CrossSpaceWrite(
+                f"this transaction writes space {self.space.space_id!r}; it cannot also write "
+                f"space {space.space_id!r}: use one transaction per space"
+            )
+
+    def record_read(self, space: SpaceFile, cell_id: str, rev: int) -> None:
+        self.reads.setdefault((space, cell_id), rev)
+
+    def write(self, space: SpaceFile, cell_id: str, data: bytes) -> None:
+        self._check_open()
+        self.bind(space)
+        self.writes[cell_id] = data
+
+    def add_op(self, space: SpaceFile, op: Op) -> None:
+        """Record an op for a commit participant; it runs after the cell writes, in order."""
+        self._check_open()
+        self.bind(space)
+        self.ops.append(op)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.writes and not self.ops
+
+    def _check_open(self) -> None:
+        if self.state is not TxState.OPEN:
+            raise NoTransaction(
+                f"this transaction is already {self.state.value}: start a new one with "
+                "space.transact()"
+            )
+
+
+_current: ContextVar[Transaction | None] = ContextVar("sqlite_cells_transaction", default=None)
+
+
+def current_transaction() -> Transaction | None:
+    return _current.get()
+
+
+def require_transaction(what: str) -> Transaction:
+    """The current transaction, or :class:`NoTransaction` naming ``what`` was attempted."""
+    tx = _current.get()
+    if tx is None or tx.state is not TxState.OPEN:
+        raise NoTransaction(
+            f"{what} needs a transaction: wrap it in `with space.transact():` or call it from an "
+            "@sc.handler"
+        )
+    return tx
+
+
+@contextmanager
+def transaction(space: SpaceFile | None) -> Iterator[Transaction]:
+    """Run the body in a transaction, committing on normal exit and discarding on an exception.
+    Inside another transaction this joins the outer one (which must be for the same space)."""
+    outer = _current.get()
+    if outer is not None and outer.state is TxState.OPEN:
+        if space is not None:
+            outer.bind(space)
+        yield outer
+        return
+    tx = Transaction(space)
+    token = _current.set(tx)
+    try:
+        try:
+            yield tx
+        except BaseException:
+            tx.state = TxState.ABORTED
+            raise
+        finally:
+            _current.reset(token)
+        if tx.space is not None and not tx.is_empty:
+            try:
+                tx.seq = tx.space.commit(tx)
+            except BaseException:
+                tx.state = TxState.ABORTED
+                raise
+        tx.state = TxState.COMMITTED
+    finally:
+        if tx.state is TxState.OPEN:
+            tx.state = TxState.ABORTED

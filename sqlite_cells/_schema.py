@@ -1,0 +1,376 @@
+"""Table declarations of a database cell (R10–R12).
+
+``table()`` declares one table, ``declare_tables()`` a whole schema; both validate eagerly and
+raise :class:`SchemaError` saying what is wrong, where, and what to do:
+
+* R10 — ``table(**columns, indexes=…)`` or ``table({"col": spec, …}, indexes=…)`` (the mapping
+  form serves names that are not Python identifiers, or are ``indexes``). A spec is one SQLite
+  column definition (``"integer primary key"``, ``"text not null default ''"``) or
+  ``cf_link()``. Column names are compared case-insensitively, as SQLite does.
+* R11 — a column named ``*_cf_link`` must be ``cf_link()`` (stored as ``TEXT``), and ``cf_link()``
+  only fits such a column.
+* R12 — table, column and index names starting with ``_cf_`` or ``sqlite_`` are reserved.
+
+A spec must be *one* column definition: no top-level ``,`` ``)`` or ``;``, no comments (checked
+on the text), and SQLite must accept it — ``declare_tables`` builds every table in a scratch
+``:memory:`` database and checks, with ``PRAGMA table_xinfo``, that exactly the declared columns
+and nothing else came out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import apsw
+
+from codec._errors import SchemaError
+from sqlite_cells._params import COMMENT, PUNCT, scan_sql
+
+__all__ = [
+    "CfLink",
+    "Column",
+    "Schema",
+    "Table",
+    "cf_link",
+    "create_index_sql",
+    "create_table_sql",
+    "declare_tables",
+    "quote_ident",
+    "render_ddl",
+    "table",
+]
+
+LINK_SUFFIX: Final = "_cf_link"
+RESERVED_PREFIXES: Final = ("_cf_", "sqlite_")
+_FINGERPRINT_PREFIX: Final = b"sqlite-cells schema v1\n"
+
+
+class CfLink:
+    """Marker spec of a link column (R11); all instances are equal."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "sc.cf_link()"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CfLink)
+
+    def __hash__(self) -> int:
+        return hash(CfLink)
+
+
+_CF_LINK: Final = CfLink()
+
+
+def cf_link() -> CfLink:
+    """The spec of a column holding a link to a cell (R11); the column must end in ``_cf_link``."""
+    return _CF_LINK
+
+
+def quote_ident(name: str) -> str:
+    """``name`` as a double-quoted SQLite identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    spec: str  # the SQLite column definition after the name; "TEXT" for links
+    is_link: bool
+
+    def ddl(self) -> str:
+        return f"{quote_ident(self.name)} {self.spec}"
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """One declared table: columns in declaration order, indexes sorted by name."""
+
+    columns: tuple[Column, ...]
+    indexes: tuple[tuple[str, tuple[str, ...]], ...]
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def link_columns(self) -> frozenset[str]:
+        """Lowercased names of the ``cf_link()`` columns."""
+        return frozenset(c.name.lower() for c in self.columns if c.is_link)
+
+    def column(self, name: str) -> Column | None:
+        """The column called ``name`` (case-insensitive), or ``None``."""
+        key = name.lower()
+        return next((c for c in self.columns if c.name.lower() == key), None)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "columns": [{"name": c.name, "spec": c.spec, "link": c.is_link} for c in self.columns],
+            "indexes": {name: list(cols) for name, cols in self.indexes},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """A validated set of tables, sorted by name; hashable, compared by content.
+
+    ``fingerprint`` is a stable sha256 hex of the canonical JSON form, so the runtime can remember
+    which schemas were already ensured on a file.
+    """
+
+    tables: tuple[tuple[str, Table], ...]
+    fingerprint: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        canonical = json.dumps(
+            self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        digest = hashlib.sha256(_FINGERPRINT_PREFIX + canonical.encode()).hexdigest()
+        object.__setattr__(self, "fingerprint", digest)
+
+    def table(self, name: str) -> Table | None:
+        """The table called ``name`` (case-insensitive), or ``None``."""
+        key = name.lower()
+        return next((t for n, t in self.tables if n.lower() == key), None)
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-able description (stored in the handle cell's value as ``"tables"``)."""
+        return {name: t.to_json() for name, t in self.tables}
+
+
+def _check_name(kind: str, name: object, where: str) -> str:
+    if not isinstance(name, str):
+        raise SchemaError(f"{where}: {kind} name {name!r} is not a string; names are strings")
+    if not name:
+        raise SchemaError(f"{where}: a {kind} name is empty; give it a name")
+    if "\x00" in name:
+        raise SchemaError(f"{where}: {kind} name {name!r} contains NUL; remove it")
+    if name.lower().startswith(RESERVED_PREFIXES):
+        raise SchemaError(
+            f"{where}: {kind} name {name!r} is reserved (names starting with '_cf_' or "
+            f"'sqlite_' belong to the runtime and SQLite, R12); rename it"
+        )
+    return name
+
+
+def _check_spec_text(column: str, spec: str) -> None:
+    """Refuse text that is not a single column definition (before SQLite ever sees it)."""
+    where = f"column {column!r}"
+    if not spec.strip():
+        raise SchemaError(f"{where}: the spec is empty; give a type such as 'text' or 'integer'")
+    if "\x00" in spec:
+        raise SchemaError(f"{where}: the spec {spec!r} contains NUL; remove it")
+    depth = 0
+    for tok in scan_sql(spec):
+        if tok.kind == COMMENT:
+            raise SchemaError(f"{where}: the spec {spec!r} contains a comment; remove it")
+        if tok.kind != PUNCT:
+            continue
+        depth += (tok.text == "(") - (tok.text == ")")
+        if depth < 0 or tok.text == ";" or (depth == 0 and tok.text == ","):
+            raise SchemaError(
+                f"{where}: the spec {spec!r} is not a single column definition (unexpected "
+                f"{tok.text!r} at offset {tok.start}); declare one column per spec"
+            )
+    if depth:
+        raise SchemaError(f"{where}: the spec {spec!r} has an unclosed '('; close it")
+
+
+def _column(name: str, spec: object) -> Column:
+    is_link_name = name.lower().endswith(LINK_SUFFIX)
+    if isinstance(spec, CfLink):
+        if not is_link_name:
+            raise SchemaError(
+                f"column {name!r}: sc.cf_link() is only for columns whose name ends in "
+                f"'{LINK_SUFFIX}' (R11); rename it to {name + LINK_SUFFIX!r} or give a SQL type"
+            )
+        return Column(name, "TEXT", True)
+    if not isinstance(spec, str):
+        raise SchemaError(
+            f"column {name!r}: spec {spec!r} is a {type(spec).__name__}; a spec is a SQLite "
+            f"column definition string or sc.cf_link()"
+        )
+    if is_link_name:
+        raise SchemaError(
+            f"column {name!r}: a column ending in '{LINK_SUFFIX}' holds links and must be "
+            f"declared as sc.cf_link(), not {spec!r} (R11)"
+        )
+    _check_spec_text(name, spec)
+    return Column(name, spec.strip(), False)
+
+
+def table(
+    mapping: Mapping[str, str | CfLink] | None = None,
+    /,
+    *,
+    indexes: Mapping[str, Sequence[str]] | None = None,
+    **columns: str | CfLink,
+) -> Table:
+    """Declare a table (R10): columns as keywords and/or one mapping, indexes as name → columns."""
+    if mapping is not None and not isinstance(mapping, Mapping):
+        raise SchemaError(f"table(): the positional argument must be a mapping, not {mapping!r}")
+    declared: list[Column] = []
+    seen: set[str] = set()
+    for name, spec in [*(mapping or {}).items(), *columns.items()]:
+        _check_name("column", name, "table()")
+        if name.lower() in seen:
+            raise SchemaError(
+                f"table(): column {name!r} is declared twice (SQLite names are "
+                f"case-insensitive); keep one"
+            )
+        seen.add(name.lower())
+        declared.append(_column(name, spec))
+    if not declared:
+        raise SchemaError("table(): a table needs at least one column")
+    bare = Table(tuple(declared), ())
+    return Table(bare.columns, _indexes(bare, {} if indexes is None else indexes))
+
+
+def _indexes(
+    declared: Table, indexes: Mapping[str, Sequence[str]]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if not isinstance(indexes, Mapping):
+        raise SchemaError(f"table(): indexes= must map index names to column lists: {indexes!r}")
+    out: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for name, cols in indexes.items():
+        _check_name("index", name, "table()")
+        where = f"index {name!r}"
+        if name.lower() in out:
+            raise SchemaError(f"{where} is declared twice (case-insensitive); keep one")
+        if isinstance(cols, str) or not isinstance(cols, Sequence):
+            raise SchemaError(f"{where}: columns must be a list of names, such as [{cols!r}]")
+        if not cols:
+            raise SchemaError(f"{where}: the column list is empty; name at least one column")
+        resolved: list[str] = []
+        for col in cols:
+            found = declared.column(col) if isinstance(col, str) else None
+            if found is None:
+                raise SchemaError(
+                    f"{where}: column {col!r} is not a column of the table "
+                    f"({', '.join(declared.column_names)}); index declared columns"
+                )
+            resolved.append(found.name)
+        out[name.lower()] = (name, tuple(resolved))
+    return tuple(sorted(out.values()))
+
+
+def create_table_sql(database: str, name: str, declared: Table) -> str:
+    cols = ", ".join(c.ddl() for c in declared.columns)
+    return f"CREATE TABLE {quote_ident(database)}.{quote_ident(name)} ({cols})"
+
+
+def create_index_sql(database: str, index: str, table_name: str, columns: Sequence[str]) -> str:
+    # CREATE INDEX qualifies the index name; the table must be unqualified (same schema).
+    cols = ", ".join(quote_ident(c) for c in columns)
+    return (
+        f"CREATE INDEX {quote_ident(database)}.{quote_ident(index)} "
+        f"ON {quote_ident(table_name)} ({cols})"
+    )
+
+
+def render_ddl(schema: Schema, database: str) -> list[str]:
+    """CREATE TABLE / CREATE INDEX statements of ``schema`` in ``database``, table by table."""
+    out: list[str] = []
+    for name, declared in schema.tables:
+        out.append(create_table_sql(database, name, declared))
+        out.extend(create_index_sql(database, i, name, cols) for i, cols in declared.indexes)
+    return out
+
+
+def declare_tables(tables: Mapping[str, Table]) -> Schema:
+    """Validate a whole declaration (R10–R12) and return it as a :class:`Schema`."""
+    if not isinstance(tables, Mapping):
+        raise SchemaError(f"declare_tables(): expected a mapping of name → sc.table(…): {tables!r}")
+    names: dict[str, str] = {}
+    for name, declared in tables.items():
+        _check_name("table", name, "declare_tables()")
+        if not isinstance(declared, Table):
+            raise SchemaError(f"table {name!r}: {declared!r} is not a sc.table(…) declaration")
+        _recheck(name, declared)
+        if name.lower() in names:
+            raise SchemaError(f"table {name!r} is declared twice (case-insensitive); keep one")
+        names[name.lower()] = name
+    owners: dict[str, str] = {}
+    for name, declared in tables.items():
+        for index, _ in declared.indexes:
+            clash = owners.get(index.lower()) or names.get(index.lower())
+            if clash is not None:
+                raise SchemaError(
+                    f"table {name!r}: index {index!r} has the name of another index or table "
+                    f"({clash!r}); index and table names share one namespace in SQLite"
+                )
+            owners[index.lower()] = name
+    schema = Schema(tuple(sorted(tables.items(), key=lambda item: (item[0].lower(), item[0]))))
+    _check_with_sqlite(schema)
+    return schema
+
+
+def _recheck(name: str, declared: Table) -> None:
+    """A Table built directly, not by table(), gets the same checks."""
+    specs = {c.name: cf_link() if c.is_link else c.spec for c in declared.columns}
+    try:
+        rebuilt = table(specs, indexes={i: list(cols) for i, cols in declared.indexes})
+    except SchemaError as exc:
+        raise SchemaError(f"table {name!r}: {exc}") from exc
+    if rebuilt != declared:
+        raise SchemaError(f"table {name!r}: {declared!r} was not built by sc.table(…); use it")
+
+
+def _check_with_sqlite(schema: Schema) -> None:
+    """Build every table in a scratch database; SQLite is the judge of each spec."""
+    scratch = apsw.Connection(":memory:")
+    try:
+        for name, declared in schema.tables:
+            try:
+                scratch.execute(create_table_sql("main", name, declared))
+            except apsw.Error as exc:
+                raise _blame(scratch, name, declared, exc) from exc
+            got = [
+                r[1].lower() for r in scratch.execute(f"PRAGMA table_xinfo({quote_ident(name)})")
+            ]
+            want = [c.lower() for c in declared.column_names]
+            if got != want:
+                raise SchemaError(
+                    f"table {name!r}: SQLite built columns {got} from the specs, not {want}; "
+                    f"each spec must be exactly one column definition"
+                )
+            for index, cols in declared.indexes:
+                try:
+                    scratch.execute(create_index_sql("main", index, name, cols))
+                except apsw.Error as exc:
+                    raise SchemaError(
+                        f"table {name!r}, index {index!r}: SQLite refused it: {exc}"
+                    ) from exc
+        made = scratch.execute(
+            "SELECT count(*) FROM sqlite_schema WHERE type IN ('table', 'view', 'trigger') "
+            "AND name NOT LIKE 'sqlite%'"
+        ).fetchall()[0][0]
+        if made != len(schema.tables):
+            raise SchemaError(
+                f"the specs created {made} tables/views/triggers instead of {len(schema.tables)}; "
+                f"a spec must not contain other statements"
+            )
+    finally:
+        scratch.close()
+
+
+def _blame(scratch: apsw.Connection, name: str, declared: Table, exc: apsw.Error) -> SchemaError:
+    """Find the column whose spec SQLite refuses: each one is tried next to the other names alone
+    (so references between columns still resolve while their constraints cannot clash)."""
+    for col in declared.columns:
+        others = [quote_ident(c.name) for c in declared.columns if c is not col]
+        probe = f'CREATE TABLE "probe" ({", ".join([*others, col.ddl()])})'
+        try:
+            scratch.execute(probe)
+            scratch.execute('DROP TABLE "probe"')
+        except apsw.Error as col_exc:
+            return SchemaError(
+                f"table {name!r}, column {col.name!r}: SQLite cannot use the spec {col.spec!r}: "
+                f"{col_exc}; write it as a SQLite column definition such as 'text not null'"
+            )
+    return SchemaError(f"table {name!r}: SQLite refused the declaration: {exc}; fix the specs")

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from codec import (
+    CellWrite,
+    CommitRecord,
+    Link,
+    LinkEncodeError,
+    Op,
+    decode_record,
+    decode_value,
+    derive_id,
+    encode_record,
+    encode_value,
+)
+
+links = st.builds(
+    Link,
+    id=st.builds(lambda s: derive_id("cell", s), st.text(max_size=5)),
+    space=st.text(min_size=1, max_size=10),
+    scope=st.just("space"),
+    path=st.lists(st.one_of(st.text(max_size=4), st.integers(0, 9)), max_size=2).map(tuple),
+)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(),
+)
+values = st.recursive(
+    st.one_of(scalars, links),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(values)
+def test_values_with_links_round_trip(value: Any) -> None:
+    data = encode_value(value)
+    assert decode_value(data) == value
+    assert encode_value(decode_value(data)) == data  # canonical
+
+
+def test_links_decode_through_the_hook() -> None:
+    link = Link(id="of:x", space="s", scope="space")
+    data = encode_value({"who": link, "n": 1})
+    assert decode_value(data, lambda link: ("cell", link.id)) == {"who": ("cell", "of:x"), "n": 1}
+
+
+def test_unencodable_values_are_refused_with_a_clear_error() -> None:
+    with pytest.raises(LinkEncodeError, match="cannot store a object in a cell"):
+        encode_value({"x": object()})
+    with pytest.raises(LinkEncodeError):
+        encode_value({1: "non-string key"})
+
+
+def test_dict_key_order_does_not_change_the_bytes() -> None:
+    assert encode_value({"b": 1, "a": 2}) == encode_value({"a": 2, "b": 1})
+
+
+def test_commit_records_round_trip() -> None:
+    import msgspec
+
+    record = CommitRecord(
+        seq=7,
+        writes=(CellWrite("of:a", msgspec.Raw(b'{"x":1}')),),
+        ops=(Op("sqlite", "of:db", msgspec.Raw(b'["INSERT", 1]')),),
+    )
+    back = decode_record(encode_record(record))
+    assert back.seq == 7
+    assert bytes(back.writes[0].value) == b'{"x":1}'
+    assert back.ops[0].kind == "sqlite" and bytes(back.ops[0].body) == b'["INSERT", 1]'

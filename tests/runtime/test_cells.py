@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import sqlite_cells as sc
+from codec import ClosedError, derive_id
+
+
+def test_cell_ids_derive_from_space_and_name(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("counter", default=0)
+    assert c.id == derive_id("cell", "demo", "counter")
+    assert c.id == rt.space("demo").cell("counter").id
+    assert c.id != rt.space("other").cell("counter").id
+
+
+def test_default_until_first_write_then_committed_value(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("counter", default=0)
+    assert c.get() == 0
+    with space.transact() as tx:
+        c.set(5)
+        assert c.get() == 5  # the transaction sees its own write
+    assert tx.seq == 1
+    assert c.get() == 5
+    c.update  # noqa: B018  # attribute exists
+    with space.transact():
+        c.update(lambda v: v + 1)
+    assert c.get() == 6
+
+
+def test_writes_outside_a_transaction_raise_no_transaction(rt: sc.Runtime) -> None:
+    c = rt.space("demo").cell("x")
+    with pytest.raises(sc.NoTransaction, match="needs a transaction"):
+        c.set(1)
+    assert c.get() is None
+
+
+def test_exception_in_the_body_discards_every_write(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    a, b = space.cell("a", default=0), space.cell("b", default=0)
+    with pytest.raises(ZeroDivisionError), space.transact():
+        a.set(1)
+        b.set(1 / 0)
+    assert (a.get(), b.get()) == (0, 0)
+    assert space.file.seen_seq == 0
+
+
+def test_paths_read_and_write_inside_values(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    doc = space.cell("doc", default={})
+    with space.transact():
+        doc.key("a").key("b").set([1, 2, 3])
+        doc.key("a").key("b").key(1).set(20)
+        doc.key("title").set("hi")
+    assert doc.get() == {"a": {"b": [1, 20, 3]}, "title": "hi"}
+    assert doc.key("a").key("b").key(-1).get() == 3
+    assert doc.key("missing").key(3).get() is None
+    with pytest.raises(sc.SqliteCellsError, match="existing list element"), space.transact():
+        doc.key("a").key("b").key(7).set(0)
+    with pytest.raises(sc.SqliteCellsError, match="not an object"), space.transact():
+        doc.key("title").key("x").set(0)
+    assert doc.get() == {"a": {"b": [1, 20, 3]}, "title": "hi"}
+
+
+def test_cells_inside_values_are_stored_as_links_and_read_back_as_cells(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    alice = space.cell("alice")
+    post = space.cell("post")
+    with space.transact():
+        alice.set({"name": "Alice"})
+        post.set({"author": alice, "tags": [alice.key("name")]})
+    raw = space.file.entity(post.id).data
+    assert raw is not None and alice.link_str().encode() in raw
+    value = post.get()
+    assert value["author"] == alice
+    assert isinstance(value["author"], sc.Cell)
+    assert value["author"].get() == {"name": "Alice"}
+    assert value["tags"][0].get() == "Alice"
+
+
+def test_links_name_cells_in_other_spaces(rt: sc.Runtime) -> None:
+    home, away = rt.space("home"), rt.space("away")
+    target = away.cell("target")
+    with away.transact():
+        target.set("far")
+    ref = home.cell("ref")
+    with home.transact():
+        ref.set(target)
+    got = ref.get()
+    assert got.space.id == "away" and got.get() == "far"
+    assert rt.cell_from_link(target.link_str()) == target
+    assert rt.cell_from_link(target.link()).get() == "far"
+    with pytest.raises(sc.LinkDecodeError):
+        rt.cell_from_link("not a link")
+
+
+def test_one_space_per_transaction(rt: sc.Runtime) -> None:
+    home, away = rt.space("home"), rt.space("away")
+    with pytest.raises(sc.CrossSpaceWrite, match="one transaction per space"), home.transact():
+        home.cell("a").set(1)
+        away.cell("b").set(1)
+    assert home.cell("a").get() is None
+    with pytest.raises(sc.CrossSpaceWrite), home.transact(), away.transact():
+        pass
+
+
+def test_nested_transact_joins_the_outer(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    with space.transact() as outer:
+        with space.transact() as inner:
+            c.set(1)
+        assert inner is outer
+        assert space.file.seen_seq == 0  # nothing committed by the inner block
+    assert outer.seq == 1 and c.get() == 1
+
+
+def test_values_must_be_json_or_cells(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    with pytest.raises(sc.LinkEncodeError, match="cannot store a object"), space.transact():
+        space.cell("x").set({"k": object()})
+    assert space.cell("x").get() is None
+
+
+def test_committed_values_survive_a_restart(store: Path) -> None:
+    with sc.Runtime(store) as first:
+        space = first.space("demo")
+        with space.transact():
+            space.cell("c").set({"n": 1, "me": space.cell("me")})
+    with sc.Runtime(store) as second:
+        value = second.space("demo").cell("c").get()
+        assert value["n"] == 1 and value["me"] == second.space("demo").cell("me")
+        assert second.space("demo").file.seen_seq == 1
+
+
+def test_closed_runtime_says_so(store: Path) -> None:
+    runtime = sc.Runtime(store)
+    space = runtime.space("demo")
+    runtime.close()
+    runtime.close()  # twice is fine
+    with pytest.raises(ClosedError, match="closed"):
+        runtime.space("demo")
+    with pytest.raises(ClosedError):
+        space.transact()
+    with pytest.raises(ClosedError):
+        space.cell("never-read").get()
+
+
+def test_ephemeral_store_is_removed_on_close() -> None:
+    with sc.Runtime.ephemeral() as runtime:
+        store = runtime.store
+        runtime.space("demo")
+        assert any(store.iterdir())
+    assert not store.exists()
+
+
+def test_default_store_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SQLITE_CELLS_STORE", str(tmp_path / "env-store"))
+    with sc.Runtime() as runtime:
+        assert runtime.store == (tmp_path / "env-store").resolve()
+    monkeypatch.delenv("SQLITE_CELLS_STORE")
+    monkeypatch.chdir(tmp_path)
+    with sc.Runtime() as runtime:
+        assert runtime.store == (tmp_path / ".sqlite-cells").resolve()

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlite_cells as sc
+
+
+@sc.pattern
+def counter_pattern(start: sc.Cell) -> dict[str, Any]:
+    space = start.space
+    count = space.cell("count", default=0)
+    scratch = space.cell()  # unnamed: id from its position in the pattern
+    return {"count": count, "scratch": scratch, "doubled": sc.derive(count, lambda v: v * 2)}
+
+
+def test_same_key_binds_the_same_cells_across_restarts(store: Path) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        start = space.cell("start", default=1)
+        piece = space.run(counter_pattern, key="main", start=start)
+        with space.transact():
+            piece.outputs["count"].set(5)
+        first_ids = (piece.id, piece.outputs["count"].id, piece.outputs["scratch"].id)
+        assert piece.inputs["start"].get() == start  # the input cell holds a link to it
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        again = space.run(counter_pattern, key="main", start=space.cell("start"))
+        assert (again.id, again.outputs["count"].id, again.outputs["scratch"].id) == first_ids
+        assert again.outputs["count"].get() == 5
+        assert again.outputs["doubled"].get() == 10
+        assert space.file.seen_seq == 2  # re-running with the same inputs wrote nothing
+
+
+def test_different_keys_make_different_pieces(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    start = space.cell("start")
+    a = space.run(counter_pattern, key="a", start=start)
+    b = space.run(counter_pattern, key="b", start=start)
+    assert a.id != b.id
+    assert a.outputs["count"].id != b.outputs["count"].id
+    assert a.outputs["scratch"].id != a.outputs["count"].id
+
+
+def test_plain_inputs_are_stored_in_input_cells(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+
+    @sc.pattern
+    def greet(name: sc.Cell) -> Any:
+        return sc.derive(name, lambda n: f"hi {n}")
+
+    piece = space.run(greet, key="x", name="Ada")
+    assert piece.inputs["name"].get() == "Ada"
+    assert piece.outputs.get() == "hi Ada"

@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+import sqlite_cells as sc
+from runtime import Space
+
+
+def test_conflict_when_a_read_cell_changed(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    with pytest.raises(sc.ConflictError) as info, space.transact():
+        seen = c.get()
+        other = threading.Thread(target=lambda: _bump(space, c))
+        other.start()
+        other.join()
+        c.set(seen + 1)
+    assert info.value.cell_ids == (c.id,) and info.value.space_id == "demo"
+    assert c.get() == 1  # the other writer's value; ours was not written
+
+
+def _bump(space: Space, c: sc.Cell) -> None:
+    with space.transact():
+        c.set(c.get() + 1)
+
+
+def test_blind_writes_do_not_conflict(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    with space.transact():
+        c.set(10)
+        t = threading.Thread(target=lambda: _bump(space, c))
+        t.start()
+        t.join()
+    assert c.get() == 10
+
+
+def test_handler_retries_on_conflict_and_returns_the_seq(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    attempts = []
+
+    @sc.handler
+    def bump(n: int, *, counter: sc.Cell) -> None:
+        value = counter.get()
+        attempts.append(value)
+        if len(attempts) == 1:  # another writer sneaks in during the first try
+            t = threading.Thread(target=lambda: _bump(space, counter))
+            t.start()
+            t.join()
+        counter.set(value + n)
+
+    seq = bump(5, counter=c)
+    assert attempts == [0, 1]
+    assert seq == 2 and c.get() == 6
+
+
+def _interfering_handler(space: Space, interfere_on: int, **options: int) -> tuple[Any, list[int]]:
+    calls: list[int] = []
+
+    @sc.handler(**options)
+    def body(counter: sc.Cell) -> None:
+        calls.append(len(calls) + 1)
+        value = counter.get()
+        if len(calls) <= interfere_on:  # another writer commits between our read and our commit
+            t = threading.Thread(target=lambda: _bump(space, counter))
+            t.start()
+            t.join()
+        counter.set(value + 100)
+
+    return body, calls
+
+
+def test_handler_gives_up_after_its_tries(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    body, calls = _interfering_handler(space, interfere_on=99, tries=2)
+    with pytest.raises(sc.ConflictError):
+        body(c)
+    assert calls == [1, 2]
+    assert c.get() == 2  # only the interfering writes landed
+
+
+def test_handler_escalates_to_the_write_lock_after_three_conflicts(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    body, calls = _interfering_handler(space, interfere_on=3)
+    assert body(c) == 4
+    assert calls == [1, 2, 3, 4]
+    assert c.get() == 103
+
+
+def test_handler_that_writes_nothing_returns_none_and_nested_handler_joins(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+
+    @sc.handler
+    def noop() -> None:
+        c.get()
+
+    @sc.handler
+    def inner() -> None:
+        c.update(lambda v: v + 1)
+
+    @sc.handler
+    def outer() -> None:
+        assert inner() is None
+        assert inner() is None
+
+    assert noop() is None
+    assert outer() == 1
+    assert c.get() == 2
+
+
+def test_seqs_are_contiguous(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+
+    @sc.handler
+    def bump() -> None:
+        c.update(lambda v: v + 1)
+
+    seqs = [bump() for _ in range(5)]
+    assert seqs == [1, 2, 3, 4, 5]
+    rows = space.file.write_connection
+    with rows() as conn:
+        assert [s for (s,) in conn.execute("SELECT seq FROM _cf_log ORDER BY seq")] == seqs
+
+
+def test_threads_incrementing_one_counter_lose_no_update(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+
+    @sc.handler
+    def bump() -> None:
+        c.update(lambda v: v + 1)
+
+    def work() -> None:
+        for _ in range(50):
+            bump()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert c.get() == 200

@@ -1,0 +1,621 @@
+"""The additive-only migration of database files (R13, R14), on real files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+
+import apsw
+import pytest
+
+from codec._errors import ClosedError, MigrationError, SchemaError, UnsupportedMigration
+from sqlite_cells import _migrate
+from sqlite_cells._migrate import MigrationConnection, MigrationPlan, ensure_schema, plan_migration
+from sqlite_cells._schema import CfLink, Schema, cf_link, declare_tables, table
+
+Spec = str | CfLink
+Migrate = Callable[[MigrationConnection, int], None]
+
+
+def schema(tables: Mapping[str, Mapping[str, Spec]], **indexes: dict[str, list[str]]) -> Schema:
+    return declare_tables(
+        {name: table(dict(cols), indexes=indexes.get(name)) for name, cols in tables.items()}
+    )
+
+
+MESSAGES = {"id": "integer primary key", "body": "text not null default ''", "ts": "integer"}
+
+
+@pytest.fixture
+def conn(tmp_path: Path) -> Iterator[apsw.Connection]:
+    c = apsw.Connection(str(tmp_path / "db.sqlite"))
+    yield c
+    c.close()
+
+
+def ensure(
+    conn: apsw.Connection,
+    declared: Schema,
+    version: int = 1,
+    migrate: Migrate | None = None,
+    database: str = "main",
+) -> None:
+    """ensure_schema inside a transaction the caller opened, as the runtime does."""
+    with conn:
+        ensure_schema(conn, database, declared, db_id="db1", version=version, migrate=migrate)
+
+
+def snapshot(conn: apsw.Connection, database: str = "main") -> tuple[object, ...]:
+    """Everything in the file: schema rows and the content of every table."""
+    db = f'"{database}"'
+    objects = conn.execute(f"SELECT type, name, tbl_name, sql FROM {db}.sqlite_schema").fetchall()
+    data = [
+        (name, sorted(conn.execute(f'SELECT * FROM {db}."{name}"').fetchall(), key=repr))
+        for kind, name, _, _ in objects
+        if kind == "table"
+    ]
+    return tuple(sorted(objects, key=repr)), tuple(data)
+
+
+def version_of(conn: apsw.Connection, database: str = "main") -> object:
+    rows = conn.execute(f"SELECT value FROM \"{database}\"._cf_meta WHERE key = 'version'")
+    return rows.fetchall()
+
+
+def test_create_from_scratch(conn: apsw.Connection) -> None:
+    calls: list[int] = []
+    declared = schema(
+        {"messages": {**MESSAGES, "author_cf_link": cf_link()}}, messages={"by_ts": ["ts"]}
+    )
+    plan = plan_migration(conn, "main", declared)
+    assert plan == MigrationPlan(
+        (
+            'CREATE TABLE "main"."messages" ("id" integer primary key, "body" text not null '
+            'default \'\', "ts" integer, "author_cf_link" TEXT)',
+            'CREATE INDEX "main"."by_ts" ON "messages" ("ts")',
+        ),
+        (),
+    )
+    # A new file stores the declared version and never calls migrate.
+    ensure(conn, declared, version=7, migrate=lambda c, v: calls.append(v))
+    assert calls == []
+    assert version_of(conn) == [(7,)]
+    assert conn.execute("SELECT id, seq FROM _cf_watermark").fetchall() == [(0, 0)]
+    names = conn.execute("SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite%'")
+    assert sorted(names.fetchall()) == [
+        ("index", "by_ts"),
+        ("table", "_cf_meta"),
+        ("table", "_cf_watermark"),
+        ("table", "messages"),
+    ]
+    assert [r[1] for r in conn.execute("PRAGMA table_info(messages)")] == [
+        "id",
+        "body",
+        "ts",
+        "author_cf_link",
+    ]
+    # Ensured twice: nothing to do, nothing changes.
+    before = snapshot(conn)
+    assert plan_migration(conn, "main", declared) == MigrationPlan((), ())
+    ensure(conn, declared, version=7)
+    assert snapshot(conn) == before
+
+
+def test_additive_changes_keep_rows(conn: apsw.Connection) -> None:
+    ensure(conn, schema({"messages": MESSAGES}))
+    conn.execute("INSERT INTO messages (id, body, ts) VALUES (1, 'hi', 10), (2, 'yo', 20)")
+    grown = schema(
+        {
+            "messages": {
+                **MESSAGES,
+                "lang": "text",
+                "score": "integer not null default 0",
+                "tag": "text collate nocase default 'none' check (length(tag) < 10)",
+                "owner_cf_link": cf_link(),
+            },
+            "authors": {"name": "text primary key"},
+        },
+        messages={"by_ts": ["ts"], "by_lang": ["lang", "ts"]},
+    )
+    plan = plan_migration(conn, "main", grown)
+    assert plan.differences == ()
+    assert plan.statements == (
+        'CREATE TABLE "main"."authors" ("name" text primary key)',
+        'ALTER TABLE "main"."messages" ADD COLUMN "lang" text',
+        'ALTER TABLE "main"."messages" ADD COLUMN "score" integer not null default 0',
+        'ALTER TABLE "main"."messages" ADD COLUMN "tag" text collate nocase default \'none\' '
+        "check (length(tag) < 10)",
+        'ALTER TABLE "main"."messages" ADD COLUMN "owner_cf_link" TEXT',
+        'CREATE INDEX "main"."by_lang" ON "messages" ("lang", "ts")',
+        'CREATE INDEX "main"."by_ts" ON "messages" ("ts")',
+    )
+    ensure(conn, grown)
+    rows = conn.execute("SELECT id, body, ts, lang, score, tag, owner_cf_link FROM messages")
+    assert rows.fetchall() == [
+        (1, "hi", 10, None, 0, "none", None),
+        (2, "yo", 20, None, 0, "none", None),
+    ]
+    assert plan_migration(conn, "main", grown) == MigrationPlan((), ())
+    assert version_of(conn) == [(1,)]
+
+
+def test_equal_when_sqlite_reports_the_same(conn: apsw.Connection) -> None:
+    ensure(
+        conn,
+        schema(
+            {
+                "t": {
+                    "id": "INTEGER PRIMARY KEY",
+                    "v": "VARCHAR( 10 )  NOT NULL DEFAULT 'X'",
+                    "w": "text default current_timestamp",
+                }
+            }
+        ),
+    )
+    same = schema(
+        {
+            "t": {
+                "ID": "integer primary key",
+                "v": "varchar(10) not null default 'X'",
+                "w": "TEXT DEFAULT CURRENT_TIMESTAMP",
+            }
+        }
+    )
+    assert plan_migration(conn, "main", same) == MigrationPlan((), ())
+    # …but a string literal is compared as written.
+    other = schema(
+        {
+            "t": {
+                "id": "integer primary key",
+                "v": "varchar(10) not null default 'x'",
+                "w": "text default current_timestamp",
+            }
+        }
+    )
+    assert plan_migration(conn, "main", other).differences == ("t.v: default 'X' → 'x'",)
+
+
+STORED = {
+    "id": "integer primary key",
+    "body": "text not null",
+    "ts": "integer default 0",
+    "name": "text unique collate nocase",
+    "owner": "integer references users(id)",
+    "n": "integer check (n > 0)",
+}
+
+
+FK = "messages: FOREIGN KEY(owner) REFERENCES users(id) ON UPDATE NO ACTION ON DELETE"
+CANNOT = "cannot be added to an existing table"
+
+
+@pytest.mark.parametrize(
+    ("change", "difference"),
+    [
+        ({"body": "integer not null"}, "messages.body: type TEXT → INTEGER"),
+        ({"body": "text"}, "messages.body: NOT NULL yes → no"),
+        ({"ts": "integer not null default 0"}, "messages.ts: NOT NULL no → yes"),
+        ({"ts": "integer default 1"}, "messages.ts: default 0 → 1"),
+        ({"ts": "integer"}, "messages.ts: default 0 → (none)"),
+        (
+            {"id": "integer", "ts": "integer primary key default 0"},
+            "messages.id: primary key position 1 → 0",
+        ),
+        ({"id": "integer primary key autoincrement"}, "messages.id: AUTOINCREMENT no → yes"),
+        ({"name": "text unique collate binary"}, "messages.name: collation NOCASE → BINARY"),
+        ({"name": "text collate nocase"}, "messages: UNIQUE(name) is stored but not declared"),
+        ({"ts": "integer default 0 unique"}, "messages: UNIQUE(ts) is declared but not stored"),
+        ({"owner": "integer"}, f"{FK} NO ACTION is stored but not declared"),
+        (
+            {"owner": "integer references users(id) on delete cascade"},
+            f"{FK} CASCADE is declared but not stored",
+        ),
+        ({"n": "integer check (n > 1)"}, "messages.n: CHECK n > 0 → n > 1"),
+        ({"n": "integer"}, "messages.n: CHECK n > 0 → (none)"),
+        ({"n": "integer as (id * 2)"}, "messages.n: generated no → virtual"),
+        (
+            {"extra": "text not null"},
+            "messages.extra: a new NOT NULL column without a default cannot be added (existing "
+            "rows need a value)",
+        ),
+        ({"extra": "text unique"}, f"messages.extra: a new UNIQUE column {CANNOT}"),
+        (
+            {"id": "integer", "extra": "integer primary key"},
+            f"messages.extra: a new PRIMARY KEY column {CANNOT}",
+        ),
+        (
+            {"extra": "integer as (id + 1) stored"},
+            f"messages.extra: a new STORED generated column {CANNOT}",
+        ),
+    ],
+)
+def test_each_non_additive_difference(
+    conn: apsw.Connection, change: dict[str, str], difference: str
+) -> None:
+    ensure(conn, schema({"messages": STORED}))
+    conn.execute("INSERT INTO messages (id, body, name, n) VALUES (1, 'a', 'x', 3)")
+    before = snapshot(conn)
+    declared = schema({"messages": {**STORED, **change}})
+    plan = plan_migration(conn, "main", declared)
+    assert difference in plan.differences
+    with pytest.raises(UnsupportedMigration) as info:
+        ensure(conn, declared, version=2)
+    assert info.value.db_id == "db1"
+    assert difference in info.value.differences
+    assert difference in str(info.value)
+    assert snapshot(conn) == before
+    assert version_of(conn) == [(1,)]
+
+
+def test_every_difference_is_listed_and_nothing_is_written(conn: apsw.Connection) -> None:
+    ensure(
+        conn,
+        schema(
+            {"messages": {"id": "integer primary key", "body": "text", "old": "text", "ts": "int"}},
+            messages={"by_ts": ["ts"]},
+        ),
+    )
+    conn.execute("INSERT INTO messages VALUES (1, 'hello', 'x', 5)")
+    conn.execute("CREATE TABLE kept (a)")  # not declared: left alone
+    conn.execute("CREATE INDEX extra_idx ON messages (body)")  # not declared: left alone
+    conn.execute("CREATE VIEW v AS SELECT 1")
+    before = snapshot(conn)
+    declared = schema(
+        {
+            "messages": {
+                "id": "integer primary key",
+                "body": "integer",
+                "new_col": "text",
+                "ts": "int",
+                "x": "int not null",
+            },
+            "added": {"a": "text"},
+            "v": {"a": "text"},
+        },
+        messages={"by_ts": ["ts", "id"], "by_body": ["body"]},
+    )
+    expected = (
+        "messages.body: type TEXT → INTEGER",
+        "messages.x: a new NOT NULL column without a default cannot be added (existing rows "
+        "need a value)",
+        "messages.old: the stored column is not declared (dropping or renaming a column is not "
+        "additive)",
+        "index by_ts: ON messages(ts) → ON messages(ts, id)",
+        "v: the file holds an object (view) of that name, not a table",
+    )
+    assert plan_migration(conn, "main", declared).differences == expected
+    with pytest.raises(UnsupportedMigration) as info:
+        ensure(conn, declared)
+    assert info.value.differences == expected
+    for difference in expected:
+        assert difference in str(info.value)
+    assert snapshot(conn) == before
+
+
+def test_refused_add_column_is_a_difference_too(conn: apsw.Connection) -> None:
+    ensure(conn, schema({"t": {"a": "text"}}))
+    conn.execute("INSERT INTO t VALUES ('x')")
+    before = snapshot(conn)
+    declared = schema(
+        {"t": {"a": "text", "b": "text default current_timestamp", "c": "text"}, "u": {"a": "text"}}
+    )
+    plan = plan_migration(conn, "main", declared)
+    assert plan.differences == ()  # only SQLite knows, when it runs the ALTER
+    with pytest.raises(UnsupportedMigration) as info:
+        ensure(conn, declared)
+    assert info.value.differences == (
+        't.b: SQLite refused \'ALTER TABLE "main"."t" ADD COLUMN "b" text default '
+        "current_timestamp': Cannot add a column with non-constant default",
+    )
+    assert snapshot(conn) == before
+
+
+def test_caller_transaction_survives_a_failed_ensure(conn: apsw.Connection) -> None:
+    ensure(conn, schema({"t": {"a": "text"}}))
+    conn.execute("BEGIN")
+    conn.execute("INSERT INTO t VALUES ('kept')")
+    with pytest.raises(UnsupportedMigration):
+        ensure_schema(
+            conn, "main", schema({"t": {"a": "integer"}}), db_id="db1", version=1, migrate=None
+        )
+    assert conn.in_transaction
+    conn.execute("COMMIT")
+    assert conn.execute("SELECT a FROM t").fetchall() == [("kept",)]
+
+
+def rename_body(calls: list[int]) -> Migrate:
+    def migrate(mc: MigrationConnection, from_version: int) -> None:
+        calls.append(from_version)
+        mc.execute("ALTER TABLE messages RENAME COLUMN body TO text")
+
+    return migrate
+
+
+def test_version_bump_with_migrate_renaming_a_column(conn: apsw.Connection) -> None:
+    ensure(conn, schema({"messages": MESSAGES}))
+    conn.execute("INSERT INTO messages (id, body, ts) VALUES (1, 'hi', 10)")
+    renamed = schema(
+        {
+            "messages": {
+                "id": "integer primary key",
+                "text": "text not null default ''",
+                "ts": "integer",
+            }
+        }
+    )
+    calls: list[int] = []
+    ensure(conn, renamed, version=2, migrate=rename_body(calls))
+    assert calls == [1]
+    assert conn.execute("SELECT id, text, ts FROM messages").fetchall() == [(1, "hi", 10)]
+    assert version_of(conn) == [(2,)]
+    # Same version again: migrate is not called.
+    ensure(conn, renamed, version=2, migrate=rename_body(calls))
+    assert calls == [1]
+
+
+def test_version_bump_without_migrate(conn: apsw.Connection) -> None:
+    ensure(conn, schema({"t": {"a": "text"}}))
+    ensure(conn, schema({"t": {"a": "text", "b": "text"}}), version=3)
+    assert version_of(conn) == [(3,)]
+    assert [r[1] for r in conn.execute("PRAGMA table_info(t)")] == ["a", "b"]
+    before = snapshot(conn)
+    with pytest.raises(UnsupportedMigration) as info:
+        ensure(conn, schema({"t": {"a": "integer", "b": "text"}}), version=4)
+    assert info.value.differences == ("t.a: type TEXT → INTEGER",)
+    assert snapshot(conn) == before
+
+
+def test_migrate_that_leaves_a_non_additive_diff(conn: apsw.Connection) -> None:
+    ensure(conn, schema({"t": {"a": "text"}}))
+    before = snapshot(conn)
+
+    def migrate(mc: MigrationConnection, from_version: int) -> None:
+        mc.execute("CREATE TABLE scratch (x)")
+
+    with pytest.raises(UnsupportedMigration) as info:
+        ensure(conn, schema({"t": {"a": "integer"}}), version=2, migrate=migrate)
+    assert info.value.differences == ("t.a: type TEXT → INTEGER",)
+    assert snapshot(conn) == before  # scratch was rolled back too
+
+
+def test_migrate_raising(conn: apsw.Connection) -> None:
+    ensure(conn, schema({"t": {"a": "text"}}))
+    conn.execute("INSERT INTO t VALUES ('x')")
+    before = snapshot(conn)
+    boom = RuntimeError("boom")
+
+    def migrate(mc: MigrationConnection, from_version: int) -> None:
+        mc.execute("INSERT INTO t VALUES ('written before the error')")
+        mc.execute("CREATE TABLE half_done (x)")
+        raise boom
+
+    with pytest.raises(MigrationError) as info:
+        ensure(conn, schema({"t": {"a": "text"}}), version=2, migrate=migrate)
+    assert info.value.__cause__ is boom
+    assert info.value.db_id == "db1"
+    assert str(info.value) == (
+        "database db1: migrate(conn, from_version=1) raised RuntimeError: boom; nothing was written"
+    )
+    assert snapshot(conn) == before
+    assert version_of(conn) == [(1,)]
+
+
+def test_stored_version_newer_than_declared(conn: apsw.Connection) -> None:
+    ensure(conn, schema({"t": {"a": "text"}}), version=5)
+    calls: list[int] = []
+    before = snapshot(conn)
+    with pytest.raises(UnsupportedMigration) as info:
+        ensure(conn, schema({"t": {"a": "text"}}), version=4, migrate=lambda c, v: calls.append(v))
+    assert info.value.differences == (
+        "the file is at version 5, newer than the declared version=4: it was written by a newer "
+        "declaration; run that code, not an older one",
+    )
+    assert calls == []
+    assert snapshot(conn) == before
+
+
+@pytest.mark.parametrize("version", [-1, True, 1.5, "2"])
+def test_bad_version(conn: apsw.Connection, version: object) -> None:
+    with pytest.raises(SchemaError, match="version="):
+        ensure(conn, schema({"t": {"a": "text"}}), version=version)  # type: ignore[arg-type]
+
+
+def test_damaged_version(conn: apsw.Connection) -> None:
+    ensure(conn, schema({"t": {"a": "text"}}))
+    conn.execute("UPDATE _cf_meta SET value = 'two' WHERE key = 'version'")
+    with pytest.raises(UnsupportedMigration) as info:
+        ensure(conn, schema({"t": {"a": "text"}}))
+    assert info.value.differences == (
+        "_cf_meta.version holds 'two', not an integer: the file is damaged",
+    )
+
+
+@pytest.fixture
+def attached(tmp_path: Path) -> Iterator[apsw.Connection]:
+    """The write connection's layout: the space file is main, the database file is _cf_db."""
+    c = apsw.Connection(str(tmp_path / "space.sqlite"))
+    c.execute("CREATE TABLE _cf_cells (id TEXT PRIMARY KEY, value)")
+    c.execute("ATTACH ? AS _cf_db", (str(tmp_path / "db.sqlite"),))
+    yield c
+    c.close()
+
+
+def main_names(conn: apsw.Connection) -> list[str]:
+    return sorted(r[0] for r in conn.execute("SELECT name FROM main.sqlite_schema"))
+
+
+def test_attached_database_file(attached: apsw.Connection, tmp_path: Path) -> None:
+    ensure(attached, schema({"messages": MESSAGES}), database="_cf_db")
+    attached.execute(
+        "INSERT INTO _cf_db.messages (id, body, ts) VALUES (1, 'hi', 10), (2, 'yo', 20)"
+    )
+    seen: dict[str, object] = {}
+
+    def migrate(mc: MigrationConnection, from_version: int) -> None:
+        mc.execute("ALTER TABLE messages RENAME COLUMN body TO text")
+        mc.execute("CREATE TABLE archive (id INTEGER PRIMARY KEY, text TEXT)")
+        mc.execute("CREATE INDEX archive_text ON archive (text)")
+        mc.execute(
+            "INSERT INTO archive (id, text) SELECT id, text FROM messages WHERE ts > :ts",
+            {"ts": 15},
+        )
+        mc.execute(
+            "CREATE TRIGGER IF NOT EXISTS keep AFTER DELETE ON messages BEGIN "
+            "INSERT INTO archive (id, text) VALUES (old.id, old.text); END;"
+        )
+        mc.execute("CREATE VIEW recent AS SELECT * FROM messages WHERE ts > 0")
+        seen["tables"] = mc.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        )
+        seen["pragma"] = mc.execute("PRAGMA table_info(archive)")
+        mc.execute("PRAGMA user_version = 9")
+        seen["rows"] = mc.execute("SELECT id, text FROM archive WHERE id = ?", (2,))
+
+    renamed = {"id": "integer primary key", "text": "text not null default ''", "ts": "integer"}
+    ensure(attached, schema({"messages": renamed}), version=2, migrate=migrate, database="_cf_db")
+    assert seen == {
+        "tables": [("_cf_meta",), ("_cf_watermark",), ("archive",), ("messages",)],
+        "pragma": [(0, "id", "INTEGER", 0, None, 1), (1, "text", "TEXT", 0, None, 0)],
+        "rows": [(2, "yo")],
+    }
+    assert main_names(attached) == ["_cf_cells", "sqlite_autoindex__cf_cells_1"]
+    assert attached.execute("PRAGMA main.user_version").fetchall() == [(0,)]
+    attached.execute("DETACH _cf_db")
+    # The database file, opened on its own (as the read connections do), holds everything.
+    db = apsw.Connection(str(tmp_path / "db.sqlite"))
+    assert sorted(
+        db.execute("SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite%'")
+    ) == [
+        ("index", "archive_text"),
+        ("table", "_cf_meta"),
+        ("table", "_cf_watermark"),
+        ("table", "archive"),
+        ("table", "messages"),
+        ("trigger", "keep"),
+        ("view", "recent"),
+    ]
+    assert db.execute("SELECT id, text, ts FROM messages ORDER BY id").fetchall() == [
+        (1, "hi", 10),
+        (2, "yo", 20),
+    ]
+    assert db.execute("SELECT count(*) FROM recent").fetchall() == [(2,)]
+    db.execute("DELETE FROM messages WHERE id = 1")  # the trigger works in the file alone
+    assert db.execute("SELECT id, text FROM archive ORDER BY id").fetchall() == [
+        (1, "hi"),
+        (2, "yo"),
+    ]
+    assert db.execute("PRAGMA user_version").fetchall() == [(9,)]
+    assert db.execute("SELECT value FROM _cf_meta").fetchall() == [(2,)]
+    db.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "why"),
+    [
+        ("SELECT * FROM main._cf_cells", "names schema 'main'"),
+        ("INSERT INTO main.t VALUES (1)", "names schema 'main'"),
+        ('SELECT * FROM "TEMP".x', "names schema 'TEMP'"),
+        ("CREATE TABLE main.x (a)", "names schema 'main'"),
+        ("CREATE TEMP TABLE x (a)", "temporary objects"),
+        ("ATTACH 'other.db' AS other", "ATTACH/DETACH"),
+        ("DETACH main", "ATTACH/DETACH"),
+        ("BEGIN", "inside the runtime's transaction"),
+        ("COMMIT", "inside the runtime's transaction"),
+        ("SAVEPOINT s", "inside the runtime's transaction"),
+        ("ROLLBACK", "inside the runtime's transaction"),
+        ("VACUUM", "VACUUM"),
+        ("CREATE TABLE a (x); CREATE TABLE b (y)", "several statements"),
+        ("SELECT 1; SELECT 2", "several statements"),
+        ("DELETE FROM _cf_meta", "runtime name"),
+        ("SELECT * FROM _cf_cells", "runtime name"),
+        ("  -- nothing\n", "empty"),
+    ],
+)
+def test_migration_connection_refuses(attached: apsw.Connection, sql: str, why: str) -> None:
+    before = main_names(attached)
+    mc = MigrationConnection(attached, "_cf_db", "db1")
+    with pytest.raises(MigrationError) as info:
+        mc.execute(sql)
+    assert info.value.db_id == "db1"
+    assert why in str(info.value) and repr(sql) in str(info.value)
+    assert main_names(attached) == before
+    assert attached.db_names() == ["main", "temp", "_cf_db"]
+
+
+def test_refusal_inside_migrate_becomes_migration_error(attached: apsw.Connection) -> None:
+    ensure(attached, schema({"t": {"a": "text"}}), database="_cf_db")
+
+    def migrate(mc: MigrationConnection, from_version: int) -> None:
+        mc.execute("DROP TABLE main._cf_cells")
+
+    with pytest.raises(MigrationError) as info:
+        ensure(
+            attached, schema({"t": {"a": "text"}}), version=2, migrate=migrate, database="_cf_db"
+        )
+    assert isinstance(info.value.__cause__, MigrationError)
+    assert "names schema 'main'" in str(info.value.__cause__)
+    assert str(info.value).startswith(
+        "database db1: migrate(conn, from_version=1) raised MigrationError"
+    )
+    assert main_names(attached) == ["_cf_cells", "sqlite_autoindex__cf_cells_1"]
+
+
+def test_migration_connection_is_closed_after_migrate(conn: apsw.Connection) -> None:
+    ensure(conn, schema({"t": {"a": "text"}}))
+    kept: list[MigrationConnection] = []
+    ensure(conn, schema({"t": {"a": "text"}}), version=2, migrate=lambda mc, v: kept.append(mc))
+    with pytest.raises(ClosedError, match="after migrate"):
+        kept[0].execute("SELECT 1")
+
+
+def test_scratch_results_are_cached_and_bounded(conn: apsw.Connection) -> None:
+    declared = schema({"t": {"a": "text"}})
+    plan_migration(conn, "main", declared)
+    assert declared.fingerprint in _migrate._declared_cache
+    for i in range(_migrate._CACHE_SIZE + 3):
+        plan_migration(conn, "main", schema({"t": {"a": "text", f"c{i}": "text"}}))
+    assert len(_migrate._declared_cache) <= _migrate._CACHE_SIZE
+
+
+def test_plan_only_reads(conn: apsw.Connection) -> None:
+    declared = schema({"t": {"a": "text"}}, t={"by_a": ["a"]})
+    assert len(plan_migration(conn, "main", declared).statements) == 2
+    assert conn.execute("SELECT count(*) FROM sqlite_schema").fetchall() == [(0,)]
+    assert conn.total_changes() == 0
+
+
+def test_names_match_case_insensitively(conn: apsw.Connection) -> None:
+    ensure(conn, schema({"Messages": {"Body": "text"}}, Messages={"By_Body": ["Body"]}))
+    same = schema({"messages": {"body": "TEXT"}}, messages={"by_body": ["body"]})
+    assert plan_migration(conn, "main", same) == MigrationPlan((), ())
+    grown = schema({"messages": {"body": "TEXT", "ts": "integer"}})
+    assert plan_migration(conn, "main", grown).statements == (
+        'ALTER TABLE "main"."Messages" ADD COLUMN "ts" integer',
+    )
+
+
+def test_index_name_taken_by_another_object(conn: apsw.Connection) -> None:
+    ensure(conn, schema({"t": {"a": "text"}, "u": {"b": "text"}}, u={"by_b": ["b"]}))
+    conn.execute("CREATE TABLE taken (x)")
+    declared = schema({"t": {"a": "text"}, "u": {"b": "text"}}, t={"by_b": ["a"], "taken": ["a"]})
+    assert plan_migration(conn, "main", declared).differences == (
+        "index by_b: the file holds an object (index) of that name on u, not an index on t",
+        "index taken: the file holds an object (table) of that name on taken, not an index on t",
+    )
+
+
+def test_checks_compare_names_regardless_of_quoting(conn: apsw.Connection) -> None:
+    ensure(conn, schema({"t": {"body": "text check (length(body) < 5)"}}))
+
+    def migrate(mc: MigrationConnection, from_version: int) -> None:
+        mc.execute('ALTER TABLE t RENAME COLUMN body TO "the body"')
+
+    # SQLite rewrites the CHECK with its own quoting; the declaration quotes differently.
+    ensure(conn, schema({"t": {"the body": "text check (length([the body]) < 5)"}}), 2, migrate)
+    stored_sql = conn.execute("SELECT sql FROM sqlite_schema WHERE name = 't'").fetchall()
+    assert stored_sql == [('CREATE TABLE "t" ("the body" text check (length("the body") < 5))',)]
+    assert version_of(conn) == [(2,)]
+    changed = schema({"t": {"the body": "text check (length([the body]) < 6)"}})
+    assert plan_migration(conn, "main", changed).differences == (
+        't.the body: CHECK LENGTH("the body") < 5 → LENGTH("the body") < 6',
+    )

@@ -1,0 +1,201 @@
+"""map_params: the target column of each bound parameter (R31), counted the way SQLite counts."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import apsw
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sqlite_cells._params import QUOTED, VARIABLE, map_params, scan_sql, unquote
+
+DDL = (
+    "CREATE TABLE t(id INTEGER PRIMARY KEY, a, b, c, x_cf_link);"
+    "CREATE TABLE u(id, v);"
+    'CREATE TABLE "T2"("A", "B")'
+)
+T_COLUMNS = ["id", "a", "b", "c", "x_cf_link"]
+
+
+@pytest.fixture(scope="module")
+def conn() -> Iterator[apsw.Connection]:
+    c = apsw.Connection(":memory:")
+    c.execute(DDL)
+    yield c
+    c.close()
+
+
+def sqlite_params(conn: apsw.Connection, sql: str) -> tuple[int, tuple[str | None, ...]]:
+    """SQLite's own bind parameter count and names (apsw strips the prefix)."""
+    cursor = conn.cursor()
+    # Binding nothing to a statement with parameters raises BindingsError after preparing it, so
+    # the count is readable; explain=1 keeps a statement without parameters from writing.
+    with contextlib.suppress(apsw.BindingsError):
+        cursor.execute(sql, (), explain=1)
+    return cursor.bindings_count, cursor.bindings_names
+
+
+CASES: list[tuple[str, tuple[str | None, ...], dict[str, str | None]]] = [
+    ("INSERT INTO t (a, b) VALUES (?, ?)", ("a", "b"), {}),
+    ("INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, 1)", ("a", "b", "a", "b", "a"), {}),
+    ("INSERT INTO t (a, b) SELECT ?, ? FROM u WHERE v = ?", ("a", "b", None), {}),
+    ("INSERT INTO t (a, b) SELECT ? AS p, (?) UNION ALL SELECT ?, ?", ("a", "b", "a", "b"), {}),
+    ("UPDATE t SET a = ?, b = ? WHERE id = ?", ("a", "b", None), {}),
+    ("UPDATE t SET (a, b) = (?, ?), c = ?", ("a", "b", "c"), {}),
+    ("UPDATE t SET (a, b) = (SELECT ?, ?)", ("a", "b"), {}),
+    ("UPDATE OR IGNORE t SET x_cf_link = ? WHERE a = ?", ("x_cf_link", None), {}),
+    ("REPLACE INTO t (a, x_cf_link) VALUES (?, ?)", ("a", "x_cf_link"), {}),
+    ("INSERT OR REPLACE INTO t (x_cf_link) VALUES (?)", ("x_cf_link",), {}),
+    ("INSERT OR IGNORE INTO t (a) VALUES (?)", ("a",), {}),
+    (
+        "INSERT INTO t (id, a) VALUES (?, ?) ON CONFLICT(id) DO UPDATE SET a = ?, "
+        "b = excluded.b || ? WHERE ? RETURNING ?",
+        ("id", "a", "a", None, None, None),
+        {},
+    ),
+    ("INSERT INTO t (a, b) VALUES (?2, ?1), (?2, ?3)", ("b", "a", "b"), {}),
+    ("INSERT INTO t (a, b) VALUES (?3, ?)", (None, None, "a", "b"), {}),
+    ("INSERT INTO t (a) VALUES (?5)", (None, None, None, None, "a"), {}),
+    (
+        "INSERT INTO t (a, b, c) VALUES (:n, @m, $o)",
+        ("a", "b", "c"),
+        {"n": "a", "m": "b", "o": "c"},
+    ),
+    ("INSERT INTO t (a, b) VALUES (:n, :n)", (None,), {"n": None}),
+    ("INSERT INTO t (a) VALUES (:n) ON CONFLICT DO UPDATE SET a = :n", ("a",), {"n": "a"}),
+    ("INSERT INTO t (a, b, c) VALUES (:n, ?, ?1)", (None, "b"), {"n": None}),
+    ("INSERT INTO t (a, b) VALUES ($v::w, :1)", ("a", "b"), {"v::w": "a", "1": "b"}),
+    ("UPDATE t SET a = ? || 'x', b = (?), c = -?", (None, "b", None), {}),
+    ("UPDATE t SET a = CAST(? AS TEXT) WHERE id IN (SELECT ?)", (None, None), {}),
+    ("WITH q AS (SELECT ? AS z) INSERT INTO t (a, b) SELECT z, ? FROM q", (None, "b"), {}),
+    ("WITH q AS (SELECT 1) REPLACE INTO t (a) VALUES (?)", ("a",), {}),
+    ("INSERT INTO t (a, b) VALUES ('?', ? /* ? */) -- ?", ("b",), {}),
+    ('INSERT INTO "T2" ("A", [B]) VALUES (?, ?)', ("a", "b"), {}),
+    ("INSERT INTO main.t (A) VALUES (?)", ("a",), {}),
+    ("SELECT ?, :a FROM t WHERE a = ?", (None, None, None), {"a": None}),
+    ("DELETE FROM t WHERE a = ?", (None,), {}),
+    ("INSERT INTO t DEFAULT VALUES", (), {}),
+    ("UPDATE t SET a = 1", (), {}),
+    # Several ON CONFLICT clauses are valid SQLite that sqlglot cannot parse: no targets, but
+    # the (lexical) count is still exact.
+    (
+        "INSERT INTO t (id, a) VALUES (?, ?) ON CONFLICT(id) DO NOTHING "
+        "ON CONFLICT DO UPDATE SET a = ?",
+        (None, None, None),
+        {},
+    ),
+]
+
+
+@pytest.mark.parametrize(("sql", "positional", "named"), CASES)
+def test_map_params(
+    conn: apsw.Connection,
+    sql: str,
+    positional: tuple[str | None, ...],
+    named: dict[str, str | None],
+) -> None:
+    targets = map_params(sql)
+    assert targets.positional == positional
+    assert dict(targets.named) == named
+    count, names = sqlite_params(conn, sql)
+    assert targets.count == count == len(positional)
+    # Every named parameter SQLite knows is in `named`, under its prefix-less name.
+    assert {n for n in names if n is not None and not n.isdigit()} <= set(targets.named)
+
+
+def test_insert_without_column_list_uses_columns_of(conn: apsw.Connection) -> None:
+    sql = "INSERT INTO t VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?)"
+    seen: list[str] = []
+
+    def columns_of(table: str) -> list[str]:
+        seen.append(table)
+        return T_COLUMNS
+
+    targets = map_params(sql, columns_of)
+    assert targets.positional == tuple(T_COLUMNS) * 2
+    assert seen and set(seen) == {"t"}
+    assert targets.count == sqlite_params(conn, sql)[0] == 10
+    # Without the callback, or when it does not know the table, the targets are None.
+    assert map_params(sql).positional == (None,) * 10
+
+    def unknown(table: str) -> list[str]:
+        raise KeyError(table)
+
+    assert map_params(sql, unknown).positional == (None,) * 10
+    # Fewer columns than values (SQLite refuses it at prepare time): extra values target None.
+    assert map_params("INSERT INTO u VALUES (?, ?, ?)", lambda _: ["id", "v"]).positional == (
+        "id",
+        "v",
+        None,
+    )
+
+
+def test_cached_per_sql_text() -> None:
+    first = map_params("INSERT INTO t (a) VALUES (?)")
+    assert map_params("INSERT INTO t (a) VALUES (?)") == first
+    from sqlite_cells import _params
+
+    assert "INSERT INTO t (a) VALUES (?)" in _params._cache
+    for i in range(_params._CACHE_SIZE + 5):
+        map_params(f"SELECT {i}, ?")
+    assert len(_params._cache) <= _params._CACHE_SIZE
+
+
+def test_named_is_read_only() -> None:
+    targets = map_params("INSERT INTO t (a) VALUES (:n)")
+    with pytest.raises(TypeError):
+        targets.named["n"] = "b"  # type: ignore[index]
+
+
+def test_scan_sql_round_trips_and_finds_variables() -> None:
+    sql = "SELECT 'it''s ?', \"q\"\"?\", [x?], `y?`, ?1, :a, @b, $c::d, $e(f), x$y -- ?\n/* ? */ ?"
+    tokens = scan_sql(sql)
+    assert "".join(t.text for t in tokens) == sql
+    assert [t.text for t in tokens if t.kind == VARIABLE] == [
+        "?1",
+        ":a",
+        "@b",
+        "$c::d",
+        "$e(f)",
+        "?",
+    ]
+    assert [unquote(t) for t in tokens if t.kind == QUOTED] == ['q"?', "x?", "y?"]
+
+
+PARAMS = st.one_of(
+    st.just("?"),
+    st.integers(1, 6).map(lambda n: f"?{n}"),
+    st.sampled_from([":a", ":b", "@a", "$a", "$b::c", ":A"]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(PARAMS, min_size=1, max_size=6))
+def test_numbering_matches_sqlite(params: list[str]) -> None:
+    """Each column of an INSERT gets one parameter; SQLite says which slot filled which column."""
+    columns = [f"c{i}" for i in range(len(params))]
+    sql = f"INSERT INTO w ({', '.join(columns)}) VALUES ({', '.join(params)})"
+    conn = apsw.Connection(":memory:")
+    conn.execute(f"CREATE TABLE w ({', '.join(columns)})")
+    count, names = sqlite_params(conn, sql)
+    conn.execute(sql, tuple(range(1, count + 1)))  # slot i binds the value i
+    filled = conn.execute("SELECT * FROM w").fetchall()[0]
+    users: dict[object, list[str]] = {}
+    for column, slot in zip(columns, filled, strict=True):
+        users.setdefault(slot, []).append(column)
+    expected = tuple(
+        found[0] if len(found := users.get(slot, [])) == 1 else None for slot in range(1, count + 1)
+    )
+    targets = map_params(sql)
+    assert targets.count == count
+    assert targets.positional == expected
+    for slot, name in enumerate(names, start=1):
+        if name is not None and not name.isdigit():
+            assert name in targets.named
+            # Same unprefixed name on two slots (":a" and "@a") agrees or is None.
+            if names.count(name) == 1:
+                assert targets.named[name] == expected[slot - 1]
+    conn.close()
