@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -209,26 +209,29 @@ class SpaceFile:
         self._check_open()
         with self._write_lock:
             conn = self._wconn
-            if not self._exclusive:
+            groups = self._group_ops(tx.ops)
+            if self._exclusive and groups:
+                # Participants prepare outside a transaction (ATTACH cannot run inside one). The
+                # exclusive transaction has written nothing yet, so it is safe to reopen it; the
+                # read validation below catches any commit that slipped in between.
+                conn.execute("ROLLBACK")
+            if groups or not self._exclusive:
+                for participant, ops in groups:
+                    participant.prepare(conn, ops)
                 conn.execute("BEGIN IMMEDIATE")
             foreign: list[CommitRecord] = []
-            applied: list[tuple[CommitParticipant, Op]] = []
+            kept: list[Op] = []
             committing = False
             try:
                 foreign = self._records_since(conn, self._seen_seq)
                 self._validate(conn, tx)
                 seq = (foreign[-1].seq if foreign else self._seen_seq) + 1
                 self._write_cells(conn, tx, seq)
-                ops: list[Op] = []
-                for op in tx.ops:
-                    participant = self._participant(op.kind)
-                    kept = participant.apply(conn, op, seq, tx)
-                    applied.append((participant, kept))
-                    ops.append(kept)
+                kept = [self._participant(op.kind).apply(conn, op, seq, tx) for op in tx.ops]
                 record = CommitRecord(
                     seq=seq,
                     writes=tuple(CellWrite(k, msgspec.Raw(v)) for k, v in tx.writes.items()),
-                    ops=tuple(ops),
+                    ops=tuple(kept),
                 )
                 conn.execute(
                     "INSERT INTO _cf_log (seq, record) VALUES (?, ?)", (seq, encode_record(record))
@@ -239,13 +242,24 @@ class SpaceFile:
                 if not conn.getautocommit():
                     conn.execute("ROLLBACK")
                 if committing:
-                    self._tell_commit_failed(applied, exc)
+                    for participant, ops in self._group_ops(kept):
+                        _quietly(participant.commit_failed, ops, exc)
                 self._apply(foreign)
                 raise
             self._apply([*foreign, record])
+            for participant, ops in self._group_ops(kept):
+                _quietly(participant.committed, ops, seq)
         for peer in _bus.peers(self):
             peer.wake()
         return seq
+
+    def _group_ops(self, ops: Sequence[Op]) -> list[tuple[CommitParticipant, list[Op]]]:
+        groups: dict[str, tuple[CommitParticipant, list[Op]]] = {}
+        for op in ops:
+            if op.kind not in groups:
+                groups[op.kind] = (self._participant(op.kind), [])
+            groups[op.kind][1].append(op)
+        return list(groups.values())
 
     def _validate(self, conn: apsw.Connection, tx: Transaction) -> None:
         changed = []
@@ -266,24 +280,11 @@ class SpaceFile:
             [(cell_id, data, seq) for cell_id, data in tx.writes.items()],
         )
 
-    @staticmethod
-    def _tell_commit_failed(
-        applied: list[tuple[CommitParticipant, Op]], exc: BaseException
-    ) -> None:
-        seen: dict[int, tuple[CommitParticipant, list[Op]]] = {}
-        for participant, op in applied:
-            seen.setdefault(id(participant), (participant, []))[1].append(op)
-        for participant, ops in seen.values():
-            try:
-                participant.commit_failed(ops, exc)
-            except Exception:
-                log.exception("commit participant %r failed to handle a failed COMMIT", participant)
-
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         """Hold the space's write lock and its SQLite write lock (``BEGIN IMMEDIATE``) for the
-        duration, after catching up: a transaction committed inside cannot conflict, because no
-        other writer of any process can commit meanwhile. Used by handlers that keep conflicting."""
+        duration, after catching up: a transaction committed inside cannot conflict with another
+        writer of any process. Used by handlers that keep conflicting."""
         self._check_open()
         with self._write_lock:
             conn = self._wconn
@@ -365,6 +366,15 @@ class SpaceFile:
 
     def __repr__(self) -> str:
         return f"<SpaceFile {self.space_id!r} at {self.path}>"
+
+
+def _quietly(hook: Callable[..., None], *args: object) -> None:
+    """Call a participant's after-commit hook; they must not raise, and if one does the commit
+    outcome stands, so it is logged."""
+    try:
+        hook(*args)
+    except Exception:
+        log.exception("commit participant hook %r raised", hook)
 
 
 @contextmanager

@@ -21,10 +21,20 @@ class FakeParticipant:
 
     def __init__(self, fail_on: str | None = None) -> None:
         self.fail_on = fail_on
+        self.calls: list[str] = []
         self.applied: list[tuple[int, str]] = []
+
+    def prepare(self, conn: apsw.Connection, ops: Sequence[Op]) -> None:
+        assert conn.getautocommit()  # outside the transaction
+        self.calls.append(f"prepare {len(ops)}")
+
+    def committed(self, ops: Sequence[Op], seq: int) -> None:
+        self.calls.append(f"committed {len(ops)} at {seq}")
 
     def apply(self, conn: apsw.Connection, op: Op, seq: int, tx: runtime.Transaction) -> Op:
         body = msgspec.json.decode(op.body)
+        assert not conn.getautocommit()  # inside the transaction
+        self.calls.append(f"apply {body}")
         if body == self.fail_on:
             raise RuntimeError(f"participant refused {body}")
         conn.execute("CREATE TABLE IF NOT EXISTS _cf_fake (seq INTEGER, body TEXT)")
@@ -60,6 +70,7 @@ def test_ops_run_after_cell_writes_in_order_and_are_recorded(tmp_path: Path) -> 
             tx.add_op(space.file, _op("second"))
         assert tx.seq == 1
         assert fake.applied == [(1, "first"), (1, "second")]
+        assert fake.calls == ["prepare 2", "apply first", "apply second", "committed 2 at 1"]
         assert _rows(space) == [(1, "first"), (1, "second")]
         with space.file.write_connection() as conn:
             row = conn.execute("SELECT record FROM _cf_log WHERE seq = 1").fetchone()
@@ -82,6 +93,7 @@ def test_a_raising_participant_rolls_back_everything(tmp_path: Path) -> None:
             tx.add_op(space.file, _op("good"))
             tx.add_op(space.file, _op("bad"))
         assert c.get() == 0
+        assert fake.calls == ["prepare 2", "apply good", "apply bad"]  # no committed()
         assert _rows(space) == []
         assert space.file.seen_seq == 0
         with space.transact() as tx:  # the space is still usable and seqs are not skipped
