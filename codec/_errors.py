@@ -108,12 +108,15 @@ class PendingValue(SqliteCellsError, RuntimeError):
 class ExecError(SqliteCellsError, RuntimeError):
     """SQLite refused a ``db.exec`` statement while the transaction committed (R34)."""
 
-    def __init__(self, db_id: str, sql: str, message: str) -> None:
+    def __init__(self, db_id: str, sql: str, message: str, *, rolled_back: bool = True) -> None:
         self.db_id = db_id
         self.sql = sql
-        super().__init__(
-            f"database {db_id}: {message} in {sql!r}; the whole transaction was rolled back"
+        outcome = (
+            "the whole transaction was rolled back"
+            if rolled_back
+            else "nothing was recorded and the transaction is still usable"
         )
+        super().__init__(f"database {db_id}: {message} in {sql!r}; {outcome}")
 
 
 class MigrationError(SqliteCellsError, RuntimeError):

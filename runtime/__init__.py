@@ -16,6 +16,8 @@ from runtime._pattern import Pattern as Pattern
 from runtime._pattern import Piece as Piece
 from runtime._pattern import causal_cause as causal_cause
 from runtime._pattern import pattern as pattern
+from runtime._pending import PENDING as PENDING
+from runtime._pending import Pending as Pending
 from runtime._runtime import Runtime as Runtime
 from runtime._scheduler import Node as Node
 from runtime._scheduler import Scheduler as Scheduler
@@ -27,12 +29,14 @@ from runtime._tx import current_transaction as current_transaction
 from runtime._tx import require_transaction as require_transaction
 
 __all__ = [
+    "PENDING",
     "Cell",
     "CommitEvent",
     "CommitParticipant",
     "Derived",
     "Node",
     "Pattern",
+    "Pending",
     "Piece",
     "Reactive",
     "Runtime",

@@ -29,14 +29,14 @@ class Cell:
     Cells stored inside a value are stored as links and read back as ``Cell``s.
     """
 
-    __slots__ = ("_default", "_space", "id", "path")
+    __slots__ = ("_default", "_space", "id", "value_path")
 
     def __init__(
         self, space: Space, cell_id: str, path: tuple[PathElement, ...] = (), default: Any = None
     ) -> None:
         self._space = space
         self.id = cell_id
-        self.path = path
+        self.value_path = path
         self._default = default
 
     @property
@@ -59,7 +59,7 @@ class Cell:
     def decode(self, data: bytes | None) -> Any:
         """The value at this cell's path in the stored entity ``data`` (the default if absent)."""
         root = self._default if data is None else decode_value(data, self._space.runtime.cell_for)
-        return value_at(root, self.path)
+        return value_at(root, self.value_path)
 
     def get(self) -> Any:
         return self.decode(self._entity_data())
@@ -70,10 +70,10 @@ class Cell:
         """Write ``value`` at this cell's path (inside a transaction; ``NoTransaction`` otherwise).
         A write at a path reads the rest of the value, so concurrent writers conflict."""
         tx = require_transaction(f"writing cell {self.id}")
-        if self.path:
+        if self.value_path:
             data = self._entity_data()
             root = self._default if data is None else decode_value(data)
-            value = with_value_at(root, self.path, value)
+            value = with_value_at(root, self.value_path, value)
         tx.write(self._space.file, self.id, self._space.runtime.encode(value))
 
     def update(self, fn: Callable[[Any], Any]) -> None:
@@ -82,12 +82,12 @@ class Cell:
     def key(self, key: PathElement) -> Cell:
         if not isinstance(key, str | int) or isinstance(key, bool):
             raise SqliteCellsError(f"a cell path key is a string or an integer, not {key!r}")
-        return Cell(self._space, self.id, (*self.path, key), self._default)
+        return Cell(self._space, self.id, (*self.value_path, key), self._default)
 
     # -- links and reactivity ------------------------------------------------------------------
 
     def link(self) -> Link:
-        return Link(id=self.id, space=self._space.id, scope="space", path=self.path)
+        return Link(id=self.id, space=self._space.id, scope="space", path=self.value_path)
 
     def link_str(self) -> str:
         return encode_link(self.link()).decode("utf-8")
@@ -103,7 +103,7 @@ class Cell:
     # -- identity ------------------------------------------------------------------------------
 
     def _key(self) -> tuple[str, str, tuple[PathElement, ...]]:
-        return (self._space.id, self.id, self.path)
+        return (self._space.id, self.id, self.value_path)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Cell) and self._key() == other._key()
@@ -112,7 +112,7 @@ class Cell:
         return hash(self._key())
 
     def __repr__(self) -> str:
-        path = "".join(f"[{p!r}]" for p in self.path)
+        path = "".join(f"[{p!r}]" for p in self.value_path)
         return f"<Cell {self.id}{path} in {self._space.id!r}>"
 
 

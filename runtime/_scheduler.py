@@ -83,6 +83,8 @@ class Scheduler:
         # Owned by the scheduler thread: the view of committed values and who watches them.
         self._view: dict[tuple[SpaceFile, str], Entity] = {}
         self._watchers: dict[tuple[SpaceFile, str], list[Node]] = {}
+        self._processed: dict[SpaceFile, int] = {}
+        self._parked: dict[SpaceFile, list[tuple[int, Callable[[], None]]]] = {}
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -121,10 +123,27 @@ class Scheduler:
 
         self.submit(run)
 
-    def set_value(self, node: Node, value: Any) -> None:
-        """Give ``node`` a new value from another thread (an async computation finished) and
-        propagate it as one round of re-runs."""
-        self.submit(lambda: self._propagate([node], preset={node: value}))
+    def set_value(self, node: Node, value: Any, *, notify: bool = True) -> None:
+        """Give ``node`` a new value (scheduler thread only; from other threads submit a callable
+        that calls this). With ``notify`` the change reaches its subscribers and dependents as one
+        round of re-runs; without, the value is replaced silently."""
+        if not notify:
+            node.value = value
+            return
+        self._propagate([node], preset={node: value})
+
+    def after_commit(self, space: SpaceFile, seq: int, work: Callable[[], None]) -> None:
+        """Run ``work`` (scheduler thread) once the scheduler has processed commit ``seq`` of
+        ``space`` — at once if it already has. Used to hold back results read from files that
+        are ahead of what subscribers have been told (R50)."""
+        if seq <= self.processed_seq(space):
+            work()
+        else:
+            self._parked.setdefault(space, []).append((seq, work))
+
+    def processed_seq(self, space: SpaceFile) -> int:
+        """The last seq of ``space`` whose re-runs this scheduler has started (scheduler thread)."""
+        return self._processed.get(space, space.opened_seq)
 
     def begin_work(self) -> None:
         """Count work running outside the scheduler (``settle`` waits for it)."""
@@ -227,6 +246,7 @@ class Scheduler:
             self._init(node)
 
     def _on_commit(self, event: CommitEvent) -> None:
+        self._processed[event.space] = event.seq
         touched: list[Node] = []
         for cell_id, entity in event.writes.items():
             key = (event.space, cell_id)
@@ -237,6 +257,12 @@ class Scheduler:
             touched.extend(self._watchers.get(key, ()))
         if touched:
             self._propagate(touched)
+        parked = self._parked.get(event.space)
+        if parked:
+            due = [work for seq, work in parked if seq <= event.seq]
+            parked[:] = [(seq, work) for seq, work in parked if seq > event.seq]
+            for work in due:
+                work()
 
     def _propagate(self, start: list[Node], preset: dict[Node, Any] | None = None) -> None:
         heap = list(start)

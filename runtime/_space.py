@@ -67,7 +67,7 @@ class Space:
     def source_for(self, cell: Cell) -> CellSource:
         """The graph node that tracks ``cell`` (shared by every Cell object naming the same cell,
         path and default)."""
-        key = (cell.id, cell.path, self.runtime.encode(cell._default))
+        key = (cell.id, cell.value_path, self.runtime.encode(cell._default))
         with self._sources_lock:
             node = self._sources.get(key)
             if node is None:

@@ -133,6 +133,7 @@ class SpaceFile:
         self._rconn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
         self._rconn.setbusytimeout(BUSY_TIMEOUT_MS)
         self._seen_seq = self._last_seq(self._wconn)
+        self.opened_seq = self._seen_seq  # commits up to here were never published as events
         self._data_version = self._read_data_version()
         _bus.join(self)
 

@@ -23,14 +23,23 @@ from codec import SchemaError as SchemaError
 from codec import SqliteCellsError as SqliteCellsError
 from codec import TooManyDatabases as TooManyDatabases
 from codec import UnsupportedMigration as UnsupportedMigration
+from runtime import PENDING as PENDING
 from runtime import Cell as Cell
-from runtime import Runtime as Runtime
 from runtime import derive as derive
 from runtime import handler as handler
 from runtime import lift as lift
 from runtime import pattern as pattern
+from sqlite_cells._db import SqliteDb as SqliteDb
+from sqlite_cells._db import sqlite_query as sqlite_query
+from sqlite_cells._declaration import VmSource as VmSource
+from sqlite_cells._query import QueryState as QueryState
+from sqlite_cells._rows import decode_cf_link as decode_cf_link
+from sqlite_cells._runtime import Runtime as Runtime
+from sqlite_cells._schema import cf_link as cf_link
+from sqlite_cells._schema import table as table
 
 __all__ = [
+    "PENDING",
     "Cell",
     "ConflictError",
     "CrossSpaceWrite",
@@ -45,16 +54,23 @@ __all__ = [
     "PendingValue",
     "Quarantined",
     "QueryError",
+    "QueryState",
     "QueryTimeout",
     "ReadAfterWriteUnsupported",
     "ReadOnlySource",
     "Runtime",
     "SchemaError",
     "SqliteCellsError",
+    "SqliteDb",
     "TooManyDatabases",
     "UnsupportedMigration",
+    "VmSource",
+    "cf_link",
+    "decode_cf_link",
     "derive",
     "handler",
     "lift",
     "pattern",
+    "sqlite_query",
+    "table",
 ]

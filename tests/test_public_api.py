@@ -27,11 +27,22 @@ ERRORS = {
     "NotImplementedSource",
 }
 RUNTIME = {"Runtime", "Cell", "handler", "derive", "lift", "pattern"}
+DATABASES = {
+    "table",
+    "cf_link",
+    "SqliteDb",
+    "QueryState",
+    "sqlite_query",
+    "decode_cf_link",
+    "PENDING",
+    "VmSource",
+}
 
 
 def test_all_is_exactly_the_spec_surface() -> None:
-    assert set(sc.__all__) == ERRORS | RUNTIME
-    assert sc.__all__ == sorted(sc.__all__)
+    assert set(sc.__all__) == ERRORS | RUNTIME | DATABASES
+    assert len(sc.__all__) == len(set(sc.__all__))
+    assert repr(sc.PENDING) == "sc.PENDING"
     for name in sc.__all__:
         assert getattr(sc, name) is not None
 

@@ -1,0 +1,152 @@
+"""The database cell handle: ``SqliteDb`` (SPEC §4).
+
+A ``SqliteDb`` is a cell whose value is ``{"id", "tables", "rev"}`` (R2). ``exec``/``exec_many``
+record a ``sqlite`` op on the caller's transaction (R31–R36); ``query`` makes a live query and
+``read`` runs a one-shot snapshot read (R40–R43).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from codec import ReadAfterWriteUnsupported, TooManyDatabases
+from runtime import Cell, current_transaction, require_transaction
+from sqlite_cells._binding import bind_rows
+from sqlite_cells._declaration import Declaration
+from sqlite_cells._fold import KIND, REQUESTS, ExecRequest, encode_op_body
+from sqlite_cells._guard import Mode, check_statement
+from sqlite_cells._params import map_params
+from sqlite_cells._query import Query, resolve_params
+from sqlite_cells._reader import read_rows
+from sqlite_cells._rows import row_decoder
+from sqlite_cells._schema import Table
+
+if TYPE_CHECKING:
+    from sqlite_cells._runtime import Runtime, Space
+
+from codec import Op
+
+__all__ = ["DEFAULT", "SqliteDb", "sqlite_query"]
+
+WRITING = "sqlite.writing"  # tx.extras key: the id of the database this transaction writes
+
+DEFAULT: Any = object()  # marks "react_on not given": react to the database itself
+
+
+class SqliteDb(Cell):
+    """A cell that owns a SQLite database: its declared tables, its file, its revision."""
+
+    __slots__ = ("_decl",)
+
+    def __init__(self, space: Space, decl: Declaration) -> None:
+        tables = decl.schema.to_json() if decl.schema is not None else {}
+        super().__init__(space, decl.db_id, (), {"id": decl.db_id, "tables": tables, "rev": 0})
+        self._decl = decl
+
+    @property
+    def space(self) -> Space:
+        return self._space  # type: ignore[return-value]  # always a sqlite_cells Space
+
+    @property
+    def declaration(self) -> Declaration:
+        return self._decl
+
+    @property
+    def tables(self) -> Mapping[str, Table]:
+        """The declared tables (empty for an injected source, which uses its own schema)."""
+        schema = self._decl.schema
+        return MappingProxyType(dict(schema.tables) if schema is not None else {})
+
+    @property
+    def rev(self) -> int:
+        """How many committed transactions wrote this database (0 before the first write)."""
+        return int(self.get()["rev"])
+
+    @property
+    def path(self) -> Path:
+        """The sibling file (for tooling; R2). It may not exist before the first write."""
+        return self._decl.path
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def exec(self, sql: str, params: Any = None) -> None:
+        """Record one write statement on the current transaction; it runs when the transaction
+        commits, in the same SQLite transaction as the cell writes (R31–R34)."""
+        self._record(sql, [params], many=False)
+
+    def exec_many(self, sql: str, rows: Iterable[Any]) -> None:
+        """``exec`` for many parameter rows: one op, one guard check (R36)."""
+        self._record(sql, list(rows), many=True)
+
+    def _record(self, sql: str, rows: list[Any], *, many: bool) -> None:
+        tx = require_transaction(f"db.exec on {self.id}")
+        self._decl.check_writable()
+        check_statement(sql, Mode.WRITE)
+        targets = map_params(sql, self._decl.columns_of)
+        bound = bind_rows(targets, rows, sql=sql, db_id=self.id)
+        writing = tx.extras.get(WRITING)
+        if writing is not None and writing != self.id:
+            raise TooManyDatabases(
+                f"this transaction already writes database {writing}; it cannot also write "
+                f"{self.id}: write each database in its own transaction (R33)"
+            )
+        tx.bind(self.space.file)
+        if writing is None:
+            handle = self.get()
+            self.set({**handle, "rev": int(handle["rev"]) + 1})
+            tx.extras[WRITING] = self.id
+        request = ExecRequest(self._decl, sql, bound, many)
+        op = Op(KIND, self.id, encode_op_body(request))
+        tx.extras.setdefault(REQUESTS, {})[id(op)] = request
+        tx.add_op(self.space.file, op)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def _check_read(self, sql: str) -> None:
+        check_statement(sql, Mode.READ)
+        self._decl.check_usable()
+        tx = current_transaction()
+        if tx is not None and tx.extras.get(WRITING) == self.id:
+            raise ReadAfterWriteUnsupported(
+                f"this transaction has a pending db.exec on {self.id}; reads see committed rows "
+                "only, so read before writing or after the transaction commits (R35)"
+            )
+
+    def query(
+        self, sql: str, params: Any = None, *, row: type | None = None, react_on: Any = DEFAULT
+    ) -> Query:
+        """A live query: its value is a ``QueryState`` re-computed after each committed write to
+        this database (or each change of ``react_on`` / of cells among ``params``)."""
+        self._check_read(sql)
+        decode = row_decoder(row, self.space.runtime, db_id=self.id, sql=sql)
+        return Query(self, sql, params, decode, self if react_on is DEFAULT else react_on)
+
+    def read(self, sql: str, params: Any = None, *, row: type | None = None) -> list[Any]:
+        """A one-shot snapshot read on the calling thread."""
+        self._check_read(sql)
+        runtime: Runtime = self.space.runtime
+        decode = row_decoder(row, runtime, db_id=self.id, sql=sql)
+        resolved = resolve_params(params)
+        bound = dict(resolved) if isinstance(resolved, Mapping) else resolved
+        rows, _ = read_rows(
+            runtime.read_pool, self._decl, sql, bound, timeout=runtime.query_timeout
+        )
+        return decode(rows)
+
+    def __repr__(self) -> str:
+        return f"<SqliteDb {self.id} in {self._space.id!r}>"
+
+
+def sqlite_query(
+    *,
+    db: SqliteDb,
+    sql: str,
+    params: Any = None,
+    row: type | None = None,
+    react_on: Any = DEFAULT,
+) -> Query:
+    """The same live query node as ``db.query``."""
+    return db.query(sql, params, row=row, react_on=react_on)

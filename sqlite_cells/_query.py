@@ -1,0 +1,209 @@
+"""Live queries (R42, R50–R52): a query cell whose value is a :class:`QueryState`.
+
+The query re-runs on a worker thread after each change of what it reacts to (by default the
+database handle, whose ``rev`` changes with each committed write). Results are delivered on the
+scheduler thread, and never before the commit they reflect has been delivered (R50). A re-run whose
+rows equal the previous rows updates ``seq`` but notifies nobody.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from reactivex import Observable
+
+from codec import QueryError, SqliteCellsError
+from runtime import Node, Reactive, Scheduler, node_of
+from runtime._cell import observe_node
+from sqlite_cells._binding import Bound, is_pending
+from sqlite_cells._reader import read_rows
+from sqlite_cells._rows import RowDecoder
+
+if TYPE_CHECKING:
+    from sqlite_cells._db import SqliteDb
+
+__all__ = ["Query", "QueryState", "resolve_params"]
+
+
+@dataclass(frozen=True, slots=True)
+class QueryState:
+    """``pending`` until the first result for the current sql/params; ``result`` the rows (None
+    while pending with nothing to show, or on error); ``error`` a :class:`SqliteCellsError`;
+    ``seq`` the commit the rows reflect (the database's watermark)."""
+
+    pending: bool = True
+    result: list[Any] | None = None
+    error: SqliteCellsError | None = None
+    seq: int = 0
+
+    def same_rows(self, other: QueryState) -> bool:
+        return (
+            self.pending == other.pending
+            and self.result == other.result
+            and _same_error(self.error, other.error)
+        )
+
+
+def _same_error(a: BaseException | None, b: BaseException | None) -> bool:
+    return (a is None and b is None) or (
+        a is not None and b is not None and type(a) is type(b) and str(a) == str(b)
+    )
+
+
+def resolve_params(params: Any) -> Any:
+    """``params`` with each cell or reactive value replaced by its current value."""
+    if params is None:
+        return ()
+    if isinstance(params, Mapping):
+        return {k: _current(v) for k, v in params.items()}
+    if isinstance(params, Sequence) and not isinstance(params, str | bytes):
+        return tuple(_current(v) for v in params)
+    return _current(params)
+
+
+def _current(value: Any) -> Any:
+    node = node_of(value)
+    if node is None:
+        return value
+    if node.ready.is_set():
+        return node.value
+    return value.get()
+
+
+def _param_nodes(params: Any) -> list[Node]:
+    values: Any = ()
+    if isinstance(params, Mapping):
+        values = params.values()
+    elif isinstance(params, Sequence) and not isinstance(params, str | bytes):
+        values = params
+    elif params is not None:
+        values = (params,)
+    return [n for n in map(node_of, values) if n is not None]
+
+
+class Query(Reactive):
+    """A live query of a database cell (``db.query``)."""
+
+    def __init__(
+        self,
+        db: SqliteDb,
+        sql: str,
+        params: Any,
+        decode: RowDecoder,
+        react_on: Any,
+    ) -> None:
+        self.db = db
+        self.sql = sql
+        self.params = params
+        self._decode = decode
+        react_node = node_of(react_on)
+        param_nodes = _param_nodes(params)
+        deps = tuple(param_nodes) + ((react_node,) if react_node is not None else ())
+        scheduler = db.space.runtime.scheduler
+        self._graph_node = _QueryNode(scheduler, self, deps)
+        scheduler.add(self._graph_node)
+
+    def _node(self) -> Node:
+        return self._graph_node
+
+    def get(self) -> QueryState:
+        """The current state; waits for the query's first scheduling (not for its rows)."""
+        node = self._graph_node
+        if not node.ready.is_set():
+            node.scheduler.check_open()
+            node.ready.wait()
+        state: QueryState = node.value
+        return state
+
+    def observe(self) -> Observable[Any]:
+        return observe_node(self._graph_node)
+
+    def __repr__(self) -> str:
+        return f"<Query {self.sql!r} on {self.db.id}>"
+
+
+class _QueryNode(Node):
+    def __init__(self, scheduler: Scheduler, query: Query, deps: tuple[Node, ...]) -> None:
+        super().__init__(scheduler, deps)
+        self.query = query
+        # Owned by the scheduler thread: whether a run is in flight, and whether another run is
+        # wanted once it lands.
+        self._running = False
+        self._again = False
+        self._params_key: Any = None
+        self.value = QueryState()
+
+    def compute(self) -> tuple[bool, Any]:
+        state: QueryState = self.value
+        params = resolve_params(self.query.params)
+        values = params.values() if isinstance(params, Mapping) else params
+        if any(is_pending(v) for v in (values if isinstance(values, tuple | list) else [values])):
+            pending = QueryState(True, state.result, None, state.seq)
+            return (not pending.same_rows(state), pending)
+        key = repr(params)
+        changed_params = self.ready.is_set() and key != self._params_key
+        self._params_key = key
+        if self._running:
+            self._again = True
+        else:
+            self._start(params)
+        if changed_params and not state.pending:
+            # New sql/params: pending again until their first result, keeping the old rows visible.
+            pending = QueryState(True, state.result, state.error, state.seq)
+            return (True, pending)
+        return (False, state)
+
+    def _start(self, params: Any) -> None:
+        self._running = True
+        self.scheduler.begin_work()
+        runtime = self.query.db.space.runtime
+        try:
+            runtime.query_executor.submit(self._run, params)
+        except RuntimeError:  # the executor is shut down: the runtime is closing
+            self._running = False
+            self.scheduler.end_work()
+
+    def _run(self, params: Any) -> None:
+        query = self.query
+        runtime = query.db.space.runtime
+        seq: int | None = None
+        try:
+            rows, seq = read_rows(
+                runtime.read_pool,
+                query.db.declaration,
+                query.sql,
+                _as_bound(params),
+                timeout=runtime.query_timeout,
+            )
+            state = QueryState(False, query._decode(rows), None, seq)
+        except SqliteCellsError as exc:
+            state = QueryState(False, None, exc, self.value.seq)
+        except Exception as exc:  # a bug or an unexpected failure must still end the run
+            error = QueryError(query.db.id, query.sql, f"{type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            state = QueryState(False, None, error, self.value.seq)
+        file = query.db.space.file
+        self.scheduler.finish_work(
+            lambda: self.scheduler.after_commit(file, state.seq, lambda: self._land(state))
+        )
+
+    def _land(self, state: QueryState) -> None:
+        previous: QueryState = self.value
+        self._running = False
+        self.scheduler.set_value(self, state, notify=not state.same_rows(previous))
+        if self._again:
+            self._again = False
+            self._start(resolve_params(self.query.params))
+
+    def __repr__(self) -> str:
+        return repr(self.query)
+
+
+def _as_bound(params: Any) -> Bound:
+    if isinstance(params, Mapping):
+        return dict(params)
+    if isinstance(params, tuple):
+        return params
+    return (params,)

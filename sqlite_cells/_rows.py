@@ -1,0 +1,99 @@
+"""Typed rows (R43): rows are dicts unless ``row=`` names a msgspec Struct, a dataclass or a
+TypedDict; each ``sc.Cell``-typed field decodes the stored link into a live cell (``None`` for NULL
+and for a value that is not a valid link, which does not fail the query)."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from codec import LinkDecodeError, QueryError, parse_link
+from runtime import Cell, Runtime
+
+__all__ = ["RowDecoder", "decode_cf_link", "row_decoder"]
+
+RowDecoder = Callable[[list[dict[str, Any]]], list[Any]]
+
+
+def decode_cf_link(value: str | bytes | None, rt: Runtime) -> Cell | None:
+    """A stored link string → the live ``Cell`` it names; ``None`` → ``None``.
+    Raises :class:`LinkDecodeError` for anything that is not exactly one link."""
+    if value is None:
+        return None
+    return rt.cell_for(parse_link(value))
+
+
+def _is_cell_type(hint: Any) -> bool:
+    if isinstance(hint, type):
+        return issubclass(hint, Cell)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_is_cell_type(arg) for arg in typing.get_args(hint) if arg is not type(None))
+    return False
+
+
+def _fields(row: type) -> tuple[list[str], bool]:
+    """Field names of a row type, and whether it is a TypedDict (built as a plain dict)."""
+    if isinstance(row, type) and issubclass(row, msgspec.Struct):
+        return list(row.__struct_fields__), False
+    if dataclasses.is_dataclass(row):
+        return [f.name for f in dataclasses.fields(row)], False
+    if typing.is_typeddict(row):
+        return list(typing.get_type_hints(row)), True
+    raise TypeError(
+        f"row= takes a msgspec.Struct, a dataclass or a TypedDict, not {row!r}; leave it out "
+        "for dict rows"
+    )
+
+
+def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDecoder:
+    """The function turning dict rows into ``row`` instances (identity for ``row=None``)."""
+    if row is None:
+        return _identity
+    names, is_dict = _fields(row)
+    hints = typing.get_type_hints(row)
+    cell_fields = [n for n in names if _is_cell_type(hints.get(n))]
+    wanted = set(names)
+    cache: dict[Any, Cell | None] = {}
+
+    def as_cell(value: Any) -> Cell | None:
+        if value in cache:
+            return cache[value]
+        try:
+            cell = decode_cf_link(value, rt) if isinstance(value, str | bytes) else None
+        except LinkDecodeError:
+            cell = None
+        if len(cache) < 4096:
+            cache[value] = cell
+        return cell
+
+    def decode(rows: list[dict[str, Any]]) -> list[Any]:
+        out = []
+        for values in rows:
+            kept = {k: v for k, v in values.items() if k in wanted}
+            for name in cell_fields:
+                if name in kept:
+                    kept[name] = as_cell(kept[name])
+            if is_dict:
+                out.append(kept)
+                continue
+            try:
+                out.append(row(**kept))
+            except TypeError as exc:
+                raise QueryError(
+                    db_id,
+                    sql,
+                    f"cannot build {row.__name__} from columns {sorted(values)}: {exc}; "
+                    "name the columns like the fields (use AS aliases)",
+                ) from exc
+        return out
+
+    return decode
+
+
+def _identity(rows: list[dict[str, Any]]) -> list[Any]:
+    return rows

@@ -1,0 +1,124 @@
+"""``sc.Runtime``: the reactive runtime with database cells plugged in (SPEC §3–§4)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import runtime
+from codec import SqliteCellsError, derive_id
+from runtime import causal_cause
+from sqlite_cells._declaration import Declaration, Migrate, SourceKind, VmSource, db_file_name
+from sqlite_cells._fold import SqliteParticipant
+from sqlite_cells._pool import ReadPool
+from sqlite_cells._schema import Table, declare_tables
+
+if TYPE_CHECKING:
+    from sqlite_cells._db import SqliteDb
+
+__all__ = ["Runtime", "Space"]
+
+
+class Space(runtime.Space):
+    """A space whose cells may own SQLite databases."""
+
+    runtime: Runtime
+
+    def sqlite_database(
+        self,
+        name: str | None = None,
+        *,
+        tables: Mapping[str, Table],
+        version: int = 1,
+        migrate: Migrate | None = None,
+        source: VmSource | None = None,
+    ) -> SqliteDb:
+        """The database cell ``name`` (its id derives from the space and the name, or inside a
+        pattern from the piece; R1) with the declared ``tables``. Nothing is written until the
+        first ``db.exec`` (R13)."""
+        from sqlite_cells._db import SqliteDb
+
+        schema = declare_tables(tables)
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise SqliteCellsError(f"version is a positive integer, not {version!r}")
+        if source is not None and not isinstance(source, VmSource):
+            raise SqliteCellsError(
+                f"source= takes sc.VmSource(vm, path), not {source!r}; injected files go through "
+                "space.register_disk_source(path)"
+            )
+        db_id = derive_id(*causal_cause(self.id, "sqlite", name))
+        decl = Declaration(
+            db_id=db_id,
+            path=self.runtime.store / db_file_name(db_id),
+            schema=schema,
+            version=version,
+            migrate=migrate,
+            kind=SourceKind.VM if source is not None else SourceKind.CELL,
+        )
+        self.runtime.declare(decl)
+        return SqliteDb(self, decl)
+
+
+class Runtime(runtime.Runtime):
+    """Opens spaces in a store and runs what reacts to their commits, database cells included.
+
+    ``query_workers`` threads run live queries; ``read_pool_size`` bounds the idle read-only
+    connections; ``query_timeout`` interrupts a read (``QueryTimeout``); ``disk_source_roots``
+    limits where injected files may live (R60).
+    """
+
+    space_class = Space
+
+    def __init__(
+        self,
+        store: str | os.PathLike[str] | None = None,
+        *,
+        poll_interval: float = 0.02,
+        query_workers: int = 2,
+        read_pool_size: int = 64,
+        query_timeout: float = 5.0,
+        disk_source_roots: Sequence[str | os.PathLike[str]] | None = None,
+    ) -> None:
+        if query_workers < 1:
+            raise ValueError(f"query_workers must be at least 1, not {query_workers}")
+        if query_timeout <= 0:
+            raise ValueError(f"query_timeout must be positive, not {query_timeout}")
+        super().__init__(store, poll_interval=poll_interval)
+        self.query_timeout = query_timeout
+        self.disk_source_roots = tuple(disk_source_roots) if disk_source_roots else None
+        self.read_pool = ReadPool(read_pool_size)
+        self.query_executor = ThreadPoolExecutor(query_workers, "sqlite-cells-query")
+        # _decl_lock guards _declarations.
+        self._decl_lock = threading.Lock()
+        self._declarations: dict[str, Declaration] = {}
+        self.register_participant(SqliteParticipant(self.declaration))
+
+    def space(self, space_id: str) -> Space:
+        opened = super().space(space_id)
+        assert isinstance(opened, Space)
+        return opened
+
+    def declare(self, decl: Declaration) -> None:
+        """Record (or replace) what is known of a database cell."""
+        with self._decl_lock:
+            self._declarations[decl.db_id] = decl
+
+    def declaration(self, db_id: str) -> Declaration:
+        with self._decl_lock:
+            try:
+                return self._declarations[db_id]
+            except KeyError:
+                raise SqliteCellsError(
+                    f"database {db_id} was not declared in this runtime: call "
+                    "space.sqlite_database(...) first"
+                ) from None
+
+    def close(self) -> None:
+        if not self.is_open:
+            return
+        super().close()
+        self.query_executor.shutdown(wait=True, cancel_futures=True)
+        self.read_pool.close()
