@@ -131,9 +131,12 @@ class CellSource(Node):
     def __init__(self, cell: Cell) -> None:
         super().__init__(cell.space.runtime.scheduler)
         self.cell = cell
+        # The committed value when the node was made: its first value must be the one current
+        # at that call, not whatever has been committed by the time the scheduler gets to it.
+        self.seed = cell.space.file.entity(cell.id)
 
     def attach(self) -> None:
-        self.scheduler.watch(self.cell.space.file, self.cell.id, self)
+        self.scheduler.watch(self.cell.space.file, self.cell.id, self, self.seed)
 
     def compute(self) -> tuple[bool, Any]:
         entity = self.scheduler.entity(self.cell.space.file, self.cell.id)

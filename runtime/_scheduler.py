@@ -202,10 +202,15 @@ class Scheduler:
             held = self._view[key] = space.entity(cell_id)
         return held
 
-    def watch(self, space: SpaceFile, cell_id: str, node: Node) -> None:
-        """Re-run ``node`` after each commit that writes the cell (scheduler thread)."""
-        self._watchers.setdefault((space, cell_id), []).append(node)
-        self.entity(space, cell_id)
+    def watch(self, space: SpaceFile, cell_id: str, node: Node, seed: Entity) -> None:
+        """Re-run ``node`` after each commit that writes the cell (scheduler thread). ``seed`` is
+        the committed value seen when the node was made; the view starts from it unless it
+        already holds that cell (revisions only move forward)."""
+        key = (space, cell_id)
+        self._watchers.setdefault(key, []).append(node)
+        held = self._view.get(key)
+        if held is None or held.rev < seed.rev:
+            self._view[key] = seed
 
     # -- the thread ----------------------------------------------------------------------------
 

@@ -60,9 +60,9 @@ class SqliteParticipant:
 
     def __init__(self, lookup: Callable[[str], Declaration]) -> None:
         self._lookup = lookup
-        # _lock guards _ensured: (file, schema fingerprint) pairs known to be created/migrated.
+        # _lock guards _ensured: (file, schema fingerprint, version) known to be in place.
         self._lock = threading.Lock()
-        self._ensured: set[tuple[Path, str]] = set()
+        self._ensured: set[tuple[Path, str, int]] = set()
 
     def prepare(self, conn: apsw.Connection, ops: Sequence[Op]) -> None:
         paths = {self._lookup(op.target).path for op in ops}
@@ -81,7 +81,7 @@ class SqliteParticipant:
         request: ExecRequest = tx.extras[REQUESTS][id(op)]
         decl = request.decl
         assert decl.schema is not None  # only runtime-owned databases are written
-        key = (decl.path, decl.schema.fingerprint)
+        key = _ensure_key(decl)
         with self._lock:
             ensured = key in self._ensured
         if not ensured:
@@ -112,7 +112,7 @@ class SqliteParticipant:
         for op in ops:
             decl = self._lookup(op.target)
             if decl.schema is not None:
-                keys.add((decl.path, decl.schema.fingerprint))
+                keys.add(_ensure_key(decl))
         with self._lock:
             self._ensured |= keys
 
@@ -121,6 +121,11 @@ class SqliteParticipant:
         # write to re-check the schema.
         with self._lock:
             self._ensured.clear()
+
+
+def _ensure_key(decl: Declaration) -> tuple[Path, str, int]:
+    assert decl.schema is not None
+    return (decl.path, decl.schema.fingerprint, decl.version)
 
 
 def _attached(conn: apsw.Connection) -> str | None:

@@ -59,6 +59,13 @@ def read_rows(
             sql,
             f"not authorized ({exc}): queries may read only the database's declared tables",
         ) from exc
+    except apsw.SQLError as exc:
+        hint = (
+            ": queries may read only the database's declared tables"
+            if "no such table" in str(exc)
+            else ""
+        )
+        raise QueryError(decl.db_id, sql, f"SQLError: {exc}{hint}") from exc
     except apsw.Error as exc:
         raise QueryError(decl.db_id, sql, f"{type(exc).__name__}: {exc}") from exc
 

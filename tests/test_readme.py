@@ -18,4 +18,5 @@ def test_the_readme_has_examples() -> None:
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_readme_example_runs(index: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    exec(compile(BLOCKS[index], f"README.md block {index}", "exec"), {"__name__": "readme"})
+    code = compile(BLOCKS[index], f"README.md block {index}", "exec", dont_inherit=True)
+    exec(code, {"__name__": "readme"})

@@ -1,0 +1,318 @@
+"""Reads and live queries (R40–R44, R50–R52)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any, TypedDict
+
+import msgspec
+import pytest
+
+import sqlite_cells as sc
+import sqlite_cells._query as query_module
+from sqlite_cells._runtime import Space
+
+from .conftest import MESSAGES
+
+INSERT = "INSERT INTO messages (author_cf_link, body, ts) VALUES (?, ?, ?)"
+
+
+@pytest.fixture
+def runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Counts the reads live queries make (a spy around the real read)."""
+    calls: list[str] = []
+    real = query_module.read_rows
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args[2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(query_module, "read_rows", counting)
+    yield calls
+
+
+def _post(space: Space, db: sc.SqliteDb, body: str, ts: int, author: sc.Cell | None = None) -> int:
+    with space.transact() as tx:
+        db.exec(INSERT, [author, body, ts])
+    assert tx.seq is not None
+    return tx.seq
+
+
+def test_a_never_written_database_reads_as_its_declared_tables(db: sc.SqliteDb) -> None:
+    assert db.read("SELECT * FROM messages") == []
+    assert db.read("SELECT count(*) AS n FROM messages") == [{"n": 0}]
+    with pytest.raises(sc.QueryError, match="declared tables") as info:
+        db.read("SELECT * FROM nope")
+    assert info.value.db_id == db.id
+    assert not db.path.exists()
+
+
+def test_undeclared_tables_fail_once_written_too(space: Space, db: sc.SqliteDb) -> None:
+    _post(space, db, "a", 1)
+    with pytest.raises(sc.QueryError):
+        db.read("SELECT * FROM nope")
+    with pytest.raises(sc.GuardViolation) as info:
+        db.read("SELECT * FROM _cf_watermark")
+    assert info.value.kind == "reserved-name"
+
+
+def test_live_query_updates_after_each_commit(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    q = db.query("SELECT body FROM messages ORDER BY ts")
+    seen: list[sc.QueryState] = []
+    q.observe().subscribe(seen.append)
+    rt.settle()
+    assert q.get() == sc.QueryState(pending=False, result=[], error=None, seq=0)
+    s1 = _post(space, db, "a", 1)
+    s2 = _post(space, db, "b", 2)
+    rt.settle()
+    assert q.get() == sc.QueryState(False, [{"body": "a"}, {"body": "b"}], None, s2)
+    assert seen[0].pending is True  # the state before the first result
+    assert [s.result for s in seen if not s.pending][-1] == [{"body": "a"}, {"body": "b"}]
+    assert all(s.seq in (0, s1, s2) for s in seen)
+
+
+def test_equal_rows_update_seq_but_notify_nobody(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    _post(space, db, "a", 1)
+    q = db.query("SELECT body FROM messages WHERE ts < 10")
+    seen: list[sc.QueryState] = []
+    q.observe().subscribe(seen.append)
+    rt.settle()
+    before = len(seen)
+    s2 = _post(space, db, "late", 50)  # not in the result
+    rt.settle()
+    assert len(seen) == before
+    assert q.get().seq == s2 and q.get().result == [{"body": "a"}]
+
+
+def test_writes_to_another_database_never_rerun_a_query(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, runs: list[str]
+) -> None:
+    other = space.sqlite_database("other", tables=MESSAGES)
+    db.query("SELECT * FROM messages")
+    rt.settle()
+    assert len(runs) == 1
+    _post(space, other, "x", 1)
+    _post(space, other, "y", 2)
+    rt.settle()
+    assert len(runs) == 1
+    _post(space, db, "z", 3)
+    rt.settle()
+    assert len(runs) == 2
+
+
+def test_react_on_none_runs_once_and_react_on_a_cell_replaces_the_default(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, runs: list[str]
+) -> None:
+    once = db.query("SELECT count(*) AS n FROM messages", react_on=None)
+    trigger = space.cell("trigger", default=0)
+    on_cell = db.query("SELECT count(*) AS m FROM messages", react_on=trigger)
+    rt.settle()
+    _post(space, db, "a", 1)
+    rt.settle()
+    assert once.get().result == [{"n": 0}]
+    assert on_cell.get().result == [{"m": 0}]  # a database write alone does not re-run it
+    with space.transact():
+        trigger.set(1)
+    rt.settle()
+    assert on_cell.get().result == [{"m": 1}]
+    assert sorted(runs) == sorted(
+        ["SELECT count(*) AS n FROM messages"] + ["SELECT count(*) AS m FROM messages"] * 2
+    )
+
+
+def test_params_given_as_cells_rerun_the_query(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    for i in range(5):
+        _post(space, db, f"m{i}", i)
+    limit = space.cell("limit", default=2)
+    q = db.query("SELECT body FROM messages ORDER BY ts LIMIT ?", params=[limit])
+    rt.settle()
+    assert q.get().result == [{"body": "m0"}, {"body": "m1"}]
+    with space.transact():
+        limit.set(3)
+    rt.settle()
+    assert q.get().result == [{"body": "m0"}, {"body": "m1"}, {"body": "m2"}]
+    assert q.get().pending is False
+
+
+def test_a_pending_param_keeps_the_query_pending(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    source = space.cell("source", default=None)
+    gate = sc.derive(source, lambda v: sc.PENDING if v is None else v)
+    q = db.query("SELECT count(*) AS n FROM messages WHERE ts >= ?", params=[gate])
+    rt.settle()
+    assert q.get().pending is True and q.get().result is None
+    with space.transact():
+        source.set(0)
+    rt.settle()
+    assert q.get() == sc.QueryState(False, [{"n": 0}], None, 0)
+
+
+class MsgStruct(msgspec.Struct):
+    id: int
+    body: str
+    who: sc.Cell | None
+
+
+@dataclasses.dataclass
+class MsgData:
+    id: int
+    body: str
+    who: sc.Cell | None
+
+
+class MsgDict(TypedDict):
+    id: int
+    body: str
+    who: sc.Cell | None
+
+
+@pytest.mark.parametrize("row", [MsgStruct, MsgData, MsgDict])
+def test_typed_rows_decode_link_fields_even_behind_an_alias(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, row: type
+) -> None:
+    alice = space.cell("alice", default={"name": "Alice"})
+    _post(space, db, "hi", 1, alice)
+    _post(space, db, "anon", 2)
+    sql = "SELECT id, body, author_cf_link AS who FROM messages ORDER BY id"
+    rows = db.read(sql, row=row)
+    first, second = (
+        r
+        if isinstance(r, dict)
+        else vars(r)
+        if dataclasses.is_dataclass(r)
+        else msgspec.structs.asdict(r)
+        for r in rows
+    )
+    assert first["who"] == alice and isinstance(first["who"], sc.Cell)
+    assert second["who"] is None
+    assert db.read(sql) == [
+        {"id": 1, "body": "hi", "who": alice.link_str()},  # untyped rows keep the raw string
+        {"id": 2, "body": "anon", "who": None},
+    ]
+    live = db.query(sql, row=row)
+    rt.settle()
+    assert live.get().result == rows
+
+
+def test_a_malformed_link_decodes_to_none_without_failing(space: Space, db: sc.SqliteDb) -> None:
+    # Only the runtime writes link columns, but a file can be damaged: read what is there.
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('x')")
+    import apsw
+
+    conn = apsw.Connection(str(db.path))
+    conn.execute("UPDATE messages SET author_cf_link = 'garbage'")
+    conn.close()
+    rows = db.read("SELECT id, body, author_cf_link AS who FROM messages", row=MsgStruct)
+    assert rows == [MsgStruct(1, "x", None)]
+
+
+def test_decoded_author_cells_are_live_without_rerunning_the_query(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, runs: list[str]
+) -> None:
+    alice = space.cell("alice", default={"name": "Alice"})
+    with space.transact():
+        alice.set({"name": "Alice"})
+    _post(space, db, "hi", 1, alice)
+    q = db.query("SELECT id, body, author_cf_link AS who FROM messages", row=MsgStruct)
+    rt.settle()
+    author = q.get().result[0].who
+    names: list[Any] = []
+    author.key("name").observe().subscribe(names.append)
+    with space.transact():
+        alice.key("name").set("Alicia")
+    rt.settle()
+    assert names == ["Alice", "Alicia"]
+    assert len(runs) == 1  # R52: the linked cell's change did not re-run the query
+
+
+def test_a_failing_query_reports_its_error(rt: sc.Runtime, space: Space, db: sc.SqliteDb) -> None:
+    _post(space, db, "a", 1)
+    q = db.query("SELECT * FROM missing_table")
+    rt.settle()
+    state = q.get()
+    assert state.pending is False and state.result is None
+    assert isinstance(state.error, sc.QueryError) and state.error.db_id == db.id
+
+
+def test_runaway_queries_time_out(store: Any) -> None:
+    with sc.Runtime(store, query_timeout=0.2) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        runaway = (
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
+        )
+        with pytest.raises(sc.QueryTimeout) as info:
+            db.read(runaway)
+        assert info.value.db_id == db.id
+        q = db.query(runaway)
+        rt.settle()
+        assert isinstance(q.get().error, sc.QueryTimeout)
+        assert db.read("SELECT count(*) AS n FROM messages") == [{"n": 0}]
+
+
+def test_guard_verdicts_raise_at_the_query_call(db: sc.SqliteDb) -> None:
+    with pytest.raises(sc.GuardViolation) as info:
+        db.query("DELETE FROM messages")
+    assert info.value.kind == "not-read-only"
+    with pytest.raises(sc.GuardViolation) as info:
+        db.read("PRAGMA table_info(messages)")
+    assert info.value.kind == "forbidden-statement"
+
+
+def test_query_results_are_never_delivered_before_their_commit(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    marker = space.cell("marker", default=0)
+    told: list[int] = []
+    marker.observe().subscribe(told.append)
+    violations: list[tuple[int, list[int]]] = []
+
+    def check(state: sc.QueryState) -> None:
+        if state.result:
+            newest = max(r["ts"] for r in state.result)
+            if newest not in told:
+                violations.append((newest, list(told)))
+
+    db.query("SELECT ts FROM messages").observe().subscribe(check)
+    for i in range(1, 30):
+        with space.transact():
+            marker.set(i)
+            db.exec("INSERT INTO messages (body, ts) VALUES ('x', ?)", [i])
+    rt.settle()
+    assert told[-1] == 29
+    assert violations == []
+
+
+def test_sqlite_query_is_the_same_node_kind(rt: sc.Runtime, space: Space, db: sc.SqliteDb) -> None:
+    _post(space, db, "a", 1)
+    q = sc.sqlite_query(db=db, sql="SELECT body FROM messages", row=None)
+    rt.settle()
+    assert q.get().result == [{"body": "a"}]
+
+
+def test_decode_cf_link(rt: sc.Runtime, space: Space) -> None:
+    alice = space.cell("alice")
+    assert sc.decode_cf_link(None, rt) is None
+    assert sc.decode_cf_link(alice.link_str(), rt) == alice
+    with pytest.raises(sc.LinkDecodeError):
+        sc.decode_cf_link("{}", rt)
+
+
+def test_read_pool_stays_bounded(store: Any) -> None:
+    with sc.Runtime(store, read_pool_size=2) as rt:
+        space = rt.space("demo")
+        dbs = [space.sqlite_database(f"db{i}", tables=MESSAGES) for i in range(5)]
+        for db in dbs:
+            with space.transact():
+                db.exec(INSERT, [None, db.id, 1])
+        for db in dbs:
+            assert db.read("SELECT body FROM messages") == [{"body": db.id}]
+            assert rt.read_pool.open_connections <= 2
