@@ -22,6 +22,7 @@ from bench._common import median, p, parse, report
 TABLES = {"messages": sc.table(id="integer primary key", body="text not null", ts="integer")}
 QUERY = "SELECT id, body, ts FROM messages ORDER BY ts DESC LIMIT 20"
 POLL = 0.02
+ARGS = (str(POLL), QUERY)
 
 
 def in_process(directory: Path, count: int) -> list[float]:
@@ -58,9 +59,10 @@ def in_process(directory: Path, count: int) -> list[float]:
 WATCHER = """
 import sys, time, threading
 import sqlite_cells as sc
-store, kind, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+store, kind, count, poll, query = sys.argv[1:6]
+count, poll = int(count), float(poll)
 tables = {"messages": sc.table(id="integer primary key", body="text not null", ts="integer")}
-with sc.Runtime(store, poll_interval=%(poll)r) as rt:
+with sc.Runtime(store, poll_interval=poll) as rt:
     space = rt.space("bench")
     done = threading.Event()
     def stamp(value):
@@ -69,19 +71,19 @@ with sc.Runtime(store, poll_interval=%(poll)r) as rt:
             done.set()
     if kind == "query":
         db = space.sqlite_database("db", tables=tables)
-        db.query(%(query)r).observe().subscribe(
+        db.query(query).observe().subscribe(
             lambda s: s.result and stamp(s.result[0]["ts"]))
     else:
         space.cell("c", default=-1).observe().subscribe(stamp)
     rt.settle()
     print("ready", flush=True)
     done.wait(60)
-""" % {"poll": POLL, "query": QUERY}
+"""
 
 
 def across_processes(directory: Path, kind: str, count: int) -> list[float]:
     watcher = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(WATCHER), str(directory), kind, str(count)],
+        [sys.executable, "-c", textwrap.dedent(WATCHER), str(directory), kind, str(count), *ARGS],
         stdout=subprocess.PIPE,
         text=True,
     )
