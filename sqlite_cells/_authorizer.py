@@ -1,0 +1,163 @@
+"""The SQLite authorizer user statements run under: defense in depth behind the guard (R23).
+
+:func:`make_authorizer` builds the callback for ``apsw.Connection.authorizer``.  SQLite consults
+it while it *prepares* a statement (and again whenever it re-prepares one, e.g. after a schema
+change); an action it denies makes the prepare fail — ``apsw.AuthError`` ("not authorized"), or
+``apsw.SQLError`` ("not authorized to use function: …") for a function — so nothing of a denied
+statement runs.  Setting ``Connection.authorizer`` expires the statements
+apsw has cached, so a statement prepared earlier without it is prepared again under it.
+
+What it allows (everything else is ``SQLITE_DENY``):
+
+* ``SQLITE_SELECT`` and ``SQLITE_RECURSIVE`` (recursive CTEs);
+* ``SQLITE_FUNCTION`` except ``load_extension``, ``readfile``, ``writefile``, ``edit``,
+  ``fts3_tokenizer``, any ``pragma_*`` function and any ``_cf_*`` function (*decision*: the
+  runtime's own SQL functions are not for user statements);
+* ``SQLITE_READ`` of a column of an allowed table in ``database``;
+* in :attr:`Mode.WRITE` also ``SQLITE_INSERT``, ``SQLITE_UPDATE`` and ``SQLITE_DELETE`` on an
+  allowed table in ``database``.
+
+An *allowed table* is one of ``tables`` (compared case-insensitively, ASCII only, as SQLite
+does), or, when ``tables`` is None (injected read-only files with their own schema), any table
+whose name does not start with ``_cf_``, ``sqlite_`` or ``pragma_`` and is not ``dbstat``.
+
+Shapes of callback that need care, all observed with SQLite 3.54:
+
+* Columns read through a CTE, a subquery or a view come with no ``SQLITE_READ`` of their own:
+  only the underlying tables' columns are checked (with the view in the fifth argument).
+* A table of which no column is read (``count(*)``, the target of ``UPDATE … FROM``) gets a
+  ``SQLITE_READ`` with an empty column name and *no database name*.  Such a read reveals at most
+  a row count; it is allowed when the table name is allowed.  On the write connection an allowed
+  name could then resolve to a ``main`` table of the same name; the runtime's own tables all
+  start with ``_cf_``, which is never allowed.
+* ``json_each`` and ``json_tree`` are eponymous virtual tables read as tables of ``main``; they
+  hold no data, so their reads are allowed in any database.  ``dbstat`` and ``pragma_*`` look at
+  other schemas and are never allowed.
+* Reads of ``sqlite_master`` during schema loading happen with the authorizer switched off by
+  SQLite itself, so denying ``sqlite_*`` tables never breaks ordinary statements.
+
+What it cannot do on its own (the guard covers these, R20–R24): it sees actions, not statements,
+so it cannot tell one statement from two harmless ones, cannot refuse RETURNING (an INSERT with
+RETURNING is an INSERT plus column reads), never sees ``REINDEX table`` (that reaches no
+callback; a bare ``REINDEX`` is denied as ``SQLITE_REINDEX``), lets ``EXPLAIN`` of an allowed
+statement through, and cannot tell ``main.messages`` from ``messages`` on a connection where
+``main`` is the database cell's file.  Install it only while user statements are prepared: the
+runtime's own statements (transactions, ATTACH, its ``_cf_`` tables) are denied too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Final
+
+import apsw
+
+from sqlite_cells._guard import Mode
+
+__all__ = ["Authorizer", "make_authorizer"]
+
+Authorizer = Callable[[int, str | None, str | None, str | None, str | None], int]
+
+_OK: Final = apsw.SQLITE_OK
+_DENY: Final = apsw.SQLITE_DENY
+_SELECT: Final = apsw.SQLITE_SELECT
+_RECURSIVE: Final = apsw.SQLITE_RECURSIVE
+_READ: Final = apsw.SQLITE_READ
+_FUNCTION: Final = apsw.SQLITE_FUNCTION
+_INSERT: Final = apsw.SQLITE_INSERT
+_UPDATE: Final = apsw.SQLITE_UPDATE
+_DELETE: Final = apsw.SQLITE_DELETE
+
+_FORBIDDEN_FUNCTIONS: Final = frozenset(
+    {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"}
+)
+_FORBIDDEN_FUNCTION_PREFIXES: Final = ("pragma_", "_cf_")
+_RESERVED_TABLE_PREFIXES: Final = ("_cf_", "sqlite_", "pragma_")
+_FORBIDDEN_TABLES: Final = frozenset({"dbstat"})
+# Eponymous virtual tables that hold no data and may be read from any schema.
+_DATALESS_TABLES: Final = frozenset({"json_each", "json_tree"})
+
+_LOWER: Final = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
+
+
+def _fold(name: str) -> str:
+    # SQLite compares names case-insensitively for ASCII letters only.
+    return name.lower() if name.isascii() else name.translate(_LOWER)
+
+
+def make_authorizer(mode: Mode, *, database: str, tables: Collection[str] | None) -> Authorizer:
+    """Build the authorizer for user statements of ``mode`` on the database cell ``database``.
+
+    ``database`` is the schema name under which the database cell's file is visible: "main" on
+    read connections, "_cf_db" on the write connection.  ``tables`` are the declared table
+    names the statement may touch, or None for any table not reserved to SQLite or the runtime.
+    Raises ``ValueError`` when ``tables`` names a reserved table (``_cf_…``, ``sqlite_…``,
+    ``pragma_…``, ``dbstat``) and ``TypeError`` for a ``mode`` that is not a :class:`Mode`.
+    """
+    if not isinstance(mode, Mode):
+        raise TypeError(f"mode must be a Mode, not {type(mode).__name__}")
+    schema = _fold(database)
+    allowed: frozenset[str] | None = None
+    if tables is not None:
+        if isinstance(tables, str):
+            raise TypeError("tables must be a collection of table names, not a str")
+        allowed = frozenset(_fold(name) for name in tables)
+        reserved = sorted(
+            name
+            for name in allowed
+            if name.startswith(_RESERVED_TABLE_PREFIXES) or name in _FORBIDDEN_TABLES
+        )
+        if reserved:
+            raise ValueError(
+                f"tables {reserved} are reserved to SQLite or the runtime: a user statement may "
+                "never touch them; declare tables with other names"
+            )
+    write = mode is Mode.WRITE
+
+    def table_allowed(table: str) -> bool:
+        name = _fold(table)
+        if allowed is not None:
+            return name in allowed
+        return not name.startswith(_RESERVED_TABLE_PREFIXES) and name not in _FORBIDDEN_TABLES
+
+    def _is_reserved(table: str) -> bool:
+        name = _fold(table)
+        return name.startswith(_RESERVED_TABLE_PREFIXES) or name in _FORBIDDEN_TABLES
+
+    def authorize(
+        action: int,
+        arg1: str | None,
+        arg2: str | None,
+        db_name: str | None,
+        trigger_or_view: str | None,
+    ) -> int:
+        if action == _READ:
+            if arg1 is None:
+                return _DENY
+            if _fold(arg1) in _DATALESS_TABLES:
+                return _OK
+            if db_name is None:
+                # Only the empty-column read of count(*) and UPDATE … FROM comes without a
+                # database; it reveals a row count at most. Its table may be a CTE (whose name
+                # cannot be known here), so any name not reserved to SQLite or the runtime is
+                # allowed: the space file holds only reserved tables.
+                return _OK if arg2 == "" and not _is_reserved(arg1) else _DENY
+            if _fold(db_name) != schema:
+                return _DENY
+            return _OK if table_allowed(arg1) else _DENY
+        if action in (_SELECT, _RECURSIVE):
+            return _OK
+        if action == _FUNCTION:
+            if arg2 is None:
+                return _DENY
+            name = _fold(arg2)
+            if name in _FORBIDDEN_FUNCTIONS or name.startswith(_FORBIDDEN_FUNCTION_PREFIXES):
+                return _DENY
+            return _OK
+        if write and action in (_INSERT, _UPDATE, _DELETE):
+            if arg1 is None or db_name is None or _fold(db_name) != schema:
+                return _DENY
+            return _OK if table_allowed(arg1) else _DENY
+        return _DENY
+
+    return authorize

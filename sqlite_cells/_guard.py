@@ -1,0 +1,770 @@
+"""The statement guard: every SQL statement from user code passes here before SQLite sees it.
+
+Contract (SPEC R20–R24)
+-----------------------
+:func:`check_statement` returns a :class:`CheckedStatement` for exactly one allowed statement and
+raises :class:`~codec._errors.GuardViolation` otherwise.  ``GuardViolation.kind`` is one of:
+
+``empty``
+    No statement at all: empty text, whitespace, comments, or only ``;``.
+``multiple-statements``
+    A ``;`` followed by anything but whitespace and comments (``SELECT 1;`` and ``SELECT 1; --``
+    are fine, ``SELECT 1;;`` is not).  The offset is the start of the first token after the
+    first ``;``.
+``syntax``
+    *Added to the SPEC's list.*  SQLite cannot tokenize the text (an unterminated string literal,
+    quoted identifier or ``/*`` comment, a malformed blob or number, a character SQLite rejects),
+    the text holds a NUL (even inside a literal or a comment: SQLite would stop reading there, and
+    apsw refuses it) or a lone surrogate (it cannot be encoded), or the guard's two tokenizers
+    disagree on how to split it (below).  The offset is where the problem starts, 0 when it
+    cannot be pinned down.
+``forbidden-statement``
+    The statement starts with ATTACH, DETACH, PRAGMA, VACUUM, REINDEX, ANALYZE or transaction
+    control (BEGIN, COMMIT, END, ROLLBACK, SAVEPOINT, RELEASE).
+``ddl``
+    The statement starts with CREATE, DROP or ALTER (so ``CREATE TEMP TABLE`` is ``ddl``).
+``not-read-only``
+    :attr:`Mode.READ` allows only SELECT, VALUES and WITH … SELECT.
+``not-a-write``
+    :attr:`Mode.WRITE` allows only INSERT, REPLACE, UPDATE and DELETE, optionally after a
+    ``WITH [RECURSIVE]`` list (``INSERT OR …``, ``UPDATE OR …`` and upserts included).
+``temp-object``
+    A ``TEMP`` or ``TEMPORARY`` keyword.  It is a keyword wherever it appears unquoted, so a column
+    or alias called temp must be double-quoted (``"temp"``).
+``schema-qualified``
+    ``db.name`` where db is ``main``, ``temp`` or starts with ``_cf_`` (the runtime ATTACHes the
+    database file as ``_cf_db``), in any quoting and case; and every three-part name ``a.b.c``.
+    ``table.column`` stays legal (but an alias called main or temp cannot qualify a column).
+    The offset is the start of the first name.
+``reserved-name``
+    A name (unquoted, or quoted with ``"…"``, ``[…]`` or backticks) starting with ``_cf_`` or
+    ``sqlite_``, case-insensitively.  *Decision:* the functions ``sqlite_version()``,
+    ``sqlite_source_id()``, ``sqlite_compileoption_used()`` and ``sqlite_compileoption_get()``
+    are allowed when the name is directly followed by ``(``; every other ``sqlite_`` name
+    (``sqlite_master``, ``sqlite_schema``, ``sqlite_temp_master``, ``sqlite_sequence``,
+    ``sqlite_stat1``, ``sqlite_offset()``, …) and every ``_cf_`` name, called or not, is refused.
+``forbidden-function``
+    ``load_extension``, ``readfile``, ``writefile``, ``edit`` or ``fts3_tokenizer`` directly
+    followed by ``(`` (a table of that name after ``INTO`` is not a call); and every name starting
+    with ``pragma_`` or equal to ``dbstat``, in any quoting, called or not: SQLite lets eponymous
+    virtual tables be read without parentheses, and both look beyond the database cell's own
+    tables.  (``dbstat`` is a *decision* beyond the SPEC's list.)
+``returning``
+    A RETURNING keyword in :attr:`Mode.WRITE` (a quoted ``"returning"`` is a name).
+
+``empty`` and ``multiple-statements`` are decided first, then ``syntax``, then the statement kind
+at the statement's first keyword (for WITH, at the main statement's verb after the CTE list: the
+offset of ``not-read-only``/``not-a-write`` is that verb's), then the remaining rules in one pass
+over the tokens: the leftmost token that breaks a rule decides, and at one token the order above
+(schema-qualified, temp-object, forbidden-function, reserved-name, returning) decides.
+
+What is a name
+--------------
+Text inside string literals, quoted identifiers and comments never triggers a keyword rule, and a
+string literal used as a value is never a name.  *Decision:* SQLite also accepts a string literal
+where it expects a name (``SELECT * FROM 'sqlite_master'``, ``FROM messages, 'sqlite_master'``,
+``'main'.messages``), so a string literal counts as a name where only a name can stand: next to a
+``.``, directly after FROM (not ``IS DISTINCT FROM``), JOIN, INTO, UPDATE or TABLE, and after a
+``,`` in a FROM list.  Parameters (``?``, ``?NNN``, ``:name``, ``@name``, ``$name``) are never
+names, so ``:temp`` or ``@sqlite_x`` are fine.  Names are compared with ASCII case folding only, as
+SQLite does.
+
+Two tokenizers
+--------------
+The guard tokenizes with sqlglot's SQLite dialect (its "command" capture switched off: it would
+turn everything after a leading REPLACE into one opaque string).  sqlglot is not SQLite, though:
+it reads ``\\xa0`` and ``\\u2028`` as whitespace where SQLite sees identifier characters, treats
+``{# … #}`` as a comment where SQLite sees an illegal character, and splits a Tcl-style parameter
+such as ``$a('x)`` where SQLite reads one token — enough to hide a second statement inside what
+sqlglot calls a string literal.  So a small scanner that follows SQLite's own tokenizer
+(``tokenize.c``) splits the text too — its split decides ``empty`` and ``multiple-statements`` —
+and a statement passes only if both agree: every string literal, quoted identifier and blob has
+the same extent in both, sqlglot skips exactly what SQLite skips (whitespace and comments), and a
+token of one is a token of the other, a run of the other's tokens (``ORDER BY`` is one sqlglot
+keyword), or — for numbers, parameters and operators only — split into several (``?1`` is ``?``
+and ``1`` for sqlglot).  Any disagreement is refused as ``syntax``.  The rules then read one entry
+per agreed token: words and operators as written (upper-cased), and sqlglot's unescaped text of
+quoted identifiers and string literals.  Deliberately refused although SQLite would accept them:
+Tcl-style parameter suffixes (``$a(x)``; ``$a::b`` is fine), ``#`` parameters, an unterminated
+``/*`` comment at the end, and text sqlglot reads as a literal with a prefix (``N'…'``).
+
+Offsets
+-------
+``GuardViolation.offset`` is the index in ``sql`` of the first character of the offending token:
+the opening quote or bracket for quoted identifiers and string literals.
+
+Caching
+-------
+Verdicts are cached per ``(sql, mode)`` in a bounded module-level dict (oldest entry evicted
+first; statements longer than :data:`CACHE_MAX_SQL_LENGTH` are not cached).  A cached rejection
+raises a new, equal :class:`GuardViolation`.  The guard keeps no other state and is thread-safe
+(each thread has its own sqlglot tokenizer).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import re
+import threading
+from dataclasses import dataclass
+from typing import ClassVar, Final, NoReturn
+
+from sqlglot.dialects.sqlite import SQLite
+from sqlglot.errors import TokenError
+from sqlglot.tokenizer_core import Token, TokenType
+
+from codec._errors import GuardViolation
+
+__all__ = [
+    "CACHE_MAX_ENTRIES",
+    "CACHE_MAX_SQL_LENGTH",
+    "CheckedStatement",
+    "Mode",
+    "check_statement",
+]
+
+
+class Mode(enum.Enum):
+    """What a statement is for: a query (READ) or a write inside a transaction (WRITE)."""
+
+    READ = "read"
+    WRITE = "write"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedStatement:
+    """A statement the guard accepted: exactly one statement of an allowed kind for ``mode``.
+
+    ``verb`` is the main statement's verb after any WITH clause: "SELECT" or "VALUES" in READ
+    mode, "INSERT", "REPLACE", "UPDATE" or "DELETE" in WRITE mode.
+    """
+
+    sql: str
+    mode: Mode
+    verb: str
+
+
+CACHE_MAX_ENTRIES: Final = 4096
+CACHE_MAX_SQL_LENGTH: Final = 10_000
+
+# (sql, mode) -> the accepted statement, or (kind, offset, message) of the refusal.
+_CACHE: dict[tuple[str, Mode], CheckedStatement | tuple[str, int, str]] = {}
+
+
+def check_statement(sql: str, mode: Mode) -> CheckedStatement:
+    """Check one statement from user code for ``mode`` (R20–R24); see the module docstring.
+
+    Raises :class:`GuardViolation` (a ``ValueError``) for a refused statement and ``TypeError``
+    when ``sql`` is not a ``str`` or ``mode`` not a :class:`Mode`.
+    """
+    key = (sql, mode)
+    hit = _CACHE.get(key)
+    if hit is not None:
+        if isinstance(hit, CheckedStatement):
+            return hit
+        kind, offset, message = hit
+        raise GuardViolation(kind, sql, offset, message)
+    if not isinstance(sql, str):
+        raise TypeError(f"sql must be a str, not {type(sql).__name__}")
+    if not isinstance(mode, Mode):
+        raise TypeError(f"mode must be a Mode, not {type(mode).__name__}")
+    try:
+        checked = _check(sql, mode)
+    except GuardViolation as refusal:
+        # The message is what follows GuardViolation's "{kind} at offset {offset}: " prefix.
+        message = str(refusal).partition(": ")[2]
+        _remember(key, (refusal.kind, refusal.offset, message), sql)
+        raise
+    _remember(key, checked, sql)
+    return checked
+
+
+def _remember(
+    key: tuple[str, Mode], verdict: CheckedStatement | tuple[str, int, str], sql: str
+) -> None:
+    if len(sql) > CACHE_MAX_SQL_LENGTH:
+        return
+    if len(_CACHE) >= CACHE_MAX_ENTRIES:
+        # Another thread may evict the same entry first; losing that race is harmless.
+        with contextlib.suppress(KeyError, RuntimeError, StopIteration):
+            del _CACHE[next(iter(_CACHE))]
+    _CACHE[key] = verdict
+
+
+# --- SQLite's view: a scanner that follows tokenize.c ------------------------------------------
+
+# Kinds of token.  _END and _BAD only come out of the scanner: the end of the text, and text
+# SQLite cannot read.
+_WORD, _QUOTED, _STRING, _BLOB, _NUMBER, _PARAM, _OP, _SEMICOLON, _END, _BAD = range(10)
+
+# SQLite's IdChar(): ASCII letters and digits, "_", "$" and every byte >= 0x80 of the UTF-8 text,
+# i.e. every non-ASCII character (lone surrogates cannot be encoded at all).
+_IDCHAR = "0-9A-Za-z_$\u0080-\ud7ff\ue000-\U0010ffff"
+_IDSTART = "A-Za-z_\u0080-\ud7ff\ue000-\U0010ffff"
+_EXPONENT = "(?:[eE][+-]?[0-9][0-9_]*)?"
+_LEXER: Final = re.compile(
+    # Whitespace and comments between tokens.  A whitespace run starts with one of SQLite's
+    # CC_SPACE characters and may then include \v, as in tokenize.c.
+    r"(?:[ \t\n\f\r][ \t\n\v\f\r]*+|--[^\n]*+|/\*.*?\*/)*+"
+    r"(?:"
+    rf"((?![xX]')[{_IDSTART}][{_IDCHAR}]*+)"  # 1: word
+    r"|(->>|->|==|<=|<>|<<|>=|>>|!=|\|\||/(?!\*)|[-()+*%=<>|,&~]|\.(?![0-9]))"  # 2: operator
+    r"|(;)"  # 3
+    r"|('(?:[^']|'')*+')"  # 4: string literal
+    r"|((?>0[xX][0-9A-Fa-f][0-9A-Fa-f_]*"  # 5: number
+    rf"|(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*){_EXPONENT})(?![{_IDCHAR}]))"
+    r"|(\"(?:[^\"]|\"\")*+\"|`(?:[^`]|``)*+`|\[[^\]]*+\])"  # 6: quoted identifier
+    rf"|(\?[0-9]*+|[$@:](?>(?:::)*[{_IDCHAR}](?:[{_IDCHAR}]|::)*)(?!\())"  # 7: parameter
+    r"|([xX]'(?:[0-9A-Fa-f]{2})*')"  # 8: blob
+    r"|([xX]'|/\*)"  # 9: malformed blob, unterminated comment
+    r"|(\Z)"  # 10: end of text
+    r"|(.)"  # 11: anything else
+    r")",
+    re.DOTALL,
+)
+# The kind of token each group of _LEXER yields (group 0 never matches alone).
+# fmt: off
+_KIND_BY_GROUP: Final = (
+    _BAD, _WORD, _OP, _SEMICOLON, _STRING, _NUMBER, _QUOTED, _PARAM, _BLOB, _BAD, _END, _BAD,
+)
+# fmt: on
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _syntax_message(sql: str, offset: int) -> str:
+    """Say what SQLite cannot read at ``offset``."""
+    rest = sql[offset : offset + 2]
+    char = rest[:1]
+    if char == "'":
+        return "unterminated string literal: close it with '"
+    if char in ('"', "`"):
+        return f"unterminated quoted identifier: close it with {char}"
+    if char == "[":
+        return "unterminated quoted identifier: close it with ]"
+    if rest == "/*":
+        return "unterminated /* comment: close it with */"
+    if rest in ("x'", "X'"):
+        return "malformed blob literal: write x'…' with an even number of hex digits"
+    if char in ("$", "@", ":"):
+        return (
+            f"unsupported parameter {_snippet(sql, offset, offset + 20)!r}: name parameters "
+            "?NNN, :name, @name or $name, without a Tcl-style (…) suffix"
+        )
+    if char == "#":
+        return "'#' parameters are not supported: use ?NNN, :name, @name or $name"
+    if char.isdigit() or char == ".":
+        return "malformed number: separate it from the following name with a space"
+    if char == "\x00":
+        return "NUL character: remove it from the statement"
+    return f"SQLite cannot read the character {char!r} here: remove it or put it in a string"
+
+
+# --- sqlglot's view --------------------------------------------------------------------------
+
+
+class _GuardTokenizer(SQLite.Tokenizer):
+    # With command capture on, sqlglot turns everything after a leading REPLACE (or EXPLAIN,
+    # VACUUM, …) into one STRING token and the rules could not see it.
+    COMMANDS: ClassVar[set[TokenType]] = set()
+
+
+_DIALECT: Final = SQLite()
+_LOCAL = threading.local()  # a tokenizer keeps per-call state in itself: one per thread
+
+# sqlglot token types whose text is opaque to the rules (literals and quoted identifiers).
+_OPAQUE: Final[frozenset[TokenType]] = frozenset(
+    {TokenType.STRING, TokenType.IDENTIFIER}
+    | {token_type for _, token_type in _GuardTokenizer._FORMAT_STRINGS.values()}
+)
+_KEYWORDS: Final[frozenset[str]] = frozenset(_GuardTokenizer.KEYWORDS)
+_HEX_STRING: Final = TokenType.HEX_STRING
+_SQLGLOT_TYPE_OF: Final = {
+    _QUOTED: TokenType.IDENTIFIER,
+    _STRING: TokenType.STRING,
+    _BLOB: TokenType.HEX_STRING,
+}
+
+
+def _sqlglot_tokens(sql: str) -> list[Token]:
+    tokenizer = getattr(_LOCAL, "tokenizer", None)
+    if tokenizer is None:
+        tokenizer = _LOCAL.tokenizer = _GuardTokenizer(dialect=_DIALECT)
+    tokens: list[Token] = tokenizer.tokenize(sql)
+    return tokens
+
+
+# What the rules read, one entry per SQLite token: (kind, key, start, end).  key is the text
+# upper-cased (ASCII only) for words, the text for operators, the unescaped text upper-cased for
+# quoted identifiers and string literals, and "" otherwise.
+_Entry = tuple[int, str, int, int]
+
+_UPPER: Final = {code: code - 32 for code in range(ord("a"), ord("z") + 1)}
+
+
+def _upper(text: str) -> str:
+    # SQLite folds ASCII only: "ſqlite_master" is not sqlite_master, whatever str.upper() says.
+    return text.upper() if text.isascii() else text.translate(_UPPER)
+
+
+_MULTIPLE_MESSAGE: Final = (
+    "more than one statement (a second one starts here, after ';'): pass one statement per call"
+)
+_EMPTY_MESSAGE: Final = "no statement (only whitespace, comments or ';'): pass one SQL statement"
+
+
+def _tokenize(sql: str) -> list[_Entry]:
+    """The rules' entries; refuses ``empty``, ``multiple-statements`` and ``syntax``.
+
+    SQLite's scanner drives the loop and sqlglot's tokens are matched against its tokens as it
+    goes.  Each SQLite token must be one sqlglot token; or a run of them, for numbers, parameters
+    and operators only and with no literal among them (".5", "?1", ":name", "<<"); or lie in a
+    run of SQLite words and operators that one sqlglot keyword covers ("ORDER BY").  A
+    disagreement is only reported once the whole text has been scanned, because empty and
+    multiple-statements are decided first.
+    """
+    try:
+        gl: list[Token] = _sqlglot_tokens(sql)
+        sqlglot_failed = False
+    except TokenError:
+        gl = []
+        sqlglot_failed = True
+    mismatch = 0 if sqlglot_failed else -1  # where the two views first disagree
+    # Offsets of the upper-cased text must be those of the text: fold ASCII letters only.
+    folded = sql.upper() if sql.isascii() else sql.translate(_UPPER)
+    opaque = _OPAQUE
+    hex_string = _HEX_STRING
+    kinds = _KIND_BY_GROUP
+    entries: list[_Entry] = []
+    append = entries.append
+    n_gl = len(gl)
+    gi = 0
+    cover_end = -1  # > 0 while one sqlglot keyword covers several SQLite tokens
+    count = 0  # SQLite tokens
+    semicolons = 0
+    after_semicolon = -1  # start of the first token after the first ";"
+    bad = -1
+    unusual = sqlglot_failed  # a ";" was seen, or the views disagree, or a keyword covers tokens
+    for count, match in enumerate(_LEXER.finditer(sql)):  # noqa: B007 - count is used below
+        group = match.lastindex or 0
+        kind = kinds[group]
+        start, end = match.span(group)
+        if kind >= _SEMICOLON:
+            if kind >= _END:
+                if kind == _BAD:
+                    bad = start
+                    if semicolons:
+                        offset = after_semicolon if after_semicolon >= 0 else bad
+                        _refuse("multiple-statements", sql, offset, _MULTIPLE_MESSAGE)
+                break
+            semicolons += 1
+            unusual = True
+        if unusual:
+            if semicolons and (semicolons > 1 or kind != _SEMICOLON):
+                # Only more ";" may follow a ";" (and even those are refused below).
+                if after_semicolon < 0:
+                    after_semicolon = start
+                if kind != _SEMICOLON:
+                    _refuse("multiple-statements", sql, after_semicolon, _MULTIPLE_MESSAGE)
+            if mismatch >= 0:
+                continue
+            if cover_end > 0:
+                if (kind != _WORD and kind != _OP) or end > cover_end:
+                    mismatch = start
+                    unusual = True
+                else:
+                    if end == cover_end:
+                        cover_end = -1
+                        unusual = semicolons > 0
+                    append((kind, folded[start:end], start, end))
+                continue
+        if gi >= n_gl:
+            mismatch = start
+            unusual = True
+            continue
+        token = gl[gi]
+        gi += 1
+        g_end = token.end + 1
+        if token.start != start:
+            mismatch = min(token.start, start)
+            unusual = True
+        elif g_end == end:
+            g_type = token.token_type
+            if kind in (_WORD, _OP, _SEMICOLON):
+                if g_type in opaque:
+                    mismatch = start
+                    unusual = True
+                else:
+                    append((kind, folded[start:end], start, end))
+            elif kind in (_NUMBER, _PARAM):
+                if g_type in opaque and g_type is not hex_string:
+                    mismatch = start
+                    unusual = True
+                else:
+                    append((kind, "", start, end))
+            elif g_type is _SQLGLOT_TYPE_OF[kind]:
+                append((kind, "" if kind == _BLOB else _upper(token.text), start, end))
+            else:
+                mismatch = start
+                unusual = True
+        elif g_end < end:
+            # sqlglot splits this token: fine for numbers (".5", "1_000"), parameters ("?1",
+            # ":name") and operators ("<<"), as long as no piece is a literal.
+            if kind != _NUMBER and kind != _PARAM and kind != _OP:
+                mismatch = g_end
+                unusual = True
+                continue
+            g_type = token.token_type
+            while g_type not in opaque and g_end < end and gi < n_gl:
+                token = gl[gi]
+                gi += 1
+                if token.start != g_end:
+                    break
+                g_end = token.end + 1
+                g_type = token.token_type
+            if g_end != end or g_type in opaque:
+                mismatch = min(g_end, end)
+                unusual = True
+            else:
+                append((kind, folded[start:end] if kind == _OP else "", start, end))
+        # One sqlglot keyword covers several SQLite words and operators ("ORDER BY").
+        elif (
+            token.token_type in opaque
+            or (kind != _WORD and kind != _OP)
+            or _upper(token.text) not in _KEYWORDS
+        ):
+            mismatch = end
+            unusual = True
+        else:
+            cover_end = g_end
+            unusual = True
+            append((kind, folded[start:end], start, end))
+
+    if bad < 0 and count == semicolons:
+        _refuse("empty", sql, 0, _EMPTY_MESSAGE)
+    if after_semicolon >= 0:
+        _refuse("multiple-statements", sql, after_semicolon, _MULTIPLE_MESSAGE)
+    if bad >= 0:
+        _refuse("syntax", sql, bad, _syntax_message(sql, bad))
+    if "\x00" in sql:  # inside a literal or a comment: SQLite would stop reading there
+        _refuse("syntax", sql, sql.index("\x00"), "NUL character: remove it from the statement")
+    if not sql.isascii() and (surrogate := _SURROGATE.search(sql)) is not None:
+        _refuse(
+            "syntax",
+            sql,
+            surrogate.start(),
+            "lone surrogate character: the statement cannot be encoded as UTF-8",
+        )
+    if sqlglot_failed:
+        _refuse("syntax", sql, 0, "the statement cannot be tokenized: check quotes and comments")
+    if mismatch < 0 and (cover_end > 0 or gi < n_gl):
+        mismatch = gl[gi].start if gi < n_gl else len(sql)
+    if mismatch >= 0:
+        _refuse(
+            "syntax",
+            sql,
+            mismatch,
+            f"ambiguous text {_snippet(sql, mismatch, mismatch + 20)!r}: SQLite may split it "
+            "differently from the guard; add a space, quote the name or drop the unusual character",
+        )
+    if semicolons:
+        entries.pop()
+    return entries
+
+
+# --- The rules --------------------------------------------------------------------------------
+
+_FORBIDDEN_VERBS: Final = frozenset(
+    {"ATTACH", "DETACH", "PRAGMA", "VACUUM", "REINDEX", "ANALYZE"}
+    | {"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"}
+)
+_TRANSACTION_VERBS: Final = frozenset(
+    {"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"}
+)
+_DDL_VERBS: Final = frozenset({"CREATE", "DROP", "ALTER"})
+_READ_VERBS: Final = frozenset({"SELECT", "VALUES"})
+_WRITE_VERBS: Final = frozenset({"INSERT", "REPLACE", "UPDATE", "DELETE"})
+_FORBIDDEN_FUNCTIONS: Final = frozenset(
+    {"LOAD_EXTENSION", "READFILE", "WRITEFILE", "EDIT", "FTS3_TOKENIZER"}
+)
+_ALLOWED_SQLITE_FUNCTIONS: Final = frozenset(
+    {"SQLITE_VERSION", "SQLITE_SOURCE_ID", "SQLITE_COMPILEOPTION_USED", "SQLITE_COMPILEOPTION_GET"}
+)
+_DATABASE_NAMES: Final = frozenset({"MAIN", "TEMP"})
+_PREFIXES: Final = ("_CF_", "SQLITE_", "PRAGMA_")
+_SPECIAL: Final = (*_PREFIXES, "DBSTAT")
+# After these words a string literal can only be a table name.
+_TABLE_INTRODUCERS: Final = frozenset({"FROM", "JOIN", "INTO", "UPDATE", "TABLE"})
+# These words end a FROM list at their parenthesis depth (ON and USING do not: "a JOIN b ON x, c").
+_FROM_ENDERS: Final = frozenset(
+    {"WHERE", "GROUP", "ORDER", "HAVING", "WINDOW", "LIMIT", "UNION", "INTERSECT", "EXCEPT"}
+    | {"SET", "SELECT", "VALUES", "RETURNING", "DO"}
+)
+# Words the rule pass looks at more closely.
+_NOTABLE_WORDS: Final = _FROM_ENDERS | {"FROM", "JOIN", "TEMP", "TEMPORARY", "RETURNING"}
+_NAME_KINDS: Final = (_WORD, _QUOTED, _STRING)
+
+
+def _snippet(sql: str, start: int, end: int) -> str:
+    text = sql[start:end]
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _refuse(kind: str, sql: str, offset: int, message: str) -> NoReturn:
+    raise GuardViolation(kind, sql, offset, message)
+
+
+def _check(sql: str, mode: Mode) -> CheckedStatement:
+    entries = _tokenize(sql)
+    verb = _statement_kind(sql, mode, entries)
+    _scan_rules(sql, mode, entries)
+    return CheckedStatement(sql, mode, verb)
+
+
+def _statement_kind(sql: str, mode: Mode, entries: list[_Entry]) -> str:
+    """The allowlist of statement kinds, decided at the first keyword and the main verb."""
+    kind, key, start, _end = entries[0]
+    if kind == _WORD:
+        if key in _FORBIDDEN_VERBS:
+            if key in _TRANSACTION_VERBS:
+                why = "the runtime runs every statement inside its own transaction"
+            elif key in ("ATTACH", "DETACH"):
+                why = "a database cell only sees its own tables"
+            elif key == "PRAGMA":
+                why = "connection and file settings belong to the runtime"
+            else:
+                why = "the runtime maintains the database files"
+            _refuse("forbidden-statement", sql, start, f"{key} statements are not allowed: {why}")
+        if key in _DDL_VERBS:
+            _refuse(
+                "ddl",
+                sql,
+                start,
+                f"{key} is not allowed: declare tables and indexes in the database cell's schema "
+                "and let the runtime migrate it",
+            )
+    index, shaped = _main_verb(entries) if key == "WITH" and kind == _WORD else (0, True)
+    if index >= len(entries):
+        verb, offset, found = "", len(sql), "nothing after the WITH clause"
+    else:
+        verb_kind, verb, offset, verb_end = entries[index]
+        if not shaped:
+            verb, found = "", f"a malformed WITH clause at {_snippet(sql, offset, verb_end)!r}"
+        elif verb_kind == _WORD:
+            found = verb
+        else:
+            verb, found = "", repr(_snippet(sql, offset, verb_end))
+    if mode is Mode.READ:
+        if verb not in _READ_VERBS:
+            _refuse(
+                "not-read-only",
+                sql,
+                offset,
+                f"a read must be SELECT, VALUES or WITH … SELECT, found {found}: "
+                "send writes as a write statement in a transaction",
+            )
+    elif verb not in _WRITE_VERBS:
+        _refuse(
+            "not-a-write",
+            sql,
+            offset,
+            "a write must be INSERT, REPLACE, UPDATE or DELETE (optionally after WITH), "
+            f"found {found}: send queries as a read",
+        )
+    return verb
+
+
+def _main_verb(entries: list[_Entry]) -> tuple[int, bool]:
+    """Where the main statement's verb is after ``WITH [RECURSIVE]`` and the CTE list.
+
+    Returns ``(index, True)`` for the token after a CTE list of the shape
+    ``name [(cols)] AS [NOT] [MATERIALIZED] (…) [, …]``, and ``(index, False)`` for the token
+    where that shape breaks (``len(entries)`` if the text ends first).
+    """
+    count = len(entries)
+    i = 1
+    if i < count and entries[i][1] == "RECURSIVE" and entries[i][0] == _WORD:
+        i += 1
+    while True:
+        if i >= count or entries[i][0] not in _NAME_KINDS:
+            return i, False
+        i += 1
+        if i < count and entries[i][1] == "(" and entries[i][0] == _OP:
+            i = _after_parens(entries, i)
+        if i >= count or entries[i][1] != "AS" or entries[i][0] != _WORD:
+            return i, False
+        i += 1
+        if i < count and entries[i][1] == "NOT" and entries[i][0] == _WORD:
+            i += 1
+            if i >= count or entries[i][1] != "MATERIALIZED" or entries[i][0] != _WORD:
+                return i, False
+            i += 1
+        elif i < count and entries[i][1] == "MATERIALIZED" and entries[i][0] == _WORD:
+            i += 1
+        if i >= count or entries[i][1] != "(" or entries[i][0] != _OP:
+            return i, False
+        i = _after_parens(entries, i)
+        if i < count and entries[i][1] == "," and entries[i][0] == _OP:
+            i += 1
+            continue
+        return i, True
+
+
+def _after_parens(entries: list[_Entry], i: int) -> int:
+    """Index just after the parenthesis group opening at ``i`` (len(entries) if unbalanced)."""
+    depth = 0
+    for j in range(i, len(entries)):
+        kind, key, _start, _end = entries[j]
+        if kind == _OP:
+            if key == "(":
+                depth += 1
+            elif key == ")":
+                depth -= 1
+                if depth == 0:
+                    return j + 1
+    return len(entries)
+
+
+def _scan_rules(sql: str, mode: Mode, entries: list[_Entry]) -> None:
+    """The token rules in one left-to-right pass; the leftmost token that breaks one decides.
+
+    At one token the rules apply in the order schema-qualified, temp-object,
+    forbidden-function, reserved-name, returning.
+    """
+    write = mode is Mode.WRITE
+    count = len(entries)
+    in_from = [False]  # per parenthesis depth: inside a FROM list?
+    previous: _Entry = (-1, "", 0, 0)
+    last = count - 1
+    for i in range(count):
+        entry = entries[i]
+        kind, key, start, end = entry
+        if kind == _OP:
+            if key == "(":
+                in_from.append(False)
+            elif key == ")" and len(in_from) > 1:
+                in_from.pop()
+            previous = entry
+            continue
+        following = entries[i + 1][1] if i < last and entries[i + 1][0] == _OP else ""
+        notable = False
+        if kind == _WORD:
+            if key in _NOTABLE_WORDS:
+                notable = True
+                if key == "JOIN" or (key == "FROM" and previous[1] != "DISTINCT"):
+                    # "a IS DISTINCT FROM b" is an expression, not a FROM clause.
+                    in_from[-1] = True
+                elif key in _FROM_ENDERS:
+                    in_from[-1] = False
+            elif following != "." and following != "(" and not key.startswith(_SPECIAL):
+                previous = entry  # the common case: a plain name or keyword
+                continue
+        elif kind != _QUOTED and (kind != _STRING or not _string_is_name(entries, i, in_from[-1])):
+            previous = entry
+            continue
+        if following == "." and (
+            key in _DATABASE_NAMES
+            or key.startswith("_CF_")
+            or (i + 3 < count and entries[i + 3][1] == ".")
+        ):
+            _check_qualified(sql, entries, i)
+        if notable:
+            _check_temp(entry, sql)
+        if key == "DBSTAT":
+            _refuse_pragma_function(sql, start, end)
+        if (
+            following == "("
+            and kind != _STRING
+            and key in _FORBIDDEN_FUNCTIONS
+            and (previous[1] != "INTO" or previous[0] != _WORD)
+        ):
+            _refuse(
+                "forbidden-function",
+                sql,
+                start,
+                f"function {sql[start:end]}() is not allowed: it reaches outside the database cell",
+            )
+        if key.startswith(_PREFIXES):
+            if key.startswith("PRAGMA_"):
+                _refuse_pragma_function(sql, start, end)
+            if not (following == "(" and kind != _STRING and key in _ALLOWED_SQLITE_FUNCTIONS):
+                _refuse(
+                    "reserved-name",
+                    sql,
+                    start,
+                    f"reserved name {sql[start:end]!r}: names starting with sqlite_ or _cf_ "
+                    "belong to SQLite and the runtime; rename your table, column or alias",
+                )
+        if notable and write and key == "RETURNING":
+            _refuse(
+                "returning",
+                sql,
+                start,
+                "RETURNING is not allowed: a write returns no rows; read the data with a query "
+                "after the transaction commits",
+            )
+        previous = entry
+
+
+def _check_temp(entry: _Entry, sql: str) -> None:
+    _kind, key, start, _end = entry
+    if key == "TEMP" or key == "TEMPORARY":
+        _refuse(
+            "temp-object",
+            sql,
+            start,
+            f"{key} keyword: temporary tables, views and triggers are not allowed; if this is a "
+            'column or alias called temp, double-quote it ("temp")',
+        )
+
+
+def _refuse_pragma_function(sql: str, start: int, end: int) -> NoReturn:
+    _refuse(
+        "forbidden-function",
+        sql,
+        start,
+        f"{sql[start:end]} is not allowed: pragma functions and dbstat look beyond the database "
+        "cell's own tables",
+    )
+
+
+def _check_qualified(sql: str, entries: list[_Entry], i: int) -> None:
+    """The name at ``i`` is followed by a dot: refuse database names and three-part names."""
+    count = len(entries)
+    if i + 2 >= count or entries[i + 2][0] not in _NAME_KINDS:
+        return
+    _kind, key, start, _end = entries[i]
+    if key in _DATABASE_NAMES or key.startswith("_CF_"):
+        _refuse(
+            "schema-qualified",
+            sql,
+            start,
+            f"schema-qualified name {_snippet(sql, start, entries[i + 2][3])!r}: refer to tables "
+            "unqualified; a database cell only sees its own tables",
+        )
+    if (
+        i + 4 < count
+        and entries[i + 3][1] == "."
+        and entries[i + 3][0] == _OP
+        and entries[i + 4][0] in _NAME_KINDS
+    ):
+        _refuse(
+            "schema-qualified",
+            sql,
+            start,
+            f"three-part name {_snippet(sql, start, entries[i + 4][3])!r}: a database cell only "
+            "sees its own tables; qualify columns as table.column at most",
+        )
+
+
+def _string_is_name(entries: list[_Entry], i: int, in_from: bool) -> bool:
+    """Whether the string literal at ``i`` stands where SQLite only accepts a name."""
+    if i + 1 < len(entries) and entries[i + 1][1] == "." and entries[i + 1][0] == _OP:
+        return True
+    kind, key, _start, _end = entries[i - 1]  # never the first entry: that is the verb
+    if kind == _OP:
+        return key == "." or (key == "," and in_from)
+    if kind != _WORD or key not in _TABLE_INTRODUCERS:
+        return False
+    # "a IS [NOT] DISTINCT FROM 'b'" compares with a value.
+    return key != "FROM" or i < 2 or entries[i - 2][1] != "DISTINCT"

@@ -1,0 +1,561 @@
+"""The authorizer on its own (R23): the hostile corpus run with the statement guard switched off.
+
+Every line of tests/fixtures/hostile.sql runs on a fresh database file (a new connection, so the
+schema is loaded under the authorizer) with make_authorizer(MODE, database="main",
+tables={"messages", "users"}) installed and a NULL bound to every parameter.  Its AUTH column says
+what must happen, and whatever happens, afterwards:
+
+* the schema, the attached databases and the files in the directory are unchanged;
+* the runtime's tables (_cf_watermark, _cf_meta) are unchanged;
+* the declared tables are unchanged, except for WRITE lines that are ok, run, or are several
+  statements SQLite runs one by one (multiple-statements, and the syntax lines SQLite reads as
+  several statements);
+* no transaction is left open;
+* every answer the authorizer gave agrees with an independent statement of the policy below
+  (:func:`policy_allows`), so SQLite never did anything the policy does not allow — which also
+  means no extension was loaded and nothing was attached.
+
+What the authorizer guarantees on its own, per kind of line (the guard refuses all of them):
+
+``ok``
+    It runs.
+``empty``
+    Nothing runs.
+``multiple-statements``
+    SQLite prepares and runs the statements one by one and the authorizer judges each alone: it
+    stops the first one that needs a denied action (earlier ones have run), and cannot stop two
+    harmless reads, or two allowed writes in WRITE mode.
+``syntax``
+    SQLite refuses the text; or, where SQLite reads the text differently from sqlglot (Tcl
+    parameters, an unterminated comment at the end), each statement it finds is authorized on
+    its own as above.
+``forbidden-statement``
+    Denied: ATTACH, DETACH, PRAGMA, VACUUM (it ATTACHes), ANALYZE, a bare REINDEX, transactions
+    and savepoints.  ``REINDEX table`` reaches no callback: it runs, and changes no data.
+``ddl``
+    Denied; SQLite raises its own error first for a few (dropping an automatic index), and
+    ``DROP TABLE IF EXISTS`` of a missing table asks for nothing and does nothing.
+``not-read-only``
+    Every write action is denied in READ mode.  ``EXPLAIN`` of a read runs: it runs nothing.
+``not-a-write``
+    Reads are allowed in WRITE mode: a query sent down the write path runs and changes nothing.
+``temp-object``
+    Creating temporary objects is DDL and denied; ``temp`` as an alias runs harmlessly.
+``schema-qualified``
+    Other schemas are denied or do not exist; ``main.messages`` on a connection where main *is*
+    the database cell's file names the cell's own table and runs.
+``reserved-name``
+    ``sqlite_*`` and ``_cf_*`` tables are denied (or do not exist); reserved names used as an
+    alias or a CTE name run harmlessly.
+``forbidden-function``
+    Denied (``load_extension``, ``fts3_tokenizer``; pragma functions and dbstat as reads), or the
+    library does not have the function (``readfile``, ``writefile``, ``edit``).
+``returning``
+    Runs: RETURNING only reads columns of the table the write may touch.  Refusing it is the
+    guard's job alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import apsw
+import apsw.ext
+import pytest
+
+from sqlite_cells._authorizer import Authorizer, make_authorizer
+from sqlite_cells._guard import Mode
+
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "hostile.sql"
+
+SCHEMA = """
+CREATE TABLE messages(id INTEGER PRIMARY KEY, body TEXT, author_cf_link TEXT,
+                      ts INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT UNIQUE, score INTEGER DEFAULT 0);
+CREATE TABLE _cf_watermark(id INTEGER PRIMARY KEY, seq INTEGER);
+CREATE TABLE _cf_meta(key TEXT PRIMARY KEY, value);
+INSERT INTO messages(body, author_cf_link, ts) VALUES ('{"a":1}', 'ann', 1), ('{"b":2}', 'bob', 2);
+INSERT INTO users(name, score) VALUES ('ann', 5), ('bob', -1);
+INSERT INTO _cf_watermark(seq) VALUES (7);
+INSERT INTO _cf_meta(key, value) VALUES ('schema', 'v1');
+"""
+DECLARED = frozenset({"messages", "users"})
+RUNTIME_TABLES = ("_cf_watermark", "_cf_meta")
+ALL_TABLES = ("messages", "users", *RUNTIME_TABLES)
+
+# --- the corpus (format: see the header of hostile.sql) ---------------------------------------
+
+_LINE = re.compile(r"^(read|write) \| ([a-z-]+) \| (runs|denied|error|none) \|(?: (.*))?$")
+_ESCAPE = re.compile(r"\\(?:([nrtfv0\\])|x([0-9A-Fa-f]{2})|u([0-9A-Fa-f]{4}))")
+_SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "f": "\f", "v": "\v", "0": "\0", "\\": "\\"}
+
+
+@dataclass(frozen=True)
+class Case:
+    line: int
+    mode: Mode
+    kind: str
+    auth: str
+    sql: str
+
+
+def _unescape(match: re.Match[str]) -> str:
+    simple, byte, unit = match.groups()
+    if simple is not None:
+        return _SIMPLE_ESCAPES[simple]
+    return chr(int(byte or unit, 16))
+
+
+def load_corpus() -> list[Case]:
+    cases = []
+    for number, line in enumerate(CORPUS.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.rstrip()
+        if not line or line.startswith("--"):
+            continue
+        match = _LINE.match(line)
+        assert match is not None, f"hostile.sql:{number}: not 'MODE | KIND | AUTH | SQL': {line}"
+        mode, kind, auth, raw = match.groups()
+        cases.append(Case(number, Mode(mode), kind, auth, _ESCAPE.sub(_unescape, raw or "")))
+    return cases
+
+
+CASES = load_corpus()
+
+# --- the policy, stated independently of the module under test ------------------------------
+
+_ALWAYS = {apsw.SQLITE_SELECT, apsw.SQLITE_RECURSIVE}
+_WRITES = {apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE, apsw.SQLITE_DELETE}
+_FORBIDDEN_FUNCTIONS = {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"}
+_DATALESS = {"json_each", "json_tree"}
+
+
+def policy_allows(
+    mode: Mode,
+    database: str,
+    declared: frozenset[str] | None,
+    call: tuple[int, str | None, str | None, str | None],
+) -> bool:
+    action, arg1, arg2, db = call
+    if action in _ALWAYS:
+        return True
+    if action == apsw.SQLITE_FUNCTION:
+        name = (arg2 or "").lower()
+        return (
+            bool(name)
+            and name not in _FORBIDDEN_FUNCTIONS
+            and not name.startswith(("pragma_", "_cf_"))
+        )
+    if arg1 is None:
+        return False
+    table = arg1.lower()
+    if declared is None:
+        table_ok = not table.startswith(("_cf_", "sqlite_", "pragma_")) and table != "dbstat"
+    else:
+        table_ok = table in declared
+    if action == apsw.SQLITE_READ:
+        if table in _DATALESS:
+            return True
+        if db is None:
+            # count(*) of a table or a CTE: any name that is not reserved.
+            return arg2 == "" and not table.startswith(("_cf_", "sqlite_", "pragma_"))
+        return db.lower() == database and table_ok
+    if action in _WRITES:
+        return mode is Mode.WRITE and db is not None and db.lower() == database and table_ok
+    return False
+
+
+@dataclass
+class Recorder:
+    """Wraps an authorizer and remembers every question and answer."""
+
+    inner: Authorizer
+    calls: list[tuple[int, str | None, str | None, str | None, int]] = field(default_factory=list)
+
+    def __call__(
+        self, action: int, arg1: str | None, arg2: str | None, db: str | None, via: str | None
+    ) -> int:
+        verdict = self.inner(action, arg1, arg2, db, via)
+        self.calls.append((action, arg1, arg2, db, verdict))
+        return verdict
+
+    def denied(self) -> list[tuple[int, str | None, str | None, str | None, int]]:
+        return [call for call in self.calls if call[4] == apsw.SQLITE_DENY]
+
+    def assert_agrees_with_policy(
+        self, mode: Mode, database: str, declared: frozenset[str] | None
+    ) -> None:
+        names = apsw.mapping_authorizer_function
+        for action, arg1, arg2, db, verdict in self.calls:
+            assert verdict in (apsw.SQLITE_OK, apsw.SQLITE_DENY)
+            expected = policy_allows(mode, database, declared, (action, arg1, arg2, db))
+            assert (verdict == apsw.SQLITE_OK) == expected, (names[action], arg1, arg2, db)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class State:
+    schema: tuple[tuple[str, ...], ...]
+    databases: tuple[tuple[str, str], ...]
+    files: tuple[str, ...]
+    data: dict[str, str]
+
+
+def state(path: Path, tables: tuple[str, ...] = ALL_TABLES) -> State:
+    conn = apsw.Connection(str(path))
+    try:
+        schema = tuple(
+            tuple(str(value) for value in row)
+            for row in conn.execute(
+                "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY 2"
+            )
+        )
+        databases = tuple((row[1], row[2]) for row in conn.execute("PRAGMA database_list"))
+        data = {
+            table: hashlib.sha256(
+                repr(conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()).encode()
+            ).hexdigest()
+            for table in tables
+        }
+    finally:
+        conn.close()
+    files = tuple(sorted(p.name for p in path.parent.iterdir()))
+    return State(schema, databases, files, data)
+
+
+def binding_count(path: Path, sql: str) -> int:
+    """How many parameters SQLite finds in all the statements of ``sql`` (prepared, not run)."""
+    probe = apsw.Connection(str(path))
+    total = 0
+    rest = sql
+    try:
+        while rest.strip():
+            info = apsw.ext.query_info(probe, rest)
+            total += info.bindings_count
+            rest = info.query_remaining or ""
+    except (apsw.Error, ValueError):
+        pass  # the statement SQLite cannot prepare is where the real run stops too
+    finally:
+        probe.close()
+    return total
+
+
+def is_denial(error: BaseException) -> bool:
+    # A denied action fails the prepare: SQLITE_AUTH, or SQLITE_ERROR "not authorized to use
+    # function: …" for SQLITE_FUNCTION.
+    return isinstance(error, apsw.AuthError) or (
+        isinstance(error, apsw.SQLError) and str(error).startswith("not authorized")
+    )
+
+
+def run(conn: apsw.Connection, sql: str, bindings: int) -> BaseException | None:
+    try:
+        for _row in conn.execute(sql, (None,) * bindings):
+            pass
+    except (apsw.Error, ValueError) as error:  # ValueError: NUL; UnicodeEncodeError: surrogates
+        return error
+    return None
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Path:
+    path = tmp_path / "db.sqlite"
+    conn = apsw.Connection(str(path))
+    conn.execute(SCHEMA)
+    conn.close()
+    return path
+
+
+# --- the corpus ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: f"line{case.line}")
+def test_corpus_under_the_authorizer_alone(case: Case, database: Path) -> None:
+    before = state(database)
+    bindings = binding_count(database, case.sql)
+    recorder = Recorder(make_authorizer(case.mode, database="main", tables=DECLARED))
+    conn = apsw.Connection(str(database))
+    conn.authorizer = recorder
+    error = run(conn, case.sql, bindings)
+    in_transaction = conn.in_transaction
+    conn.close()
+
+    if case.auth == "none":
+        assert error is None
+        assert recorder.calls == []
+    elif case.auth == "runs":
+        assert error is None, error
+    elif case.auth == "denied":
+        assert error is not None and is_denial(error), error
+        assert recorder.denied()
+    else:
+        assert case.auth == "error"
+        assert error is not None and not is_denial(error), error
+        assert recorder.denied() == []
+
+    recorder.assert_agrees_with_policy(case.mode, "main", DECLARED)
+    assert not in_transaction
+    after = state(database)
+    assert after.schema == before.schema
+    assert after.databases == before.databases
+    assert after.files == before.files
+    for table in RUNTIME_TABLES:
+        assert after.data[table] == before.data[table], table
+    writes_may_run = case.mode is Mode.WRITE and (
+        case.kind in ("ok", "multiple-statements", "syntax") or case.auth == "runs"
+    )
+    if not writes_may_run:
+        assert after.data == before.data
+
+
+def test_the_corpus_exercises_every_outcome() -> None:
+    outcomes = {(case.kind, case.auth) for case in CASES}
+    assert {auth for _kind, auth in outcomes} == {"runs", "denied", "error", "none"}
+    for kind in ("forbidden-statement", "ddl", "reserved-name", "forbidden-function"):
+        assert (kind, "denied") in outcomes
+
+
+# --- the write connection: the space file is main, the database file is _cf_db -----------------
+
+SPACE_SCHEMA = """
+CREATE TABLE _cf_cells(id INTEGER PRIMARY KEY, v);
+CREATE TABLE notes(id INTEGER PRIMARY KEY, v);
+INSERT INTO _cf_cells(v) VALUES ('cell');
+INSERT INTO notes(v) VALUES ('note');
+"""
+
+
+@pytest.fixture
+def write_connection(database: Path) -> Iterator[tuple[apsw.Connection, Recorder, Path]]:
+    space = database.parent / "space.sqlite"
+    conn = apsw.Connection(str(space))
+    conn.execute(SPACE_SCHEMA)
+    conn.execute("ATTACH DATABASE ? AS _cf_db", (str(database),))
+    recorder = Recorder(make_authorizer(Mode.WRITE, database="_cf_db", tables=DECLARED))
+    conn.authorizer = recorder
+    yield conn, recorder, space
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "writes"),
+    [
+        ("INSERT INTO messages(body) VALUES ('x')", True),
+        ("UPDATE users SET score = score + 1", True),
+        ("DELETE FROM messages WHERE id = 1", True),
+        (
+            "INSERT INTO users(name, score) VALUES ('ann', 9) "
+            "ON CONFLICT(name) DO UPDATE SET score = excluded.score",
+            True,
+        ),
+        ("WITH n(x) AS (VALUES (3)) INSERT INTO messages(ts) SELECT x FROM n", True),
+        ("UPDATE messages SET body = users.name FROM users WHERE users.id = messages.id", True),
+        ("SELECT count(*) FROM messages", False),
+        ("SELECT value FROM json_each('[1, 2]')", False),
+        (
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n LIMIT 5) "
+            "SELECT count(*) FROM n",
+            False,
+        ),
+    ],
+)
+def test_write_connection_allows_the_database_cells_tables(
+    write_connection: tuple[apsw.Connection, Recorder, Path],
+    database: Path,
+    sql: str,
+    writes: bool,
+) -> None:
+    conn, recorder, space = write_connection
+    space_before = state(space, ("_cf_cells", "notes"))
+    database_before = state(database)
+    assert run(conn, sql, 0) is None
+    assert recorder.denied() == []
+    recorder.assert_agrees_with_policy(Mode.WRITE, "_cf_db", DECLARED)
+    assert state(space, ("_cf_cells", "notes")) == space_before
+    assert (state(database).data != database_before.data) == writes
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM _cf_cells",
+        "SELECT count(*) FROM _cf_cells",
+        "SELECT v FROM notes",
+        # "SELECT count(*) FROM notes" is allowed: a count(*) read names no database (its table
+        # may be a CTE), and the runtime's space file holds only reserved `_cf_` tables.
+        "SELECT * FROM main.notes",
+        "INSERT INTO _cf_cells(v) VALUES ('evil')",
+        "UPDATE _cf_cells SET v = 'evil'",
+        "DELETE FROM _cf_cells",
+        "INSERT INTO notes(v) VALUES ('evil')",
+        "DELETE FROM main.notes",
+        "INSERT INTO messages(body) SELECT v FROM notes",
+        "UPDATE messages SET body = (SELECT v FROM _cf_cells)",
+        "SELECT * FROM sqlite_master",
+        "SELECT * FROM _cf_db.sqlite_master",
+        "DELETE FROM _cf_db._cf_meta",
+        "DETACH DATABASE _cf_db",
+        "ATTACH DATABASE 'other.db' AS other",
+        "PRAGMA _cf_db.user_version = 3",
+        "CREATE TABLE _cf_db.evil(x)",
+        "BEGIN",
+    ],
+)
+def test_write_connection_denies_everything_else(
+    write_connection: tuple[apsw.Connection, Recorder, Path], sql: str, database: Path
+) -> None:
+    conn, recorder, space = write_connection
+    space_before = state(space, ("_cf_cells", "notes"))
+    database_before = state(database)
+    error = run(conn, sql, 0)
+    assert error is not None and is_denial(error), error
+    assert recorder.denied()
+    recorder.assert_agrees_with_policy(Mode.WRITE, "_cf_db", DECLARED)
+    conn.authorizer = None
+    assert [row[1] for row in conn.execute("PRAGMA database_list")] == ["main", "_cf_db"]
+    assert not conn.in_transaction
+    assert state(space, ("_cf_cells", "notes")) == space_before
+    assert state(database) == database_before
+
+
+# --- tables=None: injected read-only files with their own schema ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "allowed"),
+    [
+        ("SELECT * FROM docs", True),
+        ("SELECT count(*) FROM docs", True),
+        ("SELECT d.title, m.body FROM docs d JOIN messages m ON m.id = d.id", True),
+        ("SELECT * FROM json_each('[1]')", True),
+        ("SELECT 1 FROM json_tree('[1]')", True),
+        ("SELECT * FROM _cf_meta", False),
+        ("SELECT count(*) FROM _cf_watermark", False),
+        ("SELECT * FROM sqlite_master", False),
+        ("SELECT * FROM dbstat", False),
+        ("SELECT * FROM pragma_table_list", False),
+        ("DELETE FROM docs", False),
+        ("INSERT INTO docs(title) VALUES ('x')", False),
+    ],
+)
+def test_any_unreserved_table_when_tables_is_none(database: Path, sql: str, allowed: bool) -> None:
+    setup = apsw.Connection(str(database))
+    setup.execute(
+        "CREATE TABLE docs(id INTEGER PRIMARY KEY, title); INSERT INTO docs VALUES (1, 't')"
+    )
+    setup.close()
+    recorder = Recorder(make_authorizer(Mode.READ, database="main", tables=None))
+    conn = apsw.Connection(str(database))
+    conn.authorizer = recorder
+    error = run(conn, sql, 0)
+    conn.close()
+    if allowed:
+        assert error is None, error
+        assert recorder.denied() == []
+    else:
+        assert error is not None and is_denial(error), error
+    recorder.assert_agrees_with_policy(Mode.READ, "main", None)
+
+
+# --- details ---------------------------------------------------------------------------------
+
+
+def test_declared_tables_compare_case_insensitively(database: Path) -> None:
+    conn = apsw.Connection(str(database))
+    conn.authorizer = make_authorizer(Mode.WRITE, database="MAIN", tables={"Messages", "USERS"})
+    assert conn.execute("SELECT count(*) FROM MESSAGES").fetchall() == [(2,)]
+    conn.execute("UPDATE Users SET score = 0")
+    assert conn.execute("SELECT sum(score) FROM users").fetchall() == [(0,)]
+    conn.close()
+
+
+def test_autoincrement_tables_work_without_sqlite_sequence_access(tmp_path: Path) -> None:
+    path = tmp_path / "auto.sqlite"
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE counters(id INTEGER PRIMARY KEY AUTOINCREMENT, n)")
+    recorder = Recorder(make_authorizer(Mode.WRITE, database="main", tables={"counters"}))
+    conn.authorizer = recorder
+    conn.execute("INSERT INTO counters(n) VALUES (1), (2)")
+    conn.execute("DELETE FROM counters WHERE n = 2")
+    assert conn.execute("SELECT id, n FROM counters").fetchall() == [(1, 1)]
+    with pytest.raises(apsw.AuthError):
+        conn.execute("SELECT * FROM sqlite_sequence")
+    recorder.assert_agrees_with_policy(Mode.WRITE, "main", frozenset({"counters"}))
+    conn.close()
+
+
+def test_statements_cached_before_the_authorizer_are_authorized_again(database: Path) -> None:
+    conn = apsw.Connection(str(database))
+    sql = "SELECT name FROM sqlite_master"
+    assert conn.execute(sql).fetchall()  # prepared and cached without an authorizer
+    conn.authorizer = make_authorizer(Mode.READ, database="main", tables=DECLARED)
+    with pytest.raises(apsw.AuthError):
+        conn.execute(sql).fetchall()
+    conn.close()
+
+
+ACTION_CODES = sorted(
+    code for name, code in apsw.mapping_authorizer_function.items() if isinstance(name, str)
+)
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+@pytest.mark.parametrize("action", ACTION_CODES, ids=apsw.mapping_authorizer_function.get)
+def test_every_action_code(mode: Mode, action: int) -> None:
+    authorize = make_authorizer(mode, database="main", tables=DECLARED)
+    allowed = {apsw.SQLITE_SELECT, apsw.SQLITE_READ, apsw.SQLITE_FUNCTION, apsw.SQLITE_RECURSIVE}
+    if mode is Mode.WRITE:
+        allowed |= _WRITES
+    arg2 = "count" if action == apsw.SQLITE_FUNCTION else "body"
+    verdict = authorize(action, "messages", arg2, "main", None)
+    assert verdict == (apsw.SQLITE_OK if action in allowed else apsw.SQLITE_DENY)
+    # Never for a table of another schema or of the runtime, in any mode.
+    if action not in (apsw.SQLITE_SELECT, apsw.SQLITE_RECURSIVE, apsw.SQLITE_FUNCTION):
+        assert authorize(action, "messages", "body", "temp", None) == apsw.SQLITE_DENY
+        assert authorize(action, "_cf_meta", "value", "main", None) == apsw.SQLITE_DENY
+
+
+@pytest.mark.parametrize(
+    ("call", "verdict"),
+    [
+        ((apsw.SQLITE_FUNCTION, None, "LOAD_EXTENSION", None, None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_FUNCTION, None, "pragma_table_info", None, None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_FUNCTION, None, "_cf_link", None, None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_FUNCTION, None, "sqlite_version", None, None), apsw.SQLITE_OK),
+        ((apsw.SQLITE_FUNCTION, None, None, None, None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_READ, None, "x", "main", None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_READ, "messages", "", None, None), apsw.SQLITE_OK),
+        ((apsw.SQLITE_READ, "messages", "body", None, None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_READ, "_cf_meta", "", None, None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_READ, "messages", "body", "_cf_db", None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_READ, "messages", "body", "main", "some_view"), apsw.SQLITE_OK),
+        ((apsw.SQLITE_READ, "json_each", "value", "main", None), apsw.SQLITE_OK),
+        ((apsw.SQLITE_DELETE, "messages", None, None, None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_PRAGMA, "user_version", None, None, None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_ATTACH, "x.db", None, None, None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_TRANSACTION, "BEGIN", None, None, None), apsw.SQLITE_DENY),
+    ],
+)
+def test_callback_shapes(
+    call: tuple[int, str | None, str | None, str | None, str | None], verdict: int
+) -> None:
+    authorize = make_authorizer(Mode.WRITE, database="main", tables=DECLARED)
+    assert authorize(*call) == verdict
+
+
+@pytest.mark.parametrize("tables", [{"_cf_cells"}, {"messages", "sqlite_master"}, {"DBSTAT"}])
+def test_reserved_tables_cannot_be_declared(tables: set[str]) -> None:
+    with pytest.raises(ValueError, match="reserved"):
+        make_authorizer(Mode.READ, database="main", tables=tables)
+
+
+def test_bad_arguments_are_type_errors() -> None:
+    with pytest.raises(TypeError):
+        make_authorizer("read", database="main", tables=None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        make_authorizer(Mode.READ, database="main", tables="messages")
