@@ -1,7 +1,9 @@
 """One space's SQLite file: its connections, committed-value cache, commit and catch-up.
 
-Tables (all ``_cf_*``, R12): ``_cf_meta`` (the space id), ``_cf_cells`` (id, JSON value, rev) and
-``_cf_log`` (seq, commit record). The file is opened in WAL mode with ``synchronous=FULL``.
+Tables (all ``_cf_*``, R12): ``_cf_meta`` (the space id), ``_cf_cells`` (id, JSON value, rev),
+``_cf_log`` (seq, commit record) and ``_cf_op_index`` (which seqs hold ops on which target, so
+an extension finds the commits that touched what it owns without scanning the log). The file is
+opened in WAL mode with ``synchronous=FULL``.
 
 Every commit this process learns of — its own, or another runtime's found by catch-up — is applied
 to the cache and handed to the runtime's scheduler in seq order, after it is durable (R50).
@@ -48,6 +50,9 @@ CREATE TABLE IF NOT EXISTS _cf_cells (
     id TEXT PRIMARY KEY, value BLOB NOT NULL, rev INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _cf_log (seq INTEGER PRIMARY KEY, record BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS _cf_op_index (
+    target TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (target, seq)
+) WITHOUT ROWID;
 """
 
 
@@ -237,6 +242,11 @@ class SpaceFile:
                 conn.execute(
                     "INSERT INTO _cf_log (seq, record) VALUES (?, ?)", (seq, encode_record(record))
                 )
+                if kept:
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO _cf_op_index (target, seq) VALUES (?, ?)",
+                        [(target, seq) for target in {op.target for op in kept}],
+                    )
                 committing = True
                 conn.execute("COMMIT")
             except BaseException as exc:
@@ -246,6 +256,11 @@ class SpaceFile:
                     for participant, ops in self._group_ops(kept):
                         _quietly(participant.commit_failed, ops, exc)
                 self._apply(foreign)
+                if isinstance(exc, apsw.Error):
+                    raise SqliteCellsError(
+                        f"space {self.space_id!r}: the commit failed in SQLite ({exc}); nothing "
+                        "of it is visible: try again, and check the disk if it keeps failing"
+                    ) from exc
                 raise
             self._apply([*foreign, record])
             for participant, ops in self._group_ops(kept):
@@ -300,6 +315,27 @@ class SpaceFile:
                     conn.execute("ROLLBACK")
 
     # -- catch-up ------------------------------------------------------------------------------
+
+    @staticmethod
+    def last_seq_for(conn: apsw.Connection, target: str) -> int:
+        """The last seq whose ops touched ``target`` (0 if none), read through ``conn``."""
+        row = conn.execute(
+            "SELECT coalesce(max(seq), 0) FROM _cf_op_index WHERE target = ?", (target,)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    @staticmethod
+    def ops_for(conn: apsw.Connection, target: str, after: int, upto: int) -> list[tuple[int, Op]]:
+        """The ops on ``target`` of the commits in (``after``, ``upto``], in seq and op order."""
+        found: list[tuple[int, Op]] = []
+        for (data,) in conn.execute(
+            "SELECT l.record FROM _cf_op_index i JOIN _cf_log l ON l.seq = i.seq "
+            "WHERE i.target = ? AND i.seq > ? AND i.seq <= ? ORDER BY i.seq",
+            (target, after, upto),
+        ):
+            record = decode_record(bytes(data))
+            found.extend((record.seq, op) for op in record.ops if op.target == target)
+        return found
 
     @staticmethod
     def _records_since(conn: apsw.Connection, seq: int) -> list[CommitRecord]:

@@ -129,6 +129,7 @@ class SqliteDb(Cell):
         self._check_read(sql)
         runtime: Runtime = self.space.runtime
         decode = row_decoder(row, runtime, db_id=self.id, sql=sql)
+        runtime.ensure_reconciled(self._decl)
         resolved = resolve_params(params)
         bound = dict(resolved) if isinstance(resolved, Mapping) else resolved
         rows, _ = read_rows(

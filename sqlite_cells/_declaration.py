@@ -40,6 +40,7 @@ def db_file_name(db_id: str) -> str:
 @dataclass(frozen=True, slots=True)
 class Declaration:
     db_id: str
+    space_id: str
     path: Path
     schema: Schema | None
     version: int = 1

@@ -18,17 +18,27 @@ import msgspec
 
 from codec import ExecError, Op, SqliteCellsError
 from runtime import Transaction
-from sqlite_cells._authorizer import make_authorizer
+from sqlite_cells._authorizer import Authorizer, make_authorizer
 from sqlite_cells._binding import Bound
 from sqlite_cells._declaration import Declaration
 from sqlite_cells._guard import Mode
 from sqlite_cells._migrate import ensure_schema
 
-__all__ = ["ALIAS", "KIND", "ExecRequest", "SqliteParticipant", "encode_op_body"]
+__all__ = [
+    "ALIAS",
+    "KIND",
+    "ExecRequest",
+    "OpBody",
+    "SqliteParticipant",
+    "decode_op_body",
+    "encode_op_body",
+]
 
 KIND = "sqlite"
 ALIAS = "_cf_db"
 REQUESTS = "sqlite.requests"  # tx.extras key: {id(op): ExecRequest} of the transaction
+JOURNAL_KEEP = 256  # changesets each database file keeps of its own newest commits
+JOURNAL_PRUNE_EVERY = 64  # seqs between prunings of that journal
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,18 +49,26 @@ class ExecRequest:
     many: bool
 
 
-class _OpBody(msgspec.Struct, frozen=True):
+class OpBody(msgspec.Struct, frozen=True):
+    """A ``sqlite`` op as kept in the commit record: the statement, its parameters (bytes appear
+    base64-encoded) and, once applied, the session changeset of its effect (R70)."""
+
     sql: str
     rows: list[list[object] | dict[str, object]]
     many: bool
+    changeset: bytes | None = None
 
 
-def encode_op_body(request: ExecRequest) -> msgspec.Raw:
-    """The op as kept in the commit record (bytes parameters appear base64-encoded)."""
+def encode_op_body(request: ExecRequest, changeset: bytes | None = None) -> msgspec.Raw:
     rows: list[list[object] | dict[str, object]] = [
         dict(r) if isinstance(r, dict) else list(r) for r in request.rows
     ]
-    return msgspec.Raw(msgspec.json.encode(_OpBody(request.sql, rows, request.many)))
+    body = OpBody(request.sql, rows, request.many, changeset)
+    return msgspec.Raw(msgspec.json.encode(body))
+
+
+def decode_op_body(op: Op) -> OpBody:
+    return msgspec.json.decode(op.body, type=OpBody)
 
 
 class SqliteParticipant:
@@ -58,8 +76,17 @@ class SqliteParticipant:
 
     kind = KIND
 
-    def __init__(self, lookup: Callable[[str], Declaration]) -> None:
+    def __init__(
+        self,
+        lookup: Callable[[str], Declaration],
+        *,
+        ready: Callable[[Declaration], None],
+        repair: Callable[[Declaration], object],
+    ) -> None:
         self._lookup = lookup
+        self._ready = ready
+        self._repair = repair
+        self.capture_changesets = True  # switched off only to measure its cost
         # _lock guards _ensured: (file, schema fingerprint, version) known to be in place.
         self._lock = threading.Lock()
         self._ensured: set[tuple[Path, str, int]] = set()
@@ -68,6 +95,8 @@ class SqliteParticipant:
         paths = {self._lookup(op.target).path for op in ops}
         if len(paths) != 1:
             raise SqliteCellsError(f"one commit may write one database, not {len(paths)}")
+        for db_id in {op.target for op in ops}:
+            self._ready(self._lookup(db_id))
         (path,) = paths
         if _attached(conn) == str(path):
             return
@@ -93,7 +122,9 @@ class SqliteParticipant:
                 version=decl.version,
                 migrate=decl.migrate,
             )
-        conn.authorizer = make_authorizer(Mode.WRITE, database=ALIAS, tables=decl.table_names)
+        session = _capture(conn) if self.capture_changesets else None
+        authorizer = make_authorizer(Mode.WRITE, database=ALIAS, tables=decl.table_names)
+        conn.authorizer = _with_session_metadata(authorizer) if session else authorizer
         try:
             cursor = conn.cursor()
             if request.many:
@@ -104,8 +135,28 @@ class SqliteParticipant:
             raise ExecError(decl.db_id, request.sql, f"{type(exc).__name__}: {exc}") from exc
         finally:
             conn.authorizer = None
+            changeset = session.changeset() if session is not None else None
+            if session is not None:
+                session.close()
         conn.execute(f"UPDATE {ALIAS}._cf_watermark SET seq = ? WHERE id = 0", (seq,))
-        return op
+        if changeset is None:
+            return op
+        self._journal(conn, seq, changeset)
+        return Op(op.kind, op.target, encode_op_body(request, changeset))
+
+    @staticmethod
+    def _journal(conn: apsw.Connection, seq: int, changeset: bytes) -> None:
+        """Keep the changeset in the file itself too: if the space ever loses commits the file
+        already has, these are what gets inverted (R71). Only the newest are kept."""
+        conn.execute(
+            f"INSERT INTO {ALIAS}._cf_changes (seq, changeset) VALUES (?, ?)", (seq, changeset)
+        )
+        if seq % JOURNAL_PRUNE_EVERY == 0:
+            conn.execute(
+                f"DELETE FROM {ALIAS}._cf_changes WHERE seq < (SELECT min(seq) FROM (SELECT "
+                f"DISTINCT seq FROM {ALIAS}._cf_changes ORDER BY seq DESC LIMIT ?))",
+                (JOURNAL_KEEP,),
+            )
 
     def committed(self, ops: Sequence[Op], seq: int) -> None:
         keys = set()
@@ -117,10 +168,38 @@ class SqliteParticipant:
             self._ensured |= keys
 
     def commit_failed(self, ops: Sequence[Op], exc: BaseException) -> None:
-        # Crash reconciliation (R71) hooks in here; until then a failed COMMIT leaves the next
-        # write to re-check the schema.
+        """``COMMIT`` raised: the files may disagree now, so reconcile at once (R71)."""
         with self._lock:
             self._ensured.clear()
+        for db_id in {op.target for op in ops}:
+            self._repair(self._lookup(db_id))
+
+
+def _capture(conn: apsw.Connection) -> apsw.Session:
+    """A session recording changes to the database cell's own tables (rowid tables included)."""
+    session = apsw.Session(conn, ALIAS)
+    session.config(apsw.SQLITE_SESSION_OBJCONFIG_ROWID, 1)
+    session.table_filter(lambda name: not name.startswith("_cf_"))
+    session.attach()
+    return session
+
+
+def _with_session_metadata(inner: Authorizer) -> Authorizer:
+    """The session extension reads ``PRAGMA table_xinfo`` of each table it first sees changed,
+    from inside the user's statement; that read of metadata is allowed (the guard has already
+    refused any PRAGMA written by the user)."""
+
+    def authorize(
+        action: int, a: str | None, b: str | None, database: str | None, trigger: str | None
+    ) -> int:
+        if action == apsw.SQLITE_PRAGMA and a in _SESSION_PRAGMAS and database == ALIAS:
+            return apsw.SQLITE_OK
+        return inner(action, a, b, database, trigger)
+
+    return authorize
+
+
+_SESSION_PRAGMAS = frozenset({"table_info", "table_xinfo"})
 
 
 def _ensure_key(decl: Declaration) -> tuple[Path, str, int]:

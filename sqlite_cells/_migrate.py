@@ -478,6 +478,12 @@ def _ensure_runtime_tables(conn: apsw.Connection, database: str) -> None:
             f"CREATE TABLE {db}._cf_watermark(id INTEGER PRIMARY KEY CHECK (id = 0), "
             f"seq INTEGER NOT NULL); INSERT INTO {db}._cf_watermark(id, seq) VALUES (0, 0)"
         )
+    if not conn.table_exists(database, "_cf_changes"):
+        # The file's own journal of recent changesets, to undo commits its space lost (R71).
+        conn.execute(
+            f"CREATE TABLE {db}._cf_changes(seq INTEGER NOT NULL, changeset BLOB NOT NULL); "
+            f"CREATE INDEX {db}._cf_changes_by_seq ON _cf_changes(seq)"
+        )
 
 
 Migrate = Callable[[MigrationConnection, int], None]

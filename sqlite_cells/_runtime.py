@@ -9,11 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import runtime
-from codec import SqliteCellsError, derive_id
+from codec import Quarantined, SqliteCellsError, derive_id
 from runtime import causal_cause
 from sqlite_cells._declaration import Declaration, Migrate, SourceKind, VmSource, db_file_name
 from sqlite_cells._fold import SqliteParticipant
 from sqlite_cells._pool import ReadPool
+from sqlite_cells._reconcile import Action, Outcome, reconcile
 from sqlite_cells._schema import Table, declare_tables
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class Space(runtime.Space):
         db_id = derive_id(*causal_cause(self.id, "sqlite", name))
         decl = Declaration(
             db_id=db_id,
+            space_id=self.id,
             path=self.runtime.store / db_file_name(db_id),
             schema=schema,
             version=version,
@@ -91,10 +93,15 @@ class Runtime(runtime.Runtime):
         self.disk_source_roots = tuple(disk_source_roots) if disk_source_roots else None
         self.read_pool = ReadPool(read_pool_size)
         self.query_executor = ThreadPoolExecutor(query_workers, "sqlite-cells-query")
-        # _decl_lock guards _declarations.
+        # _decl_lock guards _declarations, _reconciled and _quarantined.
         self._decl_lock = threading.Lock()
         self._declarations: dict[str, Declaration] = {}
-        self.register_participant(SqliteParticipant(self.declaration))
+        self._reconciled: set[str] = set()
+        self._quarantined: dict[str, Quarantined] = {}
+        self.participant_sqlite = SqliteParticipant(
+            self.declaration, ready=self.ensure_reconciled, repair=self.reconcile
+        )
+        self.register_participant(self.participant_sqlite)
 
     def space(self, space_id: str) -> Space:
         opened = super().space(space_id)
@@ -115,6 +122,36 @@ class Runtime(runtime.Runtime):
                     f"database {db_id} was not declared in this runtime: call "
                     "space.sqlite_database(...) first"
                 ) from None
+
+    def ensure_reconciled(self, decl: Declaration) -> None:
+        """Before a database is first used by this runtime, make it agree with its space (R71);
+        raises :class:`Quarantined` for a database that could not be repaired."""
+        if decl.kind is not SourceKind.CELL:
+            return
+        with self._decl_lock:
+            quarantined = self._quarantined.get(decl.db_id)
+            done = decl.db_id in self._reconciled
+        if quarantined is not None:
+            raise quarantined
+        if not done:
+            self.reconcile(decl)
+            self.ensure_reconciled(decl)
+
+    def reconcile(self, decl: Declaration, *, repair: bool = True) -> Outcome:
+        """Compare (and repair) a database with its space now; see ``_reconcile``."""
+        file = self.space(decl.space_id).file
+        with file.write_connection() as conn:
+            outcome = reconcile(conn, decl.db_id, decl.path, repair=repair)
+            with self._decl_lock:
+                if outcome.action is Action.QUARANTINED:
+                    self._quarantined[decl.db_id] = Quarantined(
+                        decl.db_id, outcome.db_seq, outcome.space_seq
+                    )
+                    self._reconciled.discard(decl.db_id)
+                elif outcome.agrees:
+                    self._quarantined.pop(decl.db_id, None)
+                    self._reconciled.add(decl.db_id)
+        return outcome
 
     def close(self) -> None:
         if not self.is_open:

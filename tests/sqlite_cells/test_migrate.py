@@ -83,7 +83,9 @@ def test_create_from_scratch(conn: apsw.Connection) -> None:
     assert conn.execute("SELECT id, seq FROM _cf_watermark").fetchall() == [(0, 0)]
     names = conn.execute("SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite%'")
     assert sorted(names.fetchall()) == [
+        ("index", "_cf_changes_by_seq"),
         ("index", "by_ts"),
+        ("table", "_cf_changes"),
         ("table", "_cf_meta"),
         ("table", "_cf_watermark"),
         ("table", "messages"),
@@ -474,7 +476,13 @@ def test_attached_database_file(attached: apsw.Connection, tmp_path: Path) -> No
     renamed = {"id": "integer primary key", "text": "text not null default ''", "ts": "integer"}
     ensure(attached, schema({"messages": renamed}), version=2, migrate=migrate, database="_cf_db")
     assert seen == {
-        "tables": [("_cf_meta",), ("_cf_watermark",), ("archive",), ("messages",)],
+        "tables": [
+            ("_cf_changes",),
+            ("_cf_meta",),
+            ("_cf_watermark",),
+            ("archive",),
+            ("messages",),
+        ],
         "pragma": [(0, "id", "INTEGER", 0, None, 1), (1, "text", "TEXT", 0, None, 0)],
         "rows": [(2, "yo")],
     }
@@ -486,7 +494,9 @@ def test_attached_database_file(attached: apsw.Connection, tmp_path: Path) -> No
     assert sorted(
         db.execute("SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite%'")
     ) == [
+        ("index", "_cf_changes_by_seq"),
         ("index", "archive_text"),
+        ("table", "_cf_changes"),
         ("table", "_cf_meta"),
         ("table", "_cf_watermark"),
         ("table", "archive"),
