@@ -45,6 +45,11 @@ class QueryState:
             and _same_error(self.error, other.error)
         )
 
+    def _repr_html_(self) -> str:
+        from sqlite_cells._display import query_state_html
+
+        return query_state_html(self)
+
 
 def _same_error(a: BaseException | None, b: BaseException | None) -> bool:
     return (a is None and b is None) or (
@@ -120,6 +125,12 @@ class Query(Reactive):
     def observe(self) -> Observable[Any]:
         return observe_node(self._graph_node)
 
+    def display(self) -> None:
+        """Show the query in a notebook output that updates in place after each change."""
+        from sqlite_cells._display import display_query
+
+        display_query(self)
+
     def __repr__(self) -> str:
         return f"<Query {self.sql!r} on {self.db.id}>"
 
@@ -170,6 +181,7 @@ class _QueryNode(Node):
         runtime = query.db.space.runtime
         seq: int | None = None
         try:
+            runtime.ensure_reconciled(query.db.declaration)
             rows, seq = read_rows(
                 runtime.read_pool,
                 query.db.declaration,
