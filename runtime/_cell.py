@@ -86,7 +86,12 @@ class Cell:
 
     # -- links and reactivity ------------------------------------------------------------------
 
-    def link(self) -> Link:
+    def link(self, target: Cell | None = None) -> Link:
+        """This cell's link. Given a ``target``, first make this cell hold a link to it: a
+        committed write (in the current transaction, or in one of its own)."""
+        if target is not None:
+            with self._space.transact():
+                self.set(target)
         return Link(id=self.id, space=self._space.id, scope="space", path=self.value_path)
 
     def link_str(self) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
+import typing
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -42,11 +44,16 @@ class Space:
 
     def run(self, pattern: Pattern, *, key: str, **inputs: Any) -> Piece:
         """Instantiate ``pattern`` as the piece identified by (space, pattern name, ``key``).
-        Each input is kept in an input cell of the piece (a cell given as input is stored as a
-        link), written only when it changed; the body gets the cells given, and input cells for
-        plain values."""
+
+        Every parameter of the pattern has an input cell in the piece. A given input is kept in
+        it (a cell as a link), written only when it changed; the body gets the cells given, and
+        the input cells of plain values. A parameter given nothing gets what
+        :meth:`unbound_input` makes of its input cell (which may be linked later and keeps its
+        value across restarts)."""
         piece_id = derive_id("piece", self.id, pattern.name, key)
-        cells = {name: Cell(self, derive_id("input", piece_id, name)) for name in sorted(inputs)}
+        signature = inspect.signature(pattern.fn)
+        names = sorted(set(inputs) | set(signature.parameters))
+        cells = {name: Cell(self, derive_id("input", piece_id, name)) for name in names}
         changed = {
             name: value
             for name, value in inputs.items()
@@ -60,9 +67,18 @@ class Space:
             name: value if isinstance(value, Cell) else cells[name]
             for name, value in inputs.items()
         }
+        hints = _hints(pattern)
+        for name, parameter in signature.parameters.items():
+            if name not in args and parameter.default is inspect.Parameter.empty:
+                args[name] = self.unbound_input(cells[name], hints.get(name))
         with building(piece_id):
             outputs = pattern.fn(**args)
         return Piece(id=piece_id, space=self, pattern=pattern, inputs=cells, outputs=outputs)
+
+    def unbound_input(self, cell: Cell, annotation: Any) -> Any:
+        """What a pattern body gets for a parameter nobody gave a value: its input cell (an
+        extension may wrap it according to the parameter's annotation)."""
+        return cell
 
     def source_for(self, cell: Cell) -> CellSource:
         """The graph node that tracks ``cell`` (shared by every Cell object naming the same cell,
@@ -77,3 +93,10 @@ class Space:
 
     def __repr__(self) -> str:
         return f"<Space {self.id!r}>"
+
+
+def _hints(pattern: Pattern) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(pattern.fn)
+    except Exception:  # unresolvable annotations only lose the wrapping, never the run
+        return {}

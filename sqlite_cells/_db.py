@@ -12,12 +12,13 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from codec import ReadAfterWriteUnsupported, TooManyDatabases
-from runtime import Cell, current_transaction, require_transaction
+from codec import PendingValue, ReadAfterWriteUnsupported, SqliteCellsError, TooManyDatabases
+from runtime import Cell, Transaction, current_transaction, require_transaction
 from sqlite_cells._binding import bind_rows
 from sqlite_cells._declaration import Declaration
 from sqlite_cells._fold import KIND, REQUESTS, ExecRequest, encode_op_body
 from sqlite_cells._guard import Mode, check_statement
+from sqlite_cells._handles import DROP_KIND, is_dropped
 from sqlite_cells._params import map_params
 from sqlite_cells._query import Query, resolve_params
 from sqlite_cells._reader import read_rows
@@ -83,10 +84,20 @@ class SqliteDb(Cell):
 
     def _record(self, sql: str, rows: list[Any], *, many: bool) -> None:
         tx = require_transaction(f"db.exec on {self.id}")
-        self._decl.check_writable()
+        self.declaration.check_writable()
+        self._check_live()
         check_statement(sql, Mode.WRITE)
         targets = map_params(sql, self._decl.columns_of)
         bound = bind_rows(targets, rows, sql=sql, db_id=self.id)
+        self._claim(tx)
+        request = ExecRequest(self._decl, sql, bound, many)
+        op = Op(KIND, self.id, encode_op_body(request))
+        tx.extras.setdefault(REQUESTS, {})[id(op)] = request
+        tx.add_op(self.space.file, op)
+
+    def _claim(self, tx: Transaction) -> None:
+        """Make ``tx`` the writer of this database: one database per transaction (R33), and the
+        handle's rev bumped once per transaction (R32)."""
         writing = tx.extras.get(WRITING)
         if writing is not None and writing != self.id:
             raise TooManyDatabases(
@@ -98,16 +109,28 @@ class SqliteDb(Cell):
             handle = self.get()
             self.set({**handle, "rev": int(handle["rev"]) + 1})
             tx.extras[WRITING] = self.id
-        request = ExecRequest(self._decl, sql, bound, many)
-        op = Op(KIND, self.id, encode_op_body(request))
-        tx.extras.setdefault(REQUESTS, {})[id(op)] = request
-        tx.add_op(self.space.file, op)
+
+    def drop(self) -> None:
+        """Delete this database inside the current transaction: the handle is marked dropped,
+        and once the commit is durable the file (and its -wal/-shm) is removed."""
+        tx = require_transaction(f"dropping database {self.id}")
+        self.declaration.check_writable()
+        self._check_live()
+        self._claim(tx)
+        self.set({**self.get(), "dropped": True})
+        tx.add_op(self.space.file, Op(DROP_KIND, self.id))
+
+    def _check_live(self) -> None:
+        if is_dropped(self.get()):
+            raise SqliteCellsError(
+                f"database {self.id} was dropped: declare a new one (another name) instead"
+            )
 
     # -- reads ---------------------------------------------------------------------------------
 
     def _check_read(self, sql: str) -> None:
         check_statement(sql, Mode.READ)
-        self._decl.check_usable()
+        self._check_live()
         tx = current_transaction()
         if tx is not None and tx.extras.get(WRITING) == self.id:
             raise ReadAfterWriteUnsupported(
@@ -139,6 +162,69 @@ class SqliteDb(Cell):
 
     def __repr__(self) -> str:
         return f"<SqliteDb {self.id} in {self._space.id!r}>"
+
+
+class LinkedDb(SqliteDb):
+    """A pattern input typed ``sc.SqliteDb`` (R61): the database its input cell links to,
+    resolved at each use. Until a handle is linked its queries are pending and its writes raise
+    :class:`PendingValue`. As a cell it *is* the input cell, so queries re-run when it is linked."""
+
+    __slots__ = ("_input",)
+
+    def __init__(self, space: Space, input_cell: Cell) -> None:
+        Cell.__init__(self, space, input_cell.id)
+        self._input = input_cell
+
+    def target(self) -> SqliteDb:
+        """The linked database (``PendingValue`` while nothing is linked)."""
+        linked = self._input.get()
+        if isinstance(linked, SqliteDb):
+            return linked
+        if not isinstance(linked, Cell):
+            raise PendingValue(
+                f"pattern input {self._input.id} is not linked to a database yet: link one with "
+                "piece.inputs[name].link(handle) or `sqlite-cells link`"
+            )
+        decl = self.space.runtime.declaration_for(linked)
+        return SqliteDb(linked.space, decl)  # type: ignore[arg-type]  # a sqlite_cells Space
+
+    @property
+    def declaration(self) -> Declaration:
+        return self.target().declaration
+
+    @property
+    def _decl(self) -> Declaration:  # type: ignore[override]  # resolved, not stored
+        return self.declaration
+
+    @property
+    def tables(self) -> Mapping[str, Table]:
+        return self.target().tables
+
+    @property
+    def rev(self) -> int:
+        return self.target().rev
+
+    @property
+    def path(self) -> Path:
+        return self.target().path
+
+    def exec(self, sql: str, params: Any = None) -> None:
+        self.target().exec(sql, params)
+
+    def exec_many(self, sql: str, rows: Iterable[Any]) -> None:
+        self.target().exec_many(sql, rows)
+
+    def drop(self) -> None:
+        self.target().drop()
+
+    def read(self, sql: str, params: Any = None, *, row: type | None = None) -> list[Any]:
+        return self.target().read(sql, params, row=row)
+
+    def _check_read(self, sql: str) -> None:
+        check_statement(sql, Mode.READ)  # the rest is checked against the target at each run
+
+    def __repr__(self) -> str:
+        return f"<LinkedDb following {self._input.id}>"
 
 
 def sqlite_query(

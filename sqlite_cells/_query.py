@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from reactivex import Observable
 
-from codec import QueryError, SqliteCellsError
+from codec import PendingValue, QueryError, SqliteCellsError
 from runtime import Node, Reactive, Scheduler, node_of
 from runtime._cell import observe_node
 from sqlite_cells._binding import Bound, is_pending
@@ -190,6 +190,8 @@ class _QueryNode(Node):
                 timeout=runtime.query_timeout,
             )
             state = QueryState(False, query._decode(rows), None, seq)
+        except PendingValue:  # a pattern input not linked to a database yet (R61)
+            state = QueryState(True, self.value.result, None, self.value.seq)
         except SqliteCellsError as exc:
             state = QueryState(False, None, exc, self.value.seq)
         except Exception as exc:  # a bug or an unexpected failure must still end the run

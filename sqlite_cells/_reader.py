@@ -19,7 +19,7 @@ import apsw
 from codec import QueryError, QueryTimeout
 from sqlite_cells._authorizer import Authorizer, make_authorizer
 from sqlite_cells._binding import Bound
-from sqlite_cells._declaration import Declaration
+from sqlite_cells._declaration import Declaration, SourceKind
 from sqlite_cells._guard import Mode
 from sqlite_cells._pool import ReadPool
 from sqlite_cells._schema import Schema, create_table_sql, quote_ident
@@ -36,6 +36,13 @@ def read_rows(
     """Run the (already guarded) read ``sql`` and return its rows as dicts and the watermark seq
     read in the same transaction. Raises :class:`QueryError` / :class:`QueryTimeout`."""
     decl.check_usable()
+    if decl.kind is SourceKind.DISK and not decl.path.is_file():
+        pool.discard(decl.path)  # an open connection would still read the unlinked file
+        raise QueryError(
+            decl.db_id,
+            sql,
+            f"the injected file {decl.path} is gone (deleted or moved after it was registered)",
+        )
     try:
         try:
             with pool.connection(decl.path) as conn:

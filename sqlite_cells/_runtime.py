@@ -6,16 +6,24 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import runtime
 from codec import Quarantined, SqliteCellsError, derive_id
-from runtime import causal_cause
+from runtime import Cell, causal_cause
 from sqlite_cells._declaration import Declaration, Migrate, SourceKind, VmSource, db_file_name
 from sqlite_cells._fold import SqliteParticipant
+from sqlite_cells._handles import (
+    DropParticipant,
+    collect_garbage,
+    declaration_from_handle,
+    disk_handle_value,
+)
 from sqlite_cells._pool import ReadPool
 from sqlite_cells._reconcile import Action, Outcome, reconcile
 from sqlite_cells._schema import Table, declare_tables
+from sqlite_cells._sources import disk_source_id, validate_disk_source
 
 if TYPE_CHECKING:
     from sqlite_cells._db import SqliteDb
@@ -63,6 +71,43 @@ class Space(runtime.Space):
         self.runtime.declare(decl)
         return SqliteDb(self, decl)
 
+    def register_disk_source(self, path: str | os.PathLike[str]) -> SqliteDb:
+        """A read-only handle to an existing SQLite file outside the store (R60). The path rules
+        are those of ``_sources``; registering the same file twice gives the same handle. The
+        handle cell is written once (a commit), so a link to it resolves after a restart."""
+        from sqlite_cells._db import SqliteDb
+
+        runtime = self.runtime
+        resolved = validate_disk_source(path, store=runtime.store, roots=runtime.disk_source_roots)
+        decl = Declaration(
+            db_id=disk_source_id(self.id, resolved),
+            space_id=self.id,
+            path=resolved,
+            schema=None,
+            kind=SourceKind.DISK,
+        )
+        runtime.declare(decl)
+        handle = SqliteDb(self, decl)
+        value = disk_handle_value(decl)
+        if self.file.entity(decl.db_id).data != runtime.encode(value):
+            with self.transact():
+                handle.set(value)
+        return handle
+
+    def unbound_input(self, cell: Cell, annotation: object) -> object:
+        """A pattern parameter typed ``sc.SqliteDb`` that was given nothing becomes a database
+        that follows what its input cell links to (R61): pending until a handle is linked."""
+        from sqlite_cells._db import LinkedDb, SqliteDb
+
+        if isinstance(annotation, type) and issubclass(annotation, SqliteDb):
+            return LinkedDb(self, cell)
+        return cell
+
+    def gc(self) -> list[Path]:
+        """Remove the store's ``cell-*.sqlite`` files (and their -wal/-shm) that no handle of
+        any space of the store refers to; returns what was removed."""
+        return collect_garbage(self.runtime.store)
+
 
 class Runtime(runtime.Runtime):
     """Opens spaces in a store and runs what reacts to their commits, database cells included.
@@ -102,6 +147,7 @@ class Runtime(runtime.Runtime):
             self.declaration, ready=self.ensure_reconciled, repair=self.reconcile
         )
         self.register_participant(self.participant_sqlite)
+        self.register_participant(DropParticipant(self.declaration, self.read_pool))
 
     def space(self, space_id: str) -> Space:
         opened = super().space(space_id)
@@ -115,13 +161,26 @@ class Runtime(runtime.Runtime):
 
     def declaration(self, db_id: str) -> Declaration:
         with self._decl_lock:
-            try:
-                return self._declarations[db_id]
-            except KeyError:
-                raise SqliteCellsError(
-                    f"database {db_id} was not declared in this runtime: call "
-                    "space.sqlite_database(...) first"
-                ) from None
+            found = self._declarations.get(db_id)
+        if found is not None:
+            return found
+        raise SqliteCellsError(
+            f"database {db_id} was not declared in this runtime: call "
+            "space.sqlite_database(...) or space.register_disk_source(...) first"
+        )
+
+    def declaration_for(self, handle: Cell) -> Declaration:
+        """The declaration of the database a (linked) handle cell names: the one declared in
+        this runtime, else rebuilt from the handle's committed value (a restart)."""
+        with self._decl_lock:
+            found = self._declarations.get(handle.id)
+        if found is not None:
+            return found
+        decl = declaration_from_handle(
+            handle.get(), handle.id, handle.space.id, store=self.store, roots=self.disk_source_roots
+        )
+        self.declare(decl)
+        return decl
 
     def ensure_reconciled(self, decl: Declaration) -> None:
         """Before a database is first used by this runtime, make it agree with its space (R71);

@@ -1,0 +1,139 @@
+"""Database handle values and the lifecycle of database files: rebuilding a declaration from a
+handle after a restart, dropping a database, and collecting files no handle refers to.
+
+A runtime-owned database's handle value is ``{"id", "tables", "rev"}`` (R2), with ``"dropped":
+true`` once dropped; an injected file's is ``{"id", "tables": {}, "rev": 0, "source": {"kind":
+"disk", "path": …}}``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import apsw
+import msgspec
+
+from codec import Op, SqliteCellsError
+from runtime import Transaction
+from sqlite_cells._declaration import Declaration, SourceKind, db_file_name
+from sqlite_cells._pool import ReadPool
+from sqlite_cells._reconcile import schema_from_json
+from sqlite_cells._sources import disk_source_id, validate_disk_source
+
+__all__ = [
+    "DROP_KIND",
+    "DropParticipant",
+    "collect_garbage",
+    "declaration_from_handle",
+    "disk_handle_value",
+    "is_dropped",
+    "remove_database_files",
+]
+
+DROP_KIND = "sqlite-drop"
+
+
+def disk_handle_value(decl: Declaration) -> dict[str, Any]:
+    return {
+        "id": decl.db_id,
+        "tables": {},
+        "rev": 0,
+        "source": {"kind": SourceKind.DISK.value, "path": str(decl.path)},
+    }
+
+
+def is_dropped(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("dropped") is True
+
+
+def declaration_from_handle(
+    value: Any,
+    db_id: str,
+    space_id: str,
+    *,
+    store: Path,
+    roots: Sequence[str | os.PathLike[str]] | None,
+) -> Declaration:
+    """Rebuild what a runtime knows of a database from its committed handle value. An injected
+    file is checked against R60 again, and its id must be the one derived from its path, so a
+    forged handle value gains nothing ``register_disk_source`` would not give."""
+    if not isinstance(value, dict) or value.get("id") != db_id or "tables" not in value:
+        raise SqliteCellsError(
+            f"cell {db_id} does not hold a database handle (its value is {value!r}): link a "
+            "handle returned by sqlite_database() or register_disk_source()"
+        )
+    source = value.get("source")
+    if isinstance(source, dict) and source.get("kind") == SourceKind.DISK.value:
+        resolved = validate_disk_source(str(source.get("path")), store=store, roots=roots)
+        if disk_source_id(space_id, resolved) != db_id:
+            raise SqliteCellsError(
+                f"handle {db_id} names {resolved}, whose handle id differs: register the file "
+                "again with register_disk_source()"
+            )
+        return Declaration(db_id, space_id, resolved, None, kind=SourceKind.DISK)
+    schema = schema_from_json(value["tables"])
+    return Declaration(db_id, space_id, store / db_file_name(db_id), schema)
+
+
+def remove_database_files(path: Path) -> bool:
+    """Delete a database file and its -wal and -shm; True if the file existed."""
+    existed = path.exists()
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return existed
+
+
+class DropParticipant:
+    """Applies ``sqlite-drop`` ops: the handle was rewritten as dropped in the same commit; the
+    file is detached before the commit and removed once it is durable (no reader is then handed
+    the file: the pool's idle connections to it are closed first)."""
+
+    kind = DROP_KIND
+
+    def __init__(self, lookup: Callable[[str], Declaration], pool: ReadPool) -> None:
+        self._lookup = lookup
+        self._pool = pool
+
+    def prepare(self, conn: apsw.Connection, ops: Sequence[Op]) -> None:
+        paths = {str(self._lookup(op.target).path) for op in ops}
+        for _, name, file in conn.execute("PRAGMA database_list").fetchall():
+            if name != "main" and file in paths:
+                conn.execute(f"DETACH DATABASE {name}")
+
+    def apply(self, conn: apsw.Connection, op: Op, seq: int, tx: Transaction) -> Op:
+        return op
+
+    def committed(self, ops: Sequence[Op], seq: int) -> None:
+        for op in ops:
+            path = self._lookup(op.target).path
+            self._pool.discard(path)
+            remove_database_files(path)
+
+    def commit_failed(self, ops: Sequence[Op], exc: BaseException) -> None:
+        """Nothing was removed; the handle's drop was rolled back with the commit."""
+
+
+def collect_garbage(store: Path) -> list[Path]:
+    """Remove ``cell-*.sqlite`` files that no live handle of any space in ``store`` refers to.
+    Run it while no runtime is writing a first row to a new database (whose file exists a moment
+    before its handle is committed)."""
+    referenced: set[str] = set()
+    for space_file in sorted(store.glob("space-*.sqlite")):
+        conn = apsw.Connection(str(space_file), flags=apsw.SQLITE_OPEN_READONLY)
+        try:
+            for cell_id, data in conn.execute(
+                "SELECT id, value FROM _cf_cells WHERE instr(value, '\"tables\"') > 0"
+            ):
+                value = msgspec.json.decode(bytes(data))
+                if isinstance(value, dict) and value.get("id") == cell_id and not is_dropped(value):
+                    referenced.add(db_file_name(cell_id))
+        finally:
+            conn.close()
+    removed = []
+    for path in sorted(store.glob("cell-*.sqlite")):
+        if path.name not in referenced and remove_database_files(path):
+            removed.append(path)
+    return removed

@@ -1,0 +1,261 @@
+"""Injected disk sources, pattern inputs, the VM stub and file lifecycle (R3, R60–R62)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells._runtime import Space
+
+from .conftest import MESSAGES
+
+
+def _reference_db(path: Path, rows: int = 3) -> Path:
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE codes (code TEXT PRIMARY KEY, label TEXT)")
+    conn.executemany(
+        "INSERT INTO codes VALUES (?, ?)", [(f"c{i}", f"label {i}") for i in range(rows)]
+    )
+    conn.close()
+    return path
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def reference(outside: Path) -> Path:
+    return _reference_db(outside / "reference.db")
+
+
+# Each case builds a path (given the store, a folder outside it, and a good reference file)
+# and names the rule its refusal must cite.
+Case = Callable[[Path, Path, Path], str]
+
+
+def _symlink(link: Path, target: Path) -> str:
+    link.symlink_to(target)
+    return str(link)
+
+
+def _fifo(path: Path) -> str:
+    os.mkfifo(path)
+    return str(path)
+
+
+def _text(path: Path, data: bytes) -> str:
+    path.write_bytes(data)
+    return str(path)
+
+
+def _store_db(store: Path, name: str) -> Path:
+    return _reference_db(store / name)
+
+
+HOSTILE: list[tuple[str, Case, str]] = [
+    ("relative", lambda s, o, r: "reference.db", "absolute"),
+    ("dot-relative", lambda s, o, r: "./outside/reference.db", "absolute"),
+    ("parent-relative", lambda s, o, r: "../reference.db", "absolute"),
+    ("empty", lambda s, o, r: "", "absolute"),
+    ("missing", lambda s, o, r: str(o / "nope.db"), "exists"),
+    ("missing-dir", lambda s, o, r: str(o / "no" / "such.db"), "exists"),
+    ("dangling-link", lambda s, o, r: _symlink(o / "dangling.db", o / "gone.db"), "exists"),
+    ("link-loop", lambda s, o, r: _symlink(o / "loop.db", o / "loop.db"), "exists"),
+    ("directory", lambda s, o, r: str(o), "regular-file"),
+    ("root", lambda s, o, r: "/", "regular-file"),
+    ("fifo", lambda s, o, r: _fifo(o / "pipe.db"), "regular-file"),
+    ("proc-self", lambda s, o, r: "/proc/self/status", "regular-file"),
+    ("proc-self-fd", lambda s, o, r: "/proc/self/fd/0", "regular-file"),
+    ("dev-null", lambda s, o, r: "/dev/null", "regular-file"),
+    ("space-file", lambda s, o, r: str(next(s.glob("space-*.sqlite"))), "outside-store"),
+    ("space-wal", lambda s, o, r: str(next(s.glob("space-*.sqlite-wal"))), "outside-store"),
+    ("db-in-store", lambda s, o, r: str(_store_db(s, "planted.db")), "outside-store"),
+    (
+        "dotdot-into-store",
+        lambda s, o, r: str(s / ".." / s.name / _store_db(s, "x.db").name),
+        "outside-store",
+    ),
+    (
+        "link-into-store",
+        lambda s, o, r: _symlink(o / "sneaky.db", _store_db(s, "target.db")),
+        "outside-store",
+    ),
+    ("look-alike-sibling", lambda s, o, r: str(_lookalike(s)), "sqlite-file"),
+    ("text-file", lambda s, o, r: _text(o / "notes.txt", b"hello, not a database"), "sqlite-file"),
+    ("empty-file", lambda s, o, r: _text(o / "empty.db", b""), "sqlite-file"),
+    ("wal-file", lambda s, o, r: _wal_of(o), "sqlite-file"),
+    (
+        "bad-header",
+        lambda s, o, r: _text(o / "fake.db", b"SQLite format 3\x00" + b"\xff" * 200),
+        "sqlite-file",
+    ),
+]
+
+
+def _lookalike(store: Path) -> Path:
+    """``<store>..x.sqlite`` sits beside the store, not in it: only the file content decides."""
+    path = store.parent / f"{store.name}..x.sqlite"
+    path.write_bytes(b"not sqlite")
+    return path
+
+
+def _wal_of(folder: Path) -> str:
+    conn = apsw.Connection(str(folder / "walled.db"))
+    conn.execute("PRAGMA journal_mode=WAL").fetchall()
+    conn.execute("CREATE TABLE t(x)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    wal = folder / "walled.db-wal"
+    assert wal.exists()
+    data = wal.read_bytes()
+    conn.close()
+    return _text(folder / "copy-of.db-wal", data)
+
+
+@pytest.mark.parametrize(("name", "make", "rule"), HOSTILE, ids=[c[0] for c in HOSTILE])
+def test_hostile_registration_paths_are_refused(
+    rt: sc.Runtime, space: Space, outside: Path, reference: Path, name: str, make: Case, rule: str
+) -> None:
+    with space.transact():
+        space.cell("warm").set(1)  # the space file and its -wal exist
+    path = make(rt.store, outside, reference)
+    before = space.file.seen_seq
+    with pytest.raises(sc.DiskSourceError) as info:
+        space.register_disk_source(path)
+    assert info.value.rule == rule, str(info.value)
+    assert info.value.path == path
+    assert rule in str(info.value)
+    assert space.file.seen_seq == before  # nothing was written
+
+
+def test_roots_limit_where_sources_may_live(store: Path, outside: Path, reference: Path) -> None:
+    with sc.Runtime(store, disk_source_roots=[outside / "allowed"]) as rt:
+        with pytest.raises(sc.DiskSourceError) as info:
+            rt.space("demo").register_disk_source(str(reference))
+        assert info.value.rule == "under-roots"
+        (outside / "allowed").mkdir()
+        good = _reference_db(outside / "allowed" / "ok.db")
+        assert rt.space("demo").register_disk_source(str(good)).read(
+            "SELECT count(*) AS n FROM codes"
+        ) == [{"n": 3}]
+
+
+def test_a_registered_source_is_read_only_and_uses_its_own_schema(
+    rt: sc.Runtime, space: Space, reference: Path
+) -> None:
+    handle = space.register_disk_source(str(reference))
+    again = space.register_disk_source(str(reference.parent / ".." / "outside" / "reference.db"))
+    assert handle.id == again.id
+    assert handle.path == reference.resolve()
+    assert handle.read("SELECT label FROM codes WHERE code = ?", ["c1"]) == [{"label": "label 1"}]
+    q = handle.query("SELECT count(*) AS n FROM codes")
+    rt.settle()
+    assert q.get().result == [{"n": 3}] and q.get().seq == 0
+    counter = space.cell("counter", default=0)
+    with space.transact() as tx:
+        counter.set(1)
+        with pytest.raises(sc.ReadOnlySource, match="read-only"):
+            handle.exec("DELETE FROM codes")
+        assert tx.ops == []
+    assert counter.get() == 1
+    with pytest.raises(sc.GuardViolation) as info:
+        handle.read("SELECT * FROM sqlite_master")
+    assert info.value.kind == "reserved-name"
+    with pytest.raises(sc.GuardViolation) as info:
+        handle.read("ATTACH 'x' AS y")
+    assert info.value.kind == "forbidden-statement"
+
+
+def test_a_source_deleted_after_registration_is_a_clear_query_error(
+    rt: sc.Runtime, space: Space, reference: Path
+) -> None:
+    handle = space.register_disk_source(str(reference))
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]  # a pooled connection
+    reference.unlink()
+    with pytest.raises(sc.QueryError) as info:
+        handle.read("SELECT count(*) AS n FROM codes")
+    assert info.value.db_id == handle.id and "gone" in str(info.value)
+
+
+def test_a_symlink_swapped_after_registration_changes_nothing(
+    rt: sc.Runtime, space: Space, outside: Path, reference: Path
+) -> None:
+    link = outside / "current.db"
+    link.symlink_to(reference)
+    handle = space.register_disk_source(str(link))
+    other = _reference_db(outside / "other.db", rows=7)
+    link.unlink()
+    link.symlink_to(other)
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
+
+
+@sc.pattern
+def lookup(db: sc.SqliteDb, code: sc.Cell) -> Any:
+    return db.query("SELECT label FROM codes WHERE code = ?", params=[code])
+
+
+def test_pattern_inputs_wait_for_a_linked_database(store: Path, reference: Path) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        code = space.cell("code", default="c2")
+        piece = space.run(lookup, key="main", code=code)
+        rt.settle()
+        assert piece.outputs.get().pending is True and piece.outputs.get().result is None
+        handle = space.register_disk_source(str(reference))
+        piece.inputs["db"].link(handle)
+        rt.settle()
+        assert piece.outputs.get() == sc.QueryState(False, [{"label": "label 2"}], None, 0)
+    with sc.Runtime(store) as rt:  # the link was a committed write: it survives a restart
+        space = rt.space("demo")
+        piece = space.run(lookup, key="main", code=space.cell("code", default="c2"))
+        rt.settle()
+        assert piece.outputs.get().result == [{"label": "label 2"}]
+
+
+def test_vm_sources_are_accepted_but_not_implemented(rt: sc.Runtime, space: Space) -> None:
+    db = space.sqlite_database("vm", tables=MESSAGES, source=sc.VmSource(vm=object(), path="/x.db"))
+    with pytest.raises(sc.NotImplementedSource, match="not supported yet"):
+        db.read("SELECT * FROM messages")
+    with pytest.raises(sc.NotImplementedSource), space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('x')")
+    q = db.query("SELECT * FROM messages")
+    rt.settle()
+    assert isinstance(q.get().error, sc.NotImplementedSource)
+
+
+def test_drop_removes_the_file_after_the_commit(rt: sc.Runtime, space: Space) -> None:
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('x')")
+    assert db.read("SELECT count(*) AS n FROM messages") == [{"n": 1}]
+    with pytest.raises(RuntimeError), space.transact():
+        db.drop()
+        raise RuntimeError("changed my mind")
+    assert db.path.exists()
+    with space.transact():
+        db.drop()
+        assert db.path.exists()  # not before the commit
+    assert not db.path.exists() and not Path(f"{db.path}-wal").exists()
+    assert db.get()["dropped"] is True
+    with pytest.raises(sc.SqliteCellsError, match="dropped"):
+        db.read("SELECT * FROM messages")
+
+
+def test_gc_removes_files_no_handle_refers_to(rt: sc.Runtime, space: Space) -> None:
+    kept = space.sqlite_database("kept", tables=MESSAGES)
+    with space.transact():
+        kept.exec("INSERT INTO messages (body) VALUES ('x')")
+    stray = rt.store / "cell-0123456789abcdef0123456789abcdef.sqlite"
+    _reference_db(stray)
+    assert space.gc() == [stray]
+    assert not stray.exists() and kept.path.exists()
+    assert space.gc() == []
