@@ -1,0 +1,76 @@
+"""A pattern that waits for a reference database: ``python -m examples.reference_lookup [STORE]``.
+
+The pattern's ``ref`` parameter is typed ``sc.SqliteDb`` and nothing is given for it, so its
+queries are pending. An operator then registers an existing SQLite file (outside the store) as a
+read-only source and links it to the piece's input — as ``sqlite-cells link`` does — and the
+lookups answer. Changing the code being looked up re-runs the query.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+import sqlite_cells as sc
+
+COUNTRIES = [("fr", "France"), ("jp", "Japan"), ("ke", "Kenya"), ("pe", "Peru")]
+
+
+@sc.pattern
+def country_lookup(ref: sc.SqliteDb, code: sc.Cell) -> Any:
+    return ref.query("SELECT name FROM countries WHERE code = ?", params=[code])
+
+
+def make_reference(folder: Path) -> Path:
+    """An SQLite file made by some other tool: it has its own schema."""
+    path = folder / "countries.db"
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE countries (code TEXT PRIMARY KEY, name TEXT NOT NULL)")
+    conn.executemany("INSERT INTO countries VALUES (?, ?)", COUNTRIES)
+    conn.close()
+    return path
+
+
+def _show(step: str, state: sc.QueryState) -> str:
+    answer = "pending" if state.pending else (state.result or [{"name": None}])[0]["name"]
+    line = f"{step:<40} -> {answer}"
+    print(line)
+    return line
+
+
+def main(store: str | None = None) -> list[str]:
+    lines = []
+    with (
+        tempfile.TemporaryDirectory() as outside,
+        sc.Runtime(store) if store is not None else sc.Runtime.ephemeral() as rt,
+    ):
+        space = rt.space("lookup")
+        code = space.cell("code", default="jp")
+        piece = space.run(country_lookup, key="countries", code=code)
+        rt.settle()
+        lines.append(_show("before a reference database is linked", piece.outputs.get()))
+
+        handle = space.register_disk_source(make_reference(Path(outside)))
+        piece.inputs["ref"].link(handle)  # a committed write: it survives a restart
+        rt.settle()
+        lines.append(_show("after linking countries.db", piece.outputs.get()))
+
+        with space.transact():
+            code.set("pe")
+        rt.settle()
+        lines.append(_show("after changing the code to 'pe'", piece.outputs.get()))
+        try:
+            with space.transact():
+                handle.exec("DELETE FROM countries")
+        except sc.ReadOnlySource as exc:
+            lines.append(f"writing the source is refused: {type(exc).__name__}")
+            print(lines[-1])
+    return lines
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else None)
