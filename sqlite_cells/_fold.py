@@ -31,6 +31,7 @@ __all__ = [
     "OpBody",
     "SqliteParticipant",
     "decode_op_body",
+    "detach",
     "encode_op_body",
 ]
 
@@ -100,8 +101,7 @@ class SqliteParticipant:
         (path,) = paths
         if _attached(conn) == str(path):
             return
-        if _attached(conn) is not None:
-            conn.execute(f"DETACH DATABASE {ALIAS}")
+        detach(conn)
         conn.execute(f"ATTACH DATABASE ? AS {ALIAS}", (str(path),))
         conn.execute(f"PRAGMA {ALIAS}.journal_mode=WAL")
         conn.execute(f"PRAGMA {ALIAS}.synchronous=NORMAL")
@@ -205,6 +205,12 @@ _SESSION_PRAGMAS = frozenset({"table_info", "table_xinfo"})
 def _ensure_key(decl: Declaration) -> tuple[Path, str, int]:
     assert decl.schema is not None
     return (decl.path, decl.schema.fingerprint, decl.version)
+
+
+def detach(conn: apsw.Connection) -> None:
+    """Let go of the attached database file, if any (outside a transaction)."""
+    if _attached(conn) is not None:
+        conn.execute(f"DETACH DATABASE {ALIAS}")
 
 
 def _attached(conn: apsw.Connection) -> str | None:

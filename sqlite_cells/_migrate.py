@@ -470,20 +470,21 @@ def _stored_version(conn: apsw.Connection, database: str, db_id: str) -> int | N
 
 
 def _ensure_runtime_tables(conn: apsw.Connection, database: str) -> None:
+    # IF NOT EXISTS, not a look-up first: another connection may have created them since this
+    # connection last loaded the schema, and only a prepared statement re-reads it.
     db = quote_ident(database)
-    if not conn.table_exists(database, "_cf_meta"):
-        conn.execute(f"CREATE TABLE {db}._cf_meta(key TEXT PRIMARY KEY, value)")
-    if not conn.table_exists(database, "_cf_watermark"):
-        conn.execute(
-            f"CREATE TABLE {db}._cf_watermark(id INTEGER PRIMARY KEY CHECK (id = 0), "
-            f"seq INTEGER NOT NULL); INSERT INTO {db}._cf_watermark(id, seq) VALUES (0, 0)"
-        )
-    if not conn.table_exists(database, "_cf_changes"):
-        # The file's own journal of recent changesets, to undo commits its space lost (R71).
-        conn.execute(
-            f"CREATE TABLE {db}._cf_changes(seq INTEGER NOT NULL, changeset BLOB NOT NULL); "
-            f"CREATE INDEX {db}._cf_changes_by_seq ON _cf_changes(seq)"
-        )
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {db}._cf_meta(key TEXT PRIMARY KEY, value)")
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {db}._cf_watermark(id INTEGER PRIMARY KEY CHECK (id = 0), "
+        "seq INTEGER NOT NULL)"
+    )
+    conn.execute(f"INSERT OR IGNORE INTO {db}._cf_watermark(id, seq) VALUES (0, 0)")
+    # The file's own journal of recent changesets, to undo commits its space lost (R71).
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {db}._cf_changes("
+        "seq INTEGER NOT NULL, changeset BLOB NOT NULL)"
+    )
+    conn.execute(f"CREATE INDEX IF NOT EXISTS {db}._cf_changes_by_seq ON _cf_changes(seq)")
 
 
 Migrate = Callable[[MigrationConnection, int], None]

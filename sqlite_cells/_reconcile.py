@@ -143,7 +143,8 @@ def _reconcile_file(
 
 
 def _watermark(conn: apsw.Connection) -> int:
-    if not conn.table_exists("main", "_cf_watermark"):
+    known = conn.execute("SELECT 1 FROM sqlite_schema WHERE name = '_cf_watermark'").fetchone()
+    if known is None:
         return 0
     row = conn.execute("SELECT seq FROM _cf_watermark WHERE id = 0").fetchone()
     return int(row[0]) if row else 0

@@ -13,7 +13,7 @@ import runtime
 from codec import Quarantined, SqliteCellsError, derive_id
 from runtime import Cell, causal_cause
 from sqlite_cells._declaration import Declaration, Migrate, SourceKind, VmSource, db_file_name
-from sqlite_cells._fold import SqliteParticipant
+from sqlite_cells._fold import SqliteParticipant, detach
 from sqlite_cells._handles import (
     DropParticipant,
     collect_garbage,
@@ -200,7 +200,20 @@ class Runtime(runtime.Runtime):
         """Compare (and repair) a database with its space now; see ``_reconcile``."""
         file = self.space(decl.space_id).file
         with file.write_connection() as conn:
-            outcome = reconcile(conn, decl.db_id, decl.path, repair=repair)
+            # The write connection may hold the file attached (and, inside an exclusive handler,
+            # write-locked by an open transaction); reconcile works on it through a connection
+            # of its own, so the file is let go first. An exclusive transaction has written
+            # nothing yet: it is reopened after, and commit-time validation catches whatever
+            # committed in between.
+            reopen = not conn.getautocommit()
+            if reopen:
+                conn.execute("ROLLBACK")
+            detach(conn)
+            try:
+                outcome = reconcile(conn, decl.db_id, decl.path, repair=repair)
+            finally:
+                if reopen:
+                    conn.execute("BEGIN IMMEDIATE")
             with self._decl_lock:
                 if outcome.action is Action.QUARANTINED:
                     self._quarantined[decl.db_id] = Quarantined(
