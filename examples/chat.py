@@ -1,0 +1,26 @@
+"""The chat app that ``sqlite-cells demo`` runs: ``python -m examples.chat [STORE]``.
+
+A database cell holds the messages, each with a link to its author's cell; a live query shows the
+latest messages after each commit; renaming a user updates the decoded author cell without
+re-running the query (R52); a failing write rolls back the cell writes of its transaction (R34).
+
+The code lives in ``sqlite_cells/_demo.py`` (read it there: it uses only the public ``sc`` API)
+because the ``sqlite-cells`` command is installed without this folder.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import sqlite_cells as sc
+from sqlite_cells._demo import ChatRun, run_chat
+
+
+def main(store: str | None = None) -> ChatRun:
+    """Run the chat on ``store`` (a temporary store when None) and print what happens."""
+    with sc.Runtime(store) if store is not None else sc.Runtime.ephemeral() as rt:
+        return run_chat(rt, out=sys.stdout)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else None)

@@ -1,0 +1,135 @@
+"""Rendering for notebooks and terminals: query states as HTML or text tables.
+
+``QueryState._repr_html_`` and ``Query.display`` delegate here, so Jupyter shows a query's rows as
+a table and ``q.display()`` keeps one output up to date after each commit. IPython is imported
+only when ``display_query`` is called: it is not a dependency of the runtime.
+
+A cell in a row renders as its repr (``<Cell of:… in 'space'>``), never by reading its value, so
+rendering never touches a space file and shows exactly what the query returned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import importlib
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from codec import SqliteCellsError
+
+if TYPE_CHECKING:
+    from sqlite_cells._query import Query, QueryState
+
+__all__ = ["display_query", "format_value", "query_state_html", "row_values", "text_table"]
+
+_ABSENT = ""
+
+
+def row_values(row: Any) -> dict[str, Any]:
+    """A row (dict, msgspec Struct, dataclass or anything else) as ``{column: value}``."""
+    if isinstance(row, Mapping):
+        return {str(k): v for k, v in row.items()}
+    if isinstance(row, msgspec.Struct):
+        return {name: getattr(row, name) for name in row.__struct_fields__}
+    if dataclasses.is_dataclass(row) and not isinstance(row, type):
+        return {f.name: getattr(row, f.name) for f in dataclasses.fields(row)}
+    return {"value": row}
+
+
+def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Column names in first-seen order across all rows."""
+    seen: dict[str, None] = {}
+    for values in rows:
+        seen.update(dict.fromkeys(values))
+    return list(seen)
+
+
+def format_value(value: Any) -> str:
+    """One value as table text: NULL for None, repr for cells, text as is."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    return str(value) if isinstance(value, int | float) else repr(value)
+
+
+def _status(state: QueryState) -> str:
+    count = "no rows" if state.result is None else f"{len(state.result)} row(s)"
+    parts = [f"seq {state.seq}", count]
+    if state.pending:
+        parts.insert(0, "pending")
+    return ", ".join(parts)
+
+
+def query_state_html(state: QueryState) -> str:
+    """``state`` as an HTML table: the columns as headers, one row per result row, then a
+    caption with ``pending``, ``seq`` and the error if there is one. Every text is escaped."""
+    rows = [row_values(r) for r in state.result or []]
+    columns = _columns(rows)
+    out = ['<table class="sqlite-cells-query">']
+    out.append(f"<caption>QueryState: {html.escape(_status(state))}</caption>")
+    if columns:
+        out.append(
+            "<thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr></thead>"
+        )
+    out.append("<tbody>")
+    for values in rows:
+        cells = "".join(
+            f"<td>{html.escape(format_value(values[c]) if c in values else _ABSENT)}</td>"
+            for c in columns
+        )
+        out.append(f"<tr>{cells}</tr>")
+    out.append("</tbody></table>")
+    if state.error is not None:
+        error = f"{type(state.error).__name__}: {state.error}"
+        out.append(f'<pre class="sqlite-cells-error">{html.escape(error)}</pre>')
+    return "".join(out)
+
+
+def text_table(rows: Sequence[Any], *, columns: Sequence[str] | None = None) -> str:
+    """Rows as a plain-text table with a header line (for the command line and examples)."""
+    values = [row_values(r) for r in rows]
+    names = list(columns) if columns is not None else _columns(values)
+    if not names:
+        return "(no columns)"
+    cells = [[format_value(v.get(c)) if c in v else _ABSENT for c in names] for v in values]
+    widths = [max([len(n), *(len(line[i]) for line in cells)]) for i, n in enumerate(names)]
+    lines = [
+        "  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)).rstrip(),
+        "  ".join("-" * w for w in widths),
+    ]
+    lines.extend(
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in cells
+    )
+    if not cells:
+        lines.append("(no rows)")
+    return "\n".join(lines)
+
+
+def display_query(query: Query) -> None:
+    """Show ``query`` in a notebook output that is replaced in place after each change.
+
+    Uses ``IPython.display.display(state, display_id=True)`` and updates that display from the
+    query's subscriber, which runs on the runtime's scheduler thread; ipykernel sends the update
+    through its I/O thread, so that is safe. Raises :class:`SqliteCellsError` outside IPython.
+    """
+    try:
+        ipython_display: Any = importlib.import_module("IPython.display")
+    except ImportError as exc:
+        raise SqliteCellsError(
+            "q.display() needs IPython (run it in Jupyter); elsewhere use q.get() or "
+            "q.observe().subscribe(...)"
+        ) from exc
+    handle = ipython_display.display(query.get(), display_id=True)
+    if handle is None:  # not in an IPython shell: there is nothing to update in place
+        return
+
+    def update(state: Any) -> None:
+        handle.update(state)
+
+    query.observe().subscribe(update)

@@ -1,0 +1,367 @@
+"""Read-only inspection of a store, for ``sqlite-cells inspect`` and ``sqlite-cells query``.
+
+Nothing here opens a runtime: each file is opened with ``SQLITE_OPEN_READONLY``, each read is one
+read transaction, and no database file or store directory is ever created (SQLite may create the
+``-wal``/``-shm`` companions of a WAL file it reads, as any reader does).
+
+What a store holds, as this module reads it:
+
+* ``space-*.sqlite``: one per space; ``_cf_meta`` key ``space_id`` names the space, ``_cf_cells``
+  holds the cells (id, JSON value, rev = seq of the last write) and ``_cf_log`` the commits;
+* database handle cells are the cells whose value is ``{"id": <the cell's own id>, "tables": {…},
+  "rev": n}`` (R2); their files are ``cell-<hash of the id>.sqlite`` beside the space files, with
+  the watermark ``_cf_watermark(id = 0, seq)`` (R70). A handle's ``rev`` column is the seq of the
+  last commit that wrote the database, so it must equal the file's watermark.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import apsw
+import msgspec
+
+from codec import SqliteCellsError, derive_id
+from runtime._store import DEFAULT_STORE, STORE_ENV
+from sqlite_cells._declaration import Declaration, SourceKind, db_file_name
+from sqlite_cells._guard import Mode, check_statement
+from sqlite_cells._handles import declaration_from_handle
+from sqlite_cells._pool import ReadPool
+from sqlite_cells._reader import Rows, read_rows
+from sqlite_cells._schema import quote_ident
+
+__all__ = [
+    "DatabaseInfo",
+    "InspectError",
+    "QueryResult",
+    "SpaceInfo",
+    "StoreInfo",
+    "TableInfo",
+    "default_store",
+    "inspect_store",
+    "query_store",
+]
+
+QUERY_TIMEOUT = 5.0
+_RESERVED_PREFIXES = ("_cf_", "sqlite_")
+_json = msgspec.json.Decoder()
+
+
+class InspectError(SqliteCellsError, LookupError):
+    """The store, a space or a database asked for on the command line does not exist.
+    ``kind`` is one of ``store-not-found``, ``space-not-found``, ``database-not-found``,
+    ``unreadable``."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class TableInfo:
+    name: str
+    rows: int
+    declared: bool  # named in the handle's declared tables
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseInfo:
+    id: str
+    file: str  # the file name in the store; the absolute path of an injected file
+    kind: str  # "cell" (owned by the runtime) or "disk" (an injected read-only file, R60)
+    dropped: bool  # the handle says the database was dropped (its file is gone or going)
+    exists: bool
+    rev: int  # committed transactions that wrote it (the handle value's "rev")
+    last_write_seq: int  # the seq of the last commit that wrote it (the handle cell's rev)
+    watermark: int | None  # the file's _cf_watermark seq; None without a file or watermark
+    declared_tables: tuple[str, ...]
+    tables: tuple[TableInfo, ...]
+
+    @property
+    def in_sync(self) -> bool:
+        """The file reflects exactly the space's last write to it (R70). Injected files are
+        never written by the runtime and have no watermark: they count as in sync."""
+        if self.kind == SourceKind.DISK.value:
+            return self.exists
+        return self.exists and self.watermark == self.last_write_seq
+
+
+@dataclass(frozen=True, slots=True)
+class SpaceInfo:
+    id: str
+    file: str
+    cells: int
+    last_seq: int
+    databases: tuple[DatabaseInfo, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreInfo:
+    store: str
+    spaces: tuple[SpaceInfo, ...]
+    unreferenced_files: tuple[str, ...] = field(default=())  # cell-*.sqlite no handle names
+
+    def findings(self) -> list[str]:
+        """What disagrees: each database whose watermark is not its space's last write."""
+        return [
+            f"database {db.id} of space {space.id!r}: watermark {db.watermark} but the space "
+            f"last wrote it at seq {db.last_write_seq}; a runtime reconciles it before its next "
+            "use (R71)"
+            for space in self.spaces
+            for db in space.databases
+            if db.exists and not db.in_sync and not db.dropped
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "store": self.store,
+            "spaces": [
+                {
+                    "id": s.id,
+                    "file": s.file,
+                    "cells": s.cells,
+                    "last_seq": s.last_seq,
+                    "databases": [
+                        {
+                            "id": d.id,
+                            "file": d.file,
+                            "kind": d.kind,
+                            "dropped": d.dropped,
+                            "exists": d.exists,
+                            "rev": d.rev,
+                            "last_write_seq": d.last_write_seq,
+                            "watermark": d.watermark,
+                            "in_sync": d.in_sync,
+                            "declared_tables": list(d.declared_tables),
+                            "tables": [
+                                {"name": t.name, "rows": t.rows, "declared": t.declared}
+                                for t in d.tables
+                            ],
+                        }
+                        for d in s.databases
+                    ],
+                }
+                for s in self.spaces
+            ],
+            "unreferenced_files": list(self.unreferenced_files),
+            "findings": self.findings(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    space: str
+    db_id: str
+    file: str
+    seq: int  # the database's watermark, read in the same transaction as the rows
+    rows: Rows
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "space": self.space,
+            "db_id": self.db_id,
+            "file": self.file,
+            "seq": self.seq,
+            "rows": self.rows,
+        }
+
+
+def default_store() -> str:
+    """The store a runtime would use without an argument (SPEC §2), not created here."""
+    return os.environ.get(STORE_ENV) or DEFAULT_STORE
+
+
+def _store_dir(store: str | os.PathLike[str]) -> Path:
+    path = Path(store).expanduser()
+    if not path.is_dir():
+        raise InspectError(
+            "store-not-found",
+            f"no store at {path}: a store is a directory made by a runtime; pass its path "
+            f"(or set ${STORE_ENV})",
+        )
+    return path.resolve()
+
+
+@contextmanager
+def _reading(path: Path) -> Iterator[apsw.Connection]:
+    """A read-only connection to ``path`` inside one read transaction."""
+    try:
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    except apsw.Error as exc:
+        raise InspectError("unreadable", f"cannot open {path}: {exc}") from exc
+    try:
+        conn.setbusytimeout(5_000)
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("COMMIT")
+    except apsw.Error as exc:
+        raise InspectError("unreadable", f"cannot read {path}: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def _tables(conn: apsw.Connection) -> list[str]:
+    return [
+        name
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"
+        )
+    ]
+
+
+def _handle(cell_id: str, data: bytes) -> dict[str, Any] | None:
+    """The handle value (R2) if ``data`` is one for the cell ``cell_id``, else None. Besides
+    ``id``, ``tables`` and ``rev`` a handle may say ``"dropped": true`` or name an injected
+    ``source``."""
+    if b'"tables"' not in data:
+        return None  # cheap: most cells are not handles
+    try:
+        value = _json.decode(data)
+    except msgspec.DecodeError:
+        return None
+    if (
+        isinstance(value, dict)
+        and {"id", "tables", "rev"} <= set(value)
+        and value["id"] == cell_id
+        and isinstance(value["tables"], dict)
+        and isinstance(value["rev"], int)
+    ):
+        return value
+    return None
+
+
+def _source_path(handle: dict[str, Any]) -> Path | None:
+    """The injected file a handle names (R60), or None for a database the runtime owns."""
+    source = handle.get("source")
+    if isinstance(source, dict) and source.get("kind") == SourceKind.DISK.value:
+        return Path(str(source.get("path")))
+    return None
+
+
+def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) -> DatabaseInfo:
+    source = _source_path(handle)
+    path = source if source is not None else store / db_file_name(db_id)
+    declared = tuple(sorted(str(name) for name in handle["tables"]))
+    watermark: int | None = None
+    tables: list[TableInfo] = []
+    exists = path.is_file()
+    if exists:
+        with _reading(path) as conn:
+            names = _tables(conn)
+            if "_cf_watermark" in names:
+                row = conn.execute("SELECT seq FROM _cf_watermark WHERE id = 0").fetchone()
+                watermark = int(row[0]) if row else None
+            lowered = {d.lower() for d in declared}
+            for name in names:
+                if name.lower().startswith(_RESERVED_PREFIXES):
+                    continue
+                count = conn.execute(f"SELECT count(*) FROM {quote_ident(name)}").fetchone()
+                rows = int(count[0]) if count else 0
+                tables.append(TableInfo(name, rows, name.lower() in lowered))
+    return DatabaseInfo(
+        id=db_id,
+        file=str(path) if source is not None else path.name,
+        kind=SourceKind.DISK.value if source is not None else SourceKind.CELL.value,
+        dropped=handle.get("dropped") is True,
+        exists=exists,
+        rev=int(handle["rev"]),
+        last_write_seq=last_write,
+        watermark=watermark,
+        declared_tables=declared,
+        tables=tuple(tables),
+    )
+
+
+def _space(store: Path, path: Path) -> SpaceInfo:
+    with _reading(path) as conn:
+        names = set(_tables(conn))
+        if not {"_cf_meta", "_cf_cells", "_cf_log"} <= names:
+            raise InspectError("unreadable", f"{path} is not a space file (no _cf_ tables)")
+        row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'space_id'").fetchone()
+        space_id = str(row[0]) if row else "?"
+        cells = 0
+        handles: list[tuple[str, dict[str, Any], int]] = []
+        for cell_id, data, rev in conn.execute("SELECT id, value, rev FROM _cf_cells ORDER BY id"):
+            cells += 1
+            handle = _handle(cell_id, bytes(data) if not isinstance(data, str) else data.encode())
+            if handle is not None:
+                handles.append((cell_id, handle, int(rev)))
+        last = conn.execute("SELECT coalesce(max(seq), 0) FROM _cf_log").fetchone()
+        last_seq = int(last[0]) if last else 0
+    databases = tuple(_database(store, db_id, h, rev) for db_id, h, rev in handles)
+    return SpaceInfo(space_id, path.name, cells, last_seq, databases)
+
+
+def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:
+    """Everything :class:`StoreInfo` lists about ``store``, read without writing anything.
+    Raises :class:`InspectError` when the store does not exist or a file cannot be read."""
+    root = _store_dir(store)
+    spaces = tuple(
+        sorted((_space(root, p) for p in root.glob("space-*.sqlite")), key=lambda s: s.id)
+    )
+    named = {db.file for s in spaces for db in s.databases if not db.dropped}
+    unreferenced = tuple(sorted(p.name for p in root.glob("cell-*.sqlite") if p.name not in named))
+    return StoreInfo(str(root), spaces, unreferenced)
+
+
+def _find_space(root: Path, space_id: str) -> Path:
+    for path in sorted(root.glob("space-*.sqlite")):
+        with _reading(path) as conn:
+            if "_cf_meta" not in _tables(conn):
+                continue
+            row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'space_id'").fetchone()
+        if row is not None and row[0] == space_id:
+            return path
+    raise InspectError(
+        "space-not-found", f"no space {space_id!r} in {root}: `sqlite-cells inspect` lists them"
+    )
+
+
+def query_store(
+    store: str | os.PathLike[str], space_id: str, database: str, sql: str
+) -> QueryResult:
+    """Run one guarded read (R20–R24) on a database of ``space_id``. ``database`` is the name
+    given to ``space.sqlite_database(name)`` at top level, or a raw ``of:…`` id (for databases
+    of patterns and injected files). The statement passes the guard, then runs on a read-only
+    connection under the read authorizer with the runtime's read path (timeout, length limit).
+    Nothing is reconciled (R71) here: a database behind its space is read as it is.
+
+    Raises :class:`GuardViolation` for a refused statement, :class:`QueryError` when it fails,
+    :class:`InspectError` when the store, the space or the database file does not exist."""
+    root = _store_dir(store)
+    check_statement(sql, Mode.READ)
+    space_file = _find_space(root, space_id)
+    db_id = database if database.startswith("of:") else derive_id("sqlite", space_id, database)
+    with _reading(space_file) as conn:
+        row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (db_id,)).fetchone()
+    handle = _handle(db_id, bytes(row[0])) if row is not None else None
+    if handle is not None and handle.get("dropped") is True:
+        raise InspectError(
+            "database-not-found", f"database {database!r} ({db_id}) was dropped: it has no rows"
+        )
+    if handle is not None:
+        # The declared tables apply (R41: declared but never materialized reads as empty), or
+        # for an injected file its own tables, re-checked against the path rules (R60).
+        decl = declaration_from_handle(handle, db_id, space_id, store=root, roots=None)
+    else:
+        decl = Declaration(db_id, space_id, root / db_file_name(db_id), None, kind=SourceKind.DISK)
+    if not decl.path.is_file():
+        raise InspectError(
+            "database-not-found",
+            f"no file for database {database!r} ({db_id}) in space {space_id!r}: it was never "
+            "written (its file is created by the first write), or the name is not a top-level "
+            "database name; `sqlite-cells inspect` lists the databases by id",
+        )
+    pool = ReadPool(1)
+    try:
+        rows, seq = read_rows(pool, decl, sql, (), timeout=QUERY_TIMEOUT)
+    finally:
+        pool.close()
+    return QueryResult(space_id, db_id, decl.path.name, seq, rows)

@@ -1,0 +1,134 @@
+"""Every example runs, prints what it shows and returns what it did (examples/)."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+import sqlite_cells as sc
+from codec import derive_id
+from sqlite_cells._declaration import db_file_name
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _example(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(ROOT))  # examples/ is run from the repository root
+    return importlib.import_module(f"examples.{name}")
+
+
+def test_chat_posts_renames_rolls_back_and_continues(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chat = _example("chat", monkeypatch)
+    store = str(tmp_path / "store")
+    first = chat.main(store)
+    out = capsys.readouterr().out
+
+    assert first.db_id == derive_id("sqlite", "demo", "chat")
+    assert first.db_path == Path(store).resolve() / db_file_name(first.db_id)
+    assert (first.messages_before, first.messages, first.posts) == (0, 3, 3)
+    assert first.post_seqs == [2, 3, 4]  # seq 1 wrote the two users
+    assert first.query_seqs == [0, 2, 3, 4]  # one delivery per commit that wrote the database
+    # R52: the decoded author cell saw the rename; the query did not re-run for it.
+    assert first.rename_seq == 5
+    assert first.names_seen == ["Alice", "Alicia"]
+    assert (first.query_seq_after_rename, first.deliveries_after_rename) == (4, 0)
+    # Abort-only: the duplicate id rolled back the counter bump of the same transaction.
+    assert "UNIQUE constraint failed: messages.id" in first.rollback_error
+    assert first.posts_after_rollback == 3
+    assert first.last_seq == 4
+    assert "new chat" in out
+    assert "live query -> 3 row(s) at seq 4" in out
+    assert "3   Alicia  In SQLite" in out  # re-rendered rows read the renamed cell
+    assert "ExecError: database" in out and "posts is still 3" in out
+
+    second = chat.main(store)
+    out = capsys.readouterr().out
+    assert "continuing: the database already holds 3 messages" in out
+    assert (second.db_id, second.db_path) == (first.db_id, first.db_path)  # R1
+    assert (second.messages_before, second.messages, second.posts) == (3, 6, 6)
+    assert second.post_seqs == [6, 7, 8]
+    assert second.names_seen == ["Alicia", "Alice"]  # the rename toggles back
+
+
+def test_chat_without_a_store_uses_a_temporary_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _example("chat", monkeypatch).main()
+    assert run.messages == 3
+    assert not run.store.exists()  # Runtime.ephemeral() removed it on close
+    assert "new chat" in capsys.readouterr().out
+
+
+def test_leaderboard_decodes_aliased_links_through_a_typed_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    board = _example("leaderboard", monkeypatch).main(str(tmp_path))
+    out = capsys.readouterr().out
+    assert board == [("Ann", 30), ("Ben", 25), ("Cat", 15)]
+    assert "Ann scored 30 (seq 5): board at seq 5: 1. Ann 30, 2. Ben 25, 3. Cat 15" in out
+    assert "Ben scored  5 (seq 6): the re-run at seq 6 found the same rows" in out
+    assert "row type: Entry; player field: <Cell of:" in out
+    assert 'the same column is the stored link text: {"/":{"link@1":' in out
+
+
+def test_atomic_counter_rolls_back_the_cell_with_the_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _example("atomic_counter", monkeypatch).main(str(tmp_path))
+    out = capsys.readouterr().out
+    assert (run.total, run.entries) == (12, 2)
+    assert run.errors == ["ExecError", "Interrupted"]
+    assert "CHECK constraint failed: amount > 0" in out
+    assert "DISAGREE" not in out
+    assert out.count("-> agree") == 5
+
+
+def test_notes_pattern_pieces_get_their_own_databases_and_rebind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = _example("notes_patterns", monkeypatch).main(str(tmp_path))
+    out = capsys.readouterr().out
+    assert run.piece_ids["alice"] != run.piece_ids["bob"]
+    assert run.db_ids["alice"] != run.db_ids["bob"]
+    assert run.files["alice"] != run.files["bob"]
+    # The unnamed database's id is causal: the piece id and its position among databases.
+    assert run.db_ids["alice"] == derive_id("sqlite", "piece", run.piece_ids["alice"], "#", 0)
+    assert run.notes == {"alice": ["buy milk", "call Bob"], "bob": ["water the plants"]}
+    assert (run.rebound_piece_id, run.rebound_db_id, run.rebound_file) == (
+        run.piece_ids["alice"],
+        run.db_ids["alice"],
+        run.files["alice"],
+    )
+    assert run.rebound_notes == ["buy milk", "call Bob"]
+    assert "(the same ids)" in out
+    assert sorted(p.name for p in tmp_path.glob("cell-*.sqlite")) == sorted(run.files.values())
+
+
+def test_examples_run_as_modules_from_the_repository_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Run as __main__, the pattern must bind the same pieces as when imported.
+    done = subprocess.run(
+        [sys.executable, "-m", "examples.notes_patterns", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "notes still there: ['buy milk', 'call Bob']" in done.stdout
+    notes = _example("notes_patterns", monkeypatch)
+    with sc.Runtime(str(tmp_path)) as rt:
+        space = rt.space("notes")
+        piece = space.run(notes.notebook, key="alice", owner=space.cell("alice"))
+        rt.settle()
+        bodies = [n.body for n in piece.outputs["notes"].get().result]
+    assert bodies == ["buy milk", "call Bob"]

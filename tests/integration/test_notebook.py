@@ -1,0 +1,139 @@
+"""examples/notebook.ipynb runs on a real Jupyter kernel (ipykernel) and shows what it says."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+import sqlite_cells as sc
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = ROOT / "examples" / "notebook.ipynb"
+KERNEL = "sqlite-cells-test"
+
+
+@pytest.fixture
+def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A kernelspec that runs ipykernel with this interpreter (the venv's), found first on
+    JUPYTER_PATH, so no kernel needs installing by hand and no user kernel can stand in."""
+    spec = tmp_path / "jupyter" / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "sqlite-cells tests",
+                "language": "python",
+            }
+        )
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")  # the future default; silences a warning
+    monkeypatch.delenv("SQLITE_CELLS_STORE", raising=False)
+    return KERNEL
+
+
+def _text(output: dict[str, Any], mime: str) -> str:
+    data = output.get("data", {}).get(mime, "")
+    return "".join(data) if isinstance(data, list) else str(data)
+
+
+def _outputs(cell: Any, kind: str) -> list[dict[str, Any]]:
+    return [o for o in cell.outputs if o["output_type"] == kind]
+
+
+def test_the_notebook_runs_and_renders_live_tables(kernel: str, tmp_path: Path) -> None:
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    client = NotebookClient(
+        nb,
+        kernel_name=kernel,
+        timeout=60,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    for cell in code:
+        assert not _outputs(cell, "error"), cell.source
+
+    # q.display(): one display output, shown before any row existed and replaced in place
+    # (update_display_data from the scheduler thread) after the handler's commits.
+    (display_cell,) = [c for c in code if "latest.display()" in c.source]
+    (shown,) = _outputs(display_cell, "display_data")
+    html = _text(shown, "text/html")
+    assert "<th>id</th><th>author</th><th>body</th>" in html
+    assert "<td>Hello from a notebook</td>" in html and "<td>Hi Alice!</td>" in html
+    assert "seq 4, 2 row(s)" in html
+
+    # A QueryState as a cell's result renders as an HTML table too.
+    (post_cell,) = [c for c in code if "def post(" in c.source]
+    (result,) = _outputs(post_cell, "execute_result")
+    html = _text(result, "text/html")
+    assert html.startswith('<table class="sqlite-cells-query">')
+    assert "<td>Hi Alice!</td>" in html and "Cell of:" in html
+    assert "QueryState(pending=False" in _text(result, "text/plain")
+
+    (typed_cell,) = [c for c in code if "first = latest.get()" in c.source]
+    (typed,) = _outputs(typed_cell, "execute_result")
+    assert _text(typed, "text/plain") == "(True, 'Alicia', True)"
+
+    (rollback_cell,) = [c for c in code if "sc.ExecError" in c.source]
+    stdout = "".join(o["text"] for o in _outputs(rollback_cell, "stream"))
+    assert "ExecError: database" in stdout and "UNIQUE constraint failed" in stdout
+    (counter,) = _outputs(rollback_cell, "execute_result")
+    assert _text(counter, "text/plain") == "21"
+
+    last = "".join(o["text"] for o in _outputs(code[-1], "stream"))
+    assert last == "all checks passed\n"
+
+
+class Row:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"Row({self.text!r})"
+
+
+def test_query_state_html_escapes_everything_and_shows_state() -> None:
+    state = sc.QueryState(
+        pending=False,
+        result=[{"id": 1, "body": "<b>&</b>", "blob": b"xy", "none": None}, {"id": 2}],
+        error=None,
+        seq=7,
+    )
+    html = state._repr_html_()
+    assert "<caption>QueryState: seq 7, 2 row(s)</caption>" in html
+    assert "<th>id</th><th>body</th><th>blob</th><th>none</th>" in html
+    assert "<td>&lt;b&gt;&amp;&lt;/b&gt;</td><td>&lt;2 bytes&gt;</td><td>NULL</td>" in html
+    assert "<tr><td>2</td><td></td><td></td><td></td></tr>" in html  # missing columns stay empty
+    assert "<b>" not in html
+
+
+def test_query_state_html_pending_and_error() -> None:
+    error = sc.QueryError("of:x", "SELECT <1>", "boom & bust")
+    html = sc.QueryState(pending=True, result=None, error=error, seq=3)._repr_html_()
+    assert "<caption>QueryState: pending, seq 3, no rows</caption>" in html
+    assert "<tbody></tbody>" in html
+    assert "QueryError: database of:x: boom &amp; bust in &#x27;SELECT &lt;1&gt;&#x27;" in html
+
+
+def test_rows_of_other_types_render_as_one_value_column() -> None:
+    html = sc.QueryState(pending=False, result=[Row("<a>")], seq=1)._repr_html_()
+    assert "<th>value</th>" in html and "<td>Row(&#x27;&lt;a&gt;&#x27;)</td>" in html
+
+
+def test_display_outside_ipython_prints_instead(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with sc.Runtime(tmp_path) as rt:
+        db = rt.space("s").sqlite_database("d", tables={"t": sc.table(x="integer")})
+        q = db.query("SELECT x FROM t")
+        rt.settle()
+        q.display()  # no IPython shell: IPython's display prints the state and returns
+    assert "QueryState(pending=False, result=[], error=None, seq=0)" in capsys.readouterr().out
