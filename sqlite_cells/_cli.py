@@ -3,7 +3,12 @@
 * ``demo [--store DIR]`` runs the chat example on the default store (or ``DIR``);
 * ``inspect [STORE] [--json]`` lists spaces, cells, databases, row counts, seqs and watermarks;
   a database whose watermark is not its space's last write to it is a finding (exit 1);
-* ``query STORE SPACE DB SQL [--json]`` runs one guarded read.
+* ``query STORE SPACE DB SQL [--json]`` runs one guarded read;
+* ``check [STORE] [--repair] [--json]`` compares each database with its space (R71) and, with
+  ``--repair``, repairs it; a divergence left unrepaired is a finding (exit 1);
+* ``link sqlite:/abs/path.db SPACE PIECE FIELD [--store DIR]`` registers an injected file and
+  links it to a piece's input (R60–R61);
+* ``gc [STORE]`` removes database files no handle refers to.
 
 ``inspect`` and ``query`` never create a store or a database file: a missing store is a finding.
 """
@@ -14,13 +19,23 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TextIO
 
 import msgspec
 
-from codec import GuardViolation, SqliteCellsError
+from codec import GuardViolation, SqliteCellsError, derive_id
+from runtime import Cell
 from sqlite_cells._display import text_table
-from sqlite_cells._inspect import StoreInfo, default_store, inspect_store, query_store
+from sqlite_cells._handles import collect_garbage
+from sqlite_cells._inspect import (
+    InspectError,
+    StoreInfo,
+    default_store,
+    inspect_store,
+    query_store,
+)
+from sqlite_cells._reconcile import check_store
 
 __all__ = ["main"]
 
@@ -73,6 +88,38 @@ def _parser() -> argparse.ArgumentParser:
     )
     query.add_argument("sql", help="one SELECT, VALUES or WITH … SELECT statement")
     query.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    check = commands.add_parser(
+        "check",
+        help="compare each database with its space's log, and repair with --repair",
+        description="For every database cell of the store, compare its watermark with the last "
+        "seq of its space that wrote it (R71). With --repair, replay or undo changesets so they "
+        "agree. Exit 1 when a database diverged and was not repaired.",
+    )
+    check.add_argument("store", nargs="?", help="store directory (default: the default store)")
+    check.add_argument("--repair", action="store_true", help="repair what diverged")
+    check.add_argument("--json", action="store_true", help="print JSON for scripts")
+
+    link = commands.add_parser(
+        "link",
+        help="register an SQLite file and link it to a piece's input",
+        description="Register sqlite:/abs/path.db as a read-only source of SPACE (R60) and link "
+        "it to the input FIELD of the piece PIECE (its of:… id): a committed write, so the piece "
+        "finds it after a restart.",
+    )
+    link.add_argument("url", help="sqlite:/absolute/path/to/file.db")
+    link.add_argument("space", help="space id")
+    link.add_argument("piece", help="the piece's id (of:…)")
+    link.add_argument("field", help="the pattern parameter to link")
+    link.add_argument("--store", help="store directory (default: the default store)")
+
+    gc = commands.add_parser(
+        "gc",
+        help="remove database files no handle refers to",
+        description="Remove the store's cell-*.sqlite files (with -wal/-shm) that no handle of "
+        "any space names. Run it while no runtime is creating a new database.",
+    )
+    gc.add_argument("store", nargs="?", help="store directory (default: the default store)")
     return parser
 
 
@@ -131,6 +178,69 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
     return OK
 
 
+def _check(args: argparse.Namespace, out: TextIO) -> int:
+    store = Path(args.store if args.store is not None else default_store())
+    if not store.is_dir():
+        raise InspectError("store-not-found", f"no store at {store}: nothing to check")
+    outcomes = check_store(store, repair=args.repair)
+    if args.json:
+        _print_json(
+            [
+                {
+                    "db": o.db_id,
+                    "file": o.path.name,
+                    "watermark": o.db_seq,
+                    "space_seq": o.space_seq,
+                    "action": o.action.value,
+                    "commits": o.commits,
+                    "detail": o.detail,
+                }
+                for o in outcomes
+            ],
+            out,
+        )
+    else:
+        for o in outcomes:
+            out.write(
+                f"{o.db_id} ({o.path.name}): watermark {o.db_seq}, space seq {o.space_seq}: "
+                f"{o.action.value}"
+                + (f", {o.commits} commit(s) applied" if o.commits else "")
+                + (f" ({o.detail})" if o.detail else "")
+                + "\n"
+            )
+        out.write(f"{len(outcomes)} database(s) checked\n")
+    return FINDING if any(not o.agrees for o in outcomes) else OK
+
+
+def _link(args: argparse.Namespace, out: TextIO) -> int:
+    if not args.url.startswith("sqlite:"):
+        raise _Usage(f"{args.url!r} is not a sqlite:/absolute/path URL")
+    from sqlite_cells._runtime import Runtime
+
+    with Runtime(args.store) as rt:
+        space = rt.space(args.space)
+        handle = space.register_disk_source(args.url.removeprefix("sqlite:"))
+        field = Cell(space, derive_id("input", args.piece, args.field))
+        field.link(handle)
+        out.write(f"linked {handle.path} ({handle.id}) to {args.field} of piece {args.piece}\n")
+    return OK
+
+
+def _gc(args: argparse.Namespace, out: TextIO) -> int:
+    store = Path(args.store if args.store is not None else default_store())
+    if not store.is_dir():
+        raise InspectError("store-not-found", f"no store at {store}: nothing to collect")
+    removed = collect_garbage(store)
+    for path in removed:
+        out.write(f"removed {path.name}\n")
+    out.write(f"{len(removed)} file(s) removed\n")
+    return OK
+
+
+class _Usage(Exception):
+    """Bad usage that argparse cannot see (exit 2)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     out, err = sys.stdout, sys.stderr
@@ -143,6 +253,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _inspect(args, out)
         if args.command == "query":
             return _query(args, out)
+        if args.command == "check":
+            return _check(args, out)
+        if args.command == "link":
+            return _link(args, out)
+        if args.command == "gc":
+            return _gc(args, out)
+    except _Usage as exc:
+        err.write(f"sqlite-cells: {exc}\n")
+        return USAGE
     except BrokenPipeError:
         # The reader went away (`sqlite-cells inspect | head`): stop quietly, as other tools do.
         devnull = os.open(os.devnull, os.O_WRONLY)

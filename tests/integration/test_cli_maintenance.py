@@ -1,0 +1,112 @@
+"""``sqlite-cells check``, ``link`` and ``gc`` (SPEC §6, R60–R61, R71)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells._cli import main
+
+TABLES = {"events": sc.table(id="integer primary key", n="integer")}
+
+
+def _store_with_writes(store: Path, count: int) -> sc.SqliteDb:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("events", tables=TABLES)
+        for n in range(count):
+            with space.transact():
+                db.exec("INSERT INTO events (n) VALUES (?)", [n])
+        return db
+
+
+def _lose_last_commit(path: Path) -> None:
+    conn = apsw.Connection(str(path))
+    (seq,) = conn.execute("SELECT max(seq) FROM _cf_changes").fetchone()
+    for (cs,) in conn.execute("SELECT changeset FROM _cf_changes WHERE seq = ?", (seq,)).fetchall():
+        apsw.Changeset.apply(apsw.Changeset.invert(cs), conn)
+    conn.execute("DELETE FROM _cf_changes WHERE seq = ?", (seq,))
+    conn.execute("UPDATE _cf_watermark SET seq = seq - 1")
+    conn.close()
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    return code, capsys.readouterr().out
+
+
+def test_check_reports_then_repairs(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = _store_with_writes(store, 3)
+    code, out = _run(capsys, "check", str(store))
+    assert code == 0 and "in sync" in out and "1 database(s) checked" in out
+    _lose_last_commit(db.path)
+    code, out = _run(capsys, "check", str(store), "--json")
+    assert code == 1
+    (found,) = json.loads(out)
+    assert (found["watermark"], found["space_seq"], found["action"]) == (2, 3, "behind")
+    code, out = _run(capsys, "check", str(store), "--repair")
+    assert code == 0 and "replayed, 1 commit(s) applied" in out
+    code, out = _run(capsys, "check", str(store))
+    assert code == 0 and "in sync" in out
+    conn = apsw.Connection(str(db.path), flags=apsw.SQLITE_OPEN_READONLY)
+    assert conn.execute("SELECT count(*) FROM events").fetchone() == (3,)
+
+
+def test_check_of_a_missing_store_is_a_finding(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["check", str(tmp_path / "nope")]) == 1
+    assert "no store" in capsys.readouterr().err
+    assert not (tmp_path / "nope").exists()
+
+
+@sc.pattern
+def count_rows(ref: sc.SqliteDb) -> Any:
+    return ref.query("SELECT count(*) AS n FROM things")
+
+
+def test_link_wires_a_file_into_a_piece(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reference = tmp_path / "things.db"
+    conn = apsw.Connection(str(reference))
+    conn.execute("CREATE TABLE things (x)")
+    conn.execute("INSERT INTO things VALUES (1), (2)")
+    conn.close()
+    with sc.Runtime(store) as rt:
+        piece = rt.space("demo").run(count_rows, key="k")
+        rt.settle()
+        assert piece.outputs.get().pending is True
+    code, out = _run(
+        capsys, "link", f"sqlite:{reference}", "demo", piece.id, "ref", "--store", str(store)
+    )
+    assert code == 0 and "linked" in out
+    with sc.Runtime(store) as rt:
+        piece = rt.space("demo").run(count_rows, key="k")
+        rt.settle()
+        assert piece.outputs.get().result == [{"n": 2}]
+
+
+def test_link_refuses_bad_urls_and_paths(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["link", "/no/scheme.db", "demo", "of:x", "ref", "--store", str(store)]) == 2
+    assert "sqlite:" in capsys.readouterr().err
+    assert main(["link", "sqlite:relative.db", "demo", "of:x", "ref", "--store", str(store)]) == 1
+    assert "DiskSourceError" in capsys.readouterr().err
+
+
+def test_gc_removes_only_unreferenced_files(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = _store_with_writes(store, 1)
+    stray = store / "cell-ffffffffffffffffffffffffffffffff.sqlite"
+    stray.write_bytes(b"")
+    code, out = _run(capsys, "gc", str(store))
+    assert code == 0 and "removed cell-ffffffffffffffffffffffffffffffff.sqlite" in out
+    assert db.path.exists() and not stray.exists()
