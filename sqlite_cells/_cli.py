@@ -178,10 +178,15 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
     return OK
 
 
-def _check(args: argparse.Namespace, out: TextIO) -> int:
-    store = Path(args.store if args.store is not None else default_store())
+def _existing_store(given: str | None, why: str) -> Path:
+    store = Path(given if given is not None else default_store())
     if not store.is_dir():
-        raise InspectError("store-not-found", f"no store at {store}: nothing to check")
+        raise InspectError("store-not-found", f"no store at {store}: {why}")
+    return store
+
+
+def _check(args: argparse.Namespace, out: TextIO) -> int:
+    store = _existing_store(args.store, "nothing to check")
     outcomes = check_store(store, repair=args.repair)
     if args.json:
         _print_json(
@@ -227,9 +232,7 @@ def _link(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _gc(args: argparse.Namespace, out: TextIO) -> int:
-    store = Path(args.store if args.store is not None else default_store())
-    if not store.is_dir():
-        raise InspectError("store-not-found", f"no store at {store}: nothing to collect")
+    store = _existing_store(args.store, "nothing to collect")
     removed = collect_garbage(store)
     for path in removed:
         out.write(f"removed {path.name}\n")

@@ -58,7 +58,6 @@ What the authorizer guarantees on its own, per kind of line (the guard refuses a
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,7 +69,7 @@ import pytest
 from sqlite_cells._authorizer import Authorizer, make_authorizer
 from sqlite_cells._guard import Mode
 
-CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "hostile.sql"
+from ._corpus import Case, load_corpus
 
 SCHEMA = """
 CREATE TABLE messages(id INTEGER PRIMARY KEY, body TEXT, author_cf_link TEXT,
@@ -88,40 +87,6 @@ RUNTIME_TABLES = ("_cf_watermark", "_cf_meta")
 ALL_TABLES = ("messages", "users", *RUNTIME_TABLES)
 
 # --- the corpus (format: see the header of hostile.sql) ---------------------------------------
-
-_LINE = re.compile(r"^(read|write) \| ([a-z-]+) \| (runs|denied|error|none) \|(?: (.*))?$")
-_ESCAPE = re.compile(r"\\(?:([nrtfv0\\])|x([0-9A-Fa-f]{2})|u([0-9A-Fa-f]{4}))")
-_SIMPLE_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "f": "\f", "v": "\v", "0": "\0", "\\": "\\"}
-
-
-@dataclass(frozen=True)
-class Case:
-    line: int
-    mode: Mode
-    kind: str
-    auth: str
-    sql: str
-
-
-def _unescape(match: re.Match[str]) -> str:
-    simple, byte, unit = match.groups()
-    if simple is not None:
-        return _SIMPLE_ESCAPES[simple]
-    return chr(int(byte or unit, 16))
-
-
-def load_corpus() -> list[Case]:
-    cases = []
-    for number, line in enumerate(CORPUS.read_text(encoding="utf-8").splitlines(), 1):
-        line = line.rstrip()
-        if not line or line.startswith("--"):
-            continue
-        match = _LINE.match(line)
-        assert match is not None, f"hostile.sql:{number}: not 'MODE | KIND | AUTH | SQL': {line}"
-        mode, kind, auth, raw = match.groups()
-        cases.append(Case(number, Mode(mode), kind, auth, _ESCAPE.sub(_unescape, raw or "")))
-    return cases
-
 
 CASES = load_corpus()
 
