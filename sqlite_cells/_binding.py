@@ -29,7 +29,24 @@ def is_pending(value: Any) -> bool:
 def bind_rows(targets: ParamTargets, rows: Sequence[Any], *, sql: str, db_id: str) -> list[Bound]:
     """Encode each parameter row (a sequence for positional parameters, a mapping for named ones)
     for ``sql`` whose parameters target the columns described by ``targets``."""
-    return [_bind(targets, row, sql=sql, db_id=db_id) for row in rows]
+    if targets.named or any(_is_link(t) for t in targets.positional):
+        return [_bind(targets, row, sql=sql, db_id=db_id) for row in rows]
+    # No link column among the targets: a row of plain values needs no per-value decision.
+    count = targets.count
+    return [
+        tuple(row)
+        if type(row) in _SEQUENCES and len(row) == count and all(type(v) in _PLAIN for v in row)
+        else _bind(targets, row, sql=sql, db_id=db_id)
+        for row in rows
+    ]
+
+
+_PLAIN = frozenset({type(None), int, float, str, bytes})
+_SEQUENCES = frozenset({tuple, list})
+
+
+def _is_link(target: str | None) -> bool:
+    return target is not None and target.lower().endswith(LINK_SUFFIX)
 
 
 def _bind(targets: ParamTargets, row: Any, *, sql: str, db_id: str) -> Bound:
@@ -65,7 +82,7 @@ def _encode(value: Any, target: str | None, where: str, fail: Callable[[str], Ex
         raise PendingValue(
             f"{where} is not ready yet ({value!r}): wait for it (rt.settle()) or react to it"
         )
-    is_link = target is not None and target.lower().endswith(LINK_SUFFIX)
+    is_link = _is_link(target)
     if isinstance(value, Cell):
         if not is_link:
             raise LinkEncodeError(

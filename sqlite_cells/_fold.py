@@ -51,8 +51,9 @@ class ExecRequest:
 
 
 class OpBody(msgspec.Struct, frozen=True):
-    """A ``sqlite`` op as kept in the commit record: the statement, its parameters (bytes appear
-    base64-encoded) and, once applied, the session changeset of its effect (R70)."""
+    """A ``sqlite`` op: the statement and its parameters (bytes appear base64-encoded) as
+    recorded on the transaction; in the commit record, the statement and the session changeset of
+    its effect (R70)."""
 
     sql: str
     rows: list[list[object] | dict[str, object]]
@@ -61,9 +62,13 @@ class OpBody(msgspec.Struct, frozen=True):
 
 
 def encode_op_body(request: ExecRequest, changeset: bytes | None = None) -> msgspec.Raw:
-    rows: list[list[object] | dict[str, object]] = [
-        dict(r) if isinstance(r, dict) else list(r) for r in request.rows
-    ]
+    """The op's body. Once its changeset is known the parameters are left out: the changeset
+    says exactly what the statement did, and the record is fsynced on every commit."""
+    rows: list[list[object] | dict[str, object]] = (
+        []
+        if changeset is not None
+        else [dict(r) if isinstance(r, dict) else list(r) for r in request.rows]
+    )
     body = OpBody(request.sql, rows, request.many, changeset)
     return msgspec.Raw(msgspec.json.encode(body))
 
@@ -126,11 +131,15 @@ class SqliteParticipant:
         authorizer = make_authorizer(Mode.WRITE, database=ALIAS, tables=decl.table_names)
         conn.authorizer = _with_session_metadata(authorizer) if session else authorizer
         try:
+            # Statements may come from apsw's cache: setting the authorizer (just above) empties
+            # it, so each user statement is prepared, and authorized, under this authorizer —
+            # once per op, not once per row (tests/sqlite_cells/test_writes.py checks the apsw
+            # behaviour this relies on).
             cursor = conn.cursor()
             if request.many:
-                cursor.executemany(request.sql, request.rows, can_cache=False)
+                cursor.executemany(request.sql, request.rows)
             else:
-                cursor.execute(request.sql, request.rows[0], can_cache=False)
+                cursor.execute(request.sql, request.rows[0])
         except apsw.Error as exc:
             raise ExecError(decl.db_id, request.sql, f"{type(exc).__name__}: {exc}") from exc
         finally:

@@ -251,3 +251,36 @@ def test_a_failing_migrate_callback_is_a_migration_error(space: Space) -> None:
         v2.exec("INSERT INTO notes (body) VALUES ('new')")
     assert isinstance(info.value.__cause__, KeyError)
     assert v2.read("SELECT body FROM notes") == [{"body": "old"}]
+
+
+def test_setting_the_authorizer_empties_apsws_statement_cache() -> None:
+    """The write path lets apsw cache user statements because of this behaviour: a statement
+    prepared under one authorizer is prepared again once another is set."""
+    conn = apsw.Connection(":memory:")
+    conn.execute("CREATE TABLE t (x)")
+    conn.authorizer = lambda *args: apsw.SQLITE_OK
+    conn.execute("SELECT * FROM t").fetchall()
+    conn.authorizer = lambda action, *args: (
+        apsw.SQLITE_DENY if action == apsw.SQLITE_READ else apsw.SQLITE_OK
+    )
+    with pytest.raises(apsw.AuthError):
+        conn.execute("SELECT * FROM t").fetchall()
+
+
+def test_exec_many_binds_plain_rows_and_checks_odd_ones(space: Space, db: sc.SqliteDb) -> None:
+    alice = space.cell("alice")
+    with space.transact():
+        db.exec_many(
+            "INSERT INTO messages (body, ts) VALUES (?, ?)", [("a", 1), ["b", True], ("c", 3.5)]
+        )
+        db.exec_many("INSERT INTO messages (author_cf_link, body) VALUES (?, ?)", [(alice, "d")])
+        with pytest.raises(sc.LinkEncodeError):
+            db.exec_many("INSERT INTO messages (body, ts) VALUES (?, ?)", [("ok", 1), (alice, 2)])
+        with pytest.raises(sc.ExecError, match="has 2 parameter"):
+            db.exec_many("INSERT INTO messages (body, ts) VALUES (?, ?)", [("ok", 1), ("short",)])
+    assert db.read("SELECT body, ts FROM messages ORDER BY id") == [
+        {"body": "a", "ts": 1},
+        {"body": "b", "ts": 1},
+        {"body": "c", "ts": 3.5},
+        {"body": "d", "ts": 0},
+    ]
