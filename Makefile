@@ -28,5 +28,16 @@ test: lint typecheck
 test-slow: $(STAMP)
 	$(VENV)/bin/python -m pytest -m slow
 
+# Every figure of bench/ (see bench/__main__.py), then bench/RESULTS.md and the plots; the bench
+# extra (matplotlib, pyinstrument) is installed once, on top of the dev set-up.
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP)
+	$(VENV)/bin/python -m pip install -q -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(VENV)/bin/python -m bench --profile
+
 clean:
 	rm -rf $(VENV) .sqlite-cells .pytest_cache .mypy_cache .ruff_cache
