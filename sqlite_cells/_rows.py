@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from codec import LinkDecodeError, QueryError, parse_link
+from codec import Link, LinkDecodeError, QueryError, parse_link
 from runtime import Cell, Runtime
 
 __all__ = ["RowDecoder", "decode_cf_link", "row_decoder"]
@@ -58,41 +58,54 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
     hints = typing.get_type_hints(row)
     cell_fields = [n for n in names if _is_cell_type(hints.get(n))]
     wanted = set(names)
+    spaces: dict[str, Any] = {}  # space id -> Space: resolved once per decoder, not per link
     cache: dict[Any, Cell | None] = {}
 
     def as_cell(value: Any) -> Cell | None:
-        if value in cache:
-            return cache[value]
+        cell = cache.get(value, _MISSING) if isinstance(value, str | bytes) else None
+        if cell is not _MISSING:
+            return cell
         try:
-            cell = decode_cf_link(value, rt) if isinstance(value, str | bytes) else None
+            link = parse_link(value)
         except LinkDecodeError:
             cell = None
+        else:
+            cell = cell_of(link)
         if len(cache) < 4096:
             cache[value] = cell
         return cell
 
-    def decode(rows: list[dict[str, Any]]) -> list[Any]:
-        out = []
-        for values in rows:
-            kept = {k: v for k, v in values.items() if k in wanted}
+    def cell_of(link: Link) -> Cell:
+        space = spaces.get(link.space)
+        if space is None:
+            space = spaces[link.space] = rt.space(link.space)
+        return Cell(space, link.id, link.path)
+
+    def build(values: dict[str, Any]) -> Any:
+        if cell_fields:
+            values = values.copy()  # the caller's row keeps its raw link strings
             for name in cell_fields:
-                if name in kept:
-                    kept[name] = as_cell(kept[name])
-            if is_dict:
-                out.append(kept)
-                continue
-            try:
-                out.append(row(**kept))
-            except TypeError as exc:
-                raise QueryError(
-                    db_id,
-                    sql,
-                    f"cannot build {row.__name__} from columns {sorted(values)}: {exc}; "
-                    "name the columns like the fields (use AS aliases)",
-                ) from exc
-        return out
+                if name in values:
+                    values[name] = as_cell(values[name])
+        if values.keys() != wanted:
+            values = {k: v for k, v in values.items() if k in wanted}
+        return values if is_dict else row(**values)
+
+    def decode(rows: list[dict[str, Any]]) -> list[Any]:
+        try:
+            return [build(values) for values in rows]
+        except TypeError as exc:
+            raise QueryError(
+                db_id,
+                sql,
+                f"cannot build {row.__name__} from columns {sorted(rows[0])}: {exc}; "
+                "name the columns like the fields (use AS aliases)",
+            ) from exc
 
     return decode
+
+
+_MISSING: Any = object()
 
 
 def _identity(rows: list[dict[str, Any]]) -> list[Any]:
