@@ -255,13 +255,24 @@ class SpaceFile:
                 if committing:
                     for participant, ops in self._group_ops(kept):
                         _quietly(participant.commit_failed, ops, exc)
-                self._apply(foreign)
-                if isinstance(exc, apsw.Error):
-                    raise SqliteCellsError(
-                        f"space {self.space_id!r}: the commit failed in SQLite ({exc}); nothing "
-                        "of it is visible: try again, and check the disk if it keeps failing"
-                    ) from exc
-                raise
+                if not (committing and self._holds(conn, seq)):
+                    self._apply(foreign)
+                    if isinstance(exc, apsw.Error):
+                        raise SqliteCellsError(
+                            f"space {self.space_id!r}: the commit failed in SQLite ({exc}); "
+                            "nothing of it is visible: try again, and check the disk if it "
+                            "keeps failing"
+                        ) from exc
+                    raise
+                # COMMIT raised after the space file had committed (the attached file failed):
+                # the space is the source of truth, participants have repaired what they own
+                # (commit_failed above), so the commit stands and is reported as done.
+                log.warning(
+                    "space %r: COMMIT of seq %d raised %r after the space had committed it; kept",
+                    self.space_id,
+                    seq,
+                    exc,
+                )
             self._apply([*foreign, record])
             for participant, ops in self._group_ops(kept):
                 _quietly(participant.committed, ops, seq)
@@ -276,6 +287,16 @@ class SpaceFile:
                 groups[op.kind] = (self._participant(op.kind), [])
             groups[op.kind][1].append(op)
         return list(groups.values())
+
+    @staticmethod
+    def _holds(conn: apsw.Connection, seq: int) -> bool:
+        """Whether the space's log holds ``seq`` (after a COMMIT that raised)."""
+        try:
+            return (
+                conn.execute("SELECT 1 FROM _cf_log WHERE seq = ?", (seq,)).fetchone() is not None
+            )
+        except apsw.Error:
+            return False
 
     def _validate(self, conn: apsw.Connection, tx: Transaction) -> None:
         changed = []
