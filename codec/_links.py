@@ -54,6 +54,7 @@ class LinkSigil(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 _encoder = msgspec.json.Encoder()
 _sigil_decoder = msgspec.json.Decoder(LinkSigil)
+decode_sigil = _sigil_decoder.decode  # for hot loops that handle msgspec.DecodeError themselves
 
 
 def encode_link(link: Link) -> bytes:

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 
 from codec import Link, LinkDecodeError, QueryError, parse_link
+from codec._links import decode_sigil
 from runtime import Cell, Runtime
 
 __all__ = ["RowDecoder", "decode_cf_link", "row_decoder"]
@@ -91,7 +92,29 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
             values = {k: v for k, v in values.items() if k in wanted}
         return values if is_dict else row(**values)
 
+    def hook(kind: type, value: Any) -> Any:
+        # The hot path of a typed query: one cache probe, else one msgspec decode and a Cell.
+        cell = cache.get(value) if type(value) is str else None
+        if cell is None:
+            try:
+                link = decode_sigil(value).body.link
+            except (msgspec.DecodeError, TypeError) as exc:
+                raise ValueError(f"not a link: {value!r}") from exc  # decoded again, row by row
+            cell = cell_of(link)
+            if len(cache) < 4096:
+                cache[value] = cell
+        return cell
+
+    many = list[row]  # type: ignore[valid-type]  # a runtime type argument, on purpose
+
     def decode(rows: list[dict[str, Any]]) -> list[Any]:
+        if cell_fields:
+            # One msgspec call builds every row; a row it cannot build as is (a link that is
+            # not one, a value of another type) sends the whole batch the per-row way.
+            try:
+                return msgspec.convert(rows, many, dec_hook=hook)
+            except (msgspec.ValidationError, ValueError):
+                pass
         try:
             return [build(values) for values in rows]
         except TypeError as exc:

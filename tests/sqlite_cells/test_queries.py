@@ -213,6 +213,11 @@ def test_a_malformed_link_decodes_to_none_without_failing(space: Space, db: sc.S
     conn.close()
     rows = db.read("SELECT id, body, author_cf_link AS who FROM messages", row=MsgStruct)
     assert rows == [MsgStruct(1, "x", None)]
+    alice = space.cell("alice")
+    with space.transact():  # a good link beside the bad one: each row decodes on its own merits
+        db.exec("INSERT INTO messages (body, author_cf_link) VALUES ('y', ?)", [alice])
+    rows = db.read("SELECT id, body, author_cf_link AS who FROM messages", row=MsgStruct)
+    assert rows == [MsgStruct(1, "x", None), MsgStruct(2, "y", alice)]
 
 
 def test_decoded_author_cells_are_live_without_rerunning_the_query(
