@@ -19,8 +19,9 @@ __all__ = ["decode_value", "encode_value", "has_links"]
 
 _decoder = msgspec.json.Decoder()
 _SIGIL_MARK = b'"link@1"'
-_ID_MARK = b'{"id":"of:'
-_SIGIL_ID_MARK = b'"link@1":{"id":"of:'
+# Every encoded link, bare or wrapped, holds one `"scope":"space"`; a wrapped one also one
+# `"link@1":`. More scopes than sigils means a bare Link struct was encoded as its fields.
+_SCOPE_MARK = b'"scope":"space"'
 
 
 def encode_value(value: Any, enc_hook: Callable[[Any], Link | None] | None = None) -> bytes:
@@ -40,7 +41,7 @@ def encode_value(value: Any, enc_hook: Callable[[Any], Link | None] | None = Non
 
     try:
         data = msgspec.json.encode(value, enc_hook=hook, order="deterministic")
-        if data.count(_ID_MARK) != data.count(_SIGIL_ID_MARK):
+        if data.count(_SCOPE_MARK) != data.count(_SIGIL_MARK):
             # msgspec encodes a Link struct as its bare fields (hooks only see unknown types), so
             # a value that may hold one is rewritten with sigils and encoded again.
             data = msgspec.json.encode(_wrap_links(value), enc_hook=hook, order="deterministic")

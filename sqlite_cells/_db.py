@@ -19,7 +19,7 @@ from sqlite_cells._declaration import Declaration
 from sqlite_cells._fold import KIND, REQUESTS, ExecRequest, encode_op_body
 from sqlite_cells._guard import Mode, check_statement
 from sqlite_cells._handles import DROP_KIND, is_dropped
-from sqlite_cells._params import map_params
+from sqlite_cells._params import ParamTargets, map_params
 from sqlite_cells._query import Query, resolve_params
 from sqlite_cells._reader import read_rows
 from sqlite_cells._rows import row_decoder
@@ -87,7 +87,7 @@ class SqliteDb(Cell):
         self.declaration.check_writable()
         self._check_live()
         check_statement(sql, Mode.WRITE)
-        targets = map_params(sql, self._decl.columns_of)
+        targets = _targets(sql, self._decl)
         bound = bind_rows(targets, rows, sql=sql, db_id=self.id)
         self._claim(tx)
         request = ExecRequest(self._decl, sql, bound, many)
@@ -162,6 +162,23 @@ class SqliteDb(Cell):
 
     def __repr__(self) -> str:
         return f"<SqliteDb {self.id} in {self._space.id!r}>"
+
+
+_TARGETS: dict[tuple[str, str], ParamTargets] = {}  # (sql, schema fingerprint) -> targets
+_TARGETS_SIZE = 1024
+
+
+def _targets(sql: str, decl: Declaration) -> ParamTargets:
+    """``map_params`` for ``sql`` on ``decl``'s tables, kept per (sql, schema): the mapping
+    depends on nothing else, and it is on the path of every write."""
+    key = (sql, decl.schema.fingerprint if decl.schema is not None else "")
+    found = _TARGETS.get(key)
+    if found is None:
+        found = map_params(sql, decl.columns_of)
+        if len(_TARGETS) >= _TARGETS_SIZE:
+            _TARGETS.pop(next(iter(_TARGETS), key), None)
+        _TARGETS[key] = found
+    return found
 
 
 class LinkedDb(SqliteDb):

@@ -128,8 +128,7 @@ class SqliteParticipant:
                 migrate=decl.migrate,
             )
         session = _capture(conn) if self.capture_changesets else None
-        authorizer = make_authorizer(Mode.WRITE, database=ALIAS, tables=decl.table_names)
-        conn.authorizer = _with_session_metadata(authorizer) if session else authorizer
+        conn.authorizer = _write_authorizer(decl.table_names, session is not None)
         try:
             # Statements may come from apsw's cache: setting the authorizer (just above) empties
             # it, so each user statement is prepared, and authorized, under this authorizer —
@@ -191,6 +190,22 @@ def _capture(conn: apsw.Connection) -> apsw.Session:
     session.table_filter(lambda name: not name.startswith("_cf_"))
     session.attach()
     return session
+
+
+_AUTHORIZERS: dict[tuple[frozenset[str] | None, bool], Authorizer] = {}
+
+
+def _write_authorizer(tables: frozenset[str] | None, capturing: bool) -> Authorizer:
+    """The write authorizer for ``tables`` (made once per table set; they hold no state)."""
+    key = (tables, capturing)
+    found = _AUTHORIZERS.get(key)
+    if found is None:
+        found = make_authorizer(Mode.WRITE, database=ALIAS, tables=tables)
+        if capturing:
+            found = _with_session_metadata(found)
+        if len(_AUTHORIZERS) < 1024:
+            _AUTHORIZERS[key] = found
+    return found
 
 
 def _with_session_metadata(inner: Authorizer) -> Authorizer:
