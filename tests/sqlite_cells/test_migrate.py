@@ -9,7 +9,7 @@ import apsw
 import pytest
 
 from codec._errors import ClosedError, MigrationError, SchemaError, UnsupportedMigration
-from sqlite_cells import _migrate
+from sqlite_cells import _schema_diff
 from sqlite_cells._migrate import MigrationConnection, MigrationPlan, ensure_schema, plan_migration
 from sqlite_cells._schema import CfLink, Schema, cf_link, declare_tables, table
 
@@ -581,10 +581,10 @@ def test_migration_connection_is_closed_after_migrate(conn: apsw.Connection) -> 
 def test_scratch_results_are_cached_and_bounded(conn: apsw.Connection) -> None:
     declared = schema({"t": {"a": "text"}})
     plan_migration(conn, "main", declared)
-    assert declared.fingerprint in _migrate._declared_cache
-    for i in range(_migrate._CACHE_SIZE + 3):
+    assert declared.fingerprint in _schema_diff._declared_cache
+    for i in range(_schema_diff._CACHE_SIZE + 3):
         plan_migration(conn, "main", schema({"t": {"a": "text", f"c{i}": "text"}}))
-    assert len(_migrate._declared_cache) <= _migrate._CACHE_SIZE
+    assert len(_schema_diff._declared_cache) <= _schema_diff._CACHE_SIZE
 
 
 def test_plan_only_reads(conn: apsw.Connection) -> None:

@@ -1,0 +1,335 @@
+"""Compare a file's schema with its declared schema: additive statements and differences (R13).
+
+Comparison is by what SQLite *reports*: the declared schema is built in a scratch ``:memory:``
+database (cached per fingerprint) and both sides are read with ``table_xinfo`` (type, NOT NULL,
+default, primary key position, generated), ``sqlite3_table_column_metadata`` (collation,
+AUTOINCREMENT), ``index_list``/``index_xinfo`` (UNIQUE constraints, declared indexes: columns,
+order, collation, unique, partial) and ``foreign_key_list``. Types, defaults and CHECKs are
+compared after normalizing case and spacing, so ``"integer primary key"`` equals
+``"INTEGER PRIMARY KEY"``. Column names match case-insensitively and column order is ignored
+(added columns always go last). Not reported by SQLite, hence compared differently or not at all:
+column CHECK constraints — compared as normalized text, parsed with sqlglot from both
+``CREATE TABLE`` statements (skipped for a table whose text sqlglot cannot parse); not compared
+at all (change them with ``migrate``): generated-column expressions, ``ON CONFLICT`` clauses of
+constraints, FK ``DEFERRABLE``, table-level CHECKs a ``migrate`` wrote (declarations cannot
+have table-level constraints).
+
+Tables and indexes in the file that are not declared are left alone: not a difference, so a file
+can hold tables a ``migrate`` keeps for its own use, and a declaration can shrink without a
+migration. Stored columns that are not declared are a difference (dropping is not additive).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+import apsw
+import sqlglot
+import sqlglot.errors
+from sqlglot import exp
+
+from sqlite_cells._params import COMMENT, IDENT, QUOTED, WS, scan_sql, unquote
+from sqlite_cells._schema import (
+    Schema,
+    Table,
+    create_index_sql,
+    create_table_sql,
+    quote_ident,
+    render_ddl,
+)
+
+__all__ = ["MigrationPlan", "plan_migration"]
+
+_CACHE_SIZE: Final = 64
+_GENERATED: Final = {0: "no", 1: "hidden", 2: "virtual", 3: "stored"}
+_CANNOT: Final = "cannot be added to an existing table"
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationPlan:
+    """Additive statements to run, and the non-additive differences (empty when none)."""
+
+    statements: tuple[str, ...]
+    differences: tuple[str, ...]
+
+
+def _norm(text: str | None) -> str:
+    """Case-, spacing- and name-quoting-insensitive form of a type, default or CHECK (string
+    literals kept verbatim). Quoting matters: ALTER … RENAME COLUMN rewrites references to the
+    column in CHECKs as quoted names."""
+    words = [t for t in scan_sql(text or "") if t.kind not in (WS, COMMENT)]
+    return " ".join(unquote(t).upper() if t.kind in (IDENT, QUOTED) else t.text for t in words)
+
+
+def _rows(conn: apsw.Connection, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
+    return [tuple(r) for r in conn.execute(sql, tuple(args)).fetchall()]
+
+
+@dataclass(frozen=True, slots=True)
+class _Col:
+    name: str
+    type: str
+    notnull: bool
+    default: str | None
+    pk: int
+    generated: int  # table_xinfo "hidden": 2 virtual, 3 stored
+    collation: str
+    autoinc: bool
+
+
+# (from columns, referenced table, referenced columns, on update, on delete, match)
+_Fk = tuple[tuple[str, ...], str, tuple[str, ...], str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class _TableInfo:
+    name: str
+    columns: Mapping[str, _Col]  # by lowercased name
+    uniques: frozenset[tuple[str, ...]]  # columns of each UNIQUE constraint
+    fkeys: frozenset[_Fk]
+    checks: Mapping[str, tuple[str, ...]] | None  # None: sqlglot could not parse CREATE TABLE
+
+
+@dataclass(frozen=True, slots=True)
+class _IndexInfo:
+    table: str
+    unique: bool
+    partial: bool
+    keys: tuple[tuple[str | None, bool, str], ...]  # (column, descending, collation)
+
+
+def _checks(sql: object) -> dict[str, tuple[str, ...]] | None:
+    """Column CHECK constraints, read from the CREATE TABLE text (SQLite does not report them)."""
+    try:
+        create = sqlglot.parse_one(str(sql), read="sqlite")
+    except sqlglot.errors.SqlglotError:
+        return None
+    if not isinstance(create, exp.Create) or not isinstance(create.this, exp.Schema):
+        return None
+    out: dict[str, tuple[str, ...]] = {}
+    for coldef in create.this.find_all(exp.ColumnDef):
+        kinds = [c.args.get("kind") for c in coldef.args.get("constraints") or []]
+        found = [
+            k.this.sql(dialect="sqlite") for k in kinds if isinstance(k, exp.CheckColumnConstraint)
+        ]
+        out[coldef.name.lower()] = tuple(sorted(found, key=_norm))
+    return out
+
+
+def _table_info(conn: apsw.Connection, db: str, name: str, sql: object) -> _TableInfo:
+    columns: dict[str, _Col] = {}
+    xinfo = 'SELECT name, type, "notnull", dflt_value, pk, hidden FROM pragma_table_xinfo(?, ?)'
+    for cname, ctype, notnull, dflt, pk, hidden in _rows(conn, xinfo, (name, db)):
+        _, coll, _, _, autoinc = conn.column_metadata(db, name, str(cname))
+        columns[str(cname).lower()] = _Col(
+            str(cname), str(ctype or ""), bool(notnull), None if dflt is None else str(dflt),
+            int(str(pk)), int(str(hidden)), str(coll or "BINARY").upper(), bool(autoinc),
+        )  # fmt: skip
+    indexes = _rows(conn, "SELECT name, origin FROM pragma_index_list(?, ?)", (name, db))
+    uniques = frozenset(
+        tuple(str(key[0]).lower() for key in _index_keys(conn, db, str(index)))
+        for index, origin in indexes
+        if origin == "u"
+    )
+    refs: dict[object, list[tuple[object, ...]]] = {}
+    for row in _rows(conn, "SELECT * FROM pragma_foreign_key_list(?, ?) ORDER BY seq", (name, db)):
+        refs.setdefault(row[0], []).append(row)
+    fkeys = frozenset(
+        (tuple(str(r[3]).lower() for r in rs), str(rs[0][2]).lower(),
+         tuple(str(r[4] or "").lower() for r in rs), str(rs[0][5]), str(rs[0][6]), str(rs[0][7]))
+        for rs in refs.values()
+    )  # fmt: skip
+    return _TableInfo(name, columns, uniques, fkeys, _checks(sql))
+
+
+def _index_keys(conn: apsw.Connection, db: str, index: str) -> list[tuple[str | None, bool, str]]:
+    xinfo = 'SELECT name, "desc", coll FROM pragma_index_xinfo(?, ?) WHERE key'
+    rows = _rows(conn, xinfo, (index, db))
+    return [(None if n is None else str(n).lower(), bool(d), str(c).upper()) for n, d, c in rows]
+
+
+def _index_info(conn: apsw.Connection, db: str, index: str, table_name: str) -> _IndexInfo:
+    flags = 'SELECT "unique", partial FROM pragma_index_list(?, ?) WHERE name = ?'
+    unique, partial = (_rows(conn, flags, (table_name, db, index)) or [(0, 0)])[0]
+    keys = tuple(_index_keys(conn, db, index))
+    return _IndexInfo(table_name.lower(), bool(unique), bool(partial), keys)
+
+
+def _objects(conn: apsw.Connection, db: str) -> dict[str, tuple[str, str, str, object]]:
+    """Every schema object of ``db`` by lowercased name: (type, name, table name, sql)."""
+    rows = _rows(conn, f"SELECT type, name, tbl_name, sql FROM {quote_ident(db)}.sqlite_schema")
+    return {str(r[1]).lower(): (str(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows}
+
+
+_Declared = tuple[dict[str, _TableInfo], dict[str, _IndexInfo]]
+_declared_cache: dict[str, _Declared] = {}  # fingerprint -> what SQLite reports for the schema
+
+
+def _declared(schema: Schema) -> _Declared:
+    """What SQLite reports for ``schema``, built in a scratch database (bounded cache)."""
+    cached = _declared_cache.get(schema.fingerprint)
+    if cached is not None:
+        return cached
+    scratch = apsw.Connection(":memory:")
+    try:
+        for statement in render_ddl(schema, "main"):
+            scratch.execute(statement)
+        objects = _objects(scratch, "main")
+        tables = {
+            n.lower(): _table_info(scratch, "main", n, objects[n.lower()][3])
+            for n, _ in schema.tables
+        }
+        indexes = {
+            i.lower(): _index_info(scratch, "main", i, n)
+            for n, t in schema.tables
+            for i, _ in t.indexes
+        }
+        result = (tables, indexes)
+    finally:
+        scratch.close()
+    if len(_declared_cache) >= _CACHE_SIZE:  # drop the oldest; pop() tolerates a racing thread
+        _declared_cache.pop(next(iter(_declared_cache), ""), None)
+    _declared_cache[schema.fingerprint] = result
+    return result
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return "(none)" if value is None or value == "" else str(value)
+
+
+def _fk_text(fk: _Fk) -> str:
+    cols, table, to, on_update, on_delete, _ = fk
+    target = f"{table}({', '.join(to)})" if any(to) else table
+    return (
+        f"FOREIGN KEY({', '.join(cols)}) REFERENCES {target} "
+        f"ON UPDATE {on_update} ON DELETE {on_delete}"
+    )
+
+
+def _index_text(info: _IndexInfo) -> str:
+    keys = ", ".join(
+        (c or "<expr>") + (" DESC" if d else "") + ("" if coll == "BINARY" else f" COLLATE {coll}")
+        for c, d, coll in info.keys
+    )
+    unique, partial = "UNIQUE " if info.unique else "", " WHERE …" if info.partial else ""
+    return f"{unique}ON {info.table}({keys}){partial}"
+
+
+def _column_differences(t: str, want: _Col, have: _Col) -> list[str]:
+    generated = (_GENERATED.get(have.generated), _GENERATED.get(want.generated))
+    pairs: list[tuple[str, object, object, bool]] = [
+        ("type", have.type, want.type, _norm(have.type) == _norm(want.type)),
+        ("NOT NULL", have.notnull, want.notnull, have.notnull == want.notnull),
+        ("default", have.default, want.default, _norm(have.default) == _norm(want.default)),
+        ("primary key position", have.pk, want.pk, have.pk == want.pk),
+        ("AUTOINCREMENT", have.autoinc, want.autoinc, have.autoinc == want.autoinc),
+        ("collation", have.collation, want.collation, have.collation == want.collation),
+        ("generated", *generated, generated[0] == generated[1]),
+    ]
+    return [f"{t}.{want.name}: {k} {_show(a)} → {_show(b)}" for k, a, b, same in pairs if not same]
+
+
+def _cannot_add(want: _Col, info: _TableInfo) -> str | None:
+    """Why ALTER TABLE … ADD COLUMN cannot add ``want`` (None: it may; SQLite has the last say)."""
+    if want.pk:
+        return f"a new PRIMARY KEY column {_CANNOT}"
+    if want.notnull and want.default is None:
+        return (
+            "a new NOT NULL column without a default cannot be added (existing rows need a value)"
+        )
+    if any(want.name.lower() in cols for cols in info.uniques):
+        return f"a new UNIQUE column {_CANNOT}"
+    return f"a new STORED generated column {_CANNOT}" if want.generated == 3 else None
+
+
+def _diff_table(
+    database: str, name: str, declared: Table, want: _TableInfo, have: _TableInfo
+) -> tuple[list[tuple[str, str]], list[str]]:
+    statements: list[tuple[str, str]] = []
+    diffs: list[str] = []
+    missing = {k for k in want.columns if k not in have.columns}
+    for column in declared.columns:
+        key = column.name.lower()
+        if key not in missing:
+            diffs += _column_differences(name, want.columns[key], have.columns[key])
+        elif reason := _cannot_add(want.columns[key], want):
+            diffs.append(f"{name}.{column.name}: {reason}")
+        else:
+            target = f"{quote_ident(database)}.{quote_ident(have.name)}"
+            sql = f"ALTER TABLE {target} ADD COLUMN {column.ddl()}"
+            statements.append((f"{name}.{column.name}", sql))
+    diffs += [
+        f"{name}.{col.name}: the stored column is not declared (dropping or renaming a column "
+        f"is not additive)"
+        for key, col in have.columns.items()
+        if key not in want.columns
+    ]
+    # A UNIQUE or FOREIGN KEY on a column still to be added is reported with (or added by) it.
+    for cols in sorted(have.uniques - want.uniques):
+        diffs.append(f"{name}: UNIQUE({', '.join(cols)}) is stored but not declared")
+    for cols in sorted(want.uniques - have.uniques):
+        if not missing.intersection(cols):
+            diffs.append(f"{name}: UNIQUE({', '.join(cols)}) is declared but not stored")
+    for fk in sorted(have.fkeys - want.fkeys):
+        diffs.append(f"{name}: {_fk_text(fk)} is stored but not declared")
+    for fk in sorted(want.fkeys - have.fkeys):
+        if not missing.intersection(fk[0]):
+            diffs.append(f"{name}: {_fk_text(fk)} is declared but not stored")
+    for key, checks in (want.checks or {}).items():
+        stored = (have.checks or {}).get(key, ())
+        if have.checks is None or key in missing or [*map(_norm, checks)] == [*map(_norm, stored)]:
+            continue
+        shown = [" AND ".join(c) or "(none)" for c in (stored, checks)]
+        diffs.append(f"{name}.{want.columns[key].name}: CHECK {shown[0]} → {shown[1]}")
+    return statements, diffs
+
+
+def _diff(
+    conn: apsw.Connection, database: str, schema: Schema
+) -> tuple[list[tuple[str, str]], list[str]]:
+    """(subject, statement) pairs to run, and the non-additive differences."""
+    want_tables, want_indexes = _declared(schema)
+    objects = _objects(conn, database)
+    statements: list[tuple[str, str]] = []
+    diffs: list[str] = []
+    for name, declared in schema.tables:
+        kind, stored_name, _, sql = objects.get(name.lower(), ("", "", "", None))
+        if not kind:
+            statements.append((name, create_table_sql(database, name, declared)))
+        elif kind != "table":
+            diffs.append(f"{name}: the file holds an object ({kind}) of that name, not a table")
+            continue
+        else:
+            have = _table_info(conn, database, stored_name, sql)
+            more, found = _diff_table(database, name, declared, want_tables[name.lower()], have)
+            statements += more
+            diffs += found
+        for index, cols in declared.indexes:
+            kind, stored_name, on_table, _ = objects.get(index.lower(), ("", "", "", None))
+            if not kind:
+                statements.append((f"index {index}", create_index_sql(database, index, name, cols)))
+            elif kind != "index" or on_table.lower() != name.lower():
+                diffs.append(
+                    f"index {index}: the file holds an object ({kind}) of that name on {on_table}, "
+                    f"not an index on {name}"
+                )
+            else:
+                want = want_indexes[index.lower()]
+                have_index = _index_info(conn, database, stored_name, on_table)
+                if want != have_index:
+                    diffs.append(f"index {index}: {_index_text(have_index)} → {_index_text(want)}")
+    return statements, diffs
+
+
+def plan_migration(conn: apsw.Connection, database: str, schema: Schema) -> MigrationPlan:
+    """What :func:`ensure_schema` would do to reach ``schema``; reads only (R13).
+
+    ``differences`` lists the non-additive ones; some ``ADD COLUMN`` refusals (non-constant
+    defaults, REFERENCES with a default while foreign keys are on) only show when applied.
+    """
+    statements, diffs = _diff(conn, database, schema)
+    return MigrationPlan(tuple(sql for _, sql in statements), tuple(diffs))
