@@ -41,14 +41,7 @@ class Derived(Reactive):
 
     def get(self) -> Any:
         """The current value; waits for the first computation if it has not run yet."""
-        node = self._graph_node
-        if not node.ready.is_set():
-            if node.scheduler.on_thread:
-                node.scheduler._ensure_ready(node)
-            else:
-                node.scheduler.check_open()
-                node.ready.wait()
-        return node.value
+        return self._graph_node.current()
 
     def observe(self) -> Observable[Any]:
         return observe_node(self._graph_node)

@@ -54,6 +54,17 @@ class Node:
     def attach(self) -> None:
         """Called once on the scheduler thread when the node joins the graph."""
 
+    def current(self) -> Any:
+        """The node's value, after its first computation: computed inline on the scheduler
+        thread, waited for elsewhere (``ClosedError`` if the runtime closes meanwhile)."""
+        if not self.ready.is_set():
+            if self.scheduler.on_thread:
+                self.scheduler._ensure_ready(self)
+            else:
+                while not self.ready.wait(0.1):
+                    self.scheduler.check_open()
+        return self.value
+
     def __lt__(self, other: Node) -> bool:
         return (self.height, self.order) < (other.height, other.order)
 

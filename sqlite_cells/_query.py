@@ -115,11 +115,7 @@ class Query(Reactive):
 
     def get(self) -> QueryState:
         """The current state; waits for the query's first scheduling (not for its rows)."""
-        node = self._graph_node
-        if not node.ready.is_set():
-            node.scheduler.check_open()
-            node.ready.wait()
-        state: QueryState = node.value
+        state: QueryState = self._graph_node.current()
         return state
 
     def observe(self) -> Observable[Any]:
