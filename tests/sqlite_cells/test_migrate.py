@@ -83,7 +83,6 @@ def test_create_from_scratch(conn: apsw.Connection) -> None:
     assert conn.execute("SELECT id, seq FROM _cf_watermark").fetchall() == [(0, 0)]
     names = conn.execute("SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite%'")
     assert sorted(names.fetchall()) == [
-        ("index", "_cf_changes_by_seq"),
         ("index", "by_ts"),
         ("table", "_cf_changes"),
         ("table", "_cf_meta"),
@@ -494,7 +493,6 @@ def test_attached_database_file(attached: apsw.Connection, tmp_path: Path) -> No
     assert sorted(
         db.execute("SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite%'")
     ) == [
-        ("index", "_cf_changes_by_seq"),
         ("index", "archive_text"),
         ("table", "_cf_changes"),
         ("table", "_cf_meta"),
