@@ -35,7 +35,7 @@ def bind_rows(targets: ParamTargets, rows: Sequence[Any], *, sql: str, db_id: st
     count = targets.count
     return [
         tuple(row)
-        if type(row) in _SEQUENCES and len(row) == count and all(type(v) in _PLAIN for v in row)
+        if type(row) in _SEQUENCES and len(row) == count and _PLAIN.issuperset(map(type, row))
         else _bind(targets, row, sql=sql, db_id=db_id)
         for row in rows
     ]

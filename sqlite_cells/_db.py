@@ -16,7 +16,7 @@ from codec import PendingValue, ReadAfterWriteUnsupported, SqliteCellsError, Too
 from runtime import Cell, Transaction, current_transaction, require_transaction
 from sqlite_cells._binding import bind_rows
 from sqlite_cells._declaration import Declaration
-from sqlite_cells._fold import KIND, REQUESTS, ExecRequest, encode_op_body
+from sqlite_cells._fold import KIND, REQUESTS, ExecRequest
 from sqlite_cells._guard import Mode, check_statement
 from sqlite_cells._handles import DROP_KIND, is_dropped
 from sqlite_cells._params import ParamTargets, map_params
@@ -91,7 +91,7 @@ class SqliteDb(Cell):
         bound = bind_rows(targets, rows, sql=sql, db_id=self.id)
         self._claim(tx)
         request = ExecRequest(self._decl, sql, bound, many)
-        op = Op(KIND, self.id, encode_op_body(request))
+        op = Op(KIND, self.id)  # its body is written when it is applied (see _fold)
         tx.extras.setdefault(REQUESTS, {})[id(op)] = request
         tx.add_op(self.space.file, op)
 

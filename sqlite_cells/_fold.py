@@ -147,9 +147,8 @@ class SqliteParticipant:
             if session is not None:
                 session.close()
         conn.execute(f"UPDATE {ALIAS}._cf_watermark SET seq = ? WHERE id = 0", (seq,))
-        if changeset is None:
-            return op
-        self._journal(conn, seq, changeset)
+        if changeset is not None:
+            self._journal(conn, seq, changeset)
         return Op(op.kind, op.target, encode_op_body(request, changeset))
 
     @staticmethod
