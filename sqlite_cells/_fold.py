@@ -9,6 +9,7 @@ authorizer, and writes the file's watermark (the commit's seq) in the same trans
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,8 @@ __all__ = [
     "ExecRequest",
     "OpBody",
     "SqliteParticipant",
+    "attach",
+    "attached",
     "decode_op_body",
     "detach",
     "encode_op_body",
@@ -104,12 +107,7 @@ class SqliteParticipant:
         for db_id in {op.target for op in ops}:
             self._ready(self._lookup(db_id))
         (path,) = paths
-        if _attached(conn) == str(path):
-            return
-        detach(conn)
-        conn.execute(f"ATTACH DATABASE ? AS {ALIAS}", (str(path),))
-        conn.execute(f"PRAGMA {ALIAS}.journal_mode=WAL")
-        conn.execute(f"PRAGMA {ALIAS}.synchronous=NORMAL")
+        attach(conn, path)
 
     def apply(self, conn: apsw.Connection, op: Op, seq: int, tx: Transaction) -> Op:
         request: ExecRequest = tx.extras[REQUESTS][id(op)]
@@ -230,14 +228,28 @@ def _ensure_key(decl: Declaration) -> tuple[Path, str, int]:
     return (decl.path, decl.schema.fingerprint, decl.version)
 
 
+# The file each write connection has attached as _cf_db. Only this module attaches and detaches
+# (detach() is the way for others), so it is known without asking SQLite on every commit.
+_ATTACHED: weakref.WeakKeyDictionary[apsw.Connection, str] = weakref.WeakKeyDictionary()
+
+
+def attached(conn: apsw.Connection) -> str | None:
+    """The path of the database file attached to ``conn`` as ``_cf_db``, if any."""
+    return _ATTACHED.get(conn)
+
+
+def attach(conn: apsw.Connection, path: Path) -> None:
+    """Attach ``path`` as ``_cf_db`` (outside a transaction), replacing what was attached."""
+    if attached(conn) == str(path):
+        return
+    detach(conn)
+    conn.execute(f"ATTACH DATABASE ? AS {ALIAS}", (str(path),))
+    _ATTACHED[conn] = str(path)
+    conn.execute(f"PRAGMA {ALIAS}.journal_mode=WAL").fetchall()
+    conn.execute(f"PRAGMA {ALIAS}.synchronous=NORMAL")
+
+
 def detach(conn: apsw.Connection) -> None:
     """Let go of the attached database file, if any (outside a transaction)."""
-    if _attached(conn) is not None:
+    if _ATTACHED.pop(conn, None) is not None:
         conn.execute(f"DETACH DATABASE {ALIAS}")
-
-
-def _attached(conn: apsw.Connection) -> str | None:
-    for _, name, file in conn.execute("PRAGMA database_list"):
-        if name == ALIAS:
-            return str(file)
-    return None

@@ -19,6 +19,7 @@ import msgspec
 from codec import Op, SqliteCellsError
 from runtime import Transaction
 from sqlite_cells._declaration import Declaration, SourceKind, db_file_name
+from sqlite_cells._fold import attached, detach
 from sqlite_cells._pool import ReadPool
 from sqlite_cells._reconcile import schema_from_json
 from sqlite_cells._sources import disk_source_id, validate_disk_source
@@ -99,9 +100,8 @@ class DropParticipant:
 
     def prepare(self, conn: apsw.Connection, ops: Sequence[Op]) -> None:
         paths = {str(self._lookup(op.target).path) for op in ops}
-        for _, name, file in conn.execute("PRAGMA database_list").fetchall():
-            if name != "main" and file in paths:
-                conn.execute(f"DETACH DATABASE {name}")
+        if attached(conn) in paths:
+            detach(conn)
 
     def apply(self, conn: apsw.Connection, op: Op, seq: int, tx: Transaction) -> Op:
         return op
