@@ -7,7 +7,7 @@ import random
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from typing import Any, TypeVar, overload
+from typing import Any, overload
 
 from codec import ConflictError
 from runtime._space_file import SpaceFile
@@ -18,7 +18,6 @@ __all__ = ["DEFAULT_TRIES", "handler"]
 DEFAULT_TRIES = 10
 # Tries made optimistically before the handler runs its body holding the space's write lock.
 OPTIMISTIC_TRIES = 3
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 @overload
