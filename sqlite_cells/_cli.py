@@ -27,7 +27,7 @@ import msgspec
 from codec import GuardViolation, SqliteCellsError, derive_id
 from runtime import Cell
 from sqlite_cells._display import text_table
-from sqlite_cells._handles import collect_garbage
+from sqlite_cells._handles import check_store, collect_garbage
 from sqlite_cells._inspect import (
     InspectError,
     StoreInfo,
@@ -35,7 +35,6 @@ from sqlite_cells._inspect import (
     inspect_store,
     query_store,
 )
-from sqlite_cells._reconcile import check_store
 
 __all__ = ["main"]
 

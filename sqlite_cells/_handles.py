@@ -17,21 +17,25 @@ import apsw
 import msgspec
 
 from codec import Op, SqliteCellsError
-from runtime import Transaction
+from runtime import SpaceFile, Transaction
 from sqlite_cells._declaration import Declaration, SourceKind, db_file_name
 from sqlite_cells._fold import attached, detach
 from sqlite_cells._pool import ReadPool
-from sqlite_cells._reconcile import schema_from_json
+from sqlite_cells._reconcile import BUSY_TIMEOUT_MS, Outcome, reconcile, schema_from_json
 from sqlite_cells._sources import disk_source_id, validate_disk_source
 
 __all__ = [
     "DROP_KIND",
     "DropParticipant",
+    "check_store",
     "collect_garbage",
     "declaration_from_handle",
     "disk_handle_value",
+    "handle_value",
     "is_dropped",
+    "owned_databases",
     "remove_database_files",
+    "source_path",
 ]
 
 DROP_KIND = "sqlite-drop"
@@ -48,6 +52,48 @@ def disk_handle_value(decl: Declaration) -> dict[str, Any]:
 
 def is_dropped(value: Any) -> bool:
     return isinstance(value, dict) and value.get("dropped") is True
+
+
+def handle_value(cell_id: str, data: bytes) -> dict[str, Any] | None:
+    """The handle value (R2) if the stored JSON ``data`` of cell ``cell_id`` is one, else None.
+    Besides ``id``, ``tables`` and ``rev`` a handle may say ``"dropped": true`` or name an
+    injected ``source``."""
+    if b'"tables"' not in data:
+        return None  # cheap: most cells are not handles
+    try:
+        value = msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        return None
+    if (
+        isinstance(value, dict)
+        and {"id", "tables", "rev"} <= set(value)
+        and value["id"] == cell_id
+        and isinstance(value["tables"], dict)
+        and isinstance(value["rev"], int)
+    ):
+        return value
+    return None
+
+
+def source_path(handle: dict[str, Any]) -> Path | None:
+    """The injected file a handle names (R60), or None for a database the runtime owns."""
+    source = handle.get("source")
+    if isinstance(source, dict) and source.get("kind") == SourceKind.DISK.value:
+        return Path(str(source.get("path")))
+    return None
+
+
+def owned_databases(conn: apsw.Connection) -> list[str]:
+    """Ids of the live (not dropped), runtime-owned databases whose handles the space behind
+    ``conn`` holds."""
+    found = []
+    for cell_id, data in conn.execute(
+        "SELECT id, value FROM _cf_cells WHERE instr(value, '\"tables\"') > 0"
+    ):
+        value = handle_value(cell_id, bytes(data))
+        if value is not None and not is_dropped(value) and source_path(value) is None:
+            found.append(str(cell_id))
+    return found
 
 
 def declaration_from_handle(
@@ -124,12 +170,7 @@ def collect_garbage(store: Path) -> list[Path]:
     for space_file in sorted(store.glob("space-*.sqlite")):
         conn = apsw.Connection(str(space_file), flags=apsw.SQLITE_OPEN_READONLY)
         try:
-            for cell_id, data in conn.execute(
-                "SELECT id, value FROM _cf_cells WHERE instr(value, '\"tables\"') > 0"
-            ):
-                value = msgspec.json.decode(bytes(data))
-                if isinstance(value, dict) and value.get("id") == cell_id and not is_dropped(value):
-                    referenced.add(db_file_name(cell_id))
+            referenced.update(db_file_name(db_id) for db_id in owned_databases(conn))
         finally:
             conn.close()
     removed = []
@@ -137,3 +178,20 @@ def collect_garbage(store: Path) -> list[Path]:
         if path.name not in referenced and remove_database_files(path):
             removed.append(path)
     return removed
+
+
+def check_store(store: Path, *, repair: bool) -> list[Outcome]:
+    """Run :func:`reconcile` for every runtime-owned database of every space in ``store`` (what
+    ``sqlite-cells check`` does). Injected and dropped databases are skipped."""
+    outcomes = []
+    for space_file in sorted(store.glob("space-*.sqlite")):
+        conn = apsw.Connection(str(space_file))
+        conn.setbusytimeout(BUSY_TIMEOUT_MS)
+        try:
+            for db_id in owned_databases(conn):
+                if SpaceFile.last_seq_for(conn, db_id):  # ever written
+                    path = store / db_file_name(db_id)
+                    outcomes.append(reconcile(conn, db_id, path, repair=repair))
+        finally:
+            conn.close()
+    return outcomes

@@ -24,13 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import apsw
-import msgspec
 
 from codec import SqliteCellsError, derive_id
 from runtime._store import DEFAULT_STORE, STORE_ENV
 from sqlite_cells._declaration import Declaration, SourceKind, db_file_name
 from sqlite_cells._guard import Mode, check_statement
-from sqlite_cells._handles import declaration_from_handle
+from sqlite_cells._handles import declaration_from_handle, handle_value, source_path
 from sqlite_cells._pool import ReadPool
 from sqlite_cells._reader import Rows, read_rows
 from sqlite_cells._schema import quote_ident
@@ -49,7 +48,6 @@ __all__ = [
 
 QUERY_TIMEOUT = 5.0
 _RESERVED_PREFIXES = ("_cf_", "sqlite_")
-_json = msgspec.json.Decoder()
 
 
 class InspectError(SqliteCellsError, LookupError):
@@ -216,37 +214,8 @@ def _tables(conn: apsw.Connection) -> list[str]:
     ]
 
 
-def _handle(cell_id: str, data: bytes) -> dict[str, Any] | None:
-    """The handle value (R2) if ``data`` is one for the cell ``cell_id``, else None. Besides
-    ``id``, ``tables`` and ``rev`` a handle may say ``"dropped": true`` or name an injected
-    ``source``."""
-    if b'"tables"' not in data:
-        return None  # cheap: most cells are not handles
-    try:
-        value = _json.decode(data)
-    except msgspec.DecodeError:
-        return None
-    if (
-        isinstance(value, dict)
-        and {"id", "tables", "rev"} <= set(value)
-        and value["id"] == cell_id
-        and isinstance(value["tables"], dict)
-        and isinstance(value["rev"], int)
-    ):
-        return value
-    return None
-
-
-def _source_path(handle: dict[str, Any]) -> Path | None:
-    """The injected file a handle names (R60), or None for a database the runtime owns."""
-    source = handle.get("source")
-    if isinstance(source, dict) and source.get("kind") == SourceKind.DISK.value:
-        return Path(str(source.get("path")))
-    return None
-
-
 def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) -> DatabaseInfo:
-    source = _source_path(handle)
+    source = source_path(handle)
     path = source if source is not None else store / db_file_name(db_id)
     declared = tuple(sorted(str(name) for name in handle["tables"]))
     watermark: int | None = None
@@ -290,7 +259,9 @@ def _space(store: Path, path: Path) -> SpaceInfo:
         handles: list[tuple[str, dict[str, Any], int]] = []
         for cell_id, data, rev in conn.execute("SELECT id, value, rev FROM _cf_cells ORDER BY id"):
             cells += 1
-            handle = _handle(cell_id, bytes(data) if not isinstance(data, str) else data.encode())
+            handle = handle_value(
+                cell_id, bytes(data) if not isinstance(data, str) else data.encode()
+            )
             if handle is not None:
                 handles.append((cell_id, handle, int(rev)))
         last = conn.execute("SELECT coalesce(max(seq), 0) FROM _cf_log").fetchone()
@@ -341,7 +312,7 @@ def query_store(
     db_id = database if database.startswith("of:") else derive_id("sqlite", space_id, database)
     with _reading(space_file) as conn:
         row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (db_id,)).fetchone()
-    handle = _handle(db_id, bytes(row[0])) if row is not None else None
+    handle = handle_value(db_id, bytes(row[0])) if row is not None else None
     if handle is not None and handle.get("dropped") is True:
         raise InspectError(
             "database-not-found", f"database {database!r} ({db_id}) was dropped: it has no rows"

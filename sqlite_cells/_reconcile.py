@@ -30,7 +30,7 @@ from sqlite_cells._fold import decode_op_body
 from sqlite_cells._migrate import _ensure_runtime_tables, plan_migration
 from sqlite_cells._schema import CfLink, Schema, cf_link, declare_tables, table
 
-__all__ = ["Action", "Outcome", "check_store", "reconcile", "schema_from_json"]
+__all__ = ["Action", "Outcome", "reconcile", "schema_from_json"]
 
 log = logging.getLogger("sqlite_cells")
 
@@ -206,25 +206,3 @@ def schema_from_json(tables: dict[str, Any]) -> Schema:
         }
         declared[name] = table(columns, indexes=spec.get("indexes") or None)
     return declare_tables(declared)
-
-
-def check_store(store: Path, *, repair: bool) -> list[Outcome]:
-    """Run :func:`reconcile` for every runtime-owned database of every space in ``store`` (what
-    ``sqlite-cells check`` does). Injected and dropped databases are skipped."""
-    from sqlite_cells._declaration import db_file_name  # a leaf module; kept local for clarity
-
-    outcomes = []
-    for space_file in sorted(store.glob("space-*.sqlite")):
-        conn = apsw.Connection(str(space_file))
-        conn.setbusytimeout(BUSY_TIMEOUT_MS)
-        try:
-            targets = [t for (t,) in conn.execute("SELECT DISTINCT target FROM _cf_op_index")]
-            for db_id in targets:
-                row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (db_id,)).fetchone()
-                value = msgspec.json.decode(bytes(row[0])) if row else None
-                if not isinstance(value, dict) or "source" in value or value.get("dropped"):
-                    continue
-                outcomes.append(reconcile(conn, db_id, store / db_file_name(db_id), repair=repair))
-        finally:
-            conn.close()
-    return outcomes
