@@ -82,23 +82,51 @@ def _read_file(
 ) -> tuple[Rows, int]:
     conn.execute("BEGIN")
     try:
-        present = {
-            name.lower()
-            for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")
-        }
-        seq = 0
-        if "_cf_watermark" in present:
-            row = conn.execute("SELECT seq FROM _cf_watermark WHERE id = 0").fetchone()
-            seq = int(row[0]) if row else 0
-        missing = sorted((decl.table_names or frozenset()) - present)
-        with _shadows(conn, decl.schema, missing):
-            authorizer = make_authorizer(Mode.READ, database="main", tables=decl.table_names)
-            if missing:
-                authorizer = _allowing_temp(authorizer, frozenset(missing))
-            rows = _run(conn, decl, sql, params, timeout, authorizer=authorizer)
+        seq = _watermark(conn)
+        try:
+            rows = _run(conn, decl, sql, params, timeout, authorizer=None)
+        except apsw.SQLError as exc:
+            # Only a file written under an older declaration lacks declared tables: look for
+            # them when SQLite says a table is missing, not on every read.
+            missing = _missing_tables(conn, decl) if "no such table" in str(exc) else []
+            if not missing:
+                raise
+            with _shadows(conn, decl.schema, missing):
+                authorizer = _allowing_temp(_read_authorizer(decl), frozenset(missing))
+                rows = _run(conn, decl, sql, params, timeout, authorizer=authorizer)
     finally:
         conn.execute("COMMIT")
     return rows, seq
+
+
+def _watermark(conn: apsw.Connection) -> int:
+    """The seq of the last commit that wrote the file (0 for a file the runtime never wrote)."""
+    try:
+        row = conn.execute("SELECT seq FROM _cf_watermark WHERE id = 0").fetchone()
+    except apsw.SQLError:
+        return 0
+    return int(row[0]) if row else 0
+
+
+def _missing_tables(conn: apsw.Connection, decl: Declaration) -> list[str]:
+    present = {
+        name.lower()
+        for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")
+    }
+    return sorted((decl.table_names or frozenset()) - present)
+
+
+_READ_AUTHORIZERS: dict[frozenset[str] | None, Authorizer] = {}
+
+
+def _read_authorizer(decl: Declaration) -> Authorizer:
+    """The read authorizer for the declaration's tables (made once per table set)."""
+    found = _READ_AUTHORIZERS.get(decl.table_names)
+    if found is None:
+        found = make_authorizer(Mode.READ, database="main", tables=decl.table_names)
+        if len(_READ_AUTHORIZERS) < 1024:
+            _READ_AUTHORIZERS[decl.table_names] = found
+    return found
 
 
 def _run(
@@ -113,7 +141,7 @@ def _run(
     deadline = time.monotonic() + timeout
     conn.set_progress_handler(lambda: time.monotonic() > deadline, _PROGRESS_STEPS, id=_run)
     if authorizer is None:
-        authorizer = make_authorizer(Mode.READ, database="main", tables=decl.table_names)
+        authorizer = _read_authorizer(decl)
     conn.authorizer = authorizer
     try:
         cursor = conn.cursor()
