@@ -231,6 +231,14 @@ def test_a_commit_that_raised_is_not_kept(forks: Any, tmp_path: Path) -> None:
     assert (state.counter == WARMUP) == raised, (lines, state.counter)  # raised iff not kept
 
 
+def _finish(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """The rest of a child's output, read through the same buffered pipes that readline() used
+    (communicate() reads the raw pipes and would lose lines readline() had already buffered)."""
+    assert proc.stdout is not None and proc.stderr is not None
+    with proc:  # closes the pipes and waits for the child
+        return proc.stdout.read(), proc.stderr.read()
+
+
 def test_threads_and_processes_lose_no_update(store: Path) -> None:
     per_thread, per_process = 60, 60
     procs = [
@@ -266,7 +274,7 @@ def test_threads_and_processes_lose_no_update(store: Path) -> None:
             t.join(120)
         assert errors == []
         thread_bodies = next(bodies)
-        outputs = [proc.communicate(timeout=120) for proc in procs]
+        outputs = [_finish(proc) for proc in procs]
         assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
         proc_bodies = proc_returns = 0
         for out, _ in outputs:

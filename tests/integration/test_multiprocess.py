@@ -54,7 +54,11 @@ def test_a_process_sees_another_process_commit(store: Path) -> None:
         space = rt.space("demo")
         with space.transact():
             space.cell("shared").set(42)
-    out, err = watcher.communicate(timeout=60)
+    # Read on through the buffered pipe that the loop above used: communicate() reads the raw
+    # pipe and would lose lines already buffered.
+    assert watcher.stderr is not None
+    with watcher:  # closes the pipes and waits for the child
+        out, err = watcher.stdout.read(), watcher.stderr.read()
     lines.extend(out.split())
     assert watcher.returncode == 0, err
     assert lines[0] == "saw 0"
