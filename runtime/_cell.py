@@ -11,7 +11,7 @@ from reactivex.disposable import Disposable
 
 from codec import Link, SqliteCellsError, decode_value, encode_link
 from runtime._scheduler import Node
-from runtime._tx import current_transaction, require_transaction
+from runtime._tx import TxState, current_transaction, require_transaction
 
 if TYPE_CHECKING:
     from runtime._space import Space
@@ -48,7 +48,7 @@ class Cell:
     def _entity_data(self) -> bytes | None:
         file = self._space.file
         tx = current_transaction()
-        if tx is None or tx.state.value != "open":
+        if tx is None or tx.state is not TxState.OPEN:
             return file.entity(self.id).data
         if tx.space is file and self.id in tx.writes:
             return tx.writes[self.id]

@@ -153,10 +153,12 @@ class SqliteDb(Cell):
         runtime: Runtime = self.space.runtime
         decode = row_decoder(row, runtime, db_id=self.id, sql=sql)
         runtime.ensure_reconciled(self._decl)
-        resolved = resolve_params(params)
-        bound = dict(resolved) if isinstance(resolved, Mapping) else resolved
         rows, _ = read_rows(
-            runtime.read_pool, self._decl, sql, bound, timeout=runtime.query_timeout
+            runtime.read_pool,
+            self._decl,
+            sql,
+            resolve_params(params),
+            timeout=runtime.query_timeout,
         )
         return decode(rows)
 

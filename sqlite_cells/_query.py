@@ -8,7 +8,7 @@ rows equal the previous rows updates ``seq`` but notifies nobody.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,15 +57,23 @@ def _same_error(a: BaseException | None, b: BaseException | None) -> bool:
     )
 
 
-def resolve_params(params: Any) -> Any:
-    """``params`` with each cell or reactive value replaced by its current value."""
+def resolve_params(params: Any) -> Bound:
+    """``params`` as bindings (a dict for named parameters, else a tuple; a lone value is one
+    positional parameter), with each cell or reactive value replaced by its current value."""
+    if isinstance(params, Mapping):
+        return {k: _current(v) for k, v in params.items()}
+    return tuple(_current(v) for v in _members(params))
+
+
+def _members(params: Any) -> Iterable[Any]:
+    """The parameter values of ``params`` in any of the forms ``db.query`` accepts."""
     if params is None:
         return ()
     if isinstance(params, Mapping):
-        return {k: _current(v) for k, v in params.items()}
+        return params.values()
     if isinstance(params, Sequence) and not isinstance(params, str | bytes):
-        return tuple(_current(v) for v in params)
-    return _current(params)
+        return params
+    return (params,)
 
 
 def _current(value: Any) -> Any:
@@ -78,14 +86,7 @@ def _current(value: Any) -> Any:
 
 
 def _param_nodes(params: Any) -> list[Node]:
-    values: Any = ()
-    if isinstance(params, Mapping):
-        values = params.values()
-    elif isinstance(params, Sequence) and not isinstance(params, str | bytes):
-        values = params
-    elif params is not None:
-        values = (params,)
-    return [n for n in map(node_of, values) if n is not None]
+    return [n for n in map(node_of, _members(params)) if n is not None]
 
 
 class Query(Reactive):
@@ -145,8 +146,7 @@ class _QueryNode(Node):
     def compute(self) -> tuple[bool, Any]:
         state: QueryState = self.value
         params = resolve_params(self.query.params)
-        values = params.values() if isinstance(params, Mapping) else params
-        if any(is_pending(v) for v in (values if isinstance(values, tuple | list) else [values])):
+        if any(map(is_pending, _members(params))):
             pending = QueryState(True, state.result, None, state.seq)
             return (not pending.same_rows(state), pending)
         key = repr(params)
@@ -182,7 +182,7 @@ class _QueryNode(Node):
                 runtime.read_pool,
                 query.db.declaration,
                 query.sql,
-                _as_bound(params),
+                params,
                 timeout=runtime.query_timeout,
             )
             state = QueryState(False, query._decode(rows), None, seq)
@@ -209,11 +209,3 @@ class _QueryNode(Node):
 
     def __repr__(self) -> str:
         return repr(self.query)
-
-
-def _as_bound(params: Any) -> Bound:
-    if isinstance(params, Mapping):
-        return dict(params)
-    if isinstance(params, tuple):
-        return params
-    return (params,)
