@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e '.[dev]'
+	$(VENV)/bin/python -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -33,7 +33,7 @@ test-slow: $(STAMP)
 BENCH_STAMP := $(VENV)/.installed-bench
 
 $(BENCH_STAMP): $(STAMP)
-	$(VENV)/bin/python -m pip install -q -e '.[dev,bench]'
+	$(VENV)/bin/python -m pip install -q -e '.[dev,bench]' --config-settings editable_mode=compat
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)

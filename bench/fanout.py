@@ -1,6 +1,7 @@
 """Figure 3 — fan-out: 1, 10, 100 and 1000 live queries spread over 1 and over 100 databases, one
 write to the first database, and the time from the handler's return until ``rt.settle()`` returns.
-Re-runs are counted with a spy around the live query's read (``sqlite_cells._query.read_rows``):
+Re-runs are counted with a spy around the live query's read
+(``sqlite_cells.read._query.read_rows``):
 a write must re-run only the queries on the written database. The baseline is raw apsw running
 the same number of queries one after another on one connection to the written file.
 
@@ -18,7 +19,7 @@ from typing import Any
 import apsw
 
 import sqlite_cells as sc
-import sqlite_cells._query as query_module
+import sqlite_cells.read._query as query_module
 from bench._common import Figure, Row, median, p, parse, pyplot, save_plot
 
 TABLES = {"t": sc.table(id="integer primary key", v="integer not null")}

@@ -14,9 +14,9 @@ from collections.abc import Callable
 import apsw
 from sqlglot.dialects.sqlite import SQLite
 
-import sqlite_cells._guard as guard
+import sqlite_cells.sql._guard as guard
 from bench._common import Figure, Row, median, p, parse, profile
-from sqlite_cells._guard import Mode, check_statement
+from sqlite_cells.sql._guard import Mode, check_statement
 
 
 def texts(n: int, mode: Mode, salt: str) -> list[str]:

@@ -1,5 +1,6 @@
 """Figure 6 — link decode: typed rows per second for rows with a ``*_cf_link`` column decoded into
-``sc.Cell`` fields (``sqlite_cells._rows.row_decoder``, msgspec underneath) vs the same decode done
+``sc.Cell`` fields (``sqlite_cells.read._rows.row_decoder``, msgspec underneath) vs the same
+decode done
 with the stdlib ``json`` module (``json.loads`` of each link string, the sigil's shape checked,
 the same ``Link``, ``Cell`` and row objects built). Every link is distinct and each decoder is
 fresh, so the decoder's small link → Cell cache never hits; a second line shows repeated links.
@@ -19,9 +20,9 @@ import msgspec
 
 import sqlite_cells as sc
 from bench._common import Figure, Row, median, p, parse, profile
-from codec import Link, encode_link, parse_link
-from codec._links import LinkSigil
-from sqlite_cells._rows import row_decoder
+from sqlite_cells.codec import Link, encode_link, parse_link
+from sqlite_cells.codec._links import LinkSigil
+from sqlite_cells.read._rows import row_decoder
 
 
 class Msg(msgspec.Struct):

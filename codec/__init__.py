@@ -3,42 +3,43 @@
 Imports nothing of the project's other packages.
 """
 
-from codec._errors import ClosedError as ClosedError
-from codec._errors import ConflictError as ConflictError
-from codec._errors import CrossSpaceWrite as CrossSpaceWrite
-from codec._errors import DiskSourceError as DiskSourceError
-from codec._errors import ExecError as ExecError
-from codec._errors import GuardViolation as GuardViolation
-from codec._errors import LinkDecodeError as LinkDecodeError
-from codec._errors import LinkEncodeError as LinkEncodeError
-from codec._errors import MigrationError as MigrationError
-from codec._errors import NotImplementedSource as NotImplementedSource
-from codec._errors import NoTransaction as NoTransaction
-from codec._errors import PendingValue as PendingValue
-from codec._errors import Quarantined as Quarantined
-from codec._errors import QueryError as QueryError
-from codec._errors import QueryTimeout as QueryTimeout
-from codec._errors import ReadAfterWriteUnsupported as ReadAfterWriteUnsupported
-from codec._errors import ReadOnlySource as ReadOnlySource
-from codec._errors import SchemaError as SchemaError
-from codec._errors import SqliteCellsError as SqliteCellsError
-from codec._errors import TooManyDatabases as TooManyDatabases
-from codec._errors import UnsupportedMigration as UnsupportedMigration
-from codec._ids import derive_id as derive_id
-from codec._ids import short_hash as short_hash
-from codec._links import Link as Link
-from codec._links import encode_link as encode_link
-from codec._links import is_link_sigil as is_link_sigil
-from codec._links import link_from_sigil as link_from_sigil
-from codec._links import parse_link as parse_link
-from codec._records import CellWrite as CellWrite
-from codec._records import CommitRecord as CommitRecord
-from codec._records import Op as Op
-from codec._records import decode_record as decode_record
-from codec._records import encode_record as encode_record
-from codec._values import decode_value as decode_value
-from codec._values import encode_value as encode_value
-from codec._values import has_links as has_links
+from sqlite_cells.codec._errors import ClosedError as ClosedError
+from sqlite_cells.codec._errors import ConflictError as ConflictError
+from sqlite_cells.codec._errors import CrossSpaceWrite as CrossSpaceWrite
+from sqlite_cells.codec._errors import DiskSourceError as DiskSourceError
+from sqlite_cells.codec._errors import ExecError as ExecError
+from sqlite_cells.codec._errors import GuardViolation as GuardViolation
+from sqlite_cells.codec._errors import LinkDecodeError as LinkDecodeError
+from sqlite_cells.codec._errors import LinkEncodeError as LinkEncodeError
+from sqlite_cells.codec._errors import MigrationError as MigrationError
+from sqlite_cells.codec._errors import NotImplementedSource as NotImplementedSource
+from sqlite_cells.codec._errors import NoTransaction as NoTransaction
+from sqlite_cells.codec._errors import PendingValue as PendingValue
+from sqlite_cells.codec._errors import Quarantined as Quarantined
+from sqlite_cells.codec._errors import QueryError as QueryError
+from sqlite_cells.codec._errors import QueryTimeout as QueryTimeout
+from sqlite_cells.codec._errors import ReadAfterWriteUnsupported as ReadAfterWriteUnsupported
+from sqlite_cells.codec._errors import ReadOnlySource as ReadOnlySource
+from sqlite_cells.codec._errors import SchemaError as SchemaError
+from sqlite_cells.codec._errors import SqliteCellsError as SqliteCellsError
+from sqlite_cells.codec._errors import TooManyDatabases as TooManyDatabases
+from sqlite_cells.codec._errors import UnsupportedMigration as UnsupportedMigration
+from sqlite_cells.codec._ids import derive_id as derive_id
+from sqlite_cells.codec._ids import short_hash as short_hash
+from sqlite_cells.codec._links import Link as Link
+from sqlite_cells.codec._links import decode_sigil as decode_sigil
+from sqlite_cells.codec._links import encode_link as encode_link
+from sqlite_cells.codec._links import is_link_sigil as is_link_sigil
+from sqlite_cells.codec._links import link_from_sigil as link_from_sigil
+from sqlite_cells.codec._links import parse_link as parse_link
+from sqlite_cells.codec._records import CellWrite as CellWrite
+from sqlite_cells.codec._records import CommitRecord as CommitRecord
+from sqlite_cells.codec._records import Op as Op
+from sqlite_cells.codec._records import decode_record as decode_record
+from sqlite_cells.codec._records import encode_record as encode_record
+from sqlite_cells.codec._values import decode_value as decode_value
+from sqlite_cells.codec._values import encode_value as encode_value
+from sqlite_cells.codec._values import has_links as has_links
 
 __all__ = [
     "CellWrite",
@@ -67,6 +68,7 @@ __all__ = [
     "TooManyDatabases",
     "UnsupportedMigration",
     "decode_record",
+    "decode_sigil",
     "decode_value",
     "derive_id",
     "encode_link",

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from codec._errors import LinkDecodeError
+from sqlite_cells.codec._errors import LinkDecodeError
 
 __all__ = [
     "Link",

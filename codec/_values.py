@@ -12,8 +12,8 @@ from typing import Any
 
 import msgspec
 
-from codec._errors import LinkEncodeError
-from codec._links import Link, is_link_sigil, link_from_sigil
+from sqlite_cells.codec._errors import LinkEncodeError
+from sqlite_cells.codec._links import Link, is_link_sigil, link_from_sigil
 
 __all__ = ["decode_value", "encode_value", "has_links"]
 

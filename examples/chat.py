@@ -4,7 +4,7 @@ A database cell holds the messages, each with a link to its author's cell; a liv
 latest messages after each commit; renaming a user updates the decoded author cell without
 re-running the query (R52); a failing write rolls back the cell writes of its transaction (R34).
 
-The code lives in ``sqlite_cells/_demo.py`` (read it there: it uses only the public ``sc`` API)
+The code lives in ``sqlite_cells/cli/_demo.py`` (read it there: it uses only the public ``sc`` API)
 because the ``sqlite-cells`` command is installed without this folder.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 
 import sqlite_cells as sc
-from sqlite_cells._demo import ChatRun, run_chat
+from sqlite_cells.cli import ChatRun, run_chat
 
 
 def main(store: str | None = None) -> ChatRun:

@@ -4,32 +4,37 @@ Imports ``codec`` only and knows nothing of SQL written by users; other kinds of
 plug in through :class:`CommitParticipant`.
 """
 
-from runtime._cell import Cell as Cell
-from runtime._cell import Reactive as Reactive
-from runtime._derived import Derived as Derived
-from runtime._derived import derive as derive
-from runtime._derived import lift as lift
-from runtime._derived import node_of as node_of
-from runtime._handler import handler as handler
-from runtime._participants import CommitParticipant as CommitParticipant
-from runtime._pattern import Pattern as Pattern
-from runtime._pattern import Piece as Piece
-from runtime._pattern import causal_cause as causal_cause
-from runtime._pattern import pattern as pattern
-from runtime._pending import PENDING as PENDING
-from runtime._pending import Pending as Pending
-from runtime._runtime import Runtime as Runtime
-from runtime._scheduler import Node as Node
-from runtime._scheduler import Scheduler as Scheduler
-from runtime._space import Space as Space
-from runtime._space_file import CommitEvent as CommitEvent
-from runtime._space_file import SpaceFile as SpaceFile
-from runtime._tx import Transaction as Transaction
-from runtime._tx import current_transaction as current_transaction
-from runtime._tx import require_transaction as require_transaction
+from sqlite_cells.runtime._cell import Cell as Cell
+from sqlite_cells.runtime._cell import Reactive as Reactive
+from sqlite_cells.runtime._cell import observe_node as observe_node
+from sqlite_cells.runtime._derived import Derived as Derived
+from sqlite_cells.runtime._derived import derive as derive
+from sqlite_cells.runtime._derived import lift as lift
+from sqlite_cells.runtime._derived import node_of as node_of
+from sqlite_cells.runtime._handler import handler as handler
+from sqlite_cells.runtime._participants import CommitParticipant as CommitParticipant
+from sqlite_cells.runtime._pattern import Pattern as Pattern
+from sqlite_cells.runtime._pattern import Piece as Piece
+from sqlite_cells.runtime._pattern import causal_cause as causal_cause
+from sqlite_cells.runtime._pattern import pattern as pattern
+from sqlite_cells.runtime._pending import PENDING as PENDING
+from sqlite_cells.runtime._pending import Pending as Pending
+from sqlite_cells.runtime._runtime import Runtime as Runtime
+from sqlite_cells.runtime._scheduler import Node as Node
+from sqlite_cells.runtime._scheduler import Scheduler as Scheduler
+from sqlite_cells.runtime._space import Space as Space
+from sqlite_cells.runtime._space_file import CommitEvent as CommitEvent
+from sqlite_cells.runtime._space_file import SpaceFile as SpaceFile
+from sqlite_cells.runtime._store import DEFAULT_STORE as DEFAULT_STORE
+from sqlite_cells.runtime._store import STORE_ENV as STORE_ENV
+from sqlite_cells.runtime._tx import Transaction as Transaction
+from sqlite_cells.runtime._tx import current_transaction as current_transaction
+from sqlite_cells.runtime._tx import require_transaction as require_transaction
 
 __all__ = [
+    "DEFAULT_STORE",
     "PENDING",
+    "STORE_ENV",
     "Cell",
     "CommitEvent",
     "CommitParticipant",
@@ -50,6 +55,7 @@ __all__ = [
     "handler",
     "lift",
     "node_of",
+    "observe_node",
     "pattern",
     "require_transaction",
 ]

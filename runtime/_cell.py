@@ -9,12 +9,12 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from codec import Link, SqliteCellsError, decode_value, encode_link
-from runtime._scheduler import Node
-from runtime._tx import TxState, current_transaction, require_transaction
+from sqlite_cells.codec import Link, SqliteCellsError, decode_value, encode_link
+from sqlite_cells.runtime._scheduler import Node
+from sqlite_cells.runtime._tx import TxState, current_transaction, require_transaction
 
 if TYPE_CHECKING:
-    from runtime._space import Space
+    from sqlite_cells.runtime._space import Space
 
 __all__ = ["Cell", "CellSource", "Reactive", "observe_node", "value_at", "with_value_at"]
 

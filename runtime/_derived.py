@@ -8,9 +8,9 @@ from typing import Any
 
 from reactivex import Observable
 
-from codec import SqliteCellsError
-from runtime._cell import Cell, Reactive, observe_node, same_value
-from runtime._scheduler import Node, Scheduler
+from sqlite_cells.codec import SqliteCellsError
+from sqlite_cells.runtime._cell import Cell, Reactive, observe_node, same_value
+from sqlite_cells.runtime._scheduler import Node, Scheduler
 
 __all__ = ["Derived", "derive", "lift", "node_of"]
 

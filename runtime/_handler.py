@@ -9,9 +9,9 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from typing import Any, overload
 
-from codec import ConflictError
-from runtime._space_file import SpaceFile
-from runtime._tx import TxState, current_transaction, transaction
+from sqlite_cells.codec import ConflictError
+from sqlite_cells.runtime._space_file import SpaceFile
+from sqlite_cells.runtime._tx import TxState, current_transaction, transaction
 
 __all__ = ["DEFAULT_TRIES", "handler"]
 

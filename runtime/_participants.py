@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING, Protocol
 
 import apsw
 
-from codec import Op
+from sqlite_cells.codec import Op
 
 if TYPE_CHECKING:
-    from runtime._tx import Transaction
+    from sqlite_cells.runtime._tx import Transaction
 
 __all__ = ["CommitParticipant"]
 

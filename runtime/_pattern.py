@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from runtime._cell import Cell
-    from runtime._space import Space
+    from sqlite_cells.runtime._cell import Cell
+    from sqlite_cells.runtime._space import Space
 
 __all__ = ["Pattern", "Piece", "building", "causal_cause", "pattern"]
 

@@ -12,13 +12,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from codec import ClosedError, Link, SqliteCellsError, encode_value, parse_link
-from runtime._cell import Cell
-from runtime._participants import CommitParticipant
-from runtime._scheduler import Scheduler
-from runtime._space import Space
-from runtime._space_file import SpaceFile
-from runtime._store import resolve_store, space_file_name
+from sqlite_cells.codec import ClosedError, Link, SqliteCellsError, encode_value, parse_link
+from sqlite_cells.runtime._cell import Cell
+from sqlite_cells.runtime._participants import CommitParticipant
+from sqlite_cells.runtime._scheduler import Scheduler
+from sqlite_cells.runtime._space import Space
+from sqlite_cells.runtime._space_file import SpaceFile
+from sqlite_cells.runtime._store import resolve_store, space_file_name
 
 __all__ = ["Runtime"]
 

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from codec import ClosedError
-from runtime._space_file import CommitEvent, Entity, SpaceFile
+from sqlite_cells.codec import ClosedError
+from sqlite_cells.runtime._space_file import CommitEvent, Entity, SpaceFile
 
 __all__ = ["Node", "Scheduler", "Subscription"]
 

@@ -8,14 +8,14 @@ import typing
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from codec import derive_id
-from runtime._cell import Cell, CellSource
-from runtime._pattern import Pattern, Piece, building, causal_cause
-from runtime._space_file import SpaceFile
-from runtime._tx import Transaction, transaction
+from sqlite_cells.codec import derive_id
+from sqlite_cells.runtime._cell import Cell, CellSource
+from sqlite_cells.runtime._pattern import Pattern, Piece, building, causal_cause
+from sqlite_cells.runtime._space_file import SpaceFile
+from sqlite_cells.runtime._tx import Transaction, transaction
 
 if TYPE_CHECKING:
-    from runtime._runtime import Runtime
+    from sqlite_cells.runtime._runtime import Runtime
 
 __all__ = ["Space"]
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import apsw
 import msgspec
 
-from codec import (
+from sqlite_cells.codec import (
     CellWrite,
     ClosedError,
     CommitRecord,
@@ -35,8 +35,8 @@ from codec import (
 )
 
 if TYPE_CHECKING:
-    from runtime._participants import CommitParticipant
-    from runtime._tx import Transaction
+    from sqlite_cells.runtime._participants import CommitParticipant
+    from sqlite_cells.runtime._tx import Transaction
 
 __all__ = ["CommitEvent", "Entity", "SpaceFile"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from codec import short_hash
+from sqlite_cells.codec import short_hash
 
 __all__ = ["DEFAULT_STORE", "STORE_ENV", "resolve_store", "space_file_name"]
 

@@ -13,10 +13,10 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
-from codec import CrossSpaceWrite, NoTransaction, Op
+from sqlite_cells.codec import CrossSpaceWrite, NoTransaction, Op
 
 if TYPE_CHECKING:
-    from runtime._space_file import SpaceFile
+    from sqlite_cells.runtime._space_file import SpaceFile
 
 __all__ = ["Transaction", "TxState", "current_transaction", "require_transaction", "transaction"]
 

@@ -3,40 +3,40 @@
 ``import sqlite_cells as sc`` is the one import a user needs.
 """
 
-from codec import ConflictError as ConflictError
-from codec import CrossSpaceWrite as CrossSpaceWrite
-from codec import DiskSourceError as DiskSourceError
-from codec import ExecError as ExecError
-from codec import GuardViolation as GuardViolation
-from codec import LinkDecodeError as LinkDecodeError
-from codec import LinkEncodeError as LinkEncodeError
-from codec import MigrationError as MigrationError
-from codec import NotImplementedSource as NotImplementedSource
-from codec import NoTransaction as NoTransaction
-from codec import PendingValue as PendingValue
-from codec import Quarantined as Quarantined
-from codec import QueryError as QueryError
-from codec import QueryTimeout as QueryTimeout
-from codec import ReadAfterWriteUnsupported as ReadAfterWriteUnsupported
-from codec import ReadOnlySource as ReadOnlySource
-from codec import SchemaError as SchemaError
-from codec import SqliteCellsError as SqliteCellsError
-from codec import TooManyDatabases as TooManyDatabases
-from codec import UnsupportedMigration as UnsupportedMigration
-from runtime import PENDING as PENDING
-from runtime import Cell as Cell
-from runtime import derive as derive
-from runtime import handler as handler
-from runtime import lift as lift
-from runtime import pattern as pattern
 from sqlite_cells._db import SqliteDb as SqliteDb
 from sqlite_cells._db import sqlite_query as sqlite_query
-from sqlite_cells._declaration import VmSource as VmSource
-from sqlite_cells._query import QueryState as QueryState
-from sqlite_cells._rows import decode_cf_link as decode_cf_link
 from sqlite_cells._runtime import Runtime as Runtime
-from sqlite_cells._schema import cf_link as cf_link
-from sqlite_cells._schema import table as table
+from sqlite_cells.codec import ConflictError as ConflictError
+from sqlite_cells.codec import CrossSpaceWrite as CrossSpaceWrite
+from sqlite_cells.codec import DiskSourceError as DiskSourceError
+from sqlite_cells.codec import ExecError as ExecError
+from sqlite_cells.codec import GuardViolation as GuardViolation
+from sqlite_cells.codec import LinkDecodeError as LinkDecodeError
+from sqlite_cells.codec import LinkEncodeError as LinkEncodeError
+from sqlite_cells.codec import MigrationError as MigrationError
+from sqlite_cells.codec import NotImplementedSource as NotImplementedSource
+from sqlite_cells.codec import NoTransaction as NoTransaction
+from sqlite_cells.codec import PendingValue as PendingValue
+from sqlite_cells.codec import Quarantined as Quarantined
+from sqlite_cells.codec import QueryError as QueryError
+from sqlite_cells.codec import QueryTimeout as QueryTimeout
+from sqlite_cells.codec import ReadAfterWriteUnsupported as ReadAfterWriteUnsupported
+from sqlite_cells.codec import ReadOnlySource as ReadOnlySource
+from sqlite_cells.codec import SchemaError as SchemaError
+from sqlite_cells.codec import SqliteCellsError as SqliteCellsError
+from sqlite_cells.codec import TooManyDatabases as TooManyDatabases
+from sqlite_cells.codec import UnsupportedMigration as UnsupportedMigration
+from sqlite_cells.read import QueryState as QueryState
+from sqlite_cells.read import decode_cf_link as decode_cf_link
+from sqlite_cells.runtime import PENDING as PENDING
+from sqlite_cells.runtime import Cell as Cell
+from sqlite_cells.runtime import derive as derive
+from sqlite_cells.runtime import handler as handler
+from sqlite_cells.runtime import lift as lift
+from sqlite_cells.runtime import pattern as pattern
+from sqlite_cells.schema import VmSource as VmSource
+from sqlite_cells.schema import cf_link as cf_link
+from sqlite_cells.schema import table as table
 
 __all__ = [
     "PENDING",

@@ -12,23 +12,23 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from codec import PendingValue, ReadAfterWriteUnsupported, SqliteCellsError, TooManyDatabases
-from runtime import Cell, Transaction, current_transaction, require_transaction
-from sqlite_cells._binding import bind_rows
-from sqlite_cells._declaration import Declaration
-from sqlite_cells._fold import KIND, REQUESTS, ExecRequest
-from sqlite_cells._guard import Mode, check_statement
-from sqlite_cells._handles import DROP_KIND, is_dropped
-from sqlite_cells._params import ParamTargets, map_params
-from sqlite_cells._query import Query, resolve_params
-from sqlite_cells._reader import read_rows
-from sqlite_cells._rows import row_decoder
-from sqlite_cells._schema import Table
+from sqlite_cells.codec import (
+    PendingValue,
+    ReadAfterWriteUnsupported,
+    SqliteCellsError,
+    TooManyDatabases,
+)
+from sqlite_cells.files import DROP_KIND, KIND, is_dropped
+from sqlite_cells.read import Query, read_rows, resolve_params, row_decoder
+from sqlite_cells.runtime import Cell, Transaction, current_transaction, require_transaction
+from sqlite_cells.schema import Declaration, Table
+from sqlite_cells.sql import Mode, ParamTargets, bind_rows, check_statement, map_params
+from sqlite_cells.write import REQUESTS, ExecRequest
 
 if TYPE_CHECKING:
     from sqlite_cells._runtime import Runtime, Space
 
-from codec import Op
+from sqlite_cells.codec import Op
 
 __all__ = ["DEFAULT", "SqliteDb", "sqlite_query"]
 
@@ -145,7 +145,10 @@ class SqliteDb(Cell):
         this database (or each change of ``react_on`` / of cells among ``params``)."""
         self._check_read(sql)
         decode = row_decoder(row, self.space.runtime, db_id=self.id, sql=sql)
-        return Query(self, sql, params, decode, self if react_on is DEFAULT else react_on)
+        host = self.space.runtime
+        return Query(
+            self, sql, params, decode, self if react_on is DEFAULT else react_on, host=host
+        )
 
     def read(self, sql: str, params: Any = None, *, row: type | None = None) -> list[Any]:
         """A one-shot snapshot read on the calling thread."""

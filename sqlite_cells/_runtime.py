@@ -9,21 +9,31 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import runtime
-from codec import Quarantined, SqliteCellsError, derive_id
-from runtime import Cell, causal_cause
-from sqlite_cells._declaration import Declaration, Migrate, SourceKind, VmSource, db_file_name
-from sqlite_cells._fold import SqliteParticipant, detach
-from sqlite_cells._handles import (
-    DropParticipant,
+from sqlite_cells import runtime
+from sqlite_cells.codec import Quarantined, SqliteCellsError, derive_id
+from sqlite_cells.files import (
+    Action,
+    Outcome,
     collect_garbage,
     declaration_from_handle,
+    detach,
     disk_handle_value,
+    disk_source_id,
+    reconcile,
+    validate_disk_source,
 )
-from sqlite_cells._pool import ReadPool
-from sqlite_cells._reconcile import Action, Outcome, reconcile
-from sqlite_cells._schema import Table, declare_tables
-from sqlite_cells._sources import disk_source_id, validate_disk_source
+from sqlite_cells.read import ReadPool
+from sqlite_cells.runtime import Cell, causal_cause
+from sqlite_cells.schema import (
+    Declaration,
+    Migrate,
+    SourceKind,
+    Table,
+    VmSource,
+    db_file_name,
+    declare_tables,
+)
+from sqlite_cells.write import DropParticipant, SqliteParticipant
 
 if TYPE_CHECKING:
     from sqlite_cells._db import SqliteDb
@@ -147,7 +157,7 @@ class Runtime(runtime.Runtime):
             self.declaration, ready=self.ensure_reconciled, repair=self.reconcile
         )
         self.register_participant(self.participant_sqlite)
-        self.register_participant(DropParticipant(self.declaration, self.read_pool))
+        self.register_participant(DropParticipant(self.declaration, forget=self.read_pool.discard))
 
     def space(self, space_id: str) -> Space:
         opened = super().space(space_id)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codec import Link, LinkDecodeError, derive_id, encode_link, parse_link
+from sqlite_cells.codec import Link, LinkDecodeError, derive_id, encode_link, parse_link
 
 ids = st.builds(lambda s: derive_id("cell", s), st.text(max_size=20))
 paths = st.lists(st.one_of(st.text(max_size=8), st.integers(-5, 1000)), max_size=4).map(tuple)

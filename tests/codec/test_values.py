@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from codec import (
+from sqlite_cells.codec import (
     CellWrite,
     CommitRecord,
     Link,

@@ -434,7 +434,7 @@ def writer(argv: Sequence[str]) -> int:
     )
     args = parser.parse_args(argv)
     if args.busy_timeout_ms is not None:
-        from sqlite_cells import _reconcile
+        from sqlite_cells.files import _reconcile
 
         _reconcile.BUSY_TIMEOUT_MS = args.busy_timeout_ms
     plan = Plan(fault=args.kill or args.ioerror)

@@ -13,9 +13,9 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
-from codec import decode_record, derive_id
-from sqlite_cells._cli import main
-from sqlite_cells._declaration import db_file_name
+from sqlite_cells.cli._cli import main
+from sqlite_cells.codec import decode_record, derive_id
+from sqlite_cells.schema._declaration import db_file_name
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT_ID = derive_id("sqlite", "demo", "chat")
@@ -24,7 +24,7 @@ CHAT_ID = derive_id("sqlite", "demo", "chat")
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
     return subprocess.run(
-        [sys.executable, "-m", "sqlite_cells._cli", *args],
+        [sys.executable, "-m", "sqlite_cells.cli._cli", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,

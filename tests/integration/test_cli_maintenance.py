@@ -10,7 +10,7 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
-from sqlite_cells._cli import main
+from sqlite_cells.cli._cli import main
 
 TABLES = {"events": sc.table(id="integer primary key", n="integer")}
 

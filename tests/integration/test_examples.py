@@ -11,8 +11,8 @@ from types import ModuleType
 import pytest
 
 import sqlite_cells as sc
-from codec import derive_id
-from sqlite_cells._declaration import db_file_name
+from sqlite_cells.codec import derive_id
+from sqlite_cells.schema._declaration import db_file_name
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 import sqlite_cells as sc
-from codec import ClosedError, derive_id
+from sqlite_cells.codec import ClosedError, derive_id
 
 
 def test_cell_ids_derive_from_space_and_name(rt: sc.Runtime) -> None:

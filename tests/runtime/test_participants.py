@@ -10,8 +10,8 @@ import apsw
 import msgspec
 import pytest
 
-import runtime
-from codec import Op, SqliteCellsError
+from sqlite_cells import runtime
+from sqlite_cells.codec import Op, SqliteCellsError
 
 
 class FakeParticipant:

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 import sqlite_cells as sc
-from runtime import Space
+from sqlite_cells.runtime import Space
 
 
 def test_conflict_when_a_read_cell_changed(rt: sc.Runtime) -> None:

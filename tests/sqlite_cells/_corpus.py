@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlite_cells._guard import Mode
+from sqlite_cells.sql._guard import Mode
 
 CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "hostile.sql"
 

@@ -66,8 +66,8 @@ import apsw
 import apsw.ext
 import pytest
 
-from sqlite_cells._authorizer import Authorizer, make_authorizer
-from sqlite_cells._guard import Mode
+from sqlite_cells.sql._authorizer import Authorizer, make_authorizer
+from sqlite_cells.sql._guard import Mode
 
 from ._corpus import Case, load_corpus
 

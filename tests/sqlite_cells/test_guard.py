@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codec._errors import GuardViolation, SqliteCellsError
-from sqlite_cells import _guard
-from sqlite_cells._guard import CheckedStatement, Mode, check_statement
+from sqlite_cells.codec._errors import GuardViolation, SqliteCellsError
+from sqlite_cells.sql import _guard
+from sqlite_cells.sql._guard import CheckedStatement, Mode, check_statement
 
 from ._corpus import Case, load_corpus
 

@@ -8,10 +8,20 @@ from pathlib import Path
 import apsw
 import pytest
 
-from codec._errors import ClosedError, MigrationError, SchemaError, UnsupportedMigration
-from sqlite_cells import _schema_diff
-from sqlite_cells._migrate import MigrationConnection, MigrationPlan, ensure_schema, plan_migration
-from sqlite_cells._schema import CfLink, Schema, cf_link, declare_tables, table
+from sqlite_cells.codec._errors import (
+    ClosedError,
+    MigrationError,
+    SchemaError,
+    UnsupportedMigration,
+)
+from sqlite_cells.schema import _schema_diff
+from sqlite_cells.schema._migrate import (
+    MigrationConnection,
+    MigrationPlan,
+    ensure_schema,
+    plan_migration,
+)
+from sqlite_cells.schema._schema import CfLink, Schema, cf_link, declare_tables, table
 
 Spec = str | CfLink
 Migrate = Callable[[MigrationConnection, int], None]

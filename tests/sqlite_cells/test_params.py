@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sqlite_cells._params import QUOTED, VARIABLE, map_params, scan_sql, unquote
+from sqlite_cells.sql._params import QUOTED, VARIABLE, map_params, scan_sql, unquote
 
 DDL = (
     "CREATE TABLE t(id INTEGER PRIMARY KEY, a, b, c, x_cf_link);"
@@ -136,7 +136,7 @@ def test_insert_without_column_list_uses_columns_of(conn: apsw.Connection) -> No
 def test_cached_per_sql_text() -> None:
     first = map_params("INSERT INTO t (a) VALUES (?)")
     assert map_params("INSERT INTO t (a) VALUES (?)") == first
-    from sqlite_cells import _params
+    from sqlite_cells.sql import _params
 
     assert "INSERT INTO t (a) VALUES (?)" in _params._cache
     for i in range(_params._CACHE_SIZE + 5):

@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 import sqlite_cells as sc
-import sqlite_cells._query as query_module
+import sqlite_cells.read._query as query_module
 from sqlite_cells._runtime import Space
 
 from .conftest import MESSAGES

@@ -8,7 +8,7 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
-from sqlite_cells._reconcile import Action
+from sqlite_cells.files._reconcile import Action
 
 TABLES = {
     "events": sc.table(id="integer primary key", r="integer", at="text", blob="blob", n="integer"),

@@ -9,8 +9,8 @@ from pathlib import Path
 import apsw
 import pytest
 
-from codec._errors import SchemaError, SqliteCellsError
-from sqlite_cells._schema import (
+from sqlite_cells.codec._errors import SchemaError, SqliteCellsError
+from sqlite_cells.schema._schema import (
     CfLink,
     Column,
     Schema,

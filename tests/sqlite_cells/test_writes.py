@@ -6,8 +6,8 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
-from codec import derive_id, short_hash
 from sqlite_cells._runtime import Space
+from sqlite_cells.codec import derive_id, short_hash
 
 from .conftest import MESSAGES
 

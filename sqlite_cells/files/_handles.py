@@ -9,24 +9,21 @@ true`` once dropped; an injected file's is ``{"id", "tables": {}, "rev": 0, "sou
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import apsw
 import msgspec
 
-from codec import Op, SqliteCellsError
-from runtime import SpaceFile, Transaction
-from sqlite_cells._declaration import Declaration, SourceKind, db_file_name
-from sqlite_cells._fold import attached, detach
-from sqlite_cells._pool import ReadPool
-from sqlite_cells._reconcile import BUSY_TIMEOUT_MS, Outcome, reconcile, schema_from_json
-from sqlite_cells._sources import disk_source_id, validate_disk_source
+from sqlite_cells.codec import SqliteCellsError
+from sqlite_cells.files._reconcile import BUSY_TIMEOUT_MS, Outcome, reconcile, schema_from_json
+from sqlite_cells.files._sources import disk_source_id, validate_disk_source
+from sqlite_cells.runtime import SpaceFile
+from sqlite_cells.schema import Declaration, SourceKind, db_file_name
 
 __all__ = [
     "DROP_KIND",
-    "DropParticipant",
     "check_store",
     "collect_garbage",
     "declaration_from_handle",
@@ -131,35 +128,6 @@ def remove_database_files(path: Path) -> bool:
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     return existed
-
-
-class DropParticipant:
-    """Applies ``sqlite-drop`` ops: the handle was rewritten as dropped in the same commit; the
-    file is detached before the commit and removed once it is durable (no reader is then handed
-    the file: the pool's idle connections to it are closed first)."""
-
-    kind = DROP_KIND
-
-    def __init__(self, lookup: Callable[[str], Declaration], pool: ReadPool) -> None:
-        self._lookup = lookup
-        self._pool = pool
-
-    def prepare(self, conn: apsw.Connection, ops: Sequence[Op]) -> None:
-        paths = {str(self._lookup(op.target).path) for op in ops}
-        if attached(conn) in paths:
-            detach(conn)
-
-    def apply(self, conn: apsw.Connection, op: Op, seq: int, tx: Transaction) -> Op:
-        return op
-
-    def committed(self, ops: Sequence[Op], seq: int) -> None:
-        for op in ops:
-            path = self._lookup(op.target).path
-            self._pool.discard(path)
-            remove_database_files(path)
-
-    def commit_failed(self, ops: Sequence[Op], exc: BaseException) -> None:
-        """Nothing was removed; the handle's drop was rolled back with the commit."""
 
 
 def collect_garbage(store: Path) -> list[Path]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import apsw
 
-from codec import ClosedError
+from sqlite_cells.codec import ClosedError
 
 __all__ = ["DEFAULT_LENGTH_LIMIT", "ReadPool"]
 

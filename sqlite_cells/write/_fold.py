@@ -9,7 +9,6 @@ authorizer, and writes the file's watermark (the commit's seq) in the same trans
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,29 +16,14 @@ from pathlib import Path
 import apsw
 import msgspec
 
-from codec import ExecError, Op, SqliteCellsError
-from runtime import Transaction
-from sqlite_cells._authorizer import Authorizer, make_authorizer
-from sqlite_cells._binding import Bound
-from sqlite_cells._declaration import Declaration
-from sqlite_cells._guard import Mode
-from sqlite_cells._migrate import ensure_schema
+from sqlite_cells.codec import ExecError, Op, SqliteCellsError
+from sqlite_cells.files import ALIAS, KIND, OpBody, attach, encode_op_body
+from sqlite_cells.runtime import Transaction
+from sqlite_cells.schema import Declaration, ensure_schema
+from sqlite_cells.sql import Authorizer, Bound, Mode, make_authorizer
 
-__all__ = [
-    "ALIAS",
-    "KIND",
-    "ExecRequest",
-    "OpBody",
-    "SqliteParticipant",
-    "attach",
-    "attached",
-    "decode_op_body",
-    "detach",
-    "encode_op_body",
-]
+__all__ = ["REQUESTS", "ExecRequest", "SqliteParticipant"]
 
-KIND = "sqlite"
-ALIAS = "_cf_db"
 REQUESTS = "sqlite.requests"  # tx.extras key: {id(op): ExecRequest} of the transaction
 JOURNAL_KEEP = 256  # changesets each database file keeps of its own newest commits
 JOURNAL_PRUNE_EVERY = 64  # seqs between prunings of that journal
@@ -53,31 +37,13 @@ class ExecRequest:
     many: bool
 
 
-class OpBody(msgspec.Struct, frozen=True):
-    """A ``sqlite`` op: the statement and its parameters (bytes appear base64-encoded) as
-    recorded on the transaction; in the commit record, the statement and the session changeset of
-    its effect (R70)."""
-
-    sql: str
-    rows: list[list[object] | dict[str, object]]
-    many: bool
-    changeset: bytes | None = None
-
-
-def encode_op_body(request: ExecRequest, changeset: bytes | None = None) -> msgspec.Raw:
-    """The op's body. Once its changeset is known the parameters are left out: the changeset
-    says exactly what the statement did, and the record is fsynced on every commit."""
+def _op_body(request: ExecRequest, changeset: bytes | None) -> msgspec.Raw:
     rows: list[list[object] | dict[str, object]] = (
         []
         if changeset is not None
         else [dict(r) if isinstance(r, dict) else list(r) for r in request.rows]
     )
-    body = OpBody(request.sql, rows, request.many, changeset)
-    return msgspec.Raw(msgspec.json.encode(body))
-
-
-def decode_op_body(op: Op) -> OpBody:
-    return msgspec.json.decode(op.body, type=OpBody)
+    return encode_op_body(OpBody(request.sql, rows, request.many, changeset))
 
 
 class SqliteParticipant:
@@ -147,7 +113,7 @@ class SqliteParticipant:
         conn.execute(f"UPDATE {ALIAS}._cf_watermark SET seq = ? WHERE id = 0", (seq,))
         if changeset is not None:
             self._journal(conn, seq, changeset)
-        return Op(op.kind, op.target, encode_op_body(request, changeset))
+        return Op(op.kind, op.target, _op_body(request, changeset))
 
     @staticmethod
     def _journal(conn: apsw.Connection, seq: int, changeset: bytes) -> None:
@@ -226,30 +192,3 @@ _SESSION_PRAGMAS = frozenset({"table_info", "table_xinfo"})
 def _ensure_key(decl: Declaration) -> tuple[Path, str, int]:
     assert decl.schema is not None
     return (decl.path, decl.schema.fingerprint, decl.version)
-
-
-# The file each write connection has attached as _cf_db. Only this module attaches and detaches
-# (detach() is the way for others), so it is known without asking SQLite on every commit.
-_ATTACHED: weakref.WeakKeyDictionary[apsw.Connection, str] = weakref.WeakKeyDictionary()
-
-
-def attached(conn: apsw.Connection) -> str | None:
-    """The path of the database file attached to ``conn`` as ``_cf_db``, if any."""
-    return _ATTACHED.get(conn)
-
-
-def attach(conn: apsw.Connection, path: Path) -> None:
-    """Attach ``path`` as ``_cf_db`` (outside a transaction), replacing what was attached."""
-    if attached(conn) == str(path):
-        return
-    detach(conn)
-    conn.execute(f"ATTACH DATABASE ? AS {ALIAS}", (str(path),))
-    _ATTACHED[conn] = str(path)
-    conn.execute(f"PRAGMA {ALIAS}.journal_mode=WAL").fetchall()
-    conn.execute(f"PRAGMA {ALIAS}.synchronous=NORMAL")
-
-
-def detach(conn: apsw.Connection) -> None:
-    """Let go of the attached database file, if any (outside a transaction)."""
-    if _ATTACHED.pop(conn, None) is not None:
-        conn.execute(f"DETACH DATABASE {ALIAS}")

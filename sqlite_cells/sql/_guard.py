@@ -72,7 +72,8 @@ SQLite does.
 Two tokenizers
 --------------
 Both sqlglot's SQLite dialect and a small scanner that follows SQLite's own ``tokenize.c`` split
-the text (:mod:`sqlite_cells._tokens` explains why and how they are aligned); the scanner's split
+the text (:mod:`sqlite_cells.sql._tokens` explains why and how they are aligned); the scanner's
+split
 decides ``empty`` and ``multiple-statements``, and any disagreement between the two is refused as
 ``syntax``.  Deliberately refused although SQLite would accept them: Tcl-style parameter suffixes
 (``$a(x)``; ``$a::b`` is fine), ``#`` parameters, an unterminated ``/*`` comment at the end, and
@@ -98,16 +99,16 @@ import enum
 from dataclasses import dataclass
 from typing import Final, NoReturn
 
-from codec._errors import GuardViolation
-from sqlite_cells._tokens import (
-    _OP,
-    _QUOTED,
-    _STRING,
-    _WORD,
-    _Entry,
-    _refuse,
-    _snippet,
-    _tokenize,
+from sqlite_cells.codec import GuardViolation
+from sqlite_cells.sql._tokens import (
+    OP,
+    QUOTED,
+    STRING,
+    WORD,
+    Entry,
+    refuse,
+    snippet,
+    tokenize,
 )
 
 __all__ = [
@@ -216,20 +217,20 @@ _FROM_ENDERS: Final = frozenset(
 )
 # Words the rule pass looks at more closely.
 _NOTABLE_WORDS: Final = _FROM_ENDERS | {"FROM", "JOIN", "TEMP", "TEMPORARY", "RETURNING"}
-_NAME_KINDS: Final = (_WORD, _QUOTED, _STRING)
+_NAME_KINDS: Final = (WORD, QUOTED, STRING)
 
 
 def _check(sql: str, mode: Mode) -> CheckedStatement:
-    entries = _tokenize(sql)
+    entries = tokenize(sql)
     verb = _statement_kind(sql, mode, entries)
     _scan_rules(sql, mode, entries)
     return CheckedStatement(sql, mode, verb)
 
 
-def _statement_kind(sql: str, mode: Mode, entries: list[_Entry]) -> str:
+def _statement_kind(sql: str, mode: Mode, entries: list[Entry]) -> str:
     """The allowlist of statement kinds, decided at the first keyword and the main verb."""
     kind, key, start, _end = entries[0]
-    if kind == _WORD:
+    if kind == WORD:
         if key in _FORBIDDEN_VERBS:
             if key in _TRANSACTION_VERBS:
                 why = "the runtime runs every statement inside its own transaction"
@@ -239,29 +240,29 @@ def _statement_kind(sql: str, mode: Mode, entries: list[_Entry]) -> str:
                 why = "connection and file settings belong to the runtime"
             else:
                 why = "the runtime maintains the database files"
-            _refuse("forbidden-statement", sql, start, f"{key} statements are not allowed: {why}")
+            refuse("forbidden-statement", sql, start, f"{key} statements are not allowed: {why}")
         if key in _DDL_VERBS:
-            _refuse(
+            refuse(
                 "ddl",
                 sql,
                 start,
                 f"{key} is not allowed: declare tables and indexes in the database cell's schema "
                 "and let the runtime migrate it",
             )
-    index, shaped = _main_verb(entries) if key == "WITH" and kind == _WORD else (0, True)
+    index, shaped = _main_verb(entries) if key == "WITH" and kind == WORD else (0, True)
     if index >= len(entries):
         verb, offset, found = "", len(sql), "nothing after the WITH clause"
     else:
         verb_kind, verb, offset, verb_end = entries[index]
         if not shaped:
-            verb, found = "", f"a malformed WITH clause at {_snippet(sql, offset, verb_end)!r}"
-        elif verb_kind == _WORD:
+            verb, found = "", f"a malformed WITH clause at {snippet(sql, offset, verb_end)!r}"
+        elif verb_kind == WORD:
             found = verb
         else:
-            verb, found = "", repr(_snippet(sql, offset, verb_end))
+            verb, found = "", repr(snippet(sql, offset, verb_end))
     if mode is Mode.READ:
         if verb not in _READ_VERBS:
-            _refuse(
+            refuse(
                 "not-read-only",
                 sql,
                 offset,
@@ -269,7 +270,7 @@ def _statement_kind(sql: str, mode: Mode, entries: list[_Entry]) -> str:
                 "send writes as a write statement in a transaction",
             )
     elif verb not in _WRITE_VERBS:
-        _refuse(
+        refuse(
             "not-a-write",
             sql,
             offset,
@@ -279,7 +280,7 @@ def _statement_kind(sql: str, mode: Mode, entries: list[_Entry]) -> str:
     return verb
 
 
-def _main_verb(entries: list[_Entry]) -> tuple[int, bool]:
+def _main_verb(entries: list[Entry]) -> tuple[int, bool]:
     """Where the main statement's verb is after ``WITH [RECURSIVE]`` and the CTE list.
 
     Returns ``(index, True)`` for the token after a CTE list of the shape
@@ -288,39 +289,39 @@ def _main_verb(entries: list[_Entry]) -> tuple[int, bool]:
     """
     count = len(entries)
     i = 1
-    if i < count and entries[i][1] == "RECURSIVE" and entries[i][0] == _WORD:
+    if i < count and entries[i][1] == "RECURSIVE" and entries[i][0] == WORD:
         i += 1
     while True:
         if i >= count or entries[i][0] not in _NAME_KINDS:
             return i, False
         i += 1
-        if i < count and entries[i][1] == "(" and entries[i][0] == _OP:
+        if i < count and entries[i][1] == "(" and entries[i][0] == OP:
             i = _after_parens(entries, i)
-        if i >= count or entries[i][1] != "AS" or entries[i][0] != _WORD:
+        if i >= count or entries[i][1] != "AS" or entries[i][0] != WORD:
             return i, False
         i += 1
-        if i < count and entries[i][1] == "NOT" and entries[i][0] == _WORD:
+        if i < count and entries[i][1] == "NOT" and entries[i][0] == WORD:
             i += 1
-            if i >= count or entries[i][1] != "MATERIALIZED" or entries[i][0] != _WORD:
+            if i >= count or entries[i][1] != "MATERIALIZED" or entries[i][0] != WORD:
                 return i, False
             i += 1
-        elif i < count and entries[i][1] == "MATERIALIZED" and entries[i][0] == _WORD:
+        elif i < count and entries[i][1] == "MATERIALIZED" and entries[i][0] == WORD:
             i += 1
-        if i >= count or entries[i][1] != "(" or entries[i][0] != _OP:
+        if i >= count or entries[i][1] != "(" or entries[i][0] != OP:
             return i, False
         i = _after_parens(entries, i)
-        if i < count and entries[i][1] == "," and entries[i][0] == _OP:
+        if i < count and entries[i][1] == "," and entries[i][0] == OP:
             i += 1
             continue
         return i, True
 
 
-def _after_parens(entries: list[_Entry], i: int) -> int:
+def _after_parens(entries: list[Entry], i: int) -> int:
     """Index just after the parenthesis group opening at ``i`` (len(entries) if unbalanced)."""
     depth = 0
     for j in range(i, len(entries)):
         kind, key, _start, _end = entries[j]
-        if kind == _OP:
+        if kind == OP:
             if key == "(":
                 depth += 1
             elif key == ")":
@@ -330,7 +331,7 @@ def _after_parens(entries: list[_Entry], i: int) -> int:
     return len(entries)
 
 
-def _scan_rules(sql: str, mode: Mode, entries: list[_Entry]) -> None:
+def _scan_rules(sql: str, mode: Mode, entries: list[Entry]) -> None:
     """The token rules in one left-to-right pass; the leftmost token that breaks one decides.
 
     At one token the rules apply in the order schema-qualified, temp-object,
@@ -339,21 +340,21 @@ def _scan_rules(sql: str, mode: Mode, entries: list[_Entry]) -> None:
     write = mode is Mode.WRITE
     count = len(entries)
     in_from = [False]  # per parenthesis depth: inside a FROM list?
-    previous: _Entry = (-1, "", 0, 0)
+    previous: Entry = (-1, "", 0, 0)
     last = count - 1
     for i in range(count):
         entry = entries[i]
         kind, key, start, end = entry
-        if kind == _OP:
+        if kind == OP:
             if key == "(":
                 in_from.append(False)
             elif key == ")" and len(in_from) > 1:
                 in_from.pop()
             previous = entry
             continue
-        following = entries[i + 1][1] if i < last and entries[i + 1][0] == _OP else ""
+        following = entries[i + 1][1] if i < last and entries[i + 1][0] == OP else ""
         notable = False
-        if kind == _WORD:
+        if kind == WORD:
             if key in _NOTABLE_WORDS:
                 notable = True
                 if key == "JOIN" or (key == "FROM" and previous[1] != "DISTINCT"):
@@ -364,7 +365,7 @@ def _scan_rules(sql: str, mode: Mode, entries: list[_Entry]) -> None:
             elif following != "." and following != "(" and not key.startswith(_SPECIAL):
                 previous = entry  # the common case: a plain name or keyword
                 continue
-        elif kind != _QUOTED and (kind != _STRING or not _string_is_name(entries, i, in_from[-1])):
+        elif kind != QUOTED and (kind != STRING or not _string_is_name(entries, i, in_from[-1])):
             previous = entry
             continue
         if following == "." and (
@@ -379,11 +380,11 @@ def _scan_rules(sql: str, mode: Mode, entries: list[_Entry]) -> None:
             _refuse_pragma_function(sql, start, end)
         if (
             following == "("
-            and kind != _STRING
+            and kind != STRING
             and key in _FORBIDDEN_FUNCTIONS
-            and (previous[1] != "INTO" or previous[0] != _WORD)
+            and (previous[1] != "INTO" or previous[0] != WORD)
         ):
-            _refuse(
+            refuse(
                 "forbidden-function",
                 sql,
                 start,
@@ -392,8 +393,8 @@ def _scan_rules(sql: str, mode: Mode, entries: list[_Entry]) -> None:
         if key.startswith(_PREFIXES):
             if key.startswith("PRAGMA_"):
                 _refuse_pragma_function(sql, start, end)
-            if not (following == "(" and kind != _STRING and key in _ALLOWED_SQLITE_FUNCTIONS):
-                _refuse(
+            if not (following == "(" and kind != STRING and key in _ALLOWED_SQLITE_FUNCTIONS):
+                refuse(
                     "reserved-name",
                     sql,
                     start,
@@ -401,7 +402,7 @@ def _scan_rules(sql: str, mode: Mode, entries: list[_Entry]) -> None:
                     "belong to SQLite and the runtime; rename your table, column or alias",
                 )
         if notable and write and key == "RETURNING":
-            _refuse(
+            refuse(
                 "returning",
                 sql,
                 start,
@@ -411,10 +412,10 @@ def _scan_rules(sql: str, mode: Mode, entries: list[_Entry]) -> None:
         previous = entry
 
 
-def _check_temp(entry: _Entry, sql: str) -> None:
+def _check_temp(entry: Entry, sql: str) -> None:
     _kind, key, start, _end = entry
     if key == "TEMP" or key == "TEMPORARY":
-        _refuse(
+        refuse(
             "temp-object",
             sql,
             start,
@@ -424,7 +425,7 @@ def _check_temp(entry: _Entry, sql: str) -> None:
 
 
 def _refuse_pragma_function(sql: str, start: int, end: int) -> NoReturn:
-    _refuse(
+    refuse(
         "forbidden-function",
         sql,
         start,
@@ -433,43 +434,43 @@ def _refuse_pragma_function(sql: str, start: int, end: int) -> NoReturn:
     )
 
 
-def _check_qualified(sql: str, entries: list[_Entry], i: int) -> None:
+def _check_qualified(sql: str, entries: list[Entry], i: int) -> None:
     """The name at ``i`` is followed by a dot: refuse database names and three-part names."""
     count = len(entries)
     if i + 2 >= count or entries[i + 2][0] not in _NAME_KINDS:
         return
     _kind, key, start, _end = entries[i]
     if key in _DATABASE_NAMES or key.startswith("_CF_"):
-        _refuse(
+        refuse(
             "schema-qualified",
             sql,
             start,
-            f"schema-qualified name {_snippet(sql, start, entries[i + 2][3])!r}: refer to tables "
+            f"schema-qualified name {snippet(sql, start, entries[i + 2][3])!r}: refer to tables "
             "unqualified; a database cell only sees its own tables",
         )
     if (
         i + 4 < count
         and entries[i + 3][1] == "."
-        and entries[i + 3][0] == _OP
+        and entries[i + 3][0] == OP
         and entries[i + 4][0] in _NAME_KINDS
     ):
-        _refuse(
+        refuse(
             "schema-qualified",
             sql,
             start,
-            f"three-part name {_snippet(sql, start, entries[i + 4][3])!r}: a database cell only "
+            f"three-part name {snippet(sql, start, entries[i + 4][3])!r}: a database cell only "
             "sees its own tables; qualify columns as table.column at most",
         )
 
 
-def _string_is_name(entries: list[_Entry], i: int, in_from: bool) -> bool:
+def _string_is_name(entries: list[Entry], i: int, in_from: bool) -> bool:
     """Whether the string literal at ``i`` stands where SQLite only accepts a name."""
-    if i + 1 < len(entries) and entries[i + 1][1] == "." and entries[i + 1][0] == _OP:
+    if i + 1 < len(entries) and entries[i + 1][1] == "." and entries[i + 1][0] == OP:
         return True
     kind, key, _start, _end = entries[i - 1]  # never the first entry: that is the verb
-    if kind == _OP:
+    if kind == OP:
         return key == "." or (key == "," and in_from)
-    if kind != _WORD or key not in _TABLE_INTRODUCERS:
+    if kind != WORD or key not in _TABLE_INTRODUCERS:
         return False
     # "a IS [NOT] DISTINCT FROM 'b'" compares with a value.
     return key != "FROM" or i < 2 or entries[i - 2][1] != "DISTINCT"

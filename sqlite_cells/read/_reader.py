@@ -16,13 +16,10 @@ from typing import Any
 
 import apsw
 
-from codec import QueryError, QueryTimeout
-from sqlite_cells._authorizer import Authorizer, make_authorizer
-from sqlite_cells._binding import Bound
-from sqlite_cells._declaration import Declaration, SourceKind
-from sqlite_cells._guard import Mode
-from sqlite_cells._pool import ReadPool
-from sqlite_cells._schema import Schema, create_table_sql, quote_ident
+from sqlite_cells.codec import QueryError, QueryTimeout
+from sqlite_cells.read._pool import ReadPool
+from sqlite_cells.schema import Declaration, Schema, SourceKind, create_table_sql, quote_ident
+from sqlite_cells.sql import Authorizer, Bound, Mode, make_authorizer
 
 __all__ = ["Rows", "read_rows"]
 

@@ -1,6 +1,6 @@
 """How the guard splits a statement: SQLite's view and sqlglot's view, aligned into entries.
 
-:func:`_tokenize` turns the text into the entries the rules in :mod:`sqlite_cells._guard` read,
+:func:`tokenize` turns the text into the entries the rules in :mod:`sqlite_cells.sql._guard` read,
 and refuses ``empty``, ``multiple-statements`` and ``syntax`` (see that module's docstring).
 
 Why two views
@@ -35,15 +35,15 @@ from sqlglot.dialects.sqlite import SQLite
 from sqlglot.errors import TokenError
 from sqlglot.tokenizer_core import Token, TokenType
 
-from codec._errors import GuardViolation
+from sqlite_cells.codec import GuardViolation
 
 
-def _snippet(sql: str, start: int, end: int) -> str:
+def snippet(sql: str, start: int, end: int) -> str:
     text = sql[start:end]
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _refuse(kind: str, sql: str, offset: int, message: str) -> NoReturn:
+def refuse(kind: str, sql: str, offset: int, message: str) -> NoReturn:
     raise GuardViolation(kind, sql, offset, message)
 
 
@@ -51,7 +51,7 @@ def _refuse(kind: str, sql: str, offset: int, message: str) -> NoReturn:
 
 # Kinds of token.  _END and _BAD only come out of the scanner: the end of the text, and text
 # SQLite cannot read.
-_WORD, _QUOTED, _STRING, _BLOB, _NUMBER, _PARAM, _OP, _SEMICOLON, _END, _BAD = range(10)
+WORD, QUOTED, STRING, _BLOB, _NUMBER, _PARAM, OP, _SEMICOLON, _END, _BAD = range(10)
 
 # SQLite's IdChar(): ASCII letters and digits, "_", "$" and every byte >= 0x80 of the UTF-8 text,
 # i.e. every non-ASCII character (lone surrogates cannot be encoded at all).
@@ -81,7 +81,7 @@ _LEXER: Final = re.compile(
 # The kind of token each group of _LEXER yields (group 0 never matches alone).
 # fmt: off
 _KIND_BY_GROUP: Final = (
-    _BAD, _WORD, _OP, _SEMICOLON, _STRING, _NUMBER, _QUOTED, _PARAM, _BLOB, _BAD, _END, _BAD,
+    _BAD, WORD, OP, _SEMICOLON, STRING, _NUMBER, QUOTED, _PARAM, _BLOB, _BAD, _END, _BAD,
 )
 # fmt: on
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
@@ -103,7 +103,7 @@ def _syntax_message(sql: str, offset: int) -> str:
         return "malformed blob literal: write x'…' with an even number of hex digits"
     if char in ("$", "@", ":"):
         return (
-            f"unsupported parameter {_snippet(sql, offset, offset + 20)!r}: name parameters "
+            f"unsupported parameter {snippet(sql, offset, offset + 20)!r}: name parameters "
             "?NNN, :name, @name or $name, without a Tcl-style (…) suffix"
         )
     if char == "#":
@@ -135,8 +135,8 @@ _OPAQUE: Final[frozenset[TokenType]] = frozenset(
 _KEYWORDS: Final[frozenset[str]] = frozenset(_GuardTokenizer.KEYWORDS)
 _HEX_STRING: Final = TokenType.HEX_STRING
 _SQLGLOT_TYPE_OF: Final = {
-    _QUOTED: TokenType.IDENTIFIER,
-    _STRING: TokenType.STRING,
+    QUOTED: TokenType.IDENTIFIER,
+    STRING: TokenType.STRING,
     _BLOB: TokenType.HEX_STRING,
 }
 
@@ -152,7 +152,7 @@ def _sqlglot_tokens(sql: str) -> list[Token]:
 # What the rules read, one entry per SQLite token: (kind, key, start, end).  key is the text
 # upper-cased (ASCII only) for words, the text for operators, the unescaped text upper-cased for
 # quoted identifiers and string literals, and "" otherwise.
-_Entry = tuple[int, str, int, int]
+Entry = tuple[int, str, int, int]
 
 _UPPER: Final = {code: code - 32 for code in range(ord("a"), ord("z") + 1)}
 
@@ -168,7 +168,7 @@ _MULTIPLE_MESSAGE: Final = (
 _EMPTY_MESSAGE: Final = "no statement (only whitespace, comments or ';'): pass one SQL statement"
 
 
-def _tokenize(sql: str) -> list[_Entry]:
+def tokenize(sql: str) -> list[Entry]:
     """The rules' entries; refuses ``empty``, ``multiple-statements`` and ``syntax``.
 
     SQLite's scanner drives the loop and sqlglot's tokens are matched against its tokens as it
@@ -190,7 +190,7 @@ def _tokenize(sql: str) -> list[_Entry]:
     opaque = _OPAQUE
     hex_string = _HEX_STRING
     kinds = _KIND_BY_GROUP
-    entries: list[_Entry] = []
+    entries: list[Entry] = []
     append = entries.append
     n_gl = len(gl)
     gi = 0
@@ -210,7 +210,7 @@ def _tokenize(sql: str) -> list[_Entry]:
                     bad = start
                     if semicolons:
                         offset = after_semicolon if after_semicolon >= 0 else bad
-                        _refuse("multiple-statements", sql, offset, _MULTIPLE_MESSAGE)
+                        refuse("multiple-statements", sql, offset, _MULTIPLE_MESSAGE)
                 break
             semicolons += 1
             unusual = True
@@ -220,11 +220,11 @@ def _tokenize(sql: str) -> list[_Entry]:
                 if after_semicolon < 0:
                     after_semicolon = start
                 if kind != _SEMICOLON:
-                    _refuse("multiple-statements", sql, after_semicolon, _MULTIPLE_MESSAGE)
+                    refuse("multiple-statements", sql, after_semicolon, _MULTIPLE_MESSAGE)
             if mismatch >= 0:
                 continue
             if cover_end > 0:
-                if (kind != _WORD and kind != _OP) or end > cover_end:
+                if (kind != WORD and kind != OP) or end > cover_end:
                     mismatch = start
                     unusual = True
                 else:
@@ -245,7 +245,7 @@ def _tokenize(sql: str) -> list[_Entry]:
             unusual = True
         elif g_end == end:
             g_type = token.token_type
-            if kind in (_WORD, _OP, _SEMICOLON):
+            if kind in (WORD, OP, _SEMICOLON):
                 if g_type in opaque:
                     mismatch = start
                     unusual = True
@@ -265,7 +265,7 @@ def _tokenize(sql: str) -> list[_Entry]:
         elif g_end < end:
             # sqlglot splits this token: fine for numbers (".5", "1_000"), parameters ("?1",
             # ":name") and operators ("<<"), as long as no piece is a literal.
-            if kind != _NUMBER and kind != _PARAM and kind != _OP:
+            if kind != _NUMBER and kind != _PARAM and kind != OP:
                 mismatch = g_end
                 unusual = True
                 continue
@@ -281,11 +281,11 @@ def _tokenize(sql: str) -> list[_Entry]:
                 mismatch = min(g_end, end)
                 unusual = True
             else:
-                append((kind, folded[start:end] if kind == _OP else "", start, end))
+                append((kind, folded[start:end] if kind == OP else "", start, end))
         # One sqlglot keyword covers several SQLite words and operators ("ORDER BY").
         elif (
             token.token_type in opaque
-            or (kind != _WORD and kind != _OP)
+            or (kind != WORD and kind != OP)
             or _upper(token.text) not in _KEYWORDS
         ):
             mismatch = end
@@ -296,30 +296,30 @@ def _tokenize(sql: str) -> list[_Entry]:
             append((kind, folded[start:end], start, end))
 
     if bad < 0 and count == semicolons:
-        _refuse("empty", sql, 0, _EMPTY_MESSAGE)
+        refuse("empty", sql, 0, _EMPTY_MESSAGE)
     if after_semicolon >= 0:
-        _refuse("multiple-statements", sql, after_semicolon, _MULTIPLE_MESSAGE)
+        refuse("multiple-statements", sql, after_semicolon, _MULTIPLE_MESSAGE)
     if bad >= 0:
-        _refuse("syntax", sql, bad, _syntax_message(sql, bad))
+        refuse("syntax", sql, bad, _syntax_message(sql, bad))
     if "\x00" in sql:  # inside a literal or a comment: SQLite would stop reading there
-        _refuse("syntax", sql, sql.index("\x00"), "NUL character: remove it from the statement")
+        refuse("syntax", sql, sql.index("\x00"), "NUL character: remove it from the statement")
     if not sql.isascii() and (surrogate := _SURROGATE.search(sql)) is not None:
-        _refuse(
+        refuse(
             "syntax",
             sql,
             surrogate.start(),
             "lone surrogate character: the statement cannot be encoded as UTF-8",
         )
     if sqlglot_failed:
-        _refuse("syntax", sql, 0, "the statement cannot be tokenized: check quotes and comments")
+        refuse("syntax", sql, 0, "the statement cannot be tokenized: check quotes and comments")
     if mismatch < 0 and (cover_end > 0 or gi < n_gl):
         mismatch = gl[gi].start if gi < n_gl else len(sql)
     if mismatch >= 0:
-        _refuse(
+        refuse(
             "syntax",
             sql,
             mismatch,
-            f"ambiguous text {_snippet(sql, mismatch, mismatch + 20)!r}: SQLite may split it "
+            f"ambiguous text {snippet(sql, mismatch, mismatch + 20)!r}: SQLite may split it "
             "differently from the guard; add a space, quote the name or drop the unusual character",
         )
     if semicolons:

@@ -30,8 +30,7 @@ import sqlglot
 import sqlglot.errors
 from sqlglot import exp
 
-from sqlite_cells._params import COMMENT, IDENT, QUOTED, WS, scan_sql, unquote
-from sqlite_cells._schema import (
+from sqlite_cells.schema._schema import (
     Schema,
     Table,
     create_index_sql,
@@ -39,6 +38,7 @@ from sqlite_cells._schema import (
     quote_ident,
     render_ddl,
 )
+from sqlite_cells.sql import COMMENT, IDENT, QUOTED, WS, scan_sql, unquote
 
 __all__ = ["MigrationPlan", "plan_migration"]
 
@@ -63,7 +63,9 @@ def _norm(text: str | None) -> str:
     return " ".join(unquote(t).upper() if t.kind in (IDENT, QUOTED) else t.text for t in words)
 
 
-def _rows(conn: apsw.Connection, sql: str, args: Sequence[object] = ()) -> list[tuple[object, ...]]:
+def rows_of(
+    conn: apsw.Connection, sql: str, args: Sequence[object] = ()
+) -> list[tuple[object, ...]]:
     return [tuple(r) for r in conn.execute(sql, tuple(args)).fetchall()]
 
 
@@ -121,20 +123,22 @@ def _checks(sql: object) -> dict[str, tuple[str, ...]] | None:
 def _table_info(conn: apsw.Connection, db: str, name: str, sql: object) -> _TableInfo:
     columns: dict[str, _Col] = {}
     xinfo = 'SELECT name, type, "notnull", dflt_value, pk, hidden FROM pragma_table_xinfo(?, ?)'
-    for cname, ctype, notnull, dflt, pk, hidden in _rows(conn, xinfo, (name, db)):
+    for cname, ctype, notnull, dflt, pk, hidden in rows_of(conn, xinfo, (name, db)):
         _, coll, _, _, autoinc = conn.column_metadata(db, name, str(cname))
         columns[str(cname).lower()] = _Col(
             str(cname), str(ctype or ""), bool(notnull), None if dflt is None else str(dflt),
             int(str(pk)), int(str(hidden)), str(coll or "BINARY").upper(), bool(autoinc),
         )  # fmt: skip
-    indexes = _rows(conn, "SELECT name, origin FROM pragma_index_list(?, ?)", (name, db))
+    indexes = rows_of(conn, "SELECT name, origin FROM pragma_index_list(?, ?)", (name, db))
     uniques = frozenset(
         tuple(str(key[0]).lower() for key in _index_keys(conn, db, str(index)))
         for index, origin in indexes
         if origin == "u"
     )
     refs: dict[object, list[tuple[object, ...]]] = {}
-    for row in _rows(conn, "SELECT * FROM pragma_foreign_key_list(?, ?) ORDER BY seq", (name, db)):
+    for row in rows_of(
+        conn, "SELECT * FROM pragma_foreign_key_list(?, ?) ORDER BY seq", (name, db)
+    ):
         refs.setdefault(row[0], []).append(row)
     fkeys = frozenset(
         (tuple(str(r[3]).lower() for r in rs), str(rs[0][2]).lower(),
@@ -146,20 +150,20 @@ def _table_info(conn: apsw.Connection, db: str, name: str, sql: object) -> _Tabl
 
 def _index_keys(conn: apsw.Connection, db: str, index: str) -> list[tuple[str | None, bool, str]]:
     xinfo = 'SELECT name, "desc", coll FROM pragma_index_xinfo(?, ?) WHERE key'
-    rows = _rows(conn, xinfo, (index, db))
+    rows = rows_of(conn, xinfo, (index, db))
     return [(None if n is None else str(n).lower(), bool(d), str(c).upper()) for n, d, c in rows]
 
 
 def _index_info(conn: apsw.Connection, db: str, index: str, table_name: str) -> _IndexInfo:
     flags = 'SELECT "unique", partial FROM pragma_index_list(?, ?) WHERE name = ?'
-    unique, partial = (_rows(conn, flags, (table_name, db, index)) or [(0, 0)])[0]
+    unique, partial = (rows_of(conn, flags, (table_name, db, index)) or [(0, 0)])[0]
     keys = tuple(_index_keys(conn, db, index))
     return _IndexInfo(table_name.lower(), bool(unique), bool(partial), keys)
 
 
 def _objects(conn: apsw.Connection, db: str) -> dict[str, tuple[str, str, str, object]]:
     """Every schema object of ``db`` by lowercased name: (type, name, table name, sql)."""
-    rows = _rows(conn, f"SELECT type, name, tbl_name, sql FROM {quote_ident(db)}.sqlite_schema")
+    rows = rows_of(conn, f"SELECT type, name, tbl_name, sql FROM {quote_ident(db)}.sqlite_schema")
     return {str(r[1]).lower(): (str(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows}
 
 
@@ -288,7 +292,7 @@ def _diff_table(
     return statements, diffs
 
 
-def _diff(
+def diff_of(
     conn: apsw.Connection, database: str, schema: Schema
 ) -> tuple[list[tuple[str, str]], list[str]]:
     """(subject, statement) pairs to run, and the non-additive differences."""
@@ -331,5 +335,5 @@ def plan_migration(conn: apsw.Connection, database: str, schema: Schema) -> Migr
     ``differences`` lists the non-additive ones; some ``ADD COLUMN`` refusals (non-constant
     defaults, REFERENCES with a default while foreign keys are on) only show when applied.
     """
-    statements, diffs = _diff(conn, database, schema)
+    statements, diffs = diff_of(conn, database, schema)
     return MigrationPlan(tuple(sql for _, sql in statements), tuple(diffs))

@@ -9,22 +9,47 @@ rows equal the previous rows updates ``seq`` but notifies nobody.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from reactivex import Observable
 
-from codec import PendingValue, QueryError, SqliteCellsError
-from runtime import Node, Reactive, Scheduler, node_of
-from runtime._cell import observe_node
-from sqlite_cells._binding import Bound, is_pending
-from sqlite_cells._reader import read_rows
-from sqlite_cells._rows import RowDecoder
+from sqlite_cells.codec import PendingValue, QueryError, SqliteCellsError
+from sqlite_cells.read._pool import ReadPool
+from sqlite_cells.read._reader import read_rows
+from sqlite_cells.read._rows import RowDecoder
+from sqlite_cells.runtime import Node, Reactive, Scheduler, Space, node_of, observe_node
+from sqlite_cells.schema import Declaration
+from sqlite_cells.sql import Bound, is_pending
 
-if TYPE_CHECKING:
-    from sqlite_cells._db import SqliteDb
+__all__ = ["Query", "QueryHost", "QueryState", "Readable", "resolve_params"]
 
-__all__ = ["Query", "QueryState", "resolve_params"]
+
+class Readable(Protocol):
+    """What a live query reads: a database handle (``SqliteDb``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def space(self) -> Space: ...
+    @property
+    def declaration(self) -> Declaration: ...
+
+
+class QueryHost(Protocol):
+    """What a live query needs of its runtime."""
+
+    @property
+    def scheduler(self) -> Scheduler: ...
+    @property
+    def read_pool(self) -> ReadPool: ...
+    @property
+    def query_timeout(self) -> float: ...
+    @property
+    def query_executor(self) -> Executor: ...
+
+    def ensure_reconciled(self, decl: Declaration) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +71,7 @@ class QueryState:
         )
 
     def _repr_html_(self) -> str:
-        from sqlite_cells._display import query_state_html
+        from sqlite_cells.read._display import query_state_html
 
         return query_state_html(self)
 
@@ -94,20 +119,23 @@ class Query(Reactive):
 
     def __init__(
         self,
-        db: SqliteDb,
+        db: Readable,
         sql: str,
         params: Any,
         decode: RowDecoder,
         react_on: Any,
+        *,
+        host: QueryHost,
     ) -> None:
         self.db = db
+        self.host = host
         self.sql = sql
         self.params = params
         self._decode = decode
         react_node = node_of(react_on)
         param_nodes = _param_nodes(params)
         deps = tuple(param_nodes) + ((react_node,) if react_node is not None else ())
-        scheduler = db.space.runtime.scheduler
+        scheduler = host.scheduler
         self._graph_node = _QueryNode(scheduler, self, deps)
         scheduler.add(self._graph_node)
 
@@ -124,7 +152,7 @@ class Query(Reactive):
 
     def display(self) -> None:
         """Show the query in a notebook output that updates in place after each change."""
-        from sqlite_cells._display import display_query
+        from sqlite_cells.read._display import display_query
 
         display_query(self)
 
@@ -165,7 +193,7 @@ class _QueryNode(Node):
     def _start(self, params: Any) -> None:
         self._running = True
         self.scheduler.begin_work()
-        runtime = self.query.db.space.runtime
+        runtime = self.query.host
         try:
             runtime.query_executor.submit(self._run, params)
         except RuntimeError:  # the executor is shut down: the runtime is closing
@@ -174,7 +202,7 @@ class _QueryNode(Node):
 
     def _run(self, params: Any) -> None:
         query = self.query
-        runtime = query.db.space.runtime
+        runtime = query.host
         seq: int | None = None
         try:
             runtime.ensure_reconciled(query.db.declaration)

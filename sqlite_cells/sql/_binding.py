@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from codec import ExecError, LinkEncodeError, PendingValue
-from runtime import PENDING, Cell
-from sqlite_cells._params import ParamTargets
-from sqlite_cells._schema import LINK_SUFFIX
+from sqlite_cells.codec import ExecError, LinkEncodeError, PendingValue
+from sqlite_cells.runtime import PENDING, Cell
+from sqlite_cells.sql._names import LINK_SUFFIX, is_link_column
+from sqlite_cells.sql._params import ParamTargets
 
 __all__ = ["Bound", "bind_rows", "is_pending"]
 
@@ -45,8 +45,7 @@ _PLAIN = frozenset({type(None), int, float, str, bytes})
 _SEQUENCES = frozenset({tuple, list})
 
 
-def _is_link(target: str | None) -> bool:
-    return target is not None and target.lower().endswith(LINK_SUFFIX)
+_is_link = is_link_column
 
 
 def _bind(targets: ParamTargets, row: Any, *, sql: str, db_id: str) -> Bound:

@@ -12,9 +12,8 @@ from typing import Any
 
 import msgspec
 
-from codec import Link, LinkDecodeError, QueryError, parse_link
-from codec._links import decode_sigil
-from runtime import Cell, Runtime
+from sqlite_cells.codec import Link, LinkDecodeError, QueryError, decode_sigil, parse_link
+from sqlite_cells.runtime import Cell, Runtime
 
 __all__ = ["RowDecoder", "decode_cf_link", "row_decoder"]
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import apsw
 
-from codec import DiskSourceError, derive_id
+from sqlite_cells.codec import DiskSourceError, derive_id
 
 __all__ = ["disk_source_id", "validate_disk_source"]
 

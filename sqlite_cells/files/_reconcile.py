@@ -25,10 +25,17 @@ from typing import Any
 import apsw
 import msgspec
 
-from runtime import SpaceFile
-from sqlite_cells._fold import decode_op_body
-from sqlite_cells._migrate import _ensure_runtime_tables, plan_migration
-from sqlite_cells._schema import CfLink, Schema, cf_link, declare_tables, table
+from sqlite_cells.files._layout import decode_op_body
+from sqlite_cells.runtime import SpaceFile
+from sqlite_cells.schema import (
+    CfLink,
+    Schema,
+    cf_link,
+    declare_tables,
+    ensure_runtime_tables,
+    plan_migration,
+    table,
+)
 
 __all__ = ["Action", "Outcome", "reconcile", "schema_from_json"]
 
@@ -158,7 +165,7 @@ def _replay(
     space_conn: apsw.Connection, conn: apsw.Connection, db_id: str, after: int, upto: int
 ) -> int:
     schema = _handle_schema(space_conn, db_id)
-    _ensure_runtime_tables(conn, "main")
+    ensure_runtime_tables(conn, "main")
     plan = plan_migration(conn, "main", schema)
     if plan.differences:
         raise _Irreparable(f"the file's tables differ from the declared ones: {plan.differences}")

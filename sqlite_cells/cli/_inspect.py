@@ -25,14 +25,12 @@ from typing import Any
 
 import apsw
 
-from codec import SqliteCellsError, derive_id
-from runtime._store import DEFAULT_STORE, STORE_ENV
-from sqlite_cells._declaration import Declaration, SourceKind, db_file_name
-from sqlite_cells._guard import Mode, check_statement
-from sqlite_cells._handles import declaration_from_handle, handle_value, source_path
-from sqlite_cells._pool import ReadPool
-from sqlite_cells._reader import Rows, read_rows
-from sqlite_cells._schema import quote_ident
+from sqlite_cells.codec import SqliteCellsError, derive_id
+from sqlite_cells.files import declaration_from_handle, handle_value, source_path
+from sqlite_cells.read import ReadPool, Rows, read_rows
+from sqlite_cells.runtime import DEFAULT_STORE, STORE_ENV
+from sqlite_cells.schema import Declaration, SourceKind, db_file_name, quote_ident
+from sqlite_cells.sql import Mode, check_statement
 
 __all__ = [
     "DatabaseInfo",

@@ -24,17 +24,17 @@ from typing import Any, TextIO
 
 import msgspec
 
-from codec import GuardViolation, SqliteCellsError, derive_id
-from runtime import Cell
-from sqlite_cells._display import text_table
-from sqlite_cells._handles import check_store, collect_garbage
-from sqlite_cells._inspect import (
+from sqlite_cells.cli._inspect import (
     InspectError,
     StoreInfo,
     default_store,
     inspect_store,
     query_store,
 )
+from sqlite_cells.codec import GuardViolation, SqliteCellsError, derive_id
+from sqlite_cells.files import check_store, collect_garbage
+from sqlite_cells.read import text_table
+from sqlite_cells.runtime import Cell
 
 __all__ = ["main"]
 
@@ -219,7 +219,7 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
 def _link(args: argparse.Namespace, out: TextIO) -> int:
     if not args.url.startswith("sqlite:"):
         raise _Usage(f"{args.url!r} is not a sqlite:/absolute/path URL")
-    from sqlite_cells._runtime import Runtime
+    from sqlite_cells import Runtime
 
     with Runtime(args.store) as rt:
         space = rt.space(args.space)
@@ -248,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out, err = sys.stdout, sys.stderr
     try:
         if args.command == "demo":
-            from sqlite_cells._demo import run_demo  # imports the whole public API
+            from sqlite_cells.cli._demo import run_demo  # imports the whole public API
 
             return run_demo(args.store, out=out)
         if args.command == "inspect":

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from codec import SqliteCellsError
+from sqlite_cells.codec import SqliteCellsError
 
 if TYPE_CHECKING:
-    from sqlite_cells._query import Query, QueryState
+    from sqlite_cells.read._query import Query, QueryState
 
 __all__ = ["display_query", "format_value", "query_state_html", "row_values", "text_table"]
 

@@ -15,7 +15,7 @@ for each distinct declared schema; reads never run DDL):
 6. Store the declared version; ``RELEASE``.
 
 Step 5's comparison (by what SQLite reports, and what it cannot compare) is described in
-:mod:`sqlite_cells._schema_diff`.
+:mod:`sqlite_cells.schema._schema_diff`.
 """
 
 from __future__ import annotations
@@ -26,10 +26,25 @@ from typing import Final
 
 import apsw
 
-from codec._errors import ClosedError, MigrationError, SchemaError, UnsupportedMigration
-from sqlite_cells._params import COMMENT, IDENT, PUNCT, QUOTED, STRING, WS, Token, scan_sql, unquote
-from sqlite_cells._schema import Schema, quote_ident
-from sqlite_cells._schema_diff import MigrationPlan, _diff, _rows, plan_migration
+from sqlite_cells.codec import (
+    ClosedError,
+    MigrationError,
+    SchemaError,
+    UnsupportedMigration,
+)
+from sqlite_cells.schema._schema import Schema, quote_ident
+from sqlite_cells.schema._schema_diff import MigrationPlan, diff_of, plan_migration, rows_of
+from sqlite_cells.sql import (
+    COMMENT,
+    IDENT,
+    PUNCT,
+    QUOTED,
+    STRING,
+    WS,
+    Token,
+    scan_sql,
+    unquote,
+)
 
 __all__ = ["MigrationConnection", "MigrationPlan", "ensure_schema", "plan_migration"]
 
@@ -145,14 +160,16 @@ class MigrationConnection:
 
 
 def _stored_version(conn: apsw.Connection, database: str, db_id: str) -> int | None:
-    rows = _rows(conn, f"SELECT value FROM {quote_ident(database)}._cf_meta WHERE key = 'version'")
+    rows = rows_of(
+        conn, f"SELECT value FROM {quote_ident(database)}._cf_meta WHERE key = 'version'"
+    )
     if rows and not isinstance(rows[0][0], int):
         damaged = f"_cf_meta.version holds {rows[0][0]!r}, not an integer: the file is damaged"
         raise UnsupportedMigration(db_id, [damaged])
     return rows[0][0] if rows else None  # type: ignore[return-value]
 
 
-def _ensure_runtime_tables(conn: apsw.Connection, database: str) -> None:
+def ensure_runtime_tables(conn: apsw.Connection, database: str) -> None:
     # IF NOT EXISTS, not a look-up first: another connection may have created them since this
     # connection last loaded the schema, and only a prepared statement re-reads it.
     db = quote_ident(database)
@@ -206,7 +223,7 @@ def _ensure(
     conn: apsw.Connection, database: str, schema: Schema, db_id: str, version: int,
     migrate: Migrate | None,
 ) -> None:  # fmt: skip
-    _ensure_runtime_tables(conn, database)
+    ensure_runtime_tables(conn, database)
     stored = _stored_version(conn, database, db_id)
     if stored is not None and stored > version:
         newer = (
@@ -225,7 +242,7 @@ def _ensure(
             ) from exc
         finally:
             handle.close()
-    statements, diffs = _diff(conn, database, schema)
+    statements, diffs = diff_of(conn, database, schema)
     if not diffs:
         for subject, sql in statements:
             try:

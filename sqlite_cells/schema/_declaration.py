@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from codec import NotImplementedSource, ReadOnlySource, short_hash
-from sqlite_cells._migrate import MigrationConnection
-from sqlite_cells._schema import Schema
+from sqlite_cells.codec import NotImplementedSource, ReadOnlySource, short_hash
+from sqlite_cells.schema._migrate import MigrationConnection
+from sqlite_cells.schema._schema import Schema
 
 __all__ = ["Declaration", "SourceKind", "VmSource", "db_file_name"]
 

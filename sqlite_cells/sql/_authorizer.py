@@ -52,7 +52,7 @@ from typing import Final
 
 import apsw
 
-from sqlite_cells._guard import Mode
+from sqlite_cells.sql._guard import Mode
 
 __all__ = ["Authorizer", "make_authorizer"]
 

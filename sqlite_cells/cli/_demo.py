@@ -29,7 +29,7 @@ from typing import Any, TextIO
 import msgspec
 
 import sqlite_cells as sc
-from sqlite_cells._display import text_table
+from sqlite_cells.read import text_table
 
 __all__ = ["ChatRun", "run_chat", "run_demo"]
 

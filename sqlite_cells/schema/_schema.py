@@ -27,8 +27,8 @@ from typing import Final
 
 import apsw
 
-from codec._errors import SchemaError
-from sqlite_cells._params import COMMENT, PUNCT, scan_sql
+from sqlite_cells.codec import SchemaError
+from sqlite_cells.sql import COMMENT, LINK_SUFFIX, PUNCT, RESERVED_PREFIXES, scan_sql
 
 __all__ = [
     "CfLink",
@@ -44,8 +44,7 @@ __all__ = [
     "table",
 ]
 
-LINK_SUFFIX: Final = "_cf_link"
-RESERVED_PREFIXES: Final = ("_cf_", "sqlite_")
+
 _FINGERPRINT_PREFIX: Final = b"sqlite-cells schema v1\n"
 
 

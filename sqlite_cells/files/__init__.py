@@ -1,0 +1,48 @@
+"""The files of a store: the runtime's tables in them, handles, injected sources, crash
+reconciliation, gc."""
+
+from sqlite_cells.files._handles import DROP_KIND as DROP_KIND
+from sqlite_cells.files._handles import check_store as check_store
+from sqlite_cells.files._handles import collect_garbage as collect_garbage
+from sqlite_cells.files._handles import declaration_from_handle as declaration_from_handle
+from sqlite_cells.files._handles import disk_handle_value as disk_handle_value
+from sqlite_cells.files._handles import handle_value as handle_value
+from sqlite_cells.files._handles import is_dropped as is_dropped
+from sqlite_cells.files._handles import remove_database_files as remove_database_files
+from sqlite_cells.files._handles import source_path as source_path
+from sqlite_cells.files._layout import ALIAS as ALIAS
+from sqlite_cells.files._layout import KIND as KIND
+from sqlite_cells.files._layout import OpBody as OpBody
+from sqlite_cells.files._layout import attach as attach
+from sqlite_cells.files._layout import attached as attached
+from sqlite_cells.files._layout import detach as detach
+from sqlite_cells.files._layout import encode_op_body as encode_op_body
+from sqlite_cells.files._reconcile import Action as Action
+from sqlite_cells.files._reconcile import Outcome as Outcome
+from sqlite_cells.files._reconcile import reconcile as reconcile
+from sqlite_cells.files._sources import disk_source_id as disk_source_id
+from sqlite_cells.files._sources import validate_disk_source as validate_disk_source
+
+__all__ = [
+    "ALIAS",
+    "DROP_KIND",
+    "KIND",
+    "Action",
+    "OpBody",
+    "Outcome",
+    "attach",
+    "attached",
+    "check_store",
+    "collect_garbage",
+    "declaration_from_handle",
+    "detach",
+    "disk_handle_value",
+    "disk_source_id",
+    "encode_op_body",
+    "handle_value",
+    "is_dropped",
+    "reconcile",
+    "remove_database_files",
+    "source_path",
+    "validate_disk_source",
+]

@@ -1,0 +1,23 @@
+"""Reads: the read pool, one guarded read, typed rows, live queries and their display."""
+
+from sqlite_cells.read._display import text_table as text_table
+from sqlite_cells.read._pool import ReadPool as ReadPool
+from sqlite_cells.read._query import Query as Query
+from sqlite_cells.read._query import QueryState as QueryState
+from sqlite_cells.read._query import resolve_params as resolve_params
+from sqlite_cells.read._reader import Rows as Rows
+from sqlite_cells.read._reader import read_rows as read_rows
+from sqlite_cells.read._rows import decode_cf_link as decode_cf_link
+from sqlite_cells.read._rows import row_decoder as row_decoder
+
+__all__ = [
+    "Query",
+    "QueryState",
+    "ReadPool",
+    "Rows",
+    "decode_cf_link",
+    "read_rows",
+    "resolve_params",
+    "row_decoder",
+    "text_table",
+]

@@ -1,0 +1,38 @@
+"""Table declarations, the schema diff and additive migration, and what the runtime knows of a
+database cell."""
+
+from sqlite_cells.schema._declaration import Declaration as Declaration
+from sqlite_cells.schema._declaration import Migrate as Migrate
+from sqlite_cells.schema._declaration import SourceKind as SourceKind
+from sqlite_cells.schema._declaration import VmSource as VmSource
+from sqlite_cells.schema._declaration import db_file_name as db_file_name
+from sqlite_cells.schema._migrate import ensure_runtime_tables as ensure_runtime_tables
+from sqlite_cells.schema._migrate import ensure_schema as ensure_schema
+from sqlite_cells.schema._migrate import plan_migration as plan_migration
+from sqlite_cells.schema._schema import CfLink as CfLink
+from sqlite_cells.schema._schema import Schema as Schema
+from sqlite_cells.schema._schema import Table as Table
+from sqlite_cells.schema._schema import cf_link as cf_link
+from sqlite_cells.schema._schema import create_table_sql as create_table_sql
+from sqlite_cells.schema._schema import declare_tables as declare_tables
+from sqlite_cells.schema._schema import quote_ident as quote_ident
+from sqlite_cells.schema._schema import table as table
+
+__all__ = [
+    "CfLink",
+    "Declaration",
+    "Migrate",
+    "Schema",
+    "SourceKind",
+    "Table",
+    "VmSource",
+    "cf_link",
+    "create_table_sql",
+    "db_file_name",
+    "declare_tables",
+    "ensure_runtime_tables",
+    "ensure_schema",
+    "plan_migration",
+    "quote_ident",
+    "table",
+]
