@@ -6,8 +6,12 @@ Imports nothing of the project's other packages.
 from sqlite_cells.codec._errors import ClosedError as ClosedError
 from sqlite_cells.codec._errors import ConflictError as ConflictError
 from sqlite_cells.codec._errors import CrossSpaceWrite as CrossSpaceWrite
+from sqlite_cells.codec._errors import DatabaseError as DatabaseError
+from sqlite_cells.codec._errors import DeclarationError as DeclarationError
 from sqlite_cells.codec._errors import DiskSourceError as DiskSourceError
+from sqlite_cells.codec._errors import EncodingError as EncodingError
 from sqlite_cells.codec._errors import ExecError as ExecError
+from sqlite_cells.codec._errors import ExecTimeout as ExecTimeout
 from sqlite_cells.codec._errors import GuardViolation as GuardViolation
 from sqlite_cells.codec._errors import LinkDecodeError as LinkDecodeError
 from sqlite_cells.codec._errors import LinkEncodeError as LinkEncodeError
@@ -21,9 +25,14 @@ from sqlite_cells.codec._errors import QueryTimeout as QueryTimeout
 from sqlite_cells.codec._errors import ReadAfterWriteUnsupported as ReadAfterWriteUnsupported
 from sqlite_cells.codec._errors import ReadOnlySource as ReadOnlySource
 from sqlite_cells.codec._errors import SchemaError as SchemaError
+from sqlite_cells.codec._errors import SourceError as SourceError
 from sqlite_cells.codec._errors import SqliteCellsError as SqliteCellsError
+from sqlite_cells.codec._errors import StatementError as StatementError
+from sqlite_cells.codec._errors import StoreChanged as StoreChanged
 from sqlite_cells.codec._errors import TooManyDatabases as TooManyDatabases
+from sqlite_cells.codec._errors import TransactionError as TransactionError
 from sqlite_cells.codec._errors import UnsupportedMigration as UnsupportedMigration
+from sqlite_cells.codec._errors import ValueEncodeError as ValueEncodeError
 from sqlite_cells.codec._ids import derive_id as derive_id
 from sqlite_cells.codec._ids import short_hash as short_hash
 from sqlite_cells.codec._links import Link as Link
@@ -47,8 +56,12 @@ __all__ = [
     "CommitRecord",
     "ConflictError",
     "CrossSpaceWrite",
+    "DatabaseError",
+    "DeclarationError",
     "DiskSourceError",
+    "EncodingError",
     "ExecError",
+    "ExecTimeout",
     "GuardViolation",
     "Link",
     "LinkDecodeError",
@@ -64,9 +77,14 @@ __all__ = [
     "ReadAfterWriteUnsupported",
     "ReadOnlySource",
     "SchemaError",
+    "SourceError",
     "SqliteCellsError",
+    "StatementError",
+    "StoreChanged",
     "TooManyDatabases",
+    "TransactionError",
     "UnsupportedMigration",
+    "ValueEncodeError",
     "decode_record",
     "decode_sigil",
     "decode_value",

@@ -1,28 +1,38 @@
 """The error tree of sqlite-cells.
 
 Every error the project raises derives from :class:`SqliteCellsError`, and also from the builtin a
-caller would expect, so ``except ValueError`` keeps working for code that does not know us::
+caller would expect, so ``except ValueError`` keeps working for code that does not know us. The
+tree is grouped into families a caller can catch as one::
 
     SqliteCellsError(Exception)
-    ├── GuardViolation(ValueError)            kind, sql, offset
-    ├── SchemaError(ValueError)
-    ├── UnsupportedMigration(ValueError)      differences
-    ├── LinkEncodeError(ValueError)
-    ├── LinkDecodeError(ValueError)
-    ├── NoTransaction(RuntimeError)
-    ├── ConflictError(RuntimeError)           space_id, cell_ids
-    ├── CrossSpaceWrite(RuntimeError)
-    ├── TooManyDatabases(RuntimeError)
-    ├── ReadAfterWriteUnsupported(RuntimeError)
-    ├── PendingValue(RuntimeError)
-    ├── ExecError(RuntimeError)               db_id, sql
-    ├── MigrationError(RuntimeError)          db_id
-    ├── QueryError(RuntimeError)              db_id, sql
-    │   └── QueryTimeout(TimeoutError)
-    ├── Quarantined(RuntimeError)             db_id, db_seq, space_seq
-    ├── DiskSourceError(ValueError)           rule, path
-    ├── ReadOnlySource(RuntimeError)
-    ├── NotImplementedSource(NotImplementedError)
+    ├── StatementError(ValueError)               a statement refused before it ran
+    │   └── GuardViolation                       kind, sql, offset
+    ├── DeclarationError(ValueError)             a table declaration or schema change refused
+    │   ├── SchemaError
+    │   └── UnsupportedMigration                 differences
+    ├── EncodingError(ValueError)                a value that cannot be stored or read back
+    │   ├── LinkEncodeError
+    │   ├── LinkDecodeError
+    │   └── ValueEncodeError(TypeError)
+    ├── TransactionError(RuntimeError)           how a transaction was used
+    │   ├── NoTransaction
+    │   ├── ConflictError                        space_id, cell_ids
+    │   ├── CrossSpaceWrite
+    │   ├── TooManyDatabases
+    │   ├── ReadAfterWriteUnsupported
+    │   └── PendingValue
+    ├── DatabaseError(RuntimeError)              a database (or space) file and what ran on it
+    │   ├── ExecError                            db_id, sql
+    │   │   └── ExecTimeout(TimeoutError)
+    │   ├── MigrationError                       db_id
+    │   ├── QueryError                           db_id, sql
+    │   │   └── QueryTimeout(TimeoutError)
+    │   ├── Quarantined                          db_id, db_seq, space_seq
+    │   └── StoreChanged                         path
+    ├── SourceError                              injected and other sources (R60–R62)
+    │   ├── DiskSourceError(ValueError)          rule, path
+    │   ├── ReadOnlySource(RuntimeError)
+    │   └── NotImplementedSource(NotImplementedError)
     └── ClosedError(RuntimeError)
 
 Messages say what was wrong, where, and what to do next.
@@ -37,7 +47,31 @@ class SqliteCellsError(Exception):
     """Root of every error raised by sqlite-cells."""
 
 
-class GuardViolation(SqliteCellsError, ValueError):
+class StatementError(SqliteCellsError, ValueError):
+    """A statement from user code was refused before SQLite ran it."""
+
+
+class DeclarationError(SqliteCellsError, ValueError):
+    """A table declaration, or a change of one, was refused."""
+
+
+class EncodingError(SqliteCellsError, ValueError):
+    """A value cannot be stored as given, or a stored value cannot be read back."""
+
+
+class TransactionError(SqliteCellsError, RuntimeError):
+    """A transaction was used in a way it does not allow; nothing was recorded by that call."""
+
+
+class DatabaseError(SqliteCellsError, RuntimeError):
+    """A database or space file, or a statement run on it, failed."""
+
+
+class SourceError(SqliteCellsError):
+    """An injected or other source of a database cell refused what was asked (R60–R62)."""
+
+
+class GuardViolation(StatementError):
     """A statement from user code was refused by the statement guard (R20–R24)."""
 
     def __init__(self, kind: str, sql: str, offset: int, message: str) -> None:
@@ -47,11 +81,11 @@ class GuardViolation(SqliteCellsError, ValueError):
         super().__init__(f"{kind} at offset {offset}: {message}")
 
 
-class SchemaError(SqliteCellsError, ValueError):
+class SchemaError(DeclarationError):
     """A table declaration breaks R10–R12."""
 
 
-class UnsupportedMigration(SqliteCellsError, ValueError):
+class UnsupportedMigration(DeclarationError):
     """The declared schema differs from the stored one in a way that is not additive (R13)."""
 
     def __init__(self, db_id: str, differences: Sequence[str]) -> None:
@@ -64,19 +98,23 @@ class UnsupportedMigration(SqliteCellsError, ValueError):
         )
 
 
-class LinkEncodeError(SqliteCellsError, ValueError):
+class LinkEncodeError(EncodingError):
     """A value cannot be encoded where a link (or a non-link) was expected (R31)."""
 
 
-class LinkDecodeError(SqliteCellsError, ValueError):
+class LinkDecodeError(EncodingError):
     """A string or value is not exactly one ``link@1`` sigil (R30)."""
 
 
-class NoTransaction(SqliteCellsError, RuntimeError):
+class ValueEncodeError(EncodingError, TypeError):
+    """A cell value is not JSON (R6): refused at ``set``, before anything is recorded."""
+
+
+class NoTransaction(TransactionError):
     """A write was attempted outside a transaction."""
 
 
-class ConflictError(SqliteCellsError, RuntimeError):
+class ConflictError(TransactionError):
     """A cell read by the transaction changed before it could commit."""
 
     def __init__(self, space_id: str, cell_ids: Sequence[str]) -> None:
@@ -89,23 +127,23 @@ class ConflictError(SqliteCellsError, RuntimeError):
         )
 
 
-class CrossSpaceWrite(SqliteCellsError, RuntimeError):
+class CrossSpaceWrite(TransactionError):
     """A transaction bound to one space tried to write to another."""
 
 
-class TooManyDatabases(SqliteCellsError, RuntimeError):
+class TooManyDatabases(TransactionError):
     """A transaction tried to write a second database cell (R33)."""
 
 
-class ReadAfterWriteUnsupported(SqliteCellsError, RuntimeError):
+class ReadAfterWriteUnsupported(TransactionError):
     """A database was read in a transaction that has a pending write to it (R35)."""
 
 
-class PendingValue(SqliteCellsError, RuntimeError):
+class PendingValue(TransactionError):
     """A value that is not ready yet (``sc.PENDING`` or a pending query) was used (R31)."""
 
 
-class ExecError(SqliteCellsError, RuntimeError):
+class ExecError(DatabaseError):
     """SQLite refused a ``db.exec`` statement while the transaction committed (R34)."""
 
     def __init__(self, db_id: str, sql: str, message: str, *, rolled_back: bool = True) -> None:
@@ -119,7 +157,12 @@ class ExecError(SqliteCellsError, RuntimeError):
         super().__init__(f"database {db_id}: {message} in {sql!r}; {outcome}")
 
 
-class MigrationError(SqliteCellsError, RuntimeError):
+class ExecTimeout(ExecError, TimeoutError):
+    """A write statement ran past ``exec_timeout`` and was interrupted; the commit rolled back
+    (R44)."""
+
+
+class MigrationError(DatabaseError):
     """A ``migrate`` callback raised; the original exception is the cause (R34)."""
 
     def __init__(self, db_id: str, message: str) -> None:
@@ -127,7 +170,7 @@ class MigrationError(SqliteCellsError, RuntimeError):
         super().__init__(f"database {db_id}: {message}")
 
 
-class QueryError(SqliteCellsError, RuntimeError):
+class QueryError(DatabaseError):
     """A read failed (R41)."""
 
     def __init__(self, db_id: str, sql: str, message: str) -> None:
@@ -140,7 +183,7 @@ class QueryTimeout(QueryError, TimeoutError):
     """A read ran past ``query_timeout`` and was interrupted (R44)."""
 
 
-class Quarantined(SqliteCellsError, RuntimeError):
+class Quarantined(DatabaseError):
     """A database disagrees with its space and could not be repaired (R71)."""
 
     def __init__(self, db_id: str, db_seq: int, space_seq: int) -> None:
@@ -153,7 +196,16 @@ class Quarantined(SqliteCellsError, RuntimeError):
         )
 
 
-class DiskSourceError(SqliteCellsError, ValueError):
+class StoreChanged(DatabaseError):
+    """A space or database file was deleted or replaced while a runtime had it open (R73); the
+    commit that noticed it committed nothing."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {message}")
+
+
+class DiskSourceError(SourceError, ValueError):
     """A path given to ``register_disk_source`` breaks a rule of R60."""
 
     def __init__(self, rule: str, path: str, message: str) -> None:
@@ -162,11 +214,11 @@ class DiskSourceError(SqliteCellsError, ValueError):
         super().__init__(f"{rule}: {path!r}: {message}")
 
 
-class ReadOnlySource(SqliteCellsError, RuntimeError):
+class ReadOnlySource(SourceError, RuntimeError):
     """A write was attempted on an injected, read-only database (R60)."""
 
 
-class NotImplementedSource(SqliteCellsError, NotImplementedError):
+class NotImplementedSource(SourceError, NotImplementedError):
     """The database's source kind is declared but not supported yet (R62)."""
 
 
