@@ -1,7 +1,10 @@
 """The SQL front end: statement scanning, the guard, parameters and their binding, the authorizer,
 reserved names."""
 
+from sqlite_cells.sql._authorizer import USER_PREPARE_FLAGS as USER_PREPARE_FLAGS
 from sqlite_cells.sql._authorizer import Authorizer as Authorizer
+from sqlite_cells.sql._authorizer import Gate as Gate
+from sqlite_cells.sql._authorizer import ReadSet as ReadSet
 from sqlite_cells.sql._authorizer import make_authorizer as make_authorizer
 from sqlite_cells.sql._binding import Bound as Bound
 from sqlite_cells.sql._binding import bind_rows as bind_rows
@@ -30,11 +33,14 @@ __all__ = [
     "QUOTED",
     "RESERVED_PREFIXES",
     "STRING",
+    "USER_PREPARE_FLAGS",
     "WS",
     "Authorizer",
     "Bound",
+    "Gate",
     "Mode",
     "ParamTargets",
+    "ReadSet",
     "Token",
     "bind_rows",
     "check_statement",

@@ -47,14 +47,15 @@ runtime's own statements (transactions, ATTACH, its ``_cf_`` tables) are denied 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from typing import Final
 
 import apsw
 
 from sqlite_cells.sql._guard import Mode
 
-__all__ = ["Authorizer", "make_authorizer"]
+__all__ = ["USER_PREPARE_FLAGS", "Authorizer", "Gate", "ReadSet", "make_authorizer"]
 
 Authorizer = Callable[[int, str | None, str | None, str | None, str | None], int]
 
@@ -161,3 +162,70 @@ def make_authorizer(mode: Mode, *, database: str, tables: Collection[str] | None
         return _DENY
 
     return authorize
+
+
+# User statements are prepared with these flags and the runtime's own without: apsw's statement
+# cache keys on the flags too, so a user statement can never be served a statement the runtime
+# prepared (and the gate allowed) under the same text. PERSISTENT is only a planner hint.
+USER_PREPARE_FLAGS: Final = apsw.SQLITE_PREPARE_PERSISTENT
+
+ReadSet = set[tuple[str, str]]  # (table, column) pairs, ASCII-folded; column "" = no column named
+
+
+class Gate:
+    """The one authorizer a connection has for its lifetime (R23).
+
+    Assigning ``Connection.authorizer`` expires every statement the connection has prepared, so
+    a connection gets a gate once (:meth:`install`) and the gate switches what it allows by
+    state: outside :meth:`user` it allows everything (the runtime's own statements); inside, each
+    action is judged by the user-facing ``policy`` (from :func:`make_authorizer`). A user
+    statement is authorized when SQLite prepares it, so it must be prepared (or first stepped)
+    inside :meth:`user`, with ``prepare_flags=USER_PREPARE_FLAGS`` so that apsw's statement
+    cache never hands it a statement the runtime prepared. With ``record``, the ``SQLITE_READ``
+    actions the policy allowed are added to it as (table, column) pairs: the query's read set
+    (R51).
+
+    A gate belongs to one connection, and so to the one thread using it at a time.
+    """
+
+    __slots__ = ("_policy", "_record")
+
+    def __init__(self) -> None:
+        self._policy: Authorizer | None = None
+        self._record: ReadSet | None = None
+
+    def install(self, conn: apsw.Connection) -> Gate:
+        conn.authorizer = self
+        return self
+
+    def __call__(
+        self,
+        action: int,
+        arg1: str | None,
+        arg2: str | None,
+        db_name: str | None,
+        trigger_or_view: str | None,
+    ) -> int:
+        policy = self._policy
+        if policy is None:
+            return _OK
+        verdict = policy(action, arg1, arg2, db_name, trigger_or_view)
+        record = self._record
+        if record is not None and action == _READ and verdict == _OK and arg1 is not None:
+            record.add((_fold(arg1), _fold(arg2 or "")))
+        return verdict
+
+    @property
+    def is_user(self) -> bool:
+        return self._policy is not None
+
+    @contextmanager
+    def user(self, policy: Authorizer, *, record: ReadSet | None = None) -> Iterator[None]:
+        """Judge every action by ``policy`` for the duration (not re-entrant)."""
+        if self._policy is not None:
+            raise RuntimeError("this connection is already running a user statement")
+        self._policy, self._record = policy, record
+        try:
+            yield
+        finally:
+            self._policy, self._record = None, None

@@ -524,3 +524,25 @@ def test_bad_arguments_are_type_errors() -> None:
         make_authorizer("read", database="main", tables=None)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         make_authorizer(Mode.READ, database="main", tables="messages")
+
+
+def test_a_gate_allows_the_runtime_and_judges_user_statements_without_expiring_them() -> None:
+    from sqlite_cells.sql import USER_PREPARE_FLAGS, Gate
+
+    def user_sql(sql: str) -> list[tuple[object, ...]]:
+        return list(conn.cursor().execute(sql, prepare_flags=USER_PREPARE_FLAGS))
+
+    conn = apsw.Connection(":memory:")
+    conn.execute("CREATE TABLE messages (id INTEGER PRIMARY KEY, body TEXT, ts INTEGER)")
+    conn.execute("CREATE TABLE _cf_watermark (seq INTEGER)")
+    gate = Gate().install(conn)
+    conn.execute("SELECT seq FROM _cf_watermark").fetchall()  # the runtime's own: allowed
+    policy = make_authorizer(Mode.READ, database="main", tables={"messages"})
+    reads: set[tuple[str, str]] = set()
+    with gate.user(policy, record=reads):
+        assert user_sql("SELECT body FROM messages WHERE ts > 0") == []
+        with pytest.raises(apsw.AuthError):  # prepared above by the runtime, not reused here
+            user_sql("SELECT seq FROM _cf_watermark")
+    assert reads == {("messages", "body"), ("messages", "ts")}
+    assert not gate.is_user
+    assert conn.authorizer is gate
