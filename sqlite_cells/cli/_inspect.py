@@ -1,8 +1,8 @@
 """Read-only inspection of a store, for ``sqlite-cells inspect`` and ``sqlite-cells query``.
 
-Nothing here opens a runtime: each file is opened with ``SQLITE_OPEN_READONLY``, each read is one
-read transaction, and no database file or store directory is ever created (SQLite may create the
-``-wal``/``-shm`` companions of a WAL file it reads, as any reader does).
+Nothing here opens a runtime: each file is opened without ``SQLITE_OPEN_CREATE`` and with
+``PRAGMA query_only`` (:func:`read_only`), each read is one read transaction, and no file or store
+directory is ever created or left behind.
 
 What a store holds, as this module reads it:
 
@@ -189,12 +189,21 @@ def store_dir(store: str | os.PathLike[str]) -> Path:
 
 @contextmanager
 def read_only(path: Path) -> Iterator[apsw.Connection]:
-    """A read-only connection to ``path`` inside one read transaction."""
+    """A connection to the existing file ``path`` that cannot write (``query_only``), inside one
+    read transaction. It is opened without ``SQLITE_OPEN_CREATE``, so a missing file is an error,
+    never a new one. Where the file may be opened for writing, it is, because a connection opened
+    ``SQLITE_OPEN_READONLY`` on a WAL file leaves the ``-wal``/``-shm`` companions it had to create
+    behind (it may not remove them), while a writable one removes them when it is the last to
+    close; a file that cannot be opened for writing is opened read-only."""
     try:
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+        try:
+            conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+        except apsw.CantOpenError:
+            conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
     except apsw.Error as exc:
         raise InspectError("unreadable", f"cannot open {path}: {exc}") from exc
     try:
+        conn.execute("PRAGMA query_only = 1")
         conn.setbusytimeout(5_000)
         conn.execute("BEGIN")
         try:

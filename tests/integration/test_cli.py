@@ -187,7 +187,21 @@ def test_query_never_writes(demo_store: Path) -> None:
     assert before.stdout == after.stdout and "3" in after.stdout
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["inspect"], ["query"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["demo"],
+        ["inspect"],
+        ["query"],
+        ["tables"],
+        ["schema"],
+        ["cells"],
+        ["check"],
+        ["link"],
+        ["gc"],
+    ],
+)
 def test_help_on_every_command(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])
