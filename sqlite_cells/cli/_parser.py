@@ -48,7 +48,7 @@ def _common(*, suppress: bool) -> argparse.ArgumentParser:
         type=_positive,
         metavar="SECONDS",
         default=argparse.SUPPRESS if suppress else DEFAULT_TIMEOUT,
-        help=f"deadline of a query, and of waiting for a locked file (default {DEFAULT_TIMEOUT})",
+        help=f"deadline of a query in seconds (R44; default {DEFAULT_TIMEOUT})",
     )
     formats = common.add_mutually_exclusive_group()
     fmt_default = argparse.SUPPRESS if suppress else Format.TEXT
