@@ -52,13 +52,17 @@ def _common(*, suppress: bool) -> argparse.ArgumentParser:
     )
     formats = common.add_mutually_exclusive_group()
     fmt_default = argparse.SUPPRESS if suppress else Format.TEXT
-    for flag, fmt, text in (
-        ("--json", Format.JSON, "print JSON"),
-        ("--csv", Format.CSV, "print CSV (one header line, then one line per row)"),
-        ("--ndjson", Format.NDJSON, "print newline-delimited JSON (one object per line)"),
+    for flags, fmt, text in (
+        (["--json"], Format.JSON, "print JSON"),
+        (["--csv"], Format.CSV, "print CSV (one header line, then one line per row)"),
+        (
+            ["--ndjson", "--nl"],
+            Format.NDJSON,
+            "print newline-delimited JSON, one object per line (--nl as in sqlite-utils)",
+        ),
     ):
         formats.add_argument(
-            flag, dest="fmt", action="store_const", const=fmt, default=fmt_default, help=text
+            *flags, dest="fmt", action="store_const", const=fmt, default=fmt_default, help=text
         )
     return common
 
@@ -89,11 +93,13 @@ def _query_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         "guard refuses it or it fails.",
     )
     _store_positional(query)
-    query.add_argument("space", help="space id (as given to rt.space)")
+    query.add_argument("space", metavar="SPACE", help="space id (as given to rt.space)")
     query.add_argument(
-        "db", help="database name as given to space.sqlite_database(name), or its of:… id"
+        "db",
+        metavar="DB",
+        help="database name as given to space.sqlite_database(name), or its of:… id",
     )
-    query.add_argument("sql", help="one SELECT, VALUES or WITH … SELECT statement")
+    query.add_argument("sql", metavar="SQL", help="one SELECT, VALUES or WITH … SELECT statement")
     query.add_argument(
         "-p",
         "--param",
@@ -128,10 +134,10 @@ def _maintenance_parsers(commands: argparse._SubParsersAction[argparse.ArgumentP
         "finds it after a restart. The store and the space must exist; nothing is created when "
         "anything is wrong.",
     )
-    link.add_argument("url", help="sqlite:/absolute/path/to/file.db")
-    link.add_argument("space", help="space id")
-    link.add_argument("piece", help="the piece's id (of:…)")
-    link.add_argument("field", help="the pattern parameter to link")
+    link.add_argument("url", metavar="URL", help="sqlite:/absolute/path/to/file.db")
+    link.add_argument("space", metavar="SPACE", help="space id")
+    link.add_argument("piece", metavar="PIECE", help="the piece's id (of:…)")
+    link.add_argument("field", metavar="FIELD", help="the pattern parameter to link")
 
     gc = commands.add_parser(
         "gc",

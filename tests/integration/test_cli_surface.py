@@ -194,6 +194,7 @@ def test_query_shows_links_by_what_they_name(
     assert f'→ {ALICE} {{"name":"Alice"}}' in out and '{"/"' not in out
 
     code, out, _ = _run(capsys, "query", str(chat_store), "s", "chat", sql, "--ndjson")
+    assert _run(capsys, "query", str(chat_store), "s", "chat", sql, "--nl")[1] == out
     first, second = (json.loads(line) for line in out.splitlines())
     assert first["author"]["cell"] == ALICE and first["author"]["value"] == {"name": "Alice"}
     assert (second["id"], second["body"]) == (2, "again")

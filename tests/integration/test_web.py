@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import selectors
 import signal
 import subprocess
 import sys
@@ -66,7 +67,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     )
     try:
         assert process.stdout is not None
-        line = process.stdout.readline()  # printed once the socket listens
+        # The URL is printed once the socket listens; a server that never gets there fails the
+        # test instead of hanging it.
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            ready = selector.select(timeout=60)
+        line = process.stdout.readline() if ready else ""
         found = re.search(r"http://127\.0\.0\.1:\d+/", line)
         assert found, (
             f"no URL from the server: {line!r} {process.stderr.read() if process.stderr else ''}"
