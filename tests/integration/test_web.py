@@ -8,6 +8,7 @@ page that had to be reloaded would lose the marker set on it at the start.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import selectors
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 
+import sqlite_cells as sc
 from sqlite_cells.cli._catalog import list_cells
 from sqlite_cells.cli._inspect import query_store
 from sqlite_cells.codec import derive_id
@@ -136,13 +138,44 @@ def test_a_message_posted_in_one_tab_appears_in_the_other(pages: tuple[Page, Pag
 
 def test_a_rename_reaches_every_tab(pages: tuple[Page, Page]) -> None:
     first, second = pages
+    first.select_option("#author", "alice")
+    first.fill("#body", "signed by alice")
+    first.click("#send")
+    for page in (first, second):
+        expect(page.locator("#messages li .body").last).to_have_text("signed by alice")
     second.select_option("#user", "alice")
     second.fill("#name", "Alicia")
     second.click("#rename-button")
+    # The rename writes the user cell only (the query does not re-run, R52); every message
+    # linked to alice shows the new name, in both pages, and so do the pickers.
     for page in (first, second):
-        expect(page.locator("#messages li .author")).to_have_text(["Alicia", "Bob"])
+        expect(page.locator("#messages li .author").last).to_have_text("Alicia")
         expect(page.locator("#author option[value=alice]")).to_have_text("Alicia")
+        assert "Alice" not in page.locator("#messages li .author").all_text_contents()
     expect(second.locator("#error")).to_have_text("")
+
+
+def test_a_commit_by_another_runtime_reaches_every_page(
+    pages: tuple[Page, Page], server: tuple[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # R53: the server's runtime sees commits made by any runtime on its store; the pages hear
+    # of them like of their own.
+    monkeypatch.syspath_prepend(str(ROOT))
+    app = importlib.import_module("examples.web.app")
+    _, store = server
+    with sc.Runtime(store) as rt:
+        space = rt.space(app.SPACE)
+        db = space.sqlite_database("chat", tables=app.TABLES)
+        app.post(
+            "from another runtime",
+            author=space.cell("bob"),
+            db=db,
+            posts=space.cell("posts", default=0),
+        )
+    for page in pages:
+        item = page.locator("#messages li").last
+        expect(item.locator(".body")).to_have_text("from another runtime")
+        expect(item.locator(".author")).to_have_text("Bob")
 
 
 def test_a_failed_write_shows_an_error_and_changes_nothing(
