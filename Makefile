@@ -1,10 +1,11 @@
-# `make demo` and `make test` are the whole set-up: each creates .venv on first use and
-# reinstalls the project whenever pyproject.toml changes.
+# `make demo`, `make web` and `make test` are the whole set-up: each creates .venv on first use
+# and reinstalls the project whenever pyproject.toml changes. `make test` also installs Debian's
+# chromium for the browser test when it is missing and we are root on a machine with apt.
 PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow lint typecheck bench clean
+.PHONY: demo web browser test test-slow lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
@@ -15,6 +16,21 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/sqlite-cells demo
 
+# The live chat in the browser (examples/web) on the default store; prints its URL.
+web: $(STAMP)
+	$(VENV)/bin/python -m examples.web
+
+# The browser test's Chromium: Debian's package, installed only where it is missing and we may
+# (root, apt-get). Elsewhere the test skips and says why; a failed install warns and goes on.
+CHROMIUM := /usr/bin/chromium
+
+browser:
+	@if [ ! -x $(CHROMIUM) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium for the browser test (apt-get)"; \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) \
+			>/dev/null || echo "warning: chromium could not be installed; the browser test will skip"; \
+	fi
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -22,7 +38,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-test: lint typecheck
+test: lint typecheck browser
 	$(VENV)/bin/python -m pytest
 
 test-slow: $(STAMP)

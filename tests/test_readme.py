@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from sqlite_cells.cli import main
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
@@ -20,3 +25,64 @@ def test_readme_example_runs(index: int, tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.chdir(tmp_path)
     code = compile(BLOCKS[index], f"README.md block {index}", "exec", dont_inherit=True)
     exec(code, {"__name__": "readme"})
+
+
+ROOT = README.parent
+TYPED = ROOT / "examples" / "typed.py"
+
+
+def test_the_typed_example_is_examples_typed_py() -> None:
+    source = TYPED.read_text()
+    assert source[source.index("from __future__") :] in BLOCKS
+
+
+def _mypy(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-error-summary", *map(str, paths)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_the_typed_example_passes_mypy_strict(tmp_path: Path) -> None:
+    done = _mypy(TYPED, ROOT / "examples" / "web")  # the web app is typed too
+    assert (done.returncode, done.stdout) == (0, ""), done.stdout + done.stderr
+    # The check can fail: a row's int field used as text is caught.
+    broken = tmp_path / "typed_broken.py"
+    broken.write_text(
+        TYPED.read_text() + "\n\ndef wrong(row: Score) -> str:\n    return row.points\n"
+    )
+    done = _mypy(broken)
+    assert done.returncode == 1
+    assert 'Incompatible return value type (got "int", expected "str")' in done.stdout
+
+
+SAMPLES = re.findall(r"```text\n(.*?)```", README.read_text(), re.S)
+
+
+def _commands(sample: str) -> list[tuple[list[str], str]]:
+    """Each ``$ sqlite-cells …`` line of a sample with the output printed under it."""
+    found: list[tuple[list[str], str]] = []
+    for line in sample.splitlines():
+        if line.startswith("$ sqlite-cells "):
+            found.append((shlex.split(line)[2:], ""))
+        elif found and not line.startswith("$ "):
+            found[-1] = (found[-1][0], found[-1][1] + line + "\n")
+    return found
+
+
+def test_the_command_line_samples_print_what_the_readme_shows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commands = [c for sample in SAMPLES for c in _commands(sample)]
+    assert len(commands) >= 4
+    store = tmp_path / "store"
+    assert main(["demo", "--store", str(store)]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("SQLITE_CELLS_STORE", str(store))
+    for argv, expected in commands:
+        assert main(argv) == 0, argv
+        assert capsys.readouterr().out == expected, argv

@@ -1,16 +1,27 @@
-"""The ``sqlite-cells`` command (SPEC §6). Exit status: 0 success, 1 a finding, 2 bad usage.
+"""The ``sqlite-cells`` command (SPEC §6). Exit status: 0 success, 1 a finding, 2 bad usage,
+130 interrupted (Ctrl-C).
 
-* ``demo [--store DIR]`` runs the chat example on the default store (or ``DIR``);
-* ``inspect [STORE] [--json]`` lists spaces, cells, databases, row counts, seqs and watermarks;
-  a database whose watermark is not its space's last write to it is a finding (exit 1);
-* ``query STORE SPACE DB SQL [--json]`` runs one guarded read;
-* ``check [STORE] [--repair] [--json]`` compares each database with its space (R71) and, with
+* ``demo`` runs the chat example on the store;
+* ``inspect [STORE]`` lists spaces, cells, databases, row counts, seqs and watermarks; a
+  database whose watermark is not its space's last write to it is a finding (exit 1);
+* ``tables [STORE]`` (alias ``schema``) lists each database's tables with columns, indexes and
+  row counts; ``cells [STORE]`` lists each space's cells with names, values and kinds;
+* ``query [STORE] SPACE DB SQL [-p NAME VALUE]…`` runs one guarded read;
+* ``check [STORE] [--repair]`` compares each database with its space (R71) and, with
   ``--repair``, repairs it; a divergence left unrepaired is a finding (exit 1);
-* ``link sqlite:/abs/path.db SPACE PIECE FIELD [--store DIR]`` registers an injected file and
-  links it to a piece's input (R60–R61);
-* ``gc [STORE]`` removes database files no handle refers to.
+* ``link sqlite:/abs/path.db SPACE PIECE FIELD`` registers an injected file and links it to a
+  piece's input (R60–R61);
+* ``gc [STORE] [--yes]`` lists database files no handle refers to, and removes them with
+  ``--yes`` only (R74).
 
-``inspect`` and ``query`` never create a store or a database file: a missing store is a finding.
+Every command takes the store as ``--store DIR`` (before or after the command) and, where the
+SPEC shows one, as a positional STORE; the default is ``$SQLITE_CELLS_STORE`` or
+``./.sqlite-cells``. ``--json``, ``--csv`` and ``--ndjson`` choose the output. Links print as the
+cells they name, never as their stored JSON. Only ``demo``, ``check --repair``, ``link`` and
+``gc --yes`` write; the others open files read-only and never create one.
+
+:func:`main` is one error boundary: a :class:`SqliteCellsError` (or an OS error) is one line on
+stderr and exit 1, bad usage exit 2, Ctrl-C exit 130; no command prints a traceback.
 """
 
 from __future__ import annotations
@@ -22,109 +33,47 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-import msgspec
+import apsw
 
+from sqlite_cells.cli._catalog import list_cells, list_tables
 from sqlite_cells.cli._inspect import (
-    InspectError,
     StoreInfo,
     default_store,
     inspect_store,
     query_store,
+    store_dir,
 )
-from sqlite_cells.codec import GuardViolation, SqliteCellsError, derive_id
-from sqlite_cells.files import check_store, collect_garbage
+from sqlite_cells.cli._maintenance import check, gc, link
+from sqlite_cells.cli._names import Namer
+from sqlite_cells.cli._output import Format, print_json, print_rows, rows_for_json, rows_for_text
+from sqlite_cells.cli._parser import parser
+from sqlite_cells.codec import GuardViolation, SqliteCellsError
 from sqlite_cells.read import text_table
-from sqlite_cells.runtime import Cell
 
-__all__ = ["main"]
+__all__ = ["INTERRUPTED", "main"]
 
-OK, FINDING, USAGE = 0, 1, 2
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sqlite-cells",
-        description="A reactive cell runtime whose state lives in SQLite.",
-        epilog="Exit status: 0 success, 1 a finding (an error, a missing store), 2 bad usage.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    demo = commands.add_parser(
-        "demo",
-        help="run the example chat app on the default store",
-        description="Run the example chat app: a database cell, a live query, a rename that "
-        "does not re-run the query, and a rolled-back write. Running it again continues the "
-        "same database.",
-    )
-    demo.add_argument(
-        "--store", help="store directory (default: $SQLITE_CELLS_STORE or ./.sqlite-cells)"
-    )
-
-    inspect = commands.add_parser(
-        "inspect",
-        help="list spaces, cells, databases, seqs and watermarks",
-        description="List a store's spaces (cells, last seq) and database cells (tables, row "
-        "counts, last write seq, watermark). Read-only. Exit 1 when the store does not exist "
-        "or a database's watermark disagrees with its space.",
-    )
-    inspect.add_argument(
-        "store",
-        nargs="?",
-        help="store directory (default: $SQLITE_CELLS_STORE or ./.sqlite-cells)",
-    )
-    inspect.add_argument("--json", action="store_true", help="print JSON for scripts")
-
-    query = commands.add_parser(
-        "query",
-        help="run a guarded read on a database cell",
-        description="Run one SELECT through the statement guard and the read authorizer, on a "
-        "read-only connection. Exit 1 when the guard refuses it or it fails.",
-    )
-    query.add_argument("store", help="store directory")
-    query.add_argument("space", help="space id (as given to rt.space)")
-    query.add_argument(
-        "db", help="database name as given to space.sqlite_database(name), or its of:… id"
-    )
-    query.add_argument("sql", help="one SELECT, VALUES or WITH … SELECT statement")
-    query.add_argument("--json", action="store_true", help="print JSON for scripts")
-
-    check = commands.add_parser(
-        "check",
-        help="compare each database with its space's log, and repair with --repair",
-        description="For every database cell of the store, compare its watermark with the last "
-        "seq of its space that wrote it (R71). With --repair, replay or undo changesets so they "
-        "agree. Exit 1 when a database diverged and was not repaired.",
-    )
-    check.add_argument("store", nargs="?", help="store directory (default: the default store)")
-    check.add_argument("--repair", action="store_true", help="repair what diverged")
-    check.add_argument("--json", action="store_true", help="print JSON for scripts")
-
-    link = commands.add_parser(
-        "link",
-        help="register an SQLite file and link it to a piece's input",
-        description="Register sqlite:/abs/path.db as a read-only source of SPACE (R60) and link "
-        "it to the input FIELD of the piece PIECE (its of:… id): a committed write, so the piece "
-        "finds it after a restart.",
-    )
-    link.add_argument("url", help="sqlite:/absolute/path/to/file.db")
-    link.add_argument("space", help="space id")
-    link.add_argument("piece", help="the piece's id (of:…)")
-    link.add_argument("field", help="the pattern parameter to link")
-    link.add_argument("--store", help="store directory (default: the default store)")
-
-    gc = commands.add_parser(
-        "gc",
-        help="remove database files no handle refers to",
-        description="Remove the store's cell-*.sqlite files (with -wal/-shm) that no handle of "
-        "any space names. Run it while no runtime is creating a new database.",
-    )
-    gc.add_argument("store", nargs="?", help="store directory (default: the default store)")
-    return parser
+OK, FINDING, USAGE, INTERRUPTED = 0, 1, 2, 130
 
 
-def _print_json(value: Any, out: TextIO) -> None:
-    # msgspec writes bytes as base64 and keeps the key order of the rows.
-    out.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
+class UsageError(Exception):
+    """Bad usage that argparse cannot see (exit 2)."""
+
+
+def resolve_store(args: argparse.Namespace) -> str:
+    """The store the command works on: the positional STORE or ``--store`` (the same one when
+    both are given), else the default store (SPEC §2)."""
+    positional: str | None = getattr(args, "store", None)
+    option: str | None = args.store_option
+    if (
+        positional is not None
+        and option is not None
+        and Path(positional).expanduser().resolve() != Path(option).expanduser().resolve()
+    ):
+        raise UsageError(
+            f"two stores given ({positional!r} and --store {option!r}): give one of them"
+        )
+    chosen = positional if positional is not None else option
+    return chosen if chosen is not None else default_store()
 
 
 def _print_store(info: StoreInfo, out: TextIO) -> None:
@@ -159,115 +108,135 @@ def _print_store(info: StoreInfo, out: TextIO) -> None:
 
 
 def _inspect(args: argparse.Namespace, out: TextIO) -> int:
-    info = inspect_store(args.store if args.store is not None else default_store())
-    if args.json:
-        _print_json(info.to_json(), out)
-    else:
+    info = inspect_store(resolve_store(args))
+    if args.fmt is Format.TEXT:
         _print_store(info, out)
+        return FINDING if info.findings() else OK
+    data = info.to_json()
+    if args.fmt is Format.JSON:
+        print_json(data, out)
+    else:  # one line per database, the flat view of the same facts
+        flat = [
+            {"space": space["id"], **{k: v for k, v in db.items() if k != "tables"}}
+            for space in data["spaces"]
+            for db in space["databases"]
+        ]
+        print_rows(flat, args.fmt, out)
     return FINDING if info.findings() else OK
 
 
-def _query(args: argparse.Namespace, out: TextIO) -> int:
-    result = query_store(args.store, args.space, args.db, args.sql)
-    if args.json:
-        _print_json(result.to_json(), out)
-    else:
-        out.write(text_table(result.rows) + "\n")
-        out.write(f"({len(result.rows)} row(s); database {result.db_id} at seq {result.seq})\n")
-    return OK
-
-
-def _existing_store(given: str | None, why: str) -> Path:
-    store = Path(given if given is not None else default_store())
-    if not store.is_dir():
-        raise InspectError("store-not-found", f"no store at {store}: {why}")
-    return store
-
-
-def _check(args: argparse.Namespace, out: TextIO) -> int:
-    store = _existing_store(args.store, "nothing to check")
-    outcomes = check_store(store, repair=args.repair)
-    if args.json:
-        _print_json(
-            [
-                {
-                    "db": o.db_id,
-                    "file": o.path.name,
-                    "watermark": o.db_seq,
-                    "space_seq": o.space_seq,
-                    "action": o.action.value,
-                    "commits": o.commits,
-                    "detail": o.detail,
-                }
-                for o in outcomes
-            ],
-            out,
-        )
-    else:
-        for o in outcomes:
-            out.write(
-                f"{o.db_id} ({o.path.name}): watermark {o.db_seq}, space seq {o.space_seq}: "
-                f"{o.action.value}"
-                + (f", {o.commits} commit(s) applied" if o.commits else "")
-                + (f" ({o.detail})" if o.detail else "")
-                + "\n"
+def _params(pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, Any]:
+    """``-p NAME VALUE`` pairs as SQLite bindings: all numbers (``-p 1 v``: the first ``?``)
+    make a tuple, all names a dict; values are text, as in sqlite-utils and Datasette."""
+    if not pairs:
+        return ()
+    if all(name.isdigit() for name, _ in pairs):
+        numbered = {int(name): value for name, value in pairs}
+        if sorted(numbered) != list(range(1, len(numbered) + 1)):
+            raise UsageError(
+                "numbered parameters must be 1, 2, … without gaps (-p 1 VALUE for the first ?)"
             )
-        out.write(f"{len(outcomes)} database(s) checked\n")
-    return FINDING if any(not o.agrees for o in outcomes) else OK
+        return tuple(numbered[n] for n in sorted(numbered))
+    if any(name.isdigit() for name, _ in pairs):
+        raise UsageError("give parameters either all by number (-p 1 v) or all by name (-p n v)")
+    return {name.lstrip(":@$"): value for name, value in pairs}
 
 
-def _link(args: argparse.Namespace, out: TextIO) -> int:
-    if not args.url.startswith("sqlite:"):
-        raise _Usage(f"{args.url!r} is not a sqlite:/absolute/path URL")
-    from sqlite_cells import Runtime
-
-    with Runtime(args.store) as rt:
-        space = rt.space(args.space)
-        handle = space.register_disk_source(args.url.removeprefix("sqlite:"))
-        field = Cell(space, derive_id("input", args.piece, args.field))
-        field.link(handle)
-        out.write(f"linked {handle.path} ({handle.id}) to {args.field} of piece {args.piece}\n")
+def _query(args: argparse.Namespace, out: TextIO) -> int:
+    store = resolve_store(args)
+    result = query_store(
+        store, args.space, args.db, args.sql, _params(args.params), timeout=args.timeout
+    )
+    namer = Namer(store_dir(store), tuple(args.names))
+    if args.fmt is Format.JSON:
+        data = result.to_json()
+        data["rows"] = rows_for_json(result.rows, namer)
+        print_json(data, out)
+    elif args.fmt is Format.TEXT:
+        print_rows(rows_for_text(result.rows, namer), Format.TEXT, out)
+        out.write(f"({len(result.rows)} row(s); database {result.db_id} at seq {result.seq})\n")
+    else:
+        print_rows(
+            rows_for_text(result.rows, namer),
+            args.fmt,
+            out,
+            json_rows=rows_for_json(result.rows, namer),
+        )
     return OK
 
 
-def _gc(args: argparse.Namespace, out: TextIO) -> int:
-    store = _existing_store(args.store, "nothing to collect")
-    removed = collect_garbage(store)
-    for path in removed:
-        out.write(f"removed {path.name}\n")
-    out.write(f"{len(removed)} file(s) removed\n")
+def _tables(args: argparse.Namespace, out: TextIO) -> int:
+    store = resolve_store(args)
+    namer = Namer(store_dir(store), tuple(args.names))
+    rows = list_tables(store, namer)
+    if args.fmt is Format.TEXT and not rows:
+        out.write("(no tables: no database of this store has been written yet)\n")
+        return OK
+    print_rows([r.to_flat() for r in rows], args.fmt, out, json_rows=[r.to_json() for r in rows])
     return OK
 
 
-class _Usage(Exception):
-    """Bad usage that argparse cannot see (exit 2)."""
+def _cells(args: argparse.Namespace, out: TextIO) -> int:
+    store = resolve_store(args)
+    namer = Namer(store_dir(store), tuple(args.names))
+    rows = [r for r in list_cells(store, namer) if args.space in (None, r.space)]
+    columns = ["space", "name", "id", "kind", "rev", "value"]
+    if args.fmt is Format.TEXT and not rows:
+        out.write("(no cells)\n")
+        return OK
+    print_rows(
+        [r.to_flat(namer) for r in rows],
+        args.fmt,
+        out,
+        json_rows=[r.to_json(namer) for r in rows],
+        columns=columns,
+    )
+    return OK
+
+
+def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
+    command = args.command
+    if command == "demo":
+        from sqlite_cells.cli._demo import run_demo  # imports the whole public API
+
+        return run_demo(args.store_option, out=out)
+    if command == "link":
+        if not args.url.startswith("sqlite:"):
+            raise UsageError(f"{args.url!r} is not a sqlite:/absolute/path URL")
+        return link(resolve_store(args), args.url.removeprefix("sqlite:"), args, out)
+    handlers = {
+        "inspect": _inspect,
+        "tables": _tables,
+        "schema": _tables,
+        "cells": _cells,
+        "query": _query,
+    }
+    if command in ("check", "gc"):
+        return (check if command == "check" else gc)(resolve_store(args), args, out)
+    return handlers[command](args, out)
+
+
+def _stop_output() -> None:
+    # The reader went away (`sqlite-cells cells | head`): stop quietly, as other tools do.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Run one command; returns its exit status (argparse exits 2 itself on bad usage)."""
+    args = parser().parse_args(argv)
     out, err = sys.stdout, sys.stderr
     try:
-        if args.command == "demo":
-            from sqlite_cells.cli._demo import run_demo  # imports the whole public API
-
-            return run_demo(args.store, out=out)
-        if args.command == "inspect":
-            return _inspect(args, out)
-        if args.command == "query":
-            return _query(args, out)
-        if args.command == "check":
-            return _check(args, out)
-        if args.command == "link":
-            return _link(args, out)
-        if args.command == "gc":
-            return _gc(args, out)
-    except _Usage as exc:
+        return _dispatch(args, out)
+    except UsageError as exc:
         err.write(f"sqlite-cells: {exc}\n")
         return USAGE
+    except KeyboardInterrupt:
+        # A write in progress is one SQLite transaction: interrupted, it is rolled back whole.
+        err.write("sqlite-cells: interrupted\n")
+        return INTERRUPTED
     except BrokenPipeError:
-        # The reader went away (`sqlite-cells inspect | head`): stop quietly, as other tools do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        _stop_output()
         return FINDING
     except GuardViolation as exc:
         err.write(f"sqlite-cells: refused by the statement guard: {exc}\n")
@@ -275,7 +244,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SqliteCellsError as exc:
         err.write(f"sqlite-cells: {type(exc).__name__}: {exc}\n")
         return FINDING
-    return USAGE
+    except OSError as exc:
+        err.write(f"sqlite-cells: {exc.strerror or exc} ({exc.filename or 'no file'})\n")
+        return FINDING
+    except apsw.Error as exc:
+        # A layer below let SQLite's own error through (a damaged or foreign file).
+        err.write(
+            f"sqlite-cells: SQLite: {type(exc).__name__}: {exc}: a file of the store cannot be "
+            "read as a database; `sqlite-cells check` names the damaged ones\n"
+        )
+        return FINDING
+    except Exception as exc:  # the contract is: never a traceback (SPEC §6)
+        err.write(f"sqlite-cells: internal error, please report it: {type(exc).__name__}: {exc}\n")
+        return FINDING
 
 
 if __name__ == "__main__":

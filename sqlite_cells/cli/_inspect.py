@@ -1,8 +1,8 @@
 """Read-only inspection of a store, for ``sqlite-cells inspect`` and ``sqlite-cells query``.
 
-Nothing here opens a runtime: each file is opened with ``SQLITE_OPEN_READONLY``, each read is one
-read transaction, and no database file or store directory is ever created (SQLite may create the
-``-wal``/``-shm`` companions of a WAL file it reads, as any reader does).
+Nothing here opens a runtime: each file is opened without ``SQLITE_OPEN_CREATE`` and with
+``PRAGMA query_only`` (:func:`read_only`), each read is one read transaction, and no file or store
+directory is ever created or left behind.
 
 What a store holds, as this module reads it:
 
@@ -40,8 +40,12 @@ __all__ = [
     "StoreInfo",
     "TableInfo",
     "default_store",
+    "find_space",
     "inspect_store",
     "query_store",
+    "read_only",
+    "store_dir",
+    "table_names",
 ]
 
 QUERY_TIMEOUT = 5.0
@@ -172,7 +176,7 @@ def default_store() -> str:
     return os.environ.get(STORE_ENV) or DEFAULT_STORE
 
 
-def _store_dir(store: str | os.PathLike[str]) -> Path:
+def store_dir(store: str | os.PathLike[str]) -> Path:
     path = Path(store).expanduser()
     if not path.is_dir():
         raise InspectError(
@@ -184,13 +188,22 @@ def _store_dir(store: str | os.PathLike[str]) -> Path:
 
 
 @contextmanager
-def _reading(path: Path) -> Iterator[apsw.Connection]:
-    """A read-only connection to ``path`` inside one read transaction."""
+def read_only(path: Path) -> Iterator[apsw.Connection]:
+    """A connection to the existing file ``path`` that cannot write (``query_only``), inside one
+    read transaction. It is opened without ``SQLITE_OPEN_CREATE``, so a missing file is an error,
+    never a new one. Where the file may be opened for writing, it is, because a connection opened
+    ``SQLITE_OPEN_READONLY`` on a WAL file leaves the ``-wal``/``-shm`` companions it had to create
+    behind (it may not remove them), while a writable one removes them when it is the last to
+    close; a file that cannot be opened for writing is opened read-only."""
     try:
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+        try:
+            conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+        except apsw.CantOpenError:
+            conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
     except apsw.Error as exc:
         raise InspectError("unreadable", f"cannot open {path}: {exc}") from exc
     try:
+        conn.execute("PRAGMA query_only = 1")
         conn.setbusytimeout(5_000)
         conn.execute("BEGIN")
         try:
@@ -203,7 +216,7 @@ def _reading(path: Path) -> Iterator[apsw.Connection]:
         conn.close()
 
 
-def _tables(conn: apsw.Connection) -> list[str]:
+def table_names(conn: apsw.Connection) -> list[str]:
     return [
         name
         for (name,) in conn.execute(
@@ -220,8 +233,8 @@ def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) 
     tables: list[TableInfo] = []
     exists = path.is_file()
     if exists:
-        with _reading(path) as conn:
-            names = _tables(conn)
+        with read_only(path) as conn:
+            names = table_names(conn)
             if "_cf_watermark" in names:
                 row = conn.execute("SELECT seq FROM _cf_watermark WHERE id = 0").fetchone()
                 watermark = int(row[0]) if row else None
@@ -247,8 +260,8 @@ def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) 
 
 
 def _space(store: Path, path: Path) -> SpaceInfo:
-    with _reading(path) as conn:
-        names = set(_tables(conn))
+    with read_only(path) as conn:
+        names = set(table_names(conn))
         if not {"_cf_meta", "_cf_cells", "_cf_log"} <= names:
             raise InspectError("unreadable", f"{path} is not a space file (no _cf_ tables)")
         row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'space_id'").fetchone()
@@ -271,7 +284,7 @@ def _space(store: Path, path: Path) -> SpaceInfo:
 def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:
     """Everything :class:`StoreInfo` lists about ``store``, read without writing anything.
     Raises :class:`InspectError` when the store does not exist or a file cannot be read."""
-    root = _store_dir(store)
+    root = store_dir(store)
     spaces = tuple(
         sorted((_space(root, p) for p in root.glob("space-*.sqlite")), key=lambda s: s.id)
     )
@@ -280,10 +293,10 @@ def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:
     return StoreInfo(str(root), spaces, unreferenced)
 
 
-def _find_space(root: Path, space_id: str) -> Path:
+def find_space(root: Path, space_id: str) -> Path:
     for path in sorted(root.glob("space-*.sqlite")):
-        with _reading(path) as conn:
-            if "_cf_meta" not in _tables(conn):
+        with read_only(path) as conn:
+            if "_cf_meta" not in table_names(conn):
                 continue
             row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'space_id'").fetchone()
         if row is not None and row[0] == space_id:
@@ -294,7 +307,13 @@ def _find_space(root: Path, space_id: str) -> Path:
 
 
 def query_store(
-    store: str | os.PathLike[str], space_id: str, database: str, sql: str
+    store: str | os.PathLike[str],
+    space_id: str,
+    database: str,
+    sql: str,
+    params: tuple[Any, ...] | dict[str, Any] = (),
+    *,
+    timeout: float = QUERY_TIMEOUT,
 ) -> QueryResult:
     """Run one guarded read (R20–R24) on a database of ``space_id``. ``database`` is the name
     given to ``space.sqlite_database(name)`` at top level, or a raw ``of:…`` id (for databases
@@ -302,13 +321,16 @@ def query_store(
     connection under the read authorizer with the runtime's read path (timeout, length limit).
     Nothing is reconciled (R71) here: a database behind its space is read as it is.
 
+    ``params`` binds the statement's parameters (a tuple for ``?``, a dict for ``:name``);
+    ``timeout`` is the read's deadline in seconds (R44).
+
     Raises :class:`GuardViolation` for a refused statement, :class:`QueryError` when it fails,
     :class:`InspectError` when the store, the space or the database file does not exist."""
-    root = _store_dir(store)
+    root = store_dir(store)
     check_statement(sql, Mode.READ)
-    space_file = _find_space(root, space_id)
+    space_file = find_space(root, space_id)
     db_id = database if database.startswith("of:") else derive_id("sqlite", space_id, database)
-    with _reading(space_file) as conn:
+    with read_only(space_file) as conn:
         row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (db_id,)).fetchone()
     handle = handle_value(db_id, bytes(row[0])) if row is not None else None
     if handle is not None and handle.get("dropped") is True:
@@ -330,7 +352,7 @@ def query_store(
         )
     pool = ReadPool(1)
     try:
-        rows, seq = read_rows(pool, decl, sql, (), timeout=QUERY_TIMEOUT)
+        rows, seq = read_rows(pool, decl, sql, params, timeout=timeout)
     finally:
         pool.close()
     return QueryResult(space_id, db_id, decl.path.name, seq, rows)

@@ -142,7 +142,14 @@ def test_query_json_by_name_and_by_id(demo_store: Path) -> None:
     assert (result["space"], result["db_id"], result["seq"]) == ("demo", CHAT_ID, 4)
     (row,) = result["rows"]
     assert row["id"] == 1
-    assert json.loads(row["author_cf_link"])["/"]["link@1"]["space"] == "demo"  # raw link text
+    # A link shows as the cell it names and that cell's value, never as its stored JSON.
+    assert row["author_cf_link"] == {
+        "cell": derive_id("cell", "demo", "alice"),
+        "space": "demo",
+        "name": None,  # ids are one-way hashes: a name is shown only when it is known
+        "path": [],
+        "value": {"name": "Alicia"},
+    }
     by_id = _cli("query", str(demo_store), "demo", CHAT_ID, sql, "--json")
     assert json.loads(by_id.stdout) == result
 
@@ -180,7 +187,21 @@ def test_query_never_writes(demo_store: Path) -> None:
     assert before.stdout == after.stdout and "3" in after.stdout
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["inspect"], ["query"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["demo"],
+        ["inspect"],
+        ["query"],
+        ["tables"],
+        ["schema"],
+        ["cells"],
+        ["check"],
+        ["link"],
+        ["gc"],
+    ],
+)
 def test_help_on_every_command(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([*command, "--help"])

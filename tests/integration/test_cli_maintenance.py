@@ -95,18 +95,32 @@ def test_link_wires_a_file_into_a_piece(
 def test_link_refuses_bad_urls_and_paths(
     store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    _store_with_writes(store, 1)  # the space exists
     assert main(["link", "/no/scheme.db", "demo", "of:x", "ref", "--store", str(store)]) == 2
     assert "sqlite:" in capsys.readouterr().err
     assert main(["link", "sqlite:relative.db", "demo", "of:x", "ref", "--store", str(store)]) == 1
     assert "DiskSourceError" in capsys.readouterr().err
 
 
-def test_gc_removes_only_unreferenced_files(
+def test_gc_lists_then_removes_only_with_yes(
     store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = _store_with_writes(store, 1)
     stray = store / "cell-ffffffffffffffffffffffffffffffff.sqlite"
     stray.write_bytes(b"")
+    # R74: asked once, gc only lists.
     code, out = _run(capsys, "gc", str(store))
-    assert code == 0 and "removed cell-ffffffffffffffffffffffffffffffff.sqlite" in out
+    assert code == 0 and "would remove cell-ffffffffffffffffffffffffffffffff.sqlite" in out
+    assert "run again with --yes" in out
+    assert stray.exists() and db.path.exists()
+    code, out = _run(capsys, "gc", "--store", str(store), "--json")
+    assert code == 0
+    assert json.loads(out) == {"removed": False, "files": [stray.name]}
+    assert stray.exists()
+    # Asked twice, it removes what it listed and nothing else.
+    code, out = _run(capsys, "gc", str(store), "--yes", "--json")
+    assert code == 0
+    assert json.loads(out) == {"removed": True, "files": [stray.name]}
     assert db.path.exists() and not stray.exists()
+    code, out = _run(capsys, "gc", str(store), "--yes")
+    assert code == 0 and "0 file(s) removed" in out

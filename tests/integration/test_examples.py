@@ -132,3 +132,8 @@ def test_examples_run_as_modules_from_the_repository_root(
         rt.settle()
         bodies = [n.body for n in piece.outputs["notes"].get().result]
     assert bodies == ["buy milk", "call Bob"]
+
+
+def test_typed_rows_decode_links_into_cells(monkeypatch: pytest.MonkeyPatch) -> None:
+    typed = _example("typed", monkeypatch)
+    assert typed.main() == [("Ada", 5), ("Ada", 3)]

@@ -82,6 +82,19 @@ def test_the_notebook_runs_and_renders_live_tables(kernel: str, tmp_path: Path) 
     (typed,) = _outputs(typed_cell, "execute_result")
     assert _text(typed, "text/plain") == "(True, 'Alicia', True)"
 
+    # A Cell shows which cell it is.
+    (repr_cell,) = [c for c in code if c.source == "alice"]
+    (shown_cell,) = _outputs(repr_cell, "execute_result")
+    assert "Cell" in _text(shown_cell, "text/plain")
+    assert "of:" in _text(shown_cell, "text/plain")
+
+    # Linked cells read back as their values.
+    (linked_cell,) = [c for c in code if "m.author.get()" in c.source]
+    (linked,) = _outputs(linked_cell, "execute_result")
+    assert _text(linked, "text/plain") == (
+        "[({'name': 'Alicia'}, 'Hello from a notebook'), ({'name': 'Bob'}, 'Hi Alice!')]"
+    )
+
     (rollback_cell,) = [c for c in code if "sc.ExecError" in c.source]
     stdout = "".join(o["text"] for o in _outputs(rollback_cell, "stream"))
     assert "ExecError: database" in stdout and "UNIQUE constraint failed" in stdout

@@ -1,0 +1,47 @@
+"""Run the live chat: ``python -m examples.web [--store DIR] [--host H] [--port N]``.
+
+Serves on 127.0.0.1 by default (``--port 0`` picks a free port) and prints the URL once the
+socket is listening, so a script can wait for that line. The store defaults to the default
+store (``$SQLITE_CELLS_STORE`` or ``./.sqlite-cells``). Ctrl-C stops the server and closes the
+runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+
+import uvicorn
+
+import sqlite_cells as sc
+from examples.web.app import Chat, create_app
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m examples.web", description=__doc__)
+    parser.add_argument("--store", help="store directory (default: the default store)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
+    args = parser.parse_args(argv)
+    # The socket is bound here, before the URL is printed: whoever reads the URL can connect.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    host, port = sock.getsockname()[:2]
+    with sc.Runtime(args.store) as rt:
+        chat = Chat(rt)
+        config = uvicorn.Config(create_app(chat), log_level="warning", timeout_graceful_shutdown=1)
+        server = uvicorn.Server(config)
+        print(f"sqlite-cells chat on http://{host}:{port}/ (store {rt.store})", flush=True)
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:
+            pass  # uvicorn stopped gracefully, then passes Ctrl-C on: we are stopping anyway
+        finally:
+            chat.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""A live chat in the browser: Starlette, server-sent events, and one live query.
+
+What each part uses of sqlite-cells:
+
+* the messages are rows of a database cell ``chat``; each row's ``author_cf_link`` links to a
+  user cell (``alice``, ``bob``), and the page shows the row's author as that cell's name;
+* the page's list comes from a live query (``db.query(...).observe()``): after each durable
+  commit that changed the messages, its new state is pushed to every open page (SPEC R50);
+* renaming a user writes the user cell only: the query does not re-run (R52), but the app also
+  observes the user cells, so the new name reaches every page;
+* posting and renaming run ``@sc.handler`` functions (a transaction each, retried on conflict);
+  a post also bumps the ``posts`` counter in the same commit. An empty message is refused by the
+  table's CHECK constraint when the commit runs, a too-long one or an unknown author by the
+  handler: either way the whole commit is rolled back (R34), the counter included, and the page
+  that posted shows the error.
+
+Everything pushed to pages is built on the runtime's scheduler thread (where subscribers run)
+and handed to each page's event loop with ``call_soon_threadsafe``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+import sqlite_cells as sc
+
+__all__ = ["Chat", "create_app"]
+
+SPACE = "web"
+USERS = {"alice": "Alice", "bob": "Bob"}
+MAX_BODY = 500
+TABLES = {
+    "messages": sc.table(
+        id="integer primary key",
+        author_cf_link=sc.cf_link(),
+        body="text not null check (length(trim(body)) > 0)",
+        indexes={"by_author": ["author_cf_link"]},
+    ),
+}
+LATEST = "SELECT id, author_cf_link AS author, body FROM messages ORDER BY id DESC LIMIT 50"
+INSERT = "INSERT INTO messages (author_cf_link, body) VALUES (?, ?)"
+PAGE = Path(__file__).with_name("index.html")
+
+
+class Message(msgspec.Struct):
+    """A row of the live query; ``author`` is the linked user cell (decoded from the link)."""
+
+    id: int
+    author: sc.Cell | None
+    body: str
+
+
+@sc.handler
+def post(body: str, *, author: sc.Cell, db: sc.SqliteDb, posts: sc.Cell) -> None:
+    """One message and the counter bump, in one commit. The CHECK constraint refuses an empty
+    body at commit time (``sc.ExecError``); the handler refuses a too-long one."""
+    if len(body) > MAX_BODY:
+        raise ValueError(f"a message has at most {MAX_BODY} characters (this one {len(body)})")
+    posts.update(lambda n: n + 1)
+    db.exec(INSERT, [author, body])
+
+
+@sc.handler
+def rename(name: str, *, user: sc.Cell) -> None:
+    """A new display name for ``user``: a cell write, no database write."""
+    if not name.strip():
+        raise ValueError("a name cannot be empty")
+    user.key("name").set(name.strip())
+
+
+def _name(cell: sc.Cell | None) -> str:
+    value = cell.get() if cell is not None else None
+    if isinstance(value, dict) and isinstance(value.get("name"), str):
+        return str(value["name"])
+    return "(unknown)"
+
+
+class Chat:
+    """The chat's cells, database and live query, and the pages listening to them."""
+
+    def __init__(self, rt: sc.Runtime) -> None:
+        self.runtime = rt
+        self.space = rt.space(SPACE)
+        self.users = {key: self.space.cell(key, default={"name": n}) for key, n in USERS.items()}
+        self.posts = self.space.cell("posts", default=0)
+        self.db = self.space.sqlite_database("chat", tables=TABLES)
+        self.latest = self.db.query(LATEST, row=Message)
+        self._lock = threading.Lock()  # guards _listeners and _view
+        self._listeners: set[Callable[[bytes], None]] = set()
+        self._view = self._render()
+        # Subscribers run on the scheduler thread after each durable commit (R50).
+        self._subscriptions = [self.latest.observe().subscribe(self._changed)]
+        self._subscriptions += [u.observe().subscribe(self._changed) for u in self.users.values()]
+
+    def _render(self) -> bytes:
+        state = self.latest.get()
+        messages = [
+            {"id": m.id, "author": _name(self._known(m.author)), "body": m.body}
+            for m in reversed(state.result or [])
+        ]
+        return msgspec.json.encode(
+            {
+                "seq": state.seq,
+                "pending": state.pending,
+                "messages": messages,
+                "users": [{"key": k, "name": _name(u)} for k, u in self.users.items()],
+                "posts": self.posts.get(),
+            }
+        )
+
+    def _known(self, author: sc.Cell | None) -> sc.Cell | None:
+        # The app's own cell object for a user it declared (with its default name), else the
+        # decoded cell as it is.
+        if author is None:
+            return None
+        return next((u for u in self.users.values() if u == author), author)
+
+    def _changed(self, _value: Any) -> None:
+        view = self._render()
+        with self._lock:
+            if view == self._view:
+                return
+            self._view = view
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(view)
+
+    def listen(self, listener: Callable[[bytes], None]) -> bytes:
+        """Call ``listener`` with each new view; returns the current one."""
+        with self._lock:
+            self._listeners.add(listener)
+            return self._view
+
+    def unlisten(self, listener: Callable[[bytes], None]) -> None:
+        with self._lock:
+            self._listeners.discard(listener)
+
+    def close(self) -> None:
+        for subscription in self._subscriptions:
+            subscription.dispose()
+
+
+def _error(status: int, exc: BaseException) -> JSONResponse:
+    return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, status_code=status)
+
+
+def create_app(chat: Chat) -> Starlette:
+    """The web app: ``/`` the page, ``/events`` the live view (server-sent events),
+    ``POST /api/messages`` and ``POST /api/users/{key}/name`` the two handlers."""
+
+    async def page(_request: Request) -> Response:
+        return FileResponse(PAGE, media_type="text/html")
+
+    async def events(_request: Request) -> Response:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+        def push(view: bytes) -> None:
+            # RuntimeError: the page's loop is gone (server stopping); unlisten follows.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(queue.put_nowait, view)
+
+        async def stream() -> AsyncIterator[bytes]:
+            view = chat.listen(push)
+            try:
+                while True:
+                    yield b"data: " + view + b"\n\n"
+                    view = await queue.get()
+            finally:
+                chat.unlisten(push)
+
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
+
+    async def post_message(request: Request) -> Response:
+        data = await _json(request)
+        author = chat.users.get(str(data.get("author")))
+        if author is None:
+            return _error(400, ValueError(f"unknown author {data.get('author')!r}"))
+        try:
+            seq = await asyncio.to_thread(
+                post, str(data.get("body", "")), author=author, db=chat.db, posts=chat.posts
+            )
+        except (sc.SqliteCellsError, ValueError) as exc:
+            return _error(400, exc)
+        return JSONResponse({"seq": seq})
+
+    async def rename_user(request: Request) -> Response:
+        user = chat.users.get(request.path_params["key"])
+        if user is None:
+            return _error(404, LookupError(f"no user {request.path_params['key']!r}"))
+        data = await _json(request)
+        try:
+            seq = await asyncio.to_thread(rename, str(data.get("name", "")), user=user)
+        except (sc.SqliteCellsError, ValueError) as exc:
+            return _error(400, exc)
+        return JSONResponse({"seq": seq})
+
+    return Starlette(
+        routes=[
+            Route("/", page),
+            Route("/events", events),
+            Route("/api/messages", post_message, methods=["POST"]),
+            Route("/api/users/{key}/name", rename_user, methods=["POST"]),
+        ]
+    )
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        data = msgspec.json.decode(await request.body())
+    except msgspec.DecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}

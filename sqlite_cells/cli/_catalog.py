@@ -1,0 +1,206 @@
+"""What ``sqlite-cells tables`` and ``sqlite-cells cells`` list, read without writing anything.
+
+* :func:`list_tables`: for each database of each space, its tables with their columns (name,
+  declared type, NOT NULL, default, primary key), indexes and row counts;
+* :func:`list_cells`: for each space, its cells (name when known, id, kind, rev, value with links
+  shown by what they name) — database handles appear as kind ``database``.
+
+Every file is opened read-only, one read transaction each (see ``_inspect``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import apsw
+import msgspec
+
+from sqlite_cells.cli._inspect import read_only, store_dir, table_names
+from sqlite_cells.cli._names import Namer
+from sqlite_cells.codec import LinkDecodeError, decode_value
+from sqlite_cells.files import handle_value, is_dropped, source_path
+from sqlite_cells.schema import db_file_name, quote_ident
+
+__all__ = ["CellRow", "TableRow", "list_cells", "list_tables"]
+
+_RESERVED_PREFIXES = ("_cf_", "sqlite_")
+
+
+@dataclass(frozen=True, slots=True)
+class TableRow:
+    space: str
+    database: str  # its name when the store records one, else its id
+    db_id: str
+    table: str
+    columns: tuple[dict[str, Any], ...]  # name, type, notnull, default, pk
+    indexes: tuple[dict[str, Any], ...]  # name, columns, unique
+    rows: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "space": self.space,
+            "database": self.database,
+            "db_id": self.db_id,
+            "table": self.table,
+            "columns": list(self.columns),
+            "indexes": list(self.indexes),
+            "rows": self.rows,
+        }
+
+    def to_flat(self) -> dict[str, Any]:
+        """One line per table, for text and CSV output."""
+        return {
+            "space": self.space,
+            "database": self.database,
+            "table": self.table,
+            "columns": ", ".join(_column_text(c) for c in self.columns),
+            "indexes": ", ".join(
+                f"{i['name']}({', '.join(i['columns'])})" + (" unique" if i["unique"] else "")
+                for i in self.indexes
+            ),
+            "rows": self.rows,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class CellRow:
+    space: str
+    name: str | None
+    id: str
+    kind: str  # "cell", "database", "disk source" or "dropped database"
+    rev: int
+    value: Any  # decoded, links still as codec Links
+
+    def to_json(self, namer: Namer) -> dict[str, Any]:
+        return {
+            "space": self.space,
+            "name": self.name,
+            "id": self.id,
+            "kind": self.kind,
+            "rev": self.rev,
+            "value": namer.shallow(self.value, as_json=True),
+        }
+
+    def to_flat(self, namer: Namer) -> dict[str, Any]:
+        shown = namer.shallow(self.value, as_json=False)
+        if self.kind != "cell" and isinstance(self.value, dict):
+            # A handle's whole declaration is for JSON output; a line names its tables.
+            where = source_path(self.value)
+            tables = ", ".join(sorted(self.value.get("tables") or {})) or "its own tables"
+            shown = f"rev {self.value.get('rev')}; " + (
+                f"file {where}" if where is not None else f"tables {tables}"
+            )
+        return {
+            "space": self.space,
+            "name": self.name if self.name is not None else "",
+            "id": self.id,
+            "kind": self.kind,
+            "rev": self.rev,
+            "value": shown if isinstance(shown, str) else msgspec.json.encode(shown).decode(),
+        }
+
+
+def _column_text(column: dict[str, Any]) -> str:
+    parts = [column["name"], column["type"] or ""]
+    if column["pk"]:
+        parts.append("primary key")
+    if column["notnull"]:
+        parts.append("not null")
+    if column["default"] is not None:
+        parts.append(f"default {column['default']}")
+    return " ".join(p for p in parts if p)
+
+
+def _file_tables(conn: apsw.Connection) -> list[tuple[str, list[dict[str, Any]], list[Any], int]]:
+    found = []
+    for name in table_names(conn):
+        if name.lower().startswith(_RESERVED_PREFIXES):
+            continue
+        quoted = quote_ident(name)
+        columns = [
+            {"name": col, "type": kind, "notnull": bool(notnull), "default": default, "pk": pk}
+            for _, col, kind, notnull, default, pk in conn.execute(f"PRAGMA table_info({quoted})")
+        ]
+        indexes = []
+        for _, index, unique, origin, _partial in conn.execute(f"PRAGMA index_list({quoted})"):
+            if origin != "c" or index.lower().startswith(_RESERVED_PREFIXES):
+                continue  # constraints' automatic indexes show as the columns' constraints
+            cols = [c for _, _, c in conn.execute(f"PRAGMA index_info({quote_ident(index)})")]
+            indexes.append({"name": index, "columns": cols, "unique": bool(unique)})
+        count = conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()
+        found.append((name, columns, indexes, int(count[0]) if count else 0))
+    return found
+
+
+def _handles(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    with read_only(path) as conn:
+        return [
+            (str(cell_id), handle)
+            for cell_id, data in conn.execute(
+                "SELECT id, value FROM _cf_cells WHERE instr(value, '\"tables\"') > 0 ORDER BY id"
+            )
+            if (handle := handle_value(cell_id, bytes(data))) is not None
+        ]
+
+
+def list_tables(store: str | os.PathLike[str], namer: Namer | None = None) -> list[TableRow]:
+    """The tables of every live database of the store, in space then database order. A
+    database never written has no file and lists no tables (its declared tables are in
+    ``sqlite-cells cells``, in its handle's value)."""
+    root = store_dir(store)
+    namer = namer if namer is not None else Namer(root)
+    rows: list[TableRow] = []
+    for space_id, space_file in sorted(namer.spaces().items()):
+        for db_id, handle in _handles(space_file):
+            source = source_path(handle)
+            path = source if source is not None else root / db_file_name(db_id)
+            if is_dropped(handle) or not path.is_file():
+                continue
+            known = namer.named(db_id)
+            label = known.name if known is not None else db_id
+            with read_only(path) as conn:
+                tables = _file_tables(conn)
+            rows.extend(
+                TableRow(space_id, label, db_id, name, tuple(cols), tuple(idx), count)
+                for name, cols, idx, count in tables
+            )
+    return rows
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict) and {"id", "tables", "rev"} <= set(value):
+        if value.get("dropped") is True:
+            return "dropped database"
+        return "disk source" if source_path(value) is not None else "database"
+    return "cell"
+
+
+def list_cells(store: str | os.PathLike[str], namer: Namer | None = None) -> list[CellRow]:
+    """Every cell of every space, in space then id order, with its decoded value."""
+    root = store_dir(store)
+    namer = namer if namer is not None else Namer(root)
+    rows: list[CellRow] = []
+    for space_id, space_file in sorted(namer.spaces().items()):
+        with read_only(space_file) as conn:
+            stored = conn.execute("SELECT id, value, rev FROM _cf_cells ORDER BY id").fetchall()
+        for cell_id, data, rev in stored:
+            raw = data.encode() if isinstance(data, str) else bytes(cast(bytes, data))
+            try:
+                value = decode_value(raw)
+            except (msgspec.DecodeError, LinkDecodeError):
+                value = f"<undecodable value of {len(raw)} bytes>"
+            known = namer.named(str(cell_id))
+            rows.append(
+                CellRow(
+                    space_id,
+                    known.name if known is not None else None,
+                    str(cell_id),
+                    _kind(value),
+                    int(cast(int, rev)),
+                    value,
+                )
+            )
+    return rows

@@ -1,0 +1,132 @@
+"""The commands that may write: ``check [--repair]``, ``link`` and ``gc [--yes]``."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+from pathlib import Path
+from typing import Any, TextIO, cast
+
+from sqlite_cells.cli._inspect import (
+    InspectError,
+    find_space,
+    inspect_store,
+    read_only,
+    store_dir,
+    table_names,
+)
+from sqlite_cells.cli._output import Format, print_json, print_rows
+from sqlite_cells.codec import derive_id
+from sqlite_cells.files import check_store, collect_garbage
+from sqlite_cells.runtime import Cell
+
+__all__ = ["check", "gc", "link"]
+
+OK, FINDING = 0, 1
+
+
+def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
+    """``check``: R71 for every runtime-owned database; exit 1 when one disagrees."""
+    outcomes = check_store(store_dir(store), repair=args.repair)
+    rows = [
+        {
+            "db": o.db_id,
+            "file": o.path.name,
+            "watermark": o.db_seq,
+            "space_seq": o.space_seq,
+            "action": o.action.value,
+            "commits": o.commits,
+            "detail": o.detail,
+        }
+        for o in outcomes
+    ]
+    if args.fmt is Format.TEXT:
+        for o in outcomes:
+            out.write(
+                f"{o.db_id} ({o.path.name}): watermark {o.db_seq}, space seq {o.space_seq}: "
+                f"{o.action.value}"
+                + (f", {o.commits} commit(s) applied" if o.commits else "")
+                + (f" ({o.detail})" if o.detail else "")
+                + "\n"
+            )
+        out.write(f"{len(outcomes)} database(s) checked\n")
+    elif args.fmt is Format.JSON:
+        print_json(rows, out)
+    else:
+        print_rows(rows, args.fmt, out, columns=list(rows[0]) if rows else ["db"])
+    return FINDING if any(not o.agrees for o in outcomes) else OK
+
+
+def _check_piece(space_file: Path, piece: str, field: str) -> None:
+    """Refuse a piece or field the space does not know. Piece ids are one-way hashes, so this
+    can be checked only where the space file records its pieces and their inputs (a
+    ``_cf_names`` table with ``kind`` 'piece' / 'input'); elsewhere only the id's form is."""
+    if not piece.startswith("of:"):
+        raise InspectError(
+            "piece-not-found",
+            f"{piece!r} is not a piece id: a piece id starts with 'of:' (piece.id in Python)",
+        )
+    with read_only(space_file) as conn:
+        if "_cf_names" not in table_names(conn):
+            return
+        cursor = conn.execute("SELECT * FROM _cf_names")
+        columns = [name for name, _ in cursor.get_description()]
+        if "kind" not in columns:
+            return
+        kinds = {str(row[columns.index("id")]): row[columns.index("kind")] for row in cursor}
+    if kinds.get(piece) != "piece":
+        raise InspectError("piece-not-found", f"no piece {piece} in {space_file.name}")
+    if kinds.get(derive_id("input", piece, field)) != "input":
+        raise InspectError("field-not-found", f"piece {piece} has no input {field!r}")
+
+
+def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
+    """``link``: register ``path`` in the space and link it to the piece's input, in one
+    transaction. The store, the space and (where recorded) the piece and its input must exist:
+    otherwise nothing is opened for writing and no file appears."""
+    root = store_dir(store)
+    space_file = find_space(root, args.space)
+    _check_piece(space_file, args.piece, args.field)
+    from sqlite_cells import Runtime  # the whole runtime, only for the one command that writes
+
+    with Runtime(root, query_timeout=args.timeout) as rt:
+        space = rt.space(args.space)
+        with space.transact():
+            handle = space.register_disk_source(path)
+            Cell(space, derive_id("input", args.piece, args.field)).link(handle)
+        out.write(f"linked {handle.path} ({handle.id}) to {args.field} of piece {args.piece}\n")
+    return OK
+
+
+def _garbage(root: Path, *, remove: bool) -> list[Path]:
+    """``collect_garbage(root, remove=…)`` (R74: list, or remove). A ``collect_garbage`` that
+    does not take ``remove`` yet removes whatever it finds, so only ``remove=True`` calls it;
+    a listing then comes from the read-only inspection."""
+    if "remove" in inspect.signature(collect_garbage).parameters:
+        collect = cast(Any, collect_garbage)
+        return list(collect(root, remove=remove))
+    if remove:
+        return collect_garbage(root)
+    return [root / name for name in inspect_store(root).unreferenced_files]
+
+
+def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
+    """``gc``: list what would be removed; remove it only with ``--yes`` (R74)."""
+    root = store_dir(store)
+    paths = _garbage(root, remove=args.yes)
+    verb = "removed" if args.yes else "would remove"
+    rows = [{"file": p.name, "action": verb} for p in paths]
+    if args.fmt is Format.TEXT:
+        for p in paths:
+            out.write(f"{verb} {p.name}\n")
+        if args.yes:
+            out.write(f"{len(paths)} file(s) removed\n")
+        elif paths:
+            out.write(f"{len(paths)} file(s) to remove: run again with --yes to remove them\n")
+        else:
+            out.write("nothing to remove\n")
+    elif args.fmt is Format.JSON:
+        print_json({"removed": args.yes, "files": [p.name for p in paths]}, out)
+    else:
+        print_rows(rows, args.fmt, out, columns=["file", "action"])
+    return OK

@@ -1,0 +1,167 @@
+"""Links shown by what they name, for the command line (SPEC §6).
+
+A stored link is the JSON text of R30; on the command line it is never printed as such. Text
+output shows ``→ NAME VALUE`` (the linked cell's name when the store records it, else its id,
+then its committed value, read-only); JSON output shows ``{"cell", "space", "name", "path",
+"value"}``. Values nested inside the linked value show their own links by name only, so a
+cycle of links cannot make the output grow without bound.
+
+Names: an id is derived from its cause by a one-way hash (R1), so a name can be shown only when
+something tells it. Two sources: a ``_cf_names`` table of a space file (``id``, ``name`` and
+optionally ``kind``), read when present, and the names given on the command line
+(``--name NAME``), which label the ids a top-level cell or database of that name would have in
+each space of the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import apsw
+import msgspec
+
+from sqlite_cells.cli._inspect import read_only, table_names
+from sqlite_cells.codec import Link, LinkDecodeError, decode_value, derive_id, parse_link
+
+__all__ = ["LINK_MARK", "Named", "Namer", "link_in"]
+
+LINK_MARK = "→"
+_MAX_TEXT = 200  # a linked value longer than this is cut in text output
+
+
+@dataclass(frozen=True, slots=True)
+class Named:
+    """What the store tells about an id: its name and its kind (``cell``, ``sqlite``,
+    ``piece``… as recorded), both possibly unknown."""
+
+    name: str
+    kind: str | None = None
+
+
+def link_in(value: Any) -> Link | None:
+    """The link ``value`` holds when it is the stored text of one (any column may hold one,
+    an alias can hide the ``_cf_link`` suffix), else None."""
+    if not isinstance(value, str) or not value.startswith('{"/"'):
+        return None
+    try:
+        return parse_link(value)
+    except LinkDecodeError:
+        return None
+
+
+@dataclass
+class Namer:
+    """Resolves links and ids of one store to names and committed values, reading each space
+    file read-only (never creating one: a link to a space the store does not hold reads None,
+    as R7 says)."""
+
+    root: Path
+    extra_names: tuple[str, ...] = ()
+    _spaces: dict[str, Path] | None = field(default=None, init=False)
+    _names: dict[str, Named] = field(default_factory=dict, init=False)
+
+    def spaces(self) -> dict[str, Path]:
+        """Space id -> its file, for every space file of the store."""
+        if self._spaces is None:
+            self._spaces = {}
+            for path in sorted(self.root.glob("space-*.sqlite")):
+                with read_only(path) as conn:
+                    if "_cf_meta" not in table_names(conn):
+                        continue
+                    row = conn.execute(
+                        "SELECT value FROM _cf_meta WHERE key = 'space_id'"
+                    ).fetchone()
+                    if row is not None:
+                        self._spaces[str(row[0])] = path
+                    self._names.update(_recorded_names(conn))
+            for space_id in self._spaces:
+                for name in self.extra_names:
+                    self._names.setdefault(derive_id("cell", space_id, name), Named(name, "cell"))
+                    self._names.setdefault(
+                        derive_id("sqlite", space_id, name), Named(name, "sqlite")
+                    )
+        return self._spaces
+
+    def named(self, cell_id: str) -> Named | None:
+        self.spaces()
+        return self._names.get(cell_id)
+
+    def label(self, link: Link) -> str:
+        """The name of the linked cell (or its id), with the path inside it."""
+        known = self.named(link.id)
+        text = known.name if known is not None else link.id
+        return text + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in link.path)
+
+    def value(self, link: Link) -> Any:
+        """The linked cell's committed value at the link's path (None when not written), with
+        links inside it left as :class:`Link` objects."""
+        path = self.spaces().get(link.space)
+        if path is None:
+            return None
+        with read_only(path) as conn:
+            row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (link.id,)).fetchone()
+        if row is None:
+            return None
+        try:
+            value = decode_value(bytes(row[0]) if not isinstance(row[0], str) else row[0].encode())
+        except (msgspec.DecodeError, LinkDecodeError):
+            return None
+        for step in link.path:
+            try:
+                value = value[step]
+            except (KeyError, IndexError, TypeError):
+                return None
+        return value
+
+    def text(self, link: Link) -> str:
+        """``→ NAME VALUE``: the link as text output shows it."""
+        shown = msgspec.json.encode(self.shallow(self.value(link), as_json=False)).decode()
+        if len(shown) > _MAX_TEXT:
+            shown = shown[: _MAX_TEXT - 1] + "…"
+        return f"{LINK_MARK} {self.label(link)} {shown}"
+
+    def as_json(self, link: Link) -> dict[str, Any]:
+        """The link as JSON output shows it: what it names and that cell's value."""
+        known = self.named(link.id)
+        return {
+            "cell": link.id,
+            "space": link.space,
+            "name": known.name if known is not None else None,
+            "path": list(link.path),
+            "value": self.shallow(self.value(link), as_json=True),
+        }
+
+    def shallow(self, value: Any, *, as_json: bool) -> Any:
+        """``value`` with each link inside it replaced by what it names, without its value."""
+        if isinstance(value, Link):
+            if as_json:
+                known = self.named(value.id)
+                return {
+                    "cell": value.id,
+                    "space": value.space,
+                    "name": known.name if known is not None else None,
+                }
+            return f"{LINK_MARK} {self.label(value)}"
+        if isinstance(value, dict):
+            return {k: self.shallow(v, as_json=as_json) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.shallow(v, as_json=as_json) for v in value]
+        return value
+
+
+def _recorded_names(conn: apsw.Connection) -> dict[str, Named]:
+    """The names a space file records in ``_cf_names`` (when the runtime keeps one)."""
+    if "_cf_names" not in table_names(conn):
+        return {}
+    cursor = conn.execute("SELECT * FROM _cf_names")
+    columns = [name for name, _ in cursor.get_description()]
+    if "id" not in columns or "name" not in columns:
+        return {}
+    found = {}
+    for row in cursor:
+        record = dict(zip(columns, row, strict=True))
+        kind = record.get("kind")
+        found[str(record["id"])] = Named(str(record["name"]), str(kind) if kind else None)
+    return found

@@ -1,0 +1,87 @@
+"""Output formats of the command line: a text table, JSON, CSV and newline-delimited JSON
+(as sqlite-utils and Datasette print them), with links shown by what they name."""
+
+from __future__ import annotations
+
+import csv
+import enum
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+import msgspec
+
+from sqlite_cells.cli._names import Namer, link_in
+from sqlite_cells.read import text_table
+
+__all__ = ["Format", "print_json", "print_rows", "rows_for_json", "rows_for_text"]
+
+
+class Format(enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+    CSV = "csv"
+    NDJSON = "ndjson"
+
+
+def print_json(value: Any, out: TextIO) -> None:
+    # msgspec writes bytes as base64 and keeps the key order of the rows.
+    out.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
+
+
+def rows_for_text(rows: Sequence[dict[str, Any]], namer: Namer) -> list[dict[str, Any]]:
+    """Rows with each stored link replaced by ``→ NAME VALUE``."""
+    return [
+        {k: namer.text(link) if (link := link_in(v)) is not None else v for k, v in row.items()}
+        for row in rows
+    ]
+
+
+def rows_for_json(rows: Sequence[dict[str, Any]], namer: Namer) -> list[dict[str, Any]]:
+    """Rows with each stored link replaced by an object naming the cell and its value."""
+    return [
+        {k: namer.as_json(link) if (link := link_in(v)) is not None else v for k, v in row.items()}
+        for row in rows
+    ]
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, dict | list):
+        return msgspec.json.encode(value).decode()
+    return value
+
+
+def print_rows(
+    rows: Sequence[dict[str, Any]],
+    fmt: Format,
+    out: TextIO,
+    *,
+    json_rows: Sequence[dict[str, Any]] | None = None,
+    columns: Sequence[str] | None = None,
+) -> None:
+    """Print ``rows`` (already made text-ready) in ``fmt``; ``json_rows`` are the same rows
+    made JSON-ready, used by the JSON formats when given."""
+    structured = json_rows if json_rows is not None else rows
+    if fmt is Format.JSON:
+        print_json(list(structured), out)
+    elif fmt is Format.NDJSON:
+        for row in structured:
+            out.write(msgspec.json.encode(row).decode() + "\n")
+    elif fmt is Format.CSV:
+        names = list(columns) if columns is not None else _columns(rows)
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(names)
+        for row in rows:
+            writer.writerow([_csv_cell(row.get(name)) for name in names])
+    else:
+        out.write(text_table(rows, columns=columns) + "\n")
+
+
+def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    return list(names)

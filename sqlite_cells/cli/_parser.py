@@ -1,0 +1,205 @@
+"""The argument parser of the ``sqlite-cells`` command (SPEC §6).
+
+The options every command shares (``--store``, ``--timeout``, ``--json``/``--csv``/``--ndjson``)
+are accepted before the command and after it; given after it they win. Commands that take a
+positional STORE (``inspect``, ``check``, ``query``, ``tables``, ``cells``, ``gc``) accept it or
+``--store`` alike; both at once must name the same directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+from importlib import metadata
+
+from sqlite_cells.cli._output import Format
+
+__all__ = ["DEFAULT_TIMEOUT", "parser"]
+
+DEFAULT_TIMEOUT = 5.0
+_STORE_HELP = "store directory (default: $SQLITE_CELLS_STORE or ./.sqlite-cells)"
+
+
+def _version() -> str:
+    try:
+        return metadata.version("sqlite-cells")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: the timeout must be a positive number")
+    return value
+
+
+def _common(*, suppress: bool) -> argparse.ArgumentParser:
+    """The shared options; after the command their defaults are suppressed so that a value
+    given before the command is not overwritten."""
+    default = argparse.SUPPRESS if suppress else None
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", dest="store_option", metavar="DIR", default=default,
+                        help=_STORE_HELP)  # fmt: skip
+    common.add_argument(
+        "--timeout",
+        type=_positive,
+        metavar="SECONDS",
+        default=argparse.SUPPRESS if suppress else DEFAULT_TIMEOUT,
+        help=f"deadline of a query in seconds (R44; default {DEFAULT_TIMEOUT})",
+    )
+    formats = common.add_mutually_exclusive_group()
+    fmt_default = argparse.SUPPRESS if suppress else Format.TEXT
+    for flags, fmt, text in (
+        (["--json"], Format.JSON, "print JSON"),
+        (["--csv"], Format.CSV, "print CSV (one header line, then one line per row)"),
+        (
+            ["--ndjson", "--nl"],
+            Format.NDJSON,
+            "print newline-delimited JSON, one object per line (--nl as in sqlite-utils)",
+        ),
+    ):
+        formats.add_argument(
+            *flags, dest="fmt", action="store_const", const=fmt, default=fmt_default, help=text
+        )
+    return common
+
+
+def _store_positional(command: argparse.ArgumentParser) -> None:
+    command.add_argument("store", nargs="?", metavar="STORE", help=_STORE_HELP)
+
+
+def _names(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--name",
+        dest="names",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="label the top-level cell and database called NAME in each space by that name "
+        "(ids are one-way hashes of names; repeat for several)",
+    )
+
+
+def _query_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    query = commands.add_parser(
+        "query",
+        parents=[_common(suppress=True)],
+        help="run a guarded read on a database cell",
+        description="Run one SELECT through the statement guard and the read authorizer, on a "
+        "read-only connection. Links in the rows show as the cells they name. Exit 1 when the "
+        "guard refuses it or it fails.",
+    )
+    _store_positional(query)
+    query.add_argument("space", metavar="SPACE", help="space id (as given to rt.space)")
+    query.add_argument(
+        "db",
+        metavar="DB",
+        help="database name as given to space.sqlite_database(name), or its of:… id",
+    )
+    query.add_argument("sql", metavar="SQL", help="one SELECT, VALUES or WITH … SELECT statement")
+    query.add_argument(
+        "-p",
+        "--param",
+        dest="params",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("NAME", "VALUE"),
+        help="bind :NAME (or the N-th ? with -p N VALUE) to the text VALUE; repeat for several",
+    )
+    _names(query)
+
+
+def _maintenance_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    check = commands.add_parser(
+        "check",
+        parents=[_common(suppress=True)],
+        help="compare each database with its space's log, and repair with --repair",
+        description="For every database cell of the store, compare its watermark with the last "
+        "seq of its space that wrote it (R71). With --repair, replay or undo changesets so they "
+        "agree. Exit 1 when a database diverged and was not repaired.",
+    )
+    _store_positional(check)
+    check.add_argument("--repair", action="store_true", help="repair what diverged")
+
+    link = commands.add_parser(
+        "link",
+        parents=[_common(suppress=True)],
+        help="register an SQLite file and link it to a piece's input",
+        description="Register sqlite:/abs/path.db as a read-only source of SPACE (R60) and link "
+        "it to the input FIELD of the piece PIECE (its of:… id): a committed write, so the piece "
+        "finds it after a restart. The store and the space must exist; nothing is created when "
+        "anything is wrong.",
+    )
+    link.add_argument("url", metavar="URL", help="sqlite:/absolute/path/to/file.db")
+    link.add_argument("space", metavar="SPACE", help="space id")
+    link.add_argument("piece", metavar="PIECE", help="the piece's id (of:…)")
+    link.add_argument("field", metavar="FIELD", help="the pattern parameter to link")
+
+    gc = commands.add_parser(
+        "gc",
+        parents=[_common(suppress=True)],
+        help="list database files no handle refers to; remove them with --yes",
+        description="List the store's cell-*.sqlite files that no handle of any space names "
+        "(R74). Nothing is removed without --yes. Run it while no runtime is creating a new "
+        "database.",
+    )
+    _store_positional(gc)
+    gc.add_argument("--yes", action="store_true", help="remove the files listed")
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(
+        prog="sqlite-cells",
+        parents=[_common(suppress=False)],
+        description="A reactive cell runtime whose state lives in SQLite.",
+        epilog="Exit status: 0 success, 1 a finding (an error, a missing store), 2 bad usage, "
+        "130 interrupted.",
+    )
+    main.add_argument("--version", action="version", version=f"sqlite-cells {_version()}")
+    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = _common(suppress=True)
+
+    commands.add_parser(
+        "demo",
+        parents=[common],
+        help="run the example chat app on the default store",
+        description="Run the example chat app: a database cell, a live query, a rename that "
+        "does not re-run the query, and a rolled-back write. Running it again continues the "
+        "same database.",
+    )
+    inspect = commands.add_parser(
+        "inspect",
+        parents=[common],
+        help="list spaces, cells, databases, seqs and watermarks",
+        description="List a store's spaces (cells, last seq) and database cells (tables, row "
+        "counts, last write seq, watermark). Read-only. Exit 1 when the store does not exist "
+        "or a database's watermark disagrees with its space.",
+    )
+    _store_positional(inspect)
+    tables = commands.add_parser(
+        "tables",
+        aliases=["schema"],
+        parents=[common],
+        help="list the tables of each database: columns, indexes, row counts",
+        description="For each database of each space: its tables, their columns (type, NOT "
+        "NULL, default, primary key), indexes and row counts. Read-only.",
+    )
+    _store_positional(tables)
+    _names(tables)
+    cells = commands.add_parser(
+        "cells",
+        parents=[common],
+        help="list the cells of each space: names, values, databases",
+        description="For each space: its cells with their name (when known), id, kind (cell, "
+        "database, disk source), rev and value; links show as the cells they name. Read-only.",
+    )
+    _store_positional(cells)
+    cells.add_argument("--space", help="only this space")
+    _names(cells)
+    _query_parser(commands)
+    _maintenance_parsers(commands)
+    return main

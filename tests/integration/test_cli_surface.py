@@ -1,0 +1,355 @@
+"""The command line beside sqlite-utils (SPEC §6): one way to give the store, tables and cells
+listings, links shown by what they name, JSON / CSV / NDJSON, parameters, timeout, version,
+one error boundary (no traceback), Ctrl-C, and ``link`` that creates nothing when refused."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells.cli._cli import main
+from sqlite_cells.codec import derive_id
+
+COMMAND = Path(sys.executable).parent / "sqlite-cells"
+ALICE = derive_id("cell", "s", "alice")
+CHAT = derive_id("sqlite", "s", "chat")
+TABLES = {
+    "messages": sc.table(
+        id="integer primary key",
+        author_cf_link=sc.cf_link(),
+        body="text not null",
+        ts="integer not null default 0",
+        indexes={"by_ts": ["ts"]},
+    )
+}
+
+
+@pytest.fixture
+def chat_store(store: Path) -> Path:
+    """A store with space ``s``: cells alice and profile (which links to alice) and a database
+    ``chat`` with two messages by alice."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        alice = space.cell("alice")
+        profile = space.cell("profile")
+        db = space.sqlite_database("chat", tables=TABLES)
+        with space.transact():
+            alice.set({"name": "Alice"})
+            profile.set({"owner": alice, "tags": ["a"]})
+        with space.transact():
+            db.exec_many(
+                "INSERT INTO messages (author_cf_link, body, ts) VALUES (?, ?, ?)",
+                [[alice, "hello", 1], [alice, "again", 2]],
+            )
+    for path in store.glob("*.sqlite"):
+        # The last connection to close removes the -wal/-shm companions the runtime's readers
+        # left, so that a test can see whether a command leaves any.
+        conn = apsw.Connection(str(path))
+        conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
+        conn.close()
+    assert not [p for p in store.iterdir() if not p.name.endswith(".sqlite")]
+    return store
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _files(store: Path) -> set[str]:
+    return {p.name for p in store.iterdir()} if store.exists() else set()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["inspect"],
+        ["tables"],
+        ["schema"],
+        ["cells"],
+        ["check"],
+        ["gc"],
+        ["query", "s", "chat", "SELECT count(*) AS n FROM messages"],
+    ],
+)
+@pytest.mark.parametrize("where", ["positional", "option-after", "option-before", "env"])
+def test_every_command_takes_the_store_the_same_ways(
+    chat_store: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
+    where: str,
+) -> None:
+    monkeypatch.delenv("SQLITE_CELLS_STORE", raising=False)
+    name, rest = command[0], command[1:]
+    argv = {
+        "positional": [name, str(chat_store), *rest],
+        "option-after": [name, *rest, "--store", str(chat_store)],
+        "option-before": ["--store", str(chat_store), name, *rest],
+        "env": [name, *rest],
+    }[where]
+    if where == "env":
+        monkeypatch.setenv("SQLITE_CELLS_STORE", str(chat_store))
+    before = _files(chat_store)
+    code, out, err = _run(capsys, *argv, "--json")
+    assert (code, err) == (0, "")
+    json.loads(out)  # each command prints JSON
+    if name == "query":  # the runtime's read pool opens files read-only: it may leave companions
+        assert _files(chat_store) <= before | {f + s for f in before for s in ("-wal", "-shm")}
+    else:
+        assert _files(chat_store) == before  # nothing created, nothing left behind
+
+
+def test_two_different_stores_is_bad_usage(
+    chat_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(capsys, "inspect", str(chat_store), "--store", str(tmp_path / "x"))
+    assert code == 2 and "two stores given" in err and out == ""
+    # The same directory spelled twice is fine.
+    assert _run(capsys, "cells", str(chat_store), "--store", str(chat_store))[0] == 0
+
+
+def test_tables_lists_columns_indexes_and_row_counts(
+    chat_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run(capsys, "tables", str(chat_store), "--json")
+    assert code == 0
+    (table,) = json.loads(out)
+    assert (table["space"], table["db_id"], table["table"], table["rows"]) == (
+        "s",
+        CHAT,
+        "messages",
+        2,
+    )
+    assert table["database"] == CHAT  # no name known for the id
+    assert [(c["name"], c["type"], c["notnull"], c["pk"]) for c in table["columns"]] == [
+        ("id", "INTEGER", False, 1),
+        ("author_cf_link", "TEXT", False, 0),
+        ("body", "TEXT", True, 0),
+        ("ts", "INTEGER", True, 0),
+    ]
+    assert table["columns"][3]["default"] == "0"
+    assert table["indexes"] == [{"name": "by_ts", "columns": ["ts"], "unique": False}]
+
+    code, out, _ = _run(capsys, "schema", "--store", str(chat_store), "--name", "chat")
+    lines = out.splitlines()
+    assert lines[0].split() == ["space", "database", "table", "columns", "indexes", "rows"]
+    assert lines[2].startswith("s      chat      messages  id INTEGER primary key, ")
+    assert "body TEXT not null" in lines[2] and lines[2].endswith("by_ts(ts)  2")
+
+
+def test_cells_lists_names_kinds_values_and_links_by_name(
+    chat_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run(capsys, "cells", str(chat_store), "--json", "--name", "alice")
+    assert code == 0
+    by_id = {c["id"]: c for c in json.loads(out)}
+    assert by_id[ALICE] == {
+        "space": "s",
+        "name": "alice",
+        "id": ALICE,
+        "kind": "cell",
+        "rev": 1,
+        "value": {"name": "Alice"},
+    }
+    profile = by_id[derive_id("cell", "s", "profile")]
+    assert profile["name"] is None  # not asked for: ids are one-way hashes of names
+    assert profile["value"] == {
+        "owner": {"cell": ALICE, "space": "s", "name": "alice"},
+        "tags": ["a"],
+    }
+    assert (by_id[CHAT]["kind"], by_id[CHAT]["value"]["rev"]) == ("database", 1)
+
+    code, out, _ = _run(capsys, "cells", "--store", str(chat_store), "--name", "alice", "--csv")
+    rows = {r["id"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert rows[ALICE]["name"] == "alice" and rows[ALICE]["value"] == '{"name":"Alice"}'
+    assert rows[derive_id("cell", "s", "profile")]["value"] == '{"owner":"→ alice","tags":["a"]}'
+    assert rows[CHAT]["value"] == "rev 1; tables messages"
+    assert '{"/"' not in out  # never a raw link
+
+
+def test_query_shows_links_by_what_they_name(
+    chat_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sql = "SELECT id, author_cf_link AS author, body FROM messages ORDER BY id"
+    code, out, _ = _run(capsys, "query", str(chat_store), "s", "chat", sql, "--name", "alice")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[2] == '1   → alice {"name":"Alice"}  hello'
+    code, out, _ = _run(capsys, "query", str(chat_store), "s", "chat", sql)
+    assert f'→ {ALICE} {{"name":"Alice"}}' in out and '{"/"' not in out
+
+    code, out, _ = _run(capsys, "query", str(chat_store), "s", "chat", sql, "--ndjson")
+    assert _run(capsys, "query", str(chat_store), "s", "chat", sql, "--nl")[1] == out
+    first, second = (json.loads(line) for line in out.splitlines())
+    assert first["author"]["cell"] == ALICE and first["author"]["value"] == {"name": "Alice"}
+    assert (second["id"], second["body"]) == (2, "again")
+
+    code, out, _ = _run(capsys, "query", "s", "chat", sql, "--store", str(chat_store), "--csv")
+    assert out.splitlines()[0] == "id,author,body"
+    assert list(csv.reader(io.StringIO(out)))[2] == ["2", f'→ {ALICE} {{"name":"Alice"}}', "again"]
+
+
+def test_query_parameters_by_name_and_by_position(
+    chat_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def bodies(sql: str, *params: str) -> tuple[int, Any]:
+        code, out, err = _run(capsys, "query", str(chat_store), "s", "chat", sql, *params, "--json")
+        return code, [r["body"] for r in json.loads(out)["rows"]] if code == 0 else err
+
+    assert bodies("SELECT body FROM messages WHERE ts > :after", "-p", "after", "1") == (
+        0,
+        ["again"],
+    )
+    assert bodies(
+        "SELECT body FROM messages WHERE ts >= ? AND body <> ?", "-p", "1", "1", "-p", "2", "hello"
+    ) == (0, ["again"])
+    code, err = bodies("SELECT body FROM messages WHERE ts = ?", "-p", "1", "1", "-p", "x", "2")
+    assert code == 2 and "all by number" in err
+    code, err = bodies("SELECT body FROM messages WHERE ts = ?", "-p", "2", "1")
+    assert code == 2 and "without gaps" in err
+    code, err = bodies("SELECT body FROM messages WHERE ts = ?")
+    assert code == 1 and "QueryError" in err  # a missing binding is a failed query
+
+
+def test_timeout_ends_a_runaway_query(chat_store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    forever = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+    code, out, err = _run(
+        capsys, "query", str(chat_store), "s", "chat", forever, "--timeout", "0.2"
+    )
+    assert code == 1 and out == "" and "QueryTimeout" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["query", str(chat_store), "s", "chat", "SELECT 1", "--timeout", "-1"])
+    assert exit_info.value.code == 2
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"sqlite-cells {metadata.version('sqlite-cells')}\n"
+
+
+def _command(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    return subprocess.run(
+        [str(COMMAND), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def test_no_command_prints_a_traceback(
+    chat_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a store")
+    (space_file,) = chat_store.glob("space-*.sqlite")
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / space_file.name).write_bytes(b"this is not a database" * 100)
+    cases = [
+        (["inspect", str(a_file)], 1, "no store at"),
+        (["cells", "--store", str(damaged)], 1, "cannot"),
+        (["tables", str(damaged)], 1, "cannot"),
+        (["query", str(chat_store), "s", "chat", "SELECT * FROM _cf_watermark"], 1, "guard"),
+        (["query", str(chat_store), "s", "chat", "SELECT nope FROM messages"], 1, "QueryError"),
+        (["gc", str(damaged), "--yes"], 1, "sqlite-cells: "),
+        (["frobnicate"], 2, "usage: sqlite-cells"),
+    ]
+    # The real command for the cases that end outside SQLite's or our errors (a raw apsw error
+    # from a layer below, argparse), in-process for the others: the boundary is main() itself.
+    for argv, code, message in cases:
+        if argv[0] in ("gc", "frobnicate", "inspect"):
+            done = _command(*argv)
+            returncode, err = done.returncode, done.stderr
+        else:
+            returncode = main(argv)
+            err = capsys.readouterr().err
+        assert (returncode, "Traceback" in err) == (code, False), (argv, err)
+        assert message in err, (argv, err)
+
+
+def _wait_until_open(pid: int, path: Path) -> None:
+    """Until the process ``pid`` has ``path`` open (the query is running)."""
+    fds = Path(f"/proc/{pid}/fd")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if any(os.readlink(fd) == str(path) for fd in fds.iterdir()):
+                return
+        except OSError:
+            pass  # a descriptor closed while listing
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} never opened {path}")
+
+
+def test_ctrl_c_exits_130_and_leaves_the_store_consistent(chat_store: Path) -> None:
+    forever = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    process = subprocess.Popen(
+        [str(COMMAND), "query", str(chat_store), "s", "chat", forever, "--timeout", "60"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        (db_file,) = chat_store.glob("cell-*.sqlite")
+        _wait_until_open(process.pid, db_file.resolve())
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.wait()
+    assert (process.returncode, out) == (130, "")
+    assert err == "sqlite-cells: interrupted\n"
+    done = _command("check", str(chat_store))
+    assert done.returncode == 0 and "in sync" in done.stdout
+
+
+def test_link_to_what_does_not_exist_creates_nothing(
+    chat_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reference = tmp_path / "reference.db"
+    conn = apsw.Connection(str(reference))
+    conn.execute("CREATE TABLE t (x)")
+    conn.close()
+    url = f"sqlite:{reference}"
+    before = _files(chat_store)
+    missing_store = tmp_path / "no-store"
+    cases = [
+        (["link", url, "nospace", "of:x", "ref", "--store", str(chat_store)], "no space"),
+        (["link", url, "s", "not-a-piece", "ref", "--store", str(chat_store)], "piece id"),
+        (["link", url, "s", "of:x", "ref", "--store", str(missing_store)], "no store"),
+        (["link", "sqlite:/no/such.db", "s", "of:x", "ref", "--store", str(chat_store)], "exist"),
+    ]
+    for index, (argv, message) in enumerate(cases):
+        if index == 0:  # once through the real command
+            done = _command(*argv)
+            returncode, err = done.returncode, done.stderr
+        else:
+            returncode, _, err = _run(capsys, *argv)
+        assert returncode == 1 and message in err, (argv, err)
+        assert "Traceback" not in err
+    assert _files(chat_store) == before
+    assert not missing_store.exists()
+    code, out, _ = _run(capsys, "cells", str(chat_store), "--json")
+    assert code == 0 and len(json.loads(out)) == 3  # no handle, no input cell was written
