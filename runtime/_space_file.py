@@ -12,6 +12,7 @@ to the cache and handed to the runtime's scheduler in seq order, after it is dur
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -30,13 +31,16 @@ from sqlite_cells.codec import (
     ConflictError,
     Op,
     SqliteCellsError,
+    StoreChanged,
+    ValueEncodeError,
     decode_record,
     encode_record,
 )
+from sqlite_cells.runtime._tx import LENGTH_LIMIT
 
 if TYPE_CHECKING:
     from sqlite_cells.runtime._participants import CommitParticipant
-    from sqlite_cells.runtime._tx import Transaction
+    from sqlite_cells.runtime._tx import PendingOp, Transaction
 
 __all__ = ["CommitEvent", "Entity", "SpaceFile"]
 
@@ -135,6 +139,8 @@ class SpaceFile:
         self._exclusive = False  # guarded by _write_lock: the write transaction is already open
         self._closed = False
         self._wconn = self._open_writer()
+        st = os.stat(path)
+        self._identity: tuple[int, int] | None = (st.st_dev, st.st_ino)
         self._rconn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
         self._rconn.setbusytimeout(BUSY_TIMEOUT_MS)
         self._seen_seq = self._last_seq(self._wconn)
@@ -147,6 +153,7 @@ class SpaceFile:
     def _open_writer(self) -> apsw.Connection:
         conn = apsw.Connection(str(self.path))
         conn.setbusytimeout(BUSY_TIMEOUT_MS)
+        conn.limit(apsw.SQLITE_LIMIT_LENGTH, LENGTH_LIMIT)  # R44: nothing stored is unreadable
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         with _immediate(conn):
@@ -209,79 +216,146 @@ class SpaceFile:
     def commit(self, tx: Transaction) -> int:
         """Commit ``tx`` as one SQLite transaction and return its seq.
 
-        Raises :class:`ConflictError` when a cell it read (in this space) changed since, and
-        whatever a participant raised; in every failing case nothing of ``tx`` is written.
+        Raises :class:`StoreChanged` when the space file was deleted or replaced since it was
+        opened (R73), :class:`ConflictError` when a cell it read (in this space) changed since,
+        and whatever a participant raised; in every failing case nothing of ``tx`` is written.
         """
         self._check_open()
         with self._write_lock:
+            self._check_same_file()
             conn = self._wconn
             groups = self._group_ops(tx.ops)
-            if self._exclusive and groups:
-                # Participants prepare outside a transaction (ATTACH cannot run inside one). The
-                # exclusive transaction has written nothing yet, so it is safe to reopen it; the
-                # read validation below catches any commit that slipped in between.
-                conn.execute("ROLLBACK")
-            if groups or not self._exclusive:
-                for participant, ops in groups:
-                    participant.prepare(conn, ops)
-                conn.execute("BEGIN IMMEDIATE")
+            self._begin(conn, groups)
             foreign: list[CommitRecord] = []
-            kept: list[Op] = []
             committing = False
+            seq = 0
             try:
                 foreign = self._records_since(conn, self._seen_seq)
                 self._validate(conn, tx)
                 seq = (foreign[-1].seq if foreign else self._seen_seq) + 1
-                self._write_cells(conn, tx, seq)
-                kept = [self._participant(op.kind).apply(conn, op, seq, tx) for op in tx.ops]
+                writes = self._cell_writes(conn, tx, groups)
+                self._write_cells(conn, writes, seq)
+                kept = [self._participant(op.kind).apply(conn, op, seq) for op in tx.ops]
                 record = CommitRecord(
                     seq=seq,
-                    writes=tuple(CellWrite(k, msgspec.Raw(v)) for k, v in tx.writes.items()),
+                    writes=tuple(CellWrite(k, msgspec.Raw(v)) for k, v in writes.items()),
                     ops=tuple(kept),
                 )
-                conn.execute(
-                    "INSERT INTO _cf_log (seq, record) VALUES (?, ?)", (seq, encode_record(record))
-                )
-                if kept:
-                    conn.executemany(
-                        "INSERT OR IGNORE INTO _cf_op_index (target, seq) VALUES (?, ?)",
-                        [(target, seq) for target in {op.target for op in kept}],
-                    )
+                self._append(conn, record)
                 committing = True
                 conn.execute("COMMIT")
             except BaseException as exc:
-                if not conn.getautocommit():
-                    conn.execute("ROLLBACK")
-                if committing:
-                    for participant, ops in self._group_ops(kept):
-                        _quietly(participant.commit_failed, ops, exc)
-                if not (committing and self._holds(conn, seq)):
-                    self._apply(foreign)
-                    if isinstance(exc, apsw.Error):
-                        raise SqliteCellsError(
-                            f"space {self.space_id!r}: the commit failed in SQLite ({exc}); "
-                            "nothing of it is visible: try again, and check the disk if it "
-                            "keeps failing"
-                        ) from exc
-                    raise
-                # COMMIT raised after the space file had committed (the attached file failed):
-                # the space is the source of truth, participants have repaired what they own
-                # (commit_failed above), so the commit stands and is reported as done.
-                log.warning(
-                    "space %r: COMMIT of seq %d raised %r after the space had committed it; kept",
-                    self.space_id,
-                    seq,
-                    exc,
-                )
+                self._commit_raised(conn, exc, foreign, groups, seq if committing else 0)
             self._apply([*foreign, record])
-            for participant, ops in self._group_ops(kept):
+            for participant, ops in groups:
                 _quietly(participant.committed, ops, seq)
         for peer in _bus.peers(self):
             peer.wake()
         return seq
 
-    def _group_ops(self, ops: Sequence[Op]) -> list[tuple[CommitParticipant, list[Op]]]:
-        groups: dict[str, tuple[CommitParticipant, list[Op]]] = {}
+    def _begin(
+        self, conn: apsw.Connection, groups: list[tuple[CommitParticipant, list[PendingOp]]]
+    ) -> None:
+        if self._exclusive and groups:
+            # Participants prepare outside a transaction (ATTACH cannot run inside one). The
+            # exclusive transaction has written nothing yet, so it is safe to reopen it; the
+            # read validation catches any commit that slipped in between.
+            conn.execute("ROLLBACK")
+        if groups or not self._exclusive:
+            for participant, ops in groups:
+                participant.prepare(conn, ops)
+            conn.execute("BEGIN IMMEDIATE")
+
+    def _cell_writes(
+        self,
+        conn: apsw.Connection,
+        tx: Transaction,
+        groups: list[tuple[CommitParticipant, list[PendingOp]]],
+    ) -> dict[str, bytes]:
+        """The transaction's cell writes and those its participants make at commit."""
+        writes = tx.writes
+        for participant, ops in groups:
+            extra = participant.cell_writes(conn, ops, writes)
+            if extra:
+                for cell_id, data in extra.items():
+                    if len(data) > LENGTH_LIMIT:
+                        raise ValueEncodeError(
+                            f"cell {cell_id}: a value of {len(data)} bytes is over the length "
+                            f"limit of {LENGTH_LIMIT} bytes"
+                        )
+                writes = {**writes, **extra}
+        return writes
+
+    @staticmethod
+    def _append(conn: apsw.Connection, record: CommitRecord) -> None:
+        data = encode_record(record)
+        if len(data) > LENGTH_LIMIT:
+            raise ValueEncodeError(
+                f"the commit record of seq {record.seq} is {len(data)} bytes, over SQLite's "
+                f"length limit of {LENGTH_LIMIT} bytes: write fewer or smaller values per "
+                "transaction"
+            )
+        conn.execute("INSERT INTO _cf_log (seq, record) VALUES (?, ?)", (record.seq, data))
+        if record.ops:
+            conn.executemany(
+                "INSERT OR IGNORE INTO _cf_op_index (target, seq) VALUES (?, ?)",
+                [(target, record.seq) for target in {op.target for op in record.ops}],
+            )
+
+    def _commit_raised(
+        self,
+        conn: apsw.Connection,
+        exc: BaseException,
+        foreign: list[CommitRecord],
+        groups: list[tuple[CommitParticipant, list[PendingOp]]],
+        committing_seq: int,
+    ) -> None:
+        """Roll back after ``exc`` and raise, unless ``COMMIT`` (of ``committing_seq``) raised
+        after the space file had committed: then the commit stands and this returns."""
+        if not conn.getautocommit():
+            conn.execute("ROLLBACK")
+        if committing_seq:
+            for participant, ops in groups:
+                _quietly(participant.commit_failed, ops, exc)
+        if not (committing_seq and self._holds(conn, committing_seq)):
+            self._apply(foreign)
+            if isinstance(exc, apsw.Error):
+                raise SqliteCellsError(
+                    f"space {self.space_id!r}: the commit failed in SQLite ({exc}); "
+                    "nothing of it is visible: try again, and check the disk if it "
+                    "keeps failing"
+                ) from exc
+            raise exc
+        # COMMIT raised after the space file had committed (the attached file failed): the
+        # space is the source of truth, participants have repaired what they own
+        # (commit_failed above), so the commit stands and is reported as done.
+        log.warning(
+            "space %r: COMMIT of seq %d raised %r after the space had committed it; kept",
+            self.space_id,
+            committing_seq,
+            exc,
+        )
+
+    def _check_same_file(self) -> None:
+        """R73: the file at the path must still be the file this runtime opened (same device
+        and inode); otherwise a commit would be acknowledged into an unlinked file."""
+        try:
+            st = os.stat(self.path)
+            now: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            now = None
+        if now != self._identity:
+            what = "deleted" if now is None else "replaced by another file"
+            raise StoreChanged(
+                str(self.path),
+                f"the file of space {self.space_id!r} was {what} while this runtime had it "
+                "open; nothing was committed: close this runtime and open a new one",
+            )
+
+    def _group_ops(
+        self, ops: Sequence[PendingOp]
+    ) -> list[tuple[CommitParticipant, list[PendingOp]]]:
+        groups: dict[str, tuple[CommitParticipant, list[PendingOp]]] = {}
         for op in ops:
             if op.kind not in groups:
                 groups[op.kind] = (self._participant(op.kind), [])
@@ -310,11 +384,11 @@ class SpaceFile:
             raise ConflictError(self.space_id, changed)
 
     @staticmethod
-    def _write_cells(conn: apsw.Connection, tx: Transaction, seq: int) -> None:
+    def _write_cells(conn: apsw.Connection, writes: dict[str, bytes], seq: int) -> None:
         conn.executemany(
             "INSERT INTO _cf_cells (id, value, rev) VALUES (?, ?, ?) "
             "ON CONFLICT (id) DO UPDATE SET value = excluded.value, rev = excluded.rev",
-            [(cell_id, data, seq) for cell_id, data in tx.writes.items()],
+            [(cell_id, data, seq) for cell_id, data in writes.items()],
         )
 
     @contextmanager
