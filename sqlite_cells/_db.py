@@ -18,7 +18,7 @@ from sqlite_cells.codec import (
     SqliteCellsError,
     TooManyDatabases,
 )
-from sqlite_cells.files import DROP_KIND, KIND, is_dropped
+from sqlite_cells.files import DROP_KIND, KIND, handle_value, is_dropped
 from sqlite_cells.read import Query, read_rows, resolve_params, row_decoder
 from sqlite_cells.runtime import (
     Cell,
@@ -87,7 +87,7 @@ class SqliteDb(Cell):
     def _record(self, sql: str, rows: list[Any], *, many: bool) -> None:
         tx = require_transaction(f"db.exec on {self.id}")
         self.declaration.check_writable()
-        self._check_live()
+        self._check_live_committed()
         check_statement(sql, Mode.WRITE)
         targets = _targets(sql, self._decl)
         bound = bind_rows(targets, rows, sql=sql, db_id=self.id)
@@ -123,9 +123,15 @@ class SqliteDb(Cell):
 
     def _check_live(self) -> None:
         if is_dropped(self.get()):
-            raise SqliteCellsError(
-                f"database {self.id} was dropped: declare a new one (another name) instead"
-            )
+            raise _dropped(self.id)
+
+    def _check_live_committed(self) -> None:
+        """``_check_live`` without recording a read of the handle: a write must not conflict
+        with other writes of this database (R32); a drop committed meanwhile is caught at
+        commit, where the rev is bumped."""
+        data = self.space.file.entity(self.id).data
+        if data is not None and is_dropped(handle_value(self.id, data)):
+            raise _dropped(self.id)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -172,6 +178,12 @@ class SqliteDb(Cell):
 
     def __repr__(self) -> str:
         return f"<SqliteDb {self.id} in {self._space.id!r}>"
+
+
+def _dropped(db_id: str) -> SqliteCellsError:
+    return SqliteCellsError(
+        f"database {db_id} was dropped: declare a new one (another name) instead"
+    )
 
 
 _TARGETS: dict[tuple[str, str], ParamTargets] = {}  # (sql, schema fingerprint) -> targets

@@ -43,6 +43,7 @@ from sqlite_cells.files import (
     attach,
     encode_op_body,
     handle_value,
+    is_dropped,
 )
 from sqlite_cells.runtime import PendingOp, Transaction
 from sqlite_cells.schema import Declaration, ensure_schema, migrate_file
@@ -154,6 +155,7 @@ class SqliteParticipant:
             ).fetchone()
             data = bytes(row[0]) if row is not None else None
         handle: dict[str, Any] = {"id": decl.db_id, "rev": 0}
+        pending = decl.db_id in writes
         if data is not None:
             found = handle_value(decl.db_id, data)
             if found is None:
@@ -163,6 +165,11 @@ class SqliteParticipant:
                     "`sqlite-cells check` and restore the handle (R5)"
                 )
             handle = found
+        if is_dropped(handle) and not pending:
+            raise SqliteCellsError(
+                f"database {decl.db_id} was dropped by a commit made after this write was "
+                "recorded; nothing was written: declare a new database (another name)"
+            )
         assert decl.schema is not None
         bumped = {**handle, "tables": decl.schema.to_json(), "rev": int(handle["rev"]) + 1}
         return {decl.db_id: encode_value(bumped)}
