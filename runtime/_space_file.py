@@ -225,11 +225,11 @@ class SpaceFile:
             self._check_same_file()
             conn = self._wconn
             groups = self._group_ops(tx.ops)
-            self._begin(conn, groups)
             foreign: list[CommitRecord] = []
             committing = False
             seq = 0
             try:
+                self._begin(conn, groups)  # a busy or failing BEGIN is translated below too
                 foreign = self._records_since(conn, self._seen_seq)
                 self._validate(conn, tx)
                 seq = (foreign[-1].seq if foreign else self._seen_seq) + 1

@@ -139,6 +139,7 @@ class SqliteParticipant:
                     version=decl.version,
                     migrate=decl.migrate,
                 )
+        write_conn(conn)  # its gate is installed outside any transaction, once
         attach(conn, paths.pop())
 
     # -- inside the commit's transaction -------------------------------------------------------
