@@ -288,9 +288,9 @@ def migrate_file(path: Path, schema: Schema, *, db_id: str, version: int, migrat
     ``version`` (R14); return whether it ran. See the module docstring for what is checked.
 
     Raises :class:`MigrationError` (``migrate`` raised — the original is ``__cause__`` — or a
-    statement was refused, or the file does not hold exactly the declared tables and indexes
-    afterwards) or :class:`UnsupportedMigration` (a non-additive difference remains, or the
-    stored version is newer); in every failing case nothing of the migration is committed.
+    statement was refused, or afterwards the file still differs from the declaration or holds
+    tables or indexes it does not declare) or :class:`UnsupportedMigration` (the stored version
+    is newer); in every failing case nothing of the migration is committed.
     """
     _check_version(version, db_id)
     if not path.exists():
@@ -338,7 +338,16 @@ def _migrate_in_transaction(
     finally:
         handle.close()
     ensure_runtime_tables(conn, "main")
-    _apply_diff(conn, "main", schema, db_id)
+    try:
+        _apply_diff(conn, "main", schema, db_id)
+    except UnsupportedMigration as exc:
+        # With a migrate callback, a file that still differs is the migration's failure (R14).
+        raise MigrationError(
+            db_id,
+            f"after migrate(conn, from_version={stored}) the file still differs from the "
+            f"declaration: {'; '.join(exc.differences)}; nothing was written: migrate must "
+            "leave the file as declared (the runtime only adds what is missing)",
+        ) from exc
     _check_exact(conn, schema, db_id)
     _store_version(conn, "main", version)
     return True
