@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from sqlite_cells.codec import (
     decode_record,
     encode_record,
 )
+from sqlite_cells.runtime._group import Ticket, shared, take_batch
 from sqlite_cells.runtime._tx import LENGTH_LIMIT
 
 if TYPE_CHECKING:
@@ -131,6 +133,9 @@ class SpaceFile:
         self.wake = wake
         # _write_lock guards _wconn, _seen_seq and the order in which commits are published.
         self._write_lock = threading.RLock()
+        # _queue_lock guards _waiting: transactions waiting for a committer (see _group).
+        self._queue_lock = threading.Lock()
+        self._waiting: deque[Ticket] = deque()
         # _read_lock guards _rconn and _data_version.
         self._read_lock = threading.Lock()
         # _cache_lock guards the check-then-set of _cache (reads of a single entry need no lock).
@@ -214,57 +219,135 @@ class SpaceFile:
     # -- commit --------------------------------------------------------------------------------
 
     def commit(self, tx: Transaction) -> int:
-        """Commit ``tx`` as one SQLite transaction and return its seq.
+        """Commit ``tx`` as one SQLite transaction (shared with other transactions of this space
+        committing at the same moment, see ``_group``) and return its seq.
 
         Raises :class:`StoreChanged` when the space file was deleted or replaced since it was
         opened (R73), :class:`ConflictError` when a cell it read (in this space) changed since,
         and whatever a participant raised; in every failing case nothing of ``tx`` is written.
         """
         self._check_open()
+        ticket = Ticket(tx, self._group_ops(tx.ops))
+        with self._queue_lock:
+            self._waiting.append(ticket)
         with self._write_lock:
-            self._check_same_file()
-            conn = self._wconn
-            groups = self._group_ops(tx.ops)
-            foreign: list[CommitRecord] = []
-            committing = False
-            seq = 0
-            try:
-                self._begin(conn, groups)  # a busy or failing BEGIN is translated below too
-                foreign = self._records_since(conn, self._seen_seq)
-                self._validate(conn, tx)
-                seq = (foreign[-1].seq if foreign else self._seen_seq) + 1
-                writes = self._cell_writes(conn, tx, groups)
-                self._write_cells(conn, writes, seq)
-                kept = [self._participant(op.kind).apply(conn, op, seq) for op in tx.ops]
-                record = CommitRecord(
-                    seq=seq,
-                    writes=tuple(CellWrite(k, msgspec.Raw(v)) for k, v in writes.items()),
-                    ops=tuple(kept),
-                )
-                self._append(conn, record)
-                committing = True
-                conn.execute("COMMIT")
-            except BaseException as exc:
-                self._commit_raised(conn, exc, foreign, groups, seq if committing else 0)
-            self._apply([*foreign, record])
-            for participant, ops in groups:
-                _quietly(participant.committed, ops, seq)
+            while not ticket.done:
+                self._lead(ticket)
+        seq = ticket.result()
         for peer in _bus.peers(self):
             peer.wake()
         return seq
 
-    def _begin(
-        self, conn: apsw.Connection, groups: list[tuple[CommitParticipant, list[PendingOp]]]
-    ) -> None:
-        if self._exclusive and groups:
+    def _lead(self, own: Ticket) -> None:
+        """Commit the next batch of waiting transactions (called with the write lock held)."""
+        with self._queue_lock:
+            if self._exclusive:  # the open transaction belongs to ``own`` alone
+                self._waiting.remove(own)
+                batch = [own]
+            else:
+                batch = take_batch(self._waiting)
+        conn = self._wconn
+        try:
+            self._check_same_file()
+        except StoreChanged as exc:
+            for i, ticket in enumerate(batch):
+                ticket.fail(shared(exc, first=i == 0))
+            return
+        members, begin = self._prepare(conn, batch)
+        while members:
+            members = self._commit_members(conn, members, begin=begin)
+            begin = True
+
+    def _prepare(self, conn: apsw.Connection, batch: list[Ticket]) -> tuple[list[Ticket], bool]:
+        """Run each member's participants' ``prepare``; return the members that passed and
+        whether a transaction must be begun."""
+        with_ops = any(t.groups for t in batch)
+        if self._exclusive and with_ops:
             # Participants prepare outside a transaction (ATTACH cannot run inside one). The
             # exclusive transaction has written nothing yet, so it is safe to reopen it; the
             # read validation catches any commit that slipped in between.
             conn.execute("ROLLBACK")
-        if groups or not self._exclusive:
-            for participant, ops in groups:
-                participant.prepare(conn, ops)
-            conn.execute("BEGIN IMMEDIATE")
+        members = []
+        for ticket in batch:
+            try:
+                for participant, ops in ticket.groups:
+                    participant.prepare(conn, ops)
+            except Exception as exc:
+                ticket.fail(self._translated(exc))
+            else:
+                members.append(ticket)
+        return members, with_ops or not self._exclusive
+
+    def _commit_members(
+        self, conn: apsw.Connection, members: list[Ticket], *, begin: bool
+    ) -> list[Ticket]:
+        """One SQLite transaction for ``members``; returns the members to run again (when one
+        member's error ended the transaction), else an empty list."""
+        foreign: list[CommitRecord] = []
+        done: list[Ticket] = []
+        records: list[CommitRecord] = []
+        committing = False
+        try:
+            if begin:
+                conn.execute("BEGIN IMMEDIATE")
+            foreign = self._records_since(conn, self._seen_seq)
+            seq = (foreign[-1].seq if foreign else self._seen_seq) + 1
+            grouped = len(members) > 1
+            for ticket in members:
+                record = self._member(conn, ticket, seq, grouped=grouped)
+                if record is None and conn.getautocommit():
+                    self._apply(foreign)  # the member's error ended the whole transaction
+                    return [m for m in members if not m.done]
+                if record is not None:
+                    done.append(ticket)
+                    records.append(record)
+                    seq += 1
+            if not done:
+                conn.execute("ROLLBACK")
+                self._apply(foreign)
+                return []
+            committing = True
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if not self._commit_raised(conn, exc, foreign, members, done, records, committing):
+                return []
+        self._apply([*foreign, *records])
+        for ticket, record in zip(done, records, strict=True):
+            for participant, ops in ticket.groups:
+                _quietly(participant.committed, ops, record.seq)
+            ticket.succeed(record)
+        return []
+
+    def _member(
+        self, conn: apsw.Connection, ticket: Ticket, seq: int, *, grouped: bool
+    ) -> CommitRecord | None:
+        """Write one member as commit ``seq``; on its own error, fail it (rolled back to its
+        savepoint when grouped) and return None. Alone, its error is raised."""
+        tx = ticket.tx
+        if grouped:
+            conn.execute("SAVEPOINT _cf_member")
+        try:
+            self._validate(conn, tx)
+            writes = self._cell_writes(conn, tx, ticket.groups)
+            self._write_cells(conn, writes, seq)
+            kept = [self._participant(op.kind).apply(conn, op, seq) for op in tx.ops]
+            record = CommitRecord(
+                seq=seq,
+                writes=tuple(CellWrite(k, msgspec.Raw(v)) for k, v in writes.items()),
+                ops=tuple(kept),
+            )
+            self._append(conn, record)
+        except Exception as exc:
+            if not grouped:
+                raise
+            if not conn.getautocommit():
+                conn.execute("ROLLBACK TO _cf_member")
+                conn.execute("RELEASE _cf_member")
+            ticket.fail(self._translated(exc))
+            return None
+        if grouped:
+            conn.execute("RELEASE _cf_member")
+        return record
 
     def _cell_writes(
         self,
@@ -307,34 +390,50 @@ class SpaceFile:
         conn: apsw.Connection,
         exc: BaseException,
         foreign: list[CommitRecord],
-        groups: list[tuple[CommitParticipant, list[PendingOp]]],
-        committing_seq: int,
-    ) -> None:
-        """Roll back after ``exc`` and raise, unless ``COMMIT`` (of ``committing_seq``) raised
-        after the space file had committed: then the commit stands and this returns."""
+        members: list[Ticket],
+        done: list[Ticket],
+        records: list[CommitRecord],
+        committing: bool,
+    ) -> bool:
+        """Roll back after ``exc`` and fail every member still waiting; return False. Unless
+        ``COMMIT`` raised after the space file had committed: then the commit stands and this
+        returns True."""
         if not conn.getautocommit():
             conn.execute("ROLLBACK")
-        if committing_seq:
-            for participant, ops in groups:
-                _quietly(participant.commit_failed, ops, exc)
-        if not (committing_seq and self._holds(conn, committing_seq)):
-            self._apply(foreign)
-            if isinstance(exc, apsw.Error):
-                raise SqliteCellsError(
-                    f"space {self.space_id!r}: the commit failed in SQLite ({exc}); "
-                    "nothing of it is visible: try again, and check the disk if it "
-                    "keeps failing"
-                ) from exc
-            raise exc
-        # COMMIT raised after the space file had committed (the attached file failed): the
-        # space is the source of truth, participants have repaired what they own
-        # (commit_failed above), so the commit stands and is reported as done.
-        log.warning(
-            "space %r: COMMIT of seq %d raised %r after the space had committed it; kept",
-            self.space_id,
-            committing_seq,
-            exc,
-        )
+        if committing:
+            for ticket in done:
+                for participant, ops in ticket.groups:
+                    _quietly(participant.commit_failed, ops, exc)
+        if committing and self._holds(conn, records[-1].seq):
+            # COMMIT raised after the space file had committed (the attached file failed): the
+            # space is the source of truth, participants have repaired what they own
+            # (commit_failed above), so the commit stands and is reported as done.
+            log.warning(
+                "space %r: COMMIT of seqs %d-%d raised %r after the space had committed them; kept",
+                self.space_id,
+                records[0].seq,
+                records[-1].seq,
+                exc,
+            )
+            return True
+        self._apply(foreign)
+        translated = self._translated(exc)
+        waiting = [t for t in members if not t.done]
+        for i, ticket in enumerate(waiting):
+            ticket.fail(shared(translated, first=i == 0))
+        if not isinstance(exc, Exception):
+            raise exc  # KeyboardInterrupt and the like stop the committing thread too
+        return False
+
+    def _translated(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, apsw.Error):
+            error = SqliteCellsError(
+                f"space {self.space_id!r}: the commit failed in SQLite ({exc}); nothing of it "
+                "is visible: try again, and check the disk if it keeps failing"
+            )
+            error.__cause__ = exc
+            return error
+        return exc
 
     def _check_same_file(self) -> None:
         """R73: the file at the path must still be the file this runtime opened (same device

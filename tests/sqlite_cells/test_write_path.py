@@ -451,3 +451,30 @@ def test_the_session_pragma_is_never_allowed_to_user_text(space: Space, db: sc.S
             state.run_user(
                 conn, policy, "PRAGMA _cf_db.table_xinfo(messages)", [()], many=False, timeout=5
             )
+
+
+# -- 8. group commit -----------------------------------------------------------------------
+
+
+def test_grouped_database_writes_each_bump_the_rev_and_a_fatal_member_is_dropped(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    from tests.runtime.test_group_commit import commit_queued
+
+    with space.transact():
+        db.exec("INSERT INTO messages (id, body) VALUES (1, 'first')")
+    counter = space.cell("counter", default=0)
+    bodies = [
+        lambda: db.exec("INSERT INTO messages (body) VALUES ('a')"),
+        lambda: counter.set(1),
+        # OR ROLLBACK ends the whole SQLite transaction: the others are run again without it.
+        lambda: db.exec("INSERT OR ROLLBACK INTO messages (id, body) VALUES (1, 'dup')"),
+        lambda: db.exec("INSERT INTO messages (body) VALUES ('b')"),
+    ]
+    outcomes, statements = commit_queued(space, bodies)
+    assert outcomes[0] == 2 and outcomes[1] == 3 and outcomes[3] == 4
+    assert isinstance(outcomes[2], sc.ExecError) and outcomes[2].db_id == db.id
+    assert statements.count("COMMIT") == 1 and statements.count("BEGIN IMMEDIATE") == 2
+    assert _bodies(db) == ["first", "a", "b"]
+    assert db.rev == 3 and counter.get() == 1
+    assert all(o.agrees for o in check_store(space.runtime.store, repair=False))
