@@ -23,20 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import apsw
-import msgspec
 
 from sqlite_cells.codec import (
-    CellWrite,
     ClosedError,
     CommitRecord,
-    ConflictError,
     Op,
     SqliteCellsError,
     StoreChanged,
-    ValueEncodeError,
     decode_record,
-    encode_record,
 )
+from sqlite_cells.runtime._commit import holds, translated, write_member
 from sqlite_cells.runtime._group import Ticket, shared, take_batch
 from sqlite_cells.runtime._tx import LENGTH_LIMIT
 
@@ -273,7 +269,7 @@ class SpaceFile:
                 for participant, ops in ticket.groups:
                     participant.prepare(conn, ops)
             except Exception as exc:
-                ticket.fail(self._translated(exc))
+                ticket.fail(translated(exc, self.space_id))
             else:
                 members.append(ticket)
         return members, with_ops or not self._exclusive
@@ -294,7 +290,15 @@ class SpaceFile:
             seq = (foreign[-1].seq if foreign else self._seen_seq) + 1
             grouped = len(members) > 1
             for ticket in members:
-                record = self._member(conn, ticket, seq, grouped=grouped)
+                record = write_member(
+                    conn,
+                    ticket,
+                    seq,
+                    space=self,
+                    space_id=self.space_id,
+                    participant=self._participant,
+                    grouped=grouped,
+                )
                 if record is None and conn.getautocommit():
                     self._apply(foreign)  # the member's error ended the whole transaction
                     return [m for m in members if not m.done]
@@ -318,73 +322,6 @@ class SpaceFile:
             ticket.succeed(record)
         return []
 
-    def _member(
-        self, conn: apsw.Connection, ticket: Ticket, seq: int, *, grouped: bool
-    ) -> CommitRecord | None:
-        """Write one member as commit ``seq``; on its own error, fail it (rolled back to its
-        savepoint when grouped) and return None. Alone, its error is raised."""
-        tx = ticket.tx
-        if grouped:
-            conn.execute("SAVEPOINT _cf_member")
-        try:
-            self._validate(conn, tx)
-            writes = self._cell_writes(conn, tx, ticket.groups)
-            self._write_cells(conn, writes, seq)
-            kept = [self._participant(op.kind).apply(conn, op, seq) for op in tx.ops]
-            record = CommitRecord(
-                seq=seq,
-                writes=tuple(CellWrite(k, msgspec.Raw(v)) for k, v in writes.items()),
-                ops=tuple(kept),
-            )
-            self._append(conn, record)
-        except Exception as exc:
-            if not grouped:
-                raise
-            if not conn.getautocommit():
-                conn.execute("ROLLBACK TO _cf_member")
-                conn.execute("RELEASE _cf_member")
-            ticket.fail(self._translated(exc))
-            return None
-        if grouped:
-            conn.execute("RELEASE _cf_member")
-        return record
-
-    def _cell_writes(
-        self,
-        conn: apsw.Connection,
-        tx: Transaction,
-        groups: list[tuple[CommitParticipant, list[PendingOp]]],
-    ) -> dict[str, bytes]:
-        """The transaction's cell writes and those its participants make at commit."""
-        writes = tx.writes
-        for participant, ops in groups:
-            extra = participant.cell_writes(conn, ops, writes)
-            if extra:
-                for cell_id, data in extra.items():
-                    if len(data) > LENGTH_LIMIT:
-                        raise ValueEncodeError(
-                            f"cell {cell_id}: a value of {len(data)} bytes is over the length "
-                            f"limit of {LENGTH_LIMIT} bytes"
-                        )
-                writes = {**writes, **extra}
-        return writes
-
-    @staticmethod
-    def _append(conn: apsw.Connection, record: CommitRecord) -> None:
-        data = encode_record(record)
-        if len(data) > LENGTH_LIMIT:
-            raise ValueEncodeError(
-                f"the commit record of seq {record.seq} is {len(data)} bytes, over SQLite's "
-                f"length limit of {LENGTH_LIMIT} bytes: write fewer or smaller values per "
-                "transaction"
-            )
-        conn.execute("INSERT INTO _cf_log (seq, record) VALUES (?, ?)", (record.seq, data))
-        if record.ops:
-            conn.executemany(
-                "INSERT OR IGNORE INTO _cf_op_index (target, seq) VALUES (?, ?)",
-                [(target, record.seq) for target in {op.target for op in record.ops}],
-            )
-
     def _commit_raised(
         self,
         conn: apsw.Connection,
@@ -404,7 +341,7 @@ class SpaceFile:
             for ticket in done:
                 for participant, ops in ticket.groups:
                     _quietly(participant.commit_failed, ops, exc)
-        if committing and self._holds(conn, records[-1].seq):
+        if committing and holds(conn, records[-1].seq):
             # COMMIT raised after the space file had committed (the attached file failed): the
             # space is the source of truth, participants have repaired what they own
             # (commit_failed above), so the commit stands and is reported as done.
@@ -417,23 +354,13 @@ class SpaceFile:
             )
             return True
         self._apply(foreign)
-        translated = self._translated(exc)
+        error = translated(exc, self.space_id)
         waiting = [t for t in members if not t.done]
         for i, ticket in enumerate(waiting):
-            ticket.fail(shared(translated, first=i == 0))
+            ticket.fail(shared(error, first=i == 0))
         if not isinstance(exc, Exception):
             raise exc  # KeyboardInterrupt and the like stop the committing thread too
         return False
-
-    def _translated(self, exc: BaseException) -> BaseException:
-        if isinstance(exc, apsw.Error):
-            error = SqliteCellsError(
-                f"space {self.space_id!r}: the commit failed in SQLite ({exc}); nothing of it "
-                "is visible: try again, and check the disk if it keeps failing"
-            )
-            error.__cause__ = exc
-            return error
-        return exc
 
     def _check_same_file(self) -> None:
         """R73: the file at the path must still be the file this runtime opened (same device
@@ -460,35 +387,6 @@ class SpaceFile:
                 groups[op.kind] = (self._participant(op.kind), [])
             groups[op.kind][1].append(op)
         return list(groups.values())
-
-    @staticmethod
-    def _holds(conn: apsw.Connection, seq: int) -> bool:
-        """Whether the space's log holds ``seq`` (after a COMMIT that raised)."""
-        try:
-            return (
-                conn.execute("SELECT 1 FROM _cf_log WHERE seq = ?", (seq,)).fetchone() is not None
-            )
-        except apsw.Error:
-            return False
-
-    def _validate(self, conn: apsw.Connection, tx: Transaction) -> None:
-        changed = []
-        for (space, cell_id), rev in tx.reads.items():
-            if space is not self:
-                continue  # only the bound space's reads can be validated atomically
-            row = conn.execute("SELECT rev FROM _cf_cells WHERE id = ?", (cell_id,)).fetchone()
-            if (0 if row is None else int(row[0])) != rev:
-                changed.append(cell_id)
-        if changed:
-            raise ConflictError(self.space_id, changed)
-
-    @staticmethod
-    def _write_cells(conn: apsw.Connection, writes: dict[str, bytes], seq: int) -> None:
-        conn.executemany(
-            "INSERT INTO _cf_cells (id, value, rev) VALUES (?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET value = excluded.value, rev = excluded.rev",
-            [(cell_id, data, seq) for cell_id, data in writes.items()],
-        )
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
