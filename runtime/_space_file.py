@@ -235,24 +235,28 @@ class SpaceFile:
         return seq
 
     def _lead(self, own: Ticket) -> None:
-        """Commit the next batch of waiting transactions (called with the write lock held)."""
+        """Commit the next batch of waiting transactions (called with the write lock held).
+        Every ticket of the batch is done when this returns or raises: its committer, blocked
+        on the write lock, only looks at the outcome."""
         with self._queue_lock:
             if self._exclusive:  # the open transaction belongs to ``own`` alone
                 self._waiting.remove(own)
                 batch = [own]
             else:
                 batch = take_batch(self._waiting)
-        conn = self._wconn
         try:
             self._check_same_file()
-        except StoreChanged as exc:
-            for i, ticket in enumerate(batch):
-                ticket.fail(shared(exc, first=i == 0))
-            return
-        members, begin = self._prepare(conn, batch)
-        while members:
-            members = self._commit_members(conn, members, begin=begin)
-            begin = True
+            members, begin = self._prepare(self._wconn, batch)
+            while members:
+                members = self._commit_members(self._wconn, members, begin=begin)
+                begin = True
+        except BaseException as exc:
+            error = translated(exc, self.space_id)
+            undone = [t for t in batch if not t.done]
+            for i, ticket in enumerate(undone):
+                ticket.fail(shared(error, first=i == 0))
+            if not isinstance(exc, Exception):
+                raise  # KeyboardInterrupt and the like stop this thread too
 
     def _prepare(self, conn: apsw.Connection, batch: list[Ticket]) -> tuple[list[Ticket], bool]:
         """Run each member's participants' ``prepare``; return the members that passed and
