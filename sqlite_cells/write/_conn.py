@@ -52,9 +52,11 @@ class WriteConn:
         self.deadline: float | None = None
         conn.set_progress_handler(self._progress, _PROGRESS_STEPS, id=_PROGRESS_ID)
 
-    def _started(self, _cursor: apsw.Cursor, _sql: str, _bindings: object) -> bool:
-        # Called by apsw after the statement is prepared and bound, before it is stepped.
+    def _started(self, cursor: apsw.Cursor, _sql: str, _bindings: object) -> bool:
+        # Called by apsw after the statement is prepared and bound, before it is stepped. Once
+        # is enough (an exec_many would call it for every row).
         self._stepping = True
+        cursor.exec_trace = None
         return True
 
     def _progress(self) -> bool:
