@@ -20,6 +20,7 @@ from sqlite_cells.files import (
     disk_handle_value,
     disk_source_id,
     reconcile,
+    unpin,
     validate_disk_source,
 )
 from sqlite_cells.read import ReadPool
@@ -226,6 +227,7 @@ class Runtime(runtime.Runtime):
             try:
                 outcome = reconcile(conn, decl.db_id, decl.path, repair=repair)
             finally:
+                unpin(conn, decl.path)  # a repair may have rebuilt the file (R73 pins anew)
                 if reopen:
                     conn.execute("BEGIN IMMEDIATE")
             with self._decl_lock:

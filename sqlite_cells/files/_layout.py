@@ -27,6 +27,7 @@ __all__ = [
     "decode_op_body",
     "detach",
     "encode_op_body",
+    "unpin",
 ]
 
 KIND = "sqlite"
@@ -52,19 +53,20 @@ def decode_op_body(op: Op) -> OpBody:
     return msgspec.json.decode(op.body, type=OpBody)
 
 
-# conn -> (path, (st_dev, st_ino)) of the file attached as _cf_db, pinned when attached.
-_ATTACHED: weakref.WeakKeyDictionary[apsw.Connection, tuple[str, tuple[int, int] | None]] = (
-    weakref.WeakKeyDictionary()
-)
+Identity = tuple[int, int]  # (st_dev, st_ino)
+
+# conn -> path of the file attached as _cf_db.
+_ATTACHED: weakref.WeakKeyDictionary[apsw.Connection, str] = weakref.WeakKeyDictionary()
+# conn -> {path: identity} of every database file it has attached, pinned at its first attach.
+_PINS: weakref.WeakKeyDictionary[apsw.Connection, dict[str, Identity]] = weakref.WeakKeyDictionary()
 
 
 def attached(conn: apsw.Connection) -> str | None:
     """The path of the database file attached to ``conn`` as ``_cf_db``, if any."""
-    found = _ATTACHED.get(conn)
-    return found[0] if found is not None else None
+    return _ATTACHED.get(conn)
 
 
-def _identity(path: str) -> tuple[int, int] | None:
+def _identity(path: str) -> Identity | None:
     try:
         st = os.stat(path)
     except OSError:
@@ -75,32 +77,42 @@ def _identity(path: str) -> tuple[int, int] | None:
 def attach(conn: apsw.Connection, path: Path) -> None:
     """Attach ``path`` as ``_cf_db`` (outside a transaction), replacing what was attached.
 
-    The attached file's device and inode are pinned: if the file at ``path`` is another one
-    when it is to be written again (deleted or replaced while attached), the file is let go and
-    :class:`StoreChanged` is raised, so no commit is acknowledged into a file that is no longer
-    the one at its path (R73)."""
-    held = _ATTACHED.get(conn)
-    if held is not None and held[0] == str(path):
-        now = _identity(held[0])
-        if now == held[1]:
-            return
-        if held[1] is None:  # SQLite had not created the file yet when it was attached
-            _ATTACHED[conn] = (held[0], now)
-            return
-        detach(conn)
+    Each file's device and inode are pinned when this connection first attaches it: if the file
+    at ``path`` is another one when it is to be written again (deleted or replaced meanwhile,
+    attached or not), it is let go and :class:`StoreChanged` is raised, so no commit is
+    acknowledged into a file that is no longer the one at its path (R73). :func:`unpin` forgets
+    a pin (after the runtime itself rebuilt the file)."""
+    key = str(path)
+    now = _identity(key)
+    pins = _PINS.get(conn)
+    if pins is None:
+        pins = _PINS[conn] = {}
+    pinned = pins.get(key)
+    if pinned is not None and now != pinned:
+        if attached(conn) == key:
+            detach(conn)
         raise StoreChanged(
-            str(path),
+            key,
             "this database file was deleted or replaced while the runtime had it open; "
             "nothing was committed: close the runtime and open a new one (it checks the file "
             "against its space before using it)",
         )
-    detach(conn)
-    conn.execute(f"ATTACH DATABASE ? AS {ALIAS}", (str(path),))
-    _ATTACHED[conn] = (str(path), _identity(str(path)))
-    conn.execute(f"PRAGMA {ALIAS}.journal_mode=WAL").fetchall()
-    conn.execute(f"PRAGMA {ALIAS}.synchronous=NORMAL")
-    if _ATTACHED[conn][1] is None:  # a new file: SQLite created it with the pragmas above
-        _ATTACHED[conn] = (str(path), _identity(str(path)))
+    if attached(conn) != key:
+        detach(conn)
+        conn.execute(f"ATTACH DATABASE ? AS {ALIAS}", (key,))
+        _ATTACHED[conn] = key
+        conn.execute(f"PRAGMA {ALIAS}.journal_mode=WAL").fetchall()
+        conn.execute(f"PRAGMA {ALIAS}.synchronous=NORMAL")
+        now = _identity(key)  # a new file exists once SQLite set its journal mode
+    if pinned is None and now is not None:
+        pins[key] = now
+
+
+def unpin(conn: apsw.Connection, path: Path) -> None:
+    """Forget the identity pinned for ``path`` (the runtime rebuilt or replaced the file)."""
+    pins = _PINS.get(conn)
+    if pins is not None:
+        pins.pop(str(path), None)
 
 
 def detach(conn: apsw.Connection) -> None:

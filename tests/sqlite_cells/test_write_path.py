@@ -395,6 +395,29 @@ def test_a_database_file_changed_while_attached(space: Space, db: sc.SqliteDb, h
     assert space.file.seen_seq == seq and db.rev == 1
 
 
+@pytest.mark.parametrize("how", ["delete", "replace"])
+def test_a_database_file_changed_while_another_was_attached(
+    space: Space, db: sc.SqliteDb, how: str
+) -> None:
+    other = space.sqlite_database("other", tables=MESSAGES)
+    with space.transact():
+        db.exec(INSERT, [None, "first", 1])
+    with space.transact():  # db's file is let go, the other one attached
+        other.exec(INSERT, [None, "elsewhere", 1])
+    if how == "delete":
+        db.path.unlink()
+    else:
+        copy = db.path.with_name("copy.sqlite")
+        shutil.copyfile(db.path, copy)
+        os.replace(copy, db.path)
+    with pytest.raises(sc.StoreChanged), space.transact():
+        db.exec(INSERT, [None, "second", 2])
+    assert db.rev == 1 and space.file.seen_seq == 2
+    assert how == "replace" or not db.path.exists()  # no empty file was made in its place
+    with space.transact():  # the other database is still fine
+        other.exec(INSERT, [None, "more", 2])
+
+
 # -- 7. statements stay prepared ---------------------------------------------------------------
 
 
