@@ -123,7 +123,8 @@ class SqliteParticipant:
     # -- before BEGIN --------------------------------------------------------------------------
 
     def prepare(self, conn: apsw.Connection, ops: Sequence[PendingOp]) -> None:
-        decls = {_request(op).decl for op in ops}
+        # By identity: hashing a declaration hashes its whole schema, on every commit.
+        decls = list({id(d): d for d in (_request(op).decl for op in ops)}.values())
         paths = {decl.path for decl in decls}
         if len(paths) != 1:
             raise SqliteCellsError(f"one commit may write one database, not {len(paths)}")
