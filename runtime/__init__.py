@@ -27,12 +27,15 @@ from sqlite_cells.runtime._space_file import CommitEvent as CommitEvent
 from sqlite_cells.runtime._space_file import SpaceFile as SpaceFile
 from sqlite_cells.runtime._store import DEFAULT_STORE as DEFAULT_STORE
 from sqlite_cells.runtime._store import STORE_ENV as STORE_ENV
+from sqlite_cells.runtime._tx import LENGTH_LIMIT as LENGTH_LIMIT
+from sqlite_cells.runtime._tx import PendingOp as PendingOp
 from sqlite_cells.runtime._tx import Transaction as Transaction
 from sqlite_cells.runtime._tx import current_transaction as current_transaction
 from sqlite_cells.runtime._tx import require_transaction as require_transaction
 
 __all__ = [
     "DEFAULT_STORE",
+    "LENGTH_LIMIT",
     "PENDING",
     "STORE_ENV",
     "Cell",
@@ -42,6 +45,7 @@ __all__ = [
     "Node",
     "Pattern",
     "Pending",
+    "PendingOp",
     "Piece",
     "Reactive",
     "Runtime",

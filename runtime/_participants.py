@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import apsw
@@ -13,7 +13,7 @@ import apsw
 from sqlite_cells.codec import Op
 
 if TYPE_CHECKING:
-    from sqlite_cells.runtime._tx import Transaction
+    from sqlite_cells.runtime._tx import PendingOp
 
 __all__ = ["CommitParticipant"]
 
@@ -21,18 +21,24 @@ __all__ = ["CommitParticipant"]
 class CommitParticipant(Protocol):
     """Applies one kind of op inside the commit's SQLite transaction.
 
-    Call order, for one commit of one space, all under the space's write lock:
+    A transaction records pending ops (:class:`~sqlite_cells.runtime.PendingOp`: kind, target, the
+    participant's own payload). Call order, for one commit of one space, all under the space's
+    write lock, each hook receiving the participant's pending ops in the order recorded:
 
-    1. ``prepare(conn, ops)`` with the participant's ops, *before* ``BEGIN IMMEDIATE``: the place
-       for what SQLite forbids inside a transaction (``ATTACH``, ``journal_mode``). Raising aborts
-       the commit before anything is written.
-    2. ``BEGIN IMMEDIATE`` on the space's write connection; read revisions are validated and the
-       cells are written.
-    3. ``apply(conn, op, seq, tx)`` for each op of the transaction, in the order they were recorded.
-       It returns the op to keep in the commit record (the same op, or one enriched with what a
-       replay needs). Raising rolls back the whole commit, cells included, and the exception reaches
+    1. ``prepare(conn, ops)`` *before* ``BEGIN IMMEDIATE``: the place for what SQLite forbids
+       inside a transaction (``ATTACH``, ``journal_mode``) and for work on other connections.
+       Raising aborts the commit before anything is written.
+    2. ``BEGIN IMMEDIATE`` on the space's write connection; read revisions are validated.
+    3. ``cell_writes(conn, ops, writes)``: cell values the participant writes in this commit,
+       computed from the committed state read through ``conn`` (and ``writes``, the transaction's
+       own pending cell writes): e.g. a revision counter bumped at commit, so that transactions
+       that only append never conflict. They are written with the transaction's cells (and win
+       over them) and kept in the commit record.
+    4. ``apply(conn, op, seq)`` for each op of the transaction, in the order recorded, after the
+       cell writes. It returns the :class:`~sqlite_cells.codec.Op` kept in the commit record.
+       Raising at 3 or 4 rolls back the whole commit, cells included, and the exception reaches
        the caller as it is.
-    4. The commit record is written and ``COMMIT`` runs. If ``COMMIT`` itself raises,
+    5. The commit record is written and ``COMMIT`` runs. If ``COMMIT`` itself raises,
        ``commit_failed(ops, exc)`` is called for every participant that applied an op, before the
        error reaches the caller; it must not raise. If it succeeds, ``committed(ops, seq)`` is
        called (it must not raise either).
@@ -41,10 +47,14 @@ class CommitParticipant(Protocol):
     @property
     def kind(self) -> str: ...
 
-    def prepare(self, conn: apsw.Connection, ops: Sequence[Op]) -> None: ...
+    def prepare(self, conn: apsw.Connection, ops: Sequence[PendingOp]) -> None: ...
 
-    def apply(self, conn: apsw.Connection, op: Op, seq: int, tx: Transaction) -> Op: ...
+    def cell_writes(
+        self, conn: apsw.Connection, ops: Sequence[PendingOp], writes: Mapping[str, bytes]
+    ) -> Mapping[str, bytes]: ...
 
-    def committed(self, ops: Sequence[Op], seq: int) -> None: ...
+    def apply(self, conn: apsw.Connection, op: PendingOp, seq: int) -> Op: ...
 
-    def commit_failed(self, ops: Sequence[Op], exc: BaseException) -> None: ...
+    def committed(self, ops: Sequence[PendingOp], seq: int) -> None: ...
+
+    def commit_failed(self, ops: Sequence[PendingOp], exc: BaseException) -> None: ...

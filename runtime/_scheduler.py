@@ -109,8 +109,21 @@ class Scheduler:
             self._wake.notify()
 
     def publish(self, event: CommitEvent) -> None:
-        """Hand a durable commit to the scheduler (called by SpaceFile, in seq order)."""
-        self.submit(lambda: self._on_commit(event))
+        """Hand a durable commit to the scheduler (called by SpaceFile, in seq order).
+
+        A quiet commit — nothing queued or running, nobody watching a cell it wrote, no result
+        waiting for it — is taken in right here instead of waking the scheduler thread: that
+        thread only touches its state while running work, which it starts under ``_lock``, so
+        with the lock held and nothing queued or running the state is this caller's to advance.
+        No user code runs here (there is nothing to re-run or deliver)."""
+        with self._lock:
+            if self._closed:
+                return
+            if not self._queue and not self._busy and self._is_quiet(event):
+                self._advance(event)
+                return
+            self._queue.append(lambda: self._on_commit(event))
+            self._wake.notify()
 
     def add(self, node: Node) -> None:
         """Join ``node`` to the graph and compute its first value (on the scheduler thread)."""
@@ -261,7 +274,14 @@ class Scheduler:
         if not node.ready.is_set():
             self._init(node)
 
-    def _on_commit(self, event: CommitEvent) -> None:
+    def _is_quiet(self, event: CommitEvent) -> bool:
+        if self._parked.get(event.space):
+            return False
+        watchers = self._watchers
+        return not any(watchers.get((event.space, cell_id)) for cell_id in event.writes)
+
+    def _advance(self, event: CommitEvent) -> list[Node]:
+        """Take ``event`` into the view; return the nodes watching what changed."""
         self._processed[event.space] = event.seq
         touched: list[Node] = []
         for cell_id, entity in event.writes.items():
@@ -271,6 +291,10 @@ class Scheduler:
                 continue
             self._view[key] = entity
             touched.extend(self._watchers.get(key, ()))
+        return touched
+
+    def _on_commit(self, event: CommitEvent) -> None:
+        touched = self._advance(event)
         if touched:
             self._propagate(touched)
         parked = self._parked.get(event.space)

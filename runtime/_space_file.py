@@ -12,8 +12,10 @@ to the cache and handed to the runtime's scheduler in seq order, after it is dur
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,22 +23,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import apsw
-import msgspec
 
 from sqlite_cells.codec import (
-    CellWrite,
     ClosedError,
     CommitRecord,
-    ConflictError,
     Op,
     SqliteCellsError,
+    StoreChanged,
     decode_record,
-    encode_record,
 )
+from sqlite_cells.runtime._commit import holds, translated, write_member
+from sqlite_cells.runtime._group import Ticket, shared, take_batch
+from sqlite_cells.runtime._tx import LENGTH_LIMIT
 
 if TYPE_CHECKING:
     from sqlite_cells.runtime._participants import CommitParticipant
-    from sqlite_cells.runtime._tx import Transaction
+    from sqlite_cells.runtime._tx import PendingOp, Transaction
 
 __all__ = ["CommitEvent", "Entity", "SpaceFile"]
 
@@ -127,6 +129,9 @@ class SpaceFile:
         self.wake = wake
         # _write_lock guards _wconn, _seen_seq and the order in which commits are published.
         self._write_lock = threading.RLock()
+        # _queue_lock guards _waiting: transactions waiting for a committer (see _group).
+        self._queue_lock = threading.Lock()
+        self._waiting: deque[Ticket] = deque()
         # _read_lock guards _rconn and _data_version.
         self._read_lock = threading.Lock()
         # _cache_lock guards the check-then-set of _cache (reads of a single entry need no lock).
@@ -135,6 +140,8 @@ class SpaceFile:
         self._exclusive = False  # guarded by _write_lock: the write transaction is already open
         self._closed = False
         self._wconn = self._open_writer()
+        st = os.stat(path)
+        self._identity: tuple[int, int] | None = (st.st_dev, st.st_ino)
         self._rconn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
         self._rconn.setbusytimeout(BUSY_TIMEOUT_MS)
         self._seen_seq = self._last_seq(self._wconn)
@@ -147,6 +154,7 @@ class SpaceFile:
     def _open_writer(self) -> apsw.Connection:
         conn = apsw.Connection(str(self.path))
         conn.setbusytimeout(BUSY_TIMEOUT_MS)
+        conn.limit(apsw.SQLITE_LIMIT_LENGTH, LENGTH_LIMIT)  # R44: nothing stored is unreadable
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         with _immediate(conn):
@@ -207,115 +215,182 @@ class SpaceFile:
     # -- commit --------------------------------------------------------------------------------
 
     def commit(self, tx: Transaction) -> int:
-        """Commit ``tx`` as one SQLite transaction and return its seq.
+        """Commit ``tx`` as one SQLite transaction (shared with other transactions of this space
+        committing at the same moment, see ``_group``) and return its seq.
 
-        Raises :class:`ConflictError` when a cell it read (in this space) changed since, and
-        whatever a participant raised; in every failing case nothing of ``tx`` is written.
+        Raises :class:`StoreChanged` when the space file was deleted or replaced since it was
+        opened (R73), :class:`ConflictError` when a cell it read (in this space) changed since,
+        and whatever a participant raised; in every failing case nothing of ``tx`` is written.
         """
         self._check_open()
+        ticket = Ticket(tx, self._group_ops(tx.ops))
+        with self._queue_lock:
+            self._waiting.append(ticket)
         with self._write_lock:
-            conn = self._wconn
-            groups = self._group_ops(tx.ops)
-            if self._exclusive and groups:
-                # Participants prepare outside a transaction (ATTACH cannot run inside one). The
-                # exclusive transaction has written nothing yet, so it is safe to reopen it; the
-                # read validation below catches any commit that slipped in between.
-                conn.execute("ROLLBACK")
-            if groups or not self._exclusive:
-                for participant, ops in groups:
-                    participant.prepare(conn, ops)
-                conn.execute("BEGIN IMMEDIATE")
-            foreign: list[CommitRecord] = []
-            kept: list[Op] = []
-            committing = False
-            try:
-                foreign = self._records_since(conn, self._seen_seq)
-                self._validate(conn, tx)
-                seq = (foreign[-1].seq if foreign else self._seen_seq) + 1
-                self._write_cells(conn, tx, seq)
-                kept = [self._participant(op.kind).apply(conn, op, seq, tx) for op in tx.ops]
-                record = CommitRecord(
-                    seq=seq,
-                    writes=tuple(CellWrite(k, msgspec.Raw(v)) for k, v in tx.writes.items()),
-                    ops=tuple(kept),
-                )
-                conn.execute(
-                    "INSERT INTO _cf_log (seq, record) VALUES (?, ?)", (seq, encode_record(record))
-                )
-                if kept:
-                    conn.executemany(
-                        "INSERT OR IGNORE INTO _cf_op_index (target, seq) VALUES (?, ?)",
-                        [(target, seq) for target in {op.target for op in kept}],
-                    )
-                committing = True
-                conn.execute("COMMIT")
-            except BaseException as exc:
-                if not conn.getautocommit():
-                    conn.execute("ROLLBACK")
-                if committing:
-                    for participant, ops in self._group_ops(kept):
-                        _quietly(participant.commit_failed, ops, exc)
-                if not (committing and self._holds(conn, seq)):
-                    self._apply(foreign)
-                    if isinstance(exc, apsw.Error):
-                        raise SqliteCellsError(
-                            f"space {self.space_id!r}: the commit failed in SQLite ({exc}); "
-                            "nothing of it is visible: try again, and check the disk if it "
-                            "keeps failing"
-                        ) from exc
-                    raise
-                # COMMIT raised after the space file had committed (the attached file failed):
-                # the space is the source of truth, participants have repaired what they own
-                # (commit_failed above), so the commit stands and is reported as done.
-                log.warning(
-                    "space %r: COMMIT of seq %d raised %r after the space had committed it; kept",
-                    self.space_id,
-                    seq,
-                    exc,
-                )
-            self._apply([*foreign, record])
-            for participant, ops in self._group_ops(kept):
-                _quietly(participant.committed, ops, seq)
+            while not ticket.done:
+                self._lead(ticket)
+        seq = ticket.result()
         for peer in _bus.peers(self):
             peer.wake()
         return seq
 
-    def _group_ops(self, ops: Sequence[Op]) -> list[tuple[CommitParticipant, list[Op]]]:
-        groups: dict[str, tuple[CommitParticipant, list[Op]]] = {}
+    def _lead(self, own: Ticket) -> None:
+        """Commit the next batch of waiting transactions (called with the write lock held).
+        Every ticket of the batch is done when this returns or raises: its committer, blocked
+        on the write lock, only looks at the outcome."""
+        with self._queue_lock:
+            if self._exclusive:  # the open transaction belongs to ``own`` alone
+                self._waiting.remove(own)
+                batch = [own]
+            else:
+                batch = take_batch(self._waiting)
+        try:
+            self._check_same_file()
+            members, begin = self._prepare(self._wconn, batch)
+            while members:
+                members = self._commit_members(self._wconn, members, begin=begin)
+                begin = True
+        except BaseException as exc:
+            error = translated(exc, self.space_id)
+            undone = [t for t in batch if not t.done]
+            for i, ticket in enumerate(undone):
+                ticket.fail(shared(error, first=i == 0))
+            if not isinstance(exc, Exception):
+                raise  # KeyboardInterrupt and the like stop this thread too
+
+    def _prepare(self, conn: apsw.Connection, batch: list[Ticket]) -> tuple[list[Ticket], bool]:
+        """Run each member's participants' ``prepare``; return the members that passed and
+        whether a transaction must be begun."""
+        with_ops = any(t.groups for t in batch)
+        if self._exclusive and with_ops:
+            # Participants prepare outside a transaction (ATTACH cannot run inside one). The
+            # exclusive transaction has written nothing yet, so it is safe to reopen it; the
+            # read validation catches any commit that slipped in between.
+            conn.execute("ROLLBACK")
+        members = []
+        for ticket in batch:
+            try:
+                for participant, ops in ticket.groups:
+                    participant.prepare(conn, ops)
+            except Exception as exc:
+                ticket.fail(translated(exc, self.space_id))
+            else:
+                members.append(ticket)
+        return members, with_ops or not self._exclusive
+
+    def _commit_members(
+        self, conn: apsw.Connection, members: list[Ticket], *, begin: bool
+    ) -> list[Ticket]:
+        """One SQLite transaction for ``members``; returns the members to run again (when one
+        member's error ended the transaction), else an empty list."""
+        foreign: list[CommitRecord] = []
+        done: list[Ticket] = []
+        records: list[CommitRecord] = []
+        committing = False
+        try:
+            if begin:
+                conn.execute("BEGIN IMMEDIATE")
+            foreign = self._records_since(conn, self._seen_seq)
+            seq = (foreign[-1].seq if foreign else self._seen_seq) + 1
+            grouped = len(members) > 1
+            for ticket in members:
+                record = write_member(
+                    conn,
+                    ticket,
+                    seq,
+                    space=self,
+                    space_id=self.space_id,
+                    participant=self._participant,
+                    grouped=grouped,
+                )
+                if record is None and conn.getautocommit():
+                    self._apply(foreign)  # the member's error ended the whole transaction
+                    return [m for m in members if not m.done]
+                if record is not None:
+                    done.append(ticket)
+                    records.append(record)
+                    seq += 1
+            if not done:
+                conn.execute("ROLLBACK")
+                self._apply(foreign)
+                return []
+            committing = True
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            if not self._commit_raised(conn, exc, foreign, members, done, records, committing):
+                return []
+        self._apply([*foreign, *records])
+        for ticket, record in zip(done, records, strict=True):
+            for participant, ops in ticket.groups:
+                _quietly(participant.committed, ops, record.seq)
+            ticket.succeed(record)
+        return []
+
+    def _commit_raised(
+        self,
+        conn: apsw.Connection,
+        exc: BaseException,
+        foreign: list[CommitRecord],
+        members: list[Ticket],
+        done: list[Ticket],
+        records: list[CommitRecord],
+        committing: bool,
+    ) -> bool:
+        """Roll back after ``exc`` and fail every member still waiting; return False. Unless
+        ``COMMIT`` raised after the space file had committed: then the commit stands and this
+        returns True."""
+        if not conn.getautocommit():
+            conn.execute("ROLLBACK")
+        if committing:
+            for ticket in done:
+                for participant, ops in ticket.groups:
+                    _quietly(participant.commit_failed, ops, exc)
+        if committing and holds(conn, records[-1].seq):
+            # COMMIT raised after the space file had committed (the attached file failed): the
+            # space is the source of truth, participants have repaired what they own
+            # (commit_failed above), so the commit stands and is reported as done.
+            log.warning(
+                "space %r: COMMIT of seqs %d-%d raised %r after the space had committed them; kept",
+                self.space_id,
+                records[0].seq,
+                records[-1].seq,
+                exc,
+            )
+            return True
+        self._apply(foreign)
+        error = translated(exc, self.space_id)
+        waiting = [t for t in members if not t.done]
+        for i, ticket in enumerate(waiting):
+            ticket.fail(shared(error, first=i == 0))
+        if not isinstance(exc, Exception):
+            raise exc  # KeyboardInterrupt and the like stop the committing thread too
+        return False
+
+    def _check_same_file(self) -> None:
+        """R73: the file at the path must still be the file this runtime opened (same device
+        and inode); otherwise a commit would be acknowledged into an unlinked file."""
+        try:
+            st = os.stat(self.path)
+            now: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        except OSError:
+            now = None
+        if now != self._identity:
+            what = "deleted" if now is None else "replaced by another file"
+            raise StoreChanged(
+                str(self.path),
+                f"the file of space {self.space_id!r} was {what} while this runtime had it "
+                "open; nothing was committed: close this runtime and open a new one",
+            )
+
+    def _group_ops(
+        self, ops: Sequence[PendingOp]
+    ) -> list[tuple[CommitParticipant, list[PendingOp]]]:
+        groups: dict[str, tuple[CommitParticipant, list[PendingOp]]] = {}
         for op in ops:
             if op.kind not in groups:
                 groups[op.kind] = (self._participant(op.kind), [])
             groups[op.kind][1].append(op)
         return list(groups.values())
-
-    @staticmethod
-    def _holds(conn: apsw.Connection, seq: int) -> bool:
-        """Whether the space's log holds ``seq`` (after a COMMIT that raised)."""
-        try:
-            return (
-                conn.execute("SELECT 1 FROM _cf_log WHERE seq = ?", (seq,)).fetchone() is not None
-            )
-        except apsw.Error:
-            return False
-
-    def _validate(self, conn: apsw.Connection, tx: Transaction) -> None:
-        changed = []
-        for (space, cell_id), rev in tx.reads.items():
-            if space is not self:
-                continue  # only the bound space's reads can be validated atomically
-            row = conn.execute("SELECT rev FROM _cf_cells WHERE id = ?", (cell_id,)).fetchone()
-            if (0 if row is None else int(row[0])) != rev:
-                changed.append(cell_id)
-        if changed:
-            raise ConflictError(self.space_id, changed)
-
-    @staticmethod
-    def _write_cells(conn: apsw.Connection, tx: Transaction, seq: int) -> None:
-        conn.executemany(
-            "INSERT INTO _cf_cells (id, value, rev) VALUES (?, ?, ?) "
-            "ON CONFLICT (id) DO UPDATE SET value = excluded.value, rev = excluded.rev",
-            [(cell_id, data, seq) for cell_id, data in tx.writes.items()],
-        )
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:

@@ -11,14 +11,39 @@ import enum
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
 
-from sqlite_cells.codec import CrossSpaceWrite, NoTransaction, Op
+from sqlite_cells.codec import CrossSpaceWrite, NoTransaction, ValueEncodeError
 
 if TYPE_CHECKING:
     from sqlite_cells.runtime._space_file import SpaceFile
 
-__all__ = ["Transaction", "TxState", "current_transaction", "require_transaction", "transaction"]
+__all__ = [
+    "LENGTH_LIMIT",
+    "PendingOp",
+    "Transaction",
+    "TxState",
+    "current_transaction",
+    "require_transaction",
+    "transaction",
+]
+
+# SQLite's length limit on the write connection (R44): no string or blob over it is stored, so
+# every stored value can be read back by connections that keep SQLite's default of 64 MiB.
+LENGTH_LIMIT: Final = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PendingOp:
+    """An op recorded on a transaction, not yet applied: its ``kind`` (which commit participant
+    applies it), its ``target`` (what it changes, e.g. a database id) and an opaque ``payload``
+    (the participant's own in-memory request). At commit the participant turns it into the
+    :class:`~sqlite_cells.codec.Op` kept in the commit record."""
+
+    kind: str
+    target: str
+    payload: object = None
 
 
 class TxState(enum.Enum):
@@ -31,19 +56,18 @@ class Transaction:
     """Reads and writes collected for one commit.
 
     ``reads`` maps ``(space file, cell id)`` to the revision seen (0 for a cell never written);
-    ``writes`` maps a cell id of the bound space to its new encoded value; ``ops`` are typed ops for
-    commit participants, applied after the cell writes. ``extras`` is scratch space for extensions
-    (keyed by their own names) that lives as long as the transaction.
+    ``writes`` maps a cell id of the bound space to its new encoded value; ``ops`` are the
+    pending ops (:class:`PendingOp`) for commit participants, applied after the cell writes, in
+    order.
     """
 
-    __slots__ = ("extras", "ops", "reads", "seq", "space", "state", "writes")
+    __slots__ = ("ops", "reads", "seq", "space", "state", "writes")
 
     def __init__(self, space: SpaceFile | None = None) -> None:
         self.space: SpaceFile | None = space
         self.reads: dict[tuple[SpaceFile, str], int] = {}
         self.writes: dict[str, bytes] = {}
-        self.ops: list[Op] = []
-        self.extras: dict[str, Any] = {}
+        self.ops: list[PendingOp] = []
         self.seq: int | None = None
         self.state = TxState.OPEN
 
@@ -61,11 +85,20 @@ class Transaction:
         self.reads.setdefault((space, cell_id), rev)
 
     def write(self, space: SpaceFile, cell_id: str, data: bytes) -> None:
+        """Record the encoded value of a cell. A value longer than SQLite's length limit could
+        not be stored (nor read back): :class:`ValueEncodeError` here, before anything is
+        recorded (R6, R44)."""
         self._check_open()
+        if len(data) > LENGTH_LIMIT:
+            raise ValueEncodeError(
+                f"cell {cell_id}: its encoded value is {len(data)} bytes, over SQLite's length "
+                f"limit of {LENGTH_LIMIT} bytes; store large data elsewhere and keep a "
+                "reference in the cell"
+            )
         self.bind(space)
         self.writes[cell_id] = data
 
-    def add_op(self, space: SpaceFile, op: Op) -> None:
+    def add_op(self, space: SpaceFile, op: PendingOp) -> None:
         """Record an op for a commit participant; it runs after the cell writes, in order."""
         self._check_open()
         self.bind(space)

@@ -18,21 +18,23 @@ from sqlite_cells.codec import (
     SqliteCellsError,
     TooManyDatabases,
 )
-from sqlite_cells.files import DROP_KIND, KIND, is_dropped
+from sqlite_cells.files import DROP_KIND, KIND, handle_value, is_dropped
 from sqlite_cells.read import Query, read_rows, resolve_params, row_decoder
-from sqlite_cells.runtime import Cell, Transaction, current_transaction, require_transaction
+from sqlite_cells.runtime import (
+    Cell,
+    PendingOp,
+    Transaction,
+    current_transaction,
+    require_transaction,
+)
 from sqlite_cells.schema import Declaration, Table
 from sqlite_cells.sql import Mode, ParamTargets, bind_rows, check_statement, map_params
-from sqlite_cells.write import REQUESTS, ExecRequest
+from sqlite_cells.write import ExecRequest, written_database
 
 if TYPE_CHECKING:
     from sqlite_cells._runtime import Runtime, Space
 
-from sqlite_cells.codec import Op
-
 __all__ = ["DEFAULT", "SqliteDb", "sqlite_query"]
-
-WRITING = "sqlite.writing"  # tx.extras key: the id of the database this transaction writes
 
 DEFAULT: Any = object()  # marks "react_on not given": react to the database itself
 
@@ -85,30 +87,26 @@ class SqliteDb(Cell):
     def _record(self, sql: str, rows: list[Any], *, many: bool) -> None:
         tx = require_transaction(f"db.exec on {self.id}")
         self.declaration.check_writable()
-        self._check_live()
+        self._check_live_committed()
         check_statement(sql, Mode.WRITE)
         targets = _targets(sql, self._decl)
         bound = bind_rows(targets, rows, sql=sql, db_id=self.id)
         self._claim(tx)
+        # The op carries its request; it is turned into the recorded op when applied (R32).
         request = ExecRequest(self._decl, sql, bound, many)
-        op = Op(KIND, self.id)  # its body is written when it is applied (see _fold)
-        tx.extras.setdefault(REQUESTS, {})[id(op)] = request
-        tx.add_op(self.space.file, op)
+        tx.add_op(self.space.file, PendingOp(KIND, self.id, request))
 
     def _claim(self, tx: Transaction) -> None:
-        """Make ``tx`` the writer of this database: one database per transaction (R33), and the
-        handle's rev bumped once per transaction (R32)."""
-        writing = tx.extras.get(WRITING)
+        """Make ``tx`` the writer of this database: one database per transaction (R33). The
+        handle's rev is bumped at commit by the write participant (R32), so claiming reads and
+        writes nothing: transactions that only write a database never conflict."""
+        writing = written_database(tx)
         if writing is not None and writing != self.id:
             raise TooManyDatabases(
                 f"this transaction already writes database {writing}; it cannot also write "
                 f"{self.id}: write each database in its own transaction (R33)"
             )
         tx.bind(self.space.file)
-        if writing is None:
-            handle = self.get()
-            self.set({**handle, "rev": int(handle["rev"]) + 1})
-            tx.extras[WRITING] = self.id
 
     def drop(self) -> None:
         """Delete this database inside the current transaction: the handle is marked dropped,
@@ -117,14 +115,23 @@ class SqliteDb(Cell):
         self.declaration.check_writable()
         self._check_live()
         self._claim(tx)
-        self.set({**self.get(), "dropped": True})
-        tx.add_op(self.space.file, Op(DROP_KIND, self.id))
+        # Written through the transaction, not ``set`` (a handle is not a writable cell, R5).
+        # Reading the handle first makes a concurrent write of this database a conflict.
+        dropped = self.space.runtime.encode({**self.get(), "dropped": True})
+        tx.write(self.space.file, self.id, dropped)
+        tx.add_op(self.space.file, PendingOp(DROP_KIND, self.id, self._decl))
 
     def _check_live(self) -> None:
         if is_dropped(self.get()):
-            raise SqliteCellsError(
-                f"database {self.id} was dropped: declare a new one (another name) instead"
-            )
+            raise _dropped(self.id)
+
+    def _check_live_committed(self) -> None:
+        """``_check_live`` without recording a read of the handle: a write must not conflict
+        with other writes of this database (R32); a drop committed meanwhile is caught at
+        commit, where the rev is bumped."""
+        data = self.space.file.entity(self.id).data
+        if data is not None and is_dropped(handle_value(self.id, data)):
+            raise _dropped(self.id)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -132,7 +139,7 @@ class SqliteDb(Cell):
         check_statement(sql, Mode.READ)
         self._check_live()
         tx = current_transaction()
-        if tx is not None and tx.extras.get(WRITING) == self.id:
+        if tx is not None and written_database(tx) == self.id:
             raise ReadAfterWriteUnsupported(
                 f"this transaction has a pending db.exec on {self.id}; reads see committed rows "
                 "only, so read before writing or after the transaction commits (R35)"
@@ -155,6 +162,10 @@ class SqliteDb(Cell):
         self._check_read(sql)
         runtime: Runtime = self.space.runtime
         decode = row_decoder(row, runtime, db_id=self.id, sql=sql)
+        if current_transaction() is not None:
+            # R32: reading the handle records its revision, so a commit to this database
+            # between this read and the transaction's commit is a conflict (read-then-write).
+            self.get()
         runtime.ensure_reconciled(self._decl)
         rows, _ = read_rows(
             runtime.read_pool,
@@ -167,6 +178,12 @@ class SqliteDb(Cell):
 
     def __repr__(self) -> str:
         return f"<SqliteDb {self.id} in {self._space.id!r}>"
+
+
+def _dropped(db_id: str) -> SqliteCellsError:
+    return SqliteCellsError(
+        f"database {db_id} was dropped: declare a new one (another name) instead"
+    )
 
 
 _TARGETS: dict[tuple[str, str], ParamTargets] = {}  # (sql, schema fingerprint) -> targets

@@ -20,6 +20,7 @@ from sqlite_cells.files import (
     disk_handle_value,
     disk_source_id,
     reconcile,
+    unpin,
     validate_disk_source,
 )
 from sqlite_cells.read import ReadPool
@@ -33,7 +34,7 @@ from sqlite_cells.schema import (
     db_file_name,
     declare_tables,
 )
-from sqlite_cells.write import DropParticipant, SqliteParticipant
+from sqlite_cells.write import DEFAULT_EXEC_TIMEOUT, DropParticipant, SqliteParticipant
 
 if TYPE_CHECKING:
     from sqlite_cells._db import SqliteDb
@@ -123,8 +124,9 @@ class Runtime(runtime.Runtime):
     """Opens spaces in a store and runs what reacts to their commits, database cells included.
 
     ``query_workers`` threads run live queries; ``read_pool_size`` bounds the idle read-only
-    connections; ``query_timeout`` interrupts a read (``QueryTimeout``); ``disk_source_roots``
-    limits where injected files may live (R60).
+    connections; ``query_timeout`` interrupts a read (``QueryTimeout``); ``exec_timeout``
+    interrupts a write statement (``ExecTimeout``, R44); ``disk_source_roots`` limits where
+    injected files may live (R60).
     """
 
     space_class = Space
@@ -137,12 +139,15 @@ class Runtime(runtime.Runtime):
         query_workers: int = 2,
         read_pool_size: int = 64,
         query_timeout: float = 5.0,
+        exec_timeout: float = DEFAULT_EXEC_TIMEOUT,
         disk_source_roots: Sequence[str | os.PathLike[str]] | None = None,
     ) -> None:
         if query_workers < 1:
             raise ValueError(f"query_workers must be at least 1, not {query_workers}")
         if query_timeout <= 0:
             raise ValueError(f"query_timeout must be positive, not {query_timeout}")
+        if not exec_timeout > 0:
+            raise ValueError(f"exec_timeout must be positive, not {exec_timeout}")
         super().__init__(store, poll_interval=poll_interval)
         self.query_timeout = query_timeout
         self.disk_source_roots = tuple(disk_source_roots) if disk_source_roots else None
@@ -154,10 +159,10 @@ class Runtime(runtime.Runtime):
         self._reconciled: set[str] = set()
         self._quarantined: dict[str, Quarantined] = {}
         self.participant_sqlite = SqliteParticipant(
-            self.declaration, ready=self.ensure_reconciled, repair=self.reconcile
+            ready=self.ensure_reconciled, repair=self.reconcile, exec_timeout=exec_timeout
         )
         self.register_participant(self.participant_sqlite)
-        self.register_participant(DropParticipant(self.declaration, forget=self.read_pool.discard))
+        self.register_participant(DropParticipant(forget=self.read_pool.discard))
 
     def space(self, space_id: str) -> Space:
         opened = super().space(space_id)
@@ -222,6 +227,7 @@ class Runtime(runtime.Runtime):
             try:
                 outcome = reconcile(conn, decl.db_id, decl.path, repair=repair)
             finally:
+                unpin(conn, decl.path)  # a repair may have rebuilt the file (R73 pins anew)
                 if reopen:
                     conn.execute("BEGIN IMMEDIATE")
             with self._decl_lock:

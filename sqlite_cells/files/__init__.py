@@ -17,6 +17,7 @@ from sqlite_cells.files._layout import attach as attach
 from sqlite_cells.files._layout import attached as attached
 from sqlite_cells.files._layout import detach as detach
 from sqlite_cells.files._layout import encode_op_body as encode_op_body
+from sqlite_cells.files._layout import unpin as unpin
 from sqlite_cells.files._reconcile import Action as Action
 from sqlite_cells.files._reconcile import Outcome as Outcome
 from sqlite_cells.files._reconcile import reconcile as reconcile
@@ -44,5 +45,6 @@ __all__ = [
     "reconcile",
     "remove_database_files",
     "source_path",
+    "unpin",
     "validate_disk_source",
 ]

@@ -9,13 +9,14 @@ statement and the session changeset of its effect (R70).
 
 from __future__ import annotations
 
+import os
 import weakref
 from pathlib import Path
 
 import apsw
 import msgspec
 
-from sqlite_cells.codec import Op
+from sqlite_cells.codec import Op, StoreChanged
 
 __all__ = [
     "ALIAS",
@@ -26,6 +27,7 @@ __all__ = [
     "decode_op_body",
     "detach",
     "encode_op_body",
+    "unpin",
 ]
 
 KIND = "sqlite"
@@ -51,7 +53,12 @@ def decode_op_body(op: Op) -> OpBody:
     return msgspec.json.decode(op.body, type=OpBody)
 
 
+Identity = tuple[int, int]  # (st_dev, st_ino)
+
+# conn -> path of the file attached as _cf_db.
 _ATTACHED: weakref.WeakKeyDictionary[apsw.Connection, str] = weakref.WeakKeyDictionary()
+# conn -> {path: identity} of every database file it has attached, pinned at its first attach.
+_PINS: weakref.WeakKeyDictionary[apsw.Connection, dict[str, Identity]] = weakref.WeakKeyDictionary()
 
 
 def attached(conn: apsw.Connection) -> str | None:
@@ -59,15 +66,53 @@ def attached(conn: apsw.Connection) -> str | None:
     return _ATTACHED.get(conn)
 
 
+def _identity(path: str) -> Identity | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 def attach(conn: apsw.Connection, path: Path) -> None:
-    """Attach ``path`` as ``_cf_db`` (outside a transaction), replacing what was attached."""
-    if attached(conn) == str(path):
-        return
-    detach(conn)
-    conn.execute(f"ATTACH DATABASE ? AS {ALIAS}", (str(path),))
-    _ATTACHED[conn] = str(path)
-    conn.execute(f"PRAGMA {ALIAS}.journal_mode=WAL").fetchall()
-    conn.execute(f"PRAGMA {ALIAS}.synchronous=NORMAL")
+    """Attach ``path`` as ``_cf_db`` (outside a transaction), replacing what was attached.
+
+    Each file's device and inode are pinned when this connection first attaches it: if the file
+    at ``path`` is another one when it is to be written again (deleted or replaced meanwhile,
+    attached or not), it is let go and :class:`StoreChanged` is raised, so no commit is
+    acknowledged into a file that is no longer the one at its path (R73). :func:`unpin` forgets
+    a pin (after the runtime itself rebuilt the file)."""
+    key = str(path)
+    now = _identity(key)
+    pins = _PINS.get(conn)
+    if pins is None:
+        pins = _PINS[conn] = {}
+    pinned = pins.get(key)
+    if pinned is not None and now != pinned:
+        if attached(conn) == key:
+            detach(conn)
+        raise StoreChanged(
+            key,
+            "this database file was deleted or replaced while the runtime had it open; "
+            "nothing was committed: close the runtime and open a new one (it checks the file "
+            "against its space before using it)",
+        )
+    if attached(conn) != key:
+        detach(conn)
+        conn.execute(f"ATTACH DATABASE ? AS {ALIAS}", (key,))
+        _ATTACHED[conn] = key
+        conn.execute(f"PRAGMA {ALIAS}.journal_mode=WAL").fetchall()
+        conn.execute(f"PRAGMA {ALIAS}.synchronous=NORMAL")
+        now = _identity(key)  # a new file exists once SQLite set its journal mode
+    if pinned is None and now is not None:
+        pins[key] = now
+
+
+def unpin(conn: apsw.Connection, path: Path) -> None:
+    """Forget the identity pinned for ``path`` (the runtime rebuilt or replaced the file)."""
+    pins = _PINS.get(conn)
+    if pins is not None:
+        pins.pop(str(path), None)
 
 
 def detach(conn: apsw.Connection) -> None:

@@ -8,6 +8,7 @@ from sqlite_cells.schema._declaration import VmSource as VmSource
 from sqlite_cells.schema._declaration import db_file_name as db_file_name
 from sqlite_cells.schema._migrate import ensure_runtime_tables as ensure_runtime_tables
 from sqlite_cells.schema._migrate import ensure_schema as ensure_schema
+from sqlite_cells.schema._migrate import migrate_file as migrate_file
 from sqlite_cells.schema._migrate import plan_migration as plan_migration
 from sqlite_cells.schema._schema import CfLink as CfLink
 from sqlite_cells.schema._schema import Schema as Schema
@@ -32,6 +33,7 @@ __all__ = [
     "declare_tables",
     "ensure_runtime_tables",
     "ensure_schema",
+    "migrate_file",
     "plan_migration",
     "quote_ident",
     "table",

@@ -1,20 +1,30 @@
-"""Create and migrate a database file to its declared schema, additively (R13, R14).
+"""Create and migrate a database file to its declared schema (R13, R14).
 
-Call order of :func:`ensure_schema` (inside the caller's write transaction, on the first write
-for each distinct declared schema; reads never run DDL):
+Two entry points:
 
-1. ``SAVEPOINT``; everything below is rolled back to it if anything raises, then re-raised.
-2. Create the runtime tables ``_cf_meta`` and ``_cf_watermark`` (row ``(0, 0)``) if missing.
-3. Read the stored version. Newer than the declared one → :class:`UnsupportedMigration`.
-4. Stored and older than declared, with ``migrate`` → ``migrate(MigrationConnection, stored)``.
-   If it raises, :class:`MigrationError` (``from`` the original) and nothing is written. A file
-   with no stored version (new) never calls ``migrate``.
-5. Compare declared and stored schema; any non-additive difference → ``UnsupportedMigration``
-   listing every one. Otherwise create missing tables, ``ADD COLUMN`` missing columns, create
-   missing indexes. An ``ALTER`` SQLite refuses (e.g. a non-constant default) is a difference too.
-6. Store the declared version; ``RELEASE``.
+* :func:`ensure_schema` runs inside the space's commit, on the file attached to the write
+  connection, on the first write for each distinct declared schema (reads never run DDL):
 
-Step 5's comparison (by what SQLite reports, and what it cannot compare) is described in
+  1. ``SAVEPOINT``; everything below is rolled back to it if anything raises, then re-raised.
+  2. Create the runtime tables ``_cf_meta``, ``_cf_watermark`` (row ``(0, 0)``) and
+     ``_cf_changes`` if missing.
+  3. Read the stored version. Newer than the declared one → :class:`UnsupportedMigration`.
+  4. Compare declared and stored schema; any non-additive difference → ``UnsupportedMigration``
+     listing every one. Otherwise create missing tables, ``ADD COLUMN`` missing columns, create
+     missing indexes. An ``ALTER`` SQLite refuses (e.g. a non-constant default) is a difference.
+  5. Store the declared version; ``RELEASE``.
+
+* :func:`migrate_file` runs a ``migrate`` callback (R14) *before* the space's commit attaches the
+  file, on a connection opened on the database file alone (nothing attached, so no name the
+  callback writes, in any quoting, can reach the space's tables), in one transaction of that
+  file: ``migrate(conn, stored_version)`` under the migration authorizer, then steps 4–5, then the
+  check that the file holds exactly the declared tables and indexes plus the runtime's own
+  (else :class:`MigrationError`). A crash leaves the old version and schema, or the new ones. It
+  is never called for a file that does not exist, nor when the stored version is not older.
+  If the space's commit then fails, the file stays migrated with no rows of that commit written:
+  the migration is its own durable step, like a schema change made before the write.
+
+Step 4's comparison (by what SQLite reports, and what it cannot compare) is described in
 :mod:`sqlite_cells.schema._schema_diff`.
 """
 
@@ -22,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Final
 
 import apsw
@@ -38,17 +49,25 @@ from sqlite_cells.sql import (
     COMMENT,
     IDENT,
     PUNCT,
-    QUOTED,
-    STRING,
+    USER_PREPARE_FLAGS,
     WS,
-    Token,
+    Gate,
     scan_sql,
-    unquote,
 )
 
-__all__ = ["MigrationConnection", "MigrationPlan", "ensure_schema", "plan_migration"]
+__all__ = [
+    "MigrationConnection",
+    "MigrationPlan",
+    "ensure_runtime_tables",
+    "ensure_schema",
+    "migrate_file",
+    "plan_migration",
+]
 
 _SAVEPOINT: Final = "_cf_ensure_schema"
+RUNTIME_TABLES: Final = frozenset({"_cf_meta", "_cf_watermark", "_cf_changes"})
+_BUSY_TIMEOUT_MS: Final = 30_000
+_LENGTH_LIMIT: Final = 64 * 1024 * 1024  # as on every other connection of the runtime (R44)
 
 _IN_TRANSACTION: Final = "migrate runs inside the runtime's transaction; raise to abort it"
 _ATTACH: Final = "ATTACH/DETACH would change the files the connection sees"
@@ -58,34 +77,79 @@ _REFUSED: Final = {
     ),
     **dict.fromkeys(("ATTACH", "DETACH"), _ATTACH),
     "VACUUM": "VACUUM cannot run inside a transaction",
+    "PRAGMA": "PRAGMAs change how the file or connection behaves; migrations do not run them",
 }
-_SCHEMA_TABLES: Final = ("sqlite_master", "sqlite_schema")
+_DDL: Final = frozenset({"CREATE", "DROP", "ALTER"})
+
+# Authorizer actions a migration may take (each further judged by the names it touches).
+_NAMED: Final = {
+    apsw.SQLITE_CREATE_TABLE: (0,),
+    apsw.SQLITE_CREATE_INDEX: (0, 1),
+    apsw.SQLITE_DROP_TABLE: (0,),
+    apsw.SQLITE_DROP_INDEX: (0, 1),
+    apsw.SQLITE_ALTER_TABLE: (1,),
+}
+_ALWAYS: Final = frozenset({apsw.SQLITE_SELECT, apsw.SQLITE_RECURSIVE, apsw.SQLITE_REINDEX})
+_WRITES: Final = frozenset({apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE, apsw.SQLITE_DELETE})
+_FORBIDDEN_FUNCTIONS: Final = frozenset(
+    {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"}
+)
+
+
+def _reserved(name: str | None) -> bool:
+    return name is not None and name.lower().startswith(("_cf_", "sqlite_"))
+
+
+class _MigrationPolicy:
+    """The authorizer of a ``migrate`` callback's statements (R14): triggers, views, virtual
+    tables, temp objects, ATTACH/DETACH, PRAGMAs, transaction control and ANALYZE are denied;
+    so is any use of the runtime's tables (``_cf_*``) and any write to SQLite's own
+    (``sqlite_*``) except the bookkeeping SQLite itself does for CREATE/DROP/ALTER."""
+
+    __slots__ = ("ddl",)
+
+    def __init__(self) -> None:
+        self.ddl = False  # the statement being prepared is CREATE/DROP/ALTER
+
+    def __call__(
+        self, action: int, a: str | None, b: str | None, database: str | None, src: str | None
+    ) -> int:
+        ok, deny = apsw.SQLITE_OK, apsw.SQLITE_DENY
+        if action in _ALWAYS:
+            return ok
+        if action in _NAMED:
+            names = (a, b)
+            return deny if any(_reserved(names[i]) for i in _NAMED[action]) else ok
+        if action == apsw.SQLITE_READ:
+            if a is None or a.lower().startswith(("_cf_", "pragma_")) or a.lower() == "dbstat":
+                return deny
+            return ok
+        if action in _WRITES:
+            if a is None or a.lower().startswith("_cf_"):
+                return deny
+            return ok if self.ddl or not _reserved(a) else deny
+        if action == apsw.SQLITE_FUNCTION:
+            name = (b or "").lower()
+            return deny if name in _FORBIDDEN_FUNCTIONS or name.startswith("_cf_") else ok
+        return deny
 
 
 class MigrationConnection:
-    """The connection handed to ``migrate(conn, from_version)`` (R14): unguarded statements
-    (DDL included) on the database file only, inside the runtime's transaction.
+    """The connection handed to ``migrate(conn, from_version)`` (R14): unguarded statements,
+    DDL included, on a connection opened on the database file alone, inside the migration's
+    transaction, under the migration authorizer (:class:`_MigrationPolicy`).
 
-    On the write connection the file is attached (as ``_cf_db``) next to the space file
-    (``main``), so ``execute`` rewrites and refuses, lexically, before SQLite sees the text:
-
-    * ``CREATE TABLE/INDEX/VIEW/TRIGGER name`` gets ``name`` qualified with the file's schema (an
-      unqualified CREATE would land in ``main``). The text is spliced, not regenerated: sqlglot
-      regenerates SQLite DDL lossily (``INT PRIMARY KEY`` becomes ``INTEGER PRIMARY KEY``, a
-      rowid alias; ``varchar`` becomes ``TEXT``) and cannot parse triggers.
-    * ``PRAGMA name…`` and reads of ``sqlite_master``/``sqlite_schema`` are qualified the same way.
-    * Other names resolve by SQLite's search order to the file, since ``main`` holds only
-      ``_cf_*`` tables; hence names starting with ``_cf_`` (runtime tables) are refused.
-    * Refused with :class:`MigrationError`: naming another schema (``main.t``, ``temp.t``),
-      ``CREATE TEMP``, ATTACH/DETACH, transaction control, VACUUM, several statements at once.
-
-    It is closed when ``migrate`` returns; using it later raises :class:`ClosedError`.
+    Refused with :class:`MigrationError` before SQLite sees them: empty text, several statements
+    at once, transaction control, ATTACH/DETACH, VACUUM, PRAGMA. What the authorizer denies, and
+    any other SQLite error, is a :class:`MigrationError` too (with the SQLite error as its
+    cause). It is closed when ``migrate`` returns; using it later raises :class:`ClosedError`.
     """
 
-    __slots__ = ("_closed", "_conn", "_database", "_db_id")
+    __slots__ = ("_closed", "_conn", "_db_id", "_gate", "_policy")
 
-    def __init__(self, conn: apsw.Connection, database: str, db_id: str) -> None:
-        self._conn, self._database, self._db_id, self._closed = conn, database, db_id, False
+    def __init__(self, conn: apsw.Connection, gate: Gate, db_id: str) -> None:
+        self._conn, self._gate, self._db_id, self._closed = conn, gate, db_id, False
+        self._policy = _MigrationPolicy()
 
     def execute(
         self, sql: str, params: Sequence[object] | Mapping[str, object] = ()
@@ -96,8 +160,15 @@ class MigrationConnection:
                 f"database {self._db_id}: the migration connection was used after migrate() "
                 f"returned; run every migration statement inside migrate()"
             )
+        first = self._check(sql)
         bindings = dict(params) if isinstance(params, Mapping) else tuple(params)
-        return [tuple(row) for row in self._conn.execute(self._prepare(sql), bindings)]
+        self._policy.ddl = first in _DDL
+        try:
+            with self._gate.user(self._policy):
+                cursor = self._conn.execute(sql, bindings, prepare_flags=USER_PREPARE_FLAGS)
+                return [tuple(row) for row in cursor]
+        except apsw.Error as exc:
+            raise self._refuse(sql, f"SQLite said {type(exc).__name__}: {exc}") from exc
 
     def close(self) -> None:
         self._closed = True
@@ -105,7 +176,8 @@ class MigrationConnection:
     def _refuse(self, sql: str, why: str) -> MigrationError:
         return MigrationError(self._db_id, f"migrate statement {sql!r} refused: {why}")
 
-    def _prepare(self, sql: str) -> str:
+    def _check(self, sql: str) -> str:
+        """The statement's first keyword, after the lexical refusals."""
         words = [t for t in scan_sql(sql) if t.kind not in (WS, COMMENT)]
         if not words:
             raise self._refuse(sql, "it is empty")
@@ -115,48 +187,10 @@ class MigrationConnection:
                 if any(w.text != ";" for w in words[i + 1 :]):
                     raise self._refuse(sql, "it holds several statements; run one per call")
                 break
-        upper = [w.text.upper() if w.kind == IDENT else w.text for w in words]
-        if upper[0] in _REFUSED:
-            raise self._refuse(sql, _REFUSED[upper[0]])
-        own = self._database.lower()
-        others = {n.lower() for n in self._conn.db_names()} | {"main", "temp"}
-        others.discard(own)
-        for i, tok in enumerate(words):
-            name = unquote(tok).lower() if tok.kind in (IDENT, QUOTED) else ""
-            if name in others and upper[i + 1 : i + 2] == ["."]:
-                raise self._refuse(
-                    sql, f"it names schema {unquote(tok)!r}; leave names unqualified"
-                )
-            if name.startswith("_cf_") and name != own:
-                raise self._refuse(sql, f"{unquote(tok)!r} is a runtime name (_cf_*)")
-        if upper[0] == "CREATE":
-            at = self._created_name(sql, words, upper)
-        elif upper[0] == "PRAGMA":
-            at = [words[1]] if len(words) > 1 and upper[2:3] != ["."] else []
-        else:
-            at = [
-                tok
-                for i, tok in enumerate(words)
-                if tok.kind in (IDENT, QUOTED)
-                and unquote(tok).lower() in _SCHEMA_TABLES
-                and (i == 0 or upper[i - 1] != ".")
-            ]
-        for tok in reversed(at):
-            sql = f"{sql[: tok.start]}{quote_ident(self._database)}.{sql[tok.start :]}"
-        return sql
-
-    def _created_name(self, sql: str, words: list[Token], upper: list[str]) -> list[Token]:
-        i = 1
-        if upper[i : i + 1] in (["TEMP"], ["TEMPORARY"]):
-            raise self._refuse(sql, "temporary objects do not belong in the database file")
-        while upper[i : i + 1] in (["UNIQUE"], ["VIRTUAL"]):
-            i += 1
-        if upper[i : i + 1] not in (["TABLE"], ["INDEX"], ["VIEW"], ["TRIGGER"]):
-            raise self._refuse(sql, "it is not CREATE TABLE/INDEX/VIEW/TRIGGER")
-        i += 4 if upper[i + 1 : i + 4] == ["IF", "NOT", "EXISTS"] else 1
-        if i >= len(words) or words[i].kind not in (IDENT, QUOTED, STRING):
-            return []  # incomplete: SQLite reports the syntax error
-        return [] if upper[i + 1 : i + 2] == ["."] else [words[i]]
+        first = words[0].text.upper() if words[0].kind == IDENT else words[0].text
+        if first in _REFUSED:
+            raise self._refuse(sql, _REFUSED[first])
+        return first
 
 
 def _stored_version(conn: apsw.Connection, database: str, db_id: str) -> int | None:
@@ -190,27 +224,30 @@ def ensure_runtime_tables(conn: apsw.Connection, database: str) -> None:
 Migrate = Callable[[MigrationConnection, int], None]
 
 
-def ensure_schema(
-    conn: apsw.Connection,
-    database: str,
-    schema: Schema,
-    *,
-    db_id: str,
-    version: int,
-    migrate: Migrate | None,
-) -> None:
-    """Bring the file visible as ``database`` to ``schema`` at ``version`` (R13, R14).
-
-    Runs inside the caller's open transaction (it only uses a SAVEPOINT); the call order is in the
-    module docstring. Raises :class:`UnsupportedMigration` (every non-additive difference, or a
-    stored version newer than ``version``) or :class:`MigrationError` (``migrate`` raised, as
-    ``__cause__``); in both cases, and on any other error, nothing it did remains.
-    """
+def _check_version(version: object, db_id: str) -> None:
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         raise SchemaError(f"database {db_id}: version={version!r} must be an integer >= 0")
+
+
+def ensure_schema(
+    conn: apsw.Connection, database: str, schema: Schema, *, db_id: str, version: int
+) -> None:
+    """Bring the file visible as ``database`` to ``schema`` at ``version``, additively (R13).
+
+    Runs inside the caller's open transaction (it only uses a SAVEPOINT); the steps are in the
+    module docstring. Raises :class:`UnsupportedMigration` (every non-additive difference, or a
+    stored version newer than ``version``); then, and on any other error, nothing it did
+    remains. A ``migrate`` callback is never run here: see :func:`migrate_file`.
+    """
+    _check_version(version, db_id)
     conn.execute(f"SAVEPOINT {_SAVEPOINT}")
     try:
-        _ensure(conn, database, schema, db_id, version, migrate)
+        ensure_runtime_tables(conn, database)
+        stored = _stored_version(conn, database, db_id)
+        _refuse_newer(stored, version, db_id)
+        _apply_diff(conn, database, schema, db_id)
+        if stored != version:
+            _store_version(conn, database, version)
     except BaseException:
         # If SQLite already rolled the whole transaction back, the savepoint is gone too.
         with contextlib.suppress(apsw.Error):
@@ -219,29 +256,16 @@ def ensure_schema(
     conn.execute(f"RELEASE {_SAVEPOINT}")
 
 
-def _ensure(
-    conn: apsw.Connection, database: str, schema: Schema, db_id: str, version: int,
-    migrate: Migrate | None,
-) -> None:  # fmt: skip
-    ensure_runtime_tables(conn, database)
-    stored = _stored_version(conn, database, db_id)
+def _refuse_newer(stored: int | None, version: int, db_id: str) -> None:
     if stored is not None and stored > version:
         newer = (
             f"the file is at version {stored}, newer than the declared version={version}: it "
             f"was written by a newer declaration; run that code, not an older one"
         )
         raise UnsupportedMigration(db_id, [newer])
-    if stored is not None and stored < version and migrate is not None:
-        handle = MigrationConnection(conn, database, db_id)
-        try:
-            migrate(handle, stored)
-        except Exception as exc:
-            raised = f"{type(exc).__name__}: {exc}; nothing was written"
-            raise MigrationError(
-                db_id, f"migrate(conn, from_version={stored}) raised {raised}"
-            ) from exc
-        finally:
-            handle.close()
+
+
+def _apply_diff(conn: apsw.Connection, database: str, schema: Schema, db_id: str) -> None:
     statements, diffs = diff_of(conn, database, schema)
     if not diffs:
         for subject, sql in statements:
@@ -251,7 +275,100 @@ def _ensure(
                 diffs.append(f"{subject}: SQLite refused {sql!r}: {exc}")
     if diffs:
         raise UnsupportedMigration(db_id, diffs)
-    if stored != version:
-        upsert = "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
-        meta = f"{quote_ident(database)}._cf_meta"
-        conn.execute(f"INSERT INTO {meta}(key, value) VALUES ('version', ?) {upsert}", (version,))
+
+
+def _store_version(conn: apsw.Connection, database: str, version: int) -> None:
+    upsert = "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
+    meta = f"{quote_ident(database)}._cf_meta"
+    conn.execute(f"INSERT INTO {meta}(key, value) VALUES ('version', ?) {upsert}", (version,))
+
+
+def migrate_file(path: Path, schema: Schema, *, db_id: str, version: int, migrate: Migrate) -> bool:
+    """Run ``migrate`` on the database file at ``path`` if its stored version is older than
+    ``version`` (R14); return whether it ran. See the module docstring for what is checked.
+
+    Raises :class:`MigrationError` (``migrate`` raised — the original is ``__cause__`` — or a
+    statement was refused, or afterwards the file still differs from the declaration or holds
+    tables or indexes it does not declare) or :class:`UnsupportedMigration` (the stored version
+    is newer); in every failing case nothing of the migration is committed.
+    """
+    _check_version(version, db_id)
+    if not path.exists():
+        return False  # a new file: created at the declared schema by the first write
+    try:
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+    except apsw.Error as exc:
+        raise MigrationError(db_id, f"cannot open {path} to migrate it: {exc}") from exc
+    try:
+        conn.setbusytimeout(_BUSY_TIMEOUT_MS)
+        conn.limit(apsw.SQLITE_LIMIT_LENGTH, _LENGTH_LIMIT)
+        gate = Gate().install(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            ran = _migrate_in_transaction(conn, gate, schema, db_id, version, migrate)
+        except BaseException:
+            with contextlib.suppress(apsw.Error):
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT" if ran else "ROLLBACK")
+        return ran
+    except apsw.Error as exc:
+        raise MigrationError(db_id, f"migrating {path} failed in SQLite: {exc}") from exc
+    finally:
+        conn.close()
+
+
+def _migrate_in_transaction(
+    conn: apsw.Connection, gate: Gate, schema: Schema, db_id: str, version: int,
+    migrate: Migrate,
+) -> bool:  # fmt: skip
+    known = conn.execute("SELECT 1 FROM sqlite_schema WHERE name = '_cf_meta'").fetchone()
+    stored = _stored_version(conn, "main", db_id) if known else None
+    if stored is None or stored >= version:
+        _refuse_newer(stored, version, db_id)
+        return False
+    handle = MigrationConnection(conn, gate, db_id)
+    try:
+        migrate(handle, stored)
+    except Exception as exc:
+        raised = f"{type(exc).__name__}: {exc}; nothing was written"
+        raise MigrationError(
+            db_id, f"migrate(conn, from_version={stored}) raised {raised}"
+        ) from exc
+    finally:
+        handle.close()
+    ensure_runtime_tables(conn, "main")
+    try:
+        _apply_diff(conn, "main", schema, db_id)
+    except UnsupportedMigration as exc:
+        # With a migrate callback, a file that still differs is the migration's failure (R14).
+        raise MigrationError(
+            db_id,
+            f"after migrate(conn, from_version={stored}) the file still differs from the "
+            f"declaration: {'; '.join(exc.differences)}; nothing was written: migrate must "
+            "leave the file as declared (the runtime only adds what is missing)",
+        ) from exc
+    _check_exact(conn, schema, db_id)
+    _store_version(conn, "main", version)
+    return True
+
+
+def _check_exact(conn: apsw.Connection, schema: Schema, db_id: str) -> None:
+    """After ``migrate``: the file holds exactly the declared tables and indexes, plus the
+    runtime's own tables (R14)."""
+    tables = {name.lower() for name, _ in schema.tables} | RUNTIME_TABLES
+    indexes = {name.lower() for _, t in schema.tables for name, _ in t.indexes}
+    extra = []
+    for kind, name in conn.execute(
+        "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite^_%' ESCAPE '^' "
+        "ORDER BY type, name"
+    ):
+        wanted = tables if kind == "table" else indexes if kind == "index" else set()
+        if str(name).lower() not in wanted:
+            extra.append(f"{kind} {name}")
+    if extra:
+        raise MigrationError(
+            db_id,
+            f"after migrate the file holds {', '.join(extra)}, which the declaration does not "
+            "have; nothing was written: declare it, or drop it in migrate",
+        )

@@ -1,13 +1,15 @@
 """Writes: the ``sqlite`` and ``sqlite-drop`` commit participants (the write fold)."""
 
 from sqlite_cells.write._drop import DropParticipant as DropParticipant
-from sqlite_cells.write._fold import REQUESTS as REQUESTS
+from sqlite_cells.write._fold import DEFAULT_EXEC_TIMEOUT as DEFAULT_EXEC_TIMEOUT
 from sqlite_cells.write._fold import ExecRequest as ExecRequest
 from sqlite_cells.write._fold import SqliteParticipant as SqliteParticipant
+from sqlite_cells.write._fold import written_database as written_database
 
 __all__ = [
-    "REQUESTS",
+    "DEFAULT_EXEC_TIMEOUT",
     "DropParticipant",
     "ExecRequest",
     "SqliteParticipant",
+    "written_database",
 ]

@@ -1,40 +1,90 @@
-"""The write fold: ``db.exec`` ops applied inside the space's commit (R32–R34).
+"""The write fold: ``db.exec`` ops applied inside the space's commit (R31–R36, R44, R70).
 
-The ``sqlite`` commit participant attaches the database file to the space's write connection as
-``_cf_db`` (before ``BEGIN``; at most one file attached, kept until another is written), creates or
-migrates it on the first write of each declared schema, runs the statements under the write
-authorizer, and writes the file's watermark (the commit's seq) in the same transaction.
+A ``db.exec`` records a :class:`~sqlite_cells.runtime.PendingOp` whose payload is an
+:class:`ExecRequest` (the declaration it was made against, the statement, the bound rows); that one
+declaration is what prepare, apply and committed all use, so a database re-declared while a
+write is pending is migrated to the schema the write was checked against, and only that schema is
+remembered as ensured. The ``sqlite`` commit participant, for one commit:
+
+1. ``prepare`` (before ``BEGIN``): reconcile the database if this runtime has not yet (R71); run
+   a pending ``migrate`` on a connection of its own (R14, see ``schema._migrate``); attach the
+   file as ``_cf_db`` (at most one file attached, kept until another is written; a file deleted
+   or replaced while attached is :class:`StoreChanged`, R73).
+2. ``cell_writes``: the handle's ``rev`` + 1, read from the committed handle inside the commit's
+   transaction, so transactions that only write a database never conflict (R32).
+3. ``apply`` for each op: the additive schema diff on the first write of a declared schema (R13),
+   the statement under the write policy with a session capturing its changeset (R70), the
+   deadline of ``exec_timeout`` (R44), the link columns' new values (R31), the watermark.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import apsw
 import msgspec
 
-from sqlite_cells.codec import ExecError, Op, SqliteCellsError
-from sqlite_cells.files import ALIAS, KIND, OpBody, attach, encode_op_body
-from sqlite_cells.runtime import Transaction
-from sqlite_cells.schema import Declaration, ensure_schema
+from sqlite_cells.codec import (
+    ExecError,
+    ExecTimeout,
+    Op,
+    SqliteCellsError,
+    encode_value,
+)
+from sqlite_cells.files import (
+    ALIAS,
+    DROP_KIND,
+    KIND,
+    OpBody,
+    attach,
+    encode_op_body,
+    handle_value,
+    is_dropped,
+)
+from sqlite_cells.runtime import PendingOp, Transaction
+from sqlite_cells.schema import Declaration, ensure_schema, migrate_file
 from sqlite_cells.sql import Authorizer, Bound, Mode, make_authorizer
+from sqlite_cells.write._conn import write_conn
+from sqlite_cells.write._links import LinkColumns, check_links, link_columns
 
-__all__ = ["REQUESTS", "ExecRequest", "SqliteParticipant"]
+__all__ = ["DEFAULT_EXEC_TIMEOUT", "ExecRequest", "SqliteParticipant", "written_database"]
 
-REQUESTS = "sqlite.requests"  # tx.extras key: {id(op): ExecRequest} of the transaction
+DEFAULT_EXEC_TIMEOUT = 5.0
 JOURNAL_KEEP = 256  # changesets each database file keeps of its own newest commits
 JOURNAL_PRUNE_EVERY = 64  # seqs between prunings of that journal
+
+EnsureKey = tuple[Path, str, int]  # (file, schema fingerprint, version)
 
 
 @dataclass(frozen=True, slots=True)
 class ExecRequest:
+    """The payload of a ``sqlite`` op: what ``db.exec``/``exec_many`` checked at the call."""
+
     decl: Declaration
     sql: str
     rows: list[Bound]
     many: bool
+
+
+def written_database(tx: Transaction) -> str | None:
+    """The id of the database ``tx`` writes (an exec or a drop), if any (R33, R35)."""
+    for op in tx.ops:
+        if op.kind == KIND or op.kind == DROP_KIND:
+            return op.target
+    return None
+
+
+def _request(op: PendingOp) -> ExecRequest:
+    payload = op.payload
+    if not isinstance(payload, ExecRequest):
+        raise SqliteCellsError(
+            f"a {KIND} op on {op.target} carries no request: record it with db.exec"
+        )
+    return payload
 
 
 def _op_body(request: ExecRequest, changeset: bytes | None) -> msgspec.Raw:
@@ -47,73 +97,146 @@ def _op_body(request: ExecRequest, changeset: bytes | None) -> msgspec.Raw:
 
 
 class SqliteParticipant:
-    """Applies ``sqlite`` ops; see the module docstring. ``lookup`` finds a declaration by id."""
+    """Applies ``sqlite`` ops; see the module docstring. ``ready`` reconciles a database before
+    its first use by this runtime, ``repair`` at once after ``COMMIT`` raised (R71)."""
 
     kind = KIND
 
     def __init__(
         self,
-        lookup: Callable[[str], Declaration],
         *,
         ready: Callable[[Declaration], None],
         repair: Callable[[Declaration], object],
+        exec_timeout: float = DEFAULT_EXEC_TIMEOUT,
     ) -> None:
-        self._lookup = lookup
+        if not exec_timeout > 0:
+            raise ValueError(f"exec_timeout must be positive, not {exec_timeout}")
         self._ready = ready
         self._repair = repair
+        self.exec_timeout = exec_timeout
         self.capture_changesets = True  # switched off only to measure its cost
-        # _lock guards _ensured: (file, schema fingerprint, version) known to be in place.
+        # _lock guards _ensured (schemas known to be in place) and _links (their link columns).
         self._lock = threading.Lock()
-        self._ensured: set[tuple[Path, str, int]] = set()
+        self._ensured: set[EnsureKey] = set()
+        self._links: dict[EnsureKey, LinkColumns] = {}
 
-    def prepare(self, conn: apsw.Connection, ops: Sequence[Op]) -> None:
-        paths = {self._lookup(op.target).path for op in ops}
+    # -- before BEGIN --------------------------------------------------------------------------
+
+    def prepare(self, conn: apsw.Connection, ops: Sequence[PendingOp]) -> None:
+        # By identity: hashing a declaration hashes its whole schema, on every commit.
+        decls = list({id(d): d for d in (_request(op).decl for op in ops)}.values())
+        paths = {decl.path for decl in decls}
         if len(paths) != 1:
             raise SqliteCellsError(f"one commit may write one database, not {len(paths)}")
-        for db_id in {op.target for op in ops}:
-            self._ready(self._lookup(db_id))
-        (path,) = paths
-        attach(conn, path)
+        for decl in decls:
+            self._ready(decl)
+            if decl.migrate is not None and not self._is_ensured(_ensure_key(decl)):
+                assert decl.schema is not None  # only runtime-owned databases are written
+                # R14: on a connection of its own, before the space's commit attaches the file.
+                migrate_file(
+                    decl.path,
+                    decl.schema,
+                    db_id=decl.db_id,
+                    version=decl.version,
+                    migrate=decl.migrate,
+                )
+        write_conn(conn)  # its gate is installed outside any transaction, once
+        attach(conn, paths.pop())
 
-    def apply(self, conn: apsw.Connection, op: Op, seq: int, tx: Transaction) -> Op:
-        request: ExecRequest = tx.extras[REQUESTS][id(op)]
-        decl = request.decl
-        assert decl.schema is not None  # only runtime-owned databases are written
-        key = _ensure_key(decl)
-        with self._lock:
-            ensured = key in self._ensured
-        if not ensured:
-            ensure_schema(
-                conn,
-                ALIAS,
-                decl.schema,
-                db_id=decl.db_id,
-                version=decl.version,
-                migrate=decl.migrate,
+    # -- inside the commit's transaction -------------------------------------------------------
+
+    def cell_writes(
+        self, conn: apsw.Connection, ops: Sequence[PendingOp], writes: Mapping[str, bytes]
+    ) -> dict[str, bytes]:
+        """R32: the handle's ``rev`` incremented by exactly 1, taken at commit."""
+        decl = _request(ops[-1]).decl
+        data = writes.get(decl.db_id)
+        if data is None:
+            row = conn.execute(
+                "SELECT value FROM main._cf_cells WHERE id = ?", (decl.db_id,)
+            ).fetchone()
+            data = bytes(row[0]) if row is not None else None
+        handle: dict[str, Any] = {"id": decl.db_id, "rev": 0}
+        pending = decl.db_id in writes
+        if data is not None:
+            found = handle_value(decl.db_id, data)
+            if found is None:
+                raise SqliteCellsError(
+                    f"database {decl.db_id}: its handle cell holds a value that is not a "
+                    "database handle (written by another program?); nothing was written: run "
+                    "`sqlite-cells check` and restore the handle (R5)"
+                )
+            handle = found
+        if is_dropped(handle) and not pending:
+            raise SqliteCellsError(
+                f"database {decl.db_id} was dropped by a commit made after this write was "
+                "recorded; nothing was written: declare a new database (another name)"
             )
+        assert decl.schema is not None
+        bumped = {**handle, "tables": decl.schema.to_json(), "rev": int(handle["rev"]) + 1}
+        return {decl.db_id: encode_value(bumped)}
+
+    def apply(self, conn: apsw.Connection, op: PendingOp, seq: int) -> Op:
+        request = _request(op)
+        decl = request.decl
+        links = self._ensure(conn, decl)
         session = _capture(conn) if self.capture_changesets else None
-        conn.authorizer = _write_authorizer(decl.table_names, session is not None)
+        changeset: bytes | None = None
         try:
-            # Statements may come from apsw's cache: setting the authorizer (just above) empties
-            # it, so each user statement is prepared, and authorized, under this authorizer —
-            # once per op, not once per row (tests/sqlite_cells/test_writes.py checks the apsw
-            # behaviour this relies on).
-            cursor = conn.cursor()
-            if request.many:
-                cursor.executemany(request.sql, request.rows)
-            else:
-                cursor.execute(request.sql, request.rows[0])
-        except apsw.Error as exc:
-            raise ExecError(decl.db_id, request.sql, f"{type(exc).__name__}: {exc}") from exc
+            self._run(conn, request)
+            if session is not None:
+                changeset = session.changeset()
         finally:
-            conn.authorizer = None
-            changeset = session.changeset() if session is not None else None
             if session is not None:
                 session.close()
+        if changeset is not None and links:
+            check_links(changeset, links, db_id=decl.db_id, sql=request.sql)
         conn.execute(f"UPDATE {ALIAS}._cf_watermark SET seq = ? WHERE id = 0", (seq,))
         if changeset is not None:
             self._journal(conn, seq, changeset)
         return Op(op.kind, op.target, _op_body(request, changeset))
+
+    def _run(self, conn: apsw.Connection, request: ExecRequest) -> None:
+        decl = request.decl
+        try:
+            write_conn(conn).run_user(
+                conn,
+                _write_policy(decl.table_names),
+                request.sql,
+                request.rows,
+                many=request.many,
+                timeout=self.exec_timeout,
+            )
+        except apsw.InterruptError as exc:
+            raise ExecTimeout(
+                decl.db_id,
+                request.sql,
+                f"the statement ran past exec_timeout={self.exec_timeout}s and was interrupted",
+            ) from exc
+        except apsw.Error as exc:
+            raise ExecError(decl.db_id, request.sql, f"{type(exc).__name__}: {exc}") from exc
+
+    def _ensure(self, conn: apsw.Connection, decl: Declaration) -> LinkColumns:
+        """Bring the attached file to ``decl``'s schema (additively, R13) unless this runtime
+        already did; return its link columns."""
+        assert decl.schema is not None  # only runtime-owned databases are written
+        key = _ensure_key(decl)
+        with self._lock:
+            ensured = key in self._ensured
+            links = self._links.get(key)
+        if not ensured:
+            ensure_schema(conn, ALIAS, decl.schema, db_id=decl.db_id, version=decl.version)
+        if links is None:
+            links = link_columns(conn, ALIAS, [name for name, _ in decl.schema.tables])
+            with self._lock:
+                if len(self._links) >= 256:
+                    self._links.clear()
+                self._links[key] = links
+        return links
+
+    def _is_ensured(self, key: EnsureKey) -> bool:
+        with self._lock:
+            return key in self._ensured
 
     @staticmethod
     def _journal(conn: apsw.Connection, seq: int, changeset: bytes) -> None:
@@ -129,66 +252,48 @@ class SqliteParticipant:
                 (JOURNAL_KEEP,),
             )
 
-    def committed(self, ops: Sequence[Op], seq: int) -> None:
-        keys = set()
-        for op in ops:
-            decl = self._lookup(op.target)
-            if decl.schema is not None:
-                keys.add(_ensure_key(decl))
+    # -- after COMMIT --------------------------------------------------------------------------
+
+    def committed(self, ops: Sequence[PendingOp], seq: int) -> None:
+        keys = {_ensure_key(_request(op).decl) for op in ops}
         with self._lock:
             self._ensured |= keys
 
-    def commit_failed(self, ops: Sequence[Op], exc: BaseException) -> None:
+    def commit_failed(self, ops: Sequence[PendingOp], exc: BaseException) -> None:
         """``COMMIT`` raised: the files may disagree now, so reconcile at once (R71)."""
         with self._lock:
             self._ensured.clear()
-        for db_id in {op.target for op in ops}:
-            self._repair(self._lookup(db_id))
+            self._links.clear()
+        for decl in {_request(op).decl for op in ops}:
+            self._repair(decl)
 
 
 def _capture(conn: apsw.Connection) -> apsw.Session:
     """A session recording changes to the database cell's own tables (rowid tables included)."""
     session = apsw.Session(conn, ALIAS)
     session.config(apsw.SQLITE_SESSION_OBJCONFIG_ROWID, 1)
-    session.table_filter(lambda name: not name.startswith("_cf_"))
+    session.table_filter(_user_table)
     session.attach()
     return session
 
 
-_AUTHORIZERS: dict[tuple[frozenset[str] | None, bool], Authorizer] = {}
+def _user_table(name: str) -> bool:
+    return not name.startswith("_cf_")
 
 
-def _write_authorizer(tables: frozenset[str] | None, capturing: bool) -> Authorizer:
-    """The write authorizer for ``tables`` (made once per table set; they hold no state)."""
-    key = (tables, capturing)
-    found = _AUTHORIZERS.get(key)
+_POLICIES: dict[frozenset[str] | None, Authorizer] = {}
+
+
+def _write_policy(tables: frozenset[str] | None) -> Authorizer:
+    """The write policy for ``tables`` (made once per table set; policies hold no state)."""
+    found = _POLICIES.get(tables)
     if found is None:
         found = make_authorizer(Mode.WRITE, database=ALIAS, tables=tables)
-        if capturing:
-            found = _with_session_metadata(found)
-        if len(_AUTHORIZERS) < 1024:
-            _AUTHORIZERS[key] = found
+        if len(_POLICIES) < 1024:
+            _POLICIES[tables] = found
     return found
 
 
-def _with_session_metadata(inner: Authorizer) -> Authorizer:
-    """The session extension reads ``PRAGMA table_xinfo`` of each table it first sees changed,
-    from inside the user's statement; that read of metadata is allowed (the guard has already
-    refused any PRAGMA written by the user)."""
-
-    def authorize(
-        action: int, a: str | None, b: str | None, database: str | None, trigger: str | None
-    ) -> int:
-        if action == apsw.SQLITE_PRAGMA and a in _SESSION_PRAGMAS and database == ALIAS:
-            return apsw.SQLITE_OK
-        return inner(action, a, b, database, trigger)
-
-    return authorize
-
-
-_SESSION_PRAGMAS = frozenset({"table_info", "table_xinfo"})
-
-
-def _ensure_key(decl: Declaration) -> tuple[Path, str, int]:
+def _ensure_key(decl: Declaration) -> EnsureKey:
     assert decl.schema is not None
     return (decl.path, decl.schema.fingerprint, decl.version)

@@ -3,7 +3,8 @@ tested without importing sqlite_cells)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextvars
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import apsw
@@ -24,15 +25,23 @@ class FakeParticipant:
         self.calls: list[str] = []
         self.applied: list[tuple[int, str]] = []
 
-    def prepare(self, conn: apsw.Connection, ops: Sequence[Op]) -> None:
+    def prepare(self, conn: apsw.Connection, ops: Sequence[runtime.PendingOp]) -> None:
         assert conn.getautocommit()  # outside the transaction
         self.calls.append(f"prepare {len(ops)}")
 
-    def committed(self, ops: Sequence[Op], seq: int) -> None:
+    def cell_writes(
+        self, conn: apsw.Connection, ops: Sequence[runtime.PendingOp], writes: Mapping[str, bytes]
+    ) -> Mapping[str, bytes]:
+        assert not conn.getautocommit()  # inside the transaction, before the cells are written
+        self.calls.append(f"cell_writes {sorted(writes)}")
+        return {}
+
+    def committed(self, ops: Sequence[runtime.PendingOp], seq: int) -> None:
         self.calls.append(f"committed {len(ops)} at {seq}")
 
-    def apply(self, conn: apsw.Connection, op: Op, seq: int, tx: runtime.Transaction) -> Op:
-        body = msgspec.json.decode(op.body)
+    def apply(self, conn: apsw.Connection, op: runtime.PendingOp, seq: int) -> Op:
+        body = op.payload
+        assert isinstance(body, str)
         assert not conn.getautocommit()  # inside the transaction
         self.calls.append(f"apply {body}")
         if body == self.fail_on:
@@ -42,12 +51,29 @@ class FakeParticipant:
         self.applied.append((seq, body))
         return Op(op.kind, op.target, msgspec.Raw(msgspec.json.encode({"kept": body})))
 
-    def commit_failed(self, ops: Sequence[Op], exc: BaseException) -> None:
+    def commit_failed(self, ops: Sequence[runtime.PendingOp], exc: BaseException) -> None:
         raise AssertionError("COMMIT did not fail in these tests")
 
 
-def _op(body: str) -> Op:
-    return Op("fake", "t", msgspec.Raw(msgspec.json.encode(body)))
+class CountingParticipant(FakeParticipant):
+    """Bumps a counter cell at commit, from the committed state: appending never conflicts."""
+
+    kind = "count"
+
+    def cell_writes(
+        self, conn: apsw.Connection, ops: Sequence[runtime.PendingOp], writes: Mapping[str, bytes]
+    ) -> Mapping[str, bytes]:
+        target = ops[0].target
+        row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (target,)).fetchone()
+        count = 0 if row is None else int(msgspec.json.decode(row[0]))
+        return {target: msgspec.json.encode(count + len(ops))}
+
+    def apply(self, conn: apsw.Connection, op: runtime.PendingOp, seq: int) -> Op:
+        return Op(op.kind, op.target)
+
+
+def _op(body: str) -> runtime.PendingOp:
+    return runtime.PendingOp("fake", "t", body)
 
 
 def _rows(space: runtime.Space) -> list[tuple[int, str]]:
@@ -70,7 +96,13 @@ def test_ops_run_after_cell_writes_in_order_and_are_recorded(tmp_path: Path) -> 
             tx.add_op(space.file, _op("second"))
         assert tx.seq == 1
         assert fake.applied == [(1, "first"), (1, "second")]
-        assert fake.calls == ["prepare 2", "apply first", "apply second", "committed 2 at 1"]
+        assert fake.calls == [
+            "prepare 2",
+            "cell_writes ['" + c.id + "']",
+            "apply first",
+            "apply second",
+            "committed 2 at 1",
+        ]
         assert _rows(space) == [(1, "first"), (1, "second")]
         with space.file.write_connection() as conn:
             row = conn.execute("SELECT record FROM _cf_log WHERE seq = 1").fetchone()
@@ -93,7 +125,13 @@ def test_a_raising_participant_rolls_back_everything(tmp_path: Path) -> None:
             tx.add_op(space.file, _op("good"))
             tx.add_op(space.file, _op("bad"))
         assert c.get() == 0
-        assert fake.calls == ["prepare 2", "apply good", "apply bad"]  # no committed()
+        # no committed()
+        assert fake.calls == [
+            "prepare 2",
+            "cell_writes ['" + c.id + "']",
+            "apply good",
+            "apply bad",
+        ]
         assert _rows(space) == []
         assert space.file.seen_seq == 0
         with space.transact() as tx:  # the space is still usable and seqs are not skipped
@@ -107,3 +145,39 @@ def test_unknown_op_kinds_are_refused(tmp_path: Path) -> None:
         with pytest.raises(SqliteCellsError, match="no commit participant"), space.transact() as tx:
             tx.add_op(space.file, _op("x"))
         assert space.file.seen_seq == 0
+
+
+def test_cell_writes_made_at_commit_are_stored_published_and_never_conflict(
+    tmp_path: Path,
+) -> None:
+    with runtime.Runtime(tmp_path) as rt:
+        rt.register_participant(CountingParticipant())
+        space = rt.space("demo")
+        counter = space.cell("counter")
+        seen: list[object] = []
+        counter.observe().subscribe(seen.append)
+        other = runtime.Runtime(tmp_path)
+        other.register_participant(CountingParticipant())
+        other_space = other.space("demo")
+
+        def commit_elsewhere() -> int | None:
+            with other_space.transact() as second:
+                second.add_op(other_space.file, runtime.PendingOp("count", counter.id))
+                second.add_op(other_space.file, runtime.PendingOp("count", counter.id))
+            return second.seq
+
+        with space.transact() as first:
+            first.add_op(space.file, runtime.PendingOp("count", counter.id))
+            # Another runtime commits in between (in a context of its own, so it does not join
+            # this transaction): neither read the counter, so there is no conflict.
+            assert contextvars.Context().run(commit_elsewhere) == 1
+        other.close()
+        assert first.seq == 2
+        assert counter.get() == 3
+        rt.settle()
+        assert seen[-1] == 3
+        with space.file.write_connection() as conn:
+            row = conn.execute("SELECT record FROM _cf_log WHERE seq = 2").fetchone()
+        assert row is not None
+        writes = msgspec.json.decode(row[0])[1]
+        assert writes == [[counter.id, 3]]

@@ -19,6 +19,7 @@ from sqlite_cells.schema._migrate import (
     MigrationConnection,
     MigrationPlan,
     ensure_schema,
+    migrate_file,
     plan_migration,
 )
 from sqlite_cells.schema._schema import CfLink, Schema, cf_link, declare_tables, table
@@ -50,9 +51,13 @@ def ensure(
     migrate: Migrate | None = None,
     database: str = "main",
 ) -> None:
-    """ensure_schema inside a transaction the caller opened, as the runtime does."""
+    """As the runtime does: ``migrate`` (if any) on a connection of its own, then ensure_schema
+    inside a transaction the caller opened."""
+    if migrate is not None:
+        path = Path(conn.db_filename(database))
+        migrate_file(path, declared, db_id="db1", version=version, migrate=migrate)
     with conn:
-        ensure_schema(conn, database, declared, db_id="db1", version=version, migrate=migrate)
+        ensure_schema(conn, database, declared, db_id="db1", version=version)
 
 
 def snapshot(conn: apsw.Connection, database: str = "main") -> tuple[object, ...]:
@@ -326,9 +331,7 @@ def test_caller_transaction_survives_a_failed_ensure(conn: apsw.Connection) -> N
     conn.execute("BEGIN")
     conn.execute("INSERT INTO t VALUES ('kept')")
     with pytest.raises(UnsupportedMigration):
-        ensure_schema(
-            conn, "main", schema({"t": {"a": "integer"}}), db_id="db1", version=1, migrate=None
-        )
+        ensure_schema(conn, "main", schema({"t": {"a": "integer"}}), db_id="db1", version=1)
     assert conn.in_transaction
     conn.execute("COMMIT")
     assert conn.execute("SELECT a FROM t").fetchall() == [("kept",)]
@@ -383,9 +386,11 @@ def test_migrate_that_leaves_a_non_additive_diff(conn: apsw.Connection) -> None:
     def migrate(mc: MigrationConnection, from_version: int) -> None:
         mc.execute("CREATE TABLE scratch (x)")
 
-    with pytest.raises(UnsupportedMigration) as info:
+    with pytest.raises(MigrationError) as info:
         ensure(conn, schema({"t": {"a": "integer"}}), version=2, migrate=migrate)
-    assert info.value.differences == ("t.a: type TEXT → INTEGER",)
+    assert "still differs from the declaration: t.a: type TEXT → INTEGER" in str(info.value)
+    assert isinstance(info.value.__cause__, UnsupportedMigration)
+    assert info.value.__cause__.differences == ("t.a: type TEXT → INTEGER",)
     assert snapshot(conn) == before  # scratch was rolled back too
 
 
@@ -442,24 +447,33 @@ def test_damaged_version(conn: apsw.Connection) -> None:
 
 
 @pytest.fixture
-def attached(tmp_path: Path) -> Iterator[apsw.Connection]:
+def space_and_db(tmp_path: Path) -> Iterator[tuple[apsw.Connection, Path]]:
     """The write connection's layout: the space file is main, the database file is _cf_db."""
     c = apsw.Connection(str(tmp_path / "space.sqlite"))
     c.execute("CREATE TABLE _cf_cells (id TEXT PRIMARY KEY, value)")
-    c.execute("ATTACH ? AS _cf_db", (str(tmp_path / "db.sqlite"),))
-    yield c
+    c.execute("CREATE TABLE _cf_log (seq INTEGER PRIMARY KEY, record)")
+    c.execute("INSERT INTO _cf_cells VALUES ('of:a', 'kept'); INSERT INTO _cf_log VALUES (1, 'r')")
+    db = tmp_path / "db.sqlite"
+    c.execute("ATTACH ? AS _cf_db", (str(db),))
+    yield c, db
     c.close()
 
 
-def main_names(conn: apsw.Connection) -> list[str]:
-    return sorted(r[0] for r in conn.execute("SELECT name FROM main.sqlite_schema"))
-
-
-def test_attached_database_file(attached: apsw.Connection, tmp_path: Path) -> None:
-    ensure(attached, schema({"messages": MESSAGES}), database="_cf_db")
-    attached.execute(
-        "INSERT INTO _cf_db.messages (id, body, ts) VALUES (1, 'hi', 10), (2, 'yo', 20)"
+def space_rows(conn: apsw.Connection) -> tuple[object, ...]:
+    return (
+        conn.execute("SELECT * FROM main._cf_cells").fetchall(),
+        conn.execute("SELECT * FROM main._cf_log").fetchall(),
+        sorted(r[0] for r in conn.execute("SELECT name FROM main.sqlite_schema")),
     )
+
+
+def test_migrate_runs_on_the_database_file_alone(
+    space_and_db: tuple[apsw.Connection, Path],
+) -> None:
+    space, path = space_and_db
+    ensure(space, schema({"messages": MESSAGES}), database="_cf_db")
+    space.execute("INSERT INTO _cf_db.messages (id, body, ts) VALUES (1, 'hi', 10), (2, 'yo', 20)")
+    before = space_rows(space)
     seen: dict[str, object] = {}
 
     def migrate(mc: MigrationConnection, from_version: int) -> None:
@@ -470,112 +484,131 @@ def test_attached_database_file(attached: apsw.Connection, tmp_path: Path) -> No
             "INSERT INTO archive (id, text) SELECT id, text FROM messages WHERE ts > :ts",
             {"ts": 15},
         )
-        mc.execute(
-            "CREATE TRIGGER IF NOT EXISTS keep AFTER DELETE ON messages BEGIN "
-            "INSERT INTO archive (id, text) VALUES (old.id, old.text); END;"
-        )
-        mc.execute("CREATE VIEW recent AS SELECT * FROM messages WHERE ts > 0")
         seen["tables"] = mc.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
         )
-        seen["pragma"] = mc.execute("PRAGMA table_info(archive)")
-        mc.execute("PRAGMA user_version = 9")
         seen["rows"] = mc.execute("SELECT id, text FROM archive WHERE id = ?", (2,))
 
     renamed = {"id": "integer primary key", "text": "text not null default ''", "ts": "integer"}
-    ensure(attached, schema({"messages": renamed}), version=2, migrate=migrate, database="_cf_db")
-    assert seen == {
-        "tables": [
-            ("_cf_changes",),
-            ("_cf_meta",),
-            ("_cf_watermark",),
-            ("archive",),
-            ("messages",),
-        ],
-        "pragma": [(0, "id", "INTEGER", 0, None, 1), (1, "text", "TEXT", 0, None, 0)],
-        "rows": [(2, "yo")],
-    }
-    assert main_names(attached) == ["_cf_cells", "sqlite_autoindex__cf_cells_1"]
-    assert attached.execute("PRAGMA main.user_version").fetchall() == [(0,)]
-    attached.execute("DETACH _cf_db")
-    # The database file, opened on its own (as the read connections do), holds everything.
-    db = apsw.Connection(str(tmp_path / "db.sqlite"))
-    assert sorted(
-        db.execute("SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite%'")
-    ) == [
-        ("index", "archive_text"),
-        ("table", "_cf_changes"),
-        ("table", "_cf_meta"),
-        ("table", "_cf_watermark"),
-        ("table", "archive"),
-        ("table", "messages"),
-        ("trigger", "keep"),
-        ("view", "recent"),
+    declared = schema(
+        {"messages": renamed, "archive": {"id": "INTEGER PRIMARY KEY", "text": "TEXT"}},
+        archive={"archive_text": ["text"]},
+    )
+    assert migrate_file(path, declared, db_id="db1", version=2, migrate=migrate)
+    assert seen["tables"] == [
+        ("_cf_changes",),
+        ("_cf_meta",),
+        ("_cf_watermark",),
+        ("archive",),
+        ("messages",),
     ]
-    assert db.execute("SELECT id, text, ts FROM messages ORDER BY id").fetchall() == [
+    assert seen["rows"] == [(2, "yo")]
+    assert space_rows(space) == before  # the space file was never seen
+    assert space.execute("SELECT id, text, ts FROM _cf_db.messages ORDER BY id").fetchall() == [
         (1, "hi", 10),
         (2, "yo", 20),
     ]
-    assert db.execute("SELECT count(*) FROM recent").fetchall() == [(2,)]
-    db.execute("DELETE FROM messages WHERE id = 1")  # the trigger works in the file alone
-    assert db.execute("SELECT id, text FROM archive ORDER BY id").fetchall() == [
-        (1, "hi"),
-        (2, "yo"),
-    ]
-    assert db.execute("PRAGMA user_version").fetchall() == [(9,)]
-    assert db.execute("SELECT value FROM _cf_meta").fetchall() == [(2,)]
+    assert version_of(space, "_cf_db") == [(2,)]
+    # Once the file is at the declared version, migrate is not called again.
+    assert not migrate_file(path, declared, db_id="db1", version=2, migrate=migrate)
+
+
+def test_migrate_is_never_called_for_a_file_that_does_not_exist(tmp_path: Path) -> None:
+    calls: list[int] = []
+    declared = schema({"t": {"a": "text"}})
+    path = tmp_path / "none.sqlite"
+    assert not migrate_file(path, declared, db_id="db1", version=3, migrate=lambda c, v: [])
+    assert calls == [] and not path.exists()
+
+
+# Statements a migration must not run, with what the MigrationError says. The space-file attacks
+# of the old attached design (quoted names resolving to main) now meet a file that has no such
+# table; the database file's own runtime tables are denied by the authorizer.
+REFUSED = [
+    ("DELETE FROM '_cf_log'", "no such table"),
+    ("DELETE FROM 'main'.'_cf_log'", "no such table"),
+    ("UPDATE '_cf_cells' SET value = x'00'", "no such table"),
+    ("DELETE FROM main._cf_meta", "AuthError"),
+    ("UPDATE '_cf_watermark' SET seq = 99", "AuthError"),
+    ('DROP TABLE "_cf_changes"', "AuthError"),
+    ("SELECT * FROM [_cf_meta]", "AuthError"),
+    ("CREATE TABLE _cf_mine (x)", "AuthError"),
+    ("CREATE INDEX ix ON _cf_meta (value)", "AuthError"),
+    ("ALTER TABLE _cf_meta ADD COLUMN x", "AuthError"),
+    ("CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END", "AuthError"),
+    ("CREATE VIEW v AS SELECT 1", "AuthError"),
+    ("CREATE TEMP TABLE x (a)", "AuthError"),
+    ("CREATE TEMP VIEW x AS SELECT 1", "AuthError"),
+    ("CREATE VIRTUAL TABLE v USING fts5(x)", "AuthError"),
+    ("SELECT * FROM pragma_table_info('t')", "AuthError"),
+    ("DELETE FROM sqlite_sequence", "AuthError"),
+    ("DELETE FROM sqlite_master", "may not be modified"),
+    ("ANALYZE", "AuthError"),
+    ("SELECT name FROM pragma_database_list", "AuthError"),
+    ("SELECT load_extension('x')", "not authorized to use function"),
+    ("ATTACH 'other.db' AS other", "ATTACH/DETACH"),
+    ("DETACH main", "ATTACH/DETACH"),
+    ("PRAGMA writable_schema = 1", "PRAGMAs"),
+    ("PRAGMA main.user_version = 3", "PRAGMAs"),
+    ("BEGIN", "inside the runtime's transaction"),
+    ("COMMIT", "inside the runtime's transaction"),
+    ("SAVEPOINT s", "inside the runtime's transaction"),
+    ("ROLLBACK", "inside the runtime's transaction"),
+    ("VACUUM", "VACUUM"),
+    ("CREATE TABLE a (x); CREATE TABLE b (y)", "several statements"),
+    ("SELECT 1; SELECT 2", "several statements"),
+    ("  -- nothing\n", "empty"),
+]
+
+
+@pytest.mark.parametrize(("sql", "why"), REFUSED)
+def test_migration_statements_refused(
+    space_and_db: tuple[apsw.Connection, Path], sql: str, why: str
+) -> None:
+    space, path = space_and_db
+    ensure(
+        space,
+        schema({"t": {"id": "integer primary key autoincrement", "a": "text"}}),
+        database="_cf_db",
+    )
+    space.execute("INSERT INTO _cf_db.t (a) VALUES ('x')")
+    space.execute("DETACH _cf_db")
+    before_space = space_rows(space)
+    db = apsw.Connection(str(path))
+    before_db = snapshot(db)
+    errors: list[BaseException] = []
+
+    def migrate(mc: MigrationConnection, from_version: int) -> None:
+        try:
+            mc.execute(sql)
+        except MigrationError as exc:
+            errors.append(exc)
+            raise
+
+    declared = schema({"t": {"id": "integer primary key autoincrement", "a": "text"}})
+    with pytest.raises(MigrationError) as info:
+        migrate_file(path, declared, db_id="db1", version=2, migrate=migrate)
+    assert len(errors) == 1 and why in str(errors[0]) and repr(sql) in str(errors[0])
+    assert info.value.__cause__ is errors[0] and info.value.db_id == "db1"
+    assert space_rows(space) == before_space
+    assert snapshot(db) == before_db and version_of(db) == [(1,)]
     db.close()
 
 
-@pytest.mark.parametrize(
-    ("sql", "why"),
-    [
-        ("SELECT * FROM main._cf_cells", "names schema 'main'"),
-        ("INSERT INTO main.t VALUES (1)", "names schema 'main'"),
-        ('SELECT * FROM "TEMP".x', "names schema 'TEMP'"),
-        ("CREATE TABLE main.x (a)", "names schema 'main'"),
-        ("CREATE TEMP TABLE x (a)", "temporary objects"),
-        ("ATTACH 'other.db' AS other", "ATTACH/DETACH"),
-        ("DETACH main", "ATTACH/DETACH"),
-        ("BEGIN", "inside the runtime's transaction"),
-        ("COMMIT", "inside the runtime's transaction"),
-        ("SAVEPOINT s", "inside the runtime's transaction"),
-        ("ROLLBACK", "inside the runtime's transaction"),
-        ("VACUUM", "VACUUM"),
-        ("CREATE TABLE a (x); CREATE TABLE b (y)", "several statements"),
-        ("SELECT 1; SELECT 2", "several statements"),
-        ("DELETE FROM _cf_meta", "runtime name"),
-        ("SELECT * FROM _cf_cells", "runtime name"),
-        ("  -- nothing\n", "empty"),
-    ],
-)
-def test_migration_connection_refuses(attached: apsw.Connection, sql: str, why: str) -> None:
-    before = main_names(attached)
-    mc = MigrationConnection(attached, "_cf_db", "db1")
-    with pytest.raises(MigrationError) as info:
-        mc.execute(sql)
-    assert info.value.db_id == "db1"
-    assert why in str(info.value) and repr(sql) in str(info.value)
-    assert main_names(attached) == before
-    assert attached.db_names() == ["main", "temp", "_cf_db"]
-
-
-def test_refusal_inside_migrate_becomes_migration_error(attached: apsw.Connection) -> None:
-    ensure(attached, schema({"t": {"a": "text"}}), database="_cf_db")
+def test_migrate_must_leave_exactly_the_declared_tables(tmp_path: Path) -> None:
+    conn = apsw.Connection(str(tmp_path / "db.sqlite"))
+    ensure(conn, schema({"t": {"a": "text"}}))
+    before = snapshot(conn)
 
     def migrate(mc: MigrationConnection, from_version: int) -> None:
-        mc.execute("DROP TABLE main._cf_cells")
+        mc.execute("CREATE TABLE leftover (x)")
+        mc.execute("CREATE INDEX by_a ON t (a)")
 
     with pytest.raises(MigrationError) as info:
-        ensure(
-            attached, schema({"t": {"a": "text"}}), version=2, migrate=migrate, database="_cf_db"
-        )
-    assert isinstance(info.value.__cause__, MigrationError)
-    assert "names schema 'main'" in str(info.value.__cause__)
-    assert str(info.value).startswith(
-        "database db1: migrate(conn, from_version=1) raised MigrationError"
-    )
-    assert main_names(attached) == ["_cf_cells", "sqlite_autoindex__cf_cells_1"]
+        ensure(conn, schema({"t": {"a": "text", "b": "text"}}), version=2, migrate=migrate)
+    assert "index by_a" in str(info.value) and "table leftover" in str(info.value)
+    assert snapshot(conn) == before and version_of(conn) == [(1,)]
+    conn.close()
 
 
 def test_migration_connection_is_closed_after_migrate(conn: apsw.Connection) -> None:

@@ -254,8 +254,9 @@ def test_a_failing_migrate_callback_is_a_migration_error(space: Space) -> None:
 
 
 def test_setting_the_authorizer_empties_apsws_statement_cache() -> None:
-    """The write path lets apsw cache user statements because of this behaviour: a statement
-    prepared under one authorizer is prepared again once another is set."""
+    """Why each write connection gets one Gate for its lifetime: a statement prepared under one
+    authorizer is prepared again once another is set, so switching authorizers per op would
+    re-prepare every statement on every commit."""
     conn = apsw.Connection(":memory:")
     conn.execute("CREATE TABLE t (x)")
     conn.authorizer = lambda *args: apsw.SQLITE_OK

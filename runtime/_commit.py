@@ -1,0 +1,141 @@
+"""The statements of one commit, on the space's write connection inside its transaction: read
+validation, the cell writes (the transaction's and its participants'), the participants' ops and
+the commit record (R34). :mod:`sqlite_cells.runtime._space_file` decides when they run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+import apsw
+import msgspec
+
+from sqlite_cells.codec import (
+    CellWrite,
+    CommitRecord,
+    ConflictError,
+    SqliteCellsError,
+    ValueEncodeError,
+    encode_record,
+)
+from sqlite_cells.runtime._group import Groups, Ticket
+from sqlite_cells.runtime._tx import LENGTH_LIMIT
+
+if TYPE_CHECKING:
+    from sqlite_cells.runtime._participants import CommitParticipant
+    from sqlite_cells.runtime._tx import Transaction
+
+__all__ = ["holds", "translated", "write_member"]
+
+_SAVEPOINT = "_cf_member"
+
+
+def write_member(
+    conn: apsw.Connection,
+    ticket: Ticket,
+    seq: int,
+    *,
+    space: object,
+    space_id: str,
+    participant: Callable[[str], CommitParticipant],
+    grouped: bool,
+) -> CommitRecord | None:
+    """Write ``ticket``'s transaction as commit ``seq``. When ``grouped`` it runs in a savepoint
+    and its own error fails the ticket alone (rolled back to the savepoint; None is returned);
+    otherwise the error is raised."""
+    tx = ticket.tx
+    if grouped:
+        conn.execute(f"SAVEPOINT {_SAVEPOINT}")
+    try:
+        _validate(conn, tx, space, space_id)
+        writes = _cell_writes(conn, tx, ticket.groups)
+        _write_cells(conn, writes, seq)
+        kept = [participant(op.kind).apply(conn, op, seq) for op in tx.ops]
+        record = CommitRecord(
+            seq=seq,
+            writes=tuple(CellWrite(k, msgspec.Raw(v)) for k, v in writes.items()),
+            ops=tuple(kept),
+        )
+        _append(conn, record)
+    except Exception as exc:
+        if not grouped:
+            raise
+        if not conn.getautocommit():  # else the error ended the whole transaction
+            conn.execute(f"ROLLBACK TO {_SAVEPOINT}")
+            conn.execute(f"RELEASE {_SAVEPOINT}")
+        ticket.fail(translated(exc, space_id))
+        return None
+    if grouped:
+        conn.execute(f"RELEASE {_SAVEPOINT}")
+    return record
+
+
+def translated(exc: BaseException, space_id: str) -> BaseException:
+    """An SQLite error at commit as the error a caller gets (no raw apsw error reaches one)."""
+    if isinstance(exc, apsw.Error):
+        error = SqliteCellsError(
+            f"space {space_id!r}: the commit failed in SQLite ({exc}); nothing of it is "
+            "visible: try again, and check the disk if it keeps failing"
+        )
+        error.__cause__ = exc
+        return error
+    return exc
+
+
+def holds(conn: apsw.Connection, seq: int) -> bool:
+    """Whether the space's log holds ``seq`` (after a COMMIT that raised)."""
+    try:
+        return conn.execute("SELECT 1 FROM _cf_log WHERE seq = ?", (seq,)).fetchone() is not None
+    except apsw.Error:
+        return False
+
+
+def _validate(conn: apsw.Connection, tx: Transaction, space: object, space_id: str) -> None:
+    changed = []
+    for (read_space, cell_id), rev in tx.reads.items():
+        if read_space is not space:
+            continue  # only the bound space's reads can be validated atomically
+        row = conn.execute("SELECT rev FROM _cf_cells WHERE id = ?", (cell_id,)).fetchone()
+        if (0 if row is None else int(row[0])) != rev:
+            changed.append(cell_id)
+    if changed:
+        raise ConflictError(space_id, changed)
+
+
+def _cell_writes(conn: apsw.Connection, tx: Transaction, groups: Groups) -> Mapping[str, bytes]:
+    """The transaction's cell writes and those its participants make at commit."""
+    writes: Mapping[str, bytes] = tx.writes
+    for participant, ops in groups:
+        extra = participant.cell_writes(conn, ops, writes)
+        if extra:
+            for cell_id, data in extra.items():
+                if len(data) > LENGTH_LIMIT:
+                    raise ValueEncodeError(
+                        f"cell {cell_id}: a value of {len(data)} bytes is over the length "
+                        f"limit of {LENGTH_LIMIT} bytes"
+                    )
+            writes = {**writes, **extra}
+    return writes
+
+
+def _write_cells(conn: apsw.Connection, writes: Mapping[str, bytes], seq: int) -> None:
+    conn.executemany(
+        "INSERT INTO _cf_cells (id, value, rev) VALUES (?, ?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET value = excluded.value, rev = excluded.rev",
+        [(cell_id, data, seq) for cell_id, data in writes.items()],
+    )
+
+
+def _append(conn: apsw.Connection, record: CommitRecord) -> None:
+    data = encode_record(record)
+    if len(data) > LENGTH_LIMIT:
+        raise ValueEncodeError(
+            f"the commit record of seq {record.seq} is {len(data)} bytes, over SQLite's length "
+            f"limit of {LENGTH_LIMIT} bytes: write fewer or smaller values per transaction"
+        )
+    conn.execute("INSERT INTO _cf_log (seq, record) VALUES (?, ?)", (record.seq, data))
+    if record.ops:
+        conn.executemany(
+            "INSERT OR IGNORE INTO _cf_op_index (target, seq) VALUES (?, ?)",
+            [(target, record.seq) for target in {op.target for op in record.ops}],
+        )

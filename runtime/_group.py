@@ -1,0 +1,85 @@
+"""Group commit: transactions of one space that reach ``commit`` while another commit of that
+space is running wait in a queue; the next committer to take the space's write lock commits
+them all in one SQLite transaction (one fsync), each in its own savepoint, in arrival order.
+
+A member that fails (a conflict, a participant's error) is rolled back to its savepoint and gets
+its own error; the others commit. If a member's error ends the whole SQLite transaction (an
+interrupt, ``INSERT OR ROLLBACK``), the transaction is run again without it. A failure of the
+transaction itself (``BEGIN``, ``COMMIT``) reaches every member. Each member gets its own seq
+and commit record and is published in order, exactly as if it had committed alone.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlite_cells.codec import CommitRecord
+
+if TYPE_CHECKING:
+    from sqlite_cells.runtime._participants import CommitParticipant
+    from sqlite_cells.runtime._tx import PendingOp, Transaction
+
+__all__ = ["Ticket", "take_batch"]
+
+Groups = list[tuple["CommitParticipant", list["PendingOp"]]]
+
+
+@dataclass(eq=False)
+class Ticket:
+    """One transaction waiting to commit; filled in by whichever committer commits it."""
+
+    tx: Transaction
+    groups: Groups
+    record: CommitRecord | None = None
+    error: BaseException | None = None
+    done: bool = False
+    targets: frozenset[tuple[str, str]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.targets = frozenset((op.kind, op.target) for op in self.tx.ops)
+
+    def succeed(self, record: CommitRecord) -> None:
+        self.record, self.done = record, True
+
+    def fail(self, exc: BaseException) -> None:
+        self.error, self.done = exc, True
+
+    def result(self) -> int:
+        """The seq, or the error raised in the committing thread."""
+        if self.error is not None:
+            raise self.error
+        assert self.record is not None
+        return self.record.seq
+
+
+def take_batch(waiting: deque[Ticket], limit: int = 64) -> list[Ticket]:
+    """Remove and return the first waiting ticket and those after it that may share its
+    transaction: participants prepare outside the transaction (e.g. attach one database file),
+    so every member with ops must have the same ops' kinds and targets as the first one that has
+    any; members without ops (cells only) always fit."""
+    batch: list[Ticket] = []
+    targets: frozenset[tuple[str, str]] | None = None
+    kept: deque[Ticket] = deque()
+    while waiting and len(batch) < limit:
+        ticket = waiting.popleft()
+        if ticket.targets and targets is not None and ticket.targets != targets:
+            kept.append(ticket)
+            continue
+        if ticket.targets and targets is None:
+            targets = ticket.targets
+        batch.append(ticket)
+    waiting.extendleft(reversed(kept))
+    return batch
+
+
+def shared(exc: BaseException, *, first: bool) -> BaseException:
+    """``exc`` for the first member that meets it, a copy for each other (an exception object
+    is raised in one thread only: its traceback is its own)."""
+    if first:
+        return exc
+    twin = copy.copy(exc)
+    twin.__cause__ = exc.__cause__
+    return twin

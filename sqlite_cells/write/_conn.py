@@ -1,0 +1,107 @@
+"""What the write path keeps per space write connection, for that connection's lifetime.
+
+* One :class:`~sqlite_cells.sql.Gate`, installed once: assigning ``Connection.authorizer`` expires
+  every prepared statement, so switching authorizers per op would re-prepare the runtime's own
+  statements on every commit. User statements run inside ``gate.user(...)`` and are prepared with
+  ``USER_PREPARE_FLAGS`` (apsw's cache keys on the flags, so a user statement is never served a
+  statement the runtime prepared). They stay cached, so an identical commit prepares nothing.
+* One cursor for user statements whose exec tracer marks the moment SQLite has finished preparing
+  (and authorizing) the user's text and starts stepping it. The session extension reads
+  ``PRAGMA table_xinfo`` of each table it first sees changed from *inside* that step; only then,
+  and only that pragma on the database cell's file, is let through. While the user's text is
+  being prepared no PRAGMA is ever allowed (defense in depth behind the guard, R23).
+* A progress handler (installed once, with its own ``id``) that interrupts a user statement
+  running past its deadline (R44 ``exec_timeout``).
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from typing import Final
+
+import apsw
+
+from sqlite_cells.files import ALIAS
+from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Gate
+
+__all__ = ["WriteConn", "write_conn"]
+
+_PRAGMA: Final = apsw.SQLITE_PRAGMA
+_OK: Final = apsw.SQLITE_OK
+_SESSION_PRAGMAS: Final = frozenset({"table_info", "table_xinfo"})
+_PROGRESS_STEPS: Final = 1000  # VM steps between deadline checks
+_PROGRESS_ID: Final = "sqlite_cells.write.deadline"
+
+
+def _deny(*_args: object) -> int:
+    return apsw.SQLITE_DENY
+
+
+class WriteConn:
+    """The write path's state for one connection; used only under its space's write lock."""
+
+    # Nothing here refers to the connection (the connection refers to the gate and the progress
+    # handler), so the connection, and with it this entry, goes away with its space file.
+    __slots__ = ("_policy", "_stepping", "deadline", "gate")
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self.gate = Gate().install(conn)
+        self._policy: Authorizer = _deny
+        self._stepping = False
+        self.deadline: float | None = None
+        conn.set_progress_handler(self._progress, _PROGRESS_STEPS, id=_PROGRESS_ID)
+
+    def _started(self, cursor: apsw.Cursor, _sql: str, _bindings: object) -> bool:
+        # Called by apsw after the statement is prepared and bound, before it is stepped. Once
+        # is enough (an exec_many would call it for every row).
+        self._stepping = True
+        cursor.exec_trace = None
+        return True
+
+    def _progress(self) -> bool:
+        deadline = self.deadline
+        return deadline is not None and time.monotonic() > deadline
+
+    def _judge(
+        self, action: int, a: str | None, b: str | None, database: str | None, src: str | None
+    ) -> int:
+        if action == _PRAGMA and self._stepping and a in _SESSION_PRAGMAS and database == ALIAS:
+            return _OK  # the session extension asking, from inside the step (see module doc)
+        return self._policy(action, a, b, database, src)
+
+    def run_user(
+        self,
+        conn: apsw.Connection,
+        policy: Authorizer,
+        sql: str,
+        rows: list[Bound],
+        *,
+        many: bool,
+        timeout: float,
+    ) -> None:
+        """Run a user statement (once, or once per row) under ``policy``, interrupted by SQLite
+        once it runs past ``timeout`` seconds (``apsw.InterruptError``)."""
+        self._policy, self._stepping = policy, False
+        self.deadline = time.monotonic() + timeout
+        cursor = conn.cursor()
+        cursor.exec_trace = self._started
+        try:
+            with self.gate.user(self._judge):
+                if many:
+                    cursor.executemany(sql, rows, prepare_flags=USER_PREPARE_FLAGS)
+                else:
+                    cursor.execute(sql, rows[0], prepare_flags=USER_PREPARE_FLAGS)
+        finally:
+            self._policy, self._stepping, self.deadline = _deny, False, None
+
+
+_STATES: weakref.WeakKeyDictionary[apsw.Connection, WriteConn] = weakref.WeakKeyDictionary()
+
+
+def write_conn(conn: apsw.Connection) -> WriteConn:
+    """The write path's state for ``conn`` (made, and the gate installed, on first use)."""
+    state = _STATES.get(conn)
+    if state is None:
+        state = _STATES[conn] = WriteConn(conn)
+    return state

@@ -1,0 +1,73 @@
+"""R31 at commit: what a commit stores in a ``*_cf_link`` column is NULL or a well-formed link.
+
+The call-time checks (a ``Cell`` bound to a link column becomes its link string, anything else
+bound there is refused) cannot see values that SQL itself produces — a literal,
+``coalesce(?, NULL)``, ``? || ''``, ``INSERT … SELECT``, a CTE, an UPDATE expression. So the
+new values of each change in the op's session changeset are checked before ``COMMIT``; one bad
+value fails the commit with :class:`LinkEncodeError` and nothing is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import apsw
+
+from sqlite_cells.codec import LinkDecodeError, LinkEncodeError, parse_link
+from sqlite_cells.schema import quote_ident
+from sqlite_cells.sql import LINK_SUFFIX
+
+__all__ = ["LinkColumns", "check_links", "link_columns"]
+
+# table name (lowercased) -> (column index, column name) of its link columns, in file order
+LinkColumns = Mapping[str, tuple[tuple[int, str], ...]]
+
+
+def link_columns(conn: apsw.Connection, database: str, tables: Iterable[str]) -> LinkColumns:
+    """The ``*_cf_link`` columns of ``tables`` as the file holds them (read once per ensured
+    schema; the changeset gives values by column position). Column positions are those of
+    ``PRAGMA table_info``, the columns a session records."""
+    db = quote_ident(database)
+    found: dict[str, tuple[tuple[int, str], ...]] = {}
+    for table in tables:
+        rows = conn.execute(f"PRAGMA {db}.table_info({quote_ident(table)})").fetchall()
+        names = [str(row[1]) for row in rows]
+        links = tuple(
+            (i, name) for i, name in enumerate(names) if name.lower().endswith(LINK_SUFFIX)
+        )
+        if links:
+            found[table.lower()] = links
+    return found
+
+
+def check_links(changeset: bytes, columns: LinkColumns, *, db_id: str, sql: str) -> None:
+    """Raise :class:`LinkEncodeError` if a change of ``changeset`` stores anything but NULL or a
+    well-formed link in a link column (R31)."""
+    for change in apsw.Changeset.iter(changeset):
+        links = columns.get(change.name.lower())
+        new = change.new
+        if not links or new is None:
+            continue  # a DELETE, or a table without link columns
+        for index, name in links:
+            value = new[index] if index < len(new) else None
+            if value is None or value is apsw.no_change:
+                continue
+            _check_link(value, table=change.name, column=name, db_id=db_id, sql=sql)
+
+
+def _check_link(value: object, *, table: str, column: str, db_id: str, sql: str) -> None:
+    problem = ""
+    if not isinstance(value, str):
+        problem = f"a {type(value).__name__}"
+    else:
+        try:
+            parse_link(value)
+        except LinkDecodeError:
+            problem = "text that is not a link"
+    if problem:
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        raise LinkEncodeError(
+            f"database {db_id}: {sql!r} would store {problem} ({shown}) in link column "
+            f"{table}.{column}; a link column holds NULL or a link: bind a Cell (or None) "
+            "there; nothing was written"
+        )

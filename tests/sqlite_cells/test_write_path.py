@@ -1,0 +1,503 @@
+"""The write path at commit: typed ops, the rev bump (R32), link columns checked at commit (R31),
+migrate on its own connection (R14), write limits (R44), StoreChanged (R73), statements that stay
+prepared."""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import apsw
+import msgspec
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells._runtime import Space
+from sqlite_cells.files import check_store
+from sqlite_cells.schema._migrate import MigrationConnection
+
+from .conftest import MESSAGES
+
+INSERT = "INSERT INTO messages (author_cf_link, body, ts) VALUES (?, ?, ?)"
+NOTES = {"notes": sc.table(id="integer primary key", body="text")}
+
+
+def _bodies(db: sc.SqliteDb) -> list[object]:
+    return [r["body"] for r in db.read("SELECT body FROM messages ORDER BY id")]
+
+
+def _space_state(space: Space) -> tuple[object, ...]:
+    with space.file.write_connection() as conn:
+        return (
+            conn.execute("SELECT id, value, rev FROM _cf_cells ORDER BY id").fetchall(),
+            conn.execute("SELECT seq, record FROM _cf_log ORDER BY seq").fetchall(),
+        )
+
+
+# -- 1. typed ops ---------------------------------------------------------------------------------
+
+
+def test_redeclaring_with_an_added_column_while_a_write_is_pending(space: Space) -> None:
+    v1 = space.sqlite_database("notes", tables=NOTES)
+    with space.transact():
+        v1.exec("INSERT INTO notes (body) VALUES ('a')")
+    grown = {"notes": sc.table(id="integer primary key", body="text", pinned="integer default 0")}
+    with space.transact() as tx:
+        v1.exec("INSERT INTO notes (body) VALUES ('b')")
+        v2 = space.sqlite_database("notes", tables=grown)  # re-declared while the write pends
+        assert [op.kind for op in tx.ops] == ["sqlite"]
+    # The pending write was applied (and remembered) against the schema it was checked against;
+    # the new schema is ensured by the next write, which may use the new column.
+    with space.transact():
+        v2.exec("INSERT INTO notes (body, pinned) VALUES ('c', 1)")
+    assert v2.read("SELECT body, pinned FROM notes ORDER BY id") == [
+        {"body": "a", "pinned": 0},
+        {"body": "b", "pinned": 0},
+        {"body": "c", "pinned": 1},
+    ]
+    assert v2.rev == 3
+    assert v2.get()["tables"] == v2.declaration.schema.to_json()  # type: ignore[union-attr]
+
+
+def test_the_pending_op_carries_its_request_and_the_record_keeps_the_changeset(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    with space.transact() as tx:
+        db.exec(INSERT, [None, "hi", 1])
+        (op,) = tx.ops
+        assert (op.kind, op.target) == ("sqlite", db.id)
+        assert op.payload.sql == INSERT  # type: ignore[attr-defined]
+    with space.file.write_connection() as conn:
+        row = conn.execute("SELECT record FROM _cf_log WHERE seq = ?", (tx.seq,)).fetchone()
+    assert row is not None
+    _, writes, ops = msgspec.json.decode(row[0])
+    assert [w[0] for w in writes] == [db.id]  # the rev bump is a write of this commit
+    assert writes[0][1] == db.get() == {"id": db.id, "tables": db.get()["tables"], "rev": 1}
+    assert ops[0][2]["sql"] == INSERT and ops[0][2]["changeset"]
+
+
+# -- 2. the rev bump at commit (R32) ----------------------------------------------------------
+
+
+def test_writers_that_only_write_a_database_never_conflict(space: Space, db: sc.SqliteDb) -> None:
+    runs = 0
+    runs_lock = threading.Lock()
+
+    @sc.handler
+    def post(body: str) -> None:
+        nonlocal runs
+        with runs_lock:
+            runs += 1
+        db.exec("INSERT INTO messages (body) VALUES (?)", [body])
+
+    def writer(n: int) -> None:
+        for i in range(10):
+            post(f"{n}-{i}")
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert runs == 40  # no body ran twice: no ConflictError retry
+    assert db.rev == 40 and len(_bodies(db)) == 40
+    assert space.file.seen_seq == 40
+
+
+def test_read_then_write_conflicts_and_is_retried(space: Space, db: sc.SqliteDb) -> None:
+    def insert_elsewhere() -> None:
+        with space.transact():
+            db.exec("INSERT INTO messages (body) VALUES ('elsewhere')")
+
+    runs = 0
+
+    @sc.handler
+    def count_then_write() -> None:
+        nonlocal runs
+        runs += 1
+        n = db.read("SELECT count(*) AS n FROM messages")[0]["n"]
+        if runs == 1:  # another transaction writes the database between the read and the commit
+            contextvars.Context().run(insert_elsewhere)
+        db.exec("INSERT INTO messages (body) VALUES (?)", [f"saw {n}"])
+
+    count_then_write()
+    assert runs == 2
+    assert _bodies(db) == ["elsewhere", "saw 1"]
+    assert db.rev == 2
+
+
+def test_a_conflict_is_raised_without_a_handler(space: Space, db: sc.SqliteDb) -> None:
+    with pytest.raises(sc.ConflictError) as info, space.transact():
+        db.read("SELECT count(*) AS n FROM messages")
+        with sc.Runtime(space.runtime.store) as other:
+            other_db = other.space("demo").sqlite_database("chat", tables=MESSAGES)
+
+            def elsewhere() -> None:
+                with other.space("demo").transact():
+                    other_db.exec("INSERT INTO messages (body) VALUES ('x')")
+
+            contextvars.Context().run(elsewhere)
+        db.exec("INSERT INTO messages (body) VALUES ('y')")
+    assert db.id in info.value.cell_ids
+    assert _bodies(db) == ["x"]
+
+
+# -- 3. link columns checked at commit (R31) --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "params"),
+    [
+        ("INSERT INTO messages (author_cf_link, body) VALUES ('not a link', 'x')", None),
+        ("INSERT INTO messages (author_cf_link, body) VALUES (x'00', 'x')", None),
+        ("INSERT INTO messages (author_cf_link, body) VALUES (coalesce(?, NULL), 'x')", ["bad"]),
+        ("INSERT INTO messages (author_cf_link, body) VALUES (? || '', 'x')", ["bad"]),
+        ("INSERT INTO messages (author_cf_link, body) SELECT body, body FROM messages", None),
+        (
+            "WITH v(l) AS (SELECT '{\"/\": 1}') "
+            "INSERT INTO messages (author_cf_link, body) SELECT l, 'x' FROM v",
+            None,
+        ),
+        ("UPDATE messages SET author_cf_link = body", None),
+        ("UPDATE messages SET author_cf_link = substr(author_cf_link, 2)", None),
+        ("INSERT INTO messages VALUES (NULL, 42, 'x', 0)", None),
+    ],
+)
+def test_a_commit_storing_a_non_link_in_a_link_column_writes_nothing(
+    space: Space, db: sc.SqliteDb, sql: str, params: list[object] | None
+) -> None:
+    alice = space.cell("alice")
+    counter = space.cell("counter", default=0)
+    with space.transact():
+        db.exec(INSERT, [alice, "first", 1])
+    before = (_space_state(space), db.read("SELECT * FROM messages"), db.rev)
+    with (
+        pytest.raises(sc.LinkEncodeError, match=r"link column messages\.author_cf_link"),
+        space.transact(),
+    ):
+        counter.set(1)
+        db.exec(sql, params)
+    assert (_space_state(space), db.read("SELECT * FROM messages"), db.rev) == before
+    assert counter.get() == 0
+
+
+def test_links_produced_by_sql_are_fine_when_well_formed(space: Space, db: sc.SqliteDb) -> None:
+    alice = space.cell("alice")
+    with space.transact():
+        db.exec(INSERT, [alice, "first", 1])
+        db.exec(
+            "INSERT INTO messages (author_cf_link, body) "
+            "SELECT author_cf_link, 'copy' FROM messages"
+        )
+        db.exec("INSERT INTO messages (author_cf_link, body) VALUES (coalesce(NULL, NULL), 'none')")
+        db.exec("UPDATE messages SET body = 'edited' WHERE id = 1")  # link column unchanged
+    rows = db.read("SELECT author_cf_link, body FROM messages ORDER BY id")
+    assert rows == [
+        {"author_cf_link": alice.link_str(), "body": "edited"},
+        {"author_cf_link": alice.link_str(), "body": "copy"},
+        {"author_cf_link": None, "body": "none"},
+    ]
+
+
+# -- 4. migrate on its own connection (R14) ----------------------------------------------------
+
+
+ATTACKS = [
+    "DELETE FROM '_cf_log'",
+    "DELETE FROM 'main'.'_cf_log'",
+    "UPDATE '_cf_cells' SET value = x'00'",
+    "DELETE FROM _cf_watermark",
+    "CREATE TRIGGER t AFTER INSERT ON notes BEGIN DELETE FROM notes; END",
+    "CREATE TEMP TABLE _cf_log (x)",
+    "ATTACH '' AS other",
+]
+
+
+@pytest.mark.parametrize("attack", ATTACKS)
+def test_migrate_cannot_reach_the_space(rt: sc.Runtime, space: Space, attack: str) -> None:
+    v1 = space.sqlite_database("notes", tables=NOTES)
+    counter = space.cell("counter", default=0)
+    with space.transact():
+        counter.set(1)
+        v1.exec("INSERT INTO notes (body) VALUES ('a')")
+    before = _space_state(space)
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        conn.execute(attack)
+
+    v2 = space.sqlite_database("notes", tables=NOTES, version=2, migrate=migrate)
+    with pytest.raises(sc.MigrationError) as info, space.transact():
+        counter.set(2)
+        v2.exec("INSERT INTO notes (body) VALUES ('b')")
+    assert isinstance(info.value.__cause__, sc.MigrationError)  # the refusal, raised in migrate
+    assert _space_state(space) == before
+    assert counter.get() == 1
+    assert v2.read("SELECT body FROM notes") == [{"body": "a"}]
+    assert all(o.agrees for o in check_store(rt.store, repair=False))
+
+
+def test_migrate_commits_with_the_additive_diff_and_the_version(space: Space) -> None:
+    v1 = space.sqlite_database("notes", tables=NOTES)
+    with space.transact():
+        v1.exec("INSERT INTO notes (body) VALUES ('a')")
+    calls: list[int] = []
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        calls.append(from_version)
+        conn.execute("ALTER TABLE notes RENAME COLUMN body TO text")
+
+    renamed = {"notes": sc.table(id="integer primary key", text="text", tag="text default 't'")}
+    v2 = space.sqlite_database("notes", tables=renamed, version=2, migrate=migrate)
+    with space.transact():
+        v2.exec("INSERT INTO notes (text) VALUES ('b')")
+    with space.transact():
+        v2.exec("INSERT INTO notes (text) VALUES ('c')")
+    assert calls == [1]  # once
+    assert v2.read("SELECT text, tag FROM notes ORDER BY id") == [
+        {"text": "a", "tag": "t"},
+        {"text": "b", "tag": "t"},
+        {"text": "c", "tag": "t"},
+    ]
+    conn = apsw.Connection(str(v2.path), flags=apsw.SQLITE_OPEN_READONLY)
+    assert conn.execute("SELECT value FROM _cf_meta WHERE key = 'version'").fetchall() == [(2,)]
+    conn.close()
+
+
+def test_a_failing_space_commit_after_migrate_leaves_the_file_migrated(space: Space) -> None:
+    """Documented: the migration is its own transaction of the database file, committed before
+    the space's commit attaches it; a failing space commit then writes no rows."""
+    v1 = space.sqlite_database("notes", tables=NOTES)
+    with space.transact():
+        v1.exec("INSERT INTO notes (id, body) VALUES (1, 'a')")
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        conn.execute("UPDATE notes SET body = upper(body)")
+
+    v2 = space.sqlite_database("notes", tables=NOTES, version=2, migrate=migrate)
+    with pytest.raises(sc.ExecError), space.transact():
+        v2.exec("INSERT INTO notes (id, body) VALUES (1, 'duplicate')")
+    assert v2.read("SELECT id, body FROM notes") == [{"id": 1, "body": "A"}]
+    assert v2.rev == 1
+
+
+# -- 5. write limits (R44) ---------------------------------------------------------------------
+
+
+def test_a_runaway_write_times_out_rolls_back_and_releases_the_lock(store: Path) -> None:
+    with sc.Runtime(store, exec_timeout=0.2) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        counter = space.cell("counter", default=0)
+        with space.transact():
+            db.exec(INSERT, [None, "first", 1])
+        runaway = (
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+            "INSERT INTO messages (body) SELECT 'x' FROM c"
+        )
+        with pytest.raises(sc.ExecTimeout) as info, space.transact():
+            counter.set(1)
+            db.exec(runaway)
+        assert isinstance(info.value, sc.ExecError) and isinstance(info.value, TimeoutError)
+        assert info.value.db_id == db.id and info.value.sql == runaway
+        assert counter.get() == 0 and db.rev == 1 and _bodies(db) == ["first"]
+        with space.transact():  # the space's write lock was let go
+            db.exec(INSERT, [None, "second", 2])
+        assert _bodies(db) == ["first", "second"]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO messages (body) VALUES (randomblob(70000000))",
+        "INSERT INTO messages (body) VALUES (zeroblob(70000000))",
+        "INSERT INTO messages (body) VALUES (printf('%.*c', 70000000, 'x'))",
+    ],
+)
+def test_values_over_the_length_limit_are_refused(space: Space, db: sc.SqliteDb, sql: str) -> None:
+    with pytest.raises(sc.ExecError, match="too big"), space.transact():
+        db.exec(sql)
+    assert db.rev == 0 and _bodies(db) == []
+
+
+def test_parameters_and_defaults_over_the_length_limit_are_refused(space: Space) -> None:
+    big = space.sqlite_database(
+        "big",
+        tables={"t": sc.table(id="integer primary key", b="blob default (zeroblob(70000000))")},
+    )
+    with pytest.raises(sc.ExecError, match="too big"), space.transact():
+        big.exec("INSERT INTO t (id) VALUES (1)")
+    with space.transact():
+        big.exec("INSERT INTO t (id, b) VALUES (1, x'00')")
+    with pytest.raises(sc.ExecError, match="too big"), space.transact():
+        big.exec("UPDATE t SET b = ?", [b"\0" * (64 * 1024 * 1024 + 1)])
+    assert big.read("SELECT id, length(b) AS n FROM t") == [{"id": 1, "n": 1}]
+
+
+def test_a_cell_value_over_the_length_limit_is_refused_at_set(space: Space) -> None:
+    c = space.cell("c", default=0)
+    with space.transact() as tx:
+        with pytest.raises(sc.ValueEncodeError, match="length limit"):
+            c.set("x" * (64 * 1024 * 1024))
+        assert tx.writes == {}
+        c.set(1)  # the transaction is still usable
+    assert c.get() == 1
+
+
+# -- 6. files deleted or replaced while open (R73) ---------------------------------------------
+
+
+def test_a_deleted_space_file_is_detected_at_the_next_commit(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    with space.transact():
+        c.set(1)
+    path = space.file.path
+    path.unlink()
+    with pytest.raises(sc.StoreChanged) as info, space.transact():
+        c.set(2)
+    assert info.value.path == str(path)
+    assert not path.exists()  # nothing was committed anywhere
+
+
+def test_a_replaced_space_file_is_detected_at_the_next_commit(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    with space.transact():
+        c.set(1)
+    path = space.file.path
+    copy = path.with_name("copy.sqlite")
+    shutil.copyfile(path, copy)
+    os.replace(copy, path)
+    with pytest.raises(sc.StoreChanged), space.transact():
+        c.set(2)
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    assert conn.execute("SELECT count(*) FROM _cf_log").fetchall() == [(1,)]
+    conn.close()
+
+
+@pytest.mark.parametrize("how", ["delete", "replace"])
+def test_a_database_file_changed_while_attached(space: Space, db: sc.SqliteDb, how: str) -> None:
+    with space.transact():
+        db.exec(INSERT, [None, "first", 1])
+    seq = space.file.seen_seq
+    if how == "delete":
+        db.path.unlink()
+    else:
+        copy = db.path.with_name("copy.sqlite")
+        shutil.copyfile(db.path, copy)
+        os.replace(copy, db.path)
+    with pytest.raises(sc.StoreChanged) as info, space.transact():
+        db.exec(INSERT, [None, "second", 2])
+    assert info.value.path == str(db.path)
+    assert space.file.seen_seq == seq and db.rev == 1
+
+
+@pytest.mark.parametrize("how", ["delete", "replace"])
+def test_a_database_file_changed_while_another_was_attached(
+    space: Space, db: sc.SqliteDb, how: str
+) -> None:
+    other = space.sqlite_database("other", tables=MESSAGES)
+    with space.transact():
+        db.exec(INSERT, [None, "first", 1])
+    with space.transact():  # db's file is let go, the other one attached
+        other.exec(INSERT, [None, "elsewhere", 1])
+    if how == "delete":
+        db.path.unlink()
+    else:
+        copy = db.path.with_name("copy.sqlite")
+        shutil.copyfile(db.path, copy)
+        os.replace(copy, db.path)
+    with pytest.raises(sc.StoreChanged), space.transact():
+        db.exec(INSERT, [None, "second", 2])
+    assert db.rev == 1 and space.file.seen_seq == 2
+    assert how == "replace" or not db.path.exists()  # no empty file was made in its place
+    with space.transact():  # the other database is still fine
+        other.exec(INSERT, [None, "more", 2])
+
+
+# -- 7. statements stay prepared ---------------------------------------------------------------
+
+
+def test_an_identical_commit_prepares_no_statement_again(space: Space, db: sc.SqliteDb) -> None:
+    counter = space.cell("counter", default=0)
+
+    def commit(n: int) -> None:
+        with space.transact():
+            counter.set(n)
+            db.exec(INSERT, [None, "same", n])
+            db.exec_many("INSERT INTO messages (body) VALUES (?)", [["a"], ["b"]])
+
+    commit(1)
+    calls: list[tuple[object, ...]] = []
+    with space.file.write_connection() as conn:
+        gate = conn.authorizer
+        assert gate is not None
+
+        def counting(*args: object) -> int:
+            calls.append(args)
+            return gate(*args)  # type: ignore[no-any-return]
+
+        conn.authorizer = counting  # (this expires the statements once more)
+    commit(2)
+    calls.clear()
+    commit(3)
+    # No runtime or user statement is prepared again. What remains is the session extension's
+    # own SQL (a session lives for one op): its metadata read at the first change of a table,
+    # and the savepoint and SELECT with which it builds the changeset.
+    session_sql = {
+        (apsw.SQLITE_PRAGMA, "table_xinfo"),
+        (apsw.SQLITE_SAVEPOINT, "BEGIN"),
+        (apsw.SQLITE_SAVEPOINT, "RELEASE"),
+        (apsw.SQLITE_SELECT, None),
+        (apsw.SQLITE_READ, "messages"),
+    }
+    assert calls and {(c[0], c[1]) for c in calls} <= session_sql
+    assert counter.get() == 3 and db.rev == 3
+
+
+def test_the_session_pragma_is_never_allowed_to_user_text(space: Space, db: sc.SqliteDb) -> None:
+    with space.transact():
+        db.exec(INSERT, [None, "first", 1])
+    # The guard refuses PRAGMA text; the gate would refuse it too, as the user's prepare is judged
+    # by the write policy alone. Simulate a statement that slipped past the guard:
+    from sqlite_cells.write._conn import write_conn
+
+    with space.file.write_connection() as conn:
+        state = write_conn(conn)
+        from sqlite_cells.sql import Mode, make_authorizer
+
+        policy = make_authorizer(Mode.WRITE, database="_cf_db", tables={"messages"})
+        with pytest.raises(apsw.AuthError):
+            state.run_user(
+                conn, policy, "PRAGMA _cf_db.table_xinfo(messages)", [()], many=False, timeout=5
+            )
+
+
+# -- 8. group commit -----------------------------------------------------------------------
+
+
+def test_grouped_database_writes_each_bump_the_rev_and_a_fatal_member_is_dropped(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    from tests.runtime.test_group_commit import commit_queued
+
+    with space.transact():
+        db.exec("INSERT INTO messages (id, body) VALUES (1, 'first')")
+    counter = space.cell("counter", default=0)
+    bodies = [
+        lambda: db.exec("INSERT INTO messages (body) VALUES ('a')"),
+        lambda: counter.set(1),
+        # OR ROLLBACK ends the whole SQLite transaction: the others are run again without it.
+        lambda: db.exec("INSERT OR ROLLBACK INTO messages (id, body) VALUES (1, 'dup')"),
+        lambda: db.exec("INSERT INTO messages (body) VALUES ('b')"),
+    ]
+    outcomes, statements = commit_queued(space, bodies)
+    assert outcomes[0] == 2 and outcomes[1] == 3 and outcomes[3] == 4
+    assert isinstance(outcomes[2], sc.ExecError) and outcomes[2].db_id == db.id
+    assert statements.count("COMMIT") == 1 and statements.count("BEGIN IMMEDIATE") == 2
+    assert _bodies(db) == ["first", "a", "b"]
+    assert db.rev == 3 and counter.get() == 1
+    assert all(o.agrees for o in check_store(space.runtime.store, repair=False))
