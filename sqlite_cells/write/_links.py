@@ -19,16 +19,17 @@ from sqlite_cells.sql import LINK_SUFFIX
 
 __all__ = ["LinkColumns", "check_links", "link_columns"]
 
-# table name (lowercased) -> (column index, column name) of its link columns, in file order
-LinkColumns = Mapping[str, tuple[tuple[int, str], ...]]
+# table name (lowercased) -> (its column count, (column index, column name) of its link columns)
+LinkColumns = Mapping[str, tuple[int, tuple[tuple[int, str], ...]]]
 
 
 def link_columns(conn: apsw.Connection, database: str, tables: Iterable[str]) -> LinkColumns:
     """The ``*_cf_link`` columns of ``tables`` as the file holds them (read once per ensured
     schema; the changeset gives values by column position). Column positions are those of
-    ``PRAGMA table_info``, the columns a session records."""
+    ``PRAGMA table_info``; a session records a table without a primary key with its rowid as
+    an extra first column, which :func:`check_links` tells by the count."""
     db = quote_ident(database)
-    found: dict[str, tuple[tuple[int, str], ...]] = {}
+    found: dict[str, tuple[int, tuple[tuple[int, str], ...]]] = {}
     for table in tables:
         rows = conn.execute(f"PRAGMA {db}.table_info({quote_ident(table)})").fetchall()
         names = [str(row[1]) for row in rows]
@@ -36,7 +37,7 @@ def link_columns(conn: apsw.Connection, database: str, tables: Iterable[str]) ->
             (i, name) for i, name in enumerate(names) if name.lower().endswith(LINK_SUFFIX)
         )
         if links:
-            found[table.lower()] = links
+            found[table.lower()] = (len(names), links)
     return found
 
 
@@ -44,12 +45,15 @@ def check_links(changeset: bytes, columns: LinkColumns, *, db_id: str, sql: str)
     """Raise :class:`LinkEncodeError` if a change of ``changeset`` stores anything but NULL or a
     well-formed link in a link column (R31)."""
     for change in apsw.Changeset.iter(changeset):
-        links = columns.get(change.name.lower())
+        described = columns.get(change.name.lower())
         new = change.new
-        if not links or new is None:
+        if described is None or new is None:
             continue  # a DELETE, or a table without link columns
+        width, links = described
+        shift = len(new) - width  # 1 when the session added the rowid as column 0
         for index, name in links:
-            value = new[index] if index < len(new) else None
+            at = index + shift
+            value = new[at] if 0 <= at < len(new) else None
             if value is None or value is apsw.no_change:
                 continue
             _check_link(value, table=change.name, column=name, db_id=db_id, sql=sql)

@@ -202,6 +202,20 @@ def test_links_produced_by_sql_are_fine_when_well_formed(space: Space, db: sc.Sq
     ]
 
 
+def test_link_columns_of_a_table_without_a_primary_key_are_checked_by_name(space: Space) -> None:
+    # The session records such a table with its rowid as an extra first column.
+    db = space.sqlite_database(
+        "scores", tables={"scores": sc.table(points="integer", player_cf_link=sc.cf_link())}
+    )
+    ada = space.cell("ada")
+    with space.transact():
+        db.exec("INSERT INTO scores (points, player_cf_link) VALUES (?, ?)", [3, ada])
+    with pytest.raises(sc.LinkEncodeError, match=r"scores\.player_cf_link"), space.transact():
+        db.exec("INSERT INTO scores (points, player_cf_link) VALUES (5, 'ada')")
+    rows = db.read("SELECT points, player_cf_link FROM scores")
+    assert rows == [{"points": 3, "player_cf_link": ada.link_str()}]
+
+
 # -- 4. migrate on its own connection (R14) ----------------------------------------------------
 
 
