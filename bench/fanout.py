@@ -19,7 +19,7 @@ from typing import Any
 import apsw
 
 import sqlite_cells as sc
-import sqlite_cells.read._query as query_module
+import sqlite_cells.read._workers as query_module
 from bench._common import Figure, Row, median, p, parse, pyplot, save_plot
 
 TABLES = {"t": sc.table(id="integer primary key", v="integer not null")}
@@ -32,19 +32,19 @@ class Spy:
     def __init__(self) -> None:
         self.calls = 0
         self._lock = threading.Lock()
-        self._real = vars(query_module)["read_rows"]
+        self._real = vars(query_module)["read_batch"]
 
     def __enter__(self) -> Spy:
         def counted(*args: Any, **kwargs: Any) -> Any:
             with self._lock:
-                self.calls += 1
+                self.calls += len(args[2]) - kwargs.get("start", 0)
             return self._real(*args, **kwargs)
 
-        vars(query_module)["read_rows"] = counted  # a spy, in a benchmark only
+        vars(query_module)["read_batch"] = counted  # a spy, in a benchmark only
         return self
 
     def __exit__(self, *exc: object) -> None:
-        vars(query_module)["read_rows"] = self._real
+        vars(query_module)["read_batch"] = self._real
 
 
 def measure(directory: Path, n_queries: int, n_dbs: int, writes: int, spy: Spy) -> dict[str, Any]:

@@ -29,6 +29,7 @@ __all__ = ["Node", "Scheduler", "Subscription"]
 log = logging.getLogger("sqlite_cells.runtime")
 
 Subscriber = Callable[[Any], None]
+CommitHook = Callable[[CommitEvent], "list[Node]"]
 
 
 class Node:
@@ -96,6 +97,7 @@ class Scheduler:
         self._watchers: dict[tuple[SpaceFile, str], list[Node]] = {}
         self._processed: dict[SpaceFile, int] = {}
         self._parked: dict[SpaceFile, list[tuple[int, Callable[[], None]]]] = {}
+        self._commit_hooks: list[CommitHook] = []
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -115,6 +117,19 @@ class Scheduler:
     def add(self, node: Node) -> None:
         """Join ``node`` to the graph and compute its first value (on the scheduler thread)."""
         self.submit(lambda: self._init(node))
+
+    def add_commit_hook(self, hook: CommitHook) -> None:
+        """Call ``hook(event)`` on the scheduler thread for each durable commit, before the
+        commit's re-runs: the nodes it returns re-run in the same round as the nodes watching
+        the cells the commit wrote (dependency order, each at most once, R54). An extension
+        uses it to decide from the commit's ops what must re-run; a hook that raises is logged
+        and the commit is still processed."""
+        self.submit(lambda: self._commit_hooks.append(hook))
+
+    def rerun(self, nodes: list[Node]) -> None:
+        """Re-run ``nodes`` (and what depends on them) as one round, on the scheduler thread:
+        for changes the runtime does not see as commits (a file written by another program)."""
+        self.submit(lambda: self._propagate(list(nodes)))
 
     def subscribe(self, node: Node, callback: Subscriber) -> Subscription:
         """Call ``callback`` with the node's current value, then with each change."""
@@ -271,6 +286,11 @@ class Scheduler:
                 continue
             self._view[key] = entity
             touched.extend(self._watchers.get(key, ()))
+        for hook in self._commit_hooks:
+            try:
+                touched.extend(hook(event))
+            except Exception:
+                log.exception("commit hook %r failed for seq %d", hook, event.seq)
         if touched:
             self._propagate(touched)
         parked = self._parked.get(event.space)

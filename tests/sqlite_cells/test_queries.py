@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 import sqlite_cells as sc
-import sqlite_cells.read._query as query_module
+import sqlite_cells.read._workers as workers_module
 from sqlite_cells._runtime import Space
 
 from .conftest import MESSAGES
@@ -20,15 +20,15 @@ INSERT = "INSERT INTO messages (author_cf_link, body, ts) VALUES (?, ?, ?)"
 
 @pytest.fixture
 def runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Counts the reads live queries make (a spy around the real read)."""
+    """Counts the statements reads run (a spy around the real read of the workers)."""
     calls: list[str] = []
-    real = query_module.read_rows
+    real = workers_module.read_batch
 
     def counting(*args: Any, **kwargs: Any) -> Any:
-        calls.append(args[2])
+        calls.extend(stmt.sql for stmt in args[2][kwargs.get("start", 0) :])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(query_module, "read_rows", counting)
+    monkeypatch.setattr(workers_module, "read_batch", counting)
     yield calls
 
 
