@@ -26,7 +26,7 @@ from typing import Any
 import apsw
 
 from sqlite_cells.codec import QueryError, QueryTimeout, SqliteCellsError
-from sqlite_cells.read._pool import PooledConnection, ReadPool
+from sqlite_cells.read._pool import DEFAULT_LENGTH_LIMIT, PooledConnection, ReadPool
 from sqlite_cells.schema import Declaration, Schema, SourceKind, create_table_sql, quote_ident
 from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Mode, ReadSet, make_authorizer
 
@@ -348,21 +348,34 @@ _SCRATCH_LIMIT = 64
 
 @contextmanager
 def _scratch(schema: Schema) -> Iterator[PooledConnection]:
-    """An in-memory database with the declared tables and no rows, one per schema, kept; set up
-    like a pooled connection (gate, deadline), since a query on no rows can still run away."""
+    """An in-memory database with the declared tables and no rows, one kept per schema; set up
+    like a pooled connection (gate, deadline, length limit), since a query on no rows can still
+    run away. While the kept one is busy (perhaps with a read abandoned by the watchdog) a
+    throwaway one serves, so no read ever waits for another."""
     with _scratch_lock:
         held = _scratch_conns.get(schema.fingerprint)
         if held is None:
             if len(_scratch_conns) >= _SCRATCH_LIMIT:
                 _scratch_conns.pop(next(iter(_scratch_conns)))
-            conn = apsw.Connection(":memory:")
-            for name, table in schema.tables:
-                conn.execute(create_table_sql("main", name, table))
-            pooled = PooledConnection(Path(":memory:"), conn)
-            held = _scratch_conns[schema.fingerprint] = (threading.Lock(), pooled)
+            held = _scratch_conns[schema.fingerprint] = (threading.Lock(), _empty_copy(schema))
     lock, pooled = held
-    with lock:
+    if not lock.acquire(blocking=False):
+        spare = _empty_copy(schema)
         try:
-            yield pooled
+            yield spare
         finally:
-            pooled.deadline = float("inf")
+            spare.close()
+        return
+    try:
+        yield pooled
+    finally:
+        pooled.deadline = float("inf")
+        lock.release()
+
+
+def _empty_copy(schema: Schema) -> PooledConnection:
+    conn = apsw.Connection(":memory:")
+    for name, table in schema.tables:
+        conn.execute(create_table_sql("main", name, table))
+    conn.limit(apsw.SQLITE_LIMIT_LENGTH, DEFAULT_LENGTH_LIMIT)
+    return PooledConnection(Path(":memory:"), conn)
