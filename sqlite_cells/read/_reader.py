@@ -25,7 +25,8 @@ from typing import Any
 
 import apsw
 
-from sqlite_cells.codec import QueryError, QueryTimeout, SqliteCellsError
+from sqlite_cells.codec import DiskSourceError, QueryError, QueryTimeout, SqliteCellsError
+from sqlite_cells.files import check_pinned
 from sqlite_cells.read._pool import DEFAULT_LENGTH_LIMIT, PooledConnection, ReadPool
 from sqlite_cells.schema import Declaration, Schema, SourceKind, create_table_sql, quote_ident
 from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Mode, ReadSet, make_authorizer
@@ -102,13 +103,19 @@ def read_batch(
     tracker = tracker if tracker is not None else Tracker()
     decl.check_usable()
     source = decl.kind is SourceKind.DISK
-    if source and not decl.path.is_file():
-        pool.discard(decl.path)  # an open connection would still read the unlinked file
-        raise QueryError(
-            decl.db_id,
-            statements[start].sql,
-            f"the injected file {decl.path} is gone (deleted or moved after it was registered)",
-        )
+    if source:
+        if not decl.path.is_file():
+            pool.discard(decl.path)  # an open connection would still read the unlinked file
+            raise QueryError(
+                decl.db_id,
+                statements[start].sql,
+                f"the injected file {decl.path} is gone (deleted or moved after it was registered)",
+            )
+        try:
+            check_pinned(decl.path)  # a stat: cheap enough for every read of a source (R60)
+        except DiskSourceError:
+            pool.discard(decl.path)
+            raise
     try:
         with pool.connection(decl.path, source=source) as pooled:
             return _read_file(pooled, decl, statements, timeout, tracker, start)
