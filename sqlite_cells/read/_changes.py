@@ -18,7 +18,7 @@ from typing import Final
 import apsw
 
 from sqlite_cells.codec import Op
-from sqlite_cells.files import KIND, decode_op_body
+from sqlite_cells.files import DROP_KIND, KIND, decode_op_body
 
 __all__ = ["ALL_COLUMNS", "ColumnNames", "WriteSet", "affects", "write_sets"]
 
@@ -37,10 +37,13 @@ def fold(name: str) -> str:
 
 def write_sets(ops: Iterable[Op], columns: ColumnNames) -> dict[str, WriteSet | None]:
     """The write set of each database written by ``ops`` (keyed by database id). None for a
-    database whose op carries no changeset (capture switched off): it changed, but what is not
-    known, so everything that reads it re-runs."""
+    database whose op carries no changeset (capture switched off) and for a dropped one: it
+    changed, but not column by column, so everything that reads it re-runs."""
     found: dict[str, WriteSet | None] = {}
     for op in ops:
+        if op.kind == DROP_KIND:  # the file goes away: whatever read it reads nothing now
+            found[op.target] = None
+            continue
         if op.kind != KIND:
             continue
         changeset = decode_op_body(op).changeset

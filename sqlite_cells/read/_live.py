@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,8 @@ from sqlite_cells.schema import Declaration, quote_ident
 __all__ = ["LiveQueries", "Runner"]
 
 log = logging.getLogger("sqlite_cells.read")
+
+_SHAPE_TIMEOUT = 1.0
 
 
 class Runner(Protocol):
@@ -126,6 +129,9 @@ class LiveQueries:
 
     def _table_shape(self, path: Path, table: str) -> TableShape:
         with self.pool.connection(path) as pooled:
+            # On the scheduler thread: never wait long for a lock (the caller falls back to
+            # "every column changed" if this fails).
+            pooled.deadline = time.monotonic() + _SHAPE_TIMEOUT
             rows = pooled.conn.execute(f"PRAGMA table_info({quote_ident(table)})").fetchall()
         names = [str(row[1]) for row in rows]
         has_pk = any(row[5] for row in rows)

@@ -57,6 +57,7 @@ class QueryHost(Protocol):
     @property
     def live_queries(self) -> LiveQueries: ...
 
+    def space(self, space_id: str) -> Space: ...
     def ensure_reconciled(self, decl: Declaration) -> None: ...
 
 
@@ -280,7 +281,7 @@ class _QueryNode(Node):
         host.live_queries.request(
             self,
             decl,
-            query.db.space.file,
+            host.space(decl.space_id).file,  # the database's space (not a linked input's)
             Statement(query.sql, params),
             lambda: host.ensure_reconciled(decl),
         )
