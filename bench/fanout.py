@@ -29,6 +29,7 @@ import sqlite_cells as sc
 from bench._common import Figure, Row, median, p, parse
 
 N_TABLES = 10
+WORKERS = 2
 ROWS = 200
 TABLES = {
     f"t{k}": sc.table(id="integer primary key", v="integer not null", w="integer not null")
@@ -44,7 +45,7 @@ def _statements(n_queries: int) -> list[tuple[str, list[int]]]:
 
 
 def _open(directory: Path) -> tuple[sc.Runtime, Any, sc.SqliteDb, Any]:
-    rt = sc.Runtime(directory)
+    rt = sc.Runtime(directory, query_workers=WORKERS)
     space = rt.space("bench")
     db = space.sqlite_database("fan", tables=TABLES)
 

@@ -158,6 +158,12 @@ class Scheduler:
             return
         self._propagate([node], preset={node: value})
 
+    def set_values(self, values: dict[Node, Any]) -> None:
+        """Give several nodes new values as one round of re-runs (scheduler thread only): their
+        subscribers and dependents are told once, in dependency order."""
+        if values:
+            self._propagate(list(values), preset=values)
+
     def after_commit(self, space: SpaceFile, seq: int, work: Callable[[], None]) -> None:
         """Run ``work`` (scheduler thread) once the scheduler has processed commit ``seq`` of
         ``space`` — at once if it already has. Used to hold back results read from files that

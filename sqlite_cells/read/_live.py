@@ -25,25 +25,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlite_cells.codec import QueryError, SqliteCellsError
 from sqlite_cells.files import content_signature
 from sqlite_cells.read._changes import TableColumns, TableShape, affects, write_sets
 from sqlite_cells.read._pool import ReadPool
-from sqlite_cells.read._reader import ReadMap, Statement, StatementResult
+from sqlite_cells.read._reader import ReadMap, Statement, StatementResult, read_batch
 from sqlite_cells.read._workers import QueryWorkers, ReadJob
 from sqlite_cells.runtime import CommitEvent, Node, Scheduler, SpaceFile
-from sqlite_cells.schema import Declaration, quote_ident
+from sqlite_cells.schema import Declaration, SourceKind, quote_ident
 
 __all__ = ["LiveQueries", "Runner"]
 
 log = logging.getLogger("sqlite_cells.read")
 
 _SHAPE_TIMEOUT = 1.0
+INLINE_BUDGET = 0.0005  # seconds of known read time a batch may run on the scheduler thread
+_INLINE_MAX = 32
+_COSTS_SIZE = 65536
 
 
 class Runner(Protocol):
-    """What the hub needs of a live query's graph node."""
+    """What the hub needs of a live query's graph node: ``receive`` turns a result into the
+    node's next value (and whether to tell anyone); ``landed`` follows once every node of the
+    delivery has its value (a node may start its next run then)."""
 
-    def land(self, seq: int, result: StatementResult) -> None: ...
+    @property
+    def statement(self) -> Statement: ...
+
+    def receive(self, seq: int, result: StatementResult) -> tuple[Any, bool]: ...
+    def landed(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -75,6 +85,7 @@ class LiveQueries:
         self._by_table: dict[str, dict[str, set[Node]]] = {}
         self._unknown: dict[str, set[Node]] = {}
         self._batch: dict[Path, _Wanted] = {}
+        self._costs: dict[tuple[Path, str, str], float] = {}  # last read time per statement
         self.reads_started = 0  # distinct statements sent to workers (for bench and tests)
         scheduler.add_commit_hook(self._on_commit)
         self._sources = _SourceWatcher(scheduler, pool, poll_interval)
@@ -171,18 +182,76 @@ class LiveQueries:
             self.scheduler.end_work()
 
     def _send(self, wanted: _Wanted) -> None:
-        entries = list(wanted.statements.values())
+        entries = list(wanted.statements.items())
         self.reads_started += len(entries)
+        if self._is_cheap(wanted.decl, [key for key, _ in entries]):
+            self._run_inline(wanted, [(runners, stmt) for _, (stmt, runners) in entries])
+            return
         chunks = min(self.workers.count, len(entries))
         for i in range(chunks):
-            part = entries[i::chunks]
-            items = [(runners, stmt) for stmt, runners in part]
+            items = [(runners, stmt) for _, (stmt, runners) in entries[i::chunks]]
             self.scheduler.begin_work()
-            delivery = self._delivery(wanted.file, len(items))
+            delivery = self._delivery(wanted.decl, wanted.file, len(items))
             self.workers.submit(ReadJob(wanted.decl, items, delivery, wanted.prepare))
 
+    def _is_cheap(self, decl: Declaration, keys: list[tuple[str, str]]) -> bool:
+        """Whether the statements are cheaper to run right here than to hand to a worker and
+        back: each ran before, all together in under ``INLINE_BUDGET``. Never for injected
+        files (another program's lock could make the scheduler wait)."""
+        if decl.kind is not SourceKind.CELL or len(keys) > _INLINE_MAX:
+            return False
+        total = 0.0
+        for sql, params in keys:
+            cost = self._costs.get((decl.path, sql, params))
+            if cost is None:
+                return False
+            total += cost
+        return total <= INLINE_BUDGET
+
+    def _run_inline(self, wanted: _Wanted, items: list[tuple[list[Runner], Statement]]) -> None:
+        """Run a cheap batch on the scheduler thread (the progress and busy handlers still keep
+        its deadline) and land it once its commit has been processed (R50)."""
+        decl = wanted.decl
+        try:
+            if wanted.prepare is not None:
+                wanted.prepare()
+            seq, results = read_batch(
+                self.pool, decl, [stmt for _, stmt in items], timeout=self.workers.timeout
+            )
+            pairs = [(runners, result) for (runners, _), result in zip(items, results, strict=True)]
+        except SqliteCellsError as exc:
+            seq, pairs = 0, [(runners, StatementResult(error=exc)) for runners, _ in items]
+        except Exception as exc:  # a bug or an unexpected failure must still end the run
+            error = QueryError(decl.db_id, items[0][1].sql, f"{type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            seq, pairs = 0, [(runners, StatementResult(error=error)) for runners, _ in items]
+        self.scheduler.after_commit(wanted.file, seq, lambda: self._land(decl, seq, pairs))
+
+    def _land(
+        self, decl: Declaration, seq: int, results: list[tuple[Any, StatementResult]]
+    ) -> None:
+        """Results reach their runners (scheduler thread): one round of notifications for the
+        whole delivery, then each runner may start its next run."""
+        told: dict[Node, Any] = {}
+        runs: list[Runner] = []
+        costs = self._costs
+        for runners, result in results:
+            if result.error is None and runners:
+                if len(costs) >= _COSTS_SIZE:
+                    costs.pop(next(iter(costs)))
+                stmt = runners[0].statement
+                costs[(decl.path, stmt.sql, repr(stmt.params))] = result.seconds
+            for runner in runners:
+                value, notify = runner.receive(seq, result)
+                if notify:
+                    told[runner] = value
+                runs.append(runner)
+        self.scheduler.set_values(told)
+        for runner in runs:
+            runner.landed()
+
     def _delivery(
-        self, file: SpaceFile, count: int
+        self, decl: Declaration, file: SpaceFile, count: int
     ) -> Callable[[int, list[tuple[Any, StatementResult]]], None]:
         """The delivery of one job of ``count`` statements: each part lands on the scheduler
         thread once commit ``seq`` is processed (R50); the job's unit of outside work ends
@@ -192,13 +261,8 @@ class LiveQueries:
         outstanding = [count]
 
         def deliver(seq: int, results: list[tuple[Any, StatementResult]]) -> None:
-            def land() -> None:
-                for runners, result in results:
-                    for runner in runners:
-                        runner.land(seq, result)
-
             def work() -> None:
-                scheduler.after_commit(file, seq, land)
+                scheduler.after_commit(file, seq, lambda: self._land(decl, seq, results))
 
             with lock:
                 outstanding[0] -= len(results)

@@ -242,6 +242,7 @@ class _QueryNode(Node):
         self._again = False
         self._params_key: Any = None
         self._db_id: str | None = None
+        self.statement = Statement(query.sql, ())  # the last one requested
         self.value = QueryState()
 
     def compute(self) -> tuple[bool, Any]:
@@ -278,11 +279,12 @@ class _QueryNode(Node):
             self.scheduler.submit(lambda: self._finish(state))
             return
         self._interest(decl, None)
+        self.statement = Statement(query.sql, params)
         host.live_queries.request(
             self,
             decl,
             host.space(decl.space_id).file,  # the database's space (not a linked input's)
-            Statement(query.sql, params),
+            self.statement,
             lambda: host.ensure_reconciled(decl),
         )
 
@@ -302,10 +304,11 @@ class _QueryNode(Node):
             self._db_id = decl.db_id
         hub.watch(self, decl.db_id, read_set)
 
-    def land(self, seq: int, result: StatementResult) -> None:
-        """A run's result, on the scheduler thread (see :class:`LiveQueries`)."""
+    def receive(self, seq: int, result: StatementResult) -> tuple[QueryState[Any], bool]:
+        """A run's result, on the scheduler thread: the next state and whether it is news
+        (equal rows update ``seq`` silently, R42). See :class:`LiveQueries`."""
         if result.error is not None:
-            state = QueryState(False, None, result.error, self.value.seq)
+            state: QueryState[Any] = QueryState(False, None, result.error, self.value.seq)
         else:
             try:
                 state = QueryState(False, self.query._decode(result), None, seq)
@@ -315,18 +318,32 @@ class _QueryNode(Node):
                 # Relinked meanwhile (an error here): the next run registers again.
                 with contextlib.suppress(SqliteCellsError):
                     self._interest(self.query.db.declaration, result.read_set)
-        self._finish(state)
-
-    def _finish(self, state: QueryState[Any]) -> None:
-        previous: QueryState[Any] = self.value
         self._running = False
-        self.scheduler.set_value(self, state, notify=not state.same_rows(previous))
+        notify = not state.same_rows(self.value)
+        if not notify:
+            self.value = state
+        return state, notify
+
+    def landed(self) -> None:
         if self._again:
             self._again = False
             params = resolve_params(self.query.params)
             if any(map(is_pending, _members(params))):
                 return
             self._start(params)
+
+    def _finish(self, state: QueryState[Any]) -> None:
+        state, notify = self._receive_state(state)
+        if notify:
+            self.scheduler.set_value(self, state)
+        self.landed()
+
+    def _receive_state(self, state: QueryState[Any]) -> tuple[QueryState[Any], bool]:
+        self._running = False
+        notify = not state.same_rows(self.value)
+        if not notify:
+            self.value = state
+        return state, notify
 
     def __repr__(self) -> str:
         return repr(self.query)

@@ -10,6 +10,7 @@ import msgspec
 import pytest
 
 import sqlite_cells as sc
+import sqlite_cells.read._live as live_module
 import sqlite_cells.read._workers as workers_module
 from sqlite_cells._runtime import Space
 
@@ -28,7 +29,8 @@ def runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         calls.extend(stmt.sql for stmt in args[2][kwargs.get("start", 0) :])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(workers_module, "read_batch", counting)
+    monkeypatch.setattr(workers_module, "read_batch", counting)  # reads on the workers
+    monkeypatch.setattr(live_module, "read_batch", counting)  # cheap ones on the scheduler
     yield calls
 
 

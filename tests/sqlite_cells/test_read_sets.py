@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
+import sqlite_cells.read._live as live_module
 import sqlite_cells.read._workers as workers_module
 from sqlite_cells._runtime import Space
 from sqlite_cells.codec import Op
@@ -48,7 +50,8 @@ def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
         counted.update(stmt.sql for stmt in args[2][kwargs.get("start", 0) :])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(workers_module, "read_batch", counting)
+    monkeypatch.setattr(workers_module, "read_batch", counting)  # reads on the workers
+    monkeypatch.setattr(live_module, "read_batch", counting)  # cheap ones on the scheduler
     return counted
 
 
@@ -210,13 +213,13 @@ def test_a_commit_of_another_process_reruns_exactly_the_affected_queries(
         rt.settle()
         calls.clear()
         other_process("UPDATE messages SET body = 'from afar'")
-        # Commits of another process arrive by polling: wait for the query, not for time.
-        deadline_runs = 0
-        while bodies.get().result != [{"body": "from afar"}] and deadline_runs < 500:
-            rt.settle(timeout=0.05)
-            deadline_runs += 1
+        # Commits of another process arrive by polling: wait for the state, not for time.
+        reached = threading.Event()
+        bodies.observe().subscribe(
+            lambda state: state.result == [{"body": "from afar"}] and reached.set()
+        )
+        assert reached.wait(30), bodies.get()
         rt.settle()
-        assert bodies.get().result == [{"body": "from afar"}]
         assert calls == Counter({BODIES: 1})
         assert names.get().result == []
 
