@@ -307,12 +307,13 @@ class Scheduler:
                 work()
 
     def _propagate(self, start: list[Node], preset: dict[Node, Any] | None = None) -> None:
-        heap = list(start)
+        # Keyed by (height, order) tuples: compared in C, and order is unique per node.
+        heap = [(node.height, node.order, node) for node in start]
         heapq.heapify(heap)
         done: set[int] = set()
         deliveries: list[tuple[Subscriber, Any]] = []
         while heap:
-            node = heapq.heappop(heap)
+            _, _, node = heapq.heappop(heap)
             if id(node) in done or not node.ready.is_set():
                 continue
             done.add(id(node))
@@ -329,7 +330,7 @@ class Scheduler:
             node.value = value
             deliveries.extend((s, value) for s in node.subscribers)
             for dependent in node.dependents:
-                heapq.heappush(heap, dependent)
+                heapq.heappush(heap, (dependent.height, dependent.order, dependent))
         _deliver(deliveries)
 
 

@@ -243,15 +243,26 @@ class _QueryNode(Node):
         self._params_key: Any = None
         self._db_id: str | None = None
         self.statement = Statement(query.sql, ())  # the last one requested
+        self._read_set: Any = None  # the read set last registered
+        self._file: tuple[str, Any] | None = None  # (space id, its SpaceFile)
+        fixed = None
+        if not _param_nodes(query.params):
+            params = resolve_params(query.params)
+            if not any(map(is_pending, _members(params))):
+                fixed = (params, repr(params))
+        self._fixed: tuple[Bound, str] | None = fixed
         self.value = QueryState()
 
     def compute(self) -> tuple[bool, Any]:
         state: QueryState[Any] = self.value
-        params = resolve_params(self.query.params)
-        if any(map(is_pending, _members(params))):
-            pending = QueryState(True, state.result, None, state.seq)
-            return (not pending.same_rows(state), pending)
-        key = repr(params)
+        if self._fixed is not None:  # no cells among the params: nothing to resolve again
+            params, key = self._fixed
+        else:
+            params = resolve_params(self.query.params)
+            if any(map(is_pending, _members(params))):
+                pending = QueryState(True, state.result, None, state.seq)
+                return (not pending.same_rows(state), pending)
+            key = repr(params)
         changed_params = self.ready.is_set() and key != self._params_key
         self._params_key = key
         if self._running:
@@ -283,10 +294,17 @@ class _QueryNode(Node):
         host.live_queries.request(
             self,
             decl,
-            host.space(decl.space_id).file,  # the database's space (not a linked input's)
+            self._space_file(decl),
             self.statement,
             lambda: host.ensure_reconciled(decl),
         )
+
+    def _space_file(self, decl: Declaration) -> Any:
+        """The database's space file (not a linked input's): results wait for its commits."""
+        held = self._file
+        if held is None or held[0] != decl.space_id:
+            held = self._file = (decl.space_id, self.query.host.space(decl.space_id).file)
+        return held[1]
 
     def _interest(self, decl: Declaration, read_set: Any) -> None:
         reaction = self.query.reaction
@@ -302,6 +320,9 @@ class _QueryNode(Node):
         if self._db_id != decl.db_id:
             hub.unwatch(self)
             self._db_id = decl.db_id
+        elif read_set is not None and read_set is self._read_set:
+            return  # registered already (the common case of a re-run)
+        self._read_set = read_set
         hub.watch(self, decl.db_id, read_set)
 
     def receive(self, seq: int, result: StatementResult) -> tuple[QueryState[Any], bool]:
