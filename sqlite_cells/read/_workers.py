@@ -30,18 +30,19 @@ from sqlite_cells.read._pool import PooledConnection, ReadPool
 from sqlite_cells.read._reader import Statement, StatementResult, Tracker, read_batch
 from sqlite_cells.schema import Declaration
 
-__all__ = ["GRACE", "Delivery", "QueryWorkers", "ReadJob"]
+__all__ = ["GRACE", "QUEUE_GRACE", "Delivery", "QueryWorkers", "ReadJob"]
 
 log = logging.getLogger("sqlite_cells.read")
 
 GRACE = 0.25
+QUEUE_GRACE = 0.5  # db.read waits this much past its timeout for a worker to take it
 MAX_STUCK = 16
 _WATCH_EVERY = 0.05
 
 Delivery = Callable[[int, list[tuple[Any, StatementResult]]], None]
 
 
-@dataclass(slots=True)
+@dataclass(eq=False, slots=True)
 class ReadJob:
     """Statements of one database to run in one read transaction. ``deliver(seq, results)`` is
     called exactly once per statement (possibly split over several calls when the watchdog
@@ -110,8 +111,24 @@ class QueryWorkers:
             box.append((seq, results[0][1]))
             done.set()
 
-        self.submit(ReadJob(decl, [(0, stmt)], deliver, prepare))
-        done.wait()
+        job = ReadJob(decl, [(0, stmt)], deliver, prepare)
+        self.submit(job)
+        if not done.wait(self.timeout + QUEUE_GRACE):
+            # Still queued behind other reads past the deadline: give up on it (R44). Once
+            # started, the watchdog ends it by its own deadline.
+            with self._lock:
+                queued = job in self._queue
+                if queued:
+                    self._queue.remove(job)
+            if queued:
+                error = QueryTimeout(
+                    decl.db_id,
+                    stmt.sql,
+                    f"no query worker was free within query_timeout ({self.timeout}s): other "
+                    "reads hold them all; try again, or raise query_workers",
+                )
+                return 0, StatementResult(error=error)
+            done.wait()
         return box[0]
 
     # -- workers -------------------------------------------------------------------------------

@@ -265,3 +265,29 @@ def test_events_carry_what_the_hook_needs(rt: sc.Runtime, space: Space, db: sc.S
     (event,) = [e for e in seen if e.ops]
     found = write_sets(event.ops, rt.live_queries._columns)
     assert found == {db.id: {"people": frozenset({"name"})}}
+
+
+def test_one_commit_that_changes_a_param_and_a_read_column_reruns_once(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    """R54: the commit hook and the graph dependency meet in one round."""
+    after = space.cell("after", default=0)
+    sql = "SELECT body FROM messages WHERE ts > ? ORDER BY id"
+    q = db.query(sql, params=[after])
+    rt.settle()
+    calls.clear()
+    seen: list[Any] = []
+    q.observe().subscribe(seen.append)
+    rt.settle()
+    with space.transact():
+        after.set(5)
+        db.exec("UPDATE messages SET body = 'B' WHERE id = 2")
+    rt.settle()
+    assert calls == Counter({sql: 1})
+    assert q.get().result == [{"body": "B"}]
+    # New params: pending (old rows kept visible, R42), then the one new result.
+    assert [(s.pending, s.result) for s in seen] == [
+        (False, [{"body": "a"}, {"body": "b"}]),
+        (True, [{"body": "a"}, {"body": "b"}]),
+        (False, [{"body": "B"}]),
+    ]
