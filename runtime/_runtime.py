@@ -85,6 +85,7 @@ class Runtime:
                 if space is None:
                     space = self.space_class(self, space_id, file)
                 else:
+                    self.scheduler.move_space(space.file, file)
                     space.file = file
                 self._spaces[space_id] = space
         return space

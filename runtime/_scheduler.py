@@ -164,6 +164,19 @@ class Scheduler:
         if values:
             self._propagate(list(values), preset=values)
 
+    def move_space(self, old: object, new: SpaceFile) -> None:
+        """Watchers and view entries kept under ``old`` (the stand-in of a space that had no
+        file, R7) now follow ``new``, its real file."""
+
+        def run() -> None:
+            for key in [k for k in self._watchers if k[0] is old]:
+                watchers = self._watchers.pop(key)
+                self._watchers.setdefault((new, key[1]), []).extend(watchers)
+            for key in [k for k in self._view if k[0] is old]:
+                self._view.setdefault((new, key[1]), self._view.pop(key))
+
+        self.submit(run)
+
     def after_commit(self, space: SpaceFile, seq: int, work: Callable[[], None]) -> None:
         """Run ``work`` (scheduler thread) once the scheduler has processed commit ``seq`` of
         ``space`` — at once if it already has. Used to hold back results read from files that

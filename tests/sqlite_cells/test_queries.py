@@ -462,3 +462,17 @@ def test_decoding_links_to_unknown_spaces_creates_no_file(
     assert rows[0].who.get() == "now written"
     spaces_before = [n for n in before if n.startswith("space-") and n.endswith(".sqlite")]
     assert len(list(store.glob("space-*.sqlite"))) == len(spaces_before) + 1
+
+
+def test_a_cell_of_a_space_not_yet_in_the_store_is_observable(rt: sc.Runtime, store: Any) -> None:
+    from sqlite_cells.codec import Link
+
+    cell = rt.cell_for(Link(id="of:later", space="later", scope="space", path=()))
+    seen: list[Any] = []
+    cell.observe().subscribe(seen.append)
+    rt.settle()
+    assert seen == [None] and not list(store.glob("space-*.sqlite"))
+    with rt.space("later").transact():
+        cell.set({"now": 1})
+    rt.settle()
+    assert seen == [None, {"now": 1}]
