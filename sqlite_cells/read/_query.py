@@ -244,6 +244,7 @@ class _QueryNode(Node):
         self._db_id: str | None = None
         self.statement = Statement(query.sql, ())  # the last one requested
         self._read_set: Any = None  # the read set last registered
+        self._rows: Any = None  # (statement, names, row tuples) behind the current result
         self._file: tuple[str, Any] | None = None  # (space id, its SpaceFile)
         fixed = None
         if not _param_nodes(query.params):
@@ -328,17 +329,29 @@ class _QueryNode(Node):
     def receive(self, seq: int, result: StatementResult) -> tuple[QueryState[Any], bool]:
         """A run's result, on the scheduler thread: the next state and whether it is news
         (equal rows update ``seq`` silently, R42). See :class:`LiveQueries`."""
+        previous: QueryState[Any] = self.value
+        rows: tuple[Statement, tuple[str, ...], list[Any]] | None = (
+            self.statement,
+            result.names,
+            result.rows,
+        )
         if result.error is not None:
-            state: QueryState[Any] = QueryState(False, None, result.error, self.value.seq)
+            state: QueryState[Any] = QueryState(False, None, result.error, previous.seq)
+            rows = None
+        elif rows == self._rows and not previous.pending and previous.error is None:
+            # The same statement read the same values: the same rows, so no decoding (R42).
+            state = QueryState(False, previous.result, None, seq)
         else:
             try:
                 state = QueryState(False, self.query._decode(result), None, seq)
             except SqliteCellsError as exc:
                 state = QueryState(False, None, exc, seq)
-            if result.read_set is not None and self.query.reaction.by_reads:
-                # Relinked meanwhile (an error here): the next run registers again.
-                with contextlib.suppress(SqliteCellsError):
-                    self._interest(self.query.db.declaration, result.read_set)
+                rows = None
+        self._rows = rows
+        if result.read_set is not None and self.query.reaction.by_reads:
+            # Relinked meanwhile (an error here): the next run registers again.
+            with contextlib.suppress(SqliteCellsError):
+                self._interest(self.query.db.declaration, result.read_set)
         self._running = False
         notify = not state.same_rows(self.value)
         if not notify:
