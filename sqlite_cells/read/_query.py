@@ -308,8 +308,13 @@ class _QueryNode(Node):
         return held[1]
 
     def _interest(self, decl: Declaration, read_set: Any) -> None:
+        """Tell the hub what this query reacts to on ``decl`` (R51, R60); a query that moved to
+        another database (a relinked pattern input) stops reacting to the old one."""
         reaction = self.query.reaction
         hub = self.query.host.live_queries
+        if self._db_id != decl.db_id:
+            hub.unwatch(self)
+            self._db_id, self._read_set = decl.db_id, None
         if decl.kind is SourceKind.DISK:
             if reaction.by_reads or reaction.source_changes:
                 hub.watch_source(self, decl.path)
@@ -318,10 +323,7 @@ class _QueryNode(Node):
             return
         if read_set is None:
             read_set = known_read_set(decl, self.query.sql)
-        if self._db_id != decl.db_id:
-            hub.unwatch(self)
-            self._db_id = decl.db_id
-        elif read_set is not None and read_set is self._read_set:
+        if read_set is not None and read_set is self._read_set:
             return  # registered already (the common case of a re-run)
         self._read_set = read_set
         hub.watch(self, decl.db_id, read_set)
