@@ -115,7 +115,10 @@ class TableColumns:
         self._cache: dict[tuple[Path, str], TableShape] = {}
 
     def __call__(self, db_id: str, table: str, width: int) -> list[str] | None:
-        key = (self._lookup(db_id), fold(table))
+        try:
+            key = (self._lookup(db_id), fold(table))
+        except Exception:  # not declared here: the caller assumes every column changed
+            return None
         with self._lock:
             shape = self._cache.get(key)
         for attempt in range(2):

@@ -86,7 +86,7 @@ class LiveQueries:
         self._unknown: dict[str, set[Node]] = {}
         self._batch: dict[Path, _Wanted] = {}
         self._costs: dict[tuple[Path, str, str], float] = {}  # last read time per statement
-        self.reads_started = 0  # distinct statements sent to workers (for bench and tests)
+        self.reads_started = 0  # distinct statements run, on workers or inline (bench, tests)
         scheduler.add_commit_hook(self._on_commit)
         self._sources = _SourceWatcher(scheduler, pool, poll_interval)
 

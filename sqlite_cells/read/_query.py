@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol
 
@@ -383,6 +383,3 @@ class _QueryNode(Node):
 
     def __repr__(self) -> str:
         return repr(self.query)
-
-
-Decoder = Callable[[StatementResult], list[Any]]
