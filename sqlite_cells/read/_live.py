@@ -10,7 +10,8 @@ shared reads (R51, R54, R60).
 * **Sources.** A query of an injected file is re-run, whole, when the file's content signature
   changes; a watcher thread checks it every ``poll_interval`` (R60).
 * **Batches.** Runs requested during one scheduler round are flushed together after it: the
-  same (database, sql, params) runs once and its rows go to every query asking; the distinct
+  same (database, sql, params) runs once and its rows go to every query asking (also a query
+  asking while that read is in flight, when no commit to the database came since); the distinct
   statements of one database run in one read transaction per worker, split across the workers.
   Results land on the scheduler thread once the commit they reflect has been processed (R50).
 """
@@ -86,6 +87,10 @@ class LiveQueries:
         self._unknown: dict[str, set[Node]] = {}
         self._batch: dict[Path, _Wanted] = {}
         self._costs: dict[tuple[Path, str, str], float] = {}  # last read time per statement
+        # Reads sent and not landed: (path, sql, params) -> (generation when sent, runners);
+        # a database's generation counts the commits to it this runtime has processed.
+        self._in_flight: dict[tuple[Path, str, str], tuple[int, list[Runner]]] = {}
+        self._generation: dict[str, int] = {}
         self.reads_started = 0  # distinct statements run, on workers or inline (bench, tests)
         scheduler.add_commit_hook(self._on_commit)
         self._sources = _SourceWatcher(scheduler, pool, poll_interval)
@@ -122,6 +127,8 @@ class LiveQueries:
         self._sources.watch(node, path)
 
     def _on_commit(self, event: CommitEvent) -> list[Node]:
+        for op in event.ops:  # reads sent before this commit are not shared any more
+            self._generation[op.target] = self._generation.get(op.target, 0) + 1
         ops = [op for op in event.ops if op.target in self._reads]
         if not ops:
             return []
@@ -160,13 +167,19 @@ class LiveQueries:
     ) -> None:
         """Ask for one run of ``stmt`` on ``decl``; it is sent with the others requested in the
         same scheduler round, and shared with every runner asking for the same statement."""
+        key = (stmt.sql, repr(stmt.params))
+        running = self._in_flight.get((decl.path, *key))
+        if running is not None and running[0] == self._generation.get(decl.db_id, 0):
+            # The same statement is being read and no commit to its database came since it
+            # was sent: its rows are as fresh as a new read's would be.
+            running[1].append(runner)
+            return
         if not self._batch:
             self.scheduler.begin_work()  # settle() waits for the flush
             self.scheduler.submit(self._flush)
         wanted = self._batch.get(decl.path)
         if wanted is None:
             wanted = self._batch[decl.path] = _Wanted(decl, file, prepare)
-        key = (stmt.sql, repr(stmt.params))
         held = wanted.statements.get(key)
         if held is None:
             wanted.statements[key] = (stmt, [runner])
@@ -184,6 +197,9 @@ class LiveQueries:
     def _send(self, wanted: _Wanted) -> None:
         entries = list(wanted.statements.items())
         self.reads_started += len(entries)
+        generation = self._generation.get(wanted.decl.db_id, 0)
+        for (sql, params), (_, runners) in entries:
+            self._in_flight[(wanted.decl.path, sql, params)] = (generation, runners)
         if self._is_cheap(wanted.decl, [key for key, _ in entries]):
             self._run_inline(wanted, [(runners, stmt) for _, (stmt, runners) in entries])
             return
@@ -236,11 +252,15 @@ class LiveQueries:
         runs: list[Runner] = []
         costs = self._costs
         for runners, result in results:
-            if result.error is None and runners:
+            stmt = runners[0].statement
+            key = (decl.path, stmt.sql, repr(stmt.params))
+            running = self._in_flight.get(key)
+            if running is not None and running[1] is runners:
+                del self._in_flight[key]  # landed: later requests read afresh
+            if result.error is None:
                 if len(costs) >= _COSTS_SIZE:
                     costs.pop(next(iter(costs)))
-                stmt = runners[0].statement
-                costs[(decl.path, stmt.sql, repr(stmt.params))] = result.seconds
+                costs[key] = result.seconds
             for runner in runners:
                 value, notify = runner.receive(seq, result)
                 if notify:
