@@ -245,6 +245,8 @@ class _QueryNode(Node):
         self.statement = Statement(query.sql, ())  # the last one requested
         self._read_set: Any = None  # the read set last registered
         self._rows: Any = None  # (statement, names, row tuples) behind the current result
+        self._retries = 0  # reads done again in a row because the file lagged (read_again)
+        self._lagging = False
         self._file: tuple[str, Any] | None = None  # (space id, its SpaceFile)
         fixed = None
         if not _param_nodes(query.params):
@@ -355,10 +357,24 @@ class _QueryNode(Node):
             with contextlib.suppress(SqliteCellsError):
                 self._interest(self.query.db.declaration, result.read_set)
         self._running = False
+        if self._lagging:
+            self._lagging = False
+        else:
+            self._retries = 0
         notify = not state.same_rows(self.value)
         if not notify:
             self.value = state
         return state, notify
+
+    def read_again(self) -> int:
+        """The run read the file before a commit the hub knows of reached it: returns how many
+        times in a row that happened (the hub runs it again later, up to a bound), or 0 when
+        a re-run is due anyway."""
+        if self._again:
+            return 0
+        self._retries += 1
+        self._lagging = True
+        return self._retries
 
     def landed(self) -> None:
         if self._again:
