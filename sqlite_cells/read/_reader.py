@@ -15,6 +15,7 @@ Rows come back as tuples with the column names once: dicts are built only by who
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,6 +35,8 @@ from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Mode, ReadSe
 __all__ = ["ReadMap", "Rows", "Statement", "StatementResult", "Tracker", "read_batch", "read_rows"]
 
 Rows = list[dict[str, Any]]
+_GRACE = 0.25  # how long past its deadline a read on a helper thread is waited for
+_WATCH_EVERY = 0.05
 ReadMap = dict[str, frozenset[str]]  # table -> columns read ("" = the table without a column)
 
 
@@ -98,8 +101,39 @@ def read_rows(
     pool: ReadPool, decl: Declaration, sql: str, params: Bound, *, timeout: float
 ) -> tuple[Rows, int]:
     """Run the (already guarded) read ``sql`` and return its rows as dicts and the watermark seq
-    read in the same transaction. Raises :class:`QueryError` / :class:`QueryTimeout`."""
-    seq, (result,) = read_batch(pool, decl, [Statement(sql, params)], timeout=timeout)
+    read in the same transaction. Raises :class:`QueryError` / :class:`QueryTimeout`.
+
+    For callers without query workers (the command line): the read runs on a helper thread so
+    the caller keeps the deadline even through one long function call (R44) — past it (plus
+    ``_GRACE``) the connection is interrupted and the helper left to finish on its own."""
+    tracker = Tracker()
+    box: list[Any] = []
+
+    def run() -> None:
+        try:
+            box.append(
+                read_batch(pool, decl, [Statement(sql, params)], timeout=timeout, tracker=tracker)
+            )
+        except BaseException as exc:  # handed to the caller below
+            box.append(exc)
+
+    helper = threading.Thread(target=run, name="sqlite-cells-read", daemon=True)
+    helper.start()
+    while helper.is_alive():
+        helper.join(_WATCH_EVERY)
+        if helper.is_alive() and time.monotonic() > tracker.deadline + _GRACE:
+            with tracker.lock:
+                pooled = tracker.pooled
+            if pooled is not None:
+                with contextlib.suppress(apsw.Error):
+                    pooled.conn.interrupt()
+            raise QueryTimeout(
+                decl.db_id, sql, f"still running {timeout}s (query_timeout) later: narrow the query"
+            )
+    found = box[0]
+    if isinstance(found, BaseException):
+        raise found
+    seq, (result,) = found
     if result.error is not None:
         raise result.error
     return result.as_dicts(), seq

@@ -105,3 +105,21 @@ def test_the_length_limit_applies_to_reads(store: Path) -> None:
         with pytest.raises(sc.QueryError) as info:
             db.read("SELECT length(zeroblob(70000000)) AS n")
         assert "too big" in str(info.value)
+
+
+def test_read_rows_without_workers_keeps_the_deadline_too(store: Path) -> None:
+    """The command line reads through ``read_rows`` (no query workers): same deadline (R44)."""
+    from sqlite_cells.read import ReadPool, read_rows
+
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        with rt.space("demo").transact() as tx:
+            db.exec("INSERT INTO messages (body) VALUES ('x')")
+        pool = ReadPool(1)
+        try:
+            with pytest.raises(sc.QueryTimeout):
+                read_rows(pool, db.declaration, ONE_LONG_CALL, (), timeout=0.2)
+            rows, seq = read_rows(pool, db.declaration, "SELECT body FROM messages", (), timeout=1)
+            assert rows == [{"body": "x"}] and seq == tx.seq
+        finally:
+            pool.close()
