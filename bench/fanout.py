@@ -1,9 +1,16 @@
-"""Figure 3 — fan-out: 1, 10, 100 and 1000 live queries spread over 1 and over 100 databases, one
-write to the first database, and the time from the handler's return until ``rt.settle()`` returns.
-Re-runs are counted with a spy around the live query's read
-(``sqlite_cells.read._query.read_rows``):
-a write must re-run only the queries on the written database. The baseline is raw apsw running
-the same number of queries one after another on one connection to the written file.
+"""Figure 3 — fan-out: live queries re-run per write vs the queries the write really affects
+(R51), and the cost of a re-run vs raw apsw.
+
+* precision: 1,000 distinct live queries over 10 tables (100 per table, 20 rows each); a write
+  to one column of one table re-runs exactly the queries reading it; a write to a column no
+  query reads re-runs none. Re-runs are counted by the hub (``rt.live_queries.reads_started``).
+* fan-out: time from the handler's return until ``rt.settle()`` returns, for 100 affected queries
+  (one table written) and for 1,000 (all ten written in one commit); the baseline is raw apsw
+  running the same statements, right after another connection's commit, in one read transaction
+  with the watermark read (the page-cache refresh included).
+* identical: 1,000 identical live queries cost one read per write.
+* one re-run: commit → subscriber latency of one 20-row query (the subscriber is called with the
+  new rows), vs raw apsw reading the same query right after another connection's commit.
 
     python -m bench.fanout [--quick] [--runs N] [--json PATH] [--no-plot]
 """
@@ -19,128 +26,219 @@ from typing import Any
 import apsw
 
 import sqlite_cells as sc
-import sqlite_cells.read._query as query_module
-from bench._common import Figure, Row, median, p, parse, pyplot, save_plot
+from bench._common import Figure, Row, median, p, parse
 
-TABLES = {"t": sc.table(id="integer primary key", v="integer not null")}
-QUERY = "SELECT count(*) AS n, max(v) AS top FROM t"
-
-
-class Spy:
-    """Counts live-query reads (one per run or re-run)."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self._lock = threading.Lock()
-        self._real = vars(query_module)["read_rows"]
-
-    def __enter__(self) -> Spy:
-        def counted(*args: Any, **kwargs: Any) -> Any:
-            with self._lock:
-                self.calls += 1
-            return self._real(*args, **kwargs)
-
-        vars(query_module)["read_rows"] = counted  # a spy, in a benchmark only
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        vars(query_module)["read_rows"] = self._real
+N_TABLES = 10
+WORKERS = 2
+ROWS = 200
+TABLES = {
+    f"t{k}": sc.table(id="integer primary key", v="integer not null", w="integer not null")
+    for k in range(N_TABLES)
+}
+QUERY = "SELECT id, v FROM t{k} WHERE id > ? ORDER BY id LIMIT 20"
+WATERMARK = "SELECT seq FROM _cf_watermark WHERE id = 0"
 
 
-def measure(directory: Path, n_queries: int, n_dbs: int, writes: int, spy: Spy) -> dict[str, Any]:
-    with sc.Runtime(directory) as rt:
-        space = rt.space("bench")
-        dbs = [space.sqlite_database(f"db{i}", tables=TABLES) for i in range(n_dbs)]
+def _statements(n_queries: int) -> list[tuple[str, list[int]]]:
+    """``n_queries`` distinct statements spread over the tables (table k gets every 10th)."""
+    return [(QUERY.format(k=i % N_TABLES), [i // N_TABLES]) for i in range(n_queries)]
 
-        @sc.handler
-        def put(db: sc.SqliteDb, v: int) -> None:
-            db.exec("INSERT INTO t (v) VALUES (?)", [v])
 
-        for db in dbs:
-            put(db, 0)  # every file exists before the queries start
-        queries = [dbs[i % n_dbs].query(QUERY) for i in range(n_queries)]
+def _open(directory: Path) -> tuple[sc.Runtime, Any, sc.SqliteDb, Any]:
+    rt = sc.Runtime(directory, query_workers=WORKERS)
+    space = rt.space("bench")
+    db = space.sqlite_database("fan", tables=TABLES)
+
+    @sc.handler
+    def write(db: sc.SqliteDb, statements: list[str]) -> None:
+        for sql in statements:
+            db.exec(sql)
+
+    rows = [[i, 0, 0] for i in range(1, ROWS + 1)]
+    with space.transact():
+        for k in range(N_TABLES):
+            db.exec_many(f"INSERT INTO t{k} (id, v, w) VALUES (?, ?, ?)", rows)
+    return rt, space, db, write
+
+
+def _raw_read(path: Path, statements: list[tuple[str, list[int]]], bump: str) -> float:
+    """Another connection commits ``bump``; then one connection runs ``statements`` in one read
+    transaction with the watermark read. Returns the read's seconds."""
+    writer = apsw.Connection(str(path))
+    reader = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    for sql, params in statements:  # warm the statement cache, as a pooled reader has it
+        reader.execute(sql, params).fetchall()
+    times = []
+    for _ in range(5):
+        writer.execute(bump)
+        start = time.perf_counter()
+        reader.execute("BEGIN")
+        reader.execute(WATERMARK).fetchall()
+        for sql, params in statements:
+            reader.execute(sql, params).fetchall()
+        reader.execute("COMMIT")
+        times.append(time.perf_counter() - start)
+    writer.close()
+    reader.close()
+    return median(times)
+
+
+def precision(directory: Path, writes: int) -> dict[str, Any]:
+    rt, _space, db, write = _open(directory)
+    try:
+        statements = _statements(1000)
+        queries = [db.query(sql, params) for sql, params in statements]
         rt.settle()
-        expected = len(range(0, n_queries, n_dbs))
-        settle, reruns = [], []
+        assert all(q.get().error is None and len(q.get().result or []) == 20 for q in queries)
+        hub = rt.live_queries
+        out: dict[str, list[float]] = {"one": [], "all": [], "unread": []}
+        reruns: dict[str, list[int]] = {"one": [], "all": [], "unread": []}
+        cases = {
+            "one": ["UPDATE t0 SET v = v + 1 WHERE id = 5"],
+            "all": [f"UPDATE t{k} SET v = v + 1 WHERE id = 5" for k in range(N_TABLES)],
+            "unread": ["UPDATE t0 SET w = w + 1 WHERE id = 5"],
+        }
+        for _ in range(writes):
+            for name, sqls in cases.items():
+                before = hub.reads_started
+                write(db, sqls)
+                start = time.perf_counter()
+                rt.settle()
+                out[name].append(time.perf_counter() - start)
+                reruns[name].append(hub.reads_started - before)
+        path = db.path
+    finally:
+        rt.close()
+    raw_one = _raw_read(path, statements[::N_TABLES], cases["one"][0])
+    raw_all = _raw_read(path, statements, cases["one"][0])
+    return {"times": out, "reruns": reruns, "raw_one": raw_one, "raw_all": raw_all}
+
+
+def identical(directory: Path, writes: int) -> dict[str, Any]:
+    rt, _space, db, write = _open(directory)
+    try:
+        sql, params = _statements(1)[0]
+        queries = [db.query(sql, params) for _ in range(1000)]
+        rt.settle()
+        hub = rt.live_queries
+        reads, times = [], []
         for w in range(writes):
-            spy.calls = 0  # everything settled: from here on only this write's re-runs count
-            put(dbs[0], w + 1)
+            before = hub.reads_started
+            write(db, [f"UPDATE t0 SET v = {w + 1} WHERE id = 1"])
             start = time.perf_counter()
             rt.settle()
-            settle.append(time.perf_counter() - start)
-            reruns.append(spy.calls)
-        assert all(q.get().error is None for q in queries)
-        path = dbs[0].path
-    raw = []
-    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-    for _ in range(writes):
-        start = time.perf_counter()
-        for _ in range(expected):
-            conn.execute("BEGIN")
-            conn.execute(QUERY).fetchall()
-            conn.execute("SELECT seq FROM _cf_watermark WHERE id = 0").fetchall()
-            conn.execute("COMMIT")
-        raw.append(time.perf_counter() - start)
-    conn.close()
-    return {"settle": settle, "reruns": reruns, "expected": expected, "raw": raw}
+            times.append(time.perf_counter() - start)
+            reads.append(hub.reads_started - before)
+        assert len({repr(q.get().result) for q in queries}) == 1
+    finally:
+        rt.close()
+    return {"reads": reads, "times": times}
+
+
+def one_rerun(directory: Path, writes: int) -> dict[str, Any]:
+    rt, _space, db, write = _open(directory)
+    try:
+        sql, params = _statements(1)[0]
+        q = db.query(sql, params)
+        rt.settle()
+        told: list[float] = []
+        arrived = threading.Event()
+
+        def subscriber(state: Any) -> None:
+            told.append(time.perf_counter())
+            arrived.set()
+
+        q.observe().subscribe(subscriber)
+        rt.settle()
+        latencies = []
+        for w in range(writes):
+            arrived.clear()
+            told.clear()
+            write(db, [f"UPDATE t0 SET v = {w + 1} WHERE id = 1"])
+            returned = time.perf_counter()
+            arrived.wait(10)
+            latencies.append(told[0] - returned)
+        rt.settle()
+        path = db.path
+    finally:
+        rt.close()
+    raw = _raw_read(path, [(sql, params)], "UPDATE t0 SET v = v + 1 WHERE id = 1")
+    return {"latencies": latencies, "raw": raw}
 
 
 def main() -> None:
     args = parse(__doc__ or "")
     started = time.perf_counter()
-    counts = [1, 10, 100] if args.quick else [1, 10, 100, 1000]
-    db_counts = [1, 10] if args.quick else [1, 100]
-    writes = 2 if args.quick else max(5, args.runs)
+    writes = 5 if args.quick else max(30, args.runs)
     fig = Figure("fanout", "3. Fan-out: one write, N live queries", "python -m bench.fanout")
-    curves: dict[int, list[tuple[int, float, float]]] = {}
-    with Spy() as spy:
-        for n_dbs in db_counts:
-            for n in counts:
-                with tempfile.TemporaryDirectory() as d:
-                    got = measure(Path(d), n, n_dbs, writes, spy)
-                ms = [s * 1000 for s in got["settle"]]
-                raw_ms = [s * 1000 for s in got["raw"]]
-                exact = all(r == got["expected"] for r in got["reruns"])
-                fig.add(
-                    Row(
-                        f"{n} queries / {n_dbs} db: settle after 1 write "
-                        f"({median(got['reruns']):.0f} re-runs, expected {got['expected']})",
-                        "ms",
-                        median(ms),
-                        p(ms, 0.9),
-                        baseline=median(raw_ms),
-                        ratio=median(raw_ms) / median(ms),
-                        target="re-runs = queries on the written db",
-                        met=exact,
-                    )
-                )
-                per = median(ms) * 1000 / max(1, got["expected"])
-                curves.setdefault(n_dbs, []).append((n, median(ms), per))
-    for n_dbs, points in curves.items():
-        fig.notes.append(
-            f"{n_dbs} db(s): settle per re-run query "
-            + ", ".join(f"{n} q → {per:.0f} µs" for n, _, per in points)
+    with tempfile.TemporaryDirectory() as d:
+        got = precision(Path(d), writes)
+    ms = {name: [t * 1000 for t in times] for name, times in got["times"].items()}
+    expected = {"one": 100, "all": 1000, "unread": 0}
+    for name, label in (
+        ("unread", "a column no query reads"),
+        ("one", "1 of 10 tables (100 affected)"),
+        ("all", "all 10 tables (1,000 affected)"),
+    ):
+        raw = {"one": got["raw_one"], "all": got["raw_all"], "unread": None}[name]
+        ratio = median(ms[name]) / (raw * 1000) if raw else None
+        exact = all(r == expected[name] for r in got["reruns"][name])
+        target = {
+            "one": "exact re-runs; settle ≤ 3 ms",
+            "all": "exact re-runs; ≤ 4× raw",
+            "unread": "0 re-runs",
+        }[name]
+        met = exact and (
+            (name != "one" or median(ms[name]) <= 3.0)
+            and (name != "all" or (ratio is not None and ratio <= 4.0))
         )
-    fig.notes.append(
-        f"{writes} writes per configuration; baseline = raw apsw running the expected number of "
-        "queries (each with its watermark read in one read transaction) one after another on one "
-        "connection; ratio = baseline / ours."
+        fig.add(
+            Row(
+                f"1,000 queries, write to {label}: settle "
+                f"({median(got['reruns'][name]):.0f} re-runs, expected {expected[name]})",
+                "ms",
+                median(ms[name]),
+                p(ms[name], 0.9),
+                baseline=raw * 1000 if raw else None,
+                ratio=ratio,
+                target=target,
+                met=met,
+            )
+        )
+    with tempfile.TemporaryDirectory() as d:
+        same = identical(Path(d), writes)
+    same_ms = [t * 1000 for t in same["times"]]
+    fig.add(
+        Row(
+            f"1,000 identical queries: reads per write ({median(same['reads']):.0f}); settle",
+            "ms",
+            median(same_ms),
+            p(same_ms, 0.9),
+            target="1 read per write",
+            met=all(r == 1 for r in same["reads"]),
+        )
     )
-    plt = pyplot(args)
-    if plt is not None:
-        figure, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
-        for n_dbs, points in curves.items():
-            xs = [n for n, _, _ in points]
-            left.plot(xs, [m for _, m, _ in points], "o-", label=f"{n_dbs} db(s)")
-            right.plot(xs, [per for _, _, per in points], "o-", label=f"{n_dbs} db(s)")
-        left.set(
-            xscale="log", yscale="log", xlabel="live queries", ylabel="settle after 1 write (ms)"
+    with tempfile.TemporaryDirectory() as d:
+        one = one_rerun(Path(d), writes)
+    lat = [t * 1000 for t in one["latencies"]]
+    ratio = median(lat) / (one["raw"] * 1000)
+    fig.add(
+        Row(
+            "1 query (20 rows): commit → subscriber",
+            "ms",
+            median(lat),
+            p(lat, 0.9),
+            baseline=one["raw"] * 1000,
+            ratio=ratio,
+            target="≤ 0.3 ms; ≤ 3× raw",
+            met=median(lat) <= 0.3 and ratio <= 3.0,
         )
-        right.set(xscale="log", xlabel="live queries", ylabel="per re-run query (µs)")
-        for ax in (left, right):
-            ax.legend()
-            ax.grid(alpha=0.3)
-        fig.plot = save_plot(plt, figure, "fanout")
+    )
+    fig.notes.append(
+        f"{writes} writes per case. Baselines: raw apsw, one read-only connection with a warm "
+        "statement cache, right after another connection's commit: BEGIN, the watermark read, "
+        "the same statements, COMMIT. ratio = ours / raw (lower is better)."
+    )
     fig.finish(args, started)
 
 

@@ -17,7 +17,7 @@ from sqlite_cells.runtime._cell import Cell
 from sqlite_cells.runtime._participants import CommitParticipant
 from sqlite_cells.runtime._scheduler import Scheduler
 from sqlite_cells.runtime._space import Space
-from sqlite_cells.runtime._space_file import SpaceFile
+from sqlite_cells.runtime._space_file import ABSENT, Entity, SpaceFile
 from sqlite_cells.runtime._store import resolve_store, space_file_name
 
 __all__ = ["Runtime"]
@@ -47,6 +47,8 @@ class Runtime:
         # _lock guards _spaces and _closed.
         self._lock = threading.Lock()
         self._spaces: dict[str, Space] = {}
+        # Spaces named by links but not in the store: no file until written there (R7).
+        self._unopened: dict[str, Space] = {}
         self._closed = False
         self._temporary: Path | None = None
         self._wake = threading.Event()
@@ -78,7 +80,32 @@ class Runtime:
                     participants=self.participant,
                     wake=self._wake.set,
                 )
-                space = self._spaces[space_id] = self.space_class(self, space_id, file)
+                # A space first met through a link becomes real: its cells see the file.
+                space = self._unopened.pop(space_id, None)
+                if space is None:
+                    space = self.space_class(self, space_id, file)
+                else:
+                    self.scheduler.move_space(space.file, file)
+                    space.file = file
+                self._spaces[space_id] = space
+        return space
+
+    def space_for_read(self, space_id: str) -> Space:
+        """The space ``space_id`` for reading a cell named by a link (R7): the open space, or
+        the one on disk, else a space with no file whose cells read their defaults (``None``)
+        and whose file is created only when something is written there."""
+        with self._lock:
+            self._check_open_locked()
+            space = self._spaces.get(space_id) or self._unopened.get(space_id)
+        if space is not None:
+            return space
+        if (self.store / space_file_name(space_id)).exists():
+            return self.space(space_id)
+        with self._lock:
+            space = self._spaces.get(space_id) or self._unopened.get(space_id)
+            if space is None:
+                space = self.space_class(self, space_id, _UnopenedFile(self, space_id))  # type: ignore[arg-type]  # a stand-in until written
+                self._unopened[space_id] = space
         return space
 
     def cell_from_link(self, link: Link | str | bytes) -> Cell:
@@ -86,7 +113,8 @@ class Runtime:
         return self.cell_for(link if isinstance(link, Link) else parse_link(link))
 
     def cell_for(self, link: Link) -> Cell:
-        return Cell(self.space(link.space), link.id, tuple(link.path))
+        """The cell ``link`` names; resolving it never creates a file (R7)."""
+        return Cell(self.space_for_read(link.space), link.id, tuple(link.path))
 
     def encode(self, value: Any) -> bytes:
         """Encode a cell value; cells inside it become links."""
@@ -176,6 +204,29 @@ class Runtime:
     def __repr__(self) -> str:
         state = "open" if not self._closed else "closed"
         return f"<Runtime {self.store} ({state})>"
+
+
+class _UnopenedFile:
+    """The file of a space the store does not hold (R7): every cell reads as never written.
+    Anything else asked of it (a transaction, a commit, the scheduler's bookkeeping) opens the
+    space for real first, which creates its file; reads look again whether the file appeared
+    (written by another runtime or process) and then read it."""
+
+    def __init__(self, runtime: Runtime, space_id: str) -> None:
+        self._runtime = runtime
+        self._space_id = space_id
+
+    def entity(self, cell_id: str) -> Entity:
+        runtime = self._runtime
+        if (runtime.store / space_file_name(self._space_id)).exists():
+            return runtime.space(self._space_id).file.entity(cell_id)
+        return ABSENT
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runtime.space(self._space_id).file, name)
+
+    def __repr__(self) -> str:
+        return f"<no file yet for space {self._space_id!r}>"
 
 
 def _link_of(obj: Any) -> Link | None:

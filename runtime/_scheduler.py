@@ -29,6 +29,7 @@ __all__ = ["Node", "Scheduler", "Subscription"]
 log = logging.getLogger("sqlite_cells.runtime")
 
 Subscriber = Callable[[Any], None]
+CommitHook = Callable[[CommitEvent], "list[Node]"]
 
 
 class Node:
@@ -96,6 +97,7 @@ class Scheduler:
         self._watchers: dict[tuple[SpaceFile, str], list[Node]] = {}
         self._processed: dict[SpaceFile, int] = {}
         self._parked: dict[SpaceFile, list[tuple[int, Callable[[], None]]]] = {}
+        self._commit_hooks: list[CommitHook] = []
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -112,9 +114,10 @@ class Scheduler:
         """Hand a durable commit to the scheduler (called by SpaceFile, in seq order).
 
         A quiet commit — nothing queued or running, nobody watching a cell it wrote, no result
-        waiting for it — is taken in right here instead of waking the scheduler thread: that
-        thread only touches its state while running work, which it starts under ``_lock``, so
-        with the lock held and nothing queued or running the state is this caller's to advance.
+        waiting for it, no commit hook to read its ops — is taken in right here instead of waking
+        the scheduler thread: that thread only touches its state while running work, which it
+        starts under ``_lock``, so with the lock held and nothing queued or running the state is
+        this caller's to advance.
         No user code runs here (there is nothing to re-run or deliver)."""
         with self._lock:
             if self._closed:
@@ -128,6 +131,19 @@ class Scheduler:
     def add(self, node: Node) -> None:
         """Join ``node`` to the graph and compute its first value (on the scheduler thread)."""
         self.submit(lambda: self._init(node))
+
+    def add_commit_hook(self, hook: CommitHook) -> None:
+        """Call ``hook(event)`` on the scheduler thread for each durable commit, before the
+        commit's re-runs: the nodes it returns re-run in the same round as the nodes watching
+        the cells the commit wrote (dependency order, each at most once, R54). An extension
+        uses it to decide from the commit's ops what must re-run; a hook that raises is logged
+        and the commit is still processed."""
+        self.submit(lambda: self._commit_hooks.append(hook))
+
+    def rerun(self, nodes: list[Node]) -> None:
+        """Re-run ``nodes`` (and what depends on them) as one round, on the scheduler thread:
+        for changes the runtime does not see as commits (a file written by another program)."""
+        self.submit(lambda: self._propagate(list(nodes)))
 
     def subscribe(self, node: Node, callback: Subscriber) -> Subscription:
         """Call ``callback`` with the node's current value, then with each change."""
@@ -155,6 +171,25 @@ class Scheduler:
             node.value = value
             return
         self._propagate([node], preset={node: value})
+
+    def set_values(self, values: dict[Node, Any]) -> None:
+        """Give several nodes new values as one round of re-runs (scheduler thread only): their
+        subscribers and dependents are told once, in dependency order."""
+        if values:
+            self._propagate(list(values), preset=values)
+
+    def move_space(self, old: object, new: SpaceFile) -> None:
+        """Watchers and view entries kept under ``old`` (the stand-in of a space that had no
+        file, R7) now follow ``new``, its real file."""
+
+        def run() -> None:
+            for key in [k for k in self._watchers if k[0] is old]:
+                watchers = self._watchers.pop(key)
+                self._watchers.setdefault((new, key[1]), []).extend(watchers)
+            for key in [k for k in self._view if k[0] is old]:
+                self._view.setdefault((new, key[1]), self._view.pop(key))
+
+        self.submit(run)
 
     def after_commit(self, space: SpaceFile, seq: int, work: Callable[[], None]) -> None:
         """Run ``work`` (scheduler thread) once the scheduler has processed commit ``seq`` of
@@ -277,6 +312,8 @@ class Scheduler:
     def _is_quiet(self, event: CommitEvent) -> bool:
         if self._parked.get(event.space):
             return False
+        if event.ops and self._commit_hooks:
+            return False  # a commit hook decides from the ops what re-runs
         watchers = self._watchers
         return not any(watchers.get((event.space, cell_id)) for cell_id in event.writes)
 
@@ -295,6 +332,11 @@ class Scheduler:
 
     def _on_commit(self, event: CommitEvent) -> None:
         touched = self._advance(event)
+        for hook in self._commit_hooks:
+            try:
+                touched.extend(hook(event))
+            except Exception:
+                log.exception("commit hook %r failed for seq %d", hook, event.seq)
         if touched:
             self._propagate(touched)
         parked = self._parked.get(event.space)
@@ -305,12 +347,13 @@ class Scheduler:
                 work()
 
     def _propagate(self, start: list[Node], preset: dict[Node, Any] | None = None) -> None:
-        heap = list(start)
+        # Keyed by (height, order) tuples: compared in C, and order is unique per node.
+        heap = [(node.height, node.order, node) for node in start]
         heapq.heapify(heap)
         done: set[int] = set()
         deliveries: list[tuple[Subscriber, Any]] = []
         while heap:
-            node = heapq.heappop(heap)
+            _, _, node = heapq.heappop(heap)
             if id(node) in done or not node.ready.is_set():
                 continue
             done.add(id(node))
@@ -327,7 +370,7 @@ class Scheduler:
             node.value = value
             deliveries.extend((s, value) for s in node.subscribers)
             for dependent in node.dependents:
-                heapq.heappush(heap, dependent)
+                heapq.heappush(heap, (dependent.height, dependent.order, dependent))
         _deliver(deliveries)
 
 

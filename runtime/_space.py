@@ -40,6 +40,8 @@ class Space:
         """A transaction on this space: commits on normal exit, discards on an exception.
         Inside another transaction it joins the outer one."""
         self.runtime.check_open()
+        if not isinstance(self.file, SpaceFile):  # first met through a link (R7): create it now
+            self.runtime.space(self.id)
         return transaction(self.file)
 
     def run(self, pattern: Pattern, *, key: str, **inputs: Any) -> Piece:

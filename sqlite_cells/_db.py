@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from sqlite_cells.codec import (
     PendingValue,
@@ -19,7 +19,7 @@ from sqlite_cells.codec import (
     TooManyDatabases,
 )
 from sqlite_cells.files import DROP_KIND, KIND, handle_value, is_dropped
-from sqlite_cells.read import Query, read_rows, resolve_params, row_decoder
+from sqlite_cells.read import Query, Reaction, Statement, resolve_params, row_decoder
 from sqlite_cells.runtime import (
     Cell,
     PendingOp,
@@ -36,7 +36,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT", "SqliteDb", "sqlite_query"]
 
-DEFAULT: Any = object()  # marks "react_on not given": react to the database itself
+DEFAULT: Any = object()  # marks "react_on not given": react to what the query reads (R51)
+
+T = TypeVar("T")
 
 
 class SqliteDb(Cell):
@@ -145,20 +147,40 @@ class SqliteDb(Cell):
                 "only, so read before writing or after the transaction commits (R35)"
             )
 
+    @overload
     def query(
-        self, sql: str, params: Any = None, *, row: type | None = None, react_on: Any = DEFAULT
-    ) -> Query:
-        """A live query: its value is a ``QueryState`` re-computed after each committed write to
-        this database (or each change of ``react_on`` / of cells among ``params``)."""
+        self, sql: str, params: Any = None, *, row: None = None, react_on: Any = DEFAULT
+    ) -> Query[dict[str, Any]]: ...
+    @overload
+    def query(
+        self, sql: str, params: Any = None, *, row: type[T], react_on: Any = DEFAULT
+    ) -> Query[T]: ...
+    def query(
+        self, sql: str, params: Any = None, *, row: type[Any] | None = None, react_on: Any = DEFAULT
+    ) -> Query[Any]:
+        """A live query. By default it re-runs after each committed write that changes what it
+        reads (R51); ``react_on=db`` after every committed write to this database; any other
+        cell or value replaces that; ``react_on=None`` runs it once per sql/params. Cells among
+        ``params`` re-run it too."""
         self._check_read(sql)
         decode = row_decoder(row, self.space.runtime, db_id=self.id, sql=sql)
         host = self.space.runtime
-        return Query(
-            self, sql, params, decode, self if react_on is DEFAULT else react_on, host=host
-        )
+        return Query(self, sql, params, decode, self._reaction(react_on), host=host)
 
-    def read(self, sql: str, params: Any = None, *, row: type | None = None) -> list[Any]:
-        """A one-shot snapshot read on the calling thread."""
+    def _reaction(self, react_on: Any) -> Reaction:
+        if react_on is DEFAULT:
+            return Reaction(by_reads=True)
+        if react_on is self:
+            return Reaction(by_reads=False, on=self, source_changes=True)
+        return Reaction(by_reads=False, on=react_on)
+
+    @overload
+    def read(self, sql: str, params: Any = None, *, row: None = None) -> list[dict[str, Any]]: ...
+    @overload
+    def read(self, sql: str, params: Any = None, *, row: type[T]) -> list[T]: ...
+    def read(self, sql: str, params: Any = None, *, row: type[Any] | None = None) -> list[Any]:
+        """A one-shot snapshot read. It runs on a query worker while the caller waits, so it
+        keeps ``query_timeout`` even through one long function call (R44)."""
         self._check_read(sql)
         runtime: Runtime = self.space.runtime
         decode = row_decoder(row, runtime, db_id=self.id, sql=sql)
@@ -166,15 +188,13 @@ class SqliteDb(Cell):
             # R32: reading the handle records its revision, so a commit to this database
             # between this read and the transaction's commit is a conflict (read-then-write).
             self.get()
-        runtime.ensure_reconciled(self._decl)
-        rows, _ = read_rows(
-            runtime.read_pool,
-            self._decl,
-            sql,
-            resolve_params(params),
-            timeout=runtime.query_timeout,
+        runtime.ensure_reconciled(self._decl)  # here: the caller may hold the space's write lock
+        _, result = runtime.query_workers.run(
+            self._decl, Statement(sql, resolve_params(params)), None
         )
-        return decode(rows)
+        if result.error is not None:
+            raise result.error
+        return decode(result)
 
     def __repr__(self) -> str:
         return f"<SqliteDb {self.id} in {self._space.id!r}>"
@@ -256,8 +276,13 @@ class LinkedDb(SqliteDb):
     def drop(self) -> None:
         self.target().drop()
 
-    def read(self, sql: str, params: Any = None, *, row: type | None = None) -> list[Any]:
+    def read(self, sql: str, params: Any = None, *, row: type[Any] | None = None) -> list[Any]:
         return self.target().read(sql, params, row=row)
+
+    def _reaction(self, react_on: Any) -> Reaction:
+        if react_on is DEFAULT:  # what it reads, and the input cell: linking re-runs it (R61)
+            return Reaction(by_reads=True, on=self)
+        return super()._reaction(react_on)
 
     def _check_read(self, sql: str) -> None:
         check_statement(sql, Mode.READ)  # the rest is checked against the target at each run
@@ -266,13 +291,21 @@ class LinkedDb(SqliteDb):
         return f"<LinkedDb following {self._input.id}>"
 
 
+@overload
+def sqlite_query(
+    *, db: SqliteDb, sql: str, params: Any = None, row: None = None, react_on: Any = DEFAULT
+) -> Query[dict[str, Any]]: ...
+@overload
+def sqlite_query(
+    *, db: SqliteDb, sql: str, params: Any = None, row: type[T], react_on: Any = DEFAULT
+) -> Query[T]: ...
 def sqlite_query(
     *,
     db: SqliteDb,
     sql: str,
     params: Any = None,
-    row: type | None = None,
+    row: type[Any] | None = None,
     react_on: Any = DEFAULT,
-) -> Query:
+) -> Query[Any]:
     """The same live query node as ``db.query``."""
     return db.query(sql, params, row=row, react_on=react_on)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +22,7 @@ from sqlite_cells.files import (
     unpin,
     validate_disk_source,
 )
-from sqlite_cells.read import ReadPool
+from sqlite_cells.read import LiveQueries, QueryWorkers, ReadPool
 from sqlite_cells.runtime import Cell, causal_cause
 from sqlite_cells.schema import (
     Declaration,
@@ -152,17 +151,26 @@ class Runtime(runtime.Runtime):
         self.query_timeout = query_timeout
         self.disk_source_roots = tuple(disk_source_roots) if disk_source_roots else None
         self.read_pool = ReadPool(read_pool_size)
-        self.query_executor = ThreadPoolExecutor(query_workers, "sqlite-cells-query")
+        self.query_workers = QueryWorkers(
+            self.read_pool, count=query_workers, timeout=query_timeout
+        )
         # _decl_lock guards _declarations, _reconciled and _quarantined.
         self._decl_lock = threading.Lock()
         self._declarations: dict[str, Declaration] = {}
         self._reconciled: set[str] = set()
         self._quarantined: dict[str, Quarantined] = {}
-        self.participant_sqlite = SqliteParticipant(
+        sqlite_participant = SqliteParticipant(
             ready=self.ensure_reconciled, repair=self.reconcile, exec_timeout=exec_timeout
         )
-        self.register_participant(self.participant_sqlite)
+        self.register_participant(sqlite_participant)
         self.register_participant(DropParticipant(forget=self.read_pool.discard))
+        self.live_queries = LiveQueries(
+            self.scheduler,
+            self.read_pool,
+            self.query_workers,
+            lookup=self.declaration,
+            poll_interval=poll_interval,
+        )
 
     def space(self, space_id: str) -> Space:
         opened = super().space(space_id)
@@ -244,6 +252,8 @@ class Runtime(runtime.Runtime):
     def close(self) -> None:
         if not self.is_open:
             return
+        # Never waits for a read: stuck workers are interrupted and left behind (R44).
+        self.query_workers.close()
+        self.live_queries.close()
         super().close()
-        self.query_executor.shutdown(wait=True, cancel_futures=True)
         self.read_pool.close()

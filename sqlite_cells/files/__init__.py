@@ -15,27 +15,36 @@ from sqlite_cells.files._layout import KIND as KIND
 from sqlite_cells.files._layout import OpBody as OpBody
 from sqlite_cells.files._layout import attach as attach
 from sqlite_cells.files._layout import attached as attached
+from sqlite_cells.files._layout import decode_op_body as decode_op_body
 from sqlite_cells.files._layout import detach as detach
 from sqlite_cells.files._layout import encode_op_body as encode_op_body
 from sqlite_cells.files._layout import unpin as unpin
 from sqlite_cells.files._reconcile import Action as Action
 from sqlite_cells.files._reconcile import Outcome as Outcome
 from sqlite_cells.files._reconcile import reconcile as reconcile
+from sqlite_cells.files._sources import READ_ONLY_URI as READ_ONLY_URI
+from sqlite_cells.files._sources import check_pinned as check_pinned
+from sqlite_cells.files._sources import content_signature as content_signature
 from sqlite_cells.files._sources import disk_source_id as disk_source_id
+from sqlite_cells.files._sources import source_uri as source_uri
 from sqlite_cells.files._sources import validate_disk_source as validate_disk_source
 
 __all__ = [
     "ALIAS",
     "DROP_KIND",
     "KIND",
+    "READ_ONLY_URI",
     "Action",
     "OpBody",
     "Outcome",
     "attach",
     "attached",
+    "check_pinned",
     "check_store",
     "collect_garbage",
+    "content_signature",
     "declaration_from_handle",
+    "decode_op_body",
     "detach",
     "disk_handle_value",
     "disk_source_id",
@@ -45,6 +54,7 @@ __all__ = [
     "reconcile",
     "remove_database_files",
     "source_path",
+    "source_uri",
     "unpin",
     "validate_disk_source",
 ]

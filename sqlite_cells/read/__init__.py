@@ -1,20 +1,30 @@
-"""Reads: the read pool, one guarded read, typed rows, live queries and their display."""
+"""Reads: the read pool, guarded reads, typed rows, live queries and their display."""
 
+from sqlite_cells.read._display import QueryDisplay as QueryDisplay
 from sqlite_cells.read._display import text_table as text_table
+from sqlite_cells.read._live import LiveQueries as LiveQueries
 from sqlite_cells.read._pool import ReadPool as ReadPool
 from sqlite_cells.read._query import Query as Query
 from sqlite_cells.read._query import QueryState as QueryState
+from sqlite_cells.read._query import Reaction as Reaction
 from sqlite_cells.read._query import resolve_params as resolve_params
 from sqlite_cells.read._reader import Rows as Rows
+from sqlite_cells.read._reader import Statement as Statement
 from sqlite_cells.read._reader import read_rows as read_rows
 from sqlite_cells.read._rows import decode_cf_link as decode_cf_link
 from sqlite_cells.read._rows import row_decoder as row_decoder
+from sqlite_cells.read._workers import QueryWorkers as QueryWorkers
 
 __all__ = [
+    "LiveQueries",
     "Query",
+    "QueryDisplay",
     "QueryState",
+    "QueryWorkers",
+    "Reaction",
     "ReadPool",
     "Rows",
+    "Statement",
     "decode_cf_link",
     "read_rows",
     "resolve_params",

@@ -4,8 +4,9 @@
 a table and ``q.display()`` keeps one output up to date after each commit. IPython is imported
 only when ``display_query`` is called: it is not a dependency of the runtime.
 
-A cell in a row renders as its repr (``<Cell of:… in 'space'>``), never by reading its value, so
-rendering never touches a space file and shows exactly what the query returned.
+A linked cell in a row renders as its committed value, then which cell it is
+(``{'name': 'Alice'} (<Cell of:… in 'demo'>)``): reading a cell never creates a file (R7), and a
+cell that cannot be read renders as its repr alone.
 """
 
 from __future__ import annotations
@@ -19,11 +20,19 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from sqlite_cells.codec import SqliteCellsError
+from sqlite_cells.runtime import Cell
 
 if TYPE_CHECKING:
     from sqlite_cells.read._query import Query, QueryState
 
-__all__ = ["display_query", "format_value", "query_state_html", "row_values", "text_table"]
+__all__ = [
+    "QueryDisplay",
+    "display_query",
+    "format_value",
+    "query_state_html",
+    "row_values",
+    "text_table",
+]
 
 _ABSENT = ""
 
@@ -55,10 +64,15 @@ def format_value(value: Any) -> str:
         return value
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
+    if isinstance(value, Cell):
+        try:
+            return f"{value.get()!r} ({value!r})"
+        except SqliteCellsError:
+            return repr(value)
     return str(value) if isinstance(value, int | float) else repr(value)
 
 
-def _status(state: QueryState) -> str:
+def _status(state: QueryState[Any]) -> str:
     count = "no rows" if state.result is None else f"{len(state.result)} row(s)"
     parts = [f"seq {state.seq}", count]
     if state.pending:
@@ -66,7 +80,7 @@ def _status(state: QueryState) -> str:
     return ", ".join(parts)
 
 
-def query_state_html(state: QueryState) -> str:
+def query_state_html(state: QueryState[Any]) -> str:
     """``state`` as an HTML table: the columns as headers, one row per result row, then a
     caption with ``pending``, ``seq`` and the error if there is one. Every text is escaped."""
     rows = [row_values(r) for r in state.result or []]
@@ -111,7 +125,22 @@ def text_table(rows: Sequence[Any], *, columns: Sequence[str] | None = None) -> 
     return "\n".join(lines)
 
 
-def display_query(query: Query) -> None:
+class QueryDisplay:
+    """What ``q.display()`` returns: ``stop()`` ends the in-place updates (the output stays)."""
+
+    def __init__(self, stop: Any = None) -> None:
+        self._stop = stop
+
+    def stop(self) -> None:
+        stop, self._stop = self._stop, None
+        if stop is not None:
+            stop.dispose()
+
+    def __repr__(self) -> str:
+        return f"<QueryDisplay {'live' if self._stop is not None else 'stopped'}>"
+
+
+def display_query(query: Query[Any]) -> QueryDisplay:
     """Show ``query`` in a notebook output that is replaced in place after each change.
 
     Uses ``IPython.display.display(state, display_id=True)`` and updates that display from the
@@ -127,9 +156,9 @@ def display_query(query: Query) -> None:
         ) from exc
     handle = ipython_display.display(query.get(), display_id=True)
     if handle is None:  # not in an IPython shell: there is nothing to update in place
-        return
+        return QueryDisplay()
 
     def update(state: Any) -> None:
         handle.update(state)
 
-    query.observe().subscribe(update)
+    return QueryDisplay(query.observe().subscribe(update))

@@ -5,11 +5,21 @@ kept up to ``size`` in all and closed when evicted. Connections are opened with
 ``SQLITE_OPEN_READONLY``, so a write to the file through them is impossible (``query_only`` is not
 set: it would also forbid the temporary tables of R41's shadows), with SQLite's length limit
 lowered (R44).
+
+Each connection is set up once for its lifetime (:class:`PooledConnection`): one :class:`Gate`
+as its authorizer (assigning an authorizer per read would expire every prepared statement), one
+progress handler and one busy handler, both reading the connection's current ``deadline`` — so a
+loop of steps and a wait for a lock both end at the deadline (R44). An injected source (R60) is
+opened through :func:`source_uri` (nothing created beside it) after checking that its path still
+names the pinned file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,11 +28,50 @@ from pathlib import Path
 import apsw
 
 from sqlite_cells.codec import ClosedError
+from sqlite_cells.files import READ_ONLY_URI, check_pinned, source_uri
+from sqlite_cells.sql import Gate
 
-__all__ = ["DEFAULT_LENGTH_LIMIT", "ReadPool"]
+__all__ = ["DEFAULT_LENGTH_LIMIT", "PooledConnection", "ReadPool"]
 
 DEFAULT_LENGTH_LIMIT = 64 * 1024 * 1024
-BUSY_TIMEOUT_MS = 5_000
+_PROGRESS_STEPS = 1000
+_BUSY_SLEEP_MAX = 0.02
+
+
+class PooledConnection:
+    """A pooled read-only connection with its gate and deadline (owned by one thread at a time).
+
+    ``deadline`` is a ``time.monotonic()`` value (``inf`` when no read runs); past it the
+    progress handler interrupts the statement and the busy handler stops waiting for a lock.
+    ``timed_out_waiting`` says whether the last lock wait ended at the deadline."""
+
+    __slots__ = ("conn", "deadline", "gate", "path", "timed_out_waiting")
+
+    def __init__(self, path: Path, conn: apsw.Connection) -> None:
+        self.path = path
+        self.conn = conn
+        self.deadline = math.inf
+        self.timed_out_waiting = False
+        self.gate = Gate().install(conn)
+        conn.set_progress_handler(self._past_deadline, _PROGRESS_STEPS, id=PooledConnection)
+        conn.setbusyhandler(self._wait_for_lock)
+
+    def _past_deadline(self) -> bool:
+        return time.monotonic() > self.deadline
+
+    def _wait_for_lock(self, attempts: int) -> bool:
+        # Lock waits count in the query's time (R44): wait in short sleeps up to the deadline.
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            self.timed_out_waiting = True
+            return False
+        time.sleep(min(0.001 * (attempts + 1), _BUSY_SLEEP_MAX, remaining))
+        return True
+
+    def close(self) -> None:
+        # Closing a connection another thread still uses fails: it is dropped with that thread.
+        with contextlib.suppress(apsw.Error):
+            self.conn.close()
 
 
 class ReadPool:
@@ -31,11 +80,13 @@ class ReadPool:
             raise ValueError(f"read_pool_size must be at least 1, not {size}")
         self.size = size
         self.length_limit = length_limit
-        # _lock guards _idle, _idle_count, _open_count and _closed.
+        # _lock guards _idle, _idle_count, _open_count, _generation and _closed.
         self._lock = threading.Lock()
-        self._idle: OrderedDict[Path, list[apsw.Connection]] = OrderedDict()
+        self._idle: OrderedDict[Path, list[PooledConnection]] = OrderedDict()
         self._idle_count = 0
         self._open_count = 0
+        self._generation: dict[Path, int] = {}  # bumped by discard: older connections retire
+        self._born: dict[int, int] = {}  # id(pooled) -> generation of its path when opened
         self._closed = False
 
     @property
@@ -45,21 +96,35 @@ class ReadPool:
             return self._open_count
 
     @contextmanager
-    def connection(self, path: Path) -> Iterator[apsw.Connection]:
-        """A read-only connection to ``path`` for the duration of the block.
+    def connection(self, path: Path, *, source: bool = False) -> Iterator[PooledConnection]:
+        """A read-only connection to ``path`` for the duration of the block. ``source`` marks an
+        injected file (R60: pinned identity, opened so that nothing is created beside it).
         Raises ``FileNotFoundError`` when the file does not exist (it is never created here)."""
-        conn = self._take(path) or self._open(path)
+        pooled = self._take(path) or self._open(path, source=source)
+        keep = True
         try:
-            yield conn
+            yield pooled
         except BaseException:
-            # A connection whose read failed oddly is not worth keeping.
-            if not conn.getautocommit():
-                conn.execute("ROLLBACK")
+            keep = self._rollback(pooled)
             raise
         finally:
-            self._give(path, conn)
+            pooled.deadline = math.inf
+            if keep:
+                self._give(path, pooled)
+            else:
+                self.forget(pooled)
 
-    def _take(self, path: Path) -> apsw.Connection | None:
+    @staticmethod
+    def _rollback(pooled: PooledConnection) -> bool:
+        """End a failed read's transaction; False if the connection is not worth keeping."""
+        try:
+            if not pooled.conn.getautocommit():
+                pooled.conn.execute("ROLLBACK")
+        except apsw.Error:
+            return False
+        return True
+
+    def _take(self, path: Path) -> PooledConnection | None:
         with self._lock:
             if self._closed:
                 raise ClosedError("the read pool is closed (its runtime was closed)")
@@ -70,23 +135,30 @@ class ReadPool:
             self._idle.move_to_end(path)
             return idle.pop()
 
-    def _open(self, path: Path) -> apsw.Connection:
-        if not path.is_file():
-            raise FileNotFoundError(str(path))
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-        conn.setbusytimeout(BUSY_TIMEOUT_MS)
+    def _open(self, path: Path, *, source: bool) -> PooledConnection:
+        if source:
+            check_pinned(path)
+            conn = apsw.Connection(source_uri(path), flags=READ_ONLY_URI)
+            check_pinned(path)  # the file opened is the file pinned, not one swapped in between
+        else:
+            if not path.is_file():
+                raise FileNotFoundError(str(path))
+            conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
         conn.limit(apsw.SQLITE_LIMIT_LENGTH, self.length_limit)
+        pooled = PooledConnection(path, conn)
         with self._lock:
             self._open_count += 1
-        return conn
+            self._born[id(pooled)] = self._generation.get(path, 0)
+        return pooled
 
-    def _give(self, path: Path, conn: apsw.Connection) -> None:
-        evicted: list[apsw.Connection] = []
+    def _give(self, path: Path, pooled: PooledConnection) -> None:
+        evicted: list[PooledConnection] = []
         with self._lock:
-            if self._closed:
-                evicted.append(conn)
+            stale = self._born.get(id(pooled)) != self._generation.get(path, 0)
+            if self._closed or stale:
+                evicted.append(pooled)
             else:
-                self._idle.setdefault(path, []).append(conn)
+                self._idle.setdefault(path, []).append(pooled)
                 self._idle.move_to_end(path)
                 self._idle_count += 1
                 while self._idle_count > self.size:
@@ -95,25 +167,39 @@ class ReadPool:
                     self._idle_count -= 1
                     if not conns:
                         del self._idle[oldest]
-            self._open_count -= len(evicted)
+            self._retire_locked(evicted)
         for old in evicted:
             old.close()
 
+    def _retire_locked(self, conns: list[PooledConnection]) -> None:
+        self._open_count -= len(conns)
+        for pooled in conns:
+            self._born.pop(id(pooled), None)
+
+    def forget(self, pooled: PooledConnection) -> None:
+        """Close a checked-out connection instead of giving it back (a worker abandoned with it
+        still in use hands it here once its statement returns)."""
+        with self._lock:
+            self._retire_locked([pooled])
+        pooled.close()
+
     def discard(self, path: Path) -> None:
-        """Close the idle connections to ``path`` (its file is going away)."""
+        """Close the idle connections to ``path`` and retire the ones in use when they come
+        back (its file is going away, or changed under connections that cannot see it)."""
         with self._lock:
             conns = self._idle.pop(path, [])
             self._idle_count -= len(conns)
-            self._open_count -= len(conns)
-        for conn in conns:
-            conn.close()
+            self._generation[path] = self._generation.get(path, 0) + 1
+            self._retire_locked(conns)
+        for pooled in conns:
+            pooled.close()
 
     def close(self) -> None:
         with self._lock:
             self._closed = True
             conns = [c for group in self._idle.values() for c in group]
             self._idle.clear()
-            self._open_count -= len(conns)
+            self._retire_locked(conns)
             self._idle_count = 0
-        for conn in conns:
-            conn.close()
+        for pooled in conns:
+            pooled.close()

@@ -1,29 +1,41 @@
 """Live queries (R42, R50–R52): a query cell whose value is a :class:`QueryState`.
 
-The query re-runs on a worker thread after each change of what it reacts to (by default the
-database handle, whose ``rev`` changes with each committed write). Results are delivered on the
-scheduler thread, and never before the commit they reflect has been delivered (R50). A re-run whose
-rows equal the previous rows updates ``seq`` but notifies nobody.
+By default a query reacts to what it reads (R51): it registers its read set with the runtime's
+:class:`LiveQueries` hub, which re-runs it after exactly the commits whose write sets meet it
+(and, for an injected file, after the file changes). ``react_on`` given explicitly replaces that
+by the graph dependency on what it names (``react_on=db``: every commit to the database, whose
+handle ``rev`` changes). Cells among ``params`` always re-run it. Runs go through the hub
+(batched, shared between identical queries, on the query workers); results land on the scheduler
+thread, never before the commit they reflect has been delivered (R50). A re-run whose rows equal
+the previous rows updates ``seq`` but notifies nobody (R42).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import Executor
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol
 
 from reactivex import Observable
 
-from sqlite_cells.codec import PendingValue, QueryError, SqliteCellsError
-from sqlite_cells.read._pool import ReadPool
-from sqlite_cells.read._reader import read_rows
+# typing_extensions (installed with reactivex) for a TypeVar default: a bare ``QueryState`` in
+# an annotation means ``QueryState[Any]``, as before it was generic.
+from typing_extensions import TypeVar
+
+from sqlite_cells.codec import PendingValue, SqliteCellsError
+from sqlite_cells.read._live import LiveQueries
+from sqlite_cells.read._reader import Statement, StatementResult, known_read_set
 from sqlite_cells.read._rows import RowDecoder
 from sqlite_cells.runtime import Node, Reactive, Scheduler, Space, node_of, observe_node
-from sqlite_cells.schema import Declaration
+from sqlite_cells.schema import Declaration, SourceKind
 from sqlite_cells.sql import Bound, is_pending
 
-__all__ = ["Query", "QueryHost", "QueryState", "Readable", "resolve_params"]
+__all__ = ["Query", "QueryHost", "QueryState", "Reaction", "Readable", "resolve_params"]
+
+T = TypeVar("T", default=Any)
+_SHOWN_ROWS = 10
 
 
 class Readable(Protocol):
@@ -43,31 +55,51 @@ class QueryHost(Protocol):
     @property
     def scheduler(self) -> Scheduler: ...
     @property
-    def read_pool(self) -> ReadPool: ...
-    @property
-    def query_timeout(self) -> float: ...
-    @property
-    def query_executor(self) -> Executor: ...
+    def live_queries(self) -> LiveQueries: ...
 
+    def space(self, space_id: str) -> Space: ...
     def ensure_reconciled(self, decl: Declaration) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
-class QueryState:
+class Reaction:
+    """How a query re-runs besides its params: ``by_reads`` — after commits that change what it
+    reads (R51) and after changes of an injected file (R60); ``on`` — a value whose changes
+    re-run it (the database handle for ``react_on=db``, a linked pattern input, any cell)."""
+
+    by_reads: bool
+    on: Any = None
+    source_changes: bool = False
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class QueryState(Generic[T]):
     """``pending`` until the first result for the current sql/params; ``result`` the rows (None
     while pending with nothing to show, or on error); ``error`` a :class:`SqliteCellsError`;
     ``seq`` the commit the rows reflect (the database's watermark)."""
 
     pending: bool = True
-    result: list[Any] | None = None
+    result: list[T] | None = None
     error: SqliteCellsError | None = None
     seq: int = 0
 
-    def same_rows(self, other: QueryState) -> bool:
+    def same_rows(self, other: QueryState[Any]) -> bool:
         return (
             self.pending == other.pending
             and self.result == other.result
             and _same_error(self.error, other.error)
+        )
+
+    def __repr__(self) -> str:
+        result = self.result
+        if result is not None and len(result) > _SHOWN_ROWS:
+            shown = ", ".join(map(repr, result[:_SHOWN_ROWS]))
+            rows = f"[{shown}, ... ({len(result)} rows)]"
+        else:
+            rows = repr(result)
+        return (
+            f"QueryState(pending={self.pending!r}, result={rows}, error={self.error!r}, "
+            f"seq={self.seq!r})"
         )
 
     def _repr_html_(self) -> str:
@@ -114,8 +146,8 @@ def _param_nodes(params: Any) -> list[Node]:
     return [n for n in map(node_of, _members(params)) if n is not None]
 
 
-class Query(Reactive):
-    """A live query of a database cell (``db.query``)."""
+class Query(Reactive, Generic[T]):
+    """A live query of a database cell (``db.query``); typed ``Query[Msg]`` for ``row=Msg``."""
 
     def __init__(
         self,
@@ -123,7 +155,7 @@ class Query(Reactive):
         sql: str,
         params: Any,
         decode: RowDecoder,
-        react_on: Any,
+        reaction: Reaction,
         *,
         host: QueryHost,
     ) -> None:
@@ -132,7 +164,8 @@ class Query(Reactive):
         self.sql = sql
         self.params = params
         self._decode = decode
-        react_node = node_of(react_on)
+        self.reaction = reaction
+        react_node = node_of(reaction.on)
         param_nodes = _param_nodes(params)
         deps = tuple(param_nodes) + ((react_node,) if react_node is not None else ())
         scheduler = host.scheduler
@@ -142,42 +175,97 @@ class Query(Reactive):
     def _node(self) -> Node:
         return self._graph_node
 
-    def get(self) -> QueryState:
+    def get(self) -> QueryState[T]:
         """The current state; waits for the query's first scheduling (not for its rows)."""
-        state: QueryState = self._graph_node.current()
+        state: QueryState[T] = self._graph_node.current()
         return state
 
-    def observe(self) -> Observable[Any]:
+    def observe(self) -> Observable[QueryState[T]]:
         return observe_node(self._graph_node)
 
-    def display(self) -> None:
-        """Show the query in a notebook output that updates in place after each change."""
+    async def first(self) -> QueryState[T]:
+        """The first state that is not pending (rows or an error), without blocking the loop."""
+        async for state in self.states():
+            if not state.pending:
+                return state
+        raise AssertionError("unreachable: states() never ends")  # pragma: no cover
+
+    async def states(self) -> AsyncIterator[QueryState[T]]:
+        """The current state, then each change, as an async iterator (stop by leaving the
+        loop). States are handed over from the scheduler thread to the running event loop."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[QueryState[T]] = asyncio.Queue()
+
+        def put(state: QueryState[T]) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, state)
+
+        subscription = self.observe().subscribe(put)
+        try:
+            while True:
+                yield await queue.get()
+        finally:
+            subscription.dispose()
+
+    def display(self) -> Any:
+        """Show the query in a notebook output that updates in place after each change; returns
+        a handle whose ``stop()`` ends the updates."""
         from sqlite_cells.read._display import display_query
 
-        display_query(self)
+        return display_query(self)
+
+    def _repr_html_(self) -> str:
+        return self.get()._repr_html_()
 
     def __repr__(self) -> str:
-        return f"<Query {self.sql!r} on {self.db.id}>"
+        node = self._graph_node
+        if node.ready.is_set():
+            state: QueryState[Any] = node.value
+            if state.error is not None:
+                status = f"error {type(state.error).__name__}"
+            elif state.result is None:
+                status = "pending"
+            else:
+                status = f"{len(state.result)} row(s), seq {state.seq}"
+                status = "pending, " + status if state.pending else status
+        else:
+            status = "not run yet"
+        return f"<Query {self.sql!r} on {self.db.id}: {status}>"
 
 
 class _QueryNode(Node):
-    def __init__(self, scheduler: Scheduler, query: Query, deps: tuple[Node, ...]) -> None:
+    def __init__(self, scheduler: Scheduler, query: Query[Any], deps: tuple[Node, ...]) -> None:
         super().__init__(scheduler, deps)
         self.query = query
-        # Owned by the scheduler thread: whether a run is in flight, and whether another run is
-        # wanted once it lands.
+        # Owned by the scheduler thread: whether a run is in flight, whether another run is
+        # wanted once it lands, and the database the last run read.
         self._running = False
         self._again = False
         self._params_key: Any = None
+        self._db_id: str | None = None
+        self.statement = Statement(query.sql, ())  # the last one requested
+        self._read_set: Any = None  # the read set last registered
+        self._rows: Any = None  # (statement, names, row tuples) behind the current result
+        self._retries = 0  # reads done again in a row because the file lagged (read_again)
+        self._lagging = False
+        self._file: tuple[str, Any] | None = None  # (space id, its SpaceFile)
+        fixed = None
+        if not _param_nodes(query.params):
+            params = resolve_params(query.params)
+            if not any(map(is_pending, _members(params))):
+                fixed = (params, repr(params))
+        self._fixed: tuple[Bound, str] | None = fixed
         self.value = QueryState()
 
     def compute(self) -> tuple[bool, Any]:
-        state: QueryState = self.value
-        params = resolve_params(self.query.params)
-        if any(map(is_pending, _members(params))):
-            pending = QueryState(True, state.result, None, state.seq)
-            return (not pending.same_rows(state), pending)
-        key = repr(params)
+        state: QueryState[Any] = self.value
+        if self._fixed is not None:  # no cells among the params: nothing to resolve again
+            params, key = self._fixed
+        else:
+            params = resolve_params(self.query.params)
+            if any(map(is_pending, _members(params))):
+                pending = QueryState(True, state.result, None, state.seq)
+                return (not pending.same_rows(state), pending)
+            key = repr(params)
         changed_params = self.ready.is_set() and key != self._params_key
         self._params_key = key
         if self._running:
@@ -190,50 +278,124 @@ class _QueryNode(Node):
             return (True, pending)
         return (False, state)
 
-    def _start(self, params: Any) -> None:
-        self._running = True
-        self.scheduler.begin_work()
-        runtime = self.query.host
-        try:
-            runtime.query_executor.submit(self._run, params)
-        except RuntimeError:  # the executor is shut down: the runtime is closing
-            self._running = False
-            self.scheduler.end_work()
-
-    def _run(self, params: Any) -> None:
+    def _start(self, params: Bound) -> None:
         query = self.query
-        runtime = query.host
-        seq: int | None = None
+        host = query.host
+        self._running = True
         try:
-            runtime.ensure_reconciled(query.db.declaration)
-            rows, seq = read_rows(
-                runtime.read_pool,
-                query.db.declaration,
-                query.sql,
-                params,
-                timeout=runtime.query_timeout,
-            )
-            state = QueryState(False, query._decode(rows), None, seq)
+            decl = query.db.declaration
         except PendingValue:  # a pattern input not linked to a database yet (R61)
             state = QueryState(True, self.value.result, None, self.value.seq)
+            self.scheduler.submit(lambda: self._finish(state))
+            return
         except SqliteCellsError as exc:
             state = QueryState(False, None, exc, self.value.seq)
-        except Exception as exc:  # a bug or an unexpected failure must still end the run
-            error = QueryError(query.db.id, query.sql, f"{type(exc).__name__}: {exc}")
-            error.__cause__ = exc
-            state = QueryState(False, None, error, self.value.seq)
-        file = query.db.space.file
-        self.scheduler.finish_work(
-            lambda: self.scheduler.after_commit(file, state.seq, lambda: self._land(state))
+            self.scheduler.submit(lambda: self._finish(state))
+            return
+        self._interest(decl, None)
+        self.statement = Statement(query.sql, params)
+        host.live_queries.request(
+            self,
+            decl,
+            self._space_file(decl),
+            self.statement,
+            lambda: host.ensure_reconciled(decl),
         )
 
-    def _land(self, state: QueryState) -> None:
-        previous: QueryState = self.value
+    def _space_file(self, decl: Declaration) -> Any:
+        """The database's space file (not a linked input's): results wait for its commits."""
+        held = self._file
+        if held is None or held[0] != decl.space_id:
+            held = self._file = (decl.space_id, self.query.host.space(decl.space_id).file)
+        return held[1]
+
+    def _interest(self, decl: Declaration, read_set: Any) -> None:
+        """Tell the hub what this query reacts to on ``decl`` (R51, R60); a query that moved to
+        another database (a relinked pattern input) stops reacting to the old one."""
+        reaction = self.query.reaction
+        hub = self.query.host.live_queries
+        if self._db_id != decl.db_id:
+            hub.unwatch(self)
+            self._db_id, self._read_set = decl.db_id, None
+        if decl.kind is SourceKind.DISK:
+            if reaction.by_reads or reaction.source_changes:
+                hub.watch_source(self, decl.path)
+            return
+        if not reaction.by_reads:
+            return
+        if read_set is None:
+            read_set = known_read_set(decl, self.query.sql)
+        if read_set is not None and read_set is self._read_set:
+            return  # registered already (the common case of a re-run)
+        self._read_set = read_set
+        hub.watch(self, decl.db_id, read_set)
+
+    def receive(self, seq: int, result: StatementResult) -> tuple[QueryState[Any], bool]:
+        """A run's result, on the scheduler thread: the next state and whether it is news
+        (equal rows update ``seq`` silently, R42). See :class:`LiveQueries`."""
+        previous: QueryState[Any] = self.value
+        rows: tuple[Statement, tuple[str, ...], list[Any]] | None = (
+            self.statement,
+            result.names,
+            result.rows,
+        )
+        if result.error is not None:
+            state: QueryState[Any] = QueryState(False, None, result.error, previous.seq)
+            rows = None
+        elif rows == self._rows and not previous.pending and previous.error is None:
+            # The same statement read the same values: the same rows, so no decoding (R42).
+            state = QueryState(False, previous.result, None, seq)
+        else:
+            try:
+                state = QueryState(False, self.query._decode(result), None, seq)
+            except SqliteCellsError as exc:
+                state = QueryState(False, None, exc, seq)
+                rows = None
+        self._rows = rows
+        if result.read_set is not None and self.query.reaction.by_reads:
+            # Relinked meanwhile (an error here): the next run registers again.
+            with contextlib.suppress(SqliteCellsError):
+                self._interest(self.query.db.declaration, result.read_set)
         self._running = False
-        self.scheduler.set_value(self, state, notify=not state.same_rows(previous))
+        if self._lagging:
+            self._lagging = False
+        else:
+            self._retries = 0
+        notify = not state.same_rows(self.value)
+        if not notify:
+            self.value = state
+        return state, notify
+
+    def read_again(self) -> int:
+        """The run read the file before a commit the hub knows of reached it: returns how many
+        times in a row that happened (the hub runs it again later, up to a bound), or 0 when
+        a re-run is due anyway."""
+        if self._again:
+            return 0
+        self._retries += 1
+        self._lagging = True
+        return self._retries
+
+    def landed(self) -> None:
         if self._again:
             self._again = False
-            self._start(resolve_params(self.query.params))
+            params = resolve_params(self.query.params)
+            if any(map(is_pending, _members(params))):
+                return
+            self._start(params)
+
+    def _finish(self, state: QueryState[Any]) -> None:
+        state, notify = self._receive_state(state)
+        if notify:
+            self.scheduler.set_value(self, state)
+        self.landed()
+
+    def _receive_state(self, state: QueryState[Any]) -> tuple[QueryState[Any], bool]:
+        self._running = False
+        notify = not state.same_rows(self.value)
+        if not notify:
+            self.value = state
+        return state, notify
 
     def __repr__(self) -> str:
         return repr(self.query)

@@ -1,99 +1,334 @@
-"""One guarded read of a database: rows and the watermark, in one read transaction (R40–R44).
+"""Guarded reads of a database: statements, their rows and read sets, and the watermark, in one
+read transaction (R40–R44, R51).
 
 A database reads as its declared schema even before it has a file (R41): a missing file is read
 as the declared tables with no rows (in a scratch in-memory database, never creating the file);
 declared tables that the file does not have yet are shadowed by empty temporary tables for the
 duration of the read. An undeclared table is a :class:`QueryError`, written or not.
+
+Each statement is prepared under the connection's :class:`Gate` with the read policy of the
+declaration's tables; the first time a (schema, sql) pair is prepared the gate records the
+(table, column) pairs SQLite reads — the query's *read set* (R51) — and it is kept with the
+statement's key, so later runs take the statement from apsw's cache without re-preparing it.
+Rows come back as tuples with the column names once: dicts are built only by whoever needs them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import apsw
 
-from sqlite_cells.codec import QueryError, QueryTimeout
-from sqlite_cells.read._pool import ReadPool
+from sqlite_cells.codec import DiskSourceError, QueryError, QueryTimeout, SqliteCellsError
+from sqlite_cells.files import check_pinned
+from sqlite_cells.read._pool import DEFAULT_LENGTH_LIMIT, PooledConnection, ReadPool
 from sqlite_cells.schema import Declaration, Schema, SourceKind, create_table_sql, quote_ident
-from sqlite_cells.sql import Authorizer, Bound, Mode, make_authorizer
+from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Mode, ReadSet, make_authorizer
 
-__all__ = ["Rows", "read_rows"]
+__all__ = ["ReadMap", "Rows", "Statement", "StatementResult", "Tracker", "read_batch", "read_rows"]
 
 Rows = list[dict[str, Any]]
-_PROGRESS_STEPS = 1000
+_GRACE = 0.25  # how long past its deadline a read on a helper thread is waited for
+_WATCH_EVERY = 0.05
+ReadMap = dict[str, frozenset[str]]  # table -> columns read ("" = the table without a column)
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One read to run: already guarded (R20–R22) ``sql`` and its bound ``params``."""
+
+    sql: str
+    params: Bound
+
+
+@dataclass(slots=True)
+class StatementResult:
+    """The outcome of one statement: column names and row tuples, or an error; ``read_set`` is
+    what it reads (None when unknown: it failed before SQLite prepared it)."""
+
+    names: tuple[str, ...] = ()
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    read_set: ReadMap | None = None
+    error: SqliteCellsError | None = None
+    dicts: Rows | None = None  # the rows as dicts, built once for all who share the result
+    seconds: float = 0.0  # how long it ran (to decide where it runs next time)
+
+    def as_dicts(self) -> Rows:
+        """The rows as ``{column: value}`` dicts (built on first use, then shared: callers
+        must not modify them)."""
+        if self.dicts is None:
+            self.dicts = _dict_builder(self.names)(self.rows)
+        return self.dicts
+
+
+_BUILDERS: dict[tuple[str, ...], Callable[[list[tuple[Any, ...]]], Rows]] = {}
+_BUILDERS_SIZE = 1024
+
+
+def _dict_builder(names: tuple[str, ...]) -> Callable[[list[tuple[Any, ...]]], Rows]:
+    """A function turning row tuples into ``{name: value}`` dicts, compiled once per column
+    list: a dict display is about 4× faster than ``dict(zip(...))`` per row, and a live query
+    re-run builds every row. Names enter the code only as ``repr`` literals."""
+    found = _BUILDERS.get(names)
+    if found is None:
+        items = ", ".join(f"{name!r}: row[{i}]" for i, name in enumerate(names))
+        found = eval(f"lambda rows: [{{{items}}} for row in rows]")  # names enter as literals only
+        if len(_BUILDERS) >= _BUILDERS_SIZE:
+            _BUILDERS.pop(next(iter(_BUILDERS)))
+        _BUILDERS[names] = found
+    return found
+
+
+@dataclass(slots=True)
+class Tracker:
+    """What a worker is doing now, for the watchdog (R44): the connection in use, the index of
+    the statement running, and that statement's deadline (``time.monotonic()``)."""
+
+    pooled: PooledConnection | None = None
+    index: int = 0
+    deadline: float = float("inf")
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def read_rows(
     pool: ReadPool, decl: Declaration, sql: str, params: Bound, *, timeout: float
 ) -> tuple[Rows, int]:
     """Run the (already guarded) read ``sql`` and return its rows as dicts and the watermark seq
-    read in the same transaction. Raises :class:`QueryError` / :class:`QueryTimeout`."""
+    read in the same transaction. Raises :class:`QueryError` / :class:`QueryTimeout`.
+
+    For callers without query workers (the command line): the read runs on a helper thread so
+    the caller keeps the deadline even through one long function call (R44) — past it (plus
+    ``_GRACE``) the connection is interrupted and the helper left to finish on its own."""
+    tracker = Tracker()
+    box: list[Any] = []
+
+    def run() -> None:
+        try:
+            box.append(
+                read_batch(pool, decl, [Statement(sql, params)], timeout=timeout, tracker=tracker)
+            )
+        except BaseException as exc:  # handed to the caller below
+            box.append(exc)
+
+    helper = threading.Thread(target=run, name="sqlite-cells-read", daemon=True)
+    helper.start()
+    while helper.is_alive():
+        helper.join(_WATCH_EVERY)
+        if helper.is_alive() and time.monotonic() > tracker.deadline + _GRACE:
+            with tracker.lock:
+                pooled = tracker.pooled
+            if pooled is not None:
+                with contextlib.suppress(apsw.Error):
+                    pooled.conn.interrupt()
+            raise QueryTimeout(
+                decl.db_id, sql, f"still running {timeout}s (query_timeout) later: narrow the query"
+            )
+    found = box[0]
+    if isinstance(found, BaseException):
+        raise found
+    seq, (result,) = found
+    if result.error is not None:
+        raise result.error
+    return result.as_dicts(), seq
+
+
+def read_batch(
+    pool: ReadPool,
+    decl: Declaration,
+    statements: Sequence[Statement],
+    *,
+    timeout: float,
+    tracker: Tracker | None = None,
+    start: int = 0,
+) -> tuple[int, list[StatementResult]]:
+    """Run ``statements[start:]`` in one read transaction of ``decl``'s file and return the
+    watermark seq read in it and one result per statement run (each statement's errors are its
+    own). Each statement gets ``timeout`` seconds, lock waits included (R44). Raises only what
+    fails the whole read (the file is gone, unusable or not the one registered)."""
+    tracker = tracker if tracker is not None else Tracker()
     decl.check_usable()
-    if decl.kind is SourceKind.DISK and not decl.path.is_file():
-        pool.discard(decl.path)  # an open connection would still read the unlinked file
-        raise QueryError(
-            decl.db_id,
-            sql,
-            f"the injected file {decl.path} is gone (deleted or moved after it was registered)",
-        )
+    source = decl.kind is SourceKind.DISK
+    if source:
+        if not decl.path.is_file():
+            pool.discard(decl.path)  # an open connection would still read the unlinked file
+            raise QueryError(
+                decl.db_id,
+                statements[start].sql,
+                f"the injected file {decl.path} is gone (deleted or moved after it was registered)",
+            )
+        try:
+            check_pinned(decl.path)  # a stat: cheap enough for every read of a source (R60)
+        except DiskSourceError:
+            pool.discard(decl.path)
+            raise
+    try:
+        with pool.connection(decl.path, source=source) as pooled:
+            return _read_file(pooled, decl, statements, timeout, tracker, start)
+    except FileNotFoundError:
+        if decl.schema is None:
+            raise QueryError(
+                decl.db_id,
+                statements[start].sql,
+                f"the file {decl.path} is gone (deleted or moved after it was registered)",
+            ) from None
+        with _scratch(decl.schema) as pooled:
+            plan = _Plan(decl, timeout)
+            results = [
+                _run_one(pooled, plan, stmt, tracker, start + i)
+                for i, stmt in enumerate(statements[start:])
+            ]
+            return 0, results
+    except apsw.Error as exc:  # opening the file or its transaction failed
+        raise _translate(decl, statements[start].sql, exc, timeout, None) from exc
+
+
+def _read_file(
+    pooled: PooledConnection,
+    decl: Declaration,
+    statements: Sequence[Statement],
+    timeout: float,
+    tracker: Tracker,
+    start: int,
+) -> tuple[int, list[StatementResult]]:
+    conn = pooled.conn
+    _track(tracker, pooled, start, timeout)
+    plan = _Plan(decl, timeout)
+    conn.execute("BEGIN")
+    try:
+        seq = 0 if decl.kind is SourceKind.DISK else _watermark(conn)
+        results = []
+        for index in range(start, len(statements)):
+            results.append(_run_one(pooled, plan, statements[index], tracker, index))
+            if conn.getautocommit():  # an interrupt ended the transaction: open the next one
+                conn.execute("BEGIN")
+    finally:
+        pooled.deadline = float("inf")
+        if not conn.getautocommit():
+            conn.execute("COMMIT")
+    return seq, results
+
+
+def _track(tracker: Tracker, pooled: PooledConnection, index: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with tracker.lock:
+        tracker.pooled, tracker.index, tracker.deadline = pooled, index, deadline
+    pooled.deadline = deadline
+    pooled.timed_out_waiting = False
+
+
+class _Plan:
+    """What every statement of one batch shares: the declaration, the timeout, the read policy
+    and the key its read sets are kept under (worked out once per batch, not per statement)."""
+
+    __slots__ = ("decl", "policy", "schema_key", "timeout")
+
+    def __init__(self, decl: Declaration, timeout: float) -> None:
+        self.decl = decl
+        self.timeout = timeout
+        self.policy = _read_policy(decl)
+        self.schema_key = _schema_key(decl)
+
+
+def _run_one(
+    pooled: PooledConnection, plan: _Plan, stmt: Statement, tracker: Tracker, index: int
+) -> StatementResult:
+    decl = plan.decl
+    started = time.perf_counter()
+    _track(tracker, pooled, index, plan.timeout)
+    key = (plan.schema_key, stmt.sql)
+    known = _READ_SETS.get(key)
     try:
         try:
-            with pool.connection(decl.path) as conn:
-                return _read_file(conn, decl, sql, params, timeout)
-        except FileNotFoundError:
-            if decl.schema is None:
-                raise QueryError(
-                    decl.db_id,
-                    sql,
-                    f"the file {decl.path} is gone (deleted or moved after it was registered)",
-                ) from None
-            with _scratch(decl.schema) as conn:
-                return _run(conn, decl, sql, params, timeout, authorizer=None), 0
-    except apsw.InterruptError as exc:
-        raise QueryTimeout(
+            result = _execute(pooled, plan.policy, stmt, known)
+        except apsw.SQLError as exc:
+            # Only a file written under an older declaration lacks declared tables: look for
+            # them when SQLite says a table is missing, not on every read.
+            missing = _missing_tables(pooled.conn, decl) if "no such table" in str(exc) else []
+            if not missing:
+                raise
+            with _shadows(pooled.conn, decl.schema, missing):
+                policy = _allowing_temp(plan.policy, frozenset(missing))
+                result = _execute(pooled, policy, stmt, None)
+    except apsw.Error as exc:
+        return StatementResult(error=_translate(decl, stmt.sql, exc, plan.timeout, pooled))
+    if known is None and result.read_set is not None:
+        _remember_read_set(key, result.read_set)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _execute(
+    pooled: PooledConnection, policy: Authorizer, stmt: Statement, known: ReadMap | None
+) -> StatementResult:
+    """Prepare (under the gate) and run one statement. With no known read set the statement is
+    prepared afresh (not from apsw's cache), so the gate sees every read and records it."""
+    record: ReadSet | None = None if known is not None else set()
+    with pooled.gate.user(policy, record=record):
+        cursor = pooled.conn.cursor()
+        cursor.execute(
+            stmt.sql, stmt.params, can_cache=record is None, prepare_flags=USER_PREPARE_FLAGS
+        )
+        try:
+            names = tuple(name for name, _ in cursor.get_description())
+        except apsw.ExecutionCompleteError:
+            names, rows = (), []
+        else:
+            rows = cursor.fetchall()
+    read_set = known if record is None else _read_map(record)
+    return StatementResult(names, rows, read_set)
+
+
+def _read_map(record: ReadSet) -> ReadMap:
+    tables: dict[str, set[str]] = {}
+    for table, column in record:
+        tables.setdefault(table, set()).add(column)
+    return {table: frozenset(columns) for table, columns in tables.items()}
+
+
+def _translate(
+    decl: Declaration,
+    sql: str,
+    exc: apsw.Error,
+    timeout: float,
+    pooled: PooledConnection | None,
+) -> QueryError:
+    """One apsw error of a read as the error a user sees (R44: interrupts and lock waits past
+    the deadline are :class:`QueryTimeout`)."""
+    if isinstance(exc, apsw.InterruptError):
+        error: QueryError = QueryTimeout(
             decl.db_id, sql, f"interrupted after {timeout}s (query_timeout): narrow the query"
-        ) from exc
-    except apsw.AuthError as exc:
-        raise QueryError(
+        )
+    elif isinstance(exc, apsw.BusyError) and (pooled is None or pooled.timed_out_waiting):
+        error = QueryTimeout(
+            decl.db_id,
+            sql,
+            f"the file stayed locked by another connection past query_timeout ({timeout}s): "
+            "try again when its writer is done",
+        )
+    elif isinstance(exc, apsw.AuthError):
+        error = QueryError(
             decl.db_id,
             sql,
             f"not authorized ({exc}): queries may read only the database's declared tables",
-        ) from exc
-    except apsw.SQLError as exc:
+        )
+    elif isinstance(exc, apsw.SQLError):
         hint = (
             ": queries may read only the database's declared tables"
             if "no such table" in str(exc)
             else ""
         )
-        raise QueryError(decl.db_id, sql, f"SQLError: {exc}{hint}") from exc
-    except apsw.Error as exc:
-        raise QueryError(decl.db_id, sql, f"{type(exc).__name__}: {exc}") from exc
-
-
-def _read_file(
-    conn: apsw.Connection, decl: Declaration, sql: str, params: Bound, timeout: float
-) -> tuple[Rows, int]:
-    conn.execute("BEGIN")
-    try:
-        seq = _watermark(conn)
-        try:
-            rows = _run(conn, decl, sql, params, timeout, authorizer=None)
-        except apsw.SQLError as exc:
-            # Only a file written under an older declaration lacks declared tables: look for
-            # them when SQLite says a table is missing, not on every read.
-            missing = _missing_tables(conn, decl) if "no such table" in str(exc) else []
-            if not missing:
-                raise
-            with _shadows(conn, decl.schema, missing):
-                authorizer = _allowing_temp(_read_authorizer(decl), frozenset(missing))
-                rows = _run(conn, decl, sql, params, timeout, authorizer=authorizer)
-    finally:
-        conn.execute("COMMIT")
-    return rows, seq
+        error = QueryError(decl.db_id, sql, f"SQLError: {exc}{hint}")
+    else:
+        error = QueryError(decl.db_id, sql, f"{type(exc).__name__}: {exc}")
+    error.__cause__ = exc
+    return error
 
 
 def _watermark(conn: apsw.Connection) -> int:
@@ -113,44 +348,39 @@ def _missing_tables(conn: apsw.Connection, decl: Declaration) -> list[str]:
     return sorted((decl.table_names or frozenset()) - present)
 
 
-_READ_AUTHORIZERS: dict[frozenset[str] | None, Authorizer] = {}
+# Read sets by (schema key, sql): what SQLite reads depends on the schema and the text only.
+_read_sets_lock = threading.Lock()  # guards writes to _READ_SETS (reads are single lookups)
+_READ_SETS: dict[tuple[str, str], ReadMap] = {}
+_READ_SETS_SIZE = 8192
 
 
-def _read_authorizer(decl: Declaration) -> Authorizer:
-    """The read authorizer for the declaration's tables (made once per table set)."""
-    found = _READ_AUTHORIZERS.get(decl.table_names)
+def _schema_key(decl: Declaration) -> str:
+    return decl.schema.fingerprint if decl.schema is not None else f"disk:{decl.path}"
+
+
+def _remember_read_set(key: tuple[str, str], read_set: ReadMap) -> None:
+    with _read_sets_lock:
+        if len(_READ_SETS) >= _READ_SETS_SIZE:
+            _READ_SETS.pop(next(iter(_READ_SETS)))
+        _READ_SETS[key] = read_set
+
+
+def known_read_set(decl: Declaration, sql: str) -> ReadMap | None:
+    """The read set recorded for ``sql`` on ``decl``'s schema, if it was prepared already."""
+    return _READ_SETS.get((_schema_key(decl), sql))
+
+
+_READ_POLICIES: dict[frozenset[str] | None, Authorizer] = {}
+
+
+def _read_policy(decl: Declaration) -> Authorizer:
+    """The read policy for the declaration's tables (made once per table set)."""
+    found = _READ_POLICIES.get(decl.table_names)
     if found is None:
         found = make_authorizer(Mode.READ, database="main", tables=decl.table_names)
-        if len(_READ_AUTHORIZERS) < 1024:
-            _READ_AUTHORIZERS[decl.table_names] = found
+        if len(_READ_POLICIES) < 1024:
+            _READ_POLICIES[decl.table_names] = found
     return found
-
-
-def _run(
-    conn: apsw.Connection,
-    decl: Declaration,
-    sql: str,
-    params: Bound,
-    timeout: float,
-    *,
-    authorizer: Authorizer | None,
-) -> Rows:
-    deadline = time.monotonic() + timeout
-    conn.set_progress_handler(lambda: time.monotonic() > deadline, _PROGRESS_STEPS, id=_run)
-    if authorizer is None:
-        authorizer = _read_authorizer(decl)
-    conn.authorizer = authorizer
-    try:
-        cursor = conn.cursor()
-        cursor.execute(sql, params, can_cache=False)
-        try:
-            names = [name for name, _ in cursor.get_description()]
-        except apsw.ExecutionCompleteError:
-            return []
-        return [dict(zip(names, row, strict=True)) for row in cursor]
-    finally:
-        conn.authorizer = None
-        conn.set_progress_handler(None, id=_run)
 
 
 @contextmanager
@@ -183,22 +413,40 @@ def _allowing_temp(inner: Authorizer, names: frozenset[str]) -> Authorizer:
 
 
 _scratch_lock = threading.Lock()  # guards _scratch_conns
-_scratch_conns: dict[str, tuple[threading.Lock, apsw.Connection]] = {}
+_scratch_conns: dict[str, tuple[threading.Lock, PooledConnection]] = {}
 _SCRATCH_LIMIT = 64
 
 
 @contextmanager
-def _scratch(schema: Schema) -> Iterator[apsw.Connection]:
-    """An in-memory database with the declared tables and no rows, one per schema, kept."""
+def _scratch(schema: Schema) -> Iterator[PooledConnection]:
+    """An in-memory database with the declared tables and no rows, one kept per schema; set up
+    like a pooled connection (gate, deadline, length limit), since a query on no rows can still
+    run away. While the kept one is busy (perhaps with a read abandoned by the watchdog) a
+    throwaway one serves, so no read ever waits for another."""
     with _scratch_lock:
         held = _scratch_conns.get(schema.fingerprint)
         if held is None:
             if len(_scratch_conns) >= _SCRATCH_LIMIT:
                 _scratch_conns.pop(next(iter(_scratch_conns)))
-            conn = apsw.Connection(":memory:")
-            for name, table in schema.tables:
-                conn.execute(create_table_sql("main", name, table))
-            held = _scratch_conns[schema.fingerprint] = (threading.Lock(), conn)
-    lock, conn = held
-    with lock:
-        yield conn
+            held = _scratch_conns[schema.fingerprint] = (threading.Lock(), _empty_copy(schema))
+    lock, pooled = held
+    if not lock.acquire(blocking=False):
+        spare = _empty_copy(schema)
+        try:
+            yield spare
+        finally:
+            spare.close()
+        return
+    try:
+        yield pooled
+    finally:
+        pooled.deadline = float("inf")
+        lock.release()
+
+
+def _empty_copy(schema: Schema) -> PooledConnection:
+    conn = apsw.Connection(":memory:")
+    for name, table in schema.tables:
+        conn.execute(create_table_sql("main", name, table))
+    conn.limit(apsw.SQLITE_LIMIT_LENGTH, DEFAULT_LENGTH_LIMIT)
+    return PooledConnection(Path(":memory:"), conn)

@@ -10,7 +10,8 @@ import msgspec
 import pytest
 
 import sqlite_cells as sc
-import sqlite_cells.read._query as query_module
+import sqlite_cells.read._live as live_module
+import sqlite_cells.read._workers as workers_module
 from sqlite_cells._runtime import Space
 
 from .conftest import MESSAGES
@@ -20,15 +21,16 @@ INSERT = "INSERT INTO messages (author_cf_link, body, ts) VALUES (?, ?, ?)"
 
 @pytest.fixture
 def runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """Counts the reads live queries make (a spy around the real read)."""
+    """Counts the statements reads run (a spy around the real read of the workers)."""
     calls: list[str] = []
-    real = query_module.read_rows
+    real = workers_module.read_batch
 
     def counting(*args: Any, **kwargs: Any) -> Any:
-        calls.append(args[2])
+        calls.extend(stmt.sql for stmt in args[2][kwargs.get("start", 0) :])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(query_module, "read_rows", counting)
+    monkeypatch.setattr(workers_module, "read_batch", counting)  # reads on the workers
+    monkeypatch.setattr(live_module, "read_batch", counting)  # cheap ones on the scheduler
     yield calls
 
 
@@ -321,3 +323,156 @@ def test_read_pool_stays_bounded(store: Any) -> None:
         for db in dbs:
             assert db.read("SELECT body FROM messages") == [{"body": db.id}]
             assert rt.read_pool.open_connections <= 2
+
+
+class Strict(msgspec.Struct):
+    id: int
+    body: int  # the stored value is text: it does not fit
+
+
+@dataclasses.dataclass(frozen=True)
+class StrictData:
+    id: int
+    body: int
+
+
+class StrictDict(TypedDict):
+    id: int
+    body: int
+
+
+@pytest.mark.parametrize("row", [Strict, StrictData, StrictDict])
+def test_a_value_that_does_not_fit_its_field_fails_the_query_naming_the_column(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, row: type
+) -> None:
+    _post(space, db, "good", 1)
+    with pytest.raises(sc.QueryError) as info:
+        db.read("SELECT id, body FROM messages", row=row)
+    assert "'body'" in str(info.value) and "Expected `int`, got `str`" in str(info.value)
+    q = db.query("SELECT id, body FROM messages", row=row)
+    rt.settle()
+    assert isinstance(q.get().error, sc.QueryError) and "'body'" in str(q.get().error)
+    assert q.get().result is None
+
+
+class Typed(msgspec.Struct, frozen=True):
+    id: int
+    who: sc.Cell  # not Optional: NULL and broken links still read as None (R43)
+
+
+def test_cell_fields_take_none_whatever_their_annotation(space: Space, db: sc.SqliteDb) -> None:
+    alice = space.cell("alice")
+    _post(space, db, "a", 1, alice)
+    _post(space, db, "b", 2)
+    rows = db.read("SELECT id, author_cf_link AS who FROM messages ORDER BY id", row=Typed)
+    assert rows == [Typed(1, alice), Typed(2, None)]  # type: ignore[arg-type]
+    assert rows[1].who is None
+
+
+def test_missing_columns_name_the_fields_to_alias(space: Space, db: sc.SqliteDb) -> None:
+    _post(space, db, "a", 1)
+    with pytest.raises(sc.QueryError) as info:
+        db.read("SELECT id FROM messages", row=Typed)
+    assert "name the columns like the fields" in str(info.value)
+
+
+def test_typed_queries_and_async_helpers(rt: sc.Runtime, space: Space, db: sc.SqliteDb) -> None:
+    import asyncio
+
+    q: sc.Query[MsgStruct] = db.query(
+        "SELECT id, body, author_cf_link AS who FROM messages ORDER BY id", row=MsgStruct
+    )
+
+    async def scenario() -> tuple[sc.QueryState[MsgStruct], list[int]]:
+        first = await q.first()
+        seen: list[int] = []
+        async for state in q.states():
+            seen.append(len(state.result or []))
+            if len(seen) == 1:
+                await asyncio.to_thread(_post, space, db, "later", 5)
+            else:
+                break
+        return first, seen
+
+    first, seen = asyncio.run(scenario())
+    assert first.pending is False and first.result == []
+    assert seen == [0, 1]
+    rt.settle()
+    state = q.get()
+    assert state.result == [MsgStruct(1, "later", None)]
+
+
+def test_reprs_say_what_a_query_holds(rt: sc.Runtime, space: Space, db: sc.SqliteDb) -> None:
+    for i in range(12):
+        _post(space, db, f"m{i}", i)
+    q = db.query("SELECT body FROM messages ORDER BY id")
+    rt.settle()
+    assert (
+        repr(q) == f"<Query 'SELECT body FROM messages ORDER BY id' on {db.id}: 12 row(s), seq 12>"
+    )
+    text = repr(q.get())
+    assert text.startswith("QueryState(pending=False, result=[{'body': 'm0'}")
+    assert "... (12 rows)], error=None, seq=12)" in text
+    html = q._repr_html_()
+    assert "<td>m11</td>" in html and "12 row(s)" in html
+
+
+def test_display_returns_a_handle_that_stops(rt: sc.Runtime, db: sc.SqliteDb) -> None:
+    pytest.importorskip("IPython")
+    q = db.query("SELECT body FROM messages")
+    rt.settle()
+    handle = q.display()
+    handle.stop()
+    handle.stop()  # twice is harmless
+    assert "stopped" in repr(handle)
+
+
+def test_decoding_links_to_unknown_spaces_creates_no_file(
+    rt: sc.Runtime, store: Any, space: Space, db: sc.SqliteDb
+) -> None:
+    """R7: 300 links to spaces the store does not hold decode to cells reading None."""
+    from sqlite_cells.codec import Link, encode_link
+
+    links = [
+        encode_link(Link(id=f"of:x{i}", space=f"elsewhere-{i}", scope="space", path=())).decode()
+        for i in range(300)
+    ]
+    with space.transact():
+        db.exec_many("INSERT INTO messages (body) VALUES (?)", [[str(i)] for i in range(300)])
+    import apsw
+
+    conn = apsw.Connection(str(db.path))  # links the runtime never wrote itself
+    conn.executemany(
+        "UPDATE messages SET author_cf_link = ? WHERE body = ?",
+        [(link, str(i)) for i, link in enumerate(links)],
+    )
+    conn.close()
+    before = sorted(p.name for p in store.iterdir())
+    rows = db.read("SELECT id, body, author_cf_link AS who FROM messages", row=MsgStruct)
+    assert len(rows) == 300 and all(isinstance(r.who, sc.Cell) for r in rows)
+    assert {r.who.get() for r in rows} == {None}
+    cells = [rt.cell_from_link(link) for link in links[:5]]
+    assert [c.get() for c in cells] == [None] * 5
+    assert sc.decode_cf_link(links[0], rt).get() is None
+    assert sorted(p.name for p in store.iterdir()) == before
+    # Writing there creates the space, and the cells read before see it.
+    target = cells[0]
+    with target.space.transact():
+        target.set("now written")
+    assert rows[0].who.get() == "now written"
+    spaces_before = [n for n in before if n.startswith("space-") and n.endswith(".sqlite")]
+    assert len(list(store.glob("space-*.sqlite"))) == len(spaces_before) + 1
+
+
+def test_a_cell_of_a_space_not_yet_in_the_store_is_observable(rt: sc.Runtime, store: Any) -> None:
+    from sqlite_cells.codec import Link
+
+    cell = rt.cell_for(Link(id="of:later", space="later", scope="space", path=()))
+    seen: list[Any] = []
+    cell.observe().subscribe(seen.append)
+    rt.settle()
+    assert seen == [None] and not list(store.glob("space-*.sqlite"))
+    with rt.space("later").transact():
+        cell.set({"now": 1})
+    rt.settle()
+    assert seen == [None, {"now": 1}]

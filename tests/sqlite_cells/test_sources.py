@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -259,3 +260,118 @@ def test_gc_removes_files_no_handle_refers_to(rt: sc.Runtime, space: Space) -> N
     assert space.gc() == [stray]
     assert not stray.exists() and kept.path.exists()
     assert space.gc() == []
+
+
+def _beside(path: Path) -> list[str]:
+    return sorted(p.name for p in path.parent.iterdir())
+
+
+def _wait_for(q: sc.Query[Any], done: Callable[[sc.QueryState[Any]], bool]) -> None:
+    """Changes made by another program arrive by polling: wait for the state (bounded)."""
+    reached = threading.Event()
+    subscription = q.observe().subscribe(lambda state: done(state) and reached.set())
+    try:
+        assert reached.wait(30), q.get()
+    finally:
+        subscription.dispose()
+
+
+def test_reading_a_rollback_journal_source_creates_no_file_beside_it(
+    rt: sc.Runtime, space: Space, reference: Path
+) -> None:
+    before = _beside(reference)
+    handle = space.register_disk_source(str(reference))
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
+    q = handle.query("SELECT code FROM codes ORDER BY code")
+    rt.settle()
+    assert q.get().result == [{"code": "c0"}, {"code": "c1"}, {"code": "c2"}]
+    assert _beside(reference) == before
+
+
+def test_reading_a_wal_source_whose_writer_is_gone_creates_no_file_beside_it(
+    rt: sc.Runtime, space: Space, outside: Path
+) -> None:
+    path = outside / "walled.db"
+    conn = apsw.Connection(str(path))
+    conn.execute("PRAGMA journal_mode=WAL").fetchall()
+    conn.execute("CREATE TABLE t (x); INSERT INTO t VALUES (1), (2)")
+    conn.close()  # checkpoints and removes its -wal and -shm
+    before = _beside(path)
+    assert before == ["walled.db"]
+    handle = space.register_disk_source(str(path))
+    assert handle.read("SELECT sum(x) AS s FROM t") == [{"s": 3}]
+    assert _beside(path) == before
+
+
+def test_a_source_written_by_another_program_is_live(
+    rt: sc.Runtime, space: Space, reference: Path
+) -> None:
+    handle = space.register_disk_source(str(reference))
+    q = handle.query("SELECT count(*) AS n FROM codes")
+    rt.settle()
+    assert q.get().result == [{"n": 3}]
+    writer = apsw.Connection(str(reference))
+    writer.execute("INSERT INTO codes VALUES ('c9', 'label 9')")
+    writer.close()
+    _wait_for(q, lambda state: state.result == [{"n": 4}])
+    assert q.get().error is None
+
+
+def test_a_wal_source_written_later_is_live_too(
+    rt: sc.Runtime, space: Space, outside: Path
+) -> None:
+    path = outside / "walled.db"
+    conn = apsw.Connection(str(path))
+    conn.execute("PRAGMA journal_mode=WAL").fetchall()
+    conn.execute("CREATE TABLE t (x); INSERT INTO t VALUES (1)")
+    conn.close()
+    handle = space.register_disk_source(str(path))
+    q = handle.query("SELECT count(*) AS n FROM t")
+    rt.settle()
+    assert q.get().result == [{"n": 1}]
+    writer = apsw.Connection(str(path))
+    writer.execute("INSERT INTO t VALUES (2)")
+    _wait_for(q, lambda state: state.result == [{"n": 2}])
+    writer.close()
+
+
+def test_a_file_swapped_in_at_the_registered_path_is_refused(
+    rt: sc.Runtime, space: Space, outside: Path, reference: Path
+) -> None:
+    handle = space.register_disk_source(str(reference))
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
+    other = _reference_db(outside / "other.db", rows=7)
+    os.replace(other, reference)
+    with pytest.raises(sc.DiskSourceError) as info:
+        handle.read("SELECT count(*) AS n FROM codes")
+    assert info.value.rule == "pinned"
+    q = handle.query("SELECT count(*) AS n FROM codes")
+    rt.settle()
+    assert isinstance(q.get().error, sc.DiskSourceError) and q.get().error.rule == "pinned"
+
+
+def test_a_path_swapped_for_a_link_into_the_store_is_refused(
+    rt: sc.Runtime, space: Space, store: Path, reference: Path
+) -> None:
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('secret')")
+    handle = space.register_disk_source(str(reference))
+    reference.unlink()
+    reference.symlink_to(db.path)
+    with pytest.raises(sc.DiskSourceError) as info:
+        handle.read("SELECT body FROM messages")
+    assert info.value.rule == "pinned"
+
+
+def test_a_hard_link_to_a_store_file_is_refused_at_registration(
+    rt: sc.Runtime, space: Space, store: Path, outside: Path
+) -> None:
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('secret')")
+    alias = outside / "innocent.db"
+    os.link(db.path, alias)
+    with pytest.raises(sc.DiskSourceError) as info:
+        space.register_disk_source(str(alias))
+    assert info.value.rule == "hard-link"

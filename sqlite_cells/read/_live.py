@@ -1,0 +1,380 @@
+"""The live-query hub of a runtime: who reads what, which commits re-run whom, and batched,
+shared reads (R51, R54, R60).
+
+* **Interest.** A query that reacts to what it reads registers its database and read set here
+  when it starts a run. A scheduler commit hook turns each commit's ``sqlite`` ops into write
+  sets (:mod:`._changes`) and returns exactly the queries whose read sets they meet, indexed by
+  table, so a commit costs what it affects, not how many queries exist. The hook runs for
+  commits of this runtime, of other runtimes and of other processes alike (the events are built
+  from the commit record).
+* **Sources.** A query of an injected file is re-run, whole, when the file's content signature
+  changes; a watcher thread checks it every ``poll_interval`` (R60).
+* **Batches.** Runs requested during one scheduler round are flushed together after it: the
+  same (database, sql, params) runs once and its rows go to every query asking (also a query
+  asking while that read is in flight, when no commit to the database came since); the distinct
+  statements of one database run in one read transaction per worker, split across the workers.
+  Results land on the scheduler thread once the commit they reflect has been processed (R50).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlite_cells.codec import QueryError, SqliteCellsError
+from sqlite_cells.files import content_signature
+from sqlite_cells.read._changes import TableColumns, TableShape, affects, write_sets
+from sqlite_cells.read._pool import ReadPool
+from sqlite_cells.read._reader import ReadMap, Statement, StatementResult, read_batch
+from sqlite_cells.read._workers import QueryWorkers, ReadJob
+from sqlite_cells.runtime import CommitEvent, Node, Scheduler, SpaceFile
+from sqlite_cells.schema import Declaration, SourceKind, quote_ident
+
+__all__ = ["LiveQueries", "Runner"]
+
+log = logging.getLogger("sqlite_cells.read")
+
+_SHAPE_TIMEOUT = 1.0
+INLINE_BUDGET = 0.0005  # seconds of known read time a batch may run on the scheduler thread
+_INLINE_MAX = 32
+_COSTS_SIZE = 65536
+_MAX_RETRIES = 12  # reads done again while a database file lags its space (≈ 0.5 s in all)
+
+
+class Runner(Protocol):
+    """What the hub needs of a live query's graph node: ``receive`` turns a result into the
+    node's next value (and whether to tell anyone); ``landed`` follows once every node of the
+    delivery has its value (a node may start its next run then)."""
+
+    @property
+    def statement(self) -> Statement: ...
+
+    def receive(self, seq: int, result: StatementResult) -> tuple[Any, bool]: ...
+    def landed(self) -> None: ...
+    def read_again(self) -> int: ...
+
+
+@dataclass(slots=True)
+class _Wanted:
+    decl: Declaration
+    file: SpaceFile
+    prepare: Callable[[], None] | None
+    statements: dict[tuple[str, str], tuple[Statement, list[Runner]]] = field(default_factory=dict)
+
+
+class LiveQueries:
+    """One per runtime; see the module docstring."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        pool: ReadPool,
+        workers: QueryWorkers,
+        *,
+        lookup: Callable[[str], Declaration],
+        poll_interval: float,
+    ) -> None:
+        self.scheduler = scheduler
+        self.pool = pool
+        self.workers = workers
+        self._columns = TableColumns(lambda db_id: lookup(db_id).path, self._table_shape)
+        # Owned by the scheduler thread: interest and the batch being gathered.
+        self._reads: dict[str, dict[Node, ReadMap | None]] = {}
+        self._by_table: dict[str, dict[str, set[Node]]] = {}
+        self._unknown: dict[str, set[Node]] = {}
+        self._batch: dict[Path, _Wanted] = {}
+        self._costs: dict[tuple[Path, str, str], float] = {}  # last read time per statement
+        # Reads sent and not landed: (path, sql, params) -> (generation when sent, runners);
+        # a database's generation counts the commits to it this runtime has processed.
+        self._in_flight: dict[tuple[Path, str, str], tuple[int, list[Runner]]] = {}
+        self._generation: dict[str, int] = {}
+        # The last seq known to have written each database: a read whose watermark is older
+        # ran before that commit reached the file (another process's commit lands in the space
+        # file first, then in the database file) and is done again.
+        self._written: dict[str, int] = {}
+        self.reads_started = 0  # distinct statements run, on workers or inline (bench, tests)
+        scheduler.add_commit_hook(self._on_commit)
+        self._sources = _SourceWatcher(scheduler, pool, poll_interval)
+
+    # -- interest (scheduler thread) -----------------------------------------------------------
+
+    def watch(self, node: Node, db_id: str, read_set: ReadMap | None) -> None:
+        """Re-run ``node`` after commits to ``db_id`` that change what ``read_set`` names
+        (every commit to it while the read set is not known yet)."""
+        reads = self._reads.setdefault(db_id, {})
+        if node in reads and reads[node] == read_set:
+            return
+        self.unwatch(node)
+        reads[node] = read_set
+        if read_set is None:
+            self._unknown.setdefault(db_id, set()).add(node)
+        else:
+            tables = self._by_table.setdefault(db_id, {})
+            for table in read_set:
+                tables.setdefault(table, set()).add(node)
+
+    def unwatch(self, node: Node) -> None:
+        for db_id, reads in self._reads.items():
+            read_set = reads.pop(node, _ABSENT)
+            if read_set is _ABSENT:
+                continue
+            self._unknown.get(db_id, set()).discard(node)
+            for nodes in self._by_table.get(db_id, {}).values():
+                nodes.discard(node)
+        self._sources.unwatch(node)
+
+    def watch_source(self, node: Node, path: Path) -> None:
+        """Re-run ``node`` when the injected file at ``path`` changes (R60)."""
+        self._sources.watch(node, path)
+
+    def _on_commit(self, event: CommitEvent) -> list[Node]:
+        for op in event.ops:  # reads sent before this commit are not shared any more
+            self._generation[op.target] = self._generation.get(op.target, 0) + 1
+            self._written[op.target] = event.seq
+        ops = [op for op in event.ops if op.target in self._reads]
+        if not ops:
+            return []
+        found: list[Node] = []
+        for db_id, written in write_sets(ops, self._columns).items():
+            reads = self._reads[db_id]
+            if written is None:
+                found.extend(reads)
+                continue
+            candidates = set(self._unknown.get(db_id, ()))
+            tables = self._by_table.get(db_id, {})
+            for table in written:
+                candidates.update(tables.get(table, ()))
+            found.extend(n for n in candidates if affects(written, reads.get(n)))
+        return found
+
+    def _table_shape(self, path: Path, table: str) -> TableShape:
+        with self.pool.connection(path) as pooled:
+            # On the scheduler thread: never wait long for a lock (the caller falls back to
+            # "every column changed" if this fails).
+            pooled.deadline = time.monotonic() + _SHAPE_TIMEOUT
+            rows = pooled.conn.execute(f"PRAGMA table_info({quote_ident(table)})").fetchall()
+        names = [str(row[1]) for row in rows]
+        has_pk = any(row[5] for row in rows)
+        return names, has_pk
+
+    # -- runs (scheduler thread) ---------------------------------------------------------------
+
+    def request(
+        self,
+        runner: Runner,
+        decl: Declaration,
+        file: SpaceFile,
+        stmt: Statement,
+        prepare: Callable[[], None] | None,
+    ) -> None:
+        """Ask for one run of ``stmt`` on ``decl``; it is sent with the others requested in the
+        same scheduler round, and shared with every runner asking for the same statement."""
+        key = (stmt.sql, repr(stmt.params))
+        running = self._in_flight.get((decl.path, *key))
+        if running is not None and running[0] == self._generation.get(decl.db_id, 0):
+            # The same statement is being read and no commit to its database came since it
+            # was sent: its rows are as fresh as a new read's would be.
+            running[1].append(runner)
+            return
+        if not self._batch:
+            self.scheduler.begin_work()  # settle() waits for the flush
+            self.scheduler.submit(self._flush)
+        wanted = self._batch.get(decl.path)
+        if wanted is None:
+            wanted = self._batch[decl.path] = _Wanted(decl, file, prepare)
+        held = wanted.statements.get(key)
+        if held is None:
+            wanted.statements[key] = (stmt, [runner])
+        else:
+            held[1].append(runner)
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, {}
+        try:
+            for wanted in batch.values():
+                self._send(wanted)
+        finally:
+            self.scheduler.end_work()
+
+    def _send(self, wanted: _Wanted) -> None:
+        entries = list(wanted.statements.items())
+        self.reads_started += len(entries)
+        generation = self._generation.get(wanted.decl.db_id, 0)
+        for (sql, params), (_, runners) in entries:
+            self._in_flight[(wanted.decl.path, sql, params)] = (generation, runners)
+        if self._is_cheap(wanted.decl, [key for key, _ in entries]):
+            self._run_inline(wanted, [(runners, stmt) for _, (stmt, runners) in entries])
+            return
+        chunks = min(self.workers.count, len(entries))
+        for i in range(chunks):
+            items = [(runners, stmt) for _, (stmt, runners) in entries[i::chunks]]
+            self.scheduler.begin_work()
+            delivery = self._delivery(wanted.decl, wanted.file, len(items))
+            self.workers.submit(ReadJob(wanted.decl, items, delivery, wanted.prepare))
+
+    def _is_cheap(self, decl: Declaration, keys: list[tuple[str, str]]) -> bool:
+        """Whether the statements are cheaper to run right here than to hand to a worker and
+        back: each ran before, all together in under ``INLINE_BUDGET``. Never for injected
+        files (another program's lock could make the scheduler wait)."""
+        if decl.kind is not SourceKind.CELL or len(keys) > _INLINE_MAX:
+            return False
+        total = 0.0
+        for sql, params in keys:
+            cost = self._costs.get((decl.path, sql, params))
+            if cost is None:
+                return False
+            total += cost
+        return total <= INLINE_BUDGET
+
+    def _run_inline(self, wanted: _Wanted, items: list[tuple[list[Runner], Statement]]) -> None:
+        """Run a cheap batch on the scheduler thread (the progress and busy handlers still keep
+        its deadline) and land it once its commit has been processed (R50)."""
+        decl = wanted.decl
+        try:
+            if wanted.prepare is not None:
+                wanted.prepare()
+            seq, results = read_batch(
+                self.pool, decl, [stmt for _, stmt in items], timeout=self.workers.timeout
+            )
+            pairs = [(runners, result) for (runners, _), result in zip(items, results, strict=True)]
+        except SqliteCellsError as exc:
+            seq, pairs = 0, [(runners, StatementResult(error=exc)) for runners, _ in items]
+        except Exception as exc:  # a bug or an unexpected failure must still end the run
+            error = QueryError(decl.db_id, items[0][1].sql, f"{type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            seq, pairs = 0, [(runners, StatementResult(error=error)) for runners, _ in items]
+        self.scheduler.after_commit(wanted.file, seq, lambda: self._land(decl, seq, pairs))
+
+    def _land(
+        self, decl: Declaration, seq: int, results: list[tuple[Any, StatementResult]]
+    ) -> None:
+        """Results reach their runners (scheduler thread): one round of notifications for the
+        whole delivery, then each runner may start its next run."""
+        told: dict[Node, Any] = {}
+        runs: list[Runner] = []
+        lagging: dict[int, list[Runner]] = {}
+        costs = self._costs
+        for runners, result in results:
+            stmt = runners[0].statement
+            key = (decl.path, stmt.sql, repr(stmt.params))
+            running = self._in_flight.get(key)
+            if running is not None and running[1] is runners:
+                del self._in_flight[key]  # landed: later requests read afresh
+            if result.error is None:
+                if len(costs) >= _COSTS_SIZE:
+                    costs.pop(next(iter(costs)))
+                costs[key] = result.seconds
+            early = result.error is None and seq < self._written.get(decl.db_id, 0)
+            for runner in runners:
+                if early:
+                    attempt = runner.read_again()
+                    if 0 < attempt <= _MAX_RETRIES:
+                        lagging.setdefault(attempt, []).append(runner)
+                value, notify = runner.receive(seq, result)
+                if notify:
+                    told[runner] = value
+                runs.append(runner)
+        self.scheduler.set_values(told)
+        for runner in runs:
+            runner.landed()
+        for attempt, late in lagging.items():
+            self._read_later(late, attempt)
+
+    def _read_later(self, runners: list[Runner], attempt: int) -> None:
+        """Run ``runners`` again after a short back-off: their file had not caught up with a
+        commit the space already holds (see ``_written``)."""
+        scheduler = self.scheduler
+        nodes: list[Node] = list(runners)  # type: ignore[arg-type]  # runners are nodes
+        scheduler.begin_work()  # settle() waits for the re-read
+
+        def fire() -> None:
+            scheduler.finish_work(lambda: scheduler.rerun(nodes))
+
+        timer = threading.Timer(min(0.001 * 2 ** (attempt - 1), 0.1), fire)
+        timer.daemon = True
+        timer.start()
+
+    def _delivery(
+        self, decl: Declaration, file: SpaceFile, count: int
+    ) -> Callable[[int, list[tuple[Any, StatementResult]]], None]:
+        """The delivery of one job of ``count`` statements: each part lands on the scheduler
+        thread once commit ``seq`` is processed (R50); the job's unit of outside work ends
+        with its last part (the watchdog may split a job)."""
+        scheduler = self.scheduler
+        lock = threading.Lock()  # guards outstanding: parts come from workers and the watchdog
+        outstanding = [count]
+
+        def deliver(seq: int, results: list[tuple[Any, StatementResult]]) -> None:
+            def work() -> None:
+                scheduler.after_commit(file, seq, lambda: self._land(decl, seq, results))
+
+            with lock:
+                outstanding[0] -= len(results)
+                last = outstanding[0] <= 0
+            if last:
+                scheduler.finish_work(work)
+            else:
+                scheduler.submit(work)
+
+        return deliver
+
+    def close(self) -> None:
+        self._sources.close()
+
+
+_ABSENT: Any = object()
+
+
+class _SourceWatcher:
+    """Watches injected files for changes made by other programs (R60)."""
+
+    def __init__(self, scheduler: Scheduler, pool: ReadPool, interval: float) -> None:
+        self._scheduler = scheduler
+        self._pool = pool
+        self._interval = interval
+        # _lock guards _nodes, _signatures and _closed.
+        self._lock = threading.Lock()
+        self._nodes: dict[Path, set[Node]] = {}
+        self._signatures: dict[Path, object] = {}
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, node: Node, path: Path) -> None:
+        with self._lock:
+            nodes = self._nodes.setdefault(path, set())
+            if node in nodes:
+                return
+            nodes.add(node)
+            self._signatures.setdefault(path, content_signature(path))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._loop, name="sqlite-cells-sources", daemon=True
+                )
+                self._thread.start()
+
+    def unwatch(self, node: Node) -> None:
+        with self._lock:
+            for nodes in self._nodes.values():
+                nodes.discard(node)
+
+    def _loop(self) -> None:
+        while not self._closed.wait(self._interval):
+            with self._lock:
+                paths = {path: set(nodes) for path, nodes in self._nodes.items() if nodes}
+            for path, nodes in paths.items():
+                signature = content_signature(path)
+                with self._lock:
+                    changed = self._signatures.get(path) != signature
+                    self._signatures[path] = signature
+                if changed:
+                    # Connections opened immutable cannot see the change: open new ones.
+                    self._pool.discard(path)
+                    self._scheduler.rerun(list(nodes))
+
+    def close(self) -> None:
+        self._closed.set()

@@ -1,0 +1,272 @@
+"""Query workers and their watchdog: reads that keep their deadline whatever they do (R44).
+
+Reads run on a few worker threads. A statement that loops past its deadline is stopped by the
+connection's progress handler, and a lock wait by its busy handler; but one long SQL function
+call (``replace``/``instr``/``trim`` on megabytes of text) is a single VM step, during which
+neither fires. So a watchdog thread watches every read in flight: ``GRACE`` seconds past its
+statement's deadline it calls ``interrupt()`` on the connection, reports that statement as
+:class:`QueryTimeout`, hands the job's other statements to a fresh job, and *abandons* the
+worker: the thread finishes its call in the background (its result is dropped, its connection
+goes back to the pool afterwards) while a new worker takes its place, so other queries, writes
+and ``close()`` never wait for it. At most ``MAX_STUCK`` abandoned workers are replaced at once;
+past that the pool keeps fewer workers until they come back (and says so in the log).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import apsw
+
+from sqlite_cells.codec import ClosedError, QueryError, QueryTimeout, SqliteCellsError
+from sqlite_cells.read._pool import PooledConnection, ReadPool
+from sqlite_cells.read._reader import Statement, StatementResult, Tracker, read_batch
+from sqlite_cells.schema import Declaration
+
+__all__ = ["GRACE", "QUEUE_GRACE", "Delivery", "QueryWorkers", "ReadJob"]
+
+log = logging.getLogger("sqlite_cells.read")
+
+GRACE = 0.25
+QUEUE_GRACE = 0.5  # db.read waits this much past its timeout for a worker to take it
+MAX_STUCK = 16
+_WATCH_EVERY = 0.05
+
+Delivery = Callable[[int, list[tuple[Any, StatementResult]]], None]
+
+
+@dataclass(eq=False, slots=True)
+class ReadJob:
+    """Statements of one database to run in one read transaction. ``deliver(seq, results)`` is
+    called exactly once per statement (possibly split over several calls when the watchdog
+    steps in), from a worker or the watchdog thread. ``prepare`` runs first on the worker (e.g.
+    crash reconciliation, R71); what it raises fails every statement."""
+
+    decl: Declaration
+    items: list[tuple[Any, Statement]]
+    deliver: Delivery
+    prepare: Callable[[], None] | None = None
+
+
+@dataclass(eq=False, slots=True)
+class _Worker:
+    thread: threading.Thread | None = None
+    abandoned: bool = False
+
+
+@dataclass(slots=True)
+class _InFlight:
+    job: ReadJob
+    tracker: Tracker = field(default_factory=Tracker)
+
+
+class QueryWorkers:
+    """``count`` worker threads reading through ``pool`` with a ``timeout`` per statement."""
+
+    def __init__(self, pool: ReadPool, *, count: int, timeout: float) -> None:
+        self.pool = pool
+        self.timeout = timeout
+        self.count = count
+        # _lock guards _queue, _in_flight, _workers, _stuck and _closed; _wake signals on it.
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._queue: deque[ReadJob] = deque()
+        self._in_flight: dict[_Worker, _InFlight] = {}
+        self._workers: list[_Worker] = []
+        self._stuck = 0
+        self._closed = False
+        for _ in range(count):
+            self._spawn_locked()
+        self._watchdog = threading.Thread(
+            target=self._watch, name="sqlite-cells-query-watchdog", daemon=True
+        )
+        self._watchdog.start()
+
+    # -- submitting ----------------------------------------------------------------------------
+
+    def submit(self, job: ReadJob) -> None:
+        """Queue ``job``; after :meth:`close` it is delivered :class:`ClosedError` at once."""
+        with self._lock:
+            if not self._closed:
+                self._queue.append(job)
+                self._wake.notify_all()
+                return
+        _fail(job, ClosedError("the runtime is closed: open a new Runtime"))
+
+    def run(self, decl: Declaration, stmt: Statement, prepare: Callable[[], None] | None) -> Any:
+        """Run one statement on a worker and wait for it (``db.read``): the caller keeps the
+        deadline even when the statement is one long function call. Returns ``(seq,
+        result)``."""
+        done = threading.Event()
+        box: list[tuple[int, StatementResult]] = []
+
+        def deliver(seq: int, results: list[tuple[Any, StatementResult]]) -> None:
+            box.append((seq, results[0][1]))
+            done.set()
+
+        job = ReadJob(decl, [(0, stmt)], deliver, prepare)
+        self.submit(job)
+        if not done.wait(self.timeout + QUEUE_GRACE):
+            # Still queued behind other reads past the deadline: give up on it (R44). Once
+            # started, the watchdog ends it by its own deadline.
+            with self._lock:
+                queued = job in self._queue
+                if queued:
+                    self._queue.remove(job)
+            if queued:
+                error = QueryTimeout(
+                    decl.db_id,
+                    stmt.sql,
+                    f"no query worker was free within query_timeout ({self.timeout}s): other "
+                    "reads hold them all; try again, or raise query_workers",
+                )
+                return 0, StatementResult(error=error)
+            done.wait()
+        return box[0]
+
+    # -- workers -------------------------------------------------------------------------------
+
+    def _spawn_locked(self) -> None:
+        worker = _Worker()
+        worker.thread = threading.Thread(
+            target=self._work, args=(worker,), name="sqlite-cells-query", daemon=True
+        )
+        self._workers.append(worker)
+        worker.thread.start()
+
+    def _work(self, worker: _Worker) -> None:
+        while True:
+            with self._lock:
+                while not self._queue and not self._closed:
+                    self._wake.wait()
+                if self._closed:
+                    self._workers.remove(worker)
+                    return
+                job = self._queue.popleft()
+                flight = self._in_flight[worker] = _InFlight(job)
+                self._wake.notify_all()  # the watchdog has something to watch
+            outcome = self._execute(job, flight.tracker)
+            with self._lock:
+                mine = self._in_flight.pop(worker, None) is flight
+                if worker.abandoned:
+                    self._stuck -= 1
+                    if len(self._workers) < self.count and not self._closed:
+                        self._spawn_locked()  # a replacement was owed (MAX_STUCK reached)
+                    return
+            if mine:
+                _deliver(job, *outcome)
+
+    def _execute(
+        self, job: ReadJob, tracker: Tracker
+    ) -> tuple[int, list[tuple[Any, StatementResult]]]:
+        keys = [key for key, _ in job.items]
+        try:
+            if job.prepare is not None:
+                job.prepare()
+            statements = [stmt for _, stmt in job.items]
+            seq, results = read_batch(
+                self.pool, job.decl, statements, timeout=self.timeout, tracker=tracker
+            )
+            return seq, list(zip(keys, results, strict=True))
+        except SqliteCellsError as exc:
+            return 0, [(key, StatementResult(error=exc)) for key in keys]
+        except Exception as exc:  # a bug or an unexpected failure must still end the read
+            error = QueryError(job.decl.db_id, job.items[0][1].sql, f"{type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            return 0, [(key, StatementResult(error=error)) for key in keys]
+
+    # -- the watchdog --------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        while True:
+            with self._lock:
+                while not self._in_flight and not self._closed:
+                    self._wake.wait()
+                if self._closed and not self._in_flight:
+                    return  # reads still in flight at close keep their deadline too
+                now = time.monotonic()
+                late = [
+                    (worker, flight)
+                    for worker, flight in self._in_flight.items()
+                    if now > flight.tracker.deadline + GRACE
+                ]
+                for worker, _ in late:
+                    self._abandon_locked(worker)
+            for _, gone in late:
+                self._give_up(gone)
+            time.sleep(_WATCH_EVERY)
+
+    def _abandon_locked(self, worker: _Worker) -> None:
+        del self._in_flight[worker]
+        worker.abandoned = True
+        self._workers.remove(worker)
+        self._stuck += 1
+        if self._stuck <= MAX_STUCK:
+            self._spawn_locked()
+        else:
+            log.warning(
+                "%d query workers are stuck in statements past query_timeout; running with "
+                "fewer workers until they return",
+                self._stuck,
+            )
+
+    def _give_up(self, flight: _InFlight) -> None:
+        """Report the stuck statement as timed out and re-run the job's others."""
+        tracker, job = flight.tracker, flight.job
+        with tracker.lock:
+            pooled, index = tracker.pooled, tracker.index
+        _interrupt(pooled)
+        key, stmt = job.items[index]
+        error = QueryTimeout(
+            job.decl.db_id,
+            stmt.sql,
+            f"still running {self.timeout}s (query_timeout) later, in one long step (a function "
+            "call on large values): narrow the query",
+        )
+        _deliver(job, 0, [(key, StatementResult(error=error))])
+        rest = job.items[:index] + job.items[index + 1 :]
+        if rest:
+            self.submit(ReadJob(job.decl, rest, job.deliver, None))
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the workers without waiting for any of them; queued jobs get
+        :class:`ClosedError`, reads in flight are interrupted."""
+        with self._lock:
+            self._closed = True
+            queued = list(self._queue)
+            self._queue.clear()
+            flights = list(self._in_flight.values())
+            self._wake.notify_all()
+        for flight in flights:
+            with flight.tracker.lock:
+                pooled = flight.tracker.pooled
+            _interrupt(pooled)
+        for job in queued:
+            _fail(job, ClosedError("the runtime is closed: open a new Runtime"))
+
+
+def _interrupt(pooled: PooledConnection | None) -> None:
+    if pooled is None:
+        return
+    with contextlib.suppress(apsw.Error):  # already closed: nothing runs on it any more
+        pooled.conn.interrupt()
+
+
+def _deliver(job: ReadJob, seq: int, results: list[tuple[Any, StatementResult]]) -> None:
+    try:
+        job.deliver(seq, results)
+    except Exception:
+        log.exception("delivering the results of a read failed")
+
+
+def _fail(job: ReadJob, error: SqliteCellsError) -> None:
+    _deliver(job, 0, [(key, StatementResult(error=error)) for key, _ in job.items])

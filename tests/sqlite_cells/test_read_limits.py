@@ -1,0 +1,125 @@
+"""Limits on reads (R44): deadlines whatever a read does, and nothing held back by a stuck one."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+import sqlite_cells.read._workers as workers_module
+
+from .conftest import MESSAGES
+
+# One SQL function call that runs for about a second or more: a single VM step, during which
+# the progress handler never fires (only the watchdog can keep the deadline).
+ONE_LONG_CALL = (
+    "SELECT instr(printf('%.*c', 30000000, 'a'), printf('%.*c', 2000, 'a') || 'b') AS found"
+)
+LOOP = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
+
+
+def test_one_long_function_call_times_out_by_its_deadline(store: Path) -> None:
+    with sc.Runtime(store, query_timeout=0.2, query_workers=1) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        with pytest.raises(sc.QueryTimeout) as info:
+            db.read(ONE_LONG_CALL)
+        assert info.value.db_id == db.id and "query_timeout" in str(info.value)
+        q = db.query(ONE_LONG_CALL)
+        rt.settle()
+        assert isinstance(q.get().error, sc.QueryTimeout)
+        # The stuck worker was replaced: other reads still run (one worker configured).
+        assert db.read("SELECT count(*) AS n FROM messages") == [{"n": 0}]
+
+
+def test_a_stuck_query_holds_back_neither_other_queries_nor_writes(store: Path) -> None:
+    with sc.Runtime(store, query_timeout=0.2, query_workers=1) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        stuck = db.query(ONE_LONG_CALL)
+        count = db.query("SELECT count(*) AS n FROM messages")
+        with space.transact():
+            db.exec("INSERT INTO messages (body) VALUES ('hi')")
+        rt.settle()
+        assert count.get().result == [{"n": 1}]
+        assert isinstance(stuck.get().error, sc.QueryTimeout)
+
+
+def test_close_never_waits_for_a_stuck_query(store: Path) -> None:
+    rt = sc.Runtime(store, query_timeout=30.0)
+    db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+    started = threading.Event()
+    real = workers_module.read_batch
+
+    def signalling(*args: object, **kwargs: object) -> object:
+        started.set()
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    workers_module.read_batch = signalling  # type: ignore[assignment]
+    try:
+        db.query(ONE_LONG_CALL)
+        assert started.wait(30)
+        closer = threading.Thread(target=rt.close)
+        closer.start()
+        closer.join(20)  # a hang detector, not a speed bound: the call itself runs ~1–2 s
+        assert not closer.is_alive()
+        assert not rt.is_open
+    finally:
+        workers_module.read_batch = real
+
+
+def test_a_loop_of_steps_times_out_through_the_progress_handler(store: Path) -> None:
+    with sc.Runtime(store, query_timeout=0.2) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        with pytest.raises(sc.QueryTimeout):
+            db.read(LOOP)
+        assert db.read("SELECT 1 AS one") == [{"one": 1}]
+
+
+def test_a_lock_wait_counts_in_the_timeout(store: Path, tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    writer = apsw.Connection(str(path))  # rollback-journal mode: a writer blocks readers
+    writer.execute("CREATE TABLE t (x); INSERT INTO t VALUES (1)")
+    with sc.Runtime(store, query_timeout=0.3) as rt:
+        source = rt.space("demo").register_disk_source(str(path))
+        assert source.read("SELECT x FROM t") == [{"x": 1}]
+        writer.execute("BEGIN EXCLUSIVE; INSERT INTO t VALUES (2)")
+        try:
+            with pytest.raises(sc.QueryTimeout) as info:
+                source.read("SELECT x FROM t")
+            assert "locked" in str(info.value)
+            q = source.query("SELECT count(*) AS n FROM t")
+            rt.settle()
+            assert isinstance(q.get().error, sc.QueryTimeout)
+        finally:
+            writer.execute("ROLLBACK")
+        assert source.read("SELECT x FROM t") == [{"x": 1}]
+    writer.close()
+
+
+def test_the_length_limit_applies_to_reads(store: Path) -> None:
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        with pytest.raises(sc.QueryError) as info:
+            db.read("SELECT length(zeroblob(70000000)) AS n")
+        assert "too big" in str(info.value)
+
+
+def test_read_rows_without_workers_keeps_the_deadline_too(store: Path) -> None:
+    """The command line reads through ``read_rows`` (no query workers): same deadline (R44)."""
+    from sqlite_cells.read import ReadPool, read_rows
+
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        with rt.space("demo").transact() as tx:
+            db.exec("INSERT INTO messages (body) VALUES ('x')")
+        pool = ReadPool(1)
+        try:
+            with pytest.raises(sc.QueryTimeout):
+                read_rows(pool, db.declaration, ONE_LONG_CALL, (), timeout=0.2)
+            rows, seq = read_rows(pool, db.declaration, "SELECT body FROM messages", (), timeout=1)
+            assert rows == [{"body": "x"}] and seq == tx.seq
+        finally:
+            pool.close()

@@ -1,0 +1,322 @@
+"""Queries react to what they read (R51): read sets from SQLite, write sets from changesets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+import sqlite_cells.read._live as live_module
+import sqlite_cells.read._workers as workers_module
+from sqlite_cells._runtime import Space
+from sqlite_cells.codec import Op
+from sqlite_cells.files import KIND, OpBody, encode_op_body
+from sqlite_cells.read._changes import ALL_COLUMNS, affects, write_sets
+from sqlite_cells.runtime import CommitEvent
+
+TABLES = {
+    "messages": sc.table(
+        id="integer primary key",
+        author_cf_link=sc.cf_link(),
+        body="text not null",
+        ts="integer not null default 0",
+    ),
+    "people": sc.table(id="integer primary key", name="text"),
+    "notes": sc.table(text="text", score="integer"),  # no primary key: captured by rowid
+}
+
+BODIES = "SELECT body FROM messages ORDER BY id"
+COUNT = "SELECT count(*) AS n FROM messages"
+BY_TS = "SELECT id FROM messages WHERE ts > 5 ORDER BY id"
+NAMES = "SELECT name FROM people ORDER BY id"
+SCORES = "SELECT score FROM notes ORDER BY rowid"
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """How many times each statement was run by a worker (a spy around the real read)."""
+    counted: Counter[str] = Counter()
+    real = workers_module.read_batch
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        counted.update(stmt.sql for stmt in args[2][kwargs.get("start", 0) :])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(workers_module, "read_batch", counting)  # reads on the workers
+    monkeypatch.setattr(live_module, "read_batch", counting)  # cheap ones on the scheduler
+    return counted
+
+
+@pytest.fixture
+def space(rt: sc.Runtime) -> Space:
+    return rt.space("demo")
+
+
+@pytest.fixture
+def db(rt: sc.Runtime, space: Space) -> sc.SqliteDb:
+    db = space.sqlite_database("chat", tables=TABLES)
+    _exec(space, db, "INSERT INTO messages (body, ts) VALUES ('a', 1), ('b', 10)")
+    _exec(space, db, "INSERT INTO people (name) VALUES ('ann')")
+    _exec(space, db, "INSERT INTO notes (text, score) VALUES ('n', 1)")
+    rt.settle()
+    return db
+
+
+def _exec(space: Space, db: sc.SqliteDb, sql: str, params: Any = None) -> None:
+    with space.transact():
+        db.exec(sql, params)
+
+
+def _live(rt: sc.Runtime, db: sc.SqliteDb, calls: Counter[str], *sqls: str) -> list[sc.Query]:
+    queries = [db.query(sql) for sql in sqls]
+    rt.settle()
+    assert all(q.get().error is None for q in queries), [q.get() for q in queries]
+    calls.clear()
+    return queries
+
+
+def _after(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str], sql: str
+) -> Counter[str]:
+    calls.clear()
+    _exec(space, db, sql)
+    rt.settle()
+    return Counter(calls)
+
+
+def test_an_update_reruns_only_queries_reading_a_changed_column(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    bodies, count, by_ts = _live(rt, db, calls, BODIES, COUNT, BY_TS)
+    ran = _after(rt, space, db, calls, "UPDATE messages SET body = 'A' WHERE id = 1")
+    assert ran == Counter({BODIES: 1})
+    assert bodies.get().result == [{"body": "A"}, {"body": "b"}]
+    # A column read only in WHERE counts too (any clause).
+    ran = _after(rt, space, db, calls, "UPDATE messages SET ts = 20 WHERE id = 1")
+    assert ran == Counter({BY_TS: 1})
+    assert by_ts.get().result == [{"id": 1}, {"id": 2}]
+    assert count.get().result == [{"n": 2}]
+
+
+def test_an_update_of_an_unread_column_reruns_nothing(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    _live(rt, db, calls, BODIES, COUNT, BY_TS)
+    ran = _after(rt, space, db, calls, "UPDATE messages SET author_cf_link = NULL")
+    assert ran == Counter()
+
+
+def test_an_update_that_changes_no_value_reruns_nothing(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    _live(rt, db, calls, BODIES)
+    assert _after(rt, space, db, calls, "UPDATE messages SET body = body") == Counter()
+
+
+def test_count_star_reruns_on_insert_and_delete_only(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    (count,) = _live(rt, db, calls, COUNT)
+    assert _after(rt, space, db, calls, "UPDATE messages SET body = 'x', ts = 3") == Counter()
+    assert _after(rt, space, db, calls, "INSERT INTO messages (body) VALUES ('c')") == Counter(
+        {COUNT: 1}
+    )
+    assert count.get().result == [{"n": 3}]
+    assert _after(rt, space, db, calls, "DELETE FROM messages WHERE id = 1") == Counter({COUNT: 1})
+    assert count.get().result == [{"n": 2}]
+
+
+def test_writes_to_another_table_rerun_nothing(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    _live(rt, db, calls, BODIES, COUNT)
+    assert _after(rt, space, db, calls, "INSERT INTO people (name) VALUES ('bo')") == Counter()
+    assert _after(rt, space, db, calls, "DELETE FROM notes") == Counter()
+
+
+def test_rowid_tables_map_changed_columns_exactly(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    (scores,) = _live(rt, db, calls, SCORES)
+    assert _after(rt, space, db, calls, "UPDATE notes SET text = 'm'") == Counter()
+    assert _after(rt, space, db, calls, "UPDATE notes SET score = 5") == Counter({SCORES: 1})
+    assert scores.get().result == [{"score": 5}]
+
+
+def test_a_join_reads_both_tables(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    join = "SELECT m.body, p.name FROM messages m JOIN people p ON p.id = m.id"
+    (q,) = _live(rt, db, calls, join)
+    assert _after(rt, space, db, calls, "UPDATE people SET name = 'anna'") == Counter({join: 1})
+    assert q.get().result == [{"body": "a", "name": "anna"}]
+    assert _after(rt, space, db, calls, "UPDATE messages SET ts = 0") == Counter()
+
+
+def test_react_on_db_reruns_after_every_write(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    q = db.query(COUNT, react_on=db)
+    rt.settle()
+    before = q.get().seq
+    assert _after(rt, space, db, calls, "UPDATE people SET name = 'x'") == Counter({COUNT: 1})
+    assert q.get().seq > before and q.get().result == [{"n": 2}]
+
+
+def test_identical_queries_share_one_read(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    queries = [db.query(BODIES) for _ in range(50)]
+    rt.settle()
+    # First runs are shared too when they meet in flight; how many meet depends on timing.
+    assert 1 <= calls[BODIES] < 50
+    ran = _after(rt, space, db, calls, "UPDATE messages SET body = 'z' WHERE id = 2")
+    assert ran == Counter({BODIES: 1})
+    assert {repr(q.get().result) for q in queries} == {repr([{"body": "a"}, {"body": "z"}])}
+    assert len({q.get().seq for q in queries}) == 1
+
+
+def test_a_commit_of_another_process_reruns_exactly_the_affected_queries(
+    store: Path, calls: Counter[str]
+) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import sqlite_cells as sc
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_read_sets import TABLES
+        with sc.Runtime(sys.argv[1]) as rt:
+            space = rt.space("demo")
+            db = space.sqlite_database("chat", tables=TABLES)
+            with space.transact():
+                db.exec(sys.argv[2])
+        """
+    )
+
+    def other_process(sql: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(store), sql], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+
+    other_process("INSERT INTO messages (body, ts) VALUES ('a', 1)")
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=TABLES)
+        bodies, names = db.query(BODIES), db.query(NAMES)
+        rt.settle()
+        calls.clear()
+        other_process("UPDATE messages SET body = 'from afar'")
+        # Commits of another process arrive by polling: wait for the state, not for time.
+        reached = threading.Event()
+        bodies.observe().subscribe(
+            lambda state: state.result == [{"body": "from afar"}] and reached.set()
+        )
+        assert reached.wait(30), bodies.get()
+        rt.settle()
+        assert calls == Counter({BODIES: 1})
+        assert names.get().result == []
+
+
+def test_write_sets_name_changed_columns_and_cascades() -> None:
+    """The write set of a changeset: INSERT/DELETE all columns, UPDATE the changed ones,
+    foreign-key cascades included (unit level: the runtime's files do not enable FKs)."""
+    conn = apsw.Connection(":memory:")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute(
+        "CREATE TABLE p (id INTEGER PRIMARY KEY, name TEXT);"
+        "CREATE TABLE k (id INTEGER PRIMARY KEY, p INTEGER REFERENCES p(id) ON DELETE CASCADE,"
+        " v TEXT);"
+        "INSERT INTO p VALUES (1, 'a'), (2, 'b'); INSERT INTO k VALUES (1, 1, 'x');"
+    )
+    session = apsw.Session(conn, "main")
+    session.attach()
+    conn.execute("UPDATE p SET name = 'c' WHERE id = 2; DELETE FROM p WHERE id = 1")
+    changeset = session.changeset()
+    op = Op(KIND, "of:db", encode_op_body(OpBody("DELETE …", [], False, changeset)))
+
+    def columns(_db: str, table: str, width: int) -> list[str] | None:
+        names = {"p": ["id", "name"], "k": ["id", "p", "v"]}[table]
+        return names if len(names) == width else None
+
+    found = write_sets([op], columns)
+    assert found == {"of:db": {"p": ALL_COLUMNS, "k": ALL_COLUMNS}}
+    assert affects(found["of:db"], {"k": frozenset({"v"})})
+    assert not affects({"p": frozenset({"name"})}, {"p": frozenset({""})})
+    assert affects({"p": ALL_COLUMNS}, {"p": frozenset({""})})
+
+
+def test_events_carry_what_the_hook_needs(rt: sc.Runtime, space: Space, db: sc.SqliteDb) -> None:
+    seen: list[CommitEvent] = []
+
+    def hook(event: CommitEvent) -> list[Any]:
+        seen.append(event)
+        return []
+
+    rt.scheduler.add_commit_hook(hook)
+    _exec(space, db, "UPDATE people SET name = 'z'")
+    rt.settle()
+    (event,) = [e for e in seen if e.ops]
+    found = write_sets(event.ops, rt.live_queries._columns)
+    assert found == {db.id: {"people": frozenset({"name"})}}
+
+
+def test_one_commit_that_changes_a_param_and_a_read_column_reruns_once(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    """R54: the commit hook and the graph dependency meet in one round."""
+    after = space.cell("after", default=0)
+    sql = "SELECT body FROM messages WHERE ts > ? ORDER BY id"
+    q = db.query(sql, params=[after])
+    rt.settle()
+    calls.clear()
+    seen: list[Any] = []
+    q.observe().subscribe(seen.append)
+    rt.settle()
+    with space.transact():
+        after.set(5)
+        db.exec("UPDATE messages SET body = 'B' WHERE id = 2")
+    rt.settle()
+    assert calls == Counter({sql: 1})
+    assert q.get().result == [{"body": "B"}]
+    # New params: pending (old rows kept visible, R42), then the one new result.
+    assert [(s.pending, s.result) for s in seen] == [
+        (False, [{"body": "a"}, {"body": "b"}]),
+        (True, [{"body": "a"}, {"body": "b"}]),
+        (False, [{"body": "B"}]),
+    ]
+
+
+def test_a_read_that_ran_before_the_file_caught_up_is_done_again(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process's commit reaches the space file before the database file: a re-run can
+    read the file too early (its watermark is older than the commit). It is read again."""
+    q = db.query(BODIES)
+    rt.settle()
+    lag = [True]
+    reads: list[int] = []
+    real = workers_module.read_batch
+
+    def lagging(*args: Any, **kwargs: Any) -> Any:
+        seq, results = real(*args, **kwargs)
+        reads.append(seq)
+        if lag[0]:
+            lag[0] = False
+            return seq - 1, results  # as if the file still held the previous commit
+        return seq, results
+
+    monkeypatch.setattr(workers_module, "read_batch", lagging)
+    monkeypatch.setattr(live_module, "read_batch", lagging)
+    with space.transact() as tx:
+        db.exec("UPDATE messages SET body = 'late' WHERE id = 1")
+    rt.settle()
+    assert len(reads) == 2 and q.get().seq == tx.seq
+    assert q.get().result == [{"body": "late"}, {"body": "b"}]
