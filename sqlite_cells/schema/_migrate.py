@@ -34,17 +34,7 @@ from sqlite_cells.codec import (
 )
 from sqlite_cells.schema._schema import Schema, quote_ident
 from sqlite_cells.schema._schema_diff import MigrationPlan, diff_of, plan_migration, rows_of
-from sqlite_cells.sql import (
-    COMMENT,
-    IDENT,
-    PUNCT,
-    QUOTED,
-    STRING,
-    WS,
-    Token,
-    scan_sql,
-    unquote,
-)
+from sqlite_cells.sql import OP, QUOTED, STRING, WORD, Word, scan_sql
 
 __all__ = ["MigrationConnection", "MigrationPlan", "ensure_schema", "plan_migration"]
 
@@ -106,29 +96,27 @@ class MigrationConnection:
         return MigrationError(self._db_id, f"migrate statement {sql!r} refused: {why}")
 
     def _prepare(self, sql: str) -> str:
-        words = [t for t in scan_sql(sql) if t.kind not in (WS, COMMENT)]
+        words = scan_sql(sql).words()
         if not words:
             raise self._refuse(sql, "it is empty")
         for i, tok in enumerate(words):
             # apsw.complete is sqlite3_complete: it knows a ';' inside CREATE TRIGGER … END.
-            if tok.kind == PUNCT and tok.text == ";" and apsw.complete(sql[: tok.start + 1]):
+            if tok.kind == OP and tok.text == ";" and apsw.complete(sql[: tok.start + 1]):
                 if any(w.text != ";" for w in words[i + 1 :]):
                     raise self._refuse(sql, "it holds several statements; run one per call")
                 break
-        upper = [w.text.upper() if w.kind == IDENT else w.text for w in words]
+        upper = [w.text.upper() if w.kind == WORD else w.text for w in words]
         if upper[0] in _REFUSED:
             raise self._refuse(sql, _REFUSED[upper[0]])
         own = self._database.lower()
         others = {n.lower() for n in self._conn.db_names()} | {"main", "temp"}
         others.discard(own)
         for i, tok in enumerate(words):
-            name = unquote(tok).lower() if tok.kind in (IDENT, QUOTED) else ""
+            name = tok.name.lower() if tok.kind in (WORD, QUOTED) else ""
             if name in others and upper[i + 1 : i + 2] == ["."]:
-                raise self._refuse(
-                    sql, f"it names schema {unquote(tok)!r}; leave names unqualified"
-                )
+                raise self._refuse(sql, f"it names schema {tok.name!r}; leave names unqualified")
             if name.startswith("_cf_") and name != own:
-                raise self._refuse(sql, f"{unquote(tok)!r} is a runtime name (_cf_*)")
+                raise self._refuse(sql, f"{tok.name!r} is a runtime name (_cf_*)")
         if upper[0] == "CREATE":
             at = self._created_name(sql, words, upper)
         elif upper[0] == "PRAGMA":
@@ -137,15 +125,15 @@ class MigrationConnection:
             at = [
                 tok
                 for i, tok in enumerate(words)
-                if tok.kind in (IDENT, QUOTED)
-                and unquote(tok).lower() in _SCHEMA_TABLES
+                if tok.kind in (WORD, QUOTED)
+                and tok.name.lower() in _SCHEMA_TABLES
                 and (i == 0 or upper[i - 1] != ".")
             ]
         for tok in reversed(at):
             sql = f"{sql[: tok.start]}{quote_ident(self._database)}.{sql[tok.start :]}"
         return sql
 
-    def _created_name(self, sql: str, words: list[Token], upper: list[str]) -> list[Token]:
+    def _created_name(self, sql: str, words: list[Word], upper: list[str]) -> list[Word]:
         i = 1
         if upper[i : i + 1] in (["TEMP"], ["TEMPORARY"]):
             raise self._refuse(sql, "temporary objects do not belong in the database file")
@@ -154,7 +142,7 @@ class MigrationConnection:
         if upper[i : i + 1] not in (["TABLE"], ["INDEX"], ["VIEW"], ["TRIGGER"]):
             raise self._refuse(sql, "it is not CREATE TABLE/INDEX/VIEW/TRIGGER")
         i += 4 if upper[i + 1 : i + 4] == ["IF", "NOT", "EXISTS"] else 1
-        if i >= len(words) or words[i].kind not in (IDENT, QUOTED, STRING):
+        if i >= len(words) or words[i].kind not in (WORD, QUOTED, STRING):
             return []  # incomplete: SQLite reports the syntax error
         return [] if upper[i + 1 : i + 2] == ["."] else [words[i]]
 

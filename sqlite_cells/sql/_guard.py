@@ -94,21 +94,26 @@ raises a new, equal :class:`GuardViolation`.  The guard keeps no other state and
 
 from __future__ import annotations
 
-import contextlib
 import enum
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from typing import Final, NoReturn
 
 from sqlite_cells.codec import GuardViolation
-from sqlite_cells.sql._tokens import (
-    OP,
-    QUOTED,
-    STRING,
-    WORD,
-    Entry,
-    refuse,
-    snippet,
-    tokenize,
+from sqlite_cells.sql._kinds import OP, QUOTED, STRING, WORD, Tok
+from sqlite_cells.sql._names import (
+    ALLOWED_SQLITE_FUNCTIONS,
+    DDL_VERBS,
+    FORBIDDEN_FUNCTIONS,
+    FORBIDDEN_VERBS,
+    TRANSACTION_VERBS,
+)
+from sqlite_cells.sql._statement import (
+    CACHE_MAX_ENTRIES,
+    CACHE_MAX_SQL_LENGTH,
+    Statement,
+    clear_scan_cache,
+    scan_sql,
 )
 
 __all__ = [
@@ -132,19 +137,14 @@ class CheckedStatement:
     """A statement the guard accepted: exactly one statement of an allowed kind for ``mode``.
 
     ``verb`` is the main statement's verb after any WITH clause: "SELECT" or "VALUES" in READ
-    mode, "INSERT", "REPLACE", "UPDATE" or "DELETE" in WRITE mode.
+    mode, "INSERT", "REPLACE", "UPDATE" or "DELETE" in WRITE mode.  ``statement`` is the scan
+    every other reader of the text shares.
     """
 
     sql: str
     mode: Mode
     verb: str
-
-
-CACHE_MAX_ENTRIES: Final = 4096
-CACHE_MAX_SQL_LENGTH: Final = 10_000
-
-# (sql, mode) -> the accepted statement, or (kind, offset, message) of the refusal.
-_CACHE: dict[tuple[str, Mode], CheckedStatement | tuple[str, int, str]] = {}
+    statement: Statement | None = field(default=None, compare=False, repr=False)
 
 
 def check_statement(sql: str, mode: Mode) -> CheckedStatement:
@@ -153,120 +153,136 @@ def check_statement(sql: str, mode: Mode) -> CheckedStatement:
     Raises :class:`GuardViolation` (a ``ValueError``) for a refused statement and ``TypeError``
     when ``sql`` is not a ``str`` or ``mode`` not a :class:`Mode`.
     """
-    key = (sql, mode)
-    hit = _CACHE.get(key)
-    if hit is not None:
-        if isinstance(hit, CheckedStatement):
-            return hit
-        kind, offset, message = hit
-        raise GuardViolation(kind, sql, offset, message)
-    if not isinstance(sql, str):
-        raise TypeError(f"sql must be a str, not {type(sql).__name__}")
+    if type(sql) is not str:
+        if not isinstance(sql, str):
+            raise TypeError(f"sql must be a str, not {type(sql).__name__}")
+        sql = str(sql)
     if not isinstance(mode, Mode):
         raise TypeError(f"mode must be a Mode, not {type(mode).__name__}")
+    verdict = _verdict(sql, mode) if len(sql) <= CACHE_MAX_SQL_LENGTH else _judge(sql, mode)
+    if isinstance(verdict, CheckedStatement):
+        return verdict
+    kind, offset, message = verdict
+    raise GuardViolation(kind, sql, offset, message)
+
+
+def clear_cache() -> None:
+    """Forget every cached verdict and scan (for tests and benchmarks)."""
+    _verdict.cache_clear()
+    clear_scan_cache()
+
+
+@functools.lru_cache(maxsize=CACHE_MAX_ENTRIES)
+def _verdict(sql: str, mode: Mode) -> CheckedStatement | tuple[str, int, str]:
+    return _judge(sql, mode)
+
+
+def _judge(sql: str, mode: Mode) -> CheckedStatement | tuple[str, int, str]:
+    """The accepted statement, or (kind, offset, message) of the refusal."""
     try:
-        checked = _check(sql, mode)
-    except GuardViolation as refusal:
-        # The message is what follows GuardViolation's "{kind} at offset {offset}: " prefix.
-        message = str(refusal).partition(": ")[2]
-        _remember(key, (refusal.kind, refusal.offset, message), sql)
-        raise
-    _remember(key, checked, sql)
-    return checked
+        return _check(scan_sql(sql), mode)
+    except _Refusal as refusal:
+        return refusal.verdict
 
 
-def _remember(
-    key: tuple[str, Mode], verdict: CheckedStatement | tuple[str, int, str], sql: str
-) -> None:
-    if len(sql) > CACHE_MAX_SQL_LENGTH:
-        return
-    if len(_CACHE) >= CACHE_MAX_ENTRIES:
-        # Another thread may evict the same entry first; losing that race is harmless.
-        with contextlib.suppress(KeyError, RuntimeError, StopIteration):
-            del _CACHE[next(iter(_CACHE))]
-    _CACHE[key] = verdict
+class _Refusal(Exception):
+    def __init__(self, kind: str, offset: int, message: str) -> None:
+        self.verdict = (kind, offset, message)
+
+
+def refuse(kind: str, sql: str, offset: int, message: str) -> NoReturn:
+    raise _Refusal(kind, offset, message)
+
+
+def snippet(sql: str, start: int, end: int) -> str:
+    text = sql[start:end]
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # --- The rules --------------------------------------------------------------------------------
 
-_FORBIDDEN_VERBS: Final = frozenset(
-    {"ATTACH", "DETACH", "PRAGMA", "VACUUM", "REINDEX", "ANALYZE"}
-    | {"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"}
-)
-_TRANSACTION_VERBS: Final = frozenset(
-    {"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"}
-)
-_DDL_VERBS: Final = frozenset({"CREATE", "DROP", "ALTER"})
 _READ_VERBS: Final = frozenset({"SELECT", "VALUES"})
 _WRITE_VERBS: Final = frozenset({"INSERT", "REPLACE", "UPDATE", "DELETE"})
-_FORBIDDEN_FUNCTIONS: Final = frozenset(
-    {"LOAD_EXTENSION", "READFILE", "WRITEFILE", "EDIT", "FTS3_TOKENIZER"}
+# Words SQLite accepts as the first word of a statement: anything else is a syntax error.
+_STATEMENT_WORDS: Final = (
+    _READ_VERBS | _WRITE_VERBS | FORBIDDEN_VERBS | DDL_VERBS | {"WITH", "EXPLAIN"}
 )
-_ALLOWED_SQLITE_FUNCTIONS: Final = frozenset(
-    {"SQLITE_VERSION", "SQLITE_SOURCE_ID", "SQLITE_COMPILEOPTION_USED", "SQLITE_COMPILEOPTION_GET"}
-)
+_FORBIDDEN_CALLS: Final = frozenset(name.upper() for name in FORBIDDEN_FUNCTIONS)
+_ALLOWED_SQLITE_CALLS: Final = frozenset(name.upper() for name in ALLOWED_SQLITE_FUNCTIONS)
 _DATABASE_NAMES: Final = frozenset({"MAIN", "TEMP"})
 _PREFIXES: Final = ("_CF_", "SQLITE_", "PRAGMA_")
 _SPECIAL: Final = (*_PREFIXES, "DBSTAT")
-# After these words a string literal can only be a table name.
-_TABLE_INTRODUCERS: Final = frozenset({"FROM", "JOIN", "INTO", "UPDATE", "TABLE"})
-# These words end a FROM list at their parenthesis depth (ON and USING do not: "a JOIN b ON x, c").
-_FROM_ENDERS: Final = frozenset(
-    {"WHERE", "GROUP", "ORDER", "HAVING", "WINDOW", "LIMIT", "UNION", "INTERSECT", "EXCEPT"}
-    | {"SET", "SELECT", "VALUES", "RETURNING", "DO"}
-)
 # Words the rule pass looks at more closely.
-_NOTABLE_WORDS: Final = _FROM_ENDERS | {"FROM", "JOIN", "TEMP", "TEMPORARY", "RETURNING"}
+_NOTABLE_WORDS: Final = frozenset({"TEMP", "TEMPORARY", "RETURNING"})
 _NAME_KINDS: Final = (WORD, QUOTED, STRING)
 
 
-def _check(sql: str, mode: Mode) -> CheckedStatement:
-    entries = tokenize(sql)
-    verb = _statement_kind(sql, mode, entries)
-    _scan_rules(sql, mode, entries)
-    return CheckedStatement(sql, mode, verb)
+def _check(statement: Statement, mode: Mode) -> CheckedStatement:
+    sql = statement.sql
+    if statement.problem is not None:
+        kind, offset, message = statement.problem
+        refuse(kind, sql, offset, message)
+    verb = _statement_kind(statement, mode)
+    _scan_rules(statement, mode)
+    return CheckedStatement(sql, mode, verb, statement)
 
 
-def _statement_kind(sql: str, mode: Mode, entries: list[Entry]) -> str:
+def _statement_kind(statement: Statement, mode: Mode) -> str:
     """The allowlist of statement kinds, decided at the first keyword and the main verb."""
-    kind, key, start, _end = entries[0]
-    if kind == WORD:
-        if key in _FORBIDDEN_VERBS:
-            if key in _TRANSACTION_VERBS:
-                why = "the runtime runs every statement inside its own transaction"
-            elif key in ("ATTACH", "DETACH"):
-                why = "a database cell only sees its own tables"
-            elif key == "PRAGMA":
-                why = "connection and file settings belong to the runtime"
-            else:
-                why = "the runtime maintains the database files"
-            refuse("forbidden-statement", sql, start, f"{key} statements are not allowed: {why}")
-        if key in _DDL_VERBS:
-            refuse(
-                "ddl",
-                sql,
-                start,
-                f"{key} is not allowed: declare tables and indexes in the database cell's schema "
-                "and let the runtime migrate it",
-            )
-    index, shaped = _main_verb(entries) if key == "WITH" and kind == WORD else (0, True)
-    if index >= len(entries):
-        verb, offset, found = "", len(sql), "nothing after the WITH clause"
-    else:
-        verb_kind, verb, offset, verb_end = entries[index]
-        if not shaped:
-            verb, found = "", f"a malformed WITH clause at {snippet(sql, offset, verb_end)!r}"
-        elif verb_kind == WORD:
-            found = verb
+    sql, tokens = statement.sql, statement.tokens
+    kind, key, start, end = tokens[0]
+    if kind != WORD or key not in _STATEMENT_WORDS:
+        refuse(
+            "syntax",
+            sql,
+            start,
+            f"syntax error: {snippet(sql, start, end)!r} does not start an SQL statement; "
+            "check the spelling (SELECT, VALUES, WITH, INSERT, REPLACE, UPDATE, DELETE)",
+        )
+    if key in FORBIDDEN_VERBS:
+        if key in TRANSACTION_VERBS:
+            why = "the runtime runs every statement inside its own transaction"
+        elif key in ("ATTACH", "DETACH"):
+            why = "a database cell only sees its own tables"
+        elif key == "PRAGMA":
+            why = "connection and file settings belong to the runtime"
         else:
-            verb, found = "", repr(snippet(sql, offset, verb_end))
+            why = "the runtime maintains the database files"
+        refuse("forbidden-statement", sql, start, f"{key} statements are not allowed: {why}")
+    if key in DDL_VERBS:
+        refuse(
+            "ddl",
+            sql,
+            start,
+            f"{key} is not allowed: declare tables and indexes in the database cell's schema "
+            "and let the runtime migrate it",
+        )
+    index = statement.verb_index
+    if index >= statement.body or not statement.verb_shaped:
+        offset = tokens[index][2] if index < statement.body else len(sql)
+        refuse(
+            "syntax",
+            sql,
+            offset,
+            "syntax error: a malformed WITH clause; write WITH name AS (SELECT …) followed by "
+            "the statement",
+        )
+    verb, offset = statement.verb, tokens[index][2]
+    if index and verb not in _READ_VERBS and verb not in _WRITE_VERBS:
+        refuse(
+            "syntax",
+            sql,
+            offset,
+            f"syntax error: {snippet(sql, offset, tokens[index][3])!r} cannot follow a WITH "
+            "clause; write SELECT, VALUES, INSERT, REPLACE, UPDATE or DELETE",
+        )
     if mode is Mode.READ:
         if verb not in _READ_VERBS:
             refuse(
                 "not-read-only",
                 sql,
                 offset,
-                f"a read must be SELECT, VALUES or WITH … SELECT, found {found}: "
+                f"a read must be SELECT, VALUES or WITH … SELECT, found {verb}: "
                 "send writes as a write statement in a transaction",
             )
     elif verb not in _WRITE_VERBS:
@@ -275,81 +291,26 @@ def _statement_kind(sql: str, mode: Mode, entries: list[Entry]) -> str:
             sql,
             offset,
             "a write must be INSERT, REPLACE, UPDATE or DELETE (optionally after WITH), "
-            f"found {found}: send queries as a read",
+            f"found {verb}: send queries as a read",
         )
     return verb
 
 
-def _main_verb(entries: list[Entry]) -> tuple[int, bool]:
-    """Where the main statement's verb is after ``WITH [RECURSIVE]`` and the CTE list.
-
-    Returns ``(index, True)`` for the token after a CTE list of the shape
-    ``name [(cols)] AS [NOT] [MATERIALIZED] (…) [, …]``, and ``(index, False)`` for the token
-    where that shape breaks (``len(entries)`` if the text ends first).
-    """
-    count = len(entries)
-    i = 1
-    if i < count and entries[i][1] == "RECURSIVE" and entries[i][0] == WORD:
-        i += 1
-    while True:
-        if i >= count or entries[i][0] not in _NAME_KINDS:
-            return i, False
-        i += 1
-        if i < count and entries[i][1] == "(" and entries[i][0] == OP:
-            i = _after_parens(entries, i)
-        if i >= count or entries[i][1] != "AS" or entries[i][0] != WORD:
-            return i, False
-        i += 1
-        if i < count and entries[i][1] == "NOT" and entries[i][0] == WORD:
-            i += 1
-            if i >= count or entries[i][1] != "MATERIALIZED" or entries[i][0] != WORD:
-                return i, False
-            i += 1
-        elif i < count and entries[i][1] == "MATERIALIZED" and entries[i][0] == WORD:
-            i += 1
-        if i >= count or entries[i][1] != "(" or entries[i][0] != OP:
-            return i, False
-        i = _after_parens(entries, i)
-        if i < count and entries[i][1] == "," and entries[i][0] == OP:
-            i += 1
-            continue
-        return i, True
-
-
-def _after_parens(entries: list[Entry], i: int) -> int:
-    """Index just after the parenthesis group opening at ``i`` (len(entries) if unbalanced)."""
-    depth = 0
-    for j in range(i, len(entries)):
-        kind, key, _start, _end = entries[j]
-        if kind == OP:
-            if key == "(":
-                depth += 1
-            elif key == ")":
-                depth -= 1
-                if depth == 0:
-                    return j + 1
-    return len(entries)
-
-
-def _scan_rules(sql: str, mode: Mode, entries: list[Entry]) -> None:
+def _scan_rules(statement: Statement, mode: Mode) -> None:
     """The token rules in one left-to-right pass; the leftmost token that breaks one decides.
 
     At one token the rules apply in the order schema-qualified, temp-object,
     forbidden-function, reserved-name, returning.
     """
+    sql, entries, count = statement.sql, statement.tokens, statement.body
+    string_names = statement.string_names
     write = mode is Mode.WRITE
-    count = len(entries)
-    in_from = [False]  # per parenthesis depth: inside a FROM list?
-    previous: Entry = (-1, "", 0, 0)
+    previous: Tok = (-1, "", 0, 0)
     last = count - 1
     for i in range(count):
         entry = entries[i]
         kind, key, start, end = entry
         if kind == OP:
-            if key == "(":
-                in_from.append(False)
-            elif key == ")" and len(in_from) > 1:
-                in_from.pop()
             previous = entry
             continue
         following = entries[i + 1][1] if i < last and entries[i + 1][0] == OP else ""
@@ -357,15 +318,10 @@ def _scan_rules(sql: str, mode: Mode, entries: list[Entry]) -> None:
         if kind == WORD:
             if key in _NOTABLE_WORDS:
                 notable = True
-                if key == "JOIN" or (key == "FROM" and previous[1] != "DISTINCT"):
-                    # "a IS DISTINCT FROM b" is an expression, not a FROM clause.
-                    in_from[-1] = True
-                elif key in _FROM_ENDERS:
-                    in_from[-1] = False
             elif following != "." and following != "(" and not key.startswith(_SPECIAL):
                 previous = entry  # the common case: a plain name or keyword
                 continue
-        elif kind != QUOTED and (kind != STRING or not _string_is_name(entries, i, in_from[-1])):
+        elif kind != QUOTED and (kind != STRING or i not in string_names):
             previous = entry
             continue
         if following == "." and (
@@ -373,7 +329,7 @@ def _scan_rules(sql: str, mode: Mode, entries: list[Entry]) -> None:
             or key.startswith("_CF_")
             or (i + 3 < count and entries[i + 3][1] == ".")
         ):
-            _check_qualified(sql, entries, i)
+            _check_qualified(sql, entries, i, count)
         if notable:
             _check_temp(entry, sql)
         if key == "DBSTAT":
@@ -381,7 +337,7 @@ def _scan_rules(sql: str, mode: Mode, entries: list[Entry]) -> None:
         if (
             following == "("
             and kind != STRING
-            and key in _FORBIDDEN_FUNCTIONS
+            and key in _FORBIDDEN_CALLS
             and (previous[1] != "INTO" or previous[0] != WORD)
         ):
             refuse(
@@ -393,7 +349,7 @@ def _scan_rules(sql: str, mode: Mode, entries: list[Entry]) -> None:
         if key.startswith(_PREFIXES):
             if key.startswith("PRAGMA_"):
                 _refuse_pragma_function(sql, start, end)
-            if not (following == "(" and kind != STRING and key in _ALLOWED_SQLITE_FUNCTIONS):
+            if not (following == "(" and kind != STRING and key in _ALLOWED_SQLITE_CALLS):
                 refuse(
                     "reserved-name",
                     sql,
@@ -412,7 +368,7 @@ def _scan_rules(sql: str, mode: Mode, entries: list[Entry]) -> None:
         previous = entry
 
 
-def _check_temp(entry: Entry, sql: str) -> None:
+def _check_temp(entry: Tok, sql: str) -> None:
     _kind, key, start, _end = entry
     if key == "TEMP" or key == "TEMPORARY":
         refuse(
@@ -434,9 +390,8 @@ def _refuse_pragma_function(sql: str, start: int, end: int) -> NoReturn:
     )
 
 
-def _check_qualified(sql: str, entries: list[Entry], i: int) -> None:
+def _check_qualified(sql: str, entries: tuple[Tok, ...], i: int, count: int) -> None:
     """The name at ``i`` is followed by a dot: refuse database names and three-part names."""
-    count = len(entries)
     if i + 2 >= count or entries[i + 2][0] not in _NAME_KINDS:
         return
     _kind, key, start, _end = entries[i]
@@ -461,16 +416,3 @@ def _check_qualified(sql: str, entries: list[Entry], i: int) -> None:
             f"three-part name {snippet(sql, start, entries[i + 4][3])!r}: a database cell only "
             "sees its own tables; qualify columns as table.column at most",
         )
-
-
-def _string_is_name(entries: list[Entry], i: int, in_from: bool) -> bool:
-    """Whether the string literal at ``i`` stands where SQLite only accepts a name."""
-    if i + 1 < len(entries) and entries[i + 1][1] == "." and entries[i + 1][0] == OP:
-        return True
-    kind, key, _start, _end = entries[i - 1]  # never the first entry: that is the verb
-    if kind == OP:
-        return key == "." or (key == "," and in_from)
-    if kind != WORD or key not in _TABLE_INTRODUCERS:
-        return False
-    # "a IS [NOT] DISTINCT FROM 'b'" compares with a value.
-    return key != "FROM" or i < 2 or entries[i - 2][1] != "DISTINCT"
