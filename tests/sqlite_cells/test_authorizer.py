@@ -95,7 +95,14 @@ CASES = load_corpus()
 _ALWAYS = {apsw.SQLITE_SELECT, apsw.SQLITE_RECURSIVE}
 _WRITES = {apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE, apsw.SQLITE_DELETE}
 _FORBIDDEN_FUNCTIONS = {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"}
+_HARMLESS_SQLITE_FUNCTIONS = {
+    "sqlite_version",
+    "sqlite_source_id",
+    "sqlite_compileoption_used",
+    "sqlite_compileoption_get",
+}
 _DATALESS = {"json_each", "json_tree"}
+_EPONYMOUS = {"dbstat", "fts3tokenize", "carray", *_DATALESS}
 
 
 def policy_allows(
@@ -109,6 +116,8 @@ def policy_allows(
         return True
     if action == apsw.SQLITE_FUNCTION:
         name = (arg2 or "").lower()
+        if name.startswith("sqlite_"):
+            return name in _HARMLESS_SQLITE_FUNCTIONS
         return (
             bool(name)
             and name not in _FORBIDDEN_FUNCTIONS
@@ -118,7 +127,7 @@ def policy_allows(
         return False
     table = arg1.lower()
     if declared is None:
-        table_ok = not table.startswith(("_cf_", "sqlite_", "pragma_")) and table != "dbstat"
+        table_ok = not table.startswith(("_cf_", "sqlite_", "pragma_")) and table not in _EPONYMOUS
     else:
         table_ok = table in declared
     if action == apsw.SQLITE_READ:
@@ -126,7 +135,11 @@ def policy_allows(
             return True
         if db is None:
             # count(*) of a table or a CTE: any name that is not reserved.
-            return arg2 == "" and not table.startswith(("_cf_", "sqlite_", "pragma_"))
+            return (
+                arg2 == ""
+                and not table.startswith(("_cf_", "sqlite_", "pragma_"))
+                and table not in _EPONYMOUS
+            )
         return db.lower() == database and table_ok
     if action in _WRITES:
         return mode is Mode.WRITE and db is not None and db.lower() == database and table_ok
@@ -492,6 +505,14 @@ def test_every_action_code(mode: Mode, action: int) -> None:
         ((apsw.SQLITE_FUNCTION, None, "pragma_table_info", None, None), apsw.SQLITE_DENY),
         ((apsw.SQLITE_FUNCTION, None, "_cf_link", None, None), apsw.SQLITE_DENY),
         ((apsw.SQLITE_FUNCTION, None, "sqlite_version", None, None), apsw.SQLITE_OK),
+        ((apsw.SQLITE_FUNCTION, None, "SQLITE_COMPILEOPTION_GET", None, None), apsw.SQLITE_OK),
+        ((apsw.SQLITE_FUNCTION, None, "sqlite_log", None, None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_FUNCTION, None, "sqlite_offset", None, None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_FUNCTION, None, "_cf_anything", None, None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_READ, "dbstat", "name", "main", None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_READ, "pragma_table_list", "name", "main", None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_READ, "sqlite_master", "", None, None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_READ, "dbstat", "", None, None), apsw.SQLITE_DENY),
         ((apsw.SQLITE_FUNCTION, None, None, None, None), apsw.SQLITE_DENY),
         ((apsw.SQLITE_READ, None, "x", "main", None), apsw.SQLITE_DENY),
         ((apsw.SQLITE_READ, "messages", "", None, None), apsw.SQLITE_OK),
