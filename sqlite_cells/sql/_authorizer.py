@@ -165,16 +165,26 @@ class Gate:
     actions the policy allowed are added to it as (table, column) pairs: the query's read set
     (R51).
 
+    SQLite authorizes a statement once, when it prepares it, and apsw's cache hands the same
+    prepared statement to the next user statement of the same text.  So when :meth:`user` is
+    given a policy other than the one before (another mode, another set of tables), the gate
+    re-installs itself, which expires every prepared statement: each is prepared, and
+    authorized, again under the new policy before it runs.  Callers keep one policy object per
+    (mode, tables), so this happens only when the policy really changes.
+
     A gate belongs to one connection, and so to the one thread using it at a time.
     """
 
-    __slots__ = ("_policy", "_record")
+    __slots__ = ("_conn", "_last", "_policy", "_record")
 
     def __init__(self) -> None:
+        self._conn: apsw.Connection | None = None
+        self._last: Authorizer | None = None  # the policy of the previous user statement
         self._policy: Authorizer | None = None
         self._record: ReadSet | None = None
 
     def install(self, conn: apsw.Connection) -> Gate:
+        self._conn = conn
         conn.authorizer = self
         return self
 
@@ -204,6 +214,9 @@ class Gate:
         """Judge every action by ``policy`` for the duration (not re-entrant)."""
         if self._policy is not None:
             raise RuntimeError("this connection is already running a user statement")
+        if self._last is not None and policy is not self._last and self._conn is not None:
+            self._conn.authorizer = self  # expires what the previous policy authorized
+        self._last = policy
         self._policy, self._record = policy, record
         try:
             yield
