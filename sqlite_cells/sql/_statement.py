@@ -446,6 +446,11 @@ class _Builder:
         if all(map(_is_idchar, text)) if not text.isascii() else text.isidentifier():
             self.tokens.append((WORD, upper_ascii(text), start, end))
             return
+        if any(quote in text for quote in _QUOTES):
+            # A literal with a prefix (N'…'): SQLite reads a name, then a literal.
+            self.fail(start)
+            self.tokens.append((WORD, upper_ascii(text), start, end))
+            return
         # A keyword sqlglot reads across whitespace ("ORDER BY", "GROUP\tBY"): SQLite's words.
         i = start
         while i < end:
