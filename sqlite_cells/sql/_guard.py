@@ -10,14 +10,16 @@ raises :class:`~codec._errors.GuardViolation` otherwise.  ``GuardViolation.kind`
 ``multiple-statements``
     A ``;`` followed by anything but whitespace and comments (``SELECT 1;`` and ``SELECT 1; --``
     are fine, ``SELECT 1;;`` is not).  The offset is the start of the first token after the
-    first ``;``.
+    first ``;``.  (Text SQLite cannot read *before* the first ``;`` fails the first statement, so
+    nothing would run: that is ``syntax``.)
 ``syntax``
     *Added to the SPEC's list.*  SQLite cannot tokenize the text (an unterminated string literal,
     quoted identifier or ``/*`` comment, a malformed blob or number, a character SQLite rejects),
     the text holds a NUL (even inside a literal or a comment: SQLite would stop reading there, and
-    apsw refuses it) or a lone surrogate (it cannot be encoded), or the guard's two tokenizers
-    disagree on how to split it (below).  The offset is where the problem starts, 0 when it
-    cannot be pinned down.
+    apsw refuses it) or a lone surrogate (it cannot be encoded), or sqlglot's tokenizer splits it
+    differently from SQLite (below); and a statement that does not start with a statement keyword
+    (``SELEC * FROM t``, ``(SELECT 1)``, a malformed WITH clause, a WITH followed by anything but
+    SELECT, VALUES, INSERT, REPLACE, UPDATE or DELETE).  The offset is where the problem starts.
 ``forbidden-statement``
     The statement starts with ATTACH, DETACH, PRAGMA, VACUUM, REINDEX, ANALYZE or transaction
     control (BEGIN, COMMIT, END, ROLLBACK, SAVEPOINT, RELEASE).
@@ -37,10 +39,11 @@ raises :class:`~codec._errors.GuardViolation` otherwise.  ``GuardViolation.kind`
     ``table.column`` stays legal (but an alias called main or temp cannot qualify a column).
     The offset is the start of the first name.
 ``reserved-name``
-    A name (unquoted, or quoted with ``"…"``, ``[…]`` or backticks) starting with ``_cf_`` or
-    ``sqlite_``, case-insensitively.  *Decision:* the functions ``sqlite_version()``,
-    ``sqlite_source_id()``, ``sqlite_compileoption_used()`` and ``sqlite_compileoption_get()``
-    are allowed when the name is directly followed by ``(``; every other ``sqlite_`` name
+    A name (unquoted, quoted with ``"…"``, ``[…]`` or backticks, or a string literal SQLite reads
+    as a name) starting with ``_cf_`` or ``sqlite_``, case-insensitively.  *Decision:* the
+    functions ``sqlite_version()``, ``sqlite_source_id()``, ``sqlite_compileoption_used()``
+    and ``sqlite_compileoption_get()`` are allowed when the name is directly followed by ``(``
+    (``sqlite_log()`` is not: it writes to the application's log); every other ``sqlite_`` name
     (``sqlite_master``, ``sqlite_schema``, ``sqlite_temp_master``, ``sqlite_sequence``,
     ``sqlite_stat1``, ``sqlite_offset()``, …) and every ``_cf_`` name, called or not, is refused.
 ``forbidden-function``
@@ -60,24 +63,24 @@ over the tokens: the leftmost token that breaks a rule decides, and at one token
 
 What is a name
 --------------
-Text inside string literals, quoted identifiers and comments never triggers a keyword rule, and a
-string literal used as a value is never a name.  *Decision:* SQLite also accepts a string literal
-where it expects a name (``SELECT * FROM 'sqlite_master'``, ``FROM messages, 'sqlite_master'``,
-``'main'.messages``), so a string literal counts as a name where only a name can stand: next to a
-``.``, directly after FROM (not ``IS DISTINCT FROM``), JOIN, INTO, UPDATE or TABLE, and after a
-``,`` in a FROM list.  Parameters (``?``, ``?NNN``, ``:name``, ``@name``, ``$name``) are never
-names, so ``:temp`` or ``@sqlite_x`` are fine.  Names are compared with ASCII case folding only, as
-SQLite does.
+Text inside string literals, quoted identifiers and comments never triggers a keyword rule.  A
+string literal is a name where SQLite reads one as a name (R24) and data everywhere else: the
+front end (:class:`~sqlite_cells.sql._statement.Statement.string_names`) finds those positions —
+after FROM (not ``IS [NOT] DISTINCT FROM``), JOIN, INTO, UPDATE, ``UPDATE OR <action>``, TABLE,
+IN (not ``IN (``) and ``INDEXED BY``, as an item of a FROM list or of a parenthesised FROM item
+(``FROM ('sqlite_master')``, ``FROM (messages, 'sqlite_master')``), before or after a ``.``,
+and when a ``(`` follows it (a called table-valued function, ``'pragma_table_list'('x')``).
+Parameters (``?``, ``?NNN``, ``:name``, ``@name``, ``$name``) are never names, so ``:temp`` or
+``@sqlite_x`` are fine.  Names are compared with ASCII case folding only, as SQLite does.
 
-Two tokenizers
---------------
-Both sqlglot's SQLite dialect and a small scanner that follows SQLite's own ``tokenize.c`` split
-the text (:mod:`sqlite_cells.sql._tokens` explains why and how they are aligned); the scanner's
-split
-decides ``empty`` and ``multiple-statements``, and any disagreement between the two is refused as
-``syntax``.  Deliberately refused although SQLite would accept them: Tcl-style parameter suffixes
-(``$a(x)``; ``$a::b`` is fine), ``#`` parameters, an unterminated ``/*`` comment at the end, and
-text sqlglot reads as a literal with a prefix (``N'…'``).
+One tokenizer
+-------------
+The rules read the :class:`~sqlite_cells.sql._statement.Statement` that
+:func:`~sqlite_cells.sql._statement.scan_sql` makes from sqlglot's SQLite tokenizer, checked
+there against what SQLite's own tokenizer would do; where the two differ the scan records a
+``syntax`` problem (see that module).  Deliberately refused although SQLite would accept them:
+Tcl-style parameter suffixes (``$a(x)``; ``$a::b`` is fine), ``#`` parameters, an unterminated
+``/*`` comment at the end, and text sqlglot reads as a literal with a prefix (``N'…'``).
 
 Offsets
 -------
@@ -86,10 +89,11 @@ the opening quote or bracket for quoted identifiers and string literals.
 
 Caching
 -------
-Verdicts are cached per ``(sql, mode)`` in a bounded module-level dict (oldest entry evicted
-first; statements longer than :data:`CACHE_MAX_SQL_LENGTH` are not cached).  A cached rejection
-raises a new, equal :class:`GuardViolation`.  The guard keeps no other state and is thread-safe
-(each thread has its own sqlglot tokenizer).
+Verdicts are cached per ``(sql, mode)`` in a bounded LRU cache (``functools.lru_cache`` on a
+module-level function; statements longer than :data:`CACHE_MAX_SQL_LENGTH` are not cached), and
+both modes share the one cached scan of the text.  A cached rejection raises a new, equal
+:class:`GuardViolation`.  The guard keeps no other state and is thread-safe (each thread has its
+own sqlglot tokenizer).
 """
 
 from __future__ import annotations

@@ -70,8 +70,6 @@ class _Analysis:
     slots: tuple[int, ...]  # per occurrence: its 1-based SQLite number (0: out of range)
     targets: tuple[_Target, ...]  # per occurrence
     names: tuple[tuple[str, int], ...]  # (name without prefix, number)
-    # The answer when no target needs columns_of (no INSERT without a column list).
-    fixed: ParamTargets | None = None
 
 
 def map_params(sql: str, columns_of: Callable[[str], Sequence[str]] | None = None) -> ParamTargets:
@@ -80,10 +78,8 @@ def map_params(sql: str, columns_of: Callable[[str], Sequence[str]] | None = Non
     ``columns_of(table)`` resolves ``INSERT INTO table VALUES (…)`` without a column list. The
     analysis is cached per ``sql`` text (bounded), so ``columns_of`` is called on every call.
     """
-    analysis = _analysis(sql) if len(sql) <= CACHE_MAX_SQL_LENGTH else _analyze(sql)
-    if analysis.fixed is not None:
-        return analysis.fixed
-    return _targets(analysis, columns_of)
+    analysis, fixed = _analysis(sql) if len(sql) <= CACHE_MAX_SQL_LENGTH else _analyze(sql)
+    return fixed if fixed is not None else _targets(analysis, columns_of)
 
 
 def _targets(
@@ -121,17 +117,18 @@ def _resolve(target: _Target, columns_of: Callable[[str], Sequence[str]] | None)
 
 
 @functools.lru_cache(maxsize=CACHE_MAX_ENTRIES)
-def _analysis(sql: str) -> _Analysis:
+def _analysis(sql: str) -> tuple[_Analysis, ParamTargets | None]:
     return _analyze(sql)
 
 
-def _analyze(sql: str) -> _Analysis:
+def _analyze(sql: str) -> tuple[_Analysis, ParamTargets | None]:
+    """The statement's parameters and their targets, and the answer itself when it does not
+    depend on ``columns_of`` (no INSERT without a column list)."""
     statement = scan_sql(sql)  # cached: the guard scanned this text already
     params = statement.params
     slots = tuple(slot for _index, slot in params)
     targets = statement.targets or (None,) * len(params)
     analysis = _Analysis(statement.param_count, slots, targets, statement.param_names)
     if any(isinstance(target, tuple) for target in targets):
-        return analysis
-    fixed = _targets(analysis, None)
-    return _Analysis(analysis.count, slots, analysis.targets, analysis.names, fixed)
+        return analysis, None
+    return analysis, _targets(analysis, None)

@@ -214,6 +214,7 @@ _DIGITS: Final = frozenset("0123456789")
 _WORD_START: Final = frozenset(_ASCII_LETTERS + "_")
 _IDCHARS: Final = frozenset(_ASCII_LETTERS + "0123456789_$")  # and every non-ASCII character
 _OPERATOR_CHARS: Final = frozenset("(),;.+-*/%=<>!&|~")
+_PLAIN_OPERATORS: Final = frozenset("(),+-*/%=<>&|~")  # each one an operator alone
 
 
 def _unescape(text: str) -> str:
@@ -341,6 +342,7 @@ class _Builder:
         tokens = self.tokens
         append = tokens.append
         word_start, operator_chars, operators = _WORD_START, _OPERATOR_CHARS, _OPERATORS
+        idchars, plain = _IDCHARS, _PLAIN_OPERATORS
         position = 0
         r = 0
         while r < count:
@@ -354,9 +356,9 @@ class _Builder:
                         self.fail(start)
                         break
                     self.gap(position, start, False)
-            elif r and (first in _IDCHARS or first >= "\x80") and tokens:
+            elif r and (first in idchars or first >= "\x80") and tokens:
                 before = sql[start - 1]
-                if before in _IDCHARS or before >= "\x80":
+                if before in idchars or before >= "\x80":
                     r = self.joined(r)
                     position = tokens[-1][3]
                     continue
@@ -368,6 +370,8 @@ class _Builder:
                     self.literal(token, first, start, end)  # x'…'
                 else:
                     self.word(start, end)
+            elif first in plain and end == start + 1:
+                append((OP, first, start, end))  # ( ) , = * + - / % < > & | ~
             elif first in operator_chars:
                 if first == "." and end < len(sql) and sql[end].isdigit() and r + 1 < count:
                     # ".5": sqlglot splits what SQLite reads as one number.
@@ -547,17 +551,7 @@ def _scan(sql: str) -> Statement:
     params, count, names = _number_params(tokens, builder.params_raw)
     targets: tuple[Target, ...] = ()
     if params and verb in _WRITE_VERBS and problem is None:
-        draft = Draft(
-            sql=sql,
-            tokens=tokens,
-            body=body,
-            params=params,
-            params_raw=[(first, last) for _index, first, last in builder.params_raw],
-            verb=verb,
-            verb_index=verb_index,
-            verb_raw=_raw_index(raw, tokens[verb_index][2]),
-            raw=raw,
-        )
+        draft = Draft(sql, tokens, body, params, builder.params_raw, verb, verb_index, raw)
         targets = find_targets(draft)
     return Statement(
         sql=sql,
@@ -577,13 +571,6 @@ def _scan(sql: str) -> Statement:
 
 
 _WRITE_VERBS: Final = frozenset({"INSERT", "REPLACE", "UPDATE"})
-
-
-def _raw_index(raw: list[RawToken], start: int) -> int:
-    for i, token in enumerate(raw):
-        if token.start >= start:
-            return i
-    return -1
 
 
 _NO_STRINGS: Final[frozenset[int]] = frozenset()

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 import sqlglot.errors
 from sqlglot import exp
@@ -37,18 +36,16 @@ _PLACEHOLDER: Final = "_cfp"
 _Target = Target
 
 
-@dataclass(slots=True)
-class Draft:
+class Draft(NamedTuple):
     """What :func:`find_targets` reads of a statement being scanned."""
 
     sql: str
     tokens: list[Tok]
     body: int  # tokens before the first ";"
     params: list[Param]
-    params_raw: list[tuple[int, int]]  # per occurrence: its first and last sqlglot token
+    params_raw: list[tuple[int, int, int]]  # per occurrence: token, first and last sqlglot token
     verb: str
     verb_index: int
-    verb_raw: int  # index of the verb among sqlglot's tokens
     raw: list[RawToken]
 
 
@@ -59,6 +56,11 @@ def find_targets(draft: Draft) -> tuple[Target, ...]:
         targets = [None] * len(draft.params)
         _assign_targets(draft, targets)
     return tuple(targets)
+
+
+def _raw_index(raw: list[RawToken], start: int) -> int:
+    """Index of the first sqlglot token at or after ``start`` (-1 if none)."""
+    return next((i for i, token in enumerate(raw) if token.start >= start), -1)
 
 
 def _unquote(text: str) -> str:
@@ -224,7 +226,7 @@ def _parser_tokens(statement: Draft) -> list[RawToken]:
     ``UPDATE`` (the action does not change what is bound where), no trailing ``;``."""
     raw = statement.raw
     replaced: dict[int, tuple[int, list[RawToken]]] = {}
-    for k, (raw_first, raw_last) in enumerate(statement.params_raw):
+    for k, (_index, raw_first, raw_last) in enumerate(statement.params_raw):
         first = raw[raw_first]
         replaced[raw_first] = (
             raw_last,
@@ -233,7 +235,7 @@ def _parser_tokens(statement: Draft) -> list[RawToken]:
                 RawToken(TokenType.VAR, f"{_PLACEHOLDER}{k}", start=first.start, end=first.end),
             ],
         )
-    at = statement.verb_raw
+    at = _raw_index(raw, statement.tokens[statement.verb_index][2])
     if at >= 0 and statement.verb == "REPLACE":
         verb = raw[at]
         replaced[at] = (
