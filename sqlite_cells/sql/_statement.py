@@ -588,6 +588,10 @@ def _problem(sql: str, tokens: list[Tok], bad: int, first_semicolon: int) -> Pro
         nul = sql.index("\x00")
         bad = nul if bad < 0 else min(bad, nul)
     semicolon = tokens[first_semicolon][3] if first_semicolon >= 0 else -1
+    if semicolon >= 0 and bad < 0 and "\v" in sql[semicolon:]:
+        # apsw skips the whitespace after a ";" and prepares the rest, where a \v it reaches
+        # first is no longer part of a whitespace run: SQLite reads it as a second statement.
+        bad = sql.index("\v", semicolon)
     # Text SQLite cannot read before the first ";" fails the first statement: nothing runs.
     if semicolon >= 0 and not 0 <= bad < semicolon:
         after = tokens[first_semicolon + 1][2] if first_semicolon + 1 < len(tokens) else -1
