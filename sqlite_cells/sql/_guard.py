@@ -106,11 +106,18 @@ from typing import Final, NoReturn
 from sqlite_cells.codec import GuardViolation
 from sqlite_cells.sql._kinds import OP, QUOTED, STRING, WORD, Tok
 from sqlite_cells.sql._names import (
+    ALIAS_PREFIX,
     ALLOWED_SQLITE_FUNCTIONS,
+    DATABASE_NAMES,
     DDL_VERBS,
     FORBIDDEN_FUNCTIONS,
     FORBIDDEN_VERBS,
+    READ_VERBS,
+    RESERVED_PREFIXES,
+    SCHEMA_READERS,
     TRANSACTION_VERBS,
+    VIRTUAL_PREFIX,
+    WRITE_VERBS,
 )
 from sqlite_cells.sql._statement import (
     CACHE_MAX_ENTRIES,
@@ -205,17 +212,20 @@ def snippet(sql: str, start: int, end: int) -> str:
 
 # --- The rules --------------------------------------------------------------------------------
 
-_READ_VERBS: Final = frozenset({"SELECT", "VALUES"})
-_WRITE_VERBS: Final = frozenset({"INSERT", "REPLACE", "UPDATE", "DELETE"})
+_READ_VERBS: Final = READ_VERBS
+_WRITE_VERBS: Final = WRITE_VERBS
 # Words SQLite accepts as the first word of a statement: anything else is a syntax error.
 _STATEMENT_WORDS: Final = (
     _READ_VERBS | _WRITE_VERBS | FORBIDDEN_VERBS | DDL_VERBS | {"WITH", "EXPLAIN"}
 )
+# The guard's tokens carry names upper-cased (ASCII): the same facts, in upper case.
 _FORBIDDEN_CALLS: Final = frozenset(name.upper() for name in FORBIDDEN_FUNCTIONS)
 _ALLOWED_SQLITE_CALLS: Final = frozenset(name.upper() for name in ALLOWED_SQLITE_FUNCTIONS)
-_DATABASE_NAMES: Final = frozenset({"MAIN", "TEMP"})
-_PREFIXES: Final = ("_CF_", "SQLITE_", "PRAGMA_")
-_SPECIAL: Final = (*_PREFIXES, "DBSTAT")
+_DATABASE_NAMES: Final = frozenset(name.upper() for name in DATABASE_NAMES)
+_PREFIXES: Final = tuple(prefix.upper() for prefix in (*RESERVED_PREFIXES, VIRTUAL_PREFIX))
+_REFUSED_TABLES: Final = frozenset(name.upper() for name in SCHEMA_READERS)
+_ALIAS_PREFIX: Final = ALIAS_PREFIX.upper()
+_SPECIAL: Final = (*_PREFIXES, *sorted(_REFUSED_TABLES))
 # Words the rule pass looks at more closely.
 _NOTABLE_WORDS: Final = frozenset({"TEMP", "TEMPORARY", "RETURNING"})
 _NAME_KINDS: Final = (WORD, QUOTED, STRING)
@@ -330,13 +340,13 @@ def _scan_rules(statement: Statement, mode: Mode) -> None:
             continue
         if following == "." and (
             key in _DATABASE_NAMES
-            or key.startswith("_CF_")
+            or key.startswith(_ALIAS_PREFIX)
             or (i + 3 < count and entries[i + 3][1] == ".")
         ):
             _check_qualified(sql, entries, i, count)
         if notable:
             _check_temp(entry, sql)
-        if key == "DBSTAT":
+        if key in _REFUSED_TABLES:
             _refuse_pragma_function(sql, start, end)
         if (
             following == "("
@@ -351,7 +361,7 @@ def _scan_rules(statement: Statement, mode: Mode) -> None:
                 f"function {sql[start:end]}() is not allowed: it reaches outside the database cell",
             )
         if key.startswith(_PREFIXES):
-            if key.startswith("PRAGMA_"):
+            if key.startswith(_PREFIXES[-1]):  # pragma_
                 _refuse_pragma_function(sql, start, end)
             if not (following == "(" and kind != STRING and key in _ALLOWED_SQLITE_CALLS):
                 refuse(
@@ -399,7 +409,7 @@ def _check_qualified(sql: str, entries: tuple[Tok, ...], i: int, count: int) -> 
     if i + 2 >= count or entries[i + 2][0] not in _NAME_KINDS:
         return
     _kind, key, start, _end = entries[i]
-    if key in _DATABASE_NAMES or key.startswith("_CF_"):
+    if key in _DATABASE_NAMES or key.startswith(_ALIAS_PREFIX):
         refuse(
             "schema-qualified",
             sql,

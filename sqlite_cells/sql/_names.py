@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "ALIAS_PREFIX",
     "ALLOWED_SQLITE_FUNCTIONS",
     "DATABASE_NAMES",
     "DATALESS_TABLES",
@@ -17,9 +18,12 @@ __all__ = [
     "FORBIDDEN_FUNCTIONS",
     "FORBIDDEN_VERBS",
     "LINK_SUFFIX",
+    "READ_VERBS",
     "RESERVED_PREFIXES",
+    "SCHEMA_READERS",
     "TRANSACTION_VERBS",
     "VIRTUAL_PREFIX",
+    "WRITE_VERBS",
     "fold_ascii",
     "is_forbidden_function",
     "is_link_column",
@@ -37,6 +41,9 @@ VIRTUAL_PREFIX: Final = "pragma_"
 # SQLite's other eponymous virtual tables in the library apsw ships (`pragma_module_list` and a
 # probe of each module).  dbstat reads every schema's pages; the others hold no data of their own.
 EPONYMOUS_TABLES: Final = frozenset({"dbstat", "json_each", "json_tree", "fts3tokenize", "carray"})
+# Eponymous tables that read other schemas (every page of every attached file): the guard refuses
+# them by name, like pragma functions (*decision*).
+SCHEMA_READERS: Final = frozenset({"dbstat"})
 # Eponymous tables a user statement may read: they only look at their arguments.
 DATALESS_TABLES: Final = frozenset({"json_each", "json_tree"})
 
@@ -56,8 +63,11 @@ FORBIDDEN_VERBS: Final = frozenset(
     {"ATTACH", "DETACH", "PRAGMA", "VACUUM", "REINDEX", "ANALYZE"} | TRANSACTION_VERBS
 )
 DDL_VERBS: Final = frozenset({"CREATE", "DROP", "ALTER"})
+READ_VERBS: Final = frozenset({"SELECT", "VALUES"})  # R22: what db.query and db.read accept
+WRITE_VERBS: Final = frozenset({"INSERT", "REPLACE", "UPDATE", "DELETE"})  # R22: db.exec
 # Schema names SQLite always has; the runtime attaches database files under `_cf_…` aliases.
 DATABASE_NAMES: Final = frozenset({"main", "temp"})
+ALIAS_PREFIX: Final = "_cf_"
 
 _TO_LOWER: Final = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _TO_UPPER: Final = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
