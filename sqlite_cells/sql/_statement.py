@@ -311,7 +311,7 @@ class _Builder:
         self.params_raw: list[tuple[int, int, int]] = []  # (token index, raw first, raw last)
         self.problem = -1  # offset of the first syntax problem
         self.comment = False
-        self.strings = False  # whether a string literal was seen
+        self.strings: list[int] = []  # indexes of the string literals
         self.semicolon = -1  # index of the first ";" token
 
     def fail(self, offset: int) -> None:
@@ -427,7 +427,8 @@ class _Builder:
                 self.fail(start)  # sqlglot's extent is not SQLite's ("[a]]b]")
                 return
             kind = STRING if first == "'" else QUOTED
-            self.strings = self.strings or kind == STRING
+            if kind == STRING:
+                self.strings.append(len(self.tokens))
             self.tokens.append((kind, upper_ascii(_unescape(text)), start, end))
         elif token.token_type is TokenType.HEX_STRING and first in "xX":
             if _HEX_RE.fullmatch(text) is None:
@@ -547,7 +548,9 @@ def _scan(sql: str) -> Statement:
     verb = ""
     if verb_index < body and tokens[verb_index][0] == WORD:
         verb = tokens[verb_index][1]
-    string_names = _names(sql, tokens, body)[0] if builder.strings else _NO_STRINGS
+    string_names = _NO_STRINGS
+    if _may_be_names(tokens, body, builder.strings):
+        string_names = _names(sql, tokens, body)[0]
     params, count, names = _number_params(tokens, builder.params_raw)
     targets: tuple[Target, ...] = ()
     if params and verb in _WRITE_VERBS and problem is None:
@@ -769,6 +772,31 @@ def _names(
 
 _POSITIONS: Final = {"FROM": _SOURCE, "JOIN": _SOURCE, "IN": _SOURCE}
 _POSITIONS.update(dict.fromkeys(("INTO", "UPDATE", "TABLE"), _TARGET))
+
+
+# What may stand just before a string literal that SQLite reads as a name.
+_BEFORE_NAMES: Final = frozenset({"FROM", "JOIN", "IN", "INTO", "UPDATE", "TABLE", "BY"})
+_NEXT_TO_NAMES: Final = frozenset({",", "(", "."})
+
+
+def _may_be_names(tokens: Sequence[Tok], count: int, strings: list[int]) -> bool:
+    """Whether any string literal stands where :func:`_names` could find a name: after a word
+    that introduces a table (or an ``UPDATE OR <action>``), after ``,``, ``(`` or ``.``, or
+    before ``.`` or ``(``.  Most literals are plain data (``body LIKE 'x%'``) and skip the pass."""
+    for i in strings:
+        if i >= count:
+            break
+        previous = tokens[i - 1][1] if i else ""
+        following = tokens[i + 1][1] if i + 1 < count else ""
+        if (
+            previous in _BEFORE_NAMES
+            or previous in _NEXT_TO_NAMES
+            or following == "."
+            or following == "("
+            or (i >= 2 and tokens[i - 2][1] == "OR")
+        ):
+            return True
+    return False
 
 
 def _position_after(tokens: Sequence[Tok], i: int, key: str) -> int:

@@ -111,9 +111,12 @@ def _read_simple(statement: Draft, out: list[_Target]) -> bool:
         position = 0
         i += 1
         while True:
-            end = _value_end(tokens, i, count)
-            if end >= count or tokens[end][0] != OP:
-                return False
+            if i + 1 < count and tokens[i + 1][1] in _ENDS_VALUE and tokens[i + 1][0] == OP:
+                end = i + 1  # a one-token value: the common case
+            else:
+                end = _value_end(tokens, i, count)
+                if end >= count or tokens[end][0] != OP:
+                    return False
             k = _whole_param(tokens, i, end, occurrence)
             if k is not None:
                 out[k] = column_at(position)
@@ -178,6 +181,8 @@ def _value_end(tokens: list[Tok], i: int, count: int) -> int:
 
 def _whole_param(tokens: list[Tok], i: int, end: int, occurrence: dict[int, int]) -> int | None:
     """The occurrence number when tokens ``i:end`` are one parameter in optional parentheses."""
+    if end - i == 1:
+        return occurrence.get(i) if tokens[i][0] == PARAM else None
     while end - i >= 3 and tokens[i][1] == "(" and tokens[end - 1][1] == ")":
         i, end = i + 1, end - 1
     if end - i == 1 and tokens[i][0] == PARAM:
@@ -190,7 +195,11 @@ def _name_list(statement: Draft, i: int) -> tuple[list[str] | None, int]:
     tokens, count, sql = statement.tokens, statement.body, statement.sql
     names: list[str] = []
     while i + 1 < count and tokens[i][0] in (WORD, QUOTED, STRING):
-        names.append(fold_ascii(_unquote(sql[tokens[i][2] : tokens[i][3]])))
+        kind, key, start, end = tokens[i]
+        if kind == WORD and key.isascii():
+            names.append(key.lower())  # the key is the word upper-cased
+        else:
+            names.append(fold_ascii(_unquote(sql[start:end])))
         separator = tokens[i + 1][1]
         i += 2
         if separator == ")":
