@@ -229,6 +229,7 @@ _SPECIAL: Final = (*_PREFIXES, *sorted(_REFUSED_TABLES))
 # Words the rule pass looks at more closely.
 _NOTABLE_WORDS: Final = frozenset({"TEMP", "TEMPORARY", "RETURNING"})
 _NAME_KINDS: Final = (WORD, QUOTED, STRING)
+_LOOK_AT: Final = _NOTABLE_WORDS | _FORBIDDEN_CALLS
 
 
 def _check(statement: Statement, mode: Mode) -> CheckedStatement:
@@ -321,10 +322,16 @@ def _scan_rules(statement: Statement, mode: Mode) -> None:
     write = mode is Mode.WRITE
     previous: Tok = (-1, "", 0, 0)
     last = count - 1
+    # Without a ".", a word can only break a rule by what it is (a notable keyword, a forbidden
+    # call, a reserved prefix): the others need not look at their neighbours.
+    plain_words = not statement.has_dot
+    look_at, special = _LOOK_AT, _SPECIAL
     for i in range(count):
         entry = entries[i]
         kind, key, start, end = entry
-        if kind == OP:
+        if kind == OP or (
+            plain_words and kind == WORD and key not in look_at and not key.startswith(special)
+        ):
             previous = entry
             continue
         following = entries[i + 1][1] if i < last and entries[i + 1][0] == OP else ""

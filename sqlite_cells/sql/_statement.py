@@ -31,7 +31,8 @@ What a Statement holds
 ``tokens``: SQLite's tokens as ``(kind, key, start, end)`` tuples — ``key`` is the text
 upper-cased (ASCII letters only, as SQLite folds) for words and operators, the unescaped text
 upper-cased for quoted identifiers and string literals, the text for parameters.  ``body`` is the
-number of tokens before the first ``;``.  ``problem`` is the first of ``empty``,
+number of tokens before the first ``;``; ``has_dot`` says whether a ``.`` operator appears
+(a qualified name).  ``problem`` is the first of ``empty``,
 ``multiple-statements`` and ``syntax`` that applies, as ``(kind, offset, message)``.  ``verb`` is
 the main statement's verb after any WITH list.  ``string_names`` are the indexes of string
 literals SQLite reads as names (R24); :meth:`Statement.tables` and :meth:`Statement.functions`
@@ -116,6 +117,7 @@ class Statement:
     body: int
     problem: Problem | None
     has_comment: bool
+    has_dot: bool
     verb: str
     verb_index: int
     verb_shaped: bool
@@ -302,7 +304,17 @@ def _snippet(sql: str, start: int, end: int) -> str:
 class _Builder:
     """Turns sqlglot's tokens into SQLite's, one at a time (see the module docstring)."""
 
-    __slots__ = ("comment", "params_raw", "problem", "raw", "semicolon", "sql", "strings", "tokens")
+    __slots__ = (
+        "comment",
+        "dot",
+        "params_raw",
+        "problem",
+        "raw",
+        "semicolon",
+        "sql",
+        "strings",
+        "tokens",
+    )
 
     def __init__(self, sql: str, raw: list[RawToken]) -> None:
         self.sql = sql
@@ -313,6 +325,7 @@ class _Builder:
         self.comment = False
         self.strings: list[int] = []  # indexes of the string literals
         self.semicolon = -1  # index of the first ";" token
+        self.dot = False  # whether a "." operator was seen
 
     def fail(self, offset: int) -> None:
         if self.problem < 0 or offset < self.problem:
@@ -384,6 +397,8 @@ class _Builder:
                         self.fail(start)
                     elif first == ";" and self.semicolon < 0:
                         self.semicolon = len(tokens)
+                    elif first == ".":
+                        self.dot = True
                     append((OP, text, start, end))
             elif first == "?" and (r + 1 == count or raw[r + 1].start != end):
                 # A bare "?" (the common parameter): nothing of it can be split differently.
@@ -562,6 +577,7 @@ def _scan(sql: str) -> Statement:
         body=body,
         problem=problem,
         has_comment=builder.comment,
+        has_dot=builder.dot,
         verb=verb,
         verb_index=verb_index,
         verb_shaped=verb_shaped,
