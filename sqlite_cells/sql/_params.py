@@ -36,7 +36,7 @@ import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final
+from typing import Final, cast
 
 from sqlite_cells.sql._kinds import Target
 from sqlite_cells.sql._statement import CACHE_MAX_ENTRIES, CACHE_MAX_SQL_LENGTH, scan_sql
@@ -126,9 +126,14 @@ def _analyze(sql: str) -> tuple[_Analysis, ParamTargets | None]:
     depend on ``columns_of`` (no INSERT without a column list)."""
     statement = scan_sql(sql)  # cached: the guard scanned this text already
     params = statement.params
-    slots = tuple(slot for _index, slot in params)
+    slots = tuple([slot for _index, slot in params])
     targets = statement.targets or (None,) * len(params)
-    analysis = _Analysis(statement.param_count, slots, targets, statement.param_names)
-    if any(isinstance(target, tuple) for target in targets):
-        return analysis, None
+    names = statement.param_names
+    analysis = _Analysis(statement.param_count, slots, targets, names)
+    if tuple in map(type, targets):
+        return analysis, None  # INSERT without a column list: columns_of decides
+    if not names and slots == _NUMBERS[: len(slots)]:
+        # "?, ?, ?": one occurrence per number, in order, each target a column or None.
+        positional = cast("tuple[str | None, ...]", targets)  # no (table, position): see above
+        return analysis, ParamTargets(positional, _NO_NAMES, statement.param_count)
     return analysis, _targets(analysis, None)

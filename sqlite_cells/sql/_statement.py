@@ -355,7 +355,7 @@ class _Builder:
         tokens = self.tokens
         append = tokens.append
         word_start, operator_chars, operators = _WORD_START, _OPERATOR_CHARS, _OPERATORS
-        idchars, plain = _IDCHARS, _PLAIN_OPERATORS
+        idchars, plain, digits = _IDCHARS, _PLAIN_OPERATORS, _DIGITS
         position = 0
         r = 0
         while r < count:
@@ -404,7 +404,7 @@ class _Builder:
                 # A bare "?" (the common parameter): nothing of it can be split differently.
                 self.params_raw.append((len(tokens), r, r))
                 append((PARAM, "?", start, end))
-            elif first in _DIGITS and sql[start:end].isdigit() and sql[start:end].isascii():
+            elif first in digits and (text := sql[start:end]).isdigit() and text.isascii():
                 append((NUMBER, "", start, end))
             elif first == "'" or first in _QUOTES or token.token_type in _LITERAL_TYPES:
                 self.literal(token, first, start, end)
