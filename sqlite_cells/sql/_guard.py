@@ -254,24 +254,8 @@ def _statement_kind(statement: Statement, mode: Mode) -> str:
             f"syntax error: {snippet(sql, start, end)!r} does not start an SQL statement; "
             "check the spelling (SELECT, VALUES, WITH, INSERT, REPLACE, UPDATE, DELETE)",
         )
-    if key in FORBIDDEN_VERBS:
-        if key in TRANSACTION_VERBS:
-            why = "the runtime runs every statement inside its own transaction"
-        elif key in ("ATTACH", "DETACH"):
-            why = "a database cell only sees its own tables"
-        elif key == "PRAGMA":
-            why = "connection and file settings belong to the runtime"
-        else:
-            why = "the runtime maintains the database files"
-        refuse("forbidden-statement", sql, start, f"{key} statements are not allowed: {why}")
-    if key in DDL_VERBS:
-        refuse(
-            "ddl",
-            sql,
-            start,
-            f"{key} is not allowed: declare tables and indexes in the database cell's schema "
-            "and let the runtime migrate it",
-        )
+    if key in FORBIDDEN_VERBS or key in DDL_VERBS:
+        _refuse_verb(sql, key, start)
     index = statement.verb_index
     if index >= statement.body or not statement.verb_shaped:
         offset = tokens[index][2] if index < statement.body else len(sql)
@@ -311,13 +295,34 @@ def _statement_kind(statement: Statement, mode: Mode) -> str:
     return verb
 
 
+def _refuse_verb(sql: str, key: str, start: int) -> NoReturn:
+    """``forbidden-statement`` or ``ddl`` for the statement's first keyword ``key``."""
+    if key in DDL_VERBS:
+        refuse(
+            "ddl",
+            sql,
+            start,
+            f"{key} is not allowed: declare tables and indexes in the database cell's schema "
+            "and let the runtime migrate it",
+        )
+    if key in TRANSACTION_VERBS:
+        why = "the runtime runs every statement inside its own transaction"
+    elif key in ("ATTACH", "DETACH"):
+        why = "a database cell only sees its own tables"
+    elif key == "PRAGMA":
+        why = "connection and file settings belong to the runtime"
+    else:
+        why = "the runtime maintains the database files"
+    refuse("forbidden-statement", sql, start, f"{key} statements are not allowed: {why}")
+
+
 def _scan_rules(statement: Statement, mode: Mode) -> None:
     """The token rules in one left-to-right pass; the leftmost token that breaks one decides.
 
     At one token the rules apply in the order schema-qualified, temp-object,
     forbidden-function, reserved-name, returning.
     """
-    sql, entries, count = statement.sql, statement.tokens, statement.body
+    entries, count = statement.tokens, statement.body
     string_names = statement.string_names
     write = mode is Mode.WRITE
     previous: Tok = (-1, "", 0, 0)
@@ -328,65 +333,75 @@ def _scan_rules(statement: Statement, mode: Mode) -> None:
     look_at, special = _LOOK_AT, _SPECIAL
     for i in range(count):
         entry = entries[i]
-        kind, key, start, end = entry
+        kind, key = entry[0], entry[1]
         if kind == OP or (
             plain_words and kind == WORD and key not in look_at and not key.startswith(special)
         ):
             previous = entry
             continue
         following = entries[i + 1][1] if i < last and entries[i + 1][0] == OP else ""
-        notable = False
         if kind == WORD:
-            if key in _NOTABLE_WORDS:
-                notable = True
-            elif following != "." and following != "(" and not key.startswith(_SPECIAL):
+            if (
+                key not in _NOTABLE_WORDS
+                and following not in (".", "(")
+                and not key.startswith(special)
+            ):
                 previous = entry  # the common case: a plain name or keyword
                 continue
         elif kind != QUOTED and (kind != STRING or i not in string_names):
             previous = entry
             continue
-        if following == "." and (
-            key in _DATABASE_NAMES
-            or key.startswith(_ALIAS_PREFIX)
-            or (i + 3 < count and entries[i + 3][1] == ".")
-        ):
-            _check_qualified(sql, entries, i, count)
-        if notable:
-            _check_temp(entry, sql)
-        if key in _REFUSED_TABLES:
-            _refuse_pragma_function(sql, start, end)
-        if (
-            following == "("
-            and kind != STRING
-            and key in _FORBIDDEN_CALLS
-            and (previous[1] != "INTO" or previous[0] != WORD)
-        ):
-            refuse(
-                "forbidden-function",
-                sql,
-                start,
-                f"function {sql[start:end]}() is not allowed: it reaches outside the database cell",
-            )
-        if key.startswith(_PREFIXES):
-            if key.startswith(_PREFIXES[-1]):  # pragma_
-                _refuse_pragma_function(sql, start, end)
-            if not (following == "(" and kind != STRING and key in _ALLOWED_SQLITE_CALLS):
-                refuse(
-                    "reserved-name",
-                    sql,
-                    start,
-                    f"reserved name {sql[start:end]!r}: names starting with sqlite_ or _cf_ "
-                    "belong to SQLite and the runtime; rename your table, column or alias",
-                )
-        if notable and write and key == "RETURNING":
-            refuse(
-                "returning",
-                sql,
-                start,
-                "RETURNING is not allowed: a write returns no rows; read the data with a query "
-                "after the transaction commits",
-            )
+        _check_name(statement, i, following, previous, write)
         previous = entry
+
+
+def _check_name(statement: Statement, i: int, following: str, previous: Tok, write: bool) -> None:
+    """The rules for the word, quoted identifier or string-literal name at ``i``, in order."""
+    sql, entries, count = statement.sql, statement.tokens, statement.body
+    entry = entries[i]
+    kind, key, start, end = entry
+    notable = kind == WORD and key in _NOTABLE_WORDS
+    if following == "." and (
+        key in _DATABASE_NAMES
+        or key.startswith(_ALIAS_PREFIX)
+        or (i + 3 < count and entries[i + 3][1] == ".")
+    ):
+        _check_qualified(sql, entries, i, count)
+    if notable:
+        _check_temp(entry, sql)
+    if key in _REFUSED_TABLES:
+        _refuse_pragma_function(sql, start, end)
+    if (
+        following == "("
+        and kind != STRING
+        and key in _FORBIDDEN_CALLS
+        and (previous[1] != "INTO" or previous[0] != WORD)
+    ):
+        refuse(
+            "forbidden-function",
+            sql,
+            start,
+            f"function {sql[start:end]}() is not allowed: it reaches outside the database cell",
+        )
+    if key.startswith(_PREFIXES):
+        if key.startswith(_PREFIXES[-1]):  # pragma_
+            _refuse_pragma_function(sql, start, end)
+        if not (following == "(" and kind != STRING and key in _ALLOWED_SQLITE_CALLS):
+            refuse(
+                "reserved-name",
+                sql,
+                start,
+                f"reserved name {sql[start:end]!r}: names starting with sqlite_ or _cf_ "
+                "belong to SQLite and the runtime; rename your table, column or alias",
+            )
+    if notable and write and key == "RETURNING":
+        refuse(
+            "returning",
+            sql,
+            start,
+            "RETURNING is not allowed: a write returns no rows; read the data with a query "
+            "after the transaction commits",
+        )
 
 
 def _check_temp(entry: Tok, sql: str) -> None:

@@ -217,8 +217,10 @@ class Lexer:
             self.fail(bad)
 
     def build(self, failed: bool) -> None:
-        """One pass over sqlglot's tokens.  The common tokens (ASCII words, operators, string
-        literals, numbers) are handled inline; anything else goes to the methods below."""
+        """One pass over sqlglot's tokens.  The common tokens (ASCII words, operators, bare
+        ``?``, plain numbers) are handled inline, anything else by the methods below.  One loop
+        on purpose, longer than the house's ~60 lines: it runs for every token of every new
+        statement, and a call per token would add about a tenth to first sight."""
         sql, raw = self.sql, self.raw
         count = len(raw)
         tokens = self.tokens
@@ -290,6 +292,11 @@ class Lexer:
                 append((OP, sql[start:end], start, end))
             position = end
             r += 1
+        self.finish(position, failed)
+
+    def finish(self, position: int, failed: bool) -> None:
+        """Check the text after the last token (where sqlglot stopped, if it ``failed``)."""
+        sql = self.sql
         if failed:
             bad, comment = _skip_gap(sql, position, len(sql), True)
             self.comment = self.comment or comment

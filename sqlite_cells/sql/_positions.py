@@ -56,22 +56,10 @@ def find_names(
     in_from = [False]  # per parenthesis depth: inside a FROM list?
     position = 0  # the table position of the current token, 0 for none
     last = 0  # the table position of the previous name
-    positions, from_enders, not_names = _POSITIONS, _FROM_ENDERS, _NOT_NAMES
     for i in range(count):
-        kind, key, start, end = tokens[i]
+        kind, key = tokens[i][0], tokens[i][1]
         if kind == OP:
-            if key == "(":
-                paren = position == _SOURCE and tokens[i - 1][1] != "IN"
-                in_from.append(paren)
-                position = _SOURCE if paren else 0
-            elif key == ")":
-                if len(in_from) > 1:
-                    in_from.pop()
-                position = 0
-            elif key == ",":
-                position = _SOURCE if in_from[-1] else 0
-            else:
-                position = last if key == "." else 0
+            position = _after_operator(tokens, i, key, position, last, in_from)
             last = 0
             continue
         if kind > STRING:  # numbers, parameters, blobs
@@ -79,41 +67,70 @@ def find_names(
             continue
         following = tokens[i + 1][1] if i + 1 < count and tokens[i + 1][0] == OP else ""
         if kind == WORD and not position and following != "(":
-            # The common case: a keyword or a column name.
-            last = 0
-            position = positions.get(key, 0)
-            if position or key == "BY" or (i >= 2 and tokens[i - 1][1] == "OR"):
-                position = _position_after(tokens, i, key)
-            if key in from_enders:
-                in_from[-1] = False
-            elif position == _SOURCE and key != "IN":
-                in_from[-1] = True
+            last = 0  # the common case: a keyword or a column name
+            position = _after_word(tokens, i, key, in_from)
             continue
         if kind == STRING:
             after_dot = i > 0 and tokens[i - 1][1] == "." and tokens[i - 1][0] == OP
-            if position or after_dot or following == "." or following == "(":
-                strings.append(i)
-            else:
+            if not (position or after_dot or following == "." or following == "("):
                 position = last = 0
                 continue
-        keyword = kind == WORD and key in not_names
-        if position and not keyword and following != ".":
-            name = fold_ascii(unquote(sql[start:end]))
-            if position != _INDEX:
-                tables.append((name, start))
-            if position == _SOURCE and following == "(":
-                functions.append((name, start))  # a table-valued function
-        elif not keyword and following == "(" and kind == WORD:
-            functions.append((fold_ascii(sql[start:end]), start))
+            strings.append(i)
+        _record(sql, tokens[i], position, following, tables, functions)
         last = position
-        position = 0
-        if kind == WORD:
-            position = _position_after(tokens, i, key)
-            if key in from_enders:
-                in_from[-1] = False
-            elif position == _SOURCE and key != "IN":
-                in_from[-1] = True
+        position = _after_word(tokens, i, key, in_from) if kind == WORD else 0
     return frozenset(strings), tuple(tables), tuple(functions)
+
+
+def _after_operator(
+    tokens: Sequence[Tok], i: int, key: str, position: int, last: int, in_from: list[bool]
+) -> int:
+    """The table position after the operator ``key`` at ``i`` (updating the FROM-list stack)."""
+    if key == "(":
+        paren = position == _SOURCE and tokens[i - 1][1] != "IN"
+        in_from.append(paren)
+        return _SOURCE if paren else 0
+    if key == ")":
+        if len(in_from) > 1:
+            in_from.pop()
+        return 0
+    if key == ",":
+        return _SOURCE if in_from[-1] else 0
+    return last if key == "." else 0
+
+
+def _after_word(tokens: Sequence[Tok], i: int, key: str, in_from: list[bool]) -> int:
+    """The table position after the word ``key`` at ``i`` (updating the FROM-list stack)."""
+    position = _POSITIONS.get(key, 0)
+    if position or key == "BY" or (i >= 2 and tokens[i - 1][1] == "OR"):
+        position = _position_after(tokens, i, key)
+    if key in _FROM_ENDERS:
+        in_from[-1] = False
+    elif position == _SOURCE and key != "IN":
+        in_from[-1] = True
+    return position
+
+
+def _record(
+    sql: str,
+    token: Tok,
+    position: int,
+    following: str,
+    tables: list[tuple[str, int]],
+    functions: list[tuple[str, int]],
+) -> None:
+    """Note the name ``token`` as a table and/or a function, by its position."""
+    kind, key, start, end = token
+    if kind == WORD and key in _NOT_NAMES:
+        return
+    if position and following != ".":
+        name = fold_ascii(unquote(sql[start:end]))
+        if position != _INDEX:
+            tables.append((name, start))
+        if position == _SOURCE and following == "(":
+            functions.append((name, start))  # a table-valued function
+    elif following == "(" and kind == WORD:
+        functions.append((fold_ascii(sql[start:end]), start))
 
 
 _POSITIONS: Final = {"FROM": _SOURCE, "JOIN": _SOURCE, "IN": _SOURCE}
