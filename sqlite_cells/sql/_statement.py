@@ -118,13 +118,20 @@ class Statement:
         return find_names(self.sql, self.tokens, self.body)[2]
 
     def words(self) -> list[Word]:
-        """Every token as a :class:`Word` (for code that is not on a hot path)."""
+        """Every token as a :class:`Word` (for code that is not on a hot path).  When sqlglot
+        could not tokenize the whole text, what it left is one last :data:`OP` word holding that
+        text verbatim, so two texts that differ there never read as the same words."""
         sql = self.sql
         out = []
+        covered = 0
         for kind, _key, start, end in self.tokens:
             text = sql[start:end]
             name = unescape(text) if kind in (QUOTED, STRING) else text
             out.append(Word(kind, text, start, name))
+            covered = end
+        rest = sql[covered:]
+        if self.problem is not None and self.problem[0] == "syntax" and rest.strip():
+            out.append(Word(OP, rest, covered, rest))
         return out
 
 

@@ -144,3 +144,12 @@ def test_where_sqlite_and_sqlglot_differ_the_scan_says_syntax(sql: str, offset: 
     assert problem is not None
     assert problem[:2] == ("syntax", offset)
     assert problem[2].startswith("syntax error")
+
+
+def test_words_keep_what_sqlglot_could_not_tokenize() -> None:
+    """The schema code compares stored SQL by its words: a text sqlglot stops reading must not
+    lose its tail (two CHECKs differing there would read as the same)."""
+    first = [w.text for w in scan_sql("a <> 'x").words()]
+    second = [w.text for w in scan_sql("a <> 'y").words()]
+    assert first != second
+    assert [w.text for w in scan_sql("a <> 'x' -- c").words()] == ["a", "<>", "'x'"]
