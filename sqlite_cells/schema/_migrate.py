@@ -45,15 +45,7 @@ from sqlite_cells.codec import (
 )
 from sqlite_cells.schema._schema import Schema, quote_ident
 from sqlite_cells.schema._schema_diff import MigrationPlan, diff_of, plan_migration, rows_of
-from sqlite_cells.sql import (
-    COMMENT,
-    IDENT,
-    PUNCT,
-    USER_PREPARE_FLAGS,
-    WS,
-    Gate,
-    scan_sql,
-)
+from sqlite_cells.sql import OP, USER_PREPARE_FLAGS, WORD, Gate, scan_sql
 
 __all__ = [
     "MigrationConnection",
@@ -178,16 +170,16 @@ class MigrationConnection:
 
     def _check(self, sql: str) -> str:
         """The statement's first keyword, after the lexical refusals."""
-        words = [t for t in scan_sql(sql) if t.kind not in (WS, COMMENT)]
+        words = scan_sql(sql).words()
         if not words:
             raise self._refuse(sql, "it is empty")
         for i, tok in enumerate(words):
             # apsw.complete is sqlite3_complete: it knows a ';' inside CREATE TRIGGER … END.
-            if tok.kind == PUNCT and tok.text == ";" and apsw.complete(sql[: tok.start + 1]):
+            if tok.kind == OP and tok.text == ";" and apsw.complete(sql[: tok.start + 1]):
                 if any(w.text != ";" for w in words[i + 1 :]):
                     raise self._refuse(sql, "it holds several statements; run one per call")
                 break
-        first = words[0].text.upper() if words[0].kind == IDENT else words[0].text
+        first = words[0].text.upper() if words[0].kind == WORD else words[0].text
         if first in _REFUSED:
             raise self._refuse(sql, _REFUSED[first])
         return first

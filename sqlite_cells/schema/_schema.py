@@ -9,7 +9,10 @@ raise :class:`SchemaError` saying what is wrong, where, and what to do:
   ``cf_link()``. Column names are compared case-insensitively, as SQLite does.
 * R11 — a column named ``*_cf_link`` must be ``cf_link()`` (stored as ``TEXT``), and ``cf_link()``
   only fits such a column.
-* R12 — table, column and index names starting with ``_cf_`` or ``sqlite_`` are reserved.
+* R12, R13 — table, column and index names the guard would refuse in a statement are reserved:
+  names starting with ``_cf_``, ``sqlite_`` or ``pragma_`` (table-valued pragma functions), and
+  the names of SQLite's eponymous virtual tables (``dbstat``, ``json_each``, ``json_tree``,
+  ``fts3tokenize``, ``carray``), compared as SQLite does (ASCII case folding).
 
 A spec must be *one* column definition: no top-level ``,`` ``)`` or ``;``, no comments (checked
 on the text), and SQLite must accept it — ``declare_tables`` builds every table in a scratch
@@ -28,7 +31,7 @@ from typing import Final
 import apsw
 
 from sqlite_cells.codec import SchemaError
-from sqlite_cells.sql import COMMENT, LINK_SUFFIX, PUNCT, RESERVED_PREFIXES, scan_sql
+from sqlite_cells.sql import LINK_SUFFIX, OP, is_reserved_table, scan_sql
 
 __all__ = [
     "CfLink",
@@ -149,10 +152,11 @@ def _check_name(kind: str, name: object, where: str) -> str:
         raise SchemaError(f"{where}: a {kind} name is empty; give it a name")
     if "\x00" in name:
         raise SchemaError(f"{where}: {kind} name {name!r} contains NUL; remove it")
-    if name.lower().startswith(RESERVED_PREFIXES):
+    if is_reserved_table(name):
         raise SchemaError(
-            f"{where}: {kind} name {name!r} is reserved (names starting with '_cf_' or "
-            f"'sqlite_' belong to the runtime and SQLite, R12); rename it"
+            f"{where}: {kind} name {name!r} is reserved (names starting with '_cf_', "
+            f"'sqlite_' or 'pragma_', and SQLite's virtual tables such as dbstat and json_each, "
+            f"belong to the runtime and SQLite, R12/R13); rename it"
         )
     return name
 
@@ -164,11 +168,10 @@ def _check_spec_text(column: str, spec: str) -> None:
         raise SchemaError(f"{where}: the spec is empty; give a type such as 'text' or 'integer'")
     if "\x00" in spec:
         raise SchemaError(f"{where}: the spec {spec!r} contains NUL; remove it")
+    statement = scan_sql(spec)
     depth = 0
-    for tok in scan_sql(spec):
-        if tok.kind == COMMENT:
-            raise SchemaError(f"{where}: the spec {spec!r} contains a comment; remove it")
-        if tok.kind != PUNCT:
+    for tok in statement.words():
+        if tok.kind != OP:
             continue
         depth += (tok.text == "(") - (tok.text == ")")
         if depth < 0 or tok.text == ";" or (depth == 0 and tok.text == ","):
@@ -176,6 +179,8 @@ def _check_spec_text(column: str, spec: str) -> None:
                 f"{where}: the spec {spec!r} is not a single column definition (unexpected "
                 f"{tok.text!r} at offset {tok.start}); declare one column per spec"
             )
+    if statement.has_comment:
+        raise SchemaError(f"{where}: the spec {spec!r} contains a comment; remove it")
     if depth:
         raise SchemaError(f"{where}: the spec {spec!r} has an unclosed '('; close it")
 

@@ -38,7 +38,7 @@ from sqlite_cells.schema._schema import (
     quote_ident,
     render_ddl,
 )
-from sqlite_cells.sql import COMMENT, IDENT, QUOTED, WS, scan_sql, unquote
+from sqlite_cells.sql import QUOTED, WORD, scan_sql
 
 __all__ = ["MigrationPlan", "plan_migration"]
 
@@ -59,8 +59,8 @@ def _norm(text: str | None) -> str:
     """Case-, spacing- and name-quoting-insensitive form of a type, default or CHECK (string
     literals kept verbatim). Quoting matters: ALTER … RENAME COLUMN rewrites references to the
     column in CHECKs as quoted names."""
-    words = [t for t in scan_sql(text or "") if t.kind not in (WS, COMMENT)]
-    return " ".join(unquote(t).upper() if t.kind in (IDENT, QUOTED) else t.text for t in words)
+    words = scan_sql(text or "").words()
+    return " ".join(t.name.upper() if t.kind in (WORD, QUOTED) else t.text for t in words)
 
 
 def rows_of(

@@ -1,5 +1,5 @@
-"""The SQL front end: statement scanning, the guard, parameters and their binding, the authorizer,
-reserved names."""
+"""The SQL front end: one scan per statement (``scan_sql``), the guard, parameters and their
+binding, the authorizer, reserved names."""
 
 from sqlite_cells.sql._authorizer import USER_PREPARE_FLAGS as USER_PREPARE_FLAGS
 from sqlite_cells.sql._authorizer import Authorizer as Authorizer
@@ -9,42 +9,54 @@ from sqlite_cells.sql._authorizer import make_authorizer as make_authorizer
 from sqlite_cells.sql._binding import Bound as Bound
 from sqlite_cells.sql._binding import bind_rows as bind_rows
 from sqlite_cells.sql._binding import is_pending as is_pending
+from sqlite_cells.sql._guard import CheckedStatement as CheckedStatement
 from sqlite_cells.sql._guard import Mode as Mode
 from sqlite_cells.sql._guard import check_statement as check_statement
 from sqlite_cells.sql._names import LINK_SUFFIX as LINK_SUFFIX
 from sqlite_cells.sql._names import RESERVED_PREFIXES as RESERVED_PREFIXES
-from sqlite_cells.sql._params import COMMENT as COMMENT
-from sqlite_cells.sql._params import IDENT as IDENT
-from sqlite_cells.sql._params import PUNCT as PUNCT
-from sqlite_cells.sql._params import QUOTED as QUOTED
-from sqlite_cells.sql._params import STRING as STRING
-from sqlite_cells.sql._params import WS as WS
+from sqlite_cells.sql._names import fold_ascii as fold_ascii
+from sqlite_cells.sql._names import is_reserved as is_reserved
+from sqlite_cells.sql._names import is_reserved_table as is_reserved_table
 from sqlite_cells.sql._params import ParamTargets as ParamTargets
-from sqlite_cells.sql._params import Token as Token
 from sqlite_cells.sql._params import map_params as map_params
-from sqlite_cells.sql._params import scan_sql as scan_sql
-from sqlite_cells.sql._params import unquote as unquote
+from sqlite_cells.sql._statement import BLOB as BLOB
+from sqlite_cells.sql._statement import NUMBER as NUMBER
+from sqlite_cells.sql._statement import OP as OP
+from sqlite_cells.sql._statement import PARAM as PARAM
+from sqlite_cells.sql._statement import QUOTED as QUOTED
+from sqlite_cells.sql._statement import STRING as STRING
+from sqlite_cells.sql._statement import WORD as WORD
+from sqlite_cells.sql._statement import Statement as Statement
+from sqlite_cells.sql._statement import Word as Word
+from sqlite_cells.sql._statement import scan_sql as scan_sql
+from sqlite_cells.sql._statement import unquote as unquote
 
 __all__ = [
-    "COMMENT",
-    "IDENT",
+    "BLOB",
     "LINK_SUFFIX",
-    "PUNCT",
+    "NUMBER",
+    "OP",
+    "PARAM",
     "QUOTED",
     "RESERVED_PREFIXES",
     "STRING",
     "USER_PREPARE_FLAGS",
-    "WS",
+    "WORD",
     "Authorizer",
     "Bound",
+    "CheckedStatement",
     "Gate",
     "Mode",
     "ParamTargets",
     "ReadSet",
-    "Token",
+    "Statement",
+    "Word",
     "bind_rows",
     "check_statement",
+    "fold_ascii",
     "is_pending",
+    "is_reserved",
+    "is_reserved_table",
     "make_authorizer",
     "map_params",
     "scan_sql",

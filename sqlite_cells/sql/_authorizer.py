@@ -11,15 +11,18 @@ What it allows (everything else is ``SQLITE_DENY``):
 
 * ``SQLITE_SELECT`` and ``SQLITE_RECURSIVE`` (recursive CTEs);
 * ``SQLITE_FUNCTION`` except ``load_extension``, ``readfile``, ``writefile``, ``edit``,
-  ``fts3_tokenizer``, any ``pragma_*`` function and any ``_cf_*`` function (*decision*: the
-  runtime's own SQL functions are not for user statements);
+  ``fts3_tokenizer``, any ``pragma_*`` function, any ``_cf_*`` function (*decision*: the
+  runtime's own SQL functions are not for user statements) and any ``sqlite_*`` function but
+  ``sqlite_version``, ``sqlite_source_id``, ``sqlite_compileoption_used`` and
+  ``sqlite_compileoption_get`` (``sqlite_log`` writes to the application's log);
 * ``SQLITE_READ`` of a column of an allowed table in ``database``;
 * in :attr:`Mode.WRITE` also ``SQLITE_INSERT``, ``SQLITE_UPDATE`` and ``SQLITE_DELETE`` on an
   allowed table in ``database``.
 
 An *allowed table* is one of ``tables`` (compared case-insensitively, ASCII only, as SQLite
 does), or, when ``tables`` is None (injected read-only files with their own schema), any table
-whose name does not start with ``_cf_``, ``sqlite_`` or ``pragma_`` and is not ``dbstat``.
+whose name does not start with ``_cf_``, ``sqlite_`` or ``pragma_`` and is not one of SQLite's
+eponymous virtual tables (``dbstat``, ``fts3tokenize``, ``carray``; R13).
 
 Shapes of callback that need care, all observed with SQLite 3.54:
 
@@ -54,6 +57,12 @@ from typing import Final
 import apsw
 
 from sqlite_cells.sql._guard import Mode
+from sqlite_cells.sql._names import (
+    DATALESS_TABLES,
+    fold_ascii,
+    is_forbidden_function,
+    is_reserved_table,
+)
 
 __all__ = ["USER_PREPARE_FLAGS", "Authorizer", "Gate", "ReadSet", "make_authorizer"]
 
@@ -69,22 +78,6 @@ _INSERT: Final = apsw.SQLITE_INSERT
 _UPDATE: Final = apsw.SQLITE_UPDATE
 _DELETE: Final = apsw.SQLITE_DELETE
 
-_FORBIDDEN_FUNCTIONS: Final = frozenset(
-    {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"}
-)
-_FORBIDDEN_FUNCTION_PREFIXES: Final = ("pragma_", "_cf_")
-_RESERVED_TABLE_PREFIXES: Final = ("_cf_", "sqlite_", "pragma_")
-_FORBIDDEN_TABLES: Final = frozenset({"dbstat"})
-# Eponymous virtual tables that hold no data and may be read from any schema.
-_DATALESS_TABLES: Final = frozenset({"json_each", "json_tree"})
-
-_LOWER: Final = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
-
-
-def _fold(name: str) -> str:
-    # SQLite compares names case-insensitively for ASCII letters only.
-    return name.lower() if name.isascii() else name.translate(_LOWER)
-
 
 def make_authorizer(mode: Mode, *, database: str, tables: Collection[str] | None) -> Authorizer:
     """Build the authorizer for user statements of ``mode`` on the database cell ``database``.
@@ -97,17 +90,13 @@ def make_authorizer(mode: Mode, *, database: str, tables: Collection[str] | None
     """
     if not isinstance(mode, Mode):
         raise TypeError(f"mode must be a Mode, not {type(mode).__name__}")
-    schema = _fold(database)
+    schema = fold_ascii(database)
     allowed: frozenset[str] | None = None
     if tables is not None:
         if isinstance(tables, str):
             raise TypeError("tables must be a collection of table names, not a str")
-        allowed = frozenset(_fold(name) for name in tables)
-        reserved = sorted(
-            name
-            for name in allowed
-            if name.startswith(_RESERVED_TABLE_PREFIXES) or name in _FORBIDDEN_TABLES
-        )
+        allowed = frozenset(fold_ascii(name) for name in tables)
+        reserved = sorted(name for name in allowed if is_reserved_table(name))
         if reserved:
             raise ValueError(
                 f"tables {reserved} are reserved to SQLite or the runtime: a user statement may "
@@ -116,14 +105,10 @@ def make_authorizer(mode: Mode, *, database: str, tables: Collection[str] | None
     write = mode is Mode.WRITE
 
     def table_allowed(table: str) -> bool:
-        name = _fold(table)
+        name = fold_ascii(table)
         if allowed is not None:
             return name in allowed
-        return not name.startswith(_RESERVED_TABLE_PREFIXES) and name not in _FORBIDDEN_TABLES
-
-    def _is_reserved(table: str) -> bool:
-        name = _fold(table)
-        return name.startswith(_RESERVED_TABLE_PREFIXES) or name in _FORBIDDEN_TABLES
+        return not is_reserved_table(name)
 
     def authorize(
         action: int,
@@ -135,28 +120,23 @@ def make_authorizer(mode: Mode, *, database: str, tables: Collection[str] | None
         if action == _READ:
             if arg1 is None:
                 return _DENY
-            if _fold(arg1) in _DATALESS_TABLES:
+            if fold_ascii(arg1) in DATALESS_TABLES:
                 return _OK
             if db_name is None:
                 # Only the empty-column read of count(*) and UPDATE … FROM comes without a
                 # database; it reveals a row count at most. Its table may be a CTE (whose name
                 # cannot be known here), so any name not reserved to SQLite or the runtime is
                 # allowed: the space file holds only reserved tables.
-                return _OK if arg2 == "" and not _is_reserved(arg1) else _DENY
-            if _fold(db_name) != schema:
+                return _OK if arg2 == "" and not is_reserved_table(arg1) else _DENY
+            if fold_ascii(db_name) != schema:
                 return _DENY
             return _OK if table_allowed(arg1) else _DENY
         if action in (_SELECT, _RECURSIVE):
             return _OK
         if action == _FUNCTION:
-            if arg2 is None:
-                return _DENY
-            name = _fold(arg2)
-            if name in _FORBIDDEN_FUNCTIONS or name.startswith(_FORBIDDEN_FUNCTION_PREFIXES):
-                return _DENY
-            return _OK
+            return _DENY if arg2 is None or is_forbidden_function(arg2) else _OK
         if write and action in (_INSERT, _UPDATE, _DELETE):
-            if arg1 is None or db_name is None or _fold(db_name) != schema:
+            if arg1 is None or db_name is None or fold_ascii(db_name) != schema:
                 return _DENY
             return _OK if table_allowed(arg1) else _DENY
         return _DENY
@@ -185,16 +165,26 @@ class Gate:
     actions the policy allowed are added to it as (table, column) pairs: the query's read set
     (R51).
 
+    SQLite authorizes a statement once, when it prepares it, and apsw's cache hands the same
+    prepared statement to the next user statement of the same text.  So when :meth:`user` is
+    given a policy other than the one before (another mode, another set of tables), the gate
+    re-installs itself, which expires every prepared statement: each is prepared, and
+    authorized, again under the new policy before it runs.  Callers keep one policy object per
+    (mode, tables), so this happens only when the policy really changes.
+
     A gate belongs to one connection, and so to the one thread using it at a time.
     """
 
-    __slots__ = ("_policy", "_record")
+    __slots__ = ("_conn", "_last", "_policy", "_record")
 
     def __init__(self) -> None:
+        self._conn: apsw.Connection | None = None
+        self._last: Authorizer | None = None  # the policy of the previous user statement
         self._policy: Authorizer | None = None
         self._record: ReadSet | None = None
 
     def install(self, conn: apsw.Connection) -> Gate:
+        self._conn = conn
         conn.authorizer = self
         return self
 
@@ -212,7 +202,7 @@ class Gate:
         verdict = policy(action, arg1, arg2, db_name, trigger_or_view)
         record = self._record
         if record is not None and action == _READ and verdict == _OK and arg1 is not None:
-            record.add((_fold(arg1), _fold(arg2 or "")))
+            record.add((fold_ascii(arg1), fold_ascii(arg2 or "")))
         return verdict
 
     @property
@@ -224,6 +214,9 @@ class Gate:
         """Judge every action by ``policy`` for the duration (not re-entrant)."""
         if self._policy is not None:
             raise RuntimeError("this connection is already running a user statement")
+        if self._last is not None and policy is not self._last and self._conn is not None:
+            self._conn.authorizer = self  # expires what the previous policy authorized
+        self._last = policy
         self._policy, self._record = policy, record
         try:
             yield

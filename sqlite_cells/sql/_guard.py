@@ -10,14 +10,16 @@ raises :class:`~codec._errors.GuardViolation` otherwise.  ``GuardViolation.kind`
 ``multiple-statements``
     A ``;`` followed by anything but whitespace and comments (``SELECT 1;`` and ``SELECT 1; --``
     are fine, ``SELECT 1;;`` is not).  The offset is the start of the first token after the
-    first ``;``.
+    first ``;``.  (Text SQLite cannot read *before* the first ``;`` fails the first statement, so
+    nothing would run: that is ``syntax``.)
 ``syntax``
     *Added to the SPEC's list.*  SQLite cannot tokenize the text (an unterminated string literal,
     quoted identifier or ``/*`` comment, a malformed blob or number, a character SQLite rejects),
     the text holds a NUL (even inside a literal or a comment: SQLite would stop reading there, and
-    apsw refuses it) or a lone surrogate (it cannot be encoded), or the guard's two tokenizers
-    disagree on how to split it (below).  The offset is where the problem starts, 0 when it
-    cannot be pinned down.
+    apsw refuses it) or a lone surrogate (it cannot be encoded), or sqlglot's tokenizer splits it
+    differently from SQLite (below); and a statement that does not start with a statement keyword
+    (``SELEC * FROM t``, ``(SELECT 1)``, a malformed WITH clause, a WITH followed by anything but
+    SELECT, VALUES, INSERT, REPLACE, UPDATE or DELETE).  The offset is where the problem starts.
 ``forbidden-statement``
     The statement starts with ATTACH, DETACH, PRAGMA, VACUUM, REINDEX, ANALYZE or transaction
     control (BEGIN, COMMIT, END, ROLLBACK, SAVEPOINT, RELEASE).
@@ -37,10 +39,11 @@ raises :class:`~codec._errors.GuardViolation` otherwise.  ``GuardViolation.kind`
     ``table.column`` stays legal (but an alias called main or temp cannot qualify a column).
     The offset is the start of the first name.
 ``reserved-name``
-    A name (unquoted, or quoted with ``"…"``, ``[…]`` or backticks) starting with ``_cf_`` or
-    ``sqlite_``, case-insensitively.  *Decision:* the functions ``sqlite_version()``,
-    ``sqlite_source_id()``, ``sqlite_compileoption_used()`` and ``sqlite_compileoption_get()``
-    are allowed when the name is directly followed by ``(``; every other ``sqlite_`` name
+    A name (unquoted, quoted with ``"…"``, ``[…]`` or backticks, or a string literal SQLite reads
+    as a name) starting with ``_cf_`` or ``sqlite_``, case-insensitively.  *Decision:* the
+    functions ``sqlite_version()``, ``sqlite_source_id()``, ``sqlite_compileoption_used()``
+    and ``sqlite_compileoption_get()`` are allowed when the name is directly followed by ``(``
+    (``sqlite_log()`` is not: it writes to the application's log); every other ``sqlite_`` name
     (``sqlite_master``, ``sqlite_schema``, ``sqlite_temp_master``, ``sqlite_sequence``,
     ``sqlite_stat1``, ``sqlite_offset()``, …) and every ``_cf_`` name, called or not, is refused.
 ``forbidden-function``
@@ -60,24 +63,24 @@ over the tokens: the leftmost token that breaks a rule decides, and at one token
 
 What is a name
 --------------
-Text inside string literals, quoted identifiers and comments never triggers a keyword rule, and a
-string literal used as a value is never a name.  *Decision:* SQLite also accepts a string literal
-where it expects a name (``SELECT * FROM 'sqlite_master'``, ``FROM messages, 'sqlite_master'``,
-``'main'.messages``), so a string literal counts as a name where only a name can stand: next to a
-``.``, directly after FROM (not ``IS DISTINCT FROM``), JOIN, INTO, UPDATE or TABLE, and after a
-``,`` in a FROM list.  Parameters (``?``, ``?NNN``, ``:name``, ``@name``, ``$name``) are never
-names, so ``:temp`` or ``@sqlite_x`` are fine.  Names are compared with ASCII case folding only, as
-SQLite does.
+Text inside string literals, quoted identifiers and comments never triggers a keyword rule.  A
+string literal is a name where SQLite reads one as a name (R24) and data everywhere else: the
+front end (:class:`~sqlite_cells.sql._statement.Statement.string_names`) finds those positions —
+after FROM (not ``IS [NOT] DISTINCT FROM``), JOIN, INTO, UPDATE, ``UPDATE OR <action>``, TABLE,
+IN (not ``IN (``) and ``INDEXED BY``, as an item of a FROM list or of a parenthesised FROM item
+(``FROM ('sqlite_master')``, ``FROM (messages, 'sqlite_master')``), before or after a ``.``,
+and when a ``(`` follows it (a called table-valued function, ``'pragma_table_list'('x')``).
+Parameters (``?``, ``?NNN``, ``:name``, ``@name``, ``$name``) are never names, so ``:temp`` or
+``@sqlite_x`` are fine.  Names are compared with ASCII case folding only, as SQLite does.
 
-Two tokenizers
---------------
-Both sqlglot's SQLite dialect and a small scanner that follows SQLite's own ``tokenize.c`` split
-the text (:mod:`sqlite_cells.sql._tokens` explains why and how they are aligned); the scanner's
-split
-decides ``empty`` and ``multiple-statements``, and any disagreement between the two is refused as
-``syntax``.  Deliberately refused although SQLite would accept them: Tcl-style parameter suffixes
-(``$a(x)``; ``$a::b`` is fine), ``#`` parameters, an unterminated ``/*`` comment at the end, and
-text sqlglot reads as a literal with a prefix (``N'…'``).
+One tokenizer
+-------------
+The rules read the :class:`~sqlite_cells.sql._statement.Statement` that
+:func:`~sqlite_cells.sql._statement.scan_sql` makes from sqlglot's SQLite tokenizer, checked
+there against what SQLite's own tokenizer would do; where the two differ the scan records a
+``syntax`` problem (see that module).  Deliberately refused although SQLite would accept them:
+Tcl-style parameter suffixes (``$a(x)``; ``$a::b`` is fine), ``#`` parameters, an unterminated
+``/*`` comment at the end, and text sqlglot reads as a literal with a prefix (``N'…'``).
 
 Offsets
 -------
@@ -86,29 +89,42 @@ the opening quote or bracket for quoted identifiers and string literals.
 
 Caching
 -------
-Verdicts are cached per ``(sql, mode)`` in a bounded module-level dict (oldest entry evicted
-first; statements longer than :data:`CACHE_MAX_SQL_LENGTH` are not cached).  A cached rejection
-raises a new, equal :class:`GuardViolation`.  The guard keeps no other state and is thread-safe
-(each thread has its own sqlglot tokenizer).
+Verdicts are cached per ``(sql, mode)`` in a bounded LRU cache (``functools.lru_cache`` on a
+module-level function; statements longer than :data:`CACHE_MAX_SQL_LENGTH` are not cached), and
+both modes share the one cached scan of the text.  A cached rejection raises a new, equal
+:class:`GuardViolation`.  The guard keeps no other state and is thread-safe (each thread has its
+own sqlglot tokenizer).
 """
 
 from __future__ import annotations
 
-import contextlib
 import enum
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from typing import Final, NoReturn
 
 from sqlite_cells.codec import GuardViolation
-from sqlite_cells.sql._tokens import (
-    OP,
-    QUOTED,
-    STRING,
-    WORD,
-    Entry,
-    refuse,
-    snippet,
-    tokenize,
+from sqlite_cells.sql._kinds import OP, QUOTED, STRING, WORD, Tok
+from sqlite_cells.sql._names import (
+    ALIAS_PREFIX,
+    ALLOWED_SQLITE_FUNCTIONS,
+    DATABASE_NAMES,
+    DDL_VERBS,
+    FORBIDDEN_FUNCTIONS,
+    FORBIDDEN_VERBS,
+    READ_VERBS,
+    RESERVED_PREFIXES,
+    SCHEMA_READERS,
+    TRANSACTION_VERBS,
+    VIRTUAL_PREFIX,
+    WRITE_VERBS,
+)
+from sqlite_cells.sql._statement import (
+    CACHE_MAX_ENTRIES,
+    CACHE_MAX_SQL_LENGTH,
+    Statement,
+    clear_scan_cache,
+    scan_sql,
 )
 
 __all__ = [
@@ -132,19 +148,14 @@ class CheckedStatement:
     """A statement the guard accepted: exactly one statement of an allowed kind for ``mode``.
 
     ``verb`` is the main statement's verb after any WITH clause: "SELECT" or "VALUES" in READ
-    mode, "INSERT", "REPLACE", "UPDATE" or "DELETE" in WRITE mode.
+    mode, "INSERT", "REPLACE", "UPDATE" or "DELETE" in WRITE mode.  ``statement`` is the scan
+    every other reader of the text shares.
     """
 
     sql: str
     mode: Mode
     verb: str
-
-
-CACHE_MAX_ENTRIES: Final = 4096
-CACHE_MAX_SQL_LENGTH: Final = 10_000
-
-# (sql, mode) -> the accepted statement, or (kind, offset, message) of the refusal.
-_CACHE: dict[tuple[str, Mode], CheckedStatement | tuple[str, int, str]] = {}
+    statement: Statement | None = field(default=None, compare=False, repr=False)
 
 
 def check_statement(sql: str, mode: Mode) -> CheckedStatement:
@@ -153,120 +164,124 @@ def check_statement(sql: str, mode: Mode) -> CheckedStatement:
     Raises :class:`GuardViolation` (a ``ValueError``) for a refused statement and ``TypeError``
     when ``sql`` is not a ``str`` or ``mode`` not a :class:`Mode`.
     """
-    key = (sql, mode)
-    hit = _CACHE.get(key)
-    if hit is not None:
-        if isinstance(hit, CheckedStatement):
-            return hit
-        kind, offset, message = hit
-        raise GuardViolation(kind, sql, offset, message)
-    if not isinstance(sql, str):
-        raise TypeError(f"sql must be a str, not {type(sql).__name__}")
+    if type(sql) is not str:
+        if not isinstance(sql, str):
+            raise TypeError(f"sql must be a str, not {type(sql).__name__}")
+        sql = str(sql)
     if not isinstance(mode, Mode):
         raise TypeError(f"mode must be a Mode, not {type(mode).__name__}")
+    verdict = _verdict(sql, mode) if len(sql) <= CACHE_MAX_SQL_LENGTH else _judge(sql, mode)
+    if isinstance(verdict, CheckedStatement):
+        return verdict
+    kind, offset, message = verdict
+    raise GuardViolation(kind, sql, offset, message)
+
+
+def clear_cache() -> None:
+    """Forget every cached verdict and scan (for tests and benchmarks)."""
+    _verdict.cache_clear()
+    clear_scan_cache()
+
+
+@functools.lru_cache(maxsize=CACHE_MAX_ENTRIES)
+def _verdict(sql: str, mode: Mode) -> CheckedStatement | tuple[str, int, str]:
+    return _judge(sql, mode)
+
+
+def _judge(sql: str, mode: Mode) -> CheckedStatement | tuple[str, int, str]:
+    """The accepted statement, or (kind, offset, message) of the refusal."""
     try:
-        checked = _check(sql, mode)
-    except GuardViolation as refusal:
-        # The message is what follows GuardViolation's "{kind} at offset {offset}: " prefix.
-        message = str(refusal).partition(": ")[2]
-        _remember(key, (refusal.kind, refusal.offset, message), sql)
-        raise
-    _remember(key, checked, sql)
-    return checked
+        return _check(scan_sql(sql), mode)
+    except _Refusal as refusal:
+        return refusal.verdict
 
 
-def _remember(
-    key: tuple[str, Mode], verdict: CheckedStatement | tuple[str, int, str], sql: str
-) -> None:
-    if len(sql) > CACHE_MAX_SQL_LENGTH:
-        return
-    if len(_CACHE) >= CACHE_MAX_ENTRIES:
-        # Another thread may evict the same entry first; losing that race is harmless.
-        with contextlib.suppress(KeyError, RuntimeError, StopIteration):
-            del _CACHE[next(iter(_CACHE))]
-    _CACHE[key] = verdict
+class _Refusal(Exception):
+    def __init__(self, kind: str, offset: int, message: str) -> None:
+        self.verdict = (kind, offset, message)
+
+
+def refuse(kind: str, sql: str, offset: int, message: str) -> NoReturn:
+    raise _Refusal(kind, offset, message)
+
+
+def snippet(sql: str, start: int, end: int) -> str:
+    text = sql[start:end]
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 # --- The rules --------------------------------------------------------------------------------
 
-_FORBIDDEN_VERBS: Final = frozenset(
-    {"ATTACH", "DETACH", "PRAGMA", "VACUUM", "REINDEX", "ANALYZE"}
-    | {"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"}
+_READ_VERBS: Final = READ_VERBS
+_WRITE_VERBS: Final = WRITE_VERBS
+# Words SQLite accepts as the first word of a statement: anything else is a syntax error.
+_STATEMENT_WORDS: Final = (
+    _READ_VERBS | _WRITE_VERBS | FORBIDDEN_VERBS | DDL_VERBS | {"WITH", "EXPLAIN"}
 )
-_TRANSACTION_VERBS: Final = frozenset(
-    {"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"}
-)
-_DDL_VERBS: Final = frozenset({"CREATE", "DROP", "ALTER"})
-_READ_VERBS: Final = frozenset({"SELECT", "VALUES"})
-_WRITE_VERBS: Final = frozenset({"INSERT", "REPLACE", "UPDATE", "DELETE"})
-_FORBIDDEN_FUNCTIONS: Final = frozenset(
-    {"LOAD_EXTENSION", "READFILE", "WRITEFILE", "EDIT", "FTS3_TOKENIZER"}
-)
-_ALLOWED_SQLITE_FUNCTIONS: Final = frozenset(
-    {"SQLITE_VERSION", "SQLITE_SOURCE_ID", "SQLITE_COMPILEOPTION_USED", "SQLITE_COMPILEOPTION_GET"}
-)
-_DATABASE_NAMES: Final = frozenset({"MAIN", "TEMP"})
-_PREFIXES: Final = ("_CF_", "SQLITE_", "PRAGMA_")
-_SPECIAL: Final = (*_PREFIXES, "DBSTAT")
-# After these words a string literal can only be a table name.
-_TABLE_INTRODUCERS: Final = frozenset({"FROM", "JOIN", "INTO", "UPDATE", "TABLE"})
-# These words end a FROM list at their parenthesis depth (ON and USING do not: "a JOIN b ON x, c").
-_FROM_ENDERS: Final = frozenset(
-    {"WHERE", "GROUP", "ORDER", "HAVING", "WINDOW", "LIMIT", "UNION", "INTERSECT", "EXCEPT"}
-    | {"SET", "SELECT", "VALUES", "RETURNING", "DO"}
-)
+# The guard's tokens carry names upper-cased (ASCII): the same facts, in upper case.
+_FORBIDDEN_CALLS: Final = frozenset(name.upper() for name in FORBIDDEN_FUNCTIONS)
+_ALLOWED_SQLITE_CALLS: Final = frozenset(name.upper() for name in ALLOWED_SQLITE_FUNCTIONS)
+_DATABASE_NAMES: Final = frozenset(name.upper() for name in DATABASE_NAMES)
+_PREFIXES: Final = tuple(prefix.upper() for prefix in (*RESERVED_PREFIXES, VIRTUAL_PREFIX))
+_REFUSED_TABLES: Final = frozenset(name.upper() for name in SCHEMA_READERS)
+_ALIAS_PREFIX: Final = ALIAS_PREFIX.upper()
+_SPECIAL: Final = (*_PREFIXES, *sorted(_REFUSED_TABLES))
 # Words the rule pass looks at more closely.
-_NOTABLE_WORDS: Final = _FROM_ENDERS | {"FROM", "JOIN", "TEMP", "TEMPORARY", "RETURNING"}
+_NOTABLE_WORDS: Final = frozenset({"TEMP", "TEMPORARY", "RETURNING"})
 _NAME_KINDS: Final = (WORD, QUOTED, STRING)
+_LOOK_AT: Final = _NOTABLE_WORDS | _FORBIDDEN_CALLS
 
 
-def _check(sql: str, mode: Mode) -> CheckedStatement:
-    entries = tokenize(sql)
-    verb = _statement_kind(sql, mode, entries)
-    _scan_rules(sql, mode, entries)
-    return CheckedStatement(sql, mode, verb)
+def _check(statement: Statement, mode: Mode) -> CheckedStatement:
+    sql = statement.sql
+    if statement.problem is not None:
+        kind, offset, message = statement.problem
+        refuse(kind, sql, offset, message)
+    verb = _statement_kind(statement, mode)
+    _scan_rules(statement, mode)
+    return CheckedStatement(sql, mode, verb, statement)
 
 
-def _statement_kind(sql: str, mode: Mode, entries: list[Entry]) -> str:
+def _statement_kind(statement: Statement, mode: Mode) -> str:
     """The allowlist of statement kinds, decided at the first keyword and the main verb."""
-    kind, key, start, _end = entries[0]
-    if kind == WORD:
-        if key in _FORBIDDEN_VERBS:
-            if key in _TRANSACTION_VERBS:
-                why = "the runtime runs every statement inside its own transaction"
-            elif key in ("ATTACH", "DETACH"):
-                why = "a database cell only sees its own tables"
-            elif key == "PRAGMA":
-                why = "connection and file settings belong to the runtime"
-            else:
-                why = "the runtime maintains the database files"
-            refuse("forbidden-statement", sql, start, f"{key} statements are not allowed: {why}")
-        if key in _DDL_VERBS:
-            refuse(
-                "ddl",
-                sql,
-                start,
-                f"{key} is not allowed: declare tables and indexes in the database cell's schema "
-                "and let the runtime migrate it",
-            )
-    index, shaped = _main_verb(entries) if key == "WITH" and kind == WORD else (0, True)
-    if index >= len(entries):
-        verb, offset, found = "", len(sql), "nothing after the WITH clause"
-    else:
-        verb_kind, verb, offset, verb_end = entries[index]
-        if not shaped:
-            verb, found = "", f"a malformed WITH clause at {snippet(sql, offset, verb_end)!r}"
-        elif verb_kind == WORD:
-            found = verb
-        else:
-            verb, found = "", repr(snippet(sql, offset, verb_end))
+    sql, tokens = statement.sql, statement.tokens
+    kind, key, start, end = tokens[0]
+    if kind != WORD or key not in _STATEMENT_WORDS:
+        refuse(
+            "syntax",
+            sql,
+            start,
+            f"syntax error: {snippet(sql, start, end)!r} does not start an SQL statement; "
+            "check the spelling (SELECT, VALUES, WITH, INSERT, REPLACE, UPDATE, DELETE)",
+        )
+    if key in FORBIDDEN_VERBS or key in DDL_VERBS:
+        _refuse_verb(sql, key, start)
+    index = statement.verb_index
+    if index >= statement.body or not statement.verb_shaped:
+        offset = tokens[index][2] if index < statement.body else len(sql)
+        refuse(
+            "syntax",
+            sql,
+            offset,
+            "syntax error: a malformed WITH clause; write WITH name AS (SELECT …) followed by "
+            "the statement",
+        )
+    verb, offset = statement.verb, tokens[index][2]
+    if index and verb not in _READ_VERBS and verb not in _WRITE_VERBS:
+        refuse(
+            "syntax",
+            sql,
+            offset,
+            f"syntax error: {snippet(sql, offset, tokens[index][3])!r} cannot follow a WITH "
+            "clause; write SELECT, VALUES, INSERT, REPLACE, UPDATE or DELETE",
+        )
     if mode is Mode.READ:
         if verb not in _READ_VERBS:
             refuse(
                 "not-read-only",
                 sql,
                 offset,
-                f"a read must be SELECT, VALUES or WITH … SELECT, found {found}: "
+                f"a read must be SELECT, VALUES or WITH … SELECT, found {verb}: "
                 "send writes as a write statement in a transaction",
             )
     elif verb not in _WRITE_VERBS:
@@ -275,144 +290,121 @@ def _statement_kind(sql: str, mode: Mode, entries: list[Entry]) -> str:
             sql,
             offset,
             "a write must be INSERT, REPLACE, UPDATE or DELETE (optionally after WITH), "
-            f"found {found}: send queries as a read",
+            f"found {verb}: send queries as a read",
         )
     return verb
 
 
-def _main_verb(entries: list[Entry]) -> tuple[int, bool]:
-    """Where the main statement's verb is after ``WITH [RECURSIVE]`` and the CTE list.
-
-    Returns ``(index, True)`` for the token after a CTE list of the shape
-    ``name [(cols)] AS [NOT] [MATERIALIZED] (…) [, …]``, and ``(index, False)`` for the token
-    where that shape breaks (``len(entries)`` if the text ends first).
-    """
-    count = len(entries)
-    i = 1
-    if i < count and entries[i][1] == "RECURSIVE" and entries[i][0] == WORD:
-        i += 1
-    while True:
-        if i >= count or entries[i][0] not in _NAME_KINDS:
-            return i, False
-        i += 1
-        if i < count and entries[i][1] == "(" and entries[i][0] == OP:
-            i = _after_parens(entries, i)
-        if i >= count or entries[i][1] != "AS" or entries[i][0] != WORD:
-            return i, False
-        i += 1
-        if i < count and entries[i][1] == "NOT" and entries[i][0] == WORD:
-            i += 1
-            if i >= count or entries[i][1] != "MATERIALIZED" or entries[i][0] != WORD:
-                return i, False
-            i += 1
-        elif i < count and entries[i][1] == "MATERIALIZED" and entries[i][0] == WORD:
-            i += 1
-        if i >= count or entries[i][1] != "(" or entries[i][0] != OP:
-            return i, False
-        i = _after_parens(entries, i)
-        if i < count and entries[i][1] == "," and entries[i][0] == OP:
-            i += 1
-            continue
-        return i, True
+def _refuse_verb(sql: str, key: str, start: int) -> NoReturn:
+    """``forbidden-statement`` or ``ddl`` for the statement's first keyword ``key``."""
+    if key in DDL_VERBS:
+        refuse(
+            "ddl",
+            sql,
+            start,
+            f"{key} is not allowed: declare tables and indexes in the database cell's schema "
+            "and let the runtime migrate it",
+        )
+    if key in TRANSACTION_VERBS:
+        why = "the runtime runs every statement inside its own transaction"
+    elif key in ("ATTACH", "DETACH"):
+        why = "a database cell only sees its own tables"
+    elif key == "PRAGMA":
+        why = "connection and file settings belong to the runtime"
+    else:
+        why = "the runtime maintains the database files"
+    refuse("forbidden-statement", sql, start, f"{key} statements are not allowed: {why}")
 
 
-def _after_parens(entries: list[Entry], i: int) -> int:
-    """Index just after the parenthesis group opening at ``i`` (len(entries) if unbalanced)."""
-    depth = 0
-    for j in range(i, len(entries)):
-        kind, key, _start, _end = entries[j]
-        if kind == OP:
-            if key == "(":
-                depth += 1
-            elif key == ")":
-                depth -= 1
-                if depth == 0:
-                    return j + 1
-    return len(entries)
-
-
-def _scan_rules(sql: str, mode: Mode, entries: list[Entry]) -> None:
+def _scan_rules(statement: Statement, mode: Mode) -> None:
     """The token rules in one left-to-right pass; the leftmost token that breaks one decides.
 
     At one token the rules apply in the order schema-qualified, temp-object,
     forbidden-function, reserved-name, returning.
     """
+    entries, count = statement.tokens, statement.body
+    string_names = statement.string_names
     write = mode is Mode.WRITE
-    count = len(entries)
-    in_from = [False]  # per parenthesis depth: inside a FROM list?
-    previous: Entry = (-1, "", 0, 0)
+    previous: Tok = (-1, "", 0, 0)
     last = count - 1
+    # Without a ".", a word can only break a rule by what it is (a notable keyword, a forbidden
+    # call, a reserved prefix): the others need not look at their neighbours.
+    plain_words = not statement.has_dot
+    look_at, special = _LOOK_AT, _SPECIAL
     for i in range(count):
         entry = entries[i]
-        kind, key, start, end = entry
-        if kind == OP:
-            if key == "(":
-                in_from.append(False)
-            elif key == ")" and len(in_from) > 1:
-                in_from.pop()
+        kind, key = entry[0], entry[1]
+        if kind == OP or (
+            plain_words and kind == WORD and key not in look_at and not key.startswith(special)
+        ):
             previous = entry
             continue
         following = entries[i + 1][1] if i < last and entries[i + 1][0] == OP else ""
-        notable = False
         if kind == WORD:
-            if key in _NOTABLE_WORDS:
-                notable = True
-                if key == "JOIN" or (key == "FROM" and previous[1] != "DISTINCT"):
-                    # "a IS DISTINCT FROM b" is an expression, not a FROM clause.
-                    in_from[-1] = True
-                elif key in _FROM_ENDERS:
-                    in_from[-1] = False
-            elif following != "." and following != "(" and not key.startswith(_SPECIAL):
+            if (
+                key not in _NOTABLE_WORDS
+                and following not in (".", "(")
+                and not key.startswith(special)
+            ):
                 previous = entry  # the common case: a plain name or keyword
                 continue
-        elif kind != QUOTED and (kind != STRING or not _string_is_name(entries, i, in_from[-1])):
+        elif kind != QUOTED and (kind != STRING or i not in string_names):
             previous = entry
             continue
-        if following == "." and (
-            key in _DATABASE_NAMES
-            or key.startswith("_CF_")
-            or (i + 3 < count and entries[i + 3][1] == ".")
-        ):
-            _check_qualified(sql, entries, i)
-        if notable:
-            _check_temp(entry, sql)
-        if key == "DBSTAT":
-            _refuse_pragma_function(sql, start, end)
-        if (
-            following == "("
-            and kind != STRING
-            and key in _FORBIDDEN_FUNCTIONS
-            and (previous[1] != "INTO" or previous[0] != WORD)
-        ):
-            refuse(
-                "forbidden-function",
-                sql,
-                start,
-                f"function {sql[start:end]}() is not allowed: it reaches outside the database cell",
-            )
-        if key.startswith(_PREFIXES):
-            if key.startswith("PRAGMA_"):
-                _refuse_pragma_function(sql, start, end)
-            if not (following == "(" and kind != STRING and key in _ALLOWED_SQLITE_FUNCTIONS):
-                refuse(
-                    "reserved-name",
-                    sql,
-                    start,
-                    f"reserved name {sql[start:end]!r}: names starting with sqlite_ or _cf_ "
-                    "belong to SQLite and the runtime; rename your table, column or alias",
-                )
-        if notable and write and key == "RETURNING":
-            refuse(
-                "returning",
-                sql,
-                start,
-                "RETURNING is not allowed: a write returns no rows; read the data with a query "
-                "after the transaction commits",
-            )
+        _check_name(statement, i, following, previous, write)
         previous = entry
 
 
-def _check_temp(entry: Entry, sql: str) -> None:
+def _check_name(statement: Statement, i: int, following: str, previous: Tok, write: bool) -> None:
+    """The rules for the word, quoted identifier or string-literal name at ``i``, in order."""
+    sql, entries, count = statement.sql, statement.tokens, statement.body
+    entry = entries[i]
+    kind, key, start, end = entry
+    notable = kind == WORD and key in _NOTABLE_WORDS
+    if following == "." and (
+        key in _DATABASE_NAMES
+        or key.startswith(_ALIAS_PREFIX)
+        or (i + 3 < count and entries[i + 3][1] == ".")
+    ):
+        _check_qualified(sql, entries, i, count)
+    if notable:
+        _check_temp(entry, sql)
+    if key in _REFUSED_TABLES:
+        _refuse_pragma_function(sql, start, end)
+    if (
+        following == "("
+        and kind != STRING
+        and key in _FORBIDDEN_CALLS
+        and (previous[1] != "INTO" or previous[0] != WORD)
+    ):
+        refuse(
+            "forbidden-function",
+            sql,
+            start,
+            f"function {sql[start:end]}() is not allowed: it reaches outside the database cell",
+        )
+    if key.startswith(_PREFIXES):
+        if key.startswith(_PREFIXES[-1]):  # pragma_
+            _refuse_pragma_function(sql, start, end)
+        if not (following == "(" and kind != STRING and key in _ALLOWED_SQLITE_CALLS):
+            refuse(
+                "reserved-name",
+                sql,
+                start,
+                f"reserved name {sql[start:end]!r}: names starting with sqlite_ or _cf_ "
+                "belong to SQLite and the runtime; rename your table, column or alias",
+            )
+    if notable and write and key == "RETURNING":
+        refuse(
+            "returning",
+            sql,
+            start,
+            "RETURNING is not allowed: a write returns no rows; read the data with a query "
+            "after the transaction commits",
+        )
+
+
+def _check_temp(entry: Tok, sql: str) -> None:
     _kind, key, start, _end = entry
     if key == "TEMP" or key == "TEMPORARY":
         refuse(
@@ -434,13 +426,12 @@ def _refuse_pragma_function(sql: str, start: int, end: int) -> NoReturn:
     )
 
 
-def _check_qualified(sql: str, entries: list[Entry], i: int) -> None:
+def _check_qualified(sql: str, entries: tuple[Tok, ...], i: int, count: int) -> None:
     """The name at ``i`` is followed by a dot: refuse database names and three-part names."""
-    count = len(entries)
     if i + 2 >= count or entries[i + 2][0] not in _NAME_KINDS:
         return
     _kind, key, start, _end = entries[i]
-    if key in _DATABASE_NAMES or key.startswith("_CF_"):
+    if key in _DATABASE_NAMES or key.startswith(_ALIAS_PREFIX):
         refuse(
             "schema-qualified",
             sql,
@@ -461,16 +452,3 @@ def _check_qualified(sql: str, entries: list[Entry], i: int) -> None:
             f"three-part name {snippet(sql, start, entries[i + 4][3])!r}: a database cell only "
             "sees its own tables; qualify columns as table.column at most",
         )
-
-
-def _string_is_name(entries: list[Entry], i: int, in_from: bool) -> bool:
-    """Whether the string literal at ``i`` stands where SQLite only accepts a name."""
-    if i + 1 < len(entries) and entries[i + 1][1] == "." and entries[i + 1][0] == OP:
-        return True
-    kind, key, _start, _end = entries[i - 1]  # never the first entry: that is the verb
-    if kind == OP:
-        return key == "." or (key == "," and in_from)
-    if kind != WORD or key not in _TABLE_INTRODUCERS:
-        return False
-    # "a IS [NOT] DISTINCT FROM 'b'" compares with a value.
-    return key != "FROM" or i < 2 or entries[i - 2][1] != "DISTINCT"

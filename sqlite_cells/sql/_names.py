@@ -1,30 +1,109 @@
-"""Names with a meaning to the runtime: the suffix of link columns and the reserved prefixes.
+"""Names with a meaning to the runtime or to SQLite, and how SQLite compares them.
 
-One place for each fact; the guard, the authorizer, table declarations and parameter binding all
-read them from here.
+One place for each fact: the guard, the authorizer, table declarations and parameter binding all
+read them from here (R12, R13, R21, R23).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["LINK_SUFFIX", "RESERVED_PREFIXES", "fold_ascii", "is_link_column", "is_reserved"]
+__all__ = [
+    "ALIAS_PREFIX",
+    "ALLOWED_SQLITE_FUNCTIONS",
+    "DATABASE_NAMES",
+    "DATALESS_TABLES",
+    "DDL_VERBS",
+    "EPONYMOUS_TABLES",
+    "FORBIDDEN_FUNCTIONS",
+    "FORBIDDEN_VERBS",
+    "LINK_SUFFIX",
+    "READ_VERBS",
+    "RESERVED_PREFIXES",
+    "SCHEMA_READERS",
+    "TRANSACTION_VERBS",
+    "VIRTUAL_PREFIX",
+    "WRITE_VERBS",
+    "fold_ascii",
+    "is_forbidden_function",
+    "is_link_column",
+    "is_reserved",
+    "is_reserved_table",
+    "upper_ascii",
+]
 
 LINK_SUFFIX: Final = "_cf_link"
 # The runtime's own tables start with `_cf_`; SQLite's own objects with `sqlite_` (R12).
 RESERVED_PREFIXES: Final = ("_cf_", "sqlite_")
+# Table-valued pragma functions (`pragma_table_list`, …): eponymous virtual tables that look at
+# every schema of the connection.
+VIRTUAL_PREFIX: Final = "pragma_"
+# SQLite's other eponymous virtual tables in the library apsw ships (`pragma_module_list` and a
+# probe of each module).  dbstat reads every schema's pages; the others hold no data of their own.
+EPONYMOUS_TABLES: Final = frozenset({"dbstat", "json_each", "json_tree", "fts3tokenize", "carray"})
+# Eponymous tables that read other schemas (every page of every attached file): the guard refuses
+# them by name, like pragma functions (*decision*).
+SCHEMA_READERS: Final = frozenset({"dbstat"})
+# Eponymous tables a user statement may read: they only look at their arguments.
+DATALESS_TABLES: Final = frozenset({"json_each", "json_tree"})
 
-_ASCII_UPPER: Final = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+# R21: functions that reach outside the database cell.
+FORBIDDEN_FUNCTIONS: Final = frozenset(
+    {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"}
+)
+# The only `sqlite_*` functions a user statement may call: they report the library's version
+# and build options, nothing of any database (*decision*, docs/decisions.md).
+ALLOWED_SQLITE_FUNCTIONS: Final = frozenset(
+    {"sqlite_version", "sqlite_source_id", "sqlite_compileoption_used", "sqlite_compileoption_get"}
+)
+
+# Statement verbs (upper case, as the guard's tokens carry them).
+TRANSACTION_VERBS: Final = frozenset({"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"})
+FORBIDDEN_VERBS: Final = frozenset(
+    {"ATTACH", "DETACH", "PRAGMA", "VACUUM", "REINDEX", "ANALYZE"} | TRANSACTION_VERBS
+)
+DDL_VERBS: Final = frozenset({"CREATE", "DROP", "ALTER"})
+READ_VERBS: Final = frozenset({"SELECT", "VALUES"})  # R22: what db.query and db.read accept
+WRITE_VERBS: Final = frozenset({"INSERT", "REPLACE", "UPDATE", "DELETE"})  # R22: db.exec
+# Schema names SQLite always has; the runtime attaches database files under `_cf_…` aliases.
+DATABASE_NAMES: Final = frozenset({"main", "temp"})
+ALIAS_PREFIX: Final = "_cf_"
+
+_TO_LOWER: Final = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_TO_UPPER: Final = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def fold_ascii(name: str) -> str:
-    """SQLite compares identifiers case-insensitively for ASCII letters only."""
-    return name.translate(_ASCII_UPPER)
+    """``name`` lower-cased the way SQLite compares identifiers: ASCII letters only, so that
+    ``"ſqlite_master"`` stays distinct from ``sqlite_master`` whatever ``str.lower`` says."""
+    return name.lower() if name.isascii() else name.translate(_TO_LOWER)
+
+
+def upper_ascii(text: str) -> str:
+    """``text`` upper-cased for ASCII letters only; offsets stay those of ``text``."""
+    return text.upper() if text.isascii() else text.translate(_TO_UPPER)
 
 
 def is_reserved(name: str) -> bool:
-    """Whether ``name`` (unquoted) is a reserved name."""
+    """Whether ``name`` (unquoted) starts with a reserved prefix, ``_cf_`` or ``sqlite_`` (R12)."""
     return fold_ascii(name).startswith(RESERVED_PREFIXES)
+
+
+def is_reserved_table(name: str) -> bool:
+    """Whether ``name`` (unquoted) can never be a user table: a reserved prefix, a pragma
+    function or one of SQLite's eponymous virtual tables (R13)."""
+    folded = fold_ascii(name)
+    return folded.startswith((*RESERVED_PREFIXES, VIRTUAL_PREFIX)) or folded in EPONYMOUS_TABLES
+
+
+def is_forbidden_function(name: str) -> bool:
+    """Whether a user statement may not call the SQL function ``name`` (R21, R23): the R21
+    list, pragma functions, ``_cf_*`` and every ``sqlite_*`` function but the four harmless
+    ones (``sqlite_log`` writes to the application's error log)."""
+    folded = fold_ascii(name)
+    if folded in FORBIDDEN_FUNCTIONS or folded.startswith(("_cf_", VIRTUAL_PREFIX)):
+        return True
+    return folded.startswith("sqlite_") and folded not in ALLOWED_SQLITE_FUNCTIONS
 
 
 def is_link_column(name: str | None) -> bool:

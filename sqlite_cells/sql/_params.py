@@ -4,18 +4,16 @@
 refuses a cell bound anywhere else; to do so it must know, per parameter, the column it is bound
 to. :func:`map_params` answers that.
 
-How it works, and why it is split in two:
+How it works:
 
 * **Numbering is lexical.** SQLite numbers parameters while *tokenizing* (``?`` takes the next
   number, ``?NNN`` takes NNN, a ``:name``/``@name``/``$name`` takes the next number on first use
-  and keeps it). :func:`scan_sql` is a small re-implementation of SQLite's tokenizer, so the count
-  and the numbering are SQLite's, including cases sqlglot cannot parse at all: sqlglot's SQLite
-  dialect rejects ``?NNN`` and ``:1``, and reads ``$name`` as a column.
-* **Targets are syntactic.** Every parameter is replaced by a unique ``:_cfpK`` placeholder, then
-  the statement is parsed with ``sqlglot.parse_one(…, read="sqlite")`` and each placeholder that
-  is the *whole* value of a column (a ``VALUES`` cell, a select-list item of ``INSERT … SELECT``,
-  the right side of ``SET col = …`` in ``UPDATE`` or an upsert) gets that column. Anything else
-  (``WHERE``, ``RETURNING``, CTEs, ``SET a = ? || 'x'``) targets no column: ``None``.
+  and keeps it); the front end (:func:`~sqlite_cells.sql._statement.scan_sql`) already did it.
+* **Targets are syntactic.** A parameter that is the *whole* value of a column (a ``VALUES``
+  cell, a select-list item of ``INSERT … SELECT``, the right side of ``SET col = …`` in
+  ``UPDATE`` or an upsert) gets that column; anything else (``WHERE``, ``RETURNING``, CTEs,
+  ``SET a = ? || 'x'``) targets no column: ``None``.  The scan found them
+  (:mod:`sqlite_cells.sql._targets`); this module merges them per parameter.
 
 Decisions:
 
@@ -35,139 +33,15 @@ Decisions:
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final
+from typing import Final, cast
 
-import sqlglot
-import sqlglot.errors
-from sqlglot import exp
+from sqlite_cells.sql._kinds import Target
+from sqlite_cells.sql._statement import CACHE_MAX_ENTRIES, CACHE_MAX_SQL_LENGTH, scan_sql
 
-__all__ = ["ParamTargets", "Token", "map_params", "scan_sql", "unquote"]
-
-# Token kinds of scan_sql.
-WS: Final = "ws"
-COMMENT: Final = "comment"
-STRING: Final = "string"
-IDENT: Final = "ident"  # a bare word: identifier or keyword
-QUOTED: Final = "quoted"  # "x", `x` or [x]
-NUMBER: Final = "number"
-VARIABLE: Final = "variable"
-PUNCT: Final = "punct"
-
-_MAX_VARIABLE: Final = 32766  # SQLITE_MAX_VARIABLE_NUMBER's default
-_CACHE_SIZE: Final = 512
-_PLACEHOLDER: Final = "_cfp"
-
-
-@dataclass(frozen=True, slots=True)
-class Token:
-    kind: str
-    text: str
-    start: int
-
-
-def _is_id_char(c: str) -> bool:
-    # SQLite's IdChar(): ASCII letters and digits, '_', '$' and every byte >= 0x80.
-    return c.isalnum() or c in "_$" if c.isascii() else True
-
-
-def _quoted_end(sql: str, i: int, close: str, doubled: bool) -> int:
-    """Index just past the literal opened at ``i`` (to the end of text when unterminated)."""
-    n = len(sql)
-    j = i + 1
-    while j < n:
-        if sql[j] == close:
-            if doubled and j + 1 < n and sql[j + 1] == close:
-                j += 2
-                continue
-            return j + 1
-        j += 1
-    return n
-
-
-def _variable_end(sql: str, i: int) -> int:
-    """End of a ``:@$#`` variable, following SQLite's tokenizer (TCL ``::`` and ``(…)`` forms)."""
-    n, j, chars = len(sql), i + 1, 0
-    while j < n:
-        c = sql[j]
-        if _is_id_char(c):
-            chars += 1
-            j += 1
-        elif c == "(" and chars > 0:
-            while j < n and not sql[j].isspace() and sql[j] != ")":
-                j += 1
-            return j + 1 if j < n and sql[j] == ")" else j
-        elif c == ":" and j + 1 < n and sql[j + 1] == ":":
-            j += 2
-        else:
-            break
-    return j if chars > 0 else i + 1
-
-
-def _iter_tokens(sql: str) -> Iterator[Token]:
-    n, i = len(sql), 0
-    while i < n:
-        c = sql[i]
-        kind = PUNCT
-        if c in " \t\n\f\r":
-            j = i + 1
-            while j < n and sql[j] in " \t\n\f\r":
-                j += 1
-            kind = WS
-        elif sql.startswith("--", i):
-            nl = sql.find("\n", i)
-            j, kind = (n if nl < 0 else nl), COMMENT
-        elif sql.startswith("/*", i):
-            close = sql.find("*/", i + 2)
-            j, kind = (n if close < 0 else close + 2), COMMENT
-        elif c == "'":
-            j, kind = _quoted_end(sql, i, "'", True), STRING
-        elif c in '"`':
-            j, kind = _quoted_end(sql, i, c, True), QUOTED
-        elif c == "[":
-            j, kind = _quoted_end(sql, i, "]", False), QUOTED
-        elif c == "?":
-            j = i + 1
-            while j < n and sql[j].isdigit() and sql[j].isascii():
-                j += 1
-            kind = VARIABLE
-        elif c in ":@$#":
-            j = _variable_end(sql, i)
-            kind = VARIABLE if j > i + 1 else PUNCT
-        elif c.isdigit() and c.isascii():
-            j = i + 1
-            while j < n and (_is_id_char(sql[j]) or sql[j] == "."):
-                j += 1
-            kind = NUMBER
-        elif _is_id_char(c):
-            j = i + 1
-            while j < n and _is_id_char(sql[j]):
-                j += 1
-            kind = IDENT
-        else:
-            j = i + 1
-        yield Token(kind, sql[i:j], i)
-        i = j
-
-
-def scan_sql(sql: str) -> list[Token]:
-    """Split ``sql`` into tokens the way SQLite's tokenizer does (strings, quoted names, comments,
-    parameters, words, single-character punctuation). Concatenating the texts gives ``sql``."""
-    return list(_iter_tokens(sql))
-
-
-def unquote(token: Token) -> str:
-    """The name a bare or quoted identifier token stands for."""
-    if token.kind != QUOTED:
-        return token.text
-    text = token.text
-    if text[0] == "[":
-        return text[1:-1] if text.endswith("]") else text[1:]
-    q = text[0]
-    body = text[1:-1] if len(text) > 1 and text.endswith(q) else text[1:]
-    return body.replace(q + q, q)
+__all__ = ["ParamTargets", "map_params"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +59,9 @@ class ParamTargets:
     count: int
 
 
-# A target is a column name, None, or (table, position) for INSERT without a column list.
-_Target = str | tuple[str, int] | None
+_Target = Target
+_NUMBERS: Final = tuple(range(1, 1001))
+_NO_NAMES: Final[Mapping[str, str | None]] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,21 +72,23 @@ class _Analysis:
     names: tuple[tuple[str, int], ...]  # (name without prefix, number)
 
 
-_cache: dict[str, _Analysis] = {}
-
-
 def map_params(sql: str, columns_of: Callable[[str], Sequence[str]] | None = None) -> ParamTargets:
     """The target column of every parameter of ``sql`` (R31); see the module docstring.
 
     ``columns_of(table)`` resolves ``INSERT INTO table VALUES (…)`` without a column list. The
     analysis is cached per ``sql`` text (bounded), so ``columns_of`` is called on every call.
     """
-    analysis = _cache.get(sql)
-    if analysis is None:
-        analysis = _analyze(sql)
-        if len(_cache) >= _CACHE_SIZE:  # drop the oldest; pop() tolerates a racing thread
-            _cache.pop(next(iter(_cache), ""), None)
-        _cache[sql] = analysis
+    analysis, fixed = _analysis(sql) if len(sql) <= CACHE_MAX_SQL_LENGTH else _analyze(sql)
+    return fixed if fixed is not None else _targets(analysis, columns_of)
+
+
+def _targets(
+    analysis: _Analysis, columns_of: Callable[[str], Sequence[str]] | None
+) -> ParamTargets:
+    if not analysis.names and analysis.slots == _NUMBERS[: len(analysis.slots)]:
+        # "?, ?, ?": one occurrence per number, in order.
+        positional = tuple(_resolve(target, columns_of) for target in analysis.targets)
+        return ParamTargets(positional, _NO_NAMES, analysis.count)
     merged: dict[int, set[str | None]] = {}
     for slot, target in zip(analysis.slots, analysis.targets, strict=True):
         if slot:
@@ -239,137 +116,24 @@ def _resolve(target: _Target, columns_of: Callable[[str], Sequence[str]] | None)
     return columns[position].lower() if position < len(columns) else None
 
 
-def _analyze(sql: str) -> _Analysis:
-    tokens = scan_sql(sql)
-    count, by_name = 0, dict[str, int]()
-    slots: list[int] = []
-    names: list[tuple[str, int]] = []
-    parts: list[str] = []  # the text handed to sqlglot
-    for tok in tokens:
-        if tok.kind != VARIABLE:
-            parts.append(" " if tok.kind == COMMENT else tok.text)
-            continue
-        if tok.text == "?":
-            count += 1
-            slot = count
-        elif tok.text[0] == "?":
-            number = int(tok.text[1:])
-            slot = number if 1 <= number <= _MAX_VARIABLE else 0
-            count = max(count, slot)
-        elif tok.text in by_name:
-            slot = by_name[tok.text]
-        else:
-            count += 1
-            slot = by_name[tok.text] = count
-            names.append((tok.text[1:], slot))
-        parts.append(f" :{_PLACEHOLDER}{len(slots)} ")
-        slots.append(slot)
-    targets: list[_Target] = [None] * len(slots)
-    words = [t for t in tokens if t.kind not in (WS, COMMENT)]
-    head = {w.text.upper() for w in words if w.kind == IDENT}
-    if slots and head & {"INSERT", "REPLACE", "UPDATE"}:
-        _assign_targets(_rewrite_for_sqlglot(tokens, parts), targets)
-    return _Analysis(count, tuple(slots), tuple(targets), tuple(names))
+@functools.lru_cache(maxsize=CACHE_MAX_ENTRIES)
+def _analysis(sql: str) -> tuple[_Analysis, ParamTargets | None]:
+    return _analyze(sql)
 
 
-def _rewrite_for_sqlglot(tokens: list[Token], parts: list[str]) -> str:
-    """Rewrite SQLite forms sqlglot cannot parse into equivalent ones (same parameters)."""
-    significant = [i for i, t in enumerate(tokens) if t.kind not in (WS, COMMENT)]
-    depth = 0
-    for pos, i in enumerate(significant):
-        word = tokens[i].text.upper() if tokens[i].kind == IDENT else tokens[i].text
-        depth += (word == "(") - (word == ")")
-        prev = tokens[significant[pos - 1]].text.upper() if pos else ""
-        following = [tokens[k].text.upper() for k in significant[pos + 1 : pos + 3]]
-        if depth or prev == ".":
-            continue
-        if word == "REPLACE" and prev != "OR" and following[:1] == ["INTO"]:
-            parts[i] = "INSERT OR REPLACE"  # REPLACE INTO t … ≡ INSERT OR REPLACE INTO t …
-        elif word == "UPDATE" and following[:1] == ["OR"] and len(following) == 2:
-            # UPDATE OR IGNORE t … : the conflict action does not change what is bound where.
-            parts[significant[pos + 1]] = parts[significant[pos + 2]] = " "
-    return "".join(parts)
-
-
-def _assign_targets(text: str, targets: list[_Target]) -> None:
-    try:
-        statement = sqlglot.parse_one(text, read="sqlite")
-    except sqlglot.errors.SqlglotError:
-        return  # unparseable: every parameter keeps the target None (see module docstring)
-    if isinstance(statement, exp.Insert):
-        _assign_insert(statement, targets)
-        conflict = statement.args.get("conflict")
-        if isinstance(conflict, exp.OnConflict):
-            _assign_set(conflict.expressions, targets)
-    elif isinstance(statement, exp.Update):
-        _assign_set(statement.expressions, targets)
-
-
-def _occurrence(node: exp.Expression) -> int | None:
-    """The occurrence number when ``node`` is exactly one parameter (parentheses allowed)."""
-    while isinstance(node, exp.Paren):
-        node = node.this
-    if isinstance(node, exp.Alias):
-        node = node.this
-    if isinstance(node, exp.Placeholder) and isinstance(node.this, str):
-        name = node.this
-        if name.startswith(_PLACEHOLDER) and name[len(_PLACEHOLDER) :].isdigit():
-            return int(name[len(_PLACEHOLDER) :])
-    return None
-
-
-def _bind_row(
-    values: Sequence[exp.Expression], column_at: Callable[[int], _Target], out: list[_Target]
-) -> None:
-    for position, value in enumerate(values):
-        k = _occurrence(value)
-        if k is not None:
-            out[k] = column_at(position)
-
-
-def _listed(names: Sequence[str]) -> Callable[[int], _Target]:
-    return lambda position: names[position] if position < len(names) else None
-
-
-def _unlisted(table: str, position: int) -> _Target:
-    return (table, position)
-
-
-def _assign_insert(insert: exp.Insert, out: list[_Target]) -> None:
-    into = insert.this
-    column_at: Callable[[int], _Target]
-    if isinstance(into, exp.Schema):
-        column_at = _listed([ident.name.lower() for ident in into.expressions])
-    elif isinstance(into, exp.Table):  # no column list: resolved later through columns_of
-        column_at = functools.partial(_unlisted, into.name)
-    else:
-        return
-    _assign_source(insert.expression, column_at, out)
-
-
-def _assign_source(source: object, column_at: Callable[[int], _Target], out: list[_Target]) -> None:
-    if isinstance(source, exp.Values):
-        for row in source.expressions:
-            if isinstance(row, exp.Tuple):
-                _bind_row(row.expressions, column_at, out)
-    elif isinstance(source, exp.Select):
-        _bind_row(source.expressions, column_at, out)
-    elif isinstance(source, exp.SetOperation):  # INSERT … SELECT … UNION ALL SELECT …
-        _assign_source(source.this, column_at, out)
-        _assign_source(source.expression, column_at, out)
-
-
-def _assign_set(assignments: Sequence[exp.Expression], out: list[_Target]) -> None:
-    """``SET col = ?`` and ``SET (a, b) = (?, ?)`` / ``= (SELECT ?, ?)``."""
-    for eq in assignments:
-        if not isinstance(eq, exp.EQ):
-            continue
-        left, right = eq.this, eq.expression
-        if isinstance(left, exp.Column):
-            _bind_row([right], _listed([left.name.lower()]), out)
-        elif isinstance(left, exp.Tuple):
-            names = _listed([c.name.lower() for c in left.expressions])
-            if isinstance(right, exp.Tuple):
-                _bind_row(right.expressions, names, out)
-            elif isinstance(right, exp.Subquery) and isinstance(right.this, exp.Select):
-                _bind_row(right.this.expressions, names, out)
+def _analyze(sql: str) -> tuple[_Analysis, ParamTargets | None]:
+    """The statement's parameters and their targets, and the answer itself when it does not
+    depend on ``columns_of`` (no INSERT without a column list)."""
+    statement = scan_sql(sql)  # cached: the guard scanned this text already
+    params = statement.params
+    slots = tuple([slot for _index, slot in params])
+    targets = statement.targets or (None,) * len(params)
+    names = statement.param_names
+    analysis = _Analysis(statement.param_count, slots, targets, names)
+    if tuple in map(type, targets):
+        return analysis, None  # INSERT without a column list: columns_of decides
+    if not names and slots == _NUMBERS[: len(slots)]:
+        # "?, ?, ?": one occurrence per number, in order, each target a column or None.
+        positional = cast("tuple[str | None, ...]", targets)  # no (table, position): see above
+        return analysis, ParamTargets(positional, _NO_NAMES, statement.param_count)
+    return analysis, _targets(analysis, None)

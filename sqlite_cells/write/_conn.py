@@ -43,11 +43,16 @@ class WriteConn:
 
     # Nothing here refers to the connection (the connection refers to the gate and the progress
     # handler), so the connection, and with it this entry, goes away with its space file.
-    __slots__ = ("_policy", "_stepping", "deadline", "gate")
+    __slots__ = ("_judge_once", "_last", "_policy", "_stepping", "deadline", "gate")
 
     def __init__(self, conn: apsw.Connection) -> None:
         self.gate = Gate().install(conn)
         self._policy: Authorizer = _deny
+        # One object for the gate to compare (a bound method is a new object at each access),
+        # and the policy of the previous user statement: when it changes, the gate is installed
+        # again so that every cached statement is authorized again under the new policy.
+        self._judge_once: Authorizer = self._judge
+        self._last: Authorizer | None = None
         self._stepping = False
         self.deadline: float | None = None
         conn.set_progress_handler(self._progress, _PROGRESS_STEPS, id=_PROGRESS_ID)
@@ -82,12 +87,15 @@ class WriteConn:
     ) -> None:
         """Run a user statement (once, or once per row) under ``policy``, interrupted by SQLite
         once it runs past ``timeout`` seconds (``apsw.InterruptError``)."""
+        if self._last is not None and policy is not self._last:
+            self.gate.install(conn)
+        self._last = policy
         self._policy, self._stepping = policy, False
         self.deadline = time.monotonic() + timeout
         cursor = conn.cursor()
         cursor.exec_trace = self._started
         try:
-            with self.gate.user(self._judge):
+            with self.gate.user(self._judge_once):
                 if many:
                     cursor.executemany(sql, rows, prepare_flags=USER_PREPARE_FLAGS)
                 else:

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,6 +67,10 @@ import apsw
 import apsw.ext
 import pytest
 
+import sqlite_cells as sc
+from sqlite_cells._runtime import Space
+from sqlite_cells.files import ALIAS, attach
+from sqlite_cells.sql import USER_PREPARE_FLAGS, Gate
 from sqlite_cells.sql._authorizer import Authorizer, make_authorizer
 from sqlite_cells.sql._guard import Mode
 
@@ -95,7 +100,14 @@ CASES = load_corpus()
 _ALWAYS = {apsw.SQLITE_SELECT, apsw.SQLITE_RECURSIVE}
 _WRITES = {apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE, apsw.SQLITE_DELETE}
 _FORBIDDEN_FUNCTIONS = {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"}
+_HARMLESS_SQLITE_FUNCTIONS = {
+    "sqlite_version",
+    "sqlite_source_id",
+    "sqlite_compileoption_used",
+    "sqlite_compileoption_get",
+}
 _DATALESS = {"json_each", "json_tree"}
+_EPONYMOUS = {"dbstat", "fts3tokenize", "carray", *_DATALESS}
 
 
 def policy_allows(
@@ -109,6 +121,8 @@ def policy_allows(
         return True
     if action == apsw.SQLITE_FUNCTION:
         name = (arg2 or "").lower()
+        if name.startswith("sqlite_"):
+            return name in _HARMLESS_SQLITE_FUNCTIONS
         return (
             bool(name)
             and name not in _FORBIDDEN_FUNCTIONS
@@ -118,7 +132,7 @@ def policy_allows(
         return False
     table = arg1.lower()
     if declared is None:
-        table_ok = not table.startswith(("_cf_", "sqlite_", "pragma_")) and table != "dbstat"
+        table_ok = not table.startswith(("_cf_", "sqlite_", "pragma_")) and table not in _EPONYMOUS
     else:
         table_ok = table in declared
     if action == apsw.SQLITE_READ:
@@ -126,7 +140,11 @@ def policy_allows(
             return True
         if db is None:
             # count(*) of a table or a CTE: any name that is not reserved.
-            return arg2 == "" and not table.startswith(("_cf_", "sqlite_", "pragma_"))
+            return (
+                arg2 == ""
+                and not table.startswith(("_cf_", "sqlite_", "pragma_"))
+                and table not in _EPONYMOUS
+            )
         return db.lower() == database and table_ok
     if action in _WRITES:
         return mode is Mode.WRITE and db is not None and db.lower() == database and table_ok
@@ -492,6 +510,14 @@ def test_every_action_code(mode: Mode, action: int) -> None:
         ((apsw.SQLITE_FUNCTION, None, "pragma_table_info", None, None), apsw.SQLITE_DENY),
         ((apsw.SQLITE_FUNCTION, None, "_cf_link", None, None), apsw.SQLITE_DENY),
         ((apsw.SQLITE_FUNCTION, None, "sqlite_version", None, None), apsw.SQLITE_OK),
+        ((apsw.SQLITE_FUNCTION, None, "SQLITE_COMPILEOPTION_GET", None, None), apsw.SQLITE_OK),
+        ((apsw.SQLITE_FUNCTION, None, "sqlite_log", None, None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_FUNCTION, None, "sqlite_offset", None, None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_FUNCTION, None, "_cf_anything", None, None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_READ, "dbstat", "name", "main", None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_READ, "pragma_table_list", "name", "main", None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_READ, "sqlite_master", "", None, None), apsw.SQLITE_DENY),
+        ((apsw.SQLITE_READ, "dbstat", "", None, None), apsw.SQLITE_DENY),
         ((apsw.SQLITE_FUNCTION, None, None, None, None), apsw.SQLITE_DENY),
         ((apsw.SQLITE_READ, None, "x", "main", None), apsw.SQLITE_DENY),
         ((apsw.SQLITE_READ, "messages", "", None, None), apsw.SQLITE_OK),
@@ -546,3 +572,162 @@ def test_a_gate_allows_the_runtime_and_judges_user_statements_without_expiring_t
     assert reads == {("messages", "body"), ("messages", "ts")}
     assert not gate.is_user
     assert conn.authorizer is gate
+
+
+# --- the whole corpus on the runtime's real connections (R23) ----------------------------------
+
+RUNTIME_DECLARED = {
+    "messages": sc.table(
+        id="integer primary key",
+        body="text",
+        author_cf_link=sc.cf_link(),
+        ts="integer not null default 0",
+    ),
+    "users": sc.table(id="integer primary key", name="text unique", score="integer default 0"),
+}
+
+
+@dataclass
+class RuntimeDatabase:
+    rt: sc.Runtime
+    space: Space
+    db: sc.SqliteDb
+
+
+@pytest.fixture(scope="module")
+def runtime_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeDatabase]:
+    with sc.Runtime(tmp_path_factory.mktemp("store")) as rt:
+        space = rt.space("corpus")
+        db = space.sqlite_database("chat", tables=RUNTIME_DECLARED)
+        with space.transact():
+            space.cell("counter", default=0).set(1)
+            db.exec("INSERT INTO users(name, score) VALUES ('ann', 5), ('bob', -1)")
+            db.exec("INSERT INTO messages(body, ts) VALUES ('{\"a\":1}', 1), ('{\"b\":2}', 2)")
+        yield RuntimeDatabase(rt, space, db)
+
+
+def reserved_state(path: Path) -> tuple[object, ...]:
+    """The schema of the file and the contents of every table but the declared ones."""
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        schema = conn.execute("SELECT type, name, sql FROM sqlite_schema ORDER BY 2").fetchall()
+        contents = [
+            (name, sorted(map(repr, conn.execute(f'SELECT * FROM "{name}"').fetchall())))
+            for (kind, name, _sql) in schema
+            if kind == "table" and name not in RUNTIME_DECLARED and name != "sqlite_sequence"
+        ]
+    finally:
+        conn.close()
+    return (tuple(schema), hashlib.sha256(repr(contents).encode()).hexdigest())
+
+
+@contextmanager
+def gated(conn: apsw.Connection) -> Iterator[Gate]:
+    """The connection's gate: the runtime's own when it installed one, else one for the test."""
+    existing = conn.authorizer
+    if isinstance(existing, Gate):
+        yield existing
+        return
+    gate = Gate().install(conn)
+    try:
+        yield gate
+    finally:
+        conn.authorizer = existing
+
+
+def run_user(conn: apsw.Connection, sql: str) -> BaseException | None:
+    """Run ``sql`` the way the runtime runs user statements: prepared with the user flags."""
+    try:
+        bindings = apsw.ext.query_info(conn, sql).bindings_count if sql.strip() else 0
+    except (apsw.Error, ValueError):
+        bindings = 0
+    try:
+        cursor = conn.cursor()
+        for _row in cursor.execute(sql, (None,) * bindings, prepare_flags=USER_PREPARE_FLAGS):
+            pass
+    except (apsw.Error, ValueError) as error:
+        return error
+    return None
+
+
+def check_alone(
+    case: Case, error: BaseException | None, recorder: Recorder, schema: str, *, read_only: bool
+) -> None:
+    """What the authorizer alone guarantees for one corpus line on a real connection."""
+    recorder.assert_agrees_with_policy(case.mode, schema, DECLARED)
+    if case.kind == "ok":
+        if read_only and case.mode is Mode.WRITE:
+            assert error is None or isinstance(error, apsw.ReadOnlyError), error
+        else:
+            assert error is None, error
+    elif case.auth == "denied":
+        # What the authorizer refuses on a fresh file it refuses here too (or SQLite does).
+        assert error is not None, case.sql
+    # Any other line may run here where it failed on a fresh file ("_cf_db.messages" is the
+    # cell's own table on the write connection): every action it took agreed with the policy,
+    # and the test checks that nothing outside the declared tables changed.
+
+
+def run_corpus(conn: apsw.Connection, gate: Gate, schema: str, *, read_only: bool) -> None:
+    """Each line under the authorizer alone, inside a savepoint the test rolls back (so every
+    line sees the same rows); a line that ends the test's transaction fails."""
+    databases = conn.execute("PRAGMA database_list").fetchall()
+    for case in CASES:
+        recorder = Recorder(make_authorizer(case.mode, database=schema, tables=DECLARED))
+        conn.execute("SAVEPOINT corpus")
+        with gate.user(recorder):
+            error = run_user(conn, case.sql)
+        still_open = conn.in_transaction
+        if still_open:
+            conn.execute("ROLLBACK TO corpus; RELEASE corpus")
+        assert still_open, f"line {case.line} ended the transaction"
+        check_alone(case, error, recorder, schema, read_only=read_only)
+        assert conn.execute("PRAGMA database_list").fetchall() == databases, case.line
+
+
+def test_corpus_on_the_space_write_connection(runtime_db: RuntimeDatabase) -> None:
+    """Every line under the authorizer alone on the space's write connection, the database
+    file attached as _cf_db, through a Gate, prepared with USER_PREPARE_FLAGS."""
+    space_path = runtime_db.space.file.path
+    db_path = runtime_db.db.path
+    space_before, db_before = reserved_state(space_path), reserved_state(db_path)
+    with runtime_db.space.file.write_connection() as conn, gated(conn) as gate:
+        attach(conn, db_path)
+        run_corpus(conn, gate, ALIAS, read_only=False)
+    assert reserved_state(space_path) == space_before
+    assert reserved_state(db_path) == db_before
+
+
+def test_corpus_on_a_pooled_reader(runtime_db: RuntimeDatabase) -> None:
+    """Every line under the authorizer alone on a read-only connection of the runtime's pool."""
+    db_path = runtime_db.db.path
+    before = reserved_state(db_path)
+    with runtime_db.rt.read_pool.connection(db_path) as pooled, gated(pooled.conn) as gate:
+        run_corpus(pooled.conn, gate, "main", read_only=True)
+    assert reserved_state(db_path) == before
+
+
+def test_a_statement_authorized_under_one_policy_is_authorized_again_under_another() -> None:
+    """apsw's cache hands a prepared statement to the next statement of the same text; the gate
+    makes SQLite prepare (and authorize) it again when the policy changes."""
+    conn = apsw.Connection(":memory:")
+    conn.execute("CREATE TABLE messages (id INTEGER PRIMARY KEY, body TEXT)")
+    conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY)")
+    conn.execute("INSERT INTO messages (body) VALUES ('a'), ('b')")
+    gate = Gate().install(conn)
+    write = make_authorizer(Mode.WRITE, database="main", tables={"messages", "notes"})
+    read = make_authorizer(Mode.READ, database="main", tables={"messages", "notes"})
+    narrower = make_authorizer(Mode.WRITE, database="main", tables={"messages"})
+    sql = "DELETE FROM messages WHERE id = 1"
+    with gate.user(write):
+        assert run_user(conn, sql) is None
+    with gate.user(read):
+        error = run_user(conn, sql)
+    assert error is not None and is_denial(error)
+    with gate.user(write):
+        assert run_user(conn, "DELETE FROM notes") is None
+    with gate.user(narrower):
+        error = run_user(conn, "DELETE FROM notes")
+    assert error is not None and is_denial(error)
+    assert conn.execute("SELECT count(*) FROM messages").fetchall() == [(1,)]
+    conn.close()

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from sqlite_cells.codec._errors import GuardViolation, SqliteCellsError
 from sqlite_cells.sql import _guard
 from sqlite_cells.sql._guard import CheckedStatement, Mode, check_statement
+from sqlite_cells.sql._statement import _scan_cached, scan_sql
 
 from ._corpus import Case, load_corpus
 
@@ -42,9 +43,9 @@ CASES = load_corpus()
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
     # Each test sees the guard's real (uncached) verdicts first.
-    _guard._CACHE.clear()
+    _guard.clear_cache()
     yield
-    _guard._CACHE.clear()
+    _guard.clear_cache()
 
 
 def refusal(sql: str, mode: Mode) -> GuardViolation:
@@ -79,7 +80,7 @@ def test_corpus(case: Case) -> None:
     assert error.sql == case.sql
     assert 0 <= error.offset <= len(case.sql)
     if case.sql.strip():
-        assert error.offset < len(case.sql) or case.kind == "not-read-only"
+        assert error.offset < len(case.sql) or case.kind in ("not-read-only", "syntax")
     prefix = f"{case.kind} at offset {error.offset}: "
     assert str(error).startswith(prefix)
     assert len(str(error)) > len(prefix) + 20  # says what was wrong and what to do
@@ -145,7 +146,7 @@ OFFSETS = [
     ("SELECT * FROM t JOIN pragma_table_list", Mode.READ, "forbidden-function", 21),
     ("WITH x AS (SELECT 1) DELETE FROM messages", Mode.READ, "not-read-only", 21),
     ("WITH x AS (SELECT 1) SELECT * FROM x", Mode.WRITE, "not-a-write", 21),
-    ("WITH x AS (SELECT 1)", Mode.READ, "not-read-only", 20),
+    ("WITH x AS (SELECT 1)", Mode.READ, "syntax", 20),
     ("  /* c */ PRAGMA user_version", Mode.READ, "forbidden-statement", 10),
     ("\n\nCREATE TEMP TABLE t(x)", Mode.WRITE, "ddl", 2),
     ("SELECT * FROM messages AS temp", Mode.READ, "temp-object", 26),
@@ -278,18 +279,22 @@ def test_bad_arguments_are_type_errors() -> None:
 def test_cache_returns_the_same_verdict() -> None:
     sql = "SELECT id FROM messages WHERE ts > ?"
     first = check_statement(sql, Mode.READ)
-    assert _guard._CACHE[(sql, Mode.READ)] is first
+    hits = _guard._verdict.cache_info().hits
     assert check_statement(sql, Mode.READ) is first
+    assert _guard._verdict.cache_info().hits == hits + 1
     # The mode is part of the key.
     assert refusal(sql, Mode.WRITE).kind == "not-a-write"
     assert check_statement(sql, Mode.READ) is first
+    # Both modes share one scan of the text.
+    assert first.statement is scan_sql(sql)
 
 
 def test_cached_rejection_raises_an_equal_new_error() -> None:
     sql = "SELECT * FROM messages; DROP TABLE messages"
     first = refusal(sql, Mode.READ)
-    assert (sql, Mode.READ) in _guard._CACHE
+    hits = _guard._verdict.cache_info().hits
     second = refusal(sql, Mode.READ)
+    assert _guard._verdict.cache_info().hits == hits + 1
     assert second is not first
     assert (second.kind, second.offset, second.sql, str(second)) == (
         first.kind,
@@ -303,16 +308,16 @@ def test_cached_rejection_raises_an_equal_new_error() -> None:
 def test_cache_is_bounded() -> None:
     for number in range(_guard.CACHE_MAX_ENTRIES + 50):
         check_statement(f"SELECT {number}", Mode.READ)
-    assert len(_guard._CACHE) == _guard.CACHE_MAX_ENTRIES
-    assert ("SELECT 0", Mode.READ) not in _guard._CACHE  # the oldest went first
-    assert (f"SELECT {_guard.CACHE_MAX_ENTRIES + 49}", Mode.READ) in _guard._CACHE
+    assert _guard._verdict.cache_info().currsize == _guard.CACHE_MAX_ENTRIES
+    assert _scan_cached.cache_info().currsize == _guard.CACHE_MAX_ENTRIES
 
 
 def test_long_statements_are_checked_but_not_cached() -> None:
     sql = "SELECT " + " + ".join(["1"] * (_guard.CACHE_MAX_SQL_LENGTH // 4))
     assert len(sql) > _guard.CACHE_MAX_SQL_LENGTH
     assert check_statement(sql, Mode.READ).verb == "SELECT"
-    assert (sql, Mode.READ) not in _guard._CACHE
+    assert _guard._verdict.cache_info().currsize == 0
+    assert _scan_cached.cache_info().currsize == 0
 
 
 def test_threads_get_the_same_verdicts() -> None:
@@ -320,7 +325,7 @@ def test_threads_get_the_same_verdicts() -> None:
         case for case in CASES if case.kind == "ok"
     ][:60]
     expected = {case.line: _verdict(case) for case in statements}
-    _guard._CACHE.clear()
+    _guard.clear_cache()
     results: dict[int, tuple[str, int]] = {}
     errors: list[BaseException] = []
 
@@ -388,7 +393,7 @@ FRAGMENTS = st.sampled_from(FRAGMENT_TEXTS)
 @FUZZ
 @given(text=st.text(max_size=80), mode=st.sampled_from(Mode))
 def test_arbitrary_text_is_accepted_or_refused_never_crashes(text: str, mode: Mode) -> None:
-    _guard._CACHE.clear()
+    _guard.clear_cache()
     try:
         checked = check_statement(text, mode)
     except GuardViolation as error:
@@ -402,7 +407,7 @@ def test_arbitrary_text_is_accepted_or_refused_never_crashes(text: str, mode: Mo
 @FUZZ
 @given(pieces=st.lists(FRAGMENTS, max_size=14), mode=st.sampled_from(Mode))
 def test_sql_like_text_is_accepted_or_refused_never_crashes(pieces: list[str], mode: Mode) -> None:
-    _guard._CACHE.clear()
+    _guard.clear_cache()
     text = "SELECT " + "".join(pieces)
     try:
         check_statement(text, mode)
@@ -416,7 +421,7 @@ def test_sql_like_text_is_accepted_or_refused_never_crashes(pieces: list[str], m
 def test_what_the_guard_accepts_sqlite_reads_as_one_statement(
     pieces: list[str], tail: str, schema_db: apsw.Connection
 ) -> None:
-    _guard._CACHE.clear()
+    _guard.clear_cache()
     text = "SELECT " + "".join(pieces) + tail
     try:
         check_statement(text, Mode.READ)
@@ -442,7 +447,7 @@ def test_what_the_guard_accepts_sqlite_reads_as_one_statement(
 def test_two_statements_are_always_refused(
     first: str, second: str, before: str, after: str, mode: Mode
 ) -> None:
-    _guard._CACHE.clear()
+    _guard.clear_cache()
     sql = f"{first}{before};{after}{second}"
     assert refusal(sql, mode).kind == "multiple-statements"
 
@@ -450,5 +455,5 @@ def test_two_statements_are_always_refused(
 @FUZZ
 @given(statement=st.sampled_from(READ_OK), sep=SEPARATORS)
 def test_a_trailing_semicolon_and_comments_are_fine(statement: str, sep: str) -> None:
-    _guard._CACHE.clear()
+    _guard.clear_cache()
     assert check_statement(f"{statement}{sep};{sep}", Mode.READ).verb in READ_VERBS

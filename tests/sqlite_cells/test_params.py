@@ -10,7 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sqlite_cells.sql._params import QUOTED, VARIABLE, map_params, scan_sql, unquote
+from sqlite_cells.sql import _targets
+from sqlite_cells.sql._kinds import PARAM, QUOTED
+from sqlite_cells.sql._params import _analysis, map_params
+from sqlite_cells.sql._statement import _scan, scan_sql
 
 DDL = (
     "CREATE TABLE t(id INTEGER PRIMARY KEY, a, b, c, x_cf_link);"
@@ -135,13 +138,13 @@ def test_insert_without_column_list_uses_columns_of(conn: apsw.Connection) -> No
 
 def test_cached_per_sql_text() -> None:
     first = map_params("INSERT INTO t (a) VALUES (?)")
+    hits = _analysis.cache_info().hits
     assert map_params("INSERT INTO t (a) VALUES (?)") == first
-    from sqlite_cells.sql import _params
-
-    assert "INSERT INTO t (a) VALUES (?)" in _params._cache
-    for i in range(_params._CACHE_SIZE + 5):
+    assert _analysis.cache_info().hits == hits + 1
+    for i in range(_analysis.cache_info().maxsize or 0 + 5):
         map_params(f"SELECT {i}, ?")
-    assert len(_params._cache) <= _params._CACHE_SIZE
+    info = _analysis.cache_info()
+    assert info.maxsize is not None and info.currsize <= info.maxsize
 
 
 def test_named_is_read_only() -> None:
@@ -150,19 +153,47 @@ def test_named_is_read_only() -> None:
         targets.named["n"] = "b"  # type: ignore[index]
 
 
-def test_scan_sql_round_trips_and_finds_variables() -> None:
-    sql = "SELECT 'it''s ?', \"q\"\"?\", [x?], `y?`, ?1, :a, @b, $c::d, $e(f), x$y -- ?\n/* ? */ ?"
-    tokens = scan_sql(sql)
-    assert "".join(t.text for t in tokens) == sql
-    assert [t.text for t in tokens if t.kind == VARIABLE] == [
-        "?1",
-        ":a",
-        "@b",
-        "$c::d",
-        "$e(f)",
-        "?",
-    ]
-    assert [unquote(t) for t in tokens if t.kind == QUOTED] == ['q"?', "x?", "y?"]
+def test_scan_finds_parameters_and_names() -> None:
+    sql = "SELECT 'it''s ?', \"q\"\"?\", [x?], `y?`, ?1, :a, @b, $c::d, x$y -- ?\n/* ? */ ?"
+    statement = scan_sql(sql)
+    assert statement.problem is None
+    words = statement.words()
+    assert [w.text for w in words if w.kind == PARAM] == ["?1", ":a", "@b", "$c::d", "?"]
+    assert [w.name for w in words if w.kind == QUOTED] == ['q"?', "x?", "y?"]
+    assert statement.param_count == 5
+    assert statement.param_names == (("a", 2), ("b", 3), ("c::d", 4))
+
+
+def test_tcl_style_parameters_are_a_syntax_problem() -> None:
+    problem = scan_sql("SELECT $e(f)").problem
+    assert problem is not None and problem[:2] == ("syntax", 7)
+
+
+@pytest.mark.parametrize(("sql", "positional", "named"), CASES)
+def test_token_reading_agrees_with_the_parser(
+    sql: str,
+    positional: tuple[str | None, ...],
+    named: dict[str, str | None],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where the two common shapes are read from the tokens, sqlglot's parser agrees."""
+    read = _scan(sql).targets
+    monkeypatch.setattr(_targets, "_read_simple", lambda draft, out: False)
+    assert _scan(sql).targets == read
+
+
+def test_common_shapes_need_no_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_parse(draft: object, out: object) -> None:
+        raise AssertionError("parsed")
+
+    monkeypatch.setattr(_targets, "_assign_targets", no_parse)
+    for sql in (
+        "INSERT INTO t (a, b) VALUES (?, ?), (?, (?))",
+        "INSERT OR IGNORE INTO t VALUES (?, coalesce(?, 1))",
+        "REPLACE INTO t ('a', \"b\") VALUES (:x, :y)",
+        "UPDATE OR REPLACE t SET a = ?, b = ? || 'x' WHERE id = ?",
+    ):
+        assert _scan(sql).targets
 
 
 PARAMS = st.one_of(

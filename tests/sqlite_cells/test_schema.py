@@ -245,3 +245,59 @@ def test_render_ddl_and_run_it(tmp_path: Path) -> None:
     ]
     assert conn.execute("SELECT count(*) FROM main.sqlite_schema").fetchall() == [(0,)]
     conn.close()
+
+
+# --- R13: names the guard would refuse in a statement are refused at declaration ---------------
+
+GUARD_REFUSED_NAMES = [
+    "_cf_log",
+    "sqlite_stat1",
+    "pragma_table_list",
+    "PRAGMA_anything",
+    "dbstat",
+    "DBStat",
+    "json_each",
+    "JSON_TREE",
+    "fts3tokenize",
+    "carray",
+]
+
+
+@pytest.mark.parametrize("name", GUARD_REFUSED_NAMES)
+def test_names_the_guard_refuses_are_refused_at_declaration(name: str) -> None:
+    with pytest.raises(SchemaError, match="reserved") as table_error:
+        declare_tables({name: table(a="text")})
+    assert repr(name) in str(table_error.value)
+    with pytest.raises(SchemaError, match="reserved"):
+        table({name: "text"})
+    with pytest.raises(SchemaError, match="reserved"):
+        table(a="text", indexes={name: ["a"]})
+
+
+def test_every_eponymous_virtual_table_of_the_library_is_refused() -> None:
+    """Each module SQLite can read as a table without CREATE VIRTUAL TABLE (an eponymous
+    virtual table) is a name a declaration may not take."""
+    from sqlite_cells.sql import is_reserved_table
+
+    conn = apsw.Connection(":memory:")
+    modules = [row[0] for row in conn.execute("SELECT name FROM pragma_module_list")]
+    modules += ["json_each", "json_tree"]  # built in, not listed
+    eponymous = []
+    for module in modules:
+        try:
+            conn.execute(f'SELECT * FROM "{module}" LIMIT 0').fetchall()
+        except apsw.Error:
+            continue
+        eponymous.append(module)
+    conn.close()
+    assert "dbstat" in eponymous
+    for module in eponymous:
+        assert is_reserved_table(module), module
+        with pytest.raises(SchemaError, match="reserved"):
+            declare_tables({module: table(a="text")})
+
+
+@pytest.mark.parametrize("name", ["pragma", "dbstats", "json_each_x", "my_sqlite_t", "ſqlite_x"])
+def test_names_close_to_reserved_ones_are_fine(name: str) -> None:
+    schema = declare_tables({name: table({name: "text"})})
+    assert schema.table(name) is not None

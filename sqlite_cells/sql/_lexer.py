@@ -1,0 +1,431 @@
+"""SQLite's tokens from sqlglot's: the one tokenization of a statement, checked against SQLite.
+
+:class:`Lexer` walks sqlglot's SQLite tokens (its "command" capture switched off: it would turn
+everything after a leading REPLACE into one opaque string) and turns them into SQLite's tokens,
+``(kind, key, start, end)`` tuples (:mod:`sqlite_cells.sql._kinds`).  sqlglot is not SQLite, so
+it also checks, on that one token list, that SQLite would split the text the same way, and
+records the offset of the first place where it would not (or where SQLite cannot read the text
+at all): the front end reports it as ``syntax``.  The checks are local, one per place where the
+two differ:
+
+* between two tokens there may only be what SQLite skips: runs of its whitespace (a run starts
+  with space, tab, newline, form feed or carriage return and may go on with ``\\v``), ``--``
+  comments up to a newline or the end, and closed ``/* … */`` comments.  sqlglot also skips
+  ``\\xa0``, ``\\u2028`` and ``{# … #}``, where SQLite sees identifier or illegal characters;
+* a string literal, quoted identifier or blob must have SQLite's extent (the quote characters at
+  both ends, no closing character inside: sqlglot reads ``[a]]b]`` as one name); ``N'…'`` and
+  other prefixed literals of sqlglot are refused;
+* two tokens that touch with identifier characters on both sides are one token to SQLite: only
+  the splits of numbers (``1_000``, ``.5``) and parameters (``?1``, ``:name``, ``@name``,
+  ``$a::b``) are put back together, anything else is refused;
+* operators SQLite does not have (``{``, ``^``, ``::``, ``#``, ``<=>``, …) are refused, and so
+  are parameters SQLite reads differently: a Tcl-style suffix (``$a(x)``: SQLite reads one token
+  up to the ``)``, whatever sqlglot found inside), ``#`` parameters, a lone ``$``, ``:`` or ``@``;
+* an unterminated literal or comment, a malformed number or blob.
+
+Each thread has its own sqlglot tokenizer (a tokenizer keeps per-call state in itself).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import ClassVar, Final
+
+from sqlglot.dialects.sqlite import SQLite
+from sqlglot.errors import TokenError
+from sqlglot.tokenizer_core import Token as RawToken
+from sqlglot.tokenizer_core import TokenType
+
+from sqlite_cells.sql._kinds import BLOB, NUMBER, OP, PARAM, QUOTED, STRING, WORD, Tok
+from sqlite_cells.sql._names import upper_ascii
+
+__all__ = ["Lexer", "RawToken", "sqlglot_tokens", "syntax_message", "unescape", "unquote"]
+
+
+class _Tokenizer(SQLite.Tokenizer):
+    # With command capture on, sqlglot turns everything after a leading REPLACE (or EXPLAIN,
+    # VACUUM, …) into one STRING token and nothing could see inside it.
+    COMMANDS: ClassVar[set[TokenType]] = set()
+
+
+_DIALECT: Final = SQLite()
+_LOCAL = threading.local()  # a tokenizer keeps per-call state in itself: one per thread
+
+
+def sqlglot_tokens(sql: str) -> tuple[list[RawToken], bool]:
+    """sqlglot's tokens, and whether it failed (then the tokens it made before failing)."""
+    tokenizer = getattr(_LOCAL, "tokenizer", None)
+    if tokenizer is None:
+        tokenizer = _LOCAL.tokenizer = _Tokenizer(dialect=_DIALECT)
+    try:
+        tokens: list[RawToken] = tokenizer.tokenize(sql)
+    except TokenError:
+        return list(tokenizer.tokens), True
+    return tokens, False
+
+
+_QUOTES: Final = frozenset("'\"`[")
+_CLOSING: Final = {"'": "'", '"': '"', "`": "`", "[": "]"}
+_SPACE: Final = " \t\n\f\r"
+# What SQLite skips between tokens; _skip_gap says where a gap stops matching and why.
+_GAP: Final = re.compile(r"(?:[ \t\n\f\r][ \t\n\v\f\r]*+|--[^\n]*+|/\*.*?\*/)*+", re.DOTALL)
+# SQLite's operators (sqlglot splits "<<" and ">>" into two tokens; both are operators).
+_OPERATORS: Final = frozenset(
+    "( ) , ; . + - * / % = == < <= > >= <> != << >> & | || ~ -> ->>".split()  # noqa: SIM905 - one line reads as the list it is
+)
+_NUMBER_RE: Final = re.compile(
+    r"(?:0[xX][0-9A-Fa-f][0-9A-Fa-f_]*|(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)"
+    r"(?:[eE][+-]?[0-9][0-9_]*)?)"
+)
+_HEX_RE: Final = re.compile(r"[xX]'(?:[0-9A-Fa-f]{2})*'")
+_LITERAL_TYPES: Final = frozenset({TokenType.STRING, TokenType.IDENTIFIER, TokenType.HEX_STRING})
+_ASCII_LETTERS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_DIGITS: Final = frozenset("0123456789")
+_WORD_START: Final = frozenset(_ASCII_LETTERS + "_")
+_IDCHARS: Final = frozenset(_ASCII_LETTERS + "0123456789_$")  # and every non-ASCII character
+_OPERATOR_CHARS: Final = frozenset("(),;.+-*/%=<>!&|~")
+_PLAIN_OPERATORS: Final = frozenset("(),+-*/%=<>&|~")  # each one an operator alone
+
+
+def unescape(text: str) -> str:
+    opener = text[0]
+    if opener == "[":
+        return text[1:-1]
+    return text[1:-1].replace(opener + opener, opener)
+
+
+def _is_idchar(char: str) -> bool:
+    # SQLite's IdChar(): ASCII letters and digits, "_", "$" and every non-ASCII character.
+    return char.isalnum() or char in "_$" if char.isascii() else True
+
+
+def _skip_gap(sql: str, start: int, end: int, at_end: bool) -> tuple[int, bool]:
+    """Check that ``sql[start:end]`` holds only what SQLite skips between tokens.
+
+    Returns the offset of the first character SQLite would read differently (-1 if none) and
+    whether the gap holds a comment.
+    """
+    comment = False
+    i = start
+    while i < end:
+        char = sql[i]
+        if char in _SPACE:
+            i += 1
+            while i < end and sql[i] in " \t\n\v\f\r":
+                i += 1
+        elif sql.startswith("--", i):
+            comment = True
+            newline = sql.find("\n", i, end)
+            if newline < 0:
+                if not at_end:
+                    return i, comment
+                i = end
+            else:
+                i = newline
+        elif sql.startswith("/*", i):
+            comment = True
+            close = sql.find("*/", i + 2, end)
+            if close < 0:
+                return i, comment
+            i = close + 2
+        else:
+            return i, comment
+    return -1, comment
+
+
+def syntax_message(sql: str, offset: int) -> str:
+    """Say what SQLite cannot read at ``offset``."""
+    rest = sql[offset : offset + 2]
+    char = rest[:1]
+    if char == "'":
+        return "syntax error: unterminated string literal; close it with '"
+    if char in ('"', "`"):
+        return f"syntax error: unterminated quoted identifier; close it with {char}"
+    if char == "[":
+        return "syntax error: unterminated quoted identifier; close it with ]"
+    if rest == "/*":
+        return "syntax error: unterminated /* comment; close it with */"
+    if rest in ("x'", "X'"):
+        return "syntax error: malformed blob literal; write x'…' with an even number of hex digits"
+    if char in ("$", "@", ":", "?"):
+        return (
+            f"syntax error: unsupported parameter {_snippet(sql, offset, offset + 20)!r}; name "
+            "parameters ?NNN, :name, @name or $name, without a Tcl-style (…) suffix"
+        )
+    if char == "#":
+        return "syntax error: '#' parameters are not supported; use ?NNN, :name, @name or $name"
+    if char.isdigit() or char == ".":
+        return "syntax error: malformed number; separate it from the following name with a space"
+    if char == "\x00":
+        return "syntax error: NUL character; remove it from the statement"
+    return (
+        f"syntax error: SQLite cannot read {char!r} here (or reads it differently from the "
+        "guard); remove it, add a space, or put it in a string"
+    )
+
+
+def _snippet(sql: str, start: int, end: int) -> str:
+    text = sql[start:end]
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+class Lexer:
+    """Turns sqlglot's tokens into SQLite's, one at a time (see the module docstring)."""
+
+    __slots__ = (
+        "comment",
+        "dot",
+        "params_raw",
+        "problem",
+        "raw",
+        "semicolon",
+        "sql",
+        "strings",
+        "tokens",
+    )
+
+    def __init__(self, sql: str, raw: list[RawToken]) -> None:
+        self.sql = sql
+        self.raw = raw
+        self.tokens: list[Tok] = []
+        self.params_raw: list[tuple[int, int, int]] = []  # (token index, raw first, raw last)
+        self.problem = -1  # offset of the first syntax problem
+        self.comment = False
+        self.strings: list[int] = []  # indexes of the string literals
+        self.semicolon = -1  # index of the first ";" token
+        self.dot = False  # whether a "." operator was seen
+
+    def fail(self, offset: int) -> None:
+        if self.problem < 0 or offset < self.problem:
+            self.problem = offset
+
+    def gap(self, start: int, end: int, at_end: bool) -> None:
+        sql = self.sql
+        if end <= start or (end - start == 1 and sql[start] == " "):
+            return
+        # Most gaps are whitespace and closed comments: one regex match says so.
+        if _GAP.match(sql, start, end).end() == end:  # type: ignore[union-attr]
+            text = sql[start:end]
+            dashes = "--" in text
+            if not dashes or at_end or text.rfind("\n") > text.rfind("--"):
+                self.comment = self.comment or dashes or "/*" in text
+                return
+        bad, comment = _skip_gap(sql, start, end, at_end)
+        self.comment = self.comment or comment
+        if bad >= 0:
+            self.fail(bad)
+
+    def build(self, failed: bool) -> None:
+        """One pass over sqlglot's tokens.  The common tokens (ASCII words, operators, bare
+        ``?``, plain numbers) are handled inline, anything else by the methods below.  One loop
+        on purpose, longer than the house's ~60 lines: it runs for every token of every new
+        statement, and a call per token would add about a tenth to first sight."""
+        sql, raw = self.sql, self.raw
+        count = len(raw)
+        tokens = self.tokens
+        append = tokens.append
+        word_start, operator_chars, operators = _WORD_START, _OPERATOR_CHARS, _OPERATORS
+        idchars, plain, digits = _IDCHARS, _PLAIN_OPERATORS, _DIGITS
+        position = 0
+        r = 0
+        while r < count:
+            token = raw[r]
+            start = token.start
+            end = token.end + 1
+            first = sql[start]
+            if start != position:
+                if start != position + 1 or sql[position] != " ":
+                    if start < position:  # never expected: sqlglot went back
+                        self.fail(start)
+                        break
+                    self.gap(position, start, False)
+            elif r and (first in idchars or first >= "\x80") and tokens:
+                before = sql[start - 1]
+                if before in idchars or before >= "\x80":
+                    r = self.joined(r)
+                    position = tokens[-1][3]
+                    continue
+            if first in word_start:
+                text = sql[start:end]
+                if text.isascii() and text.isidentifier():
+                    append((WORD, text.upper(), start, end))
+                elif token.token_type in _LITERAL_TYPES:
+                    self.literal(token, first, start, end)  # x'…'
+                else:
+                    self.word(start, end)
+            elif first in plain and end == start + 1:
+                append((OP, first, start, end))  # ( ) , = * + - / % < > & | ~
+            elif first in operator_chars:
+                if first == "." and end < len(sql) and sql[end].isdigit() and r + 1 < count:
+                    # ".5": sqlglot splits what SQLite reads as one number.
+                    r += 1
+                    end = raw[r].end + 1
+                    self.number(start, end)
+                else:
+                    text = first if end == start + 1 else sql[start:end]
+                    if text not in operators:
+                        self.fail(start)
+                    elif first == ";" and self.semicolon < 0:
+                        self.semicolon = len(tokens)
+                    elif first == ".":
+                        self.dot = True
+                    append((OP, text, start, end))
+            elif first == "?" and (r + 1 == count or raw[r + 1].start != end):
+                # A bare "?" (the common parameter): nothing of it can be split differently.
+                self.params_raw.append((len(tokens), r, r))
+                append((PARAM, "?", start, end))
+            elif first in digits and (text := sql[start:end]).isdigit() and text.isascii():
+                append((NUMBER, "", start, end))
+            elif first == "'" or first in _QUOTES or token.token_type in _LITERAL_TYPES:
+                self.literal(token, first, start, end)
+            elif first in _DIGITS:
+                self.number(start, end)
+            elif first == "?" or first == ":" or first == "@" or first == "$":
+                r = self.parameter(r)
+                position = tokens[-1][3]
+                continue
+            elif first >= "\x80":
+                self.word(start, end)
+            else:
+                self.fail(start)
+                append((OP, sql[start:end], start, end))
+            position = end
+            r += 1
+        self.finish(position, failed)
+
+    def finish(self, position: int, failed: bool) -> None:
+        """Check the text after the last token (where sqlglot stopped, if it ``failed``)."""
+        sql = self.sql
+        if failed:
+            bad, comment = _skip_gap(sql, position, len(sql), True)
+            self.comment = self.comment or comment
+            self.fail(bad if bad >= 0 else position)
+        else:
+            self.gap(position, len(sql), True)
+
+    def literal(self, token: RawToken, first: str, start: int, end: int) -> None:
+        sql = self.sql
+        text = sql[start:end]
+        if first in _QUOTES:
+            closing = _CLOSING[first]
+            inner = text[1:-1]
+            if (
+                len(text) < 2
+                or text[-1] != closing
+                or closing in (inner if first == "[" else inner.replace(closing * 2, ""))
+            ):
+                self.fail(start)  # sqlglot's extent is not SQLite's ("[a]]b]")
+                return
+            kind = STRING if first == "'" else QUOTED
+            if kind == STRING:
+                self.strings.append(len(self.tokens))
+            self.tokens.append((kind, upper_ascii(unescape(text)), start, end))
+        elif token.token_type is TokenType.HEX_STRING and first in "xX":
+            if _HEX_RE.fullmatch(text) is None:
+                self.fail(start)
+            self.tokens.append((BLOB, "", start, end))
+        elif token.token_type is TokenType.HEX_STRING and first == "0":
+            self.number(start, end)
+        else:  # N'…', 0x1g, …: sqlglot reads a literal where SQLite does not
+            self.fail(start)
+            self.tokens.append((WORD, upper_ascii(text), start, end))
+
+    def number(self, start: int, end: int) -> None:
+        if _NUMBER_RE.fullmatch(self.sql, start, end) is None:
+            self.fail(start)
+        self.tokens.append((NUMBER, "", start, end))
+
+    def word(self, start: int, end: int) -> None:
+        sql = self.sql
+        text = sql[start:end]
+        if all(map(_is_idchar, text)) if not text.isascii() else text.isidentifier():
+            self.tokens.append((WORD, upper_ascii(text), start, end))
+            return
+        if any(quote in text for quote in _QUOTES):
+            # A literal with a prefix (N'…'): SQLite reads a name, then a literal.
+            self.fail(start)
+            self.tokens.append((WORD, upper_ascii(text), start, end))
+            return
+        # A keyword sqlglot reads across whitespace ("ORDER BY", "GROUP\tBY"): SQLite's words.
+        i = start
+        while i < end:
+            j = i
+            while j < end and _is_idchar(sql[j]):
+                j += 1
+            if j == i:
+                self.fail(i)
+                return
+            self.tokens.append((WORD, upper_ascii(sql[i:j]), i, j))
+            k = j
+            while k < end and not _is_idchar(sql[k]):
+                k += 1
+            if k > j:
+                self.gap(j, k, False)
+            i = k
+
+    def joined(self, r: int) -> int:
+        """Raw token ``r`` touches the previous token with identifier characters on both sides:
+        SQLite reads one token.  Numbers ("1_000") are put back together; anything else is a
+        problem.  Returns the next raw index."""
+        kind, _key, start, _end = self.tokens[-1]
+        token = self.raw[r]
+        end = token.end + 1
+        if kind == NUMBER:
+            self.tokens.pop()
+            self.number(start, end)
+        elif kind == PARAM:  # "?1abc": SQLite's ?NNN stops at the first non-digit
+            self.fail(token.start)
+            self.tokens.append((WORD, upper_ascii(self.sql[token.start : end]), token.start, end))
+        else:
+            self.fail(token.start)
+            self.tokens.append((WORD, upper_ascii(self.sql[token.start : end]), token.start, end))
+        return r + 1
+
+    def parameter(self, r: int) -> int:
+        """A parameter starting at raw token ``r``; returns the next raw index."""
+        sql, raw = self.sql, self.raw
+        count = len(raw)
+        token = raw[r]
+        start = token.start
+        end = token.end + 1
+        text = sql[start:end]
+        last = r
+        if text == "?":
+            if r + 1 < count and raw[r + 1].start == end and sql[end].isdigit():
+                follower = raw[r + 1]
+                last = r + 1
+                end = follower.end + 1
+                if not sql[start + 1 : end].isdigit() or not sql[start + 1 : end].isascii():
+                    self.fail(start)
+        elif text in (":", "@") or text.startswith("$"):
+            # sqlglot: ":" VAR, "@" VAR, "$a" as one VAR; "::" joins Tcl-style name parts.
+            while last + 1 < count and raw[last + 1].start == end:
+                follower = raw[last + 1]
+                piece = sql[follower.start : follower.end + 1]
+                if piece != "::" and not all(map(_is_idchar, piece)):
+                    break
+                last += 1
+                end = follower.end + 1
+            name = sql[start + 1 : end].replace("::", "")
+            if not name or sql[end - 1] == ":":
+                self.fail(start)
+            elif end < len(sql) and sql[end] == "(":
+                # Tcl-style $a(…): SQLite reads one token up to ")" or whitespace, so nothing
+                # sqlglot found in there (a ";" included) is a token of its own.
+                self.fail(start)
+                while end < len(sql) and not sql[end].isspace() and sql[end] != ")":
+                    end += 1
+                end += end < len(sql) and sql[end] == ")"
+                while last + 1 < count and raw[last + 1].start < end:
+                    last += 1
+        else:  # "?x", "@@": nothing SQLite reads as one parameter
+            self.fail(start)
+        self.params_raw.append((len(self.tokens), r, last))
+        self.tokens.append((PARAM, sql[start:end], start, end))
+        return last + 1
+
+
+def unquote(text: str) -> str:
+    """The name a bare or quoted identifier (or a string literal used as a name) stands for."""
+    return unescape(text) if text[:1] in _QUOTES else text

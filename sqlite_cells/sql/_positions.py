@@ -1,0 +1,178 @@
+"""Where SQLite reads a name (R24): string literals in name positions, tables, functions.
+
+:func:`find_names` walks a statement's tokens once and returns the indexes of the string literals
+SQLite reads as names, the names it resolves as tables and the names it calls.
+:func:`may_be_names` is the cheap test that lets most statements skip that walk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from sqlite_cells.sql._kinds import OP, STRING, WORD, Tok
+from sqlite_cells.sql._lexer import unquote
+from sqlite_cells.sql._names import fold_ascii
+
+__all__ = ["find_names", "may_be_names"]
+
+# What stands after these words is a table (a string literal included); after IN only when it is
+# not a "(" (then it is a list or a subquery).
+_TABLE_SOURCES: Final = frozenset({"FROM", "JOIN", "IN"})
+_TABLE_TARGETS: Final = frozenset({"INTO", "UPDATE", "TABLE"})
+# These words end a FROM list at their parenthesis depth (ON and USING do not: "a JOIN b ON x, c").
+_FROM_ENDERS: Final = frozenset(
+    {"WHERE", "GROUP", "ORDER", "HAVING", "WINDOW", "LIMIT", "UNION", "INTERSECT", "EXCEPT"}
+    | {"SET", "SELECT", "VALUES", "RETURNING", "DO"}
+)
+# Keywords that may stand where a table could, or before "(", and are neither tables nor calls.
+_NOT_NAMES: Final = frozenset(
+    {"SELECT", "VALUES", "WITH", "OR", "IN", "EXISTS", "AS", "OVER", "FILTER", "USING", "ON"}
+    | {"AND", "NOT", "WHERE", "FROM", "JOIN", "BY", "SET", "INTO", "TABLE", "KEY", "CONFLICT"}
+    | {"CHECK", "DEFAULT", "WINDOW", "THEN", "WHEN", "ELSE", "CASE", "IS", "LIKE", "GLOB"}
+    | {"BETWEEN", "MATCH", "REGEXP", "DO", "UPDATE", "RETURNING", "LIMIT", "OFFSET", "HAVING"}
+    | {"CAST", "RAISE", "ALL", "DISTINCT", "END"}
+)
+# Table positions: a table read (it may be a called table-valued function), a write target, an
+# index (INDEXED BY).
+_SOURCE, _TARGET, _INDEX = 1, 2, 3
+
+
+def find_names(
+    sql: str, tokens: Sequence[Tok], count: int
+) -> tuple[frozenset[int], tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]]:
+    """String literals SQLite reads as names, names it resolves as tables, names it calls.
+
+    A token stands in a *table position* after FROM (not ``IS [NOT] DISTINCT FROM``), JOIN, IN
+    (not ``IN (``), INTO, UPDATE, ``UPDATE OR <action>``, TABLE and ``INDEXED BY``, after a ``,``
+    of a FROM list, after a ``(`` that itself stands in a table position (a parenthesised FROM
+    item), and after the ``.`` of a qualified name in a table position.  A string literal is a
+    name there, before or after a ``.``, and when a ``(`` follows it (only a table-valued
+    function can be a called string).
+    """
+    strings: list[int] = []
+    tables: list[tuple[str, int]] = []
+    functions: list[tuple[str, int]] = []
+    in_from = [False]  # per parenthesis depth: inside a FROM list?
+    position = 0  # the table position of the current token, 0 for none
+    last = 0  # the table position of the previous name
+    for i in range(count):
+        kind, key = tokens[i][0], tokens[i][1]
+        if kind == OP:
+            position = _after_operator(tokens, i, key, position, last, in_from)
+            last = 0
+            continue
+        if kind > STRING:  # numbers, parameters, blobs
+            position = last = 0
+            continue
+        following = tokens[i + 1][1] if i + 1 < count and tokens[i + 1][0] == OP else ""
+        if kind == WORD and not position and following != "(":
+            last = 0  # the common case: a keyword or a column name
+            position = _after_word(tokens, i, key, in_from)
+            continue
+        if kind == STRING:
+            after_dot = i > 0 and tokens[i - 1][1] == "." and tokens[i - 1][0] == OP
+            if not (position or after_dot or following == "." or following == "("):
+                position = last = 0
+                continue
+            strings.append(i)
+        _record(sql, tokens[i], position, following, tables, functions)
+        last = position
+        position = _after_word(tokens, i, key, in_from) if kind == WORD else 0
+    return frozenset(strings), tuple(tables), tuple(functions)
+
+
+def _after_operator(
+    tokens: Sequence[Tok], i: int, key: str, position: int, last: int, in_from: list[bool]
+) -> int:
+    """The table position after the operator ``key`` at ``i`` (updating the FROM-list stack)."""
+    if key == "(":
+        paren = position == _SOURCE and tokens[i - 1][1] != "IN"
+        in_from.append(paren)
+        return _SOURCE if paren else 0
+    if key == ")":
+        if len(in_from) > 1:
+            in_from.pop()
+        return 0
+    if key == ",":
+        return _SOURCE if in_from[-1] else 0
+    return last if key == "." else 0
+
+
+def _after_word(tokens: Sequence[Tok], i: int, key: str, in_from: list[bool]) -> int:
+    """The table position after the word ``key`` at ``i`` (updating the FROM-list stack)."""
+    position = _POSITIONS.get(key, 0)
+    if position or key == "BY" or (i >= 2 and tokens[i - 1][1] == "OR"):
+        position = _position_after(tokens, i, key)
+    if key in _FROM_ENDERS:
+        in_from[-1] = False
+    elif position == _SOURCE and key != "IN":
+        in_from[-1] = True
+    return position
+
+
+def _record(
+    sql: str,
+    token: Tok,
+    position: int,
+    following: str,
+    tables: list[tuple[str, int]],
+    functions: list[tuple[str, int]],
+) -> None:
+    """Note the name ``token`` as a table and/or a function, by its position."""
+    kind, key, start, end = token
+    if kind == WORD and key in _NOT_NAMES:
+        return
+    if position and following != ".":
+        name = fold_ascii(unquote(sql[start:end]))
+        if position != _INDEX:
+            tables.append((name, start))
+        if position == _SOURCE and following == "(":
+            functions.append((name, start))  # a table-valued function
+    elif following == "(" and kind == WORD:
+        functions.append((fold_ascii(sql[start:end]), start))
+
+
+_POSITIONS: Final = {"FROM": _SOURCE, "JOIN": _SOURCE, "IN": _SOURCE}
+_POSITIONS.update(dict.fromkeys(("INTO", "UPDATE", "TABLE"), _TARGET))
+
+
+# What may stand just before a string literal that SQLite reads as a name.
+_BEFORE_NAMES: Final = frozenset({"FROM", "JOIN", "IN", "INTO", "UPDATE", "TABLE", "BY"})
+_NEXT_TO_NAMES: Final = frozenset({",", "(", "."})
+
+
+def may_be_names(tokens: Sequence[Tok], count: int, strings: list[int]) -> bool:
+    """Whether any string literal stands where :func:`find_names` could find a name: after a word
+    that introduces a table (or an ``UPDATE OR <action>``), after ``,``, ``(`` or ``.``, or
+    before ``.`` or ``(``.  Most literals are plain data (``body LIKE 'x%'``) and skip the pass."""
+    for i in strings:
+        if i >= count:
+            break
+        previous = tokens[i - 1][1] if i else ""
+        following = tokens[i + 1][1] if i + 1 < count else ""
+        if (
+            previous in _BEFORE_NAMES
+            or previous in _NEXT_TO_NAMES
+            or following == "."
+            or following == "("
+            or (i >= 2 and tokens[i - 2][1] == "OR")
+        ):
+            return True
+    return False
+
+
+def _position_after(tokens: Sequence[Tok], i: int, key: str) -> int:
+    """The table position of the token after the word at ``i`` (0 for none)."""
+    if key in _TABLE_SOURCES:
+        if key == "FROM" and i and tokens[i - 1][1] == "DISTINCT":
+            return 0  # "a IS [NOT] DISTINCT FROM b" compares with a value
+        return _SOURCE
+    if key in _TABLE_TARGETS:
+        return _TARGET
+    if key == "BY":
+        return _INDEX if i and tokens[i - 1][1] == "INDEXED" else 0
+    if key == "OR" and i and tokens[i - 1][1] == "UPDATE":
+        return 0
+    # "UPDATE OR IGNORE t": the action word is followed by the table.
+    return _TARGET if i >= 2 and tokens[i - 1][1] == "OR" and tokens[i - 2][1] == "UPDATE" else 0

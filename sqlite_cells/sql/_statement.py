@@ -1,0 +1,318 @@
+"""The SQL front end: one scan of a statement into one immutable :class:`Statement`.
+
+Every reader of user SQL — the guard (R20–R24), parameter mapping (R31), the schema code — reads
+the :class:`Statement` that :func:`scan_sql` returns, so the same text is tokenized once, by
+sqlglot's SQLite tokenizer (its "command" capture switched off: it would turn everything after a
+leading REPLACE into one opaque string), and cached per text in a bounded LRU cache.
+
+SQLite's tokens from sqlglot's
+------------------------------
+sqlglot is not SQLite: :mod:`sqlite_cells.sql._lexer` checks, on the one token list, that SQLite
+would split the text the same way and says where it would not.  The scan adds the checks on the
+whole text: NUL anywhere (SQLite stops reading there) and text that cannot be encoded (lone
+surrogates) are ``syntax`` too.
+
+What a Statement holds
+----------------------
+``tokens``: SQLite's tokens as ``(kind, key, start, end)`` tuples — ``key`` is the text
+upper-cased (ASCII letters only, as SQLite folds) for words and operators, the unescaped text
+upper-cased for quoted identifiers and string literals, the text for parameters.  ``body`` is the
+number of tokens before the first ``;``; ``has_dot`` says whether a ``.`` operator appears
+(a qualified name).  ``problem`` is the first of ``empty``,
+``multiple-statements`` and ``syntax`` that applies, as ``(kind, offset, message)``.  ``verb`` is
+the main statement's verb after any WITH list.  ``string_names`` are the indexes of string
+literals SQLite reads as names (R24); :meth:`Statement.tables` and :meth:`Statement.functions`
+are the names it resolves as tables and the names it calls, with their offsets
+(:mod:`sqlite_cells.sql._positions`; worked out on demand — the guard only needs
+``string_names``, and most string literals are plain data that skip that pass).  ``params``
+are the parameter occurrences with SQLite's numbers, and for an INSERT, REPLACE or UPDATE
+``targets`` says which column each
+occurrence is bound to (:mod:`sqlite_cells.sql._targets`, worked out during the scan so that
+sqlglot's tokens, needed for the rare parse, are never kept).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Final, NamedTuple
+
+from sqlite_cells.sql._kinds import (
+    BLOB,
+    NUMBER,
+    OP,
+    PARAM,
+    QUOTED,
+    STRING,
+    WORD,
+    Param,
+    Target,
+    Tok,
+)
+from sqlite_cells.sql._lexer import Lexer, sqlglot_tokens, syntax_message, unescape, unquote
+from sqlite_cells.sql._positions import find_names, may_be_names
+from sqlite_cells.sql._targets import Draft, find_targets
+
+__all__ = [
+    "BLOB",
+    "CACHE_MAX_ENTRIES",
+    "CACHE_MAX_SQL_LENGTH",
+    "NUMBER",
+    "OP",
+    "PARAM",
+    "QUOTED",
+    "STRING",
+    "WORD",
+    "Param",
+    "Statement",
+    "Word",
+    "clear_scan_cache",
+    "scan_sql",
+    "unquote",
+]
+
+Problem = tuple[str, int, str]  # (GuardViolation kind, offset, message)
+
+CACHE_MAX_ENTRIES: Final = 4096
+CACHE_MAX_SQL_LENGTH: Final = 10_000
+_MAX_VARIABLE: Final = 32766  # SQLITE_MAX_VARIABLE_NUMBER's default
+
+
+class Word(NamedTuple):
+    """A token for the schema code: its kind, source text, start, and the name it stands for
+    (unquoted) when it is a word, a quoted identifier or a string literal."""
+
+    kind: int
+    text: str
+    start: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """One scanned statement (see the module docstring); built only by :func:`scan_sql`."""
+
+    sql: str
+    tokens: tuple[Tok, ...]
+    body: int
+    problem: Problem | None
+    has_comment: bool
+    has_dot: bool
+    verb: str
+    verb_index: int
+    verb_shaped: bool
+    string_names: frozenset[int]
+    params: tuple[Param, ...]
+    param_count: int
+    param_names: tuple[tuple[str, int], ...]
+    targets: tuple[Target, ...]
+
+    def tables(self) -> tuple[tuple[str, int], ...]:
+        """The names SQLite resolves as tables (string literals in name positions included),
+        ASCII-folded, with their offsets."""
+        return find_names(self.sql, self.tokens, self.body)[1]
+
+    def functions(self) -> tuple[tuple[str, int], ...]:
+        """The names SQLite calls as functions (table-valued functions included), ASCII-folded,
+        with their offsets."""
+        return find_names(self.sql, self.tokens, self.body)[2]
+
+    def words(self) -> list[Word]:
+        """Every token as a :class:`Word` (for code that is not on a hot path).  When sqlglot
+        could not tokenize the whole text, what it left is one last :data:`OP` word holding that
+        text verbatim, so two texts that differ there never read as the same words."""
+        sql = self.sql
+        out = []
+        covered = 0
+        for kind, _key, start, end in self.tokens:
+            text = sql[start:end]
+            name = unescape(text) if kind in (QUOTED, STRING) else text
+            out.append(Word(kind, text, start, name))
+            covered = end
+        rest = sql[covered:]
+        if self.problem is not None and self.problem[0] == "syntax" and rest.strip():
+            out.append(Word(OP, rest, covered, rest))
+        return out
+
+
+def scan_sql(sql: str) -> Statement:
+    """The :class:`Statement` of ``sql``, scanned once per text (bounded LRU cache; texts longer
+    than :data:`CACHE_MAX_SQL_LENGTH` are scanned on each call).  Never raises for any ``str``."""
+    if len(sql) > CACHE_MAX_SQL_LENGTH:
+        return _scan(sql)
+    return _scan_cached(sql)
+
+
+@functools.lru_cache(maxsize=CACHE_MAX_ENTRIES)
+def _scan_cached(sql: str) -> Statement:
+    return _scan(sql)
+
+
+def clear_scan_cache() -> None:
+    """Forget every cached scan (for tests and benchmarks)."""
+    _scan_cached.cache_clear()
+
+
+def _scan(sql: str) -> Statement:
+    if not isinstance(sql, str):
+        raise TypeError(f"sql must be a str, not {type(sql).__name__}")
+    raw, failed = sqlglot_tokens(sql)
+    builder = Lexer(sql, raw)
+    builder.build(failed)
+    tokens = builder.tokens
+    problem = _problem(sql, tokens, builder.problem, builder.semicolon)
+    body = builder.semicolon if builder.semicolon >= 0 else len(tokens)
+    verb_index, verb_shaped = _main_verb(tokens, body)
+    verb = ""
+    if verb_index < body and tokens[verb_index][0] == WORD:
+        verb = tokens[verb_index][1]
+    string_names = _NO_STRINGS
+    if may_be_names(tokens, body, builder.strings):
+        string_names = find_names(sql, tokens, body)[0]
+    params, count, names = _number_params(tokens, builder.params_raw)
+    targets: tuple[Target, ...] = ()
+    if params and verb in _WRITE_VERBS and problem is None:
+        draft = Draft(sql, tokens, body, params, builder.params_raw, verb, verb_index, raw)
+        targets = find_targets(draft)
+    return Statement(
+        sql=sql,
+        tokens=tuple(tokens),
+        body=body,
+        problem=problem,
+        has_comment=builder.comment,
+        has_dot=builder.dot,
+        verb=verb,
+        verb_index=verb_index,
+        verb_shaped=verb_shaped,
+        string_names=string_names,
+        params=tuple(params),
+        param_count=count,
+        param_names=names,
+        targets=targets,
+    )
+
+
+_WRITE_VERBS: Final = frozenset({"INSERT", "REPLACE", "UPDATE"})
+
+
+_NO_STRINGS: Final[frozenset[int]] = frozenset()
+_MULTIPLE_MESSAGE: Final = (
+    "more than one statement (a second one starts here, after ';'): pass one statement per call"
+)
+_EMPTY_MESSAGE: Final = "no statement (only whitespace, comments or ';'): pass one SQL statement"
+
+
+def _problem(sql: str, tokens: list[Tok], bad: int, first_semicolon: int) -> Problem | None:
+    """empty, then multiple-statements, then syntax (R24 and the added ``syntax`` kind)."""
+    if bad < 0 and all(t[0] == OP and t[1] == ";" for t in tokens) and "\x00" not in sql:
+        return ("empty", 0, _EMPTY_MESSAGE)
+    if "\x00" in sql:  # SQLite stops reading there, even inside a literal or a comment
+        nul = sql.index("\x00")
+        bad = nul if bad < 0 else min(bad, nul)
+    semicolon = tokens[first_semicolon][3] if first_semicolon >= 0 else -1
+    if semicolon >= 0 and bad < 0 and "\v" in sql[semicolon:]:
+        # apsw skips the whitespace after a ";" and prepares the rest, where a \v it reaches
+        # first is no longer part of a whitespace run: SQLite reads it as a second statement.
+        bad = sql.index("\v", semicolon)
+    # Text SQLite cannot read before the first ";" fails the first statement: nothing runs.
+    if semicolon >= 0 and not 0 <= bad < semicolon:
+        after = tokens[first_semicolon + 1][2] if first_semicolon + 1 < len(tokens) else -1
+        if bad >= semicolon and (after < 0 or bad < after):
+            after = bad
+        if after >= 0:
+            return ("multiple-statements", after, _MULTIPLE_MESSAGE)
+    if not sql.isascii():
+        try:
+            sql.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return (
+                "syntax",
+                exc.start,
+                "syntax error: lone surrogate character; the statement cannot be encoded as UTF-8",
+            )
+    if bad >= 0:
+        return ("syntax", bad, syntax_message(sql, bad))
+    return None
+
+
+def _main_verb(tokens: list[Tok], count: int) -> tuple[int, bool]:
+    """Where the main statement's verb is: 0, or after ``WITH [RECURSIVE]`` and the CTE list.
+
+    For WITH, returns ``(index, True)`` for the token after a CTE list of the shape
+    ``name [(cols)] AS [NOT] [MATERIALIZED] (…) [, …]``, and ``(index, False)`` for the token
+    where that shape breaks (``count`` if the text ends first).
+    """
+    if count == 0 or tokens[0][0] != WORD or tokens[0][1] != "WITH":
+        return 0, True
+    i = 1
+    if i < count and tokens[i][1] == "RECURSIVE" and tokens[i][0] == WORD:
+        i += 1
+    while True:
+        if i >= count or tokens[i][0] not in (WORD, QUOTED, STRING):
+            return i, False
+        i += 1
+        if i < count and tokens[i][1] == "(" and tokens[i][0] == OP:
+            i = _after_parens(tokens, i, count)
+        if i >= count or tokens[i][1] != "AS" or tokens[i][0] != WORD:
+            return i, False
+        i += 1
+        if i < count and tokens[i][1] == "NOT" and tokens[i][0] == WORD:
+            i += 1
+            if i >= count or tokens[i][1] != "MATERIALIZED" or tokens[i][0] != WORD:
+                return i, False
+            i += 1
+        elif i < count and tokens[i][1] == "MATERIALIZED" and tokens[i][0] == WORD:
+            i += 1
+        if i >= count or tokens[i][1] != "(" or tokens[i][0] != OP:
+            return i, False
+        i = _after_parens(tokens, i, count)
+        if i < count and tokens[i][1] == "," and tokens[i][0] == OP:
+            i += 1
+            continue
+        return i, True
+
+
+def _after_parens(tokens: list[Tok], i: int, count: int) -> int:
+    """Index just after the parenthesis group opening at ``i`` (``count`` if unbalanced)."""
+    depth = 0
+    for j in range(i, count):
+        kind, key, _start, _end = tokens[j]
+        if kind == OP:
+            if key == "(":
+                depth += 1
+            elif key == ")":
+                depth -= 1
+                if depth == 0:
+                    return j + 1
+    return count
+
+
+# --- parameters (R31) --------------------------------------------------------------------------
+
+
+def _number_params(
+    tokens: list[Tok], params_raw: list[tuple[int, int, int]]
+) -> tuple[list[Param], int, tuple[tuple[str, int], ...]]:
+    """SQLite's numbering: ``?`` takes the next number, ``?NNN`` takes NNN, a named parameter
+    takes the next number on its first use and keeps it (``:a`` and ``$a`` are two names)."""
+    count = 0
+    by_name: dict[str, int] = {}
+    names: list[tuple[str, int]] = []
+    params: list[Param] = []
+    for index, _raw_first, _raw_last in params_raw:
+        text = tokens[index][1]
+        if text == "?":
+            count += 1
+            slot = count
+        elif text[0] == "?":
+            number = int(text[1:]) if text[1:].isdigit() and text[1:].isascii() else 0
+            slot = number if 1 <= number <= _MAX_VARIABLE else 0
+            count = max(count, slot)
+        elif text in by_name:
+            slot = by_name[text]
+        else:
+            count += 1
+            slot = by_name[text] = count
+            names.append((text[1:], slot))
+        params.append((index, slot))
+    return params, count, tuple(names)

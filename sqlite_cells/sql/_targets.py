@@ -1,0 +1,348 @@
+"""Which column each parameter of a write statement is bound to (R31), found once per text.
+
+A parameter that is the *whole* value of a column — a ``VALUES`` cell, a select-list item of
+``INSERT … SELECT``, the right side of ``SET col = …`` in ``UPDATE`` or an upsert, in optional
+parentheses — targets that column; anything else (``WHERE``, ``RETURNING``, CTEs,
+``SET a = ? || 'x'``) targets no column.  The front end calls :func:`find_targets` while it
+scans an INSERT, REPLACE or UPDATE that has parameters, so the answer is part of the cached
+:class:`~sqlite_cells.sql._statement.Statement` and nothing is tokenized or parsed again:
+
+* the two common shapes, ``INSERT [OR …] INTO t [(cols)] VALUES (…), …`` and
+  ``UPDATE [OR …] t SET col = …, … [WHERE …]``, are read straight from the tokens;
+* anything else is parsed once by sqlglot's parser from sqlglot's own tokens, rewritten into
+  forms it reads: each parameter as a unique ``:_cfpK`` placeholder, ``REPLACE INTO`` as
+  ``INSERT OR REPLACE INTO``, ``UPDATE OR <action>`` as ``UPDATE`` (the action does not change
+  what is bound where).  A statement it cannot parse maps every parameter to None.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Final, NamedTuple
+
+import sqlglot.errors
+from sqlglot import exp
+from sqlglot.dialects.sqlite import SQLite
+from sqlglot.tokenizer_core import Token as RawToken
+from sqlglot.tokenizer_core import TokenType
+
+from sqlite_cells.sql._kinds import OP, PARAM, QUOTED, STRING, WORD, Param, Target, Tok
+from sqlite_cells.sql._names import fold_ascii
+
+__all__ = ["Draft", "find_targets"]
+
+_PLACEHOLDER: Final = "_cfp"
+_Target = Target
+
+
+class Draft(NamedTuple):
+    """What :func:`find_targets` reads of a statement being scanned."""
+
+    sql: str
+    tokens: list[Tok]
+    body: int  # tokens before the first ";"
+    params: list[Param]
+    params_raw: list[tuple[int, int, int]]  # per occurrence: token, first and last sqlglot token
+    verb: str
+    verb_index: int
+    raw: list[RawToken]
+
+
+def find_targets(draft: Draft) -> tuple[Target, ...]:
+    """The target of each parameter occurrence of ``draft`` (see the module docstring)."""
+    targets: list[Target] = [None] * len(draft.params)
+    if not _read_simple(draft, targets):
+        targets = [None] * len(draft.params)
+        _assign_targets(draft, targets)
+    return tuple(targets)
+
+
+def _raw_index(raw: list[RawToken], start: int) -> int:
+    """Index of the first sqlglot token at or after ``start`` (-1 if none)."""
+    return next((i for i, token in enumerate(raw) if token.start >= start), -1)
+
+
+def _unquote(text: str) -> str:
+    opener = text[0]
+    if opener == "[":
+        return text[1:-1]
+    if opener in "'\"`":
+        return text[1:-1].replace(opener + opener, opener)
+    return text
+
+
+# --- the two common shapes, from the tokens -----------------------------------------------------
+
+
+def _read_simple(statement: Draft, out: list[_Target]) -> bool:
+    """Fill ``out`` for ``INSERT … VALUES`` and ``UPDATE … SET`` without anything unusual;
+    False (and ``out`` untouched or partly filled) when the statement needs the parser."""
+    if statement.verb_index != 0:
+        return False
+    tokens, count = statement.tokens, statement.body
+    occurrence = {index: k for k, (index, _slot) in enumerate(statement.params)}
+    i = 1
+    if i + 1 < count and tokens[i][1] == "OR" and tokens[i][0] == WORD:
+        i += 2  # INSERT OR IGNORE / UPDATE OR REPLACE: the action changes nothing bound
+    if statement.verb == "UPDATE":
+        return _read_update(statement, i, occurrence, out)
+    if i >= count or tokens[i][1] != "INTO" or tokens[i][0] != WORD:
+        return False
+    i += 1
+    if i + 1 >= count or tokens[i][0] not in (WORD, QUOTED, STRING):
+        return False
+    table = _unquote(statement.sql[tokens[i][2] : tokens[i][3]])
+    i += 1
+    column_at: Callable[[int], _Target]
+    if tokens[i][1] == "(":
+        names, i = _name_list(statement, i + 1)
+        if names is None:
+            return False
+        column_at = _listed(names)
+    else:
+        column_at = functools.partial(_unlisted, table)
+    if i >= count or tokens[i][1] != "VALUES" or tokens[i][0] != WORD:
+        return False
+    i += 1
+    while True:
+        if i >= count or tokens[i][1] != "(" or tokens[i][0] != OP:
+            return False
+        position = 0
+        i += 1
+        while True:
+            if i + 1 < count and tokens[i + 1][1] in _ENDS_VALUE and tokens[i + 1][0] == OP:
+                end = i + 1  # a one-token value: the common case
+            else:
+                end = _value_end(tokens, i, count)
+                if end >= count or tokens[end][0] != OP:
+                    return False
+            k = _whole_param(tokens, i, end, occurrence)
+            if k is not None:
+                out[k] = column_at(position)
+            position += 1
+            i = end + 1
+            if tokens[end][1] == ")":
+                break
+        if i == count:
+            return True
+        if tokens[i][1] != "," or tokens[i][0] != OP:
+            return False  # an upsert, RETURNING, …: the parser reads those
+        i += 1
+
+
+def _read_update(statement: Draft, i: int, occurrence: dict[int, int], out: list[_Target]) -> bool:
+    tokens, count = statement.tokens, statement.body
+    if i + 1 >= count or tokens[i][0] not in (WORD, QUOTED, STRING):
+        return False
+    i += 1
+    if tokens[i][1] != "SET" or tokens[i][0] != WORD:
+        return False
+    i += 1
+    while True:
+        if i + 1 >= count or tokens[i][0] not in (WORD, QUOTED, STRING) or tokens[i + 1][1] != "=":
+            return False
+        column = fold_ascii(_unquote(statement.sql[tokens[i][2] : tokens[i][3]]))
+        start = i + 2
+        end = _value_end(tokens, start, count)
+        k = _whole_param(tokens, start, end, occurrence)
+        if k is not None:
+            out[k] = column
+        if end >= count:
+            return True
+        kind, key = tokens[end][0], tokens[end][1]
+        if kind == OP and key == ",":
+            i = end + 1
+            continue
+        return kind == WORD and key == "WHERE"
+
+
+_ENDS_VALUE: Final = frozenset({",", ")"})
+_ENDS_SET_ITEM: Final = frozenset({"WHERE", "FROM", "RETURNING", "ORDER", "LIMIT"})
+
+
+def _value_end(tokens: list[Tok], i: int, count: int) -> int:
+    """Index of the ``,`` or ``)`` (or the word ending a SET list) that ends the value starting
+    at ``i`` at its parenthesis depth; ``count`` if the text ends first."""
+    depth = 0
+    for j in range(i, count):
+        kind, key, _start, _end = tokens[j]
+        if kind == OP:
+            if key == "(":
+                depth += 1
+            elif depth == 0 and key in _ENDS_VALUE:
+                return j
+            elif key == ")":
+                depth -= 1
+        elif depth == 0 and kind == WORD and key in _ENDS_SET_ITEM:
+            return j
+    return count
+
+
+def _whole_param(tokens: list[Tok], i: int, end: int, occurrence: dict[int, int]) -> int | None:
+    """The occurrence number when tokens ``i:end`` are one parameter in optional parentheses."""
+    if end - i == 1:
+        return occurrence.get(i) if tokens[i][0] == PARAM else None
+    while end - i >= 3 and tokens[i][1] == "(" and tokens[end - 1][1] == ")":
+        i, end = i + 1, end - 1
+    if end - i == 1 and tokens[i][0] == PARAM:
+        return occurrence.get(i)
+    return None
+
+
+def _name_list(statement: Draft, i: int) -> tuple[list[str] | None, int]:
+    """``a, "b", 'c')`` starting at ``i``: the folded names and the index after ``)``."""
+    tokens, count, sql = statement.tokens, statement.body, statement.sql
+    names: list[str] = []
+    while i + 1 < count and tokens[i][0] in (WORD, QUOTED, STRING):
+        kind, key, start, end = tokens[i]
+        if kind == WORD and key.isascii():
+            names.append(key.lower())  # the key is the word upper-cased
+        else:
+            names.append(fold_ascii(_unquote(sql[start:end])))
+        separator = tokens[i + 1][1]
+        i += 2
+        if separator == ")":
+            return names, i
+        if separator != ",":
+            break
+    return None, i
+
+
+# --- anything else: sqlglot's parser, once ------------------------------------------------------
+
+_DIALECT: Final = SQLite()
+
+
+def _assign_targets(statement: Draft, targets: list[_Target]) -> None:
+    try:
+        parsed = _DIALECT.parser().parse(_parser_tokens(statement), statement.sql)
+    except sqlglot.errors.SqlglotError:
+        return  # unparseable: every parameter keeps the target None (see module docstring)
+    tree = parsed[0] if parsed else None
+    if isinstance(tree, exp.Insert):
+        _assign_insert(tree, targets)
+        conflict = tree.args.get("conflict")
+        if isinstance(conflict, exp.OnConflict):
+            _assign_set(conflict.expressions, targets)
+    elif isinstance(tree, exp.Update):
+        _assign_set(tree.expressions, targets)
+
+
+def _parser_tokens(statement: Draft) -> list[RawToken]:
+    """sqlglot's tokens of the statement, rewritten into forms its parser reads: each parameter
+    as ``:_cfpK``, ``REPLACE INTO`` as ``INSERT OR REPLACE INTO``, ``UPDATE OR <action>`` as
+    ``UPDATE`` (the action does not change what is bound where), no trailing ``;``."""
+    raw = statement.raw
+    replaced: dict[int, tuple[int, list[RawToken]]] = {}
+    for k, (_index, raw_first, raw_last) in enumerate(statement.params_raw):
+        first = raw[raw_first]
+        replaced[raw_first] = (
+            raw_last,
+            [
+                RawToken(TokenType.COLON, ":", start=first.start, end=first.start),
+                RawToken(TokenType.VAR, f"{_PLACEHOLDER}{k}", start=first.start, end=first.end),
+            ],
+        )
+    at = _raw_index(raw, statement.tokens[statement.verb_index][2])
+    if at >= 0 and statement.verb == "REPLACE":
+        verb = raw[at]
+        replaced[at] = (
+            at,
+            [
+                RawToken(TokenType.INSERT, "INSERT", start=verb.start, end=verb.end),
+                RawToken(TokenType.OR, "OR", start=verb.start, end=verb.end),
+                RawToken(TokenType.REPLACE, "REPLACE", start=verb.start, end=verb.end),
+            ],
+        )
+    elif (
+        at >= 0
+        and statement.verb == "UPDATE"
+        and at + 2 < len(raw)
+        and raw[at + 1].token_type is TokenType.OR
+    ):
+        replaced[at + 1] = (at + 2, [])
+    out: list[RawToken] = []
+    r = 0
+    while r < len(raw):
+        token = raw[r]
+        if token.token_type is TokenType.SEMICOLON:
+            break
+        if r in replaced:
+            last, tokens = replaced[r]
+            out.extend(tokens)
+            r = last + 1
+            continue
+        out.append(token)
+        r += 1
+    return out
+
+
+def _occurrence(node: exp.Expression) -> int | None:
+    """The occurrence number when ``node`` is exactly one parameter (parentheses allowed)."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Alias):
+        node = node.this
+    if isinstance(node, exp.Placeholder) and isinstance(node.this, str):
+        name = node.this
+        if name.startswith(_PLACEHOLDER) and name[len(_PLACEHOLDER) :].isdigit():
+            return int(name[len(_PLACEHOLDER) :])
+    return None
+
+
+def _bind_row(
+    values: Sequence[exp.Expression], column_at: Callable[[int], _Target], out: list[_Target]
+) -> None:
+    for position, value in enumerate(values):
+        k = _occurrence(value)
+        if k is not None:
+            out[k] = column_at(position)
+
+
+def _listed(names: Sequence[str]) -> Callable[[int], _Target]:
+    return lambda position: names[position] if position < len(names) else None
+
+
+def _unlisted(table: str, position: int) -> _Target:
+    return (table, position)
+
+
+def _assign_insert(insert: exp.Insert, out: list[_Target]) -> None:
+    into = insert.this
+    column_at: Callable[[int], _Target]
+    if isinstance(into, exp.Schema):
+        column_at = _listed([fold_ascii(ident.name) for ident in into.expressions])
+    elif isinstance(into, exp.Table):  # no column list: resolved later through columns_of
+        column_at = functools.partial(_unlisted, into.name)
+    else:
+        return
+    _assign_source(insert.expression, column_at, out)
+
+
+def _assign_source(source: object, column_at: Callable[[int], _Target], out: list[_Target]) -> None:
+    if isinstance(source, exp.Values):
+        for row in source.expressions:
+            if isinstance(row, exp.Tuple):
+                _bind_row(row.expressions, column_at, out)
+    elif isinstance(source, exp.Select):
+        _bind_row(source.expressions, column_at, out)
+    elif isinstance(source, exp.SetOperation):  # INSERT … SELECT … UNION ALL SELECT …
+        _assign_source(source.this, column_at, out)
+        _assign_source(source.expression, column_at, out)
+
+
+def _assign_set(assignments: Sequence[exp.Expression], out: list[_Target]) -> None:
+    """``SET col = ?`` and ``SET (a, b) = (?, ?)`` / ``= (SELECT ?, ?)``."""
+    for eq in assignments:
+        if not isinstance(eq, exp.EQ):
+            continue
+        left, right = eq.this, eq.expression
+        if isinstance(left, exp.Column):
+            _bind_row([right], _listed([fold_ascii(left.name)]), out)
+        elif isinstance(left, exp.Tuple):
+            names = _listed([fold_ascii(c.name) for c in left.expressions])
+            if isinstance(right, exp.Tuple):
+                _bind_row(right.expressions, names, out)
+            elif isinstance(right, exp.Subquery) and isinstance(right.this, exp.Select):
+                _bind_row(right.this.expressions, names, out)
