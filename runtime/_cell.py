@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +17,27 @@ from sqlite_cells.runtime._tx import TxState, current_transaction, require_trans
 if TYPE_CHECKING:
     from sqlite_cells.runtime._space import Space
 
-__all__ = ["Cell", "CellSource", "Reactive", "observe_node", "value_at", "with_value_at"]
+__all__ = [
+    "NO_DEFAULT",
+    "Cell",
+    "CellSource",
+    "Reactive",
+    "observe_node",
+    "value_at",
+    "with_value_at",
+]
 
 PathElement = str | int
+
+
+class _NoDefault(enum.Enum):
+    NO_DEFAULT = "NO_DEFAULT"
+
+    def __repr__(self) -> str:
+        return "sc.runtime.NO_DEFAULT"
+
+
+NO_DEFAULT: Any = _NoDefault.NO_DEFAULT  # "no default declared here": keep the id's default
 
 
 class Cell:
@@ -27,17 +46,37 @@ class Cell:
     ``get`` returns the committed value (inside a transaction: what the transaction sees, and the
     revision seen is recorded for conflict checks); ``set``/``update`` write inside a transaction.
     Cells stored inside a value are stored as links and read back as ``Cell``s.
+
+    The default belongs to the id within the runtime (R4): passing ``default`` declares it for
+    every ``Cell`` of that id (however it was obtained) until the cell is first written; without
+    it, the default most recently declared in this runtime applies (``None`` if none was).
     """
 
-    __slots__ = ("_default", "_space", "id", "value_path")
+    __slots__ = ("_space", "id", "value_path")
 
     def __init__(
-        self, space: Space, cell_id: str, path: tuple[PathElement, ...] = (), default: Any = None
+        self,
+        space: Space,
+        cell_id: str,
+        path: tuple[PathElement, ...] = (),
+        default: Any = NO_DEFAULT,
     ) -> None:
         self._space = space
         self.id = cell_id
-        self.value_path = path
-        self._default = default
+        self.value_path = tuple(path)
+        if default is not NO_DEFAULT:
+            space.runtime.declare_default(space.id, cell_id, default)
+
+    @property
+    def default(self) -> Any:
+        """The default of this cell's id in this runtime (R4), at this cell's path."""
+        return value_at(self._root_default(link_cells=True), self.value_path)
+
+    def _root_default(self, *, link_cells: bool) -> Any:
+        data = self._space.runtime.default_data(self._space.id, self.id)
+        if data is None:
+            return None
+        return decode_value(data, self._space.runtime.cell_for if link_cells else None)
 
     @property
     def space(self) -> Space:
@@ -58,7 +97,10 @@ class Cell:
 
     def decode(self, data: bytes | None) -> Any:
         """The value at this cell's path in the stored entity ``data`` (the default if absent)."""
-        root = self._default if data is None else decode_value(data, self._space.runtime.cell_for)
+        if data is None:
+            root = self._root_default(link_cells=True)
+        else:
+            root = decode_value(data, self._space.runtime.cell_for)
         return value_at(root, self.value_path)
 
     def get(self) -> Any:
@@ -72,7 +114,7 @@ class Cell:
         tx = require_transaction(f"writing cell {self.id}")
         if self.value_path:
             data = self._entity_data()
-            root = self._default if data is None else decode_value(data)
+            root = self._root_default(link_cells=False) if data is None else decode_value(data)
             value = with_value_at(root, self.value_path, value)
         tx.write(self._space.file, self.id, self._space.runtime.encode(value))
 
@@ -82,7 +124,7 @@ class Cell:
     def key(self, key: PathElement) -> Cell:
         if not isinstance(key, str | int) or isinstance(key, bool):
             raise SqliteCellsError(f"a cell path key is a string or an integer, not {key!r}")
-        return Cell(self._space, self.id, (*self.value_path, key), self._default)
+        return Cell(self._space, self.id, (*self.value_path, key))
 
     # -- links and reactivity ------------------------------------------------------------------
 

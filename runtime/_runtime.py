@@ -12,7 +12,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlite_cells.codec import ClosedError, Link, SqliteCellsError, encode_value, parse_link
+from sqlite_cells.codec import (
+    ClosedError,
+    Link,
+    SqliteCellsError,
+    ValueEncodeError,
+    encode_value,
+    parse_link,
+)
 from sqlite_cells.runtime._cell import Cell
 from sqlite_cells.runtime._participants import CommitParticipant
 from sqlite_cells.runtime._scheduler import Scheduler
@@ -48,6 +55,10 @@ class Runtime:
         self._lock = threading.Lock()
         self._spaces: dict[str, Space] = {}
         self._closed = False
+        # _defaults_lock guards writes to _defaults: (space id, cell id) -> the encoded default
+        # declared last for that id (R4). Reads are single dict lookups and take no lock.
+        self._defaults_lock = threading.Lock()
+        self._defaults: dict[tuple[str, str], bytes] = {}
         self._temporary: Path | None = None
         self._wake = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="sqlite-cells-poller", daemon=True)
@@ -64,9 +75,10 @@ class Runtime:
     # -- spaces and cells ----------------------------------------------------------------------
 
     def space(self, space_id: str) -> Space:
-        """Open (creating if needed) the space ``space_id``."""
+        """The space ``space_id``. Its file is opened if the store holds it, and created by its
+        first commit, never by a read (R7)."""
         if not isinstance(space_id, str) or not space_id:
-            raise SqliteCellsError(f"a space id is a non-empty string, not {space_id!r}")
+            raise ValueEncodeError(f"a space id is a non-empty string, not {space_id!r}")
         with self._lock:
             self._check_open_locked()
             space = self._spaces.get(space_id)
@@ -82,11 +94,30 @@ class Runtime:
         return space
 
     def cell_from_link(self, link: Link | str | bytes) -> Cell:
-        """The cell a link (or its stored string form) names, in any space of this runtime."""
+        """The cell a link (or its stored string form) names, in any space of this runtime.
+        Resolving creates no file (R7); the cell reads the default declared for its id in this
+        runtime, else ``None`` (R4). A malformed link raises ``LinkDecodeError``."""
         return self.cell_for(link if isinstance(link, Link) else parse_link(link))
 
     def cell_for(self, link: Link) -> Cell:
+        """The cell ``link`` names (what decoders of values and typed rows call; R4, R7)."""
         return Cell(self.space(link.space), link.id, tuple(link.path))
+
+    # -- defaults (R4) -------------------------------------------------------------------------
+
+    def declare_default(self, space_id: str, cell_id: str, default: Any) -> None:
+        """Make ``default`` the value every ``Cell`` of this id reads until it is first written.
+        Raises ``ValueEncodeError`` for a default that is not JSON (R6)."""
+        data = None if default is None else self.encode(default)
+        with self._defaults_lock:
+            if data is None:
+                self._defaults.pop((space_id, cell_id), None)
+            else:
+                self._defaults[(space_id, cell_id)] = data
+
+    def default_data(self, space_id: str, cell_id: str) -> bytes | None:
+        """The encoded default declared last for this id in this runtime (None: no default)."""
+        return self._defaults.get((space_id, cell_id))
 
     def encode(self, value: Any) -> bytes:
         """Encode a cell value; cells inside it become links."""
