@@ -16,6 +16,7 @@ from sqlite_cells.runtime._derived import node_of as node_of
 from sqlite_cells.runtime._format import FORMAT_VERSION as FORMAT_VERSION
 from sqlite_cells.runtime._format import op_targets_by_seq as op_targets_by_seq
 from sqlite_cells.runtime._format import stored_format as stored_format
+from sqlite_cells.runtime._format import upgrade_space_file as upgrade_space_file
 from sqlite_cells.runtime._handler import handler as handler
 from sqlite_cells.runtime._participants import CommitParticipant as CommitParticipant
 from sqlite_cells.runtime._pattern import Pattern as Pattern
@@ -68,4 +69,5 @@ __all__ = [
     "require_transaction",
     "stored_format",
     "translated",
+    "upgrade_space_file",
 ]

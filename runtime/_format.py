@@ -22,7 +22,13 @@ import apsw
 
 from sqlite_cells.codec import DatabaseError, decode_record
 
-__all__ = ["FORMAT_VERSION", "ensure_format", "op_targets_by_seq", "stored_format"]
+__all__ = [
+    "FORMAT_VERSION",
+    "ensure_format",
+    "op_targets_by_seq",
+    "stored_format",
+    "upgrade_space_file",
+]
 
 log = logging.getLogger("sqlite_cells.runtime")
 
@@ -58,11 +64,24 @@ def ensure_format(conn: apsw.Connection, path: Path) -> None:
             f"{FORMAT_VERSION}: upgrade sqlite-cells (pip install -U sqlite-cells) to open it"
         )
     if found is not None:
-        _upgrade_1_to_2(conn)
-        log.warning("space file %s upgraded from format %d to %d", path, found, FORMAT_VERSION)
+        upgrade_space_file(conn, path)
+        return
     conn.execute(
         "INSERT OR REPLACE INTO _cf_meta (key, value) VALUES ('format', ?)", (FORMAT_VERSION,)
     )
+
+
+def upgrade_space_file(conn: apsw.Connection, path: Path) -> None:
+    """Upgrade the space file behind ``conn`` from an older format to the current one, inside
+    the caller's write transaction (R73). Nothing of the older file is removed."""
+    found = stored_format(conn)
+    if found is None or found >= FORMAT_VERSION:
+        return
+    _upgrade_1_to_2(conn)
+    conn.execute(
+        "INSERT OR REPLACE INTO _cf_meta (key, value) VALUES ('format', ?)", (FORMAT_VERSION,)
+    )
+    log.warning("space file %s upgraded from store format %d to %d", path, found, FORMAT_VERSION)
 
 
 def op_targets_by_seq(conn: apsw.Connection) -> list[tuple[str, int]]:

@@ -17,8 +17,9 @@ from sqlite_cells.codec import (
     ReadAfterWriteUnsupported,
     SqliteCellsError,
     TooManyDatabases,
+    TransactionError,
 )
-from sqlite_cells.files import DROP_KIND, KIND, is_dropped
+from sqlite_cells.files import DROP_KIND, KIND, check_handle, is_dropped
 from sqlite_cells.read import Query, read_rows, resolve_params, row_decoder
 from sqlite_cells.runtime import Cell, Transaction, current_transaction, require_transaction
 from sqlite_cells.schema import Declaration, Table
@@ -37,8 +38,18 @@ WRITING = "sqlite.writing"  # tx.extras key: the id of the database this transac
 DEFAULT: Any = object()  # marks "react_on not given": react to the database itself
 
 
+class HandleNotWritable(TransactionError, TypeError):
+    """``set``/``update``/``key`` on a database handle (R5): a handle is not a writable cell."""
+
+
 class SqliteDb(Cell):
-    """A cell that owns a SQLite database: its declared tables, its file, its revision."""
+    """A cell that owns a SQLite database: its declared tables, its file, its revision.
+
+    The handle is not a writable cell (R5): ``set``, ``update`` and ``key`` raise a ``TypeError``
+    (:class:`HandleNotWritable`); only ``exec``/``exec_many`` (the rev bump) and ``drop`` write
+    its value, through :meth:`_write_handle`. A stored handle value that does not decode makes
+    the database fail with ``Quarantined``.
+    """
 
     __slots__ = ("_decl",)
 
@@ -65,6 +76,35 @@ class SqliteDb(Cell):
     def rev(self) -> int:
         """How many committed transactions wrote this database (0 before the first write)."""
         return int(self.get()["rev"])
+
+    def get(self) -> Any:
+        """The handle value ``{"id", "tables", "rev"}`` (R2); ``Quarantined`` if the stored value
+        is not one (written by an older or foreign program; R5)."""
+        value = super().get()
+        return check_handle(self.id, value)
+
+    def set(self, value: Any) -> None:
+        raise HandleNotWritable(
+            f"database {self.id} is not a writable cell (R5): write rows with db.exec(...) or "
+            "db.exec_many(...) inside a transaction, or delete it with db.drop()"
+        )
+
+    def update(self, fn: Any) -> None:
+        raise HandleNotWritable(
+            f"database {self.id} is not a writable cell (R5): write rows with db.exec(...) or "
+            "db.exec_many(...) inside a transaction, or delete it with db.drop()"
+        )
+
+    def key(self, key: Any) -> Cell:
+        raise HandleNotWritable(
+            f"database {self.id} has no paths (R5): read it with db.read(...)/db.query(...), or "
+            "read db.get() for its handle value"
+        )
+
+    def _write_handle(self, value: dict[str, Any]) -> None:
+        """Write the handle value in the current transaction: the one internal way, for the rev
+        bump of a write (R32), ``drop()`` and the registration of a disk source (R5)."""
+        Cell.set(self, value)
 
     @property
     def path(self) -> Path:
@@ -107,7 +147,7 @@ class SqliteDb(Cell):
         tx.bind(self.space.file)
         if writing is None:
             handle = self.get()
-            self.set({**handle, "rev": int(handle["rev"]) + 1})
+            self._write_handle({**handle, "rev": int(handle["rev"]) + 1})
             tx.extras[WRITING] = self.id
 
     def drop(self) -> None:
@@ -117,7 +157,7 @@ class SqliteDb(Cell):
         self.declaration.check_writable()
         self._check_live()
         self._claim(tx)
-        self.set({**self.get(), "dropped": True})
+        self._write_handle({**self.get(), "dropped": True})
         tx.add_op(self.space.file, Op(DROP_KIND, self.id))
 
     def _check_live(self) -> None:
@@ -209,6 +249,10 @@ class LinkedDb(SqliteDb):
             )
         decl = self.space.runtime.declaration_for(linked)
         return SqliteDb(linked.space, decl)  # type: ignore[arg-type]  # a sqlite_cells Space
+
+    def get(self) -> Any:
+        """The input cell's value (a link to the database, or None while nothing is linked)."""
+        return Cell.get(self)
 
     @property
     def declaration(self) -> Declaration:

@@ -10,15 +10,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlite_cells import runtime
-from sqlite_cells.codec import Quarantined, SqliteCellsError, derive_id
+from sqlite_cells.codec import Quarantined, SqliteCellsError, decode_value, derive_id
 from sqlite_cells.files import (
     Action,
+    HandleQuarantined,
     Outcome,
     collect_garbage,
     declaration_from_handle,
     detach,
     disk_handle_value,
     disk_source_id,
+    handle_value,
+    orphan_outcome,
     reconcile,
     validate_disk_source,
 )
@@ -101,7 +104,7 @@ class Space(runtime.Space):
         value = disk_handle_value(decl)
         if self.file.entity(decl.db_id).data != runtime.encode(value):
             with self.transact():
-                handle.set(value)
+                handle._write_handle(value)
         return handle
 
     def unbound_input(self, cell: Cell, annotation: object) -> object:
@@ -115,8 +118,9 @@ class Space(runtime.Space):
 
     def gc(self) -> list[Path]:
         """Remove the store's ``cell-*.sqlite`` files (and their -wal/-shm) that no handle of
-        any space of the store refers to; returns what was removed."""
-        return collect_garbage(self.runtime.store)
+        any space of the store ever named (R74: see ``collect_garbage``; calling this is the
+        explicit request — the CLI lists first and removes only with ``--yes``)."""
+        return collect_garbage(self.runtime.store, remove=True)
 
 
 class Runtime(runtime.Runtime):
@@ -197,6 +201,7 @@ class Runtime(runtime.Runtime):
         raises :class:`Quarantined` for a database that could not be repaired."""
         if decl.kind is not SourceKind.CELL:
             return
+        self._check_handle(decl)
         with self._decl_lock:
             quarantined = self._quarantined.get(decl.db_id)
             done = decl.db_id in self._reconciled
@@ -206,9 +211,27 @@ class Runtime(runtime.Runtime):
             self.reconcile(decl)
             self.ensure_reconciled(decl)
 
+    def _check_handle(self, decl: Declaration) -> None:
+        """``HandleQuarantined`` when the committed handle value of ``decl`` is not a handle (R5):
+        written by an older or foreign program, it is never read as "no handle"."""
+        data = self.space(decl.space_id).file.entity(decl.db_id).data
+        if data is None or handle_value(decl.db_id, data) is not None:
+            return
+        try:
+            value = decode_value(data)
+        except SqliteCellsError:
+            value = data
+        raise HandleQuarantined(decl.db_id, value)
+
     def reconcile(self, decl: Declaration, *, repair: bool = True) -> Outcome:
-        """Compare (and repair) a database with its space now; see ``_reconcile``."""
+        """Compare (and repair) a database with its space now; see ``_reconcile``. A space the
+        store does not hold is not created (R7): with no database file either there is nothing
+        to compare; a database file without its space is quarantined (its space was lost)."""
         file = self.space(decl.space_id).file
+        if not file.exists:
+            outcome = orphan_outcome(decl.db_id, decl.path)
+            self._record_outcome(decl, outcome)
+            return outcome
         with file.write_connection() as conn:
             # The write connection may hold the file attached (and, inside an exclusive handler,
             # write-locked by an open transaction); reconcile works on it through a connection
@@ -224,16 +247,19 @@ class Runtime(runtime.Runtime):
             finally:
                 if reopen:
                     conn.execute("BEGIN IMMEDIATE")
-            with self._decl_lock:
-                if outcome.action is Action.QUARANTINED:
-                    self._quarantined[decl.db_id] = Quarantined(
-                        decl.db_id, outcome.db_seq, outcome.space_seq
-                    )
-                    self._reconciled.discard(decl.db_id)
-                elif outcome.agrees:
-                    self._quarantined.pop(decl.db_id, None)
-                    self._reconciled.add(decl.db_id)
+            self._record_outcome(decl, outcome)
         return outcome
+
+    def _record_outcome(self, decl: Declaration, outcome: Outcome) -> None:
+        with self._decl_lock:
+            if outcome.action is Action.QUARANTINED:
+                self._quarantined[decl.db_id] = Quarantined(
+                    decl.db_id, outcome.db_seq, outcome.space_seq
+                )
+                self._reconciled.discard(decl.db_id)
+            elif outcome.agrees:
+                self._quarantined.pop(decl.db_id, None)
+                self._reconciled.add(decl.db_id)
 
     def close(self) -> None:
         if not self.is_open:

@@ -2,6 +2,8 @@
 reconciliation, gc."""
 
 from sqlite_cells.files._handles import DROP_KIND as DROP_KIND
+from sqlite_cells.files._handles import HandleQuarantined as HandleQuarantined
+from sqlite_cells.files._handles import check_handle as check_handle
 from sqlite_cells.files._handles import check_store as check_store
 from sqlite_cells.files._handles import collect_garbage as collect_garbage
 from sqlite_cells.files._handles import declaration_from_handle as declaration_from_handle
@@ -17,8 +19,12 @@ from sqlite_cells.files._layout import attach as attach
 from sqlite_cells.files._layout import attached as attached
 from sqlite_cells.files._layout import detach as detach
 from sqlite_cells.files._layout import encode_op_body as encode_op_body
+from sqlite_cells.files._reconcile import QUARANTINE_DIR as QUARANTINE_DIR
 from sqlite_cells.files._reconcile import Action as Action
 from sqlite_cells.files._reconcile import Outcome as Outcome
+from sqlite_cells.files._reconcile import database_seq as database_seq
+from sqlite_cells.files._reconcile import keep_copy as keep_copy
+from sqlite_cells.files._reconcile import orphan_outcome as orphan_outcome
 from sqlite_cells.files._reconcile import reconcile as reconcile
 from sqlite_cells.files._sources import disk_source_id as disk_source_id
 from sqlite_cells.files._sources import validate_disk_source as validate_disk_source
@@ -27,13 +33,17 @@ __all__ = [
     "ALIAS",
     "DROP_KIND",
     "KIND",
+    "QUARANTINE_DIR",
     "Action",
+    "HandleQuarantined",
     "OpBody",
     "Outcome",
     "attach",
     "attached",
+    "check_handle",
     "check_store",
     "collect_garbage",
+    "database_seq",
     "declaration_from_handle",
     "detach",
     "disk_handle_value",
@@ -41,6 +51,8 @@ __all__ = [
     "encode_op_body",
     "handle_value",
     "is_dropped",
+    "keep_copy",
+    "orphan_outcome",
     "reconcile",
     "remove_database_files",
     "source_path",
