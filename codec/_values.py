@@ -41,7 +41,14 @@ def encode_value(value: Any, enc_hook: Callable[[Any], Link | None] | None = Non
         raise ValueEncodeError(
             "the value is nested too deeply (or contains itself) to be stored as JSON"
         ) from None
-    return _encoder.encode(plain)
+    try:
+        return _encoder.encode(plain)
+    except UnicodeEncodeError as exc:
+        raise ValueEncodeError(
+            f"the value holds a str that is not valid Unicode text ({exc.reason} at position "
+            f"{exc.start} of {exc.object[max(0, exc.start - 10) : exc.end + 10]!r}): lone "
+            "surrogates cannot be stored; decode the text properly first"
+        ) from exc
 
 
 def _plain(value: Any, hook: Callable[[Any], Link | None] | None, where: str) -> Any:

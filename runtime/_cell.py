@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import html
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -158,9 +159,25 @@ class Cell:
     def __hash__(self) -> int:
         return hash(self._key())
 
+    def _shown_value(self) -> str:
+        """The committed value for display (no transaction read is recorded), or why not."""
+        try:
+            value = self.decode(self._space.file.entity(self.id).data)
+        except SqliteCellsError as exc:
+            return f"<{type(exc).__name__}>"
+        return _short(repr(value))
+
     def __repr__(self) -> str:
         path = "".join(f"[{p!r}]" for p in self.value_path)
-        return f"<Cell {self.id}{path} in {self._space.id!r}>"
+        return f"<Cell {self.id}{path} in {self._space.id!r} = {self._shown_value()}>"
+
+    def _repr_html_(self) -> str:
+        path = "".join(f"[{p!r}]" for p in self.value_path)
+        return (
+            f"<div><b>Cell</b> <code>{html.escape(self.id + path)}</code> in "
+            f"<code>{html.escape(self._space.id)}</code>"
+            f"<pre>{html.escape(self._shown_value())}</pre></div>"
+        )
 
 
 class Reactive:
@@ -194,11 +211,17 @@ class CellSource(Node):
         return f"<CellSource {self.cell!r}>"
 
 
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def observe_node(node: Node) -> Observable[Any]:
     def on_subscribe(
         observer: abc.ObserverBase[Any], _scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        subscription = node.scheduler.subscribe(node, observer.on_next)
+        subscription = node.scheduler.subscribe(
+            node, observer.on_next, observer.on_error, observer.on_completed
+        )
         return Disposable(subscription.dispose)
 
     return reactivex.create(on_subscribe)

@@ -105,6 +105,8 @@ def test_unencodable_values_are_refused_with_a_clear_error() -> None:
         [1, [2, {"a": {3}}]],
         {"k": float("nan")},
         {("t",): 1},
+        "\ud800",
+        {"\udfff": 1},
         object(),
         Point(1, 2),
     ],
