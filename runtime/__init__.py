@@ -4,6 +4,7 @@ Imports ``codec`` only and knows nothing of SQL written by users; other kinds of
 plug in through :class:`CommitParticipant`.
 """
 
+from sqlite_cells.runtime._boundary import InvalidArgument as InvalidArgument
 from sqlite_cells.runtime._boundary import StorePathError as StorePathError
 from sqlite_cells.runtime._boundary import translated as translated
 from sqlite_cells.runtime._cell import Cell as Cell
@@ -46,6 +47,7 @@ __all__ = [
     "CommitEvent",
     "CommitParticipant",
     "Derived",
+    "InvalidArgument",
     "Node",
     "Pattern",
     "Pending",

@@ -17,7 +17,12 @@ import apsw
 
 from sqlite_cells.codec import DatabaseError, EncodingError, SqliteCellsError
 
-__all__ = ["StorePathError", "describe", "translated"]
+__all__ = ["InvalidArgument", "StorePathError", "describe", "translated"]
+
+
+class InvalidArgument(SqliteCellsError, ValueError):
+    """A bad option given to a constructor or decorator (``poll_interval``, ``tries``, …).
+    Private to the project: callers catch ``ValueError`` or ``SqliteCellsError``."""
 
 
 class StorePathError(DatabaseError, ValueError):

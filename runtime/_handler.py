@@ -12,6 +12,7 @@ from contextlib import nullcontext
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from sqlite_cells.codec import ConflictError
+from sqlite_cells.runtime._boundary import InvalidArgument
 from sqlite_cells.runtime._space_file import SpaceFile
 from sqlite_cells.runtime._tx import Transaction, TxState, current_transaction, transaction
 
@@ -61,7 +62,7 @@ def handler(fn: Callable[..., Any] | None = None, /, *, tries: int = DEFAULT_TRI
     The wrapper keeps the body's signature for type checkers (ParamSpec).
     """
     if not isinstance(tries, int) or isinstance(tries, bool) or tries < 1:
-        raise ValueError(f"tries must be an integer of at least 1, not {tries!r}")
+        raise InvalidArgument(f"tries must be an integer of at least 1, not {tries!r}")
 
     def decorate(body: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.iscoroutinefunction(body):

@@ -20,6 +20,7 @@ from sqlite_cells.codec import (
     encode_value,
     parse_link,
 )
+from sqlite_cells.runtime._boundary import InvalidArgument
 from sqlite_cells.runtime._cell import Cell
 from sqlite_cells.runtime._participants import CommitParticipant
 from sqlite_cells.runtime._scheduler import Scheduler
@@ -45,8 +46,10 @@ class Runtime:
     def __init__(
         self, store: str | os.PathLike[str] | None = None, *, poll_interval: float = 0.02
     ) -> None:
-        if poll_interval <= 0:
-            raise ValueError(f"poll_interval must be positive, not {poll_interval}")
+        if not _is_number(poll_interval) or not 0 < poll_interval < float("inf"):
+            raise InvalidArgument(
+                f"poll_interval is a positive number of seconds, not {poll_interval!r}"
+            )
         self.store: Path = resolve_store(store)
         self.poll_interval = poll_interval
         self.scheduler = Scheduler()
@@ -207,6 +210,10 @@ class Runtime:
     def __repr__(self) -> str:
         state = "open" if not self._closed else "closed"
         return f"<Runtime {self.store} ({state})>"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _link_of(obj: Any) -> Link | None:

@@ -26,7 +26,7 @@ from sqlite_cells.files import (
     validate_disk_source,
 )
 from sqlite_cells.read import ReadPool
-from sqlite_cells.runtime import Cell, causal_cause
+from sqlite_cells.runtime import Cell, InvalidArgument, causal_cause
 from sqlite_cells.schema import (
     Declaration,
     Migrate,
@@ -143,10 +143,30 @@ class Runtime(runtime.Runtime):
         query_timeout: float = 5.0,
         disk_source_roots: Sequence[str | os.PathLike[str]] | None = None,
     ) -> None:
-        if query_workers < 1:
-            raise ValueError(f"query_workers must be at least 1, not {query_workers}")
-        if query_timeout <= 0:
-            raise ValueError(f"query_timeout must be positive, not {query_timeout}")
+        if (
+            not isinstance(query_workers, int)
+            or isinstance(query_workers, bool)
+            or query_workers < 1
+        ):
+            raise InvalidArgument(
+                f"query_workers is an integer of at least 1, not {query_workers!r}"
+            )
+        if (
+            not isinstance(read_pool_size, int)
+            or isinstance(read_pool_size, bool)
+            or read_pool_size < 1
+        ):
+            raise InvalidArgument(
+                f"read_pool_size is an integer of at least 1, not {read_pool_size!r}"
+            )
+        if (
+            not isinstance(query_timeout, int | float)
+            or isinstance(query_timeout, bool)
+            or not 0 < query_timeout < float("inf")
+        ):
+            raise InvalidArgument(
+                f"query_timeout is a positive number of seconds, not {query_timeout!r}"
+            )
         super().__init__(store, poll_interval=poll_interval)
         self.query_timeout = query_timeout
         self.disk_source_roots = tuple(disk_source_roots) if disk_source_roots else None

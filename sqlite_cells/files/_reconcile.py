@@ -348,6 +348,10 @@ def _damaged(
     from the log into a new file when the log holds the database's whole history (the damaged
     file is moved to the quarantine directory), else quarantined."""
     detail = f"damaged file: {exc}"
+    if path.is_dir():
+        return _quarantine(
+            db_id, path, 0, space_seq, "a directory stands where the database file belongs: move it"
+        )
     if not repair:
         log.error("database %s (%s) is damaged: %s", db_id, path, exc)
         return Outcome(db_id, path, 0, space_seq, Action.DAMAGED, 0, detail)
