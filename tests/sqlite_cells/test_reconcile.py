@@ -324,3 +324,22 @@ def test_reconcile_without_repair_only_reports(store: Path) -> None:
         outcome = rt.reconcile(db.declaration, repair=False)
         assert outcome.action is Action.BEHIND and outcome.diverged
         assert _snapshot(db.path)[2] == seqs[0]
+
+
+def test_a_database_whose_space_file_is_gone_is_quarantined_and_nothing_created(
+    store: Path,
+) -> None:
+    rt, db, counter = _open(store)
+    for n in range(1, 3):
+        _write(rt, db, counter, n)
+    rt.close()
+    before = _snapshot(db.path)
+    for path in store.glob("space-*"):
+        path.unlink()
+    rt, db, counter = _open(store)
+    with rt:
+        with pytest.raises(sc.Quarantined):
+            db.read("SELECT * FROM events")
+        assert counter.get() == 0  # the default: the space holds nothing
+    assert not list(store.glob("space-*"))  # reading did not create the space file
+    assert _snapshot(db.path) == before
