@@ -36,13 +36,12 @@ def encode_value(value: Any, enc_hook: Callable[[Any], Link | None] | None = Non
     (or returns None to refuse them). Raises :class:`ValueEncodeError` for anything else,
     naming where in the value it sits."""
     try:
-        plain = _plain(value, enc_hook, "")
+        plain = value if _is_plain(value) else _plain(value, enc_hook, "")
+        return _encoder.encode(plain)
     except RecursionError:
         raise ValueEncodeError(
             "the value is nested too deeply (or contains itself) to be stored as JSON"
         ) from None
-    try:
-        return _encoder.encode(plain)
     except UnicodeEncodeError as exc:
         raise ValueEncodeError(
             f"the value holds a str that is not valid Unicode text ({exc.reason} at position "
@@ -51,10 +50,31 @@ def encode_value(value: Any, enc_hook: Callable[[Any], Link | None] | None = Non
         ) from exc
 
 
-def _plain(value: Any, hook: Callable[[Any], Link | None] | None, where: str) -> Any:
-    """``value`` as msgspec-ready JSON (links as sigils), checked strictly."""
+_SCALARS = frozenset({str, bool, type(None)})
+
+
+def _is_plain(value: Any) -> bool:
+    """True when ``value`` is strict JSON as it is — no links, tuples or anything msgspec would
+    convert — so it can be encoded without being rebuilt (the common case, checked without
+    allocating)."""
     kind = type(value)
-    if value is None or kind is bool or kind is str:
+    if kind in _SCALARS:
+        return True
+    if kind is int:
+        return bool(INT_MIN <= value <= INT_MAX)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is dict:
+        return all(type(k) is str and _is_plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_is_plain(v) for v in value)
+    return False
+
+
+def _plain(value: Any, hook: Callable[[Any], Link | None] | None, where: str) -> Any:
+    """``value`` as msgspec-ready JSON (links as sigils, tuples as lists), checked strictly."""
+    kind = type(value)
+    if kind in _SCALARS:
         return value
     if kind is int:
         if not INT_MIN <= value <= INT_MAX:
@@ -69,7 +89,7 @@ def _plain(value: Any, hook: Callable[[Any], Link | None] | None, where: str) ->
                 "store None or a str instead"
             )
         return value
-    if kind is dict:
+    if isinstance(value, dict):  # a dict subclass (OrderedDict, defaultdict) is stored as a dict
         out = {}
         for key, item in value.items():
             if type(key) is not str:

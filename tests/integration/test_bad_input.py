@@ -23,6 +23,7 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells.codec import short_hash
+from sqlite_cells.files import check_store, collect_garbage
 
 TABLES = {"t": sc.table(id="integer primary key", s="text", n="integer", who_cf_link=sc.cf_link())}
 
@@ -339,8 +340,40 @@ def _declaration_cases() -> list[Case]:
     ]
 
 
+def _dir_db(env: Env) -> sc.SqliteDb:
+    return env.space.sqlite_database("dirdb", tables=TABLES)
+
+
+def _dir_db_prepare(env: Env) -> None:
+    _dir_db(env).path.mkdir()
+
+
 def _file_cases() -> list[Case]:
     return [
+        Case(
+            "files",
+            "db-file-is-a-directory-read",
+            lambda env: _dir_db(env).read("SELECT * FROM t"),
+            prepare=_dir_db_prepare,
+        ),
+        Case(
+            "files",
+            "db-file-is-a-directory-exec",
+            lambda env: env.write(lambda: _dir_db(env).exec("DELETE FROM t")),
+            prepare=_dir_db_prepare,
+        ),
+        Case(
+            "files",
+            "gc-over-a-garbage-space-file",
+            lambda env: collect_garbage(env.store, remove=True),
+            prepare=_garbage_space,
+        ),
+        Case(
+            "files",
+            "check-over-a-garbage-space-file",
+            lambda env: check_store(env.store, repair=True),
+            prepare=_garbage_space,
+        ),
         Case(
             "files",
             "space-file-garbage",
