@@ -112,7 +112,7 @@ class Scheduler:
         self._watchers: dict[tuple[SpaceFile, str], list[Node]] = {}
         self._processed: dict[SpaceFile, int] = {}
         self._parked: dict[SpaceFile, list[tuple[int, Callable[[], None]]]] = {}
-        self._observed: list[Node] = []  # nodes that have had subscribers, to complete on close
+        self._observed: dict[int, Node] = {}  # nodes with subscribers, to complete on close
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -147,8 +147,7 @@ class Scheduler:
         def run() -> None:
             self._ensure_ready(node)
             node.subscribers.append(observer)
-            if node not in self._observed:
-                self._observed.append(node)
+            self._observed[id(node)] = node
             if node.error is not None:
                 _deliver(_errors([observer], node.error))
             else:
@@ -161,6 +160,8 @@ class Scheduler:
         def run() -> None:
             if observer in node.subscribers:
                 node.subscribers.remove(observer)
+            if not node.subscribers:
+                self._observed.pop(id(node), None)
 
         self.submit(run)
 
@@ -251,7 +252,7 @@ class Scheduler:
 
     def _complete_all(self) -> None:
         deliveries: list[tuple[Callable[[Any], None], Any]] = []
-        for node in self._observed:
+        for node in self._observed.values():
             for observer in node.subscribers:
                 if observer.on_completed is not None:
                     deliveries.append((_call_completed, observer.on_completed))

@@ -128,7 +128,7 @@ class SpaceFile:
         self._publish = publish
         self._participant = participants
         self.wake = wake
-        # _write_lock guards _wconn, _seen_seq and the order in which commits are published.
+        # _write_lock guards _writer, _seen_seq and the order in which commits are published.
         self._write_lock = threading.RLock()
         # _read_lock guards _rconn and _data_version.
         self._read_lock = threading.Lock()
