@@ -111,7 +111,14 @@ class Cell:
 
     def set(self, value: Any) -> None:
         """Write ``value`` at this cell's path (inside a transaction; ``NoTransaction`` otherwise).
-        A write at a path reads the rest of the value, so concurrent writers conflict."""
+        A write at a path reads the rest of the value, so concurrent writers conflict. A value
+        that is not JSON raises ``ValueEncodeError`` before anything is recorded (R6); a cell the
+        runtime protects (a database handle, R5) raises a ``TypeError``."""
+        self._space.runtime.check_writable(self._space.id, self.id)
+        self._write(value)
+
+    def _write(self, value: Any) -> None:
+        """``set`` without the runtime's writability check (for the owner of a protected cell)."""
         tx = require_transaction(f"writing cell {self.id}")
         if self.value_path:
             data = self._entity_data()

@@ -106,6 +106,11 @@ class Runtime:
         """The cell ``link`` names (what decoders of values and typed rows call; R4, R7)."""
         return Cell(self.space(link.space), link.id, tuple(link.path))
 
+    def check_writable(self, space_id: str, cell_id: str) -> None:
+        """Extension point, called by ``Cell.set`` before every write: raise (a ``TypeError``
+        that is a ``SqliteCellsError``) to refuse writes to a cell that only its owner may write,
+        such as a database handle (R5). The plain runtime protects nothing."""
+
     # -- defaults (R4) -------------------------------------------------------------------------
 
     def declare_default(self, space_id: str, cell_id: str, default: Any) -> None:

@@ -17,9 +17,15 @@ from sqlite_cells.codec import (
     ReadAfterWriteUnsupported,
     SqliteCellsError,
     TooManyDatabases,
-    TransactionError,
 )
-from sqlite_cells.files import DROP_KIND, KIND, check_handle, is_dropped
+from sqlite_cells.files import (
+    DROP_KIND,
+    KIND,
+    HandleNotWritable,
+    check_handle,
+    handle_not_writable,
+    is_dropped,
+)
 from sqlite_cells.read import Query, read_rows, resolve_params, row_decoder
 from sqlite_cells.runtime import Cell, Transaction, current_transaction, require_transaction
 from sqlite_cells.schema import Declaration, Table
@@ -36,10 +42,6 @@ __all__ = ["DEFAULT", "SqliteDb", "sqlite_query"]
 WRITING = "sqlite.writing"  # tx.extras key: the id of the database this transaction writes
 
 DEFAULT: Any = object()  # marks "react_on not given": react to the database itself
-
-
-class HandleNotWritable(TransactionError, TypeError):
-    """``set``/``update``/``key`` on a database handle (R5): a handle is not a writable cell."""
 
 
 class SqliteDb(Cell):
@@ -84,16 +86,10 @@ class SqliteDb(Cell):
         return check_handle(self.id, value)
 
     def set(self, value: Any) -> None:
-        raise HandleNotWritable(
-            f"database {self.id} is not a writable cell (R5): write rows with db.exec(...) or "
-            "db.exec_many(...) inside a transaction, or delete it with db.drop()"
-        )
+        raise handle_not_writable(self.id)
 
     def update(self, fn: Any) -> None:
-        raise HandleNotWritable(
-            f"database {self.id} is not a writable cell (R5): write rows with db.exec(...) or "
-            "db.exec_many(...) inside a transaction, or delete it with db.drop()"
-        )
+        raise handle_not_writable(self.id)
 
     def key(self, key: Any) -> Cell:
         raise HandleNotWritable(
@@ -104,7 +100,7 @@ class SqliteDb(Cell):
     def _write_handle(self, value: dict[str, Any]) -> None:
         """Write the handle value in the current transaction: the one internal way, for the rev
         bump of a write (R32), ``drop()`` and the registration of a disk source (R5)."""
-        Cell.set(self, value)
+        self._write(value)
 
     @property
     def path(self) -> Path:

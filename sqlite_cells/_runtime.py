@@ -20,6 +20,7 @@ from sqlite_cells.files import (
     detach,
     disk_handle_value,
     disk_source_id,
+    handle_not_writable,
     handle_value,
     orphan_outcome,
     reconcile,
@@ -192,6 +193,18 @@ class Runtime(runtime.Runtime):
         """Record (or replace) what is known of a database cell."""
         with self._decl_lock:
             self._declarations[decl.db_id] = decl
+
+    def check_writable(self, space_id: str, cell_id: str) -> None:
+        """R5: no ``Cell`` writes a database handle — neither a declared database's id nor a cell
+        whose committed value is a handle (after a restart, or a link followed); only
+        ``db.exec``/``exec_many``/``drop`` do (``SqliteDb._write_handle``)."""
+        with self._decl_lock:
+            declared = self._declarations.get(cell_id)
+        if declared is not None and declared.space_id == space_id:
+            raise handle_not_writable(cell_id)
+        data = self.space(space_id).file.entity(cell_id).data
+        if data is not None and handle_value(cell_id, data) is not None:
+            raise handle_not_writable(cell_id)
 
     def declaration(self, db_id: str) -> Declaration:
         with self._decl_lock:

@@ -2,12 +2,14 @@
 reconciliation, gc."""
 
 from sqlite_cells.files._handles import DROP_KIND as DROP_KIND
+from sqlite_cells.files._handles import HandleNotWritable as HandleNotWritable
 from sqlite_cells.files._handles import HandleQuarantined as HandleQuarantined
 from sqlite_cells.files._handles import check_handle as check_handle
 from sqlite_cells.files._handles import check_store as check_store
 from sqlite_cells.files._handles import collect_garbage as collect_garbage
 from sqlite_cells.files._handles import declaration_from_handle as declaration_from_handle
 from sqlite_cells.files._handles import disk_handle_value as disk_handle_value
+from sqlite_cells.files._handles import handle_not_writable as handle_not_writable
 from sqlite_cells.files._handles import handle_value as handle_value
 from sqlite_cells.files._handles import is_dropped as is_dropped
 from sqlite_cells.files._handles import remove_database_files as remove_database_files
@@ -35,6 +37,7 @@ __all__ = [
     "KIND",
     "QUARANTINE_DIR",
     "Action",
+    "HandleNotWritable",
     "HandleQuarantined",
     "OpBody",
     "Outcome",
@@ -49,6 +52,7 @@ __all__ = [
     "disk_handle_value",
     "disk_source_id",
     "encode_op_body",
+    "handle_not_writable",
     "handle_value",
     "is_dropped",
     "keep_copy",

@@ -16,7 +16,13 @@ from typing import Any
 import apsw
 import msgspec
 
-from sqlite_cells.codec import DatabaseError, Quarantined, SqliteCellsError, decode_record
+from sqlite_cells.codec import (
+    DatabaseError,
+    Quarantined,
+    SqliteCellsError,
+    TransactionError,
+    decode_record,
+)
 from sqlite_cells.files._reconcile import (
     BUSY_TIMEOUT_MS,
     Action,
@@ -36,12 +42,14 @@ from sqlite_cells.schema import Declaration, SourceKind, db_file_name
 
 __all__ = [
     "DROP_KIND",
+    "HandleNotWritable",
     "HandleQuarantined",
     "check_handle",
     "check_store",
     "collect_garbage",
     "declaration_from_handle",
     "disk_handle_value",
+    "handle_not_writable",
     "handle_value",
     "is_dropped",
     "owned_databases",
@@ -79,6 +87,19 @@ def handle_value(cell_id: str, data: bytes) -> dict[str, Any] | None:
         return check_handle(cell_id, value)
     except HandleQuarantined:
         return None
+
+
+class HandleNotWritable(TransactionError, TypeError):
+    """A write to a database handle other than through ``db.exec``/``exec_many``/``drop``
+    (R5): ``set``, ``update`` and ``key`` on a ``SqliteDb``, or ``set`` on any ``Cell`` of a
+    handle's id."""
+
+
+def handle_not_writable(db_id: str) -> HandleNotWritable:
+    return HandleNotWritable(
+        f"database {db_id} is not a writable cell (R5): write rows with db.exec(...) or "
+        "db.exec_many(...) inside a transaction, or delete it with db.drop()"
+    )
 
 
 class HandleQuarantined(Quarantined):

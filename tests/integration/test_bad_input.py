@@ -416,6 +416,11 @@ def _misc_cases() -> list[Case]:
         Case("transactions", "db-key", lambda env: env.db.key("rev")),
         Case(
             "transactions",
+            "handle-through-a-link",
+            lambda env: env.write(lambda: env.rt.cell_from_link(env.db.link()).set(0)),
+        ),
+        Case(
+            "transactions",
             "cross-space",
             lambda env: env.write(lambda: (env.cell.set(2), env.rt.space("z").cell("c").set(1))),
         ),

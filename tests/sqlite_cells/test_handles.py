@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import apsw
 import pytest
 
 import sqlite_cells as sc
@@ -40,14 +41,38 @@ def test_r5_only_exec_and_drop_write_the_handle(space: Space, db: sc.SqliteDb) -
     assert db.get()["dropped"] is True
 
 
-def test_r5_a_handle_overwritten_through_a_plain_cell_quarantines(
+@pytest.mark.parametrize("written", [False, True], ids=["declared", "written"])
+def test_r5_no_plain_cell_of_a_handle_id_writes_it(
+    store: Path, space: Space, db: sc.SqliteDb, written: bool
+) -> None:
+    if written:
+        with space.transact():
+            db.exec("INSERT INTO messages (body) VALUES ('a')")
+    for impostor in (sc.Cell(space, db.id), space.runtime.cell_from_link(db.link_str())):
+        with space.transact() as tx:
+            with pytest.raises(TypeError, match="not a writable cell") as info:
+                impostor.set({"something": "else"})
+            assert isinstance(info.value, sc.SqliteCellsError) and tx.is_empty
+            with pytest.raises(TypeError):
+                impostor.key("rev").set(5)
+    assert db.rev == (1 if written else 0)
+    # After a restart nothing is declared: the committed handle value still protects it.
+    if written:
+        with sc.Runtime(store) as again:
+            cell = again.cell_from_link(db.link_str())
+            with pytest.raises(TypeError), again.space("demo").transact():
+                cell.set(None)
+
+
+def test_r5_a_handle_overwritten_by_another_program_quarantines(
     space: Space, db: sc.SqliteDb
 ) -> None:
     with space.transact():
         db.exec("INSERT INTO messages (body) VALUES ('a')")
-    impostor = sc.Cell(space, db.id)  # the same id reached as a plain cell
-    with space.transact():
-        impostor.set({"something": "else"})
+    conn = apsw.Connection(str(space.file.path))
+    conn.execute("UPDATE _cf_cells SET value = ? WHERE id = ?", (b'{"something": "else"}', db.id))
+    conn.close()
+    space.file._cache.clear()  # the runtime's cache never saw the foreign write
     with pytest.raises(sc.Quarantined, match="not a database handle"):
         db.read("SELECT * FROM messages")
     with pytest.raises(sc.Quarantined):
