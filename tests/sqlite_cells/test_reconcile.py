@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import apsw
+import msgspec
 import pytest
 
 import sqlite_cells as sc
 from sqlite_cells import files as sc_files
+from sqlite_cells.codec import Op, decode_record, encode_record
 from sqlite_cells.files._reconcile import Action
 
 TABLES = {
@@ -223,12 +225,34 @@ def test_a_damaged_file_without_its_whole_history_is_quarantined(store: Path) ->
 
 
 def _downgrade_to_format_1(store: Path) -> None:
-    """What "older" means here (R73): a store written before the format was recorded — no
-    ``format`` in ``_cf_meta`` and no ``_cf_op_index``."""
+    """What "older" means here (R73): a store as the version before crash safety wrote it — no
+    ``format`` in ``_cf_meta``, no ``_cf_op_index``, ``sqlite`` ops without changesets in the
+    log, and database files without their ``_cf_changes`` journal."""
     for path in store.glob("space-*.sqlite"):
         conn = apsw.Connection(str(path))
         conn.execute("DELETE FROM _cf_meta WHERE key = 'format'; DROP TABLE _cf_op_index")
+        for seq, data in conn.execute("SELECT seq, record FROM _cf_log").fetchall():
+            record = decode_record(bytes(data))
+            ops = tuple(
+                Op(op.kind, op.target, msgspec.Raw(msgspec.json.encode(_without_changeset(op))))
+                for op in record.ops
+            )
+            conn.execute(
+                "UPDATE _cf_log SET record = ? WHERE seq = ?",
+                (encode_record(msgspec.structs.replace(record, ops=ops)), seq),
+            )
         conn.close()
+    for path in store.glob("cell-*.sqlite"):
+        conn = apsw.Connection(str(path))
+        conn.execute("DROP TABLE _cf_changes")
+        conn.close()
+
+
+def _without_changeset(op: Op) -> object:
+    body = msgspec.json.decode(op.body)
+    if isinstance(body, dict):
+        body.pop("changeset", None)
+    return body
 
 
 def test_an_older_store_is_upgraded_in_place_and_nothing_is_hidden(store: Path) -> None:
@@ -343,3 +367,20 @@ def test_a_database_whose_space_file_is_gone_is_quarantined_and_nothing_created(
         assert counter.get() == 0  # the default: the space holds nothing
     assert not list(store.glob("space-*"))  # reading did not create the space file
     assert _snapshot(db.path) == before
+
+
+def test_check_repair_upgrades_an_older_store_in_place(store: Path) -> None:
+    rt, db, counter = _open(store)
+    for n in range(1, 4):
+        _write(rt, db, counter, n)
+    rt.close()
+    expected = _snapshot(db.path)
+    _downgrade_to_format_1(store)
+    (outcome,) = sc_files.check_store(store, repair=True)
+    assert outcome.action is Action.IN_SYNC and outcome.space_seq == expected[2]
+    space_file = next(store.glob("space-*.sqlite"))
+    conn = apsw.Connection(str(space_file), flags=apsw.SQLITE_OPEN_READONLY)
+    assert conn.execute("SELECT value FROM _cf_meta WHERE key = 'format'").fetchone() == (2,)
+    assert conn.execute("SELECT count(*) FROM _cf_op_index").fetchone() == (3,)
+    conn.close()
+    assert _snapshot(db.path) == expected
