@@ -272,9 +272,12 @@ def _watermark(conn: apsw.Connection) -> int:
 def _in_flight(
     space_conn: apsw.Connection, conn: apsw.Connection, db_seq: int, space_seq: int
 ) -> list[bytes]:
-    """The changesets of the one commit a crash can leave in flight: the file is ahead by exactly
-    the space's next seq. Anything further ahead means the space lost durable commits (a lost,
-    emptied or restored space file): ``_Irreparable``, so the file is quarantined, not inverted."""
+    """The changesets of the one commit a crash can leave in flight: the file's journal past the
+    space's last write to it holds exactly one seq, the watermark, and that seq is either the
+    space's next one or was taken since by a commit that did not write this database (another
+    writer committed before this one was reconciled). Anything further ahead means the space lost
+    durable commits (a lost, emptied or restored space file): ``_Irreparable``, so the file is
+    quarantined, not inverted."""
     space_last = SpaceFile._last_seq(space_conn)
     rows: list[tuple[int, bytes]] = [
         (int(seq), bytes(changeset))
@@ -283,8 +286,8 @@ def _in_flight(
             (space_seq,),
         )
     ]
-    seqs = {seq for seq, _ in rows}
-    if db_seq != space_last + 1 or seqs != {db_seq}:
+    one_commit = {seq for seq, _ in rows} == {db_seq}
+    if not one_commit or db_seq > space_last + 1:
         raise _Irreparable(
             f"the file is at seq {db_seq} but its space's log ends at seq {space_last} (last "
             f"write to this database: {space_seq}); a crash leaves at most the one commit in "

@@ -384,3 +384,22 @@ def test_check_repair_upgrades_an_older_store_in_place(store: Path) -> None:
     assert conn.execute("SELECT count(*) FROM _cf_op_index").fetchone() == (3,)
     conn.close()
     assert _snapshot(db.path) == expected
+
+
+def test_the_commit_in_flight_is_undone_even_after_another_writer_took_its_seq(
+    store: Path,
+) -> None:
+    rt, db, counter = _open(store)
+    seqs = [_write(rt, db, counter, n) for n in range(1, 4)]
+    rt.close()
+    _lose_space_commits(store, seqs[-2])
+    with sc.Runtime(store) as other:  # commits seq 3 to the space, cells only, before repair
+        space = other.space("demo")
+        with space.transact() as tx:
+            space.cell("elsewhere").set(1)
+        assert tx.seq == seqs[-1]
+    rt, db, counter = _open(store)
+    with rt:
+        outcome = rt.reconcile(db.declaration)
+        assert outcome.action is Action.INVERTED and outcome.commits == 1
+        assert db.read("SELECT count(*) AS n FROM events") == [{"n": 2}]
