@@ -157,7 +157,9 @@ class SqliteDb(Cell):
         tx.add_op(self.space.file, Op(DROP_KIND, self.id))
 
     def _check_live(self) -> None:
-        if is_dropped(self.get()):
+        # The raw value: a handle that does not decode is reported where the database is used
+        # (Quarantined from reads, query runs and writes), not by this check.
+        if is_dropped(Cell.get(self)):
             raise SqliteCellsError(
                 f"database {self.id} was dropped: declare a new one (another name) instead"
             )

@@ -284,6 +284,9 @@ class Runtime(runtime.Runtime):
         return outcome
 
     def _record_outcome(self, decl: Declaration, outcome: Outcome) -> None:
+        if outcome.action is Action.REBUILT:
+            # A new file took the path: pooled readers still hold the damaged one open.
+            self.read_pool.discard(decl.path)
         with self._decl_lock:
             if outcome.action is Action.QUARANTINED:
                 self._quarantined[decl.db_id] = Quarantined(

@@ -75,6 +75,11 @@ def test_r5_a_handle_overwritten_by_another_program_quarantines(
     space.file._cache.clear()  # the runtime's cache never saw the foreign write
     with pytest.raises(sc.Quarantined, match="not a database handle"):
         db.read("SELECT * FROM messages")
+    q = db.query("SELECT * FROM messages")
+    space.runtime.settle()
+    assert isinstance(q.get().error, sc.Quarantined) and q.get().result is None
+    with pytest.raises(sc.Quarantined), space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('b')")
     with pytest.raises(sc.Quarantined):
         db.rev  # noqa: B018  # the property raises
     assert collect_garbage(space.runtime.store) == []
