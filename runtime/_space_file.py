@@ -516,16 +516,22 @@ def _immediate(conn: apsw.Connection) -> Iterator[None]:
 
 
 def _set_wal(conn: apsw.Connection) -> None:
-    """Switch to WAL. Two processes opening a fresh file at once may both try; the loser's
-    BusyError (which the busy timeout does not cover for this switch) is retried a few times."""
-    for attempt in range(50):
-        try:
-            conn.execute("PRAGMA journal_mode=WAL").fetchall()
-            return
-        except apsw.BusyError:
-            if attempt == 49:
-                raise
-            time.sleep(0.01 * (attempt + 1))
+    """Switch to WAL. Two processes opening a fresh file at once may both try, and the loser gets
+    a BusyError that the busy handler does not always cover; it is retried, with a short busy
+    timeout per try, for no longer than the usual busy timeout in all."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    conn.setbusytimeout(50)
+    try:
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL").fetchall()
+                return
+            except apsw.BusyError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
+    finally:
+        conn.setbusytimeout(BUSY_TIMEOUT_MS)
 
 
 @contextmanager

@@ -27,7 +27,7 @@ from sqlite_cells.files import (
     validate_disk_source,
 )
 from sqlite_cells.read import ReadPool
-from sqlite_cells.runtime import Cell, InvalidArgument, causal_cause
+from sqlite_cells.runtime import Cell, InvalidArgument, causal_cause, translated
 from sqlite_cells.schema import (
     Declaration,
     Migrate,
@@ -276,7 +276,8 @@ class Runtime(runtime.Runtime):
                 conn.execute("ROLLBACK")
             detach(conn)
             try:
-                outcome = reconcile(conn, decl.db_id, decl.path, repair=repair)
+                with translated(f"database {decl.db_id} ({decl.path})"):
+                    outcome = reconcile(conn, decl.db_id, decl.path, repair=repair)
             finally:
                 if reopen:
                     conn.execute("BEGIN IMMEDIATE")

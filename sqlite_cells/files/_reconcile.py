@@ -202,11 +202,18 @@ def _reconcile_file(
     space_seq: int,
     repair: bool,
 ) -> Outcome:
-    db_seq = 0
     kept: Path | None = None
+    # A lock held elsewhere (BusyError) is not damage: it reaches the caller, nothing is decided.
+    conn.execute("BEGIN IMMEDIATE" if repair else "BEGIN")
     try:
-        conn.execute("BEGIN IMMEDIATE" if repair else "BEGIN")
         db_seq = _watermark(conn)
+    except (apsw.NotADBError, apsw.CorruptError) as exc:
+        _rollback(conn)
+        raise _Damaged(str(exc)) from exc
+    except BaseException:
+        _rollback(conn)
+        raise
+    try:
         if db_seq == space_seq:
             action, commits = Action.IN_SYNC, 0
         elif db_seq > space_seq:
