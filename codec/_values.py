@@ -1,65 +1,115 @@
-"""Cell values: JSON with embedded links.
+"""Cell values: JSON with embedded links (R6).
 
-``encode_value`` turns a Python value into canonical JSON bytes; objects that are not JSON (for
-example a runtime ``Cell``) go through ``enc_hook``, which returns a :class:`Link`. ``decode_value``
-reads the bytes back, handing each embedded link to ``link_hook``.
+``encode_value`` turns a Python value into canonical JSON bytes. Only JSON is accepted — ``None``,
+bool, 64-bit int, finite float, str, list/tuple, dict with str keys — plus :class:`Link`s and
+whatever ``enc_hook`` maps to a link (a runtime ``Cell``). Everything else is refused with
+:class:`ValueEncodeError`; nothing is converted silently (msgspec alone would turn NaN into
+``null``, bytes into base64, a datetime into a string and a set into a list).
+``decode_value`` reads the bytes back, handing each embedded link to ``link_hook``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 
-from sqlite_cells.codec._errors import LinkEncodeError
+from sqlite_cells.codec._errors import EncodingError, ValueEncodeError
 from sqlite_cells.codec._links import Link, is_link_sigil, link_from_sigil
 
 __all__ = ["decode_value", "encode_value", "has_links"]
 
 _decoder = msgspec.json.Decoder()
+_encoder = msgspec.json.Encoder(order="deterministic")
 _SIGIL_MARK = b'"link@1"'
-# Every encoded link, bare or wrapped, holds one `"scope":"space"`; a wrapped one also one
-# `"link@1":`. More scopes than sigils means a bare Link struct was encoded as its fields.
-_SCOPE_MARK = b'"scope":"space"'
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+_JSON_HELP = (
+    "cell values are JSON (None, bool, 64-bit int, finite float, str, list, tuple, dict with str "
+    "keys) and cells, which are stored as links"
+)
 
 
 def encode_value(value: Any, enc_hook: Callable[[Any], Link | None] | None = None) -> bytes:
-    """Encode ``value`` as JSON. ``enc_hook(obj)`` maps non-JSON objects to links (or returns
-    None to refuse them). Raises :class:`LinkEncodeError` for anything it cannot encode."""
-
-    def hook(obj: Any) -> Any:
-        if isinstance(obj, Link):
-            return obj.sigil()
-        link = enc_hook(obj) if enc_hook is not None else None
-        if link is None:
-            raise LinkEncodeError(
-                f"cannot store a {type(obj).__name__} in a cell: values are JSON (dict, list, str, "
-                "int, float, bool, None) and cells, which are stored as links"
-            )
-        return link.sigil()
-
+    """Encode ``value`` as canonical JSON (R6). ``enc_hook(obj)`` maps non-JSON objects to links
+    (or returns None to refuse them). Raises :class:`ValueEncodeError` for anything else,
+    naming where in the value it sits."""
     try:
-        data = msgspec.json.encode(value, enc_hook=hook, order="deterministic")
-        if data.count(_SCOPE_MARK) != data.count(_SIGIL_MARK):
-            # msgspec encodes a Link struct as its bare fields (hooks only see unknown types), so
-            # a value that may hold one is rewritten with sigils and encoded again.
-            data = msgspec.json.encode(_wrap_links(value), enc_hook=hook, order="deterministic")
-    except LinkEncodeError:
-        raise
-    except (TypeError, msgspec.EncodeError) as exc:
-        raise LinkEncodeError(f"cannot encode {value!r} as a cell value: {exc}") from exc
-    return data
+        plain = value if _is_plain(value) else _plain(value, enc_hook, "")
+        return _encoder.encode(plain)
+    except RecursionError:
+        raise ValueEncodeError(
+            "the value is nested too deeply (or contains itself) to be stored as JSON"
+        ) from None
+    except UnicodeEncodeError as exc:
+        raise ValueEncodeError(
+            f"the value holds a str that is not valid Unicode text ({exc.reason} at position "
+            f"{exc.start} of {exc.object[max(0, exc.start - 10) : exc.end + 10]!r}): lone "
+            "surrogates cannot be stored; decode the text properly first"
+        ) from exc
 
 
-def _wrap_links(value: Any) -> Any:
+_SCALARS = frozenset({str, bool, type(None)})
+
+
+def _is_plain(value: Any) -> bool:
+    """True when ``value`` is strict JSON as it is — no links, tuples or anything msgspec would
+    convert — so it can be encoded without being rebuilt (the common case, checked without
+    allocating)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind is int:
+        return bool(INT_MIN <= value <= INT_MAX)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is dict:
+        return all(type(k) is str and _is_plain(v) for k, v in value.items())
+    if kind is list:
+        return all(_is_plain(v) for v in value)
+    return False
+
+
+def _plain(value: Any, hook: Callable[[Any], Link | None] | None, where: str) -> Any:
+    """``value`` as msgspec-ready JSON (links as sigils, tuples as lists), checked strictly."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is int:
+        if not INT_MIN <= value <= INT_MAX:
+            raise ValueEncodeError(
+                f"{_at(where)}: the integer {value} does not fit in 64 bits; store it as a str"
+            )
+        return value
+    if kind is float:
+        if not math.isfinite(value):
+            raise ValueEncodeError(
+                f"{_at(where)}: {value!r} is not a finite number and has no JSON form; "
+                "store None or a str instead"
+            )
+        return value
+    if isinstance(value, dict):  # a dict subclass (OrderedDict, defaultdict) is stored as a dict
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise ValueEncodeError(
+                    f"{_at(where)}: dict keys must be str, not {type(key).__name__} ({key!r})"
+                )
+            out[key] = _plain(item, hook, f"{where}[{key!r}]")
+        return out
+    if isinstance(value, list | tuple):
+        return [_plain(item, hook, f"{where}[{i}]") for i, item in enumerate(value)]
     if isinstance(value, Link):
         return value.sigil()
-    if isinstance(value, dict):
-        return {k: _wrap_links(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_wrap_links(v) for v in value]
-    return value
+    link = hook(value) if hook is not None else None
+    if link is None:
+        raise ValueEncodeError(f"{_at(where)}: cannot store a {kind.__name__}; {_JSON_HELP}")
+    return link.sigil()
+
+
+def _at(where: str) -> str:
+    return f"at value{where}" if where else "the value"
 
 
 def has_links(data: bytes) -> bool:
@@ -69,8 +119,15 @@ def has_links(data: bytes) -> bool:
 
 def decode_value(data: bytes, link_hook: Callable[[Link], Any] | None = None) -> Any:
     """Decode JSON bytes; each embedded link sigil becomes ``link_hook(link)`` (the Link itself
-    when no hook is given)."""
-    value = _decoder.decode(data)
+    when no hook is given). Bytes that are not JSON raise :class:`EncodingError`."""
+    try:
+        value = _decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        shown = bytes(data[:60])
+        raise EncodingError(
+            f"a stored cell value is not JSON ({exc}; it starts {shown!r}): it was not written "
+            "by sqlite-cells; write the cell again or restore the space file"
+        ) from exc
     if not has_links(data):
         return value
     convert = link_hook if link_hook is not None else _identity

@@ -4,6 +4,9 @@ Imports ``codec`` only and knows nothing of SQL written by users; other kinds of
 plug in through :class:`CommitParticipant`.
 """
 
+from sqlite_cells.runtime._boundary import InvalidArgument as InvalidArgument
+from sqlite_cells.runtime._boundary import StorePathError as StorePathError
+from sqlite_cells.runtime._boundary import translated as translated
 from sqlite_cells.runtime._cell import Cell as Cell
 from sqlite_cells.runtime._cell import Reactive as Reactive
 from sqlite_cells.runtime._cell import observe_node as observe_node
@@ -11,6 +14,10 @@ from sqlite_cells.runtime._derived import Derived as Derived
 from sqlite_cells.runtime._derived import derive as derive
 from sqlite_cells.runtime._derived import lift as lift
 from sqlite_cells.runtime._derived import node_of as node_of
+from sqlite_cells.runtime._format import FORMAT_VERSION as FORMAT_VERSION
+from sqlite_cells.runtime._format import op_targets_by_seq as op_targets_by_seq
+from sqlite_cells.runtime._format import stored_format as stored_format
+from sqlite_cells.runtime._format import upgrade_space_file as upgrade_space_file
 from sqlite_cells.runtime._handler import handler as handler
 from sqlite_cells.runtime._participants import CommitParticipant as CommitParticipant
 from sqlite_cells.runtime._pattern import Pattern as Pattern
@@ -35,6 +42,7 @@ from sqlite_cells.runtime._tx import require_transaction as require_transaction
 
 __all__ = [
     "DEFAULT_STORE",
+    "FORMAT_VERSION",
     "LENGTH_LIMIT",
     "PENDING",
     "STORE_ENV",
@@ -42,6 +50,7 @@ __all__ = [
     "CommitEvent",
     "CommitParticipant",
     "Derived",
+    "InvalidArgument",
     "Node",
     "Pattern",
     "Pending",
@@ -52,6 +61,7 @@ __all__ = [
     "Scheduler",
     "Space",
     "SpaceFile",
+    "StorePathError",
     "Transaction",
     "causal_cause",
     "current_transaction",
@@ -60,6 +70,10 @@ __all__ = [
     "lift",
     "node_of",
     "observe_node",
+    "op_targets_by_seq",
     "pattern",
     "require_transaction",
+    "stored_format",
+    "translated",
+    "upgrade_space_file",
 ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+import html
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +18,27 @@ from sqlite_cells.runtime._tx import TxState, current_transaction, require_trans
 if TYPE_CHECKING:
     from sqlite_cells.runtime._space import Space
 
-__all__ = ["Cell", "CellSource", "Reactive", "observe_node", "value_at", "with_value_at"]
+__all__ = [
+    "NO_DEFAULT",
+    "Cell",
+    "CellSource",
+    "Reactive",
+    "observe_node",
+    "value_at",
+    "with_value_at",
+]
 
 PathElement = str | int
+
+
+class _NoDefault(enum.Enum):
+    NO_DEFAULT = "NO_DEFAULT"
+
+    def __repr__(self) -> str:
+        return "sc.runtime.NO_DEFAULT"
+
+
+NO_DEFAULT: Any = _NoDefault.NO_DEFAULT  # "no default declared here": keep the id's default
 
 
 class Cell:
@@ -27,17 +47,37 @@ class Cell:
     ``get`` returns the committed value (inside a transaction: what the transaction sees, and the
     revision seen is recorded for conflict checks); ``set``/``update`` write inside a transaction.
     Cells stored inside a value are stored as links and read back as ``Cell``s.
+
+    The default belongs to the id within the runtime (R4): passing ``default`` declares it for
+    every ``Cell`` of that id (however it was obtained) until the cell is first written; without
+    it, the default most recently declared in this runtime applies (``None`` if none was).
     """
 
-    __slots__ = ("_default", "_space", "id", "value_path")
+    __slots__ = ("_space", "id", "value_path")
 
     def __init__(
-        self, space: Space, cell_id: str, path: tuple[PathElement, ...] = (), default: Any = None
+        self,
+        space: Space,
+        cell_id: str,
+        path: tuple[PathElement, ...] = (),
+        default: Any = NO_DEFAULT,
     ) -> None:
         self._space = space
         self.id = cell_id
-        self.value_path = path
-        self._default = default
+        self.value_path = tuple(path)
+        if default is not NO_DEFAULT:
+            space.runtime.declare_default(space.id, cell_id, default)
+
+    @property
+    def default(self) -> Any:
+        """The default of this cell's id in this runtime (R4), at this cell's path."""
+        return value_at(self._root_default(link_cells=True), self.value_path)
+
+    def _root_default(self, *, link_cells: bool) -> Any:
+        data = self._space.runtime.default_data(self._space.id, self.id)
+        if data is None:
+            return None
+        return decode_value(data, self._space.runtime.cell_for if link_cells else None)
 
     @property
     def space(self) -> Space:
@@ -58,7 +98,10 @@ class Cell:
 
     def decode(self, data: bytes | None) -> Any:
         """The value at this cell's path in the stored entity ``data`` (the default if absent)."""
-        root = self._default if data is None else decode_value(data, self._space.runtime.cell_for)
+        if data is None:
+            root = self._root_default(link_cells=True)
+        else:
+            root = decode_value(data, self._space.runtime.cell_for)
         return value_at(root, self.value_path)
 
     def get(self) -> Any:
@@ -68,11 +111,18 @@ class Cell:
 
     def set(self, value: Any) -> None:
         """Write ``value`` at this cell's path (inside a transaction; ``NoTransaction`` otherwise).
-        A write at a path reads the rest of the value, so concurrent writers conflict."""
+        A write at a path reads the rest of the value, so concurrent writers conflict. A value
+        that is not JSON raises ``ValueEncodeError`` before anything is recorded (R6); a cell the
+        runtime protects (a database handle, R5) raises a ``TypeError``."""
+        self._space.runtime.check_writable(self._space.id, self.id)
+        self._write(value)
+
+    def _write(self, value: Any) -> None:
+        """``set`` without the runtime's writability check (for the owner of a protected cell)."""
         tx = require_transaction(f"writing cell {self.id}")
         if self.value_path:
             data = self._entity_data()
-            root = self._default if data is None else decode_value(data)
+            root = self._root_default(link_cells=False) if data is None else decode_value(data)
             value = with_value_at(root, self.value_path, value)
         tx.write(self._space.file, self.id, self._space.runtime.encode(value))
 
@@ -82,7 +132,7 @@ class Cell:
     def key(self, key: PathElement) -> Cell:
         if not isinstance(key, str | int) or isinstance(key, bool):
             raise SqliteCellsError(f"a cell path key is a string or an integer, not {key!r}")
-        return Cell(self._space, self.id, (*self.value_path, key), self._default)
+        return Cell(self._space, self.id, (*self.value_path, key))
 
     # -- links and reactivity ------------------------------------------------------------------
 
@@ -116,9 +166,25 @@ class Cell:
     def __hash__(self) -> int:
         return hash(self._key())
 
+    def _shown_value(self) -> str:
+        """The committed value for display (no transaction read is recorded), or why not."""
+        try:
+            value = self.decode(self._space.file.entity(self.id).data)
+        except SqliteCellsError as exc:
+            return f"<{type(exc).__name__}>"
+        return _short(repr(value))
+
     def __repr__(self) -> str:
         path = "".join(f"[{p!r}]" for p in self.value_path)
-        return f"<Cell {self.id}{path} in {self._space.id!r}>"
+        return f"<Cell {self.id}{path} in {self._space.id!r} = {self._shown_value()}>"
+
+    def _repr_html_(self) -> str:
+        path = "".join(f"[{p!r}]" for p in self.value_path)
+        return (
+            f"<div><b>Cell</b> <code>{html.escape(self.id + path)}</code> in "
+            f"<code>{html.escape(self._space.id)}</code>"
+            f"<pre>{html.escape(self._shown_value())}</pre></div>"
+        )
 
 
 class Reactive:
@@ -152,11 +218,17 @@ class CellSource(Node):
         return f"<CellSource {self.cell!r}>"
 
 
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def observe_node(node: Node) -> Observable[Any]:
     def on_subscribe(
         observer: abc.ObserverBase[Any], _scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        subscription = node.scheduler.subscribe(node, observer.on_next)
+        subscription = node.scheduler.subscribe(
+            node, observer.on_next, observer.on_error, observer.on_completed
+        )
         return Disposable(subscription.dispose)
 
     return reactivex.create(on_subscribe)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from sqlite_cells.runtime._participants import CommitParticipant
     from sqlite_cells.runtime._tx import Transaction
 
-__all__ = ["holds", "translated", "write_member"]
+__all__ = ["commit_error", "holds", "write_member"]
 
 _SAVEPOINT = "_cf_member"
 
@@ -63,14 +63,14 @@ def write_member(
         if not conn.getautocommit():  # else the error ended the whole transaction
             conn.execute(f"ROLLBACK TO {_SAVEPOINT}")
             conn.execute(f"RELEASE {_SAVEPOINT}")
-        ticket.fail(translated(exc, space_id))
+        ticket.fail(commit_error(exc, space_id))
         return None
     if grouped:
         conn.execute(f"RELEASE {_SAVEPOINT}")
     return record
 
 
-def translated(exc: BaseException, space_id: str) -> BaseException:
+def commit_error(exc: BaseException, space_id: str) -> BaseException:
     """An SQLite error at commit as the error a caller gets (no raw apsw error reaches one)."""
     if isinstance(exc, apsw.Error):
         error = SqliteCellsError(

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from typing import Any
 
@@ -40,8 +41,14 @@ class Derived(Reactive):
         return self._graph_node
 
     def get(self) -> Any:
-        """The current value; waits for the first computation if it has not run yet."""
-        return self._graph_node.current()
+        """The current value; waits for the first computation if it has not run yet. If the
+        last computation raised, that error is raised again (subscribers got it as
+        ``on_error``)."""
+        value = self._graph_node.current()
+        error = self._graph_node.error
+        if error is not None:
+            raise error
+        return value
 
     def observe(self) -> Observable[Any]:
         return observe_node(self._graph_node)
@@ -50,8 +57,23 @@ class Derived(Reactive):
         args = [_current(i) for i in self._inputs]
         return self._fn(*args)
 
+    def _shown(self) -> str:
+        node = self._graph_node
+        if node.error is not None:
+            return f"error {node.error!r}"
+        if not node.ready.is_set():
+            return "not computed yet"
+        text = repr(node.value)
+        return text if len(text) <= 200 else text[:199] + "…"
+
     def __repr__(self) -> str:
-        return f"<Derived {getattr(self._fn, '__name__', self._fn)!r}>"
+        return f"<Derived {getattr(self._fn, '__name__', self._fn)!r} = {self._shown()}>"
+
+    def _repr_html_(self) -> str:
+        name = html.escape(str(getattr(self._fn, "__name__", self._fn)))
+        return (
+            f"<div><b>Derived</b> <code>{name}</code><pre>{html.escape(self._shown())}</pre></div>"
+        )
 
 
 class _DerivedNode(Node):

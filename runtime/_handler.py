@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import nullcontext
-from typing import Any, overload
+from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from sqlite_cells.codec import ConflictError
+from sqlite_cells.runtime._boundary import InvalidArgument
 from sqlite_cells.runtime._space_file import SpaceFile
-from sqlite_cells.runtime._tx import TxState, current_transaction, transaction
+from sqlite_cells.runtime._tx import Transaction, TxState, current_transaction, transaction
 
 __all__ = ["DEFAULT_TRIES", "handler"]
 
@@ -19,13 +22,27 @@ DEFAULT_TRIES = 10
 # Tries made optimistically before the handler runs its body holding the space's write lock.
 OPTIMISTIC_TRIES = 3
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _Decorator(Protocol):
+    @overload
+    def __call__(
+        self, fn: Callable[P, Coroutine[Any, Any, Any]], /
+    ) -> Callable[P, Coroutine[Any, Any, int | None]]: ...
+    @overload
+    def __call__(self, fn: Callable[P, Any], /) -> Callable[P, int | None]: ...
+
 
 @overload
-def handler(fn: Callable[..., Any], /) -> Callable[..., int | None]: ...
-@overload
 def handler(
-    *, tries: int = DEFAULT_TRIES
-) -> Callable[[Callable[..., Any]], Callable[..., int | None]]: ...
+    fn: Callable[P, Coroutine[Any, Any, Any]], /
+) -> Callable[P, Coroutine[Any, Any, int | None]]: ...
+@overload
+def handler(fn: Callable[P, Any], /) -> Callable[P, int | None]: ...
+@overload
+def handler(*, tries: int = DEFAULT_TRIES) -> _Decorator: ...
 
 
 def handler(fn: Callable[..., Any] | None = None, /, *, tries: int = DEFAULT_TRIES) -> Any:
@@ -35,38 +52,97 @@ def handler(fn: Callable[..., Any] | None = None, /, *, tries: int = DEFAULT_TRI
     runs again, at most ``tries`` times in all, then the last conflict is raised. The first
     tries are optimistic (reads take no lock); after ``OPTIMISTIC_TRIES`` conflicts the body runs
     while holding the space's write lock, where it cannot conflict, so a hot cell written by many
-    threads or processes does not starve a writer. The call
-    returns the commit's seq (None when the body wrote nothing). Called inside a transaction,
-    the body joins it: nothing is committed then and the call returns None.
+    threads or processes does not starve a writer. The call returns the commit's seq (None when
+    the body wrote nothing). Called inside a transaction, the body joins it: nothing is
+    committed then and the call returns None.
+
+    An ``async def`` body gives an async handler (SPEC §3): awaiting it runs the body on the
+    event loop, then commits in a worker thread (``asyncio.to_thread``), so the fsync never
+    blocks the loop. Its tries are all optimistic (a write lock cannot be held across awaits).
+    The wrapper keeps the body's signature for type checkers (ParamSpec).
     """
-    if tries < 1:
-        raise ValueError(f"tries must be at least 1, not {tries}")
+    if not isinstance(tries, int) or isinstance(tries, bool) or tries < 1:
+        raise InvalidArgument(f"tries must be an integer of at least 1, not {tries!r}")
 
-    def decorate(body: Callable[..., Any]) -> Callable[..., int | None]:
-        @functools.wraps(body)
-        def run(*args: Any, **kwargs: Any) -> int | None:
-            outer = current_transaction()
-            if outer is not None and outer.state is TxState.OPEN:
-                body(*args, **kwargs)
-                return None
-            space: SpaceFile | None = None
-            for attempt in range(tries):
-                exclusive = space is not None and attempt >= OPTIMISTIC_TRIES
-                try:
-                    with (
-                        space.exclusive() if exclusive and space else nullcontext(),
-                        transaction(space) as tx,
-                    ):
-                        body(*args, **kwargs)
-                    return tx.seq
-                except ConflictError:
-                    if attempt == tries - 1:
-                        raise
-                    space = tx.space
-                    # A short random pause spreads writers that keep colliding.
-                    time.sleep(random.uniform(0, 0.001 * 2**attempt))
-            raise AssertionError("unreachable")
-
-        return run
+    def decorate(body: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(body):
+            return _async_handler(body, tries)
+        return _sync_handler(body, tries)
 
     return decorate if fn is None else decorate(fn)
+
+
+def _sync_handler(body: Callable[..., Any], tries: int) -> Callable[..., int | None]:
+    @functools.wraps(body)
+    def run(*args: Any, **kwargs: Any) -> int | None:
+        outer = current_transaction()
+        if outer is not None and outer.state is TxState.OPEN:
+            body(*args, **kwargs)
+            return None
+        space: SpaceFile | None = None
+        for attempt in range(tries):
+            exclusive = space is not None and attempt >= OPTIMISTIC_TRIES
+            try:
+                with (
+                    space.exclusive() if exclusive and space else nullcontext(),
+                    transaction(space) as tx,
+                ):
+                    body(*args, **kwargs)
+                return tx.seq
+            except ConflictError:
+                if attempt == tries - 1:
+                    raise
+                space = tx.space
+                # A short random pause spreads writers that keep colliding.
+                time.sleep(random.uniform(0, 0.001 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    return run
+
+
+def _async_handler(
+    body: Callable[..., Awaitable[Any]], tries: int
+) -> Callable[..., Coroutine[Any, Any, int | None]]:
+    @functools.wraps(body)
+    async def run(*args: Any, **kwargs: Any) -> int | None:
+        outer = current_transaction()
+        if outer is not None and outer.state is TxState.OPEN:
+            await body(*args, **kwargs)
+            return None
+        for attempt in range(tries):
+            with transaction(None) as collecting:
+                await body(*args, **kwargs)
+                tx = _take(collecting)  # leaves nothing for the with-block to commit inline
+            try:
+                return await _commit_off_loop(tx)
+            except ConflictError:
+                if attempt == tries - 1:
+                    raise
+                await asyncio.sleep(random.uniform(0, 0.001 * 2**attempt))
+        raise AssertionError("unreachable")
+
+    return run
+
+
+def _take(collecting: Transaction) -> Transaction:
+    """Move what ``collecting`` recorded into a new transaction, to be committed off the loop,
+    and empty ``collecting`` (so leaving its block commits nothing)."""
+    tx = Transaction(collecting.space)
+    tx.reads, tx.writes, tx.ops = collecting.reads, collecting.writes, collecting.ops
+    collecting.reads, collecting.writes, collecting.ops = {}, {}, []
+    return tx
+
+
+async def _commit_off_loop(tx: Transaction) -> int | None:
+    """Commit ``tx`` in a worker thread; the event loop keeps running meanwhile."""
+    space = tx.space
+    if space is None or tx.is_empty:
+        tx.state = TxState.COMMITTED
+        return None
+    try:
+        tx.seq = await asyncio.to_thread(space.commit, tx)
+    except BaseException:
+        tx.state = TxState.ABORTED
+        raise
+    tx.state = TxState.COMMITTED
+    return tx.seq

@@ -12,12 +12,20 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlite_cells.codec import ClosedError, Link, SqliteCellsError, encode_value, parse_link
+from sqlite_cells.codec import (
+    ClosedError,
+    Link,
+    SqliteCellsError,
+    ValueEncodeError,
+    encode_value,
+    parse_link,
+)
+from sqlite_cells.runtime._boundary import InvalidArgument
 from sqlite_cells.runtime._cell import Cell
 from sqlite_cells.runtime._participants import CommitParticipant
 from sqlite_cells.runtime._scheduler import Scheduler
 from sqlite_cells.runtime._space import Space
-from sqlite_cells.runtime._space_file import ABSENT, Entity, SpaceFile
+from sqlite_cells.runtime._space_file import SpaceFile
 from sqlite_cells.runtime._store import resolve_store, space_file_name
 
 __all__ = ["Runtime"]
@@ -38,8 +46,10 @@ class Runtime:
     def __init__(
         self, store: str | os.PathLike[str] | None = None, *, poll_interval: float = 0.02
     ) -> None:
-        if poll_interval <= 0:
-            raise ValueError(f"poll_interval must be positive, not {poll_interval}")
+        if not _is_number(poll_interval) or not 0 < poll_interval < float("inf"):
+            raise InvalidArgument(
+                f"poll_interval is a positive number of seconds, not {poll_interval!r}"
+            )
         self.store: Path = resolve_store(store)
         self.poll_interval = poll_interval
         self.scheduler = Scheduler()
@@ -47,9 +57,11 @@ class Runtime:
         # _lock guards _spaces and _closed.
         self._lock = threading.Lock()
         self._spaces: dict[str, Space] = {}
-        # Spaces named by links but not in the store: no file until written there (R7).
-        self._unopened: dict[str, Space] = {}
         self._closed = False
+        # _defaults_lock guards writes to _defaults: (space id, cell id) -> the encoded default
+        # declared last for that id (R4). Reads are single dict lookups and take no lock.
+        self._defaults_lock = threading.Lock()
+        self._defaults: dict[tuple[str, str], bytes] = {}
         self._temporary: Path | None = None
         self._wake = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="sqlite-cells-poller", daemon=True)
@@ -66,9 +78,10 @@ class Runtime:
     # -- spaces and cells ----------------------------------------------------------------------
 
     def space(self, space_id: str) -> Space:
-        """Open (creating if needed) the space ``space_id``."""
+        """The space ``space_id``. Its file is opened if the store holds it, and created by its
+        first commit, never by a read (R7)."""
         if not isinstance(space_id, str) or not space_id:
-            raise SqliteCellsError(f"a space id is a non-empty string, not {space_id!r}")
+            raise ValueEncodeError(f"a space id is a non-empty string, not {space_id!r}")
         with self._lock:
             self._check_open_locked()
             space = self._spaces.get(space_id)
@@ -80,41 +93,39 @@ class Runtime:
                     participants=self.participant,
                     wake=self._wake.set,
                 )
-                # A space first met through a link becomes real: its cells see the file.
-                space = self._unopened.pop(space_id, None)
-                if space is None:
-                    space = self.space_class(self, space_id, file)
-                else:
-                    self.scheduler.move_space(space.file, file)
-                    space.file = file
-                self._spaces[space_id] = space
-        return space
-
-    def space_for_read(self, space_id: str) -> Space:
-        """The space ``space_id`` for reading a cell named by a link (R7): the open space, or
-        the one on disk, else a space with no file whose cells read their defaults (``None``)
-        and whose file is created only when something is written there."""
-        with self._lock:
-            self._check_open_locked()
-            space = self._spaces.get(space_id) or self._unopened.get(space_id)
-        if space is not None:
-            return space
-        if (self.store / space_file_name(space_id)).exists():
-            return self.space(space_id)
-        with self._lock:
-            space = self._spaces.get(space_id) or self._unopened.get(space_id)
-            if space is None:
-                space = self.space_class(self, space_id, _UnopenedFile(self, space_id))  # type: ignore[arg-type]  # a stand-in until written
-                self._unopened[space_id] = space
+                space = self._spaces[space_id] = self.space_class(self, space_id, file)
         return space
 
     def cell_from_link(self, link: Link | str | bytes) -> Cell:
-        """The cell a link (or its stored string form) names, in any space of this runtime."""
+        """The cell a link (or its stored string form) names, in any space of this runtime.
+        Resolving creates no file (R7); the cell reads the default declared for its id in this
+        runtime, else ``None`` (R4). A malformed link raises ``LinkDecodeError``."""
         return self.cell_for(link if isinstance(link, Link) else parse_link(link))
 
     def cell_for(self, link: Link) -> Cell:
-        """The cell ``link`` names; resolving it never creates a file (R7)."""
-        return Cell(self.space_for_read(link.space), link.id, tuple(link.path))
+        """The cell ``link`` names (what decoders of values and typed rows call; R4, R7)."""
+        return Cell(self.space(link.space), link.id, tuple(link.path))
+
+    def check_writable(self, space_id: str, cell_id: str) -> None:
+        """Extension point, called by ``Cell.set`` before every write: raise (a ``TypeError``
+        that is a ``SqliteCellsError``) to refuse writes to a cell that only its owner may write,
+        such as a database handle (R5). The plain runtime protects nothing."""
+
+    # -- defaults (R4) -------------------------------------------------------------------------
+
+    def declare_default(self, space_id: str, cell_id: str, default: Any) -> None:
+        """Make ``default`` the value every ``Cell`` of this id reads until it is first written.
+        Raises ``ValueEncodeError`` for a default that is not JSON (R6)."""
+        data = None if default is None else self.encode(default)
+        with self._defaults_lock:
+            if data is None:
+                self._defaults.pop((space_id, cell_id), None)
+            else:
+                self._defaults[(space_id, cell_id)] = data
+
+    def default_data(self, space_id: str, cell_id: str) -> bytes | None:
+        """The encoded default declared last for this id in this runtime (None: no default)."""
+        return self._defaults.get((space_id, cell_id))
 
     def encode(self, value: Any) -> bytes:
         """Encode a cell value; cells inside it become links."""
@@ -206,27 +217,8 @@ class Runtime:
         return f"<Runtime {self.store} ({state})>"
 
 
-class _UnopenedFile:
-    """The file of a space the store does not hold (R7): every cell reads as never written.
-    Anything else asked of it (a transaction, a commit, the scheduler's bookkeeping) opens the
-    space for real first, which creates its file; reads look again whether the file appeared
-    (written by another runtime or process) and then read it."""
-
-    def __init__(self, runtime: Runtime, space_id: str) -> None:
-        self._runtime = runtime
-        self._space_id = space_id
-
-    def entity(self, cell_id: str) -> Entity:
-        runtime = self._runtime
-        if (runtime.store / space_file_name(self._space_id)).exists():
-            return runtime.space(self._space_id).file.entity(cell_id)
-        return ABSENT
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._runtime.space(self._space_id).file, name)
-
-    def __repr__(self) -> str:
-        return f"<no file yet for space {self._space_id!r}>"
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _link_of(obj: Any) -> Link | None:

@@ -30,6 +30,19 @@ log = logging.getLogger("sqlite_cells.runtime")
 
 Subscriber = Callable[[Any], None]
 CommitHook = Callable[[CommitEvent], "list[Node]"]
+ErrorHandler = Callable[[Exception], None]
+Completer = Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Observer:
+    """What a subscription calls: ``on_next`` with each value, ``on_error`` when the node's
+    computation raised (the error is kept on the node; a later value resumes ``on_next``), and
+    ``on_completed`` when the runtime closes."""
+
+    on_next: Subscriber
+    on_error: ErrorHandler | None = None
+    on_completed: Completer | None = None
 
 
 class Node:
@@ -45,8 +58,11 @@ class Node:
         self.height: int = 1 + max((d.height for d in deps), default=-1)
         self.order = next(scheduler.counter)
         self.dependents: list[Node] = []
-        self.subscribers: list[Subscriber] = []
+        self.subscribers: list[Observer] = []
         self.value: Any = None
+        # The exception of the last computation, if it raised (kept for ``get()``; cleared by the
+        # next computation that succeeds).
+        self.error: Exception | None = None
         self.ready = threading.Event()
 
     def compute(self) -> tuple[bool, Any]:
@@ -73,10 +89,10 @@ class Node:
 @dataclass(frozen=True, slots=True)
 class Subscription:
     node: Node
-    callback: Subscriber
+    observer: Observer
 
     def dispose(self) -> None:
-        self.node.scheduler.unsubscribe(self.node, self.callback)
+        self.node.scheduler.unsubscribe(self.node, self.observer)
 
 
 class Scheduler:
@@ -98,6 +114,7 @@ class Scheduler:
         self._processed: dict[SpaceFile, int] = {}
         self._parked: dict[SpaceFile, list[tuple[int, Callable[[], None]]]] = {}
         self._commit_hooks: list[CommitHook] = []
+        self._observed: dict[int, Node] = {}  # nodes with subscribers, to complete on close
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -145,21 +162,35 @@ class Scheduler:
         for changes the runtime does not see as commits (a file written by another program)."""
         self.submit(lambda: self._propagate(list(nodes)))
 
-    def subscribe(self, node: Node, callback: Subscriber) -> Subscription:
-        """Call ``callback`` with the node's current value, then with each change."""
+    def subscribe(
+        self,
+        node: Node,
+        callback: Subscriber,
+        on_error: ErrorHandler | None = None,
+        on_completed: Completer | None = None,
+    ) -> Subscription:
+        """Call ``callback`` with the node's current value (``on_error`` with its error, if its
+        computation raised), then with each change; ``on_completed`` when the runtime closes."""
+        observer = Observer(callback, on_error, on_completed)
 
         def run() -> None:
             self._ensure_ready(node)
-            node.subscribers.append(callback)
-            _deliver([(callback, node.value)])
+            node.subscribers.append(observer)
+            self._observed[id(node)] = node
+            if node.error is not None:
+                _deliver(_errors([observer], node.error))
+            else:
+                _deliver([(callback, node.value)])
 
         self.submit(run)
-        return Subscription(node, callback)
+        return Subscription(node, observer)
 
-    def unsubscribe(self, node: Node, callback: Subscriber) -> None:
+    def unsubscribe(self, node: Node, observer: Observer) -> None:
         def run() -> None:
-            if callback in node.subscribers:
-                node.subscribers.remove(callback)
+            if observer in node.subscribers:
+                node.subscribers.remove(observer)
+            if not node.subscribers:
+                self._observed.pop(id(node), None)
 
         self.submit(run)
 
@@ -177,19 +208,6 @@ class Scheduler:
         subscribers and dependents are told once, in dependency order."""
         if values:
             self._propagate(list(values), preset=values)
-
-    def move_space(self, old: object, new: SpaceFile) -> None:
-        """Watchers and view entries kept under ``old`` (the stand-in of a space that had no
-        file, R7) now follow ``new``, its real file."""
-
-        def run() -> None:
-            for key in [k for k in self._watchers if k[0] is old]:
-                watchers = self._watchers.pop(key)
-                self._watchers.setdefault((new, key[1]), []).extend(watchers)
-            for key in [k for k in self._view if k[0] is old]:
-                self._view.setdefault((new, key[1]), self._view.pop(key))
-
-        self.submit(run)
 
     def after_commit(self, space: SpaceFile, seq: int, work: Callable[[], None]) -> None:
         """Run ``work`` (scheduler thread) once the scheduler has processed commit ``seq`` of
@@ -239,6 +257,26 @@ class Scheduler:
         return self._closed or (not self._queue and not self._busy and not self._outstanding)
 
     def close(self) -> None:
+        """Stop: every subscriber still subscribed gets ``on_completed`` (on the scheduler
+        thread, ahead of queued work), then queued work is dropped and the thread ends."""
+        if self.on_thread:
+            self._complete_all()
+        else:
+            completed = threading.Event()
+
+            def complete() -> None:
+                self._complete_all()
+                completed.set()
+
+            with self._lock:
+                if not self._closed:
+                    self._queue.appendleft(complete)
+                    self._wake.notify()
+                    pending = True
+                else:
+                    pending = False
+            if pending:
+                completed.wait(timeout=5)
         with self._lock:
             self._closed = True
             self._queue.clear()
@@ -246,6 +284,16 @@ class Scheduler:
             self._idle.notify_all()
         if not self.on_thread:
             self._thread.join(timeout=5)
+
+    def _complete_all(self) -> None:
+        deliveries: list[tuple[Callable[[Any], None], Any]] = []
+        for node in self._observed.values():
+            for observer in node.subscribers:
+                if observer.on_completed is not None:
+                    deliveries.append((_call_completed, observer.on_completed))
+            node.subscribers.clear()
+        self._observed.clear()
+        _deliver(deliveries)
 
     def check_open(self) -> None:
         if self._closed:
@@ -301,8 +349,9 @@ class Scheduler:
         node.attach()
         try:
             _, node.value = node.compute()
-        except Exception:
-            log.exception("first computation of %r failed", node)
+        except Exception as exc:
+            node.error = exc
+            log.warning("first computation of %r failed: %r", node, exc)
         node.ready.set()
 
     def _ensure_ready(self, node: Node) -> None:
@@ -351,7 +400,7 @@ class Scheduler:
         heap = [(node.height, node.order, node) for node in start]
         heapq.heapify(heap)
         done: set[int] = set()
-        deliveries: list[tuple[Subscriber, Any]] = []
+        deliveries: list[tuple[Callable[[Any], None], Any]] = []
         while heap:
             _, _, node = heapq.heappop(heap)
             if id(node) in done or not node.ready.is_set():
@@ -362,19 +411,38 @@ class Scheduler:
             else:
                 try:
                     changed, value = node.compute()
-                except Exception:
-                    log.exception("re-computation of %r failed; keeping its last value", node)
+                except Exception as exc:
+                    # Kept for get() and handed to subscribers' on_error; the last value stays.
+                    log.warning("re-computation of %r failed: %r", node, exc)
+                    node.error = exc
+                    deliveries.extend(_errors(node.subscribers, exc))
                     continue
-            if not changed:
+            recovered = node.error is not None
+            node.error = None
+            if not changed and not recovered:
                 continue
             node.value = value
-            deliveries.extend((s, value) for s in node.subscribers)
+            deliveries.extend((o.on_next, value) for o in node.subscribers)
             for dependent in node.dependents:
                 heapq.heappush(heap, (dependent.height, dependent.order, dependent))
         _deliver(deliveries)
 
 
-def _deliver(deliveries: list[tuple[Subscriber, Any]]) -> None:
+def _errors(observers: list[Observer], exc: Exception) -> list[tuple[Callable[[Any], None], Any]]:
+    found: list[tuple[Callable[[Any], None], Any]] = []
+    for observer in observers:
+        if observer.on_error is not None:
+            found.append((observer.on_error, exc))
+        else:
+            log.error("%r has no on_error; the error it would get: %r", observer.on_next, exc)
+    return found
+
+
+def _call_completed(on_completed: Completer) -> None:
+    on_completed()
+
+
+def _deliver(deliveries: list[tuple[Callable[[Any], None], Any]]) -> None:
     for callback, value in deliveries:
         try:
             callback(value)

@@ -8,8 +8,8 @@ import typing
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from sqlite_cells.codec import derive_id
-from sqlite_cells.runtime._cell import Cell, CellSource
+from sqlite_cells.codec import ValueEncodeError, derive_id
+from sqlite_cells.runtime._cell import NO_DEFAULT, Cell, CellSource
 from sqlite_cells.runtime._pattern import Pattern, Piece, building, causal_cause
 from sqlite_cells.runtime._space_file import SpaceFile
 from sqlite_cells.runtime._tx import Transaction, transaction
@@ -27,13 +27,21 @@ class Space:
         self.runtime = runtime
         self.id = space_id
         self.file = file
-        # _sources_lock guards _sources (graph nodes of stored cells, one per cell/path/default).
+        # _sources_lock guards _sources (graph nodes of stored cells, one per cell and path).
         self._sources_lock = threading.Lock()
-        self._sources: dict[tuple[str, tuple[str | int, ...], bytes], CellSource] = {}
+        self._sources: dict[tuple[str, tuple[str | int, ...]], CellSource] = {}
 
-    def cell(self, name: str | None = None, *, default: Any = None) -> Cell:
+    def cell(self, name: str | None = None, *, default: Any = NO_DEFAULT) -> Cell:
         """The persisted cell named ``name`` (its id derives from the space id and the name, or
-        inside a pattern from the piece; R1). ``default`` is its value until first written."""
+        inside a pattern from the piece; R1). ``default`` is its value until first written; it
+        belongs to the id, for every ``Cell`` of it in this runtime (R4). Without ``default``
+        the id keeps the default declared last (``None`` if none was). A default that is not
+        JSON raises ``ValueEncodeError`` (R6)."""
+        if name is not None and not isinstance(name, str):
+            raise ValueEncodeError(
+                f"a cell name is a str (or None inside a pattern), not {type(name).__name__} "
+                f"({name!r})"
+            )
         return Cell(self, derive_id(*causal_cause(self.id, "cell", name)), (), default)
 
     def transact(self) -> AbstractContextManager[Transaction]:
@@ -83,9 +91,9 @@ class Space:
         return cell
 
     def source_for(self, cell: Cell) -> CellSource:
-        """The graph node that tracks ``cell`` (shared by every Cell object naming the same cell,
-        path and default)."""
-        key = (cell.id, cell.value_path, self.runtime.encode(cell._default))
+        """The graph node that tracks ``cell`` (shared by every Cell object naming the same cell
+        and path; the default belongs to the id, R4)."""
+        key = (cell.id, cell.value_path)
         with self._sources_lock:
             node = self._sources.get(key)
             if node is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -32,7 +33,9 @@ from sqlite_cells.codec import (
     StoreChanged,
     decode_record,
 )
-from sqlite_cells.runtime._commit import holds, translated, write_member
+from sqlite_cells.runtime._boundary import translated
+from sqlite_cells.runtime._commit import commit_error, holds, write_member
+from sqlite_cells.runtime._format import ensure_format
 from sqlite_cells.runtime._group import Ticket, shared, take_batch
 from sqlite_cells.runtime._tx import LENGTH_LIMIT
 
@@ -127,7 +130,7 @@ class SpaceFile:
         self._publish = publish
         self._participant = participants
         self.wake = wake
-        # _write_lock guards _wconn, _seen_seq and the order in which commits are published.
+        # _write_lock guards _writer, _seen_seq and the order in which commits are published.
         self._write_lock = threading.RLock()
         # _queue_lock guards _waiting: transactions waiting for a committer (see _group).
         self._queue_lock = threading.Lock()
@@ -139,36 +142,96 @@ class SpaceFile:
         self._cache: dict[str, Entity] = {}
         self._exclusive = False  # guarded by _write_lock: the write transaction is already open
         self._closed = False
-        self._wconn = self._open_writer()
-        st = os.stat(path)
-        self._identity: tuple[int, int] | None = (st.st_dev, st.st_ino)
-        self._rconn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-        self._rconn.setbusytimeout(BUSY_TIMEOUT_MS)
-        self._seen_seq = self._last_seq(self._wconn)
-        self.opened_seq = self._seen_seq  # commits up to here were never published as events
-        self._data_version = self._read_data_version()
+        # The connections are opened when the file exists, or when the first commit creates it
+        # (R7: reading a space the store does not hold creates nothing). _writer is guarded by
+        # _write_lock, _rconn by _read_lock; both are set together by _open.
+        self._writer: apsw.Connection | None = None
+        self._rconn: apsw.Connection | None = None
+        self._seen_seq = 0
+        self.opened_seq = 0  # commits up to here were never published as events
+        self._data_version: int | None = None  # None: catch up from _seen_seq at the next poll
+        # The file's device and inode when opened: a commit checks the path still names it (R73).
+        self._identity: tuple[int, int] | None = None
+        if path.exists():
+            self._open(at_start=True)
         _bus.join(self)
 
     # -- opening -------------------------------------------------------------------------------
 
+    @property
+    def exists(self) -> bool:
+        """Whether the space's file is open or exists on disk (it is created by the first
+        commit, never by a read; R7)."""
+        return self._writer is not None or self.path.exists()
+
+    @property
+    def _wconn(self) -> apsw.Connection:
+        """The write connection, opening (and so creating) the file on first use."""
+        conn = self._writer
+        if conn is None:
+            conn = self._open(at_start=False)
+        return conn
+
+    def _open_if_exists(self) -> bool:
+        """Open the file if it exists now (another runtime may have created it); False if not."""
+        if self._writer is not None:
+            return True
+        if not self.path.exists():
+            return False
+        self._open(at_start=False)
+        return True
+
+    def _open(self, *, at_start: bool) -> apsw.Connection:
+        """Open both connections (creating the file and its tables if needed, upgrading an older
+        format; R73). Opened at start, commits already in the file count as seen; opened later,
+        the next catch-up publishes every commit past ``_seen_seq``."""
+        with self._write_lock:
+            if self._writer is not None:
+                return self._writer
+            self._check_open()
+            with translated(f"space file {self.path}"):
+                writer = self._open_writer()
+                try:
+                    st = os.stat(self.path)
+                    self._identity = (st.st_dev, st.st_ino)
+                    reader = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READONLY)
+                    reader.setbusytimeout(BUSY_TIMEOUT_MS)
+                    last = self._last_seq(writer)
+                except BaseException:
+                    writer.close()
+                    raise
+            with self._read_lock:
+                self._rconn = reader
+                if at_start:
+                    self._seen_seq = self.opened_seq = last
+                    self._data_version = self._read_data_version()
+            self._writer = writer
+            return writer
+
     def _open_writer(self) -> apsw.Connection:
         conn = apsw.Connection(str(self.path))
-        conn.setbusytimeout(BUSY_TIMEOUT_MS)
-        conn.limit(apsw.SQLITE_LIMIT_LENGTH, LENGTH_LIMIT)  # R44: nothing stored is unreadable
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
-        with _immediate(conn):
-            conn.execute(_SCHEMA)
-            row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'space_id'").fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO _cf_meta (key, value) VALUES ('space_id', ?)", (self.space_id,)
-                )
-            elif row[0] != self.space_id:
-                raise SqliteCellsError(
-                    f"{self.path} belongs to space {row[0]!r}, not {self.space_id!r}: the store "
-                    "is damaged or two space ids share a file name; move the file aside"
-                )
+        try:
+            conn.setbusytimeout(BUSY_TIMEOUT_MS)
+            conn.limit(apsw.SQLITE_LIMIT_LENGTH, LENGTH_LIMIT)  # R44: nothing stored is unreadable
+            _set_wal(conn)
+            conn.execute("PRAGMA synchronous=FULL")
+            with _immediate(conn):
+                conn.execute(_SCHEMA)
+                row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'space_id'").fetchone()
+                if row is None:
+                    conn.execute(
+                        "INSERT INTO _cf_meta (key, value) VALUES ('space_id', ?)",
+                        (self.space_id,),
+                    )
+                elif row[0] != self.space_id:
+                    raise SqliteCellsError(
+                        f"{self.path} belongs to space {row[0]!r}, not {self.space_id!r}: the "
+                        "store is damaged or two space ids share a file name; move the file aside"
+                    )
+                ensure_format(conn, self.path)
+        except BaseException:
+            conn.close()
+            raise
         return conn
 
     @property
@@ -183,6 +246,7 @@ class SpaceFile:
         return int(row[0])
 
     def _read_data_version(self) -> int:
+        assert self._rconn is not None
         row = self._rconn.execute("PRAGMA data_version").fetchone()
         assert row is not None
         return int(row[0])
@@ -195,7 +259,10 @@ class SpaceFile:
         if cached is not None:
             return cached
         self._check_open()
-        with self._read_lock:
+        if not self._open_if_exists():
+            return ABSENT  # not cached: the file may appear later
+        with self._read_lock, translated(f"space file {self.path}"):
+            assert self._rconn is not None
             row = self._rconn.execute(
                 "SELECT value, rev FROM _cf_cells WHERE id = ?", (cell_id,)
             ).fetchone()
@@ -245,13 +312,14 @@ class SpaceFile:
             else:
                 batch = take_batch(self._waiting)
         try:
+            conn = self._wconn  # opens (creates) the file first, so its identity is known
             self._check_same_file()
-            members, begin = self._prepare(self._wconn, batch)
+            members, begin = self._prepare(conn, batch)
             while members:
-                members = self._commit_members(self._wconn, members, begin=begin)
+                members = self._commit_members(conn, members, begin=begin)
                 begin = True
         except BaseException as exc:
-            error = translated(exc, self.space_id)
+            error = commit_error(exc, self.space_id)
             undone = [t for t in batch if not t.done]
             for i, ticket in enumerate(undone):
                 ticket.fail(shared(error, first=i == 0))
@@ -273,7 +341,7 @@ class SpaceFile:
                 for participant, ops in ticket.groups:
                     participant.prepare(conn, ops)
             except Exception as exc:
-                ticket.fail(translated(exc, self.space_id))
+                ticket.fail(commit_error(exc, self.space_id))
             else:
                 members.append(ticket)
         return members, with_ops or not self._exclusive
@@ -358,7 +426,7 @@ class SpaceFile:
             )
             return True
         self._apply(foreign)
-        error = translated(exc, self.space_id)
+        error = commit_error(exc, self.space_id)
         waiting = [t for t in members if not t.done]
         for i, ticket in enumerate(waiting):
             ticket.fail(shared(error, first=i == 0))
@@ -445,7 +513,7 @@ class SpaceFile:
     def catch_up(self) -> bool:
         """Apply and publish commits made by other connections since the last look.
         Cheap when nothing changed (one ``PRAGMA data_version``). Returns True if any were found."""
-        if self._closed:
+        if self._closed or not self._open_if_exists():
             return False
         with self._read_lock:
             version = self._read_data_version()
@@ -455,8 +523,10 @@ class SpaceFile:
         with self._write_lock:
             if self._closed:
                 return False
-            with self._read_lock, _read_txn(self._rconn):
-                records = self._records_since(self._rconn, self._seen_seq)
+            with self._read_lock, translated(f"space file {self.path}"):
+                assert self._rconn is not None
+                with _read_txn(self._rconn):
+                    records = self._records_since(self._rconn, self._seen_seq)
             self._apply(records)
         return bool(records)
 
@@ -494,8 +564,10 @@ class SpaceFile:
             if self._closed:
                 return
             self._closed = True
-            self._rconn.close()
-            self._wconn.close()
+            if self._rconn is not None:
+                self._rconn.close()
+            if self._writer is not None:
+                self._writer.close()
 
     def __repr__(self) -> str:
         return f"<SpaceFile {self.space_id!r} at {self.path}>"
@@ -519,6 +591,25 @@ def _immediate(conn: apsw.Connection) -> Iterator[None]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _set_wal(conn: apsw.Connection) -> None:
+    """Switch to WAL. Two processes opening a fresh file at once may both try, and the loser gets
+    a BusyError that the busy handler does not always cover; it is retried, with a short busy
+    timeout per try, for no longer than the usual busy timeout in all."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    conn.setbusytimeout(50)
+    try:
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL").fetchall()
+                return
+            except apsw.BusyError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
+    finally:
+        conn.setbusytimeout(BUSY_TIMEOUT_MS)
 
 
 @contextmanager

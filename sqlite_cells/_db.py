@@ -18,7 +18,15 @@ from sqlite_cells.codec import (
     SqliteCellsError,
     TooManyDatabases,
 )
-from sqlite_cells.files import DROP_KIND, KIND, handle_value, is_dropped
+from sqlite_cells.files import (
+    DROP_KIND,
+    KIND,
+    HandleNotWritable,
+    check_handle,
+    handle_not_writable,
+    handle_value,
+    is_dropped,
+)
 from sqlite_cells.read import Query, Reaction, Statement, resolve_params, row_decoder
 from sqlite_cells.runtime import (
     Cell,
@@ -42,7 +50,13 @@ T = TypeVar("T")
 
 
 class SqliteDb(Cell):
-    """A cell that owns a SQLite database: its declared tables, its file, its revision."""
+    """A cell that owns a SQLite database: its declared tables, its file, its revision.
+
+    The handle is not a writable cell (R5): ``set``, ``update`` and ``key`` raise a ``TypeError``
+    (:class:`HandleNotWritable`); only ``exec``/``exec_many`` (the rev bump) and ``drop`` write
+    its value, through :meth:`_write_handle`. A stored handle value that does not decode makes
+    the database fail with ``Quarantined``.
+    """
 
     __slots__ = ("_decl",)
 
@@ -69,6 +83,29 @@ class SqliteDb(Cell):
     def rev(self) -> int:
         """How many committed transactions wrote this database (0 before the first write)."""
         return int(self.get()["rev"])
+
+    def get(self) -> Any:
+        """The handle value ``{"id", "tables", "rev"}`` (R2); ``Quarantined`` if the stored value
+        is not one (written by an older or foreign program; R5)."""
+        value = super().get()
+        return check_handle(self.id, value)
+
+    def set(self, value: Any) -> None:
+        raise handle_not_writable(self.id)
+
+    def update(self, fn: Any) -> None:
+        raise handle_not_writable(self.id)
+
+    def key(self, key: Any) -> Cell:
+        raise HandleNotWritable(
+            f"database {self.id} has no paths (R5): read it with db.read(...)/db.query(...), or "
+            "read db.get() for its handle value"
+        )
+
+    def _write_handle(self, value: dict[str, Any]) -> None:
+        """Write the handle value in the current transaction: the one internal way, for the rev
+        bump of a write (R32), ``drop()`` and the registration of a disk source (R5)."""
+        self._write(value)
 
     @property
     def path(self) -> Path:
@@ -124,7 +161,9 @@ class SqliteDb(Cell):
         tx.add_op(self.space.file, PendingOp(DROP_KIND, self.id, self._decl))
 
     def _check_live(self) -> None:
-        if is_dropped(self.get()):
+        # The raw value: a handle that does not decode is reported where the database is used
+        # (Quarantined from reads, query runs and writes), not by this check.
+        if is_dropped(Cell.get(self)):
             raise _dropped(self.id)
 
     def _check_live_committed(self) -> None:
@@ -246,6 +285,10 @@ class LinkedDb(SqliteDb):
             )
         decl = self.space.runtime.declaration_for(linked)
         return SqliteDb(linked.space, decl)  # type: ignore[arg-type]  # a sqlite_cells Space
+
+    def get(self) -> Any:
+        """The input cell's value (a link to the database, or None while nothing is linked)."""
+        return Cell.get(self)
 
     @property
     def declaration(self) -> Declaration:

@@ -9,21 +9,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlite_cells import runtime
-from sqlite_cells.codec import Quarantined, SqliteCellsError, derive_id
+from sqlite_cells.codec import Quarantined, SqliteCellsError, decode_value, derive_id
 from sqlite_cells.files import (
     Action,
+    HandleQuarantined,
     Outcome,
     collect_garbage,
     declaration_from_handle,
     detach,
     disk_handle_value,
     disk_source_id,
+    handle_not_writable,
+    handle_value,
+    orphan_outcome,
     reconcile,
     unpin,
     validate_disk_source,
 )
 from sqlite_cells.read import LiveQueries, QueryWorkers, ReadPool
-from sqlite_cells.runtime import Cell, causal_cause
+from sqlite_cells.runtime import Cell, InvalidArgument, causal_cause, translated
 from sqlite_cells.schema import (
     Declaration,
     Migrate,
@@ -101,7 +105,7 @@ class Space(runtime.Space):
         value = disk_handle_value(decl)
         if self.file.entity(decl.db_id).data != runtime.encode(value):
             with self.transact():
-                handle.set(value)
+                handle._write_handle(value)
         return handle
 
     def unbound_input(self, cell: Cell, annotation: object) -> object:
@@ -115,8 +119,9 @@ class Space(runtime.Space):
 
     def gc(self) -> list[Path]:
         """Remove the store's ``cell-*.sqlite`` files (and their -wal/-shm) that no handle of
-        any space of the store refers to; returns what was removed."""
-        return collect_garbage(self.runtime.store)
+        any space of the store ever named (R74: see ``collect_garbage``; calling this is the
+        explicit request — the CLI lists first and removes only with ``--yes``)."""
+        return collect_garbage(self.runtime.store, remove=True)
 
 
 class Runtime(runtime.Runtime):
@@ -141,12 +146,38 @@ class Runtime(runtime.Runtime):
         exec_timeout: float = DEFAULT_EXEC_TIMEOUT,
         disk_source_roots: Sequence[str | os.PathLike[str]] | None = None,
     ) -> None:
-        if query_workers < 1:
-            raise ValueError(f"query_workers must be at least 1, not {query_workers}")
-        if query_timeout <= 0:
-            raise ValueError(f"query_timeout must be positive, not {query_timeout}")
-        if not exec_timeout > 0:
-            raise ValueError(f"exec_timeout must be positive, not {exec_timeout}")
+        if (
+            not isinstance(query_workers, int)
+            or isinstance(query_workers, bool)
+            or query_workers < 1
+        ):
+            raise InvalidArgument(
+                f"query_workers is an integer of at least 1, not {query_workers!r}"
+            )
+        if (
+            not isinstance(read_pool_size, int)
+            or isinstance(read_pool_size, bool)
+            or read_pool_size < 1
+        ):
+            raise InvalidArgument(
+                f"read_pool_size is an integer of at least 1, not {read_pool_size!r}"
+            )
+        if (
+            not isinstance(query_timeout, int | float)
+            or isinstance(query_timeout, bool)
+            or not 0 < query_timeout < float("inf")
+        ):
+            raise InvalidArgument(
+                f"query_timeout is a positive number of seconds, not {query_timeout!r}"
+            )
+        if (
+            not isinstance(exec_timeout, int | float)
+            or isinstance(exec_timeout, bool)
+            or not 0 < exec_timeout < float("inf")
+        ):
+            raise InvalidArgument(
+                f"exec_timeout is a positive number of seconds, not {exec_timeout!r}"
+            )
         super().__init__(store, poll_interval=poll_interval)
         self.query_timeout = query_timeout
         self.disk_source_roots = tuple(disk_source_roots) if disk_source_roots else None
@@ -182,6 +213,18 @@ class Runtime(runtime.Runtime):
         with self._decl_lock:
             self._declarations[decl.db_id] = decl
 
+    def check_writable(self, space_id: str, cell_id: str) -> None:
+        """R5: no ``Cell`` writes a database handle — neither a declared database's id nor a cell
+        whose committed value is a handle (after a restart, or a link followed); only
+        ``db.exec``/``exec_many``/``drop`` do (``SqliteDb._write_handle``)."""
+        with self._decl_lock:
+            declared = self._declarations.get(cell_id)
+        if declared is not None and declared.space_id == space_id:
+            raise handle_not_writable(cell_id)
+        data = self.space(space_id).file.entity(cell_id).data
+        if data is not None and handle_value(cell_id, data) is not None:
+            raise handle_not_writable(cell_id)
+
     def declaration(self, db_id: str) -> Declaration:
         with self._decl_lock:
             found = self._declarations.get(db_id)
@@ -210,6 +253,7 @@ class Runtime(runtime.Runtime):
         raises :class:`Quarantined` for a database that could not be repaired."""
         if decl.kind is not SourceKind.CELL:
             return
+        self._check_handle(decl)
         with self._decl_lock:
             quarantined = self._quarantined.get(decl.db_id)
             done = decl.db_id in self._reconciled
@@ -219,9 +263,27 @@ class Runtime(runtime.Runtime):
             self.reconcile(decl)
             self.ensure_reconciled(decl)
 
+    def _check_handle(self, decl: Declaration) -> None:
+        """``HandleQuarantined`` when the committed handle value of ``decl`` is not a handle (R5):
+        written by an older or foreign program, it is never read as "no handle"."""
+        data = self.space(decl.space_id).file.entity(decl.db_id).data
+        if data is None or handle_value(decl.db_id, data) is not None:
+            return
+        try:
+            value = decode_value(data)
+        except SqliteCellsError:
+            value = data
+        raise HandleQuarantined(decl.db_id, value)
+
     def reconcile(self, decl: Declaration, *, repair: bool = True) -> Outcome:
-        """Compare (and repair) a database with its space now; see ``_reconcile``."""
+        """Compare (and repair) a database with its space now; see ``_reconcile``. A space the
+        store does not hold is not created (R7): with no database file either there is nothing
+        to compare; a database file without its space is quarantined (its space was lost)."""
         file = self.space(decl.space_id).file
+        if not file.exists:
+            outcome = orphan_outcome(decl.db_id, decl.path)
+            self._record_outcome(decl, outcome)
+            return outcome
         with file.write_connection() as conn:
             # The write connection may hold the file attached (and, inside an exclusive handler,
             # write-locked by an open transaction); reconcile works on it through a connection
@@ -233,21 +295,28 @@ class Runtime(runtime.Runtime):
                 conn.execute("ROLLBACK")
             detach(conn)
             try:
-                outcome = reconcile(conn, decl.db_id, decl.path, repair=repair)
+                with translated(f"database {decl.db_id} ({decl.path})"):
+                    outcome = reconcile(conn, decl.db_id, decl.path, repair=repair)
             finally:
                 unpin(conn, decl.path)  # a repair may have rebuilt the file (R73 pins anew)
                 if reopen:
                     conn.execute("BEGIN IMMEDIATE")
-            with self._decl_lock:
-                if outcome.action is Action.QUARANTINED:
-                    self._quarantined[decl.db_id] = Quarantined(
-                        decl.db_id, outcome.db_seq, outcome.space_seq
-                    )
-                    self._reconciled.discard(decl.db_id)
-                elif outcome.agrees:
-                    self._quarantined.pop(decl.db_id, None)
-                    self._reconciled.add(decl.db_id)
+            self._record_outcome(decl, outcome)
         return outcome
+
+    def _record_outcome(self, decl: Declaration, outcome: Outcome) -> None:
+        if outcome.action is Action.REBUILT:
+            # A new file took the path: pooled readers still hold the damaged one open.
+            self.read_pool.discard(decl.path)
+        with self._decl_lock:
+            if outcome.action is Action.QUARANTINED:
+                self._quarantined[decl.db_id] = Quarantined(
+                    decl.db_id, outcome.db_seq, outcome.space_seq
+                )
+                self._reconciled.discard(decl.db_id)
+            elif outcome.agrees:
+                self._quarantined.pop(decl.db_id, None)
+                self._reconciled.add(decl.db_id)
 
     def close(self) -> None:
         if not self.is_open:

@@ -26,7 +26,7 @@ from typing import Any
 import apsw
 
 from sqlite_cells.codec import SqliteCellsError, derive_id
-from sqlite_cells.files import declaration_from_handle, handle_value, source_path
+from sqlite_cells.files import declaration_from_handle, handle_value, open_unwritable, source_path
 from sqlite_cells.read import ReadPool, Rows, read_rows
 from sqlite_cells.runtime import DEFAULT_STORE, STORE_ENV
 from sqlite_cells.schema import Declaration, SourceKind, db_file_name, quote_ident
@@ -196,14 +196,10 @@ def read_only(path: Path) -> Iterator[apsw.Connection]:
     behind (it may not remove them), while a writable one removes them when it is the last to
     close; a file that cannot be opened for writing is opened read-only."""
     try:
-        try:
-            conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
-        except apsw.CantOpenError:
-            conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+        conn = open_unwritable(path)
     except apsw.Error as exc:
         raise InspectError("unreadable", f"cannot open {path}: {exc}") from exc
     try:
-        conn.execute("PRAGMA query_only = 1")
         conn.setbusytimeout(5_000)
         conn.execute("BEGIN")
         try:

@@ -2,10 +2,14 @@
 reconciliation, gc."""
 
 from sqlite_cells.files._handles import DROP_KIND as DROP_KIND
+from sqlite_cells.files._handles import HandleNotWritable as HandleNotWritable
+from sqlite_cells.files._handles import HandleQuarantined as HandleQuarantined
+from sqlite_cells.files._handles import check_handle as check_handle
 from sqlite_cells.files._handles import check_store as check_store
 from sqlite_cells.files._handles import collect_garbage as collect_garbage
 from sqlite_cells.files._handles import declaration_from_handle as declaration_from_handle
 from sqlite_cells.files._handles import disk_handle_value as disk_handle_value
+from sqlite_cells.files._handles import handle_not_writable as handle_not_writable
 from sqlite_cells.files._handles import handle_value as handle_value
 from sqlite_cells.files._handles import is_dropped as is_dropped
 from sqlite_cells.files._handles import remove_database_files as remove_database_files
@@ -18,9 +22,14 @@ from sqlite_cells.files._layout import attached as attached
 from sqlite_cells.files._layout import decode_op_body as decode_op_body
 from sqlite_cells.files._layout import detach as detach
 from sqlite_cells.files._layout import encode_op_body as encode_op_body
+from sqlite_cells.files._layout import open_unwritable as open_unwritable
 from sqlite_cells.files._layout import unpin as unpin
+from sqlite_cells.files._reconcile import QUARANTINE_DIR as QUARANTINE_DIR
 from sqlite_cells.files._reconcile import Action as Action
 from sqlite_cells.files._reconcile import Outcome as Outcome
+from sqlite_cells.files._reconcile import database_seq as database_seq
+from sqlite_cells.files._reconcile import keep_copy as keep_copy
+from sqlite_cells.files._reconcile import orphan_outcome as orphan_outcome
 from sqlite_cells.files._reconcile import reconcile as reconcile
 from sqlite_cells.files._sources import READ_ONLY_URI as READ_ONLY_URI
 from sqlite_cells.files._sources import check_pinned as check_pinned
@@ -33,24 +42,33 @@ __all__ = [
     "ALIAS",
     "DROP_KIND",
     "KIND",
+    "QUARANTINE_DIR",
     "READ_ONLY_URI",
     "Action",
+    "HandleNotWritable",
+    "HandleQuarantined",
     "OpBody",
     "Outcome",
     "attach",
     "attached",
+    "check_handle",
     "check_pinned",
     "check_store",
     "collect_garbage",
     "content_signature",
+    "database_seq",
     "declaration_from_handle",
     "decode_op_body",
     "detach",
     "disk_handle_value",
     "disk_source_id",
     "encode_op_body",
+    "handle_not_writable",
     "handle_value",
     "is_dropped",
+    "keep_copy",
+    "open_unwritable",
+    "orphan_outcome",
     "reconcile",
     "remove_database_files",
     "source_path",

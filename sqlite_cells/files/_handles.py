@@ -16,18 +16,41 @@ from typing import Any
 import apsw
 import msgspec
 
-from sqlite_cells.codec import SqliteCellsError
-from sqlite_cells.files._reconcile import BUSY_TIMEOUT_MS, Outcome, reconcile, schema_from_json
+from sqlite_cells.codec import (
+    DatabaseError,
+    Quarantined,
+    SqliteCellsError,
+    TransactionError,
+    decode_record,
+)
+from sqlite_cells.files._layout import open_unwritable
+from sqlite_cells.files._reconcile import (
+    BUSY_TIMEOUT_MS,
+    Action,
+    Outcome,
+    reconcile,
+    schema_from_json,
+)
 from sqlite_cells.files._sources import disk_source_id, validate_disk_source
-from sqlite_cells.runtime import SpaceFile
+from sqlite_cells.runtime import (
+    FORMAT_VERSION,
+    op_targets_by_seq,
+    stored_format,
+    translated,
+    upgrade_space_file,
+)
 from sqlite_cells.schema import Declaration, SourceKind, db_file_name
 
 __all__ = [
     "DROP_KIND",
+    "HandleNotWritable",
+    "HandleQuarantined",
+    "check_handle",
     "check_store",
     "collect_garbage",
     "declaration_from_handle",
     "disk_handle_value",
+    "handle_not_writable",
     "handle_value",
     "is_dropped",
     "owned_databases",
@@ -61,15 +84,55 @@ def handle_value(cell_id: str, data: bytes) -> dict[str, Any] | None:
         value = msgspec.json.decode(data)
     except msgspec.DecodeError:
         return None
+    try:
+        return check_handle(cell_id, value)
+    except HandleQuarantined:
+        return None
+
+
+class HandleNotWritable(TransactionError, TypeError):
+    """A write to a database handle other than through ``db.exec``/``exec_many``/``drop``
+    (R5): ``set``, ``update`` and ``key`` on a ``SqliteDb``, or ``set`` on any ``Cell`` of a
+    handle's id."""
+
+
+def handle_not_writable(db_id: str) -> HandleNotWritable:
+    return HandleNotWritable(
+        f"database {db_id} is not a writable cell (R5): write rows with db.exec(...) or "
+        "db.exec_many(...) inside a transaction, or delete it with db.drop()"
+    )
+
+
+class HandleQuarantined(Quarantined):
+    """A database whose handle cell holds a value that is not a handle (R5): written by an older
+    or foreign program. It is never treated as "no handle"; its queries and writes fail."""
+
+    def __init__(self, db_id: str, value: Any) -> None:
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        DatabaseError.__init__(
+            self,
+            f"database {db_id} is quarantined: its handle cell holds {shown}, which is not a "
+            'database handle {"id", "tables", "rev"} (written by an older or foreign program); '
+            "its file is kept: restore the handle value from a backup, or run "
+            "`sqlite-cells check` to see what the space's log holds",
+        )
+        self.db_id = db_id
+        self.db_seq = 0
+        self.space_seq = 0
+
+
+def check_handle(db_id: str, value: Any) -> dict[str, Any]:
+    """``value`` (a decoded handle cell value) if it is the handle of ``db_id``, else
+    :class:`HandleQuarantined` (R5)."""
     if (
         isinstance(value, dict)
-        and {"id", "tables", "rev"} <= set(value)
-        and value["id"] == cell_id
-        and isinstance(value["tables"], dict)
-        and isinstance(value["rev"], int)
+        and value.get("id") == db_id
+        and isinstance(value.get("tables"), dict)
+        and type(value.get("rev")) is int
     ):
         return value
-    return None
+    raise HandleQuarantined(db_id, value)
 
 
 def source_path(handle: dict[str, Any]) -> Path | None:
@@ -130,36 +193,129 @@ def remove_database_files(path: Path) -> bool:
     return existed
 
 
-def collect_garbage(store: Path) -> list[Path]:
-    """Remove ``cell-*.sqlite`` files that no live handle of any space in ``store`` refers to.
-    Run it while no runtime is writing a first row to a new database (whose file exists a moment
-    before its handle is committed)."""
-    referenced: set[str] = set()
-    for space_file in sorted(store.glob("space-*.sqlite")):
-        conn = apsw.Connection(str(space_file), flags=apsw.SQLITE_OPEN_READONLY)
+def collect_garbage(store: Path, *, remove: bool = False) -> list[Path]:
+    """The ``cell-*.sqlite`` files of ``store`` that no handle names (R74): listed, and removed
+    (with their -wal/-shm) only when ``remove`` is true — the CLI asks first (``gc --yes``).
+
+    A file is kept if any cell id of any space — in any commit record ever, in the current
+    cells, or as an op target — derives its name, whatever that cell holds now (a handle value
+    that does not decode still protects its file, R5); only a handle whose current value says it
+    was dropped with ``db.drop()`` gives its file up. Space files that cannot be read make gc
+    refuse (``DatabaseError``): it never guesses. Run it while no runtime is writing a first row
+    to a new database (whose file exists a moment before its handle is committed)."""
+    store = Path(store)
+    with translated(f"the store {store}"):
+        named: set[str] = set()
+        dropped: set[str] = set()
+        for space_file in sorted(store.glob("space-*.sqlite")):
+            _names_in_space(space_file, named, dropped)
+        protected = {db_file_name(cell_id) for cell_id in named - dropped}
+        found = [p for p in sorted(store.glob("cell-*.sqlite")) if p.name not in protected]
+        if remove:
+            for path in found:
+                remove_database_files(path)
+    return found
+
+
+def _names_in_space(space_file: Path, named: set[str], dropped: set[str]) -> None:
+    """Add to ``named`` every cell id the space file ever held, and to ``dropped`` those whose
+    current value is a dropped handle. Read-only, in one read transaction."""
+    with translated(f"space file {space_file}"):
+        conn = _open_read_only(space_file)
         try:
-            referenced.update(db_file_name(db_id) for db_id in owned_databases(conn))
+            conn.execute("BEGIN")
+            for cell_id, data in conn.execute("SELECT id, value FROM _cf_cells"):
+                named.add(str(cell_id))
+                value = handle_value(str(cell_id), bytes(data))
+                if value is not None and is_dropped(value):
+                    dropped.add(str(cell_id))
+            for (data,) in conn.execute("SELECT record FROM _cf_log"):
+                record = decode_record(bytes(data))
+                named.update(w.id for w in record.writes)
+                named.update(op.target for op in record.ops)
+            conn.execute("COMMIT")
         finally:
             conn.close()
-    removed = []
-    for path in sorted(store.glob("cell-*.sqlite")):
-        if path.name not in referenced and remove_database_files(path):
-            removed.append(path)
-    return removed
 
 
-def check_store(store: Path, *, repair: bool) -> list[Outcome]:
+def _open_read_only(path: Path) -> apsw.Connection:
+    conn = open_unwritable(path)
+    conn.setbusytimeout(BUSY_TIMEOUT_MS)
+    return conn
+
+
+def check_store(store: Path, *, repair: bool, verify: bool = True) -> list[Outcome]:
     """Run :func:`reconcile` for every runtime-owned database of every space in ``store`` (what
-    ``sqlite-cells check`` does). Injected and dropped databases are skipped."""
+    ``sqlite-cells check`` does), with SQLite's integrity check on each file (``verify``).
+
+    Without ``repair`` every file is opened read-only and nothing is created or written. With
+    ``repair`` a space file of an older store format is upgraded first (R73). A database whose
+    handle cell holds something that is not a handle is reported as quarantined (R5). Injected
+    and dropped databases are skipped."""
+    store = Path(store)
     outcomes = []
-    for space_file in sorted(store.glob("space-*.sqlite")):
-        conn = apsw.Connection(str(space_file))
-        conn.setbusytimeout(BUSY_TIMEOUT_MS)
+    with translated(f"the store {store}"):
+        for space_file in sorted(store.glob("space-*.sqlite")):
+            outcomes.extend(_check_space(store, space_file, repair=repair, verify=verify))
+    return outcomes
+
+
+def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -> list[Outcome]:
+    with translated(f"space file {space_file}"):
+        if repair:
+            conn = apsw.Connection(str(space_file), flags=apsw.SQLITE_OPEN_READWRITE)
+            conn.setbusytimeout(BUSY_TIMEOUT_MS)
+            _upgrade(conn, space_file)
+        else:
+            conn = _open_read_only(space_file)
         try:
-            for db_id in owned_databases(conn):
-                if SpaceFile.last_seq_for(conn, db_id):  # ever written
-                    path = store / db_file_name(db_id)
-                    outcomes.append(reconcile(conn, db_id, path, repair=repair))
+            written = _written_databases(conn)
+            outcomes = []
+            for db_id in sorted(written):
+                path = store / db_file_name(db_id)
+                row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (db_id,)).fetchone()
+                data = bytes(row[0]) if row is not None else None
+                value = handle_value(db_id, data) if data is not None else None
+                if value is None:
+                    outcomes.append(_bad_handle(db_id, path, data))
+                elif not is_dropped(value) and source_path(value) is None:
+                    outcomes.append(reconcile(conn, db_id, path, repair=repair, verify=verify))
+            return outcomes
         finally:
             conn.close()
-    return outcomes
+
+
+def _written_databases(conn: apsw.Connection) -> set[str]:
+    """Ids of the databases the space's log shows written, and of the live handles it holds."""
+    found = set(owned_databases(conn))
+    if stored_format(conn) in (None, FORMAT_VERSION):
+        found.update(str(t) for (t,) in conn.execute("SELECT DISTINCT target FROM _cf_op_index"))
+    else:
+        found.update(target for target, _ in op_targets_by_seq(conn))
+    return found
+
+
+def _bad_handle(db_id: str, path: Path, data: bytes | None) -> Outcome:
+    shown = "nothing" if data is None else repr(bytes(data[:60]))
+    return Outcome(
+        db_id,
+        path,
+        0,
+        0,
+        Action.QUARANTINED,
+        detail=f"its handle cell holds {shown}, which is not a database handle (R5)",
+    )
+
+
+def _upgrade(conn: apsw.Connection, space_file: Path) -> None:
+    """Bring a space file of an older store format to the current one (R73), in one
+    transaction; a no-op for a current file."""
+    if stored_format(conn) in (None, FORMAT_VERSION):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        upgrade_space_file(conn, space_file)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

@@ -27,6 +27,7 @@ __all__ = [
     "decode_op_body",
     "detach",
     "encode_op_body",
+    "open_unwritable",
     "unpin",
 ]
 
@@ -119,3 +120,18 @@ def detach(conn: apsw.Connection) -> None:
     """Let go of the attached database file, if any (outside a transaction)."""
     if _ATTACHED.pop(conn, None) is not None:
         conn.execute(f"DETACH DATABASE {ALIAS}")
+
+
+def open_unwritable(path: Path) -> apsw.Connection:
+    """A connection to the existing file ``path`` that writes nothing (``query_only``) and
+    creates nothing: opened without ``SQLITE_OPEN_CREATE``, and writable where it may be,
+    because a connection opened ``SQLITE_OPEN_READONLY`` on a WAL file leaves the ``-wal`` and
+    ``-shm`` companions it had to create behind, while a writable one removes them when it is
+    the last to close. A file that cannot be opened for writing is opened read-only.
+    Raises ``apsw.Error`` (the callers translate it)."""
+    try:
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+    except apsw.CantOpenError:
+        return apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    conn.execute("PRAGMA query_only = 1")
+    return conn

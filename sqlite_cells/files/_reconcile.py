@@ -8,16 +8,27 @@ meanwhile):
 
 * equal — nothing to do;
 * behind — the changesets of the missing commits are re-applied from the space's log, in seq order;
-* ahead (the space lost durable commits) — the file's own journal of changesets past the space's
-  seq is inverted and applied, newest first;
-* anything else (a changeset that does not apply, one that is missing) — the database is
-  quarantined: the outcome says so and nothing is changed.
+* ahead by the one commit a crash can leave in flight (its seq is the space's next one) — that
+  commit's changesets, from the file's own journal, are inverted and applied, after a copy of the
+  file is kept in ``<store>/quarantine/``;
+* further ahead (the space file was lost, emptied or restored from an old copy) — quarantined,
+  never inverted;
+* damaged (not a database, corrupt pages: ``verify`` runs SQLite's ``quick_check``) — reported;
+  with ``repair``, rebuilt from the log when the log still holds every changeset of the database
+  since its first commit (the damaged file is moved to ``<store>/quarantine/``), else quarantined;
+* anything else (a changeset that does not apply, one that is missing) — quarantined: the outcome
+  says so and nothing is changed.
+
+Without ``repair`` nothing is written and no file is created (``sqlite-cells check``).
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import os
+import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,8 +36,9 @@ from typing import Any
 import apsw
 import msgspec
 
-from sqlite_cells.files._layout import decode_op_body
-from sqlite_cells.runtime import SpaceFile
+from sqlite_cells.codec import SqliteCellsError
+from sqlite_cells.files._layout import decode_op_body, open_unwritable
+from sqlite_cells.runtime import FORMAT_VERSION, SpaceFile, op_targets_by_seq, stored_format
 from sqlite_cells.schema import (
     CfLink,
     Schema,
@@ -37,19 +49,30 @@ from sqlite_cells.schema import (
     table,
 )
 
-__all__ = ["Action", "Outcome", "reconcile", "schema_from_json"]
+__all__ = [
+    "QUARANTINE_DIR",
+    "Action",
+    "Outcome",
+    "database_seq",
+    "orphan_outcome",
+    "reconcile",
+    "schema_from_json",
+]
 
 log = logging.getLogger("sqlite_cells")
 
 BUSY_TIMEOUT_MS = 30_000
+QUARANTINE_DIR = "quarantine"  # beside the space files: copies kept before a repair removes rows
 
 
 class Action(enum.Enum):
     IN_SYNC = "in sync"
     REPLAYED = "replayed"  # behind: missing commits re-applied
-    INVERTED = "inverted"  # ahead: commits the space lost undone
+    INVERTED = "inverted"  # ahead by the commit in flight: undone
+    REBUILT = "rebuilt"  # damaged: rebuilt from the space's log
     BEHIND = "behind"  # found behind, not repaired (check without --repair)
     AHEAD = "ahead"  # found ahead, not repaired
+    DAMAGED = "damaged"  # found damaged, not repaired
     QUARANTINED = "quarantined"
 
 
@@ -62,43 +85,113 @@ class Outcome:
     action: Action
     commits: int = 0  # commits whose changesets were applied
     detail: str = ""
+    kept: Path | None = None  # the copy kept before a repair that removed rows
 
     @property
     def diverged(self) -> bool:
-        return self.db_seq != self.space_seq
+        return self.db_seq != self.space_seq or self.action in (Action.DAMAGED, Action.REBUILT)
 
     @property
     def agrees(self) -> bool:
         """True when the file now agrees with its space."""
-        return self.action in (Action.IN_SYNC, Action.REPLAYED, Action.INVERTED)
+        return self.action in (Action.IN_SYNC, Action.REPLAYED, Action.INVERTED, Action.REBUILT)
 
 
 class _Irreparable(Exception):
     pass
 
 
+class _Damaged(Exception):
+    pass
+
+
+def database_seq(space_conn: apsw.Connection, db_id: str) -> int:
+    """The last seq of the space's log that wrote ``db_id``: from the op index, or (a store of an
+    older format whose index cannot be trusted, read without upgrading it; R73) from the log."""
+    if stored_format(space_conn) in (None, FORMAT_VERSION):
+        return SpaceFile.last_seq_for(space_conn, db_id)
+    return max((seq for target, seq in op_targets_by_seq(space_conn) if target == db_id), default=0)
+
+
+def orphan_outcome(db_id: str, path: Path) -> Outcome:
+    """The outcome for a database whose space file does not exist: nothing to compare if the
+    database has no file (or a file no commit reached); else the space was lost: quarantined."""
+    if not path.exists():
+        return Outcome(db_id, path, 0, 0, Action.IN_SYNC)
+    try:
+        conn = _open(path, writable=False)
+        try:
+            db_seq = _watermark(conn)
+        finally:
+            conn.close()
+    except (apsw.Error, _Damaged) as exc:
+        return _quarantine(db_id, path, 0, 0, f"{type(exc).__name__}: {exc}")
+    if db_seq == 0:
+        return Outcome(db_id, path, 0, 0, Action.IN_SYNC)
+    return _quarantine(
+        db_id, path, db_seq, 0, "its space's file is missing: the database is ahead of a lost space"
+    )
+
+
 def reconcile(
-    space_conn: apsw.Connection, db_id: str, path: Path, *, repair: bool = True
+    space_conn: apsw.Connection,
+    db_id: str,
+    path: Path,
+    *,
+    repair: bool = True,
+    verify: bool = False,
 ) -> Outcome:
     """Compare the database ``db_id`` (file ``path``) with the space behind ``space_conn`` and,
-    with ``repair``, bring it in line. The caller holds the space's in-process write lock; if
-    ``space_conn`` is not already in a write transaction one is opened (and released) here."""
+    with ``repair``, bring it in line (see the module docstring). ``verify`` runs SQLite's
+    integrity check on the file first. The caller holds the space's in-process write lock; if
+    ``space_conn`` is not already in a transaction one is opened (and released) here."""
     owns_txn = space_conn.getautocommit()
     if owns_txn:
-        space_conn.execute("BEGIN IMMEDIATE")
+        space_conn.execute("BEGIN IMMEDIATE" if repair else "BEGIN")
     try:
-        space_seq = SpaceFile.last_seq_for(space_conn, db_id)
-        if not path.exists() and space_seq == 0:
-            return Outcome(db_id, path, 0, 0, Action.IN_SYNC)
-        conn = apsw.Connection(str(path))
-        conn.setbusytimeout(BUSY_TIMEOUT_MS)
+        space_seq = database_seq(space_conn, db_id)
+        if not path.exists():
+            if space_seq == 0:
+                return Outcome(db_id, path, 0, 0, Action.IN_SYNC)
+            if not repair:
+                return Outcome(db_id, path, 0, space_seq, Action.BEHIND, detail="no file")
         try:
+            conn = _open(path, writable=repair)
+        except (apsw.Error, _Damaged) as exc:
+            return _damaged(space_conn, db_id, path, space_seq, exc, repair=repair)
+        try:
+            if verify:
+                _verify(conn)
             return _reconcile_file(space_conn, conn, db_id, path, space_seq, repair)
+        except _Damaged as exc:
+            conn.close()
+            return _damaged(space_conn, db_id, path, space_seq, exc, repair=repair)
         finally:
             conn.close()
     finally:
         if owns_txn:
             space_conn.execute("ROLLBACK")  # the space was only read
+
+
+def _open(path: Path, *, writable: bool) -> apsw.Connection:
+    flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+    conn = apsw.Connection(str(path), flags=flags) if writable else open_unwritable(path)
+    conn.setbusytimeout(BUSY_TIMEOUT_MS)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
+    except (apsw.NotADBError, apsw.CorruptError) as exc:
+        conn.close()
+        raise _Damaged(str(exc)) from exc
+    return conn
+
+
+def _verify(conn: apsw.Connection) -> None:
+    try:
+        problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check")]
+    except (apsw.NotADBError, apsw.CorruptError) as exc:
+        raise _Damaged(str(exc)) from exc
+    if problems != ["ok"]:
+        raise _Damaged("; ".join(problems[:5]))
 
 
 def _reconcile_file(
@@ -109,44 +202,70 @@ def _reconcile_file(
     space_seq: int,
     repair: bool,
 ) -> Outcome:
-    conn.execute("BEGIN IMMEDIATE")
-    db_seq = _watermark(conn)
+    kept: Path | None = None
+    # A lock held elsewhere (BusyError) is not damage: it reaches the caller, nothing is decided.
+    conn.execute("BEGIN IMMEDIATE" if repair else "BEGIN")
+    try:
+        db_seq = _watermark(conn)
+    except (apsw.NotADBError, apsw.CorruptError) as exc:
+        _rollback(conn)
+        raise _Damaged(str(exc)) from exc
+    except BaseException:
+        _rollback(conn)
+        raise
     try:
         if db_seq == space_seq:
             action, commits = Action.IN_SYNC, 0
+        elif db_seq > space_seq:
+            in_flight = _in_flight(space_conn, conn, db_seq, space_seq)
+            if not repair:
+                action, commits = Action.AHEAD, 0
+            else:
+                kept = keep_copy(path, f"ahead-{db_seq}-of-{space_seq}")
+                commits = _invert(conn, in_flight)
+                action = Action.INVERTED
         elif not repair:
-            action, commits = (Action.BEHIND if db_seq < space_seq else Action.AHEAD), 0
-        elif db_seq < space_seq:
+            action, commits = Action.BEHIND, 0
+        else:
             commits = _replay(space_conn, conn, db_id, db_seq, space_seq)
             action = Action.REPLAYED
-        else:
-            commits = _invert(conn, space_seq)
-            action = Action.INVERTED
         if action in (Action.REPLAYED, Action.INVERTED):
             conn.execute("UPDATE _cf_watermark SET seq = ? WHERE id = 0", (space_seq,))
         conn.execute("COMMIT")
-    except (_Irreparable, apsw.Error, msgspec.DecodeError) as exc:
-        if not conn.getautocommit():
-            conn.execute("ROLLBACK")
-        detail = f"{type(exc).__name__}: {exc}"
-        log.error(
-            "database %s quarantined: watermark seq %d, space seq %d: %s",
-            db_id,
-            db_seq,
-            space_seq,
-            detail,
-        )
-        return Outcome(db_id, path, db_seq, space_seq, Action.QUARANTINED, 0, detail)
+    except (apsw.NotADBError, apsw.CorruptError) as exc:
+        _rollback(conn)
+        raise _Damaged(str(exc)) from exc
+    except (_Irreparable, apsw.Error, msgspec.DecodeError, SqliteCellsError) as exc:
+        _rollback(conn)
+        return _quarantine(db_id, path, db_seq, space_seq, f"{type(exc).__name__}: {exc}")
     if action is not Action.IN_SYNC:
         log.warning(
-            "database %s %s: watermark seq %d, space seq %d, %d changeset(s) applied",
+            "database %s %s: watermark seq %d, space seq %d, %d changeset(s) applied%s",
             db_id,
             action.value,
             db_seq,
             space_seq,
             commits,
+            f"; a copy of the file before the repair is kept at {kept}" if kept else "",
         )
-    return Outcome(db_id, path, db_seq, space_seq, action, commits)
+    return Outcome(db_id, path, db_seq, space_seq, action, commits, kept=kept)
+
+
+def _rollback(conn: apsw.Connection) -> None:
+    if not conn.getautocommit():
+        conn.execute("ROLLBACK")
+
+
+def _quarantine(db_id: str, path: Path, db_seq: int, space_seq: int, detail: str) -> Outcome:
+    log.error(
+        "database %s (%s) quarantined: watermark seq %d, space seq %d: %s",
+        db_id,
+        path,
+        db_seq,
+        space_seq,
+        detail,
+    )
+    return Outcome(db_id, path, db_seq, space_seq, Action.QUARANTINED, 0, detail)
 
 
 def _watermark(conn: apsw.Connection) -> int:
@@ -155,6 +274,34 @@ def _watermark(conn: apsw.Connection) -> int:
         return 0
     row = conn.execute("SELECT seq FROM _cf_watermark WHERE id = 0").fetchone()
     return int(row[0]) if row else 0
+
+
+def _in_flight(
+    space_conn: apsw.Connection, conn: apsw.Connection, db_seq: int, space_seq: int
+) -> list[bytes]:
+    """The changesets of the one commit a crash can leave in flight: the file's journal past the
+    space's last write to it holds exactly one seq, the watermark, and that seq is either the
+    space's next one or was taken since by a commit that did not write this database (another
+    writer committed before this one was reconciled). Anything further ahead means the space lost
+    durable commits (a lost, emptied or restored space file): ``_Irreparable``, so the file is
+    quarantined, not inverted."""
+    space_last = SpaceFile._last_seq(space_conn)
+    rows: list[tuple[int, bytes]] = [
+        (int(seq), bytes(changeset))
+        for seq, changeset in conn.execute(
+            "SELECT seq, changeset FROM _cf_changes WHERE seq > ? ORDER BY seq DESC, rowid DESC",
+            (space_seq,),
+        )
+    ]
+    one_commit = {seq for seq, _ in rows} == {db_seq}
+    if not one_commit or db_seq > space_last + 1:
+        raise _Irreparable(
+            f"the file is at seq {db_seq} but its space's log ends at seq {space_last} (last "
+            f"write to this database: {space_seq}); a crash leaves at most the one commit in "
+            "flight, so the space file lost durable commits (lost, emptied or restored from an "
+            "old copy): the database is quarantined, not inverted; restore the space file"
+        )
+    return [changeset for _, changeset in rows]
 
 
 def _abort(reason: int, change: Any) -> int:
@@ -172,7 +319,7 @@ def _replay(
     for statement in plan.statements:
         conn.execute(statement)
     applied: set[int] = set()
-    for seq, op in SpaceFile.ops_for(space_conn, db_id, after, upto):
+    for seq, op in _ops_for(space_conn, db_id, after, upto):
         changeset = decode_op_body(op).changeset
         if changeset is None:
             raise _Irreparable(f"commit {seq} kept no changeset to replay")
@@ -182,18 +329,98 @@ def _replay(
     return len(applied)
 
 
-def _invert(conn: apsw.Connection, space_seq: int) -> int:
-    rows = conn.execute(
-        "SELECT seq, changeset FROM _cf_changes WHERE seq > ? ORDER BY seq DESC, rowid DESC",
-        (space_seq,),
-    ).fetchall()
-    if not rows:
-        raise _Irreparable("the file's journal holds no changesets past the space's seq")
-    for _, changeset in rows:
-        assert isinstance(changeset, bytes)
+def _ops_for(space_conn: apsw.Connection, db_id: str, after: int, upto: int) -> list[Any]:
+    if stored_format(space_conn) in (None, FORMAT_VERSION):
+        return SpaceFile.ops_for(space_conn, db_id, after, upto)
+    raise _Irreparable(
+        "the space file is of an older store format: open the store with a runtime (or run "
+        "`sqlite-cells check --repair`) to upgrade it first"
+    )
+
+
+def _invert(conn: apsw.Connection, changesets: list[bytes]) -> int:
+    for changeset in changesets:
         apsw.Changeset.apply(apsw.Changeset.invert(changeset), conn, conflict=_abort)
-    conn.execute("DELETE FROM _cf_changes WHERE seq > ?", (space_seq,))
-    return len({seq for seq, _ in rows})
+    conn.execute("DELETE FROM _cf_changes WHERE seq = (SELECT seq FROM _cf_watermark WHERE id = 0)")
+    return 1
+
+
+def _damaged(
+    space_conn: apsw.Connection,
+    db_id: str,
+    path: Path,
+    space_seq: int,
+    exc: BaseException,
+    *,
+    repair: bool,
+) -> Outcome:
+    """A file that is not a database or has corrupt pages: reported; with ``repair``, rebuilt
+    from the log into a new file when the log holds the database's whole history (the damaged
+    file is moved to the quarantine directory), else quarantined."""
+    detail = f"damaged file: {exc}"
+    if path.is_dir():
+        return _quarantine(
+            db_id, path, 0, space_seq, "a directory stands where the database file belongs: move it"
+        )
+    if not repair:
+        log.error("database %s (%s) is damaged: %s", db_id, path, exc)
+        return Outcome(db_id, path, 0, space_seq, Action.DAMAGED, 0, detail)
+    fresh = path.with_name(path.name + ".rebuild")
+    _remove(fresh)
+    try:
+        conn = _open(fresh, writable=True)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            commits = _replay(space_conn, conn, db_id, 0, space_seq)
+            conn.execute("UPDATE _cf_watermark SET seq = ? WHERE id = 0", (space_seq,))
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA journal_mode=WAL").fetchall()
+        finally:
+            conn.close()
+    except (_Irreparable, _Damaged, apsw.Error, msgspec.DecodeError, SqliteCellsError) as why:
+        _remove(fresh)
+        return _quarantine(db_id, path, 0, space_seq, f"{detail}; not rebuilt from the log: {why}")
+    kept = keep_copy(path, "damaged")
+    for suffix in ("-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    os.replace(fresh, path)
+    log.warning(
+        "database %s was damaged (%s): rebuilt from its space's log (%d commits); the damaged "
+        "file is kept at %s",
+        db_id,
+        exc,
+        commits,
+        kept,
+    )
+    return Outcome(db_id, path, 0, space_seq, Action.REBUILT, commits, detail, kept)
+
+
+def _remove(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def keep_copy(path: Path, why: str) -> Path:
+    """Copy ``path`` (and its -wal) into ``<store>/quarantine/`` before a repair changes it, with
+    a note saying why; returns the copy's path. The caller holds the file's write lock."""
+    folder = path.parent / QUARANTINE_DIR
+    folder.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    base = folder / f"{path.name}.{stamp}.{why}"
+    n = 0
+    while Path(f"{base}.{n}").exists():
+        n += 1
+    copy = Path(f"{base}.{n}")
+    if path.exists():
+        shutil.copy2(path, copy)
+    wal = Path(f"{path}-wal")
+    if wal.exists():
+        shutil.copy2(wal, Path(f"{copy}-wal"))
+    Path(f"{copy}.txt").write_text(
+        f"{path.name}: copy kept before a repair ({why}) at {stamp} UTC.\n"
+        "To look at it, copy it (with its -wal) elsewhere and open it with sqlite3.\n"
+    )
+    return copy
 
 
 def _handle_schema(space_conn: apsw.Connection, db_id: str) -> Schema:
@@ -201,6 +428,8 @@ def _handle_schema(space_conn: apsw.Connection, db_id: str) -> Schema:
     if row is None:
         raise _Irreparable(f"the space holds no handle for {db_id}")
     value = msgspec.json.decode(bytes(row[0]))
+    if not isinstance(value, dict) or not isinstance(value.get("tables"), dict):
+        raise _Irreparable(f"the handle cell of {db_id} holds no handle value")
     return schema_from_json(value["tables"])
 
 

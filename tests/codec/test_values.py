@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import decimal
+import enum
+import uuid
 from typing import Any
 
 import pytest
@@ -9,15 +14,31 @@ from hypothesis import strategies as st
 from sqlite_cells.codec import (
     CellWrite,
     CommitRecord,
+    EncodingError,
     Link,
-    LinkEncodeError,
     Op,
+    ValueEncodeError,
     decode_record,
     decode_value,
     derive_id,
     encode_record,
     encode_value,
 )
+
+
+class Color(enum.Enum):
+    RED = 1
+
+
+class Named(enum.StrEnum):
+    X = "x"
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int
+
 
 links = st.builds(
     Link,
@@ -56,10 +77,62 @@ def test_links_decode_through_the_hook() -> None:
 
 
 def test_unencodable_values_are_refused_with_a_clear_error() -> None:
-    with pytest.raises(LinkEncodeError, match="cannot store a object in a cell"):
+    with pytest.raises(ValueEncodeError, match=r"at value\['x'\]: cannot store a object"):
         encode_value({"x": object()})
-    with pytest.raises(LinkEncodeError):
+    with pytest.raises(ValueEncodeError, match="dict keys must be str"):
         encode_value({1: "non-string key"})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"bytes",
+        bytearray(b"x"),
+        float("nan"),
+        float("inf"),
+        -float("inf"),
+        {1, 2},
+        frozenset(),
+        datetime.datetime(2020, 1, 1),
+        datetime.date(2020, 1, 1),
+        decimal.Decimal("1.5"),
+        uuid.UUID(int=0),
+        2**70,
+        -(2**63) - 1,
+        2**63,
+        Color.RED,
+        Named.X,
+        [1, [2, {"a": {3}}]],
+        {"k": float("nan")},
+        {("t",): 1},
+        "\ud800",
+        {"\udfff": 1},
+        object(),
+        Point(1, 2),
+    ],
+)
+def test_r6_non_json_values_raise_value_encode_error(value: Any) -> None:
+    with pytest.raises(ValueEncodeError) as info:
+        encode_value(value)
+    assert isinstance(info.value, TypeError) and isinstance(info.value, ValueError)
+
+
+def test_r6_limits_of_json_values_are_kept_exactly() -> None:
+    for value in [2**63 - 1, -(2**63), 1.5, -0.0, "", [], {}, (1, "a"), True, None]:
+        back = decode_value(encode_value(value))
+        assert back == (list(value) if isinstance(value, tuple) else value)
+
+
+def test_r6_self_containing_values_are_refused() -> None:
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(ValueEncodeError, match="nested too deeply"):
+        encode_value(loop)
+
+
+def test_stored_bytes_that_are_not_json_raise_an_encoding_error() -> None:
+    with pytest.raises(EncodingError, match="not JSON"):
+        decode_value(b"\xff{nope")
 
 
 def test_dict_key_order_does_not_change_the_bytes() -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import datetime
+import threading
 from pathlib import Path
 
 import pytest
@@ -120,9 +122,26 @@ def test_nested_transact_joins_the_outer(rt: sc.Runtime) -> None:
 
 def test_values_must_be_json_or_cells(rt: sc.Runtime) -> None:
     space = rt.space("demo")
-    with pytest.raises(sc.LinkEncodeError, match="cannot store a object"), space.transact():
+    with pytest.raises(sc.ValueEncodeError, match="cannot store a object"), space.transact():
         space.cell("x").set({"k": object()})
     assert space.cell("x").get() is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"raw", float("nan"), float("inf"), {1, 2}, 2**70, {"when": datetime.datetime(2020, 1, 1)}],
+)
+def test_r6_non_json_values_are_refused_at_set_and_nothing_is_recorded(
+    rt: sc.Runtime, value: object
+) -> None:
+    space = rt.space("demo")
+    c = space.cell("x", default="untouched")
+    with space.transact() as tx:
+        with pytest.raises(sc.ValueEncodeError):
+            c.set(value)
+        assert tx.is_empty  # refused at the call: the transaction stays usable
+        c.set("ok")
+    assert c.get() == "ok" and tx.seq == 1
 
 
 def test_committed_values_survive_a_restart(store: Path) -> None:
@@ -152,7 +171,9 @@ def test_closed_runtime_says_so(store: Path) -> None:
 def test_ephemeral_store_is_removed_on_close() -> None:
     with sc.Runtime.ephemeral() as runtime:
         store = runtime.store
-        runtime.space("demo")
+        space = runtime.space("demo")
+        with space.transact():
+            space.cell("c").set(1)
         assert any(store.iterdir())
     assert not store.exists()
 
@@ -167,3 +188,71 @@ def test_default_store_comes_from_the_environment(
     monkeypatch.chdir(tmp_path)
     with sc.Runtime() as runtime:
         assert runtime.store == (tmp_path / ".sqlite-cells").resolve()
+
+
+def test_r4_the_default_belongs_to_the_id_for_every_cell_of_it(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    declared = space.cell("counter", default={"n": 0})
+    assert rt.cell_from_link(declared.link_str()).get() == {"n": 0}
+    assert rt.cell_from_link(declared.link()).key("n").get() == 0
+    assert space.cell("counter").get() == {"n": 0}  # no default given: the id keeps its own
+    holder = space.cell("holder")
+    with space.transact():
+        holder.set([declared])
+    (back,) = holder.get()
+    assert back.get() == {"n": 0}
+    space.cell("counter", default=7)  # declared again: the latest declaration wins
+    assert declared.get() == 7 and back.get() == 7
+    with space.transact():
+        declared.set(1)
+    assert back.get() == 1 and rt.cell_from_link(declared.link()).get() == 1
+
+
+def test_r4_links_carry_no_default_into_another_runtime(store: Path) -> None:
+    with sc.Runtime(store) as first:
+        link = first.space("demo").cell("c", default=5).link_str()
+        assert first.cell_from_link(link).get() == 5
+    with sc.Runtime(store) as second:
+        assert second.cell_from_link(link).get() is None
+
+
+def test_r4_a_default_that_is_not_json_is_refused_at_declaration(rt: sc.Runtime) -> None:
+    with pytest.raises(sc.ValueEncodeError):
+        rt.space("demo").cell("c", default={1, 2})
+    assert rt.space("demo").cell("c").get() is None
+
+
+def test_r7_reading_a_space_the_store_does_not_hold_creates_no_file(store: Path) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("nowhere")
+        cell = space.cell("x", default=3)
+        assert cell.get() == 3
+        other = rt.space("writer").cell("holder")
+        assert rt.cell_from_link(cell.link_str()).get() == 3
+        link = '{"/":{"link@1":{"id":"of:abc","space":"elsewhere","scope":"space"}}}'
+        assert rt.cell_from_link(link).get() is None
+        assert other.get() is None
+        assert list(store.iterdir()) == []
+        with space.transact():
+            cell.set(4)  # the first commit creates the space's file
+        assert [p.name for p in store.iterdir() if p.suffix == ".sqlite"] == [space.file.path.name]
+        assert cell.get() == 4
+
+
+def test_r7_a_space_created_later_by_another_runtime_is_seen(store: Path) -> None:
+    with sc.Runtime(store, poll_interval=0.01) as reader, sc.Runtime(store) as writer:
+        watched = reader.space("late").cell("c", default=0)
+        seen: list[object] = []
+        arrived = threading.Event()
+
+        def on_value(value: object) -> None:
+            seen.append(value)
+            if value == 9:
+                arrived.set()
+
+        watched.observe().subscribe(on_value)
+        reader.settle()
+        with writer.space("late").transact():
+            writer.space("late").cell("c").set(9)
+        assert arrived.wait(30)  # delivered by the reader's poller, not by a sleep of ours
+        assert seen == [0, 9] and watched.get() == 9

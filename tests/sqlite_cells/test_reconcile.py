@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import apsw
+import msgspec
 import pytest
 
 import sqlite_cells as sc
+from sqlite_cells import files as sc_files
+from sqlite_cells.codec import Op, decode_record, encode_record
 from sqlite_cells.files._reconcile import Action
 
 TABLES = {
@@ -97,24 +100,213 @@ def test_first_use_reconciles_before_any_read(store: Path) -> None:
         assert rt.reconcile(db.declaration).action is Action.IN_SYNC
 
 
-def test_a_database_ahead_of_its_space_is_rolled_back(store: Path) -> None:
+def _lose_space_commits(store: Path, after: int) -> None:
+    space = apsw.Connection(str(next(store.glob("space-*.sqlite"))))
+    space.execute(
+        "DELETE FROM _cf_log WHERE seq > ?; DELETE FROM _cf_op_index WHERE seq > ?", (after, after)
+    )
+    space.close()
+
+
+def test_the_one_commit_in_flight_is_rolled_back_and_a_copy_kept(store: Path) -> None:
     rt, db, counter = _open(store)
     seqs = [_write(rt, db, counter, n) for n in range(1, 5)]
     rt.close()
-    # The space loses its last two commits (as if they never became durable there).
-    space = apsw.Connection(str(next(store.glob("space-*.sqlite"))))
-    space.execute(
-        "DELETE FROM _cf_log WHERE seq > ?; DELETE FROM _cf_op_index WHERE seq > ?",
-        (seqs[1], seqs[1]),
-    )
-    space.close()
+    before = _snapshot(db.path)
+    _lose_space_commits(store, seqs[-2])  # the space never made the last commit durable
     rt, db, counter = _open(store)
     with rt:
         outcome = rt.reconcile(db.declaration)
-        assert outcome.action is Action.INVERTED and outcome.commits == 2
-        assert (outcome.db_seq, outcome.space_seq) == (seqs[-1], seqs[1])
+        assert outcome.action is Action.INVERTED and outcome.commits == 1
+        assert (outcome.db_seq, outcome.space_seq) == (seqs[-1], seqs[-2])
         events, _, watermark = _snapshot(db.path)
-        assert watermark == seqs[1] and len(events) == 2
+        assert watermark == seqs[-2] and len(events) == 3
+        # R71: a repair that removes rows keeps a copy of the file beside the quarantine records.
+        assert outcome.kept is not None and outcome.kept.parent == store / "quarantine"
+        assert _snapshot(outcome.kept) == before
+
+
+@pytest.mark.parametrize("lost", [2, 4], ids=["two-commits", "emptied"])
+def test_a_database_further_ahead_is_quarantined_never_inverted(store: Path, lost: int) -> None:
+    rt, db, counter = _open(store)
+    seqs = [_write(rt, db, counter, n) for n in range(1, 5)]
+    rt.close()
+    before = _snapshot(db.path)
+    _lose_space_commits(store, seqs[-1 - lost] if lost < len(seqs) else 0)
+    rt, db, counter = _open(store)
+    with rt:
+        with pytest.raises(sc.Quarantined) as info:
+            db.read("SELECT * FROM events")
+        assert info.value.db_seq == seqs[-1]
+        with pytest.raises(sc.Quarantined), db.space.transact():
+            db.exec("INSERT INTO loose (x) VALUES (1)")
+    assert _snapshot(db.path) == before  # rows intact
+    assert not (store / "quarantine").exists()  # nothing was repaired, so nothing copied
+
+
+def test_an_emptied_space_file_quarantines_its_databases(store: Path) -> None:
+    rt, db, counter = _open(store)
+    for n in range(1, 4):
+        _write(rt, db, counter, n)
+    rt.close()
+    before = _snapshot(db.path)
+    space_file = next(store.glob("space-*.sqlite"))
+    space_file.write_bytes(b"")  # emptied (a failed copy, a truncating tool)
+    rt, db, counter = _open(store)
+    with rt, pytest.raises(sc.Quarantined):
+        db.read("SELECT * FROM events")
+    assert _snapshot(db.path) == before
+
+
+def _corrupt_a_page(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    page = 4096
+    assert len(data) >= 4 * page
+    for start in range(page, len(data) - page, page):  # every page after the first
+        data[start : start + 64] = b"\xa5" * 64
+    path.write_bytes(bytes(data))
+
+
+def _many_pages(rt: sc.Runtime, db: sc.SqliteDb, counter: sc.Cell) -> None:
+    with db.space.transact():
+        db.exec_many("INSERT INTO loose (x, y) VALUES (?, ?)", [(i, "y" * 300) for i in range(80)])
+
+
+def test_check_reports_corrupt_pages_and_repair_rebuilds_from_the_log(store: Path) -> None:
+    rt, db, counter = _open(store)
+    _many_pages(rt, db, counter)
+    for n in range(1, 3):
+        _write(rt, db, counter, n)
+    rt.close()
+    expected = _snapshot(db.path)
+    _corrupt_a_page(db.path)
+    listing = sorted(p.name for p in store.glob("*.sqlite"))
+    (outcome,) = sc_files.check_store(store, repair=False)
+    assert outcome.action is Action.DAMAGED and not outcome.agrees
+    assert sorted(p.name for p in store.glob("*.sqlite")) == listing  # check creates nothing
+    (outcome,) = sc_files.check_store(store, repair=True)
+    assert outcome.action is Action.REBUILT and outcome.agrees
+    assert outcome.kept is not None and outcome.kept.exists()
+    assert _snapshot(db.path) == expected
+    (outcome,) = sc_files.check_store(store, repair=False)
+    assert outcome.action is Action.IN_SYNC
+
+
+def test_a_file_that_is_not_a_database_is_rebuilt_from_the_log(store: Path) -> None:
+    rt, db, counter = _open(store)
+    for n in range(1, 3):
+        _write(rt, db, counter, n)
+    rt.close()
+    expected = _snapshot(db.path)
+    db.path.write_bytes(b"this is not a database" * 100)
+    (outcome,) = sc_files.check_store(store, repair=False)
+    assert outcome.action is Action.DAMAGED
+    rt, db, counter = _open(store)
+    with rt:
+        outcome = rt.reconcile(db.declaration)
+        assert outcome.action is Action.REBUILT
+        assert db.read("SELECT count(*) AS n FROM events") == [{"n": 2}]
+    assert _snapshot(db.path) == expected
+
+
+def test_a_damaged_file_without_its_whole_history_is_quarantined(store: Path) -> None:
+    rt, db, counter = _open(store)
+    for n in range(1, 3):
+        _write(rt, db, counter, n)
+    rt.close()
+    space = apsw.Connection(str(next(store.glob("space-*.sqlite"))))
+    space.execute("DELETE FROM _cf_log WHERE seq = 1")  # the log no longer holds seq 1
+    space.close()
+    db.path.write_bytes(b"garbage" * 1000)
+    rt, db, counter = _open(store)
+    with rt, pytest.raises(sc.Quarantined):
+        db.read("SELECT * FROM events")
+    assert db.path.read_bytes() == b"garbage" * 1000  # kept as found
+
+
+def _downgrade_to_format_1(store: Path) -> None:
+    """What "older" means here (R73): a store as the version before crash safety wrote it — no
+    ``format`` in ``_cf_meta``, no ``_cf_op_index``, ``sqlite`` ops without changesets in the
+    log, and database files without their ``_cf_changes`` journal."""
+    for path in store.glob("space-*.sqlite"):
+        conn = apsw.Connection(str(path))
+        conn.execute("DELETE FROM _cf_meta WHERE key = 'format'; DROP TABLE _cf_op_index")
+        for seq, data in conn.execute("SELECT seq, record FROM _cf_log").fetchall():
+            record = decode_record(bytes(data))
+            ops = tuple(
+                Op(op.kind, op.target, msgspec.Raw(msgspec.json.encode(_without_changeset(op))))
+                for op in record.ops
+            )
+            conn.execute(
+                "UPDATE _cf_log SET record = ? WHERE seq = ?",
+                (encode_record(msgspec.structs.replace(record, ops=ops)), seq),
+            )
+        conn.close()
+    for path in store.glob("cell-*.sqlite"):
+        conn = apsw.Connection(str(path))
+        conn.execute("DROP TABLE _cf_changes")
+        conn.close()
+
+
+def _without_changeset(op: Op) -> object:
+    body = msgspec.json.decode(op.body)
+    if isinstance(body, dict):
+        body.pop("changeset", None)
+    return body
+
+
+def test_an_older_store_is_upgraded_in_place_and_nothing_is_hidden(store: Path) -> None:
+    rt, db, counter = _open(store)
+    for n in range(1, 6):
+        _write(rt, db, counter, n)
+    rt.close()
+    expected = _snapshot(db.path)
+    _downgrade_to_format_1(store)
+    # A read-only check of the older store sees its database, in sync.
+    (outcome,) = sc_files.check_store(store, repair=False)
+    assert outcome.action is Action.IN_SYNC and outcome.space_seq == expected[2]
+    rt, db, counter = _open(store)
+    with rt:
+        assert db.read("SELECT count(*) AS n FROM events") == [{"n": 5}]
+        assert counter.get() == 5
+        _write(rt, db, counter, 6)
+    conn = apsw.Connection(str(next(store.glob("space-*.sqlite"))), flags=apsw.SQLITE_OPEN_READONLY)
+    assert conn.execute("SELECT value FROM _cf_meta WHERE key = 'format'").fetchone() == (2,)
+    assert conn.execute("SELECT count(*) FROM _cf_op_index").fetchone() == (6,)
+    conn.close()
+
+
+def test_a_store_of_a_newer_format_is_refused_naming_both_versions(store: Path) -> None:
+    rt, db, counter = _open(store)
+    _write(rt, db, counter, 1)
+    rt.close()
+    conn = apsw.Connection(str(next(store.glob("space-*.sqlite"))))
+    conn.execute("UPDATE _cf_meta SET value = 99 WHERE key = 'format'")
+    conn.close()
+    with sc.Runtime(store) as rt, pytest.raises(sc.SqliteCellsError, match=r"format 99.*format 2"):
+        rt.space("demo").cell("counter").get()
+
+
+def test_a_bad_handle_value_quarantines_the_database_and_gc_keeps_its_file(store: Path) -> None:
+    rt, db, counter = _open(store)
+    _write(rt, db, counter, 1)
+    rt.close()
+    for bad in (b"0", b"null", b'{"id": "other", "tables": {}, "rev": 1}', b"[1,2]"):
+        conn = apsw.Connection(str(next(store.glob("space-*.sqlite"))))
+        conn.execute("UPDATE _cf_cells SET value = ? WHERE id = ?", (bad, db.id))
+        conn.close()
+        rt, db, counter = _open(store)
+        with rt:
+            with pytest.raises(sc.Quarantined, match="not a database handle"):
+                db.read("SELECT * FROM events")
+            with pytest.raises(sc.Quarantined), db.space.transact():
+                db.exec("INSERT INTO loose (x) VALUES (1)")
+            with pytest.raises(sc.Quarantined):
+                db.get()
+        assert sc_files.collect_garbage(store) == []
+        assert sc_files.collect_garbage(store, remove=True) == [] and db.path.exists()
+        outcomes = sc_files.check_store(store, repair=False)
+        assert [o.action for o in outcomes] == [Action.QUARANTINED]
 
 
 def test_an_irreparable_database_is_quarantined(
@@ -156,3 +348,58 @@ def test_reconcile_without_repair_only_reports(store: Path) -> None:
         outcome = rt.reconcile(db.declaration, repair=False)
         assert outcome.action is Action.BEHIND and outcome.diverged
         assert _snapshot(db.path)[2] == seqs[0]
+
+
+def test_a_database_whose_space_file_is_gone_is_quarantined_and_nothing_created(
+    store: Path,
+) -> None:
+    rt, db, counter = _open(store)
+    for n in range(1, 3):
+        _write(rt, db, counter, n)
+    rt.close()
+    before = _snapshot(db.path)
+    for path in store.glob("space-*"):
+        path.unlink()
+    rt, db, counter = _open(store)
+    with rt:
+        with pytest.raises(sc.Quarantined):
+            db.read("SELECT * FROM events")
+        assert counter.get() == 0  # the default: the space holds nothing
+    assert not list(store.glob("space-*"))  # reading did not create the space file
+    assert _snapshot(db.path) == before
+
+
+def test_check_repair_upgrades_an_older_store_in_place(store: Path) -> None:
+    rt, db, counter = _open(store)
+    for n in range(1, 4):
+        _write(rt, db, counter, n)
+    rt.close()
+    expected = _snapshot(db.path)
+    _downgrade_to_format_1(store)
+    (outcome,) = sc_files.check_store(store, repair=True)
+    assert outcome.action is Action.IN_SYNC and outcome.space_seq == expected[2]
+    space_file = next(store.glob("space-*.sqlite"))
+    conn = apsw.Connection(str(space_file), flags=apsw.SQLITE_OPEN_READONLY)
+    assert conn.execute("SELECT value FROM _cf_meta WHERE key = 'format'").fetchone() == (2,)
+    assert conn.execute("SELECT count(*) FROM _cf_op_index").fetchone() == (3,)
+    conn.close()
+    assert _snapshot(db.path) == expected
+
+
+def test_the_commit_in_flight_is_undone_even_after_another_writer_took_its_seq(
+    store: Path,
+) -> None:
+    rt, db, counter = _open(store)
+    seqs = [_write(rt, db, counter, n) for n in range(1, 4)]
+    rt.close()
+    _lose_space_commits(store, seqs[-2])
+    with sc.Runtime(store) as other:  # commits seq 3 to the space, cells only, before repair
+        space = other.space("demo")
+        with space.transact() as tx:
+            space.cell("elsewhere").set(1)
+        assert tx.seq == seqs[-1]
+    rt, db, counter = _open(store)
+    with rt:
+        outcome = rt.reconcile(db.declaration)
+        assert outcome.action is Action.INVERTED and outcome.commits == 1
+        assert db.read("SELECT count(*) AS n FROM events") == [{"n": 2}]

@@ -1,0 +1,86 @@
+"""The error boundary: raw apsw, OS, Unicode and overflow errors become ``SqliteCellsError``s.
+
+Every place where the runtime (or ``sqlite_cells``) opens, reads, writes, reconciles or checks a
+file wraps the work in :func:`translated`, so no raw error ever reaches a caller (SPEC §5,
+"Errors"). The translated error names the path (or statement) and says what to do; the original is
+its ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import apsw
+
+from sqlite_cells.codec import DatabaseError, EncodingError, SqliteCellsError
+
+__all__ = ["InvalidArgument", "StorePathError", "describe", "translated"]
+
+
+class InvalidArgument(SqliteCellsError, ValueError):
+    """A bad option given to a constructor or decorator (``poll_interval``, ``tries``, …).
+    Private to the project: callers catch ``ValueError`` or ``SqliteCellsError``."""
+
+
+class StorePathError(DatabaseError, ValueError):
+    """A store path that cannot be a store (empty, a file, unwritable). Also a ``ValueError``:
+    it is a bad argument. Kept private to the runtime: callers catch ``SqliteCellsError``."""
+
+
+def describe(exc: BaseException, where: str) -> str:
+    """What went wrong with ``where`` (a path or a statement), and what to do about it."""
+    if isinstance(exc, apsw.NotADBError):
+        return (
+            f"{where} is not an SQLite database (or its header is damaged): move it out of the "
+            "store, or run `sqlite-cells check --repair` to quarantine and rebuild it"
+        )
+    if isinstance(exc, apsw.CorruptError):
+        return (
+            f"{where} is corrupt ({exc}): run `sqlite-cells check` to find damaged files and "
+            "`sqlite-cells check --repair` to quarantine and rebuild them"
+        )
+    if isinstance(exc, apsw.CantOpenError):
+        return (
+            f"{where} cannot be opened ({exc}): check that the path is a file (not a "
+            "directory), that its directory exists and that you may read and write it"
+        )
+    if isinstance(exc, apsw.ReadOnlyError | apsw.PermissionsError):
+        return f"{where} is read-only ({exc}): make the store writable to write to it"
+    if isinstance(exc, apsw.BusyError | apsw.LockedError):
+        return f"{where} stayed locked by another connection ({exc}): try again"
+    if isinstance(exc, apsw.FullError):
+        return f"{where}: the disk is full ({exc}): free space and try again"
+    if isinstance(exc, apsw.IOError):
+        return f"{where}: an I/O error ({exc}): check the disk, then run `sqlite-cells check`"
+    if isinstance(exc, UnicodeError):
+        return (
+            f"{where} holds text that is not valid UTF-8 ({exc}): it was not written through "
+            "sqlite-cells; fix or delete the offending row with another tool"
+        )
+    if isinstance(exc, OverflowError):
+        return f"{where}: a number does not fit in 64 bits ({exc}): store it as text"
+    if isinstance(exc, IsADirectoryError):
+        return f"{where} is a directory where a file belongs: move it out of the store"
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"{where} is not writable ({exc.strerror}): fix its permissions"
+    if isinstance(exc, OSError):
+        return f"{where}: {exc.strerror or exc} — check the path and the disk"
+    return f"{where}: {type(exc).__name__}: {exc}"
+
+
+@contextmanager
+def translated(where: str | Path) -> Iterator[None]:
+    """Run the body, turning raw apsw/OS/Unicode/overflow errors into ``SqliteCellsError``:
+    :class:`~sqlite_cells.codec.EncodingError` for text or numbers that cannot be read or bound,
+    :class:`~sqlite_cells.codec.DatabaseError` for the rest. Our own errors pass through."""
+    try:
+        yield
+    except SqliteCellsError:
+        raise
+    except (UnicodeError, OverflowError) as exc:
+        raise EncodingError(describe(exc, str(where))) from exc
+    except (apsw.Error, OSError) as exc:
+        raise DatabaseError(describe(exc, str(where))) from exc

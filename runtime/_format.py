@@ -1,0 +1,104 @@
+"""The store format version (R73).
+
+Each space file records the format it is written in as ``_cf_meta.format``. What the versions mean:
+
+* **1** — every store written before the format was recorded: no ``format`` key, and the
+  ``_cf_op_index`` table (which commits touched which database) may be missing or empty, so a
+  database's watermark could not be matched with its space's log.
+* **2** — this version: ``format = 2`` and ``_cf_op_index`` holds one row per (op target, seq)
+  of the log.
+
+Opening a file of an older format upgrades it in place, inside the transaction that opens it (one
+transaction per file), before anything reads it; nothing of the older store is quarantined or
+hidden. A file of a newer format is refused with an error naming both versions.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import apsw
+
+from sqlite_cells.codec import DatabaseError, decode_record
+
+__all__ = [
+    "FORMAT_VERSION",
+    "ensure_format",
+    "op_targets_by_seq",
+    "stored_format",
+    "upgrade_space_file",
+]
+
+log = logging.getLogger("sqlite_cells.runtime")
+
+FORMAT_VERSION = 2
+_OLDEST = 1  # what a file without a recorded format is
+
+
+def stored_format(conn: apsw.Connection) -> int | None:
+    """The format recorded in the space file behind ``conn``; None for a file that holds no
+    commit yet and records none (a fresh file), 1 for an older file that records none."""
+    row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'format'").fetchone()
+    if row is not None:
+        try:
+            return int(row[0])
+        except (TypeError, ValueError):
+            raise DatabaseError(
+                f"the space file records format {row[0]!r}, which is not a version number: the "
+                "file was not written by sqlite-cells; move it out of the store"
+            ) from None
+    used = conn.execute("SELECT EXISTS (SELECT 1 FROM _cf_log)").fetchone()
+    return _OLDEST if used and used[0] else None
+
+
+def ensure_format(conn: apsw.Connection, path: Path) -> None:
+    """Record the current format in a fresh file, upgrade an older one, refuse a newer one.
+    Runs inside the caller's write transaction on the space file (R73)."""
+    found = stored_format(conn)
+    if found == FORMAT_VERSION:
+        return
+    if found is not None and found > FORMAT_VERSION:
+        raise DatabaseError(
+            f"{path} is in store format {found}, but this sqlite-cells writes format "
+            f"{FORMAT_VERSION}: upgrade sqlite-cells (pip install -U sqlite-cells) to open it"
+        )
+    if found is not None:
+        upgrade_space_file(conn, path)
+        return
+    conn.execute(
+        "INSERT OR REPLACE INTO _cf_meta (key, value) VALUES ('format', ?)", (FORMAT_VERSION,)
+    )
+
+
+def upgrade_space_file(conn: apsw.Connection, path: Path) -> None:
+    """Upgrade the space file behind ``conn`` from an older format to the current one, inside
+    the caller's write transaction (R73). Nothing of the older file is removed."""
+    found = stored_format(conn)
+    if found is None or found >= FORMAT_VERSION:
+        return
+    _upgrade_1_to_2(conn)
+    conn.execute(
+        "INSERT OR REPLACE INTO _cf_meta (key, value) VALUES ('format', ?)", (FORMAT_VERSION,)
+    )
+    log.warning("space file %s upgraded from store format %d to %d", path, found, FORMAT_VERSION)
+
+
+def op_targets_by_seq(conn: apsw.Connection) -> list[tuple[str, int]]:
+    """Every (op target, seq) of the log behind ``conn``, read from the records themselves (for
+    files whose ``_cf_op_index`` cannot be trusted, and for read-only checks of older stores)."""
+    found: list[tuple[str, int]] = []
+    for seq, data in conn.execute("SELECT seq, record FROM _cf_log ORDER BY seq"):
+        record = decode_record(bytes(data))
+        found.extend((target, int(seq)) for target in {op.target for op in record.ops})
+    return found
+
+
+def _upgrade_1_to_2(conn: apsw.Connection) -> None:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS _cf_op_index (target TEXT NOT NULL, seq INTEGER NOT NULL, "
+        "PRIMARY KEY (target, seq)) WITHOUT ROWID"
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO _cf_op_index (target, seq) VALUES (?, ?)", op_targets_by_seq(conn)
+    )

@@ -1,0 +1,81 @@
+"""Opening a fresh store from several processes at once, and stores that cannot be written
+(SPEC §5 "Errors": no raw BusyError while the first opener switches the file to WAL)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import sqlite_cells as sc
+
+ROOT = Path(__file__).resolve().parents[2]
+
+OPENER = """
+import sys
+import sqlite_cells as sc
+
+sys.stdin.readline()  # every process starts together
+with sc.Runtime(sys.argv[1]) as rt:
+    space = rt.space("fresh")
+    db = space.sqlite_database("chat", tables={"m": sc.table(id="integer primary key", who="text")})
+
+    @sc.handler
+    def write(n: int) -> None:
+        space.cell(f"c{n}").set(n)
+        db.exec("INSERT INTO m (who) VALUES (?)", [str(n)])
+
+    write(int(sys.argv[2]))
+print("ok", flush=True)
+"""
+
+
+def test_processes_opening_a_fresh_store_at_once_all_succeed(tmp_path: Path) -> None:
+    store = tmp_path / "store"  # does not exist yet: every process races to create it
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(OPENER), str(store), str(n)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(4)
+    ]
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0 and out.strip() == "ok", err
+    with sc.Runtime(store) as rt:
+        space = rt.space("fresh")
+        assert sorted(space.cell(f"c{n}").get() for n in range(4)) == [0, 1, 2, 3]
+        db = space.sqlite_database(
+            "chat", tables={"m": sc.table(id="integer primary key", who="text")}
+        )
+        assert sorted(r["who"] for r in db.read("SELECT who FROM m")) == ["0", "1", "2", "3"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through file permissions")
+def test_an_unwritable_store_is_reported_not_raw(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    store.chmod(0o555)
+    try:
+        with sc.Runtime(store) as rt:
+            space = rt.space("demo")
+            with (
+                pytest.raises(sc.SqliteCellsError, match=r"store|writable|opened"),
+                space.transact(),
+            ):
+                space.cell("c").set(1)
+        assert list(store.iterdir()) == []
+    finally:
+        store.chmod(0o755)

@@ -1,0 +1,126 @@
+"""Async handlers, derived errors reaching on_error, completion on close, reprs (SPEC §3)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sqlite_cells as sc
+
+
+def test_an_async_handler_runs_its_body_then_commits_off_the_loop(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    log = space.cell("log", default=[])
+    loop_thread: list[int] = []
+    commit_threads: list[int] = []
+    original = space.file.commit
+
+    def spy(tx: Any) -> int:
+        commit_threads.append(threading.get_ident())
+        return original(tx)
+
+    space.file.commit = spy  # type: ignore[method-assign]  # observe where the commit runs
+
+    @sc.handler
+    async def post(text: str, *, into: sc.Cell) -> None:
+        loop_thread.append(threading.get_ident())
+        await asyncio.sleep(0)
+        into.update(lambda v: [*v, text])
+
+    async def main() -> list[int | None]:
+        return [await post("hi", into=log), await post("there", into=log)]
+
+    assert asyncio.run(main()) == [1, 2]
+    assert log.get() == ["hi", "there"]
+    assert commit_threads and loop_thread[0] not in commit_threads
+    assert list(inspect.signature(post).parameters) == ["text", "into"]
+
+
+def test_an_async_handler_that_raises_commits_nothing(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+
+    @sc.handler
+    async def fail() -> None:
+        c.set(1)
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        asyncio.run(fail())
+    assert c.get() == 0 and space.file.seen_seq == 0
+
+
+def test_an_async_handler_retries_on_conflict(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    runs: list[int] = []
+
+    @sc.handler
+    async def bump() -> None:
+        value = c.get()
+        runs.append(value)
+        if len(runs) == 1:  # another writer commits between the read and the commit
+            other = threading.Thread(target=write_elsewhere, args=(value + 10,))
+            other.start()
+            other.join()
+        c.set(value + 1)
+
+    def write_elsewhere(value: int) -> None:  # a new thread: no transaction of ours in context
+        with space.transact():
+            c.set(value)
+
+    assert asyncio.run(bump()) == 2
+    assert c.get() == 11 and runs == [0, 10]
+
+
+def test_a_derived_error_reaches_on_error_and_get_raises_it(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=1)
+    d = sc.derive(c, lambda v: 10 // v)
+    values: list[Any] = []
+    errors: list[BaseException] = []
+    d.observe().subscribe(values.append, errors.append)
+    rt.settle()
+    assert values == [10] and d.get() == 10
+    with space.transact():
+        c.set(0)
+    rt.settle()
+    assert len(errors) == 1 and isinstance(errors[0], ZeroDivisionError)
+    with pytest.raises(ZeroDivisionError):
+        d.get()
+    assert "error" in repr(d)
+    with space.transact():
+        c.set(5)
+    rt.settle()
+    assert d.get() == 2
+
+
+def test_close_completes_every_observable(store: Path) -> None:
+    rt = sc.Runtime(store)
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    completed: list[str] = []
+    c.observe().subscribe(on_completed=lambda: completed.append("cell"))
+    sc.derive(c, lambda v: v).observe().subscribe(on_completed=lambda: completed.append("derived"))
+    rt.settle()
+    rt.close()
+    assert sorted(completed) == ["cell", "derived"]
+
+
+def test_cells_and_derived_cells_show_their_values(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default={"n": 1})
+    assert repr(c).endswith("= {'n': 1}>") and c.id in repr(c)
+    assert "<pre>{&#x27;n&#x27;: 1}</pre>" in c._repr_html_()
+    d = sc.derive(c, lambda v: v["n"] + 1)
+    rt.settle()
+    assert repr(d) == "<Derived '<lambda>' = 2>"
+    assert "<pre>2</pre>" in d._repr_html_()
+    with space.transact() as tx:
+        repr(c)
+        assert not tx.reads  # showing a cell records no read

@@ -1,0 +1,105 @@
+"""R5: a database handle is not a writable cell; R4/R7 for handles and links read back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells._runtime import Space
+from sqlite_cells.files import collect_garbage
+
+from .conftest import MESSAGES
+
+
+@pytest.mark.parametrize("call", ["set", "update", "key"])
+def test_r5_set_update_and_key_on_a_handle_raise_type_error(
+    space: Space, db: sc.SqliteDb, call: str
+) -> None:
+    with space.transact() as tx:
+        with pytest.raises(TypeError, match=r"not a writable cell|has no paths") as info:
+            if call == "set":
+                db.set(None)
+            elif call == "update":
+                db.update(lambda v: v)
+            else:
+                db.key("rev")
+        assert isinstance(info.value, sc.SqliteCellsError)
+        assert tx.is_empty
+    assert db.rev == 0 and db.get() == {"id": db.id, "tables": db.get()["tables"], "rev": 0}
+
+
+def test_r5_only_exec_and_drop_write_the_handle(space: Space, db: sc.SqliteDb) -> None:
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('a')")
+        db.exec("INSERT INTO messages (body) VALUES ('b')")
+    assert db.rev == 1
+    with space.transact():
+        db.drop()
+    assert db.get()["dropped"] is True
+
+
+@pytest.mark.parametrize("written", [False, True], ids=["declared", "written"])
+def test_r5_no_plain_cell_of_a_handle_id_writes_it(
+    store: Path, space: Space, db: sc.SqliteDb, written: bool
+) -> None:
+    if written:
+        with space.transact():
+            db.exec("INSERT INTO messages (body) VALUES ('a')")
+    for impostor in (sc.Cell(space, db.id), space.runtime.cell_from_link(db.link_str())):
+        with space.transact() as tx:
+            with pytest.raises(TypeError, match="not a writable cell") as info:
+                impostor.set({"something": "else"})
+            assert isinstance(info.value, sc.SqliteCellsError) and tx.is_empty
+            with pytest.raises(TypeError):
+                impostor.key("rev").set(5)
+    assert db.rev == (1 if written else 0)
+    # After a restart nothing is declared: the committed handle value still protects it.
+    if written:
+        with sc.Runtime(store) as again:
+            cell = again.cell_from_link(db.link_str())
+            with pytest.raises(TypeError), again.space("demo").transact():
+                cell.set(None)
+
+
+def test_r5_a_handle_overwritten_by_another_program_quarantines(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('a')")
+    conn = apsw.Connection(str(space.file.path))
+    conn.execute("UPDATE _cf_cells SET value = ? WHERE id = ?", (b'{"something": "else"}', db.id))
+    conn.close()
+    space.file._cache.clear()  # the runtime's cache never saw the foreign write
+    with pytest.raises(sc.Quarantined, match="not a database handle"):
+        db.read("SELECT * FROM messages")
+    q = db.query("SELECT * FROM messages")
+    space.runtime.settle()
+    assert isinstance(q.get().error, sc.Quarantined) and q.get().result is None
+    with pytest.raises(sc.Quarantined), space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('b')")
+    with pytest.raises(sc.Quarantined):
+        db.rev  # noqa: B018  # the property raises
+    assert collect_garbage(space.runtime.store) == []
+
+
+def test_r4_a_handle_reached_through_a_link_reads_its_declared_value(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    same = rt.cell_from_link(db.link_str())
+    assert same.get() == {"id": db.id, "tables": db.get()["tables"], "rev": 0}
+
+
+def test_r7_reading_a_database_of_a_space_the_store_does_not_hold_creates_nothing(
+    store: Path,
+) -> None:
+    with sc.Runtime(store) as rt:
+        db = rt.space("ghost").sqlite_database("chat", tables=MESSAGES)
+        assert db.read("SELECT * FROM messages") == []
+        q = db.query("SELECT * FROM messages")
+        rt.settle()
+        assert q.get().result == []
+        assert db.rev == 0
+    assert list(store.iterdir()) == []
