@@ -258,6 +258,11 @@ def _run_one(
                 result = _execute(pooled, policy, stmt, None)
     except apsw.Error as exc:
         return StatementResult(error=_translate(decl, stmt.sql, exc, plan.timeout, pooled))
+    except (UnicodeError, OverflowError, KeyError, TypeError) as exc:
+        # Stored text that is not UTF-8, parameters SQLite cannot bind: the query fails (R43).
+        error = QueryError(decl.db_id, stmt.sql, f"{type(exc).__name__}: {exc}")
+        error.__cause__ = exc
+        return StatementResult(error=error)
     if known is None and result.read_set is not None:
         _remember_read_set(key, result.read_set)
     result.seconds = time.perf_counter() - started

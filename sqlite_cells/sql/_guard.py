@@ -103,7 +103,7 @@ import functools
 from dataclasses import dataclass, field
 from typing import Final, NoReturn
 
-from sqlite_cells.codec import GuardViolation
+from sqlite_cells.codec import GuardViolation, StatementError
 from sqlite_cells.sql._kinds import OP, QUOTED, STRING, WORD, Tok
 from sqlite_cells.sql._names import (
     ALIAS_PREFIX,
@@ -158,6 +158,11 @@ class CheckedStatement:
     statement: Statement | None = field(default=None, compare=False, repr=False)
 
 
+class NotAStatement(StatementError, TypeError):
+    """A statement given as something other than a ``str`` (private: callers catch
+    ``TypeError``, ``StatementError`` or ``SqliteCellsError``)."""
+
+
 def check_statement(sql: str, mode: Mode) -> CheckedStatement:
     """Check one statement from user code for ``mode`` (R20–R24); see the module docstring.
 
@@ -166,7 +171,9 @@ def check_statement(sql: str, mode: Mode) -> CheckedStatement:
     """
     if type(sql) is not str:
         if not isinstance(sql, str):
-            raise TypeError(f"sql must be a str, not {type(sql).__name__}")
+            raise NotAStatement(
+                f"sql must be a str, not {type(sql).__name__}: pass the statement's text"
+            )
         sql = str(sql)
     if not isinstance(mode, Mode):
         raise TypeError(f"mode must be a Mode, not {type(mode).__name__}")

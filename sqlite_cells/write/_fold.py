@@ -215,6 +215,8 @@ class SqliteParticipant:
             ) from exc
         except apsw.Error as exc:
             raise ExecError(decl.db_id, request.sql, f"{type(exc).__name__}: {exc}") from exc
+        except (OverflowError, UnicodeError) as exc:  # a parameter SQLite cannot bind
+            raise ExecError(decl.db_id, request.sql, f"{type(exc).__name__}: {exc}") from exc
 
     def _ensure(self, conn: apsw.Connection, decl: Declaration) -> LinkColumns:
         """Bring the attached file to ``decl``'s schema (additively, R13) unless this runtime

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 
 import apsw
 
-from sqlite_cells.codec import LinkDecodeError, LinkEncodeError, parse_link
+from sqlite_cells.codec import ExecError, LinkDecodeError, LinkEncodeError, parse_link
 from sqlite_cells.schema import quote_ident
 from sqlite_cells.sql import LINK_SUFFIX
 
@@ -43,7 +43,20 @@ def link_columns(conn: apsw.Connection, database: str, tables: Iterable[str]) ->
 
 def check_links(changeset: bytes, columns: LinkColumns, *, db_id: str, sql: str) -> None:
     """Raise :class:`LinkEncodeError` if a change of ``changeset`` stores anything but NULL or a
-    well-formed link in a link column (R31)."""
+    well-formed link in a link column (R31), and :class:`ExecError` if it stores text that is
+    not UTF-8 (such a row could not be read back)."""
+    try:
+        _check_changes(changeset, columns, db_id=db_id, sql=sql)
+    except UnicodeDecodeError as exc:
+        raise ExecError(
+            db_id,
+            sql,
+            f"it would store text that is not valid UTF-8 ({exc}), which no read could return; "
+            "store bytes as a BLOB instead",
+        ) from exc
+
+
+def _check_changes(changeset: bytes, columns: LinkColumns, *, db_id: str, sql: str) -> None:
     for change in apsw.Changeset.iter(changeset):
         described = columns.get(change.name.lower())
         new = change.new

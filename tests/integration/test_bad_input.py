@@ -258,7 +258,6 @@ def _param_cases() -> list[Case]:
             "parameters",
             "overflow-exec",
             lambda env: env.exec("INSERT INTO t (n) VALUES (?)", [2**70]),
-            raw_owner="sql/write (OverflowError)",
         ),
         Case(
             "parameters",
@@ -297,9 +296,7 @@ def _sql_cases() -> list[Case]:
     cases += [Case("sql", f"exec-{n}", lambda env, q=q: env.exec(q)) for n, q in writes.items()]
     cases += [
         Case("sql", "query-ddl", lambda env: env.db.query("CREATE TABLE x (a)")),
-        Case(
-            "sql", "read-not-a-str", lambda env: env.db.read(123), raw_owner="read/sql (TypeError)"
-        ),
+        Case("sql", "read-not-a-str", lambda env: env.db.read(123)),
     ]
     return cases
 
@@ -393,10 +390,8 @@ def _file_cases() -> list[Case]:
         Case("files", "cell-value-bad-utf8", lambda env: env.cell.get(), prepare=_bad_utf8_cell),
         Case(
             "files",
-            "stored-bad-utf8-read",
-            lambda env: env.db.read("SELECT s FROM t"),
-            prepare=lambda env: env.exec("INSERT INTO t (s) VALUES (CAST(x'c3' AS TEXT))"),
-            raw_owner="read (UnicodeDecodeError)",
+            "bad-utf8-text-written",
+            lambda env: env.exec("INSERT INTO t (s) VALUES (CAST(x'c3' AS TEXT))"),
         ),
     ]
 

@@ -187,6 +187,22 @@ def test_a_source_deleted_after_registration_is_a_clear_query_error(
     assert info.value.db_id == handle.id and "gone" in str(info.value)
 
 
+def test_text_a_source_stores_that_is_not_utf8_fails_the_query_clearly(
+    space: Space, reference: Path
+) -> None:
+    conn = apsw.Connection(str(reference))
+    conn.execute("INSERT INTO codes VALUES ('bad', CAST(x'c3' AS TEXT))")
+    conn.close()
+    handle = space.register_disk_source(str(reference))
+    with pytest.raises(sc.QueryError) as info:
+        handle.read("SELECT label FROM codes WHERE code = 'bad'")
+    assert info.value.db_id == handle.id and "UnicodeDecodeError" in str(info.value)
+    query = handle.query("SELECT label FROM codes")
+    space.runtime.settle()
+    state = query.get()
+    assert state.result is None and isinstance(state.error, sc.QueryError)
+
+
 def test_a_symlink_swapped_after_registration_changes_nothing(
     rt: sc.Runtime, space: Space, outside: Path, reference: Path
 ) -> None:
