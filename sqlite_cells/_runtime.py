@@ -146,38 +146,10 @@ class Runtime(runtime.Runtime):
         exec_timeout: float = DEFAULT_EXEC_TIMEOUT,
         disk_source_roots: Sequence[str | os.PathLike[str]] | None = None,
     ) -> None:
-        if (
-            not isinstance(query_workers, int)
-            or isinstance(query_workers, bool)
-            or query_workers < 1
-        ):
-            raise InvalidArgument(
-                f"query_workers is an integer of at least 1, not {query_workers!r}"
-            )
-        if (
-            not isinstance(read_pool_size, int)
-            or isinstance(read_pool_size, bool)
-            or read_pool_size < 1
-        ):
-            raise InvalidArgument(
-                f"read_pool_size is an integer of at least 1, not {read_pool_size!r}"
-            )
-        if (
-            not isinstance(query_timeout, int | float)
-            or isinstance(query_timeout, bool)
-            or not 0 < query_timeout < float("inf")
-        ):
-            raise InvalidArgument(
-                f"query_timeout is a positive number of seconds, not {query_timeout!r}"
-            )
-        if (
-            not isinstance(exec_timeout, int | float)
-            or isinstance(exec_timeout, bool)
-            or not 0 < exec_timeout < float("inf")
-        ):
-            raise InvalidArgument(
-                f"exec_timeout is a positive number of seconds, not {exec_timeout!r}"
-            )
+        _check_count("query_workers", query_workers)
+        _check_count("read_pool_size", read_pool_size)
+        _check_seconds("query_timeout", query_timeout)
+        _check_seconds("exec_timeout", exec_timeout)
         super().__init__(store, poll_interval=poll_interval)
         self.query_timeout = query_timeout
         self.disk_source_roots = tuple(disk_source_roots) if disk_source_roots else None
@@ -326,3 +298,17 @@ class Runtime(runtime.Runtime):
         self.live_queries.close()
         super().close()
         self.read_pool.close()
+
+
+def _check_count(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidArgument(f"{name} is an integer of at least 1, not {value!r}")
+
+
+def _check_seconds(name: str, value: object) -> None:
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not 0 < value < float("inf")
+    ):
+        raise InvalidArgument(f"{name} is a positive number of seconds, not {value!r}")
