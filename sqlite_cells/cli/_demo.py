@@ -103,136 +103,153 @@ def run_chat(rt: sc.Runtime, *, out: TextIO) -> ChatRun:
     """Run the chat in the runtime ``rt`` (its store decides which database it continues),
     writing what happens to ``out``. Raises whatever the runtime raises, except the one
     :class:`sc.ExecError` the rollback step provokes on purpose."""
-    space = rt.space(SPACE)
-    db = space.sqlite_database(DATABASE, tables=TABLES)
-    posts = space.cell("posts", default=0)
-    users = {key: space.cell(key) for key in USERS}
+    chat = _Chat(rt, out)
+    chat.post_conversation()
+    chat.rename_an_author()
+    chat.roll_back_a_write()
+    return chat.finish()
 
-    (before,) = db.read("SELECT count(*) AS n FROM messages")
-    run = ChatRun(rt.store, db.id, db.path, messages_before=int(before["n"]))
-    out.write(f"store: {rt.store}\n")
-    out.write(f"database {DATABASE!r} of space {SPACE!r}: {db.id}\n")
-    out.write(f"  file: {db.path.name}\n")
-    if run.messages_before:
-        out.write(
-            f"continuing: the database already holds {run.messages_before} messages "
-            f"(same ids, same file: R1)\n"
-        )
-    else:
-        out.write("new chat: the database has no file yet; the first write creates it\n")
 
-    # Users are cells holding {"name": …}; written once, then found again by their ids.
-    missing = {key: name for key, name in USERS.items() if users[key].get() is None}
-    if missing:
-        with space.transact():
-            for key, name in missing.items():
-                users[key].set({"name": name})
+class _Chat:
+    """The demo's steps and what they share: the space, the database, the live query and the
+    states it delivered (printed by the main thread after ``rt.settle()``, so the output does
+    not depend on thread timing)."""
 
-    # The live query: a subscriber collects each delivered state; the main thread prints
-    # them after rt.settle(), so the output does not depend on thread timing.
-    latest = db.query(LATEST, row=Message)
-    delivered: list[sc.QueryState] = []
-    lock = threading.Lock()  # guards delivered
-
-    def collect(state: sc.QueryState) -> None:
-        with lock:
-            delivered.append(state)
-
-    latest.observe().subscribe(collect)
-    printed = 0
-
-    def flush() -> list[sc.QueryState]:
-        nonlocal printed
-        rt.settle()
-        with lock:
-            fresh = [s for s in delivered[printed:] if not s.pending]
-            printed = len(delivered)
-        for state in fresh:
-            _show(
-                out, f"  live query -> {len(state.result or [])} row(s) at seq {state.seq}", state
+    def __init__(self, rt: sc.Runtime, out: TextIO) -> None:
+        self.rt, self.out = rt, out
+        self.space = space = rt.space(SPACE)
+        self.db = db = space.sqlite_database(DATABASE, tables=TABLES)
+        self.posts = space.cell("posts", default=0)
+        self.users = {key: space.cell(key) for key in USERS}
+        (before,) = db.read("SELECT count(*) AS n FROM messages")
+        self.run = ChatRun(rt.store, db.id, db.path, messages_before=int(before["n"]))
+        out.write(f"store: {rt.store}\n")
+        out.write(f"database {DATABASE!r} of space {SPACE!r}: {db.id}\n")
+        out.write(f"  file: {db.path.name}\n")
+        if self.run.messages_before:
+            out.write(
+                f"continuing: the database already holds {self.run.messages_before} messages "
+                f"(same ids, same file: R1)\n"
             )
-            run.query_seqs.append(state.seq)
+        else:
+            out.write("new chat: the database has no file yet; the first write creates it\n")
+        # Users are cells holding {"name": …}; written once, then found again by their ids.
+        missing = {key: name for key, name in USERS.items() if self.users[key].get() is None}
+        if missing:
+            with space.transact():
+                for key, name in missing.items():
+                    self.users[key].set({"name": name})
+        self.latest = db.query(LATEST, row=Message)
+        self.delivered: list[sc.QueryState[Message]] = []
+        self.lock = threading.Lock()  # guards delivered
+        self.printed = 0
+        self.latest.observe().subscribe(self._collect)
+        self.flush()
+
+    def _collect(self, state: sc.QueryState[Message]) -> None:
+        with self.lock:
+            self.delivered.append(state)
+
+    def flush(self) -> list[sc.QueryState[Message]]:
+        """Wait for every re-run, then print the states delivered since the last flush."""
+        self.rt.settle()
+        with self.lock:
+            fresh = [s for s in self.delivered[self.printed :] if not s.pending]
+            self.printed = len(self.delivered)
+        for state in fresh:
+            rows = len(state.result or [])
+            _show(self.out, f"  live query -> {rows} row(s) at seq {state.seq}", state)
+            self.run.query_seqs.append(state.seq)
         return fresh
 
-    flush()
+    def post_conversation(self) -> None:
+        db = self.db
 
-    @sc.handler
-    def post(body: str, *, author: sc.Cell, posts: sc.Cell) -> None:
-        # One commit: the counter and the row, all or nothing.
-        count = int(posts.get()) + 1
-        posts.set(count)
-        db.exec(INSERT, [author, body, count])
+        @sc.handler
+        def post(body: str, *, author: sc.Cell, posts: sc.Cell) -> None:
+            # One commit: the counter and the row, all or nothing.
+            count = int(posts.get()) + 1
+            posts.set(count)
+            db.exec(INSERT, [author, body, count])
 
-    @sc.handler
-    def rename(name: str, *, user: sc.Cell) -> None:
-        user.key("name").set(name)
+        self.out.write("\nposting through a handler (row + counter in one commit):\n")
+        for key, body in CONVERSATION:
+            seq = post(body, author=self.users[key], posts=self.posts)
+            assert seq is not None
+            self.run.post_seqs.append(seq)
+            self.out.write(f"{USERS[key]}: {body!r} committed as seq {seq}\n")
+            self.flush()
 
-    out.write("\nposting through a handler (row + counter in one commit):\n")
-    for key, body in CONVERSATION:
-        seq = post(body, author=users[key], posts=posts)
-        assert seq is not None
-        run.post_seqs.append(seq)
-        out.write(f"{USERS[key]}: {body!r} committed as seq {seq}\n")
-        flush()
+    def rename_an_author(self) -> None:
+        """R52: the rows hold links; a decoded author is a live cell of its own."""
 
-    # R52: the rows hold links; a decoded author is a live cell of its own.
-    state = latest.get()
-    row = next(m for m in state.result or [] if m.author == users["alice"])
-    assert row.author is not None
-    name_cell = row.author.key("name")
-    names: list[Any] = []
-    name_cell.observe().subscribe(names.append)
-    flush()
-    old = str(name_cell.get())
-    new = "Alicia" if old == "Alice" else "Alice"
-    seq_before = latest.get().seq
-    run.rename_seq = rename(new, user=users["alice"])
-    fresh = flush()
-    run.names_seen = [str(n) for n in names]
-    run.query_seq_after_rename = latest.get().seq
-    run.deliveries_after_rename = len(fresh)
-    out.write(f"\nrename: {old!r} -> {new!r} committed as seq {run.rename_seq}\n")
-    out.write(f"  author cell of message #{row.id} (decoded from its link) saw: {run.names_seen}\n")
-    out.write(
-        f"  live query: still at seq {run.query_seq_after_rename} (was {seq_before}), "
-        f"{run.deliveries_after_rename} new result(s): link targets do not re-run it (R52)\n"
-    )
-    _show(out, "  the same rows, rendered again (names are read from the cells):", latest.get())
+        @sc.handler
+        def rename(name: str, *, user: sc.Cell) -> None:
+            user.key("name").set(name)
 
-    # Abort-only writes: a failing statement rolls back the whole commit, cells included.
-    posts_before = int(posts.get())
-    out.write(
-        f"\nrollback: bump posts ({posts_before} -> {posts_before + 1}) and insert a "
-        f"duplicate id #{row.id} in one transaction\n"
-    )
-    try:
-        with space.transact():
-            posts.set(posts_before + 1)
-            db.exec(
-                "INSERT INTO messages (id, author_cf_link, body, ts) VALUES (?, ?, ?, ?)",
-                [row.id, users["bob"], "this row collides", posts_before + 1],
-            )
-    except sc.ExecError as exc:
-        run.rollback_error = str(exc)
-        out.write(f"  {type(exc).__name__}: {exc}\n")
-    else:  # pragma: no cover - the duplicate id always fails
-        raise AssertionError("the duplicate insert was expected to fail")
-    fresh = flush()
-    run.posts_after_rollback = int(posts.get())
-    out.write(
-        f"  posts is still {run.posts_after_rollback}; the live query stayed at seq "
-        f"{latest.get().seq} ({len(fresh)} new result(s))\n"
-    )
+        run, out, latest = self.run, self.out, self.latest
+        row = next(m for m in latest.get().result or [] if m.author == self.users["alice"])
+        assert row.author is not None
+        self.row_id = row.id
+        name_cell = row.author.key("name")
+        names: list[Any] = []
+        name_cell.observe().subscribe(names.append)
+        self.flush()
+        old = str(name_cell.get())
+        new = "Alicia" if old == "Alice" else "Alice"
+        seq_before = latest.get().seq
+        run.rename_seq = rename(new, user=self.users["alice"])
+        fresh = self.flush()
+        run.names_seen = [str(n) for n in names]
+        run.query_seq_after_rename = latest.get().seq
+        run.deliveries_after_rename = len(fresh)
+        out.write(f"\nrename: {old!r} -> {new!r} committed as seq {run.rename_seq}\n")
+        seen = run.names_seen
+        out.write(f"  author cell of message #{row.id} (decoded from its link) saw: {seen}\n")
+        out.write(
+            f"  live query: still at seq {run.query_seq_after_rename} (was {seq_before}), "
+            f"{run.deliveries_after_rename} new result(s): link targets do not re-run it (R52)\n"
+        )
+        _show(out, "  the same rows, rendered again (names are read from the cells):", latest.get())
 
-    (after,) = db.read("SELECT count(*) AS n FROM messages")
-    run.messages = int(after["n"])
-    run.posts = int(posts.get())
-    run.last_seq = latest.get().seq
-    out.write(
-        f"\ndone: {run.messages} messages, last write at seq {run.last_seq}. Run it again to "
-        "continue the same database.\n"
-    )
-    return run
+    def roll_back_a_write(self) -> None:
+        """Abort-only writes: a failing statement rolls back the whole commit, cells included."""
+        posts, out = self.posts, self.out
+        posts_before = int(posts.get())
+        out.write(
+            f"\nrollback: bump posts ({posts_before} -> {posts_before + 1}) and insert a "
+            f"duplicate id #{self.row_id} in one transaction\n"
+        )
+        try:
+            with self.space.transact():
+                posts.set(posts_before + 1)
+                self.db.exec(
+                    "INSERT INTO messages (id, author_cf_link, body, ts) VALUES (?, ?, ?, ?)",
+                    [self.row_id, self.users["bob"], "this row collides", posts_before + 1],
+                )
+        except sc.ExecError as exc:
+            self.run.rollback_error = str(exc)
+            out.write(f"  {type(exc).__name__}: {exc}\n")
+        else:  # pragma: no cover - the duplicate id always fails
+            raise AssertionError("the duplicate insert was expected to fail")
+        fresh = self.flush()
+        self.run.posts_after_rollback = int(posts.get())
+        out.write(
+            f"  posts is still {self.run.posts_after_rollback}; the live query stayed at seq "
+            f"{self.latest.get().seq} ({len(fresh)} new result(s))\n"
+        )
+
+    def finish(self) -> ChatRun:
+        run = self.run
+        (after,) = self.db.read("SELECT count(*) AS n FROM messages")
+        run.messages = int(after["n"])
+        run.posts = int(self.posts.get())
+        run.last_seq = self.latest.get().seq
+        self.out.write(
+            f"\ndone: {run.messages} messages, last write at seq {run.last_seq}. Run it again "
+            "to continue the same database.\n"
+        )
+        return run
 
 
 def run_demo(store: str | None, *, out: TextIO) -> int:
