@@ -114,7 +114,6 @@ class SqliteParticipant:
         self._ready = ready
         self._repair = repair
         self.exec_timeout = exec_timeout
-        self.capture_changesets = True  # switched off only to measure its cost
         # _lock guards _ensured (schemas known to be in place) and _links (their link columns).
         self._lock = threading.Lock()
         self._ensured: set[EnsureKey] = set()
@@ -180,7 +179,7 @@ class SqliteParticipant:
         request = _request(op)
         decl = request.decl
         links = self._ensure(conn, decl)
-        session = _capture(conn) if self.capture_changesets else None
+        session: apsw.Session | None = _capture(conn)
         changeset: bytes | None = None
         try:
             self._run(conn, request)
