@@ -55,7 +55,9 @@ class Space:
     def run(self, pattern: Pattern, *, key: str, **inputs: Any) -> Piece:
         """Instantiate ``pattern`` as the piece identified by (space, pattern name, ``key``).
 
-        Every parameter of the pattern has an input cell in the piece. A given input is kept in
+        The first run records the piece in the cell of its id (``{"piece": pattern name,
+        "key": key, "inputs": [names]}``). Every parameter of the pattern has an input cell in
+        the piece. A given input is kept in
         it (a cell as a link), written only when it changed; the body gets the cells given, and
         the input cells of plain values. A parameter given nothing gets what
         :meth:`unbound_input` makes of its input cell (which may be linked later and keeps its
@@ -69,8 +71,14 @@ class Space:
             for name, value in inputs.items()
             if self.runtime.encode(value) != self.file.entity(cells[name].id).data
         }
-        if changed:
+        # The piece's record (its pattern, key and inputs) lives in the cell of the piece's
+        # own id, so tools can tell a piece and its inputs from ids that name nothing.
+        record = {"piece": pattern.name, "key": key, "inputs": names}
+        stale = self.runtime.encode(record) != self.file.entity(piece_id).data
+        if changed or stale:
             with self.transact():
+                if stale:
+                    Cell(self, piece_id).set(record)
                 for name, value in changed.items():
                     cells[name].set(value)
         args = {

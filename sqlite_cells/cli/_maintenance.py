@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 from pathlib import Path
 from typing import Any, TextIO, cast
 
@@ -13,11 +14,10 @@ from sqlite_cells.cli._inspect import (
     inspect_store,
     read_only,
     store_dir,
-    table_names,
 )
 from sqlite_cells.cli._output import Format, print_json, print_rows
 from sqlite_cells.codec import derive_id
-from sqlite_cells.files import check_store, collect_garbage
+from sqlite_cells.files import check_store, collect_garbage, validate_disk_source
 from sqlite_cells.runtime import Cell
 
 __all__ = ["check", "gc", "link"]
@@ -58,26 +58,30 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _check_piece(space_file: Path, piece: str, field: str) -> None:
-    """Refuse a piece or field the space does not know. Piece ids are one-way hashes, so this
-    can be checked only where the space file records its pieces and their inputs (a
-    ``_cf_names`` table with ``kind`` 'piece' / 'input'); elsewhere only the id's form is."""
+    """Refuse a piece or field the space does not know: a piece is recorded, by its first run,
+    in the cell of its own id as ``{"piece", "key", "inputs"}`` (see ``Space.run``)."""
     if not piece.startswith("of:"):
         raise InspectError(
             "piece-not-found",
             f"{piece!r} is not a piece id: a piece id starts with 'of:' (piece.id in Python)",
         )
     with read_only(space_file) as conn:
-        if "_cf_names" not in table_names(conn):
-            return
-        cursor = conn.execute("SELECT * FROM _cf_names")
-        columns = [name for name, _ in cursor.get_description()]
-        if "kind" not in columns:
-            return
-        kinds = {str(row[columns.index("id")]): row[columns.index("kind")] for row in cursor}
-    if kinds.get(piece) != "piece":
-        raise InspectError("piece-not-found", f"no piece {piece} in {space_file.name}")
-    if kinds.get(derive_id("input", piece, field)) != "input":
-        raise InspectError("field-not-found", f"piece {piece} has no input {field!r}")
+        row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (piece,)).fetchone()
+    try:
+        record = json.loads(bytes(row[0])) if row is not None else None
+    except ValueError:
+        record = None
+    if not isinstance(record, dict) or "piece" not in record:
+        raise InspectError(
+            "piece-not-found",
+            f"no piece {piece} in {space_file.name}: run the pattern once (space.run) first",
+        )
+    inputs = record.get("inputs")
+    if not isinstance(inputs, list) or field not in inputs:
+        known = ", ".join(map(str, inputs)) if isinstance(inputs, list) else "none"
+        raise InspectError(
+            "field-not-found", f"piece {piece} has no input {field!r} (its inputs: {known})"
+        )
 
 
 def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
@@ -86,6 +90,7 @@ def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
     otherwise nothing is opened for writing and no file appears."""
     root = store_dir(store)
     space_file = find_space(root, args.space)
+    validate_disk_source(path, store=root, roots=None)  # the file first: it is the argument given
     _check_piece(space_file, args.piece, args.field)
     from sqlite_cells import Runtime  # the whole runtime, only for the one command that writes
 

@@ -83,9 +83,6 @@ def test_link_wires_a_file_into_a_piece(
         piece = space.run(count_rows, key="k")
         rt.settle()
         assert piece.outputs.get().pending is True
-        # A run that stores nothing leaves no space file (R7); the space exists once written.
-        with space.transact():
-            space.cell("seen").set(True)
     code, out = _run(
         capsys, "link", f"sqlite:{reference}", "demo", piece.id, "ref", "--store", str(store)
     )
@@ -128,3 +125,28 @@ def test_gc_lists_then_removes_only_with_yes(
     assert db.path.exists() and not stray.exists()
     code, out = _run(capsys, "gc", str(store), "--yes")
     assert code == 0 and "0 file(s) removed" in out
+
+
+@pytest.mark.parametrize("which", ["piece", "field"])
+def test_link_to_a_piece_or_field_that_does_not_exist_creates_nothing(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], which: str
+) -> None:
+    reference = tmp_path / "things.db"
+    conn = apsw.Connection(str(reference))
+    conn.execute("CREATE TABLE things (x)")
+    conn.close()
+    with sc.Runtime(store) as rt:
+        piece = rt.space("demo").run(count_rows, key="k")
+        rt.settle()
+    piece_id = piece.id if which == "field" else "of:" + "a" * 52
+    field = "nope" if which == "field" else "ref"
+    files = sorted(p.name for p in store.iterdir())
+    space_file = next(store.glob("space-*.sqlite"))
+    log = apsw.Connection(str(space_file)).execute("SELECT count(*) FROM _cf_log").fetchall()
+    code, _out = _run(
+        capsys, "link", f"sqlite:{reference}", "demo", piece_id, field, "--store", str(store)
+    )
+    assert code == 1
+    assert sorted(p.name for p in store.iterdir()) == files
+    after = apsw.Connection(str(space_file)).execute("SELECT count(*) FROM _cf_log").fetchall()
+    assert after == log
