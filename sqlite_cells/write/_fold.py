@@ -87,13 +87,10 @@ def _request(op: PendingOp) -> ExecRequest:
     return payload
 
 
-def _op_body(request: ExecRequest, changeset: bytes | None) -> msgspec.Raw:
-    rows: list[list[object] | dict[str, object]] = (
-        []
-        if changeset is not None
-        else [dict(r) if isinstance(r, dict) else list(r) for r in request.rows]
-    )
-    return encode_op_body(OpBody(request.sql, rows, request.many, changeset))
+def _op_body(request: ExecRequest, changeset: bytes) -> msgspec.Raw:
+    # The changeset says exactly what the statement did, so the parameters are not kept (the
+    # record is fsynced on every commit); `rows` stays in the format for older records.
+    return encode_op_body(OpBody(request.sql, [], request.many, changeset))
 
 
 class SqliteParticipant:
@@ -179,20 +176,16 @@ class SqliteParticipant:
         request = _request(op)
         decl = request.decl
         links = self._ensure(conn, decl)
-        session: apsw.Session | None = _capture(conn)
-        changeset: bytes | None = None
+        session = _capture(conn)
         try:
             self._run(conn, request)
-            if session is not None:
-                changeset = session.changeset()
+            changeset = session.changeset()
         finally:
-            if session is not None:
-                session.close()
-        if changeset is not None and links:
+            session.close()
+        if links:
             check_links(changeset, links, db_id=decl.db_id, sql=request.sql)
         conn.execute(f"UPDATE {ALIAS}._cf_watermark SET seq = ? WHERE id = 0", (seq,))
-        if changeset is not None:
-            self._journal(conn, seq, changeset)
+        self._journal(conn, seq, changeset)
         return Op(op.kind, op.target, _op_body(request, changeset))
 
     def _run(self, conn: apsw.Connection, request: ExecRequest) -> None:
