@@ -30,6 +30,7 @@ from sqlite_cells.runtime._runtime import Runtime as Runtime
 from sqlite_cells.runtime._scheduler import Node as Node
 from sqlite_cells.runtime._scheduler import Scheduler as Scheduler
 from sqlite_cells.runtime._space import Space as Space
+from sqlite_cells.runtime._space_file import BUSY_TIMEOUT_MS as BUSY_TIMEOUT_MS
 from sqlite_cells.runtime._space_file import CommitEvent as CommitEvent
 from sqlite_cells.runtime._space_file import SpaceFile as SpaceFile
 from sqlite_cells.runtime._store import DEFAULT_STORE as DEFAULT_STORE
@@ -41,6 +42,7 @@ from sqlite_cells.runtime._tx import current_transaction as current_transaction
 from sqlite_cells.runtime._tx import require_transaction as require_transaction
 
 __all__ = [
+    "BUSY_TIMEOUT_MS",
     "DEFAULT_STORE",
     "FORMAT_VERSION",
     "LENGTH_LIMIT",

@@ -25,7 +25,6 @@ from sqlite_cells.codec import (
 )
 from sqlite_cells.files._layout import open_unwritable
 from sqlite_cells.files._reconcile import (
-    BUSY_TIMEOUT_MS,
     Action,
     Outcome,
     reconcile,
@@ -33,6 +32,7 @@ from sqlite_cells.files._reconcile import (
 )
 from sqlite_cells.files._sources import disk_source_id, validate_disk_source
 from sqlite_cells.runtime import (
+    BUSY_TIMEOUT_MS,
     FORMAT_VERSION,
     op_targets_by_seq,
     stored_format,

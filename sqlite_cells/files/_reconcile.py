@@ -38,7 +38,13 @@ import msgspec
 
 from sqlite_cells.codec import SqliteCellsError
 from sqlite_cells.files._layout import decode_op_body, open_unwritable
-from sqlite_cells.runtime import FORMAT_VERSION, SpaceFile, op_targets_by_seq, stored_format
+from sqlite_cells.runtime import (
+    BUSY_TIMEOUT_MS,
+    FORMAT_VERSION,
+    SpaceFile,
+    op_targets_by_seq,
+    stored_format,
+)
 from sqlite_cells.schema import (
     CfLink,
     Schema,
@@ -61,7 +67,6 @@ __all__ = [
 
 log = logging.getLogger("sqlite_cells")
 
-BUSY_TIMEOUT_MS = 30_000
 QUARANTINE_DIR = "quarantine"  # beside the space files: copies kept before a repair removes rows
 
 

@@ -29,11 +29,12 @@ import apsw
 
 from sqlite_cells.codec import ClosedError
 from sqlite_cells.files import READ_ONLY_URI, check_pinned, source_uri
+from sqlite_cells.runtime import LENGTH_LIMIT
 from sqlite_cells.sql import Gate
 
 __all__ = ["DEFAULT_LENGTH_LIMIT", "PooledConnection", "ReadPool"]
 
-DEFAULT_LENGTH_LIMIT = 64 * 1024 * 1024
+DEFAULT_LENGTH_LIMIT = LENGTH_LIMIT
 _PROGRESS_STEPS = 1000
 _BUSY_SLEEP_MAX = 0.02
 

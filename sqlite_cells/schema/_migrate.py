@@ -43,6 +43,7 @@ from sqlite_cells.codec import (
     SchemaError,
     UnsupportedMigration,
 )
+from sqlite_cells.runtime import BUSY_TIMEOUT_MS, LENGTH_LIMIT
 from sqlite_cells.schema._schema import Schema, quote_ident
 from sqlite_cells.schema._schema_diff import MigrationPlan, diff_of, plan_migration, rows_of
 from sqlite_cells.sql import OP, USER_PREPARE_FLAGS, WORD, Gate, scan_sql
@@ -58,8 +59,6 @@ __all__ = [
 
 _SAVEPOINT: Final = "_cf_ensure_schema"
 RUNTIME_TABLES: Final = frozenset({"_cf_meta", "_cf_watermark", "_cf_changes"})
-_BUSY_TIMEOUT_MS: Final = 30_000
-_LENGTH_LIMIT: Final = 64 * 1024 * 1024  # as on every other connection of the runtime (R44)
 
 _IN_TRANSACTION: Final = "migrate runs inside the runtime's transaction; raise to abort it"
 _ATTACH: Final = "ATTACH/DETACH would change the files the connection sees"
@@ -292,8 +291,8 @@ def migrate_file(path: Path, schema: Schema, *, db_id: str, version: int, migrat
     except apsw.Error as exc:
         raise MigrationError(db_id, f"cannot open {path} to migrate it: {exc}") from exc
     try:
-        conn.setbusytimeout(_BUSY_TIMEOUT_MS)
-        conn.limit(apsw.SQLITE_LIMIT_LENGTH, _LENGTH_LIMIT)
+        conn.setbusytimeout(BUSY_TIMEOUT_MS)
+        conn.limit(apsw.SQLITE_LIMIT_LENGTH, LENGTH_LIMIT)  # R44, as everywhere
         gate = Gate().install(conn)
         conn.execute("BEGIN IMMEDIATE")
         try:
