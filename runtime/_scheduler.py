@@ -30,6 +30,9 @@ log = logging.getLogger("sqlite_cells.runtime")
 
 Subscriber = Callable[[Any], None]
 CommitHook = Callable[[CommitEvent], "list[Node]"]
+# Takes in a commit the hook has nothing to re-run for, off the scheduler thread (see
+# Scheduler.add_commit_hook); False sends the commit to the hook on the scheduler thread.
+Absorber = Callable[[CommitEvent], bool]
 ErrorHandler = Callable[[Exception], None]
 Completer = Callable[[], None]
 
@@ -100,7 +103,8 @@ class Scheduler:
 
     def __init__(self, name: str = "sqlite-cells-scheduler") -> None:
         self.counter = itertools.count()
-        # _lock guards _queue, _busy, _outstanding and _closed; _idle is signalled on it.
+        # _lock guards _queue, _busy, _outstanding, _closed and the growth of the hook lists;
+        # _idle is signalled on it.
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._wake = threading.Condition(self._lock)
@@ -114,6 +118,7 @@ class Scheduler:
         self._processed: dict[SpaceFile, int] = {}
         self._parked: dict[SpaceFile, list[tuple[int, Callable[[], None]]]] = {}
         self._commit_hooks: list[CommitHook] = []
+        self._absorbers: list[Absorber | None] = []  # one per hook, same order
         self._observed: dict[int, Node] = {}  # nodes with subscribers, to complete on close
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
@@ -149,13 +154,26 @@ class Scheduler:
         """Join ``node`` to the graph and compute its first value (on the scheduler thread)."""
         self.submit(lambda: self._init(node))
 
-    def add_commit_hook(self, hook: CommitHook) -> None:
+    def add_commit_hook(self, hook: CommitHook, *, absorb: Absorber | None = None) -> None:
         """Call ``hook(event)`` on the scheduler thread for each durable commit, before the
         commit's re-runs: the nodes it returns re-run in the same round as the nodes watching
         the cells the commit wrote (dependency order, each at most once, R54). An extension
         uses it to decide from the commit's ops what must re-run; a hook that raises is logged
-        and the commit is still processed."""
-        self.submit(lambda: self._commit_hooks.append(hook))
+        and the commit is still processed.
+
+        ``absorb(event)``, if given, lets a commit nobody watches stay on the committing thread
+        (no scheduler wake-up): it is called there, under the scheduler's lock while the
+        scheduler thread is idle, and returns True when the hook would return no nodes for the
+        commit, having updated whatever bookkeeping the hook keeps. It must agree with the hook
+        and be idempotent with it: the commit may still reach the hook (another hook declined).
+        Without ``absorb`` every commit with ops wakes the scheduler."""
+
+        def install() -> None:
+            with self._lock:  # _is_quiet reads both lists under the lock
+                self._commit_hooks.append(hook)
+                self._absorbers.append(absorb)
+
+        self.submit(install)
 
     def rerun(self, nodes: list[Node]) -> None:
         """Re-run ``nodes`` (and what depends on them) as one round, on the scheduler thread:
@@ -361,10 +379,14 @@ class Scheduler:
     def _is_quiet(self, event: CommitEvent) -> bool:
         if self._parked.get(event.space):
             return False
-        if event.ops and self._commit_hooks:
-            return False  # a commit hook decides from the ops what re-runs
         watchers = self._watchers
-        return not any(watchers.get((event.space, cell_id)) for cell_id in event.writes)
+        if any(watchers.get((event.space, cell_id)) for cell_id in event.writes):
+            return False
+        # Last, as absorbing updates the hooks' bookkeeping: a commit hook decides from the
+        # ops what re-runs, here or on the scheduler thread.
+        return not event.ops or all(
+            absorb is not None and absorb(event) for absorb in self._absorbers
+        )
 
     def _advance(self, event: CommitEvent) -> list[Node]:
         """Take ``event`` into the view; return the nodes watching what changed."""

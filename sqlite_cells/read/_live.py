@@ -98,7 +98,7 @@ class LiveQueries:
         # file first, then in the database file) and is done again.
         self._written: dict[str, int] = {}
         self.reads_started = 0  # distinct statements run, on workers or inline (bench, tests)
-        scheduler.add_commit_hook(self._on_commit)
+        scheduler.add_commit_hook(self._on_commit, absorb=self._absorb)
         self._sources = _SourceWatcher(scheduler, pool, poll_interval)
 
     # -- interest (scheduler thread) -----------------------------------------------------------
@@ -133,10 +133,8 @@ class LiveQueries:
         self._sources.watch(node, path)
 
     def _on_commit(self, event: CommitEvent) -> list[Node]:
-        for op in event.ops:  # reads sent before this commit are not shared any more
-            self._generation[op.target] = self._generation.get(op.target, 0) + 1
-            self._written[op.target] = event.seq
-        ops = [op for op in event.ops if op.target in self._reads]
+        self._note(event)
+        ops = [op for op in event.ops if self._reads.get(op.target)]
         if not ops:
             return []
         found: list[Node] = []
@@ -151,6 +149,19 @@ class LiveQueries:
                 candidates.update(tables.get(table, ()))
             found.extend(n for n in candidates if affects(written, reads.get(n)))
         return found
+
+    def _note(self, event: CommitEvent) -> None:
+        for op in event.ops:  # reads sent before this commit are not shared any more
+            self._generation[op.target] = self._generation.get(op.target, 0) + 1
+            self._written[op.target] = event.seq
+
+    def _absorb(self, event: CommitEvent) -> bool:
+        """A commit to databases no live query watches, taken in on the committing thread
+        (the scheduler is idle: see ``Scheduler.add_commit_hook``)."""
+        if any(self._reads.get(op.target) for op in event.ops):
+            return False
+        self._note(event)
+        return True
 
     def _table_shape(self, path: Path, table: str) -> TableShape:
         with self.pool.connection(path) as pooled:
