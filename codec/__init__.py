@@ -47,6 +47,7 @@ from sqlite_cells.codec._records import Op as Op
 from sqlite_cells.codec._records import decode_record as decode_record
 from sqlite_cells.codec._records import encode_record as encode_record
 from sqlite_cells.codec._values import decode_value as decode_value
+from sqlite_cells.codec._values import encode_plain as encode_plain
 from sqlite_cells.codec._values import encode_value as encode_value
 from sqlite_cells.codec._values import has_links as has_links
 
@@ -90,6 +91,7 @@ __all__ = [
     "decode_value",
     "derive_id",
     "encode_link",
+    "encode_plain",
     "encode_record",
     "encode_value",
     "has_links",

@@ -11,7 +11,8 @@ whatever ``enc_hook`` maps to a link (a runtime ``Cell``). Everything else is re
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
@@ -19,7 +20,7 @@ import msgspec
 from sqlite_cells.codec._errors import EncodingError, ValueEncodeError
 from sqlite_cells.codec._links import Link, is_link_sigil, link_from_sigil
 
-__all__ = ["decode_value", "encode_value", "has_links"]
+__all__ = ["decode_value", "encode_plain", "encode_value", "has_links"]
 
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder(order="deterministic")
@@ -35,9 +36,23 @@ def encode_value(value: Any, enc_hook: Callable[[Any], Link | None] | None = Non
     """Encode ``value`` as canonical JSON (R6). ``enc_hook(obj)`` maps non-JSON objects to links
     (or returns None to refuse them). Raises :class:`ValueEncodeError` for anything else,
     naming where in the value it sits."""
-    try:
+    with _encoding_errors():
         plain = value if _is_plain(value) else _plain(value, enc_hook, "")
         return _encoder.encode(plain)
+
+
+def encode_plain(value: Any) -> bytes:
+    """The canonical JSON of ``value``, which the caller guarantees is strict JSON already (built
+    by the runtime from parts that were checked or decoded from JSON): ``encode_value`` without
+    the walk that checks it, for values written on every commit (a database handle)."""
+    with _encoding_errors():
+        return _encoder.encode(value)
+
+
+@contextmanager
+def _encoding_errors() -> Iterator[None]:
+    try:
+        yield
     except RecursionError:
         raise ValueEncodeError(
             "the value is nested too deeply (or contains itself) to be stored as JSON"

@@ -9,6 +9,7 @@ true`` once dropped; an injected file's is ``{"id", "tables": {}, "rev": 0, "sou
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,7 @@ __all__ = [
     "handle_value",
     "is_dropped",
     "owned_databases",
+    "remember_handle",
     "remove_database_files",
     "source_path",
 ]
@@ -77,7 +79,10 @@ def is_dropped(value: Any) -> bool:
 def handle_value(cell_id: str, data: bytes) -> dict[str, Any] | None:
     """The handle value (R2) if the stored JSON ``data`` of cell ``cell_id`` is one, else None.
     Besides ``id``, ``tables`` and ``rev`` a handle may say ``"dropped": true`` or name an
-    injected ``source``."""
+    injected ``source``. The value returned is shared: read it, copy it to change it."""
+    known = _known.get(cell_id)
+    if known is not None and known[0] == data:
+        return known[1]  # the handle last seen or written: every write reads it several times
     if b'"tables"' not in data:
         return None  # cheap: most cells are not handles
     try:
@@ -85,9 +90,26 @@ def handle_value(cell_id: str, data: bytes) -> dict[str, Any] | None:
     except msgspec.DecodeError:
         return None
     try:
-        return check_handle(cell_id, value)
+        handle = check_handle(cell_id, value)
     except HandleQuarantined:
         return None
+    remember_handle(cell_id, data, handle)
+    return handle
+
+
+# The newest handle value seen per database id, with its stored bytes (bounded: oldest out).
+_known: dict[str, tuple[bytes, dict[str, Any]]] = {}
+_known_lock = threading.Lock()  # guards evictions from _known (lookups need no lock)
+_KNOWN_SIZE = 256
+
+
+def remember_handle(db_id: str, data: bytes, handle: dict[str, Any]) -> None:
+    """Let ``handle_value(db_id, data)`` answer ``handle`` without decoding (the writer calls it
+    with the handle it just encoded). ``handle`` must be what decoding ``data`` gives."""
+    with _known_lock:
+        if db_id not in _known and len(_known) >= _KNOWN_SIZE:
+            _known.pop(next(iter(_known)), None)
+        _known[db_id] = (data, handle)
 
 
 class HandleNotWritable(TransactionError, TypeError):

@@ -33,7 +33,7 @@ from sqlite_cells.codec import (
     ExecTimeout,
     Op,
     SqliteCellsError,
-    encode_value,
+    encode_plain,
 )
 from sqlite_cells.files import (
     ALIAS,
@@ -44,6 +44,7 @@ from sqlite_cells.files import (
     encode_op_body,
     handle_value,
     is_dropped,
+    remember_handle,
 )
 from sqlite_cells.runtime import PendingOp, Transaction
 from sqlite_cells.schema import Declaration, ensure_schema, migrate_file
@@ -170,7 +171,10 @@ class SqliteParticipant:
             )
         assert decl.schema is not None
         bumped = {**handle, "tables": decl.schema.to_json(), "rev": int(handle["rev"]) + 1}
-        return {decl.db_id: encode_value(bumped)}
+        # Strict JSON as it is: a decoded handle, the schema's own JSON and an int.
+        data = encode_plain(bumped)
+        remember_handle(decl.db_id, data, bumped)
+        return {decl.db_id: data}
 
     def apply(self, conn: apsw.Connection, op: PendingOp, seq: int) -> Op:
         request = _request(op)
