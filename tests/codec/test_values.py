@@ -21,6 +21,7 @@ from sqlite_cells.codec import (
     decode_record,
     decode_value,
     derive_id,
+    encode_plain,
     encode_record,
     encode_value,
 )
@@ -151,3 +152,19 @@ def test_commit_records_round_trip() -> None:
     assert back.seq == 7
     assert bytes(back.writes[0].value) == b'{"x":1}'
     assert back.ops[0].kind == "sqlite" and bytes(back.ops[0].body) == b'["INSERT", 1]'
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+        max_leaves=10,
+    )
+)
+def test_encode_plain_is_encode_value_without_the_check(value: Any) -> None:
+    assert encode_plain(value) == encode_value(value)
+
+
+def test_encode_plain_refuses_lone_surrogates_like_encode_value() -> None:
+    with pytest.raises(ValueEncodeError, match="surrogates"):
+        encode_plain({"tables": {"t\ud800": {}}})

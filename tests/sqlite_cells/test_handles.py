@@ -9,7 +9,7 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
-from sqlite_cells.files import collect_garbage
+from sqlite_cells.files import collect_garbage, handle_value, remember_handle
 
 from .conftest import MESSAGES
 
@@ -103,3 +103,13 @@ def test_r7_reading_a_database_of_a_space_the_store_does_not_hold_creates_nothin
         assert q.get().result == []
         assert db.rev == 0
     assert list(store.iterdir()) == []
+
+
+def test_a_remembered_handle_answers_only_for_its_own_bytes() -> None:
+    data = b'{"id":"of:x","rev":2,"tables":{}}'
+    remembered = {"id": "of:x", "rev": 2, "tables": {}}
+    remember_handle("of:x", data, remembered)
+    assert handle_value("of:x", data) is remembered
+    assert handle_value("of:y", data) is None  # another id: decoded, not a handle of of:y
+    assert handle_value("of:x", data.replace(b"2", b"3")) == {"id": "of:x", "rev": 3, "tables": {}}
+    assert handle_value("of:x", b'{"id":"of:x"}') is None
