@@ -9,6 +9,7 @@ recorded.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 from sqlite_cells.codec import ExecError, LinkEncodeError, PendingValue
@@ -31,14 +32,15 @@ def bind_rows(targets: ParamTargets, rows: Sequence[Any], *, sql: str, db_id: st
     for ``sql`` whose parameters target the columns described by ``targets``."""
     if targets.named or any(_is_link(t) for t in targets.positional):
         return [_bind(targets, row, sql=sql, db_id=db_id) for row in rows]
-    # No link column among the targets: a row of plain values needs no per-value decision.
-    count = targets.count
-    return [
-        tuple(row)
-        if type(row) in _SEQUENCES and len(row) == count and _PLAIN.issuperset(map(type, row))
-        else _bind(targets, row, sql=sql, db_id=db_id)
-        for row in rows
-    ]
+    # No link column among the targets: rows of plain values need no per-value decision, and
+    # whether all rows are such is answered by passes that run in C (exec_many's hot path).
+    if (
+        _SEQUENCES.issuperset(map(type, rows))
+        and set(map(len, rows)) <= {targets.count}
+        and _PLAIN.issuperset(map(type, chain.from_iterable(rows)))
+    ):
+        return list(map(tuple, rows))
+    return [_bind(targets, row, sql=sql, db_id=db_id) for row in rows]
 
 
 _PLAIN = frozenset({type(None), int, float, str, bytes})
