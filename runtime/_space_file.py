@@ -59,8 +59,10 @@ log = logging.getLogger("sqlite_cells.runtime")
 
 BUSY_TIMEOUT_MS = 30_000
 CACHE_SIZE = 4096  # committed values cached per space (an LRU; a miss re-reads _cf_cells)
-COMPACT_KEEP = 1024  # newest log records always kept, so a runtime a little behind replays them
-COMPACT_EVERY = 1024  # commits between compactions (amortised: one DELETE of this many records)
+# Newest log records always kept, so a runtime a little behind replays them; one further behind
+# re-reads the cells written since (a scan of _cf_cells), which is correct, only dearer.
+COMPACT_KEEP = 256
+COMPACT_EVERY = 256  # commits between compactions (amortised: one DELETE of this many records)
 # Newest records kept per op target: at least the 256 changesets a database file's own journal
 # keeps, so a database behind its space by a crash finds every commit it missed (R71).
 KEEP_PER_TARGET = 256
