@@ -664,14 +664,17 @@ class SpaceFile:
                     conn, keep=self.compact_keep, keep_per_target=self.keep_per_target
                 )
             conn.execute("PRAGMA incremental_vacuum").fetchall()
-        except apsw.Error as exc:
-            # Tried again after another compact_every commits.
+        except Exception as exc:
+            # The commit stands whatever happened here; tried again after compact_every commits.
             self._compacted = max(self._compacted, last - self.compact_keep)
             log.warning("space %r: compacting the log failed: %r", self.space_id, exc)
 
     def compact(self) -> int:
-        """Compact the log now (whatever the thresholds); returns the compaction point."""
+        """Compact the log now (whatever the thresholds); returns the compaction point (0 for a
+        space whose file does not exist: nothing is created, R7)."""
         self._check_open()
+        if not self._open_if_exists():
+            return 0
         with self._write_lock, translated(f"space file {self.path}"):
             conn = self._wconn
             with _immediate(conn):
@@ -733,10 +736,12 @@ def compact_log(conn: apsw.Connection, *, keep: int, keep_per_target: int) -> in
     targets: dict[str, int] = {}  # op target -> the newest seq of its removed records
     written: dict[str, int] = {}  # cell id -> the newest removed record that wrote it
     per_target = max(keep_per_target, 1)
+    # Only a target with more records than it keeps, some of them old enough, loses any.
     old = [
         str(target)
         for (target,) in conn.execute(
-            "SELECT DISTINCT target FROM _cf_op_index WHERE seq <= ?", (upto,)
+            "SELECT target FROM _cf_op_index GROUP BY target HAVING count(*) > ? AND min(seq) <= ?",
+            (per_target, upto),
         )
     ]
     for target in old:
