@@ -13,6 +13,7 @@ from sqlite_cells import files as sc_files
 from sqlite_cells.cli._inspect import inspect_store
 from sqlite_cells.files._reconcile import Action
 from sqlite_cells.runtime import SpaceFile
+from sqlite_cells.runtime._space_file import KEEP_PER_TARGET
 from sqlite_cells.write._fold import JOURNAL_KEEP
 
 TABLES = {"events": sc.table(id="integer primary key", n="integer")}
@@ -76,9 +77,7 @@ def _drop_last_commit_from_file(path: Path, keep_seq: int) -> None:
 
 
 def test_the_records_kept_per_database_cover_its_journal() -> None:
-    from sqlite_cells.runtime import _space_file
-
-    assert _space_file.KEEP_PER_TARGET >= JOURNAL_KEEP
+    assert KEEP_PER_TARGET >= JOURNAL_KEEP
 
 
 def test_a_database_behind_its_space_is_replayed_after_compaction(store: Path) -> None:
