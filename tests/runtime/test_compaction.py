@@ -189,3 +189,26 @@ def test_a_writer_behind_the_compaction_point_catches_up_before_it_commits(store
         assert bump() == 22
         a.space("demo").file.catch_up()
         assert space_a.cell("n").get() == 20
+
+
+def test_a_format_2_file_is_upgraded_in_place(store: Path) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        with space.transact():
+            space.cell("a").set(1)
+        path = space.file.path
+    conn = apsw.Connection(str(path))
+    conn.execute("DROP TABLE _cf_named; UPDATE _cf_meta SET value = 2 WHERE key = 'format'")
+    conn.close()
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        assert space.cell("a").get() == 1
+        with space.transact():
+            space.cell("a").set(2)
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        assert conn.execute("SELECT value FROM _cf_meta WHERE key = 'format'").fetchone() == (3,)
+        assert conn.execute("SELECT count(*) FROM _cf_named").fetchone() == (0,)
+        assert [s for (s,) in conn.execute("SELECT seq FROM _cf_log")] == [1, 2]
+    finally:
+        conn.close()
