@@ -23,7 +23,16 @@ import apsw
 
 from bench._common import BENCH_DIR, Figure, figure_from_json
 
-FIGURES = ["write_throughput", "latency", "fanout", "read_scaling", "guard", "link_decode", "scale"]
+FIGURES = [
+    "write_throughput",
+    "latency",
+    "fanout",
+    "read_scaling",
+    "guard",
+    "link_decode",
+    "scale",
+    "history",
+]
 
 
 def cpu_model() -> str:

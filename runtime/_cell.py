@@ -202,6 +202,9 @@ class CellSource(Node):
     def __init__(self, cell: Cell) -> None:
         super().__init__(cell.space.runtime.scheduler)
         self.cell = cell
+        # Announced first: a commit the scheduler processes between the seed read and attach()
+        # stays in its view, so the first value is never older than what it has processed.
+        self.scheduler.expect(cell.space.file, cell.id)
         # The committed value when the node was made: its first value must be the one current
         # at that call, not whatever has been committed by the time the scheduler gets to it.
         self.seed = cell.space.file.entity(cell.id)

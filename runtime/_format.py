@@ -5,8 +5,12 @@ Each space file records the format it is written in as ``_cf_meta.format``. What
 * **1** — every store written before the format was recorded: no ``format`` key, and the
   ``_cf_op_index`` table (which commits touched which database) may be missing or empty, so a
   database's watermark could not be matched with its space's log.
-* **2** — this version: ``format = 2`` and ``_cf_op_index`` holds one row per (op target, seq)
-  of the log.
+* **2** — ``format = 2`` and ``_cf_op_index`` holds one row per (op target, seq) of the log.
+* **3** — this version: the log may be compacted. ``_cf_meta.compacted`` is the compaction point
+  (records at or below it may be gone; every record above it is kept) and ``_cf_named`` lists each
+  id that only compacted history named (an op target, or a cell written in a removed record whose
+  row is not in ``_cf_cells``) with the newest removed seq that named it. A reader of format 2
+  would take a compacted log for a whole one, so it is refused by the version check.
 
 Opening a file of an older format upgrades it in place, inside the transaction that opens it (one
 transaction per file), before anything reads it; nothing of the older store is quarantined or
@@ -24,6 +28,7 @@ from sqlite_cells.codec import DatabaseError, decode_record
 
 __all__ = [
     "FORMAT_VERSION",
+    "NAMED_TABLE",
     "ensure_format",
     "op_targets_by_seq",
     "stored_format",
@@ -32,7 +37,7 @@ __all__ = [
 
 log = logging.getLogger("sqlite_cells.runtime")
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _OLDEST = 1  # what a file without a recorded format is
 
 
@@ -77,7 +82,9 @@ def upgrade_space_file(conn: apsw.Connection, path: Path) -> None:
     found = stored_format(conn)
     if found is None or found >= FORMAT_VERSION:
         return
-    _upgrade_1_to_2(conn)
+    if found < 2:
+        _upgrade_1_to_2(conn)
+    _upgrade_2_to_3(conn)
     conn.execute(
         "INSERT OR REPLACE INTO _cf_meta (key, value) VALUES ('format', ?)", (FORMAT_VERSION,)
     )
@@ -102,3 +109,13 @@ def _upgrade_1_to_2(conn: apsw.Connection) -> None:
     conn.executemany(
         "INSERT OR IGNORE INTO _cf_op_index (target, seq) VALUES (?, ?)", op_targets_by_seq(conn)
     )
+
+
+NAMED_TABLE = (
+    "CREATE TABLE IF NOT EXISTS _cf_named (id TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID"
+)
+
+
+def _upgrade_2_to_3(conn: apsw.Connection) -> None:
+    # Additive: a format-2 log was never compacted, so nothing is named only by lost history.
+    conn.execute(NAMED_TABLE)

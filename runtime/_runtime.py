@@ -15,6 +15,7 @@ from typing import Any, Self
 from sqlite_cells.codec import (
     ClosedError,
     Link,
+    Op,
     SqliteCellsError,
     ValueEncodeError,
     encode_value,
@@ -92,6 +93,7 @@ class Runtime:
                     publish=self.scheduler.publish,
                     participants=self.participant,
                     wake=self._wake.set,
+                    whole_op=self.whole_change_op,
                 )
                 space = self._spaces[space_id] = self.space_class(self, space_id, file)
         return space
@@ -110,6 +112,13 @@ class Runtime:
         """Extension point, called by ``Cell.set`` before every write: raise (a ``TypeError``
         that is a ``SqliteCellsError``) to refuse writes to a cell that only its owner may write,
         such as a database handle (R5). The plain runtime protects nothing."""
+
+    def whole_change_op(self, target: str) -> Op | None:
+        """Extension point: the op a synthetic catch-up event carries for ``target`` when this
+        runtime was behind its space's compacted log, saying the target changed in ways the log
+        no longer holds (so whatever reads it re-runs whole). The plain runtime writes no op
+        targets: None."""
+        return None
 
     # -- defaults (R4) -------------------------------------------------------------------------
 

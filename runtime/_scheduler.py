@@ -7,7 +7,12 @@ nodes re-run in dependency order (height, ties broken by registration order), ea
 and the others still get the value.
 
 The scheduler keeps its own *view* of committed cell values, advanced one commit at a time, so all
-nodes re-run for a commit see the same state (glitch-free) even while newer commits land.
+nodes re-run for a commit see the same state (glitch-free) even while newer commits land. The view
+holds only cells that are watched, or about to be: a node registers its cell with :meth:`expect`
+*before* it reads its seed, so every commit processed between that read and the node joining the
+graph is kept in the view, and the node's first value is never older than what the scheduler has
+already processed. A commit's own writes travel in its event, so an unwatched cell costs nothing
+once its commit is processed.
 """
 
 from __future__ import annotations
@@ -115,6 +120,9 @@ class Scheduler:
         # Owned by the scheduler thread: the view of committed values and who watches them.
         self._view: dict[tuple[SpaceFile, str], Entity] = {}
         self._watchers: dict[tuple[SpaceFile, str], list[Node]] = {}
+        # Guarded by _lock: cells of nodes made (their seed read or about to be) that have not
+        # joined the graph yet, with how many such nodes; the view keeps their commits.
+        self._expected: dict[tuple[SpaceFile, str], int] = {}
         self._processed: dict[SpaceFile, int] = {}
         self._parked: dict[SpaceFile, list[tuple[int, Callable[[], None]]]] = {}
         self._commit_hooks: list[CommitHook] = []
@@ -324,18 +332,43 @@ class Scheduler:
         key = (space, cell_id)
         held = self._view.get(key)
         if held is None:
-            held = self._view[key] = space.entity(cell_id)
+            held = space.entity(cell_id)
+            if self._keeps(key):
+                self._view[key] = held
         return held
+
+    def expect(self, space: SpaceFile, cell_id: str) -> None:
+        """Announce a node that will :meth:`watch` the cell; call it (any thread) *before*
+        reading the node's seed. From then on the view keeps the cell's commits, so one
+        processed before the node joins the graph is not lost to it (its seed may be older)."""
+        key = (space, cell_id)
+        with self._lock:
+            self._expected[key] = self._expected.get(key, 0) + 1
 
     def watch(self, space: SpaceFile, cell_id: str, node: Node, seed: Entity) -> None:
         """Re-run ``node`` after each commit that writes the cell (scheduler thread). ``seed`` is
-        the committed value seen when the node was made; the view starts from it unless it
-        already holds that cell (revisions only move forward)."""
+        the committed value seen when the node was made (after :meth:`expect`); the view starts
+        from it unless it already holds that cell (revisions only move forward)."""
         key = (space, cell_id)
         self._watchers.setdefault(key, []).append(node)
+        with self._lock:
+            left = self._expected.get(key, 0) - 1
+            if left > 0:
+                self._expected[key] = left
+            else:
+                self._expected.pop(key, None)
         held = self._view.get(key)
         if held is None or held.rev < seed.rev:
             self._view[key] = seed
+
+    def _keeps(self, key: tuple[SpaceFile, str]) -> bool:
+        """Whether the view holds ``key``: watched, or expected to be."""
+        return key in self._watchers or key in self._expected
+
+    @property
+    def view_count(self) -> int:
+        """How many cells the view holds (tests and benchmarks)."""
+        return len(self._view)
 
     # -- the thread ----------------------------------------------------------------------------
 
@@ -392,13 +425,19 @@ class Scheduler:
         """Take ``event`` into the view; return the nodes watching what changed."""
         self._processed[event.space] = event.seq
         touched: list[Node] = []
+        watchers = self._watchers
+        expected = self._expected
+        if not watchers and not expected:
+            return touched
         for cell_id, entity in event.writes.items():
             key = (event.space, cell_id)
+            if key not in watchers and key not in expected:
+                continue
             held = self._view.get(key)
             if held is not None and held.rev >= entity.rev:
                 continue
             self._view[key] = entity
-            touched.extend(self._watchers.get(key, ()))
+            touched.extend(watchers.get(key, ()))
         return touched
 
     def _on_commit(self, event: CommitEvent) -> None:

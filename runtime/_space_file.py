@@ -1,22 +1,32 @@
 """One space's SQLite file: its connections, committed-value cache, commit and catch-up.
 
-Tables (all ``_cf_*``, R12): ``_cf_meta`` (the space id), ``_cf_cells`` (id, JSON value, rev),
-``_cf_log`` (seq, commit record) and ``_cf_op_index`` (which seqs hold ops on which target, so
-an extension finds the commits that touched what it owns without scanning the log). The file is
-opened in WAL mode with ``synchronous=FULL``.
+Tables (all ``_cf_*``, R12): ``_cf_meta`` (the space id, the format, the compaction point),
+``_cf_cells`` (id, JSON value, rev), ``_cf_log`` (seq, commit record), ``_cf_op_index`` (which
+seqs hold ops on which target, so an extension finds the commits that touched what it owns without
+scanning the log) and ``_cf_named`` (ids only compacted history named). The file is opened in WAL
+mode with ``synchronous=FULL``.
 
 Every commit this process learns of — its own, or another runtime's found by catch-up — is applied
 to the cache and handed to the runtime's scheduler in seq order, after it is durable (R50).
+
+The committed-value cache is a bounded LRU: it only mirrors committed rows, so a miss re-reads
+``_cf_cells``. The log is compacted by the writer right after a commit, every ``compact_every``
+commits: records older than the newest ``compact_keep`` go, except the newest ``keep_per_target``
+records of each op target (what crash reconciliation replays, R71). A runtime whose last seen seq
+is older than the compaction point cannot replay what it missed; it re-reads the cells written
+since from ``_cf_cells`` and publishes them as synthetic events whose ops (made by ``whole_op``)
+say "this target changed as a whole".
 """
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import threading
 import time
 import weakref
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -35,7 +45,7 @@ from sqlite_cells.codec import (
 )
 from sqlite_cells.runtime._boundary import translated
 from sqlite_cells.runtime._commit import commit_error, holds, write_member
-from sqlite_cells.runtime._format import ensure_format
+from sqlite_cells.runtime._format import NAMED_TABLE, ensure_format
 from sqlite_cells.runtime._group import Ticket, shared, take_batch
 from sqlite_cells.runtime._tx import LENGTH_LIMIT
 
@@ -48,8 +58,17 @@ __all__ = ["CommitEvent", "Entity", "SpaceFile"]
 log = logging.getLogger("sqlite_cells.runtime")
 
 BUSY_TIMEOUT_MS = 30_000
+CACHE_SIZE = 4096  # committed values cached per space (an LRU; a miss re-reads _cf_cells)
+# Newest log records always kept, so a runtime a little behind replays them; one further behind
+# re-reads the cells written since (a scan of _cf_cells), which is correct, only dearer.
+COMPACT_KEEP = 256
+COMPACT_EVERY = 256  # commits between compactions (amortised: one DELETE of this many records)
+# Newest records kept per op target: at least the 256 changesets a database file's own journal
+# keeps, so a database behind its space by a crash finds every commit it missed (R71).
+KEEP_PER_TARGET = 256
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS _cf_meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _cf_cells (
     id TEXT PRIMARY KEY, value BLOB NOT NULL, rev INTEGER NOT NULL
@@ -59,6 +78,9 @@ CREATE TABLE IF NOT EXISTS _cf_op_index (
     target TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (target, seq)
 ) WITHOUT ROWID;
 """
+    + NAMED_TABLE
+    + ";\n"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +136,8 @@ class SpaceFile:
     ``publish`` receives each :class:`CommitEvent`, in seq order, once the commit is durable.
     ``participants`` maps an op kind to the participant that applies it. ``wake`` asks the owning
     runtime to catch up at once (called by peers in this process after they commit).
+    ``whole_op`` makes, for an op target, the op of a synthetic event that says the target
+    changed in ways the log no longer holds (None: the target needs no op).
     """
 
     def __init__(
@@ -124,12 +148,20 @@ class SpaceFile:
         publish: Callable[[CommitEvent], None],
         participants: Callable[[str], CommitParticipant],
         wake: Callable[[], None],
+        whole_op: Callable[[str], Op | None] | None = None,
     ) -> None:
         self.path = path
         self.space_id = space_id
         self._publish = publish
         self._participant = participants
         self.wake = wake
+        self._whole_op = whole_op
+        # Compaction thresholds (instance attributes so tests can make them small).
+        self.cache_size = CACHE_SIZE
+        self.compact_keep = COMPACT_KEEP
+        self.compact_every = COMPACT_EVERY
+        self.keep_per_target = KEEP_PER_TARGET
+        self._compacted = 0  # guarded by _write_lock: the compaction point last seen
         # _write_lock guards _writer, _seen_seq and the order in which commits are published.
         self._write_lock = threading.RLock()
         # _queue_lock guards _waiting: transactions waiting for a committer (see _group).
@@ -139,7 +171,7 @@ class SpaceFile:
         self._read_lock = threading.Lock()
         # _cache_lock guards the check-then-set of _cache (reads of a single entry need no lock).
         self._cache_lock = threading.Lock()
-        self._cache: dict[str, Entity] = {}
+        self._cache: OrderedDict[str, Entity] = OrderedDict()
         self._exclusive = False  # guarded by _write_lock: the write transaction is already open
         self._closed = False
         # The connections are opened when the file exists, or when the first commit creates it
@@ -197,6 +229,7 @@ class SpaceFile:
                     reader = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READONLY)
                     reader.setbusytimeout(BUSY_TIMEOUT_MS)
                     last = self._last_seq(writer)
+                    self._compacted = compaction_point(writer)
                 except BaseException:
                     writer.close()
                     raise
@@ -213,6 +246,8 @@ class SpaceFile:
         try:
             conn.setbusytimeout(BUSY_TIMEOUT_MS)
             conn.limit(apsw.SQLITE_LIMIT_LENGTH, LENGTH_LIMIT)  # R44: nothing stored is unreadable
+            # A new file gives the pages compaction frees back (ignored for an existing file).
+            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             _set_wal(conn)
             conn.execute("PRAGMA synchronous=FULL")
             with _immediate(conn):
@@ -241,6 +276,7 @@ class SpaceFile:
 
     @staticmethod
     def _last_seq(conn: apsw.Connection) -> int:
+        # Compaction always keeps the newest record, so the log's last seq is the space's.
         row = conn.execute("SELECT coalesce(max(seq), 0) FROM _cf_log").fetchone()
         assert row is not None
         return int(row[0])
@@ -257,6 +293,10 @@ class SpaceFile:
         """The committed value of a cell as far as this runtime knows (R50: never uncommitted)."""
         cached = self._cache.get(cell_id)
         if cached is not None:
+            try:  # noqa: SIM105 - the hot path of every read; suppress() costs a context manager
+                self._cache.move_to_end(cell_id)
+            except KeyError:  # evicted meanwhile by another thread: the value is still right
+                pass
             return cached
         self._check_open()
         if not self._open_if_exists():
@@ -277,7 +317,22 @@ class SpaceFile:
             if held is not None and held.rev >= entity.rev:
                 return held
             self._cache[cell_id] = entity
+            self._cache.move_to_end(cell_id)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
             return entity
+
+    def _refresh(self, cell_id: str, entity: Entity) -> None:
+        """Advance a cached entry (a cell not cached is read from ``_cf_cells`` when asked)."""
+        with self._cache_lock:
+            held = self._cache.get(cell_id)
+            if held is not None and held.rev < entity.rev:
+                self._cache[cell_id] = entity
+
+    @property
+    def cached_count(self) -> int:
+        """How many committed values the cache holds (tests and benchmarks)."""
+        return len(self._cache)
 
     # -- commit --------------------------------------------------------------------------------
 
@@ -351,14 +406,14 @@ class SpaceFile:
     ) -> list[Ticket]:
         """One SQLite transaction for ``members``; returns the members to run again (when one
         member's error ended the transaction), else an empty list."""
-        foreign: list[CommitRecord] = []
+        foreign: list[Found] = []
         done: list[Ticket] = []
         records: list[CommitRecord] = []
         committing = False
         try:
             if begin:
                 conn.execute("BEGIN IMMEDIATE")
-            foreign = self._records_since(conn, self._seen_seq)
+            foreign = self._since(conn, self._seen_seq)
             seq = (foreign[-1].seq if foreign else self._seen_seq) + 1
             grouped = len(members) > 1
             for ticket in members:
@@ -392,13 +447,14 @@ class SpaceFile:
             for participant, ops in ticket.groups:
                 _quietly(participant.committed, ops, record.seq)
             ticket.succeed(record)
+        self._maybe_compact(conn, records[-1].seq)
         return []
 
     def _commit_raised(
         self,
         conn: apsw.Connection,
         exc: BaseException,
-        foreign: list[CommitRecord],
+        foreign: list[Found],
         members: list[Ticket],
         done: list[Ticket],
         records: list[CommitRecord],
@@ -471,7 +527,7 @@ class SpaceFile:
             conn.execute("BEGIN IMMEDIATE")
             self._exclusive = True
             try:
-                self._apply(self._records_since(conn, self._seen_seq))
+                self._apply(self._since(conn, self._seen_seq))
                 yield
             finally:
                 self._exclusive = False
@@ -526,21 +582,107 @@ class SpaceFile:
             with self._read_lock, translated(f"space file {self.path}"):
                 assert self._rconn is not None
                 with _read_txn(self._rconn):
-                    records = self._records_since(self._rconn, self._seen_seq)
+                    records = self._since(self._rconn, self._seen_seq)
             self._apply(records)
         return bool(records)
 
-    def _apply(self, records: list[CommitRecord]) -> None:
+    def _since(self, conn: apsw.Connection, seen: int) -> list[Found]:
+        """What happened after ``seen``, read through ``conn`` in one transaction: the log's
+        records, or — when compaction has removed some of them — synthetic events rebuilt from
+        ``_cf_cells`` (see :meth:`_resync`)."""
+        if seen >= compaction_point(conn):
+            return list(self._records_since(conn, seen))
+        return list(self._resync(conn, seen))
+
+    def _resync(self, conn: apsw.Connection, seen: int) -> list[CommitEvent]:
+        """Synthetic events for a runtime behind the compaction point: every cell whose rev is
+        newer than ``seen`` with its current value, and for every op target written since, an op
+        from ``whole_op`` (the ops are gone, so whatever reads the target re-runs whole).
+
+        One event per distinct last seq of a target written since (so each carries the seq of
+        the last commit that wrote its targets, as a database's watermark says), and one at the
+        log's last seq; each holds the cells whose rev falls in its span."""
+        last = self._last_seq(conn)
+        targets = sorted(
+            (int(seq), str(target))
+            for target, seq in conn.execute(
+                "SELECT target, max(seq) FROM _cf_op_index GROUP BY target HAVING max(seq) > ?",
+                (seen,),
+            )
+        )
+        stops = sorted({seq for seq, _ in targets} | {last})
+        writes: list[dict[str, Entity]] = [{} for _ in stops]
+        ops: list[list[Op]] = [[] for _ in stops]
+        for seq, target in targets:
+            op = self._whole_op(target) if self._whole_op is not None else None
+            if op is not None:
+                ops[bisect.bisect_left(stops, seq)].append(op)
+        for cell_id, data, rev in conn.execute(
+            "SELECT id, value, rev FROM _cf_cells WHERE rev > ?", (seen,)
+        ):
+            writes[bisect.bisect_left(stops, int(rev))][str(cell_id)] = Entity(
+                bytes(data), int(rev)
+            )
+        log.info("space %r: caught up from seq %d past the compacted log", self.space_id, seen)
+        return [
+            CommitEvent(self, stop, writes[i], tuple(ops[i]))
+            for i, stop in enumerate(stops)
+            if stop > seen
+        ]
+
+    def _apply(self, records: list[Found]) -> None:
         """Apply records (in seq order, all newer than _seen_seq) to the cache and publish them.
         Called with _write_lock held, so events leave in seq order."""
         for record in records:
             if record.seq <= self._seen_seq:
+                continue
+            if isinstance(record, CommitEvent):  # synthetic (see _resync)
+                for cell_id, entity in record.writes.items():
+                    self._refresh(cell_id, entity)
+                self._seen_seq = record.seq
+                self._publish(record)
                 continue
             writes = {w.id: Entity(bytes(w.value), record.seq) for w in record.writes}
             for cell_id, entity in writes.items():
                 self._remember(cell_id, entity)
             self._seen_seq = record.seq
             self._publish(CommitEvent(self, record.seq, writes, record.ops))
+
+    # -- compaction ----------------------------------------------------------------------------
+
+    def _maybe_compact(self, conn: apsw.Connection, last: int) -> None:
+        """Compact the log right after commit ``last`` once ``compact_every`` commits have piled
+        up beyond the kept ones (called with the write lock held, outside any transaction).
+        A compaction that fails is logged: the commit it follows stands."""
+        if last - self._compacted < self.compact_keep + self.compact_every:
+            return
+        if not conn.getautocommit():
+            return  # never inside someone else's transaction
+        try:
+            with _immediate(conn):
+                self._compacted = compact_log(
+                    conn, keep=self.compact_keep, keep_per_target=self.keep_per_target
+                )
+            conn.execute("PRAGMA incremental_vacuum").fetchall()
+        except Exception as exc:
+            # The commit stands whatever happened here; tried again after compact_every commits.
+            self._compacted = max(self._compacted, last - self.compact_keep)
+            log.warning("space %r: compacting the log failed: %r", self.space_id, exc)
+
+    def compact(self) -> int:
+        """Compact the log now (whatever the thresholds); returns the compaction point (0 for a
+        space whose file does not exist: nothing is created, R7)."""
+        self._check_open()
+        if not self._open_if_exists():
+            return 0
+        with self._write_lock, translated(f"space file {self.path}"):
+            conn = self._wconn
+            with _immediate(conn):
+                self._compacted = compact_log(
+                    conn, keep=self.compact_keep, keep_per_target=self.keep_per_target
+                )
+            conn.execute("PRAGMA incremental_vacuum").fetchall()
+            return self._compacted
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -571,6 +713,73 @@ class SpaceFile:
 
     def __repr__(self) -> str:
         return f"<SpaceFile {self.space_id!r} at {self.path}>"
+
+
+Found = CommitRecord | CommitEvent  # what catch-up finds: log records, or synthetic events
+
+
+def compaction_point(conn: apsw.Connection) -> int:
+    """The seq up to which the log behind ``conn`` may have lost records (0: none lost)."""
+    row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'compacted'").fetchone()
+    return int(row[0]) if row is not None else 0
+
+
+def compact_log(conn: apsw.Connection, *, keep: int, keep_per_target: int) -> int:
+    """Remove the log records older than the newest ``keep`` (at least the newest one is always
+    kept: it holds the space's last seq), except the newest ``keep_per_target`` records of each
+    op target; ids that only the removed records named go to ``_cf_named``. Runs inside the
+    caller's write transaction; returns the new compaction point."""
+    done = compaction_point(conn)
+    upto = SpaceFile._last_seq(conn) - max(keep, 1)
+    if upto <= done:
+        return done
+    targets: dict[str, int] = {}  # op target -> the newest seq of its removed records
+    written: dict[str, int] = {}  # cell id -> the newest removed record that wrote it
+    per_target = max(keep_per_target, 1)
+    # Only a target with more records than it keeps, some of them old enough, loses any.
+    old = [
+        str(target)
+        for (target,) in conn.execute(
+            "SELECT target FROM _cf_op_index GROUP BY target HAVING count(*) > ? AND min(seq) <= ?",
+            (per_target, upto),
+        )
+    ]
+    for target in old:
+        row = conn.execute(
+            "SELECT seq FROM _cf_op_index WHERE target = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+            (target, per_target - 1),
+        ).fetchone()
+        if row is None:
+            continue  # fewer than keep_per_target commits wrote it: all kept
+        below = min(int(row[0]), upto + 1)
+        gone = conn.execute(
+            "SELECT max(seq) FROM _cf_op_index WHERE target = ? AND seq < ?", (target, below)
+        ).fetchone()
+        if gone is None or gone[0] is None:
+            continue
+        conn.execute("DELETE FROM _cf_op_index WHERE target = ? AND seq < ?", (target, below))
+        targets[target] = int(gone[0])
+    removed = "FROM _cf_log WHERE seq <= ? AND seq NOT IN (SELECT seq FROM _cf_op_index)"
+    for (data,) in conn.execute(f"SELECT record {removed}", (upto,)):
+        record = decode_record(bytes(data))
+        for write in record.writes:
+            written[write.id] = max(written.get(write.id, 0), record.seq)
+    # A removed write needs no entry while its cell's row names the id (rows are never deleted);
+    # an op target always gets one: reconcile reads it to know its history is incomplete.
+    conn.executemany(
+        "INSERT INTO _cf_named (id, seq) SELECT ?1, ?2 "
+        "WHERE ?3 OR NOT EXISTS (SELECT 1 FROM _cf_cells WHERE id = ?1) "
+        "ON CONFLICT (id) DO UPDATE SET seq = max(seq, excluded.seq)",
+        [(name, seq, True) for name, seq in targets.items()]
+        + [(name, seq, False) for name, seq in written.items()],
+    )
+    conn.execute(f"DELETE {removed}", (upto,))
+    conn.execute(
+        "INSERT INTO _cf_meta (key, value) VALUES ('compacted', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (upto,),
+    )
+    return upto
 
 
 def _quietly(hook: Callable[..., None], *args: object) -> None:

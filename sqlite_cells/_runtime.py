@@ -9,16 +9,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlite_cells import runtime
-from sqlite_cells.codec import Quarantined, SqliteCellsError, decode_value, derive_id
+from sqlite_cells.codec import Op, Quarantined, SqliteCellsError, decode_value, derive_id
 from sqlite_cells.files import (
+    KIND,
     Action,
     HandleQuarantined,
+    OpBody,
     Outcome,
     collect_garbage,
     declaration_from_handle,
     detach,
     disk_handle_value,
     disk_source_id,
+    encode_op_body,
     handle_not_writable,
     handle_value,
     orphan_outcome,
@@ -196,6 +199,11 @@ class Runtime(runtime.Runtime):
         data = self.space(space_id).file.entity(cell_id).data
         if data is not None and handle_value(cell_id, data) is not None:
             raise handle_not_writable(cell_id)
+
+    def whole_change_op(self, target: str) -> Op | None:
+        """A ``sqlite`` op without a changeset: what reads the database re-runs whole (a runtime
+        behind its space's compacted log cannot know which rows changed)."""
+        return Op(kind=KIND, target=target, body=encode_op_body(OpBody("", [], False)))
 
     def declaration(self, db_id: str) -> Declaration:
         with self._decl_lock:

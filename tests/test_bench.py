@@ -11,7 +11,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES = ["write_throughput", "latency", "fanout", "read_scaling", "guard", "link_decode", "scale"]
+FIGURES = [
+    "write_throughput",
+    "latency",
+    "fanout",
+    "read_scaling",
+    "guard",
+    "link_decode",
+    "scale",
+    "history",
+]
 TABLE_HEADER = "| measure | median | p90 | baseline median | ratio | target | met |"
 
 

@@ -241,7 +241,8 @@ def collect_garbage(store: Path, *, remove: bool = False) -> list[Path]:
 
 def _names_in_space(space_file: Path, named: set[str], dropped: set[str]) -> None:
     """Add to ``named`` every cell id the space file ever held, and to ``dropped`` those whose
-    current value is a dropped handle. Read-only, in one read transaction."""
+    current value is a dropped handle: the current cells, the log's records, and the ids that
+    only compacted history named (``_cf_named``). Read-only, in one read transaction."""
     with translated(f"space file {space_file}"):
         conn = _open_read_only(space_file)
         try:
@@ -255,9 +256,16 @@ def _names_in_space(space_file: Path, named: set[str], dropped: set[str]) -> Non
                 record = decode_record(bytes(data))
                 named.update(w.id for w in record.writes)
                 named.update(op.target for op in record.ops)
+            if _has_table(conn, "_cf_named"):  # format 3 on; older logs were never compacted
+                named.update(str(i) for (i,) in conn.execute("SELECT id FROM _cf_named"))
             conn.execute("COMMIT")
         finally:
             conn.close()
+
+
+def _has_table(conn: apsw.Connection, name: str) -> bool:
+    found = conn.execute("SELECT 1 FROM sqlite_schema WHERE name = ?", (name,)).fetchone()
+    return found is not None
 
 
 def _open_read_only(path: Path) -> apsw.Connection:

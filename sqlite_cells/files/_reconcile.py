@@ -336,11 +336,41 @@ def _replay(
 
 def _ops_for(space_conn: apsw.Connection, db_id: str, after: int, upto: int) -> list[Any]:
     if stored_format(space_conn) in (None, FORMAT_VERSION):
+        _check_history(space_conn, db_id, after)
         return SpaceFile.ops_for(space_conn, db_id, after, upto)
     raise _Irreparable(
         "the space file is of an older store format: open the store with a runtime (or run "
         "`sqlite-cells check --repair`) to upgrade it first"
     )
+
+
+def _check_history(space_conn: apsw.Connection, db_id: str, after: int) -> None:
+    """``_Irreparable`` unless the log still holds every commit to ``db_id`` after seq
+    ``after``: compaction may have removed older ones (``_cf_named`` says up to which seq), and a
+    record listed in the op index must still be in the log."""
+    known = space_conn.execute("SELECT 1 FROM sqlite_schema WHERE name = '_cf_named'").fetchone()
+    row = (
+        space_conn.execute("SELECT seq FROM _cf_named WHERE id = ?", (db_id,)).fetchone()
+        if known is not None
+        else None
+    )
+    if row is not None and int(row[0]) > after:
+        raise _Irreparable(
+            f"the space's log was compacted: its commits to this database up to seq {row[0]} "
+            f"are gone, so it no longer holds the database's history after seq {after} to "
+            "replay (a database file is only rebuilt while the log holds its whole history); "
+            "restore the file from a backup"
+        )
+    missing = space_conn.execute(
+        "SELECT min(i.seq) FROM _cf_op_index i LEFT JOIN _cf_log l ON l.seq = i.seq "
+        "WHERE i.target = ? AND i.seq > ? AND l.seq IS NULL",
+        (db_id, after),
+    ).fetchone()
+    if missing is not None and missing[0] is not None:
+        raise _Irreparable(
+            f"the space's log no longer holds commit {missing[0]}, which wrote this database: "
+            "its history cannot be replayed; restore the file from a backup"
+        )
 
 
 def _invert(conn: apsw.Connection, changesets: list[bytes]) -> int:

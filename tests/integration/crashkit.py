@@ -353,13 +353,18 @@ class LoopStats:
 
 
 def kill_loop(
-    forks: ForkServer, store: Path, loops: int, rng: random.Random, stats: LoopStats
+    forks: ForkServer,
+    store: Path,
+    loops: int,
+    rng: random.Random,
+    stats: LoopStats,
+    extra: Sequence[str] = (),
 ) -> LoopStats:
-    """Start a writer on ``store``, SIGKILL it 30–300 ms after it is ready, reopen and check
-    (R72: rows == counter, watermark == the space's last seq for the database, no printed
-    commit lost); ``loops`` times, on the same store."""
+    """Start a writer on ``store`` (with the ``extra`` writer options), SIGKILL it 30–300 ms
+    after it is ready, reopen and check (R72: rows == counter, watermark == the space's last seq
+    for the database, no printed commit lost); ``loops`` times, on the same store."""
     for _ in range(loops):
-        pid = forks.start("writer", str(store), "--warmup", "0", "--commits", "0")
+        pid = forks.start("writer", str(store), "--warmup", "0", "--commits", "0", *extra)
         before_ready = forks.until(pid, "ready")
         time.sleep(rng.uniform(0.030, 0.300))
         os.kill(pid, signal.SIGKILL)
@@ -432,6 +437,12 @@ def writer(argv: Sequence[str]) -> int:
         help="shorten reconcile's busy timeout (after an I/O error it can wait on a lock that "
         "this very process holds; see the xfail tests)",
     )
+    parser.add_argument(
+        "--compact",
+        type=int,
+        default=0,
+        help="compact the space's log every N commits, keeping N records and 2 per database",
+    )
     args = parser.parse_args(argv)
     if args.busy_timeout_ms is not None:
         from sqlite_cells.files import _reconcile
@@ -440,6 +451,10 @@ def writer(argv: Sequence[str]) -> int:
     plan = Plan(fault=args.kill or args.ioerror)
     vfs = install(plan)
     rt, db, counter = open_store(args.store)
+    if args.compact:
+        file = rt.space(SPACE).file
+        file.compact_keep = file.compact_every = args.compact
+        file.keep_per_target = 2
     try:
         step = make_step(db, counter)
         k = counter.get() + 1

@@ -56,11 +56,8 @@ def forks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         server.close()
 
 
-@pytest.fixture(scope="module")
-def points(forks: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, int]]:
-    """xWrite/xSync calls of the target commit, per file kind (the same in every fresh store)."""
-    store = tmp_path_factory.mktemp("count")
-    lines, code = forks.run("writer", str(store), "--count", "--warmup", str(WARMUP))
+def _count(forks: Any, store: Path, *extra: str) -> dict[str, dict[str, int]]:
+    lines, code = forks.run("writer", str(store), "--count", "--warmup", str(WARMUP), *extra)
     assert code == 0, lines
     (counts,) = [line.split(" ", 1)[1] for line in lines if line.startswith("counts ")]
     found: dict[str, dict[str, int]] = ck.json.loads(counts)
@@ -69,6 +66,12 @@ def points(forks: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, di
     assert found["space-wal"]["write"] > 0 and found["space-wal"]["sync"] > 0
     assert found["db-wal"]["write"] > 0
     return found
+
+
+@pytest.fixture(scope="module")
+def points(forks: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, int]]:
+    """xWrite/xSync calls of the target commit, per file kind (the same in every fresh store)."""
+    return _count(forks, tmp_path_factory.mktemp("count"))
 
 
 def _fresh(tmp_path: Path, name: str) -> Path:
@@ -90,6 +93,19 @@ def _check_target_all_or_nothing(state: Any) -> bool:
 def test_kill_at_every_write_and_sync_of_a_commit(
     forks: Any, points: dict[str, dict[str, int]], tmp_path: Path
 ) -> None:
+    _kill_sweep(forks, points, tmp_path)
+
+
+def test_kill_at_every_write_and_sync_of_a_commit_and_the_compaction_after_it(
+    forks: Any, tmp_path: Path
+) -> None:
+    """The log is compacted right after each commit (keeping 1 record, 2 per database): a kill
+    in the commit or in the compaction still leaves a store that reconciles."""
+    found = _count(forks, _fresh(tmp_path, "count"), "--compact", "1")
+    _kill_sweep(forks, found, tmp_path, "--compact", "1")
+
+
+def _kill_sweep(forks: Any, points: dict[str, dict[str, int]], tmp_path: Path, *extra: str) -> None:
     grid = [
         (kind, op, n, when)
         for kind, ops in sorted(points.items())
@@ -103,7 +119,13 @@ def test_kill_at_every_write_and_sync_of_a_commit(
     for i, (kind, op, n, when) in enumerate(grid):
         store = _fresh(tmp_path, f"p{i}")
         lines, code = forks.run(
-            "writer", str(store), "--warmup", str(WARMUP), "--kill", f"{kind}:{op}:{n}:{when}"
+            "writer",
+            str(store),
+            "--warmup",
+            str(WARMUP),
+            "--kill",
+            f"{kind}:{op}:{n}:{when}",
+            *extra,
         )
         assert code == -9, (kind, op, n, when, lines)  # the point was reached
         assert ck.seqs_of(lines) == list(range(1, WARMUP + 1))
@@ -135,6 +157,26 @@ def test_random_kills_lose_nothing_that_returned(forks: Any, tmp_path: Path) -> 
     assert stats.broken == []
     assert (stats.loops, stats.diverged_after) == (50, 0)
     assert stats.commits_seen > 0
+
+
+def test_random_kills_with_the_log_compacted_lose_nothing(forks: Any, tmp_path: Path) -> None:
+    stats = ck.kill_loop(
+        forks,
+        _fresh(tmp_path, "s"),
+        25,
+        random.Random(20261202),
+        ck.LoopStats(),
+        extra=("--compact", "2"),
+    )
+    assert stats.broken == []
+    assert (stats.loops, stats.diverged_after) == (25, 0)
+    assert stats.commits_seen > 0
+    conn = apsw.Connection(str(next((tmp_path / "s").glob("space-*.sqlite"))))
+    try:
+        row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'compacted'").fetchone()
+        assert row is not None and int(row[0]) > 0
+    finally:
+        conn.close()
 
 
 @pytest.mark.slow

@@ -12,6 +12,7 @@ import sqlite_cells as sc
 from sqlite_cells import files as sc_files
 from sqlite_cells.codec import Op, decode_record, encode_record
 from sqlite_cells.files._reconcile import Action
+from sqlite_cells.runtime import FORMAT_VERSION
 
 TABLES = {
     "events": sc.table(id="integer primary key", r="integer", at="text", blob="blob", n="integer"),
@@ -271,7 +272,9 @@ def test_an_older_store_is_upgraded_in_place_and_nothing_is_hidden(store: Path) 
         assert counter.get() == 5
         _write(rt, db, counter, 6)
     conn = apsw.Connection(str(next(store.glob("space-*.sqlite"))), flags=apsw.SQLITE_OPEN_READONLY)
-    assert conn.execute("SELECT value FROM _cf_meta WHERE key = 'format'").fetchone() == (2,)
+    assert conn.execute("SELECT value FROM _cf_meta WHERE key = 'format'").fetchone() == (
+        FORMAT_VERSION,
+    )
     assert conn.execute("SELECT count(*) FROM _cf_op_index").fetchone() == (6,)
     conn.close()
 
@@ -283,7 +286,10 @@ def test_a_store_of_a_newer_format_is_refused_naming_both_versions(store: Path) 
     conn = apsw.Connection(str(next(store.glob("space-*.sqlite"))))
     conn.execute("UPDATE _cf_meta SET value = 99 WHERE key = 'format'")
     conn.close()
-    with sc.Runtime(store) as rt, pytest.raises(sc.SqliteCellsError, match=r"format 99.*format 2"):
+    with (
+        sc.Runtime(store) as rt,
+        pytest.raises(sc.SqliteCellsError, match=rf"format 99.*format {FORMAT_VERSION}"),
+    ):
         rt.space("demo").cell("counter").get()
 
 
@@ -380,7 +386,9 @@ def test_check_repair_upgrades_an_older_store_in_place(store: Path) -> None:
     assert outcome.action is Action.IN_SYNC and outcome.space_seq == expected[2]
     space_file = next(store.glob("space-*.sqlite"))
     conn = apsw.Connection(str(space_file), flags=apsw.SQLITE_OPEN_READONLY)
-    assert conn.execute("SELECT value FROM _cf_meta WHERE key = 'format'").fetchone() == (2,)
+    assert conn.execute("SELECT value FROM _cf_meta WHERE key = 'format'").fetchone() == (
+        FORMAT_VERSION,
+    )
     assert conn.execute("SELECT count(*) FROM _cf_op_index").fetchone() == (3,)
     conn.close()
     assert _snapshot(db.path) == expected

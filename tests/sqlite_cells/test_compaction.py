@@ -1,0 +1,188 @@
+"""Log compaction and the databases of a space: reconcile (R71) still finds what it replays, a
+rebuild says when the log no longer holds a database's history, gc (R74) keeps what only
+compacted history named, a runtime behind the compaction point re-runs its live queries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import apsw
+
+import sqlite_cells as sc
+from sqlite_cells import files as sc_files
+from sqlite_cells.cli._inspect import inspect_store
+from sqlite_cells.files._reconcile import Action
+from sqlite_cells.runtime import SpaceFile
+from sqlite_cells.runtime._space_file import KEEP_PER_TARGET
+from sqlite_cells.write._fold import JOURNAL_KEEP
+
+TABLES = {"events": sc.table(id="integer primary key", n="integer")}
+
+
+def _open(store: Path, **options: float) -> tuple[sc.Runtime, sc.SqliteDb, sc.Cell]:
+    rt = sc.Runtime(store, **options)
+    space = rt.space("demo")
+    space.file.compact_keep = 2
+    space.file.compact_every = 2
+    space.file.keep_per_target = 3
+    return rt, space.sqlite_database("events", tables=TABLES), space.cell("counter", default=0)
+
+
+def _write(db: sc.SqliteDb, counter: sc.Cell, n: int) -> int:
+    @sc.handler
+    def step() -> None:
+        counter.update(lambda v: v + 1)
+        db.exec("INSERT INTO events (n) VALUES (?)", [n])
+
+    seq = step()
+    assert seq is not None
+    return seq
+
+
+def _plain(space: sc.Space, n: int) -> None:
+    with space.transact():
+        space.cell("other").set(n)
+
+
+def _space_conn(store: Path) -> apsw.Connection:
+    return apsw.Connection(str(next(store.glob("space-*.sqlite"))))
+
+
+def _db_seqs(store: Path, db_id: str) -> tuple[list[int], int]:
+    conn = _space_conn(store)
+    try:
+        seqs = [
+            int(s)
+            for (s,) in conn.execute("SELECT seq FROM _cf_op_index WHERE target = ?", (db_id,))
+        ]
+        row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'compacted'").fetchone()
+        return seqs, int(row[0]) if row else 0
+    finally:
+        conn.close()
+
+
+def _drop_last_commit_from_file(path: Path, keep_seq: int) -> None:
+    """The database file loses its newest commit, as a crash between the two COMMITs leaves it."""
+    conn = apsw.Connection(str(path))
+    conn.execute("BEGIN")
+    for (cs,) in conn.execute(
+        "SELECT changeset FROM _cf_changes WHERE seq > ? ORDER BY seq DESC, rowid DESC",
+        (keep_seq,),
+    ).fetchall():
+        apsw.Changeset.apply(apsw.Changeset.invert(cs), conn)
+    conn.execute("DELETE FROM _cf_changes WHERE seq > ?", (keep_seq,))
+    conn.execute("UPDATE _cf_watermark SET seq = ?", (keep_seq,))
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def test_the_records_kept_per_database_cover_its_journal() -> None:
+    assert KEEP_PER_TARGET >= JOURNAL_KEEP
+
+
+def test_a_database_behind_its_space_is_replayed_after_compaction(store: Path) -> None:
+    rt, db, counter = _open(store)
+    seqs = []
+    for n in range(1, 9):
+        seqs.append(_write(db, counter, n))
+        _plain(rt.space("demo"), n)  # commits that touch no database: compacted freely
+    rt.close()
+    kept, point = _db_seqs(store, db.id)
+    assert point > seqs[2]  # compaction ran past the database's early commits ...
+    assert kept == seqs[-3:]  # ... and kept its newest ones
+    _drop_last_commit_from_file(db.path, keep_seq=seqs[-2])
+    (found,) = sc_files.check_store(store, repair=False)
+    assert found.action is Action.BEHIND
+    rt, db, counter = _open(store)
+    with rt:
+        outcome = rt.reconcile(db.declaration)
+        assert outcome.action is Action.REPLAYED and outcome.commits == 1
+        assert db.read("SELECT count(*) AS c, max(n) AS m FROM events") == [{"c": 8, "m": 8}]
+    (after,) = sc_files.check_store(store, repair=False)
+    assert after.action is Action.IN_SYNC
+
+
+def test_a_damaged_database_is_not_rebuilt_from_a_compacted_log(store: Path) -> None:
+    rt, db, counter = _open(store)
+    for n in range(1, 9):
+        _write(db, counter, n)
+    rt.close()
+    assert _db_seqs(store, db.id)[1] > 0
+    db.path.write_bytes(b"garbage" * 1000)
+    rt, db, counter = _open(store)
+    with rt:
+        outcome = rt.reconcile(db.declaration)
+        assert outcome.action is Action.QUARANTINED
+        assert "compacted" in outcome.detail and "whole history" in outcome.detail
+    assert db.path.read_bytes() == b"garbage" * 1000  # kept as found
+
+
+def test_a_damaged_database_is_rebuilt_while_its_history_is_kept(store: Path) -> None:
+    rt, db, counter = _open(store)
+    for n in range(1, 3):
+        _write(db, counter, n)
+    for n in range(10):
+        _plain(rt.space("demo"), n)  # the log is compacted, the database's commits are kept
+    rt.close()
+    assert _db_seqs(store, db.id)[1] > 0
+    db.path.write_bytes(b"garbage" * 1000)
+    rt, db, counter = _open(store)
+    with rt:
+        assert rt.reconcile(db.declaration).action is Action.REBUILT
+        assert db.read("SELECT count(*) AS c FROM events") == [{"c": 2}]
+
+
+def test_gc_keeps_a_database_named_only_in_compacted_history(store: Path) -> None:
+    rt, db, counter = _open(store)
+    for n in range(1, 9):
+        _write(db, counter, n)
+    rt.close()
+    conn = _space_conn(store)
+    assert conn.execute("SELECT id FROM _cf_named").fetchall() == [(db.id,)]
+    # Leave the id nowhere but in _cf_named: no cell, no op index row, no record naming it.
+    conn.execute("DELETE FROM _cf_cells WHERE id = ?", (db.id,))
+    conn.execute("DELETE FROM _cf_op_index WHERE target = ?", (db.id,))
+    conn.execute("DELETE FROM _cf_log WHERE instr(record, ?) > 0", (db.id,))
+    conn.close()
+    assert sc_files.collect_garbage(store) == []
+    stray = store / "cell-0000.sqlite"
+    stray.write_bytes(b"")
+    assert sc_files.collect_garbage(store) == [stray]
+
+
+def test_check_and_inspect_read_a_compacted_store(store: Path) -> None:
+    rt, db, counter = _open(store)
+    last = 0
+    for n in range(1, 9):
+        last = _write(db, counter, n)
+    rt.close()
+    (outcome,) = sc_files.check_store(store, repair=False)
+    assert outcome.action is Action.IN_SYNC and outcome.space_seq == last
+    (space,) = inspect_store(store).spaces
+    (database,) = space.databases
+    assert space.last_seq == last and database.watermark == last
+
+
+def test_a_runtime_behind_the_compaction_point_reruns_its_live_queries(store: Path) -> None:
+    writer, db, counter = _open(store)
+    with writer, sc.Runtime(store, poll_interval=3600) as reader:
+        _write(db, counter, 1)
+        space = reader.space("demo")
+        space.file.wake = lambda: None  # never woken by this process's commits: stays behind
+        rdb = space.sqlite_database("events", tables=TABLES)
+        counts: list[object] = []
+        rdb.query("SELECT count(*) AS c FROM events").observe().subscribe(
+            lambda state: None if state.pending else counts.append(state.result)
+        )
+        reader.settle()
+        seen = space.file.seen_seq
+        assert counts == [[{"c": 1}]]
+        for n in range(2, 10):
+            _write(db, counter, n)
+            _plain(writer.space("demo"), n)
+        assert _db_seqs(store, db.id)[1] > seen
+        assert space.file.catch_up()
+        reader.settle()
+        assert counts[-1] == [{"c": 9}]
+        assert space.cell("counter").get() == 9
+        assert space.file.seen_seq == SpaceFile._last_seq(_space_conn(store))
