@@ -33,9 +33,9 @@ from typing import Any
 
 import msgspec
 
-from sqlite_cells.codec import ParsedLink, QueryError, parse_link, parse_links
+from sqlite_cells.codec import QueryError, parse_link, parse_links
 from sqlite_cells.read._reader import StatementResult
-from sqlite_cells.runtime import Cell, Runtime, Space
+from sqlite_cells.runtime import Cell, Runtime
 
 __all__ = ["RowDecoder", "decode_cf_link", "row_decoder"]
 
@@ -102,42 +102,22 @@ _UNKNOWN: Any = object()
 _STRUCT_ROWS: dict[type, _StructRows | None] = {}  # row type → its fast builder (None: none)
 
 
-class _Spaces(dict[str, Space]):
-    """Space id → space for one decode call: ``Runtime.space`` (its lock, its closed check)
-    runs once per space id and call, not once per link."""
-
-    __slots__ = ("_rt",)
-
-    def __init__(self, rt: Runtime) -> None:
-        super().__init__()
-        self._rt = rt
-
-    def __missing__(self, space_id: str) -> Space:
-        space = self[space_id] = self._rt.space(space_id)
-        return space
-
-
 class _Cells:
     """Stored link values → live cells (``None`` for NULL and anything that is not a link),
     for one decoder: the link → cell table of the previous call is kept (up to
     ``_CACHE_SIZE`` links), so a live query's re-run decodes only links it has not seen."""
 
-    __slots__ = ("_known", "_rt", "_spaces")
+    __slots__ = ("_known", "_rt")
 
     def __init__(self, rt: Runtime) -> None:
         self._rt = rt
         self._known: dict[Any, Cell | None] = {}
-        self._spaces = _Spaces(rt)
-
-    def start(self) -> None:
-        """Called once per decode call (a closed runtime then still raises ``ClosedError``)."""
-        self._spaces = _Spaces(self._rt)
 
     def column(self, values: list[Any]) -> list[Cell | None]:
         try:
             table = dict.fromkeys(values)  # each distinct value once
         except TypeError:  # an unhashable value (rows a tool built as dicts): not a link
-            return self._cells_for(parse_links(values))
+            return self._rt.cells_for(parse_links(values))
         table.pop(None, None)
         known = self._known
         if known:
@@ -145,10 +125,12 @@ class _Cells:
             for value in hits:
                 table[value] = known[value]
             todo = [value for value in table if value not in hits]
+        elif len(table) == len(values):
+            todo = values
         else:
             todo = list(table)
-        cells = self._cells_for(parse_links(todo))
-        if len(todo) == len(values):  # all distinct, none NULL, none known: in row order
+        cells = self._rt.cells_for(parse_links(todo))
+        if todo is values:  # all distinct, none NULL, none known: the cells are in row order
             if len(cells) > _CACHE_SIZE:
                 self._known = {}
                 return cells
@@ -164,16 +146,10 @@ class _Cells:
         except TypeError:  # unhashable: not a link
             return None
         if cell is _UNKNOWN:
-            cell = self._cells_for(parse_links([value]))[0]
+            cell = self._rt.cells_for(parse_links([value]))[0]
             if len(self._known) < _CACHE_SIZE:
                 self._known[value] = cell
         return cell
-
-    def _cells_for(self, links: list[ParsedLink | None]) -> list[Cell | None]:
-        spaces = self._spaces
-        return [
-            None if link is None else Cell(spaces[link.space], link.id, link.path) for link in links
-        ]
 
 
 def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDecoder:
@@ -189,13 +165,11 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
     if fast is None:
 
         def decode_general(given: StatementResult | list[dict[str, Any]]) -> list[Any]:
-            cells.start()
             return general(_as_result(given))
 
         return decode_general
 
     def decode(given: StatementResult | list[dict[str, Any]]) -> list[Any]:
-        cells.start()
         try:
             return fast.build(given, cells)
         except Exception:
