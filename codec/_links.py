@@ -137,24 +137,36 @@ _id_fits = re.compile("of:.").match
 _ids_fit = re.compile(r"(?:of:[^\n\x00][^\x00]*\x00)*").fullmatch
 _NOT_A_LINK = (msgspec.DecodeError, TypeError, UnicodeDecodeError)  # ValidationError included
 _TEXT_TYPES = frozenset((str, bytes))
+_TEXT_OR_NULL = frozenset((str, bytes, type(None)))
 
 
 def parse_links(texts: list[Any]) -> list[ParsedLink | None]:
     """Parse many stored link strings: for each, its link where :func:`parse_link` would return
     one, else ``None`` (NULL, a value that is not ``str``/``bytes``, anything but exactly one
-    link). No Python runs per link when every value is a link; a column holding anything else
-    is parsed value by value."""
-    if not texts:
-        return []
-    if set(map(type, texts)) <= _TEXT_TYPES:
-        try:
-            links: list[ParsedLink | None] = list(map(_link_of, map(_decode_parsed, texts)))
-        except _NOT_A_LINK:
-            pass
-        else:
-            if _ids_fit("\x00".join(map(_id_of, links)) + "\x00"):
-                return links
+    link). No Python runs per link when every value is a link or NULL; a column holding
+    anything else is parsed value by value."""
+    kinds = set(map(type, texts))
+    if kinds <= _TEXT_TYPES:
+        links = _parse_all(texts)
+        if links is not None:
+            return links
+    elif kinds <= _TEXT_OR_NULL:
+        links = _parse_all([text for text in texts if text is not None])
+        if links is not None:
+            found = iter(links)
+            return [None if text is None else next(found) for text in texts]
     return [_parse_or_none(text) for text in texts]
+
+
+def _parse_all(texts: list[str | bytes]) -> list[ParsedLink | None] | None:
+    """The links of ``texts`` when every one is a link, else None."""
+    try:
+        links: list[ParsedLink | None] = list(map(_link_of, map(_decode_parsed, texts)))
+    except _NOT_A_LINK:
+        return None
+    if links and not _ids_fit("\x00".join(map(_id_of, links)) + "\x00"):
+        return None
+    return links
 
 
 def _parse_or_none(text: Any) -> ParsedLink | None:
