@@ -121,10 +121,9 @@ class _Cells:
             cells = self._rt.cells_for(parse_links(values))
             self._known = _table(values, cells)
             return cells
-        try:
-            table = dict.fromkeys(values)  # each distinct value once
-        except TypeError:  # an unhashable value (rows a tool built as dicts): not a link
+        if not set(map(type, values)) <= _SHAREABLE:
             return self._rt.cells_for(parse_links(values))
+        table = dict.fromkeys(values)  # each distinct value once
         table.pop(None, None)
         known = self._known
         if known:
@@ -139,10 +138,9 @@ class _Cells:
         return list(map(table.get, values))
 
     def one(self, value: Any) -> Cell | None:
-        try:
-            cell: Cell | None = self._known.get(value, _UNKNOWN)
-        except TypeError:  # unhashable: not a link
-            return None
+        if type(value) is not str:  # (see _SHAREABLE)
+            return self._rt.cells_for(parse_links([value]))[0]
+        cell: Cell | None = self._known.get(value, _UNKNOWN)
         if cell is _UNKNOWN:
             cell = self._rt.cells_for(parse_links([value]))[0]
             if len(self._known) < _CACHE_SIZE:
@@ -151,6 +149,9 @@ class _Cells:
 
 
 _SAMPLE = 64
+# The value types whose equal values always read the same link: other values may equal a link
+# text and still not be one (a memoryview equals its bytes), so they share no cells.
+_SHAREABLE = frozenset((str, bytes, type(None)))
 
 
 def _look_distinct(values: list[Any]) -> bool:
@@ -162,12 +163,9 @@ def _look_distinct(values: list[Any]) -> bool:
 
 
 def _table(values: list[Any], cells: list[Cell | None]) -> dict[Any, Cell | None]:
-    if len(values) > _CACHE_SIZE:
+    if len(values) > _CACHE_SIZE or not set(map(type, values)) <= _SHAREABLE:
         return {}
-    try:
-        return dict(zip(values, cells, strict=True))
-    except TypeError:
-        return {}
+    return dict(zip(values, cells, strict=True))
 
 
 def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDecoder:
