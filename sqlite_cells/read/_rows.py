@@ -272,8 +272,9 @@ class _StructRows:
     def for_row(cls, row: type, hints: dict[str, Any]) -> _StructRows | None:
         """The fast builder for ``row`` (made once per row type: a one-row ``read`` pays for
         no new types), or None when the general way must build it."""
-        if row in _STRUCT_ROWS:
-            return _STRUCT_ROWS[row]
+        known = _STRUCT_ROWS.get(row, _UNKNOWN)  # one probe: another thread may clear it
+        if known is not _UNKNOWN:
+            return known  # type: ignore[no-any-return]
         found = cls._new(row, hints)
         if len(_STRUCT_ROWS) >= _SHADOWS_SIZE:
             _STRUCT_ROWS.clear()
@@ -361,8 +362,9 @@ class _StructRows:
     def _positions(self, names: tuple[str, ...]) -> list[int] | None:
         """Each field's column (the last of that name, as in a dict), or None when a field has
         no column or an unknown column is forbidden."""
-        if names in self.positions:
-            return self.positions[names]
+        known = self.positions.get(names, _UNKNOWN)
+        if known is not _UNKNOWN:
+            return known  # type: ignore[no-any-return]
         found: list[int] | None = None
         where = {name: index for index, name in enumerate(names)}
         forbidden = self.forbid_unknown and where.keys() - {f.encode_name for f in self.fields}
@@ -377,8 +379,9 @@ class _StructRows:
         """The array-like shadow for rows with these columns, or None when only dicts can say
         what the general way would (a column named twice: the last one wins; an unknown column
         the row type forbids; a required field no column names)."""
-        if names in self.layouts:
-            return self.layouts[names]
+        known = self.layouts.get(names, _UNKNOWN)
+        if known is not _UNKNOWN:
+            return known  # type: ignore[no-any-return]
         shadow = self._new_layout(names)
         if len(self.layouts) >= _SHADOWS_SIZE:
             self.layouts.clear()
