@@ -22,6 +22,7 @@ Two ways build the rows, with the same results:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import re
@@ -198,22 +199,14 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
 def _general_decoder(
     row: type, cells: _Cells, cell_fields: list[str], *, db_id: str, sql: str
 ) -> Callable[[StatementResult], list[Any]]:
-    """Rows as dicts, converted by msgspec with a decode hook per Cell field."""
+    """Rows as dicts, converted by msgspec with a decode hook per Cell field. The link columns
+    are decoded as columns first, so the hook is one table probe per link."""
     setter = _setter(row)
     many = list[row]  # type: ignore[valid-type]  # a runtime type argument, on purpose
 
-    def hook(kind: type, value: Any) -> Any:
-        if value is _NULL_MARK:
-            return _NO_CELL
-        cell = cells.one(value)
-        return _NO_CELL if cell is None else cell
-
-    def prepared(result: StatementResult) -> list[dict[str, Any]]:
+    def prepared(result: StatementResult, present: list[str]) -> list[dict[str, Any]]:
         rows = result.as_dicts()
-        if not cell_fields:
-            return rows
-        present = [n for n in cell_fields if n in result.names]
-        if not any(r[n] is None for r in rows for n in present):
+        if not any(r.get(n) is None for r in rows for n in present):
             return rows
         # msgspec refuses None for a field typed Cell before calling the hook: mark it.
         return [
@@ -221,12 +214,37 @@ def _general_decoder(
             for r in rows
         ]
 
+    def decoded(result: StatementResult, present: list[str]) -> dict[Any, Cell | None]:
+        """Link text → cell for the link columns named like Cell fields (str keys only are
+        looked up: see _SHAREABLE)."""
+        table: dict[Any, Cell | None] = {}
+        for name in present:
+            values = [r.get(name) for r in result.as_dicts()]
+            column = cells.column(values)
+            with contextlib.suppress(TypeError):  # unhashable: the hook decodes them alone
+                table.update(zip(values, column, strict=True))
+        return table
+
     def decode(result: StatementResult) -> list[Any]:
+        present = [n for n in cell_fields if n in result.names]
+        table = decoded(result, present)
+        missing = False
+
+        def hook(kind: type, value: Any) -> Any:
+            nonlocal missing
+            cell = table.get(value, _UNKNOWN) if type(value) is str else _UNKNOWN
+            if cell is _UNKNOWN:
+                cell = None if value is _NULL_MARK else cells.one(value)
+            if cell is None:
+                missing = True
+                return _NO_CELL
+            return cell
+
         try:
-            built: list[Any] = msgspec.convert(prepared(result), many, dec_hook=hook)
+            built: list[Any] = msgspec.convert(prepared(result, present), many, dec_hook=hook)
         except msgspec.ValidationError as exc:
             raise _query_error(exc, row, result, db_id=db_id, sql=sql) from exc
-        if cell_fields:
+        if missing:
             for item in built:
                 for name in cell_fields:
                     if _value(item, name) is _NO_CELL:
