@@ -75,7 +75,7 @@ def parse_link(text: str | bytes) -> Link:
         )
     try:
         return _sigil_decoder.decode(text).body.link
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+    except (msgspec.DecodeError, UnicodeError) as exc:  # UnicodeError: a lone surrogate
         shown = text if len(text) < 80 else text[:77]
         raise LinkDecodeError(
             f"not a link: {shown!r} ({exc}); a link is the JSON text "
@@ -135,7 +135,8 @@ _id_fits = re.compile("of:.").match
 # per id. An id holding NUL or a newline right after "of:" fails it, and the column is then
 # checked id by id: it never passes an id that the pattern refuses.
 _ids_fit = re.compile(r"(?:of:[^\n\x00][^\x00]*\x00)*").fullmatch
-_NOT_A_LINK = (msgspec.DecodeError, TypeError, UnicodeDecodeError)  # ValidationError included
+# ValidationError is a DecodeError; UnicodeError: bytes that are not UTF-8, a lone surrogate.
+_NOT_A_LINK = (msgspec.DecodeError, TypeError, UnicodeError)
 _TEXT_TYPES = frozenset((str, bytes))
 _TEXT_OR_NULL = frozenset((str, bytes, type(None)))
 

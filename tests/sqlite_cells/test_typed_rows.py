@@ -49,6 +49,8 @@ ODD_VALUES: list[Any] = [
     GOOD.replace('"space":"demo"', '"space":""'),
     GOOD.replace('"scope":"space"', '"scope":"space","extra":1'),
     GOOD.replace('{"/":', '{"/":{"x":1},"/":'),  # a duplicate key
+    GOOD.replace("alice", "al\ud800ice"),  # a lone surrogate: not text SQLite could hold
+    b"\xff" + GOOD.encode(),  # not UTF-8
     bytearray(GOOD.encode()),
     memoryview(GOOD.encode()),
 ]
@@ -81,6 +83,13 @@ def test_parse_links_reads_each_value_as_parse_link_does() -> None:
             expected_link(GOOD),
         ]
     assert parse_links([]) == []
+
+
+def test_text_that_is_not_unicode_is_not_a_link() -> None:
+    for text in ("\ud800", GOOD.replace("alice", "al\ud800ice"), b"\xff"):
+        with pytest.raises(sc.LinkDecodeError):
+            parse_link(text)
+        assert parse_links([text]) == [None]
 
 
 class Msg(msgspec.Struct):
