@@ -14,10 +14,12 @@ Two ways build the rows, with the same results:
 - the general way: rows as dicts, ``msgspec.convert`` into the row type with a decode hook per
   Cell field. It handles every row type, and it is the reference for errors: whenever the other
   way fails, this one runs and raises what the query reports.
-- for a plain msgspec Struct (the common case, and the fast one): the row tuples are converted
-  by msgspec into a "shadow" struct whose Cell fields take any value (one C call for the whole
-  result, no dict per row), each link column is decoded as a column (each distinct link once),
-  and the rows are built positionally from the columns.
+- for a plain msgspec Struct (the common case, and the fast one): no dict per row. The columns
+  are taken as they are when every value already has the type msgspec would return unchanged
+  for its field, else msgspec converts the row tuples into a "shadow" struct whose Cell fields
+  take any value (one C call for the whole result); each link column is decoded as a column
+  (:func:`codec.parse_links`, each distinct link once when links repeat, the cells built by
+  ``Runtime.cells_for``), and the rows are built positionally from the columns.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ __all__ = ["RowDecoder", "decode_cf_link", "row_decoder"]
 RowDecoder = Callable[[StatementResult | list[dict[str, Any]]], list[Any]]
 
 _CACHE_SIZE = 4096
-_SHADOWS_SIZE = 64  # column layouts remembered per Struct row type
+_SHADOWS_SIZE = 64  # Struct row types remembered, and column layouts per row type
 _AT_FIELD = re.compile(r"at `\$(?:\[\d+\])?\.(.+?)`$")
 
 
