@@ -4,6 +4,9 @@ decode done
 with the stdlib ``json`` module (``json.loads`` of each link string, the sigil's shape checked,
 the same ``Link``, ``Cell`` and row objects built). Every link is distinct and each decoder is
 fresh, so the decoder's small link → Cell cache never hits; a second line shows repeated links.
+Two more lines put the headline in context: the same decode from row tuples (how a query hands
+its rows over: no dict per row), and the decode against a stricter baseline that builds its
+cells with ``Runtime.cells_for`` (what the decoder uses) instead of one ``cell_for`` per link.
 
     python -m bench.link_decode [--quick] [--runs N] [--json PATH] [--profile]
 """
@@ -22,6 +25,7 @@ import sqlite_cells as sc
 from bench._common import Figure, Row, median, p, parse, profile
 from sqlite_cells.codec import Link, encode_link, parse_link
 from sqlite_cells.codec._links import LinkSigil
+from sqlite_cells.read._reader import StatementResult
 from sqlite_cells.read._rows import row_decoder
 
 
@@ -74,6 +78,57 @@ def stdlib_decoder(rt: sc.Runtime) -> Callable[[list[dict[str, Any]]], list[Msg]
     return decode
 
 
+def stdlib_link(text: Any) -> Link | None:
+    """The baseline's link check (as in ``stdlib_decoder``), returning the ``Link``."""
+    if not isinstance(text, str | bytes):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    if type(value) is not dict or len(value) != 1 or type(value.get("/")) is not dict:
+        return None
+    inner = value["/"]
+    body = inner.get("link@1")
+    if (
+        len(inner) != 1
+        or type(body) is not dict
+        or not set(body) <= {"id", "space", "scope", "path"}
+    ):
+        return None
+    ident, space, scope = body.get("id"), body.get("space"), body.get("scope")
+    path = body.get("path", [])
+    if not (isinstance(ident, str) and ident.startswith("of:") and len(ident) > 3):
+        return None
+    if scope != "space" or not isinstance(space, str) or not space:
+        return None
+    if type(path) is not list or any(type(x) not in (str, int) for x in path):
+        return None
+    return Link(ident, space, scope, tuple(path))
+
+
+def stdlib_batch_decoder(rt: sc.Runtime) -> Callable[[list[dict[str, Any]]], list[Msg]]:
+    """A stricter baseline: json.loads per link as above, but the cells of the whole column
+    built by one ``Runtime.cells_for`` call, as the decoder builds them."""
+    wanted = set(Msg.__struct_fields__)
+
+    def decode(rows: list[dict[str, Any]]) -> list[Msg]:
+        kept = [{k: v for k, v in values.items() if k in wanted} for values in rows]
+        cells = rt.cells_for([stdlib_link(values.get("author_cf_link")) for values in kept])
+        for values, cell in zip(kept, cells, strict=True):
+            if "author_cf_link" in values:
+                values["author_cf_link"] = cell
+        return [Msg(**values) for values in kept]
+
+    return decode
+
+
+def as_result(rows: list[dict[str, Any]]) -> StatementResult:
+    """The same rows as a query hands them over: column names and row tuples."""
+    names = tuple(rows[0])
+    return StatementResult(names, [tuple(r.values()) for r in rows])
+
+
 def make_rows(n: int, salt: str, *, distinct: bool) -> list[dict[str, Any]]:
     links = [
         encode_link(Link(f"of:{salt}-{i if distinct else i % 50:08d}", "bench", "space")).decode()
@@ -95,13 +150,14 @@ def parse_only(rows: list[dict[str, Any]]) -> tuple[float, float, float]:
     return rates[0], rates[1], rates[2]
 
 
-def rows_per_s(decode: Callable[[list[dict[str, Any]]], list[Any]], rows: list[Any]) -> float:
+def rows_per_s(decode: Callable[[Any], list[Any]], rows: list[Any] | StatementResult) -> float:
+    count = len(rows.rows if isinstance(rows, StatementResult) else rows)
     gc.collect()  # each run starts from the same heap, so collections land alike in both
     start = time.perf_counter()
     out = decode(rows)
     elapsed = time.perf_counter() - start
-    assert len(out) == len(rows)
-    return len(rows) / elapsed
+    assert len(out) == count
+    return count / elapsed
 
 
 def main() -> None:
@@ -144,6 +200,36 @@ def main() -> None:
                 fig.profiles["stdlib json baseline, distinct links"] = profile(
                     lambda rows=rows: stdlib_decoder(rt)(rows)
                 )
+        assert stdlib_batch_decoder(rt)(check) == ours_rows
+        assert row_decoder(Msg, rt, db_id="x", sql="q")(as_result(check)) == ours_rows
+        ours_t, base_t, strict_base, ours_s = [], [], [], []
+        for r in range(runs):
+            rows = make_rows(n, f"tuples{r}", distinct=True)
+            result = as_result(rows)
+            base_t.append(rows_per_s(stdlib_decoder(rt), rows))
+            ours_t.append(rows_per_s(row_decoder(Msg, rt, db_id="x", sql="q"), result))
+            strict_base.append(rows_per_s(stdlib_batch_decoder(rt), rows))
+            ours_s.append(rows_per_s(row_decoder(Msg, rt, db_id="x", sql="q"), rows))
+        fig.add(
+            Row(
+                "typed rows/s, distinct links, from row tuples (the baseline gets dicts for free)",
+                "/s",
+                median(ours_t),
+                p(ours_t, 0.1),
+                baseline=median(base_t),
+                ratio=median(ours_t) / median(base_t),
+            )
+        )
+        fig.add(
+            Row(
+                "typed rows/s, distinct links, vs a stdlib baseline building cells by cells_for",
+                "/s",
+                median(ours_s),
+                p(ours_s, 0.1),
+                baseline=median(strict_base),
+                ratio=median(ours_s) / median(strict_base),
+            )
+        )
         ours_p, bare_p, base_p = [], [], []
         for r in range(runs):
             a, b, c = parse_only(make_rows(n, f"parse{r}", distinct=True))

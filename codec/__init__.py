@@ -36,11 +36,13 @@ from sqlite_cells.codec._errors import ValueEncodeError as ValueEncodeError
 from sqlite_cells.codec._ids import derive_id as derive_id
 from sqlite_cells.codec._ids import short_hash as short_hash
 from sqlite_cells.codec._links import Link as Link
+from sqlite_cells.codec._links import ParsedLink as ParsedLink
 from sqlite_cells.codec._links import decode_sigil as decode_sigil
 from sqlite_cells.codec._links import encode_link as encode_link
 from sqlite_cells.codec._links import is_link_sigil as is_link_sigil
 from sqlite_cells.codec._links import link_from_sigil as link_from_sigil
 from sqlite_cells.codec._links import parse_link as parse_link
+from sqlite_cells.codec._links import parse_links as parse_links
 from sqlite_cells.codec._records import CellWrite as CellWrite
 from sqlite_cells.codec._records import CommitRecord as CommitRecord
 from sqlite_cells.codec._records import Op as Op
@@ -71,6 +73,7 @@ __all__ = [
     "NoTransaction",
     "NotImplementedSource",
     "Op",
+    "ParsedLink",
     "PendingValue",
     "Quarantined",
     "QueryError",
@@ -98,5 +101,6 @@ __all__ = [
     "is_link_sigil",
     "link_from_sigil",
     "parse_link",
+    "parse_links",
     "short_hash",
 ]

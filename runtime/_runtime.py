@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -16,6 +17,7 @@ from sqlite_cells.codec import (
     ClosedError,
     Link,
     Op,
+    ParsedLink,
     SqliteCellsError,
     ValueEncodeError,
     encode_value,
@@ -107,6 +109,29 @@ class Runtime:
     def cell_for(self, link: Link) -> Cell:
         """The cell ``link`` names (what decoders of values and typed rows call; R4, R7)."""
         return Cell(self.space(link.space), link.id, tuple(link.path))
+
+    def cells_for(self, links: Iterable[Link | ParsedLink | None]) -> list[Cell | None]:
+        """The cells many links name, as ``cell_for`` gives them (``None`` stays ``None``), for
+        decoders of whole columns: each space is resolved once per call, and the cells are
+        built without ``Cell.__init__`` (there is no default to declare, and a decoded link's
+        path is already a tuple), which makes a cell cost about two thirds as much."""
+        spaces: dict[str, Space] = {}
+        new = Cell.__new__
+        cells: list[Cell | None] = []
+        append = cells.append
+        for link in links:
+            if link is None:
+                append(None)
+                continue
+            space = spaces.get(link.space)
+            if space is None:
+                space = spaces[link.space] = self.space(link.space)
+            cell = new(Cell)
+            cell._space = space
+            cell.id = link.id
+            cell.value_path = link.path
+            append(cell)
+        return cells
 
     def check_writable(self, space_id: str, cell_id: str) -> None:
         """Extension point, called by ``Cell.set`` before every write: raise (a ``TypeError``

@@ -8,20 +8,35 @@ other field is converted strictly by msgspec (no ``"1"`` → ``1``): a value tha
 its field's type fails the query with :class:`QueryError` naming the column. Decoding a link
 never opens or creates a space file (R7): the cell of a space the store does not hold reads
 ``None``.
+
+Two ways build the rows, with the same results:
+
+- the general way: rows as dicts, ``msgspec.convert`` into the row type with a decode hook per
+  Cell field. It handles every row type, and it is the reference for errors: whenever the other
+  way fails, this one runs and raises what the query reports.
+- for a plain msgspec Struct (the common case, and the fast one): no dict per row. The columns
+  are taken as they are when every value already has the type msgspec would return unchanged
+  for its field, else msgspec converts the row tuples into a "shadow" struct whose Cell fields
+  take any value (one C call for the whole result); each link column is decoded as a column
+  (:func:`codec.parse_links`, each distinct link once when links repeat, the cells built by
+  ``Runtime.cells_for``), and the rows are built positionally from the columns.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import inspect
 import re
 import types
 import typing
 from collections.abc import Callable
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import msgspec
 
-from sqlite_cells.codec import LinkDecodeError, QueryError, decode_sigil, parse_link
+from sqlite_cells.codec import QueryError, parse_link, parse_links
 from sqlite_cells.read._reader import StatementResult
 from sqlite_cells.runtime import Cell, Runtime
 
@@ -31,6 +46,7 @@ __all__ = ["RowDecoder", "decode_cf_link", "row_decoder"]
 RowDecoder = Callable[[StatementResult | list[dict[str, Any]]], list[Any]]
 
 _CACHE_SIZE = 4096
+_SHADOWS_SIZE = 64  # Struct row types remembered, and column layouts per row type
 _AT_FIELD = re.compile(r"at `\$(?:\[\d+\])?\.(.+?)`$")
 
 
@@ -47,6 +63,15 @@ def _is_cell_type(hint: Any) -> bool:
         return issubclass(hint, Cell)
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return any(_is_cell_type(arg) for arg in typing.get_args(hint) if arg is not type(None))
+    return False
+
+
+def _is_plain_cell_type(hint: Any) -> bool:
+    """``Cell`` or ``Cell | None`` exactly: a field whose value is a cell or ``None``."""
+    if hint is Cell:
+        return True
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return set(typing.get_args(hint)) == {Cell, type(None)}
     return False
 
 
@@ -76,6 +101,74 @@ class _NoCell(Cell):
 
 _NO_CELL = _NoCell()
 _NULL_MARK = "\x00sqlite-cells:null"  # what NULL in a Cell field is handed to msgspec as
+_UNKNOWN: Any = object()
+_STRUCT_ROWS: dict[type, _StructRows | None] = {}  # row type → its fast builder (None: none)
+
+
+class _Cells:
+    """Stored link values → live cells (``None`` for NULL and anything that is not a link),
+    for one decoder. Each distinct link of a column is decoded once when links repeat (a
+    sample of the column's first values says whether they do: telling costs about a tenth of
+    decoding a link, so a column of distinct links skips it). The link → cell table of the
+    previous call is kept (up to ``_CACHE_SIZE`` links), so a live query's re-run decodes only
+    links it has not seen."""
+
+    __slots__ = ("_known", "_rt")
+
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
+        self._known: dict[Any, Cell | None] = {}
+
+    def column(self, values: list[Any]) -> list[Cell | None]:
+        if not self._known and _look_distinct(values):
+            cells = self._rt.cells_for(parse_links(values))
+            self._known = _table(values, cells)
+            return cells
+        if not set(map(type, values)) <= _SHAREABLE:
+            return self._rt.cells_for(parse_links(values))
+        table = dict.fromkeys(values)  # each distinct value once
+        table.pop(None, None)
+        known = self._known
+        if known:
+            hits = table.keys() & known.keys()
+            for value in hits:
+                table[value] = known[value]
+            todo = [value for value in table if value not in hits]
+        else:
+            todo = list(table)
+        table.update(zip(todo, self._rt.cells_for(parse_links(todo)), strict=True))
+        self._known = table if len(table) <= _CACHE_SIZE else {}
+        return list(map(table.get, values))
+
+    def one(self, value: Any) -> Cell | None:
+        if type(value) is not str:  # (see _SHAREABLE)
+            return self._rt.cells_for(parse_links([value]))[0]
+        cell: Cell | None = self._known.get(value, _UNKNOWN)
+        if cell is _UNKNOWN:
+            cell = self._rt.cells_for(parse_links([value]))[0]
+            if len(self._known) < _CACHE_SIZE:
+                self._known[value] = cell
+        return cell
+
+
+_SAMPLE = 64
+# The value types whose equal values always read the same link: other values may equal a link
+# text and still not be one (a memoryview equals its bytes), so they share no cells.
+_SHAREABLE = frozenset((str, bytes, type(None)))
+
+
+def _look_distinct(values: list[Any]) -> bool:
+    sample = values[:_SAMPLE]
+    try:
+        return len(set(sample)) == len(sample)
+    except TypeError:  # unhashable: not links, nothing to share
+        return True
+
+
+def _table(values: list[Any], cells: list[Cell | None]) -> dict[Any, Cell | None]:
+    if len(values) > _CACHE_SIZE or not set(map(type, values)) <= _SHAREABLE:
+        return {}
+    return dict(zip(values, cells, strict=True))
 
 
 def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDecoder:
@@ -85,30 +178,37 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
     names = _fields(row)
     hints = typing.get_type_hints(row)
     cell_fields = [n for n in names if _is_cell_type(hints.get(n))]
-    cache: dict[Any, Cell] = {}
+    cells = _Cells(rt)
+    general = _general_decoder(row, cells, cell_fields, db_id=db_id, sql=sql)
+    fast = _StructRows.for_row(row, hints)
+    if fast is None:
+
+        def decode_general(given: StatementResult | list[dict[str, Any]]) -> list[Any]:
+            return general(_as_result(given))
+
+        return decode_general
+
+    def decode(given: StatementResult | list[dict[str, Any]]) -> list[Any]:
+        try:
+            return fast.build(given, cells)
+        except Exception:
+            # The general way is the reference for errors: it raises what the query reports.
+            return general(_as_result(given))
+
+    return decode
+
+
+def _general_decoder(
+    row: type, cells: _Cells, cell_fields: list[str], *, db_id: str, sql: str
+) -> Callable[[StatementResult], list[Any]]:
+    """Rows as dicts, converted by msgspec with a decode hook per Cell field. The link columns
+    are decoded as columns first, so the hook is one table probe per link."""
     setter = _setter(row)
     many = list[row]  # type: ignore[valid-type]  # a runtime type argument, on purpose
 
-    def hook(kind: type, value: Any) -> Any:
-        # The hot path of a typed query: one cache probe, else one msgspec decode and a Cell.
-        cell = cache.get(value) if type(value) is str else None
-        if cell is None:
-            cell = _NO_CELL
-            if isinstance(value, str | bytes) and value != _NULL_MARK:
-                try:
-                    cell = rt.cell_for(decode_sigil(value).body.link)
-                except (msgspec.DecodeError, msgspec.ValidationError, TypeError, LinkDecodeError):
-                    cell = _NO_CELL  # not a link: None for this field (R43)
-            if type(value) is str and len(cache) < _CACHE_SIZE:
-                cache[value] = cell
-        return cell
-
-    def prepared(result: StatementResult) -> list[dict[str, Any]]:
+    def prepared(result: StatementResult, present: list[str]) -> list[dict[str, Any]]:
         rows = result.as_dicts()
-        if not cell_fields:
-            return rows
-        present = [n for n in cell_fields if n in result.names]
-        if not any(r[n] is None for r in rows for n in present):
+        if not any(r.get(n) is None for r in rows for n in present):
             return rows
         # msgspec refuses None for a field typed Cell before calling the hook: mark it.
         return [
@@ -116,13 +216,37 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
             for r in rows
         ]
 
-    def decode(given: StatementResult | list[dict[str, Any]]) -> list[Any]:
-        result = _as_result(given)
+    def decoded(result: StatementResult, present: list[str]) -> dict[Any, Cell | None]:
+        """Link text → cell for the link columns named like Cell fields (str keys only are
+        looked up: see _SHAREABLE)."""
+        table: dict[Any, Cell | None] = {}
+        for name in present:
+            values = [r.get(name) for r in result.as_dicts()]
+            column = cells.column(values)
+            with contextlib.suppress(TypeError):  # unhashable: the hook decodes them alone
+                table.update(zip(values, column, strict=True))
+        return table
+
+    def decode(result: StatementResult) -> list[Any]:
+        present = [n for n in cell_fields if n in result.names]
+        table = decoded(result, present)
+        missing = False
+
+        def hook(kind: type, value: Any) -> Any:
+            nonlocal missing
+            cell = table.get(value, _UNKNOWN) if type(value) is str else _UNKNOWN
+            if cell is _UNKNOWN:
+                cell = None if value is _NULL_MARK else cells.one(value)
+            if cell is None:
+                missing = True
+                return _NO_CELL
+            return cell
+
         try:
-            built: list[Any] = msgspec.convert(prepared(result), many, dec_hook=hook)
+            built: list[Any] = msgspec.convert(prepared(result, present), many, dec_hook=hook)
         except msgspec.ValidationError as exc:
             raise _query_error(exc, row, result, db_id=db_id, sql=sql) from exc
-        if cell_fields:
+        if missing:
             for item in built:
                 for name in cell_fields:
                     if _value(item, name) is _NO_CELL:
@@ -130,6 +254,200 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
         return built
 
     return decode
+
+
+class _StructRows:
+    """Builds a plain msgspec Struct row type from row tuples without a dict per row.
+
+    msgspec converts the tuples into a shadow struct (``array_like``, one per column layout)
+    that has the row type's fields and types except that Cell fields take any value, in one C
+    call; the Cell fields' columns are decoded as columns; the rows are then built by calling
+    the row type with positional arguments. Raises whatever fails: the caller then takes the
+    general way, which raises the error to report."""
+
+    def __init__(self, row: type[msgspec.Struct], cell_names: set[str]) -> None:
+        self.row = row
+        self.fields = msgspec.structs.fields(row)
+        self.cell_names = cell_names
+        self.getters = [attrgetter(f.name) for f in self.fields]
+        self.keys = [itemgetter(f.encode_name) for f in self.fields]
+        exact = [None if f.name in cell_names else _exact_types(f.type) for f in self.fields]
+        # Per field, the types msgspec returns unchanged (None: a Cell field, any value); None
+        # when a field needs msgspec's conversion.
+        self.exact: list[frozenset[type] | None] | None = (
+            None if any(e == frozenset() for e in exact) else exact
+        )
+        self.positions: dict[tuple[str, ...], list[int] | None] = {}
+        config = row.__struct_config__
+        self.forbid_unknown = config.forbid_unknown_fields
+        self.named = msgspec.defstruct(
+            f"{row.__name__}Shadow",
+            [(f.name, self._type(f), self._default(f, f.encode_name)) for f in self.fields],
+            forbid_unknown_fields=self.forbid_unknown,
+            gc=False,  # transient, and it holds only the row's values: no cycle runs through it
+        )
+        self.layouts: dict[tuple[str, ...], type[msgspec.Struct] | None] = {}
+
+    @classmethod
+    def for_row(cls, row: type, hints: dict[str, Any]) -> _StructRows | None:
+        """The fast builder for ``row`` (made once per row type: a one-row ``read`` pays for
+        no new types), or None when the general way must build it."""
+        known = _STRUCT_ROWS.get(row, _UNKNOWN)  # one probe: another thread may clear it
+        if known is not _UNKNOWN:
+            return known  # type: ignore[no-any-return]
+        found = cls._new(row, hints)
+        if len(_STRUCT_ROWS) >= _SHADOWS_SIZE:
+            _STRUCT_ROWS.clear()
+        _STRUCT_ROWS[row] = found
+        return found
+
+    @classmethod
+    def _new(cls, row: type, hints: dict[str, Any]) -> _StructRows | None:
+        """None for: not a Struct; array-like or tagged; keyword-only fields; a Cell field typed
+        otherwise than ``Cell``/``Cell | None`` or with a default other than None."""
+        if not (isinstance(row, type) and issubclass(row, msgspec.Struct)):
+            return None
+        config = row.__struct_config__
+        if config.array_like or config.tag is not None:
+            return None
+        parameters = inspect.signature(row).parameters.values()
+        if any(p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters):
+            return None
+        cell_names = set()
+        for f in msgspec.structs.fields(row):
+            hint = hints.get(f.name)
+            if not _is_cell_type(hint):
+                continue
+            if not _is_plain_cell_type(hint) or f.default_factory is not msgspec.NODEFAULT:
+                return None
+            if f.default not in (msgspec.NODEFAULT, None):
+                return None
+            cell_names.add(f.name)
+        if not cell_names or not row.__struct_fields__:
+            return None  # nothing to gain over msgspec alone
+        return cls(row, cell_names)
+
+    def _type(self, f: msgspec.structs.FieldInfo) -> Any:
+        return Any if f.name in self.cell_names else f.type
+
+    @staticmethod
+    def _default(f: msgspec.structs.FieldInfo, name: str | None = None) -> Any:
+        given: dict[str, Any] = {"default": f.default, "default_factory": f.default_factory}
+        return msgspec.field(**given, name=name)
+
+    def build(self, given: StatementResult | list[dict[str, Any]], cells: _Cells) -> list[Any]:
+        columns = self._exact_columns(given)
+        if columns is None:
+            shadows = self._shadows(given)
+            columns = [list(map(getter, shadows)) for getter in self.getters]
+        for index, f in enumerate(self.fields):
+            if f.name in self.cell_names:
+                columns[index] = cells.column(columns[index])
+        return list(map(self.row, *columns))
+
+    def _shadows(self, given: StatementResult | list[dict[str, Any]]) -> list[Any]:
+        if isinstance(given, StatementResult):
+            shadow = self._layout(given.names)
+            if shadow is not None:
+                return msgspec.convert(given.rows, list[shadow])  # type: ignore[valid-type]
+            given = given.as_dicts()
+        return msgspec.convert(given, list[self.named])  # type: ignore[name-defined]
+
+    def _exact_columns(
+        self, given: StatementResult | list[dict[str, Any]]
+    ) -> list[list[Any]] | None:
+        """The fields' columns when every value already has a type msgspec would return
+        unchanged for its field (an ``int`` for ``int``, ``None`` for ``int | None``...):
+        then there is nothing to convert, and no shadow to build. None otherwise."""
+        if self.exact is None:
+            return None
+        if isinstance(given, StatementResult):
+            positions = self._positions(given.names)
+            if positions is None:
+                return None
+            rows: list[Any] = given.rows
+            columns = [list(map(itemgetter(i), rows)) for i in positions]
+        else:
+            if self.forbid_unknown:
+                return None
+            try:
+                columns = [list(map(key, given)) for key in self.keys]
+            except (KeyError, TypeError):  # a field missing (a default, or an error), not a dict
+                return None
+        for values, allowed in zip(columns, self.exact, strict=True):
+            if allowed is not None and not set(map(type, values)) <= allowed:
+                return None
+        return columns
+
+    def _positions(self, names: tuple[str, ...]) -> list[int] | None:
+        """Each field's column (the last of that name, as in a dict), or None when a field has
+        no column or an unknown column is forbidden."""
+        known = self.positions.get(names, _UNKNOWN)
+        if known is not _UNKNOWN:
+            return known  # type: ignore[no-any-return]
+        found: list[int] | None = None
+        where = {name: index for index, name in enumerate(names)}
+        forbidden = self.forbid_unknown and where.keys() - {f.encode_name for f in self.fields}
+        if not forbidden and all(f.encode_name in where for f in self.fields):
+            found = [where[f.encode_name] for f in self.fields]
+        if len(self.positions) >= _SHADOWS_SIZE:
+            self.positions.clear()
+        self.positions[names] = found
+        return found
+
+    def _layout(self, names: tuple[str, ...]) -> type[msgspec.Struct] | None:
+        """The array-like shadow for rows with these columns, or None when only dicts can say
+        what the general way would (a column named twice: the last one wins; an unknown column
+        the row type forbids; a required field no column names)."""
+        known = self.layouts.get(names, _UNKNOWN)
+        if known is not _UNKNOWN:
+            return known  # type: ignore[no-any-return]
+        shadow = self._new_layout(names)
+        if len(self.layouts) >= _SHADOWS_SIZE:
+            self.layouts.clear()
+        self.layouts[names] = shadow
+        return shadow
+
+    def _new_layout(self, names: tuple[str, ...]) -> type[msgspec.Struct] | None:
+        if len(set(names)) != len(names):
+            return None
+        by_column = {f.encode_name: f for f in self.fields}
+        taken = {f.name for f in self.fields}
+        spec: list[Any] = []
+        for index, name in enumerate(names):
+            f = by_column.pop(name, None)
+            if f is not None:
+                spec.append((f.name, self._type(f)))
+                continue
+            if self.forbid_unknown:
+                return None
+            ignored = f"column{index}"
+            while ignored in taken:
+                ignored += "_"
+            taken.add(ignored)
+            spec.append((ignored, Any))
+        for f in by_column.values():  # fields no column names: their defaults, after the columns
+            if f.required:
+                return None
+            spec.append((f.name, self._type(f), self._default(f)))
+        return msgspec.defstruct(f"{self.row.__name__}Columns", spec, array_like=True, gc=False)
+
+
+_EXACT = (int, str, float, bool, bytes)
+
+
+def _exact_types(hint: Any) -> frozenset[type]:
+    """The value types msgspec's strict conversion returns unchanged for a field of type
+    ``hint`` (empty: it may convert, or check more than the type)."""
+    if hint in _EXACT:
+        return frozenset((hint,))
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        members = set(typing.get_args(hint))
+        if type(None) in members and len(members) == 2:
+            (other,) = members - {type(None)}
+            if other in _EXACT:
+                return frozenset((other, type(None)))
+    return frozenset()
 
 
 def _value(item: Any, name: str) -> Any:
