@@ -179,7 +179,8 @@ def read_batch(
                 f"the file {decl.path} is gone (deleted or moved after it was registered)",
             ) from None
         with _scratch(decl.schema) as pooled:
-            plan = _Plan(decl, timeout)
+            _track(tracker, pooled, start, timeout)
+            plan = _Plan(decl, timeout, pooled)
             results = [
                 _run_one(pooled, plan, stmt, tracker, start + i)
                 for i, stmt in enumerate(statements[start:])
@@ -199,7 +200,7 @@ def _read_file(
 ) -> tuple[int, list[StatementResult]]:
     conn = pooled.conn
     _track(tracker, pooled, start, timeout)
-    plan = _Plan(decl, timeout)
+    plan = _Plan(decl, timeout, pooled)
     conn.execute("BEGIN")
     try:
         seq = 0 if decl.kind is SourceKind.DISK else _watermark(conn)
@@ -224,43 +225,52 @@ def _track(tracker: Tracker, pooled: PooledConnection, index: int, timeout: floa
 
 
 class _Plan:
-    """What every statement of one batch shares: the declaration, the timeout, the read policy
-    and the key its read sets are kept under (worked out once per batch, not per statement)."""
+    """What every statement of one batch shares: the declaration, the timeout, the read policy,
+    the key its read sets are kept under and one cursor (worked out once per batch, not per
+    statement)."""
 
-    __slots__ = ("decl", "policy", "schema_key", "timeout")
+    __slots__ = ("cursor", "decl", "policy", "schema_key", "timeout")
 
-    def __init__(self, decl: Declaration, timeout: float) -> None:
+    def __init__(self, decl: Declaration, timeout: float, pooled: PooledConnection) -> None:
         self.decl = decl
         self.timeout = timeout
         self.policy = _read_policy(decl)
         self.schema_key = _schema_key(decl)
+        self.cursor = pooled.conn.cursor()
 
 
 def _run_one(
     pooled: PooledConnection, plan: _Plan, stmt: Statement, tracker: Tracker, index: int
 ) -> StatementResult:
-    decl = plan.decl
     started = time.perf_counter()
-    _track(tracker, pooled, index, plan.timeout)
+    # Per statement only the index and the deadline move, and the watchdog reads the deadline
+    # first, so plain stores suffice here (the tracker's lock pairs the connection with them).
+    deadline = time.monotonic() + plan.timeout
+    tracker.index = index
+    tracker.deadline = pooled.deadline = deadline
+    pooled.timed_out_waiting = False
     key = (plan.schema_key, stmt.sql)
     known = _READ_SETS.get(key)
     try:
         try:
-            result = _execute(pooled, plan.policy, stmt, known)
+            result = _execute(pooled, plan.cursor, plan.policy, stmt, known)
         except apsw.SQLError as exc:
             # Only a file written under an older declaration lacks declared tables: look for
             # them when SQLite says a table is missing, not on every read.
+            decl = plan.decl
             missing = _missing_tables(pooled.conn, decl) if "no such table" in str(exc) else []
             if not missing:
                 raise
             with _shadows(pooled.conn, decl.schema, missing):
                 policy = _allowing_temp(plan.policy, frozenset(missing))
-                result = _execute(pooled, policy, stmt, None)
+                result = _execute(pooled, pooled.conn.cursor(), policy, stmt, None)
     except apsw.Error as exc:
-        return StatementResult(error=_translate(decl, stmt.sql, exc, plan.timeout, pooled))
+        plan.cursor = pooled.conn.cursor()  # a fresh one after a failure, to be safe
+        return StatementResult(error=_translate(plan.decl, stmt.sql, exc, plan.timeout, pooled))
     except (UnicodeError, OverflowError, KeyError, TypeError) as exc:
         # Stored text that is not UTF-8, parameters SQLite cannot bind: the query fails (R43).
-        error = QueryError(decl.db_id, stmt.sql, f"{type(exc).__name__}: {exc}")
+        plan.cursor = pooled.conn.cursor()
+        error = QueryError(plan.decl.db_id, stmt.sql, f"{type(exc).__name__}: {exc}")
         error.__cause__ = exc
         return StatementResult(error=error)
     if known is None and result.read_set is not None:
@@ -270,24 +280,32 @@ def _run_one(
 
 
 def _execute(
-    pooled: PooledConnection, policy: Authorizer, stmt: Statement, known: ReadMap | None
+    pooled: PooledConnection,
+    cursor: apsw.Cursor,
+    policy: Authorizer,
+    stmt: Statement,
+    known: ReadMap | None,
 ) -> StatementResult:
     """Prepare (under the gate) and run one statement. With no known read set the statement is
     prepared afresh (not from apsw's cache), so the gate sees every read and records it."""
     record: ReadSet | None = None if known is not None else set()
-    with pooled.gate.user(policy, record=record):
-        cursor = pooled.conn.cursor()
+    gate = pooled.gate
+    gate.enter(policy, record)
+    try:
         cursor.execute(
             stmt.sql, stmt.params, can_cache=record is None, prepare_flags=USER_PREPARE_FLAGS
         )
         try:
-            names = tuple(name for name, _ in cursor.get_description())
+            description = cursor.get_description()
         except apsw.ExecutionCompleteError:
-            names, rows = (), []
+            names: tuple[str, ...] = ()
+            rows: list[tuple[Any, ...]] = []
         else:
+            names = tuple([column[0] for column in description])
             rows = cursor.fetchall()
-    read_set = known if record is None else _read_map(record)
-    return StatementResult(names, rows, read_set)
+    finally:
+        gate.leave()
+    return StatementResult(names, rows, known if record is None else _read_map(record))
 
 
 def _read_map(record: ReadSet) -> ReadMap:

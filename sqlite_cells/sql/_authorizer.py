@@ -209,16 +209,26 @@ class Gate:
     def is_user(self) -> bool:
         return self._policy is not None
 
+    def enter(self, policy: Authorizer, record: ReadSet | None = None) -> None:
+        """Judge every action by ``policy`` until :meth:`leave` (not re-entrant). The plain pair
+        is for hot paths (one user statement after another); :meth:`user` wraps it as a block."""
+        if self._policy is not None:
+            raise RuntimeError("this connection is already running a user statement")
+        if policy is not self._last and self._last is not None and self._conn is not None:
+            self._conn.authorizer = self  # expires what the previous policy authorized
+        self._last = policy
+        self._policy = policy
+        self._record = record
+
+    def leave(self) -> None:
+        self._policy = None
+        self._record = None
+
     @contextmanager
     def user(self, policy: Authorizer, *, record: ReadSet | None = None) -> Iterator[None]:
         """Judge every action by ``policy`` for the duration (not re-entrant)."""
-        if self._policy is not None:
-            raise RuntimeError("this connection is already running a user statement")
-        if self._last is not None and policy is not self._last and self._conn is not None:
-            self._conn.authorizer = self  # expires what the previous policy authorized
-        self._last = policy
-        self._policy, self._record = policy, record
+        self.enter(policy, record)
         try:
             yield
         finally:
-            self._policy, self._record = None, None
+            self.leave()
