@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import apsw
 
@@ -32,7 +32,17 @@ from sqlite_cells.read._pool import DEFAULT_LENGTH_LIMIT, PooledConnection, Read
 from sqlite_cells.schema import Declaration, Schema, SourceKind, create_table_sql, quote_ident
 from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Mode, ReadSet, make_authorizer
 
-__all__ = ["ReadMap", "Rows", "Statement", "StatementResult", "Tracker", "read_batch", "read_rows"]
+__all__ = [
+    "SHORT_FUNCTIONS",
+    "ReadMap",
+    "Rows",
+    "Statement",
+    "StatementResult",
+    "Tracker",
+    "read_batch",
+    "read_rows",
+    "short_steps",
+]
 
 Rows = list[dict[str, Any]]
 _GRACE = 0.25  # how long past its deadline a read on a helper thread is waited for
@@ -59,6 +69,7 @@ class StatementResult:
     error: SqliteCellsError | None = None
     dicts: Rows | None = None  # the rows as dicts, built once for all who share the result
     seconds: float = 0.0  # how long it ran (to decide where it runs next time)
+    functions: frozenset[str] | None = None  # the SQL functions it calls, when just prepared
 
     def as_dicts(self) -> Rows:
         """The rows as ``{column: value}`` dicts (built on first use, then shared: callers
@@ -86,7 +97,7 @@ def _dict_builder(names: tuple[str, ...]) -> Callable[[list[tuple[Any, ...]]], R
     return found
 
 
-@dataclass(slots=True)
+@dataclass(eq=False, slots=True)
 class Tracker:
     """What a worker is doing now, for the watchdog (R44): the connection in use, the index of
     the statement running, and that statement's deadline (``time.monotonic()``)."""
@@ -250,7 +261,8 @@ def _run_one(
     tracker.deadline = pooled.deadline = deadline
     pooled.timed_out_waiting = False
     key = (plan.schema_key, stmt.sql)
-    known = _READ_SETS.get(key)
+    entry = _READ_SETS.get(key)
+    known = entry[0] if entry is not None else None
     try:
         try:
             result = _execute(pooled, plan.cursor, plan.policy, stmt, known)
@@ -274,7 +286,7 @@ def _run_one(
         error.__cause__ = exc
         return StatementResult(error=error)
     if known is None and result.read_set is not None:
-        _remember_read_set(key, result.read_set)
+        _remember_read_set(key, result.read_set, result.functions)
     result.seconds = time.perf_counter() - started
     return result
 
@@ -288,9 +300,12 @@ def _execute(
 ) -> StatementResult:
     """Prepare (under the gate) and run one statement. With no known read set the statement is
     prepared afresh (not from apsw's cache), so the gate sees every read and records it."""
-    record: ReadSet | None = None if known is not None else set()
+    record: ReadSet | None = None
+    functions: set[str] | None = None
+    if known is None:
+        record, functions = set(), set()
     gate = pooled.gate
-    gate.enter(policy, record)
+    gate.enter(policy, record, functions)
     try:
         cursor.execute(
             stmt.sql, stmt.params, can_cache=record is None, prepare_flags=USER_PREPARE_FLAGS
@@ -305,7 +320,11 @@ def _execute(
             rows = cursor.fetchall()
     finally:
         gate.leave()
-    return StatementResult(names, rows, known if record is None else _read_map(record))
+    if record is None:
+        return StatementResult(names, rows, known)
+    result = StatementResult(names, rows, _read_map(record))
+    result.functions = frozenset(functions or ())
+    return result
 
 
 def _read_map(record: ReadSet) -> ReadMap:
@@ -371,26 +390,50 @@ def _missing_tables(conn: apsw.Connection, decl: Declaration) -> list[str]:
     return sorted((decl.table_names or frozenset()) - present)
 
 
-# Read sets by (schema key, sql): what SQLite reads depends on the schema and the text only.
+# Read sets by (schema key, sql): what SQLite reads depends on the schema and the text only;
+# with each, whether its steps stay short (see short_steps).
 _read_sets_lock = threading.Lock()  # guards writes to _READ_SETS (reads are single lookups)
-_READ_SETS: dict[tuple[str, str], ReadMap] = {}
+_READ_SETS: dict[tuple[str, str], tuple[ReadMap, bool]] = {}
 _READ_SETS_SIZE = 8192
+# SQL functions whose one call costs about the same whatever the size of its arguments (or one
+# pass over a value at most, as min and max compare). Every other function (instr, replace,
+# like, printf, json_*, ...) can spend seconds in one VM step on a large value, where the
+# progress handler never fires.
+SHORT_FUNCTIONS: Final = frozenset(
+    {
+        "abs", "avg", "changes", "coalesce", "count", "if", "ifnull", "iif", "last_insert_rowid",
+        "likelihood", "likely", "max", "min", "nullif", "random", "round", "sign", "sum",
+        "total", "total_changes", "typeof", "unlikely",
+    }
+)  # fmt: skip
 
 
 def _schema_key(decl: Declaration) -> str:
     return decl.schema.fingerprint if decl.schema is not None else f"disk:{decl.path}"
 
 
-def _remember_read_set(key: tuple[str, str], read_set: ReadMap) -> None:
+def _remember_read_set(
+    key: tuple[str, str], read_set: ReadMap, functions: frozenset[str] | None
+) -> None:
+    short = functions is not None and functions <= SHORT_FUNCTIONS
     with _read_sets_lock:
         if len(_READ_SETS) >= _READ_SETS_SIZE:
             _READ_SETS.pop(next(iter(_READ_SETS)))
-        _READ_SETS[key] = read_set
+        _READ_SETS[key] = (read_set, short)
 
 
 def known_read_set(decl: Declaration, sql: str) -> ReadMap | None:
     """The read set recorded for ``sql`` on ``decl``'s schema, if it was prepared already."""
-    return _READ_SETS.get((_schema_key(decl), sql))
+    entry = _READ_SETS.get((_schema_key(decl), sql))
+    return entry[0] if entry is not None else None
+
+
+def short_steps(decl: Declaration, sql: str) -> bool:
+    """Whether ``sql`` was prepared on ``decl``'s schema already and calls no SQL function
+    outside :data:`SHORT_FUNCTIONS`: then each of its VM steps stays short (the progress
+    handler, which runs between steps, keeps its deadline), whatever the data."""
+    entry = _READ_SETS.get((_schema_key(decl), sql))
+    return entry is not None and entry[1]
 
 
 _READ_POLICIES: dict[frozenset[str] | None, Authorizer] = {}
