@@ -72,7 +72,7 @@ class Runner(Protocol):
 class _Read:
     """One distinct statement of a batch and every runner waiting for its rows."""
 
-    key: tuple[Path, str, str]  # (file, sql, repr(params))
+    key: tuple[str, str, str]  # (database id, sql, repr(params))
     stmt: Statement
     runners: list[Runner]
 
@@ -105,11 +105,12 @@ class LiveQueries:
         self._reads: dict[str, dict[Node, ReadMap | None]] = {}
         self._by_table: dict[str, dict[str, set[Node]]] = {}
         self._unknown: dict[str, set[Node]] = {}
-        self._batch: dict[Path, _Wanted] = {}
-        self._costs: dict[tuple[Path, str, str], float] = {}  # last read time per statement
-        # Reads sent and not landed: (path, sql, params) -> (generation when sent, the read);
+        # Keyed by database id (one file each), not by path: a str hashes in C, a Path in Python.
+        self._batch: dict[str, _Wanted] = {}
+        self._costs: dict[tuple[str, str, str], float] = {}  # last read time per statement
+        # Reads sent and not landed: (db id, sql, params) -> (generation when sent, the read);
         # a database's generation counts the commits to it this runtime has processed.
-        self._in_flight: dict[tuple[Path, str, str], tuple[int, _Read]] = {}
+        self._in_flight: dict[tuple[str, str, str], tuple[int, _Read]] = {}
         self._generation: dict[str, int] = {}
         # The last seq known to have written each database: a read whose watermark is older
         # ran before that commit reached the file (another process's commit lands in the space
@@ -167,7 +168,15 @@ class LiveQueries:
             tables = self._by_table.get(db_id, {})
             for table in written:
                 candidates.update(tables.get(table, ()))
-            found.extend(n for n in candidates if affects(written, reads.get(n)))
+            # Queries of one sql share one read set object: judge each read set once.
+            verdicts: dict[int, bool] = {}
+            for node in candidates:
+                read_set = reads.get(node)
+                verdict = verdicts.get(id(read_set))
+                if verdict is None:
+                    verdict = verdicts[id(read_set)] = affects(written, read_set)
+                if verdict:
+                    found.append(node)
         return found
 
     def _table_shape(self, path: Path, table: str) -> TableShape:
@@ -196,9 +205,9 @@ class LiveQueries:
         ``key`` is ``(stmt.sql, repr(stmt.params))`` when the caller has it already."""
         if key is None:
             key = (stmt.sql, repr(stmt.params))
-        path = decl.path
-        running = self._in_flight.get((path, *key))
-        if running is not None and running[0] == self._generation.get(decl.db_id, 0):
+        db_id = decl.db_id
+        running = self._in_flight.get((db_id, *key))
+        if running is not None and running[0] == self._generation.get(db_id, 0):
             # The same statement is being read and no commit to its database came since it
             # was sent: its rows are as fresh as a new read's would be.
             running[1].runners.append(runner)
@@ -207,12 +216,12 @@ class LiveQueries:
         if not batch:
             self.scheduler.begin_work()  # settle() waits for the flush
             self.scheduler.submit(self._flush)
-        wanted = batch.get(path)
+        wanted = batch.get(db_id)
         if wanted is None:
-            wanted = batch[path] = _Wanted(decl, file, prepare)
+            wanted = batch[db_id] = _Wanted(decl, file, prepare)
         held = wanted.statements.get(key)
         if held is None:
-            wanted.statements[key] = _Read((path, *key), stmt, [runner])
+            wanted.statements[key] = _Read((db_id, *key), stmt, [runner])
         else:
             held.runners.append(runner)
 

@@ -192,11 +192,7 @@ def read_batch(
         with _scratch(decl.schema) as pooled:
             _track(tracker, pooled, start, timeout)
             plan = _Plan(decl, timeout, pooled)
-            results = [
-                _run_one(pooled, plan, stmt, tracker, start + i)
-                for i, stmt in enumerate(statements[start:])
-            ]
-            return 0, results
+            return 0, _run_all(pooled, plan, statements, tracker, start, transaction=False)
     except apsw.Error as exc:  # opening the file or its transaction failed
         raise _translate(decl, statements[start].sql, exc, timeout, None) from exc
 
@@ -215,16 +211,39 @@ def _read_file(
     conn.execute("BEGIN")
     try:
         seq = 0 if decl.kind is SourceKind.DISK else _watermark(conn)
-        results = []
-        for index in range(start, len(statements)):
-            results.append(_run_one(pooled, plan, statements[index], tracker, index))
-            if conn.getautocommit():  # an interrupt ended the transaction: open the next one
-                conn.execute("BEGIN")
+        results = _run_all(pooled, plan, statements, tracker, start, transaction=True)
     finally:
         pooled.deadline = float("inf")
         if not conn.getautocommit():
             conn.execute("COMMIT")
     return seq, results
+
+
+def _run_all(
+    pooled: PooledConnection,
+    plan: _Plan,
+    statements: Sequence[Statement],
+    tracker: Tracker,
+    start: int,
+    *,
+    transaction: bool,
+) -> list[StatementResult]:
+    """Run ``statements[start:]``, one result each; with ``transaction``, in the read
+    transaction open on the connection (re-opened after an interrupt ends it)."""
+    conn = pooled.conn
+    results: list[StatementResult] = []
+    append = results.append
+    now = time.monotonic()
+    for index in range(start, len(statements)):
+        result = _run_one(pooled, plan, statements[index], tracker, index, now)
+        # One clock read per statement: the end of one is the start of the next.
+        later = time.monotonic()
+        result.seconds = later - now
+        now = later
+        append(result)
+        if transaction and conn.getautocommit() and index + 1 < len(statements):
+            conn.execute("BEGIN")  # an interrupt ended the transaction: open the next one
+    return results
 
 
 def _track(tracker: Tracker, pooled: PooledConnection, index: int, timeout: float) -> None:
@@ -245,18 +264,23 @@ class _Plan:
     def __init__(self, decl: Declaration, timeout: float, pooled: PooledConnection) -> None:
         self.decl = decl
         self.timeout = timeout
-        self.policy = _read_policy(decl)
-        self.schema_key = _schema_key(decl)
+        self.schema_key = key = _schema_key(decl)
+        self.policy = _POLICY_BY_SCHEMA.get(key) or _read_policy(decl, key)
         self.cursor = pooled.conn.cursor()
 
 
 def _run_one(
-    pooled: PooledConnection, plan: _Plan, stmt: Statement, tracker: Tracker, index: int
+    pooled: PooledConnection,
+    plan: _Plan,
+    stmt: Statement,
+    tracker: Tracker,
+    index: int,
+    started: float,
 ) -> StatementResult:
-    started = time.perf_counter()
+    """Run statement ``index`` of a batch, begun at ``started`` (``time.monotonic()``)."""
     # Per statement only the index and the deadline move, and the watchdog reads the deadline
     # first, so plain stores suffice here (the tracker's lock pairs the connection with them).
-    deadline = time.monotonic() + plan.timeout
+    deadline = started + plan.timeout
     tracker.index = index
     tracker.deadline = pooled.deadline = deadline
     pooled.timed_out_waiting = False
@@ -287,7 +311,6 @@ def _run_one(
         return StatementResult(error=error)
     if known is None and result.read_set is not None:
         _remember_read_set(key, result.read_set, result.functions)
-    result.seconds = time.perf_counter() - started
     return result
 
 
@@ -316,7 +339,7 @@ def _execute(
             names: tuple[str, ...] = ()
             rows: list[tuple[Any, ...]] = []
         else:
-            names = tuple([column[0] for column in description])
+            names = _NAMES.get(description) or _names(description)
             rows = cursor.fetchall()
     finally:
         gate.leave()
@@ -325,6 +348,21 @@ def _execute(
     result = StatementResult(names, rows, _read_map(record))
     result.functions = frozenset(functions or ())
     return result
+
+
+_NAMES: dict[tuple[tuple[str, str], ...], tuple[str, ...]] = {}
+_NAMES_SIZE = 4096
+
+
+def _names(description: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    """The column names of a description, one shared tuple per description (fewer objects
+    made and freed per re-run)."""
+    names = tuple([column[0] for column in description])
+    with _read_sets_lock:  # workers add concurrently; evicting iterates
+        if len(_NAMES) >= _NAMES_SIZE:
+            _NAMES.pop(next(iter(_NAMES)), None)
+        _NAMES[description] = names
+    return names
 
 
 def _read_map(record: ReadSet) -> ReadMap:
@@ -437,15 +475,20 @@ def short_steps(decl: Declaration, sql: str) -> bool:
 
 
 _READ_POLICIES: dict[frozenset[str] | None, Authorizer] = {}
+_POLICY_BY_SCHEMA: dict[str, Authorizer] = {}  # the same objects, by schema key (cheap to get)
 
 
-def _read_policy(decl: Declaration) -> Authorizer:
-    """The read policy for the declaration's tables (made once per table set)."""
-    found = _READ_POLICIES.get(decl.table_names)
+def _read_policy(decl: Declaration, schema_key: str) -> Authorizer:
+    """The read policy for the declaration's tables: one object per table set, so the gate
+    keeps its prepared statements (see ``Gate``)."""
+    tables = decl.table_names
+    found = _READ_POLICIES.get(tables)
     if found is None:
-        found = make_authorizer(Mode.READ, database="main", tables=decl.table_names)
+        found = make_authorizer(Mode.READ, database="main", tables=tables)
         if len(_READ_POLICIES) < 1024:
-            _READ_POLICIES[decl.table_names] = found
+            _READ_POLICIES[tables] = found
+    if len(_POLICY_BY_SCHEMA) < 4096:
+        _POLICY_BY_SCHEMA[schema_key] = found
     return found
 
 
