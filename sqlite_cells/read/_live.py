@@ -12,8 +12,10 @@ shared reads (R51, R54, R60).
 * **Batches.** Runs requested during one scheduler round are flushed together after it: the
   same (database, sql, params) runs once and its rows go to every query asking (also a query
   asking while that read is in flight, when no commit to the database came since); the distinct
-  statements of one database run in one read transaction per worker, split across the workers.
-  Results land on the scheduler thread once the commit they reflect has been processed (R50).
+  statements of one database run as one job in one read transaction — split across the workers
+  only when they are heavy — or, when cheap and made of short steps, inline on the scheduler
+  thread (under a short deadline, guarded by the watchdog). Results land on the scheduler thread
+  once the commit they reflect has been processed (R50).
 """
 
 from __future__ import annotations
