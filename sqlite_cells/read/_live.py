@@ -386,8 +386,14 @@ class LiveQueries:
         outstanding = [count]
 
         def deliver(seq: int, results: list[tuple[Any, StatementResult]]) -> None:
+            held = [results]
+
             def work() -> None:
-                scheduler.after_commit(file, seq, lambda: self._land(decl, seq, results))
+                # Taken out of the closure: the scheduler keeps its last work item referenced
+                # until the next one, and the results (thousands of row tuples) should be freed
+                # once landed, not when the next commit arrives.
+                taken = held.pop()
+                scheduler.after_commit(file, seq, lambda: self._land(decl, seq, taken))
 
             with lock:
                 outstanding[0] -= len(results)
