@@ -65,6 +65,9 @@ class Runner(Protocol):
     @property
     def statement(self) -> Statement: ...
 
+    @property
+    def last_rows(self) -> list[Any] | None: ...
+
     def receive(self, seq: int, result: StatementResult) -> tuple[Any, bool]: ...
     def landed(self) -> None: ...
     def read_again(self) -> int: ...
@@ -77,6 +80,10 @@ class _Read:
     key: tuple[str, str, str]  # (database id, sql, repr(params))
     stmt: Statement
     runners: list[Runner]
+
+    def previous(self) -> list[Any] | None:
+        """The rows its first runner holds now (the reader keeps them when it reads the same)."""
+        return self.runners[0].last_rows
 
 
 @dataclass(slots=True)
@@ -263,7 +270,9 @@ class LiveQueries:
             self.scheduler.begin_work()
             delivery = self._delivery(wanted.decl, wanted.file, len(part))
             items: list[tuple[Any, Statement]] = [(read, read.stmt) for read in part]
-            self.workers.submit(ReadJob(wanted.decl, items, delivery, wanted.prepare))
+            self.workers.submit(
+                ReadJob(wanted.decl, items, delivery, wanted.prepare, _Read.previous)
+            )
 
     def _known_cost(self, reads: list[_Read]) -> tuple[bool, float]:
         """Whether every statement ran before, and their last read times added up."""
@@ -300,7 +309,12 @@ class LiveQueries:
             if wanted.prepare is not None:
                 wanted.prepare()
             seq, results = read_batch(
-                self.pool, decl, [read.stmt for read in reads], timeout=timeout, tracker=tracker
+                self.pool,
+                decl,
+                [read.stmt for read in reads],
+                timeout=timeout,
+                tracker=tracker,
+                previous=[read.previous() for read in reads],
             )
         except SqliteCellsError as exc:
             seq, results = 0, [StatementResult(error=exc)] * len(reads)

@@ -339,6 +339,11 @@ class _QueryNode(Node):
         self._read_set = read_set
         hub.watch(self, decl.db_id, read_set)
 
+    @property
+    def last_rows(self) -> list[Any] | None:
+        """The row tuples behind the current result (None after an error)."""
+        return self._rows_list
+
     def receive(self, seq: int, result: StatementResult) -> tuple[QueryState[Any], bool]:
         """A run's result, on the scheduler thread: the next state and whether it is news
         (equal rows update ``seq`` silently, R42). See :class:`LiveQueries`."""
@@ -358,7 +363,7 @@ class _QueryNode(Node):
             self._rows_list = None
             state: QueryState[Any] = QueryState(False, None, result.error, previous.seq)
         elif (
-            result.rows == self._rows_list
+            (result.rows is self._rows_list or result.rows == self._rows_list)
             and result.names == self._rows_names
             and (stmt is self._rows_stmt or stmt == self._rows_stmt)
             and not previous.pending

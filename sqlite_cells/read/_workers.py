@@ -54,6 +54,8 @@ class ReadJob:
     items: list[tuple[Any, Statement]]
     deliver: Delivery
     prepare: Callable[[], None] | None = None
+    # The rows each item's statement read last time, if known (see ``read_batch``).
+    previous: Callable[[Any], list[Any] | None] | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -182,8 +184,14 @@ class QueryWorkers:
             if job.prepare is not None:
                 job.prepare()
             statements = [stmt for _, stmt in job.items]
+            last = job.previous
             seq, results = read_batch(
-                self.pool, job.decl, statements, timeout=self.timeout, tracker=tracker
+                self.pool,
+                job.decl,
+                statements,
+                timeout=self.timeout,
+                tracker=tracker,
+                previous=[last(key) for key in keys] if last is not None else None,
             )
             return seq, list(zip(keys, results, strict=True))
         except SqliteCellsError as exc:
@@ -276,7 +284,7 @@ class QueryWorkers:
         _deliver(job, 0, [(key, StatementResult(error=error))])
         rest = job.items[:index] + job.items[index + 1 :]
         if rest:
-            self.submit(ReadJob(job.decl, rest, job.deliver, None))
+            self.submit(ReadJob(job.decl, rest, job.deliver, None, job.previous))
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -18,7 +18,13 @@ import sqlite_cells.read._live as live_module
 import sqlite_cells.read._workers as workers_module
 from sqlite_cells._runtime import Space
 from sqlite_cells.read._pool import ReadPool
-from sqlite_cells.read._reader import SHORT_FUNCTIONS, Tracker, short_steps
+from sqlite_cells.read._reader import (
+    SHORT_FUNCTIONS,
+    Statement,
+    Tracker,
+    read_batch,
+    short_steps,
+)
 from sqlite_cells.sql import Gate, Mode, make_authorizer
 
 from .conftest import MESSAGES
@@ -190,3 +196,20 @@ def test_the_watchdog_interrupts_a_guarded_read_past_its_deadline(tmp_path: Path
     finally:
         workers.close()
         pool.close()
+
+
+def test_a_read_equal_to_the_rows_of_last_time_carries_those_rows(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    _insert(space, db, "a")
+    decl = db.declaration
+    same = Statement("SELECT body FROM messages ORDER BY id", ())
+    other = Statement("SELECT id FROM messages ORDER BY id", ())
+    last: list[Any] = [("a",)]
+    stale: list[Any] = [(99,)]
+    _, (kept, fresh, unknown) = read_batch(
+        rt.read_pool, decl, [same, other, same], timeout=5.0, previous=[last, stale, None]
+    )
+    assert kept.rows is last
+    assert fresh.rows == [(1,)] and fresh.rows is not stale
+    assert unknown.rows == last and unknown.rows is not last
