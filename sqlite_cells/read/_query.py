@@ -245,6 +245,7 @@ class _QueryNode(Node):
         self.statement = Statement(query.sql, ())  # the last one requested
         self._key: tuple[str, str] = (query.sql, "()")  # its (sql, repr(params)) for the hub
         self._read_set: Any = None  # the read set last registered
+        self._watched: Declaration | None = None  # the declaration it was registered for
         # What the current result was decoded from: statement, column names, row tuples.
         self._rows_stmt: Statement | None = None
         self._rows_names: tuple[str, ...] = ()
@@ -298,7 +299,7 @@ class _QueryNode(Node):
             state = QueryState(False, None, exc, self.value.seq)
             self.scheduler.submit(lambda: self._finish(state))
             return
-        if self._read_set is None or self._db_id != decl.db_id:
+        if self._read_set is None or decl is not self._watched:
             self._interest(decl, None)  # else registered already (the common case of a re-run)
         if self._fixed is None:
             self.statement = Statement(query.sql, params)
@@ -337,6 +338,7 @@ class _QueryNode(Node):
         if read_set is not None and read_set is self._read_set:
             return  # registered already (the common case of a re-run)
         self._read_set = read_set
+        self._watched = decl
         hub.watch(self, decl.db_id, read_set)
 
     @property
