@@ -236,6 +236,7 @@ class _QueryNode(Node):
     def __init__(self, scheduler: Scheduler, query: Query[Any], deps: tuple[Node, ...]) -> None:
         super().__init__(scheduler, deps)
         self.query = query
+        self._request = query.host.live_queries.request
         # Owned by the scheduler thread: whether a run is in flight, whether another run is
         # wanted once it lands, and the database the last run read.
         self._running = False
@@ -308,9 +309,9 @@ class _QueryNode(Node):
         if prepare is None or prepare[0] is not decl:
             host = query.host
             prepare = self._prepare = (decl, lambda: host.ensure_reconciled(decl))
-        query.host.live_queries.request(
-            self, decl, self._space_file(decl), self.statement, prepare[1], self._key
-        )
+        held = self._file
+        file = held[1] if held is not None and held[0] == decl.space_id else self._space_file(decl)
+        self._request(self, decl, file, self.statement, prepare[1], self._key)
 
     def _space_file(self, decl: Declaration) -> Any:
         """The database's space file (not a linked input's): results wait for its commits."""
