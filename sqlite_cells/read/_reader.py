@@ -217,14 +217,15 @@ def _read_file(
     conn = pooled.conn
     _track(tracker, pooled, start, timeout)
     plan = _Plan(decl, timeout, pooled)
-    conn.execute("BEGIN")
+    own = conn.cursor()  # the runtime's statements, apart from the users' (plan.cursor)
+    own.execute("BEGIN")
     try:
-        seq = 0 if decl.kind is SourceKind.DISK else _watermark(conn)
+        seq = 0 if decl.kind is SourceKind.DISK else _watermark(own)
         results = _run_all(pooled, plan, statements, tracker, start, previous, transaction=True)
     finally:
         pooled.deadline = float("inf")
         if not conn.getautocommit():
-            conn.execute("COMMIT")
+            own.execute("COMMIT")
     return seq, results
 
 
@@ -425,13 +426,15 @@ def _translate(
     return error
 
 
-def _watermark(conn: apsw.Connection) -> int:
+def _watermark(cursor: apsw.Cursor) -> int:
     """The seq of the last commit that wrote the file (0 for a file the runtime never wrote)."""
     try:
-        row = conn.execute("SELECT seq FROM _cf_watermark WHERE id = 0").fetchone()
+        # fetchall: the statement runs to its end, so the cursor holds nothing active (a later
+        # DROP of a shadow table would find its table locked).
+        rows = cursor.execute("SELECT seq FROM _cf_watermark WHERE id = 0").fetchall()
     except apsw.SQLError:
         return 0
-    return int(row[0]) if row else 0
+    return int(rows[0][0]) if rows else 0
 
 
 def _missing_tables(conn: apsw.Connection, decl: Declaration) -> list[str]:
