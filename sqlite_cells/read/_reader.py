@@ -434,7 +434,8 @@ def _watermark(cursor: apsw.Cursor) -> int:
         rows = cursor.execute("SELECT seq FROM _cf_watermark WHERE id = 0").fetchall()
     except apsw.SQLError:
         return 0
-    return int(rows[0][0]) if rows else 0
+    seq = rows[0][0] if rows else 0
+    return seq if isinstance(seq, int) else 0
 
 
 def _missing_tables(conn: apsw.Connection, decl: Declaration) -> list[str]:
