@@ -12,8 +12,10 @@ shared reads (R51, R54, R60).
 * **Batches.** Runs requested during one scheduler round are flushed together after it: the
   same (database, sql, params) runs once and its rows go to every query asking (also a query
   asking while that read is in flight, when no commit to the database came since); the distinct
-  statements of one database run in one read transaction per worker, split across the workers.
-  Results land on the scheduler thread once the commit they reflect has been processed (R50).
+  statements of one database run as one job in one read transaction — split across the workers
+  only when they are heavy — or, when cheap and made of short steps, inline on the scheduler
+  thread (under a short deadline, guarded by the watchdog). Results land on the scheduler thread
+  once the commit they reflect has been processed (R50).
 """
 
 from __future__ import annotations
@@ -26,11 +28,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlite_cells.codec import QueryError, SqliteCellsError
+from sqlite_cells.codec import QueryError, QueryTimeout, SqliteCellsError
 from sqlite_cells.files import content_signature
 from sqlite_cells.read._changes import TableColumns, TableShape, affects, write_sets
 from sqlite_cells.read._pool import ReadPool
-from sqlite_cells.read._reader import ReadMap, Statement, StatementResult, read_batch
+from sqlite_cells.read._reader import (
+    ReadMap,
+    Statement,
+    StatementResult,
+    Tracker,
+    read_batch,
+    short_steps,
+)
 from sqlite_cells.read._workers import QueryWorkers, ReadJob
 from sqlite_cells.runtime import CommitEvent, Node, Scheduler, SpaceFile
 from sqlite_cells.schema import Declaration, SourceKind, quote_ident
@@ -41,6 +50,8 @@ log = logging.getLogger("sqlite_cells.read")
 
 _SHAPE_TIMEOUT = 1.0
 INLINE_BUDGET = 0.0005  # seconds of known read time a batch may run on the scheduler thread
+INLINE_TIMEOUT = 0.05  # what one statement may take there before a worker runs it instead
+SPLIT_COST = 0.0002  # mean known seconds per statement from which a batch is split over workers
 _INLINE_MAX = 32
 _COSTS_SIZE = 65536
 _MAX_RETRIES = 12  # reads done again while a database file lags its space (≈ 0.5 s in all)
@@ -54,9 +65,25 @@ class Runner(Protocol):
     @property
     def statement(self) -> Statement: ...
 
+    @property
+    def last_rows(self) -> list[Any] | None: ...
+
     def receive(self, seq: int, result: StatementResult) -> tuple[Any, bool]: ...
     def landed(self) -> None: ...
     def read_again(self) -> int: ...
+
+
+@dataclass(eq=False, slots=True)
+class _Read:
+    """One distinct statement of a batch and every runner waiting for its rows."""
+
+    key: tuple[str, str, str]  # (database id, sql, repr(params))
+    stmt: Statement
+    runners: list[Runner]
+
+    def previous(self) -> list[Any] | None:
+        """The rows its first runner holds now (the reader keeps them when it reads the same)."""
+        return self.runners[0].last_rows
 
 
 @dataclass(slots=True)
@@ -64,7 +91,7 @@ class _Wanted:
     decl: Declaration
     file: SpaceFile
     prepare: Callable[[], None] | None
-    statements: dict[tuple[str, str], tuple[Statement, list[Runner]]] = field(default_factory=dict)
+    statements: dict[tuple[str, str], _Read] = field(default_factory=dict)
 
 
 class LiveQueries:
@@ -87,11 +114,12 @@ class LiveQueries:
         self._reads: dict[str, dict[Node, ReadMap | None]] = {}
         self._by_table: dict[str, dict[str, set[Node]]] = {}
         self._unknown: dict[str, set[Node]] = {}
-        self._batch: dict[Path, _Wanted] = {}
-        self._costs: dict[tuple[Path, str, str], float] = {}  # last read time per statement
-        # Reads sent and not landed: (path, sql, params) -> (generation when sent, runners);
+        # Keyed by database id (one file each), not by path: a str hashes in C, a Path in Python.
+        self._batch: dict[str, _Wanted] = {}
+        self._costs: dict[tuple[str, str, str], float] = {}  # last read time per statement
+        # Reads sent and not landed: (db id, sql, params) -> (generation when sent, the read);
         # a database's generation counts the commits to it this runtime has processed.
-        self._in_flight: dict[tuple[Path, str, str], tuple[int, list[Runner]]] = {}
+        self._in_flight: dict[tuple[str, str, str], tuple[int, _Read]] = {}
         self._generation: dict[str, int] = {}
         # The last seq known to have written each database: a read whose watermark is older
         # ran before that commit reached the file (another process's commit lands in the space
@@ -147,7 +175,15 @@ class LiveQueries:
             tables = self._by_table.get(db_id, {})
             for table in written:
                 candidates.update(tables.get(table, ()))
-            found.extend(n for n in candidates if affects(written, reads.get(n)))
+            # Queries of one sql share one read set object: judge each read set once.
+            verdicts: dict[int, bool] = {}
+            for node in candidates:
+                read_set = reads.get(node)
+                verdict = verdicts.get(id(read_set))
+                if verdict is None:
+                    verdict = verdicts[id(read_set)] = affects(written, read_set)
+                if verdict:
+                    found.append(node)
         return found
 
     def _note(self, event: CommitEvent) -> None:
@@ -182,27 +218,32 @@ class LiveQueries:
         file: SpaceFile,
         stmt: Statement,
         prepare: Callable[[], None] | None,
+        key: tuple[str, str] | None = None,
     ) -> None:
         """Ask for one run of ``stmt`` on ``decl``; it is sent with the others requested in the
-        same scheduler round, and shared with every runner asking for the same statement."""
-        key = (stmt.sql, repr(stmt.params))
-        running = self._in_flight.get((decl.path, *key))
-        if running is not None and running[0] == self._generation.get(decl.db_id, 0):
+        same scheduler round, and shared with every runner asking for the same statement.
+        ``key`` is ``(stmt.sql, repr(stmt.params))`` when the caller has it already."""
+        if key is None:
+            key = (stmt.sql, repr(stmt.params))
+        db_id = decl.db_id
+        running = self._in_flight.get((db_id, *key))
+        if running is not None and running[0] == self._generation.get(db_id, 0):
             # The same statement is being read and no commit to its database came since it
             # was sent: its rows are as fresh as a new read's would be.
-            running[1].append(runner)
+            running[1].runners.append(runner)
             return
-        if not self._batch:
+        batch = self._batch
+        if not batch:
             self.scheduler.begin_work()  # settle() waits for the flush
             self.scheduler.submit(self._flush)
-        wanted = self._batch.get(decl.path)
+        wanted = batch.get(db_id)
         if wanted is None:
-            wanted = self._batch[decl.path] = _Wanted(decl, file, prepare)
+            wanted = batch[db_id] = _Wanted(decl, file, prepare)
         held = wanted.statements.get(key)
         if held is None:
-            wanted.statements[key] = (stmt, [runner])
+            wanted.statements[key] = _Read((db_id, *key), stmt, [runner])
         else:
-            held[1].append(runner)
+            held.runners.append(runner)
 
     def _flush(self) -> None:
         batch, self._batch = self._batch, {}
@@ -213,53 +254,100 @@ class LiveQueries:
             self.scheduler.end_work()
 
     def _send(self, wanted: _Wanted) -> None:
-        entries = list(wanted.statements.items())
-        self.reads_started += len(entries)
+        """Send one database's batch: inline when it is cheap (see ``_is_cheap``), else as one
+        job (one read transaction, one landing), split across the workers only when its
+        statements are heavy enough for SQLite's own work to run in parallel."""
+        reads = list(wanted.statements.values())
+        self.reads_started += len(reads)
         generation = self._generation.get(wanted.decl.db_id, 0)
-        for (sql, params), (_, runners) in entries:
-            self._in_flight[(wanted.decl.path, sql, params)] = (generation, runners)
-        if self._is_cheap(wanted.decl, [key for key, _ in entries]):
-            self._run_inline(wanted, [(runners, stmt) for _, (stmt, runners) in entries])
+        in_flight = self._in_flight
+        for read in reads:
+            in_flight[read.key] = (generation, read)
+        known, total = self._known_cost(reads)
+        if known and self._is_cheap(wanted.decl, reads, total):
+            self._run_inline(wanted, reads)
             return
-        chunks = min(self.workers.count, len(entries))
+        if known and total < SPLIT_COST * len(reads):
+            # Light statements: Python's share of each dominates, and two threads taking turns
+            # on the interpreter lock run them slower than one does.
+            chunks = 1
+        else:
+            chunks = min(self.workers.count, len(reads))
+        self._submit(wanted, reads, chunks)
+
+    def _submit(self, wanted: _Wanted, reads: list[_Read], chunks: int) -> None:
         for i in range(chunks):
-            items = [(runners, stmt) for _, (stmt, runners) in entries[i::chunks]]
+            part = reads[i::chunks] if chunks > 1 else reads
             self.scheduler.begin_work()
-            delivery = self._delivery(wanted.decl, wanted.file, len(items))
-            self.workers.submit(ReadJob(wanted.decl, items, delivery, wanted.prepare))
+            delivery = self._delivery(wanted.decl, wanted.file, len(part))
+            items: list[tuple[Any, Statement]] = [(read, read.stmt) for read in part]
+            self.workers.submit(
+                ReadJob(wanted.decl, items, delivery, wanted.prepare, _Read.previous)
+            )
 
-    def _is_cheap(self, decl: Declaration, keys: list[tuple[str, str]]) -> bool:
-        """Whether the statements are cheaper to run right here than to hand to a worker and
-        back: each ran before, all together in under ``INLINE_BUDGET``. Never for injected
-        files (another program's lock could make the scheduler wait)."""
-        if decl.kind is not SourceKind.CELL or len(keys) > _INLINE_MAX:
-            return False
+    def _known_cost(self, reads: list[_Read]) -> tuple[bool, float]:
+        """Whether every statement ran before, and their last read times added up."""
+        costs = self._costs
         total = 0.0
-        for sql, params in keys:
-            cost = self._costs.get((decl.path, sql, params))
+        for read in reads:
+            cost = costs.get(read.key)
             if cost is None:
-                return False
+                return False, 0.0
             total += cost
-        return total <= INLINE_BUDGET
+        return True, total
 
-    def _run_inline(self, wanted: _Wanted, items: list[tuple[list[Runner], Statement]]) -> None:
-        """Run a cheap batch on the scheduler thread (the progress and busy handlers still keep
-        its deadline) and land it once its commit has been processed (R50)."""
+    def _is_cheap(self, decl: Declaration, reads: list[_Read], total: float) -> bool:
+        """Whether the statements are cheaper to run right here than to hand to a worker and
+        back: each ran before, all together in under ``INLINE_BUDGET``, and none calls a SQL
+        function whose one call can run long on a large value (the scheduler thread cannot be
+        replaced like a stuck worker). Never for injected files (another program's lock could
+        make the scheduler wait)."""
+        if decl.kind is not SourceKind.CELL or len(reads) > _INLINE_MAX or total > INLINE_BUDGET:
+            return False
+        return all(short_steps(decl, read.stmt.sql) for read in reads)
+
+    def _run_inline(self, wanted: _Wanted, reads: list[_Read]) -> None:
+        """Run a cheap batch on the scheduler thread and land it once its commit has been
+        processed (R50). Its statements get ``INLINE_TIMEOUT`` (the progress handler keeps it,
+        the watchdog stands behind it): one that runs longer this time is sent to a worker,
+        with the whole ``query_timeout``, instead of holding the scheduler."""
         decl = wanted.decl
+        workers = self.workers
+        timeout = min(workers.timeout, INLINE_TIMEOUT)
+        tracker = Tracker()
+        workers.guard(tracker)
         try:
             if wanted.prepare is not None:
                 wanted.prepare()
             seq, results = read_batch(
-                self.pool, decl, [stmt for _, stmt in items], timeout=self.workers.timeout
+                self.pool,
+                decl,
+                [read.stmt for read in reads],
+                timeout=timeout,
+                tracker=tracker,
+                previous=[read.previous() for read in reads],
             )
-            pairs = [(runners, result) for (runners, _), result in zip(items, results, strict=True)]
         except SqliteCellsError as exc:
-            seq, pairs = 0, [(runners, StatementResult(error=exc)) for runners, _ in items]
+            seq, results = 0, [StatementResult(error=exc)] * len(reads)
         except Exception as exc:  # a bug or an unexpected failure must still end the run
-            error = QueryError(decl.db_id, items[0][1].sql, f"{type(exc).__name__}: {exc}")
+            error = QueryError(decl.db_id, reads[0].stmt.sql, f"{type(exc).__name__}: {exc}")
             error.__cause__ = exc
-            seq, pairs = 0, [(runners, StatementResult(error=error)) for runners, _ in items]
-        self.scheduler.after_commit(wanted.file, seq, lambda: self._land(decl, seq, pairs))
+            seq, results = 0, [StatementResult(error=error)] * len(reads)
+        finally:
+            workers.unguard(tracker)
+        pairs: list[tuple[Any, StatementResult]] = []
+        slow: list[_Read] = []
+        for read, result in zip(reads, results, strict=True):
+            if isinstance(result.error, QueryTimeout) and timeout < workers.timeout:
+                slow.append(read)
+            else:
+                pairs.append((read, result))
+        if slow:
+            for read in slow:
+                self._costs.pop(read.key, None)  # not cheap any more: a worker runs it next
+            self._submit(wanted, slow, 1)
+        if pairs:
+            self.scheduler.after_commit(wanted.file, seq, lambda: self._land(decl, seq, pairs))
 
     def _land(
         self, decl: Declaration, seq: int, results: list[tuple[Any, StatementResult]]
@@ -270,18 +358,20 @@ class LiveQueries:
         runs: list[Runner] = []
         lagging: dict[int, list[Runner]] = {}
         costs = self._costs
-        for runners, result in results:
-            stmt = runners[0].statement
-            key = (decl.path, stmt.sql, repr(stmt.params))
-            running = self._in_flight.get(key)
-            if running is not None and running[1] is runners:
-                del self._in_flight[key]  # landed: later requests read afresh
-            if result.error is None:
-                if len(costs) >= _COSTS_SIZE:
+        in_flight = self._in_flight
+        behind = seq < self._written.get(decl.db_id, 0)
+        for read, result in results:
+            key = read.key
+            running = in_flight.get(key)
+            if running is not None and running[1] is read:
+                del in_flight[key]  # landed: later requests read afresh
+            ok = result.error is None
+            if ok:
+                if key not in costs and len(costs) >= _COSTS_SIZE:
                     costs.pop(next(iter(costs)))
                 costs[key] = result.seconds
-            early = result.error is None and seq < self._written.get(decl.db_id, 0)
-            for runner in runners:
+            early = ok and behind
+            for runner in read.runners:
                 if early:
                     attempt = runner.read_again()
                     if 0 < attempt <= _MAX_RETRIES:
@@ -321,8 +411,14 @@ class LiveQueries:
         outstanding = [count]
 
         def deliver(seq: int, results: list[tuple[Any, StatementResult]]) -> None:
+            held = [results]
+
             def work() -> None:
-                scheduler.after_commit(file, seq, lambda: self._land(decl, seq, results))
+                # Taken out of the closure: the scheduler keeps its last work item referenced
+                # until the next one, and the results (thousands of row tuples) should be freed
+                # once landed, not when the next commit arrives.
+                taken = held.pop()
+                scheduler.after_commit(file, seq, lambda: self._land(decl, seq, taken))
 
             with lock:
                 outstanding[0] -= len(results)

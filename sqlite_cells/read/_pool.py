@@ -21,8 +21,6 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import apsw
@@ -75,6 +73,33 @@ class PooledConnection:
             self.conn.close()
 
 
+class _Checkout:
+    """The ``with`` block of :meth:`ReadPool.connection` (a plain class: a generator-based
+    context manager costs more, and every read takes one)."""
+
+    __slots__ = ("_path", "_pool", "_pooled", "_source")
+
+    def __init__(self, pool: ReadPool, path: Path, source: bool) -> None:
+        self._pool, self._path, self._source = pool, path, source
+        self._pooled: PooledConnection | None = None
+
+    def __enter__(self) -> PooledConnection:
+        pool = self._pool
+        pooled = pool._take(self._path) or pool._open(self._path, source=self._source)
+        self._pooled = pooled
+        return pooled
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        pooled = self._pooled
+        assert pooled is not None
+        pooled.deadline = math.inf
+        pool = self._pool
+        if kind is None or pool._rollback(pooled):
+            pool._give(self._path, pooled)
+        else:
+            pool.forget(pooled)
+
+
 class ReadPool:
     def __init__(self, size: int, *, length_limit: int = DEFAULT_LENGTH_LIMIT) -> None:
         if size < 1:
@@ -96,24 +121,12 @@ class ReadPool:
         with self._lock:
             return self._open_count
 
-    @contextmanager
-    def connection(self, path: Path, *, source: bool = False) -> Iterator[PooledConnection]:
-        """A read-only connection to ``path`` for the duration of the block. ``source`` marks an
-        injected file (R60: pinned identity, opened so that nothing is created beside it).
-        Raises ``FileNotFoundError`` when the file does not exist (it is never created here)."""
-        pooled = self._take(path) or self._open(path, source=source)
-        keep = True
-        try:
-            yield pooled
-        except BaseException:
-            keep = self._rollback(pooled)
-            raise
-        finally:
-            pooled.deadline = math.inf
-            if keep:
-                self._give(path, pooled)
-            else:
-                self.forget(pooled)
+    def connection(self, path: Path, *, source: bool = False) -> _Checkout:
+        """A read-only connection to ``path`` for the duration of the ``with`` block. ``source``
+        marks an injected file (R60: pinned identity, opened so that nothing is created beside
+        it). Raises ``FileNotFoundError`` when the file does not exist (it is never created
+        here)."""
+        return _Checkout(self, path, source)
 
     @staticmethod
     def _rollback(pooled: PooledConnection) -> bool:

@@ -236,6 +236,7 @@ class _QueryNode(Node):
     def __init__(self, scheduler: Scheduler, query: Query[Any], deps: tuple[Node, ...]) -> None:
         super().__init__(scheduler, deps)
         self.query = query
+        self._request = query.host.live_queries.request
         # Owned by the scheduler thread: whether a run is in flight, whether another run is
         # wanted once it lands, and the database the last run read.
         self._running = False
@@ -243,8 +244,14 @@ class _QueryNode(Node):
         self._params_key: Any = None
         self._db_id: str | None = None
         self.statement = Statement(query.sql, ())  # the last one requested
+        self._key: tuple[str, str] = (query.sql, "()")  # its (sql, repr(params)) for the hub
         self._read_set: Any = None  # the read set last registered
-        self._rows: Any = None  # (statement, names, row tuples) behind the current result
+        self._watched: Declaration | None = None  # the declaration it was registered for
+        # What the current result was decoded from: statement, column names, row tuples.
+        self._rows_stmt: Statement | None = None
+        self._rows_names: tuple[str, ...] = ()
+        self._rows_list: list[Any] | None = None
+        self._prepare: tuple[Declaration, Any] | None = None  # (decl, its reconcile step)
         self._retries = 0  # reads done again in a row because the file lagged (read_again)
         self._lagging = False
         self._file: tuple[str, Any] | None = None  # (space id, its SpaceFile)
@@ -253,6 +260,8 @@ class _QueryNode(Node):
             params = resolve_params(query.params)
             if not any(map(is_pending, _members(params))):
                 fixed = (params, repr(params))
+                self.statement = Statement(query.sql, params)  # the same object every run
+                self._key = (query.sql, fixed[1])
         self._fixed: tuple[Bound, str] | None = fixed
         self.value = QueryState()
 
@@ -266,21 +275,20 @@ class _QueryNode(Node):
                 pending = QueryState(True, state.result, None, state.seq)
                 return (not pending.same_rows(state), pending)
             key = repr(params)
-        changed_params = self.ready.is_set() and key != self._params_key
+        changed_params = key != self._params_key and self.ready.is_set()
         self._params_key = key
         if self._running:
             self._again = True
         else:
-            self._start(params)
+            self._start(params, key)
         if changed_params and not state.pending:
             # New sql/params: pending again until their first result, keeping the old rows visible.
             pending = QueryState(True, state.result, state.error, state.seq)
             return (True, pending)
         return (False, state)
 
-    def _start(self, params: Bound) -> None:
+    def _start(self, params: Bound, key: str) -> None:
         query = self.query
-        host = query.host
         self._running = True
         try:
             decl = query.db.declaration
@@ -292,15 +300,18 @@ class _QueryNode(Node):
             state = QueryState(False, None, exc, self.value.seq)
             self.scheduler.submit(lambda: self._finish(state))
             return
-        self._interest(decl, None)
-        self.statement = Statement(query.sql, params)
-        host.live_queries.request(
-            self,
-            decl,
-            self._space_file(decl),
-            self.statement,
-            lambda: host.ensure_reconciled(decl),
-        )
+        if self._read_set is None or decl is not self._watched:
+            self._interest(decl, None)  # else registered already (the common case of a re-run)
+        if self._fixed is None:
+            self.statement = Statement(query.sql, params)
+            self._key = (query.sql, key)
+        prepare = self._prepare
+        if prepare is None or prepare[0] is not decl:
+            host = query.host
+            prepare = self._prepare = (decl, lambda: host.ensure_reconciled(decl))
+        held = self._file
+        file = held[1] if held is not None and held[0] == decl.space_id else self._space_file(decl)
+        self._request(self, decl, file, self.statement, prepare[1], self._key)
 
     def _space_file(self, decl: Declaration) -> Any:
         """The database's space file (not a linked input's): results wait for its commits."""
@@ -328,40 +339,51 @@ class _QueryNode(Node):
         if read_set is not None and read_set is self._read_set:
             return  # registered already (the common case of a re-run)
         self._read_set = read_set
+        self._watched = decl
         hub.watch(self, decl.db_id, read_set)
+
+    @property
+    def last_rows(self) -> list[Any] | None:
+        """The row tuples behind the current result (None after an error)."""
+        return self._rows_list
 
     def receive(self, seq: int, result: StatementResult) -> tuple[QueryState[Any], bool]:
         """A run's result, on the scheduler thread: the next state and whether it is news
         (equal rows update ``seq`` silently, R42). See :class:`LiveQueries`."""
         previous: QueryState[Any] = self.value
-        rows: tuple[Statement, tuple[str, ...], list[Any]] | None = (
-            self.statement,
-            result.names,
-            result.rows,
-        )
-        if result.error is not None:
-            state: QueryState[Any] = QueryState(False, None, result.error, previous.seq)
-            rows = None
-        elif rows == self._rows and not previous.pending and previous.error is None:
-            # The same statement read the same values: the same rows, so no decoding (R42).
-            state = QueryState(False, previous.result, None, seq)
-        else:
-            try:
-                state = QueryState(False, self.query._decode(result), None, seq)
-            except SqliteCellsError as exc:
-                state = QueryState(False, None, exc, seq)
-                rows = None
-        self._rows = rows
-        if result.read_set is not None and self.query.reaction.by_reads:
-            # Relinked meanwhile (an error here): the next run registers again.
-            with contextlib.suppress(SqliteCellsError):
-                self._interest(self.query.db.declaration, result.read_set)
+        stmt = self.statement
         self._running = False
         if self._lagging:
             self._lagging = False
         else:
             self._retries = 0
-        notify = not state.same_rows(self.value)
+        read_set = result.read_set
+        if read_set is not None and read_set is not self._read_set and self.query.reaction.by_reads:
+            # Relinked meanwhile (an error here): the next run registers again.
+            with contextlib.suppress(SqliteCellsError):
+                self._interest(self.query.db.declaration, read_set)
+        if result.error is not None:
+            self._rows_list = None
+            state: QueryState[Any] = QueryState(False, None, result.error, previous.seq)
+        elif (
+            (result.rows is self._rows_list or result.rows == self._rows_list)
+            and result.names == self._rows_names
+            and (stmt is self._rows_stmt or stmt == self._rows_stmt)
+            and not previous.pending
+            and previous.error is None
+        ):
+            # The same statement read the same values: the same rows, so no decoding and no
+            # news (R42), only the seq moves.
+            self.value = QueryState(False, previous.result, None, seq)
+            return self.value, False
+        else:
+            self._rows_stmt, self._rows_names, self._rows_list = stmt, result.names, result.rows
+            try:
+                state = QueryState(False, self.query._decode(result), None, seq)
+            except SqliteCellsError as exc:
+                state = QueryState(False, None, exc, seq)
+                self._rows_list = None
+        notify = not state.same_rows(previous)
         if not notify:
             self.value = state
         return state, notify
@@ -379,10 +401,13 @@ class _QueryNode(Node):
     def landed(self) -> None:
         if self._again:
             self._again = False
+            if self._fixed is not None:
+                self._start(*self._fixed)
+                return
             params = resolve_params(self.query.params)
             if any(map(is_pending, _members(params))):
                 return
-            self._start(params)
+            self._start(params, repr(params))
 
     def _finish(self, state: QueryState[Any]) -> None:
         state, notify = self._receive_state(state)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import apsw
 
@@ -32,7 +32,17 @@ from sqlite_cells.read._pool import DEFAULT_LENGTH_LIMIT, PooledConnection, Read
 from sqlite_cells.schema import Declaration, Schema, SourceKind, create_table_sql, quote_ident
 from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Mode, ReadSet, make_authorizer
 
-__all__ = ["ReadMap", "Rows", "Statement", "StatementResult", "Tracker", "read_batch", "read_rows"]
+__all__ = [
+    "SHORT_FUNCTIONS",
+    "ReadMap",
+    "Rows",
+    "Statement",
+    "StatementResult",
+    "Tracker",
+    "read_batch",
+    "read_rows",
+    "short_steps",
+]
 
 Rows = list[dict[str, Any]]
 _GRACE = 0.25  # how long past its deadline a read on a helper thread is waited for
@@ -59,6 +69,7 @@ class StatementResult:
     error: SqliteCellsError | None = None
     dicts: Rows | None = None  # the rows as dicts, built once for all who share the result
     seconds: float = 0.0  # how long it ran (to decide where it runs next time)
+    functions: frozenset[str] | None = None  # the SQL functions it calls, when just prepared
 
     def as_dicts(self) -> Rows:
         """The rows as ``{column: value}`` dicts (built on first use, then shared: callers
@@ -86,7 +97,7 @@ def _dict_builder(names: tuple[str, ...]) -> Callable[[list[tuple[Any, ...]]], R
     return found
 
 
-@dataclass(slots=True)
+@dataclass(eq=False, slots=True)
 class Tracker:
     """What a worker is doing now, for the watchdog (R44): the connection in use, the index of
     the statement running, and that statement's deadline (``time.monotonic()``)."""
@@ -147,11 +158,17 @@ def read_batch(
     timeout: float,
     tracker: Tracker | None = None,
     start: int = 0,
+    previous: Sequence[list[Any] | None] | None = None,
 ) -> tuple[int, list[StatementResult]]:
     """Run ``statements[start:]`` in one read transaction of ``decl``'s file and return the
     watermark seq read in it and one result per statement run (each statement's errors are its
     own). Each statement gets ``timeout`` seconds, lock waits included (R44). Raises only what
-    fails the whole read (the file is gone, unusable or not the one registered)."""
+    fails the whole read (the file is gone, unusable or not the one registered).
+
+    ``previous`` (aligned with ``statements``) holds each statement's rows of its last run, if
+    known: a result with equal rows carries that list instead of the one just read, which is
+    freed at once (cheaper for the allocator than thousands of row tuples kept until landing,
+    and the receiver's comparison meets identical objects)."""
     tracker = tracker if tracker is not None else Tracker()
     decl.check_usable()
     source = decl.kind is SourceKind.DISK
@@ -170,7 +187,7 @@ def read_batch(
             raise
     try:
         with pool.connection(decl.path, source=source) as pooled:
-            return _read_file(pooled, decl, statements, timeout, tracker, start)
+            return _read_file(pooled, decl, statements, timeout, tracker, start, previous)
     except FileNotFoundError:
         if decl.schema is None:
             raise QueryError(
@@ -179,12 +196,11 @@ def read_batch(
                 f"the file {decl.path} is gone (deleted or moved after it was registered)",
             ) from None
         with _scratch(decl.schema) as pooled:
-            plan = _Plan(decl, timeout)
-            results = [
-                _run_one(pooled, plan, stmt, tracker, start + i)
-                for i, stmt in enumerate(statements[start:])
-            ]
-            return 0, results
+            _track(tracker, pooled, start, timeout)
+            plan = _Plan(decl, timeout, pooled)
+            return 0, _run_all(
+                pooled, plan, statements, tracker, start, previous, transaction=False
+            )
     except apsw.Error as exc:  # opening the file or its transaction failed
         raise _translate(decl, statements[start].sql, exc, timeout, None) from exc
 
@@ -196,23 +212,53 @@ def _read_file(
     timeout: float,
     tracker: Tracker,
     start: int,
+    previous: Sequence[list[Any] | None] | None,
 ) -> tuple[int, list[StatementResult]]:
     conn = pooled.conn
     _track(tracker, pooled, start, timeout)
-    plan = _Plan(decl, timeout)
-    conn.execute("BEGIN")
+    plan = _Plan(decl, timeout, pooled)
+    own = conn.cursor()  # the runtime's statements, apart from the users' (plan.cursor)
+    own.execute("BEGIN")
     try:
-        seq = 0 if decl.kind is SourceKind.DISK else _watermark(conn)
-        results = []
-        for index in range(start, len(statements)):
-            results.append(_run_one(pooled, plan, statements[index], tracker, index))
-            if conn.getautocommit():  # an interrupt ended the transaction: open the next one
-                conn.execute("BEGIN")
+        seq = 0 if decl.kind is SourceKind.DISK else _watermark(own)
+        results = _run_all(pooled, plan, statements, tracker, start, previous, transaction=True)
     finally:
         pooled.deadline = float("inf")
         if not conn.getautocommit():
-            conn.execute("COMMIT")
+            own.execute("COMMIT")
     return seq, results
+
+
+def _run_all(
+    pooled: PooledConnection,
+    plan: _Plan,
+    statements: Sequence[Statement],
+    tracker: Tracker,
+    start: int,
+    previous: Sequence[list[Any] | None] | None,
+    *,
+    transaction: bool,
+) -> list[StatementResult]:
+    """Run ``statements[start:]``, one result each; with ``transaction``, in the read
+    transaction open on the connection (re-opened after an interrupt ends it)."""
+    conn = pooled.conn
+    results: list[StatementResult] = []
+    append = results.append
+    now = time.monotonic()
+    for index in range(start, len(statements)):
+        result = _run_one(pooled, plan, statements[index], tracker, index, now)
+        if previous is not None:
+            last = previous[index]
+            if last is not None and result.error is None and result.rows == last:
+                result.rows = last  # the rows just read are freed here, while memory is warm
+        # One clock read per statement: the end of one is the start of the next.
+        later = time.monotonic()
+        result.seconds = later - now
+        now = later
+        append(result)
+        if transaction and conn.getautocommit() and index + 1 < len(statements):
+            conn.execute("BEGIN")  # an interrupt ended the transaction: open the next one
+    return results
 
 
 def _track(tracker: Tracker, pooled: PooledConnection, index: int, timeout: float) -> None:
@@ -224,70 +270,114 @@ def _track(tracker: Tracker, pooled: PooledConnection, index: int, timeout: floa
 
 
 class _Plan:
-    """What every statement of one batch shares: the declaration, the timeout, the read policy
-    and the key its read sets are kept under (worked out once per batch, not per statement)."""
+    """What every statement of one batch shares: the declaration, the timeout, the read policy,
+    the key its read sets are kept under and one cursor (worked out once per batch, not per
+    statement)."""
 
-    __slots__ = ("decl", "policy", "schema_key", "timeout")
+    __slots__ = ("cursor", "decl", "policy", "schema_key", "timeout")
 
-    def __init__(self, decl: Declaration, timeout: float) -> None:
+    def __init__(self, decl: Declaration, timeout: float, pooled: PooledConnection) -> None:
         self.decl = decl
         self.timeout = timeout
-        self.policy = _read_policy(decl)
-        self.schema_key = _schema_key(decl)
+        self.schema_key = key = _schema_key(decl)
+        self.policy = _POLICY_BY_SCHEMA.get(key) or _read_policy(decl, key)
+        self.cursor = pooled.conn.cursor()
 
 
 def _run_one(
-    pooled: PooledConnection, plan: _Plan, stmt: Statement, tracker: Tracker, index: int
+    pooled: PooledConnection,
+    plan: _Plan,
+    stmt: Statement,
+    tracker: Tracker,
+    index: int,
+    started: float,
 ) -> StatementResult:
-    decl = plan.decl
-    started = time.perf_counter()
-    _track(tracker, pooled, index, plan.timeout)
+    """Run statement ``index`` of a batch, begun at ``started`` (``time.monotonic()``)."""
+    # Per statement only the index and the deadline move, and the watchdog reads the deadline
+    # first, so plain stores suffice here (the tracker's lock pairs the connection with them).
+    deadline = started + plan.timeout
+    tracker.index = index
+    tracker.deadline = pooled.deadline = deadline
+    pooled.timed_out_waiting = False
     key = (plan.schema_key, stmt.sql)
-    known = _READ_SETS.get(key)
+    entry = _READ_SETS.get(key)
+    known = entry[0] if entry is not None else None
     try:
         try:
-            result = _execute(pooled, plan.policy, stmt, known)
+            result = _execute(pooled, plan.cursor, plan.policy, stmt, known)
         except apsw.SQLError as exc:
             # Only a file written under an older declaration lacks declared tables: look for
             # them when SQLite says a table is missing, not on every read.
+            decl = plan.decl
             missing = _missing_tables(pooled.conn, decl) if "no such table" in str(exc) else []
             if not missing:
                 raise
             with _shadows(pooled.conn, decl.schema, missing):
                 policy = _allowing_temp(plan.policy, frozenset(missing))
-                result = _execute(pooled, policy, stmt, None)
+                result = _execute(pooled, pooled.conn.cursor(), policy, stmt, None)
     except apsw.Error as exc:
-        return StatementResult(error=_translate(decl, stmt.sql, exc, plan.timeout, pooled))
+        plan.cursor = pooled.conn.cursor()  # a fresh one after a failure, to be safe
+        return StatementResult(error=_translate(plan.decl, stmt.sql, exc, plan.timeout, pooled))
     except (UnicodeError, OverflowError, KeyError, TypeError) as exc:
         # Stored text that is not UTF-8, parameters SQLite cannot bind: the query fails (R43).
-        error = QueryError(decl.db_id, stmt.sql, f"{type(exc).__name__}: {exc}")
+        plan.cursor = pooled.conn.cursor()
+        error = QueryError(plan.decl.db_id, stmt.sql, f"{type(exc).__name__}: {exc}")
         error.__cause__ = exc
         return StatementResult(error=error)
     if known is None and result.read_set is not None:
-        _remember_read_set(key, result.read_set)
-    result.seconds = time.perf_counter() - started
+        _remember_read_set(key, result.read_set, result.functions)
     return result
 
 
 def _execute(
-    pooled: PooledConnection, policy: Authorizer, stmt: Statement, known: ReadMap | None
+    pooled: PooledConnection,
+    cursor: apsw.Cursor,
+    policy: Authorizer,
+    stmt: Statement,
+    known: ReadMap | None,
 ) -> StatementResult:
     """Prepare (under the gate) and run one statement. With no known read set the statement is
     prepared afresh (not from apsw's cache), so the gate sees every read and records it."""
-    record: ReadSet | None = None if known is not None else set()
-    with pooled.gate.user(policy, record=record):
-        cursor = pooled.conn.cursor()
+    record: ReadSet | None = None
+    functions: set[str] | None = None
+    if known is None:
+        record, functions = set(), set()
+    gate = pooled.gate
+    gate.enter(policy, record, functions)
+    try:
         cursor.execute(
             stmt.sql, stmt.params, can_cache=record is None, prepare_flags=USER_PREPARE_FLAGS
         )
         try:
-            names = tuple(name for name, _ in cursor.get_description())
+            description = cursor.get_description()
         except apsw.ExecutionCompleteError:
-            names, rows = (), []
+            names: tuple[str, ...] = ()
+            rows: list[tuple[Any, ...]] = []
         else:
+            names = _NAMES.get(description) or _names(description)
             rows = cursor.fetchall()
-    read_set = known if record is None else _read_map(record)
-    return StatementResult(names, rows, read_set)
+    finally:
+        gate.leave()
+    if record is None:
+        return StatementResult(names, rows, known)
+    result = StatementResult(names, rows, _read_map(record))
+    result.functions = frozenset(functions or ())
+    return result
+
+
+_NAMES: dict[tuple[tuple[str, str], ...], tuple[str, ...]] = {}
+_NAMES_SIZE = 4096
+
+
+def _names(description: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    """The column names of a description, one shared tuple per description (fewer objects
+    made and freed per re-run)."""
+    names = tuple([column[0] for column in description])
+    with _read_sets_lock:  # workers add concurrently; evicting iterates
+        if len(_NAMES) >= _NAMES_SIZE:
+            _NAMES.pop(next(iter(_NAMES)), None)
+        _NAMES[description] = names
+    return names
 
 
 def _read_map(record: ReadSet) -> ReadMap:
@@ -336,13 +426,16 @@ def _translate(
     return error
 
 
-def _watermark(conn: apsw.Connection) -> int:
+def _watermark(cursor: apsw.Cursor) -> int:
     """The seq of the last commit that wrote the file (0 for a file the runtime never wrote)."""
     try:
-        row = conn.execute("SELECT seq FROM _cf_watermark WHERE id = 0").fetchone()
+        # fetchall: the statement runs to its end, so the cursor holds nothing active (a later
+        # DROP of a shadow table would find its table locked).
+        rows = cursor.execute("SELECT seq FROM _cf_watermark WHERE id = 0").fetchall()
     except apsw.SQLError:
         return 0
-    return int(row[0]) if row else 0
+    seq = rows[0][0] if rows else 0
+    return seq if isinstance(seq, int) else 0
 
 
 def _missing_tables(conn: apsw.Connection, decl: Declaration) -> list[str]:
@@ -353,38 +446,67 @@ def _missing_tables(conn: apsw.Connection, decl: Declaration) -> list[str]:
     return sorted((decl.table_names or frozenset()) - present)
 
 
-# Read sets by (schema key, sql): what SQLite reads depends on the schema and the text only.
+# Read sets by (schema key, sql): what SQLite reads depends on the schema and the text only;
+# with each, whether its steps stay short (see short_steps).
 _read_sets_lock = threading.Lock()  # guards writes to _READ_SETS (reads are single lookups)
-_READ_SETS: dict[tuple[str, str], ReadMap] = {}
+_READ_SETS: dict[tuple[str, str], tuple[ReadMap, bool]] = {}
 _READ_SETS_SIZE = 8192
+# SQL functions whose one call costs about the same whatever the size of its arguments (or one
+# pass over a value at most, as min and max compare). Every other function (instr, replace,
+# like, printf, json_*, ...) can spend seconds in one VM step on a large value, where the
+# progress handler never fires.
+SHORT_FUNCTIONS: Final = frozenset(
+    {
+        "abs", "avg", "changes", "coalesce", "count", "if", "ifnull", "iif", "last_insert_rowid",
+        "likelihood", "likely", "max", "min", "nullif", "random", "round", "sign", "sum",
+        "total", "total_changes", "typeof", "unlikely",
+    }
+)  # fmt: skip
 
 
 def _schema_key(decl: Declaration) -> str:
     return decl.schema.fingerprint if decl.schema is not None else f"disk:{decl.path}"
 
 
-def _remember_read_set(key: tuple[str, str], read_set: ReadMap) -> None:
+def _remember_read_set(
+    key: tuple[str, str], read_set: ReadMap, functions: frozenset[str] | None
+) -> None:
+    short = functions is not None and functions <= SHORT_FUNCTIONS
     with _read_sets_lock:
         if len(_READ_SETS) >= _READ_SETS_SIZE:
             _READ_SETS.pop(next(iter(_READ_SETS)))
-        _READ_SETS[key] = read_set
+        _READ_SETS[key] = (read_set, short)
 
 
 def known_read_set(decl: Declaration, sql: str) -> ReadMap | None:
     """The read set recorded for ``sql`` on ``decl``'s schema, if it was prepared already."""
-    return _READ_SETS.get((_schema_key(decl), sql))
+    entry = _READ_SETS.get((_schema_key(decl), sql))
+    return entry[0] if entry is not None else None
+
+
+def short_steps(decl: Declaration, sql: str) -> bool:
+    """Whether ``sql`` was prepared on ``decl``'s schema already and calls no SQL function
+    outside :data:`SHORT_FUNCTIONS`: then each of its VM steps stays short (the progress
+    handler, which runs between steps, keeps its deadline), whatever the data."""
+    entry = _READ_SETS.get((_schema_key(decl), sql))
+    return entry is not None and entry[1]
 
 
 _READ_POLICIES: dict[frozenset[str] | None, Authorizer] = {}
+_POLICY_BY_SCHEMA: dict[str, Authorizer] = {}  # the same objects, by schema key (cheap to get)
 
 
-def _read_policy(decl: Declaration) -> Authorizer:
-    """The read policy for the declaration's tables (made once per table set)."""
-    found = _READ_POLICIES.get(decl.table_names)
+def _read_policy(decl: Declaration, schema_key: str) -> Authorizer:
+    """The read policy for the declaration's tables: one object per table set, so the gate
+    keeps its prepared statements (see ``Gate``)."""
+    tables = decl.table_names
+    found = _READ_POLICIES.get(tables)
     if found is None:
-        found = make_authorizer(Mode.READ, database="main", tables=decl.table_names)
+        found = make_authorizer(Mode.READ, database="main", tables=tables)
         if len(_READ_POLICIES) < 1024:
-            _READ_POLICIES[decl.table_names] = found
+            _READ_POLICIES[tables] = found
+    if len(_POLICY_BY_SCHEMA) < 4096:
+        _POLICY_BY_SCHEMA[schema_key] = found
     return found
 
 

@@ -38,6 +38,7 @@ GRACE = 0.25
 QUEUE_GRACE = 0.5  # db.read waits this much past its timeout for a worker to take it
 MAX_STUCK = 16
 _WATCH_EVERY = 0.05
+_LINGER = 1.0  # how long the watchdog keeps polling after the last guarded read began
 
 Delivery = Callable[[int, list[tuple[Any, StatementResult]]], None]
 
@@ -53,6 +54,8 @@ class ReadJob:
     items: list[tuple[Any, Statement]]
     deliver: Delivery
     prepare: Callable[[], None] | None = None
+    # The rows each item's statement read last time, if known (see ``read_batch``).
+    previous: Callable[[Any], list[Any] | None] | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -74,11 +77,17 @@ class QueryWorkers:
         self.pool = pool
         self.timeout = timeout
         self.count = count
-        # _lock guards _queue, _in_flight, _workers, _stuck and _closed; _wake signals on it.
+        # _lock guards _queue, _in_flight, _guarded, _guarded_at, _watch_idle, _workers,
+        # _stuck and _closed; _wake (idle workers) and _watch_wake (the watchdog) signal on it:
+        # a job wakes one worker, not every thread.
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
+        self._watch_wake = threading.Condition(self._lock)
+        self._watch_idle = False
         self._queue: deque[ReadJob] = deque()
         self._in_flight: dict[_Worker, _InFlight] = {}
+        self._guarded: set[Tracker] = set()  # reads on other threads (inline ones), see guard()
+        self._guarded_at = 0.0
         self._workers: list[_Worker] = []
         self._stuck = 0
         self._closed = False
@@ -96,7 +105,7 @@ class QueryWorkers:
         with self._lock:
             if not self._closed:
                 self._queue.append(job)
-                self._wake.notify_all()
+                self._wake.notify()
                 return
         _fail(job, ClosedError("the runtime is closed: open a new Runtime"))
 
@@ -151,7 +160,8 @@ class QueryWorkers:
                     return
                 job = self._queue.popleft()
                 flight = self._in_flight[worker] = _InFlight(job)
-                self._wake.notify_all()  # the watchdog has something to watch
+                if self._watch_idle:
+                    self._watch_wake.notify()  # the watchdog has something to watch
             outcome = self._execute(job, flight.tracker)
             with self._lock:
                 mine = self._in_flight.pop(worker, None) is flight
@@ -162,6 +172,9 @@ class QueryWorkers:
                     return
             if mine:
                 _deliver(job, *outcome)
+            # Not held while idle: freeing a big batch's rows later would land on the next
+            # batch's path (at the next assignment of outcome).
+            del outcome, job, flight
 
     def _execute(
         self, job: ReadJob, tracker: Tracker
@@ -171,8 +184,14 @@ class QueryWorkers:
             if job.prepare is not None:
                 job.prepare()
             statements = [stmt for _, stmt in job.items]
+            last = job.previous
             seq, results = read_batch(
-                self.pool, job.decl, statements, timeout=self.timeout, tracker=tracker
+                self.pool,
+                job.decl,
+                statements,
+                timeout=self.timeout,
+                tracker=tracker,
+                previous=[last(key) for key in keys] if last is not None else None,
             )
             return seq, list(zip(keys, results, strict=True))
         except SqliteCellsError as exc:
@@ -184,11 +203,38 @@ class QueryWorkers:
 
     # -- the watchdog --------------------------------------------------------------------------
 
+    def guard(self, tracker: Tracker) -> None:
+        """Watch a read running on another thread (a cheap batch run inline on the scheduler
+        thread) until :meth:`unguard`: ``GRACE`` seconds past its statement's deadline its
+        connection is interrupted, so the statement ends as :class:`QueryTimeout` at its next
+        step. Its thread is not replaced (it is not a worker): such reads are only of
+        statements whose single steps stay short (see ``LiveQueries``)."""
+        with self._lock:
+            self._guarded.add(tracker)
+            # Polling goes on for _LINGER after the last guarded read, so a stream of inline
+            # reads wakes the watchdog once, not once per read.
+            self._guarded_at = time.monotonic()
+            if self._watch_idle:
+                self._watch_wake.notify()
+
+    def unguard(self, tracker: Tracker) -> None:
+        with self._lock:
+            self._guarded.discard(tracker)
+
+    def _idle_locked(self) -> bool:
+        return (
+            not self._in_flight
+            and not self._guarded
+            and time.monotonic() - self._guarded_at > _LINGER
+        )
+
     def _watch(self) -> None:
         while True:
             with self._lock:
-                while not self._in_flight and not self._closed:
-                    self._wake.wait()
+                while not self._closed and self._idle_locked():
+                    self._watch_idle = True
+                    self._watch_wake.wait()
+                self._watch_idle = False
                 if self._closed and not self._in_flight:
                     return  # reads still in flight at close keep their deadline too
                 now = time.monotonic()
@@ -199,8 +245,13 @@ class QueryWorkers:
                 ]
                 for worker, _ in late:
                     self._abandon_locked(worker)
+                overdue = [t for t in self._guarded if now > t.deadline + GRACE]
             for _, gone in late:
                 self._give_up(gone)
+            for tracker in overdue:
+                with tracker.lock:
+                    pooled = tracker.pooled
+                _interrupt(pooled)
             time.sleep(_WATCH_EVERY)
 
     def _abandon_locked(self, worker: _Worker) -> None:
@@ -233,7 +284,7 @@ class QueryWorkers:
         _deliver(job, 0, [(key, StatementResult(error=error))])
         rest = job.items[:index] + job.items[index + 1 :]
         if rest:
-            self.submit(ReadJob(job.decl, rest, job.deliver, None))
+            self.submit(ReadJob(job.decl, rest, job.deliver, None, job.previous))
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -246,6 +297,7 @@ class QueryWorkers:
             self._queue.clear()
             flights = list(self._in_flight.values())
             self._wake.notify_all()
+            self._watch_wake.notify_all()
         for flight in flights:
             with flight.tracker.lock:
                 pooled = flight.tracker.pooled

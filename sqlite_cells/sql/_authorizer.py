@@ -163,7 +163,7 @@ class Gate:
     inside :meth:`user`, with ``prepare_flags=USER_PREPARE_FLAGS`` so that apsw's statement
     cache never hands it a statement the runtime prepared. With ``record``, the ``SQLITE_READ``
     actions the policy allowed are added to it as (table, column) pairs: the query's read set
-    (R51).
+    (R51); with ``functions``, the (ASCII-folded) names of the SQL functions it calls.
 
     SQLite authorizes a statement once, when it prepares it, and apsw's cache hands the same
     prepared statement to the next user statement of the same text.  So when :meth:`user` is
@@ -175,13 +175,14 @@ class Gate:
     A gate belongs to one connection, and so to the one thread using it at a time.
     """
 
-    __slots__ = ("_conn", "_last", "_policy", "_record")
+    __slots__ = ("_conn", "_functions", "_last", "_policy", "_record")
 
     def __init__(self) -> None:
         self._conn: apsw.Connection | None = None
         self._last: Authorizer | None = None  # the policy of the previous user statement
         self._policy: Authorizer | None = None
         self._record: ReadSet | None = None
+        self._functions: set[str] | None = None
 
     def install(self, conn: apsw.Connection) -> Gate:
         self._conn = conn
@@ -203,22 +204,39 @@ class Gate:
         record = self._record
         if record is not None and action == _READ and verdict == _OK and arg1 is not None:
             record.add((fold_ascii(arg1), fold_ascii(arg2 or "")))
+        functions = self._functions
+        if functions is not None and action == _FUNCTION and verdict == _OK and arg2 is not None:
+            functions.add(fold_ascii(arg2))
         return verdict
 
     @property
     def is_user(self) -> bool:
         return self._policy is not None
 
+    def enter(
+        self, policy: Authorizer, record: ReadSet | None = None, functions: set[str] | None = None
+    ) -> None:
+        """Judge every action by ``policy`` until :meth:`leave` (not re-entrant). The plain pair
+        is for hot paths (one user statement after another); :meth:`user` wraps it as a block."""
+        if self._policy is not None:
+            raise RuntimeError("this connection is already running a user statement")
+        if policy is not self._last and self._last is not None and self._conn is not None:
+            self._conn.authorizer = self  # expires what the previous policy authorized
+        self._last = policy
+        self._policy = policy
+        self._record = record
+        self._functions = functions
+
+    def leave(self) -> None:
+        self._policy = None
+        self._record = None
+        self._functions = None
+
     @contextmanager
     def user(self, policy: Authorizer, *, record: ReadSet | None = None) -> Iterator[None]:
         """Judge every action by ``policy`` for the duration (not re-entrant)."""
-        if self._policy is not None:
-            raise RuntimeError("this connection is already running a user statement")
-        if self._last is not None and policy is not self._last and self._conn is not None:
-            self._conn.authorizer = self  # expires what the previous policy authorized
-        self._last = policy
-        self._policy, self._record = policy, record
+        self.enter(policy, record)
         try:
             yield
         finally:
-            self._policy, self._record = None, None
+            self.leave()

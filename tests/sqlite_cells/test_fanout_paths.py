@@ -1,0 +1,215 @@
+"""Where live-query re-runs run (R44, R51): inline on the scheduler thread only when cheap and
+made of short steps, otherwise as one job on a worker; an inline read that turns slow moves to a
+worker instead of failing or holding the scheduler."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+import sqlite_cells.read._live as live_module
+import sqlite_cells.read._workers as workers_module
+from sqlite_cells._runtime import Space
+from sqlite_cells.read._pool import ReadPool
+from sqlite_cells.read._reader import (
+    SHORT_FUNCTIONS,
+    Statement,
+    Tracker,
+    read_batch,
+    short_steps,
+)
+from sqlite_cells.sql import Gate, Mode, make_authorizer
+
+from .conftest import MESSAGES
+
+# Thousands of VM steps and no function outside SHORT_FUNCTIONS: inline-eligible, and long
+# enough for a tiny deadline to interrupt it through the progress handler.
+STEPS = (
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) "
+    "SELECT count(*) AS c, (SELECT count(*) FROM messages) AS m FROM n"
+)
+LOOP = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
+
+
+@pytest.fixture
+def threads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int]]]:
+    """(thread name, statement count) of every batch read, inline or on a worker."""
+    seen: list[tuple[str, int]] = []
+    real = workers_module.read_batch
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append((threading.current_thread().name, len(args[2]) - kwargs.get("start", 0)))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(workers_module, "read_batch", spy)
+    monkeypatch.setattr(live_module, "read_batch", spy)
+    yield seen
+
+
+def _insert(space: Space, db: sc.SqliteDb, body: str) -> None:
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES (?)", [body])
+
+
+def test_a_cheap_statement_of_short_steps_reruns_on_the_scheduler_thread(
+    rt: sc.Runtime,
+    space: Space,
+    db: sc.SqliteDb,
+    threads: list[tuple[str, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(live_module, "INLINE_BUDGET", 10.0)  # cheap, however loaded the machine
+    q = db.query("SELECT count(*) AS n FROM messages")
+    rt.settle()
+    assert short_steps(db.declaration, "SELECT count(*) AS n FROM messages")
+    threads.clear()
+    _insert(space, db, "a")
+    rt.settle()
+    assert q.get().result == [{"n": 1}]
+    assert threads == [("sqlite-cells-scheduler", 1)]
+
+
+def test_a_statement_calling_a_long_step_function_never_runs_inline(
+    rt: sc.Runtime,
+    space: Space,
+    db: sc.SqliteDb,
+    threads: list[tuple[str, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(live_module, "INLINE_BUDGET", 10.0)  # cheap enough: only instr stops it
+    sql = "SELECT instr(body, 'x') AS at FROM messages ORDER BY id"
+    q = db.query(sql)
+    rt.settle()
+    assert "instr" not in SHORT_FUNCTIONS and not short_steps(db.declaration, sql)
+    threads.clear()
+    _insert(space, db, "axb")
+    rt.settle()
+    assert q.get().result == [{"at": 2}]
+    assert [name for name, _ in threads] == ["sqlite-cells-query"]
+
+
+def test_an_inline_read_past_its_inline_deadline_moves_to_a_worker(
+    rt: sc.Runtime,
+    space: Space,
+    db: sc.SqliteDb,
+    threads: list[tuple[str, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    budget = live_module.INLINE_BUDGET
+    monkeypatch.setattr(live_module, "INLINE_BUDGET", 10.0)  # inline whatever it costs
+    q = db.query(STEPS)
+    rt.settle()
+    assert q.get().result == [{"c": 20000, "m": 0}]
+    monkeypatch.setattr(live_module, "INLINE_TIMEOUT", 1e-9)  # interrupted at once inline
+    threads.clear()
+    _insert(space, db, "a")
+    rt.settle()
+    state = q.get()
+    assert state.error is None and state.result == [{"c": 20000, "m": 1}]
+    assert [name for name, _ in threads] == ["sqlite-cells-scheduler", "sqlite-cells-query"]
+    monkeypatch.setattr(live_module, "INLINE_BUDGET", budget)
+    threads.clear()
+    _insert(space, db, "b")  # the worker's read time counts now: over budget, not inline
+    rt.settle()
+    assert q.get().result == [{"c": 20000, "m": 2}]
+    assert [name for name, _ in threads] == ["sqlite-cells-query"]
+
+
+def test_light_statements_rerun_as_one_job_in_one_read(
+    rt: sc.Runtime,
+    space: Space,
+    db: sc.SqliteDb,
+    threads: list[tuple[str, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(live_module, "INLINE_BUDGET", 0.0)  # never inline here
+    monkeypatch.setattr(live_module, "SPLIT_COST", 10.0)  # light, however loaded the machine
+    queries = [db.query("SELECT body FROM messages WHERE id > ?", [i]) for i in range(20)]
+    rt.settle()
+    threads.clear()
+    _insert(space, db, "a")
+    rt.settle()
+    assert threads == [("sqlite-cells-query", 20)]  # not split over the two workers
+    assert queries[0].get().result == [{"body": "a"}]
+    assert all(q.get().result == [] for q in queries[1:])
+
+
+def test_a_too_short_query_timeout_is_still_an_error_inline(store: Path) -> None:
+    """With query_timeout under the inline deadline the inline read keeps query_timeout, and
+    its timeout is the query's error (nothing else would run it longer)."""
+    with sc.Runtime(store, query_timeout=1e-9) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        q = db.query(STEPS)
+        rt.settle()
+        assert isinstance(q.get().error, sc.QueryTimeout)
+
+
+def test_the_gate_records_functions_and_refuses_nesting(tmp_path: Path) -> None:
+    conn = apsw.Connection(str(tmp_path / "g.db"))
+    conn.execute("CREATE TABLE t (x)")
+    gate = Gate().install(conn)
+    policy = make_authorizer(Mode.READ, database="main", tables=["t"])
+    reads: set[tuple[str, str]] = set()
+    functions: set[str] = set()
+    gate.enter(policy, reads, functions)
+    try:
+        assert gate.is_user
+        with pytest.raises(RuntimeError):
+            gate.enter(policy)
+        conn.execute("SELECT upper(x), COUNT(*) FROM t", can_cache=False).fetchall()
+    finally:
+        gate.leave()
+    assert not gate.is_user
+    assert reads == {("t", "x")} and functions == {"upper", "count"}
+
+
+def test_the_watchdog_interrupts_a_guarded_read_past_its_deadline(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    apsw.Connection(str(path)).execute("CREATE TABLE t (x)")
+    pool = ReadPool(2)
+    workers = workers_module.QueryWorkers(pool, count=1, timeout=5.0)
+    failed: list[BaseException] = []
+    try:
+        with pool.connection(path) as pooled:
+            tracker = Tracker(pooled=pooled, deadline=time.monotonic() - workers_module.GRACE)
+            workers.guard(tracker)
+
+            def run() -> None:
+                try:
+                    pooled.conn.execute(LOOP).fetchall()
+                except apsw.InterruptError as exc:
+                    failed.append(exc)
+
+            reader = threading.Thread(target=run)
+            reader.start()
+            reader.join(20)  # a hang detector: the watchdog looks every 50 ms
+            workers.unguard(tracker)
+        assert not reader.is_alive() and len(failed) == 1
+    finally:
+        workers.close()
+        pool.close()
+
+
+def test_a_read_equal_to_the_rows_of_last_time_carries_those_rows(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    _insert(space, db, "a")
+    decl = db.declaration
+    same = Statement("SELECT body FROM messages ORDER BY id", ())
+    other = Statement("SELECT id FROM messages ORDER BY id", ())
+    last: list[Any] = [("a",)]
+    stale: list[Any] = [(99,)]
+    _, (kept, fresh, unknown) = read_batch(
+        rt.read_pool, decl, [same, other, same], timeout=5.0, previous=[last, stale, None]
+    )
+    assert kept.rows is last
+    assert fresh.rows == [(1,)] and fresh.rows is not stale
+    assert unknown.rows == last and unknown.rows is not last
