@@ -3,25 +3,11 @@ one that someone watches is delivered as before."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
-
 import sqlite_cells as sc
 
 
-def test_quiet_commits_do_not_wake_the_scheduler(
-    rt: sc.Runtime, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_quiet_commits_do_not_wake_the_scheduler(rt: sc.Runtime, woken: list[int]) -> None:
     scheduler = rt.scheduler
-    woken: list[int] = []
-    on_commit = scheduler._on_commit
-
-    def counting(event: Any) -> None:
-        woken.append(event.seq)
-        on_commit(event)
-
-    monkeypatch.setattr(scheduler, "_on_commit", counting)
     space = rt.space("demo")
     watched, quiet = space.cell("watched", default=0), space.cell("quiet", default=0)
     for n in range(1, 4):

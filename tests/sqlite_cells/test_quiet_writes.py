@@ -4,10 +4,6 @@ re-runs its queries as before."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
-
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
 
@@ -15,17 +11,9 @@ TABLES = {"items": sc.table(id="integer primary key", v="integer not null")}
 
 
 def test_writes_to_unwatched_databases_do_not_wake_the_scheduler(
-    rt: sc.Runtime, space: Space, monkeypatch: pytest.MonkeyPatch
+    rt: sc.Runtime, space: Space, woken: list[int]
 ) -> None:
     scheduler = rt.scheduler
-    woken: list[int] = []
-    on_commit = scheduler._on_commit
-
-    def counting(event: Any) -> None:
-        woken.append(event.seq)
-        on_commit(event)
-
-    monkeypatch.setattr(scheduler, "_on_commit", counting)
     watched = space.sqlite_database("watched", tables=TABLES)
     quiet = space.sqlite_database("quiet", tables=TABLES)
 
