@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import apsw
 import pytest
 
 import sqlite_cells as sc
@@ -24,3 +27,19 @@ def space(rt: sc.Runtime) -> Space:
 @pytest.fixture
 def db(space: Space) -> sc.SqliteDb:
     return space.sqlite_database("chat", tables=MESSAGES)
+
+
+def undo_last_commits_in_file(path: Path, keep_seq: int) -> None:
+    """Make the database file lose its newest commits, as a crash between the two files'
+    commits would: invert its own journal past ``keep_seq``."""
+    conn = apsw.Connection(str(path))
+    conn.execute("BEGIN")
+    for _, cs in conn.execute(
+        "SELECT seq, changeset FROM _cf_changes WHERE seq > ? ORDER BY seq DESC, rowid DESC",
+        (keep_seq,),
+    ).fetchall():
+        apsw.Changeset.apply(apsw.Changeset.invert(cs), conn)
+    conn.execute("DELETE FROM _cf_changes WHERE seq > ?", (keep_seq,))
+    conn.execute("UPDATE _cf_watermark SET seq = ?", (keep_seq,))
+    conn.execute("COMMIT")
+    conn.close()

@@ -16,6 +16,8 @@ from sqlite_cells.runtime import SpaceFile
 from sqlite_cells.runtime._space_file import KEEP_PER_TARGET
 from sqlite_cells.write._fold import JOURNAL_KEEP
 
+from .conftest import undo_last_commits_in_file
+
 TABLES = {"events": sc.table(id="integer primary key", n="integer")}
 
 
@@ -61,21 +63,6 @@ def _db_seqs(store: Path, db_id: str) -> tuple[list[int], int]:
         conn.close()
 
 
-def _drop_last_commit_from_file(path: Path, keep_seq: int) -> None:
-    """The database file loses its newest commit, as a crash between the two COMMITs leaves it."""
-    conn = apsw.Connection(str(path))
-    conn.execute("BEGIN")
-    for (cs,) in conn.execute(
-        "SELECT changeset FROM _cf_changes WHERE seq > ? ORDER BY seq DESC, rowid DESC",
-        (keep_seq,),
-    ).fetchall():
-        apsw.Changeset.apply(apsw.Changeset.invert(cs), conn)
-    conn.execute("DELETE FROM _cf_changes WHERE seq > ?", (keep_seq,))
-    conn.execute("UPDATE _cf_watermark SET seq = ?", (keep_seq,))
-    conn.execute("COMMIT")
-    conn.close()
-
-
 def test_the_records_kept_per_database_cover_its_journal() -> None:
     assert KEEP_PER_TARGET >= JOURNAL_KEEP
 
@@ -90,7 +77,7 @@ def test_a_database_behind_its_space_is_replayed_after_compaction(store: Path) -
     kept, point = _db_seqs(store, db.id)
     assert point > seqs[2]  # compaction ran past the database's early commits ...
     assert kept == seqs[-3:]  # ... and kept its newest ones
-    _drop_last_commit_from_file(db.path, keep_seq=seqs[-2])
+    undo_last_commits_in_file(db.path, keep_seq=seqs[-2])
     (found,) = sc_files.check_store(store, repair=False)
     assert found.action is Action.BEHIND
     rt, db, counter = _open(store)

@@ -14,6 +14,8 @@ from sqlite_cells.codec import Op, decode_record, encode_record
 from sqlite_cells.files._reconcile import Action
 from sqlite_cells.runtime import FORMAT_VERSION
 
+from .conftest import undo_last_commits_in_file
+
 TABLES = {
     "events": sc.table(id="integer primary key", r="integer", at="text", blob="blob", n="integer"),
     "loose": sc.table(x="integer", y="text"),  # no explicit primary key: captured by rowid
@@ -55,28 +57,12 @@ def _snapshot(path: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, 
         conn.close()
 
 
-def _undo_last_commits_in_file(path: Path, keep_seq: int) -> None:
-    """Make the database file lose its newest commits, as a crash between the two files'
-    commits would: invert its own journal past ``keep_seq``."""
-    conn = apsw.Connection(str(path))
-    conn.execute("BEGIN")
-    for _, cs in conn.execute(
-        "SELECT seq, changeset FROM _cf_changes WHERE seq > ? ORDER BY seq DESC, rowid DESC",
-        (keep_seq,),
-    ).fetchall():
-        apsw.Changeset.apply(apsw.Changeset.invert(cs), conn)
-    conn.execute("DELETE FROM _cf_changes WHERE seq > ?", (keep_seq,))
-    conn.execute("UPDATE _cf_watermark SET seq = ?", (keep_seq,))
-    conn.execute("COMMIT")
-    conn.close()
-
-
 def test_a_database_behind_its_space_is_replayed_exactly(store: Path) -> None:
     rt, db, counter = _open(store)
     seqs = [_write(rt, db, counter, n) for n in range(1, 6)]
     expected = _snapshot(db.path)
     rt.close()
-    _undo_last_commits_in_file(db.path, keep_seq=seqs[1])
+    undo_last_commits_in_file(db.path, keep_seq=seqs[1])
     assert _snapshot(db.path)[2] == seqs[1]
     rt, db, counter = _open(store)
     with rt:
@@ -92,7 +78,7 @@ def test_first_use_reconciles_before_any_read(store: Path) -> None:
     rt, db, counter = _open(store)
     seqs = [_write(rt, db, counter, n) for n in range(1, 4)]
     rt.close()
-    _undo_last_commits_in_file(db.path, keep_seq=0)
+    undo_last_commits_in_file(db.path, keep_seq=0)
     rt, db, counter = _open(store)
     with rt:
         # Never served the stale rows: the first read repairs first.
@@ -348,7 +334,7 @@ def test_reconcile_without_repair_only_reports(store: Path) -> None:
     rt, db, counter = _open(store)
     seqs = [_write(rt, db, counter, n) for n in range(1, 3)]
     rt.close()
-    _undo_last_commits_in_file(db.path, keep_seq=seqs[0])
+    undo_last_commits_in_file(db.path, keep_seq=seqs[0])
     rt, db, counter = _open(store)
     with rt:
         outcome = rt.reconcile(db.declaration, repair=False)
