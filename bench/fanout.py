@@ -27,6 +27,7 @@ import apsw
 
 import sqlite_cells as sc
 from bench._common import Figure, Row, median, p, parse
+from sqlite_cells import files as sc_files
 
 N_TABLES = 10
 WORKERS = 2
@@ -36,7 +37,7 @@ TABLES = {
     for k in range(N_TABLES)
 }
 QUERY = "SELECT id, v FROM t{k} WHERE id > ? ORDER BY id LIMIT 20"
-WATERMARK = "SELECT seq FROM _cf_watermark WHERE id = 0"
+WATERMARK = sc_files.WATERMARK_SQL  # the runtime's own watermark read
 
 
 def _statements(n_queries: int) -> list[tuple[str, list[int]]]:

@@ -10,8 +10,10 @@ What a store holds, as this module reads it:
   holds the cells (id, JSON value, rev = seq of the last write) and ``_cf_log`` the commits;
 * database handle cells are the cells whose value is ``{"id": <the cell's own id>, "tables": {…},
   "rev": n}`` (R2); their files are ``cell-<hash of the id>.sqlite`` beside the space files, with
-  the watermark ``_cf_watermark(id = 0, seq)`` (R70). A handle's ``rev`` column is the seq of the
-  last commit that wrote the database, so it must equal the file's watermark.
+  the watermark (R70): the seq of the file's newest ``_cf_changes`` journal row, or
+  ``_cf_watermark(id = 0, seq)`` when larger (``sqlite_cells.files.read_watermark``). A handle's
+  ``rev`` column is the seq of the last commit that wrote the database, so it must equal the
+  file's watermark.
 """
 
 from __future__ import annotations
@@ -26,7 +28,13 @@ from typing import Any
 import apsw
 
 from sqlite_cells.codec import SqliteCellsError, derive_id
-from sqlite_cells.files import declaration_from_handle, handle_value, open_unwritable, source_path
+from sqlite_cells.files import (
+    declaration_from_handle,
+    handle_value,
+    open_unwritable,
+    read_watermark,
+    source_path,
+)
 from sqlite_cells.read import ReadPool, Rows, read_rows
 from sqlite_cells.runtime import DEFAULT_STORE, STORE_ENV
 from sqlite_cells.schema import Declaration, SourceKind, db_file_name, quote_ident
@@ -78,7 +86,7 @@ class DatabaseInfo:
     exists: bool
     rev: int  # committed transactions that wrote it (the handle value's "rev")
     last_write_seq: int  # the seq of the last commit that wrote it (the handle cell's rev)
-    watermark: int | None  # the file's _cf_watermark seq; None without a file or watermark
+    watermark: int | None  # the file's watermark seq; None without a file or watermark
     declared_tables: tuple[str, ...]
     tables: tuple[TableInfo, ...]
 
@@ -232,8 +240,7 @@ def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) 
         with read_only(path) as conn:
             names = table_names(conn)
             if "_cf_watermark" in names:
-                row = conn.execute("SELECT seq FROM _cf_watermark WHERE id = 0").fetchone()
-                watermark = int(row[0]) if row else None
+                watermark = read_watermark(conn)
             lowered = {d.lower() for d in declared}
             for name in names:
                 if name.lower().startswith(_RESERVED_PREFIXES):

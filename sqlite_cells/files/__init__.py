@@ -38,6 +38,10 @@ from sqlite_cells.files._sources import content_signature as content_signature
 from sqlite_cells.files._sources import disk_source_id as disk_source_id
 from sqlite_cells.files._sources import source_uri as source_uri
 from sqlite_cells.files._sources import validate_disk_source as validate_disk_source
+from sqlite_cells.files._watermark import WATERMARK_SQL as WATERMARK_SQL
+from sqlite_cells.files._watermark import read_watermark as read_watermark
+from sqlite_cells.files._watermark import set_watermark as set_watermark
+from sqlite_cells.files._watermark import watermark_sql as watermark_sql
 
 __all__ = [
     "ALIAS",
@@ -45,6 +49,7 @@ __all__ = [
     "KIND",
     "QUARANTINE_DIR",
     "READ_ONLY_URI",
+    "WATERMARK_SQL",
     "Action",
     "HandleNotWritable",
     "HandleQuarantined",
@@ -70,11 +75,14 @@ __all__ = [
     "keep_copy",
     "open_unwritable",
     "orphan_outcome",
+    "read_watermark",
     "reconcile",
     "remember_handle",
     "remove_database_files",
+    "set_watermark",
     "source_path",
     "source_uri",
     "unpin",
     "validate_disk_source",
+    "watermark_sql",
 ]

@@ -38,6 +38,7 @@ import msgspec
 
 from sqlite_cells.codec import SqliteCellsError
 from sqlite_cells.files._layout import decode_op_body, open_unwritable
+from sqlite_cells.files._watermark import read_watermark, set_watermark
 from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
     FORMAT_VERSION,
@@ -126,7 +127,7 @@ def orphan_outcome(db_id: str, path: Path) -> Outcome:
     try:
         conn = _open(path, writable=False)
         try:
-            db_seq = _watermark(conn)
+            db_seq = read_watermark(conn)
         finally:
             conn.close()
     except (apsw.Error, _Damaged) as exc:
@@ -211,7 +212,7 @@ def _reconcile_file(
     # A lock held elsewhere (BusyError) is not damage: it reaches the caller, nothing is decided.
     conn.execute("BEGIN IMMEDIATE" if repair else "BEGIN")
     try:
-        db_seq = _watermark(conn)
+        db_seq = read_watermark(conn)
     except (apsw.NotADBError, apsw.CorruptError) as exc:
         _rollback(conn)
         raise _Damaged(str(exc)) from exc
@@ -235,7 +236,7 @@ def _reconcile_file(
             commits = _replay(space_conn, conn, db_id, db_seq, space_seq)
             action = Action.REPLAYED
         if action in (Action.REPLAYED, Action.INVERTED):
-            conn.execute("UPDATE _cf_watermark SET seq = ? WHERE id = 0", (space_seq,))
+            set_watermark(conn, space_seq)
         conn.execute("COMMIT")
     except (apsw.NotADBError, apsw.CorruptError) as exc:
         _rollback(conn)
@@ -271,14 +272,6 @@ def _quarantine(db_id: str, path: Path, db_seq: int, space_seq: int, detail: str
         detail,
     )
     return Outcome(db_id, path, db_seq, space_seq, Action.QUARANTINED, 0, detail)
-
-
-def _watermark(conn: apsw.Connection) -> int:
-    known = conn.execute("SELECT 1 FROM sqlite_schema WHERE name = '_cf_watermark'").fetchone()
-    if known is None:
-        return 0
-    row = conn.execute("SELECT seq FROM _cf_watermark WHERE id = 0").fetchone()
-    return int(row[0]) if row else 0
 
 
 def _in_flight(
@@ -376,8 +369,7 @@ def _check_history(space_conn: apsw.Connection, db_id: str, after: int) -> None:
 def _invert(conn: apsw.Connection, changesets: list[bytes]) -> int:
     for changeset in changesets:
         apsw.Changeset.apply(apsw.Changeset.invert(changeset), conn, conflict=_abort)
-    conn.execute("DELETE FROM _cf_changes WHERE seq = (SELECT seq FROM _cf_watermark WHERE id = 0)")
-    return 1
+    return 1  # its journal rows go when the watermark is set back (set_watermark)
 
 
 def _damaged(
@@ -407,7 +399,7 @@ def _damaged(
         try:
             conn.execute("BEGIN IMMEDIATE")
             commits = _replay(space_conn, conn, db_id, 0, space_seq)
-            conn.execute("UPDATE _cf_watermark SET seq = ? WHERE id = 0", (space_seq,))
+            set_watermark(conn, space_seq)
             conn.execute("COMMIT")
             conn.execute("PRAGMA journal_mode=WAL").fetchall()
         finally:

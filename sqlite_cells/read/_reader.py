@@ -27,7 +27,7 @@ from typing import Any, Final
 import apsw
 
 from sqlite_cells.codec import DiskSourceError, QueryError, QueryTimeout, SqliteCellsError
-from sqlite_cells.files import check_pinned
+from sqlite_cells.files import check_pinned, read_watermark
 from sqlite_cells.read._pool import DEFAULT_LENGTH_LIMIT, PooledConnection, ReadPool
 from sqlite_cells.schema import Declaration, Schema, SourceKind, create_table_sql, quote_ident
 from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Mode, ReadSet, make_authorizer
@@ -220,7 +220,7 @@ def _read_file(
     own = conn.cursor()  # the runtime's statements, apart from the users' (plan.cursor)
     own.execute("BEGIN")
     try:
-        seq = 0 if decl.kind is SourceKind.DISK else _watermark(own)
+        seq = 0 if decl.kind is SourceKind.DISK else read_watermark(own)
         results = _run_all(pooled, plan, statements, tracker, start, previous, transaction=True)
     finally:
         pooled.deadline = float("inf")
@@ -424,18 +424,6 @@ def _translate(
         error = QueryError(decl.db_id, sql, f"{type(exc).__name__}: {exc}")
     error.__cause__ = exc
     return error
-
-
-def _watermark(cursor: apsw.Cursor) -> int:
-    """The seq of the last commit that wrote the file (0 for a file the runtime never wrote)."""
-    try:
-        # fetchall: the statement runs to its end, so the cursor holds nothing active (a later
-        # DROP of a shadow table would find its table locked).
-        rows = cursor.execute("SELECT seq FROM _cf_watermark WHERE id = 0").fetchall()
-    except apsw.SQLError:
-        return 0
-    seq = rows[0][0] if rows else 0
-    return seq if isinstance(seq, int) else 0
 
 
 def _missing_tables(conn: apsw.Connection, decl: Declaration) -> list[str]:

@@ -14,7 +14,8 @@ remembered as ensured. The ``sqlite`` commit participant, for one commit:
    transaction, so transactions that only write a database never conflict (R32).
 3. ``apply`` for each op: the additive schema diff on the first write of a declared schema (R13),
    the statement under the write policy with a session capturing its changeset (R70), the
-   deadline of ``exec_timeout`` (R44), the link columns' new values (R31), the watermark.
+   deadline of ``exec_timeout`` (R44), the link columns' new values (R31), the journal row
+   (which is the watermark too).
 """
 
 from __future__ import annotations
@@ -188,8 +189,7 @@ class SqliteParticipant:
             session.close()
         if links:
             check_links(changeset, links, db_id=decl.db_id, sql=request.sql)
-        conn.execute(f"UPDATE {ALIAS}._cf_watermark SET seq = ? WHERE id = 0", (seq,))
-        self._journal(conn, seq, changeset)
+        self._journal(conn, seq, changeset)  # also the file's watermark (files.read_watermark)
         return Op(op.kind, op.target, _op_body(request, changeset))
 
     def _run(self, conn: apsw.Connection, request: ExecRequest) -> None:
@@ -239,7 +239,9 @@ class SqliteParticipant:
     @staticmethod
     def _journal(conn: apsw.Connection, seq: int, changeset: bytes) -> None:
         """Keep the changeset in the file itself too: if the space ever loses commits the file
-        already has, these are what gets inverted (R71). Only the newest are kept."""
+        already has, these are what gets inverted (R71). The newest row's seq is the file's
+        watermark (one row per op, not a watermark update too); the pruning keeps the newest
+        ``JOURNAL_KEEP`` seqs, so never that row."""
         conn.execute(
             f"INSERT INTO {ALIAS}._cf_changes (seq, changeset) VALUES (?, ?)", (seq, changeset)
         )

@@ -55,6 +55,7 @@ if str(ROOT) not in sys.path:  # run by file path: make the packages importable
     sys.path.insert(0, str(ROOT))
 
 import sqlite_cells as sc  # noqa: E402 (needs the path above when run as a script)
+from sqlite_cells.files import read_watermark  # noqa: E402
 
 SPACE = "demo"
 DB = "events"
@@ -231,9 +232,7 @@ def file_state(store: Path, db_id: str) -> FileState:
     if path is not None:
         conn = apsw.Connection(str(path))
         try:
-            if conn.table_exists("main", "_cf_watermark"):
-                row = conn.execute("SELECT seq FROM _cf_watermark WHERE id = 0").fetchone()
-                watermark = int(row[0]) if row else 0
+            watermark = read_watermark(conn)
         finally:
             conn.close()
     assert space_seq is not None and log_seq is not None

@@ -15,6 +15,7 @@ import pytest
 import sqlite_cells as sc
 from sqlite_cells.cli._cli import main
 from sqlite_cells.codec import decode_record, derive_id
+from sqlite_cells.files import set_watermark
 from sqlite_cells.schema._declaration import db_file_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,7 +114,7 @@ def test_inspect_reports_a_watermark_behind_its_space(
         path = db.path
     conn = apsw.Connection(str(path))
     try:
-        conn.execute("UPDATE _cf_watermark SET seq = 0")
+        set_watermark(conn, 0)
     finally:
         conn.close()
     assert main(["inspect", str(tmp_path), "--json"]) == 1

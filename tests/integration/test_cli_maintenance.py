@@ -11,6 +11,7 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells.cli._cli import main
+from sqlite_cells.files import set_watermark
 
 TABLES = {"events": sc.table(id="integer primary key", n="integer")}
 
@@ -30,8 +31,7 @@ def _lose_last_commit(path: Path) -> None:
     (seq,) = conn.execute("SELECT max(seq) FROM _cf_changes").fetchone()
     for (cs,) in conn.execute("SELECT changeset FROM _cf_changes WHERE seq = ?", (seq,)).fetchall():
         apsw.Changeset.apply(apsw.Changeset.invert(cs), conn)
-    conn.execute("DELETE FROM _cf_changes WHERE seq = ?", (seq,))
-    conn.execute("UPDATE _cf_watermark SET seq = seq - 1")
+    set_watermark(conn, seq - 1)
     conn.close()
 
 

@@ -50,9 +50,7 @@ def _snapshot(path: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, 
     try:
         events = conn.execute("SELECT * FROM events ORDER BY id").fetchall()
         loose = conn.execute("SELECT rowid, * FROM loose ORDER BY rowid").fetchall()
-        row = conn.execute("SELECT seq FROM _cf_watermark").fetchone()
-        assert row is not None
-        return events, loose, int(row[0])
+        return events, loose, sc_files.read_watermark(conn)
     finally:
         conn.close()
 
@@ -231,6 +229,8 @@ def _downgrade_to_format_1(store: Path) -> None:
         conn.close()
     for path in store.glob("cell-*.sqlite"):
         conn = apsw.Connection(str(path))
+        # That version kept the watermark in _cf_watermark alone, updated by every commit.
+        sc_files.set_watermark(conn, sc_files.read_watermark(conn))
         conn.execute("DROP TABLE _cf_changes")
         conn.close()
 

@@ -8,6 +8,7 @@ import pytest
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
 from sqlite_cells.codec import derive_id, short_hash
+from sqlite_cells.files import read_watermark
 
 from .conftest import MESSAGES
 
@@ -27,9 +28,7 @@ def _rows(db: sc.SqliteDb) -> list[tuple[object, ...]]:
 def _watermark(db: sc.SqliteDb) -> int:
     conn = apsw.Connection(str(db.path), flags=apsw.SQLITE_OPEN_READONLY)
     try:
-        row = conn.execute("SELECT seq FROM _cf_watermark").fetchone()
-        assert row is not None
-        return int(row[0])
+        return read_watermark(conn)
     finally:
         conn.close()
 
