@@ -7,6 +7,7 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
+from sqlite_cells.files import set_watermark
 
 MESSAGES = {
     "messages": sc.table(
@@ -39,7 +40,6 @@ def undo_last_commits_in_file(path: Path, keep_seq: int) -> None:
         (keep_seq,),
     ).fetchall():
         apsw.Changeset.apply(apsw.Changeset.invert(cs), conn)
-    conn.execute("DELETE FROM _cf_changes WHERE seq > ?", (keep_seq,))
-    conn.execute("UPDATE _cf_watermark SET seq = ?", (keep_seq,))
+    set_watermark(conn, keep_seq)
     conn.execute("COMMIT")
     conn.close()
