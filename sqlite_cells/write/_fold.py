@@ -14,8 +14,7 @@ remembered as ensured. The ``sqlite`` commit participant, for one commit:
    transaction, so transactions that only write a database never conflict (R32).
 3. ``apply`` for each op: the additive schema diff on the first write of a declared schema (R13),
    the statement under the write policy with a session capturing its changeset (R70), the
-   deadline of ``exec_timeout`` (R44), the link columns' new values (R31), the journal row
-   (which is the watermark too).
+   deadline of ``exec_timeout`` (R44), the link columns' new values (R31), the watermark.
 """
 
 from __future__ import annotations
