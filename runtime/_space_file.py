@@ -124,7 +124,11 @@ class _Bus:
 
     def peers(self, space: SpaceFile) -> list[SpaceFile]:
         with self._lock:
-            return [s for s in self._by_path.get(space.path, ()) if s is not space]
+            found = self._by_path.get(space.path)
+            # Most files have one space in this process: no list, no WeakSet iteration.
+            if found is None or len(found) < 2:
+                return []
+            return [s for s in found if s is not space]
 
 
 _bus = _Bus()
@@ -509,6 +513,8 @@ class SpaceFile:
     def _group_ops(
         self, ops: Sequence[PendingOp]
     ) -> list[tuple[CommitParticipant, list[PendingOp]]]:
+        if len(ops) == 1:  # the usual case (one db.exec)
+            return [(self._participant(ops[0].kind), [ops[0]])]
         groups: dict[str, tuple[CommitParticipant, list[PendingOp]]] = {}
         for op in ops:
             if op.kind not in groups:
