@@ -50,7 +50,12 @@ def write_member(
         _validate(conn, tx, space, space_id)
         writes = _cell_writes(conn, tx, ticket.groups)
         _write_cells(conn, writes, seq)
-        kept = [participant(op.kind).apply(conn, op, seq) for op in tx.ops]
+        groups = ticket.groups
+        if len(groups) == 1:  # one kind of op: its participant is known already
+            one = groups[0][0]
+            kept = [one.apply(conn, op, seq) for op in tx.ops]
+        else:
+            kept = [participant(op.kind).apply(conn, op, seq) for op in tx.ops]
         record = CommitRecord(
             seq=seq,
             writes=tuple(CellWrite(k, msgspec.Raw(v)) for k, v in writes.items()),

@@ -47,7 +47,7 @@ from sqlite_cells.files import (
     remember_handle,
 )
 from sqlite_cells.runtime import PendingOp, Transaction
-from sqlite_cells.schema import Declaration, ensure_schema, migrate_file
+from sqlite_cells.schema import Declaration, Schema, ensure_schema, migrate_file
 from sqlite_cells.sql import Authorizer, Bound, Mode, make_authorizer
 from sqlite_cells.write._conn import write_conn
 from sqlite_cells.write._links import LinkColumns, check_links, link_columns
@@ -116,6 +116,7 @@ class SqliteParticipant:
         self._lock = threading.Lock()
         self._ensured: set[EnsureKey] = set()
         self._links: dict[EnsureKey, LinkColumns] = {}
+        self._json: dict[int, tuple[Schema, dict[str, object]]] = {}  # and this (see _tables_json)
 
     # -- before BEGIN --------------------------------------------------------------------------
 
@@ -170,11 +171,25 @@ class SqliteParticipant:
                 "recorded; nothing was written: declare a new database (another name)"
             )
         assert decl.schema is not None
-        bumped = {**handle, "tables": decl.schema.to_json(), "rev": int(handle["rev"]) + 1}
+        bumped = {**handle, "tables": self._tables_json(decl.schema), "rev": int(handle["rev"]) + 1}
         # Strict JSON as it is: a decoded handle, the schema's own JSON and an int.
         data = encode_plain(bumped)
         remember_handle(decl.db_id, data, bumped)
         return {decl.db_id: data}
+
+    def _tables_json(self, schema: Schema) -> dict[str, object]:
+        """``schema.to_json()``, made once per schema object: it is part of every handle value
+        written, and only read (encoded, compared) afterwards."""
+        with self._lock:
+            found = self._json.get(id(schema))
+        if found is not None and found[0] is schema:  # an id is reused only once freed
+            return found[1]
+        made = schema.to_json()
+        with self._lock:
+            if len(self._json) >= 256:
+                self._json.clear()
+            self._json[id(schema)] = (schema, made)
+        return made
 
     def apply(self, conn: apsw.Connection, op: PendingOp, seq: int) -> Op:
         request = _request(op)
@@ -253,6 +268,11 @@ class SqliteParticipant:
     # -- after COMMIT --------------------------------------------------------------------------
 
     def committed(self, ops: Sequence[PendingOp], seq: int) -> None:
+        if len(ops) == 1:  # the usual case: no set to build
+            key = _ensure_key(_request(ops[0]).decl)
+            with self._lock:
+                self._ensured.add(key)
+            return
         keys = {_ensure_key(_request(op).decl) for op in ops}
         with self._lock:
             self._ensured |= keys
