@@ -122,8 +122,12 @@ class SqliteParticipant:
 
     def prepare(self, conn: apsw.Connection, ops: Sequence[PendingOp]) -> None:
         # By identity: hashing a declaration hashes its whole schema, on every commit.
-        decls = list({id(d): d for d in (_request(op).decl for op in ops)}.values())
-        paths = {decl.path for decl in decls}
+        if len(ops) == 1:  # the usual case: no dict and set to build
+            decls = [_request(ops[0]).decl]
+            paths = {decls[0].path}
+        else:
+            decls = list({id(d): d for d in (_request(op).decl for op in ops)}.values())
+            paths = {decl.path for decl in decls}
         if len(paths) != 1:
             raise SqliteCellsError(f"one commit may write one database, not {len(paths)}")
         for decl in decls:
@@ -212,7 +216,7 @@ class SqliteParticipant:
         try:
             write_conn(conn).run_user(
                 conn,
-                _write_policy(decl.table_names),
+                _policy_of(decl),
                 request.sql,
                 request.rows,
                 many=request.many,
@@ -310,6 +314,22 @@ def _write_policy(tables: frozenset[str] | None) -> Authorizer:
         if len(_POLICIES) < 1024:
             _POLICIES[tables] = found
     return found
+
+
+_DECL_POLICIES: dict[int, tuple[Declaration, Authorizer]] = {}
+
+
+def _policy_of(decl: Declaration) -> Authorizer:
+    """``_write_policy`` of ``decl``'s tables, found by the declaration's identity: its table
+    names are a new frozenset at each access, hashed element by element."""
+    found = _DECL_POLICIES.get(id(decl))
+    if found is not None and found[0] is decl:  # an id is reused only once freed
+        return found[1]
+    policy = _write_policy(decl.table_names)
+    if len(_DECL_POLICIES) >= 1024:
+        _DECL_POLICIES.clear()
+    _DECL_POLICIES[id(decl)] = (decl, policy)
+    return policy
 
 
 def _ensure_key(decl: Declaration) -> EnsureKey:
