@@ -182,6 +182,9 @@ class SpaceFile:
         # (R7: reading a space the store does not hold creates nothing). _writer is guarded by
         # _write_lock, _rconn by _read_lock; both are set together by _open.
         self._writer: apsw.Connection | None = None
+        # One cursor of _writer for the commit's own statements (a cursor per statement costs
+        # as much as a small statement's step); only statements that run to their end use it.
+        self._wcursor: apsw.Cursor | None = None
         self._rconn: apsw.Connection | None = None
         self._seen_seq = 0
         self.opened_seq = 0  # commits up to here were never published as events
@@ -242,6 +245,7 @@ class SpaceFile:
                 if at_start:
                     self._seen_seq = self.opened_seq = last
                     self._data_version = self._read_data_version()
+            self._wcursor = writer.cursor()
             self._writer = writer
             return writer
 
@@ -414,15 +418,17 @@ class SpaceFile:
         done: list[Ticket] = []
         records: list[CommitRecord] = []
         committing = False
+        cursor = self._wcursor if conn is self._writer and self._wcursor else conn.cursor()
         try:
             if begin:
-                conn.execute("BEGIN IMMEDIATE")
+                cursor.execute("BEGIN IMMEDIATE")
             foreign = self._since(conn, self._seen_seq)
             seq = (foreign[-1].seq if foreign else self._seen_seq) + 1
             grouped = len(members) > 1
             for ticket in members:
                 record = write_member(
                     conn,
+                    cursor,
                     ticket,
                     seq,
                     space=self,
@@ -442,7 +448,7 @@ class SpaceFile:
                 self._apply(foreign)
                 return []
             committing = True
-            conn.execute("COMMIT")
+            cursor.execute("COMMIT")
         except BaseException as exc:
             if not self._commit_raised(conn, exc, foreign, members, done, records, committing):
                 return []
