@@ -422,7 +422,7 @@ class SpaceFile:
         try:
             if begin:
                 cursor.execute("BEGIN IMMEDIATE")
-            foreign = self._since(conn, self._seen_seq)
+            foreign = self._since(conn, self._seen_seq, cursor)
             seq = (foreign[-1].seq if foreign else self._seen_seq) + 1
             grouped = len(members) > 1
             for ticket in members:
@@ -570,7 +570,7 @@ class SpaceFile:
         return found
 
     @staticmethod
-    def _records_since(conn: apsw.Connection, seq: int) -> list[CommitRecord]:
+    def _records_since(conn: apsw.Connection | apsw.Cursor, seq: int) -> list[CommitRecord]:
         return [
             decode_record(bytes(data))
             for (data,) in conn.execute(
@@ -598,11 +598,17 @@ class SpaceFile:
             self._apply(records)
         return bool(records)
 
-    def _since(self, conn: apsw.Connection, seen: int) -> list[Found]:
+    def _since(
+        self, conn: apsw.Connection, seen: int, cursor: apsw.Cursor | None = None
+    ) -> list[Found]:
         """What happened after ``seen``, read through ``conn`` in one transaction: the log's
         records, or — when compaction has removed some of them — synthetic events rebuilt from
         ``_cf_cells`` (see :meth:`_resync`)."""
-        records = self._records_since(conn, seen)
+        # The records are read to their end, so ``cursor`` (of ``conn``) is left with no
+        # statement running.
+        records = self._records_since(conn if cursor is None else cursor, seen)
+        if not records:  # the usual case at commit: nobody else committed
+            return []
         # Seqs are given one after the other, so a gap means compaction removed records this
         # runtime has not seen (the newest record is always kept); no gap, nothing was missed.
         if all(record.seq == seen + i for i, record in enumerate(records, 1)):
