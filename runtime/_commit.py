@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
 __all__ = ["commit_error", "holds", "write_member"]
 
-_SAVEPOINT = "_cf_member"
+_SAVEPOINT = "SAVEPOINT _cf_member"
+_ROLLBACK_TO = "ROLLBACK TO _cf_member"
+_RELEASE = "RELEASE _cf_member"
 
 
 def write_member(
@@ -47,7 +49,7 @@ def write_member(
     to their end in one step (the cell writes, the record)."""
     tx = ticket.tx
     if grouped:
-        conn.execute(f"SAVEPOINT {_SAVEPOINT}")
+        cursor.execute(_SAVEPOINT)
     try:
         _validate(conn, tx, space, space_id)
         writes = _cell_writes(conn, tx, ticket.groups)
@@ -68,12 +70,12 @@ def write_member(
         if not grouped:
             raise
         if not conn.getautocommit():  # else the error ended the whole transaction
-            conn.execute(f"ROLLBACK TO {_SAVEPOINT}")
-            conn.execute(f"RELEASE {_SAVEPOINT}")
+            cursor.execute(_ROLLBACK_TO)
+            cursor.execute(_RELEASE)
         ticket.fail(commit_error(exc, space_id))
         return None
     if grouped:
-        conn.execute(f"RELEASE {_SAVEPOINT}")
+        cursor.execute(_RELEASE)
     return record
 
 
