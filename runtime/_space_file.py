@@ -418,7 +418,9 @@ class SpaceFile:
         done: list[Ticket] = []
         records: list[CommitRecord] = []
         committing = False
-        cursor = self._wcursor if conn is self._writer and self._wcursor else conn.cursor()
+        cursor = (
+            self._wcursor if conn is self._writer and self._wcursor is not None else conn.cursor()
+        )
         try:
             if begin:
                 cursor.execute("BEGIN IMMEDIATE")
