@@ -27,11 +27,14 @@ if TYPE_CHECKING:
 
 __all__ = ["commit_error", "holds", "write_member"]
 
-_SAVEPOINT = "_cf_member"
+_SAVEPOINT = "SAVEPOINT _cf_member"
+_ROLLBACK_TO = "ROLLBACK TO _cf_member"
+_RELEASE = "RELEASE _cf_member"
 
 
 def write_member(
     conn: apsw.Connection,
+    cursor: apsw.Cursor,
     ticket: Ticket,
     seq: int,
     *,
@@ -42,31 +45,37 @@ def write_member(
 ) -> CommitRecord | None:
     """Write ``ticket``'s transaction as commit ``seq``. When ``grouped`` it runs in a savepoint
     and its own error fails the ticket alone (rolled back to the savepoint; None is returned);
-    otherwise the error is raised."""
+    otherwise the error is raised. ``cursor`` (of ``conn``) runs the statements here that run
+    to their end in one step (the cell writes, the record)."""
     tx = ticket.tx
     if grouped:
-        conn.execute(f"SAVEPOINT {_SAVEPOINT}")
+        cursor.execute(_SAVEPOINT)
     try:
         _validate(conn, tx, space, space_id)
         writes = _cell_writes(conn, tx, ticket.groups)
-        _write_cells(conn, writes, seq)
-        kept = [participant(op.kind).apply(conn, op, seq) for op in tx.ops]
+        _write_cells(cursor, writes, seq)
+        groups = ticket.groups
+        if len(groups) == 1:  # one kind of op: its participant is known already
+            one = groups[0][0]
+            kept = [one.apply(conn, op, seq) for op in tx.ops]
+        else:
+            kept = [participant(op.kind).apply(conn, op, seq) for op in tx.ops]
         record = CommitRecord(
             seq=seq,
             writes=tuple(CellWrite(k, msgspec.Raw(v)) for k, v in writes.items()),
             ops=tuple(kept),
         )
-        _append(conn, record)
+        _append(cursor, record)
     except Exception as exc:
         if not grouped:
             raise
         if not conn.getautocommit():  # else the error ended the whole transaction
-            conn.execute(f"ROLLBACK TO {_SAVEPOINT}")
-            conn.execute(f"RELEASE {_SAVEPOINT}")
+            cursor.execute(_ROLLBACK_TO)
+            cursor.execute(_RELEASE)
         ticket.fail(commit_error(exc, space_id))
         return None
     if grouped:
-        conn.execute(f"RELEASE {_SAVEPOINT}")
+        cursor.execute(_RELEASE)
     return record
 
 
@@ -118,24 +127,34 @@ def _cell_writes(conn: apsw.Connection, tx: Transaction, groups: Groups) -> Mapp
     return writes
 
 
-def _write_cells(conn: apsw.Connection, writes: Mapping[str, bytes], seq: int) -> None:
-    conn.executemany(
-        "INSERT INTO _cf_cells (id, value, rev) VALUES (?, ?, ?) "
-        "ON CONFLICT (id) DO UPDATE SET value = excluded.value, rev = excluded.rev",
-        [(cell_id, data, seq) for cell_id, data in writes.items()],
-    )
+_UPSERT_CELL = (
+    "INSERT INTO _cf_cells (id, value, rev) VALUES (?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET value = excluded.value, rev = excluded.rev"
+)
 
 
-def _append(conn: apsw.Connection, record: CommitRecord) -> None:
+def _write_cells(cursor: apsw.Cursor, writes: Mapping[str, bytes], seq: int) -> None:
+    if len(writes) == 1:  # the usual case (a handle's rev bump): execute costs less
+        for cell_id, data in writes.items():
+            cursor.execute(_UPSERT_CELL, (cell_id, data, seq))
+        return
+    cursor.executemany(_UPSERT_CELL, [(cell_id, data, seq) for cell_id, data in writes.items()])
+
+
+def _append(cursor: apsw.Cursor, record: CommitRecord) -> None:
     data = encode_record(record)
     if len(data) > LENGTH_LIMIT:
         raise ValueEncodeError(
             f"the commit record of seq {record.seq} is {len(data)} bytes, over SQLite's length "
             f"limit of {LENGTH_LIMIT} bytes: write fewer or smaller values per transaction"
         )
-    conn.execute("INSERT INTO _cf_log (seq, record) VALUES (?, ?)", (record.seq, data))
-    if record.ops:
-        conn.executemany(
-            "INSERT OR IGNORE INTO _cf_op_index (target, seq) VALUES (?, ?)",
-            [(target, record.seq) for target in {op.target for op in record.ops}],
+    cursor.execute("INSERT INTO _cf_log (seq, record) VALUES (?, ?)", (record.seq, data))
+    if len(record.ops) == 1:
+        cursor.execute(_INDEX_OP, (record.ops[0].target, record.seq))
+    elif record.ops:
+        cursor.executemany(
+            _INDEX_OP, [(target, record.seq) for target in {op.target for op in record.ops}]
         )
+
+
+_INDEX_OP = "INSERT OR IGNORE INTO _cf_op_index (target, seq) VALUES (?, ?)"

@@ -12,8 +12,9 @@ and commit record and is published in order, exactly as if it had committed alon
 from __future__ import annotations
 
 import copy
+import functools
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlite_cells.codec import CommitRecord
@@ -36,10 +37,11 @@ class Ticket:
     record: CommitRecord | None = None
     error: BaseException | None = None
     done: bool = False
-    targets: frozenset[tuple[str, str]] = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.targets = frozenset((op.kind, op.target) for op in self.tx.ops)
+    @functools.cached_property
+    def targets(self) -> frozenset[tuple[str, str]]:
+        # Only looked at when tickets wait together (``take_batch``): not made for a lone one.
+        return frozenset((op.kind, op.target) for op in self.tx.ops)
 
     def succeed(self, record: CommitRecord) -> None:
         self.record, self.done = record, True
@@ -60,6 +62,8 @@ def take_batch(waiting: deque[Ticket], limit: int = 64) -> list[Ticket]:
     transaction: participants prepare outside the transaction (e.g. attach one database file),
     so every member with ops must have the same ops' kinds and targets as the first one that has
     any; members without ops (cells only) always fit."""
+    if len(waiting) == 1:  # the usual case: nobody else is committing
+        return [waiting.popleft()]
     batch: list[Ticket] = []
     targets: frozenset[tuple[str, str]] | None = None
     kept: deque[Ticket] = deque()

@@ -8,7 +8,6 @@ import inspect
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from contextlib import nullcontext
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from sqlite_cells.codec import ConflictError
@@ -83,11 +82,12 @@ def _sync_handler(body: Callable[..., Any], tries: int) -> Callable[..., int | N
         for attempt in range(tries):
             exclusive = space is not None and attempt >= OPTIMISTIC_TRIES
             try:
-                with (
-                    space.exclusive() if exclusive and space else nullcontext(),
-                    transaction(space) as tx,
-                ):
-                    body(*args, **kwargs)
+                if exclusive and space:
+                    with space.exclusive(), transaction(space) as tx:
+                        body(*args, **kwargs)
+                else:
+                    with transaction(space) as tx:
+                        body(*args, **kwargs)
                 return tx.seq
             except ConflictError:
                 if attempt == tries - 1:

@@ -413,8 +413,11 @@ class Scheduler:
         if self._parked.get(event.space):
             return False
         watchers = self._watchers
-        if any(watchers.get((event.space, cell_id)) for cell_id in event.writes):
-            return False
+        if watchers:  # plain loops: this runs on every commit
+            space = event.space
+            for cell_id in event.writes:
+                if watchers.get((space, cell_id)):
+                    return False
         # Last, as absorbing updates the hooks' bookkeeping: a commit hook decides from the
         # ops what re-runs, here or on the scheduler thread.
         return not event.ops or all(

@@ -124,7 +124,11 @@ class _Bus:
 
     def peers(self, space: SpaceFile) -> list[SpaceFile]:
         with self._lock:
-            return [s for s in self._by_path.get(space.path, ()) if s is not space]
+            found = self._by_path.get(space.path)
+            # Most files have one space in this process: no list, no WeakSet iteration.
+            if found is None or len(found) < 2:
+                return []
+            return [s for s in found if s is not space]
 
 
 _bus = _Bus()
@@ -178,6 +182,9 @@ class SpaceFile:
         # (R7: reading a space the store does not hold creates nothing). _writer is guarded by
         # _write_lock, _rconn by _read_lock; both are set together by _open.
         self._writer: apsw.Connection | None = None
+        # One cursor of _writer for the commit's own statements (a cursor per statement costs
+        # as much as a small statement's step); only statements that run to their end use it.
+        self._wcursor: apsw.Cursor | None = None
         self._rconn: apsw.Connection | None = None
         self._seen_seq = 0
         self.opened_seq = 0  # commits up to here were never published as events
@@ -238,6 +245,7 @@ class SpaceFile:
                 if at_start:
                     self._seen_seq = self.opened_seq = last
                     self._data_version = self._read_data_version()
+            self._wcursor = writer.cursor()
             self._writer = writer
             return writer
 
@@ -410,15 +418,19 @@ class SpaceFile:
         done: list[Ticket] = []
         records: list[CommitRecord] = []
         committing = False
+        cursor = (
+            self._wcursor if conn is self._writer and self._wcursor is not None else conn.cursor()
+        )
         try:
             if begin:
-                conn.execute("BEGIN IMMEDIATE")
-            foreign = self._since(conn, self._seen_seq)
+                cursor.execute("BEGIN IMMEDIATE")
+            foreign = self._since(conn, self._seen_seq, cursor)
             seq = (foreign[-1].seq if foreign else self._seen_seq) + 1
             grouped = len(members) > 1
             for ticket in members:
                 record = write_member(
                     conn,
+                    cursor,
                     ticket,
                     seq,
                     space=self,
@@ -438,7 +450,7 @@ class SpaceFile:
                 self._apply(foreign)
                 return []
             committing = True
-            conn.execute("COMMIT")
+            cursor.execute("COMMIT")
         except BaseException as exc:
             if not self._commit_raised(conn, exc, foreign, members, done, records, committing):
                 return []
@@ -509,6 +521,8 @@ class SpaceFile:
     def _group_ops(
         self, ops: Sequence[PendingOp]
     ) -> list[tuple[CommitParticipant, list[PendingOp]]]:
+        if len(ops) == 1:  # the usual case (one db.exec)
+            return [(self._participant(ops[0].kind), [ops[0]])]
         groups: dict[str, tuple[CommitParticipant, list[PendingOp]]] = {}
         for op in ops:
             if op.kind not in groups:
@@ -558,7 +572,7 @@ class SpaceFile:
         return found
 
     @staticmethod
-    def _records_since(conn: apsw.Connection, seq: int) -> list[CommitRecord]:
+    def _records_since(conn: apsw.Connection | apsw.Cursor, seq: int) -> list[CommitRecord]:
         return [
             decode_record(bytes(data))
             for (data,) in conn.execute(
@@ -586,11 +600,17 @@ class SpaceFile:
             self._apply(records)
         return bool(records)
 
-    def _since(self, conn: apsw.Connection, seen: int) -> list[Found]:
+    def _since(
+        self, conn: apsw.Connection, seen: int, cursor: apsw.Cursor | None = None
+    ) -> list[Found]:
         """What happened after ``seen``, read through ``conn`` in one transaction: the log's
         records, or — when compaction has removed some of them — synthetic events rebuilt from
         ``_cf_cells`` (see :meth:`_resync`)."""
-        records = self._records_since(conn, seen)
+        # The records are read to their end, so ``cursor`` (of ``conn``) is left with no
+        # statement running.
+        records = self._records_since(conn if cursor is None else cursor, seen)
+        if not records:  # the usual case at commit: nobody else committed
+            return []
         # Seqs are given one after the other, so a gap means compaction removed records this
         # runtime has not seen (the newest record is always kept); no gap, nothing was missed.
         if all(record.seq == seen + i for i, record in enumerate(records, 1)):

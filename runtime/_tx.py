@@ -8,9 +8,7 @@ nothing as one SQLite transaction (see ``_space_file.SpaceFile.commit``).
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -134,33 +132,49 @@ def require_transaction(what: str) -> Transaction:
     return tx
 
 
-@contextmanager
-def transaction(space: SpaceFile | None) -> Iterator[Transaction]:
+def transaction(space: SpaceFile | None) -> _Scope:
     """Run the body in a transaction, committing on normal exit and discarding on an exception.
     Inside another transaction this joins the outer one (which must be for the same space)."""
-    outer = _current.get()
-    if outer is not None and outer.state is TxState.OPEN:
-        if space is not None:
-            outer.bind(space)
-        yield outer
-        return
-    tx = Transaction(space)
-    token = _current.set(tx)
-    try:
+    return _Scope(space)
+
+
+class _Scope:
+    """The scope of :func:`transaction`. A plain class rather than a generator context manager:
+    it is entered and left once per commit, and the generator machinery costs more than the
+    rest of the scope."""
+
+    __slots__ = ("_space", "_token", "_tx")
+
+    def __init__(self, space: SpaceFile | None) -> None:
+        self._space = space
+        self._tx: Transaction | None = None
+        self._token: Token[Transaction | None] | None = None
+
+    def __enter__(self) -> Transaction:
+        outer = _current.get()
+        if outer is not None and outer.state is TxState.OPEN:
+            if self._space is not None:
+                outer.bind(self._space)
+            return outer  # joined: the outer scope commits
+        tx = self._tx = Transaction(self._space)
+        self._token = _current.set(tx)
+        return tx
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        tx, token = self._tx, self._token
+        if tx is None or token is None:
+            return  # joined
+        self._tx = self._token = None
+        _current.reset(token)
+        if exc_type is not None:
+            tx.state = TxState.ABORTED
+            return
         try:
-            yield tx
+            if tx.space is not None and not tx.is_empty:
+                tx.seq = tx.space.commit(tx)
         except BaseException:
             tx.state = TxState.ABORTED
             raise
-        finally:
-            _current.reset(token)
-        if tx.space is not None and not tx.is_empty:
-            try:
-                tx.seq = tx.space.commit(tx)
-            except BaseException:
-                tx.state = TxState.ABORTED
-                raise
         tx.state = TxState.COMMITTED
-    finally:
-        if tx.state is TxState.OPEN:
-            tx.state = TxState.ABORTED

@@ -89,8 +89,9 @@ def attach(conn: apsw.Connection, path: Path) -> None:
     if pins is None:
         pins = _PINS[conn] = {}
     pinned = pins.get(key)
+    current = _ATTACHED.get(conn)  # looked up once: this runs on every commit
     if pinned is not None and now != pinned:
-        if attached(conn) == key:
+        if current == key:
             detach(conn)
         raise StoreChanged(
             key,
@@ -98,7 +99,7 @@ def attach(conn: apsw.Connection, path: Path) -> None:
             "nothing was committed: close the runtime and open a new one (it checks the file "
             "against its space before using it)",
         )
-    if attached(conn) != key:
+    if current != key:
         detach(conn)
         conn.execute(f"ATTACH DATABASE ? AS {ALIAS}", (key,))
         _ATTACHED[conn] = key

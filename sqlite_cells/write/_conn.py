@@ -94,12 +94,17 @@ class WriteConn:
         self.deadline = time.monotonic() + timeout
         cursor = conn.cursor()
         cursor.exec_trace = self._started
+        gate = self.gate
         try:
-            with self.gate.user(self._judge_once):
+            # The plain enter/leave pair, not ``gate.user``: this runs on every commit.
+            gate.enter(self._judge_once)
+            try:
                 if many:
                     cursor.executemany(sql, rows, prepare_flags=USER_PREPARE_FLAGS)
                 else:
                     cursor.execute(sql, rows[0], prepare_flags=USER_PREPARE_FLAGS)
+            finally:
+                gate.leave()
         finally:
             self._policy, self._stepping, self.deadline = _deny, False, None
 

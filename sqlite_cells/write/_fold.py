@@ -47,7 +47,7 @@ from sqlite_cells.files import (
     remember_handle,
 )
 from sqlite_cells.runtime import PendingOp, Transaction
-from sqlite_cells.schema import Declaration, ensure_schema, migrate_file
+from sqlite_cells.schema import Declaration, Schema, ensure_schema, migrate_file
 from sqlite_cells.sql import Authorizer, Bound, Mode, make_authorizer
 from sqlite_cells.write._conn import write_conn
 from sqlite_cells.write._links import LinkColumns, check_links, link_columns
@@ -116,13 +116,18 @@ class SqliteParticipant:
         self._lock = threading.Lock()
         self._ensured: set[EnsureKey] = set()
         self._links: dict[EnsureKey, LinkColumns] = {}
+        self._json: dict[int, tuple[Schema, dict[str, object]]] = {}  # and this (see _tables_json)
 
     # -- before BEGIN --------------------------------------------------------------------------
 
     def prepare(self, conn: apsw.Connection, ops: Sequence[PendingOp]) -> None:
         # By identity: hashing a declaration hashes its whole schema, on every commit.
-        decls = list({id(d): d for d in (_request(op).decl for op in ops)}.values())
-        paths = {decl.path for decl in decls}
+        if len(ops) == 1:  # the usual case: no dict and set to build
+            decls = [_request(ops[0]).decl]
+            paths = {decls[0].path}
+        else:
+            decls = list({id(d): d for d in (_request(op).decl for op in ops)}.values())
+            paths = {decl.path for decl in decls}
         if len(paths) != 1:
             raise SqliteCellsError(f"one commit may write one database, not {len(paths)}")
         for decl in decls:
@@ -170,11 +175,25 @@ class SqliteParticipant:
                 "recorded; nothing was written: declare a new database (another name)"
             )
         assert decl.schema is not None
-        bumped = {**handle, "tables": decl.schema.to_json(), "rev": int(handle["rev"]) + 1}
+        bumped = {**handle, "tables": self._tables_json(decl.schema), "rev": int(handle["rev"]) + 1}
         # Strict JSON as it is: a decoded handle, the schema's own JSON and an int.
         data = encode_plain(bumped)
         remember_handle(decl.db_id, data, bumped)
         return {decl.db_id: data}
+
+    def _tables_json(self, schema: Schema) -> dict[str, object]:
+        """``schema.to_json()``, made once per schema object: it is part of every handle value
+        written, and only read (encoded, compared) afterwards."""
+        with self._lock:
+            found = self._json.get(id(schema))
+        if found is not None and found[0] is schema:  # an id is reused only once freed
+            return found[1]
+        made = schema.to_json()
+        with self._lock:
+            if len(self._json) >= 256:
+                self._json.clear()
+            self._json[id(schema)] = (schema, made)
+        return made
 
     def apply(self, conn: apsw.Connection, op: PendingOp, seq: int) -> Op:
         request = _request(op)
@@ -196,7 +215,7 @@ class SqliteParticipant:
         try:
             write_conn(conn).run_user(
                 conn,
-                _write_policy(decl.table_names),
+                _policy_of(decl),
                 request.sql,
                 request.rows,
                 many=request.many,
@@ -254,6 +273,11 @@ class SqliteParticipant:
     # -- after COMMIT --------------------------------------------------------------------------
 
     def committed(self, ops: Sequence[PendingOp], seq: int) -> None:
+        if len(ops) == 1:  # the usual case: no set to build
+            key = _ensure_key(_request(ops[0]).decl)
+            with self._lock:
+                self._ensured.add(key)
+            return
         keys = {_ensure_key(_request(op).decl) for op in ops}
         with self._lock:
             self._ensured |= keys
@@ -291,6 +315,22 @@ def _write_policy(tables: frozenset[str] | None) -> Authorizer:
         if len(_POLICIES) < 1024:
             _POLICIES[tables] = found
     return found
+
+
+_DECL_POLICIES: dict[int, tuple[Declaration, Authorizer]] = {}
+
+
+def _policy_of(decl: Declaration) -> Authorizer:
+    """``_write_policy`` of ``decl``'s tables, found by the declaration's identity: its table
+    names are a new frozenset at each access, hashed element by element."""
+    found = _DECL_POLICIES.get(id(decl))
+    if found is not None and found[0] is decl:  # an id is reused only once freed
+        return found[1]
+    policy = _write_policy(decl.table_names)
+    if len(_DECL_POLICIES) >= 1024:
+        _DECL_POLICIES.clear()
+    _DECL_POLICIES[id(decl)] = (decl, policy)
+    return policy
 
 
 def _ensure_key(decl: Declaration) -> EnsureKey:

@@ -221,7 +221,11 @@ def test_a_commit_of_another_process_reruns_exactly_the_affected_queries(
         )
         assert reached.wait(30), bodies.get()
         rt.settle()
-        assert calls == Counter({BODIES: 1})
+        # Only the query reading the changed column re-ran. It may have run twice: the other
+        # process commits the space file first, and a read that lands before the database
+        # file's commit sees an older watermark and is done again (see read/_live.py).
+        assert set(calls) == {BODIES}
+        assert 1 <= calls[BODIES] <= 2
         assert names.get().result == []
 
 
