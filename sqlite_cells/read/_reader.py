@@ -108,6 +108,14 @@ class Tracker:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+def _interrupt(tracker: Tracker) -> None:
+    with tracker.lock:
+        pooled = tracker.pooled
+    if pooled is not None:
+        with contextlib.suppress(apsw.Error):
+            pooled.conn.interrupt()
+
+
 def read_rows(
     pool: ReadPool, decl: Declaration, sql: str, params: Bound, *, timeout: float
 ) -> tuple[Rows, int]:
@@ -130,17 +138,22 @@ def read_rows(
 
     helper = threading.Thread(target=run, name="sqlite-cells-read", daemon=True)
     helper.start()
-    while helper.is_alive():
-        helper.join(_WATCH_EVERY)
-        if helper.is_alive() and time.monotonic() > tracker.deadline + _GRACE:
-            with tracker.lock:
-                pooled = tracker.pooled
-            if pooled is not None:
-                with contextlib.suppress(apsw.Error):
-                    pooled.conn.interrupt()
-            raise QueryTimeout(
-                decl.db_id, sql, f"still running {timeout}s (query_timeout) later: narrow the query"
-            )
+    try:
+        while helper.is_alive():
+            helper.join(_WATCH_EVERY)
+            if helper.is_alive() and time.monotonic() > tracker.deadline + _GRACE:
+                _interrupt(tracker)
+                raise QueryTimeout(
+                    decl.db_id,
+                    sql,
+                    f"still running {timeout}s (query_timeout) later: narrow the query",
+                )
+    except KeyboardInterrupt:
+        # Ctrl-C: the read stops too, instead of running on behind a caller that has left
+        # (and holding its connection, which closing the pool or the process would wait for).
+        _interrupt(tracker)
+        helper.join(_GRACE)
+        raise
     found = box[0]
     if isinstance(found, BaseException):
         raise found

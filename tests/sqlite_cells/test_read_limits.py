@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import threading
+import time
 from pathlib import Path
 
 import apsw
@@ -122,4 +124,31 @@ def test_read_rows_without_workers_keeps_the_deadline_too(store: Path) -> None:
             rows, seq = read_rows(pool, db.declaration, "SELECT body FROM messages", (), timeout=1)
             assert rows == [{"body": "x"}] and seq == tx.seq
         finally:
+            pool.close()
+
+
+def test_ctrl_c_during_read_rows_stops_the_read_too(store: Path) -> None:
+    """Ctrl-C while the command line waits for a read: the read is interrupted as well, instead
+    of running on to its deadline behind a caller that has left."""
+    from sqlite_cells.read import ReadPool, read_rows
+
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        with rt.space("demo").transact():
+            db.exec("INSERT INTO messages (body) VALUES ('x')")
+        pool = ReadPool(1)
+        forever = (
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+        )
+        timer = threading.Timer(0.3, signal.raise_signal, (signal.SIGINT,))
+        try:
+            timer.start()
+            with pytest.raises(KeyboardInterrupt):
+                read_rows(pool, db.declaration, forever, (), timeout=60)
+            # A read still running would burn a core: measure the process' CPU for a second.
+            before = time.process_time()
+            time.sleep(1.0)
+            assert time.process_time() - before < 0.3
+        finally:
+            timer.cancel()
             pool.close()
