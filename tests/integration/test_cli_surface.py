@@ -318,7 +318,7 @@ def test_ctrl_c_exits_130_and_leaves_the_store_consistent(chat_store: Path) -> N
         out, err = process.communicate(timeout=30)
     finally:
         process.kill()
-        process.wait()
+        process.communicate()  # closes its pipes even when it had to be killed
     assert (process.returncode, out) == (130, "")
     assert err == "sqlite-cells: interrupted\n"
     done = _command("check", str(chat_store))
