@@ -11,8 +11,7 @@ whatever ``enc_hook`` maps to a link (a runtime ``Cell``). Everything else is re
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -36,33 +35,33 @@ def encode_value(value: Any, enc_hook: Callable[[Any], Link | None] | None = Non
     """Encode ``value`` as canonical JSON (R6). ``enc_hook(obj)`` maps non-JSON objects to links
     (or returns None to refuse them). Raises :class:`ValueEncodeError` for anything else,
     naming where in the value it sits."""
-    with _encoding_errors():
+    try:
         plain = value if _is_plain(value) else _plain(value, enc_hook, "")
         return _encoder.encode(plain)
+    except (RecursionError, UnicodeEncodeError) as exc:
+        raise _unencodable(exc) from (exc if isinstance(exc, UnicodeEncodeError) else None)
 
 
 def encode_plain(value: Any) -> bytes:
     """The canonical JSON of ``value``, which the caller guarantees is strict JSON already (built
     by the runtime from parts that were checked or decoded from JSON): ``encode_value`` without
     the walk that checks it, for values written on every commit (a database handle)."""
-    with _encoding_errors():
-        return _encoder.encode(value)
-
-
-@contextmanager
-def _encoding_errors() -> Iterator[None]:
     try:
-        yield
-    except RecursionError:
-        raise ValueEncodeError(
+        return _encoder.encode(value)
+    except (RecursionError, UnicodeEncodeError) as exc:
+        raise _unencodable(exc) from (exc if isinstance(exc, UnicodeEncodeError) else None)
+
+
+def _unencodable(exc: RecursionError | UnicodeEncodeError) -> ValueEncodeError:
+    if isinstance(exc, RecursionError):
+        return ValueEncodeError(
             "the value is nested too deeply (or contains itself) to be stored as JSON"
-        ) from None
-    except UnicodeEncodeError as exc:
-        raise ValueEncodeError(
-            f"the value holds a str that is not valid Unicode text ({exc.reason} at position "
-            f"{exc.start} of {exc.object[max(0, exc.start - 10) : exc.end + 10]!r}): lone "
-            "surrogates cannot be stored; decode the text properly first"
-        ) from exc
+        )
+    return ValueEncodeError(
+        f"the value holds a str that is not valid Unicode text ({exc.reason} at position "
+        f"{exc.start} of {exc.object[max(0, exc.start - 10) : exc.end + 10]!r}): lone "
+        "surrogates cannot be stored; decode the text properly first"
+    )
 
 
 _SCALARS = frozenset({str, bool, type(None)})

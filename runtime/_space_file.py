@@ -682,11 +682,7 @@ class SpaceFile:
         if not conn.getautocommit():
             return  # never inside someone else's transaction
         try:
-            with _immediate(conn):
-                self._compacted = compact_log(
-                    conn, keep=self.compact_keep, keep_per_target=self.keep_per_target
-                )
-            conn.execute("PRAGMA incremental_vacuum").fetchall()
+            self._compact_now(conn)
         except Exception as exc:
             # The commit stands whatever happened here; tried again after compact_every commits.
             self._compacted = max(self._compacted, last - self.compact_keep)
@@ -699,13 +695,16 @@ class SpaceFile:
         if not self._open_if_exists():
             return 0
         with self._write_lock, translated(f"space file {self.path}"):
-            conn = self._wconn
-            with _immediate(conn):
-                self._compacted = compact_log(
-                    conn, keep=self.compact_keep, keep_per_target=self.keep_per_target
-                )
-            conn.execute("PRAGMA incremental_vacuum").fetchall()
+            self._compact_now(self._wconn)
             return self._compacted
+
+    def _compact_now(self, conn: apsw.Connection) -> None:
+        """Compact in a transaction of its own (write lock held), then give freed pages back."""
+        with _immediate(conn):
+            self._compacted = compact_log(
+                conn, keep=self.compact_keep, keep_per_target=self.keep_per_target
+            )
+        conn.execute("PRAGMA incremental_vacuum").fetchall()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
