@@ -50,9 +50,7 @@ class Declaration:
     @property
     def table_names(self) -> frozenset[str] | None:
         """Declared table names (lowercased); None when the file's own schema applies."""
-        if self.schema is None:
-            return None
-        return frozenset(name.lower() for name, _ in self.schema.tables)
+        return None if self.schema is None else self.schema.table_names
 
     def columns_of(self, table: str) -> Sequence[str]:
         """Declared column order of ``table`` (for INSERT without a column list)."""

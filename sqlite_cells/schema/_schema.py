@@ -122,16 +122,20 @@ class Schema:
     """A validated set of tables, sorted by name; hashable, compared by content.
 
     ``fingerprint`` is a stable sha256 hex of the canonical JSON form, so the runtime can remember
-    which schemas were already ensured on a file.
+    which schemas were already ensured on a file. The JSON form and the table names are made once:
+    every write of a database puts them in its handle value and its write policy.
     """
 
     tables: tuple[tuple[str, Table], ...]
     fingerprint: str = field(init=False, repr=False, compare=False)
+    table_names: frozenset[str] = field(init=False, repr=False, compare=False)
+    _json: dict[str, object] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        canonical = json.dumps(
-            self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
+        made = {name: t.to_json() for name, t in self.tables}
+        object.__setattr__(self, "_json", made)
+        object.__setattr__(self, "table_names", frozenset(name.lower() for name, _ in self.tables))
+        canonical = json.dumps(made, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         digest = hashlib.sha256(_FINGERPRINT_PREFIX + canonical.encode()).hexdigest()
         object.__setattr__(self, "fingerprint", digest)
 
@@ -141,8 +145,9 @@ class Schema:
         return next((t for n, t in self.tables if n.lower() == key), None)
 
     def to_json(self) -> dict[str, object]:
-        """JSON-able description (stored in the handle cell's value as ``"tables"``)."""
-        return {name: t.to_json() for name, t in self.tables}
+        """JSON-able description (stored in the handle cell's value as ``"tables"``). Shared:
+        read it, copy it to change it."""
+        return self._json
 
 
 def _check_name(kind: str, name: object, where: str) -> str:

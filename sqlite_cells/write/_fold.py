@@ -47,7 +47,7 @@ from sqlite_cells.files import (
     remember_handle,
 )
 from sqlite_cells.runtime import PendingOp, Transaction
-from sqlite_cells.schema import Declaration, Schema, ensure_schema, migrate_file
+from sqlite_cells.schema import Declaration, ensure_schema, migrate_file
 from sqlite_cells.sql import Authorizer, Bound, Mode, make_authorizer
 from sqlite_cells.write._conn import write_conn
 from sqlite_cells.write._links import LinkColumns, check_links, link_columns
@@ -116,7 +116,6 @@ class SqliteParticipant:
         self._lock = threading.Lock()
         self._ensured: set[EnsureKey] = set()
         self._links: dict[EnsureKey, LinkColumns] = {}
-        self._json: dict[int, tuple[Schema, dict[str, object]]] = {}  # and this (see _tables_json)
 
     # -- before BEGIN --------------------------------------------------------------------------
 
@@ -175,25 +174,11 @@ class SqliteParticipant:
                 "recorded; nothing was written: declare a new database (another name)"
             )
         assert decl.schema is not None
-        bumped = {**handle, "tables": self._tables_json(decl.schema), "rev": int(handle["rev"]) + 1}
+        bumped = {**handle, "tables": decl.schema.to_json(), "rev": int(handle["rev"]) + 1}
         # Strict JSON as it is: a decoded handle, the schema's own JSON and an int.
         data = encode_plain(bumped)
         remember_handle(decl.db_id, data, bumped)
         return {decl.db_id: data}
-
-    def _tables_json(self, schema: Schema) -> dict[str, object]:
-        """``schema.to_json()``, made once per schema object: it is part of every handle value
-        written, and only read (encoded, compared) afterwards."""
-        with self._lock:
-            found = self._json.get(id(schema))
-        if found is not None and found[0] is schema:  # an id is reused only once freed
-            return found[1]
-        made = schema.to_json()
-        with self._lock:
-            if len(self._json) >= 256:
-                self._json.clear()
-            self._json[id(schema)] = (schema, made)
-        return made
 
     def apply(self, conn: apsw.Connection, op: PendingOp, seq: int) -> Op:
         request = _request(op)
@@ -215,7 +200,7 @@ class SqliteParticipant:
         try:
             write_conn(conn).run_user(
                 conn,
-                _policy_of(decl),
+                _write_policy(decl.table_names),
                 request.sql,
                 request.rows,
                 many=request.many,
@@ -315,22 +300,6 @@ def _write_policy(tables: frozenset[str] | None) -> Authorizer:
         if len(_POLICIES) < 1024:
             _POLICIES[tables] = found
     return found
-
-
-_DECL_POLICIES: dict[int, tuple[Declaration, Authorizer]] = {}
-
-
-def _policy_of(decl: Declaration) -> Authorizer:
-    """``_write_policy`` of ``decl``'s tables, found by the declaration's identity: its table
-    names are a new frozenset at each access, hashed element by element."""
-    found = _DECL_POLICIES.get(id(decl))
-    if found is not None and found[0] is decl:  # an id is reused only once freed
-        return found[1]
-    policy = _write_policy(decl.table_names)
-    if len(_DECL_POLICIES) >= 1024:
-        _DECL_POLICIES.clear()
-    _DECL_POLICIES[id(decl)] = (decl, policy)
-    return policy
 
 
 def _ensure_key(decl: Declaration) -> EnsureKey:
