@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
 import sqlite_cells as sc
 
 ERRORS = {
@@ -112,3 +120,33 @@ def test_the_types_the_api_returns_are_exported() -> None:
         assert "closed" in str(exc)
     else:
         raise AssertionError("a closed runtime opened a space")
+
+
+def test_public_names_are_imported_on_first_use_from_where_type_checkers_look() -> None:
+    """``sqlite_cells`` and ``sqlite_cells.cli`` look their names up lazily (docs/decisions.md,
+    "Ctrl-C from the first moment"): the table they use at run time names the same module for
+    each name as the imports type checkers read, every name resolves, and importing the package
+    alone loads no dependency."""
+    for package in ("sqlite_cells", "sqlite_cells.cli"):
+        module = importlib.import_module(package)
+        tree = ast.parse(Path(str(module.__file__)).read_text())
+        (checking,) = [n for n in tree.body if isinstance(n, ast.If)]
+        typed = {
+            alias.name: node.module
+            for node in checking.body
+            if isinstance(node, ast.ImportFrom)
+            for alias in node.names
+        }
+        assert typed == module._WHERE == {name: module._WHERE[name] for name in module.__all__}
+        for name in module.__all__:
+            assert getattr(module, name) is getattr(importlib.import_module(typed[name]), name)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        sc.nothing  # noqa: B018
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, sqlite_cells; print(sorted(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for heavy in ("apsw", "sqlglot", "msgspec", "reactivex"):
+        assert f"'{heavy}'" not in loaded, heavy

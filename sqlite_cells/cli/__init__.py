@@ -1,7 +1,33 @@
-"""The ``sqlite-cells`` command: commands, inspection and the demo."""
+"""The ``sqlite-cells`` command: commands, inspection and the demo.
 
-from sqlite_cells.cli._cli import main as main
-from sqlite_cells.cli._demo import ChatRun as ChatRun
-from sqlite_cells.cli._demo import run_chat as run_chat
+Its names are imported on first use, like the package's (see ``sqlite_cells/__init__.py``): the
+console script starts in :mod:`sqlite_cells.cli._entry`, which must be able to take charge of
+Ctrl-C before anything heavy is imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sqlite_cells.cli._cli import main as main
+    from sqlite_cells.cli._demo import ChatRun as ChatRun
+    from sqlite_cells.cli._demo import run_chat as run_chat
+
+_WHERE = {
+    "ChatRun": "sqlite_cells.cli._demo",
+    "main": "sqlite_cells.cli._cli",
+    "run_chat": "sqlite_cells.cli._demo",
+}
 
 __all__ = ["ChatRun", "main", "run_chat"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sqlite_cells.cli' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

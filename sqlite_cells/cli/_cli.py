@@ -47,12 +47,11 @@ from sqlite_cells.cli._maintenance import check, gc, link
 from sqlite_cells.cli._names import Namer
 from sqlite_cells.cli._output import Format, print_json, print_rows, rows_for_json, rows_for_text
 from sqlite_cells.cli._parser import parser
+from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK, USAGE
 from sqlite_cells.codec import GuardViolation, SqliteCellsError
 from sqlite_cells.read import text_table
 
-__all__ = ["INTERRUPTED", "main"]
-
-OK, FINDING, USAGE, INTERRUPTED = 0, 1, 2, 130
+__all__ = ["main"]
 
 
 class UsageError(Exception):

@@ -16,13 +16,12 @@ from sqlite_cells.cli._inspect import (
     store_dir,
 )
 from sqlite_cells.cli._output import Format, print_json, print_rows
+from sqlite_cells.cli._status import FINDING, OK
 from sqlite_cells.codec import derive_id
 from sqlite_cells.files import check_store, collect_garbage, validate_disk_source
 from sqlite_cells.runtime import Cell
 
 __all__ = ["check", "gc", "link"]
-
-OK, FINDING = 0, 1
 
 
 def check(store: str, args: argparse.Namespace, out: TextIO) -> int:

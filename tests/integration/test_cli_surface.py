@@ -325,6 +325,41 @@ def test_ctrl_c_exits_130_and_leaves_the_store_consistent(chat_store: Path) -> N
     assert done.returncode == 0 and "in sync" in done.stdout
 
 
+def test_ctrl_c_while_the_command_is_still_importing_exits_130_without_a_traceback(
+    chat_store: Path,
+) -> None:
+    """The signal arrives once the process has loaded apsw, while the package's modules are
+    still being imported (before the command's own handler runs)."""
+    forever = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    process = subprocess.Popen(
+        [str(COMMAND), "query", str(chat_store), "s", "chat", forever, "--timeout", "60"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_until_loaded(process.pid, "apsw")
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.communicate()
+    assert (process.returncode, out, err) == (130, "", "sqlite-cells: interrupted\n")
+
+
+def _wait_until_loaded(pid: int, library: str) -> None:
+    """Until the process ``pid`` has mapped a shared library whose path names ``library``."""
+    maps = Path(f"/proc/{pid}/maps")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if library in maps.read_text():
+            return
+        time.sleep(0.002)
+    raise AssertionError(f"process {pid} never loaded {library}")
+
+
 def test_link_to_what_does_not_exist_creates_nothing(
     chat_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
