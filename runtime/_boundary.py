@@ -20,9 +20,10 @@ from sqlite_cells.codec import DatabaseError, EncodingError, SqliteCellsError
 __all__ = ["InvalidArgument", "StorePathError", "describe", "translated"]
 
 
-class InvalidArgument(SqliteCellsError, ValueError):
-    """A bad option given to a constructor or decorator (``poll_interval``, ``tries``, …).
-    Private to the project: callers catch ``ValueError`` or ``SqliteCellsError``."""
+class InvalidArgument(SqliteCellsError, TypeError, ValueError):
+    """A bad option given to a constructor, decorator or call (``poll_interval``, ``tries``,
+    ``row=``, …): a value of the wrong type or out of range. Private to the project: callers
+    catch ``ValueError``, ``TypeError`` or ``SqliteCellsError``."""
 
 
 class StorePathError(DatabaseError, ValueError):

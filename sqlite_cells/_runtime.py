@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -155,7 +155,7 @@ class Runtime(runtime.Runtime):
         _check_seconds("exec_timeout", exec_timeout)
         super().__init__(store, poll_interval=poll_interval)
         self.query_timeout = query_timeout
-        self.disk_source_roots = tuple(disk_source_roots) if disk_source_roots else None
+        self.disk_source_roots = _check_roots(disk_source_roots)
         self.read_pool = ReadPool(read_pool_size)
         self.query_workers = QueryWorkers(
             self.read_pool, count=query_workers, timeout=query_timeout
@@ -311,6 +311,24 @@ class Runtime(runtime.Runtime):
 def _check_count(name: str, value: object) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise InvalidArgument(f"{name} is an integer of at least 1, not {value!r}")
+
+
+def _check_roots(roots: object) -> tuple[str | os.PathLike[str], ...] | None:
+    """R60's ``disk_source_roots``: None (no limit) or a collection of directories; an empty
+    one allows no disk source. A single path is refused rather than read as its characters."""
+    if roots is None:
+        return None
+    if isinstance(roots, str | bytes | os.PathLike) or not isinstance(roots, Iterable):
+        raise InvalidArgument(
+            f"disk_source_roots is a list of directories, not {roots!r}: write [{roots!r}]"
+        )
+    found = tuple(roots)
+    for root in found:
+        if not isinstance(root, str | os.PathLike) or "\0" in os.fspath(root):
+            raise InvalidArgument(
+                f"disk_source_roots holds {root!r}: each root is a directory path (str or Path)"
+            )
+    return found
 
 
 def _check_seconds(name: str, value: object) -> None:

@@ -62,11 +62,16 @@ def validate_disk_source(
     path: str | os.PathLike[str], *, store: Path, roots: Sequence[str | os.PathLike[str]] | None
 ) -> Path:
     """Check ``path`` against the rules of R60 and return it resolved."""
-    given = os.fspath(path)
+    given = os.fspath(path) if isinstance(path, str | os.PathLike) else path
     if not isinstance(given, str) or not os.path.isabs(given):
         raise DiskSourceError(
-            "absolute", str(given), "give an absolute path (a relative one depends on the cwd)"
+            "absolute",
+            str(given),
+            "give an absolute path as a string or a Path (a relative one depends on the cwd)",
         )
+    if "\0" in given:
+        shown = given.replace("\0", "\\0")
+        raise DiskSourceError("exists", shown, "a path cannot hold a NUL character")
     candidate = Path(given)
     try:
         resolved = candidate.resolve(strict=True)
@@ -90,7 +95,7 @@ def validate_disk_source(
     if roots is not None:
         allowed = [Path(r).resolve() for r in roots]
         if not any(resolved.is_relative_to(root) for root in allowed):
-            shown = ", ".join(map(str, allowed))
+            shown = ", ".join(map(str, allowed)) or "empty: no disk source is allowed"
             raise DiskSourceError(
                 "under-roots",
                 given,

@@ -38,7 +38,7 @@ import msgspec
 
 from sqlite_cells.codec import QueryError, parse_link, parse_links
 from sqlite_cells.read._reader import StatementResult
-from sqlite_cells.runtime import Cell, Runtime
+from sqlite_cells.runtime import Cell, InvalidArgument, Runtime
 
 __all__ = ["RowDecoder", "decode_cf_link", "row_decoder"]
 
@@ -83,7 +83,7 @@ def _fields(row: type) -> list[str]:
         return [f.name for f in dataclasses.fields(row)]
     if typing.is_typeddict(row):
         return list(typing.get_type_hints(row))
-    raise TypeError(
+    raise InvalidArgument(
         f"row= takes a msgspec.Struct, a dataclass or a TypedDict, not {row!r}; leave it out "
         "for dict rows"
     )

@@ -150,6 +150,31 @@ def test_roots_limit_where_sources_may_live(store: Path, outside: Path, referenc
         ) == [{"n": 3}]
 
 
+def test_paths_that_are_not_paths_are_refused_as_disk_source_errors(
+    space: Space, reference: Path
+) -> None:
+    for path, rule in ((f"{reference}\0.db", "exists"), (5, "absolute"), (None, "absolute")):
+        with pytest.raises(sc.DiskSourceError) as info:
+            space.register_disk_source(path)  # type: ignore[arg-type]
+        assert info.value.rule == rule, str(info.value)
+        assert isinstance(info.value, ValueError)
+    assert not space.file.exists  # nothing was written
+
+
+def test_roots_must_be_a_collection_of_paths_and_an_empty_one_allows_none(
+    store: Path, outside: Path, reference: Path
+) -> None:
+    for roots in (str(outside), outside, [str(outside), 5]):
+        with pytest.raises(sc.SqliteCellsError, match="disk_source_roots") as info:
+            sc.Runtime(store, disk_source_roots=roots)  # type: ignore[arg-type]
+        assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
+    assert list(store.iterdir()) == []  # a refused runtime wrote nothing
+    with sc.Runtime(store, disk_source_roots=[]) as rt:
+        with pytest.raises(sc.DiskSourceError, match="no disk source is allowed") as refused:
+            rt.space("demo").register_disk_source(str(reference))
+        assert refused.value.rule == "under-roots"
+
+
 def test_a_registered_source_is_read_only_and_uses_its_own_schema(
     rt: sc.Runtime, space: Space, reference: Path
 ) -> None:

@@ -281,3 +281,12 @@ def test_row_types_are_examined_once(rt: sc.Runtime) -> None:
     assert _STRUCT_ROWS[Msg] is built and built is not None
     row_decoder(KwOnly, rt, db_id="db", sql="q")
     assert _STRUCT_ROWS[KwOnly] is None  # keyword-only fields: the general way builds it
+
+
+def test_a_row_type_that_is_not_one_is_a_clear_argument_error() -> None:
+    with sc.Runtime.ephemeral() as rt:
+        db = rt.space("s").sqlite_database("t", tables={"t": sc.table(x="integer")})
+        for row in (int, dict, 5):
+            with pytest.raises(sc.SqliteCellsError, match=r"row= takes a msgspec\.Struct") as info:
+                db.read("SELECT x FROM t", row=row)  # type: ignore[call-overload]
+            assert isinstance(info.value, TypeError)
