@@ -17,6 +17,7 @@ import apsw
 import msgspec
 
 from sqlite_cells.codec import Op, StoreChanged
+from sqlite_cells.sql import DATABASE_ALIAS
 
 __all__ = [
     "ALIAS",
@@ -32,7 +33,7 @@ __all__ = [
 ]
 
 KIND = "sqlite"
-ALIAS = "_cf_db"
+ALIAS = DATABASE_ALIAS  # the name the guard knows as a database (R21)
 
 
 class OpBody(msgspec.Struct, frozen=True):

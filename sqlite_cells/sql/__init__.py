@@ -12,6 +12,7 @@ from sqlite_cells.sql._binding import is_pending as is_pending
 from sqlite_cells.sql._guard import CheckedStatement as CheckedStatement
 from sqlite_cells.sql._guard import Mode as Mode
 from sqlite_cells.sql._guard import check_statement as check_statement
+from sqlite_cells.sql._names import DATABASE_ALIAS as DATABASE_ALIAS
 from sqlite_cells.sql._names import LINK_SUFFIX as LINK_SUFFIX
 from sqlite_cells.sql._names import RESERVED_PREFIXES as RESERVED_PREFIXES
 from sqlite_cells.sql._names import fold_ascii as fold_ascii
@@ -33,6 +34,7 @@ from sqlite_cells.sql._statement import unquote as unquote
 
 __all__ = [
     "BLOB",
+    "DATABASE_ALIAS",
     "LINK_SUFFIX",
     "NUMBER",
     "OP",

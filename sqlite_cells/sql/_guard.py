@@ -34,8 +34,9 @@ raises :class:`~codec._errors.GuardViolation` otherwise.  ``GuardViolation.kind`
     A ``TEMP`` or ``TEMPORARY`` keyword.  It is a keyword wherever it appears unquoted, so a column
     or alias called temp must be double-quoted (``"temp"``).
 ``schema-qualified``
-    ``db.name`` where db is ``main``, ``temp`` or starts with ``_cf_`` (the runtime ATTACHes the
-    database file as ``_cf_db``), in any quoting and case; and every three-part name ``a.b.c``.
+    ``db.name`` where db is ``main``, ``temp`` or ``_cf_db`` (the runtime ATTACHes the database
+    file under that alias), in any quoting and case; and every three-part name ``a.b.c``. Another
+    ``_cf_`` word before a dot names no database: it is a ``reserved-name``.
     ``table.column`` stays legal (but an alias called main or temp cannot qualify a column).
     The offset is the start of the first name.
 ``reserved-name``
@@ -106,7 +107,6 @@ from typing import Final, NoReturn
 from sqlite_cells.codec import GuardViolation, StatementError
 from sqlite_cells.sql._kinds import OP, QUOTED, STRING, WORD, Tok
 from sqlite_cells.sql._names import (
-    ALIAS_PREFIX,
     ALLOWED_SQLITE_FUNCTIONS,
     DATABASE_NAMES,
     DDL_VERBS,
@@ -231,7 +231,6 @@ _ALLOWED_SQLITE_CALLS: Final = frozenset(name.upper() for name in ALLOWED_SQLITE
 _DATABASE_NAMES: Final = frozenset(name.upper() for name in DATABASE_NAMES)
 _PREFIXES: Final = tuple(prefix.upper() for prefix in (*RESERVED_PREFIXES, VIRTUAL_PREFIX))
 _REFUSED_TABLES: Final = frozenset(name.upper() for name in SCHEMA_READERS)
-_ALIAS_PREFIX: Final = ALIAS_PREFIX.upper()
 _SPECIAL: Final = (*_PREFIXES, *sorted(_REFUSED_TABLES))
 # Words the rule pass looks at more closely.
 _NOTABLE_WORDS: Final = frozenset({"TEMP", "TEMPORARY", "RETURNING"})
@@ -369,9 +368,7 @@ def _check_name(statement: Statement, i: int, following: str, previous: Tok, wri
     kind, key, start, end = entry
     notable = kind == WORD and key in _NOTABLE_WORDS
     if following == "." and (
-        key in _DATABASE_NAMES
-        or key.startswith(_ALIAS_PREFIX)
-        or (i + 3 < count and entries[i + 3][1] == ".")
+        key in _DATABASE_NAMES or (i + 3 < count and entries[i + 3][1] == ".")
     ):
         _check_qualified(sql, entries, i, count)
     if notable:
@@ -438,7 +435,7 @@ def _check_qualified(sql: str, entries: tuple[Tok, ...], i: int, count: int) -> 
     if i + 2 >= count or entries[i + 2][0] not in _NAME_KINDS:
         return
     _kind, key, start, _end = entries[i]
-    if key in _DATABASE_NAMES or key.startswith(_ALIAS_PREFIX):
+    if key in _DATABASE_NAMES:
         refuse(
             "schema-qualified",
             sql,

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
-    "ALIAS_PREFIX",
     "ALLOWED_SQLITE_FUNCTIONS",
+    "DATABASE_ALIAS",
     "DATABASE_NAMES",
     "DATALESS_TABLES",
     "DDL_VERBS",
@@ -65,9 +65,11 @@ FORBIDDEN_VERBS: Final = frozenset(
 DDL_VERBS: Final = frozenset({"CREATE", "DROP", "ALTER"})
 READ_VERBS: Final = frozenset({"SELECT", "VALUES"})  # R22: what db.query and db.read accept
 WRITE_VERBS: Final = frozenset({"INSERT", "REPLACE", "UPDATE", "DELETE"})  # R22: db.exec
-# Schema names SQLite always has; the runtime attaches database files under `_cf_…` aliases.
-DATABASE_NAMES: Final = frozenset({"main", "temp"})
-ALIAS_PREFIX: Final = "_cf_"
+# The alias under which the space's write connection attaches a database cell's file.
+DATABASE_ALIAS: Final = "_cf_db"
+# The schema names a user statement could qualify a name with (R21): SQLite's own two and the
+# runtime's alias. Another `_cf_…` word before a dot names no database: it is a reserved name.
+DATABASE_NAMES: Final = frozenset({"main", "temp", DATABASE_ALIAS})
 
 _TO_LOWER: Final = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _TO_UPPER: Final = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
