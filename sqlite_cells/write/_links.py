@@ -1,4 +1,5 @@
-"""R31 at commit: what a commit stores in a ``*_cf_link`` column is NULL or a well-formed link.
+"""R31 at commit: what a commit stores in a ``*_cf_link`` column is NULL or a well-formed link,
+in the canonical form the codec writes (R30), so that equal links are equal text.
 
 The call-time checks (a ``Cell`` bound to a link column becomes its link string, anything else
 bound there is refused) cannot see values that SQL itself produces — a literal,
@@ -13,7 +14,13 @@ from collections.abc import Iterable, Mapping
 
 import apsw
 
-from sqlite_cells.codec import ExecError, LinkDecodeError, LinkEncodeError, parse_link
+from sqlite_cells.codec import (
+    ExecError,
+    LinkDecodeError,
+    LinkEncodeError,
+    encode_link,
+    parse_link,
+)
 from sqlite_cells.schema import quote_ident
 from sqlite_cells.sql import LINK_SUFFIX
 
@@ -78,9 +85,14 @@ def _check_link(value: object, *, table: str, column: str, db_id: str, sql: str)
         problem = f"a {type(value).__name__}"
     else:
         try:
-            parse_link(value)
+            canonical = encode_link(parse_link(value))
         except LinkDecodeError:
             problem = "text that is not a link"
+        else:
+            # One cell, one stored form (R30): a query comparing the column with a bound Cell
+            # (its canonical link) must find every row that links to that cell.
+            if canonical != value.encode():
+                problem = f"a link not in its canonical form {canonical.decode()!r}"
     if problem:
         shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
         raise LinkEncodeError(
