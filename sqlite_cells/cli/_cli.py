@@ -88,6 +88,8 @@ def _print_store(info: StoreInfo, out: TextIO) -> None:
         for db in space.databases:
             if not db.exists:
                 state = "no file"
+            elif db.damage is not None:
+                state = f"watermark {db.watermark}, DAMAGED: {db.damage}"
             elif db.in_sync:
                 state = f"watermark {db.watermark} (in sync)"
             else:

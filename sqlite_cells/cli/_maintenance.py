@@ -3,51 +3,138 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
+import logging
+import re
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
 from sqlite_cells.cli._inspect import (
     InspectError,
     find_space,
-    inspect_store,
     read_only,
     store_dir,
 )
 from sqlite_cells.cli._output import Format, print_json, print_rows
 from sqlite_cells.cli._status import FINDING, OK
-from sqlite_cells.codec import derive_id
-from sqlite_cells.files import check_store, collect_garbage, validate_disk_source
+from sqlite_cells.codec import SqliteCellsError, derive_id
+from sqlite_cells.files import (
+    Action,
+    Outcome,
+    check_store,
+    collect_garbage,
+    read_watermark,
+    remove_database_files,
+    validate_disk_source,
+)
 from sqlite_cells.runtime import Cell
 
 __all__ = ["check", "gc", "link"]
 
 
+_PRIVATE_NAME = re.compile(r"\b_[A-Z]\w*: ")
+
+
+def _shown(detail: str) -> str:
+    """``detail`` on one line, without private class names or SQLite's banner lines."""
+    detail = _PRIVATE_NAME.sub("", detail.replace("*** in database main ***", ""))
+    joined = "; ".join(line.strip() for line in detail.splitlines() if line.strip())
+    return joined.replace(":; ", ": ")
+
+
+def _readable_watermark(path: Path | None) -> int | None:
+    """The watermark ``path`` holds when it can be read (a damaged file's watermark table may
+    be intact), else None."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        with read_only(path) as conn:
+            return read_watermark(conn)
+    except SqliteCellsError:
+        return None
+
+
+def _watermark(o: Outcome) -> int | None:
+    """The watermark to report: the file's own, read again where reconciling could not read it
+    (a damaged file reports 0; a rebuilt one is read from the copy kept in quarantine)."""
+    if o.action is Action.REBUILT:
+        return _readable_watermark(o.kept)
+    if o.action is Action.DAMAGED or (o.action is Action.QUARANTINED and o.db_seq == 0):
+        found = _readable_watermark(o.path)
+        return found if found is not None or o.action is Action.QUARANTINED else None
+    return o.db_seq
+
+
+def _advice(o: Outcome) -> str:
+    """What the user can do about ``o`` (empty when nothing is to be done)."""
+    if o.action is Action.BEHIND:
+        return "run `sqlite-cells check --repair` to re-apply the commits it misses"
+    if o.action is Action.AHEAD:
+        return (
+            "run `sqlite-cells check --repair` to undo the one commit its space never recorded "
+            "(a copy of the file is kept in the store's quarantine folder first)"
+        )
+    if o.action is Action.DAMAGED:
+        return (
+            "run `sqlite-cells check --repair` to rebuild it from its space's log (the damaged "
+            "file is moved to the store's quarantine folder); if the log no longer holds its "
+            "whole history it stays quarantined"
+        )
+    if o.action in (Action.INVERTED, Action.REBUILT) and o.kept is not None:
+        return f"the file as it was before the repair is kept at {o.kept}"
+    if o.action is Action.QUARANTINED and o.db_seq > o.space_seq:
+        return (
+            "nothing was changed, and `--repair` will not change it: its space's file lost "
+            f"commits it had made. Either put back a copy of the space's file that reaches seq "
+            f"{o.db_seq}, or give up the database's commits after seq {o.space_seq}: move "
+            f"{o.path.name} (and its -wal, if any) out of the store, keeping it, then run "
+            "`sqlite-cells check --repair`, which rebuilds the database from its space's log"
+        )
+    if o.action is Action.QUARANTINED:
+        return (
+            "nothing was changed, and `--repair` cannot repair it (see why above); the file is "
+            "left as found, its queries and writes fail with Quarantined"
+        )
+    return ""
+
+
 def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
-    """``check``: R71 for every runtime-owned database; exit 1 when one disagrees."""
-    outcomes = check_store(store_dir(store), repair=args.repair)
+    """``check``: R71 for every runtime-owned database; exit 1 when one disagrees. Each outcome
+    is printed with what to do about it; the library's own log lines, which say the same, are
+    held back while it runs."""
+    library_log = logging.getLogger("sqlite_cells")
+    was_disabled = library_log.disabled
+    library_log.disabled = True
+    try:
+        outcomes = check_store(store_dir(store), repair=args.repair)
+    finally:
+        library_log.disabled = was_disabled
     rows = [
         {
             "db": o.db_id,
             "file": o.path.name,
-            "watermark": o.db_seq,
+            "watermark": _watermark(o),
             "space_seq": o.space_seq,
             "action": o.action.value,
             "commits": o.commits,
-            "detail": o.detail,
+            "detail": _shown(o.detail),
+            "kept": str(o.kept) if o.kept is not None else None,
+            "advice": _advice(o),
         }
         for o in outcomes
     ]
     if args.fmt is Format.TEXT:
-        for o in outcomes:
+        for row in rows:
+            mark = row["watermark"] if row["watermark"] is not None else "unreadable"
             out.write(
-                f"{o.db_id} ({o.path.name}): watermark {o.db_seq}, space seq {o.space_seq}: "
-                f"{o.action.value}"
-                + (f", {o.commits} commit(s) applied" if o.commits else "")
-                + (f" ({o.detail})" if o.detail else "")
+                f"{row['db']} ({row['file']}): watermark {mark}, space seq {row['space_seq']}: "
+                f"{row['action']}"
+                + (f", {row['commits']} commit(s) applied" if row["commits"] else "")
+                + (f" ({row['detail']})" if row["detail"] else "")
                 + "\n"
             )
+            if row["advice"]:
+                out.write(f"  {row['advice']}\n")
         out.write(f"{len(outcomes)} database(s) checked\n")
     elif args.fmt is Format.JSON:
         print_json(rows, out)
@@ -102,27 +189,54 @@ def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
     return OK
 
 
-def _garbage(root: Path, *, remove: bool) -> list[Path]:
-    """``collect_garbage(root, remove=…)`` (R74: list, or remove). A ``collect_garbage`` that
-    does not take ``remove`` yet removes whatever it finds, so only ``remove=True`` calls it;
-    a listing then comes from the read-only inspection."""
-    if "remove" in inspect.signature(collect_garbage).parameters:
-        collect = cast(Any, collect_garbage)
-        return list(collect(root, remove=remove))
-    if remove:
-        return collect_garbage(root)
-    return [root / name for name in inspect_store(root).unreferenced_files]
+def _skipped(root: Path) -> list[tuple[Path, str]]:
+    """Entries named like a database file that are not one (a directory, a dangling link), with
+    why: quarantined where they stand, never listed nor removed by gc (docs/decisions.md)."""
+    return [
+        (
+            p,
+            ("a directory" if p.is_dir() else "not a regular file")
+            + " where a database file belongs: gc removes only database files it can tell "
+            "are unused; look at it and move it out of the store yourself",
+        )
+        for p in sorted(root.glob("cell-*.sqlite"))
+        if not p.is_file()
+    ]
+
+
+def _remove_all(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Remove each file with its companions, going on past one that cannot be removed, so gc
+    never stops halfway: (removed, [(not removed, why)])."""
+    removed: list[Path] = []
+    failed: list[tuple[Path, str]] = []
+    for path in paths:
+        try:
+            remove_database_files(path)
+        except OSError as exc:
+            failed.append((path, exc.strerror or str(exc)))
+        else:
+            removed.append(path)
+    return removed, failed
 
 
 def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
-    """``gc``: list what would be removed; remove it only with ``--yes`` (R74)."""
+    """``gc``: list what would be removed; remove it only with ``--yes`` (R74). Something named
+    like a database file that is not a regular file is reported as skipped, never touched.
+    Exit 1 when a listed file could not be removed (the others are removed all the same)."""
     root = store_dir(store)
-    paths = _garbage(root, remove=args.yes)
+    skipped = _skipped(root)
+    paths = [p for p in collect_garbage(root, remove=False) if p.is_file()]
+    failed: list[tuple[Path, str]] = []
+    if args.yes:
+        paths, failed = _remove_all(paths)
     verb = "removed" if args.yes else "would remove"
-    rows = [{"file": p.name, "action": verb} for p in paths]
     if args.fmt is Format.TEXT:
         for p in paths:
             out.write(f"{verb} {p.name}\n")
+        for p, why in skipped:
+            out.write(f"skipped {p.name}: {why}\n")
+        for p, why in failed:
+            out.write(f"could not remove {p.name}: {why}\n")
         if args.yes:
             out.write(f"{len(paths)} file(s) removed\n")
         elif paths:
@@ -130,7 +244,15 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
         else:
             out.write("nothing to remove\n")
     elif args.fmt is Format.JSON:
-        print_json({"removed": args.yes, "files": [p.name for p in paths]}, out)
+        data: dict[str, Any] = {"removed": args.yes, "files": [p.name for p in paths]}
+        if skipped:
+            data["skipped"] = [{"file": p.name, "why": why} for p, why in skipped]
+        if failed:
+            data["failed"] = [{"file": p.name, "why": why} for p, why in failed]
+        print_json(data, out)
     else:
-        print_rows(rows, args.fmt, out, columns=["file", "action"])
-    return OK
+        rows = [{"file": p.name, "action": verb, "why": ""} for p in paths]
+        rows += [{"file": p.name, "action": "skipped", "why": why} for p, why in skipped]
+        rows += [{"file": p.name, "action": "not removed", "why": why} for p, why in failed]
+        print_rows(rows, args.fmt, out, columns=["file", "action", "why"])
+    return FINDING if failed else OK
