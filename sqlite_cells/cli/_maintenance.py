@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -15,16 +16,20 @@ from sqlite_cells.cli._inspect import (
     read_only,
     store_dir,
 )
+from sqlite_cells.cli._names import Namer
 from sqlite_cells.cli._output import Format, print_json, print_rows
+from sqlite_cells.cli._params import check_text
 from sqlite_cells.cli._status import FINDING, OK
-from sqlite_cells.codec import SqliteCellsError, derive_id
+from sqlite_cells.codec import Link, LinkDecodeError, SqliteCellsError, decode_value, derive_id
 from sqlite_cells.files import (
     Action,
     Outcome,
     check_store,
     collect_garbage,
+    handle_value,
     read_watermark,
     remove_database_files,
+    source_path,
     validate_disk_source,
 )
 from sqlite_cells.runtime import Cell
@@ -143,6 +148,12 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
     return FINDING if any(not o.agrees for o in outcomes) else OK
 
 
+def _stored(space_file: Path, cell_id: str) -> bytes | None:
+    with read_only(space_file) as conn:
+        row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (cell_id,)).fetchone()
+    return bytes(row[0]) if row is not None else None
+
+
 def _check_piece(space_file: Path, piece: str, field: str) -> None:
     """Refuse a piece or field the space does not know: a piece is recorded, by its first run,
     in the cell of its own id as ``{"piece", "key", "inputs"}`` (see ``Space.run``)."""
@@ -151,10 +162,9 @@ def _check_piece(space_file: Path, piece: str, field: str) -> None:
             "piece-not-found",
             f"{piece!r} is not a piece id: a piece id starts with 'of:' (piece.id in Python)",
         )
-    with read_only(space_file) as conn:
-        row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (piece,)).fetchone()
+    data = _stored(space_file, piece)
     try:
-        record = json.loads(bytes(row[0])) if row is not None else None
+        record = json.loads(data) if data is not None else None
     except ValueError:
         record = None
     if not isinstance(record, dict) or "piece" not in record:
@@ -170,14 +180,62 @@ def _check_piece(space_file: Path, piece: str, field: str) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Linked:
+    """The database an input is linked to now: its handle id and what it is."""
+
+    id: str
+    what: str  # the injected file's path, or "database cell"
+
+
+def _database_input(root: Path, space_file: Path, piece: str, field: str) -> _Linked | None:
+    """What the input ``field`` of ``piece`` is linked to now, refusing an input that is not a
+    database input. The piece's record names its inputs but not their types, so the input
+    cell's committed value decides: nothing (never given a value, as an input typed
+    ``sc.SqliteDb`` is until something is linked to it, R61) or a link to a database handle is
+    a database input; anything else (a plain value, a link to an ordinary cell) is not."""
+    input_id = derive_id("input", piece, field)
+    data = _stored(space_file, input_id)
+    try:
+        value = decode_value(data) if data is not None else None
+    except (LinkDecodeError, ValueError):
+        value = "<a value that does not decode>"
+    if value is None:
+        return None
+    target: bytes | None = None
+    if isinstance(value, Link) and not value.path:
+        target_file = Namer(root).spaces().get(value.space)
+        target = _stored(target_file, value.id) if target_file is not None else None
+        handle = handle_value(value.id, target) if target is not None else None
+        if handle is not None:
+            where = source_path(handle)
+            return _Linked(value.id, str(where) if where is not None else "database cell")
+    if isinstance(value, Link):
+        shown = f"a link to the cell {value.id}, which is not a database"
+    else:
+        text = json.dumps(value, ensure_ascii=False)
+        shown = f"the value {text[:80] + '…' if len(text) > 80 else text}"
+    raise InspectError(
+        "not-a-database-input",
+        f"input {field!r} of piece {piece} is not a database input: it holds {shown}. `link` "
+        "links a file only to an input that holds nothing yet (a parameter typed sc.SqliteDb "
+        "that was given no value) or that is already linked to a database; nothing was changed",
+    )
+
+
 def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
     """``link``: register ``path`` in the space and link it to the piece's input, in one
-    transaction. The store, the space and (where recorded) the piece and its input must exist:
-    otherwise nothing is opened for writing and no file appears."""
+    transaction. The store, the space and the piece must exist and the input must be a
+    database input (see :func:`_database_input`): otherwise nothing is opened for writing and
+    no file appears. An input already linked to a database is re-linked, and the output says
+    what it was linked to."""
     root = store_dir(store)
+    for value, what in ((args.space, "SPACE"), (args.piece, "PIECE"), (args.field, "FIELD")):
+        check_text(value, what)
     space_file = find_space(root, args.space)
     validate_disk_source(path, store=root, roots=None)  # the file first: it is the argument given
     _check_piece(space_file, args.piece, args.field)
+    before = _database_input(root, space_file, args.piece, args.field)
     from sqlite_cells import Runtime  # the whole runtime, only for the one command that writes
 
     with Runtime(root, query_timeout=args.timeout) as rt:
@@ -185,7 +243,29 @@ def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
         with space.transact():
             handle = space.register_disk_source(path)
             Cell(space, derive_id("input", args.piece, args.field)).link(handle)
-        out.write(f"linked {handle.path} ({handle.id}) to {args.field} of piece {args.piece}\n")
+        linked = str(handle.path)
+        handle_id = handle.id
+    replaced = before is not None and before.id != handle_id
+    if args.fmt is Format.TEXT:
+        out.write(f"linked {linked} ({handle_id}) to {args.field} of piece {args.piece}\n")
+        if before is not None and replaced:
+            out.write(f"  it replaces the link to {before.what} ({before.id})\n")
+        elif before is not None:
+            out.write("  it was already linked to this file: nothing else changed\n")
+    else:
+        data = {
+            "space": args.space,
+            "piece": args.piece,
+            "field": args.field,
+            "file": linked,
+            "handle": handle_id,
+            "replaced": {"handle": before.id, "file": before.what} if replaced and before else None,
+        }
+        if args.fmt is Format.JSON:
+            print_json(data, out)
+        else:
+            print_rows([{**data, "replaced": before.id if replaced and before else None}],
+                       args.fmt, out)  # fmt: skip
     return OK
 
 
