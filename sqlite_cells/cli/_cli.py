@@ -37,6 +37,7 @@ import apsw
 
 from sqlite_cells.cli._catalog import list_cells, list_tables
 from sqlite_cells.cli._inspect import (
+    InspectError,
     StoreInfo,
     default_store,
     inspect_store,
@@ -73,7 +74,7 @@ def resolve_store(args: argparse.Namespace) -> str:
     return chosen if chosen is not None else default_store()
 
 
-def _print_store(info: StoreInfo, out: TextIO) -> None:
+def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
     out.write(f"store {info.store}\n")
     if not info.spaces:
         out.write("  (no spaces)\n")
@@ -92,8 +93,10 @@ def _print_store(info: StoreInfo, out: TextIO) -> None:
                 state = f"watermark {db.watermark} (in sync)"
             else:
                 state = f"watermark {db.watermark} (OUT OF SYNC)"
+            known = namer.named(db.id)
+            named = f"{known.name!r} ({db.id})" if known is not None else db.id
             out.write(
-                f"  database {db.id}\n"
+                f"  database {named}\n"
                 f"    file {db.file}: rev {db.rev}, last write at seq {db.last_write_seq}, "
                 f"{state}\n"
             )
@@ -107,11 +110,17 @@ def _print_store(info: StoreInfo, out: TextIO) -> None:
 
 
 def _inspect(args: argparse.Namespace, out: TextIO) -> int:
-    info = inspect_store(resolve_store(args))
+    store = resolve_store(args)
+    info = inspect_store(store)
+    namer = Namer(store_dir(store))
     if args.fmt is Format.TEXT:
-        _print_store(info, out)
+        _print_store(info, out, namer)
         return FINDING if info.findings() else OK
     data = info.to_json()
+    for space in data["spaces"]:
+        for db in space["databases"]:
+            known = namer.named(db["id"])
+            db["name"] = known.name if known is not None else None
     if args.fmt is Format.JSON:
         print_json(data, out)
     else:  # one line per database, the flat view of the same facts
@@ -163,6 +172,12 @@ def _tables(args: argparse.Namespace, out: TextIO) -> int:
 def _cells(args: argparse.Namespace, out: TextIO) -> int:
     store = resolve_store(args)
     namer = Namer(store_dir(store), tuple(args.names))
+    if args.space is not None and args.space not in namer.spaces():
+        raise InspectError(
+            "space-not-found",
+            f"no space {args.space!r} in {namer.root}: `sqlite-cells cells` without --space "
+            "lists every space",
+        )
     rows = [r for r in list_cells(store, namer) if args.space in (None, r.space)]
     columns = ["space", "name", "id", "kind", "rev", "value"]
     if args.fmt is Format.TEXT and not rows:
