@@ -192,7 +192,8 @@ class Quarantined(DatabaseError):
         self.space_seq = space_seq
         super().__init__(
             f"database {db_id} is quarantined: its watermark is seq {db_seq} but its space's log "
-            f"says {space_seq}, and it could not be repaired; run `sqlite-cells check --repair`"
+            f"says {space_seq}, and it could not be repaired; `sqlite-cells check` says why and "
+            "what to do"
         )
 
 

@@ -70,7 +70,7 @@ class CellRow:
     space: str
     name: str | None
     id: str
-    kind: str  # "cell", "database", "disk source" or "dropped database"
+    kind: str  # "cell", "piece", "input", "database", "disk source" or "dropped database"
     rev: int
     value: Any  # decoded, links still as codec Links
 
@@ -86,7 +86,7 @@ class CellRow:
 
     def to_flat(self, namer: Namer) -> dict[str, Any]:
         shown = namer.shallow(self.value, as_json=False)
-        if self.kind != "cell" and isinstance(self.value, dict):
+        if self.kind.endswith(("database", "disk source")) and isinstance(self.value, dict):
             # A handle's whole declaration is for JSON output; a line names its tables.
             where = source_path(self.value)
             tables = ", ".join(sorted(self.value.get("tables") or {})) or "its own tables"
@@ -193,12 +193,15 @@ def list_cells(store: str | os.PathLike[str], namer: Namer | None = None) -> lis
             except (msgspec.DecodeError, LinkDecodeError):
                 value = f"<undecodable value of {len(raw)} bytes>"
             known = namer.named(str(cell_id))
+            kind = _kind(value)
+            if kind == "cell" and known is not None and known.kind in ("piece", "input"):
+                kind = known.kind
             rows.append(
                 CellRow(
                     space_id,
                     known.name if known is not None else None,
                     str(cell_id),
-                    _kind(value),
+                    kind,
                     int(cast(int, rev)),
                     value,
                 )

@@ -31,12 +31,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import apsw
 
 from sqlite_cells.cli._catalog import list_cells, list_tables
 from sqlite_cells.cli._inspect import (
+    InspectError,
     StoreInfo,
     default_store,
     inspect_store,
@@ -46,16 +47,14 @@ from sqlite_cells.cli._inspect import (
 from sqlite_cells.cli._maintenance import check, gc, link
 from sqlite_cells.cli._names import Namer
 from sqlite_cells.cli._output import Format, print_json, print_rows, rows_for_json, rows_for_text
+from sqlite_cells.cli._params import UsageError, bindings, check_text
 from sqlite_cells.cli._parser import parser
 from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK, USAGE
-from sqlite_cells.codec import GuardViolation, SqliteCellsError
+from sqlite_cells.codec import GuardViolation, QueryError, QueryTimeout, SqliteCellsError
 from sqlite_cells.read import text_table
+from sqlite_cells.sql import Mode, check_statement
 
 __all__ = ["main"]
-
-
-class UsageError(Exception):
-    """Bad usage that argparse cannot see (exit 2)."""
 
 
 def resolve_store(args: argparse.Namespace) -> str:
@@ -75,7 +74,7 @@ def resolve_store(args: argparse.Namespace) -> str:
     return chosen if chosen is not None else default_store()
 
 
-def _print_store(info: StoreInfo, out: TextIO) -> None:
+def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
     out.write(f"store {info.store}\n")
     if not info.spaces:
         out.write("  (no spaces)\n")
@@ -88,12 +87,16 @@ def _print_store(info: StoreInfo, out: TextIO) -> None:
         for db in space.databases:
             if not db.exists:
                 state = "no file"
+            elif db.damage is not None:
+                state = f"watermark {db.watermark}, DAMAGED: {db.damage}"
             elif db.in_sync:
                 state = f"watermark {db.watermark} (in sync)"
             else:
                 state = f"watermark {db.watermark} (OUT OF SYNC)"
+            known = namer.named(db.id)
+            named = f"{known.name!r} ({db.id})" if known is not None else db.id
             out.write(
-                f"  database {db.id}\n"
+                f"  database {named}\n"
                 f"    file {db.file}: rev {db.rev}, last write at seq {db.last_write_seq}, "
                 f"{state}\n"
             )
@@ -107,11 +110,17 @@ def _print_store(info: StoreInfo, out: TextIO) -> None:
 
 
 def _inspect(args: argparse.Namespace, out: TextIO) -> int:
-    info = inspect_store(resolve_store(args))
+    store = resolve_store(args)
+    info = inspect_store(store)
+    namer = Namer(store_dir(store))
     if args.fmt is Format.TEXT:
-        _print_store(info, out)
+        _print_store(info, out, namer)
         return FINDING if info.findings() else OK
     data = info.to_json()
+    for space in data["spaces"]:
+        for db in space["databases"]:
+            known = namer.named(db["id"])
+            db["name"] = known.name if known is not None else None
     if args.fmt is Format.JSON:
         print_json(data, out)
     else:  # one line per database, the flat view of the same facts
@@ -124,28 +133,13 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
     return FINDING if info.findings() else OK
 
 
-def _params(pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, Any]:
-    """``-p NAME VALUE`` pairs as SQLite bindings: all numbers (``-p 1 v``: the first ``?``)
-    make a tuple, all names a dict; values are text, as in sqlite-utils and Datasette."""
-    if not pairs:
-        return ()
-    if all(name.isdigit() for name, _ in pairs):
-        numbered = {int(name): value for name, value in pairs}
-        if sorted(numbered) != list(range(1, len(numbered) + 1)):
-            raise UsageError(
-                "numbered parameters must be 1, 2, … without gaps (-p 1 VALUE for the first ?)"
-            )
-        return tuple(numbered[n] for n in sorted(numbered))
-    if any(name.isdigit() for name, _ in pairs):
-        raise UsageError("give parameters either all by number (-p 1 v) or all by name (-p n v)")
-    return {name.lstrip(":@$"): value for name, value in pairs}
-
-
 def _query(args: argparse.Namespace, out: TextIO) -> int:
     store = resolve_store(args)
-    result = query_store(
-        store, args.space, args.db, args.sql, _params(args.params), timeout=args.timeout
-    )
+    for value, what in ((args.space, "SPACE"), (args.db, "DB"), (args.sql, "SQL")):
+        check_text(value, what)
+    check_statement(args.sql, Mode.READ)  # a refused statement is reported before its parameters
+    params = bindings(args.sql, args.params)
+    result = query_store(store, args.space, args.db, args.sql, params, timeout=args.timeout)
     namer = Namer(store_dir(store), tuple(args.names))
     if args.fmt is Format.JSON:
         data = result.to_json()
@@ -178,6 +172,12 @@ def _tables(args: argparse.Namespace, out: TextIO) -> int:
 def _cells(args: argparse.Namespace, out: TextIO) -> int:
     store = resolve_store(args)
     namer = Namer(store_dir(store), tuple(args.names))
+    if args.space is not None and args.space not in namer.spaces():
+        raise InspectError(
+            "space-not-found",
+            f"no space {args.space!r} in {namer.root}: `sqlite-cells cells` without --space "
+            "lists every space",
+        )
     rows = [r for r in list_cells(store, namer) if args.space in (None, r.space)]
     columns = ["space", "name", "id", "kind", "rev", "value"]
     if args.fmt is Format.TEXT and not rows:
@@ -215,6 +215,28 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     return handlers[command](args, out)
 
 
+def _message(exc: SqliteCellsError) -> str:
+    """The error's message with the name of the Python or SQLite error behind a failed query
+    replaced by what it means (the message of a query error carries it)."""
+    cause = exc.__cause__
+    text = str(exc)
+    if not isinstance(exc, QueryError) or isinstance(exc, QueryTimeout) or cause is None:
+        return text
+    if isinstance(cause, SqliteCellsError):
+        return text
+    raw = f"{type(cause).__name__}: "
+    if isinstance(cause, UnicodeError):
+        meaning = (
+            "a value of the result is text that is not valid UTF-8, which cannot be shown "
+            "(select it as hex(…) or CAST(… AS BLOB)); "
+        )
+        return text.replace(raw, meaning, 1)
+    if isinstance(cause, apsw.CorruptError | apsw.NotADBError):
+        meaning = "the database file is damaged (`sqlite-cells check` says more): "
+        return text.replace(raw, meaning, 1)
+    return text.replace(raw, "", 1)
+
+
 def _stop_output() -> None:
     # The reader went away (`sqlite-cells cells | head`): stop quietly, as other tools do.
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -241,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.write(f"sqlite-cells: refused by the statement guard: {exc}\n")
         return FINDING
     except SqliteCellsError as exc:
-        err.write(f"sqlite-cells: {type(exc).__name__}: {exc}\n")
+        err.write(f"sqlite-cells: {type(exc).__name__}: {_message(exc)}\n")
         return FINDING
     except OSError as exc:
         err.write(f"sqlite-cells: {exc.strerror or exc} ({exc.filename or 'no file'})\n")

@@ -89,11 +89,15 @@ class DatabaseInfo:
     watermark: int | None  # the file's watermark seq; None without a file or watermark
     declared_tables: tuple[str, ...]
     tables: tuple[TableInfo, ...]
+    damage: str | None = None  # what SQLite's quick_check (or a read) found wrong in the file
 
     @property
     def in_sync(self) -> bool:
-        """The file reflects exactly the space's last write to it (R70). Injected files are
-        never written by the runtime and have no watermark: they count as in sync."""
+        """The file could be read whole and reflects exactly the space's last write to it
+        (R70). Injected files are never written by the runtime and have no watermark: they
+        count as in sync when they can be read."""
+        if self.damage is not None:
+            return False
         if self.kind == SourceKind.DISK.value:
             return self.exists
         return self.exists and self.watermark == self.last_write_seq
@@ -115,15 +119,24 @@ class StoreInfo:
     unreferenced_files: tuple[str, ...] = field(default=())  # cell-*.sqlite no handle names
 
     def findings(self) -> list[str]:
-        """What disagrees: each database whose watermark is not its space's last write."""
-        return [
+        """What disagrees: each database file that is damaged, and each whose watermark is not
+        its space's last write."""
+        damaged = [
+            f"database {db.id} of space {space.id!r} is damaged ({db.damage}); "
+            "`sqlite-cells check --repair` rebuilds it from its space's log"
+            for space in self.spaces
+            for db in space.databases
+            if db.damage is not None and not db.dropped
+        ]
+        behind_or_ahead = [
             f"database {db.id} of space {space.id!r}: watermark {db.watermark} but the space "
             f"last wrote it at seq {db.last_write_seq}; a runtime reconciles it before its next "
             "use (R71)"
             for space in self.spaces
             for db in space.databases
-            if db.exists and not db.in_sync and not db.dropped
+            if db.exists and db.damage is None and not db.in_sync and not db.dropped
         ]
+        return damaged + behind_or_ahead
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -145,6 +158,7 @@ class StoreInfo:
                             "last_write_seq": d.last_write_seq,
                             "watermark": d.watermark,
                             "in_sync": d.in_sync,
+                            "damage": d.damage,
                             "declared_tables": list(d.declared_tables),
                             "tables": [
                                 {"name": t.name, "rows": t.rows, "declared": t.declared}
@@ -236,18 +250,24 @@ def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) 
     watermark: int | None = None
     tables: list[TableInfo] = []
     exists = path.is_file()
+    damage: str | None = None
     if exists:
-        with read_only(path) as conn:
-            names = table_names(conn)
-            if "_cf_watermark" in names:
-                watermark = read_watermark(conn)
-            lowered = {d.lower() for d in declared}
-            for name in names:
-                if name.lower().startswith(_RESERVED_PREFIXES):
-                    continue
-                count = conn.execute(f"SELECT count(*) FROM {quote_ident(name)}").fetchone()
-                rows = int(count[0]) if count else 0
-                tables.append(TableInfo(name, rows, name.lower() in lowered))
+        try:
+            with read_only(path) as conn:
+                if source is None and handle.get("dropped") is not True:
+                    damage = _quick_check(conn)
+                names = table_names(conn)
+                if "_cf_watermark" in names:
+                    watermark = read_watermark(conn)
+                lowered = {d.lower() for d in declared}
+                for name in names:
+                    if name.lower().startswith(_RESERVED_PREFIXES):
+                        continue
+                    count = conn.execute(f"SELECT count(*) FROM {quote_ident(name)}").fetchone()
+                    rows = int(count[0]) if count else 0
+                    tables.append(TableInfo(name, rows, name.lower() in lowered))
+        except InspectError as exc:  # the file cannot be read whole: say so, go on with the rest
+            damage = damage if damage is not None else str(exc)
     return DatabaseInfo(
         id=db_id,
         file=str(path) if source is not None else path.name,
@@ -259,7 +279,22 @@ def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) 
         watermark=watermark,
         declared_tables=declared,
         tables=tuple(tables),
+        damage=damage,
     )
+
+
+def _quick_check(conn: apsw.Connection) -> str | None:
+    """What SQLite's ``PRAGMA quick_check`` finds wrong in the file (None when nothing): it
+    reads every page once, about what counting the rows costs, so a file whose pages are
+    corrupt is never shown as in sync."""
+    try:
+        problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check")]
+    except (apsw.CorruptError, apsw.NotADBError) as exc:
+        return str(exc)
+    if problems == ["ok"]:
+        return None
+    lines = (line.strip() for p in problems[:3] for line in p.splitlines())
+    return "; ".join(line for line in lines if line and line != "*** in database main ***")
 
 
 def _space(store: Path, path: Path) -> SpaceInfo:

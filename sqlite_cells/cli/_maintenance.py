@@ -3,57 +3,155 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
+import logging
+import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
 from sqlite_cells.cli._inspect import (
     InspectError,
     find_space,
-    inspect_store,
     read_only,
     store_dir,
 )
+from sqlite_cells.cli._names import Namer
 from sqlite_cells.cli._output import Format, print_json, print_rows
+from sqlite_cells.cli._params import check_text
 from sqlite_cells.cli._status import FINDING, OK
-from sqlite_cells.codec import derive_id
-from sqlite_cells.files import check_store, collect_garbage, validate_disk_source
+from sqlite_cells.codec import Link, LinkDecodeError, SqliteCellsError, decode_value, derive_id
+from sqlite_cells.files import (
+    Action,
+    Outcome,
+    check_store,
+    collect_garbage,
+    handle_value,
+    read_watermark,
+    remove_database_files,
+    source_path,
+    validate_disk_source,
+)
 from sqlite_cells.runtime import Cell
 
 __all__ = ["check", "gc", "link"]
 
 
+_PRIVATE_NAME = re.compile(r"\b_[A-Z]\w*: ")
+
+
+def _shown(detail: str) -> str:
+    """``detail`` on one line, without private class names or SQLite's banner lines."""
+    detail = _PRIVATE_NAME.sub("", detail.replace("*** in database main ***", ""))
+    joined = "; ".join(line.strip() for line in detail.splitlines() if line.strip())
+    return joined.replace(":; ", ": ")
+
+
+def _readable_watermark(path: Path | None) -> int | None:
+    """The watermark ``path`` holds when it can be read (a damaged file's watermark table may
+    be intact), else None."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        with read_only(path) as conn:
+            return read_watermark(conn)
+    except SqliteCellsError:
+        return None
+
+
+def _watermark(o: Outcome) -> int | None:
+    """The watermark to report: the file's own, read again where reconciling could not read it
+    (a damaged file reports 0; a rebuilt one is read from the copy kept in quarantine)."""
+    if o.action is Action.REBUILT:
+        return _readable_watermark(o.kept)
+    if o.action is Action.DAMAGED or (o.action is Action.QUARANTINED and o.db_seq == 0):
+        found = _readable_watermark(o.path)
+        return found if found is not None or o.action is Action.QUARANTINED else None
+    return o.db_seq
+
+
+def _advice(o: Outcome) -> str:
+    """What the user can do about ``o`` (empty when nothing is to be done)."""
+    if o.action is Action.BEHIND:
+        return "run `sqlite-cells check --repair` to re-apply the commits it misses"
+    if o.action is Action.AHEAD:
+        return (
+            "run `sqlite-cells check --repair` to undo the one commit its space never recorded "
+            "(a copy of the file is kept in the store's quarantine folder first)"
+        )
+    if o.action is Action.DAMAGED:
+        return (
+            "run `sqlite-cells check --repair` to rebuild it from its space's log (the damaged "
+            "file is moved to the store's quarantine folder); if the log no longer holds its "
+            "whole history it stays quarantined"
+        )
+    if o.action in (Action.INVERTED, Action.REBUILT) and o.kept is not None:
+        return f"the file as it was before the repair is kept at {o.kept}"
+    if o.action is Action.QUARANTINED and o.db_seq > o.space_seq:
+        return (
+            "nothing was changed, and `--repair` will not change it: its space's file lost "
+            f"commits it had made. Either put back a copy of the space's file that reaches seq "
+            f"{o.db_seq}, or give up the database's commits after seq {o.space_seq}: move "
+            f"{o.path.name} (and its -wal, if any) out of the store, keeping it, then run "
+            "`sqlite-cells check --repair`, which rebuilds the database from its space's log"
+        )
+    if o.action is Action.QUARANTINED:
+        return (
+            "nothing was changed, and `--repair` cannot repair it (see why above); the file is "
+            "left as found, its queries and writes fail with Quarantined"
+        )
+    return ""
+
+
 def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
-    """``check``: R71 for every runtime-owned database; exit 1 when one disagrees."""
-    outcomes = check_store(store_dir(store), repair=args.repair)
+    """``check``: R71 for every runtime-owned database; exit 1 when one disagrees. Each outcome
+    is printed with what to do about it; the library's own log lines, which say the same, are
+    held back while it runs."""
+    library_log = logging.getLogger("sqlite_cells")
+    was_disabled = library_log.disabled
+    library_log.disabled = True
+    try:
+        outcomes = check_store(store_dir(store), repair=args.repair)
+    finally:
+        library_log.disabled = was_disabled
     rows = [
         {
             "db": o.db_id,
             "file": o.path.name,
-            "watermark": o.db_seq,
+            "watermark": _watermark(o),
             "space_seq": o.space_seq,
             "action": o.action.value,
             "commits": o.commits,
-            "detail": o.detail,
+            "detail": _shown(o.detail),
+            "kept": str(o.kept) if o.kept is not None else None,
+            "advice": _advice(o),
         }
         for o in outcomes
     ]
     if args.fmt is Format.TEXT:
-        for o in outcomes:
+        for row in rows:
+            mark = row["watermark"] if row["watermark"] is not None else "unreadable"
             out.write(
-                f"{o.db_id} ({o.path.name}): watermark {o.db_seq}, space seq {o.space_seq}: "
-                f"{o.action.value}"
-                + (f", {o.commits} commit(s) applied" if o.commits else "")
-                + (f" ({o.detail})" if o.detail else "")
+                f"{row['db']} ({row['file']}): watermark {mark}, space seq {row['space_seq']}: "
+                f"{row['action']}"
+                + (f", {row['commits']} commit(s) applied" if row["commits"] else "")
+                + (f" ({row['detail']})" if row["detail"] else "")
                 + "\n"
             )
+            if row["advice"]:
+                out.write(f"  {row['advice']}\n")
         out.write(f"{len(outcomes)} database(s) checked\n")
     elif args.fmt is Format.JSON:
         print_json(rows, out)
     else:
         print_rows(rows, args.fmt, out, columns=list(rows[0]) if rows else ["db"])
     return FINDING if any(not o.agrees for o in outcomes) else OK
+
+
+def _stored(space_file: Path, cell_id: str) -> bytes | None:
+    with read_only(space_file) as conn:
+        row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (cell_id,)).fetchone()
+    return bytes(row[0]) if row is not None else None
 
 
 def _check_piece(space_file: Path, piece: str, field: str) -> None:
@@ -64,10 +162,9 @@ def _check_piece(space_file: Path, piece: str, field: str) -> None:
             "piece-not-found",
             f"{piece!r} is not a piece id: a piece id starts with 'of:' (piece.id in Python)",
         )
-    with read_only(space_file) as conn:
-        row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (piece,)).fetchone()
+    data = _stored(space_file, piece)
     try:
-        record = json.loads(bytes(row[0])) if row is not None else None
+        record = json.loads(data) if data is not None else None
     except ValueError:
         record = None
     if not isinstance(record, dict) or "piece" not in record:
@@ -83,14 +180,62 @@ def _check_piece(space_file: Path, piece: str, field: str) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class _Linked:
+    """The database an input is linked to now: its handle id and what it is."""
+
+    id: str
+    what: str  # the injected file's path, or "database cell"
+
+
+def _database_input(root: Path, space_file: Path, piece: str, field: str) -> _Linked | None:
+    """What the input ``field`` of ``piece`` is linked to now, refusing an input that is not a
+    database input. The piece's record names its inputs but not their types, so the input
+    cell's committed value decides: nothing (never given a value, as an input typed
+    ``sc.SqliteDb`` is until something is linked to it, R61) or a link to a database handle is
+    a database input; anything else (a plain value, a link to an ordinary cell) is not."""
+    input_id = derive_id("input", piece, field)
+    data = _stored(space_file, input_id)
+    try:
+        value = decode_value(data) if data is not None else None
+    except (LinkDecodeError, ValueError):
+        value = "<a value that does not decode>"
+    if value is None:
+        return None
+    target: bytes | None = None
+    if isinstance(value, Link) and not value.path:
+        target_file = Namer(root).spaces().get(value.space)
+        target = _stored(target_file, value.id) if target_file is not None else None
+        handle = handle_value(value.id, target) if target is not None else None
+        if handle is not None:
+            where = source_path(handle)
+            return _Linked(value.id, str(where) if where is not None else "database cell")
+    if isinstance(value, Link):
+        shown = f"a link to the cell {value.id}, which is not a database"
+    else:
+        text = json.dumps(value, ensure_ascii=False)
+        shown = f"the value {text[:80] + '…' if len(text) > 80 else text}"
+    raise InspectError(
+        "not-a-database-input",
+        f"input {field!r} of piece {piece} is not a database input: it holds {shown}. `link` "
+        "links a file only to an input that holds nothing yet (a parameter typed sc.SqliteDb "
+        "that was given no value) or that is already linked to a database; nothing was changed",
+    )
+
+
 def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
     """``link``: register ``path`` in the space and link it to the piece's input, in one
-    transaction. The store, the space and (where recorded) the piece and its input must exist:
-    otherwise nothing is opened for writing and no file appears."""
+    transaction. The store, the space and the piece must exist and the input must be a
+    database input (see :func:`_database_input`): otherwise nothing is opened for writing and
+    no file appears. An input already linked to a database is re-linked, and the output says
+    what it was linked to."""
     root = store_dir(store)
+    for value, what in ((args.space, "SPACE"), (args.piece, "PIECE"), (args.field, "FIELD")):
+        check_text(value, what)
     space_file = find_space(root, args.space)
     validate_disk_source(path, store=root, roots=None)  # the file first: it is the argument given
     _check_piece(space_file, args.piece, args.field)
+    before = _database_input(root, space_file, args.piece, args.field)
     from sqlite_cells import Runtime  # the whole runtime, only for the one command that writes
 
     with Runtime(root, query_timeout=args.timeout) as rt:
@@ -98,31 +243,80 @@ def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
         with space.transact():
             handle = space.register_disk_source(path)
             Cell(space, derive_id("input", args.piece, args.field)).link(handle)
-        out.write(f"linked {handle.path} ({handle.id}) to {args.field} of piece {args.piece}\n")
+        linked = str(handle.path)
+        handle_id = handle.id
+    replaced = before is not None and before.id != handle_id
+    if args.fmt is Format.TEXT:
+        out.write(f"linked {linked} ({handle_id}) to {args.field} of piece {args.piece}\n")
+        if before is not None and replaced:
+            out.write(f"  it replaces the link to {before.what} ({before.id})\n")
+        elif before is not None:
+            out.write("  it was already linked to this file: nothing else changed\n")
+    else:
+        data = {
+            "space": args.space,
+            "piece": args.piece,
+            "field": args.field,
+            "file": linked,
+            "handle": handle_id,
+            "replaced": {"handle": before.id, "file": before.what} if replaced and before else None,
+        }
+        if args.fmt is Format.JSON:
+            print_json(data, out)
+        else:
+            print_rows([{**data, "replaced": before.id if replaced and before else None}],
+                       args.fmt, out)  # fmt: skip
     return OK
 
 
-def _garbage(root: Path, *, remove: bool) -> list[Path]:
-    """``collect_garbage(root, remove=…)`` (R74: list, or remove). A ``collect_garbage`` that
-    does not take ``remove`` yet removes whatever it finds, so only ``remove=True`` calls it;
-    a listing then comes from the read-only inspection."""
-    if "remove" in inspect.signature(collect_garbage).parameters:
-        collect = cast(Any, collect_garbage)
-        return list(collect(root, remove=remove))
-    if remove:
-        return collect_garbage(root)
-    return [root / name for name in inspect_store(root).unreferenced_files]
+def _skipped(root: Path) -> list[tuple[Path, str]]:
+    """Entries named like a database file that are not one (a directory, a dangling link), with
+    why: quarantined where they stand, never listed nor removed by gc (docs/decisions.md)."""
+    return [
+        (
+            p,
+            ("a directory" if p.is_dir() else "not a regular file")
+            + " where a database file belongs: gc removes only database files it can tell "
+            "are unused; look at it and move it out of the store yourself",
+        )
+        for p in sorted(root.glob("cell-*.sqlite"))
+        if not p.is_file()
+    ]
+
+
+def _remove_all(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Remove each file with its companions, going on past one that cannot be removed, so gc
+    never stops halfway: (removed, [(not removed, why)])."""
+    removed: list[Path] = []
+    failed: list[tuple[Path, str]] = []
+    for path in paths:
+        try:
+            remove_database_files(path)
+        except OSError as exc:
+            failed.append((path, exc.strerror or str(exc)))
+        else:
+            removed.append(path)
+    return removed, failed
 
 
 def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
-    """``gc``: list what would be removed; remove it only with ``--yes`` (R74)."""
+    """``gc``: list what would be removed; remove it only with ``--yes`` (R74). Something named
+    like a database file that is not a regular file is reported as skipped, never touched.
+    Exit 1 when a listed file could not be removed (the others are removed all the same)."""
     root = store_dir(store)
-    paths = _garbage(root, remove=args.yes)
+    skipped = _skipped(root)
+    paths = [p for p in collect_garbage(root, remove=False) if p.is_file()]
+    failed: list[tuple[Path, str]] = []
+    if args.yes:
+        paths, failed = _remove_all(paths)
     verb = "removed" if args.yes else "would remove"
-    rows = [{"file": p.name, "action": verb} for p in paths]
     if args.fmt is Format.TEXT:
         for p in paths:
             out.write(f"{verb} {p.name}\n")
+        for p, why in skipped:
+            out.write(f"skipped {p.name}: {why}\n")
+        for p, why in failed:
+            out.write(f"could not remove {p.name}: {why}\n")
         if args.yes:
             out.write(f"{len(paths)} file(s) removed\n")
         elif paths:
@@ -130,7 +324,15 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
         else:
             out.write("nothing to remove\n")
     elif args.fmt is Format.JSON:
-        print_json({"removed": args.yes, "files": [p.name for p in paths]}, out)
+        data: dict[str, Any] = {"removed": args.yes, "files": [p.name for p in paths]}
+        if skipped:
+            data["skipped"] = [{"file": p.name, "why": why} for p, why in skipped]
+        if failed:
+            data["failed"] = [{"file": p.name, "why": why} for p, why in failed]
+        print_json(data, out)
     else:
-        print_rows(rows, args.fmt, out, columns=["file", "action"])
-    return OK
+        rows = [{"file": p.name, "action": verb, "why": ""} for p in paths]
+        rows += [{"file": p.name, "action": "skipped", "why": why} for p, why in skipped]
+        rows += [{"file": p.name, "action": "not removed", "why": why} for p, why in failed]
+        print_rows(rows, args.fmt, out, columns=["file", "action", "why"])
+    return FINDING if failed else OK

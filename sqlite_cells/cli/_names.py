@@ -7,10 +7,18 @@ then its committed value, read-only); JSON output shows ``{"cell", "space", "nam
 cycle of links cannot make the output grow without bound.
 
 Names: an id is derived from its cause by a one-way hash (R1), so a name can be shown only when
-something tells it. Two sources: a ``_cf_names`` table of a space file (``id``, ``name`` and
-optionally ``kind``), read when present, and the names given on the command line
-(``--name NAME``), which label the ids a top-level cell or database of that name would have in
-each space of the store.
+something tells it. The sources, first found wins:
+
+* a ``_cf_names`` table of a space file (``id``, ``name`` and optionally ``kind``), read when
+  present, and the names given on the command line (``--name NAME``), which label the ids a
+  top-level cell or database of that name would have in each space of the store;
+* the piece records (``{"piece", "key", "inputs"}`` in the cell of the piece's id): a piece is
+  named ``PATTERN/KEY`` and each of its input cells ``PATTERN/KEY.INPUT``;
+* an injected file's handle names its file;
+* names the store mentions — input names, piece keys, table names, short strings and object
+  keys in cell values — tried as the names of top-level cells and databases and of the named
+  cells of each piece: a name is shown only when it derives the very id, so it is never a
+  guess, but a name the store never mentions stays unknown (pass it with ``--name``).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import msgspec
 
 from sqlite_cells.cli._inspect import read_only, table_names
 from sqlite_cells.codec import Link, LinkDecodeError, decode_value, derive_id, parse_link
+from sqlite_cells.files import source_path
 
 __all__ = ["LINK_MARK", "Named", "Namer", "link_in"]
 
@@ -76,12 +85,13 @@ class Namer:
                     if row is not None:
                         self._spaces[str(row[0])] = path
                     self._names.update(_recorded_names(conn))
+                    if row is not None:
+                        for cell_id, named in _derived_names(conn, str(row[0])).items():
+                            self._names.setdefault(cell_id, named)
             for space_id in self._spaces:
                 for name in self.extra_names:
-                    self._names.setdefault(derive_id("cell", space_id, name), Named(name, "cell"))
-                    self._names.setdefault(
-                        derive_id("sqlite", space_id, name), Named(name, "sqlite")
-                    )
+                    self._names[derive_id("cell", space_id, name)] = Named(name, "cell")
+                    self._names[derive_id("sqlite", space_id, name)] = Named(name, "sqlite")
         return self._spaces
 
     def named(self, cell_id: str) -> Named | None:
@@ -164,4 +174,61 @@ def _recorded_names(conn: apsw.Connection) -> dict[str, Named]:
         record = dict(zip(columns, row, strict=True))
         kind = record.get("kind")
         found[str(record["id"])] = Named(str(record["name"]), str(kind) if kind else None)
+    return found
+
+
+_MAX_CANDIDATE = 64  # longer strings are values, not names
+_MAX_CANDIDATES = 20_000  # bounds the hashing on a store full of short strings
+
+
+def _strings(value: Any, found: set[str]) -> None:
+    """The short strings and object keys inside a decoded cell value."""
+    if len(found) >= _MAX_CANDIDATES:
+        return
+    if isinstance(value, str):
+        if 0 < len(value) <= _MAX_CANDIDATE:
+            found.add(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _strings(key, found)
+            _strings(item, found)
+    elif isinstance(value, list):
+        for item in value:
+            _strings(item, found)
+
+
+def _derived_names(conn: apsw.Connection, space_id: str) -> dict[str, Named]:
+    """The names the cells of one space file tell (see the module docstring)."""
+    found: dict[str, Named] = {}
+    ids: set[str] = set()
+    pieces: list[str] = []
+    candidates: set[str] = set()
+    for cell_id, data in conn.execute("SELECT id, value FROM _cf_cells"):
+        cell_id = str(cell_id)
+        ids.add(cell_id)
+        try:
+            value = msgspec.json.decode(bytes(data) if not isinstance(data, str) else data)
+        except msgspec.DecodeError:
+            continue
+        if isinstance(value, dict) and {"piece", "key", "inputs"} <= set(value):
+            label = f"{value['piece']}/{value['key']}"
+            found[cell_id] = Named(label, "piece")
+            pieces.append(cell_id)
+            inputs = value["inputs"] if isinstance(value["inputs"], list) else []
+            for name in inputs:
+                found[derive_id("input", cell_id, str(name))] = Named(f"{label}.{name}", "input")
+        elif isinstance(value, dict) and value.get("id") == cell_id and "tables" in value:
+            where = source_path(value)
+            if where is not None:  # an injected file's handle: named by its file
+                found[cell_id] = Named(where.name, "disk")
+        _strings(value, candidates)
+    ids.update(c for c in candidates if c.startswith("of:"))  # cells that links name
+    for name in candidates:
+        for kind in ("cell", "sqlite"):
+            for cell_id in (
+                derive_id(kind, space_id, name),
+                *(derive_id(kind, "piece", piece, name) for piece in pieces),
+            ):
+                if cell_id in ids and cell_id not in found:
+                    found[cell_id] = Named(name, kind)
     return found

@@ -1,10 +1,16 @@
 """Output formats of the command line: a text table, JSON, CSV and newline-delimited JSON
-(as sqlite-utils and Datasette print them), with links shown by what they name."""
+(as sqlite-utils and Datasette print them), with links shown by what they name.
+
+A float that JSON cannot hold (an infinity, which SQLite computes for ``1e308*10``, or NaN) is
+printed as the text ``Infinity``, ``-Infinity`` or ``NaN`` in every format: JSON has no such
+numbers, and ``null`` would read as SQL NULL.
+"""
 
 from __future__ import annotations
 
 import csv
 import enum
+import math
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -13,7 +19,7 @@ import msgspec
 from sqlite_cells.cli._names import Namer, link_in
 from sqlite_cells.read import text_table
 
-__all__ = ["Format", "print_json", "print_rows", "rows_for_json", "rows_for_text"]
+__all__ = ["Format", "finite", "print_json", "print_rows", "rows_for_json", "rows_for_text"]
 
 
 class Format(enum.Enum):
@@ -23,9 +29,21 @@ class Format(enum.Enum):
     NDJSON = "ndjson"
 
 
+def finite(value: Any) -> Any:
+    """``value`` with each float JSON cannot hold replaced by its name (see the module)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
 def print_json(value: Any, out: TextIO) -> None:
     # msgspec writes bytes as base64 and keeps the key order of the rows.
-    out.write(msgspec.json.format(msgspec.json.encode(value), indent=2).decode() + "\n")
+    encoded = msgspec.json.encode(finite(value))
+    out.write(msgspec.json.format(encoded, indent=2).decode() + "\n")
 
 
 def rows_for_text(rows: Sequence[dict[str, Any]], namer: Namer) -> list[dict[str, Any]]:
@@ -69,15 +87,15 @@ def print_rows(
         print_json(list(structured), out)
     elif fmt is Format.NDJSON:
         for row in structured:
-            out.write(msgspec.json.encode(row).decode() + "\n")
+            out.write(msgspec.json.encode(finite(row)).decode() + "\n")
     elif fmt is Format.CSV:
         names = list(columns) if columns is not None else _columns(rows)
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(names)
         for row in rows:
-            writer.writerow([_csv_cell(row.get(name)) for name in names])
+            writer.writerow([_csv_cell(finite(row.get(name))) for name in names])
     else:
-        out.write(text_table(rows, columns=columns) + "\n")
+        out.write(text_table([finite(row) for row in rows], columns=columns) + "\n")
 
 
 def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:

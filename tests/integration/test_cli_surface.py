@@ -221,9 +221,9 @@ def test_query_parameters_by_name_and_by_position(
     code, err = bodies("SELECT body FROM messages WHERE ts = ?", "-p", "1", "1", "-p", "x", "2")
     assert code == 2 and "all by number" in err
     code, err = bodies("SELECT body FROM messages WHERE ts = ?", "-p", "2", "1")
-    assert code == 2 and "without gaps" in err
+    assert code == 2 and "no parameter 2" in err and "-p 1 VALUE" in err
     code, err = bodies("SELECT body FROM messages WHERE ts = ?")
-    assert code == 1 and "QueryError" in err  # a missing binding is a failed query
+    assert code == 2 and "-p 1 VALUE" in err  # a missing binding is bad usage
 
 
 def test_timeout_ends_a_runaway_query(chat_store: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,157 @@
+"""Query parameters on the command line: ``-p NAME VALUE`` pairs checked against the parameters
+the statement uses, so that a missing, extra or misnamed one is bad usage (exit 2) with a
+message naming it and how to pass it, never a binding error of SQLite.
+
+The statement's parameters are found by reading its text the way SQLite's tokenizer does:
+string literals, quoted identifiers and comments are skipped; ``?`` and ``?NNN`` are numbered
+parameters, ``:name``, ``@name`` and ``$name`` named ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Parameters", "UsageError", "bindings", "check_text", "statement_parameters"]
+
+
+class UsageError(Exception):
+    """Bad usage that argparse cannot see (exit 2)."""
+
+
+@dataclass(slots=True)
+class Parameters:
+    """What a statement binds: the highest parameter number (every parameter has one, named
+    ones included), whether it uses ``?`` at all, and its named parameters as written."""
+
+    count: int = 0
+    numbered: bool = False
+    names: dict[str, str] = field(default_factory=dict)  # bare name -> as written (":n")
+
+
+def _name_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_" or ord(ch) > 0x7F
+
+
+def _closing(sql: str, start: int, quote: str) -> int:
+    """The index just past the literal or identifier opened at ``start`` by ``quote`` (a
+    doubled quote stays inside it); the end of the text when it is not closed."""
+    i = start + 1
+    while i < len(sql):
+        if sql[i] == quote:
+            if quote != "]" and sql[i + 1 : i + 2] == quote:
+                i += 2
+                continue
+            return i + 1
+        i += 1
+    return len(sql)
+
+
+def statement_parameters(sql: str) -> Parameters:
+    found = Parameters()
+    i = 0
+    while i < len(sql):
+        ch = sql[i]
+        if ch in "'\"`":
+            i = _closing(sql, i, ch)
+        elif ch == "[":
+            i = _closing(sql, i, "]")
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = len(sql) if end < 0 else end + 1
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            i = len(sql) if end < 0 else end + 2
+        elif ch == "?":
+            j = i + 1
+            while j < len(sql) and sql[j].isdigit():
+                j += 1
+            found.numbered = True
+            # ?NNN takes that number, a bare ? the next one after the highest so far.
+            found.count = max(found.count, int(sql[i + 1 : j])) if j > i + 1 else found.count + 1
+            i = j
+        elif ch in ":@$" and i + 1 < len(sql) and _name_char(sql[i + 1]):
+            j = i + 1
+            while j < len(sql) and _name_char(sql[j]):
+                j += 1
+            name = sql[i + 1 : j]
+            if name not in found.names:
+                found.names[name] = sql[i:j]
+                found.count += 1
+            i = j
+        else:
+            i += 1
+    return found
+
+
+def check_text(value: str, what: str) -> str:
+    """``value`` as given on the command line, refused when it is not valid UTF-8 (Python keeps
+    such bytes as lone surrogates, which no SQLite text can hold)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise UsageError(
+            f"{what} {shown!r} is not valid UTF-8: pass text in UTF-8 (check the terminal's "
+            "or the shell's encoding)"
+        ) from None
+    return value
+
+
+def bindings(sql: str, pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, Any]:
+    """The ``-p NAME VALUE`` pairs as SQLite bindings for ``sql``: numbers (``-p 1 v`` for the
+    first ``?``) make a tuple, names (``-p n v`` or ``-p :n v`` for ``:n``) a dict; values are
+    text, as in sqlite-utils and Datasette. Raises :class:`UsageError` naming the parameter
+    when one the statement uses is not given, or one given is not used."""
+    for name, value in pairs:
+        check_text(name, "the parameter name")
+        check_text(value, f"the value of parameter {name!r}")
+    uses = statement_parameters(sql)
+    by_number = [(name, value) for name, value in pairs if name.isdigit()]
+    if by_number and len(by_number) != len(pairs):
+        raise UsageError("give parameters either all by number (-p 1 v) or all by name (-p n v)")
+    if uses.count == 0:
+        if pairs:
+            shown = ", ".join(f"-p {name}" for name, _ in pairs)
+            raise UsageError(f"the statement has no parameters, but {shown} was given: drop it")
+        return ()
+    if uses.numbered or by_number:
+        how = (
+            "-p 1 VALUE"
+            if uses.count == 1
+            else f"-p 1 VALUE for the first … -p {uses.count} VALUE for the last"
+        )
+        if pairs and not by_number:
+            raise UsageError(
+                f"the statement has numbered parameters (?): give them by number, {how}"
+            )
+        numbered = {int(name): value for name, value in by_number}
+        missing = [n for n in range(1, uses.count + 1) if n not in numbered]
+        extra = sorted(n for n in numbered if not 1 <= n <= uses.count)
+        if extra:
+            raise UsageError(
+                f"-p {extra[0]}: the statement has no parameter {extra[0]} "
+                f"({uses.count} in all: {how})"
+            )
+        if missing:
+            raise UsageError(
+                f"parameter {missing[0]} of the statement (a ?) has no value: pass it with "
+                f"-p {missing[0]} VALUE ({uses.count} in all: {how})"
+            )
+        return tuple(numbered[n] for n in range(1, uses.count + 1))
+    given = {name.lstrip(":@$"): value for name, value in pairs}
+    written = ", ".join(uses.names.values())
+    extra_names = [name for name in given if name not in uses.names]
+    if extra_names:
+        raise UsageError(
+            f"-p {extra_names[0]}: the statement has no parameter :{extra_names[0]} "
+            f"(it uses {written})"
+        )
+    missing_names = [name for name in uses.names if name not in given]
+    if missing_names:
+        first = missing_names[0]
+        raise UsageError(
+            f"the statement uses {uses.names[first]} but no value was given: pass it with "
+            f"-p {first} VALUE"
+        )
+    return given

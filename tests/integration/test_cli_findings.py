@@ -1,0 +1,392 @@
+"""What an acceptance run of the command line found, each on a real store: ``link`` into an
+input that is not a database input, ``gc`` beside a directory named like a database file,
+``check`` on a quarantined or damaged database, ``inspect`` of a damaged file, query parameters
+that do not match the statement, and the smaller points of SPEC §6 (R60, R61, R71, R74)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells.cli._cli import main
+
+TABLES = {"m": sc.table(id="integer primary key", body="text")}
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() if p.is_file() else b"<dir>"
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def _reference(path: Path) -> Path:
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE countries (code TEXT, name TEXT)")
+    conn.execute("INSERT INTO countries VALUES ('FR', 'France')")
+    conn.close()
+    return path
+
+
+@sc.pattern
+def lookup(ref: sc.SqliteDb, code: sc.Cell) -> Any:
+    return ref.query("SELECT count(*) AS n FROM countries")
+
+
+def _piece(store: Path) -> str:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        code = space.cell("code", default="FR")
+        with space.transact():
+            code.set("FR")
+        piece = space.run(lookup, key="main", code=code)
+        rt.settle(timeout=10)
+        return piece.id
+
+
+# 1. link
+
+
+def test_link_refuses_an_input_that_is_not_a_database_input_and_changes_nothing(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    piece = _piece(store)
+    ref = _reference(tmp_path / "ref.db")
+    before = _tree(tmp_path)
+    code, out, err = _run(
+        capsys, "link", f"sqlite:{ref}", "demo", piece, "code", "--store", str(store)
+    )
+    assert code == 1 and out == ""
+    assert "InspectError" in err and "'code'" in err and "not a database input" in err
+    assert _tree(tmp_path) == before  # no handle registered, no file, no commit
+
+
+def test_link_into_a_database_input_then_relinking_says_what_it_replaces(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    piece = _piece(store)
+    first = _reference(tmp_path / "first.db")
+    second = _reference(tmp_path / "second.db")
+    code, out, _ = _run(
+        capsys, "link", f"sqlite:{first}", "demo", piece, "ref", "--store", str(store)
+    )
+    assert code == 0 and out.startswith(f"linked {first} ") and "replaces" not in out
+    code, out, _ = _run(
+        capsys, "link", f"sqlite:{second}", "demo", piece, "ref", "--store", str(store), "--json"
+    )
+    assert code == 0
+    data = json.loads(out)
+    assert (data["piece"], data["field"], data["file"]) == (piece, "ref", str(second))
+    assert data["replaced"]["file"] == str(first)
+    code, out, _ = _run(
+        capsys, "link", f"sqlite:{first}", "demo", piece, "ref", "--store", str(store)
+    )
+    assert code == 0 and f"it replaces the link to {second}" in out
+    with sc.Runtime(store) as rt:
+        linked = rt.space("demo").run(lookup, key="main", code=rt.space("demo").cell("code"))
+        rt.settle(timeout=10)
+        assert linked.outputs.get().result == [{"n": 1}]
+
+
+# 2. gc
+
+
+def test_gc_skips_a_directory_named_like_a_database_file_and_never_touches_it(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('x')")
+    stray = store / ("cell-" + "1" * 32 + ".sqlite")
+    stray.write_bytes(b"junk")
+    folder = store / ("cell-" + "2" * 32 + ".sqlite")
+    folder.mkdir()
+    (folder / "a").write_text("keep me")
+    (folder / "b").write_text("and me")
+    code, out, _ = _run(capsys, "gc", str(store))
+    assert code == 0
+    assert f"would remove {stray.name}" in out and f"would remove {folder.name}" not in out
+    assert f"skipped {folder.name}: a directory" in out
+    code, out, _ = _run(capsys, "gc", str(store), "--yes", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["files"] == [stray.name] and data["removed"] is True
+    assert [s["file"] for s in data["skipped"]] == [folder.name]
+    assert not stray.exists() and db.path.exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["a", "b"]
+
+
+# 3. check on a quarantined database
+
+
+def _ahead_by_two(store: Path) -> Path:
+    """A store whose space file was put back to a copy taken two commits ago."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('one')")
+    saved = store.parent / "saved"
+    saved.mkdir()
+    for path in store.glob("space-*"):
+        shutil.copy(path, saved)
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=TABLES)
+        for n in range(2):
+            with space.transact():
+                db.exec("INSERT INTO m (body) VALUES (?)", [f"lost {n}"])
+        path = db.path
+    for stale in store.glob("space-*"):
+        stale.unlink()
+    for path_saved in saved.iterdir():
+        shutil.copy(path_saved, store)
+    return path
+
+
+def test_check_on_a_quarantined_database_gives_advice_that_works(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _ahead_by_two(store)
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=TABLES)
+        with pytest.raises(sc.Quarantined) as caught:
+            db.read("SELECT body FROM m")
+    assert "`sqlite-cells check`" in str(caught.value) and "--repair" not in str(caught.value)
+    for argv in (["check", str(store)], ["check", str(store), "--repair"]):
+        code, out, err = _run(capsys, *argv)
+        assert code == 1
+        assert "watermark 3, space seq 1: quarantined" in out
+        assert "_Irreparable" not in out + err and "applied" not in out + err
+        assert f"move {path.name}" in out and "`sqlite-cells check --repair`" in out
+    code, out, _ = _run(capsys, "check", str(store), "--json")
+    (row,) = json.loads(out)
+    assert (row["action"], row["watermark"], row["space_seq"]) == ("quarantined", 3, 1)
+    # Following the advice: keep the file aside, then --repair rebuilds it from the log.
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for companion in store.glob(path.name + "*"):
+        shutil.move(companion, aside)
+    code, out, _ = _run(capsys, "check", str(store), "--repair")
+    assert code == 0 and "replayed, 1 commit(s) applied" in out
+    code, out, _ = _run(capsys, "query", str(store), "demo", "chat", "SELECT body FROM m", "--json")
+    assert code == 0 and json.loads(out)["rows"] == [{"body": "one"}]
+
+
+def test_check_that_finds_a_database_ahead_by_one_says_so_without_applied(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('one')")
+        path = db.path
+    conn = apsw.Connection(str(path))
+    conn.execute("INSERT INTO _cf_changes (seq, changeset) SELECT 2, changeset FROM _cf_changes")
+    conn.execute("UPDATE _cf_watermark SET seq = 2")
+    conn.close()
+    code, out, err = _run(capsys, "check", str(store))
+    assert code == 1
+    assert "watermark 2, space seq 1: ahead\n" in out and "applied" not in out + err
+    assert "--repair` to undo the one commit" in out
+
+
+# 4. a damaged page: inspect and check
+
+
+def _smash_table_page(path: Path, table: str) -> None:
+    conn = apsw.Connection(str(path))
+    ((root,),) = conn.execute("SELECT rootpage FROM sqlite_schema WHERE name = ?", (table,))
+    ((page_size,),) = conn.execute("PRAGMA page_size")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    data = bytearray(path.read_bytes())
+    start = (root - 1) * page_size + 8
+    data[start : root * page_size] = b"\x5a" * (root * page_size - start)
+    path.write_bytes(bytes(data))
+
+
+def test_inspect_and_check_of_a_file_with_a_corrupt_table_page(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=TABLES)
+        for body in ("one", "two"):
+            with space.transact():
+                db.exec("INSERT INTO m (body) VALUES (?)", [body])
+        path = db.path
+    _smash_table_page(path, "m")
+    code, out, _ = _run(capsys, "inspect", str(store))
+    assert code == 1
+    assert "in sync" not in out and "DAMAGED" in out and "finding:" in out
+    code, out, _ = _run(capsys, "inspect", str(store), "--json")
+    (database,) = json.loads(out)["spaces"][0]["databases"]
+    assert database["in_sync"] is False and database["damage"]
+    code, out, _ = _run(capsys, "check", str(store))
+    assert code == 1 and "watermark 2, space seq 2: damaged (damaged file: " in out
+    assert "\n  run `sqlite-cells check --repair` to rebuild it" in out  # the detail is one line
+    code, out, _ = _run(capsys, "check", str(store), "--repair")
+    assert code == 0 and "watermark 2, space seq 2: rebuilt" in out and "quarantine" in out
+    code, out, _ = _run(capsys, "inspect", str(store))
+    assert code == 0 and "(in sync)" in out
+
+
+# 5. query parameters
+
+
+@pytest.fixture
+def chat(store: Path) -> Path:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('one'), ('two')")
+    return store
+
+
+@pytest.mark.parametrize(
+    ("sql", "params", "said"),
+    [
+        (
+            "SELECT body FROM m WHERE id = :n",
+            [],
+            "uses :n but no value was given: pass it with -p n",
+        ),
+        ("SELECT body FROM m WHERE id = :n", ["-p", "m", "1"], "-p m: the statement has no "),
+        ("SELECT body FROM m WHERE id = :n", ["-p", "n", "1", "-p", "x", "2"], "-p x:"),
+        ("SELECT body FROM m WHERE id = ?", [], "parameter 1 of the statement (a ?) has no value"),
+        ("SELECT body FROM m WHERE id = ?", ["-p", "n", "1"], "give them by number, -p 1 VALUE"),
+        ("SELECT body FROM m WHERE id = ?", ["-p", "2", "1"], "no parameter 2"),
+        ("SELECT body FROM m", ["-p", "n", "1"], "the statement has no parameters"),
+        ("SELECT ?", ["-p", "1", "\udcff\udcfe"], "is not valid UTF-8"),
+    ],
+)
+def test_parameters_that_do_not_match_the_statement_are_bad_usage(
+    chat: Path, capsys: pytest.CaptureFixture[str], sql: str, params: list[str], said: str
+) -> None:
+    code, out, err = _run(capsys, "query", str(chat), "demo", "chat", sql, *params)
+    assert code == 2 and out == ""
+    assert said in err
+    assert not any(raw in err for raw in ("KeyError", "BindingsError", "UnicodeEncodeError"))
+
+
+@pytest.mark.parametrize(
+    ("sql", "params", "rows"),
+    [
+        ("SELECT body FROM m WHERE id = :n", ["-p", "n", "2"], [{"body": "two"}]),
+        ("SELECT body FROM m WHERE id = @n", ["-p", ":n", "2"], [{"body": "two"}]),
+        ("SELECT body FROM m WHERE id = ?2 OR id = ?1", ["-p", "1", "1", "-p", "2", "2"], 2),
+        ("SELECT ':n', '?' AS \"?\" /* :x ? */ -- ?\n FROM m WHERE id = 1", [], 1),
+    ],
+)
+def test_parameters_that_match_run(
+    chat: Path, capsys: pytest.CaptureFixture[str], sql: str, params: list[str], rows: Any
+) -> None:
+    code, out, err = _run(capsys, "query", str(chat), "demo", "chat", sql, *params, "--json")
+    assert code == 0, err
+    found = json.loads(out)["rows"]
+    assert found == rows if isinstance(rows, list) else len(found) == rows
+
+
+def test_text_that_is_not_utf8_in_a_result_is_a_finding_without_python_names(
+    chat: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(capsys, "query", str(chat), "demo", "chat", "SELECT char(55296)")
+    assert code == 1 and "QueryError" in err and "not valid UTF-8" in err
+    assert "UnicodeDecodeError" not in err
+
+
+def test_infinity_prints_the_same_in_every_format(
+    chat: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sql = "SELECT 1e308 * 10 AS big, -1e308 * 10 AS small"
+    _, out, _ = _run(capsys, "query", str(chat), "demo", "chat", sql, "--json")
+    assert json.loads(out)["rows"] == [{"big": "Infinity", "small": "-Infinity"}]
+    _, out, _ = _run(capsys, "query", str(chat), "demo", "chat", sql, "--ndjson")
+    assert json.loads(out) == {"big": "Infinity", "small": "-Infinity"}
+    _, out, _ = _run(capsys, "query", str(chat), "demo", "chat", sql, "--csv")
+    assert out.splitlines() == ["big,small", "Infinity,-Infinity"]
+    _, out, _ = _run(capsys, "query", str(chat), "demo", "chat", sql)
+    assert "Infinity  -Infinity" in out
+
+
+# 6. the smaller points
+
+
+def test_cells_of_a_space_the_store_does_not_hold_is_a_finding(
+    chat: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _run(capsys, "cells", str(chat), "--space", "nospace")
+    assert code == 1 and out == "" and "no space 'nospace'" in err
+    code, out, _ = _run(capsys, "cells", str(chat), "--space", "demo")
+    assert code == 0 and "database" in out
+
+
+def test_cells_and_inspect_show_the_names_the_store_tells(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    piece = _piece(store)
+    ref = _reference(tmp_path / "ref.db")
+    assert main(["link", f"sqlite:{ref}", "demo", piece, "ref", "--store", str(store)]) == 0
+    capsys.readouterr()
+    code, out, _ = _run(capsys, "cells", str(store), "--json")
+    assert code == 0
+    rows = {row["id"]: row for row in json.loads(out)}
+    assert (rows[piece]["kind"], rows[piece]["name"]) == ("piece", f"{lookup.name}/main")
+    inputs = {row["name"]: row for row in rows.values() if row["kind"] == "input"}
+    assert set(inputs) == {f"{lookup.name}/main.code", f"{lookup.name}/main.ref"}
+    assert inputs[f"{lookup.name}/main.code"]["value"]["name"] == "code"  # the linked cell
+    (code_cell,) = [row for row in rows.values() if row["name"] == "code"]
+    assert code_cell["kind"] == "cell" and code_cell["value"] == "FR"
+    (source,) = [row for row in rows.values() if row["kind"] == "disk source"]
+    assert source["name"] == "ref.db"
+    code, out, _ = _run(capsys, "inspect", str(store), "--json")
+    (database,) = json.loads(out)["spaces"][0]["databases"]
+    assert database["name"] == "ref.db"
+    code, out, _ = _run(capsys, "inspect", str(store))
+    assert f"database 'ref.db' ({source['id']})" in out
+
+
+def test_python_dash_m_starts_the_command(chat: Path) -> None:
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    for module in ("sqlite_cells", "sqlite_cells.cli"):
+        done = subprocess.run(
+            [sys.executable, "-m", module, "cells", str(chat), "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+        assert any(row["kind"] == "database" for row in json.loads(done.stdout))
+    # A parameter value that is not UTF-8, as the shell passes it: bad usage, exit 2.
+    not_utf8 = os.fsdecode(b"\xff\xfe")
+    argv = [sys.executable, "-m", "sqlite_cells", "query", str(chat), "demo", "chat"]
+    done = subprocess.run(
+        [*argv, "SELECT ?", "-p", "1", not_utf8],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 2 and "not valid UTF-8" in done.stderr
+    assert "Traceback" not in done.stderr
