@@ -2,15 +2,17 @@
 the statement uses, so that a missing, extra or misnamed one is bad usage (exit 2) with a
 message naming it and how to pass it, never a binding error of SQLite.
 
-The statement's parameters are found by reading its text the way SQLite's tokenizer does:
-string literals, quoted identifiers and comments are skipped; ``?`` and ``?NNN`` are numbered
-parameters, ``:name``, ``@name`` and ``$name`` named ones.
+The statement's parameters come from the SQL front end's scan (``sqlite_cells.sql.scan_sql``),
+which numbers them as SQLite does: ``?`` and ``?NNN`` are numbered parameters, ``:name``,
+``@name`` and ``$name`` named ones.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlite_cells.sql import scan_sql
 
 __all__ = ["Parameters", "UsageError", "bindings", "check_text", "statement_parameters"]
 
@@ -29,58 +31,17 @@ class Parameters:
     names: dict[str, str] = field(default_factory=dict)  # bare name -> as written (":n")
 
 
-def _name_char(ch: str) -> bool:
-    return ch.isalnum() or ch == "_" or ord(ch) > 0x7F
-
-
-def _closing(sql: str, start: int, quote: str) -> int:
-    """The index just past the literal or identifier opened at ``start`` by ``quote`` (a
-    doubled quote stays inside it); the end of the text when it is not closed."""
-    i = start + 1
-    while i < len(sql):
-        if sql[i] == quote:
-            if quote != "]" and sql[i + 1 : i + 2] == quote:
-                i += 2
-                continue
-            return i + 1
-        i += 1
-    return len(sql)
-
-
 def statement_parameters(sql: str) -> Parameters:
-    found = Parameters()
-    i = 0
-    while i < len(sql):
-        ch = sql[i]
-        if ch in "'\"`":
-            i = _closing(sql, i, ch)
-        elif ch == "[":
-            i = _closing(sql, i, "]")
-        elif sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = len(sql) if end < 0 else end + 1
-        elif sql.startswith("/*", i):
-            end = sql.find("*/", i + 2)
-            i = len(sql) if end < 0 else end + 2
-        elif ch == "?":
-            j = i + 1
-            while j < len(sql) and sql[j].isdigit():
-                j += 1
+    """The parameters of ``sql`` as the SQL front end numbers them (SQLite's own numbering:
+    string literals, quoted names and comments hold none)."""
+    statement = scan_sql(sql)
+    found = Parameters(count=statement.param_count)
+    for index, _slot in statement.params:
+        written = statement.tokens[index][1]
+        if written.startswith("?"):
             found.numbered = True
-            # ?NNN takes that number, a bare ? the next one after the highest so far.
-            found.count = max(found.count, int(sql[i + 1 : j])) if j > i + 1 else found.count + 1
-            i = j
-        elif ch in ":@$" and i + 1 < len(sql) and _name_char(sql[i + 1]):
-            j = i + 1
-            while j < len(sql) and _name_char(sql[j]):
-                j += 1
-            name = sql[i + 1 : j]
-            if name not in found.names:
-                found.names[name] = sql[i:j]
-                found.count += 1
-            i = j
         else:
-            i += 1
+            found.names.setdefault(written[1:], written)
     return found
 
 
