@@ -305,7 +305,7 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
     Exit 1 when a listed file could not be removed (the others are removed all the same)."""
     root = store_dir(store)
     skipped = _skipped(root)
-    paths = [p for p in collect_garbage(root, remove=False) if p.is_file()]
+    paths = collect_garbage(root, remove=False)
     failed: list[tuple[Path, str]] = []
     if args.yes:
         paths, failed = _remove_all(paths)

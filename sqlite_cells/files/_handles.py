@@ -222,7 +222,7 @@ def collect_garbage(store: Path, *, remove: bool = False) -> list[Path]:
     A file is kept if any cell id of any space — in any commit record ever, in the current
     cells, or as an op target — derives its name, whatever that cell holds now (a handle value
     that does not decode still protects its file, R5); only a handle whose current value says it
-    was dropped with ``db.drop()`` gives its file up. Space files that cannot be read make gc
+    was dropped with ``db.drop()`` gives its file up. Only regular files are listed. Space files that cannot be read make gc
     refuse (``DatabaseError``): it never guesses. Run it while no runtime is writing a first row
     to a new database (whose file exists a moment before its handle is committed)."""
     store = Path(store)
@@ -232,7 +232,13 @@ def collect_garbage(store: Path, *, remove: bool = False) -> list[Path]:
         for space_file in sorted(store.glob("space-*.sqlite")):
             _names_in_space(space_file, named, dropped)
         protected = {db_file_name(cell_id) for cell_id in named - dropped}
-        found = [p for p in sorted(store.glob("cell-*.sqlite")) if p.name not in protected]
+        # Only files: something else under a database file's name (a directory, a dangling
+        # link) is not ours to judge, and is left where it is.
+        found = [
+            p
+            for p in sorted(store.glob("cell-*.sqlite"))
+            if p.name not in protected and p.is_file()
+        ]
         if remove:
             for path in found:
                 remove_database_files(path)

@@ -298,9 +298,13 @@ def test_gc_removes_files_no_handle_refers_to(rt: sc.Runtime, space: Space) -> N
         kept.exec("INSERT INTO messages (body) VALUES ('x')")
     stray = rt.store / "cell-0123456789abcdef0123456789abcdef.sqlite"
     _reference_db(stray)
+    odd = rt.store / "cell-2222222222222222222222222222222a.sqlite"
+    odd.mkdir()  # not a file: gc neither lists nor touches it
+    (odd / "inside").write_text("mine")
     assert space.gc() == [stray]
     assert not stray.exists() and kept.path.exists()
     assert space.gc() == []
+    assert (odd / "inside").read_text() == "mine"
 
 
 def _beside(path: Path) -> list[str]:
