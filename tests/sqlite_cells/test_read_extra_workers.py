@@ -131,3 +131,37 @@ def test_an_extra_worker_retires_once_idle(
         assert workers.running == 1
         assert db.read(COUNT) == [{"n": 0}]
         assert workers.extras_started == 1  # a worker kept up with that read: no new extra
+
+
+def test_extra_workers_are_bounded(
+    store: Path, stuck: Stuck, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``MAX_EXTRA`` a read waits for the stuck ones (here: the first to be reported)."""
+    monkeypatch.setattr(workers_module, "MAX_EXTRA", 1)
+    with sc.Runtime(store, query_timeout=1.0, query_workers=1) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        workers = rt.query_workers
+
+        def slow_read() -> None:
+            try:
+                db.read(ONE_LONG_CALL)
+            except sc.SqliteCellsError as exc:
+                stuck.note("stuck", exc)
+            else:
+                stuck.note("stuck", "rows")
+
+        first = threading.Thread(target=slow_read)
+        first.start()
+        assert stuck.started.wait(30)
+        second = threading.Thread(target=slow_read)
+        second.start()
+        for _ in range(3000):  # the extra worker takes the second stuck read (a hang guard)
+            if workers.extras_started == 1 and workers.running == 2:
+                break
+            time.sleep(0.01)
+        stuck.note("read", db.read(COUNT))
+        first.join(30)
+        second.join(30)
+        assert workers.extras_started == 1
+        assert stuck.events[0][0] == "stuck" and isinstance(stuck.events[0][1], sc.QueryTimeout)
+        assert ("read", [{"n": 0}]) in stuck.events
