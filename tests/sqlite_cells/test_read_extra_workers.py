@@ -30,6 +30,8 @@ class Stuck:
         self.release = threading.Event()
         self.events: list[tuple[str, Any]] = []
         self._lock = threading.Lock()
+        self._running = 0
+        self._idle = threading.Condition(self._lock)
 
     def note(self, what: str, detail: Any) -> None:
         with self._lock:
@@ -41,13 +43,24 @@ class Stuck:
         def wrapped(pool: Any, decl: Any, statements: Any, **kwargs: Any) -> Any:
             if statements[0].sql != ONE_LONG_CALL:
                 return real(pool, decl, statements, **kwargs)
+            with self._lock:
+                self._running += 1
             self.started.set()
             try:
                 return real(pool, decl, statements, **kwargs)
             finally:
                 self.release.wait(30)  # a hang guard
+                with self._lock:
+                    self._running -= 1
+                    self._idle.notify_all()
 
         return wrapped
+
+    def wait_until_done(self) -> None:
+        """Wait for the long calls to end, so that none burns CPU during later tests."""
+        self.release.set()
+        with self._lock:
+            self._idle.wait_for(lambda: self._running == 0, 30)
 
 
 @pytest.fixture
@@ -58,7 +71,7 @@ def stuck() -> Iterator[Stuck]:
     try:
         yield hold
     finally:
-        hold.release.set()
+        hold.wait_until_done()
         workers_module.read_batch = real
 
 
