@@ -10,12 +10,22 @@ worker: the thread finishes its call in the background (its result is dropped, i
 goes back to the pool afterwards) while a new worker takes its place, so other queries, writes
 and ``close()`` never wait for it. At most ``MAX_STUCK`` abandoned workers are replaced at once;
 past that the pool keeps fewer workers until they come back (and says so in the log).
+
+Abandoning comes only ``GRACE`` past the deadline; until then a stuck read still holds its
+worker. So a read never waits behind reads that are themselves slow: when a job is queued while
+every worker is busy in a statement (or a job's preparation) that has run ``SLOW`` seconds or
+more, an extra worker starts — checked when the job is submitted and at each watchdog tick. The
+extras and the abandoned workers together stay within ``MAX_EXTRA`` beyond ``count``; an extra
+that finds no work for ``RETIRE`` seconds exits (any idle worker does while there are more than
+``count``). Workers that keep up — however long their batches, as long as each statement is
+short — never start one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -30,13 +40,25 @@ from sqlite_cells.read._pool import PooledConnection, ReadPool
 from sqlite_cells.read._reader import Statement, StatementResult, Tracker, read_batch
 from sqlite_cells.schema import Declaration
 
-__all__ = ["GRACE", "QUEUE_GRACE", "Delivery", "QueryWorkers", "ReadJob"]
+__all__ = [
+    "GRACE",
+    "MAX_EXTRA",
+    "QUEUE_GRACE",
+    "RETIRE",
+    "SLOW",
+    "Delivery",
+    "QueryWorkers",
+    "ReadJob",
+]
 
 log = logging.getLogger("sqlite_cells.read")
 
 GRACE = 0.25
 QUEUE_GRACE = 0.5  # db.read waits this much past its timeout for a worker to take it
 MAX_STUCK = 16
+SLOW = 0.02  # a statement running this long holds its worker: a queued read gets an extra one
+MAX_EXTRA = 8  # extra and abandoned workers beyond ``count`` that extras may bring about
+RETIRE = 1.0  # an idle worker beyond ``count`` exits after this long without work
 _WATCH_EVERY = 0.05
 _LINGER = 1.0  # how long the watchdog keeps polling after the last guarded read began
 
@@ -67,6 +89,7 @@ class _Worker:
 @dataclass(slots=True)
 class _InFlight:
     job: ReadJob
+    started: float  # time.monotonic() when the worker took the job
     tracker: Tracker = field(default_factory=Tracker)
 
 
@@ -91,12 +114,19 @@ class QueryWorkers:
         self._workers: list[_Worker] = []
         self._stuck = 0
         self._closed = False
+        self.extras_started = 0  # extra workers started for reads queued behind slow ones
         for _ in range(count):
             self._spawn_locked()
         self._watchdog = threading.Thread(
             target=self._watch, name="sqlite-cells-query-watchdog", daemon=True
         )
         self._watchdog.start()
+
+    @property
+    def running(self) -> int:
+        """Workers taking jobs now: ``count``, plus extras, minus abandoned ones not replaced."""
+        with self._lock:
+            return len(self._workers)
 
     # -- submitting ----------------------------------------------------------------------------
 
@@ -106,6 +136,8 @@ class QueryWorkers:
             if not self._closed:
                 self._queue.append(job)
                 self._wake.notify()
+                if len(self._in_flight) == len(self._workers):  # nobody idle: slow ones?
+                    self._add_extra_locked(time.monotonic())
                 return
         _fail(job, ClosedError("the runtime is closed: open a new Runtime"))
 
@@ -150,16 +182,40 @@ class QueryWorkers:
         self._workers.append(worker)
         worker.thread.start()
 
+    def _add_extra_locked(self, now: float) -> None:
+        """Start an extra worker if jobs are queued, every worker is busy with a statement that
+        has run ``SLOW`` seconds or more, and the bound allows one."""
+        if not self._queue or self._closed:
+            return
+        workers = self._workers
+        if len(self._in_flight) < len(workers):
+            return  # a worker is idle, starting or delivering: it takes the job soon
+        if len(workers) + self._stuck >= self.count + MAX_EXTRA:
+            return
+        timeout = self.timeout
+        for flight in self._in_flight.values():
+            # A statement's deadline is its start plus the timeout; before the first statement
+            # (preparing, opening the file) it is inf and the job's own start counts.
+            deadline = flight.tracker.deadline
+            began = flight.started if deadline == math.inf else deadline - timeout
+            if now - began < SLOW:
+                return
+        self.extras_started += 1
+        self._spawn_locked()
+
     def _work(self, worker: _Worker) -> None:
         while True:
             with self._lock:
                 while not self._queue and not self._closed:
-                    self._wake.wait()
+                    if len(self._workers) <= self.count:
+                        self._wake.wait()
+                    elif not self._wake.wait(RETIRE) and self._retire_locked(worker):
+                        return
                 if self._closed:
                     self._workers.remove(worker)
                     return
                 job = self._queue.popleft()
-                flight = self._in_flight[worker] = _InFlight(job)
+                flight = self._in_flight[worker] = _InFlight(job, time.monotonic())
                 if self._watch_idle:
                     self._watch_wake.notify()  # the watchdog has something to watch
             outcome = self._execute(job, flight.tracker)
@@ -175,6 +231,13 @@ class QueryWorkers:
             # Not held while idle: freeing a big batch's rows later would land on the next
             # batch's path (at the next assignment of outcome).
             del outcome, job, flight
+
+    def _retire_locked(self, worker: _Worker) -> bool:
+        """After ``RETIRE`` idle seconds: exit if the pool still has more than ``count``."""
+        if self._queue or self._closed or len(self._workers) <= self.count:
+            return False
+        self._workers.remove(worker)
+        return True
 
     def _execute(
         self, job: ReadJob, tracker: Tracker
@@ -245,6 +308,8 @@ class QueryWorkers:
                 ]
                 for worker, _ in late:
                     self._abandon_locked(worker)
+                if self._queue:
+                    self._add_extra_locked(now)
                 overdue = [t for t in self._guarded if now > t.deadline + GRACE]
             for _, gone in late:
                 self._give_up(gone)
@@ -259,6 +324,8 @@ class QueryWorkers:
         worker.abandoned = True
         self._workers.remove(worker)
         self._stuck += 1
+        if len(self._workers) >= self.count:
+            return  # extras started meanwhile keep the pool at its size
         if self._stuck <= MAX_STUCK:
             self._spawn_locked()
         else:

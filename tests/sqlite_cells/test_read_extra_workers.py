@@ -1,0 +1,180 @@
+"""A read arriving while every query worker is stuck in a long call gets an extra worker, so it
+never waits for the stuck ones to time out (R44)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sqlite_cells as sc
+import sqlite_cells.read._workers as workers_module
+
+from .conftest import MESSAGES
+from .test_read_limits import ONE_LONG_CALL
+
+COUNT = "SELECT count(*) AS n FROM messages"
+
+
+class Stuck:
+    """Makes the worker that runs ``ONE_LONG_CALL`` stay in it until ``release`` is set (by
+    default when its timeout is reported): the real call runs, then the worker keeps waiting as
+    if the call went on, however fast this machine runs it, so the watchdog is what ends it."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.events: list[tuple[str, Any]] = []
+        self._lock = threading.Lock()
+        self._running = 0
+        self._idle = threading.Condition(self._lock)
+
+    def note(self, what: str, detail: Any) -> None:
+        with self._lock:
+            self.events.append((what, detail))
+        if what == "stuck":
+            self.release.set()
+
+    def read_batch(self, real: Any) -> Any:
+        def wrapped(pool: Any, decl: Any, statements: Any, **kwargs: Any) -> Any:
+            if statements[0].sql != ONE_LONG_CALL:
+                return real(pool, decl, statements, **kwargs)
+            with self._lock:
+                self._running += 1
+            self.started.set()
+            try:
+                return real(pool, decl, statements, **kwargs)
+            finally:
+                self.release.wait(30)  # a hang guard
+                with self._lock:
+                    self._running -= 1
+                    self._idle.notify_all()
+
+        return wrapped
+
+    def wait_until_done(self) -> None:
+        """Wait for the long calls to end, so that none burns CPU during later tests."""
+        self.release.set()
+        with self._lock:
+            self._idle.wait_for(lambda: self._running == 0, 30)
+
+
+@pytest.fixture
+def stuck() -> Iterator[Stuck]:
+    hold = Stuck()
+    real = workers_module.read_batch
+    workers_module.read_batch = hold.read_batch(real)  # type: ignore[assignment]
+    try:
+        yield hold
+    finally:
+        hold.wait_until_done()
+        workers_module.read_batch = real
+
+
+def test_a_read_does_not_wait_behind_a_stuck_read(store: Path, stuck: Stuck) -> None:
+    with sc.Runtime(store, query_timeout=1.0, query_workers=1) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+
+        def slow_read() -> None:
+            try:
+                db.read(ONE_LONG_CALL)
+            except sc.SqliteCellsError as exc:
+                stuck.note("stuck", exc)
+            else:
+                stuck.note("stuck", "rows")
+
+        background = threading.Thread(target=slow_read)
+        background.start()
+        assert stuck.started.wait(30)
+        stuck.note("read", db.read(COUNT))
+        background.join(30)
+        assert [what for what, _ in stuck.events] == ["read", "stuck"]
+        assert stuck.events[0][1] == [{"n": 0}]
+        assert isinstance(stuck.events[1][1], sc.QueryTimeout)
+        assert rt.query_workers.extras_started >= 1
+
+
+def test_a_read_does_not_wait_behind_a_stuck_live_query(store: Path, stuck: Stuck) -> None:
+    with sc.Runtime(store, query_timeout=1.0, query_workers=1) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        q = db.query(ONE_LONG_CALL)
+
+        def state(value: sc.QueryState[Any]) -> None:
+            if value.error is not None or value.result is not None:
+                stuck.note("stuck", value.error if value.error is not None else "rows")
+
+        subscription = q.observe().subscribe(state)
+        try:
+            assert stuck.started.wait(30)
+            stuck.note("read", db.read(COUNT))
+            rt.settle(30)
+        finally:
+            subscription.dispose()
+        assert [what for what, _ in stuck.events] == ["read", "stuck"]
+        assert stuck.events[0][1] == [{"n": 0}]
+        assert isinstance(stuck.events[1][1], sc.QueryTimeout)
+        assert isinstance(q.get().error, sc.QueryTimeout)
+
+
+def test_an_extra_worker_retires_once_idle(
+    store: Path, stuck: Stuck, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow read that ends in time leaves one worker too many: it exits after ``RETIRE``."""
+    monkeypatch.setattr(workers_module, "RETIRE", 0.05)
+    with sc.Runtime(store, query_timeout=60.0, query_workers=1) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        workers = rt.query_workers
+        box: list[Any] = []
+        background = threading.Thread(target=lambda: box.append(db.read(ONE_LONG_CALL)))
+        background.start()
+        assert stuck.started.wait(30)
+        assert db.read(COUNT) == [{"n": 0}]
+        assert workers.extras_started == 1 and workers.running == 2
+        stuck.release.set()
+        background.join(30)
+        assert box == [[{"found": 0}]]
+        for _ in range(3000):  # a hang guard, not a time bound
+            if workers.running == 1:
+                break
+            time.sleep(0.01)
+        assert workers.running == 1
+        assert db.read(COUNT) == [{"n": 0}]
+        assert workers.extras_started == 1  # a worker kept up with that read: no new extra
+
+
+def test_extra_workers_are_bounded(
+    store: Path, stuck: Stuck, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``MAX_EXTRA`` a read waits for the stuck ones (here: the first to be reported)."""
+    monkeypatch.setattr(workers_module, "MAX_EXTRA", 1)
+    with sc.Runtime(store, query_timeout=1.0, query_workers=1) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        workers = rt.query_workers
+
+        def slow_read() -> None:
+            try:
+                db.read(ONE_LONG_CALL)
+            except sc.SqliteCellsError as exc:
+                stuck.note("stuck", exc)
+            else:
+                stuck.note("stuck", "rows")
+
+        first = threading.Thread(target=slow_read)
+        first.start()
+        assert stuck.started.wait(30)
+        second = threading.Thread(target=slow_read)
+        second.start()
+        for _ in range(3000):  # the extra worker takes the second stuck read (a hang guard)
+            if workers.extras_started == 1 and workers.running == 2:
+                break
+            time.sleep(0.01)
+        stuck.note("read", db.read(COUNT))
+        first.join(30)
+        second.join(30)
+        assert workers.extras_started == 1
+        assert stuck.events[0][0] == "stuck" and isinstance(stuck.events[0][1], sc.QueryTimeout)
+        assert ("read", [{"n": 0}]) in stuck.events
