@@ -222,9 +222,10 @@ def collect_garbage(store: Path, *, remove: bool = False) -> list[Path]:
     A file is kept if any cell id of any space — in any commit record ever, in the current
     cells, or as an op target — derives its name, whatever that cell holds now (a handle value
     that does not decode still protects its file, R5); only a handle whose current value says it
-    was dropped with ``db.drop()`` gives its file up. Only regular files are listed. Space files that cannot be read make gc
-    refuse (``DatabaseError``): it never guesses. Run it while no runtime is writing a first row
-    to a new database (whose file exists a moment before its handle is committed)."""
+    was dropped with ``db.drop()`` gives its file up. Only regular files are listed. Space files
+    that cannot be read make gc refuse (``DatabaseError``): it never guesses. Run it while no
+    runtime is writing a first row to a new database (whose file exists a moment before its
+    handle is committed)."""
     store = Path(store)
     with translated(f"the store {store}"):
         named: set[str] = set()
