@@ -2,9 +2,12 @@
 read transaction (R40–R44, R51).
 
 A database reads as its declared schema even before it has a file (R41): a missing file is read
-as the declared tables with no rows (in a scratch in-memory database, never creating the file);
-declared tables that the file does not have yet are shadowed by empty temporary tables for the
-duration of the read. An undeclared table is a :class:`QueryError`, written or not.
+as the declared tables with no rows (in a scratch in-memory database, never creating the file).
+Declared tables and columns that the file does not have yet (it was written under an older
+declaration, R14) are shadowed by the connection's ``temp`` objects (see ``_shadows``); the read
+set of a statement prepared against shadows is the one it has on the declared schema (taken by
+preparing it in the scratch database), so that it names the declared columns it reads. An
+undeclared table is a :class:`QueryError`, written or not.
 
 Each statement is prepared under the connection's :class:`Gate` with the read policy of the
 declaration's tables; the first time a (schema, sql) pair is prepared the gate records the
@@ -29,7 +32,8 @@ import apsw
 from sqlite_cells.codec import DiskSourceError, QueryError, QueryTimeout, SqliteCellsError
 from sqlite_cells.files import check_pinned, read_watermark
 from sqlite_cells.read._pool import DEFAULT_LENGTH_LIMIT, PooledConnection, ReadPool
-from sqlite_cells.schema import Declaration, Schema, SourceKind, create_table_sql, quote_ident
+from sqlite_cells.read._shadows import forget_complete, sync_shadows
+from sqlite_cells.schema import Declaration, Schema, SourceKind, create_table_sql
 from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Mode, ReadSet, make_authorizer
 
 __all__ = [
@@ -234,6 +238,7 @@ def _read_file(
     own.execute("BEGIN")
     try:
         seq = 0 if decl.kind is SourceKind.DISK else read_watermark(own)
+        plan.on_file(sync_shadows(pooled, decl, own, plan.policy))
         results = _run_all(pooled, plan, statements, tracker, start, previous, transaction=True)
     finally:
         pooled.deadline = float("inf")
@@ -287,14 +292,25 @@ class _Plan:
     the key its read sets are kept under and one cursor (worked out once per batch, not per
     statement)."""
 
-    __slots__ = ("cursor", "decl", "policy", "schema_key", "timeout")
+    __slots__ = ("base_policy", "cursor", "decl", "file", "policy", "schema_key", "timeout")
 
     def __init__(self, decl: Declaration, timeout: float, pooled: PooledConnection) -> None:
         self.decl = decl
         self.timeout = timeout
         self.schema_key = key = _schema_key(decl)
-        self.policy = _POLICY_BY_SCHEMA.get(key) or _read_policy(decl, key)
+        self.policy = self.base_policy = _POLICY_BY_SCHEMA.get(key) or _read_policy(decl, key)
         self.cursor = pooled.conn.cursor()
+        self.file = False  # reading the database's own file (not the scratch stand-in)
+
+    @property
+    def shadowed(self) -> bool:
+        """Whether the file is read through shadows of what it lacks (R14, R41)."""
+        return self.policy is not self.base_policy
+
+    def on_file(self, shadow_policy: Authorizer | None) -> None:
+        """The read runs on the file; ``shadow_policy`` is the policy of its shadows, if any."""
+        self.file = True
+        self.policy = self.base_policy if shadow_policy is None else shadow_policy
 
 
 def _run_one(
@@ -316,21 +332,28 @@ def _run_one(
     entry = _READ_SETS.get(key)
     known = entry[0] if entry is not None else None
     try:
+        if known is None and plan.shadowed:
+            known = _declared_read_set(plan, stmt, key)
         try:
             result = _execute(pooled, plan.cursor, plan.policy, stmt, known)
         except apsw.SQLError as exc:
-            # Only a file written under an older declaration lacks declared tables: look for
-            # them when SQLite says a table is missing, not on every read.
-            decl = plan.decl
-            missing = _missing_tables(pooled.conn, decl) if "no such table" in str(exc) else []
-            if not missing:
+            if not (plan.file and _lacks_something(exc)) or plan.decl.schema is None:
                 raise
-            with _shadows(pooled.conn, decl.schema, missing):
-                policy = _allowing_temp(plan.policy, frozenset(missing))
-                result = _execute(pooled, pooled.conn.cursor(), policy, stmt, None)
+            # A file found complete for this schema lost a table or column since (a migrate
+            # of another declaration): look again, and shadow what it lacks now.
+            forget_complete(pooled, plan.decl)
+            plan.on_file(sync_shadows(pooled, plan.decl, pooled.conn.cursor(), plan.base_policy))
+            if not plan.shadowed:
+                raise
+            if known is None:
+                known = _declared_read_set(plan, stmt, key)
+            plan.cursor = pooled.conn.cursor()
+            result = _execute(pooled, plan.cursor, plan.policy, stmt, known)
     except apsw.Error as exc:
         plan.cursor = pooled.conn.cursor()  # a fresh one after a failure, to be safe
-        return StatementResult(error=_translate(plan.decl, stmt.sql, exc, plan.timeout, pooled))
+        shadow = plan.shadowed and "rowid" in str(exc).lower()
+        error = _translate(plan.decl, stmt.sql, exc, plan.timeout, pooled, shadow=shadow)
+        return StatementResult(error=error)
     except (UnicodeError, OverflowError, KeyError, TypeError) as exc:
         # Stored text that is not UTF-8, parameters SQLite cannot bind: the query fails (R43).
         plan.cursor = pooled.conn.cursor()
@@ -340,6 +363,38 @@ def _run_one(
     if known is None and result.read_set is not None:
         _remember_read_set(key, result.read_set, result.functions)
     return result
+
+
+def _lacks_something(exc: apsw.SQLError) -> bool:
+    text = str(exc)
+    return "no such table" in text or "no such column" in text
+
+
+def _declared_read_set(plan: _Plan, stmt: Statement, key: tuple[str, str]) -> ReadMap | None:
+    """The read set of ``stmt`` on the declared schema (R51), for a file read through shadows:
+    SQLite prepares it (``EXPLAIN`` runs nothing) in the scratch database of the declared
+    tables, so the set names the declared columns the query reads, as it will on the migrated
+    file; a view's reads would name every stored column it selects. None when it cannot be
+    prepared there (the read then records what it reads on the file)."""
+    schema = plan.decl.schema
+    if schema is None:
+        return None
+    record: ReadSet = set()
+    functions: set[str] = set()
+    with _scratch(schema) as scratch:
+        scratch.gate.enter(plan.base_policy, record, functions)
+        try:
+            scratch.conn.cursor().execute(
+                "EXPLAIN " + stmt.sql, stmt.params, can_cache=False,
+                prepare_flags=USER_PREPARE_FLAGS,
+            ).fetchall()  # fmt: skip
+        except apsw.Error:
+            return None
+        finally:
+            scratch.gate.leave()
+    read_set = _read_map(record)
+    _remember_read_set(key, read_set, frozenset(functions))
+    return read_set
 
 
 def _execute(
@@ -406,6 +461,8 @@ def _translate(
     exc: apsw.Error,
     timeout: float,
     pooled: PooledConnection | None,
+    *,
+    shadow: bool = False,
 ) -> QueryError:
     """One apsw error of a read as the error a user sees (R44: interrupts and lock waits past
     the deadline are :class:`QueryTimeout`)."""
@@ -432,19 +489,16 @@ def _translate(
             if "no such table" in str(exc)
             else ""
         )
+        if shadow and "no such column" in str(exc):
+            hint = (
+                ": a table whose declared columns the file does not have yet is read through a "
+                "view, which has no rowid; the next write migrates the file and brings it back"
+            )
         error = QueryError(decl.db_id, sql, f"SQLError: {exc}{hint}")
     else:
         error = QueryError(decl.db_id, sql, f"{type(exc).__name__}: {exc}")
     error.__cause__ = exc
     return error
-
-
-def _missing_tables(conn: apsw.Connection, decl: Declaration) -> list[str]:
-    present = {
-        name.lower()
-        for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")
-    }
-    return sorted((decl.table_names or frozenset()) - present)
 
 
 # Read sets by (schema key, sql): what SQLite reads depends on the schema and the text only;
@@ -509,35 +563,6 @@ def _read_policy(decl: Declaration, schema_key: str) -> Authorizer:
     if len(_POLICY_BY_SCHEMA) < 4096:
         _POLICY_BY_SCHEMA[schema_key] = found
     return found
-
-
-@contextmanager
-def _shadows(conn: apsw.Connection, schema: Schema | None, names: list[str]) -> Iterator[None]:
-    """Empty temporary stand-ins for declared tables the file does not have yet (R41)."""
-    if not names or schema is None:
-        yield
-        return
-    created = []
-    try:
-        for name, table in schema.tables:
-            if name.lower() in names:
-                conn.execute(create_table_sql("temp", name, table))
-                created.append(name)
-        yield
-    finally:
-        for name in created:
-            conn.execute(f"DROP TABLE temp.{quote_ident(name)}")
-
-
-def _allowing_temp(inner: Authorizer, names: frozenset[str]) -> Authorizer:
-    def authorize(
-        action: int, a: str | None, b: str | None, database: str | None, trigger: str | None
-    ) -> int:
-        if action == apsw.SQLITE_READ and database == "temp" and (a or "").lower() in names:
-            return apsw.SQLITE_OK
-        return inner(action, a, b, database, trigger)
-
-    return authorize
 
 
 _scratch_lock = threading.Lock()  # guards _scratch_conns

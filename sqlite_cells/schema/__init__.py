@@ -18,12 +18,19 @@ from sqlite_cells.schema._schema import create_table_sql as create_table_sql
 from sqlite_cells.schema._schema import declare_tables as declare_tables
 from sqlite_cells.schema._schema import quote_ident as quote_ident
 from sqlite_cells.schema._schema import table as table
+from sqlite_cells.schema._shadow import NO_SHADOWS as NO_SHADOWS
+from sqlite_cells.schema._shadow import SHADOW_PREFIX as SHADOW_PREFIX
+from sqlite_cells.schema._shadow import Shadows as Shadows
+from sqlite_cells.schema._shadow import plan_shadows as plan_shadows
 
 __all__ = [
+    "NO_SHADOWS",
+    "SHADOW_PREFIX",
     "CfLink",
     "Declaration",
     "Migrate",
     "Schema",
+    "Shadows",
     "SourceKind",
     "Table",
     "VmSource",
@@ -35,6 +42,7 @@ __all__ = [
     "ensure_schema",
     "migrate_file",
     "plan_migration",
+    "plan_shadows",
     "quote_ident",
     "table",
 ]

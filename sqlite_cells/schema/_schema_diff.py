@@ -40,7 +40,7 @@ from sqlite_cells.schema._schema import (
 )
 from sqlite_cells.sql import QUOTED, WORD, scan_sql
 
-__all__ = ["MigrationPlan", "plan_migration"]
+__all__ = ["MigrationPlan", "declared_report", "plan_migration", "schema_objects"]
 
 _CACHE_SIZE: Final = 64
 _GENERATED: Final = {0: "no", 1: "hidden", 2: "virtual", 3: "stored"}
@@ -161,7 +161,7 @@ def _index_info(conn: apsw.Connection, db: str, index: str, table_name: str) -> 
     return _IndexInfo(table_name.lower(), bool(unique), bool(partial), keys)
 
 
-def _objects(conn: apsw.Connection, db: str) -> dict[str, tuple[str, str, str, object]]:
+def schema_objects(conn: apsw.Connection, db: str) -> dict[str, tuple[str, str, str, object]]:
     """Every schema object of ``db`` by lowercased name: (type, name, table name, sql)."""
     rows = rows_of(conn, f"SELECT type, name, tbl_name, sql FROM {quote_ident(db)}.sqlite_schema")
     return {str(r[1]).lower(): (str(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows}
@@ -171,7 +171,7 @@ _Declared = tuple[dict[str, _TableInfo], dict[str, _IndexInfo]]
 _declared_cache: dict[str, _Declared] = {}  # fingerprint -> what SQLite reports for the schema
 
 
-def _declared(schema: Schema) -> _Declared:
+def declared_report(schema: Schema) -> _Declared:
     """What SQLite reports for ``schema``, built in a scratch database (bounded cache)."""
     cached = _declared_cache.get(schema.fingerprint)
     if cached is not None:
@@ -180,7 +180,7 @@ def _declared(schema: Schema) -> _Declared:
     try:
         for statement in render_ddl(schema, "main"):
             scratch.execute(statement)
-        objects = _objects(scratch, "main")
+        objects = schema_objects(scratch, "main")
         tables = {
             n.lower(): _table_info(scratch, "main", n, objects[n.lower()][3])
             for n, _ in schema.tables
@@ -296,8 +296,8 @@ def diff_of(
     conn: apsw.Connection, database: str, schema: Schema
 ) -> tuple[list[tuple[str, str]], list[str]]:
     """(subject, statement) pairs to run, and the non-additive differences."""
-    want_tables, want_indexes = _declared(schema)
-    objects = _objects(conn, database)
+    want_tables, want_indexes = declared_report(schema)
+    objects = schema_objects(conn, database)
     statements: list[tuple[str, str]] = []
     diffs: list[str] = []
     for name, declared in schema.tables:
