@@ -14,9 +14,10 @@ at all (change them with ``migrate``): generated-column expressions, ``ON CONFLI
 constraints, FK ``DEFERRABLE``, table-level CHECKs a ``migrate`` wrote (declarations cannot
 have table-level constraints).
 
-Tables and indexes in the file that are not declared are left alone: not a difference, so a file
-can hold tables a ``migrate`` keeps for its own use, and a declaration can shrink without a
-migration. Stored columns that are not declared are a difference (dropping is not additive).
+Whatever the file holds that is not declared is a difference, as dropping is not additive: a
+stored column, table, index, view or trigger (the runtime's ``_cf_*`` tables and SQLite's own
+``sqlite_*`` objects aside). A declaration shrinks with a version bump and a ``migrate`` that drops
+what it no longer declares (R14).
 """
 
 from __future__ import annotations
@@ -326,7 +327,31 @@ def diff_of(
                 have_index = _index_info(conn, database, stored_name, on_table)
                 if want != have_index:
                     diffs.append(f"index {index}: {_index_text(have_index)} → {_index_text(want)}")
-    return statements, diffs
+    return statements, diffs + _undeclared(schema, objects)
+
+
+_DROP_IT: Final = "declare it, or bump version= with a migrate that drops it"
+
+
+def _undeclared(schema: Schema, objects: Mapping[str, tuple[str, str, str, object]]) -> list[str]:
+    """The file's objects the declaration does not have (R13: dropping is not additive)."""
+    declared = {n.lower() for n, _ in schema.tables}
+    declared |= {i.lower() for _, t in schema.tables for i, _ in t.indexes}
+    diffs = []
+    for key, (kind, name, on_table, _) in sorted(objects.items()):
+        if key in declared or key.startswith(("_cf_", "sqlite_")):
+            continue
+        if kind == "table":
+            what = f"{name}: the stored table is not declared (dropping a table is not additive)"
+        elif kind == "index":
+            what = (
+                f"index {name}: the stored index on {on_table} is not declared (dropping an "
+                "index is not additive)"
+            )
+        else:
+            what = f"{name}: the file holds a {kind} that is not declared"
+        diffs.append(f"{what}; {_DROP_IT}")
+    return diffs
 
 
 def plan_migration(conn: apsw.Connection, database: str, schema: Schema) -> MigrationPlan:

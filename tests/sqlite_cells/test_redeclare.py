@@ -8,6 +8,7 @@ import hashlib
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import apsw
 import msgspec
@@ -198,3 +199,46 @@ def test_rowid_of_a_table_with_added_columns_waits_for_the_migration(
             {"r": 2, "c": 7},
             {"r": 3, "c": 7},
         ]
+
+
+def test_removing_a_table_or_an_index_from_the_declaration_is_not_additive(
+    rt: sc.Runtime,
+) -> None:
+    """R13: dropping is not additive, for tables and indexes as for columns. The write raises
+    UnsupportedMigration naming each difference and writes nothing; a version bump with a
+    migrate that drops them is the way (R14)."""
+    space = rt.space("demo")
+    full = {
+        "t": sc.table(a="integer", indexes={"by_a": ["a"]}),
+        "gone": sc.table(z="text"),
+    }
+    db = space.sqlite_database("d", tables=full)
+    _write(space, db, "INSERT INTO t (a) VALUES (1)")
+    shrunk = {"t": sc.table(a="integer")}
+    db = space.sqlite_database("d", tables=shrunk)
+    schema = _stored_schema(db.path)
+    with pytest.raises(sc.UnsupportedMigration) as info:
+        _write(space, db, "INSERT INTO t (a) VALUES (2)")
+    assert isinstance(info.value, sc.SqliteCellsError)
+    assert info.value.differences == (
+        "index by_a: the stored index on t is not declared (dropping an index is not "
+        "additive); declare it, or bump version= with a migrate that drops it",
+        "gone: the stored table is not declared (dropping a table is not additive); declare "
+        "it, or bump version= with a migrate that drops it",
+    )
+    assert db.rev == 1
+    assert _stored_schema(db.path) == schema
+    assert db.read("SELECT a FROM t") == [{"a": 1}]
+
+    def drop(conn: Any, from_version: int) -> None:
+        assert from_version == 1
+        conn.execute("DROP TABLE gone")
+        conn.execute("DROP INDEX by_a")
+
+    db = space.sqlite_database("d", tables=shrunk, version=2, migrate=drop)
+    _write(space, db, "INSERT INTO t (a) VALUES (2)")
+    assert db.rev == 2
+    assert db.read("SELECT a FROM t ORDER BY a") == [{"a": 1}, {"a": 2}]
+    assert {
+        r[1] for r in _stored_schema(db.path) if not str(r[1]).startswith(("_cf_", "sqlite_"))
+    } == {"t"}
