@@ -39,7 +39,7 @@ from sqlite_cells.schema._schema import (
     quote_ident,
     render_ddl,
 )
-from sqlite_cells.sql import QUOTED, WORD, scan_sql
+from sqlite_cells.sql import QUOTED, WORD, fold_ascii, scan_sql
 
 __all__ = ["MigrationPlan", "declared_report", "plan_migration", "schema_objects"]
 
@@ -61,7 +61,7 @@ def _norm(text: str | None) -> str:
     literals kept verbatim). Quoting matters: ALTER … RENAME COLUMN rewrites references to the
     column in CHECKs as quoted names."""
     words = scan_sql(text or "").words()
-    return " ".join(t.name.upper() if t.kind in (WORD, QUOTED) else t.text for t in words)
+    return " ".join(fold_ascii(t.name) if t.kind in (WORD, QUOTED) else t.text for t in words)
 
 
 def rows_of(
@@ -117,7 +117,7 @@ def _checks(sql: object) -> dict[str, tuple[str, ...]] | None:
         found = [
             k.this.sql(dialect="sqlite") for k in kinds if isinstance(k, exp.CheckColumnConstraint)
         ]
-        out[coldef.name.lower()] = tuple(sorted(found, key=_norm))
+        out[fold_ascii(coldef.name)] = tuple(sorted(found, key=_norm))
     return out
 
 
@@ -126,13 +126,13 @@ def _table_info(conn: apsw.Connection, db: str, name: str, sql: object) -> _Tabl
     xinfo = 'SELECT name, type, "notnull", dflt_value, pk, hidden FROM pragma_table_xinfo(?, ?)'
     for cname, ctype, notnull, dflt, pk, hidden in rows_of(conn, xinfo, (name, db)):
         _, coll, _, _, autoinc = conn.column_metadata(db, name, str(cname))
-        columns[str(cname).lower()] = _Col(
+        columns[fold_ascii(str(cname))] = _Col(
             str(cname), str(ctype or ""), bool(notnull), None if dflt is None else str(dflt),
             int(str(pk)), int(str(hidden)), str(coll or "BINARY").upper(), bool(autoinc),
         )  # fmt: skip
     indexes = rows_of(conn, "SELECT name, origin FROM pragma_index_list(?, ?)", (name, db))
     uniques = frozenset(
-        tuple(str(key[0]).lower() for key in _index_keys(conn, db, str(index)))
+        tuple(fold_ascii(str(key[0])) for key in _index_keys(conn, db, str(index)))
         for index, origin in indexes
         if origin == "u"
     )
@@ -142,8 +142,9 @@ def _table_info(conn: apsw.Connection, db: str, name: str, sql: object) -> _Tabl
     ):
         refs.setdefault(row[0], []).append(row)
     fkeys = frozenset(
-        (tuple(str(r[3]).lower() for r in rs), str(rs[0][2]).lower(),
-         tuple(str(r[4] or "").lower() for r in rs), str(rs[0][5]), str(rs[0][6]), str(rs[0][7]))
+        (tuple(fold_ascii(str(r[3])) for r in rs), fold_ascii(str(rs[0][2])),
+         tuple(fold_ascii(str(r[4] or "")) for r in rs),
+         str(rs[0][5]), str(rs[0][6]), str(rs[0][7]))
         for rs in refs.values()
     )  # fmt: skip
     return _TableInfo(name, columns, uniques, fkeys, _checks(sql))
@@ -152,20 +153,22 @@ def _table_info(conn: apsw.Connection, db: str, name: str, sql: object) -> _Tabl
 def _index_keys(conn: apsw.Connection, db: str, index: str) -> list[tuple[str | None, bool, str]]:
     xinfo = 'SELECT name, "desc", coll FROM pragma_index_xinfo(?, ?) WHERE key'
     rows = rows_of(conn, xinfo, (index, db))
-    return [(None if n is None else str(n).lower(), bool(d), str(c).upper()) for n, d, c in rows]
+    return [
+        (None if n is None else fold_ascii(str(n)), bool(d), str(c).upper()) for n, d, c in rows
+    ]
 
 
 def _index_info(conn: apsw.Connection, db: str, index: str, table_name: str) -> _IndexInfo:
     flags = 'SELECT "unique", partial FROM pragma_index_list(?, ?) WHERE name = ?'
     unique, partial = (rows_of(conn, flags, (table_name, db, index)) or [(0, 0)])[0]
     keys = tuple(_index_keys(conn, db, index))
-    return _IndexInfo(table_name.lower(), bool(unique), bool(partial), keys)
+    return _IndexInfo(fold_ascii(table_name), bool(unique), bool(partial), keys)
 
 
 def schema_objects(conn: apsw.Connection, db: str) -> dict[str, tuple[str, str, str, object]]:
     """Every schema object of ``db`` by lowercased name: (type, name, table name, sql)."""
     rows = rows_of(conn, f"SELECT type, name, tbl_name, sql FROM {quote_ident(db)}.sqlite_schema")
-    return {str(r[1]).lower(): (str(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows}
+    return {fold_ascii(str(r[1])): (str(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows}
 
 
 _Declared = tuple[dict[str, _TableInfo], dict[str, _IndexInfo]]
@@ -183,11 +186,11 @@ def declared_report(schema: Schema) -> _Declared:
             scratch.execute(statement)
         objects = schema_objects(scratch, "main")
         tables = {
-            n.lower(): _table_info(scratch, "main", n, objects[n.lower()][3])
+            fold_ascii(n): _table_info(scratch, "main", n, objects[fold_ascii(n)][3])
             for n, _ in schema.tables
         }
         indexes = {
-            i.lower(): _index_info(scratch, "main", i, n)
+            fold_ascii(i): _index_info(scratch, "main", i, n)
             for n, t in schema.tables
             for i, _ in t.indexes
         }
@@ -246,7 +249,7 @@ def _cannot_add(want: _Col, info: _TableInfo) -> str | None:
         return (
             "a new NOT NULL column without a default cannot be added (existing rows need a value)"
         )
-    if any(want.name.lower() in cols for cols in info.uniques):
+    if any(fold_ascii(want.name) in cols for cols in info.uniques):
         return f"a new UNIQUE column {_CANNOT}"
     return f"a new STORED generated column {_CANNOT}" if want.generated == 3 else None
 
@@ -258,7 +261,7 @@ def _diff_table(
     diffs: list[str] = []
     missing = {k for k in want.columns if k not in have.columns}
     for column in declared.columns:
-        key = column.name.lower()
+        key = fold_ascii(column.name)
         if key not in missing:
             diffs += _column_differences(name, want.columns[key], have.columns[key])
         elif reason := _cannot_add(want.columns[key], want):
@@ -302,7 +305,7 @@ def diff_of(
     statements: list[tuple[str, str]] = []
     diffs: list[str] = []
     for name, declared in schema.tables:
-        kind, stored_name, _, sql = objects.get(name.lower(), ("", "", "", None))
+        kind, stored_name, _, sql = objects.get(fold_ascii(name), ("", "", "", None))
         if not kind:
             statements.append((name, create_table_sql(database, name, declared)))
         elif kind != "table":
@@ -310,20 +313,20 @@ def diff_of(
             continue
         else:
             have = _table_info(conn, database, stored_name, sql)
-            more, found = _diff_table(database, name, declared, want_tables[name.lower()], have)
+            more, found = _diff_table(database, name, declared, want_tables[fold_ascii(name)], have)
             statements += more
             diffs += found
         for index, cols in declared.indexes:
-            kind, stored_name, on_table, _ = objects.get(index.lower(), ("", "", "", None))
+            kind, stored_name, on_table, _ = objects.get(fold_ascii(index), ("", "", "", None))
             if not kind:
                 statements.append((f"index {index}", create_index_sql(database, index, name, cols)))
-            elif kind != "index" or on_table.lower() != name.lower():
+            elif kind != "index" or fold_ascii(on_table) != fold_ascii(name):
                 diffs.append(
                     f"index {index}: the file holds an object ({kind}) of that name on {on_table}, "
                     f"not an index on {name}"
                 )
             else:
-                want = want_indexes[index.lower()]
+                want = want_indexes[fold_ascii(index)]
                 have_index = _index_info(conn, database, stored_name, on_table)
                 if want != have_index:
                     diffs.append(f"index {index}: {_index_text(have_index)} → {_index_text(want)}")
@@ -335,8 +338,8 @@ _DROP_IT: Final = "declare it, or bump version= with a migrate that drops it"
 
 def _undeclared(schema: Schema, objects: Mapping[str, tuple[str, str, str, object]]) -> list[str]:
     """The file's objects the declaration does not have (R13: dropping is not additive)."""
-    declared = {n.lower() for n, _ in schema.tables}
-    declared |= {i.lower() for _, t in schema.tables for i, _ in t.indexes}
+    declared = {fold_ascii(n) for n, _ in schema.tables}
+    declared |= {fold_ascii(i) for _, t in schema.tables for i, _ in t.indexes}
     diffs = []
     for key, (kind, name, on_table, _) in sorted(objects.items()):
         if key in declared or key.startswith(("_cf_", "sqlite_")):

@@ -67,7 +67,7 @@ def plan_shadows(conn: apsw.Connection, schema: Schema) -> Shadows:
     tables: set[str] = set()
     helpers: set[str] = set()
     for name, declared in schema.tables:
-        kind, stored_name, _, _ = objects.get(name.lower(), ("", "", "", None))
+        kind, stored_name, _, _ = objects.get(fold_ascii(name), ("", "", "", None))
         if not kind:
             create.append(create_table_sql("temp", name, declared))
             drop.append(f"DROP TABLE IF EXISTS temp.{quote_ident(name)}")
@@ -76,9 +76,10 @@ def plan_shadows(conn: apsw.Connection, schema: Schema) -> Shadows:
         if kind != "table":
             continue
         stored = [str(n) for n, hidden in rows_of(conn, _XINFO, (stored_name,)) if hidden != 1]
-        have = {n.lower() for n in stored}
-        want = want_tables[name.lower()].columns
-        missing = [want[c.name.lower()] for c in declared.columns if c.name.lower() not in have]
+        have = {fold_ascii(n) for n in stored}
+        want = want_tables[fold_ascii(name)].columns
+        keys = [fold_ascii(c.name) for c in declared.columns]
+        missing = [want[key] for key in keys if key not in have]
         if not missing:
             continue
         helper = f"{SHADOW_PREFIX}{len(helpers)}"

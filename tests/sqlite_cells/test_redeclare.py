@@ -242,3 +242,57 @@ def test_removing_a_table_or_an_index_from_the_declaration_is_not_additive(
     assert {
         r[1] for r in _stored_schema(db.path) if not str(r[1]).startswith(("_cf_", "sqlite_"))
     } == {"t"}
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"version": "2"}, "is a str"),
+        ({"version": True}, "is a bool"),
+        ({"version": 2.0}, "is a float"),
+        ({"version": 0}, "out of range"),
+        ({"version": -1}, "out of range"),
+        ({"version": 2**63}, "out of range"),
+        ({"version": 2**70}, "out of range"),
+        ({"version": 2, "migrate": 5}, "not callable"),
+    ],
+)
+def test_bad_version_or_migrate_is_refused_at_declaration(
+    rt: sc.Runtime, options: dict[str, object], words: str
+) -> None:
+    space = rt.space("demo")
+    with pytest.raises(sc.SchemaError, match=words) as info:
+        space.sqlite_database("d", tables=OLD, **options)  # type: ignore[arg-type]  # on purpose
+    assert isinstance(info.value, ValueError)
+    assert not list(rt.store.glob("cell-*"))
+
+
+def test_the_largest_version_is_stored(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    db = space.sqlite_database("d", tables=OLD, version=2**63 - 1)
+    _write(space, db, "INSERT INTO t (a) VALUES (1)")
+    conn = apsw.Connection(str(db.path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        stored = conn.execute("SELECT value FROM _cf_meta WHERE key = 'version'").fetchall()
+    finally:
+        conn.close()
+    assert stored == [(2**63 - 1,)]
+
+
+def test_table_names_fold_ascii_case_only_as_sqlite_does(rt: sc.Runtime) -> None:
+    """SQLite folds only ASCII letters: "É" and "é" are two tables, "T" and "t" one name."""
+    with pytest.raises(sc.SchemaError, match="declared twice"):
+        sc.table({"T": "text", "t": "int"})
+    with pytest.raises(sc.SchemaError, match="declared twice"):
+        rt.space("demo").sqlite_database("x", tables={"T": sc.table(v="text"), "t": OLD["t"]})
+    columns = sc.table({"É": "text", "é": "int"})
+    assert [c.name for c in columns.columns] == ["É", "é"]
+    space = rt.space("demo")
+    db = space.sqlite_database(
+        "d", tables={"É": sc.table(v="text"), "é": sc.table(w="text"), "u": columns}
+    )
+    _write(space, db, 'INSERT INTO "É" (v) VALUES (1)')
+    _write(space, db, 'INSERT INTO u ("é") VALUES (2)')
+    assert db.read('SELECT v FROM "É"') == [{"v": "1"}]
+    assert db.read('SELECT w FROM "é"') == []
+    assert db.read('SELECT "É", "é" FROM u') == [{"É": None, "é": 2}]
