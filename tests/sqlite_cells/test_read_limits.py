@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from pathlib import Path
 
 import apsw
@@ -126,6 +127,16 @@ def test_read_rows_without_workers_keeps_the_deadline_too(store: Path) -> None:
             pool.close()
 
 
+def _thread_cpu(thread: threading.Thread) -> float | None:
+    """CPU seconds ``thread`` has used, or None once it is gone."""
+    if thread.ident is None:
+        return None
+    try:
+        return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+    except OSError:
+        return None
+
+
 def test_ctrl_c_during_read_rows_stops_the_read_too(store: Path) -> None:
     """Ctrl-C while the command line waits for a read: the read is interrupted as well, instead
     of running on to its deadline behind a caller that has left."""
@@ -145,17 +156,23 @@ def test_ctrl_c_during_read_rows_stops_the_read_too(store: Path) -> None:
             timer.start()
             with pytest.raises(KeyboardInterrupt):
                 read_rows(pool, db.declaration, forever, (), timeout=60)
-            # The read's helper thread ends: a read left running would go on to its 60 s
-            # deadline. (Not the process's CPU time: reads abandoned by earlier tests, each in
-            # one long function call, may still be finishing on a loaded machine.)
+            # A read still running would burn a core: measure the CPU time of the read's own
+            # helper thread for a second. (Not the process's: reads abandoned by earlier tests,
+            # each in one long function call, may still be finishing on a loaded machine. Not
+            # is_alive(): a join interrupted by Ctrl-C can leave it saying False.)
             helpers = [
                 t
                 for t in threading.enumerate()
                 if t not in earlier and t.name == "sqlite-cells-read"
             ]
-            for helper in helpers:  # none left: it ended within read_rows' grace already
-                helper.join(30)
-            assert not any(helper.is_alive() for helper in helpers)
+            before = [_thread_cpu(t) for t in helpers]
+            time.sleep(1.0)
+            spent = [
+                end - start
+                for start, end in zip(before, map(_thread_cpu, helpers), strict=True)
+                if start is not None and end is not None
+            ]
+            assert all(seconds < 0.3 for seconds in spent), spent
         finally:
             timer.cancel()
             pool.close()
