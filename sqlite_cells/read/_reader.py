@@ -19,6 +19,7 @@ Rows come back as tuples with the column names once: dicts are built only by who
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -32,7 +33,7 @@ import apsw
 from sqlite_cells.codec import DiskSourceError, QueryError, QueryTimeout, SqliteCellsError
 from sqlite_cells.files import check_pinned, read_watermark
 from sqlite_cells.read._pool import DEFAULT_LENGTH_LIMIT, PooledConnection, ReadPool
-from sqlite_cells.read._shadows import forget_complete, sync_shadows
+from sqlite_cells.read._shadows import copied_shadows, forget_complete, sync_shadows
 from sqlite_cells.schema import Declaration, Schema, SourceKind, create_table_sql
 from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Mode, ReadSet, make_authorizer
 
@@ -337,23 +338,10 @@ def _run_one(
         try:
             result = _execute(pooled, plan.cursor, plan.policy, stmt, known)
         except apsw.SQLError as exc:
-            if not (plan.file and _lacks_something(exc)) or plan.decl.schema is None:
-                raise
-            # A file found complete for this schema lost a table or column since (a migrate
-            # of another declaration): look again, and shadow what it lacks now.
-            forget_complete(pooled, plan.decl)
-            plan.on_file(sync_shadows(pooled, plan.decl, pooled.conn.cursor(), plan.base_policy))
-            if not plan.shadowed:
-                raise
-            if known is None:
-                known = _declared_read_set(plan, stmt, key)
-            plan.cursor = pooled.conn.cursor()
-            result = _execute(pooled, plan.cursor, plan.policy, stmt, known)
+            result = _again(pooled, plan, stmt, known, key, exc)
     except apsw.Error as exc:
         plan.cursor = pooled.conn.cursor()  # a fresh one after a failure, to be safe
-        shadow = plan.shadowed and "rowid" in str(exc).lower()
-        error = _translate(plan.decl, stmt.sql, exc, plan.timeout, pooled, shadow=shadow)
-        return StatementResult(error=error)
+        return StatementResult(error=_translate(plan.decl, stmt.sql, exc, plan.timeout, pooled))
     except (UnicodeError, OverflowError, KeyError, TypeError) as exc:
         # Stored text that is not UTF-8, parameters SQLite cannot bind: the query fails (R43).
         plan.cursor = pooled.conn.cursor()
@@ -363,6 +351,41 @@ def _run_one(
     if known is None and result.read_set is not None:
         _remember_read_set(key, result.read_set, result.functions)
     return result
+
+
+def _again(
+    pooled: PooledConnection,
+    plan: _Plan,
+    stmt: Statement,
+    known: ReadMap | None,
+    key: tuple[str, str],
+    exc: apsw.SQLError,
+) -> StatementResult:
+    """Run ``stmt`` again after ``exc``, when shadows can help (R14, R41); else raise ``exc``."""
+    if plan.shadowed and _names_rowid(exc):
+        # A view has no rowid: run the statement on copies of the stored rows instead.
+        plan.cursor = pooled.conn.cursor()
+        with copied_shadows(pooled):
+            return _execute(pooled, plan.cursor, plan.policy, stmt, known)
+    if not (plan.file and _lacks_something(exc)) or plan.decl.schema is None:
+        raise exc
+    # A file found complete for this schema lost a table or column since (a migrate of
+    # another declaration): look again, and shadow what it lacks now.
+    forget_complete(pooled, plan.decl)
+    plan.on_file(sync_shadows(pooled, plan.decl, pooled.conn.cursor(), plan.base_policy))
+    if not plan.shadowed:
+        raise exc
+    if known is None:
+        known = _declared_read_set(plan, stmt, key)
+    plan.cursor = pooled.conn.cursor()
+    return _execute(pooled, plan.cursor, plan.policy, stmt, known)
+
+
+_ROWID = re.compile(r"no such column: (?:.*\.)?(?:rowid|oid|_rowid_)$", re.IGNORECASE)
+
+
+def _names_rowid(exc: apsw.SQLError) -> bool:
+    return _ROWID.search(str(exc)) is not None
 
 
 def _lacks_something(exc: apsw.SQLError) -> bool:
@@ -461,8 +484,6 @@ def _translate(
     exc: apsw.Error,
     timeout: float,
     pooled: PooledConnection | None,
-    *,
-    shadow: bool = False,
 ) -> QueryError:
     """One apsw error of a read as the error a user sees (R44: interrupts and lock waits past
     the deadline are :class:`QueryTimeout`)."""
@@ -489,11 +510,6 @@ def _translate(
             if "no such table" in str(exc)
             else ""
         )
-        if shadow and "no such column" in str(exc):
-            hint = (
-                ": a table whose declared columns the file does not have yet is read through a "
-                "view, which has no rowid; the next write migrates the file and brings it back"
-            )
         error = QueryError(decl.db_id, sql, f"SQLError: {exc}{hint}")
     else:
         error = QueryError(decl.db_id, sql, f"{type(exc).__name__}: {exc}")

@@ -19,18 +19,27 @@ not every stored column a view selects.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
 import apsw
 
-from sqlite_cells.schema import Declaration, Shadows, SourceKind, plan_shadows
+from sqlite_cells.schema import Declaration, Shadows, SourceKind, plan_shadows, quote_ident
 from sqlite_cells.sql import Authorizer, fold_ascii
 
 if TYPE_CHECKING:
     from sqlite_cells.read._pool import PooledConnection
 
-__all__ = ["ShadowState", "allowing_shadows", "sync_shadows"]
+__all__ = [
+    "ShadowState",
+    "allowing_shadows",
+    "copied_shadows",
+    "drop_shadows",
+    "forget_complete",
+    "sync_shadows",
+]
 
 _COMPLETE_LIMIT: Final = 64
 _READ: Final = apsw.SQLITE_READ
@@ -81,21 +90,54 @@ def sync_shadows(
         for sql in shadows.create:
             cursor.execute(sql).fetchall()
     except BaseException:
-        for sql in shadows.drop:
-            cursor.execute(sql)
+        _clear(cursor)
         raise
     made = ShadowState(fingerprint, _cookies(cursor), shadows, allowing_shadows(policy, shadows))
     pooled.shadow = made
     return made.policy
 
 
+def _clear(cursor: apsw.Cursor) -> None:
+    """Drop every table and view of ``temp``: a read connection holds only its shadows there."""
+    found = cursor.execute(
+        "SELECT type, name FROM temp.sqlite_schema WHERE type IN ('view', 'table') "
+        "ORDER BY type = 'table'"
+    ).fetchall()
+    for kind, name in found:
+        cursor.execute(
+            f"DROP {'VIEW' if kind == 'view' else 'TABLE'} temp.{quote_ident(str(name))}"
+        )
+
+
 def drop_shadows(pooled: PooledConnection, cursor: apsw.Cursor) -> None:
-    """Remove the connection's shadows (``IF EXISTS``: a rollback may have taken them already)."""
-    state = pooled.shadow
+    """Remove the connection's shadows (whatever a rollback left of them). If that fails, the
+    state stays and the next read tries again."""
+    _clear(cursor)
     pooled.shadow = None
-    if state is not None:
-        for sql in state.shadows.drop:
-            cursor.execute(sql)
+
+
+@contextmanager
+def copied_shadows(pooled: PooledConnection) -> Iterator[None]:
+    """For one statement that names the ``rowid`` of a shadowing view: the views become
+    temporary tables holding a copy of the stored rows, rowids kept, and views again after."""
+    state = pooled.shadow
+    if state is None or not state.shadows.copy:
+        yield
+        return
+    cursor = pooled.conn.cursor()
+    try:
+        for sql in state.shadows.copy:
+            cursor.execute(sql).fetchall()
+        yield
+    finally:
+        try:
+            for sql in state.shadows.uncopy:
+                cursor.execute(sql).fetchall()
+            pooled.shadow = replace(state, cookies=_cookies(cursor))
+        except apsw.Error:
+            # Half copied (an interrupt, a lock): the next read sees other cookies, clears
+            # the temp schema and makes the shadows again.
+            pooled.shadow = replace(state, cookies=(-1, -1))
 
 
 def forget_complete(pooled: PooledConnection, decl: Declaration) -> None:

@@ -15,9 +15,10 @@ resolves an unqualified name:
   column that names a table column keeps its affinity and collation, so ``WHERE c = '7'`` and
   ``ORDER BY`` compare as they will once the column is real.
 
-What a view cannot give: ``rowid`` (SQLite views have none), so a query naming ``rowid`` of a
-table that lacks columns fails until the migration; and a missing *generated* column reads as
-NULL.
+A view has no ``rowid``: a statement that SQLite refuses for naming the ``rowid`` of a view runs
+again on temporary tables holding a copy of the stored rows (``copy``, then ``uncopy``), which
+costs a pass over the table per such statement until the file is migrated. A missing
+*generated* column reads as NULL.
 """
 
 from __future__ import annotations
@@ -34,25 +35,29 @@ from sqlite_cells.sql import fold_ascii
 __all__ = ["NO_SHADOWS", "SHADOW_PREFIX", "Shadows", "plan_shadows"]
 
 SHADOW_PREFIX: Final = "_cf_shadow_"
-_XINFO: Final = "SELECT name, hidden FROM pragma_table_xinfo(?, 'main')"
+_XINFO: Final = "SELECT name, type, hidden FROM pragma_table_xinfo(?, 'main')"
 
 
 @dataclass(frozen=True, slots=True)
 class Shadows:
-    """What a read connection creates in ``temp`` (``create``, in order) and drops again
-    (``drop``); ``tables`` are the lowercased declared names it shadows and ``helpers`` the
-    lowercased names of the one-row default tables its views read."""
+    """What a read connection creates in ``temp`` (``create``, in order); ``tables`` are the
+    ASCII-folded declared names it shadows and ``helpers`` those of the one-row default tables
+    its views read. ``copy`` turns each view into a temporary table holding a copy of the
+    stored rows with their rowids (for a statement that names ``rowid``) and ``uncopy`` turns
+    the copies back into the views."""
 
     create: tuple[str, ...]
-    drop: tuple[str, ...]
     tables: frozenset[str]
     helpers: frozenset[str]
+    copy: tuple[str, ...] = ()
+    uncopy: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.create)
 
 
-NO_SHADOWS: Final = Shadows((), (), frozenset(), frozenset())
+NO_SHADOWS: Final = Shadows((), frozenset(), frozenset())
+_ROWID_NAMES: Final = ("rowid", "oid", "_rowid_")
 
 
 def plan_shadows(conn: apsw.Connection, schema: Schema) -> Shadows:
@@ -63,42 +68,74 @@ def plan_shadows(conn: apsw.Connection, schema: Schema) -> Shadows:
     want_tables, _ = declared_report(schema)
     objects = schema_objects(conn, "main")
     create: list[str] = []
-    drop: list[str] = []
+    copy: list[str] = []
+    uncopy: list[str] = []
     tables: set[str] = set()
     helpers: set[str] = set()
     for name, declared in schema.tables:
         kind, stored_name, _, _ = objects.get(fold_ascii(name), ("", "", "", None))
         if not kind:
             create.append(create_table_sql("temp", name, declared))
-            drop.append(f"DROP TABLE IF EXISTS temp.{quote_ident(name)}")
             tables.add(fold_ascii(name))
             continue
         if kind != "table":
             continue
-        stored = [str(n) for n, hidden in rows_of(conn, _XINFO, (stored_name,)) if hidden != 1]
-        have = {fold_ascii(n) for n in stored}
+        stored = [
+            (str(n), str(t or "")) for n, t, hidden in rows_of(conn, _XINFO, (stored_name,))
+            if hidden != 1
+        ]  # fmt: skip
+        have = {fold_ascii(n) for n, _ in stored}
         want = want_tables[fold_ascii(name)].columns
-        keys = [fold_ascii(c.name) for c in declared.columns]
-        missing = [want[key] for key in keys if key not in have]
+        missing = [want[k] for k in (fold_ascii(c.name) for c in declared.columns) if k not in have]
         if not missing:
             continue
         helper = f"{SHADOW_PREFIX}{len(helpers)}"
-        defs = []
+        added = []
         for col in missing:
             default = "" if col.default is None or col.generated else f" DEFAULT ({col.default})"
-            defs.append(
+            added.append(
                 f"{quote_ident(col.name)} {col.type}{default} COLLATE {quote_ident(col.collation)}"
             )
-        create.append(f"CREATE TABLE temp.{quote_ident(helper)} ({', '.join(defs)})")
+        create.append(f"CREATE TABLE temp.{quote_ident(helper)} ({', '.join(added)})")
         create.append(f"INSERT INTO temp.{quote_ident(helper)} DEFAULT VALUES")
-        picks = [f"s.{quote_ident(n)} AS {quote_ident(n)}" for n in stored]
+        picks = [f"s.{quote_ident(n)} AS {quote_ident(n)}" for n, _ in stored]
         picks += [f"d.{quote_ident(c.name)} AS {quote_ident(c.name)}" for c in missing]
-        create.append(
+        view = (
             f"CREATE VIEW temp.{quote_ident(name)} AS SELECT {', '.join(picks)} "
             f"FROM main.{quote_ident(stored_name)} AS s CROSS JOIN temp.{quote_ident(helper)} AS d"
         )
-        drop.append(f"DROP VIEW IF EXISTS temp.{quote_ident(name)}")
-        drop.append(f"DROP TABLE IF EXISTS temp.{quote_ident(helper)}")
+        create.append(view)
+        copy += _copy(conn, name, stored_name, stored, added, have | set(want))
+        uncopy += [f"DROP TABLE temp.{quote_ident(name)}", view]
         tables.add(fold_ascii(name))
         helpers.add(fold_ascii(helper))
-    return Shadows(tuple(create), tuple(drop), frozenset(tables), frozenset(helpers))
+    return Shadows(tuple(create), frozenset(tables), frozenset(helpers), tuple(copy), tuple(uncopy))
+
+
+def _copy(
+    conn: apsw.Connection,
+    name: str,
+    stored_name: str,
+    stored: list[tuple[str, str]],
+    added: list[str],
+    names: set[str],
+) -> list[str]:
+    """Statements replacing the view ``name`` by a temporary table of the stored rows, rowids
+    kept (unless every name of the rowid is a column's), and the added columns at their
+    declared defaults: what the migrated table will hold."""
+    defs = []
+    for column, type_ in stored:
+        try:
+            collation = conn.column_metadata("main", stored_name, column)[1] or "BINARY"
+        except apsw.Error:
+            collation = "BINARY"
+        defs.append(f"{quote_ident(column)} {type_} COLLATE {quote_ident(collation)}")
+    rowid = next((r for r in _ROWID_NAMES if r not in names), None)
+    columns = [quote_ident(c) for c, _ in stored]
+    moved = ", ".join(columns if rowid is None else [rowid, *columns])
+    return [
+        f"DROP VIEW temp.{quote_ident(name)}",
+        f"CREATE TABLE temp.{quote_ident(name)} ({', '.join([*defs, *added])})",
+        f"INSERT INTO temp.{quote_ident(name)} ({moved}) SELECT {moved} "
+        f"FROM main.{quote_ident(stored_name)}",
+    ]

@@ -185,20 +185,32 @@ def test_the_shadows_go_when_another_runtime_migrates_the_file(store: Path, old_
         assert db.read("SELECT rowid AS r FROM t ORDER BY a") == [{"r": 1}, {"r": 2}]
 
 
-def test_rowid_of_a_table_with_added_columns_waits_for_the_migration(
+def test_rowid_of_a_table_with_added_columns_reads_before_the_migration(
     store: Path, old_file: Path
 ) -> None:
-    """A view has no rowid (decisions.md): naming it fails clearly until the next write."""
+    """A view has no rowid: a statement naming it runs on a copy of the stored rows, rowids
+    kept, and the views are back for the next statement."""
     with sc.Runtime(store, poll_interval=0.01) as rt:
         db = rt.space("demo").sqlite_database("d", tables=NEW)
-        with pytest.raises(sc.QueryError, match="rowid"):
-            db.read("SELECT rowid FROM t")
-        _write(rt.space("demo"), db, "INSERT INTO t (a) VALUES (3)")
-        assert db.read("SELECT rowid AS r, c FROM t ORDER BY a") == [
-            {"r": 1, "c": 7},
-            {"r": 2, "c": 7},
-            {"r": 3, "c": 7},
+        before = _fingerprint(old_file)
+        want = [{"r": 1, "c": 7}, {"r": 2, "c": 7}]
+        assert db.read("SELECT rowid AS r, c FROM t ORDER BY a") == want
+        assert db.read("SELECT t.oid AS r, c FROM t ORDER BY a") == want
+        assert db.read("SELECT _rowid_ AS r, c FROM t WHERE c = '7' ORDER BY a") == want
+        assert db.read("SELECT * FROM t WHERE a = 2") == [
+            {"a": 2, "c": 7, "n": None, "l_cf_link": None, "k": "x"}
         ]
+        q = db.query("SELECT rowid AS r, c FROM t ORDER BY a")
+        rt.settle()
+        assert q.get().result == want
+        assert known_read_set(db.declaration, "SELECT rowid AS r, c FROM t ORDER BY a") == {
+            "t": frozenset({"rowid", "c", "a"})
+        }
+        assert _fingerprint(old_file) == before
+        _write(rt.space("demo"), db, "INSERT INTO t (a, c) VALUES (3, 1)")
+        assert db.read("SELECT rowid AS r, c FROM t ORDER BY a") == [*want, {"r": 3, "c": 1}]
+        rt.settle()
+        assert q.get().result == [*want, {"r": 3, "c": 1}]
 
 
 def test_removing_a_table_or_an_index_from_the_declaration_is_not_additive(
@@ -296,3 +308,21 @@ def test_table_names_fold_ascii_case_only_as_sqlite_does(rt: sc.Runtime) -> None
     assert db.read('SELECT v FROM "É"') == [{"v": "1"}]
     assert db.read('SELECT w FROM "é"') == []
     assert db.read('SELECT "É", "é" FROM u') == [{"É": None, "é": 2}]
+
+
+FOREVER = "(WITH RECURSIVE k(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM k) SELECT max(x) FROM k)"
+
+
+def test_shadows_survive_a_read_interrupted_at_its_deadline(store: Path, old_file: Path) -> None:
+    """An interrupt ends the read transaction, and with it the temp objects it made: the next
+    read makes them again, and never reads the stored table through stale ones."""
+    with sc.Runtime(store, poll_interval=0.01, query_timeout=0.3) as rt:
+        db = rt.space("demo").sqlite_database("d", tables=NEW)
+        for sql in (f"SELECT c, {FOREVER} FROM t", f"SELECT rowid, {FOREVER} FROM t"):
+            with pytest.raises(sc.QueryTimeout):
+                db.read(sql)
+            assert db.read("SELECT a, c FROM t ORDER BY a") == [{"a": 1, "c": 7}, {"a": 2, "c": 7}]
+            assert db.read("SELECT rowid AS r, n FROM t ORDER BY a") == [
+                {"r": 1, "n": None},
+                {"r": 2, "n": None},
+            ]
