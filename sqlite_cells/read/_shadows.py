@@ -148,14 +148,20 @@ def forget_complete(pooled: PooledConnection, decl: Declaration) -> None:
 
 
 def allowing_shadows(inner: Authorizer, shadows: Shadows) -> Authorizer:
-    """``inner``, also allowing reads of the shadowing ``temp`` objects."""
-    names = shadows.tables | shadows.helpers
+    """``inner``, also allowing reads of the shadowing ``temp`` objects: the tables and views
+    named like declared tables, and the default tables only from inside those views (or with no
+    column named: SQLite reports so the flattened ``count(*)`` of a view)."""
+    tables, helpers = shadows.tables, shadows.helpers
 
     def authorize(
         action: int, a: str | None, b: str | None, database: str | None, view: str | None
     ) -> int:
-        if action == _READ and database == "temp" and a is not None and fold_ascii(a) in names:
-            return _OK
+        if action == _READ and database == "temp" and a is not None:
+            name = fold_ascii(a)
+            if name in tables:
+                return _OK
+            if name in helpers and (not b or (view is not None and fold_ascii(view) in tables)):
+                return _OK
         return inner(action, a, b, database, view)
 
     return authorize

@@ -71,7 +71,8 @@ class Declaration:
 
     @property
     def table_names(self) -> frozenset[str] | None:
-        """Declared table names (lowercased); None when the file's own schema applies."""
+        """Declared table names (ASCII case folded, as SQLite compares names); None when the
+        file's own schema applies."""
         return None if self.schema is None else self.schema.table_names
 
     def columns_of(self, table: str) -> Sequence[str]:

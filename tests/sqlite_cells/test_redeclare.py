@@ -326,3 +326,25 @@ def test_shadows_survive_a_read_interrupted_at_its_deadline(store: Path, old_fil
                 {"r": 1, "n": None},
                 {"r": 2, "n": None},
             ]
+
+
+def test_the_authorizer_alone_keeps_the_default_tables_out_of_reach(
+    store: Path, old_file: Path
+) -> None:
+    """Behind the guard (which refuses every ``_cf_`` name), the read authorizer lets a
+    statement read a one-row default table only through its view (R23)."""
+    from sqlite_cells.read import ReadPool, read_rows
+
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        decl = rt.space("demo").sqlite_database("d", tables=NEW).declaration
+        pool = ReadPool(1)
+        try:
+            rows, _ = read_rows(pool, decl, "SELECT c FROM t", (), timeout=5)
+            assert rows == [{"c": 7}, {"c": 7}]
+            for sql in ("SELECT c FROM _cf_shadow_0", "SELECT * FROM temp._cf_shadow_0"):
+                with pytest.raises(sc.QueryError, match="not authorized"):
+                    read_rows(pool, decl, sql, (), timeout=5)
+            rows, _ = read_rows(pool, decl, "SELECT a, c FROM t ORDER BY a", (), timeout=5)
+            assert rows == [{"a": 1, "c": 7}, {"a": 2, "c": 7}]
+        finally:
+            pool.close()
