@@ -37,6 +37,7 @@ from sqlite_cells.schema import (
     SourceKind,
     Table,
     VmSource,
+    check_options,
     db_file_name,
     declare_tables,
 )
@@ -68,8 +69,7 @@ class Space(runtime.Space):
         from sqlite_cells._db import SqliteDb
 
         schema = declare_tables(tables)
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-            raise SqliteCellsError(f"version is a positive integer, not {version!r}")
+        check_options(version, migrate)
         if source is not None and not isinstance(source, VmSource):
             raise SqliteCellsError(
                 f"source= takes sc.VmSource(vm, path), not {source!r}; injected files go through "

@@ -27,6 +27,7 @@ import apsw
 
 from sqlite_cells.codec import ClosedError
 from sqlite_cells.files import READ_ONLY_URI, check_pinned, source_uri
+from sqlite_cells.read._shadows import ShadowState
 from sqlite_cells.runtime import LENGTH_LIMIT
 from sqlite_cells.sql import Gate
 
@@ -44,11 +45,15 @@ class PooledConnection:
     progress handler interrupts the statement and the busy handler stops waiting for a lock.
     ``timed_out_waiting`` says whether the last lock wait ended at the deadline."""
 
-    __slots__ = ("conn", "deadline", "gate", "path", "timed_out_waiting")
+    __slots__ = ("complete", "conn", "deadline", "gate", "path", "shadow", "timed_out_waiting")
 
     def __init__(self, path: Path, conn: apsw.Connection) -> None:
         self.path = path
         self.conn = conn
+        # R14/R41: the schema fingerprints the file was found to hold entirely, and the temp
+        # shadows of what it lacks for the schema read last (see _shadows).
+        self.complete: set[str] = set()
+        self.shadow: ShadowState | None = None
         self.deadline = math.inf
         self.timed_out_waiting = False
         self.gate = Gate().install(conn)

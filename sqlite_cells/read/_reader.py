@@ -2,9 +2,12 @@
 read transaction (R40–R44, R51).
 
 A database reads as its declared schema even before it has a file (R41): a missing file is read
-as the declared tables with no rows (in a scratch in-memory database, never creating the file);
-declared tables that the file does not have yet are shadowed by empty temporary tables for the
-duration of the read. An undeclared table is a :class:`QueryError`, written or not.
+as the declared tables with no rows (in a scratch in-memory database, never creating the file).
+Declared tables and columns that the file does not have yet (it was written under an older
+declaration, R14) are shadowed by the connection's ``temp`` objects (see ``_shadows``); the read
+set of a statement prepared against shadows is the one it has on the declared schema (taken by
+preparing it in the scratch database), so that it names the declared columns it reads. An
+undeclared table is a :class:`QueryError`, written or not.
 
 Each statement is prepared under the connection's :class:`Gate` with the read policy of the
 declaration's tables; the first time a (schema, sql) pair is prepared the gate records the
@@ -16,6 +19,7 @@ Rows come back as tuples with the column names once: dicts are built only by who
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,7 +33,8 @@ import apsw
 from sqlite_cells.codec import DiskSourceError, QueryError, QueryTimeout, SqliteCellsError
 from sqlite_cells.files import check_pinned, read_watermark
 from sqlite_cells.read._pool import DEFAULT_LENGTH_LIMIT, PooledConnection, ReadPool
-from sqlite_cells.schema import Declaration, Schema, SourceKind, create_table_sql, quote_ident
+from sqlite_cells.read._shadows import copied_shadows, forget_complete, sync_shadows
+from sqlite_cells.schema import Declaration, Schema, SourceKind, create_table_sql
 from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Mode, ReadSet, make_authorizer
 
 __all__ = [
@@ -234,6 +239,7 @@ def _read_file(
     own.execute("BEGIN")
     try:
         seq = 0 if decl.kind is SourceKind.DISK else read_watermark(own)
+        plan.on_file(sync_shadows(pooled, decl, own, plan.policy))
         results = _run_all(pooled, plan, statements, tracker, start, previous, transaction=True)
     finally:
         pooled.deadline = float("inf")
@@ -287,14 +293,25 @@ class _Plan:
     the key its read sets are kept under and one cursor (worked out once per batch, not per
     statement)."""
 
-    __slots__ = ("cursor", "decl", "policy", "schema_key", "timeout")
+    __slots__ = ("base_policy", "cursor", "decl", "file", "policy", "schema_key", "timeout")
 
     def __init__(self, decl: Declaration, timeout: float, pooled: PooledConnection) -> None:
         self.decl = decl
         self.timeout = timeout
         self.schema_key = key = _schema_key(decl)
-        self.policy = _POLICY_BY_SCHEMA.get(key) or _read_policy(decl, key)
+        self.policy = self.base_policy = _POLICY_BY_SCHEMA.get(key) or _read_policy(decl, key)
         self.cursor = pooled.conn.cursor()
+        self.file = False  # reading the database's own file (not the scratch stand-in)
+
+    @property
+    def shadowed(self) -> bool:
+        """Whether the file is read through shadows of what it lacks (R14, R41)."""
+        return self.policy is not self.base_policy
+
+    def on_file(self, shadow_policy: Authorizer | None) -> None:
+        """The read runs on the file; ``shadow_policy`` is the policy of its shadows, if any."""
+        self.file = True
+        self.policy = self.base_policy if shadow_policy is None else shadow_policy
 
 
 def _run_one(
@@ -316,18 +333,12 @@ def _run_one(
     entry = _READ_SETS.get(key)
     known = entry[0] if entry is not None else None
     try:
+        if known is None and plan.shadowed:
+            known = _declared_read_set(plan, stmt, key)
         try:
             result = _execute(pooled, plan.cursor, plan.policy, stmt, known)
         except apsw.SQLError as exc:
-            # Only a file written under an older declaration lacks declared tables: look for
-            # them when SQLite says a table is missing, not on every read.
-            decl = plan.decl
-            missing = _missing_tables(pooled.conn, decl) if "no such table" in str(exc) else []
-            if not missing:
-                raise
-            with _shadows(pooled.conn, decl.schema, missing):
-                policy = _allowing_temp(plan.policy, frozenset(missing))
-                result = _execute(pooled, pooled.conn.cursor(), policy, stmt, None)
+            result = _again(pooled, plan, stmt, known, key, exc)
     except apsw.Error as exc:
         plan.cursor = pooled.conn.cursor()  # a fresh one after a failure, to be safe
         return StatementResult(error=_translate(plan.decl, stmt.sql, exc, plan.timeout, pooled))
@@ -340,6 +351,73 @@ def _run_one(
     if known is None and result.read_set is not None:
         _remember_read_set(key, result.read_set, result.functions)
     return result
+
+
+def _again(
+    pooled: PooledConnection,
+    plan: _Plan,
+    stmt: Statement,
+    known: ReadMap | None,
+    key: tuple[str, str],
+    exc: apsw.SQLError,
+) -> StatementResult:
+    """Run ``stmt`` again after ``exc``, when shadows can help (R14, R41); else raise ``exc``."""
+    if plan.shadowed and _names_rowid(exc):
+        # A view has no rowid: run the statement on copies of the stored rows instead.
+        plan.cursor = pooled.conn.cursor()
+        with copied_shadows(pooled):
+            return _execute(pooled, plan.cursor, plan.policy, stmt, known)
+    if not (plan.file and _lacks_something(exc)) or plan.decl.schema is None:
+        raise exc
+    # A file found complete for this schema lost a table or column since (a migrate of
+    # another declaration): look again, and shadow what it lacks now.
+    forget_complete(pooled, plan.decl)
+    plan.on_file(sync_shadows(pooled, plan.decl, pooled.conn.cursor(), plan.base_policy))
+    if not plan.shadowed:
+        raise exc
+    if known is None:
+        known = _declared_read_set(plan, stmt, key)
+    plan.cursor = pooled.conn.cursor()
+    return _execute(pooled, plan.cursor, plan.policy, stmt, known)
+
+
+_ROWID = re.compile(r"no such column: (?:.*\.)?(?:rowid|oid|_rowid_)$", re.IGNORECASE)
+
+
+def _names_rowid(exc: apsw.SQLError) -> bool:
+    return _ROWID.search(str(exc)) is not None
+
+
+def _lacks_something(exc: apsw.SQLError) -> bool:
+    text = str(exc)
+    return "no such table" in text or "no such column" in text
+
+
+def _declared_read_set(plan: _Plan, stmt: Statement, key: tuple[str, str]) -> ReadMap | None:
+    """The read set of ``stmt`` on the declared schema (R51), for a file read through shadows:
+    SQLite prepares it (``EXPLAIN`` runs nothing) in the scratch database of the declared
+    tables, so the set names the declared columns the query reads, as it will on the migrated
+    file; a view's reads would name every stored column it selects. None when it cannot be
+    prepared there (the read then records what it reads on the file)."""
+    schema = plan.decl.schema
+    if schema is None:
+        return None
+    record: ReadSet = set()
+    functions: set[str] = set()
+    with _scratch(schema) as scratch:
+        scratch.gate.enter(plan.base_policy, record, functions)
+        try:
+            scratch.conn.cursor().execute(
+                "EXPLAIN " + stmt.sql, stmt.params, can_cache=False,
+                prepare_flags=USER_PREPARE_FLAGS,
+            ).fetchall()  # fmt: skip
+        except apsw.Error:
+            return None
+        finally:
+            scratch.gate.leave()
+    read_set = _read_map(record)
+    _remember_read_set(key, read_set, frozenset(functions))
+    return read_set
 
 
 def _execute(
@@ -439,14 +517,6 @@ def _translate(
     return error
 
 
-def _missing_tables(conn: apsw.Connection, decl: Declaration) -> list[str]:
-    present = {
-        name.lower()
-        for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")
-    }
-    return sorted((decl.table_names or frozenset()) - present)
-
-
 # Read sets by (schema key, sql): what SQLite reads depends on the schema and the text only;
 # with each, whether its steps stay short (see short_steps).
 _read_sets_lock = threading.Lock()  # guards writes to _READ_SETS (reads are single lookups)
@@ -509,35 +579,6 @@ def _read_policy(decl: Declaration, schema_key: str) -> Authorizer:
     if len(_POLICY_BY_SCHEMA) < 4096:
         _POLICY_BY_SCHEMA[schema_key] = found
     return found
-
-
-@contextmanager
-def _shadows(conn: apsw.Connection, schema: Schema | None, names: list[str]) -> Iterator[None]:
-    """Empty temporary stand-ins for declared tables the file does not have yet (R41)."""
-    if not names or schema is None:
-        yield
-        return
-    created = []
-    try:
-        for name, table in schema.tables:
-            if name.lower() in names:
-                conn.execute(create_table_sql("temp", name, table))
-                created.append(name)
-        yield
-    finally:
-        for name in created:
-            conn.execute(f"DROP TABLE temp.{quote_ident(name)}")
-
-
-def _allowing_temp(inner: Authorizer, names: frozenset[str]) -> Authorizer:
-    def authorize(
-        action: int, a: str | None, b: str | None, database: str | None, trigger: str | None
-    ) -> int:
-        if action == apsw.SQLITE_READ and database == "temp" and (a or "").lower() in names:
-            return apsw.SQLITE_OK
-        return inner(action, a, b, database, trigger)
-
-    return authorize
 
 
 _scratch_lock = threading.Lock()  # guards _scratch_conns

@@ -1,10 +1,12 @@
 """Table declarations, the schema diff and additive migration, and what the runtime knows of a
 database cell."""
 
+from sqlite_cells.schema._declaration import MAX_VERSION as MAX_VERSION
 from sqlite_cells.schema._declaration import Declaration as Declaration
 from sqlite_cells.schema._declaration import Migrate as Migrate
 from sqlite_cells.schema._declaration import SourceKind as SourceKind
 from sqlite_cells.schema._declaration import VmSource as VmSource
+from sqlite_cells.schema._declaration import check_options as check_options
 from sqlite_cells.schema._declaration import db_file_name as db_file_name
 from sqlite_cells.schema._migrate import ensure_runtime_tables as ensure_runtime_tables
 from sqlite_cells.schema._migrate import ensure_schema as ensure_schema
@@ -18,16 +20,25 @@ from sqlite_cells.schema._schema import create_table_sql as create_table_sql
 from sqlite_cells.schema._schema import declare_tables as declare_tables
 from sqlite_cells.schema._schema import quote_ident as quote_ident
 from sqlite_cells.schema._schema import table as table
+from sqlite_cells.schema._shadow import NO_SHADOWS as NO_SHADOWS
+from sqlite_cells.schema._shadow import SHADOW_PREFIX as SHADOW_PREFIX
+from sqlite_cells.schema._shadow import Shadows as Shadows
+from sqlite_cells.schema._shadow import plan_shadows as plan_shadows
 
 __all__ = [
+    "MAX_VERSION",
+    "NO_SHADOWS",
+    "SHADOW_PREFIX",
     "CfLink",
     "Declaration",
     "Migrate",
     "Schema",
+    "Shadows",
     "SourceKind",
     "Table",
     "VmSource",
     "cf_link",
+    "check_options",
     "create_table_sql",
     "db_file_name",
     "declare_tables",
@@ -35,6 +46,7 @@ __all__ = [
     "ensure_schema",
     "migrate_file",
     "plan_migration",
+    "plan_shadows",
     "quote_ident",
     "table",
 ]

@@ -6,15 +6,37 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from sqlite_cells.codec import NotImplementedSource, ReadOnlySource, short_hash
+from sqlite_cells.codec import NotImplementedSource, ReadOnlySource, SchemaError, short_hash
 from sqlite_cells.schema._migrate import MigrationConnection
 from sqlite_cells.schema._schema import Schema
 
-__all__ = ["Declaration", "SourceKind", "VmSource", "db_file_name"]
+__all__ = ["MAX_VERSION", "Declaration", "SourceKind", "VmSource", "check_options", "db_file_name"]
 
 Migrate = Callable[[MigrationConnection, int], None]
+
+MAX_VERSION: Final = 2**63 - 1  # the version is stored as a SQLite integer (64-bit signed)
+
+
+def check_options(version: object, migrate: object) -> None:
+    """Refuse a bad ``version=`` or ``migrate=`` of ``sqlite_database`` when it is declared
+    (R14), not at its first write: :class:`SchemaError` (a ``ValueError``) saying what fits."""
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise SchemaError(
+            f"version={version!r} is a {type(version).__name__}; the version is an integer "
+            f"from 1 to {MAX_VERSION}, such as version=2"
+        )
+    if not 1 <= version <= MAX_VERSION:
+        raise SchemaError(
+            f"version={version!r} is out of range; the version is an integer from 1 to "
+            f"{MAX_VERSION} (SQLite stores it as a 64-bit integer)"
+        )
+    if migrate is not None and not callable(migrate):
+        raise SchemaError(
+            f"migrate={migrate!r} is not callable; pass a function migrate(conn, from_version) "
+            "or None"
+        )
 
 
 class SourceKind(enum.Enum):
@@ -49,7 +71,8 @@ class Declaration:
 
     @property
     def table_names(self) -> frozenset[str] | None:
-        """Declared table names (lowercased); None when the file's own schema applies."""
+        """Declared table names (ASCII case folded, as SQLite compares names); None when the
+        file's own schema applies."""
         return None if self.schema is None else self.schema.table_names
 
     def columns_of(self, table: str) -> Sequence[str]:

@@ -46,7 +46,7 @@ from sqlite_cells.codec import (
 from sqlite_cells.runtime import BUSY_TIMEOUT_MS, LENGTH_LIMIT
 from sqlite_cells.schema._schema import Schema, quote_ident
 from sqlite_cells.schema._schema_diff import MigrationPlan, diff_of, plan_migration, rows_of
-from sqlite_cells.sql import OP, USER_PREPARE_FLAGS, WORD, Gate, scan_sql
+from sqlite_cells.sql import OP, USER_PREPARE_FLAGS, WORD, Gate, fold_ascii, scan_sql
 
 __all__ = [
     "MigrationConnection",
@@ -88,7 +88,7 @@ _FORBIDDEN_FUNCTIONS: Final = frozenset(
 
 
 def _reserved(name: str | None) -> bool:
-    return name is not None and name.lower().startswith(("_cf_", "sqlite_"))
+    return name is not None and fold_ascii(name).startswith(("_cf_", "sqlite_"))
 
 
 class _MigrationPolicy:
@@ -112,15 +112,16 @@ class _MigrationPolicy:
             names = (a, b)
             return deny if any(_reserved(names[i]) for i in _NAMED[action]) else ok
         if action == apsw.SQLITE_READ:
-            if a is None or a.lower().startswith(("_cf_", "pragma_")) or a.lower() == "dbstat":
+            name = None if a is None else fold_ascii(a)
+            if name is None or name.startswith(("_cf_", "pragma_")) or name == "dbstat":
                 return deny
             return ok
         if action in _WRITES:
-            if a is None or a.lower().startswith("_cf_"):
+            if a is None or fold_ascii(a).startswith("_cf_"):
                 return deny
             return ok if self.ddl or not _reserved(a) else deny
         if action == apsw.SQLITE_FUNCTION:
-            name = (b or "").lower()
+            name = fold_ascii(b or "")
             return deny if name in _FORBIDDEN_FUNCTIONS or name.startswith("_cf_") else ok
         return deny
 
@@ -216,8 +217,10 @@ Migrate = Callable[[MigrationConnection, int], None]
 
 
 def _check_version(version: object, db_id: str) -> None:
-    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-        raise SchemaError(f"database {db_id}: version={version!r} must be an integer >= 0")
+    if isinstance(version, bool) or not isinstance(version, int) or not 0 <= version < 2**63:
+        raise SchemaError(
+            f"database {db_id}: version={version!r} must be an integer from 0 to 2**63 - 1"
+        )
 
 
 def ensure_schema(
@@ -347,15 +350,15 @@ def _migrate_in_transaction(
 def _check_exact(conn: apsw.Connection, schema: Schema, db_id: str) -> None:
     """After ``migrate``: the file holds exactly the declared tables and indexes, plus the
     runtime's own tables (R14)."""
-    tables = {name.lower() for name, _ in schema.tables} | RUNTIME_TABLES
-    indexes = {name.lower() for _, t in schema.tables for name, _ in t.indexes}
+    tables = {fold_ascii(name) for name, _ in schema.tables} | RUNTIME_TABLES
+    indexes = {fold_ascii(name) for _, t in schema.tables for name, _ in t.indexes}
     extra = []
     for kind, name in conn.execute(
         "SELECT type, name FROM sqlite_schema WHERE name NOT LIKE 'sqlite^_%' ESCAPE '^' "
         "ORDER BY type, name"
     ):
         wanted = tables if kind == "table" else indexes if kind == "index" else set()
-        if str(name).lower() not in wanted:
+        if fold_ascii(str(name)) not in wanted:
             extra.append(f"{kind} {name}")
     if extra:
         raise MigrationError(

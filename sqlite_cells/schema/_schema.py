@@ -31,7 +31,7 @@ from typing import Final
 import apsw
 
 from sqlite_cells.codec import SchemaError
-from sqlite_cells.sql import LINK_SUFFIX, OP, is_reserved_table, scan_sql
+from sqlite_cells.sql import LINK_SUFFIX, OP, fold_ascii, is_reserved_table, scan_sql
 
 __all__ = [
     "CfLink",
@@ -103,12 +103,12 @@ class Table:
     @property
     def link_columns(self) -> frozenset[str]:
         """Lowercased names of the ``cf_link()`` columns."""
-        return frozenset(c.name.lower() for c in self.columns if c.is_link)
+        return frozenset(fold_ascii(c.name) for c in self.columns if c.is_link)
 
     def column(self, name: str) -> Column | None:
         """The column called ``name`` (case-insensitive), or ``None``."""
-        key = name.lower()
-        return next((c for c in self.columns if c.name.lower() == key), None)
+        key = fold_ascii(name)
+        return next((c for c in self.columns if fold_ascii(c.name) == key), None)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -134,15 +134,16 @@ class Schema:
     def __post_init__(self) -> None:
         made = {name: t.to_json() for name, t in self.tables}
         object.__setattr__(self, "_json", made)
-        object.__setattr__(self, "table_names", frozenset(name.lower() for name, _ in self.tables))
+        names = frozenset(fold_ascii(name) for name, _ in self.tables)
+        object.__setattr__(self, "table_names", names)
         canonical = json.dumps(made, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         digest = hashlib.sha256(_FINGERPRINT_PREFIX + canonical.encode()).hexdigest()
         object.__setattr__(self, "fingerprint", digest)
 
     def table(self, name: str) -> Table | None:
         """The table called ``name`` (case-insensitive), or ``None``."""
-        key = name.lower()
-        return next((t for n, t in self.tables if n.lower() == key), None)
+        key = fold_ascii(name)
+        return next((t for n, t in self.tables if fold_ascii(n) == key), None)
 
     def to_json(self) -> dict[str, object]:
         """JSON-able description (stored in the handle cell's value as ``"tables"``). Shared:
@@ -191,7 +192,7 @@ def _check_spec_text(column: str, spec: str) -> None:
 
 
 def _column(name: str, spec: object) -> Column:
-    is_link_name = name.lower().endswith(LINK_SUFFIX)
+    is_link_name = fold_ascii(name).endswith(LINK_SUFFIX)
     if isinstance(spec, CfLink):
         if not is_link_name:
             raise SchemaError(
@@ -227,12 +228,12 @@ def table(
     seen: set[str] = set()
     for name, spec in [*(mapping or {}).items(), *columns.items()]:
         _check_name("column", name, "table()")
-        if name.lower() in seen:
+        if fold_ascii(name) in seen:
             raise SchemaError(
                 f"table(): column {name!r} is declared twice (SQLite names are "
                 f"case-insensitive); keep one"
             )
-        seen.add(name.lower())
+        seen.add(fold_ascii(name))
         declared.append(_column(name, spec))
     if not declared:
         raise SchemaError("table(): a table needs at least one column")
@@ -249,7 +250,7 @@ def _indexes(
     for name, cols in indexes.items():
         _check_name("index", name, "table()")
         where = f"index {name!r}"
-        if name.lower() in out:
+        if fold_ascii(name) in out:
             raise SchemaError(f"{where} is declared twice (case-insensitive); keep one")
         if isinstance(cols, str) or not isinstance(cols, Sequence):
             raise SchemaError(f"{where}: columns must be a list of names, such as [{cols!r}]")
@@ -264,7 +265,7 @@ def _indexes(
                     f"({', '.join(declared.column_names)}); index declared columns"
                 )
             resolved.append(found.name)
-        out[name.lower()] = (name, tuple(resolved))
+        out[fold_ascii(name)] = (name, tuple(resolved))
     return tuple(sorted(out.values()))
 
 
@@ -301,20 +302,20 @@ def declare_tables(tables: Mapping[str, Table]) -> Schema:
         if not isinstance(declared, Table):
             raise SchemaError(f"table {name!r}: {declared!r} is not a sc.table(…) declaration")
         _recheck(name, declared)
-        if name.lower() in names:
+        if fold_ascii(name) in names:
             raise SchemaError(f"table {name!r} is declared twice (case-insensitive); keep one")
-        names[name.lower()] = name
+        names[fold_ascii(name)] = name
     owners: dict[str, str] = {}
     for name, declared in tables.items():
         for index, _ in declared.indexes:
-            clash = owners.get(index.lower()) or names.get(index.lower())
+            clash = owners.get(fold_ascii(index)) or names.get(fold_ascii(index))
             if clash is not None:
                 raise SchemaError(
                     f"table {name!r}: index {index!r} has the name of another index or table "
                     f"({clash!r}); index and table names share one namespace in SQLite"
                 )
-            owners[index.lower()] = name
-    schema = Schema(tuple(sorted(tables.items(), key=lambda item: (item[0].lower(), item[0]))))
+            owners[fold_ascii(index)] = name
+    schema = Schema(tuple(sorted(tables.items(), key=lambda item: (fold_ascii(item[0]), item[0]))))
     _check_with_sqlite(schema)
     return schema
 
@@ -339,10 +340,9 @@ def _check_with_sqlite(schema: Schema) -> None:
                 scratch.execute(create_table_sql("main", name, declared))
             except apsw.Error as exc:
                 raise _blame(scratch, name, declared, exc) from exc
-            got = [
-                r[1].lower() for r in scratch.execute(f"PRAGMA table_xinfo({quote_ident(name)})")
-            ]
-            want = [c.lower() for c in declared.column_names]
+            xinfo = scratch.execute(f"PRAGMA table_xinfo({quote_ident(name)})")
+            got = [fold_ascii(r[1]) for r in xinfo]
+            want = [fold_ascii(c) for c in declared.column_names]
             if got != want:
                 raise SchemaError(
                     f"table {name!r}: SQLite built columns {got} from the specs, not {want}; "

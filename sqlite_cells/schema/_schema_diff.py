@@ -14,9 +14,10 @@ at all (change them with ``migrate``): generated-column expressions, ``ON CONFLI
 constraints, FK ``DEFERRABLE``, table-level CHECKs a ``migrate`` wrote (declarations cannot
 have table-level constraints).
 
-Tables and indexes in the file that are not declared are left alone: not a difference, so a file
-can hold tables a ``migrate`` keeps for its own use, and a declaration can shrink without a
-migration. Stored columns that are not declared are a difference (dropping is not additive).
+Whatever the file holds that is not declared is a difference, as dropping is not additive: a
+stored column, table, index, view or trigger (the runtime's ``_cf_*`` tables and SQLite's own
+``sqlite_*`` objects aside). A declaration shrinks with a version bump and a ``migrate`` that drops
+what it no longer declares (R14).
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ from sqlite_cells.schema._schema import (
     quote_ident,
     render_ddl,
 )
-from sqlite_cells.sql import QUOTED, WORD, scan_sql
+from sqlite_cells.sql import QUOTED, WORD, fold_ascii, scan_sql
 
-__all__ = ["MigrationPlan", "plan_migration"]
+__all__ = ["MigrationPlan", "declared_report", "plan_migration", "schema_objects"]
 
 _CACHE_SIZE: Final = 64
 _GENERATED: Final = {0: "no", 1: "hidden", 2: "virtual", 3: "stored"}
@@ -60,7 +61,7 @@ def _norm(text: str | None) -> str:
     literals kept verbatim). Quoting matters: ALTER … RENAME COLUMN rewrites references to the
     column in CHECKs as quoted names."""
     words = scan_sql(text or "").words()
-    return " ".join(t.name.upper() if t.kind in (WORD, QUOTED) else t.text for t in words)
+    return " ".join(fold_ascii(t.name) if t.kind in (WORD, QUOTED) else t.text for t in words)
 
 
 def rows_of(
@@ -116,7 +117,7 @@ def _checks(sql: object) -> dict[str, tuple[str, ...]] | None:
         found = [
             k.this.sql(dialect="sqlite") for k in kinds if isinstance(k, exp.CheckColumnConstraint)
         ]
-        out[coldef.name.lower()] = tuple(sorted(found, key=_norm))
+        out[fold_ascii(coldef.name)] = tuple(sorted(found, key=_norm))
     return out
 
 
@@ -125,13 +126,13 @@ def _table_info(conn: apsw.Connection, db: str, name: str, sql: object) -> _Tabl
     xinfo = 'SELECT name, type, "notnull", dflt_value, pk, hidden FROM pragma_table_xinfo(?, ?)'
     for cname, ctype, notnull, dflt, pk, hidden in rows_of(conn, xinfo, (name, db)):
         _, coll, _, _, autoinc = conn.column_metadata(db, name, str(cname))
-        columns[str(cname).lower()] = _Col(
+        columns[fold_ascii(str(cname))] = _Col(
             str(cname), str(ctype or ""), bool(notnull), None if dflt is None else str(dflt),
             int(str(pk)), int(str(hidden)), str(coll or "BINARY").upper(), bool(autoinc),
         )  # fmt: skip
     indexes = rows_of(conn, "SELECT name, origin FROM pragma_index_list(?, ?)", (name, db))
     uniques = frozenset(
-        tuple(str(key[0]).lower() for key in _index_keys(conn, db, str(index)))
+        tuple(fold_ascii(str(key[0])) for key in _index_keys(conn, db, str(index)))
         for index, origin in indexes
         if origin == "u"
     )
@@ -141,8 +142,9 @@ def _table_info(conn: apsw.Connection, db: str, name: str, sql: object) -> _Tabl
     ):
         refs.setdefault(row[0], []).append(row)
     fkeys = frozenset(
-        (tuple(str(r[3]).lower() for r in rs), str(rs[0][2]).lower(),
-         tuple(str(r[4] or "").lower() for r in rs), str(rs[0][5]), str(rs[0][6]), str(rs[0][7]))
+        (tuple(fold_ascii(str(r[3])) for r in rs), fold_ascii(str(rs[0][2])),
+         tuple(fold_ascii(str(r[4] or "")) for r in rs),
+         str(rs[0][5]), str(rs[0][6]), str(rs[0][7]))
         for rs in refs.values()
     )  # fmt: skip
     return _TableInfo(name, columns, uniques, fkeys, _checks(sql))
@@ -151,27 +153,29 @@ def _table_info(conn: apsw.Connection, db: str, name: str, sql: object) -> _Tabl
 def _index_keys(conn: apsw.Connection, db: str, index: str) -> list[tuple[str | None, bool, str]]:
     xinfo = 'SELECT name, "desc", coll FROM pragma_index_xinfo(?, ?) WHERE key'
     rows = rows_of(conn, xinfo, (index, db))
-    return [(None if n is None else str(n).lower(), bool(d), str(c).upper()) for n, d, c in rows]
+    return [
+        (None if n is None else fold_ascii(str(n)), bool(d), str(c).upper()) for n, d, c in rows
+    ]
 
 
 def _index_info(conn: apsw.Connection, db: str, index: str, table_name: str) -> _IndexInfo:
     flags = 'SELECT "unique", partial FROM pragma_index_list(?, ?) WHERE name = ?'
     unique, partial = (rows_of(conn, flags, (table_name, db, index)) or [(0, 0)])[0]
     keys = tuple(_index_keys(conn, db, index))
-    return _IndexInfo(table_name.lower(), bool(unique), bool(partial), keys)
+    return _IndexInfo(fold_ascii(table_name), bool(unique), bool(partial), keys)
 
 
-def _objects(conn: apsw.Connection, db: str) -> dict[str, tuple[str, str, str, object]]:
+def schema_objects(conn: apsw.Connection, db: str) -> dict[str, tuple[str, str, str, object]]:
     """Every schema object of ``db`` by lowercased name: (type, name, table name, sql)."""
     rows = rows_of(conn, f"SELECT type, name, tbl_name, sql FROM {quote_ident(db)}.sqlite_schema")
-    return {str(r[1]).lower(): (str(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows}
+    return {fold_ascii(str(r[1])): (str(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows}
 
 
 _Declared = tuple[dict[str, _TableInfo], dict[str, _IndexInfo]]
 _declared_cache: dict[str, _Declared] = {}  # fingerprint -> what SQLite reports for the schema
 
 
-def _declared(schema: Schema) -> _Declared:
+def declared_report(schema: Schema) -> _Declared:
     """What SQLite reports for ``schema``, built in a scratch database (bounded cache)."""
     cached = _declared_cache.get(schema.fingerprint)
     if cached is not None:
@@ -180,13 +184,13 @@ def _declared(schema: Schema) -> _Declared:
     try:
         for statement in render_ddl(schema, "main"):
             scratch.execute(statement)
-        objects = _objects(scratch, "main")
+        objects = schema_objects(scratch, "main")
         tables = {
-            n.lower(): _table_info(scratch, "main", n, objects[n.lower()][3])
+            fold_ascii(n): _table_info(scratch, "main", n, objects[fold_ascii(n)][3])
             for n, _ in schema.tables
         }
         indexes = {
-            i.lower(): _index_info(scratch, "main", i, n)
+            fold_ascii(i): _index_info(scratch, "main", i, n)
             for n, t in schema.tables
             for i, _ in t.indexes
         }
@@ -245,7 +249,7 @@ def _cannot_add(want: _Col, info: _TableInfo) -> str | None:
         return (
             "a new NOT NULL column without a default cannot be added (existing rows need a value)"
         )
-    if any(want.name.lower() in cols for cols in info.uniques):
+    if any(fold_ascii(want.name) in cols for cols in info.uniques):
         return f"a new UNIQUE column {_CANNOT}"
     return f"a new STORED generated column {_CANNOT}" if want.generated == 3 else None
 
@@ -257,7 +261,7 @@ def _diff_table(
     diffs: list[str] = []
     missing = {k for k in want.columns if k not in have.columns}
     for column in declared.columns:
-        key = column.name.lower()
+        key = fold_ascii(column.name)
         if key not in missing:
             diffs += _column_differences(name, want.columns[key], have.columns[key])
         elif reason := _cannot_add(want.columns[key], want):
@@ -296,12 +300,12 @@ def diff_of(
     conn: apsw.Connection, database: str, schema: Schema
 ) -> tuple[list[tuple[str, str]], list[str]]:
     """(subject, statement) pairs to run, and the non-additive differences."""
-    want_tables, want_indexes = _declared(schema)
-    objects = _objects(conn, database)
+    want_tables, want_indexes = declared_report(schema)
+    objects = schema_objects(conn, database)
     statements: list[tuple[str, str]] = []
     diffs: list[str] = []
     for name, declared in schema.tables:
-        kind, stored_name, _, sql = objects.get(name.lower(), ("", "", "", None))
+        kind, stored_name, _, sql = objects.get(fold_ascii(name), ("", "", "", None))
         if not kind:
             statements.append((name, create_table_sql(database, name, declared)))
         elif kind != "table":
@@ -309,24 +313,48 @@ def diff_of(
             continue
         else:
             have = _table_info(conn, database, stored_name, sql)
-            more, found = _diff_table(database, name, declared, want_tables[name.lower()], have)
+            more, found = _diff_table(database, name, declared, want_tables[fold_ascii(name)], have)
             statements += more
             diffs += found
         for index, cols in declared.indexes:
-            kind, stored_name, on_table, _ = objects.get(index.lower(), ("", "", "", None))
+            kind, stored_name, on_table, _ = objects.get(fold_ascii(index), ("", "", "", None))
             if not kind:
                 statements.append((f"index {index}", create_index_sql(database, index, name, cols)))
-            elif kind != "index" or on_table.lower() != name.lower():
+            elif kind != "index" or fold_ascii(on_table) != fold_ascii(name):
                 diffs.append(
                     f"index {index}: the file holds an object ({kind}) of that name on {on_table}, "
                     f"not an index on {name}"
                 )
             else:
-                want = want_indexes[index.lower()]
+                want = want_indexes[fold_ascii(index)]
                 have_index = _index_info(conn, database, stored_name, on_table)
                 if want != have_index:
                     diffs.append(f"index {index}: {_index_text(have_index)} → {_index_text(want)}")
-    return statements, diffs
+    return statements, diffs + _undeclared(schema, objects)
+
+
+_DROP_IT: Final = "declare it, or bump version= with a migrate that drops it"
+
+
+def _undeclared(schema: Schema, objects: Mapping[str, tuple[str, str, str, object]]) -> list[str]:
+    """The file's objects the declaration does not have (R13: dropping is not additive)."""
+    declared = {fold_ascii(n) for n, _ in schema.tables}
+    declared |= {fold_ascii(i) for _, t in schema.tables for i, _ in t.indexes}
+    diffs = []
+    for key, (kind, name, on_table, _) in sorted(objects.items()):
+        if key in declared or key.startswith(("_cf_", "sqlite_")):
+            continue
+        if kind == "table":
+            what = f"{name}: the stored table is not declared (dropping a table is not additive)"
+        elif kind == "index":
+            what = (
+                f"index {name}: the stored index on {on_table} is not declared (dropping an "
+                "index is not additive)"
+            )
+        else:
+            what = f"{name}: the file holds a {kind} that is not declared"
+        diffs.append(f"{what}; {_DROP_IT}")
+    return diffs
 
 
 def plan_migration(conn: apsw.Connection, database: str, schema: Schema) -> MigrationPlan:

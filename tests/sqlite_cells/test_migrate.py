@@ -272,8 +272,8 @@ def test_every_difference_is_listed_and_nothing_is_written(conn: apsw.Connection
         ),
     )
     conn.execute("INSERT INTO messages VALUES (1, 'hello', 'x', 5)")
-    conn.execute("CREATE TABLE kept (a)")  # not declared: left alone
-    conn.execute("CREATE INDEX extra_idx ON messages (body)")  # not declared: left alone
+    conn.execute("CREATE TABLE kept (a)")  # not declared: dropping it is not additive
+    conn.execute("CREATE INDEX extra_idx ON messages (body)")  # nor dropping an index
     conn.execute("CREATE VIEW v AS SELECT 1")
     before = snapshot(conn)
     declared = schema(
@@ -298,6 +298,10 @@ def test_every_difference_is_listed_and_nothing_is_written(conn: apsw.Connection
         "additive)",
         "index by_ts: ON messages(ts) → ON messages(ts, id)",
         "v: the file holds an object (view) of that name, not a table",
+        "index extra_idx: the stored index on messages is not declared (dropping an index is "
+        "not additive); declare it, or bump version= with a migrate that drops it",
+        "kept: the stored table is not declared (dropping a table is not additive); declare "
+        "it, or bump version= with a migrate that drops it",
     )
     assert plan_migration(conn, "main", declared).differences == expected
     with pytest.raises(UnsupportedMigration) as info:
@@ -390,7 +394,11 @@ def test_migrate_that_leaves_a_non_additive_diff(conn: apsw.Connection) -> None:
         ensure(conn, schema({"t": {"a": "integer"}}), version=2, migrate=migrate)
     assert "still differs from the declaration: t.a: type TEXT → INTEGER" in str(info.value)
     assert isinstance(info.value.__cause__, UnsupportedMigration)
-    assert info.value.__cause__.differences == ("t.a: type TEXT → INTEGER",)
+    assert info.value.__cause__.differences == (
+        "t.a: type TEXT → INTEGER",
+        "scratch: the stored table is not declared (dropping a table is not additive); "
+        "declare it, or bump version= with a migrate that drops it",
+    )
     assert snapshot(conn) == before  # scratch was rolled back too
 
 
@@ -606,7 +614,8 @@ def test_migrate_must_leave_exactly_the_declared_tables(tmp_path: Path) -> None:
 
     with pytest.raises(MigrationError) as info:
         ensure(conn, schema({"t": {"a": "text", "b": "text"}}), version=2, migrate=migrate)
-    assert "index by_a" in str(info.value) and "table leftover" in str(info.value)
+    assert "index by_a: the stored index on t is not declared" in str(info.value)
+    assert "leftover: the stored table is not declared" in str(info.value)
     assert snapshot(conn) == before and version_of(conn) == [(1,)]
     conn.close()
 

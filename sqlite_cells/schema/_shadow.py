@@ -1,0 +1,141 @@
+"""Temporary stand-ins that make a file read as its declared schema before it is migrated (R14,
+R41).
+
+A file written under an older declaration can lack declared tables or columns until the next
+write migrates it (R13). Reads never run DDL on the file, so a read connection shadows what is
+missing with objects of its own ``temp`` schema, which SQLite searches before ``main`` when it
+resolves an unqualified name:
+
+* a declared table the file does not have: an empty ``temp`` table of the declared definition;
+* a stored table that lacks declared columns: a ``temp`` view of the table's name selecting the
+  stored columns in their stored order, then the missing ones in declared order — the order a
+  migration's ``ADD COLUMN`` gives them, so ``SELECT *`` does not change when the file is
+  migrated. The missing columns come from a one-row ``temp`` table (``_cf_shadow_<n>``) holding
+  their declared defaults (NULL without one) under their declared type and collation: a view
+  column that names a table column keeps its affinity and collation, so ``WHERE c = '7'`` and
+  ``ORDER BY`` compare as they will once the column is real.
+
+A view has no ``rowid``: a statement that SQLite refuses for naming the ``rowid`` of a view runs
+again on temporary tables holding a copy of the stored rows (``copy``, then ``uncopy``), which
+costs a pass over the table per such statement until the file is migrated. A missing
+*generated* column reads as NULL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import apsw
+
+from sqlite_cells.schema._schema import Schema, create_table_sql, quote_ident
+from sqlite_cells.schema._schema_diff import declared_report, rows_of, schema_objects
+from sqlite_cells.sql import fold_ascii
+
+__all__ = ["NO_SHADOWS", "SHADOW_PREFIX", "Shadows", "plan_shadows"]
+
+SHADOW_PREFIX: Final = "_cf_shadow_"
+_XINFO: Final = "SELECT name, type, hidden FROM pragma_table_xinfo(?, 'main')"
+
+
+@dataclass(frozen=True, slots=True)
+class Shadows:
+    """What a read connection creates in ``temp`` (``create``, in order); ``tables`` are the
+    ASCII-folded declared names it shadows and ``helpers`` those of the one-row default tables
+    its views read. ``copy`` turns each view into a temporary table holding a copy of the
+    stored rows with their rowids (for a statement that names ``rowid``) and ``uncopy`` turns
+    the copies back into the views."""
+
+    create: tuple[str, ...]
+    tables: frozenset[str]
+    helpers: frozenset[str]
+    copy: tuple[str, ...] = ()
+    uncopy: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.create)
+
+
+NO_SHADOWS: Final = Shadows((), frozenset(), frozenset())
+_ROWID_NAMES: Final = ("rowid", "oid", "_rowid_")
+
+
+def plan_shadows(conn: apsw.Connection, schema: Schema) -> Shadows:
+    """The ``temp`` objects that make ``main`` of ``conn`` read as ``schema``; reads only.
+
+    Declared tables whose name the file uses for another kind of object are left alone (the
+    query then reads that object, as before; writing raises :class:`UnsupportedMigration`)."""
+    want_tables, _ = declared_report(schema)
+    objects = schema_objects(conn, "main")
+    create: list[str] = []
+    copy: list[str] = []
+    uncopy: list[str] = []
+    tables: set[str] = set()
+    helpers: set[str] = set()
+    for name, declared in schema.tables:
+        kind, stored_name, _, _ = objects.get(fold_ascii(name), ("", "", "", None))
+        if not kind:
+            create.append(create_table_sql("temp", name, declared))
+            tables.add(fold_ascii(name))
+            continue
+        if kind != "table":
+            continue
+        stored = [
+            (str(n), str(t or "")) for n, t, hidden in rows_of(conn, _XINFO, (stored_name,))
+            if hidden != 1
+        ]  # fmt: skip
+        have = {fold_ascii(n) for n, _ in stored}
+        want = want_tables[fold_ascii(name)].columns
+        missing = [want[k] for k in (fold_ascii(c.name) for c in declared.columns) if k not in have]
+        if not missing:
+            continue
+        helper = f"{SHADOW_PREFIX}{len(helpers)}"
+        added = []
+        for col in missing:
+            default = "" if col.default is None or col.generated else f" DEFAULT ({col.default})"
+            added.append(
+                f"{quote_ident(col.name)} {col.type}{default} COLLATE {quote_ident(col.collation)}"
+            )
+        create.append(f"CREATE TABLE temp.{quote_ident(helper)} ({', '.join(added)})")
+        create.append(f"INSERT INTO temp.{quote_ident(helper)} DEFAULT VALUES")
+        picks = [f"s.{quote_ident(n)} AS {quote_ident(n)}" for n, _ in stored]
+        picks += [f"d.{quote_ident(c.name)} AS {quote_ident(c.name)}" for c in missing]
+        view = (
+            f"CREATE VIEW temp.{quote_ident(name)} AS SELECT {', '.join(picks)} "
+            f"FROM main.{quote_ident(stored_name)} AS s CROSS JOIN temp.{quote_ident(helper)} AS d"
+        )
+        create.append(view)
+        copy += _copy(conn, name, stored_name, stored, added, have | set(want))
+        uncopy += [f"DROP TABLE temp.{quote_ident(name)}", view]
+        tables.add(fold_ascii(name))
+        helpers.add(fold_ascii(helper))
+    return Shadows(tuple(create), frozenset(tables), frozenset(helpers), tuple(copy), tuple(uncopy))
+
+
+def _copy(
+    conn: apsw.Connection,
+    name: str,
+    stored_name: str,
+    stored: list[tuple[str, str]],
+    added: list[str],
+    names: set[str],
+) -> list[str]:
+    """Statements replacing the view ``name`` by a temporary table of the stored rows, rowids
+    kept (unless every name of the rowid is a column's), and the added columns at their
+    declared defaults: what the migrated table will hold."""
+    defs = []
+    for column, type_ in stored:
+        try:
+            collation = conn.column_metadata("main", stored_name, column)[1] or "BINARY"
+        except apsw.Error:
+            collation = "BINARY"
+        defs.append(f"{quote_ident(column)} {type_} COLLATE {quote_ident(collation)}")
+    rowid = next((r for r in _ROWID_NAMES if r not in names), None)
+    columns = [quote_ident(c) for c, _ in stored]
+    moved = ", ".join(columns if rowid is None else [rowid, *columns])
+    return [
+        f"DROP VIEW temp.{quote_ident(name)}",
+        f"CREATE TABLE temp.{quote_ident(name)} ({', '.join([*defs, *added])})",
+        f"INSERT INTO temp.{quote_ident(name)} ({moved}) SELECT {moved} "
+        f"FROM main.{quote_ident(stored_name)}",
+    ]

@@ -1,0 +1,350 @@
+"""A re-declaration with an additive change reads at once (R14, R41): until the file is
+migrated, a declared column it lacks reads as its declared default (or NULL), and a declared
+table it lacks reads as empty. Reads never write the file (R7, R40)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import apsw
+import msgspec
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells._runtime import Space
+from sqlite_cells.read._reader import known_read_set
+
+OLD = {"t": sc.table(a="integer")}
+NEW = {
+    "t": sc.table(
+        a="integer",
+        c="integer not null default 7",
+        n="text",
+        l_cf_link=sc.cf_link(),
+        k="text collate nocase default 'x'",
+    ),
+    "u": sc.table(x="int"),
+}
+
+
+def _write(space: Space, db: sc.SqliteDb, sql: str, params: list[object] | None = None) -> None:
+    with space.transact():
+        db.exec(sql, params)
+
+
+def _fingerprint(path: Path) -> dict[str, str]:
+    """The bytes of the database file and its WAL (absent and empty alike): a read must change
+    none of them."""
+    files = [path, path.with_name(path.name + "-wal")]
+    found = {p.name: p.read_bytes() for p in files if p.exists()}
+    return {name: hashlib.sha256(data).hexdigest() for name, data in found.items() if data}
+
+
+def _stored_schema(path: Path) -> list[tuple[object, ...]]:
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        return [tuple(r) for r in conn.execute("SELECT type, name, sql FROM sqlite_schema")]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def old_file(store: Path) -> Iterator[Path]:
+    """A store whose database ``d`` was written under ``OLD`` (rows a=1, a=2), runtime closed."""
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=OLD)
+        _write(space, db, "INSERT INTO t (a) VALUES (1), (2)")
+        path = db.path
+    yield path
+
+
+def test_added_columns_read_as_their_defaults_at_once(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    db = space.sqlite_database("d", tables=OLD)
+    _write(space, db, "INSERT INTO t (a) VALUES (1)")
+    db = space.sqlite_database("d", tables=NEW)
+    before, schema = _fingerprint(db.path), _stored_schema(db.path)
+
+    assert db.read("SELECT a, c, n, l_cf_link FROM t") == [
+        {"a": 1, "c": 7, "n": None, "l_cf_link": None}
+    ]
+    # SELECT * gives the stored columns, then the added ones in declared order: the order the
+    # migration's ADD COLUMN gives them.
+    assert db.read("SELECT * FROM t") == [{"a": 1, "c": 7, "n": None, "l_cf_link": None, "k": "x"}]
+    assert list(db.read("SELECT * FROM t")[0]) == ["a", "c", "n", "l_cf_link", "k"]
+    assert db.read("SELECT a FROM t WHERE c = 7") == [{"a": 1}]
+    # The added columns compare as declared: integer affinity, NOCASE collation.
+    assert db.read("SELECT a FROM t WHERE c = '7' AND k = 'X'") == [{"a": 1}]
+    assert db.read("SELECT typeof(c) AS ty FROM t") == [{"ty": "integer"}]
+    assert db.read("SELECT count(*) AS n FROM t") == [{"n": 1}]
+    assert db.read("SELECT * FROM u") == []  # a declared table not in the file yet
+    assert db.read("SELECT t.a, u.x FROM t LEFT JOIN u ON u.x = t.a") == [{"a": 1, "x": None}]
+    q = db.query("SELECT a, c FROM t")
+    rt.settle()
+    assert q.get() == sc.QueryState(pending=False, result=[{"a": 1, "c": 7}], error=None, seq=1)
+
+    with pytest.raises(sc.QueryError, match="declared tables"):
+        db.read("SELECT * FROM nope")
+    with pytest.raises(sc.GuardViolation) as info:
+        db.read("SELECT * FROM _cf_shadow_0")
+    assert info.value.kind == "reserved-name"
+    assert _fingerprint(db.path) == before
+    assert _stored_schema(db.path) == schema  # nothing of the shadows reached the file
+
+    # The next write migrates the file; the stored values are read from then on.
+    _write(space, db, "INSERT INTO t (a, c, k) VALUES (2, 5, 'y')")
+    assert db.read("SELECT a, c, k FROM t ORDER BY a") == [
+        {"a": 1, "c": 7, "k": "x"},
+        {"a": 2, "c": 5, "k": "y"},
+    ]
+    rt.settle()
+    assert q.get().result == [{"a": 1, "c": 7}, {"a": 2, "c": 5}]
+
+
+def test_a_fresh_runtime_reads_the_added_columns_of_an_existing_file(
+    store: Path, old_file: Path
+) -> None:
+    before = _fingerprint(old_file)
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        db = rt.space("demo").sqlite_database("d", tables=NEW)
+        assert db.read("SELECT a, c, n FROM t ORDER BY a") == [
+            {"a": 1, "c": 7, "n": None},
+            {"a": 2, "c": 7, "n": None},
+        ]
+        assert db.read("SELECT x FROM u") == []
+    assert _fingerprint(old_file) == before
+
+
+class Row(msgspec.Struct):
+    a: int
+    c: int
+    n: str | None
+    l_cf_link: sc.Cell | None
+
+
+def test_typed_rows_read_the_added_columns(store: Path, old_file: Path) -> None:
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        db = rt.space("demo").sqlite_database("d", tables=NEW)
+        rows = db.read("SELECT a, c, n, l_cf_link FROM t ORDER BY a", row=Row)
+        assert rows == [Row(1, 7, None, None), Row(2, 7, None, None)]
+        q = db.query("SELECT a, c, n, l_cf_link FROM t ORDER BY a", row=Row)
+        rt.settle()
+        assert q.get().result == rows
+
+
+def _wait_for(query: sc.Query[object], want: object) -> None:
+    """Wait for a state with ``want`` as its result (commits of another runtime arrive by
+    polling: wait for the state, not for time)."""
+    reached = threading.Event()
+    query.observe().subscribe(lambda state: state.result == want and reached.set())
+    assert reached.wait(30), query.get()
+
+
+def test_a_live_query_of_an_added_column_reruns_when_a_row_is_inserted(
+    store: Path, old_file: Path
+) -> None:
+    """An added column has no stored value to change until the migration, so a query reading
+    it reacts to INSERT and DELETE of its table, here written by a runtime that still declares
+    the old schema (so the file stays unmigrated). Its read set names the declared columns it
+    reads, not every stored column the shadow selects."""
+    with (
+        sc.Runtime(store, poll_interval=0.01) as writer,
+        sc.Runtime(store, poll_interval=0.01) as reader,
+    ):
+        old = writer.space("demo").sqlite_database("d", tables=OLD)
+        new = reader.space("demo").sqlite_database("d", tables=NEW)
+        sql = "SELECT c, n FROM t"
+        q = new.query(sql)
+        reader.settle()
+        assert q.get().result == [{"c": 7, "n": None}, {"c": 7, "n": None}]
+        assert known_read_set(new.declaration, sql) == {"t": frozenset({"c", "n"})}
+        _write(writer.space("demo"), old, "INSERT INTO t (a) VALUES (3)")
+        _wait_for(q, [{"c": 7, "n": None}] * 3)
+        _write(writer.space("demo"), old, "DELETE FROM t WHERE a = 1")
+        _wait_for(q, [{"c": 7, "n": None}] * 2)
+        assert "c" not in [r[1] for r in _stored_schema(old_file)]  # still not migrated
+
+
+def test_the_shadows_go_when_another_runtime_migrates_the_file(store: Path, old_file: Path) -> None:
+    with (
+        sc.Runtime(store, poll_interval=0.01) as reader,
+        sc.Runtime(store, poll_interval=0.01) as migrator,
+    ):
+        db = reader.space("demo").sqlite_database("d", tables=NEW)
+        assert db.read("SELECT a, c FROM t ORDER BY a") == [{"a": 1, "c": 7}, {"a": 2, "c": 7}]
+        other = migrator.space("demo").sqlite_database("d", tables=NEW)
+        _write(migrator.space("demo"), other, "UPDATE t SET c = a * 10")
+        # The reader's pooled connection held shadows; the file's schema moved, so it reads
+        # the real columns now.
+        assert db.read("SELECT a, c FROM t ORDER BY a") == [{"a": 1, "c": 10}, {"a": 2, "c": 20}]
+        assert db.read("SELECT rowid AS r FROM t ORDER BY a") == [{"r": 1}, {"r": 2}]
+
+
+def test_rowid_of_a_table_with_added_columns_reads_before_the_migration(
+    store: Path, old_file: Path
+) -> None:
+    """A view has no rowid: a statement naming it runs on a copy of the stored rows, rowids
+    kept, and the views are back for the next statement."""
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        db = rt.space("demo").sqlite_database("d", tables=NEW)
+        before = _fingerprint(old_file)
+        want = [{"r": 1, "c": 7}, {"r": 2, "c": 7}]
+        assert db.read("SELECT rowid AS r, c FROM t ORDER BY a") == want
+        assert db.read("SELECT t.oid AS r, c FROM t ORDER BY a") == want
+        assert db.read("SELECT _rowid_ AS r, c FROM t WHERE c = '7' ORDER BY a") == want
+        assert db.read("SELECT * FROM t WHERE a = 2") == [
+            {"a": 2, "c": 7, "n": None, "l_cf_link": None, "k": "x"}
+        ]
+        q = db.query("SELECT rowid AS r, c FROM t ORDER BY a")
+        rt.settle()
+        assert q.get().result == want
+        assert known_read_set(db.declaration, "SELECT rowid AS r, c FROM t ORDER BY a") == {
+            "t": frozenset({"rowid", "c", "a"})
+        }
+        assert _fingerprint(old_file) == before
+        _write(rt.space("demo"), db, "INSERT INTO t (a, c) VALUES (3, 1)")
+        assert db.read("SELECT rowid AS r, c FROM t ORDER BY a") == [*want, {"r": 3, "c": 1}]
+        rt.settle()
+        assert q.get().result == [*want, {"r": 3, "c": 1}]
+
+
+def test_removing_a_table_or_an_index_from_the_declaration_is_not_additive(
+    rt: sc.Runtime,
+) -> None:
+    """R13: dropping is not additive, for tables and indexes as for columns. The write raises
+    UnsupportedMigration naming each difference and writes nothing; a version bump with a
+    migrate that drops them is the way (R14)."""
+    space = rt.space("demo")
+    full = {
+        "t": sc.table(a="integer", indexes={"by_a": ["a"]}),
+        "gone": sc.table(z="text"),
+    }
+    db = space.sqlite_database("d", tables=full)
+    _write(space, db, "INSERT INTO t (a) VALUES (1)")
+    shrunk = {"t": sc.table(a="integer")}
+    db = space.sqlite_database("d", tables=shrunk)
+    schema = _stored_schema(db.path)
+    with pytest.raises(sc.UnsupportedMigration) as info:
+        _write(space, db, "INSERT INTO t (a) VALUES (2)")
+    assert isinstance(info.value, sc.SqliteCellsError)
+    assert info.value.differences == (
+        "index by_a: the stored index on t is not declared (dropping an index is not "
+        "additive); declare it, or bump version= with a migrate that drops it",
+        "gone: the stored table is not declared (dropping a table is not additive); declare "
+        "it, or bump version= with a migrate that drops it",
+    )
+    assert db.rev == 1
+    assert _stored_schema(db.path) == schema
+    assert db.read("SELECT a FROM t") == [{"a": 1}]
+
+    def drop(conn: Any, from_version: int) -> None:
+        assert from_version == 1
+        conn.execute("DROP TABLE gone")
+        conn.execute("DROP INDEX by_a")
+
+    db = space.sqlite_database("d", tables=shrunk, version=2, migrate=drop)
+    _write(space, db, "INSERT INTO t (a) VALUES (2)")
+    assert db.rev == 2
+    assert db.read("SELECT a FROM t ORDER BY a") == [{"a": 1}, {"a": 2}]
+    assert {
+        r[1] for r in _stored_schema(db.path) if not str(r[1]).startswith(("_cf_", "sqlite_"))
+    } == {"t"}
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"version": "2"}, "is a str"),
+        ({"version": True}, "is a bool"),
+        ({"version": 2.0}, "is a float"),
+        ({"version": 0}, "out of range"),
+        ({"version": -1}, "out of range"),
+        ({"version": 2**63}, "out of range"),
+        ({"version": 2**70}, "out of range"),
+        ({"version": 2, "migrate": 5}, "not callable"),
+    ],
+)
+def test_bad_version_or_migrate_is_refused_at_declaration(
+    rt: sc.Runtime, options: dict[str, object], words: str
+) -> None:
+    space = rt.space("demo")
+    with pytest.raises(sc.SchemaError, match=words) as info:
+        space.sqlite_database("d", tables=OLD, **options)  # type: ignore[arg-type]  # on purpose
+    assert isinstance(info.value, ValueError)
+    assert not list(rt.store.glob("cell-*"))
+
+
+def test_the_largest_version_is_stored(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    db = space.sqlite_database("d", tables=OLD, version=2**63 - 1)
+    _write(space, db, "INSERT INTO t (a) VALUES (1)")
+    conn = apsw.Connection(str(db.path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        stored = conn.execute("SELECT value FROM _cf_meta WHERE key = 'version'").fetchall()
+    finally:
+        conn.close()
+    assert stored == [(2**63 - 1,)]
+
+
+def test_table_names_fold_ascii_case_only_as_sqlite_does(rt: sc.Runtime) -> None:
+    """SQLite folds only ASCII letters: "É" and "é" are two tables, "T" and "t" one name."""
+    with pytest.raises(sc.SchemaError, match="declared twice"):
+        sc.table({"T": "text", "t": "int"})
+    with pytest.raises(sc.SchemaError, match="declared twice"):
+        rt.space("demo").sqlite_database("x", tables={"T": sc.table(v="text"), "t": OLD["t"]})
+    columns = sc.table({"É": "text", "é": "int"})
+    assert [c.name for c in columns.columns] == ["É", "é"]
+    space = rt.space("demo")
+    db = space.sqlite_database(
+        "d", tables={"É": sc.table(v="text"), "é": sc.table(w="text"), "u": columns}
+    )
+    _write(space, db, 'INSERT INTO "É" (v) VALUES (1)')
+    _write(space, db, 'INSERT INTO u ("é") VALUES (2)')
+    assert db.read('SELECT v FROM "É"') == [{"v": "1"}]
+    assert db.read('SELECT w FROM "é"') == []
+    assert db.read('SELECT "É", "é" FROM u') == [{"É": None, "é": 2}]
+
+
+FOREVER = "(WITH RECURSIVE k(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM k) SELECT max(x) FROM k)"
+
+
+def test_shadows_survive_a_read_interrupted_at_its_deadline(store: Path, old_file: Path) -> None:
+    """An interrupt ends the read transaction, and with it the temp objects it made: the next
+    read makes them again, and never reads the stored table through stale ones."""
+    with sc.Runtime(store, poll_interval=0.01, query_timeout=0.3) as rt:
+        db = rt.space("demo").sqlite_database("d", tables=NEW)
+        for sql in (f"SELECT c, {FOREVER} FROM t", f"SELECT rowid, {FOREVER} FROM t"):
+            with pytest.raises(sc.QueryTimeout):
+                db.read(sql)
+            assert db.read("SELECT a, c FROM t ORDER BY a") == [{"a": 1, "c": 7}, {"a": 2, "c": 7}]
+            assert db.read("SELECT rowid AS r, n FROM t ORDER BY a") == [
+                {"r": 1, "n": None},
+                {"r": 2, "n": None},
+            ]
+
+
+def test_the_authorizer_alone_keeps_the_default_tables_out_of_reach(
+    store: Path, old_file: Path
+) -> None:
+    """Behind the guard (which refuses every ``_cf_`` name), the read authorizer lets a
+    statement read a one-row default table only through its view (R23)."""
+    from sqlite_cells.read import ReadPool, read_rows
+
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        decl = rt.space("demo").sqlite_database("d", tables=NEW).declaration
+        pool = ReadPool(1)
+        try:
+            rows, _ = read_rows(pool, decl, "SELECT c FROM t", (), timeout=5)
+            assert rows == [{"c": 7}, {"c": 7}]
+            for sql in ("SELECT c FROM _cf_shadow_0", "SELECT * FROM temp._cf_shadow_0"):
+                with pytest.raises(sc.QueryError, match="not authorized"):
+                    read_rows(pool, decl, sql, (), timeout=5)
+            rows, _ = read_rows(pool, decl, "SELECT a, c FROM t ORDER BY a", (), timeout=5)
+            assert rows == [{"a": 1, "c": 7}, {"a": 2, "c": 7}]
+        finally:
+            pool.close()
