@@ -19,6 +19,7 @@ import apsw
 
 from sqlite_cells.codec import Op
 from sqlite_cells.files import DROP_KIND, KIND, decode_op_body
+from sqlite_cells.sql import fold_ascii
 
 __all__ = ["ALL_COLUMNS", "ColumnNames", "WriteSet", "affects", "write_sets"]
 
@@ -26,13 +27,6 @@ ALL_COLUMNS: Final[frozenset[str]] = frozenset({"*"})  # an INSERT or DELETE: ev
 WriteSet = dict[str, frozenset[str]]  # table (ASCII-folded) -> changed columns or ALL_COLUMNS
 # (db id, table, changeset width) -> the changeset's column names ("" for a rowid), or None
 ColumnNames = Callable[[str, str, int], "list[str] | None"]
-
-_LOWER: Final = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
-
-
-def fold(name: str) -> str:
-    """Names compared as SQLite compares them (ASCII case-insensitively), like the gate."""
-    return name.lower() if name.isascii() else name.translate(_LOWER)
 
 
 def write_sets(ops: Iterable[Op], columns: ColumnNames) -> dict[str, WriteSet | None]:
@@ -61,24 +55,24 @@ def _add_changes(into: WriteSet, changeset: bytes, db_id: str, columns: ColumnNa
     widths: dict[str, int] = {}
     for change in apsw.Changeset.iter(changeset):
         table = change.name
-        if into.get(fold(table)) is ALL_COLUMNS:
+        if into.get(fold_ascii(table)) is ALL_COLUMNS:
             continue
         if change.op != "UPDATE":
-            into[fold(table)] = ALL_COLUMNS
+            into[fold_ascii(table)] = ALL_COLUMNS
             continue
         new = change.new or ()
         indexes = changed.setdefault(table, set())
         indexes.update(i for i, value in enumerate(new) if value is not apsw.no_change)
         widths[table] = change.column_count
     for table, indexes in changed.items():
-        key = fold(table)
+        key = fold_ascii(table)
         if into.get(key) is ALL_COLUMNS:
             continue
         names = columns(db_id, table, widths[table])
         if names is None:
             into[key] = ALL_COLUMNS  # the shape is not known: be safe rather than exact
             continue
-        found = {fold(names[i]) for i in indexes if names[i]}
+        found = {fold_ascii(names[i]) for i in indexes if names[i]}
         into[key] = frozenset(into.get(key, frozenset()) | found)
 
 
@@ -116,7 +110,7 @@ class TableColumns:
 
     def __call__(self, db_id: str, table: str, width: int) -> list[str] | None:
         try:
-            key = (self._lookup(db_id), fold(table))
+            key = (self._lookup(db_id), fold_ascii(table))
         except Exception:  # not declared here: the caller assumes every column changed
             return None
         with self._lock:

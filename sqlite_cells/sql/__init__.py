@@ -16,6 +16,7 @@ from sqlite_cells.sql._names import DATABASE_ALIAS as DATABASE_ALIAS
 from sqlite_cells.sql._names import LINK_SUFFIX as LINK_SUFFIX
 from sqlite_cells.sql._names import RESERVED_PREFIXES as RESERVED_PREFIXES
 from sqlite_cells.sql._names import fold_ascii as fold_ascii
+from sqlite_cells.sql._names import is_link_column as is_link_column
 from sqlite_cells.sql._names import is_reserved as is_reserved
 from sqlite_cells.sql._names import is_reserved_table as is_reserved_table
 from sqlite_cells.sql._params import ParamTargets as ParamTargets
@@ -56,6 +57,7 @@ __all__ = [
     "bind_rows",
     "check_statement",
     "fold_ascii",
+    "is_link_column",
     "is_pending",
     "is_reserved",
     "is_reserved_table",

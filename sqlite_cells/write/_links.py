@@ -22,11 +22,12 @@ from sqlite_cells.codec import (
     parse_link,
 )
 from sqlite_cells.schema import quote_ident
-from sqlite_cells.sql import LINK_SUFFIX
+from sqlite_cells.sql import fold_ascii, is_link_column
 
 __all__ = ["LinkColumns", "check_links", "link_columns"]
 
-# table name (lowercased) -> (its column count, (column index, column name) of its link columns)
+# table name (ASCII-folded, as SQLite compares names) -> (its column count, (column index,
+# column name) of its link columns)
 LinkColumns = Mapping[str, tuple[int, tuple[tuple[int, str], ...]]]
 
 
@@ -40,11 +41,9 @@ def link_columns(conn: apsw.Connection, database: str, tables: Iterable[str]) ->
     for table in tables:
         rows = conn.execute(f"PRAGMA {db}.table_info({quote_ident(table)})").fetchall()
         names = [str(row[1]) for row in rows]
-        links = tuple(
-            (i, name) for i, name in enumerate(names) if name.lower().endswith(LINK_SUFFIX)
-        )
+        links = tuple((i, name) for i, name in enumerate(names) if is_link_column(name))
         if links:
-            found[table.lower()] = (len(names), links)
+            found[fold_ascii(table)] = (len(names), links)
     return found
 
 
@@ -65,7 +64,7 @@ def check_links(changeset: bytes, columns: LinkColumns, *, db_id: str, sql: str)
 
 def _check_changes(changeset: bytes, columns: LinkColumns, *, db_id: str, sql: str) -> None:
     for change in apsw.Changeset.iter(changeset):
-        described = columns.get(change.name.lower())
+        described = columns.get(fold_ascii(change.name))
         new = change.new
         if described is None or new is None:
             continue  # a DELETE, or a table without link columns

@@ -519,3 +519,21 @@ def test_grouped_database_writes_each_bump_the_rev_and_a_fatal_member_is_dropped
     assert _bodies(db) == ["first", "a", "b"]
     assert db.rev == 3 and counter.get() == 1
     assert all(o.agrees for o in check_store(space.runtime.store, repair=False))
+
+
+def test_link_columns_are_found_by_sqlites_own_name_folding(space: Space) -> None:
+    """SQLite folds only ASCII case: "É" and "é" are two tables, and only the one with a link
+    column has its values checked (R31)."""
+    db = space.sqlite_database(
+        "accents",
+        tables={
+            "É": sc.table(ref_cf_link=sc.cf_link(), note="text"),
+            "é": sc.table(a="text", b="text"),
+        },
+    )
+    with space.transact():
+        db.exec('INSERT INTO "é" (a, b) VALUES (?, ?)', ["free text", "more"])
+    with pytest.raises(sc.LinkEncodeError, match="link column É.ref_cf_link"), space.transact():
+        db.exec("INSERT INTO \"É\" (ref_cf_link, note) VALUES ('free text', 'x')")
+    assert db.read('SELECT a FROM "é"') == [{"a": "free text"}]
+    assert db.read('SELECT count(*) AS n FROM "É"') == [{"n": 0}]
