@@ -533,7 +533,7 @@ def test_link_columns_are_found_by_sqlites_own_name_folding(space: Space) -> Non
     )
     with space.transact():
         db.exec('INSERT INTO "é" (a, b) VALUES (?, ?)', ["free text", "more"])
-    with pytest.raises(sc.LinkEncodeError, match="link column É.ref_cf_link"), space.transact():
+    with pytest.raises(sc.LinkEncodeError, match=r"link column É\.ref_cf_link"), space.transact():
         db.exec("INSERT INTO \"É\" (ref_cf_link, note) VALUES ('free text', 'x')")
     assert db.read('SELECT a FROM "é"') == [{"a": "free text"}]
     assert db.read('SELECT count(*) AS n FROM "É"') == [{"n": 0}]
