@@ -105,9 +105,16 @@ def _plain_column(column: tuple[Any, ...]) -> bool:
 
 
 def _of_kind(column: tuple[Any, ...], kinds: set[type], kind: type) -> Iterable[Any]:
+    """The values of ``column`` of type ``kind``, or a subset that holds every one of them that
+    could fail (a zero or an empty string cannot)."""
     if len(kinds) == 1:
         return column
+    if len(kinds) == 2 and _NONE in kinds:
+        return filter(None, column)  # a nullable column: drops None (and 0 or "")
     return compress(column, map(is_, map(type, column), repeat(kind)))
+
+
+_NONE = type(None)
 
 
 _is_link = is_link_column
