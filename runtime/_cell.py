@@ -154,7 +154,13 @@ class Cell:
 
     def link(self, target: Cell | None = None) -> Link:
         """This cell's link. Given a ``target``, first make this cell hold a link to it: a
-        committed write (in the current transaction, or in one of its own)."""
+        committed write (in the current transaction, or in one of its own). A target that is
+        not a ``Cell`` is an ``InvalidArgument``: to store a plain value, ``set`` it."""
+        if target is not None and not isinstance(target, Cell):
+            raise InvalidArgument(
+                f"link(target) takes a Cell to link to, not {type(target).__name__} "
+                f"({_short(repr(target), 60)}): use set() to store a value"
+            )
         if target is not None:
             with self._space.transact():
                 self.set(target)

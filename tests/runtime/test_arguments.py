@@ -167,3 +167,25 @@ def test_the_repr_of_a_cell_whose_value_links_back_to_it_shows_the_link(
     assert str(a) == f"<Cell {a.id} in 'demo' = {{'x': <Cell {b.id} in 'demo'>}}>"
     assert f"<Cell {b.id} in 'demo'>}}</pre>" in html.unescape(a._repr_html_())
     assert repr(a) == repr(a)  # the display state was reset
+
+
+@pytest.mark.parametrize("target", [5, "x", {"a": 1}])
+def test_link_to_something_that_is_not_a_cell_is_refused_and_writes_nothing(
+    rt: sc.Runtime, target: object
+) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    error = _refused(lambda: c.link(target))  # type: ignore[arg-type]  # on purpose
+    assert "link(target) takes a Cell to link to" in str(error)
+    assert c.get() == 0
+    assert space.file.entity(c.id).data is None
+
+
+def test_derive_and_lift_refuse_no_function_or_nothing_to_react_to(rt: sc.Runtime) -> None:
+    c = rt.space("demo").cell("c", default=1)
+    error = _refused(lambda: sc.derive(c, 5))  # type: ignore[arg-type]  # on purpose
+    assert "derive/lift takes a function, not 5" in str(error)
+    error = _refused(lambda: sc.derive(5, lambda v: v))
+    assert "needs at least one cell or derived input to react to" in str(error)
+    error = _refused(lambda: sc.lift(lambda a, b: a + b)(1, 2))
+    assert "needs at least one cell or derived input to react to" in str(error)
