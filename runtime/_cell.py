@@ -127,11 +127,24 @@ class Cell:
     def _write(self, value: Any) -> None:
         """``set`` without the runtime's writability check (for the owner of a protected cell)."""
         tx = require_transaction(f"writing cell {self._id}")
-        if self.value_path:
-            data = self._entity_data()
-            root = self._root_default(link_cells=False) if data is None else decode_value(data)
-            value = with_value_at(root, self.value_path, value)
-        tx.write(self._space.file, self._id, self._space.runtime.encode(value))
+        file = self._space.file
+        if not self.value_path:
+            tx.write(file, self._id, self._space.runtime.encode(value))
+            return
+        # A write at a path reads the rest of the value; the read is recorded only once the
+        # write is (a path that does not fit the value, or a value that does not encode, leaves
+        # the transaction as it was: R31).
+        read: int | None = None
+        if tx.space is file and self._id in tx.writes:
+            data: bytes | None = tx.writes[self._id]
+        else:
+            entity = file.entity(self._id)
+            data, read = entity.data, entity.rev
+        root = self._root_default(link_cells=False) if data is None else decode_value(data)
+        value = with_value_at(root, self.value_path, value)
+        tx.write(file, self._id, self._space.runtime.encode(value))
+        if read is not None and tx.state is TxState.OPEN:
+            tx.record_read(file, self._id, read)
 
     def update(self, fn: Callable[[Any], Any]) -> None:
         self.set(fn(self.get()))

@@ -4,6 +4,7 @@ also a ``ValueError`` or ``TypeError``, raised at the call, and records nothing 
 from __future__ import annotations
 
 import html
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -189,3 +190,30 @@ def test_derive_and_lift_refuse_no_function_or_nothing_to_react_to(rt: sc.Runtim
     assert "needs at least one cell or derived input to react to" in str(error)
     error = _refused(lambda: sc.lift(lambda a, b: a + b)(1, 2))
     assert "needs at least one cell or derived input to react to" in str(error)
+
+
+def test_a_refused_path_write_records_no_read_of_the_cell(rt: sc.Runtime, store: Path) -> None:
+    """R31: the refused write leaves the transaction as it was, so a commit of the cell by
+    another runtime meanwhile is no conflict for it."""
+    space = rt.space("demo")
+    c, other = space.cell("c"), space.cell("other")
+    with space.transact():
+        c.set({"a": [1]})
+    second = sc.Runtime(store, poll_interval=0.01)
+    try:
+        with space.transact():
+            _refused(lambda: c.key("a").key(5).set(1))
+            _refused(lambda: c.key("a").key(0).set({1, 2}))  # not JSON: refused at encoding
+            other.set("kept")
+            writer = threading.Thread(target=_write_elsewhere, args=(second,))  # no transaction
+            writer.start()
+            writer.join()
+    finally:
+        second.close()
+    assert other.get() == "kept"
+    assert c.get() == "changed elsewhere"
+
+
+def _write_elsewhere(runtime: sc.Runtime) -> None:
+    with runtime.space("demo").transact():
+        runtime.space("demo").cell("c").set("changed elsewhere")
