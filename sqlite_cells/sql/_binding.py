@@ -17,7 +17,7 @@ from operator import is_
 from typing import Any
 
 from sqlite_cells.codec import ExecArgumentError, ExecError, LinkEncodeError, PendingValue
-from sqlite_cells.runtime import PENDING, Cell, surrogate_at
+from sqlite_cells.runtime import LENGTH_LIMIT, PENDING, Cell, surrogate_at
 from sqlite_cells.sql._names import LINK_SUFFIX, is_link_column
 from sqlite_cells.sql._params import ParamTargets
 
@@ -79,7 +79,12 @@ def _plain_values(row: Sequence[Any]) -> bool:
             if not _INT64_MIN <= value <= _INT64_MAX:
                 return False
         elif kind is str:
-            if not value.isascii() and surrogate_at(value) is not None:
+            if (not value.isascii() and surrogate_at(value) is not None) or (
+                len(value) > _TEXT_SURELY_FITS and _too_long(value)
+            ):
+                return False
+        elif kind is bytes:
+            if len(value) > LENGTH_LIMIT:
                 return False
         elif kind not in _PLAIN:
             return False
@@ -101,7 +106,26 @@ def _plain_column(column: tuple[Any, ...]) -> bool:
         joined = "".join(_of_kind(column, kinds, str))
         if not joined.isascii() and surrogate_at(joined) is not None:
             return False
+        if len(joined) > _TEXT_SURELY_FITS and any(map(_too_long, _of_kind(column, kinds, str))):
+            return False
+    if bytes in kinds:
+        return max(map(len, _of_kind(column, kinds, bytes)), default=0) <= LENGTH_LIMIT
     return True
+
+
+# SQLite's length limit counts UTF-8 bytes, at most 4 per character: text up to this many
+# characters fits without counting.
+_TEXT_SURELY_FITS = LENGTH_LIMIT // 4
+
+
+def _too_long(text: str) -> bool:
+    """True when ``text`` is over SQLite's length limit in UTF-8 (``text`` has no lone
+    surrogate: it was checked first)."""
+    if len(text) <= _TEXT_SURELY_FITS:
+        return False
+    return len(text) > LENGTH_LIMIT or (
+        not text.isascii() and len(text.encode("utf-8")) > LENGTH_LIMIT
+    )
 
 
 def _of_kind(column: tuple[Any, ...], kinds: set[type], kind: type) -> Iterable[Any]:
@@ -183,10 +207,23 @@ def _encode(value: Any, target: str | None, where: str, fail: Callable[[str], Ex
                 f"({_shown(value, position)}), which SQLite cannot store as UTF-8: decode the "
                 "text properly first"
             )
+        if _too_long(value):
+            raise fail(_over_limit(where, len(value.encode("utf-8")), "text"))
         return value
-    if value is None or isinstance(value, float | bytes):
+    if isinstance(value, bytes):
+        if len(value) > LENGTH_LIMIT:
+            raise fail(_over_limit(where, len(value), "bytes"))
+        return value
+    if value is None or isinstance(value, float):
         return value
     raise fail(f"{where} is a {type(value).__name__}: bind None, int, float, str, bytes or a Cell")
+
+
+def _over_limit(where: str, size: int, kind: str) -> str:
+    return (
+        f"{where} is {kind} of {size} bytes, over SQLite's length limit of {LENGTH_LIMIT} "
+        "bytes: store large data elsewhere (a file) and keep a reference in the row"
+    )
 
 
 def _shown(text: str, position: int) -> str:

@@ -13,6 +13,7 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
+from sqlite_cells.runtime import LENGTH_LIMIT
 
 TABLES = {"t": sc.table(id="integer primary key", s="text", n="integer")}
 INSERT = "INSERT INTO t (s, n) VALUES (?, ?)"
@@ -77,6 +78,22 @@ def _bad_calls() -> dict[str, tuple[Callable[[sc.SqliteDb], object], str]]:
             lambda db: db.exec_many(INSERT, "ab"),
             "exec_many takes an iterable of parameter rows (lists, tuples or mappings), not str",
         ),
+        "bytes over the length limit": (
+            lambda db: db.exec(INSERT, [b"x" * (LENGTH_LIMIT + 1), 1]),
+            f"parameter 1 is bytes of {LENGTH_LIMIT + 1} bytes, over SQLite's length limit",
+        ),
+        "exec_many bytes over the length limit": (
+            lambda db: db.exec_many(INSERT, [[b"x", 1], [None, 2], [b"y" * (LENGTH_LIMIT + 1), 3]]),
+            f"parameter 1 is bytes of {LENGTH_LIMIT + 1} bytes",
+        ),
+        "text over the length limit in UTF-8": (
+            lambda db: db.exec(INSERT, ["é" * (LENGTH_LIMIT // 2 + 1), 1]),
+            f"parameter 1 is text of {LENGTH_LIMIT + 2} bytes, over SQLite's length limit",
+        ),
+        "exec_many text over the length limit": (
+            lambda db: db.exec_many(INSERT, [["a", 1], ["b" * (LENGTH_LIMIT + 1), 2]]),
+            f"parameter 1 is text of {LENGTH_LIMIT + 1} bytes",
+        ),
         "a dict value": (
             lambda db: db.exec(INSERT, ["a", {"x": 1}]),
             "parameter 2 is a dict: bind None, int, float, str, bytes or a Cell",
@@ -130,6 +147,24 @@ def test_the_edges_of_what_binds_are_accepted_on_both_paths(space: Space, db: sc
     assert rows[:6] == expected
     assert rows[6:12] == expected
     assert rows[12:] == [{"s": "a", "n": 1}, {"s": "b", "n": None}, {"s": None, "n": 2**63 - 1}]
+
+
+def test_values_up_to_the_length_limit_are_accepted_at_the_call(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    """Whether a row (or the commit record holding it) that large commits is another limit
+    (R44): here only the call is checked, and the transaction is given up."""
+
+    class GiveUp(Exception):
+        pass
+
+    with pytest.raises(GiveUp), space.transact():
+        db.exec(INSERT, ["é" * (LENGTH_LIMIT // 2), 1])
+        db.exec(INSERT, [b"x" * LENGTH_LIMIT, 1])
+        db.exec_many(INSERT, [["x" * LENGTH_LIMIT, 2], [None, 3], [b"y" * LENGTH_LIMIT, 4]])
+        db.exec_many(INSERT, [["ü" * (LENGTH_LIMIT // 2), 2], ["a", 3]])
+        raise GiveUp
+    assert db.rev == 0
 
 
 def test_exec_many_still_takes_any_iterable_of_rows(space: Space, db: sc.SqliteDb) -> None:
