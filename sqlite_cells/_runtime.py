@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 
 from sqlite_cells import runtime
 from sqlite_cells.codec import (
+    DiskSourceError,
     Op,
     Quarantined,
+    SchemaError,
     SourceError,
     SqliteCellsError,
     decode_value,
@@ -37,7 +39,14 @@ from sqlite_cells.files import (
     validate_disk_source,
 )
 from sqlite_cells.read import LiveQueries, QueryWorkers, ReadPool
-from sqlite_cells.runtime import Cell, InvalidArgument, causal_cause, check_name, translated
+from sqlite_cells.runtime import (
+    Cell,
+    InvalidArgument,
+    causal_cause,
+    check_name,
+    surrogate_at,
+    translated,
+)
 from sqlite_cells.schema import (
     Declaration,
     Migrate,
@@ -76,7 +85,13 @@ class Space(runtime.Space):
 
         if name is not None:
             check_name("database name", name)
-        schema = declare_tables(tables)
+        try:
+            schema = declare_tables(tables)
+        except UnicodeError as exc:  # a table or column name that is not valid text
+            raise SchemaError(
+                f"a table or column name is not valid Unicode text ({exc}): SQLite stores names "
+                "as UTF-8; decode the text properly first"
+            ) from exc
         if not isinstance(version, int) or isinstance(version, bool) or version < 1:
             raise SqliteCellsError(f"version is a positive integer, not {version!r}")
         if source is not None and not isinstance(source, VmSource):
@@ -104,6 +119,15 @@ class Space(runtime.Space):
         from sqlite_cells._db import SqliteDb
 
         runtime = self.runtime
+        given = os.fspath(path) if isinstance(path, str | os.PathLike) else None
+        position = surrogate_at(given) if isinstance(given, str) else None
+        if given is not None and position is not None:
+            raise DiskSourceError(
+                "exists",
+                given,
+                f"is not valid Unicode text (a lone surrogate at position {position}): SQLite "
+                "opens files by their UTF-8 names; rename the file",
+            )
         resolved = validate_disk_source(path, store=runtime.store, roots=runtime.disk_source_roots)
         decl = Declaration(
             db_id=disk_source_id(self.id, resolved),

@@ -216,6 +216,18 @@ def _path_cases() -> list[Case]:
         ),
         Case("paths", "handler-tries-zero", lambda env: sc.handler(tries=0)),
         Case("paths", "space-lone-surrogate", lambda env: env.rt.space("\ud800")),
+        Case("paths", "store-lone-surrogate", lambda env: sc.Runtime(env.store / "s\ud800")),
+        Case("paths", "store-undecodable", lambda env: sc.Runtime(env.store / "s\udcff")),
+        Case(
+            "paths",
+            "disk-source-lone-surrogate",
+            lambda env: env.space.register_disk_source("/x\ud800"),
+        ),
+        Case(
+            "declarations",
+            "table-name-lone-surrogate",
+            lambda env: env.space.sqlite_database("o", tables={"t\ud800": sc.table(a="text")}),
+        ),
         Case("paths", "settle-negative", lambda env: env.rt.settle(-1)),
         Case("paths", "settle-str", lambda env: env.rt.settle("1")),
     ]

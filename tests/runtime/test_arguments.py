@@ -217,3 +217,14 @@ def test_a_refused_path_write_records_no_read_of_the_cell(rt: sc.Runtime, store:
 def _write_elsewhere(runtime: sc.Runtime) -> None:
     with runtime.space("demo").transact():
         runtime.space("demo").cell("c").set("changed elsewhere")
+
+
+@pytest.mark.parametrize("name", ["\ud800", "\udcff"])  # broken text; an undecodable file name
+def test_a_store_path_that_is_not_valid_text_is_refused_before_it_is_created(
+    tmp_path: Path, name: str
+) -> None:
+    with pytest.raises(sc.SqliteCellsError) as info:
+        sc.Runtime(f"{tmp_path}/s{name}")
+    assert isinstance(info.value, ValueError)
+    assert "is not valid Unicode text (a lone surrogate at position" in str(info.value)
+    assert list(tmp_path.iterdir()) == []

@@ -232,3 +232,19 @@ def test_a_pattern_database_linked_to_a_plain_cell_fails_with_a_source_error(
     assert "(its value is 5)" in str(state.error)
     with pytest.raises(sc.SourceError, match="does not hold a database handle"), space.transact():
         linked.exec("INSERT INTO t (s) VALUES ('x')")
+
+
+def test_table_and_column_names_that_are_not_valid_text_are_a_schema_error(
+    space: Space,
+) -> None:
+    for tables in ({"t\ud800": sc.table(a="text")}, {"t": sc.table(**{"a\udcff": "text"})}):
+        with pytest.raises(sc.SchemaError, match="is not valid Unicode text") as info:
+            space.sqlite_database("s", tables=tables)
+        assert isinstance(info.value, ValueError)
+
+
+def test_a_disk_source_path_that_is_not_valid_text_is_refused(space: Space, tmp_path: Path) -> None:
+    with pytest.raises(sc.DiskSourceError, match="a lone surrogate at position") as info:
+        space.register_disk_source(f"{tmp_path}/x\ud800.db")
+    assert info.value.rule == "exists"
+    assert isinstance(info.value, ValueError)
