@@ -221,8 +221,8 @@ def _encode(value: Any, target: str | None, where: str, fail: Callable[[str], Ex
 
 def _over_limit(where: str, size: int, kind: str) -> str:
     return (
-        f"{where} is {kind} of {size} bytes, over SQLite's length limit of {LENGTH_LIMIT} "
-        "bytes: store large data elsewhere (a file) and keep a reference in the row"
+        f"{where} is {kind} of {size} bytes, too big for SQLite: over its length limit of "
+        f"{LENGTH_LIMIT} bytes; store large data elsewhere (a file) and keep a reference in the row"
     )
 
 

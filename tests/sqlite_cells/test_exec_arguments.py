@@ -80,7 +80,7 @@ def _bad_calls() -> dict[str, tuple[Callable[[sc.SqliteDb], object], str]]:
         ),
         "bytes over the length limit": (
             lambda db: db.exec(INSERT, [b"x" * (LENGTH_LIMIT + 1), 1]),
-            f"parameter 1 is bytes of {LENGTH_LIMIT + 1} bytes, over SQLite's length limit",
+            f"parameter 1 is bytes of {LENGTH_LIMIT + 1} bytes, too big for SQLite",
         ),
         "exec_many bytes over the length limit": (
             lambda db: db.exec_many(INSERT, [[b"x", 1], [None, 2], [b"y" * (LENGTH_LIMIT + 1), 3]]),
@@ -88,7 +88,7 @@ def _bad_calls() -> dict[str, tuple[Callable[[sc.SqliteDb], object], str]]:
         ),
         "text over the length limit in UTF-8": (
             lambda db: db.exec(INSERT, ["é" * (LENGTH_LIMIT // 2 + 1), 1]),
-            f"parameter 1 is text of {LENGTH_LIMIT + 2} bytes, over SQLite's length limit",
+            f"parameter 1 is text of {LENGTH_LIMIT + 2} bytes, too big for SQLite",
         ),
         "exec_many text over the length limit": (
             lambda db: db.exec_many(INSERT, [["a", 1], ["b" * (LENGTH_LIMIT + 1), 2]]),
