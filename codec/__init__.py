@@ -10,6 +10,7 @@ from sqlite_cells.codec._errors import DatabaseError as DatabaseError
 from sqlite_cells.codec._errors import DeclarationError as DeclarationError
 from sqlite_cells.codec._errors import DiskSourceError as DiskSourceError
 from sqlite_cells.codec._errors import EncodingError as EncodingError
+from sqlite_cells.codec._errors import ExecArgumentError as ExecArgumentError
 from sqlite_cells.codec._errors import ExecError as ExecError
 from sqlite_cells.codec._errors import ExecTimeout as ExecTimeout
 from sqlite_cells.codec._errors import GuardViolation as GuardViolation
@@ -63,6 +64,7 @@ __all__ = [
     "DeclarationError",
     "DiskSourceError",
     "EncodingError",
+    "ExecArgumentError",
     "ExecError",
     "ExecTimeout",
     "GuardViolation",

@@ -23,7 +23,8 @@ tree is grouped into families a caller can catch as one::
     │   └── PendingValue
     ├── DatabaseError(RuntimeError)              a database (or space) file and what ran on it
     │   ├── ExecError                            db_id, sql
-    │   │   └── ExecTimeout(TimeoutError)
+    │   │   ├── ExecTimeout(TimeoutError)
+    │   │   └── ExecArgumentError(TypeError, ValueError)   refused at the call
     │   ├── MigrationError                       db_id
     │   ├── QueryError                           db_id, sql
     │   │   └── QueryTimeout(TimeoutError)
@@ -160,6 +161,16 @@ class ExecError(DatabaseError):
 class ExecTimeout(ExecError, TimeoutError):
     """A write statement ran past ``exec_timeout`` and was interrupted; the commit rolled back
     (R44)."""
+
+
+class ExecArgumentError(ExecError, TypeError, ValueError):
+    """``db.exec``/``exec_many`` parameters that cannot be bound (a value of another type, an
+    integer outside SQLite's 64 bits, text with a lone surrogate, the wrong count or shape),
+    refused at the call: nothing was recorded and the transaction is still usable (R31). Not
+    exported by name: callers catch ``ExecError``, ``ValueError`` or ``TypeError``."""
+
+    def __init__(self, db_id: str, sql: str, message: str) -> None:
+        super().__init__(db_id, sql, message, rolled_back=False)
 
 
 class MigrationError(DatabaseError):

@@ -11,6 +11,8 @@ import hashlib
 
 import msgspec
 
+from sqlite_cells.codec._errors import ValueEncodeError
+
 __all__ = ["derive_id", "short_hash"]
 
 _encoder = msgspec.json.Encoder(order="sorted")
@@ -19,8 +21,13 @@ _encoder = msgspec.json.Encoder(order="sorted")
 def _digest(cause: tuple[str | int, ...]) -> bytes:
     for part in cause:
         if not isinstance(part, str | int) or isinstance(part, bool):
-            raise TypeError(f"an id's cause holds strings and integers, not {part!r}")
-    return hashlib.sha256(_encoder.encode(cause)).digest()
+            raise ValueEncodeError(f"an id's cause holds strings and integers, not {part!r}")
+    try:
+        return hashlib.sha256(_encoder.encode(cause)).digest()
+    except UnicodeEncodeError as exc:  # a lone surrogate: the callers check names first
+        raise ValueEncodeError(
+            f"an id's cause holds text that is not valid Unicode ({exc.reason}): {cause!r}"
+        ) from exc
 
 
 def derive_id(*cause: str | int) -> str:
@@ -30,4 +37,8 @@ def derive_id(*cause: str | int) -> str:
 
 def short_hash(text: str) -> str:
     """A 32-character file-name-safe hash of ``text`` (used for database file names, R2)."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueEncodeError(f"{text!r} is not valid Unicode text ({exc.reason})") from exc
+    return hashlib.sha256(data).hexdigest()[:32]

@@ -6,6 +6,9 @@ plug in through :class:`CommitParticipant`.
 
 from sqlite_cells.runtime._boundary import InvalidArgument as InvalidArgument
 from sqlite_cells.runtime._boundary import StorePathError as StorePathError
+from sqlite_cells.runtime._boundary import check_name as check_name
+from sqlite_cells.runtime._boundary import check_timeout as check_timeout
+from sqlite_cells.runtime._boundary import surrogate_at as surrogate_at
 from sqlite_cells.runtime._boundary import translated as translated
 from sqlite_cells.runtime._cell import Cell as Cell
 from sqlite_cells.runtime._cell import Reactive as Reactive
@@ -66,6 +69,8 @@ __all__ = [
     "StorePathError",
     "Transaction",
     "causal_cause",
+    "check_name",
+    "check_timeout",
     "current_transaction",
     "derive",
     "handler",
@@ -76,6 +81,7 @@ __all__ = [
     "pattern",
     "require_transaction",
     "stored_format",
+    "surrogate_at",
     "translated",
     "upgrade_space_file",
 ]

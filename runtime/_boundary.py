@@ -9,15 +9,24 @@ its ``__cause__``.
 from __future__ import annotations
 
 import errno
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import apsw
 
-from sqlite_cells.codec import DatabaseError, EncodingError, SqliteCellsError
+from sqlite_cells.codec import DatabaseError, EncodingError, SqliteCellsError, ValueEncodeError
 
-__all__ = ["InvalidArgument", "StorePathError", "describe", "translated"]
+__all__ = [
+    "InvalidArgument",
+    "StorePathError",
+    "check_name",
+    "check_timeout",
+    "describe",
+    "surrogate_at",
+    "translated",
+]
 
 
 class InvalidArgument(SqliteCellsError, TypeError, ValueError):
@@ -29,6 +38,50 @@ class InvalidArgument(SqliteCellsError, TypeError, ValueError):
 class StorePathError(DatabaseError, ValueError):
     """A store path that cannot be a store (empty, a file, unwritable). Also a ``ValueError``:
     it is a bad argument. Kept private to the runtime: callers catch ``SqliteCellsError``."""
+
+
+def surrogate_at(text: str) -> int | None:
+    """The position of the first lone surrogate in ``text`` (which UTF-8 cannot encode, so
+    SQLite cannot store it), or None for valid text. ASCII text is answered without a search."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return exc.start
+    return None
+
+
+def check_name(what: str, name: object) -> str:
+    """``name`` if it can name an entity (R1): a non-empty ``str`` of valid Unicode text, since
+    ids and file names are derived from its UTF-8 bytes. Otherwise a
+    :class:`~sqlite_cells.codec.ValueEncodeError` (a ``TypeError`` and ``ValueError``) saying
+    which ``what`` (``"space id"``, ``"cell name"``, …) was wrong; nothing is created."""
+    if not isinstance(name, str):
+        raise ValueEncodeError(f"a {what} is a non-empty str, not {type(name).__name__} ({name!r})")
+    if not name:
+        raise ValueEncodeError(f"a {what} is a non-empty str, not ''")
+    position = surrogate_at(name)
+    if position is not None:
+        raise ValueEncodeError(
+            f"the {what} {name!r} is not valid Unicode text (a lone surrogate at position "
+            f"{position}): names are stored as UTF-8; decode the text properly first"
+        )
+    return name
+
+
+def check_timeout(name: str, value: object) -> float | None:
+    """A timeout in seconds for a call that waits: ``None`` (or ``inf``) waits for as long as it
+    takes, ``0`` only checks; a negative, NaN or non-number is an :class:`InvalidArgument`.
+    Returns the timeout the wait primitives accept (None past their maximum)."""
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+        raise InvalidArgument(
+            f"{name} is a number of seconds of at least 0 (or None to wait without limit), "
+            f"not {value!r}"
+        )
+    return None if value > threading.TIMEOUT_MAX else float(value)
 
 
 def describe(exc: BaseException, where: str) -> str:

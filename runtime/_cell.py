@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import html
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,8 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from sqlite_cells.codec import Link, SqliteCellsError, decode_value, encode_link
+from sqlite_cells.codec import Link, SqliteCellsError, ValueEncodeError, decode_value, encode_link
+from sqlite_cells.runtime._boundary import InvalidArgument, surrogate_at
 from sqlite_cells.runtime._scheduler import Node
 from sqlite_cells.runtime._tx import TxState, current_transaction, require_transaction
 
@@ -53,7 +55,7 @@ class Cell:
     it, the default most recently declared in this runtime applies (``None`` if none was).
     """
 
-    __slots__ = ("_space", "id", "value_path")
+    __slots__ = ("_id", "_space", "value_path")
 
     def __init__(
         self,
@@ -63,10 +65,15 @@ class Cell:
         default: Any = NO_DEFAULT,
     ) -> None:
         self._space = space
-        self.id = cell_id
+        self._id = cell_id
         self.value_path = tuple(path)
         if default is not NO_DEFAULT:
             space.runtime.declare_default(space.id, cell_id, default)
+
+    @property
+    def id(self) -> str:
+        """The cell's id (R1); read-only: a ``Cell`` names one cell for its whole life."""
+        return self._id
 
     @property
     def default(self) -> Any:
@@ -74,7 +81,7 @@ class Cell:
         return value_at(self._root_default(link_cells=True), self.value_path)
 
     def _root_default(self, *, link_cells: bool) -> Any:
-        data = self._space.runtime.default_data(self._space.id, self.id)
+        data = self._space.runtime.default_data(self._space.id, self._id)
         if data is None:
             return None
         return decode_value(data, self._space.runtime.cell_for if link_cells else None)
@@ -89,11 +96,11 @@ class Cell:
         file = self._space.file
         tx = current_transaction()
         if tx is None or tx.state is not TxState.OPEN:
-            return file.entity(self.id).data
-        if tx.space is file and self.id in tx.writes:
-            return tx.writes[self.id]
-        entity = file.entity(self.id)
-        tx.record_read(file, self.id, entity.rev)
+            return file.entity(self._id).data
+        if tx.space is file and self._id in tx.writes:
+            return tx.writes[self._id]
+        entity = file.entity(self._id)
+        tx.record_read(file, self._id, entity.rev)
         return entity.data
 
     def decode(self, data: bytes | None) -> Any:
@@ -114,35 +121,63 @@ class Cell:
         A write at a path reads the rest of the value, so concurrent writers conflict. A value
         that is not JSON raises ``ValueEncodeError`` before anything is recorded (R6); a cell the
         runtime protects (a database handle, R5) raises a ``TypeError``."""
-        self._space.runtime.check_writable(self._space.id, self.id)
+        self._space.runtime.check_writable(self._space.id, self._id)
         self._write(value)
 
     def _write(self, value: Any) -> None:
         """``set`` without the runtime's writability check (for the owner of a protected cell)."""
-        tx = require_transaction(f"writing cell {self.id}")
-        if self.value_path:
-            data = self._entity_data()
-            root = self._root_default(link_cells=False) if data is None else decode_value(data)
-            value = with_value_at(root, self.value_path, value)
-        tx.write(self._space.file, self.id, self._space.runtime.encode(value))
+        tx = require_transaction(f"writing cell {self._id}")
+        file = self._space.file
+        if not self.value_path:
+            tx.write(file, self._id, self._space.runtime.encode(value))
+            return
+        # A write at a path reads the rest of the value; the read is recorded only once the
+        # write is (a path that does not fit the value, or a value that does not encode, leaves
+        # the transaction as it was: R31).
+        read: int | None = None
+        if tx.space is file and self._id in tx.writes:
+            data: bytes | None = tx.writes[self._id]
+        else:
+            entity = file.entity(self._id)
+            data, read = entity.data, entity.rev
+        root = self._root_default(link_cells=False) if data is None else decode_value(data)
+        value = with_value_at(root, self.value_path, value)
+        tx.write(file, self._id, self._space.runtime.encode(value))
+        if read is not None and tx.state is TxState.OPEN:
+            tx.record_read(file, self._id, read)
 
     def update(self, fn: Callable[[Any], Any]) -> None:
         self.set(fn(self.get()))
 
     def key(self, key: PathElement) -> Cell:
+        """The cell at ``key`` (an object key or a list index) inside this cell's value. A key
+        of another type is an ``InvalidArgument``, text that cannot be stored (a lone surrogate)
+        a ``ValueEncodeError``; both are ``ValueError``s and ``TypeError``s."""
         if not isinstance(key, str | int) or isinstance(key, bool):
-            raise SqliteCellsError(f"a cell path key is a string or an integer, not {key!r}")
-        return Cell(self._space, self.id, (*self.value_path, key))
+            raise InvalidArgument(f"a cell path key is a string or an integer, not {key!r}")
+        position = surrogate_at(key) if isinstance(key, str) else None
+        if position is not None:
+            raise ValueEncodeError(
+                f"the cell path key {key!r} is not valid Unicode text (a lone surrogate at "
+                f"position {position}): decode the text properly first"
+            )
+        return Cell(self._space, self._id, (*self.value_path, key))
 
     # -- links and reactivity ------------------------------------------------------------------
 
     def link(self, target: Cell | None = None) -> Link:
         """This cell's link. Given a ``target``, first make this cell hold a link to it: a
-        committed write (in the current transaction, or in one of its own)."""
+        committed write (in the current transaction, or in one of its own). A target that is
+        not a ``Cell`` is an ``InvalidArgument``: to store a plain value, ``set`` it."""
+        if target is not None and not isinstance(target, Cell):
+            raise InvalidArgument(
+                f"link(target) takes a Cell to link to, not {type(target).__name__} "
+                f"({_short(repr(target), 60)}): use set() to store a value"
+            )
         if target is not None:
             with self._space.transact():
                 self.set(target)
-        return Link(id=self.id, space=self._space.id, scope="space", path=self.value_path)
+        return Link(id=self._id, space=self._space.id, scope="space", path=self.value_path)
 
     def link_str(self) -> str:
         return encode_link(self.link()).decode("utf-8")
@@ -158,7 +193,7 @@ class Cell:
     # -- identity ------------------------------------------------------------------------------
 
     def _key(self) -> tuple[str, str, tuple[PathElement, ...]]:
-        return (self._space.id, self.id, self.value_path)
+        return (self._space.id, self._id, self.value_path)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Cell) and self._key() == other._key()
@@ -167,21 +202,32 @@ class Cell:
         return hash(self._key())
 
     def _shown_value(self) -> str:
-        """The committed value for display (no transaction read is recorded), or why not."""
+        """The committed value for display (no transaction read is recorded), or why not.
+        Cells inside it are shown by what they name, not by their values: a value may link to
+        its own cell (``a.set(a)``) or to a cell that links back."""
         try:
-            value = self.decode(self._space.file.entity(self.id).data)
+            value = self.decode(self._space.file.entity(self._id).data)
         except SqliteCellsError as exc:
             return f"<{type(exc).__name__}>"
-        return _short(repr(value))
+        if _display.nested:
+            return _short(repr(value))
+        _display.nested = True
+        try:
+            return _short(repr(value))
+        finally:
+            _display.nested = False
 
     def __repr__(self) -> str:
         path = "".join(f"[{p!r}]" for p in self.value_path)
-        return f"<Cell {self.id}{path} in {self._space.id!r} = {self._shown_value()}>"
+        head = f"<Cell {self._id}{path} in {self._space.id!r}"
+        if _display.nested:  # inside another cell's value: a link, shown as what it names
+            return head + ">"
+        return f"{head} = {self._shown_value()}>"
 
     def _repr_html_(self) -> str:
         path = "".join(f"[{p!r}]" for p in self.value_path)
         return (
-            f"<div><b>Cell</b> <code>{html.escape(self.id + path)}</code> in "
+            f"<div><b>Cell</b> <code>{html.escape(self._id + path)}</code> in "
             f"<code>{html.escape(self._space.id)}</code>"
             f"<pre>{html.escape(self._shown_value())}</pre></div>"
         )
@@ -219,6 +265,13 @@ class CellSource(Node):
 
     def __repr__(self) -> str:
         return f"<CellSource {self.cell!r}>"
+
+
+class _Display(threading.local):
+    nested = False  # a cell's value is being shown on this thread (its cells show no value)
+
+
+_display = _Display()
 
 
 def _short(text: str, limit: int = 200) -> str:
@@ -267,15 +320,16 @@ def with_value_at(root: Any, path: tuple[PathElement, ...], value: Any) -> Any:
     if isinstance(key, str):
         base = dict(root) if isinstance(root, dict) else ({} if root is None else None)
         if base is None:
-            raise SqliteCellsError(
+            raise InvalidArgument(
                 f"cannot set key {key!r} inside a {type(root).__name__}: the value at that "
-                "path is not an object"
+                "path is not an object; set the path of an object, or replace the value whole"
             )
         base[key] = with_value_at(base.get(key), rest, value)
         return base
     if not isinstance(root, list) or not -len(root) <= key < len(root):
-        raise SqliteCellsError(
-            f"cannot set index {key} of {root!r}: indexes must name an existing list element"
+        raise InvalidArgument(
+            f"cannot set index {key} of {_short(repr(root))}: indexes must name an existing "
+            "list element; set the whole list to add one"
         )
     items = list(root)
     items[key] = with_value_at(items[key], rest, value)

@@ -9,7 +9,7 @@ from typing import Any
 
 from reactivex import Observable
 
-from sqlite_cells.codec import SqliteCellsError
+from sqlite_cells.runtime._boundary import InvalidArgument
 from sqlite_cells.runtime._cell import Cell, Reactive, observe_node, same_value
 from sqlite_cells.runtime._scheduler import Node, Scheduler
 
@@ -27,9 +27,11 @@ class Derived(Reactive):
     """A derived cell: ``fn`` applied to the current values of ``inputs``."""
 
     def __init__(self, inputs: tuple[Any, ...], fn: Callable[..., Any]) -> None:
+        if not callable(fn):
+            raise InvalidArgument(f"derive/lift takes a function, not {fn!r}")
         nodes = tuple(n for n in map(node_of, inputs) if n is not None)
         if not nodes:
-            raise SqliteCellsError(
+            raise InvalidArgument(
                 f"derive/lift of {fn!r} needs at least one cell or derived input to react to"
             )
         self._fn = fn

@@ -14,6 +14,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlite_cells.runtime._boundary import InvalidArgument
+
 if TYPE_CHECKING:
     from sqlite_cells.runtime._cell import Cell
     from sqlite_cells.runtime._space import Space
@@ -28,6 +30,8 @@ class _Build:
         self.piece_id = piece_id
         self.counters: dict[str, int] = {}
 
+
+_KINDS = {"sqlite": "database", "cell": "cell"}  # kind of cause -> what a message calls it
 
 _build: ContextVar[_Build | None] = ContextVar("sqlite_cells_build", default=None)
 
@@ -47,7 +51,9 @@ def causal_cause(space_id: str, kind: str, name: str | None) -> tuple[str | int,
     build = _build.get()
     if build is None:
         if name is None:
-            raise TypeError(f"a {kind} outside a pattern needs a name: its id derives from it")
+            raise InvalidArgument(
+                f"a {_KINDS.get(kind, kind)} outside a pattern needs a name: its id derives from it"
+            )
         return (kind, space_id, name)
     if name is not None:
         return (kind, "piece", build.piece_id, name)

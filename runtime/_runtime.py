@@ -19,11 +19,10 @@ from sqlite_cells.codec import (
     Op,
     ParsedLink,
     SqliteCellsError,
-    ValueEncodeError,
     encode_value,
     parse_link,
 )
-from sqlite_cells.runtime._boundary import InvalidArgument
+from sqlite_cells.runtime._boundary import InvalidArgument, check_name, check_timeout
 from sqlite_cells.runtime._cell import Cell
 from sqlite_cells.runtime._participants import CommitParticipant
 from sqlite_cells.runtime._scheduler import Scheduler
@@ -83,8 +82,7 @@ class Runtime:
     def space(self, space_id: str) -> Space:
         """The space ``space_id``. Its file is opened if the store holds it, and created by its
         first commit, never by a read (R7)."""
-        if not isinstance(space_id, str) or not space_id:
-            raise ValueEncodeError(f"a space id is a non-empty string, not {space_id!r}")
+        check_name("space id", space_id)
         with self._lock:
             self._check_open_locked()
             space = self._spaces.get(space_id)
@@ -128,7 +126,7 @@ class Runtime:
                 space = spaces[link.space] = self.space(link.space)
             cell = new(Cell)
             cell._space = space
-            cell.id = link.id
+            cell._id = link.id
             cell.value_path = link.path
             append(cell)
         return cells
@@ -183,8 +181,10 @@ class Runtime:
 
     def settle(self, timeout: float | None = None) -> bool:
         """Block until every re-run caused by commits seen so far has delivered (including first
-        runs of derived cells and queries created before the call). False on timeout."""
-        return self.scheduler.settle(timeout)
+        runs of derived cells and queries created before the call). False on timeout.
+        ``timeout`` is in seconds (``None``: no limit); a negative or non-number timeout is an
+        ``InvalidArgument`` (a ``ValueError`` and ``TypeError``)."""
+        return self.scheduler.settle(check_timeout("settle(timeout=…)", timeout))
 
     async def settled(self) -> bool:
         return await asyncio.to_thread(self.scheduler.settle, None)

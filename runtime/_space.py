@@ -8,7 +8,8 @@ import typing
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from sqlite_cells.codec import ValueEncodeError, derive_id
+from sqlite_cells.codec import derive_id
+from sqlite_cells.runtime._boundary import InvalidArgument, check_name
 from sqlite_cells.runtime._cell import NO_DEFAULT, Cell, CellSource
 from sqlite_cells.runtime._pattern import Pattern, Piece, building, causal_cause
 from sqlite_cells.runtime._space_file import SpaceFile
@@ -37,11 +38,8 @@ class Space:
         belongs to the id, for every ``Cell`` of it in this runtime (R4). Without ``default``
         the id keeps the default declared last (``None`` if none was). A default that is not
         JSON raises ``ValueEncodeError`` (R6)."""
-        if name is not None and not isinstance(name, str):
-            raise ValueEncodeError(
-                f"a cell name is a str (or None inside a pattern), not {type(name).__name__} "
-                f"({name!r})"
-            )
+        if name is not None:
+            check_name("cell name", name)
         return Cell(self, derive_id(*causal_cause(self.id, "cell", name)), (), default)
 
     def transact(self) -> AbstractContextManager[Transaction]:
@@ -62,6 +60,11 @@ class Space:
         the input cells of plain values. A parameter given nothing gets what
         :meth:`unbound_input` makes of its input cell (which may be linked later and keeps its
         value across restarts)."""
+        if not isinstance(pattern, Pattern):
+            raise InvalidArgument(f"space.run takes an @sc.pattern function, not {pattern!r}")
+        check_name("piece key", key)
+        for name in inputs:
+            check_name("pattern input name", name)
         piece_id = derive_id("piece", self.id, pattern.name, key)
         signature = inspect.signature(pattern.fn)
         names = sorted(set(inputs) | set(signature.parameters))

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from sqlite_cells.codec import short_hash
-from sqlite_cells.runtime._boundary import StorePathError, describe
+from sqlite_cells.runtime._boundary import StorePathError, describe, surrogate_at
 
 __all__ = ["DEFAULT_STORE", "STORE_ENV", "resolve_store", "space_file_name"]
 
@@ -23,7 +23,8 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
     ``./.sqlite-cells/``. Created if missing; always returned resolved (absolute, no links).
 
     Raises ``StorePathError`` (a ``SqliteCellsError`` and ``ValueError``) for an empty path, a
-    path that is a file, or a directory that cannot be created."""
+    path that is a file, a path that is not valid Unicode text, or a directory that cannot be
+    created."""
     if store is None:
         store = os.environ.get(STORE_ENV) or DEFAULT_STORE
     if not isinstance(store, str | os.PathLike) or not os.fspath(store):
@@ -31,6 +32,7 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
             f"a store is a directory path, not {store!r}: pass a path, or None for the default "
             f"(${STORE_ENV} or ./{DEFAULT_STORE})"
         )
+    _check_text(os.fspath(store))
     path = Path(store).expanduser()
     if path.exists() and not path.is_dir():
         raise StorePathError(
@@ -39,9 +41,23 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
         )
     try:
         path.mkdir(parents=True, exist_ok=True)
-        return path.resolve()
+        resolved = path.resolve()
     except (OSError, RuntimeError) as exc:
         raise StorePathError(describe(exc, f"the store {path}")) from exc
+    _check_text(str(resolved))  # a link may lead to a name that is not valid text
+    return resolved
+
+
+def _check_text(path: str | bytes) -> None:
+    """SQLite opens files by their UTF-8 names: a path holding a lone surrogate (an undecodable
+    byte of the file system, or a broken string) can name no store."""
+    position = surrogate_at(path) if isinstance(path, str) else None
+    if position is not None:
+        raise StorePathError(
+            f"the store path {path!r} is not valid Unicode text (a lone surrogate at position "
+            f"{position}): SQLite opens files by their UTF-8 names; rename the directory or give "
+            "another store"
+        )
 
 
 def space_file_name(space_id: str) -> str:

@@ -36,7 +36,14 @@ from sqlite_cells.runtime import (
     require_transaction,
 )
 from sqlite_cells.schema import Declaration, Table
-from sqlite_cells.sql import Mode, ParamTargets, bind_rows, check_statement, map_params
+from sqlite_cells.sql import (
+    Mode,
+    ParamTargets,
+    bind_rows,
+    check_statement,
+    map_params,
+    parameter_rows,
+)
 from sqlite_cells.write import ExecRequest, written_database
 
 if TYPE_CHECKING:
@@ -120,8 +127,9 @@ class SqliteDb(Cell):
         self._record(sql, [params], many=False)
 
     def exec_many(self, sql: str, rows: Iterable[Any]) -> None:
-        """``exec`` for many parameter rows: one op, one guard check (R36)."""
-        self._record(sql, list(rows), many=True)
+        """``exec`` for many parameter rows: one op, one guard check (R36). ``rows`` is an
+        iterable of rows; anything else is an ``ExecError`` (and ``TypeError``) at the call."""
+        self._record(sql, parameter_rows(rows, sql=sql, db_id=self.id), many=True)
 
     def _record(self, sql: str, rows: list[Any], *, many: bool) -> None:
         tx = require_transaction(f"db.exec on {self.id}")

@@ -9,7 +9,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlite_cells import runtime
-from sqlite_cells.codec import Op, Quarantined, SqliteCellsError, decode_value, derive_id
+from sqlite_cells.codec import (
+    DiskSourceError,
+    Op,
+    Quarantined,
+    SchemaError,
+    SourceError,
+    SqliteCellsError,
+    decode_value,
+    derive_id,
+)
 from sqlite_cells.files import (
     KIND,
     Action,
@@ -30,7 +39,14 @@ from sqlite_cells.files import (
     validate_disk_source,
 )
 from sqlite_cells.read import LiveQueries, QueryWorkers, ReadPool
-from sqlite_cells.runtime import Cell, InvalidArgument, causal_cause, translated
+from sqlite_cells.runtime import (
+    Cell,
+    InvalidArgument,
+    causal_cause,
+    check_name,
+    surrogate_at,
+    translated,
+)
 from sqlite_cells.schema import (
     Declaration,
     Migrate,
@@ -68,10 +84,18 @@ class Space(runtime.Space):
         first ``db.exec`` (R13)."""
         from sqlite_cells._db import SqliteDb
 
-        schema = declare_tables(tables)
+        if name is not None:
+            check_name("database name", name)
+        try:
+            schema = declare_tables(tables)
+        except UnicodeError as exc:  # a table or column name that is not valid text
+            raise SchemaError(
+                f"a table or column name is not valid Unicode text ({exc}): SQLite stores names "
+                "as UTF-8; decode the text properly first"
+            ) from exc
         check_options(version, migrate)
         if source is not None and not isinstance(source, VmSource):
-            raise SqliteCellsError(
+            raise InvalidArgument(
                 f"source= takes sc.VmSource(vm, path), not {source!r}; injected files go through "
                 "space.register_disk_source(path)"
             )
@@ -95,6 +119,15 @@ class Space(runtime.Space):
         from sqlite_cells._db import SqliteDb
 
         runtime = self.runtime
+        given = os.fspath(path) if isinstance(path, str | os.PathLike) else None
+        position = surrogate_at(given) if isinstance(given, str) else None
+        if given is not None and position is not None:
+            raise DiskSourceError(
+                "exists",
+                given,
+                f"is not valid Unicode text (a lone surrogate at position {position}): SQLite "
+                "opens files by their UTF-8 names; rename the file",
+            )
         resolved = validate_disk_source(path, store=runtime.store, roots=runtime.disk_source_roots)
         decl = Declaration(
             db_id=disk_source_id(self.id, resolved),
@@ -217,13 +250,24 @@ class Runtime(runtime.Runtime):
 
     def declaration_for(self, handle: Cell) -> Declaration:
         """The declaration of the database a (linked) handle cell names: the one declared in
-        this runtime, else rebuilt from the handle's committed value (a restart)."""
+        this runtime, else rebuilt from the handle's committed value (a restart). A cell that
+        holds no handle is a :class:`SourceError`: what the pattern input links to cannot be
+        the source of its database (R61)."""
         with self._decl_lock:
             found = self._declarations.get(handle.id)
         if found is not None:
             return found
+        value = handle.get()
+        if not isinstance(value, dict) or value.get("id") != handle.id or "tables" not in value:
+            shown = repr(value)
+            raise SourceError(
+                f"cell {handle.id} in {handle.space.id!r} is linked where a database is expected "
+                f"but does not hold a database handle (its value is "
+                f"{shown if len(shown) <= 80 else shown[:77] + '...'}): link a handle returned "
+                "by sqlite_database() or register_disk_source()"
+            )
         decl = declaration_from_handle(
-            handle.get(), handle.id, handle.space.id, store=self.store, roots=self.disk_source_roots
+            value, handle.id, handle.space.id, store=self.store, roots=self.disk_source_roots
         )
         self.declare(decl)
         return decl

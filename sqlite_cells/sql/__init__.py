@@ -9,6 +9,7 @@ from sqlite_cells.sql._authorizer import make_authorizer as make_authorizer
 from sqlite_cells.sql._binding import Bound as Bound
 from sqlite_cells.sql._binding import bind_rows as bind_rows
 from sqlite_cells.sql._binding import is_pending as is_pending
+from sqlite_cells.sql._binding import parameter_rows as parameter_rows
 from sqlite_cells.sql._guard import CheckedStatement as CheckedStatement
 from sqlite_cells.sql._guard import Mode as Mode
 from sqlite_cells.sql._guard import check_statement as check_statement
@@ -63,6 +64,7 @@ __all__ = [
     "is_reserved_table",
     "make_authorizer",
     "map_params",
+    "parameter_rows",
     "scan_sql",
     "unquote",
 ]

@@ -2,24 +2,31 @@
 
 A ``Cell`` bound to a ``*_cf_link`` column is stored as its link string; a ``Cell`` anywhere else,
 or anything but a cell or ``None`` bound to a link column, is a :class:`LinkEncodeError`; a value
-that is not ready is :class:`PendingValue`. Every check runs at the call, before anything is
-recorded.
+that is not ready is :class:`PendingValue`; a value SQLite cannot bind (another type, an integer
+outside 64 bits, text with a lone surrogate) or rows of the wrong shape are an
+:class:`ExecArgumentError`. Every check runs at the call, before anything is recorded, so a bad
+parameter never fails the commit of the rest of the transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from itertools import chain
+from array import array
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import compress, repeat
+from operator import is_
 from typing import Any
 
-from sqlite_cells.codec import ExecError, LinkEncodeError, PendingValue
-from sqlite_cells.runtime import PENDING, Cell
+from sqlite_cells.codec import ExecArgumentError, ExecError, LinkEncodeError, PendingValue
+from sqlite_cells.runtime import LENGTH_LIMIT, PENDING, Cell, surrogate_at
 from sqlite_cells.sql._names import LINK_SUFFIX, is_link_column
 from sqlite_cells.sql._params import ParamTargets
 
-__all__ = ["Bound", "bind_rows", "is_pending"]
+__all__ = ["Bound", "bind_rows", "is_pending", "parameter_rows"]
 
 Bound = tuple[Any, ...] | dict[str, Any]
+
+_INT64_MIN = -(2**63)
+_INT64_MAX = 2**63 - 1
 
 
 def is_pending(value: Any) -> bool:
@@ -27,17 +34,34 @@ def is_pending(value: Any) -> bool:
     return value is PENDING or bool(getattr(value, "pending", False) is True)
 
 
+def parameter_rows(rows: Any, *, sql: str, db_id: str) -> list[Any]:
+    """``exec_many``'s rows as a list; anything but an iterable of rows is refused at the call."""
+    if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Iterable):
+        raise ExecArgumentError(
+            db_id,
+            sql,
+            f"exec_many takes an iterable of parameter rows (lists, tuples or mappings), not "
+            f"{type(rows).__name__}",
+        )
+    return list(rows)
+
+
 def bind_rows(targets: ParamTargets, rows: Sequence[Any], *, sql: str, db_id: str) -> list[Bound]:
     """Encode each parameter row (a sequence for positional parameters, a mapping for named ones)
     for ``sql`` whose parameters target the columns described by ``targets``."""
     if targets.named or any(_is_link(t) for t in targets.positional):
         return [_bind(targets, row, sql=sql, db_id=db_id) for row in rows]
-    # No link column among the targets: rows of plain values need no per-value decision, and
-    # whether all rows are such is answered by passes that run in C (exec_many's hot path).
-    if (
+    # No link column among the targets: rows of plain values need no per-value decision, only
+    # the check that SQLite can bind them. One row (db.exec) is looked at value by value; many
+    # rows (exec_many's hot path) column by column, in passes that run in C.
+    if len(rows) == 1:
+        row = rows[0]
+        if type(row) in _SEQUENCES and len(row) == targets.count and _plain_values(row):
+            return [tuple(row)]
+    elif (
         _SEQUENCES.issuperset(map(type, rows))
         and set(map(len, rows)) <= {targets.count}
-        and _PLAIN.issuperset(map(type, chain.from_iterable(rows)))
+        and all(map(_plain_column, zip(*rows, strict=True)))
     ):
         return list(map(tuple, rows))
     return [_bind(targets, row, sql=sql, db_id=db_id) for row in rows]
@@ -47,12 +71,82 @@ _PLAIN = frozenset({type(None), int, float, str, bytes})
 _SEQUENCES = frozenset({tuple, list})
 
 
+def _plain_values(row: Sequence[Any]) -> bool:
+    """True when every value of ``row`` is of a plain type and SQLite can bind it as it is."""
+    for value in row:
+        kind = type(value)
+        if kind is int:
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                return False
+        elif kind is str:
+            if (not value.isascii() and surrogate_at(value) is not None) or (
+                len(value) > _TEXT_SURELY_FITS and _too_long(value)
+            ):
+                return False
+        elif kind is bytes:
+            if len(value) > LENGTH_LIMIT:
+                return False
+        elif kind not in _PLAIN:
+            return False
+    return True
+
+
+def _plain_column(column: tuple[Any, ...]) -> bool:
+    """``_plain_values`` for one column of many rows, without a Python step per value."""
+    kinds = set(map(type, column))
+    if not _PLAIN.issuperset(kinds):
+        return False
+    if int in kinds:
+        try:
+            array("q", _of_kind(column, kinds, int))  # OverflowError: outside SQLite's 64 bits
+        except OverflowError:
+            return False
+    if str in kinds:
+        # Joining cannot pair two lone surrogates into a valid character: a str keeps them apart.
+        joined = "".join(_of_kind(column, kinds, str))
+        if not joined.isascii() and surrogate_at(joined) is not None:
+            return False
+        if len(joined) > _TEXT_SURELY_FITS and any(map(_too_long, _of_kind(column, kinds, str))):
+            return False
+    if bytes in kinds:
+        return max(map(len, _of_kind(column, kinds, bytes)), default=0) <= LENGTH_LIMIT
+    return True
+
+
+# SQLite's length limit counts UTF-8 bytes, at most 4 per character: text up to this many
+# characters fits without counting.
+_TEXT_SURELY_FITS = LENGTH_LIMIT // 4
+
+
+def _too_long(text: str) -> bool:
+    """True when ``text`` is over SQLite's length limit in UTF-8 (``text`` has no lone
+    surrogate: it was checked first)."""
+    if len(text) <= _TEXT_SURELY_FITS:
+        return False
+    return len(text) > LENGTH_LIMIT or (
+        not text.isascii() and len(text.encode("utf-8")) > LENGTH_LIMIT
+    )
+
+
+def _of_kind(column: tuple[Any, ...], kinds: set[type], kind: type) -> Iterable[Any]:
+    """The values of ``column`` of type ``kind``, or a subset that holds every one of them that
+    could fail (a zero or an empty string cannot)."""
+    if len(kinds) == 1:
+        return column
+    if len(kinds) == 2 and _NONE in kinds:
+        return filter(None, column)  # a nullable column: drops None (and 0 or "")
+    return compress(column, map(is_, map(type, column), repeat(kind)))
+
+
+_NONE = type(None)
+
+
 _is_link = is_link_column
 
 
 def _bind(targets: ParamTargets, row: Any, *, sql: str, db_id: str) -> Bound:
     def fail(message: str) -> ExecError:
-        return ExecError(db_id, sql, message, rolled_back=False)
+        return ExecArgumentError(db_id, sql, message)
 
     if row is None:
         row = ()
@@ -98,6 +192,39 @@ def _encode(value: Any, target: str | None, where: str, fail: Callable[[str], Ex
             f"{where} targets the link column {target} but is a {type(value).__name__}: bind a "
             "Cell (stored as its link) or None"
         )
-    if value is None or isinstance(value, int | float | str | bytes):
+    if isinstance(value, int):
+        if not _INT64_MIN <= value <= _INT64_MAX:
+            raise fail(
+                f"{where} is {value}, outside SQLite's 64-bit integers: bind it as text "
+                "(str(n)) or as a float"
+            )
         return int(value) if isinstance(value, bool) else value
+    if isinstance(value, str):
+        position = surrogate_at(value)
+        if position is not None:
+            raise fail(
+                f"{where} is text with a lone surrogate at position {position} "
+                f"({_shown(value, position)}), which SQLite cannot store as UTF-8: decode the "
+                "text properly first"
+            )
+        if _too_long(value):
+            raise fail(_over_limit(where, len(value.encode("utf-8")), "text"))
+        return value
+    if isinstance(value, bytes):
+        if len(value) > LENGTH_LIMIT:
+            raise fail(_over_limit(where, len(value), "bytes"))
+        return value
+    if value is None or isinstance(value, float):
+        return value
     raise fail(f"{where} is a {type(value).__name__}: bind None, int, float, str, bytes or a Cell")
+
+
+def _over_limit(where: str, size: int, kind: str) -> str:
+    return (
+        f"{where} is {kind} of {size} bytes, too big for SQLite: over its length limit of "
+        f"{LENGTH_LIMIT} bytes; store large data elsewhere (a file) and keep a reference in the row"
+    )
+
+
+def _shown(text: str, position: int) -> str:
+    return repr(text[max(0, position - 20) : position + 20])

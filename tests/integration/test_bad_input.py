@@ -152,6 +152,8 @@ def _value_cases() -> list[Case]:
             lambda env: env.write(lambda: env.cell.key("name").key("x").set(1)),
         ),
         Case("values", "cell-name-object", lambda env: env.space.cell(object())),
+        Case("values", "cell-name-lone-surrogate", lambda env: env.space.cell("a\ud800")),
+        Case("values", "key-lone-surrogate", lambda env: env.cell.key("\udfff")),
     ]
     return cases
 
@@ -213,6 +215,21 @@ def _path_cases() -> list[Case]:
             prepare=_disk_source_in_store,
         ),
         Case("paths", "handler-tries-zero", lambda env: sc.handler(tries=0)),
+        Case("paths", "space-lone-surrogate", lambda env: env.rt.space("\ud800")),
+        Case("paths", "store-lone-surrogate", lambda env: sc.Runtime(env.store / "s\ud800")),
+        Case("paths", "store-undecodable", lambda env: sc.Runtime(env.store / "s\udcff")),
+        Case(
+            "paths",
+            "disk-source-lone-surrogate",
+            lambda env: env.space.register_disk_source("/x\ud800"),
+        ),
+        Case(
+            "declarations",
+            "table-name-lone-surrogate",
+            lambda env: env.space.sqlite_database("o", tables={"t\ud800": sc.table(a="text")}),
+        ),
+        Case("paths", "settle-negative", lambda env: env.rt.settle(-1)),
+        Case("paths", "settle-str", lambda env: env.rt.settle("1")),
     ]
 
 
@@ -258,6 +275,23 @@ def _param_cases() -> list[Case]:
             "parameters",
             "overflow-exec",
             lambda env: env.exec("INSERT INTO t (n) VALUES (?)", [2**70]),
+        ),
+        Case(
+            "parameters",
+            "surrogate-exec",
+            lambda env: env.exec("INSERT INTO t (s) VALUES (?)", ["\ud800"]),
+        ),
+        Case(
+            "parameters",
+            "overflow-exec-many",
+            lambda env: env.write(
+                lambda: env.db.exec_many("INSERT INTO t (n) VALUES (?)", [[1], [2**64]])
+            ),
+        ),
+        Case(
+            "parameters",
+            "exec-many-none",
+            lambda env: env.write(lambda: env.db.exec_many("INSERT INTO t (n) VALUES (?)", None)),
         ),
         Case(
             "parameters",
@@ -320,6 +354,21 @@ def _declaration_cases() -> list[Case]:
             "declarations",
             "tables-not-a-mapping",
             lambda env: env.space.sqlite_database("o", tables="t"),
+        ),
+        Case(
+            "declarations",
+            "database-name-lone-surrogate",
+            lambda env: env.space.sqlite_database("\ud800", tables=TABLES),
+        ),
+        Case(
+            "declarations",
+            "database-name-int",
+            lambda env: env.space.sqlite_database(5, tables=TABLES),
+        ),
+        Case(
+            "declarations",
+            "database-name-empty",
+            lambda env: env.space.sqlite_database("", tables=TABLES),
         ),
         Case(
             "declarations",

@@ -1,0 +1,230 @@
+"""Bad arguments to the runtime's calls (SPEC §5 "Errors"): each is a ``SqliteCellsError`` that is
+also a ``ValueError`` or ``TypeError``, raised at the call, and records nothing (R31, R32)."""
+
+from __future__ import annotations
+
+import html
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import sqlite_cells as sc
+
+LONE = "ab\ud800cd"  # a lone surrogate: no UTF-8 form, so no id or file name can derive from it
+
+
+def _files(store: Path) -> list[str]:
+    return sorted(p.name for p in store.iterdir())
+
+
+def _refused(call: Callable[[], object]) -> BaseException:
+    with pytest.raises(sc.SqliteCellsError) as info:
+        call()
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, TypeError)
+    assert info.value.__cause__ is None or not isinstance(info.value.__cause__, UnicodeError)
+    return info.value
+
+
+@sc.pattern
+def _piece(me: sc.Cell) -> sc.Cell:
+    return me
+
+
+@pytest.mark.parametrize(
+    ("what", "call"),
+    [
+        ("space id", lambda rt: rt.space(LONE)),
+        ("cell name", lambda rt: rt.space("demo").cell(LONE)),
+        ("cell name", lambda rt: rt.space("demo").cell(LONE, default=1).get()),
+        ("piece key", lambda rt: rt.space("demo").run(_piece, key=LONE)),
+        ("pattern input name", lambda rt: rt.space("demo").run(_piece, key="k", **{LONE: 1})),
+    ],
+)
+def test_names_with_a_lone_surrogate_are_refused_before_anything_is_created(
+    rt: sc.Runtime, store: Path, what: str, call: Callable[[sc.Runtime], object]
+) -> None:
+    before = _files(store)
+    error = _refused(lambda: call(rt))
+    assert isinstance(error, sc.ValueEncodeError)
+    assert f"the {what} {LONE!r} is not valid Unicode text (a lone surrogate at position 2)" in (
+        str(error)
+    )
+    assert _files(store) == before
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda rt: rt.space(""), "a space id is a non-empty str, not ''"),
+        (lambda rt: rt.space(5), "a space id is a non-empty str, not int (5)"),
+        (lambda rt: rt.space("demo").cell(""), "a cell name is a non-empty str, not ''"),
+        (lambda rt: rt.space("demo").cell(b"x"), "a cell name is a non-empty str, not bytes"),
+        (lambda rt: rt.space("demo").run(_piece, key=5), "a piece key is a non-empty str"),
+        (lambda rt: rt.space("demo").run(_piece, key=""), "a piece key is a non-empty str"),
+    ],
+)
+def test_names_that_are_not_non_empty_strings_are_refused(
+    rt: sc.Runtime, call: Callable[[sc.Runtime], object], message: str
+) -> None:
+    error = _refused(lambda: call(rt))
+    assert isinstance(error, sc.ValueEncodeError)
+    assert message in str(error)
+
+
+def test_a_nameless_cell_outside_a_pattern_is_a_type_error_of_ours(rt: sc.Runtime) -> None:
+    error = _refused(lambda: rt.space("demo").cell())
+    assert "a cell outside a pattern needs a name" in str(error)
+
+
+def test_run_takes_a_pattern(rt: sc.Runtime) -> None:
+    error = _refused(lambda: rt.space("demo").run(lambda me: me, key="k"))  # type: ignore[arg-type]  # on purpose
+    assert "space.run takes an @sc.pattern function" in str(error)
+
+
+def test_a_path_key_with_a_lone_surrogate_or_of_another_type_is_refused(rt: sc.Runtime) -> None:
+    c = rt.space("demo").cell("c")
+    error = _refused(lambda: c.key(LONE))
+    assert isinstance(error, sc.ValueEncodeError)
+    assert "the cell path key" in str(error)
+    error = _refused(lambda: c.key(1.5))  # type: ignore[arg-type]  # on purpose
+    assert "a cell path key is a string or an integer, not 1.5" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        (("a", 99), "cannot set index 99 of [10, 2]: indexes must name an existing list element"),
+        (("a", "x"), "cannot set key 'x' inside a list: the value at that path is not an object"),
+        (("n", "x"), "cannot set key 'x' inside a int"),
+        (("a", 0, "x"), "cannot set key 'x' inside a int"),
+    ],
+)
+def test_a_path_write_that_does_not_fit_the_value_is_refused_at_the_call(
+    rt: sc.Runtime, path: tuple[str | int, ...], message: str
+) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default={"a": [10, 2], "n": 1})
+    other = space.cell("other")
+    with space.transact():
+        target = c
+        for key in path:
+            target = target.key(key)
+        error = _refused(lambda: target.set(1))
+        assert message in str(error)
+        other.set("kept")  # the transaction is still usable (R31)
+    assert other.get() == "kept"
+    assert c.get() == {"a": [10, 2], "n": 1}
+
+
+@pytest.mark.parametrize("timeout", [-1, -0.5, float("nan"), "x", True, [1]])
+def test_settle_refuses_a_timeout_that_is_not_a_non_negative_number(
+    rt: sc.Runtime, timeout: object
+) -> None:
+    error = _refused(lambda: rt.settle(timeout))  # type: ignore[arg-type]  # on purpose
+    assert "settle(timeout=…) is a number of seconds of at least 0" in str(error)
+
+
+@pytest.mark.parametrize("timeout", [None, 1, 2.5, float("inf"), 10.0**300])
+def test_settle_accepts_none_and_any_positive_timeout(
+    rt: sc.Runtime, timeout: float | None
+) -> None:
+    assert rt.settle(timeout) is True
+
+
+@pytest.mark.parametrize("timeout", [0, 0.0])
+def test_settle_with_a_zero_timeout_only_checks(rt: sc.Runtime, timeout: float) -> None:
+    assert isinstance(rt.settle(timeout), bool)  # idle or not at this instant: no wait
+
+
+def test_cell_and_database_ids_are_read_only(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    a, b = space.cell("a"), space.cell("b")
+    db = space.sqlite_database("d", tables={"t": sc.table(x="integer")})
+    for handle, other in ((a, b), (db, b)):
+        before = handle.id
+        with pytest.raises(AttributeError):
+            handle.id = other.id  # type: ignore[misc]  # on purpose
+        assert handle.id == before
+    with space.transact():
+        db.exec("INSERT INTO t (x) VALUES (1)")
+    assert db.get()["id"] == db.id
+
+
+def test_the_repr_of_a_cell_whose_value_links_back_to_it_shows_the_link(
+    rt: sc.Runtime,
+) -> None:
+    space = rt.space("demo")
+    a, b = space.cell("a"), space.cell("b")
+    with space.transact():
+        a.set(a)
+    assert repr(a) == f"<Cell {a.id} in 'demo' = <Cell {a.id} in 'demo'>>"
+    with space.transact():
+        a.set({"x": b})
+        b.set([a])
+    assert repr(b) == f"<Cell {b.id} in 'demo' = [<Cell {a.id} in 'demo'>]>"
+    assert str(a) == f"<Cell {a.id} in 'demo' = {{'x': <Cell {b.id} in 'demo'>}}>"
+    assert f"<Cell {b.id} in 'demo'>}}</pre>" in html.unescape(a._repr_html_())
+    assert repr(a) == repr(a)  # the display state was reset
+
+
+@pytest.mark.parametrize("target", [5, "x", {"a": 1}])
+def test_link_to_something_that_is_not_a_cell_is_refused_and_writes_nothing(
+    rt: sc.Runtime, target: object
+) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    error = _refused(lambda: c.link(target))  # type: ignore[arg-type]  # on purpose
+    assert "link(target) takes a Cell to link to" in str(error)
+    assert c.get() == 0
+    assert space.file.entity(c.id).data is None
+
+
+def test_derive_and_lift_refuse_no_function_or_nothing_to_react_to(rt: sc.Runtime) -> None:
+    c = rt.space("demo").cell("c", default=1)
+    error = _refused(lambda: sc.derive(c, 5))  # type: ignore[arg-type]  # on purpose
+    assert "derive/lift takes a function, not 5" in str(error)
+    error = _refused(lambda: sc.derive(5, lambda v: v))
+    assert "needs at least one cell or derived input to react to" in str(error)
+    error = _refused(lambda: sc.lift(lambda a, b: a + b)(1, 2))
+    assert "needs at least one cell or derived input to react to" in str(error)
+
+
+def test_a_refused_path_write_records_no_read_of_the_cell(rt: sc.Runtime, store: Path) -> None:
+    """R31: the refused write leaves the transaction as it was, so a commit of the cell by
+    another runtime meanwhile is no conflict for it."""
+    space = rt.space("demo")
+    c, other = space.cell("c"), space.cell("other")
+    with space.transact():
+        c.set({"a": [1]})
+    second = sc.Runtime(store, poll_interval=0.01)
+    try:
+        with space.transact():
+            _refused(lambda: c.key("a").key(5).set(1))
+            _refused(lambda: c.key("a").key(0).set({1, 2}))  # not JSON: refused at encoding
+            other.set("kept")
+            writer = threading.Thread(target=_write_elsewhere, args=(second,))  # no transaction
+            writer.start()
+            writer.join()
+    finally:
+        second.close()
+    assert other.get() == "kept"
+    assert c.get() == "changed elsewhere"
+
+
+def _write_elsewhere(runtime: sc.Runtime) -> None:
+    with runtime.space("demo").transact():
+        runtime.space("demo").cell("c").set("changed elsewhere")
+
+
+@pytest.mark.parametrize("name", ["\ud800", "\udcff"])  # broken text; an undecodable file name
+def test_a_store_path_that_is_not_valid_text_is_refused_before_it_is_created(
+    tmp_path: Path, name: str
+) -> None:
+    with pytest.raises(sc.SqliteCellsError) as info:
+        sc.Runtime(f"{tmp_path}/s{name}")
+    assert isinstance(info.value, ValueError)
+    assert "is not valid Unicode text (a lone surrogate at position" in str(info.value)
+    assert list(tmp_path.iterdir()) == []

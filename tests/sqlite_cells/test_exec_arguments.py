@@ -1,0 +1,250 @@
+"""``db.exec``/``exec_many`` parameters SQLite cannot bind are refused at the call (R31): an
+``ExecError`` that is also a ``ValueError`` and ``TypeError``; nothing is recorded and the rest of
+the transaction (its cell writes, the database's other statements) commits. Database names and
+pattern inputs linked to a non-database are checked too."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells._runtime import Space
+from sqlite_cells.runtime import LENGTH_LIMIT
+
+TABLES = {"t": sc.table(id="integer primary key", s="text", n="integer")}
+INSERT = "INSERT INTO t (s, n) VALUES (?, ?)"
+
+
+@pytest.fixture
+def db(space: Space) -> sc.SqliteDb:
+    return space.sqlite_database("d", tables=TABLES)
+
+
+def _bad_calls() -> dict[str, tuple[Callable[[sc.SqliteDb], object], str]]:
+    many = [["ok", i] for i in range(50)]
+    return {
+        "int 2**64": (
+            lambda db: db.exec(INSERT, ["a", 2**64]),
+            "parameter 2 is 18446744073709551616, outside SQLite's 64-bit integers",
+        ),
+        "int below -2**63": (
+            lambda db: db.exec(INSERT, ["a", -(2**63) - 1]),
+            "outside SQLite's 64-bit integers",
+        ),
+        "lone surrogate": (
+            lambda db: db.exec(INSERT, ["x\udc80", 1]),
+            "parameter 1 is text with a lone surrogate at position 1",
+        ),
+        "named value": (
+            lambda db: db.exec("INSERT INTO t (s) VALUES (:s)", {"s": "\ud800"}),
+            ":s is text with a lone surrogate at position 0",
+        ),
+        "exec_many int": (
+            lambda db: db.exec_many(INSERT, [*many, ["a", 2**64], *many]),
+            "outside SQLite's 64-bit integers",
+        ),
+        "exec_many int among NULLs": (
+            lambda db: db.exec_many(INSERT, [*many, ["a", None], [None, 2**70]]),
+            "outside SQLite's 64-bit integers",
+        ),
+        "exec_many text": (
+            lambda db: db.exec_many(INSERT, [*many, ["é\ud800", 1]]),
+            "lone surrogate at position 1",
+        ),
+        "exec_many text among NULLs and bytes": (
+            lambda db: db.exec_many(INSERT, [[None, 1], [b"x", 2], ["ü", 3], ["\udfff", 4]]),
+            "lone surrogate at position 0",
+        ),
+        "exec_many named": (
+            lambda db: db.exec_many(
+                "INSERT INTO t (s, n) VALUES (:s, :n)", [{"s": "a", "n": 1}, {"s": "b", "n": 2**64}]
+            ),
+            ":n is 18446744073709551616",
+        ),
+        "exec_many None": (
+            lambda db: db.exec_many(INSERT, None),  # type: ignore[arg-type]  # on purpose
+            "exec_many takes an iterable of parameter rows (lists, tuples or mappings), not "
+            "NoneType",
+        ),
+        "exec_many not rows": (
+            lambda db: db.exec_many(INSERT, 5),  # type: ignore[arg-type]  # on purpose
+            "exec_many takes an iterable of parameter rows (lists, tuples or mappings), not int",
+        ),
+        "exec_many str": (
+            lambda db: db.exec_many(INSERT, "ab"),
+            "exec_many takes an iterable of parameter rows (lists, tuples or mappings), not str",
+        ),
+        "bytes over the length limit": (
+            lambda db: db.exec(INSERT, [b"x" * (LENGTH_LIMIT + 1), 1]),
+            f"parameter 1 is bytes of {LENGTH_LIMIT + 1} bytes, too big for SQLite",
+        ),
+        "exec_many bytes over the length limit": (
+            lambda db: db.exec_many(INSERT, [[b"x", 1], [None, 2], [b"y" * (LENGTH_LIMIT + 1), 3]]),
+            f"parameter 1 is bytes of {LENGTH_LIMIT + 1} bytes",
+        ),
+        "text over the length limit in UTF-8": (
+            lambda db: db.exec(INSERT, ["é" * (LENGTH_LIMIT // 2 + 1), 1]),
+            f"parameter 1 is text of {LENGTH_LIMIT + 2} bytes, too big for SQLite",
+        ),
+        "exec_many text over the length limit": (
+            lambda db: db.exec_many(INSERT, [["a", 1], ["b" * (LENGTH_LIMIT + 1), 2]]),
+            f"parameter 1 is text of {LENGTH_LIMIT + 1} bytes",
+        ),
+        "a dict value": (
+            lambda db: db.exec(INSERT, ["a", {"x": 1}]),
+            "parameter 2 is a dict: bind None, int, float, str, bytes or a Cell",
+        ),
+        "too few": (
+            lambda db: db.exec(INSERT, ["a"]),
+            "the statement has 2 parameter(s) but 1 were given",
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", list(_bad_calls()))
+def test_an_unbindable_parameter_is_refused_at_the_call_and_the_transaction_commits(
+    space: Space, db: sc.SqliteDb, name: str
+) -> None:
+    call, message = _bad_calls()[name]
+    c = space.cell("c", default=0)
+    with space.transact():
+        c.set(1)
+        with pytest.raises(sc.ExecError) as info:
+            call(db)
+        db.exec(INSERT, ["good", 1])
+    error = info.value
+    assert isinstance(error, ValueError)
+    assert isinstance(error, TypeError)
+    assert error.db_id == db.id
+    assert message in str(error)
+    assert "nothing was recorded and the transaction is still usable" in str(error)
+    assert c.get() == 1
+    assert db.rev == 1
+    assert db.read("SELECT s, n FROM t") == [{"s": "good", "n": 1}]
+
+
+def test_the_edges_of_what_binds_are_accepted_on_both_paths(space: Space, db: sc.SqliteDb) -> None:
+    edges: list[list[Any]] = [
+        ["lo", -(2**63)],
+        ["hi", 2**63 - 1],
+        ["héllo wörld ✓ 😀", 0],
+        [None, None],
+        [b"\x00\xff", 1.5],
+        ["mixed", True],
+    ]
+    with space.transact():
+        for row in edges:
+            db.exec(INSERT, row)
+    with space.transact():
+        db.exec_many(INSERT, edges)
+        db.exec_many(INSERT, [["a", 1], ["b", None], [None, 2**63 - 1]])
+    rows = db.read("SELECT s, n FROM t ORDER BY id")
+    expected = [{"s": s, "n": int(n) if isinstance(n, bool) else n} for s, n in edges]
+    assert rows[:6] == expected
+    assert rows[6:12] == expected
+    assert rows[12:] == [{"s": "a", "n": 1}, {"s": "b", "n": None}, {"s": None, "n": 2**63 - 1}]
+
+
+def test_values_up_to_the_length_limit_are_accepted_at_the_call(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    """Whether a row (or the commit record holding it) that large commits is another limit
+    (R44): here only the call is checked, and the transaction is given up."""
+
+    class GiveUp(Exception):
+        pass
+
+    with pytest.raises(GiveUp), space.transact():
+        db.exec(INSERT, ["é" * (LENGTH_LIMIT // 2), 1])
+        db.exec(INSERT, [b"x" * LENGTH_LIMIT, 1])
+        db.exec_many(INSERT, [["x" * LENGTH_LIMIT, 2], [None, 3], [b"y" * LENGTH_LIMIT, 4]])
+        db.exec_many(INSERT, [["ü" * (LENGTH_LIMIT // 2), 2], ["a", 3]])
+        raise GiveUp
+    assert db.rev == 0
+
+
+def test_exec_many_still_takes_any_iterable_of_rows(space: Space, db: sc.SqliteDb) -> None:
+    with space.transact():
+        db.exec_many(INSERT, (["g", i] for i in range(3)))
+        db.exec_many(INSERT, ())
+    assert db.read("SELECT count(*) AS n FROM t") == [{"n": 3}]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("", "a database name is a non-empty str, not ''"),
+        (5, "a database name is a non-empty str, not int (5)"),
+        ("d\ud800", "the database name 'd\\ud800' is not valid Unicode text"),
+    ],
+)
+def test_a_database_name_is_a_non_empty_string_of_valid_text(
+    space: Space, store: Path, name: object, message: str
+) -> None:
+    before = sorted(store.iterdir())
+    with pytest.raises(sc.ValueEncodeError) as info:
+        space.sqlite_database(name, tables=TABLES)  # type: ignore[arg-type]  # on purpose
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, TypeError)
+    assert message in str(info.value)
+    assert sorted(store.iterdir()) == before
+
+
+def test_a_nameless_database_outside_a_pattern_is_a_type_error_of_ours(space: Space) -> None:
+    with pytest.raises(
+        sc.SqliteCellsError, match="a database outside a pattern needs a name"
+    ) as info:
+        space.sqlite_database(tables=TABLES)
+    assert isinstance(info.value, TypeError)
+
+
+def test_a_source_that_is_not_a_vm_source_is_a_bad_argument(space: Space) -> None:
+    with pytest.raises(sc.SqliteCellsError, match=r"source= takes sc\.VmSource") as info:
+        space.sqlite_database("v", tables=TABLES, source="/x.db")  # type: ignore[arg-type]
+    assert isinstance(info.value, TypeError)
+
+
+@sc.pattern
+def _lookup(db: sc.SqliteDb) -> Any:
+    return db
+
+
+def test_a_pattern_database_linked_to_a_plain_cell_fails_with_a_source_error(
+    rt: sc.Runtime, space: Space
+) -> None:
+    """R61: the input follows what it links to; a cell without a database handle cannot be its
+    source, for queries (in their state) and for writes (at the call)."""
+    plain = space.cell("plain", default=5)
+    piece = space.run(_lookup, key="main")
+    linked = piece.outputs
+    query = linked.query("SELECT 1 AS one")
+    rt.settle(5)
+    assert query.get().pending
+    piece.inputs["db"].link(plain)
+    rt.settle(5)
+    state = query.get()
+    assert type(state.error) is sc.SourceError
+    assert f"cell {plain.id} in 'demo' is linked where a database is expected" in str(state.error)
+    assert "(its value is 5)" in str(state.error)
+    with pytest.raises(sc.SourceError, match="does not hold a database handle"), space.transact():
+        linked.exec("INSERT INTO t (s) VALUES ('x')")
+
+
+def test_table_and_column_names_that_are_not_valid_text_are_a_schema_error(
+    space: Space,
+) -> None:
+    for tables in ({"t\ud800": sc.table(a="text")}, {"t": sc.table(**{"a\udcff": "text"})}):
+        with pytest.raises(sc.SchemaError, match="is not valid Unicode text") as info:
+            space.sqlite_database("s", tables=tables)
+        assert isinstance(info.value, ValueError)
+
+
+def test_a_disk_source_path_that_is_not_valid_text_is_refused(space: Space, tmp_path: Path) -> None:
+    with pytest.raises(sc.DiskSourceError, match="a lone surrogate at position") as info:
+        space.register_disk_source(f"{tmp_path}/x\ud800.db")
+    assert info.value.rule == "exists"
+    assert isinstance(info.value, ValueError)
