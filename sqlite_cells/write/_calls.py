@@ -112,8 +112,14 @@ class _Calculator:
             self._limits = limits
 
     def run(self, sql: str, args: tuple[object, ...]) -> object:
-        # fetchall steps the statement to its end, so it does not hold on to a large result.
+        """The value of ``sql``'s one row; the statement is stepped to its end, so it does not
+        hold on to a large result."""
         return self._cursor.execute(sql, args).fetchall()[0][0]
+
+    def step(self, sql: str, args: tuple[object, ...]) -> object:
+        """The value of ``sql``'s one row, leaving the statement for the next call to reset
+        (for small results: a little quicker than :meth:`run`)."""
+        return next(self._cursor.execute(sql, args))[0]
 
     def close(self) -> None:
         self._conn.close()
@@ -218,24 +224,22 @@ def running() -> int:
 
 
 class _Overrides:
-    """The overrides of one write connection; its calculator is made at the first call."""
+    """The overrides of one write connection, with that connection's calculator (calls on one
+    connection never run at once, so one calculator serves them all)."""
 
     __slots__ = ("_calculator", "_limits", "_owner")
 
     def __init__(self, owner: Deadline, limits: Limits) -> None:
         self._owner = owner
         self._limits = limits
-        self._calculator: _Calculator | None = None
-
-    def _here(self, sql: str, args: tuple[object, ...]) -> object:
-        calculator = self._calculator
-        if calculator is None:
-            calculator = self._calculator = _Calculator(self._limits)
-        return calculator.run(sql, args)
+        self._calculator = _Calculator(limits)
 
     def function(self, name: str, numargs: int) -> Callable[..., object]:
         sql = f"SELECT {name}({', '.join(f'?{i + 1}' for i in range(numargs))})"
-        owner, here, helpers, limits = self._owner, self._here, _HELPERS, self._limits
+        owner, helpers, limits = self._owner, _HELPERS, self._limits
+        # Small calls (most of them, often one per row) take the shortest way: the statement
+        # stepped to its one row, left for the next call to reset.
+        step, run = self._calculator.step, self._calculator.run
         # The cost of a call: the first argument's size times the others' (the text searched
         # or trimmed against the pattern, characters or replacement), +1 so that an empty
         # pattern still counts the text it copies.
@@ -243,17 +247,21 @@ class _Overrides:
 
             def call2(a: object, b: object) -> object:
                 deadline = owner.deadline
-                if deadline is not None and (_size(a) + 1) * (_size(b) + 1) >= INLINE_COST:
-                    return helpers.run(name, _Call(sql, (a, b), limits), deadline)
-                return here(sql, (a, b))
+                if deadline is None:
+                    return run(sql, (a, b))
+                if (_size(a) + 1) * (_size(b) + 1) < INLINE_COST:
+                    return step(sql, (a, b))
+                return helpers.run(name, _Call(sql, (a, b), limits), deadline)
 
             return call2
 
         def call3(a: object, b: object, c: object) -> object:
             deadline = owner.deadline
-            if deadline is not None and (_size(a) + 1) * (_size(b) + _size(c) + 1) >= INLINE_COST:
-                return helpers.run(name, _Call(sql, (a, b, c), limits), deadline)
-            return here(sql, (a, b, c))
+            if deadline is None:
+                return run(sql, (a, b, c))
+            if (_size(a) + 1) * (_size(b) + _size(c) + 1) < INLINE_COST:
+                return step(sql, (a, b, c))
+            return helpers.run(name, _Call(sql, (a, b, c), limits), deadline)
 
         return call3
 
