@@ -114,7 +114,7 @@ def test_a_cell_write_completes_while_the_long_call_still_runs(fast: sc.Runtime)
 
     writer = threading.Thread(target=long_write)
     writer.start()
-    while not running():  # the long call has reached its helper
+    while writer.is_alive() and not running():  # until the long call has reached its helper
         time.sleep(0.005)
     other = threading.Thread(target=cell_write)
     other.start()
