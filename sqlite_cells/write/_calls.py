@@ -156,17 +156,21 @@ class _Helpers:
 
     def run(self, name: str, call: _Call, deadline: float) -> object:
         """``call``'s result, or ``apsw.InterruptError`` once ``deadline`` has passed."""
+        if time.monotonic() >= deadline:
+            raise apsw.InterruptError(f"{name}() was called past the write's deadline")
         with self._lock:
             self._queue.append(call)
             # Helpers woken but not yet running count as idle, and the calls they will take
             # are still queued: one more queued call than idle helpers needs a new helper.
             if len(self._queue) > self._idle and self._threads < self._size:
                 self._threads += 1
-                threading.Thread(
-                    target=self._serve, name="sqlite-cells-long-call", daemon=True
-                ).start()
-            else:
-                self._wake.notify()
+                try:
+                    threading.Thread(
+                        target=self._serve, name="sqlite-cells-long-call", daemon=True
+                    ).start()
+                except RuntimeError:  # no thread to be had: wait for a running helper
+                    self._threads -= 1
+            self._wake.notify()
         if not call.done.wait(max(0.0, deadline - time.monotonic())):
             with self._lock:
                 started = call not in self._queue

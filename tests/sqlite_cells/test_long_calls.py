@@ -396,3 +396,18 @@ def test_the_gate_sees_overridden_functions_by_their_names() -> None:
     finally:
         gate.leave()
     assert functions == {"trim", "like", "instr"}
+
+
+def test_no_user_statement_can_put_sqlites_like_back(space: Space, db: sc.SqliteDb) -> None:
+    # PRAGMA case_sensitive_like registers SQLite's own like again, over the override.
+    with pytest.raises(sc.GuardViolation) as info, space.transact():
+        db.exec("PRAGMA case_sensitive_like = 1")
+    assert info.value.kind == "forbidden-statement"
+
+
+def test_a_call_made_past_the_deadline_fails_at_once() -> None:
+    helpers = _Helpers(1)
+    call = _Call("SELECT instr(?1, ?2)", ("abc", "c"), (64 * 1024 * 1024, 50_000))
+    with pytest.raises(apsw.InterruptError, match="called past"):
+        helpers.run("instr", call, time.monotonic() - 1)
+    assert helpers.running() == 0 and not call.done.is_set()
