@@ -11,7 +11,9 @@
   and only that pragma on the database cell's file, is let through. While the user's text is
   being prepared no PRAGMA is ever allowed (defense in depth behind the guard, R23).
 * A progress handler (installed once, with its own ``id``) that interrupts a user statement
-  running past its deadline (R44 ``exec_timeout``).
+  running past its deadline (R44 ``exec_timeout``), and overrides of the builtin SQL functions
+  whose one call can run long within a single step, which keep that deadline too
+  (:mod:`sqlite_cells.write._calls`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import apsw
 
 from sqlite_cells.files import ALIAS
 from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Gate
+from sqlite_cells.write._calls import override_long_calls
 
 __all__ = ["WriteConn", "write_conn"]
 
@@ -41,8 +44,9 @@ def _deny(*_args: object) -> int:
 class WriteConn:
     """The write path's state for one connection; used only under its space's write lock."""
 
-    # Nothing here refers to the connection (the connection refers to the gate and the progress
-    # handler), so the connection, and with it this entry, goes away with its space file.
+    # Nothing here refers to the connection (the connection refers to the gate, the progress
+    # handler and the function overrides), so the connection, and with it this entry, goes
+    # away with its space file.
     __slots__ = ("_judge_once", "_last", "_policy", "_stepping", "deadline", "gate")
 
     def __init__(self, conn: apsw.Connection) -> None:
@@ -56,6 +60,7 @@ class WriteConn:
         self._stepping = False
         self.deadline: float | None = None
         conn.set_progress_handler(self._progress, _PROGRESS_STEPS, id=_PROGRESS_ID)
+        override_long_calls(conn, self)
 
     def _started(self, cursor: apsw.Cursor, _sql: str, _bindings: object) -> bool:
         # Called by apsw after the statement is prepared and bound, before it is stepped. Once
@@ -86,7 +91,8 @@ class WriteConn:
         timeout: float,
     ) -> None:
         """Run a user statement (once, or once per row) under ``policy``, interrupted by SQLite
-        once it runs past ``timeout`` seconds (``apsw.InterruptError``)."""
+        once it runs past ``timeout`` seconds, or failed by a long function call that does
+        (``apsw.InterruptError`` both)."""
         if self._last is not None and policy is not self._last:
             self.gate.install(conn)
         self._last = policy

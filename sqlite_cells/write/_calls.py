@@ -1,0 +1,286 @@
+"""SQL function calls that could outrun a write's deadline, kept under it (R44 ``exec_timeout``).
+
+SQLite calls the progress handler, and checks for an interrupt, between VM steps; one call of a
+builtin function is one step. Most builtins are linear in their arguments' size, and a value is
+at most ``SQLITE_LIMIT_LENGTH`` (64 MiB here), so one call of them is bounded. The ones in
+:data:`LONG_CALLS` are not: their time grows with the *product* of two arguments' sizes
+(``trim(x, chars)`` compares every trimmed character of ``x`` with every one of ``chars``;
+``instr``/``replace`` search naively; ``like``/``glob`` backtrack over the pattern; ``unhex(x,
+ignored)`` looks up every ignored character; ``jsonb_patch`` looks up every key of the patch
+among the target's), so one call on two large values can run for minutes.
+
+On each space write connection those forms (name and number of arguments) are overridden by
+Python functions of the same name, deterministic and innocuous as the builtins are, so they keep
+working in CHECK constraints, generated columns and indexes. None of them computes anything
+itself: the call is handed to the builtin of a private in-memory *calculator* connection
+(``SELECT trim(?1, ?2)``), so the result is SQLite's own.
+
+* Outside a user write (no deadline: the runtime's own statements, schema changes, changesets
+  applied by reconciliation) or when the arguments are small (size product under
+  :data:`INLINE_COST`, a fraction of a millisecond) the call runs at once on the write
+  connection's own calculator: exactly the builtin, and it never times out.
+* Otherwise it goes to a helper thread with its own calculator, and the caller waits until the
+  write's deadline at most. Past it the call raises ``apsw.InterruptError``, the error SQLite's
+  own interrupt raises, so the statement fails, the commit path reports ``ExecTimeout`` and
+  rolls back, and the space's write lock is let go. The abandoned calculation cannot be stopped
+  (it is one step of its own connection too): it runs to its end on its helper, and its result
+  is dropped. At most :data:`HELPERS` helpers exist in the process, so at most that many
+  abandoned calculations run at once; a long call that finds them all busy waits for one until
+  its deadline, and is abandoned (and removed from the queue) then like any other.
+
+What changes for a statement that calls these functions: a Python call per call (≈ 1 µs), and
+``LIKE``/``GLOB`` no longer use an index (SQLite's LIKE optimization is only for its own
+functions). ``PRAGMA case_sensitive_like`` would re-register SQLite's own ``like`` and drop the
+override; user statements can never run a PRAGMA (R23), and the runtime runs none on this
+connection. A text argument or result that is not valid UTF-8 cannot cross into Python: the
+statement fails with ``UnicodeDecodeError`` (the write path reports an ``ExecError``) where the
+builtin would have stored the bytes. ``json_patch`` stays SQLite's own although it is quadratic
+in the number of keys: its result carries the JSON subtype, which a Python function cannot set,
+and without it ``json_object('a', json_patch(…))`` would nest a string instead of an object.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final, Protocol
+
+import apsw
+
+__all__ = ["HELPERS", "INLINE_COST", "LONG_CALLS", "Deadline", "override_long_calls", "running"]
+
+log = logging.getLogger("sqlite_cells.write")
+
+# (name, number of arguments) of the builtins overridden; the other forms (``trim(x)``) are
+# linear and stay SQLite's own.
+LONG_CALLS: Final = (
+    ("trim", 2),
+    ("ltrim", 2),
+    ("rtrim", 2),
+    ("instr", 2),
+    ("replace", 3),
+    ("like", 2),
+    ("like", 3),
+    ("glob", 2),
+    ("unhex", 2),
+    ("jsonb_patch", 2),
+)
+# A call whose size product is under this runs on the calling thread. Measured worst cases at
+# this size: trim ≈ 0.17 ms, like/glob ≈ 0.06 ms, unhex ≈ 0.04 ms, instr/replace/jsonb_patch
+# ≈ 0.01 ms; handing a call to a helper costs ≈ 20 µs.
+INLINE_COST: Final = 100_000
+HELPERS: Final = 4
+_LINGER: Final = 10.0  # seconds an idle helper waits for another call before it ends
+_NUMBER_SIZE: Final = 24  # a number's length as text, at most (also NULL's, overestimated)
+_LIMITS: Final = (apsw.SQLITE_LIMIT_LENGTH, apsw.SQLITE_LIMIT_LIKE_PATTERN_LENGTH)
+
+Limits = tuple[int, ...]  # the values of _LIMITS, in order
+
+
+class Deadline(Protocol):
+    """What the overrides read on every call: the running user write's deadline
+    (``time.monotonic()``), or None outside a user write."""
+
+    deadline: float | None
+
+
+def _size(value: object) -> int:
+    return len(value) if isinstance(value, str | bytes) else _NUMBER_SIZE
+
+
+class _Calculator:
+    """A private in-memory connection whose builtins compute the overridden calls. Used by one
+    thread at a time."""
+
+    __slots__ = ("_conn", "_cursor", "_limits")
+
+    def __init__(self, limits: Limits) -> None:
+        self._conn = apsw.Connection(":memory:")
+        self._cursor = self._conn.cursor()
+        self._limits: Limits = ()
+        self.limit(limits)
+
+    def limit(self, limits: Limits) -> None:
+        """Take the write connection's limits, so that a result too big or a LIKE pattern too
+        long fails as it would there."""
+        if limits != self._limits:
+            for which, value in zip(_LIMITS, limits, strict=True):
+                self._conn.limit(which, value)
+            self._limits = limits
+
+    def run(self, sql: str, args: tuple[object, ...]) -> object:
+        """The value of ``sql``'s one row; the statement is stepped to its end, so it does not
+        hold on to a large result."""
+        return self._cursor.execute(sql, args).fetchall()[0][0]
+
+    def step(self, sql: str, args: tuple[object, ...]) -> object:
+        """The value of ``sql``'s one row, leaving the statement for the next call to reset
+        (for small results: a little quicker than :meth:`run`)."""
+        return next(self._cursor.execute(sql, args))[0]
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+@dataclass(eq=False, slots=True)
+class _Call:
+    sql: str
+    args: tuple[object, ...]
+    limits: Limits
+    done: threading.Event = field(default_factory=threading.Event)
+    result: object = None
+    error: BaseException | None = None
+
+
+class _Helpers:
+    """At most ``size`` helper threads, each with its own calculator, made when calls wait and
+    ended after ``_LINGER`` idle seconds."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        # _lock guards _queue, _idle, _threads and _running; _wake signals idle helpers on it.
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._queue: deque[_Call] = deque()
+        self._idle = 0  # helpers waiting in _wake
+        self._threads = 0
+        self._running = 0  # calls being calculated, abandoned ones included
+
+    def running(self) -> int:
+        with self._lock:
+            return self._running
+
+    def run(self, name: str, call: _Call, deadline: float) -> object:
+        """``call``'s result, or ``apsw.InterruptError`` once ``deadline`` has passed."""
+        if time.monotonic() >= deadline:
+            raise apsw.InterruptError(f"{name}() was called past the write's deadline")
+        with self._lock:
+            self._queue.append(call)
+            # Helpers woken but not yet running count as idle, and the calls they will take
+            # are still queued: one more queued call than idle helpers needs a new helper.
+            if len(self._queue) > self._idle and self._threads < self._size:
+                self._threads += 1
+                try:
+                    threading.Thread(
+                        target=self._serve, name="sqlite-cells-long-call", daemon=True
+                    ).start()
+                except RuntimeError:  # no thread to be had: wait for a running helper
+                    self._threads -= 1
+            self._wake.notify()
+        if not call.done.wait(max(0.0, deadline - time.monotonic())):
+            with self._lock:
+                started = call not in self._queue
+                if not started:
+                    self._queue.remove(call)  # its arguments may be large: let them go now
+                running = self._running
+            if not call.done.is_set():
+                log.info(
+                    "a call of %s() ran past its write's deadline; %s",
+                    name,
+                    f"its calculation finishes in the background ({running} running)"
+                    if started
+                    else f"no helper was free ({running} busy)",
+                )
+                raise apsw.InterruptError(f"{name}() ran past the write's deadline")
+        if call.error is not None:
+            raise call.error
+        return call.result
+
+    def _serve(self) -> None:
+        calculator: _Calculator | None = None
+        try:
+            while True:
+                with self._lock:
+                    while not self._queue:
+                        self._idle += 1
+                        woken = self._wake.wait(_LINGER)
+                        self._idle -= 1
+                        if not woken and not self._queue:
+                            self._threads -= 1
+                            return
+                    call = self._queue.popleft()
+                    self._running += 1
+                try:
+                    if calculator is None:
+                        calculator = _Calculator(call.limits)
+                    calculator.limit(call.limits)
+                    call.result = calculator.run(call.sql, call.args)
+                except BaseException as exc:  # handed to the caller, if it still waits
+                    call.error = exc
+                finally:
+                    with self._lock:
+                        self._running -= 1
+                    call.done.set()
+        finally:
+            if calculator is not None:
+                calculator.close()
+
+
+_HELPERS: Final = _Helpers(HELPERS)
+
+
+def running() -> int:
+    """How many long calls helpers are calculating now, abandoned ones included."""
+    return _HELPERS.running()
+
+
+class _Overrides:
+    """The overrides of one write connection, with that connection's calculator (calls on one
+    connection never run at once, so one calculator serves them all)."""
+
+    __slots__ = ("_calculator", "_limits", "_owner")
+
+    def __init__(self, owner: Deadline, limits: Limits) -> None:
+        self._owner = owner
+        self._limits = limits
+        self._calculator = _Calculator(limits)
+
+    def function(self, name: str, numargs: int) -> Callable[..., object]:
+        sql = f"SELECT {name}({', '.join(f'?{i + 1}' for i in range(numargs))})"
+        owner, helpers, limits = self._owner, _HELPERS, self._limits
+        # Small calls (most of them, often one per row) take the shortest way: the statement
+        # stepped to its one row, left for the next call to reset.
+        step, run = self._calculator.step, self._calculator.run
+        # The cost of a call: the first argument's size times the others' (the text searched
+        # or trimmed against the pattern, characters or replacement), +1 so that an empty
+        # pattern still counts the text it copies.
+        if numargs == 2:
+
+            def call2(a: object, b: object) -> object:
+                deadline = owner.deadline
+                if deadline is None:
+                    return run(sql, (a, b))
+                if (_size(a) + 1) * (_size(b) + 1) < INLINE_COST:
+                    return step(sql, (a, b))
+                return helpers.run(name, _Call(sql, (a, b), limits), deadline)
+
+            return call2
+
+        def call3(a: object, b: object, c: object) -> object:
+            deadline = owner.deadline
+            if deadline is None:
+                return run(sql, (a, b, c))
+            if (_size(a) + 1) * (_size(b) + _size(c) + 1) < INLINE_COST:
+                return step(sql, (a, b, c))
+            return helpers.run(name, _Call(sql, (a, b, c), limits), deadline)
+
+        return call3
+
+
+def override_long_calls(conn: apsw.Connection, owner: Deadline) -> None:
+    """Override the :data:`LONG_CALLS` builtins on ``conn`` (a space's write connection), under
+    ``owner.deadline``. Registering expires ``conn``'s prepared statements (they re-prepare
+    once), and fails with ``apsw.BusyError`` while one of them is running."""
+    overrides = _Overrides(owner, tuple(conn.limit(which, -1) for which in _LIMITS))
+    for name, numargs in LONG_CALLS:
+        conn.create_scalar_function(
+            name,
+            overrides.function(name, numargs),
+            numargs,
+            deterministic=True,
+            flags=apsw.SQLITE_INNOCUOUS,
+        )
