@@ -17,6 +17,7 @@ import apsw
 import msgspec
 
 from sqlite_cells.codec import Op, StoreChanged
+from sqlite_cells.runtime import has_moved, remove_unused
 
 __all__ = [
     "ALIAS",
@@ -28,6 +29,7 @@ __all__ = [
     "detach",
     "encode_op_body",
     "open_unwritable",
+    "remove_unused_database",
     "unpin",
 ]
 
@@ -75,14 +77,17 @@ def _identity(path: str) -> Identity | None:
     return (st.st_dev, st.st_ino)
 
 
-def attach(conn: apsw.Connection, path: Path) -> None:
-    """Attach ``path`` as ``_cf_db`` (outside a transaction), replacing what was attached.
+def attach(conn: apsw.Connection, path: Path) -> bool:
+    """Attach ``path`` as ``_cf_db`` (outside a transaction), replacing what was attached;
+    True if attaching created the file (see :func:`remove_unused_database`).
 
     Each file's device and inode are pinned when this connection first attaches it: if the file
     at ``path`` is another one when it is to be written again (deleted or replaced meanwhile,
     attached or not), it is let go and :class:`StoreChanged` is raised, so no commit is
     acknowledged into a file that is no longer the one at its path (R73). :func:`unpin` forgets
-    a pin (after the runtime itself rebuilt the file)."""
+    a pin (after the runtime itself rebuilt the file). A file unlinked while it was being
+    attached (another runtime removing the file its refused first write created) is let go and
+    the path attached again."""
     key = str(path)
     now = _identity(key)
     pins = _PINS.get(conn)
@@ -99,15 +104,55 @@ def attach(conn: apsw.Connection, path: Path) -> None:
             "nothing was committed: close the runtime and open a new one (it checks the file "
             "against its space before using it)",
         )
-    if current != key:
-        detach(conn)
+    if current == key:
+        return False
+    detach(conn)
+    for _ in range(_ATTACH_TRIES):
+        before = now
         conn.execute(f"ATTACH DATABASE ? AS {ALIAS}", (key,))
         _ATTACHED[conn] = key
-        conn.execute(f"PRAGMA {ALIAS}.journal_mode=WAL").fetchall()
-        conn.execute(f"PRAGMA {ALIAS}.synchronous=NORMAL")
+        try:
+            conn.execute(f"PRAGMA {ALIAS}.journal_mode=WAL").fetchall()
+            conn.execute(f"PRAGMA {ALIAS}.synchronous=NORMAL")
+        except apsw.ReadOnlyError:  # SQLite refuses to write a moved file
+            if not has_moved(conn, ALIAS):
+                raise
         now = _identity(key)  # a new file exists once SQLite set its journal mode
+        if not has_moved(conn, ALIAS):  # looked at after the stat: ``now`` is the file open
+            break
+        detach(conn)
+        now = _identity(key)
+    else:
+        raise StoreChanged(
+            key,
+            "this database file was removed or replaced each time it was attached; nothing "
+            "was committed: try again",
+        )
     if pinned is None and now is not None:
         pins[key] = now
+    return before is None and now is not None
+
+
+_ATTACH_TRIES = 5
+
+
+def remove_unused_database(conn: apsw.Connection, path: Path) -> bool:
+    """Remove the database file ``path`` (and its ``-wal``/``-shm``) if it holds nothing — no
+    table, so no commit ever wrote it — and no connection of any process has it open, detaching
+    it from ``conn`` first (outside a transaction) and forgetting its pin; True if removed.
+    For a file that a refused first write created (R7, "a bad input never leaves partial
+    state behind"); see :func:`sqlite_cells.runtime.remove_unused` for how it is made safe."""
+    if attached(conn) == str(path):
+        detach(conn)
+    if not remove_unused(path, _holds_nothing):
+        return False
+    unpin(conn, path)
+    return True
+
+
+def _holds_nothing(conn: apsw.Connection) -> bool:
+    row = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM sqlite_master)").fetchone()
+    return row is not None and bool(row[0])
 
 
 def unpin(conn: apsw.Connection, path: Path) -> None:
