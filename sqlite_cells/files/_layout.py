@@ -10,6 +10,7 @@ statement and the session changeset of its effect (R70).
 from __future__ import annotations
 
 import os
+import time
 import weakref
 from pathlib import Path
 
@@ -107,20 +108,24 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
     if current == key:
         return False
     detach(conn)
-    for _ in range(_ATTACH_TRIES):
+    for attempt in range(1, _ATTACH_TRIES + 1):
         before = now
-        conn.execute(f"ATTACH DATABASE ? AS {ALIAS}", (key,))
-        _ATTACHED[conn] = key
         try:
-            conn.execute(f"PRAGMA {ALIAS}.journal_mode=WAL").fetchall()
-            conn.execute(f"PRAGMA {ALIAS}.synchronous=NORMAL")
+            _attach_once(conn, key)
+            now = _identity(key)  # a new file exists once SQLite set its journal mode
+            if not has_moved(conn, ALIAS):  # looked at after the stat: ``now`` is the file open
+                break
         except apsw.ReadOnlyError:  # SQLite refuses to write a moved file
             if not has_moved(conn, ALIAS):
                 raise
-        now = _identity(key)  # a new file exists once SQLite set its journal mode
-        if not has_moved(conn, ALIAS):  # looked at after the stat: ``now`` is the file open
-            break
+        except apsw.IOError:
+            # SQLite met a file (or its -wal/-shm) removed while it was opening it: another
+            # runtime removing the blank file its refused first write created. A real I/O
+            # error repeats and is raised after the last try.
+            if attempt == _ATTACH_TRIES:
+                raise
         detach(conn)
+        time.sleep(0.001 * attempt)
         now = _identity(key)
     else:
         raise StoreChanged(
@@ -134,6 +139,33 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
 
 
 _ATTACH_TRIES = 5
+
+
+def _attach_once(conn: apsw.Connection, key: str) -> None:
+    conn.execute(f"ATTACH DATABASE ? AS {ALIAS}", (key,))
+    _ATTACHED[conn] = key
+    _set_wal(conn)
+    conn.execute(f"PRAGMA {ALIAS}.synchronous=NORMAL")
+    # A read opens the WAL, and from then on this connection holds a shared lock on the file
+    # (a fresh file's switch to WAL alone does not): a file in use is never removed.
+    conn.execute(f"SELECT 1 FROM {ALIAS}.sqlite_master LIMIT 1").fetchall()
+
+_WAL_WAIT = 30.0  # seconds a fresh file's switch to WAL is retried while another holds it
+
+
+def _set_wal(conn: apsw.Connection) -> None:
+    """Put the attached file in WAL mode. On a fresh file another process may be switching
+    its journal mode at the same moment (or removing it, :func:`remove_unused_database`), and
+    SQLite then answers busy without calling the busy handler: retried, in short sleeps."""
+    deadline = time.monotonic() + _WAL_WAIT
+    while True:
+        try:
+            conn.execute(f"PRAGMA {ALIAS}.journal_mode=WAL").fetchall()
+            return
+        except apsw.BusyError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
 
 
 def remove_unused_database(conn: apsw.Connection, path: Path) -> bool:
