@@ -239,12 +239,14 @@ class SpaceFile:
                 return self._writer
             self._check_open()
             with translated(f"space file {self.path}"):
-                for _ in range(_OPEN_TRIES):
+                for attempt in range(1, _OPEN_TRIES + 1):
                     try:
                         opened = self._open_connections(create=create)
                         break
-                    except _Moved:
-                        continue
+                    except _Moved as moved:
+                        if attempt == _OPEN_TRIES and isinstance(moved.__cause__, apsw.IOError):
+                            raise moved.__cause__ from None
+                        time.sleep(0.001 * attempt)
                 else:
                     raise StoreChanged(
                         str(self.path),
@@ -344,8 +346,12 @@ class SpaceFile:
                 ensure_format(conn, self.path)
         except BaseException as exc:
             # SQLite refuses to write a file unlinked while it was opened (a file another
-            # runtime's refused first commit removed): open the path again.
-            moved = isinstance(exc, apsw.ReadOnlyError) and has_moved(conn)
+            # runtime's refused first commit removed), or meets its -wal removed as it looks
+            # at it (an I/O error): open the path again (a real I/O error repeats, and is raised
+            # after the last try).
+            moved = (isinstance(exc, apsw.ReadOnlyError) and has_moved(conn)) or isinstance(
+                exc, apsw.IOError
+            )
             conn.close()
             if moved:
                 raise _Moved from exc

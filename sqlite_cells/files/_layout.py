@@ -150,6 +150,7 @@ def _attach_once(conn: apsw.Connection, key: str) -> None:
     # (a fresh file's switch to WAL alone does not): a file in use is never removed.
     conn.execute(f"SELECT 1 FROM {ALIAS}.sqlite_master LIMIT 1").fetchall()
 
+
 _WAL_WAIT = 30.0  # seconds a fresh file's switch to WAL is retried while another holds it
 
 
@@ -176,10 +177,20 @@ def remove_unused_database(conn: apsw.Connection, path: Path) -> bool:
     state behind"); see :func:`sqlite_cells.runtime.remove_unused` for how it is made safe."""
     if attached(conn) == str(path):
         detach(conn)
-    if not remove_unused(path, _holds_nothing):
+    # Under the space's write lock: every other runtime opens a database file for crash
+    # reconciliation, or writes it, only while holding that lock, so none is in the middle of
+    # opening this one while it is removed (see remove_unused for the openers outside it).
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except apsw.Error:
         return False
-    unpin(conn, path)
-    return True
+    try:
+        removed = remove_unused(path, _holds_nothing)
+    finally:
+        conn.execute("ROLLBACK")
+    if removed:
+        unpin(conn, path)
+    return removed
 
 
 def _holds_nothing(conn: apsw.Connection) -> bool:
