@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import apsw
@@ -93,7 +94,7 @@ def test_a_refused_first_write_of_a_database_in_a_written_space(store: Path) -> 
         assert db.read("SELECT body FROM t") == [{"body": "ok"}]
 
 
-def test_a_file_another_runtime_has_open_is_kept(store: Path) -> None:
+def test_another_runtime_writing_the_space_is_not_disturbed(store: Path) -> None:
     with (
         sc.Runtime(store, poll_interval=0.01) as rt1,
         sc.Runtime(store, poll_interval=0.01) as rt2,
@@ -111,6 +112,39 @@ def test_a_file_another_runtime_has_open_is_kept(store: Path) -> None:
         with s2.transact():
             d2.exec("INSERT INTO t (body) VALUES ('two')")
         assert sorted(r["body"] for r in d1.read("SELECT body FROM t")) == ["one", "two"]
+
+
+def test_files_another_connection_has_open_are_kept(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another connection (a reader of another runtime, say) has the files open when the first
+    commit is refused: they are kept, and the next commit uses them."""
+    held: list[apsw.Connection] = []
+
+    def with_a_reader(path: Path, holds_nothing: Callable[[apsw.Connection], bool]) -> bool:
+        reader = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+        reader.execute("SELECT count(*) FROM sqlite_master").fetchall()
+        held.append(reader)
+        return remove_unused(path, holds_nothing)
+
+    monkeypatch.setattr("sqlite_cells.runtime._space_file.remove_unused", with_a_reader)
+    monkeypatch.setattr("sqlite_cells.files._layout.remove_unused", with_a_reader)
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        refuse(space, db, *BAD_LINKS[0])
+        assert len(held) == 2
+        assert db.path.exists() and space.file.path.exists()
+        for reader in held:
+            reader.close()
+        monkeypatch.undo()
+        with space.transact():
+            db.exec("INSERT INTO t (body) VALUES ('kept')")
+        assert db.read("SELECT body FROM t") == [{"body": "kept"}]
+        assert db.rev == 1
+    assert [n for n in listing(store) if n.endswith(".sqlite")] == sorted(
+        [db.path.name, space.file.path.name]
+    )
 
 
 def test_a_write_refused_after_a_drop_creates_nothing(store: Path) -> None:
@@ -142,6 +176,42 @@ def test_a_write_refused_after_a_drop_creates_nothing(store: Path) -> None:
         ra.close()
         rb.close()
     assert not any(n.startswith("cell-") for n in listing(store))
+
+
+def test_files_left_by_a_crash_in_the_middle_of_a_removal_are_used_as_they_are(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash after the files were switched back to a rollback journal but before they were
+    unlinked leaves a space file without commits and a blank database file: the next runtime
+    reads them as empty and writes into them (in WAL mode again)."""
+
+    def crash_midway(path: Path, holds_nothing: object) -> bool:
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+        conn.execute("PRAGMA journal_mode=DELETE").fetchall()
+        conn.close()
+        return False
+
+    monkeypatch.setattr("sqlite_cells.runtime._space_file.remove_unused", crash_midway)
+    monkeypatch.setattr("sqlite_cells.files._layout.remove_unused", crash_midway)
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        refuse(space, db, *BAD_LINKS[0])
+    assert listing(store) == sorted([db.path.name, space.file.path.name])
+    monkeypatch.undo()
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        assert db.read("SELECT body FROM t") == []
+        assert space.cell("c").get() is None
+        with space.transact():
+            space.cell("c").set(1)
+            db.exec("INSERT INTO t (body) VALUES ('after')")
+        assert db.read("SELECT body FROM t") == [{"body": "after"}]
+        assert db.rev == 1
+        with space.file.write_connection() as conn:
+            assert conn.execute("PRAGMA main.journal_mode").fetchone() == ("wal",)
+            assert conn.execute("PRAGMA _cf_db.journal_mode").fetchone() == ("wal",)
 
 
 # -- the removal itself -----------------------------------------------------------------------
