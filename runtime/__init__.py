@@ -36,6 +36,8 @@ from sqlite_cells.runtime._space import Space as Space
 from sqlite_cells.runtime._space_file import BUSY_TIMEOUT_MS as BUSY_TIMEOUT_MS
 from sqlite_cells.runtime._space_file import CommitEvent as CommitEvent
 from sqlite_cells.runtime._space_file import SpaceFile as SpaceFile
+from sqlite_cells.runtime._space_file import has_moved as has_moved
+from sqlite_cells.runtime._space_file import remove_unused as remove_unused
 from sqlite_cells.runtime._store import DEFAULT_STORE as DEFAULT_STORE
 from sqlite_cells.runtime._store import STORE_ENV as STORE_ENV
 from sqlite_cells.runtime._tx import LENGTH_LIMIT as LENGTH_LIMIT
@@ -74,11 +76,13 @@ __all__ = [
     "current_transaction",
     "derive",
     "handler",
+    "has_moved",
     "lift",
     "node_of",
     "observe_node",
     "op_targets_by_seq",
     "pattern",
+    "remove_unused",
     "require_transaction",
     "stored_format",
     "surrogate_at",

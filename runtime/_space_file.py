@@ -21,6 +21,7 @@ say "this target changed as a whole".
 from __future__ import annotations
 
 import bisect
+import ctypes
 import logging
 import os
 import threading
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
     from sqlite_cells.runtime._participants import CommitParticipant
     from sqlite_cells.runtime._tx import PendingOp, Transaction
 
-__all__ = ["CommitEvent", "Entity", "SpaceFile"]
+__all__ = ["CommitEvent", "Entity", "SpaceFile", "remove_unused"]
 
 log = logging.getLogger("sqlite_cells.runtime")
 
@@ -191,8 +192,12 @@ class SpaceFile:
         self._data_version: int | None = None  # None: catch up from _seen_seq at the next poll
         # The file's device and inode when opened: a commit checks the path still names it (R73).
         self._identity: tuple[int, int] | None = None
+        # Guarded by _write_lock: this runtime created the file and no commit of it has been
+        # seen since, so a first commit that fails removes it again (R7, see _discard_unused).
+        self._created = False
+        self._fresh = False  # guarded by _write_lock: the last _open_writer initialized the file
         if path.exists():
-            self._open(at_start=True)
+            self._open(at_start=True, create=False)
         _bus.join(self)
 
     # -- opening -------------------------------------------------------------------------------
@@ -208,7 +213,8 @@ class SpaceFile:
         """The write connection, opening (and so creating) the file on first use."""
         conn = self._writer
         if conn is None:
-            conn = self._open(at_start=False)
+            conn = self._open(at_start=False, create=True)
+            assert conn is not None
         return conn
 
     def _open_if_exists(self) -> bool:
@@ -217,29 +223,39 @@ class SpaceFile:
             return True
         if not self.path.exists():
             return False
-        self._open(at_start=False)
-        return True
+        return self._open(at_start=False, create=False) is not None
 
-    def _open(self, *, at_start: bool) -> apsw.Connection:
-        """Open both connections (creating the file and its tables if needed, upgrading an older
-        format; R73). Opened at start, commits already in the file count as seen; opened later,
-        the next catch-up publishes every commit past ``_seen_seq``."""
+    def _open(self, *, at_start: bool, create: bool) -> apsw.Connection | None:
+        """Open both connections (creating the file and its tables if ``create``, upgrading an
+        older format; R73); None when the file is not there and ``create`` is false (a read
+        never creates it, R7). Opened at start, commits already in the file count as seen;
+        opened later, the next catch-up publishes every commit past ``_seen_seq``.
+
+        A file removed while it was being opened (a first commit elsewhere that failed removes
+        the file it created, see :func:`remove_unused`) is let go and the path opened again, so
+        the connections never hold a file that is no longer at the path."""
         with self._write_lock:
             if self._writer is not None:
                 return self._writer
             self._check_open()
             with translated(f"space file {self.path}"):
-                writer = self._open_writer()
-                try:
-                    st = os.stat(self.path)
-                    self._identity = (st.st_dev, st.st_ino)
-                    reader = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READONLY)
-                    reader.setbusytimeout(BUSY_TIMEOUT_MS)
-                    last = self._last_seq(writer)
-                    self._compacted = compaction_point(writer)
-                except BaseException:
-                    writer.close()
-                    raise
+                for attempt in range(1, _OPEN_TRIES + 1):
+                    try:
+                        opened = self._open_connections(create=create)
+                        break
+                    except _Moved as moved:
+                        if attempt == _OPEN_TRIES and isinstance(moved.__cause__, apsw.IOError):
+                            raise moved.__cause__ from None
+                        time.sleep(0.001 * attempt)
+                else:
+                    raise StoreChanged(
+                        str(self.path),
+                        f"the file of space {self.space_id!r} was removed or replaced each time "
+                        "it was opened; nothing was committed: try again",
+                    )
+            if opened is None:
+                return None
+            writer, reader, last = opened
             with self._read_lock:
                 self._rconn = reader
                 if at_start:
@@ -249,8 +265,63 @@ class SpaceFile:
             self._writer = writer
             return writer
 
-    def _open_writer(self) -> apsw.Connection:
+    def _open_connections(
+        self, *, create: bool
+    ) -> tuple[apsw.Connection, apsw.Connection, int] | None:
+        """The writer, the reader and the last seq; None if there is no file and ``create`` is
+        false. Raises ``_Moved`` if the file opened is no longer the file at the path.
+
+        The writer is always opened able to create (``ATTACH`` creates database files with the
+        flags of the connection it runs on), so when it must not create, the reader is opened
+        first, without creating, and the writer is let go if the reader's file left the path
+        meanwhile (the writer may then have created a blank file, removed again)."""
+        reader: apsw.Connection | None = None
+        if not create:
+            try:
+                reader = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READONLY)
+            except apsw.CantOpenError:
+                if self.path.exists():
+                    raise
+                return None
+        try:
+            writer = self._open_writer(guard=reader)
+        except BaseException:
+            if reader is not None:
+                reader.close()
+            raise
+        try:
+            st = os.stat(self.path)
+            # Looked at after the stat: the inode seen is the one open.
+            if has_moved(writer) or (reader is not None and has_moved(reader)):
+                raise _Moved
+            if reader is None:
+                reader = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READONLY)
+            reader.setbusytimeout(BUSY_TIMEOUT_MS)
+            last = self._last_seq(writer)
+            self._compacted = compaction_point(writer)
+        except BaseException as exc:
+            writer.close()
+            if reader is not None:
+                reader.close()
+            if isinstance(exc, FileNotFoundError):
+                raise _Moved from exc
+            raise
+        self._identity = (st.st_dev, st.st_ino)
+        if create and self._fresh:
+            self._created = True
+        return writer, reader, last
+
+    def _open_writer(self, *, guard: apsw.Connection | None) -> apsw.Connection:
+        """The write connection, the file's tables created if missing. With ``guard`` (a
+        connection opened first on the existing file), raises ``_Moved`` before writing anything
+        if that file left the path before this one was opened (this one may have created a
+        blank file then: it is removed if nobody else has it open)."""
         conn = apsw.Connection(str(self.path))
+        if guard is not None and has_moved(guard):
+            conn.close()
+            remove_unused(self.path, _blank)
+            raise _Moved
+        self._fresh = False
         try:
             conn.setbusytimeout(BUSY_TIMEOUT_MS)
             conn.limit(apsw.SQLITE_LIMIT_LENGTH, LENGTH_LIMIT)  # R44: nothing stored is unreadable
@@ -266,14 +337,24 @@ class SpaceFile:
                         "INSERT INTO _cf_meta (key, value) VALUES ('space_id', ?)",
                         (self.space_id,),
                     )
+                    self._fresh = True
                 elif row[0] != self.space_id:
                     raise SqliteCellsError(
                         f"{self.path} belongs to space {row[0]!r}, not {self.space_id!r}: the "
                         "store is damaged or two space ids share a file name; move the file aside"
                     )
                 ensure_format(conn, self.path)
-        except BaseException:
+        except BaseException as exc:
+            # SQLite refuses to write a file unlinked while it was opened (a file another
+            # runtime's refused first commit removed), or meets its -wal removed as it looks
+            # at it (an I/O error): open the path again (a real I/O error repeats, and is raised
+            # after the last try).
+            moved = (isinstance(exc, apsw.ReadOnlyError) and has_moved(conn)) or isinstance(
+                exc, apsw.IOError
+            )
             conn.close()
+            if moved:
+                raise _Moved from exc
             raise
         return conn
 
@@ -310,7 +391,8 @@ class SpaceFile:
         if not self._open_if_exists():
             return ABSENT  # not cached: the file may appear later
         with self._read_lock, translated(f"space file {self.path}"):
-            assert self._rconn is not None
+            if self._rconn is None:  # a refused first commit removed the file meanwhile
+                return ABSENT
             row = self._rconn.execute(
                 "SELECT value, rev FROM _cf_cells WHERE id = ?", (cell_id,)
             ).fetchone()
@@ -359,6 +441,8 @@ class SpaceFile:
         with self._write_lock:
             while not ticket.done:
                 self._lead(ticket)
+            if self._created and ticket.error is not None:
+                self._discard_unused()
         seq = ticket.result()
         for peer in _bus.peers(self):
             peer.wake()
@@ -388,6 +472,49 @@ class SpaceFile:
                 ticket.fail(shared(error, first=i == 0))
             if not isinstance(exc, Exception):
                 raise  # KeyboardInterrupt and the like stop this thread too
+        finally:
+            for ticket in batch:
+                if ticket.error is not None and ticket.groups:
+                    self._rolled_back(batch)
+                    break
+
+    def _rolled_back(self, batch: list[Ticket]) -> None:
+        """Tell the participants of the members that failed that nothing of them was written
+        (their optional ``rolled_back(conn, ops)`` hook, run outside any transaction under the
+        write lock; e.g. the ``sqlite`` participant removes a database file that the failed
+        commit's ``prepare`` created, R7). A hook must not raise."""
+        conn = self._writer
+        if conn is None or not conn.getautocommit():
+            return
+        for ticket in batch:
+            if ticket.error is None:
+                continue
+            for participant, ops in ticket.groups:
+                hook = getattr(participant, "rolled_back", None)
+                if hook is not None:
+                    _quietly(hook, conn, ops)
+
+    def _discard_unused(self) -> None:
+        """After a failed commit into the file this runtime created: if no commit has been made
+        in it, by anyone, and no other connection has it open, close it and remove it, so that
+        the store looks as it did before (R7: no space file until something is written there).
+        Called with the write lock held, outside any transaction."""
+        if self._seen_seq:
+            self._created = False  # the file holds commits: it stays for good
+            return
+        if self._exclusive:
+            return  # a handler's transaction holds the file (see ``exclusive``)
+        with self._read_lock:
+            if self._rconn is not None:
+                self._rconn.close()
+            if self._writer is not None:
+                self._writer.close()
+            self._rconn = self._writer = self._wcursor = None
+            self._identity = None
+            self._data_version = None
+            self._compacted = 0
+        if remove_unused(self.path, _space_unused):
+            self._created = False
 
     def _prepare(self, conn: apsw.Connection, batch: list[Ticket]) -> tuple[list[Ticket], bool]:
         """Run each member's participants' ``prepare``; return the members that passed and
@@ -547,6 +674,8 @@ class SpaceFile:
                 self._exclusive = False
                 if not conn.getautocommit():
                     conn.execute("ROLLBACK")
+                if self._created:
+                    self._discard_unused()
 
     # -- catch-up ------------------------------------------------------------------------------
 
@@ -586,6 +715,8 @@ class SpaceFile:
         if self._closed or not self._open_if_exists():
             return False
         with self._read_lock:
+            if self._rconn is None:  # a refused first commit removed the file meanwhile
+                return False
             version = self._read_data_version()
             if version == self._data_version:
                 return False
@@ -594,7 +725,9 @@ class SpaceFile:
             if self._closed:
                 return False
             with self._read_lock, translated(f"space file {self.path}"):
-                assert self._rconn is not None
+                if self._rconn is None:
+                    self._data_version = None
+                    return False
                 with _read_txn(self._rconn):
                     records = self._since(self._rconn, self._seen_seq)
             self._apply(records)
@@ -695,7 +828,9 @@ class SpaceFile:
         if not self._open_if_exists():
             return 0
         with self._write_lock, translated(f"space file {self.path}"):
-            self._compact_now(self._wconn)
+            if self._writer is None:  # a refused first commit removed the file meanwhile
+                return 0
+            self._compact_now(self._writer)
             return self._compacted
 
     def _compact_now(self, conn: apsw.Connection) -> None:
@@ -738,6 +873,81 @@ class SpaceFile:
 
 
 Found = CommitRecord | CommitEvent  # what catch-up finds: log records, or synthetic events
+
+_OPEN_TRIES = 5  # a file removed under an opener each time is raced by other processes
+
+
+class _Moved(Exception):
+    """The file opened is no longer the file at its path (see :meth:`SpaceFile._open`)."""
+
+
+def has_moved(conn: apsw.Connection, schema: str = "main") -> bool:
+    """Whether the file ``conn`` has open as ``schema`` was unlinked or renamed since it was
+    opened (SQLite's ``SQLITE_FCNTL_HAS_MOVED``; False when SQLite cannot tell)."""
+    flag = ctypes.c_int(0)
+    try:
+        conn.filecontrol(schema, apsw.SQLITE_FCNTL_HAS_MOVED, ctypes.addressof(flag))
+    except apsw.Error:
+        return False
+    return bool(flag.value)
+
+
+def remove_unused(path: Path, holds_nothing: Callable[[apsw.Connection], bool]) -> bool:
+    """Remove the SQLite file ``path`` (WAL mode or not) when no connection of any process has
+    it open and ``holds_nothing(conn)`` — run on it under an exclusive lock — says it holds no
+    committed data; True if it was removed. Anything else (the file in use, busy, not there,
+    holding data, an I/O error) leaves it as it is and returns False; this never raises.
+
+    Every connection to a WAL file holds a shared lock on it while open (idle too), so
+    switching the file back to a rollback journal succeeds only when this is the only
+    connection; SQLite removes the ``-wal`` and ``-shm`` as it switches. ``BEGIN EXCLUSIVE``
+    then keeps every other connection out while the content is checked and the file unlinked.
+    A connection opened on the file just before the unlink gets its lock only after it: SQLite
+    refuses to write a moved file in rollback mode (``SQLITE_READONLY_DBMOVED``), and the
+    runtime's openers check :func:`has_moved` and open the path again. A crash at any point
+    leaves either the empty file (in rollback or WAL mode; the next writer sets WAL again) or
+    no file."""
+    try:
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+    except apsw.Error:
+        return False
+    try:
+        conn.setbusytimeout(0)  # in use by anyone: leave it
+        row = conn.execute("PRAGMA journal_mode=DELETE").fetchone()
+        if row is None or str(row[0]).lower() != "delete":
+            return False
+        conn.execute("BEGIN EXCLUSIVE")
+        try:
+            row = conn.execute("PRAGMA journal_mode").fetchone()
+            if row is None or str(row[0]).lower() != "delete" or has_moved(conn):
+                return False
+            if not holds_nothing(conn):
+                return False
+            for suffix in ("-wal", "-shm"):  # gone with WAL mode; a crash's leftovers if any
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            path.unlink()
+        finally:
+            conn.execute("ROLLBACK")
+    except (apsw.Error, OSError):
+        return False
+    finally:
+        conn.close()
+    return True
+
+
+def _blank(conn: apsw.Connection) -> bool:
+    """A file without any table (as created by an open, before anything was written)."""
+    row = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM sqlite_master)").fetchone()
+    return row is not None and bool(row[0])
+
+
+def _space_unused(conn: apsw.Connection) -> bool:
+    """A space file that no commit ever wrote: no log record, no cell, no compacted history."""
+    row = conn.execute(
+        "SELECT NOT EXISTS (SELECT 1 FROM _cf_log) AND NOT EXISTS (SELECT 1 FROM _cf_cells) "
+        "AND NOT EXISTS (SELECT 1 FROM _cf_named)"
+    ).fetchone()
+    return row is not None and bool(row[0])
 
 
 def compaction_point(conn: apsw.Connection) -> int:

@@ -24,6 +24,7 @@ from sqlite_cells.files._layout import decode_op_body as decode_op_body
 from sqlite_cells.files._layout import detach as detach
 from sqlite_cells.files._layout import encode_op_body as encode_op_body
 from sqlite_cells.files._layout import open_unwritable as open_unwritable
+from sqlite_cells.files._layout import remove_unused_database as remove_unused_database
 from sqlite_cells.files._layout import unpin as unpin
 from sqlite_cells.files._reconcile import QUARANTINE_DIR as QUARANTINE_DIR
 from sqlite_cells.files._reconcile import Action as Action
@@ -79,6 +80,7 @@ __all__ = [
     "reconcile",
     "remember_handle",
     "remove_database_files",
+    "remove_unused_database",
     "set_watermark",
     "source_path",
     "source_uri",

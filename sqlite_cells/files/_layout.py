@@ -10,6 +10,7 @@ statement and the session changeset of its effect (R70).
 from __future__ import annotations
 
 import os
+import time
 import weakref
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import apsw
 import msgspec
 
 from sqlite_cells.codec import Op, StoreChanged
+from sqlite_cells.runtime import has_moved, remove_unused
 from sqlite_cells.sql import DATABASE_ALIAS
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "detach",
     "encode_op_body",
     "open_unwritable",
+    "remove_unused_database",
     "unpin",
 ]
 
@@ -76,14 +79,17 @@ def _identity(path: str) -> Identity | None:
     return (st.st_dev, st.st_ino)
 
 
-def attach(conn: apsw.Connection, path: Path) -> None:
-    """Attach ``path`` as ``_cf_db`` (outside a transaction), replacing what was attached.
+def attach(conn: apsw.Connection, path: Path) -> bool:
+    """Attach ``path`` as ``_cf_db`` (outside a transaction), replacing what was attached;
+    True if attaching created the file (see :func:`remove_unused_database`).
 
     Each file's device and inode are pinned when this connection first attaches it: if the file
     at ``path`` is another one when it is to be written again (deleted or replaced meanwhile,
     attached or not), it is let go and :class:`StoreChanged` is raised, so no commit is
     acknowledged into a file that is no longer the one at its path (R73). :func:`unpin` forgets
-    a pin (after the runtime itself rebuilt the file)."""
+    a pin (after the runtime itself rebuilt the file). A file unlinked while it was being
+    attached (another runtime removing the file its refused first write created) is let go and
+    the path attached again."""
     key = str(path)
     now = _identity(key)
     pins = _PINS.get(conn)
@@ -100,15 +106,97 @@ def attach(conn: apsw.Connection, path: Path) -> None:
             "nothing was committed: close the runtime and open a new one (it checks the file "
             "against its space before using it)",
         )
-    if current != key:
+    if current == key:
+        return False
+    detach(conn)
+    for attempt in range(1, _ATTACH_TRIES + 1):
+        before = now
+        try:
+            _attach_once(conn, key)
+            now = _identity(key)  # a new file exists once SQLite set its journal mode
+            if not has_moved(conn, ALIAS):  # looked at after the stat: ``now`` is the file open
+                break
+        except apsw.ReadOnlyError:  # SQLite refuses to write a moved file
+            if not has_moved(conn, ALIAS):
+                raise
+        except apsw.IOError:
+            # SQLite met a file (or its -wal/-shm) removed while it was opening it: another
+            # runtime removing the blank file its refused first write created. A real I/O
+            # error repeats and is raised after the last try.
+            if attempt == _ATTACH_TRIES:
+                raise
         detach(conn)
-        conn.execute(f"ATTACH DATABASE ? AS {ALIAS}", (key,))
-        _ATTACHED[conn] = key
-        conn.execute(f"PRAGMA {ALIAS}.journal_mode=WAL").fetchall()
-        conn.execute(f"PRAGMA {ALIAS}.synchronous=NORMAL")
-        now = _identity(key)  # a new file exists once SQLite set its journal mode
+        time.sleep(0.001 * attempt)
+        now = _identity(key)
+    else:
+        raise StoreChanged(
+            key,
+            "this database file was removed or replaced each time it was attached; nothing "
+            "was committed: try again",
+        )
     if pinned is None and now is not None:
         pins[key] = now
+    return before is None and now is not None
+
+
+_ATTACH_TRIES = 5
+
+
+def _attach_once(conn: apsw.Connection, key: str) -> None:
+    conn.execute(f"ATTACH DATABASE ? AS {ALIAS}", (key,))
+    _ATTACHED[conn] = key
+    _set_wal(conn)
+    conn.execute(f"PRAGMA {ALIAS}.synchronous=NORMAL")
+    # A read opens the WAL, and from then on this connection holds a shared lock on the file
+    # (a fresh file's switch to WAL alone does not): a file in use is never removed.
+    conn.execute(f"SELECT 1 FROM {ALIAS}.sqlite_master LIMIT 1").fetchall()
+
+
+_WAL_WAIT = 30.0  # seconds a fresh file's switch to WAL is retried while another holds it
+
+
+def _set_wal(conn: apsw.Connection) -> None:
+    """Put the attached file in WAL mode. On a fresh file another process may be switching
+    its journal mode at the same moment (or removing it, :func:`remove_unused_database`), and
+    SQLite then answers busy without calling the busy handler: retried, in short sleeps."""
+    deadline = time.monotonic() + _WAL_WAIT
+    while True:
+        try:
+            conn.execute(f"PRAGMA {ALIAS}.journal_mode=WAL").fetchall()
+            return
+        except apsw.BusyError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+
+
+def remove_unused_database(conn: apsw.Connection, path: Path) -> bool:
+    """Remove the database file ``path`` (and its ``-wal``/``-shm``) if it holds nothing — no
+    table, so no commit ever wrote it — and no connection of any process has it open, detaching
+    it from ``conn`` first (outside a transaction) and forgetting its pin; True if removed.
+    For a file that a refused first write created (R7, "a bad input never leaves partial
+    state behind"); see :func:`sqlite_cells.runtime.remove_unused` for how it is made safe."""
+    if attached(conn) == str(path):
+        detach(conn)
+    # Under the space's write lock: every other runtime opens a database file for crash
+    # reconciliation, or writes it, only while holding that lock, so none is in the middle of
+    # opening this one while it is removed (see remove_unused for the openers outside it).
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except apsw.Error:
+        return False
+    try:
+        removed = remove_unused(path, _holds_nothing)
+    finally:
+        conn.execute("ROLLBACK")
+    if removed:
+        unpin(conn, path)
+    return removed
+
+
+def _holds_nothing(conn: apsw.Connection) -> bool:
+    row = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM sqlite_master)").fetchone()
+    return row is not None and bool(row[0])
 
 
 def unpin(conn: apsw.Connection, path: Path) -> None:

@@ -45,6 +45,7 @@ from sqlite_cells.files import (
     handle_value,
     is_dropped,
     remember_handle,
+    remove_unused_database,
 )
 from sqlite_cells.runtime import PendingOp, Transaction
 from sqlite_cells.schema import Declaration, ensure_schema, migrate_file
@@ -116,6 +117,9 @@ class SqliteParticipant:
         self._lock = threading.Lock()
         self._ensured: set[EnsureKey] = set()
         self._links: dict[EnsureKey, LinkColumns] = {}
+        # Files this participant's attach created whose first commit has not succeeded yet (a
+        # commit that fails removes its file again: see rolled_back). Guarded by _lock.
+        self._created: set[Path] = set()
 
     # -- before BEGIN --------------------------------------------------------------------------
 
@@ -142,7 +146,10 @@ class SqliteParticipant:
                     migrate=decl.migrate,
                 )
         write_conn(conn)  # its gate is installed outside any transaction, once
-        attach(conn, paths.pop())
+        path = paths.pop()
+        if attach(conn, path):
+            with self._lock:
+                self._created.add(path)
 
     # -- inside the commit's transaction -------------------------------------------------------
 
@@ -262,10 +269,28 @@ class SqliteParticipant:
             key = _ensure_key(_request(ops[0]).decl)
             with self._lock:
                 self._ensured.add(key)
+                if self._created:
+                    self._created.discard(key[0])
             return
         keys = {_ensure_key(_request(op).decl) for op in ops}
         with self._lock:
             self._ensured |= keys
+            self._created.difference_update(key[0] for key in keys)
+
+    def rolled_back(self, conn: apsw.Connection, ops: Sequence[PendingOp]) -> None:
+        """The commit of ``ops`` failed and wrote nothing: a database file its ``prepare``
+        created is removed again (detached first), unless another commit wrote it or another
+        connection has it open meanwhile, so a refused first write — or one refused because the
+        database was dropped — leaves no file behind (R7, "a bad input never leaves partial
+        state behind"). Called outside any transaction; must not raise."""
+        with self._lock:
+            if not self._created:
+                return
+            paths = {_request(op).decl.path for op in ops} & self._created
+        for path in paths:
+            if remove_unused_database(conn, path):
+                with self._lock:
+                    self._created.discard(path)
 
     def commit_failed(self, ops: Sequence[PendingOp], exc: BaseException) -> None:
         """``COMMIT`` raised: the files may disagree now, so reconcile at once (R71)."""
