@@ -21,6 +21,7 @@ from sqlite_cells.codec._errors import NotImplementedSource as NotImplementedSou
 from sqlite_cells.codec._errors import NoTransaction as NoTransaction
 from sqlite_cells.codec._errors import PendingValue as PendingValue
 from sqlite_cells.codec._errors import Quarantined as Quarantined
+from sqlite_cells.codec._errors import QueryArgumentError as QueryArgumentError
 from sqlite_cells.codec._errors import QueryError as QueryError
 from sqlite_cells.codec._errors import QueryTimeout as QueryTimeout
 from sqlite_cells.codec._errors import ReadAfterWriteUnsupported as ReadAfterWriteUnsupported
@@ -78,6 +79,7 @@ __all__ = [
     "ParsedLink",
     "PendingValue",
     "Quarantined",
+    "QueryArgumentError",
     "QueryError",
     "QueryTimeout",
     "ReadAfterWriteUnsupported",

@@ -190,6 +190,13 @@ class QueryError(DatabaseError):
         super().__init__(f"database {db_id}: {message} in {sql!r}")
 
 
+class QueryArgumentError(QueryError, TypeError, ValueError):
+    """``db.read``/``db.query`` parameters that SQLite cannot bind (a value of another type, an
+    integer outside its 64 bits, text with a lone surrogate, a value over the length limit),
+    refused at the call. Not exported by name: callers catch ``QueryError``, ``ValueError`` or
+    ``TypeError``."""
+
+
 class QueryTimeout(QueryError, TimeoutError):
     """A read ran past ``query_timeout`` and was interrupted (R44)."""
 

@@ -402,7 +402,8 @@ class Scheduler:
             _, node.value = node.compute()
         except Exception as exc:
             node.error = exc
-            log.warning("first computation of %r failed: %r", node, exc)
+            if not isinstance(exc, ClosedError):  # the runtime closed first: nothing is wrong
+                log.warning("first computation of %r failed: %r", node, exc)
         node.ready.set()
 
     def _ensure_ready(self, node: Node) -> None:

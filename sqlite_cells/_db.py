@@ -40,6 +40,7 @@ from sqlite_cells.sql import (
     Mode,
     ParamTargets,
     bind_rows,
+    check_read_values,
     check_statement,
     map_params,
     parameter_rows,
@@ -184,8 +185,9 @@ class SqliteDb(Cell):
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def _check_read(self, sql: str) -> None:
+    def _check_read(self, sql: str, params: Any) -> None:
         check_statement(sql, Mode.READ)
+        check_read_values(params, sql=sql, db_id=self.id)
         self._check_live()
         tx = current_transaction()
         if tx is not None and written_database(tx) == self.id:
@@ -209,7 +211,7 @@ class SqliteDb(Cell):
         reads (R51); ``react_on=db`` after every committed write to this database; any other
         cell or value replaces that; ``react_on=None`` runs it once per sql/params. Cells among
         ``params`` re-run it too."""
-        self._check_read(sql)
+        self._check_read(sql, params)
         decode = row_decoder(row, self.space.runtime, db_id=self.id, sql=sql)
         host = self.space.runtime
         return Query(self, sql, params, decode, self._reaction(react_on), host=host)
@@ -228,7 +230,7 @@ class SqliteDb(Cell):
     def read(self, sql: str, params: Any = None, *, row: type[Any] | None = None) -> list[Any]:
         """A one-shot snapshot read. It runs on a query worker while the caller waits, so it
         keeps ``query_timeout`` even through one long function call (R44)."""
-        self._check_read(sql)
+        self._check_read(sql, params)
         runtime: Runtime = self.space.runtime
         decode = row_decoder(row, runtime, db_id=self.id, sql=sql)
         if current_transaction() is not None:
@@ -335,8 +337,9 @@ class LinkedDb(SqliteDb):
             return Reaction(by_reads=True, on=self)
         return super()._reaction(react_on)
 
-    def _check_read(self, sql: str) -> None:
+    def _check_read(self, sql: str, params: Any) -> None:
         check_statement(sql, Mode.READ)  # the rest is checked against the target at each run
+        check_read_values(params, sql=sql, db_id=self.id)
 
     def __repr__(self) -> str:
         return f"<LinkedDb following {self._input.id}>"

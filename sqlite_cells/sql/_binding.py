@@ -16,8 +16,14 @@ from itertools import compress, repeat
 from operator import is_
 from typing import Any
 
-from sqlite_cells.codec import ExecArgumentError, ExecError, LinkEncodeError, PendingValue
-from sqlite_cells.runtime import LENGTH_LIMIT, PENDING, Cell, surrogate_at
+from sqlite_cells.codec import (
+    ExecArgumentError,
+    ExecError,
+    LinkEncodeError,
+    PendingValue,
+    QueryArgumentError,
+)
+from sqlite_cells.runtime import LENGTH_LIMIT, PENDING, Cell, Reactive, surrogate_at
 from sqlite_cells.sql._names import LINK_SUFFIX, is_link_column
 from sqlite_cells.sql._params import ParamTargets
 
@@ -172,7 +178,7 @@ def _bind(targets: ParamTargets, row: Any, *, sql: str, db_id: str) -> Bound:
     )
 
 
-def _encode(value: Any, target: str | None, where: str, fail: Callable[[str], ExecError]) -> Any:
+def _encode(value: Any, target: str | None, where: str, fail: Callable[[str], Exception]) -> Any:
     if is_pending(value):
         raise PendingValue(
             f"{where} is not ready yet ({value!r}): wait for it (rt.settle()) or react to it"
@@ -217,6 +223,28 @@ def _encode(value: Any, target: str | None, where: str, fail: Callable[[str], Ex
     if value is None or isinstance(value, float):
         return value
     raise fail(f"{where} is a {type(value).__name__}: bind None, int, float, str, bytes or a Cell")
+
+
+def check_read_values(params: Any, *, sql: str, db_id: str) -> None:
+    """Refuse, at the call, a ``db.read``/``db.query`` parameter value SQLite could not bind
+    (the same rules as a write's, :func:`_encode`), as :class:`QueryArgumentError`. Cells and
+    reactive values are looked at when they are read, not here; so are pending values."""
+
+    def fail(message: str) -> QueryArgumentError:
+        return QueryArgumentError(db_id, sql, message)
+
+    if params is None:
+        return
+    if isinstance(params, Mapping):
+        items: Iterable[tuple[Any, Any]] = params.items()
+    elif isinstance(params, Sequence) and not isinstance(params, str | bytes):
+        items = enumerate(params, 1)
+    else:
+        items = ((1, params),)
+    for key, value in items:
+        if value is None or isinstance(value, float | Cell | Reactive) or is_pending(value):
+            continue
+        _encode(value, None, f"parameter {key}", fail)
 
 
 def _over_limit(where: str, size: int, kind: str) -> str:

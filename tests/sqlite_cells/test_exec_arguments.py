@@ -248,3 +248,25 @@ def test_a_disk_source_path_that_is_not_valid_text_is_refused(space: Space, tmp_
         space.register_disk_source(f"{tmp_path}/x\ud800.db")
     assert info.value.rule == "exists"
     assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("sql", "params", "said"),
+    [
+        ("SELECT ? AS v", ["\ud800"], "lone surrogate"),
+        ("SELECT ? AS v", [2**64], "outside SQLite's 64-bit integers"),
+        ("SELECT :a AS v", {"a": "\udcff"}, "lone surrogate"),
+        ("SELECT ? AS v", [object()], "bind None, int, float, str, bytes"),
+    ],
+)
+def test_read_parameters_sqlite_cannot_bind_are_refused_at_the_call(
+    sql: str, params: Any, said: str
+) -> None:
+    with sc.Runtime.ephemeral() as rt:
+        db = rt.space("s").sqlite_database("t", tables={"t": sc.table(x="text")})
+        for call in (db.read, db.query):
+            with pytest.raises(sc.QueryError, match=said) as info:
+                call(sql, params)
+            assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
+        cell = rt.space("s").cell("c", default=1)
+        assert db.read("SELECT ? AS v, ? AS w", [cell, 2.5]) == [{"v": 1, "w": 2.5}]
