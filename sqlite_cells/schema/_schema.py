@@ -31,7 +31,17 @@ from typing import Final
 import apsw
 
 from sqlite_cells.codec import SchemaError
-from sqlite_cells.sql import LINK_SUFFIX, OP, fold_ascii, is_reserved_table, scan_sql
+from sqlite_cells.sql import (
+    ALLOWED_SQLITE_FUNCTIONS,
+    LINK_SUFFIX,
+    OP,
+    QUOTED,
+    WORD,
+    fold_ascii,
+    is_reserved,
+    is_reserved_table,
+    scan_sql,
+)
 
 __all__ = [
     "CfLink",
@@ -176,7 +186,15 @@ def _check_spec_text(column: str, spec: str) -> None:
         raise SchemaError(f"{where}: the spec {spec!r} contains NUL; remove it")
     statement = scan_sql(spec)
     depth = 0
-    for tok in statement.words():
+    words = statement.words()
+    for i, tok in enumerate(words):
+        if tok.kind in (WORD, QUOTED) and is_reserved(tok.name):
+            called = i + 1 < len(words) and words[i + 1].text == "("
+            if not (called and fold_ascii(tok.name) in ALLOWED_SQLITE_FUNCTIONS):
+                raise SchemaError(
+                    f"{where}: the spec {spec!r} names {tok.name!r}, a reserved name (R12): a "
+                    "column may refer only to the database's own tables and columns"
+                )
         if tok.kind != OP:
             continue
         depth += (tok.text == "(") - (tok.text == ")")

@@ -14,6 +14,7 @@ from sqlite_cells.sql._binding import parameter_rows as parameter_rows
 from sqlite_cells.sql._guard import CheckedStatement as CheckedStatement
 from sqlite_cells.sql._guard import Mode as Mode
 from sqlite_cells.sql._guard import check_statement as check_statement
+from sqlite_cells.sql._names import ALLOWED_SQLITE_FUNCTIONS as ALLOWED_SQLITE_FUNCTIONS
 from sqlite_cells.sql._names import DATABASE_ALIAS as DATABASE_ALIAS
 from sqlite_cells.sql._names import LINK_SUFFIX as LINK_SUFFIX
 from sqlite_cells.sql._names import RESERVED_PREFIXES as RESERVED_PREFIXES
@@ -36,6 +37,7 @@ from sqlite_cells.sql._statement import scan_sql as scan_sql
 from sqlite_cells.sql._statement import unquote as unquote
 
 __all__ = [
+    "ALLOWED_SQLITE_FUNCTIONS",
     "BLOB",
     "DATABASE_ALIAS",
     "LINK_SUFFIX",

@@ -9,6 +9,7 @@ from pathlib import Path
 import apsw
 import pytest
 
+import sqlite_cells as sc
 from sqlite_cells.codec._errors import SchemaError, SqliteCellsError
 from sqlite_cells.schema._schema import (
     CfLink,
@@ -301,3 +302,17 @@ def test_every_eponymous_virtual_table_of_the_library_is_refused() -> None:
 def test_names_close_to_reserved_ones_are_fine(name: str) -> None:
     schema = declare_tables({name: table({name: "text"})})
     assert schema.table(name) is not None
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["int references _cf_log(seq)", "int references sqlite_master(x)", 'int references "_CF_x"(y)'],
+)
+def test_a_column_spec_naming_a_reserved_table_is_refused(spec: str) -> None:
+    with pytest.raises(sc.SchemaError, match="reserved name") as info:
+        sc.table(x=spec)
+    assert isinstance(info.value, ValueError)
+
+
+def test_a_column_spec_may_call_sqlites_version_functions_and_hold_reserved_text() -> None:
+    assert sc.table(a="text default (sqlite_version())", b="text default '_cf_x'") is not None
