@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -301,28 +302,34 @@ def _wait_until_open(pid: int, path: Path) -> None:
     raise AssertionError(f"process {pid} never opened {path}")
 
 
-def test_ctrl_c_exits_130_and_leaves_the_store_consistent(chat_store: Path) -> None:
+def _interrupted(store: Path, when: Callable[[int], None]) -> tuple[int, str, str]:
+    """Run a never-ending ``query`` on ``store``, send it Ctrl-C once ``when(pid)`` returns,
+    and give its (exit status, stdout, stderr)."""
     forever = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
     env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
     process = subprocess.Popen(
-        [str(COMMAND), "query", str(chat_store), "s", "chat", forever, "--timeout", "60"],
+        [str(COMMAND), "query", str(store), "s", "chat", forever, "--timeout", "60"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        (db_file,) = chat_store.glob("cell-*.sqlite")
-        _wait_until_open(process.pid, db_file.resolve())
+        when(process.pid)
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=30)
     finally:
         process.kill()
         process.communicate()  # closes its pipes even when it had to be killed
-    assert (process.returncode, out) == (130, "")
-    assert err == "sqlite-cells: interrupted\n"
-    done = _command("check", str(chat_store))
-    assert done.returncode == 0 and "in sync" in done.stdout
+    return process.returncode, out, err
+
+
+def test_ctrl_c_exits_130_and_leaves_the_store_consistent(chat_store: Path) -> None:
+    (db_file,) = chat_store.glob("cell-*.sqlite")
+    done = _interrupted(chat_store, lambda pid: _wait_until_open(pid, db_file.resolve()))
+    assert done == (130, "", "sqlite-cells: interrupted\n")
+    checked = _command("check", str(chat_store))
+    assert checked.returncode == 0 and "in sync" in checked.stdout
 
 
 def test_ctrl_c_while_the_command_is_still_importing_exits_130_without_a_traceback(
@@ -330,23 +337,8 @@ def test_ctrl_c_while_the_command_is_still_importing_exits_130_without_a_traceba
 ) -> None:
     """The signal arrives once the process has loaded apsw, while the package's modules are
     still being imported (before the command's own handler runs)."""
-    forever = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
-    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
-    process = subprocess.Popen(
-        [str(COMMAND), "query", str(chat_store), "s", "chat", forever, "--timeout", "60"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        _wait_until_loaded(process.pid, "apsw")
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
-    finally:
-        process.kill()
-        process.communicate()
-    assert (process.returncode, out, err) == (130, "", "sqlite-cells: interrupted\n")
+    done = _interrupted(chat_store, lambda pid: _wait_until_loaded(pid, "apsw"))
+    assert done == (130, "", "sqlite-cells: interrupted\n")
 
 
 def _wait_until_loaded(pid: int, library: str) -> None:
