@@ -75,17 +75,22 @@ def stuck() -> Iterator[Stuck]:
         workers_module.read_batch = real
 
 
+def _stuck_read(db: sc.SqliteDb, stuck: Stuck) -> None:
+    """Read ONE_LONG_CALL and note how it ended (an error, or rows)."""
+    try:
+        db.read(ONE_LONG_CALL)
+    except sc.SqliteCellsError as exc:
+        stuck.note("stuck", exc)
+    else:
+        stuck.note("stuck", "rows")
+
+
 def test_a_read_does_not_wait_behind_a_stuck_read(store: Path, stuck: Stuck) -> None:
     with sc.Runtime(store, query_timeout=1.0, query_workers=1) as rt:
         db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
 
         def slow_read() -> None:
-            try:
-                db.read(ONE_LONG_CALL)
-            except sc.SqliteCellsError as exc:
-                stuck.note("stuck", exc)
-            else:
-                stuck.note("stuck", "rows")
+            _stuck_read(db, stuck)
 
         background = threading.Thread(target=slow_read)
         background.start()
@@ -156,12 +161,7 @@ def test_extra_workers_are_bounded(
         workers = rt.query_workers
 
         def slow_read() -> None:
-            try:
-                db.read(ONE_LONG_CALL)
-            except sc.SqliteCellsError as exc:
-                stuck.note("stuck", exc)
-            else:
-                stuck.note("stuck", "rows")
+            _stuck_read(db, stuck)
 
         first = threading.Thread(target=slow_read)
         first.start()
