@@ -103,17 +103,25 @@ def test_link_into_a_database_input_then_relinking_says_what_it_replaces(
         assert linked.outputs.get().result == [{"n": 1}]
 
 
+def _chat(store: Path, *bodies: str) -> Path:
+    """Write ``bodies`` to database ``chat`` of space ``demo`` in ``store``, one commit each;
+    return the database file."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=TABLES)
+        for body in bodies:
+            with space.transact():
+                db.exec("INSERT INTO m (body) VALUES (?)", [body])
+        return db.path
+
+
 # 2. gc
 
 
 def test_gc_skips_a_directory_named_like_a_database_file_and_never_touches_it(
     store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with sc.Runtime(store) as rt:
-        space = rt.space("demo")
-        db = space.sqlite_database("chat", tables=TABLES)
-        with space.transact():
-            db.exec("INSERT INTO m (body) VALUES ('x')")
+    kept = _chat(store, "x")
     stray = store / ("cell-" + "1" * 32 + ".sqlite")
     stray.write_bytes(b"junk")
     folder = store / ("cell-" + "2" * 32 + ".sqlite")
@@ -129,7 +137,7 @@ def test_gc_skips_a_directory_named_like_a_database_file_and_never_touches_it(
     data = json.loads(out)
     assert data["files"] == [stray.name] and data["removed"] is True
     assert [s["file"] for s in data["skipped"]] == [folder.name]
-    assert not stray.exists() and db.path.exists()
+    assert not stray.exists() and kept.exists()
     assert sorted(p.name for p in folder.iterdir()) == ["a", "b"]
 
 
@@ -138,22 +146,12 @@ def test_gc_skips_a_directory_named_like_a_database_file_and_never_touches_it(
 
 def _ahead_by_two(store: Path) -> Path:
     """A store whose space file was put back to a copy taken two commits ago."""
-    with sc.Runtime(store) as rt:
-        space = rt.space("demo")
-        db = space.sqlite_database("chat", tables=TABLES)
-        with space.transact():
-            db.exec("INSERT INTO m (body) VALUES ('one')")
+    _chat(store, "one")
     saved = store.parent / "saved"
     saved.mkdir()
     for path in store.glob("space-*"):
         shutil.copy(path, saved)
-    with sc.Runtime(store) as rt:
-        space = rt.space("demo")
-        db = space.sqlite_database("chat", tables=TABLES)
-        for n in range(2):
-            with space.transact():
-                db.exec("INSERT INTO m (body) VALUES (?)", [f"lost {n}"])
-        path = db.path
+    path = _chat(store, "lost 0", "lost 1")
     for stale in store.glob("space-*"):
         stale.unlink()
     for path_saved in saved.iterdir():
@@ -193,12 +191,7 @@ def test_check_on_a_quarantined_database_gives_advice_that_works(
 def test_check_that_finds_a_database_ahead_by_one_says_so_without_applied(
     store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with sc.Runtime(store) as rt:
-        space = rt.space("demo")
-        db = space.sqlite_database("chat", tables=TABLES)
-        with space.transact():
-            db.exec("INSERT INTO m (body) VALUES ('one')")
-        path = db.path
+    path = _chat(store, "one")
     conn = apsw.Connection(str(path))
     conn.execute("INSERT INTO _cf_changes (seq, changeset) SELECT 2, changeset FROM _cf_changes")
     conn.execute("UPDATE _cf_watermark SET seq = 2")
@@ -227,13 +220,7 @@ def _smash_table_page(path: Path, table: str) -> None:
 def test_inspect_and_check_of_a_file_with_a_corrupt_table_page(
     store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with sc.Runtime(store) as rt:
-        space = rt.space("demo")
-        db = space.sqlite_database("chat", tables=TABLES)
-        for body in ("one", "two"):
-            with space.transact():
-                db.exec("INSERT INTO m (body) VALUES (?)", [body])
-        path = db.path
+    path = _chat(store, "one", "two")
     _smash_table_page(path, "m")
     code, out, _ = _run(capsys, "inspect", str(store))
     assert code == 1
