@@ -104,7 +104,10 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
             table = text_table(rows, columns=["table", "rows"])
             out.write("".join(f"      {line}\n" for line in table.splitlines()))
     for name in info.unreferenced_files:
-        out.write(f"unreferenced database file {name} (no handle cell names it)\n")
+        out.write(
+            f"unreferenced database file {name} (no handle names it, or its database was "
+            "dropped: `gc` lists it)\n"
+        )
     for finding in info.findings():
         out.write(f"finding: {finding}\n")
 

@@ -116,7 +116,7 @@ class SpaceInfo:
 class StoreInfo:
     store: str
     spaces: tuple[SpaceInfo, ...]
-    unreferenced_files: tuple[str, ...] = field(default=())  # cell-*.sqlite no handle names
+    unreferenced_files: tuple[str, ...] = field(default=())  # cell-*.sqlite gc would remove
 
     def findings(self) -> list[str]:
         """What disagrees: each database file that is damaged, and each whose watermark is not

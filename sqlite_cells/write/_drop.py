@@ -8,7 +8,7 @@ from pathlib import Path
 import apsw
 
 from sqlite_cells.codec import Op, SqliteCellsError
-from sqlite_cells.files import DROP_KIND, attached, detach, remove_database_files
+from sqlite_cells.files import DROP_KIND, attached, detach
 from sqlite_cells.runtime import PendingOp
 from sqlite_cells.schema import Declaration
 
@@ -25,9 +25,10 @@ def _decl(op: PendingOp) -> Declaration:
 
 class DropParticipant:
     """Applies ``sqlite-drop`` ops (payload: the dropped database's declaration): the handle was
-    rewritten as dropped in the same commit; the file is detached before the commit and removed
-    once it is durable (no reader is then handed the file: the pool's idle connections to it are
-    closed first)."""
+    rewritten as dropped in the same commit; the file is detached before the commit, and once it
+    is durable the read pool lets go of it. The file itself stays where it is: a drop is the first
+    of the two requests R74 asks for before anything is deleted; ``gc`` lists the file from then
+    on and removes it with ``--yes`` (``space.gc()``), the second."""
 
     kind = DROP_KIND
 
@@ -49,9 +50,7 @@ class DropParticipant:
 
     def committed(self, ops: Sequence[PendingOp], seq: int) -> None:
         for op in ops:
-            path = _decl(op).path
-            self._forget(path)
-            remove_database_files(path)
+            self._forget(_decl(op).path)
 
     def commit_failed(self, ops: Sequence[PendingOp], exc: BaseException) -> None:
         """Nothing was removed; the handle's drop was rolled back with the commit."""

@@ -250,8 +250,9 @@ def test_inspect_and_query_injected_and_dropped_databases(
     assert injected["tables"] == [{"name": "t", "rows": 2, "declared": False}]
     assert (injected["watermark"], injected["in_sync"]) == (None, True)
     dropped = databases[gone.id]
-    assert (dropped["kind"], dropped["dropped"], dropped["exists"]) == ("cell", True, False)
-    assert info["findings"] == [] and info["unreferenced_files"] == []
+    # A drop keeps the file until gc removes it (R74).
+    assert (dropped["kind"], dropped["dropped"], dropped["exists"]) == ("cell", True, True)
+    assert info["findings"] == [] and info["unreferenced_files"] == [gone.path.name]
 
     assert main(["query", str(store), "s", source.id, "SELECT sum(x) AS n FROM t", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["rows"] == [{"n": 3}]

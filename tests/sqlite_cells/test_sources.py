@@ -13,6 +13,7 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
+from sqlite_cells.files import collect_garbage
 
 from .conftest import MESSAGES
 
@@ -274,7 +275,8 @@ def test_vm_sources_are_accepted_but_not_implemented(rt: sc.Runtime, space: Spac
     assert isinstance(q.get().error, sc.NotImplementedSource)
 
 
-def test_drop_removes_the_file_after_the_commit(rt: sc.Runtime, space: Space) -> None:
+def test_drop_keeps_the_file_until_gc_is_asked_to_remove_it(rt: sc.Runtime, space: Space) -> None:
+    """R74: nothing is deleted without being asked twice — the drop, then gc."""
     db = space.sqlite_database("chat", tables=MESSAGES)
     with space.transact():
         db.exec("INSERT INTO messages (body) VALUES ('x')")
@@ -285,11 +287,14 @@ def test_drop_removes_the_file_after_the_commit(rt: sc.Runtime, space: Space) ->
     assert db.path.exists()
     with space.transact():
         db.drop()
-        assert db.path.exists()  # not before the commit
-    assert not db.path.exists() and not Path(f"{db.path}-wal").exists()
+    assert db.path.exists()  # kept: the drop is the first request
     assert db.get()["dropped"] is True
     with pytest.raises(sc.SqliteCellsError, match="dropped"):
         db.read("SELECT * FROM messages")
+    assert collect_garbage(rt.store) == [db.path]  # listed, not removed
+    assert db.path.exists()
+    assert space.gc() == [db.path]  # the second request
+    assert not db.path.exists() and not Path(f"{db.path}-wal").exists()
 
 
 def test_gc_removes_files_no_handle_refers_to(rt: sc.Runtime, space: Space) -> None:
