@@ -100,6 +100,11 @@ def _advice(o: Outcome) -> str:
             "nothing was changed, and `--repair` cannot repair it (see why above); the file is "
             "left as found, its queries and writes fail with Quarantined"
         )
+    if o.action is Action.ORPHANED:
+        return (
+            "nothing was changed, and gc never removes it: put back the space file that wrote "
+            f"it (from a backup), or move {o.path.name} out of the store yourself"
+        )
     return ""
 
 

@@ -12,6 +12,7 @@ from sqlite_cells.files._handles import disk_handle_value as disk_handle_value
 from sqlite_cells.files._handles import handle_not_writable as handle_not_writable
 from sqlite_cells.files._handles import handle_value as handle_value
 from sqlite_cells.files._handles import is_dropped as is_dropped
+from sqlite_cells.files._handles import orphans as orphans
 from sqlite_cells.files._handles import remember_handle as remember_handle
 from sqlite_cells.files._handles import remove_database_files as remove_database_files
 from sqlite_cells.files._handles import source_path as source_path
@@ -76,6 +77,7 @@ __all__ = [
     "keep_copy",
     "open_unwritable",
     "orphan_outcome",
+    "orphans",
     "read_watermark",
     "reconcile",
     "remember_handle",

@@ -32,6 +32,7 @@ from sqlite_cells.files._reconcile import (
     schema_from_json,
 )
 from sqlite_cells.files._sources import disk_source_id, validate_disk_source
+from sqlite_cells.files._watermark import read_watermark
 from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
     FORMAT_VERSION,
@@ -216,34 +217,79 @@ def remove_database_files(path: Path) -> bool:
 
 
 def collect_garbage(store: Path, *, remove: bool = False) -> list[Path]:
-    """The ``cell-*.sqlite`` files of ``store`` that no handle names (R74): listed, and removed
+    """The ``cell-*.sqlite`` files of ``store`` that gc may remove (R74): listed, and removed
     (with their -wal/-shm) only when ``remove`` is true — the CLI asks first (``gc --yes``).
 
     A file is kept if any cell id of any space — in any commit record ever, in the current
     cells, or as an op target — derives its name, whatever that cell holds now (a handle value
-    that does not decode still protects its file, R5); only a handle whose current value says it
-    was dropped with ``db.drop()`` gives its file up. Only regular files are listed. Space files
-    that cannot be read make gc refuse (``DatabaseError``): it never guesses. Run it while no
-    runtime is writing a first row to a new database (whose file exists a moment before its
-    handle is committed)."""
+    that does not decode still protects its file, R5); a handle whose current value says it
+    was dropped with ``db.drop()`` gives its file up. A file no space names is removed only when
+    it holds no commit (a first write that never committed): one holding commits belongs to a
+    space the store no longer holds (its space file lost or replaced), and is kept — ``check``
+    reports it (:func:`orphans`). Only regular files are listed. Space files that cannot be read
+    make gc refuse (``DatabaseError``): it never guesses. Run it while no runtime is writing a
+    first row to a new database (whose file exists a moment before its handle is committed)."""
     store = Path(store)
     with translated(f"the store {store}"):
-        named: set[str] = set()
-        dropped: set[str] = set()
-        for space_file in sorted(store.glob("space-*.sqlite")):
-            _names_in_space(space_file, named, dropped)
+        named, dropped = _store_names(store)
+        given_up = {db_file_name(cell_id) for cell_id in dropped}
         protected = {db_file_name(cell_id) for cell_id in named - dropped}
-        # Only files: something else under a database file's name (a directory, a dangling
-        # link) is not ours to judge, and is left where it is.
         found = [
             p
-            for p in sorted(store.glob("cell-*.sqlite"))
-            if p.name not in protected and p.is_file()
+            for p in _database_files(store)
+            if p.name in given_up or (p.name not in protected and _commits_in(p) == 0)
         ]
         if remove:
             for path in found:
                 remove_database_files(path)
     return found
+
+
+def orphans(store: Path) -> list[tuple[Path, int | None]]:
+    """The store's database files that no space names but that hold commits (their watermark;
+    None when the file cannot be read): their space file is missing or was replaced. gc keeps
+    them; ``check`` reports them."""
+    store = Path(store)
+    with translated(f"the store {store}"):
+        named, _dropped = _store_names(store)
+        known = {db_file_name(cell_id) for cell_id in named}
+        found = []
+        for path in _database_files(store):
+            if path.name not in known:
+                seq = _commits_in(path)
+                if seq != 0:
+                    found.append((path, seq))
+    return found
+
+
+def _database_files(store: Path) -> list[Path]:
+    # Only files: something else under a database file's name (a directory, a dangling link)
+    # is not ours to judge, and is left where it is.
+    return [p for p in sorted(store.glob("cell-*.sqlite")) if p.is_file()]
+
+
+def _commits_in(path: Path) -> int | None:
+    """The watermark of a database file (0: it never held a commit), or None when it cannot
+    be read as a database — then nobody can tell, and it is treated as holding data."""
+    try:
+        conn = _open_read_only(path)
+    except apsw.Error:
+        return None
+    try:
+        return read_watermark(conn)
+    except apsw.Error:
+        return None
+    finally:
+        conn.close()
+
+
+def _store_names(store: Path) -> tuple[set[str], set[str]]:
+    """(every cell id any space of the store ever held, those whose handle is dropped)."""
+    named: set[str] = set()
+    dropped: set[str] = set()
+    for space_file in sorted(store.glob("space-*.sqlite")):
+        _names_in_space(space_file, named, dropped)
+    return named, dropped
 
 
 def _names_in_space(space_file: Path, named: set[str], dropped: set[str]) -> None:
@@ -288,12 +334,28 @@ def check_store(store: Path, *, repair: bool, verify: bool = True) -> list[Outco
     Without ``repair`` every file is opened read-only and nothing is created or written. With
     ``repair`` a space file of an older store format is upgraded first (R73). A database whose
     handle cell holds something that is not a handle is reported as quarantined (R5). Injected
-    and dropped databases are skipped."""
+    and dropped databases are skipped. A database file that holds commits but that no space
+    names (:func:`orphans`) is reported as orphaned: kept as found, never repaired."""
     store = Path(store)
     outcomes = []
     with translated(f"the store {store}"):
         for space_file in sorted(store.glob("space-*.sqlite")):
             outcomes.extend(_check_space(store, space_file, repair=repair, verify=verify))
+    for path, seq in orphans(store):
+        shown = "cannot be read" if seq is None else f"holds commits up to seq {seq}"
+        outcomes.append(
+            Outcome(
+                path.stem,
+                path,
+                seq or 0,
+                0,
+                Action.ORPHANED,
+                detail=(
+                    f"the file {shown} but no space of the store names it: the space file "
+                    "that wrote it is missing or was replaced"
+                ),
+            )
+        )
     return outcomes
 
 

@@ -80,6 +80,7 @@ class Action(enum.Enum):
     AHEAD = "ahead"  # found ahead, not repaired
     DAMAGED = "damaged"  # found damaged, not repaired
     QUARANTINED = "quarantined"
+    ORPHANED = "orphaned"  # holds commits, but no space of the store names it: kept as found
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,7 +123,7 @@ def test_gc_skips_a_directory_named_like_a_database_file_and_never_touches_it(
 ) -> None:
     kept = _chat(store, "x")
     stray = store / ("cell-" + "1" * 32 + ".sqlite")
-    stray.write_bytes(b"junk")
+    apsw.Connection(str(stray)).execute("CREATE TABLE x (y)")  # never held a commit
     folder = store / ("cell-" + "2" * 32 + ".sqlite")
     folder.mkdir()
     (folder / "a").write_text("keep me")

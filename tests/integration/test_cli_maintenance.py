@@ -150,3 +150,32 @@ def test_link_to_a_piece_or_field_that_does_not_exist_creates_nothing(
     assert sorted(p.name for p in store.iterdir()) == files
     after = apsw.Connection(str(space_file)).execute("SELECT count(*) FROM _cf_log").fetchall()
     assert after == log
+
+
+def test_a_database_file_whose_space_file_is_gone_is_kept_by_gc_and_reported_by_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing is lost (R74): a file holding commits that no space names any more — its space
+    file was lost — is never garbage; ``check`` reports it (exit 1). A file that never held a
+    commit is still garbage."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("x", tables={"t": sc.table(v="integer")})
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES (1)")
+        kept = db.path
+    never = store / ("cell-" + "3" * 32 + ".sqlite")
+    conn = apsw.Connection(str(never))
+    conn.execute("CREATE TABLE q (x)")
+    conn.close()
+    for path in store.glob("space-*"):
+        path.unlink()
+    assert main(["gc", str(store), "--yes"]) == 0
+    assert f"removed {never.name}" in capsys.readouterr().out
+    assert kept.exists() and not never.exists()
+    assert main(["check", str(store), "--json"]) == 1
+    (outcome,) = json.loads(capsys.readouterr().out)
+    assert (outcome["file"], outcome["action"], outcome["watermark"]) == (kept.name, "orphaned", 1)
+    assert "gc never removes it" in outcome["advice"]
+    assert apsw.Connection(str(kept)).execute("SELECT v FROM t").fetchall() == [(1,)]

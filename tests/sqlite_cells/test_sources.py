@@ -425,3 +425,12 @@ def test_a_hard_link_to_a_store_file_is_refused_at_registration(
     with pytest.raises(sc.DiskSourceError) as info:
         space.register_disk_source(str(alias))
     assert info.value.rule == "hard-link"
+
+
+def test_gc_keeps_a_file_it_cannot_read_as_a_database(rt: sc.Runtime, space: Space) -> None:
+    """A file under a database file's name that SQLite cannot read might be a damaged database
+    whose space file is gone: when in doubt, gc keeps it (check reports it)."""
+    junk = rt.store / ("cell-" + "4" * 32 + ".sqlite")
+    junk.write_bytes(b"not a database at all" * 100)
+    assert space.gc() == []
+    assert junk.exists()
