@@ -199,7 +199,10 @@ class Runtime(runtime.Runtime):
         self._reconciled: set[str] = set()
         self._quarantined: dict[str, Quarantined] = {}
         sqlite_participant = SqliteParticipant(
-            ready=self.ensure_reconciled, repair=self.reconcile, exec_timeout=exec_timeout
+            ready=self.ensure_reconciled,
+            repair=self.reconcile,
+            exec_timeout=exec_timeout,
+            written=self.read_pool.note_file,
         )
         self.register_participant(sqlite_participant)
         self.register_participant(DropParticipant(forget=self.read_pool.discard))

@@ -118,6 +118,10 @@ class ReadPool:
         self._open_count = 0
         self._generation: dict[Path, int] = {}  # bumped by discard: older connections retire
         self._born: dict[int, int] = {}  # id(pooled) -> generation of its path when opened
+        # Files this runtime has seen exist (opened for a read, or written by a commit): one
+        # of them missing later was deleted or moved, which a read reports instead of reading
+        # the declared schema empty (R41). Adding to a set is atomic; no lock.
+        self._known: set[Path] = set()
         self._closed = False
 
     @property
@@ -125,6 +129,14 @@ class ReadPool:
         """Connections open now (idle or in use)."""
         with self._lock:
             return self._open_count
+
+    def note_file(self, path: Path) -> None:
+        """``path`` exists (a commit wrote it)."""
+        self._known.add(path)
+
+    def knew(self, path: Path) -> bool:
+        """Whether ``path`` was seen to exist by this pool or noted by a commit."""
+        return path in self._known
 
     def connection(self, path: Path, *, source: bool = False) -> _Checkout:
         """A read-only connection to ``path`` for the duration of the ``with`` block. ``source``
@@ -163,6 +175,7 @@ class ReadPool:
             if not path.is_file():
                 raise FileNotFoundError(str(path))
             conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+            self._known.add(path)
         conn.limit(apsw.SQLITE_LIMIT_LENGTH, self.length_limit)
         pooled = PooledConnection(path, conn)
         with self._lock:

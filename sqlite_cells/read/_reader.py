@@ -213,6 +213,14 @@ def read_batch(
                 statements[start].sql,
                 f"the file {decl.path} is gone (deleted or moved after it was registered)",
             ) from None
+        if pool.knew(decl.path):  # it existed: not a database never written (R41)
+            raise QueryError(
+                decl.db_id,
+                statements[start].sql,
+                f"the file {decl.path} is gone: it was deleted or moved while this runtime used "
+                "it; its rows are not served as empty. Run `sqlite-cells check` on the store; a "
+                "new runtime rebuilds the file from its space's log",
+            ) from None
         with _scratch(decl.schema) as pooled:
             _track(tracker, pooled, start, timeout)
             plan = _Plan(decl, timeout, pooled)

@@ -107,11 +107,13 @@ class SqliteParticipant:
         ready: Callable[[Declaration], None],
         repair: Callable[[Declaration], object],
         exec_timeout: float = DEFAULT_EXEC_TIMEOUT,
+        written: Callable[[Path], None] = lambda _path: None,
     ) -> None:
         if not exec_timeout > 0:
             raise ValueError(f"exec_timeout must be positive, not {exec_timeout}")
         self._ready = ready
         self._repair = repair
+        self._written = written  # told of each file a commit wrote, once durable
         self.exec_timeout = exec_timeout
         # _lock guards _ensured (schemas known to be in place) and _links (their link columns).
         self._lock = threading.Lock()
@@ -266,13 +268,17 @@ class SqliteParticipant:
 
     def committed(self, ops: Sequence[PendingOp], seq: int) -> None:
         if len(ops) == 1:  # the usual case: no set to build
-            key = _ensure_key(_request(ops[0]).decl)
+            decl = _request(ops[0]).decl
+            self._written(decl.path)
+            key = _ensure_key(decl)
             with self._lock:
                 self._ensured.add(key)
                 if self._created:
                     self._created.discard(key[0])
             return
         keys = {_ensure_key(_request(op).decl) for op in ops}
+        for path, _fingerprint, _version in keys:
+            self._written(path)
         with self._lock:
             self._ensured |= keys
             self._created.difference_update(key[0] for key in keys)

@@ -397,3 +397,31 @@ def test_the_commit_in_flight_is_undone_even_after_another_writer_took_its_seq(
         outcome = rt.reconcile(db.declaration)
         assert outcome.action is Action.INVERTED and outcome.commits == 1
         assert db.read("SELECT count(*) AS n FROM events") == [{"n": 2}]
+
+
+@pytest.mark.parametrize("read_first", [False, True], ids=["written-only", "read-before"])
+def test_a_file_deleted_under_a_runtime_is_an_error_not_empty_rows(
+    store: Path, read_first: bool
+) -> None:
+    """R41: a missing file reads as the declared schema, empty, only for a database never
+    written; one that this runtime wrote or read and that vanished is a QueryError (a new
+    runtime rebuilds it from the log, R71)."""
+    rt, db, counter = _open(store)
+    try:
+        _write(rt, db, counter, 1)
+        if read_first:
+            assert len(db.read("SELECT id FROM events")) == 1
+        rt.read_pool.discard(db.path)  # as a StoreChanged at the next write would
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db.path}{suffix}").unlink(missing_ok=True)
+        with pytest.raises(sc.QueryError, match="is gone"):
+            db.read("SELECT id FROM events")
+        never = rt.space("demo").sqlite_database("never", tables=TABLES)
+        assert never.read("SELECT id FROM events") == []
+    finally:
+        rt.close()
+    rt, db, _counter = _open(store)
+    try:
+        assert len(db.read("SELECT id FROM events")) == 1  # rebuilt from the space's log
+    finally:
+        rt.close()
