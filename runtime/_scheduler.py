@@ -73,6 +73,12 @@ class Node:
         self.error: Exception | None = None
         self.ready = threading.Event()
 
+    @property
+    def in_flight(self) -> bool:
+        """Whether a computation this node started (off the scheduler thread) has not landed:
+        its dependents wait for it (see :meth:`Scheduler.landed`). Plain nodes never are."""
+        return False
+
     def compute(self) -> tuple[bool, Any]:
         raise NotImplementedError
 
@@ -125,6 +131,9 @@ class Scheduler:
         self._expected: dict[tuple[SpaceFile, str], int] = {}
         self._processed: dict[SpaceFile, int] = {}
         self._parked: dict[SpaceFile, list[tuple[int, Callable[[], None]]]] = {}
+        # Nodes due to re-run whose dependency is in flight, by id: they re-run once it lands,
+        # with every input as of that commit (R54), not now with a stale one.
+        self._held: dict[int, Node] = {}
         self._commit_hooks: list[CommitHook] = []
         self._absorbers: list[Absorber | None] = []  # one per hook, same order
         self._observed: dict[int, Node] = {}  # nodes with subscribers, to complete on close
@@ -234,6 +243,23 @@ class Scheduler:
         subscribers and dependents are told once, in dependency order."""
         if values:
             self._propagate(list(values), preset=values)
+
+    def landed(self, node: Node) -> None:
+        """``node``'s computation in flight has landed (scheduler thread, after its value was
+        set): its dependents held back meanwhile re-run now, unless another of their
+        dependencies is still in flight."""
+        held = self._held
+        if not held:
+            return
+        due = [
+            dependent
+            for dependent in node.dependents
+            if id(dependent) in held and not any(d.in_flight for d in dependent.deps)
+        ]
+        for dependent in due:
+            del held[id(dependent)]
+        if due:
+            self._propagate(due)
 
     def after_commit(self, space: SpaceFile, seq: int, work: Callable[[], None]) -> None:
         """Run ``work`` (scheduler thread) once the scheduler has processed commit ``seq`` of
@@ -473,7 +499,13 @@ class Scheduler:
             done.add(id(node))
             if preset is not None and node in preset:
                 changed, value = True, preset[node]
+            elif any(dep.in_flight for dep in node.deps):
+                # A dependency is being recomputed off the thread: re-run once it lands, so
+                # this node never mixes that dependency's old value with the new (R54).
+                self._held[id(node)] = node
+                continue
             else:
+                self._held.pop(id(node), None)
                 try:
                     changed, value = node.compute()
                 except Exception as exc:

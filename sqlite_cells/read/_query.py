@@ -353,6 +353,11 @@ class _QueryNode(Node):
         previous: QueryState[Any] = self.value
         stmt = self.statement
         self._running = False
+        if self._again and self._fixed is None and self._key[1] != self._params_key:
+            # The parameters changed while this run was in flight: its rows pair the old
+            # parameters with a file that may be newer — a state no commit had (R42, R54).
+            # Dropped; the next run, already wanted, reads with the new ones.
+            return previous, False
         if self._lagging:
             self._lagging = False
         else:
@@ -398,7 +403,14 @@ class _QueryNode(Node):
         self._lagging = True
         return self._retries
 
+    @property
+    def in_flight(self) -> bool:
+        return self._running
+
     def landed(self) -> None:
+        # Dependents held back while this run was in flight re-run now, with its result and
+        # before a next run (if one is wanted) puts it in flight again.
+        self.scheduler.landed(self)
         if self._again:
             self._again = False
             if self._fixed is not None:

@@ -476,3 +476,51 @@ def test_a_cell_of_a_space_not_yet_in_the_store_is_observable(rt: sc.Runtime, st
         cell.set({"now": 1})
     rt.settle()
     assert seen == [None, {"now": 1}]
+
+
+def test_a_derived_cell_over_a_cell_and_a_query_runs_once_per_commit_with_both_new(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    """R54: one commit writes a cell and a row; a cell derived from both re-runs once, after
+    the query's re-run for that commit has landed — never with the new cell and the old rows."""
+    rt = space.runtime
+    counter = space.cell("counter", default=0)
+    q = db.query("SELECT count(*) AS n FROM messages")
+    seen: list[tuple[int, int | None, int]] = []
+
+    def both(value: int, state: sc.QueryState[dict[str, Any]]) -> int:
+        seen.append((value, state.result[0]["n"] if state.result else None, state.seq))
+        return value
+
+    derived = sc.lift(both)(counter, q)
+    assert rt.settle(10)
+    assert derived.get() == 0
+    seen.clear()
+    for n in range(1, 5):
+        with space.transact() as tx:
+            counter.set(n)
+            db.exec("INSERT INTO messages (body) VALUES ('x')")
+        assert rt.settle(10)
+        assert seen == [(n, n, tx.seq)], seen
+        seen.clear()
+
+
+def test_a_query_whose_cell_parameter_changes_never_shows_a_state_no_commit_had(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    """Each commit sets the parameter to n and inserts ts = n, so at every seq exactly one row
+    has ts >= the parameter: a run read with the previous parameter against a newer file would
+    show two (R42: a result is the rows of the commit it names)."""
+    rt = space.runtime
+    since = space.cell("since", default=0)
+    q = db.query("SELECT count(*) AS n FROM messages WHERE ts >= ?", [since])
+    states: list[sc.QueryState[dict[str, Any]]] = []
+    q.observe().subscribe(states.append)
+    assert rt.settle(10)
+    for n in range(1, 40):
+        with space.transact():
+            since.set(n)
+            db.exec("INSERT INTO messages (body, ts) VALUES ('x', ?)", [n])
+    assert rt.settle(10)
+    shown = [s.result[0]["n"] for s in states if not s.pending and s.seq and s.result]
+    assert shown and set(shown) == {1}, shown
