@@ -76,7 +76,8 @@ def _sync_handler(body: Callable[..., Any], tries: int) -> Callable[..., int | N
     def run(*args: Any, **kwargs: Any) -> int | None:
         outer = current_transaction()
         if outer is not None and outer.state is TxState.OPEN:
-            body(*args, **kwargs)
+            with transaction(None):  # joined: a body that raises writes nothing
+                body(*args, **kwargs)
             return None
         space: SpaceFile | None = None
         for attempt in range(tries):
@@ -107,7 +108,8 @@ def _async_handler(
     async def run(*args: Any, **kwargs: Any) -> int | None:
         outer = current_transaction()
         if outer is not None and outer.state is TxState.OPEN:
-            await body(*args, **kwargs)
+            with transaction(None):  # joined: a body that raises writes nothing
+                await body(*args, **kwargs)
             return None
         for attempt in range(tries):
             with transaction(None) as collecting:

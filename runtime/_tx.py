@@ -143,19 +143,24 @@ class _Scope:
     it is entered and left once per commit, and the generator machinery costs more than the
     rest of the scope."""
 
-    __slots__ = ("_space", "_token", "_tx")
+    __slots__ = ("_joined", "_space", "_token", "_tx")
 
     def __init__(self, space: SpaceFile | None) -> None:
         self._space = space
         self._tx: Transaction | None = None
         self._token: Token[Transaction | None] | None = None
+        # Joined to an outer transaction: it, and what it held when this scope began.
+        self._joined: tuple[Transaction, dict[str, bytes], int, SpaceFile | None] | None = None
 
     def __enter__(self) -> Transaction:
         outer = _current.get()
         if outer is not None and outer.state is TxState.OPEN:
             if self._space is not None:
                 outer.bind(self._space)
-            return outer  # joined: the outer scope commits
+            # Joined: the outer scope commits. Kept so that this block's writes can be taken
+            # back if it raises (a savepoint of the transaction's own record).
+            self._joined = (outer, dict(outer.writes), len(outer.ops), outer.space)
+            return outer
         tx = self._tx = Transaction(self._space)
         self._token = _current.set(tx)
         return tx
@@ -165,7 +170,18 @@ class _Scope:
     ) -> None:
         tx, token = self._tx, self._token
         if tx is None or token is None:
-            return  # joined
+            joined, self._joined = self._joined, None
+            if joined is not None and exc_type is not None:
+                # A nested block that raised writes nothing, even if the outer block catches
+                # the error and commits the rest (its reads stay: they only make the commit
+                # more careful).
+                outer, writes, ops, space = joined
+                if outer.state is TxState.OPEN:
+                    outer.writes = writes
+                    del outer.ops[ops:]
+                    if not writes and not outer.ops:
+                        outer.space = space
+            return
         self._tx = self._token = None
         _current.reset(token)
         if exc_type is not None:

@@ -148,3 +148,29 @@ def test_threads_incrementing_one_counter_lose_no_update(rt: sc.Runtime) -> None
     for t in threads:
         t.join()
     assert c.get() == 200
+
+
+def test_a_nested_block_that_raises_writes_nothing_though_the_outer_commits(
+    rt: sc.Runtime,
+) -> None:
+    space = rt.space("s")
+    c, d, e = space.cell("c", default=0), space.cell("d", default=0), space.cell("e", default=0)
+    db = space.sqlite_database("t", tables={"t": sc.table(x="integer")})
+
+    @sc.handler
+    def failing() -> None:
+        e.set(9)
+        raise KeyError("inside")
+
+    with space.transact():
+        c.set(60)
+        with pytest.raises(ValueError), space.transact():
+            c.set(61)
+            d.set(5)
+            db.exec("INSERT INTO t (x) VALUES (1)")
+            raise ValueError("inner")
+        with pytest.raises(KeyError):
+            failing()
+        d.set(6)
+    assert (c.get(), d.get(), e.get()) == (60, 6, 0)
+    assert db.read("SELECT x FROM t") == [] and db.rev == 0
