@@ -34,6 +34,7 @@ from sqlite_cells.files import (
     open_unwritable,
     read_watermark,
     source_path,
+    space_files,
 )
 from sqlite_cells.read import ReadPool, Rows, read_rows
 from sqlite_cells.runtime import DEFAULT_STORE, STORE_ENV
@@ -323,16 +324,14 @@ def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:
     """Everything :class:`StoreInfo` lists about ``store``, read without writing anything.
     Raises :class:`InspectError` when the store does not exist or a file cannot be read."""
     root = store_dir(store)
-    spaces = tuple(
-        sorted((_space(root, p) for p in root.glob("space-*.sqlite")), key=lambda s: s.id)
-    )
+    spaces = tuple(sorted((_space(root, p) for p in space_files(root)), key=lambda s: s.id))
     named = {db.file for s in spaces for db in s.databases if not db.dropped}
     unreferenced = tuple(sorted(p.name for p in root.glob("cell-*.sqlite") if p.name not in named))
     return StoreInfo(str(root), spaces, unreferenced)
 
 
 def find_space(root: Path, space_id: str) -> Path:
-    for path in sorted(root.glob("space-*.sqlite")):
+    for path in space_files(root):
         with read_only(path) as conn:
             if "_cf_meta" not in table_names(conn):
                 continue

@@ -32,7 +32,7 @@ import msgspec
 
 from sqlite_cells.cli._inspect import read_only, table_names
 from sqlite_cells.codec import Link, LinkDecodeError, decode_value, derive_id, parse_link
-from sqlite_cells.files import source_path
+from sqlite_cells.files import source_path, space_files
 
 __all__ = ["LINK_MARK", "Named", "Namer", "link_in"]
 
@@ -75,7 +75,7 @@ class Namer:
         """Space id -> its file, for every space file of the store."""
         if self._spaces is None:
             self._spaces = {}
-            for path in sorted(self.root.glob("space-*.sqlite")):
+            for path in space_files(self.root):
                 with read_only(path) as conn:
                     if "_cf_meta" not in table_names(conn):
                         continue

@@ -16,6 +16,7 @@ from sqlite_cells.files._handles import orphans as orphans
 from sqlite_cells.files._handles import remember_handle as remember_handle
 from sqlite_cells.files._handles import remove_database_files as remove_database_files
 from sqlite_cells.files._handles import source_path as source_path
+from sqlite_cells.files._handles import space_files as space_files
 from sqlite_cells.files._layout import ALIAS as ALIAS
 from sqlite_cells.files._layout import KIND as KIND
 from sqlite_cells.files._layout import OpBody as OpBody
@@ -86,6 +87,7 @@ __all__ = [
     "set_watermark",
     "source_path",
     "source_uri",
+    "space_files",
     "unpin",
     "validate_disk_source",
     "watermark_sql",

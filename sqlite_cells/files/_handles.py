@@ -262,6 +262,28 @@ def orphans(store: Path) -> list[tuple[Path, int | None]]:
     return found
 
 
+def space_files(store: Path) -> list[Path]:
+    """The store's space files, blank ones left out: a file with no schema at all is what a
+    first commit cut short by a crash can leave (the file is made, then filled by the commit).
+    It holds nothing; the space's next commit fills it."""
+    return [p for p in sorted(Path(store).glob("space-*.sqlite")) if not _blank(p)]
+
+
+def _blank(path: Path) -> bool:
+    if not path.is_file():
+        return True  # not a file: nothing of ours to read
+    try:
+        conn = _open_read_only(path)
+    except apsw.Error:
+        return False  # let the caller say what is wrong with it
+    try:
+        return conn.execute("SELECT count(*) FROM sqlite_schema").fetchone() == (0,)
+    except apsw.Error:
+        return False
+    finally:
+        conn.close()
+
+
 def _database_files(store: Path) -> list[Path]:
     # Only files: something else under a database file's name (a directory, a dangling link)
     # is not ours to judge, and is left where it is.
@@ -287,7 +309,7 @@ def _store_names(store: Path) -> tuple[set[str], set[str]]:
     """(every cell id any space of the store ever held, those whose handle is dropped)."""
     named: set[str] = set()
     dropped: set[str] = set()
-    for space_file in sorted(store.glob("space-*.sqlite")):
+    for space_file in space_files(store):
         _names_in_space(space_file, named, dropped)
     return named, dropped
 
@@ -339,7 +361,7 @@ def check_store(store: Path, *, repair: bool, verify: bool = True) -> list[Outco
     store = Path(store)
     outcomes = []
     with translated(f"the store {store}"):
-        for space_file in sorted(store.glob("space-*.sqlite")):
+        for space_file in space_files(store):
             outcomes.extend(_check_space(store, space_file, repair=repair, verify=verify))
     for path, seq in orphans(store):
         shown = "cannot be read" if seq is None else f"holds commits up to seq {seq}"

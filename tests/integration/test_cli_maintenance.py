@@ -179,3 +179,25 @@ def test_a_database_file_whose_space_file_is_gone_is_kept_by_gc_and_reported_by_
     assert (outcome["file"], outcome["action"], outcome["watermark"]) == (kept.name, "orphaned", 1)
     assert "gc never removes it" in outcome["advice"]
     assert apsw.Connection(str(kept)).execute("SELECT v FROM t").fetchall() == [(1,)]
+
+
+def test_a_blank_space_file_left_by_a_crash_is_ignored_by_the_tools(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A first commit cut short by a crash can leave a space file with no schema at all: it
+    holds nothing, and check, gc, inspect and cells read the store as if it were not there."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("x", tables={"t": sc.table(v="integer")})
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES (1)")
+    blank = store / ("space-" + "5" * 32 + ".sqlite")
+    conn = apsw.Connection(str(blank))
+    conn.execute("PRAGMA user_version").fetchall()  # opens it: a file of 0 bytes
+    conn.close()
+    for command in (["check"], ["gc"], ["inspect", "--json"], ["cells"]):
+        assert main([command[0], str(store), *command[1:]]) == 0, command
+    out = capsys.readouterr().out
+    assert "in sync" in out and "nothing to remove" in out
+    assert blank.exists()  # not ours to remove: the space's next commit fills it
