@@ -204,7 +204,9 @@ class LiveQueries:
             # On the scheduler thread: never wait long for a lock (the caller falls back to
             # "every column changed" if this fails).
             pooled.deadline = time.monotonic() + _SHAPE_TIMEOUT
-            rows = pooled.conn.execute(f"PRAGMA table_info({quote_ident(table)})").fetchall()
+            # main.: the file's own table, not a stand-in the connection may hold in temp for a
+            # declared column the file lacks (R14) — the changeset has the file's columns.
+            rows = pooled.conn.execute(f"PRAGMA main.table_info({quote_ident(table)})").fetchall()
         names = [str(row[1]) for row in rows]
         has_pk = any(row[5] for row in rows)
         return names, has_pk

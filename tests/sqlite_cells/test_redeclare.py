@@ -170,6 +170,27 @@ def test_a_live_query_of_an_added_column_reruns_when_a_row_is_inserted(
         assert "c" not in [r[1] for r in _stored_schema(old_file)]  # still not migrated
 
 
+def test_an_update_of_a_stored_column_it_does_not_read_reruns_no_shadowed_query(
+    store: Path, old_file: Path
+) -> None:
+    """R51 on a file read through stand-ins: the commit's changeset has the file's columns, so
+    its write set is taken from the file's own table, not from the stand-in (which has more
+    columns): an UPDATE of ``a`` by a runtime on the old declaration re-runs no query of ``c``."""
+    with (
+        sc.Runtime(store, poll_interval=0.01) as writer,
+        sc.Runtime(store, poll_interval=0.01) as reader,
+    ):
+        old = writer.space("demo").sqlite_database("d", tables=OLD)
+        new = reader.space("demo").sqlite_database("d", tables=NEW)
+        of_c = new.query("SELECT c FROM t")
+        of_a = new.query("SELECT a FROM t ORDER BY a")
+        reader.settle()
+        before = of_c.get().seq
+        _write(writer.space("demo"), old, "UPDATE t SET a = a + 10")
+        _wait_for(of_a, [{"a": 11}, {"a": 12}])
+        assert of_c.get().seq == before  # not re-run: it reads no column the UPDATE changed
+
+
 def test_the_shadows_go_when_another_runtime_migrates_the_file(store: Path, old_file: Path) -> None:
     with (
         sc.Runtime(store, poll_interval=0.01) as reader,
