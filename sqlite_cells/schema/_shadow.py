@@ -124,12 +124,22 @@ def _copy(
     kept (unless every name of the rowid is a column's), and the added columns at their
     declared defaults: what the migrated table will hold."""
     defs = []
+    keys = []
     for column, type_ in stored:
         try:
-            collation = conn.column_metadata("main", stored_name, column)[1] or "BINARY"
+            metadata = conn.column_metadata("main", stored_name, column)
         except apsw.Error:
-            collation = "BINARY"
+            metadata = (type_, "BINARY", False, False, False)
+        collation = metadata[1] or "BINARY"
         defs.append(f"{quote_ident(column)} {type_} COLLATE {quote_ident(collation)}")
+        if metadata[3]:
+            keys.append((len(defs) - 1, type_))
+    if len(keys) == 1 and keys[0][1].strip().upper() == "INTEGER":
+        # The stored table's INTEGER PRIMARY KEY is its rowid: so is the copy's, so that a
+        # statement naming rowid sees the same column (and its name) as on the migrated file.
+        at = keys[0][0]
+        defs[at] = defs[at].replace(" COLLATE ", " PRIMARY KEY COLLATE ", 1)
+        names = names | set(_ROWID_NAMES)  # the rowid moves with that column
     rowid = next((r for r in _ROWID_NAMES if r not in names), None)
     columns = [quote_ident(c) for c, _ in stored]
     moved = ", ".join(columns if rowid is None else [rowid, *columns])

@@ -234,6 +234,30 @@ def test_rowid_of_a_table_with_added_columns_reads_before_the_migration(
         assert q.get().result == [*want, {"r": 3, "c": 1}]
 
 
+def test_rowid_of_a_table_with_an_integer_primary_key_reads_the_same_before_and_after(
+    store: Path,
+) -> None:
+    """A stored INTEGER PRIMARY KEY is the table's rowid: statements naming rowid give the same
+    rows under the same column names before the migration (through a copy) and after."""
+    old = {"t": sc.table(id="integer primary key", a="integer")}
+    new = {"t": sc.table(id="integer primary key", a="integer", c="int default 7")}
+    statements = [
+        "SELECT rowid FROM t ORDER BY a",
+        "SELECT oid, _rowid_, id FROM t ORDER BY a",
+        "SELECT * FROM t WHERE rowid = 2",
+    ]
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=old)
+        _write(space, db, "INSERT INTO t (a) VALUES (10), (20)")
+        db = space.sqlite_database("d", tables=new)
+        before = [db.read(sql) for sql in statements]
+        _write(space, db, "INSERT INTO t (a) VALUES (30)")  # migrates the file
+        after = [db.read(sql)[:2] if "ORDER" in sql else db.read(sql) for sql in statements]
+    assert before == after
+    assert before[0] == [{"id": 1}, {"id": 2}]
+
+
 def test_removing_a_table_or_an_index_from_the_declaration_is_not_additive(
     rt: sc.Runtime,
 ) -> None:
