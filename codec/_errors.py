@@ -42,10 +42,25 @@ Messages say what was wrong, where, and what to do next.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 
 class SqliteCellsError(Exception):
-    """Root of every error raised by sqlite-cells."""
+    """Root of every error raised by sqlite-cells.
+
+    Errors pickle (for ``multiprocessing`` and ``concurrent.futures``) whatever their
+    constructor's signature: an unpickled error has the same class, message (``args``) and
+    attributes, without its constructor running again."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuilt, (type(self), self.args, self.__dict__))
+
+
+def _rebuilt(cls: type[SqliteCellsError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
 
 
 class StatementError(SqliteCellsError, ValueError):

@@ -150,3 +150,22 @@ def test_public_names_are_imported_on_first_use_from_where_type_checkers_look() 
     ).stdout
     for heavy in ("apsw", "sqlglot", "msgspec", "reactivex"):
         assert f"'{heavy}'" not in loaded, heavy
+
+
+def test_errors_pickle_with_their_message_and_attributes() -> None:
+    """For multiprocessing and concurrent.futures: whatever an error's constructor takes."""
+    import pickle
+
+    with sc.Runtime.ephemeral() as rt:
+        db = rt.space("s").sqlite_database("t", tables={"t": sc.table(x="integer")})
+        caught: list[sc.SqliteCellsError] = []
+        for sql in ("PRAGMA x", "SELECT nope FROM t"):
+            with pytest.raises(sc.SqliteCellsError) as info:
+                db.read(sql)
+            caught.append(info.value)
+    caught.append(sc.ConflictError("s", ["a"]))
+    for error in caught:
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error)
+        assert (str(copy), copy.args, vars(copy)) == (str(error), error.args, vars(error))
+    assert pickle.loads(pickle.dumps(caught[0])).kind == "forbidden-statement"
