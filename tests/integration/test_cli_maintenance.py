@@ -152,19 +152,24 @@ def test_link_to_a_piece_or_field_that_does_not_exist_creates_nothing(
     assert after == log
 
 
-def test_a_database_file_whose_space_file_is_gone_is_kept_by_gc_and_reported_by_check(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Nothing is lost (R74): a file holding commits that no space names any more — its space
-    file was lost — is never garbage; ``check`` reports it (exit 1). A file that never held a
-    commit is still garbage."""
+def _one_row(tmp_path: Path) -> tuple[Path, Path]:
+    """A store whose space ``s`` wrote one row to database ``x``: (store, database file)."""
     store = tmp_path / "store"
     with sc.Runtime(store) as rt:
         space = rt.space("s")
         db = space.sqlite_database("x", tables={"t": sc.table(v="integer")})
         with space.transact():
             db.exec("INSERT INTO t (v) VALUES (1)")
-        kept = db.path
+        return store, db.path
+
+
+def test_a_database_file_whose_space_file_is_gone_is_kept_by_gc_and_reported_by_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing is lost (R74): a file holding commits that no space names any more — its space
+    file was lost — is never garbage; ``check`` reports it (exit 1). A file that never held a
+    commit is still garbage."""
+    store, kept = _one_row(tmp_path)
     never = store / ("cell-" + "3" * 32 + ".sqlite")
     conn = apsw.Connection(str(never))
     conn.execute("CREATE TABLE q (x)")
@@ -186,12 +191,7 @@ def test_a_blank_space_file_left_by_a_crash_is_ignored_by_the_tools(
 ) -> None:
     """A first commit cut short by a crash can leave a space file with no schema at all: it
     holds nothing, and check, gc, inspect and cells read the store as if it were not there."""
-    store = tmp_path / "store"
-    with sc.Runtime(store) as rt:
-        space = rt.space("s")
-        db = space.sqlite_database("x", tables={"t": sc.table(v="integer")})
-        with space.transact():
-            db.exec("INSERT INTO t (v) VALUES (1)")
+    store, _path = _one_row(tmp_path)
     blank = store / ("space-" + "5" * 32 + ".sqlite")
     conn = apsw.Connection(str(blank))
     conn.execute("PRAGMA user_version").fetchall()  # opens it: a file of 0 bytes
