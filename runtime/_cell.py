@@ -122,14 +122,19 @@ class Cell:
         that is not JSON raises ``ValueEncodeError`` before anything is recorded (R6); a cell the
         runtime protects (a database handle, R5) raises a ``TypeError``."""
         self._space.runtime.check_writable(self._space.id, self._id)
-        self._write(value)
+        self._write(value, checked=True)
 
-    def _write(self, value: Any) -> None:
-        """``set`` without the runtime's writability check (for the owner of a protected cell)."""
+    def _write(self, value: Any, *, checked: bool = False) -> None:
+        """``set`` without the runtime's writability checks (for the owner of a protected cell);
+        ``checked``: the runtime also judges the cell's whole new value (``check_value``)."""
         tx = require_transaction(f"writing cell {self._id}")
         file = self._space.file
+        runtime = self._space.runtime
         if not self.value_path:
-            tx.write(file, self._id, self._space.runtime.encode(value))
+            whole = runtime.encode(value)
+            if checked:
+                runtime.check_value(self._space.id, self._id, whole)
+            tx.write(file, self._id, whole)
             return
         # A write at a path reads the rest of the value; the read is recorded only once the
         # write is (a path that does not fit the value, or a value that does not encode, leaves
@@ -142,7 +147,10 @@ class Cell:
             data, read = entity.data, entity.rev
         root = self._root_default(link_cells=False) if data is None else decode_value(data)
         value = with_value_at(root, self.value_path, value)
-        tx.write(file, self._id, self._space.runtime.encode(value))
+        whole = runtime.encode(value)
+        if checked:
+            runtime.check_value(self._space.id, self._id, whole)
+        tx.write(file, self._id, whole)
         if read is not None and tx.state is TxState.OPEN:
             tx.record_read(file, self._id, read)
 

@@ -136,6 +136,12 @@ class Runtime:
         that is a ``SqliteCellsError``) to refuse writes to a cell that only its owner may write,
         such as a database handle (R5). The plain runtime protects nothing."""
 
+    def check_value(self, space_id: str, cell_id: str, data: bytes) -> None:
+        """Extension point, called by ``Cell.set`` with the cell's whole new value (encoded)
+        before it is recorded: raise (a ``TypeError`` that is a ``SqliteCellsError``) to refuse a
+        value only its owner may write, such as one shaped like a database handle of that very
+        cell (R3). The plain runtime refuses nothing."""
+
     def whole_change_op(self, target: str) -> Op | None:
         """Extension point: the op a synthetic catch-up event carries for ``target`` when this
         runtime was behind its space's compacted log, saying the target changed in ways the log

@@ -30,6 +30,7 @@ from sqlite_cells.files import (
 from sqlite_cells.read import Query, Reaction, Statement, resolve_params, row_decoder
 from sqlite_cells.runtime import (
     Cell,
+    InvalidArgument,
     PendingOp,
     Transaction,
     current_transaction,
@@ -362,4 +363,9 @@ def sqlite_query(
     react_on: Any = DEFAULT,
 ) -> Query[Any]:
     """The same live query node as ``db.query``."""
+    if not isinstance(db, SqliteDb):
+        raise InvalidArgument(
+            f"sqlite_query(db=...) takes a database (space.sqlite_database(...), "
+            f"register_disk_source(...) or a pattern's database input), not {db!r}"
+        )
     return db.query(sql, params, row=row, react_on=react_on)

@@ -236,6 +236,17 @@ class Runtime(runtime.Runtime):
         if data is not None and handle_value(cell_id, data) is not None:
             raise handle_not_writable(cell_id)
 
+    def check_value(self, space_id: str, cell_id: str, data: bytes) -> None:
+        """R3: a plain cell never holds a value shaped like its own database handle, which would
+        make it a database (and lock it, R5); only ``sqlite_database`` and
+        ``register_disk_source`` make handles."""
+        if b'"tables"' in data and handle_value(cell_id, data) is not None:
+            raise handle_not_writable(
+                cell_id,
+                "the value has the shape of a database handle of this very cell; databases are "
+                "made by space.sqlite_database() or register_disk_source(), not by set()",
+            )
+
     def whole_change_op(self, target: str) -> Op | None:
         """A ``sqlite`` op without a changeset: what reads the database re-runs whole (a runtime
         behind its space's compacted log cannot know which rows changed)."""

@@ -20,6 +20,7 @@ import msgspec
 from sqlite_cells.codec import (
     DatabaseError,
     Quarantined,
+    SchemaError,
     SqliteCellsError,
     TransactionError,
     decode_record,
@@ -119,7 +120,9 @@ class HandleNotWritable(TransactionError, TypeError):
     handle's id."""
 
 
-def handle_not_writable(db_id: str) -> HandleNotWritable:
+def handle_not_writable(db_id: str, why: str | None = None) -> HandleNotWritable:
+    if why is not None:
+        return HandleNotWritable(f"cell {db_id} cannot be set to this value (R3): {why}")
     return HandleNotWritable(
         f"database {db_id} is not a writable cell (R5): write rows with db.exec(...) or "
         "db.exec_many(...) inside a transaction, or delete it with db.drop()"
@@ -204,7 +207,14 @@ def declaration_from_handle(
                 "again with register_disk_source()"
             )
         return Declaration(db_id, space_id, resolved, None, kind=SourceKind.DISK)
-    schema = schema_from_json(value["tables"])
+    check_handle(db_id, value)  # the shape of a handle, or HandleQuarantined (R5)
+    try:
+        schema = schema_from_json(value["tables"])
+    except SchemaError:
+        raise
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        # Tables that do not decode as declarations: never a database without tables (R5).
+        raise HandleQuarantined(db_id, value) from exc
     return Declaration(db_id, space_id, store / db_file_name(db_id), schema)
 
 

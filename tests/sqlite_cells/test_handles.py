@@ -113,3 +113,45 @@ def test_a_remembered_handle_answers_only_for_its_own_bytes() -> None:
     assert handle_value("of:y", data) is None  # another id: decoded, not a handle of of:y
     assert handle_value("of:x", data.replace(b"2", b"3")) == {"id": "of:x", "rev": 3, "tables": {}}
     assert handle_value("of:x", b'{"id":"of:x"}') is None
+
+
+def test_r3_a_plain_cell_cannot_be_set_to_its_own_handle_shape(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    """R3: only sqlite_database and register_disk_source make databases. A value shaped like a
+    handle of the very cell it is written to would make that cell a database (and lock it)."""
+    forged = space.cell("forged")
+    counter = space.cell("counter", default=0)
+    shaped = {"id": forged.id, "tables": db.get()["tables"], "rev": 0}
+    with space.transact():
+        counter.set(1)
+        with pytest.raises(TypeError, match=r"shape of a database handle") as info:
+            forged.set(shaped)
+        assert isinstance(info.value, sc.SqliteCellsError)
+    assert (forged.get(), counter.get()) == (None, 1)
+    with space.transact():
+        forged.set({"id": forged.id, "rev": 0})
+        with pytest.raises(TypeError):  # a path write completing the shape: the whole value
+            forged.key("tables").set(shaped["tables"])
+    assert forged.get() == {"id": forged.id, "rev": 0}
+    with space.transact():
+        forged.set({**shaped, "id": "another id"})  # not its own id: an ordinary value
+    assert forged.get()["id"] == "another id"
+
+
+def test_r5_handle_tables_that_do_not_decode_quarantine_the_database(store: Path) -> None:
+    from sqlite_cells.files import HandleQuarantined, declaration_from_handle
+
+    value = {"id": "of:x", "tables": "notadict", "rev": 1}
+    with pytest.raises(HandleQuarantined):
+        declaration_from_handle(value, "of:x", "s", store=store, roots=None)
+    value = {"id": "of:x", "tables": {"t": {"columns": "no"}}, "rev": 1}
+    with pytest.raises(HandleQuarantined):
+        declaration_from_handle(value, "of:x", "s", store=store, roots=None)
+
+
+def test_sqlite_query_takes_a_database(space: Space) -> None:
+    for db in (space.cell("plain"), None):
+        with pytest.raises(sc.SqliteCellsError, match=r"takes a database") as info:
+            sc.sqlite_query(db=db, sql="SELECT 1")  # type: ignore[arg-type]
+        assert isinstance(info.value, TypeError)
