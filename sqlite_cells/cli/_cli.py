@@ -199,6 +199,10 @@ def _cells(args: argparse.Namespace, out: TextIO) -> int:
 def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     command = args.command
     if command == "demo":
+        if getattr(args, "fmt", Format.TEXT) is not Format.TEXT:
+            raise UsageError(
+                "demo prints a walkthrough as text: --json, --csv and --ndjson do not apply"
+            )
         from sqlite_cells.cli._demo import run_demo  # imports the whole public API
 
         return run_demo(args.store_option, out=out)

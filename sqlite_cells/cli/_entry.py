@@ -1,7 +1,9 @@
-"""Where the ``sqlite-cells`` console script starts. Importing this module costs next to nothing
-(the package and ``sqlite_cells.cli`` import their names on first use), so a Ctrl-C that arrives
-while the command is still importing its modules ends it like any other Ctrl-C: the message
-``interrupted`` and exit status 130, no traceback (SPEC §6)."""
+"""Where the ``sqlite-cells`` console script starts (and ``python -m sqlite_cells``).
+
+Importing this module costs next to nothing (the package and ``sqlite_cells.cli`` import their
+names on first use), so a Ctrl-C that arrives while the command is still importing its modules
+ends it like any other Ctrl-C: the message ``interrupted`` and exit status 130, no traceback
+(SPEC §6)."""
 
 from __future__ import annotations
 

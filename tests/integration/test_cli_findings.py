@@ -377,3 +377,10 @@ def test_python_dash_m_starts_the_command(chat: Path) -> None:
     )
     assert done.returncode == 2 and "not valid UTF-8" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_demo_refuses_an_output_format_it_cannot_give(capsys: pytest.CaptureFixture[str]) -> None:
+    for flag in ("--json", "--csv", "--ndjson"):
+        assert main(["demo", flag]) == 2
+        err = capsys.readouterr().err
+        assert "prints a walkthrough as text" in err and "Traceback" not in err
