@@ -73,7 +73,11 @@ class Runtime:
     def ephemeral(cls, **options: Any) -> Self:
         """A runtime on a store in a new temporary directory, removed on close."""
         path = Path(tempfile.mkdtemp(prefix="sqlite-cells-"))
-        runtime = cls(path, **options)
+        try:
+            runtime = cls(path, **options)
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)  # a refused option leaves nothing behind
+            raise
         runtime._temporary = path
         return runtime
 

@@ -40,6 +40,7 @@ class Space:
         JSON raises ``ValueEncodeError`` (R6)."""
         if name is not None:
             check_name("cell name", name)
+        self.runtime.check_open()
         return Cell(self, derive_id(*causal_cause(self.id, "cell", name)), (), default)
 
     def transact(self) -> AbstractContextManager[Transaction]:

@@ -86,6 +86,7 @@ class Space(runtime.Space):
 
         if name is not None:
             check_name("database name", name)
+        self.runtime.check_open()
         try:
             schema = declare_tables(tables)
         except UnicodeError as exc:  # a table or column name that is not valid text
@@ -182,7 +183,7 @@ class Runtime(runtime.Runtime):
         exec_timeout: float = DEFAULT_EXEC_TIMEOUT,
         disk_source_roots: Sequence[str | os.PathLike[str]] | None = None,
     ) -> None:
-        _check_count("query_workers", query_workers)
+        _check_count("query_workers", query_workers, most=MAX_QUERY_WORKERS)
         _check_count("read_pool_size", read_pool_size)
         _check_seconds("query_timeout", query_timeout)
         _check_seconds("exec_timeout", exec_timeout)
@@ -366,9 +367,15 @@ class Runtime(runtime.Runtime):
         self.read_pool.close()
 
 
-def _check_count(name: str, value: object) -> None:
+# Each query worker is a thread; beyond this many they only contend for the same cores.
+MAX_QUERY_WORKERS = 256
+
+
+def _check_count(name: str, value: object, *, most: int | None = None) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise InvalidArgument(f"{name} is an integer of at least 1, not {value!r}")
+    if most is not None and value > most:
+        raise InvalidArgument(f"{name} is at most {most} (each is a thread), not {value!r}")
 
 
 def _check_roots(roots: object) -> tuple[str | os.PathLike[str], ...] | None:

@@ -124,3 +124,23 @@ def test_cells_and_derived_cells_show_their_values(rt: sc.Runtime) -> None:
     with space.transact() as tx:
         repr(c)
         assert not tx.reads  # showing a cell records no read
+
+
+def test_a_closed_runtime_makes_no_new_cells_or_databases_and_bad_options_leave_nothing() -> None:
+    import glob
+    import tempfile
+
+    rt = sc.Runtime.ephemeral()
+    space = rt.space("s")
+    rt.close()
+    with pytest.raises(sc.ClosedError):
+        space.cell("z")
+    with pytest.raises(sc.ClosedError):
+        space.sqlite_database("db", tables={"t": sc.table(x="integer")})
+    pattern = f"{tempfile.gettempdir()}/sqlite-cells-*"
+    before = set(glob.glob(pattern))
+    for bad in ({"query_workers": 10**9}, {"poll_interval": -1}):
+        with pytest.raises(sc.SqliteCellsError) as info:
+            sc.Runtime.ephemeral(**bad)
+        assert isinstance(info.value, ValueError)
+    assert set(glob.glob(pattern)) <= before  # no temporary store left behind
