@@ -264,6 +264,10 @@ def _statement_kind(statement: Statement, mode: Mode) -> str:
         _refuse_verb(sql, key, start)
     index = statement.verb_index
     if index >= statement.body or not statement.verb_shaped:
+        if index < statement.body:
+            kind, key, start, _end = tokens[index]
+            if kind == WORD and (key in FORBIDDEN_VERBS or key in DDL_VERBS):
+                _refuse_verb(sql, key, start)  # rejected everywhere (R21), a CTE body included
         offset = tokens[index][2] if index < statement.body else len(sql)
         refuse(
             "syntax",

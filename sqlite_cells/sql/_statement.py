@@ -160,7 +160,7 @@ def _scan(sql: str) -> Statement:
     builder = Lexer(sql, raw)
     builder.build(failed)
     tokens = builder.tokens
-    problem = _problem(sql, tokens, builder.problem, builder.semicolon)
+    problem = _problem(sql, tokens, builder.problem, _statement_end(tokens, builder.semicolon))
     body = builder.semicolon if builder.semicolon >= 0 else len(tokens)
     verb_index, verb_shaped = _main_verb(tokens, body)
     verb = ""
@@ -202,6 +202,24 @@ _MULTIPLE_MESSAGE: Final = (
 _EMPTY_MESSAGE: Final = "no statement (only whitespace, comments or ';'): pass one SQL statement"
 
 
+def _statement_end(tokens: list[Tok], first_semicolon: int) -> int:
+    """The ``;`` that ends the first statement: the first one, except in ``CREATE [TEMP]
+    TRIGGER … BEGIN …; END``, whose body's ``;`` belong to it (SQLite reads the whole trigger
+    as one statement, so it is DDL, not several statements: R24)."""
+    if first_semicolon < 0 or not tokens or tokens[0][1] != "CREATE" or tokens[0][0] != WORD:
+        return first_semicolon
+    words = [t[1] for t in tokens[1:4] if t[0] == WORD]
+    if "TRIGGER" not in words:
+        return first_semicolon
+    ends = [i for i, t in enumerate(tokens) if t[0] == WORD and t[1] == "END"]
+    if not ends or ends[-1] < first_semicolon:
+        return first_semicolon
+    after = [
+        i for i in range(ends[-1] + 1, len(tokens)) if tokens[i][0] == OP and tokens[i][1] == ";"
+    ]
+    return after[0] if after else -1
+
+
 def _problem(sql: str, tokens: list[Tok], bad: int, first_semicolon: int) -> Problem | None:
     """empty, then multiple-statements, then syntax (R24 and the added ``syntax`` kind)."""
     if bad < 0 and all(t[0] == OP and t[1] == ";" for t in tokens) and "\x00" not in sql:
@@ -235,6 +253,9 @@ def _problem(sql: str, tokens: list[Tok], bad: int, first_semicolon: int) -> Pro
     return None
 
 
+_CTE_BODY_STARTS: Final = frozenset({"SELECT", "VALUES", "WITH", "("})
+
+
 def _main_verb(tokens: list[Tok], count: int) -> tuple[int, bool]:
     """Where the main statement's verb is: 0, or after ``WITH [RECURSIVE]`` and the CTE list.
 
@@ -265,6 +286,11 @@ def _main_verb(tokens: list[Tok], count: int) -> tuple[int, bool]:
             i += 1
         if i >= count or tokens[i][1] != "(" or tokens[i][0] != OP:
             return i, False
+        # A CTE's body is a query (SELECT, VALUES or WITH …): anything else — ATTACH, PRAGMA, a
+        # DDL or DML verb — breaks the shape there, so the guard judges that very token.
+        body = i + 1
+        if body < count and tokens[body][1] not in _CTE_BODY_STARTS:
+            return body, False
         i = _after_parens(tokens, i, count)
         if i < count and tokens[i][1] == "," and tokens[i][0] == OP:
             i += 1
