@@ -1,4 +1,4 @@
-"""What an acceptance run of the command line found, each on a real store: ``link`` into an
+"""The command line where users stray off the beaten path, each on a real store: ``link`` into an
 input that is not a database input, ``gc`` beside a directory named like a database file,
 ``check`` on a quarantined or damaged database, ``inspect`` of a damaged file, query parameters
 that do not match the statement, and the smaller points of SPEC §6 (R60, R61, R71, R74)."""
