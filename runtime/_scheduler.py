@@ -499,7 +499,7 @@ class Scheduler:
             done.add(id(node))
             if preset is not None and node in preset:
                 changed, value = True, preset[node]
-            elif any(dep.in_flight for dep in node.deps):
+            elif node.deps and any(dep.in_flight for dep in node.deps):
                 # A dependency is being recomputed off the thread: re-run once it lands, so
                 # this node never mixes that dependency's old value with the new (R54).
                 self._held[id(node)] = node

@@ -29,6 +29,7 @@ import apsw
 
 from sqlite_cells.codec import SqliteCellsError, derive_id
 from sqlite_cells.files import (
+    collect_garbage,
     declaration_from_handle,
     handle_value,
     open_unwritable,
@@ -325,8 +326,7 @@ def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:
     Raises :class:`InspectError` when the store does not exist or a file cannot be read."""
     root = store_dir(store)
     spaces = tuple(sorted((_space(root, p) for p in space_files(root)), key=lambda s: s.id))
-    named = {db.file for s in spaces for db in s.databases if not db.dropped}
-    unreferenced = tuple(sorted(p.name for p in root.glob("cell-*.sqlite") if p.name not in named))
+    unreferenced = tuple(p.name for p in collect_garbage(root))  # what gc would remove
     return StoreInfo(str(root), spaces, unreferenced)
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import apsw
 import msgspec
@@ -43,6 +43,8 @@ from sqlite_cells.runtime import (
     upgrade_space_file,
 )
 from sqlite_cells.schema import Declaration, SourceKind, db_file_name
+
+T = TypeVar("T")
 
 __all__ = [
     "DROP_KIND",
@@ -261,14 +263,17 @@ def orphans(store: Path) -> list[tuple[Path, int | None]]:
     them; ``check`` reports them."""
     store = Path(store)
     with translated(f"the store {store}"):
-        named, _dropped = _store_names(store)
-        known = {db_file_name(cell_id) for cell_id in named}
-        found = []
-        for path in _database_files(store):
-            if path.name not in known:
-                seq = _commits_in(path)
-                if seq != 0:
-                    found.append((path, seq))
+        return _orphans(store, _store_names(store)[0])
+
+
+def _orphans(store: Path, named: set[str]) -> list[tuple[Path, int | None]]:
+    known = {db_file_name(cell_id) for cell_id in named}
+    found = []
+    for path in _database_files(store):
+        if path.name not in known:
+            seq = _commits_in(path)
+            if seq != 0:
+                found.append((path, seq))
     return found
 
 
@@ -282,16 +287,10 @@ def space_files(store: Path) -> list[Path]:
 def _blank(path: Path) -> bool:
     if not path.is_file():
         return True  # not a file: nothing of ours to read
-    try:
-        conn = _open_read_only(path)
-    except apsw.Error:
-        return False  # let the caller say what is wrong with it
-    try:
-        return conn.execute("SELECT count(*) FROM sqlite_schema").fetchone() == (0,)
-    except apsw.Error:
-        return False
-    finally:
-        conn.close()
+    tables = _answer(
+        path, lambda conn: conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()
+    )
+    return bool(tables == (0,))  # unreadable (None): the caller says what is wrong with it
 
 
 def _database_files(store: Path) -> list[Path]:
@@ -303,12 +302,18 @@ def _database_files(store: Path) -> list[Path]:
 def _commits_in(path: Path) -> int | None:
     """The watermark of a database file (0: it never held a commit), or None when it cannot
     be read as a database — then nobody can tell, and it is treated as holding data."""
+    return _answer(path, read_watermark)
+
+
+def _answer(path: Path, ask: Callable[[apsw.Connection], T]) -> T | None:
+    """``ask``'s answer on a read-only connection to ``path``, or None when the file cannot be
+    opened or read as a database."""
     try:
         conn = _open_read_only(path)
     except apsw.Error:
         return None
     try:
-        return read_watermark(conn)
+        return ask(conn)
     except apsw.Error:
         return None
     finally:
@@ -373,7 +378,7 @@ def check_store(store: Path, *, repair: bool, verify: bool = True) -> list[Outco
     with translated(f"the store {store}"):
         for space_file in space_files(store):
             outcomes.extend(_check_space(store, space_file, repair=repair, verify=verify))
-    for path, seq in orphans(store):
+    for path, seq in _orphans(store, _store_names(store)[0]):
         shown = "cannot be read" if seq is None else f"holds commits up to seq {seq}"
         outcomes.append(
             Outcome(
