@@ -31,8 +31,10 @@ raises :class:`~codec._errors.GuardViolation` otherwise.  ``GuardViolation.kind`
     :attr:`Mode.WRITE` allows only INSERT, REPLACE, UPDATE and DELETE, optionally after a
     ``WITH [RECURSIVE]`` list (``INSERT OR …``, ``UPDATE OR …`` and upserts included).
 ``temp-object``
-    A ``TEMP`` or ``TEMPORARY`` keyword.  It is a keyword wherever it appears unquoted, so a column
-    or alias called temp must be double-quoted (``"temp"``).
+    A ``TEMP`` or ``TEMPORARY`` keyword after ``CREATE``: the one place SQLite reads it as making a
+    temporary object (a statement starting with CREATE is ``ddl`` first, so this is met only in a
+    statement that is already malformed).  Anywhere else ``temp`` is a name, as in SQLite: a column,
+    an alias or a table called temp is ordinary SQL; ``temp.x`` is ``schema-qualified``.
 ``schema-qualified``
     ``db.name`` where db is ``main``, ``temp`` or ``_cf_db`` (the runtime ATTACHes the database
     file under that alias), in any quoting and case; and every three-part name ``a.b.c``. Another
@@ -376,7 +378,7 @@ def _check_name(statement: Statement, i: int, following: str, previous: Tok, wri
     ):
         _check_qualified(sql, entries, i, count)
     if notable:
-        _check_temp(entry, sql)
+        _check_temp(entry, previous, sql)
     if key in _REFUSED_TABLES:
         _refuse_pragma_function(sql, start, end)
     if (
@@ -412,15 +414,15 @@ def _check_name(statement: Statement, i: int, following: str, previous: Tok, wri
         )
 
 
-def _check_temp(entry: Tok, sql: str) -> None:
+def _check_temp(entry: Tok, previous: Tok, sql: str) -> None:
     _kind, key, start, _end = entry
-    if key == "TEMP" or key == "TEMPORARY":
+    if (key == "TEMP" or key == "TEMPORARY") and previous[0] == WORD and previous[1] == "CREATE":
         refuse(
             "temp-object",
             sql,
             start,
-            f"{key} keyword: temporary tables, views and triggers are not allowed; if this is a "
-            'column or alias called temp, double-quote it ("temp")',
+            f"CREATE {key}: temporary tables, views and triggers are not allowed (the database "
+            "owns its DDL)",
         )
 
 

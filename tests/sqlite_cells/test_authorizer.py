@@ -40,7 +40,8 @@ What the authorizer guarantees on its own, per kind of line (the guard refuses a
 ``not-a-write``
     Reads are allowed in WRITE mode: a query sent down the write path runs and changes nothing.
 ``temp-object``
-    Creating temporary objects is DDL and denied; ``temp`` as an alias runs harmlessly.
+    Creating temporary objects is DDL and denied (SQLite refuses ``CREATE TEMP`` in the middle
+    of a statement as a syntax error).
 ``schema-qualified``
     Other schemas are denied or do not exist; ``main.messages`` on a connection where main *is*
     the database cell's file names the cell's own table and runs.

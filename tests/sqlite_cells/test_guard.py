@@ -149,7 +149,7 @@ OFFSETS = [
     ("WITH x AS (SELECT 1)", Mode.READ, "syntax", 20),
     ("  /* c */ PRAGMA user_version", Mode.READ, "forbidden-statement", 10),
     ("\n\nCREATE TEMP TABLE t(x)", Mode.WRITE, "ddl", 2),
-    ("SELECT * FROM messages AS temp", Mode.READ, "temp-object", 26),
+    ("SELECT 1 FROM t WHERE CREATE TEMP TABLE x(a)", Mode.READ, "temp-object", 29),
     ("UPDATE users SET score = 1 RETURNING id", Mode.WRITE, "returning", 27),
     ("SELECT 'it''s", Mode.READ, "syntax", 7),
     ('SELECT id, "body FROM messages', Mode.READ, "syntax", 11),
