@@ -187,6 +187,8 @@ class SqliteDb(Cell):
     # -- reads ---------------------------------------------------------------------------------
 
     def _check_read(self, sql: str, params: Any) -> None:
+        # A closed runtime runs nothing: said at the call, whether or not the handle is cached.
+        self.space.runtime.check_open()
         check_statement(sql, Mode.READ)
         check_read_values(params, sql=sql, db_id=self.id)
         self._check_live()
@@ -339,6 +341,8 @@ class LinkedDb(SqliteDb):
         return super()._reaction(react_on)
 
     def _check_read(self, sql: str, params: Any) -> None:
+        # A closed runtime runs nothing: said at the call, whether or not the handle is cached.
+        self.space.runtime.check_open()
         check_statement(sql, Mode.READ)  # the rest is checked against the target at each run
         check_read_values(params, sql=sql, db_id=self.id)
 

@@ -3,7 +3,8 @@
 A ``Cell`` bound to a ``*_cf_link`` column is stored as its link string; a ``Cell`` anywhere else,
 or anything but a cell or ``None`` bound to a link column, is a :class:`LinkEncodeError`; a value
 that is not ready is :class:`PendingValue`; a value SQLite cannot bind (another type, an integer
-outside 64 bits, text with a lone surrogate) or rows of the wrong shape are an
+outside 64 bits, text with a lone surrogate, a NaN that SQLite would store as NULL) or rows of
+the wrong shape are an
 :class:`ExecArgumentError`. Every check runs at the call, before anything is recorded, so a bad
 parameter never fails the commit of the rest of the transaction.
 """
@@ -25,7 +26,7 @@ from sqlite_cells.codec import (
 )
 from sqlite_cells.runtime import LENGTH_LIMIT, PENDING, Cell, Reactive, surrogate_at
 from sqlite_cells.sql._names import LINK_SUFFIX, is_link_column
-from sqlite_cells.sql._params import ParamTargets
+from sqlite_cells.sql._params import ParamTargets, map_params
 
 __all__ = ["Bound", "bind_rows", "is_pending", "parameter_rows"]
 
@@ -92,6 +93,9 @@ def _plain_values(row: Sequence[Any]) -> bool:
         elif kind is bytes:
             if len(value) > LENGTH_LIMIT:
                 return False
+        elif kind is float:
+            if value != value:  # NaN: refused (SQLite would store NULL)
+                return False
         elif kind not in _PLAIN:
             return False
     return True
@@ -113,6 +117,11 @@ def _plain_column(column: tuple[Any, ...]) -> bool:
         if not joined.isascii() and surrogate_at(joined) is not None:
             return False
         if len(joined) > _TEXT_SURELY_FITS and any(map(_too_long, _of_kind(column, kinds, str))):
+            return False
+    if float in kinds:
+        # A NaN makes the sum NaN (so may inf + -inf: the value-by-value path then decides).
+        total = sum(_of_kind(column, kinds, float))
+        if total != total:
             return False
     if bytes in kinds:
         return max(map(len, _of_kind(column, kinds, bytes)), default=0) <= LENGTH_LIMIT
@@ -156,26 +165,36 @@ def _bind(targets: ParamTargets, row: Any, *, sql: str, db_id: str) -> Bound:
 
     if row is None:
         row = ()
+    if isinstance(row, str | bytes) or not isinstance(row, Sequence | Mapping):
+        raise fail(f"parameters are a list, a tuple or a mapping, not {type(row).__name__}")
+    _check_shape(targets, row, fail)
+    if isinstance(row, Mapping):
+        return {
+            name: _encode(row[name], target, f":{name}", fail)
+            for name, target in targets.named.items()
+        }
+    return tuple(
+        _encode(value, target, f"parameter {i + 1}", fail)
+        for i, (value, target) in enumerate(zip(row, targets.positional, strict=True))
+    )
+
+
+def _check_shape(
+    targets: ParamTargets, row: Sequence[Any] | Mapping[str, Any], fail: Callable[[str], Exception]
+) -> None:
+    """Refuse parameters that do not fit the statement's: a mapping for positional parameters
+    or one missing a name, a list for named ones, a list of the wrong length."""
     if isinstance(row, Mapping):
         missing = [name for name in targets.named if name not in row]
         if missing:
             raise fail(f"no value for the named parameter(s) {', '.join(missing)}")
         if len(targets.named) != targets.count:
             raise fail("positional parameters need a list of values, not a mapping")
-        return {
-            name: _encode(row[name], target, f":{name}", fail)
-            for name, target in targets.named.items()
-        }
-    if isinstance(row, str | bytes) or not isinstance(row, Sequence):
-        raise fail(f"parameters are a list, a tuple or a mapping, not {type(row).__name__}")
+        return
     if targets.named and len(targets.named) == targets.count:
         raise fail("named parameters need a mapping of values, not a list")
     if len(row) != targets.count:
         raise fail(f"the statement has {targets.count} parameter(s) but {len(row)} were given")
-    return tuple(
-        _encode(value, target, f"parameter {i + 1}", fail)
-        for i, (value, target) in enumerate(zip(row, targets.positional, strict=True))
-    )
 
 
 def _encode(value: Any, target: str | None, where: str, fail: Callable[[str], Exception]) -> Any:
@@ -220,29 +239,40 @@ def _encode(value: Any, target: str | None, where: str, fail: Callable[[str], Ex
         if len(value) > LENGTH_LIMIT:
             raise fail(_over_limit(where, len(value), "bytes"))
         return value
-    if value is None or isinstance(value, float):
+    if isinstance(value, float):
+        if value != value:
+            raise fail(
+                f"{where} is NaN, which SQLite would store as NULL: bind None for a NULL, or "
+                "keep the value as text"
+            )
+        return value
+    if value is None:
         return value
     raise fail(f"{where} is a {type(value).__name__}: bind None, int, float, str, bytes or a Cell")
 
 
 def check_read_values(params: Any, *, sql: str, db_id: str) -> None:
-    """Refuse, at the call, a ``db.read``/``db.query`` parameter value SQLite could not bind
-    (the same rules as a write's, :func:`_encode`), as :class:`QueryArgumentError`. Cells and
-    reactive values are looked at when they are read, not here; so are pending values."""
+    """Refuse, at the call, ``db.read``/``db.query`` parameters that do not fit the statement's
+    (their number, names or form: the same rules as a write's, :func:`_check_shape`) or a value
+    SQLite could not bind (:func:`_encode`), as :class:`QueryArgumentError`. Cells and reactive
+    values are looked at when they are read, not here; so are pending values."""
 
     def fail(message: str) -> QueryArgumentError:
         return QueryArgumentError(db_id, sql, message)
 
+    items: Iterable[tuple[Any, Any]]
+    row: Sequence[Any] | Mapping[str, Any]
     if params is None:
-        return
-    if isinstance(params, Mapping):
-        items: Iterable[tuple[Any, Any]] = params.items()
+        row, items = (), ()
+    elif isinstance(params, Mapping):
+        row, items = params, params.items()
     elif isinstance(params, Sequence) and not isinstance(params, str | bytes):
-        items = enumerate(params, 1)
-    else:
-        items = ((1, params),)
+        row, items = params, enumerate(params, 1)
+    else:  # a lone value (a cell, say) is the one positional parameter
+        row, items = (params,), ((1, params),)
+    _check_shape(map_params(sql), row, fail)
     for key, value in items:
-        if value is None or isinstance(value, float | Cell | Reactive) or is_pending(value):
+        if value is None or isinstance(value, Cell | Reactive) or is_pending(value):
             continue
         _encode(value, None, f"parameter {key}", fail)
 

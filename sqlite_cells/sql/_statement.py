@@ -170,6 +170,8 @@ def _scan(sql: str) -> Statement:
     if may_be_names(tokens, body, builder.strings):
         string_names = find_names(sql, tokens, body)[0]
     params, count, names = _number_params(tokens, builder.params_raw)
+    if problem is None:
+        problem = _unnumbered(tokens, params)
     targets: tuple[Target, ...] = ()
     if params and verb in _WRITE_VERBS and problem is None:
         draft = Draft(sql, tokens, body, params, builder.params_raw, verb, verb_index, raw)
@@ -314,6 +316,21 @@ def _after_parens(tokens: list[Tok], i: int, count: int) -> int:
 
 
 # --- parameters (R31) --------------------------------------------------------------------------
+
+
+def _unnumbered(tokens: list[Tok], params: list[Param]) -> tuple[str, int, str] | None:
+    """A ``?NNN`` outside SQLite's numbers (``?0``, ``?40000``): SQLite refuses the statement
+    when it prepares it, so the front end says so at the call, where the parameter is."""
+    for index, slot in params:
+        if slot == 0:
+            _kind, text, start, _end = tokens[index]
+            return (
+                "syntax",
+                start,
+                f"parameter {text}: SQLite numbers parameters ?1 to ?{_MAX_VARIABLE}; use ? or a "
+                "number in that range",
+            )
+    return None
 
 
 def _number_params(

@@ -5,6 +5,7 @@ pattern inputs linked to a non-database are checked too."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -257,6 +258,16 @@ def test_a_disk_source_path_that_is_not_valid_text_is_refused(space: Space, tmp_
         ("SELECT ? AS v", [2**64], "outside SQLite's 64-bit integers"),
         ("SELECT :a AS v", {"a": "\udcff"}, "lone surrogate"),
         ("SELECT ? AS v", [object()], "bind None, int, float, str, bytes"),
+        ("SELECT ? AS v", [float("nan")], "parameter 1 is NaN, which SQLite would store as NULL"),
+        # Parameters that do not fit the statement's: the same rules and words as db.exec's.
+        ("SELECT ? AS a", [], "the statement has 1 parameter(s) but 0 were given"),
+        ("SELECT ? AS a", None, "the statement has 1 parameter(s) but 0 were given"),
+        ("SELECT ? AS a, ? AS b", 7, "the statement has 2 parameter(s) but 1 were given"),
+        ("SELECT 1 AS a", [5], "the statement has 0 parameter(s) but 1 were given"),
+        ("SELECT ? AS a", {"a": 1}, "positional parameters need a list of values, not a mapping"),
+        ("SELECT :a AS a", {"b": 1}, "no value for the named parameter(s) a"),
+        ("SELECT :a AS a", [1], "named parameters need a mapping of values, not a list"),
+        ("SELECT ?1 AS a, :b AS b", {"b": 1}, "positional parameters need a list of values"),
     ],
 )
 def test_read_parameters_sqlite_cannot_bind_are_refused_at_the_call(
@@ -265,8 +276,67 @@ def test_read_parameters_sqlite_cannot_bind_are_refused_at_the_call(
     with sc.Runtime.ephemeral() as rt:
         db = rt.space("s").sqlite_database("t", tables={"t": sc.table(x="text")})
         for call in (db.read, db.query):
-            with pytest.raises(sc.QueryError, match=said) as info:
+            with pytest.raises(sc.QueryError, match=re.escape(said)) as info:
                 call(sql, params)
             assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
         cell = rt.space("s").cell("c", default=1)
         assert db.read("SELECT ? AS v, ? AS w", [cell, 2.5]) == [{"v": 1, "w": 2.5}]
+        # A lone value is the one positional parameter; extra names in a mapping are ignored.
+        assert db.read("SELECT ? AS v", cell) == [{"v": 1}]
+        assert db.read("SELECT :a AS v", {"a": "x", "unused": 2}) == [{"v": "x"}]
+        assert db.read("SELECT ? AS v", [float("inf")]) == [{"v": float("inf")}]
+
+
+def test_a_nan_parameter_of_a_write_is_refused_at_the_call(space: Space, db: sc.SqliteDb) -> None:
+    """SQLite binds a NaN as NULL: stored silently, the number would be lost."""
+    nan = float("nan")
+    calls = {
+        "exec": lambda: db.exec(INSERT, ["a", nan]),
+        "exec_many": lambda: db.exec_many(INSERT, [["a", 1.5], ["b", nan], ["c", 2.5]]),
+        "exec_many nullable": lambda: db.exec_many(INSERT, [["a", None], ["b", nan]]),
+        "named": lambda: db.exec("INSERT INTO t (s, n) VALUES (:s, :n)", {"s": "a", "n": nan}),
+    }
+    for name, call in calls.items():
+        with space.transact():
+            with pytest.raises(sc.ExecError, match="is NaN, which SQLite would store") as info:
+                call()
+            assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError), name
+            db.exec(INSERT, [name, 0])
+    # Infinities and a column of floats whose sum is not a number (inf + -inf) are stored as given.
+    with space.transact():
+        db.exec_many(INSERT, [["inf", float("inf")], ["-inf", float("-inf")]])
+    rows = db.read("SELECT s, n FROM t WHERE s LIKE '%inf' ORDER BY id")
+    assert rows == [{"s": "inf", "n": float("inf")}, {"s": "-inf", "n": float("-inf")}]
+    assert db.read("SELECT count(*) AS n FROM t WHERE n IS NULL") == [{"n": 0}]
+
+
+@pytest.mark.parametrize("sql", ["SELECT ?0 AS v", "SELECT ?40000 AS v", "SELECT ?1000000 AS v"])
+def test_a_parameter_number_sqlite_does_not_have_is_refused_by_the_front_end(
+    db: sc.SqliteDb, space: Space, sql: str
+) -> None:
+    number = sql.split()[1]
+    for call in (
+        lambda: db.read(sql, [1]),
+        lambda: db.query(sql, [1]),
+        lambda: db.exec(f"INSERT INTO t (s) VALUES ({number})", [1]),
+    ):
+        with space.transact(), pytest.raises(sc.GuardViolation) as info:
+            call()
+        assert info.value.kind == "syntax"
+        assert f"parameter {number}: SQLite numbers parameters ?1 to ?32766" in str(info.value)
+    assert db.read("SELECT ?32766 AS v", [None] * 32765 + [3]) == [{"v": 3}]
+
+
+def test_a_query_of_a_closed_runtime_is_refused_at_the_call(store: Path) -> None:
+    """Whether or not the database's handle is cached, as db.read is."""
+    rt = sc.Runtime(store)
+    space = rt.space("s")
+    written = space.sqlite_database("w", tables=TABLES)
+    with space.transact():
+        written.exec(INSERT, ["a", 1])
+    never = space.sqlite_database("n", tables=TABLES)
+    rt.close()
+    for db in (written, never):
+        for call in (db.query, db.read):
+            with pytest.raises(sc.ClosedError, match="is closed"):
+                call("SELECT s FROM t")

@@ -524,3 +524,21 @@ def test_a_query_whose_cell_parameter_changes_never_shows_a_state_no_commit_had(
     assert rt.settle(10)
     shown = [s.result[0]["n"] for s in states if not s.pending and s.seq and s.result]
     assert shown and set(shown) == {1}, shown
+
+
+def test_a_column_called_temp_is_ordinary_sql(space: Space) -> None:
+    """R21 refuses TEMP *objects*; ``temp`` as a column, an alias or a table name is a name, as
+    in SQLite (``temp.x`` stays schema-qualified)."""
+    db = space.sqlite_database(
+        "weather", tables={"readings": sc.table(id="integer primary key", temp="real")}
+    )
+    with space.transact():
+        db.exec("INSERT INTO readings (temp) VALUES (?)", [21.5])
+        db.exec("UPDATE readings SET temp = temp + 1 WHERE temp > ?", [20])
+    q = db.query("SELECT temp FROM readings AS temporary ORDER BY temp")
+    space.runtime.settle()
+    assert q.get().result == [{"temp": 22.5}]
+    assert db.read("SELECT max(temp) AS temp FROM readings") == [{"temp": 22.5}]
+    with pytest.raises(sc.GuardViolation) as info:
+        db.read("SELECT temp.temp FROM readings AS temp")
+    assert info.value.kind == "schema-qualified"
