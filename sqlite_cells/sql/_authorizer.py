@@ -17,7 +17,9 @@ What it allows (everything else is ``SQLITE_DENY``):
   ``sqlite_compileoption_get`` (``sqlite_log`` writes to the application's log);
 * ``SQLITE_READ`` of a column of an allowed table in ``database``;
 * in :attr:`Mode.WRITE` also ``SQLITE_INSERT``, ``SQLITE_UPDATE`` and ``SQLITE_DELETE`` on an
-  allowed table in ``database``.
+  allowed table in ``database``;
+* in :attr:`Mode.READ` of an injected file (``tables`` None) also ``PRAGMA data_version`` of
+  ``database``, which FTS5 asks for while it runs a ``MATCH`` (a read-only counter).
 
 An *allowed table* is one of ``tables`` (compared case-insensitively, ASCII only, as SQLite
 does), or, when ``tables`` is None (injected read-only files with their own schema), any table
@@ -77,6 +79,7 @@ _FUNCTION: Final = apsw.SQLITE_FUNCTION
 _INSERT: Final = apsw.SQLITE_INSERT
 _UPDATE: Final = apsw.SQLITE_UPDATE
 _DELETE: Final = apsw.SQLITE_DELETE
+_PRAGMA: Final = apsw.SQLITE_PRAGMA
 
 
 def make_authorizer(mode: Mode, *, database: str, tables: Collection[str] | None) -> Authorizer:
@@ -103,6 +106,7 @@ def make_authorizer(mode: Mode, *, database: str, tables: Collection[str] | None
                 "never touch them; declare tables with other names"
             )
     write = mode is Mode.WRITE
+    own_schema_reads = allowed is None and not write  # an injected file read as it is (R60)
 
     def table_allowed(table: str) -> bool:
         name = fold_ascii(table)
@@ -139,6 +143,10 @@ def make_authorizer(mode: Mode, *, database: str, tables: Collection[str] | None
             if arg1 is None or db_name is None or fold_ascii(db_name) != schema:
                 return _DENY
             return _OK if table_allowed(arg1) else _DENY
+        if action == _PRAGMA and own_schema_reads and arg1 == "data_version" and arg2 is None:
+            # An FTS5 table of an injected file asks for its file's data_version while a MATCH
+            # runs: a read-only counter (a user's own PRAGMA never gets here: the guard).
+            return _OK if db_name is not None and fold_ascii(db_name) == schema else _DENY
         return _DENY
 
     return authorize

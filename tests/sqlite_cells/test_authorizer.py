@@ -540,6 +540,23 @@ def test_callback_shapes(
     assert authorize(*call) == verdict
 
 
+def test_only_a_read_of_an_injected_file_may_ask_for_its_data_version() -> None:
+    """FTS5 asks for ``PRAGMA data_version`` while a MATCH runs (an injected file's full-text
+    table, R60): allowed there, for its own schema, without an argument; nowhere else."""
+    data_version = (apsw.SQLITE_PRAGMA, "data_version", None, "main", None)
+    source = make_authorizer(Mode.READ, database="main", tables=None)
+    assert source(*data_version) == apsw.SQLITE_OK
+    assert source(apsw.SQLITE_PRAGMA, "data_version", "1", "main", None) == apsw.SQLITE_DENY
+    assert source(apsw.SQLITE_PRAGMA, "data_version", None, "temp", None) == apsw.SQLITE_DENY
+    assert source(apsw.SQLITE_PRAGMA, "data_version", None, None, None) == apsw.SQLITE_DENY
+    assert source(apsw.SQLITE_PRAGMA, "table_info", "t", "main", None) == apsw.SQLITE_DENY
+    assert source(apsw.SQLITE_PRAGMA, "user_version", None, "main", None) == apsw.SQLITE_DENY
+    for mode, tables in ((Mode.WRITE, None), (Mode.READ, DECLARED), (Mode.WRITE, DECLARED)):
+        assert make_authorizer(mode, database="main", tables=tables)(*data_version) == (
+            apsw.SQLITE_DENY
+        )
+
+
 @pytest.mark.parametrize("tables", [{"_cf_cells"}, {"messages", "sqlite_master"}, {"DBSTAT"}])
 def test_reserved_tables_cannot_be_declared(tables: set[str]) -> None:
     with pytest.raises(ValueError, match="reserved"):

@@ -202,6 +202,30 @@ def test_a_registered_source_is_read_only_and_uses_its_own_schema(
     assert info.value.kind == "forbidden-statement"
 
 
+def test_a_full_text_table_of_a_source_can_be_searched(
+    rt: sc.Runtime, space: Space, outside: Path
+) -> None:
+    """FTS5 asks for its file's ``PRAGMA data_version`` while a MATCH runs; the read authorizer
+    of an injected file allows that one read-only pragma, and nothing else of the kind."""
+    path = outside / "docs.db"
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE VIRTUAL TABLE docs USING fts5(body)")
+    conn.executemany("INSERT INTO docs VALUES (?)", [("hello world",), ("goodbye moon",)])
+    conn.close()
+    handle = space.register_disk_source(str(path))
+    sql = "SELECT body FROM docs WHERE docs MATCH ? ORDER BY rank"
+    assert handle.read(sql, ["hello"]) == [{"body": "hello world"}]
+    q = handle.query(sql, ["moon"])
+    rt.settle()
+    assert q.get().result == [{"body": "goodbye moon"}]
+    with pytest.raises(sc.GuardViolation) as info:
+        handle.read("PRAGMA data_version")
+    assert info.value.kind == "forbidden-statement"
+    with pytest.raises(sc.GuardViolation) as info:
+        handle.read("SELECT * FROM pragma_data_version")
+    assert info.value.kind == "forbidden-function"
+
+
 def test_a_source_deleted_after_registration_is_a_clear_query_error(
     rt: sc.Runtime, space: Space, reference: Path
 ) -> None:
