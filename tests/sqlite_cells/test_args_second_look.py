@@ -104,10 +104,10 @@ def test_cross_runtime_write_on_another_store_names_both(tmp_path: Path) -> None
     try:
         cell = rt.space("demo").cell("x", default=0)
         other = rt2.space("demo").cell("x", default=0)
-        with pytest.raises(sc.CrossSpaceWrite, match="on another store") as info:
-            with rt.space("demo").transact():
-                cell.set(1)
-                other.set(2)
+        writing = rt.space("demo").transact()
+        with pytest.raises(sc.CrossSpaceWrite, match="on another store") as info, writing:
+            cell.set(1)
+            other.set(2)
         assert str(first.resolve()) in str(info.value) and str(second.resolve()) in str(info.value)
     finally:
         rt2.close()
@@ -116,12 +116,12 @@ def test_cross_runtime_write_on_another_store_names_both(tmp_path: Path) -> None
 
 def test_cross_space_write_in_one_runtime_keeps_its_message(rt: sc.Runtime) -> None:
     a, b = rt.space("a").cell("x", default=0), rt.space("b").cell("x", default=0)
-    with pytest.raises(
-        sc.CrossSpaceWrite, match="writes space 'a'; it cannot also write space 'b'"
+    with (
+        pytest.raises(sc.CrossSpaceWrite, match="writes space 'a'; it cannot also write space 'b'"),
+        rt.space("a").transact(),
     ):
-        with rt.space("a").transact():
-            a.set(1)
-            b.set(1)
+        a.set(1)
+        b.set(1)
 
 
 # --- sc.VmSource(vm, path) ------------------------------------------------------------------
@@ -176,9 +176,8 @@ def _migrate_once(space: Space, sql: Any, params: Any = ()) -> tuple[BaseExcepti
         conn.execute("ALTER TABLE users ADD COLUMN score integer default 0")
 
     db2 = space.sqlite_database("m", tables=T2, version=2, migrate=migrate)
-    with pytest.raises(sc.MigrationError) as info:
-        with space.transact():
-            db2.exec("INSERT INTO users (name) VALUES ('b')")
+    with pytest.raises(sc.MigrationError) as info, space.transact():
+        db2.exec("INSERT INTO users (name) VALUES ('b')")
     assert len(raised) == 1 and info.value.__cause__ is raised[0]
     # Nothing of the migration nor of the write was kept.
     conn = apsw.Connection(str(db.path), flags=apsw.SQLITE_OPEN_READONLY)
