@@ -15,9 +15,11 @@ from sqlite_cells.runtime._boundary import InvalidArgument
 from sqlite_cells.runtime._space_file import SpaceFile
 from sqlite_cells.runtime._tx import Transaction, TxState, current_transaction, transaction
 
-__all__ = ["DEFAULT_TRIES", "handler"]
+__all__ = ["DEFAULT_TRIES", "MAX_TRIES", "handler"]
 
 DEFAULT_TRIES = 10
+# SPEC §5: "handlers try at most 10 times in all"; a larger tries= is refused, not capped.
+MAX_TRIES = 10
 # Tries made optimistically before the handler runs its body holding the space's write lock.
 OPTIMISTIC_TRIES = 3
 
@@ -48,10 +50,12 @@ def handler(fn: Callable[..., Any] | None = None, /, *, tries: int = DEFAULT_TRI
     """Decorate a function so each call runs its body in a new transaction and commits it.
 
     The transaction binds to the space of its first write. On :class:`ConflictError` the body
-    runs again, at most ``tries`` times in all, then the last conflict is raised. The first
-    tries are optimistic (reads take no lock); after ``OPTIMISTIC_TRIES`` conflicts the body runs
-    while holding the space's write lock, where it cannot conflict, so a hot cell written by many
-    threads or processes does not starve a writer. The call returns the commit's seq (None when
+    runs again, at most ``tries`` times in all, then the last conflict is raised. ``tries`` is
+    from 1 to ``MAX_TRIES`` (10, the SPEC's limit and the default); anything else is an
+    :class:`InvalidArgument` when the decorator is made. The first tries are optimistic (reads
+    take no lock); after ``OPTIMISTIC_TRIES`` conflicts the body runs while holding the space's
+    write lock, where it cannot conflict, so a hot cell written by many threads or processes
+    does not starve a writer. The call returns the commit's seq (None when
     the body wrote nothing). Called inside a transaction, the body joins it: nothing is
     committed then and the call returns None.
 
@@ -61,7 +65,15 @@ def handler(fn: Callable[..., Any] | None = None, /, *, tries: int = DEFAULT_TRI
     The wrapper keeps the body's signature for type checkers (ParamSpec).
     """
     if not isinstance(tries, int) or isinstance(tries, bool) or tries < 1:
-        raise InvalidArgument(f"tries must be an integer of at least 1, not {tries!r}")
+        raise InvalidArgument(
+            f"tries must be an integer from 1 to {MAX_TRIES}, not {tries!r}, such as tries=3"
+        )
+    if tries > MAX_TRIES:
+        raise InvalidArgument(
+            f"tries={tries} is over the limit: a handler tries at most {MAX_TRIES} times in "
+            f"all; pass tries={MAX_TRIES} or fewer, and to go on after that, catch "
+            "ConflictError and call the handler again"
+        )
 
     def decorate(body: Callable[..., Any]) -> Callable[..., Any]:
         if inspect.iscoroutinefunction(body):

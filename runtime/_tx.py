@@ -74,10 +74,7 @@ class Transaction:
         if self.space is None:
             self.space = space
         elif self.space is not space:
-            raise CrossSpaceWrite(
-                f"this transaction writes space {self.space.space_id!r}; it cannot also write "
-                f"space {space.space_id!r}: use one transaction per space"
-            )
+            raise _cross_space(self.space, space)
 
     def record_read(self, space: SpaceFile, cell_id: str, rev: int) -> None:
         self.reads.setdefault((space, cell_id), rev)
@@ -112,6 +109,28 @@ class Transaction:
                 f"this transaction is already {self.state.value}: start a new one with "
                 "space.transact()"
             )
+
+
+def _cross_space(bound: SpaceFile, other: SpaceFile) -> CrossSpaceWrite:
+    if other.space_id != bound.space_id:
+        return CrossSpaceWrite(
+            f"this transaction writes space {bound.space_id!r}; it cannot also write "
+            f"space {other.space_id!r}: use one transaction per space"
+        )
+    # The same id opened by two Runtime objects: two files (or two connections to one file),
+    # each committing on its own, so one transaction cannot span them either.
+    where = (
+        f"on the same store ({other.path.parent})"
+        if other.path == bound.path
+        else f"on another store ({bound.path.parent} and {other.path.parent})"
+    )
+    return CrossSpaceWrite(
+        f"this transaction writes space {bound.space_id!r} through one Runtime object; it "
+        f"cannot also write space {other.space_id!r} through another Runtime object {where}: "
+        "a transaction writes one space through one Runtime. Take every cell this transaction "
+        "writes from the same Runtime, or commit the other Runtime's write on its own, outside "
+        "this transaction"
+    )
 
 
 _current: ContextVar[Transaction | None] = ContextVar("sqlite_cells_transaction", default=None)

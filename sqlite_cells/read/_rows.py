@@ -38,7 +38,7 @@ import msgspec
 
 from sqlite_cells.codec import QueryError, parse_link, parse_links
 from sqlite_cells.read._reader import StatementResult
-from sqlite_cells.runtime import Cell, InvalidArgument, Runtime
+from sqlite_cells.runtime import Cell, InvalidArgument, Runtime, Space
 
 __all__ = ["RowDecoder", "decode_cf_link", "row_decoder"]
 
@@ -52,10 +52,25 @@ _AT_FIELD = re.compile(r"at `\$(?:\[\d+\])?\.(.+?)`$")
 
 def decode_cf_link(value: str | bytes | None, rt: Runtime) -> Cell | None:
     """A stored link string → the live ``Cell`` it names; ``None`` → ``None``.
-    Raises :class:`LinkDecodeError` for anything that is not exactly one link."""
+    Raises :class:`LinkDecodeError` for anything that is not exactly one link, and
+    :class:`InvalidArgument` when ``rt`` is not a runtime (checked even for ``None``: the call
+    is wrong whatever the value)."""
+    if not isinstance(rt, Runtime):
+        raise _not_a_runtime(rt)
     if value is None:
         return None
     return rt.cell_for(parse_link(value))
+
+
+def _not_a_runtime(rt: object) -> InvalidArgument:
+    shown = repr(rt)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    hint = "; for a space, pass space.runtime" if isinstance(rt, Space) else ""
+    return InvalidArgument(
+        f"decode_cf_link(value, rt): rt is {shown} (a {type(rt).__name__}), not a runtime; "
+        f"pass the sc.Runtime whose cells the link names, as in decode_cf_link(value, rt){hint}"
+    )
 
 
 def _is_cell_type(hint: Any) -> bool:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Final
 
 from sqlite_cells.codec import NotImplementedSource, ReadOnlySource, SchemaError, short_hash
+from sqlite_cells.runtime import InvalidArgument
 from sqlite_cells.schema._migrate import MigrationConnection
 from sqlite_cells.schema._schema import Schema
 
@@ -52,6 +53,28 @@ class VmSource:
 
     vm: Any
     path: str
+
+    def __post_init__(self) -> None:
+        # Checked where the mistake is made, not at the first query. The path names a file
+        # inside the VM, not on this host, so it is taken as text only.
+        path = self.path
+        if not isinstance(path, str):
+            suggestion = f"; write str(path): {str(path)!r}" if isinstance(path, PurePath) else ""
+            raise InvalidArgument(
+                f"sc.VmSource(vm, path): path is {path!r} (a {type(path).__name__}), not a "
+                f"str; pass the file's path inside the VM as text, such as "
+                f"sc.VmSource(vm, '/data/app.db'){suggestion}"
+            )
+        if not path:
+            raise InvalidArgument(
+                "sc.VmSource(vm, path): path is empty, which names no file; pass the "
+                "file's path inside the VM, such as sc.VmSource(vm, '/data/app.db')"
+            )
+        if "\x00" in path:
+            raise InvalidArgument(
+                f"sc.VmSource(vm, path): path {path!r} holds a NUL character at position "
+                f"{path.index(chr(0))}, which no file path can; remove it"
+            )
 
 
 def db_file_name(db_id: str) -> str:

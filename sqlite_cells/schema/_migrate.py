@@ -31,7 +31,7 @@ Step 4's comparison (by what SQLite reports, and what it cannot compare) is desc
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -41,9 +41,10 @@ from sqlite_cells.codec import (
     ClosedError,
     MigrationError,
     SchemaError,
+    SqliteCellsError,
     UnsupportedMigration,
 )
-from sqlite_cells.runtime import BUSY_TIMEOUT_MS, LENGTH_LIMIT
+from sqlite_cells.runtime import BUSY_TIMEOUT_MS, LENGTH_LIMIT, InvalidArgument, surrogate_at
 from sqlite_cells.schema._schema import Schema, quote_ident
 from sqlite_cells.schema._schema_diff import MigrationPlan, diff_of, plan_migration, rows_of
 from sqlite_cells.sql import OP, USER_PREPARE_FLAGS, WORD, Gate, fold_ascii, scan_sql
@@ -131,10 +132,14 @@ class MigrationConnection:
     DDL included, on a connection opened on the database file alone, inside the migration's
     transaction, under the migration authorizer (:class:`_MigrationPolicy`).
 
-    Refused with :class:`MigrationError` before SQLite sees them: empty text, several statements
-    at once, transaction control, ATTACH/DETACH, VACUUM, PRAGMA. What the authorizer denies, and
-    any other SQLite error, is a :class:`MigrationError` too (with the SQLite error as its
-    cause). It is closed when ``migrate`` returns; using it later raises :class:`ClosedError`.
+    Refused with :class:`MigrationError` before SQLite sees them: empty text (nothing but
+    ``;``, whitespace and comments), a NUL character or a lone surrogate anywhere in the text,
+    several statements at once, transaction control, ATTACH/DETACH, VACUUM, PRAGMA. What the
+    authorizer denies, parameters SQLite cannot bind, and any other SQLite error, is a
+    :class:`MigrationError` too (with the original error as its cause). ``sql`` that is not a
+    ``str``, or ``params`` that are neither a sequence nor a mapping, is an
+    :class:`InvalidArgument`. It is closed when ``migrate`` returns; using it later raises
+    :class:`ClosedError`.
     """
 
     __slots__ = ("_closed", "_conn", "_db_id", "_gate", "_policy")
@@ -153,7 +158,7 @@ class MigrationConnection:
                 f"returned; run every migration statement inside migrate()"
             )
         first = self._check(sql)
-        bindings = dict(params) if isinstance(params, Mapping) else tuple(params)
+        bindings = self._bindings(sql, params)
         self._policy.ddl = first in _DDL
         try:
             with self._gate.user(self._policy):
@@ -161,6 +166,16 @@ class MigrationConnection:
                 return [tuple(row) for row in cursor]
         except apsw.Error as exc:
             raise self._refuse(sql, f"SQLite said {type(exc).__name__}: {exc}") from exc
+        except SqliteCellsError:
+            raise
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
+            # apsw binding a value: an unsupported type, an integer over 64 bits, a named
+            # parameter missing from the mapping.
+            raise self._refuse(
+                sql,
+                f"its parameters cannot be bound ({type(exc).__name__}: {exc}); pass None, "
+                "int, float, str or bytes, one for each parameter",
+            ) from exc
 
     def close(self) -> None:
         self._closed = True
@@ -168,11 +183,55 @@ class MigrationConnection:
     def _refuse(self, sql: str, why: str) -> MigrationError:
         return MigrationError(self._db_id, f"migrate statement {sql!r} refused: {why}")
 
+    def _bindings(self, sql: str, params: object) -> tuple[object, ...] | dict[str, object]:
+        if isinstance(params, Mapping):
+            named = dict(params)
+            bindings: tuple[object, ...] | dict[str, object] = named
+            values: Iterable[tuple[object, object]] = named.items()
+        elif isinstance(params, Sequence) and not isinstance(params, str | bytes):
+            bindings = tuple(params)
+            values = enumerate(bindings, 1)
+        else:
+            raise InvalidArgument(
+                f"database {self._db_id}: migrate statement {sql!r}: params={params!r} is of "
+                f"type {type(params).__name__}; pass a list or tuple of values, or a dict of "
+                "named values"
+            )
+        for key, value in values:
+            position = surrogate_at(value) if isinstance(value, str) else None
+            if position is not None:
+                raise self._refuse(
+                    sql,
+                    f"parameter {key!r} is text with a lone surrogate at position {position}, "
+                    "which UTF-8 cannot encode; decode the text properly first",
+                )
+        return bindings
+
     def _check(self, sql: str) -> str:
         """The statement's first keyword, after the lexical refusals."""
+        if not isinstance(sql, str):
+            raise InvalidArgument(
+                f"database {self._db_id}: migrate statement {sql!r} is of type "
+                f"{type(sql).__name__}, not str; pass the SQL text as a str"
+            )
+        if "\x00" in sql:
+            raise self._refuse(
+                sql,
+                f"it holds a NUL character at position {sql.index(chr(0))}, where SQLite would "
+                "stop reading; remove it",
+            )
+        position = surrogate_at(sql)
+        if position is not None:
+            raise self._refuse(
+                sql,
+                f"it holds a lone surrogate at position {position}, which UTF-8 cannot encode; "
+                "decode the text properly first",
+            )
         words = scan_sql(sql).words()
-        if not words:
-            raise self._refuse(sql, "it is empty")
+        if all(w.kind == OP and w.text == ";" for w in words):
+            raise self._refuse(
+                sql, "it is empty (only ';', whitespace or comments); pass one statement"
+            )
         for i, tok in enumerate(words):
             # apsw.complete is sqlite3_complete: it knows a ';' inside CREATE TRIGGER … END.
             if tok.kind == OP and tok.text == ";" and apsw.complete(sql[: tok.start + 1]):
