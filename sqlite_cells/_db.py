@@ -240,7 +240,7 @@ class SqliteDb(Cell):
             # R32: reading the handle records its revision, so a commit to this database
             # between this read and the transaction's commit is a conflict (read-then-write).
             self.get()
-        runtime.ensure_reconciled(self._decl)  # here: the caller may hold the space's write lock
+        runtime.ready_to_read(self._decl, sql)  # here: the caller may hold the space's write lock
         _, result = runtime.query_workers.run(
             self._decl, Statement(sql, resolve_params(params)), None
         )

@@ -8,11 +8,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import apsw
+
 from sqlite_cells import runtime
 from sqlite_cells.codec import (
+    DatabaseError,
     DiskSourceError,
     Op,
     Quarantined,
+    QueryTimeout,
     SchemaError,
     SourceError,
     SqliteCellsError,
@@ -34,12 +38,14 @@ from sqlite_cells.files import (
     handle_not_writable,
     handle_value,
     orphan_outcome,
+    pin,
     reconcile,
     unpin,
     validate_disk_source,
 )
 from sqlite_cells.read import LiveQueries, QueryWorkers, ReadPool
 from sqlite_cells.runtime import (
+    BUSY_TIMEOUT_MS,
     Cell,
     InvalidArgument,
     causal_cause,
@@ -200,7 +206,7 @@ class Runtime(runtime.Runtime):
         self._reconciled: set[str] = set()
         self._quarantined: dict[str, Quarantined] = {}
         sqlite_participant = SqliteParticipant(
-            ready=self.ensure_reconciled,
+            ready=lambda decl, timeout: self.ensure_reconciled(decl, lock_timeout=timeout),
             repair=self.reconcile,
             exec_timeout=exec_timeout,
             written=self.read_pool.note_file,
@@ -287,9 +293,11 @@ class Runtime(runtime.Runtime):
         self.declare(decl)
         return decl
 
-    def ensure_reconciled(self, decl: Declaration) -> None:
+    def ensure_reconciled(self, decl: Declaration, *, lock_timeout: float | None = None) -> None:
         """Before a database is first used by this runtime, make it agree with its space (R71);
-        raises :class:`Quarantined` for a database that could not be repaired."""
+        raises :class:`Quarantined` for a database that could not be repaired. A lock held
+        elsewhere on its files is waited for ``lock_timeout`` seconds at most (default: the
+        busy timeout of the runtime's own connections)."""
         if decl.kind is not SourceKind.CELL:
             return
         self._check_handle(decl)
@@ -299,8 +307,26 @@ class Runtime(runtime.Runtime):
         if quarantined is not None:
             raise quarantined
         if not done:
-            self.reconcile(decl)
+            self.reconcile(decl, lock_timeout=lock_timeout)
             self.ensure_reconciled(decl)
+
+    def ready_to_read(self, decl: Declaration, sql: str) -> None:
+        """:meth:`ensure_reconciled` before a read of ``sql``: a lock another connection holds
+        on the database or space file is waited for no longer than ``query_timeout``; then the
+        read is a :class:`QueryTimeout` (R44), and the next read tries again."""
+        try:
+            self.ensure_reconciled(decl, lock_timeout=self.query_timeout)
+        except DatabaseError as exc:
+            if not isinstance(exc.__cause__, apsw.BusyError):
+                raise
+            raise QueryTimeout(
+                decl.db_id,
+                sql,
+                f"waited query_timeout={self.query_timeout}s for a lock that another connection "
+                f"holds on {decl.path} or its space file, to check the database against its "
+                "space before its first read here (R71); nothing was read: try again once that "
+                "connection lets go",
+            ) from exc
 
     def _check_handle(self, decl: Declaration) -> None:
         """``HandleQuarantined`` when the committed handle value of ``decl`` is not a handle (R5):
@@ -314,10 +340,15 @@ class Runtime(runtime.Runtime):
             value = data
         raise HandleQuarantined(decl.db_id, value)
 
-    def reconcile(self, decl: Declaration, *, repair: bool = True) -> Outcome:
+    def reconcile(
+        self, decl: Declaration, *, repair: bool = True, lock_timeout: float | None = None
+    ) -> Outcome:
         """Compare (and repair) a database with its space now; see ``_reconcile``. A space the
         store does not hold is not created (R7): with no database file either there is nothing
-        to compare; a database file without its space is quarantined (its space was lost)."""
+        to compare; a database file without its space is quarantined (its space was lost).
+        ``lock_timeout`` bounds the wait for a lock held elsewhere (``apsw.BusyError`` then,
+        inside a ``DatabaseError``)."""
+        busy_ms = BUSY_TIMEOUT_MS if lock_timeout is None else max(1, int(lock_timeout * 1000))
         file = self.space(decl.space_id).file
         if not file.exists:
             outcome = orphan_outcome(decl.db_id, decl.path)
@@ -333,13 +364,22 @@ class Runtime(runtime.Runtime):
             if reopen:
                 conn.execute("ROLLBACK")
             detach(conn)
+            conn.setbusytimeout(busy_ms)
+            checked: Outcome | None = None
             try:
                 with translated(f"database {decl.db_id} ({decl.path})"):
-                    outcome = reconcile(conn, decl.db_id, decl.path, repair=repair)
+                    checked = reconcile(conn, decl.db_id, decl.path, repair=repair, busy_ms=busy_ms)
             finally:
-                unpin(conn, decl.path)  # a repair may have rebuilt the file (R73 pins anew)
+                conn.setbusytimeout(BUSY_TIMEOUT_MS)
+                unpin(conn, decl.path)  # a repair may have rebuilt the file
+                if checked is not None and (checked.db_seq or checked.space_seq):
+                    # R73: the file just found to agree with its space (or rebuilt) is the one
+                    # this runtime may write; deleted or replaced before its first write here,
+                    # it is StoreChanged at that commit, not written into.
+                    pin(conn, decl.path)
                 if reopen:
                     conn.execute("BEGIN IMMEDIATE")
+            outcome = checked
             self._record_outcome(decl, outcome)
         return outcome
 

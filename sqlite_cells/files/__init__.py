@@ -26,6 +26,7 @@ from sqlite_cells.files._layout import decode_op_body as decode_op_body
 from sqlite_cells.files._layout import detach as detach
 from sqlite_cells.files._layout import encode_op_body as encode_op_body
 from sqlite_cells.files._layout import open_unwritable as open_unwritable
+from sqlite_cells.files._layout import pin as pin
 from sqlite_cells.files._layout import remove_unused_database as remove_unused_database
 from sqlite_cells.files._layout import unpin as unpin
 from sqlite_cells.files._reconcile import QUARANTINE_DIR as QUARANTINE_DIR
@@ -79,6 +80,7 @@ __all__ = [
     "open_unwritable",
     "orphan_outcome",
     "orphans",
+    "pin",
     "read_watermark",
     "reconcile",
     "remember_handle",

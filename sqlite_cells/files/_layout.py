@@ -199,6 +199,20 @@ def _holds_nothing(conn: apsw.Connection) -> bool:
     return row is not None and bool(row[0])
 
 
+def pin(conn: apsw.Connection, path: Path) -> None:
+    """Pin the identity of the file now at ``path`` for ``conn`` (it was just checked against
+    its space): deleted or replaced from now on, it is :class:`StoreChanged` at the next commit
+    that would write it (R73), even if ``conn`` never attached it before."""
+    now = _identity(str(path))
+    pins = _PINS.get(conn)
+    if pins is None:
+        pins = _PINS[conn] = {}
+    if now is None:
+        pins.pop(str(path), None)
+    else:
+        pins[str(path)] = now
+
+
 def unpin(conn: apsw.Connection, path: Path) -> None:
     """Forget the identity pinned for ``path`` (the runtime rebuilt or replaced the file)."""
     pins = _PINS.get(conn)

@@ -147,11 +147,14 @@ def reconcile(
     *,
     repair: bool = True,
     verify: bool = False,
+    busy_ms: int = BUSY_TIMEOUT_MS,
 ) -> Outcome:
     """Compare the database ``db_id`` (file ``path``) with the space behind ``space_conn`` and,
     with ``repair``, bring it in line (see the module docstring). ``verify`` runs SQLite's
     integrity check on the file first. The caller holds the space's in-process write lock; if
-    ``space_conn`` is not already in a transaction one is opened (and released) here."""
+    ``space_conn`` is not already in a transaction one is opened (and released) here. A lock
+    another connection holds on the database file is waited for ``busy_ms`` at most, then
+    ``apsw.BusyError`` is raised and nothing is decided."""
     owns_txn = space_conn.getautocommit()
     if owns_txn:
         space_conn.execute("BEGIN IMMEDIATE" if repair else "BEGIN")
@@ -163,7 +166,9 @@ def reconcile(
             if not repair:
                 return Outcome(db_id, path, 0, space_seq, Action.BEHIND, detail="no file")
         try:
-            conn = _open(path, writable=repair)
+            conn = _open(path, writable=repair, busy_ms=busy_ms)
+        except (apsw.BusyError, apsw.LockedError):
+            raise  # a lock held elsewhere is not damage: nothing is decided (the caller retries)
         except (apsw.Error, _Damaged) as exc:
             return _damaged(space_conn, db_id, path, space_seq, exc, repair=repair)
         try:
@@ -180,10 +185,10 @@ def reconcile(
             space_conn.execute("ROLLBACK")  # the space was only read
 
 
-def _open(path: Path, *, writable: bool) -> apsw.Connection:
+def _open(path: Path, *, writable: bool, busy_ms: int = BUSY_TIMEOUT_MS) -> apsw.Connection:
     flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
     conn = apsw.Connection(str(path), flags=flags) if writable else open_unwritable(path)
-    conn.setbusytimeout(BUSY_TIMEOUT_MS)
+    conn.setbusytimeout(busy_ms)
     try:
         conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
     except (apsw.NotADBError, apsw.CorruptError) as exc:
@@ -222,6 +227,7 @@ def _reconcile_file(
         raise
     try:
         if db_seq == space_seq:
+            _check_same_history(space_conn, conn, db_id, db_seq)
             action, commits = Action.IN_SYNC, 0
         elif db_seq > space_seq:
             in_flight = _in_flight(space_conn, conn, db_seq, space_seq)
@@ -256,6 +262,38 @@ def _reconcile_file(
             f"; a copy of the file before the repair is kept at {kept}" if kept else "",
         )
     return Outcome(db_id, path, db_seq, space_seq, action, commits, kept=kept)
+
+
+def _check_same_history(
+    space_conn: apsw.Connection, conn: apsw.Connection, db_id: str, seq: int
+) -> None:
+    """``_Irreparable`` when the file's journal and the space's log both hold the changesets of
+    commit ``seq`` (the newest to write the database) and they differ: the file at the path is
+    not the one its space wrote (another store's database of the same name put in its place,
+    R73), even though their watermarks agree. When either side no longer keeps them (pruned,
+    compacted, an older format) nothing can be told, and nothing is decided here."""
+    if seq == 0 or stored_format(space_conn) not in (None, FORMAT_VERSION):
+        return
+    try:
+        kept = [
+            bytes(row[0])
+            for row in conn.execute(
+                "SELECT changeset FROM _cf_changes WHERE seq = ? ORDER BY rowid", (seq,)
+            )
+        ]
+    except apsw.SQLError:  # a file of the format before the journal
+        return
+    logged = [
+        decode_op_body(op).changeset for _, op in SpaceFile.ops_for(space_conn, db_id, seq - 1, seq)
+    ]
+    if not kept or not logged or any(changeset is None for changeset in logged):
+        return
+    if kept != logged:
+        raise _Irreparable(
+            f"the file's changes of commit {seq} are not the ones its space logged: the file at "
+            "this path is not the one this space wrote (another store's database put in its "
+            "place?); it is kept as found"
+        )
 
 
 def _rollback(conn: apsw.Connection) -> None:

@@ -58,7 +58,7 @@ class QueryHost(Protocol):
     def live_queries(self) -> LiveQueries: ...
 
     def space(self, space_id: str) -> Space: ...
-    def ensure_reconciled(self, decl: Declaration) -> None: ...
+    def ready_to_read(self, decl: Declaration, sql: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,7 +308,8 @@ class _QueryNode(Node):
         prepare = self._prepare
         if prepare is None or prepare[0] is not decl:
             host = query.host
-            prepare = self._prepare = (decl, lambda: host.ensure_reconciled(decl))
+            sql = query.sql
+            prepare = self._prepare = (decl, lambda: host.ready_to_read(decl, sql))
         held = self._file
         file = held[1] if held is not None and held[0] == decl.space_id else self._space_file(decl)
         self._request(self, decl, file, self.statement, prepare[1], self._key)

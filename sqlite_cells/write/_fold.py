@@ -20,7 +20,8 @@ remembered as ensured. The ``sqlite`` commit participant, for one commit:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import apsw
 import msgspec
 
 from sqlite_cells.codec import (
+    DatabaseError,
     ExecError,
     ExecTimeout,
     Op,
@@ -47,7 +49,7 @@ from sqlite_cells.files import (
     remember_handle,
     remove_unused_database,
 )
-from sqlite_cells.runtime import PendingOp, Transaction
+from sqlite_cells.runtime import BUSY_TIMEOUT_MS, PendingOp, Transaction
 from sqlite_cells.schema import Declaration, ensure_schema, migrate_file
 from sqlite_cells.sql import Authorizer, Bound, Mode, make_authorizer
 from sqlite_cells.write._conn import write_conn
@@ -104,7 +106,7 @@ class SqliteParticipant:
     def __init__(
         self,
         *,
-        ready: Callable[[Declaration], None],
+        ready: Callable[[Declaration, float], None],
         repair: Callable[[Declaration], object],
         exec_timeout: float = DEFAULT_EXEC_TIMEOUT,
         written: Callable[[Path], None] = lambda _path: None,
@@ -135,23 +137,46 @@ class SqliteParticipant:
             paths = {decl.path for decl in decls}
         if len(paths) != 1:
             raise SqliteCellsError(f"one commit may write one database, not {len(paths)}")
-        for decl in decls:
-            self._ready(decl)
-            if decl.migrate is not None and not self._is_ensured(_ensure_key(decl)):
-                assert decl.schema is not None  # only runtime-owned databases are written
-                # R14: on a connection of its own, before the space's commit attaches the file.
-                migrate_file(
-                    decl.path,
-                    decl.schema,
-                    db_id=decl.db_id,
-                    version=decl.version,
-                    migrate=decl.migrate,
-                )
-        write_conn(conn)  # its gate is installed outside any transaction, once
-        path = paths.pop()
-        if attach(conn, path):
-            with self._lock:
-                self._created.add(path)
+        with self._lock_waits(conn, decls[0].db_id, _request(ops[0]).sql):
+            for decl in decls:
+                self._ready(decl, self.exec_timeout)
+                if decl.migrate is not None and not self._is_ensured(_ensure_key(decl)):
+                    assert decl.schema is not None  # only runtime-owned databases are written
+                    # R14: on a connection of its own, before the space's commit attaches it.
+                    migrate_file(
+                        decl.path,
+                        decl.schema,
+                        db_id=decl.db_id,
+                        version=decl.version,
+                        migrate=decl.migrate,
+                    )
+            write_conn(conn)  # its gate is installed outside any transaction, once
+            path = paths.pop()
+            if attach(conn, path):
+                with self._lock:
+                    self._created.add(path)
+
+    @contextmanager
+    def _lock_waits(self, conn: apsw.Connection, db_id: str, sql: str) -> Iterator[None]:
+        """While the database file is opened and written, a lock another connection holds on
+        it is waited for ``exec_timeout`` at most, then the commit is an :class:`ExecTimeout`
+        (R44: the space's write lock is held no longer than that). Reconcile reports such a lock
+        as a ``DatabaseError`` caused by ``apsw.BusyError``."""
+        conn.setbusytimeout(max(1, int(self.exec_timeout * 1000)))
+        try:
+            yield
+        except (apsw.BusyError, DatabaseError) as exc:
+            busy = exc if isinstance(exc, apsw.BusyError) else exc.__cause__
+            if not isinstance(busy, apsw.BusyError) or isinstance(exc, ExecError):
+                raise
+            raise ExecTimeout(
+                db_id,
+                sql,
+                f"waited exec_timeout={self.exec_timeout}s for a lock that another connection "
+                "holds on the database file; nothing was written: try again once it lets go",
+            ) from exc
+        finally:
+            conn.setbusytimeout(BUSY_TIMEOUT_MS)
 
     # -- inside the commit's transaction -------------------------------------------------------
 
@@ -192,16 +217,17 @@ class SqliteParticipant:
     def apply(self, conn: apsw.Connection, op: PendingOp, seq: int) -> Op:
         request = _request(op)
         decl = request.decl
-        links = self._ensure(conn, decl)
-        session = _capture(conn)
-        try:
-            self._run(conn, request)
-            changeset = session.changeset()
-        finally:
-            session.close()
-        if links:
-            check_links(changeset, links, db_id=decl.db_id, sql=request.sql)
-        self._journal(conn, seq, changeset)  # also the file's watermark (files.read_watermark)
+        with self._lock_waits(conn, decl.db_id, request.sql):
+            links = self._ensure(conn, decl)
+            session = _capture(conn)
+            try:
+                self._run(conn, request)
+                changeset = session.changeset()
+            finally:
+                session.close()
+            if links:
+                check_links(changeset, links, db_id=decl.db_id, sql=request.sql)
+            self._journal(conn, seq, changeset)  # also the file's watermark (read_watermark)
         return Op(op.kind, op.target, _op_body(request, changeset))
 
     def _run(self, conn: apsw.Connection, request: ExecRequest) -> None:
@@ -215,6 +241,8 @@ class SqliteParticipant:
                 many=request.many,
                 timeout=self.exec_timeout,
             )
+        except apsw.BusyError:
+            raise  # a lock held elsewhere: _lock_waits says so
         except apsw.InterruptError as exc:
             raise ExecTimeout(
                 decl.db_id,

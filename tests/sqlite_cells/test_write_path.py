@@ -436,6 +436,48 @@ def test_a_database_file_changed_while_another_was_attached(
         other.exec(INSERT, [None, "more", 2])
 
 
+@pytest.mark.parametrize("how", ["delete", "replace"])
+def test_a_database_file_changed_after_a_runtime_only_read_it(store: Path, how: str) -> None:
+    """R73 for a runtime that has read the file (and so checked it against its space) but not
+    written it yet: the swap is StoreChanged at its first commit, not rows written into a new
+    file or into another store's file."""
+    with sc.Runtime(store) as first:
+        space = first.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        with space.transact():
+            db.exec(INSERT, [None, "kept", 1])
+    foreign = store.parent / "foreign"
+    foreign.mkdir()
+    with sc.Runtime(foreign) as other:
+        other_space = other.space("demo")
+        other_db = other_space.sqlite_database("chat", tables=MESSAGES)
+        with other_space.transact():
+            other_db.exec(INSERT, [None, "foreign", 1])
+            other_db.exec(INSERT, [None, "foreign", 2])
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        c = space.cell("c", default=0)
+        assert _bodies(db) == ["kept"]
+        if how == "delete":
+            db.path.unlink()
+        else:
+            os.replace(other_db.path, db.path)
+        with pytest.raises(sc.StoreChanged) as info, space.transact():
+            c.set(1)
+            db.exec(INSERT, [None, "second", 2])
+        assert info.value.path == str(db.path)
+        assert c.get() == 0 and space.file.seen_seq == 1
+    with sc.Runtime(store) as fresh:  # a new runtime checks the file against its space again
+        space = fresh.space("demo")
+        assert space.cell("c", default=0).get() == 0
+        if how == "delete":  # rebuilt from the log
+            assert _bodies(space.sqlite_database("chat", tables=MESSAGES)) == ["kept"]
+        else:  # another store's file: never served as this database
+            with pytest.raises(sc.Quarantined):
+                space.sqlite_database("chat", tables=MESSAGES).read("SELECT body FROM messages")
+
+
 # -- 7. statements stay prepared ---------------------------------------------------------------
 
 
