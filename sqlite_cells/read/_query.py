@@ -406,21 +406,25 @@ class _QueryNode(Node):
 
     @property
     def in_flight(self) -> bool:
-        return self._running
+        # Also while a result lands that a newer commit has already asked to read again: its
+        # rows are older than the cells the scheduler holds now (see landed).
+        return self._running or self._again
 
     def landed(self) -> None:
-        # Dependents held back while this run was in flight re-run now, with its result and
-        # before a next run (if one is wanted) puts it in flight again.
-        self.scheduler.landed(self)
+        # When a commit processed while this run was in flight wants another run, that run
+        # starts first: the result that landed is older than the cells the scheduler holds now,
+        # so dependents held back stay held until a result as of the latest commit lands (R54:
+        # a derived cell never pairs this query's rows of one commit with a cell of a later
+        # one). Otherwise they re-run now, with this result.
         if self._again:
             self._again = False
             if self._fixed is not None:
                 self._start(*self._fixed)
-                return
-            params = resolve_params(self.query.params)
-            if any(map(is_pending, _members(params))):
-                return
-            self._start(params, repr(params))
+            else:
+                params = resolve_params(self.query.params)
+                if not any(map(is_pending, _members(params))):
+                    self._start(params, repr(params))
+        self.scheduler.landed(self)
 
     def _finish(self, state: QueryState[Any]) -> None:
         state, notify = self._receive_state(state)

@@ -505,6 +505,38 @@ def test_a_derived_cell_over_a_cell_and_a_query_runs_once_per_commit_with_both_n
         seen.clear()
 
 
+def test_a_derived_cell_never_pairs_a_cell_with_older_rows_when_commits_outrun_the_query(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    """R54 when commits come faster than the query runs: a run that lands after later commits
+    (which asked for another run) is older than the cell the scheduler holds, so the derived
+    cell waits for a result as of the latest commit instead of mixing the two."""
+    rt = space.runtime
+    counter = space.cell("counter", default=0)
+    spin = "(WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 100000) "
+    q = db.query(f"SELECT count(*) AS n, {spin}SELECT count(*) FROM r) AS spin FROM messages")
+    pairs: list[tuple[int, int, int]] = []
+
+    def both(value: int, state: sc.QueryState[dict[str, Any]]) -> int:
+        if state.result:
+            pairs.append((value, state.result[0]["n"], state.seq))
+        return value
+
+    sc.lift(both)(counter, q).observe().subscribe(lambda _value: None)
+    assert rt.settle(30)
+
+    @sc.handler
+    def post() -> None:
+        counter.set(counter.get() + 1)
+        db.exec("INSERT INTO messages (body) VALUES ('x')")
+
+    for _ in range(30):
+        post()
+    assert rt.settle(30)
+    assert pairs[-1] == (30, 30, space.file.seen_seq)
+    assert [p for p in pairs if p[0] != p[1]] == []
+
+
 def test_a_query_whose_cell_parameter_changes_never_shows_a_state_no_commit_had(
     space: Space, db: sc.SqliteDb
 ) -> None:
