@@ -207,6 +207,13 @@ class Scheduler:
         """Call ``callback`` with the node's current value (``on_error`` with its error, if its
         computation raised), then with each change; ``on_completed`` when the runtime closes."""
         observer = Observer(callback, on_error, on_completed)
+        with self._lock:
+            closed = self._closed
+        if closed:
+            # The runtime closed: the stream has ended, as it ended for those subscribed then.
+            if on_completed is not None:
+                _deliver([(_call_completed, on_completed)])
+            return Subscription(node, observer)
 
         def run() -> None:
             self._ensure_ready(node)

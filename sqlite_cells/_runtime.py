@@ -126,6 +126,7 @@ class Space(runtime.Space):
         from sqlite_cells._db import SqliteDb
 
         runtime = self.runtime
+        runtime.check_open()  # a closed runtime registers nothing (and reads no file for it)
         given = os.fspath(path) if isinstance(path, str | os.PathLike) else None
         position = surrogate_at(given) if isinstance(given, str) else None
         if given is not None and position is not None:

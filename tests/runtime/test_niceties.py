@@ -137,6 +137,8 @@ def test_a_closed_runtime_makes_no_new_cells_or_databases_and_bad_options_leave_
         space.cell("z")
     with pytest.raises(sc.ClosedError):
         space.sqlite_database("db", tables={"t": sc.table(x="integer")})
+    with pytest.raises(sc.ClosedError):
+        space.register_disk_source("/etc/hostname")  # not even looked at
     pattern = f"{tempfile.gettempdir()}/sqlite-cells-*"
     before = set(glob.glob(pattern))
     for bad in ({"query_workers": 10**9}, {"poll_interval": -1}):
@@ -144,3 +146,20 @@ def test_a_closed_runtime_makes_no_new_cells_or_databases_and_bad_options_leave_
             sc.Runtime.ephemeral(**bad)
         assert isinstance(info.value, ValueError)
     assert set(glob.glob(pattern)) <= before  # no temporary store left behind
+
+
+def test_subscribing_after_close_completes_at_once(store: Path) -> None:
+    """The stream of a closed runtime has ended: a late subscriber is told so (on_completed),
+    as the subscribers of the moment of closing were, instead of waiting for nothing."""
+    rt = sc.Runtime(store)
+    c = rt.space("s").cell("c", default=1)
+    d = sc.derive(c, lambda v: v + 1)
+    rt.settle()
+    rt.close()
+    for source in (c, d):
+        events: list[object] = []
+        subscription = source.observe().subscribe(
+            events.append, lambda exc: events.append(exc), lambda: events.append("completed")
+        )
+        assert events == ["completed"]
+        subscription.dispose()
