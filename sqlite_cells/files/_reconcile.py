@@ -37,7 +37,7 @@ import apsw
 import msgspec
 
 from sqlite_cells.codec import SqliteCellsError
-from sqlite_cells.files._layout import decode_op_body, open_unwritable
+from sqlite_cells.files._layout import KIND, decode_op_body, open_unwritable
 from sqlite_cells.files._watermark import read_watermark, set_watermark
 from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
@@ -284,7 +284,9 @@ def _check_same_history(
     except apsw.SQLError:  # a file of the format before the journal
         return
     logged = [
-        decode_op_body(op).changeset for _, op in SpaceFile.ops_for(space_conn, db_id, seq - 1, seq)
+        decode_op_body(op).changeset
+        for _, op in SpaceFile.ops_for(space_conn, db_id, seq - 1, seq)
+        if op.kind == KIND
     ]
     if not kept or not logged or any(changeset is None for changeset in logged):
         return
