@@ -20,8 +20,7 @@ remembered as ensured. The ``sqlite`` commit participant, for one commit:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,6 +116,7 @@ class SqliteParticipant:
         self._repair = repair
         self._written = written  # told of each file a commit wrote, once durable
         self.exec_timeout = exec_timeout
+        self._lock_wait_ms = max(1, int(exec_timeout * 1000))
         # _lock guards _ensured (schemas known to be in place) and _links (their link columns).
         self._lock = threading.Lock()
         self._ensured: set[EnsureKey] = set()
@@ -137,7 +137,8 @@ class SqliteParticipant:
             paths = {decl.path for decl in decls}
         if len(paths) != 1:
             raise SqliteCellsError(f"one commit may write one database, not {len(paths)}")
-        with self._lock_waits(conn, decls[0].db_id, _request(ops[0]).sql):
+        conn.setbusytimeout(self._lock_wait_ms)  # R44, see _lock_timeout
+        try:
             for decl in decls:
                 self._ready(decl, self.exec_timeout)
                 if decl.migrate is not None and not self._is_ensured(_ensure_key(decl)):
@@ -155,28 +156,31 @@ class SqliteParticipant:
             if attach(conn, path):
                 with self._lock:
                     self._created.add(path)
-
-    @contextmanager
-    def _lock_waits(self, conn: apsw.Connection, db_id: str, sql: str) -> Iterator[None]:
-        """While the database file is opened and written, a lock another connection holds on
-        it is waited for ``exec_timeout`` at most, then the commit is an :class:`ExecTimeout`
-        (R44: the space's write lock is held no longer than that). Reconcile reports such a lock
-        as a ``DatabaseError`` caused by ``apsw.BusyError``."""
-        conn.setbusytimeout(max(1, int(self.exec_timeout * 1000)))
-        try:
-            yield
         except (apsw.BusyError, DatabaseError) as exc:
-            busy = exc if isinstance(exc, apsw.BusyError) else exc.__cause__
-            if not isinstance(busy, apsw.BusyError) or isinstance(exc, ExecError):
+            timeout = self._lock_timeout(exc, decls[0].db_id, _request(ops[0]).sql)
+            if timeout is None:
                 raise
-            raise ExecTimeout(
-                db_id,
-                sql,
-                f"waited exec_timeout={self.exec_timeout}s for a lock that another connection "
-                "holds on the database file; nothing was written: try again once it lets go",
-            ) from exc
+            raise timeout from exc
         finally:
             conn.setbusytimeout(BUSY_TIMEOUT_MS)
+
+    def _lock_timeout(
+        self, exc: apsw.BusyError | DatabaseError, db_id: str, sql: str
+    ) -> ExecTimeout | None:
+        """While the database file is opened and written (``prepare``, ``apply``), a lock
+        another connection holds on it is waited for ``exec_timeout`` at most: the busy
+        timeout of the write connection is that long meanwhile (R44: the space's write lock is
+        held no longer). The :class:`ExecTimeout` to raise for ``exc`` when it is such a lock
+        (reconcile reports one as a ``DatabaseError`` caused by ``apsw.BusyError``), else None."""
+        busy = exc if isinstance(exc, apsw.BusyError) else exc.__cause__
+        if not isinstance(busy, apsw.BusyError) or isinstance(exc, ExecError):
+            return None
+        return ExecTimeout(
+            db_id,
+            sql,
+            f"waited exec_timeout={self.exec_timeout}s for a lock that another connection holds "
+            "on the database file; nothing was written: try again once it lets go",
+        )
 
     # -- inside the commit's transaction -------------------------------------------------------
 
@@ -217,7 +221,8 @@ class SqliteParticipant:
     def apply(self, conn: apsw.Connection, op: PendingOp, seq: int) -> Op:
         request = _request(op)
         decl = request.decl
-        with self._lock_waits(conn, decl.db_id, request.sql):
+        conn.setbusytimeout(self._lock_wait_ms)  # R44, see _lock_timeout
+        try:
             links = self._ensure(conn, decl)
             session = _capture(conn)
             try:
@@ -228,6 +233,13 @@ class SqliteParticipant:
             if links:
                 check_links(changeset, links, db_id=decl.db_id, sql=request.sql)
             self._journal(conn, seq, changeset)  # also the file's watermark (read_watermark)
+        except (apsw.BusyError, DatabaseError) as exc:
+            timeout = self._lock_timeout(exc, decl.db_id, request.sql)
+            if timeout is None:
+                raise
+            raise timeout from exc
+        finally:
+            conn.setbusytimeout(BUSY_TIMEOUT_MS)
         return Op(op.kind, op.target, _op_body(request, changeset))
 
     def _run(self, conn: apsw.Connection, request: ExecRequest) -> None:
