@@ -258,11 +258,20 @@ class Scheduler:
         held = self._held
         if not held:
             return
-        due = [
-            dependent
-            for dependent in node.dependents
-            if id(dependent) in held and not any(d.in_flight for d in dependent.deps)
-        ]
+        # Every node held downstream of it, at any depth (one may wait for it through a node
+        # that was not held itself: a derived cell over the query that did not re-run). Each is
+        # computed again, in dependency order, and held again if it still waits for another.
+        due: list[Node] = []
+        seen: set[int] = set()
+        stack = list(node.dependents)
+        while stack:
+            dependent = stack.pop()
+            if id(dependent) in seen:
+                continue
+            seen.add(id(dependent))
+            if id(dependent) in held:
+                due.append(dependent)
+            stack.extend(dependent.dependents)
         for dependent in due:
             del held[id(dependent)]
         if due:
@@ -499,6 +508,8 @@ class Scheduler:
         heapq.heapify(heap)
         done: set[int] = set()
         deliveries: list[tuple[Callable[[Any], None], Any]] = []
+        held = self._held
+        waiting: dict[int, bool] = {}  # _waits of the nodes looked at in this round
         while heap:
             _, _, node = heapq.heappop(heap)
             if id(node) in done or not node.ready.is_set():
@@ -506,10 +517,11 @@ class Scheduler:
             done.add(id(node))
             if preset is not None and node in preset:
                 changed, value = True, preset[node]
-            elif node.deps and any(dep.in_flight for dep in node.deps):
-                # A dependency is being recomputed off the thread: re-run once it lands, so
-                # this node never mixes that dependency's old value with the new (R54).
-                self._held[id(node)] = node
+            elif node.deps and _waits(node, held, waiting):
+                # A dependency, or one of its own (at any depth), is being recomputed off the
+                # thread, or waits for one that is: re-run once it lands, so this node never
+                # mixes that dependency's old value with the new (R54).
+                held[id(node)] = node
                 continue
             else:
                 self._held.pop(id(node), None)
@@ -530,6 +542,20 @@ class Scheduler:
             for dependent in node.dependents:
                 heapq.heappush(heap, (dependent.height, dependent.order, dependent))
         _deliver(deliveries)
+
+
+def _waits(node: Node, held: dict[int, Node], memo: dict[int, bool]) -> bool:
+    """Whether a dependency of ``node``, at any depth, is in flight or held back: then
+    ``node``'s inputs are not all as of one commit yet. ``memo`` keeps the answers of a round."""
+    for dep in node.deps:
+        key = id(dep)
+        found = memo.get(key)
+        if found is None:
+            found = dep.in_flight or key in held or (bool(dep.deps) and _waits(dep, held, memo))
+            memo[key] = found
+        if found:
+            return True
+    return False
 
 
 def _errors(observers: list[Observer], exc: Exception) -> list[tuple[Callable[[Any], None], Any]]:

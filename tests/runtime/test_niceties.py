@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import threading
 from pathlib import Path
@@ -159,7 +160,7 @@ def test_subscribing_after_close_completes_at_once(store: Path) -> None:
     for source in (c, d):
         events: list[object] = []
         subscription = source.observe().subscribe(
-            events.append, lambda exc: events.append(exc), lambda: events.append("completed")
+            events.append, events.append, functools.partial(events.append, "completed")
         )
         assert events == ["completed"]
         subscription.dispose()

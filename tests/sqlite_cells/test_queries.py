@@ -537,6 +537,39 @@ def test_a_derived_cell_never_pairs_a_cell_with_older_rows_when_commits_outrun_t
     assert [p for p in pairs if p[0] != p[1]] == []
 
 
+def test_a_cell_derived_through_a_derived_cell_of_a_query_is_glitch_free_too(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    """R54 at any depth: ``lift(posts, derive(q))`` waits for the query's run of a commit that
+    wrote both, though the cell between them did not re-run in that round; and it still re-runs
+    when the query's new rows leave that cell as it was."""
+    rt = space.runtime
+    posts = space.cell("posts", default=0)
+    q = db.query("SELECT count(*) AS n, group_concat(body) AS bodies FROM messages")
+    count = sc.derive(q, lambda state: state.result[0]["n"] if state.result else None)
+    seen: list[tuple[int, int | None]] = []
+
+    def pair(p: int, n: int | None) -> tuple[int, int | None]:
+        seen.append((p, n))
+        return (p, n)
+
+    both = sc.lift(pair)(posts, count)
+    assert rt.settle(10)
+    seen.clear()
+    for n in range(1, 5):
+        with space.transact():
+            posts.set(n)
+            db.exec("INSERT INTO messages (body) VALUES ('x')")
+        assert rt.settle(10)
+        assert seen == [(n, n)], seen
+        seen.clear()
+    with space.transact():  # the query re-runs (it reads body), its count stays 4
+        posts.set(10)
+        db.exec("UPDATE messages SET body = 'y'")
+    assert rt.settle(10)
+    assert seen == [(10, 4)] and both.get() == (10, 4)
+
+
 def test_a_query_whose_cell_parameter_changes_never_shows_a_state_no_commit_had(
     space: Space, db: sc.SqliteDb
 ) -> None:
