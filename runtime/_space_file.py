@@ -276,6 +276,9 @@ class SpaceFile:
         first, without creating, and the writer is let go if the reader's file left the path
         meanwhile (the writer may then have created a blank file, removed again)."""
         reader: apsw.Connection | None = None
+        # A file this call creates is removed again if opening it fails (a full disk, an I/O
+        # error while its tables are made): a refused first commit leaves no file (R7).
+        creating = create and not self.path.exists()
         if not create:
             try:
                 reader = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READONLY)
@@ -288,6 +291,8 @@ class SpaceFile:
         except BaseException:
             if reader is not None:
                 reader.close()
+            if creating:
+                remove_unused(self.path, _space_unused)
             raise
         try:
             st = os.stat(self.path)
@@ -303,6 +308,8 @@ class SpaceFile:
             writer.close()
             if reader is not None:
                 reader.close()
+            if creating:
+                remove_unused(self.path, _space_unused)
             if isinstance(exc, FileNotFoundError):
                 raise _Moved from exc
             raise
@@ -916,10 +923,14 @@ def remove_unused(path: Path, holds_nothing: Callable[[apsw.Connection], bool]) 
         row = conn.execute("PRAGMA journal_mode=DELETE").fetchone()
         if row is None or str(row[0]).lower() != "delete":
             return False
+        # No journal file for the lock taken next: on a full disk (or a write that fails) a
+        # journal cannot be made, and nothing is written here anyway. A file that became a WAL
+        # file meanwhile is read as one: its journal mode then says "wal".
+        conn.execute("PRAGMA journal_mode=MEMORY").fetchall()
         conn.execute("BEGIN EXCLUSIVE")
         try:
             row = conn.execute("PRAGMA journal_mode").fetchone()
-            if row is None or str(row[0]).lower() != "delete" or has_moved(conn):
+            if row is None or str(row[0]).lower() != "memory" or has_moved(conn):
                 return False
             if not holds_nothing(conn):
                 return False
@@ -942,7 +953,10 @@ def _blank(conn: apsw.Connection) -> bool:
 
 
 def _space_unused(conn: apsw.Connection) -> bool:
-    """A space file that no commit ever wrote: no log record, no cell, no compacted history."""
+    """A space file that no commit ever wrote: no table at all (its set-up was cut short), or
+    no log record, no cell, no compacted history."""
+    if _blank(conn):
+        return True
     row = conn.execute(
         "SELECT NOT EXISTS (SELECT 1 FROM _cf_log) AND NOT EXISTS (SELECT 1 FROM _cf_cells) "
         "AND NOT EXISTS (SELECT 1 FROM _cf_named)"
