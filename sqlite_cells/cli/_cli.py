@@ -77,7 +77,9 @@ def resolve_store(args: argparse.Namespace) -> str:
 def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
     out.write(f"store {info.store}\n")
     if not info.spaces:
-        out.write("  (no spaces)\n")
+        out.write("  (no readable spaces)\n" if info.damaged_space_files else "  (no spaces)\n")
+    for damaged in info.damaged_space_files:
+        out.write(f"space file {damaged.file}: DAMAGED, cannot be read ({damaged.reason})\n")
     for space in info.spaces:
         out.write(
             f"space {space.id!r} ({space.file}): {space.cells} cell(s), last seq {space.last_seq}\n"
@@ -108,6 +110,11 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
             f"unreferenced database file {name} (no handle names it, or its database was "
             "dropped: `gc` lists it)\n"
         )
+    for orphan in info.orphaned_files:
+        mark = "unreadable" if orphan.watermark is None else orphan.watermark
+        out.write(
+            f"orphaned database file {orphan.file}: watermark {mark}, no readable space names it\n"
+        )
     for finding in info.findings():
         out.write(f"finding: {finding}\n")
 
@@ -131,6 +138,15 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
             {"space": space["id"], **{k: v for k, v in db.items() if k != "tables"}}
             for space in data["spaces"]
             for db in space["databases"]
+        ]
+        blank = dict.fromkeys(flat[0]) if flat else {"space": None, "id": None}
+        flat += [
+            {**blank, "file": o["file"], "kind": "orphaned", "watermark": o["watermark"]}
+            for o in data["orphaned_files"]
+        ]
+        flat += [
+            {**blank, "file": d["file"], "kind": "damaged space file", "damage": d["reason"]}
+            for d in data["damaged_space_files"]
         ]
         print_rows(flat, args.fmt, out)
     return FINDING if info.findings() else OK
