@@ -3,7 +3,8 @@
 
 * ``demo`` runs the chat example on the store;
 * ``inspect [STORE]`` lists spaces, cells, databases, row counts, seqs and watermarks; a
-  database whose watermark is not its space's last write to it is a finding (exit 1);
+  database whose watermark is not its space's last write to it, an orphaned database file
+  (holds commits, no readable space names it) and a damaged space file are findings (exit 1);
 * ``tables [STORE]`` (alias ``schema``) lists each database's tables with columns, indexes and
   row counts; ``cells [STORE]`` lists each space's cells with names, values and kinds;
 * ``query [STORE] SPACE DB SQL [-p NAME VALUE]…`` runs one guarded read;
@@ -12,7 +13,7 @@
 * ``link sqlite:/abs/path.db SPACE PIECE FIELD`` registers an injected file and links it to a
   piece's input (R60–R61);
 * ``gc [STORE] [--yes]`` lists database files no handle refers to, and removes them with
-  ``--yes`` only (R74).
+  ``--yes`` only (R74); while a space file is damaged it removes none that space may name.
 
 Every command takes the store as ``--store DIR`` (before or after the command) and, where the
 SPEC shows one, as a positional STORE; the default is ``$SQLITE_CELLS_STORE`` or
@@ -122,7 +123,7 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
 def _inspect(args: argparse.Namespace, out: TextIO) -> int:
     store = resolve_store(args)
     info = inspect_store(store)
-    namer = Namer(store_dir(store))
+    namer = Namer(store_dir(store), skip_damaged=True)
     if args.fmt is Format.TEXT:
         _print_store(info, out, namer)
         return FINDING if info.findings() else OK

@@ -68,6 +68,7 @@ class Namer:
 
     root: Path
     extra_names: tuple[str, ...] = ()
+    skip_damaged: bool = False  # leave out space files that cannot be read for damage
     _spaces: dict[str, Path] | None = field(default=None, init=False)
     _names: dict[str, Named] = field(default_factory=dict, init=False)
 
@@ -75,7 +76,8 @@ class Namer:
         """Space id -> its file, for every space file of the store."""
         if self._spaces is None:
             self._spaces = {}
-            damaged = {d.path for d in damaged_spaces(self.root)}  # inspect reports them
+            # inspect reports a damaged space file itself; the other commands fail on it
+            damaged = {d.path for d in damaged_spaces(self.root)} if self.skip_damaged else set()
             for path in space_files(self.root):
                 if path in damaged:
                     continue

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import sqlite_cells as sc
+from sqlite_cells.files import Action, check_store, collect_garbage, damaged_spaces
 from sqlite_cells.runtime._store import space_file_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -216,3 +217,24 @@ def test_inspect_lists_a_database_file_whose_space_file_was_emptied(store: Path)
     orphaned = [row["file"] for row in json.loads(done.stdout) if row["action"] == "orphaned"]
     assert orphaned == [demo_db.name]
     assert _snapshot(store) == before
+
+
+def test_the_store_walk_reports_a_damaged_space_file_instead_of_raising(store: Path) -> None:
+    """``check_store`` and ``collect_garbage`` (what ``check`` and ``gc`` run) go on past a space
+    file that is not a database: it is an outcome, and nothing is removed."""
+    demo_space, demo_db, other_db = _make_store(store)
+    _damage(demo_space, "garbage")
+    blank = store / "cell-00000000000000000000000000000000.sqlite"
+    blank.write_bytes(b"")
+    before = _snapshot(store)
+    assert [d.path for d in damaged_spaces(store)] == [demo_space]
+    assert collect_garbage(store, remove=True) == []
+    outcomes = {o.path: o for o in check_store(store, repair=True)}
+    assert outcomes[demo_space].action is Action.SPACE_DAMAGED
+    assert outcomes[demo_space].detail == "file is not a database"
+    assert not outcomes[demo_space].agrees
+    assert outcomes[other_db].action is Action.IN_SYNC
+    assert outcomes[demo_db].action is Action.ORPHANED
+    assert _snapshot(store) == before
+    demo_space.unlink()  # moved aside: the blank file no space names is gc's again
+    assert collect_garbage(store, remove=True) == [blank]
