@@ -920,7 +920,12 @@ def remove_unused(path: Path, holds_nothing: Callable[[apsw.Connection], bool]) 
         return False
     try:
         conn.setbusytimeout(0)  # in use by anyone: leave it
-        row = conn.execute("PRAGMA journal_mode=DELETE").fetchone()
+        try:
+            row = conn.execute("PRAGMA journal_mode=DELETE").fetchone()
+        except (apsw.FullError, apsw.IOError):
+            # Leaving WAL mode checkpoints, which a full disk (or a failing write) refuses.
+            conn.close()
+            return _remove_unused_wal(path, holds_nothing)
         if row is None or str(row[0]).lower() != "delete":
             return False
         # No journal file for the lock taken next: on a full disk (or a write that fails) a
@@ -935,6 +940,41 @@ def remove_unused(path: Path, holds_nothing: Callable[[apsw.Connection], bool]) 
             if not holds_nothing(conn):
                 return False
             for suffix in ("-wal", "-shm"):  # gone with WAL mode; a crash's leftovers if any
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            path.unlink()
+        finally:
+            conn.execute("ROLLBACK")
+    except (apsw.Error, OSError):
+        return False
+    finally:
+        conn.close()
+    return True
+
+
+def _remove_unused_wal(path: Path, holds_nothing: Callable[[apsw.Connection], bool]) -> bool:
+    """:func:`remove_unused` for a WAL file that cannot leave WAL mode (its checkpoint needs
+    space the disk no longer has): in exclusive locking mode the first read takes an exclusive
+    lock on the file, which SQLite grants only when no other connection has it open, and reads
+    the -wal without the -shm. The -wal is kept on close (``SQLITE_FCNTL_PERSIST_WAL``): SQLite
+    deletes it by name, and by then the name may be another file's."""
+    try:
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+    except apsw.Error:
+        return False
+    try:
+        conn.setbusytimeout(0)
+        persist = ctypes.c_int(1)
+        if not conn.filecontrol("main", apsw.SQLITE_FCNTL_PERSIST_WAL, ctypes.addressof(persist)):
+            return False
+        conn.execute("PRAGMA locking_mode=EXCLUSIVE").fetchall()
+        conn.execute("BEGIN EXCLUSIVE")
+        try:
+            row = conn.execute("PRAGMA journal_mode").fetchone()
+            if row is None or str(row[0]).lower() != "wal" or has_moved(conn):
+                return False
+            if not holds_nothing(conn):
+                return False
+            for suffix in ("-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
             path.unlink()
         finally:

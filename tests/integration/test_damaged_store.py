@@ -40,55 +40,72 @@ def _files(store: Path) -> list[str]:
 
 # -- a first commit refused by the file system leaves no file (R7) ---------------------------
 
-_FIRST_WRITE_UNDER_LIMIT = textwrap.dedent(
+_FIRST_WRITES_UNDER_LIMITS = textwrap.dedent(
     """
     import json, logging, os, resource, signal, sys
     logging.disable(logging.CRITICAL)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
     import sqlite_cells as sc
-    store, limit, with_db = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "db"
-    rt = sc.Runtime(store)
-    space = rt.space("demo")
-    cell = space.cell("c", default=0)
-    db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key", body="text")})
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
-    try:
-        with space.transact():
-            cell.set(1)
-            if with_db:
-                db.exec("INSERT INTO t (body) VALUES (?)", ["x"])
-        error = None
-    except sc.SqliteCellsError as exc:
-        error = {"class": type(exc).__name__, "message": str(exc)}
-    before_close = sorted(os.listdir(store))
-    rt.close()
-    print(json.dumps({"error": error, "before_close": before_close}))
+    base, with_db = sys.argv[1], sys.argv[2] == "db"
+    unlimited = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+    found = []
+    for limit in range(0, 64 * 1024, 2048):
+        store = os.path.join(base, str(limit))
+        os.mkdir(store)
+        rt = sc.Runtime(store)
+        space = rt.space("demo")
+        cell = space.cell("c", default=0)
+        db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key")})
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+        try:
+            with space.transact():
+                cell.set(1)
+                if with_db:
+                    db.exec("INSERT INTO t (id) VALUES (1)")
+            error = None
+        except sc.SqliteCellsError as exc:
+            error = {"class": type(exc).__name__, "message": str(exc)}
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, unlimited)
+        before_close = sorted(os.listdir(store))
+        rt.close()
+        found.append({"error": error, "before_close": before_close,
+                      "after_close": sorted(os.listdir(store))})
+    print(json.dumps(found))
     """
 )
 
 
 @pytest.mark.parametrize("with_db", ["cell", "db"])
-@pytest.mark.parametrize("limit", [0, 4096])
-def test_a_first_commit_refused_while_the_space_file_is_made_leaves_no_file(
-    store: Path, limit: int, with_db: str
+def test_a_first_commit_refused_by_the_file_system_leaves_no_file(
+    tmp_path: Path, with_db: str
 ) -> None:
-    """Each write past ``limit`` bytes fails (RLIMIT_FSIZE, as a full disk does), so SQLite
-    fails while it makes the space file: the commit is refused and no file stays behind."""
+    """Each write past a limit fails (RLIMIT_FSIZE, as on a full disk), for limits from 0 up
+    to past what a first commit needs: SQLite fails while it makes the space file, or later at
+    the commit itself. Whenever the commit is refused, no file stays behind (R7)."""
     done = subprocess.run(
-        [sys.executable, "-c", _FIRST_WRITE_UNDER_LIMIT, str(store), str(limit), with_db],
+        [sys.executable, "-c", _FIRST_WRITES_UNDER_LIMITS, str(tmp_path), with_db],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         check=False,
     )
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
-    assert found["error"] is not None and found["error"]["class"] == "DatabaseError"
-    assert "space file" in found["error"]["message"]
-    assert "I/O error" in found["error"]["message"]
-    assert found["before_close"] == []
-    assert _files(store) == []
+    refused = [f for f in found if f["error"] is not None]
+    assert all(f["error"] is None for f in found[len(refused) :])  # refused below, then made
+    assert 0 < len(refused) < len(found)
+    making = [f for f in refused if f["error"]["message"].startswith("space file ")]
+    committing = [f for f in refused if "the commit failed" in f["error"]["message"]]
+    assert making and committing and len(making) + len(committing) == len(refused)
+    for f in refused:
+        assert f["error"]["class"] in ("DatabaseError", "SqliteCellsError")
+        assert "I/O error" in f["error"]["message"]
+        assert (f["before_close"], f["after_close"]) == ([], [])
+    for f in found[len(refused) :]:
+        assert any(name.startswith("space-") for name in f["after_close"])
+    store = tmp_path / "0"
     with sc.Runtime(store) as rt:  # the store works as if nothing had been tried
         space = rt.space("demo")
         with space.transact():
