@@ -140,7 +140,8 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
             for space in data["spaces"]
             for db in space["databases"]
         ]
-        blank = dict.fromkeys(flat[0]) if flat else {"space": None, "id": None}
+        shared = ["space", "id", "file", "kind", "watermark", "damage"]
+        blank = dict.fromkeys([*shared, *(flat[0] if flat else ())])
         flat += [
             {**blank, "file": o["file"], "kind": "orphaned", "watermark": o["watermark"]}
             for o in data["orphaned_files"]

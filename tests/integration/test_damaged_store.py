@@ -196,6 +196,10 @@ def test_a_damaged_space_file_is_reported_and_the_rest_of_the_store_checked(
     data = json.loads(_cli("inspect", str(store), "--json").stdout)
     assert [d["file"] for d in data["damaged_space_files"]] == [demo_space.name]
     assert [s["id"] for s in data["spaces"]] == ["other"]
+    lines = _cli("inspect", str(store), "--ndjson").stdout.splitlines()
+    kinds = {row["file"]: row["kind"] for row in map(json.loads, lines)}
+    assert kinds[demo_space.name] == "damaged space file"
+    assert kinds[demo_db.name] == "orphaned" and kinds[other_db.name] == "cell"
 
     with sc.Runtime(store) as rt, pytest.raises(sc.DatabaseError) as caught:
         rt.space("demo").cell("c", default=0).get()
