@@ -4,6 +4,7 @@ Imports ``codec`` only and knows nothing of SQL written by users; other kinds of
 plug in through :class:`CommitParticipant`.
 """
 
+from sqlite_cells.runtime._boundary import DAMAGED_SPACE_ADVICE as DAMAGED_SPACE_ADVICE
 from sqlite_cells.runtime._boundary import InvalidArgument as InvalidArgument
 from sqlite_cells.runtime._boundary import StorePathError as StorePathError
 from sqlite_cells.runtime._boundary import check_name as check_name
@@ -48,6 +49,7 @@ from sqlite_cells.runtime._tx import require_transaction as require_transaction
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
+    "DAMAGED_SPACE_ADVICE",
     "DEFAULT_STORE",
     "FORMAT_VERSION",
     "LENGTH_LIMIT",

@@ -19,6 +19,7 @@ import apsw
 from sqlite_cells.codec import DatabaseError, EncodingError, SqliteCellsError, ValueEncodeError
 
 __all__ = [
+    "DAMAGED_SPACE_ADVICE",
     "InvalidArgument",
     "StorePathError",
     "check_name",
@@ -84,8 +85,28 @@ def check_timeout(name: str, value: object) -> float | None:
     return None if value > threading.TIMEOUT_MAX else float(value)
 
 
+# What to do about a space file that SQLite cannot read. A space file is the source of truth of
+# its space (its log rebuilds the space's databases, never the other way round), so nothing in
+# the store can rebuild it: the advice for a damaged database file would point back at itself.
+DAMAGED_SPACE_ADVICE = (
+    "a space file is its space's source of truth, so `sqlite-cells check --repair` cannot "
+    "rebuild it: restore it (with its -wal, if any) from a backup; or move it and its -wal and "
+    "-shm out of the store, keeping them, and the space starts again empty. Meanwhile `sqlite-"
+    "cells check` reports it and, as orphaned, the database files no readable space names; "
+    "`sqlite-cells gc` removes none of them"
+)
+_SPACE_FILE = "space file "  # how every space file's translated() names it
+
+
 def describe(exc: BaseException, where: str) -> str:
     """What went wrong with ``where`` (a path or a statement), and what to do about it."""
+    if isinstance(exc, apsw.NotADBError | apsw.CorruptError) and where.startswith(_SPACE_FILE):
+        what = (
+            "is not an SQLite database (or its header is damaged)"
+            if isinstance(exc, apsw.NotADBError)
+            else f"is corrupt ({exc})"
+        )
+        return f"{where} {what}: {DAMAGED_SPACE_ADVICE}"
     if isinstance(exc, apsw.NotADBError):
         return (
             f"{where} is not an SQLite database (or its header is damaged): move it out of the "

@@ -276,6 +276,9 @@ class SpaceFile:
         first, without creating, and the writer is let go if the reader's file left the path
         meanwhile (the writer may then have created a blank file, removed again)."""
         reader: apsw.Connection | None = None
+        # A file this call creates is removed again if opening it fails (a full disk, an I/O
+        # error while its tables are made): a refused first commit leaves no file (R7).
+        creating = create and not self.path.exists()
         if not create:
             try:
                 reader = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READONLY)
@@ -288,6 +291,8 @@ class SpaceFile:
         except BaseException:
             if reader is not None:
                 reader.close()
+            if creating:
+                remove_unused(self.path, _space_unused)
             raise
         try:
             st = os.stat(self.path)
@@ -303,6 +308,8 @@ class SpaceFile:
             writer.close()
             if reader is not None:
                 reader.close()
+            if creating:
+                remove_unused(self.path, _space_unused)
             if isinstance(exc, FileNotFoundError):
                 raise _Moved from exc
             raise
@@ -913,17 +920,61 @@ def remove_unused(path: Path, holds_nothing: Callable[[apsw.Connection], bool]) 
         return False
     try:
         conn.setbusytimeout(0)  # in use by anyone: leave it
-        row = conn.execute("PRAGMA journal_mode=DELETE").fetchone()
+        try:
+            row = conn.execute("PRAGMA journal_mode=DELETE").fetchone()
+        except (apsw.FullError, apsw.IOError):
+            # Leaving WAL mode checkpoints, which a full disk (or a failing write) refuses.
+            conn.close()
+            return _remove_unused_wal(path, holds_nothing)
         if row is None or str(row[0]).lower() != "delete":
             return False
+        # No journal file for the lock taken next: on a full disk (or a write that fails) a
+        # journal cannot be made, and nothing is written here anyway. A file that became a WAL
+        # file meanwhile is read as one: its journal mode then says "wal".
+        conn.execute("PRAGMA journal_mode=MEMORY").fetchall()
         conn.execute("BEGIN EXCLUSIVE")
         try:
             row = conn.execute("PRAGMA journal_mode").fetchone()
-            if row is None or str(row[0]).lower() != "delete" or has_moved(conn):
+            if row is None or str(row[0]).lower() != "memory" or has_moved(conn):
                 return False
             if not holds_nothing(conn):
                 return False
             for suffix in ("-wal", "-shm"):  # gone with WAL mode; a crash's leftovers if any
+                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            path.unlink()
+        finally:
+            conn.execute("ROLLBACK")
+    except (apsw.Error, OSError):
+        return False
+    finally:
+        conn.close()
+    return True
+
+
+def _remove_unused_wal(path: Path, holds_nothing: Callable[[apsw.Connection], bool]) -> bool:
+    """:func:`remove_unused` for a WAL file that cannot leave WAL mode (its checkpoint needs
+    space the disk no longer has): in exclusive locking mode the first read takes an exclusive
+    lock on the file, which SQLite grants only when no other connection has it open, and reads
+    the -wal without the -shm. The -wal is kept on close (``SQLITE_FCNTL_PERSIST_WAL``): SQLite
+    deletes it by name, and by then the name may be another file's."""
+    try:
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+    except apsw.Error:
+        return False
+    try:
+        conn.setbusytimeout(0)
+        persist = ctypes.c_int(1)
+        if not conn.filecontrol("main", apsw.SQLITE_FCNTL_PERSIST_WAL, ctypes.addressof(persist)):
+            return False
+        conn.execute("PRAGMA locking_mode=EXCLUSIVE").fetchall()
+        conn.execute("BEGIN EXCLUSIVE")
+        try:
+            row = conn.execute("PRAGMA journal_mode").fetchone()
+            if row is None or str(row[0]).lower() != "wal" or has_moved(conn):
+                return False
+            if not holds_nothing(conn):
+                return False
+            for suffix in ("-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
             path.unlink()
         finally:
@@ -942,7 +993,10 @@ def _blank(conn: apsw.Connection) -> bool:
 
 
 def _space_unused(conn: apsw.Connection) -> bool:
-    """A space file that no commit ever wrote: no log record, no cell, no compacted history."""
+    """A space file that no commit ever wrote: no table at all (its set-up was cut short), or
+    no log record, no cell, no compacted history."""
+    if _blank(conn):
+        return True
     row = conn.execute(
         "SELECT NOT EXISTS (SELECT 1 FROM _cf_log) AND NOT EXISTS (SELECT 1 FROM _cf_cells) "
         "AND NOT EXISTS (SELECT 1 FROM _cf_named)"

@@ -3,7 +3,8 @@
 
 * ``demo`` runs the chat example on the store;
 * ``inspect [STORE]`` lists spaces, cells, databases, row counts, seqs and watermarks; a
-  database whose watermark is not its space's last write to it is a finding (exit 1);
+  database whose watermark is not its space's last write to it, an orphaned database file
+  (holds commits, no readable space names it) and a damaged space file are findings (exit 1);
 * ``tables [STORE]`` (alias ``schema``) lists each database's tables with columns, indexes and
   row counts; ``cells [STORE]`` lists each space's cells with names, values and kinds;
 * ``query [STORE] SPACE DB SQL [-p NAME VALUE]…`` runs one guarded read;
@@ -12,7 +13,7 @@
 * ``link sqlite:/abs/path.db SPACE PIECE FIELD`` registers an injected file and links it to a
   piece's input (R60–R61);
 * ``gc [STORE] [--yes]`` lists database files no handle refers to, and removes them with
-  ``--yes`` only (R74).
+  ``--yes`` only (R74); while a space file is damaged it removes none that space may name.
 
 Every command takes the store as ``--store DIR`` (before or after the command) and, where the
 SPEC shows one, as a positional STORE; the default is ``$SQLITE_CELLS_STORE`` or
@@ -77,7 +78,9 @@ def resolve_store(args: argparse.Namespace) -> str:
 def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
     out.write(f"store {info.store}\n")
     if not info.spaces:
-        out.write("  (no spaces)\n")
+        out.write("  (no readable spaces)\n" if info.damaged_space_files else "  (no spaces)\n")
+    for damaged in info.damaged_space_files:
+        out.write(f"space file {damaged.file}: DAMAGED, cannot be read ({damaged.reason})\n")
     for space in info.spaces:
         out.write(
             f"space {space.id!r} ({space.file}): {space.cells} cell(s), last seq {space.last_seq}\n"
@@ -108,6 +111,11 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
             f"unreferenced database file {name} (no handle names it, or its database was "
             "dropped: `gc` lists it)\n"
         )
+    for orphan in info.orphaned_files:
+        mark = "unreadable" if orphan.watermark is None else orphan.watermark
+        out.write(
+            f"orphaned database file {orphan.file}: watermark {mark}, no readable space names it\n"
+        )
     for finding in info.findings():
         out.write(f"finding: {finding}\n")
 
@@ -115,7 +123,7 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
 def _inspect(args: argparse.Namespace, out: TextIO) -> int:
     store = resolve_store(args)
     info = inspect_store(store)
-    namer = Namer(store_dir(store))
+    namer = Namer(store_dir(store), skip_damaged=True)
     if args.fmt is Format.TEXT:
         _print_store(info, out, namer)
         return FINDING if info.findings() else OK
@@ -131,6 +139,16 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
             {"space": space["id"], **{k: v for k, v in db.items() if k != "tables"}}
             for space in data["spaces"]
             for db in space["databases"]
+        ]
+        shared = ["space", "id", "file", "kind", "watermark", "damage"]
+        blank = dict.fromkeys([*shared, *(flat[0] if flat else ())])
+        flat += [
+            {**blank, "file": o["file"], "kind": "orphaned", "watermark": o["watermark"]}
+            for o in data["orphaned_files"]
+        ]
+        flat += [
+            {**blank, "file": d["file"], "kind": "damaged space file", "damage": d["reason"]}
+            for d in data["damaged_space_files"]
         ]
         print_rows(flat, args.fmt, out)
     return FINDING if info.findings() else OK

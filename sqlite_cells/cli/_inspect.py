@@ -30,21 +30,26 @@ import apsw
 from sqlite_cells.codec import SqliteCellsError, derive_id
 from sqlite_cells.files import (
     collect_garbage,
+    damaged_spaces,
     declaration_from_handle,
     handle_value,
     open_unwritable,
+    orphans,
     read_watermark,
     source_path,
+    space_damage,
     space_files,
 )
 from sqlite_cells.read import ReadPool, Rows, read_rows
-from sqlite_cells.runtime import DEFAULT_STORE, STORE_ENV
+from sqlite_cells.runtime import DAMAGED_SPACE_ADVICE, DEFAULT_STORE, STORE_ENV
 from sqlite_cells.schema import Declaration, SourceKind, db_file_name, quote_ident
 from sqlite_cells.sql import Mode, check_statement
 
 __all__ = [
+    "DamagedSpaceInfo",
     "DatabaseInfo",
     "InspectError",
+    "OrphanInfo",
     "QueryResult",
     "SpaceInfo",
     "StoreInfo",
@@ -52,6 +57,7 @@ __all__ = [
     "default_store",
     "find_space",
     "inspect_store",
+    "orphan_advice",
     "query_store",
     "read_only",
     "store_dir",
@@ -114,15 +120,57 @@ class SpaceInfo:
     databases: tuple[DatabaseInfo, ...]
 
 
+def orphan_advice(name: str) -> str:
+    """What to do about the orphaned database file ``name`` (``check`` and ``inspect``)."""
+    return (
+        "nothing was changed, and gc never removes it: put back the space file that wrote "
+        f"it (from a backup), or move {name} out of the store yourself"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class OrphanInfo:
+    """A database file that holds commits but that no readable space names
+    (``sqlite_cells.files.orphans``, what ``check`` reports as orphaned)."""
+
+    file: str
+    watermark: int | None  # None: the file cannot be read as a database
+
+    def finding(self) -> str:
+        held = (
+            "cannot be read as a database"
+            if self.watermark is None
+            else f"holds commits up to seq {self.watermark}"
+        )
+        return (
+            f"orphaned database file {self.file}: it {held}, but no readable space of the "
+            "store names it (the space file that wrote it is missing, was emptied or "
+            f"replaced, or is damaged); {orphan_advice(self.file)}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DamagedSpaceInfo:
+    """A space file SQLite cannot read (``sqlite_cells.files.space_damage``)."""
+
+    file: str
+    reason: str  # what SQLite said
+
+    def finding(self) -> str:
+        return f"space file {self.file} is damaged ({self.reason}): {DAMAGED_SPACE_ADVICE}"
+
+
 @dataclass(frozen=True, slots=True)
 class StoreInfo:
     store: str
     spaces: tuple[SpaceInfo, ...]
     unreferenced_files: tuple[str, ...] = field(default=())  # cell-*.sqlite gc would remove
+    orphaned_files: tuple[OrphanInfo, ...] = field(default=())
+    damaged_space_files: tuple[DamagedSpaceInfo, ...] = field(default=())
 
     def findings(self) -> list[str]:
-        """What disagrees: each database file that is damaged, and each whose watermark is not
-        its space's last write."""
+        """What disagrees: each space file that cannot be read, each database file that is
+        damaged, each whose watermark is not its space's last write, and each orphaned one."""
         damaged = [
             f"database {db.id} of space {space.id!r} is damaged ({db.damage}); "
             "`sqlite-cells check --repair` rebuilds it from its space's log"
@@ -138,7 +186,12 @@ class StoreInfo:
             for db in space.databases
             if db.exists and db.damage is None and not db.in_sync and not db.dropped
         ]
-        return damaged + behind_or_ahead
+        return (
+            [d.finding() for d in self.damaged_space_files]
+            + damaged
+            + behind_or_ahead
+            + [o.finding() for o in self.orphaned_files]
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -173,6 +226,12 @@ class StoreInfo:
                 for s in self.spaces
             ],
             "unreferenced_files": list(self.unreferenced_files),
+            "orphaned_files": [
+                {"file": o.file, "watermark": o.watermark} for o in self.orphaned_files
+            ],
+            "damaged_space_files": [
+                {"file": d.file, "reason": d.reason} for d in self.damaged_space_files
+            ],
             "findings": self.findings(),
         }
 
@@ -323,11 +382,30 @@ def _space(store: Path, path: Path) -> SpaceInfo:
 
 def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:
     """Everything :class:`StoreInfo` lists about ``store``, read without writing anything.
-    Raises :class:`InspectError` when the store does not exist or a file cannot be read."""
+    A space file that cannot be read for damage is listed as such, and the rest is read all
+    the same. Raises :class:`InspectError` when the store does not exist or a file cannot be
+    read for another reason."""
     root = store_dir(store)
-    spaces = tuple(sorted((_space(root, p) for p in space_files(root)), key=lambda s: s.id))
+    damaged = {d.path: d.reason for d in damaged_spaces(root)}
+    spaces: list[SpaceInfo] = []
+    for path in space_files(root):
+        if path in damaged:
+            continue
+        try:
+            spaces.append(_space(root, path))
+        except InspectError as exc:
+            reason = space_damage(exc.__cause__) if exc.__cause__ is not None else None
+            if reason is None:
+                raise
+            damaged[path] = reason
     unreferenced = tuple(p.name for p in collect_garbage(root))  # what gc would remove
-    return StoreInfo(str(root), spaces, unreferenced)
+    return StoreInfo(
+        str(root),
+        tuple(sorted(spaces, key=lambda s: s.id)),
+        unreferenced,
+        tuple(OrphanInfo(p.name, seq) for p, seq in orphans(root)),
+        tuple(DamagedSpaceInfo(p.name, why) for p, why in sorted(damaged.items())),
+    )
 
 
 def find_space(root: Path, space_id: str) -> Path:

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 from sqlite_cells.cli._inspect import (
     InspectError,
     find_space,
+    orphan_advice,
     read_only,
     store_dir,
 )
@@ -26,13 +27,14 @@ from sqlite_cells.files import (
     Outcome,
     check_store,
     collect_garbage,
+    damaged_spaces,
     handle_value,
     read_watermark,
     remove_database_files,
     source_path,
     validate_disk_source,
 )
-from sqlite_cells.runtime import Cell
+from sqlite_cells.runtime import DAMAGED_SPACE_ADVICE, Cell
 
 __all__ = ["check", "gc", "link"]
 
@@ -101,10 +103,9 @@ def _advice(o: Outcome) -> str:
             "left as found, its queries and writes fail with Quarantined"
         )
     if o.action is Action.ORPHANED:
-        return (
-            "nothing was changed, and gc never removes it: put back the space file that wrote "
-            f"it (from a backup), or move {o.path.name} out of the store yourself"
-        )
+        return orphan_advice(o.path.name)
+    if o.action is Action.SPACE_DAMAGED:
+        return f"nothing was changed: {DAMAGED_SPACE_ADVICE}"
     return ""
 
 
@@ -133,8 +134,16 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
         }
         for o in outcomes
     ]
+    for row, o in zip(rows, outcomes, strict=True):
+        if o.action is Action.SPACE_DAMAGED:  # a space file: no database, watermark or seq
+            row.update(db=None, watermark=None, space_seq=None)
+    checked = sum(o.action is not Action.SPACE_DAMAGED for o in outcomes)
     if args.fmt is Format.TEXT:
         for row in rows:
+            if row["db"] is None:
+                out.write(f"space file {row['file']}: damaged, cannot be read ({row['detail']})\n")
+                out.write(f"  {row['advice']}\n")
+                continue
             mark = row["watermark"] if row["watermark"] is not None else "unreadable"
             out.write(
                 f"{row['db']} ({row['file']}): watermark {mark}, space seq {row['space_seq']}: "
@@ -145,7 +154,7 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
             )
             if row["advice"]:
                 out.write(f"  {row['advice']}\n")
-        out.write(f"{len(outcomes)} database(s) checked\n")
+        out.write(f"{checked} database(s) checked\n")
     elif args.fmt is Format.JSON:
         print_json(rows, out)
     else:
@@ -307,9 +316,12 @@ def _remove_all(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
 def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
     """``gc``: list what would be removed; remove it only with ``--yes`` (R74). Something named
     like a database file that is not a regular file is reported as skipped, never touched.
-    Exit 1 when a listed file could not be removed (the others are removed all the same)."""
+    A damaged space file is reported, and no file it may name is removed. Exit 1 when a listed
+    file could not be removed (the others are removed all the same) or a space file is
+    damaged."""
     root = store_dir(store)
     skipped = _skipped(root)
+    damaged = damaged_spaces(root)
     paths = collect_garbage(root, remove=False)
     failed: list[tuple[Path, str]] = []
     if args.yes:
@@ -322,6 +334,8 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
             out.write(f"skipped {p.name}: {why}\n")
         for p, why in failed:
             out.write(f"could not remove {p.name}: {why}\n")
+        for d in damaged:
+            out.write(f"damaged space file {d.path.name} ({d.reason}): {_KEPT_FOR_DAMAGED}\n")
         if args.yes:
             out.write(f"{len(paths)} file(s) removed\n")
         elif paths:
@@ -334,10 +348,24 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
             data["skipped"] = [{"file": p.name, "why": why} for p, why in skipped]
         if failed:
             data["failed"] = [{"file": p.name, "why": why} for p, why in failed]
+        if damaged:
+            data["damaged_space_files"] = [
+                {"file": d.path.name, "reason": d.reason, "why": _KEPT_FOR_DAMAGED} for d in damaged
+            ]
         print_json(data, out)
     else:
         rows = [{"file": p.name, "action": verb, "why": ""} for p in paths]
         rows += [{"file": p.name, "action": "skipped", "why": why} for p, why in skipped]
         rows += [{"file": p.name, "action": "not removed", "why": why} for p, why in failed]
+        rows += [
+            {"file": d.path.name, "action": "damaged space file", "why": _KEPT_FOR_DAMAGED}
+            for d in damaged
+        ]
         print_rows(rows, args.fmt, out, columns=["file", "action", "why"])
-    return FINDING if failed else OK
+    return FINDING if failed or damaged else OK
+
+
+_KEPT_FOR_DAMAGED = (
+    "no database file that no readable space names is removed while it is damaged (it may "
+    f"name them); {DAMAGED_SPACE_ADVICE}"
+)

@@ -32,7 +32,7 @@ import msgspec
 
 from sqlite_cells.cli._inspect import read_only, table_names
 from sqlite_cells.codec import Link, LinkDecodeError, decode_value, derive_id, parse_link
-from sqlite_cells.files import source_path, space_files
+from sqlite_cells.files import damaged_spaces, source_path, space_files
 
 __all__ = ["LINK_MARK", "Named", "Namer", "link_in"]
 
@@ -68,6 +68,7 @@ class Namer:
 
     root: Path
     extra_names: tuple[str, ...] = ()
+    skip_damaged: bool = False  # leave out space files that cannot be read for damage
     _spaces: dict[str, Path] | None = field(default=None, init=False)
     _names: dict[str, Named] = field(default_factory=dict, init=False)
 
@@ -75,7 +76,11 @@ class Namer:
         """Space id -> its file, for every space file of the store."""
         if self._spaces is None:
             self._spaces = {}
+            # inspect reports a damaged space file itself; the other commands fail on it
+            damaged = {d.path for d in damaged_spaces(self.root)} if self.skip_damaged else set()
             for path in space_files(self.root):
+                if path in damaged:
+                    continue
                 with read_only(path) as conn:
                     if "_cf_meta" not in table_names(conn):
                         continue

@@ -2,11 +2,13 @@
 reconciliation, gc."""
 
 from sqlite_cells.files._handles import DROP_KIND as DROP_KIND
+from sqlite_cells.files._handles import DamagedSpace as DamagedSpace
 from sqlite_cells.files._handles import HandleNotWritable as HandleNotWritable
 from sqlite_cells.files._handles import HandleQuarantined as HandleQuarantined
 from sqlite_cells.files._handles import check_handle as check_handle
 from sqlite_cells.files._handles import check_store as check_store
 from sqlite_cells.files._handles import collect_garbage as collect_garbage
+from sqlite_cells.files._handles import damaged_spaces as damaged_spaces
 from sqlite_cells.files._handles import declaration_from_handle as declaration_from_handle
 from sqlite_cells.files._handles import disk_handle_value as disk_handle_value
 from sqlite_cells.files._handles import handle_not_writable as handle_not_writable
@@ -16,6 +18,7 @@ from sqlite_cells.files._handles import orphans as orphans
 from sqlite_cells.files._handles import remember_handle as remember_handle
 from sqlite_cells.files._handles import remove_database_files as remove_database_files
 from sqlite_cells.files._handles import source_path as source_path
+from sqlite_cells.files._handles import space_damage as space_damage
 from sqlite_cells.files._handles import space_files as space_files
 from sqlite_cells.files._layout import ALIAS as ALIAS
 from sqlite_cells.files._layout import KIND as KIND
@@ -55,6 +58,7 @@ __all__ = [
     "READ_ONLY_URI",
     "WATERMARK_SQL",
     "Action",
+    "DamagedSpace",
     "HandleNotWritable",
     "HandleQuarantined",
     "OpBody",
@@ -66,6 +70,7 @@ __all__ = [
     "check_store",
     "collect_garbage",
     "content_signature",
+    "damaged_spaces",
     "database_seq",
     "declaration_from_handle",
     "decode_op_body",
@@ -89,6 +94,7 @@ __all__ = [
     "set_watermark",
     "source_path",
     "source_uri",
+    "space_damage",
     "space_files",
     "unpin",
     "validate_disk_source",

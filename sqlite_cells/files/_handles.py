@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,11 +49,13 @@ T = TypeVar("T")
 
 __all__ = [
     "DROP_KIND",
+    "DamagedSpace",
     "HandleNotWritable",
     "HandleQuarantined",
     "check_handle",
     "check_store",
     "collect_garbage",
+    "damaged_spaces",
     "declaration_from_handle",
     "disk_handle_value",
     "handle_not_writable",
@@ -62,6 +65,7 @@ __all__ = [
     "remember_handle",
     "remove_database_files",
     "source_path",
+    "space_damage",
 ]
 
 DROP_KIND = "sqlite-drop"
@@ -238,18 +242,21 @@ def collect_garbage(store: Path, *, remove: bool = False) -> list[Path]:
     was dropped with ``db.drop()`` gives its file up. A file no space names is removed only when
     it holds no commit (a first write that never committed): one holding commits belongs to a
     space the store no longer holds (its space file lost or replaced), and is kept — ``check``
-    reports it (:func:`orphans`). Only regular files are listed. Space files that cannot be read
-    make gc refuse (``DatabaseError``): it never guesses. Run it while no runtime is writing a
-    first row to a new database (whose file exists a moment before its handle is committed)."""
+    reports it (:func:`orphans`). Only regular files are listed. While a space file is damaged
+    (:func:`damaged_spaces`) no file that it may name is removed: only the files a readable space
+    dropped. A space file that cannot be read for another reason makes gc refuse
+    (``DatabaseError``): it never guesses. Run it while no runtime is writing a first row to a
+    new database (whose file exists a moment before its handle is committed)."""
     store = Path(store)
     with translated(f"the store {store}"):
-        named, dropped = _store_names(store)
+        named, dropped, damaged = _store_names(store)
         given_up = {db_file_name(cell_id) for cell_id in dropped}
         protected = {db_file_name(cell_id) for cell_id in named - dropped}
         found = [
             p
             for p in _database_files(store)
-            if p.name in given_up or (p.name not in protected and _commits_in(p) == 0)
+            if p.name in given_up
+            or (not damaged and p.name not in protected and _commits_in(p) == 0)
         ]
         if remove:
             for path in found:
@@ -264,6 +271,32 @@ def orphans(store: Path) -> list[tuple[Path, int | None]]:
     store = Path(store)
     with translated(f"the store {store}"):
         return _orphans(store, _store_names(store)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class DamagedSpace:
+    """A space file SQLite cannot read (corrupt pages, not a database): the source of truth of
+    its space, so nothing in the store can rebuild it. It is reported and kept as found."""
+
+    path: Path
+    reason: str  # what SQLite said
+
+
+def space_damage(exc: BaseException) -> str | None:
+    """What SQLite said when ``exc`` (or the error it was translated from) says a file is
+    damaged — corrupt pages, or not a database at all — else None (a lock, a full disk, a
+    permission: not damage)."""
+    for found in (exc, exc.__cause__):
+        if isinstance(found, apsw.CorruptError | apsw.NotADBError):
+            return str(found)
+    return None
+
+
+def damaged_spaces(store: Path) -> list[DamagedSpace]:
+    """The space files of ``store`` that cannot be read for damage (read as gc reads them)."""
+    store = Path(store)
+    with translated(f"the store {store}"):
+        return _store_names(store)[2]
 
 
 def _orphans(store: Path, named: set[str]) -> list[tuple[Path, int | None]]:
@@ -320,13 +353,21 @@ def _answer(path: Path, ask: Callable[[apsw.Connection], T]) -> T | None:
         conn.close()
 
 
-def _store_names(store: Path) -> tuple[set[str], set[str]]:
-    """(every cell id any space of the store ever held, those whose handle is dropped)."""
+def _store_names(store: Path) -> tuple[set[str], set[str], list[DamagedSpace]]:
+    """(every cell id any readable space of the store ever held, those whose handle is dropped,
+    the space files that cannot be read for damage). Any other failure is raised."""
     named: set[str] = set()
     dropped: set[str] = set()
+    damaged: list[DamagedSpace] = []
     for space_file in space_files(store):
-        _names_in_space(space_file, named, dropped)
-    return named, dropped
+        try:
+            _names_in_space(space_file, named, dropped)
+        except DatabaseError as exc:
+            reason = space_damage(exc)
+            if reason is None:
+                raise
+            damaged.append(DamagedSpace(space_file, reason))
+    return named, dropped, damaged
 
 
 def _names_in_space(space_file: Path, named: set[str], dropped: set[str]) -> None:
@@ -372,13 +413,24 @@ def check_store(store: Path, *, repair: bool, verify: bool = True) -> list[Outco
     ``repair`` a space file of an older store format is upgraded first (R73). A database whose
     handle cell holds something that is not a handle is reported as quarantined (R5). Injected
     and dropped databases are skipped. A database file that holds commits but that no space
-    names (:func:`orphans`) is reported as orphaned: kept as found, never repaired."""
+    names (:func:`orphans`) is reported as orphaned: kept as found, never repaired. A space file
+    that cannot be read for damage is reported (``Action.SPACE_DAMAGED``, its path and what
+    SQLite said) and the rest of the store is checked all the same; nothing of it is written."""
     store = Path(store)
     outcomes = []
     with translated(f"the store {store}"):
         for space_file in space_files(store):
-            outcomes.extend(_check_space(store, space_file, repair=repair, verify=verify))
-    for path, seq in _orphans(store, _store_names(store)[0]):
+            try:
+                outcomes.extend(_check_space(store, space_file, repair=repair, verify=verify))
+            except DatabaseError as exc:
+                reason = space_damage(exc)
+                if reason is None:
+                    raise
+                outcomes.append(_damaged_space(space_file, reason))
+        named, _dropped, damaged = _store_names(store)
+    reported = {o.path for o in outcomes}
+    outcomes.extend(_damaged_space(d.path, d.reason) for d in damaged if d.path not in reported)
+    for path, seq in _orphans(store, named):
         shown = "cannot be read" if seq is None else f"holds commits up to seq {seq}"
         outcomes.append(
             Outcome(
@@ -388,12 +440,16 @@ def check_store(store: Path, *, repair: bool, verify: bool = True) -> list[Outco
                 0,
                 Action.ORPHANED,
                 detail=(
-                    f"the file {shown} but no space of the store names it: the space file "
-                    "that wrote it is missing or was replaced"
+                    f"the file {shown} but no readable space of the store names it: the space "
+                    "file that wrote it is missing, was emptied or replaced, or is damaged"
                 ),
             )
         )
     return outcomes
+
+
+def _damaged_space(space_file: Path, reason: str) -> Outcome:
+    return Outcome(space_file.stem, space_file, 0, 0, Action.SPACE_DAMAGED, detail=reason)
 
 
 def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -> list[Outcome]:

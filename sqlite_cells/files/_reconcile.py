@@ -81,6 +81,7 @@ class Action(enum.Enum):
     DAMAGED = "damaged"  # found damaged, not repaired
     QUARANTINED = "quarantined"
     ORPHANED = "orphaned"  # holds commits, but no space of the store names it: kept as found
+    SPACE_DAMAGED = "damaged space file"  # a space file SQLite cannot read: reported, kept
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,6 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells.codec import short_hash
-from sqlite_cells.files import check_store, collect_garbage
 
 TABLES = {"t": sc.table(id="integer primary key", s="text", n="integer", who_cf_link=sc.cf_link())}
 
@@ -404,18 +403,6 @@ def _file_cases() -> list[Case]:
             "db-file-is-a-directory-exec",
             lambda env: env.write(lambda: _dir_db(env).exec("DELETE FROM t")),
             prepare=_dir_db_prepare,
-        ),
-        Case(
-            "files",
-            "gc-over-a-garbage-space-file",
-            lambda env: collect_garbage(env.store, remove=True),
-            prepare=_garbage_space,
-        ),
-        Case(
-            "files",
-            "check-over-a-garbage-space-file",
-            lambda env: check_store(env.store, repair=True),
-            prepare=_garbage_space,
         ),
         Case(
             "files",

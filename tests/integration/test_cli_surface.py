@@ -272,7 +272,6 @@ def test_no_command_prints_a_traceback(
         (["tables", str(damaged)], 1, "cannot"),
         (["query", str(chat_store), "s", "chat", "SELECT * FROM _cf_watermark"], 1, "guard"),
         (["query", str(chat_store), "s", "chat", "SELECT nope FROM messages"], 1, "QueryError"),
-        (["gc", str(damaged), "--yes"], 1, "sqlite-cells: "),
         (["frobnicate"], 2, "usage: sqlite-cells"),
     ]
     # The real command for the cases that end outside SQLite's or our errors (a raw apsw error

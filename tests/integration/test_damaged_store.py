@@ -1,0 +1,261 @@
+"""Hostile file systems and damaged files (R7, R71, R74): a refused first commit leaves no file;
+a damaged space file is reported by ``check``, ``gc`` and ``inspect`` with advice that works;
+``inspect`` lists a database file that holds commits but that no space names."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells.files import Action, check_store, collect_garbage, damaged_spaces
+from sqlite_cells.runtime._store import space_file_name
+
+ROOT = Path(__file__).resolve().parents[2]
+TABLES = {"t": sc.table(id="integer primary key", body="text")}
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    return subprocess.run(
+        [sys.executable, "-m", "sqlite_cells.cli._cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def _files(store: Path) -> list[str]:
+    return sorted(p.name for p in store.iterdir())
+
+
+# -- a first commit refused by the file system leaves no file (R7) ---------------------------
+
+_FIRST_WRITES_UNDER_LIMITS = textwrap.dedent(
+    """
+    import json, logging, os, resource, signal, sys
+    logging.disable(logging.CRITICAL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+    import sqlite_cells as sc
+    base, with_db = sys.argv[1], sys.argv[2] == "db"
+    unlimited = (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+    found = []
+    for limit in range(0, 64 * 1024, 2048):
+        store = os.path.join(base, str(limit))
+        os.mkdir(store)
+        rt = sc.Runtime(store)
+        space = rt.space("demo")
+        cell = space.cell("c", default=0)
+        db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key")})
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+        try:
+            with space.transact():
+                cell.set(1)
+                if with_db:
+                    db.exec("INSERT INTO t (id) VALUES (1)")
+            error = None
+        except sc.SqliteCellsError as exc:
+            error = {"class": type(exc).__name__, "message": str(exc)}
+        finally:
+            resource.setrlimit(resource.RLIMIT_FSIZE, unlimited)
+        before_close = sorted(os.listdir(store))
+        rt.close()
+        found.append({"error": error, "before_close": before_close,
+                      "after_close": sorted(os.listdir(store))})
+    print(json.dumps(found))
+    """
+)
+
+
+@pytest.mark.parametrize("with_db", ["cell", "db"])
+def test_a_first_commit_refused_by_the_file_system_leaves_no_file(
+    tmp_path: Path, with_db: str
+) -> None:
+    """Each write past a limit fails (RLIMIT_FSIZE, as on a full disk), for limits from 0 up
+    to past what a first commit needs: SQLite fails while it makes the space file, or later at
+    the commit itself. Whenever the commit is refused, no file stays behind (R7)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_WRITES_UNDER_LIMITS, str(tmp_path), with_db],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    refused = [f for f in found if f["error"] is not None]
+    assert all(f["error"] is None for f in found[len(refused) :])  # refused below, then made
+    assert 0 < len(refused) < len(found)
+    making = [f for f in refused if f["error"]["message"].startswith("space file ")]
+    committing = [f for f in refused if "the commit failed" in f["error"]["message"]]
+    assert making and committing and len(making) + len(committing) == len(refused)
+    for f in refused:
+        assert f["error"]["class"] in ("DatabaseError", "SqliteCellsError")
+        assert "I/O error" in f["error"]["message"]
+        assert (f["before_close"], f["after_close"]) == ([], [])
+    for f in found[len(refused) :]:
+        assert any(name.startswith("space-") for name in f["after_close"])
+    store = tmp_path / "0"
+    with sc.Runtime(store) as rt:  # the store works as if nothing had been tried
+        space = rt.space("demo")
+        with space.transact():
+            space.cell("c", default=0).set(2)
+        assert space.cell("c", default=0).get() == 2
+
+
+# -- a damaged space file: reported with advice that works, the rest of the store checked ------
+
+
+def _make_store(store: Path) -> tuple[Path, Path, Path]:
+    """Two spaces, each with a database that holds commits: (demo's space file, demo's database
+    file, other's database file)."""
+    paths = []
+    with sc.Runtime(store) as rt:
+        for name, count in (("demo", 3), ("other", 2)):
+            space = rt.space(name)
+            cell = space.cell("c", default=0)
+            db = space.sqlite_database("d", tables=TABLES)
+            for n in range(count):
+                with space.transact():
+                    cell.set(n)
+                    db.exec("INSERT INTO t (body) VALUES (?)", [f"r{n}"])
+            paths.append(db.path)
+    return store / space_file_name("demo"), paths[0], paths[1]
+
+
+def _damage(path: Path, how: str) -> None:
+    size = path.stat().st_size
+    with path.open("r+b") as f:
+        if how == "pages":  # the header stays: SQLite opens it, then finds corrupt pages
+            f.seek(4096)
+            f.write(bytes((i * 37 + 11) % 256 for i in range(size - 4096)))
+        else:  # garbage from the first byte: not a database at all
+            f.write(bytes((i * 53 + 7) % 256 for i in range(size)))
+
+
+def _snapshot(store: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(store.iterdir()) if p.is_file()}
+
+
+@pytest.mark.parametrize("how", ["garbage", "pages"])
+def test_a_damaged_space_file_is_reported_and_the_rest_of_the_store_checked(
+    store: Path, how: str
+) -> None:
+    demo_space, demo_db, other_db = _make_store(store)
+    _damage(demo_space, how)
+    # A file no space names that holds no commit: gc would remove it, but while a space file
+    # is damaged it may be that space's, so it is kept.
+    blank = store / "cell-00000000000000000000000000000000.sqlite"
+    blank.write_bytes(b"")
+    before = _snapshot(store)
+    reason = "file is not a database" if how == "garbage" else "malformed"
+
+    for args in (("check",), ("check", "--repair")):
+        done = _cli(args[0], str(store), *args[1:])
+        assert done.returncode == 1, done.stderr
+        assert done.stderr == ""
+        out = done.stdout
+        assert f"space file {demo_space.name}: damaged, cannot be read (" in out
+        assert reason in out
+        assert "restore it (with its -wal, if any) from a backup" in out
+        assert "move it and its -wal and -shm out of the store" in out
+        assert "quarantine and rebuild" not in out
+        assert f"({other_db.name}): watermark 2, space seq 2: in sync" in out
+        assert f"({demo_db.name}): watermark 3, space seq 0: orphaned" in out
+        assert "2 database(s) checked" in out
+        assert _snapshot(store) == before  # nothing repaired, moved or created
+
+    done = _cli("check", str(store), "--json")
+    rows = {row["file"]: row for row in json.loads(done.stdout)}
+    assert rows[demo_space.name]["action"] == "damaged space file"
+    assert rows[demo_space.name]["db"] is None
+    assert "source of truth" in rows[demo_space.name]["advice"]
+
+    done = _cli("gc", str(store), "--yes")
+    assert done.returncode == 1 and done.stderr == ""
+    assert f"damaged space file {demo_space.name} (" in done.stdout
+    assert "0 file(s) removed" in done.stdout
+    assert _snapshot(store) == before
+
+    done = _cli("inspect", str(store))
+    assert done.returncode == 1 and done.stderr == ""
+    assert f"space file {demo_space.name}: DAMAGED, cannot be read (" in done.stdout
+    assert "space 'other'" in done.stdout and "watermark 2 (in sync)" in done.stdout
+    assert f"finding: space file {demo_space.name} is damaged" in done.stdout
+    assert f"finding: orphaned database file {demo_db.name}" in done.stdout
+    data = json.loads(_cli("inspect", str(store), "--json").stdout)
+    assert [d["file"] for d in data["damaged_space_files"]] == [demo_space.name]
+    assert [s["id"] for s in data["spaces"]] == ["other"]
+    lines = _cli("inspect", str(store), "--ndjson").stdout.splitlines()
+    kinds = {row["file"]: row["kind"] for row in map(json.loads, lines)}
+    assert kinds[demo_space.name] == "damaged space file"
+    assert kinds[demo_db.name] == "orphaned" and kinds[other_db.name] == "cell"
+
+    with sc.Runtime(store) as rt, pytest.raises(sc.DatabaseError) as caught:
+        rt.space("demo").cell("c", default=0).get()
+    message = str(caught.value)
+    assert str(demo_space) in message and "source of truth" in message
+    assert "restore it" in message and "quarantine and rebuild" not in message
+    after = _snapshot(store)
+    assert sorted(after) == sorted(before)
+    # Opening it may bump SQLite's change counter in its header: its content is as found.
+    assert after.pop(demo_space.name)[100:] == before.pop(demo_space.name)[100:]
+    assert after == before
+
+
+# -- inspect lists an orphaned database file (one that holds commits, named by no space) -------
+
+
+def test_inspect_lists_a_database_file_whose_space_file_was_emptied(store: Path) -> None:
+    demo_space, demo_db, other_db = _make_store(store)
+    os.truncate(demo_space, 0)  # blank: read as a space never written, so no space names demo_db
+    before = _snapshot(store)
+
+    done = _cli("inspect", str(store))
+    assert done.returncode == 1 and done.stderr == ""
+    assert f"orphaned database file {demo_db.name}: watermark 3" in done.stdout
+    assert f"finding: orphaned database file {demo_db.name}: it holds commits up to seq 3" in (
+        done.stdout
+    )
+    assert "put back the space file that wrote it" in done.stdout
+    assert other_db.name not in done.stdout.split("space 'other'")[0]
+    data = json.loads(_cli("inspect", str(store), "--json").stdout)
+    assert data["orphaned_files"] == [{"file": demo_db.name, "watermark": 3}]
+
+    # check reports the very same file as orphaned (one definition of "orphaned")
+    done = _cli("check", str(store), "--json")
+    assert done.returncode == 1
+    orphaned = [row["file"] for row in json.loads(done.stdout) if row["action"] == "orphaned"]
+    assert orphaned == [demo_db.name]
+    assert _snapshot(store) == before
+
+
+def test_the_store_walk_reports_a_damaged_space_file_instead_of_raising(store: Path) -> None:
+    """``check_store`` and ``collect_garbage`` (what ``check`` and ``gc`` run) go on past a space
+    file that is not a database: it is an outcome, and nothing is removed."""
+    demo_space, demo_db, other_db = _make_store(store)
+    _damage(demo_space, "garbage")
+    blank = store / "cell-00000000000000000000000000000000.sqlite"
+    blank.write_bytes(b"")
+    before = _snapshot(store)
+    assert [d.path for d in damaged_spaces(store)] == [demo_space]
+    assert collect_garbage(store, remove=True) == []
+    outcomes = {o.path: o for o in check_store(store, repair=True)}
+    assert outcomes[demo_space].action is Action.SPACE_DAMAGED
+    assert outcomes[demo_space].detail == "file is not a database"
+    assert not outcomes[demo_space].agrees
+    assert outcomes[other_db].action is Action.IN_SYNC
+    assert outcomes[demo_db].action is Action.ORPHANED
+    assert _snapshot(store) == before
+    demo_space.unlink()  # moved aside: the blank file no space names is gc's again
+    assert collect_garbage(store, remove=True) == [blank]
