@@ -290,3 +290,28 @@ def test_a_row_type_that_is_not_one_is_a_clear_argument_error() -> None:
             with pytest.raises(sc.SqliteCellsError, match=r"row= takes a msgspec\.Struct") as info:
                 db.read("SELECT x FROM t", row=row)  # type: ignore[call-overload]
             assert isinstance(info.value, TypeError)
+
+
+def test_a_large_decode_leaves_the_garbage_collector_as_it_found_it(rt: sc.Runtime) -> None:
+    """Decoding many rows pauses the cyclic collector for the while (a decision, see
+    docs/decisions.md): on again afterwards, also when the decode fails, and left off when the
+    application had switched it off."""
+    import gc
+
+    names = ("id", "body", "who")
+    many = [(i, "x", GOOD if i % 2 else None) for i in range(3000)]
+    bad = [*many, (3000, 7, GOOD)]  # a body that is not text: the query fails
+    decode = row_decoder(Msg, rt, db_id="db", sql="q")
+    assert gc.isenabled()
+    got = decode(StatementResult(names, many))
+    assert len(got) == 3000 and got[1].who is not None and got[0].who is None
+    assert gc.isenabled()
+    with pytest.raises(sc.QueryError):
+        decode(StatementResult(names, bad))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        decode(StatementResult(names, many))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
