@@ -365,13 +365,22 @@ class Runtime(runtime.Runtime):
             if reopen:
                 conn.execute("ROLLBACK")
             detach(conn)
-            conn.setbusytimeout(busy_ms)
             checked: Outcome | None = None
             try:
                 with translated(f"database {decl.db_id} ({decl.path})"):
-                    checked = reconcile(conn, decl.db_id, decl.path, repair=repair, busy_ms=busy_ms)
+                    # First a look that takes no lock, as `check` does: the usual answer, in
+                    # sync, needs no more, and other runtimes' commits never make it wait.
+                    # Only a file that disagrees is compared again under the space's write
+                    # lock and repaired. busy_ms bounds the wait for the database file's lock;
+                    # the space's own is held by commits, each bounded by its exec_timeout.
+                    look = reconcile(conn, decl.db_id, decl.path, repair=False, busy_ms=busy_ms)
+                    if not repair or look.action is Action.IN_SYNC:
+                        checked = look
+                    else:
+                        checked = reconcile(
+                            conn, decl.db_id, decl.path, repair=True, busy_ms=busy_ms
+                        )
             finally:
-                conn.setbusytimeout(BUSY_TIMEOUT_MS)
                 unpin(conn, decl.path)  # a repair may have rebuilt the file
                 if checked is not None and (checked.db_seq or checked.space_seq):
                     # R73: the file just found to agree with its space (or rebuilt) is the one

@@ -90,6 +90,8 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
         for db in space.databases:
             if not db.exists:
                 state = "no file"
+            elif db.dropped:
+                state = f"watermark {db.watermark}, dropped (`sqlite-cells gc --yes` removes it)"
             elif db.damage is not None:
                 state = f"watermark {db.watermark}, DAMAGED: {db.damage}"
             elif db.in_sync:

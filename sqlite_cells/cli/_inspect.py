@@ -19,9 +19,10 @@ What a store holds, as this module reads it:
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -377,7 +378,29 @@ def _space(store: Path, path: Path) -> SpaceInfo:
         last = conn.execute("SELECT coalesce(max(seq), 0) FROM _cf_log").fetchone()
         last_seq = int(last[0]) if last else 0
     databases = tuple(_database(store, db_id, h, rev) for db_id, h, rev in handles)
+    if any(db.exists and db.watermark != db.last_write_seq for db in databases):
+        databases = _look_again(path, databases)
     return SpaceInfo(space_id, path.name, cells, last_seq, databases)
+
+
+def _look_again(path: Path, databases: tuple[DatabaseInfo, ...]) -> tuple[DatabaseInfo, ...]:
+    """The space was read, then each database file, without any lock while other runtimes may
+    commit: a commit reaches the space file first and the database file a moment later. A
+    watermark between the space's last write to it as read before and as read now is no
+    disagreement (R70): that database is shown with the write its file reflects. What is still
+    behind or ahead is shown as found."""
+    time.sleep(0.01)  # time for a commit on its way to a database file to get there
+    with read_only(path) as conn:
+        now = {
+            str(cell_id): int(rev) for cell_id, rev in conn.execute("SELECT id, rev FROM _cf_cells")
+        }
+    settled = []
+    for db in databases:
+        later = now.get(db.id, db.last_write_seq)
+        if db.watermark is not None and db.last_write_seq <= db.watermark <= later:
+            db = replace(db, last_write_seq=db.watermark)
+        settled.append(db)
+    return tuple(settled)
 
 
 def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:

@@ -175,7 +175,9 @@ def reconcile(
         try:
             if verify:
                 _verify(conn)
-            return _reconcile_file(space_conn, conn, db_id, path, space_seq, repair)
+            return _reconcile_file(
+                space_conn, conn, db_id, path, space_seq, repair, look_again=owns_txn
+            )
         except _Damaged as exc:
             conn.close()
             return _damaged(space_conn, db_id, path, space_seq, exc, repair=repair)
@@ -214,12 +216,16 @@ def _reconcile_file(
     path: Path,
     space_seq: int,
     repair: bool,
+    *,
+    look_again: bool = False,
 ) -> Outcome:
     kept: Path | None = None
     # A lock held elsewhere (BusyError) is not damage: it reaches the caller, nothing is decided.
     conn.execute("BEGIN IMMEDIATE" if repair else "BEGIN")
     try:
         db_seq = read_watermark(conn)
+        if not repair and look_again and db_seq != space_seq:
+            db_seq, space_seq = _second_look(space_conn, conn, db_id, space_seq, db_seq)
     except (apsw.NotADBError, apsw.CorruptError) as exc:
         _rollback(conn)
         raise _Damaged(str(exc)) from exc
@@ -263,6 +269,37 @@ def _reconcile_file(
             f"; a copy of the file before the repair is kept at {kept}" if kept else "",
         )
     return Outcome(db_id, path, db_seq, space_seq, action, commits, kept=kept)
+
+
+_SECOND_LOOKS = (0.0, 0.002, 0.02, 0.1)  # seconds to wait before each look
+
+
+def _second_look(
+    space_conn: apsw.Connection, conn: apsw.Connection, db_id: str, before: int, db_seq: int
+) -> tuple[int, int]:
+    """(watermark, space seq) to compare when reading without repair, so without any lock
+    (``check``): the space was read, then the file, while other runtimes may commit. A commit
+    reaches the space file first and the database file a moment later, so a watermark between
+    the space's seq read just before it and the one read just after it is no disagreement: it
+    is taken as in sync. A watermark behind the seq read before it may be a commit still on its
+    way to the file: the file and then the space are read again, a few times, before it is
+    reported. Past the seq read after it, the file really holds a commit its space never
+    recorded. Both read transactions (owned by the caller) are ended and begun again here."""
+    for delay in _SECOND_LOOKS:
+        if delay:
+            time.sleep(delay)
+            conn.execute("COMMIT")
+            conn.execute("BEGIN")
+            db_seq = read_watermark(conn)
+        space_conn.execute("COMMIT")
+        space_conn.execute("BEGIN")
+        after = database_seq(space_conn, db_id)
+        if before <= db_seq <= after:
+            return db_seq, db_seq
+        if db_seq > after:
+            return db_seq, after
+        before = after  # read before the next look at the file
+    return db_seq, before
 
 
 def _check_same_history(

@@ -137,9 +137,10 @@ class SqliteParticipant:
             paths = {decl.path for decl in decls}
         if len(paths) != 1:
             raise SqliteCellsError(f"one commit may write one database, not {len(paths)}")
-        conn.setbusytimeout(self._lock_wait_ms)  # R44, see _lock_timeout
         try:
             for decl in decls:
+                # Reconcile waits for the database file's lock exec_timeout at most itself (and
+                # for the space's lock as long as any commit of the space may take).
                 self._ready(decl, self.exec_timeout)
                 if decl.migrate is not None and not self._is_ensured(_ensure_key(decl)):
                     assert decl.schema is not None  # only runtime-owned databases are written
@@ -153,6 +154,7 @@ class SqliteParticipant:
                     )
             write_conn(conn)  # its gate is installed outside any transaction, once
             path = paths.pop()
+            conn.setbusytimeout(self._lock_wait_ms)  # R44, see _lock_timeout
             if attach(conn, path):
                 with self._lock:
                     self._created.add(path)
