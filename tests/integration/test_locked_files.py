@@ -1,17 +1,23 @@
-"""A database file another process holds locked (R44): reads and writes wait for the lock no
-longer than their timeouts, say so, and decide nothing about the file; once the lock is let go
-everything works as before. The holder is a real process with SQLite's exclusive locking mode."""
+"""Locks and other processes' commits (R44, R70, R71). A database file another process holds
+locked: reads and writes wait for the lock no longer than their timeouts, say so, and decide
+nothing about the file; once the lock is let go everything works as before (the holder is a real
+process with SQLite's exclusive locking mode). Other processes committing all the while: a
+runtime's first use of a database never times out behind them, and `check`/`inspect` never
+report a commit that is on its way from the space file to the database file."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 import sqlite_cells as sc
+from sqlite_cells.cli._inspect import inspect_store
+from sqlite_cells.files import Action, check_store
 
 NOTES = {"notes": sc.table(id="integer primary key", body="text")}
 INSERT = "INSERT INTO notes (body) VALUES (?)"
@@ -89,3 +95,72 @@ def _while_held(store: Path, written: Path, holder: subprocess.Popen[str]) -> No
         assert q.get().error is None
         assert q.get().result == [{"body": "first"}, {"body": "second"}]
         assert c.get() == 1
+
+
+WRITER = """
+import sys, time
+import sqlite_cells as sc
+tables = {"notes": sc.table(id="integer primary key", body="text")}
+with sc.Runtime(sys.argv[1]) as rt:
+    space = rt.space("demo")
+    db = space.sqlite_database("notes", tables=tables)
+    c = space.cell("c", default=0)
+    print("writing", flush=True)
+    end = time.monotonic() + float(sys.argv[2])
+    n = 0
+    while time.monotonic() < end:
+        with space.transact():
+            db.exec("INSERT INTO notes (body) VALUES (?)", [str(n)])
+            if n % 3 == 0:
+                c.set(n)
+        n += 1
+"""
+
+
+def _writing(store: Path, seconds: float) -> subprocess.Popen[str]:
+    writer = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(WRITER), str(store), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdout is not None and writer.stdout.readline().strip() == "writing"
+    return writer
+
+
+def test_first_uses_never_time_out_behind_other_processes_commits(
+    store: Path, written: Path
+) -> None:
+    """Each commit holds the locks for a millisecond or so: a first read or write with short
+    timeouts must not fail behind them (the first look at the file takes no lock)."""
+    with _writing(store, 30) as writer:
+        try:
+            for n in range(60):
+                with sc.Runtime(store, query_timeout=0.2, exec_timeout=0.2) as rt:
+                    space = rt.space("demo")
+                    db = space.sqlite_database("notes", tables=NOTES)
+                    if n % 2:
+                        assert db.read("SELECT count(*) AS n FROM notes")[0]["n"] >= 1
+                    else:
+                        with space.transact():
+                            db.exec(INSERT, [f"first use {n}"])
+        finally:
+            writer.kill()
+
+
+def test_check_and_inspect_never_report_a_commit_on_its_way(store: Path, written: Path) -> None:
+    """A commit reaches the space file first and the database file a moment later; `check`
+    (without --repair) and `inspect` read both without a lock while another process commits."""
+    with _writing(store, 30) as writer:
+        try:
+            deadline = time.monotonic() + 4
+            looks = 0
+            while time.monotonic() < deadline:
+                outcomes = check_store(store, repair=False, verify=False)
+                assert [o.action for o in outcomes] == [Action.IN_SYNC], outcomes
+                info = inspect_store(store)
+                assert info.findings() == []
+                looks += 1
+            assert looks >= 5
+        finally:
+            writer.kill()
+    assert not (store / "quarantine").exists()
