@@ -158,8 +158,9 @@ class SqliteDb(Cell):
         tx.bind(self.space.file)
 
     def drop(self) -> None:
-        """Delete this database inside the current transaction: the handle is marked dropped,
-        and once the commit is durable the file (and its -wal/-shm) is removed."""
+        """Drop this database inside the current transaction: the handle is marked dropped, and
+        once the commit is durable the database can no longer be read or written. Its file is
+        kept until ``sqlite-cells gc --yes`` (or ``space.gc()``) removes it (R74)."""
         tx = require_transaction(f"dropping database {self.id}")
         self.declaration.check_writable()
         self._check_live()
