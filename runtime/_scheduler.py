@@ -79,6 +79,13 @@ class Node:
         its dependents wait for it (see :meth:`Scheduler.landed`). Plain nodes never are."""
         return False
 
+    @property
+    def stale(self) -> bool:
+        """Whether the node's value is from an older commit than the one a computation in
+        flight will land: a node made now waits for that before its first value. A first run
+        in flight is not stale (its value says it has none yet)."""
+        return self.in_flight
+
     def compute(self) -> tuple[bool, Any]:
         raise NotImplementedError
 
@@ -134,6 +141,8 @@ class Scheduler:
         # Nodes due to re-run whose dependency is in flight, by id: they re-run once it lands,
         # with every input as of that commit (R54), not now with a stale one.
         self._held: dict[int, Node] = {}
+        # Nodes whose first value waits for an input's computation in flight (also in _held).
+        self._unborn: set[int] = set()
         self._commit_hooks: list[CommitHook] = []
         self._absorbers: list[Absorber | None] = []  # one per hook, same order
         self._observed: dict[int, Node] = {}  # nodes with subscribers, to complete on close
@@ -216,6 +225,10 @@ class Scheduler:
             return Subscription(node, observer)
 
         def run() -> None:
+            if id(node) in self._unborn:  # told at its first value (see _init)
+                node.subscribers.append(observer)
+                self._observed[id(node)] = node
+                return
             self._ensure_ready(node)
             node.subscribers.append(observer)
             self._observed[id(node)] = node
@@ -434,12 +447,24 @@ class Scheduler:
                         self._idle.notify_all()
 
     def _init(self, node: Node) -> None:
-        if node.ready.is_set():
+        if node.ready.is_set() or id(node) in self._unborn:
             return
         for dep in node.deps:
-            self._ensure_ready(dep)
+            if not dep.ready.is_set() and id(dep) not in self._unborn:
+                self._init(dep)
             dep.dependents.append(node)
         node.attach()
+        if node.deps and _stale_input(node, self._held):
+            # An input holds a value older than the commit a computation in flight will land
+            # (or waits for one that does): the first value waits for it too, so it is never a
+            # mix of two commits (R54). Held like any node; born when released (_propagate).
+            self._unborn.add(id(node))
+            self._held[id(node)] = node
+            return
+        self._born(node)
+
+    def _born(self, node: Node) -> None:
+        """Compute ``node``'s first value; tell the subscribers that came while it waited."""
         try:
             _, node.value = node.compute()
         except Exception as exc:
@@ -447,10 +472,22 @@ class Scheduler:
             if not isinstance(exc, ClosedError):  # the runtime closed first: nothing is wrong
                 log.warning("first computation of %r failed: %r", node, exc)
         node.ready.set()
+        if node.subscribers:
+            if node.error is not None:
+                _deliver(_errors(node.subscribers, node.error))
+            else:
+                _deliver([(o.on_next, node.value) for o in node.subscribers])
 
     def _ensure_ready(self, node: Node) -> None:
         if not node.ready.is_set():
-            self._init(node)
+            if id(node) in self._unborn:
+                # Its value is needed now, on this thread (a computation reads it): computed
+                # with what its inputs hold, as before any waiting was possible.
+                self._unborn.discard(id(node))
+                self._held.pop(id(node), None)
+                self._born(node)
+            else:
+                self._init(node)
 
     def _is_quiet(self, event: CommitEvent) -> bool:
         if self._parked.get(event.space):
@@ -512,7 +549,16 @@ class Scheduler:
         waiting: dict[int, bool] = {}  # _waits of the nodes looked at in this round
         while heap:
             _, _, node = heapq.heappop(heap)
-            if id(node) in done or not node.ready.is_set():
+            if id(node) in done:
+                continue
+            if not node.ready.is_set():
+                if id(node) in self._unborn:  # released: its first value, unless still waiting
+                    done.add(id(node))
+                    if _waits(node, held, waiting):
+                        held[id(node)] = node
+                    else:
+                        self._unborn.discard(id(node))
+                        self._born(node)
                 continue
             done.add(id(node))
             if preset is not None and node in preset:
@@ -542,6 +588,14 @@ class Scheduler:
             for dependent in node.dependents:
                 heapq.heappush(heap, (dependent.height, dependent.order, dependent))
         _deliver(deliveries)
+
+
+def _stale_input(node: Node, held: dict[int, Node]) -> bool:
+    """Whether an input of ``node``, at any depth, is stale or held back (see ``Node.stale``)."""
+    return any(
+        dep.stale or id(dep) in held or (bool(dep.deps) and _stale_input(dep, held))
+        for dep in node.deps
+    )
 
 
 def _waits(node: Node, held: dict[int, Node], memo: dict[int, bool]) -> bool:

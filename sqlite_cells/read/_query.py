@@ -242,6 +242,10 @@ class _QueryNode(Node):
         self._running = False
         self._again = False
         self._params_key: Any = None
+        # Counts the parameter changes; a run remembers the count it started with, so a run
+        # whose parameters changed and changed back meanwhile (K1, K0, K1) is still known stale.
+        self._params_changes = 0
+        self._run_changes = 0
         self._db_id: str | None = None
         self.statement = Statement(query.sql, ())  # the last one requested
         self._key: tuple[str, str] = (query.sql, "()")  # its (sql, repr(params)) for the hub
@@ -276,6 +280,8 @@ class _QueryNode(Node):
                 return (not pending.same_rows(state), pending)
             key = repr(params)
         changed_params = key != self._params_key and self.ready.is_set()
+        if key != self._params_key:
+            self._params_changes += 1
         self._params_key = key
         if self._running:
             self._again = True
@@ -290,6 +296,7 @@ class _QueryNode(Node):
     def _start(self, params: Bound, key: str) -> None:
         query = self.query
         self._running = True
+        self._run_changes = self._params_changes
         try:
             decl = query.db.declaration
         except PendingValue:  # a pattern input not linked to a database yet (R61)
@@ -354,7 +361,7 @@ class _QueryNode(Node):
         previous: QueryState[Any] = self.value
         stmt = self.statement
         self._running = False
-        if self._again and self._fixed is None and self._key[1] != self._params_key:
+        if self._again and self._fixed is None and self._run_changes != self._params_changes:
             # The parameters changed while this run was in flight: its rows pair the old
             # parameters with a file that may be newer — a state no commit had (R42, R54).
             # Dropped; the next run, already wanted, reads with the new ones.
@@ -403,6 +410,12 @@ class _QueryNode(Node):
         self._retries += 1
         self._lagging = True
         return self._retries
+
+    @property
+    def stale(self) -> bool:
+        # A first run (or one for new parameters) in flight: the state says "pending", which
+        # pairs honestly with anything. A re-run in flight: the rows are an older commit's.
+        return self.in_flight and not self.value.pending
 
     @property
     def in_flight(self) -> bool:

@@ -570,6 +570,31 @@ def test_a_cell_derived_through_a_derived_cell_of_a_query_is_glitch_free_too(
     assert seen == [(10, 4)] and both.get() == (10, 4)
 
 
+def test_a_derived_cell_made_while_a_query_re_runs_starts_from_one_commit(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    """R54 for a node made mid-flight: a ``lift(c, q)`` created right after a commit that wrote
+    both, while q's run for that commit is still in flight, waits for that run before its first
+    value, instead of pairing the new ``c`` with the rows of the commit before. (A query's first
+    run in flight does not make it wait: its state says it has no result yet.)"""
+    rt = space.runtime
+    counter = space.cell("counter", default=0)
+    spin = "(WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 300000) "
+    q = db.query(f"SELECT count(*) AS n, {spin}SELECT count(*) FROM r) AS spin FROM messages")
+    early = sc.lift(lambda v, state: (v, state.pending))(counter, q)
+    assert early.get() == (0, True)  # made before the first result: not held back for it
+    assert rt.settle(30)
+    firsts = []
+    for n in range(1, 5):
+        with space.transact():
+            counter.set(n)
+            db.exec("INSERT INTO messages (body) VALUES ('x')")
+        pair = sc.lift(lambda v, state: (v, state.result[0]["n"] if state.result else None))
+        firsts.append(pair(counter, q).get())
+        assert rt.settle(30)
+    assert firsts == [(1, 1), (2, 2), (3, 3), (4, 4)]
+
+
 def test_a_query_whose_cell_parameter_changes_never_shows_a_state_no_commit_had(
     space: Space, db: sc.SqliteDb
 ) -> None:
