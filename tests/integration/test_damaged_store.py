@@ -17,21 +17,10 @@ import sqlite_cells as sc
 from sqlite_cells.files import Action, check_store, collect_garbage, damaged_spaces
 from sqlite_cells.runtime._store import space_file_name
 
+from .test_cli import _cli
+
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"t": sc.table(id="integer primary key", body="text")}
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
-    return subprocess.run(
-        [sys.executable, "-m", "sqlite_cells.cli._cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def _files(store: Path) -> list[str]:
