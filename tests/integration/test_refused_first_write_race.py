@@ -13,6 +13,7 @@ from pathlib import Path
 import apsw
 
 import sqlite_cells as sc
+from sqlite_cells.files import attach, detach, remove_unused_database
 from sqlite_cells.runtime import remove_unused
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,3 +160,58 @@ def test_a_read_after_the_file_it_read_was_removed_reads_the_file_at_the_path(
         assert [r["tag"] for r in db.read("SELECT tag FROM t")] == ["child"]
         assert db.rev == 1
         assert [r["tag"] for r in db.read("SELECT tag FROM t")] == ["child"]
+
+
+def test_a_refused_first_write_removes_only_the_file_it_attached(
+    store: Path, tmp_path: Path
+) -> None:
+    """Two refused first writes that both found the path free both count the file as theirs
+    (R7); the second one's clean-up must not remove the empty file that a third runtime has
+    just created at the path and not yet set up: SQLite would then, in that runtime, delete
+    the -wal of whichever file is at the path next, with its commits (a 0-byte database file
+    "has no WAL")."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("fresh", tables=TABLES)
+        with space.transact():
+            space.cell("other").set(1)
+        path = db.path
+        # The two refused writers' write connections, both having attached the new file.
+        first = apsw.Connection(str(tmp_path / "first.sqlite"))
+        second = apsw.Connection(str(tmp_path / "second.sqlite"))
+        assert attach(first, path)
+        assert not attach(second, path)
+        # The second one's clean-up lets go of the file and waits for the space's write lock,
+        # which the first one's clean-up holds while it removes the file.
+        detach(second)
+        assert remove_unused_database(first, path)
+        child = subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(PAUSED_WRITER), str(store)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert child.stdin is not None and child.stdout is not None
+        try:
+            assert child.stdout.readline().strip() == "opened"  # it created the file anew
+            assert path.exists()
+            # Not the file the second writer attached: it stays.
+            assert not remove_unused_database(second, path)
+            assert path.exists()
+            with space.transact():
+                db.exec("INSERT INTO t (tag) VALUES (?)", ["parent"])
+            child.stdin.write("go\n")
+            child.stdin.flush()
+            out, err = child.communicate(timeout=60)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        first.close()
+        second.close()
+        assert child.returncode == 0, err
+        assert out.strip() == "ack ['child', 'parent']"
+        assert sorted(r["tag"] for r in db.read("SELECT tag FROM t")) == ["child", "parent"]
+    assert _tags_in_file(path) == ["child", "parent"]
