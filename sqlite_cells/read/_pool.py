@@ -44,6 +44,7 @@ __all__ = ["DEFAULT_LENGTH_LIMIT", "PooledConnection", "ReadPool"]
 DEFAULT_LENGTH_LIMIT = LENGTH_LIMIT
 _PROGRESS_STEPS = 1000
 _BUSY_SLEEP_MAX = 0.02
+_OPEN_TRIES = 5  # a file removed under each open is raced by other processes
 
 
 class PooledConnection:
@@ -229,9 +230,7 @@ class ReadPool:
             conn = apsw.Connection(source_uri(path), flags=READ_ONLY_URI)
             check_pinned(path)  # the file opened is the file pinned, not one swapped in between
         else:
-            if not path.is_file():
-                raise FileNotFoundError(str(path))
-            conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+            conn = self._open_store_file(path)
             self._seen.add(path)
         conn.limit(apsw.SQLITE_LIMIT_LENGTH, self.length_limit)
         pooled = PooledConnection(path, conn)
@@ -239,6 +238,21 @@ class ReadPool:
             self._open_count += 1
             self._born[id(pooled)] = self._generation.get(path, 0)
         return pooled
+
+    @staticmethod
+    def _open_store_file(path: Path) -> apsw.Connection:
+        """A read-only connection to the store file ``path``, opened again if the file was
+        unlinked as it was opened (another runtime removing the empty file its refused first
+        write created): a connection to a removed file would run SQLite's clean-up of the
+        ``-wal``/``-journal`` at the path, by name, for the wrong file."""
+        for _attempt in range(_OPEN_TRIES):
+            if not path.is_file():
+                raise FileNotFoundError(str(path))
+            conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+            if not has_moved(conn):
+                return conn
+            conn.close()
+        raise FileNotFoundError(str(path))
 
     def _give(self, path: Path, pooled: PooledConnection) -> None:
         evicted: list[PooledConnection] = []
