@@ -64,6 +64,8 @@ Identity = tuple[int, int]  # (st_dev, st_ino)
 _ATTACHED: weakref.WeakKeyDictionary[apsw.Connection, str] = weakref.WeakKeyDictionary()
 # conn -> {path: identity} of every database file it has attached, pinned at its first attach.
 _PINS: weakref.WeakKeyDictionary[apsw.Connection, dict[str, Identity]] = weakref.WeakKeyDictionary()
+# conn -> {path: identity} of the files its attach created (see remove_unused_database).
+_MADE: weakref.WeakKeyDictionary[apsw.Connection, dict[str, Identity]] = weakref.WeakKeyDictionary()
 
 
 def attached(conn: apsw.Connection) -> str | None:
@@ -136,7 +138,13 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
         )
     if pinned is None and now is not None:
         pins[key] = now
-    return before is None and now is not None
+    if before is None and now is not None:
+        made = _MADE.get(conn)
+        if made is None:
+            made = _MADE[conn] = {}
+        made[key] = now
+        return True
+    return False
 
 
 _ATTACH_TRIES = 5
@@ -171,13 +179,24 @@ def _set_wal(conn: apsw.Connection) -> None:
 
 
 def remove_unused_database(conn: apsw.Connection, path: Path) -> bool:
-    """Remove the database file ``path`` (and its ``-wal``/``-shm``) if it holds nothing — no
-    table, so no commit ever wrote it — and no connection of any process has it open, detaching
-    it from ``conn`` first (outside a transaction) and forgetting its pin; True if removed.
-    For a file that a refused first write created (R7, "a bad input never leaves partial
-    state behind"); see :func:`sqlite_cells.runtime.remove_unused` for how it is made safe."""
+    """Remove the database file ``path`` (and its ``-wal``/``-shm``) if it is the file that
+    ``conn``'s :func:`attach` created, holds nothing — no table, so no commit ever wrote it —
+    and no connection of any process has it open, detaching it from ``conn`` first (outside a
+    transaction) and forgetting its pin; True if removed. For a file that a refused first write
+    created (R7, "a bad input never leaves partial state behind"); see
+    :func:`sqlite_cells.runtime.remove_unused` for how it is made safe.
+
+    Only that file (its identity when it was created), and never an empty (0-byte) one: two
+    runtimes that attached a new file at the same moment both count it as created, and once
+    one of them removed it the path may hold a file a third runtime has just created and not
+    yet set up (nor locked). Removing that one would leave the third runtime writing a file
+    after it was unlinked — and SQLite, finding a 0-byte database file, deletes the ``-wal`` at
+    its path as a leftover, which by then may be the live WAL of the next file there."""
+    made = _MADE.get(conn, {}).get(str(path))
     if attached(conn) == str(path):
         detach(conn)
+    if made is None:
+        return False  # not created by this connection's attach: not its to remove
     # Under the space's write lock: every other runtime opens a database file for crash
     # reconciliation, or writes it, only while holding that lock, so none is in the middle of
     # opening this one while it is removed (see remove_unused for the openers outside it).
@@ -186,15 +205,30 @@ def remove_unused_database(conn: apsw.Connection, path: Path) -> bool:
     except apsw.Error:
         return False
     try:
-        removed = remove_unused(path, _holds_nothing)
+        removed = remove_unused(path, lambda used: _holds_nothing(used, made))
     finally:
         conn.execute("ROLLBACK")
     if removed:
         unpin(conn, path)
+        _MADE[conn].pop(str(path), None)
     return removed
 
 
-def _holds_nothing(conn: apsw.Connection) -> bool:
+def _holds_nothing(conn: apsw.Connection, made: Identity) -> bool:
+    """Asked by ``remove_unused`` under its exclusive lock, once it saw that the file it has
+    open is still the one at the path: is that file the one created (``made``), set up, and
+    without any table?"""
+    try:
+        st = os.stat(conn.db_filename("main"))
+    except OSError:
+        return False
+    if (st.st_dev, st.st_ino) != made:
+        return False  # another runtime's file now: not this one's to remove
+    # A 0-byte file is one whose creator has not set it up yet (attach writes its header
+    # before it returns): an inode number can be reused at once, so the identity alone does
+    # not tell it from the file that was removed.
+    if st.st_size == 0:
+        return False
     row = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM sqlite_master)").fetchone()
     return row is not None and bool(row[0])
 

@@ -12,6 +12,14 @@ progress handler and one busy handler, both reading the connection's current ``d
 loop of steps and a wait for a lock both end at the deadline (R44). An injected source (R60) is
 opened through :func:`source_uri` (nothing created beside it) after checking that its path still
 names the pinned file.
+
+A store file can be unlinked while a pooled connection has it open: another runtime removes the
+empty file its refused first write created (R7), and only a connection holding a lock on it
+keeps that from happening — which a connection to a WAL file does from its first read on, and
+one that found the file in rollback mode (empty, being set up or removed) does not. Such a
+connection would read the unlinked file forever (empty tables, while the file at the path gets
+the commits), so until it is seen to hold the WAL it is checked at every checkout (a ``stat``)
+and replaced when its file moved.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import apsw
 from sqlite_cells.codec import ClosedError
 from sqlite_cells.files import READ_ONLY_URI, check_pinned, source_uri
 from sqlite_cells.read._shadows import ShadowState
-from sqlite_cells.runtime import LENGTH_LIMIT
+from sqlite_cells.runtime import LENGTH_LIMIT, has_moved
 from sqlite_cells.sql import Gate
 
 __all__ = ["DEFAULT_LENGTH_LIMIT", "PooledConnection", "ReadPool"]
@@ -36,6 +44,7 @@ __all__ = ["DEFAULT_LENGTH_LIMIT", "PooledConnection", "ReadPool"]
 DEFAULT_LENGTH_LIMIT = LENGTH_LIMIT
 _PROGRESS_STEPS = 1000
 _BUSY_SLEEP_MAX = 0.02
+_OPEN_TRIES = 5  # a file removed under each open is raced by other processes
 
 
 class PooledConnection:
@@ -45,7 +54,16 @@ class PooledConnection:
     progress handler interrupts the statement and the busy handler stops waiting for a lock.
     ``timed_out_waiting`` says whether the last lock wait ended at the deadline."""
 
-    __slots__ = ("complete", "conn", "deadline", "gate", "path", "shadow", "timed_out_waiting")
+    __slots__ = (
+        "complete",
+        "conn",
+        "deadline",
+        "gate",
+        "held",
+        "path",
+        "shadow",
+        "timed_out_waiting",
+    )
 
     def __init__(self, path: Path, conn: apsw.Connection) -> None:
         self.path = path
@@ -56,6 +74,9 @@ class PooledConnection:
         self.shadow: ShadowState | None = None
         self.deadline = math.inf
         self.timed_out_waiting = False
+        # True once a read found the file in WAL mode: from then on this connection holds a
+        # shared lock on it, and no runtime removes a file someone holds (see module docstring).
+        self.held = False
         self.gate = Gate().install(conn)
         conn.set_progress_handler(self._past_deadline, _PROGRESS_STEPS, id=PooledConnection)
         conn.setbusyhandler(self._wait_for_lock)
@@ -90,7 +111,12 @@ class _Checkout:
 
     def __enter__(self) -> PooledConnection:
         pool = self._pool
-        pooled = pool._take(self._path) or pool._open(self._path, source=self._source)
+        pooled = pool._take(self._path)
+        if pooled is not None and not pooled.held and not self._source and has_moved(pooled.conn):
+            pool._moved(pooled)
+            pooled = None
+        if pooled is None:
+            pooled = pool._open(self._path, source=self._source)
         self._pooled = pooled
         return pooled
 
@@ -100,6 +126,10 @@ class _Checkout:
         pooled.deadline = math.inf
         pool = self._pool
         if kind is None or pool._rollback(pooled):
+            unheld = not pooled.held and not self._source and not pool._holds_wal(pooled)
+            if unheld and has_moved(pooled.conn):  # unlinked while it read: not kept
+                pool._moved(pooled)
+                return
             pool._give(self._path, pooled)
         else:
             pool.forget(pooled)
@@ -121,7 +151,8 @@ class ReadPool:
         # Files this runtime has seen exist (opened for a read, or written by a commit): one
         # of them missing later was deleted or moved, which a read reports instead of reading
         # the declared schema empty (R41). Adding to a set is atomic; no lock.
-        self._known: set[Path] = set()
+        self._known: set[Path] = set()  # noted by a commit
+        self._seen: set[Path] = set()  # opened for a read
         self._closed = False
 
     @property
@@ -136,7 +167,7 @@ class ReadPool:
 
     def knew(self, path: Path) -> bool:
         """Whether ``path`` was seen to exist by this pool or noted by a commit."""
-        return path in self._known
+        return path in self._known or path in self._seen
 
     def connection(self, path: Path, *, source: bool = False) -> _Checkout:
         """A read-only connection to ``path`` for the duration of the ``with`` block. ``source``
@@ -155,6 +186,33 @@ class ReadPool:
             return False
         return True
 
+    @staticmethod
+    def _holds_wal(pooled: PooledConnection) -> bool:
+        """Whether ``pooled`` (after a read) has its file open in WAL mode, so holds a shared
+        lock on it from now on; remembered once true."""
+        try:
+            row = pooled.conn.execute("PRAGMA main.journal_mode").fetchone()
+        except apsw.Error:
+            return False
+        pooled.held = row is not None and str(row[0]).lower() == "wal"
+        return pooled.held
+
+    def _moved(self, pooled: PooledConnection) -> None:
+        """Let go of a connection whose file was unlinked or replaced under it. A file that held
+        no table (the empty file of another runtime's refused first write, R7) going away is
+        nothing this runtime lost: its path is no longer counted as seen (R41), so a read finds
+        the file at the path again or reads the declared schema empty."""
+        try:
+            row = pooled.conn.execute(
+                "SELECT NOT EXISTS (SELECT 1 FROM main.sqlite_master)"
+            ).fetchone()
+            blank = row is not None and bool(row[0])
+        except apsw.Error:
+            blank = False
+        if blank:
+            self._seen.discard(pooled.path)
+        self.forget(pooled)
+
     def _take(self, path: Path) -> PooledConnection | None:
         with self._lock:
             if self._closed:
@@ -172,16 +230,29 @@ class ReadPool:
             conn = apsw.Connection(source_uri(path), flags=READ_ONLY_URI)
             check_pinned(path)  # the file opened is the file pinned, not one swapped in between
         else:
-            if not path.is_file():
-                raise FileNotFoundError(str(path))
-            conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-            self._known.add(path)
+            conn = self._open_store_file(path)
+            self._seen.add(path)
         conn.limit(apsw.SQLITE_LIMIT_LENGTH, self.length_limit)
         pooled = PooledConnection(path, conn)
         with self._lock:
             self._open_count += 1
             self._born[id(pooled)] = self._generation.get(path, 0)
         return pooled
+
+    @staticmethod
+    def _open_store_file(path: Path) -> apsw.Connection:
+        """A read-only connection to the store file ``path``, opened again if the file was
+        unlinked as it was opened (another runtime removing the empty file its refused first
+        write created): a connection to a removed file would run SQLite's clean-up of the
+        ``-wal``/``-journal`` at the path, by name, for the wrong file."""
+        for _attempt in range(_OPEN_TRIES):
+            if not path.is_file():
+                raise FileNotFoundError(str(path))
+            conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+            if not has_moved(conn):
+                return conn
+            conn.close()
+        raise FileNotFoundError(str(path))
 
     def _give(self, path: Path, pooled: PooledConnection) -> None:
         evicted: list[PooledConnection] = []
