@@ -373,7 +373,9 @@ class Runtime(runtime.Runtime):
                     # Only a file that disagrees is compared again under the space's write
                     # lock and repaired. busy_ms bounds the wait for the database file's lock;
                     # the space's own is held by commits, each bounded by its exec_timeout.
-                    look = reconcile(conn, decl.db_id, decl.path, repair=False, busy_ms=busy_ms)
+                    look = reconcile(
+                        conn, decl.db_id, decl.path, repair=False, busy_ms=busy_ms, quiet=repair
+                    )
                     if not repair or look.action is Action.IN_SYNC:
                         checked = look
                     else:

@@ -24,6 +24,7 @@ Without ``repair`` nothing is written and no file is created (``sqlite-cells che
 
 from __future__ import annotations
 
+import contextvars
 import enum
 import logging
 import os
@@ -149,13 +150,29 @@ def reconcile(
     repair: bool = True,
     verify: bool = False,
     busy_ms: int = BUSY_TIMEOUT_MS,
+    quiet: bool = False,
 ) -> Outcome:
     """Compare the database ``db_id`` (file ``path``) with the space behind ``space_conn`` and,
     with ``repair``, bring it in line (see the module docstring). ``verify`` runs SQLite's
-    integrity check on the file first. The caller holds the space's in-process write lock; if
-    ``space_conn`` is not already in a transaction one is opened (and released) here. A lock
+    integrity check on the file first. ``quiet`` logs no finding (a first look whose findings
+    are looked at again, under the lock, before anything is decided). The caller holds the
+    space's in-process write lock; if ``space_conn`` is not already in a transaction one is
+    opened (and released) here. A lock
     another connection holds on the database file is waited for ``busy_ms`` at most, then
     ``apsw.BusyError`` is raised and nothing is decided."""
+    token = _QUIET.set(quiet)
+    try:
+        return _reconcile(space_conn, db_id, path, repair, verify, busy_ms)
+    finally:
+        _QUIET.reset(token)
+
+
+_QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("reconcile_quiet", default=False)
+
+
+def _reconcile(
+    space_conn: apsw.Connection, db_id: str, path: Path, repair: bool, verify: bool, busy_ms: int
+) -> Outcome:
     owns_txn = space_conn.getautocommit()
     if owns_txn:
         space_conn.execute("BEGIN IMMEDIATE" if repair else "BEGIN")
@@ -342,6 +359,12 @@ def _rollback(conn: apsw.Connection) -> None:
 
 
 def _quarantine(db_id: str, path: Path, db_seq: int, space_seq: int, detail: str) -> Outcome:
+    if not _QUIET.get():
+        _log_quarantine(db_id, path, db_seq, space_seq, detail)
+    return Outcome(db_id, path, db_seq, space_seq, Action.QUARANTINED, 0, detail)
+
+
+def _log_quarantine(db_id: str, path: Path, db_seq: int, space_seq: int, detail: str) -> None:
     log.error(
         "database %s (%s) quarantined: watermark seq %d, space seq %d: %s",
         db_id,
@@ -350,7 +373,6 @@ def _quarantine(db_id: str, path: Path, db_seq: int, space_seq: int, detail: str
         space_seq,
         detail,
     )
-    return Outcome(db_id, path, db_seq, space_seq, Action.QUARANTINED, 0, detail)
 
 
 def _in_flight(
@@ -469,7 +491,8 @@ def _damaged(
             db_id, path, 0, space_seq, "a directory stands where the database file belongs: move it"
         )
     if not repair:
-        log.error("database %s (%s) is damaged: %s", db_id, path, exc)
+        if not _QUIET.get():
+            log.error("database %s (%s) is damaged: %s", db_id, path, exc)
         return Outcome(db_id, path, 0, space_seq, Action.DAMAGED, 0, detail)
     fresh = path.with_name(path.name + ".rebuild")
     _remove(fresh)
