@@ -11,6 +11,7 @@ from sqlite_cells.runtime._boundary import check_name as check_name
 from sqlite_cells.runtime._boundary import check_timeout as check_timeout
 from sqlite_cells.runtime._boundary import surrogate_at as surrogate_at
 from sqlite_cells.runtime._boundary import translated as translated
+from sqlite_cells.runtime._boundary import waited_for_lock as waited_for_lock
 from sqlite_cells.runtime._cell import Cell as Cell
 from sqlite_cells.runtime._cell import Reactive as Reactive
 from sqlite_cells.runtime._cell import observe_node as observe_node
@@ -90,4 +91,5 @@ __all__ = [
     "surrogate_at",
     "translated",
     "upgrade_space_file",
+    "waited_for_lock",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "describe",
     "surrogate_at",
     "translated",
+    "waited_for_lock",
 ]
 
 
@@ -96,6 +97,12 @@ DAMAGED_SPACE_ADVICE = (
     "`sqlite-cells gc` removes none of them"
 )
 _SPACE_FILE = "space file "  # how every space file's translated() names it
+
+
+def waited_for_lock(exc: BaseException) -> bool:
+    """Whether ``exc`` — raw, or as :func:`translated` wraps it — is SQLite giving up waiting
+    for a lock another connection holds (its busy timeout ran out)."""
+    return isinstance(exc, apsw.BusyError) or isinstance(exc.__cause__, apsw.BusyError)
 
 
 def describe(exc: BaseException, where: str) -> str:

@@ -225,13 +225,13 @@ class Scheduler:
             return Subscription(node, observer)
 
         def run() -> None:
-            if id(node) in self._unborn:  # told at its first value (see _init)
-                node.subscribers.append(observer)
-                self._observed[id(node)] = node
-                return
-            self._ensure_ready(node)
+            unborn = id(node) in self._unborn  # then told at its first value (see _born)
+            if not unborn:
+                self._ensure_ready(node)
             node.subscribers.append(observer)
             self._observed[id(node)] = node
+            if unborn:
+                return
             if node.error is not None:
                 _deliver(_errors([observer], node.error))
             else:
@@ -454,7 +454,7 @@ class Scheduler:
                 self._init(dep)
             dep.dependents.append(node)
         node.attach()
-        if node.deps and _stale_input(node, self._held):
+        if node.deps and _waits(node, self._held, {}, stale=True):
             # An input holds a value older than the commit a computation in flight will land
             # (or waits for one that does): the first value waits for it too, so it is never a
             # mix of two commits (R54). Held like any node; born when released (_propagate).
@@ -570,7 +570,7 @@ class Scheduler:
                 held[id(node)] = node
                 continue
             else:
-                self._held.pop(id(node), None)
+                held.pop(id(node), None)
                 try:
                     changed, value = node.compute()
                 except Exception as exc:
@@ -590,22 +590,21 @@ class Scheduler:
         _deliver(deliveries)
 
 
-def _stale_input(node: Node, held: dict[int, Node]) -> bool:
-    """Whether an input of ``node``, at any depth, is stale or held back (see ``Node.stale``)."""
-    return any(
-        dep.stale or id(dep) in held or (bool(dep.deps) and _stale_input(dep, held))
-        for dep in node.deps
-    )
-
-
-def _waits(node: Node, held: dict[int, Node], memo: dict[int, bool]) -> bool:
-    """Whether a dependency of ``node``, at any depth, is in flight or held back: then
+def _waits(
+    node: Node, held: dict[int, Node], memo: dict[int, bool], *, stale: bool = False
+) -> bool:
+    """Whether a dependency of ``node``, at any depth, is in flight (with ``stale``: holds a
+    value older than its run in flight will land, see ``Node.stale``) or held back: then
     ``node``'s inputs are not all as of one commit yet. ``memo`` keeps the answers of a round."""
     for dep in node.deps:
         key = id(dep)
         found = memo.get(key)
         if found is None:
-            found = dep.in_flight or key in held or (bool(dep.deps) and _waits(dep, held, memo))
+            found = (
+                (dep.stale if stale else dep.in_flight)
+                or key in held
+                or (bool(dep.deps) and _waits(dep, held, memo, stale=stale))
+            )
             memo[key] = found
         if found:
             return True

@@ -932,23 +932,11 @@ def remove_unused(path: Path, holds_nothing: Callable[[apsw.Connection], bool]) 
         # journal cannot be made, and nothing is written here anyway. A file that became a WAL
         # file meanwhile is read as one: its journal mode then says "wal".
         conn.execute("PRAGMA journal_mode=MEMORY").fetchall()
-        conn.execute("BEGIN EXCLUSIVE")
-        try:
-            row = conn.execute("PRAGMA journal_mode").fetchone()
-            if row is None or str(row[0]).lower() != "memory" or has_moved(conn):
-                return False
-            if not holds_nothing(conn):
-                return False
-            for suffix in ("-wal", "-shm"):  # gone with WAL mode; a crash's leftovers if any
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-            path.unlink()
-        finally:
-            conn.execute("ROLLBACK")
+        return _remove_locked(conn, path, "memory", holds_nothing)
     except (apsw.Error, OSError):
         return False
     finally:
         conn.close()
-    return True
 
 
 def _remove_unused_wal(path: Path, holds_nothing: Callable[[apsw.Connection], bool]) -> bool:
@@ -967,23 +955,35 @@ def _remove_unused_wal(path: Path, holds_nothing: Callable[[apsw.Connection], bo
         if not conn.filecontrol("main", apsw.SQLITE_FCNTL_PERSIST_WAL, ctypes.addressof(persist)):
             return False
         conn.execute("PRAGMA locking_mode=EXCLUSIVE").fetchall()
-        conn.execute("BEGIN EXCLUSIVE")
-        try:
-            row = conn.execute("PRAGMA journal_mode").fetchone()
-            if row is None or str(row[0]).lower() != "wal" or has_moved(conn):
-                return False
-            if not holds_nothing(conn):
-                return False
-            for suffix in ("-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
-            path.unlink()
-        finally:
-            conn.execute("ROLLBACK")
+        return _remove_locked(conn, path, "wal", holds_nothing)
     except (apsw.Error, OSError):
         return False
     finally:
         conn.close()
-    return True
+
+
+def _remove_locked(
+    conn: apsw.Connection,
+    path: Path,
+    mode: str,
+    holds_nothing: Callable[[apsw.Connection], bool],
+) -> bool:
+    """Under ``BEGIN EXCLUSIVE`` on ``conn`` (its file ``path``): unlink the file and its
+    ``-wal``/``-shm`` (gone with WAL mode, or a crash's leftovers) when its journal mode is
+    still ``mode``, it is still the file at the path, and ``holds_nothing(conn)``."""
+    conn.execute("BEGIN EXCLUSIVE")
+    try:
+        row = conn.execute("PRAGMA journal_mode").fetchone()
+        if row is None or str(row[0]).lower() != mode or has_moved(conn):
+            return False
+        if not holds_nothing(conn):
+            return False
+        for suffix in ("-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        path.unlink()
+        return True
+    finally:
+        conn.execute("ROLLBACK")
 
 
 def _blank(conn: apsw.Connection) -> bool:

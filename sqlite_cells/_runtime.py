@@ -8,8 +8,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import apsw
-
 from sqlite_cells import runtime
 from sqlite_cells.codec import (
     DatabaseError,
@@ -52,6 +50,7 @@ from sqlite_cells.runtime import (
     check_name,
     surrogate_at,
     translated,
+    waited_for_lock,
 )
 from sqlite_cells.schema import (
     Declaration,
@@ -318,7 +317,7 @@ class Runtime(runtime.Runtime):
         try:
             self.ensure_reconciled(decl, lock_timeout=self.query_timeout)
         except DatabaseError as exc:
-            if not isinstance(exc.__cause__, apsw.BusyError):
+            if not waited_for_lock(exc):
                 raise
             raise QueryTimeout(
                 decl.db_id,

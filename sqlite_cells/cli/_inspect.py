@@ -19,7 +19,6 @@ What a store holds, as this module reads it:
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -34,6 +33,7 @@ from sqlite_cells.files import (
     damaged_spaces,
     declaration_from_handle,
     handle_value,
+    look_again,
     open_unwritable,
     orphans,
     read_watermark,
@@ -377,63 +377,36 @@ def _space(store: Path, path: Path) -> SpaceInfo:
                 handles.append((cell_id, handle, int(rev)))
         last = conn.execute("SELECT coalesce(max(seq), 0) FROM _cf_log").fetchone()
         last_seq = int(last[0]) if last else 0
-    databases = tuple(_database(store, db_id, h, rev) for db_id, h, rev in handles)
-    if any(map(_disagrees, databases)):
-        databases = _look_again(path, databases)
+    databases = tuple(
+        _look_again(path, db) if _disagrees(db) else db
+        for db in (_database(store, db_id, h, rev) for db_id, h, rev in handles)
+    )
     return SpaceInfo(space_id, path.name, cells, last_seq, databases)
 
 
-def _look_again(path: Path, databases: tuple[DatabaseInfo, ...]) -> tuple[DatabaseInfo, ...]:
-    """The space was read, then each database file, without any lock while other runtimes may
-    commit: a commit reaches the space file first and the database file a moment later. A
-    watermark between the space's last write to it as read just before and just after it is no
-    disagreement (R70): that database is shown with the write its file reflects. One behind may
-    be a commit on its way to the file: its file and then the space are read again, a few times,
-    before it is shown as found."""
-    before = {db.id: db.last_write_seq for db in databases}
-    current = list(databases)
-    for delay in _SECOND_LOOKS:
-        if delay:
-            time.sleep(delay)
-            current = [
-                replace(db, watermark=_watermark(_db_path(path, db))) if _disagrees(db) else db
-                for db in current
-            ]
+def _look_again(path: Path, db: DatabaseInfo) -> DatabaseInfo:
+    """``db`` as its space file at ``path`` and its own file agree once a commit on its way
+    between them has landed (``files.look_again``: read without any lock, R70)."""
+    if db.watermark is None:
+        return db
+
+    def file_seq() -> int:
+        with read_only(path.parent / db.file) as conn:
+            return read_watermark(conn)
+
+    def space_seq() -> int:
         with read_only(path) as conn:
-            after = {
-                str(cell_id): int(rev)
-                for cell_id, rev in conn.execute("SELECT id, rev FROM _cf_cells")
-            }
-        settled = True
-        for index, db in enumerate(current):
-            if not _disagrees(db) or db.watermark is None:
-                continue
-            first, last = before[db.id], after.get(db.id, before[db.id])
-            if first <= db.watermark <= last:
-                current[index] = replace(db, last_write_seq=db.watermark)
-            else:
-                current[index] = replace(db, last_write_seq=last)
-                before[db.id] = last
-                settled = False
-        if settled:
-            break
-    return tuple(current)
+            row = conn.execute("SELECT rev FROM _cf_cells WHERE id = ?", (db.id,)).fetchone()
+        return db.last_write_seq if row is None else int(row[0])
 
-
-_SECOND_LOOKS = (0.0, 0.002, 0.02, 0.1)  # seconds to wait before each look
+    watermark, last_write = look_again(
+        db.last_write_seq, db.watermark, file_seq=file_seq, space_seq=space_seq
+    )
+    return replace(db, watermark=watermark, last_write_seq=last_write)
 
 
 def _disagrees(db: DatabaseInfo) -> bool:
     return db.exists and db.damage is None and not db.dropped and not db.in_sync
-
-
-def _db_path(space_file: Path, db: DatabaseInfo) -> Path:
-    return space_file.parent / db.file
-
-
-def _watermark(path: Path) -> int | None:
-    with read_only(path) as conn:
-        return read_watermark(conn) if "_cf_watermark" in table_names(conn) else None
 
 
 def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:

@@ -37,6 +37,7 @@ from sqlite_cells.files._reconcile import Action as Action
 from sqlite_cells.files._reconcile import Outcome as Outcome
 from sqlite_cells.files._reconcile import database_seq as database_seq
 from sqlite_cells.files._reconcile import keep_copy as keep_copy
+from sqlite_cells.files._reconcile import look_again as look_again
 from sqlite_cells.files._reconcile import orphan_outcome as orphan_outcome
 from sqlite_cells.files._reconcile import reconcile as reconcile
 from sqlite_cells.files._sources import READ_ONLY_URI as READ_ONLY_URI
@@ -82,6 +83,7 @@ __all__ = [
     "handle_value",
     "is_dropped",
     "keep_copy",
+    "look_again",
     "open_unwritable",
     "orphan_outcome",
     "orphans",

@@ -30,6 +30,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -291,32 +292,48 @@ def _reconcile_file(
 _SECOND_LOOKS = (0.0, 0.002, 0.02, 0.1)  # seconds to wait before each look
 
 
-def _second_look(
-    space_conn: apsw.Connection, conn: apsw.Connection, db_id: str, before: int, db_seq: int
+def look_again(
+    before: int, db_seq: int, *, file_seq: Callable[[], int], space_seq: Callable[[], int]
 ) -> tuple[int, int]:
-    """(watermark, space seq) to compare when reading without repair, so without any lock
-    (``check``): the space was read, then the file, while other runtimes may commit. A commit
-    reaches the space file first and the database file a moment later, so a watermark between
-    the space's seq read just before it and the one read just after it is no disagreement: it
-    is taken as in sync. A watermark behind the seq read before it may be a commit still on its
-    way to the file: the file and then the space are read again, a few times, before it is
-    reported. Past the seq read after it, the file really holds a commit its space never
-    recorded. Both read transactions (owned by the caller) are ended and begun again here."""
+    """(watermark, space seq) to compare when a database file and its space were read without
+    any lock (``check``, ``inspect``, a runtime's first look): the space's last write to the
+    database (``before``), then the file's watermark (``db_seq``), while other runtimes may
+    commit. A commit reaches the space file first and the database file a moment later, so a
+    watermark between ``before`` and the space as read just after it (``space_seq()``) is no
+    disagreement: it is returned as in sync. A watermark behind ``before`` may be a commit
+    still on its way to the file: the file (``file_seq()``) and then the space are read again,
+    a few times, before it is reported. Past the space as read after it, the file really holds
+    a commit its space never recorded."""
     for delay in _SECOND_LOOKS:
         if delay:
             time.sleep(delay)
-            conn.execute("COMMIT")
-            conn.execute("BEGIN")
-            db_seq = read_watermark(conn)
-        space_conn.execute("COMMIT")
-        space_conn.execute("BEGIN")
-        after = database_seq(space_conn, db_id)
+            db_seq = file_seq()
+        after = space_seq()
         if before <= db_seq <= after:
             return db_seq, db_seq
         if db_seq > after:
             return db_seq, after
         before = after  # read before the next look at the file
     return db_seq, before
+
+
+def _second_look(
+    space_conn: apsw.Connection, conn: apsw.Connection, db_id: str, before: int, db_seq: int
+) -> tuple[int, int]:
+    """:func:`look_again` on the read transactions the caller owns (each ended and begun
+    again for a new look)."""
+
+    def file_seq() -> int:
+        conn.execute("COMMIT")
+        conn.execute("BEGIN")
+        return read_watermark(conn)
+
+    def space_seq() -> int:
+        space_conn.execute("COMMIT")
+        space_conn.execute("BEGIN")
+        return database_seq(space_conn, db_id)
+
+    return look_again(before, db_seq, file_seq=file_seq, space_seq=space_seq)
 
 
 def _check_same_history(

@@ -279,9 +279,10 @@ class _QueryNode(Node):
                 pending = QueryState(True, state.result, None, state.seq)
                 return (not pending.same_rows(state), pending)
             key = repr(params)
-        changed_params = key != self._params_key and self.ready.is_set()
-        if key != self._params_key:
+        changed_params = key != self._params_key
+        if changed_params:
             self._params_changes += 1
+            changed_params = self.ready.is_set()
         self._params_key = key
         if self._running:
             self._again = True

@@ -48,7 +48,7 @@ from sqlite_cells.files import (
     remember_handle,
     remove_unused_database,
 )
-from sqlite_cells.runtime import BUSY_TIMEOUT_MS, PendingOp, Transaction
+from sqlite_cells.runtime import BUSY_TIMEOUT_MS, PendingOp, Transaction, waited_for_lock
 from sqlite_cells.schema import Declaration, ensure_schema, migrate_file
 from sqlite_cells.sql import Authorizer, Bound, Mode, make_authorizer
 from sqlite_cells.write._conn import write_conn
@@ -174,8 +174,7 @@ class SqliteParticipant:
         timeout of the write connection is that long meanwhile (R44: the space's write lock is
         held no longer). The :class:`ExecTimeout` to raise for ``exc`` when it is such a lock
         (reconcile reports one as a ``DatabaseError`` caused by ``apsw.BusyError``), else None."""
-        busy = exc if isinstance(exc, apsw.BusyError) else exc.__cause__
-        if not isinstance(busy, apsw.BusyError) or isinstance(exc, ExecError):
+        if not waited_for_lock(exc) or isinstance(exc, ExecError):
             return None
         return ExecTimeout(
             db_id,
