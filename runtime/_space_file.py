@@ -169,9 +169,16 @@ class SpaceFile:
         self._compacted = 0  # guarded by _write_lock: the compaction point last seen
         # _write_lock guards _writer, _seen_seq and the order in which commits are published.
         self._write_lock = threading.RLock()
-        # _queue_lock guards _waiting: transactions waiting for a committer (see _group).
+        # _queue_lock guards _waiting (transactions waiting for a committer, see _group) and
+        # _leading; _turn is signalled when a committer stops leading. Members of a batch wait
+        # on _turn, not on _write_lock: a member committed by another thread goes on at once,
+        # instead of waiting behind the next leader's whole commit just to learn it is done.
         self._queue_lock = threading.Lock()
+        self._turn = threading.Condition(self._queue_lock)
         self._waiting: deque[Ticket] = deque()
+        self._leading = False
+        self._grouped = False  # the last batch had several members
+        self._exclusive_owner: int | None = None  # the thread inside ``exclusive``
         # _read_lock guards _rconn and _data_version.
         self._read_lock = threading.Lock()
         # _cache_lock guards the check-then-set of _cache (reads of a single entry need no lock).
@@ -443,13 +450,32 @@ class SpaceFile:
         """
         self._check_open()
         ticket = Ticket(tx, self._group_ops(tx.ops))
-        with self._queue_lock:
+        # The thread inside ``exclusive`` holds the write lock: it never waits for a leader,
+        # who would wait for that lock.
+        inside = self._exclusive_owner == threading.get_ident()
+        with self._turn:
             self._waiting.append(ticket)
-        with self._write_lock:
-            while not ticket.done:
-                self._lead(ticket)
-            if self._created and ticket.error is not None:
-                self._discard_unused()
+            while self._leading and not ticket.done and not inside:
+                self._turn.wait()
+            leads = not ticket.done and not inside
+            if leads:
+                self._leading = True
+        if not ticket.done:
+            if leads and self._grouped:
+                time.sleep(0)  # let the other committers of the last batch queue up first
+            try:
+                with self._write_lock:
+                    while not ticket.done:
+                        self._lead(ticket)
+            finally:
+                if leads:
+                    with self._turn:
+                        self._leading = False
+                        self._turn.notify_all()
+        if self._created and ticket.error is not None:
+            with self._write_lock:
+                if self._created:
+                    self._discard_unused()
         seq = ticket.result()
         for peer in _bus.peers(self):
             peer.wake()
@@ -465,6 +491,7 @@ class SpaceFile:
                 batch = [own]
             else:
                 batch = take_batch(self._waiting)
+            self._grouped = len(batch) > 1
         try:
             conn = self._wconn  # opens (creates) the file first, so its identity is known
             self._check_same_file()
@@ -674,11 +701,13 @@ class SpaceFile:
             conn = self._wconn
             conn.execute("BEGIN IMMEDIATE")
             self._exclusive = True
+            self._exclusive_owner = threading.get_ident()
             try:
                 self._apply(self._since(conn, self._seen_seq))
                 yield
             finally:
                 self._exclusive = False
+                self._exclusive_owner = None
                 if not conn.getautocommit():
                     conn.execute("ROLLBACK")
                 if self._created:

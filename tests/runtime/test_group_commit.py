@@ -6,11 +6,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import apsw
 
 import sqlite_cells as sc
+from sqlite_cells import runtime
+from sqlite_cells.codec import Op
 from sqlite_cells.runtime import Space
 
 Body = Callable[[], None]
@@ -115,3 +118,118 @@ def test_handlers_still_retry_conflicts_under_load(rt: sc.Runtime) -> None:
     with space.file.write_connection() as conn:
         seqs = [s for (s,) in conn.execute("SELECT seq FROM _cf_log ORDER BY seq")]
     assert seqs == list(range(1, 101))
+
+
+class _HeldPrepare:
+    """A participant whose ``prepare`` for target ``"held"`` waits until released: a commit
+    that stays inside the space's write lock for as long as a test likes."""
+
+    kind = "held"
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def prepare(self, conn: apsw.Connection, ops: Any) -> None:
+        if ops[0].target == "held":
+            self.entered.set()
+            assert self.release.wait(10)
+
+    def cell_writes(self, conn: apsw.Connection, ops: Any, writes: Any) -> dict[str, bytes]:
+        return {}
+
+    def committed(self, ops: Any, seq: int) -> None:
+        pass
+
+    def apply(self, conn: apsw.Connection, op: Any, seq: int) -> Op:
+        return Op(op.kind, op.target)
+
+    def commit_failed(self, ops: Any, exc: BaseException) -> None:
+        pass
+
+
+def test_a_member_committed_by_another_goes_on_while_the_next_leader_commits(
+    tmp_path: Path,
+) -> None:
+    """A transaction committed in another thread's batch returns at once: it does not wait
+    behind the next leader's whole commit (here one that stays in ``prepare``)."""
+    with runtime.Runtime(tmp_path) as rt:
+        held = _HeldPrepare()
+        rt.register_participant(held)
+        space = rt.space("demo")
+        a, b = space.cell("a", default=0), space.cell("b", default=0)
+
+        # Queued in the order a, held, b. The first member's op has another target than the
+        # held one, so the held commit cannot join the first batch (see take_batch): a and b
+        # commit together, then the held commit leads a batch of its own.
+        def write_a(tx: runtime.Transaction) -> None:
+            a.set(1)
+            tx.add_op(space.file, runtime.PendingOp("held", "free", None))
+
+        def write_b(tx: runtime.Transaction) -> None:
+            b.set(2)
+
+        def write_held(tx: runtime.Transaction) -> None:
+            tx.add_op(space.file, runtime.PendingOp("held", "held", None))
+
+        done: dict[str, int | None] = {}
+
+        def run(name: str, body: Callable[[runtime.Transaction], None]) -> None:
+            with space.transact() as tx:
+                body(tx)
+            done[name] = tx.seq
+
+        threads: dict[str, threading.Thread] = {}
+        with space.file.write_connection():
+            for name, body in (("a", write_a), ("held", write_held), ("b", write_b)):
+                threads[name] = threading.Thread(target=run, args=(name, body))
+                threads[name].start()
+                deadline = time.monotonic() + 10
+                while len(space.file._waiting) < len(threads):
+                    assert time.monotonic() < deadline, "a committer never queued"
+                    time.sleep(0.001)
+        try:
+            assert held.entered.wait(10)
+            threads["b"].join(10)
+            assert not threads["b"].is_alive()
+            assert done == {"a": 1, "b": 2}
+        finally:
+            held.release.set()
+            for thread in threads.values():
+                thread.join(10)
+        assert done == {"a": 1, "b": 2, "held": 3}
+        assert (a.get(), b.get()) == (1, 2)
+
+
+def test_a_commit_inside_an_exclusive_transaction_never_waits_for_a_queued_leader(
+    rt: sc.Runtime,
+) -> None:
+    """A handler that keeps conflicting commits under the space's write lock (``exclusive``);
+    another thread that queued meanwhile waits for that lock as the next leader. The commit
+    inside must go ahead on its own, not wait for that leader (who waits for it)."""
+    space = rt.space("demo")
+    a, b = space.cell("a", default=0), space.cell("b", default=0)
+    seqs: dict[str, int | None] = {}
+
+    def commit(name: str, cell: sc.Cell, value: int) -> None:
+        with space.transact() as tx:
+            cell.set(value)
+        seqs[name] = tx.seq
+
+    def inside() -> None:
+        with space.file.exclusive():
+            other = threading.Thread(target=commit, args=("other", b, 2), daemon=True)
+            other.start()
+            deadline = time.monotonic() + 10
+            while len(space.file._waiting) < 1:
+                assert time.monotonic() < deadline, "the other committer never queued"
+                time.sleep(0.001)
+            commit("inside", a, 1)
+        other.join(10)
+
+    thread = threading.Thread(target=inside, daemon=True)
+    thread.start()
+    thread.join(20)
+    assert not thread.is_alive(), "the commit inside the exclusive transaction waited forever"
+    assert seqs == {"inside": 1, "other": 2}
+    assert (a.get(), b.get()) == (1, 2)
