@@ -42,6 +42,7 @@ from sqlite_cells.codec import (
     Op,
     SqliteCellsError,
     StoreChanged,
+    TransactionError,
     decode_record,
 )
 from sqlite_cells.runtime._boundary import translated
@@ -179,6 +180,7 @@ class SpaceFile:
         self._leading = False
         self._grouped = False  # the last batch had several members
         self._exclusive_owner: int | None = None  # the thread inside ``exclusive``
+        self._committer: int | None = None  # guarded by _write_lock: the thread committing
         # _read_lock guards _rconn and _data_version.
         self._read_lock = threading.Lock()
         # _cache_lock guards the check-then-set of _cache (reads of a single entry need no lock).
@@ -449,10 +451,19 @@ class SpaceFile:
         and whatever a participant raised; in every failing case nothing of ``tx`` is written.
         """
         self._check_open()
+        me = threading.get_ident()
+        if self._committer == me:
+            # Code run by this thread's commit (a ``migrate`` callback) cannot commit to the
+            # same space: the commit it would join is the one waiting for it.
+            raise TransactionError(
+                f"space {self.space_id!r}: a transaction cannot commit from inside a commit of "
+                "the same space (for example from a migrate callback); commit it after that "
+                "write has returned"
+            )
         ticket = Ticket(tx, self._group_ops(tx.ops))
         # The thread inside ``exclusive`` holds the write lock: it never waits for a leader,
         # who would wait for that lock.
-        inside = self._exclusive_owner == threading.get_ident()
+        inside = self._exclusive_owner == me
         with self._turn:
             self._waiting.append(ticket)
             while self._leading and not ticket.done and not inside:
@@ -465,8 +476,12 @@ class SpaceFile:
                 time.sleep(0)  # let the other committers of the last batch queue up first
             try:
                 with self._write_lock:
-                    while not ticket.done:
-                        self._lead(ticket)
+                    self._committer = me
+                    try:
+                        while not ticket.done:
+                            self._lead(ticket)
+                    finally:
+                        self._committer = None
             finally:
                 if leads:
                     with self._turn:

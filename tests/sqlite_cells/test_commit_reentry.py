@@ -1,0 +1,95 @@
+"""Code that runs inside a commit (a ``migrate`` callback) cannot commit to the same space: the
+commit it would wait for is its own. It gets a clear error at once instead of waiting forever;
+the callback may catch it, and the outer write goes on."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import sqlite_cells as sc
+from sqlite_cells.codec import TransactionError
+
+V1 = {"t": sc.table(id="integer primary key", a="text")}
+V2 = {"t": sc.table(id="integer primary key", a="text", b="text")}
+
+
+def _first_write(space: Any) -> None:
+    db = space.sqlite_database("db", tables=V1)
+    with space.transact():
+        db.exec("INSERT INTO t (a) VALUES (?)", ["x"])
+
+
+def _in_thread(body: Any) -> object:
+    """Run ``body`` on a daemon thread and return what it returned or raised (a hang fails the
+    test instead of hanging the suite)."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(body())
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(20)
+    assert not thread.is_alive(), "the commit inside migrate waited forever"
+    return outcome[0]
+
+
+def test_a_commit_from_a_migrate_callback_is_refused_at_once(rt: sc.Runtime) -> None:
+    space = rt.space("s")
+    _first_write(space)
+    other = space.cell("other", default=0)
+    caught: list[BaseException] = []
+
+    def migrate(conn: Any, from_version: int) -> None:
+        conn.execute("ALTER TABLE t ADD COLUMN b text")
+        try:
+            with space.transact():
+                other.set(5)
+        except TransactionError as exc:
+            caught.append(exc)
+
+    db2 = space.sqlite_database("db", tables=V2, version=2, migrate=migrate)
+
+    def write() -> str:
+        with space.transact():
+            db2.exec("INSERT INTO t (a, b) VALUES (?, ?)", ["y", "z"])
+        return "done"
+
+    assert _in_thread(write) == "done"
+    assert len(caught) == 1 and isinstance(caught[0], sc.SqliteCellsError)
+    assert "from inside a commit of the same space" in str(caught[0])
+    assert other.get() == 0
+    assert db2.read("SELECT a, b FROM t ORDER BY id") == [
+        {"a": "x", "b": None},
+        {"a": "y", "b": "z"},
+    ]
+    with space.transact():  # the space is usable afterwards
+        other.set(6)
+    assert other.get() == 6
+
+
+def test_an_uncaught_one_fails_the_write_as_a_migration_error(rt: sc.Runtime) -> None:
+    space = rt.space("s")
+    _first_write(space)
+    other = space.cell("other", default=0)
+
+    def migrate(conn: Any, from_version: int) -> None:
+        conn.execute("ALTER TABLE t ADD COLUMN b text")
+        with space.transact():
+            other.set(5)
+
+    db2 = space.sqlite_database("db", tables=V2, version=2, migrate=migrate)
+
+    def write() -> None:
+        with space.transact():
+            db2.exec("INSERT INTO t (a, b) VALUES (?, ?)", ["y", "z"])
+
+    error = _in_thread(write)
+    assert isinstance(error, sc.MigrationError)
+    assert isinstance(error.__cause__, TransactionError)
+    assert other.get() == 0
+    assert db2.read("SELECT a FROM t") == [{"a": "x"}]
