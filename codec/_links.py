@@ -3,17 +3,27 @@
 A link is the JSON text of ``{"/": {"link@1": {"id": "of:…", "space": "…", "scope": "space",
 "path": [..]}}}``. It is absolute (id, space and scope always present); ``path`` is present only
 when non-empty. Encoding is canonical: the same cell always gives the same bytes.
+
+A link is *well-formed* when, besides that shape, its id is ``of:`` followed by at least one
+character and no control character (Unicode ``Cc``: U+0000–U+001F, U+007F–U+009F; ids derived
+here are ``of:`` and lowercase base32, R1, and no cause yields a newline or a NUL), and each path
+element is a string or an integer from 0 to 2**63-1 (R6's 64-bit integers; an index counts from
+the start of a list, as a stored link must name the same place whatever the list's length).
+These rules are the field types below, written once: every link read (``parse_link``,
+``link_from_sigil``, ``parse_links``) is decoded against them, and every link written
+(``encode_link``, ``Link.sigil``) is checked by the same decoder, so a link this library
+writes is one it reads back.
 """
 
 from __future__ import annotations
 
 import re
 from operator import attrgetter
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
-from sqlite_cells.codec._errors import LinkDecodeError
+from sqlite_cells.codec._errors import LinkDecodeError, LinkEncodeError
 
 __all__ = [
     "Link",
@@ -26,21 +36,32 @@ __all__ = [
     "parse_links",
 ]
 
-PathElement = str | int
+INT64_MAX: Final = 2**63 - 1
+# A character an id may hold after "of:": anything but a control character (see the docstring).
+_ID_CHAR: Final = r"[^\x00-\x1f\x7f-\x9f]"
+# msgspec searches a pattern: anchored at both ends (\Z, not $, which passes a final newline).
+_ID_PATTERN: Final = rf"^of:{_ID_CHAR}+\Z"
+
+LinkId = Annotated[str, msgspec.Meta(pattern=_ID_PATTERN)]
+PathIndex = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+PathElement = str | PathIndex
 
 
 class Link(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
     """An absolute reference to a cell (or a path inside its value). Built directly it is not
     validated; decoded (``parse_link``) the rules of R30 are checked by msgspec in the same pass
-    (no Python runs per link)."""
+    (no Python runs per link), and encoded (``encode_link``, ``sigil``) it is checked by that
+    same decoder: :class:`LinkEncodeError` when it is not well-formed."""
 
-    id: Annotated[str, msgspec.Meta(pattern="^of:.")]
+    id: LinkId
     space: Annotated[str, msgspec.Meta(min_length=1)]
     scope: Literal["space"]
     path: tuple[PathElement, ...] = ()
 
     def sigil(self) -> LinkSigil:
-        return LinkSigil(_LinkBody(self))
+        sigil = LinkSigil(_LinkBody(self))
+        _check_written(self, _encoder.encode(sigil))
+        return sigil
 
     def encode(self) -> bytes:
         return encode_link(self)
@@ -62,8 +83,25 @@ decode_sigil = _sigil_decoder.decode  # for hot loops that handle msgspec.Decode
 
 
 def encode_link(link: Link) -> bytes:
-    """The canonical JSON bytes of ``link``."""
-    return _encoder.encode(LinkSigil(_LinkBody(link)))
+    """The canonical JSON bytes of ``link``; :class:`LinkEncodeError` when it is not
+    well-formed (see the module docstring), so that nothing writes a link no reader accepts."""
+    data = _encoder.encode(LinkSigil(_LinkBody(link)))
+    _check_written(link, data)
+    return data
+
+
+def _check_written(link: Link, data: bytes) -> None:
+    """Decode ``data``, the encoding of ``link``, with the decoder that reads links: the one
+    statement of what a well-formed link is."""
+    try:
+        _sigil_decoder.decode(data)
+    except msgspec.ValidationError as exc:
+        raise LinkEncodeError(
+            f"cannot write a link to cell {link.id!r} at path {list(link.path)!r}: {exc}. A "
+            "link names its cell by an id without control characters and a path of strings "
+            "and indexes from 0 to 2**63-1 (for the last element of a list, use "
+            "cell.key(len(items) - 1), not cell.key(-1))"
+        ) from exc
 
 
 def parse_link(text: str | bytes) -> Link:
@@ -106,11 +144,11 @@ def link_from_sigil(value: dict[str, Any]) -> Link:
 class ParsedLink(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=True):
     """The id, space and path of one stored link, as :func:`parse_links` returns them.
 
-    The same fields and rules as :class:`Link` but for the id's pattern, which is checked for a
-    whole column at once after decoding: msgspec runs a ``pattern`` through Python's ``re`` for
-    every value, which costs more than the rest of the decode. Not tracked by the cycle
-    collector (it holds strings and a tuple of strings and ints only), which halves the cost of
-    allocating it."""
+    The same fields and rules as :class:`Link` but for the id's pattern, which is checked (the
+    same pattern) for a whole column at once after decoding: msgspec runs a ``pattern``
+    through Python's ``re`` for every value, which costs more than the rest of the decode. Not
+    tracked by the cycle collector (it holds strings and a tuple of strings and ints only),
+    which halves the cost of allocating it."""
 
     id: str
     space: Annotated[str, msgspec.Meta(min_length=1)]
@@ -129,12 +167,11 @@ class _ParsedSigil(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=
 _decode_parsed = msgspec.json.Decoder(_ParsedSigil).decode
 _link_of = attrgetter("body.link")
 _id_of = attrgetter("id")
-# Link.id's pattern "^of:." (msgspec searches it), anchored by ``match``.
-_id_fits = re.compile("of:.").match
+# Link.id's pattern, anchored by ``match``.
+_id_fits = re.compile(_ID_PATTERN).match
 # The same rule for many ids joined by NUL, in one pass of the regex engine instead of one call
-# per id. An id holding NUL or a newline right after "of:" fails it, and the column is then
-# checked id by id: it never passes an id that the pattern refuses.
-_ids_fit = re.compile(r"(?:of:[^\n\x00][^\x00]*\x00)*").fullmatch
+# per id: no id may hold a NUL, so the joined text splits back into exactly those ids.
+_ids_fit = re.compile(rf"(?:of:{_ID_CHAR}+\x00)*").fullmatch
 # ValidationError is a DecodeError; UnicodeError: bytes that are not UTF-8, a lone surrogate.
 _NOT_A_LINK = (msgspec.DecodeError, TypeError, UnicodeError)
 _TEXT_TYPES = frozenset((str, bytes))

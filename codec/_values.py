@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from sqlite_cells.codec._errors import EncodingError, ValueEncodeError
+from sqlite_cells.codec._errors import EncodingError, LinkEncodeError, ValueEncodeError
 from sqlite_cells.codec._links import Link, is_link_sigil, link_from_sigil
 
 __all__ = ["decode_value", "encode_plain", "encode_value", "has_links"]
@@ -114,12 +114,13 @@ def _plain(value: Any, hook: Callable[[Any], Link | None] | None, where: str) ->
         return out
     if isinstance(value, list | tuple):
         return [_plain(item, hook, f"{where}[{i}]") for i, item in enumerate(value)]
-    if isinstance(value, Link):
-        return value.sigil()
-    link = hook(value) if hook is not None else None
+    link = value if isinstance(value, Link) else hook(value) if hook is not None else None
     if link is None:
         raise ValueEncodeError(f"{_at(where)}: cannot store a {kind.__name__}; {_JSON_HELP}")
-    return link.sigil()
+    try:
+        return link.sigil()
+    except LinkEncodeError as exc:  # a cell no stored link can name (R6: refused at set)
+        raise ValueEncodeError(f"{_at(where)}: {exc}") from exc
 
 
 def _at(where: str) -> str:

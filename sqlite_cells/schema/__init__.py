@@ -12,6 +12,7 @@ from sqlite_cells.schema._migrate import ensure_runtime_tables as ensure_runtime
 from sqlite_cells.schema._migrate import ensure_schema as ensure_schema
 from sqlite_cells.schema._migrate import migrate_file as migrate_file
 from sqlite_cells.schema._migrate import plan_migration as plan_migration
+from sqlite_cells.schema._order import fill_orders as fill_orders
 from sqlite_cells.schema._schema import CfLink as CfLink
 from sqlite_cells.schema._schema import Schema as Schema
 from sqlite_cells.schema._schema import Table as Table
@@ -44,6 +45,7 @@ __all__ = [
     "declare_tables",
     "ensure_runtime_tables",
     "ensure_schema",
+    "fill_orders",
     "migrate_file",
     "plan_migration",
     "plan_shadows",

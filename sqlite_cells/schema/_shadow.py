@@ -9,9 +9,10 @@ resolves an unqualified name:
 * a declared table the file does not have: an empty ``temp`` table of the declared definition;
 * a stored table that lacks declared columns: a ``temp`` view of the table's name selecting the
   stored columns in their stored order, then the missing ones in declared order — the order a
-  migration's ``ADD COLUMN`` gives them, so ``SELECT *`` does not change when the file is
-  migrated. The missing columns come from a one-row ``temp`` table (``_cf_shadow_<n>``) holding
-  their declared defaults (NULL without one) under their declared type and collation: a view
+  migration's ``ADD COLUMN`` gives them (:func:`~sqlite_cells.schema._order.migrated_order`,
+  which writes use too), so ``SELECT *`` does not change when the file is migrated. The
+  missing columns come from a one-row ``temp`` table (``_cf_shadow_<n>``) holding their
+  declared defaults (NULL without one) under their declared type and collation: a view
   column that names a table column keeps its affinity and collation, so ``WHERE c = '7'`` and
   ``ORDER BY`` compare as they will once the column is real.
 
@@ -28,6 +29,7 @@ from typing import Final
 
 import apsw
 
+from sqlite_cells.schema._order import migrated_order
 from sqlite_cells.schema._schema import Schema, create_table_sql, quote_ident
 from sqlite_cells.schema._schema_diff import declared_report, rows_of, schema_objects
 from sqlite_cells.sql import fold_ascii
@@ -86,7 +88,8 @@ def plan_shadows(conn: apsw.Connection, schema: Schema) -> Shadows:
         ]  # fmt: skip
         have = {fold_ascii(n) for n, _ in stored}
         want = want_tables[fold_ascii(name)].columns
-        missing = [want[k] for k in (fold_ascii(c.name) for c in declared.columns) if k not in have]
+        order = migrated_order([n for n, _ in stored], declared.column_names)
+        missing = [want[fold_ascii(n)] for n in order[len(stored) :]]
         if not missing:
             continue
         helper = f"{SHADOW_PREFIX}{len(helpers)}"

@@ -6,10 +6,24 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sqlite_cells.codec import Link, LinkDecodeError, derive_id, encode_link, parse_link
+from sqlite_cells.codec import (
+    Link,
+    LinkDecodeError,
+    LinkEncodeError,
+    ValueEncodeError,
+    decode_value,
+    derive_id,
+    encode_link,
+    encode_value,
+    link_from_sigil,
+    parse_link,
+    parse_links,
+)
 
 ids = st.builds(lambda s: derive_id("cell", s), st.text(max_size=20))
-paths = st.lists(st.one_of(st.text(max_size=8), st.integers(-5, 1000)), max_size=4).map(tuple)
+paths = st.lists(
+    st.one_of(st.text(max_size=8), st.integers(0, 1000), st.just(2**63 - 1)), max_size=4
+).map(tuple)
 links = st.builds(
     Link, id=ids, space=st.text(min_size=1, max_size=30), scope=st.just("space"), path=paths
 )
@@ -76,3 +90,93 @@ def test_ids_are_deterministic_and_content_addressed() -> None:
     assert derive_id("ab", "c") != derive_id("a", "bc")
     with pytest.raises(TypeError):
         derive_id("cell", True)
+
+
+# -- well-formed links: one rule for every reader and writer (R1, R6, R30) ----------------------
+
+
+def _link_text(**fields: object) -> str:
+    inner = {"id": "of:abc", "space": "demo", "scope": "space", **fields}
+    return json.dumps({"/": {"link@1": inner}}, separators=(",", ":"), ensure_ascii=False)
+
+
+MALFORMED = [
+    pytest.param({"path": [-1]}, id="negative-index"),
+    pytest.param({"path": ["a", -5]}, id="negative-inner-index"),
+    pytest.param({"path": [2**63]}, id="index-past-64-bits"),
+    pytest.param({"path": [10**30]}, id="huge-index"),
+    pytest.param({"path": [1.0]}, id="float-index"),
+    pytest.param({"path": [None]}, id="null-element"),
+    pytest.param({"id": "of:a\nb"}, id="id-newline"),
+    pytest.param({"id": "of:\n"}, id="id-only-newline"),
+    pytest.param({"id": "of:abc\n"}, id="id-final-newline"),
+    pytest.param({"id": "of:a\u0000"}, id="id-nul"),
+    pytest.param({"id": "of:a\tb"}, id="id-tab"),
+    pytest.param({"id": "of:a\u007f"}, id="id-del"),
+    pytest.param({"id": "of:a\u0085"}, id="id-c1-control"),
+    pytest.param({"id": "of:"}, id="id-empty"),
+]
+WELL_FORMED = [
+    pytest.param({"path": [0]}, id="index-0"),
+    pytest.param({"path": [2**63 - 1]}, id="index-64-bit-max"),
+    pytest.param({"path": ["a\nb", "\u0000", ""]}, id="any-text-key"),
+    pytest.param({"id": "of:é ü-_.~"}, id="id-printable-unicode"),
+    pytest.param({"id": "of:a b"}, id="id-space"),
+]
+
+
+@pytest.mark.parametrize("fields", MALFORMED)
+def test_malformed_links_are_refused_by_every_reader(fields: dict[str, object]) -> None:
+    text = _link_text(**fields)
+    with pytest.raises(LinkDecodeError):
+        parse_link(text)
+    with pytest.raises(LinkDecodeError):
+        link_from_sigil(json.loads(text))
+    with pytest.raises(LinkDecodeError):
+        decode_value(json.dumps({"who": json.loads(text)}).encode())
+    assert parse_links([text]) == [None]
+    good = _link_text()
+    assert parse_links([good, text, None]) == [parse_links([good])[0], None, None]
+
+
+@pytest.mark.parametrize("fields", WELL_FORMED)
+def test_well_formed_links_are_read_by_every_reader(fields: dict[str, object]) -> None:
+    text = _link_text(**fields)
+    link = parse_link(text)
+    assert link_from_sigil(json.loads(text)) == link
+    parsed = parse_links([text, text])
+    assert parsed[0] is not None and (parsed[0].id, parsed[0].path) == (link.id, link.path)
+    assert encode_link(link).decode() == text
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        Link(id="of:abc", space="demo", scope="space", path=(-1,)),
+        Link(id="of:abc", space="demo", scope="space", path=(2**63,)),
+        Link(id="of:a\nb", space="demo", scope="space"),
+        Link(id="of:a\x00", space="demo", scope="space"),
+        Link(id="abc", space="demo", scope="space"),
+    ],
+)
+def test_a_malformed_link_is_never_written(link: Link) -> None:
+    with pytest.raises(LinkEncodeError, match="cannot write a link"):
+        encode_link(link)
+    with pytest.raises(ValueEncodeError, match=r"at value\['who'\]: cannot write a link"):
+        encode_value({"who": link})
+
+
+@given(st.text(max_size=6), st.integers(-(2**64), 2**64))
+def test_one_rule_for_one_link_and_for_many(tail: str, index: int) -> None:
+    """``parse_link`` (one value) and ``parse_links`` (a column at once) accept the same
+    links, and what they accept is what ``encode_link`` writes."""
+    text = _link_text(id="of:" + tail, path=[index])
+    try:
+        link = parse_link(text)
+    except LinkDecodeError:
+        assert parse_links([text]) == [None]
+        assert parse_links([_link_text(), text]) == [parse_links([_link_text()])[0], None]
+        return
+    found = parse_links([text])[0]
+    assert found is not None and (found.id, found.path) == (link.id, link.path)
+    assert encode_link(link).decode() == text

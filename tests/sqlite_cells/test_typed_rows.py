@@ -12,13 +12,15 @@ import msgspec
 import pytest
 
 import sqlite_cells as sc
-from sqlite_cells.codec import Link, encode_link, parse_link, parse_links
+from sqlite_cells.codec import Link, parse_link, parse_links
 from sqlite_cells.read._reader import StatementResult
 from sqlite_cells.read._rows import _STRUCT_ROWS, _Cells, _general_decoder, row_decoder
 
 
 def link_text(cell_id: str, space: str = "demo", path: tuple[Any, ...] = ()) -> str:
-    return encode_link(Link(cell_id, space, "space", path)).decode()
+    """The link's text, well-formed or not (``encode_link`` refuses a malformed one)."""
+    link = Link(cell_id, space, "space", path)
+    return msgspec.json.encode({"/": {"link@1": msgspec.to_builtins(link)}}).decode()
 
 
 GOOD = link_text("of:alice")
@@ -38,9 +40,11 @@ ODD_VALUES: list[Any] = [
     17,
     1.5,
     link_text("of:"),  # the id must have something after "of:"
-    link_text("of:\nx"),  # ... and not a newline first (Link.id's pattern)
-    link_text("of:x\ny"),  # a newline later is fine
-    link_text("of:a\x00b"),  # a NUL inside an id is fine
+    link_text("of:\nx"),  # ... and no control character (Link.id's pattern)
+    link_text("of:x\ny"),  # ... anywhere
+    link_text("of:a\x00b"),  # ... NUL included
+    link_text("of:x", path=(-1,)),  # an index is from 0
+    link_text("of:x", path=(2**63,)),  # ... to 2**63-1
     link_text("xof:a"),
     GOOD[:-1],  # cut short
     GOOD + GOOD,  # two links

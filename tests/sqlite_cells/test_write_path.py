@@ -5,6 +5,7 @@ prepared."""
 from __future__ import annotations
 
 import contextvars
+import json
 import os
 import shutil
 import threading
@@ -186,6 +187,49 @@ def test_a_commit_storing_a_non_link_in_a_link_column_writes_nothing(
         db.exec(sql, params)
     assert (_space_state(space), db.read("SELECT * FROM messages"), db.rev) == before
     assert counter.get() == 0
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({"path": [-1]}, id="negative-index"),
+        pytest.param({"path": [10**30]}, id="index-past-64-bits"),
+        pytest.param({"id": "of:a\nb"}, id="id-newline"),
+        pytest.param({"id": "of:a\x00"}, id="id-nul"),
+    ],
+)
+def test_a_commit_storing_a_malformed_link_writes_nothing(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, fields: dict[str, object]
+) -> None:
+    # Well-formed is one rule of the codec (R1, R6, R30): what the commit refuses to store is
+    # what decode_cf_link refuses to read.
+    inner = {**json.loads(space.cell("alice").link_str())["/"]["link@1"], **fields}
+    text = json.dumps({"/": {"link@1": inner}}, separators=(",", ":"), ensure_ascii=False)
+    with (
+        pytest.raises(sc.LinkEncodeError, match=r"link column messages\.author_cf_link"),
+        space.transact(),
+    ):
+        db.exec(
+            "INSERT INTO messages (author_cf_link, body) VALUES (coalesce(?, NULL), 'x')", [text]
+        )
+    assert db.read("SELECT count(*) AS n FROM messages") == [{"n": 0}]
+    with pytest.raises(sc.LinkDecodeError):
+        sc.decode_cf_link(text, rt)
+
+
+def test_a_cell_at_a_negative_index_has_no_link(space: Space, db: sc.SqliteDb) -> None:
+    items = space.cell("items", default=[1, 2])
+    last = items.key(-1)
+    assert last.get() == 2  # reading counts from the end, as Python does
+    # A stored link must name the same element whatever the list's length: refused at the call.
+    with pytest.raises(sc.LinkEncodeError, match=r"cell\.key\(-1\)"), space.transact():
+        db.exec(INSERT, [last, "x", 1])
+    with pytest.raises(sc.ValueEncodeError, match="cannot write a link"), space.transact():
+        space.cell("other").set({"who": last})
+    assert space.cell("other").get() is None and db.rev == 0
+    with space.transact():
+        db.exec(INSERT, [items.key(1), "x", 1])
+    assert db.read("SELECT author_cf_link AS a FROM messages") == [{"a": items.key(1).link_str()}]
 
 
 def test_links_produced_by_sql_are_fine_when_well_formed(space: Space, db: sc.SqliteDb) -> None:
