@@ -7,10 +7,13 @@ record a ``sqlite`` op on the caller's transaction (R31–R36); ``query`` makes 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+import apsw
 
 from sqlite_cells.codec import (
     PendingValue,
@@ -36,13 +39,14 @@ from sqlite_cells.runtime import (
     current_transaction,
     require_transaction,
 )
-from sqlite_cells.schema import Declaration, Table
+from sqlite_cells.schema import Declaration, Table, fill_orders
 from sqlite_cells.sql import (
     Mode,
     ParamTargets,
     bind_rows,
     check_read_values,
     check_statement,
+    fold_ascii,
     map_params,
     parameter_rows,
 )
@@ -138,11 +142,11 @@ class SqliteDb(Cell):
         self.declaration.check_writable()
         self._check_live_committed()
         check_statement(sql, Mode.WRITE)
-        targets = _targets(sql, self._decl)
+        targets, fills = _targets(sql, self._decl, self.space.runtime)
         bound = bind_rows(targets, rows, sql=sql, db_id=self.id)
         self._claim(tx)
         # The op carries its request; it is turned into the recorded op when applied (R32).
-        request = ExecRequest(self._decl, sql, bound, many)
+        request = ExecRequest(self._decl, sql, bound, many, fills)
         tx.add_op(self.space.file, PendingOp(KIND, self.id, request))
 
     def _claim(self, tx: Transaction) -> None:
@@ -263,17 +267,62 @@ _TARGETS: dict[tuple[str, str], ParamTargets] = {}  # (sql, schema fingerprint) 
 _TARGETS_SIZE = 1024
 
 
-def _targets(sql: str, decl: Declaration) -> ParamTargets:
-    """``map_params`` for ``sql`` on ``decl``'s tables, kept per (sql, schema): the mapping
-    depends on nothing else, and it is on the path of every write."""
+def _targets(
+    sql: str, decl: Declaration, runtime: Runtime
+) -> tuple[ParamTargets, tuple[tuple[str, tuple[str, ...]], ...]]:
+    """``map_params`` for ``sql`` on ``decl``'s tables, and the columns it took from the file
+    for an INSERT without a column list (checked again at commit). A mapping that took none
+    depends on nothing but (sql, schema) and is kept: it is on the path of every write; one
+    that did depends on the file, which any migration may change, and is made at each call."""
     key = (sql, decl.schema.fingerprint if decl.schema is not None else "")
     found = _TARGETS.get(key)
-    if found is None:
-        found = map_params(sql, decl.columns_of)
-        if len(_TARGETS) >= _TARGETS_SIZE:
-            _TARGETS.pop(next(iter(_TARGETS), key), None)
-        _TARGETS[key] = found
-    return found
+    if found is not None:
+        return found, ()
+    columns = _FileColumns(decl, runtime)
+    found = map_params(sql, columns)
+    if columns.fills:
+        return found, tuple(columns.fills.items())
+    if len(_TARGETS) >= _TARGETS_SIZE:
+        _TARGETS.pop(next(iter(_TARGETS), key), None)
+    _TARGETS[key] = found
+    return found, ()
+
+
+class _FileColumns:
+    """``columns_of`` for :func:`map_params`: the columns ``INSERT INTO table VALUES (…)``
+    fills, in the order the file will have when the write runs — migrated first, so the stored
+    columns, then the declared ones it lacks (``fill_orders``, R13, R31). The file is read at
+    the call (once per table), as another runtime or process may have migrated it; a file that
+    does not exist yet, or cannot be read now, will be created (or is taken) as declared, and
+    the commit checks the columns again either way. ``fills`` holds what was found, by the
+    table name the statement used."""
+
+    __slots__ = ("_decl", "_runtime", "fills")
+
+    def __init__(self, decl: Declaration, runtime: Runtime) -> None:
+        self._decl = decl
+        self._runtime = runtime
+        self.fills: dict[str, tuple[str, ...]] = {}
+
+    def __call__(self, table: str) -> tuple[str, ...]:
+        found = self.fills.get(table)
+        if found is not None:
+            return found
+        schema = self._decl.schema
+        if schema is None:
+            raise LookupError(table)
+        runtime = self._runtime
+        try:
+            with runtime.read_pool.connection(self._decl.path) as pooled:
+                pooled.deadline = time.monotonic() + runtime.query_timeout
+                orders = fill_orders(pooled.conn, "main", schema, [table])
+        except (FileNotFoundError, apsw.Error):
+            orders = fill_orders(None, "main", schema, [table])
+        found = orders.get(fold_ascii(table))
+        if found is None:
+            raise LookupError(table)  # not a declared table: the authorizer refuses it
+        self.fills[table] = found
+        return found
 
 
 class LinkedDb(SqliteDb):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, Final
@@ -97,13 +97,6 @@ class Declaration:
         """Declared table names (ASCII case folded, as SQLite compares names); None when the
         file's own schema applies."""
         return None if self.schema is None else self.schema.table_names
-
-    def columns_of(self, table: str) -> Sequence[str]:
-        """Declared column order of ``table`` (for INSERT without a column list)."""
-        declared = self.schema.table(table) if self.schema is not None else None
-        if declared is None:
-            raise LookupError(table)
-        return declared.column_names
 
     def check_usable(self) -> None:
         if self.kind is SourceKind.VM:

@@ -13,7 +13,8 @@ remembered as ensured. The ``sqlite`` commit participant, for one commit:
 2. ``cell_writes``: the handle's ``rev`` + 1, read from the committed handle inside the commit's
    transaction, so transactions that only write a database never conflict (R32).
 3. ``apply`` for each op: the additive schema diff on the first write of a declared schema (R13),
-   the statement under the write policy with a session capturing its changeset (R70), the
+   the columns an INSERT without a column list fills, as the call mapped them (R31), the
+   statement under the write policy with a session capturing its changeset (R70), the
    deadline of ``exec_timeout`` (R44), the link columns' new values (R31), the watermark.
 """
 
@@ -52,7 +53,7 @@ from sqlite_cells.runtime import BUSY_TIMEOUT_MS, PendingOp, Transaction, waited
 from sqlite_cells.schema import Declaration, ensure_schema, migrate_file
 from sqlite_cells.sql import Authorizer, Bound, Mode, make_authorizer
 from sqlite_cells.write._conn import write_conn
-from sqlite_cells.write._links import LinkColumns, check_links, link_columns
+from sqlite_cells.write._links import Fills, LinkColumns, check_fills, check_links, link_columns
 
 __all__ = ["DEFAULT_EXEC_TIMEOUT", "ExecRequest", "SqliteParticipant", "written_database"]
 
@@ -71,6 +72,9 @@ class ExecRequest:
     sql: str
     rows: list[Bound]
     many: bool
+    # For INSERT without a column list: each table's columns the call mapped the parameters to
+    # (R31), checked against the file's at commit (``check_fills``).
+    fills: Fills = ()
 
 
 def written_database(tx: Transaction) -> str | None:
@@ -225,6 +229,11 @@ class SqliteParticipant:
         conn.setbusytimeout(self._lock_wait_ms)  # R44, see _lock_timeout
         try:
             links = self._ensure(conn, decl)
+            if request.fills:
+                assert decl.schema is not None  # only runtime-owned databases are written
+                check_fills(
+                    conn, ALIAS, decl.schema, request.fills, db_id=decl.db_id, sql=request.sql
+                )
             session = _capture(conn)
             try:
                 self._run(conn, request)

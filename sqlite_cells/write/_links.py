@@ -1,5 +1,7 @@
 """R31 at commit: what a commit stores in a ``*_cf_link`` column is NULL or a well-formed link,
-in the canonical form the codec writes (R30), so that equal links are equal text.
+in the canonical form the codec writes (R30), so that equal links are equal text; and the
+columns an ``INSERT INTO t VALUES (…)`` without a column list fills are the ones its parameters
+were mapped to at the call.
 
 The call-time checks (a ``Cell`` bound to a link column becomes its link string, anything else
 bound there is refused) cannot see values that SQL itself produces — a literal,
@@ -21,10 +23,14 @@ from sqlite_cells.codec import (
     encode_link,
     parse_link,
 )
-from sqlite_cells.schema import quote_ident
+from sqlite_cells.schema import Schema, fill_orders, quote_ident
 from sqlite_cells.sql import fold_ascii, is_link_column
 
-__all__ = ["LinkColumns", "check_links", "link_columns"]
+__all__ = ["Fills", "LinkColumns", "check_fills", "check_links", "link_columns"]
+
+# (table, the columns an INSERT without a column list fills, in order) for each such table of
+# a statement, as its call found them
+Fills = tuple[tuple[str, tuple[str, ...]], ...]
 
 # table name (ASCII-folded, as SQLite compares names) -> (its column count, (column index,
 # column name) of its link columns)
@@ -99,3 +105,28 @@ def _check_link(value: object, *, table: str, column: str, db_id: str, sql: str)
             f"{table}.{column}; a link column holds NULL or a link: bind a Cell (or None) "
             "there; nothing was written"
         )
+
+
+def check_fills(
+    conn: apsw.Connection, database: str, schema: Schema, fills: Fills, *, db_id: str, sql: str
+) -> None:
+    """Raise :class:`LinkEncodeError` unless the link columns of each table of ``fills`` are
+    where the call found them among the columns ``INSERT INTO t VALUES (…)`` fills.
+
+    The call mapped each parameter to a column by its position among the columns the file was
+    to fill once migrated (R31: a ``Cell`` there only where a link column is, nothing else
+    there). Between the call and this commit another runtime or process may have migrated the
+    file to another declaration, or a ``migrate`` may have rebuilt the table: the columns are
+    read again here, on the migrated file, and if a link column moved the call's checks no
+    longer hold and nothing is written."""
+    now = fill_orders(conn, database, schema, [table for table, _ in fills])
+    for table, expected in fills:
+        actual = now.get(fold_ascii(table), ())
+        if list(map(is_link_column, actual)) != list(map(is_link_column, expected)):
+            raise LinkEncodeError(
+                f"database {db_id}: {sql!r} fills the columns ({', '.join(actual)}) of table "
+                f"{table} now, but its parameters were mapped to ({', '.join(expected)}) when "
+                "db.exec was called: the file was migrated meanwhile (by another runtime or "
+                "process?); nothing was written: run the transaction again, or list the "
+                f"columns (INSERT INTO {table} (…) VALUES …)"
+            )
