@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import pytest
 from hypothesis import given
@@ -166,17 +167,25 @@ def test_a_malformed_link_is_never_written(link: Link) -> None:
         encode_value({"who": link})
 
 
-@given(st.text(max_size=6), st.integers(-(2**64), 2**64))
+@given(
+    st.text(st.characters(max_codepoint=0x2FF), max_size=6),
+    st.one_of(st.integers(-(2**64), 2**64), st.sampled_from([-1, 0, 2**63 - 1, 2**63])),
+)
 def test_one_rule_for_one_link_and_for_many(tail: str, index: int) -> None:
     """``parse_link`` (one value) and ``parse_links`` (a column at once) accept the same
-    links, and what they accept is what ``encode_link`` writes."""
+    links — those with an id of printable characters and an index in 0..2**63-1 — and what
+    they accept is what ``encode_link`` writes."""
     text = _link_text(id="of:" + tail, path=[index])
+    printable = not any(unicodedata.category(c) == "Cc" for c in tail)
+    well_formed = tail != "" and printable and 0 <= index <= 2**63 - 1
     try:
         link = parse_link(text)
     except LinkDecodeError:
+        assert not well_formed
         assert parse_links([text]) == [None]
         assert parse_links([_link_text(), text]) == [parse_links([_link_text()])[0], None]
         return
+    assert well_formed
     found = parse_links([text])[0]
     assert found is not None and (found.id, found.path) == (link.id, link.path)
     assert encode_link(link).decode() == text
