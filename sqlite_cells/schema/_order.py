@@ -41,18 +41,34 @@ def fill_orders(
     row of ``INSERT INTO table VALUES (…)`` fills once the file is migrated to ``schema``, in
     order. ``conn`` reads the file as ``database`` (None: there is no file yet, so every table
     will be created as declared). Undeclared tables are left out."""
-    report, _ = declared_report(schema)
     out: dict[str, tuple[str, ...]] = {}
     for name in tables:
-        key = fold_ascii(name)
-        declared = schema.table(name)
-        if declared is None:
-            continue
-        stored = [] if conn is None else rows_of(conn, _XINFO, (name, database))
-        names = migrated_order([str(row[0]) for row in stored], declared.column_names)
-        # A stored column is filled as the file says; an added one as declared.
-        added = report[key].columns
-        filled = [str(row[0]) for row in stored if row[1] == 0]
-        filled += [n for n in names[len(stored) :] if not added[fold_ascii(n)].generated]
-        out[key] = tuple(filled)
+        stored = () if conn is None else tuple(rows_of(conn, _XINFO, (name, database)))
+        key = (schema.fingerprint, fold_ascii(name), stored)
+        found = _filled.get(key)
+        if found is None:
+            found = _fill_order(schema, name, stored)
+            if len(_filled) >= _CACHE_SIZE:  # drop the oldest; pop() tolerates a racing thread
+                _filled.pop(next(iter(_filled), key), None)
+            _filled[key] = found
+        if found:
+            out[key[1]] = found
     return out
+
+
+# (schema fingerprint, folded table name, its stored xinfo rows) -> columns filled; () when
+# the table is not declared
+_filled: dict[tuple[str, str, tuple[tuple[object, ...], ...]], tuple[str, ...]] = {}
+_CACHE_SIZE: Final = 256
+
+
+def _fill_order(schema: Schema, name: str, stored: Sequence[tuple[object, ...]]) -> tuple[str, ...]:
+    declared = schema.table(name)
+    if declared is None:
+        return ()
+    names = migrated_order([str(row[0]) for row in stored], declared.column_names)
+    # A stored column is filled as the file says; an added one as declared.
+    added = declared_report(schema)[0][fold_ascii(name)].columns
+    filled = [str(row[0]) for row in stored if row[1] == 0]
+    filled += [n for n in names[len(stored) :] if not added[fold_ascii(n)].generated]
+    return tuple(filled)
