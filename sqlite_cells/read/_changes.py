@@ -33,20 +33,30 @@ def write_sets(ops: Iterable[Op], columns: ColumnNames) -> dict[str, WriteSet | 
     """The write set of each database written by ``ops`` (keyed by database id). None for a
     database whose op carries no changeset (capture switched off) and for a dropped one: it
     changed, but not column by column, so everything that reads it re-runs."""
-    found: dict[str, WriteSet | None] = {}
+    # The ops of one database are combined first: what one op did and a later one undid (a row
+    # inserted, then deleted) is no change of the commit's.
+    combined: dict[str, bytes | None] = {}
     for op in ops:
         if op.kind == DROP_KIND:  # the file goes away: whatever read it reads nothing now
-            found[op.target] = None
+            combined[op.target] = None
             continue
         if op.kind != KIND:
             continue
         changeset = decode_op_body(op).changeset
-        if changeset is None:
-            found[op.target] = None
+        if changeset is None or op.target not in combined:
+            combined.setdefault(op.target, changeset)
+            if changeset is None:
+                combined[op.target] = None
             continue
-        held = found.setdefault(op.target, {})
+        held = combined[op.target]
         if held is not None:
-            _add_changes(held, changeset, op.target, columns)
+            combined[op.target] = apsw.Changeset.concat(held, changeset)
+    found: dict[str, WriteSet | None] = {}
+    for target, changeset in combined.items():
+        if changeset is None:
+            found[target] = None
+        else:
+            _add_changes(found.setdefault(target, {}), changeset, target, columns)
     return found
 
 
