@@ -263,7 +263,13 @@ class SqliteParticipant:
                 f"the statement ran past exec_timeout={self.exec_timeout}s and was interrupted",
             ) from exc
         except apsw.Error as exc:
-            raise ExecError(decl.db_id, request.sql, f"{type(exc).__name__}: {exc}") from exc
+            raise ExecError(
+                decl.db_id,
+                request.sql,
+                f"{type(exc).__name__}: {exc}",
+                sqlite_error=str(exc),
+                sqlite_code=getattr(exc, "extendedresult", None),
+            ) from exc
         except (OverflowError, UnicodeError) as exc:  # a parameter SQLite cannot bind
             raise ExecError(decl.db_id, request.sql, f"{type(exc).__name__}: {exc}") from exc
 
