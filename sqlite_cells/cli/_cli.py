@@ -88,7 +88,9 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
         if not space.databases:
             out.write("  no database cells written yet\n")
         for db in space.databases:
-            if not db.exists:
+            if db.missing:
+                state = "NO FILE, although its space wrote it (MISSING)"
+            elif not db.exists:
                 state = "no file"
             elif db.dropped:
                 state = f"watermark {db.watermark}, dropped (`sqlite-cells gc --yes` removes it)"
@@ -164,12 +166,14 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
     params = bindings(args.sql, args.params)
     result = query_store(store, args.space, args.db, args.sql, params, timeout=args.timeout)
     namer = Namer(store_dir(store), tuple(args.names))
+    # Without rows, the header comes from the statement's own columns (sqlite-utils prints it).
+    columns = None if result.rows or not result.columns else list(result.columns)
     if args.fmt is Format.JSON:
         data = result.to_json()
         data["rows"] = rows_for_json(result.rows, namer)
         print_json(data, out)
     elif args.fmt is Format.TEXT:
-        print_rows(rows_for_text(result.rows, namer), Format.TEXT, out)
+        print_rows(rows_for_text(result.rows, namer), Format.TEXT, out, columns=columns)
         out.write(f"({len(result.rows)} row(s); database {result.db_id} at seq {result.seq})\n")
     else:
         print_rows(
@@ -177,6 +181,7 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
             args.fmt,
             out,
             json_rows=rows_for_json(result.rows, namer),
+            columns=columns,
         )
     return OK
 
