@@ -18,6 +18,7 @@ What a store holds, as this module reads it:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,6 +72,7 @@ __all__ = [
     "default_store",
     "find_space",
     "inspect_store",
+    "library_log_held",
     "orphan_advice",
     "query_store",
     "read_only",
@@ -330,6 +332,19 @@ def read_only(path: Path) -> Iterator[apsw.Connection]:
         raise InspectError("unreadable", f"cannot read {path}: {exc}") from exc
     finally:
         conn.close()
+
+
+@contextmanager
+def library_log_held() -> Iterator[None]:
+    """The library's own log lines held back: the command prints each finding once, with what
+    to do about it."""
+    library_log = logging.getLogger("sqlite_cells")
+    was_disabled = library_log.disabled
+    library_log.disabled = True
+    try:
+        yield
+    finally:
+        library_log.disabled = was_disabled
 
 
 def table_names(conn: apsw.Connection) -> list[str]:
@@ -628,9 +643,10 @@ def _first_look(
         raise InspectError("unreadable", f"cannot open {space_file}: {exc}") from exc
     try:
         conn.setbusytimeout(busy_ms)
-        outcome = reconcile(
-            conn, db_id, path, repair=False, verify=True, busy_ms=busy_ms, quiet=True
-        )
+        with library_log_held():
+            outcome = reconcile(
+                conn, db_id, path, repair=False, verify=True, busy_ms=busy_ms, quiet=True
+            )
     except (apsw.BusyError, apsw.LockedError) as exc:
         raise QueryTimeout(
             db_id,
