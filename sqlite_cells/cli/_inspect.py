@@ -538,21 +538,25 @@ def query_store(
         raise InspectError(
             "database-not-found", f"database {database!r} ({db_id}) was dropped: it has no rows"
         )
-    if handle is not None:
-        # The declared tables apply (R41: declared but never materialized reads as empty), or
-        # for an injected file its own tables, re-checked against the path rules (R60).
-        decl = declaration_from_handle(handle, db_id, space_id, store=root, roots=None)
-    else:
-        decl = Declaration(db_id, space_id, root / db_file_name(db_id), None, kind=SourceKind.DISK)
-    if handle is None or decl.kind is SourceKind.CELL:
+    if handle is None:
+        path = root / db_file_name(db_id)
+        if path.exists():
+            # Only a space's handle makes a file its database: a runtime reads no other.
+            raise InspectError(
+                "database-not-found",
+                f"space {space_id!r} has no database {database!r} ({db_id}): the file "
+                f"{path.name} exists, but no handle of this space names it (a database of "
+                "another space, or an orphaned file); `sqlite-cells inspect` lists the "
+                "databases of each space, and orphaned files",
+            )
+        raise InspectError("database-not-found", _never_written(database, db_id, space_id))
+    # The declared tables apply (R41: declared but never materialized reads as empty), or
+    # for an injected file its own tables, re-checked against the path rules (R60).
+    decl = declaration_from_handle(handle, db_id, space_id, store=root, roots=None)
+    if decl.kind is SourceKind.CELL:
         _first_look(space_file, db_id, database, decl.path, sql, timeout=timeout)
-    if not decl.path.is_file():
-        raise InspectError(
-            "database-not-found",
-            f"no file for database {database!r} ({db_id}) in space {space_id!r}: it was never "
-            "written (its file is created by the first write), or the name is not a top-level "
-            "database name; `sqlite-cells inspect` lists the databases by id",
-        )
+    if decl.kind is SourceKind.CELL and not decl.path.is_file():
+        raise InspectError("database-not-found", _never_written(database, db_id, space_id))
     pool = ReadPool(1)
     try:
         rows, seq = read_rows(pool, decl, sql, params, timeout=timeout)
@@ -593,6 +597,14 @@ def _result_columns(
     finally:
         conn.close()
     return tuple(names)
+
+
+def _never_written(database: str, db_id: str, space_id: str) -> str:
+    return (
+        f"no file for database {database!r} ({db_id}) in space {space_id!r}: it was never "
+        "written (its file is created by the first write), or the name is not a top-level "
+        "database name; `sqlite-cells inspect` lists the databases by id"
+    )
 
 
 def _blob(value: Any) -> bytes:
