@@ -181,12 +181,7 @@ def test_inspect_csv_writes_booleans_as_json_does(store: Path) -> None:
     done = _command("inspect", str(store), "--csv")
     assert done.returncode == 0
     (row,) = csv.DictReader(io.StringIO(done.stdout))
-    assert (row["in_sync"], row["dropped"], row["exists"], row["missing"]) == (
-        "true",
-        "false",
-        "true",
-        "false",
-    )
+    assert (row["in_sync"], row["dropped"], row["exists"]) == ("true", "false", "true")
     assert "True" not in done.stdout and "False" not in done.stdout
 
 
@@ -226,3 +221,34 @@ def test_the_name_inspect_shows_for_an_injected_file_is_accepted_by_query(
     done = _command("query", str(store), "demo", "ref.db", sql)
     assert done.returncode == 1 and "InspectError" in done.stderr
     assert handle.id in done.stderr and second.id in done.stderr and "absolute path" in done.stderr
+
+
+def test_a_file_no_handle_of_the_space_names_is_not_read(store: Path) -> None:
+    _chat(store, "one")
+    with sc.Runtime(store) as rt:
+        other = rt.space("other")
+        with other.transact():
+            other.cell("note").set("a space without databases")
+    db_id = json.loads(_command("inspect", str(store), "--json").stdout)["spaces"][0]["databases"][
+        0
+    ]["id"]
+    done = _command("query", str(store), "other", db_id, SQL)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert "InspectError" in done.stderr and "no handle of this space names it" in done.stderr
+    assert _command("query", str(store), "demo", db_id, SQL).returncode == 0
+
+
+def test_a_handle_cell_that_holds_no_handle_is_quarantined_as_the_library_says(
+    store: Path,
+) -> None:
+    _chat(store, "one")
+    (space_file,) = store.glob("space-*.sqlite")
+    db_id = json.loads(_command("inspect", str(store), "--json").stdout)["spaces"][0]["databases"][
+        0
+    ]["id"]
+    conn = apsw.Connection(str(space_file))
+    conn.execute("UPDATE _cf_cells SET value = ? WHERE id = ?", (b'"not a handle"', db_id))
+    conn.close()
+    done = _command("query", str(store), "demo", db_id, SQL)
+    assert (done.returncode, done.stdout) == (1, "")
+    assert "HandleQuarantined" in done.stderr and "'not a handle'" in done.stderr
