@@ -3,11 +3,14 @@
 
 * ``demo`` runs the chat example on the store;
 * ``inspect [STORE]`` lists spaces, cells, databases, row counts, seqs and watermarks; a
-  database whose watermark is not its space's last write to it, an orphaned database file
+  database whose watermark is not its space's last write to it, or whose file is damaged or
+  missing although its space wrote it, an orphaned database file
   (holds commits, no readable space names it) and a damaged space file are findings (exit 1);
 * ``tables [STORE]`` (alias ``schema``) lists each database's tables with columns, indexes and
   row counts; ``cells [STORE]`` lists each space's cells with names, values and kinds;
-* ``query [STORE] SPACE DB SQL [-p NAME VALUE]…`` runs one guarded read;
+* ``query [STORE] SPACE DB SQL [-p NAME VALUE]…`` runs one guarded read, on a database that
+  agrees with its space only (R71: the library's ``Quarantined``, or ``NeedsRepair`` naming
+  what to run; it never repairs);
 * ``check [STORE] [--repair]`` compares each database with its space (R71) and, with
   ``--repair``, repairs it; a divergence left unrepaired is a finding (exit 1);
 * ``link sqlite:/abs/path.db SPACE PIECE FIELD`` registers an injected file and links it to a
