@@ -38,8 +38,8 @@ from sqlite_cells.files import (
     orphan_outcome,
     pin,
     reconcile,
+    register_disk_file,
     unpin,
-    validate_disk_source,
 )
 from sqlite_cells.read import LiveQueries, QueryWorkers, ReadPool
 from sqlite_cells.runtime import (
@@ -121,7 +121,9 @@ class Space(runtime.Space):
     def register_disk_source(self, path: str | os.PathLike[str]) -> SqliteDb:
         """A read-only handle to an existing SQLite file outside the store (R60). The path rules
         are those of ``_sources``; registering the same file twice gives the same handle. The
-        handle cell is written once (a commit), so a link to it resolves after a restart."""
+        handle cell is written once (a commit), so a link to it resolves after a restart; it
+        records the file's device and inode, and registering the path again after the file was
+        replaced records the new file's (the same handle, re-pinned)."""
         from sqlite_cells._db import SqliteDb
 
         runtime = self.runtime
@@ -135,7 +137,9 @@ class Space(runtime.Space):
                 f"is not valid Unicode text (a lone surrogate at position {position}): SQLite "
                 "opens files by their UTF-8 names; rename the file",
             )
-        resolved = validate_disk_source(path, store=runtime.store, roots=runtime.disk_source_roots)
+        resolved, pinned = register_disk_file(
+            path, store=runtime.store, roots=runtime.disk_source_roots
+        )
         decl = Declaration(
             db_id=disk_source_id(self.id, resolved),
             space_id=self.id,
@@ -145,7 +149,7 @@ class Space(runtime.Space):
         )
         runtime.declare(decl)
         handle = SqliteDb(self, decl)
-        value = disk_handle_value(decl)
+        value = disk_handle_value(decl, pinned)  # the pin recorded: checked in any process
         if self.file.entity(decl.db_id).data != runtime.encode(value):
             with self.transact():
                 handle._write_handle(value)

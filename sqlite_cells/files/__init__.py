@@ -44,6 +44,7 @@ from sqlite_cells.files._sources import READ_ONLY_URI as READ_ONLY_URI
 from sqlite_cells.files._sources import check_pinned as check_pinned
 from sqlite_cells.files._sources import content_signature as content_signature
 from sqlite_cells.files._sources import disk_source_id as disk_source_id
+from sqlite_cells.files._sources import register_disk_file as register_disk_file
 from sqlite_cells.files._sources import source_uri as source_uri
 from sqlite_cells.files._sources import validate_disk_source as validate_disk_source
 from sqlite_cells.files._watermark import WATERMARK_SQL as WATERMARK_SQL
@@ -90,6 +91,7 @@ __all__ = [
     "pin",
     "read_watermark",
     "reconcile",
+    "register_disk_file",
     "remember_handle",
     "remove_database_files",
     "remove_unused_database",

@@ -3,7 +3,8 @@ handle after a restart, dropping a database, and collecting files no handle refe
 
 A runtime-owned database's handle value is ``{"id", "tables", "rev"}`` (R2), with ``"dropped":
 true`` once dropped; an injected file's is ``{"id", "tables": {}, "rev": 0, "source": {"kind":
-"disk", "path": …}}``.
+"disk", "path": …, "pin": [device, inode]}}`` (R60: the pin is the file registered; a
+value written before pins were recorded has none).
 """
 
 from __future__ import annotations
@@ -33,7 +34,14 @@ from sqlite_cells.files._reconcile import (
     reconcile,
     schema_from_json,
 )
-from sqlite_cells.files._sources import disk_source_id, validate_disk_source
+from sqlite_cells.files._sources import (
+    Pin,
+    adopt_pin,
+    decode_pin,
+    disk_source_id,
+    encode_pin,
+    validate_disk_source,
+)
 from sqlite_cells.files._watermark import read_watermark
 from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
@@ -71,12 +79,12 @@ __all__ = [
 DROP_KIND = "sqlite-drop"
 
 
-def disk_handle_value(decl: Declaration) -> dict[str, Any]:
+def disk_handle_value(decl: Declaration, pin: Pin) -> dict[str, Any]:
     return {
         "id": decl.db_id,
         "tables": {},
         "rev": 0,
-        "source": {"kind": SourceKind.DISK.value, "path": str(decl.path)},
+        "source": {"kind": SourceKind.DISK.value, "path": str(decl.path), "pin": encode_pin(pin)},
     }
 
 
@@ -198,7 +206,8 @@ def declaration_from_handle(
 ) -> Declaration:
     """Rebuild what a runtime knows of a database from its committed handle value. An injected
     file is checked against R60 again, and its id must be the one derived from its path, so a
-    forged handle value gains nothing ``register_disk_source`` would not give."""
+    forged handle value gains nothing ``register_disk_source`` would not give. Its recorded pin
+    becomes this process's pin of the path (R60), checked when a read starts."""
     if not isinstance(value, dict) or value.get("id") != db_id or "tables" not in value:
         raise SqliteCellsError(
             f"cell {db_id} does not hold a database handle (its value is {value!r}): link a "
@@ -212,6 +221,8 @@ def declaration_from_handle(
                 f"handle {db_id} names {resolved}, whose handle id differs: register the file "
                 "again with register_disk_source()"
             )
+        # No "pin" at all: written before pins were recorded (R73), pinned at its first read.
+        adopt_pin(resolved, decode_pin(source["pin"], resolved) if "pin" in source else None)
         return Declaration(db_id, space_id, resolved, None, kind=SourceKind.DISK)
     check_handle(db_id, value)  # the shape of a handle, or HandleQuarantined (R5)
     try:
