@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,12 +34,15 @@ from sqlite_cells.files import (
     disk_handle_value,
     disk_source_id,
     encode_op_body,
+    follow_recorded_pin,
     handle_not_writable,
     handle_value,
     orphan_outcome,
     pin,
     reconcile,
+    recorded_pin,
     register_disk_file,
+    unfollow_recorded_pins,
     unpin,
 )
 from sqlite_cells.read import LiveQueries, QueryWorkers, ReadPool
@@ -153,6 +157,9 @@ class Space(runtime.Space):
         if self.file.entity(decl.db_id).data != runtime.encode(value):
             with self.transact():
                 handle._write_handle(value)
+        # Idle connections may hold the file pinned before (a re-registration): not read again.
+        runtime.read_pool.discard(resolved)
+        runtime.follow_pin(decl)
         return handle
 
     def unbound_input(self, cell: Cell, annotation: object) -> object:
@@ -295,7 +302,32 @@ class Runtime(runtime.Runtime):
             value, handle.id, handle.space.id, store=self.store, roots=self.disk_source_roots
         )
         self.declare(decl)
+        if decl.kind is SourceKind.DISK:
+            self.follow_pin(decl)
         return decl
+
+    def follow_pin(self, decl: Declaration) -> None:
+        """R60 across processes: when the injected file of ``decl`` is not the one this process
+        pinned, its reads ask whether the handle's committed value (as this runtime has seen it)
+        records the file there now — another process registered it again — and then read it,
+        with this runtime's connections to the file pinned before closed."""
+        runtime = weakref.ref(self)  # a closed or dropped runtime is not kept alive by this
+        db_id, space_id, path = decl.db_id, decl.space_id, decl.path
+
+        def records(found: tuple[int, int]) -> bool:
+            rt = runtime()
+            if rt is None or not rt.is_open:
+                return False
+            try:
+                data = rt.space(space_id).file.entity(db_id).data
+            except SqliteCellsError:  # closed meanwhile, or the space file cannot be read
+                return False
+            if recorded_pin(db_id, data) != found:
+                return False
+            rt.read_pool.discard(path)
+            return True
+
+        follow_recorded_pin(path, id(self), db_id, records)
 
     def ensure_reconciled(self, decl: Declaration, *, lock_timeout: float | None = None) -> None:
         """Before a database is first used by this runtime, make it agree with its space (R71);
@@ -420,6 +452,7 @@ class Runtime(runtime.Runtime):
         self.live_queries.close()
         super().close()
         self.read_pool.close()
+        unfollow_recorded_pins(id(self))
 
 
 # Each query worker is a thread; beyond this many they only contend for the same cores.

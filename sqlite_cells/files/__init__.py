@@ -15,6 +15,7 @@ from sqlite_cells.files._handles import handle_not_writable as handle_not_writab
 from sqlite_cells.files._handles import handle_value as handle_value
 from sqlite_cells.files._handles import is_dropped as is_dropped
 from sqlite_cells.files._handles import orphans as orphans
+from sqlite_cells.files._handles import recorded_pin as recorded_pin
 from sqlite_cells.files._handles import remember_handle as remember_handle
 from sqlite_cells.files._handles import remove_database_files as remove_database_files
 from sqlite_cells.files._handles import source_path as source_path
@@ -44,8 +45,10 @@ from sqlite_cells.files._sources import READ_ONLY_URI as READ_ONLY_URI
 from sqlite_cells.files._sources import check_pinned as check_pinned
 from sqlite_cells.files._sources import content_signature as content_signature
 from sqlite_cells.files._sources import disk_source_id as disk_source_id
+from sqlite_cells.files._sources import follow_recorded_pin as follow_recorded_pin
 from sqlite_cells.files._sources import register_disk_file as register_disk_file
 from sqlite_cells.files._sources import source_uri as source_uri
+from sqlite_cells.files._sources import unfollow_recorded_pins as unfollow_recorded_pins
 from sqlite_cells.files._sources import validate_disk_source as validate_disk_source
 from sqlite_cells.files._watermark import WATERMARK_SQL as WATERMARK_SQL
 from sqlite_cells.files._watermark import read_watermark as read_watermark
@@ -80,6 +83,7 @@ __all__ = [
     "disk_handle_value",
     "disk_source_id",
     "encode_op_body",
+    "follow_recorded_pin",
     "handle_not_writable",
     "handle_value",
     "is_dropped",
@@ -91,6 +95,7 @@ __all__ = [
     "pin",
     "read_watermark",
     "reconcile",
+    "recorded_pin",
     "register_disk_file",
     "remember_handle",
     "remove_database_files",
@@ -100,6 +105,7 @@ __all__ = [
     "source_uri",
     "space_damage",
     "space_files",
+    "unfollow_recorded_pins",
     "unpin",
     "validate_disk_source",
     "watermark_sql",

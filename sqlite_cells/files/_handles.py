@@ -21,6 +21,7 @@ import msgspec
 
 from sqlite_cells.codec import (
     DatabaseError,
+    DiskSourceError,
     Quarantined,
     SchemaError,
     SqliteCellsError,
@@ -70,6 +71,7 @@ __all__ = [
     "handle_value",
     "is_dropped",
     "owned_databases",
+    "recorded_pin",
     "remember_handle",
     "remove_database_files",
     "source_path",
@@ -173,6 +175,19 @@ def check_handle(db_id: str, value: Any) -> dict[str, Any]:
     ):
         return value
     raise HandleQuarantined(db_id, value)
+
+
+def recorded_pin(db_id: str, data: bytes | None) -> Pin | None:
+    """The pin an injected file's handle records in its stored JSON ``data`` (R60), or None
+    (not such a handle, no pin, or one that does not decode)."""
+    handle = handle_value(db_id, data) if data is not None else None
+    source = handle.get("source") if handle is not None else None
+    if not isinstance(source, dict) or "pin" not in source:
+        return None
+    try:
+        return decode_pin(source["pin"], Path(str(source.get("path"))))
+    except DiskSourceError:
+        return None
 
 
 def source_path(handle: dict[str, Any]) -> Path | None:

@@ -30,7 +30,7 @@ import os
 import stat
 import threading
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import apsw
@@ -46,8 +46,10 @@ __all__ = [
     "decode_pin",
     "disk_source_id",
     "encode_pin",
+    "follow_recorded_pin",
     "register_disk_file",
     "source_uri",
+    "unfollow_recorded_pins",
     "validate_disk_source",
 ]
 
@@ -60,8 +62,12 @@ Pin = tuple[int, int]  # (st_dev, st_ino) of the file registered at a path
 # _pins_lock guards _pins: resolved path -> the pin of the file registered there (R60), set by a
 # registration in this process or by the last handle naming the path resolved from its stored
 # value. A process keeps one pin per path, so read checks cost a stat and a dict lookup.
+# _recorders: resolved path -> (owner, handle id) -> whether that handle's committed value, as
+# its owner (a runtime) knows it, records a given pin now (another process may have registered
+# the path again since this one pinned it).
 _pins_lock = threading.Lock()
 _pins: dict[Path, Pin] = {}
+_recorders: dict[Path, dict[tuple[int, str], Callable[[Pin], bool]]] = {}
 
 
 def disk_source_id(space_id: str, resolved: Path) -> str:
@@ -99,6 +105,28 @@ def adopt_pin(resolved: Path, pin: Pin | None) -> None:
         return
     with _pins_lock:
         _pins[resolved] = pin
+
+
+def follow_recorded_pin(
+    resolved: Path, owner: int, db_id: str, records: Callable[[Pin], bool]
+) -> None:
+    """Let :func:`check_pinned` ask, when ``resolved`` names another file than the one pinned
+    here, whether the handle ``db_id`` now records that file's pin: registered again by another
+    process, whose commit this one has seen. ``records`` reads what ``owner`` (a runtime) knows
+    of the handle's committed value (no file read in the common case) and is asked only on a
+    mismatch, so reads of an unchanged file cost nothing more."""
+    with _pins_lock:
+        _recorders.setdefault(resolved, {})[(owner, db_id)] = records
+
+
+def unfollow_recorded_pins(owner: int) -> None:
+    """Forget what :func:`follow_recorded_pin` was given for ``owner`` (a runtime closing)."""
+    with _pins_lock:
+        for path, found in list(_recorders.items()):
+            for key in [key for key in found if key[0] == owner]:
+                del found[key]
+            if not found:
+                del _recorders[path]
 
 
 def encode_pin(pin: Pin) -> list[str]:
@@ -207,8 +235,9 @@ def check_pinned(path: Path) -> None:
     """Raise :class:`DiskSourceError` (rule ``pinned``) when ``path`` no longer names the file
     registered there (R60): checked when a read of a source starts and whenever a connection to
     it is opened, against the pin of this process (:func:`register_disk_file`,
-    :func:`adopt_pin`). A path with no pin yet — its handle value was written before pins were
-    recorded (R73) — is pinned now, at its first read."""
+    :func:`adopt_pin`) or, when that differs, the one a handle of the path records now
+    (:func:`follow_recorded_pin`). A path with no pin yet — its handle value was written
+    before pins were recorded (R73) — is pinned now, at its first read."""
     try:
         found = os.stat(path)
     except OSError as exc:
@@ -216,6 +245,10 @@ def check_pinned(path: Path) -> None:
     identity = (found.st_dev, found.st_ino)
     with _pins_lock:
         pinned = _pins.setdefault(path, identity)
+        recorders = list(_recorders.get(path, {}).values()) if pinned != identity else []
+    if any(records(identity) for records in recorders):
+        with _pins_lock:
+            _pins[path] = pinned = identity
     if pinned != identity or not stat.S_ISREG(found.st_mode):
         raise DiskSourceError(
             "pinned",

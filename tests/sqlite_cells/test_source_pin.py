@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,49 @@ def test_a_second_process_checks_the_recorded_pin(store: Path, tmp_path: Path) -
     # process took when it registered the first.
     assert _outputs_after_restart(store).result == [{"n": 7}]
     assert _in_another_process(store) == {"result": [{"n": 7}], "error": ["NoneType", None]}
+
+
+def test_registering_again_reads_the_new_file_not_an_idle_connection(
+    rt: sc.Runtime, tmp_path: Path
+) -> None:
+    reference = _reference_db(tmp_path / "ref.db", 3)
+    space = rt.space("demo")
+    handle = space.register_disk_source(str(reference))
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]  # a connection idles
+    _swap(reference, 7)
+    again = space.register_disk_source(str(reference))
+    assert again.id == handle.id
+    assert again.read("SELECT count(*) AS n FROM codes") == [{"n": 7}]
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 7}]
+
+
+def test_a_registration_in_another_process_is_followed_by_a_running_one(
+    rt: sc.Runtime, store: Path, tmp_path: Path
+) -> None:
+    reference = _reference_db(tmp_path / "ref.db", 3)
+    space = rt.space("demo")
+    piece = space.run(count_codes, key="k")
+    handle = space.register_disk_source(str(reference))
+    piece.inputs["ref"].link(handle)
+    rt.settle()
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
+    before = handle.get()["source"]["pin"]
+    _swap(reference, 7)
+    with pytest.raises(sc.DiskSourceError) as info:
+        handle.read("SELECT count(*) AS n FROM codes")
+    assert info.value.rule == "pinned"
+    registered = _in_another_process(store, register=reference)["registered"]
+    assert registered == [{"n": 7}]
+    for _ in range(500):  # until this runtime has seen the other process's commit
+        if handle.get()["source"]["pin"] != before:
+            break
+        rt.settle()
+        time.sleep(0.01)
+    assert handle.get()["source"]["pin"] == _stored_handle(store, handle.id)["source"]["pin"]
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 7}]
+    q = handle.query("SELECT count(*) AS n FROM codes")
+    rt.settle()
+    assert q.get().result == [{"n": 7}]
 
 
 def test_a_handle_without_a_pin_is_pinned_at_its_first_read(store: Path, tmp_path: Path) -> None:
