@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,13 +27,13 @@ from sqlite_cells.files import (
     HandleQuarantined,
     OpBody,
     Outcome,
+    adopt_pin,
     collect_garbage,
     declaration_from_handle,
     detach,
     disk_handle_value,
     disk_source_id,
     encode_op_body,
-    follow_recorded_pin,
     handle_not_writable,
     handle_value,
     orphan_outcome,
@@ -42,7 +41,6 @@ from sqlite_cells.files import (
     reconcile,
     recorded_pin,
     register_disk_file,
-    unfollow_recorded_pins,
     unpin,
 )
 from sqlite_cells.read import LiveQueries, QueryWorkers, ReadPool
@@ -141,7 +139,7 @@ class Space(runtime.Space):
                 f"is not valid Unicode text (a lone surrogate at position {position}): SQLite "
                 "opens files by their UTF-8 names; rename the file",
             )
-        resolved, pinned = register_disk_file(
+        resolved, pinned, repinned = register_disk_file(
             path, store=runtime.store, roots=runtime.disk_source_roots
         )
         decl = Declaration(
@@ -157,8 +155,8 @@ class Space(runtime.Space):
         if self.file.entity(decl.db_id).data != runtime.encode(value):
             with self.transact():
                 handle._write_handle(value)
-        # Idle connections may hold the file pinned before (a re-registration): not read again.
-        runtime.read_pool.discard(resolved)
+        if repinned:
+            runtime.repinned(resolved)
         runtime.follow_pin(decl)
         return handle
 
@@ -211,11 +209,12 @@ class Runtime(runtime.Runtime):
         self.query_workers = QueryWorkers(
             self.read_pool, count=query_workers, timeout=query_timeout
         )
-        # _decl_lock guards _declarations, _reconciled and _quarantined.
+        # _decl_lock guards _declarations, _reconciled, _quarantined and _followed.
         self._decl_lock = threading.Lock()
         self._declarations: dict[str, Declaration] = {}
         self._reconciled: set[str] = set()
         self._quarantined: dict[str, Quarantined] = {}
+        self._followed: set[str] = set()  # disk handles whose recorded pin is watched
         sqlite_participant = SqliteParticipant(
             ready=lambda decl, timeout: self.ensure_reconciled(decl, lock_timeout=timeout),
             repair=self.reconcile,
@@ -307,27 +306,26 @@ class Runtime(runtime.Runtime):
         return decl
 
     def follow_pin(self, decl: Declaration) -> None:
-        """R60 across processes: when the injected file of ``decl`` is not the one this process
-        pinned, its reads ask whether the handle's committed value (as this runtime has seen it)
-        records the file there now — another process registered it again — and then read it,
-        with this runtime's connections to the file pinned before closed."""
-        runtime = weakref.ref(self)  # a closed or dropped runtime is not kept alive by this
-        db_id, space_id, path = decl.db_id, decl.space_id, decl.path
+        """R60 across processes: watch the handle of the injected file of ``decl``; when a
+        commit (of any process) records another pin in it — the path was registered again —
+        that pin becomes this process's, and the file's queries read the file there now."""
+        with self._decl_lock:
+            if decl.db_id in self._followed:
+                return
+            self._followed.add(decl.db_id)
+        path = decl.path
 
-        def records(found: tuple[int, int]) -> bool:
-            rt = runtime()
-            if rt is None or not rt.is_open:
-                return False
-            try:
-                data = rt.space(space_id).file.entity(db_id).data
-            except SqliteCellsError:  # closed meanwhile, or the space file cannot be read
-                return False
-            if recorded_pin(db_id, data) != found:
-                return False
-            rt.read_pool.discard(path)
-            return True
+        def changed(value: object) -> None:
+            if adopt_pin(path, recorded_pin(value)):
+                self.repinned(path)
 
-        follow_recorded_pin(path, id(self), db_id, records)
+        Cell(self.space(decl.space_id), decl.db_id).observe().subscribe(changed)
+
+    def repinned(self, path: Path) -> None:
+        """Another file may be pinned at ``path`` now: the connections to the one pinned before
+        are closed, and the queries of the path re-run."""
+        self.read_pool.discard(path)
+        self.live_queries.source_repinned(path)
 
     def ensure_reconciled(self, decl: Declaration, *, lock_timeout: float | None = None) -> None:
         """Before a database is first used by this runtime, make it agree with its space (R71);
@@ -452,7 +450,6 @@ class Runtime(runtime.Runtime):
         self.live_queries.close()
         super().close()
         self.read_pool.close()
-        unfollow_recorded_pins(id(self))
 
 
 # Each query worker is a thread; beyond this many they only contend for the same cores.

@@ -42,13 +42,12 @@ from sqlite_cells.files._reconcile import look_again as look_again
 from sqlite_cells.files._reconcile import orphan_outcome as orphan_outcome
 from sqlite_cells.files._reconcile import reconcile as reconcile
 from sqlite_cells.files._sources import READ_ONLY_URI as READ_ONLY_URI
+from sqlite_cells.files._sources import adopt_pin as adopt_pin
 from sqlite_cells.files._sources import check_pinned as check_pinned
 from sqlite_cells.files._sources import content_signature as content_signature
 from sqlite_cells.files._sources import disk_source_id as disk_source_id
-from sqlite_cells.files._sources import follow_recorded_pin as follow_recorded_pin
 from sqlite_cells.files._sources import register_disk_file as register_disk_file
 from sqlite_cells.files._sources import source_uri as source_uri
-from sqlite_cells.files._sources import unfollow_recorded_pins as unfollow_recorded_pins
 from sqlite_cells.files._sources import validate_disk_source as validate_disk_source
 from sqlite_cells.files._watermark import WATERMARK_SQL as WATERMARK_SQL
 from sqlite_cells.files._watermark import read_watermark as read_watermark
@@ -68,6 +67,7 @@ __all__ = [
     "HandleQuarantined",
     "OpBody",
     "Outcome",
+    "adopt_pin",
     "attach",
     "attached",
     "check_handle",
@@ -83,7 +83,6 @@ __all__ = [
     "disk_handle_value",
     "disk_source_id",
     "encode_op_body",
-    "follow_recorded_pin",
     "handle_not_writable",
     "handle_value",
     "is_dropped",
@@ -105,7 +104,6 @@ __all__ = [
     "source_uri",
     "space_damage",
     "space_files",
-    "unfollow_recorded_pins",
     "unpin",
     "validate_disk_source",
     "watermark_sql",

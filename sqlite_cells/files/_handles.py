@@ -177,12 +177,13 @@ def check_handle(db_id: str, value: Any) -> dict[str, Any]:
     raise HandleQuarantined(db_id, value)
 
 
-def recorded_pin(db_id: str, data: bytes | None) -> Pin | None:
-    """The pin an injected file's handle records in its stored JSON ``data`` (R60), or None
-    (not such a handle, no pin, or one that does not decode)."""
-    handle = handle_value(db_id, data) if data is not None else None
-    source = handle.get("source") if handle is not None else None
-    if not isinstance(source, dict) or "pin" not in source:
+def recorded_pin(value: Any) -> Pin | None:
+    """The pin a decoded handle value of an injected file records (R60), or None (not such a
+    value, no pin, or one that does not decode)."""
+    source = value.get("source") if isinstance(value, dict) else None
+    if not isinstance(source, dict) or source.get("kind") != SourceKind.DISK.value:
+        return None
+    if "pin" not in source:
         return None
     try:
         return decode_pin(source["pin"], Path(str(source.get("path"))))

@@ -30,7 +30,7 @@ import os
 import stat
 import threading
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import apsw
@@ -46,10 +46,8 @@ __all__ = [
     "decode_pin",
     "disk_source_id",
     "encode_pin",
-    "follow_recorded_pin",
     "register_disk_file",
     "source_uri",
-    "unfollow_recorded_pins",
     "validate_disk_source",
 ]
 
@@ -62,12 +60,8 @@ Pin = tuple[int, int]  # (st_dev, st_ino) of the file registered at a path
 # _pins_lock guards _pins: resolved path -> the pin of the file registered there (R60), set by a
 # registration in this process or by the last handle naming the path resolved from its stored
 # value. A process keeps one pin per path, so read checks cost a stat and a dict lookup.
-# _recorders: resolved path -> (owner, handle id) -> whether that handle's committed value, as
-# its owner (a runtime) knows it, records a given pin now (another process may have registered
-# the path again since this one pinned it).
 _pins_lock = threading.Lock()
 _pins: dict[Path, Pin] = {}
-_recorders: dict[Path, dict[tuple[int, str], Callable[[Pin], bool]]] = {}
 
 
 def disk_source_id(space_id: str, resolved: Path) -> str:
@@ -86,47 +80,26 @@ def validate_disk_source(
 
 def register_disk_file(
     path: str | os.PathLike[str], *, store: Path, roots: Sequence[str | os.PathLike[str]] | None
-) -> tuple[Path, Pin]:
+) -> tuple[Path, Pin, bool]:
     """:func:`validate_disk_source`, then pin the file found: an explicit registration says "the
     file there now is the one I mean", so it replaces any pin this process held for the path.
-    Returns the resolved path and the pin, which the caller records in the handle's value."""
+    Returns the resolved path, the pin (the caller records it in the handle's value) and
+    whether the path's pin in this process changed (another file, or none before)."""
     resolved, identity = _validated(path, store=store, roots=roots)
-    with _pins_lock:
-        _pins[resolved] = identity
-    return resolved, identity
+    return resolved, identity, adopt_pin(resolved, identity)
 
 
-def adopt_pin(resolved: Path, pin: Pin | None) -> None:
+def adopt_pin(resolved: Path, pin: Pin | None) -> bool:
     """Take the pin recorded in a handle's stored value as the pin of ``resolved`` in this
     process: the value is the latest registration's word, whichever process wrote it. A value
     written before pins were recorded (``pin`` None, R73) leaves the path to be pinned at its
-    first read (:func:`check_pinned`)."""
+    first read (:func:`check_pinned`). True when the pin of the path changed."""
     if pin is None:
-        return
+        return False
     with _pins_lock:
+        changed = _pins.get(resolved) != pin
         _pins[resolved] = pin
-
-
-def follow_recorded_pin(
-    resolved: Path, owner: int, db_id: str, records: Callable[[Pin], bool]
-) -> None:
-    """Let :func:`check_pinned` ask, when ``resolved`` names another file than the one pinned
-    here, whether the handle ``db_id`` now records that file's pin: registered again by another
-    process, whose commit this one has seen. ``records`` reads what ``owner`` (a runtime) knows
-    of the handle's committed value (no file read in the common case) and is asked only on a
-    mismatch, so reads of an unchanged file cost nothing more."""
-    with _pins_lock:
-        _recorders.setdefault(resolved, {})[(owner, db_id)] = records
-
-
-def unfollow_recorded_pins(owner: int) -> None:
-    """Forget what :func:`follow_recorded_pin` was given for ``owner`` (a runtime closing)."""
-    with _pins_lock:
-        for path, found in list(_recorders.items()):
-            for key in [key for key in found if key[0] == owner]:
-                del found[key]
-            if not found:
-                del _recorders[path]
+    return changed
 
 
 def encode_pin(pin: Pin) -> list[str]:
@@ -235,9 +208,8 @@ def check_pinned(path: Path) -> None:
     """Raise :class:`DiskSourceError` (rule ``pinned``) when ``path`` no longer names the file
     registered there (R60): checked when a read of a source starts and whenever a connection to
     it is opened, against the pin of this process (:func:`register_disk_file`,
-    :func:`adopt_pin`) or, when that differs, the one a handle of the path records now
-    (:func:`follow_recorded_pin`). A path with no pin yet — its handle value was written
-    before pins were recorded (R73) — is pinned now, at its first read."""
+    :func:`adopt_pin`). A path with no pin yet — its handle value was written before pins
+    were recorded (R73) — is pinned now, at its first read."""
     try:
         found = os.stat(path)
     except OSError as exc:
@@ -245,10 +217,6 @@ def check_pinned(path: Path) -> None:
     identity = (found.st_dev, found.st_ino)
     with _pins_lock:
         pinned = _pins.setdefault(path, identity)
-        recorders = list(_recorders.get(path, {}).values()) if pinned != identity else []
-    if any(records(identity) for records in recorders):
-        with _pins_lock:
-            _pins[path] = pinned = identity
     if pinned != identity or not stat.S_ISREG(found.st_mode):
         raise DiskSourceError(
             "pinned",

@@ -174,18 +174,36 @@ def test_a_second_process_checks_the_recorded_pin(store: Path, tmp_path: Path) -
     assert _in_another_process(store) == {"result": [{"n": 7}], "error": ["NoneType", None]}
 
 
+def _settled_on(rt: sc.Runtime, query: sc.Query[Any], wanted: Any) -> Any:
+    """The query's result once it is ``wanted``, or its last one (bounded wait: the other
+    process's commit and the file watcher each take a poll_interval to be seen)."""
+    for _ in range(500):
+        rt.settle()
+        if query.get().result == wanted:
+            break
+        time.sleep(0.01)
+    return query.get().result
+
+
 def test_registering_again_reads_the_new_file_not_an_idle_connection(
     rt: sc.Runtime, tmp_path: Path
 ) -> None:
     reference = _reference_db(tmp_path / "ref.db", 3)
     space = rt.space("demo")
     handle = space.register_disk_source(str(reference))
+    q = handle.query("SELECT count(*) AS n FROM codes")
+    rt.settle()
     assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]  # a connection idles
     _swap(reference, 7)
+    with pytest.raises(sc.DiskSourceError):
+        handle.read("SELECT count(*) AS n FROM codes")
+    assert _settled_on(rt, q, None) is None
+    assert isinstance(q.get().error, sc.DiskSourceError) and q.get().error.rule == "pinned"
     again = space.register_disk_source(str(reference))
     assert again.id == handle.id
     assert again.read("SELECT count(*) AS n FROM codes") == [{"n": 7}]
     assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 7}]
+    assert _settled_on(rt, q, [{"n": 7}]) == [{"n": 7}]  # the live query reads it again
 
 
 def test_a_registration_in_another_process_is_followed_by_a_running_one(
@@ -198,23 +216,19 @@ def test_a_registration_in_another_process_is_followed_by_a_running_one(
     piece.inputs["ref"].link(handle)
     rt.settle()
     assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
-    before = handle.get()["source"]["pin"]
+    assert piece.outputs.get().result == [{"n": 3}]
     _swap(reference, 7)
     with pytest.raises(sc.DiskSourceError) as info:
         handle.read("SELECT count(*) AS n FROM codes")
     assert info.value.rule == "pinned"
+    assert _settled_on(rt, piece.outputs, None) is None
+    assert piece.outputs.get().error.rule == "pinned"  # type: ignore[union-attr]
     registered = _in_another_process(store, register=reference)["registered"]
     assert registered == [{"n": 7}]
-    for _ in range(500):  # until this runtime has seen the other process's commit
-        if handle.get()["source"]["pin"] != before:
-            break
-        rt.settle()
-        time.sleep(0.01)
-    assert handle.get()["source"]["pin"] == _stored_handle(store, handle.id)["source"]["pin"]
+    # Once this runtime has seen the other process's commit, its pinned file is the new one:
+    # the piece's query, errored since the swap, reads it, and so does a one-shot read.
+    assert _settled_on(rt, piece.outputs, [{"n": 7}]) == [{"n": 7}]
     assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 7}]
-    q = handle.query("SELECT count(*) AS n FROM codes")
-    rt.settle()
-    assert q.get().result == [{"n": 7}]
 
 
 def test_a_handle_without_a_pin_is_pinned_at_its_first_read(store: Path, tmp_path: Path) -> None:
