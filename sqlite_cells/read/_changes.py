@@ -43,20 +43,21 @@ def write_sets(ops: Iterable[Op], columns: ColumnNames) -> dict[str, WriteSet | 
         if op.kind != KIND:
             continue
         changeset = decode_op_body(op).changeset
-        if changeset is None or op.target not in combined:
-            combined.setdefault(op.target, changeset)
-            if changeset is None:
-                combined[op.target] = None
+        if op.target not in combined:
+            combined[op.target] = changeset
             continue
         held = combined[op.target]
-        if held is not None:
-            combined[op.target] = apsw.Changeset.concat(held, changeset)
+        combined[op.target] = (
+            None if held is None or changeset is None else apsw.Changeset.concat(held, changeset)
+        )
     found: dict[str, WriteSet | None] = {}
     for target, changeset in combined.items():
         if changeset is None:
             found[target] = None
-        else:
-            _add_changes(found.setdefault(target, {}), changeset, target, columns)
+            continue
+        into: WriteSet = {}
+        _add_changes(into, changeset, target, columns)
+        found[target] = into
     return found
 
 
