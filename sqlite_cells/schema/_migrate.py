@@ -197,6 +197,9 @@ class MigrationConnection:
             )
         first = self._check(sql)
         bindings = self._bindings(sql, params)
+        budget = self._budget
+        if budget.limit is not None and time.monotonic() >= budget.limit:
+            raise self._timeout(sql, "it was started after the migration's deadline had passed")
         if self._conn.getautocommit():
             raise self._refuse(
                 sql,
@@ -204,9 +207,6 @@ class MigrationConnection:
                 "(INSERT OR ROLLBACK, an interrupted write); nothing was written: raise, and "
                 "the next write runs migrate again",
             )
-        budget = self._budget
-        if budget.limit is not None and time.monotonic() >= budget.limit:
-            raise self._timeout(sql, "it was started after the migration's deadline had passed")
         self._policy.start(first)
         try:
             with self._gate.user(self._policy):
