@@ -273,6 +273,7 @@ def test_migrate_creates_the_files_first_autoincrement_table(rt: sc.Runtime) -> 
         "CREATE TABLE sqlite_sequence (name, seq)",
         "DROP TABLE sqlite_sequence",
     ],
+    ids=["update", "insert", "delete", "create", "drop"],
 )
 def test_the_callback_itself_never_writes_sqlite_sequence(rt: sc.Runtime, statement: str) -> None:
     space = rt.space("s")
