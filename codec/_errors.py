@@ -160,11 +160,26 @@ class PendingValue(TransactionError):
 
 
 class ExecError(DatabaseError):
-    """SQLite refused a ``db.exec`` statement while the transaction committed (R34)."""
+    """SQLite refused a ``db.exec`` statement while the transaction committed (R34).
 
-    def __init__(self, db_id: str, sql: str, message: str, *, rolled_back: bool = True) -> None:
+    ``db_id`` and ``sql`` say where; ``sqlite_error`` is SQLite's own message (``"UNIQUE
+    constraint failed: t.id"``) and ``sqlite_code`` its extended result code (e.g. 2067,
+    ``SQLITE_CONSTRAINT_UNIQUE``) when SQLite raised it, else None."""
+
+    def __init__(
+        self,
+        db_id: str,
+        sql: str,
+        message: str,
+        *,
+        rolled_back: bool = True,
+        sqlite_error: str | None = None,
+        sqlite_code: int | None = None,
+    ) -> None:
         self.db_id = db_id
         self.sql = sql
+        self.sqlite_error = sqlite_error
+        self.sqlite_code = sqlite_code
         outcome = (
             "the whole transaction was rolled back"
             if rolled_back

@@ -27,6 +27,7 @@ from sqlite_cells.files import (
     HandleQuarantined,
     OpBody,
     Outcome,
+    adopt_pin,
     collect_garbage,
     declaration_from_handle,
     detach,
@@ -38,8 +39,9 @@ from sqlite_cells.files import (
     orphan_outcome,
     pin,
     reconcile,
+    recorded_pin,
+    register_disk_file,
     unpin,
-    validate_disk_source,
 )
 from sqlite_cells.read import LiveQueries, QueryWorkers, ReadPool
 from sqlite_cells.runtime import (
@@ -121,7 +123,9 @@ class Space(runtime.Space):
     def register_disk_source(self, path: str | os.PathLike[str]) -> SqliteDb:
         """A read-only handle to an existing SQLite file outside the store (R60). The path rules
         are those of ``_sources``; registering the same file twice gives the same handle. The
-        handle cell is written once (a commit), so a link to it resolves after a restart."""
+        handle cell is written once (a commit), so a link to it resolves after a restart; it
+        records the file's device and inode, and registering the path again after the file was
+        replaced records the new file's (the same handle, re-pinned)."""
         from sqlite_cells._db import SqliteDb
 
         runtime = self.runtime
@@ -135,7 +139,9 @@ class Space(runtime.Space):
                 f"is not valid Unicode text (a lone surrogate at position {position}): SQLite "
                 "opens files by their UTF-8 names; rename the file",
             )
-        resolved = validate_disk_source(path, store=runtime.store, roots=runtime.disk_source_roots)
+        resolved, pinned, repinned = register_disk_file(
+            path, store=runtime.store, roots=runtime.disk_source_roots
+        )
         decl = Declaration(
             db_id=disk_source_id(self.id, resolved),
             space_id=self.id,
@@ -145,10 +151,13 @@ class Space(runtime.Space):
         )
         runtime.declare(decl)
         handle = SqliteDb(self, decl)
-        value = disk_handle_value(decl)
+        value = disk_handle_value(decl, pinned)  # the pin recorded: checked in any process
         if self.file.entity(decl.db_id).data != runtime.encode(value):
             with self.transact():
                 handle._write_handle(value)
+        if repinned:
+            runtime.repinned(resolved)
+        runtime.follow_pin(decl)
         return handle
 
     def unbound_input(self, cell: Cell, annotation: object) -> object:
@@ -200,11 +209,12 @@ class Runtime(runtime.Runtime):
         self.query_workers = QueryWorkers(
             self.read_pool, count=query_workers, timeout=query_timeout
         )
-        # _decl_lock guards _declarations, _reconciled and _quarantined.
+        # _decl_lock guards _declarations, _reconciled, _quarantined and _followed.
         self._decl_lock = threading.Lock()
         self._declarations: dict[str, Declaration] = {}
         self._reconciled: set[str] = set()
         self._quarantined: dict[str, Quarantined] = {}
+        self._followed: set[str] = set()  # disk handles whose recorded pin is watched
         sqlite_participant = SqliteParticipant(
             ready=lambda decl, timeout: self.ensure_reconciled(decl, lock_timeout=timeout),
             repair=self.reconcile,
@@ -291,7 +301,31 @@ class Runtime(runtime.Runtime):
             value, handle.id, handle.space.id, store=self.store, roots=self.disk_source_roots
         )
         self.declare(decl)
+        if decl.kind is SourceKind.DISK:
+            self.follow_pin(decl)
         return decl
+
+    def follow_pin(self, decl: Declaration) -> None:
+        """R60 across processes: watch the handle of the injected file of ``decl``; when a
+        commit (of any process) records another pin in it — the path was registered again —
+        that pin becomes this process's, and the file's queries read the file there now."""
+        with self._decl_lock:
+            if decl.db_id in self._followed:
+                return
+            self._followed.add(decl.db_id)
+        path = decl.path
+
+        def changed(value: object) -> None:
+            if adopt_pin(path, recorded_pin(value)):
+                self.repinned(path)
+
+        Cell(self.space(decl.space_id), decl.db_id).observe().subscribe(changed)
+
+    def repinned(self, path: Path) -> None:
+        """Another file may be pinned at ``path`` now: the connections to the one pinned before
+        are closed, and the queries of the path re-run."""
+        self.read_pool.discard(path)
+        self.live_queries.source_repinned(path)
 
     def ensure_reconciled(self, decl: Declaration, *, lock_timeout: float | None = None) -> None:
         """Before a database is first used by this runtime, make it agree with its space (R71);

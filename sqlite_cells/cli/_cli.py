@@ -3,11 +3,14 @@
 
 * ``demo`` runs the chat example on the store;
 * ``inspect [STORE]`` lists spaces, cells, databases, row counts, seqs and watermarks; a
-  database whose watermark is not its space's last write to it, an orphaned database file
+  database whose watermark is not its space's last write to it, or whose file is damaged or
+  missing although its space wrote it, an orphaned database file
   (holds commits, no readable space names it) and a damaged space file are findings (exit 1);
 * ``tables [STORE]`` (alias ``schema``) lists each database's tables with columns, indexes and
   row counts; ``cells [STORE]`` lists each space's cells with names, values and kinds;
-* ``query [STORE] SPACE DB SQL [-p NAME VALUE]…`` runs one guarded read;
+* ``query [STORE] SPACE DB SQL [-p NAME VALUE]…`` runs one guarded read, on a database that
+  agrees with its space only (R71: the library's ``Quarantined``, or ``NeedsRepair`` naming
+  what to run; it never repairs);
 * ``check [STORE] [--repair]`` compares each database with its space (R71) and, with
   ``--repair``, repairs it; a divergence left unrepaired is a finding (exit 1);
 * ``link sqlite:/abs/path.db SPACE PIECE FIELD`` registers an injected file and links it to a
@@ -88,7 +91,9 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
         if not space.databases:
             out.write("  no database cells written yet\n")
         for db in space.databases:
-            if not db.exists:
+            if db.missing:
+                state = "NO FILE, although its space wrote it (MISSING)"
+            elif not db.exists:
                 state = "no file"
             elif db.dropped:
                 state = f"watermark {db.watermark}, dropped (`sqlite-cells gc --yes` removes it)"
@@ -164,12 +169,14 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
     params = bindings(args.sql, args.params)
     result = query_store(store, args.space, args.db, args.sql, params, timeout=args.timeout)
     namer = Namer(store_dir(store), tuple(args.names))
+    # Without rows, the header comes from the statement's own columns (sqlite-utils prints it).
+    columns = None if result.rows or not result.columns else list(result.columns)
     if args.fmt is Format.JSON:
         data = result.to_json()
         data["rows"] = rows_for_json(result.rows, namer)
         print_json(data, out)
     elif args.fmt is Format.TEXT:
-        print_rows(rows_for_text(result.rows, namer), Format.TEXT, out)
+        print_rows(rows_for_text(result.rows, namer), Format.TEXT, out, columns=columns)
         out.write(f"({len(result.rows)} row(s); database {result.db_id} at seq {result.seq})\n")
     else:
         print_rows(
@@ -177,6 +184,7 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
             args.fmt,
             out,
             json_rows=rows_for_json(result.rows, namer),
+            columns=columns,
         )
     return OK
 

@@ -3,17 +3,49 @@
 Importing this module costs next to nothing (the package and ``sqlite_cells.cli`` import their
 names on first use), so a Ctrl-C that arrives while the command is still importing its modules
 ends it like any other Ctrl-C: the message ``interrupted`` and exit status 130, no traceback
-(SPEC §6)."""
+(SPEC §6).
+
+The process ends here, once the command has returned and its output is flushed, without the
+interpreter's shutdown: that shutdown (a tenth of a second with the modules the command
+imports) first puts Ctrl-C back to the system's default, so a Ctrl-C during it ended the
+process by the signal itself (status -2 to a parent, not 130). Nothing of the command is left
+to it: a runtime is closed before its command returns, the threads still running are daemon
+threads of the read path, and every commit is one SQLite transaction, whole on disk or not at
+all. A Ctrl-C from the command's return on ends the process at once with 130."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from types import FrameType
+from typing import NoReturn
 
 from sqlite_cells.cli._status import INTERRUPTED
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _interrupted_while_exiting(signum: int, frame: FrameType | None) -> None:
+    os.write(2, b"sqlite-cells: interrupted\n")
+    os._exit(INTERRUPTED)
+
+
+def _end(code: int) -> NoReturn:
+    """End the process with ``code`` (see the module docstring)."""
+    with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C is not ours to take
+        signal.signal(signal.SIGINT, _interrupted_while_exiting)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a reader gone, or a closed stream
+            stream.flush()
+    for thread in threading.enumerate():
+        if not thread.daemon and thread is not threading.current_thread():
+            thread.join()  # what the interpreter's shutdown would wait for
+    os._exit(code)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     try:
         from sqlite_cells.cli._cli import main as run
 
@@ -23,3 +55,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         # has been written yet, or the write was rolled back whole.
         sys.stderr.write("sqlite-cells: interrupted\n")
         return INTERRUPTED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command and end the process with its exit status: this is the process's entry
+    point, never to be called by a program that means to go on."""
+    try:
+        code = _run(argv)
+    except KeyboardInterrupt:  # a second Ctrl-C while the first was being reported
+        code = INTERRUPTED
+    except SystemExit as exc:  # argparse: bad usage (2), --help and --version (0)
+        if exc.code is not None and not isinstance(exc.code, int):
+            raise
+        code = exc.code or 0
+    _end(code)

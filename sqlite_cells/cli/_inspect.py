@@ -18,6 +18,7 @@ What a store holds, as this module reads it:
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,8 +28,18 @@ from typing import Any
 
 import apsw
 
-from sqlite_cells.codec import SqliteCellsError, derive_id
+from sqlite_cells.codec import (
+    DatabaseError,
+    Quarantined,
+    QueryTimeout,
+    SqliteCellsError,
+    decode_value,
+    derive_id,
+)
 from sqlite_cells.files import (
+    READ_ONLY_URI,
+    Action,
+    HandleQuarantined,
     collect_garbage,
     damaged_spaces,
     declaration_from_handle,
@@ -37,7 +48,9 @@ from sqlite_cells.files import (
     open_unwritable,
     orphans,
     read_watermark,
+    reconcile,
     source_path,
+    source_uri,
     space_damage,
     space_files,
 )
@@ -50,6 +63,7 @@ __all__ = [
     "DamagedSpaceInfo",
     "DatabaseInfo",
     "InspectError",
+    "NeedsRepair",
     "OrphanInfo",
     "QueryResult",
     "SpaceInfo",
@@ -58,6 +72,7 @@ __all__ = [
     "default_store",
     "find_space",
     "inspect_store",
+    "library_log_held",
     "orphan_advice",
     "query_store",
     "read_only",
@@ -99,6 +114,17 @@ class DatabaseInfo:
     declared_tables: tuple[str, ...]
     tables: tuple[TableInfo, ...]
     damage: str | None = None  # what SQLite's quick_check (or a read) found wrong in the file
+
+    @property
+    def missing(self) -> bool:
+        """The runtime wrote the database (its handle counts commits that did) but its file is
+        gone: a runtime rebuilds it from the space's log before its next use (R71)."""
+        return (
+            self.kind == SourceKind.CELL.value
+            and not self.exists
+            and not self.dropped
+            and self.rev > 0
+        )
 
     @property
     def in_sync(self) -> bool:
@@ -171,7 +197,8 @@ class StoreInfo:
 
     def findings(self) -> list[str]:
         """What disagrees: each space file that cannot be read, each database file that is
-        damaged, each whose watermark is not its space's last write, and each orphaned one."""
+        damaged or missing although its space wrote it, each whose watermark is not its
+        space's last write, and each orphaned one."""
         damaged = [
             f"database {db.id} of space {space.id!r} is damaged ({db.damage}); "
             "`sqlite-cells check --repair` rebuilds it from its space's log"
@@ -187,9 +214,18 @@ class StoreInfo:
             for db in space.databases
             if db.exists and db.damage is None and not db.in_sync and not db.dropped
         ]
+        missing = [
+            f"database {db.id} of space {space.id!r}: its file {db.file} is missing, although "
+            f"the space wrote it (last at seq {db.last_write_seq}); `sqlite-cells check "
+            "--repair` rebuilds it from its space's log"
+            for space in self.spaces
+            for db in space.databases
+            if db.missing
+        ]
         return (
             [d.finding() for d in self.damaged_space_files]
             + damaged
+            + missing
             + behind_or_ahead
             + [o.finding() for o in self.orphaned_files]
         )
@@ -210,6 +246,7 @@ class StoreInfo:
                             "kind": d.kind,
                             "dropped": d.dropped,
                             "exists": d.exists,
+                            "missing": d.missing,
                             "rev": d.rev,
                             "last_write_seq": d.last_write_seq,
                             "watermark": d.watermark,
@@ -244,6 +281,7 @@ class QueryResult:
     file: str
     seq: int  # the database's watermark, read in the same transaction as the rows
     rows: Rows
+    columns: tuple[str, ...] = ()  # the statement's result columns (for a header without rows)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -294,6 +332,19 @@ def read_only(path: Path) -> Iterator[apsw.Connection]:
         raise InspectError("unreadable", f"cannot read {path}: {exc}") from exc
     finally:
         conn.close()
+
+
+@contextmanager
+def library_log_held() -> Iterator[None]:
+    """The library's own log lines held back: the command prints each finding once, with what
+    to do about it."""
+    library_log = logging.getLogger("sqlite_cells")
+    was_disabled = library_log.disabled
+    library_log.disabled = True
+    try:
+        yield
+    finally:
+        library_log.disabled = was_disabled
 
 
 def table_names(conn: apsw.Connection) -> list[str]:
@@ -463,40 +514,239 @@ def query_store(
     given to ``space.sqlite_database(name)`` at top level, or a raw ``of:…`` id (for databases
     of patterns and injected files). The statement passes the guard, then runs on a read-only
     connection under the read authorizer with the runtime's read path (timeout, length limit).
-    Nothing is reconciled (R71) here: a database behind its space is read as it is.
+    Before that the database is compared with its space as a runtime's first look does (R71,
+    :func:`_first_look`): one that disagrees is never read, and nothing is repaired here.
 
     ``params`` binds the statement's parameters (a tuple for ``?``, a dict for ``:name``);
     ``timeout`` is the read's deadline in seconds (R44).
 
     Raises :class:`GuardViolation` for a refused statement, :class:`QueryError` when it fails,
-    :class:`InspectError` when the store, the space or the database file does not exist."""
+    :class:`InspectError` when the store, the space or the database file does not exist,
+    :class:`Quarantined` for a database a runtime could not repair and :class:`NeedsRepair`
+    for one it would repair before reading it."""
     root = store_dir(store)
     check_statement(sql, Mode.READ)
     space_file = find_space(root, space_id)
-    db_id = database if database.startswith("of:") else derive_id("sqlite", space_id, database)
+    db_id = _database_id(space_file, space_id, database)
     with read_only(space_file) as conn:
         row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (db_id,)).fetchone()
-    handle = handle_value(db_id, bytes(row[0])) if row is not None else None
+    data = _blob(row[0]) if row is not None else None
+    handle = handle_value(db_id, data) if data is not None else None
+    if data is not None and handle is None:
+        raise HandleQuarantined(db_id, _shown_value(data))  # R5, as a runtime refuses it
     if handle is not None and handle.get("dropped") is True:
         raise InspectError(
             "database-not-found", f"database {database!r} ({db_id}) was dropped: it has no rows"
         )
-    if handle is not None:
-        # The declared tables apply (R41: declared but never materialized reads as empty), or
-        # for an injected file its own tables, re-checked against the path rules (R60).
-        decl = declaration_from_handle(handle, db_id, space_id, store=root, roots=None)
-    else:
-        decl = Declaration(db_id, space_id, root / db_file_name(db_id), None, kind=SourceKind.DISK)
-    if not decl.path.is_file():
-        raise InspectError(
-            "database-not-found",
-            f"no file for database {database!r} ({db_id}) in space {space_id!r}: it was never "
-            "written (its file is created by the first write), or the name is not a top-level "
-            "database name; `sqlite-cells inspect` lists the databases by id",
-        )
+    if handle is None:
+        path = root / db_file_name(db_id)
+        if path.exists():
+            # Only a space's handle makes a file its database: a runtime reads no other.
+            raise InspectError(
+                "database-not-found",
+                f"space {space_id!r} has no database {database!r} ({db_id}): the file "
+                f"{path.name} exists, but no handle of this space names it (a database of "
+                "another space, or an orphaned file); `sqlite-cells inspect` lists the "
+                "databases of each space, and orphaned files",
+            )
+        raise InspectError("database-not-found", _never_written(database, db_id, space_id))
+    # The declared tables apply (R41: declared but never materialized reads as empty), or
+    # for an injected file its own tables, re-checked against the path rules (R60).
+    decl = declaration_from_handle(handle, db_id, space_id, store=root, roots=None)
+    if decl.kind is SourceKind.CELL:
+        _first_look(space_file, db_id, database, decl.path, sql, timeout=timeout)
+    if decl.kind is SourceKind.CELL and not decl.path.is_file():
+        raise InspectError("database-not-found", _never_written(database, db_id, space_id))
     pool = ReadPool(1)
     try:
         rows, seq = read_rows(pool, decl, sql, params, timeout=timeout)
     finally:
         pool.close()
-    return QueryResult(space_id, db_id, decl.path.name, seq, rows)
+    columns = tuple(rows[0]) if rows else _result_columns(decl, sql, params)
+    return QueryResult(space_id, db_id, decl.path.name, seq, rows, columns)
+
+
+def _result_columns(
+    decl: Declaration, sql: str, params: tuple[Any, ...] | dict[str, Any]
+) -> tuple[str, ...]:
+    """The result columns of the (guarded) statement ``sql``, for a result without rows (whose
+    header the rows cannot tell): SQLite prepares it on a read-only connection to the file and
+    names them, and an exec tracer stops it before its first step, so it never runs. () when
+    it cannot be prepared there (a declared table the file does not hold yet, R41)."""
+    names: list[str] = []
+
+    def prepared(cursor: apsw.Cursor, _sql: str, _bindings: Any) -> bool:
+        names.extend(column for column, _ in cursor.get_description())
+        return False  # stop before the statement runs
+
+    try:
+        if decl.kind is SourceKind.CELL:
+            conn = open_unwritable(decl.path)
+        else:  # an injected file: opened so that nothing is created beside it (R60)
+            conn = apsw.Connection(source_uri(decl.path), flags=READ_ONLY_URI)
+    except apsw.Error:
+        return ()
+    try:
+        cursor = conn.cursor()
+        cursor.exec_trace = prepared
+        cursor.execute(sql, params)
+    except apsw.ExecTraceAbort:
+        return tuple(names)
+    except apsw.Error:
+        return ()
+    finally:
+        conn.close()
+    return tuple(names)
+
+
+def _never_written(database: str, db_id: str, space_id: str) -> str:
+    return (
+        f"no file for database {database!r} ({db_id}) in space {space_id!r}: it was never "
+        "written (its file is created by the first write), or the name is not a top-level "
+        "database name; `sqlite-cells inspect` lists the databases by id"
+    )
+
+
+def _blob(value: Any) -> bytes:
+    return value.encode() if isinstance(value, str) else bytes(value)
+
+
+def _shown_value(data: bytes) -> Any:
+    try:
+        return decode_value(data)
+    except SqliteCellsError:
+        return data
+
+
+class NeedsRepair(DatabaseError):
+    """``query`` found a database that disagrees with its space in a way a runtime repairs
+    before its first use (R71): behind its space (``kind`` ``behind``, or ``missing`` when its
+    file is gone), ahead by the one commit a crash leaves in flight (``ahead``), or with
+    damaged pages (``damaged``). ``query`` is a read and repairs nothing, so it reads nothing
+    and says what to run; ``db_seq`` and ``space_seq`` are the watermark and the space's last
+    write to the database."""
+
+    def __init__(self, kind: str, db_id: str, db_seq: int, space_seq: int, message: str) -> None:
+        self.kind = kind
+        self.db_id = db_id
+        self.db_seq = db_seq
+        self.space_seq = space_seq
+        super().__init__(message)
+
+
+_NOTHING_READ = (
+    "Nothing was read (query never repairs): run `sqlite-cells check --repair`, then query again"
+)
+
+
+def _first_look(
+    space_file: Path, db_id: str, database: str, path: Path, sql: str, *, timeout: float
+) -> None:
+    """Compare the database with its space as a runtime does before its first read (R71),
+    without a lock and without writing (``files.reconcile`` without repair, which looks again
+    for a commit on its way), with SQLite's integrity check on the file as ``check`` runs it.
+    Returns when they agree (or the database was never written); otherwise raises what the
+    library raises for a database it cannot repair (:class:`Quarantined`), or
+    :class:`NeedsRepair` for one a runtime would repair first."""
+    busy_ms = max(1, int(timeout * 1000))
+    try:
+        conn = open_unwritable(space_file)
+    except apsw.Error as exc:
+        raise InspectError("unreadable", f"cannot open {space_file}: {exc}") from exc
+    try:
+        conn.setbusytimeout(busy_ms)
+        with library_log_held():
+            outcome = reconcile(
+                conn, db_id, path, repair=False, verify=True, busy_ms=busy_ms, quiet=True
+            )
+    except (apsw.BusyError, apsw.LockedError) as exc:
+        raise QueryTimeout(
+            db_id,
+            sql,
+            f"waited {timeout}s for a lock another connection holds on {path} or its space "
+            "file, to compare the database with its space before reading it (R71); nothing "
+            "was read: try again once that connection lets go",
+        ) from exc
+    except apsw.Error as exc:
+        raise InspectError("unreadable", f"cannot read {space_file}: {exc}") from exc
+    finally:
+        conn.close()
+    shown = f"{database!r} ({db_id})" if database != db_id else db_id
+    if outcome.action is Action.IN_SYNC:
+        return
+    if outcome.action is Action.QUARANTINED:
+        raise Quarantined(db_id, outcome.db_seq, outcome.space_seq)
+    if outcome.action is Action.BEHIND and not path.exists():
+        raise NeedsRepair(
+            "missing",
+            db_id,
+            0,
+            outcome.space_seq,
+            f"the file {path.name} of database {shown} is missing, although its space wrote it "
+            f"(last at seq {outcome.space_seq}); a runtime rebuilds it from the space's log "
+            f"before its first use, when the log holds its whole history (R71). {_NOTHING_READ}",
+        )
+    if outcome.action is Action.BEHIND:
+        raise NeedsRepair(
+            "behind",
+            db_id,
+            outcome.db_seq,
+            outcome.space_seq,
+            f"database {shown} is behind its space: its watermark is seq {outcome.db_seq} but "
+            f"its space last wrote it at seq {outcome.space_seq} (a crash left it behind); a "
+            f"runtime re-applies the missing commits before its first use (R71). {_NOTHING_READ}",
+        )
+    if outcome.action is Action.AHEAD:
+        raise NeedsRepair(
+            "ahead",
+            db_id,
+            outcome.db_seq,
+            outcome.space_seq,
+            f"database {shown} is ahead of its space: its watermark is seq {outcome.db_seq} but "
+            f"its space last wrote it at seq {outcome.space_seq} (a crash left one commit in "
+            f"flight); a runtime undoes that commit before its first use (R71). {_NOTHING_READ}",
+        )
+    raise NeedsRepair(
+        "damaged",
+        db_id,
+        outcome.db_seq,
+        outcome.space_seq,
+        f"database {shown} is damaged ({_one_line(outcome.detail)}): a runtime rebuilds it from "
+        f"its space's log before its first use, when the log holds its whole history (R71). "
+        f"{_NOTHING_READ}",
+    )
+
+
+def _one_line(detail: str) -> str:
+    detail = detail.removeprefix("damaged file: ").replace("*** in database main ***", "")
+    lines = (line.strip() for line in detail.splitlines())
+    return "; ".join(line for line in lines if line)
+
+
+def _database_id(space_file: Path, space_id: str, database: str) -> str:
+    """The id ``database`` names in the space: an ``of:…`` id as given; a top-level database
+    name (``space.sqlite_database(name)``) when the space holds that database; else the
+    injected file (R60) whose file name, or absolute path, is ``database`` (the name ``inspect``
+    and ``tables`` show for it)."""
+    if database.startswith("of:"):
+        return database
+    db_id = derive_id("sqlite", space_id, database)
+    with read_only(space_file) as conn:
+        if conn.execute("SELECT 1 FROM _cf_cells WHERE id = ?", (db_id,)).fetchone() is not None:
+            return db_id
+        sources: list[tuple[str, Path]] = []
+        for cell_id, data in conn.execute("SELECT id, value FROM _cf_cells"):
+            handle = handle_value(str(cell_id), _blob(data))
+            where = source_path(handle) if handle is not None else None
+            if where is not None and handle is not None and handle.get("dropped") is not True:
+                sources.append((str(cell_id), where))
+    matches = sorted(
+        {cell_id for cell_id, where in sources if database in (where.name, str(where))}
+    )
+    if len(matches) > 1:
+        raise InspectError(
+            "ambiguous-database",
+            f"{database!r} names {len(matches)} injected files of space {space_id!r} "
+            f"({', '.join(matches)}): give the absolute path or the of:… id instead",
+        )
+    return matches[0] if matches else db_id

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any, TextIO
 from sqlite_cells.cli._inspect import (
     InspectError,
     find_space,
+    library_log_held,
     orphan_advice,
     read_only,
     store_dir,
@@ -113,13 +113,8 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
     """``check``: R71 for every runtime-owned database; exit 1 when one disagrees. Each outcome
     is printed with what to do about it; the library's own log lines, which say the same, are
     held back while it runs."""
-    library_log = logging.getLogger("sqlite_cells")
-    was_disabled = library_log.disabled
-    library_log.disabled = True
-    try:
+    with library_log_held():
         outcomes = check_store(store_dir(store), repair=args.repair)
-    finally:
-        library_log.disabled = was_disabled
     rows = [
         {
             "db": o.db_id,

@@ -65,6 +65,8 @@ def rows_for_json(rows: Sequence[dict[str, Any]], namer: Namer) -> list[dict[str
 def _csv_cell(value: Any) -> Any:
     if value is None:
         return ""
+    if isinstance(value, bool):  # as JSON writes it, and as a cell's value shows in CSV
+        return "true" if value else "false"
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
     if isinstance(value, dict | list):

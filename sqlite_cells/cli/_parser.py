@@ -89,15 +89,18 @@ def _query_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
         parents=[_common(suppress=True)],
         help="run a guarded read on a database cell",
         description="Run one SELECT through the statement guard and the read authorizer, on a "
-        "read-only connection. Links in the rows show as the cells they name. Exit 1 when the "
-        "guard refuses it or it fails.",
+        "read-only connection. Links in the rows show as the cells they name. The database is "
+        "first compared with its space, as a runtime does (R71): one that is quarantined, "
+        "damaged, behind or ahead of its space, or whose file is missing, is not read (`check "
+        "--repair` repairs what can be). Exit 1 when it is refused or the query fails.",
     )
     _store_positional(query)
     query.add_argument("space", metavar="SPACE", help="space id (as given to rt.space)")
     query.add_argument(
         "db",
         metavar="DB",
-        help="database name as given to space.sqlite_database(name), or its of:… id",
+        help="database name as given to space.sqlite_database(name), an injected file's "
+        "name or path (as inspect shows it), or its of:… id",
     )
     query.add_argument("sql", metavar="SQL", help="one SELECT, VALUES or WITH … SELECT statement")
     query.add_argument(
@@ -177,7 +180,7 @@ def parser() -> argparse.ArgumentParser:
         help="list spaces, cells, databases, seqs and watermarks",
         description="List a store's spaces (cells, last seq) and database cells (tables, row "
         "counts, last write seq, watermark). Read-only. Exit 1 when the store does not exist "
-        "or a database's watermark disagrees with its space.",
+        "or a database's watermark disagrees with its space, or its file is damaged or missing.",
     )
     _store_positional(inspect)
     tables = commands.add_parser(

@@ -15,6 +15,7 @@ from sqlite_cells.files._handles import handle_not_writable as handle_not_writab
 from sqlite_cells.files._handles import handle_value as handle_value
 from sqlite_cells.files._handles import is_dropped as is_dropped
 from sqlite_cells.files._handles import orphans as orphans
+from sqlite_cells.files._handles import recorded_pin as recorded_pin
 from sqlite_cells.files._handles import remember_handle as remember_handle
 from sqlite_cells.files._handles import remove_database_files as remove_database_files
 from sqlite_cells.files._handles import source_path as source_path
@@ -41,9 +42,11 @@ from sqlite_cells.files._reconcile import look_again as look_again
 from sqlite_cells.files._reconcile import orphan_outcome as orphan_outcome
 from sqlite_cells.files._reconcile import reconcile as reconcile
 from sqlite_cells.files._sources import READ_ONLY_URI as READ_ONLY_URI
+from sqlite_cells.files._sources import adopt_pin as adopt_pin
 from sqlite_cells.files._sources import check_pinned as check_pinned
 from sqlite_cells.files._sources import content_signature as content_signature
 from sqlite_cells.files._sources import disk_source_id as disk_source_id
+from sqlite_cells.files._sources import register_disk_file as register_disk_file
 from sqlite_cells.files._sources import source_uri as source_uri
 from sqlite_cells.files._sources import validate_disk_source as validate_disk_source
 from sqlite_cells.files._watermark import WATERMARK_SQL as WATERMARK_SQL
@@ -64,6 +67,7 @@ __all__ = [
     "HandleQuarantined",
     "OpBody",
     "Outcome",
+    "adopt_pin",
     "attach",
     "attached",
     "check_handle",
@@ -90,6 +94,8 @@ __all__ = [
     "pin",
     "read_watermark",
     "reconcile",
+    "recorded_pin",
+    "register_disk_file",
     "remember_handle",
     "remove_database_files",
     "remove_unused_database",

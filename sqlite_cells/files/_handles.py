@@ -3,7 +3,8 @@ handle after a restart, dropping a database, and collecting files no handle refe
 
 A runtime-owned database's handle value is ``{"id", "tables", "rev"}`` (R2), with ``"dropped":
 true`` once dropped; an injected file's is ``{"id", "tables": {}, "rev": 0, "source": {"kind":
-"disk", "path": …}}``.
+"disk", "path": …, "pin": [device, inode]}}`` (R60: the pin is the file registered; a
+value written before pins were recorded has none).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import msgspec
 
 from sqlite_cells.codec import (
     DatabaseError,
+    DiskSourceError,
     Quarantined,
     SchemaError,
     SqliteCellsError,
@@ -33,7 +35,14 @@ from sqlite_cells.files._reconcile import (
     reconcile,
     schema_from_json,
 )
-from sqlite_cells.files._sources import disk_source_id, validate_disk_source
+from sqlite_cells.files._sources import (
+    Pin,
+    adopt_pin,
+    decode_pin,
+    disk_source_id,
+    encode_pin,
+    validate_disk_source,
+)
 from sqlite_cells.files._watermark import read_watermark
 from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
@@ -62,6 +71,7 @@ __all__ = [
     "handle_value",
     "is_dropped",
     "owned_databases",
+    "recorded_pin",
     "remember_handle",
     "remove_database_files",
     "source_path",
@@ -71,12 +81,12 @@ __all__ = [
 DROP_KIND = "sqlite-drop"
 
 
-def disk_handle_value(decl: Declaration) -> dict[str, Any]:
+def disk_handle_value(decl: Declaration, pin: Pin) -> dict[str, Any]:
     return {
         "id": decl.db_id,
         "tables": {},
         "rev": 0,
-        "source": {"kind": SourceKind.DISK.value, "path": str(decl.path)},
+        "source": {"kind": SourceKind.DISK.value, "path": str(decl.path), "pin": encode_pin(pin)},
     }
 
 
@@ -167,6 +177,20 @@ def check_handle(db_id: str, value: Any) -> dict[str, Any]:
     raise HandleQuarantined(db_id, value)
 
 
+def recorded_pin(value: Any) -> Pin | None:
+    """The pin a decoded handle value of an injected file records (R60), or None (not such a
+    value, no pin, or one that does not decode)."""
+    source = value.get("source") if isinstance(value, dict) else None
+    if not isinstance(source, dict) or source.get("kind") != SourceKind.DISK.value:
+        return None
+    if "pin" not in source:
+        return None
+    try:
+        return decode_pin(source["pin"], Path(str(source.get("path"))))
+    except DiskSourceError:
+        return None
+
+
 def source_path(handle: dict[str, Any]) -> Path | None:
     """The injected file a handle names (R60), or None for a database the runtime owns."""
     source = handle.get("source")
@@ -198,7 +222,8 @@ def declaration_from_handle(
 ) -> Declaration:
     """Rebuild what a runtime knows of a database from its committed handle value. An injected
     file is checked against R60 again, and its id must be the one derived from its path, so a
-    forged handle value gains nothing ``register_disk_source`` would not give."""
+    forged handle value gains nothing ``register_disk_source`` would not give. Its recorded pin
+    becomes this process's pin of the path (R60), checked when a read starts."""
     if not isinstance(value, dict) or value.get("id") != db_id or "tables" not in value:
         raise SqliteCellsError(
             f"cell {db_id} does not hold a database handle (its value is {value!r}): link a "
@@ -212,6 +237,8 @@ def declaration_from_handle(
                 f"handle {db_id} names {resolved}, whose handle id differs: register the file "
                 "again with register_disk_source()"
             )
+        # No "pin" at all: written before pins were recorded (R73), pinned at its first read.
+        adopt_pin(resolved, decode_pin(source["pin"], resolved) if "pin" in source else None)
         return Declaration(db_id, space_id, resolved, None, kind=SourceKind.DISK)
     check_handle(db_id, value)  # the shape of a handle, or HandleQuarantined (R5)
     try:

@@ -12,8 +12,11 @@ names are judged by where the file really is. Each refusal is a :class:`DiskSour
 * ``under-roots`` — it must lie under one of ``disk_source_roots`` when that is set;
 * ``sqlite-file`` — it must be an SQLite database that opens read-only;
 * ``hard-link`` — it must not be another name (a hard link) of a file of the store;
-* ``pinned`` — (later, when a connection is opened) the path must still name the file that was
-  registered: its device and inode are pinned at registration (:func:`check_pinned`).
+* ``pinned`` — (later, when a read starts or a connection is opened) the path must still name
+  the file that was registered: its device and inode are pinned at registration
+  (:func:`register_disk_file`), recorded in the handle's value (:func:`encode_pin`) and, in a
+  process that did not register it (after a restart, the CLI), taken from that value when the
+  handle is resolved (:func:`adopt_pin`); :func:`check_pinned` compares them.
 
 Reading a source never creates a file beside it (:func:`source_uri`): a rollback-journal file is
 opened ``mode=ro`` (a read-only connection never creates a journal); a WAL file whose ``-wal`` and
@@ -36,9 +39,14 @@ from sqlite_cells.codec import DiskSourceError, derive_id
 
 __all__ = [
     "READ_ONLY_URI",
+    "Pin",
+    "adopt_pin",
     "check_pinned",
     "content_signature",
+    "decode_pin",
     "disk_source_id",
+    "encode_pin",
+    "register_disk_file",
     "source_uri",
     "validate_disk_source",
 ]
@@ -47,9 +55,13 @@ _HEADER = b"SQLite format 3\x00"
 READ_ONLY_URI = apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
 _WAL_FORMAT = 2  # header bytes 18 and 19 (read and write format versions) in WAL mode
 
-# _pins_lock guards _pins: resolved path -> (st_dev, st_ino) of the file registered there (R60).
+Pin = tuple[int, int]  # (st_dev, st_ino) of the file registered at a path
+
+# _pins_lock guards _pins: resolved path -> the pin of the file registered there (R60), set by a
+# registration in this process or by the last handle naming the path resolved from its stored
+# value. A process keeps one pin per path, so read checks cost a stat and a dict lookup.
 _pins_lock = threading.Lock()
-_pins: dict[Path, tuple[int, int]] = {}
+_pins: dict[Path, Pin] = {}
 
 
 def disk_source_id(space_id: str, resolved: Path) -> str:
@@ -61,7 +73,63 @@ def disk_source_id(space_id: str, resolved: Path) -> str:
 def validate_disk_source(
     path: str | os.PathLike[str], *, store: Path, roots: Sequence[str | os.PathLike[str]] | None
 ) -> Path:
-    """Check ``path`` against the rules of R60 and return it resolved."""
+    """Check ``path`` against the rules of R60 and return it resolved. Nothing is pinned: a
+    handle resolved again keeps the pin its value records (:func:`adopt_pin`)."""
+    return _validated(path, store=store, roots=roots)[0]
+
+
+def register_disk_file(
+    path: str | os.PathLike[str], *, store: Path, roots: Sequence[str | os.PathLike[str]] | None
+) -> tuple[Path, Pin, bool]:
+    """:func:`validate_disk_source`, then pin the file found: an explicit registration says "the
+    file there now is the one I mean", so it replaces any pin this process held for the path.
+    Returns the resolved path, the pin (the caller records it in the handle's value) and
+    whether the path's pin in this process changed (another file, or none before)."""
+    resolved, identity = _validated(path, store=store, roots=roots)
+    return resolved, identity, adopt_pin(resolved, identity)
+
+
+def adopt_pin(resolved: Path, pin: Pin | None) -> bool:
+    """Take the pin recorded in a handle's stored value as the pin of ``resolved`` in this
+    process: the value is the latest registration's word, whichever process wrote it. A value
+    written before pins were recorded (``pin`` None, R73) leaves the path to be pinned at its
+    first read (:func:`check_pinned`). True when the pin of the path changed."""
+    if pin is None:
+        return False
+    with _pins_lock:
+        changed = _pins.get(resolved) != pin
+        _pins[resolved] = pin
+    return changed
+
+
+def encode_pin(pin: Pin) -> list[str]:
+    """The pin as stored in a handle value: decimal strings, since a device or inode number may
+    exceed the 64-bit signed integers a cell value holds (R6), on overlay or network file
+    systems for instance."""
+    return [str(pin[0]), str(pin[1])]
+
+
+def decode_pin(stored: object, path: Path) -> Pin:
+    """The pin :func:`encode_pin` stored; anything else is refused (rule ``pinned``): a pin
+    that cannot be read cannot vouch for the file."""
+    if (
+        isinstance(stored, list)
+        and len(stored) == 2
+        and all(isinstance(part, str) and part.isascii() and part.isdigit() for part in stored)
+    ):
+        return (int(stored[0]), int(stored[1]))
+    shown = repr(stored)
+    raise DiskSourceError(
+        "pinned",
+        str(path),
+        f"the handle records the pin {shown[:60]}, which is not a [device, inode] pair (written "
+        "by a foreign program): register the file again to record what it is",
+    )
+
+
+def _validated(
+    path: str | os.PathLike[str], *, store: Path, roots: Sequence[str | os.PathLike[str]] | None
+) -> tuple[Path, Pin]:
     given = os.fspath(path) if isinstance(path, str | os.PathLike) else path
     if not isinstance(given, str) or not os.path.isabs(given):
         raise DiskSourceError(
@@ -105,12 +173,10 @@ def validate_disk_source(
     _check_sqlite(given, resolved)
     identity = _identity(given, resolved)
     _check_not_linked_into(store, identity, given, resolved)
-    with _pins_lock:
-        _pins[resolved] = identity
-    return resolved
+    return resolved, identity
 
 
-def _identity(given: str, resolved: Path) -> tuple[int, int]:
+def _identity(given: str, resolved: Path) -> Pin:
     try:
         found = resolved.stat()
     except OSError as exc:
@@ -118,9 +184,7 @@ def _identity(given: str, resolved: Path) -> tuple[int, int]:
     return (found.st_dev, found.st_ino)
 
 
-def _check_not_linked_into(
-    store: Path, identity: tuple[int, int], given: str, resolved: Path
-) -> None:
+def _check_not_linked_into(store: Path, identity: Pin, given: str, resolved: Path) -> None:
     """Refuse a hard link to a file of the store: it would let a source read (and pin) the
     runtime's own files under a name outside the store."""
     try:
@@ -142,8 +206,10 @@ def _check_not_linked_into(
 
 def check_pinned(path: Path) -> None:
     """Raise :class:`DiskSourceError` (rule ``pinned``) when ``path`` no longer names the file
-    registered there (R60): checked whenever a connection to a source is opened. A path that
-    was never pinned in this process (a handle rebuilt after a restart) is pinned now."""
+    registered there (R60): checked when a read of a source starts and whenever a connection to
+    it is opened, against the pin of this process (:func:`register_disk_file`,
+    :func:`adopt_pin`). A path with no pin yet — its handle value was written before pins
+    were recorded (R73) — is pinned now, at its first read."""
     try:
         found = os.stat(path)
     except OSError as exc:
@@ -156,7 +222,8 @@ def check_pinned(path: Path) -> None:
             "pinned",
             str(path),
             "the path now names another file than the one registered (swapped, replaced or "
-            "turned into a link): register the new file explicitly if it is meant to be read",
+            "turned into a link): register the new file explicitly (register_disk_source, or "
+            "`sqlite-cells link` again) if it is meant to be read",
         )
 
 

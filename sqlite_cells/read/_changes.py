@@ -33,20 +33,31 @@ def write_sets(ops: Iterable[Op], columns: ColumnNames) -> dict[str, WriteSet | 
     """The write set of each database written by ``ops`` (keyed by database id). None for a
     database whose op carries no changeset (capture switched off) and for a dropped one: it
     changed, but not column by column, so everything that reads it re-runs."""
-    found: dict[str, WriteSet | None] = {}
+    # The ops of one database are combined first: what one op did and a later one undid (a row
+    # inserted, then deleted) is no change of the commit's.
+    combined: dict[str, bytes | None] = {}
     for op in ops:
         if op.kind == DROP_KIND:  # the file goes away: whatever read it reads nothing now
-            found[op.target] = None
+            combined[op.target] = None
             continue
         if op.kind != KIND:
             continue
         changeset = decode_op_body(op).changeset
-        if changeset is None:
-            found[op.target] = None
+        if op.target not in combined:
+            combined[op.target] = changeset
             continue
-        held = found.setdefault(op.target, {})
-        if held is not None:
-            _add_changes(held, changeset, op.target, columns)
+        held = combined[op.target]
+        combined[op.target] = (
+            None if held is None or changeset is None else apsw.Changeset.concat(held, changeset)
+        )
+    found: dict[str, WriteSet | None] = {}
+    for target, changeset in combined.items():
+        if changeset is None:
+            found[target] = None
+            continue
+        into: WriteSet = {}
+        _add_changes(into, changeset, target, columns)
+        found[target] = into
     return found
 
 

@@ -160,6 +160,11 @@ class LiveQueries:
         """Re-run ``node`` when the injected file at ``path`` changes (R60)."""
         self._sources.watch(node, path)
 
+    def source_repinned(self, path: Path) -> None:
+        """The file at ``path`` was registered again (R60): its queries re-run at the watcher's
+        next look, as after a change, though the file may not have changed since."""
+        self._sources.expire(path)
+
     def _on_commit(self, event: CommitEvent) -> list[Node]:
         self._note(event)
         ops = [op for op in event.ops if self._reads.get(op.target)]
@@ -439,6 +444,9 @@ class LiveQueries:
 _ABSENT: Any = object()
 
 
+_EXPIRED = object()
+
+
 class _SourceWatcher:
     """Watches injected files for changes made by other programs (R60)."""
 
@@ -470,6 +478,11 @@ class _SourceWatcher:
         with self._lock:
             for nodes in self._nodes.values():
                 nodes.discard(node)
+
+    def expire(self, path: Path) -> None:
+        with self._lock:
+            if path in self._signatures:
+                self._signatures[path] = _EXPIRED  # equal to no signature: seen as a change
 
     def _loop(self) -> None:
         while not self._closed.wait(self._interval):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -15,7 +16,7 @@ from sqlite_cells.schema._schema import Schema
 
 __all__ = ["MAX_VERSION", "Declaration", "SourceKind", "VmSource", "check_options", "db_file_name"]
 
-Migrate = Callable[[MigrationConnection, int], None]
+Migrate = Callable[[MigrationConnection, int], object]  # what it returns is not used
 
 MAX_VERSION: Final = 2**63 - 1  # the version is stored as a SQLite integer (64-bit signed)
 
@@ -38,6 +39,28 @@ def check_options(version: object, migrate: object) -> None:
             f"migrate={migrate!r} is not callable; pass a function migrate(conn, from_version) "
             "or None"
         )
+    if migrate is not None and _never_runs(migrate):
+        raise SchemaError(
+            f"migrate={migrate!r} is an async or generator function: calling it runs none of "
+            "its body, and the runtime calls it synchronously inside the commit; pass a plain "
+            "function migrate(conn, from_version)"
+        )
+
+
+def _never_runs(migrate: object) -> bool:
+    """Whether calling ``migrate`` only makes a coroutine or generator (functools.partial and
+    objects whose ``__call__`` is such a function included)."""
+    call = inspect.getattr_static(type(migrate), "__call__", None)
+    return any(
+        test(f)
+        for f in (migrate, call)
+        if f is not None
+        for test in (
+            inspect.iscoroutinefunction,
+            inspect.isasyncgenfunction,
+            inspect.isgeneratorfunction,
+        )
+    )
 
 
 class SourceKind(enum.Enum):

@@ -24,6 +24,17 @@ Two entry points:
   If the space's commit then fails, the file stays migrated with no rows of that commit written:
   the migration is its own durable step, like a schema change made before the write.
 
+  Limits (R44): the statements the callback runs share one budget of ``exec_timeout`` seconds,
+  counted from the moment ``migrate`` is called. A statement still running at its end is
+  interrupted by the progress handler (or, for one long call of a builtin such as ``trim`` or
+  ``replace``, by the overrides the caller installs through ``long_calls``), and a statement
+  started after it is not run: either raises :class:`ExecTimeout` inside the callback, and the
+  migration fails (:class:`MigrationError`, the ``ExecTimeout`` as its cause) even if the
+  callback catches it. Python code of the callback that runs no statement cannot be
+  interrupted. Waiting for another connection's lock on the file is bounded by
+  ``exec_timeout`` too (SQLite's busy timeout); the runtime's own statements after the callback
+  (the additive diff, the checks) are not.
+
 Step 4's comparison (by what SQLite reports, and what it cannot compare) is described in
 :mod:`sqlite_cells.schema._schema_diff`.
 """
@@ -31,6 +42,8 @@ Step 4's comparison (by what SQLite reports, and what it cannot compare) is desc
 from __future__ import annotations
 
 import contextlib
+import inspect
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
@@ -39,6 +52,7 @@ import apsw
 
 from sqlite_cells.codec import (
     ClosedError,
+    ExecTimeout,
     MigrationError,
     SchemaError,
     SqliteCellsError,
@@ -50,6 +64,7 @@ from sqlite_cells.schema._schema_diff import MigrationPlan, diff_of, plan_migrat
 from sqlite_cells.sql import OP, USER_PREPARE_FLAGS, WORD, Gate, fold_ascii, scan_sql
 
 __all__ = [
+    "Budget",
     "MigrationConnection",
     "MigrationPlan",
     "ensure_runtime_tables",
@@ -86,6 +101,10 @@ _WRITES: Final = frozenset({apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE, apsw.SQLITE_
 _FORBIDDEN_FUNCTIONS: Final = frozenset(
     {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"}
 )
+# SQLite creates this table itself, inside the CREATE TABLE of the file's first AUTOINCREMENT
+# table: an SQLITE_CREATE_TABLE of it, in "main", right after the one of the table declared.
+_SEQUENCE: Final = "sqlite_sequence"
+_PROGRESS_STEPS: Final = 1000  # VM steps between deadline checks, as on the write connection
 
 
 def _reserved(name: str | None) -> bool:
@@ -98,10 +117,15 @@ class _MigrationPolicy:
     so is any use of the runtime's tables (``_cf_*``) and any write to SQLite's own
     (``sqlite_*``) except the bookkeeping SQLite itself does for CREATE/DROP/ALTER."""
 
-    __slots__ = ("ddl",)
+    __slots__ = ("created", "ddl")
 
     def __init__(self) -> None:
         self.ddl = False  # the statement being prepared is CREATE/DROP/ALTER
+        self.created = False  # it created a table of the callback's (so it is CREATE TABLE)
+
+    def start(self, first: str) -> None:
+        """Before each statement: ``first`` is its first keyword."""
+        self.ddl, self.created = first in _DDL, False
 
     def __call__(
         self, action: int, a: str | None, b: str | None, database: str | None, src: str | None
@@ -109,6 +133,14 @@ class _MigrationPolicy:
         ok, deny = apsw.SQLITE_OK, apsw.SQLITE_DENY
         if action in _ALWAYS:
             return ok
+        if action == apsw.SQLITE_CREATE_TABLE:
+            if not _reserved(a):
+                self.created = True
+                return ok
+            # SQLite's own sqlite_sequence, made for the first AUTOINCREMENT table (R14 "DDL
+            # included"); SQLite itself refuses a CREATE TABLE that names it.
+            implicit = self.created and a == _SEQUENCE and b is None and database == "main"
+            return ok if implicit and src is None else deny
         if action in _NAMED:
             names = (a, b)
             return deny if any(_reserved(names[i]) for i in _NAMED[action]) else ok
@@ -134,19 +166,25 @@ class MigrationConnection:
 
     Refused with :class:`MigrationError` before SQLite sees them: empty text (nothing but
     ``;``, whitespace and comments), a NUL character or a lone surrogate anywhere in the text,
-    several statements at once, transaction control, ATTACH/DETACH, VACUUM, PRAGMA. What the
-    authorizer denies, parameters SQLite cannot bind, and any other SQLite error, is a
-    :class:`MigrationError` too (with the original error as its cause). ``sql`` that is not a
-    ``str``, or ``params`` that are neither a sequence nor a mapping, is an
-    :class:`InvalidArgument`. It is closed when ``migrate`` returns; using it later raises
-    :class:`ClosedError`.
+    several statements at once, transaction control, ATTACH/DETACH, VACUUM, PRAGMA, and every
+    statement after one that ended the migration's transaction (``INSERT OR ROLLBACK``, an
+    interrupt). What the authorizer denies, parameters SQLite cannot bind, and any other SQLite
+    error, is a :class:`MigrationError` too (with the original error as its cause). A statement
+    that runs past the migration's deadline, or starts after it, raises :class:`ExecTimeout`
+    (R44; see the module docstring). ``sql`` that is not a ``str``, or ``params`` that are
+    neither a sequence nor a mapping, is an :class:`InvalidArgument`. It is closed when
+    ``migrate`` returns; using it later raises :class:`ClosedError`.
     """
 
-    __slots__ = ("_closed", "_conn", "_db_id", "_gate", "_policy")
+    __slots__ = ("_budget", "_closed", "_conn", "_db_id", "_gate", "_policy", "timed_out")
 
-    def __init__(self, conn: apsw.Connection, gate: Gate, db_id: str) -> None:
+    def __init__(
+        self, conn: apsw.Connection, gate: Gate, db_id: str, budget: Budget | None = None
+    ) -> None:
         self._conn, self._gate, self._db_id, self._closed = conn, gate, db_id, False
         self._policy = _MigrationPolicy()
+        self._budget = budget if budget is not None else Budget(None)
+        self.timed_out: ExecTimeout | None = None  # the first statement the deadline stopped
 
     def execute(
         self, sql: str, params: Sequence[object] | Mapping[str, object] = ()
@@ -159,11 +197,29 @@ class MigrationConnection:
             )
         first = self._check(sql)
         bindings = self._bindings(sql, params)
-        self._policy.ddl = first in _DDL
+        budget = self._budget
+        if budget.limit is not None and time.monotonic() >= budget.limit:
+            raise self._timeout(sql, "it was started after the migration's deadline had passed")
+        if self._conn.getautocommit():
+            raise self._refuse(
+                sql,
+                "an earlier statement's failure rolled the migration's transaction back "
+                "(INSERT OR ROLLBACK, an interrupted write); nothing was written: raise, and "
+                "the next write runs migrate again",
+            )
+        self._policy.start(first)
         try:
             with self._gate.user(self._policy):
-                cursor = self._conn.execute(sql, bindings, prepare_flags=USER_PREPARE_FLAGS)
-                return [tuple(row) for row in cursor]
+                budget.deadline = budget.limit
+                try:
+                    cursor = self._conn.execute(sql, bindings, prepare_flags=USER_PREPARE_FLAGS)
+                    return [tuple(row) for row in cursor]
+                finally:
+                    budget.deadline = None
+        except apsw.InterruptError as exc:
+            if budget.limit is None:
+                raise self._refuse(sql, f"SQLite said {type(exc).__name__}: {exc}") from exc
+            raise self._timeout(sql, "it was interrupted") from exc
         except apsw.Error as exc:
             raise self._refuse(sql, f"SQLite said {type(exc).__name__}: {exc}") from exc
         except SqliteCellsError:
@@ -182,6 +238,17 @@ class MigrationConnection:
 
     def _refuse(self, sql: str, why: str) -> MigrationError:
         return MigrationError(self._db_id, f"migrate statement {sql!r} refused: {why}")
+
+    def _timeout(self, sql: str, why: str) -> ExecTimeout:
+        exc = ExecTimeout(
+            self._db_id,
+            sql,
+            f"the migration ran past exec_timeout={self._budget.seconds}s (the budget of all "
+            f"the statements migrate runs, R44): {why}",
+        )
+        if self.timed_out is None:
+            self.timed_out = exc
+        return exc
 
     def _bindings(self, sql: str, params: object) -> tuple[object, ...] | dict[str, object]:
         if isinstance(params, Mapping):
@@ -272,7 +339,33 @@ def ensure_runtime_tables(conn: apsw.Connection, database: str) -> None:
     )
 
 
-Migrate = Callable[[MigrationConnection, int], None]
+# What migrate returns is not used; it is looked at only to refuse a coroutine (or generator)
+# whose body never ran.
+Migrate = Callable[[MigrationConnection, int], object]
+
+
+class Budget:
+    """The deadline of a migration's statements (``time.monotonic()``): ``limit`` for all of
+    them, ``deadline`` the one in force, set only while a statement of the callback runs (what
+    the progress handler and the long-call overrides read; None: no deadline)."""
+
+    __slots__ = ("deadline", "limit", "seconds")
+
+    def __init__(self, seconds: float | None) -> None:
+        self.seconds = seconds
+        self.limit: float | None = None
+        self.deadline: float | None = None
+
+    def start(self) -> None:
+        if self.seconds is not None:
+            self.limit = time.monotonic() + self.seconds
+
+    def passed(self) -> bool:
+        deadline = self.deadline
+        return deadline is not None and time.monotonic() > deadline
+
+
+LongCalls = Callable[[apsw.Connection, Budget], None]
 
 
 def _check_version(version: object, db_id: str) -> None:
@@ -336,14 +429,28 @@ def _store_version(conn: apsw.Connection, database: str, version: int) -> None:
     conn.execute(f"INSERT INTO {meta}(key, value) VALUES ('version', ?) {upsert}", (version,))
 
 
-def migrate_file(path: Path, schema: Schema, *, db_id: str, version: int, migrate: Migrate) -> bool:
+def migrate_file(
+    path: Path,
+    schema: Schema,
+    *,
+    db_id: str,
+    version: int,
+    migrate: Migrate,
+    exec_timeout: float | None = None,
+    long_calls: LongCalls | None = None,
+) -> bool:
     """Run ``migrate`` on the database file at ``path`` if its stored version is older than
     ``version`` (R14); return whether it ran. See the module docstring for what is checked.
 
-    Raises :class:`MigrationError` (``migrate`` raised — the original is ``__cause__`` — or a
-    statement was refused, or afterwards the file still differs from the declaration or holds
-    tables or indexes it does not declare) or :class:`UnsupportedMigration` (the stored version
-    is newer); in every failing case nothing of the migration is committed.
+    ``exec_timeout`` (seconds; None: no limit) bounds the callback's statements together and
+    the wait for the file's lock; ``long_calls(conn, budget)``, if given, is called once on the
+    new connection to keep one long call of a builtin function under ``budget.deadline`` too.
+
+    Raises :class:`MigrationError` (``migrate`` raised — the original is ``__cause__`` —, a
+    statement was refused or ran past the deadline — an :class:`ExecTimeout` is the cause —,
+    ``migrate`` returned a coroutine, or afterwards the file still differs from the declaration
+    or holds tables or indexes it does not declare) or :class:`UnsupportedMigration` (the stored
+    version is newer); in every failing case nothing of the migration is committed.
     """
     _check_version(version, db_id)
     if not path.exists():
@@ -353,12 +460,18 @@ def migrate_file(path: Path, schema: Schema, *, db_id: str, version: int, migrat
     except apsw.Error as exc:
         raise MigrationError(db_id, f"cannot open {path} to migrate it: {exc}") from exc
     try:
-        conn.setbusytimeout(BUSY_TIMEOUT_MS)
+        wait_ms = BUSY_TIMEOUT_MS if exec_timeout is None else max(1, int(exec_timeout * 1000))
+        conn.setbusytimeout(wait_ms)
         conn.limit(apsw.SQLITE_LIMIT_LENGTH, LENGTH_LIMIT)  # R44, as everywhere
         gate = Gate().install(conn)
+        budget = Budget(exec_timeout)
+        if exec_timeout is not None:
+            conn.set_progress_handler(budget.passed, _PROGRESS_STEPS)
+            if long_calls is not None:
+                long_calls(conn, budget)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            ran = _migrate_in_transaction(conn, gate, schema, db_id, version, migrate)
+            ran = _migrate_in_transaction(conn, gate, budget, schema, db_id, version, migrate)
         except BaseException:
             with contextlib.suppress(apsw.Error):
                 conn.execute("ROLLBACK")
@@ -372,24 +485,38 @@ def migrate_file(path: Path, schema: Schema, *, db_id: str, version: int, migrat
 
 
 def _migrate_in_transaction(
-    conn: apsw.Connection, gate: Gate, schema: Schema, db_id: str, version: int,
-    migrate: Migrate,
+    conn: apsw.Connection, gate: Gate, budget: Budget, schema: Schema, db_id: str,
+    version: int, migrate: Migrate,
 ) -> bool:  # fmt: skip
     known = conn.execute("SELECT 1 FROM sqlite_schema WHERE name = '_cf_meta'").fetchone()
     stored = _stored_version(conn, "main", db_id) if known else None
     if stored is None or stored >= version:
         _refuse_newer(stored, version, db_id)
         return False
-    handle = MigrationConnection(conn, gate, db_id)
+    handle = MigrationConnection(conn, gate, db_id, budget)
+    call = f"migrate(conn, from_version={stored})"
+    budget.start()
     try:
-        migrate(handle, stored)
+        result = migrate(handle, stored)
     except Exception as exc:
         raised = f"{type(exc).__name__}: {exc}; nothing was written"
-        raise MigrationError(
-            db_id, f"migrate(conn, from_version={stored}) raised {raised}"
-        ) from exc
+        raise MigrationError(db_id, f"{call} raised {raised}") from exc
     finally:
         handle.close()
+    _refuse_unrun(result, call, db_id)
+    if handle.timed_out is not None:
+        # The callback caught it and went on; the migration still fails (R44).
+        raise MigrationError(
+            db_id,
+            f"{call} ran a statement past exec_timeout ({handle.timed_out}); nothing was "
+            "written: make the migration faster, or raise exec_timeout",
+        ) from handle.timed_out
+    if conn.getautocommit():
+        raise MigrationError(
+            db_id,
+            f"{call} returned after a statement's failure rolled the migration's transaction "
+            "back (INSERT OR ROLLBACK, an interrupted write); nothing was written",
+        )
     ensure_runtime_tables(conn, "main")
     try:
         _apply_diff(conn, "main", schema, db_id)
@@ -404,6 +531,19 @@ def _migrate_in_transaction(
     _check_exact(conn, schema, db_id)
     _store_version(conn, "main", version)
     return True
+
+
+def _refuse_unrun(result: object, call: str, db_id: str) -> None:
+    """``migrate`` returned a coroutine (``async def``) or a generator: its body never ran."""
+    if inspect.isawaitable(result) or inspect.isgenerator(result) or inspect.isasyncgen(result):
+        close = getattr(result, "close", None)  # a coroutine or generator: no "never awaited"
+        if callable(close):
+            close()
+        raise MigrationError(
+            db_id,
+            f"{call} returned {type(result).__name__} {result!r} instead of running: migrate "
+            "must be a plain function (not async def, not a generator); nothing was written",
+        )
 
 
 def _check_exact(conn: apsw.Connection, schema: Schema, db_id: str) -> None:

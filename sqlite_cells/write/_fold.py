@@ -7,7 +7,8 @@ write is pending is migrated to the schema the write was checked against, and on
 remembered as ensured. The ``sqlite`` commit participant, for one commit:
 
 1. ``prepare`` (before ``BEGIN``): reconcile the database if this runtime has not yet (R71); run
-   a pending ``migrate`` on a connection of its own (R14, see ``schema._migrate``); attach the
+   a pending ``migrate`` on a connection of its own, its statements under one deadline of
+   ``exec_timeout`` (R14, R44, see ``schema._migrate``); attach the
    file as ``_cf_db`` (at most one file attached, kept until another is written; a file deleted
    or replaced while attached is :class:`StoreChanged`, R73).
 2. ``cell_writes``: the handle's ``rev`` + 1, read from the committed handle inside the commit's
@@ -52,6 +53,7 @@ from sqlite_cells.files import (
 from sqlite_cells.runtime import BUSY_TIMEOUT_MS, PendingOp, Transaction, waited_for_lock
 from sqlite_cells.schema import Declaration, ensure_schema, migrate_file
 from sqlite_cells.sql import Authorizer, Bound, Mode, make_authorizer
+from sqlite_cells.write._calls import override_long_calls
 from sqlite_cells.write._conn import write_conn
 from sqlite_cells.write._links import Fills, LinkColumns, check_fills, check_links, link_columns
 
@@ -155,6 +157,9 @@ class SqliteParticipant:
                         db_id=decl.db_id,
                         version=decl.version,
                         migrate=decl.migrate,
+                        # R44: its statements share one deadline, long calls included.
+                        exec_timeout=self.exec_timeout,
+                        long_calls=override_long_calls,
                     )
             write_conn(conn)  # its gate is installed outside any transaction, once
             path = paths.pop()
@@ -272,7 +277,13 @@ class SqliteParticipant:
                 f"the statement ran past exec_timeout={self.exec_timeout}s and was interrupted",
             ) from exc
         except apsw.Error as exc:
-            raise ExecError(decl.db_id, request.sql, f"{type(exc).__name__}: {exc}") from exc
+            raise ExecError(
+                decl.db_id,
+                request.sql,
+                f"{type(exc).__name__}: {exc}",
+                sqlite_error=str(exc),
+                sqlite_code=getattr(exc, "extendedresult", None),
+            ) from exc
         except (OverflowError, UnicodeError) as exc:  # a parameter SQLite cannot bind
             raise ExecError(decl.db_id, request.sql, f"{type(exc).__name__}: {exc}") from exc
 

@@ -134,6 +134,25 @@ def test_count_star_reruns_on_insert_and_delete_only(
     assert count.get().result == [{"n": 2}]
 
 
+def test_what_one_write_undid_in_the_same_commit_reruns_nothing(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    """The write set is the commit's net change: a row inserted and deleted again by two writes
+    of one transaction changed nothing a query reads."""
+    (count,) = _live(rt, db, calls, COUNT)
+    with space.transact():
+        db.exec("INSERT INTO messages (id, body) VALUES (50, 'tmp')")
+        db.exec("DELETE FROM messages WHERE id = 50")
+    rt.settle()
+    assert calls == Counter()
+    with space.transact():  # two writes that both stay are still seen
+        db.exec("INSERT INTO messages (id, body) VALUES (51, 'kept')")
+        db.exec("UPDATE people SET name = 'bo'")
+    rt.settle()
+    assert calls == Counter({COUNT: 1})
+    assert count.get().result == [{"n": 3}]
+
+
 def test_writes_to_another_table_rerun_nothing(
     rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
 ) -> None:

@@ -146,6 +146,9 @@ def test_a_failing_exec_rolls_back_the_cells_too(space: Space, db: sc.SqliteDb) 
     assert info.value.db_id == db.id
     assert "duplicate" in info.value.sql and "UNIQUE" in str(info.value)
     assert isinstance(info.value.__cause__, apsw.ConstraintError)
+    # R34: the error carries SQLite's own error, the statement and the database id.
+    assert info.value.sqlite_error == "UNIQUE constraint failed: messages.id"
+    assert info.value.sqlite_code == apsw.SQLITE_CONSTRAINT_PRIMARYKEY
     assert counter.get() == 0
     assert [r[2] for r in _rows(db)] == ["first"]
     assert db.rev == 1 and _watermark(db) == 1

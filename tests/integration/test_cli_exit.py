@@ -1,0 +1,48 @@
+"""Ctrl-C exits 130 (SPEC §6) even when it arrives after the command's output, while the
+process ends: never ended by the signal itself (status -2 to a parent)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import sqlite_cells as sc
+
+COMMAND = Path(sys.executable).parent / "sqlite-cells"
+
+
+def _default_ctrl_c() -> None:
+    # As a shell starts a command: SIGINT at its default, which Python takes over.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_after_the_output_exits_130_or_0_never_by_the_signal(store: Path) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('one')")
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    statuses = []
+    for delay in (0.0, 0.01, 0.03):
+        process = subprocess.Popen(
+            [str(COMMAND), "query", str(store), "demo", "chat", "SELECT body FROM m"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            preexec_fn=_default_ctrl_c,
+        )
+        assert process.stdout is not None
+        for line in process.stdout:  # the last line: the command has returned
+            if b"row(s)" in line:
+                break
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        assert b"Traceback" not in err
+        statuses.append(process.returncode)
+    assert set(statuses) <= {0, 130}, statuses

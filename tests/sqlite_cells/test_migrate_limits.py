@@ -1,0 +1,377 @@
+"""A ``migrate`` callback under the write path's limits and rules (R14, R34, R44): its statements
+share one deadline of ``exec_timeout`` (a loop of steps, one long function call, a statement
+started too late), SQLite's own ``sqlite_sequence`` is DDL it may cause, and a callback whose
+body would never run (``async def``, a generator) is refused."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells._runtime import Space
+from sqlite_cells.schema._migrate import MigrationConnection, _MigrationPolicy, migrate_file
+from sqlite_cells.schema._schema import declare_tables
+from sqlite_cells.write._calls import running
+
+V1 = {"t": sc.table(id="integer primary key", a="text")}
+V2 = {"t": sc.table(id="integer primary key", a="text", b="text")}
+ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)"
+
+Migrate = Callable[[MigrationConnection, int], object]
+
+
+@pytest.fixture
+def quiet_helpers() -> Iterator[None]:
+    """Let an abandoned long call finish before the next test runs."""
+    yield
+    while running():
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def fast(store: Path, quiet_helpers: None) -> Iterator[sc.Runtime]:
+    with sc.Runtime(store, exec_timeout=0.2, poll_interval=0.01) as runtime:
+        yield runtime
+
+
+def _written_v1(runtime: sc.Runtime) -> tuple[Space, sc.SqliteDb]:
+    space = runtime.space("s")
+    db = space.sqlite_database("db", tables=V1)
+    with space.transact():
+        db.exec("INSERT INTO t (a) VALUES ('x')")
+    return space, db
+
+
+def _file(db: sc.SqliteDb) -> tuple[object, ...]:
+    """The file's version, schema and rows, read on a connection of its own."""
+    conn = apsw.Connection(str(db.path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        version = conn.execute("SELECT value FROM _cf_meta WHERE key = 'version'").fetchall()
+        schema = conn.execute("SELECT type, name, sql FROM sqlite_schema ORDER BY name").fetchall()
+        return version, schema, conn.execute("SELECT * FROM t ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def _migrate_to_v2(space: Space, migrate: Migrate) -> pytest.ExceptionInfo[sc.MigrationError]:
+    """Declare V2 with ``migrate`` and write it, expecting the migration to fail."""
+    db2 = space.sqlite_database("db", tables=V2, version=2, migrate=migrate)
+    with pytest.raises(sc.MigrationError) as info, space.transact():
+        db2.exec("INSERT INTO t (a) VALUES ('y')")
+    return info
+
+
+def _still_writable(space: Space, db: sc.SqliteDb) -> None:
+    with space.transact():
+        db.exec("INSERT INTO t (a) VALUES ('z')")
+    assert db.read("SELECT a FROM t ORDER BY id") == [{"a": "x"}, {"a": "z"}]
+
+
+# -- the deadline (R44) ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "endless",
+    [
+        f"{ENDLESS} SELECT count(*) FROM c",
+        f"{ENDLESS} UPDATE t SET a = (SELECT count(*) FROM c)",
+        f"{ENDLESS} INSERT INTO t (a) SELECT 'n' FROM c",
+    ],
+    ids=["select", "update", "insert"],
+)
+def test_an_endless_statement_in_migrate_times_out(fast: sc.Runtime, endless: str) -> None:
+    space, db = _written_v1(fast)
+    before = _file(db)
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        conn.execute("ALTER TABLE t ADD COLUMN b text")
+        conn.execute(endless)
+
+    info = _migrate_to_v2(space, migrate)
+    cause = info.value.__cause__
+    assert isinstance(cause, sc.ExecTimeout)
+    assert isinstance(cause.__cause__, apsw.InterruptError)
+    assert cause.sql == endless
+    assert _file(db) == before  # nothing written: no column b, version 1
+    _still_writable(space, db)
+
+
+def test_one_long_function_call_in_migrate_times_out(fast: sc.Runtime) -> None:
+    space, db = _written_v1(fast)
+    before = _file(db)
+    # One call of replace(): a single VM step of several seconds, the progress handler never runs.
+    long_call = (
+        "SELECT length(replace(printf('%.*c', 5000000, 'a'), printf('%.*c', 20000, 'a') || 'b', "
+        "'x'))"
+    )
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        conn.execute("ALTER TABLE t ADD COLUMN b text")
+        conn.execute(long_call)
+
+    info = _migrate_to_v2(space, migrate)
+    cause = info.value.__cause__
+    assert isinstance(cause, sc.ExecTimeout)
+    assert "replace() ran past" in str(cause.__cause__)
+    assert _file(db) == before
+    _still_writable(space, db)
+
+
+def test_the_deadline_is_for_the_whole_migration(fast: sc.Runtime) -> None:
+    """Python code of the callback is not interrupted, but no statement starts after the
+    migration's deadline, however short each one is."""
+    space, db = _written_v1(fast)
+    before = _file(db)
+    ran: list[str] = []
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        conn.execute("ALTER TABLE t ADD COLUMN b text")
+        time.sleep(0.4)  # twice exec_timeout, in Python
+        ran.append("slept")
+        conn.execute("UPDATE t SET b = 'late'")
+        ran.append("updated")
+
+    info = _migrate_to_v2(space, migrate)
+    assert ran == ["slept"]
+    assert isinstance(info.value.__cause__, sc.ExecTimeout)
+    assert "started after the migration's deadline" in str(info.value.__cause__)
+    assert _file(db) == before
+    _still_writable(space, db)
+
+
+def test_a_caught_timeout_still_fails_the_migration(fast: sc.Runtime) -> None:
+    space, db = _written_v1(fast)
+    before = _file(db)
+    seen: list[type[BaseException]] = []
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        for sql in (f"{ENDLESS} UPDATE t SET a = (SELECT count(*) FROM c)", "SELECT 1"):
+            try:
+                conn.execute(sql)
+            except sc.SqliteCellsError as exc:
+                seen.append(type(exc))
+        # and returns normally
+
+    info = _migrate_to_v2(space, migrate)
+    assert seen == [sc.ExecTimeout, sc.ExecTimeout]
+    assert isinstance(info.value.__cause__, sc.ExecTimeout)
+    assert _file(db) == before
+    _still_writable(space, db)
+
+
+def test_no_statement_runs_outside_the_migrations_transaction(tmp_path: Path) -> None:
+    """An ``INSERT OR ROLLBACK`` that fails ends the transaction; a callback that catches the
+    error must not go on in autocommit mode, where each statement would commit alone."""
+    with sc.Runtime(tmp_path / "store") as runtime:
+        space = runtime.space("s")
+        db = space.sqlite_database("db", tables=V1)
+        with space.transact():
+            db.exec("INSERT INTO t (id, a) VALUES (1, 'x')")
+        path = db.path
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    before = conn.execute("SELECT sql FROM sqlite_schema ORDER BY name").fetchall()
+    seen: list[str] = []
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        conn.execute("ALTER TABLE t ADD COLUMN b text")
+        for sql in ("INSERT OR ROLLBACK INTO t (id) VALUES (1)", "ALTER TABLE t ADD COLUMN c"):
+            try:
+                conn.execute(sql)
+            except sc.MigrationError as exc:
+                seen.append(str(exc))
+
+    with pytest.raises(sc.MigrationError) as info:
+        migrate_file(path, declare_tables(V2), db_id="db", version=2, migrate=migrate)
+    assert "UNIQUE constraint failed" in seen[0]
+    assert "rolled the migration's transaction back" in seen[1]
+    assert "rolled the migration's transaction back" in str(info.value)
+    assert conn.execute("SELECT sql FROM sqlite_schema ORDER BY name").fetchall() == before
+    assert conn.execute("SELECT value FROM _cf_meta WHERE key = 'version'").fetchall() == [(1,)]
+    conn.close()
+
+
+def test_waiting_for_the_files_lock_is_bounded_too(fast: sc.Runtime) -> None:
+    """Another connection holds the database file's write lock: the migration waits
+    ``exec_timeout`` for it, not the runtime's general busy timeout, and fails with
+    ``ExecTimeout`` (the holder lets go only once the write has returned, or after 10 s)."""
+    space, db = _written_v1(fast)
+    holder = apsw.Connection(str(db.path))
+    holder.execute("BEGIN IMMEDIATE")
+    returned = threading.Event()
+
+    def let_go() -> None:
+        returned.wait(10)
+        holder.execute("ROLLBACK")
+
+    thread = threading.Thread(target=let_go)
+    thread.start()
+    db2 = space.sqlite_database(
+        "db", tables=V2, version=2, migrate=lambda conn, v: conn.execute("ALTER TABLE t ADD b text")
+    )
+    try:
+        with pytest.raises(sc.ExecTimeout), space.transact():
+            db2.exec("INSERT INTO t (a) VALUES ('y')")
+    finally:
+        returned.set()
+        thread.join()
+        holder.close()
+    with space.transact():  # the lock is free again: the migration runs now
+        db2.exec("INSERT INTO t (a, b) VALUES ('y', 'b')")
+    assert db2.read("SELECT a, b FROM t ORDER BY id") == [
+        {"a": "x", "b": None},
+        {"a": "y", "b": "b"},
+    ]
+
+
+# -- AUTOINCREMENT: SQLite's sqlite_sequence (R14 "DDL included") -------------------------------
+
+
+AI = {
+    "t": sc.table(id="integer primary key", a="text"),
+    "ai": sc.table(id="integer primary key autoincrement", v="text"),
+}
+
+
+def _names(db: sc.SqliteDb) -> list[str]:
+    conn = apsw.Connection(str(db.path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        return [r[0] for r in conn.execute("SELECT name FROM sqlite_schema ORDER BY name")]
+    finally:
+        conn.close()
+
+
+def test_migrate_creates_the_files_first_autoincrement_table(rt: sc.Runtime) -> None:
+    space, db = _written_v1(rt)
+    assert "sqlite_sequence" not in _names(db)
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        conn.execute("CREATE TABLE ai (id integer primary key autoincrement, v text)")
+        conn.execute("INSERT INTO ai (id, v) VALUES (41, 'old')")
+        conn.execute("DELETE FROM ai")
+
+    db2 = space.sqlite_database("db", tables=AI, version=2, migrate=migrate)
+    with space.transact():
+        db2.exec("INSERT INTO ai (v) VALUES ('new')")
+    assert "sqlite_sequence" in _names(db2)
+    assert db2.read("SELECT id, v FROM ai") == [{"id": 42, "v": "new"}]  # AUTOINCREMENT kept
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE sqlite_sequence SET seq = 100",
+        "INSERT INTO sqlite_sequence (name, seq) VALUES ('t', 5)",
+        "DELETE FROM sqlite_sequence",
+        "CREATE TABLE sqlite_sequence (name, seq)",
+        "DROP TABLE sqlite_sequence",
+    ],
+    ids=["update", "insert", "delete", "create", "drop"],
+)
+def test_the_callback_itself_never_writes_sqlite_sequence(rt: sc.Runtime, statement: str) -> None:
+    space = rt.space("s")
+    db = space.sqlite_database("db", tables=AI)
+    with space.transact():
+        db.exec("INSERT INTO ai (v) VALUES ('a')")
+    before = _file(db)
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        conn.execute(statement)
+
+    db2 = space.sqlite_database("db", tables=AI, version=2, migrate=migrate)
+    with pytest.raises(sc.MigrationError) as info, space.transact():
+        db2.exec("INSERT INTO ai (v) VALUES ('b')")
+    assert isinstance(info.value.__cause__, sc.MigrationError)  # refused inside migrate
+    assert _file(db) == before
+
+
+def test_the_implicit_create_is_allowed_only_inside_a_create_table() -> None:
+    """The authorizer sequence SQLite sends for ``CREATE TABLE ai (… AUTOINCREMENT)`` on a file
+    without ``sqlite_sequence``; the second CREATE alone, or in any other place, is denied."""
+    ok, deny, create = apsw.SQLITE_OK, apsw.SQLITE_DENY, apsw.SQLITE_CREATE_TABLE
+    policy = _MigrationPolicy()
+    policy.start("CREATE")
+    assert policy(create, "sqlite_sequence", None, "main", None) == deny
+    assert policy(create, "ai", None, "main", None) == ok
+    assert policy(create, "sqlite_sequence", None, "main", None) == ok
+    assert policy(create, "sqlite_sequence", None, "temp", None) == deny
+    assert policy(create, "sqlite_sequence", None, "main", "v") == deny
+    assert policy(create, "_cf_x", None, "main", None) == deny
+    policy.start("CREATE")  # a new statement forgets the table the previous one created
+    assert policy(create, "sqlite_sequence", None, "main", None) == deny
+    policy.start("INSERT")
+    assert policy(create, "sqlite_sequence", None, "main", None) == deny
+
+
+def test_an_autoincrement_table_added_by_the_additive_diff(rt: sc.Runtime) -> None:
+    space, db = _written_v1(rt)
+    assert "sqlite_sequence" not in _names(db)
+    db2 = space.sqlite_database("db", tables=AI)  # same version: the additive diff adds it
+    with space.transact():
+        db2.exec("INSERT INTO ai (v) VALUES ('a')")
+    assert "sqlite_sequence" in _names(db2)
+    assert db2.read("SELECT id, v FROM ai") == [{"id": 1, "v": "a"}]
+
+
+# -- a callback whose body never runs ----------------------------------------------------------
+
+
+async def _async_migrate(conn: MigrationConnection, from_version: int) -> None:
+    conn.execute("ALTER TABLE t ADD COLUMN b text")
+
+
+def _generator_migrate(conn: MigrationConnection, from_version: int) -> Iterator[None]:
+    conn.execute("ALTER TABLE t ADD COLUMN b text")
+    yield
+
+
+async def _async_generator_migrate(conn: MigrationConnection, from_version: int) -> object:
+    conn.execute("ALTER TABLE t ADD COLUMN b text")
+    yield None
+
+
+class _AsyncCall:
+    async def __call__(self, conn: MigrationConnection, from_version: int) -> None:
+        conn.execute("ALTER TABLE t ADD COLUMN b text")
+
+
+@pytest.mark.parametrize(
+    "migrate",
+    [
+        _async_migrate,
+        _generator_migrate,
+        _async_generator_migrate,
+        _AsyncCall(),
+        functools.partial(_async_migrate),
+    ],
+    ids=["async", "generator", "async-generator", "async-call", "partial"],
+)
+def test_an_async_or_generator_migrate_is_refused_at_declaration(
+    rt: sc.Runtime, migrate: object
+) -> None:
+    space = rt.space("s")
+    with pytest.raises(sc.SchemaError, match="async or generator function"):
+        space.sqlite_database("db", tables=V2, version=2, migrate=migrate)  # type: ignore[arg-type]
+
+
+def test_a_migrate_returning_a_coroutine_fails_and_writes_nothing(rt: sc.Runtime) -> None:
+    space, db = _written_v1(rt)
+    before = _file(db)
+    made: list[Awaitable[None]] = []
+
+    def migrate(conn: MigrationConnection, from_version: int) -> Awaitable[None]:
+        made.append(_async_migrate(conn, from_version))
+        return made[0]
+
+    info = _migrate_to_v2(space, migrate)
+    assert "instead of running" in str(info.value)
+    assert inspect.getcoroutinestate(made[0]) == inspect.CORO_CLOSED  # no "never awaited"
+    assert _file(db) == before
+    _still_writable(space, db)

@@ -1,0 +1,300 @@
+"""A disk source's pin is recorded in its handle and checked in every process (R60, R73)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import apsw
+import msgspec
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells.files import handle_value
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@sc.pattern
+def count_codes(ref: sc.SqliteDb) -> Any:
+    return ref.query("SELECT count(*) AS n FROM codes")
+
+
+def _reference_db(path: Path, rows: int) -> Path:
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE codes (code TEXT PRIMARY KEY)")
+    conn.executemany("INSERT INTO codes VALUES (?)", [(f"c{i}",) for i in range(rows)])
+    conn.close()
+    return path
+
+
+def _swap(path: Path, rows: int) -> None:
+    """Put another file (a new inode) at ``path``, as a deploy replacing it would."""
+    _reference_db(path.with_name("incoming.db"), rows)
+    os.replace(path.with_name("incoming.db"), path)
+
+
+def _stored_handle(store: Path, db_id: str) -> dict[str, Any]:
+    (space_file,) = store.glob("space-*.sqlite")
+    conn = apsw.Connection(str(space_file), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (db_id,)).fetchone()
+    finally:
+        conn.close()
+    value = msgspec.json.decode(bytes(row[0]))
+    assert isinstance(value, dict)
+    return value
+
+
+def _rewrite_handle(store: Path, db_id: str, value: dict[str, Any]) -> None:
+    """Store ``value`` as the handle, as another (older or foreign) program would have."""
+    (space_file,) = store.glob("space-*.sqlite")
+    conn = apsw.Connection(str(space_file))
+    try:
+        conn.execute(
+            "UPDATE _cf_cells SET value = ? WHERE id = ?",
+            (msgspec.json.encode(value), db_id),
+        )
+    finally:
+        conn.close()
+
+
+def _linked_piece(store: Path, reference: Path) -> tuple[str, str]:
+    """Register ``reference`` and link it to a piece's input; (handle id, piece id)."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        piece = space.run(count_codes, key="k")
+        handle = space.register_disk_source(str(reference))
+        piece.inputs["ref"].link(handle)
+        rt.settle()
+        assert piece.outputs.get().result == [{"n": 3}]
+        return handle.id, piece.id
+
+
+def _outputs_after_restart(store: Path) -> sc.QueryState[Any]:
+    with sc.Runtime(store) as rt:
+        piece = rt.space("demo").run(count_codes, key="k")
+        rt.settle()
+        state: sc.QueryState[Any] = piece.outputs.get()
+        return state
+
+
+def test_the_handle_records_the_pin_of_the_file_registered(store: Path, tmp_path: Path) -> None:
+    reference = _reference_db(tmp_path / "ref.db", 3)
+    db_id, _piece = _linked_piece(store, reference)
+    found = os.stat(reference)
+    assert _stored_handle(store, db_id)["source"] == {
+        "kind": "disk",
+        "path": str(reference.resolve()),
+        "pin": [str(found.st_dev), str(found.st_ino)],
+    }
+
+
+def test_a_file_swapped_before_a_restart_is_refused(store: Path, tmp_path: Path) -> None:
+    reference = _reference_db(tmp_path / "ref.db", 3)
+    _linked_piece(store, reference)
+    _swap(reference, 7)
+    state = _outputs_after_restart(store)
+    assert state.result is None
+    assert isinstance(state.error, sc.DiskSourceError) and state.error.rule == "pinned"
+
+
+def test_registering_again_re_pins_the_same_handle(store: Path, tmp_path: Path) -> None:
+    reference = _reference_db(tmp_path / "ref.db", 3)
+    db_id, _piece = _linked_piece(store, reference)
+    _swap(reference, 7)
+    with sc.Runtime(store) as rt:
+        again = rt.space("demo").register_disk_source(str(reference))
+        assert again.id == db_id  # the same handle: links to it keep working
+        assert again.read("SELECT count(*) AS n FROM codes") == [{"n": 7}]
+    assert _stored_handle(store, db_id)["source"]["pin"][1] == str(os.stat(reference).st_ino)
+    assert _outputs_after_restart(store).result == [{"n": 7}]
+    _swap(reference, 9)  # the new pin is the one checked after a restart
+    state = _outputs_after_restart(store)
+    assert isinstance(state.error, sc.DiskSourceError) and state.error.rule == "pinned"
+
+
+def _in_another_process(store: Path, register: Path | None = None) -> dict[str, Any]:
+    """What the piece's query gives in a fresh process (no pin in its memory), then, when
+    ``register`` is given, what a read gives after registering that path there again."""
+    script = textwrap.dedent(
+        f"""
+        import importlib, json, sys
+        import sqlite_cells as sc
+        sys.path[:0] = [{str(ROOT)!r}, {str(Path(__file__).parent)!r}]
+        # The same pattern (its name is its module and qualname), so the same piece.
+        count_codes = importlib.import_module({count_codes.__module__!r}).count_codes
+
+        with sc.Runtime({str(store)!r}) as rt:
+            space = rt.space("demo")
+            piece = space.run(count_codes, key="k")
+            rt.settle()
+            state = piece.outputs.get()
+            rule = getattr(state.error, "rule", None)
+            found = {{"result": state.result, "error": [type(state.error).__name__, rule]}}
+            register = {None if register is None else str(register)!r}
+            if register is not None:
+                handle = space.register_disk_source(register)
+                found["registered"] = handle.read("SELECT count(*) AS n FROM codes")
+        print(json.dumps(found))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert isinstance(found, dict)
+    return found
+
+
+def test_a_second_process_checks_the_recorded_pin(store: Path, tmp_path: Path) -> None:
+    reference = _reference_db(tmp_path / "ref.db", 3)
+    _linked_piece(store, reference)  # this process pinned the first file
+    _swap(reference, 7)
+    assert _in_another_process(store, register=reference) == {
+        "result": None,
+        "error": ["DiskSourceError", "pinned"],
+        "registered": [{"n": 7}],
+    }
+    # The other process registered the new file: its pin, recorded, replaces the one this
+    # process took when it registered the first.
+    assert _outputs_after_restart(store).result == [{"n": 7}]
+    assert _in_another_process(store) == {"result": [{"n": 7}], "error": ["NoneType", None]}
+
+
+def _settled_on(rt: sc.Runtime, query: sc.Query[Any], wanted: Any) -> Any:
+    """The query's result once it is ``wanted``, or its last one (bounded wait: the other
+    process's commit and the file watcher each take a poll_interval to be seen)."""
+    for _ in range(500):
+        rt.settle()
+        if query.get().result == wanted:
+            break
+        time.sleep(0.01)
+    return query.get().result
+
+
+def test_registering_again_reads_the_new_file_not_an_idle_connection(
+    rt: sc.Runtime, tmp_path: Path
+) -> None:
+    reference = _reference_db(tmp_path / "ref.db", 3)
+    space = rt.space("demo")
+    handle = space.register_disk_source(str(reference))
+    q = handle.query("SELECT count(*) AS n FROM codes")
+    rt.settle()
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]  # a connection idles
+    _swap(reference, 7)
+    with pytest.raises(sc.DiskSourceError):
+        handle.read("SELECT count(*) AS n FROM codes")
+    assert _settled_on(rt, q, None) is None
+    assert isinstance(q.get().error, sc.DiskSourceError) and q.get().error.rule == "pinned"
+    again = space.register_disk_source(str(reference))
+    assert again.id == handle.id
+    assert again.read("SELECT count(*) AS n FROM codes") == [{"n": 7}]
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 7}]
+    assert _settled_on(rt, q, [{"n": 7}]) == [{"n": 7}]  # the live query reads it again
+
+
+def test_a_registration_in_another_process_is_followed_by_a_running_one(
+    rt: sc.Runtime, store: Path, tmp_path: Path
+) -> None:
+    reference = _reference_db(tmp_path / "ref.db", 3)
+    space = rt.space("demo")
+    piece = space.run(count_codes, key="k")
+    handle = space.register_disk_source(str(reference))
+    piece.inputs["ref"].link(handle)
+    rt.settle()
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
+    assert piece.outputs.get().result == [{"n": 3}]
+    _swap(reference, 7)
+    with pytest.raises(sc.DiskSourceError) as info:
+        handle.read("SELECT count(*) AS n FROM codes")
+    assert info.value.rule == "pinned"
+    assert _settled_on(rt, piece.outputs, None) is None
+    assert piece.outputs.get().error.rule == "pinned"  # type: ignore[union-attr]
+    registered = _in_another_process(store, register=reference)["registered"]
+    assert registered == [{"n": 7}]
+    # Once this runtime has seen the other process's commit, its pinned file is the new one:
+    # the piece's query, errored since the swap, reads it, and so does a one-shot read.
+    assert _settled_on(rt, piece.outputs, [{"n": 7}]) == [{"n": 7}]
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 7}]
+
+
+def test_a_handle_without_a_pin_is_pinned_at_its_first_read(store: Path, tmp_path: Path) -> None:
+    reference = _reference_db(tmp_path / "ref.db", 3)
+    db_id, _piece = _linked_piece(store, reference)
+    older = _stored_handle(store, db_id)
+    del older["source"]["pin"]  # as a version that recorded no pin wrote it (R73)
+    _rewrite_handle(store, db_id, older)
+    assert handle_value(db_id, msgspec.json.encode(older)) is not None
+    _swap(reference, 5)
+    # Never refused (R73): a process that did not register the file pins it at its first read.
+    assert _in_another_process(store) == {"result": [{"n": 5}], "error": ["NoneType", None]}
+    with sc.Runtime(store) as rt:  # registering it again records the pin
+        rt.space("demo").register_disk_source(str(reference))
+    assert _stored_handle(store, db_id)["source"]["pin"][1] == str(os.stat(reference).st_ino)
+    _swap(reference, 7)
+    state = _outputs_after_restart(store)
+    assert isinstance(state.error, sc.DiskSourceError) and state.error.rule == "pinned"
+
+
+@pytest.mark.parametrize("pin", [[1, 2], ["1"], ["x", "2"], "1:2", None])
+def test_a_pin_that_does_not_decode_is_refused(store: Path, tmp_path: Path, pin: Any) -> None:
+    reference = _reference_db(tmp_path / "ref.db", 3)
+    db_id, _piece = _linked_piece(store, reference)
+    forged = _stored_handle(store, db_id)
+    forged["source"]["pin"] = pin
+    _rewrite_handle(store, db_id, forged)
+    state = _outputs_after_restart(store)
+    assert isinstance(state.error, sc.DiskSourceError) and state.error.rule == "pinned"
+    assert "not a [device, inode] pair" in str(state.error)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    return subprocess.run(
+        [sys.executable, "-m", "sqlite_cells.cli._cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_cli_refuses_a_file_swapped_after_link(store: Path, tmp_path: Path) -> None:
+    reference = _reference_db(tmp_path / "ref.db", 3)
+    with sc.Runtime(store) as rt:
+        piece = rt.space("demo").run(count_codes, key="k")
+        rt.settle()
+    link = ("--store", str(store), "--json", "link", f"sqlite:{reference}", "demo", piece.id, "ref")
+    done = _cli(*link)
+    assert done.returncode == 0, done.stderr
+    handle = json.loads(done.stdout)["handle"]
+    query = ("query", str(store), "demo", handle, "SELECT count(*) AS n FROM codes", "--json")
+    done = _cli(*query)
+    assert done.returncode == 0, done.stderr
+    assert '"n": 3' in done.stdout
+    _swap(reference, 7)
+    done = _cli(*query)
+    assert done.returncode == 1
+    assert done.stderr.startswith("sqlite-cells: DiskSourceError: pinned: ")
+    assert '"n": 7' not in done.stdout
+    done = _cli(*link)  # linking again says the file there now is the one meant
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["handle"] == handle
+    done = _cli(*query)
+    assert done.returncode == 0, done.stderr
+    assert '"n": 7' in done.stdout
