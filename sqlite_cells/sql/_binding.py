@@ -209,7 +209,10 @@ def _encode(value: Any, target: str | None, where: str, fail: Callable[[str], Ex
                 f"{where} is a cell but targets {target or 'no column'}: cells can only be "
                 f"bound to *{LINK_SUFFIX} columns; bind cell.get() for its value"
             )
-        return value.link_str()
+        try:
+            return value.link_str()
+        except LinkEncodeError as exc:  # a cell no stored link can name (cell.key(-1))
+            raise LinkEncodeError(f"{where}: {exc}") from exc
     if is_link:
         if value is None:
             return None

@@ -222,7 +222,10 @@ def test_a_cell_at_a_negative_index_has_no_link(space: Space, db: sc.SqliteDb) -
     last = items.key(-1)
     assert last.get() == 2  # reading counts from the end, as Python does
     # A stored link must name the same element whatever the list's length: refused at the call.
-    with pytest.raises(sc.LinkEncodeError, match=r"cell\.key\(-1\)"), space.transact():
+    with (
+        pytest.raises(sc.LinkEncodeError, match=r"^parameter 1: cannot write .*cell\.key\(-1\)"),
+        space.transact(),
+    ):
         db.exec(INSERT, [last, "x", 1])
     with pytest.raises(sc.ValueEncodeError, match="cannot write a link"), space.transact():
         space.cell("other").set({"who": last})
