@@ -94,7 +94,7 @@ _PkKeys = tuple[tuple[str | None, bool, str], ...]
 class _TableInfo:
     name: str
     columns: Mapping[str, _Col]  # by lowercased name
-    uniques: frozenset[tuple[str, ...]]  # columns of each UNIQUE constraint
+    uniques: frozenset[_PkKeys]  # the keys of each UNIQUE constraint's index
     fkeys: frozenset[_Fk]
     # The keys of the PRIMARY KEY's own index: None when the key is the rowid (an INTEGER
     # PRIMARY KEY that SQLite made the rowid's alias, or no key at all).
@@ -123,9 +123,7 @@ def _table_info(conn: apsw.Connection, db: str, name: str, sql: object) -> _Tabl
         )  # fmt: skip
     indexes = rows_of(conn, "SELECT name, origin FROM pragma_index_list(?, ?)", (name, db))
     uniques = frozenset(
-        tuple(fold_ascii(str(key[0])) for key in _index_keys(conn, db, str(index)))
-        for index, origin in indexes
-        if origin == "u"
+        tuple(_index_keys(conn, db, str(index))) for index, origin in indexes if origin == "u"
     )
     pk_index = next(
         (tuple(_index_keys(conn, db, str(index))) for index, origin in indexes if origin == "pk"),
@@ -224,18 +222,22 @@ def _fk_text(fk: _Fk) -> str:
 def _pk_text(table: str, info: _TableInfo) -> str:
     if info.pk_index is None:
         return "the rowid's alias (INTEGER PRIMARY KEY)"
-    keys = ", ".join(
+    return f"not the rowid: an index ON {table}({_key_text(info.pk_index)})"
+
+
+def _key_names(keys: _PkKeys) -> list[str]:
+    return [c or "<expr>" for c, _, _ in keys]
+
+
+def _key_text(keys: _PkKeys) -> str:
+    return ", ".join(
         (c or "<expr>") + (" DESC" if d else "") + ("" if coll == "BINARY" else f" COLLATE {coll}")
-        for c, d, coll in info.pk_index
+        for c, d, coll in keys
     )
-    return f"not the rowid: an index ON {table}({keys})"
 
 
 def _index_text(info: _IndexInfo) -> str:
-    keys = ", ".join(
-        (c or "<expr>") + (" DESC" if d else "") + ("" if coll == "BINARY" else f" COLLATE {coll}")
-        for c, d, coll in info.keys
-    )
+    keys = _key_text(info.keys)
     unique, partial = "UNIQUE " if info.unique else "", " WHERE …" if info.partial else ""
     return f"{unique}ON {info.table}({keys}){partial}"
 
@@ -262,7 +264,7 @@ def _cannot_add(want: _Col, info: _TableInfo) -> str | None:
         return (
             "a new NOT NULL column without a default cannot be added (existing rows need a value)"
         )
-    if any(fold_ascii(want.name) in cols for cols in info.uniques):
+    if any(fold_ascii(want.name) in _key_names(keys) for keys in info.uniques):
         return f"a new UNIQUE column {_CANNOT}"
     return f"a new STORED generated column {_CANNOT}" if want.generated == 3 else None
 
@@ -290,11 +292,11 @@ def _diff_table(
         if key not in want.columns
     ]
     # A UNIQUE or FOREIGN KEY on a column still to be added is reported with (or added by) it.
-    for cols in sorted(have.uniques - want.uniques):
-        diffs.append(f"{name}: UNIQUE({', '.join(cols)}) is stored but not declared")
-    for cols in sorted(want.uniques - have.uniques):
-        if not missing.intersection(cols):
-            diffs.append(f"{name}: UNIQUE({', '.join(cols)}) is declared but not stored")
+    for keys in sorted(have.uniques - want.uniques, key=_key_text):
+        diffs.append(f"{name}: UNIQUE({_key_text(keys)}) is stored but not declared")
+    for keys in sorted(want.uniques - have.uniques, key=_key_text):
+        if not missing.intersection(_key_names(keys)):
+            diffs.append(f"{name}: UNIQUE({_key_text(keys)}) is declared but not stored")
     for fk in sorted(have.fkeys - want.fkeys):
         diffs.append(f"{name}: {_fk_text(fk)} is stored but not declared")
     for fk in sorted(want.fkeys - have.fkeys):

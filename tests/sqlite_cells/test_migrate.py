@@ -219,7 +219,10 @@ CANNOT = "cannot be added to an existing table"
         ),
         ({"id": "integer primary key autoincrement"}, "messages.id: AUTOINCREMENT no → yes"),
         ({"name": "text unique collate binary"}, "messages.name: collation NOCASE → BINARY"),
-        ({"name": "text collate nocase"}, "messages: UNIQUE(name) is stored but not declared"),
+        (
+            {"name": "text collate nocase"},
+            "messages: UNIQUE(name COLLATE NOCASE) is stored but not declared",
+        ),
         ({"ts": "integer default 0 unique"}, "messages: UNIQUE(ts) is declared but not stored"),
         ({"owner": "integer"}, f"{FK} NO ACTION is stored but not declared"),
         (

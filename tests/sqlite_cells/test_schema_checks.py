@@ -197,6 +197,12 @@ UNIQUE_ON = "t.e: UNIQUE ON CONFLICT"
             "t: FOREIGN KEY(e) REFERENCES par(id) ON UPDATE NO ACTION ON DELETE NO ACTION is "
             "stored but not declared",
         ),
+        # The UNIQUE constraint's index compares by SQLite's keys, collation and order included.
+        (
+            "e text, unique (e collate nocase)",
+            "text unique",
+            "t: UNIQUE(e COLLATE NOCASE) is stored but not declared",
+        ),
         (
             "e text check (e <> 'x'), check (length(e) < 9)",
             "text check (e <> 'x')",
