@@ -285,3 +285,26 @@ def test_without_rowid_and_strict_tables_differ(tmp_path: Path) -> None:
         "par: STRICT yes → no",
         "t: WITHOUT ROWID yes → no",
     )
+
+
+# -- the declared indexes before the file has them (R41) --------------------------------------
+
+INDEXED = {"t": sc.table(id="integer primary key", a="text", indexes={"by_a": ["a"]})}
+
+
+def test_indexed_by_a_declared_index_before_the_file_exists(rt: sc.Runtime) -> None:
+    db = rt.space("s").sqlite_database("db", tables=INDEXED)
+    assert db.read("SELECT id FROM t INDEXED BY by_a WHERE a = 'x'") == []
+    assert not db.path.exists()
+
+
+def test_indexed_by_an_index_of_a_declared_table_the_file_lacks(rt: sc.Runtime) -> None:
+    space = rt.space("s")
+    db = space.sqlite_database("db", tables={"u": sc.table(x="text")})
+    _write(space, db, "INSERT INTO u (x) VALUES ('x')")
+    objects = _stored(db.path)[0]
+    db = space.sqlite_database("db", tables={"u": sc.table(x="text"), **INDEXED})
+    assert db.read("SELECT id FROM t INDEXED BY by_a WHERE a = 'x'") == []
+    assert _stored(db.path)[0] == objects  # the read wrote nothing
+    _write(space, db, "INSERT INTO t (a) VALUES ('x')")
+    assert db.read("SELECT id FROM t INDEXED BY by_a WHERE a = 'x'") == [{"id": 1}]
