@@ -171,6 +171,26 @@ def test_a_changed_generated_expression_is_refused(rt: sc.Runtime) -> None:
     assert db.read("SELECT a, g FROM t") == [{"a": 3, "g": 6}, {"a": 5, "g": 10}]
 
 
+def test_changed_on_conflict_clauses_are_refused_naming_each(rt: sc.Runtime) -> None:
+    space = rt.space("s")
+    old = {"t": sc.table(e="text unique", n="integer not null default 0")}
+    db = space.sqlite_database("c", tables=old)
+    _write(space, db, "INSERT INTO t (e) VALUES ('x')")
+    new = {
+        "t": sc.table(
+            e="text unique on conflict replace", n="integer not null on conflict ignore default 0"
+        )
+    }
+    db = space.sqlite_database("c", tables=new)
+    with pytest.raises(sc.UnsupportedMigration) as caught:
+        _write(space, db, "INSERT INTO t (e, n) VALUES ('x', NULL)")
+    assert caught.value.differences == (
+        "t.n: NOT NULL ON CONFLICT ABORT → IGNORE",
+        "t.e: UNIQUE ON CONFLICT ABORT → REPLACE",
+    )
+    assert db.read("SELECT e, n FROM t") == [{"e": "x", "n": 0}]
+
+
 UNIQUE_ON = "t.e: UNIQUE ON CONFLICT"
 
 
