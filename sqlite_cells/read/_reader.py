@@ -34,7 +34,7 @@ from sqlite_cells.codec import DiskSourceError, QueryError, QueryTimeout, Sqlite
 from sqlite_cells.files import check_pinned, read_watermark
 from sqlite_cells.read._pool import DEFAULT_LENGTH_LIMIT, PooledConnection, ReadPool
 from sqlite_cells.read._shadows import copied_shadows, forget_complete, sync_shadows
-from sqlite_cells.schema import Declaration, Schema, SourceKind, create_table_sql
+from sqlite_cells.schema import Declaration, Schema, SourceKind, render_ddl
 from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Mode, ReadSet, make_authorizer
 
 __all__ = [
@@ -623,7 +623,7 @@ def _scratch(schema: Schema) -> Iterator[PooledConnection]:
 
 def _empty_copy(schema: Schema) -> PooledConnection:
     conn = apsw.Connection(":memory:")
-    for name, table in schema.tables:
-        conn.execute(create_table_sql("main", name, table))
+    for statement in render_ddl(schema, "main"):  # declared indexes too: INDEXED BY works
+        conn.execute(statement)
     conn.limit(apsw.SQLITE_LIMIT_LENGTH, DEFAULT_LENGTH_LIMIT)
     return PooledConnection(Path(":memory:"), conn)

@@ -20,6 +20,7 @@ from sqlite_cells.schema._schema import cf_link as cf_link
 from sqlite_cells.schema._schema import create_table_sql as create_table_sql
 from sqlite_cells.schema._schema import declare_tables as declare_tables
 from sqlite_cells.schema._schema import quote_ident as quote_ident
+from sqlite_cells.schema._schema import render_ddl as render_ddl
 from sqlite_cells.schema._schema import table as table
 from sqlite_cells.schema._shadow import NO_SHADOWS as NO_SHADOWS
 from sqlite_cells.schema._shadow import SHADOW_PREFIX as SHADOW_PREFIX
@@ -50,5 +51,6 @@ __all__ = [
     "plan_migration",
     "plan_shadows",
     "quote_ident",
+    "render_ddl",
     "table",
 ]

@@ -3,16 +3,20 @@
 Comparison is by what SQLite *reports*: the declared schema is built in a scratch ``:memory:``
 database (cached per fingerprint) and both sides are read with ``table_xinfo`` (type, NOT NULL,
 default, primary key position, generated), ``sqlite3_table_column_metadata`` (collation,
-AUTOINCREMENT), ``index_list``/``index_xinfo`` (UNIQUE constraints, declared indexes: columns,
-order, collation, unique, partial) and ``foreign_key_list``. Types, defaults and CHECKs are
-compared after normalizing case and spacing, so ``"integer primary key"`` equals
-``"INTEGER PRIMARY KEY"``. Column names match case-insensitively and column order is ignored
-(added columns always go last). Not reported by SQLite, hence compared differently or not at all:
-column CHECK constraints — compared as normalized text, parsed with sqlglot from both
-``CREATE TABLE`` statements (skipped for a table whose text sqlglot cannot parse); not compared
-at all (change them with ``migrate``): generated-column expressions, ``ON CONFLICT`` clauses of
-constraints, FK ``DEFERRABLE``, table-level CHECKs a ``migrate`` wrote (declarations cannot
-have table-level constraints).
+AUTOINCREMENT), ``index_list``/``index_xinfo`` (UNIQUE constraints; the primary key's own index,
+so whether an INTEGER PRIMARY KEY is the rowid's alias — ``integer primary key desc`` is not;
+declared indexes: columns, order, collation, unique, partial), ``table_list`` (WITHOUT ROWID,
+STRICT) and ``foreign_key_list``. Types and defaults are compared after normalizing case and
+spacing, so ``"integer primary key"`` equals ``"INTEGER PRIMARY KEY"``. Column names match
+case-insensitively and column order is ignored (added columns always go last).
+
+What SQLite keeps only in the ``CREATE TABLE`` text is read from both texts
+(:mod:`sqlite_cells.schema._table_text`) and compared normalized the same way (name quoting
+aside too): CHECK expressions of columns and of the table, generated-column expressions, the
+``ON CONFLICT`` resolution of PRIMARY KEY, NOT NULL and UNIQUE constraints, and whether a
+foreign key is ``DEFERRABLE INITIALLY DEFERRED`` (every other spelling is immediate). Not
+compared: what SQLite does not keep at all (the ``CONSTRAINT`` names, ``ASC`` on a key), and a
+partial index's ``WHERE`` text (only whether it is partial; declarations cannot make one).
 
 Whatever the file holds that is not declared is a difference, as dropping is not additive: a
 stored column, table, index, view or trigger (the runtime's ``_cf_*`` tables and SQLite's own
@@ -27,9 +31,6 @@ from dataclasses import dataclass
 from typing import Final
 
 import apsw
-import sqlglot
-import sqlglot.errors
-from sqlglot import exp
 
 from sqlite_cells.schema._schema import (
     Schema,
@@ -39,7 +40,13 @@ from sqlite_cells.schema._schema import (
     quote_ident,
     render_ddl,
 )
-from sqlite_cells.sql import QUOTED, WORD, fold_ascii, scan_sql
+from sqlite_cells.schema._table_text import (
+    Expr,
+    TableText,
+    norm,
+    read_table_text,
+)
+from sqlite_cells.sql import fold_ascii
 
 __all__ = ["MigrationPlan", "declared_report", "plan_migration", "schema_objects"]
 
@@ -56,12 +63,7 @@ class MigrationPlan:
     differences: tuple[str, ...]
 
 
-def _norm(text: str | None) -> str:
-    """Case-, spacing- and name-quoting-insensitive form of a type, default or CHECK (string
-    literals kept verbatim). Quoting matters: ALTER … RENAME COLUMN rewrites references to the
-    column in CHECKs as quoted names."""
-    words = scan_sql(text or "").words()
-    return " ".join(fold_ascii(t.name) if t.kind in (WORD, QUOTED) else t.text for t in words)
+_norm = norm
 
 
 def rows_of(
@@ -82,17 +84,24 @@ class _Col:
     autoinc: bool
 
 
-# (from columns, referenced table, referenced columns, on update, on delete, match)
-_Fk = tuple[tuple[str, ...], str, tuple[str, ...], str, str, str]
+# (from columns, referenced table, referenced columns, on update, on delete, match, whether
+# DEFERRABLE INITIALLY DEFERRED)
+_Fk = tuple[tuple[str, ...], str, tuple[str, ...], str, str, str, bool]
+_PkKeys = tuple[tuple[str | None, bool, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
 class _TableInfo:
     name: str
     columns: Mapping[str, _Col]  # by lowercased name
-    uniques: frozenset[tuple[str, ...]]  # columns of each UNIQUE constraint
+    uniques: frozenset[_PkKeys]  # the keys of each UNIQUE constraint's index
     fkeys: frozenset[_Fk]
-    checks: Mapping[str, tuple[str, ...]] | None  # None: sqlglot could not parse CREATE TABLE
+    # The keys of the PRIMARY KEY's own index: None when the key is the rowid (an INTEGER
+    # PRIMARY KEY that SQLite made the rowid's alias, or no key at all).
+    pk_index: _PkKeys | None
+    without_rowid: bool
+    strict: bool
+    text: TableText | None  # None: the CREATE TABLE text is not a plain table definition
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,24 +110,6 @@ class _IndexInfo:
     unique: bool
     partial: bool
     keys: tuple[tuple[str | None, bool, str], ...]  # (column, descending, collation)
-
-
-def _checks(sql: object) -> dict[str, tuple[str, ...]] | None:
-    """Column CHECK constraints, read from the CREATE TABLE text (SQLite does not report them)."""
-    try:
-        create = sqlglot.parse_one(str(sql), read="sqlite")
-    except sqlglot.errors.SqlglotError:
-        return None
-    if not isinstance(create, exp.Create) or not isinstance(create.this, exp.Schema):
-        return None
-    out: dict[str, tuple[str, ...]] = {}
-    for coldef in create.this.find_all(exp.ColumnDef):
-        kinds = [c.args.get("kind") for c in coldef.args.get("constraints") or []]
-        found = [
-            k.this.sql(dialect="sqlite") for k in kinds if isinstance(k, exp.CheckColumnConstraint)
-        ]
-        out[fold_ascii(coldef.name)] = tuple(sorted(found, key=_norm))
-    return out
 
 
 def _table_info(conn: apsw.Connection, db: str, name: str, sql: object) -> _TableInfo:
@@ -132,10 +123,16 @@ def _table_info(conn: apsw.Connection, db: str, name: str, sql: object) -> _Tabl
         )  # fmt: skip
     indexes = rows_of(conn, "SELECT name, origin FROM pragma_index_list(?, ?)", (name, db))
     uniques = frozenset(
-        tuple(fold_ascii(str(key[0])) for key in _index_keys(conn, db, str(index)))
-        for index, origin in indexes
-        if origin == "u"
+        tuple(_index_keys(conn, db, str(index))) for index, origin in indexes if origin == "u"
     )
+    pk_index = next(
+        (tuple(_index_keys(conn, db, str(index))) for index, origin in indexes if origin == "pk"),
+        None,
+    )
+    flags = "SELECT wr, strict FROM pragma_table_list(?) WHERE schema = ?"
+    without_rowid, strict = (rows_of(conn, flags, (name, db)) or [(0, 0)])[0]
+    text = read_table_text(str(sql)) if sql is not None else None
+    deferred = text.deferred if text is not None else {}
     refs: dict[object, list[tuple[object, ...]]] = {}
     for row in rows_of(
         conn, "SELECT * FROM pragma_foreign_key_list(?, ?) ORDER BY seq", (name, db)
@@ -144,10 +141,13 @@ def _table_info(conn: apsw.Connection, db: str, name: str, sql: object) -> _Tabl
     fkeys = frozenset(
         (tuple(fold_ascii(str(r[3])) for r in rs), fold_ascii(str(rs[0][2])),
          tuple(fold_ascii(str(r[4] or "")) for r in rs),
-         str(rs[0][5]), str(rs[0][6]), str(rs[0][7]))
+         str(rs[0][5]), str(rs[0][6]), str(rs[0][7]),
+         deferred.get(tuple(fold_ascii(str(r[3])) for r in rs), False))
         for rs in refs.values()
     )  # fmt: skip
-    return _TableInfo(name, columns, uniques, fkeys, _checks(sql))
+    return _TableInfo(
+        name, columns, uniques, fkeys, pk_index, bool(without_rowid), bool(strict), text
+    )
 
 
 def _index_keys(conn: apsw.Connection, db: str, index: str) -> list[tuple[str | None, bool, str]]:
@@ -210,19 +210,34 @@ def _show(value: object) -> str:
 
 
 def _fk_text(fk: _Fk) -> str:
-    cols, table, to, on_update, on_delete, _ = fk
+    cols, table, to, on_update, on_delete, _, deferred = fk
     target = f"{table}({', '.join(to)})" if any(to) else table
     return (
         f"FOREIGN KEY({', '.join(cols)}) REFERENCES {target} "
         f"ON UPDATE {on_update} ON DELETE {on_delete}"
+        + (" DEFERRABLE INITIALLY DEFERRED" if deferred else "")
+    )
+
+
+def _pk_text(table: str, info: _TableInfo) -> str:
+    if info.pk_index is None:
+        return "the rowid's alias (INTEGER PRIMARY KEY)"
+    return f"not the rowid: an index ON {table}({_key_text(info.pk_index)})"
+
+
+def _key_names(keys: _PkKeys) -> list[str]:
+    return [c or "<expr>" for c, _, _ in keys]
+
+
+def _key_text(keys: _PkKeys) -> str:
+    return ", ".join(
+        (c or "<expr>") + (" DESC" if d else "") + ("" if coll == "BINARY" else f" COLLATE {coll}")
+        for c, d, coll in keys
     )
 
 
 def _index_text(info: _IndexInfo) -> str:
-    keys = ", ".join(
-        (c or "<expr>") + (" DESC" if d else "") + ("" if coll == "BINARY" else f" COLLATE {coll}")
-        for c, d, coll in info.keys
-    )
+    keys = _key_text(info.keys)
     unique, partial = "UNIQUE " if info.unique else "", " WHERE …" if info.partial else ""
     return f"{unique}ON {info.table}({keys}){partial}"
 
@@ -249,7 +264,7 @@ def _cannot_add(want: _Col, info: _TableInfo) -> str | None:
         return (
             "a new NOT NULL column without a default cannot be added (existing rows need a value)"
         )
-    if any(fold_ascii(want.name) in cols for cols in info.uniques):
+    if any(fold_ascii(want.name) in _key_names(keys) for keys in info.uniques):
         return f"a new UNIQUE column {_CANNOT}"
     return f"a new STORED generated column {_CANNOT}" if want.generated == 3 else None
 
@@ -277,23 +292,65 @@ def _diff_table(
         if key not in want.columns
     ]
     # A UNIQUE or FOREIGN KEY on a column still to be added is reported with (or added by) it.
-    for cols in sorted(have.uniques - want.uniques):
-        diffs.append(f"{name}: UNIQUE({', '.join(cols)}) is stored but not declared")
-    for cols in sorted(want.uniques - have.uniques):
-        if not missing.intersection(cols):
-            diffs.append(f"{name}: UNIQUE({', '.join(cols)}) is declared but not stored")
+    for keys in sorted(have.uniques - want.uniques, key=_key_text):
+        diffs.append(f"{name}: UNIQUE({_key_text(keys)}) is stored but not declared")
+    for keys in sorted(want.uniques - have.uniques, key=_key_text):
+        if not missing.intersection(_key_names(keys)):
+            diffs.append(f"{name}: UNIQUE({_key_text(keys)}) is declared but not stored")
     for fk in sorted(have.fkeys - want.fkeys):
         diffs.append(f"{name}: {_fk_text(fk)} is stored but not declared")
     for fk in sorted(want.fkeys - have.fkeys):
         if not missing.intersection(fk[0]):
             diffs.append(f"{name}: {_fk_text(fk)} is declared but not stored")
-    for key, checks in (want.checks or {}).items():
-        stored = (have.checks or {}).get(key, ())
-        if have.checks is None or key in missing or [*map(_norm, checks)] == [*map(_norm, stored)]:
-            continue
-        shown = [" AND ".join(c) or "(none)" for c in (stored, checks)]
-        diffs.append(f"{name}.{want.columns[key].name}: CHECK {shown[0]} → {shown[1]}")
+    if want.without_rowid != have.without_rowid:
+        diffs.append(
+            f"{name}: WITHOUT ROWID {_show(have.without_rowid)} → {_show(want.without_rowid)}"
+        )
+    if want.strict != have.strict:
+        diffs.append(f"{name}: STRICT {_show(have.strict)} → {_show(want.strict)}")
+    same_key = all(
+        want.columns[k].pk == have.columns[k].pk for k in want.columns.keys() & have.columns.keys()
+    ) and not any(want.columns[k].pk for k in missing)
+    if same_key and want.pk_index != have.pk_index:
+        # e.g. "integer primary key desc" is no rowid alias: its rows get id NULL.
+        diffs.append(f"{name}: PRIMARY KEY {_pk_text(name, have)} → {_pk_text(name, want)}")
+    if want.text is not None and have.text is not None:
+        diffs += _text_differences(name, want, have.text, missing)
     return statements, diffs
+
+
+def _text_differences(name: str, want: _TableInfo, have: TableText, missing: set[str]) -> list[str]:
+    """What differs in what only the CREATE TABLE texts say (see ``_table_text``)."""
+    assert want.text is not None
+    wanted = want.text
+    diffs: list[str] = []
+
+    def shown(exprs: tuple[Expr, ...]) -> str:
+        return " AND ".join(e.shown for e in exprs) or "(none)"
+
+    for key, column in wanted.columns.items():
+        stored = have.columns.get(key)
+        if stored is None or key in missing:
+            continue
+        col = want.columns[key].name
+        if sorted(e.key for e in column.checks) != sorted(e.key for e in stored.checks):
+            diffs.append(f"{name}.{col}: CHECK {shown(stored.checks)} → {shown(column.checks)}")
+        old, new = stored.generated, column.generated
+        if old is not None and new is not None and old.key != new.key:
+            diffs.append(f"{name}.{col}: generated AS ({old.shown}) → ({new.shown})")
+    if sorted(e.key for e in wanted.checks) != sorted(e.key for e in have.checks):
+        diffs.append(f"{name}: table CHECK {shown(have.checks)} → {shown(wanted.checks)}")
+    # A constraint on one side only is reported above (NOT NULL, key, UNIQUE); here, the
+    # ON CONFLICT resolution of those both sides have.
+    for constraint in sorted(wanted.conflicts.keys() & have.conflicts.keys()):
+        was, now = have.conflicts[constraint], wanted.conflicts[constraint]
+        if was != now:
+            kind, cols = constraint
+            names = [want.columns[c].name if c in want.columns else c for c in cols]
+            where = f"{name}.{names[0]}: {kind}" if len(names) == 1 else f"{name}: {kind}"
+            where += "" if len(names) == 1 else f"({', '.join(names)})"
+            diffs.append(f"{where} ON CONFLICT {was} → {now}")
+    return diffs
 
 
 def diff_of(

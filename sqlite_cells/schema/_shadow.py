@@ -6,7 +6,8 @@ write migrates it (R13). Reads never run DDL on the file, so a read connection s
 missing with objects of its own ``temp`` schema, which SQLite searches before ``main`` when it
 resolves an unqualified name:
 
-* a declared table the file does not have: an empty ``temp`` table of the declared definition;
+* a declared table the file does not have: an empty ``temp`` table of the declared definition,
+  with its declared indexes (so ``INDEXED BY`` one of them works);
 * a stored table that lacks declared columns: a ``temp`` view of the table's name selecting the
   stored columns in their stored order, then the missing ones in declared order — the order a
   migration's ``ADD COLUMN`` gives them (:func:`~sqlite_cells.schema._order.migrated_order`,
@@ -16,10 +17,12 @@ resolves an unqualified name:
   column that names a table column keeps its affinity and collation, so ``WHERE c = '7'`` and
   ``ORDER BY`` compare as they will once the column is real.
 
-A view has no ``rowid``: a statement that SQLite refuses for naming the ``rowid`` of a view runs
-again on temporary tables holding a copy of the stored rows (``copy``, then ``uncopy``), which
-costs a pass over the table per such statement until the file is migrated. A missing
-*generated* column reads as NULL.
+A view has no index: ``INDEXED BY`` a table read through a view fails until the file is migrated,
+as does ``INDEXED BY`` a declared index the file lacks on a table it holds complete (SQLite cannot
+index a ``main`` table from ``temp``). A view has no ``rowid`` either: a statement that SQLite
+refuses for naming the ``rowid`` of a view runs again on temporary tables holding a copy of the
+stored rows (``copy``, then ``uncopy``), which costs a pass over the table per such statement
+until the file is migrated. A missing *generated* column reads as NULL.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Final
 import apsw
 
 from sqlite_cells.schema._order import migrated_order
-from sqlite_cells.schema._schema import Schema, create_table_sql, quote_ident
+from sqlite_cells.schema._schema import Schema, create_index_sql, create_table_sql, quote_ident
 from sqlite_cells.schema._schema_diff import declared_report, rows_of, schema_objects
 from sqlite_cells.sql import fold_ascii
 
@@ -78,6 +81,7 @@ def plan_shadows(conn: apsw.Connection, schema: Schema) -> Shadows:
         kind, stored_name, _, _ = objects.get(fold_ascii(name), ("", "", "", None))
         if not kind:
             create.append(create_table_sql("temp", name, declared))
+            create += [create_index_sql("temp", i, name, cols) for i, cols in declared.indexes]
             tables.add(fold_ascii(name))
             continue
         if kind != "table":

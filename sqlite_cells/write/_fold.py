@@ -13,10 +13,18 @@ remembered as ensured. The ``sqlite`` commit participant, for one commit:
    or replaced while attached is :class:`StoreChanged`, R73).
 2. ``cell_writes``: the handle's ``rev`` + 1, read from the committed handle inside the commit's
    transaction, so transactions that only write a database never conflict (R32).
-3. ``apply`` for each op: the additive schema diff on the first write of a declared schema (R13),
-   the columns an INSERT without a column list fills, as the call mapped them (R31), the
-   statement under the write policy with a session capturing its changeset (R70), the
-   deadline of ``exec_timeout`` (R44), the link columns' new values (R31), the watermark.
+3. ``apply`` for each op: the additive schema diff (R13) unless this runtime already checked
+   the declared schema on the file *as it is now*, the columns an INSERT without a column list
+   fills, as the call mapped them (R31), the statement under the write policy with a session
+   capturing its changeset (R70), the deadline of ``exec_timeout`` (R44), the link columns'
+   new values (R31), the watermark.
+
+What this runtime checked is remembered per (file, schema, version) together with the file's
+:data:`FileState` read inside the commit's transaction: SQLite's schema cookie of the attached
+file and its stored version. Another runtime (or process) that migrates the file, adds a column
+or stores another version moves one of them, and the next write checks again, in its own write
+transaction, so nothing can change the file between the check and the write. Reading the state
+costs two cached statements per commit.
 """
 
 from __future__ import annotations
@@ -64,6 +72,10 @@ JOURNAL_KEEP = 256  # changesets each database file keeps of its own newest comm
 JOURNAL_PRUNE_EVERY = 64  # seqs between prunings of that journal
 
 EnsureKey = tuple[Path, str, int]  # (file, schema fingerprint, version)
+# (schema cookie, stored version) of the attached file: what a check of a schema holds for.
+FileState = tuple[int, object]
+_COOKIE_SQL = f"PRAGMA {ALIAS}.schema_version"
+_VERSION_SQL = f"SELECT value FROM {ALIAS}._cf_meta WHERE key = 'version'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +135,12 @@ class SqliteParticipant:
         self._written = written  # told of each file a commit wrote, once durable
         self.exec_timeout = exec_timeout
         self._lock_wait_ms = max(1, int(exec_timeout * 1000))
-        # _lock guards _ensured (schemas known to be in place) and _links (their link columns).
+        # _lock guards _ensured (schemas known to be in place, and the file's state they were
+        # checked at), _checked (the state each apply of the running commit found or left) and
+        # _links (their link columns).
         self._lock = threading.Lock()
-        self._ensured: set[EnsureKey] = set()
+        self._ensured: dict[EnsureKey, FileState] = {}
+        self._checked: dict[EnsureKey, FileState] = {}
         self._links: dict[EnsureKey, LinkColumns] = {}
         # Files this participant's attach created whose first commit has not succeeded yet (a
         # commit that fails removes its file again: see rolled_back). Guarded by _lock.
@@ -289,20 +304,27 @@ class SqliteParticipant:
 
     def _ensure(self, conn: apsw.Connection, decl: Declaration) -> LinkColumns:
         """Bring the attached file to ``decl``'s schema (additively, R13) unless this runtime
-        already did; return its link columns."""
+        already checked it on the file as it is now (same schema cookie and stored version,
+        read in this transaction); return its link columns."""
         assert decl.schema is not None  # only runtime-owned databases are written
         key = _ensure_key(decl)
         with self._lock:
-            ensured = key in self._ensured
+            checked = self._ensured.get(key)
             links = self._links.get(key)
-        if not ensured:
+        state = None if checked is None else _file_state(conn)
+        if state is None or state != checked:
             ensure_schema(conn, ALIAS, decl.schema, db_id=decl.db_id, version=decl.version)
+            state = _file_state(conn)
+            assert state is not None  # ensure_schema made _cf_meta
+            links = None  # the file may have changed: read its link columns again
         if links is None:
             links = link_columns(conn, ALIAS, [name for name, _ in decl.schema.tables])
             with self._lock:
                 if len(self._links) >= 256:
                     self._links.clear()
                 self._links[key] = links
+        with self._lock:
+            self._checked[key] = state
         return links
 
     def _is_ensured(self, key: EnsureKey) -> bool:
@@ -333,7 +355,7 @@ class SqliteParticipant:
             self._written(decl.path)
             key = _ensure_key(decl)
             with self._lock:
-                self._ensured.add(key)
+                self._remember(key)
                 if self._created:
                     self._created.discard(key[0])
             return
@@ -341,8 +363,19 @@ class SqliteParticipant:
         for path, _fingerprint, _version in keys:
             self._written(path)
         with self._lock:
-            self._ensured |= keys
+            for key in keys:
+                self._remember(key)
             self._created.difference_update(key[0] for key in keys)
+
+    def _remember(self, key: EnsureKey) -> None:
+        """Under ``_lock``: ``key`` was checked in the commit that just succeeded, at the state
+        its apply recorded."""
+        state = self._checked.pop(key, None)
+        if state is None:
+            return
+        if len(self._ensured) >= 1024 and key not in self._ensured:
+            self._ensured.clear()
+        self._ensured[key] = state
 
     def rolled_back(self, conn: apsw.Connection, ops: Sequence[PendingOp]) -> None:
         """The commit of ``ops`` failed and wrote nothing: a database file its ``prepare``
@@ -351,6 +384,9 @@ class SqliteParticipant:
         database was dropped — leaves no file behind (R7, "a bad input never leaves partial
         state behind"). Called outside any transaction; must not raise."""
         with self._lock:
+            for op in ops:  # what their applies checked was rolled back with them
+                if isinstance(op.payload, ExecRequest):
+                    self._checked.pop(_ensure_key(op.payload.decl), None)
             if not self._created:
                 return
             paths = {_request(op).decl.path for op in ops} & self._created
@@ -363,6 +399,7 @@ class SqliteParticipant:
         """``COMMIT`` raised: the files may disagree now, so reconcile at once (R71)."""
         with self._lock:
             self._ensured.clear()
+            self._checked.clear()
             self._links.clear()
         for decl in {_request(op).decl for op in ops}:
             self._repair(decl)
@@ -397,3 +434,14 @@ def _write_policy(tables: frozenset[str] | None) -> Authorizer:
 def _ensure_key(decl: Declaration) -> EnsureKey:
     assert decl.schema is not None
     return (decl.path, decl.schema.fingerprint, decl.version)
+
+
+def _file_state(conn: apsw.Connection) -> FileState | None:
+    """The attached file's schema cookie and stored version, read in the open transaction;
+    None when it has no ``_cf_meta`` table (a file never written by the runtime)."""
+    cookie = conn.execute(_COOKIE_SQL).fetchall()[0][0]
+    try:
+        rows = conn.execute(_VERSION_SQL).fetchall()
+    except apsw.SQLError:
+        return None
+    return (int(str(cookie)), rows[0][0] if rows else None)

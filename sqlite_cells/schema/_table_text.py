@@ -1,0 +1,258 @@
+"""What SQLite keeps of a table only in its ``CREATE TABLE`` text (R13).
+
+SQLite's pragmas report types, NOT NULL, defaults, keys, collations, indexes and foreign keys,
+but not the CHECK expressions, a generated column's expression, the ``ON CONFLICT`` clause of a
+PRIMARY KEY, NOT NULL or UNIQUE constraint, nor whether a foreign key is ``DEFERRABLE INITIALLY
+DEFERRED``. They are read here from the stored text, token by token along SQLite's grammar for
+column definitions and table constraints (``lang_createtable``), so a table ``migrate`` wrote
+with any spelling, quoting or layout reads the same as the declaration's.
+
+Expressions are kept twice: normalized (case, spacing and name quoting do not count, string
+literals do; see :func:`norm`) to compare, and as written to show in a difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from sqlite_cells.sql import OP, QUOTED, WORD, Word, fold_ascii, scan_sql
+
+__all__ = ["ColumnText", "Expr", "TableText", "norm", "read_table_text"]
+
+DEFAULT_CONFLICT: Final = "ABORT"
+_TABLE_CONSTRAINTS: Final = frozenset({"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"})
+
+
+def norm(text: str | None) -> str:
+    """Case-, spacing- and name-quoting-insensitive form of a type, default or expression
+    (string literals kept verbatim). Quoting matters: ALTER … RENAME COLUMN rewrites references
+    to the column in CHECKs as quoted names."""
+    words = scan_sql(text or "").words()
+    return " ".join(fold_ascii(t.name) if t.kind in (WORD, QUOTED) else t.text for t in words)
+
+
+@dataclass(frozen=True, slots=True)
+class Expr:
+    """An expression of the text: ``key`` compares, ``shown`` is what it says."""
+
+    key: str
+    shown: str
+
+
+# (constraint, its columns): "PRIMARY KEY", "NOT NULL" or "UNIQUE" on lowercased column names
+ConflictKey = tuple[str, tuple[str, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnText:
+    checks: tuple[Expr, ...]
+    generated: Expr | None
+
+
+@dataclass(frozen=True, slots=True)
+class TableText:
+    columns: Mapping[str, ColumnText]  # by lowercased name
+    checks: tuple[Expr, ...]  # table constraints
+    # The ON CONFLICT resolution of each constraint the text has (DEFAULT_CONFLICT when none is
+    # written), column or table constraint alike.
+    conflicts: Mapping[ConflictKey, str]
+    # Each foreign key (by its lowercased columns): whether it is DEFERRABLE INITIALLY DEFERRED.
+    deferred: Mapping[tuple[str, ...], bool]
+
+
+def _kw(word: Word) -> str:
+    return word.text.upper() if word.kind == WORD else ""
+
+
+def _is(word: Word, text: str) -> bool:
+    return word.kind == OP and word.text == text
+
+
+def _close(words: Sequence[Word], i: int) -> int:
+    """The index of the ``)`` closing the ``(`` at ``i`` (``len(words)`` when unbalanced)."""
+    depth = 0
+    for j in range(i, len(words)):
+        if _is(words[j], "("):
+            depth += 1
+        elif _is(words[j], ")"):
+            depth -= 1
+            if depth == 0:
+                return j
+    return len(words)
+
+
+class _Reader:
+    """Walks one column definition or table constraint (``words``, no outer comma)."""
+
+    def __init__(self, sql: str, words: Sequence[Word]) -> None:
+        self.sql, self.words, self.i = sql, words, 0
+        self.checks: list[Expr] = []
+        self.generated: Expr | None = None
+        self.conflicts: dict[ConflictKey, str] = {}
+        self.deferred: dict[tuple[str, ...], bool] = {}
+
+    def kw(self, offset: int = 0) -> str:
+        j = self.i + offset
+        return _kw(self.words[j]) if j < len(self.words) else ""
+
+    def group(self) -> tuple[Expr, list[str]]:
+        """The parenthesized group at ``i`` (as an expression, and as a list of names); moves
+        past it."""
+        words = self.words
+        if self.i >= len(words) or not _is(words[self.i], "("):
+            return Expr("", ""), []
+        end = _close(words, self.i)
+        inner = words[self.i + 1 : end]
+        self.i = end + 1
+        if not inner:
+            return Expr("", ""), []
+        last = inner[-1]
+        shown = self.sql[inner[0].start : last.start + len(last.text)]
+        # The first word of each comma-separated part: the column of an indexed column.
+        starts = [0] + [j + 1 for j, w in enumerate(inner) if _is(w, ",")]
+        names = [fold_ascii(inner[j].name) for j in starts if j < len(inner)]
+        return Expr(norm(shown), shown), names
+
+    def conflict(self, key: ConflictKey) -> None:
+        """After a PRIMARY KEY, NOT NULL or UNIQUE: its ON CONFLICT clause, if any."""
+        resolution = DEFAULT_CONFLICT
+        while self.kw() in ("ASC", "DESC"):
+            self.i += 1
+        if self.kw() == "ON" and self.kw(1) == "CONFLICT":
+            resolution = self.kw(2) or DEFAULT_CONFLICT
+            self.i += 3
+        self.conflicts[key] = resolution
+
+    def references(self, columns: tuple[str, ...]) -> None:
+        """After REFERENCES: the foreign key clause, up to its deferral."""
+        self.i += 2  # REFERENCES and the referenced table
+        if self.i < len(self.words) and _is(self.words[self.i], "("):
+            self.group()
+        deferred = False
+        while self.i < len(self.words):
+            kw = self.kw()
+            if kw == "ON" and self.kw(1) in ("DELETE", "UPDATE"):
+                self.i += 4 if self.kw(2) in ("SET", "NO") else 3
+            elif kw == "MATCH":
+                self.i += 2
+            elif kw == "NOT" and self.kw(1) == "DEFERRABLE":
+                self.i += 2
+                self.initially()
+                deferred = False
+            elif kw == "DEFERRABLE":
+                self.i += 1
+                deferred = self.initially()
+            else:
+                break
+        self.deferred[columns] = deferred
+
+    def initially(self) -> bool:
+        if self.kw() == "INITIALLY":
+            self.i += 2
+            return self.kw(-1) == "DEFERRED"
+        return False
+
+    def column(self, name: str) -> None:
+        """The constraints of column ``name`` (the words after its name)."""
+        self.i = 1
+        words, key = self.words, (name,)
+        while self.i < len(words):
+            kw = self.kw()
+            if _is(words[self.i], "("):  # a type's size, such as varchar(10)
+                self.group()
+            elif kw == "CONSTRAINT":
+                self.i += 2
+            elif kw == "PRIMARY" and self.kw(1) == "KEY":
+                self.i += 2
+                self.conflict(("PRIMARY KEY", key))
+            elif kw == "NOT" and self.kw(1) == "NULL":
+                self.i += 2
+                self.conflict(("NOT NULL", key))
+            elif kw == "UNIQUE":
+                self.i += 1
+                self.conflict(("UNIQUE", key))
+            elif kw == "CHECK":
+                self.i += 1
+                self.checks.append(self.group()[0])
+            elif kw == "DEFAULT":
+                self.i += 1
+                if self.i < len(words) and _is(words[self.i], "("):
+                    self.group()
+                else:  # a literal, maybe signed
+                    signed = self.i < len(words) and words[self.i].text in ("+", "-")
+                    self.i += 2 if signed else 1
+            elif kw == "COLLATE":
+                self.i += 2
+            elif kw == "REFERENCES":
+                self.references(key)
+            elif kw == "AS" or (kw == "GENERATED" and self.kw(1) == "ALWAYS"):
+                self.i += 1 if kw == "AS" else 3
+                self.generated = self.group()[0]
+            else:  # type words, NULL, AUTOINCREMENT, STORED, VIRTUAL
+                self.i += 1
+
+    def constraint(self) -> None:
+        """A table constraint."""
+        if self.kw() == "CONSTRAINT":
+            self.i += 2
+        kw = self.kw()
+        if kw == "CHECK":
+            self.i += 1
+            self.checks.append(self.group()[0])
+            return
+        self.i += 2 if kw in ("PRIMARY", "FOREIGN") else 1
+        columns = tuple(self.group()[1])
+        if kw == "FOREIGN":
+            if self.kw() == "REFERENCES":
+                self.references(columns)
+        elif kw == "PRIMARY":
+            self.conflict(("PRIMARY KEY", columns))
+        elif kw == "UNIQUE":
+            self.conflict(("UNIQUE", columns))
+
+
+def _items(words: Sequence[Word]) -> list[list[Word]] | None:
+    """The column definitions and table constraints of a CREATE TABLE, split at its commas."""
+    start = next((i for i, w in enumerate(words) if _is(w, "(")), None)
+    if start is None or any(_kw(w) == "USING" for w in words[:start]):
+        return None  # not a plain table (CREATE VIRTUAL TABLE … USING …)
+    items: list[list[Word]] = [[]]
+    depth = 0
+    for word in words[start + 1 :]:
+        if _is(word, "("):
+            depth += 1
+        elif _is(word, ")"):
+            if depth == 0:
+                return [item for item in items if item]
+            depth -= 1
+        elif _is(word, ",") and depth == 0:
+            items.append([])
+            continue
+        items[-1].append(word)
+    return None
+
+
+def read_table_text(sql: str) -> TableText | None:
+    """What the ``CREATE TABLE`` text ``sql`` says that SQLite does not report; None when it
+    is not a plain table definition."""
+    items = _items(scan_sql(sql).words())
+    if items is None:
+        return None
+    columns: dict[str, ColumnText] = {}
+    checks: list[Expr] = []
+    conflicts: dict[ConflictKey, str] = {}
+    deferred: dict[tuple[str, ...], bool] = {}
+    for item in items:
+        reader = _Reader(sql, item)
+        if _kw(item[0]) in _TABLE_CONSTRAINTS:
+            reader.constraint()
+            checks += reader.checks
+        else:
+            name = fold_ascii(item[0].name)
+            reader.column(name)
+            columns[name] = ColumnText(tuple(reader.checks), reader.generated)
+        conflicts.update(reader.conflicts)
+        deferred.update(reader.deferred)
+    return TableText(columns, tuple(checks), conflicts, deferred)
