@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -7,6 +10,19 @@ from typing import Any
 import pytest
 
 import sqlite_cells as sc
+
+COMMAND = Path(sys.executable).parent / "sqlite-cells"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``sqlite-cells`` command in a subprocess (the store comes from the
+    arguments, never from the caller's $SQLITE_CELLS_STORE); no command prints a traceback."""
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    done = subprocess.run(
+        [str(COMMAND), *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
 
 
 @pytest.fixture

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,28 +15,17 @@ from sqlite_cells.codec import decode_record, derive_id
 from sqlite_cells.files import set_watermark
 from sqlite_cells.schema._declaration import db_file_name
 
+from ..conftest import run_cli
+
 ROOT = Path(__file__).resolve().parents[2]
 CHAT_ID = derive_id("sqlite", "demo", "chat")
-
-
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
-    return subprocess.run(
-        [sys.executable, "-m", "sqlite_cells.cli._cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
 def demo_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store the demo ran on once, through the command line in a subprocess."""
     store = tmp_path_factory.mktemp("demo") / "store"
-    done = _cli("demo", "--store", str(store))
+    done = run_cli("demo", "--store", str(store))
     assert done.returncode == 0, done.stderr
     assert "live query -> 3 row(s) at seq 4" in done.stdout
     assert "ExecError" in done.stdout and "posts is still 3" in done.stdout
@@ -58,7 +44,7 @@ def _last_seq_writing(store: Path, db_id: str) -> int:
 
 
 def test_inspect_json_lists_the_demo_database_with_its_watermark(demo_store: Path) -> None:
-    done = _cli("inspect", str(demo_store), "--json")
+    done = run_cli("inspect", str(demo_store), "--json")
     assert done.returncode == 0, done.stderr
     info: dict[str, Any] = json.loads(done.stdout)
     assert info["store"] == str(demo_store.resolve())
@@ -137,7 +123,7 @@ def test_query_prints_a_table(demo_store: Path, capsys: pytest.CaptureFixture[st
 
 def test_query_json_by_name_and_by_id(demo_store: Path) -> None:
     sql = "SELECT id, author_cf_link FROM messages ORDER BY id LIMIT 1"
-    by_name = _cli("query", str(demo_store), "demo", "chat", sql, "--json")
+    by_name = run_cli("query", str(demo_store), "demo", "chat", sql, "--json")
     assert by_name.returncode == 0, by_name.stderr
     result = json.loads(by_name.stdout)
     assert (result["space"], result["db_id"], result["seq"]) == ("demo", CHAT_ID, 4)
@@ -151,7 +137,7 @@ def test_query_json_by_name_and_by_id(demo_store: Path) -> None:
         "path": [],
         "value": {"name": "Alicia"},
     }
-    by_id = _cli("query", str(demo_store), "demo", CHAT_ID, sql, "--json")
+    by_id = run_cli("query", str(demo_store), "demo", CHAT_ID, sql, "--json")
     assert json.loads(by_id.stdout) == result
 
 
@@ -181,9 +167,11 @@ def test_query_findings_exit_1(
 
 def test_query_never_writes(demo_store: Path) -> None:
     # The guard refuses writes; the authorizer and the read-only connection would too.
-    before = _cli("query", str(demo_store), "demo", "chat", "SELECT count(*) AS n FROM messages")
-    done = _cli("query", str(demo_store), "demo", "chat", "INSERT INTO messages (body) VALUES (1)")
-    after = _cli("query", str(demo_store), "demo", "chat", "SELECT count(*) AS n FROM messages")
+    before = run_cli("query", str(demo_store), "demo", "chat", "SELECT count(*) AS n FROM messages")
+    done = run_cli(
+        "query", str(demo_store), "demo", "chat", "INSERT INTO messages (body) VALUES (1)"
+    )
+    after = run_cli("query", str(demo_store), "demo", "chat", "SELECT count(*) AS n FROM messages")
     assert done.returncode == 1 and "not-read-only" in done.stderr
     assert before.stdout == after.stdout and "3" in after.stdout
 

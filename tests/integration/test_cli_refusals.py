@@ -10,10 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import apsw
@@ -22,24 +20,16 @@ import pytest
 import sqlite_cells as sc
 from sqlite_cells.files import set_watermark
 
-COMMAND = Path(sys.executable).parent / "sqlite-cells"
+from ..conftest import run_cli
+
 TABLES = {
     "m": sc.table(id="integer primary key", body="text", ts="integer", indexes={"by_ts": ["ts"]})
 }
 SQL = "SELECT body FROM m ORDER BY id"
 
 
-def _command(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
-    done = subprocess.run(
-        [str(COMMAND), *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
-
-
 def _query(store: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return _command("query", str(store), "demo", "chat", SQL, *extra)
+    return run_cli("query", str(store), "demo", "chat", SQL, *extra)
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -88,7 +78,7 @@ def test_a_quarantined_database_is_refused_as_the_library_refuses_it(store: Path
             stale.unlink()
         (store / name).write_bytes(data)
     for argv in (["check", str(store)], ["check", str(store), "--repair"]):
-        done = _command(*argv)
+        done = run_cli(*argv)
         assert done.returncode == 1 and "quarantined" in done.stdout
         _refused(store, "Quarantined", "is quarantined", "seq 3", "says 1", "`sqlite-cells check`")
     with sc.Runtime(store) as rt:
@@ -115,11 +105,11 @@ def _smash_index(path: Path, index: str) -> None:
 def test_a_damaged_file_is_refused_until_check_repair_rebuilds_it(store: Path) -> None:
     path = _chat(store, "one", "two")
     _smash_index(path, "by_ts")
-    done = _command("inspect", str(store))
+    done = run_cli("inspect", str(store))
     assert done.returncode == 1 and "DAMAGED" in done.stdout
     message = _refused(store, "NeedsRepair", "is damaged (", "check --repair")
     assert "'chat'" in message and "_Damaged" not in message
-    assert _command("check", str(store), "--repair").returncode == 0
+    assert run_cli("check", str(store), "--repair").returncode == 0
     assert _rows(store) == ["one", "two"]
 
 
@@ -134,7 +124,7 @@ def test_a_database_behind_its_space_is_refused_with_what_to_run(store: Path) ->
     set_watermark(conn, seq - 1)
     conn.close()
     _refused(store, "NeedsRepair", "is behind its space", "seq 2", "seq 3", "check --repair`")
-    assert _command("check", str(store), "--repair").returncode == 0
+    assert run_cli("check", str(store), "--repair").returncode == 0
     assert _rows(store) == ["one", "two", "three"]
 
 
@@ -151,34 +141,34 @@ def test_a_database_ahead_by_the_commit_in_flight_is_refused(store: Path) -> Non
 def test_a_missing_file_is_a_finding_and_no_query_calls_it_never_written(store: Path) -> None:
     path = _chat(store, "one", "two")
     path.unlink()
-    done = _command("inspect", str(store))
+    done = run_cli("inspect", str(store))
     assert done.returncode == 1
     assert "MISSING" in done.stdout and "finding: database " in done.stdout
     assert f"its file {path.name} is missing" in done.stdout
-    done = _command("inspect", str(store), "--json")
+    done = run_cli("inspect", str(store), "--json")
     assert done.returncode == 1
     (database,) = json.loads(done.stdout)["spaces"][0]["databases"]
     assert (database["exists"], database["missing"], database["in_sync"]) == (False, True, False)
     message = _refused(store, "NeedsRepair", f"{path.name}", "is missing", "check --repair`")
     assert "never written" not in message
-    assert _command("check", str(store), "--repair").returncode == 0
+    assert run_cli("check", str(store), "--repair").returncode == 0
     assert _rows(store) == ["one", "two"]
-    assert _command("inspect", str(store)).returncode == 0
+    assert run_cli("inspect", str(store)).returncode == 0
 
 
 def test_a_query_without_rows_prints_the_header_of_its_columns(store: Path) -> None:
     _chat(store, "one")
     sql = "SELECT id, body AS text FROM m WHERE ts > :after"
-    done = _command("query", str(store), "demo", "chat", sql, "-p", "after", "5", "--csv")
+    done = run_cli("query", str(store), "demo", "chat", sql, "-p", "after", "5", "--csv")
     assert (done.returncode, done.stdout) == (0, "id,text\n"), done.stderr
-    done = _command("query", str(store), "demo", "chat", sql, "-p", "after", "5")
+    done = run_cli("query", str(store), "demo", "chat", sql, "-p", "after", "5")
     assert done.returncode == 0
     assert done.stdout.splitlines()[:3] == ["id  text", "--  ----", "(no rows)"]
 
 
 def test_inspect_csv_writes_booleans_as_json_does(store: Path) -> None:
     _chat(store, "one")
-    done = _command("inspect", str(store), "--csv")
+    done = run_cli("inspect", str(store), "--csv")
     assert done.returncode == 0
     (row,) = csv.DictReader(io.StringIO(done.stdout))
     assert (row["in_sync"], row["dropped"], row["exists"]) == ("true", "false", "true")
@@ -201,11 +191,11 @@ def test_the_name_inspect_shows_for_an_injected_file_is_accepted_by_query(
         handle = space.register_disk_source(str(reference))
         with space.transact():
             space.cell("note").set("a commit")
-    done = _command("inspect", str(store))
+    done = run_cli("inspect", str(store))
     assert f"database 'ref.db' ({handle.id})" in done.stdout
     sql = "SELECT name FROM countries"
     for name in ("ref.db", str(reference.resolve()), handle.id):
-        done = _command("query", str(store), "demo", name, sql, "--json")
+        done = run_cli("query", str(store), "demo", name, sql, "--json")
         assert done.returncode == 0, (name, done.stderr)
         assert json.loads(done.stdout)["db_id"] == handle.id
         assert json.loads(done.stdout)["rows"] == [{"name": "France"}]
@@ -218,7 +208,7 @@ def test_the_name_inspect_shows_for_an_injected_file_is_accepted_by_query(
         second = space.register_disk_source(str(other / "ref.db"))
         with space.transact():
             space.cell("note").set("another commit")
-    done = _command("query", str(store), "demo", "ref.db", sql)
+    done = run_cli("query", str(store), "demo", "ref.db", sql)
     assert done.returncode == 1 and "InspectError" in done.stderr
     assert handle.id in done.stderr and second.id in done.stderr and "absolute path" in done.stderr
 
@@ -229,13 +219,13 @@ def test_a_file_no_handle_of_the_space_names_is_not_read(store: Path) -> None:
         other = rt.space("other")
         with other.transact():
             other.cell("note").set("a space without databases")
-    db_id = json.loads(_command("inspect", str(store), "--json").stdout)["spaces"][0]["databases"][
+    db_id = json.loads(run_cli("inspect", str(store), "--json").stdout)["spaces"][0]["databases"][
         0
     ]["id"]
-    done = _command("query", str(store), "other", db_id, SQL)
+    done = run_cli("query", str(store), "other", db_id, SQL)
     assert (done.returncode, done.stdout) == (1, "")
     assert "InspectError" in done.stderr and "no handle of this space names it" in done.stderr
-    assert _command("query", str(store), "demo", db_id, SQL).returncode == 0
+    assert run_cli("query", str(store), "demo", db_id, SQL).returncode == 0
 
 
 def test_a_handle_cell_that_holds_no_handle_is_quarantined_as_the_library_says(
@@ -243,12 +233,12 @@ def test_a_handle_cell_that_holds_no_handle_is_quarantined_as_the_library_says(
 ) -> None:
     _chat(store, "one")
     (space_file,) = store.glob("space-*.sqlite")
-    db_id = json.loads(_command("inspect", str(store), "--json").stdout)["spaces"][0]["databases"][
+    db_id = json.loads(run_cli("inspect", str(store), "--json").stdout)["spaces"][0]["databases"][
         0
     ]["id"]
     conn = apsw.Connection(str(space_file))
     conn.execute("UPDATE _cf_cells SET value = ? WHERE id = ?", (b'"not a handle"', db_id))
     conn.close()
-    done = _command("query", str(store), "demo", db_id, SQL)
+    done = run_cli("query", str(store), "demo", db_id, SQL)
     assert (done.returncode, done.stdout) == (1, "")
     assert "HandleQuarantined" in done.stderr and "'not a handle'" in done.stderr

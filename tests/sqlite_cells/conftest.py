@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import apsw
@@ -8,6 +10,7 @@ import pytest
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
 from sqlite_cells.files import set_watermark
+from sqlite_cells.write._calls import running
 
 MESSAGES = {
     "messages": sc.table(
@@ -18,6 +21,14 @@ MESSAGES = {
         indexes={"by_ts": ["ts"]},
     ),
 }
+
+
+@pytest.fixture
+def quiet_helpers() -> Iterator[None]:
+    """Let the long SQL calls a test abandoned finish before the next test runs."""
+    yield
+    while running():
+        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -47,14 +47,6 @@ LONG = {
 
 
 @pytest.fixture
-def quiet_helpers() -> Iterator[None]:
-    """Let the abandoned calculations of a test finish before the next test runs."""
-    yield
-    while running():
-        time.sleep(0.02)
-
-
-@pytest.fixture
 def fast(store: Path, quiet_helpers: None) -> Iterator[sc.Runtime]:
     with sc.Runtime(store, exec_timeout=0.3, poll_interval=0.01) as runtime:
         yield runtime

@@ -19,21 +19,12 @@ import sqlite_cells as sc
 from sqlite_cells._runtime import Space
 from sqlite_cells.schema._migrate import MigrationConnection, _MigrationPolicy, migrate_file
 from sqlite_cells.schema._schema import declare_tables
-from sqlite_cells.write._calls import running
 
 V1 = {"t": sc.table(id="integer primary key", a="text")}
 V2 = {"t": sc.table(id="integer primary key", a="text", b="text")}
 ENDLESS = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)"
 
 Migrate = Callable[[MigrationConnection, int], object]
-
-
-@pytest.fixture
-def quiet_helpers() -> Iterator[None]:
-    """Let an abandoned long call finish before the next test runs."""
-    yield
-    while running():
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ import pytest
 import sqlite_cells as sc
 from sqlite_cells.files import handle_value
 
+from ..conftest import run_cli
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -261,40 +263,27 @@ def test_a_pin_that_does_not_decode_is_refused(store: Path, tmp_path: Path, pin:
     assert "not a [device, inode] pair" in str(state.error)
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
-    return subprocess.run(
-        [sys.executable, "-m", "sqlite_cells.cli._cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_the_cli_refuses_a_file_swapped_after_link(store: Path, tmp_path: Path) -> None:
     reference = _reference_db(tmp_path / "ref.db", 3)
     with sc.Runtime(store) as rt:
         piece = rt.space("demo").run(count_codes, key="k")
         rt.settle()
     link = ("--store", str(store), "--json", "link", f"sqlite:{reference}", "demo", piece.id, "ref")
-    done = _cli(*link)
+    done = run_cli(*link)
     assert done.returncode == 0, done.stderr
     handle = json.loads(done.stdout)["handle"]
     query = ("query", str(store), "demo", handle, "SELECT count(*) AS n FROM codes", "--json")
-    done = _cli(*query)
+    done = run_cli(*query)
     assert done.returncode == 0, done.stderr
     assert '"n": 3' in done.stdout
     _swap(reference, 7)
-    done = _cli(*query)
+    done = run_cli(*query)
     assert done.returncode == 1
     assert done.stderr.startswith("sqlite-cells: DiskSourceError: pinned: ")
     assert '"n": 7' not in done.stdout
-    done = _cli(*link)  # linking again says the file there now is the one meant
+    done = run_cli(*link)  # linking again says the file there now is the one meant
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["handle"] == handle
-    done = _cli(*query)
+    done = run_cli(*query)
     assert done.returncode == 0, done.stderr
     assert '"n": 7' in done.stdout
