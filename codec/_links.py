@@ -7,8 +7,8 @@ when non-empty. Encoding is canonical: the same cell always gives the same bytes
 A link is *well-formed* when, besides that shape, its id is ``of:`` followed by at least one
 character and no control character (Unicode ``Cc``: U+0000–U+001F, U+007F–U+009F; ids derived
 here are ``of:`` and lowercase base32, R1, and no cause yields a newline or a NUL), and each path
-element is a string or an integer from 0 to 2**63-1 (R6's 64-bit integers; an index counts from
-the start of a list, as a stored link must name the same place whatever the list's length).
+element is a string or a 64-bit integer (R6; a negative index counts from the end of a list, as
+``cell.key(-1)`` reads it, and stores written by earlier versions hold such links, R73).
 These rules are the field types below, written once: every link read (``parse_link``,
 ``link_from_sigil``, ``parse_links``) is decoded against them, and every link written
 (``encode_link``, ``Link.sigil``) is checked by the same decoder, so a link this library
@@ -43,7 +43,8 @@ _ID_CHAR: Final = r"[^\x00-\x1f\x7f-\x9f]"
 _ID_PATTERN: Final = rf"^of:{_ID_CHAR}+\Z"
 
 LinkId = Annotated[str, msgspec.Meta(pattern=_ID_PATTERN)]
-PathIndex = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+INT64_MIN: Final = -(2**63)
+PathIndex = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
 PathElement = str | PathIndex
 
 
@@ -99,8 +100,7 @@ def _check_written(link: Link, data: bytes) -> None:
         raise LinkEncodeError(
             f"cannot write a link to cell {link.id!r} at path {list(link.path)!r}: {exc}. A "
             "link names its cell by an id without control characters and a path of strings "
-            "and indexes from 0 to 2**63-1 (for the last element of a list, use "
-            "cell.key(len(items) - 1), not cell.key(-1))"
+            "and 64-bit integer indexes"
         ) from exc
 
 

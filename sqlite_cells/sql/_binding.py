@@ -211,7 +211,7 @@ def _encode(value: Any, target: str | None, where: str, fail: Callable[[str], Ex
             )
         try:
             return value.link_str()
-        except LinkEncodeError as exc:  # a cell no stored link can name (cell.key(-1))
+        except LinkEncodeError as exc:  # a cell no stored link can name (an index past 64 bits)
             raise LinkEncodeError(f"{where}: {exc}") from exc
     if is_link:
         if value is None:

@@ -102,9 +102,8 @@ def _link_text(**fields: object) -> str:
 
 
 MALFORMED = [
-    pytest.param({"path": [-1]}, id="negative-index"),
-    pytest.param({"path": ["a", -5]}, id="negative-inner-index"),
     pytest.param({"path": [2**63]}, id="index-past-64-bits"),
+    pytest.param({"path": ["a", -(2**63) - 1]}, id="index-below-64-bits"),
     pytest.param({"path": [10**30]}, id="huge-index"),
     pytest.param({"path": [1.0]}, id="float-index"),
     pytest.param({"path": [None]}, id="null-element"),
@@ -153,7 +152,7 @@ def test_well_formed_links_are_read_by_every_reader(fields: dict[str, object]) -
 @pytest.mark.parametrize(
     "link",
     [
-        Link(id="of:abc", space="demo", scope="space", path=(-1,)),
+        Link(id="of:abc", space="demo", scope="space", path=(-(2**63) - 1,)),
         Link(id="of:abc", space="demo", scope="space", path=(2**63,)),
         Link(id="of:a\nb", space="demo", scope="space"),
         Link(id="of:a\x00", space="demo", scope="space"),
@@ -169,15 +168,18 @@ def test_a_malformed_link_is_never_written(link: Link) -> None:
 
 @given(
     st.text(st.characters(max_codepoint=0x2FF), max_size=6),
-    st.one_of(st.integers(-(2**64), 2**64), st.sampled_from([-1, 0, 2**63 - 1, 2**63])),
+    st.one_of(
+        st.integers(-(2**64), 2**64),
+        st.sampled_from([-(2**63) - 1, -(2**63), -1, 0, 2**63 - 1, 2**63]),
+    ),
 )
 def test_one_rule_for_one_link_and_for_many(tail: str, index: int) -> None:
     """``parse_link`` (one value) and ``parse_links`` (a column at once) accept the same
-    links — those with an id of printable characters and an index in 0..2**63-1 — and what
+    links — those with an id of printable characters and a 64-bit index — and what
     they accept is what ``encode_link`` writes."""
     text = _link_text(id="of:" + tail, path=[index])
     printable = not any(unicodedata.category(c) == "Cc" for c in tail)
-    well_formed = tail != "" and printable and 0 <= index <= 2**63 - 1
+    well_formed = tail != "" and printable and -(2**63) <= index <= 2**63 - 1
     try:
         link = parse_link(text)
     except LinkDecodeError:
