@@ -111,6 +111,15 @@ def _reserved(name: str | None) -> bool:
     return name is not None and fold_ascii(name).startswith(("_cf_", "sqlite_"))
 
 
+def _is_autoindex(index: str | None, table: str | None) -> bool:
+    """Whether ``index`` is the name SQLite gives its own index of a PRIMARY KEY or UNIQUE
+    constraint of ``table`` (``sqlite_autoindex_<table>_<n>``), for a table of the callback's."""
+    if index is None or table is None or _reserved(table):
+        return False
+    prefix = f"sqlite_autoindex_{table}_"
+    return index.startswith(prefix) and index[len(prefix) :].isdigit()
+
+
 class _MigrationPolicy:
     """The authorizer of a ``migrate`` callback's statements (R14): triggers, views, virtual
     tables, temp objects, ATTACH/DETACH, PRAGMAs, transaction control and ANALYZE are denied;
@@ -141,6 +150,10 @@ class _MigrationPolicy:
             # included"); SQLite itself refuses a CREATE TABLE that names it.
             implicit = self.created and a == _SEQUENCE and b is None and database == "main"
             return ok if implicit and src is None else deny
+        if action == apsw.SQLITE_CREATE_INDEX and self.created and _is_autoindex(a, b):
+            # SQLite's own index for a PRIMARY KEY that is not the rowid, or a UNIQUE, made
+            # inside the CREATE TABLE of the callback's table (R14 "DDL included").
+            return ok if database == "main" and src is None else deny
         if action in _NAMED:
             names = (a, b)
             return deny if any(_reserved(names[i]) for i in _NAMED[action]) else ok

@@ -366,3 +366,50 @@ def test_a_migrate_returning_a_coroutine_fails_and_writes_nothing(rt: sc.Runtime
     assert inspect.getcoroutinestate(made[0]) == inspect.CORO_CLOSED  # no "never awaited"
     assert _file(db) == before
     _still_writable(space, db)
+
+
+# -- A rebuilt table with a UNIQUE or a PRIMARY KEY that is not the rowid (R14) ---------------
+
+
+def test_migrate_rebuilds_a_table_with_a_text_key_and_unique_columns(rt: sc.Runtime) -> None:
+    """A retype is done by a rebuild in ``migrate``; the new table's key and UNIQUE columns get
+    SQLite's own indexes (``sqlite_autoindex_*``), made inside its CREATE TABLE."""
+    space = rt.space("s")
+    v1 = {"t": sc.table(id="text primary key", x="integer", y="text unique")}
+    db = space.sqlite_database("db", tables=v1)
+    with space.transact():
+        db.exec("INSERT INTO t (id, x, y) VALUES ('a', 1, 'p')")
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        conn.execute("CREATE TABLE t_new (id text primary key, x text, y text unique)")
+        conn.execute("INSERT INTO t_new (id, x, y) SELECT id, CAST(x AS TEXT), y FROM t")
+        conn.execute("DROP TABLE t")
+        conn.execute("ALTER TABLE t_new RENAME TO t")
+
+    v2 = {"t": sc.table(id="text primary key", x="text", y="text unique")}
+    db2 = space.sqlite_database("db", tables=v2, version=2, migrate=migrate)
+    with space.transact():
+        db2.exec("INSERT INTO t (id, x, y) VALUES ('b', 'two', 'q')")
+    assert db2.read("SELECT id, x, y FROM t ORDER BY id") == [
+        {"id": "a", "x": "1", "y": "p"},
+        {"id": "b", "x": "two", "y": "q"},
+    ]
+    assert [n for n in _names(db2) if n.startswith("sqlite_autoindex_t")] == [
+        "sqlite_autoindex_t_1",
+        "sqlite_autoindex_t_2",
+    ]
+
+
+def test_an_autoindex_is_allowed_only_for_the_table_being_created() -> None:
+    ok, deny, index = apsw.SQLITE_OK, apsw.SQLITE_DENY, apsw.SQLITE_CREATE_INDEX
+    policy = _MigrationPolicy()
+    policy.start("CREATE")
+    assert policy(index, "sqlite_autoindex_t_1", "t", "main", None) == deny  # no table yet
+    assert policy(apsw.SQLITE_CREATE_TABLE, "t", None, "main", None) == ok
+    assert policy(index, "sqlite_autoindex_t_1", "t", "main", None) == ok
+    assert policy(index, "sqlite_autoindex_t_x", "t", "main", None) == deny
+    assert policy(index, "sqlite_autoindex_u_1", "t", "main", None) == deny
+    assert policy(index, "sqlite_autoindex_t_1", "t", "temp", None) == deny
+    assert policy(index, "sqlite_autoindex__cf_meta_1", "_cf_meta", "main", None) == deny
+    policy.start("CREATE")  # "CREATE INDEX sqlite_autoindex_t_1 ON t (x)" by the callback
+    assert policy(index, "sqlite_autoindex_t_1", "t", "main", None) == deny
