@@ -59,6 +59,9 @@ __all__ = ["CommitEvent", "Entity", "SpaceFile", "remove_unused"]
 
 log = logging.getLogger("sqlite_cells.runtime")
 
+# The space whose commit the current thread leads, if any (see SpaceFile.commit).
+_leading_here = threading.local()
+
 BUSY_TIMEOUT_MS = 30_000
 CACHE_SIZE = 4096  # committed values cached per space (an LRU; a miss re-reads _cf_cells)
 # Newest log records always kept, so a runtime a little behind replays them; one further behind
@@ -180,7 +183,6 @@ class SpaceFile:
         self._leading = False
         self._grouped = False  # the last batch had several members
         self._exclusive_owner: int | None = None  # the thread inside ``exclusive``
-        self._committer: int | None = None  # guarded by _write_lock: the thread committing
         # _read_lock guards _rconn and _data_version.
         self._read_lock = threading.Lock()
         # _cache_lock guards the check-then-set of _cache (reads of a single entry need no lock).
@@ -451,15 +453,18 @@ class SpaceFile:
         and whatever a participant raised; in every failing case nothing of ``tx`` is written.
         """
         self._check_open()
-        me = threading.get_ident()
-        if self._committer == me:
-            # Code run by this thread's commit (a ``migrate`` callback) cannot commit to the
-            # same space: the commit it would join is the one waiting for it.
+        outer = getattr(_leading_here, "space", None)
+        if outer is not None:
+            # Code run by a commit this thread leads (a ``migrate`` callback) cannot commit:
+            # in the same space the commit it would join is the one waiting for it, and in
+            # another space two such callbacks would wait for each other's write lock.
+            where = "the same space" if outer == self.space_id else f"space {outer!r}"
             raise TransactionError(
                 f"space {self.space_id!r}: a transaction cannot commit from inside a commit of "
-                "the same space (for example from a migrate callback); commit it after that "
-                "write has returned"
+                f"{where} (for example from a migrate callback); commit it after that write "
+                "has returned"
             )
+        me = threading.get_ident()
         ticket = Ticket(tx, self._group_ops(tx.ops))
         # The thread inside ``exclusive`` holds the write lock: it never waits for a leader,
         # who would wait for that lock.
@@ -476,12 +481,12 @@ class SpaceFile:
                 time.sleep(0)  # let the other committers of the last batch queue up first
             try:
                 with self._write_lock:
-                    self._committer = me
+                    _leading_here.space = self.space_id
                     try:
                         while not ticket.done:
                             self._lead(ticket)
                     finally:
-                        self._committer = None
+                        _leading_here.space = None
             finally:
                 if leads:
                     with self._turn:
@@ -507,6 +512,14 @@ class SpaceFile:
             else:
                 batch = take_batch(self._waiting)
             self._grouped = len(batch) > 1
+        if self._closed:  # closed while these waited: nothing of them is written
+            closed = ClosedError(
+                f"space {self.space_id!r} was closed (its runtime was closed) before this "
+                "transaction could commit; nothing of it was written: open a new Runtime"
+            )
+            for i, ticket in enumerate(batch):
+                ticket.fail(shared(closed, first=i == 0))
+            return
         try:
             conn = self._wconn  # opens (creates) the file first, so its identity is known
             self._check_same_file()

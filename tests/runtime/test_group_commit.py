@@ -233,3 +233,40 @@ def test_a_commit_inside_an_exclusive_transaction_never_waits_for_a_queued_leade
     assert not thread.is_alive(), "the commit inside the exclusive transaction waited forever"
     assert seqs == {"inside": 1, "other": 2}
     assert (a.get(), b.get()) == (1, 2)
+
+
+def test_transactions_queued_when_the_runtime_closes_get_closed_error(tmp_path: Path) -> None:
+    """Committers waiting for the write lock when the runtime closes are told ``ClosedError``
+    (no raw apsw error about a closed connection, no "try again")."""
+    rt = sc.Runtime(tmp_path)
+    space = rt.space("demo")
+    cells = [space.cell(f"c{i}", default=0) for i in range(3)]
+    with space.transact():
+        cells[0].set(1)  # the file exists and is open
+    outcomes: list[object] = [None] * len(cells)
+
+    def run(i: int) -> None:
+        try:
+            with space.transact():
+                cells[i].set(i + 10)
+            outcomes[i] = "committed"
+        except Exception as exc:
+            outcomes[i] = exc
+
+    threads = []
+    with space.file.write_connection():
+        for i in range(len(cells)):
+            thread = threading.Thread(target=run, args=(i,))
+            thread.start()
+            threads.append(thread)
+            deadline = time.monotonic() + 10
+            while len(space.file._waiting) < i + 1:
+                assert time.monotonic() < deadline, "a committer never queued"
+                time.sleep(0.001)
+        rt.close()
+    for thread in threads:
+        thread.join(10)
+    assert all(isinstance(o, sc.ClosedError) for o in outcomes), outcomes
+    assert "was closed" in str(outcomes[0])
+    with sc.Runtime(tmp_path) as again:
+        assert [again.space("demo").cell(f"c{i}").get() for i in range(3)] == [1, None, None]

@@ -93,3 +93,33 @@ def test_an_uncaught_one_fails_the_write_as_a_migration_error(rt: sc.Runtime) ->
     assert isinstance(error.__cause__, TransactionError)
     assert other.get() == 0
     assert db2.read("SELECT a FROM t") == [{"a": "x"}]
+
+
+def test_a_commit_to_another_space_from_a_migrate_callback_is_refused_too(
+    rt: sc.Runtime,
+) -> None:
+    """Two callbacks committing into each other's spaces would each wait for the write lock the
+    other holds, for good: a commit from inside any commit is refused."""
+    space, elsewhere = rt.space("s"), rt.space("elsewhere")
+    _first_write(space)
+    there = elsewhere.cell("there", default=0)
+
+    def migrate(conn: Any, from_version: int) -> None:
+        conn.execute("ALTER TABLE t ADD COLUMN b text")
+        with elsewhere.transact():
+            there.set(5)
+
+    db2 = space.sqlite_database("db", tables=V2, version=2, migrate=migrate)
+
+    def write() -> None:
+        with space.transact():
+            db2.exec("INSERT INTO t (a, b) VALUES (?, ?)", ["y", "z"])
+
+    error = _in_thread(write)
+    assert isinstance(error, sc.MigrationError)
+    assert isinstance(error.__cause__, TransactionError)
+    assert "from inside a commit of space 's'" in str(error.__cause__)
+    assert there.get() == 0
+    with elsewhere.transact():  # outside any commit it works
+        there.set(6)
+    assert there.get() == 6
