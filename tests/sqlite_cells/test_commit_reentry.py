@@ -1,6 +1,7 @@
-"""Code that runs inside a commit (a ``migrate`` callback) cannot commit to the same space: the
-commit it would wait for is its own. It gets a clear error at once instead of waiting forever;
-the callback may catch it, and the outer write goes on."""
+"""Code that runs inside a commit (a ``migrate`` callback) cannot commit: to the same space the
+commit it would wait for is its own, and two callbacks committing into each other's spaces
+would wait for each other. It gets a clear error at once instead of waiting forever; the
+callback may catch it, and the outer write goes on."""
 
 from __future__ import annotations
 
