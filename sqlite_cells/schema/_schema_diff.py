@@ -319,6 +319,16 @@ def _diff_table(
     return statements, diffs
 
 
+def _keys(exprs: tuple[Expr, ...]) -> list[str]:
+    return sorted(e.key for e in exprs)
+
+
+def _all_checks(text: TableText, missing: set[str]) -> list[str]:
+    """Every CHECK of a table, of its columns (but those in ``missing``) and of the table."""
+    found = [e.key for key, c in text.columns.items() if key not in missing for e in c.checks]
+    return sorted([*found, *(e.key for e in text.checks)])
+
+
 def _text_differences(name: str, want: _TableInfo, have: TableText, missing: set[str]) -> list[str]:
     """What differs in what only the CREATE TABLE texts say (see ``_table_text``)."""
     assert want.text is not None
@@ -328,17 +338,21 @@ def _text_differences(name: str, want: _TableInfo, have: TableText, missing: set
     def shown(exprs: tuple[Expr, ...]) -> str:
         return " AND ".join(e.shown for e in exprs) or "(none)"
 
+    # SQLite checks a column's CHECK and a table's alike (either may name any column): the
+    # table's CHECKs are compared as one collection, wherever each is written (a migrate that
+    # rebuilt the table may have moved one), and differences are named where they are written.
+    checks_differ = _all_checks(wanted, missing) != _all_checks(have, set())
     for key, column in wanted.columns.items():
         stored = have.columns.get(key)
         if stored is None or key in missing:
             continue
         col = want.columns[key].name
-        if sorted(e.key for e in column.checks) != sorted(e.key for e in stored.checks):
+        if checks_differ and _keys(column.checks) != _keys(stored.checks):
             diffs.append(f"{name}.{col}: CHECK {shown(stored.checks)} → {shown(column.checks)}")
         old, new = stored.generated, column.generated
         if old is not None and new is not None and old.key != new.key:
             diffs.append(f"{name}.{col}: generated AS ({old.shown}) → ({new.shown})")
-    if sorted(e.key for e in wanted.checks) != sorted(e.key for e in have.checks):
+    if checks_differ and _keys(wanted.checks) != _keys(have.checks):
         diffs.append(f"{name}: table CHECK {shown(have.checks)} → {shown(wanted.checks)}")
     # A constraint on one side only is reported above (NOT NULL, key, UNIQUE); here, the
     # ON CONFLICT resolution of those both sides have.

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from sqlite_cells.sql import OP, QUOTED, WORD, Word, fold_ascii, scan_sql
+from sqlite_cells.sql import BLOB, NUMBER, OP, QUOTED, WORD, Word, fold_ascii, scan_sql
 
 __all__ = ["ColumnText", "Expr", "TableText", "norm", "read_table_text"]
 
@@ -25,12 +25,30 @@ DEFAULT_CONFLICT: Final = "ABORT"
 _TABLE_CONSTRAINTS: Final = frozenset({"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"})
 
 
+# Operators SQLite reads as the same one.
+_SAME_OPERATOR: Final = {"<>": "!=", "==": "="}
+
+
 def norm(text: str | None) -> str:
     """Case-, spacing- and name-quoting-insensitive form of a type, default or expression
-    (string literals kept verbatim). Quoting matters: ALTER … RENAME COLUMN rewrites references
-    to the column in CHECKs as quoted names."""
+    (string literals kept verbatim): names and keywords, numbers (``1E6``, ``0X10``) and blob
+    literals (``X'AB'``) in any case, ``<>``/``!=`` and ``==``/``=``, and parentheses around
+    the whole text count as the same. Quoting matters: ALTER … RENAME COLUMN rewrites
+    references to the column in CHECKs as quoted names."""
     words = scan_sql(text or "").words()
-    return " ".join(fold_ascii(t.name) if t.kind in (WORD, QUOTED) else t.text for t in words)
+    while len(words) >= 2 and _is(words[0], "(") and _close(words, 0) == len(words) - 1:
+        words = words[1:-1]
+    parts = []
+    for t in words:
+        if t.kind in (WORD, QUOTED):
+            parts.append(fold_ascii(t.name))
+        elif t.kind in (NUMBER, BLOB):
+            parts.append(t.text.lower())
+        elif t.kind == OP:
+            parts.append(_SAME_OPERATOR.get(t.text, t.text))
+        else:
+            parts.append(t.text)
+    return " ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
