@@ -126,7 +126,7 @@ def check_fills(
             raise LinkEncodeError(
                 f"database {db_id}: {sql!r} fills the columns ({', '.join(actual)}) of table "
                 f"{table} now, but its parameters were mapped to ({', '.join(expected)}) when "
-                "db.exec was called: the file was migrated meanwhile (by another runtime or "
-                "process?); nothing was written: run the transaction again, or list the "
-                f"columns (INSERT INTO {table} (…) VALUES …)"
+                "db.exec was called: the file was migrated since (by this write's own migrate, "
+                "or by another runtime or process); nothing was written: run the transaction "
+                f"again, or list the columns (INSERT INTO {table} (…) VALUES …)"
             )

@@ -157,7 +157,7 @@ def test_a_file_migrated_by_another_runtime_meanwhile_is_caught_at_commit(store:
         # A maps its parameters to id, body, x_cf_link, y (its declared order for what the file
         # lacks); B migrates the file to id, body, y, x_cf_link before A commits.
         with (
-            pytest.raises(sc.LinkEncodeError, match="migrated meanwhile"),
+            pytest.raises(sc.LinkEncodeError, match="was migrated since"),
             space_a.transact(),
         ):
             db_a.exec(INSERT_S, [None, "a", alice, "y"])
@@ -189,7 +189,7 @@ def test_a_migrate_that_rebuilds_the_table_is_caught_at_commit(space: Space) -> 
 
     db = space.sqlite_database("m", tables=NEW, version=2, migrate=rebuild)
     # The call sees the file before migrate runs (id, body; new_cf_link to be appended) ...
-    with pytest.raises(sc.LinkEncodeError, match="migrated meanwhile"), space.transact():
+    with pytest.raises(sc.LinkEncodeError, match="was migrated since"), space.transact():
         db.exec(INSERT_M, [None, "b", alice])
     # ... the commit ran migrate, which put new_cf_link second: nothing was written.
     assert _rows(db.path, "SELECT * FROM m") == [(1, None, "x")]
