@@ -17,7 +17,7 @@ import sqlite_cells as sc
 from sqlite_cells.files import Action, check_store, collect_garbage, damaged_spaces
 from sqlite_cells.runtime._store import space_file_name
 
-from .test_cli import _cli
+from ..conftest import run_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"t": sc.table(id="integer primary key", body="text")}
@@ -150,7 +150,7 @@ def test_a_damaged_space_file_is_reported_and_the_rest_of_the_store_checked(
     reason = "file is not a database" if how == "garbage" else "malformed"
 
     for args in (("check",), ("check", "--repair")):
-        done = _cli(args[0], str(store), *args[1:])
+        done = run_cli(args[0], str(store), *args[1:])
         assert done.returncode == 1, done.stderr
         assert done.stderr == ""
         out = done.stdout
@@ -164,28 +164,28 @@ def test_a_damaged_space_file_is_reported_and_the_rest_of_the_store_checked(
         assert "2 database(s) checked" in out
         assert _snapshot(store) == before  # nothing repaired, moved or created
 
-    done = _cli("check", str(store), "--json")
+    done = run_cli("check", str(store), "--json")
     rows = {row["file"]: row for row in json.loads(done.stdout)}
     assert rows[demo_space.name]["action"] == "damaged space file"
     assert rows[demo_space.name]["db"] is None
     assert "source of truth" in rows[demo_space.name]["advice"]
 
-    done = _cli("gc", str(store), "--yes")
+    done = run_cli("gc", str(store), "--yes")
     assert done.returncode == 1 and done.stderr == ""
     assert f"damaged space file {demo_space.name} (" in done.stdout
     assert "0 file(s) removed" in done.stdout
     assert _snapshot(store) == before
 
-    done = _cli("inspect", str(store))
+    done = run_cli("inspect", str(store))
     assert done.returncode == 1 and done.stderr == ""
     assert f"space file {demo_space.name}: DAMAGED, cannot be read (" in done.stdout
     assert "space 'other'" in done.stdout and "watermark 2 (in sync)" in done.stdout
     assert f"finding: space file {demo_space.name} is damaged" in done.stdout
     assert f"finding: orphaned database file {demo_db.name}" in done.stdout
-    data = json.loads(_cli("inspect", str(store), "--json").stdout)
+    data = json.loads(run_cli("inspect", str(store), "--json").stdout)
     assert [d["file"] for d in data["damaged_space_files"]] == [demo_space.name]
     assert [s["id"] for s in data["spaces"]] == ["other"]
-    lines = _cli("inspect", str(store), "--ndjson").stdout.splitlines()
+    lines = run_cli("inspect", str(store), "--ndjson").stdout.splitlines()
     kinds = {row["file"]: row["kind"] for row in map(json.loads, lines)}
     assert kinds[demo_space.name] == "damaged space file"
     assert kinds[demo_db.name] == "orphaned" and kinds[other_db.name] == "cell"
@@ -210,7 +210,7 @@ def test_inspect_lists_a_database_file_whose_space_file_was_emptied(store: Path)
     os.truncate(demo_space, 0)  # blank: read as a space never written, so no space names demo_db
     before = _snapshot(store)
 
-    done = _cli("inspect", str(store))
+    done = run_cli("inspect", str(store))
     assert done.returncode == 1 and done.stderr == ""
     assert f"orphaned database file {demo_db.name}: watermark 3" in done.stdout
     assert f"finding: orphaned database file {demo_db.name}: it holds commits up to seq 3" in (
@@ -218,11 +218,11 @@ def test_inspect_lists_a_database_file_whose_space_file_was_emptied(store: Path)
     )
     assert "put back the space file that wrote it" in done.stdout
     assert other_db.name not in done.stdout.split("space 'other'")[0]
-    data = json.loads(_cli("inspect", str(store), "--json").stdout)
+    data = json.loads(run_cli("inspect", str(store), "--json").stdout)
     assert data["orphaned_files"] == [{"file": demo_db.name, "watermark": 3}]
 
     # check reports the very same file as orphaned (one definition of "orphaned")
-    done = _cli("check", str(store), "--json")
+    done = run_cli("check", str(store), "--json")
     assert done.returncode == 1
     orphaned = [row["file"] for row in json.loads(done.stdout) if row["action"] == "orphaned"]
     assert orphaned == [demo_db.name]
