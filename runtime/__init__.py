@@ -5,6 +5,7 @@ plug in through :class:`CommitParticipant`.
 """
 
 from sqlite_cells.runtime._boundary import DAMAGED_SPACE_ADVICE as DAMAGED_SPACE_ADVICE
+from sqlite_cells.runtime._boundary import MAX_SECONDS as MAX_SECONDS
 from sqlite_cells.runtime._boundary import InvalidArgument as InvalidArgument
 from sqlite_cells.runtime._boundary import StorePathError as StorePathError
 from sqlite_cells.runtime._boundary import check_name as check_name
@@ -54,6 +55,7 @@ __all__ = [
     "DEFAULT_STORE",
     "FORMAT_VERSION",
     "LENGTH_LIMIT",
+    "MAX_SECONDS",
     "PENDING",
     "STORE_ENV",
     "Cell",

@@ -72,6 +72,11 @@ def check_name(what: str, name: object) -> str:
     return name
 
 
+# The longest timeout an option takes, in seconds (about 23 days): SQLite's busy timeout is an
+# int of milliseconds (at most 2**31 - 1), and the runtime hands these options to it.
+MAX_SECONDS = 2_000_000
+
+
 def check_timeout(name: str, value: object) -> float | None:
     """A timeout in seconds for a call that waits: ``None`` (or ``inf``) waits for as long as it
     takes, ``0`` only checks; a negative, NaN or non-number is an :class:`InvalidArgument`.

@@ -46,6 +46,7 @@ from sqlite_cells.files import (
 from sqlite_cells.read import LiveQueries, QueryWorkers, ReadPool
 from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
+    MAX_SECONDS,
     Cell,
     InvalidArgument,
     causal_cause,
@@ -485,6 +486,9 @@ def _check_seconds(name: str, value: object) -> None:
     if (
         not isinstance(value, int | float)
         or isinstance(value, bool)
-        or not 0 < value < float("inf")
+        or not 0 < value <= MAX_SECONDS
     ):
-        raise InvalidArgument(f"{name} is a positive number of seconds, not {value!r}")
+        raise InvalidArgument(
+            f"{name} is a positive number of seconds, at most {MAX_SECONDS:,} (about 23 days), "
+            f"not {value!r}"
+        )

@@ -12,6 +12,7 @@ import argparse
 from importlib import metadata
 
 from sqlite_cells.cli._output import Format
+from sqlite_cells.runtime import MAX_SECONDS
 
 __all__ = ["DEFAULT_TIMEOUT", "parser"]
 
@@ -31,8 +32,11 @@ def _positive(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r}: the timeout must be a positive number")
+    if not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the timeout must be a positive number of seconds, at most "
+            f"{MAX_SECONDS:,} (about 23 days)"
+        )
     return value
 
 

@@ -198,6 +198,16 @@ def _path_cases() -> list[Case]:
             "runtime-timeout-nan",
             lambda env: sc.Runtime(env.store, query_timeout=float("nan")),
         ),
+        Case(
+            "paths",
+            "runtime-timeout-past-sqlite",
+            lambda env: sc.Runtime(env.store, query_timeout=1e10),
+        ),
+        Case(
+            "paths",
+            "runtime-exec-timeout-past-sqlite",
+            lambda env: sc.Runtime(env.store, exec_timeout=3_000_000),
+        ),
         Case("paths", "space-empty", lambda env: env.rt.space("")),
         Case("paths", "space-none", lambda env: env.rt.space(None)),
         Case("paths", "disk-source-relative", lambda env: env.space.register_disk_source("x.db")),
