@@ -183,6 +183,10 @@ def _reconcile(
             if space_seq == 0:
                 return Outcome(db_id, path, 0, 0, Action.IN_SYNC)
             if not repair:
+                try:  # a look says what a repair would find: the log may not rebuild it
+                    _check_history(space_conn, db_id, 0)
+                except _Irreparable as exc:
+                    return _quarantine(db_id, path, 0, space_seq, f"no file; {exc}")
                 return Outcome(db_id, path, 0, space_seq, Action.BEHIND, detail="no file")
         try:
             conn = _open(path, writable=repair, busy_ms=busy_ms)
@@ -263,6 +267,7 @@ def _reconcile_file(
                 commits = _invert(conn, in_flight)
                 action = Action.INVERTED
         elif not repair:
+            _check_history(space_conn, db_id, db_seq)  # what a repair would find (R71)
             action, commits = Action.BEHIND, 0
         else:
             commits = _replay(space_conn, conn, db_id, db_seq, space_seq)

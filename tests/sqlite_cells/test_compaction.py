@@ -89,6 +89,26 @@ def test_a_database_behind_its_space_is_replayed_after_compaction(store: Path) -
     assert after.action is Action.IN_SYNC
 
 
+def test_a_look_without_repair_says_what_a_repair_would_find(store: Path) -> None:
+    """A database behind its space past the compaction point cannot be replayed: a look
+    without repair (``check``, ``inspect``, ``query``, a runtime's first look) says quarantined,
+    as the repair would, not "behind" with advice to repair. So does a missing file whose
+    history is gone. Nothing is written either way."""
+    rt, db, counter = _open(store)
+    seqs = [_write(db, counter, n) for n in range(1, 9)]
+    rt.close()
+    assert _db_seqs(store, db.id)[1] > seqs[0]
+    undo_last_commits_in_file(db.path, keep_seq=seqs[0])  # behind, past what the log keeps
+    before = db.path.read_bytes()
+    (found,) = sc_files.check_store(store, repair=False)
+    assert found.action is Action.QUARANTINED and "compacted" in found.detail
+    assert db.path.read_bytes() == before
+    db.path.unlink()
+    (found,) = sc_files.check_store(store, repair=False)
+    assert found.action is Action.QUARANTINED and found.detail.startswith("no file; ")
+    assert not db.path.exists()
+
+
 def test_a_damaged_database_is_not_rebuilt_from_a_compacted_log(store: Path) -> None:
     rt, db, counter = _open(store)
     for n in range(1, 9):
