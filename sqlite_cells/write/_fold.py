@@ -91,6 +91,20 @@ class ExecRequest:
     fills: Fills = ()
 
 
+def _too_big(db_id: str, sql: str, exc: apsw.Error) -> ExecError:
+    """A write whose changes are too big to record: the changeset (kept in the commit record and
+    the file's journal, R70) is one value, under SQLite's length limit like any other (R44)."""
+    return ExecError(
+        db_id,
+        sql,
+        f"the changes of this write are too big to record in one commit ({type(exc).__name__}: "
+        f"{exc}): a commit's changes are kept as one value, under SQLite's length limit; write "
+        "fewer rows per transaction",
+        sqlite_error=str(exc),
+        sqlite_code=getattr(exc, "extendedresult", None),
+    )
+
+
 def written_database(tx: Transaction) -> str | None:
     """The id of the database ``tx`` writes (an exec or a drop), if any (R33, R35)."""
     for op in tx.ops:
@@ -258,11 +272,16 @@ class SqliteParticipant:
             try:
                 self._run(conn, request)
                 changeset = session.changeset()
+            except (apsw.TooBigError, apsw.NoMemError) as exc:
+                raise _too_big(decl.db_id, request.sql, exc) from exc
             finally:
                 session.close()
             if links:
                 check_links(changeset, links, db_id=decl.db_id, sql=request.sql)
-            self._journal(conn, seq, changeset)  # also the file's watermark (read_watermark)
+            try:
+                self._journal(conn, seq, changeset)  # also the file's watermark
+            except apsw.TooBigError as exc:
+                raise _too_big(decl.db_id, request.sql, exc) from exc
         except (apsw.BusyError, DatabaseError) as exc:
             timeout = self._lock_timeout(exc, decl.db_id, request.sql)
             if timeout is None:

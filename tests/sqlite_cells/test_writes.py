@@ -287,3 +287,29 @@ def test_exec_many_binds_plain_rows_and_checks_odd_ones(space: Space, db: sc.Sql
         {"body": "c", "ts": 3.5},
         {"body": "d", "ts": 0},
     ]
+
+
+def test_a_write_too_big_to_record_is_an_exec_error(space: Space, db: sc.SqliteDb) -> None:
+    """A commit's changes are kept as one value (the changeset, R70), under SQLite's length
+    limit (R44): a write changing more than that is an ExecError saying to write fewer rows,
+    and nothing is written. The limit is lowered here so that a small write reaches it."""
+    counter = space.cell("counter", default=0)
+    with space.transact():
+        db.exec("INSERT INTO messages (id, body) VALUES (1, 'first')")
+    with space.file.write_connection() as conn:
+        kept = conn.limit(apsw.SQLITE_LIMIT_LENGTH, 50_000)
+    try:
+        with pytest.raises(sc.ExecError) as info, space.transact():
+            counter.set(1)
+            db.exec(
+                "WITH RECURSIVE c(x) AS (SELECT 2 UNION ALL SELECT x + 1 FROM c WHERE x < 5000) "
+                "INSERT INTO messages (id, body) SELECT x, 'row ' || x FROM c"
+            )
+    finally:
+        with space.file.write_connection() as conn:
+            conn.limit(apsw.SQLITE_LIMIT_LENGTH, kept)
+    assert "too big to record in one commit" in str(info.value)
+    assert "fewer rows per transaction" in str(info.value)
+    assert info.value.db_id == db.id and info.value.sqlite_error is not None
+    assert counter.get() == 0 and db.rev == 1
+    assert db.read("SELECT count(*) AS n FROM messages") == [{"n": 1}]
