@@ -22,7 +22,8 @@ Every command takes the store as ``--store DIR`` (before or after the command) a
 SPEC shows one, as a positional STORE; the default is ``$SQLITE_CELLS_STORE`` or
 ``./.sqlite-cells``. ``--json``, ``--csv`` and ``--ndjson`` choose the output. Links print as the
 cells they name, never as their stored JSON. Only ``demo``, ``check --repair``, ``link`` and
-``gc --yes`` write; the others open files read-only and never create one.
+``gc --yes`` write; the others open files read-only and change no row (SQLite may still leave a
+``-wal``/``-shm`` beside a database file it read, and checkpoint a ``-wal`` a crash left).
 
 :func:`main` is one error boundary: a :class:`SqliteCellsError` (or an OS error) is one line on
 stderr and exit 1, bad usage exit 2, Ctrl-C exit 130; no command prints a traceback.

@@ -329,7 +329,7 @@ def read_only(path: Path) -> Iterator[apsw.Connection]:
         finally:
             conn.execute("COMMIT")
     except apsw.Error as exc:
-        raise InspectError("unreadable", f"cannot read {path}: {exc}") from exc
+        raise InspectError("unreadable", _unreadable(path, exc)) from exc
     finally:
         conn.close()
 
@@ -634,6 +634,16 @@ class NeedsRepair(DatabaseError):
         super().__init__(message)
 
 
+def _unreadable(path: Path, exc: apsw.Error) -> str:
+    """What to say of a file SQLite could open but not read: a file in WAL mode needs its
+    ``-shm`` beside it, so a store on read-only media cannot be read in place."""
+    return (
+        f"cannot read {path}: {exc}. Check that you may read and write the store's directory "
+        "and files (SQLite reads a file in WAL mode through a -shm file beside it, which it "
+        "creates); to read a store on read-only media, copy it somewhere writable first"
+    )
+
+
 _NOTHING_READ = (
     "Nothing was read (query never repairs): run `sqlite-cells check --repair`, then query again"
 )
@@ -668,7 +678,7 @@ def _first_look(
             "was read: try again once that connection lets go",
         ) from exc
     except apsw.Error as exc:
-        raise InspectError("unreadable", f"cannot read {space_file}: {exc}") from exc
+        raise InspectError("unreadable", _unreadable(space_file, exc)) from exc
     finally:
         conn.close()
     shown = f"{database!r} ({db_id})" if database != db_id else db_id
