@@ -39,6 +39,7 @@ from sqlite_cells.runtime._space import Space as Space
 from sqlite_cells.runtime._space_file import BUSY_TIMEOUT_MS as BUSY_TIMEOUT_MS
 from sqlite_cells.runtime._space_file import CommitEvent as CommitEvent
 from sqlite_cells.runtime._space_file import SpaceFile as SpaceFile
+from sqlite_cells.runtime._space_file import busy_ms as busy_ms
 from sqlite_cells.runtime._space_file import has_moved as has_moved
 from sqlite_cells.runtime._space_file import remove_unused as remove_unused
 from sqlite_cells.runtime._store import DEFAULT_STORE as DEFAULT_STORE
@@ -75,6 +76,7 @@ __all__ = [
     "SpaceFile",
     "StorePathError",
     "Transaction",
+    "busy_ms",
     "causal_cause",
     "check_name",
     "check_timeout",

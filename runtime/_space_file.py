@@ -63,6 +63,14 @@ log = logging.getLogger("sqlite_cells.runtime")
 _leading_here = threading.local()
 
 BUSY_TIMEOUT_MS = 30_000
+
+
+def busy_ms(seconds: float | None) -> int:
+    """SQLite's busy timeout (whole milliseconds, at least 1) for a wait of ``seconds``; None:
+    the runtime's own long one, ``BUSY_TIMEOUT_MS``."""
+    return BUSY_TIMEOUT_MS if seconds is None else max(1, int(seconds * 1000))
+
+
 CACHE_SIZE = 4096  # committed values cached per space (an LRU; a miss re-reads _cf_cells)
 # Newest log records always kept, so a runtime a little behind replays them; one further behind
 # re-reads the cells written since (a scan of _cf_cells), which is correct, only dearer.

@@ -45,10 +45,10 @@ from sqlite_cells.files import (
 )
 from sqlite_cells.read import LiveQueries, QueryWorkers, ReadPool
 from sqlite_cells.runtime import (
-    BUSY_TIMEOUT_MS,
     MAX_SECONDS,
     Cell,
     InvalidArgument,
+    busy_ms,
     causal_cause,
     check_name,
     surrogate_at,
@@ -383,7 +383,7 @@ class Runtime(runtime.Runtime):
         to compare; a database file without its space is quarantined (its space was lost).
         ``lock_timeout`` bounds the wait for a lock held elsewhere (``apsw.BusyError`` then,
         inside a ``DatabaseError``)."""
-        busy_ms = BUSY_TIMEOUT_MS if lock_timeout is None else max(1, int(lock_timeout * 1000))
+        wait_ms = busy_ms(lock_timeout)
         file = self.space(decl.space_id).file
         if not file.exists:
             outcome = orphan_outcome(decl.db_id, decl.path)
@@ -405,16 +405,16 @@ class Runtime(runtime.Runtime):
                     # First a look that takes no lock, as `check` does: the usual answer, in
                     # sync, needs no more, and other runtimes' commits never make it wait.
                     # Only a file that disagrees is compared again under the space's write
-                    # lock and repaired. busy_ms bounds the wait for the database file's lock;
+                    # lock and repaired. wait_ms bounds the wait for the database file's lock;
                     # the space's own is held by commits, each bounded by its exec_timeout.
                     look = reconcile(
-                        conn, decl.db_id, decl.path, repair=False, busy_ms=busy_ms, quiet=repair
+                        conn, decl.db_id, decl.path, repair=False, busy_ms=wait_ms, quiet=repair
                     )
                     if not repair or look.action is Action.IN_SYNC:
                         checked = look
                     else:
                         checked = reconcile(
-                            conn, decl.db_id, decl.path, repair=True, busy_ms=busy_ms
+                            conn, decl.db_id, decl.path, repair=True, busy_ms=wait_ms
                         )
             finally:
                 unpin(conn, decl.path)  # a repair may have rebuilt the file

@@ -55,7 +55,7 @@ from sqlite_cells.files import (
     space_files,
 )
 from sqlite_cells.read import ReadPool, Rows, read_rows
-from sqlite_cells.runtime import DAMAGED_SPACE_ADVICE, DEFAULT_STORE, STORE_ENV
+from sqlite_cells.runtime import DAMAGED_SPACE_ADVICE, DEFAULT_STORE, STORE_ENV, busy_ms
 from sqlite_cells.schema import Declaration, SourceKind, db_file_name, quote_ident
 from sqlite_cells.sql import Mode, check_statement
 
@@ -658,16 +658,16 @@ def _first_look(
     Returns when they agree (or the database was never written); otherwise raises what the
     library raises for a database it cannot repair (:class:`Quarantined`), or
     :class:`NeedsRepair` for one a runtime would repair first."""
-    busy_ms = max(1, int(timeout * 1000))
+    wait_ms = busy_ms(timeout)
     try:
         conn = open_unwritable(space_file)
     except apsw.Error as exc:
         raise InspectError("unreadable", f"cannot open {space_file}: {exc}") from exc
     try:
-        conn.setbusytimeout(busy_ms)
+        conn.setbusytimeout(wait_ms)
         with library_log_held():
             outcome = reconcile(
-                conn, db_id, path, repair=False, verify=True, busy_ms=busy_ms, quiet=True
+                conn, db_id, path, repair=False, verify=True, busy_ms=wait_ms, quiet=True
             )
     except (apsw.BusyError, apsw.LockedError) as exc:
         raise QueryTimeout(

@@ -444,9 +444,6 @@ class LiveQueries:
 _ABSENT: Any = object()
 
 
-_EXPIRED = object()
-
-
 class _SourceWatcher:
     """Watches injected files for changes made by other programs (R60)."""
 
@@ -482,7 +479,7 @@ class _SourceWatcher:
     def expire(self, path: Path) -> None:
         with self._lock:
             if path in self._signatures:
-                self._signatures[path] = _EXPIRED  # equal to no signature: seen as a change
+                self._signatures[path] = _ABSENT  # equal to no signature: seen as a change
 
     def _loop(self) -> None:
         while not self._closed.wait(self._interval):

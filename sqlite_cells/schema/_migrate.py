@@ -58,7 +58,7 @@ from sqlite_cells.codec import (
     SqliteCellsError,
     UnsupportedMigration,
 )
-from sqlite_cells.runtime import BUSY_TIMEOUT_MS, LENGTH_LIMIT, InvalidArgument, surrogate_at
+from sqlite_cells.runtime import LENGTH_LIMIT, InvalidArgument, busy_ms, surrogate_at
 from sqlite_cells.schema._schema import Schema, quote_ident
 from sqlite_cells.schema._schema_diff import MigrationPlan, diff_of, plan_migration, rows_of
 from sqlite_cells.sql import OP, USER_PREPARE_FLAGS, WORD, Gate, fold_ascii, scan_sql
@@ -473,8 +473,7 @@ def migrate_file(
     except apsw.Error as exc:
         raise MigrationError(db_id, f"cannot open {path} to migrate it: {exc}") from exc
     try:
-        wait_ms = BUSY_TIMEOUT_MS if exec_timeout is None else max(1, int(exec_timeout * 1000))
-        conn.setbusytimeout(wait_ms)
+        conn.setbusytimeout(busy_ms(exec_timeout))
         conn.limit(apsw.SQLITE_LIMIT_LENGTH, LENGTH_LIMIT)  # R44, as everywhere
         gate = Gate().install(conn)
         budget = Budget(exec_timeout)

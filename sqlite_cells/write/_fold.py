@@ -58,7 +58,13 @@ from sqlite_cells.files import (
     remember_handle,
     remove_unused_database,
 )
-from sqlite_cells.runtime import BUSY_TIMEOUT_MS, PendingOp, Transaction, waited_for_lock
+from sqlite_cells.runtime import (
+    BUSY_TIMEOUT_MS,
+    PendingOp,
+    Transaction,
+    busy_ms,
+    waited_for_lock,
+)
 from sqlite_cells.schema import Declaration, ensure_schema, migrate_file
 from sqlite_cells.sql import Authorizer, Bound, Mode, make_authorizer
 from sqlite_cells.write._calls import override_long_calls
@@ -148,7 +154,7 @@ class SqliteParticipant:
         self._repair = repair
         self._written = written  # told of each file a commit wrote, once durable
         self.exec_timeout = exec_timeout
-        self._lock_wait_ms = max(1, int(exec_timeout * 1000))
+        self._lock_wait_ms = busy_ms(exec_timeout)
         # _lock guards _ensured (schemas known to be in place, and the file's state they were
         # checked at), _checked (the state each apply of the running commit found or left) and
         # _links (their link columns).
