@@ -4,8 +4,9 @@
 * ``demo`` runs the chat example on the store;
 * ``inspect [STORE]`` lists spaces, cells, databases, row counts, seqs and watermarks; a
   database whose watermark is not its space's last write to it, or whose file is damaged or
-  missing although its space wrote it, an orphaned database file
-  (holds commits, no readable space names it) and a damaged space file are findings (exit 1);
+  missing although its space wrote it, an injected file whose path now names another file than
+  the one registered (R60), an orphaned database file (holds commits, no readable space names
+  it) and a damaged space file are findings (exit 1);
 * ``tables [STORE]`` (alias ``schema``) lists each database's tables with columns, indexes and
   row counts; ``cells [STORE]`` lists each space's cells with names, values and kinds;
 * ``query [STORE] SPACE DB SQL [-p NAME VALUE]…`` runs one guarded read, on a database that
@@ -100,6 +101,8 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
                 state = f"watermark {db.watermark}, dropped (`sqlite-cells gc --yes` removes it)"
             elif db.damage is not None:
                 state = f"watermark {db.watermark}, DAMAGED: {db.damage}"
+            elif db.swapped:
+                state = "SWAPPED: the path names another file than the one registered"
             elif db.in_sync:
                 state = f"watermark {db.watermark} (in sync)"
             else:

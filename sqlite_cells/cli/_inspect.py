@@ -49,6 +49,7 @@ from sqlite_cells.files import (
     orphans,
     read_watermark,
     reconcile,
+    recorded_pin,
     source_path,
     source_uri,
     space_damage,
@@ -114,6 +115,9 @@ class DatabaseInfo:
     declared_tables: tuple[str, ...]
     tables: tuple[TableInfo, ...]
     damage: str | None = None  # what SQLite's quick_check (or a read) found wrong in the file
+    # An injected file whose path now names another file than the one registered (R60): reads
+    # refuse it, so it is not read here either.
+    swapped: bool = False
 
     @property
     def missing(self) -> bool:
@@ -131,7 +135,7 @@ class DatabaseInfo:
         """The file could be read whole and reflects exactly the space's last write to it
         (R70). Injected files are never written by the runtime and have no watermark: they
         count as in sync when they can be read."""
-        if self.damage is not None:
+        if self.damage is not None or self.swapped:
             return False
         if self.kind == SourceKind.DISK.value:
             return self.exists
@@ -212,7 +216,11 @@ class StoreInfo:
             "use (R71)"
             for space in self.spaces
             for db in space.databases
-            if db.exists and db.damage is None and not db.in_sync and not db.dropped
+            if db.exists
+            and db.damage is None
+            and not db.swapped
+            and not db.in_sync
+            and not db.dropped
         ]
         missing = [
             f"database {db.id} of space {space.id!r}: its file {db.file} is missing, although "
@@ -222,10 +230,19 @@ class StoreInfo:
             for db in space.databases
             if db.missing
         ]
+        swapped = [
+            f"database {db.id} of space {space.id!r}: the path {db.file} now names another file "
+            "than the one registered (swapped or replaced); reads refuse it (R60): register the "
+            "file again (`sqlite-cells link`, or register_disk_source) if it is meant to be read"
+            for space in self.spaces
+            for db in space.databases
+            if db.swapped
+        ]
         return (
             [d.finding() for d in self.damaged_space_files]
             + damaged
             + missing
+            + swapped
             + behind_or_ahead
             + [o.finding() for o in self.orphaned_files]
         )
@@ -252,6 +269,7 @@ class StoreInfo:
                             "watermark": d.watermark,
                             "in_sync": d.in_sync,
                             "damage": d.damage,
+                            "swapped": d.swapped,
                             "declared_tables": list(d.declared_tables),
                             "tables": [
                                 {"name": t.name, "rows": t.rows, "declared": t.declared}
@@ -364,7 +382,8 @@ def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) 
     tables: list[TableInfo] = []
     exists = path.is_file()
     damage: str | None = None
-    if exists:
+    swapped = source is not None and exists and _swapped(path, handle)
+    if exists and not swapped:
         try:
             with read_only(path) as conn:
                 if source is None and handle.get("dropped") is not True:
@@ -393,7 +412,22 @@ def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) 
         declared_tables=declared,
         tables=tuple(tables),
         damage=damage,
+        swapped=swapped,
     )
+
+
+def _swapped(path: Path, handle: dict[str, Any]) -> bool:
+    """Whether the injected file at ``path`` is another file than the one its handle records
+    as registered (R60); a handle without a pin (written before pins were recorded) cannot
+    tell, and reads pin the file they first see."""
+    pin = recorded_pin(handle)
+    if pin is None:
+        return False
+    try:
+        found = path.stat()
+    except OSError:
+        return False  # gone meanwhile: the read reports it
+    return (found.st_dev, found.st_ino) != pin
 
 
 def _quick_check(conn: apsw.Connection) -> str | None:

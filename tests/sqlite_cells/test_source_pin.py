@@ -287,3 +287,23 @@ def test_the_cli_refuses_a_file_swapped_after_link(store: Path, tmp_path: Path) 
     done = run_cli(*query)
     assert done.returncode == 0, done.stderr
     assert '"n": 7' in done.stdout
+
+
+def test_inspect_reports_a_file_swapped_after_link(store: Path, tmp_path: Path) -> None:
+    reference = _reference_db(tmp_path / "ref.db", 3)
+    handle, _piece = _linked_piece(store, reference)
+    done = run_cli("inspect", str(store), "--json")
+    assert done.returncode == 0, done.stderr
+    (db,) = [d for s in json.loads(done.stdout)["spaces"] for d in s["databases"]]
+    assert (db["id"], db["kind"], db["swapped"], db["in_sync"]) == (handle, "disk", False, True)
+    _swap(reference, 7)
+    done = run_cli("inspect", str(store), "--json")
+    assert done.returncode == 1  # a finding, as `query` refuses the file
+    data = json.loads(done.stdout)
+    (db,) = [d for s in data["spaces"] for d in s["databases"]]
+    assert (db["swapped"], db["in_sync"], db["tables"]) == (True, False, [])
+    (finding,) = data["findings"]
+    assert finding.startswith(f"database {handle} of space 'demo': the path {reference} now")
+    done = run_cli("inspect", str(store))
+    assert done.returncode == 1
+    assert "SWAPPED: the path names another file than the one registered" in done.stdout
