@@ -33,7 +33,6 @@ stderr and exit 1, bad usage exit 2, Ctrl-C exit 130; no command prints a traceb
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +41,7 @@ from typing import TextIO
 import apsw
 
 from sqlite_cells.cli._catalog import list_cells, list_tables
+from sqlite_cells.cli._entry import stop_output
 from sqlite_cells.cli._inspect import (
     InspectError,
     StoreInfo,
@@ -276,12 +276,6 @@ def _message(exc: SqliteCellsError) -> str:
     return text.replace(raw, "", 1)
 
 
-def _stop_output() -> None:
-    # The reader went away (`sqlite-cells cells | head`): stop quietly, as other tools do.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit status (argparse exits 2 itself on bad usage)."""
     args = parser().parse_args(argv)
@@ -296,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.write("sqlite-cells: interrupted\n")
         return INTERRUPTED
     except BrokenPipeError:
-        _stop_output()
+        stop_output()
         return FINDING
     except GuardViolation as exc:
         err.write(f"sqlite-cells: refused by the statement guard: {exc}\n")

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import NoReturn
 
-from sqlite_cells.cli._status import INTERRUPTED
+from sqlite_cells.cli._status import FINDING, INTERRUPTED
 
 
 def _interrupted_while_exiting(signum: int, frame: FrameType | None) -> None:
@@ -36,13 +36,31 @@ def _end(code: int) -> NoReturn:
     """End the process with ``code`` (see the module docstring)."""
     with contextlib.suppress(ValueError):  # not the main thread: Ctrl-C is not ours to take
         signal.signal(signal.SIGINT, _interrupted_while_exiting)
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a reader gone, or a closed stream
-            stream.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away before the last of the output (`… --json | head -c1`): the
+        # status a command gets when that happens while it writes (see the command's main), in
+        # every format, however much of the output the pipe had taken in by then.
+        stop_output()
+        code = code or FINDING
+    except (OSError, ValueError):  # another failing or a closed stream: nothing more to say
+        pass
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
     for thread in threading.enumerate():
         if not thread.daemon and thread is not threading.current_thread():
             thread.join()  # what the interpreter's shutdown would wait for
     os._exit(code)
+
+
+def stop_output() -> None:
+    """The reader of standard output went away (`sqlite-cells cells | head`): point it at the
+    null device, so that no later write or flush fails again, and stop quietly, as other tools
+    do."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _run(argv: Sequence[str] | None) -> int:

@@ -46,3 +46,34 @@ def test_ctrl_c_after_the_output_exits_130_or_0_never_by_the_signal(store: Path)
         assert b"Traceback" not in err
         statuses.append(process.returncode)
     assert set(statuses) <= {0, 130}, statuses
+
+
+def test_a_reader_gone_before_the_output_gives_one_status_in_every_format(store: Path) -> None:
+    """A reader that closed its end (`… | head -c0`) ends the command with status 1 and no
+    traceback, whether the output is one write (JSON) or many (the other formats)."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('one')")
+    # Output buffered as a user's is (not PYTHONUNBUFFERED): the JSON is then written whole at
+    # the end, after the command has returned.
+    hidden = ("SQLITE_CELLS_STORE", "PYTHONUNBUFFERED")
+    env = {k: v for k, v in os.environ.items() if k not in hidden}
+    statuses = {}
+    for fmt in ("--json", "--csv", "--ndjson", None):
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before the command writes
+        args = ["query", str(store), "demo", "chat", "SELECT body FROM m"]
+        done = subprocess.run(
+            [str(COMMAND), *args, *([fmt] if fmt else [])],
+            env=env,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            timeout=60,
+            check=False,
+        )
+        os.close(write)
+        assert b"Traceback" not in done.stderr and b"Exception" not in done.stderr, done.stderr
+        statuses[fmt] = done.returncode
+    assert statuses == {"--json": 1, "--csv": 1, "--ndjson": 1, None: 1}
