@@ -793,6 +793,12 @@ class SpaceFile:
             if version == self._data_version:
                 return False
             self._data_version = version
+            # The version also moves for this runtime's own commits. The newest seq, read after
+            # the version, tells whether any other commit came: seqs only grow, and every
+            # commit of this runtime is applied before its committer returns. Then there is
+            # nothing to take the write lock for (a writer of this runtime may be waiting).
+            if self._last_seq(self._rconn) <= self._seen_seq:
+                return False
         with self._write_lock:
             if self._closed:
                 return False
