@@ -74,6 +74,13 @@ class SqliteDb(Cell):
     __slots__ = ("_decl",)
 
     def __init__(self, space: Space, decl: Declaration) -> None:
+        if not space.runtime.declared(decl):
+            # R3: a handle comes from the runtime, never from a declaration given to it.
+            raise InvalidArgument(
+                f"database {decl.db_id}: this declaration was not made by this runtime (R3: no "
+                "API points a database at a cell or file of the caller's choosing); get "
+                "handles from space.sqlite_database(...) or space.register_disk_source(...)"
+            )
         tables = decl.schema.to_json() if decl.schema is not None else {}
         super().__init__(space, decl.db_id, (), {"id": decl.db_id, "tables": tables, "rev": 0})
         self._decl = decl

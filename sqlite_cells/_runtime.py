@@ -118,7 +118,7 @@ class Space(runtime.Space):
             migrate=migrate,
             kind=SourceKind.VM if source is not None else SourceKind.CELL,
         )
-        self.runtime.declare(decl)
+        self.runtime._declare(decl)
         return SqliteDb(self, decl)
 
     def register_disk_source(self, path: str | os.PathLike[str]) -> SqliteDb:
@@ -150,7 +150,7 @@ class Space(runtime.Space):
             schema=None,
             kind=SourceKind.DISK,
         )
-        runtime.declare(decl)
+        runtime._declare(decl)
         handle = SqliteDb(self, decl)
         value = disk_handle_value(decl, pinned)  # the pin recorded: checked in any process
         if self.file.entity(decl.db_id).data != runtime.encode(value):
@@ -237,10 +237,18 @@ class Runtime(runtime.Runtime):
         assert isinstance(opened, Space)
         return opened
 
-    def declare(self, decl: Declaration) -> None:
-        """Record (or replace) what is known of a database cell."""
+    def _declare(self, decl: Declaration) -> None:
+        """Record (or replace) what is known of a database cell: only ``sqlite_database``,
+        ``register_disk_source`` and a handle's committed value do (R3)."""
         with self._decl_lock:
             self._declarations[decl.db_id] = decl
+
+    def declared(self, decl: Declaration) -> bool:
+        """Whether ``decl`` is what this runtime recorded for its database (R3: a declaration
+        made or altered anywhere else never reaches a file)."""
+        with self._decl_lock:
+            found = self._declarations.get(decl.db_id)
+        return found is decl or found == decl
 
     def check_writable(self, space_id: str, cell_id: str) -> None:
         """R5: no ``Cell`` writes a database handle — neither a declared database's id nor a cell
@@ -301,7 +309,7 @@ class Runtime(runtime.Runtime):
         decl = declaration_from_handle(
             value, handle.id, handle.space.id, store=self.store, roots=self.disk_source_roots
         )
-        self.declare(decl)
+        self._declare(decl)
         if decl.kind is SourceKind.DISK:
             self.follow_pin(decl)
         return decl

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
+from typing import Any
 
 import apsw
 import pytest
@@ -10,6 +12,7 @@ import pytest
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
 from sqlite_cells.files import collect_garbage, handle_value, remember_handle
+from sqlite_cells.schema import db_file_name, declare_tables
 
 from .conftest import MESSAGES
 
@@ -155,3 +158,35 @@ def test_sqlite_query_takes_a_database(space: Space) -> None:
         with pytest.raises(sc.SqliteCellsError, match=r"takes a database") as info:
             sc.sqlite_query(db=db, sql="SELECT 1")  # type: ignore[arg-type]
         assert isinstance(info.value, TypeError)
+
+
+@pytest.mark.parametrize("what", ["path", "id", "schema"])
+def test_r3_a_handle_cannot_be_made_from_an_altered_declaration(
+    store: Path, tmp_path: Path, space: Space, db: sc.SqliteDb, what: str
+) -> None:
+    """The declaration is public to read, never to hand back: a copy pointing at another file,
+    at another cell's id, or with other tables gives no handle, and nothing is written."""
+    victim = tmp_path / "victim.db"
+    conn = apsw.Connection(str(victim))
+    conn.execute("CREATE TABLE messages (id INTEGER PRIMARY KEY, body TEXT)")
+    conn.close()
+    plain = space.cell("plain")
+    changes: dict[str, Any] = {
+        "path": {"path": victim},
+        "id": {"db_id": plain.id, "path": store / db_file_name(plain.id)},
+        "schema": {"schema": declare_tables({"other": sc.table(x="text")})},
+    }[what]
+    forged = dataclasses.replace(db.declaration, **changes)
+    with pytest.raises(sc.SqliteCellsError, match=r"not made by this runtime \(R3") as info:
+        sc.SqliteDb(space, forged)
+    assert isinstance(info.value, TypeError)
+    with space.transact():  # the real handle is untouched and still works
+        db.exec("INSERT INTO messages (body) VALUES ('mine')")
+    assert db.rev == 1
+    assert db.read("SELECT body FROM messages") == [{"body": "mine"}]
+    conn = apsw.Connection(str(victim))
+    assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("messages",)]
+    assert conn.execute("SELECT count(*) FROM messages").fetchall() == [(0,)]
+    conn.close()
+    assert plain.get() is None
+    assert not (store / db_file_name(plain.id)).exists()
