@@ -3,12 +3,15 @@
 The options every command shares (``--store``, ``--timeout``, ``--json``/``--csv``/``--ndjson``)
 are accepted before the command and after it; given after it they win. Commands that take a
 positional STORE (``inspect``, ``check``, ``query``, ``tables``, ``cells``, ``gc``) accept it or
-``--store`` alike; both at once must name the same directory.
+``--store`` alike; both at once must name the same directory. A command's options may stand
+anywhere among its positional arguments (``query STORE --json SPACE DB SQL``): each command's
+arguments are parsed intermixed, so an option between STORE and the rest never shifts them.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from importlib import metadata
 
 from sqlite_cells.cli._output import Format
@@ -40,11 +43,30 @@ def _positive(text: str) -> float:
     return value
 
 
-def _common(*, suppress: bool) -> argparse.ArgumentParser:
+class _Intermixed(argparse.ArgumentParser):
+    """A command's parser: options anywhere among the positionals. Plain argparse fills the
+    positionals chunk by chunk between options, so with the optional STORE first, ``query STORE
+    --json SPACE DB SQL`` gave SPACE to STORE's neighbour and refused SQL."""
+
+    _inside = False  # parse_known_intermixed_args calls parse_known_args itself
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._inside:
+            return super().parse_known_args(args, namespace)
+        self._inside = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inside = False
+
+
+def _common(*, suppress: bool) -> _Intermixed:
     """The shared options; after the command their defaults are suppressed so that a value
     given before the command is not overwritten."""
     default = argparse.SUPPRESS if suppress else None
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Intermixed(add_help=False)
     common.add_argument("--store", dest="store_option", metavar="DIR", default=default,
                         help=_STORE_HELP)  # fmt: skip
     common.add_argument(
@@ -87,7 +109,7 @@ def _names(command: argparse.ArgumentParser) -> None:
     )
 
 
-def _query_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _query_parser(commands: argparse._SubParsersAction[_Intermixed]) -> None:
     query = commands.add_parser(
         "query",
         parents=[_common(suppress=True)],
@@ -120,7 +142,7 @@ def _query_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     _names(query)
 
 
-def _maintenance_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _maintenance_parsers(commands: argparse._SubParsersAction[_Intermixed]) -> None:
     check = commands.add_parser(
         "check",
         parents=[_common(suppress=True)],
@@ -167,7 +189,9 @@ def parser() -> argparse.ArgumentParser:
         "130 interrupted.",
     )
     main.add_argument("--version", action="version", version=f"sqlite-cells {_version()}")
-    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = main.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Intermixed
+    )
     common = _common(suppress=True)
 
     commands.add_parser(

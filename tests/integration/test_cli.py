@@ -142,6 +142,29 @@ def test_query_json_by_name_and_by_id(demo_store: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "options_first",
+    [
+        ["--json"],
+        ["-p", "n", "2"],
+        ["--timeout", "3"],
+        ["--json", "--timeout", "3", "-p", "n", "2"],
+    ],
+)
+def test_query_options_may_stand_between_the_store_and_the_rest(
+    demo_store: Path, options_first: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An option right after the positional STORE leaves SPACE, DB and SQL where they are."""
+    sql = "SELECT id FROM messages WHERE id <= coalesce(:n, 2) ORDER BY id"
+    given = ["-p", "n", "2"] if "-p" not in options_first else []
+    assert main(["query", str(demo_store), *options_first, "demo", "chat", sql, *given]) == 0
+    out = capsys.readouterr().out
+    if "--json" in options_first:
+        assert [row["id"] for row in json.loads(out)["rows"]] == [1, 2]
+    else:
+        assert out.splitlines()[-1] == f"(2 row(s); database {CHAT_ID} at seq 4)"
+
+
+@pytest.mark.parametrize(
     ("space", "db", "sql", "message"),
     [
         ("demo", "chat", "SELECT * FROM _cf_watermark", "reserved-name at offset 14"),
