@@ -38,7 +38,7 @@ from typing import Any
 import apsw
 import msgspec
 
-from sqlite_cells.codec import SqliteCellsError
+from sqlite_cells.codec import SqliteCellsError, UnsupportedMigration
 from sqlite_cells.files._layout import KIND, decode_op_body, open_unwritable
 from sqlite_cells.files._watermark import read_watermark, set_watermark
 from sqlite_cells.runtime import (
@@ -51,10 +51,10 @@ from sqlite_cells.runtime import (
 from sqlite_cells.schema import (
     CfLink,
     Schema,
+    add_missing,
     cf_link,
     declare_tables,
     ensure_runtime_tables,
-    plan_migration,
     table,
 )
 
@@ -434,11 +434,13 @@ def _replay(
 ) -> int:
     schema = _handle_schema(space_conn, db_id)
     ensure_runtime_tables(conn, "main")
-    plan = plan_migration(conn, "main", schema)
-    if plan.differences:
-        raise _Irreparable(f"the file's tables differ from the declared ones: {plan.differences}")
-    for statement in plan.statements:
-        conn.execute(statement)
+    try:
+        add_missing(conn, "main", schema, db_id)
+    except UnsupportedMigration as exc:
+        differences = list(exc.differences)
+        raise _Irreparable(
+            f"the file's tables differ from the declared ones: {differences}"
+        ) from exc
     applied: set[int] = set()
     for seq, op in _ops_for(space_conn, db_id, after, upto):
         changeset = decode_op_body(op).changeset

@@ -11,7 +11,9 @@ Two entry points:
   3. Read the stored version. Newer than the declared one → :class:`UnsupportedMigration`.
   4. Compare declared and stored schema; any non-additive difference → ``UnsupportedMigration``
      listing every one. Otherwise create missing tables, ``ADD COLUMN`` missing columns, create
-     missing indexes. An ``ALTER`` SQLite refuses (e.g. a non-constant default) is a difference.
+     missing indexes. A column ``ADD COLUMN`` cannot add (UNIQUE, STORED generated, a default
+     that is not a constant) is added by rebuilding its table, rows kept
+     (:mod:`sqlite_cells.schema._rebuild`).
   5. Store the declared version; ``RELEASE``.
 
 * :func:`migrate_file` runs a ``migrate`` callback (R14) *before* the space's commit attaches the
@@ -59,6 +61,7 @@ from sqlite_cells.codec import (
     UnsupportedMigration,
 )
 from sqlite_cells.runtime import LENGTH_LIMIT, InvalidArgument, busy_ms, surrogate_at
+from sqlite_cells.schema._rebuild import rebuild_adding
 from sqlite_cells.schema._schema import Schema, quote_ident
 from sqlite_cells.schema._schema_diff import MigrationPlan, diff_of, plan_migration, rows_of
 from sqlite_cells.sql import OP, USER_PREPARE_FLAGS, WORD, Gate, fold_ascii, scan_sql
@@ -404,7 +407,7 @@ def ensure_schema(
         ensure_runtime_tables(conn, database)
         stored = _stored_version(conn, database, db_id)
         _refuse_newer(stored, version, db_id)
-        _apply_diff(conn, database, schema, db_id)
+        add_missing(conn, database, schema, db_id)
         if stored != version:
             _store_version(conn, database, version)
     except BaseException:
@@ -424,14 +427,42 @@ def _refuse_newer(stored: int | None, version: int, db_id: str) -> None:
         raise UnsupportedMigration(db_id, [newer])
 
 
-def _apply_diff(conn: apsw.Connection, database: str, schema: Schema, db_id: str) -> None:
+def add_missing(conn: apsw.Connection, database: str, schema: Schema, db_id: str) -> None:
+    """Create the tables, columns and indexes of ``schema`` the file visible as ``database``
+    lacks, in the caller's transaction; :class:`UnsupportedMigration` lists every difference
+    that is not additive (nothing is run then)."""
     statements, diffs = diff_of(conn, database, schema)
+    rebuilt: set[str] = set()
     if not diffs:
-        for subject, sql in statements:
+        tables = dict(schema.tables)
+        for step in statements:
+            if step.adds_to in rebuilt:
+                continue  # the rebuild added this column with the one SQLite refused
             try:
-                conn.execute(sql)
-            except apsw.Error as exc:  # e.g. ADD COLUMN with a non-constant default
-                diffs.append(f"{subject}: SQLite refused {sql!r}: {exc}")
+                conn.execute(step.sql)
+            except apsw.Error as exc:
+                if step.adds_to is None:
+                    diffs.append(f"{step.subject}: SQLite refused {step.sql!r}: {exc}")
+                    continue
+                # A UNIQUE or STORED generated column, or a default that is not a constant:
+                # ADD COLUMN refuses it, a rebuild of the table adds it with every row kept.
+                try:
+                    rebuild_adding(conn, database, step.adds_to, tables[step.adds_to])
+                except apsw.Error as again:
+                    diffs.append(
+                        f"{step.subject}: SQLite refused {step.sql!r} ({exc}) and the rebuild of "
+                        f"the table that would add it ({again})"
+                    )
+                    continue
+                rebuilt.add(step.adds_to)
+    if rebuilt and not diffs:
+        # The rebuilt tables' declared indexes went with the old tables: create them again.
+        statements, diffs = diff_of(conn, database, schema)
+        for step in statements:
+            try:
+                conn.execute(step.sql)
+            except apsw.Error as exc:
+                diffs.append(f"{step.subject}: SQLite refused {step.sql!r}: {exc}")
     if diffs:
         raise UnsupportedMigration(db_id, diffs)
 
@@ -531,7 +562,7 @@ def _migrate_in_transaction(
         )
     ensure_runtime_tables(conn, "main")
     try:
-        _apply_diff(conn, "main", schema, db_id)
+        add_missing(conn, "main", schema, db_id)
     except UnsupportedMigration as exc:
         # With a migrate callback, a file that still differs is the migration's failure (R14).
         raise MigrationError(

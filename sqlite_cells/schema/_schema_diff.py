@@ -73,6 +73,17 @@ def rows_of(
 
 
 @dataclass(frozen=True, slots=True)
+class Step:
+    """One statement of an additive migration. ``adds_to`` is the declared name of the table
+    an ``ALTER TABLE … ADD COLUMN`` adds to (None for any other statement), for the rebuild
+    that adds what that statement cannot (:mod:`sqlite_cells.schema._rebuild`)."""
+
+    subject: str
+    sql: str
+    adds_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class _Col:
     name: str
     type: str
@@ -256,7 +267,7 @@ def _column_differences(t: str, want: _Col, have: _Col) -> list[str]:
     return [f"{t}.{want.name}: {k} {_show(a)} → {_show(b)}" for k, a, b, same in pairs if not same]
 
 
-def _cannot_add(want: _Col, info: _TableInfo) -> str | None:
+def _cannot_add(want: _Col) -> str | None:
     """Why ALTER TABLE … ADD COLUMN cannot add ``want`` (None: it may; SQLite has the last say)."""
     if want.pk:
         return f"a new PRIMARY KEY column {_CANNOT}"
@@ -264,27 +275,27 @@ def _cannot_add(want: _Col, info: _TableInfo) -> str | None:
         return (
             "a new NOT NULL column without a default cannot be added (existing rows need a value)"
         )
-    if any(fold_ascii(want.name) in _key_names(keys) for keys in info.uniques):
-        return f"a new UNIQUE column {_CANNOT}"
-    return f"a new STORED generated column {_CANNOT}" if want.generated == 3 else None
+    # A UNIQUE or STORED generated column, or one whose default is not a constant, is refused
+    # by ALTER TABLE but added by rebuilding the table (see _rebuild): its rows stay.
+    return None
 
 
 def _diff_table(
     database: str, name: str, declared: Table, want: _TableInfo, have: _TableInfo
-) -> tuple[list[tuple[str, str]], list[str]]:
-    statements: list[tuple[str, str]] = []
+) -> tuple[list[Step], list[str]]:
+    statements: list[Step] = []
     diffs: list[str] = []
     missing = {k for k in want.columns if k not in have.columns}
     for column in declared.columns:
         key = fold_ascii(column.name)
         if key not in missing:
             diffs += _column_differences(name, want.columns[key], have.columns[key])
-        elif reason := _cannot_add(want.columns[key], want):
+        elif reason := _cannot_add(want.columns[key]):
             diffs.append(f"{name}.{column.name}: {reason}")
         else:
             target = f"{quote_ident(database)}.{quote_ident(have.name)}"
             sql = f"ALTER TABLE {target} ADD COLUMN {column.ddl()}"
-            statements.append((f"{name}.{column.name}", sql))
+            statements.append(Step(f"{name}.{column.name}", sql, adds_to=name))
     diffs += [
         f"{name}.{col.name}: the stored column is not declared (dropping or renaming a column "
         f"is not additive)"
@@ -367,18 +378,16 @@ def _text_differences(name: str, want: _TableInfo, have: TableText, missing: set
     return diffs
 
 
-def diff_of(
-    conn: apsw.Connection, database: str, schema: Schema
-) -> tuple[list[tuple[str, str]], list[str]]:
-    """(subject, statement) pairs to run, and the non-additive differences."""
+def diff_of(conn: apsw.Connection, database: str, schema: Schema) -> tuple[list[Step], list[str]]:
+    """The statements to run, and the non-additive differences."""
     want_tables, want_indexes = declared_report(schema)
     objects = schema_objects(conn, database)
-    statements: list[tuple[str, str]] = []
+    statements: list[Step] = []
     diffs: list[str] = []
     for name, declared in schema.tables:
         kind, stored_name, _, sql = objects.get(fold_ascii(name), ("", "", "", None))
         if not kind:
-            statements.append((name, create_table_sql(database, name, declared)))
+            statements.append(Step(name, create_table_sql(database, name, declared)))
         elif kind != "table":
             diffs.append(f"{name}: the file holds an object ({kind}) of that name, not a table")
             continue
@@ -390,7 +399,9 @@ def diff_of(
         for index, cols in declared.indexes:
             kind, stored_name, on_table, _ = objects.get(fold_ascii(index), ("", "", "", None))
             if not kind:
-                statements.append((f"index {index}", create_index_sql(database, index, name, cols)))
+                statements.append(
+                    Step(f"index {index}", create_index_sql(database, index, name, cols))
+                )
             elif kind != "index" or fold_ascii(on_table) != fold_ascii(name):
                 diffs.append(
                     f"index {index}: the file holds an object ({kind}) of that name on {on_table}, "
@@ -431,8 +442,9 @@ def _undeclared(schema: Schema, objects: Mapping[str, tuple[str, str, str, objec
 def plan_migration(conn: apsw.Connection, database: str, schema: Schema) -> MigrationPlan:
     """What :func:`ensure_schema` would do to reach ``schema``; reads only (R13).
 
-    ``differences`` lists the non-additive ones; some ``ADD COLUMN`` refusals (non-constant
-    defaults, REFERENCES with a default while foreign keys are on) only show when applied.
+    ``differences`` lists the non-additive ones. An ``ADD COLUMN`` among the statements that
+    SQLite refuses (a UNIQUE or STORED generated column, a default that is not a constant) is
+    done by rebuilding the table instead (:mod:`sqlite_cells.schema._rebuild`).
     """
     statements, diffs = diff_of(conn, database, schema)
-    return MigrationPlan(tuple(sql for _, sql in statements), tuple(diffs))
+    return MigrationPlan(tuple(step.sql for step in statements), tuple(diffs))

@@ -1,0 +1,94 @@
+"""Adding a column that ``ALTER TABLE … ADD COLUMN`` cannot add, by rebuilding its table (R13).
+
+SQLite's ``ADD COLUMN`` refuses a UNIQUE or STORED generated column and a default that is not a
+constant (``CURRENT_TIMESTAMP``, ``(expr)``), although each is additive: every row stays, with
+the new column's default (evaluated as the rows are copied: the migration's time for
+``CURRENT_TIMESTAMP``) or computed value. Such a column is added by rebuilding the table, the
+way SQLite's documentation describes for schema changes ``ALTER TABLE`` cannot make, in the
+caller's transaction:
+
+1. create ``_cf_rebuild`` with the file's columns first, in the file's order, then the missing
+   declared ones in declared order: a column keeps its position, so the changesets already in
+   the space's log and the file's journal (which record values by position) still apply;
+2. copy every row with its rowid (the changesets of a table without an INTEGER PRIMARY KEY
+   name rows by rowid), leaving generated columns to be computed again;
+3. drop the old table (its indexes go with it; the caller's diff creates the declared ones
+   again) and rename ``_cf_rebuild`` to its name; an AUTOINCREMENT counter never goes back.
+
+Only a table the schema diff found otherwise equal to its declaration is rebuilt, so it is a
+plain rowid table with the declared columns and indexes and nothing else of the file refers to
+it but foreign keys, which name it and so follow the renamed table. With foreign keys enforced
+the drop would act on child rows, so the rebuild is refused then (the ``ADD COLUMN``'s own
+refusal stands).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import apsw
+
+from sqlite_cells.schema._schema import Table, create_table_sql, quote_ident
+from sqlite_cells.schema._schema_diff import rows_of
+from sqlite_cells.sql import fold_ascii
+
+__all__ = ["rebuild_adding"]
+
+_TEMP: Final = "_cf_rebuild"
+
+
+def rebuild_adding(conn: apsw.Connection, database: str, name: str, declared: Table) -> None:
+    """Rebuild the table ``name`` of ``database`` so that it has every column of ``declared``
+    (see the module docstring). Raises ``apsw.Error`` when SQLite refuses a step, and
+    ``apsw.ConstraintError`` itself when foreign keys are enforced; the caller rolls back."""
+    if rows_of(conn, "PRAGMA foreign_keys")[0][0]:
+        raise apsw.ConstraintError("foreign keys are enforced: the table cannot be rebuilt")
+    db = quote_ident(database)
+    stored = rows_of(
+        conn,
+        "SELECT x.name, x.hidden, l.name FROM pragma_table_list(?) AS l, "
+        "pragma_table_xinfo(l.name, l.schema) AS x WHERE l.schema = ?",
+        (name, database),
+    )
+    table = quote_ident(str(stored[0][2]))  # the name as the file spells it
+    have = [str(column) for column, _, _ in stored]
+    known = {fold_ascii(column) for column in have}
+    columns = [declared.column(column) for column in have]
+    columns += [c for c in declared.columns if fold_ascii(c.name) not in known]
+    if any(c is None for c in columns):
+        raise apsw.SQLError(f"{name}: the file has a column that is not declared")
+    # The rowid under a name no column has taken (a table with columns of all three names
+    # has no way to name it: its rows get new ones).
+    rowid = [n for n in ("rowid", "_rowid_", "oid") if n not in known][:1]
+    plain = [quote_ident(str(c)) for c, hidden, _ in stored if not hidden]
+    copied = ", ".join([*rowid, *plain])
+    counter = _counter(conn, database, str(stored[0][2]))
+    conn.execute(
+        create_table_sql(database, _TEMP, Table(tuple(c for c in columns if c), declared.indexes))
+    )
+    conn.execute(
+        f"INSERT INTO {db}.{quote_ident(_TEMP)} ({copied}) SELECT {copied} FROM {db}.{table}"
+    )
+    conn.execute(f"DROP TABLE {db}.{table}")
+    conn.execute(f"ALTER TABLE {db}.{quote_ident(_TEMP)} RENAME TO {table}")
+    if counter is not None:
+        conn.execute(
+            f"UPDATE {db}.sqlite_sequence SET seq = max(seq, ?) WHERE name = ?",
+            (counter, str(stored[0][2])),
+        )
+
+
+def _counter(conn: apsw.Connection, database: str, table: str) -> int | None:
+    """The AUTOINCREMENT counter of ``table`` (None without one)."""
+    exists = rows_of(
+        conn,
+        f"SELECT 1 FROM {quote_ident(database)}.sqlite_schema WHERE name = 'sqlite_sequence'",
+    )
+    if not exists:
+        return None
+    found = rows_of(
+        conn,
+        f"SELECT seq FROM {quote_ident(database)}.sqlite_sequence WHERE name = ?",
+        (table,),
+    )
+    return int(str(found[0][0])) if found else None

@@ -1,0 +1,68 @@
+"""R13: a column ``ALTER TABLE`` cannot add is added by rebuilding the table, through the
+runtime: the rows stay, live queries see the column, and a database file that lost the commit
+that rebuilt it is replayed from its space's log (R71)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import sqlite_cells as sc
+
+V1 = {"id": "integer primary key", "body": "text"}
+V2 = {**V1, "created": "text not null default current_timestamp", "code": "text unique"}
+
+
+def _db(rt: sc.Runtime, columns: dict[str, str]) -> sc.SqliteDb:
+    return rt.space("s").sqlite_database("db", tables={"t": sc.table(columns)})
+
+
+def test_rows_stay_and_live_queries_see_the_new_columns(store: Path) -> None:
+    with sc.Runtime(store) as rt:
+        db = _db(rt, V1)
+        with rt.space("s").transact():
+            db.exec("INSERT INTO t (body) VALUES ('a'), ('b')")
+    with sc.Runtime(store) as rt:
+        db = _db(rt, V2)
+        query = db.query("SELECT id, body, created IS NOT NULL AS dated, code FROM t ORDER BY id")
+        rt.settle()
+        with rt.space("s").transact():
+            db.exec("INSERT INTO t (body, code) VALUES ('c', 'x')")
+        rt.settle()
+        assert query.get().result == [
+            {"id": 1, "body": "a", "dated": 1, "code": None},
+            {"id": 2, "body": "b", "dated": 1, "code": None},
+            {"id": 3, "body": "c", "dated": 1, "code": "x"},
+        ]
+        try:
+            with rt.space("s").transact():
+                db.exec("INSERT INTO t (body, code) VALUES ('d', 'x')")
+        except sc.ExecError as exc:
+            assert "UNIQUE constraint failed" in str(exc)  # the constraint came with the column
+        else:
+            raise AssertionError("a duplicate code was stored")
+        assert db.read("SELECT count(*) AS n FROM t") == [{"n": 3}]
+
+
+def test_a_file_that_lost_the_rebuild_is_replayed(store: Path) -> None:
+    with sc.Runtime(store) as rt:
+        db = _db(rt, V1)
+        with rt.space("s").transact():
+            db.exec("INSERT INTO t (body) VALUES ('a')")
+        path = db.declaration.path
+    kept = store.parent / "before.sqlite"
+    shutil.copyfile(path, kept)  # closed: the file is whole, no -wal
+    with sc.Runtime(store) as rt:
+        db = _db(rt, V2)
+        with rt.space("s").transact():
+            db.exec("INSERT INTO t (body, code) VALUES ('b', 'x')")
+    shutil.copyfile(kept, path)  # the database lost the commit that rebuilt its table
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    with sc.Runtime(store) as rt:
+        db = _db(rt, V2)
+        rows = db.read("SELECT id, body, created IS NOT NULL AS dated, code FROM t ORDER BY id")
+        assert rows == [
+            {"id": 1, "body": "a", "dated": 1, "code": None},
+            {"id": 2, "body": "b", "dated": 1, "code": "x"},
+        ]
