@@ -56,7 +56,7 @@ def parameter_rows(rows: Any, *, sql: str, db_id: str) -> list[Any]:
 def bind_rows(targets: ParamTargets, rows: Sequence[Any], *, sql: str, db_id: str) -> list[Bound]:
     """Encode each parameter row (a sequence for positional parameters, a mapping for named ones)
     for ``sql`` whose parameters target the columns described by ``targets``."""
-    if targets.named or any(_is_link(t) for t in targets.positional):
+    if targets.named or targets.mixed or any(_is_link(t) for t in targets.positional):
         return [_bind(targets, row, sql=sql, db_id=db_id) for row in rows]
     # No link column among the targets: rows of plain values need no per-value decision, only
     # the check that SQLite can bind them. One row (db.exec) is looked at value by value; many
@@ -168,14 +168,39 @@ def _bind(targets: ParamTargets, row: Any, *, sql: str, db_id: str) -> Bound:
     if isinstance(row, str | bytes) or not isinstance(row, Sequence | Mapping):
         raise fail(f"parameters are a list, a tuple or a mapping, not {type(row).__name__}")
     _check_shape(targets, row, fail)
+    mixed = targets.mixed
     if isinstance(row, Mapping):
         return {
             name: _encode(row[name], target, f":{name}", fail)
+            if name not in mixed
+            else _encode_mixed(row[name], mixed[name], f":{name}")
             for name, target in targets.named.items()
         }
     return tuple(
         _encode(value, target, f"parameter {i + 1}", fail)
+        if i + 1 not in mixed
+        else _encode_mixed(value, mixed[i + 1], f"parameter {i + 1}")
         for i, (value, target) in enumerate(zip(row, targets.positional, strict=True))
+    )
+
+
+def _encode_mixed(value: Any, uses: Sequence[str | None], where: str) -> Any:
+    """A parameter bound both where a link column takes it and where one does not (R31): one
+    value cannot be a link (a cell) for the one and a plain value for the other, so only None
+    (NULL, which both take) is bound."""
+    if is_pending(value):
+        raise PendingValue(
+            f"{where} is not ready yet ({value!r}): wait for it (rt.settle()) or react to it"
+        )
+    if value is None:
+        return None
+    links = ", ".join(use for use in uses if use is not None and _is_link(use))
+    others = [use for use in uses if use is None or not _is_link(use)]
+    other = ", ".join("no column" if use is None else use for use in others)
+    raise LinkEncodeError(
+        f"{where} is used for the link column(s) {links} and for {other}: one value cannot "
+        f"be a link (a Cell, stored in *{LINK_SUFFIX} columns) and a plain value at once; bind "
+        "a separate parameter for each use"
     )
 
 

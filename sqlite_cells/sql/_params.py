@@ -22,7 +22,14 @@ Decisions:
   *stored* order (``PRAGMA table_info``, generated columns excluded). Without it, or when it raises
   ``LookupError``, those parameters target ``None`` (a cell bound there is then refused).
 * A slot used several times (``?1`` twice, ``:x`` twice, or ``:x`` and ``?1`` naming the same
-  number) targets a column only when every use targets that same column; otherwise ``None``.
+  number) is bound once, so its one value goes to every use. When every use targets a link
+  column it targets a link column (the first of them by name: a ``Cell`` there is stored as the
+  same link in each); when none does, it is a plain value (``None``, or the column when all uses
+  target the same one); when some do and others do not (another column, or no column: a
+  ``WHERE``) it is *mixed*: its target is ``None`` and :attr:`ParamTargets.mixed` lists the uses,
+  so that binding refuses anything but ``None`` there (a link column takes only a cell, the rest
+  never one). ``:x`` and ``$x`` are two slots bound from one mapping key: the key is merged over
+  both the same way.
 * ``REPLACE INTO`` and ``UPDATE OR <action>``, which sqlglot does not parse, are rewritten to
   forms it does before parsing. A statement sqlglot still cannot parse maps every parameter to
   ``None``; the count stays exact because it is lexical.
@@ -34,11 +41,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, cast
 
 from sqlite_cells.sql._kinds import Target
+from sqlite_cells.sql._names import is_link_column
 from sqlite_cells.sql._statement import CACHE_MAX_ENTRIES, CACHE_MAX_SQL_LENGTH, scan_sql
 
 __all__ = ["ParamTargets", "map_params"]
@@ -51,17 +59,21 @@ class ParamTargets:
     ``positional[i]`` describes SQLite's parameter number ``i + 1``; it has ``count`` entries and
     covers named parameters too (they also have numbers). ``named`` maps a ``:name``, ``@name`` or
     ``$name`` parameter, without its prefix, to its target. ``count`` equals SQLite's
-    ``sqlite3_bind_parameter_count``.
+    ``sqlite3_bind_parameter_count``. ``mixed`` maps each parameter (its number, or its name)
+    whose uses target both link columns and other columns (or none) to those targets, sorted,
+    ``None`` last; its entry in ``positional``/``named`` is ``None``.
     """
 
     positional: tuple[str | None, ...]
     named: Mapping[str, str | None]
     count: int
+    mixed: Mapping[int | str, tuple[str | None, ...]] = field(default_factory=lambda: _NO_MIXED)
 
 
 _Target = Target
 _NUMBERS: Final = tuple(range(1, 1001))
 _NO_NAMES: Final[Mapping[str, str | None]] = MappingProxyType({})
+_NO_MIXED: Final[Mapping[int | str, tuple[str | None, ...]]] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,18 +101,43 @@ def _targets(
         # "?, ?, ?": one occurrence per number, in order.
         positional = tuple(_resolve(target, columns_of) for target in analysis.targets)
         return ParamTargets(positional, _NO_NAMES, analysis.count)
-    merged: dict[int, set[str | None]] = {}
+    uses: dict[int, set[str | None]] = {}
     for slot, target in zip(analysis.slots, analysis.targets, strict=True):
         if slot:
-            merged.setdefault(slot, set()).add(_resolve(target, columns_of))
-    by_slot = {slot: (next(iter(ts)) if len(ts) == 1 else None) for slot, ts in merged.items()}
-    positional = tuple(by_slot.get(i) for i in range(1, analysis.count + 1))
-    named: dict[str, str | None] = {}
+            uses.setdefault(slot, set()).add(_resolve(target, columns_of))
+    mixed: dict[int | str, tuple[str | None, ...]] = {}
+    positional = tuple(_merge(uses.get(i), i, mixed) for i in range(1, analysis.count + 1))
+    # ":a" and "$a" are two slots that one mapping key binds: merged over both.
+    by_name: dict[str, set[str | None]] = {}
     for name, slot in analysis.names:
-        # ":a" and "$a" are two slots sharing one unprefixed name: agree or None.
-        target = by_slot.get(slot)
-        named[name] = target if named.get(name, target) == target else None
-    return ParamTargets(positional, MappingProxyType(named), analysis.count)
+        by_name.setdefault(name, set()).update(uses.get(slot, ()))
+    named = {name: _merge(targets, name, mixed) for name, targets in by_name.items()}
+    return ParamTargets(
+        positional,
+        MappingProxyType(named),
+        analysis.count,
+        MappingProxyType(mixed) if mixed else _NO_MIXED,
+    )
+
+
+def _merge(
+    targets: set[str | None] | None,
+    key: int | str,
+    mixed: dict[int | str, tuple[str | None, ...]],
+) -> str | None:
+    """The target of a parameter whose uses target ``targets`` (see the module docstring);
+    a mixed one is entered in ``mixed`` under ``key``."""
+    if not targets:
+        return None  # a number no parameter uses (below a ?NNN)
+    if len(targets) == 1:
+        return next(iter(targets))
+    links = sorted(t for t in targets if t is not None and is_link_column(t))
+    if len(links) == len(targets):
+        return links[0]
+    if links:
+        others = sorted(t for t in targets if t is not None and not is_link_column(t))
+        mixed[key] = (*links, *others, *([None] if None in targets else []))
+    return None
 
 
 def _resolve(target: _Target, columns_of: Callable[[str], Sequence[str]] | None) -> str | None:

@@ -17,7 +17,8 @@ remembered as ensured. The ``sqlite`` commit participant, for one commit:
    the declared schema on the file *as it is now*, the columns an INSERT without a column list
    fills, as the call mapped them (R31), the statement under the write policy with a session
    capturing its changeset (R70), the deadline of ``exec_timeout`` (R44), the link columns'
-   new values (R31), the watermark.
+   new values (R31), no row left with a NULL primary key, which the changeset cannot record
+   (R51, R70, see ``_keys``), the watermark.
 
 What this runtime checked is remembered per (file, schema, version) together with the file's
 :data:`FileState` read inside the commit's transaction: SQLite's schema cookie of the attached
@@ -69,6 +70,7 @@ from sqlite_cells.schema import Declaration, ensure_schema, migrate_file
 from sqlite_cells.sql import Authorizer, Bound, Mode, make_authorizer
 from sqlite_cells.write._calls import override_long_calls
 from sqlite_cells.write._conn import write_conn
+from sqlite_cells.write._keys import NullKeys, before_write, check_null_keys, nullable_keys
 from sqlite_cells.write._links import Fills, LinkColumns, check_fills, check_links, link_columns
 
 __all__ = ["DEFAULT_EXEC_TIMEOUT", "ExecRequest", "SqliteParticipant", "written_database"]
@@ -78,6 +80,9 @@ JOURNAL_KEEP = 256  # changesets each database file keeps of its own newest comm
 JOURNAL_PRUNE_EVERY = 64  # seqs between prunings of that journal
 
 EnsureKey = tuple[Path, str, int]  # (file, schema fingerprint, version)
+# What an ensured schema's tables need checked at each write, read from the file with it: their
+# link columns (R31) and the probes of their primary keys that may hold NULL (see _keys).
+Checks = tuple[LinkColumns, NullKeys]
 # (schema cookie, stored version) of the attached file: what a check of a schema holds for.
 FileState = tuple[int, object]
 _COOKIE_SQL = f"PRAGMA {ALIAS}.schema_version"
@@ -157,11 +162,11 @@ class SqliteParticipant:
         self._lock_wait_ms = busy_ms(exec_timeout)
         # _lock guards _ensured (schemas known to be in place, and the file's state they were
         # checked at), _checked (the state each apply of the running commit found or left) and
-        # _links (their link columns).
+        # _checks (what their writes check).
         self._lock = threading.Lock()
         self._ensured: dict[EnsureKey, FileState] = {}
         self._checked: dict[EnsureKey, FileState] = {}
-        self._links: dict[EnsureKey, LinkColumns] = {}
+        self._checks: dict[EnsureKey, Checks] = {}
         # Files this participant's attach created whose first commit has not succeeded yet (a
         # commit that fails removes its file again: see rolled_back). Guarded by _lock.
         self._created: set[Path] = set()
@@ -268,12 +273,13 @@ class SqliteParticipant:
         decl = request.decl
         conn.setbusytimeout(self._lock_wait_ms)  # R44, see _lock_timeout
         try:
-            links = self._ensure(conn, decl)
+            links, keys = self._ensure(conn, decl)
             if request.fills:
                 assert decl.schema is not None  # only runtime-owned databases are written
                 check_fills(
                     conn, ALIAS, decl.schema, request.fills, db_id=decl.db_id, sql=request.sql
                 )
+            before = before_write(conn, keys) if keys else None
             session = _capture(conn)
             try:
                 self._run(conn, request)
@@ -284,6 +290,8 @@ class SqliteParticipant:
                 session.close()
             if links:
                 check_links(changeset, links, db_id=decl.db_id, sql=request.sql)
+            if before is not None:  # rows the changeset cannot show (R51, R70)
+                check_null_keys(conn, keys, before, links, db_id=decl.db_id, sql=request.sql)
             try:
                 self._journal(conn, seq, changeset)  # also the file's watermark
             except apsw.TooBigError as exc:
@@ -327,30 +335,31 @@ class SqliteParticipant:
         except (OverflowError, UnicodeError) as exc:  # a parameter SQLite cannot bind
             raise ExecError(decl.db_id, request.sql, f"{type(exc).__name__}: {exc}") from exc
 
-    def _ensure(self, conn: apsw.Connection, decl: Declaration) -> LinkColumns:
+    def _ensure(self, conn: apsw.Connection, decl: Declaration) -> Checks:
         """Bring the attached file to ``decl``'s schema (additively, R13) unless this runtime
         already checked it on the file as it is now (same schema cookie and stored version,
-        read in this transaction); return its link columns."""
+        read in this transaction); return what its writes check."""
         assert decl.schema is not None  # only runtime-owned databases are written
         key = _ensure_key(decl)
         with self._lock:
             checked = self._ensured.get(key)
-            links = self._links.get(key)
+            checks = self._checks.get(key)
         state = None if checked is None else _file_state(conn)
         if state is None or state != checked:
             ensure_schema(conn, ALIAS, decl.schema, db_id=decl.db_id, version=decl.version)
             state = _file_state(conn)
             assert state is not None  # ensure_schema made _cf_meta
-            links = None  # the file may have changed: read its link columns again
-        if links is None:
-            links = link_columns(conn, ALIAS, [name for name, _ in decl.schema.tables])
+            checks = None  # the file may have changed: read its tables again
+        if checks is None:
+            tables = [name for name, _ in decl.schema.tables]
+            checks = (link_columns(conn, ALIAS, tables), nullable_keys(conn, ALIAS, tables))
             with self._lock:
-                if len(self._links) >= 256:
-                    self._links.clear()
-                self._links[key] = links
+                if len(self._checks) >= 256:
+                    self._checks.clear()
+                self._checks[key] = checks
         with self._lock:
             self._checked[key] = state
-        return links
+        return checks
 
     def _is_ensured(self, key: EnsureKey) -> bool:
         with self._lock:
@@ -425,7 +434,7 @@ class SqliteParticipant:
         with self._lock:
             self._ensured.clear()
             self._checked.clear()
-            self._links.clear()
+            self._checks.clear()
         for decl in {_request(op).decl for op in ops}:
             self._repair(decl)
 

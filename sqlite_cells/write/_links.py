@@ -12,7 +12,7 @@ value fails the commit with :class:`LinkEncodeError` and nothing is written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import apsw
 
@@ -26,7 +26,14 @@ from sqlite_cells.codec import (
 from sqlite_cells.schema import Schema, fill_orders, quote_ident
 from sqlite_cells.sql import fold_ascii, is_link_column
 
-__all__ = ["Fills", "LinkColumns", "check_fills", "check_links", "link_columns"]
+__all__ = [
+    "Fills",
+    "LinkColumns",
+    "check_fills",
+    "check_links",
+    "check_row_links",
+    "link_columns",
+]
 
 # (table, the columns an INSERT without a column list fills, in order) for each such table of
 # a statement, as its call found them
@@ -82,6 +89,24 @@ def _check_changes(changeset: bytes, columns: LinkColumns, *, db_id: str, sql: s
             if value is None or value is apsw.no_change:
                 continue
             _check_link(value, table=change.name, column=name, db_id=db_id, sql=sql)
+
+
+def check_row_links(
+    rows: Iterable[Sequence[object]], table: str, columns: LinkColumns, *, db_id: str, sql: str
+) -> None:
+    """:func:`check_links` for rows of ``table`` read from the file rather than from a
+    changeset: each row is its columns in ``PRAGMA table_info`` order, after its rowid or not
+    (told by the count, as for a changeset)."""
+    described = columns.get(fold_ascii(table))
+    if described is None:
+        return  # a table without link columns
+    width, links = described
+    for row in rows:
+        shift = len(row) - width
+        for index, name in links:
+            value = row[index + shift]
+            if value is not None:
+                _check_link(value, table=table, column=name, db_id=db_id, sql=sql)
 
 
 def _check_link(value: object, *, table: str, column: str, db_id: str, sql: str) -> None:
