@@ -53,10 +53,12 @@ import apsw
 from sqlite_cells.codec import (
     ClosedError,
     ExecTimeout,
+    LinkEncodeError,
     MigrationError,
     SchemaError,
     SqliteCellsError,
     UnsupportedMigration,
+    link_text_problem,
 )
 from sqlite_cells.runtime import LENGTH_LIMIT, InvalidArgument, busy_ms, surrogate_at
 from sqlite_cells.schema._schema import Schema, quote_ident
@@ -541,6 +543,7 @@ def _migrate_in_transaction(
             "leave the file as declared (the runtime only adds what is missing)",
         ) from exc
     _check_exact(conn, schema, db_id)
+    _check_link_values(conn, schema, db_id, call)
     _store_version(conn, "main", version)
     return True
 
@@ -577,3 +580,59 @@ def _check_exact(conn: apsw.Connection, schema: Schema, db_id: str) -> None:
             f"after migrate the file holds {', '.join(extra)}, which the declaration does not "
             "have; nothing was written: declare it, or drop it in migrate",
         )
+
+
+def _check_link_values(conn: apsw.Connection, schema: Schema, db_id: str, call: str) -> None:
+    """After ``migrate``: every link column of the declaration holds NULL or a well-formed link
+    in its canonical form (R31, by the rule the commit applies to what a write stores), else
+    :class:`MigrationError` caused by a :class:`LinkEncodeError` naming the table, the column
+    and the first bad value.
+
+    The callback's statements are not captured by a session, and a rename or an added column
+    with a default puts values there without any row being written: the columns are read in
+    full. Migrations are rare; the scan reads each link value once (no index is used)."""
+    for name, table in schema.tables:
+        for column in table.columns:
+            if column.is_link:
+                _check_link_column(conn, name, column.name, db_id, call)
+
+
+def _check_link_column(
+    conn: apsw.Connection, table: str, column: str, db_id: str, call: str
+) -> None:
+    col, tab = quote_ident(column), quote_ident(table)
+    # Text as its bytes: text that is not UTF-8 is a bad value to report, not a decode error.
+    text = f"SELECT CAST({col} AS BLOB) FROM main.{tab} WHERE typeof({col}) = 'text'"
+    for (data,) in conn.execute(text):
+        problem = link_text_problem(data)
+        if problem:
+            try:
+                shown = repr(data.decode())
+            except UnicodeDecodeError:
+                shown = f"{data!r}, not UTF-8"
+            raise _bad_link(table, column, problem, shown, db_id, call)
+    other = (
+        f"SELECT typeof({col}), {col} FROM main.{tab} "
+        f"WHERE typeof({col}) NOT IN ('text', 'null') LIMIT 1"
+    )
+    for kind, value in conn.execute(other):
+        raise _bad_link(table, column, f"a value of type {kind}", repr(value), db_id, call)
+
+
+def _bad_link(
+    table: str, column: str, problem: str, shown: str, db_id: str, call: str
+) -> MigrationError:
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    cause = LinkEncodeError(
+        f"database {db_id}: link column {table}.{column} holds {problem} ({shown}); a link "
+        "column holds NULL or a link"
+    )
+    exc = MigrationError(
+        db_id,
+        f"after {call} link column {table}.{column} holds {problem} ({shown}); nothing was "
+        "written: migrate must leave NULL or a link (the text a bound Cell stores) in every "
+        "link column (R31)",
+    )
+    exc.__cause__ = cause
+    return exc
