@@ -73,6 +73,8 @@ __all__ = [
     "ensure_schema",
     "migrate_file",
     "plan_migration",
+    "store_version",
+    "stored_version",
 ]
 
 _SAVEPOINT: Final = "_cf_ensure_schema"
@@ -326,7 +328,9 @@ class MigrationConnection:
         return first
 
 
-def _stored_version(conn: apsw.Connection, database: str, db_id: str) -> int | None:
+def stored_version(conn: apsw.Connection, database: str, db_id: str) -> int | None:
+    """The version stored in the file's ``_cf_meta`` (None: none yet); a value that is not an
+    integer is :class:`UnsupportedMigration` (the file is damaged)."""
     rows = rows_of(
         conn, f"SELECT value FROM {quote_ident(database)}._cf_meta WHERE key = 'version'"
     )
@@ -392,8 +396,9 @@ def _check_version(version: object, db_id: str) -> None:
 
 def ensure_schema(
     conn: apsw.Connection, database: str, schema: Schema, *, db_id: str, version: int
-) -> None:
-    """Bring the file visible as ``database`` to ``schema`` at ``version``, additively (R13).
+) -> int | None:
+    """Bring the file visible as ``database`` to ``schema`` at ``version``, additively (R13);
+    return the version the file was at before (None: it had none).
 
     Runs inside the caller's open transaction (it only uses a SAVEPOINT); the steps are in the
     module docstring. Raises :class:`UnsupportedMigration` (every non-additive difference, or a
@@ -404,17 +409,18 @@ def ensure_schema(
     conn.execute(f"SAVEPOINT {_SAVEPOINT}")
     try:
         ensure_runtime_tables(conn, database)
-        stored = _stored_version(conn, database, db_id)
+        stored = stored_version(conn, database, db_id)
         _refuse_newer(stored, version, db_id)
         _apply_diff(conn, database, schema, db_id)
         if stored != version:
-            _store_version(conn, database, version)
+            store_version(conn, database, version)
     except BaseException:
         # If SQLite already rolled the whole transaction back, the savepoint is gone too.
         with contextlib.suppress(apsw.Error):
             conn.execute(f"ROLLBACK TO {_SAVEPOINT}; RELEASE {_SAVEPOINT}")
         raise
     conn.execute(f"RELEASE {_SAVEPOINT}")
+    return stored
 
 
 def _refuse_newer(stored: int | None, version: int, db_id: str) -> None:
@@ -438,7 +444,8 @@ def _apply_diff(conn: apsw.Connection, database: str, schema: Schema, db_id: str
         raise UnsupportedMigration(db_id, diffs)
 
 
-def _store_version(conn: apsw.Connection, database: str, version: int) -> None:
+def store_version(conn: apsw.Connection, database: str, version: int) -> None:
+    """Store ``version`` in the file's ``_cf_meta``, inside the caller's transaction."""
     upsert = "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
     meta = f"{quote_ident(database)}._cf_meta"
     conn.execute(f"INSERT INTO {meta}(key, value) VALUES ('version', ?) {upsert}", (version,))
@@ -503,7 +510,7 @@ def _migrate_in_transaction(
     version: int, migrate: Migrate,
 ) -> bool:  # fmt: skip
     known = conn.execute("SELECT 1 FROM sqlite_schema WHERE name = '_cf_meta'").fetchone()
-    stored = _stored_version(conn, "main", db_id) if known else None
+    stored = stored_version(conn, "main", db_id) if known else None
     if stored is None or stored >= version:
         _refuse_newer(stored, version, db_id)
         return False
@@ -544,7 +551,7 @@ def _migrate_in_transaction(
         ) from exc
     _check_exact(conn, schema, db_id)
     _check_link_values(conn, schema, db_id, call)
-    _store_version(conn, "main", version)
+    store_version(conn, "main", version)
     return True
 
 

@@ -128,10 +128,11 @@ def _request(op: PendingOp) -> ExecRequest:
     return payload
 
 
-def _op_body(request: ExecRequest, changeset: bytes) -> msgspec.Raw:
+def _op_body(request: ExecRequest, changeset: bytes, found: int | None) -> msgspec.Raw:
     # The changeset says exactly what the statement did, so the parameters are not kept (the
     # record is fsynced on every commit); `rows` stays in the format for older records.
-    return encode_op_body(OpBody(request.sql, [], request.many, changeset))
+    version = request.decl.version
+    return encode_op_body(OpBody(request.sql, [], request.many, changeset, version, found))
 
 
 class SqliteParticipant:
@@ -268,7 +269,7 @@ class SqliteParticipant:
         decl = request.decl
         conn.setbusytimeout(self._lock_wait_ms)  # R44, see _lock_timeout
         try:
-            links = self._ensure(conn, decl)
+            links, found = self._ensure(conn, decl)
             if request.fills:
                 assert decl.schema is not None  # only runtime-owned databases are written
                 check_fills(
@@ -295,7 +296,7 @@ class SqliteParticipant:
             raise timeout from exc
         finally:
             conn.setbusytimeout(BUSY_TIMEOUT_MS)
-        return Op(op.kind, op.target, _op_body(request, changeset))
+        return Op(op.kind, op.target, _op_body(request, changeset, found))
 
     def _run(self, conn: apsw.Connection, request: ExecRequest) -> None:
         decl = request.decl
@@ -327,18 +328,20 @@ class SqliteParticipant:
         except (OverflowError, UnicodeError) as exc:  # a parameter SQLite cannot bind
             raise ExecError(decl.db_id, request.sql, f"{type(exc).__name__}: {exc}") from exc
 
-    def _ensure(self, conn: apsw.Connection, decl: Declaration) -> LinkColumns:
+    def _ensure(self, conn: apsw.Connection, decl: Declaration) -> tuple[LinkColumns, int | None]:
         """Bring the attached file to ``decl``'s schema (additively, R13) unless this runtime
         already checked it on the file as it is now (same schema cookie and stored version,
-        read in this transaction); return its link columns."""
+        read in this transaction); return its link columns and the version the file was at
+        before (None: it had none), which the op records for a replay (R71)."""
         assert decl.schema is not None  # only runtime-owned databases are written
         key = _ensure_key(decl)
         with self._lock:
             checked = self._ensured.get(key)
             links = self._links.get(key)
         state = None if checked is None else _file_state(conn)
+        found: int | None = decl.version  # as checked: the version is part of the state
         if state is None or state != checked:
-            ensure_schema(conn, ALIAS, decl.schema, db_id=decl.db_id, version=decl.version)
+            found = ensure_schema(conn, ALIAS, decl.schema, db_id=decl.db_id, version=decl.version)
             state = _file_state(conn)
             assert state is not None  # ensure_schema made _cf_meta
             links = None  # the file may have changed: read its link columns again
@@ -350,7 +353,7 @@ class SqliteParticipant:
                 self._links[key] = links
         with self._lock:
             self._checked[key] = state
-        return links
+        return links, found
 
     def _is_ensured(self, key: EnsureKey) -> bool:
         with self._lock:
