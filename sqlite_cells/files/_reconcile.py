@@ -7,7 +7,9 @@ an immediate transaction on the space (so two processes never repair at once, an
 meanwhile):
 
 * equal — nothing to do;
-* behind — the changesets of the missing commits are re-applied from the space's log, in seq order;
+* behind — the changesets of the missing commits are re-applied from the space's log, in seq order,
+  unless one of them was written on the file at a version it lacks (a ``migrate`` step made
+  outside the log, R14: see :func:`_version_after`): quarantined;
 * ahead by the one commit a crash can leave in flight (its seq is the space's next one) — that
   commit's changesets, from the file's own journal, are inverted and applied, after a copy of the
   file is kept in ``<store>/quarantine/``;

@@ -19,7 +19,8 @@ Two entry points:
   callback writes, in any quoting, can reach the space's tables), in one transaction of that
   file: ``migrate(conn, stored_version)`` under the migration authorizer, then steps 4–5, then the
   check that the file holds exactly the declared tables and indexes plus the runtime's own
-  (else :class:`MigrationError`). A crash leaves the old version and schema, or the new ones. It
+  (else :class:`MigrationError`), then the check that every declared link column holds NULL or
+  a well-formed link (R31; else :class:`MigrationError` caused by a ``LinkEncodeError``). A crash leaves the old version and schema, or the new ones. It
   is never called for a file that does not exist, nor when the stored version is not older.
   If the space's commit then fails, the file stays migrated with no rows of that commit written:
   the migration is its own durable step, like a schema change made before the write.
@@ -470,8 +471,9 @@ def migrate_file(
 
     Raises :class:`MigrationError` (``migrate`` raised — the original is ``__cause__`` —, a
     statement was refused or ran past the deadline — an :class:`ExecTimeout` is the cause —,
-    ``migrate`` returned a coroutine, or afterwards the file still differs from the declaration
-    or holds tables or indexes it does not declare) or :class:`UnsupportedMigration` (the stored
+    ``migrate`` returned a coroutine, or afterwards the file still differs from the declaration,
+    holds tables or indexes it does not declare, or holds in a link column anything but NULL or
+    a well-formed link) or :class:`UnsupportedMigration` (the stored
     version is newer); in every failing case nothing of the migration is committed.
     """
     _check_version(version, db_id)
