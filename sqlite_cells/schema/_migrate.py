@@ -20,8 +20,9 @@ Two entry points:
   file: ``migrate(conn, stored_version)`` under the migration authorizer, then steps 4–5, then the
   check that the file holds exactly the declared tables and indexes plus the runtime's own
   (else :class:`MigrationError`), then the check that every declared link column holds NULL or
-  a well-formed link (R31; else :class:`MigrationError` caused by a ``LinkEncodeError``). A crash leaves the old version and schema, or the new ones. It
-  is never called for a file that does not exist, nor when the stored version is not older.
+  a well-formed link (R31; else :class:`MigrationError` caused by a ``LinkEncodeError``). A
+  crash leaves the old version and schema, or the new ones. It is never called for a file that
+  does not exist, nor when the stored version is not older.
   If the space's commit then fails, the file stays migrated with no rows of that commit written:
   the migration is its own durable step, like a schema change made before the write.
 
