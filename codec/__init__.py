@@ -43,6 +43,7 @@ from sqlite_cells.codec._links import decode_sigil as decode_sigil
 from sqlite_cells.codec._links import encode_link as encode_link
 from sqlite_cells.codec._links import is_link_sigil as is_link_sigil
 from sqlite_cells.codec._links import link_from_sigil as link_from_sigil
+from sqlite_cells.codec._links import link_text_problem as link_text_problem
 from sqlite_cells.codec._links import parse_link as parse_link
 from sqlite_cells.codec._links import parse_links as parse_links
 from sqlite_cells.codec._records import CellWrite as CellWrite
@@ -104,6 +105,7 @@ __all__ = [
     "has_links",
     "is_link_sigil",
     "link_from_sigil",
+    "link_text_problem",
     "parse_link",
     "parse_links",
     "short_hash",

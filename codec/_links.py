@@ -32,6 +32,7 @@ __all__ = [
     "encode_link",
     "is_link_sigil",
     "link_from_sigil",
+    "link_text_problem",
     "parse_link",
     "parse_links",
 ]
@@ -119,6 +120,24 @@ def parse_link(text: str | bytes) -> Link:
             f"not a link: {shown!r} ({exc}); a link is the JSON text "
             '{"/": {"link@1": {"id": "of:…", "space": …, "scope": "space"}}}'
         ) from exc
+
+
+def link_text_problem(text: bytes) -> str:
+    """What the UTF-8 ``text`` stored in a link column is instead of a link (R31): ``""`` when
+    it is a well-formed link in its canonical form, the bytes :func:`encode_link` writes for
+    that link (R30: one cell, one stored form, so a query comparing the column with a bound
+    ``Cell`` finds every row that links to it). The one rule for a stored link value, used by
+    the commit's check of link columns and by the check after a ``migrate`` callback."""
+    try:
+        sigil = _sigil_decoder.decode(text)
+    except msgspec.DecodeError:  # not JSON, not a link, or not UTF-8
+        return "text that is not a link"
+    # Re-encoding what the decoder accepted is encode_link(parse_link(text)), without the second
+    # decode encode_link makes to check what it writes (the decoder has just accepted it).
+    canonical = _encoder.encode(sigil)
+    if canonical != text:
+        return f"a link not in its canonical form {canonical.decode()!r}"
+    return ""
 
 
 def is_link_sigil(value: Any) -> bool:

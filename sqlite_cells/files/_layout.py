@@ -42,12 +42,21 @@ ALIAS = DATABASE_ALIAS  # the name the guard knows as a database (R21)
 class OpBody(msgspec.Struct, frozen=True):
     """A ``sqlite`` op: the statement and its parameters (bytes appear base64-encoded); once the
     changeset of its effect is known the parameters are left out (it says exactly what the
-    statement did, and the record is fsynced on every commit)."""
+    statement did, and the record is fsynced on every commit).
+
+    ``version`` is the declared version the op was written at (the file's stored version once
+    its commit ran) and ``from_version`` the stored version its commit found on the file before
+    bringing it to the declaration (None: the file had none yet). A replay needs the file at
+    ``from_version``: a step from there to ``version`` made in the same commit was additive
+    (R13) and replays; one the file lacks before ``from_version`` was made outside the log (a
+    ``migrate`` callback, R14) and cannot be replayed (R71). Both None in older records."""
 
     sql: str
     rows: list[list[object] | dict[str, object]]
     many: bool
     changeset: bytes | None = None
+    version: int | None = None
+    from_version: int | None = None
 
 
 def encode_op_body(body: OpBody) -> msgspec.Raw:

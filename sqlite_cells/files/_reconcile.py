@@ -7,7 +7,9 @@ an immediate transaction on the space (so two processes never repair at once, an
 meanwhile):
 
 * equal — nothing to do;
-* behind — the changesets of the missing commits are re-applied from the space's log, in seq order;
+* behind — the changesets of the missing commits are re-applied from the space's log, in seq order,
+  unless one of them was written on the file at a version it lacks (a ``migrate`` step made
+  outside the log, R14: see :func:`_version_after`): quarantined;
 * ahead by the one commit a crash can leave in flight (its seq is the space's next one) — that
   commit's changesets, from the file's own journal, are inverted and applied, after a copy of the
   file is kept in ``<store>/quarantine/``;
@@ -38,7 +40,7 @@ from typing import Any
 import apsw
 import msgspec
 
-from sqlite_cells.codec import SqliteCellsError, UnsupportedMigration
+from sqlite_cells.codec import Op, SqliteCellsError, UnsupportedMigration
 from sqlite_cells.files._layout import KIND, decode_op_body, open_unwritable
 from sqlite_cells.files._watermark import read_watermark, set_watermark
 from sqlite_cells.runtime import (
@@ -55,6 +57,8 @@ from sqlite_cells.schema import (
     cf_link,
     declare_tables,
     ensure_runtime_tables,
+    store_version,
+    stored_version,
     table,
 )
 
@@ -185,7 +189,8 @@ def _reconcile(
             if not repair:
                 try:  # a look says what a repair would find: the log may not rebuild it
                     _check_history(space_conn, db_id, 0)
-                except _Irreparable as exc:
+                    _check_versions(space_conn, db_id, 0, space_seq, None)
+                except (_Irreparable, msgspec.DecodeError) as exc:
                     return _quarantine(db_id, path, 0, space_seq, f"no file; {exc}")
                 return Outcome(db_id, path, 0, space_seq, Action.BEHIND, detail="no file")
         try:
@@ -267,7 +272,9 @@ def _reconcile_file(
                 commits = _invert(conn, in_flight)
                 action = Action.INVERTED
         elif not repair:
-            _check_history(space_conn, db_id, db_seq)  # what a repair would find (R71)
+            # What a repair would find (R71): the commits to replay, and the versions they need.
+            _check_history(space_conn, db_id, db_seq)
+            _check_versions(space_conn, db_id, db_seq, space_seq, _file_version(conn, db_id))
             action, commits = Action.BEHIND, 0
         else:
             commits = _replay(space_conn, conn, db_id, db_seq, space_seq)
@@ -433,6 +440,9 @@ def _replay(
     space_conn: apsw.Connection, conn: apsw.Connection, db_id: str, after: int, upto: int
 ) -> int:
     schema = _handle_schema(space_conn, db_id)
+    found = _file_version(conn, db_id)
+    ops = _ops_for(space_conn, db_id, after, upto)
+    version = _version_after(ops, found)  # before anything is written
     ensure_runtime_tables(conn, "main")
     try:
         add_missing(conn, "main", schema, db_id)
@@ -442,14 +452,71 @@ def _replay(
             f"the file's tables differ from the declared ones: {differences}"
         ) from exc
     applied: set[int] = set()
-    for seq, op in _ops_for(space_conn, db_id, after, upto):
+    for seq, op in ops:
         changeset = decode_op_body(op).changeset
         if changeset is None:
             raise _Irreparable(f"commit {seq} kept no changeset to replay")
         apsw.Changeset.apply(changeset, conn, conflict=_abort)
         conn.execute("INSERT INTO _cf_changes (seq, changeset) VALUES (?, ?)", (seq, changeset))
         applied.add(seq)
+    if version is not None and (found is None or version > found):
+        # As the replayed commits left it: a migrate must not run again over their rows.
+        store_version(conn, "main", version)
     return len(applied)
+
+
+def _file_version(conn: apsw.Connection, db_id: str) -> int | None:
+    """The version stored in the database file (None: none, or no ``_cf_meta`` yet)."""
+    try:
+        return stored_version(conn, "main", db_id)
+    except apsw.SQLError:  # no _cf_meta: a file no commit wrote
+        return None
+
+
+def _check_versions(
+    space_conn: apsw.Connection, db_id: str, after: int, upto: int, found: int | None
+) -> None:
+    """``_Irreparable`` when replaying the commits to ``db_id`` in (``after``, ``upto``] onto a
+    file at version ``found`` would cross a version step the file lacks (see
+    :func:`_version_after`); nothing is told for a space file of an older format."""
+    if stored_format(space_conn) in (None, FORMAT_VERSION):
+        _version_after(SpaceFile.ops_for(space_conn, db_id, after, upto), found)
+
+
+def _version_after(ops: list[tuple[int, Op]], found: int | None) -> int | None:
+    """The version a file at version ``found`` (None: none) is at once ``ops`` are replayed
+    onto it (None: not known); ``_Irreparable`` when one of them was written on the file at a
+    version it does not reach.
+
+    Each op records the version its commit found on the file and the one it left (see
+    :class:`OpBody`). A step made inside a commit was the additive diff (R13), which the
+    replay makes too. A step made before a commit was a ``migrate`` callback (R14), run on
+    its own connection: it is durable in the file but not in the log, so a file that lost it
+    (restored from an older copy) would get the later changesets on pre-migration rows and
+    run ``migrate`` again at its next write. Such a file is quarantined (R71), not replayed.
+    Ops of older records say neither: nothing is known across them."""
+    current, known = found, True
+    for seq, op in ops:
+        if op.kind != KIND:
+            continue
+        body = decode_op_body(op)
+        if body.version is None:
+            known = False
+            continue
+        needed = body.from_version
+        if known and needed is not None and (current is None or current < needed):
+            at = "no version" if current is None else f"version {current}"
+            raise _Irreparable(
+                f"the file is at {at}, but the space's commit {seq} was written on it at "
+                f"version {needed}: the file lacks a migration (a migrate= step) made before "
+                "that commit, which the space's log does not hold and a replay cannot make "
+                "(the file was restored from a copy older than the migration?); it is kept "
+                f"as found: restore the file from a copy made at version {needed} or later"
+            )
+        if not known or current is None or body.version > current:
+            current = body.version
+        known = True
+    return current if known else None
 
 
 def _ops_for(space_conn: apsw.Connection, db_id: str, after: int, upto: int) -> list[Any]:

@@ -13,6 +13,8 @@ from sqlite_cells.schema._migrate import ensure_runtime_tables as ensure_runtime
 from sqlite_cells.schema._migrate import ensure_schema as ensure_schema
 from sqlite_cells.schema._migrate import migrate_file as migrate_file
 from sqlite_cells.schema._migrate import plan_migration as plan_migration
+from sqlite_cells.schema._migrate import store_version as store_version
+from sqlite_cells.schema._migrate import stored_version as stored_version
 from sqlite_cells.schema._order import fill_orders as fill_orders
 from sqlite_cells.schema._schema import CfLink as CfLink
 from sqlite_cells.schema._schema import Schema as Schema
@@ -54,5 +56,7 @@ __all__ = [
     "plan_shadows",
     "quote_ident",
     "render_ddl",
+    "store_version",
+    "stored_version",
     "table",
 ]

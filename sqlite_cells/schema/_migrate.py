@@ -21,8 +21,10 @@ Two entry points:
   callback writes, in any quoting, can reach the space's tables), in one transaction of that
   file: ``migrate(conn, stored_version)`` under the migration authorizer, then steps 4–5, then the
   check that the file holds exactly the declared tables and indexes plus the runtime's own
-  (else :class:`MigrationError`). A crash leaves the old version and schema, or the new ones. It
-  is never called for a file that does not exist, nor when the stored version is not older.
+  (else :class:`MigrationError`), then the check that every declared link column holds NULL or
+  a well-formed link (R31; else :class:`MigrationError` caused by a ``LinkEncodeError``). A
+  crash leaves the old version and schema, or the new ones. It is never called for a file that
+  does not exist, nor when the stored version is not older.
   If the space's commit then fails, the file stays migrated with no rows of that commit written:
   the migration is its own durable step, like a schema change made before the write.
 
@@ -55,10 +57,12 @@ import apsw
 from sqlite_cells.codec import (
     ClosedError,
     ExecTimeout,
+    LinkEncodeError,
     MigrationError,
     SchemaError,
     SqliteCellsError,
     UnsupportedMigration,
+    link_text_problem,
 )
 from sqlite_cells.runtime import LENGTH_LIMIT, InvalidArgument, busy_ms, surrogate_at
 from sqlite_cells.schema._rebuild import rebuild_adding
@@ -74,6 +78,8 @@ __all__ = [
     "ensure_schema",
     "migrate_file",
     "plan_migration",
+    "store_version",
+    "stored_version",
 ]
 
 _SAVEPOINT: Final = "_cf_ensure_schema"
@@ -327,7 +333,9 @@ class MigrationConnection:
         return first
 
 
-def _stored_version(conn: apsw.Connection, database: str, db_id: str) -> int | None:
+def stored_version(conn: apsw.Connection, database: str, db_id: str) -> int | None:
+    """The version stored in the file's ``_cf_meta`` (None: none yet); a value that is not an
+    integer is :class:`UnsupportedMigration` (the file is damaged)."""
     rows = rows_of(
         conn, f"SELECT value FROM {quote_ident(database)}._cf_meta WHERE key = 'version'"
     )
@@ -393,8 +401,9 @@ def _check_version(version: object, db_id: str) -> None:
 
 def ensure_schema(
     conn: apsw.Connection, database: str, schema: Schema, *, db_id: str, version: int
-) -> None:
-    """Bring the file visible as ``database`` to ``schema`` at ``version``, additively (R13).
+) -> int | None:
+    """Bring the file visible as ``database`` to ``schema`` at ``version``, additively (R13);
+    return the version the file was at before (None: it had none).
 
     Runs inside the caller's open transaction (it only uses a SAVEPOINT); the steps are in the
     module docstring. Raises :class:`UnsupportedMigration` (every non-additive difference, or a
@@ -405,17 +414,18 @@ def ensure_schema(
     conn.execute(f"SAVEPOINT {_SAVEPOINT}")
     try:
         ensure_runtime_tables(conn, database)
-        stored = _stored_version(conn, database, db_id)
+        stored = stored_version(conn, database, db_id)
         _refuse_newer(stored, version, db_id)
         add_missing(conn, database, schema, db_id)
         if stored != version:
-            _store_version(conn, database, version)
+            store_version(conn, database, version)
     except BaseException:
         # If SQLite already rolled the whole transaction back, the savepoint is gone too.
         with contextlib.suppress(apsw.Error):
             conn.execute(f"ROLLBACK TO {_SAVEPOINT}; RELEASE {_SAVEPOINT}")
         raise
     conn.execute(f"RELEASE {_SAVEPOINT}")
+    return stored
 
 
 def _refuse_newer(stored: int | None, version: int, db_id: str) -> None:
@@ -467,7 +477,8 @@ def add_missing(conn: apsw.Connection, database: str, schema: Schema, db_id: str
         raise UnsupportedMigration(db_id, diffs)
 
 
-def _store_version(conn: apsw.Connection, database: str, version: int) -> None:
+def store_version(conn: apsw.Connection, database: str, version: int) -> None:
+    """Store ``version`` in the file's ``_cf_meta``, inside the caller's transaction."""
     upsert = "ON CONFLICT(key) DO UPDATE SET value = excluded.value"
     meta = f"{quote_ident(database)}._cf_meta"
     conn.execute(f"INSERT INTO {meta}(key, value) VALUES ('version', ?) {upsert}", (version,))
@@ -492,8 +503,9 @@ def migrate_file(
 
     Raises :class:`MigrationError` (``migrate`` raised — the original is ``__cause__`` —, a
     statement was refused or ran past the deadline — an :class:`ExecTimeout` is the cause —,
-    ``migrate`` returned a coroutine, or afterwards the file still differs from the declaration
-    or holds tables or indexes it does not declare) or :class:`UnsupportedMigration` (the stored
+    ``migrate`` returned a coroutine, or afterwards the file still differs from the declaration,
+    holds tables or indexes it does not declare, or holds in a link column anything but NULL or
+    a well-formed link) or :class:`UnsupportedMigration` (the stored
     version is newer); in every failing case nothing of the migration is committed.
     """
     _check_version(version, db_id)
@@ -532,7 +544,7 @@ def _migrate_in_transaction(
     version: int, migrate: Migrate,
 ) -> bool:  # fmt: skip
     known = conn.execute("SELECT 1 FROM sqlite_schema WHERE name = '_cf_meta'").fetchone()
-    stored = _stored_version(conn, "main", db_id) if known else None
+    stored = stored_version(conn, "main", db_id) if known else None
     if stored is None or stored >= version:
         _refuse_newer(stored, version, db_id)
         return False
@@ -572,7 +584,8 @@ def _migrate_in_transaction(
             "leave the file as declared (the runtime only adds what is missing)",
         ) from exc
     _check_exact(conn, schema, db_id)
-    _store_version(conn, "main", version)
+    _check_link_values(conn, schema, db_id, call)
+    store_version(conn, "main", version)
     return True
 
 
@@ -608,3 +621,59 @@ def _check_exact(conn: apsw.Connection, schema: Schema, db_id: str) -> None:
             f"after migrate the file holds {', '.join(extra)}, which the declaration does not "
             "have; nothing was written: declare it, or drop it in migrate",
         )
+
+
+def _check_link_values(conn: apsw.Connection, schema: Schema, db_id: str, call: str) -> None:
+    """After ``migrate``: every link column of the declaration holds NULL or a well-formed link
+    in its canonical form (R31, by the rule the commit applies to what a write stores), else
+    :class:`MigrationError` caused by a :class:`LinkEncodeError` naming the table, the column
+    and the first bad value.
+
+    The callback's statements are not captured by a session, and a rename or an added column
+    with a default puts values there without any row being written: the columns are read in
+    full. Migrations are rare; the scan reads each link value once (no index is used)."""
+    for name, table in schema.tables:
+        for column in table.columns:
+            if column.is_link:
+                _check_link_column(conn, name, column.name, db_id, call)
+
+
+def _check_link_column(
+    conn: apsw.Connection, table: str, column: str, db_id: str, call: str
+) -> None:
+    col, tab = quote_ident(column), quote_ident(table)
+    # Text as its bytes: text that is not UTF-8 is a bad value to report, not a decode error.
+    text = f"SELECT CAST({col} AS BLOB) FROM main.{tab} WHERE typeof({col}) = 'text'"
+    for (data,) in conn.execute(text):
+        problem = link_text_problem(data)
+        if problem:
+            try:
+                shown = repr(data.decode())
+            except UnicodeDecodeError:
+                shown = f"{data!r}, not UTF-8"
+            raise _bad_link(table, column, problem, shown, db_id, call)
+    other = (
+        f"SELECT typeof({col}), {col} FROM main.{tab} "
+        f"WHERE typeof({col}) NOT IN ('text', 'null') LIMIT 1"
+    )
+    for kind, value in conn.execute(other):
+        raise _bad_link(table, column, f"a value of type {kind}", repr(value), db_id, call)
+
+
+def _bad_link(
+    table: str, column: str, problem: str, shown: str, db_id: str, call: str
+) -> MigrationError:
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    cause = LinkEncodeError(
+        f"database {db_id}: link column {table}.{column} holds {problem} ({shown}); a link "
+        "column holds NULL or a link"
+    )
+    exc = MigrationError(
+        db_id,
+        f"after {call} link column {table}.{column} holds {problem} ({shown}); nothing was "
+        "written: migrate must leave NULL or a link (the text a bound Cell stores) in every "
+        "link column (R31)",
+    )
+    exc.__cause__ = cause
+    return exc

@@ -133,10 +133,11 @@ def _request(op: PendingOp) -> ExecRequest:
     return payload
 
 
-def _op_body(request: ExecRequest, changeset: bytes) -> msgspec.Raw:
+def _op_body(request: ExecRequest, changeset: bytes, found: int | None) -> msgspec.Raw:
     # The changeset says exactly what the statement did, so the parameters are not kept (the
     # record is fsynced on every commit); `rows` stays in the format for older records.
-    return encode_op_body(OpBody(request.sql, [], request.many, changeset))
+    version = request.decl.version
+    return encode_op_body(OpBody(request.sql, [], request.many, changeset, version, found))
 
 
 class SqliteParticipant:
@@ -273,7 +274,7 @@ class SqliteParticipant:
         decl = request.decl
         conn.setbusytimeout(self._lock_wait_ms)  # R44, see _lock_timeout
         try:
-            links, keys = self._ensure(conn, decl)
+            (links, keys), found = self._ensure(conn, decl)
             if request.fills:
                 assert decl.schema is not None  # only runtime-owned databases are written
                 check_fills(
@@ -303,7 +304,7 @@ class SqliteParticipant:
             raise timeout from exc
         finally:
             conn.setbusytimeout(BUSY_TIMEOUT_MS)
-        return Op(op.kind, op.target, _op_body(request, changeset))
+        return Op(op.kind, op.target, _op_body(request, changeset, found))
 
     def _run(self, conn: apsw.Connection, request: ExecRequest) -> None:
         decl = request.decl
@@ -335,18 +336,20 @@ class SqliteParticipant:
         except (OverflowError, UnicodeError) as exc:  # a parameter SQLite cannot bind
             raise ExecError(decl.db_id, request.sql, f"{type(exc).__name__}: {exc}") from exc
 
-    def _ensure(self, conn: apsw.Connection, decl: Declaration) -> Checks:
+    def _ensure(self, conn: apsw.Connection, decl: Declaration) -> tuple[Checks, int | None]:
         """Bring the attached file to ``decl``'s schema (additively, R13) unless this runtime
         already checked it on the file as it is now (same schema cookie and stored version,
-        read in this transaction); return what its writes check."""
+        read in this transaction); return what its writes check, and the version the file was
+        at before (None: it had none), which the op records for a replay (R71)."""
         assert decl.schema is not None  # only runtime-owned databases are written
         key = _ensure_key(decl)
         with self._lock:
             checked = self._ensured.get(key)
             checks = self._checks.get(key)
         state = None if checked is None else _file_state(conn)
+        found: int | None = decl.version  # as checked: the version is part of the state
         if state is None or state != checked:
-            ensure_schema(conn, ALIAS, decl.schema, db_id=decl.db_id, version=decl.version)
+            found = ensure_schema(conn, ALIAS, decl.schema, db_id=decl.db_id, version=decl.version)
             state = _file_state(conn)
             assert state is not None  # ensure_schema made _cf_meta
             checks = None  # the file may have changed: read its tables again
@@ -359,7 +362,7 @@ class SqliteParticipant:
                 self._checks[key] = checks
         with self._lock:
             self._checked[key] = state
-        return checks
+        return checks, found
 
     def _is_ensured(self, key: EnsureKey) -> bool:
         with self._lock:
