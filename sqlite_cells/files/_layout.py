@@ -39,15 +39,19 @@ KIND = "sqlite"
 ALIAS = DATABASE_ALIAS  # the name the guard knows as a database (R21)
 
 
-class OpBody(msgspec.Struct, frozen=True):
+class OpBody(msgspec.Struct, frozen=True, omit_defaults=True):
     """A ``sqlite`` op: the statement and its parameters (bytes appear base64-encoded); once the
     changeset of its effect is known the parameters are left out (it says exactly what the
-    statement did, and the record is fsynced on every commit)."""
+    statement did, and the record is fsynced on every commit). ``schema``: the commit changed
+    the file's schema (an additive migration or a ``migrate`` callback ran), which changes what
+    queries return beyond the changeset's rows (R51). Fields at their default are left out of
+    the record, and a record without one (an older one, R73) reads as the default."""
 
     sql: str
     rows: list[list[object] | dict[str, object]]
     many: bool
     changeset: bytes | None = None
+    schema: bool = False
 
 
 def encode_op_body(body: OpBody) -> msgspec.Raw:
