@@ -151,9 +151,7 @@ def test_star_query_follows_a_redeclaration_in_the_same_runtime(
     rt.settle()
     assert q.get().result == [{"id": 1, "a": "x", "b": 5}]
     assert q.get().seq == seq
-    assert known_read_set(d1.declaration, "SELECT * FROM t") == {
-        "t": frozenset({"id", "a", "b"})
-    }
+    assert known_read_set(d1.declaration, "SELECT * FROM t") == {"t": frozenset({"id", "a", "b"})}
     _write(space, d2, "UPDATE t SET b = 9")
     rt.settle()
     assert q.get().result == [{"id": 1, "a": "x", "b": 9}]
