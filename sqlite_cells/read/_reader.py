@@ -13,7 +13,7 @@ Each statement is prepared under the connection's :class:`Gate` with the read po
 declaration's tables; the first time a statement is prepared on a file's schema the gate records
 the (table, column) pairs SQLite reads — the query's *read set* (R51) — and it is kept with the
 statement's key, so later runs take the statement from apsw's cache without re-preparing it.
-The key holds the declared schema, the database and the file's schema cookie (read in each read
+The key holds the declared schema, the file's path and its schema cookie (read in each read
 transaction): once the file's schema changes (a migration, perhaps by a newer declaration, adds
 a column that ``SELECT *`` now reads) SQLite re-prepares a cached statement by itself, unseen by
 the gate, so the statement is prepared afresh and its read set recorded again.
@@ -227,6 +227,7 @@ def read_batch(
             ) from None
         with _scratch(decl.schema) as pooled:
             _track(tracker, pooled, start, timeout)
+            _COOKIES[decl.path] = _NO_FILE
             plan = _Plan(decl, timeout, pooled, _NO_FILE)
             return 0, _run_all(
                 pooled, plan, statements, tracker, start, previous, transaction=False
@@ -255,7 +256,7 @@ def _read_file(
         else:
             seq = read_watermark(own)
             cookie = own.execute(_COOKIE_SQL).fetchall()[0][0]
-            _COOKIES[decl.db_id] = cookie
+            _COOKIES[decl.path] = cookie
         plan = _Plan(decl, timeout, pooled, cookie)
         plan.on_file(sync_shadows(pooled, decl, own, plan.policy))
         results = _run_all(pooled, plan, statements, tracker, start, previous, transaction=True)
@@ -319,7 +320,7 @@ class _Plan:
         self.decl = decl
         self.timeout = timeout
         key = _schema_key(decl)
-        self.schema_key = (key, decl.db_id, cookie)
+        self.schema_key = (key, decl.path, cookie)
         self.policy = self.base_policy = _POLICY_BY_SCHEMA.get(key) or _read_policy(decl, key)
         self.cursor = pooled.conn.cursor()
         self.file = False  # reading the database's own file (not the scratch stand-in)
@@ -538,15 +539,15 @@ def _translate(
     return error
 
 
-# Read sets by ((schema key, database id, file schema cookie), sql): what SQLite reads depends on
+# Read sets by ((schema key, file path, file schema cookie), sql): what SQLite reads depends on
 # the file's schema and the text only; with each, whether its steps stay short (see short_steps).
-_ReadKey = tuple[tuple[str, str, object], str]
+_ReadKey = tuple[tuple[str, Path, object], str]
 _read_sets_lock = threading.Lock()  # guards writes to _READ_SETS (reads are single lookups)
 _READ_SETS: dict[_ReadKey, tuple[ReadMap, bool]] = {}
 _COOKIE_SQL = "PRAGMA main.schema_version"
 _NO_FILE = -1  # the cookie of a database read before it has a file (its declared tables)
-# The schema cookie each database's file had at its last read (plain stores and lookups).
-_COOKIES: dict[str, object] = {}
+# The schema cookie each database file had at its last read (plain stores and lookups).
+_COOKIES: dict[Path, object] = {}
 _READ_SETS_SIZE = 8192
 # SQL functions whose one call costs about the same whatever the size of its arguments (or one
 # pass over a value at most, as min and max compare). Every other function (instr, replace,
@@ -575,7 +576,7 @@ def _remember_read_set(key: _ReadKey, read_set: ReadMap, functions: frozenset[st
 
 def _read_key(decl: Declaration, sql: str) -> _ReadKey:
     """The key of ``sql``'s read set on ``decl``'s file as the last read of it found the file."""
-    return ((_schema_key(decl), decl.db_id, _COOKIES.get(decl.db_id, _NO_FILE)), sql)
+    return ((_schema_key(decl), decl.path, _COOKIES.get(decl.path, _NO_FILE)), sql)
 
 
 def known_read_set(decl: Declaration, sql: str) -> ReadMap | None:
