@@ -3,6 +3,9 @@ that change a database file's schema; read sets taken again once the file's sche
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 from typing import Any
@@ -95,6 +98,46 @@ def test_generated_columns_rerun_after_another_runtimes_update(store: Path) -> N
         other = writer.space("demo").sqlite_database("gen", tables=GENERATED)
         _write(writer.space("demo"), other, "UPDATE t SET a = 4")
         _wait_for(of_s, [{"s": 12}])
+
+
+def test_another_process_s_commits_rerun_generated_and_star_queries(store: Path) -> None:
+    """R51, R53 across processes: the commit record rebuilt in this process says which generated
+    columns an UPDATE changed, and that a commit changed the file's schema."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import sqlite_cells as sc
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_write_sets_schema import GENERATED, V2
+        with sc.Runtime(sys.argv[1]) as rt:
+            space = rt.space("demo")
+            tables = GENERATED if sys.argv[2] == "gen" else V2
+            db = space.sqlite_database(sys.argv[2], tables=tables)
+            with space.transact():
+                db.exec(sys.argv[3])
+        """
+    )
+
+    def other_process(name: str, sql: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(store), name, sql], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        space = rt.space("demo")
+        gen = space.sqlite_database("gen", tables=GENERATED)
+        _write(space, gen, "INSERT INTO t (id, a) VALUES (1, 1)")
+        m = space.sqlite_database("m", tables=V1)
+        _write(space, m, "INSERT INTO t (id, a) VALUES (1, 'x')")
+        of_c, star = gen.query("SELECT c FROM t"), m.query("SELECT * FROM t")
+        rt.settle()
+        other_process("gen", "UPDATE t SET a = 7")
+        _wait_for(of_c, [{"c": 14}])
+        other_process("m", "INSERT INTO u (x) VALUES (1)")
+        _wait_for(star, [{"id": 1, "a": "x", "b": 5}])
+        other_process("m", "UPDATE t SET b = 6")
+        _wait_for(star, [{"id": 1, "a": "x", "b": 6}])
 
 
 def test_generated_sources_follow_expressions_through_generated_columns() -> None:
