@@ -39,7 +39,7 @@ KIND = "sqlite"
 ALIAS = DATABASE_ALIAS  # the name the guard knows as a database (R21)
 
 
-class OpBody(msgspec.Struct, frozen=True):
+class OpBody(msgspec.Struct, frozen=True, omit_defaults=True):
     """A ``sqlite`` op: the statement and its parameters (bytes appear base64-encoded); once the
     changeset of its effect is known the parameters are left out (it says exactly what the
     statement did, and the record is fsynced on every commit).
@@ -49,7 +49,12 @@ class OpBody(msgspec.Struct, frozen=True):
     bringing it to the declaration (None: the file had none yet). A replay needs the file at
     ``from_version``: a step from there to ``version`` made in the same commit was additive
     (R13) and replays; one the file lacks before ``from_version`` was made outside the log (a
-    ``migrate`` callback, R14) and cannot be replayed (R71). Both None in older records."""
+    ``migrate`` callback, R14) and cannot be replayed (R71). Both None in older records.
+
+    ``schema``: the commit changed the file's schema (an additive migration or a ``migrate``
+    callback ran), which changes what queries return beyond the changeset's rows (R51). Fields
+    at their default are left out of the record, and a record without one (an older one, R73)
+    reads as the default."""
 
     sql: str
     rows: list[list[object] | dict[str, object]]
@@ -57,6 +62,7 @@ class OpBody(msgspec.Struct, frozen=True):
     changeset: bytes | None = None
     version: int | None = None
     from_version: int | None = None
+    schema: bool = False
 
 
 def encode_op_body(body: OpBody) -> msgspec.Raw:

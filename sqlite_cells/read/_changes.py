@@ -6,6 +6,12 @@ another process alike. In a changeset an INSERT or a DELETE changes every column
 an UPDATE carries a new value only for the columns it changed (others are ``apsw.no_change``);
 an upsert of an existing key is an UPDATE; foreign-key cascades appear as changes of their own.
 A table captured by rowid (no explicit primary key) has the rowid as an extra first column.
+
+A changeset leaves out generated columns: an UPDATE also changes each generated column whose
+expression names a column it changed (directly or through another generated column), read from
+the table's ``CREATE TABLE`` text in the file. A commit that changed the file's schema (its op
+says so: an additive migration or a ``migrate`` callback ran) changed what ``SELECT *`` and
+views return even where no row changed: its write set is the whole database, like a drop's.
 """
 
 from __future__ import annotations
@@ -19,20 +25,43 @@ import apsw
 
 from sqlite_cells.codec import Op
 from sqlite_cells.files import DROP_KIND, KIND, decode_op_body
-from sqlite_cells.sql import fold_ascii
+from sqlite_cells.schema import read_table_text
+from sqlite_cells.sql import QUOTED, WORD, fold_ascii, scan_sql
 
-__all__ = ["ALL_COLUMNS", "ColumnNames", "WriteSet", "affects", "write_sets"]
+__all__ = [
+    "ALL_COLUMNS",
+    "ColumnNames",
+    "GeneratedColumns",
+    "WriteSet",
+    "affects",
+    "generated_sources",
+    "write_sets",
+]
 
 ALL_COLUMNS: Final[frozenset[str]] = frozenset({"*"})  # an INSERT or DELETE: every column
 WriteSet = dict[str, frozenset[str]]  # table (ASCII-folded) -> changed columns or ALL_COLUMNS
 # (db id, table, changeset width) -> the changeset's column names ("" for a rowid), or None
 ColumnNames = Callable[[str, str, int], "list[str] | None"]
+# (db id, table) -> each generated column (ASCII-folded) and the stored columns its value is
+# computed from; None when not known (then an UPDATE of the table changes every column)
+GeneratedColumns = Callable[[str, str], "Mapping[str, frozenset[str]] | None"]
 
 
-def write_sets(ops: Iterable[Op], columns: ColumnNames) -> dict[str, WriteSet | None]:
+def _no_generated(_db_id: str, _table: str) -> Mapping[str, frozenset[str]]:
+    return {}
+
+
+def write_sets(
+    ops: Iterable[Op],
+    columns: ColumnNames,
+    generated: GeneratedColumns = _no_generated,
+    reshaped: Callable[[str], None] | None = None,
+) -> dict[str, WriteSet | None]:
     """The write set of each database written by ``ops`` (keyed by database id). None for a
-    database whose op carries no changeset (capture switched off) and for a dropped one: it
-    changed, but not column by column, so everything that reads it re-runs."""
+    database whose op carries no changeset (capture switched off), whose schema the commit
+    changed, and for a dropped one: it changed, but not column by column, so everything that
+    reads it re-runs. ``reshaped`` is told of each such database (its tables' shapes may have
+    changed)."""
     # The ops of one database are combined first: what one op did and a later one undid (a row
     # inserted, then deleted) is no change of the commit's.
     combined: dict[str, bytes | None] = {}
@@ -42,7 +71,8 @@ def write_sets(ops: Iterable[Op], columns: ColumnNames) -> dict[str, WriteSet | 
             continue
         if op.kind != KIND:
             continue
-        changeset = decode_op_body(op).changeset
+        body = decode_op_body(op)
+        changeset = None if body.schema else body.changeset
         if op.target not in combined:
             combined[op.target] = changeset
             continue
@@ -54,14 +84,22 @@ def write_sets(ops: Iterable[Op], columns: ColumnNames) -> dict[str, WriteSet | 
     for target, changeset in combined.items():
         if changeset is None:
             found[target] = None
+            if reshaped is not None:
+                reshaped(target)
             continue
         into: WriteSet = {}
-        _add_changes(into, changeset, target, columns)
+        _add_changes(into, changeset, target, columns, generated)
         found[target] = into
     return found
 
 
-def _add_changes(into: WriteSet, changeset: bytes, db_id: str, columns: ColumnNames) -> None:
+def _add_changes(
+    into: WriteSet,
+    changeset: bytes,
+    db_id: str,
+    columns: ColumnNames,
+    generated: GeneratedColumns,
+) -> None:
     changed: dict[str, set[int]] = {}
     widths: dict[str, int] = {}
     for change in apsw.Changeset.iter(changeset):
@@ -84,7 +122,50 @@ def _add_changes(into: WriteSet, changeset: bytes, db_id: str, columns: ColumnNa
             into[key] = ALL_COLUMNS  # the shape is not known: be safe rather than exact
             continue
         found = {fold_ascii(names[i]) for i in indexes if names[i]}
+        computed = generated(db_id, table)
+        if computed is None:
+            into[key] = ALL_COLUMNS
+            continue
+        # Generated columns: each whose value is computed from a column the UPDATE changed.
+        found.update(name for name, sources in computed.items() if not sources.isdisjoint(found))
         into[key] = frozenset(into.get(key, frozenset()) | found)
+
+
+def generated_sources(
+    create_sql: str | None, stored: Iterable[str], generated: Iterable[str]
+) -> dict[str, frozenset[str]]:
+    """Each generated column of a table (ASCII-folded) and the stored columns its value is
+    computed from, read from the table's ``CREATE TABLE`` text: every column its expression
+    names, through other generated columns too. A column whose expression cannot be read is
+    computed from every stored column (a write then changes it whatever it changed)."""
+    stored_set = frozenset(fold_ascii(name) for name in stored)
+    pending = [fold_ascii(name) for name in generated]
+    text = read_table_text(create_sql) if create_sql else None
+    named: dict[str, set[str] | None] = {}
+    for name in pending:
+        column = text.columns.get(name) if text is not None else None
+        if column is None or column.generated is None:
+            named[name] = None
+            continue
+        words = scan_sql(column.generated.shown).words()
+        named[name] = {fold_ascii(w.name) for w in words if w.kind in (WORD, QUOTED)}
+    found: dict[str, frozenset[str]] = {}
+
+    def sources(name: str, seen: frozenset[str]) -> frozenset[str]:
+        held = found.get(name)
+        if held is not None:
+            return held
+        names = named.get(name)
+        if names is None or name in seen:  # unreadable (or a cycle SQLite would refuse)
+            return stored_set
+        result = frozenset(names & stored_set)
+        for other in names & named.keys():
+            result |= sources(other, seen | {name})
+        return result
+
+    for name in pending:
+        found[name] = sources(name, frozenset())
+    return found
 
 
 def affects(write: WriteSet | None, read: Mapping[str, frozenset[str]] | None) -> bool:
@@ -102,14 +183,18 @@ def affects(write: WriteSet | None, read: Mapping[str, frozenset[str]] | None) -
     return False
 
 
-TableShape = tuple[list[str], bool]  # column names in file order, whether it has a primary key
+# A table's stored column names in file order (what a changeset has), whether it has a primary
+# key, and its generated columns (see generated_sources).
+TableShape = tuple[list[str], bool, Mapping[str, frozenset[str]]]
 
 
 class TableColumns:
-    """The changeset column names of database tables (:data:`ColumnNames`), from the file's own
-    schema, cached by (path, table). A table captured by rowid (no explicit primary key) has the
-    rowid as an extra first column. The shape changes only by an additive migration, which
-    shows as a changeset wider than the cached shape: the cache is read again then."""
+    """The changeset column names of database tables (:data:`ColumnNames`) and their generated
+    columns (:meth:`generated`), from the file's own schema, cached by (database, table). A
+    table captured by rowid (no explicit primary key) has the rowid as an extra first column.
+    The shape changes only by a commit that changes the file's schema, whose write set is the
+    whole database (:meth:`forget` is called then); a changeset wider than the cached shape
+    (the cache missed such a commit) reads it again too."""
 
     def __init__(
         self, lookup: Callable[[str], Path], read: Callable[[Path, str], TableShape]
@@ -117,30 +202,41 @@ class TableColumns:
         self._lookup = lookup
         self._read = read
         self._lock = threading.Lock()  # guards _cache
-        self._cache: dict[tuple[Path, str], TableShape] = {}
+        # Keyed by database id (one file each), not by path: a str hashes in C, a Path in Python.
+        self._cache: dict[str, dict[str, TableShape]] = {}
 
-    def __call__(self, db_id: str, table: str, width: int) -> list[str] | None:
+    def _shape(self, db_id: str, table: str, fresh: bool) -> TableShape | None:
+        key = fold_ascii(table)
+        if not fresh:
+            with self._lock:
+                shape = self._cache.get(db_id, {}).get(key)
+            if shape is not None:
+                return shape
         try:
-            key = (self._lookup(db_id), fold_ascii(table))
-        except Exception:  # not declared here: the caller assumes every column changed
+            shape = self._read(self._lookup(db_id), table)
+        except Exception:  # not declared here, or unreadable: the caller assumes the worst
             return None
         with self._lock:
-            shape = self._cache.get(key)
-        for attempt in range(2):
-            if shape is None or attempt:
-                try:
-                    shape = self._read(key[0], table)
-                except Exception:
-                    return None
-                with self._lock:
-                    self._cache[key] = shape
-            names, has_pk = shape
+            self._cache.setdefault(db_id, {})[key] = shape
+        return shape
+
+    def __call__(self, db_id: str, table: str, width: int) -> list[str] | None:
+        for fresh in (False, True):
+            shape = self._shape(db_id, table, fresh)
+            if shape is None:
+                return None
+            names, has_pk, _generated = shape
             found = names if has_pk else ["", *names]
             if len(found) == width:
                 return found
         return None
 
-    def forget(self, path: Path) -> None:
+    def generated(self, db_id: str, table: str) -> Mapping[str, frozenset[str]] | None:
+        """The generated columns of ``table`` and the stored columns each is computed from."""
+        shape = self._shape(db_id, table, False)
+        return None if shape is None else shape[2]
+
+    def forget(self, db_id: str) -> None:
+        """The tables of ``db_id`` may have another shape now: read them again when needed."""
         with self._lock:
-            for key in [k for k in self._cache if k[0] == path]:
-                del self._cache[key]
+            self._cache.pop(db_id, None)

@@ -30,7 +30,13 @@ from typing import Any, Protocol
 
 from sqlite_cells.codec import QueryError, QueryTimeout, SqliteCellsError
 from sqlite_cells.files import content_signature
-from sqlite_cells.read._changes import TableColumns, TableShape, affects, write_sets
+from sqlite_cells.read._changes import (
+    TableColumns,
+    TableShape,
+    affects,
+    generated_sources,
+    write_sets,
+)
 from sqlite_cells.read._pool import ReadPool
 from sqlite_cells.read._reader import (
     ReadMap,
@@ -167,11 +173,17 @@ class LiveQueries:
 
     def _on_commit(self, event: CommitEvent) -> list[Node]:
         self._note(event)
-        ops = [op for op in event.ops if self._reads.get(op.target)]
+        ops = []
+        for op in event.ops:
+            if self._reads.get(op.target):
+                ops.append(op)
+            else:
+                self._columns.forget(op.target)  # unread: its shape is not looked at here
         if not ops:
             return []
         found: list[Node] = []
-        for db_id, written in write_sets(ops, self._columns).items():
+        columns = self._columns
+        for db_id, written in write_sets(ops, columns, columns.generated, columns.forget).items():
             reads = self._reads[db_id]
             if written is None:
                 found.extend(reads)
@@ -202,6 +214,10 @@ class LiveQueries:
         if any(self._reads.get(op.target) for op in event.ops):
             return False
         self._note(event)
+        for op in event.ops:
+            # Its body is not read here (it might change the schema): the shape is read again
+            # when a query of the database is there to need it.
+            self._columns.forget(op.target)
         return True
 
     def _table_shape(self, path: Path, table: str) -> TableShape:
@@ -211,10 +227,20 @@ class LiveQueries:
             pooled.deadline = time.monotonic() + _SHAPE_TIMEOUT
             # main.: the file's own table, not a stand-in the connection may hold in temp for a
             # declared column the file lacks (R14) — the changeset has the file's columns.
-            rows = pooled.conn.execute(f"PRAGMA main.table_info({quote_ident(table)})").fetchall()
-        names = [str(row[1]) for row in rows]
+            conn = pooled.conn
+            rows = conn.execute(f"PRAGMA main.table_xinfo({quote_ident(table)})").fetchall()
+            # "hidden" 2 and 3: generated columns, which changesets leave out.
+            names = [str(row[1]) for row in rows if not row[6]]
+            generated = [str(row[1]) for row in rows if row[6] in (2, 3)]
+            text = None
+            if generated:
+                found = conn.execute(
+                    "SELECT sql FROM main.sqlite_schema WHERE type = 'table' AND name = ?",
+                    (table,),
+                ).fetchall()
+                text = str(found[0][0]) if found else None
         has_pk = any(row[5] for row in rows)
-        return names, has_pk
+        return names, has_pk, generated_sources(text, names, generated)
 
     # -- runs (scheduler thread) ---------------------------------------------------------------
 

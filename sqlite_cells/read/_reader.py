@@ -10,9 +10,13 @@ preparing it in the scratch database), so that it names the declared columns it 
 undeclared table is a :class:`QueryError`, written or not.
 
 Each statement is prepared under the connection's :class:`Gate` with the read policy of the
-declaration's tables; the first time a (schema, sql) pair is prepared the gate records the
-(table, column) pairs SQLite reads — the query's *read set* (R51) — and it is kept with the
+declaration's tables; the first time a statement is prepared on a file's schema the gate records
+the (table, column) pairs SQLite reads — the query's *read set* (R51) — and it is kept with the
 statement's key, so later runs take the statement from apsw's cache without re-preparing it.
+The key holds the declared schema, the file's path and its schema cookie (read in each read
+transaction): once the file's schema changes (a migration, perhaps by a newer declaration, adds
+a column that ``SELECT *`` now reads) SQLite re-prepares a cached statement by itself, unseen by
+the gate, so the statement is prepared afresh and its read set recorded again.
 Rows come back as tuples with the column names once: dicts are built only by whoever needs them.
 """
 
@@ -223,7 +227,8 @@ def read_batch(
             ) from None
         with _scratch(decl.schema) as pooled:
             _track(tracker, pooled, start, timeout)
-            plan = _Plan(decl, timeout, pooled)
+            _COOKIES[decl.path] = _NO_FILE
+            plan = _Plan(decl, timeout, pooled, _NO_FILE)
             return 0, _run_all(
                 pooled, plan, statements, tracker, start, previous, transaction=False
             )
@@ -242,11 +247,17 @@ def _read_file(
 ) -> tuple[int, list[StatementResult]]:
     conn = pooled.conn
     _track(tracker, pooled, start, timeout)
-    plan = _Plan(decl, timeout, pooled)
     own = conn.cursor()  # the runtime's statements, apart from the users' (plan.cursor)
     own.execute("BEGIN")
     try:
-        seq = 0 if decl.kind is SourceKind.DISK else read_watermark(own)
+        cookie: object = _NO_FILE
+        if decl.kind is SourceKind.DISK:  # its queries re-run whole: read sets are not used
+            seq = 0
+        else:
+            seq = read_watermark(own)
+            cookie = own.execute(_COOKIE_SQL).fetchall()[0][0]
+            _COOKIES[decl.path] = cookie
+        plan = _Plan(decl, timeout, pooled, cookie)
         plan.on_file(sync_shadows(pooled, decl, own, plan.policy))
         results = _run_all(pooled, plan, statements, tracker, start, previous, transaction=True)
     finally:
@@ -303,10 +314,13 @@ class _Plan:
 
     __slots__ = ("base_policy", "cursor", "decl", "file", "policy", "schema_key", "timeout")
 
-    def __init__(self, decl: Declaration, timeout: float, pooled: PooledConnection) -> None:
+    def __init__(
+        self, decl: Declaration, timeout: float, pooled: PooledConnection, cookie: object
+    ) -> None:
         self.decl = decl
         self.timeout = timeout
-        self.schema_key = key = _schema_key(decl)
+        key = _schema_key(decl)
+        self.schema_key = (key, decl.path, cookie)
         self.policy = self.base_policy = _POLICY_BY_SCHEMA.get(key) or _read_policy(decl, key)
         self.cursor = pooled.conn.cursor()
         self.file = False  # reading the database's own file (not the scratch stand-in)
@@ -366,7 +380,7 @@ def _again(
     plan: _Plan,
     stmt: Statement,
     known: ReadMap | None,
-    key: tuple[str, str],
+    key: _ReadKey,
     exc: apsw.SQLError,
 ) -> StatementResult:
     """Run ``stmt`` again after ``exc``, when shadows can help (R14, R41); else raise ``exc``."""
@@ -401,7 +415,7 @@ def _lacks_something(exc: apsw.SQLError) -> bool:
     return "no such table" in text or "no such column" in text
 
 
-def _declared_read_set(plan: _Plan, stmt: Statement, key: tuple[str, str]) -> ReadMap | None:
+def _declared_read_set(plan: _Plan, stmt: Statement, key: _ReadKey) -> ReadMap | None:
     """The read set of ``stmt`` on the declared schema (R51), for a file read through shadows:
     SQLite prepares it (``EXPLAIN`` runs nothing) in the scratch database of the declared
     tables, so the set names the declared columns the query reads, as it will on the migrated
@@ -525,10 +539,15 @@ def _translate(
     return error
 
 
-# Read sets by (schema key, sql): what SQLite reads depends on the schema and the text only;
-# with each, whether its steps stay short (see short_steps).
+# Read sets by ((schema key, file path, file schema cookie), sql): what SQLite reads depends on
+# the file's schema and the text only; with each, whether its steps stay short (see short_steps).
+_ReadKey = tuple[tuple[str, Path, object], str]
 _read_sets_lock = threading.Lock()  # guards writes to _READ_SETS (reads are single lookups)
-_READ_SETS: dict[tuple[str, str], tuple[ReadMap, bool]] = {}
+_READ_SETS: dict[_ReadKey, tuple[ReadMap, bool]] = {}
+_COOKIE_SQL = "PRAGMA main.schema_version"
+_NO_FILE = -1  # the cookie of a database read before it has a file (its declared tables)
+# The schema cookie each database file had at its last read (plain stores and lookups).
+_COOKIES: dict[Path, object] = {}
 _READ_SETS_SIZE = 8192
 # SQL functions whose one call costs about the same whatever the size of its arguments (or one
 # pass over a value at most, as min and max compare). Every other function (instr, replace,
@@ -547,9 +566,7 @@ def _schema_key(decl: Declaration) -> str:
     return decl.schema.fingerprint if decl.schema is not None else f"disk:{decl.path}"
 
 
-def _remember_read_set(
-    key: tuple[str, str], read_set: ReadMap, functions: frozenset[str] | None
-) -> None:
+def _remember_read_set(key: _ReadKey, read_set: ReadMap, functions: frozenset[str] | None) -> None:
     short = functions is not None and functions <= SHORT_FUNCTIONS
     with _read_sets_lock:
         if len(_READ_SETS) >= _READ_SETS_SIZE:
@@ -557,9 +574,15 @@ def _remember_read_set(
         _READ_SETS[key] = (read_set, short)
 
 
+def _read_key(decl: Declaration, sql: str) -> _ReadKey:
+    """The key of ``sql``'s read set on ``decl``'s file as the last read of it found the file."""
+    return ((_schema_key(decl), decl.path, _COOKIES.get(decl.path, _NO_FILE)), sql)
+
+
 def known_read_set(decl: Declaration, sql: str) -> ReadMap | None:
-    """The read set recorded for ``sql`` on ``decl``'s schema, if it was prepared already."""
-    entry = _READ_SETS.get((_schema_key(decl), sql))
+    """The read set recorded for ``sql`` on ``decl``'s schema and file, if it was prepared on
+    the file as the last read found it."""
+    entry = _READ_SETS.get(_read_key(decl, sql))
     return entry[0] if entry is not None else None
 
 
@@ -567,7 +590,7 @@ def short_steps(decl: Declaration, sql: str) -> bool:
     """Whether ``sql`` was prepared on ``decl``'s schema already and calls no SQL function
     outside :data:`SHORT_FUNCTIONS`: then each of its VM steps stays short (the progress
     handler, which runs between steps, keeps its deadline), whatever the data."""
-    entry = _READ_SETS.get((_schema_key(decl), sql))
+    entry = _READ_SETS.get(_read_key(decl, sql))
     return entry is not None and entry[1]
 
 

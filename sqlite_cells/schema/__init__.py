@@ -29,6 +29,7 @@ from sqlite_cells.schema._shadow import NO_SHADOWS as NO_SHADOWS
 from sqlite_cells.schema._shadow import SHADOW_PREFIX as SHADOW_PREFIX
 from sqlite_cells.schema._shadow import Shadows as Shadows
 from sqlite_cells.schema._shadow import plan_shadows as plan_shadows
+from sqlite_cells.schema._table_text import read_table_text as read_table_text
 
 __all__ = [
     "MAX_VERSION",
@@ -55,6 +56,7 @@ __all__ = [
     "plan_migration",
     "plan_shadows",
     "quote_ident",
+    "read_table_text",
     "render_ddl",
     "store_version",
     "stored_version",

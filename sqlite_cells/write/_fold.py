@@ -18,7 +18,9 @@ remembered as ensured. The ``sqlite`` commit participant, for one commit:
    fills, as the call mapped them (R31), the statement under the write policy with a session
    capturing its changeset (R70), the deadline of ``exec_timeout`` (R44), the link columns'
    new values (R31), no row left with a NULL primary key, which the changeset cannot record
-   (R51, R70, see ``_keys``), the watermark.
+   (R51, R70, see ``_keys``), the watermark. The op's body says whether the commit changed the
+   file's schema (the diff added something, or ``prepare`` ran ``migrate``): what every query of
+   the database returns may have changed then, beyond the changeset's rows (R51).
 
 What this runtime checked is remembered per (file, schema, version) together with the file's
 :data:`FileState` read inside the commit's transaction: SQLite's schema cookie of the attached
@@ -133,11 +135,15 @@ def _request(op: PendingOp) -> ExecRequest:
     return payload
 
 
-def _op_body(request: ExecRequest, changeset: bytes, found: int | None) -> msgspec.Raw:
+def _op_body(
+    request: ExecRequest, changeset: bytes, found: int | None, reshaped: bool
+) -> msgspec.Raw:
     # The changeset says exactly what the statement did, so the parameters are not kept (the
     # record is fsynced on every commit); `rows` stays in the format for older records.
     version = request.decl.version
-    return encode_op_body(OpBody(request.sql, [], request.many, changeset, version, found))
+    return encode_op_body(
+        OpBody(request.sql, [], request.many, changeset, version, found, schema=reshaped)
+    )
 
 
 class SqliteParticipant:
@@ -171,6 +177,9 @@ class SqliteParticipant:
         # Files this participant's attach created whose first commit has not succeeded yet (a
         # commit that fails removes its file again: see rolled_back). Guarded by _lock.
         self._created: set[Path] = set()
+        # Files a `migrate` ran on (before BEGIN, on its own connection) whose next commit has
+        # not succeeded yet: that commit's op says it changed the schema. Guarded by _lock.
+        self._migrated: set[Path] = set()
 
     # -- before BEGIN --------------------------------------------------------------------------
 
@@ -192,7 +201,7 @@ class SqliteParticipant:
                 if decl.migrate is not None and not self._is_ensured(_ensure_key(decl)):
                     assert decl.schema is not None  # only runtime-owned databases are written
                     # R14: on a connection of its own, before the space's commit attaches it.
-                    migrate_file(
+                    ran = migrate_file(
                         decl.path,
                         decl.schema,
                         db_id=decl.db_id,
@@ -202,6 +211,9 @@ class SqliteParticipant:
                         exec_timeout=self.exec_timeout,
                         long_calls=override_long_calls,
                     )
+                    if ran:
+                        with self._lock:
+                            self._migrated.add(decl.path)
             write_conn(conn)  # its gate is installed outside any transaction, once
             path = paths.pop()
             conn.setbusytimeout(self._lock_wait_ms)  # R44, see _lock_timeout
@@ -274,7 +286,10 @@ class SqliteParticipant:
         decl = request.decl
         conn.setbusytimeout(self._lock_wait_ms)  # R44, see _lock_timeout
         try:
-            (links, keys), found = self._ensure(conn, decl)
+            (links, keys), found, reshaped = self._ensure(conn, decl)
+            if not reshaped and self._migrated:
+                with self._lock:
+                    reshaped = decl.path in self._migrated
             if request.fills:
                 assert decl.schema is not None  # only runtime-owned databases are written
                 check_fills(
@@ -304,7 +319,7 @@ class SqliteParticipant:
             raise timeout from exc
         finally:
             conn.setbusytimeout(BUSY_TIMEOUT_MS)
-        return Op(op.kind, op.target, _op_body(request, changeset, found))
+        return Op(op.kind, op.target, _op_body(request, changeset, found, reshaped))
 
     def _run(self, conn: apsw.Connection, request: ExecRequest) -> None:
         decl = request.decl
@@ -336,11 +351,13 @@ class SqliteParticipant:
         except (OverflowError, UnicodeError) as exc:  # a parameter SQLite cannot bind
             raise ExecError(decl.db_id, request.sql, f"{type(exc).__name__}: {exc}") from exc
 
-    def _ensure(self, conn: apsw.Connection, decl: Declaration) -> tuple[Checks, int | None]:
+    def _ensure(self, conn: apsw.Connection, decl: Declaration) -> tuple[Checks, int | None, bool]:
         """Bring the attached file to ``decl``'s schema (additively, R13) unless this runtime
         already checked it on the file as it is now (same schema cookie and stored version,
-        read in this transaction); return what its writes check, and the version the file was
-        at before (None: it had none), which the op records for a replay (R71)."""
+        read in this transaction); return what its writes check, the version the file was at
+        before (None: it had none), which the op records for a replay (R71), and whether the
+        file's schema changed (not when the runtime's first write created its tables: a file
+        that did not exist read as the declared tables already, R41)."""
         assert decl.schema is not None  # only runtime-owned databases are written
         key = _ensure_key(decl)
         with self._lock:
@@ -348,10 +365,13 @@ class SqliteParticipant:
             checks = self._checks.get(key)
         state = None if checked is None else _file_state(conn)
         found: int | None = decl.version  # as checked: the version is part of the state
+        reshaped = False
         if state is None or state != checked:
+            before = state if state is not None else _file_state(conn)
             found = ensure_schema(conn, ALIAS, decl.schema, db_id=decl.db_id, version=decl.version)
             state = _file_state(conn)
             assert state is not None  # ensure_schema made _cf_meta
+            reshaped = before is not None and before[0] != state[0]
             checks = None  # the file may have changed: read its tables again
         if checks is None:
             tables = [name for name, _ in decl.schema.tables]
@@ -362,7 +382,7 @@ class SqliteParticipant:
                 self._checks[key] = checks
         with self._lock:
             self._checked[key] = state
-        return checks, found
+        return checks, found, reshaped
 
     def _is_ensured(self, key: EnsureKey) -> bool:
         with self._lock:
@@ -395,6 +415,8 @@ class SqliteParticipant:
                 self._remember(key)
                 if self._created:
                     self._created.discard(key[0])
+                if self._migrated:
+                    self._migrated.discard(key[0])
             return
         keys = {_ensure_key(_request(op).decl) for op in ops}
         for path, _fingerprint, _version in keys:
@@ -403,6 +425,7 @@ class SqliteParticipant:
             for key in keys:
                 self._remember(key)
             self._created.difference_update(key[0] for key in keys)
+            self._migrated.difference_update(key[0] for key in keys)
 
     def _remember(self, key: EnsureKey) -> None:
         """Under ``_lock``: ``key`` was checked in the commit that just succeeded, at the state

@@ -1,0 +1,276 @@
+"""Write sets that see what a changeset leaves out (R51, R53): generated columns, and commits
+that change a database file's schema; read sets taken again once the file's schema changed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells._runtime import Space
+from sqlite_cells.codec import Op
+from sqlite_cells.files import KIND, OpBody, decode_op_body
+from sqlite_cells.read._changes import generated_sources, write_sets
+from sqlite_cells.read._reader import known_read_set
+
+GENERATED = {
+    "t": sc.table(
+        id="integer primary key",
+        a="integer",
+        d="integer",
+        c="integer generated always as (a * 2) virtual",
+        s="integer generated always as (a * 3) stored",
+        cc='integer generated always as ("C" + 1) virtual',  # through another generated one
+    )
+}
+V1 = {"t": sc.table(id="integer primary key", a="text"), "u": sc.table(x="integer")}
+V2 = {
+    "t": sc.table(id="integer primary key", a="text", b="integer default 5"),
+    "u": sc.table(x="integer"),
+}
+
+
+def _write(space: Space, db: sc.SqliteDb, sql: str) -> int:
+    with space.transact() as tx:
+        db.exec(sql)
+    return tx.seq
+
+
+def _wait_for(query: sc.Query[Any], want: object) -> None:
+    """Wait for a state with ``want`` as its result (another runtime's commits arrive by
+    polling: wait for the state, not for time)."""
+    reached = threading.Event()
+    query.observe().subscribe(lambda state: state.result == want and reached.set())
+    assert reached.wait(30), query.get()
+
+
+def _op_bodies(space: Space, seq: int) -> list[dict[str, Any]]:
+    """The op bodies of commit ``seq`` as its record keeps them."""
+    with space.file.write_connection() as conn:
+        row = conn.execute("SELECT record FROM _cf_log WHERE seq = ?", (seq,)).fetchone()
+    assert row is not None
+    _, _writes, ops = msgspec.json.decode(row[0])
+    return [op[2] for op in ops]
+
+
+# -- generated columns -------------------------------------------------------------------------
+
+
+def test_an_update_reruns_queries_of_the_generated_columns_computed_from_it(
+    rt: sc.Runtime,
+) -> None:
+    space = rt.space("demo")
+    db = space.sqlite_database("gen", tables=GENERATED)
+    _write(space, db, "INSERT INTO t (id, a, d) VALUES (1, 1, 1)")
+    of_c, of_s, of_cc = (db.query(f"SELECT {col} FROM t") for col in ("c", "s", "cc"))
+    rt.settle()
+    assert (of_c.get().result, of_s.get().result) == ([{"c": 2}], [{"s": 3}])
+    assert of_cc.get().result == [{"cc": 3}]
+    seq = _write(space, db, "UPDATE t SET a = 5")
+    rt.settle()
+    assert (of_c.get().result, of_s.get().result) == ([{"c": 10}], [{"s": 15}])
+    assert of_cc.get().result == [{"cc": 11}]
+    assert of_c.get().seq == seq
+    # An UPDATE of a column no generated column is computed from re-runs none of them.
+    _write(space, db, "UPDATE t SET d = 9")
+    rt.settle()
+    assert (of_c.get().seq, of_s.get().seq, of_cc.get().seq) == (seq, seq, seq)
+
+
+def test_generated_columns_rerun_after_another_runtimes_update(store: Path) -> None:
+    """R51 across runtimes: the write set is rebuilt from the commit record."""
+    with (
+        sc.Runtime(store, poll_interval=0.01) as reader,
+        sc.Runtime(store, poll_interval=0.01) as writer,
+    ):
+        db = reader.space("demo").sqlite_database("gen", tables=GENERATED)
+        _write(reader.space("demo"), db, "INSERT INTO t (id, a) VALUES (1, 1)")
+        of_s = db.query("SELECT s FROM t")
+        reader.settle()
+        assert of_s.get().result == [{"s": 3}]
+        other = writer.space("demo").sqlite_database("gen", tables=GENERATED)
+        _write(writer.space("demo"), other, "UPDATE t SET a = 4")
+        _wait_for(of_s, [{"s": 12}])
+
+
+def test_another_process_s_commits_rerun_generated_and_star_queries(store: Path) -> None:
+    """R51, R53 across processes: the commit record rebuilt in this process says which generated
+    columns an UPDATE changed, and that a commit changed the file's schema."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import sqlite_cells as sc
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_write_sets_schema import GENERATED, V2
+        with sc.Runtime(sys.argv[1]) as rt:
+            space = rt.space("demo")
+            tables = GENERATED if sys.argv[2] == "gen" else V2
+            db = space.sqlite_database(sys.argv[2], tables=tables)
+            with space.transact():
+                db.exec(sys.argv[3])
+        """
+    )
+
+    def other_process(name: str, sql: str) -> None:
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(store), name, sql], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        space = rt.space("demo")
+        gen = space.sqlite_database("gen", tables=GENERATED)
+        _write(space, gen, "INSERT INTO t (id, a) VALUES (1, 1)")
+        m = space.sqlite_database("m", tables=V1)
+        _write(space, m, "INSERT INTO t (id, a) VALUES (1, 'x')")
+        of_c, star = gen.query("SELECT c FROM t"), m.query("SELECT * FROM t")
+        rt.settle()
+        other_process("gen", "UPDATE t SET a = 7")
+        _wait_for(of_c, [{"c": 14}])
+        other_process("m", "INSERT INTO u (x) VALUES (1)")
+        _wait_for(star, [{"id": 1, "a": "x", "b": 5}])
+        other_process("m", "UPDATE t SET b = 6")
+        _wait_for(star, [{"id": 1, "a": "x", "b": 6}])
+
+
+def test_generated_sources_follow_expressions_through_generated_columns() -> None:
+    sql = (
+        'CREATE TABLE t (id INTEGER PRIMARY KEY, a, "B" TEXT, d, g1 AS (a + 1), '
+        "g2 INTEGER GENERATED ALWAYS AS (g1 * b) STORED, g3 AS ('d' || 1))"
+    )
+    found = generated_sources(sql, ["id", "a", "B", "d"], ["g1", "g2", "G3"])
+    assert found == {
+        "g1": frozenset({"a"}),
+        "g2": frozenset({"a", "b"}),
+        "g3": frozenset(),  # a string literal names no column
+    }
+    # Text that cannot be read: each generated column is computed from every stored column.
+    assert generated_sources("CREATE VIRTUAL TABLE t USING x", ["a"], ["g"]) == {
+        "g": frozenset({"a"})
+    }
+
+
+# -- commits that change the file's schema -----------------------------------------------------
+
+
+def test_star_query_follows_a_column_another_runtime_adds(store: Path) -> None:
+    """A live ``SELECT *`` on the old declaration: the commit that migrates the file re-runs it
+    (no row of ``t`` changed), and its read set, taken again on the migrated file, names the
+    added column, so a later UPDATE of only that column re-runs it too."""
+    with (
+        sc.Runtime(store, poll_interval=0.01) as r1,
+        sc.Runtime(store, poll_interval=0.01) as r2,
+    ):
+        d1 = r1.space("demo").sqlite_database("m", tables=V1)
+        _write(r1.space("demo"), d1, "INSERT INTO t (id, a) VALUES (1, 'x')")
+        q = d1.query("SELECT * FROM t")
+        r1.settle()
+        assert q.get().result == [{"id": 1, "a": "x"}]
+        d2 = r2.space("demo").sqlite_database("m", tables=V2)
+        _write(r2.space("demo"), d2, "INSERT INTO u (x) VALUES (1)")
+        _wait_for(q, [{"id": 1, "a": "x", "b": 5}])
+        _write(r2.space("demo"), d2, "UPDATE t SET b = 9")
+        _wait_for(q, [{"id": 1, "a": "x", "b": 9}])
+        assert d1.read("SELECT * FROM t") == [{"id": 1, "a": "x", "b": 9}]
+
+
+def test_star_query_follows_a_redeclaration_in_the_same_runtime(
+    rt: sc.Runtime, space: Space
+) -> None:
+    d1 = space.sqlite_database("m", tables=V1)
+    _write(space, d1, "INSERT INTO t (id, a) VALUES (1, 'x')")
+    q = d1.query("SELECT * FROM t")
+    rt.settle()
+    assert known_read_set(d1.declaration, "SELECT * FROM t") == {"t": frozenset({"id", "a"})}
+    d2 = space.sqlite_database("m", tables=V2)
+    seq = _write(space, d2, "INSERT INTO u (x) VALUES (1)")
+    rt.settle()
+    assert q.get().result == [{"id": 1, "a": "x", "b": 5}]
+    assert q.get().seq == seq
+    assert known_read_set(d1.declaration, "SELECT * FROM t") == {"t": frozenset({"id", "a", "b"})}
+    _write(space, d2, "UPDATE t SET b = 9")
+    rt.settle()
+    assert q.get().result == [{"id": 1, "a": "x", "b": 9}]
+
+
+def test_a_migrate_callback_reruns_every_query_of_the_database(
+    rt: sc.Runtime, space: Space
+) -> None:
+    """Rows a ``migrate`` wrote are in no changeset: the commit it ran before says the schema
+    changed, and every query of the database re-runs."""
+    d1 = space.sqlite_database("m", tables=V1)
+    _write(space, d1, "INSERT INTO t (id, a) VALUES (1, 'x')")
+    star = d1.query("SELECT * FROM t")
+    of_a = d1.query("SELECT a FROM t")
+    rt.settle()
+
+    def migrate(conn: Any, from_version: int) -> None:
+        conn.execute("ALTER TABLE t ADD COLUMN b integer default 5")
+        conn.execute("UPDATE t SET b = 7, a = 'y'")
+
+    d2 = space.sqlite_database("m", tables=V2, version=2, migrate=migrate)
+    seq = _write(space, d2, "INSERT INTO u (x) VALUES (1)")
+    rt.settle()
+    assert star.get().result == [{"id": 1, "a": "y", "b": 7}]
+    assert of_a.get().result == [{"a": "y"}]
+    assert _op_bodies(space, seq)[0]["schema"] is True
+    # The next commit changes no schema: the record says nothing of it, and only what it
+    # writes re-runs.
+    later = _write(space, d2, "INSERT INTO u (x) VALUES (2)")
+    assert "schema" not in _op_bodies(space, later)[0]
+    rt.settle()
+    assert (star.get().seq, of_a.get().seq) == (seq, seq)
+
+
+def test_the_record_says_which_commit_changed_the_schema(rt: sc.Runtime, space: Space) -> None:
+    d1 = space.sqlite_database("m", tables=V1)
+    first = _write(space, d1, "INSERT INTO t (id, a) VALUES (1, 'x')")
+    # The first write creates the file at the declared schema: nothing read changes by that.
+    assert "schema" not in _op_bodies(space, first)[0]
+    d2 = space.sqlite_database("m", tables=V2)
+    added = _write(space, d2, "INSERT INTO u (x) VALUES (1)")
+    assert _op_bodies(space, added)[0]["schema"] is True
+    again = _write(space, d2, "INSERT INTO u (x) VALUES (2)")
+    assert "schema" not in _op_bodies(space, again)[0]
+
+
+def test_the_first_write_of_a_database_reruns_only_what_it_changed(
+    rt: sc.Runtime, space: Space
+) -> None:
+    db = space.sqlite_database("m", tables=V1)
+    of_t = db.query("SELECT * FROM t")
+    of_u = db.query("SELECT x FROM u")
+    rt.settle()
+    before = of_u.get().seq
+    seq = _write(space, db, "INSERT INTO t (id, a) VALUES (1, 'x')")
+    rt.settle()
+    assert of_t.get().result == [{"id": 1, "a": "x"}] and of_t.get().seq == seq
+    assert of_u.get().seq == before
+
+
+def test_write_sets_of_a_schema_change_are_the_whole_database() -> None:
+    """Old records (no ``schema`` field) read as before (R73); a record saying the schema
+    changed is the whole database, and its tables' shapes are forgotten."""
+    old = Op(KIND, "of:db", msgspec.Raw(b'{"sql":"x","rows":[],"many":false,"changeset":null}'))
+    assert decode_op_body(old) == OpBody("x", [], False, None, schema=False)
+    empty = b"\x00" * 0
+    plain = Op(KIND, "of:db", msgspec.Raw(msgspec.json.encode(OpBody("x", [], False, empty))))
+    reshaped = Op(
+        KIND, "of:db", msgspec.Raw(msgspec.json.encode(OpBody("x", [], False, empty, schema=True)))
+    )
+    told: list[str] = []
+
+    def columns(_db: str, _table: str, _width: int) -> list[str] | None:
+        pytest.fail("no changeset column to name")
+
+    assert write_sets([plain], columns, reshaped=told.append) == {"of:db": {}}
+    assert told == []
+    assert write_sets([plain, reshaped], columns, reshaped=told.append) == {"of:db": None}
+    assert told == ["of:db"]
