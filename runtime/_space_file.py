@@ -453,7 +453,7 @@ class SpaceFile:
                 str(self.path),
                 "rev",
                 rev,
-                f"cell {cell_id} in space file {self.path} has the revision {_shown(rev)}, "
+                f"cell {cell_id} in space file {self.path} has as its revision {_shown(rev)}, "
                 "which is not an integer (sqlite-cells stores the seq of the commit that wrote "
                 "the cell): the row was written by another program, and the "
                 "cell cannot be read or written until it is repaired; restore the space file "
