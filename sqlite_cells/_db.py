@@ -26,6 +26,7 @@ from sqlite_cells.files import (
     DROP_KIND,
     KIND,
     HandleNotWritable,
+    HandleQuarantined,
     check_handle,
     handle_not_writable,
     handle_value,
@@ -187,9 +188,13 @@ class SqliteDb(Cell):
         tx.add_op(self.space.file, PendingOp(DROP_KIND, self.id, self._decl))
 
     def _check_live(self) -> None:
-        # The raw value: a handle that is not a handle is reported where the database is used
-        # (Quarantined from reads, query runs and writes); one that does not decode, here.
-        if is_dropped(self._stored()):
+        # The raw value: a handle that is not a handle, or does not decode, is reported where
+        # the database is used (Quarantined from reads, query runs and writes), not by this check.
+        try:
+            value = self._stored()
+        except HandleQuarantined:
+            return
+        if is_dropped(value):
             raise _dropped(self.id)
 
     def _check_live_committed(self) -> None:

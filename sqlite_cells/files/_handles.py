@@ -528,12 +528,16 @@ def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -
             outcomes = []
             for db_id in sorted(written):
                 path = store / db_file_name(db_id)
-                row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (db_id,)).fetchone()
-                stored = row[0] if row is not None else None
+                row = conn.execute(
+                    "SELECT value, rev FROM _cf_cells WHERE id = ?", (db_id,)
+                ).fetchone()
+                stored, rev = row if row is not None else (None, 0)
                 data = stored_json(stored)
                 value = handle_value(db_id, data) if data is not None else None
                 if value is None:
                     outcomes.append(_bad_handle(db_id, path, stored))
+                elif type(rev) is not int:  # as a runtime refuses it (StoredCellError)
+                    outcomes.append(_bad_handle(db_id, path, rev, "revision"))
                 elif not is_dropped(value) and source_path(value) is None:
                     outcomes.append(reconcile(conn, db_id, path, repair=repair, verify=verify))
             return outcomes
@@ -551,17 +555,15 @@ def _written_databases(conn: apsw.Connection) -> set[str]:
     return found
 
 
-def _bad_handle(db_id: str, path: Path, stored: object) -> Outcome:
+def _bad_handle(db_id: str, path: Path, stored: object, column: str = "value") -> Outcome:
     shown = "nothing" if stored is None else repr(stored)
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
-    return Outcome(
-        db_id,
-        path,
-        0,
-        0,
-        Action.QUARANTINED,
-        detail=f"its handle cell holds {shown}, which is not a database handle (R5)",
+    detail = (
+        f"its handle cell holds {shown}, which is not a database handle (R5)"
+        if column == "value"
+        else f"its handle cell has the revision {shown}, which is not an integer (R5)"
     )
+    return Outcome(db_id, path, 0, 0, Action.QUARANTINED, detail=detail)
 
 
 def _upgrade(conn: apsw.Connection, space_file: Path) -> None:
