@@ -51,3 +51,10 @@ def test_r6_cells_in_values_are_still_links_and_near_misses_read_back(rt: sc.Run
     got = c.get()
     assert isinstance(got["t"], sc.Cell) and got["t"].id == target.id and got["t"].get() == 3
     assert got["near"] == near
+
+
+def test_r6_a_link_shaped_default_is_refused_where_it_is_declared(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    with pytest.raises(sc.ValueEncodeError, match=r"at value\[0\]"):
+        space.cell("c", default=[SHAPED])
+    assert space.cell("c").get() is None
