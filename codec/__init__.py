@@ -31,6 +31,7 @@ from sqlite_cells.codec._errors import SourceError as SourceError
 from sqlite_cells.codec._errors import SqliteCellsError as SqliteCellsError
 from sqlite_cells.codec._errors import StatementError as StatementError
 from sqlite_cells.codec._errors import StoreChanged as StoreChanged
+from sqlite_cells.codec._errors import StoredCellError as StoredCellError
 from sqlite_cells.codec._errors import TooManyDatabases as TooManyDatabases
 from sqlite_cells.codec._errors import TransactionError as TransactionError
 from sqlite_cells.codec._errors import UnsupportedMigration as UnsupportedMigration
@@ -90,6 +91,7 @@ __all__ = [
     "SqliteCellsError",
     "StatementError",
     "StoreChanged",
+    "StoredCellError",
     "TooManyDatabases",
     "TransactionError",
     "UnsupportedMigration",

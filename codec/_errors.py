@@ -13,7 +13,8 @@ tree is grouped into families a caller can catch as one::
     ├── EncodingError(ValueError)                a value that cannot be stored or read back
     │   ├── LinkEncodeError
     │   ├── LinkDecodeError
-    │   └── ValueEncodeError(TypeError)
+    │   ├── ValueEncodeError(TypeError)
+    │   └── StoredCellError                      cell_id, path, column, stored
     ├── TransactionError(RuntimeError)           how a transaction was used
     │   ├── NoTransaction
     │   ├── ConflictError                        space_id, cell_ids
@@ -124,6 +125,20 @@ class LinkDecodeError(EncodingError):
 
 class ValueEncodeError(EncodingError, TypeError):
     """A cell value is not JSON (R6): refused at ``set``, before anything is recorded."""
+
+
+class StoredCellError(EncodingError):
+    """A cell's row in a space file holds what sqlite-cells never writes there — a value that is
+    neither JSON bytes nor JSON text, or a rev that is not an integer — so the cell cannot be
+    read: the row was written by another program. ``cell_id`` and ``path`` (the space file) say
+    where, ``column`` (``"value"`` or ``"rev"``) and ``stored`` (what SQLite returned) what."""
+
+    def __init__(self, cell_id: str, path: str, column: str, stored: Any, message: str) -> None:
+        self.cell_id = cell_id
+        self.path = path
+        self.column = column
+        self.stored = stored
+        super().__init__(message)
 
 
 class NoTransaction(TransactionError):

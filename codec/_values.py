@@ -6,6 +6,10 @@ whatever ``enc_hook`` maps to a link (a runtime ``Cell``). Everything else is re
 :class:`ValueEncodeError`; nothing is converted silently (msgspec alone would turn NaN into
 ``null``, bytes into base64, a datetime into a string and a set into a list).
 ``decode_value`` reads the bytes back, handing each embedded link to ``link_hook``.
+
+A dict that ``decode_value`` would read as a link — one whose only key is ``"/"``, holding a dict
+whose only key is ``"link@1"`` (``is_link_sigil``, the decoder's own test) — is refused too: it
+would come back as a ``Cell`` (or not decode at all), not as the dict that was stored.
 """
 
 from __future__ import annotations
@@ -36,8 +40,9 @@ def encode_value(value: Any, enc_hook: Callable[[Any], Link | None] | None = Non
     (or returns None to refuse them). Raises :class:`ValueEncodeError` for anything else,
     naming where in the value it sits."""
     try:
-        plain = value if _is_plain(value) else _plain(value, enc_hook, "")
-        return _encoder.encode(plain)
+        if not _is_plain(value):
+            return _encoder.encode(_plain(value, enc_hook, ""))
+        return _encoder.encode(value)
     except (RecursionError, UnicodeEncodeError) as exc:
         raise _unencodable(exc) from (exc if isinstance(exc, UnicodeEncodeError) else None)
 
@@ -79,7 +84,10 @@ def _is_plain(value: Any) -> bool:
     if kind is float:
         return math.isfinite(value)
     if kind is dict:
-        return all(type(k) is str and _is_plain(v) for k, v in value.items())
+        # A dict whose only key is "/" may be a link's shape: ``_plain`` judges it.
+        return (len(value) != 1 or "/" not in value) and all(
+            type(k) is str and _is_plain(v) for k, v in value.items()
+        )
     if kind is list:
         return all(_is_plain(v) for v in value)
     return False
@@ -111,6 +119,8 @@ def _plain(value: Any, hook: Callable[[Any], Link | None] | None, where: str) ->
                     f"{_at(where)}: dict keys must be str, not {type(key).__name__} ({key!r})"
                 )
             out[key] = _plain(item, hook, f"{where}[{key!r}]")
+        if len(out) == 1 and is_link_sigil(out):  # a Cell's own link is a LinkSigil, not a dict
+            raise _sigil_shaped(where)
         return out
     if isinstance(value, list | tuple):
         return [_plain(item, hook, f"{where}[{i}]") for i, item in enumerate(value)]
@@ -121,6 +131,15 @@ def _plain(value: Any, hook: Callable[[Any], Link | None] | None, where: str) ->
         return link.sigil()
     except LinkEncodeError as exc:  # a cell no stored link can name (R6: refused at set)
         raise ValueEncodeError(f"{_at(where)}: {exc}") from exc
+
+
+def _sigil_shaped(where: str) -> ValueEncodeError:
+    return ValueEncodeError(
+        f'{_at(where)}: a dict whose only key is "/" holding a dict whose only key is "link@1" '
+        "is how a link to a cell is stored, so it would read back as a Cell (or fail to read), "
+        "not as this dict: to store a link, put the Cell itself in the value "
+        '(rt.cell_from_link(text) gives it); to store data, use another key than "/"'
+    )
 
 
 def _at(where: str) -> str:

@@ -42,6 +42,7 @@ from sqlite_cells.codec import (
     Op,
     SqliteCellsError,
     StoreChanged,
+    StoredCellError,
     TransactionError,
     decode_record,
 )
@@ -94,6 +95,18 @@ CREATE TABLE IF NOT EXISTS _cf_op_index (
     + NAMED_TABLE
     + ";\n"
 )
+
+
+_KINDS = {int: "the integer", float: "the real number", str: "the text", bytes: "the blob"}
+
+
+def _shown(stored: object) -> str:
+    """A value SQLite returned, as a message shows it (its storage class, a short repr)."""
+    if stored is None:
+        return "NULL"
+    text = repr(stored)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"{_KINDS.get(type(stored), type(stored).__name__)} {text}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,8 +435,44 @@ class SpaceFile:
             row = self._rconn.execute(
                 "SELECT value, rev FROM _cf_cells WHERE id = ?", (cell_id,)
             ).fetchone()
-        found = ABSENT if row is None else Entity(bytes(row[0]), int(row[1]))
-        return self._remember(cell_id, found)
+        if row is None:
+            return self._remember(cell_id, ABSENT)
+        data, rev = row
+        if type(data) is not bytes or type(rev) is not int:  # not as this library writes it
+            return self._remember(cell_id, self._entity_of_row(cell_id, data, rev))
+        return self._remember(cell_id, Entity(data, rev))
+
+    def _entity_of_row(self, cell_id: str, data: object, rev: object) -> Entity:
+        """The entity of a ``_cf_cells`` row, which another program may have written: a value
+        stored as text is read as its UTF-8 bytes (the same JSON; SQLite's own JSON functions
+        return text); a value of another type, or a rev that is not an integer, is a
+        :class:`StoredCellError` naming the cell and the file."""
+        if type(rev) is not int:
+            raise StoredCellError(
+                cell_id,
+                str(self.path),
+                "rev",
+                rev,
+                f"cell {cell_id} in space file {self.path} has as its revision {_shown(rev)}, "
+                "which is not an integer (sqlite-cells stores the seq of the commit that wrote "
+                "the cell): the row was written by another program, and the "
+                "cell cannot be read or written until it is repaired; restore the space file "
+                "from a backup, or give the row's rev the seq of a commit again",
+            )
+        if type(data) is str:
+            return Entity(data.encode("utf-8"), rev)
+        if type(data) is bytes:
+            return Entity(data, rev)
+        raise StoredCellError(
+            cell_id,
+            str(self.path),
+            "value",
+            data,
+            f"cell {cell_id} in space file {self.path} holds {_shown(data)} where its JSON value "
+            "(a BLOB or UTF-8 text) belongs: the row was written by another program, and the "
+            "cell cannot be read or written until it is repaired; restore the space file from "
+            "a backup, or store the cell's JSON value in the row again",
+        )
 
     def _remember(self, cell_id: str, entity: Entity) -> Entity:
         with self._cache_lock:
@@ -854,9 +903,19 @@ class SpaceFile:
         for cell_id, data, rev in conn.execute(
             "SELECT id, value, rev FROM _cf_cells WHERE rev > ?", (seen,)
         ):
-            writes[bisect.bisect_left(stops, int(rev))][str(cell_id)] = Entity(
-                bytes(data), int(rev)
-            )
+            try:
+                entity = self._entity_of_row(cell_id, data, rev)
+            except StoredCellError as exc:
+                # Only this cell is unreadable: the others still catch up. Its cached value is
+                # dropped, so that its next read reads the row and says what is wrong with it.
+                log.warning("space %r: %s", self.space_id, exc)
+                with self._cache_lock:
+                    self._cache.pop(cell_id, None)
+                continue
+            # A rev past the log's last seq (a row another program wrote, or a commit whose log
+            # record was lost, R71) goes with the last event rather than past the end.
+            at = min(bisect.bisect_left(stops, entity.rev), len(stops) - 1)
+            writes[at][str(cell_id)] = entity
         log.info("space %r: caught up from seq %d past the compacted log", self.space_id, seen)
         return [
             CommitEvent(self, stop, writes[i], tuple(ops[i]))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 import apsw
 
 from sqlite_cells.codec import (
+    EncodingError,
     PendingValue,
     ReadAfterWriteUnsupported,
     SqliteCellsError,
@@ -25,10 +26,12 @@ from sqlite_cells.files import (
     DROP_KIND,
     KIND,
     HandleNotWritable,
+    HandleQuarantined,
     check_handle,
     handle_not_writable,
     handle_value,
     is_dropped,
+    unreadable_handle,
 )
 from sqlite_cells.read import Query, Reaction, Statement, resolve_params, row_decoder
 from sqlite_cells.runtime import (
@@ -107,8 +110,17 @@ class SqliteDb(Cell):
     def get(self) -> Any:
         """The handle value ``{"id", "tables", "rev"}`` (R2); ``Quarantined`` if the stored value
         is not one (written by an older or foreign program; R5)."""
-        value = super().get()
-        return check_handle(self.id, value)
+        return check_handle(self.id, self._stored())
+
+    def _stored(self) -> Any:
+        """The handle cell's committed value (its read recorded in an open transaction); one
+        that cannot be read — not JSON, a row another program wrote — is ``Quarantined`` (R5)."""
+        data = None
+        try:
+            data = self._entity_data()
+            return self.decode(data)
+        except EncodingError as exc:
+            raise unreadable_handle(self.id, data, exc) from exc
 
     def set(self, value: Any) -> None:
         raise handle_not_writable(self.id)
@@ -183,16 +195,23 @@ class SqliteDb(Cell):
         tx.add_op(self.space.file, PendingOp(DROP_KIND, self.id, self._decl))
 
     def _check_live(self) -> None:
-        # The raw value: a handle that does not decode is reported where the database is used
-        # (Quarantined from reads, query runs and writes), not by this check.
-        if is_dropped(Cell.get(self)):
+        # The raw value: a handle that is not a handle, or does not decode, is reported where
+        # the database is used (Quarantined from reads, query runs and writes), not by this check.
+        try:
+            value = self._stored()
+        except HandleQuarantined:
+            return
+        if is_dropped(value):
             raise _dropped(self.id)
 
     def _check_live_committed(self) -> None:
         """``_check_live`` without recording a read of the handle: a write must not conflict
         with other writes of this database (R32); a drop committed meanwhile is caught at
         commit, where the rev is bumped."""
-        data = self.space.file.entity(self.id).data
+        try:
+            data = self.space.file.entity(self.id).data
+        except EncodingError as exc:  # a row another program wrote
+            raise unreadable_handle(self.id, None, exc) from exc
         if data is not None and is_dropped(handle_value(self.id, data)):
             raise _dropped(self.id)
 

@@ -12,6 +12,7 @@ from sqlite_cells import runtime
 from sqlite_cells.codec import (
     DatabaseError,
     DiskSourceError,
+    EncodingError,
     Op,
     Quarantined,
     QueryTimeout,
@@ -42,6 +43,7 @@ from sqlite_cells.files import (
     recorded_pin,
     register_disk_file,
     unpin,
+    unreadable_handle,
 )
 from sqlite_cells.read import LiveQueries, QueryWorkers, ReadPool
 from sqlite_cells.runtime import (
@@ -374,7 +376,10 @@ class Runtime(runtime.Runtime):
     def _check_handle(self, decl: Declaration) -> None:
         """``HandleQuarantined`` when the committed handle value of ``decl`` is not a handle (R5):
         written by an older or foreign program, it is never read as "no handle"."""
-        data = self.space(decl.space_id).file.entity(decl.db_id).data
+        try:
+            data = self.space(decl.space_id).file.entity(decl.db_id).data
+        except EncodingError as exc:  # a row another program wrote
+            raise unreadable_handle(decl.db_id, None, exc) from exc
         if data is None or handle_value(decl.db_id, data) is not None:
             return
         try:

@@ -21,6 +21,8 @@ from sqlite_cells.files._handles import remove_database_files as remove_database
 from sqlite_cells.files._handles import source_path as source_path
 from sqlite_cells.files._handles import space_damage as space_damage
 from sqlite_cells.files._handles import space_files as space_files
+from sqlite_cells.files._handles import stored_json as stored_json
+from sqlite_cells.files._handles import unreadable_handle as unreadable_handle
 from sqlite_cells.files._layout import ALIAS as ALIAS
 from sqlite_cells.files._layout import KIND as KIND
 from sqlite_cells.files._layout import OpBody as OpBody
@@ -104,7 +106,9 @@ __all__ = [
     "source_uri",
     "space_damage",
     "space_files",
+    "stored_json",
     "unpin",
+    "unreadable_handle",
     "validate_disk_source",
     "watermark_sql",
 ]

@@ -22,9 +22,11 @@ import msgspec
 from sqlite_cells.codec import (
     DatabaseError,
     DiskSourceError,
+    EncodingError,
     Quarantined,
     SchemaError,
     SqliteCellsError,
+    StoredCellError,
     TransactionError,
     decode_record,
 )
@@ -76,6 +78,8 @@ __all__ = [
     "remove_database_files",
     "source_path",
     "space_damage",
+    "stored_json",
+    "unreadable_handle",
 ]
 
 DROP_KIND = "sqlite-drop"
@@ -115,6 +119,17 @@ def handle_value(cell_id: str, data: bytes) -> dict[str, Any] | None:
     return handle
 
 
+def stored_json(data: object) -> bytes | None:
+    """A ``_cf_cells`` value as SQLite returns it, as JSON bytes to decode: a BLOB as it is, text
+    (another program may store the JSON as text) as its UTF-8 bytes; None for anything else (a
+    number, NULL), which holds no JSON — and must not become ``bytes(n)``, n zero bytes."""
+    if type(data) is bytes:
+        return data
+    if type(data) is str:
+        return data.encode("utf-8")
+    return None
+
+
 # The newest handle value seen per database id, with its stored bytes (bounded: oldest out).
 _known: dict[str, tuple[bytes, dict[str, Any]]] = {}
 _known_lock = threading.Lock()  # guards evictions from _known (lookups need no lock)
@@ -147,21 +162,42 @@ def handle_not_writable(db_id: str, why: str | None = None) -> HandleNotWritable
 
 class HandleQuarantined(Quarantined):
     """A database whose handle cell holds a value that is not a handle (R5): written by an older
-    or foreign program. It is never treated as "no handle"; its queries and writes fail."""
+    or foreign program. It is never treated as "no handle"; its queries and writes fail.
+    ``why``, when given, says what is wrong with the stored row instead of its value."""
 
-    def __init__(self, db_id: str, value: Any) -> None:
+    def __init__(self, db_id: str, value: Any, why: str | None = None) -> None:
         shown = repr(value)
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        if why is None:
+            why = (
+                f"its handle cell holds {shown}, which is not a database handle "
+                '{"id", "tables", "rev"} (written by an older or foreign program)'
+            )
         DatabaseError.__init__(
             self,
-            f"database {db_id} is quarantined: its handle cell holds {shown}, which is not a "
-            'database handle {"id", "tables", "rev"} (written by an older or foreign program); '
-            "its file is kept: restore the handle value from a backup, or run "
-            "`sqlite-cells check` to see what the space's log holds",
+            f"database {db_id} is quarantined: {why}; its file is kept: restore the handle "
+            "value from a backup, or run `sqlite-cells check` to see what the space's log holds",
         )
         self.db_id = db_id
         self.db_seq = 0
         self.space_seq = 0
+
+
+def unreadable_handle(db_id: str, data: bytes | None, exc: EncodingError) -> HandleQuarantined:
+    """The error for a handle cell whose stored value could not be read (R5): ``data``, its
+    stored bytes when they were read (they do not decode), or ``exc`` a
+    :class:`StoredCellError` (a row another program wrote). Never "no handle", never an
+    encoding error of a cell the caller did not name."""
+    if isinstance(exc, StoredCellError):
+        if exc.column == "rev":
+            return HandleQuarantined(
+                db_id,
+                exc.stored,
+                why=f"its handle cell's row in {exc.path} has the revision {exc.stored!r}, "
+                "which is not an integer (written by another program)",
+            )
+        return HandleQuarantined(db_id, exc.stored)
+    return HandleQuarantined(db_id, data)
 
 
 def check_handle(db_id: str, value: Any) -> dict[str, Any]:
@@ -206,7 +242,7 @@ def owned_databases(conn: apsw.Connection) -> list[str]:
     for cell_id, data in conn.execute(
         "SELECT id, value FROM _cf_cells WHERE instr(value, '\"tables\"') > 0"
     ):
-        value = handle_value(cell_id, bytes(data))
+        value = handle_value(cell_id, stored_json(data) or b"")
         if value is not None and not is_dropped(value) and source_path(value) is None:
             found.append(str(cell_id))
     return found
@@ -407,7 +443,7 @@ def _names_in_space(space_file: Path, named: set[str], dropped: set[str]) -> Non
             conn.execute("BEGIN")
             for cell_id, data in conn.execute("SELECT id, value FROM _cf_cells"):
                 named.add(str(cell_id))
-                value = handle_value(str(cell_id), bytes(data))
+                value = handle_value(str(cell_id), stored_json(data) or b"")
                 if value is not None and is_dropped(value):
                     dropped.add(str(cell_id))
             for (data,) in conn.execute("SELECT record FROM _cf_log"):
@@ -492,11 +528,16 @@ def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -
             outcomes = []
             for db_id in sorted(written):
                 path = store / db_file_name(db_id)
-                row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (db_id,)).fetchone()
-                data = bytes(row[0]) if row is not None else None
+                row = conn.execute(
+                    "SELECT value, rev FROM _cf_cells WHERE id = ?", (db_id,)
+                ).fetchone()
+                stored, rev = row if row is not None else (None, 0)
+                data = stored_json(stored)
                 value = handle_value(db_id, data) if data is not None else None
                 if value is None:
-                    outcomes.append(_bad_handle(db_id, path, data))
+                    outcomes.append(_bad_handle(db_id, path, stored))
+                elif type(rev) is not int:  # as a runtime refuses it (StoredCellError)
+                    outcomes.append(_bad_handle(db_id, path, rev, "revision"))
                 elif not is_dropped(value) and source_path(value) is None:
                     outcomes.append(reconcile(conn, db_id, path, repair=repair, verify=verify))
             return outcomes
@@ -514,16 +555,15 @@ def _written_databases(conn: apsw.Connection) -> set[str]:
     return found
 
 
-def _bad_handle(db_id: str, path: Path, data: bytes | None) -> Outcome:
-    shown = "nothing" if data is None else repr(bytes(data[:60]))
-    return Outcome(
-        db_id,
-        path,
-        0,
-        0,
-        Action.QUARANTINED,
-        detail=f"its handle cell holds {shown}, which is not a database handle (R5)",
+def _bad_handle(db_id: str, path: Path, stored: object, column: str = "value") -> Outcome:
+    shown = "nothing" if stored is None else repr(stored)
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    detail = (
+        f"its handle cell holds {shown}, which is not a database handle (R5)"
+        if column == "value"
+        else f"its handle cell has the revision {shown}, which is not an integer (R5)"
     )
+    return Outcome(db_id, path, 0, 0, Action.QUARANTINED, detail=detail)
 
 
 def _upgrade(conn: apsw.Connection, space_file: Path) -> None:

@@ -60,6 +60,7 @@ from sqlite_cells.files import (
     is_dropped,
     remember_handle,
     remove_unused_database,
+    stored_json,
 )
 from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
@@ -257,7 +258,8 @@ class SqliteParticipant:
             row = conn.execute(
                 "SELECT value FROM main._cf_cells WHERE id = ?", (decl.db_id,)
             ).fetchone()
-            data = bytes(row[0]) if row is not None else None
+            # A value that is not JSON bytes or text is refused below, never "no handle" (R5).
+            data = (stored_json(row[0]) or b"") if row is not None else None
         handle: dict[str, Any] = {"id": decl.db_id, "rev": 0}
         pending = decl.db_id in writes
         if data is not None:

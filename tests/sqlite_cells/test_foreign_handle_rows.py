@@ -1,0 +1,111 @@
+"""R5 and Errors: a database handle cell whose row another program wrote — a value that is not
+JSON, not a BLOB or text, or a rev that is not an integer — makes that database ``Quarantined``
+(never "no handle", never a raw or encoding error of a cell the caller did not name); a handle
+stored as text holding its JSON is the handle. Written with plain apsw, read in a new runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells.files import Action, HandleQuarantined, check_store, collect_garbage
+
+from .conftest import MESSAGES
+
+
+def _space_path(store: Path) -> Path:
+    (path,) = store.glob("space-*.sqlite")
+    return path
+
+
+def _one_write(store: Path) -> str:
+    """A store with database "chat" of space "demo" written once; the handle's id."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        with space.transact():
+            db.exec("INSERT INTO messages (body) VALUES ('a')")
+        return db.id
+
+
+def _foreign(store: Path, db_id: str, column: str, make: Any) -> None:
+    """Replace a column of the handle's row with ``make(current)``, as another program would."""
+    conn = apsw.Connection(str(_space_path(store)))
+    try:
+        (current,) = conn.execute(
+            f"SELECT {column} FROM _cf_cells WHERE id = ?", (db_id,)
+        ).fetchone()
+        conn.execute(f"UPDATE _cf_cells SET {column} = ? WHERE id = ?", (make(current), db_id))
+    finally:
+        conn.close()
+
+
+def _log_seq(store: Path) -> int:
+    conn = apsw.Connection(str(_space_path(store)), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        return int(conn.execute("SELECT max(seq) FROM _cf_log").fetchone()[0])
+    finally:
+        conn.close()
+
+
+FOREIGN = {
+    "not-json": ("value", lambda _: b"not json"),
+    "zero-bytes": ("value", lambda _: b"\x00" * 5),
+    "json-null": ("value", lambda _: b"null"),
+    "integer": ("value", lambda _: 5),
+    "huge-integer": ("value", lambda _: 10**15),
+    "real": ("value", lambda _: 2.5),
+    "text-not-json": ("value", lambda _: "not json"),
+    "text-not-a-handle": ("value", lambda _: '{"weird": 1}'),
+    "rev-text": ("rev", lambda _: "x"),
+    "rev-blob": ("rev", lambda _: b"\x01"),
+}
+
+
+@pytest.mark.parametrize("case", list(FOREIGN))
+def test_r5_a_handle_row_another_program_wrote_quarantines_the_database(
+    store: Path, case: str
+) -> None:
+    db_id = _one_write(store)
+    column, make = FOREIGN[case]
+    _foreign(store, db_id, column, make)
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        with pytest.raises(HandleQuarantined) as info:
+            db.read("SELECT * FROM messages")
+        assert info.value.db_id == db_id and "quarantined" in str(info.value)
+        assert "restore the handle value from a backup" in str(info.value)
+        with pytest.raises(sc.Quarantined), space.transact():
+            db.exec("INSERT INTO messages (body) VALUES ('b')")
+        with pytest.raises(sc.Quarantined):
+            db.get()
+        with pytest.raises(sc.Quarantined), space.transact():
+            db.drop()
+        q = db.query("SELECT * FROM messages")
+        rt.settle()
+        assert isinstance(q.get().error, sc.Quarantined)
+    assert _log_seq(store) == 1  # nothing was committed
+    assert collect_garbage(store) == []  # its file is kept
+    outcomes = check_store(store, repair=False)
+    assert [(o.db_id, o.action) for o in outcomes] == [(db_id, Action.QUARANTINED)]
+
+
+def test_r5_a_handle_stored_as_text_is_read_as_its_json(store: Path) -> None:
+    db_id = _one_write(store)
+    _foreign(store, db_id, "value", lambda value: bytes(value).decode("utf-8"))
+    assert [o.action for o in check_store(store, repair=False)] == [Action.IN_SYNC]
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        assert db.read("SELECT body FROM messages") == [{"body": "a"}]
+        assert db.rev == 1
+        with space.transact():
+            db.exec("INSERT INTO messages (body) VALUES ('b')")  # the rev bump reads the text
+        assert db.rev == 2
+        assert [r["body"] for r in db.read("SELECT body FROM messages ORDER BY id")] == ["a", "b"]
+    assert collect_garbage(store) == []
