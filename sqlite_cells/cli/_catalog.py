@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import apsw
 import msgspec
@@ -21,7 +21,7 @@ import msgspec
 from sqlite_cells.cli._inspect import read_only, store_dir, table_names
 from sqlite_cells.cli._names import Namer
 from sqlite_cells.codec import LinkDecodeError, decode_value
-from sqlite_cells.files import handle_value, is_dropped, source_path
+from sqlite_cells.files import handle_value, is_dropped, source_path, stored_json
 from sqlite_cells.schema import db_file_name, quote_ident
 
 __all__ = ["CellRow", "TableRow", "list_cells", "list_tables"]
@@ -142,7 +142,8 @@ def _handles(path: Path) -> list[tuple[str, dict[str, Any]]]:
             for cell_id, data in conn.execute(
                 "SELECT id, value FROM _cf_cells WHERE instr(value, '\"tables\"') > 0 ORDER BY id"
             )
-            if (handle := handle_value(cell_id, bytes(data))) is not None
+            if (stored := stored_json(data)) is not None
+            and (handle := handle_value(cell_id, stored)) is not None
         ]
 
 
@@ -187,11 +188,14 @@ def list_cells(store: str | os.PathLike[str], namer: Namer | None = None) -> lis
         with read_only(space_file) as conn:
             stored = conn.execute("SELECT id, value, rev FROM _cf_cells ORDER BY id").fetchall()
         for cell_id, data, rev in stored:
-            raw = data.encode() if isinstance(data, str) else bytes(cast(bytes, data))
-            try:
-                value = decode_value(raw)
-            except (msgspec.DecodeError, LinkDecodeError):
-                value = f"<undecodable value of {len(raw)} bytes>"
+            raw = stored_json(data)
+            if raw is None:  # written by another program: a number or NULL, no JSON
+                value: Any = f"<a stored {type(data).__name__}, not a JSON value>"
+            else:
+                try:
+                    value = decode_value(raw)
+                except (msgspec.DecodeError, LinkDecodeError):
+                    value = f"<undecodable value of {len(raw)} bytes>"
             known = namer.named(str(cell_id))
             kind = _kind(value)
             if kind == "cell" and known is not None and known.kind in ("piece", "input"):
@@ -202,7 +206,7 @@ def list_cells(store: str | os.PathLike[str], namer: Namer | None = None) -> lis
                     known.name if known is not None else None,
                     str(cell_id),
                     kind,
-                    int(cast(int, rev)),
+                    rev if type(rev) is int else -1,  # -1: not an integer (another program)
                     value,
                 )
             )

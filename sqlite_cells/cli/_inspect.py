@@ -54,6 +54,7 @@ from sqlite_cells.files import (
     source_uri,
     space_damage,
     space_files,
+    stored_json,
 )
 from sqlite_cells.read import ReadPool, Rows, read_rows
 from sqlite_cells.runtime import DAMAGED_SPACE_ADVICE, DEFAULT_STORE, STORE_ENV, busy_ms
@@ -455,11 +456,12 @@ def _space(store: Path, path: Path) -> SpaceInfo:
         handles: list[tuple[str, dict[str, Any], int]] = []
         for cell_id, data, rev in conn.execute("SELECT id, value, rev FROM _cf_cells ORDER BY id"):
             cells += 1
-            handle = handle_value(
-                cell_id, bytes(data) if not isinstance(data, str) else data.encode()
-            )
-            if handle is not None:
-                handles.append((cell_id, handle, int(rev)))
+            # A row another program wrote (no JSON, a revision that is not an integer) is no
+            # handle a runtime would use: it quarantines such a database (R5).
+            stored = stored_json(data)
+            handle = handle_value(cell_id, stored) if stored is not None else None
+            if handle is not None and type(rev) is int:
+                handles.append((cell_id, handle, rev))
         last = conn.execute("SELECT coalesce(max(seq), 0) FROM _cf_log").fetchone()
         last_seq = int(last[0]) if last else 0
     databases = tuple(
@@ -482,7 +484,7 @@ def _look_again(path: Path, db: DatabaseInfo) -> DatabaseInfo:
     def space_seq() -> int:
         with read_only(path) as conn:
             row = conn.execute("SELECT rev FROM _cf_cells WHERE id = ?", (db.id,)).fetchone()
-        return db.last_write_seq if row is None else int(row[0])
+        return row[0] if row is not None and type(row[0]) is int else db.last_write_seq
 
     watermark, last_write = look_again(
         db.last_write_seq, db.watermark, file_seq=file_seq, space_seq=space_seq
@@ -563,11 +565,18 @@ def query_store(
     space_file = find_space(root, space_id)
     db_id = _database_id(space_file, space_id, database)
     with read_only(space_file) as conn:
-        row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (db_id,)).fetchone()
-    data = _blob(row[0]) if row is not None else None
+        row = conn.execute("SELECT value, rev FROM _cf_cells WHERE id = ?", (db_id,)).fetchone()
+    data = stored_json(row[0]) if row is not None else None
     handle = handle_value(db_id, data) if data is not None else None
-    if data is not None and handle is None:
-        raise HandleQuarantined(db_id, _shown_value(data))  # R5, as a runtime refuses it
+    if row is not None and handle is None:  # R5, as a runtime refuses it
+        raise HandleQuarantined(db_id, _shown_value(data) if data is not None else row[0])
+    if row is not None and type(row[1]) is not int:
+        raise HandleQuarantined(
+            db_id,
+            row[1],
+            why=f"its handle cell's row in {space_file} has the revision {row[1]!r}, which is "
+            "not an integer (written by another program)",
+        )
     if handle is not None and handle.get("dropped") is True:
         raise InspectError(
             "database-not-found", f"database {database!r} ({db_id}) was dropped: it has no rows"
@@ -639,10 +648,6 @@ def _never_written(database: str, db_id: str, space_id: str) -> str:
         "written (its file is created by the first write), or the name is not a top-level "
         "database name; `sqlite-cells inspect` lists the databases by id"
     )
-
-
-def _blob(value: Any) -> bytes:
-    return value.encode() if isinstance(value, str) else bytes(value)
 
 
 def _shown_value(data: bytes) -> Any:
@@ -780,7 +785,8 @@ def _database_id(space_file: Path, space_id: str, database: str) -> str:
             return db_id
         sources: list[tuple[str, Path]] = []
         for cell_id, data in conn.execute("SELECT id, value FROM _cf_cells"):
-            handle = handle_value(str(cell_id), _blob(data))
+            stored = stored_json(data)
+            handle = handle_value(str(cell_id), stored) if stored is not None else None
             where = source_path(handle) if handle is not None else None
             if where is not None and handle is not None and handle.get("dropped") is not True:
                 sources.append((str(cell_id), where))

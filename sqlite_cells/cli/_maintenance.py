@@ -32,6 +32,7 @@ from sqlite_cells.files import (
     read_watermark,
     remove_database_files,
     source_path,
+    stored_json,
     validate_disk_source,
 )
 from sqlite_cells.runtime import DAMAGED_SPACE_ADVICE, Cell
@@ -160,7 +161,7 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
 def _stored(space_file: Path, cell_id: str) -> bytes | None:
     with read_only(space_file) as conn:
         row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (cell_id,)).fetchone()
-    return bytes(row[0]) if row is not None else None
+    return stored_json(row[0]) if row is not None else None
 
 
 def _check_piece(space_file: Path, piece: str, field: str) -> None:

@@ -32,7 +32,7 @@ import msgspec
 
 from sqlite_cells.cli._inspect import read_only, table_names
 from sqlite_cells.codec import Link, LinkDecodeError, decode_value, derive_id, parse_link
-from sqlite_cells.files import damaged_spaces, source_path, space_files
+from sqlite_cells.files import damaged_spaces, source_path, space_files, stored_json
 
 __all__ = ["LINK_MARK", "Named", "Namer", "link_in"]
 
@@ -119,8 +119,11 @@ class Namer:
             row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (link.id,)).fetchone()
         if row is None:
             return None
+        stored = stored_json(row[0])
+        if stored is None:  # not JSON (a row another program wrote)
+            return None
         try:
-            value = decode_value(bytes(row[0]) if not isinstance(row[0], str) else row[0].encode())
+            value = decode_value(stored)
         except (msgspec.DecodeError, LinkDecodeError):
             return None
         for step in link.path:
@@ -211,8 +214,11 @@ def _derived_names(conn: apsw.Connection, space_id: str) -> dict[str, Named]:
     for cell_id, data in conn.execute("SELECT id, value FROM _cf_cells"):
         cell_id = str(cell_id)
         ids.add(cell_id)
+        stored = stored_json(data)
+        if stored is None:
+            continue
         try:
-            value = msgspec.json.decode(bytes(data) if not isinstance(data, str) else data)
+            value = msgspec.json.decode(stored)
         except msgspec.DecodeError:
             continue
         if isinstance(value, dict) and {"piece", "key", "inputs"} <= set(value):

@@ -21,7 +21,6 @@ from sqlite_cells.files._handles import remove_database_files as remove_database
 from sqlite_cells.files._handles import source_path as source_path
 from sqlite_cells.files._handles import space_damage as space_damage
 from sqlite_cells.files._handles import space_files as space_files
-from sqlite_cells.files._handles import stored_json as stored_json
 from sqlite_cells.files._handles import unreadable_handle as unreadable_handle
 from sqlite_cells.files._layout import ALIAS as ALIAS
 from sqlite_cells.files._layout import KIND as KIND
@@ -34,6 +33,7 @@ from sqlite_cells.files._layout import encode_op_body as encode_op_body
 from sqlite_cells.files._layout import open_unwritable as open_unwritable
 from sqlite_cells.files._layout import pin as pin
 from sqlite_cells.files._layout import remove_unused_database as remove_unused_database
+from sqlite_cells.files._layout import stored_json as stored_json
 from sqlite_cells.files._layout import unpin as unpin
 from sqlite_cells.files._reconcile import QUARANTINE_DIR as QUARANTINE_DIR
 from sqlite_cells.files._reconcile import Action as Action

@@ -30,7 +30,7 @@ from sqlite_cells.codec import (
     TransactionError,
     decode_record,
 )
-from sqlite_cells.files._layout import open_unwritable
+from sqlite_cells.files._layout import open_unwritable, stored_json
 from sqlite_cells.files._reconcile import (
     Action,
     Outcome,
@@ -78,7 +78,6 @@ __all__ = [
     "remove_database_files",
     "source_path",
     "space_damage",
-    "stored_json",
     "unreadable_handle",
 ]
 
@@ -117,17 +116,6 @@ def handle_value(cell_id: str, data: bytes) -> dict[str, Any] | None:
         return None
     remember_handle(cell_id, data, handle)
     return handle
-
-
-def stored_json(data: object) -> bytes | None:
-    """A ``_cf_cells`` value as SQLite returns it, as JSON bytes to decode: a BLOB as it is, text
-    (another program may store the JSON as text) as its UTF-8 bytes; None for anything else (a
-    number, NULL), which holds no JSON — and must not become ``bytes(n)``, n zero bytes."""
-    if type(data) is bytes:
-        return data
-    if type(data) is str:
-        return data.encode("utf-8")
-    return None
 
 
 # The newest handle value seen per database id, with its stored bytes (bounded: oldest out).

@@ -41,7 +41,7 @@ import apsw
 import msgspec
 
 from sqlite_cells.codec import Op, SqliteCellsError, UnsupportedMigration
-from sqlite_cells.files._layout import KIND, decode_op_body, open_unwritable
+from sqlite_cells.files._layout import KIND, decode_op_body, open_unwritable, stored_json
 from sqlite_cells.files._watermark import read_watermark, set_watermark
 from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
@@ -647,7 +647,13 @@ def _handle_schema(space_conn: apsw.Connection, db_id: str) -> Schema:
     row = space_conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (db_id,)).fetchone()
     if row is None:
         raise _Irreparable(f"the space holds no handle for {db_id}")
-    value = msgspec.json.decode(bytes(row[0]))
+    stored = stored_json(row[0])
+    if stored is None:
+        raise _Irreparable(f"the handle cell of {db_id} holds no JSON (written by another program)")
+    try:
+        value = msgspec.json.decode(stored)
+    except msgspec.DecodeError:
+        value = None
     if not isinstance(value, dict) or not isinstance(value.get("tables"), dict):
         raise _Irreparable(f"the handle cell of {db_id} holds no handle value")
     return schema_from_json(value["tables"])
