@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import msgspec
 
+from sqlite_cells.codec._errors import EncodingError
+
 __all__ = ["CellWrite", "CommitRecord", "Op", "decode_record", "encode_record"]
 
 
@@ -40,5 +42,24 @@ def encode_record(record: CommitRecord) -> bytes:
     return _encoder.encode(record)
 
 
-def decode_record(data: bytes) -> CommitRecord:
-    return _decoder.decode(data)
+def decode_record(data: object) -> CommitRecord:
+    """The record ``data`` holds, as SQLite returns it from ``_cf_log.record``: JSON bytes, or
+    JSON text (another program may store it as text). Anything else, or JSON that is not a
+    record, is an :class:`EncodingError` (never a raw decoding error: a runtime reading the log
+    and every command line tool report it as such)."""
+    if type(data) is str:
+        data = data.encode("utf-8")
+    elif not isinstance(data, bytes | bytearray | memoryview):
+        raise EncodingError(_unreadable(f"a stored {type(data).__name__}, not JSON"))
+    try:
+        return _decoder.decode(data)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise EncodingError(_unreadable(str(exc) or type(exc).__name__)) from exc
+
+
+def _unreadable(why: str) -> str:
+    return (
+        f"a record of a space's commit log cannot be read ({why}): sqlite-cells did not write "
+        "it, or the space file is damaged; nothing was done with it: run `sqlite-cells check` "
+        "and restore the space file from a backup"
+    )

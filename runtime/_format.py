@@ -96,7 +96,7 @@ def op_targets_by_seq(conn: apsw.Connection) -> list[tuple[str, int]]:
     files whose ``_cf_op_index`` cannot be trusted, and for read-only checks of older stores)."""
     found: list[tuple[str, int]] = []
     for seq, data in conn.execute("SELECT seq, record FROM _cf_log ORDER BY seq"):
-        record = decode_record(bytes(data))
+        record = decode_record(data)
         found.extend((target, int(seq)) for target in {op.target for op in record.ops})
     return found
 

@@ -22,7 +22,7 @@ from sqlite_cells.codec import (
     encode_value,
     parse_link,
 )
-from sqlite_cells.runtime._boundary import InvalidArgument, check_name, check_timeout
+from sqlite_cells.runtime._boundary import MAX_SECONDS, InvalidArgument, check_name, check_timeout
 from sqlite_cells.runtime._cell import Cell
 from sqlite_cells.runtime._participants import CommitParticipant
 from sqlite_cells.runtime._scheduler import Scheduler
@@ -48,9 +48,10 @@ class Runtime:
     def __init__(
         self, store: str | os.PathLike[str] | None = None, *, poll_interval: float = 0.02
     ) -> None:
-        if not _is_number(poll_interval) or not 0 < poll_interval < float("inf"):
+        if not _is_number(poll_interval) or not 0 < poll_interval <= MAX_SECONDS:
             raise InvalidArgument(
-                f"poll_interval is a positive number of seconds, not {poll_interval!r}"
+                f"poll_interval is a positive number of seconds, at most {MAX_SECONDS:,}, not "
+                f"{poll_interval!r}"
             )
         self.store: Path = resolve_store(store)
         self.poll_interval = poll_interval

@@ -39,6 +39,7 @@ import apsw
 from sqlite_cells.codec import (
     ClosedError,
     CommitRecord,
+    EncodingError,
     Op,
     SqliteCellsError,
     StoreChanged,
@@ -407,7 +408,7 @@ class SpaceFile:
         # Compaction always keeps the newest record, so the log's last seq is the space's.
         row = conn.execute("SELECT coalesce(max(seq), 0) FROM _cf_log").fetchone()
         assert row is not None
-        return int(row[0])
+        return stored_int(row[0], "the commit log's newest seq")
 
     def _read_data_version(self) -> int:
         assert self._rconn is not None
@@ -806,7 +807,7 @@ class SpaceFile:
         row = conn.execute(
             "SELECT coalesce(max(seq), 0) FROM _cf_op_index WHERE target = ?", (target,)
         ).fetchone()
-        return int(row[0]) if row else 0
+        return stored_int(row[0], f"the last seq that wrote {target}") if row else 0
 
     @staticmethod
     def ops_for(conn: apsw.Connection, target: str, after: int, upto: int) -> list[tuple[int, Op]]:
@@ -817,14 +818,14 @@ class SpaceFile:
             "WHERE i.target = ? AND i.seq > ? AND i.seq <= ? ORDER BY i.seq",
             (target, after, upto),
         ):
-            record = decode_record(bytes(data))
+            record = decode_record(data)
             found.extend((record.seq, op) for op in record.ops if op.target == target)
         return found
 
     @staticmethod
     def _records_since(conn: apsw.Connection | apsw.Cursor, seq: int) -> list[CommitRecord]:
         return [
-            decode_record(bytes(data))
+            decode_record(data)
             for (data,) in conn.execute(
                 "SELECT record FROM _cf_log WHERE seq > ? ORDER BY seq", (seq,)
             )
@@ -1137,7 +1138,7 @@ def _space_unused(conn: apsw.Connection) -> bool:
 def compaction_point(conn: apsw.Connection) -> int:
     """The seq up to which the log behind ``conn`` may have lost records (0: none lost)."""
     row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'compacted'").fetchone()
-    return int(row[0]) if row is not None else 0
+    return stored_int(row[0], "the log's compaction point") if row is not None else 0
 
 
 def compact_log(conn: apsw.Connection, *, keep: int, keep_per_target: int) -> int:
@@ -1177,7 +1178,7 @@ def compact_log(conn: apsw.Connection, *, keep: int, keep_per_target: int) -> in
         targets[target] = int(gone[0])
     removed = "FROM _cf_log WHERE seq <= ? AND seq NOT IN (SELECT seq FROM _cf_op_index)"
     for (data,) in conn.execute(f"SELECT record {removed}", (upto,)):
-        record = decode_record(bytes(data))
+        record = decode_record(data)
         for write in record.writes:
             written[write.id] = max(written.get(write.id, 0), record.seq)
     # A removed write needs no entry while its cell's row names the id (rows are never deleted);
@@ -1244,3 +1245,16 @@ def _read_txn(conn: apsw.Connection) -> Iterator[None]:
         yield
     finally:
         conn.execute("COMMIT")
+
+
+def stored_int(value: object, what: str) -> int:
+    """``value``, an integer the runtime wrote into a space file; anything else there (another
+    program wrote it) is an :class:`EncodingError` saying ``what`` it should be, never a raw
+    ``ValueError``."""
+    if type(value) is int:
+        return value
+    raise EncodingError(
+        f"{what} in the space file is {value!r}, not an integer: sqlite-cells did not write it, "
+        "or the file is damaged; nothing was done: run `sqlite-cells check` and restore the "
+        "space file from a backup"
+    )

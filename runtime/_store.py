@@ -33,19 +33,30 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
             f"(${STORE_ENV} or ./{DEFAULT_STORE})"
         )
     _check_text(os.fspath(store))
-    path = Path(store).expanduser()
-    if path.exists() and not path.is_dir():
+    if "\x00" in os.fspath(store):
         raise StorePathError(
-            f"the store {path} is a file, not a directory: give the directory that holds the "
-            "space-*.sqlite files (or a path where one may be created)"
+            f"the store path {store!r} holds a NUL character, which no file name may: give "
+            "another path"
         )
+    path = Path(store).expanduser()
     try:
+        if path.exists() and not path.is_dir():
+            raise StorePathError(
+                f"the store {path} is a file, not a directory: give the directory that holds "
+                "the space-*.sqlite files (or a path where one may be created)"
+            )
         path.mkdir(parents=True, exist_ok=True)
         resolved = path.resolve()
-    except (OSError, RuntimeError) as exc:
-        raise StorePathError(describe(exc, f"the store {path}")) from exc
+    except (OSError, RuntimeError) as exc:  # a name too long, no permission, a link loop
+        raise StorePathError(describe(exc, f"the store {_shown(path)}")) from exc
     _check_text(str(resolved))  # a link may lead to a name that is not valid text
     return resolved
+
+
+def _shown(path: Path) -> str:
+    """``path`` for a message: a very long one (the system refused it) cut to its start."""
+    text = str(path)
+    return text if len(text) <= 200 else f"{text[:200]}… ({len(text):,} characters)"
 
 
 def _check_text(path: str | bytes) -> None:

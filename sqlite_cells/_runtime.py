@@ -205,9 +205,10 @@ class Runtime(runtime.Runtime):
         _check_count("read_pool_size", read_pool_size)
         _check_seconds("query_timeout", query_timeout)
         _check_seconds("exec_timeout", exec_timeout)
+        roots = _check_roots(disk_source_roots)  # before the store is made: a refusal leaves none
         super().__init__(store, poll_interval=poll_interval)
         self.query_timeout = query_timeout
-        self.disk_source_roots = _check_roots(disk_source_roots)
+        self.disk_source_roots = roots
         self.read_pool = ReadPool(read_pool_size)
         self.query_workers = QueryWorkers(
             self.read_pool, count=query_workers, timeout=query_timeout

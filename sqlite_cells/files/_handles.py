@@ -435,7 +435,7 @@ def _names_in_space(space_file: Path, named: set[str], dropped: set[str]) -> Non
                 if value is not None and is_dropped(value):
                     dropped.add(str(cell_id))
             for (data,) in conn.execute("SELECT record FROM _cf_log"):
-                record = decode_record(bytes(data))
+                record = decode_record(data)
                 named.update(w.id for w in record.writes)
                 named.update(op.target for op in record.ops)
             if _has_table(conn, "_cf_named"):  # format 3 on; older logs were never compacted

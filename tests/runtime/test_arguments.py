@@ -228,3 +228,29 @@ def test_a_store_path_that_is_not_valid_text_is_refused_before_it_is_created(
     assert isinstance(info.value, ValueError)
     assert "is not valid Unicode text (a lone surrogate at position" in str(info.value)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"poll_interval": 2**70},  # the poller's wait could not take it
+        {"poll_interval": 1e12},
+        {"disk_source_roots": "/data"},
+        {"disk_source_roots": [5]},
+    ],
+)
+def test_a_refused_runtime_option_creates_no_store(
+    tmp_path: Path, options: dict[str, object]
+) -> None:
+    with pytest.raises(sc.SqliteCellsError) as info:
+        sc.Runtime(tmp_path / "new" / "store", **options)  # type: ignore[arg-type]
+    assert isinstance(info.value, ValueError | TypeError)
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("store", ["a\x00b", "x" * 100_000])
+def test_a_store_path_no_file_system_takes_is_our_error(store: str) -> None:
+    with pytest.raises(sc.SqliteCellsError) as info:
+        sc.Runtime(store)
+    assert isinstance(info.value, ValueError)
+    assert len(str(info.value)) < 600  # a long path is shown cut
