@@ -55,8 +55,8 @@ def surrogate_at(text: str) -> int | None:
 
 
 def check_name(what: str, name: object) -> str:
-    """``name`` if it can name an entity (R1): a non-empty ``str`` of valid Unicode text, since
-    ids and file names are derived from its UTF-8 bytes. Otherwise a
+    """``name``, as a plain ``str``, if it can name an entity (R1): a non-empty ``str`` of valid
+    Unicode text, since ids and file names are derived from its UTF-8 bytes. Otherwise a
     :class:`~sqlite_cells.codec.ValueEncodeError` (a ``TypeError`` and ``ValueError``) saying
     which ``what`` (``"space id"``, ``"cell name"``, …) was wrong; nothing is created."""
     if not isinstance(name, str):
@@ -69,7 +69,8 @@ def check_name(what: str, name: object) -> str:
             f"the {what} {name!r} is not valid Unicode text (a lone surrogate at position "
             f"{position}): names are stored as UTF-8; decode the text properly first"
         )
-    return name
+    # A str subclass (an enum member, a tagged string) names what its text names.
+    return name if type(name) is str else str.__str__(name)
 
 
 # The longest timeout an option takes, in seconds (about 23 days): SQLite's busy timeout is an

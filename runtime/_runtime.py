@@ -87,7 +87,7 @@ class Runtime:
     def space(self, space_id: str) -> Space:
         """The space ``space_id``. Its file is opened if the store holds it, and created by its
         first commit, never by a read (R7)."""
-        check_name("space id", space_id)
+        space_id = check_name("space id", space_id)
         with self._lock:
             self._check_open_locked()
             space = self._spaces.get(space_id)

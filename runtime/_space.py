@@ -39,7 +39,7 @@ class Space:
         the id keeps the default declared last (``None`` if none was). A default that is not
         JSON raises ``ValueEncodeError`` (R6)."""
         if name is not None:
-            check_name("cell name", name)
+            name = check_name("cell name", name)
         self.runtime.check_open()
         return Cell(self, derive_id(*causal_cause(self.id, "cell", name)), (), default)
 
@@ -63,9 +63,8 @@ class Space:
         value across restarts)."""
         if not isinstance(pattern, Pattern):
             raise InvalidArgument(f"space.run takes an @sc.pattern function, not {pattern!r}")
-        check_name("piece key", key)
-        for name in inputs:
-            check_name("pattern input name", name)
+        key = check_name("piece key", key)
+        inputs = {check_name("pattern input name", name): value for name, value in inputs.items()}
         piece_id = derive_id("piece", self.id, pattern.name, key)
         signature = inspect.signature(pattern.fn)
         names = sorted(set(inputs) | set(signature.parameters))

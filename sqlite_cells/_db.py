@@ -161,6 +161,8 @@ class SqliteDb(Cell):
         self.declaration.check_writable()
         self._check_live_committed()
         check_statement(sql, Mode.WRITE)
+        if type(sql) is not str:  # a str subclass: the record keeps its text
+            sql = str.__str__(sql)
         targets, fills = _targets(sql, self._decl, self.space.runtime)
         bound = bind_rows(targets, rows, sql=sql, db_id=self.id)
         self._claim(tx)

@@ -95,7 +95,7 @@ class Space(runtime.Space):
         from sqlite_cells._db import SqliteDb
 
         if name is not None:
-            check_name("database name", name)
+            name = check_name("database name", name)
         self.runtime.check_open()
         try:
             schema = declare_tables(tables)

@@ -254,3 +254,17 @@ def test_a_store_path_no_file_system_takes_is_our_error(store: str) -> None:
         sc.Runtime(store)
     assert isinstance(info.value, ValueError)
     assert len(str(info.value)) < 600  # a long path is shown cut
+
+
+def test_a_str_subclass_names_what_its_text_names(rt: sc.Runtime) -> None:
+    class Tagged(str):
+        def __str__(self) -> str:
+            raise RuntimeError("never asked")
+
+    space = rt.space(Tagged("demo"))
+    assert space is rt.space("demo")
+    cell = space.cell(Tagged("n"))
+    assert cell.id == space.cell("n").id
+    with space.transact():
+        cell.set(1)
+    assert space.cell("n").get() == 1

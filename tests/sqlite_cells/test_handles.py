@@ -190,3 +190,14 @@ def test_r3_a_handle_cannot_be_made_from_an_altered_declaration(
     conn.close()
     assert plain.get() is None
     assert not (store / db_file_name(plain.id)).exists()
+
+
+def test_a_str_subclass_names_a_database_and_is_its_sql(space: Space) -> None:
+    class Tagged(str):
+        pass
+
+    db = space.sqlite_database(Tagged("chat"), tables={"m": sc.table(body="text")})
+    assert db.id == space.sqlite_database("chat", tables={"m": sc.table(body="text")}).id
+    with space.transact():
+        db.exec(Tagged("INSERT INTO m (body) VALUES (?)"), [Tagged("hi")])
+    assert db.read("SELECT body FROM m") == [{"body": "hi"}]
