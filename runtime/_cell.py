@@ -155,6 +155,13 @@ class Cell:
             tx.record_read(file, self._id, read)
 
     def update(self, fn: Callable[[Any], Any]) -> None:
+        """Set the value to ``fn(current value)``; ``fn`` that is not callable is an
+        ``InvalidArgument`` (nothing is recorded)."""
+        if not callable(fn):
+            raise InvalidArgument(
+                f"update takes a function of the current value, not {type(fn).__name__}: write "
+                "cell.update(lambda value: ...), or cell.set(value)"
+            )
         self.set(fn(self.get()))
 
     def key(self, key: PathElement) -> Cell:

@@ -196,9 +196,15 @@ def check_handle(db_id: str, value: Any) -> dict[str, Any]:
         and value.get("id") == db_id
         and isinstance(value.get("tables"), dict)
         and type(value.get("rev")) is int
+        # A count of commits, one more at the next write: never negative, and still an SQLite
+        # integer after that write (R6).
+        and 0 <= value["rev"] < _MAX_REV
     ):
         return value
     raise HandleQuarantined(db_id, value)
+
+
+_MAX_REV = 2**63 - 1
 
 
 def recorded_pin(value: Any) -> Pin | None:

@@ -268,3 +268,13 @@ def test_a_str_subclass_names_what_its_text_names(rt: sc.Runtime) -> None:
     with space.transact():
         cell.set(1)
     assert space.cell("n").get() == 1
+
+
+def test_update_takes_a_function(rt: sc.Runtime) -> None:
+    cell = rt.space("demo").cell("n", default=1)
+    with rt.space("demo").transact() as tx:
+        with pytest.raises(sc.SqliteCellsError, match="update takes a function") as info:
+            cell.update(5)  # type: ignore[arg-type]
+        assert isinstance(info.value, TypeError)
+        assert tx.is_empty
+    assert cell.get() == 1

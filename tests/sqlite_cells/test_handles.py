@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -201,3 +202,22 @@ def test_a_str_subclass_names_a_database_and_is_its_sql(space: Space) -> None:
     with space.transact():
         db.exec(Tagged("INSERT INTO m (body) VALUES (?)"), [Tagged("hi")])
     assert db.read("SELECT body FROM m") == [{"body": "hi"}]
+
+
+@pytest.mark.parametrize("rev", [-3, 2**63 - 1])
+def test_r5_a_handle_whose_rev_is_no_count_of_commits_quarantines(
+    space: Space, db: sc.SqliteDb, rev: int
+) -> None:
+    """A revision below 0, or one the next write could not count past in 64 bits (R6)."""
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('a')")
+    tables = db.get()["tables"]
+    conn = apsw.Connection(str(space.file.path))
+    value = json.dumps({"id": db.id, "tables": tables, "rev": rev}).encode()
+    conn.execute("UPDATE _cf_cells SET value = ? WHERE id = ?", (value, db.id))
+    conn.close()
+    space.file._cache.clear()  # the runtime's cache never saw the foreign write
+    with pytest.raises(sc.Quarantined):
+        db.read("SELECT * FROM messages")
+    with pytest.raises(sc.Quarantined), space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('b')")
