@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import apsw
 import msgspec
@@ -432,8 +432,18 @@ def _in_flight(
     return [changeset for _, changeset in rows]
 
 
-def _abort(reason: int, change: Any) -> int:
-    raise _Irreparable(f"a changeset does not apply ({change})")
+_CONFLICTS: Final = {
+    apsw.SQLITE_CHANGESET_DATA: "the row holds other values than the change expects",
+    apsw.SQLITE_CHANGESET_NOTFOUND: "the row is not there",
+    apsw.SQLITE_CHANGESET_CONFLICT: "a row with that key is there already",
+    apsw.SQLITE_CHANGESET_CONSTRAINT: "a constraint fails",
+    apsw.SQLITE_CHANGESET_FOREIGN_KEY: "a foreign key fails",
+}
+
+
+def _abort(reason: int, change: apsw.TableChange) -> int:
+    why = _CONFLICTS.get(reason, f"conflict {reason}")
+    raise _Irreparable(f"a changeset does not apply (an {change.op} in table {change.name}: {why})")
 
 
 def _replay(

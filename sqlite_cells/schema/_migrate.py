@@ -11,9 +11,9 @@ Two entry points:
   3. Read the stored version. Newer than the declared one → :class:`UnsupportedMigration`.
   4. Compare declared and stored schema; any non-additive difference → ``UnsupportedMigration``
      listing every one. Otherwise create missing tables, ``ADD COLUMN`` missing columns, create
-     missing indexes. A column ``ADD COLUMN`` cannot add (UNIQUE, STORED generated, a default
-     that is not a constant) is added by rebuilding its table, rows kept
-     (:mod:`sqlite_cells.schema._rebuild`).
+     missing indexes. A UNIQUE or STORED generated column, which ``ADD COLUMN`` cannot add, is
+     added by rebuilding its table, rows kept (:mod:`sqlite_cells.schema._rebuild`); an
+     ``ALTER`` SQLite refuses otherwise (a default that is not a constant) is a difference.
   5. Store the declared version; ``RELEASE``.
 
 * :func:`migrate_file` runs a ``migrate`` callback (R14) *before* the space's commit attaches the
@@ -437,6 +437,9 @@ def _refuse_newer(stored: int | None, version: int, db_id: str) -> None:
         raise UnsupportedMigration(db_id, [newer])
 
 
+_NOT_CONSTANT: Final = "non-constant default"  # SQLite's words when ADD COLUMN refuses one
+
+
 def add_missing(conn: apsw.Connection, database: str, schema: Schema, db_id: str) -> None:
     """Create the tables, columns and indexes of ``schema`` the file visible as ``database``
     lacks, in the caller's transaction; :class:`UnsupportedMigration` lists every difference
@@ -450,14 +453,21 @@ def add_missing(conn: apsw.Connection, database: str, schema: Schema, db_id: str
                 continue  # the rebuild added this column with the one SQLite refused
             try:
                 conn.execute(step.sql)
+            except apsw.InterruptError:
+                raise  # the caller's deadline (R44): not a difference of the schemas
             except apsw.Error as exc:
-                if step.adds_to is None:
+                if step.adds_to is None or _NOT_CONSTANT in str(exc):
+                    # A default SQLite would evaluate for each row (random(), CURRENT_TIMESTAMP):
+                    # a replay that rebuilt the table again would give the rows other values
+                    # than the log's changesets were taken on (R70), so no rebuild adds it.
                     diffs.append(f"{step.subject}: SQLite refused {step.sql!r}: {exc}")
                     continue
-                # A UNIQUE or STORED generated column, or a default that is not a constant:
-                # ADD COLUMN refuses it, a rebuild of the table adds it with every row kept.
+                # A UNIQUE or STORED generated column: ADD COLUMN refuses it, a rebuild of the
+                # table adds it with every row kept.
                 try:
                     rebuild_adding(conn, database, step.adds_to, tables[step.adds_to])
+                except apsw.InterruptError:
+                    raise  # the caller's deadline (R44): not a difference of the schemas
                 except apsw.Error as again:
                     diffs.append(
                         f"{step.subject}: SQLite refused {step.sql!r} ({exc}) and the rebuild of "

@@ -1,11 +1,12 @@
 """Adding a column that ``ALTER TABLE … ADD COLUMN`` cannot add, by rebuilding its table (R13).
 
-SQLite's ``ADD COLUMN`` refuses a UNIQUE or STORED generated column and a default that is not a
-constant (``CURRENT_TIMESTAMP``, ``(expr)``), although each is additive: every row stays, with
-the new column's default (evaluated as the rows are copied: the migration's time for
-``CURRENT_TIMESTAMP``) or computed value. Such a column is added by rebuilding the table, the
-way SQLite's documentation describes for schema changes ``ALTER TABLE`` cannot make, in the
-caller's transaction:
+SQLite's ``ADD COLUMN`` refuses a UNIQUE or a STORED generated column, although each is
+additive: every row stays, with the new column's constant default or computed value. Such a
+column is added by rebuilding the table, the way SQLite's documentation describes for schema
+changes ``ALTER TABLE`` cannot make, in the caller's transaction. (A column whose default is not
+a constant, ``CURRENT_TIMESTAMP`` or ``(expr)``, is not: the rows' values would be the rebuild's,
+and a replay that rebuilds the table again would give them other ones than the log's changesets
+were taken on, R70.)
 
 1. create ``_cf_rebuild`` with the file's columns first, in the file's order, then the missing
    declared ones in declared order: a column keeps its position, so the changesets already in
@@ -24,6 +25,7 @@ refusal stands).
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 import apsw
@@ -35,6 +37,11 @@ from sqlite_cells.sql import fold_ascii
 __all__ = ["rebuild_adding"]
 
 _TEMP: Final = "_cf_rebuild"
+# A default SQLite fills in as it is: a number, a string or blob literal, NULL, TRUE or FALSE.
+_CONSTANT: Final = re.compile(
+    r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|[+-]?0[xX][0-9a-fA-F]+|'([^']|'')*'"
+    r"|[xX]'[0-9a-fA-F]*'|(?i:null|true|false)"
+)
 
 
 def rebuild_adding(conn: apsw.Connection, database: str, name: str, declared: Table) -> None:
@@ -66,6 +73,14 @@ def rebuild_adding(conn: apsw.Connection, database: str, name: str, declared: Ta
     conn.execute(
         create_table_sql(database, _TEMP, Table(tuple(c for c in columns if c), declared.indexes))
     )
+    for column, default in rows_of(
+        conn, "SELECT name, dflt_value FROM pragma_table_xinfo(?, ?)", (_TEMP, database)
+    ):
+        new = fold_ascii(str(column)) not in known
+        if new and default is not None and not _CONSTANT.fullmatch(str(default)):
+            # Evaluated for each row copied: a replay that rebuilt the table again would give
+            # the rows other values than the log's changesets were taken on (R70).
+            raise apsw.ConstraintError(f"the default of {column} is not a constant")
     conn.execute(
         f"INSERT INTO {db}.{quote_ident(_TEMP)} ({copied}) SELECT {copied} FROM {db}.{table}"
     )

@@ -275,8 +275,9 @@ def _cannot_add(want: _Col) -> str | None:
         return (
             "a new NOT NULL column without a default cannot be added (existing rows need a value)"
         )
-    # A UNIQUE or STORED generated column, or one whose default is not a constant, is refused
-    # by ALTER TABLE but added by rebuilding the table (see _rebuild): its rows stay.
+    # A UNIQUE or STORED generated column is refused by ALTER TABLE but added by rebuilding the
+    # table (see _rebuild): its rows stay. One whose default is not a constant is refused by
+    # SQLite when the ALTER runs, and stays refused (see add_missing).
     return None
 
 
@@ -443,8 +444,9 @@ def plan_migration(conn: apsw.Connection, database: str, schema: Schema) -> Migr
     """What :func:`ensure_schema` would do to reach ``schema``; reads only (R13).
 
     ``differences`` lists the non-additive ones. An ``ADD COLUMN`` among the statements that
-    SQLite refuses (a UNIQUE or STORED generated column, a default that is not a constant) is
-    done by rebuilding the table instead (:mod:`sqlite_cells.schema._rebuild`).
+    SQLite refuses for a UNIQUE or STORED generated column is done by rebuilding the table
+    instead (:mod:`sqlite_cells.schema._rebuild`); one refused for a default that is not a
+    constant only shows as a difference when applied.
     """
     statements, diffs = diff_of(conn, database, schema)
     return MigrationPlan(tuple(step.sql for step in statements), tuple(diffs))

@@ -33,6 +33,7 @@ costs two cached statements per commit.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -370,7 +371,7 @@ class SqliteParticipant:
         reshaped = False
         if state is None or state != checked:
             before = state if state is not None else _file_state(conn)
-            found = ensure_schema(conn, ALIAS, decl.schema, db_id=decl.db_id, version=decl.version)
+            found = self._additive(conn, decl)
             state = _file_state(conn)
             assert state is not None  # ensure_schema made _cf_meta
             reshaped = before is not None and before[0] != state[0]
@@ -385,6 +386,25 @@ class SqliteParticipant:
         with self._lock:
             self._checked[key] = state
         return checks, found, reshaped
+
+    def _additive(self, conn: apsw.Connection, decl: Declaration) -> int | None:
+        """``ensure_schema`` under the write's deadline (R44): a table it rebuilds (R13) is
+        copied row by row, and a declared expression runs for each row."""
+        assert decl.schema is not None  # only runtime-owned databases are written
+        state = write_conn(conn)
+        state.deadline = time.monotonic() + self.exec_timeout
+        try:
+            return ensure_schema(conn, ALIAS, decl.schema, db_id=decl.db_id, version=decl.version)
+        except apsw.InterruptError as exc:
+            raise ExecTimeout(
+                decl.db_id,
+                "(the additive migration of the declared schema)",
+                f"adding the declared columns ran past exec_timeout={self.exec_timeout}s and was "
+                "interrupted; nothing was written: raise exec_timeout for this first write, or "
+                "bump version= with a migrate that rebuilds the table",
+            ) from exc
+        finally:
+            state.deadline = None
 
     def _is_ensured(self, key: EnsureKey) -> bool:
         with self._lock:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
+
 import sqlite_cells as sc
 
 V1 = {"id": "integer primary key", "body": "text"}
-V2 = {**V1, "created": "text not null default current_timestamp", "code": "text unique"}
+V2 = {**V1, "loud": "text as (upper(body)) stored", "code": "text unique"}
 
 
 def _db(rt: sc.Runtime, columns: dict[str, str]) -> sc.SqliteDb:
@@ -24,15 +26,15 @@ def test_rows_stay_and_live_queries_see_the_new_columns(store: Path) -> None:
             db.exec("INSERT INTO t (body) VALUES ('a'), ('b')")
     with sc.Runtime(store) as rt:
         db = _db(rt, V2)
-        query = db.query("SELECT id, body, created IS NOT NULL AS dated, code FROM t ORDER BY id")
+        query = db.query("SELECT id, body, loud, code FROM t ORDER BY id")
         rt.settle()
         with rt.space("s").transact():
             db.exec("INSERT INTO t (body, code) VALUES ('c', 'x')")
         rt.settle()
         assert query.get().result == [
-            {"id": 1, "body": "a", "dated": 1, "code": None},
-            {"id": 2, "body": "b", "dated": 1, "code": None},
-            {"id": 3, "body": "c", "dated": 1, "code": "x"},
+            {"id": 1, "body": "a", "loud": "A", "code": None},
+            {"id": 2, "body": "b", "loud": "B", "code": None},
+            {"id": 3, "body": "c", "loud": "C", "code": "x"},
         ]
         try:
             with rt.space("s").transact():
@@ -61,8 +63,28 @@ def test_a_file_that_lost_the_rebuild_is_replayed(store: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     with sc.Runtime(store) as rt:
         db = _db(rt, V2)
-        rows = db.read("SELECT id, body, created IS NOT NULL AS dated, code FROM t ORDER BY id")
+        rows = db.read("SELECT id, body, loud, code FROM t ORDER BY id")
         assert rows == [
-            {"id": 1, "body": "a", "dated": 1, "code": None},
-            {"id": 2, "body": "b", "dated": 1, "code": "x"},
+            {"id": 1, "body": "a", "loud": "A", "code": None},
+            {"id": 2, "body": "b", "loud": "B", "code": "x"},
         ]
+
+
+def test_a_rebuild_keeps_the_writes_deadline(store: Path) -> None:
+    """R44: the rows a rebuild copies and computes count against exec_timeout."""
+    with sc.Runtime(store) as rt:
+        db = _db(rt, V1)
+        with rt.space("s").transact():
+            db.exec_many("INSERT INTO t (body) VALUES (?)", [[f"row {i}"] for i in range(20_000)])
+    slow = "text as (replace(hex(zeroblob(4000)), '0', body)) stored"
+    with sc.Runtime(store, exec_timeout=0.05) as rt:
+        db = _db(rt, {**V1, "wide": slow})
+        with (
+            pytest.raises(sc.ExecTimeout, match=r"ran past exec_timeout=0\.05s"),
+            rt.space("s").transact(),
+        ):
+            db.exec("INSERT INTO t (body) VALUES ('late')")
+        assert db.rev == 1
+    with sc.Runtime(store) as rt:
+        db = _db(rt, V1)
+        assert db.read("SELECT count(*) AS n FROM t") == [{"n": 20_000}]
