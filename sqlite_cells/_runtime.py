@@ -224,6 +224,7 @@ class Runtime(runtime.Runtime):
             repair=self.reconcile,
             exec_timeout=exec_timeout,
             written=self.read_pool.note_file,
+            behind=self._forget_reconciled,
         )
         self.register_participant(sqlite_participant)
         self.register_participant(DropParticipant(forget=self.read_pool.discard))
@@ -442,6 +443,12 @@ class Runtime(runtime.Runtime):
             outcome = checked
             self._record_outcome(decl, outcome)
         return outcome
+
+    def _forget_reconciled(self, decl: Declaration) -> None:
+        """A write found ``decl``'s file behind its space: reconcile it again before its next
+        use (R71)."""
+        with self._decl_lock:
+            self._reconciled.discard(decl.db_id)
 
     def _record_outcome(self, decl: Declaration, outcome: Outcome) -> None:
         if outcome.action is Action.REBUILT:

@@ -37,17 +37,19 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import apsw
 import msgspec
 
 from sqlite_cells.codec import (
+    ConflictError,
     DatabaseError,
     ExecError,
     ExecTimeout,
     Op,
     SqliteCellsError,
+    TransactionError,
     encode_plain,
 )
 from sqlite_cells.files import (
@@ -62,10 +64,12 @@ from sqlite_cells.files import (
     remember_handle,
     remove_unused_database,
     stored_json,
+    watermark_sql,
 )
 from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
     PendingOp,
+    SpaceFile,
     Transaction,
     busy_ms,
     waited_for_lock,
@@ -161,11 +165,13 @@ class SqliteParticipant:
         repair: Callable[[Declaration], object],
         exec_timeout: float = DEFAULT_EXEC_TIMEOUT,
         written: Callable[[Path], None] = lambda _path: None,
+        behind: Callable[[Declaration], None] = lambda _decl: None,
     ) -> None:
         if not exec_timeout > 0:
             raise ValueError(f"exec_timeout must be positive, not {exec_timeout}")
         self._ready = ready
         self._repair = repair
+        self._behind = behind  # told of a file found behind its space: reconcile it again
         self._written = written  # told of each file a commit wrote, once durable
         self.exec_timeout = exec_timeout
         self._lock_wait_ms = busy_ms(exec_timeout)
@@ -176,6 +182,9 @@ class SqliteParticipant:
         self._ensured: dict[EnsureKey, FileState] = {}
         self._checked: dict[EnsureKey, FileState] = {}
         self._checks: dict[EnsureKey, Checks] = {}
+        # The seq of the last commit that wrote each database the running commit writes, as its
+        # handle's row said before the commit (see _check_caught_up). Guarded by _lock.
+        self._last_writes: dict[str, int] = {}
         # Files this participant's attach created whose first commit has not succeeded yet (a
         # commit that fails removes its file again: see rolled_back). Guarded by _lock.
         self._created: set[Path] = set()
@@ -257,10 +266,14 @@ class SqliteParticipant:
         data = writes.get(decl.db_id)
         if data is None:
             row = conn.execute(
-                "SELECT value FROM main._cf_cells WHERE id = ?", (decl.db_id,)
+                "SELECT value, rev FROM main._cf_cells WHERE id = ?", (decl.db_id,)
             ).fetchone()
             # A value that is not JSON bytes or text is refused below, never "no handle" (R5).
             data = (stored_json(row[0]) or b"") if row is not None else None
+            if row is not None and type(row[1]) is int:
+                # The seq of the last commit that wrote the database, for _check_caught_up.
+                with self._lock:
+                    self._last_writes[decl.db_id] = row[1]
         handle: dict[str, Any] = {"id": decl.db_id, "rev": 0}
         pending = decl.db_id in writes
         if data is not None:
@@ -290,6 +303,7 @@ class SqliteParticipant:
         conn.setbusytimeout(self._lock_wait_ms)  # R44, see _lock_timeout
         try:
             (links, keys), found, reshaped = self._ensure(conn, decl)
+            self._check_caught_up(conn, decl)
             if not reshaped and self._migrated:
                 with self._lock:
                     reshaped = decl.path in self._migrated
@@ -386,6 +400,28 @@ class SqliteParticipant:
         with self._lock:
             self._checked[key] = state
         return checks, found, reshaped
+
+    def _check_caught_up(self, conn: apsw.Connection, decl: Declaration) -> None:
+        """R71, R72: the file must hold every commit its space made to it. Inside this
+        transaction no other writer is between its two COMMITs (it would still hold the
+        space's lock), so a file behind its space here was left so by a process killed between
+        them, while this runtime had already reconciled the file. Writing now would stamp a
+        watermark over the lost commit: instead the runtime reconciles the file again before
+        its next use, and this commit is refused as a conflict, which a handler runs again."""
+        with self._lock:  # read by cell_writes, before this commit wrote the handle's row
+            space_last = self._last_writes.pop(decl.db_id, 0)
+        if not space_last:
+            return
+        rows = conn.execute(_WATERMARK_SQL).fetchall()
+        file_seq = rows[0][0] if rows and type(rows[0][0]) is int else 0
+        if space_last <= file_seq:
+            return
+        # The handle's row is the cheap sign; the log's op index (what reconcile goes by)
+        # decides: a handle row ahead of the log is no commit the file lacks.
+        space_last = SpaceFile.last_seq_for(conn, decl.db_id)
+        if space_last > file_seq:
+            self._behind(decl)
+            raise DatabaseBehind(decl.space_id, decl.db_id, file_seq, space_last)
 
     def _additive(self, conn: apsw.Connection, decl: Declaration) -> int | None:
         """``ensure_schema`` under the write's deadline (R44): a table it rebuilds (R13) is
@@ -485,6 +521,26 @@ class SqliteParticipant:
             self._checks.clear()
         for decl in {_request(op).decl for op in ops}:
             self._repair(decl)
+
+
+class DatabaseBehind(ConflictError):
+    """A write found its database file behind its space (see ``_check_caught_up``): nothing
+    was written; the file is reconciled before its next use, so running the transaction again
+    succeeds (``@sc.handler`` does)."""
+
+    def __init__(self, space_id: str, db_id: str, file_seq: int, space_seq: int) -> None:
+        TransactionError.__init__(
+            self,
+            f"database {db_id}: its file holds commits up to seq {file_seq} but its space last "
+            f"wrote it at seq {space_seq} (a process was killed between the two files' "
+            "commits); nothing was written, and the file is repaired before its next use: run "
+            "the transaction again (@sc.handler does so for you)",
+        )
+        self.space_id = space_id
+        self.cell_ids = (db_id,)
+
+
+_WATERMARK_SQL: Final = watermark_sql(ALIAS)
 
 
 def _capture(conn: apsw.Connection) -> apsw.Session:
