@@ -369,6 +369,10 @@ def _run_one(
         return StatementResult(error=_translate(plan.decl, stmt.sql, exc, plan.timeout, pooled))
     except (UnicodeError, OverflowError, KeyError, TypeError) as exc:
         # Stored text that is not UTF-8, parameters SQLite cannot bind: the query fails (R43).
+        # A statement stopped between two rows is reset: left open, it would keep the read
+        # transaction at this snapshot, and later reads on the connection would not see commits.
+        with contextlib.suppress(apsw.Error):
+            plan.cursor.close(True)
         plan.cursor = pooled.conn.cursor()
         error = QueryError(plan.decl.db_id, stmt.sql, f"{type(exc).__name__}: {exc}")
         error.__cause__ = exc
@@ -416,6 +420,8 @@ def _with_invalid_text(
         plan.cursor = pooled.conn.cursor()
         result = _execute(pooled, plan.cursor, plan.policy, wrapped, None)
     except (apsw.Error, UnicodeError, OverflowError, KeyError, TypeError):
+        with contextlib.suppress(apsw.Error):
+            plan.cursor.close(True)  # (see _run_one)
         plan.cursor = pooled.conn.cursor()
         return None
     invalid: set[str] = set()

@@ -111,3 +111,22 @@ def test_text_and_blobs_around_the_bad_link_read_as_stored(space: Space, db: sc.
         ("two", b"\x00\xff", None),
     ]
     assert rows[0].author_cf_link is None and rows[1].author_cf_link is not None
+
+
+def test_reads_after_a_failed_one_see_later_commits(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    alice = _store_bad_text(space, db, "author_cf_link")
+    sql = "SELECT id, author_cf_link FROM messages ORDER BY id"
+    untyped, typed = db.query(sql), db.query(sql, row=Msg)
+    rt.settle(timeout=10)
+    with pytest.raises(sc.QueryError):
+        db.read(sql)
+    assert isinstance(untyped.get().error, sc.QueryError)
+    with space.transact():
+        db.exec("INSERT INTO messages (id, author_cf_link, body) VALUES (3, ?, 'three')", [alice])
+    rt.settle(timeout=10)
+    assert [r["id"] for r in db.read("SELECT id FROM messages ORDER BY id")] == [1, 2, 3]
+    state = typed.get()
+    assert state.result is not None and [r.id for r in state.result] == [1, 2, 3]
+    assert isinstance(untyped.get().error, sc.QueryError)
