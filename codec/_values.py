@@ -162,10 +162,24 @@ def decode_value(data: bytes, link_hook: Callable[[Link], Any] | None = None) ->
             f"a stored cell value is not JSON ({exc}; it starts {shown!r}): it was not written "
             "by sqlite-cells; write the cell again or restore the space file"
         ) from exc
+    except RecursionError:
+        raise _too_deep(data) from None
     if not has_links(data):
         return value
     convert = link_hook if link_hook is not None else _identity
-    return _walk(value, convert)
+    try:
+        return _walk(value, convert)
+    except RecursionError:
+        raise _too_deep(data) from None
+
+
+def _too_deep(data: bytes) -> EncodingError:
+    # Only another program can store such a value: encoding one this deep fails at set.
+    shown = bytes(data[:60])
+    return EncodingError(
+        f"a stored cell value is nested too deeply to be read (it starts {shown!r}): it was not "
+        "written by sqlite-cells; write the cell again or restore the space file"
+    )
 
 
 def _identity(link: Link) -> Any:

@@ -12,7 +12,15 @@ import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
-from sqlite_cells.codec import Link, SqliteCellsError, ValueEncodeError, decode_value, encode_link
+from sqlite_cells.codec import (
+    EncodingError,
+    Link,
+    SqliteCellsError,
+    StoredCellError,
+    ValueEncodeError,
+    decode_value,
+    encode_link,
+)
 from sqlite_cells.runtime._boundary import InvalidArgument, surrogate_at
 from sqlite_cells.runtime._scheduler import Node
 from sqlite_cells.runtime._tx import TxState, current_transaction, require_transaction
@@ -108,8 +116,22 @@ class Cell:
         if data is None:
             root = self._root_default(link_cells=True)
         else:
-            root = decode_value(data, self._space.runtime.cell_for)
+            root = self._decode_stored(data, link_cells=True)
         return value_at(root, self.value_path)
+
+    def _decode_stored(self, data: bytes, *, link_cells: bool) -> Any:
+        """The stored entity ``data`` decoded; bytes another program stored that cannot be read
+        (not JSON, nested too deeply) are a :class:`StoredCellError` naming this cell and its
+        space file."""
+        try:
+            return decode_value(data, self._space.runtime.cell_for if link_cells else None)
+        except StoredCellError:
+            raise
+        except EncodingError as exc:
+            path = str(self._space.file.path)
+            raise StoredCellError(
+                self._id, path, "value", data, f"cell {self._id} in space file {path}: {exc}"
+            ) from exc
 
     def get(self) -> Any:
         return self.decode(self._entity_data())
@@ -145,7 +167,11 @@ class Cell:
         else:
             entity = file.entity(self._id)
             data, read = entity.data, entity.rev
-        root = self._root_default(link_cells=False) if data is None else decode_value(data)
+        root = (
+            self._root_default(link_cells=False)
+            if data is None
+            else self._decode_stored(data, link_cells=False)
+        )
         value = with_value_at(root, self.value_path, value)
         whole = runtime.encode(value)
         if checked:

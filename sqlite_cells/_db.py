@@ -277,9 +277,9 @@ class SqliteDb(Cell):
         _, result = runtime.query_workers.run(
             self._decl, Statement(sql, resolve_params(params)), None
         )
-        if result.error is not None:
+        if result.error is not None and result.invalid_text is None:
             raise result.error
-        return decode(result)
+        return decode(result)  # raises the error unless the row type reads past it (R43)
 
     def __repr__(self) -> str:
         return f"<SqliteDb {self.id} in {self._space.id!r}>"

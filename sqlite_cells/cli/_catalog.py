@@ -20,7 +20,7 @@ import msgspec
 
 from sqlite_cells.cli._inspect import read_only, store_dir, table_names
 from sqlite_cells.cli._names import Namer
-from sqlite_cells.codec import LinkDecodeError, decode_value
+from sqlite_cells.codec import EncodingError, decode_value
 from sqlite_cells.files import handle_value, is_dropped, source_path, stored_json
 from sqlite_cells.schema import db_file_name, quote_ident
 
@@ -194,7 +194,7 @@ def list_cells(store: str | os.PathLike[str], namer: Namer | None = None) -> lis
             else:
                 try:
                     value = decode_value(raw)
-                except (msgspec.DecodeError, LinkDecodeError):
+                except (msgspec.DecodeError, EncodingError):  # LinkDecodeError is one
                     value = f"<undecodable value of {len(raw)} bytes>"
             known = namer.named(str(cell_id))
             kind = _kind(value)

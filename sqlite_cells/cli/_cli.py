@@ -19,6 +19,9 @@
 * ``gc [STORE] [--yes]`` lists database files no handle refers to, and removes them with
   ``--yes`` only (R74); while a space file is damaged it removes none that space may name.
 
+A store a newer sqlite-cells wrote (a space file recording a newer store format, R73) is refused
+by every command, as the library refuses it: exit 1, nothing read or written.
+
 Every command takes the store as ``--store DIR`` (before or after the command) and, where the
 SPEC shows one, as a positional STORE; the default is ``$SQLITE_CELLS_STORE`` or
 ``./.sqlite-cells``. ``--json``, ``--csv`` and ``--ndjson`` choose the output. Links print as the
@@ -48,6 +51,7 @@ from sqlite_cells.cli._inspect import (
     default_store,
     inspect_store,
     query_store,
+    refuse_newer_format,
     store_dir,
 )
 from sqlite_cells.cli._maintenance import check, gc, link
@@ -238,9 +242,13 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
         from sqlite_cells.cli._demo import run_demo  # imports the whole public API
 
         return run_demo(args.store_option, out=out)
+    if command == "link" and not args.url.startswith("sqlite:"):
+        raise UsageError(f"{args.url!r} is not a sqlite:/absolute/path URL")
+    # Every other command reads the store as this version understands it: a store a newer
+    # version wrote is refused as the library refuses it (R73), before anything is read or
+    # written (the demo opens it through the library, which refuses it itself).
+    refuse_newer_format(resolve_store(args))
     if command == "link":
-        if not args.url.startswith("sqlite:"):
-            raise UsageError(f"{args.url!r} is not a sqlite:/absolute/path URL")
         return link(resolve_store(args), args.url.removeprefix("sqlite:"), args, out)
     handlers = {
         "inspect": _inspect,

@@ -57,7 +57,14 @@ from sqlite_cells.files import (
     stored_json,
 )
 from sqlite_cells.read import ReadPool, Rows, read_rows
-from sqlite_cells.runtime import DAMAGED_SPACE_ADVICE, DEFAULT_STORE, STORE_ENV, busy_ms
+from sqlite_cells.runtime import (
+    DAMAGED_SPACE_ADVICE,
+    DEFAULT_STORE,
+    FORMAT_VERSION,
+    STORE_ENV,
+    busy_ms,
+    stored_format,
+)
 from sqlite_cells.schema import Declaration, SourceKind, db_file_name, quote_ident
 from sqlite_cells.sql import Mode, check_statement
 
@@ -69,6 +76,7 @@ __all__ = [
     "OrphanInfo",
     "QueryResult",
     "SpaceInfo",
+    "StoreFormatError",
     "StoreInfo",
     "TableInfo",
     "default_store",
@@ -78,6 +86,7 @@ __all__ = [
     "orphan_advice",
     "query_store",
     "read_only",
+    "refuse_newer_format",
     "store_dir",
     "table_names",
 ]
@@ -89,7 +98,7 @@ _RESERVED_PREFIXES = ("_cf_", "sqlite_")
 class InspectError(SqliteCellsError, LookupError):
     """The store, a space or a database asked for on the command line does not exist.
     ``kind`` is one of ``store-not-found``, ``space-not-found``, ``database-not-found``,
-    ``unreadable``."""
+    ``unreadable``, ``store-format`` (:class:`StoreFormatError`)."""
 
     def __init__(self, kind: str, message: str) -> None:
         self.kind = kind
@@ -326,6 +335,44 @@ def store_dir(store: str | os.PathLike[str]) -> Path:
             f"(or set ${STORE_ENV})",
         )
     return path.resolve()
+
+
+class StoreFormatError(InspectError):
+    """A space file of the store records a store format this version does not read: a newer
+    one, or no version number at all (R73). ``kind`` is ``store-format``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("store-format", message)
+
+
+def refuse_newer_format(store: str | os.PathLike[str]) -> None:
+    """Raise :class:`StoreFormatError` when a space file of ``store`` records a
+    store format this version does not read, as opening it with the library would (R73): what
+    this version would list, query, check or collect there could be wrong, and a repair or a
+    ``gc`` could destroy what the newer format means. A store that does not exist and a space
+    file that cannot be read are left to the command, which reports them as it always does."""
+    root = Path(store).expanduser()
+    if not root.is_dir():
+        return
+    for path in space_files(root):
+        try:
+            with read_only(path) as conn:
+                if "_cf_meta" not in table_names(conn):
+                    continue
+                try:
+                    found = stored_format(conn)
+                except DatabaseError as exc:
+                    raise StoreFormatError(f"{path}: {exc}") from None
+        except StoreFormatError:
+            raise
+        except InspectError:
+            continue
+        if found is not None and found > FORMAT_VERSION:
+            raise StoreFormatError(
+                f"{path} is in store format {found}, but this sqlite-cells reads format "
+                f"{FORMAT_VERSION}: a newer sqlite-cells wrote it; upgrade sqlite-cells "
+                "(pip install -U sqlite-cells) to use this store (nothing was read or changed)",
+            )
 
 
 @contextmanager

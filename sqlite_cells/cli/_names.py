@@ -31,7 +31,14 @@ import apsw
 import msgspec
 
 from sqlite_cells.cli._inspect import read_only, table_names
-from sqlite_cells.codec import Link, LinkDecodeError, decode_value, derive_id, parse_link
+from sqlite_cells.codec import (
+    EncodingError,
+    Link,
+    LinkDecodeError,
+    decode_value,
+    derive_id,
+    parse_link,
+)
 from sqlite_cells.files import damaged_spaces, source_path, space_files, stored_json
 
 __all__ = ["LINK_MARK", "Named", "Namer", "link_in"]
@@ -124,7 +131,7 @@ class Namer:
             return None
         try:
             value = decode_value(stored)
-        except (msgspec.DecodeError, LinkDecodeError):
+        except (msgspec.DecodeError, EncodingError):  # LinkDecodeError is one
             return None
         for step in link.path:
             try:
@@ -219,7 +226,7 @@ def _derived_names(conn: apsw.Connection, space_id: str) -> dict[str, Named]:
             continue
         try:
             value = msgspec.json.decode(stored)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):  # nested deeper than any value we store
             continue
         if isinstance(value, dict) and {"piece", "key", "inputs"} <= set(value):
             label = f"{value['piece']}/{value['key']}"

@@ -108,7 +108,7 @@ def handle_value(cell_id: str, data: bytes) -> dict[str, Any] | None:
         return None  # cheap: most cells are not handles
     try:
         value = msgspec.json.decode(data)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # RecursionError: nested too deeply to read
         return None
     try:
         handle = check_handle(cell_id, value)

@@ -376,7 +376,8 @@ class _QueryNode(Node):
             # Relinked meanwhile (an error here): the next run registers again.
             with contextlib.suppress(SqliteCellsError):
                 self._interest(self.query.db.declaration, read_set)
-        if result.error is not None:
+        if result.error is not None and result.invalid_text is None:
+            # (Else the decoder raises it, unless the row type reads past it: R43.)
             self._rows_list = None
             state: QueryState[Any] = QueryState(False, None, result.error, previous.seq)
         elif (

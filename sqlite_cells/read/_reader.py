@@ -79,6 +79,9 @@ class StatementResult:
     dicts: Rows | None = None  # the rows as dicts, built once for all who share the result
     seconds: float = 0.0  # how long it ran (to decide where it runs next time)
     functions: frozenset[str] | None = None  # the SQL functions it calls, when just prepared
+    # With an error because stored text is not UTF-8: the columns holding such text, and
+    # ``rows`` hold it as bytes (a typed row reads it as no link where a link belongs, R43).
+    invalid_text: frozenset[str] | None = None
 
     def as_dicts(self) -> Rows:
         """The rows as ``{column: value}`` dicts (built on first use, then shared: callers
@@ -366,13 +369,77 @@ def _run_one(
         return StatementResult(error=_translate(plan.decl, stmt.sql, exc, plan.timeout, pooled))
     except (UnicodeError, OverflowError, KeyError, TypeError) as exc:
         # Stored text that is not UTF-8, parameters SQLite cannot bind: the query fails (R43).
+        # A statement stopped between two rows is reset: left open, it would keep the read
+        # transaction at this snapshot, and later reads on the connection would not see commits.
+        with contextlib.suppress(apsw.Error):
+            plan.cursor.close(True)
         plan.cursor = pooled.conn.cursor()
         error = QueryError(plan.decl.db_id, stmt.sql, f"{type(exc).__name__}: {exc}")
         error.__cause__ = exc
-        return StatementResult(error=error)
+        kept = (
+            _with_invalid_text(pooled, plan, stmt) if isinstance(exc, UnicodeDecodeError) else None
+        )
+        if kept is None:
+            return StatementResult(error=error)
+        kept.error = error
+        return kept
     if known is None and result.read_set is not None:
         _remember_read_set(key, result.read_set, result.functions)
     return result
+
+
+def _with_invalid_text(
+    pooled: PooledConnection, plan: _Plan, stmt: Statement
+) -> StatementResult | None:
+    """``stmt``'s rows with each text value that is not UTF-8 as its bytes (SQLite hands
+    text to Python decoded, so it is read again with its text columns cast to BLOB), and the
+    columns that hold such text; None when that cannot be done (columns of the same name, a
+    statement that cannot be a subquery). The caller reports the error all the same: only a
+    typed row that reads those columns as links takes the rows (R43)."""
+    try:
+        gate = pooled.gate
+        gate.enter(plan.policy, None, None)
+        try:
+            cursor = pooled.conn.cursor()
+            cursor.execute(stmt.sql, stmt.params, prepare_flags=USER_PREPARE_FLAGS)
+            names = _names(cursor.get_description())
+            cursor.close()
+        finally:
+            gate.leave()
+        if len(set(names)) != len(names):
+            return None
+        quoted = ['"' + name.replace('"', '""') + '"' for name in names]
+        # Two columns for each: its text as BLOB, and any other value as it is.
+        columns = ", ".join(
+            f"CASE WHEN typeof({q}) = 'text' THEN CAST({q} AS BLOB) END, "
+            f"CASE WHEN typeof({q}) = 'text' THEN NULL ELSE {q} END"
+            for q in quoted
+        )
+        inner = stmt.sql.rstrip().rstrip(";")
+        wrapped = Statement(f"SELECT {columns} FROM ({inner}\n)", stmt.params)
+        plan.cursor = pooled.conn.cursor()
+        result = _execute(pooled, plan.cursor, plan.policy, wrapped, None)
+    except (apsw.Error, UnicodeError, OverflowError, KeyError, TypeError):
+        with contextlib.suppress(apsw.Error):
+            plan.cursor.close(True)  # (see _run_one)
+        plan.cursor = pooled.conn.cursor()
+        return None
+    invalid: set[str] = set()
+    rows: list[tuple[Any, ...]] = []
+    for pairs in result.rows:
+        values: list[Any] = []
+        for i, name in enumerate(names):
+            text, other = pairs[2 * i], pairs[2 * i + 1]
+            if text is None:
+                values.append(other)
+                continue
+            try:
+                values.append(bytes(text).decode("utf-8"))
+            except UnicodeDecodeError:
+                invalid.add(name)
+                values.append(bytes(text))
+        rows.append(tuple(values))
+    return StatementResult(names, rows, result.read_set, invalid_text=frozenset(invalid))
 
 
 def _again(

@@ -194,18 +194,21 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
     names = _fields(row)
     hints = typing.get_type_hints(row)
     cell_fields = [n for n in names if _is_cell_type(hints.get(n))]
+    links = frozenset(cell_fields)
     cells = _Cells(rt)
     general = _general_decoder(row, cells, cell_fields, db_id=db_id, sql=sql)
     fast = _StructRows.for_row(row, hints)
     if fast is None:
 
         def decode_general(given: StatementResult | list[dict[str, Any]]) -> list[Any]:
+            _check_readable(given, links)
             with _PausedCollector(given):
                 return general(_as_result(given))
 
         return decode_general
 
     def decode(given: StatementResult | list[dict[str, Any]]) -> list[Any]:
+        _check_readable(given, links)
         with _PausedCollector(given):
             try:
                 return fast.build(given, cells)
@@ -535,4 +538,15 @@ def _as_result(given: StatementResult | list[dict[str, Any]]) -> StatementResult
 
 
 def _as_dicts(given: StatementResult | list[dict[str, Any]]) -> list[Any]:
+    _check_readable(given, frozenset())
     return _as_result(given).as_dicts()
+
+
+def _check_readable(given: StatementResult | list[dict[str, Any]], links: frozenset[str]) -> None:
+    """Raise the error of a result that failed, unless it failed only on stored text that is
+    not UTF-8 in columns read as links (``links``): such a value is not a valid link, which
+    reads as ``None`` without failing the query (R43)."""
+    if not isinstance(given, StatementResult) or given.error is None:
+        return
+    if given.invalid_text is None or not given.invalid_text <= links:
+        raise given.error

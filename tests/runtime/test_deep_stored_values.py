@@ -1,0 +1,86 @@
+"""A cell value nested deeper than Python can read, stored by another program (sqlite-cells
+refuses to store one, R6): reading it is a ``StoredCellError`` (an ``EncodingError``) naming the
+cell and its space file, never a raw ``RecursionError`` (Errors); subscribers get ``on_error``;
+the command line lists it as a value that does not decode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells.codec import EncodingError, StoredCellError, decode_value
+
+from ..conftest import run_cli
+
+DEEP = b"[" * 5000 + b"]" * 5000  # too deep for the JSON decoder
+# The decoder reads this one; a link mark makes the link walk recurse through every level.
+DEEP_LINKED = b"[" * 600 + b'{"link@1":1}' + b"]" * 600
+DEEP_TABLES = b"[" * 5000 + b'"tables"' + b"]" * 5000  # read as a possible database handle
+
+
+def _store_with(store: Path, data: bytes) -> str:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        c = space.cell("c")
+        with space.transact():
+            c.set(1)
+            space.cell("other").set("kept")
+        cell_id = c.id
+    (space_file,) = store.glob("space-*.sqlite")
+    conn = apsw.Connection(str(space_file))
+    conn.execute("UPDATE _cf_cells SET value = ? WHERE id = ?", (data, cell_id))
+    conn.close()
+    return cell_id
+
+
+@pytest.mark.parametrize("data", [DEEP, DEEP_LINKED], ids=["decode", "links"])
+def test_decoding_a_too_deep_value_is_an_encoding_error(data: bytes) -> None:
+    with pytest.raises(EncodingError, match="nested too deeply"):
+        decode_value(data)
+
+
+@pytest.mark.parametrize("data", [DEEP, DEEP_LINKED], ids=["decode", "links"])
+def test_reading_a_too_deep_stored_cell_names_the_cell(store: Path, data: bytes) -> None:
+    cell_id = _store_with(store, data)
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        c = space.cell("c")
+        with pytest.raises(StoredCellError) as info:
+            c.get()
+        assert info.value.cell_id == cell_id and info.value.column == "value"
+        assert cell_id in str(info.value) and "nested too deeply" in str(info.value)
+        assert repr(c).endswith("= <StoredCellError>>")
+        with pytest.raises(StoredCellError), space.transact():
+            c.key(0).set(1)  # a write at a path reads the stored value first
+        assert space.cell("other").get() == "kept"
+        with space.transact():
+            c.set(7)  # a whole new value repairs the cell
+        assert c.get() == 7
+
+
+def test_a_subscriber_of_a_too_deep_stored_cell_gets_on_error(store: Path) -> None:
+    _store_with(store, DEEP)
+    seen: list[tuple[str, Any]] = []
+    with sc.Runtime(store) as rt:
+        c = rt.space("demo").cell("c")
+        c.observe().subscribe(
+            on_next=lambda v: seen.append(("next", v)),
+            on_error=lambda e: seen.append(("error", type(e))),
+        )
+        rt.settle(timeout=10)
+    assert seen == [("error", StoredCellError)]
+
+
+@pytest.mark.parametrize("data", [DEEP, DEEP_TABLES], ids=["value", "handle"])
+def test_the_command_line_lists_a_too_deep_value(store: Path, data: bytes) -> None:
+    cell_id = _store_with(store, data)
+    for command in ("cells", "inspect", "tables", "check", "gc"):
+        done = run_cli(command, str(store))
+        assert done.returncode == 0, (command, done.stderr)
+    done = run_cli("cells", str(store))
+    (line,) = [line for line in done.stdout.splitlines() if cell_id in line]
+    assert f"<undecodable value of {len(data)} bytes>" in line
