@@ -55,9 +55,8 @@ def rows_and_version(path: Path) -> tuple[list[tuple[object, ...]], object]:
         conn.close()
 
 
-def migrated_store(store: Path, tmp_path: Path) -> tuple[Path, Path]:
-    """A database written at version 1, copied, then migrated to version 2 by a ``migrate``
-    that changes its rows and written again; the file's path and the copy's."""
+def written_and_copied(store: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A database written once at version 1, and a copy of its file; both paths."""
     with sc.Runtime(store) as rt:
         db = rt.space("demo").sqlite_database("m", tables=V1, version=1)
         with rt.space("demo").transact():
@@ -65,6 +64,13 @@ def migrated_store(store: Path, tmp_path: Path) -> tuple[Path, Path]:
         path = db.path
     copy = tmp_path / "copy.sqlite"
     copy_files(path, copy)
+    return path, copy
+
+
+def migrated_store(store: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A database written at version 1, copied, then migrated to version 2 by a ``migrate``
+    that changes its rows and written again; the file's path and the copy's."""
+    path, copy = written_and_copied(store, tmp_path)
     with sc.Runtime(store) as rt:
         space = rt.space("demo")
         db = space.sqlite_database("m", tables=V2, version=2, migrate=upper)
@@ -128,14 +134,7 @@ def test_an_additive_version_step_made_by_the_lost_commit_is_replayed(
 ) -> None:
     """A version bump without ``migrate`` is made inside the commit that needs it: a file that
     lost that commit (a crash between the two files' commits) replays it, bump included."""
-    with sc.Runtime(store) as rt:
-        space = rt.space("demo")
-        db = space.sqlite_database("m", tables=V1, version=1)
-        with space.transact():
-            db.exec("INSERT INTO t (id, a) VALUES (1, 'x')")
-        path = db.path
-    copy = tmp_path / "copy.sqlite"
-    copy_files(path, copy)
+    path, copy = written_and_copied(store, tmp_path)
     with sc.Runtime(store) as rt:
         space = rt.space("demo")
         db = space.sqlite_database("m", tables=V2, version=2)
