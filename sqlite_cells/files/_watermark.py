@@ -29,19 +29,35 @@ def watermark_sql(database: str | None = None) -> str:
 
 
 WATERMARK_SQL = watermark_sql()
-# A file of the format before the journal (R73): the watermark table alone says it.
-_BARE_SQL = "SELECT seq FROM _cf_watermark WHERE id = 0"
 
 
-def read_watermark(cursor: apsw.Connection | apsw.Cursor) -> int:
-    """The watermark of the connection's main file; 0 for a file the runtime never wrote."""
+def _bare_sql(database: str | None) -> str:
+    """A file of the format before the journal (R73): the watermark table alone says it."""
+    db = f"{quote_ident(database)}." if database else ""
+    return f"SELECT seq FROM {db}_cf_watermark WHERE id = 0"
+
+
+_BARE_MAIN = _bare_sql(None)
+_ATTACHED: dict[str, tuple[str, str]] = {}  # database -> its two statements, made once
+
+
+def read_watermark(cursor: apsw.Connection | apsw.Cursor, database: str | None = None) -> int:
+    """The watermark of the connection's main file (or of the file attached as ``database``);
+    0 for a file the runtime never wrote."""
+    if database is None:
+        full, bare = WATERMARK_SQL, _BARE_MAIN
+    else:
+        found = _ATTACHED.get(database)
+        if found is None:
+            found = _ATTACHED[database] = (watermark_sql(database), _bare_sql(database))
+        full, bare = found
     # fetchall: the statement runs to its end, so the cursor holds nothing active (a later
     # DROP of a shadow table would find its table locked).
     try:
-        rows = cursor.execute(WATERMARK_SQL).fetchall()
+        rows = cursor.execute(full).fetchall()
     except apsw.SQLError:
         try:
-            rows = cursor.execute(_BARE_SQL).fetchall()
+            rows = cursor.execute(bare).fetchall()
         except apsw.SQLError:
             return 0
     seq = rows[0][0] if rows else 0

@@ -12,7 +12,8 @@ remembered as ensured. The ``sqlite`` commit participant, for one commit:
    file as ``_cf_db`` (at most one file attached, kept until another is written; a file deleted
    or replaced while attached is :class:`StoreChanged`, R73).
 2. ``cell_writes``: the handle's ``rev`` + 1, read from the committed handle inside the commit's
-   transaction, so transactions that only write a database never conflict (R32).
+   transaction, so transactions that only write a database never conflict (R32); the file must
+   hold the last commit that row names (R71, see ``_check_caught_up``).
 3. ``apply`` for each op: the additive schema diff (R13) unless this runtime already checked
    the declared schema on the file *as it is now*, the columns an INSERT without a column list
    fills, as the call mapped them (R31), the statement under the write policy with a session
@@ -37,7 +38,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import apsw
 import msgspec
@@ -61,10 +62,10 @@ from sqlite_cells.files import (
     encode_op_body,
     handle_value,
     is_dropped,
+    read_watermark,
     remember_handle,
     remove_unused_database,
     stored_json,
-    watermark_sql,
 )
 from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
@@ -182,9 +183,6 @@ class SqliteParticipant:
         self._ensured: dict[EnsureKey, FileState] = {}
         self._checked: dict[EnsureKey, FileState] = {}
         self._checks: dict[EnsureKey, Checks] = {}
-        # The seq of the last commit that wrote each database the running commit writes, as its
-        # handle's row said before the commit (see _check_caught_up). Guarded by _lock.
-        self._last_writes: dict[str, int] = {}
         # Files this participant's attach created whose first commit has not succeeded yet (a
         # commit that fails removes its file again: see rolled_back). Guarded by _lock.
         self._created: set[Path] = set()
@@ -264,6 +262,7 @@ class SqliteParticipant:
         """R32: the handle's ``rev`` incremented by exactly 1, taken at commit."""
         decl = _request(ops[-1]).decl
         data = writes.get(decl.db_id)
+        last_write = 0
         if data is None:
             row = conn.execute(
                 "SELECT value, rev FROM main._cf_cells WHERE id = ?", (decl.db_id,)
@@ -271,9 +270,7 @@ class SqliteParticipant:
             # A value that is not JSON bytes or text is refused below, never "no handle" (R5).
             data = (stored_json(row[0]) or b"") if row is not None else None
             if row is not None and type(row[1]) is int:
-                # The seq of the last commit that wrote the database, for _check_caught_up.
-                with self._lock:
-                    self._last_writes[decl.db_id] = row[1]
+                last_write = row[1]  # the seq of the last commit that wrote the database
         handle: dict[str, Any] = {"id": decl.db_id, "rev": 0}
         pending = decl.db_id in writes
         if data is not None:
@@ -290,6 +287,7 @@ class SqliteParticipant:
                 f"database {decl.db_id} was dropped by a commit made after this write was "
                 "recorded; nothing was written: declare a new database (another name)"
             )
+        self._check_caught_up(conn, decl, last_write)
         assert decl.schema is not None
         bumped = {**handle, "tables": decl.schema.to_json(), "rev": int(handle["rev"]) + 1}
         # Strict JSON as it is: a decoded handle, the schema's own JSON and an int.
@@ -303,7 +301,6 @@ class SqliteParticipant:
         conn.setbusytimeout(self._lock_wait_ms)  # R44, see _lock_timeout
         try:
             (links, keys), found, reshaped = self._ensure(conn, decl)
-            self._check_caught_up(conn, decl)
             if not reshaped and self._migrated:
                 with self._lock:
                     reshaped = decl.path in self._migrated
@@ -401,19 +398,18 @@ class SqliteParticipant:
             self._checked[key] = state
         return checks, found, reshaped
 
-    def _check_caught_up(self, conn: apsw.Connection, decl: Declaration) -> None:
+    def _check_caught_up(self, conn: apsw.Connection, decl: Declaration, space_last: int) -> None:
         """R71, R72: the file must hold every commit its space made to it. Inside this
         transaction no other writer is between its two COMMITs (it would still hold the
         space's lock), so a file behind its space here was left so by a process killed between
         them, while this runtime had already reconciled the file. Writing now would stamp a
         watermark over the lost commit: instead the runtime reconciles the file again before
-        its next use, and this commit is refused as a conflict, which a handler runs again."""
-        with self._lock:  # read by cell_writes, before this commit wrote the handle's row
-            space_last = self._last_writes.pop(decl.db_id, 0)
+        its next use, and this commit is refused as a conflict, which a handler runs again.
+        ``space_last``: the seq of the last commit that wrote the database, as its handle's row
+        says before this commit writes it."""
         if not space_last:
             return
-        rows = conn.execute(_WATERMARK_SQL).fetchall()
-        file_seq = rows[0][0] if rows and type(rows[0][0]) is int else 0
+        file_seq = read_watermark(conn, ALIAS)
         if space_last <= file_seq:
             return
         # The handle's row is the cheap sign; the log's op index (what reconcile goes by)
@@ -538,9 +534,6 @@ class DatabaseBehind(ConflictError):
         )
         self.space_id = space_id
         self.cell_ids = (db_id,)
-
-
-_WATERMARK_SQL: Final = watermark_sql(ALIAS)
 
 
 def _capture(conn: apsw.Connection) -> apsw.Session:
