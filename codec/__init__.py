@@ -52,6 +52,7 @@ from sqlite_cells.codec._records import CommitRecord as CommitRecord
 from sqlite_cells.codec._records import Op as Op
 from sqlite_cells.codec._records import decode_record as decode_record
 from sqlite_cells.codec._records import encode_record as encode_record
+from sqlite_cells.codec._records import stored_json as stored_json
 from sqlite_cells.codec._values import decode_value as decode_value
 from sqlite_cells.codec._values import encode_plain as encode_plain
 from sqlite_cells.codec._values import encode_value as encode_value
@@ -111,4 +112,5 @@ __all__ = [
     "parse_link",
     "parse_links",
     "short_hash",
+    "stored_json",
 ]

@@ -12,7 +12,7 @@ import msgspec
 
 from sqlite_cells.codec._errors import EncodingError
 
-__all__ = ["CellWrite", "CommitRecord", "Op", "decode_record", "encode_record"]
+__all__ = ["CellWrite", "CommitRecord", "Op", "decode_record", "encode_record", "stored_json"]
 
 
 class CellWrite(msgspec.Struct, frozen=True, array_like=True):
@@ -47,14 +47,25 @@ def decode_record(data: object) -> CommitRecord:
     JSON text (another program may store it as text). Anything else, or JSON that is not a
     record, is an :class:`EncodingError` (never a raw decoding error: a runtime reading the log
     and every command line tool report it as such)."""
-    if type(data) is str:
-        data = data.encode("utf-8")
-    elif not isinstance(data, bytes | bytearray | memoryview):
+    found = stored_json(data)
+    if found is None:
         raise EncodingError(_unreadable(f"a stored {type(data).__name__}, not JSON"))
     try:
-        return _decoder.decode(data)
+        return _decoder.decode(found)
     except (msgspec.DecodeError, RecursionError) as exc:
         raise EncodingError(_unreadable(str(exc) or type(exc).__name__)) from exc
+
+
+def stored_json(data: object) -> bytes | None:
+    """A stored JSON value (a cell's value, a commit record) as SQLite returns it, as bytes to
+    decode: a BLOB as it is, text (another program may store JSON as text) as its UTF-8 bytes;
+    None for anything else (a number, NULL), which holds no JSON — and must not become
+    ``bytes(n)``, n zero bytes."""
+    if type(data) is bytes:
+        return data
+    if type(data) is str:
+        return data.encode("utf-8")
+    return None
 
 
 def _unreadable(why: str) -> str:

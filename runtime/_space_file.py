@@ -46,6 +46,7 @@ from sqlite_cells.codec import (
     StoredCellError,
     TransactionError,
     decode_record,
+    stored_json,
 )
 from sqlite_cells.runtime._boundary import translated
 from sqlite_cells.runtime._commit import commit_error, holds, write_member
@@ -460,10 +461,9 @@ class SpaceFile:
                 "cell cannot be read or written until it is repaired; restore the space file "
                 "from a backup, or give the row's rev the seq of a commit again",
             )
-        if type(data) is str:
-            return Entity(data.encode("utf-8"), rev)
-        if type(data) is bytes:
-            return Entity(data, rev)
+        found = stored_json(data)
+        if found is not None:
+            return Entity(found, rev)
         raise StoredCellError(
             cell_id,
             str(self.path),
@@ -1254,7 +1254,7 @@ def stored_int(value: object, what: str) -> int:
     if type(value) is int:
         return value
     raise EncodingError(
-        f"{what} in the space file is {value!r}, not an integer: sqlite-cells did not write it, "
-        "or the file is damaged; nothing was done: run `sqlite-cells check` and restore the "
+        f"{what} in the space file is {_shown(value)}, not an integer: sqlite-cells did not write "
+        "it, or the file is damaged; nothing was done: run `sqlite-cells check` and restore the "
         "space file from a backup"
     )

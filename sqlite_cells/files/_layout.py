@@ -17,7 +17,7 @@ from pathlib import Path
 import apsw
 import msgspec
 
-from sqlite_cells.codec import Op, StoreChanged
+from sqlite_cells.codec import Op, StoreChanged, stored_json
 from sqlite_cells.runtime import has_moved, remove_unused
 from sqlite_cells.sql import DATABASE_ALIAS
 
@@ -289,14 +289,3 @@ def open_unwritable(path: Path) -> apsw.Connection:
         return apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
     conn.execute("PRAGMA query_only = 1")
     return conn
-
-
-def stored_json(data: object) -> bytes | None:
-    """A ``_cf_cells`` value as SQLite returns it, as JSON bytes to decode: a BLOB as it is, text
-    (another program may store the JSON as text) as its UTF-8 bytes; None for anything else (a
-    number, NULL), which holds no JSON — and must not become ``bytes(n)``, n zero bytes."""
-    if type(data) is bytes:
-        return data
-    if type(data) is str:
-        return data.encode("utf-8")
-    return None
