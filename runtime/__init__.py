@@ -25,6 +25,8 @@ from sqlite_cells.runtime._format import op_targets_by_seq as op_targets_by_seq
 from sqlite_cells.runtime._format import stored_format as stored_format
 from sqlite_cells.runtime._format import upgrade_space_file as upgrade_space_file
 from sqlite_cells.runtime._handler import handler as handler
+from sqlite_cells.runtime._marks import forget as forget_marks
+from sqlite_cells.runtime._marks import unchanged_since as unchanged_since
 from sqlite_cells.runtime._participants import CommitParticipant as CommitParticipant
 from sqlite_cells.runtime._pattern import Pattern as Pattern
 from sqlite_cells.runtime._pattern import Piece as Piece
@@ -82,6 +84,7 @@ __all__ = [
     "check_timeout",
     "current_transaction",
     "derive",
+    "forget_marks",
     "handler",
     "has_moved",
     "lift",
@@ -94,6 +97,7 @@ __all__ = [
     "stored_format",
     "surrogate_at",
     "translated",
+    "unchanged_since",
     "upgrade_space_file",
     "waited_for_lock",
 ]

@@ -52,6 +52,7 @@ from sqlite_cells.runtime._boundary import translated
 from sqlite_cells.runtime._commit import commit_error, holds, write_member
 from sqlite_cells.runtime._format import NAMED_TABLE, ensure_format
 from sqlite_cells.runtime._group import Ticket, shared, take_batch
+from sqlite_cells.runtime._marks import mark, unchanged_since
 from sqlite_cells.runtime._tx import LENGTH_LIMIT
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ if TYPE_CHECKING:
 __all__ = ["CommitEvent", "Entity", "SpaceFile", "remove_unused"]
 
 log = logging.getLogger("sqlite_cells.runtime")
+
+_MAIN = ("main",)
 
 # The space whose commit the current thread leads, if any (see SpaceFile.commit).
 _leading_here = threading.local()
@@ -671,7 +674,10 @@ class SpaceFile:
         try:
             if begin:
                 cursor.execute("BEGIN IMMEDIATE")
-            foreign = self._since(conn, self._seen_seq, cursor)
+            # Nobody wrote the space file since this connection's last commit, which this
+            # runtime has seen: no record to read (the usual case of a busy writer).
+            if not unchanged_since(conn, self._seen_seq, _MAIN):
+                foreign = self._since(conn, self._seen_seq, cursor)
             seq = (foreign[-1].seq if foreign else self._seen_seq) + 1
             grouped = len(members) > 1
             for ticket in members:
@@ -698,6 +704,7 @@ class SpaceFile:
                 return []
             committing = True
             cursor.execute("COMMIT")
+            mark(conn, records[-1].seq)  # before anything else runs on conn
         except BaseException as exc:
             if not self._commit_raised(conn, exc, foreign, members, done, records, committing):
                 return []

@@ -18,7 +18,7 @@ import apsw
 import msgspec
 
 from sqlite_cells.codec import Op, StoreChanged, stored_json
-from sqlite_cells.runtime import has_moved, remove_unused
+from sqlite_cells.runtime import forget_marks, has_moved, remove_unused
 from sqlite_cells.sql import DATABASE_ALIAS
 
 __all__ = [
@@ -167,6 +167,7 @@ _ATTACH_TRIES = 5
 
 
 def _attach_once(conn: apsw.Connection, key: str) -> None:
+    forget_marks(conn)  # the file's pager is new: see runtime._marks
     conn.execute(f"ATTACH DATABASE ? AS {ALIAS}", (key,))
     _ATTACHED[conn] = key
     _set_wal(conn)
@@ -273,6 +274,7 @@ def unpin(conn: apsw.Connection, path: Path) -> None:
 def detach(conn: apsw.Connection) -> None:
     """Let go of the attached database file, if any (outside a transaction)."""
     if _ATTACHED.pop(conn, None) is not None:
+        forget_marks(conn)
         conn.execute(f"DETACH DATABASE {ALIAS}")
 
 

@@ -73,6 +73,7 @@ from sqlite_cells.runtime import (
     SpaceFile,
     Transaction,
     busy_ms,
+    unchanged_since,
     waited_for_lock,
 )
 from sqlite_cells.schema import Declaration, ensure_schema, migrate_file
@@ -96,6 +97,7 @@ Checks = tuple[LinkColumns, NullKeys]
 FileState = tuple[int, object]
 _COOKIE_SQL = f"PRAGMA {ALIAS}.schema_version"
 _VERSION_SQL = f"SELECT value FROM {ALIAS}._cf_meta WHERE key = 'version'"
+_BOTH_FILES = ("main", ALIAS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +191,12 @@ class SqliteParticipant:
         # Files a `migrate` ran on (before BEGIN, on its own connection) whose next commit has
         # not succeeded yet: that commit's op says it changed the schema. Guarded by _lock.
         self._migrated: set[Path] = set()
+        # What the last successful commit of each database (by id) wrote, which a later
+        # commit need not read back while neither file changed since (_unchanged). Staged by
+        # cell_writes and apply (one entry per database per running commit), kept by
+        # committed. Guarded by _lock.
+        self._last: dict[str, _Written] = {}
+        self._staged: dict[str, _Written] = {}
 
     # -- before BEGIN --------------------------------------------------------------------------
 
@@ -263,7 +271,10 @@ class SqliteParticipant:
         decl = _request(ops[-1]).decl
         data = writes.get(decl.db_id)
         last_write = 0
-        if data is None:
+        unchanged = data is None and self._unchanged(conn, decl)
+        if unchanged:  # the handle as that commit wrote it; the file holds that commit
+            data = self._last[decl.db_id].handle
+        elif data is None:
             row = conn.execute(
                 "SELECT value, rev FROM main._cf_cells WHERE id = ?", (decl.db_id,)
             ).fetchone()
@@ -293,14 +304,34 @@ class SqliteParticipant:
         # Strict JSON as it is: a decoded handle, the schema's own JSON and an int.
         data = encode_plain(bumped)
         remember_handle(decl.db_id, data, bumped)
+        with self._lock:
+            self._staged[decl.db_id] = _Written(0, data, _ensure_key(decl), unchanged)
         return {decl.db_id: data}
+
+    def _unchanged(self, conn: apsw.Connection, decl: Declaration) -> bool:
+        """Inside the commit's transaction, before it writes ``decl``'s database: whether this
+        participant's last commit of it (under the same schema key) was the connection's last
+        commit and neither file changed since, so both hold what that commit left. Not once a
+        member of this transaction has staged a write of it (SQLite's data version moves only
+        at COMMIT), nor after one that failed (until the next commit of it succeeds)."""
+        with self._lock:
+            last = self._last.get(decl.db_id)
+            if last is None or decl.db_id in self._staged:
+                return False
+        return last.key == _ensure_key(decl) and unchanged_since(conn, last.seq, _BOTH_FILES)
 
     def apply(self, conn: apsw.Connection, op: PendingOp, seq: int) -> Op:
         request = _request(op)
         decl = request.decl
+        with self._lock:
+            staged = self._staged.get(decl.db_id)
+            # The member's first op on the file may trust what cell_writes found unchanged.
+            unchanged = staged is not None and staged.seq == 0 and staged.unchanged
+            if staged is not None:
+                staged.seq = seq
         conn.setbusytimeout(self._lock_wait_ms)  # R44, see _lock_timeout
         try:
-            (links, keys), found, reshaped = self._ensure(conn, decl)
+            (links, keys), found, reshaped = self._ensure(conn, decl, unchanged=unchanged)
             if not reshaped and self._migrated:
                 with self._lock:
                     reshaped = decl.path in self._migrated
@@ -365,19 +396,27 @@ class SqliteParticipant:
         except (OverflowError, UnicodeError) as exc:  # a parameter SQLite cannot bind
             raise ExecError(decl.db_id, request.sql, f"{type(exc).__name__}: {exc}") from exc
 
-    def _ensure(self, conn: apsw.Connection, decl: Declaration) -> tuple[Checks, int | None, bool]:
+    def _ensure(
+        self, conn: apsw.Connection, decl: Declaration, *, unchanged: bool = False
+    ) -> tuple[Checks, int | None, bool]:
         """Bring the attached file to ``decl``'s schema (additively, R13) unless this runtime
         already checked it on the file as it is now (same schema cookie and stored version,
         read in this transaction); return what its writes check, the version the file was at
         before (None: it had none), which the op records for a replay (R71), and whether the
         file's schema changed (not when the runtime's first write created its tables: a file
-        that did not exist read as the declared tables already, R41)."""
+        that did not exist read as the declared tables already, R41). ``unchanged``: the file
+        is as this participant's last commit of it left it (see _unchanged)."""
         assert decl.schema is not None  # only runtime-owned databases are written
         key = _ensure_key(decl)
         with self._lock:
             checked = self._ensured.get(key)
             checks = self._checks.get(key)
-        state = None if checked is None else _file_state(conn)
+        if checked is None:
+            state = None
+        elif unchanged:
+            state = checked  # as the commit that checked it left the file
+        else:
+            state = _file_state(conn)
         found: int | None = decl.version  # as checked: the version is part of the state
         reshaped = False
         if state is None or state != checked:
@@ -467,6 +506,7 @@ class SqliteParticipant:
             key = _ensure_key(decl)
             with self._lock:
                 self._remember(key)
+                self._keep(decl.db_id, seq)
                 if self._created:
                     self._created.discard(key[0])
                 if self._migrated:
@@ -478,6 +518,8 @@ class SqliteParticipant:
         with self._lock:
             for key in keys:
                 self._remember(key)
+            for db_id in {_request(op).decl.db_id for op in ops}:
+                self._keep(db_id, seq)
             self._created.difference_update(key[0] for key in keys)
             self._migrated.difference_update(key[0] for key in keys)
 
@@ -491,6 +533,19 @@ class SqliteParticipant:
             self._ensured.clear()
         self._ensured[key] = state
 
+    def _keep(self, db_id: str, seq: int) -> None:
+        """Under ``_lock``: commit ``seq`` of ``db_id`` succeeded; keep what it staged. (In a
+        group commit a later member may have staged after it: that one is kept at its turn.)"""
+        self._last.pop(db_id, None)
+        staged = self._staged.get(db_id)
+        if staged is None or staged.seq > seq:
+            return
+        del self._staged[db_id]
+        if staged.seq == seq:
+            if len(self._last) >= 1024:
+                self._last.clear()
+            self._last[db_id] = staged
+
     def rolled_back(self, conn: apsw.Connection, ops: Sequence[PendingOp]) -> None:
         """The commit of ``ops`` failed and wrote nothing: a database file its ``prepare``
         created is removed again (detached first), unless another commit wrote it or another
@@ -501,6 +556,7 @@ class SqliteParticipant:
             for op in ops:  # what their applies checked was rolled back with them
                 if isinstance(op.payload, ExecRequest):
                     self._checked.pop(_ensure_key(op.payload.decl), None)
+                    self._staged.pop(op.payload.decl.db_id, None)
             if not self._created:
                 return
             paths = {_request(op).decl.path for op in ops} & self._created
@@ -515,8 +571,21 @@ class SqliteParticipant:
             self._ensured.clear()
             self._checked.clear()
             self._checks.clear()
+            self._last.clear()
         for decl in {_request(op).decl for op in ops}:
             self._repair(decl)
+
+
+@dataclass(slots=True)
+class _Written:
+    """What a commit wrote of one database: its seq (0 until ``apply`` knows it), the handle
+    value, the key its schema was ensured under; and whether ``cell_writes`` found both files
+    as the participant's previous commit of it left them."""
+
+    seq: int
+    handle: bytes
+    key: EnsureKey
+    unchanged: bool
 
 
 class DatabaseBehind(ConflictError):

@@ -569,6 +569,46 @@ def test_an_identical_commit_prepares_no_statement_again(space: Space, db: sc.Sq
     assert counter.get() == 3 and db.rev == 3
 
 
+def test_a_commit_after_this_runtimes_own_reads_nothing_back(
+    store: Path, space: Space, db: sc.SqliteDb
+) -> None:
+    """While nobody else writes either file (SQLite's data version says so), a commit runs only
+    the statements that write: what the runtime's own last commit left is known. Once another
+    runtime commits, everything is read again, and the rev counts both runtimes' writes."""
+    for n in range(3):
+        with space.transact():
+            db.exec(INSERT, [None, "mine", n])
+    statements: list[str] = []
+    with space.file.write_connection() as conn:
+        conn.exec_trace = lambda _c, sql, _b: statements.append(sql) is None
+    try:
+        with space.transact():
+            db.exec(INSERT, [None, "quiet", 3])
+        quiet = list(statements)
+        with sc.Runtime(store) as other:
+            theirs = other.space("demo").sqlite_database("chat", tables=MESSAGES)
+            with other.space("demo").transact():
+                theirs.exec(INSERT, [None, "theirs", 4])
+        statements.clear()
+        with space.transact():
+            db.exec(INSERT, [None, "after", 5])
+    finally:
+        with space.file.write_connection() as conn:
+            conn.exec_trace = None
+    # (The user's INSERT runs on a cursor of its own, not traced here.)
+    assert [sql.split(" (")[0] for sql in quiet] == [
+        "BEGIN IMMEDIATE",
+        "INSERT INTO _cf_cells",
+        "INSERT INTO _cf_db._cf_changes",
+        "INSERT INTO _cf_log",
+        "INSERT OR IGNORE INTO _cf_op_index",
+        "COMMIT",
+    ]
+    assert any(sql.startswith("SELECT record FROM _cf_log") for sql in statements)
+    assert any(sql.startswith("SELECT value, rev FROM main._cf_cells") for sql in statements)
+    assert db.rev == 6 and _bodies(db) == ["mine"] * 3 + ["quiet", "theirs", "after"]
+
+
 def test_the_session_pragma_is_never_allowed_to_user_text(space: Space, db: sc.SqliteDb) -> None:
     with space.transact():
         db.exec(INSERT, [None, "first", 1])
