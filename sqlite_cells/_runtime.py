@@ -234,6 +234,7 @@ class Runtime(runtime.Runtime):
             self.query_workers,
             lookup=self.declaration,
             poll_interval=poll_interval,
+            behind=self._forget_reconciled,
         )
 
     def space(self, space_id: str) -> Space:
@@ -445,8 +446,8 @@ class Runtime(runtime.Runtime):
         return outcome
 
     def _forget_reconciled(self, decl: Declaration) -> None:
-        """A write found ``decl``'s file behind its space: reconcile it again before its next
-        use (R71)."""
+        """A write, or the re-reads of a live query, found ``decl``'s file behind its space:
+        reconcile it again before its next use (R71)."""
         with self._decl_lock:
             self._reconciled.discard(decl.db_id)
 

@@ -111,8 +111,10 @@ class LiveQueries:
         *,
         lookup: Callable[[str], Declaration],
         poll_interval: float,
+        behind: Callable[[Declaration], None] = lambda decl: None,
     ) -> None:
         self.scheduler = scheduler
+        self._behind = behind  # a file stayed behind its space: reconcile it before next use
         self.pool = pool
         self.workers = workers
         self._columns = TableColumns(lambda db_id: lookup(db_id).path, self._table_shape)
@@ -390,6 +392,7 @@ class LiveQueries:
         told: dict[Node, Any] = {}
         runs: list[Runner] = []
         lagging: dict[int, list[Runner]] = {}
+        stuck = False
         costs = self._costs
         in_flight = self._in_flight
         behind = seq < self._written.get(decl.db_id, 0)
@@ -409,6 +412,7 @@ class LiveQueries:
                     attempt = runner.read_again()
                     if 0 < attempt <= _MAX_RETRIES:
                         lagging.setdefault(attempt, []).append(runner)
+                    stuck = stuck or attempt == _MAX_RETRIES
                 value, notify = runner.receive(seq, result)
                 if notify:
                     told[runner] = value
@@ -416,6 +420,11 @@ class LiveQueries:
         self.scheduler.set_values(told)
         for runner in runs:
             runner.landed()
+        if stuck:
+            # The file stayed behind its space for every earlier try: its writer was killed
+            # between the two COMMITs (R71, R72). The last try repairs it first (reconcile
+            # holds both files' write locks, so a writer still between them is waited for).
+            self._behind(decl)
         for attempt, late in lagging.items():
             self._read_later(late, attempt)
 

@@ -371,3 +371,35 @@ def test_readers_never_see_busy_while_a_writer_commits(store: Path) -> None:
             assert mine and mine == sorted(mine) and mine[-1] <= commits + 1
         assert db.read("SELECT count(*) AS c FROM events") == [{"c": commits + 1}]
         print(f"\nreaders: {sum(map(len, seen))} reads during {commits} commits, no error")
+
+
+# R71, R72 while another runtime has the database in use: a process killed between the space's
+# COMMIT and the file's left the file behind. This runtime's live query saw the commit in the
+# space and kept reading the file without it; its re-reads now end in a repair of the file.
+def test_a_live_query_of_a_file_left_behind_by_a_killed_writer_shows_its_commit(
+    forks: Any, tmp_path: Path
+) -> None:
+    import time
+
+    import sqlite_cells as sc
+
+    store = _fresh(tmp_path, "s")
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        db = rt.space(ck.SPACE).sqlite_database(ck.DB, tables=ck.TABLES)
+        q = db.query("SELECT n FROM events ORDER BY id")
+        rt.settle()
+        assert q.get().result == []
+        lines, code = forks.run(
+            *("writer", str(store), "--warmup", "2", *BUSY),
+            *("--kill", "db-wal:write:1:before"),
+        )
+        assert code != 0 and "seq 2" in lines and "seq 3" not in lines, lines
+        state = ck.file_state(store, db.id)
+        assert state.space_seq == 3 and state.watermark == 2  # as the kill left them
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and q.get().seq != 3:
+            time.sleep(0.02)
+        assert q.get().result == [{"n": 1}, {"n": 2}, {"n": 3}] and q.get().seq == 3
+        assert db.read("SELECT count(*) AS c FROM events") == [{"c": 3}]
+    reopened = ck.reopen(store)
+    assert reopened.before.watermark == reopened.before.space_seq == 3
