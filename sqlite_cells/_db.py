@@ -273,10 +273,15 @@ class SqliteDb(Cell):
             # R32: reading the handle records its revision, so a commit to this database
             # between this read and the transaction's commit is a conflict (read-then-write).
             self.get()
-        runtime.ready_to_read(self._decl, sql)  # here: the caller may hold the space's write lock
-        _, result = runtime.query_workers.run(
-            self._decl, Statement(sql, resolve_params(params)), None
-        )
+        stmt = Statement(sql, resolve_params(params))
+
+        def read() -> tuple[int, Any]:
+            # Here: the caller may hold the space's write lock.
+            runtime.ready_to_read(self._decl, sql)
+            return runtime.query_workers.run(self._decl, stmt, None)  # type: ignore[no-any-return]
+
+        # A file behind a commit this runtime saw in its space is read again (R40, R71).
+        _, result = runtime.live_queries.read_caught_up(self._decl, read)
         if result.error is not None and result.invalid_text is None:
             raise result.error
         return decode(result)  # raises the error unless the row type reads past it (R43)

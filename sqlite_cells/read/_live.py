@@ -60,7 +60,12 @@ INLINE_TIMEOUT = 0.05  # what one statement may take there before a worker runs 
 SPLIT_COST = 0.0002  # mean known seconds per statement from which a batch is split over workers
 _INLINE_MAX = 32
 _COSTS_SIZE = 65536
-_MAX_RETRIES = 12  # reads done again while a database file lags its space (≈ 0.5 s in all)
+_MAX_RETRIES = 12  # reads done again while a database file lags its space (≈ 0.6 s in all)
+
+
+def lag_delay(attempt: int) -> float:
+    """Seconds before the ``attempt``-th read again of a file found behind its space."""
+    return min(0.001 * 2.0 ** (attempt - 1), 0.1)
 
 
 class Runner(Protocol):
@@ -204,6 +209,26 @@ class LiveQueries:
                 if verdict:
                     found.append(node)
         return found
+
+    def read_caught_up(
+        self, decl: Declaration, read: Callable[[], tuple[int, Any]]
+    ) -> tuple[int, Any]:
+        """``read()`` (a one-shot read: ``(seq, result)``), read again, as a live query's run
+        is, while the file's watermark is older than the last commit known to have written it;
+        the last try reconciles the file first (see ``_land``)."""
+        seq, result = read()
+        attempt = 0
+        while (
+            result.error is None  # (a file gone is an error to report, R41)
+            and seq < self._written.get(decl.db_id, 0)
+            and attempt < _MAX_RETRIES
+        ):
+            attempt += 1
+            time.sleep(lag_delay(attempt))
+            if attempt == _MAX_RETRIES:
+                self._behind(decl)
+            seq, result = read()
+        return seq, result
 
     def _note(self, event: CommitEvent) -> None:
         for op in event.ops:  # reads sent before this commit are not shared any more
@@ -438,7 +463,7 @@ class LiveQueries:
         def fire() -> None:
             scheduler.finish_work(lambda: scheduler.rerun(nodes))
 
-        timer = threading.Timer(min(0.001 * 2 ** (attempt - 1), 0.1), fire)
+        timer = threading.Timer(lag_delay(attempt), fire)
         timer.daemon = True
         timer.start()
 

@@ -403,3 +403,30 @@ def test_a_live_query_of_a_file_left_behind_by_a_killed_writer_shows_its_commit(
         assert db.read("SELECT count(*) AS c FROM events") == [{"c": 3}]
     reopened = ck.reopen(store)
     assert reopened.before.watermark == reopened.before.space_seq == 3
+
+
+def test_a_read_of_a_file_left_behind_by_a_killed_writer_shows_its_commit(
+    forks: Any, tmp_path: Path
+) -> None:
+    """The same for a one-shot read, once this runtime has seen the commit in its space."""
+    import time
+
+    import sqlite_cells as sc
+
+    store = _fresh(tmp_path, "s")
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        db = rt.space(ck.SPACE).sqlite_database(ck.DB, tables=ck.TABLES)
+        assert db.read("SELECT n FROM events") == []
+        lines, code = forks.run(
+            *("writer", str(store), "--warmup", "2", *BUSY),
+            *("--kill", "db-wal:write:1:before"),
+        )
+        assert code != 0 and "seq 2" in lines and "seq 3" not in lines, lines
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and db.rev != 3:  # the space's commit, caught up
+            time.sleep(0.01)
+        rt.settle()  # and taken in by the scheduler
+        assert db.rev == 3 and ck.file_state(store, db.id).watermark == 2
+        assert db.read("SELECT n FROM events ORDER BY id") == [{"n": 1}, {"n": 2}, {"n": 3}]
+    reopened = ck.reopen(store)
+    assert reopened.before.watermark == reopened.before.space_seq == 3
