@@ -161,8 +161,7 @@ class SqliteDb(Cell):
         self.declaration.check_writable()
         self._check_live_committed()
         check_statement(sql, Mode.WRITE)
-        if type(sql) is not str:  # a str subclass: the record keeps its text
-            sql = str.__str__(sql)
+        sql = _plain(sql)
         targets, fills = _targets(sql, self._decl, self.space.runtime)
         bound = bind_rows(targets, rows, sql=sql, db_id=self.id)
         self._claim(tx)
@@ -247,6 +246,7 @@ class SqliteDb(Cell):
         reads (R51); ``react_on=db`` after every committed write to this database; any other
         cell or value replaces that; ``react_on=None`` runs it once per sql/params. Cells among
         ``params`` re-run it too."""
+        sql = _plain(sql)
         self._check_read(sql, params)
         decode = row_decoder(row, self.space.runtime, db_id=self.id, sql=sql)
         host = self.space.runtime
@@ -266,6 +266,7 @@ class SqliteDb(Cell):
     def read(self, sql: str, params: Any = None, *, row: type[Any] | None = None) -> list[Any]:
         """A one-shot snapshot read. It runs on a query worker while the caller waits, so it
         keeps ``query_timeout`` even through one long function call (R44)."""
+        sql = _plain(sql)
         self._check_read(sql, params)
         runtime: Runtime = self.space.runtime
         decode = row_decoder(row, runtime, db_id=self.id, sql=sql)
@@ -288,6 +289,12 @@ class SqliteDb(Cell):
 
     def __repr__(self) -> str:
         return f"<SqliteDb {self.id} in {self._space.id!r}>"
+
+
+def _plain(sql: Any) -> Any:
+    """A str subclass as its text: what the guard judged and SQLite runs, and what caches key
+    on (a subclass's own ``__str__``, ``__eq__`` or ``__hash__`` say nothing here)."""
+    return str.__str__(sql) if isinstance(sql, str) and type(sql) is not str else sql
 
 
 def _dropped(db_id: str) -> SqliteCellsError:

@@ -11,6 +11,7 @@ parameter never fails the commit of the rest of the transaction.
 
 from __future__ import annotations
 
+import math
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import compress, repeat
@@ -268,7 +269,7 @@ def _encode(value: Any, target: str | None, where: str, fail: Callable[[str], Ex
             raise fail(_over_limit(where, len(value), "bytes"))
         return value
     if isinstance(value, float):
-        if value != value:
+        if math.isnan(value):  # (reads the double itself: a subclass's __ne__ says nothing)
             raise fail(
                 f"{where} is NaN, which SQLite would store as NULL: bind None for a NULL, or "
                 "keep the value as text"

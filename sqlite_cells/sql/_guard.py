@@ -176,7 +176,7 @@ def check_statement(sql: str, mode: Mode) -> CheckedStatement:
             raise NotAStatement(
                 f"sql must be a str, not {type(sql).__name__}: pass the statement's text"
             )
-        sql = str(sql)
+        sql = str.__str__(sql)  # its text, which SQLite runs; never what __str__ says
     if not isinstance(mode, Mode):
         raise TypeError(f"mode must be a Mode, not {type(mode).__name__}")
     verdict = _verdict(sql, mode) if len(sql) <= CACHE_MAX_SQL_LENGTH else _judge(sql, mode)

@@ -290,8 +290,19 @@ def test_read_parameters_sqlite_cannot_bind_are_refused_at_the_call(
 def test_a_nan_parameter_of_a_write_is_refused_at_the_call(space: Space, db: sc.SqliteDb) -> None:
     """SQLite binds a NaN as NULL: stored silently, the number would be lost."""
     nan = float("nan")
+
+    class Hidden(float):  # a NaN whose comparisons say it is not one
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        def __ne__(self, other: object) -> bool:
+            return False
+
+        __hash__ = float.__hash__
+
     calls = {
         "exec": lambda: db.exec(INSERT, ["a", nan]),
+        "hidden": lambda: db.exec(INSERT, ["a", Hidden("nan")]),
         "exec_many": lambda: db.exec_many(INSERT, [["a", 1.5], ["b", nan], ["c", 2.5]]),
         "exec_many nullable": lambda: db.exec_many(INSERT, [["a", None], ["b", nan]]),
         "named": lambda: db.exec("INSERT INTO t (s, n) VALUES (:s, :n)", {"s": "a", "n": nan}),

@@ -204,6 +204,54 @@ def test_a_str_subclass_names_a_database_and_is_its_sql(space: Space) -> None:
     assert db.read("SELECT body FROM m") == [{"body": "hi"}]
 
 
+class _Lying(str):
+    """SQL whose ``__str__``, ``__eq__`` and ``__hash__`` claim another, harmless text."""
+
+    def __str__(self) -> str:
+        return "SELECT body FROM m"
+
+    def __eq__(self, other: object) -> bool:
+        return other == "SELECT body FROM m"
+
+    def __hash__(self) -> int:
+        return hash("SELECT body FROM m")
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind"),
+    [
+        ("INSERT INTO m (body) VALUES ('z'); DELETE FROM m", "multiple-statements"),
+        ("INSERT INTO m (body) VALUES (?) RETURNING body", "returning"),
+        ("SELECT body FROM m; SELECT 2", "multiple-statements"),
+        ("SELECT body FROM main.m", "schema-qualified"),
+        ("EXPLAIN SELECT body FROM m", "not-read-only"),
+    ],
+)
+def test_r20_the_guard_judges_the_text_sqlite_runs(space: Space, sql: str, kind: str) -> None:
+    """A str subclass is judged by its text, never by what its methods say (R20, R21)."""
+    db = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
+    with space.transact():
+        db.exec("INSERT INTO m (body) VALUES ('kept')")
+    if sql.startswith("INSERT"):
+        for call in (
+            lambda: db.exec(_Lying(sql), ["x"] if "?" in sql else None),
+            lambda: db.exec_many(_Lying(sql), [["x"], ["y"]]),
+        ):
+            with pytest.raises(sc.GuardViolation) as caught, space.transact():
+                call()
+            assert caught.value.kind == kind
+    else:
+        for call in (
+            lambda: db.read(_Lying(sql)),
+            lambda: db.query(_Lying(sql)),
+            lambda: sc.sqlite_query(db=db, sql=_Lying(sql)),
+        ):
+            with pytest.raises(sc.GuardViolation) as caught:
+                call()
+            assert caught.value.kind == kind and caught.value.sql == sql
+    assert db.read("SELECT body FROM m") == [{"body": "kept"}]
+
+
 @pytest.mark.parametrize("rev", [-3, 2**63 - 1])
 def test_r5_a_handle_whose_rev_is_no_count_of_commits_quarantines(
     space: Space, db: sc.SqliteDb, rev: int
