@@ -15,6 +15,7 @@ import random
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,8 @@ from typing import Any
 
 import apsw
 import pytest
+
+import sqlite_cells as sc
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -374,31 +377,39 @@ def test_readers_never_see_busy_while_a_writer_commits(store: Path) -> None:
 
 
 # R71, R72 while another runtime has the database in use: a process killed between the space's
-# COMMIT and the file's left the file behind. This runtime's live query saw the commit in the
-# space and kept reading the file without it; its re-reads now end in a repair of the file.
+# COMMIT and the file's left the file behind. This runtime saw the commit in the space and kept
+# reading the file without it; its re-reads now end in a repair of the file.
+
+
+def _kill_between_the_commits(forks: Any, store: Path, db: Any) -> None:
+    """Two commits of a writer process, then a third killed at its first write to the
+    database file's WAL: the space holds seq 3, the file stops at 2."""
+    lines, code = forks.run(
+        *("writer", str(store), "--warmup", "2", *BUSY),
+        *("--kill", "db-wal:write:1:before"),
+    )
+    assert code != 0 and "seq 2" in lines and "seq 3" not in lines, lines
+    state = ck.file_state(store, db.id)
+    assert state.space_seq == 3 and state.watermark == 2
+
+
+def _until(done: Any) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not done():
+        time.sleep(0.01)
+
+
 def test_a_live_query_of_a_file_left_behind_by_a_killed_writer_shows_its_commit(
     forks: Any, tmp_path: Path
 ) -> None:
-    import time
-
-    import sqlite_cells as sc
-
     store = _fresh(tmp_path, "s")
     with sc.Runtime(store, poll_interval=0.01) as rt:
         db = rt.space(ck.SPACE).sqlite_database(ck.DB, tables=ck.TABLES)
         q = db.query("SELECT n FROM events ORDER BY id")
         rt.settle()
         assert q.get().result == []
-        lines, code = forks.run(
-            *("writer", str(store), "--warmup", "2", *BUSY),
-            *("--kill", "db-wal:write:1:before"),
-        )
-        assert code != 0 and "seq 2" in lines and "seq 3" not in lines, lines
-        state = ck.file_state(store, db.id)
-        assert state.space_seq == 3 and state.watermark == 2  # as the kill left them
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and q.get().seq != 3:
-            time.sleep(0.02)
+        _kill_between_the_commits(forks, store, db)
+        _until(lambda: q.get().seq == 3)
         assert q.get().result == [{"n": 1}, {"n": 2}, {"n": 3}] and q.get().seq == 3
         assert db.read("SELECT count(*) AS c FROM events") == [{"c": 3}]
     reopened = ck.reopen(store)
@@ -409,24 +420,13 @@ def test_a_read_of_a_file_left_behind_by_a_killed_writer_shows_its_commit(
     forks: Any, tmp_path: Path
 ) -> None:
     """The same for a one-shot read, once this runtime has seen the commit in its space."""
-    import time
-
-    import sqlite_cells as sc
-
     store = _fresh(tmp_path, "s")
     with sc.Runtime(store, poll_interval=0.01) as rt:
         db = rt.space(ck.SPACE).sqlite_database(ck.DB, tables=ck.TABLES)
         assert db.read("SELECT n FROM events") == []
-        lines, code = forks.run(
-            *("writer", str(store), "--warmup", "2", *BUSY),
-            *("--kill", "db-wal:write:1:before"),
-        )
-        assert code != 0 and "seq 2" in lines and "seq 3" not in lines, lines
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and db.rev != 3:  # the space's commit, caught up
-            time.sleep(0.01)
+        _kill_between_the_commits(forks, store, db)
+        _until(lambda: db.rev == 3)  # the space's commit, caught up
         rt.settle()  # and taken in by the scheduler
-        assert db.rev == 3 and ck.file_state(store, db.id).watermark == 2
         assert db.read("SELECT n FROM events ORDER BY id") == [{"n": 1}, {"n": 2}, {"n": 3}]
     reopened = ck.reopen(store)
     assert reopened.before.watermark == reopened.before.space_seq == 3
