@@ -23,14 +23,16 @@ from sqlite_cells.cli._params import check_text
 from sqlite_cells.cli._status import FINDING, OK
 from sqlite_cells.codec import Link, LinkDecodeError, SqliteCellsError, decode_value, derive_id
 from sqlite_cells.files import (
+    KEPT_IN_USE,
     Action,
+    Garbage,
     Outcome,
     check_store,
-    collect_garbage,
     damaged_spaces,
+    find_garbage,
     handle_value,
     read_watermark,
-    remove_database_files,
+    remove_garbage,
     source_path,
     stored_json,
     validate_disk_source,
@@ -294,18 +296,20 @@ def _skipped(root: Path) -> list[tuple[Path, str]]:
     ]
 
 
-def _remove_all(paths: list[Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Remove each file with its companions, going on past one that cannot be removed, so gc
-    never stops halfway: (removed, [(not removed, why)])."""
+def _remove_all(found: list[Garbage]) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Remove each file with its companions, going on past one that cannot be removed (or
+    that a first write may be writing), so gc never stops halfway: (removed, [(not removed,
+    why)])."""
     removed: list[Path] = []
     failed: list[tuple[Path, str]] = []
-    for path in paths:
+    for garbage in found:
         try:
-            remove_database_files(path)
+            if remove_garbage(garbage):
+                removed.append(garbage.path)
+            else:
+                failed.append((garbage.path, KEPT_IN_USE))
         except OSError as exc:
-            failed.append((path, exc.strerror or str(exc)))
-        else:
-            removed.append(path)
+            failed.append((garbage.path, exc.strerror or str(exc)))
     return removed, failed
 
 
@@ -318,10 +322,11 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
     root = store_dir(store)
     skipped = _skipped(root)
     damaged = damaged_spaces(root)
-    paths = collect_garbage(root, remove=False)
+    found = find_garbage(root)
+    paths = [g.path for g in found]
     failed: list[tuple[Path, str]] = []
     if args.yes:
-        paths, failed = _remove_all(paths)
+        paths, failed = _remove_all(found)
     verb = "removed" if args.yes else "would remove"
     if args.fmt is Format.TEXT:
         for p in paths:

@@ -2,7 +2,9 @@
 reconciliation, gc."""
 
 from sqlite_cells.files._handles import DROP_KIND as DROP_KIND
+from sqlite_cells.files._handles import KEPT_IN_USE as KEPT_IN_USE
 from sqlite_cells.files._handles import DamagedSpace as DamagedSpace
+from sqlite_cells.files._handles import Garbage as Garbage
 from sqlite_cells.files._handles import HandleNotWritable as HandleNotWritable
 from sqlite_cells.files._handles import HandleQuarantined as HandleQuarantined
 from sqlite_cells.files._handles import check_handle as check_handle
@@ -11,6 +13,7 @@ from sqlite_cells.files._handles import collect_garbage as collect_garbage
 from sqlite_cells.files._handles import damaged_spaces as damaged_spaces
 from sqlite_cells.files._handles import declaration_from_handle as declaration_from_handle
 from sqlite_cells.files._handles import disk_handle_value as disk_handle_value
+from sqlite_cells.files._handles import find_garbage as find_garbage
 from sqlite_cells.files._handles import handle_not_writable as handle_not_writable
 from sqlite_cells.files._handles import handle_value as handle_value
 from sqlite_cells.files._handles import is_dropped as is_dropped
@@ -18,6 +21,7 @@ from sqlite_cells.files._handles import orphans as orphans
 from sqlite_cells.files._handles import recorded_pin as recorded_pin
 from sqlite_cells.files._handles import remember_handle as remember_handle
 from sqlite_cells.files._handles import remove_database_files as remove_database_files
+from sqlite_cells.files._handles import remove_garbage as remove_garbage
 from sqlite_cells.files._handles import source_path as source_path
 from sqlite_cells.files._handles import space_damage as space_damage
 from sqlite_cells.files._handles import space_files as space_files
@@ -59,12 +63,14 @@ from sqlite_cells.files._watermark import watermark_sql as watermark_sql
 __all__ = [
     "ALIAS",
     "DROP_KIND",
+    "KEPT_IN_USE",
     "KIND",
     "QUARANTINE_DIR",
     "READ_ONLY_URI",
     "WATERMARK_SQL",
     "Action",
     "DamagedSpace",
+    "Garbage",
     "HandleNotWritable",
     "HandleQuarantined",
     "OpBody",
@@ -85,6 +91,7 @@ __all__ = [
     "disk_handle_value",
     "disk_source_id",
     "encode_op_body",
+    "find_garbage",
     "handle_not_writable",
     "handle_value",
     "is_dropped",
@@ -100,6 +107,7 @@ __all__ = [
     "register_disk_file",
     "remember_handle",
     "remove_database_files",
+    "remove_garbage",
     "remove_unused_database",
     "set_watermark",
     "source_path",

@@ -50,6 +50,7 @@ from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
     FORMAT_VERSION,
     op_targets_by_seq,
+    remove_unused,
     stored_format,
     translated,
     upgrade_space_file,
@@ -60,7 +61,9 @@ T = TypeVar("T")
 
 __all__ = [
     "DROP_KIND",
+    "KEPT_IN_USE",
     "DamagedSpace",
+    "Garbage",
     "HandleNotWritable",
     "HandleQuarantined",
     "check_handle",
@@ -69,6 +72,7 @@ __all__ = [
     "damaged_spaces",
     "declaration_from_handle",
     "disk_handle_value",
+    "find_garbage",
     "handle_not_writable",
     "handle_value",
     "is_dropped",
@@ -76,6 +80,7 @@ __all__ = [
     "recorded_pin",
     "remember_handle",
     "remove_database_files",
+    "remove_garbage",
     "source_path",
     "space_damage",
     "unreadable_handle",
@@ -289,36 +294,74 @@ def remove_database_files(path: Path) -> bool:
     return existed
 
 
-def collect_garbage(store: Path, *, remove: bool = False) -> list[Path]:
-    """The ``cell-*.sqlite`` files of ``store`` that gc may remove (R74): listed, and removed
-    (with their -wal/-shm) only when ``remove`` is true — the CLI asks first (``gc --yes``).
+@dataclass(frozen=True, slots=True)
+class Garbage:
+    """A database file gc may remove (R74): one a dropped handle gave up (``dropped``: removed
+    whatever it holds), or one no space names that held no commit when it was listed."""
+
+    path: Path
+    dropped: bool
+
+
+KEPT_IN_USE = (
+    "kept: another connection has it open or a commit reached it since it was listed (a first "
+    "write to a new database may be running); run gc again once no runtime is writing it"
+)
+
+
+def find_garbage(store: Path) -> list[Garbage]:
+    """The ``cell-*.sqlite`` files of ``store`` that gc may remove (R74), nothing removed.
 
     A file is kept if any cell id of any space — in any commit record ever, in the current
     cells, or as an op target — derives its name, whatever that cell holds now (a handle value
     that does not decode still protects its file, R5); a handle whose current value says it
-    was dropped with ``db.drop()`` gives its file up. A file no space names is removed only when
-    it holds no commit (a first write that never committed): one holding commits belongs to a
-    space the store no longer holds (its space file lost or replaced), and is kept — ``check``
-    reports it (:func:`orphans`). Only regular files are listed. While a space file is damaged
-    (:func:`damaged_spaces`) no file that it may name is removed: only the files a readable space
-    dropped. A space file that cannot be read for another reason makes gc refuse
-    (``DatabaseError``): it never guesses. Run it while no runtime is writing a first row to a
-    new database (whose file exists a moment before its handle is committed)."""
+    was dropped with ``db.drop()`` gives its file up. A file no space names is listed only when
+    it holds no commit (a first write that never committed, or one still running: see
+    :func:`remove_garbage`): one holding commits belongs to a space the store no longer holds
+    (its space file lost or replaced), and is kept — ``check`` reports it (:func:`orphans`).
+    Only regular files are listed. While a space file is damaged (:func:`damaged_spaces`) no
+    file that it may name is listed: only the files a readable space dropped. A space file
+    that cannot be read for another reason makes gc refuse (``DatabaseError``): it never
+    guesses."""
     store = Path(store)
     with translated(f"the store {store}"):
         named, dropped, damaged = _store_names(store)
         given_up = {db_file_name(cell_id) for cell_id in dropped}
         protected = {db_file_name(cell_id) for cell_id in named - dropped}
-        found = [
-            p
+        return [
+            Garbage(p, p.name in given_up)
             for p in _database_files(store)
             if p.name in given_up
             or (not damaged and p.name not in protected and _commits_in(p) == 0)
         ]
-        if remove:
-            for path in found:
-                remove_database_files(path)
-    return found
+
+
+def remove_garbage(found: Garbage) -> bool:
+    """Remove a file :func:`find_garbage` listed, with its -wal/-shm; True if removed, False if
+    it was kept (:data:`KEPT_IN_USE`). Raises ``OSError`` when a dropped database's file
+    cannot be unlinked.
+
+    A dropped database's file is removed as it is: no write reaches a dropped handle. A file
+    no space names is the one a new database's first write creates before its commit names it
+    (R74, R73: removing it then would acknowledge that commit into an unlinked file). It is
+    removed only by :func:`sqlite_cells.runtime.remove_unused`: when no connection of any
+    process has it open — the writer keeps it attached, with its shared lock, from before its
+    first statement to past its commit — and, under an exclusive lock, it is still the file at
+    the path and still holds no commit."""
+    if found.dropped:
+        remove_database_files(found.path)
+        return True
+    return remove_unused(found.path, lambda conn: read_watermark(conn) == 0)
+
+
+def collect_garbage(store: Path, *, remove: bool = False) -> list[Path]:
+    """The files :func:`find_garbage` lists, or with ``remove`` those :func:`remove_garbage`
+    removed (what ``space.gc()`` runs; the CLI lists first and removes with ``gc --yes``)."""
+    found = find_garbage(store)
+    if not remove:
+        return [g.path for g in found]
+    with translated(f"the store {store}"):
+        return [g.path for g in found if remove_garbage(g)]
 
 
 def orphans(store: Path) -> list[tuple[Path, int | None]]:
