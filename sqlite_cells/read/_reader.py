@@ -36,7 +36,7 @@ from typing import Any, Final
 import apsw
 
 from sqlite_cells.codec import DiskSourceError, QueryError, QueryTimeout, SqliteCellsError
-from sqlite_cells.files import check_pinned, read_watermark
+from sqlite_cells.files import check_pinned, read_watermark, unread_wal
 from sqlite_cells.read._pool import DEFAULT_LENGTH_LIMIT, PooledConnection, ReadPool
 from sqlite_cells.read._shadows import copied_shadows, forget_complete, sync_shadows
 from sqlite_cells.schema import Declaration, Schema, SourceKind, render_ddl
@@ -215,6 +215,18 @@ def read_batch(
         except DiskSourceError:
             pool.discard(decl.path)
             raise
+        if unread_wal(decl.path):
+            pool.discard(decl.path)  # a connection opened before would serve older rows
+            raise QueryError(
+                decl.db_id,
+                statements[start].sql,
+                f"the injected file {decl.path} is in WAL mode and its -wal holds commits, but it "
+                "has no -shm: SQLite reads that -wal only through a -shm it would create beside "
+                "the file, which is never done to another program's file (R60), and without it "
+                "the rows read would be older ones. Let the file's own program (or the sqlite3 "
+                "shell) open and close it once, which moves the -wal into the file, or register "
+                "a copy made with sqlite3's .backup",
+            )
     try:
         with pool.connection(decl.path, source=source) as pooled:
             return _read_file(pooled, decl, statements, timeout, tracker, start, previous)
