@@ -54,6 +54,7 @@ from sqlite_cells.files._sources import content_signature as content_signature
 from sqlite_cells.files._sources import disk_source_id as disk_source_id
 from sqlite_cells.files._sources import register_disk_file as register_disk_file
 from sqlite_cells.files._sources import source_uri as source_uri
+from sqlite_cells.files._sources import unread_wal as unread_wal
 from sqlite_cells.files._sources import validate_disk_source as validate_disk_source
 from sqlite_cells.files._watermark import WATERMARK_SQL as WATERMARK_SQL
 from sqlite_cells.files._watermark import read_watermark as read_watermark
@@ -116,6 +117,7 @@ __all__ = [
     "space_files",
     "stored_json",
     "unpin",
+    "unread_wal",
     "unreadable_handle",
     "validate_disk_source",
     "watermark_sql",

@@ -22,6 +22,9 @@ Reading a source never creates a file beside it (:func:`source_uri`): a rollback
 opened ``mode=ro`` (a read-only connection never creates a journal); a WAL file whose ``-wal`` and
 ``-shm`` exist (its writer's) is opened ``mode=ro`` too; a WAL file without them is opened
 ``immutable=1`` (no ``-shm`` of ours), and its connections are replaced when its content changes.
+An ``immutable`` connection does not read the ``-wal``: a WAL file whose ``-wal`` holds commits
+but which has no ``-shm`` (copied without it, or its ``-shm`` removed) cannot be read as SQLite
+would read it without creating that ``-shm`` (:func:`unread_wal`), and its reads fail instead.
 """
 
 from __future__ import annotations
@@ -48,12 +51,14 @@ __all__ = [
     "encode_pin",
     "register_disk_file",
     "source_uri",
+    "unread_wal",
     "validate_disk_source",
 ]
 
 _HEADER = b"SQLite format 3\x00"
 READ_ONLY_URI = apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
 _WAL_FORMAT = 2  # header bytes 18 and 19 (read and write format versions) in WAL mode
+_WAL_HEADER = 32  # a -wal's header; its salts are bytes 16-23, a frame header's are 8-15
 
 Pin = tuple[int, int]  # (st_dev, st_ino) of the file registered at a path
 
@@ -240,6 +245,28 @@ def source_uri(path: Path) -> str:
     if wal and not (_sibling(path, "-wal").exists() and _sibling(path, "-shm").exists()):
         return base + "&immutable=1"
     return base
+
+
+def unread_wal(path: Path) -> bool:
+    """Whether the source at ``path`` is in WAL mode with commits in its ``-wal`` and no
+    ``-shm``: SQLite reads such a ``-wal`` only through a ``-shm`` it would create beside the
+    file (R60 forbids it), or not at all (``immutable``), which would serve older rows. A
+    ``-wal`` holds a commit when its first frame carries the salts of its header (a ``-wal``
+    reset by a checkpoint does not). Read with plain ``open``s: no lock, nothing created."""
+    if _sibling(path, "-shm").exists():
+        return False
+    try:
+        if os.stat(_sibling(path, "-wal")).st_size <= _WAL_HEADER:
+            return False
+        with path.open("rb") as handle:
+            header = handle.read(20)
+        with _sibling(path, "-wal").open("rb") as handle:
+            wal = handle.read(_WAL_HEADER + 24)
+    except OSError:
+        return False  # no -wal (or it went away): the file alone holds the rows
+    if len(header) < 20 or header[18] != _WAL_FORMAT or len(wal) < _WAL_HEADER + 24:
+        return False
+    return wal[16:24] == wal[_WAL_HEADER + 8 : _WAL_HEADER + 16]
 
 
 def content_signature(path: Path) -> tuple[object, ...] | None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -35,7 +36,7 @@ from typing import Any, Final
 import apsw
 
 from sqlite_cells.codec import DiskSourceError, QueryError, QueryTimeout, SqliteCellsError
-from sqlite_cells.files import check_pinned, read_watermark
+from sqlite_cells.files import check_pinned, read_watermark, unread_wal
 from sqlite_cells.read._pool import DEFAULT_LENGTH_LIMIT, PooledConnection, ReadPool
 from sqlite_cells.read._shadows import copied_shadows, forget_complete, sync_shadows
 from sqlite_cells.schema import Declaration, Schema, SourceKind, render_ddl
@@ -112,11 +113,15 @@ def _dict_builder(names: tuple[str, ...]) -> Callable[[list[tuple[Any, ...]]], R
 @dataclass(eq=False, slots=True)
 class Tracker:
     """What a worker is doing now, for the watchdog (R44): the connection in use, the index of
-    the statement running, and that statement's deadline (``time.monotonic()``)."""
+    the statement running, and that statement's deadline (``time.monotonic()``). ``end`` is the
+    index the batch stops before: the watchdog lowers it to hand the statements not begun yet
+    to another worker while one runs long. ``lock`` pairs them: a statement begins only while
+    its index is below ``end``."""
 
     pooled: PooledConnection | None = None
     index: int = 0
     deadline: float = float("inf")
+    end: int = sys.maxsize
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -210,6 +215,18 @@ def read_batch(
         except DiskSourceError:
             pool.discard(decl.path)
             raise
+        if unread_wal(decl.path):
+            pool.discard(decl.path)  # a connection opened before would serve older rows
+            raise QueryError(
+                decl.db_id,
+                statements[start].sql,
+                f"the injected file {decl.path} is in WAL mode and its -wal holds commits, but it "
+                "has no -shm: SQLite reads that -wal only through a -shm it would create beside "
+                "the file, which is never done to another program's file (R60), and without it "
+                "the rows read would be older ones. Let the file's own program (or the sqlite3 "
+                "shell) open and close it once, which moves the -wal into the file, or register "
+                "a copy made with sqlite3's .backup",
+            )
     try:
         with pool.connection(decl.path, source=source) as pooled:
             return _read_file(pooled, decl, statements, timeout, tracker, start, previous)
@@ -285,9 +302,15 @@ def _run_all(
     conn = pooled.conn
     results: list[StatementResult] = []
     append = results.append
+    timeout = plan.timeout
     now = time.monotonic()
     for index in range(start, len(statements)):
-        result = _run_one(pooled, plan, statements[index], tracker, index, now)
+        with tracker.lock:
+            if index >= tracker.end:
+                break  # the statements left were handed to another worker (see Tracker)
+            tracker.index = index
+            tracker.deadline = pooled.deadline = now + timeout
+        result = _run_one(pooled, plan, statements[index])
         if previous is not None:
             last = previous[index]
             if last is not None and result.error is None and result.rows == last:
@@ -339,20 +362,8 @@ class _Plan:
         self.policy = self.base_policy if shadow_policy is None else shadow_policy
 
 
-def _run_one(
-    pooled: PooledConnection,
-    plan: _Plan,
-    stmt: Statement,
-    tracker: Tracker,
-    index: int,
-    started: float,
-) -> StatementResult:
-    """Run statement ``index`` of a batch, begun at ``started`` (``time.monotonic()``)."""
-    # Per statement only the index and the deadline move, and the watchdog reads the deadline
-    # first, so plain stores suffice here (the tracker's lock pairs the connection with them).
-    deadline = started + plan.timeout
-    tracker.index = index
-    tracker.deadline = pooled.deadline = deadline
+def _run_one(pooled: PooledConnection, plan: _Plan, stmt: Statement) -> StatementResult:
+    """Run one statement of a batch (its tracker holds its index and deadline already)."""
     pooled.timed_out_waiting = False
     key = (plan.schema_key, stmt.sql)
     entry = _READ_SETS.get(key)

@@ -19,6 +19,11 @@ extras and the abandoned workers together stay within ``MAX_EXTRA`` beyond ``cou
 that finds no work for ``RETIRE`` seconds exits (any idle worker does while there are more than
 ``count``). Workers that keep up — however long their batches, as long as each statement is
 short — never start one.
+
+Nor does a statement wait behind a slow one of its own job: when the statement a worker runs
+has run ``SLOW`` seconds, the watchdog hands the job's statements not begun yet to a new job
+(the worker stops after the one it runs; see ``Tracker.end``), which an idle or extra worker
+takes. A batch of short statements stays one job, in one read transaction.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ log = logging.getLogger("sqlite_cells.read")
 GRACE = 0.25
 QUEUE_GRACE = 0.5  # db.read waits this much past its timeout for a worker to take it
 MAX_STUCK = 16
-SLOW = 0.02  # a statement running this long holds its worker: a queued read gets an extra one
+SLOW = 0.02  # a statement running this long holds its worker: the reads behind it go elsewhere
 MAX_EXTRA = 8  # extra and abandoned workers beyond ``count`` that extras may bring about
 RETIRE = 1.0  # an idle worker beyond ``count`` exits after this long without work
 _WATCH_EVERY = 0.05
@@ -115,6 +120,7 @@ class QueryWorkers:
         self._stuck = 0
         self._closed = False
         self.extras_started = 0  # extra workers started for reads queued behind slow ones
+        self.splits = 0  # jobs whose statements not begun were handed on behind a slow one
         for _ in range(count):
             self._spawn_locked()
         self._watchdog = threading.Thread(
@@ -256,13 +262,14 @@ class QueryWorkers:
                 tracker=tracker,
                 previous=[last(key) for key in keys] if last is not None else None,
             )
-            return seq, list(zip(keys, results, strict=True))
+            # Fewer results than statements: the watchdog handed the rest to another job.
+            return seq, list(zip(keys, results, strict=False))
         except SqliteCellsError as exc:
-            return 0, [(key, StatementResult(error=exc)) for key in keys]
+            return 0, [(key, StatementResult(error=exc)) for key in _kept(keys, tracker)]
         except Exception as exc:  # a bug or an unexpected failure must still end the read
             error = QueryError(job.decl.db_id, job.items[0][1].sql, f"{type(exc).__name__}: {exc}")
             error.__cause__ = exc
-            return 0, [(key, StatementResult(error=error)) for key in keys]
+            return 0, [(key, StatementResult(error=error)) for key in _kept(keys, tracker)]
 
     # -- the watchdog --------------------------------------------------------------------------
 
@@ -308,6 +315,8 @@ class QueryWorkers:
                 ]
                 for worker, _ in late:
                     self._abandon_locked(worker)
+                for flight in self._in_flight.values():
+                    self._split_locked(flight, now)
                 if self._queue:
                     self._add_extra_locked(now)
                 overdue = [t for t in self._guarded if now > t.deadline + GRACE]
@@ -318,6 +327,22 @@ class QueryWorkers:
                     pooled = tracker.pooled
                 _interrupt(pooled)
             time.sleep(_WATCH_EVERY)
+
+    def _split_locked(self, flight: _InFlight, now: float) -> None:
+        """Hand the statements of ``flight``'s job not begun yet to a new job when the one
+        running has run ``SLOW`` seconds: a long statement never holds back the others of its
+        batch (R44). The new job waits for an idle worker, or an extra one (see
+        ``_add_extra_locked``); its results are delivered apart, in their own transaction."""
+        tracker, job = flight.tracker, flight.job
+        with tracker.lock:
+            index, end = tracker.index, min(tracker.end, len(job.items))
+            if index + 1 >= end or now - (tracker.deadline - self.timeout) < SLOW:
+                return  # nothing left behind it, or not begun (deadline inf), or not slow yet
+            tracker.end = index + 1
+        rest = ReadJob(job.decl, job.items[index + 1 : end], job.deliver, None, job.previous)
+        self._queue.append(rest)
+        self._wake.notify()
+        self.splits += 1
 
     def _abandon_locked(self, worker: _Worker) -> None:
         del self._in_flight[worker]
@@ -339,7 +364,7 @@ class QueryWorkers:
         """Report the stuck statement as timed out and re-run the job's others."""
         tracker, job = flight.tracker, flight.job
         with tracker.lock:
-            pooled, index = tracker.pooled, tracker.index
+            pooled, index, end = tracker.pooled, tracker.index, tracker.end
         _interrupt(pooled)
         key, stmt = job.items[index]
         error = QueryTimeout(
@@ -349,7 +374,7 @@ class QueryWorkers:
             "call on large values): narrow the query",
         )
         _deliver(job, 0, [(key, StatementResult(error=error))])
-        rest = job.items[:index] + job.items[index + 1 :]
+        rest = job.items[:index] + job.items[index + 1 : end]  # past end: handed on already
         if rest:
             self.submit(ReadJob(job.decl, rest, job.deliver, None, job.previous))
 
@@ -371,6 +396,12 @@ class QueryWorkers:
             _interrupt(pooled)
         for job in queued:
             _fail(job, ClosedError("the runtime is closed: open a new Runtime"))
+
+
+def _kept(keys: list[Any], tracker: Tracker) -> list[Any]:
+    """The keys of a job its worker still owns (not handed to another job by the watchdog)."""
+    with tracker.lock:
+        return keys[: tracker.end]
 
 
 def _interrupt(pooled: PooledConnection | None) -> None:

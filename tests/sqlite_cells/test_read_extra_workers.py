@@ -178,3 +178,33 @@ def test_extra_workers_are_bounded(
         assert workers.extras_started == 1
         assert stuck.events[0][0] == "stuck" and isinstance(stuck.events[0][1], sc.QueryTimeout)
         assert ("read", [{"n": 0}]) in stuck.events
+
+
+ENDLESS = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) AS n FROM c"
+)
+
+
+def test_a_live_query_requested_with_endless_ones_does_not_wait_for_them(store: Path) -> None:
+    """First runs requested together go out as one batch; the statement running long hands the
+    ones behind it to another worker, so a trivial query's first rows arrive while the endless
+    ones still run, long before their query_timeout (R44)."""
+    with sc.Runtime(store, query_timeout=120.0, query_workers=1) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        endless = [db.query(ENDLESS), db.query(ENDLESS.replace("count(*)", "count(*) + 1"))]
+        quick = db.query(COUNT)
+        got = threading.Event()
+
+        def state(value: sc.QueryState[Any]) -> None:
+            if value.result is not None or value.error is not None:
+                got.set()
+
+        subscription = quick.observe().subscribe(state)
+        try:
+            assert got.wait(60)  # a hang guard: without the hand-off this waits for 120 s
+        finally:
+            subscription.dispose()
+        assert quick.get().result == [{"n": 0}]
+        for query in endless:
+            assert query.get().pending and query.get().error is None
+        assert rt.query_workers.splits >= 1

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -375,6 +378,46 @@ def test_reading_a_wal_source_whose_writer_is_gone_creates_no_file_beside_it(
     handle = space.register_disk_source(str(path))
     assert handle.read("SELECT sum(x) AS s FROM t") == [{"s": 3}]
     assert _beside(path) == before
+
+
+_WAL_LEFT_BEHIND = """
+import os, sys, apsw
+conn = apsw.Connection(sys.argv[1])
+conn.execute("PRAGMA journal_mode=WAL").fetchall()
+conn.execute("PRAGMA wal_autocheckpoint=0").fetchall()
+conn.execute("CREATE TABLE t (x); INSERT INTO t VALUES (1)")
+conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+conn.execute("INSERT INTO t VALUES (2)")
+os._exit(0)  # killed: its last commit stays in the -wal
+"""
+
+
+def test_a_wal_source_whose_commits_lie_in_a_wal_without_shm_is_a_query_error(
+    rt: sc.Runtime, space: Space, outside: Path, tmp_path: Path
+) -> None:
+    """Its -wal can be read only through a -shm created beside it (never done, R60); read
+    without it, the file would give older rows (R60: the file registered is the file read)."""
+    made = tmp_path / "made"
+    made.mkdir()
+    subprocess.run([sys.executable, "-c", _WAL_LEFT_BEHIND, str(made / "w.db")], check=True)
+    path = outside / "w.db"
+    shutil.copy(made / "w.db", path)
+    shutil.copy(made / "w.db-wal", outside / "w.db-wal")  # copied without its -shm
+    before = _beside(path)
+    handle = space.register_disk_source(str(path))
+    with pytest.raises(sc.QueryError, match="-shm") as info:
+        handle.read("SELECT x FROM t ORDER BY x")
+    assert not isinstance(info.value, sc.QueryTimeout)
+    q = handle.query("SELECT x FROM t ORDER BY x")
+    rt.settle()
+    assert q.get().result is None and isinstance(q.get().error, sc.QueryError)
+    assert _beside(path) == before
+    owner = apsw.Connection(str(path))  # its own program opens and closes it: -wal moved in
+    owner.execute("SELECT count(*) FROM t").fetchall()
+    owner.close()
+    assert _beside(path) == ["w.db"]
+    assert handle.read("SELECT x FROM t ORDER BY x") == [{"x": 1}, {"x": 2}]
+    _wait_for(q, lambda state: state.result == [{"x": 1}, {"x": 2}])
 
 
 def test_a_source_written_by_another_program_is_live(
