@@ -438,7 +438,11 @@ class LiveQueries:
                     if 0 < attempt <= _MAX_RETRIES:
                         lagging.setdefault(attempt, []).append(runner)
                     stuck = stuck or attempt == _MAX_RETRIES
-                value, notify = runner.receive(seq, result)
+                try:
+                    value, notify = runner.receive(seq, result)
+                except Exception:  # one query's failure stays its own: the others still land
+                    log.exception("live query %r could not take its result", runner)
+                    notify = False
                 if notify:
                     told[runner] = value
                 runs.append(runner)

@@ -24,7 +24,7 @@ from reactivex import Observable
 # an annotation means ``QueryState[Any]``, as before it was generic.
 from typing_extensions import TypeVar
 
-from sqlite_cells.codec import PendingValue, SqliteCellsError
+from sqlite_cells.codec import PendingValue, QueryError, SqliteCellsError
 from sqlite_cells.read._live import LiveQueries
 from sqlite_cells.read._reader import Statement, StatementResult, known_read_set
 from sqlite_cells.read._rows import RowDecoder
@@ -397,6 +397,15 @@ class _QueryNode(Node):
                 state = QueryState(False, self.query._decode(result), None, seq)
             except SqliteCellsError as exc:
                 state = QueryState(False, None, exc, seq)
+                self._rows_list = None
+            except Exception as exc:  # never into the scheduler: this query's error (R42)
+                error = QueryError(
+                    self._db_id or "?",
+                    stmt.sql,
+                    f"its rows could not be built ({exc!r}); check the type given as row=",
+                )
+                error.__cause__ = exc
+                state = QueryState(False, None, error, seq)
                 self._rows_list = None
         notify = not state.same_rows(previous)
         if not notify:
