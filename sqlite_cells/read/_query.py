@@ -28,6 +28,7 @@ from sqlite_cells.codec import PendingValue, QueryError, SqliteCellsError
 from sqlite_cells.read._live import LiveQueries
 from sqlite_cells.read._reader import Statement, StatementResult, known_read_set
 from sqlite_cells.read._rows import RowDecoder
+from sqlite_cells.read._same import same_values
 from sqlite_cells.runtime import Node, Reactive, Scheduler, Space, node_of, observe_node
 from sqlite_cells.schema import Declaration, SourceKind
 from sqlite_cells.sql import Bound, is_pending
@@ -376,13 +377,15 @@ class _QueryNode(Node):
             # Relinked meanwhile (an error here): the next run registers again.
             with contextlib.suppress(SqliteCellsError):
                 self._interest(self.query.db.declaration, read_set)
+        # The same SQLite values (1 and 1.0 are different rows, though Python finds them equal,
+        # and so may the rows decoded from them: the rows read decide, R42).
+        same = result.names == self._rows_names and same_values(result.rows, self._rows_list)
         if result.error is not None and result.invalid_text is None:
             # (Else the decoder raises it, unless the row type reads past it: R43.)
             self._rows_list = None
             state: QueryState[Any] = QueryState(False, None, result.error, previous.seq)
         elif (
-            (result.rows is self._rows_list or result.rows == self._rows_list)
-            and result.names == self._rows_names
+            same
             and (stmt is self._rows_stmt or stmt == self._rows_stmt)
             and not previous.pending
             and previous.error is None
@@ -407,7 +410,7 @@ class _QueryNode(Node):
                 error.__cause__ = exc
                 state = QueryState(False, None, error, seq)
                 self._rows_list = None
-        notify = not state.same_rows(previous)
+        notify = not state.same_rows(previous) or (state.error is None and not same)
         if not notify:
             self.value = state
         return state, notify
