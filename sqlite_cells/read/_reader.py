@@ -113,11 +113,13 @@ def _dict_builder(names: tuple[str, ...]) -> Callable[[list[tuple[Any, ...]]], R
 @dataclass(eq=False, slots=True)
 class Tracker:
     """What a worker is doing now, for the watchdog (R44): the connection in use, the index of
-    the statement running, and that statement's deadline (``time.monotonic()``)."""
+    the statement running, and that statement's deadline (``time.monotonic()``); ``building``
+    once its statements are read and a statement's rows are being built (no connection)."""
 
     pooled: PooledConnection | None = None
     index: int = 0
     deadline: float = float("inf")
+    building: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 

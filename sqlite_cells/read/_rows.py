@@ -43,7 +43,7 @@ from sqlite_cells.codec import QueryError, SqliteCellsError, parse_link, parse_l
 from sqlite_cells.read._reader import StatementResult
 from sqlite_cells.runtime import Cell, InvalidArgument, Runtime, Space
 
-__all__ = ["RowDecoder", "decode_cf_link", "row_decoder"]
+__all__ = ["RowDecoder", "build_rows", "decode_cf_link", "row_decoder"]
 
 # Takes a statement's result (or rows already as dicts, for tools that build them).
 RowDecoder = Callable[[StatementResult | list[dict[str, Any]]], list[Any]]
@@ -254,6 +254,24 @@ def _shown_type(hint: Any) -> str:
     """``str | bytes``, ``Cell | int``: a type as written, without module paths."""
     shown = hint.__name__ if isinstance(hint, type) else repr(hint)
     return _MODULE_PATH.sub("", shown)
+
+
+_PART_ROWS = 4096  # rows built per msgspec call by build_rows
+
+
+def build_rows(decode: RowDecoder, result: StatementResult) -> list[Any]:
+    """``decode(result)``, a large result in parts of ``_PART_ROWS`` rows: msgspec converts a
+    part in one C call, which keeps the interpreter lock throughout, so a query worker building
+    a large result lets the scheduler thread run between parts (R44, R54). Each part is built
+    as the whole would be; only an error's row index counts from the part's first row."""
+    rows = result.rows
+    if decode is _as_dicts or len(rows) <= _PART_ROWS or result.error is not None:
+        return decode(result)
+    built: list[Any] = []
+    for start in range(0, len(rows), _PART_ROWS):
+        part = StatementResult(result.names, rows[start : start + _PART_ROWS])
+        built.extend(decode(part))
+    return built
 
 
 _BULK_ROWS = 1024  # rows from which a decode pauses the cyclic garbage collector

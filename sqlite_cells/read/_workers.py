@@ -78,6 +78,9 @@ class ReadJob:
     prepare: Callable[[], None] | None = None
     # The rows each item's statement read last time, if known (see ``read_batch``).
     previous: Callable[[Any], list[Any] | None] | None = None
+    # Run on the worker for each item's result before delivery: a live query builds its rows
+    # there, within the statement's deadline, not on the scheduler thread (R44).
+    ahead: Callable[[Any, StatementResult], None] | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -256,13 +259,33 @@ class QueryWorkers:
                 tracker=tracker,
                 previous=[last(key) for key in keys] if last is not None else None,
             )
-            return seq, list(zip(keys, results, strict=True))
+            pairs = list(zip(keys, results, strict=True))
+            if job.ahead is not None:
+                self._build_ahead(job.ahead, pairs, tracker)
+            return seq, pairs
         except SqliteCellsError as exc:
             return 0, [(key, StatementResult(error=exc)) for key in keys]
         except Exception as exc:  # a bug or an unexpected failure must still end the read
             error = QueryError(job.decl.db_id, job.items[0][1].sql, f"{type(exc).__name__}: {exc}")
             error.__cause__ = exc
             return 0, [(key, StatementResult(error=error)) for key in keys]
+
+    def _build_ahead(
+        self,
+        ahead: Callable[[Any, StatementResult], None],
+        pairs: list[tuple[Any, StatementResult]],
+        tracker: Tracker,
+    ) -> None:
+        """Build each result's rows here; a statement's run, its rows built, keeps its deadline
+        (the watchdog reports it as timed out past it). The read is over: the watchdog has no
+        connection to interrupt."""
+        for index, (key, result) in enumerate(pairs):
+            if result.error is not None:
+                continue
+            with tracker.lock:
+                tracker.pooled, tracker.index, tracker.building = None, index, True
+                tracker.deadline = time.monotonic() - result.seconds + self.timeout
+            ahead(key, result)
 
     # -- the watchdog --------------------------------------------------------------------------
 
@@ -339,19 +362,23 @@ class QueryWorkers:
         """Report the stuck statement as timed out and re-run the job's others."""
         tracker, job = flight.tracker, flight.job
         with tracker.lock:
-            pooled, index = tracker.pooled, tracker.index
+            pooled, index, building = tracker.pooled, tracker.index, tracker.building
         _interrupt(pooled)
         key, stmt = job.items[index]
+        doing = (
+            "building its rows (row=): select fewer rows"
+            if building
+            else "in one long step (a function call on large values): narrow the query"
+        )
         error = QueryTimeout(
             job.decl.db_id,
             stmt.sql,
-            f"still running {self.timeout}s (query_timeout) later, in one long step (a function "
-            "call on large values): narrow the query",
+            f"still running {self.timeout}s (query_timeout) later, {doing}",
         )
         _deliver(job, 0, [(key, StatementResult(error=error))])
         rest = job.items[:index] + job.items[index + 1 :]
         if rest:
-            self.submit(ReadJob(job.decl, rest, job.deliver, None, job.previous))
+            self.submit(ReadJob(job.decl, rest, job.deliver, None, job.previous, job.ahead))
 
     # -- lifecycle -----------------------------------------------------------------------------
 
