@@ -82,6 +82,7 @@ class Runner(Protocol):
     def last_rows(self) -> list[Any] | None: ...
 
     def receive(self, seq: int, result: StatementResult) -> tuple[Any, bool]: ...
+    def build_ahead(self, result: StatementResult) -> None: ...
     def landed(self) -> None: ...
     def read_again(self) -> int: ...
 
@@ -97,6 +98,15 @@ class _Read:
     def previous(self) -> list[Any] | None:
         """The rows its first runner holds now (the reader keeps them when it reads the same)."""
         return self.runners[0].last_rows
+
+    def build_ahead(self, result: StatementResult) -> None:
+        """On the worker that read it: each runner builds its rows from ``result`` (a runner
+        joining later builds them when the result lands)."""
+        for runner in list(self.runners):
+            try:
+                runner.build_ahead(result)
+            except Exception:  # a runner's failure stays its own: it builds again on landing
+                log.exception("live query %r could not build its rows", runner)
 
 
 @dataclass(slots=True)
@@ -344,7 +354,9 @@ class LiveQueries:
             delivery = self._delivery(wanted.decl, wanted.file, len(part))
             items: list[tuple[Any, Statement]] = [(read, read.stmt) for read in part]
             self.workers.submit(
-                ReadJob(wanted.decl, items, delivery, wanted.prepare, _Read.previous)
+                ReadJob(
+                    wanted.decl, items, delivery, wanted.prepare, _Read.previous, _Read.build_ahead
+                )
             )
 
     def _known_cost(self, reads: list[_Read]) -> tuple[bool, float]:
@@ -440,7 +452,11 @@ class LiveQueries:
                     if 0 < attempt <= _MAX_RETRIES:
                         lagging.setdefault(attempt, []).append(runner)
                     stuck = stuck or attempt == _MAX_RETRIES
-                value, notify = runner.receive(seq, result)
+                try:
+                    value, notify = runner.receive(seq, result)
+                except Exception:  # one query's failure stays its own: the others still land
+                    log.exception("live query %r could not take its result", runner)
+                    notify = False
                 if notify:
                     told[runner] = value
                 runs.append(runner)

@@ -24,10 +24,11 @@ from reactivex import Observable
 # an annotation means ``QueryState[Any]``, as before it was generic.
 from typing_extensions import TypeVar
 
-from sqlite_cells.codec import PendingValue, SqliteCellsError
+from sqlite_cells.codec import PendingValue, QueryError, SqliteCellsError
 from sqlite_cells.read._live import LiveQueries
 from sqlite_cells.read._reader import Statement, StatementResult, known_read_set
-from sqlite_cells.read._rows import RowDecoder
+from sqlite_cells.read._rows import RowDecoder, build_rows
+from sqlite_cells.read._same import same_values
 from sqlite_cells.runtime import Node, Reactive, Scheduler, Space, node_of, observe_node
 from sqlite_cells.schema import Declaration, SourceKind
 from sqlite_cells.sql import Bound, is_pending
@@ -259,6 +260,9 @@ class _QueryNode(Node):
         self._retries = 0  # reads done again in a row because the file lagged (read_again)
         self._lagging = False
         self._file: tuple[str, Any] | None = None  # (space id, its SpaceFile)
+        # Set by a query worker (build_ahead): a result and its rows built there (or the error
+        # building them raised); taken by receive when that result lands.
+        self._ahead: tuple[StatementResult, list[Any] | SqliteCellsError] | None = None
         fixed = None
         if not _param_nodes(query.params):
             params = resolve_params(query.params)
@@ -356,10 +360,44 @@ class _QueryNode(Node):
         """The row tuples behind the current result (None after an error)."""
         return self._rows_list
 
+    def build_ahead(self, result: StatementResult) -> None:
+        """On the query worker that read ``result``, before it lands: build its rows there, so
+        the scheduler thread never spends a large result's building and the time counts against
+        ``query_timeout`` (R44). Rows the reader found unchanged (the list this query holds)
+        need no building."""
+        if result.rows is self._rows_list:
+            return
+        try:
+            built: list[Any] | SqliteCellsError = build_rows(self.query._decode, result)
+        except SqliteCellsError as exc:
+            built = exc
+        except Exception as exc:  # never into the worker: this query's error (R42)
+            built = self._build_error(exc, result)
+        self._ahead = (result, built)
+
+    def _build_error(self, exc: Exception, result: StatementResult) -> QueryError:
+        error = QueryError(
+            self._db_id or "?",
+            self.query.sql,
+            f"its rows could not be built ({exc!r}); check the type given as row=",
+        )
+        error.__cause__ = exc
+        return error
+
+    def _rows_of(self, result: StatementResult, ahead: Any) -> list[Any]:
+        """The rows of ``result``: built already by a worker, or built here."""
+        if ahead is not None and ahead[0] is result:
+            built = ahead[1]
+            if isinstance(built, SqliteCellsError):
+                raise built
+            return built  # type: ignore[no-any-return]
+        return self.query._decode(result)
+
     def receive(self, seq: int, result: StatementResult) -> tuple[QueryState[Any], bool]:
         """A run's result, on the scheduler thread: the next state and whether it is news
         (equal rows update ``seq`` silently, R42). See :class:`LiveQueries`."""
         previous: QueryState[Any] = self.value
+        ahead, self._ahead = self._ahead, None
         stmt = self.statement
         self._running = False
         if self._again and self._fixed is None and self._run_changes != self._params_changes:
@@ -376,13 +414,15 @@ class _QueryNode(Node):
             # Relinked meanwhile (an error here): the next run registers again.
             with contextlib.suppress(SqliteCellsError):
                 self._interest(self.query.db.declaration, read_set)
+        # The same SQLite values (1 and 1.0 are different rows, though Python finds them equal,
+        # and so may the rows decoded from them: the rows read decide, R42).
+        same = result.names == self._rows_names and same_values(result.rows, self._rows_list)
         if result.error is not None and result.invalid_text is None:
             # (Else the decoder raises it, unless the row type reads past it: R43.)
             self._rows_list = None
             state: QueryState[Any] = QueryState(False, None, result.error, previous.seq)
         elif (
-            (result.rows is self._rows_list or result.rows == self._rows_list)
-            and result.names == self._rows_names
+            same
             and (stmt is self._rows_stmt or stmt == self._rows_stmt)
             and not previous.pending
             and previous.error is None
@@ -394,11 +434,14 @@ class _QueryNode(Node):
         else:
             self._rows_stmt, self._rows_names, self._rows_list = stmt, result.names, result.rows
             try:
-                state = QueryState(False, self.query._decode(result), None, seq)
+                state = QueryState(False, self._rows_of(result, ahead), None, seq)
             except SqliteCellsError as exc:
                 state = QueryState(False, None, exc, seq)
                 self._rows_list = None
-        notify = not state.same_rows(previous)
+            except Exception as exc:  # never into the scheduler: this query's error (R42)
+                state = QueryState(False, None, self._build_error(exc, result), seq)
+                self._rows_list = None
+        notify = not state.same_rows(previous) or (state.error is None and not same)
         if not notify:
             self.value = state
         return state, notify

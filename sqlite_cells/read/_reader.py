@@ -38,6 +38,7 @@ import apsw
 from sqlite_cells.codec import DiskSourceError, QueryError, QueryTimeout, SqliteCellsError
 from sqlite_cells.files import check_pinned, read_watermark, unread_wal
 from sqlite_cells.read._pool import DEFAULT_LENGTH_LIMIT, PooledConnection, ReadPool
+from sqlite_cells.read._same import same_values
 from sqlite_cells.read._shadows import copied_shadows, forget_complete, sync_shadows
 from sqlite_cells.schema import Declaration, Schema, SourceKind, render_ddl
 from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Mode, ReadSet, make_authorizer
@@ -116,12 +117,14 @@ class Tracker:
     the statement running, and that statement's deadline (``time.monotonic()``). ``end`` is the
     index the batch stops before: the watchdog lowers it to hand the statements not begun yet
     to another worker while one runs long. ``lock`` pairs them: a statement begins only while
-    its index is below ``end``."""
+    its index is below ``end``. ``building`` once its statements are read and a statement's
+    rows are being built (no connection)."""
 
     pooled: PooledConnection | None = None
     index: int = 0
     deadline: float = float("inf")
     end: int = sys.maxsize
+    building: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -196,9 +199,9 @@ def read_batch(
     fails the whole read (the file is gone, unusable or not the one registered).
 
     ``previous`` (aligned with ``statements``) holds each statement's rows of its last run, if
-    known: a result with equal rows carries that list instead of the one just read, which is
-    freed at once (cheaper for the allocator than thousands of row tuples kept until landing,
-    and the receiver's comparison meets identical objects)."""
+    known: a result with the same rows (:func:`same_values`) carries that list instead of the
+    one just read, which is freed at once (cheaper for the allocator than thousands of row
+    tuples kept until landing, and the receiver's comparison meets identical objects)."""
     tracker = tracker if tracker is not None else Tracker()
     decl.check_usable()
     source = decl.kind is SourceKind.DISK
@@ -313,7 +316,7 @@ def _run_all(
         result = _run_one(pooled, plan, statements[index])
         if previous is not None:
             last = previous[index]
-            if last is not None and result.error is None and result.rows == last:
+            if last is not None and result.error is None and same_values(result.rows, last):
                 result.rows = last  # the rows just read are freed here, while memory is warm
         # One clock read per statement: the end of one is the start of the next.
         later = time.monotonic()

@@ -5,15 +5,18 @@ Each ``sc.Cell``-typed field (``Cell``, ``Cell | None``) decodes the stored link
 cell, whatever the column is called (an alias may hide the ``_cf_link`` suffix); NULL and a
 value that is not a valid link become ``None`` for that field without failing the query. Every
 other field is converted strictly by msgspec (no ``"1"`` → ``1``): a value that does not fit
-its field's type fails the query with :class:`QueryError` naming the column. Decoding a link
+its field's type fails the query with :class:`QueryError` naming the column, and so does any
+exception the row type's own code raises (``__post_init__``), naming the row type. A row type
+rows cannot be converted to at all (unresolvable annotations, ``str | bytes``, ``Cell | int``)
+is refused at the call with :class:`InvalidArgument`. Decoding a link
 never opens or creates a space file (R7): the cell of a space the store does not hold reads
 ``None``.
 
 Two ways build the rows, with the same results:
 
-- the general way: rows as dicts, ``msgspec.convert`` into the row type with a decode hook per
-  Cell field. It handles every row type, and it is the reference for errors: whenever the other
-  way fails, this one runs and raises what the query reports.
+- the general way: rows as dicts whose link columns are decoded into cells first, then
+  ``msgspec.convert`` into the row type. It handles every row type, and it is the reference for
+  errors: whenever the other way fails, this one runs and raises what the query reports.
 - for a plain msgspec Struct (the common case, and the fast one): no dict per row. The columns
   are taken as they are when every value already has the type msgspec would return unchanged
   for its field, else msgspec converts the row tuples into a "shadow" struct whose Cell fields
@@ -24,7 +27,6 @@ Two ways build the rows, with the same results:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import gc
 import inspect
@@ -37,17 +39,18 @@ from typing import Any
 
 import msgspec
 
-from sqlite_cells.codec import QueryError, parse_link, parse_links
+from sqlite_cells.codec import QueryError, SqliteCellsError, parse_link, parse_links
 from sqlite_cells.read._reader import StatementResult
 from sqlite_cells.runtime import Cell, InvalidArgument, Runtime, Space
 
-__all__ = ["RowDecoder", "decode_cf_link", "row_decoder"]
+__all__ = ["RowDecoder", "build_rows", "decode_cf_link", "row_decoder"]
 
 # Takes a statement's result (or rows already as dicts, for tools that build them).
 RowDecoder = Callable[[StatementResult | list[dict[str, Any]]], list[Any]]
 
 _CACHE_SIZE = 4096
 _SHADOWS_SIZE = 64  # Struct row types remembered, and column layouts per row type
+_MODULE_PATH = re.compile(r"\b(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_])")
 _AT_FIELD = re.compile(r"at `\$(?:\[\d+\])?\.(.+?)`$")
 
 
@@ -98,7 +101,7 @@ def _fields(row: type) -> list[str]:
     if dataclasses.is_dataclass(row):
         return [f.name for f in dataclasses.fields(row)]
     if typing.is_typeddict(row):
-        return list(typing.get_type_hints(row))
+        return list(row.__annotations__)
     raise InvalidArgument(
         f"row= takes a msgspec.Struct, a dataclass or a TypedDict, not {row!r}; leave it out "
         "for dict rows"
@@ -106,8 +109,9 @@ def _fields(row: type) -> list[str]:
 
 
 class _NoCell(Cell):
-    """Stands for ``None`` in a Cell-typed field while msgspec builds the row (it checks what
-    the decode hook returns against the field type); replaced by ``None`` right after."""
+    """Stands for ``None`` in a field typed ``Cell`` while msgspec builds a row type that runs
+    no code of its own (msgspec checks the field holds a cell); replaced by ``None`` right
+    after (see ``_with_null_cells``)."""
 
     __slots__ = ()
 
@@ -116,7 +120,6 @@ class _NoCell(Cell):
 
 
 _NO_CELL = _NoCell()
-_NULL_MARK = "\x00sqlite-cells:null"  # what NULL in a Cell field is handed to msgspec as
 _UNKNOWN: Any = object()
 _STRUCT_ROWS: dict[type, _StructRows | None] = {}  # row type → its fast builder (None: none)
 
@@ -156,16 +159,6 @@ class _Cells:
         self._known = table if len(table) <= _CACHE_SIZE else {}
         return list(map(table.get, values))
 
-    def one(self, value: Any) -> Cell | None:
-        if type(value) is not str:  # (see _SHAREABLE)
-            return self._rt.cells_for(parse_links([value]))[0]
-        cell: Cell | None = self._known.get(value, _UNKNOWN)
-        if cell is _UNKNOWN:
-            cell = self._rt.cells_for(parse_links([value]))[0]
-            if len(self._known) < _CACHE_SIZE:
-                self._known[value] = cell
-        return cell
-
 
 _SAMPLE = 64
 # The value types whose equal values always read the same link: other values may equal a link
@@ -192,7 +185,8 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
     if row is None:
         return _as_dicts
     names = _fields(row)
-    hints = typing.get_type_hints(row)
+    hints = _type_hints(row)
+    _check_convertible(row, hints)
     cell_fields = [n for n in names if _is_cell_type(hints.get(n))]
     links = frozenset(cell_fields)
     cells = _Cells(rt)
@@ -217,6 +211,67 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
                 return general(_as_result(given))
 
     return decode
+
+
+def _type_hints(row: type) -> dict[str, Any]:
+    """The row type's field types, resolved; :class:`InvalidArgument` when an annotation names
+    something its module cannot see (a class defined inside a function, with ``from __future__
+    import annotations``)."""
+    try:
+        return typing.get_type_hints(row)
+    except Exception as exc:  # NameError mostly; any failure is the annotation's
+        raise InvalidArgument(
+            f"row={row.__name__}: its field annotations cannot be resolved "
+            f"({type(exc).__name__}: {exc}); define the types they name at module level, where "
+            f"{row.__name__}'s module can see them"
+        ) from exc
+
+
+def _check_convertible(row: type, hints: dict[str, Any]) -> None:
+    """Refuse, at the call, a row type msgspec cannot build (a union of two str-like types such
+    as ``str | bytes``, a Cell field typed ``Cell | int``...): it would fail on every result."""
+    try:
+        msgspec.convert([], list[row])  # type: ignore[valid-type]  # checks the type only
+    except Exception as exc:
+        name, hint = next(((n, h) for n, h in hints.items() if not _convertible(h)), ("?", None))
+        raise InvalidArgument(
+            f"row={row.__name__}: field {name!r} is typed {_shown_type(hint)}, which rows cannot "
+            f"be converted to ({str(exc).split(' - type ')[0]}); give it one type a column's "
+            "values convert to (Any takes any value; a link field is sc.Cell or sc.Cell | None), "
+            "or cast the column in SQL"
+        ) from exc
+
+
+def _convertible(hint: Any) -> bool:
+    try:
+        msgspec.convert([], list[hint])
+    except Exception:
+        return False
+    return True
+
+
+def _shown_type(hint: Any) -> str:
+    """``str | bytes``, ``Cell | int``: a type as written, without module paths."""
+    shown = hint.__name__ if isinstance(hint, type) else repr(hint)
+    return _MODULE_PATH.sub("", shown)
+
+
+_PART_ROWS = 4096  # rows built per msgspec call by build_rows
+
+
+def build_rows(decode: RowDecoder, result: StatementResult) -> list[Any]:
+    """``decode(result)``, a large result in parts of ``_PART_ROWS`` rows: msgspec converts a
+    part in one C call, which keeps the interpreter lock throughout, so a query worker building
+    a large result lets the scheduler thread run between parts (R44, R54). Each part is built
+    as the whole would be; only an error's row index counts from the part's first row."""
+    rows = result.rows
+    if decode is _as_dicts or len(rows) <= _PART_ROWS or result.error is not None:
+        return decode(result)
+    built: list[Any] = []
+    for start in range(0, len(rows), _PART_ROWS):
+        part = StatementResult(result.names, rows[start : start + _PART_ROWS])
+        built.extend(decode(part))
+    return built
 
 
 _BULK_ROWS = 1024  # rows from which a decode pauses the cyclic garbage collector
@@ -248,59 +303,131 @@ class _PausedCollector:
 def _general_decoder(
     row: type, cells: _Cells, cell_fields: list[str], *, db_id: str, sql: str
 ) -> Callable[[StatementResult], list[Any]]:
-    """Rows as dicts, converted by msgspec with a decode hook per Cell field. The link columns
-    are decoded as columns first, so the hook is one table probe per link."""
-    setter = _setter(row)
+    """Rows as dicts whose link columns are decoded first (as columns, into cells or ``None``),
+    converted by msgspec, which takes a cell in a Cell field as it is. A NULL or invalid link is
+    ``None`` in its field from the start, so a ``__post_init__`` sees ``None`` (R43); a field
+    typed ``Cell`` alone, which msgspec refuses ``None`` for, is handled by ``_with_null_cells``.
+    Whatever building a row raises is a :class:`QueryError` naming the row type."""
+    hints = typing.get_type_hints(row)
     many = list[row]  # type: ignore[valid-type]  # a runtime type argument, on purpose
+    column_of = _column_names(row)
+    links = [column_of.get(n, n) for n in cell_fields]  # the Cell fields' column names
+    refusing_none = {column_of.get(n, n): n for n in cell_fields if not _takes_none(hints.get(n))}
 
-    def prepared(result: StatementResult, present: list[str]) -> list[dict[str, Any]]:
+    def with_cells(result: StatementResult, present: list[str]) -> list[dict[str, Any]]:
         rows = result.as_dicts()
-        if not any(r.get(n) is None for r in rows for n in present):
+        if not present:
             return rows
-        # msgspec refuses None for a field typed Cell before calling the hook: mark it.
-        return [
-            {k: (_NULL_MARK if v is None and k in present else v) for k, v in r.items()}
-            for r in rows
-        ]
-
-    def decoded(result: StatementResult, present: list[str]) -> dict[Any, Cell | None]:
-        """Link text → cell for the link columns named like Cell fields (str keys only are
-        looked up: see _SHAREABLE)."""
-        table: dict[Any, Cell | None] = {}
-        for name in present:
-            values = [r.get(name) for r in result.as_dicts()]
-            column = cells.column(values)
-            with contextlib.suppress(TypeError):  # unhashable: the hook decodes them alone
-                table.update(zip(values, column, strict=True))
-        return table
+        columns = [cells.column([r.get(name) for r in rows]) for name in present]
+        built = []
+        for given, decoded in zip(rows, zip(*columns, strict=True), strict=True):
+            item = dict(given)  # the result's own dicts stay as read
+            for name, cell in zip(present, decoded, strict=True):
+                if name in item:
+                    item[name] = cell
+            built.append(item)
+        return built
 
     def decode(result: StatementResult) -> list[Any]:
-        present = [n for n in cell_fields if n in result.names]
-        table = decoded(result, present)
-        missing = False
-
-        def hook(kind: type, value: Any) -> Any:
-            nonlocal missing
-            cell = table.get(value, _UNKNOWN) if type(value) is str else _UNKNOWN
-            if cell is _UNKNOWN:
-                cell = None if value is _NULL_MARK else cells.one(value)
-            if cell is None:
-                missing = True
-                return _NO_CELL
-            return cell
-
+        present = [n for n in links if n in result.names]
+        rows = with_cells(result, present)
+        nulls = {
+            column: name
+            for column, name in refusing_none.items()
+            if column in present and any(r.get(column) is None for r in rows)
+        }
         try:
-            built: list[Any] = msgspec.convert(prepared(result, present), many, dec_hook=hook)
+            if nulls:
+                return _with_null_cells(row, hints, cell_fields, rows, nulls)
+            built: list[Any] = msgspec.convert(rows, many)
         except msgspec.ValidationError as exc:
             raise _query_error(exc, row, result, db_id=db_id, sql=sql) from exc
-        if missing:
-            for item in built:
-                for name in cell_fields:
-                    if _value(item, name) is _NO_CELL:
-                        setter(item, name, None)
+        except SqliteCellsError:
+            raise
+        except Exception as exc:  # the row type's own code (__post_init__) raised
+            raise _raised_error(exc, row, db_id=db_id, sql=sql) from exc
         return built
 
     return decode
+
+
+def _column_names(row: type) -> dict[str, str]:
+    """Field name → column name, where they differ (a Struct's ``rename``)."""
+    if isinstance(row, type) and issubclass(row, msgspec.Struct):
+        return {f.name: f.encode_name for f in msgspec.structs.fields(row)}
+    return {}
+
+
+def _takes_none(hint: Any) -> bool:
+    return typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in (
+        typing.get_args(hint)
+    )
+
+
+def _with_null_cells(
+    row: type,
+    hints: dict[str, Any],
+    cell_fields: list[str],
+    rows: list[dict[str, Any]],
+    nulls: dict[str, str],
+) -> list[Any]:
+    """Rows of a type with a field typed ``Cell`` (not ``Cell | None``) that holds ``None`` for
+    some row (R43: NULL or not a link); ``nulls`` maps such fields' columns to their names.
+    msgspec checks a Cell field's value is a cell, so:
+
+    - a row type running no code of its own while built (no ``__post_init__``: msgspec sets
+      fields without calling ``__init__``) is built with a placeholder cell in those fields,
+      replaced by ``None`` right after — nothing sees it;
+    - else msgspec checks the other fields on a twin Struct whose Cell fields take any value,
+      and each row is built by calling the row type, so its ``__post_init__`` sees ``None``."""
+    if not hasattr(row, "__post_init__"):
+        marked = [
+            {k: (_NO_CELL if v is None and k in nulls else v) for k, v in r.items()} for r in rows
+        ]
+        built: list[Any] = msgspec.convert(marked, list[row])  # type: ignore[valid-type]
+        setter = _setter(row)
+        for item in built:
+            for name in nulls.values():
+                if _value(item, name) is _NO_CELL:
+                    setter(item, name, None)
+        return built
+    twin = _twin(row, hints, set(cell_fields))
+    names = twin.__struct_fields__
+    checked = msgspec.convert(rows, list[twin])  # type: ignore[valid-type]
+    return [row(**{name: getattr(item, name) for name in names}) for item in checked]
+
+
+def _twin(row: type, hints: dict[str, Any], cell_names: set[str]) -> type[msgspec.Struct]:
+    """A Struct with ``row``'s constructor arguments, types, defaults and column names, except
+    that Cell fields take any value."""
+    spec: list[Any] = []
+    options: dict[str, Any] = {}
+    if isinstance(row, type) and issubclass(row, msgspec.Struct):
+        config = row.__struct_config__
+        options = {
+            "tag": config.tag,
+            "tag_field": config.tag_field,
+            "forbid_unknown_fields": config.forbid_unknown_fields,
+        }
+        for f in msgspec.structs.fields(row):
+            given = {"default": f.default, "default_factory": f.default_factory}
+            kind = Any if f.name in cell_names else f.type
+            spec.append((f.name, kind, msgspec.field(**given, name=f.encode_name)))
+    else:  # a dataclass (a TypedDict has no __post_init__)
+        for d in dataclasses.fields(row):  # type: ignore[arg-type]  # checked by the caller
+            if not d.init:
+                continue
+            given = {
+                "default": msgspec.NODEFAULT if d.default is dataclasses.MISSING else d.default,
+                "default_factory": (
+                    msgspec.NODEFAULT
+                    if d.default_factory is dataclasses.MISSING
+                    else d.default_factory
+                ),
+            }
+            kind = Any if d.name in cell_names else hints[d.name]
+            spec.append((d.name, kind, msgspec.field(**given)))
+    return msgspec.defstruct(f"{row.__name__}Checked", spec, kw_only=True, gc=False, **options)
 
 
 class _StructRows:
@@ -507,6 +634,16 @@ def _setter(row: type) -> Callable[[Any, str, Any], None]:
     if typing.is_typeddict(row):
         return lambda item, name, value: item.__setitem__(name, value)
     return object.__setattr__  # dataclasses, frozen ones included
+
+
+def _raised_error(exc: Exception, row: type, *, db_id: str, sql: str) -> QueryError:
+    return QueryError(
+        db_id,
+        sql,
+        f"building a {row.__name__} row raised {type(exc).__name__}: {exc}; make "
+        f"{row.__name__} (its __post_init__ or field types) accept every row the query returns, "
+        "or select only the rows it accepts",
+    )
 
 
 def _query_error(

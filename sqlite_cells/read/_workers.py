@@ -83,6 +83,9 @@ class ReadJob:
     prepare: Callable[[], None] | None = None
     # The rows each item's statement read last time, if known (see ``read_batch``).
     previous: Callable[[Any], list[Any] | None] | None = None
+    # Run on the worker for each item's result before delivery: a live query builds its rows
+    # there, within the statement's deadline, not on the scheduler thread (R44).
+    ahead: Callable[[Any, StatementResult], None] | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -263,13 +266,33 @@ class QueryWorkers:
                 previous=[last(key) for key in keys] if last is not None else None,
             )
             # Fewer results than statements: the watchdog handed the rest to another job.
-            return seq, list(zip(keys, results, strict=False))
+            pairs = list(zip(keys, results, strict=False))
+            if job.ahead is not None:
+                self._build_ahead(job.ahead, pairs, tracker)
+            return seq, pairs
         except SqliteCellsError as exc:
             return 0, [(key, StatementResult(error=exc)) for key in _kept(keys, tracker)]
         except Exception as exc:  # a bug or an unexpected failure must still end the read
             error = QueryError(job.decl.db_id, job.items[0][1].sql, f"{type(exc).__name__}: {exc}")
             error.__cause__ = exc
             return 0, [(key, StatementResult(error=error)) for key in _kept(keys, tracker)]
+
+    def _build_ahead(
+        self,
+        ahead: Callable[[Any, StatementResult], None],
+        pairs: list[tuple[Any, StatementResult]],
+        tracker: Tracker,
+    ) -> None:
+        """Build each result's rows here; a statement's run, its rows built, keeps its deadline
+        (the watchdog reports it as timed out past it). The read is over: the watchdog has no
+        connection to interrupt."""
+        for index, (key, result) in enumerate(pairs):
+            if result.error is not None:
+                continue
+            with tracker.lock:
+                tracker.pooled, tracker.index, tracker.building = None, index, True
+                tracker.deadline = time.monotonic() - result.seconds + self.timeout
+            ahead(key, result)
 
     # -- the watchdog --------------------------------------------------------------------------
 
@@ -335,11 +358,15 @@ class QueryWorkers:
         ``_add_extra_locked``); its results are delivered apart, in their own transaction."""
         tracker, job = flight.tracker, flight.job
         with tracker.lock:
+            if tracker.building:
+                return  # every statement was read: only rows are being built
             index, end = tracker.index, min(tracker.end, len(job.items))
             if index + 1 >= end or now - (tracker.deadline - self.timeout) < SLOW:
                 return  # nothing left behind it, or not begun (deadline inf), or not slow yet
             tracker.end = index + 1
-        rest = ReadJob(job.decl, job.items[index + 1 : end], job.deliver, None, job.previous)
+        rest = ReadJob(
+            job.decl, job.items[index + 1 : end], job.deliver, None, job.previous, job.ahead
+        )
         self._queue.append(rest)
         self._wake.notify()
         self.splits += 1
@@ -365,18 +392,23 @@ class QueryWorkers:
         tracker, job = flight.tracker, flight.job
         with tracker.lock:
             pooled, index, end = tracker.pooled, tracker.index, tracker.end
+            building = tracker.building
         _interrupt(pooled)
         key, stmt = job.items[index]
+        doing = (
+            "building its rows (row=): select fewer rows"
+            if building
+            else "in one long step (a function call on large values): narrow the query"
+        )
         error = QueryTimeout(
             job.decl.db_id,
             stmt.sql,
-            f"still running {self.timeout}s (query_timeout) later, in one long step (a function "
-            "call on large values): narrow the query",
+            f"still running {self.timeout}s (query_timeout) later, {doing}",
         )
         _deliver(job, 0, [(key, StatementResult(error=error))])
         rest = job.items[:index] + job.items[index + 1 : end]  # past end: handed on already
         if rest:
-            self.submit(ReadJob(job.decl, rest, job.deliver, None, job.previous))
+            self.submit(ReadJob(job.decl, rest, job.deliver, None, job.previous, job.ahead))
 
     # -- lifecycle -----------------------------------------------------------------------------
 

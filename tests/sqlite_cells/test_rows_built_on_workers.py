@@ -1,0 +1,101 @@
+"""A live query's typed rows are built on the query worker that read them, not on the scheduler
+thread: building a large result holds back no other cell (R54), and a run whose rows take
+longer than ``query_timeout`` to build ends as :class:`QueryTimeout` (R44)."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells.read._reader import StatementResult
+from sqlite_cells.read._rows import _PART_ROWS, build_rows, row_decoder
+
+TABLES = {"t": sc.table(id="integer primary key", v="integer")}
+GATE = threading.Event()  # what a Gated row waits for while it is built
+
+
+@dataclasses.dataclass
+class Gated:
+    v: int
+
+    def __post_init__(self) -> None:
+        if not GATE.wait(timeout=10):
+            raise RuntimeError("nothing opened the gate: the cell that opens it never updated")
+
+
+@pytest.fixture
+def runtime(store: Path) -> Iterator[sc.Runtime]:
+    GATE.clear()
+    runtime = sc.Runtime(store, poll_interval=0.01, query_timeout=30)
+    try:
+        yield runtime
+    finally:
+        GATE.set()  # an abandoned worker may still be building
+        runtime.close()
+
+
+def test_building_rows_holds_back_no_other_cell(runtime: sc.Runtime) -> None:
+    space = runtime.space("demo")
+    db = space.sqlite_database("x", tables=TABLES)
+    counter = space.cell("counter", default=0)
+    with space.transact():
+        db.exec("INSERT INTO t (id, v) VALUES (1, 1), (2, 2)")
+    seen: list[Any] = []
+
+    def told(value: Any) -> None:
+        seen.append(value)
+        if value == 1:
+            GATE.set()  # only a scheduler free while the rows are built gets here
+
+    sc.derive(counter, lambda n: n).observe().subscribe(told)
+    runtime.settle()
+    q = db.query("SELECT v FROM t ORDER BY id", row=Gated)
+    with space.transact():
+        counter.set(1)
+    assert runtime.settle(timeout=20)
+    assert 1 in seen
+    assert q.get().error is None and q.get().result == [Gated(1), Gated(2)]
+
+
+def test_rows_built_past_query_timeout_are_a_query_timeout(store: Path) -> None:
+    GATE.clear()
+    runtime = sc.Runtime(store, poll_interval=0.01, query_timeout=0.2)
+    try:
+        space = runtime.space("demo")
+        db = space.sqlite_database("x", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (id, v) VALUES (1, 1)")
+        q = db.query("SELECT v FROM t", row=Gated)
+        assert runtime.settle(timeout=20)
+        error = q.get().error
+        assert isinstance(error, sc.QueryTimeout) and q.get().result is None
+        assert "building its rows (row=): select fewer rows" in str(error)
+        GATE.set()
+        untyped = db.query("SELECT v FROM t")
+        assert runtime.settle(timeout=20)
+        assert untyped.get().result == [{"v": 1}]
+    finally:
+        GATE.set()
+        runtime.close()
+
+
+class Part(msgspec.Struct):
+    v: int
+
+
+def test_a_large_result_is_built_in_parts_like_the_whole(runtime: sc.Runtime) -> None:
+    decode = row_decoder(Part, runtime, db_id="db", sql="q")
+    rows = [(i,) for i in range(2 * _PART_ROWS + 3)]
+    result = StatementResult(("v",), rows)
+    assert build_rows(decode, result) == [Part(i) for i in range(len(rows))]
+    bad = StatementResult(("v",), [*rows, ("x",)])
+    with pytest.raises(sc.QueryError) as caught:
+        build_rows(decode, bad)
+    assert "column 'v' does not fit field Part.v" in str(caught.value)
