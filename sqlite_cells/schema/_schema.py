@@ -361,7 +361,7 @@ def _check_with_sqlite(schema: Schema) -> None:
             except apsw.Error as exc:
                 raise _blame(scratch, name, declared, exc) from exc
             xinfo = scratch.execute(f"PRAGMA table_xinfo({quote_ident(name)})").fetchall()
-            got = [fold_ascii(r[1]) for r in xinfo]
+            got = [fold_ascii(str(r[1])) for r in xinfo]
             want = [fold_ascii(c) for c in declared.column_names]
             if got != want:
                 raise SchemaError(
@@ -370,7 +370,7 @@ def _check_with_sqlite(schema: Schema) -> None:
                 )
             for _, column, _, _, default, _, hidden in xinfo:
                 if default is not None and hidden == 0:
-                    _check_default(scratch, name, column, default)
+                    _check_default(scratch, name, str(column), str(default))
             for index, cols in declared.indexes:
                 try:
                     scratch.execute(create_index_sql("main", index, name, cols))
