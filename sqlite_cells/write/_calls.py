@@ -315,8 +315,9 @@ class _Overrides:
 
 def override_long_calls(conn: apsw.Connection, owner: Deadline) -> None:
     """Override the :data:`LONG_CALLS` builtins on ``conn`` (a space's write connection), and
-    register the functions computing the JSON calls of many paths, under ``owner.deadline``. Registering expires ``conn``'s prepared statements (they re-prepare
-    once), and fails with ``apsw.BusyError`` while one of them is running."""
+    register the functions computing the JSON calls of many paths, under ``owner.deadline``.
+    Registering expires ``conn``'s prepared statements (they re-prepare once), and fails with
+    ``apsw.BusyError`` while one of them is running."""
     overrides = _Overrides(owner, tuple(conn.limit(which, -1) for which in _LIMITS))
     for name, numargs in LONG_CALLS:
         conn.create_scalar_function(
