@@ -68,7 +68,17 @@ from sqlite_cells.runtime import LENGTH_LIMIT, InvalidArgument, busy_ms, surroga
 from sqlite_cells.schema._rebuild import rebuild_adding
 from sqlite_cells.schema._schema import Schema, quote_ident
 from sqlite_cells.schema._schema_diff import MigrationPlan, diff_of, plan_migration, rows_of
-from sqlite_cells.sql import OP, USER_PREPARE_FLAGS, WORD, Gate, fold_ascii, scan_sql
+from sqlite_cells.sql import (
+    JSON_CALL_PREFIX,
+    JSON_CALLS,
+    OP,
+    USER_PREPARE_FLAGS,
+    WORD,
+    Gate,
+    fold_ascii,
+    scan_sql,
+    split_json_calls,
+)
 
 __all__ = [
     "Budget",
@@ -129,6 +139,9 @@ def _is_autoindex(index: str | None, table: str | None) -> bool:
     return index.startswith(prefix) and index[len(prefix) :].isdigit()
 
 
+_JSON_FUNCTIONS: Final = frozenset(JSON_CALL_PREFIX + name for name in JSON_CALLS)
+
+
 class _MigrationPolicy:
     """The authorizer of a ``migrate`` callback's statements (R14): triggers, views, virtual
     tables, temp objects, ATTACH/DETACH, PRAGMAs, transaction control and ANALYZE are denied;
@@ -177,6 +190,8 @@ class _MigrationPolicy:
             return ok if self.ddl or not _reserved(a) else deny
         if action == apsw.SQLITE_FUNCTION:
             name = fold_ascii(b or "")
+            if name in _JSON_FUNCTIONS:  # what a JSON call of many paths is rewritten to (R44)
+                return ok
             return deny if name in _FORBIDDEN_FUNCTIONS or name.startswith("_cf_") else ok
         return deny
 
@@ -234,7 +249,9 @@ class MigrationConnection:
             with self._gate.user(self._policy):
                 budget.deadline = budget.limit
                 try:
-                    cursor = self._conn.execute(sql, bindings, prepare_flags=USER_PREPARE_FLAGS)
+                    # R44: a JSON call of many paths is computed by the long-call functions.
+                    run = split_json_calls(sql) if budget.long_calls else sql
+                    cursor = self._conn.execute(run, bindings, prepare_flags=USER_PREPARE_FLAGS)
                     return [tuple(row) for row in cursor]
                 finally:
                     budget.deadline = None
@@ -371,12 +388,15 @@ Migrate = Callable[[MigrationConnection, int], object]
 class Budget:
     """The deadline of a migration's statements (``time.monotonic()``): ``limit`` for all of
     them, ``deadline`` the one in force, set only while a statement of the callback runs (what
-    the progress handler and the long-call overrides read; None: no deadline)."""
+    the progress handler and the long-call overrides read; None: no deadline). ``long_calls``:
+    whether those overrides, and the functions computing JSON calls of many paths, are on the
+    connection."""
 
-    __slots__ = ("deadline", "limit", "seconds")
+    __slots__ = ("deadline", "limit", "long_calls", "seconds")
 
     def __init__(self, seconds: float | None) -> None:
         self.seconds = seconds
+        self.long_calls = False
         self.limit: float | None = None
         self.deadline: float | None = None
 
@@ -534,6 +554,7 @@ def migrate_file(
             conn.set_progress_handler(budget.passed, _PROGRESS_STEPS)
             if long_calls is not None:
                 long_calls(conn, budget)
+                budget.long_calls = True
         conn.execute("BEGIN IMMEDIATE")
         try:
             ran = _migrate_in_transaction(conn, gate, budget, schema, db_id, version, migrate)

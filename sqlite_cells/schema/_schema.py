@@ -31,6 +31,7 @@ from typing import Final
 import apsw
 
 from sqlite_cells.codec import SchemaError
+from sqlite_cells.runtime import LENGTH_LIMIT
 from sqlite_cells.sql import (
     ALLOWED_SQLITE_FUNCTIONS,
     LINK_SUFFIX,
@@ -352,20 +353,24 @@ def _recheck(name: str, declared: Table) -> None:
 def _check_with_sqlite(schema: Schema) -> None:
     """Build every table in a scratch database; SQLite is the judge of each spec."""
     scratch = apsw.Connection(":memory:")
+    scratch.limit(apsw.SQLITE_LIMIT_LENGTH, LENGTH_LIMIT)  # R44, as everywhere
     try:
         for name, declared in schema.tables:
             try:
                 scratch.execute(create_table_sql("main", name, declared))
             except apsw.Error as exc:
                 raise _blame(scratch, name, declared, exc) from exc
-            xinfo = scratch.execute(f"PRAGMA table_xinfo({quote_ident(name)})")
-            got = [fold_ascii(r[1]) for r in xinfo]
+            xinfo = scratch.execute(f"PRAGMA table_xinfo({quote_ident(name)})").fetchall()
+            got = [fold_ascii(str(r[1])) for r in xinfo]
             want = [fold_ascii(c) for c in declared.column_names]
             if got != want:
                 raise SchemaError(
                     f"table {name!r}: SQLite built columns {got} from the specs, not {want}; "
                     f"each spec must be exactly one column definition"
                 )
+            for _, column, _, _, default, _, hidden in xinfo:
+                if default is not None and hidden == 0:
+                    _check_default(scratch, name, str(column), str(default))
             for index, cols in declared.indexes:
                 try:
                     scratch.execute(create_index_sql("main", index, name, cols))
@@ -384,6 +389,21 @@ def _check_with_sqlite(schema: Schema) -> None:
             )
     finally:
         scratch.close()
+
+
+def _check_default(scratch: apsw.Connection, name: str, column: str, default: str) -> None:
+    """R44, R14: a column's default must be computable, within SQLite's length limit, as every
+    read of a file that lacks the column computes it (a re-declared column reads as its
+    default): one that fails would make the whole table unreadable."""
+    try:
+        scratch.execute(f"SELECT typeof(({default}))").fetchall()
+    except apsw.Error as exc:
+        limit = LENGTH_LIMIT // (1 << 20)
+        raise SchemaError(
+            f"table {name!r}, column {column!r}: SQLite cannot compute the default {default}: "
+            f"{type(exc).__name__}: {exc}; give a default SQLite can compute, a value of at "
+            f"most {limit} MiB (SQLite's length limit)"
+        ) from exc
 
 
 def _blame(scratch: apsw.Connection, name: str, declared: Table, exc: apsw.Error) -> SchemaError:

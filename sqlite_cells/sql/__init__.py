@@ -14,8 +14,11 @@ from sqlite_cells.sql._binding import parameter_rows as parameter_rows
 from sqlite_cells.sql._guard import CheckedStatement as CheckedStatement
 from sqlite_cells.sql._guard import Mode as Mode
 from sqlite_cells.sql._guard import check_statement as check_statement
+from sqlite_cells.sql._json_calls import split_json_calls as split_json_calls
 from sqlite_cells.sql._names import ALLOWED_SQLITE_FUNCTIONS as ALLOWED_SQLITE_FUNCTIONS
 from sqlite_cells.sql._names import DATABASE_ALIAS as DATABASE_ALIAS
+from sqlite_cells.sql._names import JSON_CALL_PREFIX as JSON_CALL_PREFIX
+from sqlite_cells.sql._names import JSON_CALLS as JSON_CALLS
 from sqlite_cells.sql._names import LINK_SUFFIX as LINK_SUFFIX
 from sqlite_cells.sql._names import RESERVED_PREFIXES as RESERVED_PREFIXES
 from sqlite_cells.sql._names import fold_ascii as fold_ascii
@@ -40,6 +43,8 @@ __all__ = [
     "ALLOWED_SQLITE_FUNCTIONS",
     "BLOB",
     "DATABASE_ALIAS",
+    "JSON_CALLS",
+    "JSON_CALL_PREFIX",
     "LINK_SUFFIX",
     "NUMBER",
     "OP",
@@ -70,5 +75,6 @@ __all__ = [
     "map_params",
     "parameter_rows",
     "scan_sql",
+    "split_json_calls",
     "unquote",
 ]

@@ -17,6 +17,8 @@ __all__ = [
     "EPONYMOUS_TABLES",
     "FORBIDDEN_FUNCTIONS",
     "FORBIDDEN_VERBS",
+    "JSON_CALLS",
+    "JSON_CALL_PREFIX",
     "LINK_SUFFIX",
     "READ_VERBS",
     "RESERVED_PREFIXES",
@@ -56,6 +58,21 @@ FORBIDDEN_FUNCTIONS: Final = frozenset(
 ALLOWED_SQLITE_FUNCTIONS: Final = frozenset(
     {"sqlite_version", "sqlite_source_id", "sqlite_compileoption_used", "sqlite_compileoption_get"}
 )
+# SQLite's JSON functions whose one call can look up many paths (R44): name -> (fewest
+# arguments of a call of two paths or more, whether path and value pairs follow the document).
+# Such calls in a write are computed by the runtime's functions ``_cf_<name>`` (the rewrite:
+# sqlite_cells.sql._json_calls), the only ``_cf_`` functions the authorizer lets a statement call.
+JSON_CALLS: Final[dict[str, tuple[int, bool]]] = {
+    **{name: (3, False) for name in ("json_extract", "json_remove")},
+    **{name: (3, False) for name in ("jsonb_extract", "jsonb_remove")},
+    **{
+        prefix + name: (5, True)
+        for prefix in ("json_", "jsonb_")
+        for name in ("set", "insert", "replace", "array_insert")
+    },
+}
+JSON_CALL_PREFIX: Final = "_cf_"
+_RUNTIME_FUNCTIONS: Final = frozenset(JSON_CALL_PREFIX + name for name in JSON_CALLS)
 
 # Statement verbs (upper case, as the guard's tokens carry them).
 TRANSACTION_VERBS: Final = frozenset({"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"})
@@ -100,11 +117,13 @@ def is_reserved_table(name: str) -> bool:
 
 def is_forbidden_function(name: str) -> bool:
     """Whether a user statement may not call the SQL function ``name`` (R21, R23): the R21
-    list, pragma functions, ``_cf_*`` and every ``sqlite_*`` function but the four harmless
-    ones (``sqlite_log`` writes to the application's error log)."""
+    list, pragma functions, ``_cf_*`` (but the ``_cf_json_*`` functions a write's statement
+    calls once rewritten: the guard refuses them in a user's own text) and every ``sqlite_*``
+    function but the four harmless ones (``sqlite_log`` writes to the application's error
+    log)."""
     folded = fold_ascii(name)
     if folded in FORBIDDEN_FUNCTIONS or folded.startswith(("_cf_", VIRTUAL_PREFIX)):
-        return True
+        return folded not in _RUNTIME_FUNCTIONS
     return folded.startswith("sqlite_") and folded not in ALLOWED_SQLITE_FUNCTIONS
 
 

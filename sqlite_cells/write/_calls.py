@@ -9,6 +9,14 @@ at most ``SQLITE_LIMIT_LENGTH`` (64 MiB here), so one call of them is bounded. T
 ignored)`` looks up every ignored character; ``jsonb_patch`` looks up every key of the patch
 among the target's), so one call on two large values can run for minutes.
 
+JSON calls of two paths or more (``json_extract(doc, p1, p2, …)``, ``json_set`` with several
+pairs, …: every path is looked up in the document, so one call costs the document's size times
+up to 999 paths) cannot be overridden under their own names: their results carry SQLite's JSON
+subtype, which a Python function can neither read nor set. A write's statement is rewritten
+instead (:func:`sqlite_cells.sql.split_json_calls`) to call the runtime's ``_cf_json_*``
+functions registered here, which compute like the overrides below (cost: the arguments' total
+size times the number of paths) and take each value as the rewrite passes it.
+
 On each space write connection those forms (name and number of arguments) are overridden by
 Python functions of the same name, deterministic and innocuous as the builtins are, so they keep
 working in CHECK constraints, generated columns and indexes. None of them computes anything
@@ -50,6 +58,8 @@ from dataclasses import dataclass, field
 from typing import Final, Protocol
 
 import apsw
+
+from sqlite_cells.sql import JSON_CALL_PREFIX, JSON_CALLS
 
 __all__ = ["HELPERS", "INLINE_COST", "LONG_CALLS", "Deadline", "override_long_calls", "running"]
 
@@ -270,17 +280,58 @@ class _Overrides:
 
         return call3
 
+    def json_function(self, name: str, pairs: bool) -> Callable[..., object]:
+        """The runtime's function computing a call of ``name`` of two paths or more, as
+        :func:`~sqlite_cells.sql.split_json_calls` rewrites it: the values of path and value
+        pairs come as ``json_quote(value)``, and are given to the builtin as ``json()`` of it."""
+        owner, helpers, limits = self._owner, _HELPERS, self._limits
+        run = self._calculator.run
+        statements: dict[int, str] = {}  # number of arguments -> the calculator's statement
+
+        def statement(count: int) -> str:
+            sql = statements.get(count)
+            if sql is None:
+                args = [
+                    f"?{i + 1} -> '$[0]'" if pairs and i > 1 and i % 2 == 0 else f"?{i + 1}"
+                    for i in range(count)
+                ]
+                sql = statements[count] = f"SELECT {name}({', '.join(args)})"
+            return sql
+
+        def call(*args: object) -> object:
+            sql = statement(len(args))
+            deadline = owner.deadline
+            if deadline is None:
+                return run(sql, args)
+            # Every path is looked up in the document (and every edit copies it): the size of
+            # all the arguments times the number of paths.
+            paths = (len(args) - 1) // 2 if pairs else len(args) - 1
+            if (sum(map(_size, args)) + 1) * paths < INLINE_COST:
+                return run(sql, args)
+            return helpers.run(name, _Call(sql, args, limits), deadline)
+
+        return call
+
 
 def override_long_calls(conn: apsw.Connection, owner: Deadline) -> None:
-    """Override the :data:`LONG_CALLS` builtins on ``conn`` (a space's write connection), under
-    ``owner.deadline``. Registering expires ``conn``'s prepared statements (they re-prepare
-    once), and fails with ``apsw.BusyError`` while one of them is running."""
+    """Override the :data:`LONG_CALLS` builtins on ``conn`` (a space's write connection), and
+    register the functions computing the JSON calls of many paths, under ``owner.deadline``.
+    Registering expires ``conn``'s prepared statements (they re-prepare once), and fails with
+    ``apsw.BusyError`` while one of them is running."""
     overrides = _Overrides(owner, tuple(conn.limit(which, -1) for which in _LIMITS))
     for name, numargs in LONG_CALLS:
         conn.create_scalar_function(
             name,
             overrides.function(name, numargs),
             numargs,
+            deterministic=True,
+            flags=apsw.SQLITE_INNOCUOUS,
+        )
+    for name, (_, pairs) in JSON_CALLS.items():
+        conn.create_scalar_function(
+            JSON_CALL_PREFIX + name,
+            overrides.json_function(name, pairs),
+            -1,
             deterministic=True,
             flags=apsw.SQLITE_INNOCUOUS,
         )

@@ -13,7 +13,8 @@
 * A progress handler (installed once, with its own ``id``) that interrupts a user statement
   running past its deadline (R44 ``exec_timeout``), and overrides of the builtin SQL functions
   whose one call can run long within a single step, which keep that deadline too
-  (:mod:`sqlite_cells.write._calls`).
+  (:mod:`sqlite_cells.write._calls`); a user statement's JSON calls of many paths are
+  rewritten to functions computed the same way (:func:`sqlite_cells.sql.split_json_calls`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Final
 import apsw
 
 from sqlite_cells.files import ALIAS
-from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Gate
+from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Gate, split_json_calls
 from sqlite_cells.write._calls import override_long_calls
 
 __all__ = ["WriteConn", "write_conn"]
@@ -98,6 +99,7 @@ class WriteConn:
         self._last = policy
         self._policy, self._stepping = policy, False
         self.deadline = time.monotonic() + timeout
+        sql = split_json_calls(sql)  # R44: a JSON call of many paths can be abandoned too
         cursor = conn.cursor()
         cursor.exec_trace = self._started
         gate = self.gate

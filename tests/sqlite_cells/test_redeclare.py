@@ -17,6 +17,7 @@ import pytest
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
 from sqlite_cells.read._reader import known_read_set
+from sqlite_cells.schema import declare_tables
 
 OLD = {"t": sc.table(a="integer")}
 NEW = {
@@ -393,3 +394,45 @@ def test_the_authorizer_alone_keeps_the_default_tables_out_of_reach(
             assert rows == [{"a": 1, "c": 7}, {"a": 2, "c": 7}]
         finally:
             pool.close()
+
+
+@pytest.mark.parametrize(
+    ("spec", "why"),
+    [
+        ("blob default (zeroblob(70000000))", "TooBigError"),
+        ("blob default (randomblob(67108865))", "TooBigError"),
+        ("integer default (abs(-9223372036854775808))", "integer overflow"),
+        ("text default (json('x'))", "malformed JSON"),
+    ],
+)
+def test_a_default_sqlite_cannot_compute_is_refused_and_the_file_stays_readable(
+    store: Path, old_file: Path, spec: str, why: str
+) -> None:
+    """R44, R14: a re-declared column reads as its default until the file has it, so a default
+    over the length limit (or one that fails) would make every read of the table fail. It is
+    refused at declaration, and the stored columns read as before."""
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        space = rt.space("demo")
+        with pytest.raises(sc.SchemaError) as info:
+            space.sqlite_database("d", tables={"t": sc.table(a="integer", z=spec)})
+        message = str(info.value)
+        assert "table 't', column 'z'" in message
+        assert why in message
+        assert "64 MiB" in message
+        db = space.sqlite_database("d", tables=OLD)
+        assert db.read("SELECT a FROM t ORDER BY a") == [{"a": 1}, {"a": 2}]
+    with pytest.raises(sc.SchemaError):
+        declare_tables({"t": sc.table(a="integer", z=spec)})
+
+
+def test_a_large_default_within_the_length_limit_is_read_as_declared(
+    store: Path, old_file: Path
+) -> None:
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        db = rt.space("demo").sqlite_database(
+            "d", tables={"t": sc.table(a="integer", z="blob default (zeroblob(1000000))")}
+        )
+        assert db.read("SELECT a, length(z) AS n FROM t ORDER BY a") == [
+            {"a": 1, "n": 1000000},
+            {"a": 2, "n": 1000000},
+        ]

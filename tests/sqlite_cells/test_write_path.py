@@ -392,12 +392,14 @@ def test_values_over_the_length_limit_are_refused(space: Space, db: sc.SqliteDb,
 
 
 def test_parameters_and_defaults_over_the_length_limit_are_refused(space: Space) -> None:
-    big = space.sqlite_database(
-        "big",
-        tables={"t": sc.table(id="integer primary key", b="blob default (zeroblob(70000000))")},
-    )
+    with pytest.raises(sc.SchemaError, match="too big"):  # at declaration, before any write
+        space.sqlite_database(
+            "big",
+            tables={"t": sc.table(id="integer primary key", b="blob default (zeroblob(70000000))")},
+        )
+    big = space.sqlite_database("big", tables={"t": sc.table(id="integer primary key", b="blob")})
     with pytest.raises(sc.ExecError, match="too big"), space.transact():
-        big.exec("INSERT INTO t (id) VALUES (1)")
+        big.exec("INSERT INTO t (id, b) VALUES (1, zeroblob(70000000))")
     with space.transact():
         big.exec("INSERT INTO t (id, b) VALUES (1, x'00')")
     with pytest.raises(sc.ExecError, match="too big"), space.transact():

@@ -1,0 +1,143 @@
+"""JSON calls of several paths, rewritten so that the write path can keep its deadline (R44).
+
+A call of ``json_extract(doc, p1, …, pn)`` is one step of SQLite's VM that looks every path up
+in the document, one after the other: its time is the document's size times the number of
+paths (up to 999), and the progress handler cannot stop it. The same holds for
+``json_remove``, for ``json_set``, ``json_insert``, ``json_replace`` and ``json_array_insert``
+(path and value pairs), and for their ``jsonb_`` forms. A call of one path (or one pair) is
+linear in its arguments, as other builtins are, and stays as written.
+
+:func:`split_json_calls` rewrites each call of two paths or more in a user statement into a
+call of a runtime function of its own (``_cf_json_extract``, …; the guard refuses ``_cf_`` names
+in user text, the authorizer allows these ones), which the write path registers on its
+connections and computes like its other long calls, abandonable at the write's deadline
+(``sqlite_cells.write._calls``). The results stay SQLite's own, JSON subtype included: the mark
+by which ``json_array(json_set(…))`` nests an object where a plain string would be quoted. A
+Python function can neither read nor set it, so the rewrite carries it across:
+
+* each value of a path and value pair is passed as ``json_quote(value)``: the JSON the builtin
+  would insert (a string quoted, a number, ``null``, the text of a value that has the subtype as
+  it is), and the runtime function inserts ``json()`` of it;
+* a call of a ``json_`` function (text) is wrapped in ``json(…)``, which gives its result the
+  subtype the builtin's always has (a call of two paths or more always returns JSON or NULL).
+  ``jsonb_`` results are blobs, recognized by their content.
+
+Only statements that change rows or select are rewritten (a ``CREATE TABLE … AS SELECT`` or a
+``CREATE VIEW`` keeps its text: a schema is stored as written). Parameters keep their places.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Final
+
+from sqlite_cells.sql._kinds import OP, QUOTED, WORD
+from sqlite_cells.sql._names import JSON_CALL_PREFIX, JSON_CALLS
+from sqlite_cells.sql._statement import CACHE_MAX_SQL_LENGTH, scan_sql
+
+__all__ = ["split_json_calls"]
+
+_KEYS: Final = {name.upper(): name for name in JSON_CALLS}
+_MAY_CALL: Final = re.compile("json", re.IGNORECASE)
+_NOT_A_CALL_AFTER: Final = frozenset((".", "INTO", "FROM", "JOIN"))
+# A value as json_set converts it (numbers rendered as json_set renders them, a text with the
+# JSON subtype as JSON), in a JSONB array whose one element the runtime function inserts.
+_VALUE: Final = "jsonb_set('[0]', '$[0]', "
+_REWRITTEN_VERBS: Final = frozenset(("SELECT", "VALUES", "INSERT", "REPLACE", "UPDATE", "DELETE"))
+
+
+def split_json_calls(sql: str) -> str:
+    """``sql`` with each call of :data:`JSON_CALLS` of two paths or more rewritten (see the
+    module docstring); ``sql`` itself when it has none."""
+    if _MAY_CALL.search(sql) is None:
+        return sql
+    # Cached as the scan is: a text too long for its cache is rewritten on each call.
+    return _split(sql) if len(sql) > CACHE_MAX_SQL_LENGTH else _split_cached(sql)
+
+
+@functools.lru_cache(maxsize=256)
+def _split_cached(sql: str) -> str:
+    return _split(sql)
+
+
+def _split(sql: str) -> str:
+    scan = scan_sql(sql)
+    if scan.problem is not None or scan.verb not in _REWRITTEN_VERBS:
+        return sql
+    tokens = scan.tokens
+    # (start, end, text): the text replacing sql[start:end]; an insertion when start == end.
+    edits: list[tuple[int, int, str]] = []
+    for i, (kind, key, start, end) in enumerate(tokens):
+        name = _KEYS.get(key) if kind in (WORD, QUOTED) else None
+        if name is None or i + 1 == len(tokens) or tokens[i + 1][:2] != (OP, "("):
+            continue
+        if i and tokens[i - 1][1] in _NOT_A_CALL_AFTER and tokens[i - 1][0] in (OP, WORD):
+            continue  # a name, with its column list (INSERT INTO json_set (a, b, c) …)
+        commas, close = _arguments(tokens, i + 1)
+        fewest, pairs = JSON_CALLS[name]
+        count = len(commas) + 1
+        if close < 0 or count < fewest or (pairs and count % 2 == 0):
+            continue
+        if _is_cte(tokens, close + 1):
+            continue  # a CTE's name and column list: WITH json_set (a, b, c) AS (…)
+        function = JSON_CALL_PREFIX + name
+        text_result = not name.startswith("jsonb_")
+        edits.append((start, end, f"json({function}" if text_result else function))
+        if pairs:
+            # Each value: the argument after the 2nd, 4th, … comma, up to the next one.
+            ends = [*commas[1:], close]
+            for n in range(1, len(commas), 2):
+                after = tokens[commas[n]][3]
+                edits.append((after, after, _VALUE))
+                before = tokens[ends[n]][2]
+                edits.append((before, before, ")"))
+        if text_result:
+            after = tokens[close][3]
+            edits.append((after, after, ")"))
+    if not edits:
+        return sql
+    out: list[str] = []
+    at = 0
+    # An insertion goes before a name replaced at the same place (a value that is a call).
+    for start, end, text in sorted(edits, key=lambda edit: edit[:2]):
+        out += (sql[at:start], text)
+        at = end
+    out.append(sql[at:])
+    return "".join(out)
+
+
+def _arguments(
+    tokens: tuple[tuple[int, str, int, int], ...], opening: int
+) -> tuple[list[int], int]:
+    """The indexes of the commas between a call's arguments and of its closing parenthesis
+    (-1 when it has none) from the index of its opening one."""
+    depth = 0
+    commas: list[int] = []
+    for j in range(opening, len(tokens)):
+        kind, key = tokens[j][0], tokens[j][1]
+        if kind != OP:
+            continue
+        if key == "(":
+            depth += 1
+        elif key == ")":
+            depth -= 1
+            if depth == 0:
+                return commas, j
+        elif key == "," and depth == 1:
+            commas.append(j)
+    return commas, -1
+
+
+def _is_cte(tokens: tuple[tuple[int, str, int, int], ...], after: int) -> bool:
+    """Whether ``AS [NOT] [MATERIALIZED] (`` starts at ``after``: a common table expression's
+    body, not an alias."""
+    words = [t[1] for t in tokens[after : after + 4]]
+    if words[:1] != ["AS"]:
+        return False
+    rest = words[1:]
+    if rest[:1] == ["NOT"]:
+        rest = rest[1:]
+    if rest[:1] == ["MATERIALIZED"]:
+        rest = rest[1:]
+    return rest[:1] == ["("]

@@ -1,0 +1,257 @@
+"""R44 for one JSON call of many paths inside a write: ``json_extract``, ``json_remove``,
+``json_set``, ``json_insert``, ``json_replace``, ``json_array_insert`` and their ``jsonb_`` forms
+look every path up in the document within one VM step. In a write (and a ``migrate``) such a
+call of two paths or more is rewritten into a runtime function computed like the other long
+calls (``sql/_json_calls.py``, ``write/_calls.py``): abandoned at ``exec_timeout``, and
+otherwise giving exactly SQLite's result, JSON subtype included."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells._runtime import Space
+from sqlite_cells.schema._migrate import MigrationConnection
+from sqlite_cells.sql import JSON_CALLS, split_json_calls
+from sqlite_cells.write._calls import INLINE_COST, override_long_calls, running
+
+TABLES = {"t": sc.table(id="integer primary key", v="text")}
+
+# A million keys (≈ 17 MB): each path to the last one takes a few milliseconds to look up.
+KEYS = 1_000_000
+DOC = "{" + ",".join(f'"k{i}":{i}' for i in range(KEYS)) + "}"
+LAST = f"'$.k{KEYS - 1}'"
+
+# Each runs for well over a second here (several times exec_timeout).
+LONG = {
+    "json_extract": f"json_extract(?, {', '.join([LAST] * 600)})",
+    "json_set": f"json_set(?, {', '.join([f'{LAST}, 1'] * 400)})",
+    "jsonb_remove": f"length(jsonb_remove(?, {', '.join([LAST] * 600)}))",
+}
+
+
+@pytest.fixture
+def fast(store: Path, quiet_helpers: None) -> Iterator[sc.Runtime]:
+    with sc.Runtime(store, exec_timeout=0.3, poll_interval=0.01) as runtime:
+        yield runtime
+
+
+@pytest.mark.parametrize("form", sorted(LONG))
+def test_a_json_call_of_many_paths_times_out_and_lets_the_space_go(
+    fast: sc.Runtime, form: str
+) -> None:
+    space = fast.space("demo")
+    db = space.sqlite_database("d", tables=TABLES)
+    sql = f"INSERT INTO t (v) VALUES ({LONG[form]})"
+    with pytest.raises(sc.ExecTimeout) as info, space.transact():
+        db.exec("INSERT INTO t (v) VALUES ('same transaction')")
+        db.exec(sql, [DOC])
+    assert info.value.sql == sql and info.value.db_id == db.id
+    assert isinstance(info.value.__cause__, apsw.InterruptError)
+    assert running() >= 1  # the lookups go on, abandoned
+    assert db.rev == 0
+    with space.transact():  # writable at once
+        db.exec("INSERT INTO t (v) VALUES (json_extract(?, '$.k1', '$.k2'))", ['{"k1":1,"k2":[2]}'])
+    assert db.read("SELECT v FROM t") == [{"v": "[1,[2]]"}]
+
+
+def test_a_migrate_statement_with_a_json_call_of_many_paths_times_out(
+    store: Path, quiet_helpers: None
+) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('x')")
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        conn.execute(f"UPDATE t SET v = {LONG['json_extract']}", [DOC])
+
+    with sc.Runtime(store, exec_timeout=0.3) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=TABLES, version=2, migrate=migrate)
+        with pytest.raises(sc.MigrationError) as info, space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('y')")
+        assert isinstance(info.value.__cause__, sc.ExecTimeout)
+        assert db.read("SELECT v FROM t") == [{"v": "x"}]
+
+
+def test_a_migrate_statement_sees_sqlites_results(store: Path) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        with space.transact():
+            db.exec("""INSERT INTO t (v) VALUES ('{"a":1,"b":{"c":2}}')""")
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        conn.execute("UPDATE t SET v = json_array(json_set(v, '$.a', json('[1]'), '$.d', 'x'))")
+
+    with sc.Runtime(store, exec_timeout=5) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=TABLES, version=2, migrate=migrate)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES (json_object('e', json_remove(?, '$.a', '$.z')))",
+                    ['{"a":1,"b":2}'])  # fmt: skip
+        assert db.read("SELECT v FROM t ORDER BY id") == [
+            {"v": '[{"a":[1],"b":{"c":2},"d":"x"}]'},
+            {"v": '{"e":{"b":2}}'},
+        ]
+
+
+D = """'{"a":1,"b":[2,3],"c":{"d":"x"},"e":1.50e0,"s":"q\\u00e9","n":null}'"""
+# Calls of two paths or more nested in functions that read the JSON subtype, values of every
+# kind (subtype or not, JSONB, numbers as SQLite renders them, infinity), NULLs and errors.
+EXPRESSIONS = [
+    f"json_extract({D}, '$.a', '$.b')",
+    f"json_extract({D}, '$.c', '$.e', '$.s', '$.n', '$.zz')",
+    f"json_array(json_extract({D}, '$.a', '$.b'))",
+    f"json_quote(json_extract({D}, '$.a', '$.b'))",
+    f"json_extract({D}, '$.a', '$.b') -> '$[1]'",
+    f"json_object('k', json_set({D}, '$.a', 9, '$.z', json('[1]')))",
+    f"json_set({D}, '$.a', 'txt', '$.z', json_array(1, 2), '$.y', NULL, '$.w', 2.5)",
+    f"json_set({D}, '$.a', jsonb('[1,2]'), '$.z', jsonb_object('q', 1), '$.y', jsonb('\"s\"'))",
+    "json_set('{}', '$.a', 9e999, '$.b', -9e999, '$.c', json('9.0e+999'))",
+    "json_set('{}', '$.a', json('12345678901234567890'), '$.b', 9223372036854775807)",
+    "json_set('{}', '$.a', 'q\"é' || char(10) || char(0), '$.b', json('\"s\"'))",
+    "json_set('[]', '$[#]', json_array(json_array(1)), '$[#]', '[2]')",
+    f"json_insert({D}, '$.a', 5, '$.new', '{{}}')",
+    f"json_replace({D}, '$.a', 5, '$.b[0]', json('{{\"p\":1}}'))",
+    f"json_remove({D}, '$.a', '$.b[0]')",
+    f"json_remove({D}, '$', '$.a')",
+    "json_array_insert('[1,2,3]', '$[1]', 'x', '$[0]', json('[9]'))",
+    f"hex(jsonb_extract({D}, '$.a', '$.c'))",
+    f"json(jsonb_set({D}, '$.a', json('[1]'), '$.b', 'str'))",
+    f"json(jsonb_insert({D}, '$.q', 1, '$.r', 2))",
+    f"json(jsonb_replace({D}, '$.a', 1, '$.r', 2))",
+    f"json(jsonb_remove({D}, '$.a', '$.c.d'))",
+    "json(jsonb_array_insert('[1]', '$[0]', 2, '$[#]', 3))",
+    f"json_extract(jsonb({D}), '$.a', '$.b')",
+    "json_set('{a:1}', '$.a', 1, '$.b', 2)",
+    "json_extract(NULL, '$.a', '$.b')",
+    "json_set(NULL, '$.a', 1, '$.b', 2)",
+    f"json_extract({D}, '$.a', NULL)",
+    f"json_extract({D}, '$.a', 'bad')",
+    "json_extract('not json', '$.a', '$.b')",
+    "json_extract(x'00', '$.a', '$.b')",
+    f"json_set({D}, '$.a', 1, 'bad', 2)",
+    f"json_set({D}, '$.a', x'0102', '$.b', 2)",
+    f"json_set({D}, '$.a', 1, '$.b', 2, '$.c')",
+]
+
+
+def _outcome(conn: apsw.Connection, expr: str) -> object:
+    try:
+        return conn.execute(f"SELECT r, typeof(r) FROM (SELECT {expr} AS r)").fetchone()
+    except apsw.Error as exc:
+        return (type(exc), str(exc))
+
+
+class _Owner:
+    deadline: float | None = None
+
+
+@pytest.mark.parametrize("deadline", [None, "now + 60 s"])
+def test_rewritten_calls_give_sqlites_results(deadline: str | None) -> None:
+    plain = apsw.Connection(":memory:")
+    owner = _Owner()
+    overridden = apsw.Connection(":memory:")
+    override_long_calls(overridden, owner)
+    owner.deadline = None if deadline is None else time.monotonic() + 60
+    rewritten = 0
+    for expr in EXPRESSIONS:
+        text = split_json_calls(f"SELECT {expr}")
+        rewritten += text != f"SELECT {expr}"
+        assert _outcome(overridden, text[len("SELECT ") :]) == _outcome(plain, expr), expr
+    assert rewritten == len(EXPRESSIONS) - 1  # all but the call of an even number of arguments
+    assert running() == 0
+
+
+def test_large_rewritten_calls_on_a_helper_give_sqlites_results() -> None:
+    plain = apsw.Connection(":memory:")
+    owner = _Owner()
+    overridden = apsw.Connection(":memory:")
+    override_long_calls(overridden, owner)
+    owner.deadline = time.monotonic() + 600
+    doc = "{" + ",".join(f'"k{i}":[{i}]' for i in range(20_000)) + "}"
+    assert len(doc) * 2 >= INLINE_COST
+    for expr in [
+        "json_array(json_extract(?1, '$.k7', '$.k19999'))",
+        "json_array(json_set(?1, '$.k1', json('{}'), '$.new', 'x'))",
+        "hex(jsonb_remove(?1, '$.k1', '$.k2'))",
+    ]:
+        text = split_json_calls(f"SELECT {expr}")
+        got = overridden.execute(text, (doc,)).fetchall()
+        assert got == plain.execute(f"SELECT {expr}", (doc,)).fetchall(), expr
+
+
+def test_a_user_write_sees_sqlites_results(space: Space) -> None:
+    db = space.sqlite_database(
+        "d", tables={"r": sc.table(id="integer primary key", v="blob", k="text")}
+    )
+    plain = apsw.Connection(":memory:")
+    exprs = [e for e in EXPRESSIONS if "error" not in str(_outcome(plain, e)).lower()]
+    with space.transact():
+        for expr in exprs:
+            db.exec(f"INSERT INTO r (v, k) VALUES ({expr}, typeof({expr}))")
+    got = [(r["v"], r["k"]) for r in db.read("SELECT v, k FROM r ORDER BY id")]
+    assert got == [plain.execute(f"SELECT {e}, typeof({e})").fetchone() for e in exprs]
+    with pytest.raises(sc.ExecError) as info, space.transact():
+        db.exec(f"INSERT INTO r (v) VALUES (json_extract({D}, '$.a', 'bad'))")
+    assert "bad JSON path" in str(info.value)
+
+
+def test_the_runtime_functions_cannot_be_named_by_a_user(space: Space) -> None:
+    db = space.sqlite_database("d", tables=TABLES)
+    with pytest.raises(sc.GuardViolation) as info, space.transact():
+        db.exec("INSERT INTO t (v) VALUES (_cf_json_extract('{}', '$.a', '$.b'))")
+    assert info.value.kind == "reserved-name"
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT json_extract(a, '$.a') FROM t", None),
+        ("SELECT json_set(a, '$.a', 1) FROM t", None),
+        ("SELECT json_set(a, '$.a', 1, '$.b') FROM t", None),
+        (
+            "SELECT json_extract(a, '$.a', '$.b') AS x FROM t",
+            "SELECT json(_cf_json_extract(a, '$.a', '$.b')) AS x FROM t",
+        ),
+        (
+            "UPDATE t SET a = \"JSON_SET\"(a, ?, (SELECT max(1, 2)), '$.b', ?)",
+            "UPDATE t SET a = json(_cf_json_set(a, ?,jsonb_set('[0]', '$[0]',  (SELECT max(1, 2))"
+            "), '$.b',jsonb_set('[0]', '$[0]',  ?)))",
+        ),
+        (
+            "DELETE FROM t WHERE jsonb_remove(a, '$.a', '$.b') IS NULL",
+            "DELETE FROM t WHERE _cf_jsonb_remove(a, '$.a', '$.b') IS NULL",
+        ),
+        ("INSERT INTO json_remove (a, b, c) VALUES (1, 2, 3)", None),
+        ("WITH json_extract (a, b, c) AS (SELECT 1, 2, 3) SELECT * FROM json_extract", None),
+        ("CREATE TABLE x AS SELECT json_extract(a, '$.a', '$.b') FROM t", None),
+        ("SELECT 'json_extract(a, b, c)', json_extract", None),
+    ],
+)
+def test_which_calls_are_rewritten(sql: str, expected: str | None) -> None:
+    assert split_json_calls(sql) == (sql if expected is None else expected)
+
+
+def test_every_function_that_takes_many_paths_is_rewritten() -> None:
+    plain = apsw.Connection(":memory:")
+    variadic = {
+        name
+        for name, narg in plain.execute("SELECT name, narg FROM pragma_function_list")
+        if name.startswith(("json", "jsonb")) and narg == -1
+    }
+    # The others of any number of arguments build an array or object from them: linear.
+    assert variadic - set(JSON_CALLS) == {
+        "json_array",
+        "json_object",
+        "jsonb_array",
+        "jsonb_object",
+    }
