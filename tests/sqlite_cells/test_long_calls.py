@@ -42,7 +42,7 @@ LONG = {
     "instr": f"instr({_a(5_000_000)}, {_a(20_000)} || 'b')",
     "like": f"{_a(400_000)} LIKE '%' || {_a(2999)} || 'b'",
     "glob": f"{_a(400_000)} GLOB '*' || {_a(2999)} || 'b'",
-    "unhex": "hex(unhex(printf('%.*c', 400000, 'z'), printf('%.*c', 2999, 'y') || 'z'))",
+    "unhex": "hex(unhex(printf('%.*c', 1200000, 'z'), printf('%.*c', 2999, 'y') || 'z'))",
 }
 
 
