@@ -42,7 +42,7 @@ from sqlite_cells.runtime import (
     current_transaction,
     require_transaction,
 )
-from sqlite_cells.schema import Declaration, Table, fill_orders
+from sqlite_cells.schema import Declaration, SourceKind, Table, fill_orders
 from sqlite_cells.sql import (
     Mode,
     ParamTargets,
@@ -282,10 +282,20 @@ class SqliteDb(Cell):
             return runtime.query_workers.run(self._decl, stmt, None)  # type: ignore[no-any-return]
 
         # A file behind a commit this runtime saw in its space is read again (R40, R71).
-        _, result = runtime.live_queries.read_caught_up(self._decl, read)
+        _, result = runtime.live_queries.read_caught_up(self._decl, read, self._last_write())
         if result.error is not None and result.invalid_text is None:
             raise result.error
         return decode(result)  # raises the error unless the row type reads past it (R43)
+
+    def _last_write(self) -> int:
+        """The seq of the last commit that wrote this database, as its handle's row says (0
+        when it cannot say: a row another program wrote is reported where it is read)."""
+        if self._decl.kind is not SourceKind.CELL:
+            return 0
+        try:
+            return self.space.file.entity(self.id).rev
+        except SqliteCellsError:
+            return 0
 
     def __repr__(self) -> str:
         return f"<SqliteDb {self.id} in {self._space.id!r}>"

@@ -223,16 +223,18 @@ class LiveQueries:
         return found
 
     def read_caught_up(
-        self, decl: Declaration, read: Callable[[], tuple[int, Any]]
+        self, decl: Declaration, read: Callable[[], tuple[int, Any]], written: int
     ) -> tuple[int, Any]:
         """``read()`` (a one-shot read: ``(seq, result)``), read again, as a live query's run
-        is, while the file's watermark is older than the last commit known to have written it;
-        the last try reconciles the file first (see ``_land``)."""
+        is, while the file's watermark is older than the last commit known to have written it:
+        ``written`` (what the caller's space says, e.g. the handle's row) or a commit this hub
+        has taken in. The last try reconciles the file first (see ``_land``)."""
         seq, result = read()
+        written = max(written, self._written.get(decl.db_id, 0))
         attempt = 0
         while (
             result.error is None  # (a file gone is an error to report, R41)
-            and seq < self._written.get(decl.db_id, 0)
+            and seq < written
             and attempt < _MAX_RETRIES
         ):
             attempt += 1
