@@ -19,24 +19,23 @@ from sqlite_cells.codec import (
     SchemaError,
     SourceError,
     SqliteCellsError,
-    decode_value,
     derive_id,
 )
 from sqlite_cells.files import (
     KIND,
     Action,
-    HandleQuarantined,
     OpBody,
     Outcome,
     adopt_pin,
     collect_garbage,
     declaration_from_handle,
+    decode_handle,
     detach,
     disk_handle_value,
     disk_source_id,
     encode_op_body,
     handle_not_writable,
-    handle_value,
+    handle_shaped,
     orphan_outcome,
     pin,
     reconcile,
@@ -264,14 +263,14 @@ class Runtime(runtime.Runtime):
         if declared is not None and declared.space_id == space_id:
             raise handle_not_writable(cell_id)
         data = self.space(space_id).file.entity(cell_id).data
-        if data is not None and handle_value(cell_id, data) is not None:
+        if data is not None and handle_shaped(cell_id, data):
             raise handle_not_writable(cell_id)
 
     def check_value(self, space_id: str, cell_id: str, data: bytes) -> None:
         """R3: a plain cell never holds a value shaped like its own database handle, which would
         make it a database (and lock it, R5); only ``sqlite_database`` and
         ``register_disk_source`` make handles."""
-        if b'"tables"' in data and handle_value(cell_id, data) is not None:
+        if b'"tables"' in data and handle_shaped(cell_id, data):
             raise handle_not_writable(
                 cell_id,
                 "the value has the shape of a database handle of this very cell; databases are "
@@ -383,13 +382,8 @@ class Runtime(runtime.Runtime):
             data = self.space(decl.space_id).file.entity(decl.db_id).data
         except EncodingError as exc:  # a row another program wrote
             raise unreadable_handle(decl.db_id, None, exc) from exc
-        if data is None or handle_value(decl.db_id, data) is not None:
-            return
-        try:
-            value = decode_value(data)
-        except SqliteCellsError:
-            value = data
-        raise HandleQuarantined(decl.db_id, value)
+        if data is not None:
+            decode_handle(decl.db_id, data)
 
     def reconcile(
         self, decl: Declaration, *, repair: bool = True, lock_timeout: float | None = None
