@@ -110,9 +110,7 @@ def test_r5_a_declared_database_whose_handle_tables_do_not_decode_is_quarantined
 
 
 @pytest.mark.parametrize("case", list(TABLES))
-def test_r5_a_pattern_input_linked_to_such_a_handle_is_quarantined(
-    store: Path, case: str
-) -> None:
+def test_r5_a_pattern_input_linked_to_such_a_handle_is_quarantined(store: Path, case: str) -> None:
     db_id = _foreign_tables(store, TABLES[case])
     before = _stored(store, db_id)
     with sc.Runtime(store) as rt:
