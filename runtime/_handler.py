@@ -52,12 +52,12 @@ def handler(fn: Callable[..., Any] | None = None, /, *, tries: int = DEFAULT_TRI
     The transaction binds to the space of its first write. On :class:`ConflictError` the body
     runs again, at most ``tries`` times in all, then the last conflict is raised. ``tries`` is
     from 1 to ``MAX_TRIES`` (10, the SPEC's limit and the default); anything else is an
-    :class:`InvalidArgument` when the decorator is made. The first tries are optimistic (reads
-    take no lock); after ``OPTIMISTIC_TRIES`` conflicts the body runs while holding the space's
-    write lock, where it cannot conflict, so a hot cell written by many threads or processes
-    does not starve a writer. The call returns the commit's seq (None when
-    the body wrote nothing). Called inside a transaction, the body joins it: nothing is
-    committed then and the call returns None.
+    :class:`InvalidArgument` when the decorator is made, as is a ``fn`` that is not callable. The
+    first tries are optimistic (reads take no lock); after ``OPTIMISTIC_TRIES`` conflicts the
+    body runs while holding the space's write lock, where it cannot conflict, so a hot cell
+    written by many threads or processes does not starve a writer. The call returns the
+    commit's seq (None when the body wrote nothing). Called inside a transaction, the body
+    joins it: nothing is committed then and the call returns None.
 
     An ``async def`` body gives an async handler (SPEC §3): awaiting it runs the body on the
     event loop, then commits in a worker thread (``asyncio.to_thread``), so the fsync never
@@ -76,6 +76,11 @@ def handler(fn: Callable[..., Any] | None = None, /, *, tries: int = DEFAULT_TRI
         )
 
     def decorate(body: Callable[..., Any]) -> Callable[..., Any]:
+        if not callable(body):
+            raise InvalidArgument(
+                f"@sc.handler decorates a function, not {body!r}: write @sc.handler above a def, "
+                "or sc.handler(fn) with a function"
+            )
         if inspect.iscoroutinefunction(body):
             return _async_handler(body, tries)
         return _sync_handler(body, tries)

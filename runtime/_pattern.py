@@ -8,7 +8,8 @@ create: the piece id plus the builder's kind and name, or its position among unn
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+import inspect
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -63,12 +64,53 @@ def causal_cause(space_id: str, kind: str, name: str | None) -> tuple[str | int,
 
 
 class Pattern:
-    """A function decorated with ``@sc.pattern``; instantiate it with ``space.run``."""
+    """A function decorated with ``@sc.pattern``; instantiate it with ``space.run``.
+
+    A piece's inputs are given by name (``space.run(p, key=…, me=cell)``), so every parameter
+    must be one a name can give: a positional-only parameter, ``*args`` or ``**kwargs`` is an
+    :class:`InvalidArgument` here, when the pattern is declared. ``inputs`` are the parameter
+    names, in order."""
 
     def __init__(self, fn: Callable[..., Any]) -> None:
+        if not callable(fn):
+            raise InvalidArgument(f"@sc.pattern decorates a function, not {fn!r}")
+        module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+        if not isinstance(module, str) or not isinstance(qualname, str):
+            raise InvalidArgument(
+                f"@sc.pattern decorates a function defined with def, not {fn!r}: a piece's id "
+                "derives from the pattern's module and qualified name, which it lacks"
+            )
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(
+                f"@sc.pattern cannot read the parameters of {fn!r} ({exc}): decorate a function "
+                "defined with def"
+            ) from None
+        for parameter in signature.parameters.values():
+            if parameter.kind not in _BY_NAME:
+                raise InvalidArgument(
+                    f"pattern {module}.{qualname}: its parameter {_shown(parameter)} "
+                    f"{_KIND_SAID[parameter.kind]}, but space.run gives a piece its inputs by "
+                    "name; make it an ordinary parameter (remove the '/', or the * / ** form)"
+                )
         self.fn = fn
-        self.name = f"{fn.__module__}.{fn.__qualname__}"
+        self.name = f"{module}.{qualname}"
+        self.signature = signature
+        self.inputs = tuple(signature.parameters)
         functools.update_wrapper(self, fn)
+
+    def check_inputs(self, names: Iterable[str]) -> None:
+        """Refuse input names the pattern has no parameter for (:class:`InvalidArgument`),
+        before ``space.run`` records anything."""
+        unknown = [name for name in names if name not in self.signature.parameters]
+        if unknown:
+            takes = ", ".join(self.inputs) if self.inputs else "no inputs"
+            said = ", ".join(repr(name) for name in unknown)
+            raise InvalidArgument(
+                f"pattern {self.name} has no input {said}: it takes {takes}; nothing was "
+                "recorded — pass only those (by name)"
+            )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
@@ -77,7 +119,22 @@ class Pattern:
         return f"<pattern {self.name}>"
 
 
+_BY_NAME = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+_KIND_SAID = {
+    inspect.Parameter.POSITIONAL_ONLY: "is positional-only",
+    inspect.Parameter.VAR_POSITIONAL: "collects positional arguments",
+    inspect.Parameter.VAR_KEYWORD: "collects arbitrary keyword arguments",
+}
+
+
+def _shown(parameter: inspect.Parameter) -> str:
+    prefix = {"VAR_POSITIONAL": "*", "VAR_KEYWORD": "**"}.get(parameter.kind.name, "")
+    return repr(prefix + parameter.name)
+
+
 def pattern(fn: Callable[..., Any]) -> Pattern:
+    """Make ``fn`` a pattern (see :class:`Pattern`); a non-callable, or a parameter that cannot
+    be given by name, is an :class:`InvalidArgument` (a ``TypeError``) at once."""
     return Pattern(fn)
 
 

@@ -56,18 +56,23 @@ class Space:
 
         The first run records the piece in the cell of its id (``{"piece": pattern name,
         "key": key, "inputs": [names]}``). Every parameter of the pattern has an input cell in
-        the piece. A given input is kept in
-        it (a cell as a link), written only when it changed; the body gets the cells given, and
-        the input cells of plain values. A parameter given nothing gets what
+        the piece. A given input is kept in it (a cell as a link), written only when it
+        changed; the body gets what :meth:`given_input` makes of it (the cell given, or the
+        input cell of a plain value). A parameter given nothing gets what
         :meth:`unbound_input` makes of its input cell (which may be linked later and keeps its
-        value across restarts)."""
+        value across restarts). An input the pattern has no parameter for, or one its
+        annotation refuses (:meth:`check_input`), is an :class:`InvalidArgument` before
+        anything is recorded."""
         if not isinstance(pattern, Pattern):
             raise InvalidArgument(f"space.run takes an @sc.pattern function, not {pattern!r}")
         key = check_name("piece key", key)
         inputs = {check_name("pattern input name", name): value for name, value in inputs.items()}
+        pattern.check_inputs(inputs)
+        hints = _hints(pattern)
+        for name, value in inputs.items():
+            self.check_input(pattern, name, value, hints.get(name))
         piece_id = derive_id("piece", self.id, pattern.name, key)
-        signature = inspect.signature(pattern.fn)
-        names = sorted(set(inputs) | set(signature.parameters))
+        names = sorted(pattern.inputs)
         cells = {name: Cell(self, derive_id("input", piece_id, name)) for name in names}
         changed = {
             name: value
@@ -85,16 +90,26 @@ class Space:
                 for name, value in changed.items():
                     cells[name].set(value)
         args = {
-            name: value if isinstance(value, Cell) else cells[name]
+            name: self.given_input(cells[name], value, hints.get(name))
             for name, value in inputs.items()
         }
-        hints = _hints(pattern)
-        for name, parameter in signature.parameters.items():
+        for name, parameter in pattern.signature.parameters.items():
             if name not in args and parameter.default is inspect.Parameter.empty:
                 args[name] = self.unbound_input(cells[name], hints.get(name))
         with building(piece_id):
             outputs = pattern.fn(**args)
         return Piece(id=piece_id, space=self, pattern=pattern, inputs=cells, outputs=outputs)
+
+    def check_input(self, pattern: Pattern, name: str, value: Any, annotation: Any) -> None:
+        """Refuse, with an :class:`InvalidArgument`, a value given for input ``name`` that the
+        parameter's ``annotation`` cannot take; called before ``run`` records anything. The
+        plain runtime takes any value R6 allows (an extension may refuse more)."""
+
+    def given_input(self, cell: Cell, value: Any, annotation: Any) -> Any:
+        """What a pattern body gets for a parameter given ``value`` (already kept in its input
+        ``cell``): a cell given, else the input cell (an extension may wrap it according to the
+        parameter's annotation)."""
+        return value if isinstance(value, Cell) else cell
 
     def unbound_input(self, cell: Cell, annotation: Any) -> Any:
         """What a pattern body gets for a parameter nobody gave a value: its input cell (an

@@ -1,13 +1,18 @@
 """Transactions: the reads (with the revisions seen) and writes of one unit of work.
 
-The current transaction lives in a ``ContextVar``. A transaction is bound to one space: the one
-given to ``space.transact()``, or for a handler the space of its first write. It commits all or
-nothing as one SQLite transaction (see ``_space_file.SpaceFile.commit``).
+The current transaction lives in a ``ContextVar``, and belongs to the thread that began it: a
+thread that inherits a copy of the context (``asyncio.to_thread``, ``copy_context().run``) sees
+no transaction, as a plain ``threading.Thread`` does, so its ``space.transact()`` is a
+transaction of its own and one ``Transaction`` is never changed by two threads. A transaction
+is bound to one space: the one given to ``space.transact()``, or for a handler the space of its
+first write. It commits all or nothing as one SQLite transaction (see
+``_space_file.SpaceFile.commit``).
 """
 
 from __future__ import annotations
 
 import enum
+import threading
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -59,7 +64,7 @@ class Transaction:
     order.
     """
 
-    __slots__ = ("ops", "reads", "seq", "space", "state", "writes")
+    __slots__ = ("ops", "reads", "seq", "space", "state", "thread", "writes")
 
     def __init__(self, space: SpaceFile | None = None) -> None:
         self.space: SpaceFile | None = space
@@ -68,6 +73,7 @@ class Transaction:
         self.ops: list[PendingOp] = []
         self.seq: int | None = None
         self.state = TxState.OPEN
+        self.thread = threading.get_ident()  # the thread it belongs to (see the module's doc)
 
     def bind(self, space: SpaceFile) -> None:
         """Bind to ``space`` (first write), or check that the transaction already is."""
@@ -137,12 +143,14 @@ _current: ContextVar[Transaction | None] = ContextVar("sqlite_cells_transaction"
 
 
 def current_transaction() -> Transaction | None:
-    return _current.get()
+    """The transaction this thread began in this context, if any."""
+    tx = _current.get()
+    return tx if tx is None or tx.thread == threading.get_ident() else None
 
 
 def require_transaction(what: str) -> Transaction:
     """The current transaction, or :class:`NoTransaction` naming ``what`` was attempted."""
-    tx = _current.get()
+    tx = current_transaction()
     if tx is None or tx.state is not TxState.OPEN:
         raise NoTransaction(
             f"{what} needs a transaction: wrap it in `with space.transact():` or call it from an "
@@ -172,7 +180,7 @@ class _Scope:
         self._joined: tuple[Transaction, dict[str, bytes], int, SpaceFile | None] | None = None
 
     def __enter__(self) -> Transaction:
-        outer = _current.get()
+        outer = current_transaction()
         if outer is not None and outer.state is TxState.OPEN:
             if self._space is not None:
                 outer.bind(self._space)

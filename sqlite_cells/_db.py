@@ -28,8 +28,8 @@ from sqlite_cells.files import (
     HandleNotWritable,
     HandleQuarantined,
     check_handle,
+    decode_handle,
     handle_not_writable,
-    handle_value,
     is_dropped,
     unreadable_handle,
 )
@@ -208,12 +208,13 @@ class SqliteDb(Cell):
     def _check_live_committed(self) -> None:
         """``_check_live`` without recording a read of the handle: a write must not conflict
         with other writes of this database (R32); a drop committed meanwhile is caught at
-        commit, where the rev is bumped."""
+        commit, where the rev is bumped. A committed value that is not a handle is
+        ``Quarantined`` here, at the call (R5): it is never written over."""
         try:
             data = self.space.file.entity(self.id).data
         except EncodingError as exc:  # a row another program wrote
             raise unreadable_handle(self.id, None, exc) from exc
-        if data is not None and is_dropped(handle_value(self.id, data)):
+        if data is not None and is_dropped(decode_handle(self.id, data)):
             raise _dropped(self.id)
 
     # -- reads ---------------------------------------------------------------------------------

@@ -19,24 +19,23 @@ from sqlite_cells.codec import (
     SchemaError,
     SourceError,
     SqliteCellsError,
-    decode_value,
     derive_id,
 )
 from sqlite_cells.files import (
     KIND,
     Action,
-    HandleQuarantined,
     OpBody,
     Outcome,
     adopt_pin,
     collect_garbage,
     declaration_from_handle,
+    decode_handle,
     detach,
     disk_handle_value,
     disk_source_id,
     encode_op_body,
     handle_not_writable,
-    handle_value,
+    handle_shaped,
     orphan_outcome,
     pin,
     reconcile,
@@ -50,6 +49,7 @@ from sqlite_cells.runtime import (
     MAX_SECONDS,
     Cell,
     InvalidArgument,
+    Pattern,
     busy_ms,
     causal_cause,
     check_name,
@@ -163,12 +163,48 @@ class Space(runtime.Space):
         runtime.follow_pin(decl)
         return handle
 
+    def check_input(self, pattern: Pattern, name: str, value: object, annotation: object) -> None:
+        """A pattern input typed ``sc.SqliteDb`` takes a database (``sqlite_database``,
+        ``register_disk_source``, a database input), a cell that holds a handle, or ``None`` /
+        nothing — no database linked yet (R61). A plain value or a cell that holds no handle
+        is an :class:`InvalidArgument`, before anything is recorded (R3: no API points a
+        database at a cell or file of the caller's choosing)."""
+        from sqlite_cells._db import SqliteDb
+
+        if not _takes_database(annotation) or value is None or isinstance(value, SqliteDb):
+            return
+        what = f"pattern {pattern.name}: input {name!r} is typed sc.SqliteDb"
+        advice = (
+            "pass a database (space.sqlite_database(...) or space.register_disk_source(...)), "
+            f"or None and link one later with piece.inputs[{name!r}].link(db); nothing was "
+            "recorded"
+        )
+        if not isinstance(value, Cell):
+            shown = repr(value)
+            shown = shown if len(shown) <= 80 else shown[:77] + "..."
+            raise InvalidArgument(f"{what} and takes a database, not {shown}: {advice}")
+        if not self.runtime.holds_handle(value):
+            raise InvalidArgument(
+                f"{what}, but cell {value.id} in {value.space.id!r}"
+                f"{' at path ' + repr(list(value.value_path)) if value.value_path else ''} holds "
+                f"no database handle: {advice}"
+            )
+
+    def given_input(self, cell: Cell, value: object, annotation: object) -> object:
+        """A database given to a parameter typed ``sc.SqliteDb`` is passed as it is; ``None`` or
+        a cell that holds a handle gives the database its input cell links to (R61)."""
+        from sqlite_cells._db import LinkedDb, SqliteDb
+
+        if _takes_database(annotation) and not isinstance(value, SqliteDb):
+            return LinkedDb(self, cell)
+        return super().given_input(cell, value, annotation)
+
     def unbound_input(self, cell: Cell, annotation: object) -> object:
         """A pattern parameter typed ``sc.SqliteDb`` that was given nothing becomes a database
         that follows what its input cell links to (R61): pending until a handle is linked."""
-        from sqlite_cells._db import LinkedDb, SqliteDb
+        from sqlite_cells._db import LinkedDb
 
-        if isinstance(annotation, type) and issubclass(annotation, SqliteDb):
+        if _takes_database(annotation):
             return LinkedDb(self, cell)
         return cell
 
@@ -264,14 +300,29 @@ class Runtime(runtime.Runtime):
         if declared is not None and declared.space_id == space_id:
             raise handle_not_writable(cell_id)
         data = self.space(space_id).file.entity(cell_id).data
-        if data is not None and handle_value(cell_id, data) is not None:
+        if data is not None and handle_shaped(cell_id, data):
             raise handle_not_writable(cell_id)
+
+    def holds_handle(self, cell: Cell) -> bool:
+        """Whether ``cell`` (a whole cell, no path) names a database: one declared in this
+        runtime, or a cell whose committed value has the shape of its handle, even one that
+        quarantines it (R5: such a database fails where it is used, never counts as none)."""
+        if cell.value_path:
+            return False
+        with self._decl_lock:
+            if cell.id in self._declarations:
+                return True
+        try:
+            data = self.space(cell.space.id).file.entity(cell.id).data
+        except EncodingError:  # a row another program wrote: quarantined where it is used
+            return True
+        return data is not None and handle_shaped(cell.id, data)
 
     def check_value(self, space_id: str, cell_id: str, data: bytes) -> None:
         """R3: a plain cell never holds a value shaped like its own database handle, which would
         make it a database (and lock it, R5); only ``sqlite_database`` and
         ``register_disk_source`` make handles."""
-        if b'"tables"' in data and handle_value(cell_id, data) is not None:
+        if b'"tables"' in data and handle_shaped(cell_id, data):
             raise handle_not_writable(
                 cell_id,
                 "the value has the shape of a database handle of this very cell; databases are "
@@ -383,13 +434,8 @@ class Runtime(runtime.Runtime):
             data = self.space(decl.space_id).file.entity(decl.db_id).data
         except EncodingError as exc:  # a row another program wrote
             raise unreadable_handle(decl.db_id, None, exc) from exc
-        if data is None or handle_value(decl.db_id, data) is not None:
-            return
-        try:
-            value = decode_value(data)
-        except SqliteCellsError:
-            value = data
-        raise HandleQuarantined(decl.db_id, value)
+        if data is not None:
+            decode_handle(decl.db_id, data)
 
     def reconcile(
         self, decl: Declaration, *, repair: bool = True, lock_timeout: float | None = None
@@ -473,6 +519,14 @@ class Runtime(runtime.Runtime):
         self.live_queries.close()
         super().close()
         self.read_pool.close()
+
+
+def _takes_database(annotation: object) -> bool:
+    """Whether a pattern parameter's annotation is ``sc.SqliteDb`` (or a subclass): the input
+    is a database (R61)."""
+    from sqlite_cells._db import SqliteDb
+
+    return isinstance(annotation, type) and issubclass(annotation, SqliteDb)
 
 
 # Each query worker is a thread; beyond this many they only contend for the same cores.

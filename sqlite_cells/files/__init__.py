@@ -12,9 +12,12 @@ from sqlite_cells.files._handles import check_store as check_store
 from sqlite_cells.files._handles import collect_garbage as collect_garbage
 from sqlite_cells.files._handles import damaged_spaces as damaged_spaces
 from sqlite_cells.files._handles import declaration_from_handle as declaration_from_handle
+from sqlite_cells.files._handles import decode_handle as decode_handle
 from sqlite_cells.files._handles import disk_handle_value as disk_handle_value
 from sqlite_cells.files._handles import find_garbage as find_garbage
 from sqlite_cells.files._handles import handle_not_writable as handle_not_writable
+from sqlite_cells.files._handles import handle_schema as handle_schema
+from sqlite_cells.files._handles import handle_shaped as handle_shaped
 from sqlite_cells.files._handles import handle_value as handle_value
 from sqlite_cells.files._handles import is_dropped as is_dropped
 from sqlite_cells.files._handles import orphans as orphans
@@ -87,6 +90,7 @@ __all__ = [
     "damaged_spaces",
     "database_seq",
     "declaration_from_handle",
+    "decode_handle",
     "decode_op_body",
     "detach",
     "disk_handle_value",
@@ -94,6 +98,8 @@ __all__ = [
     "encode_op_body",
     "find_garbage",
     "handle_not_writable",
+    "handle_schema",
+    "handle_shaped",
     "handle_value",
     "is_dropped",
     "keep_copy",

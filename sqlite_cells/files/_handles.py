@@ -55,7 +55,7 @@ from sqlite_cells.runtime import (
     translated,
     upgrade_space_file,
 )
-from sqlite_cells.schema import Declaration, SourceKind, db_file_name
+from sqlite_cells.schema import Declaration, Schema, SourceKind, db_file_name
 
 T = TypeVar("T")
 
@@ -71,9 +71,12 @@ __all__ = [
     "collect_garbage",
     "damaged_spaces",
     "declaration_from_handle",
+    "decode_handle",
     "disk_handle_value",
     "find_garbage",
     "handle_not_writable",
+    "handle_schema",
+    "handle_shaped",
     "handle_value",
     "is_dropped",
     "owned_databases",
@@ -103,24 +106,50 @@ def is_dropped(value: Any) -> bool:
 
 
 def handle_value(cell_id: str, data: bytes) -> dict[str, Any] | None:
-    """The handle value (R2) if the stored JSON ``data`` of cell ``cell_id`` is one, else None.
-    Besides ``id``, ``tables`` and ``rev`` a handle may say ``"dropped": true`` or name an
-    injected ``source``. The value returned is shared: read it, copy it to change it."""
+    """The handle value (R2) if the stored JSON ``data`` of cell ``cell_id`` is one, else None
+    (see :func:`decode_handle`). Besides ``id``, ``tables`` and ``rev`` a handle may say
+    ``"dropped": true`` or name an injected ``source``. The value returned is shared: read it,
+    copy it to change it."""
     known = _known.get(cell_id)
     if known is not None and known[0] == data:
         return known[1]  # the handle last seen or written: every write reads it several times
     if b'"tables"' not in data:
         return None  # cheap: most cells are not handles
     try:
-        value = msgspec.json.decode(data)
-    except (msgspec.DecodeError, RecursionError):  # RecursionError: nested too deeply to read
-        return None
-    try:
-        handle = check_handle(cell_id, value)
+        return decode_handle(cell_id, data)
     except HandleQuarantined:
         return None
-    remember_handle(cell_id, data, handle)
+
+
+def decode_handle(db_id: str, data: bytes) -> dict[str, Any]:
+    """The handle value stored as ``data`` in the handle cell of ``db_id``, or
+    :class:`HandleQuarantined` when it is not one (:func:`check_handle`): the one rule, for
+    every path that reaches a database (R5). Shared like :func:`handle_value`'s."""
+    known = _known.get(db_id)
+    if known is not None and known[0] == data:
+        return known[1]
+    try:
+        value = msgspec.json.decode(data)
+    except (msgspec.DecodeError, RecursionError):  # RecursionError: nested too deeply to read
+        raise HandleQuarantined(db_id, data) from None
+    handle = check_handle(db_id, value)
+    remember_handle(db_id, data, handle)
     return handle
+
+
+def handle_shaped(cell_id: str, data: bytes) -> bool:
+    """Whether the stored ``data`` of cell ``cell_id`` has the shape of that cell's handle
+    (``{"id": cell_id, "tables": {…}, "rev": n}``), whether or not its tables declare anything
+    (:func:`check_handle`): no ``Cell`` writes such a cell or makes one (R3, R5); a handle that
+    quarantines its database stays one."""
+    if handle_value(cell_id, data) is not None:
+        return True
+    if b'"tables"' not in data:
+        return False
+    try:
+        return _shaped(cell_id, msgspec.json.decode(data))
+    except (msgspec.DecodeError, RecursionError):
+        return False
 
 
 # The newest handle value seen per database id, with its stored bytes (bounded: oldest out).
@@ -195,8 +224,17 @@ def unreadable_handle(db_id: str, data: bytes | None, exc: EncodingError) -> Han
 
 def check_handle(db_id: str, value: Any) -> dict[str, Any]:
     """``value`` (a decoded handle cell value) if it is the handle of ``db_id``, else
-    :class:`HandleQuarantined` (R5)."""
-    if (
+    :class:`HandleQuarantined` (R5): its shape (``id``, ``tables``, ``rev``) and, for a database
+    the runtime owns, ``tables`` that decode as a declaration (R10–R12)."""
+    if not _shaped(db_id, value):
+        raise HandleQuarantined(db_id, value)
+    if source_path(value) is None:
+        handle_schema(db_id, value)
+    return value  # type: ignore[no-any-return]  # a dict, as _shaped says
+
+
+def _shaped(db_id: str, value: Any) -> bool:
+    return (
         isinstance(value, dict)
         and value.get("id") == db_id
         and isinstance(value.get("tables"), dict)
@@ -204,12 +242,43 @@ def check_handle(db_id: str, value: Any) -> dict[str, Any]:
         # A count of commits, one more at the next write: never negative, and still an SQLite
         # integer after that write (R6).
         and 0 <= value["rev"] < _MAX_REV
-    ):
-        return value
-    raise HandleQuarantined(db_id, value)
+    )
 
 
 _MAX_REV = 2**63 - 1
+
+
+def handle_schema(db_id: str, value: dict[str, Any]) -> Schema:
+    """The declaration the ``tables`` of handle value ``value`` make, or
+    :class:`HandleQuarantined` when they do not make one (R5): tables another program wrote
+    are never served, nor reported as the caller's own ``SchemaError``."""
+    try:
+        key = msgspec.json.encode(value["tables"])
+    except (TypeError, ValueError) as exc:  # not JSON through and through (a link decoded)
+        raise HandleQuarantined(db_id, value, why=_undeclarable(exc)) from exc
+    found = _schemas.get(key)
+    if found is None:
+        try:
+            found = schema_from_json(value["tables"])
+        except SchemaError as exc:
+            raise HandleQuarantined(db_id, value, why=_undeclarable(exc)) from exc
+        with _known_lock:
+            if len(_schemas) >= _KNOWN_SIZE:
+                _schemas.pop(next(iter(_schemas)), None)
+            _schemas[key] = found
+    return found
+
+
+def _undeclarable(exc: Exception) -> str:
+    return (
+        f"its handle cell's tables do not declare tables ({exc}), so it was written by an older "
+        "or foreign program"
+    )
+
+
+# Schemas of the handle tables already decoded, by their JSON bytes (bounded: oldest out; the
+# check builds the tables in SQLite, so each distinct declaration is judged once).
+_schemas: dict[bytes, Schema] = {}
 
 
 def recorded_pin(value: Any) -> Pin | None:
@@ -275,14 +344,8 @@ def declaration_from_handle(
         # No "pin" at all: written before pins were recorded (R73), pinned at its first read.
         adopt_pin(resolved, decode_pin(source["pin"], resolved) if "pin" in source else None)
         return Declaration(db_id, space_id, resolved, None, kind=SourceKind.DISK)
-    check_handle(db_id, value)  # the shape of a handle, or HandleQuarantined (R5)
-    try:
-        schema = schema_from_json(value["tables"])
-    except SchemaError:
-        raise
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        # Tables that do not decode as declarations: never a database without tables (R5).
-        raise HandleQuarantined(db_id, value) from exc
+    check_handle(db_id, value)  # a handle of db_id, or HandleQuarantined (R5)
+    schema = handle_schema(db_id, value)
     return Declaration(db_id, space_id, store / db_file_name(db_id), schema)
 
 

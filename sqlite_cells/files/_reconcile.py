@@ -40,7 +40,7 @@ from typing import Any, Final
 import apsw
 import msgspec
 
-from sqlite_cells.codec import Op, SqliteCellsError, UnsupportedMigration
+from sqlite_cells.codec import Op, SchemaError, SqliteCellsError, UnsupportedMigration
 from sqlite_cells.files._layout import KIND, decode_op_body, open_unwritable, stored_json
 from sqlite_cells.files._watermark import read_watermark, set_watermark
 from sqlite_cells.runtime import (
@@ -666,15 +666,24 @@ def _handle_schema(space_conn: apsw.Connection, db_id: str) -> Schema:
         value = None
     if not isinstance(value, dict) or not isinstance(value.get("tables"), dict):
         raise _Irreparable(f"the handle cell of {db_id} holds no handle value")
-    return schema_from_json(value["tables"])
+    try:
+        return schema_from_json(value["tables"])
+    except SchemaError as exc:
+        raise _Irreparable(f"the handle cell of {db_id} declares no tables: {exc}") from exc
 
 
 def schema_from_json(tables: dict[str, Any]) -> Schema:
-    """Rebuild a declared schema from the ``tables`` of a handle cell's value."""
-    declared = {}
-    for name, spec in tables.items():
-        columns: dict[str, str | CfLink] = {
-            c["name"]: cf_link() if c["link"] else c["spec"] for c in spec["columns"]
-        }
-        declared[name] = table(columns, indexes=spec.get("indexes") or None)
-    return declare_tables(declared)
+    """Rebuild a declared schema from the ``tables`` of a handle cell's value; ``SchemaError``
+    when they do not decode as a declaration (R10–R12), whatever is wrong with them."""
+    try:
+        declared = {}
+        for name, spec in tables.items():
+            columns: dict[str, str | CfLink] = {
+                c["name"]: cf_link() if c["link"] else c["spec"] for c in spec["columns"]
+            }
+            declared[name] = table(columns, indexes=spec.get("indexes") or None)
+        return declare_tables(declared)
+    except SchemaError:
+        raise
+    except (AttributeError, KeyError, TypeError, ValueError, RecursionError) as exc:
+        raise SchemaError(f"the tables {tables!r:.80} are not a declaration ({exc!r})") from exc

@@ -59,8 +59,8 @@ from sqlite_cells.files import (
     KIND,
     OpBody,
     attach,
+    decode_handle,
     encode_op_body,
-    handle_value,
     is_dropped,
     read_watermark,
     remember_handle,
@@ -285,14 +285,7 @@ class SqliteParticipant:
         handle: dict[str, Any] = {"id": decl.db_id, "rev": 0}
         pending = decl.db_id in writes
         if data is not None:
-            found = handle_value(decl.db_id, data)
-            if found is None:
-                raise SqliteCellsError(
-                    f"database {decl.db_id}: its handle cell holds a value that is not a "
-                    "database handle (written by another program?); nothing was written: run "
-                    "`sqlite-cells check` and restore the handle (R5)"
-                )
-            handle = found
+            handle = decode_handle(decl.db_id, data)  # else HandleQuarantined: nothing written
         if is_dropped(handle) and not pending:
             raise SqliteCellsError(
                 f"database {decl.db_id} was dropped by a commit made after this write was "

@@ -1,0 +1,94 @@
+"""Bad arguments to ``@sc.pattern``, ``@sc.handler`` and ``space.run`` (SPEC §3, §5 "Errors"):
+each is a ``SqliteCellsError`` that is also a ``TypeError``, raised at the call, and a refused
+``space.run`` records nothing (no piece record, no input cell)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sqlite_cells as sc
+
+
+def _refused(call: Callable[[], object]) -> sc.SqliteCellsError:
+    with pytest.raises(sc.SqliteCellsError) as info:
+        call()
+    assert isinstance(info.value, TypeError)
+    return info.value
+
+
+def _space_seq(rt: sc.Runtime) -> int:
+    return rt.space("demo").file.seen_seq
+
+
+@pytest.mark.parametrize("thing", [5, "chat", [lambda me: me]])
+def test_pattern_and_handler_refuse_what_is_not_callable(thing: Any) -> None:
+    error = _refused(lambda: sc.pattern(thing))
+    assert f"@sc.pattern decorates a function, not {thing!r}" in str(error)
+    error = _refused(lambda: sc.handler(thing))
+    assert f"@sc.handler decorates a function, not {thing!r}" in str(error)
+    error = _refused(lambda: sc.handler(tries=3)(thing))
+    assert "@sc.handler decorates a function" in str(error)
+
+
+def test_pattern_refuses_none() -> None:
+    assert "@sc.pattern decorates a function, not None" in str(_refused(lambda: sc.pattern(None)))  # type: ignore[arg-type]  # on purpose
+
+
+def test_run_refuses_an_input_the_pattern_does_not_take_and_records_nothing(
+    rt: sc.Runtime, store: Path
+) -> None:
+    space = rt.space("demo")
+    alice = space.cell("alice", default="A")
+
+    @sc.pattern
+    def chat(me: sc.Cell, *, title: str = "") -> None:
+        return None
+
+    error = _refused(lambda: space.run(chat, key="main", me=alice, not_an_input=1))
+    assert "has no input 'not_an_input': it takes me, title; nothing was recorded" in str(error)
+    assert _space_seq(rt) == 0
+    assert not list(store.glob("space-*"))  # not even the space's file (R7)
+    # The same piece with the inputs it takes runs, and records exactly those.
+    piece = space.run(chat, key="main", me=alice)
+    assert sorted(piece.inputs) == ["me", "title"]
+    record = sc.Cell(space, piece.id).get()
+    assert record == {"piece": chat.name, "key": "main", "inputs": ["me", "title"]}
+
+
+def test_a_refused_run_of_a_recorded_piece_leaves_it_as_it_was(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+
+    @sc.pattern
+    def greet(name: sc.Cell) -> Any:
+        return name
+
+    piece = space.run(greet, key="x", name="Ada")
+    seq = _space_seq(rt)
+    _refused(lambda: space.run(greet, key="x", name="Bob", nme="typo"))
+    assert _space_seq(rt) == seq
+    assert piece.inputs["name"].get() == "Ada"
+
+
+def _positional_only(a: Any, /, b: Any) -> None: ...
+def _var_positional(a: Any, *rest: Any) -> None: ...
+def _var_keyword(a: Any, **more: Any) -> None: ...
+
+
+@pytest.mark.parametrize(
+    ("fn", "said"),
+    [
+        (_positional_only, "its parameter 'a' is positional-only"),
+        (_var_positional, "its parameter '*rest' collects positional arguments"),
+        (_var_keyword, "its parameter '**more' collects arbitrary keyword arguments"),
+    ],
+)
+def test_a_parameter_that_no_name_can_give_is_refused_when_the_pattern_is_declared(
+    fn: Callable[..., Any], said: str
+) -> None:
+    error = _refused(lambda: sc.pattern(fn))
+    assert said in str(error)
+    assert "space.run gives a piece its inputs by name" in str(error)

@@ -1,0 +1,75 @@
+"""A transaction belongs to the thread that began it (SPEC §3: "nested transact() joins the
+outer"): a thread that inherits a copy of the context — ``asyncio.to_thread`` in an async
+handler, ``contextvars.copy_context().run`` — is not nested in it, and behaves as a plain
+``threading.Thread`` does."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+import sqlite_cells as sc
+
+
+def _in_copied_context(fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` on another thread, in a copy of this thread's context."""
+    context = contextvars.copy_context()
+    found: list[Any] = []
+
+    def run() -> None:
+        try:
+            found.append(context.run(fn))
+        except BaseException as exc:  # handed back to the caller
+            found.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if isinstance(found[0], BaseException):
+        raise found[0]
+    return found[0]
+
+
+def test_a_block_in_a_worker_thread_of_an_async_handler_is_its_own_transaction(
+    rt: sc.Runtime,
+) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    o = space.cell("o", default=0)
+    seqs: list[int | None] = []
+
+    def worker() -> None:
+        with space.transact() as tx:
+            o.set(100)
+        seqs.append(tx.seq)
+
+    @sc.handler
+    async def handle(*, c: sc.Cell) -> None:
+        c.set(1)
+        await asyncio.to_thread(worker)
+        raise RuntimeError("the handler's body fails after the worker's block committed")
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError):
+            await handle(c=c)
+
+    asyncio.run(main())
+    assert seqs == [1]  # the worker's block committed on exit
+    assert (o.get(), c.get()) == (100, 0)  # and only the handler's own write was discarded
+
+
+def test_a_copied_context_on_another_thread_holds_no_transaction(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    with space.transact():
+        c.set(1)
+        with pytest.raises(sc.NoTransaction):
+            _in_copied_context(lambda: c.set(2))
+        assert _in_copied_context(c.get) == 0  # what is committed, not this transaction's
+        c.set(3)
+    assert c.get() == 3
