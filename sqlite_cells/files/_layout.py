@@ -284,10 +284,18 @@ def open_unwritable(path: Path) -> apsw.Connection:
     because a connection opened ``SQLITE_OPEN_READONLY`` on a WAL file leaves the ``-wal`` and
     ``-shm`` companions it had to create behind, while a writable one removes them when it is
     the last to close. A file that cannot be opened for writing is opened read-only.
-    Raises ``apsw.Error`` (the callers translate it)."""
+    A ``-wal`` that holds frames when it is opened (a writer was killed, or is running) is left
+    as found: the last connection to close would copy it into the file and remove it, so this
+    one does not checkpoint on close. Raises ``apsw.Error`` (the callers translate it)."""
+    try:
+        wal_frames = os.path.getsize(f"{path}-wal") > 0
+    except OSError:
+        wal_frames = False
     try:
         conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
     except apsw.CantOpenError:
         return apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    if wal_frames:
+        conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
     conn.execute("PRAGMA query_only = 1")
     return conn
