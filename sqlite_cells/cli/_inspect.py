@@ -64,6 +64,7 @@ from sqlite_cells.runtime import (
     STORE_ENV,
     busy_ms,
     stored_format,
+    wait_for_locks,
 )
 from sqlite_cells.schema import Declaration, SourceKind, db_file_name, quote_ident
 from sqlite_cells.sql import Mode, check_statement
@@ -388,16 +389,28 @@ def read_only(path: Path) -> Iterator[apsw.Connection]:
     except apsw.Error as exc:
         raise InspectError("unreadable", f"cannot open {path}: {exc}") from exc
     try:
-        conn.setbusytimeout(5_000)
+        wait_for_locks(conn, 5_000)
         conn.execute("BEGIN")
         try:
             yield conn
         finally:
             conn.execute("COMMIT")
+    except (apsw.BusyError, apsw.LockedError) as exc:
+        raise InspectError("locked", locked(path)) from exc
     except apsw.Error as exc:
         raise InspectError("unreadable", _unreadable(path, exc)) from exc
     finally:
         conn.close()
+
+
+def locked(path: Path | str) -> str:
+    """What to say of a file another connection kept locked for longer than the command
+    waits: no damage, only a wait."""
+    return (
+        f"{path} stayed locked by another connection (a program holding the store's files in "
+        "an exclusive transaction) for as long as this command waits: nothing was read; try "
+        "again once that connection lets go"
+    )
 
 
 @contextmanager
@@ -750,7 +763,7 @@ def _first_look(
     except apsw.Error as exc:
         raise InspectError("unreadable", f"cannot open {space_file}: {exc}") from exc
     try:
-        conn.setbusytimeout(wait_ms)
+        wait_for_locks(conn, wait_ms)
         with library_log_held():
             outcome = reconcile(
                 conn, db_id, path, repair=False, verify=True, busy_ms=wait_ms, quiet=True

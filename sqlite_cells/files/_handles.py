@@ -54,6 +54,7 @@ from sqlite_cells.runtime import (
     stored_format,
     translated,
     upgrade_space_file,
+    wait_for_locks,
 )
 from sqlite_cells.schema import Declaration, SourceKind, db_file_name
 
@@ -501,7 +502,7 @@ def _has_table(conn: apsw.Connection, name: str) -> bool:
 
 def _open_read_only(path: Path) -> apsw.Connection:
     conn = open_unwritable(path)
-    conn.setbusytimeout(BUSY_TIMEOUT_MS)
+    wait_for_locks(conn, BUSY_TIMEOUT_MS)
     return conn
 
 
@@ -556,7 +557,7 @@ def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -
     with translated(f"space file {space_file}"):
         if repair:
             conn = apsw.Connection(str(space_file), flags=apsw.SQLITE_OPEN_READWRITE)
-            conn.setbusytimeout(BUSY_TIMEOUT_MS)
+            wait_for_locks(conn, BUSY_TIMEOUT_MS)
             _upgrade(conn, space_file)
         else:
             conn = _open_read_only(space_file)
