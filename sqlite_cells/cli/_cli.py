@@ -220,9 +220,25 @@ def _tables(args: argparse.Namespace, out: TextIO) -> int:
     rows = list_tables(store, namer)
     if args.fmt is Format.TEXT and not rows:
         out.write("(no tables: no database of this store has been written yet)\n")
-        return OK
-    print_rows([r.to_flat() for r in rows], args.fmt, out, json_rows=[r.to_json() for r in rows])
+    else:
+        flat, json_rows = [r.to_flat() for r in rows], [r.to_json() for r in rows]
+        print_rows(flat, args.fmt, out, json_rows=json_rows)
+    _left_out(namer, out)
     return OK
+
+
+def _left_out(namer: Namer, out: TextIO) -> None:
+    """Once the rest is listed: a space file whose space id is not UTF-8 text (another
+    program wrote it) was left out, and that is an error naming the file and the row."""
+    if namer.unnamed:
+        out.flush()
+        files = ", ".join(str(path) for path in namer.unnamed)
+        raise InspectError(
+            "space-id-not-text",
+            f"left out {files}: its _cf_meta row 'space_id' holds text that is not valid UTF-8 "
+            "(another program wrote it), so no space can be named by it; restore that file "
+            "from a backup, or move it out of the store",
+        )
 
 
 def _cells(args: argparse.Namespace, out: TextIO) -> int:
@@ -238,14 +254,15 @@ def _cells(args: argparse.Namespace, out: TextIO) -> int:
     columns = ["space", "name", "id", "kind", "rev", "value"]
     if args.fmt is Format.TEXT and not rows:
         out.write("(no cells)\n")
-        return OK
-    print_rows(
-        [r.to_flat(namer) for r in rows],
-        args.fmt,
-        out,
-        json_rows=[r.to_json(namer) for r in rows],
-        columns=columns,
-    )
+    else:
+        print_rows(
+            [r.to_flat(namer) for r in rows],
+            args.fmt,
+            out,
+            json_rows=[r.to_json(namer) for r in rows],
+            columns=columns,
+        )
+    _left_out(namer, out)
     return OK
 
 

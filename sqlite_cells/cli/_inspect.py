@@ -413,6 +413,31 @@ def locked(path: Path | str) -> str:
     )
 
 
+def as_bytes(column: str) -> str:
+    """``column`` selected so that a text value comes as its bytes: SQLite hands text that is
+    not valid UTF-8 (another program wrote it) to Python as it is, and decoding it there fails
+    for the whole statement. :func:`decoded` reads it back."""
+    return f"iif(typeof({column}) = 'text', CAST({column} AS BLOB), {column})"
+
+
+def decoded(data: Any) -> str | None:
+    """The text a column selected with :func:`as_bytes` holds (any other value as ``str``);
+    None when it is not valid UTF-8."""
+    if type(data) is not bytes:
+        return str(data)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def shown(data: Any) -> str:
+    """``data`` (selected with :func:`as_bytes`) as text to show: text that is not valid UTF-8
+    as the hex of its bytes, so that a row another program wrote is listed as what it is."""
+    text = decoded(data)
+    return text if text is not None else f"<not UTF-8 text: x'{bytes(data).hex()}'>"
+
+
 @contextmanager
 def library_log_held() -> Iterator[None]:
     """The library's own log lines held back: the command prints each finding once, with what
@@ -510,17 +535,27 @@ def _space(store: Path, path: Path) -> SpaceInfo:
         names = set(table_names(conn))
         if not {"_cf_meta", "_cf_cells", "_cf_log"} <= names:
             raise InspectError("unreadable", f"{path} is not a space file (no _cf_ tables)")
-        row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'space_id'").fetchone()
-        space_id = str(row[0]) if row else "?"
+        row = conn.execute(
+            f"SELECT {as_bytes('value')} FROM _cf_meta WHERE key = 'space_id'"
+        ).fetchone()
+        space_id = shown(row[0]) if row else "?"
         cells = 0
         handles: list[tuple[str, dict[str, Any], int]] = []
-        for cell_id, data, rev in conn.execute("SELECT id, value, rev FROM _cf_cells ORDER BY id"):
+        for raw_id, data, rev in conn.execute(
+            f"SELECT {as_bytes('id')}, {as_bytes('value')}, rev FROM _cf_cells ORDER BY id"
+        ):
             cells += 1
-            # A row another program wrote (no JSON, a revision that is not an integer) is no
-            # handle a runtime would use: it quarantines such a database (R5).
+            # A row another program wrote (no JSON, text that is not UTF-8, a revision that is
+            # not an integer) is no handle a runtime would use: it quarantines such a database
+            # (R5).
+            cell_id = decoded(raw_id)
             stored = stored_json(data)
-            handle = handle_value(cell_id, stored) if stored is not None else None
-            if handle is not None and type(rev) is int:
+            handle = (
+                handle_value(cell_id, stored)
+                if stored is not None and cell_id is not None
+                else None
+            )
+            if handle is not None and cell_id is not None and type(rev) is int:
                 handles.append((cell_id, handle, rev))
         last = conn.execute("SELECT coalesce(max(seq), 0) FROM _cf_log").fetchone()
         last_seq = int(last[0]) if last else 0
@@ -585,15 +620,28 @@ def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:
 
 
 def find_space(root: Path, space_id: str) -> Path:
+    unnamed: list[str] = []  # space files whose space id is not UTF-8 text
     for path in space_files(root):
         with read_only(path) as conn:
             if "_cf_meta" not in table_names(conn):
                 continue
-            row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'space_id'").fetchone()
-        if row is not None and row[0] == space_id:
+            row = conn.execute(
+                f"SELECT {as_bytes('value')} FROM _cf_meta WHERE key = 'space_id'"
+            ).fetchone()
+        if row is not None and decoded(row[0]) is None:
+            unnamed.append(path.name)
+        elif row is not None and decoded(row[0]) == space_id:
             return path
+    also = (
+        f" ({', '.join(unnamed)} holds a space id that is not valid UTF-8 text in its "
+        "_cf_meta row 'space_id', written by another program: restore that file from a "
+        "backup, or move it out of the store)"
+        if unnamed
+        else ""
+    )
     raise InspectError(
-        "space-not-found", f"no space {space_id!r} in {root}: `sqlite-cells inspect` lists them"
+        "space-not-found",
+        f"no space {space_id!r} in {root}: `sqlite-cells inspect` lists them{also}",
     )
 
 
@@ -625,7 +673,9 @@ def query_store(
     space_file = find_space(root, space_id)
     db_id = _database_id(space_file, space_id, database)
     with read_only(space_file) as conn:
-        row = conn.execute("SELECT value, rev FROM _cf_cells WHERE id = ?", (db_id,)).fetchone()
+        row = conn.execute(
+            f"SELECT {as_bytes('value')}, rev FROM _cf_cells WHERE id = ?", (db_id,)
+        ).fetchone()
     data = stored_json(row[0]) if row is not None else None
     handle = handle_value(db_id, data) if data is not None else None
     if row is not None and handle is None:  # R5, as a runtime refuses it
@@ -844,12 +894,16 @@ def _database_id(space_file: Path, space_id: str, database: str) -> str:
         if conn.execute("SELECT 1 FROM _cf_cells WHERE id = ?", (db_id,)).fetchone() is not None:
             return db_id
         sources: list[tuple[str, Path]] = []
-        for cell_id, data in conn.execute("SELECT id, value FROM _cf_cells"):
-            stored = stored_json(data)
-            handle = handle_value(str(cell_id), stored) if stored is not None else None
+        for raw_id, data in conn.execute(
+            f"SELECT {as_bytes('id')}, {as_bytes('value')} FROM _cf_cells"
+        ):
+            cell_id, stored = decoded(raw_id), stored_json(data)
+            if cell_id is None or stored is None:
+                continue  # a row another program wrote: no handle of an injected file
+            handle = handle_value(cell_id, stored)
             where = source_path(handle) if handle is not None else None
             if where is not None and handle is not None and handle.get("dropped") is not True:
-                sources.append((str(cell_id), where))
+                sources.append((cell_id, where))
     matches = sorted(
         {cell_id for cell_id, where in sources if database in (where.name, str(where))}
     )
