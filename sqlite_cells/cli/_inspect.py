@@ -64,6 +64,7 @@ from sqlite_cells.runtime import (
     STORE_ENV,
     busy_ms,
     stored_format,
+    surrogate_at,
     wait_for_locks,
 )
 from sqlite_cells.schema import Declaration, SourceKind, db_file_name, quote_ident
@@ -329,13 +330,29 @@ def default_store() -> str:
 
 def store_dir(store: str | os.PathLike[str]) -> Path:
     path = Path(store).expanduser()
+    check_store_text(path)
     if not path.is_dir():
         raise InspectError(
             "store-not-found",
             f"no store at {path}: a store is a directory made by a runtime; pass its path "
             f"(or set ${STORE_ENV})",
         )
-    return path.resolve()
+    resolved = path.resolve()
+    check_store_text(resolved)  # a link may lead to a name that is not valid text
+    return resolved
+
+
+def check_store_text(path: Path) -> None:
+    """SQLite opens files by their UTF-8 names: a store path holding a lone surrogate (a byte
+    of the file system's name that is not UTF-8) can be read by no command."""
+    position = surrogate_at(str(path))
+    if position is not None:
+        raise InspectError(
+            "store-path",
+            f"the store path {str(path)!r} is not valid Unicode text (a byte that is not UTF-8 "
+            f"at position {position}): SQLite opens files by their UTF-8 names; rename the "
+            "directory (or copy the store to a directory whose name is UTF-8 text)",
+        )
 
 
 class StoreFormatError(InspectError):
@@ -355,6 +372,7 @@ def refuse_newer_format(store: str | os.PathLike[str]) -> None:
     root = Path(store).expanduser()
     if not root.is_dir():
         return
+    check_store_text(root.resolve())
     for path in space_files(root):
         try:
             with read_only(path) as conn:

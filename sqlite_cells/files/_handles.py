@@ -52,6 +52,7 @@ from sqlite_cells.runtime import (
     op_targets_by_seq,
     remove_unused,
     stored_format,
+    surrogate_at,
     translated,
     upgrade_space_file,
     wait_for_locks,
@@ -415,7 +416,14 @@ def space_files(store: Path) -> list[Path]:
     """The store's space files, blank ones left out: a file with no schema at all is what a
     first commit cut short by a crash can leave (the file is made, then filled by the commit).
     It holds nothing; the space's next commit fills it."""
-    return [p for p in sorted(Path(store).glob("space-*.sqlite")) if not _blank(p)]
+    return [p for p in _named_as(Path(store), "space-*.sqlite") if not _blank(p)]
+
+
+def _named_as(store: Path, pattern: str) -> list[Path]:
+    """The entries of ``store`` whose names match ``pattern``, in name order, without those
+    whose name is not valid text (an undecodable byte): SQLite opens files by their UTF-8
+    names, and the runtime names its files in hex, so such a name is none of its files."""
+    return [p for p in sorted(store.glob(pattern)) if surrogate_at(p.name) is None]
 
 
 def _blank(path: Path) -> bool:
@@ -430,7 +438,7 @@ def _blank(path: Path) -> bool:
 def _database_files(store: Path) -> list[Path]:
     # Only files: something else under a database file's name (a directory, a dangling link)
     # is not ours to judge, and is left where it is.
-    return [p for p in sorted(store.glob("cell-*.sqlite")) if p.is_file()]
+    return [p for p in _named_as(store, "cell-*.sqlite") if p.is_file()]
 
 
 def _commits_in(path: Path) -> int | None:
