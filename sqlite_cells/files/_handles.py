@@ -384,12 +384,30 @@ class DamagedSpace:
     reason: str  # what SQLite said
 
 
+class NotASpaceFile(DatabaseError):
+    """A file named like a space file is an SQLite database without a space's tables (another
+    program's file): reported as a space file that cannot be read, never written."""
+
+
+_SPACE_TABLES = frozenset({"_cf_meta", "_cf_cells", "_cf_log"})
+
+
+def _require_space_tables(conn: apsw.Connection, space_file: Path) -> None:
+    names = {name for (name,) in conn.execute("SELECT name FROM sqlite_schema")}
+    missing = sorted(_SPACE_TABLES - names)
+    if missing:
+        raise NotASpaceFile(
+            f"not a space file: an SQLite database without the table(s) {', '.join(missing)} "
+            "that every space file holds (another program's file under a space file's name)"
+        )
+
+
 def space_damage(exc: BaseException) -> str | None:
     """What SQLite said when ``exc`` (or the error it was translated from) says a file is
-    damaged — corrupt pages, or not a database at all — else None (a lock, a full disk, a
-    permission: not damage)."""
+    damaged — corrupt pages, not a database at all, or another program's database under a
+    space file's name — else None (a lock, a full disk, a permission: not damage)."""
     for found in (exc, exc.__cause__):
-        if isinstance(found, apsw.CorruptError | apsw.NotADBError):
+        if isinstance(found, apsw.CorruptError | apsw.NotADBError | NotASpaceFile):
             return str(found)
     return None
 
@@ -486,6 +504,7 @@ def _names_in_space(space_file: Path, named: set[str], dropped: set[str]) -> Non
     with translated(f"space file {space_file}"):
         conn = _open_read_only(space_file)
         try:
+            _require_space_tables(conn, space_file)
             conn.execute("BEGIN")
             for cell_id, data in conn.execute("SELECT id, value FROM _cf_cells"):
                 named.add(str(cell_id))
@@ -566,10 +585,16 @@ def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -
         if repair:
             conn = apsw.Connection(str(space_file), flags=apsw.SQLITE_OPEN_READWRITE)
             wait_for_locks(conn, BUSY_TIMEOUT_MS)
-            _upgrade(conn, space_file)
+            try:
+                _require_space_tables(conn, space_file)  # another program's file: left as is
+                _upgrade(conn, space_file)
+            except BaseException:
+                conn.close()
+                raise
         else:
             conn = _open_read_only(space_file)
         try:
+            _require_space_tables(conn, space_file)
             written = _written_databases(conn)
             outcomes = []
             for db_id in sorted(written):

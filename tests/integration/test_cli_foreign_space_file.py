@@ -1,0 +1,57 @@
+"""Another program's SQLite file under a space file's name (SPEC Errors, §6): `inspect`,
+`check` (with and without `--repair`) and `gc` report it as a space file that cannot be read,
+say what to do, and inspect and check the rest of the store all the same; the file is left as
+it was found."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+
+from ..conftest import run_cli
+
+FOREIGN = "space-" + "0" * 32 + ".sqlite"
+
+
+@pytest.fixture
+def with_foreign(store: Path) -> Path:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('one')")
+    conn = apsw.Connection(str(store / FOREIGN))
+    conn.execute("CREATE TABLE foo (x)")
+    conn.close()
+    return store
+
+
+@pytest.mark.parametrize(
+    "args", [["inspect"], ["check"], ["check", "--repair"], ["gc"], ["gc", "--yes"]]
+)
+def test_a_foreign_file_named_as_a_space_file_is_reported(
+    with_foreign: Path, args: list[str]
+) -> None:
+    before = (with_foreign / FOREIGN).read_bytes()
+    done = run_cli(*args, "--store", str(with_foreign))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == ""
+    assert f"{FOREIGN}: DAMAGED" in done.stdout or f"space file {FOREIGN}" in done.stdout
+    assert "not a space file: an SQLite database without the table(s)" in done.stdout
+    assert "move it and its -wal and -shm out of the store" in done.stdout
+    if args[0] == "check":
+        assert "watermark 1, space seq 1: in sync" in done.stdout  # the rest is checked
+    assert (with_foreign / FOREIGN).read_bytes() == before
+
+
+def test_inspect_lists_the_other_spaces_beside_a_foreign_file(with_foreign: Path) -> None:
+    done = run_cli("inspect", "--store", str(with_foreign), "--json")
+    assert done.returncode == 1, done.stderr
+    data = json.loads(done.stdout)
+    assert [space["id"] for space in data["spaces"]] == ["demo"]
+    assert [d["file"] for d in data["damaged_space_files"]] == [FOREIGN]
