@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import enum
 import math
+import re
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -43,7 +44,28 @@ def finite(value: Any) -> Any:
 def print_json(value: Any, out: TextIO) -> None:
     # msgspec writes bytes as base64 and keeps the key order of the rows.
     encoded = msgspec.json.encode(finite(value))
-    out.write(msgspec.json.format(encoded, indent=2).decode() + "\n")
+    out.write(json_for(msgspec.json.format(encoded, indent=2).decode(), out) + "\n")
+
+
+_NOT_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def json_for(text: str, out: TextIO) -> str:
+    """JSON ``text`` as ``out`` can hold it: on an output whose encoding is not UTF-8 (a C
+    locale, ``PYTHONIOENCODING=ascii``), each character outside ASCII as its JSON escape
+    (``\\u00eb``), which reads back as the same text (outside JSON strings there are none)."""
+    encoding = (getattr(out, "encoding", None) or "utf-8").lower().replace("_", "-")
+    if encoding in ("utf-8", "utf8"):
+        return text
+    return _NOT_ASCII.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # outside the BMP: a UTF-16 surrogate pair, as JSON spells it
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def rows_for_text(rows: Sequence[dict[str, Any]], namer: Namer) -> list[dict[str, Any]]:
@@ -89,7 +111,7 @@ def print_rows(
         print_json(list(structured), out)
     elif fmt is Format.NDJSON:
         for row in structured:
-            out.write(msgspec.json.encode(finite(row)).decode() + "\n")
+            out.write(json_for(msgspec.json.encode(finite(row)).decode(), out) + "\n")
     elif fmt is Format.CSV:
         names = list(columns) if columns is not None else _columns(rows)
         writer = csv.writer(out, lineterminator="\n")
