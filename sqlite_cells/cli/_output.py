@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import enum
 import math
+import os
 import re
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -44,7 +45,25 @@ def finite(value: Any) -> Any:
 def print_json(value: Any, out: TextIO) -> None:
     # msgspec writes bytes as base64 and keeps the key order of the rows.
     encoded = msgspec.json.encode(finite(value))
-    out.write(json_for(msgspec.json.format(encoded, indent=2).decode(), out) + "\n")
+    write_whole(json_for(msgspec.json.format(encoded, indent=2).decode(), out) + "\n", out)
+
+
+def write_whole(text: str, out: TextIO) -> None:
+    """Write ``text`` to ``out`` whole, or raise ``BrokenPipeError``: written in one piece to a
+    pipe whose reader goes away meanwhile, Python's buffered stream takes the part the pipe
+    took in for the whole and says nothing (the status would be 0 although the output was cut
+    short); written straight to the file descriptor, the rest is written until the system says
+    the reader is gone."""
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (io.UnsupportedOperation)
+        out.write(text)
+        return
+    out.flush()
+    errors = getattr(out, "errors", None) or "backslashreplace"
+    data = memoryview(text.encode(getattr(out, "encoding", None) or "utf-8", errors))
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 _NOT_ASCII = re.compile(r"[^\x00-\x7f]")
