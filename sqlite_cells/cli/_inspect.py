@@ -100,7 +100,9 @@ _RESERVED_PREFIXES = ("_cf_", "sqlite_")
 class InspectError(SqliteCellsError, LookupError):
     """The store, a space or a database asked for on the command line does not exist.
     ``kind`` is one of ``store-not-found``, ``space-not-found``, ``database-not-found``,
-    ``unreadable``, ``store-format`` (:class:`StoreFormatError`)."""
+    ``unreadable``, ``locked`` (another connection kept a file locked for longer than the
+    command waits), ``store-path`` (a store path that is not UTF-8 text), ``space-id-not-text``,
+    ``store-format`` (:class:`StoreFormatError`)."""
 
     def __init__(self, kind: str, message: str) -> None:
         self.kind = kind
@@ -503,6 +505,8 @@ def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) 
                     rows = int(count[0]) if count else 0
                     tables.append(TableInfo(name, rows, name.lower() in lowered))
         except InspectError as exc:  # the file cannot be read whole: say so, go on with the rest
+            if exc.kind == "locked":
+                raise  # a lock is no damage: the command says so and to try again
             damage = damage if damage is not None else str(exc)
     return DatabaseInfo(
         id=db_id,

@@ -34,17 +34,25 @@ conn.close()
 """
 
 
-@pytest.fixture
-def held(store: Path) -> Iterator[Path]:
-    """A store whose space file another process holds locked for the whole test."""
+def _written(store: Path) -> Path:
     with sc.Runtime(store) as rt:
         space = rt.space("demo")
         db = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
         with space.transact():
             db.exec("INSERT INTO m (body) VALUES ('one')")
-    (space_file,) = store.glob("space-*.sqlite")
+    return store
+
+
+@pytest.fixture
+def held(store: Path) -> Iterator[Path]:
+    """A store whose space file another process holds locked for the whole test."""
+    (space_file,) = _written(store).glob("space-*.sqlite")
+    yield from _held(store, space_file)
+
+
+def _held(store: Path, path: Path) -> Iterator[Path]:
     with subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(HOLDER), str(space_file)],
+        [sys.executable, "-c", textwrap.dedent(HOLDER), str(path)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -105,3 +113,13 @@ def test_ctrl_c_while_waiting_for_the_space_files_lock_exits_130(held: Path, com
         process.wait()
     assert process.returncode == 130, err
     assert err == b"sqlite-cells: interrupted\n"
+
+
+def test_a_locked_database_file_is_no_damage(store: Path) -> None:
+    (db_file,) = _written(store).glob("cell-*.sqlite")
+    for _ in _held(store, db_file):
+        done = run_cli("inspect", "--store", str(store))
+        assert done.returncode == 1, done.stderr
+        assert f"{db_file} stayed locked by another connection" in done.stderr, done.stderr
+        assert "DAMAGED" not in done.stdout
+        assert "--repair" not in done.stdout + done.stderr
