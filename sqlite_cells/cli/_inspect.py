@@ -807,7 +807,13 @@ class NeedsRepair(DatabaseError):
 
 def _unreadable(path: Path, exc: apsw.Error) -> str:
     """What to say of a file SQLite could open but not read: a file in WAL mode needs its
-    ``-shm`` beside it, so a store on read-only media cannot be read in place."""
+    ``-shm`` beside it, so a store on read-only media cannot be read in place. A file SQLite
+    finds damaged (or no database at all) is said to be that: no permission would help."""
+    if isinstance(exc, apsw.CorruptError | apsw.NotADBError):
+        return (
+            f"cannot read {path}: the file is damaged ({exc}); `sqlite-cells check` says "
+            "which files are damaged and what to do"
+        )
     return (
         f"cannot read {path}: {exc}. Check that you may read and write the store's directory "
         "and files (SQLite reads a file in WAL mode through a -shm file beside it, which it "

@@ -1,7 +1,7 @@
 """Another program's SQLite file under a space file's name (SPEC Errors, §6): `inspect`,
 `check` (with and without `--repair`) and `gc` report it as a space file that cannot be read,
 say what to do, and inspect and check the rest of the store all the same; the file is left as
-it was found."""
+it was found. A damaged database file is called damaged, not a question of permissions."""
 
 from __future__ import annotations
 
@@ -55,3 +55,22 @@ def test_inspect_lists_the_other_spaces_beside_a_foreign_file(with_foreign: Path
     data = json.loads(done.stdout)
     assert [space["id"] for space in data["spaces"]] == ["demo"]
     assert [d["file"] for d in data["damaged_space_files"]] == [FOREIGN]
+
+
+def test_a_damaged_database_file_is_called_damaged_not_a_permission_problem(
+    store: Path,
+) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('one')")
+    (db_file,) = store.glob("cell-*.sqlite")
+    data = bytearray(db_file.read_bytes())
+    data[100:4000] = b"\xde" * 3900  # the schema page overwritten
+    db_file.write_bytes(bytes(data))
+    done = run_cli("tables", "--store", str(store))
+    assert done.returncode == 1
+    assert f"cannot read {db_file}: the file is damaged (" in done.stderr, done.stderr
+    assert "`sqlite-cells check` says which files are damaged" in done.stderr
+    assert "read and write the store's directory" not in done.stderr
