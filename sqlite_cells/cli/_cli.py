@@ -103,7 +103,9 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
         if not space.databases:
             out.write("  no database cells written yet\n")
         for db in space.databases:
-            if db.missing:
+            if db.missing and info.not_a_file(db):
+                state = "NOT A REGULAR FILE where the database file belongs (move it out)"
+            elif db.missing:
                 state = "NO FILE, although its space wrote it (MISSING)"
             elif not db.exists:
                 state = "no file"

@@ -213,6 +213,11 @@ class StoreInfo:
     orphaned_files: tuple[OrphanInfo, ...] = field(default=())
     damaged_space_files: tuple[DamagedSpaceInfo, ...] = field(default=())
 
+    def not_a_file(self, db: DatabaseInfo) -> bool:
+        """Whether something that is not a regular file stands at ``db``'s path."""
+        path = Path(self.store) / db.file
+        return path.exists() and not path.is_file()
+
     def findings(self) -> list[str]:
         """What disagrees: each space file that cannot be read, each database file that is
         damaged or missing although its space wrote it, each whose watermark is not its
@@ -242,7 +247,16 @@ class StoreInfo:
             "--repair` rebuilds it from its space's log"
             for space in self.spaces
             for db in space.databases
-            if db.missing
+            if db.missing and not self.not_a_file(db)
+        ]
+        missing += [
+            f"database {db.id} of space {space.id!r}: {db.file} is not a regular file (a "
+            "directory or a named pipe stands where the database file belongs): move it out of "
+            "the store, then `sqlite-cells check --repair` rebuilds the database from its "
+            "space's log"
+            for space in self.spaces
+            for db in space.databases
+            if db.missing and self.not_a_file(db)
         ]
         swapped = [
             f"database {db.id} of space {space.id!r}: the path {db.file} now names another file "

@@ -1,7 +1,8 @@
 """Another program's SQLite file under a space file's name (SPEC Errors, §6): `inspect`,
 `check` (with and without `--repair`) and `gc` report it as a space file that cannot be read,
 say what to do, and inspect and check the rest of the store all the same; the file is left as
-it was found. A damaged database file is called damaged, not a question of permissions."""
+it was found. A damaged database file is called damaged, not a question of permissions, and a
+directory at a database file's path is named, with a remedy that works."""
 
 from __future__ import annotations
 
@@ -74,3 +75,27 @@ def test_a_damaged_database_file_is_called_damaged_not_a_permission_problem(
     assert f"cannot read {db_file}: the file is damaged (" in done.stderr, done.stderr
     assert "`sqlite-cells check` says which files are damaged" in done.stderr
     assert "read and write the store's directory" not in done.stderr
+
+
+def test_a_directory_at_a_database_files_path_is_named_with_a_remedy_that_works(
+    store: Path,
+) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('one')")
+    (db_file,) = store.glob("cell-*.sqlite")
+    db_file.unlink()
+    db_file.mkdir()
+    done = run_cli("inspect", "--store", str(store))
+    assert done.returncode == 1
+    assert "NOT A REGULAR FILE where the database file belongs (move it out)" in done.stdout
+    assert f"{db_file.name} is not a regular file" in done.stdout
+    assert "MISSING" not in done.stdout
+    assert "move it out of the store, then `sqlite-cells check --repair` rebuilds" in done.stdout
+    db_file.rmdir()  # as the finding says: then --repair rebuilds it
+    done = run_cli("check", "--repair", "--store", str(store))
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = run_cli("query", str(store), "demo", "chat", "SELECT body FROM m", "--json")
+    assert json.loads(done.stdout)["rows"] == [{"body": "one"}]
