@@ -231,8 +231,14 @@ class StoreInfo:
         ]
         behind_or_ahead = [
             f"database {db.id} of space {space.id!r}: watermark {db.watermark} but the space "
-            f"last wrote it at seq {db.last_write_seq}; a runtime reconciles it before its next "
-            "use (R71)"
+            f"last wrote it at seq {db.last_write_seq}; "
+            + (
+                "ahead by more than the one commit a crash leaves in flight, so no runtime "
+                "reconciles it: it is quarantined (R71); `sqlite-cells check` says why and "
+                "what to do"
+                if db.watermark is not None and db.watermark > space.last_seq + 1
+                else "a runtime reconciles it before its next use (R71)"
+            )
             for space in self.spaces
             for db in space.databases
             if db.exists

@@ -2,11 +2,13 @@
 `check` (with and without `--repair`) and `gc` report it as a space file that cannot be read,
 say what to do, and inspect and check the rest of the store all the same; the file is left as
 it was found. A damaged database file is called damaged, not a question of permissions, and a
-directory at a database file's path is named, with a remedy that works."""
+directory at a database file's path is named, with a remedy that works; a database ahead of its
+space by more than one commit is said to be quarantined, not reconciled."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import apsw
@@ -99,3 +101,28 @@ def test_a_directory_at_a_database_files_path_is_named_with_a_remedy_that_works(
     assert done.returncode == 0, done.stdout + done.stderr
     done = run_cli("query", str(store), "demo", "chat", "SELECT body FROM m", "--json")
     assert json.loads(done.stdout)["rows"] == [{"body": "one"}]
+
+
+def test_a_database_ahead_by_two_commits_is_not_said_to_be_reconciled(tmp_path: Path) -> None:
+    store, old = tmp_path / "store", tmp_path / "old"
+    tables = {"m": sc.table(body="text")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=tables)
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('one')")
+    (space_file,) = store.glob("space-*.sqlite")
+    old.mkdir()
+    shutil.copy(space_file, old / space_file.name)
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=tables)
+        for _ in range(2):
+            with space.transact():
+                db.exec("INSERT INTO m (body) VALUES ('more')")
+    shutil.copy(old / space_file.name, space_file)  # the space file lost two commits
+    done = run_cli("inspect", "--store", str(store))
+    assert done.returncode == 1
+    assert "a runtime reconciles it" not in done.stdout
+    assert "ahead by more than the one commit a crash leaves in flight" in done.stdout
+    assert "it is quarantined (R71); `sqlite-cells check` says why and what to do" in done.stdout
