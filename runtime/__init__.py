@@ -25,6 +25,8 @@ from sqlite_cells.runtime._format import op_targets_by_seq as op_targets_by_seq
 from sqlite_cells.runtime._format import stored_format as stored_format
 from sqlite_cells.runtime._format import upgrade_space_file as upgrade_space_file
 from sqlite_cells.runtime._handler import handler as handler
+from sqlite_cells.runtime._lock_wait import lock_waits as lock_waits
+from sqlite_cells.runtime._lock_wait import wait_for_locks as wait_for_locks
 from sqlite_cells.runtime._marks import forget as forget_marks
 from sqlite_cells.runtime._marks import unchanged_since as unchanged_since
 from sqlite_cells.runtime._participants import CommitParticipant as CommitParticipant
@@ -88,6 +90,7 @@ __all__ = [
     "handler",
     "has_moved",
     "lift",
+    "lock_waits",
     "node_of",
     "observe_node",
     "op_targets_by_seq",
@@ -99,5 +102,6 @@ __all__ = [
     "translated",
     "unchanged_since",
     "upgrade_space_file",
+    "wait_for_locks",
     "waited_for_lock",
 ]

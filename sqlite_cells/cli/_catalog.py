@@ -18,7 +18,7 @@ from typing import Any
 import apsw
 import msgspec
 
-from sqlite_cells.cli._inspect import read_only, store_dir, table_names
+from sqlite_cells.cli._inspect import as_bytes, decoded, read_only, shown, store_dir, table_names
 from sqlite_cells.cli._names import Namer
 from sqlite_cells.codec import EncodingError, decode_value
 from sqlite_cells.files import handle_value, is_dropped, source_path, stored_json
@@ -138,11 +138,13 @@ def _file_tables(conn: apsw.Connection) -> list[tuple[str, list[dict[str, Any]],
 def _handles(path: Path) -> list[tuple[str, dict[str, Any]]]:
     with read_only(path) as conn:
         return [
-            (str(cell_id), handle)
-            for cell_id, data in conn.execute(
-                "SELECT id, value FROM _cf_cells WHERE instr(value, '\"tables\"') > 0 ORDER BY id"
+            (cell_id, handle)
+            for raw_id, data in conn.execute(
+                f"SELECT {as_bytes('id')}, {as_bytes('value')} FROM _cf_cells "
+                "WHERE instr(value, '\"tables\"') > 0 ORDER BY id"
             )
-            if (stored := stored_json(data)) is not None
+            if (cell_id := decoded(raw_id)) is not None
+            and (stored := stored_json(data)) is not None
             and (handle := handle_value(cell_id, stored)) is not None
         ]
 
@@ -186,8 +188,11 @@ def list_cells(store: str | os.PathLike[str], namer: Namer | None = None) -> lis
     rows: list[CellRow] = []
     for space_id, space_file in sorted(namer.spaces().items()):
         with read_only(space_file) as conn:
-            stored = conn.execute("SELECT id, value, rev FROM _cf_cells ORDER BY id").fetchall()
-        for cell_id, data, rev in stored:
+            stored = conn.execute(
+                f"SELECT {as_bytes('id')}, {as_bytes('value')}, rev FROM _cf_cells ORDER BY id"
+            ).fetchall()
+        for raw_id, data, rev in stored:
+            cell_id = shown(raw_id)
             raw = stored_json(data)
             if raw is None:  # written by another program: a number or NULL, no JSON
                 value: Any = f"<a stored {type(data).__name__}, not a JSON value>"

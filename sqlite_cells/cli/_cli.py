@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
@@ -62,9 +63,14 @@ from sqlite_cells.cli._parser import parser
 from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK, USAGE
 from sqlite_cells.codec import GuardViolation, QueryError, QueryTimeout, SqliteCellsError
 from sqlite_cells.read import text_table
+from sqlite_cells.runtime import lock_waits, waited_for_lock
 from sqlite_cells.sql import Mode, check_statement
 
 __all__ = ["main"]
+
+# Seconds a command other than ``query`` waits for one lock another connection holds on a file
+# of the store (a runtime holds its locks for one commit) before it says so and stops.
+LOCK_WAIT = 5.0
 
 
 def resolve_store(args: argparse.Namespace) -> str:
@@ -97,7 +103,9 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
         if not space.databases:
             out.write("  no database cells written yet\n")
         for db in space.databases:
-            if db.missing:
+            if db.missing and info.not_a_file(db):
+                state = "NOT A REGULAR FILE where the database file belongs (move it out)"
+            elif db.missing:
                 state = "NO FILE, although its space wrote it (MISSING)"
             elif not db.exists:
                 state = "no file"
@@ -175,7 +183,18 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
         check_text(value, what)
     check_statement(args.sql, Mode.READ)  # a refused statement is reported before its parameters
     params = bindings(args.sql, args.params)
-    result = query_store(store, args.space, args.db, args.sql, params, timeout=args.timeout)
+    try:
+        result = query_store(store, args.space, args.db, args.sql, params, timeout=args.timeout)
+    except SqliteCellsError as exc:
+        if isinstance(exc, QueryError) or not waited_for_lock(exc):
+            raise
+        # R44: a wait for a lock on the space file is part of the read, within its deadline.
+        raise QueryTimeout(
+            args.db,
+            args.sql,
+            f"waited {args.timeout}s for a lock another connection holds on a file of space "
+            f"{args.space!r}; nothing was read: try again once that connection lets go",
+        ) from exc
     namer = Namer(store_dir(store), tuple(args.names))
     # Without rows, the header comes from the statement's own columns (sqlite-utils prints it).
     columns = None if result.rows or not result.columns else list(result.columns)
@@ -203,9 +222,25 @@ def _tables(args: argparse.Namespace, out: TextIO) -> int:
     rows = list_tables(store, namer)
     if args.fmt is Format.TEXT and not rows:
         out.write("(no tables: no database of this store has been written yet)\n")
-        return OK
-    print_rows([r.to_flat() for r in rows], args.fmt, out, json_rows=[r.to_json() for r in rows])
+    else:
+        flat, json_rows = [r.to_flat() for r in rows], [r.to_json() for r in rows]
+        print_rows(flat, args.fmt, out, json_rows=json_rows)
+    _left_out(namer, out)
     return OK
+
+
+def _left_out(namer: Namer, out: TextIO) -> None:
+    """Once the rest is listed: a space file whose space id is not UTF-8 text (another
+    program wrote it) was left out, and that is an error naming the file and the row."""
+    if namer.unnamed:
+        out.flush()
+        files = ", ".join(str(path) for path in namer.unnamed)
+        raise InspectError(
+            "space-id-not-text",
+            f"left out {files}: its _cf_meta row 'space_id' holds text that is not valid UTF-8 "
+            "(another program wrote it), so no space can be named by it; restore that file "
+            "from a backup, or move it out of the store",
+        )
 
 
 def _cells(args: argparse.Namespace, out: TextIO) -> int:
@@ -221,14 +256,15 @@ def _cells(args: argparse.Namespace, out: TextIO) -> int:
     columns = ["space", "name", "id", "kind", "rev", "value"]
     if args.fmt is Format.TEXT and not rows:
         out.write("(no cells)\n")
-        return OK
-    print_rows(
-        [r.to_flat(namer) for r in rows],
-        args.fmt,
-        out,
-        json_rows=[r.to_json(namer) for r in rows],
-        columns=columns,
-    )
+    else:
+        print_rows(
+            [r.to_flat(namer) for r in rows],
+            args.fmt,
+            out,
+            json_rows=[r.to_json(namer) for r in rows],
+            columns=columns,
+        )
+    _left_out(namer, out)
     return OK
 
 
@@ -288,8 +324,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit status (argparse exits 2 itself on bad usage)."""
     args = parser().parse_args(argv)
     out, err = sys.stdout, sys.stderr
+    if args.command == "query":  # R44: the --timeout deadline bounds every wait of the read
+        waits = lock_waits(deadline=time.monotonic() + args.timeout)
+    else:
+        waits = lock_waits(longest=LOCK_WAIT)
     try:
-        return _dispatch(args, out)
+        with waits:
+            return _dispatch(args, out)
     except UsageError as exc:
         err.write(f"sqlite-cells: {exc}\n")
         return USAGE

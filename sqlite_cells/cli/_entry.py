@@ -16,6 +16,7 @@ all. A Ctrl-C from the command's return on ends the process at once with 130."""
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import signal
 import sys
@@ -75,9 +76,28 @@ def _run(argv: Sequence[str] | None) -> int:
         return INTERRUPTED
 
 
+def _prepare_output() -> bool:
+    """Standard output (and error) as the command writes them: a character the output's
+    encoding cannot hold (``PYTHONIOENCODING=ascii``, a C locale) is written as its escape
+    (``\\xeb``), never an error; a stream the caller closed (``>&-``, Python's ``None``) is the
+    null device. True when standard output was closed: the command's output cannot be read,
+    which is status 1, as for a reader that went away."""
+    closed = sys.stdout is None
+    if closed:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - open until the process ends
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            with contextlib.suppress(ValueError):
+                stream.reconfigure(errors="backslashreplace")
+    return closed
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command and end the process with its exit status: this is the process's entry
     point, never to be called by a program that means to go on."""
+    closed = _prepare_output()
     try:
         code = _run(argv)
     except KeyboardInterrupt:  # a second Ctrl-C while the first was being reported
@@ -86,4 +106,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.code is not None and not isinstance(exc.code, int):
             raise
         code = exc.code or 0
-    _end(code)
+    _end(code or FINDING if closed else code)

@@ -64,6 +64,8 @@ from sqlite_cells.runtime import (
     STORE_ENV,
     busy_ms,
     stored_format,
+    surrogate_at,
+    wait_for_locks,
 )
 from sqlite_cells.schema import Declaration, SourceKind, db_file_name, quote_ident
 from sqlite_cells.sql import Mode, check_statement
@@ -98,7 +100,9 @@ _RESERVED_PREFIXES = ("_cf_", "sqlite_")
 class InspectError(SqliteCellsError, LookupError):
     """The store, a space or a database asked for on the command line does not exist.
     ``kind`` is one of ``store-not-found``, ``space-not-found``, ``database-not-found``,
-    ``unreadable``, ``store-format`` (:class:`StoreFormatError`)."""
+    ``unreadable``, ``locked`` (another connection kept a file locked for longer than the
+    command waits), ``store-path`` (a store path that is not UTF-8 text), ``space-id-not-text``,
+    ``store-format`` (:class:`StoreFormatError`)."""
 
     def __init__(self, kind: str, message: str) -> None:
         self.kind = kind
@@ -209,6 +213,11 @@ class StoreInfo:
     orphaned_files: tuple[OrphanInfo, ...] = field(default=())
     damaged_space_files: tuple[DamagedSpaceInfo, ...] = field(default=())
 
+    def not_a_file(self, db: DatabaseInfo) -> bool:
+        """Whether something that is not a regular file stands at ``db``'s path."""
+        path = Path(self.store) / db.file
+        return path.exists() and not path.is_file()
+
     def findings(self) -> list[str]:
         """What disagrees: each space file that cannot be read, each database file that is
         damaged or missing although its space wrote it, each whose watermark is not its
@@ -222,8 +231,14 @@ class StoreInfo:
         ]
         behind_or_ahead = [
             f"database {db.id} of space {space.id!r}: watermark {db.watermark} but the space "
-            f"last wrote it at seq {db.last_write_seq}; a runtime reconciles it before its next "
-            "use (R71)"
+            f"last wrote it at seq {db.last_write_seq}; "
+            + (
+                "ahead by more than the one commit a crash leaves in flight, so no runtime "
+                "reconciles it: it is quarantined (R71); `sqlite-cells check` says why and "
+                "what to do"
+                if db.watermark is not None and db.watermark > space.last_seq + 1
+                else "a runtime reconciles it before its next use (R71)"
+            )
             for space in self.spaces
             for db in space.databases
             if db.exists
@@ -238,7 +253,16 @@ class StoreInfo:
             "--repair` rebuilds it from its space's log"
             for space in self.spaces
             for db in space.databases
-            if db.missing
+            if db.missing and not self.not_a_file(db)
+        ]
+        missing += [
+            f"database {db.id} of space {space.id!r}: {db.file} is not a regular file (a "
+            "directory or a named pipe stands where the database file belongs): move it out of "
+            "the store, then `sqlite-cells check --repair` rebuilds the database from its "
+            "space's log"
+            for space in self.spaces
+            for db in space.databases
+            if db.missing and self.not_a_file(db)
         ]
         swapped = [
             f"database {db.id} of space {space.id!r}: the path {db.file} now names another file "
@@ -328,13 +352,29 @@ def default_store() -> str:
 
 def store_dir(store: str | os.PathLike[str]) -> Path:
     path = Path(store).expanduser()
+    check_store_text(path)
     if not path.is_dir():
         raise InspectError(
             "store-not-found",
             f"no store at {path}: a store is a directory made by a runtime; pass its path "
             f"(or set ${STORE_ENV})",
         )
-    return path.resolve()
+    resolved = path.resolve()
+    check_store_text(resolved)  # a link may lead to a name that is not valid text
+    return resolved
+
+
+def check_store_text(path: Path) -> None:
+    """SQLite opens files by their UTF-8 names: a store path holding a lone surrogate (a byte
+    of the file system's name that is not UTF-8) can be read by no command."""
+    position = surrogate_at(str(path))
+    if position is not None:
+        raise InspectError(
+            "store-path",
+            f"the store path {str(path)!r} is not valid Unicode text (a byte that is not UTF-8 "
+            f"at position {position}): SQLite opens files by their UTF-8 names; rename the "
+            "directory (or copy the store to a directory whose name is UTF-8 text)",
+        )
 
 
 class StoreFormatError(InspectError):
@@ -354,6 +394,7 @@ def refuse_newer_format(store: str | os.PathLike[str]) -> None:
     root = Path(store).expanduser()
     if not root.is_dir():
         return
+    check_store_text(root.resolve())
     for path in space_files(root):
         try:
             with read_only(path) as conn:
@@ -388,16 +429,53 @@ def read_only(path: Path) -> Iterator[apsw.Connection]:
     except apsw.Error as exc:
         raise InspectError("unreadable", f"cannot open {path}: {exc}") from exc
     try:
-        conn.setbusytimeout(5_000)
+        wait_for_locks(conn, 5_000)
         conn.execute("BEGIN")
         try:
             yield conn
         finally:
             conn.execute("COMMIT")
+    except (apsw.BusyError, apsw.LockedError) as exc:
+        raise InspectError("locked", locked(path)) from exc
     except apsw.Error as exc:
         raise InspectError("unreadable", _unreadable(path, exc)) from exc
     finally:
         conn.close()
+
+
+def locked(path: Path | str) -> str:
+    """What to say of a file another connection kept locked for longer than the command
+    waits: no damage, only a wait."""
+    return (
+        f"{path} stayed locked by another connection (a program holding the store's files in "
+        "an exclusive transaction) for as long as this command waits: nothing was read; try "
+        "again once that connection lets go"
+    )
+
+
+def as_bytes(column: str) -> str:
+    """``column`` selected so that a text value comes as its bytes: SQLite hands text that is
+    not valid UTF-8 (another program wrote it) to Python as it is, and decoding it there fails
+    for the whole statement. :func:`decoded` reads it back."""
+    return f"iif(typeof({column}) = 'text', CAST({column} AS BLOB), {column})"
+
+
+def decoded(data: Any) -> str | None:
+    """The text a column selected with :func:`as_bytes` holds (any other value as ``str``);
+    None when it is not valid UTF-8."""
+    if type(data) is not bytes:
+        return str(data)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def shown(data: Any) -> str:
+    """``data`` (selected with :func:`as_bytes`) as text to show: text that is not valid UTF-8
+    as the hex of its bytes, so that a row another program wrote is listed as what it is."""
+    text = decoded(data)
+    return text if text is not None else f"<not UTF-8 text: x'{bytes(data).hex()}'>"
 
 
 @contextmanager
@@ -447,6 +525,8 @@ def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) 
                     rows = int(count[0]) if count else 0
                     tables.append(TableInfo(name, rows, name.lower() in lowered))
         except InspectError as exc:  # the file cannot be read whole: say so, go on with the rest
+            if exc.kind == "locked":
+                raise  # a lock is no damage: the command says so and to try again
             damage = damage if damage is not None else str(exc)
     return DatabaseInfo(
         id=db_id,
@@ -497,17 +577,27 @@ def _space(store: Path, path: Path) -> SpaceInfo:
         names = set(table_names(conn))
         if not {"_cf_meta", "_cf_cells", "_cf_log"} <= names:
             raise InspectError("unreadable", f"{path} is not a space file (no _cf_ tables)")
-        row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'space_id'").fetchone()
-        space_id = str(row[0]) if row else "?"
+        row = conn.execute(
+            f"SELECT {as_bytes('value')} FROM _cf_meta WHERE key = 'space_id'"
+        ).fetchone()
+        space_id = shown(row[0]) if row else "?"
         cells = 0
         handles: list[tuple[str, dict[str, Any], int]] = []
-        for cell_id, data, rev in conn.execute("SELECT id, value, rev FROM _cf_cells ORDER BY id"):
+        for raw_id, data, rev in conn.execute(
+            f"SELECT {as_bytes('id')}, {as_bytes('value')}, rev FROM _cf_cells ORDER BY id"
+        ):
             cells += 1
-            # A row another program wrote (no JSON, a revision that is not an integer) is no
-            # handle a runtime would use: it quarantines such a database (R5).
+            # A row another program wrote (no JSON, text that is not UTF-8, a revision that is
+            # not an integer) is no handle a runtime would use: it quarantines such a database
+            # (R5).
+            cell_id = decoded(raw_id)
             stored = stored_json(data)
-            handle = handle_value(cell_id, stored) if stored is not None else None
-            if handle is not None and type(rev) is int:
+            handle = (
+                handle_value(cell_id, stored)
+                if stored is not None and cell_id is not None
+                else None
+            )
+            if handle is not None and cell_id is not None and type(rev) is int:
                 handles.append((cell_id, handle, rev))
         last = conn.execute("SELECT coalesce(max(seq), 0) FROM _cf_log").fetchone()
         last_seq = int(last[0]) if last else 0
@@ -572,15 +662,28 @@ def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:
 
 
 def find_space(root: Path, space_id: str) -> Path:
+    unnamed: list[str] = []  # space files whose space id is not UTF-8 text
     for path in space_files(root):
         with read_only(path) as conn:
             if "_cf_meta" not in table_names(conn):
                 continue
-            row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'space_id'").fetchone()
-        if row is not None and row[0] == space_id:
+            row = conn.execute(
+                f"SELECT {as_bytes('value')} FROM _cf_meta WHERE key = 'space_id'"
+            ).fetchone()
+        if row is not None and decoded(row[0]) is None:
+            unnamed.append(path.name)
+        elif row is not None and decoded(row[0]) == space_id:
             return path
+    also = (
+        f" ({', '.join(unnamed)} holds a space id that is not valid UTF-8 text in its "
+        "_cf_meta row 'space_id', written by another program: restore that file from a "
+        "backup, or move it out of the store)"
+        if unnamed
+        else ""
+    )
     raise InspectError(
-        "space-not-found", f"no space {space_id!r} in {root}: `sqlite-cells inspect` lists them"
+        "space-not-found",
+        f"no space {space_id!r} in {root}: `sqlite-cells inspect` lists them{also}",
     )
 
 
@@ -612,7 +715,9 @@ def query_store(
     space_file = find_space(root, space_id)
     db_id = _database_id(space_file, space_id, database)
     with read_only(space_file) as conn:
-        row = conn.execute("SELECT value, rev FROM _cf_cells WHERE id = ?", (db_id,)).fetchone()
+        row = conn.execute(
+            f"SELECT {as_bytes('value')}, rev FROM _cf_cells WHERE id = ?", (db_id,)
+        ).fetchone()
     data = stored_json(row[0]) if row is not None else None
     handle = handle_value(db_id, data) if data is not None else None
     if row is not None and handle is None:  # R5, as a runtime refuses it
@@ -722,7 +827,13 @@ class NeedsRepair(DatabaseError):
 
 def _unreadable(path: Path, exc: apsw.Error) -> str:
     """What to say of a file SQLite could open but not read: a file in WAL mode needs its
-    ``-shm`` beside it, so a store on read-only media cannot be read in place."""
+    ``-shm`` beside it, so a store on read-only media cannot be read in place. A file SQLite
+    finds damaged (or no database at all) is said to be that: no permission would help."""
+    if isinstance(exc, apsw.CorruptError | apsw.NotADBError):
+        return (
+            f"cannot read {path}: the file is damaged ({exc}); `sqlite-cells check` says "
+            "which files are damaged and what to do"
+        )
     return (
         f"cannot read {path}: {exc}. Check that you may read and write the store's directory "
         "and files (SQLite reads a file in WAL mode through a -shm file beside it, which it "
@@ -750,7 +861,7 @@ def _first_look(
     except apsw.Error as exc:
         raise InspectError("unreadable", f"cannot open {space_file}: {exc}") from exc
     try:
-        conn.setbusytimeout(wait_ms)
+        wait_for_locks(conn, wait_ms)
         with library_log_held():
             outcome = reconcile(
                 conn, db_id, path, repair=False, verify=True, busy_ms=wait_ms, quiet=True
@@ -831,12 +942,16 @@ def _database_id(space_file: Path, space_id: str, database: str) -> str:
         if conn.execute("SELECT 1 FROM _cf_cells WHERE id = ?", (db_id,)).fetchone() is not None:
             return db_id
         sources: list[tuple[str, Path]] = []
-        for cell_id, data in conn.execute("SELECT id, value FROM _cf_cells"):
-            stored = stored_json(data)
-            handle = handle_value(str(cell_id), stored) if stored is not None else None
+        for raw_id, data in conn.execute(
+            f"SELECT {as_bytes('id')}, {as_bytes('value')} FROM _cf_cells"
+        ):
+            cell_id, stored = decoded(raw_id), stored_json(data)
+            if cell_id is None or stored is None:
+                continue  # a row another program wrote: no handle of an injected file
+            handle = handle_value(cell_id, stored)
             where = source_path(handle) if handle is not None else None
             if where is not None and handle is not None and handle.get("dropped") is not True:
-                sources.append((str(cell_id), where))
+                sources.append((cell_id, where))
     matches = sorted(
         {cell_id for cell_id, where in sources if database in (where.name, str(where))}
     )

@@ -30,7 +30,7 @@ from typing import Any
 import apsw
 import msgspec
 
-from sqlite_cells.cli._inspect import read_only, table_names
+from sqlite_cells.cli._inspect import as_bytes, decoded, read_only, table_names
 from sqlite_cells.codec import (
     EncodingError,
     Link,
@@ -77,6 +77,8 @@ class Namer:
     extra_names: tuple[str, ...] = ()
     skip_damaged: bool = False  # leave out space files that cannot be read for damage
     _spaces: dict[str, Path] | None = field(default=None, init=False)
+    # space files whose space id is not UTF-8 text (another program wrote it): left out
+    unnamed: list[Path] = field(default_factory=list, init=False)
     _names: dict[str, Named] = field(default_factory=dict, init=False)
 
     def spaces(self) -> dict[str, Path]:
@@ -92,13 +94,17 @@ class Namer:
                     if "_cf_meta" not in table_names(conn):
                         continue
                     row = conn.execute(
-                        "SELECT value FROM _cf_meta WHERE key = 'space_id'"
+                        f"SELECT {as_bytes('value')} FROM _cf_meta WHERE key = 'space_id'"
                     ).fetchone()
-                    if row is not None:
-                        self._spaces[str(row[0])] = path
+                    space_id = decoded(row[0]) if row is not None else None
+                    if row is not None and space_id is None:
+                        self.unnamed.append(path)  # not UTF-8: no space a name can give
+                        continue
+                    if space_id is not None:
+                        self._spaces[space_id] = path
                     self._names.update(_recorded_names(conn))
-                    if row is not None:
-                        for cell_id, named in _derived_names(conn, str(row[0])).items():
+                    if space_id is not None:
+                        for cell_id, named in _derived_names(conn, space_id).items():
                             self._names.setdefault(cell_id, named)
             for space_id in self._spaces:
                 for name in self.extra_names:
@@ -123,7 +129,9 @@ class Namer:
         if path is None:
             return None
         with read_only(path) as conn:
-            row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (link.id,)).fetchone()
+            row = conn.execute(
+                f"SELECT {as_bytes('value')} FROM _cf_cells WHERE id = ?", (link.id,)
+            ).fetchone()
         if row is None:
             return None
         stored = stored_json(row[0])
@@ -218,12 +226,14 @@ def _derived_names(conn: apsw.Connection, space_id: str) -> dict[str, Named]:
     ids: set[str] = set()
     pieces: list[str] = []
     candidates: set[str] = set()
-    for cell_id, data in conn.execute("SELECT id, value FROM _cf_cells"):
-        cell_id = str(cell_id)
-        ids.add(cell_id)
+    for raw_id, data in conn.execute(
+        f"SELECT {as_bytes('id')}, {as_bytes('value')} FROM _cf_cells"
+    ):
+        cell_id = decoded(raw_id)
         stored = stored_json(data)
-        if stored is None:
+        if cell_id is None or stored is None:  # not UTF-8 text, or no JSON: names nothing
             continue
+        ids.add(cell_id)
         try:
             value = msgspec.json.decode(stored)
         except (msgspec.DecodeError, RecursionError):  # nested deeper than any value we store

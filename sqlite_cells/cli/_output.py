@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import enum
 import math
+import os
+import re
 from collections.abc import Sequence
 from typing import Any, TextIO
 
@@ -43,7 +45,46 @@ def finite(value: Any) -> Any:
 def print_json(value: Any, out: TextIO) -> None:
     # msgspec writes bytes as base64 and keeps the key order of the rows.
     encoded = msgspec.json.encode(finite(value))
-    out.write(msgspec.json.format(encoded, indent=2).decode() + "\n")
+    write_whole(json_for(msgspec.json.format(encoded, indent=2).decode(), out) + "\n", out)
+
+
+def write_whole(text: str, out: TextIO) -> None:
+    """Write ``text`` to ``out`` whole, or raise ``BrokenPipeError``: written in one piece to a
+    pipe whose reader goes away meanwhile, Python's buffered stream takes the part the pipe
+    took in for the whole and says nothing (the status would be 0 although the output was cut
+    short); written straight to the file descriptor, the rest is written until the system says
+    the reader is gone."""
+    try:
+        fd = out.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (io.UnsupportedOperation)
+        out.write(text)
+        return
+    out.flush()
+    errors = getattr(out, "errors", None) or "backslashreplace"
+    data = memoryview(text.encode(getattr(out, "encoding", None) or "utf-8", errors))
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+_NOT_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def json_for(text: str, out: TextIO) -> str:
+    """JSON ``text`` as ``out`` can hold it: on an output whose encoding is not UTF-8 (a C
+    locale, ``PYTHONIOENCODING=ascii``), each character outside ASCII as its JSON escape
+    (``\\u00eb``), which reads back as the same text (outside JSON strings there are none)."""
+    encoding = (getattr(out, "encoding", None) or "utf-8").lower().replace("_", "-")
+    if encoding in ("utf-8", "utf8"):
+        return text
+    return _NOT_ASCII.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # outside the BMP: a UTF-16 surrogate pair, as JSON spells it
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
 def rows_for_text(rows: Sequence[dict[str, Any]], namer: Namer) -> list[dict[str, Any]]:
@@ -89,7 +130,7 @@ def print_rows(
         print_json(list(structured), out)
     elif fmt is Format.NDJSON:
         for row in structured:
-            out.write(msgspec.json.encode(finite(row)).decode() + "\n")
+            out.write(json_for(msgspec.json.encode(finite(row)).decode(), out) + "\n")
     elif fmt is Format.CSV:
         names = list(columns) if columns is not None else _columns(rows)
         writer = csv.writer(out, lineterminator="\n")

@@ -52,8 +52,10 @@ from sqlite_cells.runtime import (
     op_targets_by_seq,
     remove_unused,
     stored_format,
+    surrogate_at,
     translated,
     upgrade_space_file,
+    wait_for_locks,
 )
 from sqlite_cells.schema import Declaration, Schema, SourceKind, db_file_name
 
@@ -445,12 +447,30 @@ class DamagedSpace:
     reason: str  # what SQLite said
 
 
+class NotASpaceFile(DatabaseError):
+    """A file named like a space file is an SQLite database without a space's tables (another
+    program's file): reported as a space file that cannot be read, never written."""
+
+
+_SPACE_TABLES = frozenset({"_cf_meta", "_cf_cells", "_cf_log"})
+
+
+def _require_space_tables(conn: apsw.Connection, space_file: Path) -> None:
+    names = {name for (name,) in conn.execute("SELECT name FROM sqlite_schema")}
+    missing = sorted(_SPACE_TABLES - names)
+    if missing:
+        raise NotASpaceFile(
+            f"not a space file: an SQLite database without the table(s) {', '.join(missing)} "
+            "that every space file holds (another program's file under a space file's name)"
+        )
+
+
 def space_damage(exc: BaseException) -> str | None:
     """What SQLite said when ``exc`` (or the error it was translated from) says a file is
-    damaged — corrupt pages, or not a database at all — else None (a lock, a full disk, a
-    permission: not damage)."""
+    damaged — corrupt pages, not a database at all, or another program's database under a
+    space file's name — else None (a lock, a full disk, a permission: not damage)."""
     for found in (exc, exc.__cause__):
-        if isinstance(found, apsw.CorruptError | apsw.NotADBError):
+        if isinstance(found, apsw.CorruptError | apsw.NotADBError | NotASpaceFile):
             return str(found)
     return None
 
@@ -477,7 +497,14 @@ def space_files(store: Path) -> list[Path]:
     """The store's space files, blank ones left out: a file with no schema at all is what a
     first commit cut short by a crash can leave (the file is made, then filled by the commit).
     It holds nothing; the space's next commit fills it."""
-    return [p for p in sorted(Path(store).glob("space-*.sqlite")) if not _blank(p)]
+    return [p for p in _named_as(Path(store), "space-*.sqlite") if not _blank(p)]
+
+
+def _named_as(store: Path, pattern: str) -> list[Path]:
+    """The entries of ``store`` whose names match ``pattern``, in name order, without those
+    whose name is not valid text (an undecodable byte): SQLite opens files by their UTF-8
+    names, and the runtime names its files in hex, so such a name is none of its files."""
+    return [p for p in sorted(store.glob(pattern)) if surrogate_at(p.name) is None]
 
 
 def _blank(path: Path) -> bool:
@@ -492,7 +519,7 @@ def _blank(path: Path) -> bool:
 def _database_files(store: Path) -> list[Path]:
     # Only files: something else under a database file's name (a directory, a dangling link)
     # is not ours to judge, and is left where it is.
-    return [p for p in sorted(store.glob("cell-*.sqlite")) if p.is_file()]
+    return [p for p in _named_as(store, "cell-*.sqlite") if p.is_file()]
 
 
 def _commits_in(path: Path) -> int | None:
@@ -540,6 +567,7 @@ def _names_in_space(space_file: Path, named: set[str], dropped: set[str]) -> Non
     with translated(f"space file {space_file}"):
         conn = _open_read_only(space_file)
         try:
+            _require_space_tables(conn, space_file)
             conn.execute("BEGIN")
             for cell_id, data in conn.execute("SELECT id, value FROM _cf_cells"):
                 named.add(str(cell_id))
@@ -564,7 +592,7 @@ def _has_table(conn: apsw.Connection, name: str) -> bool:
 
 def _open_read_only(path: Path) -> apsw.Connection:
     conn = open_unwritable(path)
-    conn.setbusytimeout(BUSY_TIMEOUT_MS)
+    wait_for_locks(conn, BUSY_TIMEOUT_MS)
     return conn
 
 
@@ -619,11 +647,17 @@ def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -
     with translated(f"space file {space_file}"):
         if repair:
             conn = apsw.Connection(str(space_file), flags=apsw.SQLITE_OPEN_READWRITE)
-            conn.setbusytimeout(BUSY_TIMEOUT_MS)
-            _upgrade(conn, space_file)
+            wait_for_locks(conn, BUSY_TIMEOUT_MS)
+            try:
+                _require_space_tables(conn, space_file)  # another program's file: left as is
+                _upgrade(conn, space_file)
+            except BaseException:
+                conn.close()
+                raise
         else:
             conn = _open_read_only(space_file)
         try:
+            _require_space_tables(conn, space_file)
             written = _written_databases(conn)
             outcomes = []
             for db_id in sorted(written):

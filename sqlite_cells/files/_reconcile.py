@@ -49,6 +49,7 @@ from sqlite_cells.runtime import (
     SpaceFile,
     op_targets_by_seq,
     stored_format,
+    wait_for_locks,
 )
 from sqlite_cells.schema import (
     CfLink,
@@ -218,7 +219,7 @@ def _reconcile(
 def _open(path: Path, *, writable: bool, busy_ms: int = BUSY_TIMEOUT_MS) -> apsw.Connection:
     flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
     conn = apsw.Connection(str(path), flags=flags) if writable else open_unwritable(path)
-    conn.setbusytimeout(busy_ms)
+    wait_for_locks(conn, busy_ms)
     try:
         conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
     except (apsw.NotADBError, apsw.CorruptError) as exc:

@@ -77,3 +77,27 @@ def test_a_reader_gone_before_the_output_gives_one_status_in_every_format(store:
         assert b"Traceback" not in done.stderr and b"Exception" not in done.stderr, done.stderr
         statuses[fmt] = done.returncode
     assert statuses == {"--json": 1, "--csv": 1, "--ndjson": 1, None: 1}
+
+
+def test_a_reader_gone_in_the_middle_of_the_json_output_gives_status_1(store: Path) -> None:
+    """The reader reads the start and goes away while the JSON (one write, far larger than a
+    pipe holds) is being written: status 1, as in the other formats, never 0."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("big", tables={"t": sc.table(v="text")})
+        with space.transact():
+            db.exec_many("INSERT INTO t (v) VALUES (?)", [["x" * 100] for _ in range(50_000)])
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    for fmt in ("--json", "--ndjson"):
+        process = subprocess.Popen(
+            [str(COMMAND), "query", str(store), "demo", "big", "SELECT v FROM t", fmt],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.read(100)
+        process.stdout.close()
+        assert process.wait(timeout=120) == 1, fmt
+        assert process.stderr.read() == b""
+        process.stderr.close()

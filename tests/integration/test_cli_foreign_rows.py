@@ -56,3 +56,71 @@ def test_commands_list_foreign_rows_without_an_internal_error(store: Path) -> No
     assert done.stderr.startswith("sqlite-cells: HandleQuarantined: database ")
     assert "has the revision 'x', which is not an integer" in done.stderr
     assert "two" not in done.stdout
+
+
+def _store_with_text_not_utf8(store: Path, where: str) -> tuple[str, Path]:
+    """A store whose space file holds, in ``where``, text that is not valid UTF-8 (another
+    program wrote it): a cell's value, a cell's id, or the space's id."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        alice = space.cell("alice", default=None)
+        chat = space.sqlite_database("chat", tables={"t": sc.table(who_cf_link=sc.cf_link())})
+        with space.transact():
+            alice.set({"name": "Alice"})
+        with space.transact():
+            chat.exec("INSERT INTO t (who_cf_link) VALUES (?)", [alice])
+        alice_id = alice.id
+    (space_file,) = store.glob("space-*.sqlite")
+    conn = apsw.Connection(str(space_file))
+    statement = {
+        "cell value": "UPDATE _cf_cells SET value = CAST(x'7b22ff22' AS TEXT) WHERE id = ?",
+        "cell id": "UPDATE _cf_cells SET id = CAST(x'6f663aff' AS TEXT) WHERE id = ?",
+        "space id": "UPDATE _cf_meta SET value = CAST(x'64656dff' AS TEXT) "
+        "WHERE key = 'space_id' AND ? IS NOT NULL",
+    }[where]
+    conn.execute(statement, (alice_id,))
+    conn.close()
+    return alice_id, space_file
+
+
+def test_text_not_utf8_in_a_cell_row_is_listed_as_what_it_is(store: Path) -> None:
+    _store_with_text_not_utf8(store, "cell value")
+    done = run_cli("cells", "--store", str(store), "--json")
+    assert done.returncode == 0, done.stderr
+    values = {row["kind"]: row["value"] for row in json.loads(done.stdout)}
+    assert values["cell"] == "<undecodable value of 4 bytes>"
+    assert list(values["database"]["tables"]) == ["t"]
+    done = run_cli("query", str(store), "demo", "chat", "SELECT who_cf_link FROM t", "--json")
+    assert done.returncode == 0, done.stderr  # the link names a cell whose value is unreadable
+    assert json.loads(done.stdout)["rows"][0]["who_cf_link"]["value"] is None
+    done = run_cli("tables", "--store", str(store), "--json")
+    assert done.returncode == 0, done.stderr
+    assert [row["table"] for row in json.loads(done.stdout)] == ["t"]
+
+
+def test_a_cell_id_not_utf8_is_shown_as_its_bytes(store: Path) -> None:
+    _store_with_text_not_utf8(store, "cell id")
+    done = run_cli("cells", "--store", str(store), "--json")
+    assert done.returncode == 0, done.stderr
+    ids = [row["id"] for row in json.loads(done.stdout)]
+    assert "<not UTF-8 text: x'6f663aff'>" in ids
+    assert len(ids) == 2
+    for command in ("tables", "query"):
+        args = ("query", str(store), "demo", "chat", "SELECT who_cf_link FROM t")
+        done = run_cli(*args) if command == "query" else run_cli(command, "--store", str(store))
+        assert done.returncode == 0, (command, done.stderr)
+
+
+def test_a_space_id_not_utf8_names_the_file_and_row(store: Path) -> None:
+    _, space_file = _store_with_text_not_utf8(store, "space id")
+    for command in ("cells", "tables"):
+        done = run_cli(command, "--store", str(store))
+        assert done.returncode == 1, (command, done.stderr)
+        assert done.stderr.startswith(f"sqlite-cells: InspectError: left out {space_file}: ")
+        assert "_cf_meta row 'space_id' holds text that is not valid UTF-8" in done.stderr
+    done = run_cli("query", str(store), "demo", "chat", "SELECT who_cf_link FROM t")
+    assert done.returncode == 1
+    assert f"{space_file.name} holds a space id that is not valid UTF-8 text" in done.stderr
+    done = run_cli("inspect", "--store", str(store), "--json")
+    assert "internal error" not in done.stderr
+    assert json.loads(done.stdout)["spaces"][0]["id"] == "<not UTF-8 text: x'64656dff'>"

@@ -1,0 +1,67 @@
+"""How long a connection waits for a lock another connection holds, and how it waits.
+
+SQLite's own busy timeout sleeps inside SQLite, where a Ctrl-C cannot reach the program until
+the wait is over. :func:`wait_for_locks` waits instead in short sleeps of the interpreter, so a
+Ctrl-C ends the wait at once (``KeyboardInterrupt`` out of the statement that waited), and
+within the limits :func:`lock_waits` sets for the code it runs: a longest single wait and a
+deadline; once one wait has run out, the others in the same body give up at once (a command
+waits for a lock once, not once per file it reads). The command line sets them for each
+command (a query's ``--timeout`` is its deadline, R44); the library's own connections keep
+their waits."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+import apsw
+
+_STEP = 0.01  # seconds between two tries while another connection holds the lock
+
+
+class _Limits:
+    """The longest single wait in seconds and a ``time.monotonic()`` deadline (None: no
+    limit); the deadline moves to now when a wait runs out."""
+
+    def __init__(self, longest: float | None, deadline: float | None) -> None:
+        self.longest = longest
+        self.deadline = deadline
+
+
+_LIMITS: ContextVar[_Limits | None] = ContextVar("lock_wait_limits", default=None)
+
+
+@contextmanager
+def lock_waits(longest: float | None = None, deadline: float | None = None) -> Iterator[None]:
+    """Connections set up by :func:`wait_for_locks` in the body wait ``longest`` seconds at
+    most for one lock, and never past ``deadline`` (a ``time.monotonic()`` value)."""
+    token = _LIMITS.set(_Limits(longest, deadline))
+    try:
+        yield
+    finally:
+        _LIMITS.reset(token)
+
+
+def wait_for_locks(conn: apsw.Connection, ms: int) -> None:
+    """Let ``conn`` wait up to ``ms`` milliseconds for a lock (less within :func:`lock_waits`),
+    then answer busy; a Ctrl-C while it waits is raised at once."""
+    limits = _LIMITS.get() or _Limits(None, None)
+    wait = ms / 1000 if limits.longest is None else min(ms / 1000, limits.longest)
+    started = time.monotonic()
+
+    def busy(count: int) -> bool:
+        nonlocal started
+        now = time.monotonic()
+        if count == 0:
+            started = now
+        end = started + wait if limits.deadline is None else min(started + wait, limits.deadline)
+        if now >= end:
+            if limits.longest is not None:
+                limits.deadline = now
+            return False
+        time.sleep(min(_STEP, end - now))
+        return True
+
+    conn.setbusyhandler(busy)

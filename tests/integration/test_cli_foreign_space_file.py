@@ -1,0 +1,128 @@
+"""Another program's SQLite file under a space file's name (SPEC Errors, §6): `inspect`,
+`check` (with and without `--repair`) and `gc` report it as a space file that cannot be read,
+say what to do, and inspect and check the rest of the store all the same; the file is left as
+it was found. A damaged database file is called damaged, not a question of permissions, and a
+directory at a database file's path is named, with a remedy that works; a database ahead of its
+space by more than one commit is said to be quarantined, not reconciled."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+
+from ..conftest import run_cli
+
+FOREIGN = "space-" + "0" * 32 + ".sqlite"
+
+
+@pytest.fixture
+def with_foreign(store: Path) -> Path:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('one')")
+    conn = apsw.Connection(str(store / FOREIGN))
+    conn.execute("CREATE TABLE foo (x)")
+    conn.close()
+    return store
+
+
+@pytest.mark.parametrize(
+    "args", [["inspect"], ["check"], ["check", "--repair"], ["gc"], ["gc", "--yes"]]
+)
+def test_a_foreign_file_named_as_a_space_file_is_reported(
+    with_foreign: Path, args: list[str]
+) -> None:
+    before = (with_foreign / FOREIGN).read_bytes()
+    done = run_cli(*args, "--store", str(with_foreign))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == ""
+    assert f"{FOREIGN}: DAMAGED" in done.stdout or f"space file {FOREIGN}" in done.stdout
+    assert "not a space file: an SQLite database without the table(s)" in done.stdout
+    assert "move it and its -wal and -shm out of the store" in done.stdout
+    if args[0] == "check":
+        assert "watermark 1, space seq 1: in sync" in done.stdout  # the rest is checked
+    assert (with_foreign / FOREIGN).read_bytes() == before
+
+
+def test_inspect_lists_the_other_spaces_beside_a_foreign_file(with_foreign: Path) -> None:
+    done = run_cli("inspect", "--store", str(with_foreign), "--json")
+    assert done.returncode == 1, done.stderr
+    data = json.loads(done.stdout)
+    assert [space["id"] for space in data["spaces"]] == ["demo"]
+    assert [d["file"] for d in data["damaged_space_files"]] == [FOREIGN]
+
+
+def test_a_damaged_database_file_is_called_damaged_not_a_permission_problem(
+    store: Path,
+) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('one')")
+    (db_file,) = store.glob("cell-*.sqlite")
+    data = bytearray(db_file.read_bytes())
+    data[100:4000] = b"\xde" * 3900  # the schema page overwritten
+    db_file.write_bytes(bytes(data))
+    done = run_cli("tables", "--store", str(store))
+    assert done.returncode == 1
+    assert f"cannot read {db_file}: the file is damaged (" in done.stderr, done.stderr
+    assert "`sqlite-cells check` says which files are damaged" in done.stderr
+    assert "read and write the store's directory" not in done.stderr
+
+
+def test_a_directory_at_a_database_files_path_is_named_with_a_remedy_that_works(
+    store: Path,
+) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('one')")
+    (db_file,) = store.glob("cell-*.sqlite")
+    db_file.unlink()
+    db_file.mkdir()
+    done = run_cli("inspect", "--store", str(store))
+    assert done.returncode == 1
+    assert "NOT A REGULAR FILE where the database file belongs (move it out)" in done.stdout
+    assert f"{db_file.name} is not a regular file" in done.stdout
+    assert "MISSING" not in done.stdout
+    assert "move it out of the store, then `sqlite-cells check --repair` rebuilds" in done.stdout
+    db_file.rmdir()  # as the finding says: then --repair rebuilds it
+    done = run_cli("check", "--repair", "--store", str(store))
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = run_cli("query", str(store), "demo", "chat", "SELECT body FROM m", "--json")
+    assert json.loads(done.stdout)["rows"] == [{"body": "one"}]
+
+
+def test_a_database_ahead_by_two_commits_is_not_said_to_be_reconciled(tmp_path: Path) -> None:
+    store, old = tmp_path / "store", tmp_path / "old"
+    tables = {"m": sc.table(body="text")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=tables)
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('one')")
+    (space_file,) = store.glob("space-*.sqlite")
+    old.mkdir()
+    shutil.copy(space_file, old / space_file.name)
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=tables)
+        for _ in range(2):
+            with space.transact():
+                db.exec("INSERT INTO m (body) VALUES ('more')")
+    shutil.copy(old / space_file.name, space_file)  # the space file lost two commits
+    done = run_cli("inspect", "--store", str(store))
+    assert done.returncode == 1
+    assert "a runtime reconciles it" not in done.stdout
+    assert "ahead by more than the one commit a crash leaves in flight" in done.stdout
+    assert "it is quarantined (R71); `sqlite-cells check` says why and what to do" in done.stdout

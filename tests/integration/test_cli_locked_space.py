@@ -1,0 +1,125 @@
+"""A space file another process keeps locked (SPEC §6, R44): `query --timeout` ends with
+`QueryTimeout`, the other commands say the file is locked and to try again (exit 1), and a
+Ctrl-C while any of them waits for the lock ends it with 130. The holder is a real process
+with SQLite's exclusive locking mode, holding the lock until the test lets go."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import sqlite_cells as sc
+
+from ..conftest import COMMAND, run_cli
+
+HOLDER = """
+import sys
+import apsw
+conn = apsw.Connection(sys.argv[1])
+conn.execute("PRAGMA locking_mode=EXCLUSIVE").fetchall()
+conn.execute("BEGIN EXCLUSIVE")
+conn.execute("CREATE TABLE IF NOT EXISTS held (x)")
+print("held", flush=True)
+sys.stdin.readline()
+conn.execute("ROLLBACK")
+conn.close()
+"""
+
+
+def _written(store: Path) -> Path:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('one')")
+    return store
+
+
+@pytest.fixture
+def held(store: Path) -> Iterator[Path]:
+    """A store whose space file another process holds locked for the whole test."""
+    (space_file,) = _written(store).glob("space-*.sqlite")
+    yield from _held(store, space_file)
+
+
+def _held(store: Path, path: Path) -> Iterator[Path]:
+    with subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(HOLDER), str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            yield store
+        finally:
+            holder.kill()
+
+
+def test_query_waiting_for_the_space_files_lock_is_a_query_timeout(held: Path) -> None:
+    done = run_cli("query", str(held), "demo", "chat", "SELECT body FROM m", "--timeout", "1")
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.startswith("sqlite-cells: QueryTimeout: "), done.stderr
+    assert "waited 1.0s for a lock another connection holds" in done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize("command", ["inspect", "check", "gc", "tables", "cells"])
+def test_the_other_commands_say_the_space_file_is_locked(held: Path, command: str) -> None:
+    done = run_cli(command, "--store", str(held))
+    assert done.returncode == 1, done.stderr
+    assert "stayed locked by another connection" in done.stderr, done.stderr
+    assert "try again" in done.stderr
+    assert "internal error" not in done.stderr
+    assert "read and write the store's directory" not in done.stderr  # a lock is no permission
+
+
+def _default_ctrl_c() -> None:
+    # As a shell starts a command: SIGINT at its default, which Python takes over.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.mark.parametrize("command", ["query", "inspect", "check", "gc"])
+def test_ctrl_c_while_waiting_for_the_space_files_lock_exits_130(held: Path, command: str) -> None:
+    args = (
+        ["query", str(held), "demo", "chat", "SELECT body FROM m", "--timeout", "600"]
+        if command == "query"
+        else [command, "--store", str(held)]
+    )
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    process = subprocess.Popen(
+        [str(COMMAND), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_default_ctrl_c,
+    )
+    time.sleep(1)  # into its wait for the lock (a Ctrl-C before it ends it with 130 too)
+    process.send_signal(signal.SIGINT)
+    try:
+        # SQLite's own busy timeout waits 30 s before a Ctrl-C is seen: this command must not.
+        _, err = process.communicate(timeout=15)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 130, err
+    assert err == b"sqlite-cells: interrupted\n"
+
+
+def test_a_locked_database_file_is_no_damage(store: Path) -> None:
+    (db_file,) = _written(store).glob("cell-*.sqlite")
+    for _ in _held(store, db_file):
+        done = run_cli("inspect", "--store", str(store))
+        assert done.returncode == 1, done.stderr
+        assert f"{db_file} stayed locked by another connection" in done.stderr, done.stderr
+        assert "DAMAGED" not in done.stdout
+        assert "--repair" not in done.stdout + done.stderr

@@ -1,0 +1,69 @@
+"""Names that are not UTF-8 text (SPEC Errors, §6): a store path holding such a byte is a clear
+error for every command, and a stray file so named inside a store is none of the store's files
+(the runtime names its files in hex): the rest of the store is listed and queried as before."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import sqlite_cells as sc
+
+from ..conftest import COMMAND
+
+COMMANDS = ("inspect", "check", "gc", "cells", "tables")
+
+
+def _written(store: Path) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('one')")
+
+
+def _run(*args: bytes | str) -> subprocess.CompletedProcess[str]:
+    # Arguments as bytes: a name that is not UTF-8 reaches the command as the system gives it.
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    done = subprocess.run(
+        [os.fsencode(COMMAND), *(os.fsencode(a) for a in args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=120,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+def test_a_store_path_that_is_not_utf8_is_a_clear_error(tmp_path: Path) -> None:
+    _written(tmp_path / "store")
+    bad = os.fsencode(tmp_path) + b"/st\xff"
+    shutil.copytree(os.fsencode(tmp_path / "store"), bad)
+    query = ("query", bad, "demo", "chat", "SELECT body FROM m")
+    for args in [(command, b"--store", bad) for command in COMMANDS] + [query]:
+        done = _run(*args)
+        assert done.returncode == 1, (args[0], done.stderr)
+        assert done.stderr.startswith("sqlite-cells: InspectError: the store path "), done.stderr
+        assert "is not valid Unicode text" in done.stderr
+        assert "rename the directory" in done.stderr
+
+
+def test_a_file_name_that_is_not_utf8_in_a_store_is_none_of_its_files(store: Path) -> None:
+    _written(store)
+    for name in (b"space-\xff.sqlite", b"cell-\xff.sqlite"):
+        with open(os.fsencode(store) + b"/" + name, "wb"):
+            pass
+    for command in COMMANDS:
+        done = _run(command, "--store", str(store), "--json")
+        assert done.returncode == 0, (command, done.stderr)
+    done = _run("inspect", "--store", str(store), "--json")
+    assert [space["id"] for space in json.loads(done.stdout)["spaces"]] == ["demo"]
+    done = _run("query", str(store), "demo", "chat", "SELECT body FROM m", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["rows"] == [{"body": "one"}]
