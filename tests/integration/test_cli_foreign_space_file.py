@@ -60,15 +60,21 @@ def test_inspect_lists_the_other_spaces_beside_a_foreign_file(with_foreign: Path
     assert [d["file"] for d in data["damaged_space_files"]] == [FOREIGN]
 
 
-def test_a_damaged_database_file_is_called_damaged_not_a_permission_problem(
-    store: Path,
-) -> None:
+def _one_database(store: Path) -> Path:
+    """A store with one written database; its file."""
     with sc.Runtime(store) as rt:
         space = rt.space("demo")
         db = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
         with space.transact():
             db.exec("INSERT INTO m (body) VALUES ('one')")
     (db_file,) = store.glob("cell-*.sqlite")
+    return db_file
+
+
+def test_a_damaged_database_file_is_called_damaged_not_a_permission_problem(
+    store: Path,
+) -> None:
+    db_file = _one_database(store)
     data = bytearray(db_file.read_bytes())
     data[100:4000] = b"\xde" * 3900  # the schema page overwritten
     db_file.write_bytes(bytes(data))
@@ -82,12 +88,7 @@ def test_a_damaged_database_file_is_called_damaged_not_a_permission_problem(
 def test_a_directory_at_a_database_files_path_is_named_with_a_remedy_that_works(
     store: Path,
 ) -> None:
-    with sc.Runtime(store) as rt:
-        space = rt.space("demo")
-        db = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
-        with space.transact():
-            db.exec("INSERT INTO m (body) VALUES ('one')")
-    (db_file,) = store.glob("cell-*.sqlite")
+    db_file = _one_database(store)
     db_file.unlink()
     db_file.mkdir()
     done = run_cli("inspect", "--store", str(store))
