@@ -271,9 +271,9 @@ class SqliteParticipant:
         decl = _request(ops[-1]).decl
         data = writes.get(decl.db_id)
         last_write = 0
-        unchanged = data is None and self._unchanged(conn, decl)
-        if unchanged:  # the handle as that commit wrote it; the file holds that commit
-            data = self._last[decl.db_id].handle
+        last = self._unchanged(conn, decl) if data is None else None
+        if last is not None:  # the handle as that commit wrote it; the file holds that commit
+            data = last.handle
         elif data is None:
             row = conn.execute(
                 "SELECT value, rev FROM main._cf_cells WHERE id = ?", (decl.db_id,)
@@ -298,20 +298,22 @@ class SqliteParticipant:
         data = encode_plain(bumped)
         remember_handle(decl.db_id, data, bumped)
         with self._lock:
-            self._staged[decl.db_id] = _Written(0, data, _ensure_key(decl), unchanged)
+            self._staged[decl.db_id] = _Written(0, data, _ensure_key(decl), last is not None)
         return {decl.db_id: data}
 
-    def _unchanged(self, conn: apsw.Connection, decl: Declaration) -> bool:
-        """Inside the commit's transaction, before it writes ``decl``'s database: whether this
-        participant's last commit of it (under the same schema key) was the connection's last
-        commit and neither file changed since, so both hold what that commit left. Not once a
-        member of this transaction has staged a write of it (SQLite's data version moves only
-        at COMMIT), nor after one that failed (until the next commit of it succeeds)."""
+    def _unchanged(self, conn: apsw.Connection, decl: Declaration) -> _Written | None:
+        """Inside the commit's transaction, before it writes ``decl``'s database: what this
+        participant's last commit of it (under the same schema key) wrote, if that was the
+        connection's last commit and neither file changed since, so both hold what it left.
+        None once a member of this transaction has staged a write of it (SQLite's data version
+        moves only at COMMIT), or after one that failed (until the next commit of it succeeds)."""
         with self._lock:
             last = self._last.get(decl.db_id)
             if last is None or decl.db_id in self._staged:
-                return False
-        return last.key == _ensure_key(decl) and unchanged_since(conn, last.seq, _BOTH_FILES)
+                return None
+        if last.key == _ensure_key(decl) and unchanged_since(conn, last.seq, _BOTH_FILES):
+            return last
+        return None
 
     def apply(self, conn: apsw.Connection, op: PendingOp, seq: int) -> Op:
         request = _request(op)
