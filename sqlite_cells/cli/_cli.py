@@ -90,6 +90,12 @@ def resolve_store(args: argparse.Namespace) -> str:
     return chosen if chosen is not None else default_store()
 
 
+def _watermark(seq: int | None) -> str:
+    """A database file's watermark as ``inspect`` prints it: none when the file holds no
+    watermark this runtime wrote (it cannot be read, or is not this database's file)."""
+    return "no watermark" if seq is None else f"watermark {seq}"
+
+
 def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
     out.write(f"store {info.store}\n")
     if not info.spaces:
@@ -110,15 +116,15 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
             elif not db.exists:
                 state = "no file"
             elif db.dropped:
-                state = f"watermark {db.watermark}, dropped (`sqlite-cells gc --yes` removes it)"
+                state = f"{_watermark(db.watermark)}, dropped (`sqlite-cells gc --yes` removes it)"
             elif db.damage is not None:
-                state = f"watermark {db.watermark}, DAMAGED: {db.damage}"
+                state = f"{_watermark(db.watermark)}, DAMAGED: {db.damage}"
             elif db.swapped:
                 state = "SWAPPED: the path names another file than the one registered"
             elif db.in_sync:
-                state = f"watermark {db.watermark} (in sync)"
+                state = f"{_watermark(db.watermark)} (in sync)"
             else:
-                state = f"watermark {db.watermark} (OUT OF SYNC)"
+                state = f"{_watermark(db.watermark)} (OUT OF SYNC)"
             known = namer.named(db.id)
             named = f"{known.name!r} ({db.id})" if known is not None else db.id
             out.write(
