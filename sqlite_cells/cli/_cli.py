@@ -225,13 +225,20 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
 def _tables(args: argparse.Namespace, out: TextIO) -> int:
     store = resolve_store(args)
     namer = Namer(store_dir(store), tuple(args.names))
-    rows = list_tables(store, namer)
-    if args.fmt is Format.TEXT and not rows:
+    rows, not_its_file = list_tables(store, namer)
+    if args.fmt is Format.TEXT and not rows and not_its_file:
+        out.write("(no tables listed)\n")
+    elif args.fmt is Format.TEXT and not rows:
         out.write("(no tables: no database of this store has been written yet)\n")
     else:
         flat, json_rows = [r.to_flat() for r in rows], [r.to_json() for r in rows]
         print_rows(flat, args.fmt, out, json_rows=json_rows)
     _left_out(namer, out)
+    if not_its_file:
+        out.flush()
+        for db in not_its_file:
+            sys.stderr.write(f"sqlite-cells: {db.message()}\n")
+        return FINDING
     return OK
 
 

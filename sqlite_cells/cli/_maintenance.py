@@ -24,6 +24,7 @@ from sqlite_cells.cli._status import FINDING, OK
 from sqlite_cells.codec import Link, LinkDecodeError, SqliteCellsError, decode_value, derive_id
 from sqlite_cells.files import (
     KEPT_IN_USE,
+    TABLES_DIFFER,
     Action,
     Garbage,
     Outcome,
@@ -97,6 +98,13 @@ def _advice(o: Outcome) -> str:
             "nothing was changed, and `--repair` will not change it: its space's file lost "
             f"commits it had made. Either put back a copy of the space's file that reaches seq "
             f"{o.db_seq}, or give up the database's commits after seq {o.space_seq}: move "
+            f"{o.path.name} (and its -wal, if any) out of the store, keeping it, then run "
+            "`sqlite-cells check --repair`, which rebuilds the database from its space's log"
+        )
+    if o.action is Action.QUARANTINED and TABLES_DIFFER in o.detail:
+        return (
+            f"nothing was changed: the file at its path is not this database's file (another "
+            f"program's or another store's), and `--repair` cannot make it so. Move "
             f"{o.path.name} (and its -wal, if any) out of the store, keeping it, then run "
             "`sqlite-cells check --repair`, which rebuilds the database from its space's log"
         )
