@@ -281,8 +281,20 @@ def _cells(args: argparse.Namespace, out: TextIO) -> int:
     return OK
 
 
+def _refuse_empty_store(args: argparse.Namespace) -> None:
+    """An empty store path is bad usage for every command (it names no directory; taken as the
+    current one, ``check --repair`` or ``gc --yes`` would work on whatever is there)."""
+    given = (getattr(args, "store", None), getattr(args, "store_option", None))
+    if "" in given:
+        raise UsageError(
+            "the store path is empty: give the store's directory (--store DIR), or leave the "
+            "option out for the default store ($SQLITE_CELLS_STORE or ./.sqlite-cells)"
+        )
+
+
 def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     command = args.command
+    _refuse_empty_store(args)
     if command == "demo":
         if getattr(args, "fmt", Format.TEXT) is not Format.TEXT:
             raise UsageError(
@@ -290,7 +302,7 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
             )
         from sqlite_cells.cli._demo import run_demo  # imports the whole public API
 
-        return run_demo(args.store_option, out=out)
+        return run_demo(args.store_option, out=out, err=sys.stderr)
     if command == "link" and not args.url.startswith("sqlite:"):
         raise UsageError(f"{args.url!r} is not a sqlite:/absolute/path URL")
     # Every other command reads the store as this version understands it: a store a newer
