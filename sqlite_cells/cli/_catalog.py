@@ -21,10 +21,17 @@ import msgspec
 from sqlite_cells.cli._inspect import as_bytes, decoded, read_only, shown, store_dir, table_names
 from sqlite_cells.cli._names import Namer
 from sqlite_cells.codec import EncodingError, decode_value
-from sqlite_cells.files import handle_value, is_dropped, source_path, stored_json
+from sqlite_cells.files import (
+    TABLES_DIFFER,
+    handle_value,
+    is_dropped,
+    source_path,
+    stored_json,
+    table_differences,
+)
 from sqlite_cells.schema import db_file_name, quote_ident
 
-__all__ = ["CellRow", "TableRow", "list_cells", "list_tables"]
+__all__ = ["CellRow", "NotItsFile", "TableRow", "list_cells", "list_tables"]
 
 _RESERVED_PREFIXES = ("_cf_", "sqlite_")
 
@@ -149,13 +156,35 @@ def _handles(path: Path) -> list[tuple[str, dict[str, Any]]]:
         ]
 
 
-def list_tables(store: str | os.PathLike[str], namer: Namer | None = None) -> list[TableRow]:
-    """The tables of every live database of the store, in space then database order. A
-    database never written has no file and lists no tables (its declared tables are in
-    ``sqlite-cells cells``, in its handle's value)."""
+@dataclass(frozen=True, slots=True)
+class NotItsFile:
+    """A runtime-owned database whose file's tables differ from its declared ones in ways no
+    repair adds: the file at its path is not its file, and its tables are not listed."""
+
+    space: str
+    db_id: str
+    file: str
+    differences: tuple[str, ...]
+
+    def message(self) -> str:
+        return (
+            f"left out database {self.db_id} of space {self.space!r}: the file {self.file} at "
+            f"its path is not its file ({TABLES_DIFFER}: {list(self.differences)}); "
+            "`sqlite-cells check` says what to do"
+        )
+
+
+def list_tables(
+    store: str | os.PathLike[str], namer: Namer | None = None
+) -> tuple[list[TableRow], list[NotItsFile]]:
+    """The tables of every live database of the store, in space then database order, and the
+    databases left out because the file at their path is not theirs. A database never written
+    has no file and lists no tables (its declared tables are in ``sqlite-cells cells``, in its
+    handle's value)."""
     root = store_dir(store)
     namer = namer if namer is not None else Namer(root)
     rows: list[TableRow] = []
+    left_out: list[NotItsFile] = []
     for space_id, space_file in sorted(namer.spaces().items()):
         for db_id, handle in _handles(space_file):
             source = source_path(handle)
@@ -165,12 +194,16 @@ def list_tables(store: str | os.PathLike[str], namer: Namer | None = None) -> li
             known = namer.named(db_id)
             label = known.name if known is not None else db_id
             with read_only(path) as conn:
+                differences = table_differences(conn, handle["tables"]) if source is None else []
                 tables = _file_tables(conn)
+            if differences:
+                left_out.append(NotItsFile(space_id, db_id, path.name, tuple(differences)))
+                continue
             rows.extend(
                 TableRow(space_id, label, db_id, name, tuple(cols), tuple(idx), count)
                 for name, cols, idx, count in tables
             )
-    return rows
+    return rows, left_out
 
 
 def _kind(value: Any) -> str:

@@ -90,6 +90,12 @@ def resolve_store(args: argparse.Namespace) -> str:
     return chosen if chosen is not None else default_store()
 
 
+def _watermark(seq: int | None) -> str:
+    """A database file's watermark as ``inspect`` prints it: none when the file holds no
+    watermark this runtime wrote (it cannot be read, or is not this database's file)."""
+    return "no watermark" if seq is None else f"watermark {seq}"
+
+
 def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
     out.write(f"store {info.store}\n")
     if not info.spaces:
@@ -110,15 +116,15 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
             elif not db.exists:
                 state = "no file"
             elif db.dropped:
-                state = f"watermark {db.watermark}, dropped (`sqlite-cells gc --yes` removes it)"
+                state = f"{_watermark(db.watermark)}, dropped (`sqlite-cells gc --yes` removes it)"
             elif db.damage is not None:
-                state = f"watermark {db.watermark}, DAMAGED: {db.damage}"
+                state = f"{_watermark(db.watermark)}, DAMAGED: {db.damage}"
             elif db.swapped:
                 state = "SWAPPED: the path names another file than the one registered"
             elif db.in_sync:
-                state = f"watermark {db.watermark} (in sync)"
+                state = f"{_watermark(db.watermark)} (in sync)"
             else:
-                state = f"watermark {db.watermark} (OUT OF SYNC)"
+                state = f"{_watermark(db.watermark)} (OUT OF SYNC)"
             known = namer.named(db.id)
             named = f"{known.name!r} ({db.id})" if known is not None else db.id
             out.write(
@@ -219,13 +225,20 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
 def _tables(args: argparse.Namespace, out: TextIO) -> int:
     store = resolve_store(args)
     namer = Namer(store_dir(store), tuple(args.names))
-    rows = list_tables(store, namer)
-    if args.fmt is Format.TEXT and not rows:
+    rows, not_its_file = list_tables(store, namer)
+    if args.fmt is Format.TEXT and not rows and not_its_file:
+        out.write("(no tables listed)\n")
+    elif args.fmt is Format.TEXT and not rows:
         out.write("(no tables: no database of this store has been written yet)\n")
     else:
         flat, json_rows = [r.to_flat() for r in rows], [r.to_json() for r in rows]
         print_rows(flat, args.fmt, out, json_rows=json_rows)
     _left_out(namer, out)
+    if not_its_file:
+        out.flush()
+        for db in not_its_file:
+            sys.stderr.write(f"sqlite-cells: {db.message()}\n")
+        return FINDING
     return OK
 
 
@@ -268,8 +281,20 @@ def _cells(args: argparse.Namespace, out: TextIO) -> int:
     return OK
 
 
+def _refuse_empty_store(args: argparse.Namespace) -> None:
+    """An empty store path is bad usage for every command (it names no directory; taken as the
+    current one, ``check --repair`` or ``gc --yes`` would work on whatever is there)."""
+    given = (getattr(args, "store", None), getattr(args, "store_option", None))
+    if "" in given:
+        raise UsageError(
+            "the store path is empty: give the store's directory (--store DIR), or leave the "
+            "option out for the default store ($SQLITE_CELLS_STORE or ./.sqlite-cells)"
+        )
+
+
 def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     command = args.command
+    _refuse_empty_store(args)
     if command == "demo":
         if getattr(args, "fmt", Format.TEXT) is not Format.TEXT:
             raise UsageError(
@@ -277,7 +302,7 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
             )
         from sqlite_cells.cli._demo import run_demo  # imports the whole public API
 
-        return run_demo(args.store_option, out=out)
+        return run_demo(args.store_option, out=out, err=sys.stderr)
     if command == "link" and not args.url.startswith("sqlite:"):
         raise UsageError(f"{args.url!r} is not a sqlite:/absolute/path URL")
     # Every other command reads the store as this version understands it: a store a newer

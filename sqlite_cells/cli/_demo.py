@@ -252,12 +252,14 @@ class _Chat:
         return run
 
 
-def run_demo(store: str | None, *, out: TextIO) -> int:
-    """The ``demo`` command: the chat on ``store``; exit status 0, or 1 on a runtime error."""
+def run_demo(store: str | None, *, out: TextIO, err: TextIO) -> int:
+    """The ``demo`` command: the chat on ``store``; exit status 0, or 1 on a runtime error
+    (said on ``err``, as every command says its errors)."""
     try:
         with sc.Runtime(store) as rt:
             run_chat(rt, out=out)
     except sc.SqliteCellsError as exc:
-        out.write(f"demo failed: {type(exc).__name__}: {exc}\n")
+        out.flush()
+        err.write(f"sqlite-cells: demo failed: {type(exc).__name__}: {exc}\n")
         return 1
     return 0

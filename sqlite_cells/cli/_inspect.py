@@ -230,14 +230,22 @@ class StoreInfo:
             if db.damage is not None and not db.dropped
         ]
         behind_or_ahead = [
-            f"database {db.id} of space {space.id!r}: watermark {db.watermark} but the space "
-            f"last wrote it at seq {db.last_write_seq}; "
+            f"database {db.id} of space {space.id!r}: "
             + (
-                "ahead by more than the one commit a crash leaves in flight, so no runtime "
-                "reconciles it: it is quarantined (R71); `sqlite-cells check` says why and "
-                "what to do"
-                if db.watermark is not None and db.watermark > space.last_seq + 1
-                else "a runtime reconciles it before its next use (R71)"
+                f"its file {db.file} holds no watermark, so no runtime wrote it (another "
+                "program's file?) although its space last wrote the database at seq "
+                f"{db.last_write_seq}; `sqlite-cells check` says whether it can be brought in "
+                "line and what to do (R71)"
+                if db.watermark is None
+                else f"watermark {db.watermark} but the space last wrote it at seq "
+                f"{db.last_write_seq}; "
+                + (
+                    "ahead by more than the one commit a crash leaves in flight, so no runtime "
+                    "reconciles it: it is quarantined (R71); `sqlite-cells check` says why and "
+                    "what to do"
+                    if db.watermark > space.last_seq + 1
+                    else "a runtime reconciles it before its next use (R71)"
+                )
             )
             for space in self.spaces
             for db in space.databases

@@ -24,6 +24,7 @@ from sqlite_cells.cli._status import FINDING, OK
 from sqlite_cells.codec import Link, LinkDecodeError, SqliteCellsError, decode_value, derive_id
 from sqlite_cells.files import (
     KEPT_IN_USE,
+    TABLES_DIFFER,
     Action,
     Garbage,
     Outcome,
@@ -97,6 +98,13 @@ def _advice(o: Outcome) -> str:
             "nothing was changed, and `--repair` will not change it: its space's file lost "
             f"commits it had made. Either put back a copy of the space's file that reaches seq "
             f"{o.db_seq}, or give up the database's commits after seq {o.space_seq}: move "
+            f"{o.path.name} (and its -wal, if any) out of the store, keeping it, then run "
+            "`sqlite-cells check --repair`, which rebuilds the database from its space's log"
+        )
+    if o.action is Action.QUARANTINED and TABLES_DIFFER in o.detail:
+        return (
+            f"nothing was changed: the file at its path is not this database's file (another "
+            f"program's or another store's), and `--repair` cannot make it so. Move "
             f"{o.path.name} (and its -wal, if any) out of the store, keeping it, then run "
             "`sqlite-cells check --repair`, which rebuilds the database from its space's log"
         )
@@ -240,7 +248,8 @@ def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
     transaction. The store, the space and the piece must exist and the input must be a
     database input (see :func:`_database_input`): otherwise nothing is opened for writing and
     no file appears. An input already linked to a database is re-linked, and the output says
-    what it was linked to."""
+    what it was linked to; linked again to the same file, nothing is written (no commit), and
+    to the same path where the file was replaced, only the handle's new pin is (R60)."""
     root = store_dir(store)
     for value, what in ((args.space, "SPACE"), (args.piece, "PIECE"), (args.field, "FIELD")):
         check_text(value, what)
@@ -248,22 +257,30 @@ def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
     validate_disk_source(path, store=root, roots=None)  # the file first: it is the argument given
     _check_piece(space_file, args.piece, args.field)
     before = _database_input(root, space_file, args.piece, args.field)
+    pin = _stored(space_file, before.id) if before is not None else None
     from sqlite_cells import Runtime  # the whole runtime, only for the one command that writes
 
     with Runtime(root, query_timeout=args.timeout) as rt:
         space = rt.space(args.space)
         with space.transact():
-            handle = space.register_disk_source(path)
-            Cell(space, derive_id("input", args.piece, args.field)).link(handle)
+            handle = space.register_disk_source(path)  # writes the handle only when it changes
+            if before is None or before.id != handle.id:
+                Cell(space, derive_id("input", args.piece, args.field)).link(handle)
         linked = str(handle.path)
         handle_id = handle.id
     replaced = before is not None and before.id != handle_id
+    repinned = before is not None and not replaced and _stored(space_file, handle_id) != pin
     if args.fmt is Format.TEXT:
         out.write(f"linked {linked} ({handle_id}) to {args.field} of piece {args.piece}\n")
         if before is not None and replaced:
             out.write(f"  it replaces the link to {before.what} ({before.id})\n")
+        elif repinned:
+            out.write(
+                "  it was already linked to this path, but the file there was replaced: the "
+                "handle now records the new file (one commit)\n"
+            )
         elif before is not None:
-            out.write("  it was already linked to this file: nothing else changed\n")
+            out.write("  it was already linked to this file: nothing was written\n")
     else:
         data = {
             "space": args.space,
@@ -272,6 +289,8 @@ def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
             "file": linked,
             "handle": handle_id,
             "replaced": {"handle": before.id, "file": before.what} if replaced and before else None,
+            "repinned": repinned,
+            "written": before is None or replaced or repinned,
         }
         if args.fmt is Format.JSON:
             print_json(data, out)

@@ -1,6 +1,9 @@
 """Output formats of the command line: a text table, JSON, CSV and newline-delimited JSON
 (as sqlite-utils and Datasette print them), with links shown by what they name.
 
+In JSON and NDJSON a BLOB is ``{"$base64": true, "encoded": "…"}`` (as sqlite-utils and
+Datasette write it), never bare base64, which would read as a text.
+
 A float that JSON cannot hold (an infinity, which SQLite computes for ``1e308*10``, or NaN) is
 printed as the text ``Infinity``, ``-Infinity`` or ``NaN`` in every format: JSON has no such
 numbers, and ``null`` would read as SQL NULL.
@@ -8,6 +11,7 @@ numbers, and ``null`` would read as SQL NULL.
 
 from __future__ import annotations
 
+import base64
 import csv
 import enum
 import math
@@ -96,11 +100,17 @@ def rows_for_text(rows: Sequence[dict[str, Any]], namer: Namer) -> list[dict[str
 
 
 def rows_for_json(rows: Sequence[dict[str, Any]], namer: Namer) -> list[dict[str, Any]]:
-    """Rows with each stored link replaced by an object naming the cell and its value."""
-    return [
-        {k: namer.as_json(link) if (link := link_in(v)) is not None else v for k, v in row.items()}
-        for row in rows
-    ]
+    """Rows with each stored link replaced by an object naming the cell and its value, and
+    each BLOB by ``{"$base64": true, "encoded": "…"}`` as sqlite-utils and Datasette write it
+    (bare base64 would read as a text)."""
+    return [{k: _json_value(v, namer) for k, v in row.items()} for row in rows]
+
+
+def _json_value(value: Any, namer: Namer) -> Any:
+    if isinstance(value, bytes):
+        return {"$base64": True, "encoded": base64.b64encode(value).decode("ascii")}
+    link = link_in(value)
+    return namer.as_json(link) if link is not None else value
 
 
 def _csv_cell(value: Any) -> Any:

@@ -63,10 +63,16 @@ def bindings(sql: str, pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, An
     """The ``-p NAME VALUE`` pairs as SQLite bindings for ``sql``: numbers (``-p 1 v`` for the
     first ``?``) make a tuple, names (``-p n v`` or ``-p :n v`` for ``:n``) a dict; values are
     text, as in sqlite-utils and Datasette. Raises :class:`UsageError` naming the parameter
-    when one the statement uses is not given, or one given is not used."""
+    when one the statement uses is not given, one given is not used, or one is given twice."""
     for name, value in pairs:
         check_text(name, "the parameter name")
         check_text(value, f"the value of parameter {name!r}")
+    seen: set[str] = set()
+    for name, _value in pairs:
+        key = str(int(name)) if name.isdigit() else name.lstrip(":@$")
+        if key in seen:
+            raise UsageError(f"-p {name} is given twice: give each parameter once")
+        seen.add(key)
     uses = statement_parameters(sql)
     by_number = [(name, value) for name, value in pairs if name.isdigit()]
     if by_number and len(by_number) != len(pairs):

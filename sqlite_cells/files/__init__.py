@@ -43,6 +43,7 @@ from sqlite_cells.files._layout import remove_unused_database as remove_unused_d
 from sqlite_cells.files._layout import stored_json as stored_json
 from sqlite_cells.files._layout import unpin as unpin
 from sqlite_cells.files._reconcile import QUARANTINE_DIR as QUARANTINE_DIR
+from sqlite_cells.files._reconcile import TABLES_DIFFER as TABLES_DIFFER
 from sqlite_cells.files._reconcile import Action as Action
 from sqlite_cells.files._reconcile import Outcome as Outcome
 from sqlite_cells.files._reconcile import database_seq as database_seq
@@ -50,6 +51,7 @@ from sqlite_cells.files._reconcile import keep_copy as keep_copy
 from sqlite_cells.files._reconcile import look_again as look_again
 from sqlite_cells.files._reconcile import orphan_outcome as orphan_outcome
 from sqlite_cells.files._reconcile import reconcile as reconcile
+from sqlite_cells.files._reconcile import table_differences as table_differences
 from sqlite_cells.files._sources import READ_ONLY_URI as READ_ONLY_URI
 from sqlite_cells.files._sources import adopt_pin as adopt_pin
 from sqlite_cells.files._sources import check_pinned as check_pinned
@@ -71,6 +73,7 @@ __all__ = [
     "KIND",
     "QUARANTINE_DIR",
     "READ_ONLY_URI",
+    "TABLES_DIFFER",
     "WATERMARK_SQL",
     "Action",
     "DamagedSpace",
@@ -122,6 +125,7 @@ __all__ = [
     "space_damage",
     "space_files",
     "stored_json",
+    "table_differences",
     "unpin",
     "unread_wal",
     "unreadable_handle",

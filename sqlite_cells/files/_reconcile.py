@@ -57,6 +57,7 @@ from sqlite_cells.schema import (
     add_missing,
     cf_link,
     declare_tables,
+    diff_of,
     ensure_runtime_tables,
     store_version,
     stored_version,
@@ -65,15 +66,21 @@ from sqlite_cells.schema import (
 
 __all__ = [
     "QUARANTINE_DIR",
+    "TABLES_DIFFER",
     "Action",
     "Outcome",
     "database_seq",
     "orphan_outcome",
     "reconcile",
     "schema_from_json",
+    "table_differences",
 ]
 
 log = logging.getLogger("sqlite_cells")
+
+# Why a file is not its database's (another program's or another store's file at the path): the
+# start of a quarantine's detail, which ``check`` answers with a remedy that works.
+TABLES_DIFFER: Final = "the file's tables differ from the declared ones"
 
 QUARANTINE_DIR = "quarantine"  # beside the space files: copies kept before a repair removes rows
 
@@ -276,6 +283,9 @@ def _reconcile_file(
             # What a repair would find (R71): the commits to replay, and the versions they need.
             _check_history(space_conn, db_id, db_seq)
             _check_versions(space_conn, db_id, db_seq, space_seq, _file_version(conn, db_id))
+            differences = diff_of(conn, "main", _handle_schema(space_conn, db_id))[1]
+            if differences:  # the replay would stop at its first step (add_missing)
+                raise _Irreparable(f"{TABLES_DIFFER}: {differences}")
             action, commits = Action.BEHIND, 0
         else:
             commits = _replay(space_conn, conn, db_id, db_seq, space_seq)
@@ -459,9 +469,7 @@ def _replay(
         add_missing(conn, "main", schema, db_id)
     except UnsupportedMigration as exc:
         differences = list(exc.differences)
-        raise _Irreparable(
-            f"the file's tables differ from the declared ones: {differences}"
-        ) from exc
+        raise _Irreparable(f"{TABLES_DIFFER}: {differences}") from exc
     applied: set[int] = set()
     for seq, op in ops:
         changeset = decode_op_body(op).changeset
@@ -671,6 +679,16 @@ def _handle_schema(space_conn: apsw.Connection, db_id: str) -> Schema:
         return schema_from_json(value["tables"])
     except SchemaError as exc:
         raise _Irreparable(f"the handle cell of {db_id} declares no tables: {exc}") from exc
+
+
+def table_differences(conn: apsw.Connection, tables: dict[str, Any]) -> list[str]:
+    """How the tables of the file behind ``conn`` differ from ``tables`` (as a handle cell's
+    value declares them) in ways no repair adds: a file with any is not its database's file.
+    Read only."""
+    try:
+        return diff_of(conn, "main", schema_from_json(tables))[1]
+    except SchemaError as exc:
+        return [str(exc)]
 
 
 def schema_from_json(tables: dict[str, Any]) -> Schema:

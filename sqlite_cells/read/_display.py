@@ -105,13 +105,37 @@ def query_state_html(state: QueryState[Any]) -> str:
     return "".join(out)
 
 
+def _escaped(text: str) -> str:
+    """``text`` with each character a terminal would act on (ESC, newline, tab, the other
+    control and format characters) written as Python writes it in a literal (``\\x1b``,
+    ``\\n``)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _table_text(value: Any) -> str:
+    """One value as a text table's cell: SQL NULL as ``NULL``; a text as is, unless it would
+    read as something else (the text ``NULL``, one starting with a quote, one holding a
+    character a terminal would act on): then in quotes, with each such character, quote and
+    backslash escaped. So an unquoted cell is the text itself, a quoted one a literal."""
+    if not isinstance(value, str):
+        return _escaped(format_value(value))
+    if value != "NULL" and not value.startswith("'") and value.isprintable():
+        return value
+    return "'" + _escaped(value.replace("\\", "\\\\").replace("'", "\\'")) + "'"
+
+
 def text_table(rows: Sequence[Any], *, columns: Sequence[str] | None = None) -> str:
-    """Rows as a plain-text table with a header line (for the command line and examples)."""
+    """Rows as a plain-text table with a header line (for the command line and examples).
+    Every cell is one line of printable text: a stored value cannot move the cursor, retitle
+    or clear the terminal, or break the table's rows (see ``_table_text``)."""
     values = [row_values(r) for r in rows]
-    names = list(columns) if columns is not None else _columns(values)
-    if not names:
+    keys = list(columns) if columns is not None else _columns(values)
+    if not keys:
         return "(no columns)"
-    cells = [[format_value(v.get(c)) if c in v else _ABSENT for c in names] for v in values]
+    names = [_escaped(k) for k in keys]
+    cells = [[_table_text(v.get(k)) if k in v else _ABSENT for k in keys] for v in values]
     widths = [max([len(n), *(len(line[i]) for line in cells)]) for i, n in enumerate(names)]
     lines = [
         "  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)).rstrip(),

@@ -25,6 +25,7 @@ from sqlite_cells.schema._schema import declare_tables as declare_tables
 from sqlite_cells.schema._schema import quote_ident as quote_ident
 from sqlite_cells.schema._schema import render_ddl as render_ddl
 from sqlite_cells.schema._schema import table as table
+from sqlite_cells.schema._schema_diff import diff_of as diff_of
 from sqlite_cells.schema._shadow import NO_SHADOWS as NO_SHADOWS
 from sqlite_cells.schema._shadow import SHADOW_PREFIX as SHADOW_PREFIX
 from sqlite_cells.schema._shadow import Shadows as Shadows
@@ -49,6 +50,7 @@ __all__ = [
     "create_table_sql",
     "db_file_name",
     "declare_tables",
+    "diff_of",
     "ensure_runtime_tables",
     "ensure_schema",
     "fill_orders",

@@ -1,0 +1,74 @@
+"""Another program's SQLite file at a database's path (SPEC §6, R71): `check` says the file is
+not the database's, with a remedy that works (never "run --repair", which would refuse), and
+`tables` does not list the foreign file's tables as the database's."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+
+from ..conftest import run_cli
+
+TABLES = {"messages": sc.table(id="integer primary key", body="text not null")}
+
+
+@pytest.fixture
+def foreign(store: Path) -> Path:
+    """A store whose database file was replaced by another program's file."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=TABLES)
+        for body in ("hi", "yo"):
+            with space.transact():
+                db.exec("INSERT INTO messages (body) VALUES (?)", [body])
+    (path,) = store.glob("cell-*.sqlite")
+    os.remove(path)
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE messages(x); INSERT INTO messages VALUES (1)")
+    conn.close()
+    return store
+
+
+def test_check_says_the_file_is_not_the_databases_and_its_remedy_works(
+    foreign: Path, tmp_path: Path
+) -> None:
+    (path,) = foreign.glob("cell-*.sqlite")
+    for args in (["check"], ["check", "--repair"], ["check"]):
+        done = run_cli(*args, "--store", str(foreign))
+        assert done.returncode == 1, done.stdout
+        assert ": quarantined (the file's tables differ from the declared ones" in done.stdout
+        assert "is not this database's file" in done.stdout
+        assert f"Move {path.name}" in done.stdout
+        assert "run `sqlite-cells check --repair` to re-apply" not in done.stdout
+    rows = json.loads(run_cli("check", "--store", str(foreign), "--json").stdout)
+    assert [row["action"] for row in rows] == ["quarantined"]
+    shutil.move(path, tmp_path / "kept.sqlite")  # what the advice says, then --repair
+    repaired = run_cli("check", "--repair", "--store", str(foreign))
+    assert repaired.returncode == 0, repaired.stdout
+    assert "replayed, 2 commit(s) applied" in repaired.stdout
+    assert run_cli("check", "--store", str(foreign)).returncode == 0
+
+
+def test_tables_leaves_out_a_foreign_file_and_says_so(foreign: Path) -> None:
+    done = run_cli("tables", "--store", str(foreign), "--json")
+    assert done.returncode == 1
+    assert json.loads(done.stdout) == []
+    assert "left out database" in done.stderr and "is not its file" in done.stderr
+    assert "`sqlite-cells check` says what to do" in done.stderr
+    text = run_cli("tables", "--store", str(foreign))
+    assert (text.returncode, text.stdout) == (1, "(no tables listed)\n")
+
+
+def test_inspect_says_a_file_without_a_watermark_is_no_runtimes(foreign: Path) -> None:
+    done = run_cli("inspect", "--store", str(foreign))
+    assert done.returncode == 1
+    assert "None" not in done.stdout
+    assert "holds no watermark, so no runtime wrote it" in done.stdout
+    assert "a runtime reconciles it before its next use" not in done.stdout

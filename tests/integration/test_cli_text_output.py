@@ -1,0 +1,74 @@
+"""The text table `query` prints by default (SPEC §6): a stored value cannot drive the terminal
+or break the table's rows, the text ``NULL`` reads apart from SQL NULL, a parameter given twice
+is bad usage, and `inspect` says when a database file has no watermark."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import sqlite_cells as sc
+
+from ..conftest import run_cli
+
+TEXTS = ["\x1b]0;owned\x07\x1b[2J", "a\nb", "NULL", None, "'quoted'", "C:\\x", "plain"]
+
+
+@pytest.fixture
+def texts(store: Path) -> Path:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("t", tables={"t": sc.table(id="integer primary key", v="text")})
+        with space.transact():
+            db.exec_many("INSERT INTO t (id, v) VALUES (?, ?)", list(enumerate(TEXTS)))
+    return store
+
+
+def test_the_text_table_escapes_what_a_terminal_acts_on_and_quotes_ambiguous_text(
+    texts: Path,
+) -> None:
+    done = run_cli("query", str(texts), "demo", "t", "SELECT v FROM t ORDER BY id")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "v"
+    assert [line.rstrip() for line in lines[2:9]] == [
+        "'\\x1b]0;owned\\x07\\x1b[2J'",
+        "'a\\nb'",
+        "'NULL'",
+        "NULL",
+        "'\\'quoted\\''",
+        "C:\\x",
+        "plain",
+    ]
+    assert "\x1b" not in done.stdout and "\x07" not in done.stdout
+
+
+def test_a_column_name_with_control_characters_is_escaped(texts: Path) -> None:
+    done = run_cli("query", str(texts), "demo", "t", 'SELECT 1 AS "a\x1b[2Jb"')
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "a\\x1b[2Jb"
+
+
+@pytest.mark.parametrize(
+    ("sql", "params"),
+    [
+        ("SELECT :a AS a", ["-p", "a", "1", "-p", "a", "2"]),
+        ("SELECT :a AS a", ["-p", "a", "1", "-p", ":a", "2"]),
+        ("SELECT ? AS a", ["-p", "1", "x", "-p", "01", "y"]),
+    ],
+)
+def test_a_parameter_given_twice_is_bad_usage(texts: Path, sql: str, params: list[str]) -> None:
+    done = run_cli("query", str(texts), "demo", "t", sql, *params)
+    assert done.returncode == 2, done.stdout
+    assert "given twice" in done.stderr and done.stdout == ""
+
+
+def test_inspect_never_prints_python_none_for_an_unreadable_database_file(texts: Path) -> None:
+    (path,) = [p for p in texts.iterdir() if p.name.startswith("cell-") and p.suffix == ".sqlite"]
+    with open(path, "r+b") as file:
+        file.truncate(os.path.getsize(path) // 2)
+    done = run_cli("inspect", "--store", str(texts))
+    assert "None" not in done.stdout, done.stdout
+    assert "no watermark, DAMAGED" in done.stdout
