@@ -263,7 +263,8 @@ def build_rows(decode: RowDecoder, result: StatementResult) -> list[Any]:
     """``decode(result)``, a large result in parts of ``_PART_ROWS`` rows: msgspec converts a
     part in one C call, which keeps the interpreter lock throughout, so a query worker building
     a large result lets the scheduler thread run between parts (R44, R54). Each part is built
-    as the whole would be; only an error's row index counts from the part's first row."""
+    as the whole would be, and fails as the whole would: a field that does not fit is named by
+    its column, and a missing one fails on the first row."""
     rows = result.rows
     if decode is _as_dicts or len(rows) <= _PART_ROWS or result.error is not None:
         return decode(result)
