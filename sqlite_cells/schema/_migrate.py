@@ -64,7 +64,13 @@ from sqlite_cells.codec import (
     UnsupportedMigration,
     link_text_problem,
 )
-from sqlite_cells.runtime import LENGTH_LIMIT, InvalidArgument, busy_ms, surrogate_at
+from sqlite_cells.runtime import (
+    LENGTH_LIMIT,
+    InvalidArgument,
+    busy_ms,
+    exception_text,
+    surrogate_at,
+)
 from sqlite_cells.schema._rebuild import rebuild_adding
 from sqlite_cells.schema._schema import Schema, quote_ident
 from sqlite_cells.schema._schema_diff import MigrationPlan, diff_of, plan_migration, rows_of
@@ -584,8 +590,12 @@ def _migrate_in_transaction(
     budget.start()
     try:
         result = migrate(handle, stored)
-    except Exception as exc:
-        raised = f"{type(exc).__name__}: {exc}; nothing was written"
+    except (KeyboardInterrupt, SystemExit):
+        raise  # the user stopping the program: it goes on stopping it
+    except BaseException as exc:
+        # Any other: a library's own BaseException, a GeneratorExit, an exception whose text
+        # cannot be read or printed (R34).
+        raised = f"{exception_text(exc)}; nothing was written"
         raise MigrationError(db_id, f"{call} raised {raised}") from exc
     finally:
         handle.close()
