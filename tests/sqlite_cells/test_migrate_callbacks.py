@@ -96,3 +96,16 @@ def test_keyboard_interrupt_in_migrate_passes_through(space: Space) -> None:
         _write_v2(space, migrate)
     db = space.sqlite_database("app", tables=V1)
     assert db.read("SELECT a FROM t") == [{"a": "one"}]
+
+
+def test_closing_the_runtime_inside_migrate_is_a_closed_error(rt: sc.Runtime, space: Space) -> None:
+    _seeded(space)
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        rt.close()
+        conn.execute("ALTER TABLE t RENAME COLUMN a TO b")
+
+    with pytest.raises(sc.ClosedError, match="the runtime was closed while the commit ran"):
+        _write_v2(space, migrate)
+    with pytest.raises(sc.ClosedError):
+        space.sqlite_database("app", tables=V2, version=2)
