@@ -257,32 +257,50 @@ class MigrationConnection:
         budget = self._budget
         if budget.limit is not None and time.monotonic() >= budget.limit:
             raise self._timeout(sql, "it was started after the migration's deadline had passed")
-        if self._conn.getautocommit():
-            raise self._refuse(
-                sql,
-                "an earlier statement's failure rolled the migration's transaction back "
-                "(INSERT OR ROLLBACK, an interrupted write); nothing was written: raise, and "
-                "the next write runs migrate again",
-            )
-        self._policy.start(first)
         try:
+            if self._conn.getautocommit():
+                raise self._refuse(
+                    sql,
+                    "an earlier statement's failure rolled the migration's transaction back "
+                    "(INSERT OR ROLLBACK, an interrupted write); nothing was written: raise, and "
+                    "the next write runs migrate again",
+                )
+            self._policy.start(first)
             with self._gate.user(self._policy):
                 budget.deadline = budget.limit
+                cursor: apsw.Cursor | None = None
                 try:
                     # R44: a JSON call of many paths is computed by the long-call functions.
                     run = split_json_calls(sql) if budget.long_calls else sql
                     cursor = self._conn.execute(run, bindings, prepare_flags=USER_PREPARE_FLAGS)
                     return [tuple(row) for row in cursor]
+                except BaseException:
+                    if cursor is not None:  # stopped between two rows: reset it
+                        with contextlib.suppress(apsw.Error):
+                            cursor.close(True)
+                    raise
                 finally:
                     budget.deadline = None
         except apsw.InterruptError as exc:
             if budget.limit is None:
                 raise self._refuse(sql, f"SQLite said {type(exc).__name__}: {exc}") from exc
             raise self._timeout(sql, "it was interrupted") from exc
+        except apsw.ThreadingViolationError as exc:
+            raise self._refuse(
+                sql,
+                f"the connection is running another statement, in another thread ({exc}); run "
+                "migrate's statements one at a time",
+            ) from exc
         except apsw.Error as exc:
             raise self._refuse(sql, f"SQLite said {type(exc).__name__}: {exc}") from exc
         except SqliteCellsError:
             raise
+        except UnicodeDecodeError as exc:
+            raise self._refuse(
+                sql,
+                f"its result holds text that is not valid UTF-8 ({exc.reason} at byte "
+                f"{exc.start}); select such a column as CAST(column AS BLOB) to read its bytes",
+            ) from exc
         except (TypeError, ValueError, KeyError, OverflowError) as exc:
             # apsw binding a value: an unsupported type, an integer over 64 bits, a named
             # parameter missing from the mapping.

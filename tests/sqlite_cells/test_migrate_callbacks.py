@@ -4,6 +4,7 @@ handling."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import apsw
@@ -109,3 +110,68 @@ def test_closing_the_runtime_inside_migrate_is_a_closed_error(rt: sc.Runtime, sp
         _write_v2(space, migrate)
     with pytest.raises(sc.ClosedError):
         space.sqlite_database("app", tables=V2, version=2)
+
+
+def test_text_that_is_not_utf8_in_a_result_is_said_so(space: Space) -> None:
+    _seeded(space)
+    refused: list[sc.MigrationError] = []
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        try:
+            conn.execute("SELECT CAST(x'61ff' AS TEXT) AS bad")
+        except sc.MigrationError as exc:
+            refused.append(exc)
+        assert conn.execute("SELECT CAST(CAST(x'61ff' AS TEXT) AS BLOB)") == [(b"a\xff",)]
+        conn.execute("ALTER TABLE t RENAME COLUMN a TO b")
+
+    db = _write_v2(space, migrate)
+    assert len(refused) == 1
+    message = str(refused[0])
+    assert "its result holds text that is not valid UTF-8" in message
+    assert "CAST(column AS BLOB)" in message
+    assert "parameters" not in message
+    assert isinstance(refused[0].__cause__, UnicodeDecodeError)
+    assert db.read("SELECT b FROM t ORDER BY id") == [{"b": "one"}, {"b": "two"}]
+
+
+def test_the_connection_used_from_two_threads_is_a_migration_error(space: Space) -> None:
+    _seeded(space)
+    seen: dict[str, BaseException] = {}
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        def endless() -> None:
+            while True:
+                try:
+                    conn.execute(
+                        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+                        "SELECT count(*) FROM c"
+                    )
+                except sc.SqliteCellsError as exc:
+                    if "in another thread" in str(exc):
+                        continue  # it came while the main thread's SELECT 1 ran: again
+                    seen["worker"] = exc
+                    return
+
+        worker = threading.Thread(target=endless)
+        worker.start()
+        try:
+            # SELECT 1 runs until the worker's statement holds the connection, which it does
+            # until it is interrupted.
+            while "main" not in seen:
+                try:
+                    conn.execute("SELECT 1")
+                except BaseException as exc:  # kept for the test to look at
+                    seen["main"] = exc
+        finally:
+            while worker.is_alive():  # an interrupt before the statement starts is lost
+                conn._conn.interrupt()
+                worker.join(0.01)
+        conn.execute("ALTER TABLE t RENAME COLUMN a TO b")
+
+    # The worker's statement was interrupted: the migration fails, as any interrupted one.
+    with pytest.raises(sc.MigrationError):
+        _write_v2(space, migrate)
+    main = seen["main"]
+    assert isinstance(main, sc.MigrationError), repr(main)
+    assert "running another statement, in another thread" in str(main)
+    assert isinstance(seen["worker"], sc.SqliteCellsError), repr(seen["worker"])
