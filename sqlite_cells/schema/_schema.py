@@ -32,7 +32,7 @@ from typing import Final
 import apsw
 
 from sqlite_cells.codec import SchemaError
-from sqlite_cells.runtime import LENGTH_LIMIT
+from sqlite_cells.runtime import LENGTH_LIMIT, surrogate_at
 from sqlite_cells.sql import (
     ALLOWED_SQLITE_FUNCTIONS,
     LINK_SUFFIX,
@@ -196,9 +196,16 @@ def _check_name(kind: str, name: object, where: str) -> str:
     if not isinstance(name, str):
         raise SchemaError(f"{where}: {kind} name {name!r} is not a string; names are strings")
     if not name:
-        raise SchemaError(f"{where}: a {kind} name is empty; give it a name")
+        article = "an" if kind[:1] in "aeiou" else "a"
+        raise SchemaError(f"{where}: {article} {kind} name is empty; give it a name")
     if "\x00" in name:
         raise SchemaError(f"{where}: {kind} name {name!r} contains NUL; remove it")
+    position = surrogate_at(name)
+    if position is not None:
+        raise SchemaError(
+            f"{where}: {kind} name {name!r} is not valid Unicode text (a lone surrogate at "
+            f"position {position}): SQLite stores names as UTF-8; decode the text properly first"
+        )
     if is_reserved_table(name):
         raise SchemaError(
             f"{where}: {kind} name {name!r} is reserved (names starting with '_cf_', "
@@ -215,6 +222,12 @@ def _check_spec_text(column: str, spec: str) -> None:
         raise SchemaError(f"{where}: the spec is empty; give a type such as 'text' or 'integer'")
     if "\x00" in spec:
         raise SchemaError(f"{where}: the spec {spec!r} contains NUL; remove it")
+    position = surrogate_at(spec)
+    if position is not None:
+        raise SchemaError(
+            f"{where}: the spec {spec!r} is not valid Unicode text (a lone surrogate at "
+            f"position {position}): SQLite reads specs as UTF-8; decode the text properly first"
+        )
     statement = scan_sql(spec)
     depth = 0
     words = statement.words()
