@@ -213,6 +213,13 @@ CANNOT = "cannot be added to an existing table"
         ({"ts": "integer not null default 0"}, "messages.ts: NOT NULL no → yes"),
         ({"ts": "integer default 1"}, "messages.ts: default 0 → 1"),
         ({"ts": "integer"}, "messages.ts: default 0 → (none)"),
+        # Equivalent for what is stored, but reported differently (docs/decisions.md).
+        ({"n": "int check (n > 0)"}, "messages.n: type INTEGER → INT"),
+        ({"ts": "integer default +0"}, "messages.ts: default 0 → +0"),
+        (
+            {"name": "text unique collate nocase default null"},
+            "messages.name: default (none) → null",
+        ),
         (
             {"id": "integer", "ts": "integer primary key default 0"},
             "messages.id: primary key position 1 → 0",
