@@ -10,6 +10,8 @@ from sqlite_cells.runtime._boundary import InvalidArgument as InvalidArgument
 from sqlite_cells.runtime._boundary import StorePathError as StorePathError
 from sqlite_cells.runtime._boundary import check_name as check_name
 from sqlite_cells.runtime._boundary import check_timeout as check_timeout
+from sqlite_cells.runtime._boundary import exception_text as exception_text
+from sqlite_cells.runtime._boundary import printable as printable
 from sqlite_cells.runtime._boundary import surrogate_at as surrogate_at
 from sqlite_cells.runtime._boundary import translated as translated
 from sqlite_cells.runtime._boundary import waited_for_lock as waited_for_lock
@@ -86,6 +88,7 @@ __all__ = [
     "check_timeout",
     "current_transaction",
     "derive",
+    "exception_text",
     "forget_marks",
     "handler",
     "has_moved",
@@ -95,6 +98,7 @@ __all__ = [
     "observe_node",
     "op_targets_by_seq",
     "pattern",
+    "printable",
     "remove_unused",
     "require_transaction",
     "stored_format",

@@ -25,6 +25,8 @@ __all__ = [
     "check_name",
     "check_timeout",
     "describe",
+    "exception_text",
+    "printable",
     "surrogate_at",
     "translated",
     "waited_for_lock",
@@ -52,6 +54,25 @@ def surrogate_at(text: str) -> int | None:
     except UnicodeEncodeError as exc:
         return exc.start
     return None
+
+
+def printable(text: str) -> str:
+    """``text`` with each lone surrogate written as its escape (``\\ud800``): a message that
+    carries text from user code stays printable (printing a lone surrogate raises)."""
+    if surrogate_at(text) is None:
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def exception_text(exc: BaseException) -> str:
+    """``TypeName: text`` of an exception raised by user code, for a message: printable, and
+    never raising (an exception whose ``__str__`` raises is shown by its type alone)."""
+    name = type(exc).__name__
+    try:
+        text = str(exc)
+    except Exception:  # user code's __str__ may raise anything
+        return f"{name} (its text could not be read: its __str__ raised)"
+    return printable(f"{name}: {text}" if text else name)
 
 
 def check_name(what: str, name: object) -> str:

@@ -12,6 +12,7 @@ import msgspec
 
 from sqlite_cells.codec import (
     CellWrite,
+    ClosedError,
     CommitRecord,
     ConflictError,
     SqliteCellsError,
@@ -81,6 +82,14 @@ def write_member(
 
 def commit_error(exc: BaseException, space_id: str) -> BaseException:
     """An SQLite error at commit as the error a caller gets (no raw apsw error reaches one)."""
+    if isinstance(exc, apsw.ConnectionClosedError):
+        # Code the commit runs (a migrate callback, a participant) closed the runtime.
+        closed = ClosedError(
+            f"space {space_id!r}: the runtime was closed while the commit ran; nothing of it "
+            "is visible: do not close the runtime from code a commit runs (such as migrate)"
+        )
+        closed.__cause__ = exc
+        return closed
     if isinstance(exc, apsw.Error):
         error = SqliteCellsError(
             f"space {space_id!r}: the commit failed in SQLite ({exc}); nothing of it is "

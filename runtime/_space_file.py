@@ -607,8 +607,11 @@ class SpaceFile:
         write lock; e.g. the ``sqlite`` participant removes a database file that the failed
         commit's ``prepare`` created, R7). A hook must not raise."""
         conn = self._writer
-        if conn is None or not conn.getautocommit():
-            return
+        try:
+            if conn is None or not conn.getautocommit():
+                return
+        except apsw.ConnectionClosedError:
+            return  # the runtime was closed meanwhile (by the failed commit's own code, even)
         for ticket in batch:
             if ticket.error is None:
                 continue

@@ -39,7 +39,12 @@ from sqlite_cells.codec import DiskSourceError, QueryError, QueryTimeout, Sqlite
 from sqlite_cells.files import check_pinned, read_watermark, unread_wal
 from sqlite_cells.read._pool import DEFAULT_LENGTH_LIMIT, PooledConnection, ReadPool
 from sqlite_cells.read._same import same_values
-from sqlite_cells.read._shadows import copied_shadows, forget_complete, sync_shadows
+from sqlite_cells.read._shadows import (
+    copied_shadows,
+    forget_complete,
+    newer_version,
+    sync_shadows,
+)
 from sqlite_cells.schema import Declaration, Schema, SourceKind, render_ddl
 from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Mode, ReadSet, make_authorizer
 
@@ -380,7 +385,10 @@ def _run_one(pooled: PooledConnection, plan: _Plan, stmt: Statement) -> Statemen
             result = _again(pooled, plan, stmt, known, key, exc)
     except apsw.Error as exc:
         plan.cursor = pooled.conn.cursor()  # a fresh one after a failure, to be safe
-        return StatementResult(error=_translate(plan.decl, stmt.sql, exc, plan.timeout, pooled))
+        error = _behind_the_file(pooled, plan, stmt, exc)
+        if error is None:
+            error = _translate(plan.decl, stmt.sql, exc, plan.timeout, pooled)
+        return StatementResult(error=error)
     except (UnicodeError, OverflowError, KeyError, TypeError) as exc:
         # Stored text that is not UTF-8, parameters SQLite cannot bind: the query fails (R43).
         # A statement stopped between two rows is reset: left open, it would keep the read
@@ -482,6 +490,31 @@ def _again(
         known = _declared_read_set(plan, stmt, key)
     plan.cursor = pooled.conn.cursor()
     return _execute(pooled, plan.cursor, plan.policy, stmt, known)
+
+
+def _behind_the_file(
+    pooled: PooledConnection, plan: _Plan, stmt: Statement, exc: apsw.Error
+) -> QueryError | None:
+    """The error of a statement naming a table or column the file lacks because a newer
+    declaration migrated it past this one (R14, R41: no shadow stands in for it then); None for
+    any other failure."""
+    if not (plan.file and isinstance(exc, apsw.SQLError) and _lacks_something(exc)):
+        return None
+    try:
+        stored = newer_version(pooled.conn.cursor(), plan.decl)
+    except apsw.Error:
+        return None
+    if stored is None:
+        return None
+    error = QueryError(
+        plan.decl.db_id,
+        stmt.sql,
+        f"SQLError: {exc}: the file is at version {stored}, newer than the declared "
+        f"version={plan.decl.version}: a newer declaration migrated it, and this one no longer "
+        f"matches its tables; update the declaration (tables and version) to the newer one",
+    )
+    error.__cause__ = exc
+    return error
 
 
 _ROWID = re.compile(r"no such column: (?:.*\.)?(?:rowid|oid|_rowid_)$", re.IGNORECASE)

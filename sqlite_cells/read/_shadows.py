@@ -9,6 +9,11 @@ them for the next reads as long as neither ``main``'s nor ``temp``'s schema cook
 ``main``'s moves when the file is migrated (the shadows then go, and the real columns are read),
 ``temp``'s when a rolled-back read transaction took the shadows with it.
 
+A file whose stored version is newer than the declared one (a newer declaration, perhaps in
+another process, migrated it) gets no shadows: what it lacks may have been renamed or dropped on
+purpose, and reading it as NULL or as empty would serve made-up rows. It reads as it is, and a
+statement naming what it lacks fails saying both versions (see ``_reader``).
+
 The shadows are the runtime's own objects: they are created outside the gate's user state, and
 a user statement reads them under :func:`allowing_shadows`, which lets it read the shadowing
 ``temp`` names and the one-row default tables (``_cf_shadow_<n>``, which no statement can name:
@@ -38,6 +43,7 @@ __all__ = [
     "copied_shadows",
     "drop_shadows",
     "forget_complete",
+    "newer_version",
     "sync_shadows",
 ]
 
@@ -80,6 +86,11 @@ def sync_shadows(
         if state.fingerprint == fingerprint and _cookies(cursor) == state.cookies:
             return state.policy
         drop_shadows(pooled, cursor)
+    if newer_version(cursor, decl) is not None:
+        # Another declaration, newer than this one, migrated the file: what it lacks of this
+        # declaration was renamed or dropped on purpose, so it is not made up (see
+        # newer_version); the file reads as it is.
+        return None
     shadows = plan_shadows(pooled.conn, schema)
     if not shadows:
         if len(pooled.complete) >= _COMPLETE_LIMIT:
@@ -95,6 +106,25 @@ def sync_shadows(
     made = ShadowState(fingerprint, _cookies(cursor), shadows, allowing_shadows(policy, shadows))
     pooled.shadow = made
     return made.policy
+
+
+_VERSION_SQL: Final = "SELECT value FROM main._cf_meta WHERE key = 'version'"
+
+
+def newer_version(cursor: apsw.Cursor, decl: Declaration) -> int | None:
+    """The version stored in the file open on ``cursor``'s connection (in a read transaction)
+    when it is newer than ``decl``'s, else None. Such a file was migrated by a newer
+    declaration: a column or table of ``decl`` it lacks may have been renamed or dropped
+    there, so no shadow stands in for it (it would read as NULL, or as empty, with no error);
+    a statement naming it fails, saying both versions (R14, R41)."""
+    try:
+        rows = cursor.execute(_VERSION_SQL).fetchall()
+    except apsw.SQLError:
+        return None  # no _cf_meta: a file no runtime wrote
+    stored = rows[0][0] if rows else None
+    if isinstance(stored, int) and not isinstance(stored, bool) and stored > decl.version:
+        return stored
+    return None
 
 
 def _clear(cursor: apsw.Cursor) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path, PurePath
 from typing import Any, Final
 
 from sqlite_cells.codec import NotImplementedSource, ReadOnlySource, SchemaError, short_hash
-from sqlite_cells.runtime import InvalidArgument
+from sqlite_cells.runtime import InvalidArgument, surrogate_at
 from sqlite_cells.schema._migrate import MigrationConnection
 from sqlite_cells.schema._schema import Schema
 
@@ -97,6 +97,13 @@ class VmSource:
             raise InvalidArgument(
                 f"sc.VmSource(vm, path): path {path!r} holds a NUL character at position "
                 f"{path.index(chr(0))}, which no file path can; remove it"
+            )
+        position = surrogate_at(path)
+        if position is not None:
+            raise InvalidArgument(
+                f"sc.VmSource(vm, path): path {path!r} is not valid Unicode text (a lone "
+                f"surrogate at position {position}), which no file name can hold as UTF-8; "
+                "decode the text properly first"
             )
 
 

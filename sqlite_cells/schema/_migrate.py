@@ -64,7 +64,13 @@ from sqlite_cells.codec import (
     UnsupportedMigration,
     link_text_problem,
 )
-from sqlite_cells.runtime import LENGTH_LIMIT, InvalidArgument, busy_ms, surrogate_at
+from sqlite_cells.runtime import (
+    LENGTH_LIMIT,
+    InvalidArgument,
+    busy_ms,
+    exception_text,
+    surrogate_at,
+)
 from sqlite_cells.schema._rebuild import rebuild_adding
 from sqlite_cells.schema._schema import Schema, quote_ident
 from sqlite_cells.schema._schema_diff import MigrationPlan, diff_of, plan_migration, rows_of
@@ -78,6 +84,7 @@ from sqlite_cells.sql import (
     fold_ascii,
     scan_sql,
     split_json_calls,
+    unquote,
 )
 
 __all__ = [
@@ -115,6 +122,8 @@ _NAMED: Final = {
     apsw.SQLITE_DROP_INDEX: (0, 1),
     apsw.SQLITE_ALTER_TABLE: (1,),
 }
+# SQLITE_REINDEX is what a CREATE INDEX reports as it fills the new index; a REINDEX statement
+# never reaches the authorizer, and is judged by its text (_reindex_refusal).
 _ALWAYS: Final = frozenset({apsw.SQLITE_SELECT, apsw.SQLITE_RECURSIVE, apsw.SQLITE_REINDEX})
 _WRITES: Final = frozenset({apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE, apsw.SQLITE_DELETE})
 _FORBIDDEN_FUNCTIONS: Final = frozenset(
@@ -123,6 +132,7 @@ _FORBIDDEN_FUNCTIONS: Final = frozenset(
 # SQLite creates this table itself, inside the CREATE TABLE of the file's first AUTOINCREMENT
 # table: an SQLITE_CREATE_TABLE of it, in "main", right after the one of the table declared.
 _SEQUENCE: Final = "sqlite_sequence"
+_TEMP_SCHEMA: Final = frozenset({"sqlite_temp_master", "sqlite_temp_schema"})
 _PROGRESS_STEPS: Final = 1000  # VM steps between deadline checks, as on the write connection
 
 
@@ -144,7 +154,9 @@ _JSON_FUNCTIONS: Final = frozenset(JSON_CALL_PREFIX + name for name in JSON_CALL
 
 class _MigrationPolicy:
     """The authorizer of a ``migrate`` callback's statements (R14): triggers, views, virtual
-    tables, temp objects, ATTACH/DETACH, PRAGMAs, transaction control and ANALYZE are denied;
+    tables, temp objects (anything in database ``temp`` but the reads and rewrites of its
+    schema table an ALTER TABLE makes), ATTACH/DETACH, PRAGMAs, transaction control and
+    ANALYZE are denied;
     so is any use of the runtime's tables (``_cf_*``) and any write to SQLite's own
     (``sqlite_*``) except the bookkeeping SQLite itself does for CREATE/DROP/ALTER."""
 
@@ -162,6 +174,13 @@ class _MigrationPolicy:
         self, action: int, a: str | None, b: str | None, database: str | None, src: str | None
     ) -> int:
         ok, deny = apsw.SQLITE_OK, apsw.SQLITE_DENY
+        if database is not None and fold_ascii(database) == "temp":
+            # No temp object, however it is named: CREATE TABLE temp.x is SQLITE_CREATE_TABLE
+            # of database "temp", not SQLITE_CREATE_TEMP_TABLE. An ALTER TABLE reads (and
+            # rewrites) temp's schema table itself, for temp triggers: that one stays allowed.
+            schema_table = a is not None and fold_ascii(a) in _TEMP_SCHEMA
+            if not (schema_table and action in (apsw.SQLITE_READ, apsw.SQLITE_UPDATE)):
+                return deny
         if action in _ALWAYS:
             return ok
         if action == apsw.SQLITE_CREATE_TABLE:
@@ -203,9 +222,10 @@ class MigrationConnection:
 
     Refused with :class:`MigrationError` before SQLite sees them: empty text (nothing but
     ``;``, whitespace and comments), a NUL character or a lone surrogate anywhere in the text,
-    several statements at once, transaction control, ATTACH/DETACH, VACUUM, PRAGMA, and every
-    statement after one that ended the migration's transaction (``INSERT OR ROLLBACK``, an
-    interrupt). What the authorizer denies, parameters SQLite cannot bind, and any other SQLite
+    several statements at once, transaction control, ATTACH/DETACH, VACUUM, PRAGMA, a REINDEX
+    that does not name one table or index of the callback's (:func:`_reindex_refusal`), and
+    every statement after one that ended the migration's transaction (``INSERT OR ROLLBACK``,
+    an interrupt). What the authorizer denies, parameters SQLite cannot bind, and any other SQLite
     error, is a :class:`MigrationError` too (with the original error as its cause). A statement
     that runs past the migration's deadline, or starts after it, raises :class:`ExecTimeout`
     (R44; see the module docstring). ``sql`` that is not a ``str``, or ``params`` that are
@@ -237,32 +257,50 @@ class MigrationConnection:
         budget = self._budget
         if budget.limit is not None and time.monotonic() >= budget.limit:
             raise self._timeout(sql, "it was started after the migration's deadline had passed")
-        if self._conn.getautocommit():
-            raise self._refuse(
-                sql,
-                "an earlier statement's failure rolled the migration's transaction back "
-                "(INSERT OR ROLLBACK, an interrupted write); nothing was written: raise, and "
-                "the next write runs migrate again",
-            )
-        self._policy.start(first)
         try:
+            if self._conn.getautocommit():
+                raise self._refuse(
+                    sql,
+                    "an earlier statement's failure rolled the migration's transaction back "
+                    "(INSERT OR ROLLBACK, an interrupted write); nothing was written: raise, and "
+                    "the next write runs migrate again",
+                )
+            self._policy.start(first)
             with self._gate.user(self._policy):
                 budget.deadline = budget.limit
+                cursor: apsw.Cursor | None = None
                 try:
                     # R44: a JSON call of many paths is computed by the long-call functions.
                     run = split_json_calls(sql) if budget.long_calls else sql
                     cursor = self._conn.execute(run, bindings, prepare_flags=USER_PREPARE_FLAGS)
                     return [tuple(row) for row in cursor]
+                except BaseException:
+                    if cursor is not None:  # stopped between two rows: reset it
+                        with contextlib.suppress(apsw.Error):
+                            cursor.close(True)
+                    raise
                 finally:
                     budget.deadline = None
         except apsw.InterruptError as exc:
             if budget.limit is None:
                 raise self._refuse(sql, f"SQLite said {type(exc).__name__}: {exc}") from exc
             raise self._timeout(sql, "it was interrupted") from exc
+        except apsw.ThreadingViolationError as exc:
+            raise self._refuse(
+                sql,
+                f"the connection is running another statement, in another thread ({exc}); run "
+                "migrate's statements one at a time",
+            ) from exc
         except apsw.Error as exc:
             raise self._refuse(sql, f"SQLite said {type(exc).__name__}: {exc}") from exc
         except SqliteCellsError:
             raise
+        except UnicodeDecodeError as exc:
+            raise self._refuse(
+                sql,
+                f"its result holds text that is not valid UTF-8 ({exc.reason} at byte "
+                f"{exc.start}); select such a column as CAST(column AS BLOB) to read its bytes",
+            ) from exc
         except (TypeError, ValueError, KeyError, OverflowError) as exc:
             # apsw binding a value: an unsupported type, an integer over 64 bits, a named
             # parameter missing from the mapping.
@@ -347,7 +385,40 @@ class MigrationConnection:
         first = words[0].text.upper() if words[0].kind == WORD else words[0].text
         if first in _REFUSED:
             raise self._refuse(sql, _REFUSED[first])
+        if first == "REINDEX":
+            why = _reindex_refusal([w.text for w in words[1:] if w.text != ";"])
+            if why:
+                raise self._refuse(sql, why)
         return first
+
+
+_COLLATIONS: Final = frozenset({"binary", "nocase", "rtrim"})
+
+
+def _reindex_refusal(target: list[str]) -> str | None:
+    """Why a ``REINDEX`` of ``target`` (the tokens after the keyword) is refused, or None.
+    SQLite does not ask the authorizer about REINDEX, so its text is judged: it must name one
+    table or index of the callback's, never the runtime's (R14)."""
+    if not target:
+        return (
+            "REINDEX without a name rebuilds every index, the runtime's own tables' too; name "
+            "a table or index of the database"
+        )
+    if len(target) == 3 and target[1] == ".":
+        if fold_ascii(unquote(target[0])) != "main":
+            return "REINDEX names an object of another schema; name a table or index of main"
+        name = fold_ascii(unquote(target[2]))
+    else:
+        name = fold_ascii(unquote(target[0]))
+        if len(target) == 1 and name in _COLLATIONS:
+            return (
+                f"REINDEX {target[0]} rebuilds every index using that collation, the runtime's "
+                "own tables' too; name a table or index of the database (main.name for a "
+                "table named like a collation)"
+            )
+    if name.startswith(("_cf_", "sqlite_autoindex__cf_")):
+        return "the runtime's own tables (_cf_*) and their indexes are not for migrations"
+    return None
 
 
 def stored_version(conn: apsw.Connection, database: str, db_id: str) -> int | None:
@@ -584,8 +655,12 @@ def _migrate_in_transaction(
     budget.start()
     try:
         result = migrate(handle, stored)
-    except Exception as exc:
-        raised = f"{type(exc).__name__}: {exc}; nothing was written"
+    except (KeyboardInterrupt, SystemExit):
+        raise  # the user stopping the program: it goes on stopping it
+    except BaseException as exc:
+        # Any other: a library's own BaseException, a GeneratorExit, an exception whose text
+        # cannot be read or printed (R34).
+        raised = f"{exception_text(exc)}; nothing was written"
         raise MigrationError(db_id, f"{call} raised {raised}") from exc
     finally:
         handle.close()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -31,7 +32,7 @@ from typing import Final
 import apsw
 
 from sqlite_cells.codec import SchemaError
-from sqlite_cells.runtime import LENGTH_LIMIT
+from sqlite_cells.runtime import LENGTH_LIMIT, surrogate_at
 from sqlite_cells.sql import (
     ALLOWED_SQLITE_FUNCTIONS,
     LINK_SUFFIX,
@@ -53,8 +54,10 @@ __all__ = [
     "create_index_sql",
     "create_table_sql",
     "declare_tables",
+    "default_expression",
     "quote_ident",
     "render_ddl",
+    "standin_column",
     "table",
 ]
 
@@ -88,6 +91,33 @@ def cf_link() -> CfLink:
 def quote_ident(name: str) -> str:
     """``name`` as a double-quoted SQLite identifier."""
     return '"' + name.replace('"', '""') + '"'
+
+
+_QUOTED_NAME: Final = re.compile(r'"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]', re.DOTALL)
+
+
+def default_expression(default: str) -> str:
+    """The default SQLite reports for a column (``dflt_value``) as an expression of the same
+    value. A column definition reads a quoted name standing alone after ``DEFAULT``
+    (``default "dq"``, ``[dq]``, `` `dq` ``) as the text it quotes, while the same token in
+    an expression is a column name, which a default cannot read: it becomes a string literal.
+    Every other default SQLite reports is an expression already."""
+    if _QUOTED_NAME.fullmatch(default) is None:
+        return default
+    quote = default[0]
+    inner = default[1:-1] if quote == "[" else default[1:-1].replace(quote * 2, quote)
+    return "'" + inner.replace("'", "''") + "'"
+
+
+_STANDIN: Final = '"_cf_standin"'
+
+
+def standin_column(name: str, type_: str, default: str | None, collation: str) -> str:
+    """The definition of a column standing in for ``name`` in a one-row table holding its
+    default (NULL without one), under its type and collation, as SQLite reports them: what a
+    read of a file that lacks the column reads (R14, R41)."""
+    value = "" if default is None else f" DEFAULT ({default_expression(default)})"
+    return f"{quote_ident(name)} {type_}{value} COLLATE {quote_ident(collation)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +196,16 @@ def _check_name(kind: str, name: object, where: str) -> str:
     if not isinstance(name, str):
         raise SchemaError(f"{where}: {kind} name {name!r} is not a string; names are strings")
     if not name:
-        raise SchemaError(f"{where}: a {kind} name is empty; give it a name")
+        article = "an" if kind[:1] in "aeiou" else "a"
+        raise SchemaError(f"{where}: {article} {kind} name is empty; give it a name")
     if "\x00" in name:
         raise SchemaError(f"{where}: {kind} name {name!r} contains NUL; remove it")
+    position = surrogate_at(name)
+    if position is not None:
+        raise SchemaError(
+            f"{where}: {kind} name {name!r} is not valid Unicode text (a lone surrogate at "
+            f"position {position}): SQLite stores names as UTF-8; decode the text properly first"
+        )
     if is_reserved_table(name):
         raise SchemaError(
             f"{where}: {kind} name {name!r} is reserved (names starting with '_cf_', "
@@ -185,6 +222,12 @@ def _check_spec_text(column: str, spec: str) -> None:
         raise SchemaError(f"{where}: the spec is empty; give a type such as 'text' or 'integer'")
     if "\x00" in spec:
         raise SchemaError(f"{where}: the spec {spec!r} contains NUL; remove it")
+    position = surrogate_at(spec)
+    if position is not None:
+        raise SchemaError(
+            f"{where}: the spec {spec!r} is not valid Unicode text (a lone surrogate at "
+            f"position {position}): SQLite reads specs as UTF-8; decode the text properly first"
+        )
     statement = scan_sql(spec)
     depth = 0
     words = statement.words()
@@ -368,9 +411,9 @@ def _check_with_sqlite(schema: Schema) -> None:
                     f"table {name!r}: SQLite built columns {got} from the specs, not {want}; "
                     f"each spec must be exactly one column definition"
                 )
-            for _, column, _, _, default, _, hidden in xinfo:
+            for _, column, type_, _, default, _, hidden in xinfo:
                 if default is not None and hidden == 0:
-                    _check_default(scratch, name, str(column), str(default))
+                    _check_default(scratch, name, str(column), str(type_ or ""), str(default))
             for index, cols in declared.indexes:
                 try:
                     scratch.execute(create_index_sql("main", index, name, cols))
@@ -391,12 +434,22 @@ def _check_with_sqlite(schema: Schema) -> None:
         scratch.close()
 
 
-def _check_default(scratch: apsw.Connection, name: str, column: str, default: str) -> None:
+def _check_default(
+    scratch: apsw.Connection, name: str, column: str, type_: str, default: str
+) -> None:
     """R44, R14: a column's default must be computable, within SQLite's length limit, as every
     read of a file that lacks the column computes it (a re-declared column reads as its
-    default): one that fails would make the whole table unreadable."""
+    default, from the stand-in column :func:`standin_column` builds, which must take it too):
+    one that fails would make every read of the file fail."""
+    collation = scratch.column_metadata("main", name, column)[1] or "BINARY"
+    standin = standin_column(column, type_, default, collation)
     try:
-        scratch.execute(f"SELECT typeof(({default}))").fetchall()
+        scratch.execute(f"SELECT typeof(({default_expression(default)}))").fetchall()
+        scratch.execute(f"CREATE TEMP TABLE {_STANDIN} ({standin})")
+        try:
+            scratch.execute(f"INSERT INTO temp.{_STANDIN} DEFAULT VALUES")
+        finally:
+            scratch.execute(f"DROP TABLE temp.{_STANDIN}")
     except apsw.Error as exc:
         limit = LENGTH_LIMIT // (1 << 20)
         raise SchemaError(

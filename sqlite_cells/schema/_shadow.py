@@ -33,7 +33,13 @@ from typing import Final
 import apsw
 
 from sqlite_cells.schema._order import migrated_order
-from sqlite_cells.schema._schema import Schema, create_index_sql, create_table_sql, quote_ident
+from sqlite_cells.schema._schema import (
+    Schema,
+    create_index_sql,
+    create_table_sql,
+    quote_ident,
+    standin_column,
+)
 from sqlite_cells.schema._schema_diff import declared_report, rows_of, schema_objects
 from sqlite_cells.sql import fold_ascii
 
@@ -99,10 +105,8 @@ def plan_shadows(conn: apsw.Connection, schema: Schema) -> Shadows:
         helper = f"{SHADOW_PREFIX}{len(helpers)}"
         added = []
         for col in missing:
-            default = "" if col.default is None or col.generated else f" DEFAULT ({col.default})"
-            added.append(
-                f"{quote_ident(col.name)} {col.type}{default} COLLATE {quote_ident(col.collation)}"
-            )
+            default = None if col.generated else col.default
+            added.append(standin_column(col.name, col.type, default, col.collation))
         create.append(f"CREATE TABLE temp.{quote_ident(helper)} ({', '.join(added)})")
         create.append(f"INSERT INTO temp.{quote_ident(helper)} DEFAULT VALUES")
         picks = [f"s.{quote_ident(n)} AS {quote_ident(n)}" for n, _ in stored]

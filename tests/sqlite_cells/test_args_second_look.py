@@ -136,6 +136,7 @@ def test_cross_space_write_in_one_runtime_keeps_its_message(rt: sc.Runtime) -> N
         (PurePosixPath("/data/app.db"), "write str(path): '/data/app.db'"),
         ("", "path is empty, which names no file"),
         ("/data/a\x00pp.db", "NUL character at position 7"),
+        ("/data/a\ud800pp.db", "not valid Unicode text (a lone surrogate at position 7)"),
     ],
 )
 def test_vm_source_refuses_a_path_that_is_not_text(path: Any, phrase: str) -> None:

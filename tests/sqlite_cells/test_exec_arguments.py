@@ -238,10 +238,28 @@ def test_a_pattern_database_linked_to_a_plain_cell_fails_with_a_source_error(
 def test_table_and_column_names_that_are_not_valid_text_are_a_schema_error(
     space: Space,
 ) -> None:
-    for tables in ({"t\ud800": sc.table(a="text")}, {"t": sc.table(**{"a\udcff": "text"})}):
-        with pytest.raises(sc.SchemaError, match="is not valid Unicode text") as info:
-            space.sqlite_database("s", tables=tables)
-        assert isinstance(info.value, ValueError)
+    with pytest.raises(sc.SchemaError, match="is not valid Unicode text") as info:
+        space.sqlite_database("s", tables={"t\ud800": sc.table(a="text")})
+    assert isinstance(info.value, ValueError)
+    # A column name is refused as soon as the table is built.
+    with pytest.raises(sc.SchemaError, match=r"column name 'a\\udcff' is not valid") as info:
+        sc.table(**{"a\udcff": "text"})
+    assert isinstance(info.value, ValueError)
+
+
+def test_a_spec_that_is_not_valid_text_is_blamed_on_the_spec() -> None:
+    with pytest.raises(sc.SchemaError) as info:
+        sc.table(id="integer primary key", a="text default '\ud800'")
+    assert str(info.value) == (
+        "column 'a': the spec \"text default '\\ud800'\" is not valid Unicode text (a lone "
+        "surrogate at position 14): SQLite reads specs as UTF-8; decode the text properly first"
+    )
+
+
+def test_an_empty_index_name_is_refused_in_good_english() -> None:
+    with pytest.raises(sc.SchemaError) as info:
+        sc.table(a="text", indexes={"": ["a"]})
+    assert str(info.value) == "table(): an index name is empty; give it a name"
 
 
 def test_a_disk_source_path_that_is_not_valid_text_is_refused(space: Space, tmp_path: Path) -> None:

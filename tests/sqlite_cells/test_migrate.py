@@ -213,6 +213,13 @@ CANNOT = "cannot be added to an existing table"
         ({"ts": "integer not null default 0"}, "messages.ts: NOT NULL no → yes"),
         ({"ts": "integer default 1"}, "messages.ts: default 0 → 1"),
         ({"ts": "integer"}, "messages.ts: default 0 → (none)"),
+        # Equivalent for what is stored, but reported differently (docs/decisions.md).
+        ({"n": "int check (n > 0)"}, "messages.n: type INTEGER → INT"),
+        ({"ts": "integer default +0"}, "messages.ts: default 0 → +0"),
+        (
+            {"name": "text unique collate nocase default null"},
+            "messages.name: default (none) → null",
+        ),
         (
             {"id": "integer", "ts": "integer primary key default 0"},
             "messages.id: primary key position 1 → 0",
@@ -618,6 +625,16 @@ REFUSED = [
     ("CREATE VIEW v AS SELECT 1", "AuthError"),
     ("CREATE TEMP TABLE x (a)", "AuthError"),
     ("CREATE TEMP VIEW x AS SELECT 1", "AuthError"),
+    ("CREATE TABLE temp.x (a)", "AuthError"),
+    ('CREATE TABLE "TEMP".x (a)', "AuthError"),
+    ("CREATE TABLE temp.copy AS SELECT * FROM t", "AuthError"),
+    ("REINDEX _cf_meta", "the runtime's own tables"),
+    ("REINDEX main.[_CF_META]", "the runtime's own tables"),
+    ("REINDEX 'sqlite_autoindex__cf_meta_1'", "the runtime's own tables"),
+    ("REINDEX", "without a name"),
+    ("REINDEX ;", "without a name"),
+    ("REINDEX BINARY", "collation"),
+    ("REINDEX temp.t", "another schema"),
     ("CREATE VIRTUAL TABLE v USING fts5(x)", "AuthError"),
     ("SELECT * FROM pragma_table_info('t')", "AuthError"),
     ("DELETE FROM sqlite_sequence", "AuthError"),
@@ -672,6 +689,22 @@ def test_migration_statements_refused(
     assert space_rows(space) == before_space
     assert snapshot(db) == before_db and version_of(db) == [(1,)]
     db.close()
+
+
+def test_migrate_may_reindex_its_own_tables_and_indexes(tmp_path: Path) -> None:
+    conn = apsw.Connection(str(tmp_path / "db.sqlite"))
+    declared = schema({"t": {"a": "text unique"}, "nocase": {"b": "text"}}, t={"by_a": ["a"]})
+    ensure(conn, declared)
+    statements = ["REINDEX t", "REINDEX main.by_a", "REINDEX sqlite_autoindex_t_1"]
+    statements.append("REINDEX main.nocase")  # a table named like a collation, qualified
+
+    def migrate(mc: MigrationConnection, from_version: int) -> None:
+        for sql in statements:
+            assert mc.execute(sql) == []
+
+    ensure(conn, declared, version=2, migrate=migrate)
+    assert version_of(conn) == [(2,)]
+    conn.close()
 
 
 def test_migrate_must_leave_exactly_the_declared_tables(tmp_path: Path) -> None:

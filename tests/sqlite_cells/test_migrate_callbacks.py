@@ -1,0 +1,177 @@
+"""What a ``migrate`` callback raises or does reaches the writer as a sqlite-cells error (R14,
+R34, Errors): never a raw exception of the callback's own, of apsw or of Python's text
+handling."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells._runtime import Space
+from sqlite_cells.schema._migrate import MigrationConnection
+
+P = "integer primary key"
+V1 = {"t": sc.table(id=P, a="text")}
+V2 = {"t": sc.table(id=P, b="text")}
+
+
+def _seeded(space: Space) -> None:
+    db = space.sqlite_database("app", tables=V1)
+    with space.transact():
+        db.exec("INSERT INTO t (a) VALUES ('one')")
+
+
+def _write_v2(space: Space, migrate: object) -> sc.SqliteDb:
+    db = space.sqlite_database("app", tables=V2, version=2, migrate=migrate)  # type: ignore[arg-type]
+    with space.transact():
+        db.exec("INSERT INTO t (b) VALUES ('two')")
+    return db
+
+
+def _stored(path: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        columns = [(r[1],) for r in conn.execute("PRAGMA table_info(t)")]
+        meta = conn.execute("SELECT value FROM _cf_meta WHERE key = 'version'")
+        version = [tuple(r) for r in meta]
+        return columns, version
+    finally:
+        conn.close()
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ raised")
+
+
+class _OwnBase(BaseException):
+    pass
+
+
+@pytest.mark.parametrize(
+    "raised",
+    [_Unprintable(), _OwnBase("stop"), GeneratorExit(), ValueError("bad \ud800 text")],
+    ids=["str-raises", "base-exception", "generator-exit", "lone-surrogate"],
+)
+def test_what_migrate_raises_is_a_migration_error(space: Space, raised: BaseException) -> None:
+    _seeded(space)
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        conn.execute("ALTER TABLE t RENAME COLUMN a TO b")
+        raise raised
+
+    with pytest.raises(sc.MigrationError) as info:
+        _write_v2(space, migrate)
+    assert info.value.__cause__ is raised
+    message = str(info.value)
+    message.encode("utf-8")  # printable: no lone surrogate
+    assert f"raised {type(raised).__name__}" in message
+    assert message.endswith("nothing was written")
+    db = space.sqlite_database("app", tables=V1)
+    assert _stored(db.path) == ([("id",), ("a",)], [(1,)])
+    assert db.read("SELECT a FROM t") == [{"a": "one"}]
+
+
+def test_a_lone_surrogate_in_the_text_is_escaped(space: Space) -> None:
+    _seeded(space)
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        raise ValueError("bad \ud800 text")
+
+    with pytest.raises(sc.MigrationError) as info:
+        _write_v2(space, migrate)
+    assert "raised ValueError: bad \\ud800 text; nothing was written" in str(info.value)
+
+
+def test_keyboard_interrupt_in_migrate_passes_through(space: Space) -> None:
+    _seeded(space)
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _write_v2(space, migrate)
+    db = space.sqlite_database("app", tables=V1)
+    assert db.read("SELECT a FROM t") == [{"a": "one"}]
+
+
+def test_closing_the_runtime_inside_migrate_is_a_closed_error(rt: sc.Runtime, space: Space) -> None:
+    _seeded(space)
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        rt.close()
+        conn.execute("ALTER TABLE t RENAME COLUMN a TO b")
+
+    with pytest.raises(sc.ClosedError, match="the runtime was closed while the commit ran"):
+        _write_v2(space, migrate)
+    with pytest.raises(sc.ClosedError):
+        space.sqlite_database("app", tables=V2, version=2)
+
+
+def test_text_that_is_not_utf8_in_a_result_is_said_so(space: Space) -> None:
+    _seeded(space)
+    refused: list[sc.MigrationError] = []
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        try:
+            conn.execute("SELECT CAST(x'61ff' AS TEXT) AS bad")
+        except sc.MigrationError as exc:
+            refused.append(exc)
+        assert conn.execute("SELECT CAST(CAST(x'61ff' AS TEXT) AS BLOB)") == [(b"a\xff",)]
+        conn.execute("ALTER TABLE t RENAME COLUMN a TO b")
+
+    db = _write_v2(space, migrate)
+    assert len(refused) == 1
+    message = str(refused[0])
+    assert "its result holds text that is not valid UTF-8" in message
+    assert "CAST(column AS BLOB)" in message
+    assert "parameters" not in message
+    assert isinstance(refused[0].__cause__, UnicodeDecodeError)
+    assert db.read("SELECT b FROM t ORDER BY id") == [{"b": "one"}, {"b": "two"}]
+
+
+def test_the_connection_used_from_two_threads_is_a_migration_error(space: Space) -> None:
+    _seeded(space)
+    seen: dict[str, BaseException] = {}
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        def endless() -> None:
+            while True:
+                try:
+                    conn.execute(
+                        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+                        "SELECT count(*) FROM c"
+                    )
+                except sc.SqliteCellsError as exc:
+                    if "in another thread" in str(exc):
+                        continue  # it came while the main thread's SELECT 1 ran: again
+                    seen["worker"] = exc
+                    return
+
+        worker = threading.Thread(target=endless)
+        worker.start()
+        try:
+            # SELECT 1 runs until the worker's statement holds the connection, which it does
+            # until it is interrupted.
+            while "main" not in seen:
+                try:
+                    conn.execute("SELECT 1")
+                except BaseException as exc:  # kept for the test to look at
+                    seen["main"] = exc
+        finally:
+            while worker.is_alive():  # an interrupt before the statement starts is lost
+                conn._conn.interrupt()
+                worker.join(0.01)
+        conn.execute("ALTER TABLE t RENAME COLUMN a TO b")
+
+    # The worker's statement was interrupted: the migration fails, as any interrupted one.
+    with pytest.raises(sc.MigrationError):
+        _write_v2(space, migrate)
+    main = seen["main"]
+    assert isinstance(main, sc.MigrationError), repr(main)
+    assert "running another statement, in another thread" in str(main)
+    assert isinstance(seen["worker"], sc.SqliteCellsError), repr(seen["worker"])
