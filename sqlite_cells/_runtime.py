@@ -52,6 +52,7 @@ from sqlite_cells.runtime import (
     Pattern,
     busy_ms,
     causal_cause,
+    check_companions,
     check_name,
     surrogate_at,
     translated,
@@ -464,6 +465,7 @@ class Runtime(runtime.Runtime):
             checked: Outcome | None = None
             try:
                 with translated(f"database {decl.db_id} ({decl.path})"):
+                    check_companions(decl.path, "database file")
                     # First a look that takes no lock, as `check` does: the usual answer, in
                     # sync, needs no more, and other runtimes' commits never make it wait.
                     # Only a file that disagrees is compared again under the space's write
@@ -504,7 +506,11 @@ class Runtime(runtime.Runtime):
         with self._decl_lock:
             if outcome.action is Action.QUARANTINED:
                 self._quarantined[decl.db_id] = Quarantined(
-                    decl.db_id, outcome.db_seq, outcome.space_seq
+                    decl.db_id,
+                    outcome.db_seq,
+                    outcome.space_seq,
+                    path=decl.path,
+                    reason=outcome.detail,
                 )
                 self._reconciled.discard(decl.db_id)
             elif outcome.agrees:

@@ -18,7 +18,7 @@ import apsw
 import msgspec
 
 from sqlite_cells.codec import Op, StoreChanged, stored_json
-from sqlite_cells.runtime import forget_marks, has_moved, remove_unused
+from sqlite_cells.runtime import check_file_kinds, forget_marks, has_moved, remove_unused
 from sqlite_cells.sql import DATABASE_ALIAS
 
 __all__ = [
@@ -126,6 +126,7 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
         )
     if current == key:
         return False
+    check_file_kinds(path, "database file")  # a named pipe would block SQLite for ever
     detach(conn)
     for attempt in range(1, _ATTACH_TRIES + 1):
         before = now
