@@ -259,6 +259,12 @@ class SpaceFile:
             assert conn is not None
         return conn
 
+    @property
+    def open_writer(self) -> apsw.Connection | None:
+        """The write connection if the file is open, else None; read without the write lock, to
+        key what extensions keep per connection (never to run statements on)."""
+        return self._writer
+
     def _open_if_exists(self) -> bool:
         """Open the file if it exists now (another runtime may have created it); False if not."""
         if self._writer is not None:

@@ -24,6 +24,7 @@ from sqlite_cells.codec import (
 from sqlite_cells.files import (
     KIND,
     Action,
+    Identity,
     OpBody,
     Outcome,
     adopt_pin,
@@ -38,6 +39,7 @@ from sqlite_cells.files import (
     handle_shaped,
     orphan_outcome,
     pin,
+    pinned,
     reconcile,
     recorded_pin,
     register_disk_file,
@@ -246,7 +248,7 @@ class Runtime(runtime.Runtime):
         super().__init__(store, poll_interval=poll_interval)
         self.query_timeout = query_timeout
         self.disk_source_roots = roots
-        self.read_pool = ReadPool(read_pool_size)
+        self.read_pool = ReadPool(read_pool_size, pinned=self._pinned)
         self.query_workers = QueryWorkers(
             self.read_pool, count=query_workers, timeout=query_timeout
         )
@@ -492,6 +494,19 @@ class Runtime(runtime.Runtime):
             outcome = checked
             self._record_outcome(decl, outcome)
         return outcome
+
+    def _pinned(self, path: Path) -> Identity | None:
+        """The identity this runtime's write path pinned for the database file ``path`` (after
+        checking it against its space, or at its first write here), if any: what the read pool
+        checks the files it opens against (R71, R73)."""
+        with self._decl_lock:
+            space_ids = {d.space_id for d in self._declarations.values() if d.path == path}
+        for space_id in space_ids:
+            writer = self.space(space_id).file.open_writer
+            found = pinned(writer, path) if writer is not None else None
+            if found is not None:
+                return found
+        return None
 
     def _forget_reconciled(self, decl: Declaration) -> None:
         """A write, or the re-reads of a live query, found ``decl``'s file behind its space:

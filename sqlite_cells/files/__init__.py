@@ -31,14 +31,17 @@ from sqlite_cells.files._handles import space_files as space_files
 from sqlite_cells.files._handles import unreadable_handle as unreadable_handle
 from sqlite_cells.files._layout import ALIAS as ALIAS
 from sqlite_cells.files._layout import KIND as KIND
+from sqlite_cells.files._layout import Identity as Identity
 from sqlite_cells.files._layout import OpBody as OpBody
 from sqlite_cells.files._layout import attach as attach
 from sqlite_cells.files._layout import attached as attached
 from sqlite_cells.files._layout import decode_op_body as decode_op_body
 from sqlite_cells.files._layout import detach as detach
 from sqlite_cells.files._layout import encode_op_body as encode_op_body
+from sqlite_cells.files._layout import file_identity as file_identity
 from sqlite_cells.files._layout import open_unwritable as open_unwritable
 from sqlite_cells.files._layout import pin as pin
+from sqlite_cells.files._layout import pinned as pinned
 from sqlite_cells.files._layout import remove_unused_database as remove_unused_database
 from sqlite_cells.files._layout import stored_json as stored_json
 from sqlite_cells.files._layout import unpin as unpin
@@ -80,6 +83,7 @@ __all__ = [
     "Garbage",
     "HandleNotWritable",
     "HandleQuarantined",
+    "Identity",
     "OpBody",
     "Outcome",
     "adopt_pin",
@@ -99,6 +103,7 @@ __all__ = [
     "disk_handle_value",
     "disk_source_id",
     "encode_op_body",
+    "file_identity",
     "find_garbage",
     "handle_not_writable",
     "handle_schema",
@@ -111,6 +116,7 @@ __all__ = [
     "orphan_outcome",
     "orphans",
     "pin",
+    "pinned",
     "read_watermark",
     "reconcile",
     "recorded_pin",

@@ -24,13 +24,17 @@ from sqlite_cells.sql import DATABASE_ALIAS
 __all__ = [
     "ALIAS",
     "KIND",
+    "Identity",
     "OpBody",
     "attach",
     "attached",
     "decode_op_body",
     "detach",
     "encode_op_body",
+    "file_identity",
     "open_unwritable",
+    "pin",
+    "pinned",
     "remove_unused_database",
     "stored_json",
     "unpin",
@@ -263,6 +267,18 @@ def pin(conn: apsw.Connection, path: Path) -> None:
         pins.pop(str(path), None)
     else:
         pins[str(path)] = now
+
+
+def pinned(conn: apsw.Connection, path: Path) -> Identity | None:
+    """The identity pinned for ``path`` on ``conn`` (see :func:`attach` and :func:`pin`), if
+    any: the file a commit through ``conn`` may write, which a read checks too."""
+    pins = _PINS.get(conn)
+    return None if pins is None else pins.get(str(path))
+
+
+def file_identity(path: Path) -> Identity | None:
+    """The (device, inode) of the file now at ``path`` (links resolved), None if there is none."""
+    return _identity(str(path))
 
 
 def unpin(conn: apsw.Connection, path: Path) -> None:
