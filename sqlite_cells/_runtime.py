@@ -29,6 +29,7 @@ from sqlite_cells.files import (
     Outcome,
     adopt_pin,
     collect_garbage,
+    damage_noted,
     declaration_from_handle,
     decode_handle,
     detach,
@@ -252,11 +253,13 @@ class Runtime(runtime.Runtime):
         self.query_workers = QueryWorkers(
             self.read_pool, count=query_workers, timeout=query_timeout
         )
-        # _decl_lock guards _declarations, _reconciled, _quarantined and _followed.
+        # _decl_lock guards _declarations, _reconciled, _quarantined, _damage_checked, _followed.
         self._decl_lock = threading.Lock()
         self._declarations: dict[str, Declaration] = {}
         self._reconciled: set[str] = set()
         self._quarantined: dict[str, Quarantined] = {}
+        # db id -> damage_noted() of its file when it was last checked for that damage.
+        self._damage_checked: dict[str, int] = {}
         self._followed: set[str] = set()  # disk handles whose recorded pin is watched
         sqlite_participant = SqliteParticipant(
             ready=lambda decl, timeout: self.ensure_reconciled(decl, lock_timeout=timeout),
@@ -403,12 +406,20 @@ class Runtime(runtime.Runtime):
         if decl.kind is not SourceKind.CELL:
             return
         self._check_handle(decl)
+        noted = damage_noted(decl.path)  # a read or a write found the file damaged
         with self._decl_lock:
             quarantined = self._quarantined.get(decl.db_id)
             done = decl.db_id in self._reconciled
+            verify = noted != self._damage_checked.get(decl.db_id, 0)
         if quarantined is not None:
             raise quarantined
-        if not done:
+        if verify:
+            # R71: checked with SQLite's integrity check, rebuilt from the log or quarantined.
+            self.reconcile(decl, lock_timeout=lock_timeout, verify=True)
+            with self._decl_lock:
+                self._damage_checked[decl.db_id] = noted
+            self.ensure_reconciled(decl)
+        elif not done:
             self.reconcile(decl, lock_timeout=lock_timeout)
             self.ensure_reconciled(decl)
 
@@ -441,13 +452,19 @@ class Runtime(runtime.Runtime):
             decode_handle(decl.db_id, data)
 
     def reconcile(
-        self, decl: Declaration, *, repair: bool = True, lock_timeout: float | None = None
+        self,
+        decl: Declaration,
+        *,
+        repair: bool = True,
+        lock_timeout: float | None = None,
+        verify: bool = False,
     ) -> Outcome:
         """Compare (and repair) a database with its space now; see ``_reconcile``. A space the
         store does not hold is not created (R7): with no database file either there is nothing
         to compare; a database file without its space is quarantined (its space was lost).
         ``lock_timeout`` bounds the wait for a lock held elsewhere (``apsw.BusyError`` then,
-        inside a ``DatabaseError``)."""
+        inside a ``DatabaseError``). ``verify`` runs SQLite's integrity check on the file first
+        (a damaged file is rebuilt from the log, or quarantined)."""
         wait_ms = busy_ms(lock_timeout)
         file = self.space(decl.space_id).file
         if not file.exists:
@@ -474,13 +491,24 @@ class Runtime(runtime.Runtime):
                     # lock and repaired. wait_ms bounds the wait for the database file's lock;
                     # the space's own is held by commits, each bounded by its exec_timeout.
                     look = reconcile(
-                        conn, decl.db_id, decl.path, repair=False, busy_ms=wait_ms, quiet=repair
+                        conn,
+                        decl.db_id,
+                        decl.path,
+                        repair=False,
+                        verify=verify,
+                        busy_ms=wait_ms,
+                        quiet=repair,
                     )
                     if not repair or look.action is Action.IN_SYNC:
                         checked = look
                     else:
                         checked = reconcile(
-                            conn, decl.db_id, decl.path, repair=True, busy_ms=wait_ms
+                            conn,
+                            decl.db_id,
+                            decl.path,
+                            repair=True,
+                            verify=verify,
+                            busy_ms=wait_ms,
                         )
             finally:
                 unpin(conn, decl.path)  # a repair may have rebuilt the file

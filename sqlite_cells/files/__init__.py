@@ -1,6 +1,10 @@
 """The files of a store: the runtime's tables in them, handles, injected sources, crash
 reconciliation, gc."""
 
+from sqlite_cells.files._damage import damage_advice as damage_advice
+from sqlite_cells.files._damage import damage_noted as damage_noted
+from sqlite_cells.files._damage import is_damage as is_damage
+from sqlite_cells.files._damage import note_damage as note_damage
 from sqlite_cells.files._handles import DROP_KIND as DROP_KIND
 from sqlite_cells.files._handles import KEPT_IN_USE as KEPT_IN_USE
 from sqlite_cells.files._handles import DamagedSpace as DamagedSpace
@@ -94,6 +98,8 @@ __all__ = [
     "check_store",
     "collect_garbage",
     "content_signature",
+    "damage_advice",
+    "damage_noted",
     "damaged_spaces",
     "database_seq",
     "declaration_from_handle",
@@ -109,9 +115,11 @@ __all__ = [
     "handle_schema",
     "handle_shaped",
     "handle_value",
+    "is_damage",
     "is_dropped",
     "keep_copy",
     "look_again",
+    "note_damage",
     "open_unwritable",
     "orphan_outcome",
     "orphans",
