@@ -247,16 +247,31 @@ class QueryTimeout(QueryError, TimeoutError):
 
 
 class Quarantined(DatabaseError):
-    """A database disagrees with its space and could not be repaired (R71)."""
+    """A database disagrees with its space and could not be repaired (R71). ``path`` (its file)
+    and ``reason`` (what was found), when known, are named too; a file whose watermark could
+    not be read (``db_seq`` 0: missing, damaged, not a file) is described by ``reason`` alone."""
 
-    def __init__(self, db_id: str, db_seq: int, space_seq: int) -> None:
+    def __init__(
+        self,
+        db_id: str,
+        db_seq: int,
+        space_seq: int,
+        *,
+        path: object = None,
+        reason: str = "",
+    ) -> None:
         self.db_id = db_id
         self.db_seq = db_seq
         self.space_seq = space_seq
+        self.path = path
+        self.reason = reason
+        where = f" ({path})" if path is not None else ""
+        what = f"its watermark is seq {db_seq} but its space's log says {space_seq}"
+        if reason:
+            what = reason if db_seq == 0 else f"{what}: {reason}"
         super().__init__(
-            f"database {db_id} is quarantined: its watermark is seq {db_seq} but its space's log "
-            f"says {space_seq}, and it could not be repaired; `sqlite-cells check` says why and "
-            "what to do"
+            f"database {db_id}{where} is quarantined: {what}; it could not be repaired: "
+            "`sqlite-cells check` says why and what to do"
         )
 
 

@@ -22,6 +22,9 @@ from sqlite_cells.runtime._derived import Derived as Derived
 from sqlite_cells.runtime._derived import derive as derive
 from sqlite_cells.runtime._derived import lift as lift
 from sqlite_cells.runtime._derived import node_of as node_of
+from sqlite_cells.runtime._file_kind import check_companions as check_companions
+from sqlite_cells.runtime._file_kind import check_file_kinds as check_file_kinds
+from sqlite_cells.runtime._file_kind import odd_kind as odd_kind
 from sqlite_cells.runtime._format import FORMAT_VERSION as FORMAT_VERSION
 from sqlite_cells.runtime._format import op_targets_by_seq as op_targets_by_seq
 from sqlite_cells.runtime._format import stored_format as stored_format
@@ -43,6 +46,7 @@ from sqlite_cells.runtime._scheduler import Node as Node
 from sqlite_cells.runtime._scheduler import Scheduler as Scheduler
 from sqlite_cells.runtime._space import Space as Space
 from sqlite_cells.runtime._space_file import BUSY_TIMEOUT_MS as BUSY_TIMEOUT_MS
+from sqlite_cells.runtime._space_file import SPACE_TABLES as SPACE_TABLES
 from sqlite_cells.runtime._space_file import CommitEvent as CommitEvent
 from sqlite_cells.runtime._space_file import SpaceFile as SpaceFile
 from sqlite_cells.runtime._space_file import busy_ms as busy_ms
@@ -64,6 +68,7 @@ __all__ = [
     "LENGTH_LIMIT",
     "MAX_SECONDS",
     "PENDING",
+    "SPACE_TABLES",
     "STORE_ENV",
     "Cell",
     "CommitEvent",
@@ -84,6 +89,8 @@ __all__ = [
     "Transaction",
     "busy_ms",
     "causal_cause",
+    "check_companions",
+    "check_file_kinds",
     "check_name",
     "check_timeout",
     "current_transaction",
@@ -96,6 +103,7 @@ __all__ = [
     "lock_waits",
     "node_of",
     "observe_node",
+    "odd_kind",
     "op_targets_by_seq",
     "pattern",
     "printable",

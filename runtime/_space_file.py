@@ -39,6 +39,7 @@ import apsw
 from sqlite_cells.codec import (
     ClosedError,
     CommitRecord,
+    DatabaseError,
     EncodingError,
     Op,
     SqliteCellsError,
@@ -48,8 +49,9 @@ from sqlite_cells.codec import (
     decode_record,
     stored_json,
 )
-from sqlite_cells.runtime._boundary import translated
+from sqlite_cells.runtime._boundary import DAMAGED_SPACE_ADVICE, translated
 from sqlite_cells.runtime._commit import commit_error, holds, write_member
+from sqlite_cells.runtime._file_kind import check_file_kinds
 from sqlite_cells.runtime._format import NAMED_TABLE, ensure_format
 from sqlite_cells.runtime._group import Ticket, shared, take_batch
 from sqlite_cells.runtime._marks import mark, unchanged_since
@@ -59,7 +61,7 @@ if TYPE_CHECKING:
     from sqlite_cells.runtime._participants import CommitParticipant
     from sqlite_cells.runtime._tx import PendingOp, Transaction
 
-__all__ = ["CommitEvent", "Entity", "SpaceFile", "remove_unused"]
+__all__ = ["SPACE_TABLES", "CommitEvent", "Entity", "SpaceFile", "remove_unused"]
 
 log = logging.getLogger("sqlite_cells.runtime")
 
@@ -101,6 +103,9 @@ CREATE TABLE IF NOT EXISTS _cf_op_index (
     + ";\n"
 )
 
+
+# The tables every space file holds (what tells a space file from another program's database).
+SPACE_TABLES = frozenset({"_cf_meta", "_cf_cells", "_cf_log"})
 
 _KINDS = {int: "the integer", float: "the real number", str: "the text", bytes: "the blob"}
 
@@ -254,6 +259,12 @@ class SpaceFile:
             assert conn is not None
         return conn
 
+    @property
+    def open_writer(self) -> apsw.Connection | None:
+        """The write connection if the file is open, else None; read without the write lock, to
+        key what extensions keep per connection (never to run statements on)."""
+        return self._writer
+
     def _open_if_exists(self) -> bool:
         """Open the file if it exists now (another runtime may have created it); False if not."""
         if self._writer is not None:
@@ -276,6 +287,7 @@ class SpaceFile:
                 return self._writer
             self._check_open()
             with translated(f"space file {self.path}"):
+                check_file_kinds(self.path, "space file")
                 for attempt in range(1, _OPEN_TRIES + 1):
                     try:
                         opened = self._open_connections(create=create)
@@ -369,6 +381,7 @@ class SpaceFile:
         try:
             conn.setbusytimeout(BUSY_TIMEOUT_MS)
             conn.limit(apsw.SQLITE_LIMIT_LENGTH, LENGTH_LIMIT)  # R44: nothing stored is unreadable
+            self._refuse_foreign(conn)
             # A new file gives the pages compaction frees back (ignored for an existing file).
             conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             _set_wal(conn)
@@ -401,6 +414,21 @@ class SpaceFile:
                 raise _Moved from exc
             raise
         return conn
+
+    def _refuse_foreign(self, conn: apsw.Connection) -> None:
+        """Raise before anything is written if the file is an SQLite database with tables but
+        without those every space file holds: another program's file under the space file's
+        name, never adopted nor written into. A file with no table at all is a space file whose
+        first commit was cut short (the file is made, then filled by the commit): it is used."""
+        names = {str(name) for (name,) in conn.execute("SELECT name FROM sqlite_schema")}
+        missing = sorted(SPACE_TABLES - names)
+        if names and missing:
+            raise DatabaseError(
+                f"space file {self.path} is not a space file: an SQLite database without the "
+                f"table(s) {', '.join(missing)} that every space file holds (another program's "
+                f"file under a space file's name); nothing was written to it: "
+                f"{DAMAGED_SPACE_ADVICE}"
+            )
 
     @property
     def seen_seq(self) -> int:

@@ -24,10 +24,12 @@ from sqlite_cells.codec import (
 from sqlite_cells.files import (
     KIND,
     Action,
+    Identity,
     OpBody,
     Outcome,
     adopt_pin,
     collect_garbage,
+    damage_noted,
     declaration_from_handle,
     decode_handle,
     detach,
@@ -38,6 +40,7 @@ from sqlite_cells.files import (
     handle_shaped,
     orphan_outcome,
     pin,
+    pinned,
     reconcile,
     recorded_pin,
     register_disk_file,
@@ -52,6 +55,7 @@ from sqlite_cells.runtime import (
     Pattern,
     busy_ms,
     causal_cause,
+    check_companions,
     check_name,
     surrogate_at,
     translated,
@@ -245,15 +249,17 @@ class Runtime(runtime.Runtime):
         super().__init__(store, poll_interval=poll_interval)
         self.query_timeout = query_timeout
         self.disk_source_roots = roots
-        self.read_pool = ReadPool(read_pool_size)
+        self.read_pool = ReadPool(read_pool_size, pinned=self._pinned)
         self.query_workers = QueryWorkers(
             self.read_pool, count=query_workers, timeout=query_timeout
         )
-        # _decl_lock guards _declarations, _reconciled, _quarantined and _followed.
+        # _decl_lock guards _declarations, _reconciled, _quarantined, _damage_checked, _followed.
         self._decl_lock = threading.Lock()
         self._declarations: dict[str, Declaration] = {}
         self._reconciled: set[str] = set()
         self._quarantined: dict[str, Quarantined] = {}
+        # db id -> damage_noted() of its file when it was last checked for that damage.
+        self._damage_checked: dict[str, int] = {}
         self._followed: set[str] = set()  # disk handles whose recorded pin is watched
         sqlite_participant = SqliteParticipant(
             ready=lambda decl, timeout: self.ensure_reconciled(decl, lock_timeout=timeout),
@@ -400,12 +406,20 @@ class Runtime(runtime.Runtime):
         if decl.kind is not SourceKind.CELL:
             return
         self._check_handle(decl)
+        noted = damage_noted(decl.path)  # a read or a write found the file damaged
         with self._decl_lock:
             quarantined = self._quarantined.get(decl.db_id)
             done = decl.db_id in self._reconciled
+            verify = noted != self._damage_checked.get(decl.db_id, 0)
         if quarantined is not None:
             raise quarantined
-        if not done:
+        if verify:
+            # R71: checked with SQLite's integrity check, rebuilt from the log or quarantined.
+            self.reconcile(decl, lock_timeout=lock_timeout, verify=True)
+            with self._decl_lock:
+                self._damage_checked[decl.db_id] = noted
+            self.ensure_reconciled(decl)
+        elif not done:
             self.reconcile(decl, lock_timeout=lock_timeout)
             self.ensure_reconciled(decl)
 
@@ -438,13 +452,19 @@ class Runtime(runtime.Runtime):
             decode_handle(decl.db_id, data)
 
     def reconcile(
-        self, decl: Declaration, *, repair: bool = True, lock_timeout: float | None = None
+        self,
+        decl: Declaration,
+        *,
+        repair: bool = True,
+        lock_timeout: float | None = None,
+        verify: bool = False,
     ) -> Outcome:
         """Compare (and repair) a database with its space now; see ``_reconcile``. A space the
         store does not hold is not created (R7): with no database file either there is nothing
         to compare; a database file without its space is quarantined (its space was lost).
         ``lock_timeout`` bounds the wait for a lock held elsewhere (``apsw.BusyError`` then,
-        inside a ``DatabaseError``)."""
+        inside a ``DatabaseError``). ``verify`` runs SQLite's integrity check on the file first
+        (a damaged file is rebuilt from the log, or quarantined)."""
         wait_ms = busy_ms(lock_timeout)
         file = self.space(decl.space_id).file
         if not file.exists:
@@ -464,19 +484,31 @@ class Runtime(runtime.Runtime):
             checked: Outcome | None = None
             try:
                 with translated(f"database {decl.db_id} ({decl.path})"):
+                    check_companions(decl.path, "database file")
                     # First a look that takes no lock, as `check` does: the usual answer, in
                     # sync, needs no more, and other runtimes' commits never make it wait.
                     # Only a file that disagrees is compared again under the space's write
                     # lock and repaired. wait_ms bounds the wait for the database file's lock;
                     # the space's own is held by commits, each bounded by its exec_timeout.
                     look = reconcile(
-                        conn, decl.db_id, decl.path, repair=False, busy_ms=wait_ms, quiet=repair
+                        conn,
+                        decl.db_id,
+                        decl.path,
+                        repair=False,
+                        verify=verify,
+                        busy_ms=wait_ms,
+                        quiet=repair,
                     )
                     if not repair or look.action is Action.IN_SYNC:
                         checked = look
                     else:
                         checked = reconcile(
-                            conn, decl.db_id, decl.path, repair=True, busy_ms=wait_ms
+                            conn,
+                            decl.db_id,
+                            decl.path,
+                            repair=True,
+                            verify=verify,
+                            busy_ms=wait_ms,
                         )
             finally:
                 unpin(conn, decl.path)  # a repair may have rebuilt the file
@@ -491,6 +523,19 @@ class Runtime(runtime.Runtime):
             self._record_outcome(decl, outcome)
         return outcome
 
+    def _pinned(self, path: Path) -> Identity | None:
+        """The identity this runtime's write path pinned for the database file ``path`` (after
+        checking it against its space, or at its first write here), if any: what the read pool
+        checks the files it opens against (R71, R73)."""
+        with self._decl_lock:
+            space_ids = {d.space_id for d in self._declarations.values() if d.path == path}
+        for space_id in space_ids:
+            writer = self.space(space_id).file.open_writer
+            found = pinned(writer, path) if writer is not None else None
+            if found is not None:
+                return found
+        return None
+
     def _forget_reconciled(self, decl: Declaration) -> None:
         """A write, or the re-reads of a live query, found ``decl``'s file behind its space:
         reconcile it again before its next use (R71)."""
@@ -504,7 +549,11 @@ class Runtime(runtime.Runtime):
         with self._decl_lock:
             if outcome.action is Action.QUARANTINED:
                 self._quarantined[decl.db_id] = Quarantined(
-                    decl.db_id, outcome.db_seq, outcome.space_seq
+                    decl.db_id,
+                    outcome.db_seq,
+                    outcome.space_seq,
+                    path=decl.path,
+                    reason=outcome.detail,
                 )
                 self._reconciled.discard(decl.db_id)
             elif outcome.agrees:

@@ -890,7 +890,9 @@ def _first_look(
     if outcome.action is Action.IN_SYNC:
         return
     if outcome.action is Action.QUARANTINED:
-        raise Quarantined(db_id, outcome.db_seq, outcome.space_seq)
+        raise Quarantined(
+            db_id, outcome.db_seq, outcome.space_seq, path=path, reason=outcome.detail
+        )
     if outcome.action is Action.BEHIND and not path.exists():
         raise NeedsRepair(
             "missing",

@@ -1,6 +1,10 @@
 """The files of a store: the runtime's tables in them, handles, injected sources, crash
 reconciliation, gc."""
 
+from sqlite_cells.files._damage import damage_advice as damage_advice
+from sqlite_cells.files._damage import damage_noted as damage_noted
+from sqlite_cells.files._damage import is_damage as is_damage
+from sqlite_cells.files._damage import note_damage as note_damage
 from sqlite_cells.files._handles import DROP_KIND as DROP_KIND
 from sqlite_cells.files._handles import KEPT_IN_USE as KEPT_IN_USE
 from sqlite_cells.files._handles import DamagedSpace as DamagedSpace
@@ -31,14 +35,17 @@ from sqlite_cells.files._handles import space_files as space_files
 from sqlite_cells.files._handles import unreadable_handle as unreadable_handle
 from sqlite_cells.files._layout import ALIAS as ALIAS
 from sqlite_cells.files._layout import KIND as KIND
+from sqlite_cells.files._layout import Identity as Identity
 from sqlite_cells.files._layout import OpBody as OpBody
 from sqlite_cells.files._layout import attach as attach
 from sqlite_cells.files._layout import attached as attached
 from sqlite_cells.files._layout import decode_op_body as decode_op_body
 from sqlite_cells.files._layout import detach as detach
 from sqlite_cells.files._layout import encode_op_body as encode_op_body
+from sqlite_cells.files._layout import file_identity as file_identity
 from sqlite_cells.files._layout import open_unwritable as open_unwritable
 from sqlite_cells.files._layout import pin as pin
+from sqlite_cells.files._layout import pinned as pinned
 from sqlite_cells.files._layout import remove_unused_database as remove_unused_database
 from sqlite_cells.files._layout import stored_json as stored_json
 from sqlite_cells.files._layout import unpin as unpin
@@ -80,6 +87,7 @@ __all__ = [
     "Garbage",
     "HandleNotWritable",
     "HandleQuarantined",
+    "Identity",
     "OpBody",
     "Outcome",
     "adopt_pin",
@@ -90,6 +98,8 @@ __all__ = [
     "check_store",
     "collect_garbage",
     "content_signature",
+    "damage_advice",
+    "damage_noted",
     "damaged_spaces",
     "database_seq",
     "declaration_from_handle",
@@ -99,18 +109,22 @@ __all__ = [
     "disk_handle_value",
     "disk_source_id",
     "encode_op_body",
+    "file_identity",
     "find_garbage",
     "handle_not_writable",
     "handle_schema",
     "handle_shaped",
     "handle_value",
+    "is_damage",
     "is_dropped",
     "keep_copy",
     "look_again",
+    "note_damage",
     "open_unwritable",
     "orphan_outcome",
     "orphans",
     "pin",
+    "pinned",
     "read_watermark",
     "reconcile",
     "recorded_pin",

@@ -49,6 +49,8 @@ from sqlite_cells.files._watermark import read_watermark
 from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
     FORMAT_VERSION,
+    SPACE_TABLES,
+    odd_kind,
     op_targets_by_seq,
     remove_unused,
     stored_format,
@@ -452,12 +454,9 @@ class NotASpaceFile(DatabaseError):
     program's file): reported as a space file that cannot be read, never written."""
 
 
-_SPACE_TABLES = frozenset({"_cf_meta", "_cf_cells", "_cf_log"})
-
-
 def _require_space_tables(conn: apsw.Connection, space_file: Path) -> None:
     names = {name for (name,) in conn.execute("SELECT name FROM sqlite_schema")}
-    missing = sorted(_SPACE_TABLES - names)
+    missing = sorted(SPACE_TABLES - names)
     if missing:
         raise NotASpaceFile(
             f"not a space file: an SQLite database without the table(s) {', '.join(missing)} "
@@ -549,6 +548,10 @@ def _store_names(store: Path) -> tuple[set[str], set[str], list[DamagedSpace]]:
     named: set[str] = set()
     dropped: set[str] = set()
     damaged: list[DamagedSpace] = []
+    for entry in _named_as(store, "space-*.sqlite"):
+        kind = odd_kind(entry)  # never opened: a named pipe would block SQLite for ever
+        if kind is not None:
+            damaged.append(DamagedSpace(entry, f"{kind} stands where a space file belongs"))
     for space_file in space_files(store):
         try:
             _names_in_space(space_file, named, dropped)

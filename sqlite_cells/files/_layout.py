@@ -18,19 +18,23 @@ import apsw
 import msgspec
 
 from sqlite_cells.codec import Op, StoreChanged, stored_json
-from sqlite_cells.runtime import forget_marks, has_moved, remove_unused
+from sqlite_cells.runtime import check_file_kinds, forget_marks, has_moved, remove_unused
 from sqlite_cells.sql import DATABASE_ALIAS
 
 __all__ = [
     "ALIAS",
     "KIND",
+    "Identity",
     "OpBody",
     "attach",
     "attached",
     "decode_op_body",
     "detach",
     "encode_op_body",
+    "file_identity",
     "open_unwritable",
+    "pin",
+    "pinned",
     "remove_unused_database",
     "stored_json",
     "unpin",
@@ -126,6 +130,7 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
         )
     if current == key:
         return False
+    check_file_kinds(path, "database file")  # a named pipe would block SQLite for ever
     detach(conn)
     for attempt in range(1, _ATTACH_TRIES + 1):
         before = now
@@ -262,6 +267,18 @@ def pin(conn: apsw.Connection, path: Path) -> None:
         pins.pop(str(path), None)
     else:
         pins[str(path)] = now
+
+
+def pinned(conn: apsw.Connection, path: Path) -> Identity | None:
+    """The identity pinned for ``path`` on ``conn`` (see :func:`attach` and :func:`pin`), if
+    any: the file a commit through ``conn`` may write, which a read checks too."""
+    pins = _PINS.get(conn)
+    return None if pins is None else pins.get(str(path))
+
+
+def file_identity(path: Path) -> Identity | None:
+    """The (device, inode) of the file now at ``path`` (links resolved), None if there is none."""
+    return _identity(str(path))
 
 
 def unpin(conn: apsw.Connection, path: Path) -> None:

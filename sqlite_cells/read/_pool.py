@@ -13,6 +13,13 @@ loop of steps and a wait for a lock both end at the deadline (R44). An injected 
 opened through :func:`source_uri` (nothing created beside it) after checking that its path still
 names the pinned file.
 
+A store file is checked against the file the runtime's write path pinned for it (``pinned``,
+see :func:`sqlite_cells.files.pin`): a connection opened on another file (the pinned one deleted
+or replaced under the running runtime) reads nothing, and the read is :class:`StoreChanged`
+(R71, R73: rows of another file are never served). A connection kept idle is checked again at
+its next checkout (a ``stat``): its file deleted or replaced since, it is let go, and the path is
+opened (and checked) again — a file that is gone is a read of a missing file (R41).
+
 A store file can be unlinked while a pooled connection has it open: another runtime removes the
 empty file its refused first write created (R7), and only a connection holding a lock on it
 keeps that from happening — which a connection to a WAL file does from its first read on, and
@@ -26,15 +33,18 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import stat
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
 import apsw
 
-from sqlite_cells.codec import ClosedError
-from sqlite_cells.files import READ_ONLY_URI, check_pinned, source_uri
+from sqlite_cells.codec import ClosedError, StoreChanged
+from sqlite_cells.files import READ_ONLY_URI, Identity, check_pinned, file_identity, source_uri
 from sqlite_cells.read._shadows import ShadowState
 from sqlite_cells.runtime import LENGTH_LIMIT, has_moved
 from sqlite_cells.sql import Gate
@@ -60,14 +70,16 @@ class PooledConnection:
         "deadline",
         "gate",
         "held",
+        "identity",
         "path",
         "shadow",
         "timed_out_waiting",
     )
 
-    def __init__(self, path: Path, conn: apsw.Connection) -> None:
+    def __init__(self, path: Path, conn: apsw.Connection, identity: Identity | None = None) -> None:
         self.path = path
         self.conn = conn
+        self.identity = identity  # the store file it has open (None: an injected source)
         # R14/R41: the schema fingerprints the file was found to hold entirely, and the temp
         # shadows of what it lacks for the schema read last (see _shadows).
         self.complete: set[str] = set()
@@ -112,9 +124,14 @@ class _Checkout:
     def __enter__(self) -> PooledConnection:
         pool = self._pool
         pooled = pool._take(self._path)
-        if pooled is not None and not pooled.held and not self._source and has_moved(pooled.conn):
-            pool._moved(pooled)
-            pooled = None
+        if pooled is not None and not self._source:
+            if pooled.held:
+                moved = file_identity(self._path) != pooled.identity  # one stat per checkout
+            else:
+                moved = has_moved(pooled.conn)
+            if moved:
+                pool._moved(pooled)
+                pooled = None
         if pooled is None:
             pooled = pool._open(self._path, source=self._source)
         self._pooled = pooled
@@ -136,11 +153,21 @@ class _Checkout:
 
 
 class ReadPool:
-    def __init__(self, size: int, *, length_limit: int = DEFAULT_LENGTH_LIMIT) -> None:
+    """``pinned`` gives the identity the runtime's write path pinned for a store file's path,
+    if any (None: the pool checks nothing against a pin)."""
+
+    def __init__(
+        self,
+        size: int,
+        *,
+        length_limit: int = DEFAULT_LENGTH_LIMIT,
+        pinned: Callable[[Path], Identity | None] | None = None,
+    ) -> None:
         if size < 1:
             raise ValueError(f"read_pool_size must be at least 1, not {size}")
         self.size = size
         self.length_limit = length_limit
+        self._pinned = pinned
         # _lock guards _idle, _idle_count, _open_count, _generation and _closed.
         self._lock = threading.Lock()
         self._idle: OrderedDict[Path, list[PooledConnection]] = OrderedDict()
@@ -225,32 +252,56 @@ class ReadPool:
             return idle.pop()
 
     def _open(self, path: Path, *, source: bool) -> PooledConnection:
+        identity: Identity | None = None
         if source:
             check_pinned(path)
             conn = apsw.Connection(source_uri(path), flags=READ_ONLY_URI)
             check_pinned(path)  # the file opened is the file pinned, not one swapped in between
         else:
-            conn = self._open_store_file(path)
+            conn, identity = self._open_store_file(path)
             self._seen.add(path)
+            self._check_store_pin(path, conn, identity)
         conn.limit(apsw.SQLITE_LIMIT_LENGTH, self.length_limit)
-        pooled = PooledConnection(path, conn)
+        pooled = PooledConnection(path, conn, identity)
         with self._lock:
             self._open_count += 1
             self._born[id(pooled)] = self._generation.get(path, 0)
         return pooled
 
+    def _check_store_pin(self, path: Path, conn: apsw.Connection, identity: Identity) -> None:
+        """Raise :class:`StoreChanged` (closing ``conn``) if the file opened is not the one the
+        runtime's write path pinned for ``path``."""
+        expected = self._pinned(path) if self._pinned is not None else None
+        if expected is None or expected == identity:
+            return
+        conn.close()
+        self.discard(path)
+        raise StoreChanged(
+            str(path),
+            "this database file was deleted or replaced while the runtime had it open; "
+            "nothing of the file now at the path was read: close the runtime and open a new "
+            "one (it checks the file against its space before using it), or run "
+            "`sqlite-cells check` on the store",
+        )
+
     @staticmethod
-    def _open_store_file(path: Path) -> apsw.Connection:
-        """A read-only connection to the store file ``path``, opened again if the file was
-        unlinked as it was opened (another runtime removing the empty file its refused first
-        write created): a connection to a removed file would run SQLite's clean-up of the
-        ``-wal``/``-journal`` at the path, by name, for the wrong file."""
+    def _open_store_file(path: Path) -> tuple[apsw.Connection, Identity]:
+        """A read-only connection to the store file ``path`` and the identity of the file it
+        has open, opened again if the file was unlinked as it was opened (another runtime
+        removing the empty file its refused first write created): a connection to a removed
+        file would run SQLite's clean-up of the ``-wal``/``-journal`` at the path, by name, for
+        the wrong file."""
         for _attempt in range(_OPEN_TRIES):
             if not path.is_file():
                 raise FileNotFoundError(str(path))
             conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-            if not has_moved(conn):
-                return conn
+            try:
+                found = os.stat(path)
+            except OSError:
+                found = None
+            # Looked at after the stat: the file seen is the one open.
+            if found is not None and stat.S_ISREG(found.st_mode) and not has_moved(conn):
+                return conn, (found.st_dev, found.st_ino)
             conn.close()
         raise FileNotFoundError(str(path))
 

@@ -36,7 +36,14 @@ from typing import Any, Final
 import apsw
 
 from sqlite_cells.codec import DiskSourceError, QueryError, QueryTimeout, SqliteCellsError
-from sqlite_cells.files import check_pinned, read_watermark, unread_wal
+from sqlite_cells.files import (
+    check_pinned,
+    damage_advice,
+    is_damage,
+    note_damage,
+    read_watermark,
+    unread_wal,
+)
 from sqlite_cells.read._pool import DEFAULT_LENGTH_LIMIT, PooledConnection, ReadPool
 from sqlite_cells.read._same import same_values
 from sqlite_cells.read._shadows import (
@@ -640,6 +647,9 @@ def _translate(
             sql,
             f"not authorized ({exc}): queries may read only the database's declared tables",
         )
+    elif is_damage(exc) and decl.kind is SourceKind.CELL:
+        note_damage(decl.path)  # checked again before its next use (R71)
+        error = QueryError(decl.db_id, sql, damage_advice(decl.path, exc))
     elif isinstance(exc, apsw.SQLError):
         hint = (
             ": queries may read only the database's declared tables"

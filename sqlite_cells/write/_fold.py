@@ -59,9 +59,12 @@ from sqlite_cells.files import (
     KIND,
     OpBody,
     attach,
+    damage_advice,
     decode_handle,
     encode_op_body,
+    is_damage,
     is_dropped,
+    note_damage,
     read_watermark,
     remember_handle,
     remove_unused_database,
@@ -122,6 +125,19 @@ def _too_big(db_id: str, sql: str, exc: apsw.Error) -> ExecError:
         f"the changes of this write are too big to record in one commit ({type(exc).__name__}: "
         f"{exc}): a commit's changes are kept as one value, under SQLite's length limit; write "
         "fewer rows per transaction",
+        sqlite_error=str(exc),
+        sqlite_code=getattr(exc, "extendedresult", None),
+    )
+
+
+def _damaged(decl: Declaration, sql: str, exc: apsw.Error) -> ExecError:
+    """A write that found its database file damaged: noted, so the runtime checks the file
+    again before its next use (R71); the commit is rolled back."""
+    note_damage(decl.path)
+    return ExecError(
+        decl.db_id,
+        sql,
+        f"nothing was written: {damage_advice(decl.path, exc)}",
         sqlite_error=str(exc),
         sqlite_code=getattr(exc, "extendedresult", None),
     )
@@ -352,6 +368,8 @@ class SqliteParticipant:
                 self._journal(conn, seq, changeset)  # also the file's watermark
             except apsw.TooBigError as exc:
                 raise _too_big(decl.db_id, request.sql, exc) from exc
+        except (apsw.CorruptError, apsw.NotADBError) as exc:  # its schema, its journal
+            raise _damaged(decl, request.sql, exc) from exc
         except (apsw.BusyError, DatabaseError) as exc:
             timeout = self._lock_timeout(exc, decl.db_id, request.sql)
             if timeout is None:
@@ -381,6 +399,8 @@ class SqliteParticipant:
                 f"the statement ran past exec_timeout={self.exec_timeout}s and was interrupted",
             ) from exc
         except apsw.Error as exc:
+            if is_damage(exc):
+                raise _damaged(decl, request.sql, exc) from exc
             raise ExecError(
                 decl.db_id,
                 request.sql,

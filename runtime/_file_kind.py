@@ -1,0 +1,74 @@
+"""What stands at a store file's path, looked at before SQLite opens it (Errors, R73).
+
+SQLite opens whatever it finds at a path. A named pipe blocks its open (read-only) or its first
+read (read-write) for ever, where neither a timeout nor Ctrl-C reaches; a socket or a device is
+no database either. A directory at a file's ``-wal`` or ``-shm`` path makes SQLite answer
+"attempt to write a readonly database", which names no file and points at permissions. So the
+path and its two companions are looked at (one ``stat`` each, links resolved, which never blocks)
+right before SQLite is given the path, and anything there that is not a regular file is an error
+naming it and saying to move it away.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from sqlite_cells.codec import DatabaseError
+
+__all__ = ["check_companions", "check_file_kinds", "odd_kind"]
+
+_COMPANIONS = (
+    ("-wal", "write-ahead log"),
+    ("-shm", "shared-memory index"),
+)
+
+
+def odd_kind(path: str | Path) -> str | None:
+    """What stands at ``path`` when it is something other than a regular file ("a directory",
+    "a named pipe", …); None for a regular file, nothing at all, or a path that cannot be looked
+    at (SQLite then says what is wrong with it)."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def check_file_kinds(path: Path, what: str) -> None:
+    """Raise :class:`~sqlite_cells.codec.DatabaseError` if something other than a regular file
+    stands at ``path`` (the ``what``: "space file", "database file", …) or at its ``-wal`` or
+    ``-shm`` path, naming the path, what stands there, and what to do."""
+    kind = odd_kind(path)
+    if kind is not None:
+        raise DatabaseError(
+            f"{what} {path} is {kind}, not a regular file: SQLite cannot use it as a database "
+            "(and a named pipe would block it for ever); move it out of the store, and put "
+            "the file back if you have it"
+        )
+    check_companions(path, what)
+
+
+def check_companions(path: Path, what: str) -> None:
+    """Raise :class:`~sqlite_cells.codec.DatabaseError` if something other than a regular file
+    stands at the ``-wal`` or ``-shm`` path of ``path`` (the ``what``), naming it."""
+    for suffix, role in _COMPANIONS:
+        companion = f"{path}{suffix}"
+        kind = odd_kind(companion)
+        if kind is not None:
+            raise DatabaseError(
+                f"{companion} is {kind}, where SQLite keeps the {role} of the {what} {path} "
+                f"(a regular file it creates itself): remove {companion} (it holds nothing of "
+                "the store) and try again"
+            )

@@ -1,0 +1,195 @@
+"""Something other than a regular file at a store file's path, or at its ``-wal``/``-shm`` path
+(Errors, R73): an error naming the path and what to do, never a hang, never a write into it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+from tests.conftest import run_cli
+
+TABLES = {"t": sc.table(id="integer primary key", v="text")}
+
+
+def _space_with_a_commit(store: Path) -> Path:
+    rt = sc.Runtime(store)
+    try:
+        space = rt.space("demo")
+        with space.transact():
+            space.cell("x").set(1)
+        return space.file.path
+    finally:
+        rt.close()
+
+
+def _remove(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+_OPEN_SPACE = textwrap.dedent(
+    """
+    import sys
+    import sqlite_cells as sc
+    rt = sc.Runtime(sys.argv[1])
+    try:
+        rt.space("demo").cell("x").get()
+        print("served")
+    except sc.SqliteCellsError as exc:
+        print(type(exc).__name__, exc)
+    """
+)
+
+
+def test_a_named_pipe_at_the_space_files_path_is_an_error_not_a_hang(store: Path) -> None:
+    path = _space_with_a_commit(store)
+    _remove(path)
+    os.mkfifo(path)
+    # In a subprocess: SQLite opening the pipe would block where no timeout reaches.
+    done = subprocess.run(
+        [sys.executable, "-c", _OPEN_SPACE, str(store)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("DatabaseError "), done.stdout
+    assert str(path) in done.stdout
+    assert "a named pipe" in done.stdout and "move it out of the store" in done.stdout
+
+
+@pytest.mark.parametrize("command", ["inspect", "check"])
+def test_the_command_reports_a_named_pipe_at_a_space_files_path(store: Path, command: str) -> None:
+    path = _space_with_a_commit(store)
+    _remove(path)
+    os.mkfifo(path)
+    done = run_cli(command, str(store))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert path.name in done.stdout + done.stderr
+    assert "a named pipe stands where a space file belongs" in done.stdout + done.stderr
+
+
+def test_a_directory_at_the_space_files_path_is_an_error_naming_it(store: Path) -> None:
+    path = _space_with_a_commit(store)
+    _remove(path)
+    path.mkdir()
+    rt = sc.Runtime(store)
+    try:
+        with pytest.raises(sc.DatabaseError) as raised:
+            rt.space("demo").cell("x").get()
+    finally:
+        rt.close()
+    assert f"space file {path} is a directory" in str(raised.value)
+
+
+def test_another_programs_database_at_the_space_files_path_is_not_written(store: Path) -> None:
+    path = _space_with_a_commit(store)
+    _remove(path)
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE q (a); INSERT INTO q VALUES ('their data')")
+    conn.close()
+    before = path.read_bytes()
+    rt = sc.Runtime(store)
+    try:
+        with pytest.raises(sc.DatabaseError) as raised:
+            space = rt.space("demo")
+            with space.transact():
+                space.cell("x").set(2)
+    finally:
+        rt.close()
+    message = str(raised.value)
+    assert f"space file {path} is not a space file" in message
+    assert "_cf_cells, _cf_log, _cf_meta" in message and "move it" in message
+    assert path.read_bytes() == before  # not even its journal mode changed
+
+
+def test_a_blank_file_at_the_space_files_path_is_used(store: Path) -> None:
+    """What a first commit cut short leaves: an SQLite file with no table at all."""
+    path = _space_with_a_commit(store)
+    _remove(path)
+    path.write_bytes(b"")
+    rt = sc.Runtime(store)
+    try:
+        space = rt.space("demo")
+        with space.transact():
+            space.cell("x").set(2)
+        assert space.cell("x").get() == 2
+    finally:
+        rt.close()
+
+
+@pytest.mark.parametrize("suffix", ["-wal", "-shm"])
+def test_a_directory_at_the_space_files_companion_is_named(store: Path, suffix: str) -> None:
+    path = _space_with_a_commit(store)
+    Path(f"{path}{suffix}").unlink(missing_ok=True)
+    Path(f"{path}{suffix}").mkdir()
+    rt = sc.Runtime(store)
+    try:
+        with pytest.raises(sc.DatabaseError) as raised:
+            rt.space("demo").cell("x").get()
+    finally:
+        rt.close()
+    message = str(raised.value)
+    assert f"{path}{suffix} is a directory" in message
+    assert f"remove {path}{suffix}" in message and "read-only" not in message
+
+
+@pytest.mark.parametrize("suffix", ["-wal", "-shm"])
+def test_a_directory_at_a_database_files_companion_is_named(store: Path, suffix: str) -> None:
+    rt = sc.Runtime(store)
+    try:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('a')")
+    finally:
+        rt.close()
+    for companion in ("-wal", "-shm"):
+        Path(f"{db.path}{companion}").unlink(missing_ok=True)
+    rt = sc.Runtime(store)
+    try:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        Path(f"{db.path}{suffix}").mkdir()
+        with pytest.raises(sc.DatabaseError) as raised, space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('b')")
+    finally:
+        rt.close()
+    message = str(raised.value)
+    assert f"{db.path}{suffix} is a directory" in message
+    assert f"remove {db.path}{suffix}" in message and "try again" in message
+
+
+def test_quarantined_for_a_directory_at_a_database_files_path_names_it(store: Path) -> None:
+    rt = sc.Runtime(store)
+    try:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('a')")
+    finally:
+        rt.close()
+    _remove(db.path)
+    db.path.mkdir()
+    rt = sc.Runtime(store)
+    try:
+        db = rt.space("demo").sqlite_database("d", tables=TABLES)
+        with pytest.raises(sc.Quarantined) as raised:
+            db.read("SELECT v FROM t")
+    finally:
+        rt.close()
+    quarantined = raised.value
+    assert (quarantined.db_seq, quarantined.space_seq, quarantined.path) == (0, 1, db.path)
+    message = str(quarantined)
+    assert f"({db.path}) is quarantined: a directory stands where the database file belongs" in (
+        message
+    )
+    assert "watermark" not in message  # there is no file to read one from

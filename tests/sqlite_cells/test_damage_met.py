@@ -1,0 +1,125 @@
+"""Corrupt pages first met by a read or a write (R71, Errors): the error names the file and what to
+do, and the runtime checks the file again before its next use — rebuilt from its space's log
+(a copy of the damaged file kept) when the log holds its whole history, else quarantined. No
+further write lands in the damaged file."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+
+TABLES = {
+    "t": sc.table(id="integer primary key", v="text"),
+    "other": sc.table(a="integer"),
+}
+ROWS = 40
+
+
+def _damaged_store(store: Path, *, compact: bool = False) -> Path:
+    """A store whose database holds ROWS rows of ``t``, then some of ``t``'s leaf pages are
+    overwritten: its journal and watermark are intact, so R71's check at first use finds it in
+    sync. With ``compact`` the space's log keeps only the newest commit (no rebuild possible)."""
+    rt = sc.Runtime(store)
+    try:
+        space = rt.space("demo")
+        if compact:
+            space.file.compact_every = space.file.compact_keep = space.file.keep_per_target = 1
+        db = space.sqlite_database("d", tables=TABLES)
+        for i in range(ROWS):
+            with space.transact():
+                db.exec("INSERT INTO t (v) VALUES (?)", ["x" * 500 + str(i)])
+        path = db.path
+    finally:
+        rt.close()
+    conn = apsw.Connection(str(path))
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = [
+        page
+        for (page,) in conn.execute(
+            "SELECT pageno FROM dbstat WHERE name = 't' AND pagetype = 'leaf'"
+        )
+    ]
+    size = conn.execute("PRAGMA page_size").fetchall()[0][0]
+    conn.close()
+    with path.open("r+b") as f:
+        for page in pages[len(pages) // 2 :]:
+            f.seek((page - 1) * size)
+            f.write(b"\x0d\x00\x00\xff\xff\x00\x10\x00")
+    return path
+
+
+def _open(store: Path) -> tuple[sc.Runtime, sc.Space, sc.SqliteDb]:
+    rt = sc.Runtime(store)
+    space = rt.space("demo")
+    return rt, space, space.sqlite_database("d", tables=TABLES)
+
+
+def _kept(store: Path) -> list[str]:
+    """The copies of damaged files kept in the quarantine directory (not their -wal, notes)."""
+    found = (store / "quarantine").glob("*.damaged.*")
+    return sorted(p.name for p in found if re.search(r"\.damaged\.\d+$", p.name))
+
+
+def test_a_read_that_meets_corrupt_pages_names_the_file_and_it_is_rebuilt(store: Path) -> None:
+    path = _damaged_store(store)
+    rt, space, db = _open(store)
+    try:
+        with pytest.raises(sc.QueryError) as raised:
+            db.read("SELECT count(*) AS n FROM t")
+        message = str(raised.value)
+        assert f"the database file {path} is damaged" in message
+        assert "`sqlite-cells check --repair`" in message
+        assert _kept(store) == []  # nothing decided yet: the next use checks it
+        # The next use checks the file, rebuilds it from the log, and reads every row.
+        assert db.read("SELECT count(*) AS n FROM t") == [{"n": ROWS}]
+        assert len(_kept(store)) == 1
+        with space.transact():
+            db.exec("INSERT INTO other (a) VALUES (1)")
+        assert db.read("SELECT count(*) AS n FROM t") == [{"n": ROWS}]
+    finally:
+        rt.close()
+    conn = apsw.Connection(str(path))
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    finally:
+        conn.close()
+
+
+def test_a_write_that_meets_corrupt_pages_names_the_file_and_it_is_rebuilt(store: Path) -> None:
+    path = _damaged_store(store)
+    rt, space, db = _open(store)
+    try:
+        with pytest.raises(sc.ExecError) as raised, space.transact():
+            db.exec("UPDATE t SET v = 'y'")
+        message = str(raised.value)
+        assert f"nothing was written: the database file {path} is damaged" in message
+        assert "`sqlite-cells check --repair`" in message
+        with space.transact():
+            db.exec("UPDATE t SET v = 'y'")
+        assert db.read("SELECT count(*) AS n, min(v) AS v FROM t") == [{"n": ROWS, "v": "y"}]
+        assert len(_kept(store)) == 1
+    finally:
+        rt.close()
+
+
+def test_a_damaged_file_the_log_cannot_rebuild_is_quarantined(store: Path) -> None:
+    path = _damaged_store(store, compact=True)
+    before = path.read_bytes()
+    rt, space, db = _open(store)
+    try:
+        with pytest.raises(sc.QueryError):
+            db.read("SELECT count(*) AS n FROM t")
+        with pytest.raises(sc.Quarantined) as raised, space.transact():
+            db.exec("INSERT INTO other (a) VALUES (1)")
+        assert raised.value.path == path
+        assert "damaged" in str(raised.value)
+        with pytest.raises(sc.Quarantined):
+            db.read("SELECT count(*) AS n FROM other")
+    finally:
+        rt.close()
+    assert path.read_bytes() == before  # nothing written into it

@@ -1,0 +1,149 @@
+"""A database file deleted or replaced under a running runtime is never read from (R71, R73): the
+read pool checks the file it opens, or reuses, against the one the write path pinned."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+
+TABLES = {"t": sc.table(id="integer primary key", v="text")}
+
+
+def _write(space: sc.Space, db: sc.SqliteDb, value: str) -> None:
+    with space.transact():
+        db.exec("INSERT INTO t (v) VALUES (?)", [value])
+
+
+def _copy(path: Path, dest: Path) -> None:
+    """A consistent copy of an SQLite file (its -wal folded in)."""
+    src, dst = apsw.Connection(str(path)), apsw.Connection(str(dest))
+    with dst.backup("main", src, "main") as backup:
+        backup.step()
+    src.close()
+    dst.close()
+
+
+def _put(copy: Path, path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(copy, path)
+
+
+def _forked_file(store: Path, tmp_path: Path) -> Path:
+    """The file of database "a" from a fork of ``store`` that made another seq-3 commit."""
+    fork = tmp_path / "fork"
+    shutil.copytree(store, fork)
+    rt = sc.Runtime(fork)
+    try:
+        space = rt.space("demo")
+        a = space.sqlite_database("a", tables=TABLES)
+        _write(space, a, "OTHER")
+        forked = tmp_path / "forked.sqlite"
+        _copy(a.path, forked)
+        return forked
+    finally:
+        rt.close()
+
+
+@pytest.fixture
+def forked(store: Path, tmp_path: Path) -> Path:
+    rt = sc.Runtime(store)
+    try:
+        space = rt.space("demo")
+        a = space.sqlite_database("a", tables=TABLES)
+        b = space.sqlite_database("b", tables=TABLES)
+        _write(space, a, "a1")
+        _write(space, b, "b1")
+    finally:
+        rt.close()
+    return _forked_file(store, tmp_path)
+
+
+@pytest.mark.parametrize("pool_size", [1, 4])
+def test_a_file_replaced_under_a_running_runtime_is_not_read(
+    store: Path, forked: Path, pool_size: int
+) -> None:
+    """With one pooled connection, reading "b" lets "a"'s go and "a" is opened again; with more,
+    "a"'s idle connection is checked as it is taken again."""
+    rt = sc.Runtime(store, read_pool_size=pool_size)
+    try:
+        space = rt.space("demo")
+        a = space.sqlite_database("a", tables=TABLES)
+        b = space.sqlite_database("b", tables=TABLES)
+        _write(space, a, "good")  # seq 3 here
+        assert [r["v"] for r in a.read("SELECT v FROM t ORDER BY id")] == ["a1", "good"]
+        _put(forked, a.path)  # the same watermark, other rows
+        assert [r["v"] for r in b.read("SELECT v FROM t")] == ["b1"]
+        with pytest.raises(sc.StoreChanged) as raised:
+            a.read("SELECT v FROM t ORDER BY id")
+        assert str(a.path) in str(raised.value)
+        assert "deleted or replaced" in str(raised.value)
+        assert "open a new one" in str(raised.value)
+        # Still refused at the next read, and the next write commits nothing.
+        with pytest.raises(sc.StoreChanged):
+            a.read("SELECT v FROM t ORDER BY id")
+        with pytest.raises(sc.StoreChanged):
+            _write(space, a, "lost")
+    finally:
+        rt.close()
+
+
+def test_a_live_query_on_a_replaced_file_reports_it(store: Path, forked: Path) -> None:
+    rt = sc.Runtime(store, read_pool_size=1)
+    try:
+        space = rt.space("demo")
+        a = space.sqlite_database("a", tables=TABLES)
+        b = space.sqlite_database("b", tables=TABLES)
+        _write(space, a, "good")
+        a.read("SELECT v FROM t")
+        _put(forked, a.path)
+        b.read("SELECT v FROM t")
+        query = a.query("SELECT v FROM t ORDER BY id")
+        rt.settle()
+        state = query.get()
+        assert state.result is None
+        assert isinstance(state.error, sc.StoreChanged)
+    finally:
+        rt.close()
+
+
+def test_a_file_deleted_under_a_running_runtime_is_an_error_on_read(store: Path) -> None:
+    rt = sc.Runtime(store)
+    try:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        _write(space, db, "a")
+        assert db.read("SELECT v FROM t") == [{"v": "a"}]  # its connection stays in the pool
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db.path}{suffix}").unlink(missing_ok=True)
+        with pytest.raises(sc.QueryError) as raised:
+            db.read("SELECT v FROM t")
+        assert f"the file {db.path} is gone" in str(raised.value)
+    finally:
+        rt.close()
+
+
+def test_the_runtimes_own_rebuild_is_read(store: Path) -> None:
+    """A file the runtime rebuilt itself (R71) is the one pinned: its reads go on."""
+    rt = sc.Runtime(store)
+    try:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        _write(space, db, "a")
+    finally:
+        rt.close()
+    Path(db.path).write_bytes(b"not a database" * 400)
+    rt = sc.Runtime(store)
+    try:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        assert db.read("SELECT v FROM t") == [{"v": "a"}]
+        _write(space, db, "b")
+        assert db.read("SELECT v FROM t ORDER BY id") == [{"v": "a"}, {"v": "b"}]
+    finally:
+        rt.close()
