@@ -460,13 +460,13 @@ def _in_flight(
     if heads:
         found = log_head(space_conn, db_seq - 1) or 0
         if heads != {found}:
-            now = "holds another commit" if found else "no longer holds it"
+            now = "holds another commit in its place" if found else "no longer holds it"
             raise _Irreparable(
-                f"the file's commit {db_seq} followed a commit {db_seq - 1} that the space's "
-                f"log {now}: the space file was restored from an old copy, or lost, and its "
-                "seqs were taken again by other commits, so the file's commit is not the one a "
-                "crash left in flight; it is kept as found: restore the space file from a "
-                "backup made after the commit"
+                f"the file's commit {db_seq} followed the space's commit {db_seq - 1}, but the "
+                f"space's log {now}: the space file was restored from an old copy, or lost, "
+                "and its seqs were taken again by other commits, so the file's commit is not "
+                "the one a crash left in flight; it is kept as found: restore the space file "
+                "from a backup made after the commit"
             )
     return [changeset for _, changeset, _ in rows]
 

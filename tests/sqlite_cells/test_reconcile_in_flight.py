@@ -124,7 +124,7 @@ def test_a_space_restored_from_an_old_copy_quarantines_a_database_it_caught_up_w
         assert (info.value.db_seq, info.value.space_seq) == (4, 1)
         outcome = rt.reconcile(db.declaration)
         assert outcome.action is Action.QUARANTINED
-        assert "followed a commit 3 that the space's log holds another commit" in outcome.detail
+        assert "but the space's log holds another commit in its place" in outcome.detail
     assert _rows(db.path) == ["first", "precious"]
     assert not (store / "quarantine").exists()
 
