@@ -173,6 +173,34 @@ def test_the_commit_in_flight_is_still_inverted_after_other_commits_took_its_seq
     assert len(kept) == 1 and _rows(kept[0]) == ["first", "in flight"]
 
 
+def test_the_commit_in_flight_is_quarantined_once_the_record_it_followed_is_gone(
+    store: Path, tmp_path: Path
+) -> None:
+    """Compaction removed the record the commit in flight followed: nothing tells a crash from
+    a restore any more, so the database is quarantined, rows untouched, never inverted."""
+    before = tmp_path / "space-at-2.sqlite"
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("data", tables=TABLES)
+        assert (_commit(space, db, "first"), _set_cell(space, 1)) == (1, 2)
+        _copy(_space_file(store), before)
+        assert _commit(space, db, "in flight") == 3
+    _copy(before, _space_file(store))
+    with sc.Runtime(store) as rt:
+        assert _set_cell(rt.space("demo"), 10) == 3
+    conn = apsw.Connection(str(_space_file(store)))
+    conn.execute("DELETE FROM _cf_log WHERE seq = 2")  # as a compaction would
+    conn.close()
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database("data", tables=TABLES)
+        outcome = rt.reconcile(db.declaration)
+        assert (outcome.action, outcome.db_seq, outcome.space_seq) == (Action.QUARANTINED, 3, 1)
+        assert "followed the space's commit 2, but the space's log no longer holds it" in (
+            outcome.detail
+        )
+    assert _rows(db.path) == ["first", "in flight"]
+
+
 def test_journal_rows_written_before_the_head_column_keep_the_earlier_rule(
     store: Path, tmp_path: Path
 ) -> None:
