@@ -51,6 +51,7 @@ from sqlite_cells.runtime._space_file import CommitEvent as CommitEvent
 from sqlite_cells.runtime._space_file import SpaceFile as SpaceFile
 from sqlite_cells.runtime._space_file import busy_ms as busy_ms
 from sqlite_cells.runtime._space_file import has_moved as has_moved
+from sqlite_cells.runtime._space_file import log_head as log_head
 from sqlite_cells.runtime._space_file import remove_unused as remove_unused
 from sqlite_cells.runtime._store import DEFAULT_STORE as DEFAULT_STORE
 from sqlite_cells.runtime._store import STORE_ENV as STORE_ENV
@@ -101,6 +102,7 @@ __all__ = [
     "has_moved",
     "lift",
     "lock_waits",
+    "log_head",
     "node_of",
     "observe_node",
     "odd_kind",

@@ -20,6 +20,7 @@ from sqlite_cells.codec import (
     encode_record,
 )
 from sqlite_cells.runtime._group import Groups, Ticket
+from sqlite_cells.runtime._marks import appended
 from sqlite_cells.runtime._tx import LENGTH_LIMIT
 
 if TYPE_CHECKING:
@@ -158,6 +159,7 @@ def _append(cursor: apsw.Cursor, record: CommitRecord) -> None:
             f"limit of {LENGTH_LIMIT} bytes: write fewer or smaller values per transaction"
         )
     cursor.execute("INSERT INTO _cf_log (seq, record) VALUES (?, ?)", (record.seq, data))
+    appended(cursor.connection, record.seq, data)
     if len(record.ops) == 1:
         cursor.execute(_INDEX_OP, (record.ops[0].target, record.seq))
     elif record.ops:

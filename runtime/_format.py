@@ -46,13 +46,16 @@ def stored_format(conn: apsw.Connection) -> int | None:
     commit yet and records none (a fresh file), 1 for an older file that records none."""
     row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'format'").fetchone()
     if row is not None:
-        try:
-            return int(row[0])
-        except (TypeError, ValueError):
+        # Only a positive integer is a version: a real (2.5), text ('3'), zero or a negative
+        # number is refused, never truncated, parsed or taken for an older format to upgrade.
+        found = row[0]
+        if type(found) is not int or found < _OLDEST:
             raise DatabaseError(
-                f"the space file records format {row[0]!r}, which is not a version number: the "
-                "file was not written by sqlite-cells; move it out of the store"
-            ) from None
+                f"the space file records format {found!r}, which is not a version number (this "
+                f"sqlite-cells reads formats {_OLDEST} to {FORMAT_VERSION}): the file was not "
+                "written by sqlite-cells; move it out of the store"
+            )
+        return found
     used = conn.execute("SELECT EXISTS (SELECT 1 FROM _cf_log)").fetchone()
     return _OLDEST if used and used[0] else None
 

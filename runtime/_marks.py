@@ -11,16 +11,21 @@ by nobody since that commit: not another connection, not this one.
 
 A data version belongs to the file's pager: ``forget`` must be called whenever a file is
 attached to or detached from the connection (a new pager counts from the start again).
+
+The connection's last appended log record is kept too (``appended``), so the hash of the
+space's head (``record_hash`` of the record before a commit, which a database file's journal
+records, R71) is known without reading the record back while that mark holds (``known_head``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import weakref
 from collections.abc import Iterable
 
 import apsw
 
-__all__ = ["forget", "mark", "unchanged_since"]
+__all__ = ["appended", "forget", "known_head", "mark", "record_hash", "unchanged_since"]
 
 # connection -> (seq of its last commit, {database name: data version right after it})
 _MARKS: weakref.WeakKeyDictionary[apsw.Connection, tuple[int, dict[str, int]]] = (
@@ -57,3 +62,29 @@ def unchanged_since(conn: apsw.Connection, seq: int, names: Iterable[str]) -> bo
 def forget(conn: apsw.Connection) -> None:
     """A file was attached to or detached from ``conn``: its marks no longer tell anything."""
     _MARKS.pop(conn, None)
+
+
+# connection -> (seq, stored bytes) of the last log record it appended, committed or not
+_APPENDED: weakref.WeakKeyDictionary[apsw.Connection, tuple[int, bytes]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def record_hash(data: bytes) -> int:
+    """A 64-bit hash (BLAKE2b, as a signed SQLite integer) of a log record's stored bytes."""
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
+
+
+def appended(conn: apsw.Connection, seq: int, data: bytes) -> None:
+    """``conn`` wrote ``data`` as the space's log record ``seq`` (in its open transaction)."""
+    _APPENDED[conn] = (seq, data)
+
+
+def known_head(conn: apsw.Connection, seq: int) -> int | None:
+    """Inside a transaction of ``conn``: the ``record_hash`` of the space's log record ``seq``
+    when ``conn`` appended it in its last commit and nobody wrote the space file since (see
+    ``unchanged_since``); None when that cannot be told (then the record is read)."""
+    found = _APPENDED.get(conn)
+    if found is None or found[0] != seq or not unchanged_since(conn, seq, ("main",)):
+        return None
+    return record_hash(found[1])

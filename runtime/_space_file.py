@@ -54,7 +54,7 @@ from sqlite_cells.runtime._commit import commit_error, holds, write_member
 from sqlite_cells.runtime._file_kind import check_file_kinds
 from sqlite_cells.runtime._format import NAMED_TABLE, ensure_format
 from sqlite_cells.runtime._group import Ticket, shared, take_batch
-from sqlite_cells.runtime._marks import mark, unchanged_since
+from sqlite_cells.runtime._marks import known_head, mark, record_hash, unchanged_since
 from sqlite_cells.runtime._tx import LENGTH_LIMIT
 
 if TYPE_CHECKING:
@@ -1283,6 +1283,27 @@ def _read_txn(conn: apsw.Connection) -> Iterator[None]:
         yield
     finally:
         conn.execute("COMMIT")
+
+
+def log_head(conn: apsw.Connection, seq: int, schema: str = "main") -> int | None:
+    """The ``record_hash`` of the stored bytes of the log record ``seq`` of the space file
+    behind ``conn`` (attached as ``schema``); None when the log holds no such record (seq 0, a
+    record compacted away, or a space that never made it). A database file's journal row of
+    commit ``seq + 1`` records it, so reconcile can tell the commit a crash left in flight (the
+    log still holds the record it followed) from a space restored from an older copy (R71).
+    Not read back when ``conn`` wrote that record in its last commit (``known_head``)."""
+    if seq <= 0:
+        return None
+    if schema == "main":
+        known = known_head(conn, seq)
+        if known is not None:
+            return known
+    row = conn.execute(f"SELECT record FROM {schema}._cf_log WHERE seq = ?", (seq,)).fetchone()
+    if row is None:
+        return None
+    data = row[0]
+    found = bytes(data) if isinstance(data, bytes) else str(data).encode("utf-8", "surrogatepass")
+    return record_hash(found)
 
 
 def stored_int(value: object, what: str) -> int:

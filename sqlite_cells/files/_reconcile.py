@@ -47,6 +47,7 @@ from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
     FORMAT_VERSION,
     SpaceFile,
+    log_head,
     op_targets_by_seq,
     stored_format,
     wait_for_locks,
@@ -272,7 +273,7 @@ def _reconcile_file(
             _check_same_history(space_conn, conn, db_id, db_seq)
             action, commits = Action.IN_SYNC, 0
         elif db_seq > space_seq:
-            in_flight = _in_flight(space_conn, conn, db_seq, space_seq)
+            in_flight = _in_flight(space_conn, conn, db_id, db_seq, space_seq)
             if not repair:
                 action, commits = Action.AHEAD, 0
             else:
@@ -416,23 +417,27 @@ def _log_quarantine(db_id: str, path: Path, db_seq: int, space_seq: int, detail:
 
 
 def _in_flight(
-    space_conn: apsw.Connection, conn: apsw.Connection, db_seq: int, space_seq: int
+    space_conn: apsw.Connection, conn: apsw.Connection, db_id: str, db_seq: int, space_seq: int
 ) -> list[bytes]:
-    """The changesets of the one commit a crash can leave in flight: the file's journal past the
-    space's last write to it holds exactly one seq, the watermark, and that seq is either the
-    space's next one or was taken since by a commit that did not write this database (another
-    writer committed before this one was reconciled). Anything further ahead means the space lost
-    durable commits (a lost, emptied or restored space file): ``_Irreparable``, so the file is
-    quarantined, not inverted."""
+    """The changesets of the one commit a crash can leave in flight, which the file holds and
+    its space does not: ``_Irreparable`` (the file is quarantined, never inverted) unless all
+    of this holds:
+
+    * the file's journal past the space's last write to it (``space_seq``) holds exactly one
+      seq, the watermark, and that seq is at most the space's next one (a commit that did not
+      write this database may have taken it since);
+    * the file's watermark before that commit is ``space_seq``, and its journal rows of
+      ``space_seq`` are the changesets the log recorded for it (while both still keep them):
+      the file is this database's, as its last durable commit left it (another database's
+      file copied to its path has another history);
+    * when its journal rows record the space's head (``log_head`` of the seq before, see the
+      journal's ``head`` column), the space's log still holds that very record: after a crash
+      it is the durable commit the one in flight followed; in a space file lost, emptied or
+      restored from an old copy it is gone or was made again by another commit. Rows written
+      before the column existed record none, and only the other conditions are checked."""
     space_last = SpaceFile._last_seq(space_conn)
-    rows: list[tuple[int, bytes]] = [
-        (int(seq), bytes(changeset))
-        for seq, changeset in conn.execute(
-            "SELECT seq, changeset FROM _cf_changes WHERE seq > ? ORDER BY seq DESC, rowid DESC",
-            (space_seq,),
-        )
-    ]
-    one_commit = {seq for seq, _ in rows} == {db_seq}
+    rows = _journal_past(conn, space_seq)
+    one_commit = {seq for seq, _, _ in rows} == {db_seq}
     if not one_commit or db_seq > space_last + 1:
         raise _Irreparable(
             f"the file is at seq {db_seq} but its space's log ends at seq {space_last} (last "
@@ -440,7 +445,58 @@ def _in_flight(
             "flight, so the space file lost durable commits (lost, emptied or restored from an "
             "old copy): the database is quarantined, not inverted; restore the space file"
         )
-    return [changeset for _, changeset in rows]
+    before = _watermark_before(conn, db_seq)
+    if before != space_seq:
+        raise _Irreparable(
+            f"the file is at seq {db_seq}, and before that commit it was at seq {before}, but "
+            f"its space's last write to this database is seq {space_seq}: the file is not this "
+            "database's as its last durable commit left it (another database's file copied to "
+            "its path, or a space restored from an old copy), so its newest commit is not the "
+            "one a crash left in flight; it is kept as found: restore the right file (or the "
+            "space file) from a backup"
+        )
+    _check_same_history(space_conn, conn, db_id, space_seq)
+    heads = {head for _, _, head in rows if head is not None}
+    if heads:
+        found = log_head(space_conn, db_seq - 1) or 0
+        if heads != {found}:
+            now = "holds another commit in its place" if found else "no longer holds it"
+            raise _Irreparable(
+                f"the file's commit {db_seq} followed the space's commit {db_seq - 1}, but the "
+                f"space's log {now}: the space file was restored from an old copy, or lost, "
+                "and its seqs were taken again by other commits, so the file's commit is not "
+                "the one a crash left in flight; it is kept as found: restore the space file "
+                "from a backup made after the commit"
+            )
+    return [changeset for _, changeset, _ in rows]
+
+
+def _journal_past(conn: apsw.Connection, seq: int) -> list[tuple[int, bytes, int | None]]:
+    """The file's journal rows past ``seq`` (seq, changeset, head), newest first; the head is
+    None in rows written before the column existed, and in a file that has no such column yet
+    (read as it is by a check that does not repair)."""
+    order = "WHERE seq > ? ORDER BY seq DESC, rowid DESC"
+    try:
+        found = conn.execute(f"SELECT seq, changeset, head FROM _cf_changes {order}", (seq,))
+    except apsw.SQLError:
+        found = conn.execute(f"SELECT seq, changeset, NULL FROM _cf_changes {order}", (seq,))
+    return [
+        (int(row_seq), bytes(changeset), head if isinstance(head, int) else None)
+        for row_seq, changeset, head in found
+    ]
+
+
+def _watermark_before(conn: apsw.Connection, seq: int) -> int:
+    """The watermark the file had before its commit ``seq``: the seq of its newest journal row
+    below ``seq``, or the watermark row's when that is larger and below ``seq`` (as
+    ``read_watermark`` reads it; files of an earlier format set that row in each commit too)."""
+    row = conn.execute(
+        "SELECT max(iif(seq < ?1, seq, 0), coalesce((SELECT seq FROM _cf_changes WHERE seq < ?1 "
+        "ORDER BY rowid DESC LIMIT 1), 0)) FROM _cf_watermark WHERE id = 0",
+        (seq,),
+    ).fetchone()
+    found = row[0] if row is not None else 0
+    return found if isinstance(found, int) else 0
 
 
 _CONFLICTS: Final = {
@@ -476,7 +532,10 @@ def _replay(
         if changeset is None:
             raise _Irreparable(f"commit {seq} kept no changeset to replay")
         apsw.Changeset.apply(changeset, conn, conflict=_abort)
-        conn.execute("INSERT INTO _cf_changes (seq, changeset) VALUES (?, ?)", (seq, changeset))
+        conn.execute(
+            "INSERT INTO _cf_changes (seq, changeset, head) VALUES (?, ?, ?)",
+            (seq, changeset, log_head(space_conn, seq - 1) or 0),
+        )
         applied.add(seq)
     if version is not None and (found is None or version > found):
         # As the replayed commits left it: a migrate must not run again over their rows.

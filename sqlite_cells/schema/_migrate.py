@@ -445,10 +445,18 @@ def ensure_runtime_tables(conn: apsw.Connection, database: str) -> None:
     conn.execute(f"INSERT OR IGNORE INTO {db}._cf_watermark(id, seq) VALUES (0, 0)")
     # The file's own journal of recent changesets, to undo commits its space lost (R71). No
     # index: it holds only the newest commits, and an index would cost every write ~15%.
+    # ``head``: the hash of the space's log record before the row's commit (see
+    # ``log_head``), which tells a commit left in flight from a space restored from an older
+    # copy; NULL in rows written before the column was added (an additive step of its own).
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {db}._cf_changes("
-        "seq INTEGER NOT NULL, changeset BLOB NOT NULL)"
+        "seq INTEGER NOT NULL, changeset BLOB NOT NULL, head INTEGER)"
     )
+    has_head = conn.execute(
+        "SELECT 1 FROM pragma_table_info('_cf_changes', ?) WHERE name = 'head'", (database,)
+    ).fetchall()
+    if not has_head:
+        conn.execute(f"ALTER TABLE {db}._cf_changes ADD COLUMN head INTEGER")
 
 
 # What migrate returns is not used; it is looked at only to refuse a coroutine (or generator)

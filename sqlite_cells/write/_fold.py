@@ -76,6 +76,7 @@ from sqlite_cells.runtime import (
     SpaceFile,
     Transaction,
     busy_ms,
+    log_head,
     unchanged_since,
     waited_for_lock,
 )
@@ -365,7 +366,8 @@ class SqliteParticipant:
             if before is not None:  # rows the changeset cannot show (R51, R70)
                 check_null_keys(conn, keys, before, links, db_id=decl.db_id, sql=request.sql)
             try:
-                self._journal(conn, seq, changeset)  # also the file's watermark
+                # also the file's watermark
+                self._journal(conn, seq, changeset, self._head(conn, staged, seq))
             except apsw.TooBigError as exc:
                 raise _too_big(decl.db_id, request.sql, exc) from exc
         except (apsw.CorruptError, apsw.NotADBError) as exc:  # its schema, its journal
@@ -496,14 +498,30 @@ class SqliteParticipant:
         with self._lock:
             return key in self._ensured
 
+    def _head(self, conn: apsw.Connection, staged: _Written | None, seq: int) -> int:
+        """The space's head as commit ``seq`` finds it: the hash of its log record ``seq - 1``
+        (``log_head``; 0 when the log holds none), read once per commit of the database. Its
+        journal rows record it: reconcile inverts the commit only while the space still holds
+        that very record, so a space restored from an older copy, whose seqs were taken again
+        by other commits, is not taken for a crash (R71)."""
+        with self._lock:
+            if staged is not None and staged.head is not None:
+                return staged.head
+        head = log_head(conn, seq - 1) or 0
+        if staged is not None:
+            with self._lock:
+                staged.head = head
+        return head
+
     @staticmethod
-    def _journal(conn: apsw.Connection, seq: int, changeset: bytes) -> None:
+    def _journal(conn: apsw.Connection, seq: int, changeset: bytes, head: int) -> None:
         """Keep the changeset in the file itself too: if the space ever loses commits the file
         already has, these are what gets inverted (R71). The newest row's seq is the file's
         watermark (one row per op, not a watermark update too); the pruning keeps the newest
-        ``JOURNAL_KEEP`` seqs, so never that row."""
+        ``JOURNAL_KEEP`` seqs, so never that row. ``head``: see ``_head``."""
         conn.execute(
-            f"INSERT INTO {ALIAS}._cf_changes (seq, changeset) VALUES (?, ?)", (seq, changeset)
+            f"INSERT INTO {ALIAS}._cf_changes (seq, changeset, head) VALUES (?, ?, ?)",
+            (seq, changeset, head),
         )
         if seq % JOURNAL_PRUNE_EVERY == 0:
             conn.execute(
@@ -594,13 +612,15 @@ class SqliteParticipant:
 @dataclass(slots=True)
 class _Written:
     """What a commit wrote of one database: its seq (0 until ``apply`` knows it), the handle
-    value, the key its schema was ensured under; and whether ``cell_writes`` found both files
-    as the participant's previous commit of it left them."""
+    value, the key its schema was ensured under; whether ``cell_writes`` found both files
+    as the participant's previous commit of it left them; and the head its journal rows
+    record (None until ``apply`` reads it, see ``_head``)."""
 
     seq: int
     handle: bytes
     key: EnsureKey
     unchanged: bool
+    head: int | None = None
 
 
 class DatabaseBehind(ConflictError):

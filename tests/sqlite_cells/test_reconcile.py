@@ -279,6 +279,35 @@ def test_a_store_of_a_newer_format_is_refused_naming_both_versions(store: Path) 
         rt.space("demo").cell("counter").get()
 
 
+@pytest.mark.parametrize("recorded", [2.5, 3.7, 3.0, -1, 0, "3"], ids=repr)
+def test_a_store_format_that_is_no_positive_integer_is_refused_never_upgraded(
+    store: Path, recorded: object
+) -> None:
+    """R73: a real, text, zero or negative format is no version: refused naming both, never
+    truncated to a version, parsed, or taken for an older format and upgraded."""
+    rt, db, counter = _open(store)
+    _write(rt, db, counter, 1)
+    rt.close()
+    space_file = next(store.glob("space-*.sqlite"))
+    conn = apsw.Connection(str(space_file))
+    conn.execute("UPDATE _cf_meta SET value = ? WHERE key = 'format'", (recorded,))
+    conn.close()
+    with sc.Runtime(store) as rt, pytest.raises(sc.DatabaseError) as info:
+        space = rt.space("demo")
+        with space.transact():
+            space.cell("counter").set(5)
+    message = str(info.value)
+    assert f"records format {recorded!r}, which is not a version number" in message
+    assert f"reads formats 1 to {FORMAT_VERSION}" in message
+    conn = apsw.Connection(str(space_file), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        stored = conn.execute("SELECT value FROM _cf_meta WHERE key = 'format'").fetchone()
+        assert stored == (recorded,) and type(stored[0]) is type(recorded)
+        assert conn.execute("SELECT max(seq) FROM _cf_log").fetchone() == (1,)
+    finally:
+        conn.close()
+
+
 def test_a_bad_handle_value_quarantines_the_database_and_gc_keeps_its_file(store: Path) -> None:
     rt, db, counter = _open(store)
     _write(rt, db, counter, 1)
