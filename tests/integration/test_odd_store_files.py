@@ -29,6 +29,16 @@ def _space_with_a_commit(store: Path) -> Path:
         rt.close()
 
 
+def _database_with_a_row(store: Path) -> Path:
+    """Database ``d`` of space ``demo`` with one row written; the path of its file."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('a')")
+        return db.path
+
+
 def _remove(path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -144,16 +154,9 @@ def test_a_directory_at_the_space_files_companion_is_named(store: Path, suffix: 
 
 @pytest.mark.parametrize("suffix", ["-wal", "-shm"])
 def test_a_directory_at_a_database_files_companion_is_named(store: Path, suffix: str) -> None:
-    rt = sc.Runtime(store)
-    try:
-        space = rt.space("demo")
-        db = space.sqlite_database("d", tables=TABLES)
-        with space.transact():
-            db.exec("INSERT INTO t (v) VALUES ('a')")
-    finally:
-        rt.close()
+    db_path = _database_with_a_row(store)
     for companion in ("-wal", "-shm"):
-        Path(f"{db.path}{companion}").unlink(missing_ok=True)
+        Path(f"{db_path}{companion}").unlink(missing_ok=True)
     rt = sc.Runtime(store)
     try:
         space = rt.space("demo")
@@ -169,16 +172,9 @@ def test_a_directory_at_a_database_files_companion_is_named(store: Path, suffix:
 
 
 def test_quarantined_for_a_directory_at_a_database_files_path_names_it(store: Path) -> None:
-    rt = sc.Runtime(store)
-    try:
-        space = rt.space("demo")
-        db = space.sqlite_database("d", tables=TABLES)
-        with space.transact():
-            db.exec("INSERT INTO t (v) VALUES ('a')")
-    finally:
-        rt.close()
-    _remove(db.path)
-    db.path.mkdir()
+    db_path = _database_with_a_row(store)
+    _remove(db_path)
+    db_path.mkdir()
     rt = sc.Runtime(store)
     try:
         db = rt.space("demo").sqlite_database("d", tables=TABLES)

@@ -61,6 +61,20 @@ def _space_file(store: Path) -> Path:
     return found
 
 
+def _crash_in_flight(store: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """Commits 1 (the database: 'first'), 2 (a cell), then 3 (the database: 'in flight'); returns
+    a copy of the space file as it was at seq 2 (a crash before seq 3 was durable in it) and the
+    database file's path."""
+    before = tmp_path / "space-at-2.sqlite"
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("data", tables=TABLES)
+        assert (_commit(space, db, "first"), _set_cell(space, 1)) == (1, 2)
+        _copy(_space_file(store), before)
+        assert _commit(space, db, "in flight") == 3
+    return before, db.path
+
+
 def test_another_databases_file_one_past_its_last_write_is_quarantined(store: Path) -> None:
     with sc.Runtime(store) as rt:
         space = rt.space("demo")
@@ -154,13 +168,7 @@ def test_the_commit_in_flight_is_still_inverted_after_other_commits_took_its_seq
 ) -> None:
     """A crash: the space never made seq 3 durable, the database did; another commit took
     seq 3 (and 4) later. The log still holds seq 2, the commit seq 3 followed: inverted."""
-    before = tmp_path / "space-at-2.sqlite"
-    with sc.Runtime(store) as rt:
-        space = rt.space("demo")
-        db = space.sqlite_database("data", tables=TABLES)
-        assert (_commit(space, db, "first"), _set_cell(space, 1)) == (1, 2)
-        _copy(_space_file(store), before)
-        assert _commit(space, db, "in flight") == 3
+    before, _ = _crash_in_flight(store, tmp_path)
     _copy(before, _space_file(store))  # as the space file was when the crash hit
     with sc.Runtime(store) as rt:
         space = rt.space("demo")
@@ -178,13 +186,7 @@ def test_the_commit_in_flight_is_quarantined_once_the_record_it_followed_is_gone
 ) -> None:
     """Compaction removed the record the commit in flight followed: nothing tells a crash from
     a restore any more, so the database is quarantined, rows untouched, never inverted."""
-    before = tmp_path / "space-at-2.sqlite"
-    with sc.Runtime(store) as rt:
-        space = rt.space("demo")
-        db = space.sqlite_database("data", tables=TABLES)
-        assert (_commit(space, db, "first"), _set_cell(space, 1)) == (1, 2)
-        _copy(_space_file(store), before)
-        assert _commit(space, db, "in flight") == 3
+    before, _ = _crash_in_flight(store, tmp_path)
     _copy(before, _space_file(store))
     with sc.Runtime(store) as rt:
         assert _set_cell(rt.space("demo"), 10) == 3
@@ -207,14 +209,8 @@ def test_journal_rows_written_before_the_head_column_keep_the_earlier_rule(
     """A file whose journal predates the ``head`` column (and whose commits set the watermark
     row too): the in-flight commit is inverted as before (nothing recorded to compare), and
     the next write adds the column."""
-    before = tmp_path / "space-at-2.sqlite"
-    with sc.Runtime(store) as rt:
-        space = rt.space("demo")
-        db = space.sqlite_database("data", tables=TABLES)
-        assert (_commit(space, db, "first"), _set_cell(space, 1)) == (1, 2)
-        _copy(_space_file(store), before)
-        assert _commit(space, db, "in flight") == 3
-    conn = apsw.Connection(str(db.path))
+    before, db_path = _crash_in_flight(store, tmp_path)
+    conn = apsw.Connection(str(db_path))
     conn.execute("ALTER TABLE _cf_changes DROP COLUMN head")
     # Earlier formats also set the watermark row in each commit.
     conn.execute("UPDATE _cf_watermark SET seq = 3")
