@@ -83,22 +83,22 @@ def write_member(
 
 def commit_error(exc: BaseException, space_id: str) -> BaseException:
     """An SQLite error at commit as the error a caller gets (no raw apsw error reaches one)."""
+    error: SqliteCellsError
     if isinstance(exc, apsw.ConnectionClosedError):
         # Code the commit runs (a migrate callback, a participant) closed the runtime.
-        closed = ClosedError(
+        error = ClosedError(
             f"space {space_id!r}: the runtime was closed while the commit ran; nothing of it "
             "is visible: do not close the runtime from code a commit runs (such as migrate)"
         )
-        closed.__cause__ = exc
-        return closed
-    if isinstance(exc, apsw.Error):
+    elif isinstance(exc, apsw.Error):
         error = SqliteCellsError(
             f"space {space_id!r}: the commit failed in SQLite ({exc}); nothing of it is "
             "visible: try again, and check the disk if it keeps failing"
         )
-        error.__cause__ = exc
-        return error
-    return exc
+    else:
+        return exc
+    error.__cause__ = exc
+    return error
 
 
 def holds(conn: apsw.Connection, seq: int) -> bool:
