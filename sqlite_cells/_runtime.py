@@ -36,6 +36,7 @@ from sqlite_cells.files import (
     disk_handle_value,
     disk_source_id,
     encode_op_body,
+    file_identity,
     handle_not_writable,
     handle_shaped,
     orphan_outcome,
@@ -261,12 +262,15 @@ class Runtime(runtime.Runtime):
         # db id -> damage_noted() of its file when it was last checked for that damage.
         self._damage_checked: dict[str, int] = {}
         self._followed: set[str] = set()  # disk handles whose recorded pin is watched
+        # db id -> the identity of its file last seen to be the one pinned (see _follow_file).
+        self._seen_files: dict[str, Identity] = {}
         sqlite_participant = SqliteParticipant(
             ready=lambda decl, timeout: self.ensure_reconciled(decl, lock_timeout=timeout),
             repair=self.reconcile,
             exec_timeout=exec_timeout,
             written=self.read_pool.note_file,
             behind=self._forget_reconciled,
+            changed=self._forget_file,
         )
         self.register_participant(sqlite_participant)
         self.register_participant(DropParticipant(forget=self.read_pool.discard))
@@ -428,6 +432,7 @@ class Runtime(runtime.Runtime):
         on the database or space file is waited for no longer than ``query_timeout``; then the
         read is a :class:`QueryTimeout` (R44), and the next read tries again."""
         try:
+            self._follow_file(decl)
             self.ensure_reconciled(decl, lock_timeout=self.query_timeout)
         except DatabaseError as exc:
             if not waited_for_lock(exc):
@@ -440,6 +445,39 @@ class Runtime(runtime.Runtime):
                 "space before its first read here (R71); nothing was read: try again once that "
                 "connection lets go",
             ) from exc
+
+    def _follow_file(self, decl: Declaration) -> None:
+        """Before a read: the file at ``decl``'s path is not the one pinned for it (another
+        process rebuilt it from the log, ``sqlite-cells check --repair`` or a runtime that met
+        corrupt pages, or someone put another file there): the runtime forgets what it knew of
+        the database and checks the file at the path against its space again, as at its first
+        use (R71) — in sync, it is pinned and read; another history is quarantined. One
+        ``stat`` per read; the pins are looked up only when the file is not the one last seen."""
+        if decl.kind is not SourceKind.CELL:
+            return
+        now = file_identity(decl.path)
+        if now is None:
+            return  # a file that is gone is the read's to report (R41)
+        with self._decl_lock:
+            if self._seen_files.get(decl.db_id) == now:
+                return
+        expected = self._pinned(decl.path)
+        if expected is not None and expected != now:
+            self._forget_file(decl)
+            return
+        with self._decl_lock:
+            self._seen_files[decl.db_id] = now
+
+    def _forget_file(self, decl: Declaration) -> None:
+        """The file at ``decl``'s path is not the one this runtime checked (found by a read, or
+        by a commit, which raised :class:`StoreChanged`, R73): what was known of it — that it
+        agrees with its space, the damage checks, the pooled connections — is forgotten, so its
+        next use reconciles the file now at the path and pins it (R71)."""
+        with self._decl_lock:
+            self._reconciled.discard(decl.db_id)
+            self._damage_checked.pop(decl.db_id, None)
+            self._seen_files.pop(decl.db_id, None)
+        self.read_pool.discard(decl.path)
 
     def _check_handle(self, decl: Declaration) -> None:
         """``HandleQuarantined`` when the committed handle value of ``decl`` is not a handle (R5):

@@ -34,6 +34,7 @@ from sqlite_cells.files._handles import space_damage as space_damage
 from sqlite_cells.files._handles import space_files as space_files
 from sqlite_cells.files._handles import unreadable_handle as unreadable_handle
 from sqlite_cells.files._layout import ALIAS as ALIAS
+from sqlite_cells.files._layout import CHECKED_AGAIN as CHECKED_AGAIN
 from sqlite_cells.files._layout import KIND as KIND
 from sqlite_cells.files._layout import Identity as Identity
 from sqlite_cells.files._layout import OpBody as OpBody
@@ -75,6 +76,7 @@ from sqlite_cells.files._watermark import watermark_sql as watermark_sql
 
 __all__ = [
     "ALIAS",
+    "CHECKED_AGAIN",
     "DROP_KIND",
     "KEPT_IN_USE",
     "KIND",
