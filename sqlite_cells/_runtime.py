@@ -35,10 +35,12 @@ from sqlite_cells.files import (
     detach,
     disk_handle_value,
     disk_source_id,
+    dropped_database,
     encode_op_body,
     file_identity,
     handle_not_writable,
     handle_shaped,
+    is_dropped,
     orphan_outcome,
     pin,
     pinned,
@@ -402,14 +404,17 @@ class Runtime(runtime.Runtime):
         self.read_pool.discard(path)
         self.live_queries.source_repinned(path)
 
-    def ensure_reconciled(self, decl: Declaration, *, lock_timeout: float | None = None) -> None:
+    def ensure_reconciled(
+        self, decl: Declaration, *, lock_timeout: float | None = None, reading: bool = False
+    ) -> None:
         """Before a database is first used by this runtime, make it agree with its space (R71);
         raises :class:`Quarantined` for a database that could not be repaired. A lock held
         elsewhere on its files is waited for ``lock_timeout`` seconds at most (default: the
-        busy timeout of the runtime's own connections)."""
+        busy timeout of the runtime's own connections). A dropped database is never reconciled:
+        a read (``reading``), or a use that would reconcile it, says it was dropped."""
         if decl.kind is not SourceKind.CELL:
             return
-        self._check_handle(decl)
+        dropped = self._check_handle(decl)
         noted = damage_noted(decl.path)  # a read or a write found the file damaged
         with self._decl_lock:
             quarantined = self._quarantined.get(decl.db_id)
@@ -417,6 +422,10 @@ class Runtime(runtime.Runtime):
             verify = noted != self._damage_checked.get(decl.db_id, 0)
         if quarantined is not None:
             raise quarantined
+        if dropped and (reading or verify or not done):
+            # Dropped (by this runtime or another): the file is not reconciled against a log
+            # whose last op for it is the drop. (A write checked already says so at commit.)
+            raise dropped_database(decl.db_id)
         if verify:
             # R71: checked with SQLite's integrity check, rebuilt from the log or quarantined.
             self.reconcile(decl, lock_timeout=lock_timeout, verify=True)
@@ -433,7 +442,7 @@ class Runtime(runtime.Runtime):
         read is a :class:`QueryTimeout` (R44), and the next read tries again."""
         try:
             self._follow_file(decl)
-            self.ensure_reconciled(decl, lock_timeout=self.query_timeout)
+            self.ensure_reconciled(decl, lock_timeout=self.query_timeout, reading=True)
         except DatabaseError as exc:
             if not waited_for_lock(exc):
                 raise
@@ -479,15 +488,15 @@ class Runtime(runtime.Runtime):
             self._seen_files.pop(decl.db_id, None)
         self.read_pool.discard(decl.path)
 
-    def _check_handle(self, decl: Declaration) -> None:
+    def _check_handle(self, decl: Declaration) -> bool:
         """``HandleQuarantined`` when the committed handle value of ``decl`` is not a handle (R5):
-        written by an older or foreign program, it is never read as "no handle"."""
+        written by an older or foreign program, it is never read as "no handle". Else whether
+        the handle is dropped."""
         try:
             data = self.space(decl.space_id).file.entity(decl.db_id).data
         except EncodingError as exc:  # a row another program wrote
             raise unreadable_handle(decl.db_id, None, exc) from exc
-        if data is not None:
-            decode_handle(decl.db_id, data)
+        return data is not None and is_dropped(decode_handle(decl.db_id, data))
 
     def reconcile(
         self,

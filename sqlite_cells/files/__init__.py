@@ -18,6 +18,7 @@ from sqlite_cells.files._handles import damaged_spaces as damaged_spaces
 from sqlite_cells.files._handles import declaration_from_handle as declaration_from_handle
 from sqlite_cells.files._handles import decode_handle as decode_handle
 from sqlite_cells.files._handles import disk_handle_value as disk_handle_value
+from sqlite_cells.files._handles import dropped_database as dropped_database
 from sqlite_cells.files._handles import find_garbage as find_garbage
 from sqlite_cells.files._handles import handle_not_writable as handle_not_writable
 from sqlite_cells.files._handles import handle_schema as handle_schema
@@ -110,6 +111,7 @@ __all__ = [
     "detach",
     "disk_handle_value",
     "disk_source_id",
+    "dropped_database",
     "encode_op_body",
     "file_identity",
     "find_garbage",
