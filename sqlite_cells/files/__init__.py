@@ -5,6 +5,7 @@ from sqlite_cells.files._damage import damage_advice as damage_advice
 from sqlite_cells.files._damage import damage_noted as damage_noted
 from sqlite_cells.files._damage import is_damage as is_damage
 from sqlite_cells.files._damage import note_damage as note_damage
+from sqlite_cells.files._damage import source_damage_advice as source_damage_advice
 from sqlite_cells.files._handles import DROP_KIND as DROP_KIND
 from sqlite_cells.files._handles import KEPT_IN_USE as KEPT_IN_USE
 from sqlite_cells.files._handles import DamagedSpace as DamagedSpace
@@ -138,6 +139,7 @@ __all__ = [
     "remove_garbage",
     "remove_unused_database",
     "set_watermark",
+    "source_damage_advice",
     "source_path",
     "source_uri",
     "space_damage",
