@@ -29,6 +29,7 @@ from sqlite_cells.files import (
     HandleQuarantined,
     check_handle,
     decode_handle,
+    dropped_database,
     handle_not_writable,
     is_dropped,
     unreadable_handle,
@@ -203,7 +204,7 @@ class SqliteDb(Cell):
         except HandleQuarantined:
             return
         if is_dropped(value):
-            raise _dropped(self.id)
+            raise dropped_database(self.id)
 
     def _check_live_committed(self) -> None:
         """``_check_live`` without recording a read of the handle: a write must not conflict
@@ -215,7 +216,7 @@ class SqliteDb(Cell):
         except EncodingError as exc:  # a row another program wrote
             raise unreadable_handle(self.id, None, exc) from exc
         if data is not None and is_dropped(decode_handle(self.id, data)):
-            raise _dropped(self.id)
+            raise dropped_database(self.id)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -306,12 +307,6 @@ def _plain(sql: Any) -> Any:
     """A str subclass as its text: what the guard judged and SQLite runs, and what caches key
     on (a subclass's own ``__str__``, ``__eq__`` or ``__hash__`` say nothing here)."""
     return str.__str__(sql) if isinstance(sql, str) and type(sql) is not str else sql
-
-
-def _dropped(db_id: str) -> SqliteCellsError:
-    return SqliteCellsError(
-        f"database {db_id} was dropped: declare a new one (another name) instead"
-    )
 
 
 _TARGETS: dict[tuple[str, str], ParamTargets] = {}  # (sql, schema fingerprint) -> targets

@@ -35,9 +35,12 @@ from sqlite_cells.files import (
     detach,
     disk_handle_value,
     disk_source_id,
+    dropped_database,
     encode_op_body,
+    file_identity,
     handle_not_writable,
     handle_shaped,
+    is_dropped,
     orphan_outcome,
     pin,
     pinned,
@@ -261,12 +264,15 @@ class Runtime(runtime.Runtime):
         # db id -> damage_noted() of its file when it was last checked for that damage.
         self._damage_checked: dict[str, int] = {}
         self._followed: set[str] = set()  # disk handles whose recorded pin is watched
+        # db id -> the identity of its file last seen to be the one pinned (see _follow_file).
+        self._seen_files: dict[str, Identity] = {}
         sqlite_participant = SqliteParticipant(
             ready=lambda decl, timeout: self.ensure_reconciled(decl, lock_timeout=timeout),
             repair=self.reconcile,
             exec_timeout=exec_timeout,
             written=self.read_pool.note_file,
             behind=self._forget_reconciled,
+            changed=self._forget_file,
         )
         self.register_participant(sqlite_participant)
         self.register_participant(DropParticipant(forget=self.read_pool.discard))
@@ -398,14 +404,17 @@ class Runtime(runtime.Runtime):
         self.read_pool.discard(path)
         self.live_queries.source_repinned(path)
 
-    def ensure_reconciled(self, decl: Declaration, *, lock_timeout: float | None = None) -> None:
+    def ensure_reconciled(
+        self, decl: Declaration, *, lock_timeout: float | None = None, reading: bool = False
+    ) -> None:
         """Before a database is first used by this runtime, make it agree with its space (R71);
         raises :class:`Quarantined` for a database that could not be repaired. A lock held
         elsewhere on its files is waited for ``lock_timeout`` seconds at most (default: the
-        busy timeout of the runtime's own connections)."""
+        busy timeout of the runtime's own connections). A dropped database is never reconciled:
+        a read (``reading``), or a use that would reconcile it, says it was dropped."""
         if decl.kind is not SourceKind.CELL:
             return
-        self._check_handle(decl)
+        dropped = self._check_handle(decl)
         noted = damage_noted(decl.path)  # a read or a write found the file damaged
         with self._decl_lock:
             quarantined = self._quarantined.get(decl.db_id)
@@ -413,6 +422,10 @@ class Runtime(runtime.Runtime):
             verify = noted != self._damage_checked.get(decl.db_id, 0)
         if quarantined is not None:
             raise quarantined
+        if dropped and (reading or verify or not done):
+            # Dropped (by this runtime or another): the file is not reconciled against a log
+            # whose last op for it is the drop. (A write checked already says so at commit.)
+            raise dropped_database(decl.db_id)
         if verify:
             # R71: checked with SQLite's integrity check, rebuilt from the log or quarantined.
             self.reconcile(decl, lock_timeout=lock_timeout, verify=True)
@@ -428,7 +441,8 @@ class Runtime(runtime.Runtime):
         on the database or space file is waited for no longer than ``query_timeout``; then the
         read is a :class:`QueryTimeout` (R44), and the next read tries again."""
         try:
-            self.ensure_reconciled(decl, lock_timeout=self.query_timeout)
+            self._follow_file(decl)
+            self.ensure_reconciled(decl, lock_timeout=self.query_timeout, reading=True)
         except DatabaseError as exc:
             if not waited_for_lock(exc):
                 raise
@@ -441,15 +455,48 @@ class Runtime(runtime.Runtime):
                 "connection lets go",
             ) from exc
 
-    def _check_handle(self, decl: Declaration) -> None:
+    def _follow_file(self, decl: Declaration) -> None:
+        """Before a read: the file at ``decl``'s path is not the one pinned for it (another
+        process rebuilt it from the log, ``sqlite-cells check --repair`` or a runtime that met
+        corrupt pages, or someone put another file there): the runtime forgets what it knew of
+        the database and checks the file at the path against its space again, as at its first
+        use (R71) — in sync, it is pinned and read; another history is quarantined. One
+        ``stat`` per read; the pins are looked up only when the file is not the one last seen."""
+        if decl.kind is not SourceKind.CELL:
+            return
+        now = file_identity(decl.path)
+        if now is None:
+            return  # a file that is gone is the read's to report (R41)
+        with self._decl_lock:
+            if self._seen_files.get(decl.db_id) == now:
+                return
+        expected = self._pinned(decl.path)
+        if expected is not None and expected != now:
+            self._forget_file(decl)
+            return
+        with self._decl_lock:
+            self._seen_files[decl.db_id] = now
+
+    def _forget_file(self, decl: Declaration) -> None:
+        """The file at ``decl``'s path is not the one this runtime checked (found by a read, or
+        by a commit, which raised :class:`StoreChanged`, R73): what was known of it — that it
+        agrees with its space, the damage checks, the pooled connections — is forgotten, so its
+        next use reconciles the file now at the path and pins it (R71)."""
+        with self._decl_lock:
+            self._reconciled.discard(decl.db_id)
+            self._damage_checked.pop(decl.db_id, None)
+            self._seen_files.pop(decl.db_id, None)
+        self.read_pool.discard(decl.path)
+
+    def _check_handle(self, decl: Declaration) -> bool:
         """``HandleQuarantined`` when the committed handle value of ``decl`` is not a handle (R5):
-        written by an older or foreign program, it is never read as "no handle"."""
+        written by an older or foreign program, it is never read as "no handle". Else whether
+        the handle is dropped."""
         try:
             data = self.space(decl.space_id).file.entity(decl.db_id).data
         except EncodingError as exc:  # a row another program wrote
             raise unreadable_handle(decl.db_id, None, exc) from exc
-        if data is not None:
-            decode_handle(decl.db_id, data)
+        return data is not None and is_dropped(decode_handle(decl.db_id, data))
 
     def reconcile(
         self,

@@ -5,6 +5,7 @@ from sqlite_cells.files._damage import damage_advice as damage_advice
 from sqlite_cells.files._damage import damage_noted as damage_noted
 from sqlite_cells.files._damage import is_damage as is_damage
 from sqlite_cells.files._damage import note_damage as note_damage
+from sqlite_cells.files._damage import source_damage_advice as source_damage_advice
 from sqlite_cells.files._handles import DROP_KIND as DROP_KIND
 from sqlite_cells.files._handles import KEPT_IN_USE as KEPT_IN_USE
 from sqlite_cells.files._handles import DamagedSpace as DamagedSpace
@@ -18,6 +19,7 @@ from sqlite_cells.files._handles import damaged_spaces as damaged_spaces
 from sqlite_cells.files._handles import declaration_from_handle as declaration_from_handle
 from sqlite_cells.files._handles import decode_handle as decode_handle
 from sqlite_cells.files._handles import disk_handle_value as disk_handle_value
+from sqlite_cells.files._handles import dropped_database as dropped_database
 from sqlite_cells.files._handles import find_garbage as find_garbage
 from sqlite_cells.files._handles import handle_not_writable as handle_not_writable
 from sqlite_cells.files._handles import handle_schema as handle_schema
@@ -34,6 +36,7 @@ from sqlite_cells.files._handles import space_damage as space_damage
 from sqlite_cells.files._handles import space_files as space_files
 from sqlite_cells.files._handles import unreadable_handle as unreadable_handle
 from sqlite_cells.files._layout import ALIAS as ALIAS
+from sqlite_cells.files._layout import CHECKED_AGAIN as CHECKED_AGAIN
 from sqlite_cells.files._layout import KIND as KIND
 from sqlite_cells.files._layout import Identity as Identity
 from sqlite_cells.files._layout import OpBody as OpBody
@@ -75,6 +78,7 @@ from sqlite_cells.files._watermark import watermark_sql as watermark_sql
 
 __all__ = [
     "ALIAS",
+    "CHECKED_AGAIN",
     "DROP_KIND",
     "KEPT_IN_USE",
     "KIND",
@@ -108,6 +112,7 @@ __all__ = [
     "detach",
     "disk_handle_value",
     "disk_source_id",
+    "dropped_database",
     "encode_op_body",
     "file_identity",
     "find_garbage",
@@ -134,6 +139,7 @@ __all__ = [
     "remove_garbage",
     "remove_unused_database",
     "set_watermark",
+    "source_damage_advice",
     "source_path",
     "source_uri",
     "space_damage",

@@ -19,7 +19,13 @@ from pathlib import Path
 
 import apsw
 
-__all__ = ["damage_advice", "damage_noted", "is_damage", "note_damage"]
+__all__ = [
+    "damage_advice",
+    "damage_noted",
+    "is_damage",
+    "note_damage",
+    "source_damage_advice",
+]
 
 # path -> how many times a read or a write found the file damaged. Guarded by _lock for writes;
 # a read is a single lookup (on every use of a database: kept that cheap).
@@ -50,4 +56,15 @@ def damage_advice(path: Path, exc: BaseException) -> str:
         "checks the file again before its next use and rebuilds it from "
         "its space's log, keeping the damaged copy, when the log holds its whole history (else "
         "the database is quarantined); `sqlite-cells check --repair` on the store does the same"
+    )
+
+
+def source_damage_advice(path: Path, exc: BaseException) -> str:
+    """What a read that met ``exc`` on the injected file ``path`` (R60) tells its caller: the
+    runtime never writes a source, so it neither repairs it nor notes it."""
+    return (
+        f"the source file {path} is damaged ({type(exc).__name__}: {exc}): sqlite-cells never "
+        "writes a registered source, so it does not repair it; restore the file from a good "
+        "copy (or repair it with SQLite's own tools, e.g. `sqlite3 FILE .recover`), then read "
+        "again"
     )

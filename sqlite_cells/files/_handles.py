@@ -77,6 +77,7 @@ __all__ = [
     "declaration_from_handle",
     "decode_handle",
     "disk_handle_value",
+    "dropped_database",
     "find_garbage",
     "handle_not_writable",
     "handle_schema",
@@ -107,6 +108,13 @@ def disk_handle_value(decl: Declaration, pin: Pin) -> dict[str, Any]:
 
 def is_dropped(value: Any) -> bool:
     return isinstance(value, dict) and value.get("dropped") is True
+
+
+def dropped_database(db_id: str) -> SqliteCellsError:
+    """The error of every use of a database whose handle ``db.drop()`` marked dropped."""
+    return SqliteCellsError(
+        f"database {db_id} was dropped: declare a new one (another name) instead"
+    )
 
 
 def handle_value(cell_id: str, data: bytes) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ from sqlite_cells.sql import DATABASE_ALIAS
 
 __all__ = [
     "ALIAS",
+    "CHECKED_AGAIN",
     "KIND",
     "Identity",
     "OpBody",
@@ -125,8 +126,7 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
         raise StoreChanged(
             key,
             "this database file was deleted or replaced while the runtime had it open; "
-            "nothing was committed: close the runtime and open a new one (it checks the file "
-            "against its space before using it)",
+            f"nothing was committed: {CHECKED_AGAIN}",
         )
     if current == key:
         return False
@@ -169,6 +169,14 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
 
 
 _ATTACH_TRIES = 5
+
+# What a StoreChanged for a database file replaced under a running runtime tells its caller.
+CHECKED_AGAIN = (
+    "the next use of the database checks the file now at the path against its space again, "
+    "as a new runtime does (a file rebuilt from the space's log is in sync and used; a file "
+    "with another history is quarantined, its rows untouched): read or run the transaction "
+    "again"
+)
 
 
 def _attach_once(conn: apsw.Connection, key: str) -> None:

@@ -16,9 +16,12 @@ names the pinned file.
 A store file is checked against the file the runtime's write path pinned for it (``pinned``,
 see :func:`sqlite_cells.files.pin`): a connection opened on another file (the pinned one deleted
 or replaced under the running runtime) reads nothing, and the read is :class:`StoreChanged`
-(R71, R73: rows of another file are never served). A connection kept idle is checked again at
-its next checkout (a ``stat``): its file deleted or replaced since, it is let go, and the path is
-opened (and checked) again — a file that is gone is a read of a missing file (R41).
+(R71, R73: rows of an unchecked file are never served). The runtime looks before each read
+and checks a file it finds replaced against its space again (``Runtime._follow_file``), so
+this is the read of a file replaced between that look and the open. A connection kept idle is
+checked again at its next checkout (a ``stat``): its file deleted or replaced since, it is let
+go, and the path is opened (and checked) again — a file that is gone is a read of a missing
+file (R41).
 
 A store file can be unlinked while a pooled connection has it open: another runtime removes the
 empty file its refused first write created (R7), and only a connection holding a lock on it
@@ -44,7 +47,14 @@ from pathlib import Path
 import apsw
 
 from sqlite_cells.codec import ClosedError, StoreChanged
-from sqlite_cells.files import READ_ONLY_URI, Identity, check_pinned, file_identity, source_uri
+from sqlite_cells.files import (
+    CHECKED_AGAIN,
+    READ_ONLY_URI,
+    Identity,
+    check_pinned,
+    file_identity,
+    source_uri,
+)
 from sqlite_cells.read._shadows import ShadowState
 from sqlite_cells.runtime import LENGTH_LIMIT, has_moved
 from sqlite_cells.sql import Gate
@@ -279,9 +289,7 @@ class ReadPool:
         raise StoreChanged(
             str(path),
             "this database file was deleted or replaced while the runtime had it open; "
-            "nothing of the file now at the path was read: close the runtime and open a new "
-            "one (it checks the file against its space before using it), or run "
-            "`sqlite-cells check` on the store",
+            f"nothing of the file now at the path was read: {CHECKED_AGAIN}",
         )
 
     @staticmethod

@@ -42,6 +42,7 @@ from sqlite_cells.files import (
     is_damage,
     note_damage,
     read_watermark,
+    source_damage_advice,
     unread_wal,
 )
 from sqlite_cells.read._pool import DEFAULT_LENGTH_LIMIT, PooledConnection, ReadPool
@@ -650,6 +651,8 @@ def _translate(
     elif is_damage(exc) and decl.kind is SourceKind.CELL:
         note_damage(decl.path)  # checked again before its next use (R71)
         error = QueryError(decl.db_id, sql, damage_advice(decl.path, exc))
+    elif is_damage(exc):  # an injected source (R60): named, never written
+        error = QueryError(decl.db_id, sql, source_damage_advice(decl.path, exc))
     elif isinstance(exc, apsw.SQLError):
         hint = (
             ": queries may read only the database's declared tables"

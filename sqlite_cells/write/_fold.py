@@ -50,6 +50,7 @@ from sqlite_cells.codec import (
     ExecTimeout,
     Op,
     SqliteCellsError,
+    StoreChanged,
     TransactionError,
     encode_plain,
 )
@@ -186,12 +187,15 @@ class SqliteParticipant:
         exec_timeout: float = DEFAULT_EXEC_TIMEOUT,
         written: Callable[[Path], None] = lambda _path: None,
         behind: Callable[[Declaration], None] = lambda _decl: None,
+        changed: Callable[[Declaration], None] = lambda _decl: None,
     ) -> None:
         if not exec_timeout > 0:
             raise ValueError(f"exec_timeout must be positive, not {exec_timeout}")
         self._ready = ready
         self._repair = repair
         self._behind = behind  # told of a file found behind its space: reconcile it again
+        # told of a file found replaced at its path (StoreChanged): check the new one again
+        self._changed = changed
         self._written = written  # told of each file a commit wrote, once durable
         self.exec_timeout = exec_timeout
         self._lock_wait_ms = busy_ms(exec_timeout)
@@ -251,7 +255,18 @@ class SqliteParticipant:
             write_conn(conn)  # its gate is installed outside any transaction, once
             path = paths.pop()
             conn.setbusytimeout(self._lock_wait_ms)  # R44, see _lock_timeout
-            if attach(conn, path):
+            try:
+                created = attach(conn, path)
+            except StoreChanged:
+                # R73: this commit commits nothing; the file now at the path is checked
+                # against its space at the database's next use.
+                with self._lock:
+                    self._ensured.clear()
+                    self._last.clear()
+                for decl in decls:
+                    self._changed(decl)
+                raise
+            if created:
                 with self._lock:
                     self._created.add(path)
         except (apsw.BusyError, DatabaseError) as exc:

@@ -1,5 +1,7 @@
-"""A database file deleted or replaced under a running runtime is never read from (R71, R73): the
-read pool checks the file it opens, or reuses, against the one the write path pinned."""
+"""A database file deleted or replaced under a running runtime is never read unchecked (R71, R73):
+a read that finds another file at the path checks it against its space again, as a new runtime
+does at first use — a file with another history is quarantined, its rows untouched; the read
+pool checks the file it opens, or reuses, against the one the write path pinned."""
 
 from __future__ import annotations
 
@@ -64,12 +66,21 @@ def forked(store: Path, tmp_path: Path) -> Path:
     return _forked_file(store, tmp_path)
 
 
+def _rows(path: Path) -> list[str]:
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        return [v for (v,) in conn.execute("SELECT v FROM t ORDER BY id")]
+    finally:
+        conn.close()
+
+
 @pytest.mark.parametrize("pool_size", [1, 4])
 def test_a_file_replaced_under_a_running_runtime_is_not_read(
     store: Path, forked: Path, pool_size: int
 ) -> None:
     """With one pooled connection, reading "b" lets "a"'s go and "a" is opened again; with more,
-    "a"'s idle connection is checked as it is taken again."""
+    "a"'s idle connection is checked as it is taken again. Either way the file now at the path
+    is checked against the space before anything of it is read: another history, quarantined."""
     rt = sc.Runtime(store, read_pool_size=pool_size)
     try:
         space = rt.space("demo")
@@ -79,16 +90,18 @@ def test_a_file_replaced_under_a_running_runtime_is_not_read(
         assert [r["v"] for r in a.read("SELECT v FROM t ORDER BY id")] == ["a1", "good"]
         _put(forked, a.path)  # the same watermark, other rows
         assert [r["v"] for r in b.read("SELECT v FROM t")] == ["b1"]
-        with pytest.raises(sc.StoreChanged) as raised:
+        with pytest.raises(sc.Quarantined) as raised:
             a.read("SELECT v FROM t ORDER BY id")
-        assert str(a.path) in str(raised.value)
-        assert "deleted or replaced" in str(raised.value)
-        assert "open a new one" in str(raised.value)
+        assert raised.value.path == a.path
+        assert "not the ones its space logged" in str(raised.value)
         # Still refused at the next read, and the next write commits nothing.
-        with pytest.raises(sc.StoreChanged):
+        with pytest.raises(sc.Quarantined):
             a.read("SELECT v FROM t ORDER BY id")
-        with pytest.raises(sc.StoreChanged):
+        seq = space.file.seen_seq
+        with pytest.raises(sc.Quarantined):
             _write(space, a, "lost")
+        assert space.file.seen_seq == seq
+        assert _rows(a.path) == ["a1", "OTHER"]  # the rows are untouched
     finally:
         rt.close()
 
@@ -107,7 +120,8 @@ def test_a_live_query_on_a_replaced_file_reports_it(store: Path, forked: Path) -
         rt.settle()
         state = query.get()
         assert state.result is None
-        assert isinstance(state.error, sc.StoreChanged)
+        assert isinstance(state.error, sc.Quarantined)
+        assert _rows(a.path) == ["a1", "OTHER"]
     finally:
         rt.close()
 

@@ -240,6 +240,38 @@ def test_a_source_deleted_after_registration_is_a_clear_query_error(
     assert info.value.db_id == handle.id and "gone" in str(info.value)
 
 
+def test_corrupt_pages_of_a_source_name_the_file_and_what_to_do(
+    space: Space, outside: Path
+) -> None:
+    """Errors: a source's corrupt pages are a QueryError naming the file and what to do; the
+    runtime never writes a source, so nothing is repaired, noted or created beside it."""
+    path = _reference_db(outside / "big.db", rows=3000)
+    conn = apsw.Connection(str(path))
+    pages = [
+        page
+        for (page,) in conn.execute(
+            "SELECT pageno FROM dbstat WHERE name = 'codes' AND pagetype = 'leaf'"
+        )
+    ]
+    size = conn.execute("PRAGMA page_size").fetchall()[0][0]
+    conn.close()
+    assert len(pages) > 1
+    with path.open("r+b") as f:
+        for page in pages[len(pages) // 2 :]:
+            f.seek((page - 1) * size)
+            f.write(b"\x0d\x00\x00\xff\xff\x00\x10\x00")
+    damaged = path.read_bytes()
+    handle = space.register_disk_source(str(path))
+    with pytest.raises(sc.QueryError) as info:
+        handle.read("SELECT label FROM codes")
+    message = str(info.value)
+    assert info.value.db_id == handle.id
+    assert f"the source file {path} is damaged" in message
+    assert "never writes a registered source" in message and "restore the file" in message
+    assert path.read_bytes() == damaged
+    assert sorted(p.name for p in outside.iterdir()) == ["big.db"]
+
+
 def test_text_a_source_stores_that_is_not_utf8_fails_the_query_clearly(
     space: Space, reference: Path
 ) -> None:

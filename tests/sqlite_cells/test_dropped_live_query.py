@@ -1,0 +1,52 @@
+"""A live query of a database that is then dropped (decisions.md, "Drop"; R71, Errors): it
+reports the error every use of a dropped database gives, and the database is never reconciled
+against its drop (nor called quarantined)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytest
+
+import sqlite_cells as sc
+
+TABLES = {"t": sc.table(id="integer primary key", v="text")}
+
+
+@pytest.mark.parametrize("same_runtime", [True, False])
+def test_a_live_query_of_a_dropped_database_says_it_was_dropped(
+    store: Path, same_runtime: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = sc.Runtime(store, poll_interval=0.01)
+    second = first if same_runtime else sc.Runtime(store, poll_interval=0.01)
+    try:
+        space = first.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        other = second.space("demo").sqlite_database("d", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES (?)", ["a"])
+        query = other.query("SELECT v FROM t")
+        second.settle(timeout=10)
+        assert query.get().result == [{"v": "a"}]
+        with caplog.at_level(logging.WARNING, logger="sqlite_cells"):
+            with space.transact():
+                db.drop()
+            deadline = time.monotonic() + 10
+            while query.get().error is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            second.settle(timeout=10)
+        error = query.get().error
+        assert type(error) is sc.SqliteCellsError, error
+        dropped = f"database {db.id} was dropped: declare a new one (another name) instead"
+        assert str(error) == dropped
+        with pytest.raises(sc.SqliteCellsError) as read:
+            other.read("SELECT v FROM t")
+        assert str(read.value) == str(error)
+        assert not [r for r in caplog.records if "quarantined" in r.getMessage()]
+        assert not (store / "quarantine").exists()
+    finally:
+        first.close()
+        if not same_runtime:
+            second.close()
