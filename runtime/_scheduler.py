@@ -293,11 +293,15 @@ class Scheduler:
     def after_commit(self, space: SpaceFile, seq: int, work: Callable[[], None]) -> None:
         """Run ``work`` (scheduler thread) once the scheduler has processed commit ``seq`` of
         ``space`` — at once if it already has. Used to hold back results read from files that
-        are ahead of what subscribers have been told (R50)."""
+        are ahead of what subscribers have been told (R50). Parked work counts for ``settle``
+        (it is a re-run caused by a past commit), and the runtime is asked to take that commit
+        in now rather than at its next poll."""
         if seq <= self.processed_seq(space):
             work()
-        else:
-            self._parked.setdefault(space, []).append((seq, work))
+            return
+        self._parked.setdefault(space, []).append((seq, work))
+        self.begin_work()
+        space.wake()
 
     def processed_seq(self, space: SpaceFile) -> int:
         """The last seq of ``space`` whose re-runs this scheduler has started (scheduler thread)."""
@@ -537,7 +541,12 @@ class Scheduler:
             due = [work for seq, work in parked if seq <= event.seq]
             parked[:] = [(seq, work) for seq, work in parked if seq > event.seq]
             for work in due:
-                work()
+                try:
+                    work()
+                except Exception:
+                    log.exception("work held for seq %d failed", event.seq)
+                finally:
+                    self.end_work()
 
     def _propagate(self, start: list[Node], preset: dict[Node, Any] | None = None) -> None:
         # Keyed by (height, order) tuples: compared in C, and order is unique per node.

@@ -99,3 +99,34 @@ def test_three_processes_lose_no_increment(store: Path) -> None:
         assert space.file.seen_seq == 3 * per_process
     # Each retry is a conflict that was detected and re-run rather than lost.
     assert attempts >= 3 * per_process
+
+
+INSERTER = """
+import sys
+import sqlite_cells as sc
+
+with sc.Runtime(sys.argv[1]) as rt:
+    space = rt.space("demo")
+    db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key", v="text")})
+    with space.transact():
+        db.exec("INSERT INTO t (v) VALUES ('a')")
+"""
+
+
+def test_settle_waits_for_a_first_run_that_read_another_process_commit(store: Path) -> None:
+    """R53 and `rt.settle()`: a query created after another process committed reads that
+    commit at once; its result is held until this runtime has taken the commit in (R50), and
+    settle waits for that, which it does now rather than at its next poll."""
+    tables = {"t": sc.table(id="integer primary key", v="text")}
+    with sc.Runtime(store, poll_interval=60) as rt:
+        space = rt.space("demo")
+        with space.transact():
+            space.cell("x").set(1)  # the space file is open here before the other commit
+        db = space.sqlite_database("d", tables=tables)
+        writer = _spawn(INSERTER, str(store))
+        _, err = writer.communicate(timeout=60)
+        assert writer.returncode == 0, err
+        query = db.query("SELECT v FROM t")
+        assert rt.settle(timeout=20)
+        state = query.get()
+        assert (state.pending, state.result, state.error) == (False, [{"v": "a"}], None)
