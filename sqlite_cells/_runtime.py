@@ -573,11 +573,13 @@ class Runtime(runtime.Runtime):
     def _pinned(self, path: Path) -> Identity | None:
         """The identity this runtime's write path pinned for the database file ``path`` (after
         checking it against its space, or at its first write here), if any: what the read pool
-        checks the files it opens against (R71, R73)."""
-        with self._decl_lock:
-            space_ids = {d.space_id for d in self._declarations.values() if d.path == path}
-        for space_id in space_ids:
-            writer = self.space(space_id).file.open_writer
+        checks the files it opens against (R71, R73). A file is pinned only on its own space's
+        write connection; the runtime's spaces are looked through (few), not its declarations
+        (one per database: this runs at every open of a pooled connection)."""
+        with self._lock:
+            files = [space.file for space in self._spaces.values()]
+        for file in files:
+            writer = file.open_writer
             found = pinned(writer, path) if writer is not None else None
             if found is not None:
                 return found
