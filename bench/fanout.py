@@ -62,15 +62,19 @@ def _open(directory: Path) -> tuple[sc.Runtime, Any, sc.SqliteDb, Any]:
     return rt, space, db, write
 
 
-def _raw_read(path: Path, statements: list[tuple[str, list[int]]], bump: str) -> float:
+def _raw_read(
+    path: Path, statements: list[tuple[str, list[int]]], bump: str, samples: int
+) -> float:
     """Another connection commits ``bump``; then one connection runs ``statements`` in one read
-    transaction with the watermark read. Returns the read's seconds."""
+    transaction with the watermark read. Returns the read's median seconds over ``samples``
+    reads (as many as the runtime's side is measured over: a median of a handful swings with
+    the machine's noise, and the ratio with it)."""
     writer = apsw.Connection(str(path))
     reader = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
     for sql, params in statements:  # warm the statement cache, as a pooled reader has it
         reader.execute(sql, params).fetchall()
     times = []
-    for _ in range(5):
+    for _ in range(samples):
         writer.execute(bump)
         start = time.perf_counter()
         reader.execute("BEGIN")
@@ -110,8 +114,8 @@ def precision(directory: Path, writes: int) -> dict[str, Any]:
         path = db.path
     finally:
         rt.close()
-    raw_one = _raw_read(path, statements[::N_TABLES], cases["one"][0])
-    raw_all = _raw_read(path, statements, cases["one"][0])
+    raw_one = _raw_read(path, statements[::N_TABLES], cases["one"][0], writes)
+    raw_all = _raw_read(path, statements, cases["one"][0], writes)
     return {"times": out, "reruns": reruns, "raw_one": raw_one, "raw_all": raw_all}
 
 
@@ -163,7 +167,7 @@ def one_rerun(directory: Path, writes: int) -> dict[str, Any]:
         path = db.path
     finally:
         rt.close()
-    raw = _raw_read(path, [(sql, params)], "UPDATE t0 SET v = v + 1 WHERE id = 1")
+    raw = _raw_read(path, [(sql, params)], "UPDATE t0 SET v = v + 1 WHERE id = 1", writes)
     return {"latencies": latencies, "raw": raw}
 
 
