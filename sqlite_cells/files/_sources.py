@@ -50,6 +50,8 @@ __all__ = [
     "decode_pin",
     "disk_source_id",
     "encode_pin",
+    "hot_journal_advice",
+    "is_hot_journal",
     "register_disk_file",
     "source_uri",
     "unread_wal",
@@ -303,6 +305,27 @@ def _head(path: Path, size: int) -> bytes:
         os.close(fd)
 
 
+def is_hot_journal(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite refusing to read a file whose rollback journal is hot: a
+    write to it was interrupted, and only a connection that may write rolls it back."""
+    return (
+        isinstance(exc, apsw.ReadOnlyError)
+        and getattr(exc, "extendedresult", None) == apsw.SQLITE_READONLY_ROLLBACK
+    )
+
+
+def hot_journal_advice(path: Path) -> str:
+    """What a read of the source at ``path`` that met a hot journal (:func:`is_hot_journal`)
+    tells its caller: sqlite-cells never writes a source, so the rollback is left to its own
+    program."""
+    return (
+        f"the source file {path} has a hot journal ({_sibling(path, '-journal').name}): a write "
+        "to it was interrupted and SQLite must roll it back before the file can be read, which "
+        "sqlite-cells never does to a registered source; let the program that writes it (or "
+        "the sqlite3 shell) open it once, then read again"
+    )
+
+
 def _check_sqlite(given: str, resolved: Path) -> None:
     try:
         header = _head(resolved, len(_HEADER))
@@ -319,4 +342,6 @@ def _check_sqlite(given: str, resolved: Path) -> None:
         finally:
             conn.close()
     except apsw.Error as exc:
+        if is_hot_journal(exc):
+            raise DiskSourceError("sqlite-file", given, hot_journal_advice(resolved)) from exc
         raise DiskSourceError("sqlite-file", given, f"SQLite cannot read it: {exc}") from exc

@@ -41,6 +41,22 @@ def _wait_for(q: sc.Query[Any], done: Callable[[sc.QueryState[Any]], bool]) -> b
         subscription.dispose()
 
 
+def _interrupt_a_write(path: Path) -> None:
+    """Another program dies in the middle of a write to ``path`` (rollback-journal mode): its
+    pages are in the file and the journal that undoes them is hot."""
+    code = (
+        "import apsw, os\n"
+        f"c = apsw.Connection({str(path)!r})\n"
+        "c.execute('PRAGMA cache_size = 1')\n"
+        "c.execute('BEGIN')\n"
+        "for i in range(2000):\n"
+        "    c.execute('INSERT INTO t VALUES (?)', ('x' * 300,))\n"
+        "os._exit(0)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    assert _beside(path) == [path.name, f"{path.name}-journal"]
+
+
 @pytest.fixture
 def outside(tmp_path: Path) -> Path:
     folder = tmp_path / "outside"
@@ -88,6 +104,34 @@ def _release_readers(fifo: Path) -> None:
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
         except OSError:
             return  # nobody is waiting on it
+
+
+def test_a_source_with_a_hot_journal_says_so_and_what_to_do(rt: sc.Runtime, outside: Path) -> None:
+    """A write another program left half done: SQLite must roll it back before the file can be
+    read, and sqlite-cells never writes a source. The error names the file and the remedy,
+    not SQLite's 'attempt to write a readonly database'; the journal is left as found."""
+    path = _source(outside / "ref.db")
+    space = rt.space("demo")
+    handle = space.register_disk_source(str(path))
+    q = handle.query("SELECT count(*) AS n FROM t")
+    rt.settle()
+    assert q.get().result == [{"n": 1}]
+    _interrupt_a_write(path)
+    journal = (outside / "ref.db-journal").read_bytes()
+    with pytest.raises(sc.QueryError) as info:
+        handle.read("SELECT count(*) AS n FROM t")
+    message = str(info.value)
+    assert "hot journal" in message and str(path) in message and "readonly" not in message
+    assert _wait_for(q, lambda state: state.error is not None), q.get()
+    assert isinstance(q.get().error, sc.QueryError) and "hot journal" in str(q.get().error)
+    assert _beside(path) == ["ref.db", "ref.db-journal"]
+    assert (outside / "ref.db-journal").read_bytes() == journal
+    with pytest.raises(sc.DiskSourceError) as refused:  # registering it again says the same
+        rt.space("other").register_disk_source(str(path))
+    assert refused.value.rule == "sqlite-file" and "hot journal" in str(refused.value)
+    apsw.Connection(str(path)).execute("SELECT count(*) FROM t").fetchall()  # its own program
+    assert _wait_for(q, lambda state: state.result == [{"n": 1}]), q.get()
+    assert _beside(path) == ["ref.db"]
 
 
 def test_a_source_is_the_same_handle_by_any_name_and_refuses_every_write(
