@@ -658,11 +658,11 @@ def _translate(
     elif is_hot_journal(exc) and decl.kind is SourceKind.DISK:  # left to its own program (R60)
         error = QueryError(decl.db_id, sql, hot_journal_advice(decl.path))
     elif isinstance(exc, apsw.SQLError):
-        hint = (
-            ": queries may read only the database's declared tables"
-            if "no such table" in str(exc)
-            else ""
-        )
+        hint = ""
+        if "no such table" in str(exc) and decl.kind is SourceKind.DISK:  # its own schema (R60)
+            hint = f": the source file {decl.path} holds no such table (it is read as it is)"
+        elif "no such table" in str(exc):
+            hint = ": queries may read only the database's declared tables"
         error = QueryError(decl.db_id, sql, f"SQLError: {exc}{hint}")
     else:
         error = QueryError(decl.db_id, sql, f"{type(exc).__name__}: {exc}")

@@ -159,6 +159,20 @@ def test_a_source_is_the_same_handle_by_any_name_and_refuses_every_write(
     assert _beside(path) == ["alias.db", "ref.db"]
 
 
+def test_a_table_a_source_does_not_hold_is_named_as_missing_from_that_file(
+    rt: sc.Runtime, outside: Path
+) -> None:
+    """A source has no declared tables (it is read with its own schema): the error says which
+    file lacks the table, not that only declared tables may be read."""
+    path = _source(outside / "ref.db")
+    handle = rt.space("demo").register_disk_source(str(path))
+    with pytest.raises(sc.QueryError) as info:
+        handle.read("SELECT * FROM codes")
+    message = str(info.value)
+    assert "no such table: codes" in message and str(path) in message
+    assert "declared" not in message
+
+
 def test_refused_registrations_leave_no_file_in_the_store(tmp_path: Path, outside: Path) -> None:
     store = tmp_path / "store"
     not_sqlite = outside / "notes.txt"
