@@ -67,6 +67,8 @@ from sqlite_cells.files._sources import adopt_pin as adopt_pin
 from sqlite_cells.files._sources import check_pinned as check_pinned
 from sqlite_cells.files._sources import content_signature as content_signature
 from sqlite_cells.files._sources import disk_source_id as disk_source_id
+from sqlite_cells.files._sources import hot_journal_advice as hot_journal_advice
+from sqlite_cells.files._sources import is_hot_journal as is_hot_journal
 from sqlite_cells.files._sources import register_disk_file as register_disk_file
 from sqlite_cells.files._sources import source_uri as source_uri
 from sqlite_cells.files._sources import unread_wal as unread_wal
@@ -120,8 +122,10 @@ __all__ = [
     "handle_schema",
     "handle_shaped",
     "handle_value",
+    "hot_journal_advice",
     "is_damage",
     "is_dropped",
+    "is_hot_journal",
     "keep_copy",
     "look_again",
     "note_damage",

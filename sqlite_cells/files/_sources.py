@@ -29,6 +29,7 @@ would read it without creating that ``-shm`` (:func:`unread_wal`), and its reads
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
@@ -49,6 +50,8 @@ __all__ = [
     "decode_pin",
     "disk_source_id",
     "encode_pin",
+    "hot_journal_advice",
+    "is_hot_journal",
     "register_disk_file",
     "source_uri",
     "unread_wal",
@@ -237,8 +240,7 @@ def source_uri(path: Path) -> str:
     docstring): nothing of ours is ever created beside the file."""
     base = "file:" + urllib.parse.quote(str(path)) + "?mode=ro"
     try:
-        with path.open("rb") as handle:
-            header = handle.read(20)
+        header = _head(path, 20)
     except OSError:
         return base  # the open fails and says why
     wal = len(header) == 20 and header[18] == _WAL_FORMAT
@@ -252,16 +254,14 @@ def unread_wal(path: Path) -> bool:
     ``-shm``: SQLite reads such a ``-wal`` only through a ``-shm`` it would create beside the
     file (R60 forbids it), or not at all (``immutable``), which would serve older rows. A
     ``-wal`` holds a commit when its first frame carries the salts of its header (a ``-wal``
-    reset by a checkpoint does not). Read with plain ``open``s: no lock, nothing created."""
+    reset by a checkpoint does not). Read with :func:`_head`: no lock, nothing created."""
     if _sibling(path, "-shm").exists():
         return False
     try:
         if os.stat(_sibling(path, "-wal")).st_size <= _WAL_HEADER:
             return False
-        with path.open("rb") as handle:
-            header = handle.read(20)
-        with _sibling(path, "-wal").open("rb") as handle:
-            wal = handle.read(_WAL_HEADER + 24)
+        header = _head(path, 20)
+        wal = _head(_sibling(path, "-wal"), _WAL_HEADER + 24)
     except OSError:
         return False  # no -wal (or it went away): the file alone holds the rows
     if len(header) < 20 or header[18] != _WAL_FORMAT or len(wal) < _WAL_HEADER + 24:
@@ -273,13 +273,12 @@ def content_signature(path: Path) -> tuple[object, ...] | None:
     """What changes whenever another program commits to the file at ``path``: its identity,
     size and mtime, SQLite's file change counter (header bytes 24–27, bumped by each commit in
     rollback-journal mode) and the size and mtime of its ``-wal``. None when it is unreadable.
-    Read with a plain ``open``: no lock is taken and nothing is created."""
+    Read with :func:`_head`: no lock is taken, nothing is created, nothing blocks."""
     try:
         found = os.stat(path)
-        with path.open("rb") as handle:
-            counter = handle.read(28)[24:]
+        counter = _head(path, 28)[24:]
     except OSError:
-        return None
+        return None  # gone, unreadable, or not a regular file (never opened for reading)
     try:
         wal = os.stat(_sibling(path, "-wal"))
         wal_state: tuple[int, int] | None = (wal.st_size, wal.st_mtime_ns)
@@ -292,10 +291,44 @@ def _sibling(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
 
 
+def _head(path: Path, size: int) -> bytes:
+    """The first ``size`` bytes of the regular file at ``path``, or ``OSError``. Opened without
+    blocking and checked to be a regular file before it is read: a named pipe swapped in at a
+    source's path would hold a plain ``open`` until some program wrote to it, and with it the
+    poller that keeps every source live (R60)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return os.read(fd, size)
+    finally:
+        os.close(fd)
+
+
+def is_hot_journal(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite refusing to read a file whose rollback journal is hot: a
+    write to it was interrupted, and only a connection that may write rolls it back."""
+    return (
+        isinstance(exc, apsw.ReadOnlyError)
+        and getattr(exc, "extendedresult", None) == apsw.SQLITE_READONLY_ROLLBACK
+    )
+
+
+def hot_journal_advice(path: Path) -> str:
+    """What a read of the source at ``path`` that met a hot journal (:func:`is_hot_journal`)
+    tells its caller: sqlite-cells never writes a source, so the rollback is left to its own
+    program."""
+    return (
+        f"the source file {path} has a hot journal ({_sibling(path, '-journal').name}): a write "
+        "to it was interrupted and SQLite must roll it back before the file can be read, which "
+        "sqlite-cells never does to a registered source; let the program that writes it (or "
+        "the sqlite3 shell) open it once, then read again"
+    )
+
+
 def _check_sqlite(given: str, resolved: Path) -> None:
     try:
-        with resolved.open("rb") as handle:
-            header = handle.read(len(_HEADER))
+        header = _head(resolved, len(_HEADER))
     except OSError as exc:
         raise DiskSourceError("sqlite-file", given, f"cannot be read: {exc}") from exc
     if header != _HEADER:
@@ -309,4 +342,6 @@ def _check_sqlite(given: str, resolved: Path) -> None:
         finally:
             conn.close()
     except apsw.Error as exc:
+        if is_hot_journal(exc):
+            raise DiskSourceError("sqlite-file", given, hot_journal_advice(resolved)) from exc
         raise DiskSourceError("sqlite-file", given, f"SQLite cannot read it: {exc}") from exc

@@ -39,7 +39,9 @@ from sqlite_cells.codec import DiskSourceError, QueryError, QueryTimeout, Sqlite
 from sqlite_cells.files import (
     check_pinned,
     damage_advice,
+    hot_journal_advice,
     is_damage,
+    is_hot_journal,
     note_damage,
     read_watermark,
     source_damage_advice,
@@ -653,12 +655,14 @@ def _translate(
         error = QueryError(decl.db_id, sql, damage_advice(decl.path, exc))
     elif is_damage(exc):  # an injected source (R60): named, never written
         error = QueryError(decl.db_id, sql, source_damage_advice(decl.path, exc))
+    elif is_hot_journal(exc) and decl.kind is SourceKind.DISK:  # left to its own program (R60)
+        error = QueryError(decl.db_id, sql, hot_journal_advice(decl.path))
     elif isinstance(exc, apsw.SQLError):
-        hint = (
-            ": queries may read only the database's declared tables"
-            if "no such table" in str(exc)
-            else ""
-        )
+        hint = ""
+        if "no such table" in str(exc) and decl.kind is SourceKind.DISK:  # its own schema (R60)
+            hint = f": the source file {decl.path} holds no such table (it is read as it is)"
+        elif "no such table" in str(exc):
+            hint = ": queries may read only the database's declared tables"
         error = QueryError(decl.db_id, sql, f"SQLError: {exc}{hint}")
     else:
         error = QueryError(decl.db_id, sql, f"{type(exc).__name__}: {exc}")
