@@ -182,12 +182,14 @@ class Cell:
 
     def update(self, fn: Callable[[Any], Any]) -> None:
         """Set the value to ``fn(current value)``; ``fn`` that is not callable is an
-        ``InvalidArgument`` (nothing is recorded)."""
+        ``InvalidArgument`` (nothing is recorded). Outside a transaction it is ``NoTransaction``
+        before ``fn`` runs: a write that cannot be recorded does not run the caller's code."""
         if not callable(fn):
             raise InvalidArgument(
                 f"update takes a function of the current value, not {type(fn).__name__}: write "
                 "cell.update(lambda value: ...), or cell.set(value)"
             )
+        require_transaction(f"writing cell {self._id}")
         self.set(fn(self.get()))
 
     def key(self, key: PathElement) -> Cell:

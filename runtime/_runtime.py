@@ -191,28 +191,42 @@ class Runtime:
     # -- reactivity ----------------------------------------------------------------------------
 
     def settle(self, timeout: float | None = None) -> bool:
-        """Block until every re-run caused by commits seen so far has delivered (including first
-        runs of derived cells and queries created before the call). False on timeout.
+        """Block until every re-run caused by past commits has delivered (including first runs
+        of derived cells and queries created before the call). False on timeout.
+
+        Past commits are those finished before the call, whoever made them: the open spaces
+        take in what other runtimes and processes committed first, as the poller would at its
+        next tick, so a commit another runtime returned from is never left for later (§3, R53).
         ``timeout`` is in seconds (``None``: no limit); a negative or non-number timeout is an
         ``InvalidArgument`` (a ``ValueError`` and ``TypeError``)."""
-        return self.scheduler.settle(check_timeout("settle(timeout=…)", timeout))
+        timeout = check_timeout("settle(timeout=…)", timeout)
+        if not self.scheduler.on_thread:
+            self._catch_up()
+        return self.scheduler.settle(timeout)
 
     async def settled(self) -> bool:
-        return await asyncio.to_thread(self.scheduler.settle, None)
+        """``settle()`` for asyncio code: waits in a worker thread, never on the event loop."""
+        return await asyncio.to_thread(self.settle)
 
     def _poll(self) -> None:
         while not self._closed:
             self._wake.wait(self.poll_interval)
             self._wake.clear()
-            with self._lock:
-                files = [s.file for s in self._spaces.values()]
-            for file in files:
-                try:
-                    file.catch_up()
-                except ClosedError:
-                    return
-                except Exception:
-                    log.exception("catching up %r failed; will try again", file)
+            if not self._catch_up():
+                return
+
+    def _catch_up(self) -> bool:
+        """Take in what other connections committed to the open spaces. False once closed."""
+        with self._lock:
+            files = [s.file for s in self._spaces.values()]
+        for file in files:
+            try:
+                file.catch_up()
+            except ClosedError:
+                return False
+            except Exception:
+                log.exception("catching up %r failed; will try again", file)
+        return True
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -880,13 +880,15 @@ class SpaceFile:
             version = self._read_data_version()
             if version == self._data_version:
                 return False
-            self._data_version = version
             # The version also moves for this runtime's own commits. The newest seq, read after
             # the version, tells whether any other commit came: seqs only grow, and every
             # commit of this runtime is applied before its committer returns. Then there is
             # nothing to take the write lock for (a writer of this runtime may be waiting).
             if self._last_seq(self._rconn) <= self._seen_seq:
+                self._data_version = version
                 return False
+        # The version is noted only once what it announced is applied: a catch-up running
+        # meanwhile (the poller's, or settle's) then waits here for that, never returns early.
         with self._write_lock:
             if self._closed:
                 return False
@@ -897,6 +899,9 @@ class SpaceFile:
                 with _read_txn(self._rconn):
                     records = self._since(self._rconn, self._seen_seq)
             self._apply(records)
+            with self._read_lock:
+                if self._rconn is not None:
+                    self._data_version = version
         return bool(records)
 
     def _since(

@@ -1,0 +1,408 @@
+"""Transactions, handlers, settling and values as SPEC §3 and R6, R50, R53, R54 state them,
+checked through the public API on real stores, threads and processes."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sqlite_cells as sc
+
+# -- settle: every re-run caused by past commits, whoever made them (§3, R53) -----------------
+
+
+def test_settle_takes_in_a_commit_another_runtime_of_the_process_made(store: Path) -> None:
+    # A poll interval no test waits for: only settle() can bring the other commits in.
+    with sc.Runtime(store, poll_interval=60) as mine, sc.Runtime(store) as theirs:
+        seen: list[Any] = []
+        mine.space("demo").cell("c", default=0).observe().subscribe(seen.append)
+        doubled = sc.derive(mine.space("demo").cell("c"), lambda v: v * 2)
+        assert mine.settle(timeout=30) is True
+        theirs_c = theirs.space("demo").cell("c", default=0)
+        for n in (1, 2, 3):
+            with theirs.space("demo").transact():
+                theirs_c.set(n)
+            assert mine.settle(timeout=30) is True
+            assert seen[-1] == n and doubled.get() == 2 * n
+            assert mine.space("demo").cell("c").get() == n
+        assert seen == [0, 1, 2, 3]
+
+
+def test_settle_takes_in_a_commit_another_process_made(store: Path) -> None:
+    with sc.Runtime(store, poll_interval=60) as rt:
+        c = rt.space("demo").cell("c", default=0)
+        seen: list[Any] = []
+        c.observe().subscribe(seen.append)
+        rt.settle(timeout=30)
+        script = textwrap.dedent(
+            f"""
+            import sqlite_cells as sc
+            with sc.Runtime({str(store)!r}) as rt:
+                space = rt.space("demo")
+                with space.transact():
+                    space.cell("c", default=0).set(41)
+            """
+        )
+        subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+        assert rt.settle(timeout=30) is True
+        assert seen == [0, 41] and c.get() == 41
+
+
+def test_settled_takes_in_another_runtimes_commit_without_blocking_the_loop(store: Path) -> None:
+    with sc.Runtime(store, poll_interval=60) as mine, sc.Runtime(store) as theirs:
+        c = mine.space("demo").cell("c", default=0)
+        seen: list[Any] = []
+        c.observe().subscribe(seen.append)
+        mine.settle(timeout=30)
+        with theirs.space("demo").transact():
+            theirs.space("demo").cell("c").set(5)
+
+        async def main() -> bool:
+            return await mine.settled()
+
+        assert asyncio.run(main()) is True
+        assert seen == [0, 5]
+
+
+# -- nesting, missing and crossing transactions (§3) ------------------------------------------
+
+
+def test_a_nested_transact_joins_the_outer_one(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    with space.transact() as outer:
+        c.set(1)
+        with space.transact() as inner:
+            assert inner is outer
+            assert c.get() == 1  # what the transaction sees
+            c.update(lambda v: v + 1)
+        assert c.get() == 2
+    assert outer.seq == 1 and c.get() == 2  # one commit for both blocks
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda c: c.set(1),
+        lambda c: c.update(lambda v: v + 1),  # NoTransaction before the function runs
+        lambda c: c.key("a").set(1),
+    ],
+    ids=["set", "update", "key-set"],
+)
+def test_a_write_outside_a_transaction_is_no_transaction(rt: sc.Runtime, write: Any) -> None:
+    c = rt.space("demo").cell("c", default={})
+    with pytest.raises(sc.NoTransaction) as info:
+        write(c)
+    assert isinstance(info.value, sc.SqliteCellsError)
+    assert "transact" in str(info.value)  # says what to do
+    assert c.get() == {}
+
+
+def test_a_second_space_refused_at_the_write_leaves_the_transaction_usable(
+    rt: sc.Runtime,
+) -> None:
+    demo, other = rt.space("demo"), rt.space("other")
+    c, o = demo.cell("c", default=0), other.cell("o", default=0)
+    with demo.transact() as tx:
+        c.set(1)
+        with pytest.raises(sc.CrossSpaceWrite) as info:
+            o.set(2)
+        assert "'other'" in str(info.value) and "'demo'" in str(info.value)
+        c.update(lambda v: v + 1)
+    assert tx.seq == 1 and c.get() == 2 and o.get() == 0
+
+
+# -- handlers (§3, Errors) --------------------------------------------------------------------
+
+
+def _commit_elsewhere(space: Any, cell: sc.Cell, value: int) -> None:
+    """Commit from a new thread (so no transaction of the caller's joins it)."""
+
+    def run() -> None:
+        with space.transact():
+            cell.set(value)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+
+
+def test_a_handler_returns_its_commit_seq_and_retries_a_conflict(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    seen: list[int] = []
+
+    @sc.handler
+    def add(n: int, *, counter: sc.Cell) -> None:
+        value = counter.get()
+        seen.append(value)
+        if len(seen) == 1:
+            _commit_elsewhere(space, counter, 100)
+        counter.set(value + n)
+
+    assert add(5, counter=c) == 2  # seq 1 is the interfering commit
+    assert seen == [0, 100] and c.get() == 105
+
+
+def test_an_async_handler_conflicting_every_time_tries_ten_times_in_all(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    tries: list[int] = []
+
+    @sc.handler
+    async def add() -> None:
+        value = c.get()
+        tries.append(value)
+        _commit_elsewhere(space, c, value + 1000)
+        c.set(value + 1)
+
+    with pytest.raises(sc.ConflictError) as info:
+        asyncio.run(add())
+    assert len(tries) == 10
+    assert c.id in info.value.cell_ids
+    assert c.get() == 10_000  # only the interfering commits landed
+
+
+def test_more_than_ten_tries_is_refused_when_the_handler_is_made() -> None:
+    with pytest.raises(ValueError) as info:
+        sc.handler(tries=11)
+    assert isinstance(info.value, sc.SqliteCellsError)
+    assert "10" in str(info.value)
+
+
+def test_threads_running_one_handler_lose_no_increment(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+
+    @sc.handler
+    def bump() -> None:
+        c.update(lambda v: v + 1)
+
+    seqs: list[int | None] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        for _ in range(15):
+            seq = bump()
+            with lock:
+                seqs.append(seq)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert c.get() == 60
+    assert sorted(s for s in seqs if s is not None) == list(range(1, 61))
+
+
+def test_an_async_handler_commits_without_blocking_the_event_loop(store: Path) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        c = space.cell("c", default=0)
+        with space.transact():
+            c.set(1)
+        (space_file,) = [p for p in store.glob("*.sqlite") if not p.name.startswith("cell-")]
+        # Another program holds the space file's write lock for a while.
+        with subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import apsw, sys, time\n"
+                f"c = apsw.Connection({str(space_file)!r})\n"
+                "c.execute('BEGIN IMMEDIATE')\n"
+                "print('held', flush=True)\n"
+                "time.sleep(0.6)\n"
+                "c.execute('COMMIT')\n",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as holder:
+            assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+
+            @sc.handler
+            async def bump() -> None:
+                c.update(lambda v: v + 1)
+
+            async def main() -> tuple[int | None, int]:
+                ticks = 0
+                done = asyncio.Event()
+
+                async def tick() -> None:
+                    nonlocal ticks
+                    while not done.is_set():
+                        ticks += 1
+                        await asyncio.sleep(0.01)
+
+                ticker = asyncio.create_task(tick())
+                seq = await bump()
+                done.set()
+                await ticker
+                return seq, ticks
+
+            seq, ticks = asyncio.run(main())
+        assert seq == 2 and c.get() == 2
+        assert ticks >= 10  # the loop kept running while the commit waited for the lock
+
+
+# -- values (R6) -------------------------------------------------------------------------------
+
+REFUSED = {
+    "bytes": b"x",
+    "nan": float("nan"),
+    "inf": float("inf"),
+    "-inf": float("-inf"),
+    "set": {1},
+    "int-over-64-bits": 2**63,
+    "int-under-64-bits": -(2**63) - 1,
+    "int-key": {1: "a"},
+    "none-key": {None: "a"},
+    "tuple-key": {(1,): "a"},
+    "nested-bytes": {"a": [1, {"b": b"x"}]},
+    "nested-nan": [float("nan")],
+    "object": object(),
+}
+
+
+@pytest.mark.parametrize("value", list(REFUSED.values()), ids=list(REFUSED))
+def test_a_value_that_is_not_json_is_refused_at_set_and_records_nothing(
+    rt: sc.Runtime, value: Any
+) -> None:
+    space = rt.space("demo")
+    c, other = space.cell("c", default="before"), space.cell("other", default=0)
+    with space.transact() as tx:
+        other.set(1)
+        with pytest.raises(sc.ValueEncodeError) as info:
+            c.set(value)
+        assert isinstance(info.value, TypeError) and isinstance(info.value, ValueError)
+        assert isinstance(info.value, sc.SqliteCellsError)
+        assert c.get() == "before"  # nothing recorded: the transaction still sees the old value
+    assert tx.seq == 1  # and it still commits what it did record
+    assert c.get() == "before" and other.get() == 1
+
+
+def test_json_values_read_back_as_json(store: Path) -> None:
+    value = {
+        "t": (1, (2, "x")),
+        "max": 2**63 - 1,
+        "min": -(2**63),
+        "f": 1.5,
+        "b": True,
+        "n": None,
+        "s": "é\u2028",
+    }
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        with space.transact():
+            space.cell("c").set(value)
+    with sc.Runtime(store) as rt:
+        assert rt.space("demo").cell("c").get() == {
+            "t": [1, [2, "x"]],  # tuples read back as lists
+            "max": 2**63 - 1,
+            "min": -(2**63),
+            "f": 1.5,
+            "b": True,
+            "n": None,
+            "s": "é\u2028",
+        }
+
+
+def test_cells_inside_values_are_stored_as_links_and_read_back_as_cells(store: Path) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        alice = space.cell("alice", default={"name": "Alice"})
+        with space.transact():
+            alice.set({"name": "Alice"})
+            space.cell("c").set({"who": [alice, alice.key("name")]})
+        link, key_link = alice.link_str(), alice.key("name").link_str()
+    with sc.Runtime(store) as rt:
+        who = rt.space("demo").cell("c").get()["who"]
+        assert all(isinstance(x, sc.Cell) for x in who)
+        assert [x.link_str() for x in who] == [link, key_link]
+        assert who[0].get() == {"name": "Alice"} and who[1].get() == "Alice"
+
+
+# -- reactivity after commits (R50, R54) -------------------------------------------------------
+
+
+def test_subscribers_never_see_a_rolled_back_value(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    seen: list[Any] = []
+    c.observe().subscribe(seen.append)
+    derived: list[Any] = []
+    sc.derive(c, lambda v: v).observe().subscribe(derived.append)
+    rt.settle()
+    with pytest.raises(KeyError), space.transact():
+        c.set(1)
+        raise KeyError("the block fails")
+    attempts: list[int] = []
+
+    @sc.handler
+    def add() -> None:
+        value = c.get()
+        attempts.append(value)
+        c.set(value + 10)  # the first attempt's value is thrown away by its conflict
+        if len(attempts) == 1:
+            _commit_elsewhere(space, c, 100)
+
+    assert add() == 2
+    rt.settle()
+    assert attempts == [0, 100]
+    assert seen == [0, 100, 110] and derived == [0, 100, 110]
+
+
+def test_a_subscriber_is_told_only_what_a_new_runtime_can_read(store: Path) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        c = space.cell("c", default=0)
+        rt.settle()
+        durable: list[tuple[Any, Any]] = []
+
+        def check(value: Any) -> None:
+            with sc.Runtime(store) as fresh:
+                durable.append((value, fresh.space("demo").cell("c").get()))
+
+        c.observe().subscribe(check)
+        rt.settle()
+        for n in (1, 2):
+            with space.transact():
+                c.set(n)
+            rt.settle()
+        assert durable[-2:] == [(1, 1), (2, 2)]
+
+
+def test_each_derived_cell_runs_once_per_commit_however_many_writes(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    a, b = space.cell("a", default=1), space.cell("b", default=10)
+    runs = {"left": 0, "right": 0, "both": 0}
+
+    def counted(name: str, fn: Any) -> Any:
+        def run(*args: Any) -> Any:
+            runs[name] += 1
+            return fn(*args)
+
+        return run
+
+    left = sc.derive(a, counted("left", lambda v: v + 1))
+    right = sc.lift(counted("right", lambda x, y: x + y))(a, b)
+    both = sc.lift(counted("both", lambda x, y: (x, y)))(left, right)
+    seen: list[Any] = []
+    both.observe().subscribe(seen.append)
+    rt.settle()
+    runs.update(left=0, right=0, both=0)
+    with space.transact():
+        a.set(2)
+        b.set(20)
+        a.update(lambda v: v + 1)
+        b.update(lambda v: v + 1)
+    rt.settle()
+    assert runs == {"left": 1, "right": 1, "both": 1}
+    assert seen == [(2, 11), (4, 24)]  # no glitch: never (4, 11) or (2, 24)
