@@ -454,3 +454,37 @@ def test_a_read_running_when_the_runtime_closes_is_told_it_closed_not_timed_out(
     reader.join(30)  # a hang detector: the read would otherwise run ~minutes
     assert not reader.is_alive()
     assert [type(e) for e in endings] == [sc.ClosedError], endings
+
+
+def test_a_cell_derived_from_a_slow_query_a_fast_query_and_a_cell_never_mixes_commits(
+    rt: sc.Runtime,
+) -> None:
+    """R54: one commit writes a cell and rows read by two queries, one cheap and one slow; a
+    cell derived from the three runs after both queries' runs for that commit landed, and
+    never pairs one query's rows with the other's or with another commit's cell."""
+    space = rt.space("demo")
+    db = space.sqlite_database("log", tables=TABLES)
+    count = space.cell("count", default=0)
+    fast = db.query("SELECT count(*) AS c FROM events")
+    spin = "(WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 200000) "
+    slow = db.query(f"SELECT max(n) AS m, {spin}SELECT count(*) FROM r) AS s FROM events")
+    seen: list[tuple[int, Any, Any]] = []
+
+    def three(c: int, f: sc.QueryState[dict[str, Any]], s: sc.QueryState[dict[str, Any]]) -> int:
+        seen.append((c, f.result and f.result[0]["c"], s.result and s.result[0]["m"]))
+        return c
+
+    sc.lift(three)(count, fast, slow).observe().subscribe(lambda _value: None)
+    assert rt.settle(20)
+
+    @sc.handler
+    def post(n: int) -> None:
+        count.set(n)
+        db.exec("INSERT INTO events (who, n, tag) VALUES (0, ?, ?)", [n, str(n)])
+
+    for n in range(1, 21):
+        post(n)
+    assert rt.settle(30)
+    settled = [(c, f, m) for c, f, m in seen if f is not None and m is not None]
+    assert settled[-1] == (20, 20, 20)
+    assert [t for t in settled if t[0] and not (t[0] == t[1] == t[2])] == []
