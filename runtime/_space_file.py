@@ -463,6 +463,7 @@ class SpaceFile:
         if not self._open_if_exists():
             return ABSENT  # not cached: the file may appear later
         with self._read_lock, translated(f"space file {self.path}"):
+            self._check_open()  # closed since the check above: its connections are closed
             if self._rconn is None:  # a refused first commit removed the file meanwhile
                 return ABSENT
             row = self._rconn.execute(
@@ -875,8 +876,8 @@ class SpaceFile:
         if self._closed or not self._open_if_exists():
             return False
         with self._read_lock:
-            if self._rconn is None:  # a refused first commit removed the file meanwhile
-                return False
+            if self._closed or self._rconn is None:  # closed, or a refused first commit
+                return False  # removed the file meanwhile
             version = self._read_data_version()
             if version == self._data_version:
                 return False

@@ -265,17 +265,32 @@ class QueryWorkers:
                 tracker=tracker,
                 previous=[last(key) for key in keys] if last is not None else None,
             )
+            if self._closed:
+                for result in results:
+                    if result.error is not None:
+                        result.error = self._closed_instead(result.error)
             # Fewer results than statements: the watchdog handed the rest to another job.
             pairs = list(zip(keys, results, strict=False))
             if job.ahead is not None:
                 self._build_ahead(job.ahead, pairs, tracker)
             return seq, pairs
         except SqliteCellsError as exc:
-            return 0, [(key, StatementResult(error=exc)) for key in _kept(keys, tracker)]
+            error = self._closed_instead(exc)
+            return 0, [(key, StatementResult(error=error)) for key in _kept(keys, tracker)]
         except Exception as exc:  # a bug or an unexpected failure must still end the read
             error = QueryError(job.decl.db_id, job.items[0][1].sql, f"{type(exc).__name__}: {exc}")
             error.__cause__ = exc
             return 0, [(key, StatementResult(error=error)) for key in _kept(keys, tracker)]
+
+    def _closed_instead(self, error: SqliteCellsError) -> SqliteCellsError:
+        """A statement that close() interrupted ran no ``query_timeout`` long: it is told the
+        runtime closed (ClosedError), not that it timed out."""
+        cause = error.__cause__
+        if not (self._closed and isinstance(cause, apsw.InterruptError)):
+            return error
+        closed = ClosedError("the runtime was closed during this read: open a new Runtime")
+        closed.__cause__ = cause
+        return closed
 
     def _build_ahead(
         self,
