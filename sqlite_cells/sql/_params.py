@@ -46,7 +46,7 @@ from types import MappingProxyType
 from typing import Final, cast
 
 from sqlite_cells.sql._kinds import Target
-from sqlite_cells.sql._names import is_link_column
+from sqlite_cells.sql._names import fold_ascii, is_link_column
 from sqlite_cells.sql._statement import CACHE_MAX_ENTRIES, CACHE_MAX_SQL_LENGTH, scan_sql
 
 __all__ = ["ParamTargets", "map_params"]
@@ -150,7 +150,9 @@ def _resolve(target: _Target, columns_of: Callable[[str], Sequence[str]] | None)
         columns = columns_of(table)
     except LookupError:
         return None
-    return columns[position].lower() if position < len(columns) else None
+    # SQLite's folding (ASCII only): str.lower() turns a Kelvin sign into k, so a column
+    # ending in "_cf_lin\u212a" would read as a link column (R11).
+    return fold_ascii(columns[position]) if position < len(columns) else None
 
 
 @functools.lru_cache(maxsize=CACHE_MAX_ENTRIES)

@@ -198,6 +198,7 @@ _WRITE_VERBS: Final = frozenset({"INSERT", "REPLACE", "UPDATE"})
 
 
 _NO_STRINGS: Final[frozenset[int]] = frozenset()
+_SKIPPED_AFTER_SEMICOLON: Final = " \t\n\r"  # what apsw skips before the next statement
 _MULTIPLE_MESSAGE: Final = (
     "more than one statement (a second one starts here, after ';'): pass one statement per call"
 )
@@ -230,10 +231,16 @@ def _problem(sql: str, tokens: list[Tok], bad: int, first_semicolon: int) -> Pro
         nul = sql.index("\x00")
         bad = nul if bad < 0 else min(bad, nul)
     semicolon = tokens[first_semicolon][3] if first_semicolon >= 0 else -1
-    if semicolon >= 0 and bad < 0 and "\v" in sql[semicolon:]:
-        # apsw skips the whitespace after a ";" and prepares the rest, where a \v it reaches
-        # first is no longer part of a whitespace run: SQLite reads it as a second statement.
-        bad = sql.index("\v", semicolon)
+    if semicolon >= 0 and bad < 0:
+        # apsw skips spaces, tabs, newlines and carriage returns after a ";" and prepares the
+        # rest, where a \v it reaches first is no longer part of a whitespace run: SQLite reads
+        # it as a second statement.  A \v further on (in a comment, after a form feed) is
+        # whitespace or comment text to SQLite, as anywhere else.
+        rest = semicolon
+        while rest < len(sql) and sql[rest] in _SKIPPED_AFTER_SEMICOLON:
+            rest += 1
+        if sql.startswith("\v", rest):
+            bad = rest
     # Text SQLite cannot read before the first ";" fails the first statement: nothing runs.
     if semicolon >= 0 and not 0 <= bad < semicolon:
         after = tokens[first_semicolon + 1][2] if first_semicolon + 1 < len(tokens) else -1

@@ -12,7 +12,8 @@ scans an INSERT, REPLACE or UPDATE that has parameters, so the answer is part of
 * anything else is parsed once by sqlglot's parser from sqlglot's own tokens, rewritten into
   forms it reads: each parameter as a unique ``:_cfpK`` placeholder, ``REPLACE INTO`` as
   ``INSERT OR REPLACE INTO``, ``UPDATE OR <action>`` as ``UPDATE`` (the action does not change
-  what is bound where).  A statement it cannot parse maps every parameter to None.
+  what is bound where).  A statement it cannot parse maps every parameter to None, and so does
+  one nested deeper than the parser can follow (it runs out of Python stack: ``RecursionError``).
 """
 
 from __future__ import annotations
@@ -217,16 +218,18 @@ _DIALECT: Final = SQLite()
 def _assign_targets(statement: Draft, targets: list[_Target]) -> None:
     try:
         parsed = _DIALECT.parser().parse(_parser_tokens(statement), statement.sql)
-    except sqlglot.errors.SqlglotError:
-        return  # unparseable: every parameter keeps the target None (see module docstring)
-    tree = parsed[0] if parsed else None
-    if isinstance(tree, exp.Insert):
-        _assign_insert(tree, targets)
-        conflict = tree.args.get("conflict")
-        if isinstance(conflict, exp.OnConflict):
-            _assign_set(conflict.expressions, targets)
-    elif isinstance(tree, exp.Update):
-        _assign_set(tree.expressions, targets)
+        tree = parsed[0] if parsed else None
+        if isinstance(tree, exp.Insert):
+            _assign_insert(tree, targets)
+            conflict = tree.args.get("conflict")
+            if isinstance(conflict, exp.OnConflict):
+                _assign_set(conflict.expressions, targets)
+        elif isinstance(tree, exp.Update):
+            _assign_set(tree.expressions, targets)
+    except (sqlglot.errors.SqlglotError, RecursionError):
+        # Unparseable, or nested deeper than the parser (or the walk of a long UNION chain)
+        # can follow: every parameter targets no column (see the module docstring).
+        targets[:] = [None] * len(targets)
 
 
 def _parser_tokens(statement: Draft) -> list[RawToken]:
