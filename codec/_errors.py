@@ -174,6 +174,17 @@ class PendingValue(TransactionError):
     """A value that is not ready yet (``sc.PENDING`` or a pending query) was used (R31)."""
 
 
+_SQL_SHOWN = 200  # characters of a statement a message quotes; the error's ``sql`` keeps it all
+
+
+def _quoted_sql(sql: str) -> str:
+    """``sql`` as an error message quotes it: whole when short, else its beginning and its
+    length (a statement of megabytes would bury the message; ``.sql`` holds the whole text)."""
+    if len(sql) <= _SQL_SHOWN:
+        return repr(sql)
+    return f"{sql[:_SQL_SHOWN]!r}… ({len(sql):,} characters)"
+
+
 class ExecError(DatabaseError):
     """SQLite refused a ``db.exec`` statement while the transaction committed (R34).
 
@@ -200,7 +211,7 @@ class ExecError(DatabaseError):
             if rolled_back
             else "nothing was recorded and the transaction is still usable"
         )
-        super().__init__(f"database {db_id}: {message} in {sql!r}; {outcome}")
+        super().__init__(f"database {db_id}: {message} in {_quoted_sql(sql)}; {outcome}")
 
 
 class ExecTimeout(ExecError, TimeoutError):
@@ -232,7 +243,7 @@ class QueryError(DatabaseError):
     def __init__(self, db_id: str, sql: str, message: str) -> None:
         self.db_id = db_id
         self.sql = sql
-        super().__init__(f"database {db_id}: {message} in {sql!r}")
+        super().__init__(f"database {db_id}: {message} in {_quoted_sql(sql)}")
 
 
 class QueryArgumentError(QueryError, TypeError, ValueError):

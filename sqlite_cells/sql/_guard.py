@@ -294,7 +294,7 @@ def _statement_kind(statement: Statement, mode: Mode) -> str:
                 sql,
                 offset,
                 f"a read must be SELECT, VALUES or WITH … SELECT, found {verb}: "
-                "send writes as a write statement in a transaction",
+                + _elsewhere(verb, "send writes with db.exec(...) inside a transaction"),
             )
     elif verb not in _WRITE_VERBS:
         refuse(
@@ -302,9 +302,19 @@ def _statement_kind(statement: Statement, mode: Mode) -> str:
             sql,
             offset,
             "a write must be INSERT, REPLACE, UPDATE or DELETE (optionally after WITH), "
-            f"found {verb}: send queries as a read",
+            f"found {verb}: " + _elsewhere(verb, "send queries with db.read(...) or db.query(...)"),
         )
     return verb
+
+
+def _elsewhere(verb: str, advice: str) -> str:
+    """What to do with a statement of ``verb`` the call does not take: ``advice`` (the other
+    call) for a statement of the other kind; nothing runs ``EXPLAIN`` or other statements."""
+    if verb in _READ_VERBS or verb in _WRITE_VERBS:
+        return advice
+    if verb == "EXPLAIN":
+        return "EXPLAIN is not run; run the statement itself (its plan is SQLite's to choose)"
+    return "only reads (db.read, db.query) and writes (db.exec) are run"
 
 
 def _refuse_verb(sql: str, key: str, start: int) -> NoReturn:

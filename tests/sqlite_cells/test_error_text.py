@@ -1,0 +1,72 @@
+"""What a refused or failed statement's message says (Errors: what was wrong, where, and what
+to do): a statement of megabytes is quoted by its beginning and its length, never whole; a
+statement neither a read nor a write (``EXPLAIN``) is not sent to the other call."""
+
+from __future__ import annotations
+
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells._runtime import Space
+from sqlite_cells.codec import ExecError, GuardViolation, QueryError
+
+LONG_WHERE = "id IN (" + ", ".join(map(str, range(50_000))) + ")"  # ≈ 290,000 characters
+
+
+def test_a_failed_read_of_a_long_statement_quotes_its_beginning_and_length(
+    db: sc.SqliteDb,
+) -> None:
+    sql = f"SELECT id FROM no_such_table WHERE {LONG_WHERE}"
+    with pytest.raises(QueryError) as caught:
+        db.read(sql)
+    text = str(caught.value)
+    assert caught.value.sql == sql  # the whole statement stays on the error
+    assert len(text) < 1_000
+    assert "no such table: no_such_table" in text
+    assert repr(sql[:200]) in text and f"({len(sql):,} characters)" in text
+
+
+def test_a_failed_write_of_a_long_statement_quotes_its_beginning_and_length(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    sql = f"UPDATE no_such_table SET body = 'x' WHERE {LONG_WHERE}"
+    with pytest.raises(ExecError) as caught, space.transact():
+        db.exec(sql)
+    text = str(caught.value)
+    assert caught.value.sql == sql
+    assert len(text) < 1_000
+    assert "no such table" in text and f"({len(sql):,} characters)" in text
+    assert text.endswith("the whole transaction was rolled back")
+
+
+def test_a_short_statement_is_quoted_whole(db: sc.SqliteDb) -> None:
+    with pytest.raises(QueryError) as caught:
+        db.read("SELECT id FROM no_such_table")
+    assert str(caught.value).endswith("in 'SELECT id FROM no_such_table'")
+
+
+@pytest.mark.parametrize("sql", ["EXPLAIN SELECT 1", "EXPLAIN QUERY PLAN SELECT * FROM t"])
+def test_explain_is_refused_without_sending_it_to_the_other_call(
+    space: Space, db: sc.SqliteDb, sql: str
+) -> None:
+    with pytest.raises(GuardViolation) as read:
+        db.read(sql)
+    assert read.value.kind == "not-read-only" and read.value.offset == 0
+    assert "EXPLAIN is not run" in str(read.value) and "db.exec" not in str(read.value)
+    with pytest.raises(GuardViolation) as write, space.transact():
+        db.exec(sql)
+    assert write.value.kind == "not-a-write" and write.value.offset == 0
+    assert "EXPLAIN is not run" in str(write.value) and "db.read" not in str(write.value)
+
+
+def test_a_statement_of_the_other_kind_names_the_call_that_takes_it(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    with pytest.raises(GuardViolation) as read:
+        db.read("DELETE FROM t")
+    assert read.value.kind == "not-read-only"
+    assert "db.exec(...) inside a transaction" in str(read.value)
+    with pytest.raises(GuardViolation) as write, space.transact():
+        db.exec("SELECT 1")
+    assert write.value.kind == "not-a-write"
+    assert "db.read(...) or db.query(...)" in str(write.value)
