@@ -164,7 +164,7 @@ class SqliteDb(Cell):
         check_statement(sql, Mode.WRITE)
         sql = _plain(sql)
         targets, fills = _targets(sql, self._decl, self.space.runtime)
-        bound = bind_rows(targets, rows, sql=sql, db_id=self.id)
+        bound = bind_rows(targets, rows, sql=sql, db_id=self.id, many=many)
         self._claim(tx)
         # The op carries its request; it is turned into the recorded op when applied (R32).
         request = ExecRequest(self._decl, sql, bound, many, fills)

@@ -54,11 +54,14 @@ def parameter_rows(rows: Any, *, sql: str, db_id: str) -> list[Any]:
     return list(rows)
 
 
-def bind_rows(targets: ParamTargets, rows: Sequence[Any], *, sql: str, db_id: str) -> list[Bound]:
+def bind_rows(
+    targets: ParamTargets, rows: Sequence[Any], *, sql: str, db_id: str, many: bool = False
+) -> list[Bound]:
     """Encode each parameter row (a sequence for positional parameters, a mapping for named ones)
-    for ``sql`` whose parameters target the columns described by ``targets``."""
+    for ``sql`` whose parameters target the columns described by ``targets``. With ``many``
+    (``exec_many``'s rows) a refusal names the row too."""
     if targets.named or targets.mixed or any(_is_link(t) for t in targets.positional):
-        return [_bind(targets, row, sql=sql, db_id=db_id) for row in rows]
+        return _bind_each(targets, rows, sql=sql, db_id=db_id, many=many)
     # No link column among the targets: rows of plain values need no per-value decision, only
     # the check that SQLite can bind them. One row (db.exec) is looked at value by value; many
     # rows (exec_many's hot path) column by column, in passes that run in C.
@@ -72,7 +75,18 @@ def bind_rows(targets: ParamTargets, rows: Sequence[Any], *, sql: str, db_id: st
         and all(map(_plain_column, zip(*rows, strict=True)))
     ):
         return list(map(tuple, rows))
-    return [_bind(targets, row, sql=sql, db_id=db_id) for row in rows]
+    return _bind_each(targets, rows, sql=sql, db_id=db_id, many=many)
+
+
+def _bind_each(
+    targets: ParamTargets, rows: Sequence[Any], *, sql: str, db_id: str, many: bool
+) -> list[Bound]:
+    if not many:
+        return [_bind(targets, row, sql=sql, db_id=db_id) for row in rows]
+    return [
+        _bind(targets, row, sql=sql, db_id=db_id, row_name=f"row {i} (counting from 0)")
+        for i, row in enumerate(rows)
+    ]
 
 
 _PLAIN = frozenset({type(None), int, float, str, bytes})
@@ -160,27 +174,35 @@ _NONE = type(None)
 _is_link = is_link_column
 
 
-def _bind(targets: ParamTargets, row: Any, *, sql: str, db_id: str) -> Bound:
+def _bind(
+    targets: ParamTargets, row: Any, *, sql: str, db_id: str, row_name: str | None = None
+) -> Bound:
+    """One row's parameters; ``row_name`` (``exec_many``) starts every refusal's text."""
+
     def fail(message: str) -> ExecError:
         return ExecArgumentError(db_id, sql, message)
 
+    def fail_row(message: str) -> ExecError:
+        return fail(f"{row_name}: {message}" if row_name else message)
+
+    at = f"{row_name}, " if row_name else ""
     if row is None:
         row = ()
     if isinstance(row, str | bytes) or not isinstance(row, Sequence | Mapping):
-        raise fail(f"parameters are a list, a tuple or a mapping, not {type(row).__name__}")
-    _check_shape(targets, row, fail)
+        raise fail_row(f"parameters are a list, a tuple or a mapping, not {type(row).__name__}")
+    _check_shape(targets, row, fail_row)
     mixed = targets.mixed
     if isinstance(row, Mapping):
         return {
-            name: _encode(row[name], target, f":{name}", fail)
+            name: _encode(row[name], target, f"{at}:{name}", fail)
             if name not in mixed
-            else _encode_mixed(row[name], mixed[name], f":{name}")
+            else _encode_mixed(row[name], mixed[name], f"{at}:{name}")
             for name, target in targets.named.items()
         }
     return tuple(
-        _encode(value, target, f"parameter {i + 1}", fail)
+        _encode(value, target, f"{at}parameter {i + 1}", fail)
         if i + 1 not in mixed
-        else _encode_mixed(value, mixed[i + 1], f"parameter {i + 1}")
+        else _encode_mixed(value, mixed[i + 1], f"{at}parameter {i + 1}")
         for i, (value, target) in enumerate(zip(row, targets.positional, strict=True))
     )
 

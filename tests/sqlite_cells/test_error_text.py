@@ -8,7 +8,7 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
-from sqlite_cells.codec import ExecError, GuardViolation, QueryError
+from sqlite_cells.codec import ExecError, GuardViolation, LinkEncodeError, PendingValue, QueryError
 
 LONG_WHERE = "id IN (" + ", ".join(map(str, range(50_000))) + ")"  # ≈ 290,000 characters
 
@@ -70,3 +70,31 @@ def test_a_statement_of_the_other_kind_names_the_call_that_takes_it(
         db.exec("SELECT 1")
     assert write.value.kind == "not-a-write"
     assert "db.read(...) or db.query(...)" in str(write.value)
+
+
+@pytest.mark.parametrize(
+    ("row", "error", "said"),
+    [
+        ([2, object(), None], ExecError, "row 1 (counting from 0), parameter 2 is a object"),
+        ([2, "y", "not a link"], LinkEncodeError, "row 1 (counting from 0), parameter 3 targets"),
+        ([2, "y"], ExecError, "row 1 (counting from 0): the statement has 3 parameter(s)"),
+        (5, ExecError, "row 1 (counting from 0): parameters are a list"),
+        ([2, sc.PENDING, None], PendingValue, "row 1 (counting from 0), parameter 2 is not ready"),
+    ],
+)
+def test_exec_many_names_the_row_it_refuses(
+    space: Space, db: sc.SqliteDb, row: object, error: type[Exception], said: str
+) -> None:
+    sql = "INSERT INTO messages (id, body, author_cf_link) VALUES (?, ?, ?)"
+    with space.transact():
+        with pytest.raises(error) as caught:
+            db.exec_many(sql, [[1, "x", None], row])
+        assert said in str(caught.value)
+        db.exec(sql, [1, "kept", None])  # nothing of the refused call was recorded (R31)
+    assert db.read("SELECT id, body FROM messages") == [{"id": 1, "body": "kept"}]
+
+
+def test_exec_names_no_row(space: Space, db: sc.SqliteDb) -> None:
+    with pytest.raises(ExecError) as caught, space.transact():
+        db.exec("INSERT INTO messages (id, body) VALUES (?, ?)", [1, object()])
+    assert "parameter 2 is a object" in str(caught.value) and "row" not in str(caught.value)
