@@ -194,10 +194,16 @@ class Cell:
 
     def key(self, key: PathElement) -> Cell:
         """The cell at ``key`` (an object key or a list index) inside this cell's value. A key
-        of another type is an ``InvalidArgument``, text that cannot be stored (a lone surrogate)
-        a ``ValueEncodeError``; both are ``ValueError``s and ``TypeError``s."""
+        of another type or an index past 64 bits is an ``InvalidArgument``, text that cannot be
+        stored (a lone surrogate) a ``ValueEncodeError``; both are ``ValueError``s and
+        ``TypeError``s."""
         if not isinstance(key, str | int) or isinstance(key, bool):
             raise InvalidArgument(f"a cell path key is a string or an integer, not {key!r}")
+        if isinstance(key, int) and not -(2**63) <= key < 2**63:
+            raise InvalidArgument(
+                f"a cell path index is a 64-bit integer (R6), not {key}: no value holds a list "
+                "that long, and no link could name the cell"
+            )
         position = surrogate_at(key) if isinstance(key, str) else None
         if position is not None:
             raise ValueEncodeError(

@@ -93,6 +93,14 @@ def test_a_path_key_with_a_lone_surrogate_or_of_another_type_is_refused(rt: sc.R
     assert "a cell path key is a string or an integer, not 1.5" in str(error)
 
 
+@pytest.mark.parametrize("index", [2**63, -(2**63) - 1, 2**70])
+def test_a_path_index_past_64_bits_is_refused_at_key(rt: sc.Runtime, index: int) -> None:
+    c = rt.space("demo").cell("c", default=[1])
+    error = _refused(lambda: c.key(index))
+    assert f"a cell path index is a 64-bit integer (R6), not {index}" in str(error)
+    assert c.key(2**63 - 1).value_path == (2**63 - 1,)  # the largest still names a cell
+
+
 @pytest.mark.parametrize(
     ("path", "message"),
     [
