@@ -1,0 +1,152 @@
+"""Tables and migration as the contract states them (R10–R14, R41): names a declaration may
+not take, what a write that cannot migrate leaves behind, a process killed inside ``migrate``,
+and what a re-declaration changes for reads."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells._runtime import Space
+
+ROOT = Path(__file__).resolve().parents[2]
+P = "integer primary key"
+
+# SQLite's JSON table functions are eponymous virtual tables that `pragma_module_list` does not
+# list: the `jsonb_` pair came with SQLite 3.45.
+JSON_TABLES = ["json_each", "json_tree", "jsonb_each", "jsonb_tree", "JSONB_Each"]
+
+
+@pytest.mark.parametrize("name", JSON_TABLES)
+def test_the_json_table_functions_are_names_no_declaration_takes(name: str) -> None:
+    """R13: names of SQLite's eponymous virtual tables are refused at declaration, as a table,
+    a column and an index."""
+    with pytest.raises(sc.SchemaError, match="reserved") as info:
+        sc.table({name: "text"})
+    assert isinstance(info.value, ValueError) and repr(name) in str(info.value)
+    with pytest.raises(sc.SchemaError, match="reserved"):
+        sc.table(a="text", indexes={name: ["a"]})
+    with sc.Runtime.ephemeral() as rt, pytest.raises(sc.SchemaError, match="reserved"):
+        rt.space("demo").sqlite_database("d", tables={name: sc.table(a="text")})
+
+
+def test_every_eponymous_virtual_table_the_library_resolves_is_reserved() -> None:
+    """Whatever name SQLite resolves as an eponymous virtual table on a fresh connection —
+    the modules it lists and the JSON table functions it does not — is reserved."""
+    from sqlite_cells.sql import is_reserved_table
+
+    conn = apsw.Connection(":memory:")
+    names = [row[0] for row in conn.execute("SELECT name FROM pragma_module_list")]
+    names += ["json_each", "json_tree", "jsonb_each", "jsonb_tree"]
+    resolved = []
+    for name in names:
+        try:
+            conn.execute(f'SELECT * FROM "{name}" LIMIT 0').fetchall()
+        except apsw.Error:
+            continue
+        resolved.append(name)
+    conn.close()
+    assert {"jsonb_each", "jsonb_tree"} <= set(resolved)
+    assert [name for name in resolved if not is_reserved_table(name)] == []
+
+
+@pytest.mark.parametrize("function", ["json_each", "jsonb_each", "jsonb_tree"])
+def test_reads_may_call_the_json_table_functions(space: Space, function: str) -> None:
+    """The JSON table functions hold no data: a read calls them, before and after the first
+    write, as it calls json_each."""
+    db = space.sqlite_database("d", tables={"t": sc.table(id=P, doc="text")})
+    sql = f"SELECT value FROM {function}('[1, 2]') WHERE type = 'integer' ORDER BY value"
+    assert db.read(sql) == [{"value": 1}, {"value": 2}]
+    with space.transact():
+        db.exec("INSERT INTO t (doc) VALUES ('[3]')")
+    joined = f"SELECT j.value FROM t, {function}(t.doc) AS j WHERE j.type = 'integer'"
+    assert db.read(joined) == [{"value": 3}]
+
+
+CRASH_IN_MIGRATE = """
+import os, signal, sys
+import sqlite_cells as sc
+
+def migrate(conn, from_version):
+    conn.execute("ALTER TABLE t RENAME COLUMN a TO b")
+    conn.execute("CREATE TABLE u (id INTEGER PRIMARY KEY, x TEXT)")
+    conn.execute("INSERT INTO u (x) SELECT b FROM t")
+    conn.execute("UPDATE t SET b = upper(b)")
+    print("inside", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+with sc.Runtime(sys.argv[1]) as rt:
+    space = rt.space("demo")
+    tables = {
+        "t": sc.table(id="integer primary key", b="text", c="text default 'c'"),
+        "u": sc.table(id="integer primary key", x="text"),
+    }
+    db = space.sqlite_database("app", tables=tables, version=2, migrate=migrate)
+    with space.transact():
+        space.cell("n", default=0).set(1)
+        db.exec("INSERT INTO t (b) VALUES ('two')")
+print("not killed")
+"""
+
+
+def test_a_process_killed_inside_migrate_leaves_the_old_version_and_schema(store: Path) -> None:
+    """R14: the migration, the additive diff after it and the new version commit together in
+    one transaction of the file; a process killed inside ``migrate`` leaves the old ones, and
+    the next write runs ``migrate`` again, in full."""
+    v1 = {"t": sc.table(id=P, a="text")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("app", tables=v1)
+        with space.transact():
+            db.exec("INSERT INTO t (a) VALUES ('one')")
+        path = db.path
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(CRASH_IN_MIGRATE), str(store)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.stdout.strip() == "inside", done.stderr
+    assert done.returncode == -signal.SIGKILL
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    names = [r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")]
+    assert "u" not in names
+    assert conn.execute("SELECT id, a FROM t").fetchall() == [(1, "one")]
+    assert conn.execute("SELECT value FROM _cf_meta WHERE key = 'version'").fetchall() == [(1,)]
+    conn.close()
+
+    calls: list[int] = []
+
+    def migrate(conn: object, from_version: int) -> None:
+        calls.append(from_version)
+        run = conn.execute  # type: ignore[attr-defined]
+        run("ALTER TABLE t RENAME COLUMN a TO b")
+        run("CREATE TABLE u (id INTEGER PRIMARY KEY, x TEXT)")
+        run("INSERT INTO u (x) SELECT b FROM t")
+
+    v2 = {"t": sc.table(id=P, b="text", c="text default 'c'"), "u": sc.table(id=P, x="text")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        old = space.sqlite_database("app", tables=v1)
+        assert old.read("SELECT id, a FROM t") == [{"id": 1, "a": "one"}]
+        assert space.cell("n", default=0).get() == 0  # the killed commit wrote no cell
+        db = space.sqlite_database("app", tables=v2, version=2, migrate=migrate)
+        with space.transact():
+            db.exec("INSERT INTO t (b) VALUES ('two')")
+        assert calls == [1]
+        assert db.read("SELECT id, b, c FROM t ORDER BY id") == [
+            {"id": 1, "b": "one", "c": "c"},
+            {"id": 2, "b": "two", "c": "c"},
+        ]
+        assert db.read("SELECT x FROM u") == [{"x": "one"}]
+    assert os.path.exists(path)
