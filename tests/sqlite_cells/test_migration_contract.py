@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import apsw
+import msgspec
 import pytest
 
 import sqlite_cells as sc
@@ -150,3 +151,69 @@ def test_a_process_killed_inside_migrate_leaves_the_old_version_and_schema(store
         ]
         assert db.read("SELECT x FROM u") == [{"x": "one"}]
     assert os.path.exists(path)
+
+
+V1 = {"t": sc.table(id=P, a="text")}
+V2 = {
+    "t": sc.table(id=P, a="text", b="integer not null default 7"),
+    "u": sc.table(id=P, x="text"),
+}
+
+
+def _insert(space: Space, db: sc.SqliteDb, sql: str) -> None:
+    with space.transact():
+        db.exec(sql)
+
+
+def test_every_handle_of_a_database_follows_its_latest_declaration(space: Space) -> None:
+    """R14: a re-declaration is visible to reads at once — through the handle declared before
+    it too — and a write through that handle after the new schema was materialized is no
+    attempt to shrink the file back."""
+    first = space.sqlite_database("app", tables=V1)
+    _insert(space, first, "INSERT INTO t (a) VALUES ('one')")
+    second = space.sqlite_database("app", tables=V2)
+    assert first.declaration is second.declaration
+    assert set(first.tables) == {"t", "u"}
+    assert first.read("SELECT id, a, b FROM t") == [{"id": 1, "a": "one", "b": 7}]
+    assert first.read("SELECT * FROM u") == []
+    _insert(space, second, "INSERT INTO t (a, b) VALUES ('two', 2)")
+    _insert(space, first, "INSERT INTO t (a) VALUES ('three')")  # not UnsupportedMigration
+    assert first.read("SELECT a, b FROM t ORDER BY id") == [
+        {"a": "one", "b": 7},
+        {"a": "two", "b": 2},
+        {"a": "three", "b": 7},
+    ]
+    assert first.rev == second.rev == 3
+
+
+class Row(msgspec.Struct):
+    id: int
+    a: str
+    b: int = 0
+
+
+def test_live_queries_follow_an_additive_redeclaration_at_once(
+    rt: sc.Runtime, space: Space
+) -> None:
+    """R14, R41: a live query made before an additive re-declaration shows the declared
+    column at its default, and a table it could not read (undeclared: QueryError) reads as
+    empty, without waiting for a write; typed rows too. Nothing is written by it."""
+    db = space.sqlite_database("app", tables=V1)
+    _insert(space, db, "INSERT INTO t (a) VALUES ('one')")
+    star = db.query("SELECT * FROM t")
+    typed = db.query("SELECT * FROM t", row=Row)
+    other = db.query("SELECT count(*) AS n FROM u")
+    rt.settle()
+    assert star.get().result == [{"id": 1, "a": "one"}]
+    assert typed.get().result == [Row(1, "one", 0)]
+    assert isinstance(other.get().error, sc.QueryError)
+    before = db.path.stat().st_mtime_ns, db.rev
+    space.sqlite_database("app", tables=V2)
+    rt.settle()
+    assert star.get().result == [{"id": 1, "a": "one", "b": 7}]
+    assert typed.get().result == [Row(1, "one", 7)]
+    assert other.get().error is None and other.get().result == [{"n": 0}]
+    assert (db.path.stat().st_mtime_ns, db.rev) == before
+    names = apsw.Connection(str(db.path), flags=apsw.SQLITE_OPEN_READONLY)
+    assert names.execute("SELECT name FROM pragma_table_info('t')").fetchall() == [("id",), ("a",)]
+    names.close()
