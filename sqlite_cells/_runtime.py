@@ -296,7 +296,12 @@ class Runtime(runtime.Runtime):
         with self._decl_lock:
             before = self._declarations.get(decl.db_id)
             self._declarations[decl.db_id] = decl
-        if before is not None and before != decl and decl.kind is SourceKind.CELL:
+        if (
+            before is not None
+            and decl.kind is SourceKind.CELL
+            and (before.schema, before.version, before.kind)
+            != (decl.schema, decl.version, decl.kind)
+        ):
             # R14: a re-declaration is visible to reads at once, live queries included.
             self.live_queries.redeclared(decl.db_id)
 
