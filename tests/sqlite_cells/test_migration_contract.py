@@ -217,3 +217,24 @@ def test_live_queries_follow_an_additive_redeclaration_at_once(
     names = apsw.Connection(str(db.path), flags=apsw.SQLITE_OPEN_READONLY)
     assert names.execute("SELECT name FROM pragma_table_info('t')").fetchall() == [("id",), ("a",)]
     names.close()
+
+
+@pytest.mark.parametrize("name", ["sqlite", "SQLiteData", "sqlitex", "sqlite-x", "sqlite%"])
+def test_names_that_start_like_sqlite_without_the_underscore_are_user_names(
+    space: Space, name: str
+) -> None:
+    """R12 reserves names that start with ``sqlite_``; ``sqlite`` alone or followed by anything
+    else is a name like any other, as a table (created, migrated, read) and as an index."""
+    quoted = '"' + name + '"'
+    db = space.sqlite_database(
+        "d", tables={name: sc.table(a="text", indexes={f"ix {name}": ["a"]})}
+    )
+    assert db.read(f"SELECT a FROM {quoted}") == []
+    _insert(space, db, f"INSERT INTO {quoted} (a) VALUES ('x')")
+    grown = {name: sc.table(a="text", b="text default 'b'", indexes={f"ix {name}": ["a"]})}
+    db = space.sqlite_database("d", tables=grown)
+    _insert(space, db, f"INSERT INTO {quoted} (a) VALUES ('y')")
+    assert db.read(f"SELECT a, b FROM {quoted} ORDER BY a") == [
+        {"a": "x", "b": "b"},
+        {"a": "y", "b": "b"},
+    ]
