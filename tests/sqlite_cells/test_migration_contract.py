@@ -238,3 +238,39 @@ def test_names_that_start_like_sqlite_without_the_underscore_are_user_names(
         {"a": "x", "b": "b"},
         {"a": "y", "b": "b"},
     ]
+
+
+def _schema_and_version(path: Path) -> tuple[object, ...]:
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        return (
+            conn.execute("SELECT type, name, sql FROM sqlite_schema ORDER BY name").fetchall(),
+            conn.execute("SELECT value FROM _cf_meta WHERE key = 'version'").fetchall(),
+            conn.execute("SELECT * FROM t ORDER BY id").fetchall(),
+        )
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_write_that_cannot_migrate_writes_no_cell_of_its_transaction(
+    space: Space, version: int
+) -> None:
+    """R13, R14: a non-additive difference — at the same version, or at a version bump without
+    ``migrate`` — is UnsupportedMigration naming each difference; the cells written in the
+    same transaction, the handle's rev and the file stay as they were."""
+    db = space.sqlite_database("app", tables=V1)
+    _insert(space, db, "INSERT INTO t (a) VALUES ('one')")
+    counter = space.cell("counter", default=0)
+    before = _schema_and_version(db.path), db.rev
+    changed = {"t": sc.table(id=P, a="integer", c="text not null")}
+    db = space.sqlite_database("app", tables=changed, version=version)
+    with pytest.raises(sc.UnsupportedMigration) as info, space.transact():
+        counter.set(5)
+        db.exec("INSERT INTO t (a, c) VALUES (1, 'c')")
+    assert len(info.value.differences) == 2
+    assert any("t.a" in d and "TEXT → INTEGER" in d for d in info.value.differences)
+    assert any("t.c" in d and "NOT NULL" in d for d in info.value.differences)
+    assert info.value.db_id == db.id and "migrate=" in str(info.value)
+    assert counter.get() == 0
+    assert (_schema_and_version(db.path), db.rev) == before
