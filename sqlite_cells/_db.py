@@ -95,12 +95,15 @@ class SqliteDb(Cell):
 
     @property
     def declaration(self) -> Declaration:
-        return self._decl
+        """What this runtime declared for the database most recently: a re-declaration of its
+        id replaces the earlier one for every handle of that id, this one included (R14; as a
+        default belongs to its id, R4)."""
+        return self.space.runtime.latest_declaration(self._decl)
 
     @property
     def tables(self) -> Mapping[str, Table]:
         """The declared tables (empty for an injected source, which uses its own schema)."""
-        schema = self._decl.schema
+        schema = self.declaration.schema
         return MappingProxyType(dict(schema.tables) if schema is not None else {})
 
     @property
@@ -143,7 +146,7 @@ class SqliteDb(Cell):
     @property
     def path(self) -> Path:
         """The sibling file (for tooling; R2). It may not exist before the first write."""
-        return self._decl.path
+        return self.declaration.path
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -159,15 +162,16 @@ class SqliteDb(Cell):
 
     def _record(self, sql: str, rows: list[Any], *, many: bool) -> None:
         tx = require_transaction(f"db.exec on {self.id}")
-        self.declaration.check_writable()
+        decl = self.declaration
+        decl.check_writable()
         self._check_live_committed()
         check_statement(sql, Mode.WRITE)
         sql = _plain(sql)
-        targets, fills = _targets(sql, self._decl, self.space.runtime)
+        targets, fills = _targets(sql, decl, self.space.runtime)
         bound = bind_rows(targets, rows, sql=sql, db_id=self.id, many=many)
         self._claim(tx)
         # The op carries its request; it is turned into the recorded op when applied (R32).
-        request = ExecRequest(self._decl, sql, bound, many, fills)
+        request = ExecRequest(decl, sql, bound, many, fills)
         tx.add_op(self.space.file, PendingOp(KIND, self.id, request))
 
     def _claim(self, tx: Transaction) -> None:
@@ -187,14 +191,15 @@ class SqliteDb(Cell):
         once the commit is durable the database can no longer be read or written. Its file is
         kept until ``sqlite-cells gc --yes`` (or ``space.gc()``) removes it (R74)."""
         tx = require_transaction(f"dropping database {self.id}")
-        self.declaration.check_writable()
+        decl = self.declaration
+        decl.check_writable()
         self._check_live()
         self._claim(tx)
         # Written through the transaction, not ``set`` (a handle is not a writable cell, R5).
         # Reading the handle first makes a concurrent write of this database a conflict.
         dropped = self.space.runtime.encode({**self.get(), "dropped": True})
         tx.write(self.space.file, self.id, dropped)
-        tx.add_op(self.space.file, PendingOp(DROP_KIND, self.id, self._decl))
+        tx.add_op(self.space.file, PendingOp(DROP_KIND, self.id, decl))
 
     def _check_live(self) -> None:
         # The raw value: a handle that is not a handle, or does not decode, is reported where
@@ -277,14 +282,15 @@ class SqliteDb(Cell):
             # between this read and the transaction's commit is a conflict (read-then-write).
             self.get()
         stmt = Statement(sql, resolve_params(params))
+        decl = self.declaration
 
         def read() -> tuple[int, Any]:
             # Here: the caller may hold the space's write lock.
-            runtime.ready_to_read(self._decl, sql)
-            return runtime.query_workers.run(self._decl, stmt, None)  # type: ignore[no-any-return]
+            runtime.ready_to_read(decl, sql)
+            return runtime.query_workers.run(decl, stmt, None)  # type: ignore[no-any-return]
 
         # A file behind a commit this runtime saw in its space is read again (R40, R71).
-        _, result = runtime.live_queries.read_caught_up(self._decl, read, self._last_write())
+        _, result = runtime.live_queries.read_caught_up(decl, read, self._last_write())
         if result.error is not None and result.invalid_text is None:
             raise result.error
         return decode(result)  # raises the error unless the row type reads past it (R43)
@@ -292,7 +298,7 @@ class SqliteDb(Cell):
     def _last_write(self) -> int:
         """The seq of the last commit that wrote this database, as its handle's row says (0
         when it cannot say: a row another program wrote is reported where it is read)."""
-        if self._decl.kind is not SourceKind.CELL:
+        if self.declaration.kind is not SourceKind.CELL:
             return 0
         try:
             return self.space.file.entity(self.id).rev

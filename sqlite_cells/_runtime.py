@@ -294,7 +294,23 @@ class Runtime(runtime.Runtime):
         """Record (or replace) what is known of a database cell: only ``sqlite_database``,
         ``register_disk_source`` and a handle's committed value do (R3)."""
         with self._decl_lock:
+            before = self._declarations.get(decl.db_id)
             self._declarations[decl.db_id] = decl
+        if (
+            before is not None
+            and decl.kind is SourceKind.CELL
+            and (before.schema, before.version, before.kind)
+            != (decl.schema, decl.version, decl.kind)
+        ):
+            # R14: a re-declaration is visible to reads at once, live queries included.
+            self.live_queries.redeclared(decl.db_id)
+
+    def latest_declaration(self, decl: Declaration) -> Declaration:
+        """What this runtime recorded last for ``decl``'s database (``decl`` itself when
+        nothing is recorded): a re-declaration replaces the earlier one for every handle."""
+        with self._decl_lock:
+            found = self._declarations.get(decl.db_id)
+        return decl if found is None else found
 
     def declared(self, decl: Declaration) -> bool:
         """Whether ``decl`` is what this runtime recorded for its database (R3: a declaration

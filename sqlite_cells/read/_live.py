@@ -181,6 +181,17 @@ class LiveQueries:
                 nodes.discard(node)
         self._sources.unwatch(node)
 
+    def redeclared(self, db_id: str) -> None:
+        """The database ``db_id`` was declared again with other tables or version (R14): every
+        live query of it re-runs now, under the new declaration, without waiting for a write."""
+
+        def rerun() -> None:  # on the scheduler thread, which owns the interest
+            nodes = list(self._reads.get(db_id, ()))
+            if nodes:
+                self.scheduler.rerun(nodes)
+
+        self.scheduler.submit(rerun)
+
     def watch_source(self, node: Node, path: Path) -> None:
         """Re-run ``node`` when the injected file at ``path`` changes (R60)."""
         self._sources.watch(node, path)

@@ -423,7 +423,7 @@ def _check_with_sqlite(schema: Schema) -> None:
                     ) from exc
         made = scratch.execute(
             "SELECT count(*) FROM sqlite_schema WHERE type IN ('table', 'view', 'trigger') "
-            "AND name NOT LIKE 'sqlite%'"
+            "AND name NOT LIKE 'sqlite^_%' ESCAPE '^'"  # SQLite's own: sqlite_ (R12), not sqlitex
         ).fetchall()[0][0]
         if made != len(schema.tables):
             raise SchemaError(

@@ -35,9 +35,9 @@ Shapes of callback that need care, all observed with SQLite 3.54:
   a row count; it is allowed when the table name is allowed.  On the write connection an allowed
   name could then resolve to a ``main`` table of the same name; the runtime's own tables all
   start with ``_cf_``, which is never allowed.
-* ``json_each`` and ``json_tree`` are eponymous virtual tables read as tables of ``main``; they
-  hold no data, so their reads are allowed in any database.  ``dbstat`` and ``pragma_*`` look at
-  other schemas and are never allowed.
+* ``json_each``, ``json_tree``, ``jsonb_each`` and ``jsonb_tree`` are eponymous virtual tables
+  read as tables of ``main``; they hold no data, so their reads are allowed in any database.
+  ``dbstat`` and ``pragma_*`` look at other schemas and are never allowed.
 * Reads of ``sqlite_master`` during schema loading happen with the authorizer switched off by
   SQLite itself, so denying ``sqlite_*`` tables never breaks ordinary statements.
 

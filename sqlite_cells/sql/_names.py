@@ -41,13 +41,15 @@ RESERVED_PREFIXES: Final = ("_cf_", "sqlite_")
 # every schema of the connection.
 VIRTUAL_PREFIX: Final = "pragma_"
 # SQLite's other eponymous virtual tables in the library apsw ships (`pragma_module_list` and a
-# probe of each module).  dbstat reads every schema's pages; the others hold no data of their own.
-EPONYMOUS_TABLES: Final = frozenset({"dbstat", "json_each", "json_tree", "fts3tokenize", "carray"})
+# probe of each module, plus the JSON table functions, which that pragma does not list).
+# dbstat reads every schema's pages; the others hold no data of their own.
+_JSON_TABLES: Final = frozenset({"json_each", "json_tree", "jsonb_each", "jsonb_tree"})
+EPONYMOUS_TABLES: Final = frozenset({"dbstat", "fts3tokenize", "carray"}) | _JSON_TABLES
 # Eponymous tables that read other schemas (every page of every attached file): the guard refuses
 # them by name, like pragma functions (*decision*).
 SCHEMA_READERS: Final = frozenset({"dbstat"})
 # Eponymous tables a user statement may read: they only look at their arguments.
-DATALESS_TABLES: Final = frozenset({"json_each", "json_tree"})
+DATALESS_TABLES: Final = _JSON_TABLES
 
 # R21: functions that reach outside the database cell.
 FORBIDDEN_FUNCTIONS: Final = frozenset(
