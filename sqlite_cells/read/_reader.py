@@ -406,11 +406,16 @@ def _run_one(pooled: PooledConnection, plan: _Plan, stmt: Statement) -> Statemen
         with contextlib.suppress(apsw.Error):
             plan.cursor.close(True)
         plan.cursor = pooled.conn.cursor()
-        error = QueryError(plan.decl.db_id, stmt.sql, f"{type(exc).__name__}: {exc}")
-        error.__cause__ = exc
         kept = (
             _with_invalid_text(pooled, plan, stmt) if isinstance(exc, UnicodeDecodeError) else None
         )
+        if isinstance(exc, UnicodeDecodeError):
+            columns = sorted(kept.invalid_text or ()) if kept is not None else []
+            message = _invalid_text_advice(plan.decl.path, columns, exc)
+        else:
+            message = f"{type(exc).__name__}: {exc}"
+        error = QueryError(plan.decl.db_id, stmt.sql, message)
+        error.__cause__ = exc
         if kept is None:
             return StatementResult(error=error)
         kept.error = error
@@ -418,6 +423,17 @@ def _run_one(pooled: PooledConnection, plan: _Plan, stmt: Statement) -> Statemen
     if known is None and result.read_set is not None:
         _remember_read_set(key, result.read_set, result.functions)
     return result
+
+
+def _invalid_text_advice(path: Path, columns: list[str], exc: UnicodeDecodeError) -> str:
+    """What a read that met stored text that is not UTF-8 says (Errors): where, and what to do."""
+    where = f"column(s) {', '.join(map(repr, columns))} of " if columns else ""
+    bad = exc.object[exc.start : exc.start + 4]
+    return (
+        f"stored text in {where}the file {path} is not valid UTF-8 ({exc.reason} at byte "
+        f"{exc.start}: {bytes(bad)!r}), so it cannot be read as str: read those columns as "
+        "CAST(column AS BLOB) to get their bytes, or rewrite the rows with valid text"
+    )
 
 
 def _with_invalid_text(

@@ -98,3 +98,22 @@ def test_exec_names_no_row(space: Space, db: sc.SqliteDb) -> None:
     with pytest.raises(ExecError) as caught, space.transact():
         db.exec("INSERT INTO messages (id, body) VALUES (?, ?)", [1, object()])
     assert "parameter 2 is a object" in str(caught.value) and "row" not in str(caught.value)
+
+
+def test_stored_text_that_is_not_utf8_names_the_column_the_file_and_the_remedy(
+    space: Space,
+) -> None:
+    # (A table with link columns refuses such text at the write: its changeset is decoded.)
+    db = space.sqlite_database(
+        "notes", tables={"notes": sc.table(id="integer primary key", body="text")}
+    )
+    with space.transact():
+        db.exec("INSERT INTO notes (id, body) VALUES (1, CAST(x'41ff00fe' AS TEXT))")
+    with pytest.raises(QueryError) as caught:
+        db.read("SELECT id, body FROM notes")
+    text = str(caught.value)
+    assert isinstance(caught.value.__cause__, UnicodeDecodeError)
+    assert f"stored text in column(s) 'body' of the file {db.path} is not valid UTF-8" in text
+    assert "CAST(column AS BLOB)" in text
+    rows = db.read("SELECT id, CAST(body AS BLOB) AS body FROM notes")
+    assert rows == [{"id": 1, "body": b"A\xff\x00\xfe"}]  # the remedy the message names
