@@ -84,6 +84,7 @@ from sqlite_cells.runtime import (
 from sqlite_cells.schema import Declaration, ensure_schema, migrate_file
 from sqlite_cells.sql import Authorizer, Bound, Mode, make_authorizer
 from sqlite_cells.write._calls import override_long_calls
+from sqlite_cells.write._capture import capture, has_rowid_tables
 from sqlite_cells.write._conn import write_conn
 from sqlite_cells.write._keys import NullKeys, before_write, check_null_keys, nullable_keys
 from sqlite_cells.write._links import Fills, LinkColumns, check_fills, check_links, link_columns
@@ -201,11 +202,12 @@ class SqliteParticipant:
         self._lock_wait_ms = busy_ms(exec_timeout)
         # _lock guards _ensured (schemas known to be in place, and the file's state they were
         # checked at), _checked (the state each apply of the running commit found or left) and
-        # _checks (what their writes check).
+        # _checks (what their writes check), _rowid_tables.
         self._lock = threading.Lock()
         self._ensured: dict[EnsureKey, FileState] = {}
         self._checked: dict[EnsureKey, FileState] = {}
         self._checks: dict[EnsureKey, Checks] = {}
+        self._rowid_tables: dict[EnsureKey, bool] = {}  # has a table captured by rowid (R70)
         # Files this participant's attach created whose first commit has not succeeded yet (a
         # commit that fails removes its file again: see rolled_back). Guarded by _lock.
         self._created: set[Path] = set()
@@ -368,14 +370,16 @@ class SqliteParticipant:
                     conn, ALIAS, decl.schema, request.fills, db_id=decl.db_id, sql=request.sql
                 )
             before = before_write(conn, keys) if keys else None
-            session = _capture(conn)
             try:
-                self._run(conn, request)
-                changeset = session.changeset()
+                changeset = capture(
+                    conn,
+                    ALIAS,
+                    lambda: self._run(conn, request),
+                    _user_table,
+                    by_rowid=self._by_rowid(conn, decl),
+                )
             except (apsw.TooBigError, apsw.NoMemError) as exc:
                 raise _too_big(decl.db_id, request.sql, exc) from exc
-            finally:
-                session.close()
             if links:
                 check_links(changeset, links, db_id=decl.db_id, sql=request.sql)
             if before is not None:  # rows the changeset cannot show (R51, R70)
@@ -395,6 +399,18 @@ class SqliteParticipant:
         finally:
             conn.setbusytimeout(BUSY_TIMEOUT_MS)
         return Op(op.kind, op.target, _op_body(request, changeset, found, reshaped))
+
+    def _by_rowid(self, conn: apsw.Connection, decl: Declaration) -> bool:
+        """Whether ``decl``'s file has a table the session captures by rowid (R70), looked up
+        once per schema key (``_ensure`` has just brought the file to it)."""
+        key = _ensure_key(decl)
+        with self._lock:
+            found = self._rowid_tables.get(key)
+        if found is None:
+            found = has_rowid_tables(conn, ALIAS, _user_table)
+            with self._lock:
+                self._rowid_tables[key] = found
+        return found
 
     def _run(self, conn: apsw.Connection, request: ExecRequest) -> None:
         decl = request.decl
@@ -464,6 +480,7 @@ class SqliteParticipant:
             with self._lock:
                 if len(self._checks) >= 256:
                     self._checks.clear()
+                    self._rowid_tables.clear()
                 self._checks[key] = checks
         with self._lock:
             self._checked[key] = state
@@ -619,6 +636,7 @@ class SqliteParticipant:
             self._ensured.clear()
             self._checked.clear()
             self._checks.clear()
+            self._rowid_tables.clear()
             self._last.clear()
         for decl in {_request(op).decl for op in ops}:
             self._repair(decl)
@@ -653,15 +671,6 @@ class DatabaseBehind(ConflictError):
         )
         self.space_id = space_id
         self.cell_ids = (db_id,)
-
-
-def _capture(conn: apsw.Connection) -> apsw.Session:
-    """A session recording changes to the database cell's own tables (rowid tables included)."""
-    session = apsw.Session(conn, ALIAS)
-    session.config(apsw.SQLITE_SESSION_OBJCONFIG_ROWID, 1)
-    session.table_filter(_user_table)
-    session.attach()
-    return session
 
 
 def _user_table(name: str) -> bool:

@@ -1,0 +1,167 @@
+"""The changeset of one op (R70): what a statement did to the database cell's tables.
+
+A session records the op's effect on every table, tables without an explicit primary key by their
+rowid (``SQLITE_SESSION_OBJCONFIG_ROWID``). SQLite's session module (3.54) files the changes of
+such a table in a hash table that it rehashes by another hash than the one it looks rows up by:
+once a table has 128 changed rows the hash grows, and from then on a row it had seen is not found
+again. An UPDATE then leaves a stray INSERT of a row that was there all along (one per growth,
+even when the UPDATE changed nothing), and a row changed twice in one op leaves two records. A
+replay of such a changeset fails ("a row with that key is there already") and its inversion
+deletes rows that were never inserted.
+
+So an op that changed at least :data:`SESSION_SAFE_CHANGES` rows and wrote a table captured by
+rowid is taken again, exactly: rolled back to a savepoint taken before it, the rows of those
+tables copied aside, the statement run again, and those tables' records made by SQLite's diff of
+the copy against the tables (which compares rows, not the session's hash); the other tables'
+records come from the session. The statement runs twice then (its first run is rolled back and
+never seen), so it costs a copy of the tables it wrote; smaller ops, and ops on tables with a
+primary key, run once as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import apsw
+
+from sqlite_cells.schema import quote_ident as quote_name
+
+__all__ = ["SESSION_SAFE_CHANGES", "capture", "has_rowid_tables"]
+
+# A row change makes at most three session entries (an UPDATE that moves a rowid and replaces a
+# conflicting row); below 128 entries a table's hash never grows past its first size.
+SESSION_SAFE_CHANGES = 42
+_SAVEPOINT = "_cf_op"
+_COPY = "_cf_rows_before_{}"
+
+
+def capture(
+    conn: apsw.Connection,
+    schema: str,
+    run: Callable[[], None],
+    accept: Callable[[str], bool],
+    *,
+    by_rowid: bool,
+) -> bytes:
+    """Run ``run`` (the op's statement, on ``schema`` of ``conn``) and return the changeset of
+    its effect on the tables ``accept`` takes. ``by_rowid``: the database has a table without
+    an explicit primary key (see :func:`has_rowid_tables`); without one the op runs once, with
+    no savepoint. Raises what ``run`` raises."""
+    if not by_rowid:
+        return _session_run(conn, schema, run, accept)
+    conn.execute(f"SAVEPOINT {_SAVEPOINT}")
+    try:
+        before = conn.total_changes()
+        changeset = _session_run(conn, schema, run, accept)
+        if conn.total_changes() - before >= SESSION_SAFE_CHANGES:
+            tables = _rowid_tables(conn, schema, changeset)
+            if tables:
+                changeset = _exact(conn, schema, run, accept, tables)
+    except BaseException:
+        if not conn.getautocommit():  # some errors end the whole transaction (R34 rolls back)
+            conn.execute(f"ROLLBACK TO {_SAVEPOINT}")
+            conn.execute(f"RELEASE {_SAVEPOINT}")
+        raise
+    conn.execute(f"RELEASE {_SAVEPOINT}")
+    return changeset
+
+
+def has_rowid_tables(conn: apsw.Connection, schema: str, accept: Callable[[str], bool]) -> bool:
+    """Whether a table of ``schema`` that ``accept`` takes has no explicit primary key."""
+    tables = conn.execute(
+        "SELECT name FROM pragma_table_list WHERE schema = ? AND type = 'table' AND NOT wr",
+        (schema,),
+    ).fetchall()
+    return any(
+        accept(str(name))
+        and not str(name).startswith("sqlite_")  # SQLite's own (sqlite_schema, sqlite_sequence)
+        and not any(
+            row[5] for row in conn.execute(f"PRAGMA {schema}.table_info({quote_name(str(name))})")
+        )
+        for (name,) in tables
+    )
+
+
+def _session(conn: apsw.Connection, schema: str, accept: Callable[[str], bool]) -> apsw.Session:
+    session = apsw.Session(conn, schema)
+    session.config(apsw.SQLITE_SESSION_OBJCONFIG_ROWID, 1)
+    session.table_filter(accept)
+    return session
+
+
+def _session_run(
+    conn: apsw.Connection, schema: str, run: Callable[[], None], accept: Callable[[str], bool]
+) -> bytes:
+    session = _session(conn, schema, accept)
+    try:
+        session.attach()
+        run()
+        return session.changeset()
+    finally:
+        session.close()
+
+
+def _columns(conn: apsw.Connection, schema: str, table: str) -> list[str]:
+    return [
+        str(row[1])
+        for row in conn.execute(f"PRAGMA {schema}.table_info({quote_name(table)})").fetchall()
+    ]
+
+
+def _rowid_tables(conn: apsw.Connection, schema: str, changeset: bytes) -> list[str]:
+    """The tables ``changeset`` records by rowid (one column more than the table has)."""
+    widths: dict[str, int] = {}
+    for change in apsw.Changeset.iter(changeset):
+        widths.setdefault(change.name, change.column_count)
+    return [
+        name for name, width in widths.items() if width == len(_columns(conn, schema, name)) + 1
+    ]
+
+
+def _exact(
+    conn: apsw.Connection,
+    schema: str,
+    run: Callable[[], None],
+    accept: Callable[[str], bool],
+    tables: list[str],
+) -> bytes:
+    conn.execute(f"ROLLBACK TO {_SAVEPOINT}")
+    copies: list[tuple[str, str]] = []  # (table, its copy)
+    try:
+        for i, table in enumerate(tables):
+            names = ", ".join(quote_name(c) for c in _columns(conn, schema, table))
+            copy = _COPY.format(i)
+            conn.execute(f"CREATE TEMP TABLE {copy} ({names})")
+            conn.execute(
+                f"INSERT INTO temp.{copy} (rowid, {names}) "
+                f"SELECT rowid, {names} FROM {schema}.{quote_name(table)}"
+            )
+            copies.append((table, copy))
+        others = _session_run(conn, schema, run, lambda name: accept(name) and name not in tables)
+        builder = apsw.ChangesetBuilder()  # type: ignore[no-untyped-call]  # apsw's stub has no annotation for it
+        builder.add(others)
+        for table, copy in copies:
+            # SQLite's diff compares a table with the table of the same name in another schema;
+            # the copy takes that name only now, after the statement ran on the real one.
+            conn.execute(f"ALTER TABLE temp.{copy} RENAME TO {quote_name(table)}")
+            diff = _session(conn, schema, table.__eq__)
+            try:
+                diff.diff("temp", table)
+                builder.add(diff.changeset())
+            finally:
+                diff.close()
+            conn.execute(f"DROP TABLE temp.{quote_name(table)}")
+        return builder.output()
+    finally:
+        for table, copy in copies:
+            conn.execute(f"DROP TABLE IF EXISTS temp.{copy}")
+            if _is_temp(conn, table):
+                conn.execute(f"DROP TABLE temp.{quote_name(table)}")
+
+
+def _is_temp(conn: apsw.Connection, table: str) -> bool:
+    return bool(
+        conn.execute(
+            "SELECT 1 FROM temp.sqlite_schema WHERE type = 'table' AND name = ?", (table,)
+        ).fetchall()
+    )
