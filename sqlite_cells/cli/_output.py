@@ -14,10 +14,11 @@ from __future__ import annotations
 import base64
 import csv
 import enum
+import io
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 import msgspec
@@ -143,12 +144,29 @@ def print_rows(
             out.write(json_for(msgspec.json.encode(finite(row)).decode(), out) + "\n")
     elif fmt is Format.CSV:
         names = list(columns) if columns is not None else _columns(rows)
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(names)
+        line = _csv_line()
+        out.write(line(names))
         for row in rows:
-            writer.writerow([_csv_cell(finite(row.get(name))) for name in names])
+            out.write(line([_csv_cell(finite(row.get(name))) for name in names]))
     else:
         out.write(text_table([finite(row) for row in rows], columns=columns) + "\n")
+
+
+def _csv_line() -> Callable[[Sequence[Any]], str]:
+    """A function that writes one CSV record, ended by ``\\n``. The csv module quotes a field
+    holding a character of its line terminator only: with ``\\n`` alone, a carriage return in
+    a value went out bare, and every CSV reader ends the record there. Written with ``\\r\\n``,
+    a field holding either is quoted; the record's own ``\\r\\n`` becomes ``\\n``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+
+    def line(fields: Sequence[Any]) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(fields)
+        return buffer.getvalue()[:-2] + "\n"
+
+    return line
 
 
 def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:

@@ -1,0 +1,58 @@
+"""The ``sqlite-cells`` command driven as a user drives it (SPEC §6): real subprocesses of
+``python -m sqlite_cells`` on stores made with the public API. Exit 0 success, 1 a finding,
+2 bad usage, 130 Ctrl-C; never a traceback."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlite_cells as sc
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def _command(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The command's output as it wrote it (no newline translation: a ``\\r`` stays one)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "sqlite_cells", *args],
+        env=_env(),
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    out, err = done.stdout.decode(), done.stderr.decode()
+    assert "Traceback" not in err, err
+    return subprocess.CompletedProcess(done.args, done.returncode, out, err)
+
+
+def _store_with_text(store: Path, *texts: str) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database(
+            "notes", tables={"t": sc.table(id="integer primary key", v="text")}
+        )
+        with space.transact():
+            db.exec_many("INSERT INTO t (v) VALUES (?)", [[text] for text in texts])
+
+
+def test_csv_quotes_a_carriage_return_so_the_record_reads_back_whole(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    texts = ["bare\rreturn", "crlf\r\ninside", 'comma, "quote"', "plain"]
+    _store_with_text(store, *texts)
+    done = _command(
+        "query", str(store), "demo", "notes", 'SELECT id, v AS "a\rb" FROM t ORDER BY id', "--csv"
+    )
+    assert done.returncode == 0, done.stderr
+    records = list(csv.reader(io.StringIO(done.stdout, newline="")))
+    assert records == [["id", "a\rb"]] + [[str(n), text] for n, text in enumerate(texts, 1)]
