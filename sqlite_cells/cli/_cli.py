@@ -295,6 +295,8 @@ def _refuse_empty_store(args: argparse.Namespace) -> None:
 def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     command = args.command
     _refuse_empty_store(args)
+    for name in getattr(args, "names", ()):
+        check_text(name, "--name")
     if command == "demo":
         if getattr(args, "fmt", Format.TEXT) is not Format.TEXT:
             raise UsageError(
