@@ -71,3 +71,16 @@ def test_a_name_that_is_not_utf8_is_bad_usage_like_every_other_argument(
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert "--name 'not\\\\xffutf8' is not valid UTF-8" in done.stderr
     assert done.stdout == ""
+
+
+def test_demo_on_a_store_that_is_a_file_says_so_once(tmp_path: Path) -> None:
+    a_file = tmp_path / "store"
+    a_file.write_text("not a directory")
+    done = _command("demo", "--store", str(a_file))
+    assert done.returncode == 1
+    assert done.stderr == (
+        f"sqlite-cells: demo failed: StorePathError: the store {a_file} is a file, not a "
+        "directory: give the directory that holds the space-*.sqlite files (or a path where one "
+        "may be created)\n"
+    )
+    assert a_file.read_text() == "not a directory"
