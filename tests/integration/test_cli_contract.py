@@ -7,10 +7,13 @@ from __future__ import annotations
 import csv
 import io
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import apsw
 import pytest
 
 import sqlite_cells as sc
@@ -84,3 +87,89 @@ def test_demo_on_a_store_that_is_a_file_says_so_once(tmp_path: Path) -> None:
         "may be created)\n"
     )
     assert a_file.read_text() == "not a directory"
+
+
+WRITE_LOCK_HOLDER = """
+import sys
+import apsw
+conn = apsw.Connection(sys.argv[1])
+conn.execute("BEGIN IMMEDIATE")  # the space's write lock; readers go on (WAL)
+print("held", flush=True)
+sys.stdin.readline()
+conn.execute("ROLLBACK")
+conn.close()
+"""
+
+
+@sc.pattern
+def _counts(ref: sc.SqliteDb) -> sc.Query[dict[str, int]]:
+    return ref.query("SELECT count(*) AS n FROM things")
+
+
+def _piece_store(tmp_path: Path) -> tuple[Path, str, Path]:
+    """A store whose space ``demo`` ran ``_counts`` once, its piece id, and a file to link."""
+    reference = tmp_path / "things.db"
+    conn = apsw.Connection(str(reference))
+    conn.execute("CREATE TABLE things (x)")
+    conn.close()
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        piece = rt.space("demo").run(_counts, key="k")
+        rt.settle()
+    return store, piece.id, reference
+
+
+@pytest.mark.parametrize("ctrl_c", [False, True], ids=["waits-once", "ctrl-c"])
+def test_link_waits_for_the_space_write_lock_boundedly_and_ctrl_c_ends_the_wait(
+    tmp_path: Path, ctrl_c: bool
+) -> None:
+    store, piece_id, reference = _piece_store(tmp_path)
+    (space_file,) = store.glob("space-*.sqlite")
+    before = space_file.read_bytes()
+    with subprocess.Popen(
+        [sys.executable, "-c", WRITE_LOCK_HOLDER, str(space_file)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        try:
+            process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "sqlite_cells",
+                    "link",
+                    f"sqlite:{reference}",
+                    "demo",
+                    piece_id,
+                    "ref",
+                    "--store",
+                    str(store),
+                ],
+                env=_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+            )
+            if ctrl_c:
+                time.sleep(2)  # into its wait for the write lock
+                process.send_signal(signal.SIGINT)
+            try:
+                # SQLite's own busy timeout held the command 30 s, deaf to Ctrl-C.
+                out, err = process.communicate(timeout=15)
+            finally:
+                process.kill()
+                process.wait()
+        finally:
+            holder.kill()
+    if ctrl_c:
+        assert (process.returncode, err) == (130, b"sqlite-cells: interrupted\n")
+    else:
+        assert process.returncode == 1, err
+        assert b"stayed locked by another connection" in err and b"try again" in err
+    assert out == b""
+    assert b"Traceback" not in err
+    assert space_file.read_bytes() == before  # nothing linked, nothing registered
+    done = _command("cells", str(store), "--json")
+    assert done.returncode == 0 and "disk source" not in done.stdout
