@@ -149,7 +149,8 @@ def print_rows(
         for row in rows:
             out.write(line([_csv_cell(finite(row.get(name))) for name in names]))
     else:
-        out.write(text_table([finite(row) for row in rows], columns=columns) + "\n")
+        # One large write, as JSON's: whole, or BrokenPipeError when the reader goes away.
+        write_whole(text_table([finite(row) for row in rows], columns=columns) + "\n", out)
 
 
 def _csv_line() -> Callable[[Sequence[Any]], str]:

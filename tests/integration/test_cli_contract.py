@@ -173,3 +173,35 @@ def test_link_waits_for_the_space_write_lock_boundedly_and_ctrl_c_ends_the_wait(
     assert space_file.read_bytes() == before  # nothing linked, nothing registered
     done = _command("cells", str(store), "--json")
     assert done.returncode == 0 and "disk source" not in done.stdout
+
+
+def test_a_reader_gone_in_the_middle_of_a_text_table_gives_status_1(tmp_path: Path) -> None:
+    """`sqlite-cells cells | head -1`: the text table is one write far larger than a pipe
+    holds; the reader goes away after its first line. Status 1 and no message, as in every
+    other format, never 0 with the output cut short (an unbuffered stream took the part the
+    pipe had taken in for the whole)."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        with space.transact():
+            for n in range(3000):
+                space.cell(f"c{n}").set("x" * 200)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sqlite_cells", "cells", str(store)],
+        env={**_env(), "PYTHONUNBUFFERED": "1"},  # as some users' shells run it
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline().split() == [
+        b"space",
+        b"name",
+        b"id",
+        b"kind",
+        b"rev",
+        b"value",
+    ]
+    process.stdout.close()
+    assert process.wait(timeout=120) == 1
+    assert process.stderr.read() == b""
+    process.stderr.close()
