@@ -205,3 +205,24 @@ def test_a_reader_gone_in_the_middle_of_a_text_table_gives_status_1(tmp_path: Pa
     assert process.wait(timeout=120) == 1
     assert process.stderr.read() == b""
     process.stderr.close()
+
+
+def test_query_of_an_ordinary_cell_says_it_is_no_database_not_quarantined(tmp_path: Path) -> None:
+    """A cell's id (a value, a piece) given as DB is a user's slip, not a damaged handle (R5
+    quarantines a database whose handle no longer decodes): nothing to restore from a backup."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        counter = space.cell("counter", default=0)
+        with space.transact():
+            counter.set(5)
+        piece = space.run(_counts, key="k")
+        rt.settle()
+    for cell_id in (counter.id, piece.id):
+        done = _command("query", str(store), "demo", cell_id, "SELECT 1")
+        assert (done.returncode, done.stdout) == (1, "")
+        assert done.stderr == (
+            f"sqlite-cells: InspectError: {cell_id} names a cell of space 'demo', not a "
+            "database: `sqlite-cells cells` lists each cell with its kind; give a database's "
+            "name or id\n"
+        )
