@@ -57,7 +57,14 @@ from sqlite_cells.cli._inspect import (
 )
 from sqlite_cells.cli._maintenance import check, gc, link
 from sqlite_cells.cli._names import Namer
-from sqlite_cells.cli._output import Format, print_json, print_rows, rows_for_json, rows_for_text
+from sqlite_cells.cli._output import (
+    Format,
+    one_line,
+    print_json,
+    print_rows,
+    rows_for_json,
+    rows_for_text,
+)
 from sqlite_cells.cli._params import UsageError, bindings, check_text
 from sqlite_cells.cli._parser import parser
 from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK, USAGE
@@ -97,14 +104,18 @@ def _watermark(seq: int | None) -> str:
 
 
 def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
-    out.write(f"store {info.store}\n")
+    out.write(f"store {one_line(info.store)}\n")
     if not info.spaces:
         out.write("  (no readable spaces)\n" if info.damaged_space_files else "  (no spaces)\n")
     for damaged in info.damaged_space_files:
-        out.write(f"space file {damaged.file}: DAMAGED, cannot be read ({damaged.reason})\n")
+        out.write(
+            f"space file {one_line(damaged.file)}: DAMAGED, cannot be read "
+            f"({one_line(damaged.reason)})\n"
+        )
     for space in info.spaces:
         out.write(
-            f"space {space.id!r} ({space.file}): {space.cells} cell(s), last seq {space.last_seq}\n"
+            f"space {space.id!r} ({one_line(space.file)}): {space.cells} cell(s), "
+            f"last seq {space.last_seq}\n"
         )
         if not space.databases:
             out.write("  no database cells written yet\n")
@@ -129,24 +140,25 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
             named = f"{known.name!r} ({db.id})" if known is not None else db.id
             out.write(
                 f"  database {named}\n"
-                f"    file {db.file}: rev {db.rev}, last write at seq {db.last_write_seq}, "
-                f"{state}\n"
+                f"    file {one_line(db.file)}: rev {db.rev}, "
+                f"last write at seq {db.last_write_seq}, {one_line(state)}\n"
             )
             rows = [{"table": t.name, "rows": t.rows} for t in db.tables]
             table = text_table(rows, columns=["table", "rows"])
             out.write("".join(f"      {line}\n" for line in table.splitlines()))
     for name in info.unreferenced_files:
         out.write(
-            f"unreferenced database file {name} (no handle names it, or its database was "
+            f"unreferenced database file {one_line(name)} (no handle names it, or its database was "
             "dropped: `gc` lists it)\n"
         )
     for orphan in info.orphaned_files:
         mark = "unreadable" if orphan.watermark is None else orphan.watermark
         out.write(
-            f"orphaned database file {orphan.file}: watermark {mark}, no readable space names it\n"
+            f"orphaned database file {one_line(orphan.file)}: watermark {mark}, "
+            "no readable space names it\n"
         )
     for finding in info.findings():
-        out.write(f"finding: {finding}\n")
+        out.write(f"finding: {one_line(finding)}\n")
 
 
 def _inspect(args: argparse.Namespace, out: TextIO) -> int:

@@ -26,7 +26,15 @@ import msgspec
 from sqlite_cells.cli._names import Namer, link_in
 from sqlite_cells.read import text_table
 
-__all__ = ["Format", "finite", "print_json", "print_rows", "rows_for_json", "rows_for_text"]
+__all__ = [
+    "Format",
+    "finite",
+    "one_line",
+    "print_json",
+    "print_rows",
+    "rows_for_json",
+    "rows_for_text",
+]
 
 
 class Format(enum.Enum):
@@ -45,6 +53,17 @@ def finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [finite(v) for v in value]
     return value
+
+
+def one_line(value: object) -> str:
+    """``value`` as text for a line of the text output: each character a terminal would act on
+    (newline, ESC, the other control and format characters) written as Python writes it in a
+    literal (``\\n``, ``\\x1b``), as the text table writes its cells. A path or a file name the
+    store holds cannot then break a line or move the cursor."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def print_json(value: Any, out: TextIO) -> None:

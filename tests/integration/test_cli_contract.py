@@ -226,3 +226,27 @@ def test_query_of_an_ordinary_cell_says_it_is_no_database_not_quarantined(tmp_pa
             "database: `sqlite-cells cells` lists each cell with its kind; give a database's "
             "name or id\n"
         )
+
+
+def test_file_names_and_paths_the_store_holds_cannot_break_a_line_of_text_output(
+    tmp_path: Path,
+) -> None:
+    """A registered file's path and a stray file's name are text another program chose: in
+    `inspect` and `gc` they are written with their control characters escaped, as the text
+    tables write values, so they neither break the line nor reach the terminal as ESC."""
+    store, piece_id, _ = _piece_store(tmp_path)
+    odd = tmp_path / "we\nird\x1b[31m.db"
+    apsw.Connection(str(odd)).execute("CREATE TABLE things (x)")
+    done = _command("link", f"sqlite:{odd}", "demo", piece_id, "ref", "--store", str(store))
+    assert done.returncode == 0, done.stderr
+    stray = store / "cell-\x1b[2Jstray\n.sqlite"
+    apsw.Connection(str(stray)).execute("CREATE TABLE t (x)")
+    inspected = _command("inspect", str(store))
+    assert f"    file {tmp_path}/we\\nird\\x1b[31m.db: rev 0" in inspected.stdout
+    assert "unreferenced database file cell-\\x1b[2Jstray\\n.sqlite (" in inspected.stdout
+    listed = _command("gc", str(store))
+    assert listed.returncode == 0
+    assert "would remove cell-\\x1b[2Jstray\\n.sqlite\n" in listed.stdout
+    for done in (inspected, listed):
+        assert "\x1b" not in done.stdout
+        assert all(line.isprintable() for line in done.stdout.splitlines())
