@@ -66,7 +66,7 @@ from sqlite_cells.cli._output import (
     rows_for_text,
 )
 from sqlite_cells.cli._params import UsageError, bindings, check_text
-from sqlite_cells.cli._parser import parser
+from sqlite_cells.cli._parser import literal_params, param_pairs, parser
 from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK, USAGE
 from sqlite_cells.codec import GuardViolation, QueryError, QueryTimeout, SqliteCellsError
 from sqlite_cells.read import text_table
@@ -200,7 +200,7 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
     for value, what in ((args.space, "SPACE"), (args.db, "DB"), (args.sql, "SQL")):
         check_text(value, what)
     check_statement(args.sql, Mode.READ)  # a refused statement is reported before its parameters
-    params = bindings(args.sql, args.params)
+    params = bindings(args.sql, param_pairs(args.params))
     try:
         result = query_store(store, args.space, args.db, args.sql, params, timeout=args.timeout)
     except SqliteCellsError as exc:
@@ -361,7 +361,7 @@ def _message(exc: SqliteCellsError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit status (argparse exits 2 itself on bad usage)."""
-    args = parser().parse_args(argv)
+    args = parser().parse_args(literal_params(sys.argv[1:] if argv is None else argv))
     out, err = sys.stdout, sys.stderr
     if args.command == "query":  # R44: the --timeout deadline bounds every wait of the read
         waits = lock_waits(deadline=time.monotonic() + args.timeout)

@@ -250,3 +250,17 @@ def test_file_names_and_paths_the_store_holds_cannot_break_a_line_of_text_output
     for done in (inspected, listed):
         assert "\x1b" not in done.stdout
         assert all(line.isprintable() for line in done.stdout.splitlines())
+
+
+def test_a_parameter_value_that_starts_with_a_dash_is_bound_as_typed(tmp_path: Path) -> None:
+    """`-p NAME VALUE` takes the two words after it as they are, as sqlite-utils does: a value
+    such as `-abc` or `--` is text to bind, not an option."""
+    store = tmp_path / "store"
+    _store_with_text(store, "-abc", "--", "-1")
+    sql = "SELECT id FROM t WHERE v IN (:a, :b, :c) ORDER BY id"
+    done = _command(
+        "query", str(store), "demo", "notes", sql, "-p", "a", "-abc", "-p", "b", "--",
+        "-p", "c", "-1", "--ndjson",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == '{"id":1}\n{"id":2}\n{"id":3}\n'
