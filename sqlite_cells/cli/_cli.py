@@ -309,6 +309,8 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     _refuse_empty_store(args)
     for name in getattr(args, "names", ()):
         check_text(name, "--name")
+    if command == "cells" and args.space is not None:
+        check_text(args.space, "--space")
     if command == "demo":
         if getattr(args, "fmt", Format.TEXT) is not Format.TEXT:
             raise UsageError(

@@ -63,16 +63,19 @@ def test_csv_quotes_a_carriage_return_so_the_record_reads_back_whole(tmp_path: P
     assert records == [["id", "a\rb"]] + [[str(n), text] for n, text in enumerate(texts, 1)]
 
 
-@pytest.mark.parametrize("command", ["cells", "tables", "query"])
+@pytest.mark.parametrize(
+    ("command", "option"),
+    [("cells", "--name"), ("tables", "--name"), ("query", "--name"), ("cells", "--space")],
+)
 def test_a_name_that_is_not_utf8_is_bad_usage_like_every_other_argument(
-    tmp_path: Path, command: str
+    tmp_path: Path, command: str, option: str
 ) -> None:
     store = tmp_path / "store"
     _store_with_text(store, "x")
     rest = ["demo", "notes", "SELECT v FROM t"] if command == "query" else []
-    done = _command(command, str(store), *rest, "--name", os.fsdecode(b"not\xffutf8"))
+    done = _command(command, str(store), *rest, option, os.fsdecode(b"not\xffutf8"))
     assert done.returncode == 2, (done.stdout, done.stderr)
-    assert "--name 'not\\\\xffutf8' is not valid UTF-8" in done.stderr
+    assert f"{option} 'not\\\\xffutf8' is not valid UTF-8" in done.stderr
     assert done.stdout == ""
 
 
