@@ -267,3 +267,29 @@ def test_a_parameter_value_that_starts_with_a_dash_is_bound_as_typed(tmp_path: P
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout == '{"id":1}\n{"id":2}\n{"id":3}\n'
+
+
+@pytest.mark.parametrize("through_a_link", [False, True], ids=["named", "linked-to"])
+def test_link_of_a_file_whose_name_is_not_utf8_is_refused_naming_the_rule(
+    tmp_path: Path, through_a_link: bool
+) -> None:
+    """The file exists, but SQLite opens files by their UTF-8 names: `link` refuses it as the
+    library does (rule `exists`), never as an internal error, and writes nothing."""
+    store, piece_id, reference = _piece_store(tmp_path)
+    odd = os.fsdecode(bytes(tmp_path) + b"/not\xffutf8.db")
+    os.rename(reference, odd)
+    given = odd
+    if through_a_link:
+        given = str(tmp_path / "plain.db")
+        os.symlink(odd, given)
+    (space_file,) = store.glob("space-*.sqlite")
+    before = space_file.read_bytes()
+    done = _command("link", f"sqlite:{given}", "demo", piece_id, "ref", "--store", str(store))
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith(f"sqlite-cells: DiskSourceError: exists: {given!r}: "), (
+        done.stderr
+    )
+    assert "is not valid Unicode text (a lone surrogate at position" in done.stderr
+    assert "rename the file" in done.stderr
+    assert space_file.read_bytes() == before
+    assert sorted(p.name for p in store.iterdir()) == [space_file.name]
