@@ -70,10 +70,12 @@ _PARAM_FLAGS = ("-p", "--param")
 
 
 def literal_params(argv: Sequence[str]) -> list[str]:
-    """``argv`` with the two words after each ``-p``/``--param`` kept as values, whatever they
-    start with (``-p a -abc``, ``-p a --``); :func:`param_pairs` gives them back as typed."""
+    """``argv`` with the two words after each ``-p``/``--param`` of ``query`` kept as values,
+    whatever they start with (``-p a -abc``, ``-p a --``); :func:`param_pairs` gives them back
+    as typed. Another command's ``-p`` is left to argparse, which refuses it as it is."""
     marked: list[str] = []
     values = 0
+    query = False
     for index, arg in enumerate(argv):
         if values:
             marked.append(_LITERAL + arg if arg.startswith("-") else arg)
@@ -83,7 +85,8 @@ def literal_params(argv: Sequence[str]) -> list[str]:
             break
         else:
             marked.append(arg)
-            values = 2 if arg in _PARAM_FLAGS else 0
+            query = query or arg == "query"
+            values = 2 if query and arg in _PARAM_FLAGS else 0
     return marked
 
 

@@ -293,3 +293,7 @@ def test_link_of_a_file_whose_name_is_not_utf8_is_refused_naming_the_rule(
     assert "rename the file" in done.stderr
     assert space_file.read_bytes() == before
     assert sorted(p.name for p in store.iterdir()) == [space_file.name]
+    # Another command has no -p: refused as typed.
+    refused = _command("inspect", str(store), "-p", "a", "-abc")
+    assert refused.returncode == 2
+    assert refused.stderr.endswith("error: unrecognized arguments: -p a -abc\n")
