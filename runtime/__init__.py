@@ -31,6 +31,7 @@ from sqlite_cells.runtime._format import stored_format as stored_format
 from sqlite_cells.runtime._format import upgrade_space_file as upgrade_space_file
 from sqlite_cells.runtime._handler import handler as handler
 from sqlite_cells.runtime._lock_wait import lock_waits as lock_waits
+from sqlite_cells.runtime._lock_wait import set_lock_wait as set_lock_wait
 from sqlite_cells.runtime._lock_wait import wait_for_locks as wait_for_locks
 from sqlite_cells.runtime._marks import forget as forget_marks
 from sqlite_cells.runtime._marks import unchanged_since as unchanged_since
@@ -111,6 +112,7 @@ __all__ = [
     "printable",
     "remove_unused",
     "require_transaction",
+    "set_lock_wait",
     "stored_format",
     "surrogate_at",
     "translated",

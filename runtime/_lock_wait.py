@@ -7,7 +7,9 @@ within the limits :func:`lock_waits` sets for the code it runs: a longest single
 deadline; once one wait has run out, the others in the same body give up at once (a command
 waits for a lock once, not once per file it reads). The command line sets them for each
 command (a query's ``--timeout`` is its deadline, R44); the library's own connections keep
-their waits."""
+their waits, except that a runtime's space write connection, opened inside :func:`lock_waits`
+(the command line's ``link`` and ``demo``), waits as the command's other connections do
+(:func:`set_lock_wait`)."""
 
 from __future__ import annotations
 
@@ -65,3 +67,14 @@ def wait_for_locks(conn: apsw.Connection, ms: int) -> None:
         return True
 
     conn.setbusyhandler(busy)
+
+
+def set_lock_wait(conn: apsw.Connection, ms: int) -> None:
+    """Let ``conn`` wait up to ``ms`` milliseconds for a lock: through SQLite's busy timeout,
+    or, inside :func:`lock_waits`, as :func:`wait_for_locks` does (within its limits, and a
+    Ctrl-C ends the wait). The library keeps SQLite's timeout; a command that opens a runtime
+    (``link``, ``demo``) waits for the space's write lock as its other waits do."""
+    if _LIMITS.get() is None:
+        conn.setbusytimeout(ms)
+    else:
+        wait_for_locks(conn, ms)

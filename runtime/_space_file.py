@@ -54,6 +54,7 @@ from sqlite_cells.runtime._commit import commit_error, holds, write_member
 from sqlite_cells.runtime._file_kind import check_file_kinds
 from sqlite_cells.runtime._format import NAMED_TABLE, ensure_format
 from sqlite_cells.runtime._group import Ticket, shared, take_batch
+from sqlite_cells.runtime._lock_wait import set_lock_wait
 from sqlite_cells.runtime._marks import known_head, mark, record_hash, unchanged_since
 from sqlite_cells.runtime._tx import LENGTH_LIMIT
 
@@ -379,7 +380,7 @@ class SpaceFile:
             raise _Moved
         self._fresh = False
         try:
-            conn.setbusytimeout(BUSY_TIMEOUT_MS)
+            set_lock_wait(conn, BUSY_TIMEOUT_MS)
             conn.limit(apsw.SQLITE_LIMIT_LENGTH, LENGTH_LIMIT)  # R44: nothing stored is unreadable
             self._refuse_foreign(conn)
             # A new file gives the pages compaction frees back (ignored for an existing file).
@@ -1279,7 +1280,7 @@ def _set_wal(conn: apsw.Connection) -> None:
                     raise
                 time.sleep(0.01)
     finally:
-        conn.setbusytimeout(BUSY_TIMEOUT_MS)
+        set_lock_wait(conn, BUSY_TIMEOUT_MS)
 
 
 @contextmanager

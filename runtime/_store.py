@@ -47,6 +47,8 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
             )
         path.mkdir(parents=True, exist_ok=True)
         resolved = path.resolve()
+    except StorePathError:  # also an OSError: said once, not wrapped in itself
+        raise
     except (OSError, RuntimeError) as exc:  # a name too long, no permission, a link loop
         raise StorePathError(describe(exc, f"the store {_shown(path)}")) from exc
     _check_text(str(resolved))  # a link may lead to a name that is not valid text

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from sqlite_cells import runtime
 from sqlite_cells.codec import (
     DatabaseError,
-    DiskSourceError,
     EncodingError,
     Op,
     Quarantined,
@@ -60,7 +59,6 @@ from sqlite_cells.runtime import (
     causal_cause,
     check_companions,
     check_name,
-    surrogate_at,
     translated,
     waited_for_lock,
 )
@@ -140,15 +138,6 @@ class Space(runtime.Space):
 
         runtime = self.runtime
         runtime.check_open()  # a closed runtime registers nothing (and reads no file for it)
-        given = os.fspath(path) if isinstance(path, str | os.PathLike) else None
-        position = surrogate_at(given) if isinstance(given, str) else None
-        if given is not None and position is not None:
-            raise DiskSourceError(
-                "exists",
-                given,
-                f"is not valid Unicode text (a lone surrogate at position {position}): SQLite "
-                "opens files by their UTF-8 names; rename the file",
-            )
         resolved, pinned, repinned = register_disk_file(
             path, store=runtime.store, roots=runtime.disk_source_roots
         )

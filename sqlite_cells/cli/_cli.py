@@ -57,9 +57,16 @@ from sqlite_cells.cli._inspect import (
 )
 from sqlite_cells.cli._maintenance import check, gc, link
 from sqlite_cells.cli._names import Namer
-from sqlite_cells.cli._output import Format, print_json, print_rows, rows_for_json, rows_for_text
+from sqlite_cells.cli._output import (
+    Format,
+    one_line,
+    print_json,
+    print_rows,
+    rows_for_json,
+    rows_for_text,
+)
 from sqlite_cells.cli._params import UsageError, bindings, check_text
-from sqlite_cells.cli._parser import parser
+from sqlite_cells.cli._parser import literal_params, param_pairs, parser
 from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK, USAGE
 from sqlite_cells.codec import GuardViolation, QueryError, QueryTimeout, SqliteCellsError
 from sqlite_cells.read import text_table
@@ -97,14 +104,18 @@ def _watermark(seq: int | None) -> str:
 
 
 def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
-    out.write(f"store {info.store}\n")
+    out.write(f"store {one_line(info.store)}\n")
     if not info.spaces:
         out.write("  (no readable spaces)\n" if info.damaged_space_files else "  (no spaces)\n")
     for damaged in info.damaged_space_files:
-        out.write(f"space file {damaged.file}: DAMAGED, cannot be read ({damaged.reason})\n")
+        out.write(
+            f"space file {one_line(damaged.file)}: DAMAGED, cannot be read "
+            f"({one_line(damaged.reason)})\n"
+        )
     for space in info.spaces:
         out.write(
-            f"space {space.id!r} ({space.file}): {space.cells} cell(s), last seq {space.last_seq}\n"
+            f"space {space.id!r} ({one_line(space.file)}): {space.cells} cell(s), "
+            f"last seq {space.last_seq}\n"
         )
         if not space.databases:
             out.write("  no database cells written yet\n")
@@ -129,24 +140,25 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
             named = f"{known.name!r} ({db.id})" if known is not None else db.id
             out.write(
                 f"  database {named}\n"
-                f"    file {db.file}: rev {db.rev}, last write at seq {db.last_write_seq}, "
-                f"{state}\n"
+                f"    file {one_line(db.file)}: rev {db.rev}, "
+                f"last write at seq {db.last_write_seq}, {one_line(state)}\n"
             )
             rows = [{"table": t.name, "rows": t.rows} for t in db.tables]
             table = text_table(rows, columns=["table", "rows"])
             out.write("".join(f"      {line}\n" for line in table.splitlines()))
     for name in info.unreferenced_files:
         out.write(
-            f"unreferenced database file {name} (no handle names it, or its database was "
+            f"unreferenced database file {one_line(name)} (no handle names it, or its database was "
             "dropped: `gc` lists it)\n"
         )
     for orphan in info.orphaned_files:
         mark = "unreadable" if orphan.watermark is None else orphan.watermark
         out.write(
-            f"orphaned database file {orphan.file}: watermark {mark}, no readable space names it\n"
+            f"orphaned database file {one_line(orphan.file)}: watermark {mark}, "
+            "no readable space names it\n"
         )
     for finding in info.findings():
-        out.write(f"finding: {finding}\n")
+        out.write(f"finding: {one_line(finding)}\n")
 
 
 def _inspect(args: argparse.Namespace, out: TextIO) -> int:
@@ -188,7 +200,7 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
     for value, what in ((args.space, "SPACE"), (args.db, "DB"), (args.sql, "SQL")):
         check_text(value, what)
     check_statement(args.sql, Mode.READ)  # a refused statement is reported before its parameters
-    params = bindings(args.sql, args.params)
+    params = bindings(args.sql, param_pairs(args.params))
     try:
         result = query_store(store, args.space, args.db, args.sql, params, timeout=args.timeout)
     except SqliteCellsError as exc:
@@ -295,6 +307,10 @@ def _refuse_empty_store(args: argparse.Namespace) -> None:
 def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     command = args.command
     _refuse_empty_store(args)
+    for name in getattr(args, "names", ()):
+        check_text(name, "--name")
+    if command == "cells" and args.space is not None:
+        check_text(args.space, "--space")
     if command == "demo":
         if getattr(args, "fmt", Format.TEXT) is not Format.TEXT:
             raise UsageError(
@@ -347,7 +363,7 @@ def _message(exc: SqliteCellsError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit status (argparse exits 2 itself on bad usage)."""
-    args = parser().parse_args(argv)
+    args = parser().parse_args(literal_params(sys.argv[1:] if argv is None else argv))
     out, err = sys.stdout, sys.stderr
     if args.command == "query":  # R44: the --timeout deadline bounds every wait of the read
         waits = lock_waits(deadline=time.monotonic() + args.timeout)

@@ -42,7 +42,9 @@ from sqlite_cells.files import (
     HandleQuarantined,
     collect_garbage,
     damaged_spaces,
+    database_seq,
     declaration_from_handle,
+    handle_shaped,
     handle_value,
     look_again,
     open_unwritable,
@@ -728,7 +730,16 @@ def query_store(
         ).fetchone()
     data = stored_json(row[0]) if row is not None else None
     handle = handle_value(db_id, data) if data is not None else None
-    if row is not None and handle is None:  # R5, as a runtime refuses it
+    if row is not None and handle is None:
+        if not _names_a_database(root, space_file, db_id, data):
+            named = db_id if database == db_id else f"{database!r} ({db_id})"
+            raise InspectError(
+                "not-a-database",
+                f"{named} names a cell of space {space_id!r}, not a database: "
+                "`sqlite-cells cells` lists each cell with its kind; give a database's name "
+                "or id",
+            )
+        # R5: a database's handle that does not decode, as a runtime refuses it.
         raise HandleQuarantined(db_id, _shown_value(data) if data is not None else row[0])
     if row is not None and type(row[1]) is not int:
         raise HandleQuarantined(
@@ -767,6 +778,19 @@ def query_store(
         pool.close()
     columns = tuple(rows[0]) if rows else _result_columns(decl, sql, params)
     return QueryResult(space_id, db_id, decl.path.name, seq, rows, columns)
+
+
+def _names_a_database(root: Path, space_file: Path, db_id: str, data: bytes | None) -> bool:
+    """Whether ``db_id``, whose cell holds no handle, is a database all the same (R5: its
+    handle no longer decodes): its value has a handle's shape, a file stands at its database's
+    path, or the space's log wrote it. Else it is an ordinary cell (a value, a piece, an
+    input): no database at all, and nothing is quarantined."""
+    if data is not None and handle_shaped(db_id, data):
+        return True
+    if (root / db_file_name(db_id)).exists():
+        return True
+    with read_only(space_file) as conn:
+        return database_seq(conn, db_id) > 0
 
 
 def _result_columns(

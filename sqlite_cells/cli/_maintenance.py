@@ -18,7 +18,7 @@ from sqlite_cells.cli._inspect import (
     store_dir,
 )
 from sqlite_cells.cli._names import Namer
-from sqlite_cells.cli._output import Format, print_json, print_rows
+from sqlite_cells.cli._output import Format, one_line, print_json, print_rows
 from sqlite_cells.cli._params import check_text
 from sqlite_cells.cli._status import FINDING, OK
 from sqlite_cells.codec import Link, LinkDecodeError, SqliteCellsError, decode_value, derive_id
@@ -147,15 +147,18 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
     if args.fmt is Format.TEXT:
         for row in rows:
             if row["db"] is None:
-                out.write(f"space file {row['file']}: damaged, cannot be read ({row['detail']})\n")
+                out.write(
+                    f"space file {one_line(row['file'])}: damaged, cannot be read "
+                    f"({one_line(row['detail'])})\n"
+                )
                 out.write(f"  {row['advice']}\n")
                 continue
             mark = row["watermark"] if row["watermark"] is not None else "unreadable"
             out.write(
-                f"{row['db']} ({row['file']}): watermark {mark}, space seq {row['space_seq']}: "
-                f"{row['action']}"
+                f"{row['db']} ({one_line(row['file'])}): watermark {mark}, "
+                f"space seq {row['space_seq']}: {row['action']}"
                 + (f", {row['commits']} commit(s) applied" if row["commits"] else "")
-                + (f" ({row['detail']})" if row["detail"] else "")
+                + (f" ({one_line(row['detail'])})" if row["detail"] else "")
                 + "\n"
             )
             if row["advice"]:
@@ -349,13 +352,16 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
     verb = "removed" if args.yes else "would remove"
     if args.fmt is Format.TEXT:
         for p in paths:
-            out.write(f"{verb} {p.name}\n")
+            out.write(f"{verb} {one_line(p.name)}\n")
         for p, why in skipped:
-            out.write(f"skipped {p.name}: {why}\n")
+            out.write(f"skipped {one_line(p.name)}: {why}\n")
         for p, why in failed:
-            out.write(f"could not remove {p.name}: {why}\n")
+            out.write(f"could not remove {one_line(p.name)}: {one_line(why)}\n")
         for d in damaged:
-            out.write(f"damaged space file {d.path.name} ({d.reason}): {_KEPT_FOR_DAMAGED}\n")
+            out.write(
+                f"damaged space file {one_line(d.path.name)} ({one_line(d.reason)}): "
+                f"{_KEPT_FOR_DAMAGED}\n"
+            )
         if args.yes:
             out.write(f"{len(paths)} file(s) removed\n")
         elif paths:

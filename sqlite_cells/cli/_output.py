@@ -14,10 +14,11 @@ from __future__ import annotations
 import base64
 import csv
 import enum
+import io
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 import msgspec
@@ -25,7 +26,15 @@ import msgspec
 from sqlite_cells.cli._names import Namer, link_in
 from sqlite_cells.read import text_table
 
-__all__ = ["Format", "finite", "print_json", "print_rows", "rows_for_json", "rows_for_text"]
+__all__ = [
+    "Format",
+    "finite",
+    "one_line",
+    "print_json",
+    "print_rows",
+    "rows_for_json",
+    "rows_for_text",
+]
 
 
 class Format(enum.Enum):
@@ -44,6 +53,17 @@ def finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [finite(v) for v in value]
     return value
+
+
+def one_line(value: object) -> str:
+    """``value`` as text for a line of the text output: each character a terminal would act on
+    (newline, ESC, the other control and format characters) written as Python writes it in a
+    literal (``\\n``, ``\\x1b``), as the text table writes its cells. A path or a file name the
+    store holds cannot then break a line or move the cursor."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def print_json(value: Any, out: TextIO) -> None:
@@ -143,12 +163,30 @@ def print_rows(
             out.write(json_for(msgspec.json.encode(finite(row)).decode(), out) + "\n")
     elif fmt is Format.CSV:
         names = list(columns) if columns is not None else _columns(rows)
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(names)
+        line = _csv_line()
+        out.write(line(names))
         for row in rows:
-            writer.writerow([_csv_cell(finite(row.get(name))) for name in names])
+            out.write(line([_csv_cell(finite(row.get(name))) for name in names]))
     else:
-        out.write(text_table([finite(row) for row in rows], columns=columns) + "\n")
+        # One large write, as JSON's: whole, or BrokenPipeError when the reader goes away.
+        write_whole(text_table([finite(row) for row in rows], columns=columns) + "\n", out)
+
+
+def _csv_line() -> Callable[[Sequence[Any]], str]:
+    """A function that writes one CSV record, ended by ``\\n``. The csv module quotes a field
+    holding a character of its line terminator only: with ``\\n`` alone, a carriage return in
+    a value went out bare, and every CSV reader ends the record there. Written with ``\\r\\n``,
+    a field holding either is quoted; the record's own ``\\r\\n`` becomes ``\\n``."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+
+    def line(fields: Sequence[Any]) -> str:
+        buffer.seek(0)
+        buffer.truncate()
+        writer.writerow(fields)
+        return buffer.getvalue()[:-2] + "\n"
+
+    return line
 
 
 def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:

@@ -17,7 +17,7 @@ from importlib import metadata
 from sqlite_cells.cli._output import Format
 from sqlite_cells.runtime import MAX_SECONDS
 
-__all__ = ["DEFAULT_TIMEOUT", "parser"]
+__all__ = ["DEFAULT_TIMEOUT", "literal_params", "param_pairs", "parser"]
 
 DEFAULT_TIMEOUT = 5.0
 _STORE_HELP = "store directory (default: $SQLITE_CELLS_STORE or ./.sqlite-cells)"
@@ -60,6 +60,39 @@ class _Intermixed(argparse.ArgumentParser):
             return self.parse_known_intermixed_args(args, namespace)
         finally:
             self._inside = False
+
+
+# Marks a -p NAME or VALUE that starts with "-": argparse takes "-abc" for an option even where
+# a value must stand, so `-p a -abc` was bad usage (sqlite-utils takes the two words as they
+# are). No argument the system passes holds NUL.
+_LITERAL = "\0"
+_PARAM_FLAGS = ("-p", "--param")
+
+
+def literal_params(argv: Sequence[str]) -> list[str]:
+    """``argv`` with the two words after each ``-p``/``--param`` of ``query`` kept as values,
+    whatever they start with (``-p a -abc``, ``-p a --``); :func:`param_pairs` gives them back
+    as typed. Another command's ``-p`` is left to argparse, which refuses it as it is."""
+    marked: list[str] = []
+    values = 0
+    query = False
+    for index, arg in enumerate(argv):
+        if values:
+            marked.append(_LITERAL + arg if arg.startswith("-") else arg)
+            values -= 1
+        elif arg == "--":  # the rest is positional
+            marked.extend(argv[index:])
+            break
+        else:
+            marked.append(arg)
+            query = query or arg == "query"
+            values = 2 if query and arg in _PARAM_FLAGS else 0
+    return marked
+
+
+def param_pairs(pairs: Sequence[Sequence[str]]) -> list[list[str]]:
+    """The ``-p NAME VALUE`` pairs as the user typed them (see :func:`literal_params`)."""
+    return [[word.removeprefix(_LITERAL) for word in pair] for pair in pairs]
 
 
 def _common(*, suppress: bool) -> _Intermixed:

@@ -40,6 +40,7 @@ from pathlib import Path
 import apsw
 
 from sqlite_cells.codec import DiskSourceError, derive_id
+from sqlite_cells.runtime import surrogate_at
 
 __all__ = [
     "READ_ONLY_URI",
@@ -135,6 +136,20 @@ def decode_pin(stored: object, path: Path) -> Pin:
     )
 
 
+def _refuse_surrogates(given: str, name: str) -> None:
+    """SQLite opens files by their UTF-8 names: a name holding a byte that is not UTF-8 (a lone
+    surrogate once decoded) can name no file it opens (rule ``exists``)."""
+    position = surrogate_at(name)
+    if position is not None:
+        raise DiskSourceError(
+            "exists",
+            given,
+            f"{'' if name == given else 'leads to a name that '}is not valid Unicode text (a "
+            f"lone surrogate at position {position}): SQLite opens files by their UTF-8 names; "
+            "rename the file",
+        )
+
+
 def _validated(
     path: str | os.PathLike[str], *, store: Path, roots: Sequence[str | os.PathLike[str]] | None
 ) -> tuple[Path, Pin]:
@@ -148,6 +163,7 @@ def _validated(
     if "\0" in given:
         shown = given.replace("\0", "\\0")
         raise DiskSourceError("exists", shown, "a path cannot hold a NUL character")
+    _refuse_surrogates(given, given)
     candidate = Path(given)
     try:
         resolved = candidate.resolve(strict=True)
@@ -156,6 +172,7 @@ def _validated(
         raise DiskSourceError("exists", given, "no such file: check the path") from None
     except (OSError, RuntimeError) as exc:  # loops of links, permissions
         raise DiskSourceError("exists", given, f"cannot be resolved: {exc}") from exc
+    _refuse_surrogates(given, str(resolved))  # a link may lead to such a name
     if not stat.S_ISREG(mode) or resolved.is_relative_to("/proc"):
         raise DiskSourceError(
             "regular-file",

@@ -78,6 +78,7 @@ from sqlite_cells.runtime import (
     Transaction,
     busy_ms,
     log_head,
+    set_lock_wait,
     unchanged_since,
     waited_for_lock,
 )
@@ -256,7 +257,7 @@ class SqliteParticipant:
                             self._migrated.add(decl.path)
             write_conn(conn)  # its gate is installed outside any transaction, once
             path = paths.pop()
-            conn.setbusytimeout(self._lock_wait_ms)  # R44, see _lock_timeout
+            set_lock_wait(conn, self._lock_wait_ms)  # R44, see _lock_timeout
             try:
                 created = attach(conn, path)
             except StoreChanged:
@@ -277,7 +278,7 @@ class SqliteParticipant:
                 raise
             raise timeout from exc
         finally:
-            conn.setbusytimeout(BUSY_TIMEOUT_MS)
+            set_lock_wait(conn, BUSY_TIMEOUT_MS)
 
     def _lock_timeout(
         self, exc: apsw.BusyError | DatabaseError, db_id: str, sql: str
@@ -358,7 +359,7 @@ class SqliteParticipant:
             unchanged = staged is not None and staged.seq == 0 and staged.unchanged
             if staged is not None:
                 staged.seq = seq
-        conn.setbusytimeout(self._lock_wait_ms)  # R44, see _lock_timeout
+        set_lock_wait(conn, self._lock_wait_ms)  # R44, see _lock_timeout
         try:
             (links, keys), found, reshaped = self._ensure(conn, decl, unchanged=unchanged)
             if not reshaped and self._migrated:
@@ -397,7 +398,7 @@ class SqliteParticipant:
                 raise
             raise timeout from exc
         finally:
-            conn.setbusytimeout(BUSY_TIMEOUT_MS)
+            set_lock_wait(conn, BUSY_TIMEOUT_MS)
         return Op(op.kind, op.target, _op_body(request, changeset, found, reshaped))
 
     def _by_rowid(self, conn: apsw.Connection, decl: Declaration) -> bool:
