@@ -66,6 +66,7 @@ from sqlite_cells.schema import (
 )
 
 __all__ = [
+    "OTHER_HISTORY",
     "QUARANTINE_DIR",
     "TABLES_DIFFER",
     "Action",
@@ -82,6 +83,7 @@ log = logging.getLogger("sqlite_cells")
 # Why a file is not its database's (another program's or another store's file at the path): the
 # start of a quarantine's detail, which ``check`` answers with a remedy that works.
 TABLES_DIFFER: Final = "the file's tables differ from the declared ones"
+OTHER_HISTORY: Final = "the file at this path is not the one this space wrote"
 
 QUARANTINE_DIR = "quarantine"  # beside the space files: copies kept before a repair removes rows
 
@@ -128,6 +130,12 @@ class _Damaged(Exception):
     pass
 
 
+def _why(exc: BaseException) -> str:
+    """What ``exc`` found, for a quarantine's detail: SQLite's errors keep their class name
+    (``FullError: …``), this module's own say only what they found."""
+    return str(exc) if isinstance(exc, (_Irreparable, _Damaged)) else f"{type(exc).__name__}: {exc}"
+
+
 def database_seq(space_conn: apsw.Connection, db_id: str) -> int:
     """The last seq of the space's log that wrote ``db_id``: from the op index, or (a store of an
     older format whose index cannot be trusted, read without upgrading it; R73) from the log."""
@@ -148,7 +156,7 @@ def orphan_outcome(db_id: str, path: Path) -> Outcome:
         finally:
             conn.close()
     except (apsw.Error, _Damaged) as exc:
-        return _quarantine(db_id, path, 0, 0, f"{type(exc).__name__}: {exc}")
+        return _quarantine(db_id, path, 0, 0, _why(exc))
     if db_seq == 0:
         return Outcome(db_id, path, 0, 0, Action.IN_SYNC)
     return _quarantine(
@@ -299,7 +307,7 @@ def _reconcile_file(
         raise _Damaged(str(exc)) from exc
     except (_Irreparable, apsw.Error, msgspec.DecodeError, SqliteCellsError) as exc:
         _rollback(conn)
-        return _quarantine(db_id, path, db_seq, space_seq, f"{type(exc).__name__}: {exc}")
+        return _quarantine(db_id, path, db_seq, space_seq, _why(exc))
     if action is not Action.IN_SYNC:
         log.warning(
             "database %s %s: watermark seq %d, space seq %d, %d changeset(s) applied%s",
@@ -388,9 +396,8 @@ def _check_same_history(
         return
     if kept != logged:
         raise _Irreparable(
-            f"the file's changes of commit {seq} are not the ones its space logged: the file at "
-            "this path is not the one this space wrote (another store's database put in its "
-            "place?); it is kept as found"
+            f"the file's changes of commit {seq} are not the ones its space logged: "
+            f"{OTHER_HISTORY} (another store's database put in its place?); it is kept as found"
         )
 
 
