@@ -290,6 +290,7 @@ def _reconcile_file(
                 action = Action.INVERTED
         elif not repair:
             # What a repair would find (R71): the commits to replay, and the versions they need.
+            _check_same_history(space_conn, conn, db_id, db_seq)
             _check_history(space_conn, db_id, db_seq)
             _check_versions(space_conn, db_id, db_seq, space_seq, _file_version(conn, db_id))
             differences = diff_of(conn, "main", _handle_schema(space_conn, db_id))[1]
@@ -297,6 +298,8 @@ def _reconcile_file(
                 raise _Irreparable(f"{TABLES_DIFFER}: {differences}")
             action, commits = Action.BEHIND, 0
         else:
+            # Replaying onto another history would serve a mix of two stores' rows.
+            _check_same_history(space_conn, conn, db_id, db_seq)
             commits = _replay(space_conn, conn, db_id, db_seq, space_seq)
             action = Action.REPLAYED
         if action in (Action.REPLAYED, Action.INVERTED):
@@ -374,7 +377,8 @@ def _check_same_history(
     """``_Irreparable`` when the file's journal and the space's log both hold the changesets of
     commit ``seq`` (the newest to write the database) and they differ: the file at the path is
     not the one its space wrote (another store's database of the same name put in its place,
-    R73), even though their watermarks agree. When either side no longer keeps them (pruned,
+    R73), even though their watermarks agree, or the file's is behind (a replay would add this
+    space's commits to another history). When either side no longer keeps them (pruned,
     compacted, an older format) nothing can be told, and nothing is decided here."""
     if seq == 0 or stored_format(space_conn) not in (None, FORMAT_VERSION):
         return
