@@ -24,6 +24,7 @@ from sqlite_cells.cli._status import FINDING, OK
 from sqlite_cells.codec import Link, LinkDecodeError, SqliteCellsError, decode_value, derive_id
 from sqlite_cells.files import (
     KEPT_IN_USE,
+    OTHER_HISTORY,
     TABLES_DIFFER,
     Action,
     Garbage,
@@ -101,7 +102,7 @@ def _advice(o: Outcome) -> str:
             f"{o.path.name} (and its -wal, if any) out of the store, keeping it, then run "
             "`sqlite-cells check --repair`, which rebuilds the database from its space's log"
         )
-    if o.action is Action.QUARANTINED and TABLES_DIFFER in o.detail:
+    if o.action is Action.QUARANTINED and (TABLES_DIFFER in o.detail or OTHER_HISTORY in o.detail):
         return (
             f"nothing was changed: the file at its path is not this database's file (another "
             f"program's or another store's), and `--repair` cannot make it so. Move "

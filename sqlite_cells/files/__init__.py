@@ -52,6 +52,7 @@ from sqlite_cells.files._layout import pinned as pinned
 from sqlite_cells.files._layout import remove_unused_database as remove_unused_database
 from sqlite_cells.files._layout import stored_json as stored_json
 from sqlite_cells.files._layout import unpin as unpin
+from sqlite_cells.files._reconcile import OTHER_HISTORY as OTHER_HISTORY
 from sqlite_cells.files._reconcile import QUARANTINE_DIR as QUARANTINE_DIR
 from sqlite_cells.files._reconcile import TABLES_DIFFER as TABLES_DIFFER
 from sqlite_cells.files._reconcile import Action as Action
@@ -84,6 +85,7 @@ __all__ = [
     "DROP_KIND",
     "KEPT_IN_USE",
     "KIND",
+    "OTHER_HISTORY",
     "QUARANTINE_DIR",
     "READ_ONLY_URI",
     "TABLES_DIFFER",

@@ -66,6 +66,7 @@ from sqlite_cells.schema import (
 )
 
 __all__ = [
+    "OTHER_HISTORY",
     "QUARANTINE_DIR",
     "TABLES_DIFFER",
     "Action",
@@ -82,6 +83,7 @@ log = logging.getLogger("sqlite_cells")
 # Why a file is not its database's (another program's or another store's file at the path): the
 # start of a quarantine's detail, which ``check`` answers with a remedy that works.
 TABLES_DIFFER: Final = "the file's tables differ from the declared ones"
+OTHER_HISTORY: Final = "the file at this path is not the one this space wrote"
 
 QUARANTINE_DIR = "quarantine"  # beside the space files: copies kept before a repair removes rows
 
@@ -128,6 +130,12 @@ class _Damaged(Exception):
     pass
 
 
+def _why(exc: BaseException) -> str:
+    """What ``exc`` found, for a quarantine's detail: SQLite's errors keep their class name
+    (``FullError: …``), this module's own say only what they found."""
+    return str(exc) if isinstance(exc, (_Irreparable, _Damaged)) else f"{type(exc).__name__}: {exc}"
+
+
 def database_seq(space_conn: apsw.Connection, db_id: str) -> int:
     """The last seq of the space's log that wrote ``db_id``: from the op index, or (a store of an
     older format whose index cannot be trusted, read without upgrading it; R73) from the log."""
@@ -148,7 +156,7 @@ def orphan_outcome(db_id: str, path: Path) -> Outcome:
         finally:
             conn.close()
     except (apsw.Error, _Damaged) as exc:
-        return _quarantine(db_id, path, 0, 0, f"{type(exc).__name__}: {exc}")
+        return _quarantine(db_id, path, 0, 0, _why(exc))
     if db_seq == 0:
         return Outcome(db_id, path, 0, 0, Action.IN_SYNC)
     return _quarantine(
@@ -282,6 +290,7 @@ def _reconcile_file(
                 action = Action.INVERTED
         elif not repair:
             # What a repair would find (R71): the commits to replay, and the versions they need.
+            _check_same_history(space_conn, conn, db_id, db_seq)
             _check_history(space_conn, db_id, db_seq)
             _check_versions(space_conn, db_id, db_seq, space_seq, _file_version(conn, db_id))
             differences = diff_of(conn, "main", _handle_schema(space_conn, db_id))[1]
@@ -289,6 +298,8 @@ def _reconcile_file(
                 raise _Irreparable(f"{TABLES_DIFFER}: {differences}")
             action, commits = Action.BEHIND, 0
         else:
+            # Replaying onto another history would serve a mix of two stores' rows.
+            _check_same_history(space_conn, conn, db_id, db_seq)
             commits = _replay(space_conn, conn, db_id, db_seq, space_seq)
             action = Action.REPLAYED
         if action in (Action.REPLAYED, Action.INVERTED):
@@ -299,7 +310,7 @@ def _reconcile_file(
         raise _Damaged(str(exc)) from exc
     except (_Irreparable, apsw.Error, msgspec.DecodeError, SqliteCellsError) as exc:
         _rollback(conn)
-        return _quarantine(db_id, path, db_seq, space_seq, f"{type(exc).__name__}: {exc}")
+        return _quarantine(db_id, path, db_seq, space_seq, _why(exc))
     if action is not Action.IN_SYNC:
         log.warning(
             "database %s %s: watermark seq %d, space seq %d, %d changeset(s) applied%s",
@@ -366,7 +377,8 @@ def _check_same_history(
     """``_Irreparable`` when the file's journal and the space's log both hold the changesets of
     commit ``seq`` (the newest to write the database) and they differ: the file at the path is
     not the one its space wrote (another store's database of the same name put in its place,
-    R73), even though their watermarks agree. When either side no longer keeps them (pruned,
+    R73), even though their watermarks agree, or the file's is behind (a replay would add this
+    space's commits to another history). When either side no longer keeps them (pruned,
     compacted, an older format) nothing can be told, and nothing is decided here."""
     if seq == 0 or stored_format(space_conn) not in (None, FORMAT_VERSION):
         return
@@ -388,9 +400,8 @@ def _check_same_history(
         return
     if kept != logged:
         raise _Irreparable(
-            f"the file's changes of commit {seq} are not the ones its space logged: the file at "
-            "this path is not the one this space wrote (another store's database put in its "
-            "place?); it is kept as found"
+            f"the file's changes of commit {seq} are not the ones its space logged: "
+            f"{OTHER_HISTORY} (another store's database put in its place?); it is kept as found"
         )
 
 

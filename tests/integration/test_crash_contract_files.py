@@ -1,0 +1,641 @@
+"""Crash safety of the store's files through the public API and real processes (R14, R71–R73).
+
+Files of a store are lost, put back from older copies, replaced by another store's, truncated or
+overwritten while a runtime is stopped or running, and writers are SIGKILLed during a `migrate`
+and during a `db.drop()` commit. A database and its space must never be served disagreeing:
+either they agree (repaired from the log) or the database is quarantined, its rows untouched,
+and `sqlite-cells check` says so without changing what it only looks at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+
+ROOT = Path(__file__).resolve().parents[2]
+TABLES = {"ev": sc.table(id="integer primary key", k="integer", body="text")}
+V2 = {
+    "ev": sc.table(id="integer primary key", kk="integer", body="text", tag="text"),
+    "extra": sc.table(id="integer primary key"),
+}
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(ROOT))
+
+
+@contextlib.contextmanager
+def _opened(store: Path) -> Iterator[tuple[sc.Runtime, sc.SqliteDb, sc.Cell]]:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        yield rt, space.sqlite_database("events", tables=TABLES), space.cell("counter", default=0)
+
+
+def _commit(db: sc.SqliteDb, counter: sc.Cell, *ks: int, body: str = "") -> list[int]:
+    @sc.handler
+    def step(k: int) -> None:
+        counter.update(lambda v: v + 1)
+        db.exec("INSERT INTO ev (k, body) VALUES (?, ?)", [k, body])
+
+    return [step(k) for k in ks]
+
+
+def _fill(store: Path, *ks: int) -> Path:
+    store.mkdir(exist_ok=True)
+    with _opened(store) as (_, db, counter):
+        _commit(db, counter, *ks)
+        return Path(db.path)
+
+
+def _space_path(store: Path) -> Path:
+    (path,) = store.glob("space-*.sqlite")
+    return path
+
+
+def _checkpointed(path: Path) -> None:
+    """Fold the file's -wal into it (no runtime has it open), so it stands alone."""
+    conn = apsw.Connection(str(path))
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.close()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _put(source: Path, target: Path) -> None:
+    """``source`` (checkpointed) in place of ``target`` and its -wal/-shm."""
+    _checkpointed(source)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{target}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(source, target)
+
+
+def _digest(store: Path) -> dict[str, str]:
+    """The store's files but -shm (SQLite's index of a -wal, rebuilt by any reader) and empty
+    -wal files (they hold nothing)."""
+    return {
+        str(p.relative_to(store)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(store.rglob("*"))
+        if p.is_file()
+        and not p.name.endswith("-shm")
+        and not (p.name.endswith("-wal") and p.stat().st_size == 0)
+    }
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sqlite_cells", *args],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
+
+
+def _look(store: Path) -> subprocess.CompletedProcess[str]:
+    """``sqlite-cells check STORE`` (no repair), asserting it changed no file of the store."""
+    before = _digest(store)
+    result = _cli("check", str(store))
+    assert _digest(store) == before, result.stdout
+    assert "Traceback" not in result.stderr
+    return result
+
+
+def _raw_rows(path: Path) -> list[tuple[object, ...]]:
+    conn = apsw.Connection(f"file:{path}?mode=ro", flags=apsw.SQLITE_OPEN_URI | 1)
+    try:
+        return conn.execute("SELECT k FROM ev ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
+def _raw_log_seq(path: Path) -> int:
+    conn = apsw.Connection(f"file:{path}?mode=ro", flags=apsw.SQLITE_OPEN_URI | 1)
+    try:
+        (row,) = conn.execute("SELECT coalesce(max(seq), 0) FROM _cf_log").fetchall()
+        return int(row[0])
+    finally:
+        conn.close()
+
+
+# -- a database file ahead of, or foreign to, its space (R71) ----------------------------------
+
+
+def test_a_database_ahead_of_a_space_put_back_from_an_older_copy_is_quarantined(
+    tmp_path: Path,
+) -> None:
+    """R71: ahead by more than the one commit in flight → quarantined naming both seqs, never
+    inverted, never served; `check` says so (exit 1) and `--repair` removes nothing."""
+    store = tmp_path / "store"
+    db_path = _fill(store, 1, 2, 3)
+    space = _space_path(store)
+    _checkpointed(space)
+    shutil.copyfile(space, tmp_path / "space.old")
+    _fill(store, 4, 5, 6)
+    _put(tmp_path / "space.old", space)
+    _checkpointed(db_path)
+    rows = _raw_rows(db_path)
+    assert [r[0] for r in rows] == [1, 2, 3, 4, 5, 6]
+
+    found = _look(store)
+    assert found.returncode == 1 and "watermark 6, space seq 3: quarantined" in found.stdout
+    with _opened(store) as (rt, db, counter):
+        with pytest.raises(sc.Quarantined) as read:
+            db.read("SELECT k FROM ev")
+        assert (read.value.db_seq, read.value.space_seq, read.value.path) == (6, 3, db_path)
+        q = db.query("SELECT k FROM ev")
+        rt.settle()
+        assert isinstance(q.get().error, sc.Quarantined) and q.get().result is None
+        with pytest.raises(sc.Quarantined), rt.space("demo").transact():
+            db.exec("INSERT INTO ev (k) VALUES (7)")
+        assert counter.get() == 3
+    repaired = _cli("check", "--repair", str(store))
+    assert repaired.returncode == 1, repaired.stdout
+    assert _raw_rows(db_path) == rows  # untouched: no inversion, no rebuild
+    assert not (store / "quarantine").exists() or not any((store / "quarantine").iterdir())
+
+
+def test_a_database_ahead_by_the_one_commit_a_restore_lost_is_inverted_after_a_copy(
+    tmp_path: Path,
+) -> None:
+    """R71: ahead by one commit whose predecessor the space still holds → inverted, and a copy of
+    the file is kept in the store's quarantine folder before the rows are removed."""
+    store = tmp_path / "store"
+    db_path = _fill(store, 1, 2, 3)
+    space = _space_path(store)
+    _checkpointed(space)
+    shutil.copyfile(space, tmp_path / "space.old")
+    _fill(store, 4)
+    _put(tmp_path / "space.old", space)
+    assert _look(store).returncode == 1
+    with _opened(store) as (_, db, counter):
+        assert [r["k"] for r in db.read("SELECT k FROM ev ORDER BY id")] == [1, 2, 3]
+        assert counter.get() == 3
+    (kept,) = (store / "quarantine").glob("cell-*.ahead-4-of-3.0")
+    assert [r[0] for r in _raw_rows(kept)] == [1, 2, 3, 4]
+    assert [r[0] for r in _raw_rows(db_path)] == [1, 2, 3]
+    assert _cli("check", str(store)).returncode == 0
+
+
+def test_another_stores_database_file_behind_its_space_is_quarantined_not_replayed(
+    tmp_path: Path,
+) -> None:
+    """R71, R73: a file whose newest commit is not the one its space logged for that seq is not
+    this space's file; replaying the space's later commits onto it would serve a mix of two
+    stores' rows. It is quarantined (both seqs named), kept as found, and `check` sends the
+    user to move it out and rebuild."""
+    store, other = tmp_path / "store", tmp_path / "other"
+    db_path = _fill(store, 1, 2, 3)
+    foreign = _fill(other, -1, -2)
+    _put(foreign, db_path)
+    before = _raw_rows(db_path)
+
+    found = _look(store)
+    assert found.returncode == 1
+    assert "watermark 2, space seq 3: quarantined" in found.stdout
+    assert "not the one this space wrote" in found.stdout
+    assert "out of the store" in found.stdout  # the remedy that works
+    with _opened(store) as (_, db, _counter):
+        with pytest.raises(sc.Quarantined) as read:
+            db.read("SELECT k FROM ev")
+        assert (read.value.db_seq, read.value.space_seq, read.value.path) == (2, 3, db_path)
+        assert "_Irreparable" not in str(read.value)
+    assert _raw_rows(db_path) == before
+    assert _cli("check", "--repair", str(store)).returncode == 1
+    assert _raw_rows(db_path) == before
+
+
+# -- files deleted or replaced under a running runtime (R73) ------------------------------------
+
+
+@pytest.mark.parametrize("target", ["db", "space"])
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_file_deleted_or_replaced_under_a_running_runtime_takes_no_commit(
+    tmp_path: Path, target: str, how: str
+) -> None:
+    """R73: the next commit raises `StoreChanged` naming the file and commits nothing, in either
+    file; meanwhile reads give a clear error or the pinned file's rows, never another file's
+    rows and never a mix."""
+    store, other = tmp_path / "store", tmp_path / "other"
+    store.mkdir()
+    foreign_db = _fill(other, -1, -2)
+    foreign_space = _space_path(other)
+    _checkpointed(foreign_space)
+    with _opened(store) as (rt, db, counter):
+        _commit(db, counter, 1, 2, 3)
+        q = db.query("SELECT k FROM ev ORDER BY id")
+        rt.settle()
+        db_path, space_path = Path(db.path), _space_path(store)
+        path = db_path if target == "db" else space_path
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        if how == "replaced":
+            shutil.copyfile(foreign_db if target == "db" else foreign_space, path)
+        with pytest.raises(sc.StoreChanged) as changed:
+            _commit(db, counter, 10)
+        assert changed.value.path == str(path)
+        assert counter.get() == 3
+        ours = [{"k": 1}, {"k": 2}, {"k": 3}]
+        for _ in range(2):
+            try:
+                rows = db.read("SELECT k FROM ev ORDER BY id")
+            except (sc.QueryError, sc.Quarantined, sc.StoreChanged) as exc:
+                assert str(db_path) in str(exc)
+            else:
+                assert rows == ours
+        rt.settle()
+        state = q.get()
+        assert state.result in (None, ours) and (state.result is not None or state.error)
+    # Nothing landed: the space's log and the database's rows are as they were.
+    if target == "space" and how == "replaced":
+        assert _raw_log_seq(space_path) == 2  # the other store's two commits, no third
+    elif target == "space":
+        assert not space_path.exists()
+    if target == "db" and how == "replaced":
+        assert [r[0] for r in _raw_rows(db_path)] == [-1, -2]
+    elif target == "db":
+        assert not db_path.exists() or _raw_rows(db_path) in ([], [(1,), (2,), (3,)])
+    if target == "space":
+        assert [r[0] for r in _raw_rows(db_path)] == [1, 2, 3]
+    else:
+        assert _raw_log_seq(space_path) == 3
+
+
+def test_a_space_file_deleted_leaves_its_database_quarantined_and_reported(
+    tmp_path: Path,
+) -> None:
+    """R7, R71: with the space file gone, the database file holding its commits is quarantined
+    (the space is at seq 0), reads create no space file, and `check` reports it orphaned."""
+    store = tmp_path / "store"
+    db_path = _fill(store, 1, 2, 3)
+    space = _space_path(store)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{space}{suffix}").unlink(missing_ok=True)
+    found = _look(store)
+    assert found.returncode == 1 and "orphaned" in found.stdout
+    with _opened(store) as (_, db, counter):
+        with pytest.raises(sc.Quarantined) as read:
+            db.read("SELECT k FROM ev")
+        assert (read.value.db_seq, read.value.space_seq) == (3, 0)
+        assert counter.get() == 0
+        assert not space.exists()  # a read creates no file (R7)
+    assert [r[0] for r in _raw_rows(db_path)] == [1, 2, 3]
+
+
+# -- damaged database files (R71, Errors) --------------------------------------------------------
+
+
+def _damage(path: Path, how: str) -> None:
+    _checkpointed(path)
+    if how == "truncated":
+        os.truncate(path, path.stat().st_size // 2)
+    else:  # garbage over some pages, the header kept
+        with open(path, "r+b") as f:
+            f.seek(4096 * 3)
+            f.write(b"\xa5" * 4096 * 4)
+
+
+def _filled_with_pages(store: Path) -> tuple[Path, list[dict[str, object]]]:
+    store.mkdir()
+    with _opened(store) as (_, db, counter):
+        _commit(db, counter, *range(40), body="x" * 2000)
+        return Path(db.path), db.read("SELECT * FROM ev ORDER BY id")
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage"])
+def test_a_damaged_database_file_is_reported_then_rebuilt_to_the_same_rows(
+    tmp_path: Path, how: str
+) -> None:
+    """R71: `check` reports the damage without touching the file; a new runtime rebuilds it from
+    the log (which holds its whole history) to exactly the rows it had, keeping the damaged
+    copy."""
+    store = tmp_path / "store"
+    db_path, expected = _filled_with_pages(store)
+    _damage(db_path, how)
+    found = _look(store)
+    assert found.returncode == 1 and "damaged" in found.stdout
+    with _opened(store) as (_, db, _counter):
+        assert db.read("SELECT * FROM ev ORDER BY id") == expected
+    assert list((store / "quarantine").glob("cell-*.damaged.*"))
+    assert _cli("check", str(store)).returncode == 0
+
+
+@pytest.mark.parametrize("how", ["truncated", "garbage"])
+def test_a_database_file_damaged_under_a_running_runtime_names_the_file_then_is_rebuilt(
+    tmp_path: Path, how: str
+) -> None:
+    store = tmp_path / "store"
+    db_path, expected = _filled_with_pages(store)
+    with _opened(store) as (_, db, counter):
+        assert db.read("SELECT * FROM ev ORDER BY id") == expected
+        _damage(db_path, how)
+        with pytest.raises(sc.QueryError) as read:
+            db.read("SELECT * FROM ev ORDER BY id")
+        assert str(db_path) in str(read.value) and "damaged" in str(read.value)
+        assert db.read("SELECT * FROM ev ORDER BY id") == expected  # rebuilt at the next use
+        _commit(db, counter, 99)
+        assert len(db.read("SELECT k FROM ev")) == len(expected) + 1
+    assert _cli("check", str(store)).returncode == 0
+
+
+# -- processes killed: a lost -wal, a migrate, a drop (R14, R71, R72) ----------------------------
+
+_WRITER = textwrap.dedent(
+    """
+    import os, sys, time
+    import sqlite_cells as sc
+    store, mode = sys.argv[1], sys.argv[2]
+    V1 = {"ev": sc.table(id="integer primary key", k="integer", body="text")}
+    V2 = {
+        "ev": sc.table(id="integer primary key", kk="integer", body="text", tag="text"),
+        "extra": sc.table(id="integer primary key"),
+    }
+    def say(text):
+        os.write(1, (text + "\\n").encode())
+    def migrate(conn, version):
+        conn.execute("ALTER TABLE ev RENAME COLUMN k TO kk"); say("step 1"); time.sleep(0.2)
+        conn.execute("ALTER TABLE ev ADD COLUMN tag text"); say("step 2"); time.sleep(0.2)
+        conn.execute("UPDATE ev SET tag = 'm' || kk"); say("step 3"); time.sleep(0.2)
+    rt = sc.Runtime(store)
+    space = rt.space("demo")
+    counter = space.cell("counter", default=0)
+    if mode == "loop":
+        db = space.sqlite_database("events", tables=V1)
+        @sc.handler
+        def step(k):
+            counter.update(lambda v: v + 1)
+            db.exec("INSERT INTO ev (k) VALUES (?)", [k])
+        say("ready")
+        k = 0
+        while True:
+            say(f"seq {step(k)}")
+            k += 1
+    else:
+        db = space.sqlite_database("events", tables=V2, version=2, migrate=migrate)
+        with space.transact():
+            counter.update(lambda v: v + 1)
+            db.exec("INSERT INTO ev (kk, tag) VALUES (1000, 'new')")
+        say("committed")
+        time.sleep(30)
+    """
+)
+
+
+def _writer(tmp_path: Path, store: Path, mode: str) -> subprocess.Popen[bytes]:
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER)
+    return subprocess.Popen(
+        [sys.executable, str(script), str(store), mode], stdout=subprocess.PIPE, env=_env()
+    )
+
+
+def _kill_at(proc: subprocess.Popen[bytes], line: str) -> list[str]:
+    """SIGKILL ``proc`` right after it prints ``line``; every line it printed."""
+    assert proc.stdout is not None
+    seen = []
+    try:
+        while True:
+            got = proc.stdout.readline().decode().strip()
+            assert got, f"the writer ended before {line!r}: {seen}"
+            seen.append(got)
+            if got == line:
+                break
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        seen += proc.stdout.read().decode().splitlines()
+        proc.stdout.close()
+        code = proc.wait()
+    assert code == -signal.SIGKILL
+    return seen
+
+
+@pytest.mark.parametrize("lost", ["db", "space"])
+def test_a_wal_deleted_after_a_kill_never_leaves_database_and_space_disagreeing(
+    tmp_path: Path, lost: str
+) -> None:
+    """R71, R72: after a writer is SIGKILLed, its -wal (un-checkpointed commits) is deleted.
+    The database's: it is behind and replayed from the log, nothing lost. The space's: the
+    database is ahead by more than the commit in flight and is quarantined, and `check` says so."""
+    store = tmp_path / "store"
+    store.mkdir()
+    proc = _writer(tmp_path, store, "loop")
+    lines = _kill_at(proc, "seq 40")
+    returned = [int(x.split()[1]) for x in lines if x.startswith("seq ")]
+    db_path, space = next(store.glob("cell-*.sqlite")), _space_path(store)
+    wal = Path(f"{db_path if lost == 'db' else space}-wal")
+    assert wal.stat().st_size > 0
+    wal.unlink()
+    Path(f"{wal}".removesuffix("-wal") + "-shm").unlink(missing_ok=True)
+    found = _look(store)
+    assert found.returncode == 1
+    with _opened(store) as (_, db, counter):
+        if lost == "db":
+            assert len(db.read("SELECT k FROM ev")) == counter.get() >= max(returned)
+        else:
+            with pytest.raises(sc.Quarantined) as read:
+                db.read("SELECT k FROM ev")
+            assert read.value.db_seq > read.value.space_seq + 1
+            assert read.value.space_seq == counter.get()
+    assert _cli("check", str(store)).returncode == (0 if lost == "db" else 1)
+
+
+def _migrate_done(conn: object, version: int) -> None:
+    execute = conn.execute  # type: ignore[attr-defined]  # the migration connection (R14)
+    execute("ALTER TABLE ev RENAME COLUMN k TO kk")
+    execute("ALTER TABLE ev ADD COLUMN tag text")
+    execute("UPDATE ev SET tag = 'm' || kk")
+
+
+def _file_schema(path: Path) -> tuple[list[str], int, list[str]]:
+    conn = apsw.Connection(f"file:{path}?mode=ro", flags=apsw.SQLITE_OPEN_URI | 1)
+    try:
+        columns = [str(r[1]) for r in conn.execute("PRAGMA table_info(ev)")]
+        (version,) = conn.execute("SELECT value FROM _cf_meta WHERE key = 'version'").fetchone()
+        tables = sorted(
+            str(r[0])
+            for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")
+            if not str(r[0]).startswith("_cf_")
+        )
+        return columns, int(version), tables
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("at", ["step 2", "step 3", "committed"])
+def test_a_writer_killed_during_a_migrate_leaves_the_old_schema_or_the_new(
+    tmp_path: Path, at: str
+) -> None:
+    """R14, R72: killed between `migrate` statements or after the commit, the file holds the old
+    version and schema or the new ones, never a mix; `check` finds nothing and changes nothing;
+    a fresh runtime migrates (again) and every row has its migrated values."""
+    store = tmp_path / "store"
+    store.mkdir()
+    with _opened(store) as (_, db, counter):
+        _commit(db, counter, *range(20))
+    _kill_at(_writer(tmp_path, store, "migrate"), at)
+    db_path = next(store.glob("cell-*.sqlite"))
+    schema = _file_schema(db_path)
+    if at == "committed":
+        assert schema == (["id", "kk", "body", "tag"], 2, ["ev", "extra"])
+    else:
+        assert schema == (["id", "k", "body"], 1, ["ev"])
+    assert _look(store).returncode == 0
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("events", tables=V2, version=2, migrate=_migrate_done)
+        counter = space.cell("counter", default=0)
+        with space.transact():
+            counter.update(lambda v: v + 1)
+            db.exec("INSERT INTO ev (kk, tag) VALUES (2000, 'again')")
+        rows = db.read("SELECT kk, tag FROM ev ORDER BY id")
+    old = [{"kk": k, "tag": f"m{k}"} for k in range(20)]
+    new = [{"kk": 1000, "tag": "new"}] if at == "committed" else []
+    assert rows == [*old, *new, {"kk": 2000, "tag": "again"}]
+    assert counter.get() == len(rows)
+    assert _file_schema(db_path) == (["id", "kk", "body", "tag"], 2, ["ev", "extra"])
+    assert _cli("check", str(store)).returncode == 0
+
+
+_DROPPER = textwrap.dedent(
+    """
+    import json, os, sys
+    sys.path.insert(0, sys.argv[3])
+    import crashkit
+    import sqlite_cells as sc
+    store, spec = sys.argv[1], sys.argv[2]
+    plan = crashkit.Plan(fault=None if spec == "count" else crashkit.Fault.parse(spec, "kill"))
+    vfs = crashkit.install(plan)
+    rt = sc.Runtime(store)
+    space = rt.space("demo")
+    counter = space.cell("counter", default=0)
+    ev = sc.table(id="integer primary key", k="integer", body="text")
+    db = space.sqlite_database("events", tables={"ev": ev})
+    for k in range(5):
+        with space.transact():
+            counter.update(lambda v: v + 1)
+            db.exec("INSERT INTO ev (k) VALUES (?)", [k])
+    plan.arm()
+    with space.transact():
+        counter.update(lambda v: v + 1)
+        db.drop()
+    os.write(1, ("counts " + json.dumps(plan.disarm()) + "\\n").encode())
+    rt.close()
+    """
+)
+
+
+def _drop_killed(tmp_path: Path, store: Path, spec: str) -> str:
+    script = tmp_path / "dropper.py"
+    script.write_text(_DROPPER)
+    shutil.rmtree(store, ignore_errors=True)
+    store.mkdir()
+    done = subprocess.run(
+        [sys.executable, str(script), str(store), spec, str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
+    assert done.returncode in (0, -signal.SIGKILL), done.stderr
+    return done.stdout
+
+
+def _drop_outcome(store: Path) -> str:
+    """'old' (5 rows, counter 5) or 'new' (dropped, counter 6); anything else fails."""
+    assert _look(store).returncode == 0
+    with _opened(store) as (_, db, counter):
+        value = counter.get()
+        try:
+            rows = db.read("SELECT k FROM ev")
+        except sc.SqliteCellsError as exc:
+            assert "dropped" in str(exc)
+            assert value == 6
+            return "new"
+        assert (len(rows), value) == (5, 5)
+        return "old"
+
+
+def test_a_writer_killed_at_the_last_sync_of_a_drop_leaves_it_dropped_or_not(
+    tmp_path: Path,
+) -> None:
+    store = tmp_path / "store"
+    _drop_killed(tmp_path, store, "space-wal:sync:1:before")
+    assert _drop_outcome(store) in ("old", "new")
+
+
+@pytest.mark.slow
+def test_a_writer_killed_at_every_write_of_a_drop_leaves_it_dropped_or_not(
+    tmp_path: Path,
+) -> None:
+    """R72: the drop commits whole or not at all, whatever write or sync it was killed at."""
+    store = tmp_path / "store"
+    out = _drop_killed(tmp_path, store, "count")
+    counts = json.loads(out.split("counts ", 1)[1])
+    seen = set()
+    for kind, ops in counts.items():
+        for op, n in ops.items():
+            for i in range(1, n + 1):
+                for when in ("before", "after"):
+                    _drop_killed(tmp_path, store, f"{kind}:{op}:{i}:{when}")
+                    seen.add(_drop_outcome(store))
+    assert seen == {"old", "new"}
+
+
+# -- a full disk (R34, R71, R72) -----------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("free_kb", [300, 500, 600, 700])
+def test_a_full_disk_loses_no_commit_that_returned_and_leaves_the_files_agreeing(
+    tmp_path: Path, free_kb: int
+) -> None:
+    """A real full filesystem (a 1 MiB tmpfs, mounted when allowed): commits fail with a
+    `SqliteCellsError`, none that returned is lost, and once space is freed the database and its
+    space agree (repaired by a new runtime) and `check` finds nothing."""
+    mount = tmp_path / "fs"
+    mount.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr!r}")
+    try:
+        filler = mount / "filler"
+        with contextlib.suppress(OSError), open(filler, "wb") as f:
+            f.write(b"\0" * (1024 * 1024 - free_kb * 1024))
+        store = mount / "store"
+        store.mkdir()
+        returned: list[int] = []
+        failures = 0
+        with _opened(store) as (_, db, counter):
+            for k in range(400):
+                try:
+                    _commit(db, counter, k, body="x" * 3000)
+                    returned.append(k)
+                except sc.SqliteCellsError:
+                    failures += 1
+                    if failures == 3:
+                        break
+        assert failures == 3
+        filler.unlink()
+        with _opened(store) as (_, db, counter):
+            ks = {r["k"] for r in db.read("SELECT k FROM ev")}
+            assert set(returned) <= ks and counter.get() == len(ks)
+        assert _cli("check", str(store)).returncode == 0
+    finally:
+        subprocess.run(["umount", str(mount)], check=True)
