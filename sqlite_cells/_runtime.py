@@ -245,11 +245,14 @@ class Runtime(runtime.Runtime):
         self.query_workers = QueryWorkers(
             self.read_pool, count=query_workers, timeout=query_timeout
         )
-        # _decl_lock guards _declarations, _reconciled, _quarantined, _damage_checked, _followed.
+        # _decl_lock guards _declarations, _reconciled, _quarantined(_once), _damage_checked,
+        # _followed.
         self._decl_lock = threading.Lock()
         self._declarations: dict[str, Declaration] = {}
         self._reconciled: set[str] = set()
         self._quarantined: dict[str, Quarantined] = {}
+        # A quarantine for want of room (a full disk): raised once, then compared again.
+        self._quarantined_once: dict[str, Quarantined] = {}
         # db id -> damage_noted() of its file when it was last checked for that damage.
         self._damage_checked: dict[str, int] = {}
         self._followed: set[str] = set()  # disk handles whose recorded pin is watched
@@ -422,7 +425,9 @@ class Runtime(runtime.Runtime):
         dropped = self._check_handle(decl)
         noted = damage_noted(decl.path)  # a read or a write found the file damaged
         with self._decl_lock:
-            quarantined = self._quarantined.get(decl.db_id)
+            quarantined = self._quarantined.get(decl.db_id) or self._quarantined_once.pop(
+                decl.db_id, None
+            )
             done = decl.db_id in self._reconciled
             verify = noted != self._damage_checked.get(decl.db_id, 0)
         if quarantined is not None:
@@ -602,7 +607,9 @@ class Runtime(runtime.Runtime):
             self.read_pool.discard(decl.path)
         with self._decl_lock:
             if outcome.action is Action.QUARANTINED:
-                self._quarantined[decl.db_id] = Quarantined(
+                # A transient one (a full disk) is raised once: the next use tries again.
+                kept = self._quarantined_once if outcome.transient else self._quarantined
+                kept[decl.db_id] = Quarantined(
                     decl.db_id,
                     outcome.db_seq,
                     outcome.space_seq,

@@ -33,7 +33,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -111,6 +111,9 @@ class Outcome:
     commits: int = 0  # commits whose changesets were applied
     detail: str = ""
     kept: Path | None = None  # the copy kept before a repair that removed rows
+    # Quarantined for a want of room or an I/O error on the way (a full disk): the next use
+    # compares and repairs again, rather than keeping the database quarantined for good.
+    transient: bool = False
 
     @property
     def diverged(self) -> bool:
@@ -120,6 +123,10 @@ class Outcome:
     def agrees(self) -> bool:
         """True when the file now agrees with its space."""
         return self.action in (Action.IN_SYNC, Action.REPLAYED, Action.INVERTED, Action.REBUILT)
+
+
+# SQLite's errors that say nothing of the file's rows: the same repair may work at its next try.
+_TRANSIENT: Final = (apsw.FullError, apsw.IOError)
 
 
 class _Irreparable(Exception):
@@ -310,7 +317,10 @@ def _reconcile_file(
         raise _Damaged(str(exc)) from exc
     except (_Irreparable, apsw.Error, msgspec.DecodeError, SqliteCellsError) as exc:
         _rollback(conn)
-        return _quarantine(db_id, path, db_seq, space_seq, _why(exc))
+        found = _quarantine(db_id, path, db_seq, space_seq, _why(exc))
+        if isinstance(exc, _TRANSIENT):
+            found = replace(found, transient=True)
+        return found
     if action is not Action.IN_SYNC:
         log.warning(
             "database %s %s: watermark seq %d, space seq %d, %d changeset(s) applied%s",
