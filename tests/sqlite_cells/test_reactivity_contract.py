@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +31,6 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
             return True
         time.sleep(0.01)
     return predicate()
-
-
-@pytest.fixture
-def rt(store: Path) -> Iterator[sc.Runtime]:
-    runtime = sc.Runtime(store, poll_interval=0.01)
-    try:
-        yield runtime
-    finally:
-        runtime.close()
 
 
 def run_threads(count: int, body: Callable[[int], None]) -> list[BaseException]:
