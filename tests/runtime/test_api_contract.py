@@ -4,7 +4,10 @@ cells at depth and width (R54), `settle` and a closed runtime (Errors), a notebo
 from __future__ import annotations
 
 import gc
+import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -14,6 +17,99 @@ import pytest
 import sqlite_cells as sc
 
 TABLES = {"t": sc.table(a="integer")}
+
+
+@sc.pattern
+def child(seed: sc.Cell) -> dict[str, Any]:
+    space = seed.space
+    return {
+        "count": space.cell("count", default=0),
+        "scratch": space.cell(),
+        "db": space.sqlite_database(tables=TABLES),
+    }
+
+
+@sc.pattern
+def parent(seed: sc.Cell) -> dict[str, Any]:
+    space = seed.space
+    return {"child": space.run(child, key="main", seed=seed), "after": space.cell()}
+
+
+def test_a_pattern_run_inside_another_gets_its_own_piece_in_each_parent(rt: sc.Runtime) -> None:
+    # R1: a nested piece's cause is the piece that runs it, so two parents running a child
+    # with one key each get their own child: its cells and database are not shared.
+    space = rt.space("demo")
+    seed = space.cell("seed", default=1)
+    a = space.run(parent, key="a", seed=seed)
+    b = space.run(parent, key="b", seed=seed)
+    child_a, child_b = a.outputs["child"], b.outputs["child"]
+    assert child_a.id != child_b.id
+    for name in ("count", "scratch", "db"):
+        assert child_a.outputs[name].id != child_b.outputs[name].id
+    with space.transact():
+        child_a.outputs["count"].set(5)
+    assert child_b.outputs["count"].get() == 0
+    # Outside any pattern the same child with the same key is a third piece.
+    top = space.run(child, key="main", seed=seed)
+    assert top.id not in (child_a.id, child_b.id)
+    # And running a parent again binds its child again.
+    assert space.run(parent, key="a", seed=seed).outputs["child"].id == child_a.id
+    assert space.run(parent, key="a", seed=seed).outputs["child"].outputs["count"].get() == 5
+
+
+_PROGRAM = """
+import json, sys
+import sqlite_cells as sc
+
+TABLES = {"t": sc.table(a="integer")}
+
+@sc.pattern
+def inner(seed: sc.Cell):
+    space = seed.space
+    return [space.cell("x").id, space.cell().id, space.sqlite_database(tables=TABLES).id]
+
+@sc.pattern
+def outer(seed: sc.Cell, flag: sc.Cell):
+    space = seed.space
+    ids = [space.cell(f"item{i}").id for i in range(3)]
+    ids += [space.cell().id for _ in range(2)]
+    if flag.get():
+        ids.append(space.cell("only-when-flagged").id)
+    ids.append(space.sqlite_database(tables=TABLES).id)
+    ids.append(space.sqlite_database("named", tables=TABLES).id)
+    ids += space.run(inner, key="k", seed=seed).outputs
+    return ids
+
+with sc.Runtime(sys.argv[1]) as rt:
+    space = rt.space("demo")
+    seed = space.cell("seed", default=0)
+    out = {}
+    for key in ("a", "b"):
+        piece = space.run(outer, key=key, seed=seed, flag=True)
+        out[key] = [piece.id, *piece.outputs]
+    print(json.dumps(out))
+"""
+
+
+def test_a_program_binds_the_same_ids_in_a_fresh_process(store: Path) -> None:
+    # R1: loops, conditionals, unnamed cells and databases, nested pieces, two keys.
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+
+    def run() -> dict[str, list[str]]:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROGRAM, str(store)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        result: dict[str, list[str]] = json.loads(done.stdout)
+        return result
+
+    first, second = run(), run()
+    assert first == second
+    assert len(set(first["a"]) | set(first["b"])) == len(first["a"]) + len(first["b"])
 
 
 def test_a_chain_of_a_thousand_derived_cells_has_no_recursion_limit(rt: sc.Runtime) -> None:
