@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from sqlite_cells.runtime._cell import Cell
     from sqlite_cells.runtime._space import Space
 
-__all__ = ["Pattern", "Piece", "building", "causal_cause", "pattern"]
+__all__ = ["Pattern", "Piece", "building", "causal_cause", "pattern", "piece_cause"]
 
 
 class _Build:
@@ -61,6 +61,17 @@ def causal_cause(space_id: str, kind: str, name: str | None) -> tuple[str | int,
     position = build.counters.get(kind, 0)
     build.counters[kind] = position + 1
     return (kind, "piece", build.piece_id, "#", position)
+
+
+def piece_cause(space_id: str, pattern_name: str, key: str) -> tuple[str | int, ...]:
+    """The cause a piece id is derived from (R1): ``("piece", space id, pattern name, key)``
+    for ``space.run`` outside a pattern; inside a pattern body the piece being built is the
+    cause instead of the space, so a pattern that runs another one gives each of its own pieces
+    its own nested piece (two parents running a child with one key do not share it)."""
+    build = _build.get()
+    if build is None:
+        return ("piece", space_id, pattern_name, key)
+    return ("piece", "piece", build.piece_id, pattern_name, key)
 
 
 class Pattern:

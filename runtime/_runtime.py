@@ -198,11 +198,16 @@ class Runtime:
         take in what other runtimes and processes committed first, as the poller would at its
         next tick, so a commit another runtime returned from is never left for later (§3, R53).
         ``timeout`` is in seconds (``None``: no limit); a negative or non-number timeout is an
-        ``InvalidArgument`` (a ``ValueError`` and ``TypeError``)."""
+        ``InvalidArgument`` (a ``ValueError`` and ``TypeError``). On a closed runtime, or one
+        that ``close()`` closes while it waits, it raises ``ClosedError``: nothing is delivered
+        any more, so there is nothing to have settled."""
         timeout = check_timeout("settle(timeout=…)", timeout)
+        self.check_open()
         if not self.scheduler.on_thread:
             self._catch_up()
-        return self.scheduler.settle(timeout)
+        settled = self.scheduler.settle(timeout)
+        self.check_open()
+        return settled
 
     async def settled(self) -> bool:
         """``settle()`` for asyncio code: waits in a worker thread, never on the event loop."""

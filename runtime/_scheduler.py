@@ -22,7 +22,7 @@ import itertools
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -604,20 +604,43 @@ def _waits(
 ) -> bool:
     """Whether a dependency of ``node``, at any depth, is in flight (with ``stale``: holds a
     value older than its run in flight will land, see ``Node.stale``) or held back: then
-    ``node``'s inputs are not all as of one commit yet. ``memo`` keeps the answers of a round."""
-    for dep in node.deps:
-        key = id(dep)
-        found = memo.get(key)
-        if found is None:
-            found = (
-                (dep.stale if stale else dep.in_flight)
-                or key in held
-                or (bool(dep.deps) and _waits(dep, held, memo, stale=stale))
-            )
-            memo[key] = found
-        if found:
-            return True
-    return False
+    ``node``'s inputs are not all as of one commit yet. ``memo`` keeps the answers of a round.
+
+    The walk keeps its own stack, so a chain of derived cells thousands deep is no deeper for
+    Python than one cell (no ``RecursionError``)."""
+    stack: list[tuple[Node, Iterator[Node]]] = [(node, iter(node.deps))]
+    answer = False  # the answer of the node whose walk just ended
+    ended: Node | None = None
+    while stack:
+        current, deps = stack[-1]
+        if ended is not None:
+            memo[id(ended)] = answer
+            ended = None
+            if answer:  # one dependency waits: so does the node that depends on it
+                stack.pop()
+                ended = current
+                continue
+        found = descended = False
+        for dep in deps:
+            key = id(dep)
+            known = memo.get(key)
+            if known is None:
+                if (dep.stale if stale else dep.in_flight) or key in held:
+                    known = memo[key] = True
+                elif dep.deps:
+                    stack.append((dep, iter(dep.deps)))
+                    descended = True
+                    break
+                else:
+                    known = memo[key] = False
+            if known:
+                found = True
+                break
+        if descended:
+            continue
+        stack.pop()
+        answer, ended = found, current
+    return answer
 
 
 def _errors(observers: list[Observer], exc: Exception) -> list[tuple[Callable[[Any], None], Any]]:

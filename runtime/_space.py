@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlite_cells.codec import derive_id
 from sqlite_cells.runtime._boundary import InvalidArgument, check_name
 from sqlite_cells.runtime._cell import NO_DEFAULT, Cell, CellSource
-from sqlite_cells.runtime._pattern import Pattern, Piece, building, causal_cause
+from sqlite_cells.runtime._pattern import Pattern, Piece, building, causal_cause, piece_cause
 from sqlite_cells.runtime._space_file import SpaceFile
 from sqlite_cells.runtime._tx import Transaction, transaction
 
@@ -52,7 +52,8 @@ class Space:
         return transaction(self.file)
 
     def run(self, pattern: Pattern, *, key: str, **inputs: Any) -> Piece:
-        """Instantiate ``pattern`` as the piece identified by (space, pattern name, ``key``).
+        """Instantiate ``pattern`` as the piece identified by (space, pattern name, ``key``);
+        inside another pattern's body by (that piece, pattern name, ``key``) (R1).
 
         The first run records the piece in the cell of its id (``{"piece": pattern name,
         "key": key, "inputs": [names]}``). Every parameter of the pattern has an input cell in
@@ -71,7 +72,7 @@ class Space:
         hints = _hints(pattern)
         for name, value in inputs.items():
             self.check_input(pattern, name, value, hints.get(name))
-        piece_id = derive_id("piece", self.id, pattern.name, key)
+        piece_id = derive_id(*piece_cause(self.id, pattern.name, key))
         names = sorted(pattern.inputs)
         cells = {name: Cell(self, derive_id("input", piece_id, name)) for name in names}
         changed = {
