@@ -665,6 +665,13 @@ def _check_roots(roots: object) -> tuple[str | os.PathLike[str], ...] | None:
             raise InvalidArgument(
                 f"disk_source_roots holds {root!r}: each root is a directory path (str or Path)"
             )
+        if not os.path.isabs(os.fspath(root)):
+            # As register_disk_source's paths (R60): a relative root would allow other files
+            # whenever the process changes its current directory.
+            raise InvalidArgument(
+                f"disk_source_roots holds {os.fspath(root)!r}, a relative path: give each root "
+                "as an absolute path (for example os.path.abspath(root))"
+            )
     return found
 
 

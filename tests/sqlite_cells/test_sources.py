@@ -168,7 +168,7 @@ def test_paths_that_are_not_paths_are_refused_as_disk_source_errors(
 def test_roots_must_be_a_collection_of_paths_and_an_empty_one_allows_none(
     store: Path, outside: Path, reference: Path
 ) -> None:
-    for roots in (str(outside), outside, [str(outside), 5]):
+    for roots in (str(outside), outside, [str(outside), 5], ["rel"], [""], ["./x"], ["~/x"]):
         with pytest.raises(sc.SqliteCellsError, match="disk_source_roots") as info:
             sc.Runtime(store, disk_source_roots=roots)  # type: ignore[arg-type]
         assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
