@@ -1263,9 +1263,7 @@ def _begin_space_write(cursor: apsw.Connection | apsw.Cursor) -> None:
     try:
         cursor.execute("UPDATE main._cf_meta SET key = key WHERE 0")
     except BaseException:
-        conn = cursor if isinstance(cursor, apsw.Connection) else cursor.connection
-        if not conn.getautocommit():  # (an I/O error may have ended it already)
-            cursor.execute("ROLLBACK")
+        cursor.execute("ROLLBACK")
         raise
 
 
