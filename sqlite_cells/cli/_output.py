@@ -24,7 +24,7 @@ from typing import Any, TextIO
 import msgspec
 
 from sqlite_cells.cli._names import Namer, link_in
-from sqlite_cells.read import text_table
+from sqlite_cells.read import escaped, text_table
 
 __all__ = [
     "Format",
@@ -56,14 +56,10 @@ def finite(value: Any) -> Any:
 
 
 def one_line(value: object) -> str:
-    """``value`` as text for a line of the text output: each character a terminal would act on
-    (newline, ESC, the other control and format characters) written as Python writes it in a
-    literal (``\\n``, ``\\x1b``), as the text table writes its cells. A path or a file name the
-    store holds cannot then break a line or move the cursor."""
-    text = str(value)
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    """``value`` as text for a line of the text output, escaped as the text table writes its
+    cells (``read.escaped``): a path or a file name the store holds cannot then break a line
+    or move the cursor."""
+    return escaped(str(value))
 
 
 def print_json(value: Any, out: TextIO) -> None:

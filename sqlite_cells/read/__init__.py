@@ -1,6 +1,7 @@
 """Reads: the read pool, guarded reads, typed rows, live queries and their display."""
 
 from sqlite_cells.read._display import QueryDisplay as QueryDisplay
+from sqlite_cells.read._display import escaped as escaped
 from sqlite_cells.read._display import text_table as text_table
 from sqlite_cells.read._live import LiveQueries as LiveQueries
 from sqlite_cells.read._pool import ReadPool as ReadPool
@@ -26,6 +27,7 @@ __all__ = [
     "Rows",
     "Statement",
     "decode_cf_link",
+    "escaped",
     "read_rows",
     "resolve_params",
     "row_decoder",

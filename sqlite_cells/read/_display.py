@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "QueryDisplay",
     "display_query",
+    "escaped",
     "format_value",
     "query_state_html",
     "row_values",
@@ -105,7 +106,7 @@ def query_state_html(state: QueryState[Any]) -> str:
     return "".join(out)
 
 
-def _escaped(text: str) -> str:
+def escaped(text: str) -> str:
     """``text`` with each character a terminal would act on (ESC, newline, tab, the other
     control and format characters) written as Python writes it in a literal (``\\x1b``,
     ``\\n``)."""
@@ -120,10 +121,10 @@ def _table_text(value: Any) -> str:
     character a terminal would act on): then in quotes, with each such character, quote and
     backslash escaped. So an unquoted cell is the text itself, a quoted one a literal."""
     if not isinstance(value, str):
-        return _escaped(format_value(value))
+        return escaped(format_value(value))
     if value != "NULL" and not value.startswith("'") and value.isprintable():
         return value
-    return "'" + _escaped(value.replace("\\", "\\\\").replace("'", "\\'")) + "'"
+    return "'" + escaped(value.replace("\\", "\\\\").replace("'", "\\'")) + "'"
 
 
 def text_table(rows: Sequence[Any], *, columns: Sequence[str] | None = None) -> str:
@@ -134,7 +135,7 @@ def text_table(rows: Sequence[Any], *, columns: Sequence[str] | None = None) -> 
     keys = list(columns) if columns is not None else _columns(values)
     if not keys:
         return "(no columns)"
-    names = [_escaped(k) for k in keys]
+    names = [escaped(k) for k in keys]
     cells = [[_table_text(v.get(k)) if k in v else _ABSENT for k in keys] for v in values]
     widths = [max([len(n), *(len(line[i]) for line in cells)]) for i, n in enumerate(names)]
     lines = [

@@ -20,7 +20,7 @@ primary key, run once as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import apsw
 
@@ -66,19 +66,12 @@ def capture(
     return changeset
 
 
-def has_rowid_tables(conn: apsw.Connection, schema: str, accept: Callable[[str], bool]) -> bool:
-    """Whether a table of ``schema`` that ``accept`` takes has no explicit primary key."""
-    tables = conn.execute(
-        "SELECT name FROM pragma_table_list WHERE schema = ? AND type = 'table' AND NOT wr",
-        (schema,),
-    ).fetchall()
+def has_rowid_tables(conn: apsw.Connection, schema: str, tables: Iterable[str]) -> bool:
+    """Whether one of ``tables`` (as ``schema`` holds them) has no explicit primary key: its
+    changes are captured by rowid. (A WITHOUT ROWID table always has one.)"""
     return any(
-        accept(str(name))
-        and not str(name).startswith("sqlite_")  # SQLite's own (sqlite_schema, sqlite_sequence)
-        and not any(
-            row[5] for row in conn.execute(f"PRAGMA {schema}.table_info({quote_name(str(name))})")
-        )
-        for (name,) in tables
+        not any(row[5] for row in conn.execute(f"PRAGMA {schema}.table_info({quote_name(t)})"))
+        for t in tables
     )
 
 

@@ -99,7 +99,9 @@ JOURNAL_PRUNE_EVERY = 64  # seqs between prunings of that journal
 EnsureKey = tuple[Path, str, int]  # (file, schema fingerprint, version)
 # What an ensured schema's tables need checked at each write, read from the file with it: their
 # link columns (R31) and the probes of their primary keys that may hold NULL (see _keys).
-Checks = tuple[LinkColumns, NullKeys]
+# What a database's writes check, read once per ensured schema: its link columns, the keys that
+# may hold NULL, and whether a table is captured by rowid (see write/_capture.py, R70).
+Checks = tuple[LinkColumns, NullKeys, bool]
 # (schema cookie, stored version) of the attached file: what a check of a schema holds for.
 FileState = tuple[int, object]
 _COOKIE_SQL = f"PRAGMA {ALIAS}.schema_version"
@@ -203,12 +205,11 @@ class SqliteParticipant:
         self._lock_wait_ms = busy_ms(exec_timeout)
         # _lock guards _ensured (schemas known to be in place, and the file's state they were
         # checked at), _checked (the state each apply of the running commit found or left) and
-        # _checks (what their writes check), _rowid_tables.
+        # _checks (what their writes check).
         self._lock = threading.Lock()
         self._ensured: dict[EnsureKey, FileState] = {}
         self._checked: dict[EnsureKey, FileState] = {}
         self._checks: dict[EnsureKey, Checks] = {}
-        self._rowid_tables: dict[EnsureKey, bool] = {}  # has a table captured by rowid (R70)
         # Files this participant's attach created whose first commit has not succeeded yet (a
         # commit that fails removes its file again: see rolled_back). Guarded by _lock.
         self._created: set[Path] = set()
@@ -361,7 +362,7 @@ class SqliteParticipant:
                 staged.seq = seq
         set_lock_wait(conn, self._lock_wait_ms)  # R44, see _lock_timeout
         try:
-            (links, keys), found, reshaped = self._ensure(conn, decl, unchanged=unchanged)
+            (links, keys, by_rowid), found, reshaped = self._ensure(conn, decl, unchanged=unchanged)
             if not reshaped and self._migrated:
                 with self._lock:
                     reshaped = decl.path in self._migrated
@@ -377,7 +378,7 @@ class SqliteParticipant:
                     ALIAS,
                     lambda: self._run(conn, request),
                     _user_table,
-                    by_rowid=self._by_rowid(conn, decl),
+                    by_rowid=by_rowid,
                 )
             except (apsw.TooBigError, apsw.NoMemError) as exc:
                 raise _too_big(decl.db_id, request.sql, exc) from exc
@@ -400,18 +401,6 @@ class SqliteParticipant:
         finally:
             set_lock_wait(conn, BUSY_TIMEOUT_MS)
         return Op(op.kind, op.target, _op_body(request, changeset, found, reshaped))
-
-    def _by_rowid(self, conn: apsw.Connection, decl: Declaration) -> bool:
-        """Whether ``decl``'s file has a table the session captures by rowid (R70), looked up
-        once per schema key (``_ensure`` has just brought the file to it)."""
-        key = _ensure_key(decl)
-        with self._lock:
-            found = self._rowid_tables.get(key)
-        if found is None:
-            found = has_rowid_tables(conn, ALIAS, _user_table)
-            with self._lock:
-                self._rowid_tables[key] = found
-        return found
 
     def _run(self, conn: apsw.Connection, request: ExecRequest) -> None:
         decl = request.decl
@@ -477,11 +466,14 @@ class SqliteParticipant:
             checks = None  # the file may have changed: read its tables again
         if checks is None:
             tables = [name for name, _ in decl.schema.tables]
-            checks = (link_columns(conn, ALIAS, tables), nullable_keys(conn, ALIAS, tables))
+            checks = (
+                link_columns(conn, ALIAS, tables),
+                nullable_keys(conn, ALIAS, tables),
+                has_rowid_tables(conn, ALIAS, tables),
+            )
             with self._lock:
                 if len(self._checks) >= 256:
                     self._checks.clear()
-                    self._rowid_tables.clear()
                 self._checks[key] = checks
         with self._lock:
             self._checked[key] = state
@@ -637,7 +629,6 @@ class SqliteParticipant:
             self._ensured.clear()
             self._checked.clear()
             self._checks.clear()
-            self._rowid_tables.clear()
             self._last.clear()
         for decl in {_request(op).decl for op in ops}:
             self._repair(decl)
