@@ -706,7 +706,7 @@ class SpaceFile:
         )
         try:
             if begin:
-                cursor.execute("BEGIN IMMEDIATE")
+                _begin_space_write(cursor)
             # Nobody wrote the space file since this connection's last commit, which this
             # runtime has seen: no record to read (the usual case of a busy writer).
             if not unchanged_since(conn, self._seen_seq, _MAIN):
@@ -825,7 +825,7 @@ class SpaceFile:
         self._check_open()
         with self._write_lock:
             conn = self._wconn
-            conn.execute("BEGIN IMMEDIATE")
+            _begin_space_write(conn)
             self._exclusive = True
             self._exclusive_owner = threading.get_ident()
             try:
@@ -1251,6 +1251,20 @@ def _quietly(hook: Callable[..., None], *args: object) -> None:
         hook(*args)
     except Exception:
         log.exception("commit participant hook %r raised", hook)
+
+
+def _begin_space_write(cursor: apsw.Connection | apsw.Cursor) -> None:
+    """Begin a commit's transaction holding the space file's write lock (as ``BEGIN IMMEDIATE``
+    would) and that one only: ``BEGIN IMMEDIATE`` also takes the lock of every database file
+    attached to the connection, and waits for it as long as for the space's. A database file's
+    lock is taken by the first statement that writes it, whose participant bounds the wait
+    (R44: ``exec_timeout``, the space's write lock held no longer)."""
+    cursor.execute("BEGIN")
+    try:
+        cursor.execute("UPDATE main._cf_meta SET key = key WHERE 0")
+    except BaseException:
+        cursor.execute("ROLLBACK")
+        raise
 
 
 @contextmanager

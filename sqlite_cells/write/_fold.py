@@ -107,6 +107,9 @@ FileState = tuple[int, object]
 _COOKIE_SQL = f"PRAGMA {ALIAS}.schema_version"
 _VERSION_SQL = f"SELECT value FROM {ALIAS}._cf_meta WHERE key = 'version'"
 _BOTH_FILES = ("main", ALIAS)
+# A write of nothing: its statement takes the attached database file's write lock (R44, see
+# FoldParticipant._take_file_lock).
+_TAKE_FILE_LOCK = f"UPDATE {ALIAS}._cf_meta SET key = key WHERE 0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,6 +308,7 @@ class SqliteParticipant:
     ) -> dict[str, bytes]:
         """R32: the handle's ``rev`` incremented by exactly 1, taken at commit."""
         decl = _request(ops[-1]).decl
+        self._take_file_lock(conn, decl, _request(ops[0]).sql)
         data = writes.get(decl.db_id)
         last_write = 0
         last = self._unchanged(conn, decl) if data is None else None
@@ -336,6 +340,23 @@ class SqliteParticipant:
         with self._lock:
             self._staged[decl.db_id] = _Written(0, data, _ensure_key(decl), last is not None)
         return {decl.db_id: data}
+
+    def _take_file_lock(self, conn: apsw.Connection, decl: Declaration, sql: str) -> None:
+        """The commit's first statement on the database file takes its write lock, waited for
+        ``exec_timeout`` at most (R44; the space file's lock alone was taken at BEGIN). First,
+        because SQLite waits for no lock once a transaction has read the file: a write after a
+        read would fail at once. Its data version is current from here on (``_unchanged``)."""
+        set_lock_wait(conn, self._lock_wait_ms)
+        try:
+            conn.execute(_TAKE_FILE_LOCK)
+        except apsw.SQLError:
+            pass  # no tables yet: the file was made by this commit's attach, locked by no one
+        except apsw.BusyError as exc:
+            timeout = self._lock_timeout(exc, decl.db_id, sql)
+            assert timeout is not None
+            raise timeout from exc
+        finally:
+            set_lock_wait(conn, BUSY_TIMEOUT_MS)
 
     def _unchanged(self, conn: apsw.Connection, decl: Declaration) -> _Written | None:
         """Inside the commit's transaction, before it writes ``decl``'s database: what this

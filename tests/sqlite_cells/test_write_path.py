@@ -599,7 +599,9 @@ def test_a_commit_after_this_runtimes_own_reads_nothing_back(
             conn.exec_trace = None
     # (The user's INSERT runs on a cursor of its own, not traced here.)
     assert [sql.split(" (")[0] for sql in quiet] == [
-        "BEGIN IMMEDIATE",
+        "BEGIN",
+        "UPDATE main._cf_meta SET key = key WHERE 0",  # the space file's write lock alone
+        "UPDATE _cf_db._cf_meta SET key = key WHERE 0",  # then the database file's
         "INSERT INTO _cf_cells",
         "INSERT INTO _cf_db._cf_changes",
         "INSERT INTO _cf_log",
@@ -650,7 +652,7 @@ def test_grouped_database_writes_each_bump_the_rev_and_a_fatal_member_is_dropped
     outcomes, statements = commit_queued(space, bodies)
     assert outcomes[0] == 2 and outcomes[1] == 3 and outcomes[3] == 4
     assert isinstance(outcomes[2], sc.ExecError) and outcomes[2].db_id == db.id
-    assert statements.count("COMMIT") == 1 and statements.count("BEGIN IMMEDIATE") == 2
+    assert statements.count("COMMIT") == 1 and statements.count("BEGIN") == 2
     assert _bodies(db) == ["first", "a", "b"]
     assert db.rev == 3 and counter.get() == 1
     assert all(o.agrees for o in check_store(space.runtime.store, repair=False))

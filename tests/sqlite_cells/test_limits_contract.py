@@ -1,0 +1,120 @@
+"""Limits (R44) and the runtime's options (§3, Errors), as the SPEC states them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import sqlite_cells as sc
+
+from .conftest import MESSAGES
+
+# Another process holds the write lock of a database file (WAL: readers still read).
+WRITE_LOCK_HOLDER = """
+import sys
+import apsw
+conn = apsw.Connection(sys.argv[1])
+conn.setbusytimeout(10000)
+conn.execute("BEGIN IMMEDIATE")
+print("held", flush=True)
+sys.stdin.readline()
+conn.execute("ROLLBACK")
+conn.close()
+"""
+
+
+def test_a_write_waits_for_a_database_files_lock_no_longer_than_exec_timeout(
+    store: Path,
+) -> None:
+    with sc.Runtime(store, exec_timeout=0.3) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        c = space.cell("c", default=0)
+        with space.transact():
+            db.exec("INSERT INTO messages (body) VALUES ('first')")
+        with subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(WRITE_LOCK_HOLDER), str(db.path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as holder:
+            assert holder.stdout is not None and holder.stdin is not None
+            try:
+                assert holder.stdout.readline().strip() == "held"
+                started = time.monotonic()
+                with pytest.raises(sc.ExecTimeout, match="lock"), space.transact():
+                    c.set(1)
+                    db.exec("INSERT INTO messages (body) VALUES ('second')")
+                assert time.monotonic() - started < 0.3 + 1
+                assert c.get() == 0 and db.rev == 1
+                # The space's write lock was let go: another thread's commit goes through.
+                done = threading.Event()
+
+                def commit_a_cell() -> None:
+                    with space.transact():
+                        c.set(2)
+                    done.set()
+
+                threading.Thread(target=commit_a_cell, daemon=True).start()
+                assert done.wait(0.3 + 1)
+                assert c.get() == 2
+                holder.stdin.write("\n")
+                holder.stdin.flush()
+                assert holder.wait(30) == 0
+            finally:
+                holder.kill()
+        with space.transact():
+            db.exec("INSERT INTO messages (body) VALUES ('second')")
+        assert db.read("SELECT body FROM messages ORDER BY id") == [
+            {"body": "first"},
+            {"body": "second"},
+        ]
+
+
+def test_a_runtimes_first_write_of_a_locked_database_file_times_out_in_time(store: Path) -> None:
+    """The first write of a runtime reads the file's state (handle, watermark) before writing:
+    the lock is taken before those reads, or SQLite would refuse the write at once."""
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        with rt.space("demo").transact():
+            db.exec("INSERT INTO messages (body) VALUES ('first')")
+        path = db.path
+    with (
+        subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(WRITE_LOCK_HOLDER), str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as holder,
+        sc.Runtime(store, exec_timeout=0.3) as rt,
+    ):
+        assert holder.stdout is not None and holder.stdin is not None
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+            started = time.monotonic()
+            with (
+                pytest.raises(sc.ExecTimeout, match=r"waited exec_timeout=0\.3s for a lock"),
+                rt.space("demo").transact(),
+            ):
+                db.exec("INSERT INTO messages (body) VALUES ('second')")
+            waited = time.monotonic() - started
+            assert 0.3 <= waited < 0.3 + 1
+            holder.stdin.write("\n")
+            holder.stdin.flush()
+            assert holder.wait(30) == 0
+        finally:
+            holder.kill()
+        with rt.space("demo").transact():
+            db.exec("INSERT INTO messages (body) VALUES ('second')")
+        assert db.rev == 2
+        assert [r["body"] for r in db.read("SELECT body FROM messages ORDER BY id")] == [
+            "first",
+            "second",
+        ]
