@@ -299,9 +299,9 @@ class Runtime(runtime.Runtime):
 
     def latest_declaration(self, decl: Declaration) -> Declaration:
         """What this runtime recorded last for ``decl``'s database (``decl`` itself when
-        nothing is recorded): a re-declaration replaces the earlier one for every handle."""
-        with self._decl_lock:
-            found = self._declarations.get(decl.db_id)
+        nothing is recorded): a re-declaration replaces the earlier one for every handle.
+        Without the lock: one dict look-up is atomic, and every live query's re-run asks."""
+        found = self._declarations.get(decl.db_id)
         return decl if found is None else found
 
     def declared(self, decl: Declaration) -> bool:

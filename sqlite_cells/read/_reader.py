@@ -99,6 +99,8 @@ class StatementResult:
     # With an error because stored text is not UTF-8: the columns holding such text, and
     # ``rows`` hold it as bytes (a typed row reads it as no link where a link belongs, R43).
     invalid_text: frozenset[str] | None = None
+    # The reader found the same values as ``previous`` held and kept that list as ``rows``.
+    unchanged: bool = False
 
     def as_dicts(self) -> Rows:
         """The rows as ``{column: value}`` dicts (built on first use, then shared: callers
@@ -333,6 +335,7 @@ def _run_all(
             last = previous[index]
             if last is not None and result.error is None and same_values(result.rows, last):
                 result.rows = last  # the rows just read are freed here, while memory is warm
+                result.unchanged = True
         # One clock read per statement: the end of one is the start of the next.
         later = time.monotonic()
         result.seconds = later - now
@@ -364,7 +367,7 @@ class _Plan:
         self.decl = decl
         self.timeout = timeout
         key = _schema_key(decl)
-        self.schema_key = (key, decl.path, cookie)
+        self.schema_key = _file_key(decl, key, cookie)
         self.policy = self.base_policy = _POLICY_BY_SCHEMA.get(key) or _read_policy(decl, key)
         self.cursor = pooled.conn.cursor()
         self.file = False  # reading the database's own file (not the scratch stand-in)
@@ -688,7 +691,7 @@ def _translate(
 
 # Read sets by ((schema key, file path, file schema cookie), sql): what SQLite reads depends on
 # the file's schema and the text only; with each, whether its steps stay short (see short_steps).
-_ReadKey = tuple[tuple[str, Path, object], str]
+_ReadKey = tuple[tuple[str, str, object], str]
 _read_sets_lock = threading.Lock()  # guards writes to _READ_SETS (reads are single lookups)
 _READ_SETS: dict[_ReadKey, tuple[ReadMap, bool]] = {}
 _COOKIE_SQL = "PRAGMA main.schema_version"
@@ -723,7 +726,14 @@ def _remember_read_set(key: _ReadKey, read_set: ReadMap, functions: frozenset[st
 
 def _read_key(decl: Declaration, sql: str) -> _ReadKey:
     """The key of ``sql``'s read set on ``decl``'s file as the last read of it found the file."""
-    return ((_schema_key(decl), decl.path, _COOKIES.get(decl.path, _NO_FILE)), sql)
+    return (_file_key(decl, _schema_key(decl), _COOKIES.get(decl.path, _NO_FILE)), sql)
+
+
+def _file_key(decl: Declaration, schema_key: str, cookie: object) -> tuple[str, str, object]:
+    """What a read set is kept under besides its statement: the schema, the file (its path as
+    text, whose hash a str keeps: a ``Path`` hashes in Python, at every look-up of every
+    statement of a batch) and the file's schema cookie."""
+    return (schema_key, str(decl.path), cookie)
 
 
 def known_read_set(decl: Declaration, sql: str) -> ReadMap | None:

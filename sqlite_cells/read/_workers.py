@@ -302,8 +302,8 @@ class QueryWorkers:
         (the watchdog reports it as timed out past it). The read is over: the watchdog has no
         connection to interrupt."""
         for index, (key, result) in enumerate(pairs):
-            if result.error is not None:
-                continue
+            if result.error is not None or result.unchanged:
+                continue  # (rows the reader found unchanged need no building)
             with tracker.lock:
                 tracker.pooled, tracker.index, tracker.building = None, index, True
                 tracker.deadline = time.monotonic() - result.seconds + self.timeout
