@@ -45,6 +45,7 @@ from sqlite_cells.runtime._pending import Pending as Pending
 from sqlite_cells.runtime._runtime import Runtime as Runtime
 from sqlite_cells.runtime._scheduler import Node as Node
 from sqlite_cells.runtime._scheduler import Scheduler as Scheduler
+from sqlite_cells.runtime._scheduler import own as own
 from sqlite_cells.runtime._space import Space as Space
 from sqlite_cells.runtime._space_file import BUSY_TIMEOUT_MS as BUSY_TIMEOUT_MS
 from sqlite_cells.runtime._space_file import SPACE_TABLES as SPACE_TABLES
@@ -108,6 +109,7 @@ __all__ = [
     "observe_node",
     "odd_kind",
     "op_targets_by_seq",
+    "own",
     "pattern",
     "printable",
     "remove_unused",

@@ -237,7 +237,7 @@ class Cell:
     def observe(self) -> Observable[Any]:
         """The current committed value, then each change (delivered on the scheduler thread,
         only after the commit is durable)."""
-        return observe_node(self._node())
+        return observe_node(self)
 
     # -- identity ------------------------------------------------------------------------------
 
@@ -327,10 +327,15 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def observe_node(node: Node) -> Observable[Any]:
+def observe_node(owner: Cell | Reactive) -> Observable[Any]:
+    """The stream of the values of ``owner``'s node. The observable holds ``owner``, not only
+    its node: a node lives as long as the object it was made for (``own``), so one
+    subscribed to later must still be in the graph."""
+
     def on_subscribe(
         observer: abc.ObserverBase[Any], _scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
+        node = owner._node()
         subscription = node.scheduler.subscribe(
             node, observer.on_next, observer.on_error, observer.on_completed
         )

@@ -36,7 +36,9 @@ class Derived(Reactive):
             )
         self._fn = fn
         self._inputs = inputs
-        self._graph_node = _DerivedNode(nodes[0].scheduler, self, nodes)
+        # Never released (unlike a query, see ``own``): its function may act on each value
+        # (``sc.derive(c, print)``), so it runs while the runtime does.
+        self._graph_node = _DerivedNode(nodes[0].scheduler, fn, inputs, nodes)
         nodes[0].scheduler.add(self._graph_node)
 
     def _node(self) -> Node:
@@ -53,11 +55,7 @@ class Derived(Reactive):
         return value
 
     def observe(self) -> Observable[Any]:
-        return observe_node(self._graph_node)
-
-    def _compute(self) -> Any:
-        args = [_current(i) for i in self._inputs]
-        return self._fn(*args)
+        return observe_node(self)
 
     def _shown(self) -> str:
         node = self._graph_node
@@ -79,16 +77,25 @@ class Derived(Reactive):
 
 
 class _DerivedNode(Node):
-    def __init__(self, scheduler: Scheduler, owner: Derived, deps: tuple[Node, ...]) -> None:
+    """Holds the function and the inputs, not the :class:`Derived`."""
+
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        fn: Callable[..., Any],
+        inputs: tuple[Any, ...],
+        deps: tuple[Node, ...],
+    ) -> None:
         super().__init__(scheduler, deps)
-        self.owner = owner
+        self.fn = fn
+        self.inputs = inputs
 
     def compute(self) -> tuple[bool, Any]:
-        value = self.owner._compute()
+        value = self.fn(*[_current(i) for i in self.inputs])
         return (not self.ready.is_set() or not same_value(value, self.value), value)
 
     def __repr__(self) -> str:
-        return repr(self.owner)
+        return f"<Derived {getattr(self.fn, '__name__', self.fn)!r}>"
 
 
 def _current(value: Any) -> Any:

@@ -21,6 +21,7 @@ import heapq
 import itertools
 import logging
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from typing import Any
 from sqlite_cells.codec import ClosedError
 from sqlite_cells.runtime._space_file import CommitEvent, Entity, SpaceFile
 
-__all__ = ["Node", "Scheduler", "Subscription"]
+__all__ = ["Node", "Scheduler", "Subscription", "own"]
 
 log = logging.getLogger("sqlite_cells.runtime")
 
@@ -72,6 +73,11 @@ class Node:
         # next computation that succeeds).
         self.error: Exception | None = None
         self.ready = threading.Event()
+        # The object a user holds for this node (a query, see own) is gone; once it has
+        # no subscriber and no dependent either, the node leaves the graph (``released``).
+        self.orphaned = False
+        self.released = False
+        self.joining = 0  # subscriptions made whose observer is not in ``subscribers`` yet
 
     @property
     def in_flight(self) -> bool:
@@ -92,6 +98,10 @@ class Node:
     def attach(self) -> None:
         """Called once on the scheduler thread when the node joins the graph."""
 
+    def release(self) -> None:
+        """Called once on the scheduler thread when the node leaves the graph: nothing holds
+        it any more (see :func:`own`). A node never re-joins."""
+
     def current(self) -> Any:
         """The node's value, after its first computation: computed inline on the scheduler
         thread, waited for elsewhere (``ClosedError`` if the runtime closes meanwhile)."""
@@ -105,6 +115,15 @@ class Node:
 
     def __lt__(self, other: Node) -> bool:
         return (self.height, self.order) < (other.height, other.order)
+
+
+def own(owner: object, node: Node) -> None:
+    """``node`` lives as long as ``owner`` (the object a user holds: a query), a subscriber of
+    it or a node depending on it: after all three are gone it stops re-running and leaves the
+    graph. The node must not refer to ``owner``, or it would keep it alive. (A derived cell is
+    never owned so: its function may act on each value, and nothing would hold it.)"""
+    finalizer = weakref.finalize(owner, node.scheduler.orphan, node)
+    finalizer.atexit = False  # at exit there is nothing left to release
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +165,10 @@ class Scheduler:
         self._commit_hooks: list[CommitHook] = []
         self._absorbers: list[Absorber | None] = []  # one per hook, same order
         self._observed: dict[int, Node] = {}  # nodes with subscribers, to complete on close
+        # Nodes whose owner is gone (see own), appended from any thread — a finalizer may run
+        # while this thread holds _lock, so no lock — and looked at before the next work.
+        self._orphans: deque[Node] = deque()
+        self._release_queued = False  # guarded by _lock
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
 
@@ -218,6 +241,8 @@ class Scheduler:
         observer = Observer(callback, on_error, on_completed)
         with self._lock:
             closed = self._closed
+            if not closed:
+                node.joining += 1  # it holds the node from now on (see _maybe_release)
         if closed:
             # The runtime closed: the stream has ended, as it ended for those subscribed then.
             if on_completed is not None:
@@ -225,6 +250,8 @@ class Scheduler:
             return Subscription(node, observer)
 
         def run() -> None:
+            with self._lock:
+                node.joining -= 1
             unborn = id(node) in self._unborn  # then told at its first value (see _born)
             if not unborn:
                 self._ensure_ready(node)
@@ -246,8 +273,64 @@ class Scheduler:
                 node.subscribers.remove(observer)
             if not node.subscribers:
                 self._observed.pop(id(node), None)
+                self._maybe_release(node)
 
         self.submit(run)
+
+    def orphan(self, node: Node) -> None:
+        """``node``'s owner is gone (see :func:`own`); from any thread. A finalizer may run
+        where this thread holds ``_lock`` already: then the node waits for the next work."""
+        self._orphans.append(node)
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if not self._closed and not self._release_queued:
+                self._release_queued = True
+                self._queue.append(self._release_orphans)
+                self._wake.notify()
+        finally:
+            self._lock.release()
+
+    def _release_orphans(self) -> None:
+        with self._lock:
+            self._release_queued = False
+        orphans = self._orphans
+        waiting: list[Node] = []
+        while orphans:
+            node = orphans.popleft()
+            if not node.ready.is_set() and id(node) not in self._unborn:
+                waiting.append(node)  # its first value comes first (settle waits for it, R51)
+                continue
+            node.orphaned = True
+            self._maybe_release(node)
+        orphans.extend(waiting)
+
+    def _maybe_release(self, node: Node) -> None:
+        """Release ``node`` when its owner, its subscribers and its dependents are all gone;
+        then its inputs, which may have been held by it alone."""
+        stack = [node]
+        while stack:
+            node = stack.pop()
+            if (
+                node.released
+                or not node.orphaned
+                or node.subscribers
+                or node.joining
+                or node.dependents
+            ):
+                continue
+            node.released = True
+            self._held.pop(id(node), None)
+            self._unborn.discard(id(node))
+            self._observed.pop(id(node), None)
+            for dep in node.deps:
+                if node in dep.dependents:
+                    dep.dependents.remove(node)
+                stack.append(dep)
+            try:
+                node.release()
+            except Exception:
+                log.exception("release of %r failed", node)
 
     def set_value(self, node: Node, value: Any, *, notify: bool = True) -> None:
         """Give ``node`` a new value (scheduler thread only; from other threads submit a callable
@@ -441,6 +524,8 @@ class Scheduler:
                 work = self._queue.popleft()
                 self._busy = True
             try:
+                if self._orphans:
+                    self._release_orphans()
                 work()
             except Exception:
                 log.exception("scheduler work failed")
@@ -451,8 +536,8 @@ class Scheduler:
                         self._idle.notify_all()
 
     def _init(self, node: Node) -> None:
-        if node.ready.is_set() or id(node) in self._unborn:
-            return
+        if node.released or node.ready.is_set() or id(node) in self._unborn:
+            return  # (released: its owner was gone before it joined)
         for dep in node.deps:
             if not dep.ready.is_set() and id(dep) not in self._unborn:
                 self._init(dep)
@@ -558,7 +643,7 @@ class Scheduler:
         waiting: dict[int, bool] = {}  # _waits of the nodes looked at in this round
         while heap:
             _, _, node = heapq.heappop(heap)
-            if id(node) in done:
+            if id(node) in done or node.released:
                 continue
             if not node.ready.is_set():
                 if id(node) in self._unborn:  # released: its first value, unless still waiting

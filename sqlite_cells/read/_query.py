@@ -29,7 +29,7 @@ from sqlite_cells.read._live import LiveQueries
 from sqlite_cells.read._reader import Statement, StatementResult, known_read_set
 from sqlite_cells.read._rows import RowDecoder, build_rows
 from sqlite_cells.read._same import same_values
-from sqlite_cells.runtime import Node, Reactive, Scheduler, Space, node_of, observe_node
+from sqlite_cells.runtime import Node, Reactive, Scheduler, Space, node_of, observe_node, own
 from sqlite_cells.schema import Declaration, SourceKind
 from sqlite_cells.sql import Bound, is_pending
 
@@ -170,7 +170,9 @@ class Query(Reactive, Generic[T]):
         param_nodes = _param_nodes(params)
         deps = tuple(param_nodes) + ((react_node,) if react_node is not None else ())
         scheduler = host.scheduler
-        self._graph_node = _QueryNode(scheduler, self, deps)
+        spec = _Spec(db, host, sql, params, decode, reaction)
+        self._graph_node = _QueryNode(scheduler, spec, deps)
+        own(self, self._graph_node)
         scheduler.add(self._graph_node)
 
     def _node(self) -> Node:
@@ -182,7 +184,7 @@ class Query(Reactive, Generic[T]):
         return state
 
     def observe(self) -> Observable[QueryState[T]]:
-        return observe_node(self._graph_node)
+        return observe_node(self)
 
     async def first(self) -> QueryState[T]:
         """The first state that is not pending (rows or an error), without blocking the loop."""
@@ -233,8 +235,24 @@ class Query(Reactive, Generic[T]):
         return f"<Query {self.sql!r} on {self.db.id}: {status}>"
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class _Spec:
+    """What a query's node runs: the :class:`Query`'s arguments, without the ``Query`` (a node
+    lives as long as the object a user holds, see ``own``)."""
+
+    db: Readable
+    host: QueryHost
+    sql: str
+    params: Any
+    _decode: RowDecoder
+    reaction: Reaction
+
+    def __repr__(self) -> str:
+        return f"<Query {self.sql!r} on {self.db.id}>"
+
+
 class _QueryNode(Node):
-    def __init__(self, scheduler: Scheduler, query: Query[Any], deps: tuple[Node, ...]) -> None:
+    def __init__(self, scheduler: Scheduler, query: _Spec, deps: tuple[Node, ...]) -> None:
         super().__init__(scheduler, deps)
         self.query = query
         self._request = query.host.live_queries.request
@@ -299,6 +317,8 @@ class _QueryNode(Node):
         return (False, state)
 
     def _start(self, params: Bound, key: str) -> None:
+        if self.released:
+            return
         query = self.query
         self._running = True
         self._run_changes = self._params_changes
@@ -496,6 +516,10 @@ class _QueryNode(Node):
         if not notify:
             self.value = state
         return state, notify
+
+    def release(self) -> None:
+        self._again = False
+        self.query.host.live_queries.unwatch(self)
 
     def __repr__(self) -> str:
         return repr(self.query)

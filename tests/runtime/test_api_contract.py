@@ -181,7 +181,7 @@ def test_settle_overtaken_by_close_is_a_closed_error(store: Path) -> None:
             release.wait(10)
         return value
 
-    sc.derive(cell, slow)
+    slowly = sc.derive(cell, slow)  # held: a derived cell nobody holds stops re-running
     with space.transact():
         cell.set(1)
     outcome: list[object] = []
@@ -205,6 +205,7 @@ def test_settle_overtaken_by_close_is_a_closed_error(store: Path) -> None:
     # Whether it was waiting or came after: nothing was delivered, and it says so.
     assert len(outcome) == 1
     assert isinstance(outcome[0], sc.ClosedError)
+    del slowly
 
 
 def _fds() -> int:

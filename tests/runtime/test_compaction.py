@@ -10,7 +10,18 @@ import apsw
 
 import sqlite_cells as sc
 from sqlite_cells.runtime import FORMAT_VERSION, SpaceFile
-from sqlite_cells.runtime._cell import CellSource, observe_node
+from sqlite_cells.runtime._cell import CellSource, Reactive, observe_node
+from sqlite_cells.runtime._scheduler import Node
+
+
+class _Held(Reactive):
+    """What holds a node made here, as a Cell or a Query does (what observe_node streams)."""
+
+    def __init__(self, node: Node) -> None:
+        self._held = node
+
+    def _node(self) -> Node:
+        return self._held
 
 
 def _small(file: SpaceFile, *, keep: int = 3, every: int = 4) -> None:
@@ -64,7 +75,7 @@ def test_a_first_value_is_never_older_than_a_commit_already_processed(rt: sc.Run
         cell.set(2)  # quiet (nobody watches x yet): taken into the view at once
     rt.settle()
     values: list[int] = []
-    observe_node(node).subscribe(values.append)  # joins the graph now
+    observe_node(_Held(node)).subscribe(values.append)  # joins the graph now
     rt.settle()
     assert values == [2]
     with space.transact():
@@ -82,7 +93,7 @@ def test_a_first_value_is_never_older_with_the_scheduler_busy(rt: sc.Runtime) ->
     with space.transact():
         cell.set(5)
     values: list[int] = []
-    observe_node(node).subscribe(values.append)  # queued behind the commit
+    observe_node(_Held(node)).subscribe(values.append)  # queued behind the commit
     gate.set()
     rt.settle()
     assert values == [5]

@@ -95,7 +95,7 @@ def test_writes_to_another_database_never_rerun_a_query(
     rt: sc.Runtime, space: Space, db: sc.SqliteDb, runs: list[str]
 ) -> None:
     other = space.sqlite_database("other", tables=MESSAGES)
-    db.query("SELECT * FROM messages")
+    q = db.query("SELECT * FROM messages")  # held: a query nobody holds stops re-running
     rt.settle()
     assert len(runs) == 1
     _post(space, other, "x", 1)
@@ -105,6 +105,7 @@ def test_writes_to_another_database_never_rerun_a_query(
     _post(space, db, "z", 3)
     rt.settle()
     assert len(runs) == 2
+    assert [r["body"] for r in q.get().result or []] == ["z"]
 
 
 def test_react_on_none_runs_once_and_react_on_a_cell_replaces_the_default(

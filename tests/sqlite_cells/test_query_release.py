@@ -1,0 +1,135 @@
+"""A live query lives as long as the `Query` its caller holds, a subscriber of it, or a derived
+cell or query made from it: once all are gone it stops re-running and leaves the graph (a
+notebook cell run again and again does not pile up live queries). Derived cells keep running:
+their function may act on each value."""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+import sqlite_cells as sc
+from sqlite_cells.runtime import Space
+
+MESSAGES = {"messages": sc.table(id="integer primary key", body="text not null")}
+
+
+def _commit(space: Space, c: sc.Cell, value: Any) -> None:
+    with space.transact():
+        c.set(value)
+
+
+def _forget(rt: sc.Runtime) -> None:
+    """Let go of what nothing holds: collected, then looked at by the scheduler's next work."""
+    gc.collect()
+    rt.settle()
+
+
+def test_a_derived_cell_nobody_holds_keeps_running(rt: sc.Runtime) -> None:
+    """Its function may act on each value: it runs while the runtime does (unlike a query)."""
+    space = rt.space("demo")
+    c = space.cell("c", default=1)
+    seen: list[int] = []
+    sc.derive(c, seen.append)
+    _forget(rt)
+    _commit(space, c, 2)
+    rt.settle()
+    assert seen == [1, 2]
+
+
+def test_a_query_read_by_a_derived_cell_lives_with_it(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    counts: list[int] = []
+    sc.derive(db.query("SELECT count(*) AS n FROM messages"), lambda s: counts.append(s.result))
+    _forget(rt)
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('a')")
+    rt.settle()
+    assert counts[-1] == [{"n": 1}]
+
+
+def test_an_observable_subscribed_after_its_query_was_dropped_is_live(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    stream = db.query("SELECT count(*) AS n FROM messages").observe()
+    _forget(rt)
+    seen: list[Any] = []
+    stream.subscribe(lambda state: seen.append(state.result))
+    rt.settle()
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('a')")
+    rt.settle()
+    assert seen[-1] == [{"n": 1}]
+
+
+def test_a_disposed_subscription_lets_a_dropped_query_go(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    seen: list[Any] = []
+    subscription = (
+        db.query("SELECT count(*) AS n FROM messages")
+        .observe()
+        .subscribe(lambda state: seen.append(state.result))
+    )
+    _forget(rt)
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('a')")
+    rt.settle()
+    assert seen[-1] == [{"n": 1}]
+    subscription.dispose()
+    _forget(rt)
+    before = rt.live_queries.reads_started
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('b')")
+    rt.settle()
+    assert rt.live_queries.reads_started == before
+    assert seen[-1] == [{"n": 1}]
+
+
+def test_a_query_made_again_and_again_reads_once_per_write(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('a')")
+    for n in range(30):  # distinct parameters: each query its own read
+        q = db.query("SELECT body FROM messages WHERE id > ?", [-n])
+        rt.settle()
+    _forget(rt)
+    hub = rt.live_queries
+    before = hub.reads_started
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('b')")
+    rt.settle()
+    assert hub.reads_started - before == 1
+    assert q.get().result == [{"body": "a"}, {"body": "b"}]
+    seen: list[Any] = []
+    q.observe().subscribe(lambda state: seen.append(state.result))
+    del q
+    _forget(rt)
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('c')")
+    rt.settle()
+    # Subscribed: still live without its Query object.
+    assert seen[-1] == [{"body": "a"}, {"body": "b"}, {"body": "c"}]
+
+
+def test_a_query_with_a_cell_parameter_dropped_leaves_the_cells_dependents(
+    rt: sc.Runtime,
+) -> None:
+    space = rt.space("demo")
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    floor = space.cell("floor", default=0)
+    q = db.query("SELECT body FROM messages WHERE id > ?", [floor])
+    rt.settle()
+    assert q.get().result == []
+    assert len(floor._node().dependents) == 1
+    del q
+    _forget(rt)
+    assert floor._node().dependents == []
+    before = rt.live_queries.reads_started
+    _commit(space, floor, 1)
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('a')")
+    rt.settle()
+    assert rt.live_queries.reads_started == before
