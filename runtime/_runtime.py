@@ -143,9 +143,10 @@ class Runtime:
 
     def check_value(self, space_id: str, cell_id: str, data: bytes) -> None:
         """Extension point, called by ``Cell.set`` with the cell's whole new value (encoded)
-        before it is recorded: raise (a ``TypeError`` that is a ``SqliteCellsError``) to refuse a
-        value only its owner may write, such as one shaped like a database handle of that very
-        cell (R3). The plain runtime refuses nothing."""
+        before it is recorded, and by ``declare_default`` with a default: raise (a
+        ``TypeError`` that is a ``SqliteCellsError``) to refuse a value only its owner may
+        write, such as one shaped like a database handle of that very cell (R3). The plain
+        runtime refuses nothing."""
 
     def whole_change_op(self, target: str) -> Op | None:
         """Extension point: the op a synthetic catch-up event carries for ``target`` when this
@@ -158,8 +159,12 @@ class Runtime:
 
     def declare_default(self, space_id: str, cell_id: str, default: Any) -> None:
         """Make ``default`` the value every ``Cell`` of this id reads until it is first written.
-        Raises ``ValueEncodeError`` for a default that is not JSON (R6)."""
+        Raises ``ValueEncodeError`` for a default that is not JSON (R6), and whatever
+        ``check_value`` raises for it: a default is what the cell reads, so it may hold no value
+        a write to the cell could not (R3: no default makes a plain cell a database)."""
         data = None if default is None else self.encode(default)
+        if data is not None:
+            self.check_value(space_id, cell_id, data)
         with self._defaults_lock:
             if data is None:
                 self._defaults.pop((space_id, cell_id), None)
