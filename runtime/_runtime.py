@@ -19,6 +19,7 @@ from sqlite_cells.codec import (
     Op,
     ParsedLink,
     SqliteCellsError,
+    check_link,
     encode_value,
     parse_link,
 )
@@ -106,8 +107,9 @@ class Runtime:
     def cell_from_link(self, link: Link | str | bytes) -> Cell:
         """The cell a link (or its stored string form) names, in any space of this runtime.
         Resolving creates no file (R7); the cell reads the default declared for its id in this
-        runtime, else ``None`` (R4). A malformed link raises ``LinkDecodeError``."""
-        return self.cell_for(link if isinstance(link, Link) else parse_link(link))
+        runtime, else ``None`` (R4). A malformed link — text, or a ``Link`` built by hand — raises
+        ``LinkDecodeError``."""
+        return self.cell_for(check_link(link) if isinstance(link, Link) else parse_link(link))
 
     def cell_for(self, link: Link) -> Cell:
         """The cell ``link`` names (what decoders of values and typed rows call; R4, R7)."""
@@ -167,9 +169,17 @@ class Runtime:
             self.check_value(space_id, cell_id, data)
         with self._defaults_lock:
             if data is None:
-                self._defaults.pop((space_id, cell_id), None)
+                before = self._defaults.pop((space_id, cell_id), None)
             else:
+                before = self._defaults.get((space_id, cell_id))
                 self._defaults[(space_id, cell_id)] = data
+        if before != data:
+            # What reads the cell reads the new default too (an unwritten cell's observers
+            # and derived cells), as get() does at once.
+            with self._lock:
+                space = self._spaces.get(space_id)
+            if space is not None:
+                space.default_changed(cell_id)
 
     def default_data(self, space_id: str, cell_id: str) -> bytes | None:
         """The encoded default declared last for this id in this runtime (None: no default)."""

@@ -376,6 +376,31 @@ def test_observers_see_the_default_then_the_first_write(rt: sc.Runtime) -> None:
     assert seen == [[1], [2]]
 
 
+def test_observers_and_derived_cells_follow_a_default_declared_again(rt: sc.Runtime) -> None:
+    """R4: every Cell of the id reads the newest default until the cell is written; what
+    observes or derives from such a cell reads it too, and a late subscriber starts from it."""
+    space = rt.space("demo")
+    c = space.cell("c", default={"n": 1})
+    doubled = sc.derive(c.key("n"), lambda v: v * 2)
+    seen: list[object] = []
+    c.observe().subscribe(seen.append)
+    rt.settle()
+    assert doubled.get() == 2
+    space.cell("c", default={"n": 5})
+    rt.settle()
+    assert seen == [{"n": 1}, {"n": 5}]
+    assert doubled.get() == 10
+    late: list[object] = []
+    rt.cell_from_link(c.link()).observe().subscribe(late.append)
+    rt.settle()
+    assert late == [{"n": 5}]
+    with space.transact():
+        c.set({"n": 7})
+    space.cell("c", default={"n": 9})  # written: the default no longer matters
+    rt.settle()
+    assert seen == [{"n": 1}, {"n": 5}, {"n": 7}] and doubled.get() == 14
+
+
 # -- R5: a handle is written by its database alone ------------------------------------------
 
 

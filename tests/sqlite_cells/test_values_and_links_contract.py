@@ -24,6 +24,7 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
+from sqlite_cells.codec import Link
 
 
 def _log_seq(space: Space) -> int:
@@ -496,3 +497,26 @@ def test_errors_about_values_are_type_and_value_errors() -> None:
     assert issubclass(sc.ValueEncodeError, ValueError)
     assert issubclass(sc.ExecTimeout, sc.ExecError)
     assert issubclass(sc.SqliteCellsError, Exception)
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        Link(id="nope", space="s", scope="space"),
+        Link(id="of:a\x00b", space="s", scope="space"),
+        Link(id="of:a", space="s", scope="other"),  # type: ignore[arg-type]
+        Link(id="of:a", space="s", scope="space", path=(True,)),
+        Link(id="of:a", space="s", scope="space", path=(2**64,)),
+        Link(id="of:a", space="s", scope="space", path=(object(),)),  # type: ignore[arg-type]
+    ],
+    ids=repr,
+)
+def test_a_link_object_that_is_not_well_formed_names_no_cell(
+    rt: sc.Runtime, store: Path, link: Any
+) -> None:
+    """``rt.cell_from_link`` of a ``Link`` built by hand checks it as the text form is checked:
+    a link no reader accepts names no cell, so no cell is written under an id R1 never derives."""
+    with pytest.raises(sc.LinkDecodeError) as info:
+        rt.cell_from_link(link)
+    assert isinstance(info.value, ValueError)
+    assert not list(store.iterdir())
