@@ -40,6 +40,7 @@ from sqlite_cells.codec._ids import derive_id as derive_id
 from sqlite_cells.codec._ids import short_hash as short_hash
 from sqlite_cells.codec._links import Link as Link
 from sqlite_cells.codec._links import ParsedLink as ParsedLink
+from sqlite_cells.codec._links import check_link as check_link
 from sqlite_cells.codec._links import decode_sigil as decode_sigil
 from sqlite_cells.codec._links import encode_link as encode_link
 from sqlite_cells.codec._links import is_link_sigil as is_link_sigil
@@ -97,6 +98,7 @@ __all__ = [
     "TransactionError",
     "UnsupportedMigration",
     "ValueEncodeError",
+    "check_link",
     "decode_record",
     "decode_sigil",
     "decode_value",

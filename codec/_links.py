@@ -29,6 +29,7 @@ __all__ = [
     "Link",
     "LinkSigil",
     "ParsedLink",
+    "check_link",
     "encode_link",
     "is_link_sigil",
     "link_from_sigil",
@@ -103,6 +104,22 @@ def _check_written(link: Link, data: bytes) -> None:
             "link names its cell by an id without control characters and a path of strings "
             "and 64-bit integer indexes"
         ) from exc
+
+
+def check_link(link: Link) -> Link:
+    """``link`` itself when it is well-formed — what :func:`parse_link` returns for its stored
+    text — else :class:`LinkDecodeError`: a ``Link`` built directly is not validated, and one
+    that no reader accepts names no cell (an id that is not ``of:…``, a control character, a
+    scope other than ``space``, a path element that is not a str or a 64-bit integer)."""
+    try:
+        _sigil_decoder.decode(_encoder.encode(LinkSigil(_LinkBody(link))))
+    except (msgspec.MsgspecError, TypeError, ValueError, OverflowError) as exc:
+        raise LinkDecodeError(
+            f'not a link: {link!r} ({exc}); a link names its cell by an id "of:…" without '
+            'control characters, a space id, the scope "space" and a path of strings and '
+            "64-bit integers — get links from cell.link() or parse them with parse_link"
+        ) from exc
+    return link
 
 
 def parse_link(text: str | bytes) -> Link:

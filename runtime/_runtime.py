@@ -19,6 +19,7 @@ from sqlite_cells.codec import (
     Op,
     ParsedLink,
     SqliteCellsError,
+    check_link,
     encode_value,
     parse_link,
 )
@@ -106,8 +107,9 @@ class Runtime:
     def cell_from_link(self, link: Link | str | bytes) -> Cell:
         """The cell a link (or its stored string form) names, in any space of this runtime.
         Resolving creates no file (R7); the cell reads the default declared for its id in this
-        runtime, else ``None`` (R4). A malformed link raises ``LinkDecodeError``."""
-        return self.cell_for(link if isinstance(link, Link) else parse_link(link))
+        runtime, else ``None`` (R4). A malformed link — text, or a ``Link`` built by hand — raises
+        ``LinkDecodeError``."""
+        return self.cell_for(check_link(link) if isinstance(link, Link) else parse_link(link))
 
     def cell_for(self, link: Link) -> Cell:
         """The cell ``link`` names (what decoders of values and typed rows call; R4, R7)."""
@@ -143,9 +145,10 @@ class Runtime:
 
     def check_value(self, space_id: str, cell_id: str, data: bytes) -> None:
         """Extension point, called by ``Cell.set`` with the cell's whole new value (encoded)
-        before it is recorded: raise (a ``TypeError`` that is a ``SqliteCellsError``) to refuse a
-        value only its owner may write, such as one shaped like a database handle of that very
-        cell (R3). The plain runtime refuses nothing."""
+        before it is recorded, and by ``declare_default`` with a default: raise (a
+        ``TypeError`` that is a ``SqliteCellsError``) to refuse a value only its owner may
+        write, such as one shaped like a database handle of that very cell (R3). The plain
+        runtime refuses nothing."""
 
     def whole_change_op(self, target: str) -> Op | None:
         """Extension point: the op a synthetic catch-up event carries for ``target`` when this
@@ -158,13 +161,25 @@ class Runtime:
 
     def declare_default(self, space_id: str, cell_id: str, default: Any) -> None:
         """Make ``default`` the value every ``Cell`` of this id reads until it is first written.
-        Raises ``ValueEncodeError`` for a default that is not JSON (R6)."""
+        Raises ``ValueEncodeError`` for a default that is not JSON (R6), and whatever
+        ``check_value`` raises for it: a default is what the cell reads, so it may hold no value
+        a write to the cell could not (R3: no default makes a plain cell a database)."""
         data = None if default is None else self.encode(default)
+        if data is not None:
+            self.check_value(space_id, cell_id, data)
         with self._defaults_lock:
             if data is None:
-                self._defaults.pop((space_id, cell_id), None)
+                before = self._defaults.pop((space_id, cell_id), None)
             else:
+                before = self._defaults.get((space_id, cell_id))
                 self._defaults[(space_id, cell_id)] = data
+        if before != data:
+            # What reads the cell reads the new default too (an unwritten cell's observers
+            # and derived cells), as get() does at once.
+            with self._lock:
+                space = self._spaces.get(space_id)
+            if space is not None:
+                space.default_changed(cell_id)
 
     def default_data(self, space_id: str, cell_id: str) -> bytes | None:
         """The encoded default declared last for this id in this runtime (None: no default)."""

@@ -28,9 +28,11 @@ class Space:
         self.runtime = runtime
         self.id = space_id
         self.file = file
-        # _sources_lock guards _sources (graph nodes of stored cells, one per cell and path).
+        # _sources_lock guards _sources (graph nodes of stored cells, one per cell and path) and
+        # _paths (the paths of each cell id that has nodes).
         self._sources_lock = threading.Lock()
         self._sources: dict[tuple[str, tuple[str | int, ...]], CellSource] = {}
+        self._paths: dict[str, list[tuple[str | int, ...]]] = {}
 
     def cell(self, name: str | None = None, *, default: Any = NO_DEFAULT) -> Cell:
         """The persisted cell named ``name`` (its id derives from the space id and the name, or
@@ -125,8 +127,18 @@ class Space:
             node = self._sources.get(key)
             if node is None:
                 node = self._sources[key] = CellSource(cell)
+                self._paths.setdefault(cell.id, []).append(cell.value_path)
                 self.runtime.scheduler.add(node)
         return node
+
+    def default_changed(self, cell_id: str) -> None:
+        """The default of ``cell_id`` was declared anew (R4): its graph nodes (every path)
+        compute again, so observers and derived cells of a cell not yet written move to the new
+        default as ``get()`` does; a written cell's nodes find nothing changed."""
+        with self._sources_lock:
+            nodes = [self._sources[(cell_id, path)] for path in self._paths.get(cell_id, ())]
+        if nodes:
+            self.runtime.scheduler.rerun(list(nodes))
 
     def __repr__(self) -> str:
         return f"<Space {self.id!r}>"

@@ -340,13 +340,20 @@ class Runtime(runtime.Runtime):
 
     def check_value(self, space_id: str, cell_id: str, data: bytes) -> None:
         """R3: a plain cell never holds a value shaped like its own database handle, which would
-        make it a database (and lock it, R5); only ``sqlite_database`` and
-        ``register_disk_source`` make handles."""
+        make it a database (and lock it, R5) — neither written nor as its default; only
+        ``sqlite_database`` and ``register_disk_source`` make handles. A database declared
+        in this runtime passes: its handle value is its default (R2, R4), and ``set`` refuses
+        any write to it before this check (``check_writable``)."""
         if b'"tables"' in data and handle_shaped(cell_id, data):
+            with self._decl_lock:
+                declared = self._declarations.get(cell_id)
+            if declared is not None and declared.space_id == space_id:
+                return
             raise handle_not_writable(
                 cell_id,
                 "the value has the shape of a database handle of this very cell; databases are "
-                "made by space.sqlite_database() or register_disk_source(), not by set()",
+                "made by space.sqlite_database() or register_disk_source(), not by set() or a "
+                "default",
             )
 
     def whole_change_op(self, target: str) -> Op | None:
