@@ -207,4 +207,8 @@ def test_a_live_query_requested_with_endless_ones_does_not_wait_for_them(store: 
         assert quick.get().result == [{"n": 0}]
         for query in endless:
             assert query.get().pending and query.get().error is None
-        assert rt.query_workers.splits >= 1
+        # Handed on either way: the batch's statements not begun went to another worker, or
+        # (its first run requested in a round of its own, as on a loaded machine) the quick
+        # query's job found the only worker busy and an extra one took it.
+        workers = rt.query_workers
+        assert workers.splits + workers.extras_started >= 1
