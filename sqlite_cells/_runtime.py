@@ -315,11 +315,13 @@ class Runtime(runtime.Runtime):
         """R5: no ``Cell`` writes a database handle — neither a declared database's id nor a cell
         whose committed value is a handle (after a restart, or a link followed); only
         ``db.exec``/``exec_many``/``drop`` do (``SqliteDb._write_handle``)."""
-        with self._decl_lock:
-            declared = self._declarations.get(cell_id)
+        # Every set asks: single dict look-ups (atomic) rather than locks and name checks; the
+        # writing cell's space is open already.
+        declared = self._declarations.get(cell_id)
         if declared is not None and declared.space_id == space_id:
             raise handle_not_writable(cell_id)
-        data = self.space(space_id).file.entity(cell_id).data
+        space = self._spaces.get(space_id) or self.space(space_id)
+        data = space.file.entity(cell_id).data
         if data is not None and handle_shaped(cell_id, data):
             raise handle_not_writable(cell_id)
 
