@@ -259,6 +259,9 @@ class _QueryNode(Node):
         self._prepare: tuple[Declaration, Any] | None = None  # (decl, its reconcile step)
         self._retries = 0  # reads done again in a row because the file lagged (read_again)
         self._lagging = False
+        # A run that read the file before a commit reached it is to be done again (read_again):
+        # until that run starts, the query counts as in flight.
+        self._reread = False
         self._file: tuple[str, Any] | None = None  # (space id, its SpaceFile)
         # Set by a query worker (build_ahead): a result and its rows built there (or the error
         # building them raised); taken by receive when that result lands.
@@ -274,6 +277,7 @@ class _QueryNode(Node):
         self.value = QueryState()
 
     def compute(self) -> tuple[bool, Any]:
+        self._reread = False  # this is the run done again, if one was due
         state: QueryState[Any] = self.value
         if self._fixed is not None:  # no cells among the params: nothing to resolve again
             params, key = self._fixed
@@ -446,15 +450,18 @@ class _QueryNode(Node):
             self.value = state
         return state, notify
 
-    def read_again(self) -> int:
+    def read_again(self, limit: int) -> int:
         """The run read the file before a commit the hub knows of reached it: returns how many
-        times in a row that happened (the hub runs it again later, up to a bound), or 0 when
-        a re-run is due anyway."""
+        times in a row that happened when the hub is to run it again (at most ``limit`` times
+        in a row), or 0 when a re-run is due anyway or the limit is past. Until the run done
+        again starts, the query counts as in flight: a cell derived from it and from a cell the
+        missed commit wrote waits for rows as of that commit, never pairing the two (R54)."""
         if self._again:
             return 0
         self._retries += 1
         self._lagging = True
-        return self._retries
+        self._reread = self._retries <= limit
+        return self._retries if self._reread else 0
 
     @property
     def stale(self) -> bool:
@@ -466,7 +473,7 @@ class _QueryNode(Node):
     def in_flight(self) -> bool:
         # Also while a result lands that a newer commit has already asked to read again: its
         # rows are older than the cells the scheduler holds now (see landed).
-        return self._running or self._again
+        return self._running or self._again or self._reread
 
     def landed(self) -> None:
         # When a commit processed while this run was in flight wants another run, that run
