@@ -907,3 +907,115 @@ def test_a_query_whose_params_come_from_another_query_follows_it_without_mixing(
     assert pairs[-1] == (8, ["t8"])
     shown = [p for p in pairs if p[0] is not None and p[1] is not None]
     assert [p for p in shown if p[1] != ([f"t{p[0]}"] if p[0] > 2 else ["fruit"])] == [], pairs
+
+
+LINKED = {
+    "posts": sc.table(id="integer primary key", author_cf_link=sc.cf_link(), body="text"),
+}
+
+
+@pytest.mark.parametrize("failure", ["migrate", "timeout", "link"])
+def test_a_commit_that_fails_at_its_database_step_shows_none_of_its_cells(
+    store: Path, failure: str
+) -> None:
+    """R50 for each way a commit's database step can fail after its cell writes: a ``migrate``
+    callback that raises (MigrationError), a write past ``exec_timeout`` (ExecTimeout), a
+    statement that stores a malformed link (LinkEncodeError). Nothing of the commit is seen."""
+    with sc.Runtime(store, poll_interval=0.01, exec_timeout=0.3) as rt:
+        space = rt.space("demo")
+        posts = space.sqlite_database("posts", tables=LINKED)
+        with space.transact():
+            posts.exec("INSERT INTO posts (body) VALUES ('first')")
+        cell = space.cell("n", default=0)
+        seen: list[Any] = []
+        cell.observe().subscribe(seen.append)
+        q = posts.query("SELECT body FROM posts ORDER BY id")
+        states: list[Any] = []
+        q.observe().subscribe(states.append)
+        assert rt.settle(10)
+
+        def migrate(conn: Any, from_version: int) -> None:
+            raise RuntimeError("no way")
+
+        expected: type[sc.SqliteCellsError] = sc.MigrationError
+        if failure == "migrate":
+            db = space.sqlite_database("posts", tables=LINKED, version=2, migrate=migrate)
+            sql = "INSERT INTO posts (body) VALUES ('second')"
+        elif failure == "timeout":
+            db, expected = posts, sc.ExecTimeout
+            sql = (
+                "INSERT INTO posts (body) WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL "
+                "SELECT i + 1 FROM r WHERE i < 1000000000) SELECT 'x' FROM r WHERE i = -1"
+            )
+        else:
+            db, expected = posts, sc.LinkEncodeError
+            sql = "INSERT INTO posts (author_cf_link, body) VALUES ('not a link', 'second')"
+        with pytest.raises(expected), space.transact():
+            cell.set(666)
+            db.exec(sql)
+        assert rt.settle(10)
+        assert seen == [0] and cell.get() == 0
+        assert [s.result for s in states if not s.pending] == [[{"body": "first"}]]
+        assert db.read("SELECT count(*) AS n FROM posts") == [{"n": 1}]
+        with space.transact():
+            cell.set(1)
+        assert rt.settle(10)
+        assert seen == [0, 1]
+
+
+@pytest.mark.parametrize("name", ["rowid", "oid", "_rowid_", "id"])
+def test_a_query_of_the_rowid_by_any_name_follows_an_update_of_the_key(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, name: str
+) -> None:
+    q = live(rt, db, f"SELECT {name} AS k FROM items ORDER BY {name}")
+    seq = q.get().seq
+    write(space, db, "UPDATE items SET note = 'x', qty = 0")
+    assert rt.settle(10)
+    assert q.get().seq == seq
+    write(space, db, "UPDATE items SET id = 10 WHERE id = 1")
+    assert rt.settle(10)
+    assert q.get().result == [{"k": 2}, {"k": 10}]
+
+
+def test_an_async_handler_s_commit_is_heard_after_it_is_durable_and_a_failed_one_never(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, store: Path
+) -> None:
+    import asyncio
+
+    cell = space.cell("n", default=0)
+    (space_file,) = glob.glob(str(store / "space-*.sqlite"))
+    heard: list[tuple[int, Any]] = []
+
+    def stored() -> Any:
+        conn = sqlite3.connect(f"file:{space_file}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", [cell.id]).fetchone()
+        finally:
+            conn.close()
+        return None if row is None else int(row[0])
+
+    cell.observe().subscribe(lambda v: heard.append((v, stored())))
+
+    @sc.handler
+    async def post(value: int, *, n: sc.Cell) -> None:
+        await asyncio.sleep(0)
+        n.set(value)
+        db.exec("INSERT INTO items (name) VALUES (?)", [f"p{value}"])
+        await asyncio.sleep(0)
+        if value < 0:
+            raise ValueError("refused")
+
+    async def main() -> None:
+        await post(1, n=cell)
+        with pytest.raises(ValueError, match="refused"):
+            await post(-1, n=cell)
+        await post(2, n=cell)
+        await rt.settled()
+
+    asyncio.run(main())
+    assert [v for v, _ in heard] == [0, 1, 2]
+    assert [v for v, s in heard if v and s != v] == [], heard
+    assert db.read("SELECT name FROM items WHERE name GLOB 'p[0-9]*' ORDER BY id") == [
+        {"name": "p1"},
+        {"name": "p2"},
+    ]
