@@ -1019,3 +1019,50 @@ def test_an_async_handler_s_commit_is_heard_after_it_is_durable_and_a_failed_one
         {"name": "p1"},
         {"name": "p2"},
     ]
+
+
+@pytest.mark.parametrize("raised", [SystemExit, KeyboardInterrupt])
+def test_a_subscriber_or_derive_function_raising_systemexit_does_not_end_reactivity(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, raised: type[BaseException]
+) -> None:
+    """A subscriber (or a derive function) that raises SystemExit or KeyboardInterrupt runs on
+    the runtime's thread: it fails like any other subscriber or function (logged; the
+    function's error kept for ``get``), and every other subscriber, derived cell, query and
+    ``settle`` carries on."""
+    cell = space.cell("n", default=0)
+
+    def bad(value: int) -> None:
+        if value == 1:
+            raise raised("from a subscriber")
+
+    def picky(value: int) -> int:
+        if value == 2:
+            raise raised("from a derive function")
+        return value * 10
+
+    cell.observe().subscribe(bad)
+    tens = sc.derive(cell, picky)
+    tens.observe().subscribe(lambda _v: None, on_error=lambda _e: None)
+    plus = sc.derive(cell, lambda v: v + 100)
+    q = db.query("SELECT count(*) AS n FROM items")
+    heard: list[Any] = []
+    cell.observe().subscribe(heard.append)
+    plus.observe().subscribe(heard.append)
+    assert rt.settle(10)
+    for n in range(1, 4):
+        with space.transact():
+            cell.set(n)
+            db.exec("INSERT INTO items (name) VALUES (?)", [f"x{n}"])
+        assert rt.settle(10)
+    assert heard == [0, 100, 1, 101, 2, 102, 3, 103]
+    assert q.get().result == [{"n": 5}]
+    assert tens.get() == 30
+    with space.transact():
+        cell.set(2)
+    assert rt.settle(10)
+    with pytest.raises(raised, match="from a derive function"):
+        tens.get()
+    late = sc.derive(cell, picky)  # its first computation raises
+    with pytest.raises(raised, match="from a derive function"):
+        late.get()
+    assert rt.settle(10)
