@@ -1099,3 +1099,63 @@ def test_a_row_type_raising_systemexit_is_its_query_s_error_and_nothing_else_s(
     assert rt.settle(10)
     assert q.get().result == [Picky("apple"), Picky("pear")] and q.get().error is None
     assert count.get().result == [{"n": 2}] and count.get().seq == now
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO nope (name) VALUES ('x')",
+        "INSERT INTO items (name VALUES ('x')",
+        "INSERT INTO items (nope) VALUES ('x')",
+        "UPDATE items SET qty = 'many' || zzz",
+        "INSERT INTO items (name) VALUES (abs(-9223372036854775808))",
+    ],
+)
+def test_bad_sql_after_a_cell_write_shows_nothing_and_says_what_was_wrong(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, sql: str
+) -> None:
+    cell = space.cell("n", default=0)
+    seen: list[Any] = []
+    cell.observe().subscribe(seen.append)
+    q = db.query("SELECT name, qty FROM items ORDER BY id")
+    states: list[Any] = []
+    q.observe().subscribe(states.append)
+    assert rt.settle(10)
+    rev = db.rev
+    with pytest.raises(sc.SqliteCellsError) as info, space.transact():
+        cell.set(666)
+        db.exec(sql)
+    assert isinstance(info.value, sc.StatementError | sc.ExecError), info.value
+    assert "Traceback" not in str(info.value) and len(str(info.value)) > 20
+    assert rt.settle(10)
+    assert seen == [0] and cell.get() == 0 and db.rev == rev
+    assert len([s for s in states if not s.pending]) == 1
+
+
+def test_close_while_a_query_runs_and_a_derived_cell_waits_completes_every_subscriber(
+    store: Path,
+) -> None:
+    rt = sc.Runtime(store, poll_interval=0.01, query_timeout=30.0)
+    space = rt.space("demo")
+    db = space.sqlite_database("shop", tables=TABLES)
+    cell = space.cell("n", default=0)
+    spin = (
+        "(WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 2000000000) "
+        "SELECT count(*) FROM r)"
+    )
+    slow = db.query(f"SELECT count(*) AS c, {spin} AS s FROM items")
+    both = sc.lift(lambda v, st: (v, st.pending))(cell, slow)
+    completed: list[str] = []
+    for name, node in (("cell", cell), ("slow", slow), ("both", both)):
+        node.observe().subscribe(
+            on_next=lambda _v: None, on_completed=lambda name=name: completed.append(name)
+        )
+    with space.transact():
+        cell.set(1)
+    assert not rt.settle(0.2)  # the slow query's first run is in flight
+    started = time.monotonic()
+    rt.close()
+    assert time.monotonic() - started < 10
+    assert sorted(completed) == ["both", "cell", "slow"]
+    with pytest.raises(sc.ClosedError):
+        rt.settle(1)
