@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -82,12 +83,14 @@ class Child:
     """A runtime in another process on the same store, driven line by line."""
 
     def __init__(self, store: Path, poll_interval: float) -> None:
+        # stderr goes to a file: a pipe nobody reads could fill up and stall the child
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by close())
         self.proc = subprocess.Popen(
             [sys.executable, "-c", textwrap.dedent(CHILD), str(store), str(poll_interval)],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._stderr,
             text=True,
         )
         self.events: list[tuple[str, Any, float]] = []
@@ -130,10 +133,8 @@ class Child:
             return [e[1] for e in self.events if e[0] == kind]
 
     def stderr(self) -> str:
-        if self.proc.poll() is None:
-            return "(still running)"
-        assert self.proc.stderr is not None
-        return self.proc.stderr.read()
+        self._stderr.seek(0)
+        return self._stderr.read()
 
     def close(self) -> None:
         assert self.proc.stdin is not None
@@ -145,9 +146,8 @@ class Child:
                 self.proc.kill()
                 self.proc.wait(10)
         self._reader.join(10)
-        assert self.proc.stderr is not None
-        err = self.proc.stderr.read()
-        self.proc.stderr.close()
+        err = self.stderr()
+        self._stderr.close()
         assert self.proc.stdout is not None
         self.proc.stdout.close()
         assert self.proc.returncode == 0, err
