@@ -66,7 +66,8 @@ class QueryHost(Protocol):
 class Reaction:
     """How a query re-runs besides its params: ``by_reads`` — after commits that change what it
     reads (R51) and after changes of an injected file (R60); ``on`` — a value whose changes
-    re-run it (the database handle for ``react_on=db``, a linked pattern input, any cell)."""
+    re-run it (the database handle for ``react_on=db``, a linked pattern input, any cell, or a
+    list, tuple or dict of them, as for params)."""
 
     by_reads: bool
     on: Any = None
@@ -166,9 +167,8 @@ class Query(Reactive, Generic[T]):
         self.params = params
         self._decode = decode
         self.reaction = reaction
-        react_node = node_of(reaction.on)
-        param_nodes = _param_nodes(params)
-        deps = tuple(param_nodes) + ((react_node,) if react_node is not None else ())
+        # react_on, like params, may hold its cells in a list, tuple or dict: each re-runs it.
+        deps = tuple(_param_nodes(params)) + tuple(_param_nodes(reaction.on))
         scheduler = host.scheduler
         self._graph_node = _QueryNode(scheduler, self, deps)
         scheduler.add(self._graph_node)

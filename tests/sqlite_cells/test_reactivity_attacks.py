@@ -1159,3 +1159,52 @@ def test_close_while_a_query_runs_and_a_derived_cell_waits_completes_every_subsc
     assert sorted(completed) == ["both", "cell", "slow"]
     with pytest.raises(sc.ClosedError):
         rt.settle(1)
+
+
+def test_react_on_a_list_or_dict_of_cells_reacts_to_each_of_them(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    """``react_on`` holding cells in a list, tuple or dict reacts to each of them, as
+    ``params`` do (docs/decisions.md); the database's writes alone do not re-run it."""
+    a = space.cell("a", default=0)
+    b = space.cell("b", default=0)
+    sql = "SELECT count(*) AS n FROM items"
+    queries = [live(rt, db, sql, react_on=on) for on in ([a, b], (a, 5), {"x": b})]
+
+    def counts() -> list[Any]:
+        return [(q.get().result or [{"n": None}])[0]["n"] for q in queries]
+
+    write(space, db, "INSERT INTO items (name) VALUES ('fig')")
+    assert rt.settle(10)
+    assert counts() == [2, 2, 2]
+    with space.transact():
+        b.set(1)
+    assert rt.settle(10)
+    assert counts() == [3, 2, 3]
+    write(space, db, "INSERT INTO items (name) VALUES ('kiwi')")
+    with space.transact():
+        a.set(1)
+    assert rt.settle(10)
+    assert counts() == [4, 4, 3]
+
+
+def test_a_cell_derived_from_the_handle_and_a_query_never_mixes(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    """The database handle is a cell whose ``rev`` moves with each write: a cell derived from
+    it and from a query of the database sees both as of one commit (R54)."""
+    q = db.query("SELECT count(*) AS n FROM items")
+    pairs: list[tuple[int, Any]] = []
+
+    def pair(handle: dict[str, Any], st: sc.QueryState[Any]) -> tuple[int, Any]:
+        value = (handle["rev"], st.result[0]["n"] if st.result else None)
+        pairs.append(value)
+        return value
+
+    sc.lift(pair)(db, q).observe().subscribe(lambda _v: None)
+    assert rt.settle(10)
+    for n in range(5):
+        write(space, db, "INSERT INTO items (name) VALUES (?)", [f"x{n}"])
+    assert rt.settle(10)
+    assert pairs[-1] == (8, 7)
+    assert [p for p in pairs if p[1] is not None and p[0] != p[1] + 1] == [], pairs
