@@ -70,8 +70,9 @@ class Node:
         self.subscribers: list[Observer] = []
         self.value: Any = None
         # The exception of the last computation, if it raised (kept for ``get()``; cleared by the
-        # next computation that succeeds).
-        self.error: Exception | None = None
+        # next computation that succeeds). A SystemExit or KeyboardInterrupt a user's function
+        # raised counts too: raised on the runtime's thread it would end the thread.
+        self.error: BaseException | None = None
         self.ready = threading.Event()
         # The object a user holds for this node (a query, see own) is gone; once it has
         # no subscriber and no dependent either, the node leaves the graph (``released``).
@@ -523,11 +524,12 @@ class Scheduler:
                     return
                 work = self._queue.popleft()
                 self._busy = True
+            if self._orphans:
+                self._release_orphans()  # (each release's own failure is logged there)
             try:
-                if self._orphans:
-                    self._release_orphans()
                 work()
-            except Exception:
+            except BaseException:  # user code (a derive function) raising SystemExit too:
+                # the thread outlives it, or nothing would re-run or settle again
                 log.exception("scheduler work failed")
             finally:
                 with self._lock:
@@ -556,7 +558,7 @@ class Scheduler:
         """Compute ``node``'s first value; tell the subscribers that came while it waited."""
         try:
             _, node.value = node.compute()
-        except Exception as exc:
+        except BaseException as exc:  # the node's own failure (see Node.error)
             node.error = exc
             if not isinstance(exc, ClosedError):  # the runtime closed first: nothing is wrong
                 log.warning("first computation of %r failed: %r", node, exc)
@@ -667,7 +669,7 @@ class Scheduler:
                 held.pop(id(node), None)
                 try:
                     changed, value = node.compute()
-                except Exception as exc:
+                except BaseException as exc:  # the node's own failure (see Node.error)
                     # Kept for get() and handed to subscribers' on_error; the last value stays.
                     log.warning("re-computation of %r failed: %r", node, exc)
                     node.error = exc
@@ -728,7 +730,9 @@ def _waits(
     return answer
 
 
-def _errors(observers: list[Observer], exc: Exception) -> list[tuple[Callable[[Any], None], Any]]:
+def _errors(
+    observers: list[Observer], exc: BaseException
+) -> list[tuple[Callable[[Any], None], Any]]:
     found: list[tuple[Callable[[Any], None], Any]] = []
     for observer in observers:
         if observer.on_error is not None:
@@ -747,4 +751,11 @@ def _deliver(deliveries: list[tuple[Callable[[Any], None], Any]]) -> None:
         try:
             callback(value)
         except Exception:
+            log.exception("subscriber %r raised; other subscribers still get the value", callback)
+        except BaseException:
+            # SystemExit or KeyboardInterrupt raised by the subscriber's own code (signals reach
+            # the main thread only): on the runtime's thread it would end the thread, and with
+            # it every later delivery and settle(). On the main thread it is the caller's.
+            if threading.current_thread() is threading.main_thread():
+                raise
             log.exception("subscriber %r raised; other subscribers still get the value", callback)

@@ -251,8 +251,9 @@ class SqliteDb(Cell):
     ) -> Query[Any]:
         """A live query. By default it re-runs after each committed write that changes what it
         reads (R51); ``react_on=db`` after every committed write to this database; any other
-        cell or value replaces that; ``react_on=None`` runs it once per sql/params. Cells among
-        ``params`` re-run it too."""
+        cell or value replaces that (cells in a list, tuple or dict each count, as in
+        ``params``); ``react_on=None`` runs it once per sql/params. Cells among ``params``
+        re-run it too."""
         sql = _plain(sql)
         self._check_read(sql, params)
         decode = row_decoder(row, self.space.runtime, db_id=self.id, sql=sql)

@@ -84,7 +84,7 @@ class Runner(Protocol):
     def receive(self, seq: int, result: StatementResult) -> tuple[Any, bool]: ...
     def build_ahead(self, result: StatementResult) -> None: ...
     def landed(self) -> None: ...
-    def read_again(self) -> int: ...
+    def read_again(self, limit: int) -> int: ...
 
 
 @dataclass(eq=False, slots=True)
@@ -461,8 +461,8 @@ class LiveQueries:
             early = ok and behind
             for runner in read.runners:
                 if early:
-                    attempt = runner.read_again()
-                    if 0 < attempt <= _MAX_RETRIES:
+                    attempt = runner.read_again(_MAX_RETRIES)
+                    if attempt:
                         lagging.setdefault(attempt, []).append(runner)
                     stuck = stuck or attempt == _MAX_RETRIES
                 try:

@@ -66,7 +66,8 @@ class QueryHost(Protocol):
 class Reaction:
     """How a query re-runs besides its params: ``by_reads`` — after commits that change what it
     reads (R51) and after changes of an injected file (R60); ``on`` — a value whose changes
-    re-run it (the database handle for ``react_on=db``, a linked pattern input, any cell)."""
+    re-run it (the database handle for ``react_on=db``, a linked pattern input, any cell, or a
+    list, tuple or dict of them, as for params)."""
 
     by_reads: bool
     on: Any = None
@@ -166,9 +167,8 @@ class Query(Reactive, Generic[T]):
         self.params = params
         self._decode = decode
         self.reaction = reaction
-        react_node = node_of(reaction.on)
-        param_nodes = _param_nodes(params)
-        deps = tuple(param_nodes) + ((react_node,) if react_node is not None else ())
+        # react_on, like params, may hold its cells in a list, tuple or dict: each re-runs it.
+        deps = tuple(_param_nodes(params)) + tuple(_param_nodes(reaction.on))
         scheduler = host.scheduler
         spec = _Spec(db, host, sql, params, decode, reaction)
         self._graph_node = _QueryNode(scheduler, spec, deps)
@@ -277,6 +277,9 @@ class _QueryNode(Node):
         self._prepare: tuple[Declaration, Any] | None = None  # (decl, its reconcile step)
         self._retries = 0  # reads done again in a row because the file lagged (read_again)
         self._lagging = False
+        # A run that read the file before a commit reached it is to be done again (read_again):
+        # until that run starts, the query counts as in flight.
+        self._reread = False
         self._file: tuple[str, Any] | None = None  # (space id, its SpaceFile)
         # Set by a query worker (build_ahead): a result and its rows built there (or the error
         # building them raised); taken by receive when that result lands.
@@ -292,6 +295,7 @@ class _QueryNode(Node):
         self.value = QueryState()
 
     def compute(self) -> tuple[bool, Any]:
+        self._reread = False  # this is the run done again, if one was due
         state: QueryState[Any] = self.value
         if self._fixed is not None:  # no cells among the params: nothing to resolve again
             params, key = self._fixed
@@ -466,15 +470,18 @@ class _QueryNode(Node):
             self.value = state
         return state, notify
 
-    def read_again(self) -> int:
+    def read_again(self, limit: int) -> int:
         """The run read the file before a commit the hub knows of reached it: returns how many
-        times in a row that happened (the hub runs it again later, up to a bound), or 0 when
-        a re-run is due anyway."""
+        times in a row that happened when the hub is to run it again (at most ``limit`` times
+        in a row), or 0 when a re-run is due anyway or the limit is past. Until the run done
+        again starts, the query counts as in flight: a cell derived from it and from a cell the
+        missed commit wrote waits for rows as of that commit, never pairing the two (R54)."""
         if self._again:
             return 0
         self._retries += 1
         self._lagging = True
-        return self._retries
+        self._reread = self._retries <= limit
+        return self._retries if self._reread else 0
 
     @property
     def stale(self) -> bool:
@@ -486,7 +493,7 @@ class _QueryNode(Node):
     def in_flight(self) -> bool:
         # Also while a result lands that a newer commit has already asked to read again: its
         # rows are older than the cells the scheduler holds now (see landed).
-        return self._running or self._again
+        return self._running or self._again or self._reread
 
     def landed(self) -> None:
         # When a commit processed while this run was in flight wants another run, that run

@@ -31,6 +31,7 @@ import dataclasses
 import gc
 import inspect
 import re
+import threading
 import types
 import typing
 from collections.abc import Callable
@@ -206,7 +207,9 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
         with _PausedCollector(given):
             try:
                 return fast.build(given, cells)
-            except Exception:
+            except BaseException as exc:
+                if not _failed_itself(exc):
+                    raise
                 # The general way is the reference for errors: it raises what the query reports.
                 return general(_as_result(given))
 
@@ -345,7 +348,9 @@ def _general_decoder(
             raise _query_error(exc, row, result, db_id=db_id, sql=sql) from exc
         except SqliteCellsError:
             raise
-        except Exception as exc:  # the row type's own code (__post_init__) raised
+        except BaseException as exc:  # the row type's own code (__post_init__) raised
+            if not _failed_itself(exc):
+                raise
             raise _raised_error(exc, row, db_id=db_id, sql=sql) from exc
         return built
 
@@ -637,7 +642,20 @@ def _setter(row: type) -> Callable[[Any, str, Any], None]:
     return object.__setattr__  # dataclasses, frozen ones included
 
 
-def _raised_error(exc: Exception, row: type, *, db_id: str, sql: str) -> QueryError:
+def _failed_itself(exc: BaseException) -> bool:
+    """Whether ``exc``, raised while building rows, is the row type's own failure: any
+    exception, and off the main thread also SystemExit and KeyboardInterrupt — signals reach
+    the main thread only, so elsewhere they are the row type's own raise, which would otherwise
+    end a query worker or the scheduler's thread and leave the query running forever. On the
+    main thread they are the user's Ctrl-C or exit, and go on up."""
+    if isinstance(exc, Exception):
+        return True
+    return isinstance(exc, SystemExit | KeyboardInterrupt) and (
+        threading.current_thread() is not threading.main_thread()
+    )
+
+
+def _raised_error(exc: BaseException, row: type, *, db_id: str, sql: str) -> QueryError:
     return QueryError(
         db_id,
         sql,
