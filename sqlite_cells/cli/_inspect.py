@@ -818,9 +818,10 @@ def _result_columns(
     decl: Declaration, sql: str, params: tuple[Any, ...] | dict[str, Any]
 ) -> tuple[str, ...]:
     """The result columns of the (guarded) statement ``sql``, in order and with repeated names
-    (which dict rows cannot tell), and the header of a result without rows: SQLite prepares it on a read-only connection to the file and
-    names them, and an exec tracer stops it before its first step, so it never runs. () when
-    it cannot be prepared there (a declared table the file does not hold yet, R41)."""
+    (which dict rows cannot tell), and the header of a result without rows: SQLite prepares it
+    on a read-only connection to the file and names them, and an exec tracer stops it before
+    its first step, so it never runs. () when it cannot be prepared there (a declared table the
+    file does not hold yet, R41)."""
     names: list[str] = []
 
     def prepared(cursor: apsw.Cursor, _sql: str, _bindings: Any) -> bool:

@@ -609,3 +609,46 @@ def test_the_environment_store_reaches_every_command(items: Path, tmp_path: Path
         by_option = _cli(*argv[:1], "--store", str(items), *argv[1:], cwd=tmp_path)
         assert by_option.stdout == done.stdout, argv
     assert not (tmp_path / ".sqlite-cells").exists()
+
+
+# --- check of files no space names ---------------------------------------------------------
+
+
+def test_check_reports_an_unreadable_orphan_without_a_watermark_or_space_seq(
+    store: Path,
+) -> None:
+    """A database file no space names has no space seq and no id to show; one that cannot be
+    read holds no watermark (``inspect`` says "unreadable"): ``check`` said "watermark 0, space
+    seq 0", values the file and the store do not hold."""
+    (store / "space-x.sqlite").write_bytes(b"junk" * 100)  # a damaged space file
+    (store / "cell-y.sqlite").write_bytes(b"junk" * 100)
+    done = _cli("check", str(store), "--json")
+    assert done.returncode == 1
+    (orphan,) = [row for row in json.loads(done.stdout) if row["action"] == "orphaned"]
+    assert (orphan["db"], orphan["file"], orphan["watermark"], orphan["space_seq"]) == (
+        None,
+        "cell-y.sqlite",
+        None,
+        None,
+    )
+    text = _cli("check", str(store)).stdout
+    assert "orphaned database file cell-y.sqlite: watermark unreadable (" in text
+    assert "space seq 0" not in text and "watermark 0" not in text
+    shown = json.loads(_cli("inspect", str(store), "--json").stdout)["orphaned_files"]
+    assert shown == [{"file": "cell-y.sqlite", "watermark": None}]
+
+
+def test_check_reports_a_readable_orphan_with_its_own_watermark(items: Path) -> None:
+    (space_file,) = items.glob("space-*.sqlite")
+    space_file.unlink()
+    for extra in items.glob("space-*"):
+        extra.unlink()
+    done = _cli("check", str(items), "--json")
+    assert done.returncode == 1
+    (orphan,) = json.loads(done.stdout)
+    assert (orphan["action"], orphan["watermark"], orphan["space_seq"], orphan["db"]) == (
+        "orphaned",
+        1,  # the fixture's one commit
+        None,
+        None,
+    )
