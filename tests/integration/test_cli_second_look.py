@@ -652,3 +652,23 @@ def test_check_reports_a_readable_orphan_with_its_own_watermark(items: Path) -> 
         None,
         None,
     )
+
+
+# --- numbered parameters the statement skips -------------------------------------------------
+
+
+def test_a_numbered_parameter_binds_alone_and_a_skipped_number_is_not_asked_for(
+    items: Path,
+) -> None:
+    """``?2`` alone uses parameter 2 only: ``-p 2 v`` is all it takes (SQLite leaves the unused
+    number 1 unbound), and ``-p 1 v`` is a parameter the statement does not use."""
+    done = _cli("query", str(items), "s", "items", "SELECT ?2 AS v", "-p", "2", "x", "--csv")
+    assert (done.returncode, done.stdout.splitlines()) == (0, ["v", "x"]), done.stderr
+    sql = "SELECT ?1 AS a, ?3 AS b"
+    done = _cli("query", str(items), "s", "items", sql, "-p", "1", "x", "-p", "3", "y", "--csv")
+    assert (done.returncode, done.stdout.splitlines()) == (0, ["a,b", "x,y"]), done.stderr
+    done = _cli("query", str(items), "s", "items", "SELECT ?2 AS v", "-p", "1", "z", "-p", "2", "x")
+    assert done.returncode == 2 and done.stdout == ""
+    assert "-p 1: the statement has no parameter 1" in done.stderr and "-p 2 VALUE" in done.stderr
+    done = _cli("query", str(items), "s", "items", sql, "-p", "1", "x")
+    assert done.returncode == 2 and "parameter 3" in done.stderr and "-p 3 VALUE" in done.stderr
