@@ -672,3 +672,26 @@ def test_a_numbered_parameter_binds_alone_and_a_skipped_number_is_not_asked_for(
     assert "-p 1: the statement has no parameter 1" in done.stderr and "-p 2 VALUE" in done.stderr
     done = _cli("query", str(items), "s", "items", sql, "-p", "1", "x")
     assert done.returncode == 2 and "parameter 3" in done.stderr and "-p 3 VALUE" in done.stderr
+
+
+# --- links inside values name their path ------------------------------------------------------
+
+
+def test_a_link_to_a_path_inside_a_cell_keeps_its_path_in_every_format(store: Path) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        a, b = space.cell("a", default=None), space.cell("b", default=None)
+        with space.transact():
+            a.set({"x": [7, 8]})
+            b.set({"whole": a, "part": a.key("x").key(1)})
+        a_id, b_id = a.id, b.id
+    done = _cli("cells", str(store), "--json", "--name", "a")
+    assert done.returncode == 0
+    (row,) = [r for r in json.loads(done.stdout) if r["id"] == b_id]
+    assert row["value"]["whole"] == {"cell": a_id, "space": "s", "name": "a", "path": []}
+    assert row["value"]["part"] == {"cell": a_id, "space": "s", "name": "a", "path": ["x", 1]}
+    lines = [json.loads(line) for line in _cli("cells", str(store), "--ndjson").stdout.splitlines()]
+    (row,) = [r for r in lines if r["id"] == b_id]
+    assert row["value"]["part"]["path"] == ["x", 1] and row["value"]["whole"]["path"] == []
+    text = _cli("cells", str(store), "--name", "a").stdout
+    assert "→ a.x[1]" in text and '"/"' not in text
