@@ -304,6 +304,23 @@ def _refuse_empty_store(args: argparse.Namespace) -> None:
         )
 
 
+def _source_path(url: str) -> str:
+    """The file a ``link`` URL names: ``sqlite:`` and the path, as the SPEC writes it
+    (``sqlite:/abs/path.db``). A URL with an authority (``sqlite://…``) is bad usage: read as a
+    URL, ``sqlite://tmp/x.db`` names the file ``/x.db`` on the host ``tmp``, and SQLAlchemy
+    reads ``sqlite:///x.db`` as the relative path ``x.db``; taken as a path, both named
+    another file than either reading, so none of them is guessed."""
+    if not url.startswith("sqlite:"):
+        raise UsageError(f"{url!r} is not a sqlite:/absolute/path URL")
+    path = url.removeprefix("sqlite:")
+    if path.startswith("//"):
+        raise UsageError(
+            f"{url!r} has a host part (sqlite://…), which a file on this machine cannot have "
+            f"and other tools read differently: give the file as sqlite:/absolute/path.db"
+        )
+    return path
+
+
 def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
     command = args.command
     _refuse_empty_store(args)
@@ -319,14 +336,13 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
         from sqlite_cells.cli._demo import run_demo  # imports the whole public API
 
         return run_demo(args.store_option, out=out, err=sys.stderr)
-    if command == "link" and not args.url.startswith("sqlite:"):
-        raise UsageError(f"{args.url!r} is not a sqlite:/absolute/path URL")
+    source = _source_path(args.url) if command == "link" else ""
     # Every other command reads the store as this version understands it: a store a newer
     # version wrote is refused as the library refuses it (R73), before anything is read or
     # written (the demo opens it through the library, which refuses it itself).
     refuse_newer_format(resolve_store(args))
     if command == "link":
-        return link(resolve_store(args), args.url.removeprefix("sqlite:"), args, out)
+        return link(resolve_store(args), source, args, out)
     handlers = {
         "inspect": _inspect,
         "tables": _tables,

@@ -31,6 +31,7 @@ import apsw
 from sqlite_cells.codec import (
     DatabaseError,
     Quarantined,
+    QueryError,
     QueryTimeout,
     SqliteCellsError,
     decode_value,
@@ -771,13 +772,16 @@ def query_store(
         _first_look(space_file, db_id, database, decl.path, sql, timeout=timeout)
     if decl.kind is SourceKind.CELL and not decl.path.is_file():
         raise InspectError("database-not-found", _never_written(database, db_id, space_id))
+    columns = _result_columns(decl, sql, params)
+    _refuse_repeated_columns(db_id, sql, columns)
     pool = ReadPool(1)
     try:
         rows, seq = read_rows(pool, decl, sql, params, timeout=timeout)
     finally:
         pool.close()
-    columns = tuple(rows[0]) if rows else _result_columns(decl, sql, params)
-    return QueryResult(space_id, db_id, decl.path.name, seq, rows, columns)
+    return QueryResult(
+        space_id, db_id, decl.path.name, seq, rows, columns or (tuple(rows[0]) if rows else ())
+    )
 
 
 def _names_a_database(root: Path, space_file: Path, db_id: str, data: bytes | None) -> bool:
@@ -793,13 +797,31 @@ def _names_a_database(root: Path, space_file: Path, db_id: str, data: bytes | No
         return database_seq(conn, db_id) > 0
 
 
+def _refuse_repeated_columns(db_id: str, sql: str, columns: tuple[str, ...]) -> None:
+    """A row is shown as one value per column name, so of two result columns with one name
+    (``SELECT m.id, n.id …``, ``SELECT ?, ?``) only the last would show, in every format:
+    refused before the read, naming the columns, rather than printed without one of them."""
+    seen: dict[str, int] = {}
+    for position, name in enumerate(columns, start=1):
+        first = seen.setdefault(name, position)
+        if first != position:
+            raise QueryError(
+                db_id,
+                sql,
+                f"result columns {first} and {position} are both named {name!r}, and a row "
+                "shows one value per column name: give them distinct names with AS "
+                "(SELECT m.id AS m_id, n.id AS n_id …)",
+            )
+
+
 def _result_columns(
     decl: Declaration, sql: str, params: tuple[Any, ...] | dict[str, Any]
 ) -> tuple[str, ...]:
-    """The result columns of the (guarded) statement ``sql``, for a result without rows (whose
-    header the rows cannot tell): SQLite prepares it on a read-only connection to the file and
-    names them, and an exec tracer stops it before its first step, so it never runs. () when
-    it cannot be prepared there (a declared table the file does not hold yet, R41)."""
+    """The result columns of the (guarded) statement ``sql``, in order and with repeated names
+    (which dict rows cannot tell), and the header of a result without rows: SQLite prepares it
+    on a read-only connection to the file and names them, and an exec tracer stops it before
+    its first step, so it never runs. () when it cannot be prepared there (a declared table the
+    file does not hold yet, R41)."""
     names: list[str] = []
 
     def prepared(cursor: apsw.Cursor, _sql: str, _bindings: Any) -> bool:

@@ -144,9 +144,20 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
     for row, o in zip(rows, outcomes, strict=True):
         if o.action is Action.SPACE_DAMAGED:  # a space file: no database, watermark or seq
             row.update(db=None, watermark=None, space_seq=None)
+        elif o.action is Action.ORPHANED:
+            # No space names the file, so no id (ids are one-way hashes) and no space seq; its
+            # watermark is the one it holds, none when it cannot be read (as `inspect` says).
+            row.update(db=None, watermark=_readable_watermark(o.path), space_seq=None)
     checked = sum(o.action is not Action.SPACE_DAMAGED for o in outcomes)
     if args.fmt is Format.TEXT:
-        for row in rows:
+        for row, o in zip(rows, outcomes, strict=True):
+            if o.action is Action.ORPHANED:
+                mark = row["watermark"] if row["watermark"] is not None else "unreadable"
+                out.write(
+                    f"orphaned database file {one_line(row['file'])}: watermark {mark} "
+                    f"({one_line(row['detail'])})\n  {row['advice']}\n"
+                )
+                continue
             if row["db"] is None:
                 out.write(
                     f"space file {one_line(row['file'])}: damaged, cannot be read "

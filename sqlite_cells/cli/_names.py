@@ -175,6 +175,7 @@ class Namer:
                     "cell": value.id,
                     "space": value.space,
                     "name": known.name if known is not None else None,
+                    "path": list(value.path),  # a link to `a.key("x")` is not one to `a`
                 }
             return f"{LINK_MARK} {self.label(value)}"
         if isinstance(value, dict):

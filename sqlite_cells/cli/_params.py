@@ -29,6 +29,9 @@ class Parameters:
     count: int = 0
     numbered: bool = False
     names: dict[str, str] = field(default_factory=dict)  # bare name -> as written (":n")
+    # The numbers the statement binds: `?2` alone uses 2 and leaves 1 unused (NULL, as SQLite
+    # leaves a parameter no one binds), so `-p 2 v` is all it needs, and `-p 1 v` is too many.
+    used: set[int] = field(default_factory=set)
 
 
 def statement_parameters(sql: str) -> Parameters:
@@ -36,7 +39,8 @@ def statement_parameters(sql: str) -> Parameters:
     string literals, quoted names and comments hold none)."""
     statement = scan_sql(sql)
     found = Parameters(count=statement.param_count)
-    for index, _slot in statement.params:
+    for index, slot in statement.params:
+        found.used.add(slot)
         written = statement.tokens[index][1]
         if written.startswith("?"):
             found.numbered = True
@@ -83,29 +87,30 @@ def bindings(sql: str, pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, An
             raise UsageError(f"the statement has no parameters, but {shown} was given: drop it")
         return ()
     if uses.numbered or by_number:
-        how = (
-            "-p 1 VALUE"
-            if uses.count == 1
-            else f"-p 1 VALUE for the first … -p {uses.count} VALUE for the last"
-        )
+        if uses.used != set(range(1, uses.count + 1)):
+            how = ", ".join(f"-p {n} VALUE" for n in sorted(uses.used))
+        elif uses.count == 1:
+            how = "-p 1 VALUE"
+        else:
+            how = f"-p 1 VALUE for the first … -p {uses.count} VALUE for the last"
         if pairs and not by_number:
             raise UsageError(
                 f"the statement has numbered parameters (?): give them by number, {how}"
             )
         numbered = {int(name): value for name, value in by_number}
-        missing = [n for n in range(1, uses.count + 1) if n not in numbered]
-        extra = sorted(n for n in numbered if not 1 <= n <= uses.count)
+        missing = sorted(n for n in uses.used if n not in numbered)
+        extra = sorted(n for n in numbered if n not in uses.used)
         if extra:
             raise UsageError(
                 f"-p {extra[0]}: the statement has no parameter {extra[0]} "
-                f"({uses.count} in all: {how})"
+                f"({len(uses.used)} in all: {how})"
             )
         if missing:
             raise UsageError(
                 f"parameter {missing[0]} of the statement (a ?) has no value: pass it with "
-                f"-p {missing[0]} VALUE ({uses.count} in all: {how})"
+                f"-p {missing[0]} VALUE ({len(uses.used)} in all: {how})"
             )
-        return tuple(numbered[n] for n in range(1, uses.count + 1))
+        return tuple(numbered.get(n) for n in range(1, uses.count + 1))
     given = {name.lstrip(":@$"): value for name, value in pairs}
     written = ", ".join(uses.names.values())
     extra_names = [name for name in given if name not in uses.names]

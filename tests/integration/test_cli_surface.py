@@ -170,7 +170,7 @@ def test_cells_lists_names_kinds_values_and_links_by_name(
     profile = by_id[derive_id("cell", "s", "profile")]
     assert profile["name"] is None  # not asked for: ids are one-way hashes of names
     assert profile["value"] == {
-        "owner": {"cell": ALICE, "space": "s", "name": "alice"},
+        "owner": {"cell": ALICE, "space": "s", "name": "alice", "path": []},
         "tags": ["a"],
     }
     assert (by_id[CHAT]["kind"], by_id[CHAT]["value"]["rev"]) == ("database", 1)

@@ -160,7 +160,7 @@ def test_a_damaged_space_file_is_reported_and_the_rest_of_the_store_checked(
         assert "move it and its -wal and -shm out of the store" in out
         assert "quarantine and rebuild" not in out
         assert f"({other_db.name}): watermark 2, space seq 2: in sync" in out
-        assert f"({demo_db.name}): watermark 3, space seq 0: orphaned" in out
+        assert f"orphaned database file {demo_db.name}: watermark 3 (the file holds" in out
         assert "2 database(s) checked" in out
         assert _snapshot(store) == before  # nothing repaired, moved or created
 
