@@ -320,6 +320,26 @@ class _QueryNode(Node):
             return (True, pending)
         return (False, state)
 
+    def rerun_now(self) -> bool:
+        """On the scheduler thread, after a commit that changed what it reads: ask for its next
+        run here when that is all :meth:`compute` would do — fixed parameters, no inputs (so no
+        round order to keep, R54), a first value already, no error kept — and return True;
+        False when it must re-run in the scheduler's round."""
+        if (
+            self._fixed is None
+            or self.deps
+            or self.error is not None
+            or self.released
+            or not self.ready.is_set()
+        ):
+            return False
+        self._reread = False
+        if self._running:
+            self._again = True
+        else:
+            self._start(*self._fixed)
+        return True
+
     def _start(self, params: Bound, key: str) -> None:
         if self.released:
             return
