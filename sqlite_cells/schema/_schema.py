@@ -461,7 +461,21 @@ def _check_default(
 
 def _blame(scratch: apsw.Connection, name: str, declared: Table, exc: apsw.Error) -> SchemaError:
     """Find the column whose spec SQLite refuses: each one is tried next to the other names alone
-    (so references between columns still resolve while their constraints cannot clash)."""
+    (so references between columns still resolve while their constraints cannot clash). When
+    SQLite refuses the names alone (more columns than its limit), no spec is to blame: the
+    table is."""
+    names = ", ".join(quote_ident(c) for c in declared.column_names)
+    bare = f"CREATE TABLE {quote_ident(name)} ({names})"
+    try:
+        scratch.execute(bare)
+        scratch.execute(f"DROP TABLE {quote_ident(name)}")
+    except apsw.Error as table_exc:
+        limit = scratch.limit(apsw.SQLITE_LIMIT_COLUMN)
+        return SchemaError(
+            f"table {name!r}: SQLite refuses a table of these {len(declared.columns)} columns "
+            f"whatever their specs: {table_exc}; a table holds at most {limit} columns: split "
+            "it into several tables"
+        )
     for col in declared.columns:
         others = [quote_ident(c.name) for c in declared.columns if c is not col]
         probe = f'CREATE TABLE "probe" ({", ".join([*others, col.ddl()])})'
