@@ -12,7 +12,9 @@ raise :class:`SchemaError` saying what is wrong, where, and what to do:
 * R12, R13 — table, column and index names the guard would refuse in a statement are reserved:
   names starting with ``_cf_``, ``sqlite_`` or ``pragma_`` (table-valued pragma functions), and
   the names of SQLite's eponymous virtual tables (``dbstat``, ``json_each``, ``json_tree``,
-  ``fts3tokenize``, ``carray``), compared as SQLite does (ASCII case folding).
+  ``fts3tokenize``, ``carray``), compared as SQLite does (ASCII case folding). A table may
+  not be named ``main`` or ``temp`` either: the guard refuses ``main.column`` as a
+  schema-qualified name, so its columns could not be qualified by the table's name.
 
 A spec must be *one* column definition: no top-level ``,`` ``)`` or ``;``, no comments (checked
 on the text), and SQLite must accept it — ``declare_tables`` builds every table in a scratch
@@ -35,6 +37,7 @@ from sqlite_cells.codec import SchemaError
 from sqlite_cells.runtime import LENGTH_LIMIT, surrogate_at
 from sqlite_cells.sql import (
     ALLOWED_SQLITE_FUNCTIONS,
+    DATABASE_NAMES,
     LINK_SUFFIX,
     OP,
     QUOTED,
@@ -361,6 +364,12 @@ def declare_tables(tables: Mapping[str, Table]) -> Schema:
     names: dict[str, str] = {}
     for name, declared in tables.items():
         _check_name("table", name, "declare_tables()")
+        if fold_ascii(name) in DATABASE_NAMES:
+            raise SchemaError(
+                f"table {name!r} has the name of a database SQLite knows (main, temp): the "
+                f"guard refuses {name}.column as a schema-qualified name (R21), so no statement "
+                "could qualify the table's columns by it (R13); rename it"
+            )
         if not isinstance(declared, Table):
             raise SchemaError(f"table {name!r}: {declared!r} is not a sc.table(…) declaration")
         _recheck(name, declared)

@@ -97,8 +97,8 @@ NAMES = [
     "1abc",
     "select",
     "x'y",
-    "main",
-    "temp",
+    "main_",
+    "temporary",
     " lead",
 ]
 
@@ -205,6 +205,24 @@ def test_a_link_column_in_any_case_is_stored_as_text_and_reads_as_a_cell(space: 
     with pytest.raises(sc.LinkEncodeError), space.transact():
         db.exec("INSERT INTO t (owner_cf_link) VALUES ('not a link')")
     assert db.rev == 1
+
+
+@pytest.mark.parametrize("name", ["main", "temp", "MAIN", "Temp"])
+def test_a_table_named_like_a_database_is_refused_at_declaration(store: Path, name: str) -> None:
+    """R13, R21: the guard refuses ``main.col`` and ``temp.col`` as schema-qualified names, so
+    a table named ``main`` or ``temp`` could never have its columns qualified by its name
+    (``UPDATE main SET a = 1 WHERE main.id = 1``): a ``SchemaError`` when it is declared, and
+    no file. As a column or index name it is an ordinary name."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        with pytest.raises(sc.SchemaError, match="schema-qualified") as info:
+            space.sqlite_database("d", tables={name: sc.table(id=P, a="text")})
+        assert isinstance(info.value, ValueError) and repr(name) in str(info.value)
+        assert files_in(store) == []
+        tables = {"t": sc.table({"id": P, name: "text"}, indexes={name: [name]})}
+        db = space.sqlite_database("d", tables=tables)
+        insert(space, db, f"INSERT INTO t ({name}) VALUES ('x')")
+        assert db.read(f"SELECT t.{name} AS v FROM t WHERE t.id = 1") == [{"v": "x"}]
 
 
 # -- R10, R13: specs that try to carry other SQL ---------------------------------------------
