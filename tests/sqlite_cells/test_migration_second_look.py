@@ -378,6 +378,61 @@ def test_a_fresh_runtime_reading_an_older_file_changes_nothing_in_it(store: Path
     assert path.read_bytes() == before_bytes
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT count(*) AS n FROM u",
+        "SELECT 1 AS n FROM u",
+        "SELECT count(*) AS n FROM t JOIN u",
+        "SELECT t.a AS n FROM t, u",
+        "SELECT EXISTS (SELECT 1 FROM u) AS n",
+        "SELECT count(*) AS n FROM t WHERE EXISTS (SELECT 1 FROM u INDEXED BY by_x)",
+    ],
+)
+def test_a_stored_table_the_declaration_dropped_is_not_read_even_without_its_columns(
+    runtime: sc.Runtime, sql: str
+) -> None:
+    """R41, R23: an undeclared table is a ``QueryError``, written or not — also when the
+    statement names none of its columns (a row count, ``SELECT 1``, the other side of a
+    join), through ``db.read`` and a live query alike. A CTE of that name is the statement's
+    own and reads as usual."""
+    space = runtime.space("demo")
+    v1 = {"t": sc.table(id=P, a="text"), "u": sc.table(x="text", indexes={"by_x": ["x"]})}
+    db = space.sqlite_database("d", tables=v1)
+    with space.transact():
+        db.exec("INSERT INTO t (a) VALUES ('one')")
+        db.exec("INSERT INTO u (x) VALUES ('secret'), ('more')")
+    db = space.sqlite_database("d", tables={"t": sc.table(id=P, a="text")})
+    with pytest.raises(sc.QueryError, match="declared tables") as info:
+        db.read(sql)
+    assert "'u'" in str(info.value)
+    query = db.query(sql)
+    runtime.settle()
+    state = query.get()
+    assert isinstance(state.error, sc.QueryError) and state.result is None
+    assert db.read("WITH u AS (SELECT a FROM t) SELECT count(*) AS n FROM u") == [{"n": 1}]
+    assert db.read("WITH u AS (VALUES (1), (2)) SELECT count(*) AS n FROM u") == [{"n": 2}]
+    assert db.read("SELECT count(*) AS n FROM t") == [{"n": 1}]
+
+
+def test_a_table_a_newer_declaration_added_is_not_read_by_an_older_one(store: Path) -> None:
+    """R41, R14: a runtime holding the older declaration does not read a table that a newer
+    one (another runtime) added to the file, by any shape of statement."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables={"t": sc.table(id=P, a="text")})
+        insert(space, db, "INSERT INTO t (a) VALUES ('one')")
+        with sc.Runtime(store) as newer:
+            other = newer.space("demo")
+            v2 = {"t": sc.table(id=P, a="text"), "w": sc.table(id=P)}
+            db2 = other.sqlite_database("d", tables=v2, version=2)
+            insert(other, db2, "INSERT INTO w (id) VALUES (1)")
+        for sql in ("SELECT count(*) AS n FROM w", "SELECT id FROM w"):
+            with pytest.raises(sc.QueryError, match="declared tables"):
+                db.read(sql)
+        assert db.read("SELECT a FROM t") == [{"a": "one"}]
+
+
 # -- R13: what a refused migration leaves -----------------------------------------------------
 
 
