@@ -312,6 +312,28 @@ def test_a_table_over_sqlites_column_limit_is_blamed_on_the_table() -> None:
     assert "2001" in message and "2000" in message
 
 
+@pytest.mark.parametrize(
+    "columns",
+    [
+        {"a": "text default '" + "x" * 70_000_000 + "'"},
+        {"a": "integer check (" + "a + " * 200_000 + "1)"},
+        {"_cf_" + "n" * 1_000_000: "text"},
+        {"n" * 1_000_000 + "_cf_link": "text"},
+    ],
+    ids=["default-over-the-length-limit", "deep-check", "long-reserved-name", "long-link-name"],
+)
+def test_a_refused_declaration_says_so_in_a_message_of_readable_length(
+    columns: dict[str, str],
+) -> None:
+    """Errors, R44: a spec or name megabytes long is refused with a message that shows its
+    beginning and its length, not the whole text."""
+    with sc.Runtime.ephemeral() as rt, pytest.raises(sc.SchemaError) as info:
+        rt.space("demo").sqlite_database("d", tables={"t": sc.table(columns)})
+    message = str(info.value)
+    assert len(message) < 2000
+    assert "characters)" in message
+
+
 # -- R13: the first write, never a read -------------------------------------------------------
 
 
