@@ -666,6 +666,32 @@ def test_migrate_may_leave_a_declared_table_or_index_to_the_additive_step(store:
     assert file_version(path) == [(2,)]
 
 
+def test_a_lower_version_than_stored_is_refused_without_calling_migrate(store: Path) -> None:
+    """R14: a declaration older than the file (version 2 stored, 1 declared, with a
+    ``migrate``) never runs ``migrate`` (the stored version is not older) and its write is
+    ``UnsupportedMigration`` naming both versions; the file and the space stay."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables={"t": sc.table(id=P, a="text")}, version=2)
+        insert(space, db, "INSERT INTO t (a) VALUES ('one')")
+        path = db.path
+    before = file_schema(path)
+    calls: list[int] = []
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database(
+            "d", tables={"t": sc.table(id=P, a="text")}, migrate=lambda c, v: calls.append(v)
+        )
+        assert db.read("SELECT a FROM t") == [{"a": "one"}]
+        with pytest.raises(sc.UnsupportedMigration) as info:
+            insert(space, db, "INSERT INTO t (a) VALUES ('two')")
+        assert "version 2" in str(info.value) and "version=1" in str(info.value)
+        assert db.rev == 1
+    assert calls == []
+    assert file_schema(path) == before
+    assert file_version(path) == [(2,)]
+
+
 @pytest.mark.parametrize(
     "result",
     [42, None, False, "text", {"a": 1}, [1, 2], object()],
