@@ -41,7 +41,9 @@ from sqlite_cells.sql import (
     LINK_SUFFIX,
     OP,
     QUOTED,
+    STRING,
     WORD,
+    Word,
     fold_ascii,
     is_reserved,
     is_reserved_table,
@@ -246,8 +248,9 @@ def _check_spec_text(column: str, spec: str) -> None:
     statement = scan_sql(spec)
     depth = 0
     words = statement.words()
+    names = _string_names(words)
     for i, tok in enumerate(words):
-        if tok.kind in (WORD, QUOTED) and is_reserved(tok.name):
+        if (tok.kind in (WORD, QUOTED) or i in names) and is_reserved(tok.name):
             called = i + 1 < len(words) and words[i + 1].text == "("
             if not (called and fold_ascii(tok.name) in ALLOWED_SQLITE_FUNCTIONS):
                 raise SchemaError(
@@ -266,6 +269,24 @@ def _check_spec_text(column: str, spec: str) -> None:
         raise SchemaError(f"{where}: the spec {_shown(spec)} contains a comment; remove it")
     if depth:
         raise SchemaError(f"{where}: the spec {_shown(spec)} has an unclosed '('; close it")
+
+
+def _string_names(words: Sequence[Word]) -> frozenset[int]:
+    """The positions of the string literals SQLite reads as names in a column definition: the
+    table after ``REFERENCES`` and the columns of its list (``references 'parent'('id')``), as
+    the guard takes a string literal where SQLite reads a name (R24). Elsewhere in a spec a
+    string literal is data (``default '_cf_x'``)."""
+    found: set[int] = set()
+    for i, tok in enumerate(words):
+        if tok.kind != WORD or tok.text.upper() != "REFERENCES" or i + 1 >= len(words):
+            continue
+        found.add(i + 1)
+        if i + 2 < len(words) and words[i + 2].text == "(":
+            j = i + 3
+            while j < len(words) and words[j].text != ")":
+                found.add(j)
+                j += 1
+    return frozenset(j for j in found if words[j].kind == STRING)
 
 
 def _column(name: str, spec: object) -> Column:

@@ -276,6 +276,9 @@ SMUGGLED = [
     "integer references _cf_cells",
     'integer references "_CF_META"',
     "integer references [sqlite_master]",
+    "integer references '_cf_meta'",
+    "integer references 'SQLITE_MASTER'",
+    "integer references parent('_cf_x')",
     "text check ((select count(*) from sqlite_master) > 0)",
     "text check (a in (select 1))",
     "text default (load_extension('x'))",
@@ -323,6 +326,7 @@ def test_specs_sqlite_accepts_behave_as_sqlite_makes_them(space: Space) -> None:
             label="text generated always as ('#' || n) stored",
             at="text default current_timestamp",
             semi="text default ');drop table owner;--'",
+            data="text default '_cf_meta' references 'owner'('id')",
         ),
     }
     db = space.sqlite_database("d", tables=tables)
