@@ -135,6 +135,42 @@ def test_a_name_that_needs_quoting_works_through_a_whole_life(store: Path, name:
     assert columns == ["id", name, added]
 
 
+def test_names_differing_only_in_ascii_case_are_one_name(store: Path) -> None:
+    """R10, R13: SQLite compares names ignoring ASCII case: two tables, two columns, or an
+    index and a table whose names differ only so are refused as declared twice; a
+    re-declaration that changes only the case of a table's or column's name is the same
+    schema (no difference, rows kept)."""
+    with pytest.raises(sc.SchemaError, match="declared twice"):
+        sc.table({"Body": "text", "body": "text"})
+    with pytest.raises(sc.SchemaError, match="declared twice"):
+        sc.table(a="text", indexes={"IX": ["a"], "ix": ["a"]})
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        with pytest.raises(sc.SchemaError, match="declared twice"):
+            space.sqlite_database(
+                "d", tables={"Msgs": sc.table(a="text"), "msgs": sc.table(a="text")}
+            )
+        with pytest.raises(sc.SchemaError, match="share one namespace"):
+            space.sqlite_database(
+                "d",
+                tables={
+                    "t": sc.table(a="text", indexes={"OTHER": ["a"]}),
+                    "other": sc.table(b="text"),
+                },
+            )
+        assert files_in(store) == []
+        db = space.sqlite_database(
+            "d", tables={"Msgs": sc.table(id=P, Body="text", indexes={"By_Body": ["body"]})}
+        )
+        insert(space, db, "INSERT INTO msgs (body) VALUES ('one')")
+        db = space.sqlite_database(
+            "d", tables={"MSGS": sc.table(ID=P, body="text", indexes={"by_body": ["BODY"]})}
+        )
+        insert(space, db, "INSERT INTO Msgs (BODY) VALUES ('two')")
+        assert db.read("SELECT count(*) AS n FROM mSgS") == [{"n": 2}]
+        assert db.rev == 2
+
+
 RESERVED = [
     "_CF_x",
     "_Cf_cells",
