@@ -71,6 +71,7 @@ _FINGERPRINT_PREFIX: Final = b"sqlite-cells schema v1\n"
 
 
 _SHOWN_LIMIT: Final = 120
+_ROWID_NAMES: Final = frozenset({"rowid", "oid", "_rowid_"})
 
 
 def _shown(value: object, *, quote: bool = True) -> str:
@@ -466,6 +467,13 @@ def _check_with_sqlite(schema: Schema) -> None:
                 raise SchemaError(
                     f"table {_shown(name)}: SQLite built columns {got} from the specs, not {want}; "
                     f"each spec must be exactly one column definition"
+                )
+            if not any(row[5] for row in xinfo) and set(got) >= _ROWID_NAMES:
+                raise SchemaError(
+                    f"table {_shown(name)} has no PRIMARY KEY and columns named rowid, oid and "
+                    "_rowid_, which leaves no name for its rowid: the runtime records the "
+                    "changes of a table without a primary key by rowid (R70); rename one of "
+                    "those columns or declare a primary key"
                 )
             for _, column, type_, _, default, _, hidden in xinfo:
                 if default is not None and hidden == 0:

@@ -414,6 +414,30 @@ def test_a_refused_declaration_says_so_in_a_message_of_readable_length(
     assert "characters)" in message
 
 
+def test_a_table_without_a_key_must_leave_its_rowid_a_name(runtime: sc.Runtime) -> None:
+    """R70, R51, R10: the changes of a table without a primary key are recorded by rowid. One
+    whose columns take all three of SQLite's names for it (``rowid``, ``oid``, ``_rowid_``)
+    leaves the runtime no way to name its rows (a bulk UPDATE recorded no change, and a live
+    query of the table stayed stale): a ``SchemaError`` when declared. With a primary key, or
+    one of the names free, the table is declared, and a live query follows a bulk UPDATE."""
+    space = runtime.space("demo")
+    hidden = {"rowid": "text", "OID": "text", "_rowid_": "text", "a": "text"}
+    with pytest.raises(sc.SchemaError, match="no name for its rowid") as info:
+        space.sqlite_database("d", tables={"t": sc.table(hidden)})
+    assert isinstance(info.value, ValueError)
+    for n, columns in enumerate(
+        [{**hidden, "id": P}, {"rowid": "text", "oid": "text", "a": "text"}, {"a": "text"}]
+    ):
+        db = space.sqlite_database(f"d{n}", tables={"t": sc.table(columns)})
+        with space.transact():
+            db.exec_many("INSERT INTO t (a) VALUES (?)", [[str(i)] for i in range(100)])
+        query = db.query("SELECT count(*) AS n FROM t WHERE a LIKE '%x'")
+        runtime.settle()
+        insert(space, db, "UPDATE t SET a = a || 'x'")
+        runtime.settle()
+        assert query.get().result == [{"n": 100}], columns
+
+
 # -- R13: the first write, never a read -------------------------------------------------------
 
 
