@@ -56,7 +56,16 @@ from sqlite_cells.read._shadows import (
     sync_shadows,
 )
 from sqlite_cells.schema import Declaration, Schema, SourceKind, render_ddl
-from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Mode, ReadSet, make_authorizer
+from sqlite_cells.sql import (
+    USER_PREPARE_FLAGS,
+    Authorizer,
+    Bound,
+    Mode,
+    ReadSet,
+    fold_ascii,
+    is_reserved_table,
+    make_authorizer,
+)
 
 __all__ = [
     "SHORT_FUNCTIONS",
@@ -424,8 +433,69 @@ def _run_one(pooled: PooledConnection, plan: _Plan, stmt: Statement) -> Statemen
         kept.error = error
         return kept
     if known is None and result.read_set is not None:
+        if plan.file and plan.decl.schema is not None:
+            undeclared = _undeclared_table_read(pooled, plan, stmt, result.read_set)
+            if undeclared is not None:
+                return StatementResult(error=undeclared)
         _remember_read_set(key, result.read_set, result.functions)
     return result
+
+
+def _undeclared_table_read(
+    pooled: PooledConnection, plan: _Plan, stmt: Statement, read_set: ReadMap
+) -> QueryError | None:
+    """R41: a statement that reads a stored table the declaration does not have (a table a
+    newer declaration added, or one this declaration dropped) is a :class:`QueryError`, as
+    when it names one of its columns. The authorizer lets a read that names no column of its
+    table (``count(*)``, ``SELECT 1 FROM u``, a join's other side) through by name, as the
+    name may be a CTE's; SQLite's program for the statement (``EXPLAIN``, nothing run) says
+    which tables of the file it opens. Looked at only when such a name is a stored table, once
+    per statement and file schema (its read set is kept after)."""
+    schema = plan.decl.schema
+    assert schema is not None
+    suspects = {
+        table
+        for table, columns in read_set.items()
+        if "" in columns and table not in schema.table_names and not is_reserved_table(table)
+    }
+    if not suspects:
+        return None
+    conn = pooled.conn
+    roots: dict[object, str] = {}
+    for root, table in conn.execute(
+        "SELECT rootpage, tbl_name FROM main.sqlite_schema WHERE type IN ('table', 'index') "
+        "AND rootpage > 0"
+    ).fetchall():
+        folded = fold_ascii(str(table))
+        if folded not in schema.table_names and not is_reserved_table(folded):
+            roots[root] = str(table)
+    if not {fold_ascii(t) for t in roots.values()} & suspects:
+        return None  # a CTE's name, not a table of the file
+    pooled.gate.enter(plan.policy)
+    try:
+        program = conn.cursor().execute(
+            "EXPLAIN " + stmt.sql, stmt.params, can_cache=False,
+            prepare_flags=USER_PREPARE_FLAGS,
+        ).fetchall()  # fmt: skip
+    finally:
+        pooled.gate.leave()
+    opened = sorted(
+        {roots[row[3]] for row in program if row[1] in _OPENS and row[4] == 0 and row[3] in roots}
+    )
+    if not opened:
+        return None
+    return QueryError(
+        plan.decl.db_id,
+        stmt.sql,
+        f"the statement reads {', '.join(repr(t) for t in opened)}, a table the file holds but "
+        "the declaration does not have: queries may read only the database's declared tables; "
+        "declare it, or leave it out of the query",
+    )
+
+
+# The opcodes that open a table or index of a database for reading (EXPLAIN: p2 the root page,
+# p3 the database's index, 0 for main).
+_OPENS: Final = frozenset({"OpenRead", "OpenWrite", "ReopenIdx"})
 
 
 def _invalid_text_advice(path: Path, columns: list[str], exc: UnicodeDecodeError) -> str:

@@ -12,7 +12,9 @@ raise :class:`SchemaError` saying what is wrong, where, and what to do:
 * R12, R13 — table, column and index names the guard would refuse in a statement are reserved:
   names starting with ``_cf_``, ``sqlite_`` or ``pragma_`` (table-valued pragma functions), and
   the names of SQLite's eponymous virtual tables (``dbstat``, ``json_each``, ``json_tree``,
-  ``fts3tokenize``, ``carray``), compared as SQLite does (ASCII case folding).
+  ``fts3tokenize``, ``carray``), compared as SQLite does (ASCII case folding). A table may
+  not be named ``main`` or ``temp`` either: the guard refuses ``main.column`` as a
+  schema-qualified name, so its columns could not be qualified by the table's name.
 
 A spec must be *one* column definition: no top-level ``,`` ``)`` or ``;``, no comments (checked
 on the text), and SQLite must accept it — ``declare_tables`` builds every table in a scratch
@@ -35,10 +37,13 @@ from sqlite_cells.codec import SchemaError
 from sqlite_cells.runtime import LENGTH_LIMIT, surrogate_at
 from sqlite_cells.sql import (
     ALLOWED_SQLITE_FUNCTIONS,
+    DATABASE_NAMES,
     LINK_SUFFIX,
     OP,
     QUOTED,
+    STRING,
     WORD,
+    Word,
     fold_ascii,
     is_reserved,
     is_reserved_table,
@@ -63,6 +68,19 @@ __all__ = [
 
 
 _FINGERPRINT_PREFIX: Final = b"sqlite-cells schema v1\n"
+
+
+_SHOWN_LIMIT: Final = 120
+_ROWID_NAMES: Final = frozenset({"rowid", "oid", "_rowid_"})
+
+
+def _shown(value: object, *, quote: bool = True) -> str:
+    """``value`` as an error message shows it: its repr (its text with ``quote=False``), cut
+    to a readable length, saying how long it was (a spec or name can be megabytes long)."""
+    text = repr(value) if quote else str(value)
+    if len(text) <= _SHOWN_LIMIT:
+        return text
+    return f"{text[: _SHOWN_LIMIT - 1]}… ({len(text)} characters)"
 
 
 class CfLink:
@@ -194,21 +212,21 @@ class Schema:
 
 def _check_name(kind: str, name: object, where: str) -> str:
     if not isinstance(name, str):
-        raise SchemaError(f"{where}: {kind} name {name!r} is not a string; names are strings")
+        raise SchemaError(f"{where}: {kind} name {_shown(name)} is not a string; names are strings")
     if not name:
         article = "an" if kind[:1] in "aeiou" else "a"
         raise SchemaError(f"{where}: {article} {kind} name is empty; give it a name")
     if "\x00" in name:
-        raise SchemaError(f"{where}: {kind} name {name!r} contains NUL; remove it")
+        raise SchemaError(f"{where}: {kind} name {_shown(name)} contains NUL; remove it")
     position = surrogate_at(name)
     if position is not None:
         raise SchemaError(
-            f"{where}: {kind} name {name!r} is not valid Unicode text (a lone surrogate at "
+            f"{where}: {kind} name {_shown(name)} is not valid Unicode text (a lone surrogate at "
             f"position {position}): SQLite stores names as UTF-8; decode the text properly first"
         )
     if is_reserved_table(name):
         raise SchemaError(
-            f"{where}: {kind} name {name!r} is reserved (names starting with '_cf_', "
+            f"{where}: {kind} name {_shown(name)} is reserved (names starting with '_cf_', "
             f"'sqlite_' or 'pragma_', and SQLite's virtual tables such as dbstat and json_each, "
             f"belong to the runtime and SQLite, R12/R13); rename it"
         )
@@ -217,40 +235,59 @@ def _check_name(kind: str, name: object, where: str) -> str:
 
 def _check_spec_text(column: str, spec: str) -> None:
     """Refuse text that is not a single column definition (before SQLite ever sees it)."""
-    where = f"column {column!r}"
+    where = f"column {_shown(column)}"
     if not spec.strip():
         raise SchemaError(f"{where}: the spec is empty; give a type such as 'text' or 'integer'")
     if "\x00" in spec:
-        raise SchemaError(f"{where}: the spec {spec!r} contains NUL; remove it")
+        raise SchemaError(f"{where}: the spec {_shown(spec)} contains NUL; remove it")
     position = surrogate_at(spec)
     if position is not None:
         raise SchemaError(
-            f"{where}: the spec {spec!r} is not valid Unicode text (a lone surrogate at "
+            f"{where}: the spec {_shown(spec)} is not valid Unicode text (a lone surrogate at "
             f"position {position}): SQLite reads specs as UTF-8; decode the text properly first"
         )
     statement = scan_sql(spec)
     depth = 0
     words = statement.words()
+    names = _string_names(words)
     for i, tok in enumerate(words):
-        if tok.kind in (WORD, QUOTED) and is_reserved(tok.name):
+        if (tok.kind in (WORD, QUOTED) or i in names) and is_reserved(tok.name):
             called = i + 1 < len(words) and words[i + 1].text == "("
             if not (called and fold_ascii(tok.name) in ALLOWED_SQLITE_FUNCTIONS):
                 raise SchemaError(
-                    f"{where}: the spec {spec!r} names {tok.name!r}, a reserved name (R12): a "
-                    "column may refer only to the database's own tables and columns"
+                    f"{where}: the spec {_shown(spec)} names {_shown(tok.name)}, a reserved "
+                    "name (R12): a column may refer only to the database's own tables and columns"
                 )
         if tok.kind != OP:
             continue
         depth += (tok.text == "(") - (tok.text == ")")
         if depth < 0 or tok.text == ";" or (depth == 0 and tok.text == ","):
             raise SchemaError(
-                f"{where}: the spec {spec!r} is not a single column definition (unexpected "
+                f"{where}: the spec {_shown(spec)} is not a single column definition (unexpected "
                 f"{tok.text!r} at offset {tok.start}); declare one column per spec"
             )
     if statement.has_comment:
-        raise SchemaError(f"{where}: the spec {spec!r} contains a comment; remove it")
+        raise SchemaError(f"{where}: the spec {_shown(spec)} contains a comment; remove it")
     if depth:
-        raise SchemaError(f"{where}: the spec {spec!r} has an unclosed '('; close it")
+        raise SchemaError(f"{where}: the spec {_shown(spec)} has an unclosed '('; close it")
+
+
+def _string_names(words: Sequence[Word]) -> frozenset[int]:
+    """The positions of the string literals SQLite reads as names in a column definition: the
+    table after ``REFERENCES`` and the columns of its list (``references 'parent'('id')``), as
+    the guard takes a string literal where SQLite reads a name (R24). Elsewhere in a spec a
+    string literal is data (``default '_cf_x'``)."""
+    found: set[int] = set()
+    for i, tok in enumerate(words):
+        if tok.kind != WORD or tok.text.upper() != "REFERENCES" or i + 1 >= len(words):
+            continue
+        found.add(i + 1)
+        if i + 2 < len(words) and words[i + 2].text == "(":
+            j = i + 3
+            while j < len(words) and words[j].text != ")":
+                found.add(j)
+                j += 1
+    return frozenset(j for j in found if words[j].kind == STRING)
 
 
 def _column(name: str, spec: object) -> Column:
@@ -258,19 +295,20 @@ def _column(name: str, spec: object) -> Column:
     if isinstance(spec, CfLink):
         if not is_link_name:
             raise SchemaError(
-                f"column {name!r}: sc.cf_link() is only for columns whose name ends in "
-                f"'{LINK_SUFFIX}' (R11); rename it to {name + LINK_SUFFIX!r} or give a SQL type"
+                f"column {_shown(name)}: sc.cf_link() is only for columns whose name ends in "
+                f"'{LINK_SUFFIX}' (R11); rename it to {_shown(name + LINK_SUFFIX)} or give a SQL "
+                "type"
             )
         return Column(name, "TEXT", True)
     if not isinstance(spec, str):
         raise SchemaError(
-            f"column {name!r}: spec {spec!r} is a {type(spec).__name__}; a spec is a SQLite "
-            f"column definition string or sc.cf_link()"
+            f"column {_shown(name)}: spec {_shown(spec)} is a {type(spec).__name__}; a spec is "
+            "a SQLite column definition string or sc.cf_link()"
         )
     if is_link_name:
         raise SchemaError(
-            f"column {name!r}: a column ending in '{LINK_SUFFIX}' holds links and must be "
-            f"declared as sc.cf_link(), not {spec!r} (R11)"
+            f"column {_shown(name)}: a column ending in '{LINK_SUFFIX}' holds links and must be "
+            f"declared as sc.cf_link(), not {_shown(spec)} (R11)"
         )
     _check_spec_text(name, spec)
     return Column(name, spec.strip(), False)
@@ -285,14 +323,16 @@ def table(
 ) -> Table:
     """Declare a table (R10): columns as keywords and/or one mapping, indexes as name → columns."""
     if mapping is not None and not isinstance(mapping, Mapping):
-        raise SchemaError(f"table(): the positional argument must be a mapping, not {mapping!r}")
+        raise SchemaError(
+            f"table(): the positional argument must be a mapping, not {_shown(mapping)}"
+        )
     declared: list[Column] = []
     seen: set[str] = set()
     for name, spec in [*(mapping or {}).items(), *columns.items()]:
         _check_name("column", name, "table()")
         if fold_ascii(name) in seen:
             raise SchemaError(
-                f"table(): column {name!r} is declared twice (SQLite names are "
+                f"table(): column {_shown(name)} is declared twice (SQLite names are "
                 f"case-insensitive); keep one"
             )
         seen.add(fold_ascii(name))
@@ -307,15 +347,17 @@ def _indexes(
     declared: Table, indexes: Mapping[str, Sequence[str]]
 ) -> tuple[tuple[str, tuple[str, ...]], ...]:
     if not isinstance(indexes, Mapping):
-        raise SchemaError(f"table(): indexes= must map index names to column lists: {indexes!r}")
+        raise SchemaError(
+            f"table(): indexes= must map index names to column lists: {_shown(indexes)}"
+        )
     out: dict[str, tuple[str, tuple[str, ...]]] = {}
     for name, cols in indexes.items():
         _check_name("index", name, "table()")
-        where = f"index {name!r}"
+        where = f"index {_shown(name)}"
         if fold_ascii(name) in out:
             raise SchemaError(f"{where} is declared twice (case-insensitive); keep one")
         if isinstance(cols, str) or not isinstance(cols, Sequence):
-            raise SchemaError(f"{where}: columns must be a list of names, such as [{cols!r}]")
+            raise SchemaError(f"{where}: columns must be a list of names, such as [{_shown(cols)}]")
         if not cols:
             raise SchemaError(f"{where}: the column list is empty; name at least one column")
         resolved: list[str] = []
@@ -323,7 +365,7 @@ def _indexes(
             found = declared.column(col) if isinstance(col, str) else None
             if found is None:
                 raise SchemaError(
-                    f"{where}: column {col!r} is not a column of the table "
+                    f"{where}: column {_shown(col)} is not a column of the table "
                     f"({', '.join(declared.column_names)}); index declared columns"
                 )
             resolved.append(found.name)
@@ -357,15 +399,27 @@ def render_ddl(schema: Schema, database: str) -> list[str]:
 def declare_tables(tables: Mapping[str, Table]) -> Schema:
     """Validate a whole declaration (R10–R12) and return it as a :class:`Schema`."""
     if not isinstance(tables, Mapping):
-        raise SchemaError(f"declare_tables(): expected a mapping of name → sc.table(…): {tables!r}")
+        raise SchemaError(
+            f"declare_tables(): expected a mapping of name → sc.table(…): {_shown(tables)}"
+        )
     names: dict[str, str] = {}
     for name, declared in tables.items():
         _check_name("table", name, "declare_tables()")
+        if fold_ascii(name) in DATABASE_NAMES:
+            raise SchemaError(
+                f"table {_shown(name)} has the name of a database SQLite knows (main, temp): the "
+                f"guard refuses {name}.column as a schema-qualified name (R21), so no statement "
+                "could qualify the table's columns by it (R13); rename it"
+            )
         if not isinstance(declared, Table):
-            raise SchemaError(f"table {name!r}: {declared!r} is not a sc.table(…) declaration")
+            raise SchemaError(
+                f"table {_shown(name)}: {_shown(declared)} is not a sc.table(…) declaration"
+            )
         _recheck(name, declared)
         if fold_ascii(name) in names:
-            raise SchemaError(f"table {name!r} is declared twice (case-insensitive); keep one")
+            raise SchemaError(
+                f"table {_shown(name)} is declared twice (case-insensitive); keep one"
+            )
         names[fold_ascii(name)] = name
     owners: dict[str, str] = {}
     for name, declared in tables.items():
@@ -373,8 +427,9 @@ def declare_tables(tables: Mapping[str, Table]) -> Schema:
             clash = owners.get(fold_ascii(index)) or names.get(fold_ascii(index))
             if clash is not None:
                 raise SchemaError(
-                    f"table {name!r}: index {index!r} has the name of another index or table "
-                    f"({clash!r}); index and table names share one namespace in SQLite"
+                    f"table {_shown(name)}: index {_shown(index)} has the name of another index "
+                    f"or table ({_shown(clash)}); index and table names share one namespace in "
+                    "SQLite"
                 )
             owners[fold_ascii(index)] = name
     schema = Schema(tuple(sorted(tables.items(), key=lambda item: (fold_ascii(item[0]), item[0]))))
@@ -388,9 +443,11 @@ def _recheck(name: str, declared: Table) -> None:
     try:
         rebuilt = table(specs, indexes={i: list(cols) for i, cols in declared.indexes})
     except SchemaError as exc:
-        raise SchemaError(f"table {name!r}: {exc}") from exc
+        raise SchemaError(f"table {_shown(name)}: {exc}") from exc
     if rebuilt != declared:
-        raise SchemaError(f"table {name!r}: {declared!r} was not built by sc.table(…); use it")
+        raise SchemaError(
+            f"table {_shown(name)}: {_shown(declared)} was not built by sc.table(…); use it"
+        )
 
 
 def _check_with_sqlite(schema: Schema) -> None:
@@ -408,8 +465,15 @@ def _check_with_sqlite(schema: Schema) -> None:
             want = [fold_ascii(c) for c in declared.column_names]
             if got != want:
                 raise SchemaError(
-                    f"table {name!r}: SQLite built columns {got} from the specs, not {want}; "
+                    f"table {_shown(name)}: SQLite built columns {got} from the specs, not {want}; "
                     f"each spec must be exactly one column definition"
+                )
+            if not any(row[5] for row in xinfo) and set(got) >= _ROWID_NAMES:
+                raise SchemaError(
+                    f"table {_shown(name)} has no PRIMARY KEY and columns named rowid, oid and "
+                    "_rowid_, which leaves no name for its rowid: the runtime records the "
+                    "changes of a table without a primary key by rowid (R70); rename one of "
+                    "those columns or declare a primary key"
                 )
             for _, column, type_, _, default, _, hidden in xinfo:
                 if default is not None and hidden == 0:
@@ -419,7 +483,7 @@ def _check_with_sqlite(schema: Schema) -> None:
                     scratch.execute(create_index_sql("main", index, name, cols))
                 except apsw.Error as exc:
                     raise SchemaError(
-                        f"table {name!r}, index {index!r}: SQLite refused it: {exc}"
+                        f"table {_shown(name)}, index {_shown(index)}: SQLite refused it: {exc}"
                     ) from exc
         made = scratch.execute(
             "SELECT count(*) FROM sqlite_schema WHERE type IN ('table', 'view', 'trigger') "
@@ -453,7 +517,8 @@ def _check_default(
     except apsw.Error as exc:
         limit = LENGTH_LIMIT // (1 << 20)
         raise SchemaError(
-            f"table {name!r}, column {column!r}: SQLite cannot compute the default {default}: "
+            f"table {_shown(name)}, column {_shown(column)}: SQLite cannot compute the default "
+            f"{_shown(default, quote=False)}: "
             f"{type(exc).__name__}: {exc}; give a default SQLite can compute, a value of at "
             f"most {limit} MiB (SQLite's length limit)"
         ) from exc
@@ -461,7 +526,21 @@ def _check_default(
 
 def _blame(scratch: apsw.Connection, name: str, declared: Table, exc: apsw.Error) -> SchemaError:
     """Find the column whose spec SQLite refuses: each one is tried next to the other names alone
-    (so references between columns still resolve while their constraints cannot clash)."""
+    (so references between columns still resolve while their constraints cannot clash). When
+    SQLite refuses the names alone (more columns than its limit), no spec is to blame: the
+    table is."""
+    names = ", ".join(quote_ident(c) for c in declared.column_names)
+    bare = f"CREATE TABLE {quote_ident(name)} ({names})"
+    try:
+        scratch.execute(bare)
+        scratch.execute(f"DROP TABLE {quote_ident(name)}")
+    except apsw.Error as table_exc:
+        limit = scratch.limit(apsw.SQLITE_LIMIT_COLUMN)
+        return SchemaError(
+            f"table {_shown(name)}: SQLite refuses a table of these {len(declared.columns)} "
+            f"columns whatever their specs: {table_exc}; a table holds at most {limit} "
+            "columns: split it into several tables"
+        )
     for col in declared.columns:
         others = [quote_ident(c.name) for c in declared.columns if c is not col]
         probe = f'CREATE TABLE "probe" ({", ".join([*others, col.ddl()])})'
@@ -470,7 +549,10 @@ def _blame(scratch: apsw.Connection, name: str, declared: Table, exc: apsw.Error
             scratch.execute('DROP TABLE "probe"')
         except apsw.Error as col_exc:
             return SchemaError(
-                f"table {name!r}, column {col.name!r}: SQLite cannot use the spec {col.spec!r}: "
-                f"{col_exc}; write it as a SQLite column definition such as 'text not null'"
+                f"table {_shown(name)}, column {_shown(col.name)}: SQLite cannot use the spec "
+                f"{_shown(col.spec)}: {col_exc}; write it as a SQLite column definition such as "
+                "'text not null'"
             )
-    return SchemaError(f"table {name!r}: SQLite refused the declaration: {exc}; fix the specs")
+    return SchemaError(
+        f"table {_shown(name)}: SQLite refused the declaration: {exc}; fix the specs"
+    )

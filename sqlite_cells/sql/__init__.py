@@ -17,6 +17,7 @@ from sqlite_cells.sql._guard import check_statement as check_statement
 from sqlite_cells.sql._json_calls import split_json_calls as split_json_calls
 from sqlite_cells.sql._names import ALLOWED_SQLITE_FUNCTIONS as ALLOWED_SQLITE_FUNCTIONS
 from sqlite_cells.sql._names import DATABASE_ALIAS as DATABASE_ALIAS
+from sqlite_cells.sql._names import DATABASE_NAMES as DATABASE_NAMES
 from sqlite_cells.sql._names import JSON_CALL_PREFIX as JSON_CALL_PREFIX
 from sqlite_cells.sql._names import JSON_CALLS as JSON_CALLS
 from sqlite_cells.sql._names import LINK_SUFFIX as LINK_SUFFIX
@@ -43,6 +44,7 @@ __all__ = [
     "ALLOWED_SQLITE_FUNCTIONS",
     "BLOB",
     "DATABASE_ALIAS",
+    "DATABASE_NAMES",
     "JSON_CALLS",
     "JSON_CALL_PREFIX",
     "LINK_SUFFIX",

@@ -34,7 +34,9 @@ Shapes of callback that need care, all observed with SQLite 3.54:
   ``SQLITE_READ`` with an empty column name and *no database name*.  Such a read reveals at most
   a row count; it is allowed when the table name is allowed.  On the write connection an allowed
   name could then resolve to a ``main`` table of the same name; the runtime's own tables all
-  start with ``_cf_``, which is never allowed.
+  start with ``_cf_``, which is never allowed.  A read of a database cell's file then looks at
+  the statement's program for a stored table the declaration does not have (R41,
+  ``read._reader``); a write cannot meet one (its additive diff refuses such a file).
 * ``json_each``, ``json_tree``, ``jsonb_each`` and ``jsonb_tree`` are eponymous virtual tables
   read as tables of ``main``; they hold no data, so their reads are allowed in any database.
   ``dbstat`` and ``pragma_*`` look at other schemas and are never allowed.
