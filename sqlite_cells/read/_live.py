@@ -57,10 +57,13 @@ __all__ = ["LiveQueries", "Runner"]
 log = logging.getLogger("sqlite_cells.read")
 
 _SHAPE_TIMEOUT = 1.0
-INLINE_BUDGET = 0.0005  # seconds of known read time a batch may run on the scheduler thread
-INLINE_TIMEOUT = 0.05  # what one statement may take there before a worker runs it instead
+# Seconds of known read time a batch may run on the scheduler thread. A batch handed to a worker
+# and landed back runs on two CPUs in turn, each touching the other's objects: for 1,000 short
+# statements that costs ≈ 40% more than one thread running them (bench/analysis.md, fan-out).
+INLINE_BUDGET = 0.008
+INLINE_TIMEOUT = 0.05  # what an inline batch may take in all before a worker runs the rest
 SPLIT_COST = 0.0002  # mean known seconds per statement from which a batch is split over workers
-_INLINE_MAX = 32
+_INLINE_MAX = 4096
 _COSTS_SIZE = 65536
 _MAX_RETRIES = 12  # reads done again while a database file lags its space (≈ 0.6 s in all)
 
@@ -406,7 +409,9 @@ class LiveQueries:
         decl = wanted.decl
         workers = self.workers
         timeout = min(workers.timeout, INLINE_TIMEOUT)
-        tracker = Tracker()
+        # The whole batch, not only each statement, holds the scheduler INLINE_TIMEOUT at most:
+        # statements its known costs said were short may all have grown since.
+        tracker = Tracker(until=time.monotonic() + timeout)
         workers.guard(tracker)
         try:
             if wanted.prepare is not None:

@@ -144,12 +144,14 @@ class Tracker:
     index the batch stops before: the watchdog lowers it to hand the statements not begun yet
     to another worker while one runs long. ``lock`` pairs them: a statement begins only while
     its index is below ``end``. ``building`` once its statements are read and a statement's
-    rows are being built (no connection)."""
+    rows are being built (no connection). ``until``: a deadline of the whole batch, which no
+    statement's deadline passes (a batch run inline on the scheduler thread)."""
 
     pooled: PooledConnection | None = None
     index: int = 0
     deadline: float = float("inf")
     end: int = sys.maxsize
+    until: float = float("inf")
     building: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -338,7 +340,7 @@ def _run_all(
             if index >= tracker.end:
                 break  # the statements left were handed to another worker (see Tracker)
             tracker.index = index
-            tracker.deadline = pooled.deadline = now + timeout
+            tracker.deadline = pooled.deadline = min(now + timeout, tracker.until)
         result = _run_one(pooled, plan, statements[index])
         if previous is not None:
             last = previous[index]
@@ -356,7 +358,7 @@ def _run_all(
 
 
 def _track(tracker: Tracker, pooled: PooledConnection, index: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = min(time.monotonic() + timeout, tracker.until)
     with tracker.lock:
         tracker.pooled, tracker.index, tracker.deadline = pooled, index, deadline
     pooled.deadline = deadline

@@ -102,7 +102,6 @@ def test_an_inline_read_past_its_inline_deadline_moves_to_a_worker(
     threads: list[tuple[str, int]],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    budget = live_module.INLINE_BUDGET
     monkeypatch.setattr(live_module, "INLINE_BUDGET", 10.0)  # inline whatever it costs
     q = db.query(STEPS)
     rt.settle()
@@ -114,7 +113,7 @@ def test_an_inline_read_past_its_inline_deadline_moves_to_a_worker(
     state = q.get()
     assert state.error is None and state.result == [{"c": 20000, "m": 1}]
     assert [name for name, _ in threads] == ["sqlite-cells-scheduler", "sqlite-cells-query"]
-    monkeypatch.setattr(live_module, "INLINE_BUDGET", budget)
+    monkeypatch.setattr(live_module, "INLINE_BUDGET", 1e-6)  # under STEPS' read time
     threads.clear()
     _insert(space, db, "b")  # the worker's read time counts now: over budget, not inline
     rt.settle()
@@ -213,3 +212,36 @@ def test_a_read_equal_to_the_rows_of_last_time_carries_those_rows(
     assert kept.rows is last
     assert fresh.rows == [(1,)] and fresh.rows is not stale
     assert unknown.rows == last and unknown.rows is not last
+
+
+def test_a_batch_deadline_bounds_every_statement_of_the_batch(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    """An inline batch holds the scheduler thread ``INLINE_TIMEOUT`` in all, not per statement:
+    statements whose known costs were short may all have grown since (R44). Past the batch's
+    ``until`` each statement ends as a timeout at once (the live path hands those to a worker),
+    however long its own timeout."""
+    _insert(space, db, "a")
+    steps = [Statement(STEPS.replace("20000", str(20000 + k)), ()) for k in range(3)]
+    _, results = read_batch(
+        rt.read_pool, db.declaration, steps, timeout=60.0, tracker=Tracker(until=time.monotonic())
+    )
+    assert [type(r.error) for r in results] == [sc.QueryTimeout] * 3
+    _, results = read_batch(rt.read_pool, db.declaration, steps, timeout=60.0)
+    assert [r.rows for r in results] == [[(20000 + k, 1)] for k in range(3)]
+
+
+def test_a_large_batch_of_cheap_statements_reruns_on_the_scheduler_thread(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, threads: list[tuple[str, int]]
+) -> None:
+    """Hundreds of statements each of a few µs run where the commit is processed: handed to a
+    worker and landed back, they cost about 40% more (bench/analysis.md)."""
+    queries = [db.query("SELECT body FROM messages WHERE id > ?", [i]) for i in range(200)]
+    rt.settle()
+    _insert(space, db, "warm")  # every statement's cost is known after a run
+    rt.settle()
+    threads.clear()
+    _insert(space, db, "a")
+    rt.settle()
+    assert queries[0].get().result == [{"body": "warm"}, {"body": "a"}]
+    assert threads == [("sqlite-cells-scheduler", 200)]
