@@ -358,6 +358,12 @@ def _check_sqlite(given: str, resolved: Path) -> None:
             conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
         finally:
             conn.close()
+    except apsw.BusyError:
+        # The program that writes the file holds a lock on it: SQLite took the file for a
+        # database (it asked for the lock), and a busy file is the ordinary state of a live
+        # source. Its reads wait for the lock within query_timeout (R44); registration does
+        # not wait, and never refuses a database for being written.
+        return
     except apsw.Error as exc:
         if is_hot_journal(exc):
             raise DiskSourceError("sqlite-file", given, hot_journal_advice(resolved)) from exc

@@ -1,0 +1,697 @@
+"""Reads and sources read word by word from the contract (R40–R44, R60–R62)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypedDict
+
+import apsw
+import msgspec
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells._runtime import Space
+
+from .conftest import MESSAGES
+
+INSERT = "INSERT INTO messages (author_cf_link, body, ts) VALUES (?, ?, ?)"
+
+
+def _post(space: Space, db: sc.SqliteDb, body: str, ts: int, author: sc.Cell | None = None) -> int:
+    with space.transact() as tx:
+        db.exec(INSERT, [author, body, ts])
+    assert tx.seq is not None
+    return tx.seq
+
+
+def _wait_for(q: sc.Query[Any], done: Callable[[sc.QueryState[Any]], bool]) -> None:
+    reached = threading.Event()
+    subscription = q.observe().subscribe(lambda state: done(state) and reached.set())
+    try:
+        assert reached.wait(30), q.get()
+    finally:
+        subscription.dispose()
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    folder = tmp_path / "outside"
+    folder.mkdir()
+    return folder
+
+
+def _source(path: Path, rows: int = 3) -> Path:
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE codes (code TEXT PRIMARY KEY, label TEXT)")
+    conn.executemany(
+        "INSERT INTO codes VALUES (?, ?)", [(f"c{i}", f"label {i}") for i in range(rows)]
+    )
+    conn.close()
+    return path
+
+
+# --- rows (R43) -------------------------------------------------------------------------------
+
+
+def test_untyped_rows_are_dicts_keyed_by_column_name_with_the_raw_link(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    alice = space.cell("alice", default="Alice")
+    _post(space, db, "hi", 1, alice)
+    rows = db.read('SELECT body AS "the body", author_cf_link, ts + 0.5 AS t FROM messages')
+    assert rows == [{"the body": "hi", "author_cf_link": alice.link_str(), "t": 1.5}]
+    assert type(rows[0]) is dict
+
+
+class Holder(TypedDict):
+    who: sc.Cell | None
+    body: str
+
+
+@dataclasses.dataclass
+class DataRow:
+    who: sc.Cell | None
+    body: str
+
+
+class StructRow(msgspec.Struct):
+    who: sc.Cell | None
+    body: str
+
+
+@pytest.mark.parametrize("row", [Holder, DataRow, StructRow])
+def test_every_row_type_decodes_an_aliased_link_null_and_garbage(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, row: Any
+) -> None:
+    alice = space.cell("alice", default="Alice")
+    _post(space, db, "a", 1, alice)
+    _post(space, db, "b", 2, None)
+    rows = db.read(
+        "SELECT author_cf_link AS who, body FROM messages "
+        "UNION ALL SELECT 'not a link', 'c' ORDER BY body",
+        row=row,
+    )
+
+    def get(r: Any, name: str) -> Any:
+        return r[name] if isinstance(r, dict) else getattr(r, name)
+
+    assert [get(r, "body") for r in rows] == ["a", "b", "c"]
+    who = get(rows[0], "who")
+    assert isinstance(who, sc.Cell) and who.get() == "Alice"
+    assert who.link_str() == alice.link_str()
+    assert get(rows[1], "who") is None and get(rows[2], "who") is None
+    q = db.query("SELECT author_cf_link AS who, body FROM messages ORDER BY body", row=row)
+    rt.settle()
+    state = q.get()
+    assert state.error is None and state.result is not None
+    assert get(state.result[0], "who").get() == "Alice"
+
+
+class Strict(msgspec.Struct):
+    n: int
+
+
+@pytest.mark.parametrize(
+    ("sql", "ok"),
+    [
+        ("SELECT 1 AS n", True),
+        ("SELECT 1.5 AS n", False),
+        ("SELECT '1' AS n", False),
+        ("SELECT NULL AS n", False),
+        ("SELECT x'01' AS n", False),
+    ],
+)
+def test_other_fields_are_converted_strictly_naming_the_column(
+    db: sc.SqliteDb, sql: str, ok: bool
+) -> None:
+    if ok:
+        assert db.read(sql, row=Strict) == [Strict(n=1)]
+        return
+    with pytest.raises(sc.QueryError) as info:
+        db.read(sql, row=Strict)
+    assert "n" in str(info.value)
+    assert "Traceback" not in str(info.value)
+
+
+def test_blobs_and_reals_reach_their_fields(db: sc.SqliteDb) -> None:
+    class Mixed(msgspec.Struct):
+        b: bytes
+        f: float
+        s: str | None
+
+    rows = db.read("SELECT x'00ff' AS b, 2 AS f, NULL AS s", row=Mixed)
+    assert rows == [Mixed(b=b"\x00\xff", f=2.0, s=None)]
+
+
+def test_a_typed_query_with_a_failing_row_keeps_result_none(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    q = db.query("SELECT body AS n FROM messages", row=Strict)
+    rt.settle()
+    assert q.get().result == [] and q.get().error is None
+    _post(space, db, "text", 1)
+    rt.settle()
+    state = q.get()
+    assert state.result is None and isinstance(state.error, sc.QueryError)
+    assert state.pending is False
+    assert "n" in str(state.error)
+
+
+# --- R41: reads of a database never written ----------------------------------------------------
+
+
+def test_reads_of_a_never_written_database_create_no_file_at_all(
+    rt: sc.Runtime, store: Path
+) -> None:
+    before = sorted(p.name for p in store.iterdir())
+    db = rt.space("fresh").sqlite_database("chat", tables=MESSAGES)
+    assert db.read("SELECT * FROM messages") == []
+    assert (
+        db.read("SELECT m.body FROM messages m JOIN messages n ON m.id = n.id WHERE m.ts > ?", [0])
+        == []
+    )
+    assert db.read("WITH x AS (SELECT body FROM messages) SELECT count(*) AS n FROM x") == [
+        {"n": 0}
+    ]
+    assert db.read("VALUES (1, 'a')") == [{"column1": 1, "column2": "a"}]
+    q = db.query("SELECT * FROM messages")
+    rt.settle()
+    assert q.get() == sc.QueryState(pending=False, result=[], error=None, seq=0)
+    for sql in ("SELECT * FROM nope", "SELECT * FROM messages JOIN nope"):
+        with pytest.raises(sc.QueryError):
+            db.read(sql)
+    for sql in ("SELECT * FROM sqlite_master", "SELECT * FROM _cf_watermark"):
+        with pytest.raises(sc.GuardViolation) as info:
+            db.read(sql)
+        assert info.value.kind == "reserved-name"
+    assert not db.path.exists()
+    assert sorted(p.name for p in store.iterdir()) == before
+
+
+def test_an_unknown_column_of_a_never_written_database_is_a_query_error(
+    db: sc.SqliteDb,
+) -> None:
+    with pytest.raises(sc.QueryError, match="nope"):
+        db.read("SELECT nope FROM messages")
+    assert not db.path.exists()
+
+
+def test_a_table_left_out_of_a_new_declaration_is_undeclared_even_with_rows(
+    rt: sc.Runtime, space: Space
+) -> None:
+    both = {**MESSAGES, "extra": sc.table(x="integer")}
+    db = space.sqlite_database("chat", tables=both)
+    with space.transact():
+        db.exec("INSERT INTO extra (x) VALUES (1)")
+    assert db.read("SELECT x FROM extra") == [{"x": 1}]
+    narrower = space.sqlite_database("chat", tables=MESSAGES)
+    with pytest.raises(sc.QueryError):
+        narrower.read("SELECT x FROM extra")
+
+
+# --- R42: equality of re-runs ------------------------------------------------------------------
+
+
+VALS = {"vals": sc.table(id="integer primary key", v="blob")}
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "delivered"),
+    [
+        (1, 1, False),
+        (1, 1.0, True),
+        (0.0, -0.0, True),
+        ("a", b"a", True),
+        (b"a", b"a", False),
+        (None, None, False),
+        ("1", 1, True),
+        (2**62, 2**62 + 1, True),
+    ],
+)
+def test_a_re_run_delivers_only_when_values_or_their_types_change(
+    rt: sc.Runtime, space: Space, first: Any, second: Any, delivered: bool
+) -> None:
+    db = space.sqlite_database("vals", tables=VALS)
+    with space.transact():
+        db.exec("INSERT INTO vals (id, v) VALUES (1, ?)", [first])
+    q = db.query("SELECT v FROM vals", react_on=db)
+    seen: list[sc.QueryState] = []
+    q.observe().subscribe(seen.append)
+    rt.settle()
+    assert q.get().result == [{"v": first}]
+    count = len(seen)
+    with space.transact() as tx:
+        db.exec("UPDATE vals SET v = ? WHERE id = 1", [second])
+    rt.settle()
+    news = seen[count:]
+    assert q.get().seq == tx.seq
+    if delivered:
+        assert news and news[-1].result == [{"v": second}]
+        got = news[-1].result[0]["v"]  # type: ignore[index]
+        assert type(got) is type(second) and repr(got) == repr(second)
+    else:
+        assert news == []
+
+
+# --- R40: each read sees commits finished before it ----------------------------------------------
+
+
+def test_a_read_sees_another_runtimes_commit_at_once(store: Path) -> None:
+    with sc.Runtime(store) as one, sc.Runtime(store) as two:
+        db1 = one.space("demo").sqlite_database("chat", tables=MESSAGES)
+        db2 = two.space("demo").sqlite_database("chat", tables=MESSAGES)
+        assert db2.read("SELECT count(*) AS n FROM messages") == [{"n": 0}]
+        for i in range(1, 4):
+            _post(one.space("demo"), db1, "x", i)
+            assert db2.read("SELECT count(*) AS n FROM messages") == [{"n": i}]
+
+
+def test_a_read_sees_another_process_commit_at_once(store: Path, rt: sc.Runtime) -> None:
+    db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+    assert db.read("SELECT count(*) AS n FROM messages") == [{"n": 0}]
+    script = textwrap.dedent(
+        f"""
+        import sqlite_cells as sc
+        from tests.sqlite_cells.conftest import MESSAGES
+        with sc.Runtime({str(store)!r}) as rt:
+            space = rt.space("demo")
+            db = space.sqlite_database("chat", tables=MESSAGES)
+            with space.transact():
+                db.exec("INSERT INTO messages (body, ts) VALUES ('p', 1)")
+        """
+    )
+    subprocess.run(
+        [sys.executable, "-c", script],
+        check=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
+    assert db.read("SELECT body FROM messages") == [{"body": "p"}]
+
+
+def test_seq_is_the_watermark_of_the_database_read_not_the_space(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    other = space.sqlite_database("other", tables=MESSAGES)
+    s1 = _post(space, db, "a", 1)
+    q = db.query("SELECT body FROM messages", react_on=space.cell("tick", default=0))
+    rt.settle()
+    assert q.get().seq == s1
+    _post(space, other, "b", 1)
+    with space.transact():
+        space.cell("tick", default=0).set(1)
+    rt.settle()
+    assert q.get().seq == s1
+
+
+# --- parameters and errors of a read ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        [1, 2],
+        [],
+        [{"a": 1}],
+        [{1, 2}],
+        [2**64],
+        [object()],
+        {"nope": 1},
+    ],
+)
+def test_bad_read_parameters_are_argument_errors(db: sc.SqliteDb, params: Any) -> None:
+    with pytest.raises(sc.SqliteCellsError) as info:
+        db.read("SELECT ? AS v", params)
+    assert isinstance(info.value, (TypeError, ValueError)), type(info.value).__mro__
+    assert "Traceback" not in str(info.value)
+
+
+def test_named_parameters_read(db: sc.SqliteDb) -> None:
+    assert db.read("SELECT :a AS a, :b AS b", {"a": 1, "b": "x"}) == [{"a": 1, "b": "x"}]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT zeroblob(70000000) AS b",
+        "SELECT randomblob(70000000) AS b",
+        "SELECT printf('%.*c', 70000000, 'x') AS s",
+        "SELECT substr(replace(hex(zeroblob(40000000)), '0', 'ab'), 1, 3) AS s",
+        "SELECT 1/0 AS x",
+        "SELECT abs(-9223372036854775807 - 1) AS x",
+        "SELECT json('{') AS x",
+    ],
+)
+def test_errors_inside_a_read_are_query_errors(db: sc.SqliteDb, sql: str) -> None:
+    try:
+        db.read(sql)
+    except sc.QueryError as exc:
+        assert "Traceback" not in str(exc)
+    # a read SQLite answers (1/0 is NULL) is fine too; what must never happen is a raw error
+
+
+# --- sources (R60–R62) --------------------------------------------------------------------------
+
+
+WRITER = textwrap.dedent(
+    """
+    import sqlite3, sys
+    conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+    if sys.argv[2] == "wal":
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("INSERT INTO codes VALUES ('z', 'from a subprocess')")
+    conn.close()
+    """
+)
+
+
+@pytest.mark.parametrize("mode", ["delete", "wal"])
+def test_a_source_written_by_a_plain_sqlite3_subprocess_is_live(
+    rt: sc.Runtime, space: Space, outside: Path, mode: str
+) -> None:
+    path = _source(outside / "ref.db")
+    handle = space.register_disk_source(str(path))
+    q = handle.query("SELECT label FROM codes WHERE code = 'z'")
+    rt.settle()
+    assert q.get().result == []
+    subprocess.run([sys.executable, "-c", WRITER, str(path), mode], check=True, timeout=60)
+    _wait_for(q, lambda s: s.result == [{"label": "from a subprocess"}])
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 4}]
+
+
+def test_a_source_table_created_later_makes_its_query_recover(
+    rt: sc.Runtime, space: Space, outside: Path
+) -> None:
+    path = _source(outside / "ref.db")
+    handle = space.register_disk_source(str(path))
+    q = handle.query("SELECT x FROM later")
+    rt.settle()
+    assert isinstance(q.get().error, sc.QueryError) and q.get().result is None
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE later (x); INSERT INTO later VALUES (7)")
+    conn.close()
+    _wait_for(q, lambda s: s.result == [{"x": 7}])
+    assert q.get().error is None
+
+
+def test_a_source_refuses_writes_and_leaves_the_transaction_usable(
+    rt: sc.Runtime, space: Space, outside: Path
+) -> None:
+    path = _source(outside / "ref.db")
+    before = path.read_bytes()
+    handle = space.register_disk_source(str(path))
+    counter = space.cell("counter", default=0)
+    with space.transact() as tx:
+        with pytest.raises(sc.ReadOnlySource):
+            handle.exec("INSERT INTO codes VALUES ('q', 'w')")
+        with pytest.raises(sc.ReadOnlySource):
+            handle.exec_many("INSERT INTO codes VALUES (?, ?)", [("q", "w")])
+        counter.set(1)
+    assert tx.seq is not None and counter.get() == 1
+    assert path.read_bytes() == before
+    for sql in ("SELECT * FROM sqlite_master", "SELECT * FROM sqlite_schema"):
+        with pytest.raises(sc.GuardViolation) as info:
+            handle.read(sql)
+        assert info.value.kind == "reserved-name"
+    with pytest.raises(sc.GuardViolation) as guard:
+        handle.read("DELETE FROM codes")
+    assert guard.value.kind == "not-read-only"
+    with pytest.raises(sc.QueryError):
+        handle.read("SELECT * FROM nope")
+
+
+def test_roots_given_through_a_symlink_accept_the_files_beneath(
+    store: Path, outside: Path, tmp_path: Path
+) -> None:
+    real = outside / "real"
+    real.mkdir()
+    path = _source(real / "ref.db")
+    alias = tmp_path / "alias"
+    alias.symlink_to(real)
+    with sc.Runtime(store, disk_source_roots=[alias]) as rt:
+        space = rt.space("demo")
+        for given in (path, alias / "ref.db"):
+            handle = space.register_disk_source(str(given))
+            assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
+
+
+def test_paths_escaping_the_roots_are_refused(store: Path, outside: Path, tmp_path: Path) -> None:
+    allowed = outside / "allowed"
+    allowed.mkdir()
+    escaped = _source(outside / "escaped.db")
+    (allowed / "link.db").symlink_to(escaped)
+    (allowed / "dirlink").symlink_to(outside)
+    with sc.Runtime(store, disk_source_roots=[allowed]) as rt:
+        space = rt.space("demo")
+        for given in (
+            f"{allowed}/../escaped.db",
+            str(allowed / "link.db"),
+            str(allowed / "dirlink" / "escaped.db"),
+        ):
+            with pytest.raises(sc.DiskSourceError) as info:
+                space.register_disk_source(given)
+            assert info.value.rule == "under-roots", given
+        assert not space.file.exists
+
+
+def test_a_sibling_whose_name_starts_like_a_root_is_not_under_it(
+    store: Path, outside: Path
+) -> None:
+    allowed = outside / "allowed"
+    allowed.mkdir()
+    sibling = outside / "allowed-not"
+    sibling.mkdir()
+    path = _source(sibling / "ref.db")
+    with sc.Runtime(store, disk_source_roots=[allowed]) as rt:
+        with pytest.raises(sc.DiskSourceError) as info:
+            rt.space("demo").register_disk_source(str(path))
+        assert info.value.rule == "under-roots"
+
+
+def test_registering_twice_through_different_spellings_gives_one_handle(
+    space: Space, outside: Path, tmp_path: Path
+) -> None:
+    path = _source(outside / "ref.db")
+    link = tmp_path / "link.db"
+    link.symlink_to(path)
+    a = space.register_disk_source(str(path))
+    b = space.register_disk_source(f"{outside}/./../outside/ref.db")
+    c = space.register_disk_source(str(link))
+    d = space.register_disk_source(path)  # type: ignore[arg-type]
+    assert a.id == b.id == c.id == d.id
+
+
+def test_vm_sources_fail_reads_queries_and_writes(rt: sc.Runtime, space: Space) -> None:
+    db = space.sqlite_database("vm", tables=MESSAGES, source=sc.VmSource(object(), "/x.db"))
+    with pytest.raises(sc.NotImplementedSource):
+        db.read("SELECT * FROM messages")
+    q = db.query("SELECT * FROM messages")
+    rt.settle()
+    assert isinstance(q.get().error, sc.NotImplementedSource)
+    assert q.get().result is None
+    with space.transact(), pytest.raises(sc.NotImplementedSource):
+        db.exec("INSERT INTO messages (body) VALUES ('x')")
+
+
+# --- second batch ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("a", "b"), [(1, 1.0), (0.0, -0.0), (1, True)])
+def test_queries_whose_params_python_finds_equal_each_read_their_own(
+    rt: sc.Runtime, db: sc.SqliteDb, a: Any, b: Any
+) -> None:
+    qa = db.query("SELECT ? AS v, typeof(?) AS t", params=[a, a])
+    qb = db.query("SELECT ? AS v, typeof(?) AS t", params=[b, b])
+    rt.settle()
+    ra, rb = qa.get().result, qb.get().result
+    assert ra == db.read("SELECT ? AS v, typeof(?) AS t", [a, a])
+    assert rb == db.read("SELECT ? AS v, typeof(?) AS t", [b, b])
+    assert repr(ra) == repr(db.read("SELECT ? AS v, typeof(?) AS t", [a, a]))
+    assert repr(rb) == repr(db.read("SELECT ? AS v, typeof(?) AS t", [b, b]))
+
+
+def test_queries_sharing_sql_keep_their_own_row_types(rt: sc.Runtime, db: sc.SqliteDb) -> None:
+    class Row(msgspec.Struct):
+        body: str
+
+    sql = "SELECT 'x' AS body"
+    plain = db.query(sql)
+    typed = db.query(sql, row=Row)
+    rt.settle()
+    assert plain.get().result == [{"body": "x"}]
+    assert typed.get().result == [Row(body="x")]
+
+
+def test_duplicate_column_names_in_a_row(db: sc.SqliteDb) -> None:
+    try:
+        rows = db.read("SELECT 1 AS a, 2 AS a")
+    except sc.QueryError as exc:
+        assert "a" in str(exc)
+    else:
+        assert rows in ([{"a": 1}], [{"a": 2}])
+
+
+def test_a_cell_field_given_a_number_or_blob_reads_none(space: Space, db: sc.SqliteDb) -> None:
+    class Row(msgspec.Struct):
+        who: sc.Cell | None
+
+    alice = space.cell("alice", default="A")
+    for sql, params in (
+        ("SELECT 5 AS who", []),
+        ("SELECT 2.5 AS who", []),
+        ("SELECT x'00' AS who", []),
+        ("SELECT '' AS who", []),
+        ("SELECT '{}' AS who", []),
+        ("SELECT ? AS who", ['{"/": {"link@1": {"id": "of:x"}}}']),
+    ):
+        assert db.read(sql, params, row=Row) == [Row(who=None)], sql
+    path = alice.key("a").key(0)
+    got = db.read("SELECT ? AS who", [path.link_str()], row=Row)[0].who
+    assert got is not None and got.link_str() == path.link_str()
+
+
+def test_reads_after_close_are_closed_errors(store: Path, outside: Path) -> None:
+    path = _source(outside / "ref.db")
+    rt = sc.Runtime(store)
+    space = rt.space("demo")
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    handle = space.register_disk_source(str(path))
+    q = db.query("SELECT * FROM messages")
+    rt.settle()
+    rt.close()
+    for call in (
+        lambda: db.read("SELECT * FROM messages"),
+        lambda: handle.read("SELECT * FROM codes"),
+        lambda: space.register_disk_source(str(path)),
+        lambda: db.query("SELECT * FROM messages"),
+    ):
+        with pytest.raises(sc.ClosedError):
+            call()
+    assert q.get().result == []
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"query_timeout": -1},
+        {"query_timeout": 0},
+        {"query_timeout": float("nan")},
+        {"query_timeout": float("inf")},
+        {"query_timeout": "5"},
+        {"query_timeout": True},
+        {"read_pool_size": 0},
+        {"read_pool_size": -3},
+        {"read_pool_size": 2.5},
+        {"query_workers": 0},
+        {"query_workers": -1},
+        {"poll_interval": -1},
+        {"poll_interval": float("nan")},
+        {"poll_interval": 0},
+    ],
+)
+def test_read_settings_that_make_no_sense_are_refused(store: Path, kwargs: Any) -> None:
+    with pytest.raises(sc.SqliteCellsError) as info:
+        sc.Runtime(store, **kwargs)
+    assert isinstance(info.value, (TypeError, ValueError))
+    assert list(store.iterdir()) == []
+
+
+def test_a_source_locked_by_another_program_times_out_in_time(store: Path, outside: Path) -> None:
+
+    path = _source(outside / "ref.db")
+    locker = apsw.Connection(str(path))
+    locker.execute("BEGIN EXCLUSIVE; INSERT INTO codes VALUES ('l', 'locked')")
+    try:
+        with sc.Runtime(store, query_timeout=0.5) as rt:
+            handle = rt.space("demo").register_disk_source(str(path))
+            started = time.monotonic()
+            with pytest.raises(sc.QueryTimeout):
+                handle.read("SELECT count(*) AS n FROM codes")
+            assert time.monotonic() - started < 0.5 + 5
+            q = handle.query("SELECT count(*) AS n FROM codes")
+            rt.settle(timeout=30)
+            assert isinstance(q.get().error, sc.QueryTimeout)
+            locker.execute("COMMIT")
+            _wait_for(q, lambda s: s.result == [{"n": 4}])
+    finally:
+        locker.close()
+
+
+def test_a_runaway_query_of_a_source_times_out(store: Path, outside: Path) -> None:
+    path = _source(outside / "ref.db")
+    with sc.Runtime(store, query_timeout=0.3) as rt:
+        handle = rt.space("demo").register_disk_source(str(path))
+        with pytest.raises(sc.QueryTimeout):
+            handle.read(
+                "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) "
+                "SELECT count(*) FROM r"
+            )
+        assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
+
+
+def test_a_source_overwritten_in_place_with_garbage_is_a_clear_error(
+    space: Space, outside: Path
+) -> None:
+    path = _source(outside / "ref.db")
+    handle = space.register_disk_source(str(path))
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
+    with open(path, "r+b") as f:
+        f.write(b"this is no longer a database" * 200)
+    with pytest.raises(sc.SqliteCellsError) as info:
+        handle.read("SELECT count(*) AS n FROM codes")
+    assert str(path) in str(info.value)
+
+
+def test_a_source_emptied_in_place_reads_as_a_database_without_tables(
+    space: Space, outside: Path
+) -> None:
+    path = _source(outside / "ref.db")
+    handle = space.register_disk_source(str(path))
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
+    os.truncate(path, 0)
+    with pytest.raises(sc.QueryError):
+        handle.read("SELECT count(*) AS n FROM codes")
+    assert handle.read("SELECT 1 AS one") == [{"one": 1}]
+
+
+def test_the_seq_of_a_source_query(rt: sc.Runtime, space: Space, outside: Path) -> None:
+    path = _source(outside / "ref.db")
+    handle = space.register_disk_source(str(path))
+    q = handle.query("SELECT count(*) AS n FROM codes")
+    rt.settle()
+    state = q.get()
+    assert state.result == [{"n": 3}] and state.error is None
+    assert isinstance(state.seq, int)
+
+
+def test_a_query_of_a_source_declared_with_cf_link_columns_decodes_them(
+    rt: sc.Runtime, space: Space, outside: Path
+) -> None:
+    alice = space.cell("alice", default="A")
+    with space.transact():
+        alice.set("Alice")
+    path = outside / "links.db"
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE people (id INTEGER PRIMARY KEY, who_cf_link TEXT)")
+    conn.execute("INSERT INTO people (who_cf_link) VALUES (?), ('junk')", (alice.link_str(),))
+    conn.close()
+    handle = space.register_disk_source(str(path))
+
+    class Row(msgspec.Struct):
+        who_cf_link: sc.Cell | None
+
+    rows = handle.read("SELECT who_cf_link FROM people ORDER BY id", row=Row)
+    assert rows[0].who_cf_link is not None and rows[0].who_cf_link.get() == "Alice"
+    assert rows[1].who_cf_link is None
+    assert handle.read("SELECT who_cf_link FROM people ORDER BY id") == [
+        {"who_cf_link": alice.link_str()},
+        {"who_cf_link": "junk"},
+    ]
