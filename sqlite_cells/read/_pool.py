@@ -108,8 +108,10 @@ class PooledConnection:
 
     def _wait_for_lock(self, attempts: int) -> bool:
         # Lock waits count in the query's time (R44): wait in short sleeps up to the deadline.
+        # An interrupt (the watchdog, close(), Ctrl-C) ends a wait as it ends a running
+        # statement: SQLite's interrupt alone does not stop a busy handler's sleeps.
         remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
+        if remaining <= 0 or self.conn.is_interrupted:
             self.timed_out_waiting = True
             return False
         time.sleep(min(0.001 * (attempts + 1), _BUSY_SLEEP_MAX, remaining))

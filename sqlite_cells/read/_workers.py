@@ -284,9 +284,10 @@ class QueryWorkers:
 
     def _closed_instead(self, error: SqliteCellsError) -> SqliteCellsError:
         """A statement that close() interrupted ran no ``query_timeout`` long: it is told the
-        runtime closed (ClosedError), not that it timed out."""
+        runtime closed (ClosedError), not that it timed out. A lock wait it ended surfaces
+        as SQLite's busy error."""
         cause = error.__cause__
-        if not (self._closed and isinstance(cause, apsw.InterruptError)):
+        if not (self._closed and isinstance(cause, (apsw.InterruptError, apsw.BusyError))):
             return error
         closed = ClosedError("the runtime was closed during this read: open a new Runtime")
         closed.__cause__ = cause

@@ -695,3 +695,78 @@ def test_a_query_of_a_source_declared_with_cf_link_columns_decodes_them(
         {"who_cf_link": alice.link_str()},
         {"who_cf_link": "junk"},
     ]
+
+
+# --- third batch -------------------------------------------------------------------------------
+
+
+def test_a_written_database_whose_file_is_deleted_never_reads_empty(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    _post(space, db, "kept", 1)
+    assert db.read("SELECT body FROM messages") == [{"body": "kept"}]
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db.path}{suffix}").unlink(missing_ok=True)
+    try:
+        rows = db.read("SELECT body FROM messages")
+    except sc.SqliteCellsError as exc:
+        assert "Traceback" not in str(exc)
+    else:
+        assert rows == [{"body": "kept"}]
+
+
+def test_a_written_database_whose_file_became_a_directory_is_an_error(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    _post(space, db, "kept", 1)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db.path}{suffix}").unlink(missing_ok=True)
+    db.path.mkdir()
+    with pytest.raises(sc.SqliteCellsError) as info:
+        db.read("SELECT body FROM messages")
+    assert str(db.path) in str(info.value)
+
+
+def test_cells_given_as_read_parameters(space: Space, db: sc.SqliteDb) -> None:
+    n = space.cell("n", default=3)
+    try:
+        rows = db.read("SELECT ? AS v", [n])
+    except sc.SqliteCellsError as exc:
+        assert isinstance(exc, (TypeError, ValueError))
+    else:
+        assert rows == [{"v": 3}]
+
+
+def test_close_does_not_wait_for_a_read_waiting_on_a_lock(store: Path, outside: Path) -> None:
+    path = _source(outside / "ref.db")
+    locker = apsw.Connection(str(path))
+    locker.execute("BEGIN EXCLUSIVE; INSERT INTO codes VALUES ('l', 'locked')")
+    outcome: list[BaseException | object] = []
+    try:
+        rt = sc.Runtime(store, query_timeout=60)
+        handle = rt.space("demo").register_disk_source(str(path))
+        other = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+
+        def read() -> None:
+            try:
+                outcome.append(handle.read("SELECT count(*) FROM codes"))
+            except BaseException as exc:
+                outcome.append(exc)
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        q = handle.query("SELECT count(*) AS n FROM codes")
+        # other reads and writes go on meanwhile
+        assert other.read("SELECT count(*) AS n FROM messages") == [{"n": 0}]
+        _post(rt.space("demo"), other, "x", 1)
+        assert other.read("SELECT count(*) AS n FROM messages") == [{"n": 1}]
+        assert q.get().pending
+        started = time.monotonic()
+        rt.close()
+        assert time.monotonic() - started < 10
+        reader.join(timeout=10)
+        assert not reader.is_alive()
+        assert len(outcome) == 1 and isinstance(outcome[0], sc.ClosedError), outcome
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
