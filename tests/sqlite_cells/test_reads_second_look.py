@@ -770,3 +770,213 @@ def test_close_does_not_wait_for_a_read_waiting_on_a_lock(store: Path, outside: 
     finally:
         locker.execute("ROLLBACK")
         locker.close()
+
+
+# --- fourth batch ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "params"),
+    [
+        ("SELECT '\ud800' AS v", None),
+        ("SELECT ? AS v", ["\ud800"]),
+        ("SELECT :a AS v", {"a": "x\udcff"}),
+        ('SELECT 1 AS "\ud800"', None),
+        ("SELECT 1 AS one\x00", None),
+        ("SELECT 1 AS one\x00 garbage that is not sql", None),
+        ("SELECT length(?) AS n", ["x" * (64 * 1024 * 1024 + 1)]),
+        ("SELECT length(?) AS n", [b"x" * (64 * 1024 * 1024 + 1)]),
+        ("SELECT " + ", ".join("?" for _ in range(40000)), [1] * 40000),
+    ],
+)
+def test_odd_read_text_and_parameters_are_clean_errors(
+    db: sc.SqliteDb, sql: str, params: Any
+) -> None:
+    try:
+        rows = db.read(sql, params)
+    except sc.SqliteCellsError as exc:
+        assert "Traceback" not in str(exc)
+    else:
+        assert rows == [{"one": 1}], rows
+
+
+@pytest.mark.parametrize("name", ["a?mode=rw#x.db", "b%41%20c.db", "sp ace.db", "ünï.db"])
+def test_sources_whose_names_look_like_uri_parts_read_the_file_named(
+    rt: sc.Runtime, space: Space, outside: Path, name: str
+) -> None:
+    path = _source(outside / name, rows=2)
+    decoy = outside / "a"
+    _source(decoy, rows=9)
+    handle = space.register_disk_source(str(path))
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 2}]
+    before = sorted(p.name for p in outside.iterdir())
+    q = handle.query("SELECT count(*) AS n FROM codes")
+    rt.settle()
+    assert q.get().result == [{"n": 2}]
+    assert sorted(p.name for p in outside.iterdir()) == before
+    with pytest.raises(sc.ReadOnlySource), space.transact():
+        handle.exec("DELETE FROM codes")
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 2}]
+
+
+@pytest.mark.parametrize("name", ["st?ore#x", "s%41 t"])
+def test_a_store_whose_path_looks_like_uri_parts_reads_its_own_files(
+    tmp_path: Path, name: str
+) -> None:
+    store = tmp_path / name
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        assert db.read("SELECT count(*) AS n FROM messages") == [{"n": 0}]
+        _post(space, db, "x", 1)
+        assert db.read("SELECT body FROM messages") == [{"body": "x"}]
+        q = db.query("SELECT body FROM messages")
+        rt.settle()
+        assert q.get().result == [{"body": "x"}]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+
+
+# --- pattern inputs (R61) ----------------------------------------------------------------------
+
+
+@sc.pattern
+def lookup(db: sc.SqliteDb, code: sc.Cell) -> Any:
+    return db.query("SELECT label FROM codes WHERE code = ?", params=[code])
+
+
+def test_relinking_an_input_reads_the_new_database(
+    rt: sc.Runtime, space: Space, outside: Path
+) -> None:
+    first = _source(outside / "one.db", rows=3)
+    second = outside / "two.db"
+    conn = apsw.Connection(str(second))
+    conn.execute("CREATE TABLE codes (code TEXT PRIMARY KEY, label TEXT)")
+    conn.execute("INSERT INTO codes VALUES ('c1', 'second file')")
+    conn.close()
+    piece = space.run(lookup, key="main", code=space.cell("code", default="c1"))
+    seen: list[sc.QueryState] = []
+    piece.outputs.observe().subscribe(seen.append)
+    rt.settle()
+    assert piece.outputs.get().pending is True
+    assert all(s.pending and s.error is None for s in seen)
+    piece.inputs["db"].link(space.register_disk_source(str(first)))
+    rt.settle()
+    assert piece.outputs.get().result == [{"label": "label 1"}]
+    piece.inputs["db"].link(space.register_disk_source(str(second)))
+    rt.settle()
+    assert piece.outputs.get().result == [{"label": "second file"}]
+    assert piece.outputs.get().error is None
+
+
+def test_an_input_linked_to_a_database_cell_follows_its_writes(
+    rt: sc.Runtime, space: Space
+) -> None:
+    tables = {"codes": sc.table(code="text primary key", label="text")}
+    db = space.sqlite_database("codes", tables=tables)
+    piece = space.run(lookup, key="main", code=space.cell("code", default="k"))
+    piece.inputs["db"].link(db)
+    rt.settle()
+    assert piece.outputs.get() == sc.QueryState(False, [], None, 0)
+    with space.transact() as tx:
+        db.exec("INSERT INTO codes VALUES ('k', 'v')")
+    rt.settle()
+    assert piece.outputs.get() == sc.QueryState(False, [{"label": "v"}], None, tx.seq)
+
+
+def test_an_input_linked_to_a_cell_that_is_no_database_is_a_clear_error(
+    rt: sc.Runtime, space: Space
+) -> None:
+    piece = space.run(lookup, key="main", code=space.cell("code", default="k"))
+    plain = space.cell("plain", default=5)
+    try:
+        piece.inputs["db"].link(plain)
+    except sc.SqliteCellsError as exc:
+        assert isinstance(exc, (TypeError, ValueError))
+        return
+    rt.settle()
+    state = piece.outputs.get()
+    assert state.pending or isinstance(state.error, sc.SqliteCellsError), state
+
+
+def test_a_param_change_is_pending_with_the_previous_rows_until_its_own_arrive(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    for i in range(3):
+        _post(space, db, f"m{i}", i)
+    limit = space.cell("limit", default=1)
+    q = db.query("SELECT body FROM messages ORDER BY ts LIMIT ?", params=[limit])
+    rt.settle()
+    states: list[sc.QueryState] = []
+    q.observe().subscribe(states.append)
+    old = [{"body": "m0"}]
+    new = [{"body": "m0"}, {"body": "m1"}]
+    rt.settle()
+    assert states == [q.get()] and q.get().result == old
+    with space.transact():
+        limit.set(2)
+    rt.settle()
+    assert q.get().result == new and q.get().pending is False
+    assert states[-1] == q.get()
+    for state in states[1:]:
+        assert (state.pending and state.result == old) or (
+            not state.pending and state.result == new
+        ), states
+    with space.transact():
+        limit.set("not a number")
+    rt.settle()
+    state = q.get()
+    assert state.pending is False
+    assert state.result is None or state.result == [], state
+
+
+def test_a_source_reads_as_its_own_schema_views_and_all(
+    rt: sc.Runtime, space: Space, outside: Path
+) -> None:
+    path = outside / "shaped.db"
+    conn = apsw.Connection(str(path))
+    conn.execute(
+        "CREATE TABLE t (k TEXT PRIMARY KEY, n INTEGER, doubled AS (n * 2)) WITHOUT ROWID;"
+        "INSERT INTO t (k, n) VALUES ('a', 1), ('b', 2);"
+        "CREATE VIEW big AS SELECT k FROM t WHERE n > 1;"
+        "CREATE INDEX by_n ON t (n);"
+    )
+    conn.close()
+    handle = space.register_disk_source(str(path))
+    assert handle.read("SELECT k, doubled FROM t ORDER BY k") == [
+        {"k": "a", "doubled": 2},
+        {"k": "b", "doubled": 4},
+    ]
+    assert handle.read("SELECT k FROM big") == [{"k": "b"}]
+    q = handle.query("SELECT k FROM big")
+    rt.settle()
+    assert q.get().result == [{"k": "b"}] and q.get().error is None
+    writer = apsw.Connection(str(path))
+    writer.execute("INSERT INTO t (k, n) VALUES ('c', 5)")
+    writer.close()
+    _wait_for(q, lambda s: s.result == [{"k": "b"}, {"k": "c"}])
+
+
+def test_live_queries_go_on_while_another_waits_for_a_locked_source(
+    store: Path, outside: Path
+) -> None:
+    path = _source(outside / "ref.db")
+    locker = apsw.Connection(str(path))
+    try:
+        with sc.Runtime(store, query_timeout=30, query_workers=1) as rt:
+            space = rt.space("demo")
+            handle = space.register_disk_source(str(path))
+            db = space.sqlite_database("chat", tables=MESSAGES)
+            mine = db.query("SELECT body FROM messages")
+            rt.settle()
+            locker.execute("BEGIN EXCLUSIVE; INSERT INTO codes VALUES ('l', 'locked')")
+            stuck = [handle.query(f"SELECT count(*) + {i} AS n FROM codes") for i in range(3)]
+            for i in range(3):
+                _post(space, db, f"b{i}", i)
+                _wait_for(mine, lambda s, i=i: len(s.result or []) == i + 1)
+            assert db.read("SELECT count(*) AS n FROM messages") == [{"n": 3}]
+            assert all(q.get().pending for q in stuck)
+            locker.execute("COMMIT")
+            for i, q in enumerate(stuck):
+                _wait_for(q, lambda s, i=i: s.result == [{"n": 4 + i}])
+    finally:
+        locker.close()
