@@ -62,6 +62,7 @@ from sqlite_cells.sql import (
     Bound,
     Mode,
     ReadSet,
+    check_read_values,
     fold_ascii,
     is_reserved_table,
     make_authorizer,
@@ -425,10 +426,13 @@ def _run_one(pooled: PooledConnection, plan: _Plan, stmt: Statement) -> Statemen
         )
         if isinstance(exc, UnicodeDecodeError):
             columns = sorted(kept.invalid_text or ()) if kept is not None else []
-            message = _invalid_text_advice(plan.decl.path, columns, exc)
+            error = QueryError(
+                plan.decl.db_id, stmt.sql, _invalid_text_advice(plan.decl.path, columns, exc)
+            )
         else:
-            message = f"{type(exc).__name__}: {exc}"
-        error = QueryError(plan.decl.db_id, stmt.sql, message)
+            error = _binding_error(plan.decl.db_id, stmt) or QueryError(
+                plan.decl.db_id, stmt.sql, f"{type(exc).__name__}: {exc}"
+            )
         error.__cause__ = exc
         if kept is None:
             return StatementResult(error=error)
@@ -441,6 +445,17 @@ def _run_one(pooled: PooledConnection, plan: _Plan, stmt: Statement) -> Statemen
                 return StatementResult(error=undeclared)
         _remember_read_set(key, result.read_set, result.functions)
     return result
+
+
+def _binding_error(db_id: str, stmt: Statement) -> QueryError | None:
+    """The parameter SQLite could not bind, said as a value given directly is at the call
+    (``check_read_values``): a cell's value is bound only when the query runs, so a cell
+    holding a list, an object or an integer past 64 bits fails there."""
+    try:
+        check_read_values(stmt.params, sql=stmt.sql, db_id=db_id)
+    except QueryError as exc:
+        return exc
+    return None
 
 
 def _undeclared_table_read(

@@ -980,3 +980,62 @@ def test_live_queries_go_on_while_another_waits_for_a_locked_source(
                 _wait_for(q, lambda s, i=i: s.result == [{"n": 4 + i}])
     finally:
         locker.close()
+
+
+def test_a_first_read_of_a_database_file_locked_elsewhere_times_out_in_time(
+    store: Path,
+) -> None:
+    """Before its first use in a runtime a database is compared with its space's log under a
+    write lock (R71); a file another program holds exclusively makes that wait, within
+    ``query_timeout`` (R44)."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        _post(space, db, "x", 1)
+        path = db.path
+    rt2 = sc.Runtime(store, query_timeout=0.5)
+    try:
+        db2 = rt2.space("demo").sqlite_database("chat", tables=MESSAGES)
+        locker = apsw.Connection(str(path))
+        locker.execute("PRAGMA locking_mode=EXCLUSIVE").fetchall()
+        locker.execute("BEGIN EXCLUSIVE")
+        try:
+            started = time.monotonic()
+            with pytest.raises(sc.QueryTimeout):
+                db2.read("SELECT count(*) AS n FROM messages")
+            assert time.monotonic() - started < 0.5 + 5
+            q = db2.query("SELECT count(*) AS n FROM messages")
+            rt2.settle(timeout=30)
+            assert isinstance(q.get().error, sc.QueryTimeout), q.get()
+            started = time.monotonic()
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        assert db2.read("SELECT count(*) AS n FROM messages") == [{"n": 1}]
+    finally:
+        rt2.close()
+
+
+@pytest.mark.parametrize("bad", [[1, 2], {"a": 1}, 2**63])
+def test_a_cell_parameter_holding_what_sqlite_cannot_bind_says_which_and_recovers(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, bad: Any
+) -> None:
+    chosen = space.cell("chosen", default=1)
+    param = sc.derive(chosen, lambda v: bad if v == "bad" else v)
+    q = db.query("SELECT ? AS v", params=[param])
+    rt.settle()
+    assert q.get().result == [{"v": 1}]
+    with space.transact():
+        chosen.set("bad")
+    rt.settle()
+    state = q.get()
+    assert state.result is None and isinstance(state.error, sc.QueryError)
+    assert isinstance(state.error, (TypeError, ValueError))
+    assert "parameter 1" in str(state.error), state.error
+    with pytest.raises(sc.QueryError, match="parameter 1") as info:
+        db.read("SELECT ? AS v", [param])
+    assert isinstance(info.value, (TypeError, ValueError))
+    with space.transact():
+        chosen.set(2)
+    rt.settle()
+    assert q.get() == sc.QueryState(False, [{"v": 2}], None, 0)
