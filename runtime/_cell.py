@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import reactivex
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
@@ -345,13 +346,22 @@ def observe_node(owner: Cell | Reactive) -> Observable[Any]:
 
 
 def same_value(a: Any, b: Any) -> bool:
-    """Equality for the change cut-off; values that cannot be compared count as changed."""
+    """Equality for the change cut-off; values that cannot be compared count as changed.
+
+    Python's ``==`` finds ``[1]`` equal to ``[1.0]`` and ``0.0`` to ``-0.0``, which a stored
+    value (JSON) and SQLite tell apart: values ``==`` finds equal are the same when their JSON
+    encodings are too (values that do not encode as JSON are judged by ``==`` alone)."""
     if a is b:
         return True
     try:
-        return type(a) is type(b) and bool(a == b)
+        if type(a) is not type(b) or not bool(a == b):
+            return False
     except Exception:
         return False
+    try:
+        return msgspec.json.encode(a) == msgspec.json.encode(b)
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        return True
 
 
 def value_at(root: Any, path: tuple[PathElement, ...]) -> Any:

@@ -179,3 +179,21 @@ def test_settled_for_asyncio(rt: sc.Runtime) -> None:
         c.set(7)
     assert asyncio.run(_settled(rt)) is True
     assert seen == [0, 7]
+
+
+def test_changes_python_finds_equal_but_json_tells_apart_are_changes(rt: sc.Runtime) -> None:
+    """``1`` and ``1.0`` inside a value, ``0.0`` and ``-0.0``: stored JSON tells them apart, so
+    observers and derived cells are told (the same exactness as query rows, R42)."""
+    space = rt.space("demo")
+    c = space.cell("c", default=None)
+    seen: list[Any] = []
+    c.observe().subscribe(seen.append)
+    derived: list[Any] = []
+    echo = sc.derive(c, lambda v: derived.append(v) or v)
+    for value in ([1], [1.0], 0.0, -0.0, -0.0):
+        with space.transact():
+            c.set(value)
+        rt.settle()
+    assert [repr(v) for v in seen] == ["None", "[1]", "[1.0]", "0.0", "-0.0"]
+    assert [repr(v) for v in derived] == ["None", "[1]", "[1.0]", "0.0", "-0.0"]
+    assert repr(echo.get()) == "-0.0"
