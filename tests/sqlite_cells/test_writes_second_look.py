@@ -411,27 +411,6 @@ def test_an_async_handler_whose_database_read_always_conflicts_tries_ten_times_i
     assert notes.rev == 10 and "never" not in [r["body"] for r in _rows(notes)]
 
 
-def test_a_sync_handler_racing_a_database_writer_lands_within_its_tries(
-    space: Space, notes: sc.SqliteDb
-) -> None:
-    tries = 0
-
-    @sc.handler
-    def raced_until_it_holds_the_lock() -> None:
-        nonlocal tries
-        tries += 1
-        n = notes.read("SELECT count(*) AS k FROM notes")[0]["k"]
-        t = threading.Thread(target=_insert_in_a_transaction, args=(space, notes, str(tries)))
-        t.start()
-        t.join(0.5 if tries > 3 else None)  # holding the lock, the other writer waits for us
-        notes.exec("INSERT INTO notes (body, n) VALUES ('landed', ?)", [n])
-
-    assert raced_until_it_holds_the_lock() is not None
-    assert 1 <= tries <= 10
-    bodies = [r["body"] for r in _rows(notes)]
-    assert bodies.count("landed") == 1 and len(bodies) == tries + 1
-
-
 def test_a_handler_failing_with_an_exec_error_is_not_retried(
     space: Space, notes: sc.SqliteDb
 ) -> None:
