@@ -236,10 +236,10 @@ def _check_shape(
         missing = [name for name in targets.named if name not in row]
         if missing:
             raise fail(f"no value for the named parameter(s) {', '.join(missing)}")
-        if len(targets.named) != targets.count:
+        if targets.count and not targets.is_all_named:
             raise fail("positional parameters need a list of values, not a mapping")
         return
-    if targets.named and len(targets.named) == targets.count:
+    if targets.is_all_named:
         raise fail("named parameters need a mapping of values, not a list")
     if len(row) != targets.count:
         raise fail(f"the statement has {targets.count} parameter(s) but {len(row)} were given")

@@ -61,13 +61,16 @@ class ParamTargets:
     ``$name`` parameter, without its prefix, to its target. ``count`` equals SQLite's
     ``sqlite3_bind_parameter_count``. ``mixed`` maps each parameter (its number, or its name)
     whose uses target both link columns and other columns (or none) to those targets, sorted,
-    ``None`` last; its entry in ``positional``/``named`` is ``None``.
+    ``None`` last; its entry in ``positional``/``named`` is ``None``. ``is_all_named`` is true
+    when every number has a name, so that a mapping binds them all (``:x`` and ``$x`` are two
+    numbers and one name: ``named`` is then shorter than ``count``).
     """
 
     positional: tuple[str | None, ...]
     named: Mapping[str, str | None]
     count: int
     mixed: Mapping[int | str, tuple[str | None, ...]] = field(default_factory=lambda: _NO_MIXED)
+    is_all_named: bool = False
 
 
 _Target = Target
@@ -112,11 +115,13 @@ def _targets(
     for name, slot in analysis.names:
         by_name.setdefault(name, set()).update(uses.get(slot, ()))
     named = {name: _merge(targets, name, mixed) for name, targets in by_name.items()}
+    numbered = {slot for _name, slot in analysis.names}
     return ParamTargets(
         positional,
         MappingProxyType(named),
         analysis.count,
         MappingProxyType(mixed) if mixed else _NO_MIXED,
+        is_all_named=bool(named) and numbered.issuperset(range(1, analysis.count + 1)),
     )
 
 
