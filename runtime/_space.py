@@ -12,6 +12,7 @@ from sqlite_cells.codec import derive_id
 from sqlite_cells.runtime._boundary import InvalidArgument, check_name
 from sqlite_cells.runtime._cell import NO_DEFAULT, Cell, CellSource
 from sqlite_cells.runtime._pattern import Pattern, Piece, building, causal_cause, piece_cause
+from sqlite_cells.runtime._scheduler import Node
 from sqlite_cells.runtime._space_file import SpaceFile
 from sqlite_cells.runtime._tx import Transaction, transaction
 
@@ -28,11 +29,9 @@ class Space:
         self.runtime = runtime
         self.id = space_id
         self.file = file
-        # _sources_lock guards _sources (graph nodes of stored cells, one per cell and path) and
-        # _paths (the paths of each cell id that has nodes).
+        # _sources_lock guards _sources (graph nodes of stored cells: by cell id, one per path).
         self._sources_lock = threading.Lock()
-        self._sources: dict[tuple[str, tuple[str | int, ...]], CellSource] = {}
-        self._paths: dict[str, list[tuple[str | int, ...]]] = {}
+        self._sources: dict[str, dict[tuple[str | int, ...], CellSource]] = {}
 
     def cell(self, name: str | None = None, *, default: Any = NO_DEFAULT) -> Cell:
         """The persisted cell named ``name`` (its id derives from the space id and the name, or
@@ -122,12 +121,11 @@ class Space:
     def source_for(self, cell: Cell) -> CellSource:
         """The graph node that tracks ``cell`` (shared by every Cell object naming the same cell
         and path; the default belongs to the id, R4)."""
-        key = (cell.id, cell.value_path)
         with self._sources_lock:
-            node = self._sources.get(key)
+            paths = self._sources.setdefault(cell.id, {})
+            node = paths.get(cell.value_path)
             if node is None:
-                node = self._sources[key] = CellSource(cell)
-                self._paths.setdefault(cell.id, []).append(cell.value_path)
+                node = paths[cell.value_path] = CellSource(cell)
                 self.runtime.scheduler.add(node)
         return node
 
@@ -136,9 +134,9 @@ class Space:
         compute again, so observers and derived cells of a cell not yet written move to the new
         default as ``get()`` does; a written cell's nodes find nothing changed."""
         with self._sources_lock:
-            nodes = [self._sources[(cell_id, path)] for path in self._paths.get(cell_id, ())]
+            nodes: list[Node] = list(self._sources.get(cell_id, {}).values())
         if nodes:
-            self.runtime.scheduler.rerun(list(nodes))
+            self.runtime.scheduler.rerun(nodes)
 
     def __repr__(self) -> str:
         return f"<Space {self.id!r}>"

@@ -161,19 +161,31 @@ class Query(Reactive, Generic[T]):
         *,
         host: QueryHost,
     ) -> None:
-        self.db = db
-        self.host = host
-        self.sql = sql
-        self.params = params
-        self._decode = decode
-        self.reaction = reaction
+        # What the node runs is held by the node, not by this object (see own): the query's
+        # attributes below read it there.
+        self._spec = spec = _Spec(db, host, sql, params, decode, reaction)
         # react_on, like params, may hold its cells in a list, tuple or dict: each re-runs it.
         deps = tuple(_param_nodes(params)) + tuple(_param_nodes(reaction.on))
         scheduler = host.scheduler
-        spec = _Spec(db, host, sql, params, decode, reaction)
         self._graph_node = _QueryNode(scheduler, spec, deps)
         own(self, self._graph_node)
         scheduler.add(self._graph_node)
+
+    @property
+    def db(self) -> Readable:
+        return self._spec.db
+
+    @property
+    def sql(self) -> str:
+        return self._spec.sql
+
+    @property
+    def params(self) -> Any:
+        return self._spec.params
+
+    @property
+    def reaction(self) -> Reaction:
+        return self._spec.reaction
 
     def _node(self) -> Node:
         return self._graph_node
