@@ -1015,7 +1015,9 @@ def test_an_async_handler_s_commit_is_heard_after_it_is_durable_and_a_failed_one
 
     asyncio.run(main())
     assert [v for v, _ in heard] == [0, 1, 2]
-    assert [v for v, s in heard if v and s != v] == [], heard
+    # Durable when heard: the store holds that commit already (or a later one, which may have
+    # landed before the subscriber ran).
+    assert [v for v, s in heard if v and (s is None or s < v)] == [], heard
     assert db.read("SELECT name FROM items WHERE name GLOB 'p[0-9]*' ORDER BY id") == [
         {"name": "p1"},
         {"name": "p2"},
