@@ -1041,6 +1041,10 @@ class SpaceFile:
         with self._write_lock:
             yield self._wconn
 
+    def check_open(self) -> None:
+        """Raise :class:`ClosedError` if this space's runtime was closed."""
+        self._check_open()
+
     def _check_open(self) -> None:
         if self._closed:
             raise ClosedError(

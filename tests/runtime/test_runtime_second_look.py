@@ -158,6 +158,13 @@ def test_after_close_every_call_that_needs_the_store_says_closed(store: Path) ->
         "sqlite_query": lambda: sc.sqlite_query(db=db, sql="SELECT * FROM t"),
         "derive": lambda: sc.derive(c, lambda v: v).get(),
         "settle": lambda: rt.settle(timeout=1),
+        # Writes: a transaction could not help, so the closed runtime is what is said.
+        "set": lambda: c.set(2),
+        "update": lambda: c.update(lambda v: v + 1),
+        "set at a path": lambda: c.key("a").set(2),
+        "db.exec": lambda: db.exec("INSERT INTO t (v) VALUES ('b')"),
+        "db.exec_many": lambda: db.exec_many("INSERT INTO t (v) VALUES (?)", [["b"]]),
+        "db.drop": db.drop,
     }
     for what, call in calls.items():
         with pytest.raises(sc.ClosedError, match="closed") as info:
