@@ -296,3 +296,32 @@ def test_a_damaged_space_file_is_our_error_naming_it_and_is_left_as_found(
         with pytest.raises(sc.SqliteCellsError):
             write()
     assert path.read_bytes() == before
+
+
+# -- text that is not UTF-8 written by a statement ------------------------------------------------
+
+
+def test_an_update_storing_text_not_utf8_still_re_runs_the_queries_it_changes(
+    rt: sc.Runtime,
+) -> None:
+    """A database without link columns takes such text (decided at the top of decisions.md); a
+    query reading a column the UPDATE changed re-runs all the same (R51)."""
+    space = rt.space("demo")
+    db = space.sqlite_database(
+        "x", tables={"t": sc.table(id="integer primary key", n="integer", v="text")}
+    )
+    with space.transact():
+        db.exec("INSERT INTO t (id, n, v) VALUES (1, 0, 'a')")
+    counts = db.query("SELECT n FROM t")
+    rt.settle()
+    assert counts.get().result == [{"n": 0}]
+    with space.transact():
+        db.exec("UPDATE t SET n = 7, v = CAST(x'61ff' AS TEXT) WHERE id = 1")
+    rt.settle()
+    state = counts.get()
+    assert (state.result, state.error, state.seq) == ([{"n": 7}], None, 2)
+    with space.transact():  # and the text written back over it, old value not UTF-8 this time
+        db.exec("UPDATE t SET n = 8, v = 'b' WHERE id = 1")
+    rt.settle()
+    assert counts.get().result == [{"n": 8}]
+    assert db.read("SELECT v FROM t") == [{"v": "b"}]

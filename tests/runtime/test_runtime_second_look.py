@@ -273,3 +273,41 @@ def test_each_database_file_is_named_after_its_id_beside_its_space_file(store: P
         space = rt.space("demo")
         assert space.sqlite_database("one", tables=TABLES).path == paths[0]
         assert space.sqlite_database("two", tables=TABLES).path == paths[1]
+
+
+# -- handlers ------------------------------------------------------------------------------------
+
+
+def test_a_handler_returns_each_commits_seq_and_none_when_it_commits_nothing(
+    rt: sc.Runtime,
+) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    runs: list[str] = []
+
+    @sc.handler
+    def bump(*, counter: sc.Cell) -> None:
+        runs.append("bump")
+        counter.update(lambda v: v + 1)
+
+    @sc.handler
+    def look(*, counter: sc.Cell) -> None:
+        runs.append("look")
+        counter.get()
+
+    @sc.handler
+    def fail(*, counter: sc.Cell) -> None:
+        runs.append("fail")
+        counter.set(100)
+        raise KeyError("not a conflict")
+
+    assert [bump(counter=c), bump(counter=c)] == [1, 2]
+    assert look(counter=c) is None
+    assert space.file.seen_seq == 2  # reading commits nothing and takes no seq
+    with pytest.raises(KeyError):
+        fail(counter=c)  # the body's own error passes as it is, tried once, nothing committed
+    with space.transact():
+        assert bump(counter=c) is None  # joins the open transaction, which commits it
+        assert c.get() == 3
+    assert space.file.seen_seq == 3 and c.get() == 3
+    assert runs == ["bump", "bump", "look", "fail", "bump"]
