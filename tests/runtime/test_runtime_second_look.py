@@ -7,7 +7,10 @@ database files are named after their ids, beside their space's file."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -18,6 +21,7 @@ import sqlite_cells as sc
 from sqlite_cells.codec import StoredCellError
 
 TABLES = {"t": sc.table(id="integer primary key", v="text")}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _stored_in_a_new_runtime(store: Path, name: str = "c") -> object:
@@ -201,6 +205,40 @@ def test_an_ephemeral_store_is_removed_when_the_with_block_raises_and_the_error_
         directory = _fill(rt)
         raise Boom
     assert not directory.exists()
+
+
+_LEFT_OPEN = """
+import sqlite_cells as sc
+kept_open = sc.Runtime.ephemeral()
+space = kept_open.space("demo")
+db = space.sqlite_database("x", tables={"t": sc.table(v="text")})
+with space.transact():
+    space.cell("c").set(1)
+    db.exec("INSERT INTO t (v) VALUES ('a')")
+q = db.query("SELECT v FROM t")
+kept_open.settle()
+closed = sc.Runtime.ephemeral()
+closed.close()
+print(kept_open.store)
+print(closed.store)
+"""
+
+
+def test_an_ephemeral_store_left_open_is_removed_when_the_process_exits(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _LEFT_OPEN],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # nothing said at exit
+    kept_open, closed = (Path(line) for line in done.stdout.splitlines())
+    assert kept_open.name.startswith("sqlite-cells-") and closed.name.startswith("sqlite-cells-")
+    assert not kept_open.exists() and not closed.exists()
 
 
 def test_two_ephemeral_runtimes_have_stores_of_their_own() -> None:
