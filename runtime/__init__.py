@@ -12,6 +12,7 @@ from sqlite_cells.runtime._boundary import check_name as check_name
 from sqlite_cells.runtime._boundary import check_timeout as check_timeout
 from sqlite_cells.runtime._boundary import exception_text as exception_text
 from sqlite_cells.runtime._boundary import printable as printable
+from sqlite_cells.runtime._boundary import stored_json_column as stored_json_column
 from sqlite_cells.runtime._boundary import surrogate_at as surrogate_at
 from sqlite_cells.runtime._boundary import translated as translated
 from sqlite_cells.runtime._boundary import waited_for_lock as waited_for_lock
@@ -116,6 +117,7 @@ __all__ = [
     "require_transaction",
     "set_lock_wait",
     "stored_format",
+    "stored_json_column",
     "surrogate_at",
     "translated",
     "unchanged_since",

@@ -27,6 +27,7 @@ __all__ = [
     "describe",
     "exception_text",
     "printable",
+    "stored_json_column",
     "surrogate_at",
     "translated",
     "waited_for_lock",
@@ -42,6 +43,15 @@ class InvalidArgument(SqliteCellsError, TypeError, ValueError):
 class StorePathError(DatabaseError, ValueError):
     """A store path that cannot be a store (empty, a file, unwritable). Also a ``ValueError``:
     it is a bad argument. Kept private to the runtime: callers catch ``SqliteCellsError``."""
+
+
+def stored_json_column(column: str) -> str:
+    """SQL reading ``column`` — a JSON value the runtime stores as a BLOB, which another program
+    may have stored as text — with text as its bytes. Text that is not valid UTF-8 then reaches
+    the JSON decoder, which names the row it belongs to, instead of failing in apsw's decoding
+    of the text (a raw ``UnicodeDecodeError``, before the row is known and past every other row
+    of the same scan). Values of other types come back as they are, to be refused as such."""
+    return f"CASE typeof({column}) WHEN 'text' THEN CAST({column} AS BLOB) ELSE {column} END"
 
 
 def surrogate_at(text: str) -> int | None:

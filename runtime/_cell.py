@@ -150,7 +150,7 @@ class Cell:
     def _write(self, value: Any, *, checked: bool = False) -> None:
         """``set`` without the runtime's writability checks (for the owner of a protected cell);
         ``checked``: the runtime also judges the cell's whole new value (``check_value``)."""
-        tx = require_transaction(f"writing cell {self._id}")
+        tx = require_transaction(f"writing cell {self._id}", self._space.file)
         file = self._space.file
         runtime = self._space.runtime
         if not self.value_path:
@@ -190,7 +190,7 @@ class Cell:
                 f"update takes a function of the current value, not {type(fn).__name__}: write "
                 "cell.update(lambda value: ...), or cell.set(value)"
             )
-        require_transaction(f"writing cell {self._id}")
+        require_transaction(f"writing cell {self._id}", self._space.file)
         self.set(fn(self.get()))
 
     def key(self, key: PathElement) -> Cell:

@@ -15,6 +15,7 @@ from sqlite_cells.codec import (
     ClosedError,
     CommitRecord,
     ConflictError,
+    EncodingError,
     SqliteCellsError,
     ValueEncodeError,
     encode_record,
@@ -94,6 +95,12 @@ def commit_error(exc: BaseException, space_id: str) -> BaseException:
         error = SqliteCellsError(
             f"space {space_id!r}: the commit failed in SQLite ({exc}); nothing of it is "
             "visible: try again, and check the disk if it keeps failing"
+        )
+    elif isinstance(exc, UnicodeError):  # text another program stored, read at commit
+        error = EncodingError(
+            f"space {space_id!r}: the commit met stored text that is not valid UTF-8 ({exc}); "
+            "nothing of it is visible: another program wrote the row; run `sqlite-cells check` "
+            "and restore the space file from a backup"
         )
     else:
         return exc

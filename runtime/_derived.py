@@ -99,8 +99,15 @@ class _DerivedNode(Node):
 
 
 def _current(value: Any) -> Any:
+    """An input's value for a computation; an input whose own last computation failed (a
+    stored cell that cannot be read) fails this one with its error, rather than passing on
+    the ``None`` it holds as if that were its value."""
     node = node_of(value)
-    return value if node is None else node.value
+    if node is None:
+        return value
+    if node.error is not None:
+        raise node.error
+    return node.value
 
 
 def derive(source: Any, fn: Callable[[Any], Any]) -> Derived:

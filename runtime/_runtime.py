@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterable
+import weakref
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -67,13 +69,15 @@ class Runtime:
         self._defaults_lock = threading.Lock()
         self._defaults: dict[tuple[str, str], bytes] = {}
         self._temporary: Path | None = None
+        self._at_exit: Callable[[], None] | None = None  # an ephemeral store's exit cleanup
         self._wake = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="sqlite-cells-poller", daemon=True)
         self._poller.start()
 
     @classmethod
     def ephemeral(cls, **options: Any) -> Self:
-        """A runtime on a store in a new temporary directory, removed on close."""
+        """A runtime on a store in a new temporary directory, removed on close — or, for a
+        runtime never closed, when the interpreter exits (the runtime is closed then)."""
         path = Path(tempfile.mkdtemp(prefix="sqlite-cells-"))
         try:
             runtime = cls(path, **options)
@@ -81,6 +85,8 @@ class Runtime:
             shutil.rmtree(path, ignore_errors=True)  # a refused option leaves nothing behind
             raise
         runtime._temporary = path
+        runtime._at_exit = _closer(runtime)
+        atexit.register(runtime._at_exit)
         return runtime
 
     # -- spaces and cells ----------------------------------------------------------------------
@@ -275,6 +281,8 @@ class Runtime:
         self._close_spaces(spaces)
         if self._temporary is not None:
             shutil.rmtree(self._temporary, ignore_errors=True)
+        if self._at_exit is not None:
+            atexit.unregister(self._at_exit)  # (a notebook may make many: none piles up)
 
     def _close_spaces(self, spaces: list[Space]) -> None:
         for space in spaces:
@@ -294,6 +302,18 @@ class Runtime:
     def __repr__(self) -> str:
         state = "open" if not self._closed else "closed"
         return f"<Runtime {self.store} ({state})>"
+
+
+def _closer(runtime: Runtime) -> Callable[[], None]:
+    """``runtime.close`` for ``atexit``, holding the runtime weakly."""
+    held = weakref.ref(runtime)
+
+    def close() -> None:
+        found = held()
+        if found is not None:
+            found.close()
+
+    return close
 
 
 def _is_number(value: object) -> bool:

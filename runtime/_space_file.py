@@ -49,7 +49,7 @@ from sqlite_cells.codec import (
     decode_record,
     stored_json,
 )
-from sqlite_cells.runtime._boundary import DAMAGED_SPACE_ADVICE, translated
+from sqlite_cells.runtime._boundary import DAMAGED_SPACE_ADVICE, stored_json_column, translated
 from sqlite_cells.runtime._commit import commit_error, holds, write_member
 from sqlite_cells.runtime._file_kind import check_file_kinds
 from sqlite_cells.runtime._format import NAMED_TABLE, ensure_format
@@ -107,6 +107,14 @@ CREATE TABLE IF NOT EXISTS _cf_op_index (
 
 # The tables every space file holds (what tells a space file from another program's database).
 SPACE_TABLES = frozenset({"_cf_meta", "_cf_cells", "_cf_log"})
+# Stored JSON is read as bytes, text included (see ``stored_json_column``), and so are the ids of
+# a scan: text another program wrote that is not UTF-8 is then one row's error, not the scan's.
+_CELL_SQL = f"SELECT {stored_json_column('value')}, rev FROM _cf_cells WHERE id = ?"
+_CELLS_SINCE_SQL = (
+    "SELECT CASE typeof(id) WHEN 'text' THEN CAST(id AS BLOB) END, "
+    f"{stored_json_column('value')}, rev FROM _cf_cells WHERE rev > ?"
+)
+_RECORDS_SQL = f"SELECT {stored_json_column('record')} FROM _cf_log WHERE seq > ? ORDER BY seq"
 
 _KINDS = {int: "the integer", float: "the real number", str: "the text", bytes: "the blob"}
 
@@ -467,9 +475,7 @@ class SpaceFile:
             self._check_open()  # closed since the check above: its connections are closed
             if self._rconn is None:  # a refused first commit removed the file meanwhile
                 return ABSENT
-            row = self._rconn.execute(
-                "SELECT value, rev FROM _cf_cells WHERE id = ?", (cell_id,)
-            ).fetchone()
+            row = self._rconn.execute(_CELL_SQL, (cell_id,)).fetchone()
         if row is None:
             return self._remember(cell_id, ABSENT)
         data, rev = row
@@ -864,12 +870,7 @@ class SpaceFile:
 
     @staticmethod
     def _records_since(conn: apsw.Connection | apsw.Cursor, seq: int) -> list[CommitRecord]:
-        return [
-            decode_record(data)
-            for (data,) in conn.execute(
-                "SELECT record FROM _cf_log WHERE seq > ? ORDER BY seq", (seq,)
-            )
-        ]
+        return [decode_record(data) for (data,) in conn.execute(_RECORDS_SQL, (seq,))]
 
     def catch_up(self) -> bool:
         """Apply and publish commits made by other connections since the last look.
@@ -946,9 +947,15 @@ class SpaceFile:
             op = self._whole_op(target) if self._whole_op is not None else None
             if op is not None:
                 ops[bisect.bisect_left(stops, seq)].append(op)
-        for cell_id, data, rev in conn.execute(
-            "SELECT id, value, rev FROM _cf_cells WHERE rev > ?", (seen,)
-        ):
+        for raw_id, data, rev in conn.execute(_CELLS_SINCE_SQL, (seen,)):
+            cell_id = _stored_id(raw_id)
+            if cell_id is None:  # another program's row: no cell of any runtime has that id
+                log.warning(
+                    "space %r: skipped a cell row whose id %r is not UTF-8 text",
+                    self.space_id,
+                    raw_id,
+                )
+                continue
             try:
                 entity = self._entity_of_row(cell_id, data, rev)
             except StoredCellError as exc:
@@ -1033,6 +1040,10 @@ class SpaceFile:
         self._check_open()
         with self._write_lock:
             yield self._wconn
+
+    def check_open(self) -> None:
+        """Raise :class:`ClosedError` if this space's runtime was closed."""
+        self._check_open()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -1338,3 +1349,14 @@ def stored_int(value: object, what: str) -> int:
         "it, or the file is damaged; nothing was done: run `sqlite-cells check` and restore the "
         "space file from a backup"
     )
+
+
+def _stored_id(raw: object) -> str | None:
+    """A cell id read as bytes by a scan, as text; None for a row another program wrote whose id
+    is no UTF-8 text (no runtime can name that cell)."""
+    if type(raw) is not bytes:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None

@@ -148,10 +148,12 @@ def current_transaction() -> Transaction | None:
     return tx if tx is None or tx.thread == threading.get_ident() else None
 
 
-def require_transaction(what: str) -> Transaction:
-    """The current transaction, or :class:`NoTransaction` naming ``what`` was attempted."""
+def require_transaction(what: str, space: SpaceFile) -> Transaction:
+    """The current transaction, or :class:`NoTransaction` naming ``what`` was attempted — or
+    :class:`ClosedError` when ``space``'s runtime is closed, since no transaction could help."""
     tx = current_transaction()
     if tx is None or tx.state is not TxState.OPEN:
+        space.check_open()
         raise NoTransaction(
             f"{what} needs a transaction: wrap it in `with space.transact():` or call it from an "
             "@sc.handler"

@@ -161,7 +161,7 @@ class SqliteDb(Cell):
         self._record(sql, parameter_rows(rows, sql=sql, db_id=self.id), many=True)
 
     def _record(self, sql: str, rows: list[Any], *, many: bool) -> None:
-        tx = require_transaction(f"db.exec on {self.id}")
+        tx = require_transaction(f"db.exec on {self.id}", self._space.file)
         decl = self.declaration
         decl.check_writable()
         self._check_live_committed()
@@ -190,7 +190,7 @@ class SqliteDb(Cell):
         """Drop this database inside the current transaction: the handle is marked dropped, and
         once the commit is durable the database can no longer be read or written. Its file is
         kept until ``sqlite-cells gc --yes`` (or ``space.gc()``) removes it (R74)."""
-        tx = require_transaction(f"dropping database {self.id}")
+        tx = require_transaction(f"dropping database {self.id}", self._space.file)
         decl = self.declaration
         decl.check_writable()
         self._check_live()

@@ -54,6 +54,7 @@ from sqlite_cells.runtime import (
     op_targets_by_seq,
     remove_unused,
     stored_format,
+    stored_json_column,
     surrogate_at,
     translated,
     upgrade_space_file,
@@ -320,7 +321,8 @@ def owned_databases(conn: apsw.Connection) -> list[str]:
     ``conn`` holds."""
     found = []
     for cell_id, data in conn.execute(
-        "SELECT id, value FROM _cf_cells WHERE instr(value, '\"tables\"') > 0"
+        f"SELECT id, {stored_json_column('value')} FROM _cf_cells "
+        "WHERE instr(value, '\"tables\"') > 0"
     ):
         value = handle_value(cell_id, stored_json(data) or b"")
         if value is not None and not is_dropped(value) and source_path(value) is None:
@@ -580,12 +582,14 @@ def _names_in_space(space_file: Path, named: set[str], dropped: set[str]) -> Non
         try:
             _require_space_tables(conn, space_file)
             conn.execute("BEGIN")
-            for cell_id, data in conn.execute("SELECT id, value FROM _cf_cells"):
+            for cell_id, data in conn.execute(
+                f"SELECT id, {stored_json_column('value')} FROM _cf_cells"
+            ):
                 named.add(str(cell_id))
                 value = handle_value(str(cell_id), stored_json(data) or b"")
                 if value is not None and is_dropped(value):
                     dropped.add(str(cell_id))
-            for (data,) in conn.execute("SELECT record FROM _cf_log"):
+            for (data,) in conn.execute(f"SELECT {stored_json_column('record')} FROM _cf_log"):
                 record = decode_record(data)
                 named.update(w.id for w in record.writes)
                 named.update(op.target for op in record.ops)
@@ -674,7 +678,8 @@ def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -
             for db_id in sorted(written):
                 path = store / db_file_name(db_id)
                 row = conn.execute(
-                    "SELECT value, rev FROM _cf_cells WHERE id = ?", (db_id,)
+                    f"SELECT {stored_json_column('value')}, rev FROM _cf_cells WHERE id = ?",
+                    (db_id,),
                 ).fetchone()
                 stored, rev = row if row is not None else (None, 0)
                 data = stored_json(stored)

@@ -50,6 +50,7 @@ from sqlite_cells.runtime import (
     log_head,
     op_targets_by_seq,
     stored_format,
+    stored_json_column,
     wait_for_locks,
 )
 from sqlite_cells.schema import (
@@ -743,7 +744,9 @@ def keep_copy(path: Path, why: str) -> Path:
 
 
 def _handle_schema(space_conn: apsw.Connection, db_id: str) -> Schema:
-    row = space_conn.execute("SELECT value FROM _cf_cells WHERE id = ?", (db_id,)).fetchone()
+    row = space_conn.execute(
+        f"SELECT {stored_json_column('value')} FROM _cf_cells WHERE id = ?", (db_id,)
+    ).fetchone()
     if row is None:
         raise _Irreparable(f"the space holds no handle for {db_id}")
     stored = stored_json(row[0])

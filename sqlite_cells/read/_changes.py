@@ -109,7 +109,13 @@ def _add_changes(
         if change.op != "UPDATE":
             into[fold_ascii(table)] = ALL_COLUMNS
             continue
-        new = change.new or ()
+        try:
+            new = change.new or ()
+        except UnicodeDecodeError:
+            # The UPDATE stored (or replaced) text that is not UTF-8, which apsw cannot hand
+            # over: which of its columns changed is not told, so all of them did.
+            into[fold_ascii(table)] = ALL_COLUMNS
+            continue
         indexes = changed.setdefault(table, set())
         indexes.update(i for i, value in enumerate(new) if value is not apsw.no_change)
         widths[table] = change.column_count

@@ -79,6 +79,7 @@ from sqlite_cells.runtime import (
     busy_ms,
     log_head,
     set_lock_wait,
+    stored_json_column,
     unchanged_since,
     waited_for_lock,
 )
@@ -106,6 +107,7 @@ Checks = tuple[LinkColumns, NullKeys, bool]
 FileState = tuple[int, object]
 _COOKIE_SQL = f"PRAGMA {ALIAS}.schema_version"
 _VERSION_SQL = f"SELECT value FROM {ALIAS}._cf_meta WHERE key = 'version'"
+_HANDLE_ROW_SQL = f"SELECT {stored_json_column('value')}, rev FROM main._cf_cells WHERE id = ?"
 _BOTH_FILES = ("main", ALIAS)
 # A write of nothing: its statement takes the attached database file's write lock (R44, see
 # FoldParticipant._take_file_lock).
@@ -315,9 +317,7 @@ class SqliteParticipant:
         if last is not None:  # the handle as that commit wrote it; the file holds that commit
             data = last.handle
         elif data is None:
-            row = conn.execute(
-                "SELECT value, rev FROM main._cf_cells WHERE id = ?", (decl.db_id,)
-            ).fetchone()
+            row = conn.execute(_HANDLE_ROW_SQL, (decl.db_id,)).fetchone()
             # A value that is not JSON bytes or text is refused below, never "no handle" (R5).
             data = (stored_json(row[0]) or b"") if row is not None else None
             if row is not None and type(row[1]) is int:
