@@ -197,3 +197,29 @@ def test_changes_python_finds_equal_but_json_tells_apart_are_changes(rt: sc.Runt
     assert [repr(v) for v in seen] == ["None", "[1]", "[1.0]", "0.0", "-0.0"]
     assert [repr(v) for v in derived] == ["None", "[1]", "[1.0]", "0.0", "-0.0"]
     assert repr(echo.get()) == "-0.0"
+
+
+def test_settle_from_a_subscriber_or_a_derive_function_returns_at_once(rt: sc.Runtime) -> None:
+    """Callbacks run on the scheduler thread: a settle() there cannot wait for that thread, so
+    it returns True at once instead of deadlocking (docs/decisions.md)."""
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    answers: list[tuple[str, int, bool]] = []
+
+    def doubled(v: int) -> int:
+        answers.append(("derive", v, rt.settle(timeout=5)))
+        return v * 2
+
+    d = sc.derive(c, doubled)
+    d.observe().subscribe(lambda v: answers.append(("subscriber", v, rt.settle(timeout=5))))
+    assert rt.settle(timeout=10)
+    with space.transact():
+        c.set(1)
+    assert rt.settle(timeout=10)
+    assert answers == [
+        ("derive", 0, True),
+        ("subscriber", 0, True),
+        ("derive", 1, True),
+        ("subscriber", 2, True),
+    ]
+    assert d.get() == 2
