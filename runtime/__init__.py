@@ -34,6 +34,8 @@ from sqlite_cells.runtime._handler import handler as handler
 from sqlite_cells.runtime._lock_wait import lock_waits as lock_waits
 from sqlite_cells.runtime._lock_wait import set_lock_wait as set_lock_wait
 from sqlite_cells.runtime._lock_wait import wait_for_locks as wait_for_locks
+from sqlite_cells.runtime._log import last_seq as last_seq
+from sqlite_cells.runtime._log import log_head as log_head
 from sqlite_cells.runtime._marks import forget as forget_marks
 from sqlite_cells.runtime._marks import unchanged_since as unchanged_since
 from sqlite_cells.runtime._participants import CommitParticipant as CommitParticipant
@@ -53,9 +55,6 @@ from sqlite_cells.runtime._space_file import SPACE_TABLES as SPACE_TABLES
 from sqlite_cells.runtime._space_file import CommitEvent as CommitEvent
 from sqlite_cells.runtime._space_file import SpaceFile as SpaceFile
 from sqlite_cells.runtime._space_file import busy_ms as busy_ms
-from sqlite_cells.runtime._space_file import has_moved as has_moved
-from sqlite_cells.runtime._space_file import log_head as log_head
-from sqlite_cells.runtime._space_file import remove_unused as remove_unused
 from sqlite_cells.runtime._store import DEFAULT_STORE as DEFAULT_STORE
 from sqlite_cells.runtime._store import STORE_ENV as STORE_ENV
 from sqlite_cells.runtime._tx import LENGTH_LIMIT as LENGTH_LIMIT
@@ -63,6 +62,8 @@ from sqlite_cells.runtime._tx import PendingOp as PendingOp
 from sqlite_cells.runtime._tx import Transaction as Transaction
 from sqlite_cells.runtime._tx import current_transaction as current_transaction
 from sqlite_cells.runtime._tx import require_transaction as require_transaction
+from sqlite_cells.runtime._unused_files import has_moved as has_moved
+from sqlite_cells.runtime._unused_files import remove_unused as remove_unused
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -103,6 +104,7 @@ __all__ = [
     "forget_marks",
     "handler",
     "has_moved",
+    "last_seq",
     "lift",
     "lock_waits",
     "log_head",

@@ -21,7 +21,6 @@ say "this target changed as a whole".
 from __future__ import annotations
 
 import bisect
-import ctypes
 import logging
 import os
 import threading
@@ -40,7 +39,6 @@ from sqlite_cells.codec import (
     ClosedError,
     CommitRecord,
     DatabaseError,
-    EncodingError,
     Op,
     SqliteCellsError,
     StoreChanged,
@@ -55,14 +53,22 @@ from sqlite_cells.runtime._file_kind import check_file_kinds
 from sqlite_cells.runtime._format import NAMED_TABLE, ensure_format
 from sqlite_cells.runtime._group import Ticket, shared, take_batch
 from sqlite_cells.runtime._lock_wait import set_lock_wait
-from sqlite_cells.runtime._marks import known_head, mark, record_hash, unchanged_since
+from sqlite_cells.runtime._log import (
+    compact_log,
+    compaction_point,
+    last_seq,
+    shown_stored,
+    stored_int,
+)
+from sqlite_cells.runtime._marks import mark, unchanged_since
 from sqlite_cells.runtime._tx import LENGTH_LIMIT
+from sqlite_cells.runtime._unused_files import has_moved, is_blank, remove_unused
 
 if TYPE_CHECKING:
     from sqlite_cells.runtime._participants import CommitParticipant
     from sqlite_cells.runtime._tx import PendingOp, Transaction
 
-__all__ = ["SPACE_TABLES", "CommitEvent", "Entity", "SpaceFile", "remove_unused"]
+__all__ = ["SPACE_TABLES", "CommitEvent", "Entity", "SpaceFile"]
 
 log = logging.getLogger("sqlite_cells.runtime")
 
@@ -115,17 +121,6 @@ _CELLS_SINCE_SQL = (
     f"{stored_json_column('value')}, rev FROM _cf_cells WHERE rev > ?"
 )
 _RECORDS_SQL = f"SELECT {stored_json_column('record')} FROM _cf_log WHERE seq > ? ORDER BY seq"
-
-_KINDS = {int: "the integer", float: "the real number", str: "the text", bytes: "the blob"}
-
-
-def _shown(stored: object) -> str:
-    """A value SQLite returned, as a message shows it (its storage class, a short repr)."""
-    if stored is None:
-        return "NULL"
-    text = repr(stored)
-    text = text if len(text) <= 60 else text[:57] + "..."
-    return f"{_KINDS.get(type(stored), type(stored).__name__)} {text}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,7 +355,7 @@ class SpaceFile:
             if reader is None:
                 reader = apsw.Connection(str(self.path), flags=apsw.SQLITE_OPEN_READONLY)
             reader.setbusytimeout(BUSY_TIMEOUT_MS)
-            last = self._last_seq(writer)
+            last = last_seq(writer)
             self._compacted = compaction_point(writer)
         except BaseException as exc:
             writer.close()
@@ -384,7 +379,7 @@ class SpaceFile:
         conn = apsw.Connection(str(self.path))
         if guard is not None and has_moved(guard):
             conn.close()
-            remove_unused(self.path, _blank)
+            remove_unused(self.path, is_blank)
             raise _Moved
         self._fresh = False
         try:
@@ -444,13 +439,6 @@ class SpaceFile:
         """The last seq this runtime has applied and published."""
         return self._seen_seq
 
-    @staticmethod
-    def _last_seq(conn: apsw.Connection) -> int:
-        # Compaction always keeps the newest record, so the log's last seq is the space's.
-        row = conn.execute("SELECT coalesce(max(seq), 0) FROM _cf_log").fetchone()
-        assert row is not None
-        return stored_int(row[0], "the commit log's newest seq")
-
     def _read_data_version(self) -> int:
         assert self._rconn is not None
         row = self._rconn.execute("PRAGMA data_version").fetchone()
@@ -494,9 +482,9 @@ class SpaceFile:
                 str(self.path),
                 "rev",
                 rev,
-                f"cell {cell_id} in space file {self.path} has as its revision {_shown(rev)}, "
-                "which is not an integer (sqlite-cells stores the seq of the commit that wrote "
-                "the cell): the row was written by another program, and the "
+                f"cell {cell_id} in space file {self.path} has as its revision "
+                f"{shown_stored(rev)}, which is not an integer (sqlite-cells stores the seq of "
+                "the commit that wrote the cell): the row was written by another program, and the "
                 "cell cannot be read or written until it is repaired; restore the space file "
                 "from a backup, or give the row's rev the seq of a commit again",
             )
@@ -508,8 +496,8 @@ class SpaceFile:
             str(self.path),
             "value",
             data,
-            f"cell {cell_id} in space file {self.path} holds {_shown(data)} where its JSON value "
-            "(a BLOB or UTF-8 text) belongs: the row was written by another program, and the "
+            f"cell {cell_id} in space file {self.path} holds {shown_stored(data)} where its JSON "
+            "value (a BLOB or UTF-8 text) belongs: the row was written by another program, and the "
             "cell cannot be read or written until it is repaired; restore the space file from "
             "a backup, or store the cell's JSON value in the row again",
         )
@@ -887,7 +875,7 @@ class SpaceFile:
             # the version, tells whether any other commit came: seqs only grow, and every
             # commit of this runtime is applied before its committer returns. Then there is
             # nothing to take the write lock for (a writer of this runtime may be waiting).
-            if self._last_seq(self._rconn) <= self._seen_seq:
+            if last_seq(self._rconn) <= self._seen_seq:
                 self._data_version = version
                 return False
         # The version is noted only once what it announced is applied: a catch-up running
@@ -932,7 +920,7 @@ class SpaceFile:
         One event per distinct last seq of a target written since (so each carries the seq of
         the last commit that wrote its targets, as a database's watermark says), and one at the
         log's last seq; each holds the cells whose rev falls in its span."""
-        last = self._last_seq(conn)
+        last = last_seq(conn)
         targets = sorted(
             (int(seq), str(target))
             for target, seq in conn.execute(
@@ -1075,184 +1063,16 @@ class _Moved(Exception):
     """The file opened is no longer the file at its path (see :meth:`SpaceFile._open`)."""
 
 
-def has_moved(conn: apsw.Connection, schema: str = "main") -> bool:
-    """Whether the file ``conn`` has open as ``schema`` was unlinked or renamed since it was
-    opened (SQLite's ``SQLITE_FCNTL_HAS_MOVED``; False when SQLite cannot tell)."""
-    flag = ctypes.c_int(0)
-    try:
-        conn.filecontrol(schema, apsw.SQLITE_FCNTL_HAS_MOVED, ctypes.addressof(flag))
-    except apsw.Error:
-        return False
-    return bool(flag.value)
-
-
-def remove_unused(path: Path, holds_nothing: Callable[[apsw.Connection], bool]) -> bool:
-    """Remove the SQLite file ``path`` (WAL mode or not) when no connection of any process has
-    it open and ``holds_nothing(conn)`` — run on it under an exclusive lock — says it holds no
-    committed data; True if it was removed. Anything else (the file in use, busy, not there,
-    holding data, an I/O error) leaves it as it is and returns False; this never raises.
-
-    Every connection to a WAL file holds a shared lock on it while open (idle too), so
-    switching the file back to a rollback journal succeeds only when this is the only
-    connection; SQLite removes the ``-wal`` and ``-shm`` as it switches. ``BEGIN EXCLUSIVE``
-    then keeps every other connection out while the content is checked and the file unlinked.
-    A connection opened on the file just before the unlink gets its lock only after it: SQLite
-    refuses to write a moved file in rollback mode (``SQLITE_READONLY_DBMOVED``), and the
-    runtime's openers check :func:`has_moved` and open the path again. A crash at any point
-    leaves either the empty file (in rollback or WAL mode; the next writer sets WAL again) or
-    no file."""
-    try:
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
-    except apsw.Error:
-        return False
-    try:
-        conn.setbusytimeout(0)  # in use by anyone: leave it
-        try:
-            row = conn.execute("PRAGMA journal_mode=DELETE").fetchone()
-        except (apsw.FullError, apsw.IOError):
-            # Leaving WAL mode checkpoints, which a full disk (or a failing write) refuses.
-            conn.close()
-            return _remove_unused_wal(path, holds_nothing)
-        if row is None or str(row[0]).lower() != "delete":
-            return False
-        # No journal file for the lock taken next: on a full disk (or a write that fails) a
-        # journal cannot be made, and nothing is written here anyway. A file that became a WAL
-        # file meanwhile is read as one: its journal mode then says "wal".
-        conn.execute("PRAGMA journal_mode=MEMORY").fetchall()
-        return _remove_locked(conn, path, "memory", holds_nothing)
-    except (apsw.Error, OSError):
-        return False
-    finally:
-        conn.close()
-
-
-def _remove_unused_wal(path: Path, holds_nothing: Callable[[apsw.Connection], bool]) -> bool:
-    """:func:`remove_unused` for a WAL file that cannot leave WAL mode (its checkpoint needs
-    space the disk no longer has): in exclusive locking mode the first read takes an exclusive
-    lock on the file, which SQLite grants only when no other connection has it open, and reads
-    the -wal without the -shm. The -wal is kept on close (``SQLITE_FCNTL_PERSIST_WAL``): SQLite
-    deletes it by name, and by then the name may be another file's."""
-    try:
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
-    except apsw.Error:
-        return False
-    try:
-        conn.setbusytimeout(0)
-        persist = ctypes.c_int(1)
-        if not conn.filecontrol("main", apsw.SQLITE_FCNTL_PERSIST_WAL, ctypes.addressof(persist)):
-            return False
-        conn.execute("PRAGMA locking_mode=EXCLUSIVE").fetchall()
-        return _remove_locked(conn, path, "wal", holds_nothing)
-    except (apsw.Error, OSError):
-        return False
-    finally:
-        conn.close()
-
-
-def _remove_locked(
-    conn: apsw.Connection,
-    path: Path,
-    mode: str,
-    holds_nothing: Callable[[apsw.Connection], bool],
-) -> bool:
-    """Under ``BEGIN EXCLUSIVE`` on ``conn`` (its file ``path``): unlink the file and its
-    ``-wal``/``-shm`` (gone with WAL mode, or a crash's leftovers) when its journal mode is
-    still ``mode``, it is still the file at the path, and ``holds_nothing(conn)``."""
-    conn.execute("BEGIN EXCLUSIVE")
-    try:
-        row = conn.execute("PRAGMA journal_mode").fetchone()
-        if row is None or str(row[0]).lower() != mode or has_moved(conn):
-            return False
-        if not holds_nothing(conn):
-            return False
-        for suffix in ("-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        path.unlink()
-        return True
-    finally:
-        conn.execute("ROLLBACK")
-
-
-def _blank(conn: apsw.Connection) -> bool:
-    """A file without any table (as created by an open, before anything was written)."""
-    row = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM sqlite_master)").fetchone()
-    return row is not None and bool(row[0])
-
-
 def _space_unused(conn: apsw.Connection) -> bool:
     """A space file that no commit ever wrote: no table at all (its set-up was cut short), or
     no log record, no cell, no compacted history."""
-    if _blank(conn):
+    if is_blank(conn):
         return True
     row = conn.execute(
         "SELECT NOT EXISTS (SELECT 1 FROM _cf_log) AND NOT EXISTS (SELECT 1 FROM _cf_cells) "
         "AND NOT EXISTS (SELECT 1 FROM _cf_named)"
     ).fetchone()
     return row is not None and bool(row[0])
-
-
-def compaction_point(conn: apsw.Connection) -> int:
-    """The seq up to which the log behind ``conn`` may have lost records (0: none lost)."""
-    row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'compacted'").fetchone()
-    return stored_int(row[0], "the log's compaction point") if row is not None else 0
-
-
-def compact_log(conn: apsw.Connection, *, keep: int, keep_per_target: int) -> int:
-    """Remove the log records older than the newest ``keep`` (at least the newest one is always
-    kept: it holds the space's last seq), except the newest ``keep_per_target`` records of each
-    op target; ids that only the removed records named go to ``_cf_named``. Runs inside the
-    caller's write transaction; returns the new compaction point."""
-    done = compaction_point(conn)
-    upto = SpaceFile._last_seq(conn) - max(keep, 1)
-    if upto <= done:
-        return done
-    targets: dict[str, int] = {}  # op target -> the newest seq of its removed records
-    written: dict[str, int] = {}  # cell id -> the newest removed record that wrote it
-    per_target = max(keep_per_target, 1)
-    # Only a target with more records than it keeps, some of them old enough, loses any.
-    old = [
-        str(target)
-        for (target,) in conn.execute(
-            "SELECT target FROM _cf_op_index GROUP BY target HAVING count(*) > ? AND min(seq) <= ?",
-            (per_target, upto),
-        )
-    ]
-    for target in old:
-        row = conn.execute(
-            "SELECT seq FROM _cf_op_index WHERE target = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
-            (target, per_target - 1),
-        ).fetchone()
-        if row is None:
-            continue  # fewer than keep_per_target commits wrote it: all kept
-        below = min(int(row[0]), upto + 1)
-        gone = conn.execute(
-            "SELECT max(seq) FROM _cf_op_index WHERE target = ? AND seq < ?", (target, below)
-        ).fetchone()
-        if gone is None or gone[0] is None:
-            continue
-        conn.execute("DELETE FROM _cf_op_index WHERE target = ? AND seq < ?", (target, below))
-        targets[target] = int(gone[0])
-    removed = "FROM _cf_log WHERE seq <= ? AND seq NOT IN (SELECT seq FROM _cf_op_index)"
-    for (data,) in conn.execute(f"SELECT record {removed}", (upto,)):
-        record = decode_record(data)
-        for write in record.writes:
-            written[write.id] = max(written.get(write.id, 0), record.seq)
-    # A removed write needs no entry while its cell's row names the id (rows are never deleted);
-    # an op target always gets one: reconcile reads it to know its history is incomplete.
-    conn.executemany(
-        "INSERT INTO _cf_named (id, seq) SELECT ?1, ?2 "
-        "WHERE ?3 OR NOT EXISTS (SELECT 1 FROM _cf_cells WHERE id = ?1) "
-        "ON CONFLICT (id) DO UPDATE SET seq = max(seq, excluded.seq)",
-        [(name, seq, True) for name, seq in targets.items()]
-        + [(name, seq, False) for name, seq in written.items()],
-    )
-    conn.execute(f"DELETE {removed}", (upto,))
-    conn.execute(
-        "INSERT INTO _cf_meta (key, value) VALUES ('compacted', ?) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        (upto,),
-    )
-    return upto
 
 
 def _quietly(hook: Callable[..., None], *args: object) -> None:
@@ -1315,40 +1135,6 @@ def _read_txn(conn: apsw.Connection) -> Iterator[None]:
         yield
     finally:
         conn.execute("COMMIT")
-
-
-def log_head(conn: apsw.Connection, seq: int, schema: str = "main") -> int | None:
-    """The ``record_hash`` of the stored bytes of the log record ``seq`` of the space file
-    behind ``conn`` (attached as ``schema``); None when the log holds no such record (seq 0, a
-    record compacted away, or a space that never made it). A database file's journal row of
-    commit ``seq + 1`` records it, so reconcile can tell the commit a crash left in flight (the
-    log still holds the record it followed) from a space restored from an older copy (R71).
-    Not read back when ``conn`` wrote that record in its last commit (``known_head``)."""
-    if seq <= 0:
-        return None
-    if schema == "main":
-        known = known_head(conn, seq)
-        if known is not None:
-            return known
-    row = conn.execute(f"SELECT record FROM {schema}._cf_log WHERE seq = ?", (seq,)).fetchone()
-    if row is None:
-        return None
-    data = row[0]
-    found = bytes(data) if isinstance(data, bytes) else str(data).encode("utf-8", "surrogatepass")
-    return record_hash(found)
-
-
-def stored_int(value: object, what: str) -> int:
-    """``value``, an integer the runtime wrote into a space file; anything else there (another
-    program wrote it) is an :class:`EncodingError` saying ``what`` it should be, never a raw
-    ``ValueError``."""
-    if type(value) is int:
-        return value
-    raise EncodingError(
-        f"{what} in the space file is {_shown(value)}, not an integer: sqlite-cells did not write "
-        "it, or the file is damaged; nothing was done: run `sqlite-cells check` and restore the "
-        "space file from a backup"
-    )
 
 
 def _stored_id(raw: object) -> str | None:

@@ -47,6 +47,7 @@ from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
     FORMAT_VERSION,
     SpaceFile,
+    last_seq,
     log_head,
     op_targets_by_seq,
     stored_format,
@@ -457,7 +458,7 @@ def _in_flight(
       it is the durable commit the one in flight followed; in a space file lost, emptied or
       restored from an old copy it is gone or was made again by another commit. Rows written
       before the column existed record none, and only the other conditions are checked."""
-    space_last = SpaceFile._last_seq(space_conn)
+    space_last = last_seq(space_conn)
     rows = _journal_past(conn, space_seq)
     one_commit = {seq for seq, _, _ in rows} == {db_seq}
     if not one_commit or db_seq > space_last + 1:

@@ -12,7 +12,7 @@ import sqlite_cells as sc
 from sqlite_cells import files as sc_files
 from sqlite_cells.cli._inspect import inspect_store
 from sqlite_cells.files._reconcile import Action
-from sqlite_cells.runtime import SpaceFile
+from sqlite_cells.runtime import last_seq
 from sqlite_cells.runtime._space_file import KEEP_PER_TARGET
 from sqlite_cells.write._fold import JOURNAL_KEEP
 
@@ -192,4 +192,4 @@ def test_a_runtime_behind_the_compaction_point_reruns_its_live_queries(store: Pa
         reader.settle()
         assert counts[-1] == [{"c": 9}]
         assert space.cell("counter").get() == 9
-        assert space.file.seen_seq == SpaceFile._last_seq(_space_conn(store))
+        assert space.file.seen_seq == last_seq(_space_conn(store))

@@ -1,0 +1,135 @@
+"""The commit log in a space file: its newest seq, the hash of a record a database file's journal
+follows (R71), compaction, and the integers the runtime stores there (read back strictly: another
+program may have written the file)."""
+
+from __future__ import annotations
+
+import apsw
+
+from sqlite_cells.codec import EncodingError, decode_record
+from sqlite_cells.runtime._marks import known_head, record_hash
+
+__all__ = [
+    "compact_log",
+    "compaction_point",
+    "last_seq",
+    "log_head",
+    "shown_stored",
+    "stored_int",
+]
+
+_KINDS = {int: "the integer", float: "the real number", str: "the text", bytes: "the blob"}
+
+
+def shown_stored(stored: object) -> str:
+    """A value SQLite returned, as a message shows it (its storage class, a short repr)."""
+    if stored is None:
+        return "NULL"
+    text = repr(stored)
+    text = text if len(text) <= 60 else text[:57] + "..."
+    return f"{_KINDS.get(type(stored), type(stored).__name__)} {text}"
+
+
+def last_seq(conn: apsw.Connection) -> int:
+    """The space's last seq: compaction always keeps the newest record, so it is the log's."""
+    row = conn.execute("SELECT coalesce(max(seq), 0) FROM _cf_log").fetchone()
+    assert row is not None
+    return stored_int(row[0], "the commit log's newest seq")
+
+
+def compaction_point(conn: apsw.Connection) -> int:
+    """The seq up to which the log behind ``conn`` may have lost records (0: none lost)."""
+    row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'compacted'").fetchone()
+    return stored_int(row[0], "the log's compaction point") if row is not None else 0
+
+
+def compact_log(conn: apsw.Connection, *, keep: int, keep_per_target: int) -> int:
+    """Remove the log records older than the newest ``keep`` (at least the newest one is always
+    kept: it holds the space's last seq), except the newest ``keep_per_target`` records of each
+    op target; ids that only the removed records named go to ``_cf_named``. Runs inside the
+    caller's write transaction; returns the new compaction point."""
+    done = compaction_point(conn)
+    upto = last_seq(conn) - max(keep, 1)
+    if upto <= done:
+        return done
+    targets: dict[str, int] = {}  # op target -> the newest seq of its removed records
+    written: dict[str, int] = {}  # cell id -> the newest removed record that wrote it
+    per_target = max(keep_per_target, 1)
+    # Only a target with more records than it keeps, some of them old enough, loses any.
+    old = [
+        str(target)
+        for (target,) in conn.execute(
+            "SELECT target FROM _cf_op_index GROUP BY target HAVING count(*) > ? AND min(seq) <= ?",
+            (per_target, upto),
+        )
+    ]
+    for target in old:
+        row = conn.execute(
+            "SELECT seq FROM _cf_op_index WHERE target = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+            (target, per_target - 1),
+        ).fetchone()
+        if row is None:
+            continue  # fewer than keep_per_target commits wrote it: all kept
+        below = min(int(row[0]), upto + 1)
+        gone = conn.execute(
+            "SELECT max(seq) FROM _cf_op_index WHERE target = ? AND seq < ?", (target, below)
+        ).fetchone()
+        if gone is None or gone[0] is None:
+            continue
+        conn.execute("DELETE FROM _cf_op_index WHERE target = ? AND seq < ?", (target, below))
+        targets[target] = int(gone[0])
+    removed = "FROM _cf_log WHERE seq <= ? AND seq NOT IN (SELECT seq FROM _cf_op_index)"
+    for (data,) in conn.execute(f"SELECT record {removed}", (upto,)):
+        record = decode_record(data)
+        for write in record.writes:
+            written[write.id] = max(written.get(write.id, 0), record.seq)
+    # A removed write needs no entry while its cell's row names the id (rows are never deleted);
+    # an op target always gets one: reconcile reads it to know its history is incomplete.
+    conn.executemany(
+        "INSERT INTO _cf_named (id, seq) SELECT ?1, ?2 "
+        "WHERE ?3 OR NOT EXISTS (SELECT 1 FROM _cf_cells WHERE id = ?1) "
+        "ON CONFLICT (id) DO UPDATE SET seq = max(seq, excluded.seq)",
+        [(name, seq, True) for name, seq in targets.items()]
+        + [(name, seq, False) for name, seq in written.items()],
+    )
+    conn.execute(f"DELETE {removed}", (upto,))
+    conn.execute(
+        "INSERT INTO _cf_meta (key, value) VALUES ('compacted', ?) "
+        "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (upto,),
+    )
+    return upto
+
+
+def log_head(conn: apsw.Connection, seq: int, schema: str = "main") -> int | None:
+    """The ``record_hash`` of the stored bytes of the log record ``seq`` of the space file
+    behind ``conn`` (attached as ``schema``); None when the log holds no such record (seq 0, a
+    record compacted away, or a space that never made it). A database file's journal row of
+    commit ``seq + 1`` records it, so reconcile can tell the commit a crash left in flight (the
+    log still holds the record it followed) from a space restored from an older copy (R71).
+    Not read back when ``conn`` wrote that record in its last commit (``known_head``)."""
+    if seq <= 0:
+        return None
+    if schema == "main":
+        known = known_head(conn, seq)
+        if known is not None:
+            return known
+    row = conn.execute(f"SELECT record FROM {schema}._cf_log WHERE seq = ?", (seq,)).fetchone()
+    if row is None:
+        return None
+    data = row[0]
+    found = bytes(data) if isinstance(data, bytes) else str(data).encode("utf-8", "surrogatepass")
+    return record_hash(found)
+
+
+def stored_int(value: object, what: str) -> int:
+    """``value``, an integer the runtime wrote into a space file; anything else there (another
+    program wrote it) is an :class:`EncodingError` saying ``what`` it should be, never a raw
+    ``ValueError``."""
+    if type(value) is int:
+        return value
+    raise EncodingError(
+        f"{what} in the space file is {shown_stored(value)}, not an integer: sqlite-cells did not "
+        "write it, or the file is damaged; nothing was done: run `sqlite-cells check` and restore "
+        "the space file from a backup"
+    )
