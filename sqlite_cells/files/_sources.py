@@ -63,6 +63,7 @@ _HEADER = b"SQLite format 3\x00"
 READ_ONLY_URI = apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
 _WAL_FORMAT = 2  # header bytes 18 and 19 (read and write format versions) in WAL mode
 _WAL_HEADER = 32  # a -wal's header; its salts are bytes 16-23, a frame header's are 8-15
+_WAL_INDEX_HEADER = 48  # a -shm's first copy of the wal-index header (change counter, last frame)
 
 Pin = tuple[int, int]  # (st_dev, st_ino) of the file registered at a path
 
@@ -289,8 +290,12 @@ def unread_wal(path: Path) -> bool:
 def content_signature(path: Path) -> tuple[object, ...] | None:
     """What changes whenever another program commits to the file at ``path``: its identity,
     size and mtime, SQLite's file change counter (header bytes 24–27, bumped by each commit in
-    rollback-journal mode) and the size and mtime of its ``-wal``. None when it is unreadable.
-    Read with :func:`_head`: no lock is taken, nothing is created, nothing blocks."""
+    rollback-journal mode), the size and mtime of its ``-wal`` and the wal-index header at the
+    top of its ``-shm`` (each WAL commit changes its last frame and checksums). Sizes and mtimes
+    alone miss a WAL commit: after a checkpoint the writer starts its ``-wal`` over from the
+    top, so the file keeps its size, and a file system's clock may be coarser than two commits.
+    None when the file is unreadable. Read with :func:`_head`: no lock is taken, nothing is
+    created, nothing blocks."""
     try:
         found = os.stat(path)
         counter = _head(path, 28)[24:]
@@ -301,7 +306,19 @@ def content_signature(path: Path) -> tuple[object, ...] | None:
         wal_state: tuple[int, int] | None = (wal.st_size, wal.st_mtime_ns)
     except OSError:
         wal_state = None
-    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, counter, wal_state)
+    try:
+        wal_index: bytes | None = _head(_sibling(path, "-shm"), _WAL_INDEX_HEADER)
+    except OSError:
+        wal_index = None  # no -shm: no writer has the file open in WAL mode
+    return (
+        found.st_dev,
+        found.st_ino,
+        found.st_size,
+        found.st_mtime_ns,
+        counter,
+        wal_state,
+        wal_index,
+    )
 
 
 def _sibling(path: Path, suffix: str) -> Path:
