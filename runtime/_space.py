@@ -14,12 +14,24 @@ from sqlite_cells.runtime._cell import NO_DEFAULT, Cell, CellSource
 from sqlite_cells.runtime._pattern import Pattern, Piece, building, causal_cause, piece_cause
 from sqlite_cells.runtime._scheduler import Node
 from sqlite_cells.runtime._space_file import SpaceFile
-from sqlite_cells.runtime._tx import Transaction, transaction
+from sqlite_cells.runtime._tx import Transaction, own_scope, transaction
 
 if TYPE_CHECKING:
     from sqlite_cells.runtime._runtime import Runtime
 
 __all__ = ["Space"]
+
+
+def own_transaction(space: Space) -> AbstractContextManager[Transaction]:
+    """A transaction on ``space`` of its own, even inside another transaction, which it neither
+    joins nor touches: its writes commit at the end of the block whatever becomes of the outer
+    one. For writes that record a fact of the world rather than a user's change (the handle of
+    a registered disk source, R60), which must not depend on the caller's transaction."""
+    space.runtime.check_open()
+    if not isinstance(space.file, SpaceFile):  # first met through a link (R7): create it now
+        space.runtime.space(space.id)
+    assert isinstance(space.file, SpaceFile)
+    return own_scope(space.file)
 
 
 class Space:

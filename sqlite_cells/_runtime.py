@@ -59,6 +59,7 @@ from sqlite_cells.runtime import (
     causal_cause,
     check_companions,
     check_name,
+    own_transaction,
     translated,
     waited_for_lock,
 )
@@ -138,7 +139,7 @@ class Space(runtime.Space):
 
         runtime = self.runtime
         runtime.check_open()  # a closed runtime registers nothing (and reads no file for it)
-        resolved, pinned, repinned = register_disk_file(
+        resolved, pinned = register_disk_file(
             path, store=runtime.store, roots=runtime.disk_source_roots
         )
         decl = Declaration(
@@ -152,9 +153,12 @@ class Space(runtime.Space):
         handle = SqliteDb(self, decl)
         value = disk_handle_value(decl, pinned)  # the pin recorded: checked in any process
         if self.file.entity(decl.db_id).data != runtime.encode(value):
-            with self.transact():
+            # A commit of its own, even inside a caller's transaction: the handle returned is
+            # the handle stored, whatever becomes of that transaction (or whichever space it
+            # writes), and this process adopts the pin only once every process can read it.
+            with own_transaction(self):
                 handle._write_handle(value)
-        if repinned:
+        if adopt_pin(resolved, pinned):
             runtime.repinned(resolved)
         runtime.follow_pin(decl)
         return handle

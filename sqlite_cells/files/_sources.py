@@ -90,13 +90,12 @@ def validate_disk_source(
 
 def register_disk_file(
     path: str | os.PathLike[str], *, store: Path, roots: Sequence[str | os.PathLike[str]] | None
-) -> tuple[Path, Pin, bool]:
-    """:func:`validate_disk_source`, then pin the file found: an explicit registration says "the
-    file there now is the one I mean", so it replaces any pin this process held for the path.
-    Returns the resolved path, the pin (the caller records it in the handle's value) and
-    whether the path's pin in this process changed (another file, or none before)."""
-    resolved, identity = _validated(path, store=store, roots=roots)
-    return resolved, identity, adopt_pin(resolved, identity)
+) -> tuple[Path, Pin]:
+    """:func:`validate_disk_source` and the pin of the file found. Nothing is pinned yet: an
+    explicit registration says "the file there now is the one I mean", and the caller records
+    the pin in the handle's value first, then makes it this process's pin of the path
+    (:func:`adopt_pin`), so a registration that fails on the way changes no pin."""
+    return _validated(path, store=store, roots=roots)
 
 
 def adopt_pin(resolved: Path, pin: Pin | None) -> bool:

@@ -702,3 +702,74 @@ def test_a_wal_source_written_again_after_a_checkpoint_is_live_whatever_the_cloc
         assert _wait_for(q, lambda s: s.result == [{"v": "changed"}])
     finally:
         writer.close()
+
+
+def test_transactions_and_handlers_that_only_read_create_no_file(
+    rt: sc.Runtime, store: Path
+) -> None:
+    """A transaction that wrote nothing commits nothing, so no space file appears (R7); running
+    a piece is a write (its record and inputs), so it is left out here."""
+    space = rt.space("ghost-town")
+    cell = space.cell("c", default={"a": [1]})
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    with space.transact():
+        assert cell.get() == {"a": [1]} and cell.key("a").key(0).get() == 1
+        assert db.read("SELECT count(*) AS n FROM messages") == [{"n": 0}]
+
+    @sc.handler
+    def look(*, c: sc.Cell) -> Any:
+        assert c.get() == {"a": [1]}
+
+    assert look(c=cell) is None
+    assert _listing(store) == []
+
+
+def test_a_registration_inside_a_transaction_that_fails_is_still_the_stored_handle(
+    store: Path, outside: Path, reference: Path
+) -> None:
+    """The handle returned is the handle stored: a registration made inside a transaction
+    that is then discarded still leaves the handle's value (and its pin) committed, so a link
+    to it written later resolves after a restart, in every process alike."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        piece = space.run(_count_codes, key="main")
+        with pytest.raises(KeyError), space.transact():
+            handle = space.register_disk_source(str(reference))
+            raise KeyError("the rest of the transaction fails")
+        with sc.Runtime(store) as other:
+            assert other.cell_from_link(handle.link_str()).get() == handle.get()
+        piece.inputs["ref"].link(handle)
+        rt.settle()
+        assert piece.outputs.get().result == [{"n": 3}]
+    with sc.Runtime(store) as rt:
+        piece = rt.space("demo").run(_count_codes, key="main")
+        rt.settle()
+        assert piece.outputs.get().result == [{"n": 3}] and piece.outputs.get().error is None
+
+
+def test_registering_again_inside_another_space_s_transaction_re_pins_in_every_process(
+    store: Path, outside: Path, reference: Path
+) -> None:
+    """Registering the path again after its file was replaced re-pins the handle (R60). Done
+    inside a transaction that writes another space, the registration commits on its own: the
+    process and the stored value agree on which file is meant, and the outer transaction is
+    untouched."""
+    with sc.Runtime(store) as rt:
+        here, there = rt.space("demo"), rt.space("other")
+        handle = there.register_disk_source(str(reference))
+        os.replace(_reference_db(outside / "new.db", rows=9), reference)
+        with here.transact() as tx:
+            here.cell("x").set(1)
+            again = there.register_disk_source(str(reference))
+            assert tx.writes and here.cell("x").get() == 1
+        assert again.id == handle.id and here.cell("x").get() == 1
+        found = reference.stat()
+        assert handle.get()["source"]["pin"] == [str(found.st_dev), str(found.st_ino)]
+        assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 9}]
+        with sc.Runtime(store) as other:  # a process that resolves the stored value agrees
+            assert other.cell_from_link(handle.link_str()).get() == handle.get()
+            linked = other.space("other").run(
+                _count_codes, key="p", ref=other.cell_from_link(handle.link_str())
+            )
+            other.settle()
+            assert linked.outputs.get().result == [{"n": 9}]
