@@ -260,11 +260,20 @@ def test_writes_to_a_source_are_refused_at_the_call_and_the_transaction_goes_on(
         db.exec("INSERT INTO messages (body) VALUES (?)", ["kept"])
         with pytest.raises(sc.ReadOnlySource):  # not TooManyDatabases: a source is never written
             handle.exec("DELETE FROM codes")
+        with pytest.raises(sc.ReadOnlySource):  # nor dropped
+            handle.drop()
         counter.update(lambda v: v + 1)
     assert space.file.seen_seq == seen + 1
     assert counter.get() == 2
     assert db.read("SELECT body FROM messages") == [{"body": "kept"}]
-    assert handle.rev == 0 and handle.get()["rev"] == 0
+    assert handle.rev == 0 and handle.get()["rev"] == 0 and "dropped" not in handle.get()
+    for write in (
+        lambda: handle.set(1),
+        lambda: handle.update(lambda v: v),
+        lambda: handle.key("a"),
+    ):
+        with pytest.raises(TypeError):
+            write()
     assert _digest(reference) == digest
     assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
 
@@ -419,6 +428,10 @@ def test_the_cli_query_and_link_create_nothing_beside_the_source(
         out = capsys.readouterr().out
         assert code == 0 and '"n": 3' in out, out
         assert _listing(outside) == before
+    for command in ("inspect", "tables", "cells", "check", "gc"):
+        assert main([command, str(store)]) in {0, 1}, capsys.readouterr()
+        capsys.readouterr()
+        assert _listing(outside) == before, command
 
 
 @sc.pattern
