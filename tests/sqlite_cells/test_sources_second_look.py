@@ -786,3 +786,76 @@ def test_registering_again_inside_another_space_s_transaction_re_pins_in_every_p
             )
             other.settle()
             assert linked.outputs.get().result == [{"n": 9}]
+
+
+def _write(path: Path, sql: str) -> None:
+    conn = apsw.Connection(str(path))
+    conn.execute(sql)
+    conn.close()
+
+
+def test_react_on_treats_a_change_of_the_source_file_as_its_write(
+    rt: sc.Runtime, space: Space, reference: Path
+) -> None:
+    """R51 for a source: a change of the file's content stands for a committed write. The
+    default and ``react_on=db`` re-run on it; ``react_on=None`` runs once; another
+    ``react_on`` replaces it (the file's change alone re-runs nothing)."""
+    handle = space.register_disk_source(str(reference))
+    tick = space.cell("tick", default=0)
+    sql = "SELECT count(*) AS n FROM codes"
+    default, on_db = handle.query(sql), handle.query(sql, react_on=handle)
+    once, on_tick = handle.query(sql, react_on=None), handle.query(sql, react_on=tick)
+    rt.settle()
+    _write(reference, "INSERT INTO codes VALUES ('c9', 'nine')")
+    assert _wait_for(default, lambda s: s.result == [{"n": 4}])
+    assert _wait_for(on_db, lambda s: s.result == [{"n": 4}])
+    rt.settle()
+    assert once.get().result == [{"n": 3}] and on_tick.get().result == [{"n": 3}]
+    with space.transact():
+        tick.set(1)
+    rt.settle()
+    assert on_tick.get().result == [{"n": 4}] and once.get().result == [{"n": 3}]
+
+
+class _Ref(msgspec.Struct):
+    code: str
+    owner: sc.Cell | None
+
+
+def test_typed_rows_of_a_source_decode_its_links_and_create_nothing(
+    rt: sc.Runtime, space: Space, outside: Path
+) -> None:
+    """R43 and R7 on a source: a link column (behind an alias too) decodes to a live cell; a
+    link to a space the store does not hold reads ``None`` and creates no file; a value that
+    is not a link is ``None`` for that field."""
+    with space.transact():
+        space.cell("alice").set({"name": "Alice"})
+    path = outside / "links.db"
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE refs (code TEXT, owner_cf_link TEXT)")
+    conn.executemany(
+        "INSERT INTO refs VALUES (?, ?)",
+        [
+            ("a", space.cell("alice").link_str()),
+            ("b", _foreign_link("nowhere", "of:bob")),
+            ("c", "not a link"),
+            ("d", None),
+        ],
+    )
+    conn.close()
+    handle = space.register_disk_source(str(path))
+    before = _listing(rt.store)
+    sql = "SELECT code, owner_cf_link AS owner FROM refs ORDER BY code"
+    rows = handle.read(sql, row=_Ref)
+    q = handle.query(sql, row=_Ref)
+    rt.settle()
+    for found in (rows, q.get().result or []):
+        assert [r.code for r in found] == ["a", "b", "c", "d"]
+        a, b, c, d = (r.owner for r in found)
+        assert a is not None and a.get() == {"name": "Alice"}
+        assert b is not None and b.get() is None and b.space.id == "nowhere"
+        assert c is None and d is None
+    assert handle.read("SELECT owner_cf_link FROM refs WHERE code = 'c'") == [
+        {"owner_cf_link": "not a link"}
+    ]
+    assert _listing(rt.store) == before
