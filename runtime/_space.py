@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import types
 import typing
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
@@ -155,7 +156,24 @@ class Space:
 
 
 def _hints(pattern: Pattern) -> dict[str, Any]:
+    """The resolved annotations of the pattern's parameters. One that cannot be resolved (a
+    name local to a function, under postponed annotations) loses only its own wrapping, never
+    the run, nor the wrapping of the others (a database input typed ``sc.SqliteDb``, R61)."""
+    fn = pattern.fn
     try:
-        return typing.get_type_hints(pattern.fn)
-    except Exception:  # unresolvable annotations only lose the wrapping, never the run
-        return {}
+        return typing.get_type_hints(fn)
+    except Exception:  # any failure to resolve: resolve them one at a time below
+        pass
+    hints: dict[str, Any] = {}
+    for name, annotation in getattr(fn, "__annotations__", {}).items():
+        alone = types.FunctionType(_no_body.__code__, fn.__globals__)
+        alone.__annotations__ = {name: annotation}
+        try:
+            hints.update(typing.get_type_hints(alone))
+        except Exception:  # this one stays unresolved: only its own wrapping is lost
+            continue
+    return hints
+
+
+def _no_body() -> None:
+    """The code object of a stand-in function that carries one annotation to resolve."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
+import types
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -645,10 +647,15 @@ class Runtime(runtime.Runtime):
 
 
 def _takes_database(annotation: object) -> bool:
-    """Whether a pattern parameter's annotation is ``sc.SqliteDb`` (or a subclass): the input
-    is a database (R61)."""
+    """Whether a pattern parameter's annotation is ``sc.SqliteDb`` (or a subclass), also
+    spelled as optional (``sc.SqliteDb | None``, ``Optional[sc.SqliteDb]``): the input is a
+    database (R61). The body gets a database either way (pending until one is linked), since
+    the piece is built once and a database linked later must reach the same body."""
     from sqlite_cells._db import SqliteDb
 
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        rest = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return len(rest) == 1 and _takes_database(rest[0])
     return isinstance(annotation, type) and issubclass(annotation, SqliteDb)
 
 

@@ -9,7 +9,7 @@ import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import apsw
 import msgspec
@@ -859,3 +859,54 @@ def test_typed_rows_of_a_source_decode_its_links_and_create_nothing(
         {"owner_cf_link": "not a link"}
     ]
     assert _listing(rt.store) == before
+
+
+@sc.pattern
+def _optional_lookup(ref: sc.SqliteDb | None, other: Optional[sc.SqliteDb]) -> Any:  # noqa: UP045 -- the spelling under test
+    assert isinstance(ref, sc.SqliteDb) and isinstance(other, sc.SqliteDb)
+    return ref.query("SELECT label FROM codes WHERE code = 'c1'")
+
+
+def test_an_input_typed_as_an_optional_database_is_a_database_input(
+    rt: sc.Runtime, space: Space, reference: Path
+) -> None:
+    """R61 for ``sc.SqliteDb | None`` and ``Optional[sc.SqliteDb]``: the input is a database
+    input all the same (pending until linked, then it runs); a plain value is refused before
+    anything is recorded."""
+    piece = space.run(_optional_lookup, key="p")
+    rt.settle()
+    assert piece.outputs.get().pending is True
+    piece.inputs["ref"].link(space.register_disk_source(str(reference)))
+    rt.settle()
+    assert piece.outputs.get().result == [{"label": "label 1"}]
+    seen = space.file.seen_seq
+    for given in ({"ref": 5}, {"ref": None, "other": "x.db"}):
+        with pytest.raises(sc.SqliteCellsError, match=r"typed sc\.SqliteDb") as info:
+            space.run(_optional_lookup, key="q", **given)
+        assert isinstance(info.value, ValueError | TypeError)
+    assert space.file.seen_seq == seen
+
+
+def _pattern_with_a_local_type() -> Any:
+    class Options:  # a name the module cannot resolve: its annotation stays unresolvable
+        pass
+
+    @sc.pattern
+    def lookup(ref: sc.SqliteDb, opts: Options) -> Any:
+        assert isinstance(ref, sc.SqliteDb)
+        return ref.query("SELECT count(*) AS n FROM codes")
+
+    return lookup
+
+
+def test_an_unresolvable_annotation_of_another_input_keeps_the_database_input(
+    rt: sc.Runtime, space: Space, reference: Path
+) -> None:
+    """R61: an input typed ``sc.SqliteDb`` stays a database input when another parameter's
+    annotation cannot be resolved (a type local to a function, with postponed annotations)."""
+    piece = space.run(_pattern_with_a_local_type(), key="p")
+    rt.settle()
+    assert piece.outputs.get().pending is True
+    piece.inputs["ref"].link(space.register_disk_source(str(reference)))
+    rt.settle()
+    assert piece.outputs.get().result == [{"n": 3}]
