@@ -54,6 +54,7 @@ __all__ = [
     "hot_journal_advice",
     "is_hot_journal",
     "register_disk_file",
+    "source_opening",
     "source_uri",
     "unread_wal",
     "validate_disk_source",
@@ -63,6 +64,7 @@ _HEADER = b"SQLite format 3\x00"
 READ_ONLY_URI = apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
 _WAL_FORMAT = 2  # header bytes 18 and 19 (read and write format versions) in WAL mode
 _WAL_HEADER = 32  # a -wal's header; its salts are bytes 16-23, a frame header's are 8-15
+_IMMUTABLE = "&immutable=1"
 _WAL_INDEX_HEADER = 48  # a -shm's first copy of the wal-index header (change counter, last frame)
 
 Pin = tuple[int, int]  # (st_dev, st_ino) of the file registered at a path
@@ -252,6 +254,17 @@ def check_pinned(path: Path) -> None:
         )
 
 
+def source_opening(path: Path) -> tuple[str, tuple[object, ...] | None]:
+    """:func:`source_uri` and, when that URI opens the file ``immutable``, the file's
+    :func:`content_signature` taken just before: such a connection reads the file as it was
+    then (SQLite assumes an immutable file never changes, and does not read a ``-wal``), so it
+    may serve a read only while the signature is still the file's. None for a connection
+    that sees other programs' commits by itself (``mode=ro``)."""
+    frozen = content_signature(path)
+    uri = source_uri(path)
+    return uri, (frozen if uri.endswith(_IMMUTABLE) else None)
+
+
 def source_uri(path: Path) -> str:
     """The read-only URI a connection to the source at ``path`` opens (see the module
     docstring): nothing of ours is ever created beside the file."""
@@ -262,7 +275,7 @@ def source_uri(path: Path) -> str:
         return base  # the open fails and says why
     wal = len(header) == 20 and header[18] == _WAL_FORMAT
     if wal and not (_sibling(path, "-wal").exists() and _sibling(path, "-shm").exists()):
-        return base + "&immutable=1"
+        return base + _IMMUTABLE
     return base
 
 

@@ -910,3 +910,41 @@ def test_an_unresolvable_annotation_of_another_input_keeps_the_database_input(
     piece.inputs["ref"].link(space.register_disk_source(str(reference)))
     rt.settle()
     assert piece.outputs.get().result == [{"n": 3}]
+
+
+def test_a_read_sees_what_another_program_committed_before_it_whatever_the_poll(
+    store: Path, outside: Path
+) -> None:
+    """R40 for a source: a read sees exactly the commits that finished before it started. A
+    WAL file first read while no program had it open is read through a connection that
+    assumes the file does not change (nothing created beside it); when another program then
+    writes it, the next read must not be served by that connection, whether or not the file
+    watcher (every ``poll_interval``, very long here) has looked yet."""
+    path = _reference_db(outside / "walled.db", wal=True)
+    with sc.Runtime(store, poll_interval=3600) as rt:
+        handle = rt.space("demo").register_disk_source(str(path))
+        sql = "SELECT count(*) AS n FROM codes"
+        assert handle.read(sql) == [{"n": 3}]
+        writer = apsw.Connection(str(path))
+        try:
+            writer.execute("INSERT INTO codes VALUES ('c3', 'while open')")
+            assert handle.read(sql) == [{"n": 4}]
+            writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            writer.execute("INSERT INTO codes VALUES ('c4', 'after a checkpoint')")
+            assert handle.read(sql) == [{"n": 5}]
+        finally:
+            writer.close()
+        assert handle.read(sql) == [{"n": 5}]
+        writer = apsw.Connection(str(path))  # opened and written again, then closed
+        writer.execute("DELETE FROM codes WHERE code = 'c0'")
+        writer.close()
+        assert handle.read(sql) == [{"n": 4}]
+        # the writer's own -wal and -shm at most (kept while a reader has the file open)
+        assert set(_listing(outside)) <= {"walled.db", "walled.db-wal", "walled.db-shm"}
+        # a program that opens, writes and closes the file between two reads
+        other = _reference_db(outside / "other.db", wal=True)
+        twin = rt.space("demo").register_disk_source(str(other))
+        assert twin.read(sql) == [{"n": 3}]
+        _write(other, "INSERT INTO codes VALUES ('c3', 'x')")
+        assert "other.db-wal" not in _listing(outside)  # all moved into the file
+        assert twin.read(sql) == [{"n": 4}]
