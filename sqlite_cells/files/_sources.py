@@ -231,12 +231,13 @@ def _check_not_linked_into(store: Path, identity: Pin, given: str, resolved: Pat
         raise DiskSourceError("exists", given, f"cannot be checked: {exc}") from exc
 
 
-def check_pinned(path: Path) -> None:
+def check_pinned(path: Path) -> Pin:
     """Raise :class:`DiskSourceError` (rule ``pinned``) when ``path`` no longer names the file
     registered there (R60): checked when a read of a source starts and whenever a connection to
     it is opened, against the pin of this process (:func:`register_disk_file`,
     :func:`adopt_pin`). A path with no pin yet — its handle value was written before pins
-    were recorded (R73) — is pinned now, at its first read."""
+    were recorded (R73) — is pinned now, at its first read. Returns the pin: the file that
+    is read."""
     try:
         found = os.stat(path)
     except OSError as exc:
@@ -252,6 +253,7 @@ def check_pinned(path: Path) -> None:
             "turned into a link): register the new file explicitly (register_disk_source, or "
             "`sqlite-cells link` again) if it is meant to be read",
         )
+    return identity
 
 
 def source_opening(path: Path) -> tuple[str, tuple[object, ...] | None]:

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import apsw
 
-from sqlite_cells.codec import ClosedError, StoreChanged
+from sqlite_cells.codec import ClosedError, DiskSourceError, StoreChanged
 from sqlite_cells.files import (
     CHECKED_AGAIN,
     READ_ONLY_URI,
@@ -85,6 +85,7 @@ class PooledConnection:
         "gate",
         "held",
         "identity",
+        "opened",
         "path",
         "shadow",
         "timed_out_waiting",
@@ -97,6 +98,7 @@ class PooledConnection:
         # An injected source opened immutable: the content signature of the file it reads (it
         # sees no later change); None when the connection sees other programs' commits itself.
         self.frozen: tuple[object, ...] | None = None
+        self.opened: Identity | None = None  # an injected source: the pinned file it has open
         # R14/R41: the schema fingerprints the file was found to hold entirely, and the temp
         # shadows of what it lacks for the schema read last (see _shadows).
         self.complete: set[str] = set()
@@ -130,6 +132,19 @@ class PooledConnection:
             self.conn.close()
 
 
+def _still_serves(pooled: PooledConnection, path: Path) -> bool:
+    """Whether a pooled connection to the injected source at ``path`` may serve a read now
+    (R60, R40): it has open the file pinned for the path now (registering the path again, in
+    any runtime of this process, may have made another file the one meant), and, opened
+    ``immutable``, that file has not changed since (another program wrote it)."""
+    try:
+        if check_pinned(path) != pooled.opened:
+            return False
+    except DiskSourceError:
+        return False  # the open that follows says why
+    return pooled.frozen is None or content_signature(path) == pooled.frozen
+
+
 class _Checkout:
     """The ``with`` block of :meth:`ReadPool.connection` (a plain class: a generator-based
     context manager costs more, and every read takes one)."""
@@ -143,11 +158,11 @@ class _Checkout:
     def __enter__(self) -> PooledConnection:
         pool = self._pool
         pooled = pool._take(self._path)
-        if pooled is not None and pooled.frozen is not None:
-            if content_signature(self._path) != pooled.frozen:  # another program wrote it
+        if pooled is not None and self._source:
+            if not _still_serves(pooled, self._path):
                 pool.forget(pooled)
                 pooled = None
-        elif pooled is not None and not self._source:
+        elif pooled is not None:
             if pooled.held:
                 moved = file_identity(self._path) != pooled.identity  # one stat per checkout
             else:
@@ -280,7 +295,11 @@ class ReadPool:
             check_pinned(path)
             uri, frozen = source_opening(path)
             conn = apsw.Connection(uri, flags=READ_ONLY_URI)
-            check_pinned(path)  # the file opened is the file pinned, not one swapped in between
+            try:  # the file opened is the file pinned, not one swapped in between
+                opened: Identity | None = check_pinned(path)
+            except DiskSourceError:
+                conn.close()
+                raise
         else:
             conn, identity = self._open_store_file(path)
             self._seen.add(path)
@@ -288,7 +307,7 @@ class ReadPool:
         conn.limit(apsw.SQLITE_LIMIT_LENGTH, self.length_limit)
         pooled = PooledConnection(path, conn, identity)
         if source:
-            pooled.frozen = frozen
+            pooled.frozen, pooled.opened = frozen, opened
         with self._lock:
             self._open_count += 1
             self._born[id(pooled)] = self._generation.get(path, 0)

@@ -948,3 +948,23 @@ def test_a_read_sees_what_another_program_committed_before_it_whatever_the_poll(
         _write(other, "INSERT INTO codes VALUES ('c3', 'x')")
         assert "other.db-wal" not in _listing(outside)  # all moved into the file
         assert twin.read(sql) == [{"n": 4}]
+
+
+def test_a_runtime_reads_the_file_another_runtime_of_its_process_registered_again(
+    store: Path, outside: Path, reference: Path
+) -> None:
+    """R60, R53: the file registered is the file read. Runtime A has read the source (an idle
+    connection to that file is pooled); the file is replaced and runtime B of the same process
+    registers the path again, which makes the new file the one meant. A's next read reads the
+    new file, never the replaced one through the connection it kept."""
+    with (
+        sc.Runtime(store, poll_interval=3600) as a,
+        sc.Runtime(store, poll_interval=3600) as b,
+    ):
+        from_a = a.space("demo").register_disk_source(str(reference))
+        sql = "SELECT count(*) AS n FROM codes"
+        assert from_a.read(sql) == [{"n": 3}]
+        os.replace(_reference_db(outside / "new.db", rows=6), reference)
+        from_b = b.space("demo").register_disk_source(str(reference))
+        assert from_b.read(sql) == [{"n": 6}]
+        assert from_a.read(sql) == [{"n": 6}]
