@@ -968,3 +968,24 @@ def test_a_runtime_reads_the_file_another_runtime_of_its_process_registered_agai
         from_b = b.space("demo").register_disk_source(str(reference))
         assert from_b.read(sql) == [{"n": 6}]
         assert from_a.read(sql) == [{"n": 6}]
+
+
+def test_a_linked_source_outside_the_roots_of_a_later_runtime_is_refused_clearly(
+    store: Path, outside: Path, reference: Path
+) -> None:
+    """The path rules hold for a handle resolved from its stored value too: a runtime opened
+    later with ``disk_source_roots`` that leave the file out refuses it (rule ``under-roots``)
+    in the query's state, and reads nothing of it."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        piece = space.run(_count_codes, key="main", ref=space.register_disk_source(reference))
+        rt.settle()
+        assert piece.outputs.get().result == [{"n": 3}]
+    (outside / "allowed").mkdir()
+    with sc.Runtime(store, disk_source_roots=[outside / "allowed"]) as rt:
+        piece = rt.space("demo").run(_count_codes, key="main")
+        rt.settle()
+        state = piece.outputs.get()
+        assert state.result is None and isinstance(state.error, sc.DiskSourceError)
+        assert state.error.rule == "under-roots"
+    assert _listing(outside) == ["allowed", "reference.db"]
