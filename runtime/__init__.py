@@ -50,6 +50,7 @@ from sqlite_cells.runtime._scheduler import Node as Node
 from sqlite_cells.runtime._scheduler import Scheduler as Scheduler
 from sqlite_cells.runtime._scheduler import own as own
 from sqlite_cells.runtime._space import Space as Space
+from sqlite_cells.runtime._space import own_transaction as own_transaction
 from sqlite_cells.runtime._space_file import BUSY_TIMEOUT_MS as BUSY_TIMEOUT_MS
 from sqlite_cells.runtime._space_file import SPACE_TABLES as SPACE_TABLES
 from sqlite_cells.runtime._space_file import CommitEvent as CommitEvent
@@ -113,6 +114,7 @@ __all__ = [
     "odd_kind",
     "op_targets_by_seq",
     "own",
+    "own_transaction",
     "pattern",
     "printable",
     "remove_unused",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import types
 import typing
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
@@ -14,12 +15,24 @@ from sqlite_cells.runtime._cell import NO_DEFAULT, Cell, CellSource
 from sqlite_cells.runtime._pattern import Pattern, Piece, building, causal_cause, piece_cause
 from sqlite_cells.runtime._scheduler import Node
 from sqlite_cells.runtime._space_file import SpaceFile
-from sqlite_cells.runtime._tx import Transaction, transaction
+from sqlite_cells.runtime._tx import Transaction, own_scope, transaction
 
 if TYPE_CHECKING:
     from sqlite_cells.runtime._runtime import Runtime
 
 __all__ = ["Space"]
+
+
+def own_transaction(space: Space) -> AbstractContextManager[Transaction]:
+    """A transaction on ``space`` of its own, even inside another transaction, which it neither
+    joins nor touches: its writes commit at the end of the block whatever becomes of the outer
+    one. For writes that record a fact of the world rather than a user's change (the handle of
+    a registered disk source, R60), which must not depend on the caller's transaction."""
+    space.runtime.check_open()
+    if not isinstance(space.file, SpaceFile):  # first met through a link (R7): create it now
+        space.runtime.space(space.id)
+    assert isinstance(space.file, SpaceFile)
+    return own_scope(space.file)
 
 
 class Space:
@@ -143,7 +156,24 @@ class Space:
 
 
 def _hints(pattern: Pattern) -> dict[str, Any]:
+    """The resolved annotations of the pattern's parameters. One that cannot be resolved (a
+    name local to a function, under postponed annotations) loses only its own wrapping, never
+    the run, nor the wrapping of the others (a database input typed ``sc.SqliteDb``, R61)."""
+    fn = pattern.fn
     try:
-        return typing.get_type_hints(pattern.fn)
-    except Exception:  # unresolvable annotations only lose the wrapping, never the run
-        return {}
+        return typing.get_type_hints(fn)
+    except Exception:  # any failure to resolve: resolve them one at a time below
+        pass
+    hints: dict[str, Any] = {}
+    for name, annotation in getattr(fn, "__annotations__", {}).items():
+        alone = types.FunctionType(_no_body.__code__, fn.__globals__)
+        alone.__annotations__ = {name: annotation}
+        try:
+            hints.update(typing.get_type_hints(alone))
+        except Exception:  # this one stays unresolved: only its own wrapping is lost
+            continue
+    return hints
+
+
+def _no_body() -> None:
+    """The code object of a stand-in function that carries one annotation to resolve."""

@@ -167,22 +167,31 @@ def transaction(space: SpaceFile | None) -> _Scope:
     return _Scope(space)
 
 
+def own_scope(space: SpaceFile) -> _Scope:
+    """Run the body in a transaction of its own, even inside another one, which it neither
+    joins nor touches: the body's writes commit (or are discarded) at the end of the block,
+    whatever becomes of the outer transaction, and the outer one is current again after it.
+    Used through ``own_transaction`` (``_space.py``)."""
+    return _Scope(space, alone=True)
+
+
 class _Scope:
     """The scope of :func:`transaction`. A plain class rather than a generator context manager:
     it is entered and left once per commit, and the generator machinery costs more than the
     rest of the scope."""
 
-    __slots__ = ("_joined", "_space", "_token", "_tx")
+    __slots__ = ("_alone", "_joined", "_space", "_token", "_tx")
 
-    def __init__(self, space: SpaceFile | None) -> None:
+    def __init__(self, space: SpaceFile | None, *, alone: bool = False) -> None:
         self._space = space
+        self._alone = alone  # never joins an outer transaction (own_transaction)
         self._tx: Transaction | None = None
         self._token: Token[Transaction | None] | None = None
         # Joined to an outer transaction: it, and what it held when this scope began.
         self._joined: tuple[Transaction, dict[str, bytes], int, SpaceFile | None] | None = None
 
     def __enter__(self) -> Transaction:
-        outer = current_transaction()
+        outer = None if self._alone else current_transaction()
         if outer is not None and outer.state is TxState.OPEN:
             if self._space is not None:
                 outer.bind(self._space)

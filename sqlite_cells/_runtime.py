@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
+import types
+import typing
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -59,6 +61,7 @@ from sqlite_cells.runtime import (
     causal_cause,
     check_companions,
     check_name,
+    own_transaction,
     translated,
     waited_for_lock,
 )
@@ -138,7 +141,7 @@ class Space(runtime.Space):
 
         runtime = self.runtime
         runtime.check_open()  # a closed runtime registers nothing (and reads no file for it)
-        resolved, pinned, repinned = register_disk_file(
+        resolved, pinned = register_disk_file(
             path, store=runtime.store, roots=runtime.disk_source_roots
         )
         decl = Declaration(
@@ -152,9 +155,12 @@ class Space(runtime.Space):
         handle = SqliteDb(self, decl)
         value = disk_handle_value(decl, pinned)  # the pin recorded: checked in any process
         if self.file.entity(decl.db_id).data != runtime.encode(value):
-            with self.transact():
+            # A commit of its own, even inside a caller's transaction: the handle returned is
+            # the handle stored, whatever becomes of that transaction (or whichever space it
+            # writes), and this process adopts the pin only once every process can read it.
+            with own_transaction(self):
                 handle._write_handle(value)
-        if repinned:
+        if adopt_pin(resolved, pinned):
             runtime.repinned(resolved)
         runtime.follow_pin(decl)
         return handle
@@ -641,10 +647,15 @@ class Runtime(runtime.Runtime):
 
 
 def _takes_database(annotation: object) -> bool:
-    """Whether a pattern parameter's annotation is ``sc.SqliteDb`` (or a subclass): the input
-    is a database (R61)."""
+    """Whether a pattern parameter's annotation is ``sc.SqliteDb`` (or a subclass), also
+    spelled as optional (``sc.SqliteDb | None``, ``Optional[sc.SqliteDb]``): the input is a
+    database (R61). The body gets a database either way (pending until one is linked), since
+    the piece is built once and a database linked later must reach the same body."""
     from sqlite_cells._db import SqliteDb
 
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        rest = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        return len(rest) == 1 and _takes_database(rest[0])
     return isinstance(annotation, type) and issubclass(annotation, SqliteDb)
 
 

@@ -71,6 +71,7 @@ from sqlite_cells.files._sources import disk_source_id as disk_source_id
 from sqlite_cells.files._sources import hot_journal_advice as hot_journal_advice
 from sqlite_cells.files._sources import is_hot_journal as is_hot_journal
 from sqlite_cells.files._sources import register_disk_file as register_disk_file
+from sqlite_cells.files._sources import source_opening as source_opening
 from sqlite_cells.files._sources import source_uri as source_uri
 from sqlite_cells.files._sources import unread_wal as unread_wal
 from sqlite_cells.files._sources import validate_disk_source as validate_disk_source
@@ -146,6 +147,7 @@ __all__ = [
     "remove_unused_database",
     "set_watermark",
     "source_damage_advice",
+    "source_opening",
     "source_path",
     "source_uri",
     "space_damage",

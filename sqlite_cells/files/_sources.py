@@ -54,6 +54,7 @@ __all__ = [
     "hot_journal_advice",
     "is_hot_journal",
     "register_disk_file",
+    "source_opening",
     "source_uri",
     "unread_wal",
     "validate_disk_source",
@@ -63,6 +64,8 @@ _HEADER = b"SQLite format 3\x00"
 READ_ONLY_URI = apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
 _WAL_FORMAT = 2  # header bytes 18 and 19 (read and write format versions) in WAL mode
 _WAL_HEADER = 32  # a -wal's header; its salts are bytes 16-23, a frame header's are 8-15
+_IMMUTABLE = "&immutable=1"
+_WAL_INDEX_HEADER = 48  # a -shm's first copy of the wal-index header (change counter, last frame)
 
 Pin = tuple[int, int]  # (st_dev, st_ino) of the file registered at a path
 
@@ -89,13 +92,12 @@ def validate_disk_source(
 
 def register_disk_file(
     path: str | os.PathLike[str], *, store: Path, roots: Sequence[str | os.PathLike[str]] | None
-) -> tuple[Path, Pin, bool]:
-    """:func:`validate_disk_source`, then pin the file found: an explicit registration says "the
-    file there now is the one I mean", so it replaces any pin this process held for the path.
-    Returns the resolved path, the pin (the caller records it in the handle's value) and
-    whether the path's pin in this process changed (another file, or none before)."""
-    resolved, identity = _validated(path, store=store, roots=roots)
-    return resolved, identity, adopt_pin(resolved, identity)
+) -> tuple[Path, Pin]:
+    """:func:`validate_disk_source` and the pin of the file found. Nothing is pinned yet: an
+    explicit registration says "the file there now is the one I mean", and the caller records
+    the pin in the handle's value first, then makes it this process's pin of the path
+    (:func:`adopt_pin`), so a registration that fails on the way changes no pin."""
+    return _validated(path, store=store, roots=roots)
 
 
 def adopt_pin(resolved: Path, pin: Pin | None) -> bool:
@@ -229,12 +231,13 @@ def _check_not_linked_into(store: Path, identity: Pin, given: str, resolved: Pat
         raise DiskSourceError("exists", given, f"cannot be checked: {exc}") from exc
 
 
-def check_pinned(path: Path) -> None:
+def check_pinned(path: Path) -> Pin:
     """Raise :class:`DiskSourceError` (rule ``pinned``) when ``path`` no longer names the file
     registered there (R60): checked when a read of a source starts and whenever a connection to
     it is opened, against the pin of this process (:func:`register_disk_file`,
     :func:`adopt_pin`). A path with no pin yet — its handle value was written before pins
-    were recorded (R73) — is pinned now, at its first read."""
+    were recorded (R73) — is pinned now, at its first read. Returns the pin: the file that
+    is read."""
     try:
         found = os.stat(path)
     except OSError as exc:
@@ -250,6 +253,18 @@ def check_pinned(path: Path) -> None:
             "turned into a link): register the new file explicitly (register_disk_source, or "
             "`sqlite-cells link` again) if it is meant to be read",
         )
+    return identity
+
+
+def source_opening(path: Path) -> tuple[str, tuple[object, ...] | None]:
+    """:func:`source_uri` and, when that URI opens the file ``immutable``, the file's
+    :func:`content_signature` taken just before: such a connection reads the file as it was
+    then (SQLite assumes an immutable file never changes, and does not read a ``-wal``), so it
+    may serve a read only while the signature is still the file's. None for a connection
+    that sees other programs' commits by itself (``mode=ro``)."""
+    frozen = content_signature(path)
+    uri = source_uri(path)
+    return uri, (frozen if uri.endswith(_IMMUTABLE) else None)
 
 
 def source_uri(path: Path) -> str:
@@ -262,7 +277,7 @@ def source_uri(path: Path) -> str:
         return base  # the open fails and says why
     wal = len(header) == 20 and header[18] == _WAL_FORMAT
     if wal and not (_sibling(path, "-wal").exists() and _sibling(path, "-shm").exists()):
-        return base + "&immutable=1"
+        return base + _IMMUTABLE
     return base
 
 
@@ -289,8 +304,12 @@ def unread_wal(path: Path) -> bool:
 def content_signature(path: Path) -> tuple[object, ...] | None:
     """What changes whenever another program commits to the file at ``path``: its identity,
     size and mtime, SQLite's file change counter (header bytes 24–27, bumped by each commit in
-    rollback-journal mode) and the size and mtime of its ``-wal``. None when it is unreadable.
-    Read with :func:`_head`: no lock is taken, nothing is created, nothing blocks."""
+    rollback-journal mode), the size and mtime of its ``-wal`` and the wal-index header at the
+    top of its ``-shm`` (each WAL commit changes its last frame and checksums). Sizes and mtimes
+    alone miss a WAL commit: after a checkpoint the writer starts its ``-wal`` over from the
+    top, so the file keeps its size, and a file system's clock may be coarser than two commits.
+    None when the file is unreadable. Read with :func:`_head`: no lock is taken, nothing is
+    created, nothing blocks."""
     try:
         found = os.stat(path)
         counter = _head(path, 28)[24:]
@@ -301,7 +320,19 @@ def content_signature(path: Path) -> tuple[object, ...] | None:
         wal_state: tuple[int, int] | None = (wal.st_size, wal.st_mtime_ns)
     except OSError:
         wal_state = None
-    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, counter, wal_state)
+    try:
+        wal_index: bytes | None = _head(_sibling(path, "-shm"), _WAL_INDEX_HEADER)
+    except OSError:
+        wal_index = None  # no -shm: no writer has the file open in WAL mode
+    return (
+        found.st_dev,
+        found.st_ino,
+        found.st_size,
+        found.st_mtime_ns,
+        counter,
+        wal_state,
+        wal_index,
+    )
 
 
 def _sibling(path: Path, suffix: str) -> Path:

@@ -11,7 +11,9 @@ as its authorizer (assigning an authorizer per read would expire every prepared 
 progress handler and one busy handler, both reading the connection's current ``deadline`` — so a
 loop of steps and a wait for a lock both end at the deadline (R44). An injected source (R60) is
 opened through :func:`source_uri` (nothing created beside it) after checking that its path still
-names the pinned file.
+names the pinned file. A source connection opened ``immutable`` reads the file as it was at the
+open: it is kept only while the file's content signature is unchanged (checked at each
+checkout), so a read sees the commits other programs finished before it began (R40).
 
 A store file is checked against the file the runtime's write path pinned for it (``pinned``,
 see :func:`sqlite_cells.files.pin`): a connection opened on another file (the pinned one deleted
@@ -46,14 +48,15 @@ from pathlib import Path
 
 import apsw
 
-from sqlite_cells.codec import ClosedError, StoreChanged
+from sqlite_cells.codec import ClosedError, DiskSourceError, StoreChanged
 from sqlite_cells.files import (
     CHECKED_AGAIN,
     READ_ONLY_URI,
     Identity,
     check_pinned,
+    content_signature,
     file_identity,
-    source_uri,
+    source_opening,
 )
 from sqlite_cells.read._shadows import ShadowState
 from sqlite_cells.runtime import LENGTH_LIMIT, has_moved
@@ -78,9 +81,11 @@ class PooledConnection:
         "complete",
         "conn",
         "deadline",
+        "frozen",
         "gate",
         "held",
         "identity",
+        "opened",
         "path",
         "shadow",
         "timed_out_waiting",
@@ -90,6 +95,10 @@ class PooledConnection:
         self.path = path
         self.conn = conn
         self.identity = identity  # the store file it has open (None: an injected source)
+        # An injected source opened immutable: the content signature of the file it reads (it
+        # sees no later change); None when the connection sees other programs' commits itself.
+        self.frozen: tuple[object, ...] | None = None
+        self.opened: Identity | None = None  # an injected source: the pinned file it has open
         # R14/R41: the schema fingerprints the file was found to hold entirely, and the temp
         # shadows of what it lacks for the schema read last (see _shadows).
         self.complete: set[str] = set()
@@ -123,6 +132,19 @@ class PooledConnection:
             self.conn.close()
 
 
+def _still_serves(pooled: PooledConnection, path: Path) -> bool:
+    """Whether a pooled connection to the injected source at ``path`` may serve a read now
+    (R60, R40): it has open the file pinned for the path now (registering the path again, in
+    any runtime of this process, may have made another file the one meant), and, opened
+    ``immutable``, that file has not changed since (another program wrote it)."""
+    try:
+        if check_pinned(path) != pooled.opened:
+            return False
+    except DiskSourceError:
+        return False  # the open that follows says why
+    return pooled.frozen is None or content_signature(path) == pooled.frozen
+
+
 class _Checkout:
     """The ``with`` block of :meth:`ReadPool.connection` (a plain class: a generator-based
     context manager costs more, and every read takes one)."""
@@ -136,7 +158,11 @@ class _Checkout:
     def __enter__(self) -> PooledConnection:
         pool = self._pool
         pooled = pool._take(self._path)
-        if pooled is not None and not self._source:
+        if pooled is not None and self._source:
+            if not _still_serves(pooled, self._path):
+                pool.forget(pooled)
+                pooled = None
+        elif pooled is not None:
             if pooled.held:
                 moved = file_identity(self._path) != pooled.identity  # one stat per checkout
             else:
@@ -267,14 +293,21 @@ class ReadPool:
         identity: Identity | None = None
         if source:
             check_pinned(path)
-            conn = apsw.Connection(source_uri(path), flags=READ_ONLY_URI)
-            check_pinned(path)  # the file opened is the file pinned, not one swapped in between
+            uri, frozen = source_opening(path)
+            conn = apsw.Connection(uri, flags=READ_ONLY_URI)
+            try:  # the file opened is the file pinned, not one swapped in between
+                opened: Identity | None = check_pinned(path)
+            except DiskSourceError:
+                conn.close()
+                raise
         else:
             conn, identity = self._open_store_file(path)
             self._seen.add(path)
             self._check_store_pin(path, conn, identity)
         conn.limit(apsw.SQLITE_LIMIT_LENGTH, self.length_limit)
         pooled = PooledConnection(path, conn, identity)
+        if source:
+            pooled.frozen, pooled.opened = frozen, opened
         with self._lock:
             self._open_count += 1
             self._born[id(pooled)] = self._generation.get(path, 0)
