@@ -670,7 +670,12 @@ class SpaceFile:
         """Run each member's participants' ``prepare``; return the members that passed and
         whether a transaction must be begun."""
         with_ops = any(t.groups for t in batch)
-        if self._exclusive and with_ops:
+        # The exclusive block's transaction may be over already: a commit of its own made
+        # inside the block (``own_transaction``, e.g. a disk source registered there) committed
+        # it. Then this commit begins one, as any other does; the read validation catches
+        # whatever another process committed in between.
+        open_tx = self._exclusive and not conn.getautocommit()
+        if open_tx and with_ops:
             # Participants prepare outside a transaction (ATTACH cannot run inside one). The
             # exclusive transaction has written nothing yet, so it is safe to reopen it; the
             # read validation catches any commit that slipped in between.
@@ -684,7 +689,7 @@ class SpaceFile:
                 ticket.fail(commit_error(exc, self.space_id))
             else:
                 members.append(ticket)
-        return members, with_ops or not self._exclusive
+        return members, with_ops or not open_tx
 
     def _commit_members(
         self, conn: apsw.Connection, members: list[Ticket], *, begin: bool

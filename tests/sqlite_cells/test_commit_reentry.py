@@ -5,8 +5,13 @@ callback may catch it, and the outer write goes on."""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 import sqlite_cells as sc
 from sqlite_cells.codec import TransactionError
@@ -124,3 +129,50 @@ def test_a_commit_to_another_space_from_a_migrate_callback_is_refused_too(
     with elsewhere.transact():  # outside any commit it works
         there.set(6)
     assert there.get() == 6
+
+
+@pytest.mark.parametrize("writes_db", [True, False], ids=["database-write", "cells-only"])
+def test_a_commit_of_its_own_inside_a_handler_s_exclusive_try_leaves_its_commit_whole(
+    rt: sc.Runtime, tmp_path: Path, caplog: pytest.LogCaptureFixture, writes_db: bool
+) -> None:
+    """A handler that keeps conflicting makes its last tries holding the space's write lock,
+    inside one SQLite transaction. Registering a disk source there commits the handle in a
+    commit of its own, which ends that transaction: the handler's own commit then begins
+    another (it failed with "cannot rollback - no transaction is active" for a database
+    write, and ran its statements outside any transaction for a cell write)."""
+    source = tmp_path / "reference.db"
+    conn = sqlite3.connect(source)
+    conn.execute("CREATE TABLE ref (x)")
+    conn.commit()
+    conn.close()
+    space = rt.space("demo")
+    other = space.cell("other", default=0)
+    mine = space.cell("mine", default=0)
+    db = space.sqlite_database("db", tables=V1)
+    attempts: list[int] = []
+
+    def bump_other() -> None:
+        with space.transact():
+            other.set(other.get() + 1)
+
+    @sc.handler
+    def body() -> None:
+        attempts.append(len(attempts) + 1)
+        other.get()
+        if len(attempts) <= 3:  # a commit in between: this try conflicts
+            thread = threading.Thread(target=bump_other)
+            thread.start()
+            thread.join()
+        else:  # the exclusive try: the source's handle is committed on its own here
+            space.register_disk_source(str(source))
+        mine.set(len(attempts))
+        if writes_db:
+            db.exec("INSERT INTO t (a) VALUES (?)", [str(len(attempts))])
+
+    with caplog.at_level(logging.WARNING, logger="sqlite_cells"):
+        seq = body()
+    assert attempts == [1, 2, 3, 4]
+    assert mine.get() == 4
+    assert isinstance(seq, int) and space.file.seen_seq == seq
+    assert db.read("SELECT a FROM t") == ([{"a": "4"}] if writes_db else [])
+    assert not [r for r in caplog.records if "COMMIT" in r.getMessage()]
