@@ -11,7 +11,8 @@ raises :class:`~codec._errors.GuardViolation` otherwise.  ``GuardViolation.kind`
     A ``;`` followed by anything but whitespace and comments (``SELECT 1;`` and ``SELECT 1; --``
     are fine, ``SELECT 1;;`` is not).  The offset is the start of the first token after the
     first ``;``.  (Text SQLite cannot read *before* the first ``;`` fails the first statement, so
-    nothing would run: that is ``syntax``.)
+    nothing would run: that is ``syntax``.  So is an unterminated ``/*`` comment or a NUL that
+    follows the ``;`` before any token: SQLite reads no second statement there.)
 ``syntax``
     *Added to the SPEC's list.*  SQLite cannot tokenize the text (an unterminated string literal,
     quoted identifier or ``/*`` comment, a malformed blob or number, a character SQLite rejects),
