@@ -52,7 +52,9 @@ raises :class:`~codec._errors.GuardViolation` otherwise.  ``GuardViolation.kind`
     ``sqlite_stat1``, ``sqlite_offset()``, …) and every ``_cf_`` name, called or not, is refused.
 ``forbidden-function``
     ``load_extension``, ``readfile``, ``writefile``, ``edit`` or ``fts3_tokenizer`` directly
-    followed by ``(`` (a table of that name after ``INTO`` is not a call); and every name starting
+    followed by ``(`` (a table of that name after ``INTO`` is not a call), and so are the row
+    counts ``changes`` and ``total_changes`` (*decision*: they count the runtime's own statements
+    on the connection too; ``last_insert_rowid()`` stays allowed); and every name starting
     with ``pragma_`` or equal to ``dbstat``, in any quoting, called or not: SQLite lets eponymous
     virtual tables be read without parentheses, and both look beyond the database cell's own
     tables.  (``dbstat`` is a *decision* beyond the SPEC's list.)
@@ -117,6 +119,7 @@ from sqlite_cells.sql._names import (
     FORBIDDEN_VERBS,
     READ_VERBS,
     RESERVED_PREFIXES,
+    ROW_COUNT_FUNCTIONS,
     SCHEMA_READERS,
     TRANSACTION_VERBS,
     VIRTUAL_PREFIX,
@@ -229,7 +232,8 @@ _STATEMENT_WORDS: Final = (
     _READ_VERBS | _WRITE_VERBS | FORBIDDEN_VERBS | DDL_VERBS | {"WITH", "EXPLAIN"}
 )
 # The guard's tokens carry names upper-cased (ASCII): the same facts, in upper case.
-_FORBIDDEN_CALLS: Final = frozenset(name.upper() for name in FORBIDDEN_FUNCTIONS)
+_ROW_COUNT_CALLS: Final = frozenset(name.upper() for name in ROW_COUNT_FUNCTIONS)
+_FORBIDDEN_CALLS: Final = frozenset(name.upper() for name in FORBIDDEN_FUNCTIONS) | _ROW_COUNT_CALLS
 _ALLOWED_SQLITE_CALLS: Final = frozenset(name.upper() for name in ALLOWED_SQLITE_FUNCTIONS)
 _DATABASE_NAMES: Final = frozenset(name.upper() for name in DATABASE_NAMES)
 _PREFIXES: Final = tuple(prefix.upper() for prefix in (*RESERVED_PREFIXES, VIRTUAL_PREFIX))
@@ -398,11 +402,15 @@ def _check_name(statement: Statement, i: int, following: str, previous: Tok, wri
         and key in _FORBIDDEN_CALLS
         and (previous[1] != "INTO" or previous[0] != WORD)
     ):
+        if key in _ROW_COUNT_CALLS:
+            why = (
+                "it counts the rows of the runtime's connection, not of your statements; "
+                "count them with a query (SELECT count(*) …) before or after the write"
+            )
+        else:
+            why = "it reaches outside the database cell"
         refuse(
-            "forbidden-function",
-            sql,
-            start,
-            f"function {sql[start:end]}() is not allowed: it reaches outside the database cell",
+            "forbidden-function", sql, start, f"function {sql[start:end]}() is not allowed: {why}"
         )
     if key.startswith(_PREFIXES):
         if key.startswith(_PREFIXES[-1]):  # pragma_

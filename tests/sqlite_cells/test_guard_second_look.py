@@ -208,6 +208,12 @@ VERDICTS: list[tuple[str, Mode, str, int | str]] = [
         "forbidden-function",
         "DbStat",
     ),
+    # functions that report the write connection's row counts, which the runtime's own
+    # statements move between the user's: refused in any quoting (decision)
+    ("INSERT INTO messages(ts) VALUES (changes())", W, "forbidden-function", "changes"),
+    ('UPDATE users SET score = "TOTAL_CHANGES"()', W, "forbidden-function", '"'),
+    ("SELECT [Changes] ()", R, "forbidden-function", 7),
+    ("SELECT total_changes() FROM messages", R, "forbidden-function", 7),
     # RETURNING in every write shape, after odd whitespace and comments
     ("INSERT INTO messages(body) SELECT name FROM users RETURNING id", W, "returning", "RETURNING"),
     (
@@ -307,6 +313,9 @@ ACCEPTED: list[tuple[str, Mode]] = [
     ("WITH x AS (SELECT 1 AS n) REPLACE INTO messages(ts) SELECT n FROM x", W),
     ("INSERT OR ROLLBACK INTO users(name) VALUES ('a')", W),
     ("UPDATE OR ABORT users SET score = 1", W),
+    # a column or table named like a counting function is no call; last_insert_rowid() is fine
+    ("INSERT INTO changes(total_changes) VALUES (last_insert_rowid())", W),
+    ("SELECT changes, total_changes FROM t", R),
     # harmless sqlite_ functions, called
     ('SELECT sqlite_version(), "sqlite_source_id"(), [sqlite_compileoption_get](0)', R),
 ]
@@ -648,6 +657,9 @@ HOSTILE: list[tuple[Mode, str, str]] = [
     (W, "schema-qualified", f"UPDATE [{ALIAS}].[_cf_meta] SET value = 0"),
     (W, "forbidden-function", "UPDATE messages SET body = `load_extension`('x')"),
     (W, "forbidden-function", "INSERT INTO messages(body) SELECT name FROM 'pragma_table_list'"),
+    (W, "forbidden-function", "INSERT INTO messages(ts) VALUES (changes())"),
+    (W, "forbidden-function", "UPDATE users SET score = total_changes()"),
+    (R, "forbidden-function", 'SELECT "total_changes"()'),
     (W, "forbidden-statement", "COMMIT"),
     (W, "forbidden-statement", "ROLLBACK TO sp"),
     (W, "forbidden-statement", "RELEASE sp"),
@@ -807,3 +819,70 @@ def test_the_query_command_refuses_text_that_is_not_utf8(cli_store: Path) -> Non
         assert done.returncode == 2, done
         assert b"Traceback" not in done.stderr
         assert b"UTF-8" in done.stderr
+
+
+# --- last_insert_rowid(), changes() and total_changes() in a write (R31, R34; decision) ----------
+
+
+def test_last_insert_rowid_is_the_transactions_previous_insert(
+    space: Space, cells: sc.SqliteDb
+) -> None:
+    """Each statement of a transaction sees the rowid of the transaction's previous insert, as
+    one connection would show it; the first sees 0. The runtime's own statements between them
+    (cell writes, the commit record, the journal) never show through."""
+    with space.transact():
+        cells.exec("INSERT INTO users(id, name) VALUES (100, 'seed')")
+    for name in ("a", "b"):
+        with space.transact():
+            space.cell("counter", default=0).set(name)
+            cells.exec("INSERT INTO messages(body) VALUES (last_insert_rowid())")
+            cells.exec("INSERT INTO users(name) VALUES (?)", [name])
+            cells.exec("INSERT INTO messages(body, ts) VALUES ('child', last_insert_rowid())")
+            cells.exec_many("INSERT INTO notes(main) VALUES (last_insert_rowid())", [[], []])
+    assert cells.read("SELECT id, body, ts FROM messages ORDER BY id") == [
+        {"id": 1, "body": "0", "ts": 0},
+        {"id": 2, "body": "child", "ts": 101},
+        {"id": 3, "body": "0", "ts": 0},
+        {"id": 4, "body": "child", "ts": 102},
+    ]
+    assert cells.read("SELECT id, main FROM notes ORDER BY id") == [
+        {"id": 1, "main": "2"},
+        {"id": 2, "main": "1"},
+        {"id": 3, "main": "4"},
+        {"id": 4, "main": "3"},
+    ]
+
+
+def test_last_insert_rowid_after_a_bulk_insert_into_a_table_without_a_primary_key(
+    space: Space,
+) -> None:
+    """A bulk change to a rowid table is captured by running the statement again (R70): the
+    next statement still sees the rowid the bulk insert left."""
+    db = space.sqlite_database(
+        "rowids",
+        tables={
+            "bulk": sc.table(v="integer"),
+            "after": sc.table(id="integer primary key", seen="integer"),
+        },
+    )
+    with space.transact():
+        db.exec(
+            "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 50) "
+            "INSERT INTO bulk(v) SELECT n FROM r"
+        )
+        db.exec("INSERT INTO after(seen) VALUES (last_insert_rowid())")
+    assert db.read("SELECT seen FROM after") == [{"seen": 50}]
+    assert db.read("SELECT count(*) AS n, max(rowid) AS m FROM bulk") == [{"n": 50, "m": 50}]
+
+
+def test_row_counting_functions_are_refused_at_the_call(space: Space, cells: sc.SqliteDb) -> None:
+    with space.transact():
+        with pytest.raises(GuardViolation) as caught:
+            cells.exec("INSERT INTO messages(ts) VALUES (changes())")
+        assert caught.value.kind == "forbidden-function"
+        assert "changes()" in str(caught.value)
+        cells.exec("INSERT INTO messages(ts) VALUES (1)")
+    with pytest.raises(GuardViolation) as caught:
+        cells.read("SELECT total_changes() AS n")
+    assert caught.value.kind == "forbidden-function"
+    assert cells.read("SELECT ts FROM messages") == [{"ts": 1}]
