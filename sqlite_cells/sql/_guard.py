@@ -52,7 +52,8 @@ raises :class:`~codec._errors.GuardViolation` otherwise.  ``GuardViolation.kind`
     ``sqlite_stat1``, ``sqlite_offset()``, …) and every ``_cf_`` name, called or not, is refused.
 ``forbidden-function``
     ``load_extension``, ``readfile``, ``writefile``, ``edit`` or ``fts3_tokenizer`` directly
-    followed by ``(`` (a table of that name after ``INTO`` is not a call), and so are the row
+    followed by ``(`` (a table of that name after ``INTO``, or a CTE's name before its column
+    list, ``WITH edit(a) AS (…)``, is not a call), and so are the row
     counts ``changes`` and ``total_changes`` (*decision*: they count the runtime's own statements
     on the connection too; ``last_insert_rowid()`` stays allowed); and every name starting
     with ``pragma_`` or equal to ``dbstat``, in any quoting, called or not: SQLite lets eponymous
@@ -401,6 +402,7 @@ def _check_name(statement: Statement, i: int, following: str, previous: Tok, wri
         and kind != STRING
         and key in _FORBIDDEN_CALLS
         and (previous[1] != "INTO" or previous[0] != WORD)
+        and not _names_a_cte(entries, i + 1, count)
     ):
         if key in _ROW_COUNT_CALLS:
             why = (
@@ -431,6 +433,38 @@ def _check_name(statement: Statement, i: int, following: str, previous: Tok, wri
             "RETURNING is not allowed: a write returns no rows; read the data with a query "
             "after the transaction commits",
         )
+
+
+def _names_a_cte(entries: tuple[Tok, ...], opening: int, count: int) -> bool:
+    """Whether the parenthesis group opening at ``opening`` is a CTE's column list (``WITH
+    name(a, b) AS (…)``): its ``)`` is followed by ``AS [[NOT] MATERIALIZED] (``. After a call,
+    ``AS`` names an alias (``materialized`` may be one), which no ``(`` follows."""
+    depth = 0
+    for j in range(opening, count):
+        kind, key = entries[j][0], entries[j][1]
+        if kind != OP:
+            continue
+        if key == "(":
+            depth += 1
+        elif key == ")":
+            depth -= 1
+            if depth == 0:
+                return _is_cte_body_next(entries, j + 1, count)
+    return False
+
+
+def _is_cte_body_next(entries: tuple[Tok, ...], i: int, count: int) -> bool:
+    """Whether ``AS [[NOT] MATERIALIZED] (`` starts at ``i``."""
+    words: list[str] = []
+    j = i
+    while j < count and entries[j][0] == WORD and len(words) < 3:
+        words.append(entries[j][1])
+        j += 1
+    return (
+        j < count
+        and entries[j][:2] == (OP, "(")
+        and words in (["AS"], ["AS", "MATERIALIZED"], ["AS", "NOT", "MATERIALIZED"])
+    )
 
 
 def _check_temp(entry: Tok, previous: Tok, sql: str) -> None:

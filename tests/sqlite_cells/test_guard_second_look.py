@@ -214,6 +214,10 @@ VERDICTS: list[tuple[str, Mode, str, int | str]] = [
     ('UPDATE users SET score = "TOTAL_CHANGES"()', W, "forbidden-function", '"'),
     ("SELECT [Changes] ()", R, "forbidden-function", 7),
     ("SELECT total_changes() FROM messages", R, "forbidden-function", 7),
+    # a call's AS names an alias: a call still, whatever the alias looks like
+    ('SELECT changes() AS "(" FROM messages', R, "forbidden-function", 7),
+    ("SELECT load_extension('x') AS materialized", R, "forbidden-function", 7),
+    ("WITH x(a) AS (SELECT edit('y') AS b) SELECT * FROM x", R, "forbidden-function", "edit"),
     # RETURNING in every write shape, after odd whitespace and comments
     ("INSERT INTO messages(body) SELECT name FROM users RETURNING id", W, "returning", "RETURNING"),
     (
@@ -313,6 +317,11 @@ ACCEPTED: list[tuple[str, Mode]] = [
     ("WITH x AS (SELECT 1 AS n) REPLACE INTO messages(ts) SELECT n FROM x", W),
     ("INSERT OR ROLLBACK INTO users(name) VALUES ('a')", W),
     ("UPDATE OR ABORT users SET score = 1", W),
+    # a CTE named like a forbidden function, with a column list, is no call
+    ("WITH changes(id) AS (SELECT 1) DELETE FROM messages WHERE id IN changes", W),
+    ("WITH load_extension(a) AS MATERIALIZED (SELECT 1) SELECT a FROM load_extension", R),
+    ("WITH x AS (SELECT 1), Edit(b) AS NOT MATERIALIZED (SELECT 2) SELECT * FROM x, Edit", R),
+    ("SELECT * FROM (WITH readfile(f) AS (VALUES (1)) SELECT f FROM readfile)", R),
     # a column or table named like a counting function is no call; last_insert_rowid() is fine
     ("INSERT INTO changes(total_changes) VALUES (last_insert_rowid())", W),
     ("SELECT changes, total_changes FROM t", R),
@@ -873,6 +882,16 @@ def test_last_insert_rowid_after_a_bulk_insert_into_a_table_without_a_primary_ke
         db.exec("INSERT INTO after(seen) VALUES (last_insert_rowid())")
     assert db.read("SELECT seen FROM after") == [{"seen": 50}]
     assert db.read("SELECT count(*) AS n, max(rowid) AS m FROM bulk") == [{"n": 50, "m": 50}]
+
+
+def test_a_cte_named_like_a_forbidden_function_is_written(space: Space, cells: sc.SqliteDb) -> None:
+    with space.transact():
+        cells.exec(
+            "WITH changes(n) AS (VALUES (7), (8)) INSERT INTO messages(ts) SELECT n FROM changes"
+        )
+    assert cells.read(
+        "WITH load_extension(t) AS (SELECT ts FROM messages) SELECT sum(t) AS s FROM load_extension"
+    ) == [{"s": 15}]
 
 
 def test_row_counting_functions_are_refused_at_the_call(space: Space, cells: sc.SqliteDb) -> None:
