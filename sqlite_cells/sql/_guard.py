@@ -11,7 +11,8 @@ raises :class:`~codec._errors.GuardViolation` otherwise.  ``GuardViolation.kind`
     A ``;`` followed by anything but whitespace and comments (``SELECT 1;`` and ``SELECT 1; --``
     are fine, ``SELECT 1;;`` is not).  The offset is the start of the first token after the
     first ``;``.  (Text SQLite cannot read *before* the first ``;`` fails the first statement, so
-    nothing would run: that is ``syntax``.)
+    nothing would run: that is ``syntax``.  So is an unterminated ``/*`` comment or a NUL that
+    follows the ``;`` before any token: SQLite reads no second statement there.)
 ``syntax``
     *Added to the SPEC's list.*  SQLite cannot tokenize the text (an unterminated string literal,
     quoted identifier or ``/*`` comment, a malformed blob or number, a character SQLite rejects),
@@ -51,7 +52,10 @@ raises :class:`~codec._errors.GuardViolation` otherwise.  ``GuardViolation.kind`
     ``sqlite_stat1``, ``sqlite_offset()``, …) and every ``_cf_`` name, called or not, is refused.
 ``forbidden-function``
     ``load_extension``, ``readfile``, ``writefile``, ``edit`` or ``fts3_tokenizer`` directly
-    followed by ``(`` (a table of that name after ``INTO`` is not a call); and every name starting
+    followed by ``(`` (a table of that name after ``INTO``, or a CTE's name before its column
+    list, ``WITH edit(a) AS (…)``, is not a call), and so are the row
+    counts ``changes`` and ``total_changes`` (*decision*: they count the runtime's own statements
+    on the connection too; ``last_insert_rowid()`` stays allowed); and every name starting
     with ``pragma_`` or equal to ``dbstat``, in any quoting, called or not: SQLite lets eponymous
     virtual tables be read without parentheses, and both look beyond the database cell's own
     tables.  (``dbstat`` is a *decision* beyond the SPEC's list.)
@@ -116,6 +120,7 @@ from sqlite_cells.sql._names import (
     FORBIDDEN_VERBS,
     READ_VERBS,
     RESERVED_PREFIXES,
+    ROW_COUNT_FUNCTIONS,
     SCHEMA_READERS,
     TRANSACTION_VERBS,
     VIRTUAL_PREFIX,
@@ -228,7 +233,8 @@ _STATEMENT_WORDS: Final = (
     _READ_VERBS | _WRITE_VERBS | FORBIDDEN_VERBS | DDL_VERBS | {"WITH", "EXPLAIN"}
 )
 # The guard's tokens carry names upper-cased (ASCII): the same facts, in upper case.
-_FORBIDDEN_CALLS: Final = frozenset(name.upper() for name in FORBIDDEN_FUNCTIONS)
+_ROW_COUNT_CALLS: Final = frozenset(name.upper() for name in ROW_COUNT_FUNCTIONS)
+_FORBIDDEN_CALLS: Final = frozenset(name.upper() for name in FORBIDDEN_FUNCTIONS) | _ROW_COUNT_CALLS
 _ALLOWED_SQLITE_CALLS: Final = frozenset(name.upper() for name in ALLOWED_SQLITE_FUNCTIONS)
 _DATABASE_NAMES: Final = frozenset(name.upper() for name in DATABASE_NAMES)
 _PREFIXES: Final = tuple(prefix.upper() for prefix in (*RESERVED_PREFIXES, VIRTUAL_PREFIX))
@@ -396,12 +402,17 @@ def _check_name(statement: Statement, i: int, following: str, previous: Tok, wri
         and kind != STRING
         and key in _FORBIDDEN_CALLS
         and (previous[1] != "INTO" or previous[0] != WORD)
+        and not _names_a_cte(entries, i + 1, count)
     ):
+        if key in _ROW_COUNT_CALLS:
+            why = (
+                "it counts the rows of the runtime's connection, not of your statements; "
+                "count them with a query (SELECT count(*) …) before or after the write"
+            )
+        else:
+            why = "it reaches outside the database cell"
         refuse(
-            "forbidden-function",
-            sql,
-            start,
-            f"function {sql[start:end]}() is not allowed: it reaches outside the database cell",
+            "forbidden-function", sql, start, f"function {sql[start:end]}() is not allowed: {why}"
         )
     if key.startswith(_PREFIXES):
         if key.startswith(_PREFIXES[-1]):  # pragma_
@@ -422,6 +433,38 @@ def _check_name(statement: Statement, i: int, following: str, previous: Tok, wri
             "RETURNING is not allowed: a write returns no rows; read the data with a query "
             "after the transaction commits",
         )
+
+
+def _names_a_cte(entries: tuple[Tok, ...], opening: int, count: int) -> bool:
+    """Whether the parenthesis group opening at ``opening`` is a CTE's column list (``WITH
+    name(a, b) AS (…)``): its ``)`` is followed by ``AS [[NOT] MATERIALIZED] (``. After a call,
+    ``AS`` names an alias (``materialized`` may be one), which no ``(`` follows."""
+    depth = 0
+    for j in range(opening, count):
+        kind, key = entries[j][0], entries[j][1]
+        if kind != OP:
+            continue
+        if key == "(":
+            depth += 1
+        elif key == ")":
+            depth -= 1
+            if depth == 0:
+                return _is_cte_body_next(entries, j + 1, count)
+    return False
+
+
+def _is_cte_body_next(entries: tuple[Tok, ...], i: int, count: int) -> bool:
+    """Whether ``AS [[NOT] MATERIALIZED] (`` starts at ``i``."""
+    words: list[str] = []
+    j = i
+    while j < count and entries[j][0] == WORD and len(words) < 3:
+        words.append(entries[j][1])
+        j += 1
+    return (
+        j < count
+        and entries[j][:2] == (OP, "(")
+        and words in (["AS"], ["AS", "MATERIALIZED"], ["AS", "NOT", "MATERIALIZED"])
+    )
 
 
 def _check_temp(entry: Tok, previous: Tok, sql: str) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "LINK_SUFFIX",
     "READ_VERBS",
     "RESERVED_PREFIXES",
+    "ROW_COUNT_FUNCTIONS",
     "SCHEMA_READERS",
     "TRANSACTION_VERBS",
     "VIRTUAL_PREFIX",
@@ -55,6 +56,12 @@ DATALESS_TABLES: Final = _JSON_TABLES
 FORBIDDEN_FUNCTIONS: Final = frozenset(
     {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"}
 )
+# Functions that report the connection's row counts (*decision*, docs/decisions.md): the space's
+# write connection runs the runtime's own statements between a transaction's writes, and a read
+# connection writes nothing, so no user statement can get a meaningful count from them.
+# (`last_insert_rowid()` is kept meaningful instead: the write path restores it between a
+# transaction's statements.)
+ROW_COUNT_FUNCTIONS: Final = frozenset({"changes", "total_changes"})
 # The only `sqlite_*` functions a user statement may call: they report the library's version
 # and build options, nothing of any database (*decision*, docs/decisions.md).
 ALLOWED_SQLITE_FUNCTIONS: Final = frozenset(
@@ -119,11 +126,13 @@ def is_reserved_table(name: str) -> bool:
 
 def is_forbidden_function(name: str) -> bool:
     """Whether a user statement may not call the SQL function ``name`` (R21, R23): the R21
-    list, pragma functions, ``_cf_*`` (but the ``_cf_json_*`` functions a write's statement
-    calls once rewritten: the guard refuses them in a user's own text) and every ``sqlite_*``
-    function but the four harmless ones (``sqlite_log`` writes to the application's error
-    log)."""
+    list, the row-count functions, pragma functions, ``_cf_*`` (but the ``_cf_json_*``
+    functions a write's statement calls once rewritten: the guard refuses them in a user's own
+    text) and every ``sqlite_*`` function but the four harmless ones (``sqlite_log`` writes to
+    the application's error log)."""
     folded = fold_ascii(name)
+    if folded in ROW_COUNT_FUNCTIONS:
+        return True
     if folded in FORBIDDEN_FUNCTIONS or folded.startswith(("_cf_", VIRTUAL_PREFIX)):
         return folded not in _RUNTIME_FUNCTIONS
     return folded.startswith("sqlite_") and folded not in ALLOWED_SQLITE_FUNCTIONS

@@ -242,7 +242,11 @@ def _problem(sql: str, tokens: list[Tok], bad: int, first_semicolon: int) -> Pro
         if sql.startswith("\v", rest):
             bad = rest
     # Text SQLite cannot read before the first ";" fails the first statement: nothing runs.
-    if semicolon >= 0 and not 0 <= bad < semicolon:
+    if (
+        semicolon >= 0
+        and not 0 <= bad < semicolon
+        and not _ends_unread(sql, tokens, first_semicolon, bad)
+    ):
         after = tokens[first_semicolon + 1][2] if first_semicolon + 1 < len(tokens) else -1
         if bad >= semicolon and (after < 0 or bad < after):
             after = bad
@@ -260,6 +264,17 @@ def _problem(sql: str, tokens: list[Tok], bad: int, first_semicolon: int) -> Pro
     if bad >= 0:
         return ("syntax", bad, syntax_message(sql, bad))
     return None
+
+
+def _ends_unread(sql: str, tokens: list[Tok], first_semicolon: int, bad: int) -> bool:
+    """Whether no second statement starts after the first ``;`` before text SQLite does not
+    read as one: an unterminated ``/*`` comment (SQLite reads it to the end of the text) or a
+    NUL (SQLite stops reading there).  Then the refusal is ``syntax``, as it is for the same
+    text before the ``;``, not ``multiple-statements``."""
+    if bad < 0 or not (sql[bad] == "\x00" or sql.startswith("/*", bad)):
+        return False
+    following = first_semicolon + 1
+    return following == len(tokens) or tokens[following][2] >= bad
 
 
 _CTE_BODY_STARTS: Final = frozenset({"SELECT", "VALUES", "WITH", "("})

@@ -10,6 +10,10 @@
   ``PRAGMA table_xinfo`` of each table it first sees changed from *inside* that step; only then,
   and only that pragma on the database cell's file, is let through. While the user's text is
   being prepared no PRAGMA is ever allowed (defense in depth behind the guard, R23).
+* ``last_insert_rowid()`` as one connection would show it to a transaction's statements: each
+  user statement starts with the rowid the transaction's previous statement left (0 for its
+  first), whatever the runtime's own statements (cell writes, the commit record, the journal)
+  inserted in between; a statement run again for its capture (R70) starts from the same value.
 * A progress handler (installed once, with its own ``id``) that interrupts a user statement
   running past its deadline (R44 ``exec_timeout``), and overrides of the builtin SQL functions
   whose one call can run long within a single step, which keep that deadline too
@@ -48,7 +52,17 @@ class WriteConn:
     # Nothing here refers to the connection (the connection refers to the gate, the progress
     # handler and the function overrides), so the connection, and with it this entry, goes
     # away with its space file.
-    __slots__ = ("_judge_once", "_last", "_policy", "_stepping", "deadline", "gate")
+    __slots__ = (
+        "_judge_once",
+        "_last",
+        "_member",
+        "_policy",
+        "_rowid",
+        "_rowid_after",
+        "_stepping",
+        "deadline",
+        "gate",
+    )
 
     def __init__(self, conn: apsw.Connection) -> None:
         self.gate = Gate().install(conn)
@@ -60,8 +74,29 @@ class WriteConn:
         self._last: Authorizer | None = None
         self._stepping = False
         self.deadline: float | None = None
+        # last_insert_rowid() for the next user statement of the transaction, what the last run
+        # left, and the transaction (its commit seq, the ops begun) they belong to.
+        self._rowid = 0
+        self._rowid_after = 0
+        self._member: tuple[int, set[int]] = (0, set())
         conn.set_progress_handler(self._progress, _PROGRESS_STEPS, id=_PROGRESS_ID)
         override_long_calls(conn, self)
+
+    def begin_op(self, seq: int, op: object) -> None:
+        """Before the op ``op`` of the transaction committed as ``seq``: ``last_insert_rowid()``
+        starts at 0 for a transaction, and again when its ops run again (a group commit run
+        again without a failed member keeps the seq)."""
+        member, begun = self._member
+        if seq != member or id(op) in begun:
+            begun = set()
+            self._member = (seq, begun)
+            self._rowid = 0
+        begun.add(id(op))
+
+    def end_op(self) -> None:
+        """The op begun last is done: the transaction's next statement sees the rowid its
+        statement left (not what the runtime inserted since)."""
+        self._rowid = self._rowid_after
 
     def _started(self, cursor: apsw.Cursor, _sql: str, _bindings: object) -> bool:
         # Called by apsw after the statement is prepared and bound, before it is stepped. Once
@@ -107,10 +142,12 @@ class WriteConn:
             # The plain enter/leave pair, not ``gate.user``: this runs on every commit.
             gate.enter(self._judge_once)
             try:
+                conn.set_last_insert_rowid(self._rowid)
                 if many:
                     cursor.executemany(sql, rows, prepare_flags=USER_PREPARE_FLAGS)
                 else:
                     cursor.execute(sql, rows[0], prepare_flags=USER_PREPARE_FLAGS)
+                self._rowid_after = conn.last_insert_rowid()
             finally:
                 gate.leave()
         finally:

@@ -393,6 +393,8 @@ class SqliteParticipant:
                     conn, ALIAS, decl.schema, request.fills, db_id=decl.db_id, sql=request.sql
                 )
             before = before_write(conn, keys) if keys else None
+            state = write_conn(conn)
+            state.begin_op(seq, op)
             try:
                 changeset = capture(
                     conn,
@@ -403,6 +405,7 @@ class SqliteParticipant:
                 )
             except (apsw.TooBigError, apsw.NoMemError) as exc:
                 raise _too_big(decl.db_id, request.sql, exc) from exc
+            state.end_op()
             if links:
                 check_links(changeset, links, db_id=decl.db_id, sql=request.sql)
             if before is not None:  # rows the changeset cannot show (R51, R70)

@@ -100,7 +100,10 @@ CASES = load_corpus()
 
 _ALWAYS = {apsw.SQLITE_SELECT, apsw.SQLITE_RECURSIVE}
 _WRITES = {apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE, apsw.SQLITE_DELETE}
-_FORBIDDEN_FUNCTIONS = {"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"}
+_FORBIDDEN_FUNCTIONS = {
+    *("load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"),
+    *("changes", "total_changes"),
+}
 _HARMLESS_SQLITE_FUNCTIONS = {
     "sqlite_version",
     "sqlite_source_id",
