@@ -66,6 +66,7 @@ from sqlite_cells.sql import (
     fold_ascii,
     is_reserved_table,
     make_authorizer,
+    sqlite_refusal,
 )
 
 __all__ = [
@@ -769,9 +770,9 @@ def _translate(
             hint = f": the source file {decl.path} holds no such table (it is read as it is)"
         elif "no such table" in str(exc):
             hint = ": queries may read only the database's declared tables"
-        error = QueryError(decl.db_id, sql, f"SQLError: {exc}{hint}")
+        error = QueryError(decl.db_id, sql, sqlite_refusal(exc, hint))
     else:
-        error = QueryError(decl.db_id, sql, f"{type(exc).__name__}: {exc}")
+        error = QueryError(decl.db_id, sql, sqlite_refusal(exc))
     error.__cause__ = exc
     return error
 

@@ -84,6 +84,7 @@ from sqlite_cells.sql import (
     fold_ascii,
     scan_sql,
     split_json_calls,
+    sqlite_refusal,
     unquote,
 )
 
@@ -283,7 +284,7 @@ class MigrationConnection:
                     budget.deadline = None
         except apsw.InterruptError as exc:
             if budget.limit is None:
-                raise self._refuse(sql, f"SQLite said {type(exc).__name__}: {exc}") from exc
+                raise self._refuse(sql, f"SQLite said {sqlite_refusal(exc)}") from exc
             raise self._timeout(sql, "it was interrupted") from exc
         except apsw.ThreadingViolationError as exc:
             raise self._refuse(
@@ -291,8 +292,16 @@ class MigrationConnection:
                 f"the connection is running another statement, in another thread ({exc}); run "
                 "migrate's statements one at a time",
             ) from exc
+        except apsw.AuthError as exc:
+            raise self._refuse(
+                sql,
+                f"SQLite said {sqlite_refusal(exc)}: migrate may not create triggers, views, "
+                "virtual or temp objects, call PRAGMAs or their table functions, or change the "
+                "runtime's or SQLite's own tables (R14); do the change with plain DDL and DML on "
+                "the database's tables",
+            ) from exc
         except apsw.Error as exc:
-            raise self._refuse(sql, f"SQLite said {type(exc).__name__}: {exc}") from exc
+            raise self._refuse(sql, f"SQLite said {sqlite_refusal(exc)}") from exc
         except SqliteCellsError:
             raise
         except UnicodeDecodeError as exc:

@@ -28,6 +28,7 @@ from sqlite_cells.sql._names import is_reserved as is_reserved
 from sqlite_cells.sql._names import is_reserved_table as is_reserved_table
 from sqlite_cells.sql._params import ParamTargets as ParamTargets
 from sqlite_cells.sql._params import map_params as map_params
+from sqlite_cells.sql._refusals import sqlite_refusal as sqlite_refusal
 from sqlite_cells.sql._statement import BLOB as BLOB
 from sqlite_cells.sql._statement import NUMBER as NUMBER
 from sqlite_cells.sql._statement import OP as OP
@@ -78,5 +79,6 @@ __all__ = [
     "parameter_rows",
     "scan_sql",
     "split_json_calls",
+    "sqlite_refusal",
     "unquote",
 ]

@@ -84,7 +84,7 @@ from sqlite_cells.runtime import (
     waited_for_lock,
 )
 from sqlite_cells.schema import Declaration, ensure_schema, migrate_file
-from sqlite_cells.sql import Authorizer, Bound, Mode, make_authorizer
+from sqlite_cells.sql import Authorizer, Bound, Mode, make_authorizer, sqlite_refusal
 from sqlite_cells.write._calls import override_long_calls
 from sqlite_cells.write._capture import capture, has_rowid_tables
 from sqlite_cells.write._conn import write_conn
@@ -451,7 +451,7 @@ class SqliteParticipant:
             raise ExecError(
                 decl.db_id,
                 request.sql,
-                f"{type(exc).__name__}: {exc}",
+                sqlite_refusal(exc),
                 sqlite_error=str(exc),
                 sqlite_code=getattr(exc, "extendedresult", None),
             ) from exc

@@ -117,3 +117,56 @@ def test_stored_text_that_is_not_utf8_names_the_column_the_file_and_the_remedy(
     assert "CAST(column AS BLOB)" in text
     rows = db.read("SELECT id, CAST(body AS BLOB) AS body FROM notes")
     assert rows == [{"id": 1, "body": b"A\xff\x00\xfe"}]  # the remedy the message names
+
+
+@pytest.mark.parametrize(
+    ("sql", "said", "code", "advice"),
+    [
+        ("SELECT nosuch FROM messages", "no such column: nosuch", "SQLITE_ERROR", "correct the"),
+        ("SELECT 1_", 'unrecognized token: "1_"', "SQLITE_ERROR", "correct the statement"),
+        ("SELECT abs(1, 2)", "wrong number of arguments", "SQLITE_ERROR", "correct the"),
+    ],
+)
+def test_a_read_sqlite_refuses_says_sqlites_words_its_code_and_what_to_do(
+    db: sc.SqliteDb, sql: str, said: str, code: str, advice: str
+) -> None:
+    with pytest.raises(QueryError) as caught:
+        db.read(sql)
+    text = str(caught.value)
+    assert said in text and f"(SQLite's {code})" in text and advice in text
+    assert "SQLError" not in text  # apsw's class name is no advice
+    assert text.endswith(f"in {sql!r}")
+
+
+@pytest.mark.parametrize(
+    ("sql", "params", "said", "code", "advice"),
+    [
+        (
+            "INSERT INTO messages (id, body) VALUES (?, 'b')",
+            [1],
+            "UNIQUE constraint failed: messages.id",
+            "SQLITE_CONSTRAINT",
+            "say what a conflict should do",
+        ),
+        (
+            "INSERT INTO messages (id, body) VALUES (?, 'b')",
+            ["not a number"],
+            "datatype mismatch",
+            "SQLITE_MISMATCH",
+            "bind a value of the column's type",
+        ),
+        ("UPDATE messages SET nosuch = ?", [1], "no such column", "SQLITE_ERROR", "correct the"),
+    ],
+)
+def test_a_write_sqlite_refuses_says_sqlites_words_its_code_and_what_to_do(
+    space: Space, db: sc.SqliteDb, sql: str, params: list[object], said: str, code: str, advice: str
+) -> None:
+    with space.transact():
+        db.exec("INSERT INTO messages (id, body) VALUES (1, 'a')")
+    with pytest.raises(ExecError) as caught, space.transact():
+        db.exec(sql, params)
+    text = str(caught.value)
+    assert said in text and f"(SQLite's {code})" in text and advice in text
+    assert caught.value.sqlite_error is not None and said in caught.value.sqlite_error
+    assert "ConstraintError" not in text and "SQLError" not in text
+    assert db.read("SELECT id, body FROM messages") == [{"id": 1, "body": "a"}]

@@ -1,0 +1,34 @@
+"""What SQLite said when it refused a user's statement, as an error message says it: SQLite's
+own words, its result code's name, and what to do (Errors: what was wrong, where, what to do).
+The caller's error adds where (the database and the statement)."""
+
+from __future__ import annotations
+
+import apsw
+
+__all__ = ["sqlite_refusal"]
+
+# What to do, by apsw's class for SQLite's primary result code. A class not listed keeps
+# SQLite's words alone: they name the cause, and no advice fits every case of it.
+_ADVICE: dict[type[apsw.Error], str] = {
+    apsw.SQLError: "correct the statement",
+    apsw.ConstraintError: (
+        "a row breaks a constraint of its table: change the values, or say what a conflict "
+        "should do (INSERT OR IGNORE, INSERT OR REPLACE, ON CONFLICT … DO …)"
+    ),
+    apsw.MismatchError: (
+        "a value does not fit its column (an INTEGER PRIMARY KEY takes integers only, a STRICT "
+        "table its declared types): bind a value of the column's type"
+    ),
+    apsw.RangeError: "bind one value per placeholder of the statement",
+    apsw.TooBigError: "a value is over SQLite's length limit: store or ask for less at once",
+}
+
+
+def sqlite_refusal(exc: apsw.Error, hint: str = "") -> str:
+    """``exc``'s words, its result code's name and what to do; ``hint`` (starting with ``": "``)
+    is the caller's own precision, put right after SQLite's words."""
+    code = apsw.mapping_result_codes.get(getattr(exc, "result", None) or -1, type(exc).__name__)
+    advice = next((text for kind, text in _ADVICE.items() if isinstance(exc, kind)), "")
+    said = f"{exc}{hint} (SQLite's {code})"
+    return f"{said}; {advice}" if advice else said
