@@ -111,7 +111,7 @@ from dataclasses import dataclass, field
 from typing import Final, NoReturn
 
 from sqlite_cells.codec import GuardViolation, StatementError
-from sqlite_cells.sql._kinds import OP, QUOTED, STRING, WORD, Tok
+from sqlite_cells.sql._kinds import OP, QUOTED, STRING, WORD, Tok, group
 from sqlite_cells.sql._names import (
     ALLOWED_SQLITE_FUNCTIONS,
     DATABASE_NAMES,
@@ -439,18 +439,8 @@ def _names_a_cte(entries: tuple[Tok, ...], opening: int, count: int) -> bool:
     """Whether the parenthesis group opening at ``opening`` is a CTE's column list (``WITH
     name(a, b) AS (…)``): its ``)`` is followed by ``AS [[NOT] MATERIALIZED] (``. After a call,
     ``AS`` names an alias (``materialized`` may be one), which no ``(`` follows."""
-    depth = 0
-    for j in range(opening, count):
-        kind, key = entries[j][0], entries[j][1]
-        if kind != OP:
-            continue
-        if key == "(":
-            depth += 1
-        elif key == ")":
-            depth -= 1
-            if depth == 0:
-                return _is_cte_body_next(entries, j + 1, count)
-    return False
+    closing = group(entries, opening)[1]
+    return closing >= 0 and _is_cte_body_next(entries, closing + 1, count)
 
 
 def _is_cte_body_next(entries: tuple[Tok, ...], i: int, count: int) -> bool:

@@ -32,7 +32,7 @@ import functools
 import re
 from typing import Final
 
-from sqlite_cells.sql._kinds import OP, QUOTED, WORD
+from sqlite_cells.sql._kinds import OP, QUOTED, WORD, group
 from sqlite_cells.sql._names import JSON_CALL_PREFIX, JSON_CALLS
 from sqlite_cells.sql._statement import CACHE_MAX_SQL_LENGTH, scan_sql
 
@@ -74,7 +74,7 @@ def _split(sql: str) -> str:
             continue
         if i and tokens[i - 1][1] in _NOT_A_CALL_AFTER and tokens[i - 1][0] in (OP, WORD):
             continue  # a name, with its column list (INSERT INTO json_set (a, b, c) …)
-        commas, close = _arguments(tokens, i + 1)
+        commas, close = group(tokens, i + 1)
         fewest, pairs = JSON_CALLS[name]
         count = len(commas) + 1
         if close < 0 or count < fewest or (pairs and count % 2 == 0):
@@ -105,28 +105,6 @@ def _split(sql: str) -> str:
         at = end
     out.append(sql[at:])
     return "".join(out)
-
-
-def _arguments(
-    tokens: tuple[tuple[int, str, int, int], ...], opening: int
-) -> tuple[list[int], int]:
-    """The indexes of the commas between a call's arguments and of its closing parenthesis
-    (-1 when it has none) from the index of its opening one."""
-    depth = 0
-    commas: list[int] = []
-    for j in range(opening, len(tokens)):
-        kind, key = tokens[j][0], tokens[j][1]
-        if kind != OP:
-            continue
-        if key == "(":
-            depth += 1
-        elif key == ")":
-            depth -= 1
-            if depth == 0:
-                return commas, j
-        elif key == "," and depth == 1:
-            commas.append(j)
-    return commas, -1
 
 
 def _is_cte(tokens: tuple[tuple[int, str, int, int], ...], after: int) -> bool:

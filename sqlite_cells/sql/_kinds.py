@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-__all__ = ["BLOB", "NUMBER", "OP", "PARAM", "QUOTED", "STRING", "WORD", "Param", "Target", "Tok"]
+__all__ = [
+    "BLOB",
+    "NUMBER",
+    "OP",
+    "PARAM",
+    "QUOTED",
+    "STRING",
+    "WORD",
+    "Param",
+    "Target",
+    "Tok",
+    "group",
+]
 
 # Kinds of token (SQLite's tokens).  Words and quoted identifiers are names; string literals are
 # names only where SQLite reads one as a name (R24).
@@ -22,3 +34,24 @@ Target = str | tuple[str, int] | None
 # when SQLite refuses it (``?0`` or above 32766).  A plain tuple: the scan makes one per
 # occurrence on the path of every new statement.
 Param = tuple[int, int]
+
+
+def group(tokens: tuple[Tok, ...], opening: int) -> tuple[list[int], int]:
+    """The indexes of the top-level commas of the parenthesised group opening at token
+    ``opening`` (a call's arguments, a column list) and of its closing parenthesis (-1 when it
+    has none)."""
+    depth = 0
+    commas: list[int] = []
+    for j in range(opening, len(tokens)):
+        kind, key = tokens[j][0], tokens[j][1]
+        if kind != OP:
+            continue
+        if key == "(":
+            depth += 1
+        elif key == ")":
+            depth -= 1
+            if depth == 0:
+                return commas, j
+        elif key == "," and depth == 1:
+            commas.append(j)
+    return commas, -1
