@@ -660,3 +660,83 @@ def test_another_runtime_s_writes_rerun_what_they_changed_here(
     write(there, theirs, quiet)
     assert rt.settle(10)
     assert calls == Counter() and q.get().seq == loud_seq
+
+
+def test_a_plain_update_of_a_table_keyed_otherwise_reruns_its_rowid_query_quietly(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    """A changeset cannot tell a plain UPDATE from a replace that moved the row (both are
+    UPDATEs of the key's other columns): a query of the rowid re-runs, its rows come out equal,
+    so only its seq moves and no subscriber is told (R42)."""
+    sql = "SELECT k, rowid AS r FROM kv ORDER BY k"
+    q = live(rt, db, calls, sql)
+    seen: list[Any] = []
+    q.observe().subscribe(seen.append)
+    assert rt.settle(10)
+    ran, now = ran_after(rt, space, db, calls, "UPDATE kv SET w = 30 WHERE k = 'b'")
+    assert ran == Counter({sql: 1})
+    assert q.get().seq == now and len(seen) == 1
+    assert q.get().result == [{"k": "a", "r": 1}, {"k": "b", "r": 2}]
+
+
+def test_a_row_deleted_and_inserted_again_in_one_commit_reruns_what_changed(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    count = live(rt, db, calls, "SELECT count(*) AS n FROM tags")
+    tags = live(rt, db, calls, "SELECT tag FROM tags ORDER BY id")
+    item_ids = live(rt, db, calls, "SELECT item_id FROM tags ORDER BY id")
+    with space.transact():
+        db.exec("DELETE FROM tags WHERE id = 1")
+        db.exec("INSERT INTO tags (id, item_id, tag) VALUES (1, 1, 'fruit')")
+    assert rt.settle(10)
+    assert calls == Counter()
+    with space.transact() as tx:
+        db.exec("DELETE FROM tags WHERE id = 1")
+        db.exec("INSERT INTO tags (id, item_id, tag) VALUES (1, 1, 'sweet')")
+    assert rt.settle(10)
+    assert calls == Counter({"SELECT tag FROM tags ORDER BY id": 1})
+    assert tags.get().result == [{"tag": "sweet"}, {"tag": "fruit"}] and tags.get().seq == tx.seq
+    assert count.get().seq == item_ids.get().seq and (count.get().seq or 0) < (tx.seq or 0)
+
+
+def test_names_with_spaces_and_beyond_ascii_are_matched_as_sqlite_matches_them(
+    rt: sc.Runtime, space: Space, calls: Counter[str]
+) -> None:
+    odd = space.sqlite_database(
+        "odd",
+        tables={
+            "t": sc.table({"my col": "text", "Ünï": "integer", "x": "integer"}),
+        },
+    )
+    write(space, odd, 'INSERT INTO t ("my col", "Ünï", x) VALUES (\'p\', 1, 1)')
+    spaced = live(rt, odd, calls, 'SELECT "MY COL" AS c FROM t')
+    beyond = live(rt, odd, calls, 'SELECT "Ünï" AS u FROM t')
+    ran, _ = ran_after(rt, space, odd, calls, "UPDATE t SET [my Col] = 'q'")
+    assert ran == Counter({'SELECT "MY COL" AS c FROM t': 1})
+    ran, _ = ran_after(rt, space, odd, calls, 'UPDATE t SET "Ünï" = 2')
+    assert ran == Counter({'SELECT "Ünï" AS u FROM t': 1})
+    assert ran_after(rt, space, odd, calls, "UPDATE t SET x = 2")[0] == Counter()
+    assert spaced.get().result == [{"c": "q"}] and beyond.get().result == [{"u": 2}]
+
+
+def test_a_param_at_a_path_of_a_cell_reruns_only_when_that_path_changes(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    sql = "SELECT name FROM items WHERE qty > ? ORDER BY id"
+    conf = space.cell("conf", default={"floor": 5, "other": 0})
+    q = live(rt, db, calls, sql, params=[conf.key("floor")])
+    assert q.get().result == [{"name": "apple"}]
+    with space.transact():
+        conf.key("other").set(1)
+    assert rt.settle(10)
+    with space.transact():
+        conf.set({"floor": 5, "other": 2})
+    assert rt.settle(10)
+    assert calls == Counter()
+    seq = q.get().seq
+    with space.transact():
+        conf.key("floor").set(1)
+    assert rt.settle(10)
+    assert calls == Counter({sql: 1})
+    # seq is the file's watermark (R42): the last commit that wrote the database
+    assert q.get().result == [{"name": "apple"}, {"name": "pear"}] and q.get().seq == seq
