@@ -22,7 +22,8 @@ from ..sqlite_cells.test_reactivity_second_look import PAIRS, SEED, TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# Each argument after the store is one statement, committed in a transaction of its own; the
+# Each argument after the store is one statement, committed in a transaction of its own, or a
+# JSON object {"cell": name, "value": v, "sql": statement} written together in one commit; the
 # seq of each commit is printed as a JSON list.
 WRITER = textwrap.dedent(
     """
@@ -33,9 +34,12 @@ WRITER = textwrap.dedent(
     with sc.Runtime(sys.argv[1]) as rt:
         space = rt.space("demo")
         db = space.sqlite_database("shop", tables=TABLES)
-        for sql in sys.argv[2:]:
+        for arg in sys.argv[2:]:
+            both = json.loads(arg) if arg.startswith("{") else {"sql": arg}
             with space.transact() as tx:
-                db.exec(sql)
+                if "cell" in both:
+                    space.cell(both["cell"]).set(both["value"])
+                db.exec(both["sql"])
             seqs.append(tx.seq)
     print(json.dumps(seqs))
     """
@@ -131,3 +135,27 @@ def test_another_process_s_write_that_changes_nothing_reruns_only_react_on_db(
     assert default.get().seq == seq
     assert every.get().seq == now
     assert set(calls) == {"SELECT qty FROM items ORDER BY id DESC"}
+
+
+def test_another_process_s_commit_of_a_param_cell_and_rows_reruns_a_query_here_once(
+    store: Path, rt: sc.Runtime, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    sql = "SELECT name, note FROM items WHERE qty > ? ORDER BY id"
+    floor = rt.space("demo").cell("floor", default=5)
+    q = db.query(sql, params=[floor])
+    seen: list[Any] = []
+    q.observe().subscribe(lambda state: seen.append((state.pending, state.result)))
+    assert rt.settle(10)
+    assert q.get().result == [{"name": "apple", "note": "red"}]
+    calls.clear()
+    both = {"cell": "floor", "value": 1, "sql": "UPDATE items SET note = 'ripe' WHERE id = 2"}
+    (now,) = other_process(store, json.dumps(both))
+    assert rt.settle(10)
+    assert q.get().seq == now
+    assert q.get().result == [{"name": "apple", "note": "red"}, {"name": "pear", "note": "ripe"}]
+    assert set(calls) == {sql} and 1 <= calls[sql] <= 2, calls
+    # never the new floor with the old rows, nor the old floor with the new rows
+    assert [r for p, r in seen if not p] == [
+        [{"name": "apple", "note": "red"}],
+        [{"name": "apple", "note": "red"}, {"name": "pear", "note": "ripe"}],
+    ]
