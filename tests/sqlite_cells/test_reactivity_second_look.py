@@ -740,3 +740,33 @@ def test_a_param_at_a_path_of_a_cell_reruns_only_when_that_path_changes(
     assert calls == Counter({sql: 1})
     # seq is the file's watermark (R42): the last commit that wrote the database
     assert q.get().result == [{"name": "apple"}, {"name": "pear"}] and q.get().seq == seq
+
+
+def test_react_on_and_params_given_as_derived_cells_rerun_when_their_value_changes(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    c = space.cell("c", default=1)
+    big = sc.derive(c, lambda v: v > 5)
+    tens = sc.derive(c, lambda v: v // 10)
+    on_big = "SELECT count(*) AS n FROM items"
+    by_tens = "SELECT name FROM items WHERE qty > ? ORDER BY id"
+    once = "SELECT name AS n FROM items WHERE qty > ? ORDER BY id"
+    held = [  # a live query lives as long as something holds it
+        live(rt, db, calls, on_big, react_on=big),
+        live(rt, db, calls, by_tens, params=[tens]),
+        live(rt, db, calls, once, params=[c], react_on=None),
+    ]
+    expected = [
+        (2, {once: 1}),  # neither derived value changed
+        (9, {once: 1, on_big: 1}),
+        (12, {once: 1, by_tens: 1}),
+        (12, {}),  # the value it had: no change at all
+    ]
+    for value, ran in expected:
+        with space.transact():
+            c.set(value)
+        assert rt.settle(10)
+        assert calls == Counter(ran), value
+        calls.clear()
+    assert held[1].get().result == [{"name": "apple"}, {"name": "pear"}]  # qty > 1
+    assert held[2].get().result == []  # qty > 12
