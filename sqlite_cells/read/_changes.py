@@ -9,9 +9,14 @@ A table captured by rowid (no explicit primary key) has the rowid as an extra fi
 
 A changeset leaves out generated columns: an UPDATE also changes each generated column whose
 expression names a column it changed (directly or through another generated column), read from
-the table's ``CREATE TABLE`` text in the file. A commit that changed the file's schema (its op
-says so: an additive migration or a ``migrate`` callback ran) changed what ``SELECT *`` and
-views return even where no row changed: its write set is the whole database, like a drop's.
+the table's ``CREATE TABLE`` text in the file. It also leaves out the rowid of a table keyed
+otherwise (``k text primary key``: its rows are named by ``k``), and an INSERT OR REPLACE of an
+existing key, which deletes the row and inserts it again under a new rowid, is an UPDATE there:
+so an UPDATE of such a table also changes its hidden rowid (:func:`with_hidden_rowid`).
+
+A commit that changed the file's schema (its op says so: an additive migration or a ``migrate``
+callback ran) changed what ``SELECT *`` and views return even where no row changed: its write
+set is the whole database, like a drop's.
 """
 
 from __future__ import annotations
@@ -30,20 +35,26 @@ from sqlite_cells.sql import QUOTED, WORD, fold_ascii, scan_sql
 
 __all__ = [
     "ALL_COLUMNS",
+    "HIDDEN_ROWID",
     "ColumnNames",
     "GeneratedColumns",
     "WriteSet",
     "affects",
     "generated_sources",
+    "with_hidden_rowid",
     "write_sets",
 ]
 
 ALL_COLUMNS: Final[frozenset[str]] = frozenset({"*"})  # an INSERT or DELETE: every column
+# How SQLite's authorizer names, in a query's read set, a rowid that no column aliases
+# (``rowid``, ``oid`` and ``_rowid_`` alike), ASCII-folded.
+HIDDEN_ROWID: Final = "rowid"
 WriteSet = dict[str, frozenset[str]]  # table (ASCII-folded) -> changed columns or ALL_COLUMNS
 # (db id, table, changeset width) -> the changeset's column names ("" for a rowid), or None
 ColumnNames = Callable[[str, str, int], "list[str] | None"]
-# (db id, table) -> each generated column (ASCII-folded) and the stored columns its value is
-# computed from; None when not known (then an UPDATE of the table changes every column)
+# (db id, table) -> each generated column (ASCII-folded), and a hidden rowid, with the stored
+# columns its value is computed from; None when not known (then an UPDATE of the table changes
+# every column)
 GeneratedColumns = Callable[[str, str], "Mapping[str, frozenset[str]] | None"]
 
 
@@ -174,6 +185,23 @@ def generated_sources(
     return found
 
 
+def with_hidden_rowid(
+    computed: Mapping[str, frozenset[str]], stored: Iterable[str]
+) -> dict[str, frozenset[str]]:
+    """``computed`` (see :func:`generated_sources`) for a table whose primary key is not its
+    rowid: its hidden rowid counts as computed from every stored column. Its changeset names
+    rows by the key, and an INSERT OR REPLACE (or a REPLACE conflict resolution) of an existing
+    key gives the row a new rowid but shows as an UPDATE of the other columns it changed, which
+    cannot be told from a plain UPDATE: so a query that reads the rowid re-runs after any
+    UPDATE of the table that changed a value (R51). One that changed no value, or only the
+    rowid (``UPDATE t SET rowid = …``), leaves no change in the changeset at all, and so no
+    write set either (docs/decisions.md)."""
+    every = frozenset(fold_ascii(name) for name in stored)
+    found = dict(computed)
+    found[HIDDEN_ROWID] = found.get(HIDDEN_ROWID, frozenset()) | every
+    return found
+
+
 def affects(write: WriteSet | None, read: Mapping[str, frozenset[str]] | None) -> bool:
     """Whether a write of ``write`` changed something a query reading ``read`` reads (R51):
     a table read without naming a column ("") only by INSERT or DELETE. Unknown sets (None)
@@ -190,7 +218,8 @@ def affects(write: WriteSet | None, read: Mapping[str, frozenset[str]] | None) -
 
 
 # A table's stored column names in file order (what a changeset has), whether it has a primary
-# key, and its generated columns (see generated_sources).
+# key, and the columns its changesets leave out with the stored columns each is computed from:
+# its generated columns (see generated_sources) and a hidden rowid (see with_hidden_rowid).
 TableShape = tuple[list[str], bool, Mapping[str, frozenset[str]]]
 
 

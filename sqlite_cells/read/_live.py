@@ -37,6 +37,7 @@ from sqlite_cells.read._changes import (
     TableShape,
     affects,
     generated_sources,
+    with_hidden_rowid,
     write_sets,
 )
 from sqlite_cells.read._pool import ReadPool
@@ -299,8 +300,18 @@ class LiveQueries:
                     (table,),
                 ).fetchall()
                 text = str(found[0][0]) if found else None
+            # A key other than the rowid has an index of its own (origin "pk"): the rowid is
+            # hidden and the changeset leaves it out (a WITHOUT ROWID table has one too, and
+            # no rowid a query could read).
+            keyed_otherwise = any(
+                row[3] == "pk"
+                for row in conn.execute(f"PRAGMA main.index_list({quote_ident(table)})")
+            )
         has_pk = any(row[5] for row in rows)
-        return names, has_pk, generated_sources(text, names, generated)
+        computed = generated_sources(text, names, generated)
+        if keyed_otherwise:
+            return names, has_pk, with_hidden_rowid(computed, names)
+        return names, has_pk, computed
 
     # -- runs (scheduler thread) ---------------------------------------------------------------
 
