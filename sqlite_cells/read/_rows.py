@@ -190,6 +190,8 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
     _check_convertible(row, hints)
     cell_fields = [n for n in names if _is_cell_type(hints.get(n))]
     links = frozenset(cell_fields)
+    renamed = _column_names(row)
+    flags = frozenset(renamed.get(n, n) for n in names if _is_bool_type(hints.get(n)))
     cells = _Cells(rt)
     general = _general_decoder(row, cells, cell_fields, db_id=db_id, sql=sql)
     fast = _StructRows.for_row(row, hints)
@@ -197,6 +199,7 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
 
         def decode_general(given: StatementResult | list[dict[str, Any]]) -> list[Any]:
             _check_readable(given, links)
+            given = _with_flags(given, flags)
             with _PausedCollector(given):
                 return general(_as_result(given))
 
@@ -204,6 +207,7 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
 
     def decode(given: StatementResult | list[dict[str, Any]]) -> list[Any]:
         _check_readable(given, links)
+        given = _with_flags(given, flags)
         with _PausedCollector(given):
             try:
                 return fast.build(given, cells)
@@ -214,6 +218,42 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
                 return general(_as_result(given))
 
     return decode
+
+
+def _is_bool_type(hint: Any) -> bool:
+    """``bool`` or ``bool | None``: a field that takes SQLite's booleans."""
+    if hint is bool:
+        return True
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return set(typing.get_args(hint)) == {bool, type(None)}
+    return False
+
+
+def _flag(value: Any) -> Any:
+    """SQLite's boolean (the integer 0 or 1; ``TRUE`` and ``FALSE`` are those integers) as a
+    ``bool``; any other value as it is, for the strict conversion to accept or refuse."""
+    return bool(value) if type(value) is int and (value == 0 or value == 1) else value
+
+
+def _with_flags(
+    given: StatementResult | list[dict[str, Any]], flags: frozenset[str]
+) -> StatementResult | list[dict[str, Any]]:
+    """``given`` with the columns read into ``bool`` fields (``flags``) as booleans (SQLite has
+    no boolean type: it stores 0 and 1). A new result: ``given`` may be shared by queries."""
+    if not flags:
+        return given
+    if not isinstance(given, StatementResult):
+        return [{k: _flag(v) if k in flags else v for k, v in item.items()} for item in given]
+    at = [i for i, name in enumerate(given.names) if name in flags]
+    if not at:
+        return given
+    rows = []
+    for values in given.rows:
+        changed = list(values)
+        for i in at:
+            changed[i] = _flag(changed[i])
+        rows.append(tuple(changed))
+    return dataclasses.replace(given, rows=rows, dicts=None, unchanged=False)
 
 
 def _type_hints(row: type) -> dict[str, Any]:
