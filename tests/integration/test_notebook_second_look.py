@@ -5,6 +5,10 @@ that raises, scratch runtimes per cell, and ``await`` in a cell on the kernel's 
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -501,3 +505,67 @@ def test_a_database_input_renders_as_what_it_follows(tmp_path: Path) -> None:
         db = space.sqlite_database("d", tables={"t": sc.table(x="integer")})
         piece.inputs["db"].link(db)
         assert "rev 0; tables t" in piece.outputs._repr_html_()
+
+
+# -- the example apps, run as the README says ----------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text()
+EXAMPLES = sorted(set(re.findall(r"\]\(examples/(\w+)\.py\)", README)))
+
+
+def _module(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    done = subprocess.run(
+        [sys.executable, "-m", f"examples.{name}", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (done.returncode, "Traceback" in done.stderr) == (0, False), done.stderr
+    return done
+
+
+def test_the_readme_names_every_example_module() -> None:
+    modules = {p.stem for p in (ROOT / "examples").glob("*.py") if p.stem != "__init__"}
+    assert set(EXAMPLES) == modules
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_each_example_runs_twice_on_one_store_as_the_readme_says(name: str, tmp_path: Path) -> None:
+    """``python -m examples.<name> [STORE]`` from the repository root, then again on the same
+    store: both runs succeed, and what the second prints is still true."""
+    store = str(tmp_path / "store")
+    first = _module(name, store)
+    second = _module(name, store)
+    if name == "typed":  # takes no store: the same answer each time, nothing in the store
+        assert first.stdout == second.stdout == "[('Ada', 5), ('Ada', 3)]\n"
+        assert not (tmp_path / "store").exists()
+    if name == "reference_lookup":  # the file linked by the first run is gone: start over
+        assert first.stdout == second.stdout
+        assert "-> pending" in second.stdout and "-> Japan" in second.stdout
+    if name == "chat":
+        assert "continuing: the database already holds 3 messages" in second.stdout
+
+
+def test_the_demo_command_runs_on_the_store_it_is_given_and_continues(tmp_path: Path) -> None:
+    store = tmp_path / "demo"
+    env = {**os.environ, "SQLITE_CELLS_STORE": str(store)}
+    runs = [
+        subprocess.run(
+            [str(Path(sys.executable).parent / "sqlite-cells"), "demo"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        for _ in range(2)
+    ]
+    assert [r.returncode for r in runs] == [0, 0], [r.stderr for r in runs]
+    assert "done: 3 messages, last write at seq 4" in runs[0].stdout
+    assert "done: 6 messages, last write at seq 8" in runs[1].stdout
+    assert any(p.name.startswith("space-") for p in store.iterdir())
