@@ -36,7 +36,12 @@ def make_reference(folder: Path) -> Path:
 
 
 def _show(step: str, state: sc.QueryState) -> str:
-    answer = "pending" if state.pending else (state.result or [{"name": None}])[0]["name"]
+    if state.error is not None:
+        answer = f"{type(state.error).__name__}: {state.error}"
+    elif state.pending:
+        answer = "pending"
+    else:
+        answer = (state.result or [{"name": None}])[0]["name"]
     line = f"{step:<40} -> {answer}"
     print(line)
     return line
@@ -50,7 +55,10 @@ def main(store: str | None = None) -> list[str]:
     ):
         space = rt.space("lookup")
         code = space.cell("code", default="jp")
-        piece = space.run(country_lookup, key="countries", code=code)
+        with space.transact():
+            code.set("jp")
+        # ref=None: nothing linked yet (a run before on this store linked a file since removed).
+        piece = space.run(country_lookup, key="countries", code=code, ref=None)
         rt.settle()
         lines.append(_show("before a reference database is linked", piece.outputs.get()))
 

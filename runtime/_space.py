@@ -9,7 +9,7 @@ import typing
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from sqlite_cells.codec import derive_id
+from sqlite_cells.codec import Link, derive_id
 from sqlite_cells.runtime._boundary import InvalidArgument, check_name
 from sqlite_cells.runtime._cell import NO_DEFAULT, Cell, CellSource
 from sqlite_cells.runtime._pattern import Pattern, Piece, building, causal_cause, piece_cause
@@ -73,15 +73,21 @@ class Space:
         "key": key, "inputs": [names]}``). Every parameter of the pattern has an input cell in
         the piece. A given input is kept in it (a cell as a link), written only when it
         changed; the body gets what :meth:`given_input` makes of it (the cell given, or the
-        input cell of a plain value). A parameter given nothing gets what
-        :meth:`unbound_input` makes of its input cell (which may be linked later and keeps its
-        value across restarts). An input the pattern has no parameter for, or one its
-        annotation refuses (:meth:`check_input`), is an :class:`InvalidArgument` before
-        anything is recorded."""
+        input cell of a plain value); a ``Link`` given stands for the cell it names. A
+        parameter given nothing gets what :meth:`unbound_input` makes of its input cell (which
+        may be linked later and keeps its value across restarts). An input the pattern has no
+        parameter for, or one its annotation refuses (:meth:`check_input`), is an
+        :class:`InvalidArgument` before anything is recorded."""
         if not isinstance(pattern, Pattern):
             raise InvalidArgument(f"space.run takes an @sc.pattern function, not {pattern!r}")
         key = check_name("piece key", key)
         inputs = {check_name("pattern input name", name): value for name, value in inputs.items()}
+        # A link given is the reference it serializes: the cell it names, exactly as if that
+        # cell had been given (checked, kept and passed to the body as a cell).
+        inputs = {
+            name: self.runtime.cell_from_link(value) if isinstance(value, Link) else value
+            for name, value in inputs.items()
+        }
         pattern.check_inputs(inputs)
         hints = _hints(pattern)
         for name, value in inputs.items():

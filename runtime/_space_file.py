@@ -52,6 +52,7 @@ from sqlite_cells.runtime._commit import commit_error, holds, write_member
 from sqlite_cells.runtime._file_kind import check_file_kinds
 from sqlite_cells.runtime._format import NAMED_TABLE, ensure_format
 from sqlite_cells.runtime._group import Ticket, shared, take_batch
+from sqlite_cells.runtime._interrupts import interrupts_held
 from sqlite_cells.runtime._lock_wait import set_lock_wait
 from sqlite_cells.runtime._log import (
     compact_log,
@@ -565,7 +566,7 @@ class SpaceFile:
             if leads and self._grouped:
                 time.sleep(0)  # let the other committers of the last batch queue up first
             try:
-                with self._write_lock:
+                with self._write_lock, interrupts_held():
                     _leading_here.space = self.space_id
                     try:
                         while not ticket.done:

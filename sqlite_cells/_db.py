@@ -7,6 +7,7 @@ record a ``sqlite`` op on the caller's transaction (R31–R36); ``query`` makes 
 
 from __future__ import annotations
 
+import html
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -308,6 +309,18 @@ class SqliteDb(Cell):
 
     def __repr__(self) -> str:
         return f"<SqliteDb {self.id} in {self._space.id!r}>"
+
+    def _repr_html_(self) -> str:
+        """The database in a notebook: which one, its rev and its tables — as its text repr
+        says, not the handle cell's raw value (a handle is no ordinary cell, R5)."""
+        try:
+            detail = f"rev {self.rev}; tables {', '.join(self.tables) or '(none)'}"
+        except SqliteCellsError as exc:  # not linked yet, quarantined: say which
+            detail = f"{type(exc).__name__}: {exc}"
+        return (
+            f"<div><code>{html.escape(repr(self)[1:-1])}</code>"
+            f"<pre>{html.escape(detail)}</pre></div>"
+        )
 
 
 def _plain(sql: Any) -> Any:

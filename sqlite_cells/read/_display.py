@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import html
 import importlib
+import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -171,6 +172,11 @@ def display_query(query: Query[Any]) -> QueryDisplay:
     Uses ``IPython.display.display(state, display_id=True)`` and updates that display from the
     query's subscriber, which runs on the runtime's scheduler thread; ipykernel sends the update
     through its I/O thread, so that is safe. Raises :class:`SqliteCellsError` outside IPython.
+
+    A display belongs to the notebook cell that made it: when that cell runs again (its old
+    outputs are gone), the display stops updating, so a cell run again and again keeps one live
+    display, not one per run. Front ends that name their cells (JupyterLab, Notebook 7, VS Code
+    send a ``cellId``) get this; elsewhere a display lives until ``stop()``.
     """
     try:
         ipython_display: Any = importlib.import_module("IPython.display")
@@ -186,4 +192,47 @@ def display_query(query: Query[Any]) -> QueryDisplay:
     def update(state: Any) -> None:
         handle.update(state)
 
-    return QueryDisplay(query.observe().subscribe(update))
+    shown = QueryDisplay(query.observe().subscribe(update))
+    _belong_to_running_cell(shown)
+    return shown
+
+
+# _live_lock guards _live: the live displays made by each notebook cell (by its id), stopped
+# when that cell runs again. Displays are made on the kernel's main thread; the lock keeps
+# the registry sound if a display is made from another one.
+_live_lock = threading.Lock()
+_live: dict[str, list[QueryDisplay]] = {}
+
+
+def _belong_to_running_cell(shown: QueryDisplay) -> None:
+    """Register ``shown`` under the id of the notebook cell running now, if the front end named
+    it, and make sure the shell stops a cell's displays before that cell runs again."""
+    try:
+        shell = importlib.import_module("IPython").get_ipython()
+    except ImportError:  # pragma: no cover - IPython.display imported above
+        return
+    if shell is None:
+        return
+    # IPython keeps the running cell's ExecutionInfo (with the front end's cell id) on the
+    # displayhook's current result while the cell runs.
+    info = getattr(getattr(shell.displayhook, "exec_result", None), "info", None)
+    cell_id = getattr(info, "cell_id", None)
+    if not isinstance(cell_id, str) or not cell_id:
+        return
+    callbacks = shell.events.callbacks.get("pre_run_cell", [])
+    if _stop_displays_of not in callbacks:
+        shell.events.register("pre_run_cell", _stop_displays_of)
+    with _live_lock:
+        _live.setdefault(cell_id, []).append(shown)
+
+
+def _stop_displays_of(info: Any) -> None:
+    """IPython's ``pre_run_cell`` event: the cell ``info.cell_id`` runs again, so the displays
+    it made before show nowhere any more; stop their updates."""
+    cell_id = getattr(info, "cell_id", None)
+    if not isinstance(cell_id, str):
+        return
+    with _live_lock:
+        stale = _live.pop(cell_id, [])
+    for shown in stale:
+        shown.stop()

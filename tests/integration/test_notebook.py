@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,10 @@ def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
         )
     )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    # The kernel runs in another directory: it imports this checkout's packages, not whichever
+    # one the virtualenv's editable install points at.
+    paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
     monkeypatch.setenv("JUPYTER_PLATFORM_DIRS", "1")  # the future default; silences a warning
     monkeypatch.delenv("SQLITE_CELLS_STORE", raising=False)
     return KERNEL

@@ -1,0 +1,357 @@
+"""Patterns and pieces as a pattern author meets them (SPEC §2 Pattern/piece, §3, R1, R4, R61).
+
+The same program binds the same ids; keys, nesting and builders outside a pattern; defaults
+declared in a pattern body; what ``space.run`` takes (cells, plain values, databases, links);
+a body that raises; inputs linked later.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sqlite_cells as sc
+
+TABLES = {"notes": sc.table(id="integer primary key", body="text not null")}
+
+
+@sc.pattern
+def notes(owner: sc.Cell) -> dict[str, Any]:
+    space = owner.space
+    db = space.sqlite_database(tables=TABLES)  # unnamed: causal id from the piece
+    named_db = space.sqlite_database("archive", tables=TABLES)
+    title = space.cell("title", default="untitled")
+    first, second = space.cell(), space.cell()
+    return {"db": db, "archive": named_db, "title": title, "first": first, "second": second}
+
+
+@sc.pattern
+def notebook_of(owner: sc.Cell) -> dict[str, Any]:
+    """A pattern that runs another pattern for its owner, and builds a cell of its own."""
+    inner = owner.space.run(notes, key="inner", owner=owner)
+    return {"inner": inner, "mine": owner.space.cell()}
+
+
+def _ids(piece: sc.Piece) -> dict[str, Any]:
+    out = piece.outputs
+    return {
+        "piece": piece.id,
+        "inputs": {name: cell.id for name, cell in piece.inputs.items()},
+        **{name: out[name].id for name in ("db", "archive", "title", "first", "second")},
+        "paths": (out["db"].path.name, out["archive"].path.name),
+    }
+
+
+def _write(space: sc.Space, db: sc.SqliteDb, body: str) -> None:
+    with space.transact():
+        db.exec("INSERT INTO notes (body) VALUES (?)", [body])
+
+
+def test_the_same_program_twice_binds_the_same_cells_and_databases(store: Path) -> None:
+    """R1: a second runtime on the store, running the same pattern with the same key, gets the
+    same piece, input, cell and database ids (and files), and reads what the first wrote."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        piece = space.run(notes, key="main", owner=space.cell("ada"))
+        _write(space, piece.outputs["db"], "first note")
+        with space.transact():
+            piece.outputs["title"].set("Ada's notes")
+        before = _ids(piece)
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        again = space.run(notes, key="main", owner=space.cell("ada"))
+        assert _ids(again) == before
+        assert again.outputs["db"].read("SELECT body FROM notes") == [{"body": "first note"}]
+        assert again.outputs["title"].get() == "Ada's notes"
+        assert again.outputs["db"].rev == 1
+
+
+def test_two_keys_give_two_pieces_with_their_own_ids_and_files(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    owner = space.cell("ada")
+    a, b = (space.run(notes, key=key, owner=owner) for key in ("a", "b"))
+    ids_a, ids_b = _ids(a), _ids(b)
+    for name in ("piece", "db", "archive", "title", "first", "second"):
+        assert ids_a[name] != ids_b[name], name
+    assert set(ids_a["paths"]).isdisjoint(ids_b["paths"])
+    assert set(ids_a["inputs"].values()).isdisjoint(ids_b["inputs"].values())
+    # Positions and names inside one piece are distinct too.
+    assert len({ids_a[n] for n in ("db", "archive", "title", "first", "second")}) == 5
+    _write(space, a.outputs["db"], "only in a")
+    assert a.outputs["db"].read("SELECT body FROM notes") == [{"body": "only in a"}]
+    assert b.outputs["db"].read("SELECT body FROM notes") == []
+    assert b.outputs["db"].rev == 0
+
+
+def test_a_named_builder_inside_a_pattern_is_not_the_space_cell_of_that_name(
+    rt: sc.Runtime,
+) -> None:
+    space = rt.space("demo")
+    piece = space.run(notes, key="main", owner=space.cell("ada"))
+    assert piece.outputs["title"].id != space.cell("title").id
+    assert piece.outputs["archive"].id != space.sqlite_database("archive", tables=TABLES).id
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda space: space.cell(),
+        lambda space: space.sqlite_database(tables=TABLES),
+    ],
+    ids=["cell", "database"],
+)
+def test_unnamed_builders_outside_a_pattern_are_refused_and_create_nothing(
+    rt: sc.Runtime, store: Path, build: Any
+) -> None:
+    space = rt.space("demo")
+    with pytest.raises(sc.SqliteCellsError) as info:
+        build(space)
+    assert isinstance(info.value, TypeError | ValueError)
+    assert "outside a pattern needs a name" in str(info.value)
+    assert list(store.iterdir()) == [] or not any(p.suffix == ".sqlite" for p in store.iterdir())
+
+
+def test_named_builders_outside_a_pattern_derive_from_the_space(
+    rt: sc.Runtime, store: Path
+) -> None:
+    space = rt.space("demo")
+    with sc.Runtime(store) as other:
+        assert other.space("demo").cell("x").id == space.cell("x").id
+        assert (
+            other.space("demo").sqlite_database("d", tables=TABLES).id
+            == space.sqlite_database("d", tables=TABLES).id
+        )
+
+
+def test_a_pattern_running_another_pattern_nests_its_pieces(store: Path) -> None:
+    """The inner piece is caused by the outer one: two outer pieces running the inner pattern
+    with one key get two inner pieces, and a restart binds the same nested ids."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        owner = space.cell("ada")
+        one = space.run(notebook_of, key="one", owner=owner)
+        two = space.run(notebook_of, key="two", owner=owner)
+        direct = space.run(notes, key="inner", owner=owner)
+        inner_one, inner_two = one.outputs["inner"], two.outputs["inner"]
+        assert len({inner_one.id, inner_two.id, direct.id}) == 3
+        assert len({p.outputs["db"].id for p in (inner_one, inner_two, direct)}) == 3
+        # The outer body's own unnamed cell counts from its own position, not the inner's.
+        assert one.outputs["mine"].id not in _ids(inner_one).values()
+        _write(space, inner_one.outputs["db"], "nested")
+        before = (_ids(inner_one), one.outputs["mine"].id)
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        again = space.run(notebook_of, key="one", owner=space.cell("ada"))
+        assert (_ids(again.outputs["inner"]), again.outputs["mine"].id) == before
+        inner_db = again.outputs["inner"].outputs["db"]
+        assert inner_db.read("SELECT body FROM notes") == [{"body": "nested"}]
+
+
+def test_a_pattern_called_as_a_function_inside_a_body_builds_into_that_piece(
+    rt: sc.Runtime,
+) -> None:
+    """Calling a pattern directly (not through space.run) is an ordinary function call: its
+    builders take ids from the piece being built, after the caller's own positions."""
+
+    @sc.pattern
+    def outer(owner: sc.Cell) -> Any:
+        mine = owner.space.cell()
+        return mine, notes(owner)
+
+    space = rt.space("demo")
+    owner = space.cell("ada")
+    mine, built = space.run(outer, key="k", owner=owner).outputs
+    mine2, built2 = space.run(outer, key="k", owner=owner).outputs
+    assert (mine.id, built["first"].id, built["second"].id) == (
+        mine2.id,
+        built2["first"].id,
+        built2["second"].id,
+    )
+    assert len({mine.id, built["first"].id, built["second"].id}) == 3
+    with pytest.raises(sc.SqliteCellsError, match="outside a pattern needs a name"):
+        notes(owner)  # outside any piece, its unnamed builders have no cause
+
+
+def test_the_latest_default_declared_in_a_pattern_wins_until_the_first_write(
+    rt: sc.Runtime, store: Path
+) -> None:
+    """R4: each run of the body declares the default again; every Cell of the id reads the
+    latest one until the cell is written, then the written value."""
+    space = rt.space("demo")
+
+    @sc.pattern
+    def counter(start: sc.Cell) -> Any:
+        return space.cell("count", default=start.get())
+
+    first = space.run(counter, key="k", start=1).outputs
+    seen: list[Any] = []
+    first.observe().subscribe(seen.append)
+    doubled = sc.derive(first, lambda v: v * 2)
+    rt.settle()
+    assert (first.get(), doubled.get()) == (1, 2)
+    second = space.run(counter, key="k", start=7).outputs
+    rt.settle()
+    assert second.id == first.id
+    assert (first.get(), second.get(), doubled.get(), seen) == (7, 7, 14, [1, 7])
+    assert rt.cell_from_link(first.link_str()).get() == 7
+    with space.transact():
+        second.set(3)
+    space.run(counter, key="k", start=100)  # declared again after the write: the write stands
+    rt.settle()
+    assert (first.get(), doubled.get(), seen) == (3, 6, [1, 7, 3])
+    with sc.Runtime(store) as other:
+        assert other.cell_from_link(first.link_str()).get() == 3
+
+
+def test_run_takes_cells_plain_values_databases_and_links(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    ada = space.cell("ada", default={"name": "Ada"})
+    db = space.sqlite_database("shared", tables=TABLES)
+    _write(space, db, "hello")
+    got: dict[str, Any] = {}
+
+    @sc.pattern
+    def takes(who: sc.Cell, limit: sc.Cell, store: sc.SqliteDb, other: sc.Cell) -> Any:
+        got.update(who=who, limit=limit, store=store, other=other)
+        return store.query("SELECT body FROM notes LIMIT ?", params=[limit])
+
+    piece = space.run(takes, key="k", who=ada, limit=5, store=db, other=ada.link())
+    rt.settle()
+    assert got["who"] == ada  # a cell given is the cell itself
+    assert got["limit"].get() == 5 and got["limit"] == piece.inputs["limit"]
+    assert got["store"].id == db.id
+    assert piece.outputs.get().result == [{"body": "hello"}]
+    # Each input cell holds what it was given: a cell (or a link to one) as a link.
+    assert piece.inputs["who"].get() == ada
+    assert piece.inputs["other"].get() == ada
+    assert piece.inputs["limit"].get() == 5
+    assert piece.inputs["store"].get() == db
+    assert got["other"] == ada  # a link given is the cell it names
+    # A cell given as a plain-value input changes what the body reads when it changes.
+    with space.transact():
+        piece.inputs["limit"].set(0)
+    rt.settle()
+    assert piece.outputs.get().result == []
+
+
+def test_a_link_given_as_an_input_is_the_cell_it_names(rt: sc.Runtime) -> None:
+    """A link names a cell (R30): given for an input, the body gets that cell, as if the cell
+    itself had been given (a link string likewise is only a string value)."""
+    space = rt.space("demo")
+    ada = space.cell("ada", default={"name": "Ada"})
+
+    @sc.pattern
+    def shows(who: sc.Cell) -> Any:
+        return who
+
+    assert space.run(shows, key="cell", who=ada).outputs == ada
+    assert space.run(shows, key="link", who=ada.link()).outputs == ada
+    assert space.run(shows, key="text", who=ada.link_str()).outputs.get() == ada.link_str()
+    seq = space.file.seen_seq
+    space.run(shows, key="link", who=ada)  # the input already holds that link: no write
+    assert space.file.seen_seq == seq
+
+
+def test_a_link_to_a_database_given_for_a_database_input_is_that_database(
+    rt: sc.Runtime,
+) -> None:
+    space = rt.space("demo")
+    db = space.sqlite_database("shared", tables=TABLES)
+    _write(space, db, "hello")
+
+    @sc.pattern
+    def reads(store: sc.SqliteDb) -> Any:
+        return store.query("SELECT body FROM notes")
+
+    query = space.run(reads, key="k", store=db.link()).outputs
+    rt.settle()
+    assert query.get().result == [{"body": "hello"}]
+    with pytest.raises(sc.SqliteCellsError, match="holds no database handle"):
+        space.run(reads, key="k", store=space.cell("plain").link())
+
+
+class Broken(Exception):
+    pass
+
+
+def test_a_body_that_raises_leaves_the_runtime_usable_and_a_rerun_rebinds(
+    rt: sc.Runtime, store: Path
+) -> None:
+    """The author's exception reaches the caller as it is; the piece's record and inputs (what
+    ``space.run`` was asked to keep) stay, nothing the body built is committed, no builder
+    context leaks, and running again binds the same ids."""
+    space = rt.space("demo")
+    fail = {"now": True}
+
+    @sc.pattern
+    def flaky(owner: sc.Cell) -> Any:
+        db = owner.space.sqlite_database(tables=TABLES)
+        cell = owner.space.cell(default=1)
+        if fail["now"]:
+            raise Broken("not yet")
+        return db, cell
+
+    seq = space.file.seen_seq
+    with pytest.raises(Broken, match="not yet"):
+        space.run(flaky, key="k", owner=space.cell("ada"))
+    assert space.file.seen_seq == seq + 1  # only the piece record and its input
+    assert not list(store.glob("cell-*.sqlite"))
+    with pytest.raises(sc.SqliteCellsError, match="outside a pattern needs a name"):
+        space.cell()  # the failed body's builder context is gone
+    fail["now"] = False
+    db, cell = space.run(flaky, key="k", owner=space.cell("ada")).outputs
+    assert space.file.seen_seq == seq + 1  # same inputs: nothing written again
+    assert cell.get() == 1
+    _write(space, db, "now")
+    assert db.read("SELECT body FROM notes") == [{"body": "now"}]
+
+
+def test_inputs_not_given_are_input_cells_that_can_be_linked_later(store: Path) -> None:
+    """R61 and R1: an input nobody gave is the piece's input cell; a link made later is a
+    committed write, so the next run (another runtime too) gets the linked cell."""
+
+    @sc.pattern
+    def greet(name: sc.Cell, db: sc.SqliteDb) -> Any:
+        return sc.derive(name, lambda n: f"hi {n}"), db.query("SELECT count(*) AS n FROM notes")
+
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        piece = space.run(greet, key="k")
+        rt.settle()
+        greeting, count = piece.outputs
+        assert greeting.get() == "hi None"
+        assert count.get().pending is True
+        assert set(piece.inputs) == {"name", "db"}
+        ada = space.cell("ada", default="Ada")
+        piece.inputs["name"].link(ada)
+        db = space.sqlite_database("notes", tables=TABLES)
+        _write(space, db, "x")
+        piece.inputs["db"].link(db)
+        rt.settle()
+        assert count.get().result == [{"n": 1}]
+        assert piece.inputs["name"].get() == ada
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        space.cell("ada", default="Ada")
+        greeting, count = space.run(greet, key="k").outputs
+        rt.settle()
+        assert count.get().result == [{"n": 1}]
+        assert piece.inputs["name"].id == space.run(greet, key="k").inputs["name"].id
+
+
+def test_a_database_input_linked_to_a_plain_cell_is_refused_without_partial_state(
+    rt: sc.Runtime,
+) -> None:
+    space = rt.space("demo")
+
+    @sc.pattern
+    def uses(db: sc.SqliteDb) -> Any:
+        return db.query("SELECT count(*) AS n FROM notes")
+
+    seq = space.file.seen_seq
+    with pytest.raises(sc.SqliteCellsError) as info:
+        space.run(uses, key="k", db=space.cell("plain", default=3))
+    assert isinstance(info.value, TypeError | ValueError)
+    assert space.file.seen_seq == seq
