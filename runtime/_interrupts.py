@@ -4,10 +4,10 @@ Python raises ``KeyboardInterrupt`` at any bytecode of the main thread. Landing 
 SQLite's ``COMMIT`` and the bookkeeping after it, it left a durable commit that this runtime had
 not taken in (its next transaction conflicted with its own commit) or it was swallowed by the
 code that keeps a commit whose ``COMMIT`` raised after the space file had committed. So the
-commit's critical section runs with SIGINT held back, and the interrupt is delivered (the
-previous handler called) as soon as the section ends: the commit has then either happened, and
-is recorded as such, or not at all.
-"""
+commit's critical section (from ``COMMIT`` until the commit is taken in) runs with SIGINT held
+back, and the interrupt is delivered (the previous handler called) as soon as the section ends:
+the commit has then either happened, and is recorded as such, or not at all. What comes before
+``COMMIT`` (lock waits, the statements) stays interruptible: an interrupt there rolls back."""
 
 from __future__ import annotations
 

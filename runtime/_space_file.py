@@ -566,7 +566,7 @@ class SpaceFile:
             if leads and self._grouped:
                 time.sleep(0)  # let the other committers of the last batch queue up first
             try:
-                with self._write_lock, interrupts_held():
+                with self._write_lock:
                     _leading_here.space = self.space_id
                     try:
                         while not ticket.done:
@@ -700,7 +700,6 @@ class SpaceFile:
         foreign: list[Found] = []
         done: list[Ticket] = []
         records: list[CommitRecord] = []
-        committing = False
         cursor = (
             self._wcursor if conn is self._writer and self._wcursor is not None else conn.cursor()
         )
@@ -735,18 +734,26 @@ class SpaceFile:
                 conn.execute("ROLLBACK")
                 self._apply(foreign)
                 return []
-            committing = True
-            cursor.execute("COMMIT")
-            mark(conn, records[-1].seq)  # before anything else runs on conn
         except BaseException as exc:
-            if not self._commit_raised(conn, exc, foreign, members, done, records, committing):
-                return []
-        self._apply([*foreign, *records])
-        for ticket, record in zip(done, records, strict=True):
-            for participant, ops in ticket.groups:
-                _quietly(participant.committed, ops, record.seq)
-            ticket.succeed(record)
-        self._maybe_compact(conn, records[-1].seq)
+            self._commit_raised(conn, exc, foreign, members, done, records, committing=False)
+            return []
+        # From COMMIT until the commit is taken in, Ctrl-C waits (runtime/_interrupts.py): it
+        # would otherwise land between a durable COMMIT and its bookkeeping.
+        with interrupts_held():
+            try:
+                cursor.execute("COMMIT")
+                mark(conn, records[-1].seq)  # before anything else runs on conn
+            except BaseException as exc:
+                if not self._commit_raised(
+                    conn, exc, foreign, members, done, records, committing=True
+                ):
+                    return []
+            self._apply([*foreign, *records])
+            for ticket, record in zip(done, records, strict=True):
+                for participant, ops in ticket.groups:
+                    _quietly(participant.committed, ops, record.seq)
+                ticket.succeed(record)
+            self._maybe_compact(conn, records[-1].seq)
         return []
 
     def _commit_raised(
@@ -757,6 +764,7 @@ class SpaceFile:
         members: list[Ticket],
         done: list[Ticket],
         records: list[CommitRecord],
+        *,
         committing: bool,
     ) -> bool:
         """Roll back after ``exc`` and fail every member still waiting; return False. Unless
