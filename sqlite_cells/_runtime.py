@@ -642,8 +642,10 @@ class Runtime(runtime.Runtime):
         # Never waits for a read: stuck workers are interrupted and left behind (R44).
         self.query_workers.close()
         self.live_queries.close()
-        super().close()
+        # Readers first: a database file's last connection to close removes its -wal and -shm
+        # (after a checkpoint), which only the write connection may do, a reader being read-only.
         self.read_pool.close()
+        super().close()
 
 
 def _takes_database(annotation: object) -> bool:

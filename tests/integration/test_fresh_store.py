@@ -79,3 +79,21 @@ def test_an_unwritable_store_is_reported_not_raw(tmp_path: Path) -> None:
         assert list(store.iterdir()) == []
     finally:
         store.chmod(0o755)
+
+
+def test_a_runtime_closed_cleanly_leaves_no_wal_or_shm_files(tmp_path: Path) -> None:
+    """Closing a runtime closes its readers before its write connection, the one connection
+    that may checkpoint and remove a file's -wal and -shm (readers are read-only)."""
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("db", tables={"t": sc.table(id="integer primary key")})
+        with space.transact():
+            db.exec("INSERT INTO t DEFAULT VALUES")
+        assert db.read("SELECT count(*) AS n FROM t") == [{"n": 1}]
+        query = db.query("SELECT id FROM t")
+        assert rt.settle(timeout=10)
+        assert query.get().result == [{"id": 1}]
+        assert space.cell("c", default=0).get() == 0
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert [n for n in left if n.endswith(("-wal", "-shm"))] == []
+    assert len([n for n in left if n.endswith(".sqlite")]) == 2
