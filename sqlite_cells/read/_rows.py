@@ -287,6 +287,22 @@ def _check_convertible(row: type, hints: dict[str, Any]) -> None:
             "values convert to (Any takes any value; a link field is sc.Cell or sc.Cell | None), "
             "or cast the column in SQL"
         ) from exc
+    for name, hint in hints.items():
+        if not _is_cell_type(hint) and _nests_cell(hint):
+            raise InvalidArgument(
+                f"row={row.__name__}: field {name!r} is typed {_shown_type(hint)}, a Cell inside "
+                "another type, which no column's value converts to (a column holds one link at "
+                "most); select each link as a column of its own into a field typed sc.Cell or "
+                "sc.Cell | None"
+            )
+
+
+def _nests_cell(hint: Any) -> bool:
+    """Whether a Cell appears among ``hint``'s type arguments (``list[Cell]``)."""
+    return any(
+        (isinstance(arg, type) and issubclass(arg, Cell)) or _nests_cell(arg)
+        for arg in typing.get_args(hint)
+    )
 
 
 def _convertible(hint: Any) -> bool:

@@ -315,6 +315,20 @@ def test_cell_fields_over_columns_that_hold_no_link_text(db: sc.SqliteDb, space:
     assert got == space.cell("alice") and got is not None and got.get() == "A"
 
 
+@pytest.mark.parametrize("kind", [list[sc.Cell], dict[str, sc.Cell | None], tuple[sc.Cell, int]])
+def test_a_cell_inside_another_type_is_refused_at_the_call(db: sc.SqliteDb, kind: Any) -> None:
+    row = msgspec.defstruct("Many", [("who", kind)])
+    for call in (
+        lambda: db.read("SELECT who_cf_link AS who FROM t", row=row),
+        lambda: db.query("SELECT who_cf_link AS who FROM t", row=row),
+    ):
+        with pytest.raises(TypeError) as info:
+            call()
+        assert isinstance(info.value, sc.SqliteCellsError)
+        assert type(info.value).__name__ == "InvalidArgument"
+        assert "field 'who'" in str(info.value) and "a Cell inside another type" in str(info.value)
+
+
 def test_a_link_to_a_space_the_store_does_not_hold_creates_nothing(
     rt: sc.Runtime, db: sc.SqliteDb, store: Path
 ) -> None:
