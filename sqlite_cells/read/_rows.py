@@ -215,7 +215,8 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
         try:
             return with_sqlite_values(given, adapters)
         except Misfit as misfit:
-            raise misfit.error(row, db_id=db_id, sql=sql) from None
+            field = _field_of(row, misfit.column)
+            raise misfit.error(row, field, db_id=db_id, sql=sql) from None
 
     cells = _Cells(rt)
     general = _general_decoder(row, cells, cell_fields, db_id=db_id, sql=sql)
@@ -755,7 +756,8 @@ def _query_error(
         return QueryError(
             db_id,
             sql,
-            f"column {column!r} does not fit field {row.__name__}.{column}: {what}; {advice}",
+            f"column {column!r} does not fit field {row.__name__}.{_field_of(row, column)}: "
+            f"{what}; {advice}",
         )
     return QueryError(
         db_id,
@@ -763,6 +765,11 @@ def _query_error(
         f"cannot build {row.__name__} from columns {list(result.names)}: {message}; name the "
         "columns like the fields (use AS aliases)",
     )
+
+
+def _field_of(row: type, column: str) -> str:
+    """The name of the field read from ``column`` (a Struct may rename its fields)."""
+    return next((f for f, c in _column_names(row).items() if c == column), column)
 
 
 def _column_at(path: str, names: tuple[str, ...]) -> str:

@@ -88,12 +88,13 @@ class Misfit(Exception):
     def at(self, column: str) -> Misfit:
         return Misfit(self.expected, self.got, self.advice, column)
 
-    def error(self, row: type, *, db_id: str, sql: str) -> QueryError:
+    def error(self, row: type, field: str, *, db_id: str, sql: str) -> QueryError:
+        """The query's error; ``field`` is the name of the field read from ``column``."""
         advice = self.advice.format(column=self.column)
         return QueryError(
             db_id,
             sql,
-            f"column {self.column!r} does not fit field {row.__name__}.{self.column}: Expected "
+            f"column {self.column!r} does not fit field {row.__name__}.{field}: Expected "
             f"`{self.expected}`, got `{self.got}`; {advice}",
         )
 

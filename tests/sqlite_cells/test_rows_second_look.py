@@ -253,6 +253,12 @@ def test_renamed_kw_only_frozen_and_array_like_structs(db: sc.SqliteDb, space: S
     assert db.read("SELECT s, id FROM t", row=Pair) == [Pair(1, "red")]
     text = _fails(db, "SELECT id, i AS s FROM t", Pair)
     assert "column 's'" in text and "Expected `str`, got `int`" in text
+    # a renamed field is named as the field, its column as the column
+    text = _fails(db, "SELECT s AS rowId FROM t", Renamed)
+    assert "column 'rowId' does not fit field Renamed.row_id" in text
+    blob = msgspec.defstruct("Blob", [("data", bytes)], rename={"data": "b"})
+    text = _fails(db, "SELECT s AS b FROM t", blob)
+    assert "column 'b' does not fit field Blob.data" in text and "CAST(b AS BLOB)" in text
 
 
 @dataclasses.dataclass
