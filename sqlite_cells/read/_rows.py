@@ -4,11 +4,14 @@ TypedDict.
 Each ``sc.Cell``-typed field (``Cell``, ``Cell | None``) decodes the stored link into a live
 cell, whatever the column is called (an alias may hide the ``_cf_link`` suffix); NULL and a
 value that is not a valid link become ``None`` for that field without failing the query. Every
-other field is converted strictly by msgspec (no ``"1"`` → ``1``): a value that does not fit
+other field is converted strictly by msgspec (no ``"1"`` → ``1``), once the values SQLite has no
+type for are read as their fields take them (``_stored_values``: booleans from 0 and 1, arrays
+and objects from JSON text, no bytes from text): a value that does not fit
 its field's type fails the query with :class:`QueryError` naming the column, and so does any
 exception the row type's own code raises (``__post_init__``), naming the row type. A row type
 rows cannot be converted to at all (unresolvable annotations, ``str | bytes``, ``Cell | int``)
-is refused at the call with :class:`InvalidArgument`. Decoding a link
+is refused at the call with :class:`InvalidArgument`. A generic row type is given with its
+type arguments (``Page[Msg]``); an array-like Struct is built by column name. Decoding a link
 never opens or creates a space file (R7): the cell of a space the store does not hold reads
 ``None``.
 
@@ -42,6 +45,7 @@ import msgspec
 
 from sqlite_cells.codec import QueryError, SqliteCellsError, parse_link, parse_links
 from sqlite_cells.read._reader import StatementResult
+from sqlite_cells.read._stored_values import Misfit, sqlite_adapter, with_sqlite_values
 from sqlite_cells.runtime import Cell, InvalidArgument, Runtime, Space
 
 __all__ = ["RowDecoder", "build_rows", "decode_cf_link", "row_decoder"]
@@ -95,14 +99,22 @@ def _is_plain_cell_type(hint: Any) -> bool:
     return False
 
 
+def _class_of(row: type) -> type:
+    """The class of a row type: ``Page`` for a generic one given as ``Page[Msg]``."""
+    origin = typing.get_origin(row)
+    return origin if isinstance(origin, type) else row
+
+
 def _fields(row: type) -> list[str]:
-    """Field names of a row type (a msgspec Struct, a dataclass or a TypedDict)."""
-    if isinstance(row, type) and issubclass(row, msgspec.Struct):
-        return list(row.__struct_fields__)
-    if dataclasses.is_dataclass(row):
-        return [f.name for f in dataclasses.fields(row)]
-    if typing.is_typeddict(row):
-        return list(row.__annotations__)
+    """Field names of a row type (a msgspec Struct, a dataclass or a TypedDict, generic ones
+    given with their type arguments included)."""
+    cls = _class_of(row)
+    if isinstance(cls, type) and issubclass(cls, msgspec.Struct):
+        return list(cls.__struct_fields__)
+    if dataclasses.is_dataclass(cls):
+        return [f.name for f in dataclasses.fields(cls)]
+    if typing.is_typeddict(cls):
+        return list(cls.__annotations__)
     raise InvalidArgument(
         f"row= takes a msgspec.Struct, a dataclass or a TypedDict, not {row!r}; leave it out "
         "for dict rows"
@@ -191,7 +203,21 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
     cell_fields = [n for n in names if _is_cell_type(hints.get(n))]
     links = frozenset(cell_fields)
     renamed = _column_names(row)
-    flags = frozenset(renamed.get(n, n) for n in names if _is_bool_type(hints.get(n)))
+    adapters = {
+        renamed.get(n, n): adapt
+        for n in names
+        if (adapt := sqlite_adapter(hints.get(n))) is not None
+    }
+
+    def adapted(
+        given: StatementResult | list[dict[str, Any]],
+    ) -> StatementResult | list[dict[str, Any]]:
+        try:
+            return with_sqlite_values(given, adapters)
+        except Misfit as misfit:
+            field = _field_of(row, misfit.column)
+            raise misfit.error(row, field, db_id=db_id, sql=sql) from None
+
     cells = _Cells(rt)
     general = _general_decoder(row, cells, cell_fields, db_id=db_id, sql=sql)
     fast = _StructRows.for_row(row, hints)
@@ -199,7 +225,7 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
 
         def decode_general(given: StatementResult | list[dict[str, Any]]) -> list[Any]:
             _check_readable(given, links)
-            given = _with_flags(given, flags)
+            given = adapted(given)
             with _PausedCollector(given):
                 return general(_as_result(given))
 
@@ -207,7 +233,7 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
 
     def decode(given: StatementResult | list[dict[str, Any]]) -> list[Any]:
         _check_readable(given, links)
-        given = _with_flags(given, flags)
+        given = adapted(given)
         with _PausedCollector(given):
             try:
                 return fast.build(given, cells)
@@ -220,54 +246,33 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
     return decode
 
 
-def _is_bool_type(hint: Any) -> bool:
-    """``bool`` or ``bool | None``: a field that takes SQLite's booleans."""
-    if hint is bool:
-        return True
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return set(typing.get_args(hint)) == {bool, type(None)}
-    return False
-
-
-def _flag(value: Any) -> Any:
-    """SQLite's boolean (the integer 0 or 1; ``TRUE`` and ``FALSE`` are those integers) as a
-    ``bool``; any other value as it is, for the strict conversion to accept or refuse."""
-    return bool(value) if type(value) is int and (value == 0 or value == 1) else value
-
-
-def _with_flags(
-    given: StatementResult | list[dict[str, Any]], flags: frozenset[str]
-) -> StatementResult | list[dict[str, Any]]:
-    """``given`` with the columns read into ``bool`` fields (``flags``) as booleans (SQLite has
-    no boolean type: it stores 0 and 1). A new result: ``given`` may be shared by queries."""
-    if not flags:
-        return given
-    if not isinstance(given, StatementResult):
-        return [{k: _flag(v) if k in flags else v for k, v in item.items()} for item in given]
-    at = [i for i, name in enumerate(given.names) if name in flags]
-    if not at:
-        return given
-    rows = []
-    for values in given.rows:
-        changed = list(values)
-        for i in at:
-            changed[i] = _flag(changed[i])
-        rows.append(tuple(changed))
-    return dataclasses.replace(given, rows=rows, dicts=None, unchanged=False)
-
-
 def _type_hints(row: type) -> dict[str, Any]:
     """The row type's field types, resolved; :class:`InvalidArgument` when an annotation names
     something its module cannot see (a class defined inside a function, with ``from __future__
     import annotations``)."""
+    cls = _class_of(row)
     try:
-        return typing.get_type_hints(row)
+        hints = typing.get_type_hints(cls)
     except Exception as exc:  # NameError mostly; any failure is the annotation's
         raise InvalidArgument(
             f"row={row.__name__}: its field annotations cannot be resolved "
             f"({type(exc).__name__}: {exc}); define the types they name at module level, where "
             f"{row.__name__}'s module can see them"
         ) from exc
+    if cls is row:
+        return hints
+    table = dict(zip(getattr(cls, "__parameters__", ()), typing.get_args(row), strict=False))
+    return {name: _substituted(hint, table) for name, hint in hints.items()}
+
+
+def _substituted(hint: Any, table: dict[Any, Any]) -> Any:
+    """``hint`` with the type variables of a generic row type replaced by its arguments."""
+    if isinstance(hint, typing.TypeVar):
+        return table.get(hint, hint)
+    parameters = getattr(hint, "__parameters__", ())
+    if parameters:
+        return hint[tuple(table.get(p, p) for p in parameters)]
+    return hint
 
 
 def _check_convertible(row: type, hints: dict[str, Any]) -> None:
@@ -283,6 +288,22 @@ def _check_convertible(row: type, hints: dict[str, Any]) -> None:
             "values convert to (Any takes any value; a link field is sc.Cell or sc.Cell | None), "
             "or cast the column in SQL"
         ) from exc
+    for name, hint in hints.items():
+        if not _is_cell_type(hint) and _nests_cell(hint):
+            raise InvalidArgument(
+                f"row={row.__name__}: field {name!r} is typed {_shown_type(hint)}, a Cell inside "
+                "another type, which no column's value converts to (a column holds one link at "
+                "most); select each link as a column of its own into a field typed sc.Cell or "
+                "sc.Cell | None"
+            )
+
+
+def _nests_cell(hint: Any) -> bool:
+    """Whether a Cell appears among ``hint``'s type arguments (``list[Cell]``)."""
+    return any(
+        (isinstance(arg, type) and issubclass(arg, Cell)) or _nests_cell(arg)
+        for arg in typing.get_args(hint)
+    )
 
 
 def _convertible(hint: Any) -> bool:
@@ -352,11 +373,14 @@ def _general_decoder(
     ``None`` in its field from the start, so a ``__post_init__`` sees ``None`` (R43); a field
     typed ``Cell`` alone, which msgspec refuses ``None`` for, is handled by ``_with_null_cells``.
     Whatever building a row raises is a :class:`QueryError` naming the row type."""
-    hints = typing.get_type_hints(row)
+    hints = _type_hints(row)
     many = list[row]  # type: ignore[valid-type]  # a runtime type argument, on purpose
     column_of = _column_names(row)
     links = [column_of.get(n, n) for n in cell_fields]  # the Cell fields' column names
     refusing_none = {column_of.get(n, n): n for n in cell_fields if not _takes_none(hints.get(n))}
+    # An array-like Struct encodes as an array, but rows have named columns: it is built by
+    # name, as any other row type, through a twin that is not array-like.
+    by_name = _is_array_like(row)
 
     def with_cells(result: StatementResult, present: list[str]) -> list[dict[str, Any]]:
         rows = result.as_dicts()
@@ -381,7 +405,7 @@ def _general_decoder(
             if column in present and any(r.get(column) is None for r in rows)
         }
         try:
-            if nulls:
+            if nulls or by_name:
                 return _with_null_cells(row, hints, cell_fields, rows, nulls)
             built: list[Any] = msgspec.convert(rows, many)
         except msgspec.ValidationError as exc:
@@ -399,9 +423,14 @@ def _general_decoder(
 
 def _column_names(row: type) -> dict[str, str]:
     """Field name → column name, where they differ (a Struct's ``rename``)."""
-    if isinstance(row, type) and issubclass(row, msgspec.Struct):
+    if issubclass(_class_of(row), msgspec.Struct):
         return {f.name: f.encode_name for f in msgspec.structs.fields(row)}
     return {}
+
+
+def _is_array_like(row: type) -> bool:
+    cls = _class_of(row)
+    return issubclass(cls, msgspec.Struct) and cls.__struct_config__.array_like
 
 
 def _takes_none(hint: Any) -> bool:
@@ -425,8 +454,9 @@ def _with_null_cells(
       fields without calling ``__init__``) is built with a placeholder cell in those fields,
       replaced by ``None`` right after — nothing sees it;
     - else msgspec checks the other fields on a twin Struct whose Cell fields take any value,
-      and each row is built by calling the row type, so its ``__post_init__`` sees ``None``."""
-    if not hasattr(row, "__post_init__"):
+      and each row is built by calling the row type, so its ``__post_init__`` sees ``None``.
+      An array-like Struct (which msgspec builds from arrays only) is built this way too."""
+    if not hasattr(_class_of(row), "__post_init__") and not _is_array_like(row):
         marked = [
             {k: (_NO_CELL if v is None and k in nulls else v) for k, v in r.items()} for r in rows
         ]
@@ -448,8 +478,9 @@ def _twin(row: type, hints: dict[str, Any], cell_names: set[str]) -> type[msgspe
     that Cell fields take any value."""
     spec: list[Any] = []
     options: dict[str, Any] = {}
-    if isinstance(row, type) and issubclass(row, msgspec.Struct):
-        config = row.__struct_config__
+    cls = _class_of(row)
+    if issubclass(cls, msgspec.Struct):
+        config = cls.__struct_config__
         options = {
             "tag": config.tag,
             "tag_field": config.tag_field,
@@ -460,7 +491,7 @@ def _twin(row: type, hints: dict[str, Any], cell_names: set[str]) -> type[msgspe
             kind = Any if f.name in cell_names else f.type
             spec.append((f.name, kind, msgspec.field(**given, name=f.encode_name)))
     else:  # a dataclass (a TypedDict has no __post_init__)
-        for d in dataclasses.fields(row):  # type: ignore[arg-type]  # checked by the caller
+        for d in dataclasses.fields(cls):  # type: ignore[arg-type]  # checked by the caller
             if not d.init:
                 continue
             given = {
@@ -675,9 +706,10 @@ def _value(item: Any, name: str) -> Any:
 
 
 def _setter(row: type) -> Callable[[Any, str, Any], None]:
-    if isinstance(row, type) and issubclass(row, msgspec.Struct):
+    cls = _class_of(row)
+    if issubclass(cls, msgspec.Struct):
         return msgspec.structs.force_setattr
-    if typing.is_typeddict(row):
+    if typing.is_typeddict(cls):
         return lambda item, name, value: item.__setitem__(name, value)
     return object.__setattr__  # dataclasses, frozen ones included
 
@@ -708,15 +740,24 @@ def _raised_error(exc: BaseException, row: type, *, db_id: str, sql: str) -> Que
 def _query_error(
     exc: msgspec.ValidationError, row: type, result: StatementResult, *, db_id: str, sql: str
 ) -> QueryError:
+    if exc.__cause__ is not None:  # the row type's own code raised ValueError or TypeError
+        return _raised_error(exc.__cause__, row, db_id=db_id, sql=sql)
     message = str(exc)
     found = _AT_FIELD.search(message)
     if found is not None and "missing required field" not in message:
-        column = found.group(1)
+        column = _column_at(found.group(1), result.names)
+        what = message.split(" - at ")[0]
+        advice = (
+            "select JSON text of that shape (json_group_array, json_object) or change the "
+            "field's type"
+            if what.startswith(("Expected `array`", "Expected `object`"))
+            else "cast it in SQL or change the field's type"
+        )
         return QueryError(
             db_id,
             sql,
-            f"column {column!r} does not fit field {row.__name__}.{column}: "
-            f"{message.split(' - at ')[0]}; cast it in SQL or change the field's type",
+            f"column {column!r} does not fit field {row.__name__}.{_field_of(row, column)}: "
+            f"{what}; {advice}",
         )
     return QueryError(
         db_id,
@@ -724,6 +765,18 @@ def _query_error(
         f"cannot build {row.__name__} from columns {list(result.names)}: {message}; name the "
         "columns like the fields (use AS aliases)",
     )
+
+
+def _field_of(row: type, column: str) -> str:
+    """The name of the field read from ``column`` (a Struct may rename its fields)."""
+    return next((f for f, c in _column_names(row).items() if c == column), column)
+
+
+def _column_at(path: str, names: tuple[str, ...]) -> str:
+    """The column a msgspec error path (``v`` or, inside a JSON value, ``v[0].x``) starts
+    with: the longest column name it begins with."""
+    starts = [name for name in names if path == name or path.startswith((name + "[", name + "."))]
+    return max(starts, key=len, default=path)
 
 
 def _as_result(given: StatementResult | list[dict[str, Any]]) -> StatementResult:

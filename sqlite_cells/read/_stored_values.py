@@ -1,0 +1,169 @@
+"""Values SQLite stores, read into typed row fields SQLite has no type for (R43).
+
+SQLite has no boolean, array, object or "bytes only" type: it stores booleans as the integers 0
+and 1, arrays and objects as JSON text (``json_group_array``, ``json_object``), and keeps text
+and blobs apart. Before msgspec's strict conversion, the columns read into such fields are
+read as those fields take them: a ``bool`` field takes 0 and 1, a container field (a list, a
+dict, a nested Struct, dataclass or TypedDict) the value its JSON text encodes, and a ``bytes``
+field refuses text, which msgspec would otherwise decode as base64. Anything else is left as it
+is for the conversion to accept or refuse, naming the column.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from sqlite_cells.codec import QueryError
+from sqlite_cells.read._reader import StatementResult
+
+__all__ = ["Misfit", "sqlite_adapter", "with_sqlite_values"]
+
+
+def _is_bool_type(hint: Any) -> bool:
+    """``bool`` or ``bool | None``: a field that takes SQLite's booleans."""
+    if hint is bool:
+        return True
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return set(typing.get_args(hint)) == {bool, type(None)}
+    return False
+
+
+_CONTAINERS = (list, tuple, set, frozenset, dict)
+
+
+def _is_container_type(hint: Any) -> bool:
+    """A field holding an array or an object (``list[int]``, ``dict[str, Any]``, a nested
+    Struct, dataclass or TypedDict), or such a type ``| None``: SQLite has no such values, and
+    stores them as JSON text."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        members = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return len(members) == 1 and _is_container_type(members[0])
+    kind = typing.get_origin(hint) or hint
+    if not isinstance(kind, type):
+        return False
+    return (
+        issubclass(kind, _CONTAINERS)
+        or issubclass(kind, msgspec.Struct)
+        or dataclasses.is_dataclass(kind)
+        or typing.is_typeddict(kind)
+    )
+
+
+_BLOBS = frozenset((bytes, bytearray, memoryview))
+
+
+def _is_blob_type(hint: Any) -> bool:
+    """``bytes`` (``bytearray``, ``memoryview``) or such a type ``| None``."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        members = set(typing.get_args(hint)) - {type(None)}
+        return len(members) == 1 and members <= _BLOBS
+    return hint in _BLOBS
+
+
+def sqlite_adapter(hint: Any) -> Callable[[Any], Any] | None:
+    """How a value SQLite stores is read into a field of type ``hint`` before the strict
+    conversion (None: as it is)."""
+    if _is_bool_type(hint):
+        return _flag
+    if _is_container_type(hint):
+        return _json_text
+    if _is_blob_type(hint):
+        return _blob
+    return None
+
+
+class Misfit(Exception):
+    """A value refused before the conversion, in the column ``column``."""
+
+    def __init__(self, expected: str, got: str, advice: str, column: str = "?") -> None:
+        super().__init__(expected, got, advice, column)
+        self.expected, self.got, self.advice, self.column = expected, got, advice, column
+
+    def at(self, column: str) -> Misfit:
+        return Misfit(self.expected, self.got, self.advice, column)
+
+    def error(self, row: type, field: str, *, db_id: str, sql: str) -> QueryError:
+        """The query's error; ``field`` is the name of the field read from ``column``."""
+        advice = self.advice.format(column=self.column)
+        return QueryError(
+            db_id,
+            sql,
+            f"column {self.column!r} does not fit field {row.__name__}.{field}: Expected "
+            f"`{self.expected}`, got `{self.got}`; {advice}",
+        )
+
+
+def _blob(value: Any) -> Any:
+    """A blob as it is; text refused: msgspec would read it as base64, turning any text that
+    happens to be valid base64 into other bytes."""
+    if type(value) is str:
+        raise Misfit(
+            "bytes",
+            "str",
+            "select it as a blob (CAST({column} AS BLOB) gives the text's UTF-8 bytes) or "
+            "type the field str",
+        )
+    return value
+
+
+def _flag(value: Any) -> Any:
+    """SQLite's boolean (the integer 0 or 1; ``TRUE`` and ``FALSE`` are those integers) as a
+    ``bool``; any other value as it is, for the strict conversion to accept or refuse."""
+    return bool(value) if type(value) is int and (value == 0 or value == 1) else value
+
+
+def _json_text(value: Any) -> Any:
+    """SQLite's array or object (JSON text, as ``json_group_array`` and ``json_object`` return
+    it) as the value it encodes; any other value, text that is not JSON included, as it is,
+    for the strict conversion to refuse naming the column."""
+    if type(value) is not str:
+        return value
+    try:
+        return _JSON.decode(value)
+    except msgspec.DecodeError:
+        return value
+
+
+_JSON = msgspec.json.Decoder()
+
+
+def with_sqlite_values(
+    given: StatementResult | list[dict[str, Any]], adapters: dict[str, Callable[[Any], Any]]
+) -> StatementResult | list[dict[str, Any]]:
+    """``given`` with the columns read into fields SQLite has no type for read as those
+    fields take them (``adapters``, by column): booleans from 0 and 1, arrays and objects from
+    JSON text, blobs never from text (raises :class:`Misfit`). A new result: ``given`` may be
+    shared by queries."""
+    if not adapters:
+        return given
+    if not isinstance(given, StatementResult):
+        items = []
+        for item in given:
+            copy = dict(item)
+            for name in adapters.keys() & item.keys():
+                copy[name] = _adapted(adapters[name], item[name], name)
+            items.append(copy)
+        return items
+    at = [(i, adapters[name], name) for i, name in enumerate(given.names) if name in adapters]
+    if not at:
+        return given
+    rows = []
+    for values in given.rows:
+        changed = list(values)
+        for i, adapt, name in at:
+            changed[i] = _adapted(adapt, changed[i], name)
+        rows.append(tuple(changed))
+    return dataclasses.replace(given, rows=rows, dicts=None, unchanged=False)
+
+
+def _adapted(adapt: Callable[[Any], Any], value: Any, column: str) -> Any:
+    try:
+        return adapt(value)
+    except Misfit as misfit:
+        raise misfit.at(column) from None
