@@ -751,11 +751,21 @@ def _deliver(deliveries: list[tuple[Callable[[Any], None], Any]]) -> None:
         try:
             callback(value)
         except Exception:
-            log.exception("subscriber %r raised; other subscribers still get the value", callback)
+            log.exception(_RAISED, _subscriber(callback))
         except BaseException:
             # SystemExit or KeyboardInterrupt raised by the subscriber's own code (signals reach
             # the main thread only): on the runtime's thread it would end the thread, and with
             # it every later delivery and settle(). On the main thread it is the caller's.
             if threading.current_thread() is threading.main_thread():
                 raise
-            log.exception("subscriber %r raised; other subscribers still get the value", callback)
+            log.exception(_RAISED, _subscriber(callback))
+
+
+_RAISED = "subscriber %r raised; other subscribers still get the value"
+
+
+def _subscriber(callback: Callable[[Any], None]) -> object:
+    """The function a user subscribed, for a log line: ``observe().subscribe(fn)`` hands the
+    scheduler reactivex's observer, which holds ``fn`` as its ``_on_next``."""
+    observer = getattr(callback, "__self__", None)
+    return getattr(observer, "_on_next", callback)

@@ -140,6 +140,8 @@ def test_a_failing_subscriber_does_not_stop_the_others(
     rt.settle()
     assert seen == [0, 1]
     assert "subscriber" in caplog.text and "ValueError" in caplog.text
+    # The log names the function subscribed, not the observer reactivex wraps it in.
+    assert "boom" in caplog.text and "AutoDetachObserver" not in caplog.text
 
 
 def test_dispose_stops_delivery(rt: sc.Runtime) -> None:
