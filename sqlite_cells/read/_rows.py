@@ -45,7 +45,7 @@ import msgspec
 
 from sqlite_cells.codec import QueryError, SqliteCellsError, parse_link, parse_links
 from sqlite_cells.read._reader import StatementResult
-from sqlite_cells.read._stored_values import Misfit, sqlite_adapter, with_sqlite_values
+from sqlite_cells.read._stored_values import Misfit, one_type, sqlite_adapter, with_sqlite_values
 from sqlite_cells.runtime import Cell, InvalidArgument, Runtime, Space
 
 __all__ = ["RowDecoder", "build_rows", "decode_cf_link", "row_decoder"]
@@ -92,11 +92,7 @@ def _is_cell_type(hint: Any) -> bool:
 
 def _is_plain_cell_type(hint: Any) -> bool:
     """``Cell`` or ``Cell | None`` exactly: a field whose value is a cell or ``None``."""
-    if hint is Cell:
-        return True
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return set(typing.get_args(hint)) == {Cell, type(None)}
-    return False
+    return one_type(hint) is Cell
 
 
 def _class_of(row: type) -> type:
@@ -692,12 +688,9 @@ def _exact_types(hint: Any) -> frozenset[type]:
     ``hint`` (empty: it may convert, or check more than the type)."""
     if hint in _EXACT:
         return frozenset((hint,))
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        members = set(typing.get_args(hint))
-        if type(None) in members and len(members) == 2:
-            (other,) = members - {type(None)}
-            if other in _EXACT:
-                return frozenset((other, type(None)))
+    other = one_type(hint)  # T for T | None
+    if other is not hint and other in _EXACT:
+        return frozenset((other, type(None)))
     return frozenset()
 
 

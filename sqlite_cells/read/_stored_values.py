@@ -22,16 +22,21 @@ import msgspec
 from sqlite_cells.codec import QueryError
 from sqlite_cells.read._reader import StatementResult
 
-__all__ = ["Misfit", "sqlite_adapter", "with_sqlite_values"]
+__all__ = ["Misfit", "one_type", "sqlite_adapter", "with_sqlite_values"]
+
+
+def one_type(hint: Any) -> Any:
+    """``T`` for a field typed ``T`` or ``T | None`` (``Optional[T]``); None for a union of
+    several types besides None."""
+    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+        return hint
+    members = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+    return members[0] if len(members) == 1 else None
 
 
 def _is_bool_type(hint: Any) -> bool:
     """``bool`` or ``bool | None``: a field that takes SQLite's booleans."""
-    if hint is bool:
-        return True
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        return set(typing.get_args(hint)) == {bool, type(None)}
-    return False
+    return one_type(hint) is bool
 
 
 _CONTAINERS = (list, tuple, set, frozenset, dict)
@@ -41,9 +46,7 @@ def _is_container_type(hint: Any) -> bool:
     """A field holding an array or an object (``list[int]``, ``dict[str, Any]``, a nested
     Struct, dataclass or TypedDict), or such a type ``| None``: SQLite has no such values, and
     stores them as JSON text."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        members = [arg for arg in typing.get_args(hint) if arg is not type(None)]
-        return len(members) == 1 and _is_container_type(members[0])
+    hint = one_type(hint)
     kind = typing.get_origin(hint) or hint
     if not isinstance(kind, type):
         return False
@@ -60,10 +63,7 @@ _BLOBS = frozenset((bytes, bytearray, memoryview))
 
 def _is_blob_type(hint: Any) -> bool:
     """``bytes`` (``bytearray``, ``memoryview``) or such a type ``| None``."""
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        members = set(typing.get_args(hint)) - {type(None)}
-        return len(members) == 1 and members <= _BLOBS
-    return hint in _BLOBS
+    return one_type(hint) in _BLOBS
 
 
 def sqlite_adapter(hint: Any) -> Callable[[Any], Any] | None:

@@ -55,7 +55,6 @@ class WriteConn:
     __slots__ = (
         "_judge_once",
         "_last",
-        "_member",
         "_policy",
         "_rowid",
         "_rowid_after",
@@ -74,24 +73,17 @@ class WriteConn:
         self._last: Authorizer | None = None
         self._stepping = False
         self.deadline: float | None = None
-        # last_insert_rowid() for the next user statement of the transaction, what the last run
-        # left, and the transaction (its commit seq, the ops begun) they belong to.
+        # last_insert_rowid() for the next user statement of the transaction, and what the last
+        # run left.
         self._rowid = 0
         self._rowid_after = 0
-        self._member: tuple[int, set[int]] = (0, set())
         conn.set_progress_handler(self._progress, _PROGRESS_STEPS, id=_PROGRESS_ID)
         override_long_calls(conn, self)
 
-    def begin_op(self, seq: int, op: object) -> None:
-        """Before the op ``op`` of the transaction committed as ``seq``: ``last_insert_rowid()``
-        starts at 0 for a transaction, and again when its ops run again (a group commit run
-        again without a failed member keeps the seq)."""
-        member, begun = self._member
-        if seq != member or id(op) in begun:
-            begun = set()
-            self._member = (seq, begun)
-            self._rowid = 0
-        begun.add(id(op))
+    def begin_transaction(self) -> None:
+        """A transaction's writes begin (again, when a group commit runs its ops once more):
+        its first statement sees ``last_insert_rowid()`` 0."""
+        self._rowid = 0
 
     def end_op(self) -> None:
         """The op begun last is done: the transaction's next statement sees the rowid its

@@ -311,6 +311,7 @@ class SqliteParticipant:
         """R32: the handle's ``rev`` incremented by exactly 1, taken at commit."""
         decl = _request(ops[-1]).decl
         self._take_file_lock(conn, decl, _request(ops[0]).sql)
+        write_conn(conn).begin_transaction()  # its ops come next (last_insert_rowid() is 0)
         data = writes.get(decl.db_id)
         last_write = 0
         last = self._unchanged(conn, decl) if data is None else None
@@ -394,7 +395,6 @@ class SqliteParticipant:
                 )
             before = before_write(conn, keys) if keys else None
             state = write_conn(conn)
-            state.begin_op(seq, op)
             try:
                 changeset = capture(
                     conn,
