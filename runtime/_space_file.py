@@ -770,8 +770,7 @@ class SpaceFile:
         """Roll back after ``exc`` and fail every member still waiting; return False. Unless
         ``COMMIT`` raised after the space file had committed: then the commit stands and this
         returns True."""
-        if not conn.getautocommit():
-            conn.execute("ROLLBACK")
+        _roll_back(conn)
         if committing:
             for ticket in done:
                 for participant, ops in ticket.groups:
@@ -1108,8 +1107,16 @@ def _begin_space_write(cursor: apsw.Connection | apsw.Cursor) -> None:
     try:
         cursor.execute("UPDATE main._cf_meta SET key = key WHERE 0")
     except BaseException:
-        cursor.execute("ROLLBACK")
+        _roll_back(cursor.connection if isinstance(cursor, apsw.Cursor) else cursor)
         raise
+
+
+def _roll_back(conn: apsw.Connection) -> None:
+    """End the transaction an error interrupted. An interrupt (Ctrl-C delivered in any Python
+    callback SQLite makes, a deadline) may have ended it already: rolling back again would
+    replace the error with "no transaction is active"."""
+    if not conn.getautocommit():
+        conn.execute("ROLLBACK")
 
 
 @contextmanager
@@ -1118,7 +1125,7 @@ def _immediate(conn: apsw.Connection) -> Iterator[None]:
     try:
         yield
     except BaseException:
-        conn.execute("ROLLBACK")
+        _roll_back(conn)
         raise
     conn.execute("COMMIT")
 
