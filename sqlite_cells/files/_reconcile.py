@@ -30,7 +30,6 @@ import contextvars
 import enum
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -41,6 +40,7 @@ import apsw
 import msgspec
 
 from sqlite_cells.codec import Op, SchemaError, SqliteCellsError, UnsupportedMigration
+from sqlite_cells.files._held_files import copy_file
 from sqlite_cells.files._layout import KIND, decode_op_body, open_unwritable, stored_json
 from sqlite_cells.files._watermark import read_watermark, set_watermark
 from sqlite_cells.runtime import (
@@ -733,10 +733,10 @@ def keep_copy(path: Path, why: str) -> Path:
         n += 1
     copy = Path(f"{base}.{n}")
     if path.exists():
-        shutil.copy2(path, copy)
+        copy_file(path, copy)  # never a plain open and close: they drop the caller's lock
     wal = Path(f"{path}-wal")
     if wal.exists():
-        shutil.copy2(wal, Path(f"{copy}-wal"))
+        copy_file(wal, Path(f"{copy}-wal"))
     Path(f"{copy}.txt").write_text(
         f"{path.name}: copy kept before a repair ({why}) at {stamp} UTC.\n"
         "To look at it, copy it (with its -wal) elsewhere and open it with sqlite3.\n"

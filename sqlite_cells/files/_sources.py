@@ -29,7 +29,6 @@ would read it without creating that ``-shm`` (:func:`unread_wal`), and its reads
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 import threading
@@ -40,6 +39,7 @@ from pathlib import Path
 import apsw
 
 from sqlite_cells.codec import DiskSourceError, derive_id
+from sqlite_cells.files._held_files import read_head
 from sqlite_cells.runtime import surrogate_at
 
 __all__ = [
@@ -272,7 +272,7 @@ def source_uri(path: Path) -> str:
     docstring): nothing of ours is ever created beside the file."""
     base = "file:" + urllib.parse.quote(str(path)) + "?mode=ro"
     try:
-        header = _head(path, 20)
+        header = read_head(path, 20)
     except OSError:
         return base  # the open fails and says why
     wal = len(header) == 20 and header[18] == _WAL_FORMAT
@@ -286,14 +286,15 @@ def unread_wal(path: Path) -> bool:
     ``-shm``: SQLite reads such a ``-wal`` only through a ``-shm`` it would create beside the
     file (R60 forbids it), or not at all (``immutable``), which would serve older rows. A
     ``-wal`` holds a commit when its first frame carries the salts of its header (a ``-wal``
-    reset by a checkpoint does not). Read with :func:`_head`: no lock, nothing created."""
+    reset by a checkpoint does not). Read with :func:`read_head`: no lock, nothing created,
+    no lock of this process dropped."""
     if _sibling(path, "-shm").exists():
         return False
     try:
         if os.stat(_sibling(path, "-wal")).st_size <= _WAL_HEADER:
             return False
-        header = _head(path, 20)
-        wal = _head(_sibling(path, "-wal"), _WAL_HEADER + 24)
+        header = read_head(path, 20)
+        wal = read_head(_sibling(path, "-wal"), _WAL_HEADER + 24)
     except OSError:
         return False  # no -wal (or it went away): the file alone holds the rows
     if len(header) < 20 or header[18] != _WAL_FORMAT or len(wal) < _WAL_HEADER + 24:
@@ -308,11 +309,11 @@ def content_signature(path: Path) -> tuple[object, ...] | None:
     top of its ``-shm`` (each WAL commit changes its last frame and checksums). Sizes and mtimes
     alone miss a WAL commit: after a checkpoint the writer starts its ``-wal`` over from the
     top, so the file keeps its size, and a file system's clock may be coarser than two commits.
-    None when the file is unreadable. Read with :func:`_head`: no lock is taken, nothing is
-    created, nothing blocks."""
+    None when the file is unreadable. Read with :func:`read_head`: no lock is taken or dropped,
+    nothing is created, nothing blocks."""
     try:
         found = os.stat(path)
-        counter = _head(path, 28)[24:]
+        counter = read_head(path, 28)[24:]
     except OSError:
         return None  # gone, unreadable, or not a regular file (never opened for reading)
     try:
@@ -321,7 +322,7 @@ def content_signature(path: Path) -> tuple[object, ...] | None:
     except OSError:
         wal_state = None
     try:
-        wal_index: bytes | None = _head(_sibling(path, "-shm"), _WAL_INDEX_HEADER)
+        wal_index: bytes | None = read_head(_sibling(path, "-shm"), _WAL_INDEX_HEADER)
     except OSError:
         wal_index = None  # no -shm: no writer has the file open in WAL mode
     return (
@@ -337,20 +338,6 @@ def content_signature(path: Path) -> tuple[object, ...] | None:
 
 def _sibling(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
-
-
-def _head(path: Path, size: int) -> bytes:
-    """The first ``size`` bytes of the regular file at ``path``, or ``OSError``. Opened without
-    blocking and checked to be a regular file before it is read: a named pipe swapped in at a
-    source's path would hold a plain ``open`` until some program wrote to it, and with it the
-    poller that keeps every source live (R60)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
-        return os.read(fd, size)
-    finally:
-        os.close(fd)
 
 
 def is_hot_journal(exc: BaseException) -> bool:
@@ -376,7 +363,7 @@ def hot_journal_advice(path: Path) -> str:
 
 def _check_sqlite(given: str, resolved: Path) -> None:
     try:
-        header = _head(resolved, len(_HEADER))
+        header = read_head(resolved, len(_HEADER))
     except OSError as exc:
         raise DiskSourceError("sqlite-file", given, f"cannot be read: {exc}") from exc
     if header != _HEADER:

@@ -1,0 +1,127 @@
+"""The runtime never drops a lock that a connection of its own process holds on an SQLite file.
+
+A process loses all its POSIX locks on a file when it closes any descriptor of that file; SQLite
+locks the database file and its ``-shm`` that way. Were the runtime to read a header or copy a
+file with a plain open and close, the locks of every connection of the process to that file — a
+program's own ``sqlite3`` connection to a source it registered, the runtime's own write
+transaction during a repair — would be gone: another process would reset the ``-shm`` this one
+has mapped (a bus error at the next access) or write under a transaction (see
+``sqlite_cells/files/_held_files.py``). The locks are looked at from another process, where
+SQLite's own locks show (``F_GETLK``), so each test fails at once when one is dropped."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells.files import keep_copy
+
+from .test_sources import _wait_for
+
+# SQLite's lock bytes (os_unix.c): on the database file, RESERVED and the SHARED range sit just
+# past the PENDING byte at 1 GiB; on the -shm, the "dead man switch" byte follows the eight
+# WAL locks at byte 120. Every connection to a WAL file holds a read lock on both while open.
+_PENDING = 0x40000000
+_RESERVED = _PENDING + 1
+_SHARED_FIRST = _PENDING + 2
+_SHM_DMS = 120 + 8
+
+_PROBE = """
+import fcntl, os, struct, sys
+path, start, length = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+fd = os.open(path, os.O_RDONLY)
+query = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, start, length, 0)
+kind, _, _, _, pid = struct.unpack("hhqqi4x", fcntl.fcntl(fd, fcntl.F_GETLK, query))
+print(pid if kind != fcntl.F_UNLCK else 0)
+"""
+
+
+def _holder(path: Path, start: int, length: int = 1) -> int:
+    """The pid of a process holding a lock that conflicts with a write lock on the bytes, as
+    another process sees it (0: none)."""
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(path), str(start), str(length)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(out.stdout)
+
+
+def test_the_probe_sees_a_lock_and_its_absence(tmp_path: Path) -> None:
+    path = tmp_path / "plain.bin"
+    path.write_bytes(b"\0" * 16)
+    assert _holder(path, 4) == 0
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLK, struct.pack("hhqqi4x", fcntl.F_RDLCK, 0, 4, 1, 0))
+        assert _holder(path, 4) == os.getpid()
+    finally:
+        os.close(fd)
+    assert _holder(path, 4) == 0
+
+
+@pytest.fixture
+def written(tmp_path: Path) -> Iterator[apsw.Connection]:
+    """A program's own WAL connection to the file it writes, open (as a notebook's would be)."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    conn = apsw.Connection(str(outside / "own.db"))
+    conn.execute("PRAGMA journal_mode=WAL").fetchall()
+    conn.execute("CREATE TABLE t (v INTEGER)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.execute("SELECT count(*) FROM t").fetchall()
+    yield conn
+    conn.close()
+
+
+def test_registering_and_reading_a_source_keeps_the_programs_own_locks(
+    rt: sc.Runtime, written: apsw.Connection
+) -> None:
+    path = Path(written.filename)
+    shm = Path(f"{path}-shm")
+    assert _holder(shm, _SHM_DMS) == os.getpid()
+    assert _holder(path, _SHARED_FIRST, 510) == os.getpid()
+    db = rt.space("demo").register_disk_source(str(path))
+    assert db.read("SELECT v FROM t") == [{"v": 1}]
+    written.execute("INSERT INTO t VALUES (2)")  # the read pool looks at the file again
+    assert db.read("SELECT v FROM t ORDER BY v") == [{"v": 1}, {"v": 2}]
+    live = db.query("SELECT count(*) AS n FROM t")
+    rt.settle()
+    assert live.get().result == [{"n": 2}]
+    written.execute("INSERT INTO t VALUES (3)")  # seen by polling the file (its -shm included)
+    _wait_for(live, lambda state: state.result == [{"n": 3}])
+    assert _holder(shm, _SHM_DMS) == os.getpid()
+    assert _holder(path, _SHARED_FIRST, 510) == os.getpid()
+
+
+def test_a_copy_kept_before_a_repair_keeps_the_repairs_write_lock(tmp_path: Path) -> None:
+    path = tmp_path / "cell-x.sqlite"
+    conn = apsw.Connection(str(path))
+    try:
+        conn.execute("PRAGMA journal_mode=WAL").fetchall()
+        conn.execute("CREATE TABLE t (v INTEGER)")
+        conn.execute("INSERT INTO t VALUES (1)")
+        conn.execute("BEGIN IMMEDIATE")
+        assert _holder(Path(f"{path}-shm"), 120) == os.getpid()  # the WAL write lock
+        kept = keep_copy(path, "damaged")
+        assert _holder(Path(f"{path}-shm"), 120) == os.getpid()
+        assert _holder(Path(f"{path}-shm"), _SHM_DMS) == os.getpid()
+        assert _holder(path, _SHARED_FIRST, 510) == os.getpid()
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+    copy = apsw.Connection(str(kept), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        assert copy.execute("SELECT v FROM t").fetchall() == [(1,)]
+    finally:
+        copy.close()
