@@ -35,6 +35,8 @@ from sqlite_cells.files._handles import source_path as source_path
 from sqlite_cells.files._handles import space_damage as space_damage
 from sqlite_cells.files._handles import space_files as space_files
 from sqlite_cells.files._handles import unreadable_handle as unreadable_handle
+from sqlite_cells.files._held_files import copy_file as copy_file
+from sqlite_cells.files._held_files import read_head as read_head
 from sqlite_cells.files._layout import ALIAS as ALIAS
 from sqlite_cells.files._layout import CHECKED_AGAIN as CHECKED_AGAIN
 from sqlite_cells.files._layout import KIND as KIND
@@ -107,6 +109,7 @@ __all__ = [
     "check_store",
     "collect_garbage",
     "content_signature",
+    "copy_file",
     "damage_advice",
     "damage_noted",
     "damaged_spaces",
@@ -137,6 +140,7 @@ __all__ = [
     "orphans",
     "pin",
     "pinned",
+    "read_head",
     "read_watermark",
     "reconcile",
     "recorded_pin",

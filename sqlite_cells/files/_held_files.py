@@ -35,40 +35,43 @@ def read_head(path: Path, size: int) -> bytes:
     """The first ``size`` bytes (fewer when the file is shorter) of the regular file at
     ``path``, or ``OSError``. Never blocks: a named pipe swapped in at the path is refused, not
     opened for reading (that open would wait for a writer)."""
-    return os.pread(_descriptor(path), size, 0)
+    with _lock:
+        return os.pread(_descriptor(path), size, 0)
 
 
 def copy_file(path: Path, dest: Path) -> None:
     """Copy the regular file at ``path`` to ``dest`` (created, or overwritten) byte for byte."""
-    fd = _descriptor(path)
-    with open(dest, "wb") as out:
-        offset = 0
-        while chunk := os.pread(fd, _CHUNK, offset):
-            out.write(chunk)
-            offset += len(chunk)
+    with _lock:
+        fd = _descriptor(path)  # first: a file that cannot be read leaves no copy behind
+        with open(dest, "wb") as out:
+            offset = 0
+            while chunk := os.pread(fd, _CHUNK, offset):
+                out.write(chunk)
+                offset += len(chunk)
 
 
 def _descriptor(path: Path) -> int:
+    """The kept descriptor of the file at ``path``, opened now if needed. Called, and the
+    descriptor used, under ``_lock``: no other thread closes it meanwhile."""
     found = os.stat(path)
     if not stat.S_ISREG(found.st_mode):
         raise OSError(errno.EINVAL, "not a regular file", str(path))
-    with _lock:
-        fd = _held.get((found.st_dev, found.st_ino))
-        if fd is not None:
-            return fd
-        _close_unlinked()
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
-        opened = os.fstat(fd)
-        if not stat.S_ISREG(opened.st_mode):
-            os.close(fd)  # never a file SQLite locks (swapped in since the stat)
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
-        key = (opened.st_dev, opened.st_ino)
-        if key in _held:
-            # The path named another file at the stat, and this one is held already: a second
-            # descriptor of it is kept too (closing it would drop the locks).
-            key = (opened.st_dev, -fd - 1)
-        _held[key] = fd
+    fd = _held.get((found.st_dev, found.st_ino))
+    if fd is not None:
         return fd
+    _close_unlinked()
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    opened = os.fstat(fd)
+    if not stat.S_ISREG(opened.st_mode):
+        os.close(fd)  # never a file SQLite locks (swapped in since the stat)
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    key = (opened.st_dev, opened.st_ino)
+    if key in _held:
+        # The path named another file at the stat, and this one is held already: a second
+        # descriptor of it is kept too (closing it would drop the locks).
+        key = (opened.st_dev, -fd - 1)
+    _held[key] = fd
+    return fd
 
 
 def _close_unlinked() -> None:

@@ -23,7 +23,7 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
-from sqlite_cells.files import keep_copy
+from sqlite_cells.files import copy_file, keep_copy, read_head
 
 from .test_sources import _wait_for
 
@@ -125,3 +125,43 @@ def test_a_copy_kept_before_a_repair_keeps_the_repairs_write_lock(tmp_path: Path
         assert copy.execute("SELECT v FROM t").fetchall() == [(1,)]
     finally:
         copy.close()
+
+
+def _descriptors_of(path: Path) -> int:
+    """How many descriptors of this process have the file at ``path`` open."""
+    target = os.stat(path)
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            found = os.stat(f"/proc/self/fd/{name}")
+        except OSError:
+            continue
+        count += (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino)
+    return count
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc/self/fd")
+def test_a_file_read_again_is_read_through_the_one_descriptor_kept(tmp_path: Path) -> None:
+    first, second = tmp_path / "first.bin", tmp_path / "second.bin"
+    first.write_bytes(b"first file")
+    second.write_bytes(b"second file")
+    assert read_head(first, 5) == b"first"
+    assert read_head(first, 64) == b"first file"
+    assert _descriptors_of(first) == 1
+    copy_file(first, tmp_path / "copy.bin")
+    assert (tmp_path / "copy.bin").read_bytes() == b"first file"
+    assert _descriptors_of(first) == 1
+    kept = os.open(first, os.O_RDONLY)  # the unlinked file, seen through a descriptor of ours
+    try:
+        first.unlink()
+        before = len(os.listdir("/proc/self/fd"))
+        assert read_head(second, 6) == b"second"  # the next file opened closes the unlinked one
+        assert len(os.listdir("/proc/self/fd")) == before
+    finally:
+        os.close(kept)
+
+
+def test_a_copy_of_a_file_that_cannot_be_read_leaves_nothing(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        copy_file(tmp_path / "missing.sqlite", tmp_path / "copy.sqlite")
+    assert list(tmp_path.iterdir()) == []
