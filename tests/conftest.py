@@ -11,6 +11,8 @@ import pytest
 
 import sqlite_cells as sc
 
+from . import _files
+
 COMMAND = Path(sys.executable).parent / "sqlite-cells"
 
 
@@ -23,6 +25,15 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
     assert "Traceback" not in done.stderr, done.stderr
     return done
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """The descriptors ``_files`` kept are closed once a module's tests are done: its fixtures
+    (module-scoped ones too) are torn down, so no runtime of theirs has the files open."""
+    yield
+    if nextitem is None or nextitem.path != item.path:
+        _files.release()
 
 
 @pytest.fixture

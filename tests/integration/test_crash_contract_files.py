@@ -26,6 +26,8 @@ import pytest
 
 import sqlite_cells as sc
 
+from .._files import write_at
+
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"ev": sc.table(id="integer primary key", k="integer", body="text")}
 V2 = {
@@ -301,13 +303,13 @@ def test_a_space_file_deleted_leaves_its_database_quarantined_and_reported(
 
 
 def _damage(path: Path, how: str) -> None:
+    """Damage the file in place. No descriptor of it is closed here (``os.truncate`` opens
+    none): a runtime of this process may have it open, and a close would drop its locks."""
     _checkpointed(path)
     if how == "truncated":
         os.truncate(path, path.stat().st_size // 2)
     else:  # garbage over some pages, the header kept
-        with open(path, "r+b") as f:
-            f.seek(4096 * 3)
-            f.write(b"\xa5" * 4096 * 4)
+        write_at(path, 4096 * 3, b"\xa5" * 4096 * 4)
 
 
 def _filled_with_pages(store: Path) -> tuple[Path, list[dict[str, object]]]:

@@ -18,6 +18,7 @@ import apsw
 
 import sqlite_cells as sc
 
+from .._files import write_at
 from ..conftest import run_cli
 
 TABLES = {"t": sc.table(id="integer primary key", v="text")}
@@ -35,7 +36,9 @@ def _write(space: sc.Space, db: sc.SqliteDb, value: str) -> None:
 
 
 def _corrupt(path: Path) -> None:
-    """Overwrite half of ``t``'s leaf pages: the watermark and journal stay readable."""
+    """Overwrite half of ``t``'s leaf pages: the watermark and journal stay readable. Written
+    through a descriptor kept open: the runtime has the file open, and a close would drop its
+    locks (the process that repairs the file next would take it for unused)."""
     conn = apsw.Connection(str(path))
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     pages = [
@@ -46,10 +49,8 @@ def _corrupt(path: Path) -> None:
     ]
     size = conn.execute("PRAGMA page_size").fetchall()[0][0]
     conn.close()
-    with path.open("r+b") as f:
-        for page in pages[len(pages) // 2 :]:
-            f.seek((page - 1) * size)
-            f.write(b"\x0d\x00\x00\xff\xff\x00\x10\x00")
+    for page in pages[len(pages) // 2 :]:
+        write_at(path, (page - 1) * size, b"\x0d\x00\x00\xff\xff\x00\x10\x00")
 
 
 def _identity(path: Path) -> tuple[int, int]:

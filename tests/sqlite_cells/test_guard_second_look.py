@@ -30,6 +30,7 @@ from sqlite_cells.files import ALIAS, attach
 from sqlite_cells.sql import Gate, Mode, _guard, check_statement
 from sqlite_cells.sql._authorizer import make_authorizer
 
+from .._files import read_bytes
 from ..conftest import COMMAND, run_cli
 from .test_authorizer import Recorder, gated, is_denial, reserved_state, run_user
 
@@ -761,7 +762,7 @@ def test_hostile_statements_alone_on_a_pooled_reader(connections: Connections) -
 def test_hostile_statements_alone_on_a_disk_sources_reader(connections: Connections) -> None:
     path = connections.source_path
     connections.space.register_disk_source(str(path))
-    before = path.read_bytes()
+    before = read_bytes(path)  # a kept descriptor: the module's runtime has the file open
     with (
         connections.rt.read_pool.connection(path, source=True) as pooled,
         gated(pooled.conn) as gate,
@@ -771,7 +772,7 @@ def test_hostile_statements_alone_on_a_disk_sources_reader(connections: Connecti
             _hostile_alone(pooled.conn, gate, "main", None)
         finally:
             pooled.conn.execute("ROLLBACK")
-    assert path.read_bytes() == before
+    assert read_bytes(path) == before
 
 
 # --- the command line's query (R20, §6) ----------------------------------------------------------

@@ -16,6 +16,8 @@ from sqlite_cells._runtime import Space
 from sqlite_cells.write._keys import before_write, check_null_keys, nullable_keys
 from sqlite_cells.write._links import link_columns
 
+from .._files import copy_file
+
 KV = {"kv": sc.table(k="text primary key", who_cf_link=sc.cf_link(), v="text")}
 
 
@@ -132,7 +134,10 @@ def test_a_database_restored_behind_its_space_is_replayed_to_what_was_served(
             db.exec("INSERT INTO kv (k, v) VALUES ('a', '1')")
         kept = tmp_path / "kept"
         kept.mkdir()
-        shutil.copy2(db.path, kept / db.path.name)  # the file before the next commits
+        # The file before the next commits, copied through a kept descriptor (the runtime has
+        # it open), its metadata too (as shutil.copy2 would).
+        copy_file(db.path, kept / db.path.name)
+        shutil.copystat(db.path, kept / db.path.name)
         _refused(space, db, "INSERT INTO kv (k, v) VALUES (NULL, '2')")
         with space.transact():
             db.exec("INSERT INTO kv (k, v) VALUES ('b', '3')")

@@ -5,12 +5,14 @@ of re-runs inside one commit, and subscribers that misbehave."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import glob
-import sqlite3
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,61 @@ TABLES = {
     ),
     "tags": sc.table(id="integer primary key", item_id="integer", tag="text"),
 }
+
+_SQLITE3_READER = """
+import ast, sqlite3, sys
+print("ready", flush=True)
+for line in sys.stdin:
+    path, sql, params = ast.literal_eval(line)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = conn.execute(sql, params).fetchone()
+    finally:
+        conn.close()
+    print(repr(row), flush=True)
+"""
+
+
+class Sqlite3Reader:
+    """Fresh connections of Python's ``sqlite3`` (another SQLite library than the runtime's), one
+    per read, in another process that stays up for the test (no process started per read).
+    In this process such a connection would share the POSIX locks on the file with the runtime's
+    connections: its unlocks and its close would drop theirs."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", _SQLITE3_READER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        assert self._process.stdout.readline() == "ready\n"  # up before the first read
+
+    def first_row(self, path: str | Path, sql: str, params: tuple[object, ...] = ()) -> Any:
+        assert self._process.stdin is not None and self._process.stdout is not None
+        with self._lock:
+            self._process.stdin.write(repr((str(path), sql, params)) + "\n")
+            self._process.stdin.flush()
+            return ast.literal_eval(self._process.stdout.readline())
+
+    def close(self) -> int:
+        """The reader's exit status: 0 unless a read failed."""
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.close()
+        self._process.stdout.close()
+        return self._process.wait(timeout=60)
+
+
+@pytest.fixture
+def sqlite3_reader() -> Iterator[Sqlite3Reader]:
+    reader = Sqlite3Reader()
+    try:
+        yield reader
+    finally:
+        assert reader.close() == 0
+
 
 FAMILY = {
     "parents": sc.table(id="integer primary key", name="text"),
@@ -209,11 +266,11 @@ def test_a_conflicting_attempt_is_never_seen_only_the_retry(store: Path) -> None
 
 
 def test_subscribers_hear_of_a_commit_only_once_another_connection_can_read_it(
-    rt: sc.Runtime, space: Space, db: sc.SqliteDb, store: Path
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, store: Path, sqlite3_reader: Sqlite3Reader
 ) -> None:
     """R50, durable first: when a subscriber is called, a fresh connection of another library
-    on the store's files already reads the commit (the cell in the space file, the rows in the
-    database file)."""
+    (in another process) on the store's files already reads the commit (the cell in the space
+    file, the rows in the database file)."""
     cell = space.cell("stock", default=0)
     q = db.query("SELECT count(*) AS n FROM items")
     space_files = glob.glob(str(store / "space-*.sqlite"))
@@ -221,19 +278,12 @@ def test_subscribers_hear_of_a_commit_only_once_another_connection_can_read_it(
     problems: list[Any] = []
 
     def stored_cell() -> Any:
-        conn = sqlite3.connect(f"file:{space_files[0]}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", [cell.id]).fetchone()
-        finally:
-            conn.close()
+        sql = "SELECT value FROM _cf_cells WHERE id = ?"
+        row = sqlite3_reader.first_row(space_files[0], sql, (cell.id,))
         return None if row is None else int(row[0])
 
     def stored_rows() -> int:
-        conn = sqlite3.connect(f"file:{db.path}?mode=ro", uri=True)
-        try:
-            return int(conn.execute("SELECT count(*) FROM items").fetchone()[0])
-        finally:
-            conn.close()
+        return int(sqlite3_reader.first_row(db.path, "SELECT count(*) FROM items")[0])
 
     def on_cell(value: int) -> None:
         if value and stored_cell() != value:
@@ -979,7 +1029,7 @@ def test_a_query_of_the_rowid_by_any_name_follows_an_update_of_the_key(
 
 
 def test_an_async_handler_s_commit_is_heard_after_it_is_durable_and_a_failed_one_never(
-    rt: sc.Runtime, space: Space, db: sc.SqliteDb, store: Path
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, store: Path, sqlite3_reader: Sqlite3Reader
 ) -> None:
     import asyncio
 
@@ -988,11 +1038,8 @@ def test_an_async_handler_s_commit_is_heard_after_it_is_durable_and_a_failed_one
     heard: list[tuple[int, Any]] = []
 
     def stored() -> Any:
-        conn = sqlite3.connect(f"file:{space_file}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT value FROM _cf_cells WHERE id = ?", [cell.id]).fetchone()
-        finally:
-            conn.close()
+        sql = "SELECT value FROM _cf_cells WHERE id = ?"
+        row = sqlite3_reader.first_row(space_file, sql, (cell.id,))
         return None if row is None else int(row[0])
 
     cell.observe().subscribe(lambda v: heard.append((v, stored())))

@@ -20,6 +20,7 @@ import pytest
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
 
+from .._files import read_bytes, write_at
 from .conftest import MESSAGES
 
 INSERT = "INSERT INTO messages (author_cf_link, body, ts) VALUES (?, ?, ?)"
@@ -416,7 +417,7 @@ def test_a_source_refuses_writes_and_leaves_the_transaction_usable(
             handle.exec_many("INSERT INTO codes VALUES (?, ?)", [("q", "w")])
         counter.set(1)
     assert tx.seq is not None and counter.get() == 1
-    assert path.read_bytes() == before
+    assert read_bytes(path) == before  # a kept descriptor: the read pool may have it open
     for sql in ("SELECT * FROM sqlite_master", "SELECT * FROM sqlite_schema"):
         with pytest.raises(sc.GuardViolation) as info:
             handle.read(sql)
@@ -643,8 +644,8 @@ def test_a_source_overwritten_in_place_with_garbage_is_a_clear_error(
     path = _source(outside / "ref.db")
     handle = space.register_disk_source(str(path))
     assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
-    with open(path, "r+b") as f:
-        f.write(b"this is no longer a database" * 200)
+    # Through a descriptor kept open: a close would drop the read pool's locks on the file.
+    write_at(path, 0, b"this is no longer a database" * 200)
     with pytest.raises(sc.SqliteCellsError) as info:
         handle.read("SELECT count(*) AS n FROM codes")
     assert str(path) in str(info.value)

@@ -19,6 +19,8 @@ from sqlite_cells._runtime import Space
 from sqlite_cells.read._reader import known_read_set
 from sqlite_cells.schema import declare_tables
 
+from .._files import read_bytes
+
 OLD = {"t": sc.table(a="integer")}
 NEW = {
     "t": sc.table(
@@ -39,9 +41,9 @@ def _write(space: Space, db: sc.SqliteDb, sql: str, params: list[object] | None 
 
 def _fingerprint(path: Path) -> dict[str, str]:
     """The bytes of the database file and its WAL (absent and empty alike): a read must change
-    none of them."""
+    none of them. Read through kept descriptors: a runtime may have the file open."""
     files = [path, path.with_name(path.name + "-wal")]
-    found = {p.name: p.read_bytes() for p in files if p.exists()}
+    found = {p.name: read_bytes(p) for p in files if p.exists()}
     return {name: hashlib.sha256(data).hexdigest() for name, data in found.items() if data}
 
 

@@ -19,6 +19,7 @@ import sqlite_cells as sc
 from sqlite_cells._runtime import Space
 from sqlite_cells.cli._cli import main
 
+from .._files import read_bytes
 from .conftest import MESSAGES
 
 WAIT = 20.0  # bound on waits for what a change brings (never reached when right)
@@ -41,7 +42,8 @@ def _listing(folder: Path) -> list[str]:
 
 
 def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    """Read through a kept descriptor: the runtime's read pool may have the file open."""
+    return hashlib.sha256(read_bytes(path)).hexdigest()
 
 
 def _wait_for(q: sc.Query[Any], done: Callable[[sc.QueryState[Any]], bool]) -> bool:

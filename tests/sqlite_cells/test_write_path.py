@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextvars
 import json
 import os
-import shutil
 import threading
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from sqlite_cells._runtime import Space
 from sqlite_cells.files import check_store
 from sqlite_cells.schema._migrate import MigrationConnection
 
+from .._files import copy_file
 from .conftest import MESSAGES
 
 INSERT = "INSERT INTO messages (author_cf_link, body, ts) VALUES (?, ?, ?)"
@@ -440,7 +440,7 @@ def test_a_replaced_space_file_is_detected_at_the_next_commit(rt: sc.Runtime) ->
         c.set(1)
     path = space.file.path
     copy = path.with_name("copy.sqlite")
-    shutil.copyfile(path, copy)
+    copy_file(path, copy)  # through a kept descriptor: the runtime has the file open
     os.replace(copy, path)
     with pytest.raises(sc.StoreChanged), space.transact():
         c.set(2)
@@ -458,7 +458,7 @@ def test_a_database_file_changed_while_attached(space: Space, db: sc.SqliteDb, h
         db.path.unlink()
     else:
         copy = db.path.with_name("copy.sqlite")
-        shutil.copyfile(db.path, copy)
+        copy_file(db.path, copy)  # through a kept descriptor: the runtime has the file open
         os.replace(copy, db.path)
     with pytest.raises(sc.StoreChanged) as info, space.transact():
         db.exec(INSERT, [None, "second", 2])
@@ -479,7 +479,7 @@ def test_a_database_file_changed_while_another_was_attached(
         db.path.unlink()
     else:
         copy = db.path.with_name("copy.sqlite")
-        shutil.copyfile(db.path, copy)
+        copy_file(db.path, copy)  # through a kept descriptor: the runtime has the file open
         os.replace(copy, db.path)
     with pytest.raises(sc.StoreChanged), space.transact():
         db.exec(INSERT, [None, "second", 2])
