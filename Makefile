@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo web browser test test-slow lint typecheck bench clean
 
-$(STAMP): pyproject.toml
+# runtime/_locks.c is compiled by the install (a C compiler and Python's headers are needed).
+$(STAMP): pyproject.toml runtime/_locks.c
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
@@ -56,4 +57,5 @@ bench: $(BENCH_STAMP)
 	$(VENV)/bin/python -m bench --profile
 
 clean:
-	rm -rf $(VENV) .sqlite-cells .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .sqlite-cells .pytest_cache .mypy_cache .ruff_cache build
+	rm -f runtime/_locks.*.so

@@ -26,6 +26,8 @@ from sqlite_cells.runtime._derived import node_of as node_of
 from sqlite_cells.runtime._file_kind import check_companions as check_companions
 from sqlite_cells.runtime._file_kind import check_file_kinds as check_file_kinds
 from sqlite_cells.runtime._file_kind import odd_kind as odd_kind
+from sqlite_cells.runtime._file_locks import hold_locks as hold_locks
+from sqlite_cells.runtime._file_locks import locks_held as locks_held
 from sqlite_cells.runtime._format import FORMAT_VERSION as FORMAT_VERSION
 from sqlite_cells.runtime._format import op_targets_by_seq as op_targets_by_seq
 from sqlite_cells.runtime._format import stored_format as stored_format
@@ -66,6 +68,9 @@ from sqlite_cells.runtime._tx import require_transaction as require_transaction
 from sqlite_cells.runtime._unused_files import has_moved as has_moved
 from sqlite_cells.runtime._unused_files import remove_unused as remove_unused
 
+# Before any connection of this process is opened (see _file_locks).
+hold_locks()
+
 __all__ = [
     "BUSY_TIMEOUT_MS",
     "DAMAGED_SPACE_ADVICE",
@@ -105,9 +110,11 @@ __all__ = [
     "forget_marks",
     "handler",
     "has_moved",
+    "hold_locks",
     "last_seq",
     "lift",
     "lock_waits",
+    "locks_held",
     "log_head",
     "node_of",
     "observe_node",

@@ -3,13 +3,12 @@ a connection of this process holds on them, as another process sees them."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import apsw
 
 from . import _files
-from .sqlite_cells.test_locks_kept import _SHARED_FIRST, _SHM_DMS, _holder
+from .sqlite_cells.test_locks_kept import _SHARED_FIRST, _SHM_DMS, _held
 
 
 def test_reads_writes_and_copies_keep_a_wal_connections_locks(tmp_path: Path) -> None:
@@ -28,8 +27,8 @@ def test_reads_writes_and_copies_keep_a_wal_connections_locks(tmp_path: Path) ->
         _files.copy_file(path, path)  # the same bytes written back over the file
         _files.write_at(path, size, b"\0" * 10)
         _files.write_bytes(path, _files.read_bytes(tmp_path / "copy.db"))
-        assert _holder(shm, _SHM_DMS) == os.getpid()
-        assert _holder(path, _SHARED_FIRST, 510) == os.getpid()
+        assert _held(shm, _SHM_DMS)
+        assert _held(path, _SHARED_FIRST, 510)
         assert conn.execute("SELECT v FROM t").fetchall() == [(1,)]
     finally:
         conn.close()

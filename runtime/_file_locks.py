@@ -1,0 +1,55 @@
+"""SQLite's file locks in this process are held as open file description locks (Linux).
+
+POSIX record locks, which SQLite's unix VFS takes on a database file and its ``-shm``, belong to
+the process: a close of *any* descriptor of the file drops them all, and they never conflict
+with the same process's other locks. Another SQLite library in the process — Python's
+``sqlite3`` module reading ``db.path`` in a notebook, next to apsw's copy — therefore took a
+file the runtime had open for unused: its first connection reset the ``-shm`` the runtime had
+mapped (the process died of a bus error), and its close dropped the runtime's locks and could
+checkpoint and delete the ``-wal`` under the runtime's connections.
+
+:func:`hold_locks` (run once, when this package is imported, before any connection is opened)
+gives SQLite's unix VFS an ``fcntl`` and a ``close`` of ours (``runtime/_locks.c``) that take
+each lock as an open file description lock on one description per file: a close of another
+descriptor leaves it, and it conflicts with every other lock, a classic lock of this same
+process included — another library's connection in this process then waits, or is refused
+with "database is locked", as a connection of another process would be. It applies to every
+apsw connection of the process. Where such locks do not exist (not Linux), SQLite's own calls
+stay.
+"""
+
+from __future__ import annotations
+
+import apsw
+
+from sqlite_cells.runtime._locks import files_known, system_calls
+
+__all__ = ["hold_locks", "locks_held"]
+
+_VFS_NAME = "sqlite-cells-locks"
+_installed = False
+
+
+def hold_locks() -> bool:
+    """Install the system calls (once per process); whether locks are held this way."""
+    global _installed
+    if _installed:
+        return True
+    calls = system_calls()
+    if calls is None:
+        return False
+    # A VFS over "unix" reaches the unix VFS's system call table (shared by its variants).
+    vfs = apsw.VFS(_VFS_NAME, base="unix")
+    try:
+        for name in ("fcntl", "close"):
+            if not vfs.xSetSystemCall(name, calls[name]):
+                raise RuntimeError(f"SQLite's unix VFS has no system call {name!r}")
+    finally:
+        vfs.unregister()
+    _installed = True
+    return True
+
+
+def locks_held() -> tuple[int, int]:
+    """(files whose locks are held through a kept description, SQLite descriptors known)."""
+    return files_known()

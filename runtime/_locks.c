@@ -1,0 +1,217 @@
+/* SQLite's file locks, held so that nothing else in the process can drop them.
+ *
+ * SQLite's unix VFS locks a database file and its -shm with POSIX record locks (F_SETLK).
+ * Those belong to the process: closing *any* descriptor of a file drops all of them, and they
+ * never conflict with the process's own other locks. So a second SQLite library in the same
+ * process -- Python's sqlite3 module next to apsw's copy -- neither sees the runtime's locks
+ * (its first connection takes a file in use for unused and resets the -shm the runtime has
+ * mapped: a bus error) nor leaves them in place (its close drops them; its last close
+ * checkpoints and deletes the -wal under the runtime's connections).
+ *
+ * This module gives apsw's SQLite replacements for two of its system calls ("fcntl" and
+ * "close", through sqlite3_vfs.xSetSystemCall) that take the same locks as open file
+ * description locks (F_OFD_SETLK, Linux 3.15+). Those belong to one open file description:
+ * closing another descriptor leaves them, and they conflict with every other lock, the same
+ * process's classic ones included. SQLite shares one lock state per file among its
+ * connections of a process (each with its own descriptor) and unlocks through whichever
+ * descriptor it has at hand, so every lock of one file is taken through one description of
+ * ours, opened when a descriptor first locks the file and kept until the last descriptor
+ * SQLite locked the file through is closed (SQLite closes a descriptor only once the file
+ * holds none of its locks).
+ *
+ * A forked child starts with no file known (its SQLite, like any copy, must open files anew).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#ifdef __linux__
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+
+#if defined(__linux__) && defined(F_OFD_SETLK)
+
+typedef struct {
+    int fd; /* a descriptor of SQLite's that took part in locking */
+    dev_t dev;
+    ino_t ino;
+} Seen;
+
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+    int owner; /* the duplicate whose open file description holds the file's locks */
+    int users; /* how many entries of `seen` name this file */
+} File;
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static Seen *seen;
+static size_t n_seen, cap_seen;
+static File *files;
+static size_t n_files, cap_files;
+
+static File *file_of(dev_t dev, ino_t ino) {
+    for (size_t i = 0; i < n_files; i++) {
+        if (files[i].dev == dev && files[i].ino == ino) return &files[i];
+    }
+    return NULL;
+}
+
+/* Forget seen[i]; the file's duplicate is closed with its last user. Under mu. */
+static void forget(size_t i) {
+    File *file = file_of(seen[i].dev, seen[i].ino);
+    seen[i] = seen[--n_seen];
+    if (file == NULL) return;
+    if (--file->users > 0) return;
+    close(file->owner);
+    *file = files[--n_files];
+}
+
+static int grow(void **items, size_t *cap, size_t used, size_t size) {
+    if (used < *cap) return 0;
+    size_t more = *cap ? *cap * 2 : 16;
+    void *bigger = realloc(*items, more * size);
+    if (bigger == NULL) return -1;
+    *items = bigger;
+    *cap = more;
+    return 0;
+}
+
+/* The descriptor that holds the locks of fd's file, or -1 (the caller then locks as before).
+ * Under mu. */
+static int owner_of(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return -1;
+    for (size_t i = 0; i < n_seen; i++) {
+        if (seen[i].fd != fd) continue;
+        if (seen[i].dev == st.st_dev && seen[i].ino == st.st_ino) {
+            File *file = file_of(st.st_dev, st.st_ino);
+            return file ? file->owner : -1;
+        }
+        forget(i); /* the number was closed behind SQLite's back and reused */
+        break;
+    }
+    if (grow((void **)&seen, &cap_seen, n_seen, sizeof(Seen)) != 0) return -1;
+    File *file = file_of(st.st_dev, st.st_ino);
+    if (file == NULL) {
+        if (grow((void **)&files, &cap_files, n_files, sizeof(File)) != 0) return -1;
+        /* A description of its own, opened for writing when the file may be written: the
+         * first descriptor to lock the file may be a read-only connection's, and a write lock
+         * needs a description open for writing. (A file this process may only read keeps a
+         * duplicate of that descriptor: only read locks are asked of it.) */
+        char link[64];
+        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+        int owner = open(link, O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (owner < 0) owner = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (owner < 0) return -1;
+        file = &files[n_files++];
+        file->dev = st.st_dev;
+        file->ino = st.st_ino;
+        file->owner = owner;
+        file->users = 0;
+    }
+    file->users++;
+    seen[n_seen].fd = fd;
+    seen[n_seen].dev = st.st_dev;
+    seen[n_seen].ino = st.st_ino;
+    n_seen++;
+    return file->owner;
+}
+
+static int held_fcntl(int fd, int cmd, ...) {
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    int ofd;
+    switch (cmd) {
+    case F_SETLK: ofd = F_OFD_SETLK; break;
+    case F_SETLKW: ofd = F_OFD_SETLKW; break;
+    case F_GETLK: ofd = F_OFD_GETLK; break;
+    default: return fcntl(fd, cmd, arg);
+    }
+    pthread_mutex_lock(&mu);
+    int owner = owner_of(fd);
+    pthread_mutex_unlock(&mu);
+    if (owner < 0) return fcntl(fd, cmd, arg);
+    /* The owner stays open: fd is one of its users, and SQLite is not closing it now. */
+    struct flock *given = (struct flock *)arg;
+    struct flock lock = *given;
+    lock.l_pid = 0; /* required of open file description locks */
+    int rc = fcntl(owner, ofd, &lock);
+    if (rc == 0 && cmd == F_GETLK) *given = lock;
+    return rc;
+}
+
+static int held_close(int fd) {
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < n_seen; i++) {
+        if (seen[i].fd == fd) {
+            forget(i);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&mu);
+    return close(fd);
+}
+
+static void before_fork(void) { pthread_mutex_lock(&mu); }
+static void after_fork_parent(void) { pthread_mutex_unlock(&mu); }
+static void after_fork_child(void) {
+    for (size_t i = 0; i < n_files; i++) close(files[i].owner);
+    n_files = 0;
+    n_seen = 0;
+    pthread_mutex_unlock(&mu);
+}
+
+static int at_fork_registered;
+
+static PyObject *system_calls(PyObject *self, PyObject *unused) {
+    if (!at_fork_registered) {
+        if (pthread_atfork(before_fork, after_fork_parent, after_fork_child) != 0) {
+            return PyErr_NoMemory();
+        }
+        at_fork_registered = 1;
+    }
+    return Py_BuildValue("{s:K,s:K}", "fcntl", (unsigned long long)(uintptr_t)held_fcntl,
+                         "close", (unsigned long long)(uintptr_t)held_close);
+}
+
+static PyObject *files_known(PyObject *self, PyObject *unused) {
+    pthread_mutex_lock(&mu);
+    size_t n = n_files, m = n_seen;
+    pthread_mutex_unlock(&mu);
+    return Py_BuildValue("(nn)", (Py_ssize_t)n, (Py_ssize_t)m);
+}
+
+#else /* no open file description locks here: SQLite's own calls stay */
+
+static PyObject *system_calls(PyObject *self, PyObject *unused) { Py_RETURN_NONE; }
+static PyObject *files_known(PyObject *self, PyObject *unused) {
+    return Py_BuildValue("(nn)", (Py_ssize_t)0, (Py_ssize_t)0);
+}
+
+#endif
+
+static PyMethodDef methods[] = {
+    {"system_calls", system_calls, METH_NOARGS,
+     "The addresses of the replacement 'fcntl' and 'close' for SQLite's unix VFS, as a dict; "
+     "None where open file description locks do not exist."},
+    {"files_known", files_known, METH_NOARGS,
+     "(files whose locks are held through a kept description, descriptors of SQLite's known)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_locks", "SQLite's file locks, held as open file description locks.",
+    -1, methods,
+};
+
+PyMODINIT_FUNC PyInit__locks(void) { return PyModule_Create(&module); }
