@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: demo web browser test test-slow lint typecheck bench clean
 
 # runtime/_locks.c is compiled by the install (a C compiler and Python's headers are needed).
-$(STAMP): pyproject.toml runtime/_locks.c
+$(STAMP): pyproject.toml setup.py runtime/_locks.c
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -e '.[dev]' --config-settings editable_mode=compat

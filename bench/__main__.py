@@ -32,6 +32,7 @@ FIGURES = [
     "link_decode",
     "scale",
     "history",
+    "locks",
 ]
 
 

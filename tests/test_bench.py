@@ -20,6 +20,7 @@ FIGURES = [
     "link_decode",
     "scale",
     "history",
+    "locks",
 ]
 TABLE_HEADER = "| measure | median | p90 | baseline median | ratio | target | met |"
 
