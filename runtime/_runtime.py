@@ -27,6 +27,7 @@ from sqlite_cells.codec import (
 )
 from sqlite_cells.runtime._boundary import MAX_SECONDS, InvalidArgument, check_name, check_timeout
 from sqlite_cells.runtime._cell import Cell
+from sqlite_cells.runtime._fork import FORKED_ADVICE, generation
 from sqlite_cells.runtime._participants import CommitParticipant
 from sqlite_cells.runtime._scheduler import Scheduler
 from sqlite_cells.runtime._space import Space
@@ -64,6 +65,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._spaces: dict[str, Space] = {}
         self._closed = False
+        self._made_in = generation()  # a forked child may not use it (see _fork)
         # _defaults_lock guards writes to _defaults: (space id, cell id) -> the encoded default
         # declared last for that id (R4). Reads are single dict lookups and take no lock.
         self._defaults_lock = threading.Lock()
@@ -258,20 +260,24 @@ class Runtime:
 
     @property
     def is_open(self) -> bool:
-        return not self._closed
+        return not self._closed and self._made_in == generation()
 
     def check_open(self) -> None:
         with self._lock:
             self._check_open_locked()
 
     def _check_open_locked(self) -> None:
+        if self._made_in != generation():
+            raise ClosedError(f"the runtime on {self.store} cannot be used here: {FORKED_ADVICE}")
         if self._closed:
             raise ClosedError(f"the runtime on {self.store} is closed: open a new Runtime")
 
     def close(self) -> None:
-        """Stop reacting and close every file. Safe to call twice."""
+        """Stop reacting and close every file. Safe to call twice. In a forked child it only
+        marks the runtime closed: its files and threads are the parent's."""
         with self._lock:
-            if self._closed:
+            if self._closed or self._made_in != generation():
+                self._closed = True
                 return
             self._closed = True
             spaces = list(self._spaces.values())

@@ -50,6 +50,7 @@ from sqlite_cells.codec import (
 from sqlite_cells.runtime._boundary import DAMAGED_SPACE_ADVICE, stored_json_column, translated
 from sqlite_cells.runtime._commit import commit_error, holds, write_member
 from sqlite_cells.runtime._file_kind import check_file_kinds
+from sqlite_cells.runtime._fork import FORKED_ADVICE, generation
 from sqlite_cells.runtime._format import NAMED_TABLE, ensure_format
 from sqlite_cells.runtime._group import Ticket, shared, take_batch
 from sqlite_cells.runtime._interrupts import interrupts_held
@@ -226,6 +227,7 @@ class SpaceFile:
         self._cache: OrderedDict[str, Entity] = OrderedDict()
         self._exclusive = False  # guarded by _write_lock: the write transaction is already open
         self._closed = False
+        self._made_in = generation()  # a forked child may not use it (see _fork)
         # The connections are opened when the file exists, or when the first commit creates it
         # (R7: reading a space the store does not hold creates nothing). _writer is guarded by
         # _write_lock, _rconn by _read_lock; both are set together by _open.
@@ -1047,12 +1049,17 @@ class SpaceFile:
         self._check_open()
 
     def _check_open(self) -> None:
+        if self._made_in != generation():
+            raise ClosedError(f"space {self.space_id!r} cannot be used here: {FORKED_ADVICE}")
         if self._closed:
             raise ClosedError(
                 f"space {self.space_id!r} is closed (its runtime was closed): open a new Runtime"
             )
 
     def close(self) -> None:
+        if self._made_in != generation():
+            self._closed = True  # in a forked child: the connections are the parent's
+            return
         _bus.leave(self)
         with self._write_lock, self._read_lock:
             if self._closed:
