@@ -14,10 +14,10 @@
  * closing another descriptor leaves them, and they conflict with every other lock, the same
  * process's classic ones included. SQLite shares one lock state per file among its
  * connections of a process (each with its own descriptor) and unlocks through whichever
- * descriptor it has at hand, so every lock of one file is taken through one description of
- * ours, opened when a descriptor first locks the file and kept until the last descriptor
- * SQLite locked the file through is closed (SQLite closes a descriptor only once the file
- * holds none of its locks).
+ * descriptor it has at hand, so every lock of one file is taken through one description:
+ * that of the first descriptor of SQLite's to lock the file (or one opened here, when that
+ * descriptor is read-only), kept while SQLite has the file open (SQLite closes a descriptor
+ * only once the file holds none of its locks; the next to lock the file takes over).
  *
  * A forked child starts with no file known (its SQLite, like any copy, must open files anew).
  */
@@ -47,7 +47,8 @@ typedef struct {
 typedef struct {
     dev_t dev;
     ino_t ino;
-    int owner; /* the duplicate whose open file description holds the file's locks */
+    int owner; /* the descriptor whose open file description holds the file's locks, or -1 */
+    int own;   /* whether `owner` was opened here (else it is one of SQLite's, in `seen`) */
     int users; /* how many entries of `seen` name this file */
 } File;
 
@@ -64,14 +65,41 @@ static File *file_of(dev_t dev, ino_t ino) {
     return NULL;
 }
 
-/* Forget seen[i]; the file's duplicate is closed with its last user. Under mu. */
+/* Forget seen[i] (closed, or found to name another file). Under mu. An owner of SQLite's
+ * goes with it: SQLite closes a descriptor only while the file holds none of its process's
+ * locks, so no lock is lost, and the next descriptor to lock the file takes over. A
+ * description opened here is closed with the file's last user. */
 static void forget(size_t i) {
+    int fd = seen[i].fd;
     File *file = file_of(seen[i].dev, seen[i].ino);
     seen[i] = seen[--n_seen];
     if (file == NULL) return;
+    if (!file->own && file->owner == fd) file->owner = -1;
     if (--file->users > 0) return;
-    close(file->owner);
+    if (file->own) close(file->owner);
     *file = files[--n_files];
+}
+
+/* The description a file's locks are held on, chosen when a descriptor `fd` of SQLite's locks
+ * it and it has none: `fd` itself when it is open for writing (a write lock needs that),
+ * else one opened here for reading and writing (the first to lock a file is often a
+ * read-only connection, and the process's writer may ask for a write lock later). A file
+ * this process may only read keeps a duplicate of `fd`: only read locks are asked of it. */
+static int choose_owner(File *file, int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags >= 0 && (flags & O_ACCMODE) == O_RDWR) {
+        file->owner = fd;
+        file->own = 0;
+        return fd;
+    }
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    int owner = open(link, O_RDWR | O_CLOEXEC | O_NOCTTY);
+    if (owner < 0) owner = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (owner < 0) return -1;
+    file->owner = owner;
+    file->own = 1;
+    return owner;
 }
 
 static int grow(void **items, size_t *cap, size_t used, size_t size) {
@@ -89,33 +117,31 @@ static int grow(void **items, size_t *cap, size_t used, size_t size) {
 static int owner_of(int fd) {
     struct stat st;
     if (fstat(fd, &st) != 0) return -1;
+    File *file = NULL;
     for (size_t i = 0; i < n_seen; i++) {
         if (seen[i].fd != fd) continue;
         if (seen[i].dev == st.st_dev && seen[i].ino == st.st_ino) {
-            File *file = file_of(st.st_dev, st.st_ino);
-            return file ? file->owner : -1;
+            file = file_of(st.st_dev, st.st_ino);
+            if (file == NULL) return -1;
+            return file->owner >= 0 ? file->owner : choose_owner(file, fd);
         }
         forget(i); /* the number was closed behind SQLite's back and reused */
         break;
     }
     if (grow((void **)&seen, &cap_seen, n_seen, sizeof(Seen)) != 0) return -1;
-    File *file = file_of(st.st_dev, st.st_ino);
+    file = file_of(st.st_dev, st.st_ino);
     if (file == NULL) {
         if (grow((void **)&files, &cap_files, n_files, sizeof(File)) != 0) return -1;
-        /* A description of its own, opened for writing when the file may be written: the
-         * first descriptor to lock the file may be a read-only connection's, and a write lock
-         * needs a description open for writing. (A file this process may only read keeps a
-         * duplicate of that descriptor: only read locks are asked of it.) */
-        char link[64];
-        snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-        int owner = open(link, O_RDWR | O_CLOEXEC | O_NOCTTY);
-        if (owner < 0) owner = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        if (owner < 0) return -1;
-        file = &files[n_files++];
+        file = &files[n_files];
         file->dev = st.st_dev;
         file->ino = st.st_ino;
-        file->owner = owner;
+        file->owner = -1;
+        file->own = 0;
         file->users = 0;
+        if (choose_owner(file, fd) < 0) return -1;
+        n_files++;
+    } else if (file->owner < 0 && choose_owner(file, fd) < 0) {
+        return -1;
     }
     file->users++;
     seen[n_seen].fd = fd;
@@ -165,7 +191,9 @@ static int held_close(int fd) {
 static void before_fork(void) { pthread_mutex_lock(&mu); }
 static void after_fork_parent(void) { pthread_mutex_unlock(&mu); }
 static void after_fork_child(void) {
-    for (size_t i = 0; i < n_files; i++) close(files[i].owner);
+    for (size_t i = 0; i < n_files; i++) {
+        if (files[i].own) close(files[i].owner);
+    }
     n_files = 0;
     n_seen = 0;
     pthread_mutex_unlock(&mu);

@@ -21,6 +21,8 @@ import pytest
 import sqlite_cells as sc
 from sqlite_cells.runtime import locks_held
 
+from ..sqlite_cells.test_locks_kept import _RESERVED, _held
+
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="open file description locks are Linux's"
 )
@@ -172,3 +174,27 @@ def test_a_write_lock_after_a_read_only_connection_locked_the_file_first(tmp_pat
         reader.close()
         writer.close()
     assert not Path(f"{path}-wal").exists()  # the last close checkpointed and removed it
+
+
+def test_the_locks_go_on_through_the_next_connection_once_the_first_closes(
+    tmp_path: Path,
+) -> None:
+    """The first connection to lock a file holds its locks for the process; once it closes,
+    the next connection's locks are held as firmly (another process sees them, a close of
+    another descriptor of the file leaves them)."""
+    path = tmp_path / "j.db"  # a rollback journal: no lock is held between transactions
+    before = locks_held()
+    first, second = apsw.Connection(str(path)), apsw.Connection(str(path))
+    try:
+        first.execute("CREATE TABLE t (v)")
+        second.execute("SELECT count(*) FROM t").fetchall()
+        first.close()
+        second.execute("BEGIN IMMEDIATE")
+        second.execute("INSERT INTO t VALUES (1)")
+        os.close(os.open(path, os.O_RDONLY))  # a plain open and close of the file
+        assert _held(path, _RESERVED)
+        second.execute("COMMIT")
+        assert not _held(path, _RESERVED)
+    finally:
+        second.close()
+    assert locks_held() == before  # nothing of the file is kept
