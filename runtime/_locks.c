@@ -16,8 +16,10 @@
  * connections of a process (each with its own descriptor) and unlocks through whichever
  * descriptor it has at hand, so every lock of one file is taken through one description:
  * that of the first descriptor of SQLite's to lock the file (or one opened here, when that
- * descriptor is read-only), kept while SQLite has the file open (SQLite closes a descriptor
- * only once the file holds none of its locks; the next to lock the file takes over).
+ * descriptor is read-only), kept while SQLite has the file open: when SQLite closes that
+ * descriptor while other connections of the process have the file, it is kept open here
+ * instead (SQLite closes a descriptor only once the file holds none of its locks, but another
+ * connection may be taking one on it at that moment).
  *
  * A forked child starts with no file known (its SQLite, like any copy, must open files anew).
  */
@@ -65,10 +67,8 @@ static File *file_of(dev_t dev, ino_t ino) {
     return NULL;
 }
 
-/* Forget seen[i] (closed, or found to name another file). Under mu. An owner of SQLite's
- * goes with it: SQLite closes a descriptor only while the file holds none of its process's
- * locks, so no lock is lost, and the next descriptor to lock the file takes over. A
- * description opened here is closed with the file's last user. */
+/* Forget seen[i] (closed as the file's last user, or found to name another file). Under mu.
+ * A description opened (or kept) here is closed with the file's last user. */
 static void forget(size_t i) {
     int fd = seen[i].fd;
     File *file = file_of(seen[i].dev, seen[i].ino);
@@ -179,10 +179,20 @@ static int held_fcntl(int fd, int cmd, ...) {
 static int held_close(int fd) {
     pthread_mutex_lock(&mu);
     for (size_t i = 0; i < n_seen; i++) {
-        if (seen[i].fd == fd) {
-            forget(i);
-            break;
+        if (seen[i].fd != fd) continue;
+        File *file = file_of(seen[i].dev, seen[i].ino);
+        if (file != NULL && !file->own && file->owner == fd && file->users > 1) {
+            /* Another connection of the file may be taking a lock on this description right
+             * now (SQLite decides to close before it closes, outside its lock mutex): the
+             * descriptor is kept open, as ours, until the file's last user goes. */
+            file->own = 1;
+            file->users--;
+            seen[i] = seen[--n_seen];
+            pthread_mutex_unlock(&mu);
+            return 0;
         }
+        forget(i);
+        break;
     }
     pthread_mutex_unlock(&mu);
     return close(fd);

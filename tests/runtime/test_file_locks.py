@@ -12,7 +12,9 @@ from __future__ import annotations
 import glob
 import os
 import sqlite3
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import apsw
@@ -198,3 +200,60 @@ def test_the_locks_go_on_through_the_next_connection_once_the_first_closes(
     finally:
         second.close()
     assert locks_held() == before  # nothing of the file is kept
+
+
+_WRITER = """
+import sys, apsw
+import sqlite_cells  # the same held locks as the test's process
+for i in range(int(sys.argv[2])):
+    conn = apsw.Connection(sys.argv[1])
+    conn.setbusytimeout(20000)
+    with conn:
+        conn.execute("INSERT INTO t (who, n) VALUES ('child', ?)", (i,))
+    conn.close()
+"""
+
+
+def test_connections_opened_and_closed_by_threads_and_another_process_never_write_at_once(
+    tmp_path: Path,
+) -> None:
+    """Many short connections of this process's threads and of another process write one WAL
+    file at once: each write lands once, the file stays whole. (A lock lost while one
+    connection closed and another locked would let two writers in at the same time.)"""
+    path = tmp_path / "busy.db"
+    setup = apsw.Connection(str(path))
+    setup.execute("PRAGMA journal_mode=WAL").fetchall()
+    setup.execute("CREATE TABLE t (who TEXT, n INTEGER)")
+    setup.close()
+    rounds = 150
+    child = subprocess.Popen([sys.executable, "-c", _WRITER, str(path), str(rounds)])
+    errors: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        try:
+            for i in range(rounds):
+                conn = apsw.Connection(str(path))
+                conn.setbusytimeout(20000)
+                with conn:
+                    conn.execute("INSERT INTO t (who, n) VALUES (?, ?)", (name, i))
+                if i % 3 == 0:
+                    conn.execute("SELECT count(*) FROM t").fetchall()
+                conn.close()
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(f"thread-{k}",)) for k in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert child.wait(timeout=120) == 0
+    assert errors == []
+    check = apsw.Connection(str(path))
+    try:
+        assert check.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        counts = dict(check.execute("SELECT who, count(DISTINCT n) FROM t GROUP BY who"))
+        assert counts == {"child": rounds, **{f"thread-{k}": rounds for k in range(3)}}
+        assert check.execute("SELECT count(*) FROM t").fetchall() == [(4 * rounds,)]
+    finally:
+        check.close()
