@@ -35,7 +35,7 @@ _RESERVED = _PENDING + 1
 _SHARED_FIRST = _PENDING + 2
 _SHM_DMS = 120 + 8
 
-_PROBE = """
+_LOCK_QUERY = """
 import fcntl, os, struct, sys
 path, start, length = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 fd = os.open(path, os.O_RDONLY)
@@ -50,7 +50,7 @@ def _holder(path: Path, start: int, length: int = 1) -> int:
     it: a pid for a process's own (classic) lock, -1 for an open file description lock (how
     this process holds SQLite's, see ``runtime/_file_locks.py``), 0 for none."""
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE, str(path), str(start), str(length)],
+        [sys.executable, "-c", _LOCK_QUERY, str(path), str(start), str(length)],
         capture_output=True,
         text=True,
         check=True,
@@ -63,7 +63,7 @@ def _held(path: Path, start: int, length: int = 1) -> bool:
     return _holder(path, start, length) in (os.getpid(), -1)
 
 
-def test_the_probe_sees_a_lock_and_its_absence(tmp_path: Path) -> None:
+def test_the_lock_query_sees_a_lock_and_its_absence(tmp_path: Path) -> None:
     path = tmp_path / "plain.bin"
     path.write_bytes(b"\0" * 16)
     assert _holder(path, 4) == 0
