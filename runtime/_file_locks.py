@@ -14,8 +14,9 @@ each lock as an open file description lock on one description per file: a close 
 descriptor leaves it, and it conflicts with every other lock, a classic lock of this same
 process included — another library's connection in this process then waits, or is refused
 with "database is locked", as a connection of another process would be. It applies to every
-apsw connection of the process. Where such locks do not exist (not Linux), SQLite's own calls
-stay.
+apsw connection of the process. Where such locks do not exist (not Linux, or a kernel older
+than 3.15: checked on a scratch file first), SQLite's own calls stay; a file system that refuses
+them for one file (``EINVAL``) gets SQLite's own lock for that call.
 """
 
 from __future__ import annotations

@@ -172,6 +172,7 @@ static int held_fcntl(int fd, int cmd, ...) {
     struct flock lock = *given;
     lock.l_pid = 0; /* required of open file description locks */
     int rc = fcntl(owner, ofd, &lock);
+    if (rc < 0 && errno == EINVAL) return fcntl(fd, cmd, arg); /* a file system without them */
     if (rc == 0 && cmd == F_GETLK) *given = lock;
     return rc;
 }
@@ -211,7 +212,20 @@ static void after_fork_child(void) {
 
 static int at_fork_registered;
 
+/* Whether this kernel takes open file description locks (Linux 3.15 and later). */
+static int ofd_locks_work(void) {
+    FILE *scratch = tmpfile();
+    if (scratch == NULL) return 0;
+    struct flock lock = {0};
+    lock.l_type = F_WRLCK;
+    lock.l_whence = SEEK_SET;
+    int works = fcntl(fileno(scratch), F_OFD_GETLK, &lock) == 0;
+    fclose(scratch);
+    return works;
+}
+
 static PyObject *system_calls(PyObject *self, PyObject *unused) {
+    if (!ofd_locks_work()) Py_RETURN_NONE;
     if (!at_fork_registered) {
         if (pthread_atfork(before_fork, after_fork_parent, after_fork_child) != 0) {
             return PyErr_NoMemory();
