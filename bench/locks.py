@@ -17,24 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import apsw
-
 import sqlite_cells as sc
 from bench._common import Figure, Row, median, p, parse
 from bench.write_throughput import TABLES, cpu_per_commit, handler_commit
-from sqlite_cells.runtime._locks import system_calls
-
-NAMES = ("fcntl", "close")
-
-
-def _use(calls: dict[str, int] | None) -> None:
-    """Give SQLite's unix VFS ``calls`` (None: its own)."""
-    vfs = apsw.VFS("bench-locks", base="unix")
-    try:
-        for name in NAMES:
-            vfs.xSetSystemCall(name, 0 if calls is None else calls[name])
-    finally:
-        vfs.unregister()
+from sqlite_cells.runtime import use_held_locks
 
 
 def _per_read(rt: sc.Runtime, count: int) -> float:
@@ -58,8 +44,7 @@ def main() -> None:
     runs = 2 if args.quick else max(args.runs, 6)
     fig = Figure("locks", "Held locks: open file description locks vs SQLite's own", "")
     fig.command = "python -m bench.locks"
-    held = system_calls()
-    if held is None:
+    if not sc.runtime.hold_locks():
         fig.notes.append("no open file description locks on this system: nothing to measure")
         fig.finish(args, started)
         return
@@ -67,13 +52,13 @@ def main() -> None:
     own: dict[str, list[float]] = {"commit": [], "read": []}
     try:
         for _ in range(runs):
-            for calls, into in ((None, own), (held, ours)):
-                _use(calls)
+            for held, into in ((False, own), (True, ours)):
+                use_held_locks(held)
                 commit, read = _measure(count)
                 into["commit"].append(commit)
                 into["read"].append(read)
     finally:
-        _use(held)
+        use_held_locks(True)
     for key, name in (
         ("commit", "handler + db.exec, CPU per commit, syncs off"),
         ("read", "db.read of one row, per read"),

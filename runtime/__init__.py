@@ -28,6 +28,7 @@ from sqlite_cells.runtime._file_kind import check_file_kinds as check_file_kinds
 from sqlite_cells.runtime._file_kind import odd_kind as odd_kind
 from sqlite_cells.runtime._file_locks import hold_locks as hold_locks
 from sqlite_cells.runtime._file_locks import locks_held as locks_held
+from sqlite_cells.runtime._file_locks import use_held_locks as use_held_locks
 from sqlite_cells.runtime._format import FORMAT_VERSION as FORMAT_VERSION
 from sqlite_cells.runtime._format import op_targets_by_seq as op_targets_by_seq
 from sqlite_cells.runtime._format import stored_format as stored_format
@@ -133,6 +134,7 @@ __all__ = [
     "translated",
     "unchanged_since",
     "upgrade_space_file",
+    "use_held_locks",
     "wait_for_locks",
     "waited_for_lock",
 ]

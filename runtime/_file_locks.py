@@ -25,30 +25,37 @@ import apsw
 
 from sqlite_cells.runtime._locks import files_known, system_calls
 
-__all__ = ["hold_locks", "locks_held"]
+__all__ = ["hold_locks", "locks_held", "use_held_locks"]
 
-_VFS_NAME = "sqlite-cells-locks"
+_NAMES = ("fcntl", "close")
 _installed = False
 
 
 def hold_locks() -> bool:
     """Install the system calls (once per process); whether locks are held this way."""
     global _installed
-    if _installed:
-        return True
+    if not _installed:
+        _installed = use_held_locks(True)
+    return _installed
+
+
+def use_held_locks(held: bool) -> bool:
+    """Give SQLite's unix VFS our ``fcntl`` and ``close`` (``held``), or its own back (to
+    measure what ours cost: a file's locks must not be taken both ways while it is open).
+    Whether ours are in use afterwards (False where open file description locks do not
+    exist)."""
     calls = system_calls()
     if calls is None:
         return False
     # A VFS over "unix" reaches the unix VFS's system call table (shared by its variants).
-    vfs = apsw.VFS(_VFS_NAME, base="unix")
+    vfs = apsw.VFS("sqlite-cells-locks", base="unix")
     try:
-        for name in ("fcntl", "close"):
-            if not vfs.xSetSystemCall(name, calls[name]):
+        for name in _NAMES:
+            if not vfs.xSetSystemCall(name, calls[name] if held else 0):
                 raise RuntimeError(f"SQLite's unix VFS has no system call {name!r}")
     finally:
         vfs.unregister()
-    _installed = True
-    return True
+    return held
 
 
 def locks_held() -> tuple[int, int]:
