@@ -75,7 +75,8 @@ class Space:
         changed; the body gets what :meth:`given_input` makes of it (the cell given, or the
         input cell of a plain value); a ``Link`` given stands for the cell it names. A
         parameter given nothing gets what :meth:`unbound_input` makes of its input cell (which
-        may be linked later and keeps its value across restarts). An input the pattern has no
+        may be linked later and keeps its value across restarts) — its Python default only
+        while that cell holds nothing. An input the pattern has no
         parameter for, or one its annotation refuses (:meth:`check_input`), is an
         :class:`InvalidArgument` before anything is recorded."""
         if not isinstance(pattern, Pattern):
@@ -115,7 +116,13 @@ class Space:
             for name, value in inputs.items()
         }
         for name, parameter in pattern.signature.parameters.items():
-            if name not in args and parameter.default is inspect.Parameter.empty:
+            if name in args:
+                continue
+            # A Python default stands in for an input nobody gave, so long as its input cell
+            # holds nothing: one linked or set before this run (``sqlite-cells link``, a link
+            # made in a previous run) is what the piece was given, and the body gets it.
+            held = self.file.entity(cells[name].id).data is not None
+            if held or parameter.default is inspect.Parameter.empty:
                 args[name] = self.unbound_input(cells[name], hints.get(name))
         with building(piece_id):
             outputs = pattern.fn(**args)

@@ -93,3 +93,39 @@ def test_a_cell_that_holds_a_handle_gives_the_body_its_database(
         piece = demo.run(count, key="k", inp=again.cell_from_link(db.link_str()))
         again.settle()
         assert piece.outputs.get().result == [{"n": 1}]
+
+
+@sc.pattern
+def optional_count(inp: sc.SqliteDb | None = None) -> Any:
+    return None if inp is None else inp.query("SELECT count(*) AS n FROM messages")
+
+
+@sc.pattern
+def limited(limit: int = 5) -> Any:
+    return limit if isinstance(limit, int) else limit.get()
+
+
+def test_a_python_default_gives_way_to_an_input_linked_before_the_run(store: Path) -> None:
+    """An input linked between runs (as ``sqlite-cells link`` does) is what the next run's body
+    gets, even where the parameter has a Python default; a default stands in for nothing."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        piece = space.run(optional_count, key="k")
+        assert piece.outputs is None  # nothing linked yet: the default
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        _write_one(space, db)
+        piece.inputs["inp"].link(db)
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        piece = space.run(optional_count, key="k")
+        rt.settle()
+        assert piece.outputs is not None and piece.outputs.get().result == [{"n": 1}]
+
+
+def test_a_python_default_gives_way_to_a_value_set_on_the_input(space: Space) -> None:
+    assert space.run(limited, key="k").outputs == 5
+    piece = space.run(limited, key="k")
+    with space.transact():
+        piece.inputs["limit"].set(7)
+    assert space.run(limited, key="k").outputs == 7
+    assert space.run(limited, key="k", limit=9).outputs == 9
