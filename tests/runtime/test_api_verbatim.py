@@ -818,3 +818,10 @@ def test_a_handler_reading_another_space_retries_until_its_read_holds(store: Pat
     finally:
         other.close()
         rt.close()
+
+
+@pytest.mark.parametrize("fn", [5, None, "a + b"])
+def test_lift_refuses_what_is_not_a_function_where_it_is_called(fn: object) -> None:
+    with pytest.raises(sc.SqliteCellsError, match="derive/lift takes a function") as info:
+        sc.lift(fn)  # type: ignore[arg-type]  # on purpose
+    assert isinstance(info.value, TypeError)
