@@ -825,3 +825,40 @@ def test_lift_refuses_what_is_not_a_function_where_it_is_called(fn: object) -> N
     with pytest.raises(sc.SqliteCellsError, match="derive/lift takes a function") as info:
         sc.lift(fn)  # type: ignore[arg-type]  # on purpose
     assert isinstance(info.value, TypeError)
+
+
+def test_a_generator_function_is_refused_as_a_handler_body() -> None:
+    def gen(*, counter: sc.Cell) -> Iterator[int]:
+        counter.set(1)
+        yield 1
+
+    async def agen(*, counter: sc.Cell) -> Any:
+        counter.set(1)
+        yield 1
+
+    for body in (gen, agen):
+        with pytest.raises(sc.SqliteCellsError, match="generator function") as info:
+            sc.handler(body)
+        assert isinstance(info.value, TypeError)
+
+
+def test_a_handler_body_that_returns_a_coroutine_unrun_is_refused_and_writes_nothing(
+    rt: sc.Runtime,
+) -> None:
+    space = rt.space("demo")
+    c = space.cell("counter", default=0)
+
+    class Post:  # an async __call__: the object is not an async def function itself
+        async def __call__(self, *, counter: sc.Cell) -> None:
+            counter.set(1)
+
+    post = sc.handler(Post())
+    with pytest.raises(sc.SqliteCellsError, match="async def") as info:
+        post(counter=c)
+    assert isinstance(info.value, TypeError)
+    with space.transact():  # joined to an outer transaction: refused the same way
+        with pytest.raises(sc.SqliteCellsError, match="async def"):
+            post(counter=c)
+        c.set(2)
+    assert c.get() == 2
+    assert space.file.seen_seq == 1
