@@ -154,10 +154,11 @@ def _async_handler(
                 await body(*args, **kwargs)
             return None
         for attempt in range(tries):
-            with transaction(None) as collecting:
-                await body(*args, **kwargs)
-                tx = _take(collecting)  # leaves nothing for the with-block to commit inline
             try:
+                # A ConflictError from the body is retried as the sync handler's is.
+                with transaction(None) as collecting:
+                    await body(*args, **kwargs)
+                    tx = _take(collecting)  # leaves nothing for the with-block to commit inline
                 return await _commit_off_loop(tx)
             except ConflictError:
                 if attempt == tries - 1:

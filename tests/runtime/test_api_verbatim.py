@@ -862,3 +862,20 @@ def test_a_handler_body_that_returns_a_coroutine_unrun_is_refused_and_writes_not
         c.set(2)
     assert c.get() == 2
     assert space.file.seen_seq == 1
+
+
+def test_an_async_handler_tries_at_most_ten_times_in_all_too(rt: sc.Runtime) -> None:
+    c = rt.space("demo").cell("counter", default=0)
+    runs: list[int] = []
+
+    @sc.handler
+    async def post(text: str, *, log: sc.Cell) -> None:
+        runs.append(1)
+        log.set(text)
+        await asyncio.sleep(0)
+        raise sc.ConflictError("demo", [log.id])
+
+    with pytest.raises(sc.ConflictError):
+        asyncio.run(post("hi", log=c))
+    assert len(runs) == 10
+    assert c.get() == 0
