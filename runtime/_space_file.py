@@ -562,10 +562,6 @@ class SpaceFile:
         nothing of ``tx`` is written.
         """
         self._check_open()
-        # Before any lock of this space is taken: reading another space's file may open it,
-        # which takes that space's write lock, and two commits doing so in opposite spaces
-        # would otherwise wait for each other.
-        validate_elsewhere(tx, self)
         outer = getattr(_leading_here, "space", None)
         if outer is not None:
             # Code run by a commit this thread leads (a ``migrate`` callback) cannot commit:
@@ -577,6 +573,10 @@ class SpaceFile:
                 f"{where} (for example from a migrate callback); commit it after that write "
                 "has returned"
             )
+        # Before any lock of this space is taken: reading another space's file may open it,
+        # which takes that space's write lock, and two commits doing so in opposite spaces
+        # would otherwise wait for each other.
+        validate_elsewhere(tx, self)
         me = threading.get_ident()
         ticket = Ticket(tx, self._group_ops(tx.ops))
         # The thread inside ``exclusive`` holds the write lock: it never waits for a leader,
