@@ -560,8 +560,7 @@ def test_a_disk_source_is_wired_into_a_pattern_input_with_link(
     rt.settle()
     assert q.get().pending is True
     h = space.register_disk_source(str(ref))
-    with space.transact():
-        piece.inputs["db"].link(h)
+    piece.inputs["db"].link(h)  # as §4 writes it: a commit of its own
     rt.settle()
     assert q.get().pending is False
     assert q.get().result == [{"w": "hello"}]
@@ -913,3 +912,26 @@ def test_a_lift_over_a_cell_and_a_query_written_in_one_commit_never_sees_them_ap
         del seen[0], calls[0]
     assert seen == [(k, k) for k in range(5)]
     assert calls == seen  # once per commit, each with both inputs of that commit
+
+
+def test_a_commit_that_fails_in_sqlite_is_never_observed(
+    rt: sc.Runtime, chat_db: tuple[sc.Space, sc.SqliteDb, sc.Cell]
+) -> None:
+    space, db, _ = chat_db
+    c = space.cell("counter", default=0)
+    seen: list[Any] = []
+    states: list[Any] = []
+    c.observe().subscribe(seen.append)
+    db.query("SELECT count(*) AS n FROM messages").observe().subscribe(states.append)
+    rt.settle()
+    with pytest.raises(sc.ExecError) as info, space.transact():
+        c.set(1)
+        db.exec("INSERT INTO messages (body) VALUES (NULL)")  # body is NOT NULL
+    assert info.value.__cause__ is not None
+    assert "NOT NULL" in str(info.value)
+    with space.transact():
+        c.set(2)
+    rt.settle()
+    assert seen == [0, 2]
+    assert [s.result for s in states if not s.pending] == [[{"n": 0}]]
+    assert (db.rev, space.file.seen_seq) == (0, 1)
