@@ -125,17 +125,18 @@ def _sync_handler(body: Callable[..., Any], tries: int) -> Callable[..., int | N
 
 
 def _ran(body: Callable[..., Any], result: object) -> None:
-    """Refuse a body that returned work still to be run (a coroutine from a callable that is
-    not an ``async def`` itself, a generator): its writes would never happen, so rather than
-    commit nothing in silence the call raises, and the transaction writes nothing."""
-    if inspect.iscoroutine(result) or inspect.isgenerator(result):
-        result.close()  # never run: closed so that Python does not warn it was never awaited
-    elif not inspect.isasyncgen(result):
+    """Refuse a body that returned a coroutine (a callable that is not an ``async def``
+    function itself, such as an object with an ``async def __call__``): its writes would never
+    happen, so rather than commit nothing in silence the call raises, and the transaction
+    writes nothing. Any other result is ignored (a returned generator is a value: the body
+    ran)."""
+    if not inspect.iscoroutine(result):
         return
+    result.close()  # never run: closed so that Python does not warn it was never awaited
     raise InvalidArgument(
-        f"@sc.handler: {_named(body)} returned {type(result).__name__} {result!r} instead of "
-        "running its body: a handler of awaitable work must be an `async def` function (then "
-        "`await handler(...)`), and a handler body does not yield"
+        f"@sc.handler: {_named(body)} returned a coroutine instead of running its body: a "
+        "handler of awaitable work must be an `async def` function (then "
+        "`await handler(...)`)"
     )
 
 

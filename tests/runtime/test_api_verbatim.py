@@ -935,3 +935,17 @@ def test_a_commit_that_fails_in_sqlite_is_never_observed(
     assert seen == [0, 2]
     assert [s.result for s in states if not s.pending] == [[{"n": 0}]]
     assert (db.rev, space.file.seen_seq) == (0, 1)
+
+
+def test_a_handler_body_that_returns_a_generator_it_made_has_run_and_commits(
+    rt: sc.Runtime,
+) -> None:
+    c = rt.space("demo").cell("counter", default=0)
+
+    @sc.handler
+    def bump(*, counter: sc.Cell) -> Iterator[int]:
+        counter.set(1)
+        return (n for n in range(3))
+
+    assert bump(counter=c) == 1
+    assert c.get() == 1
