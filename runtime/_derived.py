@@ -27,8 +27,7 @@ class Derived(Reactive):
     """A derived cell: ``fn`` applied to the current values of ``inputs``."""
 
     def __init__(self, inputs: tuple[Any, ...], fn: Callable[..., Any]) -> None:
-        if not callable(fn):
-            raise InvalidArgument(f"derive/lift takes a function, not {fn!r}")
+        _check_function(fn)
         nodes = tuple(n for n in map(node_of, inputs) if n is not None)
         if not nodes:
             raise InvalidArgument(
@@ -117,10 +116,17 @@ def derive(source: Any, fn: Callable[[Any], Any]) -> Derived:
 
 def lift(fn: Callable[..., Any]) -> Callable[..., Derived]:
     """Turn ``fn`` into a builder of derived cells: ``lift(f)(a, b)`` holds ``f(a's value, b's
-    value)``; constants are passed through."""
+    value)``; constants are passed through. A ``fn`` that is not callable is an
+    :class:`InvalidArgument` at once, where ``lift`` is called, not when its builder is."""
+    _check_function(fn)
 
     def build(*inputs: Any) -> Derived:
         return Derived(inputs, fn)
 
     build.__name__ = getattr(fn, "__name__", "lifted")
     return build
+
+
+def _check_function(fn: object) -> None:
+    if not callable(fn):
+        raise InvalidArgument(f"derive/lift takes a function, not {fn!r}")

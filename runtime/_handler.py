@@ -81,6 +81,12 @@ def handler(fn: Callable[..., Any] | None = None, /, *, tries: int = DEFAULT_TRI
                 f"@sc.handler decorates a function, not {body!r}: write @sc.handler above a def, "
                 "or sc.handler(fn) with a function"
             )
+        if inspect.isgeneratorfunction(body) or inspect.isasyncgenfunction(body):
+            raise InvalidArgument(
+                f"@sc.handler runs a function's body when it is called, but {_named(body)} is a "
+                "generator function: calling it runs none of its body, so nothing would be "
+                "written; return instead of yield"
+            )
         if inspect.iscoroutinefunction(body):
             return _async_handler(body, tries)
         return _sync_handler(body, tries)
@@ -94,7 +100,7 @@ def _sync_handler(body: Callable[..., Any], tries: int) -> Callable[..., int | N
         outer = current_transaction()
         if outer is not None and outer.state is TxState.OPEN:
             with transaction(None):  # joined: a body that raises writes nothing
-                body(*args, **kwargs)
+                _ran(body, body(*args, **kwargs))
             return None
         space: SpaceFile | None = None
         for attempt in range(tries):
@@ -102,10 +108,10 @@ def _sync_handler(body: Callable[..., Any], tries: int) -> Callable[..., int | N
             try:
                 if exclusive and space:
                     with space.exclusive(), transaction(space) as tx:
-                        body(*args, **kwargs)
+                        _ran(body, body(*args, **kwargs))
                 else:
                     with transaction(space) as tx:
-                        body(*args, **kwargs)
+                        _ran(body, body(*args, **kwargs))
                 return tx.seq
             except ConflictError:
                 if attempt == tries - 1:
@@ -116,6 +122,26 @@ def _sync_handler(body: Callable[..., Any], tries: int) -> Callable[..., int | N
         raise AssertionError("unreachable")
 
     return run
+
+
+def _ran(body: Callable[..., Any], result: object) -> None:
+    """Refuse a body that returned a coroutine (a callable that is not an ``async def``
+    function itself, such as an object with an ``async def __call__``): its writes would never
+    happen, so rather than commit nothing in silence the call raises, and the transaction
+    writes nothing. Any other result is ignored (a returned generator is a value: the body
+    ran)."""
+    if not inspect.iscoroutine(result):
+        return
+    result.close()  # never run: closed so that Python does not warn it was never awaited
+    raise InvalidArgument(
+        f"@sc.handler: {_named(body)} returned a coroutine instead of running its body: a "
+        "handler of awaitable work must be an `async def` function (then "
+        "`await handler(...)`)"
+    )
+
+
+def _named(body: Callable[..., Any]) -> str:
+    return getattr(body, "__qualname__", None) or repr(body)
 
 
 def _async_handler(
@@ -129,10 +155,11 @@ def _async_handler(
                 await body(*args, **kwargs)
             return None
         for attempt in range(tries):
-            with transaction(None) as collecting:
-                await body(*args, **kwargs)
-                tx = _take(collecting)  # leaves nothing for the with-block to commit inline
             try:
+                # A ConflictError from the body is retried as the sync handler's is.
+                with transaction(None) as collecting:
+                    await body(*args, **kwargs)
+                    tx = _take(collecting)  # leaves nothing for the with-block to commit inline
                 return await _commit_off_loop(tx)
             except ConflictError:
                 if attempt == tries - 1:

@@ -48,7 +48,7 @@ from sqlite_cells.codec import (
     stored_json,
 )
 from sqlite_cells.runtime._boundary import DAMAGED_SPACE_ADVICE, stored_json_column, translated
-from sqlite_cells.runtime._commit import commit_error, holds, write_member
+from sqlite_cells.runtime._commit import commit_error, holds, validate_elsewhere, write_member
 from sqlite_cells.runtime._file_kind import check_file_kinds
 from sqlite_cells.runtime._fork import FORKED_ADVICE, generation
 from sqlite_cells.runtime._format import NAMED_TABLE, ensure_format
@@ -474,6 +474,25 @@ class SpaceFile:
             return self._remember(cell_id, self._entity_of_row(cell_id, data, rev))
         return self._remember(cell_id, Entity(data, rev))
 
+    def current_rev(self, cell_id: str) -> int:
+        """The revision of ``cell_id`` committed in the file now (0: never written, or no file),
+        read afresh whatever the cache holds; the cache is advanced to what was read. Used to
+        validate a transaction's reads of this space when it commits to another one."""
+        self._check_open()
+        if not self._open_if_exists():
+            return 0
+        with self._read_lock, translated(f"space file {self.path}"):
+            self._check_open()
+            if self._rconn is None:  # a refused first commit removed the file meanwhile
+                return 0
+            row = self._rconn.execute(_CELL_SQL, (cell_id,)).fetchone()
+        if row is None:
+            return 0
+        data, rev = row
+        if type(data) is not bytes or type(rev) is not int:  # not as this library writes it
+            return self._remember(cell_id, self._entity_of_row(cell_id, data, rev)).rev
+        return self._remember(cell_id, Entity(data, rev)).rev
+
     def _entity_of_row(self, cell_id: str, data: object, rev: object) -> Entity:
         """The entity of a ``_cf_cells`` row, which another program may have written: a value
         stored as text is read as its UTF-8 bytes (the same JSON; SQLite's own JSON functions
@@ -537,8 +556,10 @@ class SpaceFile:
         committing at the same moment, see ``_group``) and return its seq.
 
         Raises :class:`StoreChanged` when the space file was deleted or replaced since it was
-        opened (R73), :class:`ConflictError` when a cell it read (in this space) changed since,
-        and whatever a participant raised; in every failing case nothing of ``tx`` is written.
+        opened (R73), :class:`ConflictError` when a cell it read changed since (in this space,
+        checked inside the commit's SQLite transaction; in another space, checked against that
+        space's file just before), and whatever a participant raised; in every failing case
+        nothing of ``tx`` is written.
         """
         self._check_open()
         outer = getattr(_leading_here, "space", None)
@@ -552,6 +573,10 @@ class SpaceFile:
                 f"{where} (for example from a migrate callback); commit it after that write "
                 "has returned"
             )
+        # Before any lock of this space is taken: reading another space's file may open it,
+        # which takes that space's write lock, and two commits doing so in opposite spaces
+        # would otherwise wait for each other.
+        validate_elsewhere(tx, self)
         me = threading.get_ident()
         ticket = Ticket(tx, self._group_ops(tx.ops))
         # The thread inside ``exclusive`` holds the write lock: it never waits for a leader,
