@@ -447,3 +447,74 @@ def test_writers_killed_during_updates_and_deletes_leave_the_rows_the_log_rebuil
         assert db.read(ROWS) == rows
         assert counter.get() == last
     assert _cli("check", str(store)).returncode == 0
+
+
+# -- R72, R73: the space's -wal deleted under a running writer ---------------------------------
+
+_WAL_WRITER = textwrap.dedent(
+    """
+    import os, sys
+    import sqlite_cells as sc
+    TABLES = {"ev": sc.table(id="integer primary key", k="integer")}
+    rt = sc.Runtime(sys.argv[1])
+    space = rt.space("demo")
+    db = space.sqlite_database("d", tables=TABLES)
+    counter = space.cell("counter", default=0)
+
+    @sc.handler
+    def step(k: int) -> None:
+        counter.update(lambda v: v + 1)
+        db.exec("INSERT INTO ev (k) VALUES (?)", [k])
+
+    for line in sys.stdin:
+        try:
+            os.write(1, f"seq {step(int(line))}\\n".encode())
+        except sc.SqliteCellsError as exc:
+            os.write(1, f"{type(exc).__name__} {exc.path}\\n".encode())
+    """
+)
+
+
+def test_a_commit_after_the_spaces_wal_was_deleted_is_refused_not_lost_by_a_kill(
+    tmp_path: Path,
+) -> None:
+    """R72, R73: the space's commits live in its -wal until a checkpoint; with the -wal deleted
+    under a running writer, the next commit raises `StoreChanged` naming it, so no commit is
+    acknowledged into a file a kill then loses (they were: `seq 3`, `seq 4` returned and the
+    space read seq 0 after the kill). The database, written after the space in each commit, is
+    never served ahead of its space."""
+    store = tmp_path / "store"
+    script = tmp_path / "writer.py"
+    script.write_text(_WAL_WRITER)
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(store)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=_env(),
+        text=True,
+    )
+    assert child.stdin is not None and child.stdout is not None
+
+    def ask(k: int) -> str:
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(f"{k}\n")
+        child.stdin.flush()
+        return child.stdout.readline().strip()
+
+    try:
+        assert [ask(1), ask(2)] == ["seq 1", "seq 2"]
+        wal = Path(f"{_space_path(store)}-wal")
+        assert wal.stat().st_size > 0  # the two commits are there, not yet in the space file
+        wal.unlink()
+        assert [ask(3), ask(4)] == [f"StoreChanged {wal}"] * 2
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        child.stdin.close()
+        child.stdout.close()
+    rt, _space, db, counter = _open(store)
+    with rt:
+        assert counter.get() == 0  # the two commits before the deletion went with the -wal
+        with pytest.raises(sc.Quarantined) as ahead:
+            db.read("SELECT k FROM ev")
+        assert (ahead.value.db_seq, ahead.value.space_seq) == (2, 0)
