@@ -241,10 +241,12 @@ class SpaceFile:
         self._data_version: int | None = None  # None: catch up from _seen_seq at the next poll
         # The file's device and inode when opened: a commit checks the path still names it (R73).
         self._identity: tuple[int, int] | None = None
-        # Its -wal's, where the commits live until a checkpoint: SQLite keeps the -wal it opened
-        # while any connection has the file, so a -wal another at the path is one deleted or
-        # replaced under this runtime, and a commit acknowledged into it would be lost (R72, R73).
-        self._wal_identity: tuple[int, int] | None = None
+        # Its -wal's and -shm's: the commits live in the -wal until a checkpoint, and the -shm is
+        # what keeps the writers of the -wal apart. SQLite keeps both while any connection has
+        # the file open (only the last to close removes them), so another one at the path was
+        # deleted or replaced under this runtime: a commit would be acknowledged into an unlinked
+        # -wal a kill loses, or written over another process's commits (R72, R73).
+        self._companion_identity: dict[str, tuple[int, int] | None] = {}
         # Guarded by _write_lock: this runtime created the file and no commit of it has been
         # seen since, so a first commit that fails removes it again (R7, see _discard_unused).
         self._created = False
@@ -374,7 +376,9 @@ class SpaceFile:
                 raise _Moved from exc
             raise
         self._identity = (st.st_dev, st.st_ino)
-        self._wal_identity = _file_identity(self._wal_path)
+        self._companion_identity = {
+            suffix: _file_identity(Path(f"{self.path}{suffix}")) for suffix in _COMPANIONS
+        }
         if create and self._fresh:
             self._created = True
         return writer, reader, last
@@ -668,7 +672,8 @@ class SpaceFile:
             if self._writer is not None:
                 self._writer.close()
             self._rconn = self._writer = self._wcursor = None
-            self._identity = self._wal_identity = None
+            self._identity = None
+            self._companion_identity = {}
             self._data_version = None
             self._compacted = 0
         if remove_unused(self.path, _space_unused):
@@ -803,13 +808,10 @@ class SpaceFile:
             raise exc  # KeyboardInterrupt and the like stop the committing thread too
         return False
 
-    @property
-    def _wal_path(self) -> Path:
-        return Path(f"{self.path}-wal")
-
     def _check_same_file(self) -> None:
-        """R73: the file at the path, and its -wal, must still be the files this runtime opened
-        (same device and inode); otherwise a commit would be acknowledged into an unlinked file."""
+        """R73: the file at the path, its -wal and its -shm must still be the files this runtime
+        opened (same device and inode); otherwise a commit would be acknowledged into an
+        unlinked file, or written over what another process committed through another -shm."""
         now = _file_identity(self.path)
         if now != self._identity:
             what = "deleted" if now is None else "replaced by another file"
@@ -818,18 +820,23 @@ class SpaceFile:
                 f"the file of space {self.space_id!r} was {what} while this runtime had it "
                 "open; nothing was committed: close this runtime and open a new one",
             )
-        wal = _file_identity(self._wal_path)
-        if self._wal_identity is None:
-            self._wal_identity = wal  # none when opened: the one SQLite makes is the one
-        elif wal != self._wal_identity:
-            what = "deleted" if wal is None else "replaced by another file"
-            raise StoreChanged(
-                str(self._wal_path),
-                f"the write-ahead log of space {self.space_id!r} was {what} while this runtime "
-                "had it open (the commits it holds are not yet in the space file); nothing was "
-                "committed: close this runtime (closing writes the commits it holds into the "
-                "space file) and open a new one; do not remove -wal files of a store in use",
-            )
+        for suffix in _COMPANIONS:
+            path = Path(f"{self.path}{suffix}")
+            found = _file_identity(path)
+            opened = self._companion_identity.get(suffix)
+            if opened is None:
+                # None when opened: the one SQLite makes is the one.
+                self._companion_identity[suffix] = found
+            elif found != opened:
+                what = "deleted" if found is None else "replaced by another file"
+                raise StoreChanged(
+                    str(path),
+                    f"the {_COMPANIONS[suffix]} of space {self.space_id!r} ({path.name}) was "
+                    f"{what} while this runtime had the space open; nothing was committed: "
+                    "close this runtime (closing writes the commits it holds into the space "
+                    "file) and open a new one; never remove the -wal or -shm files of a store "
+                    "in use",
+                )
 
     def _group_ops(
         self, ops: Sequence[PendingOp]
@@ -1191,6 +1198,10 @@ def _stored_id(raw: object) -> str | None:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+# A space file's companions SQLite keeps while the file is open, and what each one is.
+_COMPANIONS = {"-wal": "write-ahead log", "-shm": "shared-memory index of the write-ahead log"}
 
 
 def _file_identity(path: Path) -> tuple[int, int] | None:

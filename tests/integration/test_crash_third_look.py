@@ -475,6 +475,33 @@ _WAL_WRITER = textwrap.dedent(
 )
 
 
+class _Writer:
+    """A writer process taking one handler call per line of input."""
+
+    def __init__(self, script: Path, store: Path) -> None:
+        self.child = subprocess.Popen(
+            [sys.executable, str(script), str(store)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=_env(),
+            text=True,
+        )
+
+    def ask(self, k: int) -> str:
+        assert self.child.stdin is not None and self.child.stdout is not None
+        self.child.stdin.write(f"{k}\n")
+        self.child.stdin.flush()
+        return self.child.stdout.readline().strip()
+
+    def end(self, *, kill: bool) -> None:
+        assert self.child.stdin is not None and self.child.stdout is not None
+        if kill:
+            self.child.send_signal(signal.SIGKILL)
+        self.child.stdin.close()
+        self.child.wait(timeout=30)
+        self.child.stdout.close()
+
+
 def test_a_commit_after_the_spaces_wal_was_deleted_is_refused_not_lost_by_a_kill(
     tmp_path: Path,
 ) -> None:
@@ -486,35 +513,50 @@ def test_a_commit_after_the_spaces_wal_was_deleted_is_refused_not_lost_by_a_kill
     store = tmp_path / "store"
     script = tmp_path / "writer.py"
     script.write_text(_WAL_WRITER)
-    child = subprocess.Popen(
-        [sys.executable, str(script), str(store)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=_env(),
-        text=True,
-    )
-    assert child.stdin is not None and child.stdout is not None
-
-    def ask(k: int) -> str:
-        assert child.stdin is not None and child.stdout is not None
-        child.stdin.write(f"{k}\n")
-        child.stdin.flush()
-        return child.stdout.readline().strip()
-
+    writer = _Writer(script, store)
     try:
-        assert [ask(1), ask(2)] == ["seq 1", "seq 2"]
+        assert [writer.ask(1), writer.ask(2)] == ["seq 1", "seq 2"]
         wal = Path(f"{_space_path(store)}-wal")
         assert wal.stat().st_size > 0  # the two commits are there, not yet in the space file
         wal.unlink()
-        assert [ask(3), ask(4)] == [f"StoreChanged {wal}"] * 2
+        assert [writer.ask(3), writer.ask(4)] == [f"StoreChanged {wal}"] * 2
     finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
-        child.stdin.close()
-        child.stdout.close()
+        writer.end(kill=True)
     rt, _space, db, counter = _open(store)
     with rt:
         assert counter.get() == 0  # the two commits before the deletion went with the -wal
         with pytest.raises(sc.Quarantined) as ahead:
             db.read("SELECT k FROM ev")
         assert (ahead.value.db_seq, ahead.value.space_seq) == (2, 0)
+
+
+def test_a_commit_after_the_spaces_shm_was_deleted_never_overwrites_another_writers_commits(
+    tmp_path: Path,
+) -> None:
+    """§2, R72, R73: the -shm keeps the writers of a space's -wal apart. With it deleted under a
+    running writer A, a writer B started afterwards makes another one; A's next commits raise
+    `StoreChanged` naming the -shm instead of taking seqs B took and writing over B's commits
+    (before, both were told seq 3 and 4, and the space ended behind its database). Every
+    commit that returned is kept, each seq once."""
+    store = tmp_path / "store"
+    script = tmp_path / "writer.py"
+    script.write_text(_WAL_WRITER)
+    a = _Writer(script, store)
+    b: _Writer | None = None
+    try:
+        assert [a.ask(1), a.ask(2)] == ["seq 1", "seq 2"]
+        shm = Path(f"{_space_path(store)}-shm")
+        shm.unlink()
+        b = _Writer(script, store)
+        assert [b.ask(10), b.ask(11)] == ["seq 3", "seq 4"]
+        assert [a.ask(3), a.ask(4)] == [f"StoreChanged {shm}"] * 2
+        assert b.ask(12) == "seq 5"
+    finally:
+        a.end(kill=False)
+        if b is not None:
+            b.end(kill=False)
+    rt, _space, db, counter = _open(store)
+    with rt:
+        assert counter.get() == 5
+        assert [r["k"] for r in db.read("SELECT k FROM ev ORDER BY id")] == [1, 2, 10, 11, 12]
+    assert _cli("check", str(store)).returncode == 0
