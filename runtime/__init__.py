@@ -31,6 +31,7 @@ from sqlite_cells.runtime._file_locks import locks_held as locks_held
 from sqlite_cells.runtime._file_locks import use_held_locks as use_held_locks
 from sqlite_cells.runtime._format import FORMAT_VERSION as FORMAT_VERSION
 from sqlite_cells.runtime._format import op_targets_by_seq as op_targets_by_seq
+from sqlite_cells.runtime._format import readable_format as readable_format
 from sqlite_cells.runtime._format import stored_format as stored_format
 from sqlite_cells.runtime._format import upgrade_space_file as upgrade_space_file
 from sqlite_cells.runtime._handler import handler as handler
@@ -125,6 +126,7 @@ __all__ = [
     "own_transaction",
     "pattern",
     "printable",
+    "readable_format",
     "remove_unused",
     "require_transaction",
     "set_lock_wait",

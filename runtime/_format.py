@@ -31,6 +31,7 @@ __all__ = [
     "NAMED_TABLE",
     "ensure_format",
     "op_targets_by_seq",
+    "readable_format",
     "stored_format",
     "upgrade_space_file",
 ]
@@ -60,17 +61,25 @@ def stored_format(conn: apsw.Connection) -> int | None:
     return _OLDEST if used and used[0] else None
 
 
+def readable_format(conn: apsw.Connection, path: Path) -> int | None:
+    """:func:`stored_format`, refusing a format newer than this version's with an error naming
+    both (R73): what such a file holds, and which database files it names, may mean what this
+    version cannot tell, so nothing reads it to act on the store (open, repair, collect)."""
+    found = stored_format(conn)
+    if found is not None and found > FORMAT_VERSION:
+        raise DatabaseError(
+            f"{path} is in store format {found}, but this sqlite-cells reads format "
+            f"{FORMAT_VERSION}: upgrade sqlite-cells (pip install -U sqlite-cells) to open it"
+        )
+    return found
+
+
 def ensure_format(conn: apsw.Connection, path: Path) -> None:
     """Record the current format in a fresh file, upgrade an older one, refuse a newer one.
     Runs inside the caller's write transaction on the space file (R73)."""
-    found = stored_format(conn)
+    found = readable_format(conn, path)
     if found == FORMAT_VERSION:
         return
-    if found is not None and found > FORMAT_VERSION:
-        raise DatabaseError(
-            f"{path} is in store format {found}, but this sqlite-cells writes format "
-            f"{FORMAT_VERSION}: upgrade sqlite-cells (pip install -U sqlite-cells) to open it"
-        )
     if found is not None:
         upgrade_space_file(conn, path)
         return

@@ -241,6 +241,12 @@ class SpaceFile:
         self._data_version: int | None = None  # None: catch up from _seen_seq at the next poll
         # The file's device and inode when opened: a commit checks the path still names it (R73).
         self._identity: tuple[int, int] | None = None
+        # Its -wal's and -shm's: the commits live in the -wal until a checkpoint, and the -shm is
+        # what keeps the writers of the -wal apart. SQLite keeps both while any connection has
+        # the file open (only the last to close removes them), so another one at the path was
+        # deleted or replaced under this runtime: a commit would be acknowledged into an unlinked
+        # -wal a kill loses, or written over another process's commits (R72, R73).
+        self._companion_identity: dict[str, tuple[int, int] | None] = {}
         # Guarded by _write_lock: this runtime created the file and no commit of it has been
         # seen since, so a first commit that fails removes it again (R7, see _discard_unused).
         self._created = False
@@ -370,6 +376,9 @@ class SpaceFile:
                 raise _Moved from exc
             raise
         self._identity = (st.st_dev, st.st_ino)
+        self._companion_identity = {
+            suffix: _file_identity(Path(f"{self.path}{suffix}")) for suffix in _COMPANIONS
+        }
         if create and self._fresh:
             self._created = True
         return writer, reader, last
@@ -689,6 +698,7 @@ class SpaceFile:
                 self._writer.close()
             self._rconn = self._writer = self._wcursor = None
             self._identity = None
+            self._companion_identity = {}
             self._data_version = None
             self._compacted = 0
         if remove_unused(self.path, _space_unused):
@@ -824,13 +834,10 @@ class SpaceFile:
         return False
 
     def _check_same_file(self) -> None:
-        """R73: the file at the path must still be the file this runtime opened (same device
-        and inode); otherwise a commit would be acknowledged into an unlinked file."""
-        try:
-            st = os.stat(self.path)
-            now: tuple[int, int] | None = (st.st_dev, st.st_ino)
-        except OSError:
-            now = None
+        """R73: the file at the path, its -wal and its -shm must still be the files this runtime
+        opened (same device and inode); otherwise a commit would be acknowledged into an
+        unlinked file, or written over what another process committed through another -shm."""
+        now = _file_identity(self.path)
         if now != self._identity:
             what = "deleted" if now is None else "replaced by another file"
             raise StoreChanged(
@@ -838,6 +845,23 @@ class SpaceFile:
                 f"the file of space {self.space_id!r} was {what} while this runtime had it "
                 "open; nothing was committed: close this runtime and open a new one",
             )
+        for suffix in _COMPANIONS:
+            path = Path(f"{self.path}{suffix}")
+            found = _file_identity(path)
+            opened = self._companion_identity.get(suffix)
+            if opened is None:
+                # None when opened: the one SQLite makes is the one.
+                self._companion_identity[suffix] = found
+            elif found != opened:
+                what = "deleted" if found is None else "replaced by another file"
+                raise StoreChanged(
+                    str(path),
+                    f"the {_COMPANIONS[suffix]} of space {self.space_id!r} ({path.name}) was "
+                    f"{what} while this runtime had the space open; nothing was committed: "
+                    "close this runtime (closing writes the commits it holds into the space "
+                    "file) and open a new one; never remove the -wal or -shm files of a store "
+                    "in use",
+                )
 
     def _group_ops(
         self, ops: Sequence[PendingOp]
@@ -1199,3 +1223,16 @@ def _stored_id(raw: object) -> str | None:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+# A space file's companions SQLite keeps while the file is open, and what each one is.
+_COMPANIONS = {"-wal": "write-ahead log", "-shm": "shared-memory index of the write-ahead log"}
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    """The device and inode of the file at ``path``; None when nothing is there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)

@@ -52,6 +52,7 @@ from sqlite_cells.runtime import (
     SPACE_TABLES,
     odd_kind,
     op_targets_by_seq,
+    readable_format,
     remove_unused,
     stored_format,
     stored_json_column,
@@ -582,6 +583,8 @@ def _names_in_space(space_file: Path, named: set[str], dropped: set[str]) -> Non
         try:
             _require_space_tables(conn, space_file)
             conn.execute("BEGIN")
+            # A newer format may name files in ways this version cannot read (R73, R74).
+            readable_format(conn, space_file)
             for cell_id, data in conn.execute(
                 f"SELECT id, {stored_json_column('value')} FROM _cf_cells"
             ):
@@ -673,6 +676,7 @@ def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -
             conn = _open_read_only(space_file)
         try:
             _require_space_tables(conn, space_file)
+            readable_format(conn, space_file)  # never repaired by a version that cannot read it
             written = _written_databases(conn)
             outcomes = []
             for db_id in sorted(written):
@@ -718,8 +722,8 @@ def _bad_handle(db_id: str, path: Path, stored: object, column: str = "value") -
 
 def _upgrade(conn: apsw.Connection, space_file: Path) -> None:
     """Bring a space file of an older store format to the current one (R73), in one
-    transaction; a no-op for a current file."""
-    if stored_format(conn) in (None, FORMAT_VERSION):
+    transaction; a no-op for a current file. A newer one is refused (R73)."""
+    if readable_format(conn, space_file) in (None, FORMAT_VERSION):
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
