@@ -464,6 +464,7 @@ def test_a_source_written_by_another_program_is_live(
     rt.settle()
     assert q.get().result == [{"n": 3}]
     writer = apsw.Connection(str(reference))
+    writer.setbusytimeout(10_000)  # the runtime's poll may be reading the file right now
     writer.execute("INSERT INTO codes VALUES ('c9', 'label 9')")
     writer.close()
     _wait_for(q, lambda state: state.result == [{"n": 4}])

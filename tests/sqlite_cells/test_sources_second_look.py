@@ -504,12 +504,14 @@ def test_a_write_that_leaves_the_rows_equal_tells_no_subscriber(
         rt.settle()
         assert len(seen) == 1
         conn = apsw.Connection(str(reference))
+        conn.setbusytimeout(10_000)  # the runtime's poll may be reading the file right now
         conn.execute("UPDATE codes SET label = label")
         conn.execute("INSERT INTO codes VALUES ('marker', 'm')")
         conn.execute("DELETE FROM codes WHERE code = 'marker'")
         conn.close()
         # the rows the query reads are the same: it tells nobody; the next change does
         conn = apsw.Connection(str(reference))
+        conn.setbusytimeout(10_000)
         conn.execute("INSERT INTO codes VALUES ('zz', 'last')")
         conn.close()
         assert _wait_for(q, lambda s: s.result is not None and len(s.result) == 4)
