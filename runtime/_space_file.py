@@ -246,7 +246,10 @@ class SpaceFile:
         # the file open (only the last to close removes them), so another one at the path was
         # deleted or replaced under this runtime: a commit would be acknowledged into an unlinked
         # -wal a kill loses, or written over another process's commits (R72, R73).
+        # Keyed by path (a str: a commit stats them, and a Path costs more to make than a stat).
         self._companion_identity: dict[str, tuple[int, int] | None] = {}
+        self._path_str = str(path)
+        self._companion_paths = tuple(f"{path}{suffix}" for suffix in _COMPANIONS)
         # Guarded by _write_lock: this runtime created the file and no commit of it has been
         # seen since, so a first commit that fails removes it again (R7, see _discard_unused).
         self._created = False
@@ -377,7 +380,7 @@ class SpaceFile:
             raise
         self._identity = (st.st_dev, st.st_ino)
         self._companion_identity = {
-            suffix: _file_identity(Path(f"{self.path}{suffix}")) for suffix in _COMPANIONS
+            companion: _file_identity(companion) for companion in self._companion_paths
         }
         if create and self._fresh:
             self._created = True
@@ -837,7 +840,7 @@ class SpaceFile:
         """R73: the file at the path, its -wal and its -shm must still be the files this runtime
         opened (same device and inode); otherwise a commit would be acknowledged into an
         unlinked file, or written over what another process committed through another -shm."""
-        now = _file_identity(self.path)
+        now = _file_identity(self._path_str)
         if now != self._identity:
             what = "deleted" if now is None else "replaced by another file"
             raise StoreChanged(
@@ -845,18 +848,19 @@ class SpaceFile:
                 f"the file of space {self.space_id!r} was {what} while this runtime had it "
                 "open; nothing was committed: close this runtime and open a new one",
             )
-        for suffix in _COMPANIONS:
-            path = Path(f"{self.path}{suffix}")
-            found = _file_identity(path)
-            opened = self._companion_identity.get(suffix)
+        for companion in self._companion_paths:
+            found = _file_identity(companion)
+            opened = self._companion_identity.get(companion)
             if opened is None:
                 # None when opened: the one SQLite makes is the one.
-                self._companion_identity[suffix] = found
+                self._companion_identity[companion] = found
             elif found != opened:
                 what = "deleted" if found is None else "replaced by another file"
+                suffix = companion[len(self._path_str) :]
                 raise StoreChanged(
-                    str(path),
-                    f"the {_COMPANIONS[suffix]} of space {self.space_id!r} ({path.name}) was "
+                    companion,
+                    f"the {_COMPANIONS[suffix]} of space {self.space_id!r} "
+                    f"({os.path.basename(companion)}) was "
                     f"{what} while this runtime had the space open; nothing was committed: "
                     "close this runtime (closing writes the commits it holds into the space "
                     "file) and open a new one; never remove the -wal or -shm files of a store "
@@ -1229,7 +1233,7 @@ def _stored_id(raw: object) -> str | None:
 _COMPANIONS = {"-wal": "write-ahead log", "-shm": "shared-memory index of the write-ahead log"}
 
 
-def _file_identity(path: Path) -> tuple[int, int] | None:
+def _file_identity(path: str) -> tuple[int, int] | None:
     """The device and inode of the file at ``path``; None when nothing is there."""
     try:
         st = os.stat(path)
