@@ -19,7 +19,9 @@ import os
 import threading
 from pathlib import Path
 
-__all__ = ["copy_file", "read_bytes", "release", "write_at", "write_bytes"]
+import apsw
+
+__all__ = ["checkpointed", "copy_file", "read_bytes", "release", "write_at", "write_bytes"]
 
 _CHUNK = 1 << 20
 _lock = threading.Lock()
@@ -94,3 +96,15 @@ def _descriptor(path: Path, *, writable: bool) -> int:
         else:
             _held[key] = fd
         return fd
+
+
+def checkpointed(path: Path) -> None:
+    """Fold the file's -wal into it and remove its -wal and -shm, so it stands alone: for a
+    file no runtime has open."""
+    conn = apsw.Connection(str(path))
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    finally:
+        conn.close()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)

@@ -26,7 +26,7 @@ import pytest
 
 import sqlite_cells as sc
 
-from .._files import write_at
+from .._files import checkpointed, write_at
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = {"ev": sc.table(id="integer primary key", k="integer", body="text")}
@@ -68,20 +68,9 @@ def _space_path(store: Path) -> Path:
     return path
 
 
-def _checkpointed(path: Path) -> None:
-    """Fold the file's -wal into it (no runtime has it open), so it stands alone."""
-    conn = apsw.Connection(str(path))
-    try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-    finally:
-        conn.close()
-    for suffix in ("-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-
-
 def _put(source: Path, target: Path) -> None:
     """``source`` (checkpointed) in place of ``target`` and its -wal/-shm."""
-    _checkpointed(source)
+    checkpointed(source)
     for suffix in ("-wal", "-shm"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
     shutil.copyfile(source, target)
@@ -146,11 +135,11 @@ def test_a_database_ahead_of_a_space_put_back_from_an_older_copy_is_quarantined(
     store = tmp_path / "store"
     db_path = _fill(store, 1, 2, 3)
     space = _space_path(store)
-    _checkpointed(space)
+    checkpointed(space)
     shutil.copyfile(space, tmp_path / "space.old")
     _fill(store, 4, 5, 6)
     _put(tmp_path / "space.old", space)
-    _checkpointed(db_path)
+    checkpointed(db_path)
     rows = _raw_rows(db_path)
     assert [r[0] for r in rows] == [1, 2, 3, 4, 5, 6]
 
@@ -180,7 +169,7 @@ def test_a_database_ahead_by_the_one_commit_a_restore_lost_is_inverted_after_a_c
     store = tmp_path / "store"
     db_path = _fill(store, 1, 2, 3)
     space = _space_path(store)
-    _checkpointed(space)
+    checkpointed(space)
     shutil.copyfile(space, tmp_path / "space.old")
     _fill(store, 4)
     _put(tmp_path / "space.old", space)
@@ -237,7 +226,7 @@ def test_a_file_deleted_or_replaced_under_a_running_runtime_takes_no_commit(
     store.mkdir()
     foreign_db = _fill(other, -1, -2)
     foreign_space = _space_path(other)
-    _checkpointed(foreign_space)
+    checkpointed(foreign_space)
     with _opened(store) as (rt, db, counter):
         _commit(db, counter, 1, 2, 3)
         q = db.query("SELECT k FROM ev ORDER BY id")
@@ -305,7 +294,7 @@ def test_a_space_file_deleted_leaves_its_database_quarantined_and_reported(
 def _damage(path: Path, how: str) -> None:
     """Damage the file in place. No descriptor of it is closed here (``os.truncate`` opens
     none): a runtime of this process may have it open, and a close would drop its locks."""
-    _checkpointed(path)
+    checkpointed(path)
     if how == "truncated":
         os.truncate(path, path.stat().st_size // 2)
     else:  # garbage over some pages, the header kept

@@ -26,6 +26,8 @@ import sqlite_cells as sc
 from sqlite_cells.files import check_store, set_watermark
 from sqlite_cells.runtime import FORMAT_VERSION
 
+from .._files import checkpointed, copy_file
+
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = {
     "notes": sc.table(body="text", r="integer", b="blob"),  # no primary key: rowids
@@ -54,17 +56,6 @@ def _open(store: Path) -> tuple[sc.Runtime, sc.Space, sc.SqliteDb, sc.Cell]:
     rt = sc.Runtime(store)
     space = rt.space("demo")
     return rt, space, space.sqlite_database("d", tables=TABLES), space.cell("counter", default=0)
-
-
-def _checkpointed(path: Path) -> None:
-    """Fold the file's -wal into it (no runtime has it open), so it stands alone."""
-    conn = apsw.Connection(str(path))
-    try:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
-    finally:
-        conn.close()
-    for suffix in ("-wal", "-shm"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def _space_path(store: Path, space_id: str = "demo") -> Path:
@@ -203,7 +194,7 @@ def test_a_database_file_emptied_or_overwritten_is_reported_then_rebuilt_with_it
     blobs; then `check` exits 0."""
     store = tmp_path / "store"
     path, rows = _fill_with_gaps(store)
-    _checkpointed(path)
+    checkpointed(path)
     if how == "zero-length":
         path.write_bytes(b"")
     elif how == "text":
@@ -236,7 +227,7 @@ def test_the_commit_in_flight_is_inverted_to_the_same_rowids_and_values(tmp_path
     store = tmp_path / "store"
     path, rows = _fill_with_gaps(store)
     space_path = _space_path(store)
-    _checkpointed(space_path)
+    checkpointed(space_path)
     shutil.copyfile(space_path, tmp_path / "space.old")
     rt, space, db, counter = _open(store)
     with rt:
@@ -247,7 +238,7 @@ def test_the_commit_in_flight_is_inverted_to_the_same_rowids_and_values(tmp_path
             db.exec("INSERT INTO notes (body) VALUES ('late')")
         lost = db.read(ROWS)
         assert lost != rows
-    _checkpointed(space_path)
+    checkpointed(space_path)
     shutil.copyfile(tmp_path / "space.old", space_path)
     found = _cli("check", str(store))
     assert found.returncode == 1 and "watermark 5, space seq 4: ahead" in found.stdout
@@ -281,7 +272,7 @@ def test_a_file_renamed_over_by_a_copy_of_itself_takes_no_commit(
             counter.set(1)
             db.exec("INSERT INTO ev (k) VALUES (1)")
         path = Path(db.path) if target == "db" else _space_path(store)
-        shutil.copyfile(path, tmp_path / "copy")  # a plain copy: WAL frames stay in -wal
+        copy_file(path, tmp_path / "copy")  # WAL frames stay in -wal
         os.replace(tmp_path / "copy", path)
         with pytest.raises(sc.StoreChanged) as changed, space.transact():
             counter.set(2)
@@ -439,7 +430,7 @@ def test_writers_killed_during_updates_and_deletes_leave_the_rows_the_log_rebuil
         last = counter.get()
         path = Path(db.path)
     assert last >= max(returned) and rows
-    _checkpointed(path)
+    checkpointed(path)
     path.write_text("not a database\n" * 100)  # force a rebuild from the whole log
     assert _cli("check", "--repair", str(store)).returncode in (0, 1)
     rt, _space, db, counter = _open(store)
