@@ -60,6 +60,7 @@ from sqlite_cells.runtime._space_file import SPACE_TABLES as SPACE_TABLES
 from sqlite_cells.runtime._space_file import CommitEvent as CommitEvent
 from sqlite_cells.runtime._space_file import SpaceFile as SpaceFile
 from sqlite_cells.runtime._space_file import busy_ms as busy_ms
+from sqlite_cells.runtime._space_file import file_identity as file_identity
 from sqlite_cells.runtime._store import DEFAULT_STORE as DEFAULT_STORE
 from sqlite_cells.runtime._store import STORE_ENV as STORE_ENV
 from sqlite_cells.runtime._tx import LENGTH_LIMIT as LENGTH_LIMIT
@@ -109,6 +110,7 @@ __all__ = [
     "current_transaction",
     "derive",
     "exception_text",
+    "file_identity",
     "forget_marks",
     "handler",
     "has_moved",

@@ -70,7 +70,7 @@ if TYPE_CHECKING:
     from sqlite_cells.runtime._participants import CommitParticipant
     from sqlite_cells.runtime._tx import PendingOp, Transaction
 
-__all__ = ["SPACE_TABLES", "CommitEvent", "Entity", "SpaceFile"]
+__all__ = ["SPACE_TABLES", "CommitEvent", "Entity", "SpaceFile", "file_identity"]
 
 log = logging.getLogger("sqlite_cells.runtime")
 
@@ -380,7 +380,7 @@ class SpaceFile:
             raise
         self._identity = (st.st_dev, st.st_ino)
         self._companion_identity = {
-            companion: _file_identity(companion) for companion in self._companion_paths
+            companion: file_identity(companion) for companion in self._companion_paths
         }
         if create and self._fresh:
             self._created = True
@@ -471,6 +471,16 @@ class SpaceFile:
             except KeyError:  # evicted meanwhile by another thread: the value is still right
                 pass
             return cached
+        return self._read_entity(cell_id)
+
+    def current_rev(self, cell_id: str) -> int:
+        """The revision of ``cell_id`` committed in the file now (0: never written, or no file),
+        read afresh whatever the cache holds; the cache is advanced to what was read. Used to
+        validate a transaction's reads of this space when it commits to another one."""
+        return self._read_entity(cell_id).rev
+
+    def _read_entity(self, cell_id: str) -> Entity:
+        """The committed value of a cell read from the file now, remembered in the cache."""
         self._check_open()
         if not self._open_if_exists():
             return ABSENT  # not cached: the file may appear later
@@ -485,25 +495,6 @@ class SpaceFile:
         if type(data) is not bytes or type(rev) is not int:  # not as this library writes it
             return self._remember(cell_id, self._entity_of_row(cell_id, data, rev))
         return self._remember(cell_id, Entity(data, rev))
-
-    def current_rev(self, cell_id: str) -> int:
-        """The revision of ``cell_id`` committed in the file now (0: never written, or no file),
-        read afresh whatever the cache holds; the cache is advanced to what was read. Used to
-        validate a transaction's reads of this space when it commits to another one."""
-        self._check_open()
-        if not self._open_if_exists():
-            return 0
-        with self._read_lock, translated(f"space file {self.path}"):
-            self._check_open()
-            if self._rconn is None:  # a refused first commit removed the file meanwhile
-                return 0
-            row = self._rconn.execute(_CELL_SQL, (cell_id,)).fetchone()
-        if row is None:
-            return 0
-        data, rev = row
-        if type(data) is not bytes or type(rev) is not int:  # not as this library writes it
-            return self._remember(cell_id, self._entity_of_row(cell_id, data, rev)).rev
-        return self._remember(cell_id, Entity(data, rev)).rev
 
     def _entity_of_row(self, cell_id: str, data: object, rev: object) -> Entity:
         """The entity of a ``_cf_cells`` row, which another program may have written: a value
@@ -840,7 +831,7 @@ class SpaceFile:
         """R73: the file at the path, its -wal and its -shm must still be the files this runtime
         opened (same device and inode); otherwise a commit would be acknowledged into an
         unlinked file, or written over what another process committed through another -shm."""
-        now = _file_identity(self._path_str)
+        now = file_identity(self._path_str)
         if now != self._identity:
             what = "deleted" if now is None else "replaced by another file"
             raise StoreChanged(
@@ -849,7 +840,7 @@ class SpaceFile:
                 "open; nothing was committed: close this runtime and open a new one",
             )
         for companion in self._companion_paths:
-            found = _file_identity(companion)
+            found = file_identity(companion)
             opened = self._companion_identity.get(companion)
             if opened is None:
                 # None when opened: the one SQLite makes is the one.
@@ -1233,7 +1224,7 @@ def _stored_id(raw: object) -> str | None:
 _COMPANIONS = {"-wal": "write-ahead log", "-shm": "shared-memory index of the write-ahead log"}
 
 
-def _file_identity(path: str) -> tuple[int, int] | None:
+def file_identity(path: str) -> tuple[int, int] | None:
     """The device and inode of the file at ``path``; None when nothing is there."""
     try:
         st = os.stat(path)

@@ -19,6 +19,7 @@ import msgspec
 
 from sqlite_cells.codec import Op, StoreChanged, stored_json
 from sqlite_cells.runtime import check_file_kinds, forget_marks, has_moved, remove_unused
+from sqlite_cells.runtime import file_identity as identity_now
 from sqlite_cells.sql import DATABASE_ALIAS
 
 __all__ = [
@@ -94,14 +95,6 @@ def attached(conn: apsw.Connection) -> str | None:
     return _ATTACHED.get(conn)
 
 
-def _identity(path: str) -> Identity | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
-
-
 def attach(conn: apsw.Connection, path: Path) -> bool:
     """Attach ``path`` as ``_cf_db`` (outside a transaction), replacing what was attached;
     True if attaching created the file (see :func:`remove_unused_database`).
@@ -114,7 +107,7 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
     attached (another runtime removing the file its refused first write created) is let go and
     the path attached again."""
     key = str(path)
-    now = _identity(key)
+    now = identity_now(key)
     pins = _PINS.get(conn)
     if pins is None:
         pins = _PINS[conn] = {}
@@ -136,7 +129,7 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
         before = now
         try:
             _attach_once(conn, key)
-            now = _identity(key)  # a new file exists once SQLite set its journal mode
+            now = identity_now(key)  # a new file exists once SQLite set its journal mode
             if not has_moved(conn, ALIAS):  # looked at after the stat: ``now`` is the file open
                 break
         except apsw.ReadOnlyError:  # SQLite refuses to write a moved file
@@ -150,7 +143,7 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
                 raise
         detach(conn)
         time.sleep(0.001 * attempt)
-        now = _identity(key)
+        now = identity_now(key)
     else:
         raise StoreChanged(
             key,
@@ -267,7 +260,7 @@ def pin(conn: apsw.Connection, path: Path) -> None:
     """Pin the identity of the file now at ``path`` for ``conn`` (it was just checked against
     its space): deleted or replaced from now on, it is :class:`StoreChanged` at the next commit
     that would write it (R73), even if ``conn`` never attached it before."""
-    now = _identity(str(path))
+    now = identity_now(str(path))
     pins = _PINS.get(conn)
     if pins is None:
         pins = _PINS[conn] = {}
@@ -286,7 +279,7 @@ def pinned(conn: apsw.Connection, path: Path) -> Identity | None:
 
 def file_identity(path: Path) -> Identity | None:
     """The (device, inode) of the file now at ``path`` (links resolved), None if there is none."""
-    return _identity(str(path))
+    return identity_now(str(path))
 
 
 def unpin(conn: apsw.Connection, path: Path) -> None:
