@@ -15,9 +15,11 @@ connections and computes like its other long calls, abandonable at the write's d
 by which ``json_array(json_set(…))`` nests an object where a plain string would be quoted. A
 Python function can neither read nor set it, so the rewrite carries it across:
 
-* each value of a path and value pair is passed as ``json_quote(value)``: the JSON the builtin
-  would insert (a string quoted, a number, ``null``, the text of a value that has the subtype as
-  it is), and the runtime function inserts ``json()`` of it;
+* each value of a path and value pair is passed as ``jsonb_set('[0]', '$[0]', value)``: a
+  JSONB array whose one element is the value as the builtin would insert it (a text as
+  ``TEXTRAW``, a number, ``null``, a value that has the subtype parsed as JSON), and the runtime
+  function inserts that element's JSONB as it is, so even ``jsonb_set``'s bytes are the
+  builtin's;
 * a call of a ``json_`` function (text) is wrapped in ``json(…)``, which gives its result the
   subtype the builtin's always has (a call of two paths or more always returns JSON or NULL).
   ``jsonb_`` results are blobs, recognized by their content.

@@ -102,6 +102,27 @@ def _size(value: object) -> int:
     return len(value) if isinstance(value, str | bytes) else _NUMBER_SIZE
 
 
+def _jsonb_element(value: object) -> object:
+    """The JSONB of the one element of the JSONB array ``value`` (its payload: the array's
+    header is one byte, or one and then 1, 2, 4 or 8 bytes of size); ``value`` itself when it
+    is not such an array, for the builtin to judge."""
+    if not isinstance(value, bytes) or not value or value[0] & 0x0F != _JSONB_ARRAY:
+        return value
+    header = _JSONB_HEADER_SIZE.get(value[0] >> 4, 1)
+    element = value[header:]
+    return element if element and len(element) == _jsonb_payload(value, header) else value
+
+
+_JSONB_ARRAY: Final = 0x0B
+# The size of a JSONB header by the high nibble of its first byte (1 for 0 to 11).
+_JSONB_HEADER_SIZE: Final = {12: 2, 13: 3, 14: 5, 15: 9}
+
+
+def _jsonb_payload(value: bytes, header: int) -> int:
+    size = value[0] >> 4
+    return size if header == 1 else int.from_bytes(value[1:header], "big")
+
+
 class _Calculator:
     """A private in-memory connection whose builtins compute the overridden calls. Used by one
     thread at a time."""
@@ -282,8 +303,11 @@ class _Overrides:
 
     def json_function(self, name: str, pairs: bool) -> Callable[..., object]:
         """The runtime's function computing a call of ``name`` of two paths or more, as
-        :func:`~sqlite_cells.sql.split_json_calls` rewrites it: the values of path and value
-        pairs come as ``json_quote(value)``, and are given to the builtin as ``json()`` of it."""
+        :func:`~sqlite_cells.sql.split_json_calls` rewrites it: the value of each path and
+        value pair comes as a JSONB array holding the value as the builtin would insert it, and
+        is given to the builtin as the JSONB of that element, byte for byte (SQLite inserts a
+        JSONB blob as it is, so a text value stays the ``TEXTRAW`` element the builtin makes
+        of it, and ``jsonb_set`` stores the bytes the builtin would have stored)."""
         owner, helpers, limits = self._owner, _HELPERS, self._limits
         run = self._calculator.run
         statements: dict[int, str] = {}  # number of arguments -> the calculator's statement
@@ -291,14 +315,16 @@ class _Overrides:
         def statement(count: int) -> str:
             sql = statements.get(count)
             if sql is None:
-                args = [
-                    f"?{i + 1} -> '$[0]'" if pairs and i > 1 and i % 2 == 0 else f"?{i + 1}"
-                    for i in range(count)
-                ]
+                args = [f"?{i + 1}" for i in range(count)]
                 sql = statements[count] = f"SELECT {name}({', '.join(args)})"
             return sql
 
         def call(*args: object) -> object:
+            if pairs:
+                args = tuple(
+                    _jsonb_element(arg) if i > 1 and i % 2 == 0 else arg
+                    for i, arg in enumerate(args)
+                )
             sql = statement(len(args))
             deadline = owner.deadline
             if deadline is None:
