@@ -29,6 +29,7 @@ from sqlite_cells.sql._names import is_reserved_table as is_reserved_table
 from sqlite_cells.sql._params import ParamTargets as ParamTargets
 from sqlite_cells.sql._params import map_params as map_params
 from sqlite_cells.sql._refusals import sqlite_refusal as sqlite_refusal
+from sqlite_cells.sql._refusals import write_hint as write_hint
 from sqlite_cells.sql._statement import BLOB as BLOB
 from sqlite_cells.sql._statement import NUMBER as NUMBER
 from sqlite_cells.sql._statement import OP as OP
@@ -81,4 +82,5 @@ __all__ = [
     "split_json_calls",
     "sqlite_refusal",
     "unquote",
+    "write_hint",
 ]

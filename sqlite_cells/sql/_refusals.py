@@ -4,9 +4,14 @@ The caller's error adds where (the database and the statement)."""
 
 from __future__ import annotations
 
+import re
+from typing import Final
+
 import apsw
 
-__all__ = ["sqlite_refusal"]
+from sqlite_cells.sql._statement import scan_sql
+
+__all__ = ["sqlite_refusal", "write_hint"]
 
 # What to do, by apsw's class for SQLite's primary result code. A class not listed keeps
 # SQLite's words alone: they name the cause, and no advice fits every case of it.
@@ -32,3 +37,23 @@ def sqlite_refusal(exc: apsw.Error, hint: str = "") -> str:
     advice = next((text for kind, text in _ADVICE.items() if isinstance(exc, kind)), "")
     said = f"{exc}{hint} (SQLite's {code})"
     return f"{said}; {advice}" if advice else said
+
+
+# SQLite built without SQLITE_ENABLE_UPDATE_DELETE_LIMIT (as apsw's is) reads an ORDER BY or a
+# LIMIT after UPDATE or DELETE as a syntax error at that word.
+_ORDER_OR_LIMIT: Final = re.compile(r'^near "(ORDER|LIMIT)": syntax error', re.IGNORECASE)
+
+
+def write_hint(exc: apsw.Error, sql: str) -> str:
+    """The caller's precision (for :func:`sqlite_refusal`) on a write SQLite refused: an
+    ``UPDATE``/``DELETE`` with ``ORDER BY`` or ``LIMIT``, which this SQLite does not have, gets
+    the form that does the same; ``""`` for anything else."""
+    if not isinstance(exc, apsw.SQLError) or _ORDER_OR_LIMIT.search(str(exc)) is None:
+        return ""
+    if scan_sql(sql).verb not in ("UPDATE", "DELETE"):
+        return ""
+    return (
+        ": this SQLite is built without ORDER BY and LIMIT on UPDATE and DELETE; choose the "
+        "rows in a subquery instead (… WHERE rowid IN (SELECT rowid FROM <table> WHERE … "
+        "ORDER BY … LIMIT n))"
+    )

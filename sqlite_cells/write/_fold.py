@@ -84,7 +84,14 @@ from sqlite_cells.runtime import (
     waited_for_lock,
 )
 from sqlite_cells.schema import Declaration, ensure_schema, migrate_file
-from sqlite_cells.sql import Authorizer, Bound, Mode, make_authorizer, sqlite_refusal
+from sqlite_cells.sql import (
+    Authorizer,
+    Bound,
+    Mode,
+    make_authorizer,
+    sqlite_refusal,
+    write_hint,
+)
 from sqlite_cells.write._calls import override_long_calls
 from sqlite_cells.write._capture import capture, has_rowid_tables
 from sqlite_cells.write._conn import write_conn
@@ -451,7 +458,7 @@ class SqliteParticipant:
             raise ExecError(
                 decl.db_id,
                 request.sql,
-                sqlite_refusal(exc),
+                sqlite_refusal(exc, write_hint(exc, request.sql)),
                 sqlite_error=str(exc),
                 sqlite_code=getattr(exc, "extendedresult", None),
             ) from exc

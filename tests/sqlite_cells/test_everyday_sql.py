@@ -715,20 +715,46 @@ def test_a_write_sqlite_refuses_is_an_exec_error_and_writes_nothing(
     assert world.all_rows()[0]["posts"] == before["posts"]
 
 
-def test_delete_with_order_by_and_limit_is_refused_clearly(world: World) -> None:
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM kv ORDER BY k LIMIT 1",
+        "DELETE FROM kv LIMIT 1",
+        "UPDATE kv SET v = 0 ORDER BY k DESC LIMIT 2",
+        "WITH x AS (SELECT 1) UPDATE kv SET v = 0 LIMIT 1 OFFSET 1",
+    ],
+)
+def test_update_or_delete_with_order_by_or_limit_is_refused_saying_what_to_write(
+    world: World, sql: str
+) -> None:
     """This SQLite is built without SQLITE_ENABLE_UPDATE_DELETE_LIMIT: SQLite refuses the
-    statement, and the runtime says so with its own error, recording nothing."""
+    statement, and the runtime says so with its own error, says what to write instead, and
+    writes nothing."""
     options = {row[0] for row in world.plain.execute("PRAGMA compile_options")}
     assert "ENABLE_UPDATE_DELETE_LIMIT" not in options
-    sql = "DELETE FROM kv ORDER BY k LIMIT 1"
     with pytest.raises(apsw.SQLError):
         world.plain.execute(sql)
     before = world.all_rows()[0]
-    with pytest.raises(sc.SqliteCellsError) as info:
+    with pytest.raises(sc.ExecError) as info:
         world.exec(sql)
     assert not isinstance(info.value, apsw.Error)
-    assert "LIMIT" in str(info.value) or "syntax" in str(info.value)
+    assert "built without ORDER BY and LIMIT on UPDATE and DELETE" in str(info.value)
+    assert "WHERE rowid IN (SELECT rowid FROM" in str(info.value)
     assert world.all_rows()[0] == before
+    # The form it names does the same.
+    instead = "DELETE FROM kv WHERE rowid IN (SELECT rowid FROM kv ORDER BY k LIMIT 1)"
+    world.exec(instead)
+    with world.plain:
+        world.plain.execute(instead)
+    ours, theirs = world.all_rows()
+    assert ours == theirs and len(ours["kv"]) == len(before["kv"]) - 1
+
+
+def test_other_syntax_errors_get_no_such_advice(world: World) -> None:
+    for sql in ("INSERT INTO kv (k) VALUES ('a') ORDER BY k", "UPDATE kv SET v = 1 WHERE"):
+        with pytest.raises(sc.ExecError) as info:
+            world.exec(sql)
+        assert "built without" not in str(info.value)
 
 
 def test_a_json_edit_of_several_paths_stores_what_a_read_of_the_same_call_computes(
