@@ -944,6 +944,29 @@ LIVE = [
         ["UPDATE odd SET \"group\" = 'q'"],
     ),
     Live(
+        "SELECT id FROM posts ORDER BY id LIMIT (SELECT count(*) FROM kv) OFFSET "
+        "(SELECT v FROM kv WHERE k = 'a')",
+        ["INSERT INTO kv (k) VALUES ('q')", "UPDATE kv SET v = 2 WHERE k = 'a'"],
+        ["UPDATE posts SET tags = '[9]'", "UPDATE kv SET hits = 4"],
+    ),
+    Live(
+        "SELECT value FROM json_each((SELECT tags FROM posts WHERE id = 1)) ORDER BY key",
+        ["UPDATE posts SET tags = '[5, 6]' WHERE id = 1"],
+        ["UPDATE posts SET score = 0", "UPDATE authors SET profile = NULL"],
+    ),
+    Live(
+        "SELECT id FROM posts WHERE EXISTS (SELECT 1 FROM json_each(posts.tags) "
+        "WHERE value LIKE 'h%') ORDER BY id",
+        ["UPDATE posts SET tags = '[\"hey\"]' WHERE id = 3"],
+        ["UPDATE posts SET title = 'x'"],
+    ),
+    Live(
+        "SELECT author_id FROM posts GROUP BY author_id HAVING count(*) > "
+        "(SELECT count(*) FROM labels) - 2 ORDER BY 1",
+        ["INSERT INTO labels (k) VALUES ('more')"],
+        ["UPDATE labels SET label = 'L'", "UPDATE posts SET body = 'b'"],
+    ),
+    Live(
         "SELECT 1 AS one",
         [],
         ["INSERT INTO kv (k) VALUES ('q')", "DELETE FROM posts"],
