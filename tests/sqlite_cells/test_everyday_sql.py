@@ -361,6 +361,9 @@ READS: list[tuple[str, Any]] = [
     ),
     ("WITH v(x, y) AS (VALUES (1, 'a'), (2, 'b')) SELECT * FROM v ORDER BY x DESC", None),
     ("WITH x AS NOT MATERIALIZED (SELECT k FROM kv) SELECT count(*) AS n FROM x", None),
+    ("WITH kv AS (SELECT 'shadow' AS k) SELECT k FROM kv", None),  # a CTE hides a table
+    ("WITH kv AS (SELECT 1 AS k) SELECT count(*) AS n FROM kv", None),
+    ("WITH nosuch AS (SELECT 1 AS x) SELECT x FROM nosuch", None),
     # windows
     (
         "SELECT id, row_number() OVER (PARTITION BY author_id ORDER BY created) AS rn FROM posts "
@@ -681,6 +684,9 @@ WRITES: list[tuple[str, Any]] = [
         "WHERE id = 6",
         None,
     ),
+    ("WITH kv AS (SELECT 'z' AS k) INSERT INTO kv (k, v) SELECT k, 1 FROM kv", None),
+    ("WITH posts AS (SELECT 1 AS id) DELETE FROM posts WHERE id IN (SELECT id FROM posts)", None),
+    ("WITH labels(k) AS (VALUES ('a')) DELETE FROM kv WHERE k IN labels", None),
     ("UPDATE posts SET tags = json_insert(tags, '$[#]', 'new') WHERE tags IS NOT NULL", None),
     ("UPDATE posts SET body = CASE WHEN score > 3 THEN upper(body) ELSE body END", None),
     ("UPDATE kv SET v = v * 2, hits = hits + 1 WHERE k IN ('a', 'temp')", None),
