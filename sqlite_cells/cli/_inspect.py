@@ -31,6 +31,7 @@ import apsw
 from sqlite_cells.codec import (
     DatabaseError,
     Quarantined,
+    QueryError,
     QueryTimeout,
     SqliteCellsError,
     decode_value,
@@ -58,7 +59,7 @@ from sqlite_cells.files import (
     space_files,
     stored_json,
 )
-from sqlite_cells.read import ReadPool, Rows, read_rows, repeated_columns
+from sqlite_cells.read import ReadPool, Rows, read_rows
 from sqlite_cells.runtime import (
     DAMAGED_SPACE_ADVICE,
     DEFAULT_STORE,
@@ -797,11 +798,20 @@ def _names_a_database(root: Path, space_file: Path, db_id: str, data: bytes | No
 
 
 def _refuse_repeated_columns(db_id: str, sql: str, columns: tuple[str, ...]) -> None:
-    """Of two result columns with one name only the last would show, in every format: refused
-    before the read (as the read itself refuses them), naming the columns."""
-    error = repeated_columns(db_id, sql, columns)
-    if error is not None:
-        raise error
+    """A row is shown as one value per column name, so of two result columns with one name
+    (``SELECT m.id, n.id …``, ``SELECT ?, ?``) only the last would show, in every format:
+    refused before the read, naming the columns, rather than printed without one of them."""
+    seen: dict[str, int] = {}
+    for position, name in enumerate(columns, start=1):
+        first = seen.setdefault(name, position)
+        if first != position:
+            raise QueryError(
+                db_id,
+                sql,
+                f"result columns {first} and {position} are both named {name!r}, and a row "
+                "shows one value per column name: give them distinct names with AS "
+                "(SELECT m.id AS m_id, n.id AS n_id …)",
+            )
 
 
 def _result_columns(

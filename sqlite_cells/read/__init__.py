@@ -12,7 +12,6 @@ from sqlite_cells.read._query import resolve_params as resolve_params
 from sqlite_cells.read._reader import Rows as Rows
 from sqlite_cells.read._reader import Statement as Statement
 from sqlite_cells.read._reader import read_rows as read_rows
-from sqlite_cells.read._reader import repeated_columns as repeated_columns
 from sqlite_cells.read._rows import decode_cf_link as decode_cf_link
 from sqlite_cells.read._rows import row_decoder as row_decoder
 from sqlite_cells.read._workers import QueryWorkers as QueryWorkers
@@ -30,7 +29,6 @@ __all__ = [
     "decode_cf_link",
     "escaped",
     "read_rows",
-    "repeated_columns",
     "resolve_params",
     "row_decoder",
     "text_table",

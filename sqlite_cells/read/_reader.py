@@ -78,7 +78,6 @@ __all__ = [
     "Tracker",
     "read_batch",
     "read_rows",
-    "repeated_columns",
     "short_steps",
 ]
 
@@ -410,9 +409,6 @@ def _run_one(pooled: PooledConnection, plan: _Plan, stmt: Statement) -> Statemen
             result = _execute(pooled, plan.cursor, plan.policy, stmt, known)
         except apsw.SQLError as exc:
             result = _again(pooled, plan, stmt, known, key, exc)
-    except _RepeatedColumns as repeated:
-        # Not remembered: the statement is met afresh, and refused, each time it runs.
-        return StatementResult(error=repeated_columns(plan.decl.db_id, stmt.sql, repeated.names))
     except apsw.Error as exc:
         plan.cursor = pooled.conn.cursor()  # a fresh one after a failure, to be safe
         error = _behind_the_file(pooled, plan, stmt, exc)
@@ -449,30 +445,7 @@ def _run_one(pooled: PooledConnection, plan: _Plan, stmt: Statement) -> Statemen
             if undeclared is not None:
                 return StatementResult(error=undeclared)
         _remember_read_set(key, result.read_set, result.functions)
-    if len(set(result.names)) != len(result.names):  # met before (through shadows, R41)
-        return StatementResult(error=repeated_columns(plan.decl.db_id, stmt.sql, result.names))
     return result
-
-
-def repeated_columns(db_id: str, sql: str, names: Sequence[str]) -> QueryError | None:
-    """The error for a result with two columns of one name (``SELECT m.id, n.id …``, ``SELECT
-    *`` over a join of two tables with an ``id``, ``SELECT ?, ?``), None without: a row is
-    keyed by column name (R43: dicts, and typed rows take their fields by name), so only the
-    last of them would reach the rows, and the other would be lost without a word. A read
-    refuses such a statement whether or not it returns rows: the result columns are read from
-    the prepared statement the first time it runs on a file's schema."""
-    seen: dict[str, int] = {}
-    for position, name in enumerate(names, start=1):
-        first = seen.setdefault(name, position)
-        if first != position:
-            return QueryError(
-                db_id,
-                sql,
-                f"result columns {first} and {position} are both named {name!r}, and a row "
-                "holds one value per column name: give them distinct names with AS "
-                "(SELECT m.id AS m_id, n.id AS n_id …)",
-            )
-    return None
 
 
 def _binding_error(db_id: str, stmt: Statement) -> QueryError | None:
@@ -715,11 +688,6 @@ def _execute(
         record, functions = set(), set()
     gate = pooled.gate
     gate.enter(policy, record, functions)
-    described: list[tuple[str, ...]] = []
-    if record is not None:
-        # A statement met for the first time has its result columns looked at even when it
-        # returns no row (a row would show one value per name): see repeated_columns.
-        cursor.exec_trace = _describing(described)
     try:
         cursor.execute(
             stmt.sql, stmt.params, can_cache=record is None, prepare_flags=USER_PREPARE_FLAGS
@@ -734,34 +702,11 @@ def _execute(
             rows = cursor.fetchall()
     finally:
         gate.leave()
-        if record is not None:
-            cursor.exec_trace = None
-    if described and len(set(described[0])) != len(described[0]):
-        raise _RepeatedColumns(described[0])
     if record is None:
         return StatementResult(names, rows, known)
     result = StatementResult(names, rows, _read_map(record))
     result.functions = frozenset(functions or ())
     return result
-
-
-class _RepeatedColumns(Exception):
-    """A statement's result has two columns of one name (``names``): see repeated_columns."""
-
-    def __init__(self, names: tuple[str, ...]) -> None:
-        super().__init__(names)
-        self.names = names
-
-
-def _describing(into: list[tuple[str, ...]]) -> Callable[[apsw.Cursor, str, Any], bool]:
-    """An exec tracer that records the result column names of the statement about to run
-    (SQLite has prepared it; nothing has run yet), and lets it run."""
-
-    def trace(cursor: apsw.Cursor, _sql: str, _bindings: Any) -> bool:
-        into.append(tuple([column[0] for column in cursor.get_description()]))
-        return True
-
-    return trace
 
 
 _NAMES: dict[tuple[tuple[str, str], ...], tuple[str, ...]] = {}

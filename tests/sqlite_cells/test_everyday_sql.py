@@ -481,7 +481,7 @@ READS: list[tuple[str, Any]] = [
     ),
     ("SELECT id FROM posts WHERE created BETWEEN '2024-01-01' AND '2024-02-28' ORDER BY id", None),
     ("SELECT id FROM posts WHERE author_id IS NOT DISTINCT FROM NULL", None),
-    ("SELECT rowid AS r, _rowid_ AS r2, oid AS r3, k FROM kv ORDER BY rowid", None),
+    ("SELECT rowid, _rowid_, oid, k FROM kv ORDER BY rowid", None),
     ("SELECT name FROM authors INDEXED BY authors_by_name WHERE name > 'A' ORDER BY name", None),
     ("SELECT name FROM authors NOT INDEXED WHERE id > 1 ORDER BY id", None),
     ('SELECT * FROM "posts" WHERE id = 1', None),
@@ -553,61 +553,6 @@ def test_a_live_query_returns_what_sqlite_returns(shared: World, case: tuple[str
     state = q.get()
     assert state.error is None and not state.pending
     assert state.result == shared.plain_rows(sql, params)
-
-
-@pytest.mark.parametrize(
-    "sql",
-    [
-        "SELECT p.id, a.id FROM posts p JOIN authors a ON a.id = p.author_id",
-        "SELECT * FROM kv JOIN labels ON labels.k = kv.k",
-        "SELECT 1 AS x, 2 AS x",
-        "SELECT rowid, _rowid_ FROM kv",
-        "SELECT p.id, a.id FROM posts p JOIN authors a ON a.id = p.author_id WHERE 0",
-        "SELECT * FROM tree a JOIN tree b ON 0",
-    ],
-)
-def test_two_result_columns_of_one_name_are_refused_not_half_read(
-    shared: World, tmp_path: Path, sql: str
-) -> None:
-    """A row is keyed by column name (R43), so of two result columns with one name only the
-    last would reach the rows: the read says so instead, on every path (read, query, typed
-    rows, a database without a file yet)."""
-    names: list[str] = []
-
-    def described(cursor: apsw.Cursor, _sql: str, _bindings: Any) -> bool:
-        names.extend(d[0] for d in cursor.get_description())
-        return False  # prepared, never run
-
-    cursor = shared.plain.cursor()
-    cursor.exec_trace = described
-    with pytest.raises(apsw.ExecTraceAbort):
-        cursor.execute(sql)
-    assert len(set(names)) < len(names)  # SQLite names them alike
-    with pytest.raises(sc.QueryError, match="both named") as info:
-        shared.db.read(sql)
-    assert " AS " in str(info.value)
-    q = shared.db.query(sql)
-    shared.rt.settle()
-    state = q.get()
-    assert isinstance(state.error, sc.QueryError) and state.result is None
-
-    @dataclass
-    class Row:
-        x: Any = None
-
-    with pytest.raises(sc.QueryError, match="both named"):
-        shared.db.read(sql, row=Row)
-    unwritten = shared.space.sqlite_database("unwritten", tables=TABLES)
-    with pytest.raises(sc.QueryError, match="both named"):
-        unwritten.read(sql)
-    assert not unwritten.path.exists()
-
-
-def test_distinct_names_for_the_same_columns_read_both(shared: World) -> None:
-    sql = "SELECT p.id AS p_id, a.id AS a_id FROM posts p JOIN authors a ON a.id = p.author_id"
-    assert shared.db.read(sql + " ORDER BY p.id") == shared.plain_rows(sql + " ORDER BY p.id")
-    sql = 'SELECT a.id AS "ID", b.id FROM tree a, tree b WHERE a.id = 1 AND b.id = 2'
-    assert shared.db.read(sql) == [{"ID": 1, "id": 2}]  # names differ in case: two keys
 
 
 # ---------------------------------------------------------------------------------------------

@@ -246,7 +246,7 @@ def test_rowid_of_a_table_with_an_integer_primary_key_reads_the_same_before_and_
     new = {"t": sc.table(id="integer primary key", a="integer", c="int default 7")}
     statements = [
         "SELECT rowid FROM t ORDER BY a",
-        "SELECT oid AS o, _rowid_ AS r, id FROM t ORDER BY a",
+        "SELECT oid, _rowid_, id FROM t ORDER BY a",
         "SELECT * FROM t WHERE rowid = 2",
     ]
     with sc.Runtime(store) as rt:
