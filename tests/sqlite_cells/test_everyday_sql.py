@@ -555,6 +555,22 @@ def test_a_live_query_returns_what_sqlite_returns(shared: World, case: tuple[str
     assert state.result == shared.plain_rows(sql, params)
 
 
+def test_two_result_columns_of_one_name_keep_the_last_as_a_dict_does(shared: World) -> None:
+    """A row is a dict keyed by column name (R43): of two result columns named alike the row
+    holds the last one, as ``dict(zip(names, row))`` over SQLite's cursor does; ``AS`` reads
+    both (docs/decisions.md)."""
+    assert shared.db.read("SELECT 1 AS x, 2 AS x") == [{"x": 2}]
+    sql = "SELECT p.id, a.id FROM posts p JOIN authors a ON a.id = p.author_id ORDER BY p.id"
+    rows = shared.db.read(sql)
+    assert rows == shared.plain_rows(sql) and rows
+    assert [r["id"] for r in rows] == [
+        r["a_id"] for r in shared.db.read(sql.replace("a.id", "a.id AS a_id", 1))
+    ]
+    q = shared.db.query("SELECT 1 AS x, 2 AS x")
+    shared.rt.settle()
+    assert q.get().error is None and q.get().result == [{"x": 2}]
+
+
 # ---------------------------------------------------------------------------------------------
 # Writes: the rows after db.exec equal the rows after plain apsw ran the same statement
 
