@@ -25,7 +25,13 @@ from sqlite_cells.codec import (
     encode_value,
     parse_link,
 )
-from sqlite_cells.runtime._boundary import MAX_SECONDS, InvalidArgument, check_name, check_timeout
+from sqlite_cells.runtime._boundary import (
+    MAX_SECONDS,
+    InvalidArgument,
+    check_name,
+    check_timeout,
+    checked_arguments,
+)
 from sqlite_cells.runtime._cell import Cell
 from sqlite_cells.runtime._fork import FORKED_ADVICE, generation
 from sqlite_cells.runtime._participants import CommitParticipant
@@ -49,6 +55,7 @@ class Runtime:
 
     space_class: type[Space] = Space
 
+    @checked_arguments
     def __init__(
         self, store: str | os.PathLike[str] | None = None, *, poll_interval: float = 0.02
     ) -> None:
@@ -77,6 +84,7 @@ class Runtime:
         self._poller.start()
 
     @classmethod
+    @checked_arguments
     def ephemeral(cls, **options: Any) -> Self:
         """A runtime on a store in a new temporary directory, removed on close — or, for a
         runtime never closed, when the interpreter exits (the runtime is closed then)."""
@@ -93,6 +101,7 @@ class Runtime:
 
     # -- spaces and cells ----------------------------------------------------------------------
 
+    @checked_arguments
     def space(self, space_id: str) -> Space:
         """The space ``space_id``. Its file is opened if the store holds it, and created by its
         first commit, never by a read (R7)."""
@@ -112,6 +121,7 @@ class Runtime:
                 space = self._spaces[space_id] = self.space_class(self, space_id, file)
         return space
 
+    @checked_arguments
     def cell_from_link(self, link: Link | str | bytes) -> Cell:
         """The cell a link (or its stored string form) names, in any space of this runtime.
         Resolving creates no file (R7); the cell reads the default declared for its id in this
@@ -213,6 +223,7 @@ class Runtime:
 
     # -- reactivity ----------------------------------------------------------------------------
 
+    @checked_arguments
     def settle(self, timeout: float | None = None) -> bool:
         """Block until every re-run caused by past commits has delivered (including first runs
         of derived cells and queries created before the call). False on timeout.
@@ -232,6 +243,7 @@ class Runtime:
         self.check_open()
         return settled
 
+    @checked_arguments
     async def settled(self) -> bool:
         """``settle()`` for asyncio code: waits in a worker thread, never on the event loop."""
         return await asyncio.to_thread(self.settle)
@@ -272,6 +284,7 @@ class Runtime:
         if self._closed:
             raise ClosedError(f"the runtime on {self.store} is closed: open a new Runtime")
 
+    @checked_arguments
     def close(self) -> None:
         """Stop reacting and close every file. Safe to call twice. In a forked child it only
         marks the runtime closed: its files and threads are the parent's."""
