@@ -21,6 +21,7 @@ from sqlite_cells.codec import (
     Op,
     ParsedLink,
     SqliteCellsError,
+    ValueEncodeError,
     check_link,
     encode_value,
     parse_link,
@@ -78,6 +79,7 @@ class Runtime:
         self._defaults_lock = threading.Lock()
         self._defaults: dict[tuple[str, str], bytes] = {}
         self._temporary: Path | None = None
+        self._link_hook = self._link_of  # made once: encode() is on every write's path
         self._at_exit: Callable[[], None] | None = None  # an ephemeral store's exit cleanup
         self._wake = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="sqlite-cells-poller", daemon=True)
@@ -205,7 +207,22 @@ class Runtime:
 
     def encode(self, value: Any) -> bytes:
         """Encode a cell value; cells inside it become links."""
-        return encode_value(value, _link_of)
+        return encode_value(value, self._link_hook)
+
+    def _link_of(self, obj: Any) -> Link | None:
+        """The link a cell inside a value is stored as. A link names a cell of this store only
+        (its space id and cell id), so a cell of a runtime on another store is refused: stored
+        here, its link would name this store's cell of that id, a different one."""
+        if not isinstance(obj, Cell):
+            return None
+        theirs = obj.space.runtime
+        if theirs is not self and theirs.store != self.store:
+            raise ValueEncodeError(
+                f"the value holds {obj!r}, a cell of the runtime on {theirs.store}, but it is "
+                f"stored in {self.store}: a link names a cell of its own store only; store "
+                "its value (cell.get()), or open both spaces from one store"
+            )
+        return obj.link()
 
     # -- participants --------------------------------------------------------------------------
 
@@ -337,7 +354,3 @@ def _closer(runtime: Runtime) -> Callable[[], None]:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _link_of(obj: Any) -> Link | None:
-    return obj.link() if isinstance(obj, Cell) else None

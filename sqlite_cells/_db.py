@@ -189,8 +189,9 @@ class SqliteDb(Cell):
         self._check_live_committed()
         check_statement(sql, Mode.WRITE)
         sql = _plain(sql)
-        targets, fills = _targets(sql, decl, self.space.runtime)
-        bound = bind_rows(targets, rows, sql=sql, db_id=self.id, many=many)
+        runtime = self.space.runtime
+        targets, fills = _targets(sql, decl, runtime)
+        bound = bind_rows(targets, rows, sql=sql, db_id=self.id, many=many, store=runtime.store)
         self._claim(tx)
         # The op carries its request; it is turned into the recorded op when applied (R32).
         request = ExecRequest(decl, sql, bound, many, fills)
