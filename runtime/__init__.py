@@ -8,17 +8,22 @@ from sqlite_cells.runtime._boundary import DAMAGED_SPACE_ADVICE as DAMAGED_SPACE
 from sqlite_cells.runtime._boundary import MAX_SECONDS as MAX_SECONDS
 from sqlite_cells.runtime._boundary import InvalidArgument as InvalidArgument
 from sqlite_cells.runtime._boundary import StorePathError as StorePathError
+from sqlite_cells.runtime._boundary import UnknownInput as UnknownInput
 from sqlite_cells.runtime._boundary import check_name as check_name
 from sqlite_cells.runtime._boundary import check_timeout as check_timeout
+from sqlite_cells.runtime._boundary import checked_arguments as checked_arguments
 from sqlite_cells.runtime._boundary import exception_text as exception_text
 from sqlite_cells.runtime._boundary import printable as printable
+from sqlite_cells.runtime._boundary import refusal_of as refusal_of
 from sqlite_cells.runtime._boundary import stored_json_column as stored_json_column
 from sqlite_cells.runtime._boundary import surrogate_at as surrogate_at
 from sqlite_cells.runtime._boundary import translated as translated
 from sqlite_cells.runtime._boundary import waited_for_lock as waited_for_lock
+from sqlite_cells.runtime._cell import NO_VALUE as NO_VALUE
 from sqlite_cells.runtime._cell import Cell as Cell
 from sqlite_cells.runtime._cell import Reactive as Reactive
 from sqlite_cells.runtime._cell import observe_node as observe_node
+from sqlite_cells.runtime._cell import refuse_get as refuse_get
 from sqlite_cells.runtime._derived import Derived as Derived
 from sqlite_cells.runtime._derived import derive as derive
 from sqlite_cells.runtime._derived import lift as lift
@@ -81,6 +86,7 @@ __all__ = [
     "FORMAT_VERSION",
     "LENGTH_LIMIT",
     "MAX_SECONDS",
+    "NO_VALUE",
     "PENDING",
     "SPACE_TABLES",
     "STORE_ENV",
@@ -101,12 +107,14 @@ __all__ = [
     "SpaceFile",
     "StorePathError",
     "Transaction",
+    "UnknownInput",
     "busy_ms",
     "causal_cause",
     "check_companions",
     "check_file_kinds",
     "check_name",
     "check_timeout",
+    "checked_arguments",
     "current_transaction",
     "derive",
     "exception_text",
@@ -129,6 +137,8 @@ __all__ = [
     "pattern",
     "printable",
     "readable_format",
+    "refusal_of",
+    "refuse_get",
     "remove_unused",
     "require_transaction",
     "set_lock_wait",

@@ -9,10 +9,13 @@ its ``__cause__``.
 from __future__ import annotations
 
 import errno
+import functools
+import inspect
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import apsw
 
@@ -22,11 +25,14 @@ __all__ = [
     "DAMAGED_SPACE_ADVICE",
     "InvalidArgument",
     "StorePathError",
+    "UnknownInput",
     "check_name",
     "check_timeout",
+    "checked_arguments",
     "describe",
     "exception_text",
     "printable",
+    "refusal_of",
     "stored_json_column",
     "surrogate_at",
     "translated",
@@ -38,6 +44,107 @@ class InvalidArgument(SqliteCellsError, TypeError, ValueError):
     """A bad option given to a constructor, decorator or call (``poll_interval``, ``tries``,
     ``row=``, …): a value of the wrong type or out of range. Private to the project: callers
     catch ``ValueError``, ``TypeError`` or ``SqliteCellsError``."""
+
+
+class UnknownInput(InvalidArgument, KeyError):
+    """A name that is not among those a mapping holds (``piece.inputs["nope"]``): also a
+    ``KeyError``, so ``dict`` habits (``except KeyError``) keep working."""
+
+    def __str__(self) -> str:  # KeyError's str() is the repr of its argument
+        return str(self.args[0]) if self.args else ""
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class Refusal:
+    """What a call of ``fn`` with arguments its signature does not bind is told: an
+    :class:`InvalidArgument` naming the call, what was wrong and how to call it."""
+
+    def __init__(self, fn: Callable[..., Any], signature: inspect.Signature) -> None:
+        parameters = [
+            p.replace(annotation=inspect.Parameter.empty) for p in signature.parameters.values()
+        ]
+        self.is_method = bool(parameters) and parameters[0].name == "self"
+        if parameters and parameters[0].name in ("self", "cls"):
+            parameters = parameters[1:]
+        self.bare = signature.replace(
+            parameters=parameters, return_annotation=inspect.Signature.empty
+        )
+        # A class is called by its name: Runtime(...), not Runtime.__init__(...).
+        self.name = fn.__qualname__.removesuffix(".__init__")
+        self.signature = signature
+
+    def error(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> InvalidArgument | None:
+        """The error for a call with ``args`` and ``kwargs``; None if they bind."""
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            name = self.name
+            if self.is_method and args:  # named by the class it was called on (SqliteDb.get)
+                name = f"{type(args[0]).__name__}.{name.rpartition('.')[2]}"
+            return InvalidArgument(
+                f"{name}() does not take these arguments ({exc}): call it as {name}{self.bare}"
+            )
+        return None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Raise the error for a call the caller already knows does not bind."""
+        error = self.error(args, kwargs)
+        if error is None:  # pragma: no cover - the caller's own check is wrong
+            raise AssertionError(f"{self.name}{self.bare} takes these arguments")
+        raise error
+
+
+def refusal_of(shape: Callable[..., Any]) -> Refusal:
+    """The :class:`Refusal` of a method whose public signature is ``shape``'s. For the few hot
+    methods (``Cell.get``, ``Cell.set``, ``SqliteDb.exec``) where :func:`checked_arguments`'
+    extra frame would show: they take stray arguments at run time (``*extra, **named``, typed
+    ``Never`` so type checkers still refuse them) and call the refusal when there are any, at
+    the cost of one test of two empty containers."""
+    return Refusal(shape, inspect.signature(shape))
+
+
+def checked_arguments(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``fn``, raising :class:`InvalidArgument` instead of Python's own ``TypeError`` when it is
+    called with arguments its signature does not take (one too many, a missing one, an unknown
+    keyword): the error names the call and shows its signature. A ``TypeError`` raised inside
+    ``fn`` for arguments that do bind is the body's own and passes through unchanged.
+
+    The check costs one Python frame until the call fails: Python binds the arguments, and only
+    a ``TypeError`` makes the wrapper bind them again against the signature to tell the two
+    apart. A coroutine function stays one (its arity error is raised where it is awaited)."""
+    try:
+        refusal = Refusal(fn, inspect.signature(fn))
+    except (TypeError, ValueError):  # a callable without one (some builtins): left as it is
+        return fn
+
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def awaited(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except TypeError:
+                error = refusal.error(args, kwargs)
+                if error is None:
+                    raise
+                raise error from None
+
+        return awaited  # type: ignore[return-value]  # same ParamSpec, an awaitable result
+
+    @functools.wraps(fn)
+    def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return fn(*args, **kwargs)
+        except TypeError:
+            error = refusal.error(args, kwargs)
+            if error is None:
+                raise
+            raise error from None
+
+    return call
 
 
 class StorePathError(DatabaseError, ValueError):

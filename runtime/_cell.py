@@ -6,7 +6,7 @@ import enum
 import html
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Never
 
 import msgspec
 import reactivex
@@ -22,7 +22,12 @@ from sqlite_cells.codec import (
     decode_value,
     encode_link,
 )
-from sqlite_cells.runtime._boundary import InvalidArgument, surrogate_at
+from sqlite_cells.runtime._boundary import (
+    InvalidArgument,
+    checked_arguments,
+    refusal_of,
+    surrogate_at,
+)
 from sqlite_cells.runtime._scheduler import Node
 from sqlite_cells.runtime._tx import TxState, current_transaction, require_transaction
 
@@ -31,10 +36,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NO_DEFAULT",
+    "NO_VALUE",
     "Cell",
     "CellSource",
     "Reactive",
     "observe_node",
+    "refuse_get",
     "value_at",
     "with_value_at",
 ]
@@ -50,6 +57,19 @@ class _NoDefault(enum.Enum):
 
 
 NO_DEFAULT: Any = _NoDefault.NO_DEFAULT  # "no default declared here": keep the id's default
+NO_VALUE: Any = object()  # set() called without a value
+
+
+def _get(self: Cell) -> Any:
+    """Cell.get's public signature."""
+
+
+def _set(self: Cell, value: Any) -> None:
+    """Cell.set's public signature."""
+
+
+_get.__qualname__, _set.__qualname__ = "Cell.get", "Cell.set"
+refuse_get, refuse_set = refusal_of(_get), refusal_of(_set)
 
 
 class Cell:
@@ -134,16 +154,23 @@ class Cell:
                 self._id, path, "value", data, f"cell {self._id} in space file {path}: {exc}"
             ) from exc
 
-    def get(self) -> Any:
+    def get(self, *extra: Never, **named: Never) -> Any:
+        # Stray arguments are refused here, not by checked_arguments: get is hot (see refusal_of).
+        if extra or named:
+            refuse_get(self, *extra, **named)
         return self.decode(self._entity_data())
 
     # -- writing -------------------------------------------------------------------------------
 
-    def set(self, value: Any) -> None:
+    def set(self, value: Any = NO_VALUE, *extra: Never, **named: Never) -> None:
         """Write ``value`` at this cell's path (inside a transaction; ``NoTransaction`` otherwise).
         A write at a path reads the rest of the value, so concurrent writers conflict. A value
         that is not JSON raises ``ValueEncodeError`` before anything is recorded (R6); a cell the
         runtime protects (a database handle, R5) raises a ``TypeError``."""
+        # Missing or stray arguments are refused here: set is hot (see refusal_of).
+        if value is NO_VALUE or extra or named:
+            given = () if value is NO_VALUE else (value,)
+            refuse_set(self, *given, *extra, **named)
         self._space.runtime.check_writable(self._space.id, self._id)
         self._write(value, checked=True)
 
@@ -181,6 +208,7 @@ class Cell:
         if read is not None and tx.state is TxState.OPEN:
             tx.record_read(file, self._id, read)
 
+    @checked_arguments
     def update(self, fn: Callable[[Any], Any]) -> None:
         """Set the value to ``fn(current value)``; ``fn`` that is not callable is an
         ``InvalidArgument`` (nothing is recorded). Outside a transaction it is ``NoTransaction``
@@ -193,6 +221,7 @@ class Cell:
         require_transaction(f"writing cell {self._id}", self._space.file)
         self.set(fn(self.get()))
 
+    @checked_arguments
     def key(self, key: PathElement) -> Cell:
         """The cell at ``key`` (an object key or a list index) inside this cell's value. A key
         of another type or an index past 64 bits is an ``InvalidArgument``, text that cannot be
@@ -215,6 +244,7 @@ class Cell:
 
     # -- links and reactivity ------------------------------------------------------------------
 
+    @checked_arguments
     def link(self, target: Cell | None = None) -> Link:
         """This cell's link. Given a ``target``, first make this cell hold a link to it: a
         committed write (in the current transaction, or in one of its own). A target that is
@@ -229,12 +259,14 @@ class Cell:
                 self.set(target)
         return Link(id=self._id, space=self._space.id, scope="space", path=self.value_path)
 
+    @checked_arguments
     def link_str(self) -> str:
         return encode_link(self.link()).decode("utf-8")
 
     def _node(self) -> Node:
         return self._space.source_for(self)
 
+    @checked_arguments
     def observe(self) -> Observable[Any]:
         """The current committed value, then each change (delivered on the scheduler thread,
         only after the commit is durable)."""

@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import html
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 from reactivex import Observable
 
-from sqlite_cells.runtime._boundary import InvalidArgument
+from sqlite_cells.runtime._boundary import InvalidArgument, checked_arguments
 from sqlite_cells.runtime._cell import Cell, Reactive, observe_node, same_value
 from sqlite_cells.runtime._scheduler import Node, Scheduler
 
@@ -28,10 +29,17 @@ class Derived(Reactive):
 
     def __init__(self, inputs: tuple[Any, ...], fn: Callable[..., Any]) -> None:
         _check_function(fn)
+        _check_arity(fn, len(inputs))
         nodes = tuple(n for n in map(node_of, inputs) if n is not None)
         if not nodes:
             raise InvalidArgument(
                 f"derive/lift of {fn!r} needs at least one cell or derived input to react to"
+            )
+        if any(n.scheduler is not nodes[0].scheduler for n in nodes):
+            raise InvalidArgument(
+                f"derive/lift of {fn!r} has inputs of different runtimes: a derived cell "
+                "re-runs after the commits of one runtime; give it cells of one runtime (open "
+                "the other space from the same Runtime)"
             )
         self._fn = fn
         self._inputs = inputs
@@ -43,6 +51,7 @@ class Derived(Reactive):
     def _node(self) -> Node:
         return self._graph_node
 
+    @checked_arguments
     def get(self) -> Any:
         """The current value; waits for the first computation if it has not run yet. If the
         last computation raised, that error is raised again (subscribers got it as
@@ -53,6 +62,7 @@ class Derived(Reactive):
             raise error
         return value
 
+    @checked_arguments
     def observe(self) -> Observable[Any]:
         return observe_node(self)
 
@@ -109,11 +119,13 @@ def _current(value: Any) -> Any:
     return node.value
 
 
+@checked_arguments
 def derive(source: Any, fn: Callable[[Any], Any]) -> Derived:
     """A derived cell holding ``fn(source's value)``."""
     return Derived((source,), fn)
 
 
+@checked_arguments
 def lift(fn: Callable[..., Any]) -> Callable[..., Derived]:
     """Turn ``fn`` into a builder of derived cells: ``lift(f)(a, b)`` holds ``f(a's value, b's
     value)``; constants are passed through. A ``fn`` that is not callable is an
@@ -130,3 +142,22 @@ def lift(fn: Callable[..., Any]) -> Callable[..., Derived]:
 def _check_function(fn: object) -> None:
     if not callable(fn):
         raise InvalidArgument(f"derive/lift takes a function, not {fn!r}")
+
+
+def _check_arity(fn: Callable[..., Any], count: int) -> None:
+    """Refuse, where the derived cell is made, a function that cannot take ``count`` values
+    positionally: it would fail at each computation, on the scheduler's thread. A callable
+    without a signature (some builtins) is taken on trust."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*range(count))
+    except TypeError as exc:
+        name = getattr(fn, "__qualname__", None) or repr(fn)
+        raise InvalidArgument(
+            f"derive/lift of {name}{signature} is given {count} input(s) but the function "
+            f"cannot take them ({exc}): give it a function of {count} argument(s), one per "
+            "input, in order"
+        ) from None

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from sqlite_cells.codec import ConflictError
-from sqlite_cells.runtime._boundary import InvalidArgument
+from sqlite_cells.runtime._boundary import InvalidArgument, checked_arguments
 from sqlite_cells.runtime._space_file import SpaceFile
 from sqlite_cells.runtime._tx import Transaction, TxState, current_transaction, transaction
 
@@ -46,6 +46,7 @@ def handler(fn: Callable[P, Any], /) -> Callable[P, int | None]: ...
 def handler(*, tries: int = DEFAULT_TRIES) -> _Decorator: ...
 
 
+@checked_arguments
 def handler(fn: Callable[..., Any] | None = None, /, *, tries: int = DEFAULT_TRIES) -> Any:
     """Decorate a function so each call runs its body in a new transaction and commits it.
 
@@ -121,7 +122,7 @@ def _sync_handler(body: Callable[..., Any], tries: int) -> Callable[..., int | N
                 time.sleep(random.uniform(0, 0.001 * 2**attempt))
         raise AssertionError("unreachable")
 
-    return run
+    return checked_arguments(run)
 
 
 def _ran(body: Callable[..., Any], result: object) -> None:
@@ -167,7 +168,7 @@ def _async_handler(
                 await asyncio.sleep(random.uniform(0, 0.001 * 2**attempt))
         raise AssertionError("unreachable")
 
-    return run
+    return checked_arguments(run)
 
 
 def _take(collecting: Transaction) -> Transaction:

@@ -15,7 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlite_cells.runtime._boundary import InvalidArgument
+from sqlite_cells.runtime._boundary import InvalidArgument, UnknownInput, checked_arguments
 
 if TYPE_CHECKING:
     from sqlite_cells.runtime._cell import Cell
@@ -143,10 +143,23 @@ def _shown(parameter: inspect.Parameter) -> str:
     return repr(prefix + parameter.name)
 
 
+@checked_arguments
 def pattern(fn: Callable[..., Any]) -> Pattern:
     """Make ``fn`` a pattern (see :class:`Pattern`); a non-callable, or a parameter that cannot
     be given by name, is an :class:`InvalidArgument` (a ``TypeError``) at once."""
     return Pattern(fn)
+
+
+class Inputs(dict[str, "Cell"]):
+    """A piece's input cells by input name. A name the pattern does not take is an
+    :class:`UnknownInput` (a ``KeyError`` too) that lists the names it does take."""
+
+    def __missing__(self, name: object) -> Cell:
+        takes = ", ".join(repr(n) for n in self) if self else "no inputs"
+        raise UnknownInput(
+            f"this piece has no input {name!r}: its pattern takes {takes}; "
+            "use one of those names, as the pattern's parameters spell them"
+        )
 
 
 @dataclass(frozen=True)
@@ -157,5 +170,5 @@ class Piece:
     id: str
     space: Space
     pattern: Pattern
-    inputs: dict[str, Cell] = field(default_factory=dict)
+    inputs: Inputs = field(default_factory=Inputs)
     outputs: Any = None

@@ -21,11 +21,18 @@ from sqlite_cells.codec import (
     Op,
     ParsedLink,
     SqliteCellsError,
+    ValueEncodeError,
     check_link,
     encode_value,
     parse_link,
 )
-from sqlite_cells.runtime._boundary import MAX_SECONDS, InvalidArgument, check_name, check_timeout
+from sqlite_cells.runtime._boundary import (
+    MAX_SECONDS,
+    InvalidArgument,
+    check_name,
+    check_timeout,
+    checked_arguments,
+)
 from sqlite_cells.runtime._cell import Cell
 from sqlite_cells.runtime._fork import FORKED_ADVICE, generation
 from sqlite_cells.runtime._participants import CommitParticipant
@@ -49,6 +56,7 @@ class Runtime:
 
     space_class: type[Space] = Space
 
+    @checked_arguments
     def __init__(
         self, store: str | os.PathLike[str] | None = None, *, poll_interval: float = 0.02
     ) -> None:
@@ -71,12 +79,14 @@ class Runtime:
         self._defaults_lock = threading.Lock()
         self._defaults: dict[tuple[str, str], bytes] = {}
         self._temporary: Path | None = None
+        self._link_hook = self._link_of  # made once: encode() is on every write's path
         self._at_exit: Callable[[], None] | None = None  # an ephemeral store's exit cleanup
         self._wake = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="sqlite-cells-poller", daemon=True)
         self._poller.start()
 
     @classmethod
+    @checked_arguments
     def ephemeral(cls, **options: Any) -> Self:
         """A runtime on a store in a new temporary directory, removed on close — or, for a
         runtime never closed, when the interpreter exits (the runtime is closed then)."""
@@ -93,6 +103,7 @@ class Runtime:
 
     # -- spaces and cells ----------------------------------------------------------------------
 
+    @checked_arguments
     def space(self, space_id: str) -> Space:
         """The space ``space_id``. Its file is opened if the store holds it, and created by its
         first commit, never by a read (R7)."""
@@ -112,6 +123,7 @@ class Runtime:
                 space = self._spaces[space_id] = self.space_class(self, space_id, file)
         return space
 
+    @checked_arguments
     def cell_from_link(self, link: Link | str | bytes) -> Cell:
         """The cell a link (or its stored string form) names, in any space of this runtime.
         Resolving creates no file (R7); the cell reads the default declared for its id in this
@@ -195,7 +207,22 @@ class Runtime:
 
     def encode(self, value: Any) -> bytes:
         """Encode a cell value; cells inside it become links."""
-        return encode_value(value, _link_of)
+        return encode_value(value, self._link_hook)
+
+    def _link_of(self, obj: Any) -> Link | None:
+        """The link a cell inside a value is stored as. A link names a cell of this store only
+        (its space id and cell id), so a cell of a runtime on another store is refused: stored
+        here, its link would name this store's cell of that id, a different one."""
+        if not isinstance(obj, Cell):
+            return None
+        theirs = obj.space.runtime
+        if theirs is not self and theirs.store != self.store:
+            raise ValueEncodeError(
+                f"the value holds {obj!r}, a cell of the runtime on {theirs.store}, but it is "
+                f"stored in {self.store}: a link names a cell of its own store only; store "
+                "its value (cell.get()), or open both spaces from one store"
+            )
+        return obj.link()
 
     # -- participants --------------------------------------------------------------------------
 
@@ -213,6 +240,7 @@ class Runtime:
 
     # -- reactivity ----------------------------------------------------------------------------
 
+    @checked_arguments
     def settle(self, timeout: float | None = None) -> bool:
         """Block until every re-run caused by past commits has delivered (including first runs
         of derived cells and queries created before the call). False on timeout.
@@ -232,6 +260,7 @@ class Runtime:
         self.check_open()
         return settled
 
+    @checked_arguments
     async def settled(self) -> bool:
         """``settle()`` for asyncio code: waits in a worker thread, never on the event loop."""
         return await asyncio.to_thread(self.settle)
@@ -272,6 +301,7 @@ class Runtime:
         if self._closed:
             raise ClosedError(f"the runtime on {self.store} is closed: open a new Runtime")
 
+    @checked_arguments
     def close(self) -> None:
         """Stop reacting and close every file. Safe to call twice. In a forked child it only
         marks the runtime closed: its files and threads are the parent's."""
@@ -324,7 +354,3 @@ def _closer(runtime: Runtime) -> Callable[[], None]:
 
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _link_of(obj: Any) -> Link | None:
-    return obj.link() if isinstance(obj, Cell) else None

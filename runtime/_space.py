@@ -10,9 +10,16 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from sqlite_cells.codec import Link, derive_id
-from sqlite_cells.runtime._boundary import InvalidArgument, check_name
+from sqlite_cells.runtime._boundary import InvalidArgument, check_name, checked_arguments
 from sqlite_cells.runtime._cell import NO_DEFAULT, Cell, CellSource
-from sqlite_cells.runtime._pattern import Pattern, Piece, building, causal_cause, piece_cause
+from sqlite_cells.runtime._pattern import (
+    Inputs,
+    Pattern,
+    Piece,
+    building,
+    causal_cause,
+    piece_cause,
+)
 from sqlite_cells.runtime._scheduler import Node
 from sqlite_cells.runtime._space_file import SpaceFile
 from sqlite_cells.runtime._tx import Transaction, own_scope, transaction
@@ -46,6 +53,7 @@ class Space:
         self._sources_lock = threading.Lock()
         self._sources: dict[str, dict[tuple[str | int, ...], CellSource]] = {}
 
+    @checked_arguments
     def cell(self, name: str | None = None, *, default: Any = NO_DEFAULT) -> Cell:
         """The persisted cell named ``name`` (its id derives from the space id and the name, or
         inside a pattern from the piece; R1). ``default`` is its value until first written; it
@@ -57,6 +65,7 @@ class Space:
         self.runtime.check_open()
         return Cell(self, derive_id(*causal_cause(self.id, "cell", name)), (), default)
 
+    @checked_arguments
     def transact(self) -> AbstractContextManager[Transaction]:
         """A transaction on this space: commits on normal exit, discards on an exception.
         Inside another transaction it joins the outer one."""
@@ -65,6 +74,7 @@ class Space:
             self.runtime.space(self.id)
         return transaction(self.file)
 
+    @checked_arguments
     def run(self, pattern: Pattern, *, key: str, **inputs: Any) -> Piece:
         """Instantiate ``pattern`` as the piece identified by (space, pattern name, ``key``);
         inside another pattern's body by (that piece, pattern name, ``key``) (R1).
@@ -126,7 +136,9 @@ class Space:
                 args[name] = self.unbound_input(cells[name], hints.get(name))
         with building(piece_id):
             outputs = pattern.fn(**args)
-        return Piece(id=piece_id, space=self, pattern=pattern, inputs=cells, outputs=outputs)
+        return Piece(
+            id=piece_id, space=self, pattern=pattern, inputs=Inputs(cells), outputs=outputs
+        )
 
     def check_input(self, pattern: Pattern, name: str, value: Any, annotation: Any) -> None:
         """Refuse, with an :class:`InvalidArgument`, a value given for input ``name`` that the

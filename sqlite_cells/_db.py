@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Never, TypeVar, overload
 
 import apsw
 
@@ -37,11 +37,15 @@ from sqlite_cells.files import (
 )
 from sqlite_cells.read import Query, Reaction, Statement, resolve_params, row_decoder
 from sqlite_cells.runtime import (
+    NO_VALUE,
     Cell,
     InvalidArgument,
     PendingOp,
     Transaction,
+    checked_arguments,
     current_transaction,
+    refusal_of,
+    refuse_get,
     require_transaction,
 )
 from sqlite_cells.schema import Declaration, SourceKind, Table, fill_orders
@@ -65,6 +69,14 @@ __all__ = ["DEFAULT", "SqliteDb", "sqlite_query"]
 DEFAULT: Any = object()  # marks "react_on not given": react to what the query reads (R51)
 
 T = TypeVar("T")
+
+
+def _exec(self: SqliteDb, sql: str, params: Any = None) -> None:
+    """SqliteDb.exec's public signature."""
+
+
+_exec.__qualname__ = "SqliteDb.exec"
+_refuse_exec = refusal_of(_exec)
 
 
 class SqliteDb(Cell):
@@ -112,9 +124,11 @@ class SqliteDb(Cell):
         """How many committed transactions wrote this database (0 before the first write)."""
         return int(self.get()["rev"])
 
-    def get(self) -> Any:
+    def get(self, *extra: Never, **named: Never) -> Any:
         """The handle value ``{"id", "tables", "rev"}`` (R2); ``Quarantined`` if the stored value
         is not one (written by an older or foreign program; R5)."""
+        if extra or named:  # the signature of Cell.get, which is hot (see refusal_of)
+            refuse_get(self, *extra, **named)
         return check_handle(self.id, self._stored())
 
     def _stored(self) -> Any:
@@ -127,12 +141,14 @@ class SqliteDb(Cell):
         except EncodingError as exc:
             raise unreadable_handle(self.id, data, exc) from exc
 
-    def set(self, value: Any) -> None:
+    def set(self, value: Any = NO_VALUE, *extra: Never, **named: Never) -> None:
         raise handle_not_writable(self.id)
 
+    @checked_arguments
     def update(self, fn: Any) -> None:
         raise handle_not_writable(self.id)
 
+    @checked_arguments
     def key(self, key: Any) -> Cell:
         raise HandleNotWritable(
             f"database {self.id} has no paths (R5): read it with db.read(...)/db.query(...), or "
@@ -151,11 +167,16 @@ class SqliteDb(Cell):
 
     # -- writes --------------------------------------------------------------------------------
 
-    def exec(self, sql: str, params: Any = None) -> None:
+    def exec(self, sql: str = NO_VALUE, params: Any = None, *extra: Never, **named: Never) -> None:
         """Record one write statement on the current transaction; it runs when the transaction
         commits, in the same SQLite transaction as the cell writes (R31–R34)."""
+        # Missing or stray arguments are refused here: exec is hot (see refusal_of).
+        if sql is NO_VALUE or extra or named:
+            given = () if sql is NO_VALUE else (sql, params)
+            _refuse_exec(self, *given, *extra, **named)
         self._record(sql, [params], many=False)
 
+    @checked_arguments
     def exec_many(self, sql: str, rows: Iterable[Any]) -> None:
         """``exec`` for many parameter rows: one op, one guard check (R36). ``rows`` is an
         iterable of rows; anything else is an ``ExecError`` (and ``TypeError``) at the call."""
@@ -168,8 +189,9 @@ class SqliteDb(Cell):
         self._check_live_committed()
         check_statement(sql, Mode.WRITE)
         sql = _plain(sql)
-        targets, fills = _targets(sql, decl, self.space.runtime)
-        bound = bind_rows(targets, rows, sql=sql, db_id=self.id, many=many)
+        runtime = self.space.runtime
+        targets, fills = _targets(sql, decl, runtime)
+        bound = bind_rows(targets, rows, sql=sql, db_id=self.id, many=many, store=runtime.store)
         self._claim(tx)
         # The op carries its request; it is turned into the recorded op when applied (R32).
         request = ExecRequest(decl, sql, bound, many, fills)
@@ -187,6 +209,7 @@ class SqliteDb(Cell):
             )
         tx.bind(self.space.file)
 
+    @checked_arguments
     def drop(self) -> None:
         """Drop this database inside the current transaction: the handle is marked dropped, and
         once the commit is durable the database can no longer be read or written. Its file is
@@ -247,6 +270,7 @@ class SqliteDb(Cell):
     def query(
         self, sql: str, params: Any = None, *, row: type[T], react_on: Any = DEFAULT
     ) -> Query[T]: ...
+    @checked_arguments
     def query(
         self, sql: str, params: Any = None, *, row: type[Any] | None = None, react_on: Any = DEFAULT
     ) -> Query[Any]:
@@ -272,6 +296,7 @@ class SqliteDb(Cell):
     def read(self, sql: str, params: Any = None, *, row: None = None) -> list[dict[str, Any]]: ...
     @overload
     def read(self, sql: str, params: Any = None, *, row: type[T]) -> list[T]: ...
+    @checked_arguments
     def read(self, sql: str, params: Any = None, *, row: type[Any] | None = None) -> list[Any]:
         """A one-shot snapshot read. It runs on a query worker while the caller waits, so it
         keeps ``query_timeout`` even through one long function call (R44)."""
@@ -415,9 +440,9 @@ class LinkedDb(SqliteDb):
         decl = self.space.runtime.declaration_for(linked)
         return SqliteDb(linked.space, decl)  # type: ignore[arg-type]  # a sqlite_cells Space
 
-    def get(self) -> Any:
+    def get(self, *extra: Never, **named: Never) -> Any:
         """The input cell's value (a link to the database, or None while nothing is linked)."""
-        return Cell.get(self)
+        return Cell.get(self, *extra, **named)
 
     @property
     def declaration(self) -> Declaration:
@@ -439,15 +464,18 @@ class LinkedDb(SqliteDb):
     def path(self) -> Path:
         return self.target().path
 
-    def exec(self, sql: str, params: Any = None) -> None:
-        self.target().exec(sql, params)
+    def exec(self, sql: str = NO_VALUE, params: Any = None, *extra: Never, **named: Never) -> None:
+        self.target().exec(sql, params, *extra, **named)
 
+    @checked_arguments
     def exec_many(self, sql: str, rows: Iterable[Any]) -> None:
         self.target().exec_many(sql, rows)
 
+    @checked_arguments
     def drop(self) -> None:
         self.target().drop()
 
+    @checked_arguments
     def read(self, sql: str, params: Any = None, *, row: type[Any] | None = None) -> list[Any]:
         return self.target().read(sql, params, row=row)
 
@@ -474,6 +502,7 @@ def sqlite_query(
 def sqlite_query(
     *, db: SqliteDb, sql: str, params: Any = None, row: type[T], react_on: Any = DEFAULT
 ) -> Query[T]: ...
+@checked_arguments
 def sqlite_query(
     *,
     db: SqliteDb,

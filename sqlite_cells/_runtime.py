@@ -61,6 +61,7 @@ from sqlite_cells.runtime import (
     causal_cause,
     check_companions,
     check_name,
+    checked_arguments,
     own_transaction,
     translated,
     waited_for_lock,
@@ -88,6 +89,7 @@ class Space(runtime.Space):
 
     runtime: Runtime
 
+    @checked_arguments
     def sqlite_database(
         self,
         name: str | None = None,
@@ -131,6 +133,7 @@ class Space(runtime.Space):
         self.runtime._declare(decl)
         return SqliteDb(self, decl)
 
+    @checked_arguments
     def register_disk_source(self, path: str | os.PathLike[str]) -> SqliteDb:
         """A read-only handle to an existing SQLite file outside the store (R60). The path rules
         are those of ``_sources``; registering the same file twice gives the same handle. The
@@ -210,6 +213,7 @@ class Space(runtime.Space):
             return LinkedDb(self, cell)
         return cell
 
+    @checked_arguments
     def gc(self) -> list[Path]:
         """Remove the store's ``cell-*.sqlite`` files (and their -wal/-shm) that no handle of
         any space of the store ever named (R74: see ``collect_garbage``; calling this is the
@@ -228,6 +232,7 @@ class Runtime(runtime.Runtime):
 
     space_class = Space
 
+    @checked_arguments
     def __init__(
         self,
         store: str | os.PathLike[str] | None = None,
@@ -283,6 +288,7 @@ class Runtime(runtime.Runtime):
             behind=self._forget_reconciled,
         )
 
+    @checked_arguments
     def space(self, space_id: str) -> Space:
         opened = super().space(space_id)
         assert isinstance(opened, Space)
@@ -636,6 +642,7 @@ class Runtime(runtime.Runtime):
                 self._quarantined.pop(decl.db_id, None)
                 self._reconciled.add(decl.db_id)
 
+    @checked_arguments
     def close(self) -> None:
         if not self.is_open:
             return

@@ -29,7 +29,16 @@ from sqlite_cells.read._live import LiveQueries
 from sqlite_cells.read._reader import Statement, StatementResult, known_read_set
 from sqlite_cells.read._rows import RowDecoder, build_rows
 from sqlite_cells.read._same import same_values
-from sqlite_cells.runtime import Node, Reactive, Scheduler, Space, node_of, observe_node, own
+from sqlite_cells.runtime import (
+    Node,
+    Reactive,
+    Scheduler,
+    Space,
+    checked_arguments,
+    node_of,
+    observe_node,
+    own,
+)
 from sqlite_cells.schema import Declaration, SourceKind
 from sqlite_cells.sql import Bound, is_pending
 
@@ -190,11 +199,13 @@ class Query(Reactive, Generic[T]):
     def _node(self) -> Node:
         return self._graph_node
 
+    @checked_arguments
     def get(self) -> QueryState[T]:
         """The current state; waits for the query's first scheduling (not for its rows)."""
         state: QueryState[T] = self._graph_node.current()
         return state
 
+    @checked_arguments
     def observe(self) -> Observable[QueryState[T]]:
         return observe_node(self)
 

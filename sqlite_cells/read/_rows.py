@@ -46,7 +46,7 @@ import msgspec
 from sqlite_cells.codec import QueryError, SqliteCellsError, parse_link, parse_links
 from sqlite_cells.read._reader import StatementResult
 from sqlite_cells.read._stored_values import Misfit, one_type, sqlite_adapter, with_sqlite_values
-from sqlite_cells.runtime import Cell, InvalidArgument, Runtime, Space
+from sqlite_cells.runtime import Cell, InvalidArgument, Runtime, Space, checked_arguments
 
 __all__ = ["RowDecoder", "build_rows", "decode_cf_link", "row_decoder"]
 
@@ -59,6 +59,7 @@ _MODULE_PATH = re.compile(r"\b(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_])")
 _AT_FIELD = re.compile(r"at `\$(?:\[\d+\])?\.(.+?)`$")
 
 
+@checked_arguments
 def decode_cf_link(value: str | bytes | None, rt: Runtime) -> Cell | None:
     """A stored link string → the live ``Cell`` it names; ``None`` → ``None``.
     Raises :class:`LinkDecodeError` for anything that is not exactly one link, and

@@ -5,8 +5,9 @@ and 1, arrays and objects as JSON text (``json_group_array``, ``json_object``), 
 and blobs apart. Before msgspec's strict conversion, the columns read into such fields are
 read as those fields take them: a ``bool`` field takes 0 and 1, a container field (a list, a
 dict, a nested Struct, dataclass or TypedDict) the value its JSON text encodes, and a ``bytes``
-field refuses text, which msgspec would otherwise decode as base64. Anything else is left as it
-is for the conversion to accept or refuse, naming the column.
+field refuses text, which msgspec would otherwise decode as base64, and a ``float`` field refuses
+an integer no float holds exactly (past 2**53), which msgspec would round. Anything else is left
+as it is for the conversion to accept or refuse, naming the column.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -66,9 +67,16 @@ def _is_blob_type(hint: Any) -> bool:
     return one_type(hint) in _BLOBS
 
 
+def _is_float_type(hint: Any) -> bool:
+    """``float`` or ``float | None``: a field msgspec fills from an integer too, rounding it."""
+    return one_type(hint) is float
+
+
 def sqlite_adapter(hint: Any) -> Callable[[Any], Any] | None:
     """How a value SQLite stores is read into a field of type ``hint`` before the strict
     conversion (None: as it is)."""
+    if _is_float_type(hint):
+        return exact_real
     if _is_bool_type(hint):
         return _flag
     if _is_container_type(hint):
@@ -112,6 +120,29 @@ def _blob(value: Any) -> Any:
     return value
 
 
+# Every integer of at most 53 bits has an exact float; past that, only some do.
+_EXACT_FLOAT_INT = 2**53
+
+
+def exact_real(value: Any) -> Any:
+    """An integer that a float holds exactly (any other value) as it is; an integer no float
+    holds (SQLite's 64-bit integers past 2**53, such as 2**53 + 1) refused: a float field
+    would silently get a neighbouring number. Changes no value: a check, run without copying
+    the rows."""
+    if (
+        type(value) is int
+        and not -_EXACT_FLOAT_INT <= value <= _EXACT_FLOAT_INT
+        and int(float(value)) != value
+    ):
+        raise Misfit(
+            "float",
+            f"int {value}, which no float holds exactly",
+            "type the field int (or int | float) to keep the integer, or select "
+            "CAST({column} AS REAL) to accept the rounding",
+        )
+    return value
+
+
 def _flag(value: Any) -> Any:
     """SQLite's boolean (the integer 0 or 1; ``TRUE`` and ``FALSE`` are those integers) as a
     ``bool``; any other value as it is, for the strict conversion to accept or refuse."""
@@ -140,6 +171,10 @@ def with_sqlite_values(
     fields take them (``adapters``, by column): booleans from 0 and 1, arrays and objects from
     JSON text, blobs never from text (raises :class:`Misfit`). A new result: ``given`` may be
     shared by queries."""
+    checks = {name: adapt for name, adapt in adapters.items() if adapt is exact_real}
+    if checks:
+        _check(given, checks)
+        adapters = {name: adapt for name, adapt in adapters.items() if adapt is not exact_real}
     if not adapters:
         return given
     if not isinstance(given, StatementResult):
@@ -160,6 +195,21 @@ def with_sqlite_values(
             changed[i] = _adapted(adapt, changed[i], name)
         rows.append(tuple(changed))
     return dataclasses.replace(given, rows=rows, dicts=None, unchanged=False)
+
+
+def _check(
+    given: StatementResult | list[dict[str, Any]], checks: Mapping[str, Callable[[Any], Any]]
+) -> None:
+    """Run adapters that change no value (checks) over their columns, copying nothing."""
+    if isinstance(given, StatementResult):
+        for i, name in enumerate(given.names):
+            if name in checks:
+                for values in given.rows:
+                    _adapted(checks[name], values[i], name)
+        return
+    for item in given:
+        for name in checks.keys() & item.keys():
+            _adapted(checks[name], item[name], name)
 
 
 def _adapted(adapt: Callable[[Any], Any], value: Any, column: str) -> Any:

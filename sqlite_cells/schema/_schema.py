@@ -34,7 +34,7 @@ from typing import Final
 import apsw
 
 from sqlite_cells.codec import SchemaError
-from sqlite_cells.runtime import LENGTH_LIMIT, surrogate_at
+from sqlite_cells.runtime import LENGTH_LIMIT, checked_arguments, surrogate_at
 from sqlite_cells.sql import (
     ALLOWED_SQLITE_FUNCTIONS,
     DATABASE_NAMES,
@@ -101,6 +101,7 @@ class CfLink:
 _CF_LINK: Final = CfLink()
 
 
+@checked_arguments
 def cf_link() -> CfLink:
     """The spec of a column holding a link to a cell (R11); the column must end in ``_cf_link``."""
     return _CF_LINK
@@ -314,6 +315,7 @@ def _column(name: str, spec: object) -> Column:
     return Column(name, spec.strip(), False)
 
 
+@checked_arguments
 def table(
     mapping: Mapping[str, str | CfLink] | None = None,
     /,

@@ -16,6 +16,7 @@ from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import compress, repeat
 from operator import is_
+from pathlib import Path
 from typing import Any
 
 from sqlite_cells.codec import (
@@ -55,13 +56,20 @@ def parameter_rows(rows: Any, *, sql: str, db_id: str) -> list[Any]:
 
 
 def bind_rows(
-    targets: ParamTargets, rows: Sequence[Any], *, sql: str, db_id: str, many: bool = False
+    targets: ParamTargets,
+    rows: Sequence[Any],
+    *,
+    sql: str,
+    db_id: str,
+    many: bool = False,
+    store: Path | None = None,
 ) -> list[Bound]:
     """Encode each parameter row (a sequence for positional parameters, a mapping for named ones)
     for ``sql`` whose parameters target the columns described by ``targets``. With ``many``
-    (``exec_many``'s rows) a refusal names the row too."""
+    (``exec_many``'s rows) a refusal names the row too. A ``Cell`` bound to a link column must be
+    of the ``store`` the database is in (its link names a cell of its own store only)."""
     if targets.named or targets.mixed or any(_is_link(t) for t in targets.positional):
-        return _bind_each(targets, rows, sql=sql, db_id=db_id, many=many)
+        return _bind_each(targets, rows, sql=sql, db_id=db_id, many=many, store=store)
     # No link column among the targets: rows of plain values need no per-value decision, only
     # the check that SQLite can bind them. One row (db.exec) is looked at value by value; many
     # rows (exec_many's hot path) column by column, in passes that run in C.
@@ -75,16 +83,24 @@ def bind_rows(
         and all(map(_plain_column, zip(*rows, strict=True)))
     ):
         return list(map(tuple, rows))
-    return _bind_each(targets, rows, sql=sql, db_id=db_id, many=many)
+    return _bind_each(targets, rows, sql=sql, db_id=db_id, many=many, store=store)
 
 
 def _bind_each(
-    targets: ParamTargets, rows: Sequence[Any], *, sql: str, db_id: str, many: bool
+    targets: ParamTargets,
+    rows: Sequence[Any],
+    *,
+    sql: str,
+    db_id: str,
+    many: bool,
+    store: Path | None,
 ) -> list[Bound]:
     if not many:
-        return [_bind(targets, row, sql=sql, db_id=db_id) for row in rows]
+        return [_bind(targets, row, sql=sql, db_id=db_id, store=store) for row in rows]
     return [
-        _bind(targets, row, sql=sql, db_id=db_id, row_name=f"row {i} (counting from 0)")
+        _bind(
+            targets, row, sql=sql, db_id=db_id, row_name=f"row {i} (counting from 0)", store=store
+        )
         for i, row in enumerate(rows)
     ]
 
@@ -175,7 +191,13 @@ _is_link = is_link_column
 
 
 def _bind(
-    targets: ParamTargets, row: Any, *, sql: str, db_id: str, row_name: str | None = None
+    targets: ParamTargets,
+    row: Any,
+    *,
+    sql: str,
+    db_id: str,
+    row_name: str | None = None,
+    store: Path | None = None,
 ) -> Bound:
     """One row's parameters; ``row_name`` (``exec_many``) starts every refusal's text."""
 
@@ -194,13 +216,13 @@ def _bind(
     mixed = targets.mixed
     if isinstance(row, Mapping):
         return {
-            name: _encode(row[name], target, f"{at}:{name}", fail)
+            name: _encode(row[name], target, f"{at}:{name}", fail, store)
             if name not in mixed
             else _encode_mixed(row[name], mixed[name], f"{at}:{name}")
             for name, target in targets.named.items()
         }
     return tuple(
-        _encode(value, target, f"{at}parameter {i + 1}", fail)
+        _encode(value, target, f"{at}parameter {i + 1}", fail, store)
         if i + 1 not in mixed
         else _encode_mixed(value, mixed[i + 1], f"{at}parameter {i + 1}")
         for i, (value, target) in enumerate(zip(row, targets.positional, strict=True))
@@ -245,7 +267,13 @@ def _check_shape(
         raise fail(f"the statement has {targets.count} parameter(s) but {len(row)} were given")
 
 
-def _encode(value: Any, target: str | None, where: str, fail: Callable[[str], Exception]) -> Any:
+def _encode(
+    value: Any,
+    target: str | None,
+    where: str,
+    fail: Callable[[str], Exception],
+    store: Path | None = None,
+) -> Any:
     if is_pending(value):
         raise PendingValue(
             f"{where} is not ready yet ({value!r}): wait for it (rt.settle()) or react to it"
@@ -256,6 +284,13 @@ def _encode(value: Any, target: str | None, where: str, fail: Callable[[str], Ex
             raise LinkEncodeError(
                 f"{where} is a cell but targets {target or 'no column'}: cells can only be "
                 f"bound to *{LINK_SUFFIX} columns; bind cell.get() for its value"
+            )
+        theirs = value.space.runtime.store
+        if store is not None and theirs != store:
+            raise LinkEncodeError(
+                f"{where} is {value!r}, a cell of the runtime on {theirs}, but this database "
+                f"is in {store}: a link names a cell of its own store only; bind a cell of "
+                "this store (open its space from the same Runtime)"
             )
         try:
             return value.link_str()

@@ -1,0 +1,437 @@
+"""Every public call of SPEC §3 and §4 given arguments it does not take: a ``SqliteCellsError``
+(also a ``TypeError``/``ValueError``, "Errors" in §5) raised at the call, naming the call and
+showing how to make it, with nothing left behind — no commit, no file in the store — and the
+runtime still usable afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+import sqlite_cells as sc
+
+TABLES = {"t": sc.table(id="integer primary key", x="integer", a_cf_link=sc.cf_link())}
+
+
+@sc.pattern
+def _chat(me: sc.Cell) -> sc.Cell:
+    return me
+
+
+class Env:
+    """One runtime on ``store`` with a space, a cell and a written database, and a way to tell
+    that nothing was committed: the next commit's seq is the one after the last."""
+
+    def __init__(self, store: Path) -> None:
+        self.rt = sc.Runtime(store, poll_interval=0.01)
+        self.store = store
+        self.space = self.rt.space("demo")
+        self.cell = self.space.cell("c", default=0)
+        self.db = self.space.sqlite_database("d", tables=TABLES)
+
+        @sc.handler
+        def bump(*, counter: sc.Cell) -> None:
+            counter.set(counter.get() + 1)
+
+        self.bump = bump
+        with self.space.transact():
+            self.db.exec("INSERT INTO t (x) VALUES (?)", [1])
+        self.seq = self._commit()
+        self.files = sorted(p.name for p in store.iterdir())
+
+    def _commit(self) -> int:
+        seq = self.bump(counter=self.cell)
+        assert isinstance(seq, int)
+        return seq
+
+    def assert_nothing_left(self) -> None:
+        """No file appeared, nothing was committed, and the runtime still writes and reads."""
+        assert sorted(p.name for p in self.store.iterdir()) == self.files
+        assert self._commit() == self.seq + 1
+        self.seq += 1
+        assert self.db.read("SELECT count(*) AS n FROM t") == [{"n": 1}]
+
+
+@pytest.fixture
+def env(store: Path) -> Iterator[Env]:
+    made = Env(store)
+    try:
+        yield made
+    finally:
+        made.rt.close()
+
+
+def _refused(call: Callable[[], object]) -> sc.SqliteCellsError:
+    with pytest.raises(sc.SqliteCellsError) as info:
+        call()
+    assert isinstance(info.value, TypeError)
+    assert isinstance(info.value, ValueError)
+    return info.value
+
+
+# -- arity: what Python would refuse with its own TypeError ------------------------------------
+
+ARITY: list[tuple[str, Callable[[Env], object], str]] = [
+    ("Runtime.ephemeral", lambda e: sc.Runtime.ephemeral(5), "Runtime.ephemeral(**options)"),
+    ("Runtime", lambda e: sc.Runtime(e.store, poll_intervall=1), "unexpected keyword argument"),
+    ("Runtime.space", lambda e: e.rt.space(), "missing a required argument: 'space_id'"),
+    ("Runtime.space", lambda e: e.rt.space("a", "b"), "too many positional arguments"),
+    ("Runtime.cell_from_link", lambda e: e.rt.cell_from_link(), "missing a required argument"),
+    ("Runtime.settle", lambda e: e.rt.settle(1, 2), "too many positional arguments"),
+    ("Runtime.settle", lambda e: e.rt.settle(timeuot=1), "unexpected keyword argument"),
+    ("Space.transact", lambda e: e.space.transact(5), "call it as Space.transact()"),
+    ("Space.cell", lambda e: e.space.cell("x", 1), "too many positional arguments"),
+    ("Space.run", lambda e: e.space.run(_chat, me=e.cell), "missing a required argument: 'key'"),
+    ("Space.run", lambda e: e.space.run(_chat, "main", me=e.cell), "too many positional"),
+    ("Space.run", lambda e: e.space.run(key="main"), "missing a required argument: 'pattern'"),
+    ("Space.sqlite_database", lambda e: e.space.sqlite_database("d", TABLES), "too many"),
+    ("Space.sqlite_database", lambda e: e.space.sqlite_database("e", tabels={}), "'tables'"),
+    ("Space.register_disk_source", lambda e: e.space.register_disk_source(), "missing"),
+    ("Cell.get", lambda e: e.cell.get(1), "call it as Cell.get()"),
+    ("Cell.set", lambda e: e.cell.set(), "missing a required argument: 'value'"),
+    ("Cell.set", lambda e: e.cell.set(1, 2), "too many positional arguments"),
+    ("Cell.update", lambda e: e.cell.update(), "missing a required argument: 'fn'"),
+    ("Cell.key", lambda e: e.cell.key(), "missing a required argument: 'key'"),
+    ("Cell.key", lambda e: e.cell.key("a", "b"), "too many positional arguments"),
+    ("Cell.link", lambda e: e.cell.link(e.cell, e.cell), "too many positional arguments"),
+    ("Cell.link_str", lambda e: e.cell.link_str(1), "call it as Cell.link_str()"),
+    ("Cell.observe", lambda e: e.cell.observe(print), "call it as Cell.observe()"),
+    ("SqliteDb.exec", lambda e: e.db.exec(), "missing a required argument: 'sql'"),
+    ("SqliteDb.exec", lambda e: e.db.exec("DELETE FROM t", [], 1), "too many positional"),
+    ("SqliteDb.exec", lambda e: e.db.exec("DELETE FROM t", parms=[]), "unexpected keyword"),
+    ("SqliteDb.exec_many", lambda e: e.db.exec_many("DELETE FROM t"), "missing"),
+    ("SqliteDb.query", lambda e: e.db.query("SELECT 1", None, dict), "too many positional"),
+    ("SqliteDb.query", lambda e: e.db.query("SELECT 1", reactOn=None), "unexpected keyword"),
+    ("SqliteDb.read", lambda e: e.db.read(), "missing a required argument: 'sql'"),
+    ("SqliteDb.read", lambda e: e.db.read("SELECT 1", rows=dict), "unexpected keyword"),
+    ("SqliteDb.get", lambda e: e.db.get(1), "too many positional arguments"),
+    ("SqliteDb.drop", lambda e: e.db.drop(True), "too many positional arguments"),
+    ("sqlite_query", lambda e: sc.sqlite_query(e.db, "SELECT 1"), "too many positional"),
+    ("sqlite_query", lambda e: sc.sqlite_query(db=e.db), "missing a required argument: 'sql'"),
+    ("decode_cf_link", lambda e: sc.decode_cf_link(e.cell.link_str()), "missing"),
+    ("table", lambda e: sc.table({"x": "integer"}, {"y": "integer"}), "too many positional"),
+    ("cf_link", lambda e: sc.cf_link("text"), "call it as cf_link()"),
+    ("derive", lambda e: sc.derive(e.cell), "missing a required argument: 'fn'"),
+    ("lift", lambda e: sc.lift(), "missing a required argument: 'fn'"),
+    ("pattern", lambda e: sc.pattern(), "missing a required argument: 'fn'"),
+    ("handler", lambda e: sc.handler(tris=3), "unexpected keyword argument 'tris'"),
+    ("bump", lambda e: e.bump(), "missing a required argument: 'counter'"),
+    ("bump", lambda e: e.bump(1, counter=e.cell), "too many positional arguments"),
+    ("bump", lambda e: e.bump(counter=e.cell, extra=1), "unexpected keyword argument 'extra'"),
+]
+
+
+@pytest.mark.parametrize(("name", "call", "said"), ARITY, ids=[a[0] for a in ARITY])
+def test_a_call_with_arguments_it_does_not_take_is_our_error_at_the_call(
+    env: Env, name: str, call: Callable[[Env], object], said: str
+) -> None:
+    with env.space.transact():  # inside a transaction too: the refusal leaves it usable
+        error = _refused(lambda: call(env))
+        env.cell.set(env.cell.get())
+    assert f"{name}() does not take these arguments" in str(error)
+    assert said in str(error)
+    assert "call it as " in str(error)
+    assert error.__cause__ is None
+    env.seq += 1  # the transaction above committed its one write
+    env.assert_nothing_left()
+
+
+def test_the_two_gaps_named_in_the_errors_rules(env: Env) -> None:
+    """`space.run(pattern)` without `key=` and `space.transact(5)` used to be plain
+    TypeErrors."""
+    error = _refused(lambda: env.space.run(_chat, me=env.cell))
+    assert str(error) == (
+        "Space.run() does not take these arguments (missing a required argument: 'key'): "
+        "call it as Space.run(pattern, *, key, **inputs)"
+    )
+    error = _refused(lambda: env.space.transact(5))
+    assert str(error) == (
+        "Space.transact() does not take these arguments (too many positional arguments): "
+        "call it as Space.transact()"
+    )
+    env.assert_nothing_left()
+
+
+def test_a_type_error_raised_by_a_body_is_its_own(env: Env) -> None:
+    """Only arguments that do not bind are turned into our error: a handler, derive function or
+    pattern body that raises TypeError itself raises it unchanged, and writes nothing."""
+
+    @sc.handler
+    def broken(n: int, *, counter: sc.Cell) -> None:
+        counter.set(n)
+        raise TypeError("the body's own")
+
+    with pytest.raises(TypeError, match="the body's own") as info:
+        broken(1, counter=env.cell)
+    assert not isinstance(info.value, sc.SqliteCellsError)
+    env.assert_nothing_left()
+
+
+def test_an_async_handler_called_with_wrong_arguments_commits_nothing(env: Env) -> None:
+    @sc.handler
+    async def post(text: str, *, log: sc.Cell) -> None:
+        log.set(text)
+
+    error = _refused(lambda: asyncio.run(post(log=env.cell)))
+    assert "post() does not take these arguments (missing a required argument: 'text')" in (
+        str(error)
+    )
+    assert asyncio.run(post("hi", log=env.space.cell("log"))) == env.seq + 1
+    env.seq += 1
+    env.assert_nothing_left()
+
+
+def test_settled_with_an_argument_is_our_error(env: Env) -> None:
+    error = _refused(lambda: asyncio.run(env.rt.settled(5)))  # type: ignore[call-arg]
+    assert "Runtime.settled() does not take these arguments" in str(error)
+    assert asyncio.run(env.rt.settled()) is True
+
+
+def test_a_piece_input_that_does_not_exist_is_our_key_error(env: Env) -> None:
+    piece = env.space.run(_chat, key="main", me=env.cell)
+    env.seq += 1  # the first run records the piece
+    for name in ("nope", 5, None):
+        with pytest.raises(sc.SqliteCellsError) as info:
+            piece.inputs[name]  # type: ignore[index]
+        assert isinstance(info.value, KeyError)
+        assert str(info.value) == (
+            f"this piece has no input {name!r}: its pattern takes 'me'; use one of those "
+            "names, as the pattern's parameters spell them"
+        )
+    assert piece.inputs.get("nope") is None
+    assert "me" in piece.inputs
+    env.assert_nothing_left()
+
+
+# -- float fields and SQLite's 64-bit integers (R43) -------------------------------------------
+
+
+class Real(msgspec.Struct):
+    x: float
+
+
+class MaybeReal(msgspec.Struct):
+    x: float | None
+
+
+@pytest.mark.parametrize("row", [Real, MaybeReal])
+@pytest.mark.parametrize("value", [2**53 + 1, -(2**53) - 1, 2**63 - 1, -(2**63) + 1])
+def test_a_float_field_refuses_an_integer_no_float_holds(
+    env: Env, row: type[Any], value: int
+) -> None:
+    with env.space.transact():
+        env.db.exec("DELETE FROM t")
+        env.db.exec("INSERT INTO t (x) VALUES (?)", [value])
+    with pytest.raises(sc.QueryError) as info:
+        env.db.read("SELECT x FROM t", row=row)
+    assert f"column 'x' does not fit field {row.__name__}.x: Expected `float`" in str(info.value)
+    assert f"int {value}, which no float holds exactly" in str(info.value)
+    assert "CAST(x AS REAL)" in str(info.value)
+    query = env.db.query("SELECT x FROM t", row=row)
+    env.rt.settle()
+    state = query.get()
+    assert state.result is None
+    assert isinstance(state.error, sc.QueryError)
+    assert f"int {value}, which no float holds exactly" in str(state.error)
+    # What SQLite itself rounds, the caller asked for: it is read as SQLite gives it.
+    assert env.db.read("SELECT CAST(x AS REAL) AS x FROM t", row=row) == [row(x=float(value))]
+
+
+@pytest.mark.parametrize("value", [0, 1, -1, 2**53, -(2**53), 2**60, 2**62, 3.5, None])
+def test_a_float_field_takes_integers_a_float_holds_exactly(env: Env, value: Any) -> None:
+    with env.space.transact():
+        env.db.exec("DELETE FROM t")
+        env.db.exec("INSERT INTO t (x) VALUES (?)", [value])
+    rows = env.db.read("SELECT x FROM t", row=MaybeReal)
+    assert rows == [MaybeReal(x=None if value is None else float(value))]
+    if value is not None:
+        assert env.db.read("SELECT x FROM t", row=Real) == [Real(x=float(value))]
+
+
+# -- values a cell or a column cannot hold (R6, R31, R44) --------------------------------------
+
+DEEP: list[Any] = []
+_inner = DEEP
+for _ in range(10_000):
+    _inner.append([])
+    _inner = _inner[0]
+
+BAD_VALUES: list[tuple[str, Any]] = [
+    ("past 64 bits", 2**64),
+    ("below 64 bits", -(2**63) - 1),
+    ("nan", math.nan),
+    ("lone surrogate", "a\ud800b"),
+]
+
+
+@pytest.mark.parametrize(("what", "value"), BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
+def test_a_value_sqlite_cannot_hold_is_refused_by_set_and_exec(
+    env: Env, what: str, value: Any
+) -> None:
+    with env.space.transact():
+        with pytest.raises(sc.ValueEncodeError):
+            env.cell.set(value)
+        with pytest.raises(sc.ExecError) as info:
+            env.db.exec("INSERT INTO t (x) VALUES (?)", [value])
+        assert isinstance(info.value, TypeError | ValueError)
+        assert "nothing was recorded" in str(info.value)
+        with pytest.raises(sc.ExecError):
+            env.db.exec_many("INSERT INTO t (x) VALUES (?)", [[1], [value]])
+        with pytest.raises(sc.ExecError):
+            env.db.exec("INSERT INTO t (x) VALUES (:v)", {"v": value})
+    env.assert_nothing_left()
+
+
+@pytest.mark.parametrize(
+    ("what", "value"),
+    [
+        ("inf", math.inf),
+        ("-inf", -math.inf),
+        ("int key", {1: "a"}),
+        ("None key", {None: "a"}),
+        ("surrogate key", {"\udc00": 1}),
+        ("deep nesting", DEEP),
+        ("bytes", b"x"),
+        ("set", {1}),
+    ],
+)
+def test_a_value_json_cannot_hold_is_refused_by_set(env: Env, what: str, value: Any) -> None:
+    with env.space.transact():
+        error = _refused(lambda: env.cell.set(value))
+        assert isinstance(error, sc.ValueEncodeError)
+        error = _refused(lambda: env.cell.key("k").set(value))
+    env.assert_nothing_left()
+
+
+def test_infinity_is_a_real_sqlite_stores_and_reads_back(env: Env) -> None:
+    """SQLite stores ±infinity as a REAL and returns it exactly (unlike NaN, which it would
+    turn into NULL): a column takes it."""
+    with env.space.transact():
+        env.db.exec("DELETE FROM t")
+        env.db.exec_many("INSERT INTO t (x) VALUES (?)", [[math.inf], [-math.inf]])
+    assert env.db.read("SELECT x FROM t ORDER BY x") == [{"x": -math.inf}, {"x": math.inf}]
+
+
+# -- cells of another runtime, and of a closed one ---------------------------------------------
+
+
+def test_a_cell_of_a_runtime_on_another_store_is_not_stored_as_a_link(
+    env: Env, tmp_path: Path
+) -> None:
+    """A link names a space id and a cell id of its own store: stored in another store, it
+    would name a different cell (here: the cell itself)."""
+    with sc.Runtime(tmp_path / "other", poll_interval=0.01) as other:
+        theirs = other.space("demo").cell("c", default=5)
+        with env.space.transact():
+            error = _refused(lambda: env.cell.set(theirs))
+            assert isinstance(error, sc.ValueEncodeError)
+            assert f"a cell of the runtime on {other.store}" in str(error)
+            _refused(lambda: env.cell.set({"a": [theirs]}))
+            with pytest.raises(sc.SqliteCellsError):
+                env.cell.link(theirs)
+    assert env.cell.get() == 1
+    env.assert_nothing_left()
+
+
+def test_a_cell_of_another_runtime_on_the_same_store_is_the_same_cell(env: Env) -> None:
+    with sc.Runtime(env.store, poll_interval=0.01) as twin:
+        theirs = twin.space("demo").cell("target", default=5)
+        with env.space.transact():
+            env.space.cell("holder").set(theirs)
+        env.seq += 1
+        held = env.space.cell("holder").get()
+        assert isinstance(held, sc.Cell)
+        assert held.link_str() == theirs.link_str()
+    env.assert_nothing_left()
+
+
+def test_the_objects_of_a_closed_runtime_say_it_is_closed(tmp_path: Path) -> None:
+    rt = sc.Runtime(tmp_path / "closed")
+    space = rt.space("x")
+    cell = space.cell("y", default=2)
+    db = space.sqlite_database("d", tables=TABLES)
+    rt.close()
+    calls: list[Callable[[], object]] = [
+        cell.get,
+        lambda: rt.space("z"),
+        lambda: space.cell("q"),
+        space.transact,
+        lambda: db.read("SELECT 1"),
+        lambda: db.query("SELECT 1"),
+        rt.settle,
+        lambda: rt.cell_from_link(cell.link_str()),
+        lambda: sc.decode_cf_link(cell.link_str(), rt),
+        lambda: space.sqlite_database("e", tables=TABLES),
+        lambda: space.register_disk_source("/etc/hostname"),
+        lambda: sc.derive(cell, lambda v: v),
+        lambda: space.run(_chat, key="k", me=cell),
+    ]
+    for call in calls:
+        with pytest.raises(sc.ClosedError, match="closed"):
+            call()
+
+
+# -- derived cells: refused where they are made, not later on the scheduler's thread ----------
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (lambda c: sc.lift(lambda a, b: a + b)(c), "missing a required argument: 'b'"),
+        (lambda c: sc.derive(c, lambda: 1), "too many positional arguments"),
+        (lambda c: sc.derive(c, lambda a, b: a), "missing a required argument: 'b'"),
+        (lambda c: sc.lift(lambda a: a)(c, c), "too many positional arguments"),
+    ],
+)
+def test_a_derive_function_that_cannot_take_its_inputs_is_refused_at_once(
+    env: Env, make: Callable[[sc.Cell], object], said: str
+) -> None:
+    error = _refused(lambda: make(env.cell))
+    assert "derive/lift of " in str(error)
+    assert said in str(error)
+    assert "one per input, in order" in str(error)
+    # Functions that do take them: defaults, *args, and builtins without a signature.
+    assert sc.derive(env.cell, lambda v, scale=2: v * scale).get() == 2
+    assert sc.lift(lambda *vs: sum(vs))(env.cell, env.cell, 1).get() == 3
+    assert sc.derive(env.cell, str).get() == "1"
+    env.assert_nothing_left()
+
+
+def test_a_derived_cell_of_two_runtimes_is_refused(env: Env, tmp_path: Path) -> None:
+    with sc.Runtime(tmp_path / "other", poll_interval=0.01) as other:
+        theirs = other.space("demo").cell("c", default=5)
+        error = _refused(lambda: sc.lift(lambda a, b: a + b)(env.cell, theirs))
+        assert "has inputs of different runtimes" in str(error)
+        assert sc.derive(theirs, lambda v: v + 1).get() == 6  # one runtime, not this one
+    env.assert_nothing_left()
+
+
+def test_a_cell_of_another_store_is_not_bound_to_a_link_column(env: Env, tmp_path: Path) -> None:
+    with sc.Runtime(tmp_path / "other", poll_interval=0.01) as other:
+        theirs = other.space("demo").cell("c", default=5)
+        with env.space.transact():
+            for call in (
+                lambda: env.db.exec("INSERT INTO t (a_cf_link) VALUES (?)", [theirs]),
+                lambda: env.db.exec("INSERT INTO t (a_cf_link) VALUES (:a)", {"a": theirs}),
+                lambda: env.db.exec_many(
+                    "INSERT INTO t (a_cf_link) VALUES (?)", [[env.cell], [theirs]]
+                ),
+            ):
+                with pytest.raises(sc.LinkEncodeError) as info:
+                    call()
+                assert f"a cell of the runtime on {other.store}" in str(info.value)
+        # The same store: the same cell.
+        with sc.Runtime(env.store, poll_interval=0.01) as twin, env.space.transact():
+            env.db.exec("DELETE FROM t WHERE a_cf_link IS NOT NULL")
+            env.db.exec("UPDATE t SET a_cf_link = ?", [twin.space("demo").cell("c")])
+        assert env.db.read("SELECT a_cf_link FROM t") == [{"a_cf_link": env.cell.link_str()}]
+        with env.space.transact():
+            env.db.exec("UPDATE t SET a_cf_link = NULL")
+    env.seq += 2
+    env.assert_nothing_left()
