@@ -909,26 +909,39 @@ class Runtimes(RuleBasedStateMachine):
         rows = (self.model.people, {**self.model.posts, post: (None, "theirs", 0)})
         self.committed(theirs[0], cells={}, rows=rows)
 
-    @rule(name=st.sampled_from(NAMES), k=st.integers(1, 5))
-    def handler_retries_conflict(self, name: str, k: int) -> None:
-        """A handler whose first try meets a conflict runs again and commits (§3)."""
+    @rule(
+        name=st.sampled_from(NAMES),
+        k=st.integers(1, 5),
+        conflicts=st.integers(1, 3),
+        rows=st.booleans(),
+    )
+    def handler_retries_conflict(self, name: str, k: int, conflicts: int, rows: bool) -> None:
+        """A handler whose tries meet conflicts runs again and commits, reading what the other
+        runtime committed (§3); what its failed tries wrote is not committed. (From the fourth
+        try on a handler runs holding the space's write lock, so another writer waits for it:
+        the body must not wait for one then.)"""
         self.open_second()
         tries: list[int] = []
         theirs: list[int | None] = []
-        n = 41 + k
+        post = self.fresh()
 
         @sc.handler
-        def add(k: int, *, counter: sc.Cell) -> None:
+        def add(k: int, *, counter: sc.Cell, db: sc.SqliteDb) -> None:
             v = counter.get()
             tries.append(v if isinstance(v, int) else -1)
-            if len(tries) == 1:
+            if len(tries) <= conflicts:
+                n = 41 + len(tries)
                 in_thread(lambda: theirs.append(self.write_second(name, n)))
+            if rows:
+                db.exec("INSERT INTO posts (id, body) VALUES (?, ?)", [post, f"try {len(tries)}"])
             counter.set((v if isinstance(v, int) else 0) + k)
 
-        seq = add(k, counter=self.cells[name])
-        assert tries[1:] == [n]
-        self.committed(theirs[0], cells={name: n}, rows=None)
-        self.committed(seq, cells={name: n + k}, rows=None)
+        seq = add(k, counter=self.cells[name], db=self.db)
+        assert tries[1:] == [41 + n for n in range(1, conflicts + 1)]
+        for n, their_seq in enumerate(theirs, start=1):
+            self.committed(their_seq, cells={name: 41 + n}, rows=None)
+        after = (self.model.people, {**self.model.posts, post: (None, f"try {len(tries)}", 0)})
+        self.committed(seq, cells={name: 41 + conflicts + k}, rows=after if rows else None)
 
     @precondition(lambda self: not self.process_wrote)
     @rule(name=st.sampled_from(NAMES), n=small, friend=st.one_of(st.none(), st.sampled_from(NAMES)))
