@@ -308,6 +308,7 @@ def _interrupted(store: Path, when: Callable[[int], None]) -> tuple[int, str, st
     and give its (exit status, stdout, stderr)."""
     forever = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
     env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT below prints where each thread is
     process = subprocess.Popen(
         [str(COMMAND), "query", str(store), "s", "chat", forever, "--timeout", "60"],
         env=env,
@@ -318,7 +319,12 @@ def _interrupted(store: Path, when: Callable[[int], None]) -> tuple[int, str, st
     try:
         when(process.pid)
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        try:
+            out, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)
+            out, err = process.communicate(timeout=30)
+            raise AssertionError(f"Ctrl-C did not end the command; its threads:\n{err}") from None
     finally:
         process.kill()
         process.communicate()  # closes its pipes even when it had to be killed
