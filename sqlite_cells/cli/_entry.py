@@ -21,7 +21,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import NoReturn
 
@@ -64,10 +64,31 @@ def stop_output() -> None:
     os.close(devnull)
 
 
+def _imported_command() -> Callable[[Sequence[str] | None], int] | None:
+    """The command's ``main``, imported with Ctrl-C held back: None if Ctrl-C came meanwhile.
+
+    A ``KeyboardInterrupt`` raised in the middle of an import can do worse than a traceback:
+    raised while msgspec builds a decoder's type information at import time, it has crashed
+    the interpreter (a segmentation fault, status -11). So a Ctrl-C during the imports is only
+    noted, and answered once they are done."""
+    noted: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
+    except ValueError:  # not the main thread: Ctrl-C is not ours to take
+        previous = None
+    try:
+        from sqlite_cells.cli._cli import main as command
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    return None if noted else command
+
+
 def _run(argv: Sequence[str] | None) -> int:
     try:
-        from sqlite_cells.cli._cli import main as run
-
+        run = _imported_command()
+        if run is None:
+            raise KeyboardInterrupt
         return run(argv)
     except KeyboardInterrupt:
         # Between the imports and the command's own handling of Ctrl-C (or after it): nothing

@@ -348,6 +348,34 @@ def test_ctrl_c_while_the_command_is_still_importing_exits_130_without_a_traceba
     assert done == (130, "", "sqlite-cells: interrupted\n")
 
 
+_TORN_IMPORT = """
+import importlib.abc, signal, sys
+
+class CtrlC(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "sqlite_cells.cli._cli":
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C in the middle of the imports
+        return None
+
+sys.meta_path.insert(0, CtrlC())
+from sqlite_cells.cli._entry import _run
+
+code = _run(["cells", "--help"])
+print(code, "sqlite_cells.cli._cli" in sys.modules)
+"""
+
+
+def test_ctrl_c_during_the_imports_is_answered_once_they_are_done() -> None:
+    """A KeyboardInterrupt raised inside an import can crash the interpreter (msgspec building a
+    decoder's type information at import time; status -11 seen), so Ctrl-C while the command's
+    modules are imported is held back: the imports complete, then the command ends with 130."""
+    done = subprocess.run(
+        [sys.executable, "-c", _TORN_IMPORT], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout.split()) == (0, ["130", "True"]), done.stderr
+    assert done.stderr == "sqlite-cells: interrupted\n"
+
+
 def _wait_until_loaded(pid: int, library: str) -> None:
     """Until the process ``pid`` has mapped a shared library whose path names ``library``."""
     maps = Path(f"/proc/{pid}/maps")
