@@ -18,9 +18,17 @@ leaves each database agreeing with its space and the seqs gapless (R70–R72).
 
 from __future__ import annotations
 
+import inspect
+import itertools
 import json
+import os
+import random
 import shutil
+import signal
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,13 +43,14 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
     invariant,
+    precondition,
     rule,
     run_state_machine_as_test,
 )
 
 import sqlite_cells as sc
 
-from .test_model_stateful import Boom, at_key, is_subsequence
+from .test_model_stateful import Boom, at_key, in_thread, is_subsequence
 
 ROOT = Path(__file__).resolve().parents[2]
 SPACES = ("s0", "s1", "s2")
@@ -275,6 +284,38 @@ def eventually(check: Callable[[], None], sides: list[Side], deadline: float = S
         time.sleep(POLL)
 
 
+# -- a writer killed at a random point ------------------------------------------------------------
+
+WRITER = (
+    """
+from __future__ import annotations
+import random, sys
+from typing import Any
+import sqlite_cells as sc
+"""
+    + inspect.getsource(tables)
+    + """
+store, seed, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rng = random.Random(seed)
+with sc.Runtime(store) as rt:
+    spaces = {s: rt.space(s) for s in ("s0", "s1", "s2")}
+    dbs = {s: space.sqlite_database("notes", tables=tables()) for s, space in spaces.items()}
+    print("ready", flush=True)
+    while True:
+        s, other = rng.choice(sorted(spaces)), rng.choice(sorted(spaces))
+        target = spaces[other].cell("a", default=0)
+        with spaces[s].transact() as tx:
+            spaces[s].cell("a", default=0).set(k)
+            spaces[s].cell("b", default=0).set(target)
+            dbs[s].exec(
+                "INSERT INTO notes (id, body, ref_cf_link) VALUES (?, ?, ?)", [k, other, target]
+            )
+        print("seq", s, tx.seq, k, other, flush=True)  # printed once the commit returned
+        k += 1
+"""
+)
+
+
 class Spaces(RuleBasedStateMachine):
     """Two runtimes on one store of three spaces, and the model of that store."""
 
@@ -289,6 +330,7 @@ class Spaces(RuleBasedStateMachine):
         self.derived: list[Derived] = []
         self.subscriptions: list[Any] = []
         self.next_id = 1000
+        self.killed = False
 
     def fresh(self) -> int:
         self.next_id += 1
@@ -494,6 +536,48 @@ class Spaces(RuleBasedStateMachine):
         rows = {**self.model.rows[space], nid: ("ok", None)} if not first_cell else None
         self.committed(space, tx.seq, cells={"a": n} if first_cell else {}, rows=rows)
 
+    @rule(
+        who=st.integers(0, 1),
+        src=st.tuples(spaces, names),
+        dst=st.tuples(spaces, names),
+        n=st.integers(0, 40),
+        with_row=st.booleans(),
+    )
+    def read_across_conflict(self, who: int, src: Key, dst: Key, n: int, with_row: bool) -> None:
+        """A transaction that read a cell of another space, changed by the other runtime before
+        the commit: ``ConflictError`` naming it, nothing of the transaction written (§2; the
+        decision "A transaction's reads of another space are validated too")."""
+        if src[0] == dst[0]:
+            return
+        side, other = self.sides[who], self.sides[1 - who]
+        theirs: list[int | None] = []
+        nid = self.fresh()
+
+        def write() -> None:
+            with other.spaces[src[0]].transact() as tx:
+                other.cells[src].set(n)
+            theirs.append(tx.seq)
+
+        with pytest.raises(sc.ConflictError) as caught, side.spaces[dst[0]].transact():
+            side.cells[src].get()
+            in_thread(write)
+            side.cells[dst].set(-1 - n)
+            if with_row:
+                side.dbs[dst[0]].exec("INSERT INTO notes (id, body) VALUES (?, ?)", [nid, "x"])
+        assert side.cells[src].id in caught.value.cell_ids
+        self.committed(src[0], theirs[0], cells={src[1]: n}, rows=None)
+
+    @rule(space=spaces, n=st.integers(1, 40))
+    def one_space_through_two_runtimes(self, space: str, n: int) -> None:
+        """One space id written through two Runtime objects in one transaction is two writers,
+        refused as ``CrossSpaceWrite`` (decided: "CrossSpaceWrite between two spaces of one id
+        tells why"); nothing is written."""
+        before = self.snapshot()
+        with pytest.raises(sc.CrossSpaceWrite), self.sides[0].spaces[space].transact():
+            self.sides[0].cells[space, "a"].set(-n)
+            self.sides[1].cells[space, "b"].set(-n)
+        assert self.snapshot() == before
+
     @rule(who=st.integers(0, 1), key=st.tuples(spaces, names), k=st.integers(0, 5))
     def handler_across(self, who: int, key: Key, k: int) -> None:
         """A handler binds to the space of its first write; a read of another space before it
@@ -591,6 +675,54 @@ class Spaces(RuleBasedStateMachine):
         link = json.loads(cell.link_str())["/"]["link@1"]
         assert link["space"] == ref[1] and link["scope"] == "space"
         assert link.get("path", []) == list(ref[3])
+
+    @precondition(lambda self: not self.killed)
+    @rule(stop_after=st.integers(0, 6), seed=st.integers(0, 2**16))
+    def writer_killed(self, stop_after: int, seed: int) -> None:
+        """A writer process killed with SIGKILL (mostly in the middle of a commit) while both
+        runtimes run: every commit it reported as returned reaches their cells, rows and live
+        queries, the one in flight is there entirely or not at all, and each database agrees
+        with its space (R53, R71, R72). Once per run: a process costs more than every other
+        step."""
+        self.killed = True
+        start = self.next_id + 1
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(self.store), str(seed), str(start)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert proc.stdout is not None
+        reported: list[tuple[str, int, int, str]] = []
+        for line in proc.stdout:
+            if line.startswith("seq "):
+                _, s, seq, kk, other = line.split()
+                reported.append((s, int(seq), int(kk), other))
+            if len(reported) >= stop_after:
+                break
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        proc.stdout.close()
+        in_flight = start + len(reported)
+        self.next_id = in_flight + 1
+        # Whether the commit in flight landed, and where: its space says (the authority, R71);
+        # a runtime opened for the look reads the space files, not the databases.
+        look = Side(self.store)
+        try:
+            for s in SPACES:
+                if look.cells[s, "a"].get() == in_flight:
+                    ref = look.plain(look.cells[s, "b"].get())
+                    last = max([seq for r, seq, _k, _o in reported if r == s], default=None)
+                    seq = self.model.seq[s] if last is None else last
+                    reported.append((s, seq + 1, in_flight, ref[1]))
+        finally:
+            look.close()
+        for s, seq, kk, other in reported:
+            link: Ref = ("ref", other, "a", ())
+            self.committed(
+                s, seq, cells={"a": kk, "b": link}, rows={**self.model.rows[s], kk: (other, link)}
+            )
 
     @rule()
     def reopen(self) -> None:
@@ -697,3 +829,294 @@ def test_a_database_of_another_space_is_a_cross_space_write_after_a_database_wri
         assert db1.read("SELECT id FROM notes") == [{"id": 1}]
         assert db0.read("SELECT id FROM notes") == []
         assert (db1.rev, db0.rev) == (1, 0)
+
+
+# -- another process subscribing -----------------------------------------------------------------
+
+SUBSCRIBER = (
+    """
+from __future__ import annotations
+import json, sys, threading
+from typing import Any
+import sqlite_cells as sc
+"""
+    + inspect.getsource(tables)
+    + """
+printing = threading.Lock()
+def tell(*item):
+    with printing:  # subscribers run on the scheduler's thread, "ready" on the main one
+        print(json.dumps(list(item)), flush=True)
+def plain(v):
+    if isinstance(v, sc.Cell):
+        return ["ref", v.space.id, v.id, list(v.value_path)]
+    if isinstance(v, list):
+        return [plain(x) for x in v]
+    if isinstance(v, dict):
+        return {k: plain(x) for k, x in v.items()}
+    return v
+with sc.Runtime(sys.argv[1], poll_interval=0.01) as rt:
+    space = rt.space("s1")
+    db = space.sqlite_database("notes", tables=tables())
+    q = db.query("SELECT id, body FROM notes ORDER BY id")
+    space.cell("a", default=0).observe().subscribe(lambda v: tell("cell", plain(v)))
+    rt.space("s0").cell("b", default=0).observe().subscribe(lambda v: tell("other", plain(v)))
+    def rows(s):
+        tell("rows", None if s.pending else [[r["id"], r["body"]] for r in s.result], s.seq)
+    q.observe().subscribe(rows)
+    rt.settle()
+    tell("ready")
+    sys.stdin.read()  # until the parent closes it
+"""
+)
+
+
+class Subscriber:
+    """A runtime in another process that prints what its subscribers receive, one JSON line
+    each."""
+
+    def __init__(self, store: Path) -> None:
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by close())
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SUBSCRIBER, str(store)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+        )
+        self.events: list[list[Any]] = []
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        assert self.wait(lambda: ["ready"] in self.events), self.stderr()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._cond:
+                self.events.append(json.loads(line))
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait(self, predicate: Callable[[], bool], timeout: float = SETTLE) -> bool:
+        with self._cond:
+            return self._cond.wait_for(predicate, timeout)
+
+    def seen(self, kind: str) -> list[list[Any]]:
+        with self._cond:
+            return [e[1:] for e in self.events if e[0] == kind]
+
+    def stderr(self) -> str:
+        self._stderr.seek(0)
+        return self._stderr.read()
+
+    def close(self) -> int:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        code = self.proc.wait(timeout=60)
+        self._reader.join(30)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+        self._stderr.close()
+        return code
+
+
+def subscriber_sees_only_commits(store: Path, seed: int, commits: int) -> None:
+    """Random commits — to the subscriber's space and to another one, some failing at commit,
+    some raising in the body — while a subscriber in another process watches a cell of each
+    space and a query: each value it is told is a committed one, in commit order, at most once
+    per commit, and the last is the final state (R50, R53, R54); a query's ``seq`` is the commit
+    whose rows it shows (R42), and writes to another space's database never re-run it (R51)."""
+    rng = random.Random(seed)
+    with sc.Runtime(store, poll_interval=POLL) as rt:
+        s1, s0 = rt.space("s1"), rt.space("s0")
+        db1 = s1.sqlite_database("notes", tables=tables())
+        db0 = s0.sqlite_database("notes", tables=tables())
+        a1, b0 = s1.cell("a", default=0), s0.cell("b", default=0)
+        child = Subscriber(store)
+        try:
+            cell_history: list[Any] = [0]  # every value written to s1's "a", in commit order
+            other_history: list[Any] = [0]
+            rows: dict[int, str] = {}
+            rows_at: dict[int, list[list[Any]]] = {0: []}  # seq -> rows after that commit
+            results: list[list[list[Any]]] = [[]]  # distinct consecutive committed results
+            next_id = 1
+            for _ in range(commits):
+                kind = rng.choice(["cell", "link", "row", "both", "other", "dup", "raise", "noop"])
+                n = rng.randint(0, 99)
+                if kind in ("dup", "raise"):
+                    with pytest.raises((sc.ExecError, Boom)), s1.transact():
+                        a1.set(-1 - n)  # never committed: no subscriber may see it
+                        db1.exec("INSERT INTO notes (id, body) VALUES (?, ?)", [next_id, "ghost"])
+                        if kind == "dup" and rows:
+                            db1.exec(
+                                "INSERT INTO notes (id, body) VALUES (?, ?)", [min(rows), "dup"]
+                            )
+                        else:
+                            raise Boom
+                    continue
+                if kind == "other":
+                    with s0.transact():
+                        b0.set(n)
+                        db0.exec("INSERT INTO notes (id, body) VALUES (?, ?)", [next_id, "x"])
+                    other_history.append(n)
+                    next_id += 1
+                    continue
+                with s1.transact() as tx:
+                    if kind in ("cell", "both"):
+                        a1.set(n)
+                    if kind == "link":
+                        a1.set({"n": n, "to": b0.key("n")})
+                    if kind in ("row", "both"):
+                        if rows and rng.random() < 0.3:
+                            gone = rng.choice(sorted(rows))
+                            db1.exec("DELETE FROM notes WHERE id = ?", [gone])
+                            del rows[gone]
+                        else:
+                            db1.exec(
+                                "INSERT INTO notes (id, body) VALUES (?, ?)", [next_id, str(n)]
+                            )
+                            rows[next_id] = str(n)
+                            next_id += 1
+                    if kind == "noop":
+                        db1.exec("UPDATE notes SET body = body WHERE id = ?", [-1])
+                if kind in ("cell", "both"):
+                    cell_history.append(n)
+                if kind == "link":
+                    cell_history.append({"n": n, "to": ["ref", "s0", b0.id, ["n"]]})
+                if kind in ("row", "both", "noop"):
+                    now = [[k, v] for k, v in sorted(rows.items())]
+                    assert tx.seq is not None
+                    rows_at[tx.seq] = now
+                    if now != results[-1]:
+                        results.append(now)
+            final_rows = results[-1]
+
+            def caught_up() -> bool:
+                told = child.seen("rows")
+                return (
+                    bool(child.seen("cell"))
+                    and child.seen("cell")[-1] == [cell_history[-1]]
+                    and child.seen("other")[-1] == [other_history[-1]]
+                    and bool(told)
+                    and told[-1][0] == final_rows
+                )
+
+            assert child.wait(caught_up), (child.events, child.stderr())
+            # Each subscriber: committed values only, in order, at most one per commit.
+            cells = [e[0] for e in child.seen("cell")]
+            assert is_subsequence(cells, cell_history), (cells, cell_history)
+            assert len(cells) <= len(cell_history)
+            others = [e[0] for e in child.seen("other")]
+            assert is_subsequence(others, other_history), (others, other_history)
+            told = [(r, s) for r, s in child.seen("rows") if r is not None]
+            assert is_subsequence([r for r, _ in told], results), (told, results)
+            seqs = [s for _, s in told]
+            assert seqs == sorted(set(seqs)), seqs  # at most once per commit, in order
+            for shown, seq in told:
+                assert rows_at[seq] == shown, (seq, shown, rows_at[seq])
+            states = [(r, s) for r, s in child.seen("rows")]
+            assert all(x != y for x, y in itertools.pairwise(states)), states
+        finally:
+            code = child.close()
+        assert code == 0, child.stderr()
+
+
+def test_a_subscriber_in_another_process_sees_only_commits(tmp_path: Path) -> None:
+    subscriber_sees_only_commits(tmp_path / "store", seed=1, commits=40)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(2, 10))
+def test_a_subscriber_in_another_process_sees_only_commits_long(tmp_path: Path, seed: int) -> None:
+    subscriber_sees_only_commits(tmp_path / "store", seed=seed, commits=300)
+
+
+def writers_killed_lose_nothing(store: Path, seed: int, rounds: int) -> None:
+    """Writer processes, each SIGKILLed after a random number of returned commits (so mostly in
+    the middle of the next one), each commit writing two cells (one a link to a cell of another
+    space) and a row (with a link column naming that cell) of one of three spaces. After each
+    kill a fresh runtime finds: every commit reported as returned, at most the one in flight
+    besides; each database agreeing with its space (the cells and the row of each commit are
+    both there or both absent, ``rev`` counts the commits, the watermark is the space's last
+    seq); and the seqs of each space gapless (R70–R72, §2)."""
+    rng = random.Random(seed)
+    k = 1
+    landed: dict[str, list[int]] = {s: [] for s in SPACES}  # ks of the commits kept, per space
+    for round_ in range(rounds):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(store), str(seed * 1000 + round_), str(k)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert proc.stdout is not None
+        reported: list[tuple[str, int, int]] = []
+        stop_after = rng.randint(0, 12)
+        for line in proc.stdout:
+            if line.startswith("seq "):
+                _, s, seq, kk, _other = line.split()
+                reported.append((s, int(seq), int(kk)))
+            if len(reported) >= stop_after:
+                break
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        proc.stdout.close()
+        # Seqs of the commits that returned: each the space's next (gapless, never reused).
+        for s, seq, kk in reported:
+            assert seq == len(landed[s]) + 1, (s, seq, landed[s])
+            landed[s].append(kk)
+        in_flight = k + len(reported)
+        k = in_flight + 1
+        with sc.Runtime(store, poll_interval=POLL) as rt:
+            seen: dict[str, list[int]] = {}
+            for s in SPACES:
+                space = rt.space(s)
+                db = space.sqlite_database("notes", tables=tables())
+                rows = db.read("SELECT id, body, ref_cf_link FROM notes ORDER BY id")
+                ids_ = [r["id"] for r in rows]
+                seen[s] = ids_
+                assert ids_[: len(landed[s])] == landed[s], (s, ids_, landed[s])
+                assert ids_[len(landed[s]) :] in ([], [in_flight]), (s, ids_, landed[s])
+                if ids_ and ids_[-1] == in_flight:
+                    landed[s].append(in_flight)
+                # The database agrees with its space: one row per commit, the cells of the
+                # last commit name the row's link.
+                assert db.rev == len(ids_)
+                a, b = space.cell("a", default=0).get(), space.cell("b", default=0).get()
+                if not rows:
+                    assert (a, b) == (0, 0)
+                    continue
+                last = rows[-1]
+                assert a == last["id"]
+                assert isinstance(b, sc.Cell)
+                assert (b.space.id, b.id) == (last["body"], rt.space(last["body"]).cell("a").id)
+                assert sc.decode_cf_link(last["ref_cf_link"], rt) == b
+                q = db.query("SELECT count(*) AS n FROM notes")
+                rt.settle(timeout=SETTLE)
+                state = q.get()
+                assert state.error is None and state.result == [{"n": len(ids_)}]
+                assert state.seq == len(ids_)  # the watermark: every commit wrote the db
+            # No row of a commit that is not accounted for, in any space.
+            assert seen == landed
+    # The next commit of each space takes the next seq: none was skipped or reused.
+    with sc.Runtime(store) as rt:
+        for s in SPACES:
+            space = rt.space(s)
+            with space.transact() as tx:
+                space.cell("c", default=0).set(1)
+            assert tx.seq == len(landed[s]) + 1, (s, tx.seq, landed[s])
+
+
+def test_writers_killed_at_random_lose_no_returned_commit_in_any_space(tmp_path: Path) -> None:
+    writers_killed_lose_nothing(tmp_path / "store", seed=1, rounds=4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(2, 6))
+def test_writers_killed_at_random_lose_no_returned_commit_in_any_space_long(
+    tmp_path: Path, seed: int
+) -> None:
+    writers_killed_lose_nothing(tmp_path / "store", seed=seed, rounds=15)
