@@ -235,17 +235,22 @@ class Side:
         assert not isinstance(value, tuple), value
         return value
 
-    def run_op(self, space: str, kind: str, args: tuple[Any, ...]) -> None:
+    def run_op(
+        self, space: str, kind: str, args: tuple[Any, ...], links: Side | None = None
+    ) -> None:
+        """Run one db op on this runtime's database of ``space``; the Cells it binds are made
+        by ``links`` (another runtime on the same store names the same cells)."""
         db = self.dbs[space]
+        make = (links or self).make
         if kind == "insert":
             db.exec(
                 "INSERT INTO notes (id, body, ref_cf_link) VALUES (?, ?, ?)",
-                [args[0], args[1], None if args[2] is None else self.make(args[2])],
+                [args[0], args[1], None if args[2] is None else make(args[2])],
             )
         elif kind == "body":
             db.exec("UPDATE notes SET body = ? WHERE id = ?", [args[1], args[0]])
         elif kind == "point":
-            ref = None if args[1] is None else self.make(args[1])
+            ref = None if args[1] is None else make(args[1])
             db.exec("UPDATE notes SET ref_cf_link = ? WHERE id = ?", [ref, args[0]])
         elif kind == "delete":
             db.exec("DELETE FROM notes WHERE id = ?", [args[0]])
@@ -296,7 +301,17 @@ import sqlite_cells as sc
     + inspect.getsource(tables)
     + """
 store, seed, k = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+# Optional: kill this process at one write or sync of the commit after the first `armed_after`
+# (crashkit's VFS shim); "missed" when that commit made no such call.
+fault, armed_after = (sys.argv[4], int(sys.argv[5])) if len(sys.argv) > 5 else (None, -1)
+plan = None
+if fault is not None:
+    sys.path.insert(0, "tests/integration")
+    import crashkit
+    plan = crashkit.Plan(fault=crashkit.Fault.parse(fault, "kill"))
+    vfs = crashkit.install(plan)
 rng = random.Random(seed)
+done = 0
 with sc.Runtime(store) as rt:
     spaces = {s: rt.space(s) for s in ("s0", "s1", "s2")}
     dbs = {s: space.sqlite_database("notes", tables=tables()) for s, space in spaces.items()}
@@ -304,6 +319,8 @@ with sc.Runtime(store) as rt:
     while True:
         s, other = rng.choice(sorted(spaces)), rng.choice(sorted(spaces))
         target = spaces[other].cell("a", default=0)
+        if plan is not None and done == armed_after:
+            plan.arm()
         with spaces[s].transact() as tx:
             spaces[s].cell("a", default=0).set(k)
             spaces[s].cell("b", default=0).set(target)
@@ -311,6 +328,10 @@ with sc.Runtime(store) as rt:
                 "INSERT INTO notes (id, body, ref_cf_link) VALUES (?, ?, ?)", [k, other, target]
             )
         print("seq", s, tx.seq, k, other, flush=True)  # printed once the commit returned
+        if plan is not None and done == armed_after:
+            plan.disarm()
+            print("missed", flush=True)
+        done += 1
         k += 1
 """
 )
@@ -442,19 +463,24 @@ class Spaces(RuleBasedStateMachine):
         space=spaces,
         writes=st.dictionaries(names, values, max_size=2),
         db_ops=st.lists(ops, max_size=3),
+        theirs=st.booleans(),
     )
-    def transact(self, who: int, space: str, writes: dict[str, Any], db_ops: list[Any]) -> None:
+    def transact(
+        self, who: int, space: str, writes: dict[str, Any], db_ops: list[Any], theirs: bool
+    ) -> None:
         """Cells (holding links to any space) and rows (with link columns naming cells of any
-        space) in one commit of one space, through either runtime (R30, R32, R34)."""
+        space) in one commit of one space, through either runtime (R30, R32, R34). The Cells
+        stored may be the other runtime's: on the same store they name the same cells."""
         side = self.sides[who]
+        links = self.sides[1 - who] if theirs else side
         after = self.rows_after(space, db_ops)
         before = self.snapshot() if after is None else None
         try:
             with side.spaces[space].transact() as tx:
                 for name, spec in writes.items():
-                    side.cells[space, name].set(side.make(spec))
+                    side.cells[space, name].set(links.make(spec))
                 for kind, args in db_ops:
-                    side.run_op(space, kind, args)
+                    side.run_op(space, kind, args, links)
         except sc.ExecError as exc:
             assert after is None, f"the model expected this commit to succeed: {exc!r}"
             assert exc.db_id == side.dbs[space].id
@@ -677,8 +703,22 @@ class Spaces(RuleBasedStateMachine):
         assert link.get("path", []) == list(ref[3])
 
     @precondition(lambda self: not self.killed)
-    @rule(stop_after=st.integers(0, 6), seed=st.integers(0, 2**16))
-    def writer_killed(self, stop_after: int, seed: int) -> None:
+    @rule(
+        stop_after=st.integers(0, 6),
+        seed=st.integers(0, 2**16),
+        fault=st.one_of(
+            st.none(),
+            st.tuples(
+                st.sampled_from(["space-wal", "db-wal", "db"]),
+                st.sampled_from(["write", "sync"]),
+                st.integers(1, 3),
+                st.sampled_from(["before", "after"]),
+            ),
+        ),
+    )
+    def writer_killed(
+        self, stop_after: int, seed: int, fault: tuple[str, str, int, str] | None
+    ) -> None:
         """A writer process killed with SIGKILL (mostly in the middle of a commit) while both
         runtimes run: every commit it reported as returned reaches their cells, rows and live
         queries, the one in flight is there entirely or not at all, and each database agrees
@@ -686,8 +726,11 @@ class Spaces(RuleBasedStateMachine):
         step."""
         self.killed = True
         start = self.next_id + 1
+        # Killed after `stop_after` commits returned, so mostly in the middle of the next one;
+        # or, with a fault, at that write or sync of the next one (crashkit's VFS shim).
+        where = [] if fault is None else [":".join(map(str, fault)), str(stop_after)]
         proc = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(self.store), str(seed), str(start)],
+            [sys.executable, "-c", WRITER, str(self.store), str(seed), str(start), *where],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -699,9 +742,10 @@ class Spaces(RuleBasedStateMachine):
             if line.startswith("seq "):
                 _, s, seq, kk, other = line.split()
                 reported.append((s, int(seq), int(kk), other))
-            if len(reported) >= stop_after:
+            if (fault is None and len(reported) >= stop_after) or line.startswith("missed"):
                 break
-        os.kill(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
         proc.stdout.close()
         in_flight = start + len(reported)
