@@ -196,6 +196,7 @@ class Derived:
     side: int
     cell: Any
     expected: Callable[[], Any]
+    received: list[Any] | None = None  # what an observer of a diamond received
 
 
 class Side:
@@ -682,6 +683,21 @@ class Spaces(RuleBasedStateMachine):
             Derived(who, d, lambda: [m.cells[one], m.cells[two], len(m.rows[space])])
         )
 
+    @rule(who=st.integers(0, 1), key=st.tuples(spaces, names))
+    def diamond(self, who: int, key: Key) -> None:
+        """Both arms of a diamond change with one commit, made by either runtime: an observer
+        never sees one arm updated and the other not (§2 Scheduler, R54), also when the commit
+        reaches this runtime from another one (R53)."""
+        side = self.sides[who]
+        m = self.model
+        cell = side.cells[key]
+        arm = sc.derive(cell, side.plain)
+        d = sc.lift(lambda x, y: [side.plain(x), y])(cell, arm)
+        derived = Derived(who, d, lambda: [m.cells[key], m.cells[key]], received=[])
+        self.derived.append(derived)
+        assert derived.received is not None
+        self.subscriptions.append(d.observe().subscribe(derived.received.append))
+
     @rule(ref=refs, who=st.integers(0, 1))
     def links_round_trip(self, ref: Ref, who: int) -> None:
         """A link names its cell in any space of the runtime (R30, §3 `rt.cell_from_link`)."""
@@ -808,8 +824,13 @@ class Spaces(RuleBasedStateMachine):
                 assert is_subsequence(shown, live.results), (shown, live.results)
                 assert len(live.received) <= 2 + live.commits_since
         for d in self.derived:
-            if d.side == who:
-                assert d.cell.get() == d.expected()
+            if d.side != who:
+                continue
+            assert d.cell.get() == d.expected()
+            if d.received is not None:
+                assert d.received and d.received[-1] == d.expected()
+                for left, right in d.received:
+                    assert left == right, d.received  # a glitch
         for w in self.watched:
             if w.side != who:
                 continue
