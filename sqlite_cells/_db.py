@@ -200,14 +200,17 @@ class SqliteDb(Cell):
     def _claim(self, tx: Transaction) -> None:
         """Make ``tx`` the writer of this database: one database per transaction (R33). The
         handle's rev is bumped at commit by the write participant (R32), so claiming reads and
-        writes nothing: transactions that only write a database never conflict."""
+        writes nothing: transactions that only write a database never conflict. The space is
+        checked first: a database of another space is a write to that space, refused as
+        ``CrossSpaceWrite`` whatever else the transaction writes (§2, one space per
+        transaction)."""
+        tx.bind(self.space.file)
         writing = written_database(tx)
         if writing is not None and writing != self.id:
             raise TooManyDatabases(
                 f"this transaction already writes database {writing}; it cannot also write "
                 f"{self.id}: write each database in its own transaction (R33)"
             )
-        tx.bind(self.space.file)
 
     @checked_arguments
     def drop(self) -> None:
