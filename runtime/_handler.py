@@ -20,8 +20,12 @@ __all__ = ["DEFAULT_TRIES", "MAX_TRIES", "handler"]
 DEFAULT_TRIES = 10
 # SPEC §5: "handlers try at most 10 times in all"; a larger tries= is refused, not capped.
 MAX_TRIES = 10
-# Tries made optimistically before the handler runs its body holding the space's write lock.
+# Tries made optimistically before the handler runs its body holding the space's write lock
+# (a sync handler), or waits for its turn in the space (an async one, see _turns).
 OPTIMISTIC_TRIES = 3
+# How long an async handler waits for its turn before it goes on optimistically (a turn is
+# held for as long as a body runs, and a body may await anything, even another handler).
+TURN_PATIENCE = 1.0
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -62,7 +66,9 @@ def handler(fn: Callable[..., Any] | None = None, /, *, tries: int = DEFAULT_TRI
 
     An ``async def`` body gives an async handler (SPEC §3): awaiting it runs the body on the
     event loop, then commits in a worker thread (``asyncio.to_thread``), so the fsync never
-    blocks the loop. Its tries are all optimistic (a write lock cannot be held across awaits).
+    blocks the loop. A write lock cannot be held across awaits, so its tries are optimistic; after
+    ``OPTIMISTIC_TRIES`` conflicts it waits (without blocking the loop) for its turn among the
+    async handlers retrying in that space, and keeps it until the call ends (see ``_turns``).
     The wrapper keeps the body's signature for type checkers (ParamSpec).
     """
     if not isinstance(tries, int) or isinstance(tries, bool) or tries < 1:
@@ -155,17 +161,28 @@ def _async_handler(
             with transaction(None):  # joined: a body that raises writes nothing
                 await body(*args, **kwargs)
             return None
-        for attempt in range(tries):
-            try:
-                # A ConflictError from the body is retried as the sync handler's is.
-                with transaction(None) as collecting:
-                    await body(*args, **kwargs)
-                    tx = _take(collecting)  # leaves nothing for the with-block to commit inline
-                return await _commit_off_loop(tx)
-            except ConflictError:
-                if attempt == tries - 1:
-                    raise
-                await asyncio.sleep(random.uniform(0, 0.001 * 2**attempt))
+        space: SpaceFile | None = None
+        turn: SpaceFile | None = None  # the space whose turn this call holds (see _turns)
+        try:
+            for attempt in range(tries):
+                if turn is None and space is not None and attempt == OPTIMISTIC_TRIES:
+                    turn = space if await space.turns.take(TURN_PATIENCE) else None
+                collecting: Transaction | None = None
+                try:
+                    # A ConflictError from the body is retried as the sync handler's is.
+                    with transaction(None) as collecting:
+                        await body(*args, **kwargs)
+                        tx = _take(collecting)  # leaves nothing for the block to commit inline
+                    return await _commit_off_loop(tx)
+                except ConflictError:
+                    if attempt == tries - 1:
+                        raise
+                    if collecting is not None and collecting.space is not None:
+                        space = collecting.space
+                    await asyncio.sleep(random.uniform(0, 0.001 * 2**attempt))
+        finally:
+            if turn is not None:
+                turn.turns.give_back()
         raise AssertionError("unreachable")
 
     return checked_arguments(run)

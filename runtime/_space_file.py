@@ -63,6 +63,7 @@ from sqlite_cells.runtime._log import (
     stored_int,
 )
 from sqlite_cells.runtime._marks import mark, unchanged_since
+from sqlite_cells.runtime._turns import Turns
 from sqlite_cells.runtime._tx import LENGTH_LIMIT
 from sqlite_cells.runtime._unused_files import has_moved, is_blank, remove_unused
 
@@ -220,6 +221,8 @@ class SpaceFile:
         self._leading = False
         self._grouped = False  # the last batch had several members
         self._exclusive_owner: int | None = None  # the thread inside ``exclusive``
+        # Async handlers that keep conflicting retry one at a time (see _turns).
+        self.turns = Turns()
         # _read_lock guards _rconn and _data_version.
         self._read_lock = threading.Lock()
         # _cache_lock guards the check-then-set of _cache (reads of a single entry need no lock).
