@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 import random
@@ -69,6 +70,8 @@ def handler(fn: Callable[..., Any] | None = None, /, *, tries: int = DEFAULT_TRI
     blocks the loop. A write lock cannot be held across awaits, so its tries are optimistic; after
     ``OPTIMISTIC_TRIES`` conflicts it waits (without blocking the loop) for its turn among the
     async handlers retrying in that space, and keeps it until the call ends (see ``_turns``).
+    Cancelled while its commit runs, the call ends once the commit is decided (see
+    ``_commit_off_loop``).
     The wrapper keeps the body's signature for type checkers (ParamSpec).
     """
     if not isinstance(tries, int) or isinstance(tries, bool) or tries < 1:
@@ -198,15 +201,44 @@ def _take(collecting: Transaction) -> Transaction:
 
 
 async def _commit_off_loop(tx: Transaction) -> int | None:
-    """Commit ``tx`` in a worker thread; the event loop keeps running meanwhile."""
+    """Commit ``tx`` in a worker thread; the event loop keeps running meanwhile.
+
+    Once begun, the commit is decided (committed whole, or not at all) before the caller hears
+    anything: a cancellation (``task.cancel()``, ``asyncio.wait_for``, ``asyncio.timeout``)
+    that arrives meanwhile takes effect when the commit has ended, so after the
+    ``CancelledError`` a read tells what became of it, and nothing of it is still running."""
     space = tx.space
     if space is None or tx.is_empty:
         tx.state = TxState.COMMITTED
         return None
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    commit = loop.run_in_executor(None, functools.partial(context.run, space.commit, tx))
     try:
-        tx.seq = await asyncio.to_thread(space.commit, tx)
+        tx.seq = await asyncio.shield(commit)
+    except asyncio.CancelledError:
+        await _ended(commit)
+        tx.state = TxState.COMMITTED if _succeeded(commit) else TxState.ABORTED
+        if tx.state is TxState.COMMITTED:
+            tx.seq = commit.result()
+        raise
     except BaseException:
         tx.state = TxState.ABORTED
         raise
     tx.state = TxState.COMMITTED
     return tx.seq
+
+
+async def _ended(work: asyncio.Future[Any]) -> None:
+    """Wait until ``work`` is done, through any further cancellation."""
+    while not work.done():
+        try:
+            await asyncio.wait({work})
+        except asyncio.CancelledError:
+            continue
+
+
+def _succeeded(work: asyncio.Future[Any]) -> bool:
+    """Whether ``work`` (done) returned; its error, if any, is taken (it is superseded by the
+    cancellation the caller raises instead)."""
+    return not work.cancelled() and work.exception() is None

@@ -1,0 +1,639 @@
+"""The asyncio surface under pressure (SPEC §3, R50, R54, R70): async handlers awaited by many
+tasks at once, a loop that is never blocked by a commit, cancellation and timeouts at each stage
+of a handler, handlers on two event loops, ``await rt.settled()`` and ``rt.close()`` while tasks
+wait."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+
+# Every test bounds its waits: a hang is a failure, never a stuck suite.
+BOUND = 30.0
+
+
+def _run(main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """``asyncio.run(main())`` that fails instead of hanging."""
+
+    async def bounded() -> Any:
+        return await asyncio.wait_for(main(), BOUND)
+
+    return asyncio.run(bounded())
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Wait on the loop until ``condition()`` holds (checked each turn, at most BOUND s)."""
+    deadline = time.monotonic() + BOUND
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        await asyncio.sleep(0.001)
+
+
+def _messages(space: sc.Space) -> sc.SqliteDb:
+    return space.sqlite_database(
+        "log",
+        tables={"rows": sc.table(id="integer primary key", n="integer not null")},
+    )
+
+
+class _Gate:
+    """Holds a space's commits at their start, in the worker thread that runs them, until
+    released: the moment between an async handler's body returning and its commit running."""
+
+    def __init__(self, space: sc.Space) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self._space = space
+        self._original = space.file.commit
+
+    def __enter__(self) -> _Gate:
+        def held(tx: Any) -> int:
+            self.entered.set()
+            assert self.release.wait(BOUND), "the gate was never released"
+            return self._original(tx)
+
+        self._space.file.commit = held  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release.set()
+        self._space.file.commit = self._original  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def space(rt: sc.Runtime) -> Iterator[sc.Space]:
+    yield rt.space("demo")
+
+
+# -- many tasks --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tasks", [50, 200])
+def test_many_tasks_awaiting_one_counter_handler_each_commit_once(
+    space: sc.Space, tasks: int
+) -> None:
+    counter = space.cell("counter", default=0)
+
+    @sc.handler
+    async def bump(*, c: sc.Cell) -> None:
+        c.update(lambda v: v + 1)
+
+    async def main() -> list[int | None]:
+        return await asyncio.gather(*(bump(c=counter) for _ in range(tasks)))
+
+    seqs = _run(main)
+    assert counter.get() == tasks
+    assert all(isinstance(s, int) for s in seqs)
+    assert sorted(seqs) == list(range(1, tasks + 1))  # distinct, gapless, nothing else committed
+
+
+def test_many_tasks_awaiting_a_handler_that_awaits_before_writing(space: sc.Space) -> None:
+    counter = space.cell("counter", default=0)
+
+    @sc.handler
+    async def bump(*, c: sc.Cell) -> None:
+        seen = c.get()
+        await asyncio.sleep(0)  # every other task reads the same value meanwhile
+        c.set(seen + 1)
+
+    async def main() -> list[int | None]:
+        return await asyncio.gather(*(bump(c=counter) for _ in range(100)))
+
+    seqs = _run(main)
+    assert counter.get() == 100
+    assert sorted(seqs) == list(range(1, 101))
+
+
+def test_many_tasks_inserting_rows_and_bumping_a_counter(rt: sc.Runtime, space: sc.Space) -> None:
+    counter = space.cell("counter", default=0)
+    db = _messages(space)
+
+    @sc.handler
+    async def add(n: int, *, c: sc.Cell) -> None:
+        db.exec("INSERT INTO rows (n) VALUES (?)", [n])
+        c.update(lambda v: v + 1)
+
+    async def main() -> list[int | None]:
+        return await asyncio.gather(*(add(i, c=counter) for i in range(120)))
+
+    seqs = _run(main)
+    assert all(isinstance(s, int) for s in seqs)
+    first = min(seqs)
+    assert sorted(seqs) == list(range(first, first + 120))
+    assert space.file.seen_seq == max(seqs)
+    rows = db.read("SELECT count(*) AS n, count(DISTINCT n) AS d FROM rows")
+    assert rows == [{"n": 120, "d": 120}] and counter.get() == 120
+    assert db.rev == 120
+
+
+def test_many_tasks_inserting_rows_only(space: sc.Space) -> None:
+    db = _messages(space)
+
+    @sc.handler
+    async def add(n: int) -> None:
+        await asyncio.sleep(0)
+        db.exec("INSERT INTO rows (n) VALUES (?)", [n])
+
+    async def main() -> list[int | None]:
+        return await asyncio.gather(*(add(i) for i in range(150)))
+
+    seqs = _run(main)
+    first = min(seqs)
+    assert sorted(seqs) == list(range(first, first + 150))
+    assert db.read("SELECT count(*) AS n FROM rows") == [{"n": 150}]
+    assert db.rev == 150
+
+
+# -- the loop is never blocked -----------------------------------------------------------------
+
+
+def test_the_loop_keeps_ticking_while_handlers_commit_and_settle(
+    rt: sc.Runtime, space: sc.Space
+) -> None:
+    counter = space.cell("counter", default=0)
+    db = _messages(space)
+    with space.transact():
+        db.exec_many("INSERT INTO rows (n) VALUES (?)", [[i] for i in range(20_000)])
+    doubled = sc.derive(counter, lambda v: v * 2)
+    q = db.query("SELECT count(*) AS n FROM rows")
+
+    @sc.handler
+    async def add(n: int, *, c: sc.Cell) -> None:
+        # A slow read in the body (a cross join of thousands of rows), then a write.
+        db.read(
+            "SELECT count(*) AS n FROM rows a, rows b WHERE a.id < 150 AND b.n % 7 = ?", [n % 7]
+        )
+        await asyncio.sleep(0)
+        db.exec("INSERT INTO rows (n) VALUES (?)", [n])
+        c.update(lambda v: v + 1)
+
+    async def main() -> float:
+        gaps: list[float] = []
+        stop = asyncio.Event()
+
+        async def heartbeat() -> None:
+            last = time.monotonic()
+            while not stop.is_set():
+                await asyncio.sleep(0.001)
+                now = time.monotonic()
+                gaps.append(now - last)
+                last = now
+
+        beat = asyncio.create_task(heartbeat())
+        for round_ in range(5):
+            await asyncio.gather(*(add(round_ * 10 + i, c=counter) for i in range(10)))
+            assert await rt.settled()
+        stop.set()
+        await beat
+        return max(gaps)
+
+    worst = _run(main)
+    assert worst < 0.2, f"the loop was blocked for {worst:.3f} s"
+    assert counter.get() == 50 and doubled.get() == 100
+    assert q.get().result == [{"n": 20_050}] and not q.get().pending
+
+
+# -- cancellation and timeouts -----------------------------------------------------------------
+
+
+def test_cancelled_while_its_body_awaits_commits_nothing(rt: sc.Runtime, space: sc.Space) -> None:
+    counter = space.cell("counter", default=0)
+    db = _messages(space)
+    seq_before = space.file.seen_seq
+
+    @sc.handler
+    async def slow(started: asyncio.Event, *, c: sc.Cell) -> None:
+        c.set(99)
+        db.exec("INSERT INTO rows (n) VALUES (1)")
+        started.set()
+        await asyncio.Event().wait()  # never set: only cancellation ends it
+
+    @sc.handler
+    async def bump(*, c: sc.Cell) -> None:
+        c.update(lambda v: v + 1)
+
+    async def main() -> int | None:
+        started = asyncio.Event()
+        task = asyncio.create_task(slow(started, c=counter))
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert counter.get() == 0 and space.file.seen_seq == seq_before
+        return await bump(c=counter)  # the runtime stays usable
+
+    assert _run(main) == seq_before + 1
+    assert counter.get() == 1
+    assert db.read("SELECT count(*) AS n FROM rows") == [{"n": 0}]
+
+
+def test_cancelled_while_its_commit_runs_off_the_loop_ends_once_the_commit_is_decided(
+    rt: sc.Runtime, space: sc.Space
+) -> None:
+    counter = space.cell("counter", default=0)
+    db = _messages(space)
+
+    @sc.handler
+    async def add(*, c: sc.Cell) -> None:
+        db.exec("INSERT INTO rows (n) VALUES (1)")
+        c.update(lambda v: v + 1)
+
+    async def main() -> None:
+        with _Gate(space) as gate:
+            task = asyncio.create_task(add(c=counter))
+            await _until(gate.entered.is_set)  # the body returned; its commit is in a worker
+            task.cancel()
+            # The commit is neither done nor undone yet: the task does not end before it is.
+            done, _ = await asyncio.wait({task}, timeout=0.3)
+            assert not done, "the task ended while its commit was still undecided"
+            gate.release.set()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        # Once the cancellation is seen, reads tell the outcome, and it stays told.
+        assert counter.get() == 1
+        assert db.read("SELECT count(*) AS n FROM rows") == [{"n": 1}]
+        # Nothing holds the space's write lock: another handler commits right after.
+        assert await add(c=counter) == space.file.seen_seq
+        assert counter.get() == 2
+
+    _run(main)
+    assert db.read("SELECT count(*) AS n FROM rows") == [{"n": 2}] and db.rev == 2
+
+
+def test_wait_for_timing_out_in_the_body_commits_nothing(space: sc.Space) -> None:
+    counter = space.cell("counter", default=0)
+
+    @sc.handler
+    async def slow(*, c: sc.Cell) -> None:
+        c.set(5)
+        await asyncio.Event().wait()
+
+    async def main() -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(slow(c=counter), 0.05)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.05):
+                await slow(c=counter)
+        assert counter.get() == 0 and space.file.seen_seq == 0
+
+    _run(main)
+
+
+@pytest.mark.parametrize("how", ["wait_for", "timeout"])
+def test_a_timeout_during_the_commit_leaves_it_decided_and_told(space: sc.Space, how: str) -> None:
+    counter = space.cell("counter", default=0)
+
+    @sc.handler
+    async def bump(*, c: sc.Cell) -> None:
+        c.update(lambda v: v + 1)
+
+    async def timed() -> None:
+        if how == "wait_for":
+            await asyncio.wait_for(bump(c=counter), 0.1)
+        else:
+            async with asyncio.timeout(0.1):
+                await bump(c=counter)
+
+    async def main() -> None:
+        with _Gate(space) as gate:
+            task = asyncio.create_task(timed())
+            await _until(gate.entered.is_set)
+            # The deadline passes while the commit is held; the caller hears of it only once
+            # the commit is decided, and then as a timeout.
+            done, _ = await asyncio.wait({task}, timeout=0.5)
+            assert not done
+            gate.release.set()
+            with pytest.raises(TimeoutError):
+                await task
+        assert counter.get() == 1 and space.file.seen_seq == 1
+        assert await bump(c=counter) == 2
+
+    _run(main)
+
+
+def test_a_timeout_while_another_writer_holds_the_space_is_told_truthfully(
+    store: Path, space: sc.Space
+) -> None:
+    """The commit waits for another process's SQLite write lock; the caller gives up first."""
+    counter = space.cell("counter", default=0)
+
+    @sc.handler
+    async def bump(*, c: sc.Cell) -> None:
+        c.update(lambda v: v + 1)
+
+    async def main() -> None:
+        assert await bump(c=counter) == 1  # the file exists
+        other = apsw.Connection(str(space.file.path))
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            task = asyncio.create_task(asyncio.wait_for(bump(c=counter), 0.1))
+            done, _ = await asyncio.wait({task}, timeout=0.5)
+            assert not done  # waiting for the lock, not abandoned half-way
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        with pytest.raises(TimeoutError):
+            await task
+        value = counter.get()
+        assert (value, space.file.seen_seq) == (2, 2)
+        assert await bump(c=counter) == 3
+
+    _run(main)
+
+
+# -- sync writes inside an async body ----------------------------------------------------------
+
+
+def test_a_sync_handler_or_transact_inside_an_async_body_joins_its_transaction(
+    space: sc.Space,
+) -> None:
+    a = space.cell("a", default=0)
+    b = space.cell("b", default=0)
+
+    @sc.handler
+    def set_b(value: int) -> None:
+        b.set(value)
+
+    @sc.handler
+    async def both(*, fail: bool) -> None:
+        assert set_b(2) is None  # joined: the outer handler commits
+        await asyncio.sleep(0)
+        with space.transact():
+            a.set(1)
+        if fail:
+            raise LookupError("after the joined writes")
+
+    async def main() -> None:
+        with pytest.raises(LookupError):
+            await both(fail=True)
+        assert (a.get(), b.get(), space.file.seen_seq) == (0, 0, 0)
+        assert await both(fail=False) == 1
+        assert (a.get(), b.get()) == (1, 2)
+
+    _run(main)
+
+
+def test_a_sync_handler_in_a_worker_thread_of_an_async_body_commits_on_its_own(
+    space: sc.Space,
+) -> None:
+    a = space.cell("a", default=0)
+    b = space.cell("b", default=0)
+
+    @sc.handler
+    def set_b(value: int) -> int | None:
+        b.set(value)
+        return None
+
+    @sc.handler
+    async def outer() -> None:
+        a.set(1)
+        seq = await asyncio.to_thread(set_b, 7)  # its own transaction, committed at once
+        assert seq == 1
+        a.set(2)
+
+    assert _run(outer) == 2
+    assert (a.get(), b.get()) == (2, 7)
+
+
+def test_an_async_handler_awaited_inside_an_async_handler_joins_it(space: sc.Space) -> None:
+    a = space.cell("a", default=0)
+
+    @sc.handler
+    async def inner() -> None:
+        await asyncio.sleep(0)
+        a.update(lambda v: v + 1)
+
+    @sc.handler
+    async def outer() -> None:
+        assert await inner() is None
+        assert await inner() is None
+        assert a.get() == 2  # what this transaction sees
+
+    assert _run(outer) == 1
+    assert a.get() == 2
+
+
+# -- errors and conflicts ----------------------------------------------------------------------
+
+
+def test_a_body_error_propagates_unchanged_and_commits_nothing(space: sc.Space) -> None:
+    counter = space.cell("counter", default=0)
+    db = _messages(space)
+    raised = KeyError("the user's own")
+
+    @sc.handler
+    async def fail(*, c: sc.Cell) -> None:
+        c.set(3)
+        db.exec("INSERT INTO rows (n) VALUES (1)")
+        await asyncio.sleep(0)
+        raise raised
+
+    async def main() -> None:
+        with pytest.raises(KeyError) as caught:
+            await fail(c=counter)
+        assert caught.value is raised
+
+    _run(main)
+    assert counter.get() == 0 and space.file.seen_seq == 0
+    assert db.read("SELECT count(*) AS n FROM rows") == [{"n": 0}]
+
+
+def test_a_read_changed_by_another_runtime_while_the_body_awaits_is_retried(
+    store: Path, space: sc.Space
+) -> None:
+    counter = space.cell("counter", default=0)
+    runs: list[int] = []
+
+    @sc.handler
+    async def bump(*, c: sc.Cell) -> None:
+        seen = c.get()
+        runs.append(seen)
+        if len(runs) == 1:
+            await asyncio.to_thread(write_elsewhere)  # another runtime commits meanwhile
+        c.set(seen + 1)
+
+    def write_elsewhere() -> None:
+        with sc.Runtime(store) as other:
+            other_counter = other.space("demo").cell("counter", default=0)
+            with other.space("demo").transact():
+                other_counter.set(10)
+
+    assert _run(lambda: bump(c=counter)) == 2
+    assert counter.get() == 11 and runs == [0, 10]
+
+
+# -- two loops; closed runtimes ----------------------------------------------------------------
+
+
+def test_one_async_handler_awaited_on_two_event_loops(space: sc.Space) -> None:
+    counter = space.cell("counter", default=0)
+
+    @sc.handler
+    async def bump(*, c: sc.Cell) -> None:
+        await asyncio.sleep(0)
+        c.update(lambda v: v + 1)
+
+    results: list[list[int | None]] = []
+    errors: list[BaseException] = []
+
+    def loop_thread() -> None:
+        async def main() -> list[int | None]:
+            return await asyncio.gather(*(bump(c=counter) for _ in range(40)))
+
+        try:
+            results.append(_run(main))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=loop_thread) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(BOUND)
+    assert not errors
+    seqs = sorted(s for r in results for s in r if s is not None)
+    assert seqs == list(range(1, 81))
+    assert counter.get() == 80
+
+
+def test_an_async_handler_after_close_raises_closed_error(store: Path) -> None:
+    rt = sc.Runtime(store)
+    counter = rt.space("demo").cell("counter", default=0)
+
+    @sc.handler
+    async def bump(*, c: sc.Cell) -> None:
+        c.update(lambda v: v + 1)
+
+    async def main() -> None:
+        assert await bump(c=counter) == 1
+        rt.close()
+        with pytest.raises(sc.ClosedError):
+            await bump(c=counter)
+        with pytest.raises(sc.ClosedError):
+            await rt.settled()
+
+    _run(main)
+    with sc.Runtime(store) as again:
+        assert again.space("demo").cell("counter").get() == 1
+
+
+# -- settled() and close() while tasks wait ----------------------------------------------------
+
+
+def test_settled_waits_for_live_queries_and_derived_cells_to_rerun(
+    rt: sc.Runtime, space: sc.Space
+) -> None:
+    counter = space.cell("counter", default=0)
+    db = _messages(space)
+    q = db.query("SELECT count(*) AS n, coalesce(sum(n), 0) AS s FROM rows")
+    doubled = sc.derive(counter, lambda v: v * 2)
+    seen: list[Any] = []
+    q.observe().subscribe(seen.append)
+
+    @sc.handler
+    async def add(n: int, *, c: sc.Cell) -> None:
+        db.exec("INSERT INTO rows (n) VALUES (?)", [n])
+        c.update(lambda v: v + 1)
+
+    async def main() -> None:
+        for round_ in range(1, 6):
+            seqs = await asyncio.gather(*(add(i, c=counter) for i in range(10)))
+            assert await rt.settled() is True
+            state = q.get()
+            assert not state.pending and state.error is None
+            assert state.result == [{"n": 10 * round_, "s": 45 * round_}]
+            assert state.seq == max(s for s in seqs if s is not None)
+            assert doubled.get() == 20 * round_
+
+    _run(main)
+    # R50: a subscriber only ever saw committed counts, in order.
+    counts = [s.result[0]["n"] for s in seen if s.result]
+    assert counts == sorted(counts) and counts[-1] == 50
+
+
+def test_close_while_tasks_await_handlers_ends_each_committed_or_closed(store: Path) -> None:
+    rt = sc.Runtime(store)
+    space = rt.space("demo")
+    counter = space.cell("counter", default=0)
+    db = _messages(space)
+
+    @sc.handler
+    async def add(n: int, *, c: sc.Cell) -> None:
+        await asyncio.sleep(0)
+        db.exec("INSERT INTO rows (n) VALUES (?)", [n])
+        c.update(lambda v: v + 1)
+
+    async def main() -> list[Any]:
+        tasks = [asyncio.create_task(add(i, c=counter)) for i in range(100)]
+        await _until(lambda: space.file.seen_seq >= 5)
+        await asyncio.to_thread(rt.close)
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    outcomes = _run(main)
+    committed = [o for o in outcomes if isinstance(o, int)]
+    failed = [o for o in outcomes if not isinstance(o, int)]
+    assert all(isinstance(o, sc.ClosedError) for o in failed), failed
+    assert committed and len(committed) + len(failed) == 100
+    with sc.Runtime(store) as again:
+        s = again.space("demo")
+        assert s.cell("counter").get() == len(committed)
+        assert _messages(s).read("SELECT count(*) AS n FROM rows") == [{"n": len(committed)}]
+        assert sorted(committed) == list(range(min(committed), max(committed) + 1))
+
+
+def test_a_retrying_handler_whose_body_awaits_another_retrying_handler_does_not_deadlock(
+    store: Path, space: sc.Space
+) -> None:
+    """Both keep conflicting until they wait for their turn in the space; the first holds it
+    while its body awaits the second's commit. The second waits a while, then goes on."""
+    a = space.cell("a", default=0)
+    b = space.cell("b", default=0)
+    runs = {"a": 0, "b": 0}
+    b_committed = asyncio.Event()
+    a_holds = asyncio.Event()
+
+    def write_elsewhere(name: str, value: int) -> None:
+        with sc.Runtime(store) as other, other.space("demo").transact():
+            other.space("demo").cell(name).set(value)
+
+    @sc.handler
+    async def bump_a() -> None:
+        seen = a.get()
+        runs["a"] += 1
+        if runs["a"] <= 3:
+            await asyncio.to_thread(write_elsewhere, "a", seen + 100)
+        else:
+            a_holds.set()
+            await b_committed.wait()
+        a.set(seen + 1)
+
+    @sc.handler
+    async def bump_b() -> None:
+        seen = b.get()
+        runs["b"] += 1
+        if runs["b"] <= 3:
+            await asyncio.to_thread(write_elsewhere, "b", seen + 100)
+        b.set(seen + 1)
+
+    async def main() -> None:
+        first = asyncio.create_task(bump_a())
+        await a_holds.wait()
+        await bump_b()
+        b_committed.set()
+        await first
+
+    async def bounded() -> None:
+        await asyncio.wait_for(main(), 10)
+
+    asyncio.run(bounded())
+    assert (a.get(), b.get()) == (301, 301)
+    assert runs == {"a": 4, "b": 4}
