@@ -45,6 +45,9 @@ __all__ = ["Runtime"]
 
 log = logging.getLogger("sqlite_cells.runtime")
 
+# How often a waiting ``settled()`` looks whether its caller gave up on it (seconds).
+SETTLED_CHECK = 0.05
+
 
 class Runtime:
     """Opens spaces in a store and runs what reacts to their commits.
@@ -262,8 +265,27 @@ class Runtime:
 
     @checked_arguments
     async def settled(self) -> bool:
-        """``settle()`` for asyncio code: waits in a worker thread, never on the event loop."""
-        return await asyncio.to_thread(self.settle)
+        """``settle()`` for asyncio code: waits in a worker thread, never on the event loop.
+
+        Cancelled (``task.cancel()``, ``asyncio.wait_for``, ``asyncio.timeout``), it leaves no
+        thread waiting behind: ``asyncio.run`` waits for its worker threads when it ends, and
+        would otherwise wait for whatever re-run was still running."""
+        abandoned = threading.Event()
+
+        def wait() -> bool:
+            self.check_open()
+            if not self.scheduler.on_thread:
+                self._catch_up()
+            while not self.scheduler.settle(SETTLED_CHECK):
+                if abandoned.is_set():
+                    return False
+            self.check_open()
+            return True
+
+        try:
+            return await asyncio.to_thread(wait)
+        finally:
+            abandoned.set()
 
     def _poll(self) -> None:
         while not self._closed:

@@ -637,3 +637,82 @@ def test_a_retrying_handler_whose_body_awaits_another_retrying_handler_does_not_
     asyncio.run(bounded())
     assert (a.get(), b.get()) == (301, 301)
     assert runs == {"a": 4, "b": 4}
+
+
+def test_cancelling_many_contending_tasks_at_every_stage_loses_no_update(space: sc.Space) -> None:
+    """Tasks are cancelled in their body, waiting for their turn, in a backoff or in their
+    commit: each committed call bumped the counter exactly once, and the rest go on."""
+    counter = space.cell("counter", default=0)
+
+    @sc.handler
+    async def bump(*, c: sc.Cell) -> None:
+        seen = c.get()
+        await asyncio.sleep(0)
+        c.set(seen + 1)
+
+    async def main() -> list[Any]:
+        tasks = [asyncio.create_task(bump(c=counter)) for _ in range(120)]
+        await _until(lambda: space.file.seen_seq >= 10)
+        for task in tasks[::3]:
+            task.cancel()
+        await _until(lambda: space.file.seen_seq >= 30)
+        for task in tasks[1::3]:
+            task.cancel()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    outcomes = _run(main)
+    committed = [o for o in outcomes if isinstance(o, int)]
+    others = [o for o in outcomes if not isinstance(o, int)]
+    assert all(isinstance(o, asyncio.CancelledError) for o in others), others
+    assert len(committed) >= 40  # the third never cancelled all commit
+    # No lost update: every commit bumped the counter once (cancelled ones that committed too).
+    assert counter.get() == space.file.seen_seq >= len(committed)
+    assert len(set(committed)) == len(committed)
+
+    async def after() -> int | None:
+        return await bump(c=counter)  # no turn or lock is left held
+
+    assert _run(after) == space.file.seen_seq == counter.get()
+
+
+def test_settled_waiting_when_the_runtime_closes_raises_closed_error(store: Path) -> None:
+    rt = sc.Runtime(store, query_timeout=5.0)
+    space = rt.space("demo")
+    db = _messages(space)
+    with space.transact():
+        db.exec_many("INSERT INTO rows (n) VALUES (?)", [[i] for i in range(3000)])
+    rt.settle()
+    # A query that runs until its timeout: settled() is still waiting when close() comes.
+    db.query("SELECT count(*) AS n FROM rows a, rows b, rows c")
+
+    async def main() -> None:
+        waiting = asyncio.create_task(rt.settled())
+        await asyncio.sleep(0)  # it starts waiting
+        await asyncio.to_thread(rt.close)
+        with pytest.raises(sc.ClosedError):
+            await waiting
+
+    _run(main)
+
+
+def test_a_settled_that_times_out_leaves_nothing_waiting_behind(store: Path) -> None:
+    """``asyncio.run`` waits for its worker threads when it ends: a ``settled()`` given up by
+    ``wait_for`` must not keep one waiting until the slow query it waited for is over."""
+    rt = sc.Runtime(store, query_timeout=20.0)
+    try:
+        space = rt.space("demo")
+        db = _messages(space)
+        with space.transact():
+            db.exec_many("INSERT INTO rows (n) VALUES (?)", [[i] for i in range(3000)])
+        rt.settle()
+        db.query("SELECT count(*) AS n FROM rows a, rows b, rows c")  # runs until its timeout
+
+        async def main() -> None:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(rt.settled(), 0.1)
+
+        started = time.monotonic()
+        asyncio.run(main())
+        assert time.monotonic() - started < 10.0  # not the query's 20 s
+    finally:
+        rt.close()
