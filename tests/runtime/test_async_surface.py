@@ -6,6 +6,9 @@ wait."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -16,6 +19,8 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
+
+ROOT = Path(__file__).resolve().parents[2]
 
 # Every test bounds its waits: a hang is a failure, never a stuck suite.
 BOUND = 30.0
@@ -716,3 +721,75 @@ def test_a_settled_that_times_out_leaves_nothing_waiting_behind(store: Path) -> 
         assert time.monotonic() - started < 10.0  # not the query's 20 s
     finally:
         rt.close()
+
+
+def test_a_commit_that_fails_off_the_loop_raises_our_error_and_no_subscriber_sees_it(
+    rt: sc.Runtime, space: sc.Space
+) -> None:
+    counter = space.cell("counter", default=0)
+    db = _messages(space)
+    seen: list[Any] = []
+    counter.observe().subscribe(seen.append)
+
+    @sc.handler
+    async def add(row_id: int, *, c: sc.Cell) -> None:
+        c.update(lambda v: v + 1)
+        await asyncio.sleep(0)
+        db.exec("INSERT INTO rows (id, n) VALUES (?, 0)", [row_id])
+
+    async def main() -> None:
+        assert await add(1, c=counter) == space.file.seen_seq
+        with pytest.raises(sc.ExecError) as caught:
+            await add(1, c=counter)  # the same primary key: SQLite refuses it at commit
+        assert caught.value.db_id == db.id and "UNIQUE" in str(caught.value)
+        assert await rt.settled()
+
+    _run(main)
+    assert counter.get() == 1
+    assert seen == [0, 1]  # R50: the rolled-back 2 was never delivered
+    assert db.read("SELECT id FROM rows") == [{"id": 1}]
+
+
+_PROCESS = """
+import asyncio, sys
+import sqlite_cells as sc
+
+rt = sc.Runtime(sys.argv[1])
+counter = rt.space("demo").cell("counter", default=0)
+
+@sc.handler
+async def bump(*, c):
+    seen = c.get()
+    await asyncio.sleep(0)
+    c.set(seen + 1)
+
+async def main():
+    return await asyncio.gather(*(bump(c=counter) for _ in range(int(sys.argv[2]))))
+
+seqs = asyncio.run(main())
+rt.close()
+print(" ".join(map(str, seqs)))
+"""
+
+
+def test_async_handlers_in_several_processes_bump_one_counter(store: Path) -> None:
+    with sc.Runtime(store) as rt, rt.space("demo").transact():
+        rt.space("demo").cell("counter", default=0).set(0)  # seq 1: the file exists
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _PROCESS, str(store), "150"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        for _ in range(3)
+    ]
+    seqs: list[int] = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=BOUND)
+        assert proc.returncode == 0, err
+        seqs += [int(s) for s in out.split()]
+    assert sorted(seqs) == list(range(2, 452))
+    with sc.Runtime(store) as rt:
+        assert rt.space("demo").cell("counter").get() == 450
