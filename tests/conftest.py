@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +26,16 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
     assert "Traceback" not in done.stderr, done.stderr
     return done
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C reaches the processes the tests start. A shell starts a background job (`make
+    test &`, a CI step run in the background) with SIGINT ignored, every child inherits that,
+    and a command started with Ctrl-C ignored rightly keeps ignoring it (as shells expect of
+    background jobs): the tests that send Ctrl-C to a command or a notebook kernel would then
+    wait for nothing. So the suite takes SIGINT back, as an interactive shell's job has it."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(hookwrapper=True)

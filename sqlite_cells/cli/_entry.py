@@ -23,7 +23,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlite_cells.cli._status import FINDING, INTERRUPTED
 
@@ -72,10 +72,13 @@ def _imported_command() -> Callable[[Sequence[str] | None], int] | None:
     the interpreter (a segmentation fault, status -11). So a Ctrl-C during the imports is only
     noted, and answered once they are done."""
     noted: list[int] = []
-    try:
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
-    except ValueError:  # not the main thread: Ctrl-C is not ours to take
-        previous = None
+    previous: Any = None
+    # Started with Ctrl-C ignored (a background job, nohup), the command keeps ignoring it.
+    if signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
+        try:
+            previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
+        except ValueError:  # not the main thread: Ctrl-C is not ours to take
+            previous = None
     try:
         from sqlite_cells.cli._cli import main as command
     finally:

@@ -376,6 +376,34 @@ def test_ctrl_c_during_the_imports_is_answered_once_they_are_done() -> None:
     assert done.stderr == "sqlite-cells: interrupted\n"
 
 
+def test_a_command_started_with_ctrl_c_ignored_keeps_ignoring_it(chat_store: Path) -> None:
+    """A background job (`sqlite-cells query … &` in a script, nohup) is started with SIGINT
+    ignored: a Ctrl-C meant for the foreground, sent while it imports or while it reads, leaves
+    it running, as shells expect."""
+    forever = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
+    (db_file,) = chat_store.glob("cell-*.sqlite")
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    process = subprocess.Popen(
+        [str(COMMAND), "query", str(chat_store), "s", "chat", forever, "--timeout", "60"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    try:
+        _wait_until_loaded(process.pid, "apsw")
+        process.send_signal(signal.SIGINT)  # while it imports
+        _wait_until_open(process.pid, db_file.resolve())
+        process.send_signal(signal.SIGINT)  # while it reads
+        with pytest.raises(subprocess.TimeoutExpired):
+            process.wait(timeout=1.0)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == -signal.SIGKILL
+
+
 def _wait_until_loaded(pid: int, library: str) -> None:
     """Until the process ``pid`` has mapped a shared library whose path names ``library``."""
     maps = Path(f"/proc/{pid}/maps")
