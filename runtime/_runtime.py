@@ -255,11 +255,20 @@ class Runtime:
         ``InvalidArgument`` (a ``ValueError`` and ``TypeError``). On a closed runtime, or one
         that ``close()`` closes while it waits, it raises ``ClosedError``: nothing is delivered
         any more, so there is nothing to have settled."""
-        timeout = check_timeout("settle(timeout=…)", timeout)
+        return self._settle(check_timeout("settle(timeout=…)", timeout))
+
+    def _settle(self, timeout: float | None, given_up: threading.Event | None = None) -> bool:
+        """``settle(timeout)``; with ``given_up`` (``settled()``'s worker thread), waiting in
+        steps of ``SETTLED_CHECK`` and ending, False, once its caller has given up."""
         self.check_open()
         if not self.scheduler.on_thread:
             self._catch_up()
-        settled = self.scheduler.settle(timeout)
+        if given_up is None:
+            settled = self.scheduler.settle(timeout)
+        else:
+            while not (settled := self.scheduler.settle(SETTLED_CHECK)):
+                if given_up.is_set():
+                    return False
         self.check_open()
         return settled
 
@@ -271,19 +280,8 @@ class Runtime:
         thread waiting behind: ``asyncio.run`` waits for its worker threads when it ends, and
         would otherwise wait for whatever re-run was still running."""
         abandoned = threading.Event()
-
-        def wait() -> bool:
-            self.check_open()
-            if not self.scheduler.on_thread:
-                self._catch_up()
-            while not self.scheduler.settle(SETTLED_CHECK):
-                if abandoned.is_set():
-                    return False
-            self.check_open()
-            return True
-
         try:
-            return await asyncio.to_thread(wait)
+            return await asyncio.to_thread(self._settle, None, abandoned)
         finally:
             abandoned.set()
 
