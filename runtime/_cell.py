@@ -6,7 +6,7 @@ import enum
 import html
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Never
+from typing import TYPE_CHECKING, Any, Never, overload
 
 import msgspec
 import reactivex
@@ -162,6 +162,12 @@ class Cell:
 
     # -- writing -------------------------------------------------------------------------------
 
+    # The overloads are the signature a type checker sees: a value, given by position or by
+    # name. The function itself takes anything, to refuse a wrong call with our own error.
+    @overload
+    def set(self, value: Any, /) -> None: ...
+    @overload
+    def set(self, *, value: Any) -> None: ...
     def set(self, value: Any = NO_VALUE, *extra: Never, **named: Never) -> None:
         """Write ``value`` at this cell's path (inside a transaction; ``NoTransaction`` otherwise).
         A write at a path reads the rest of the value, so concurrent writers conflict. A value

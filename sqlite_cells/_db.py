@@ -167,6 +167,11 @@ class SqliteDb(Cell):
 
     # -- writes --------------------------------------------------------------------------------
 
+    # As ``Cell.set``: the overloads are what a type checker sees, the function refuses the rest.
+    @overload
+    def exec(self, sql: str, /, params: Any = None) -> None: ...
+    @overload
+    def exec(self, *, sql: str, params: Any = None) -> None: ...
     def exec(self, sql: str = NO_VALUE, params: Any = None, *extra: Never, **named: Never) -> None:
         """Record one write statement on the current transaction; it runs when the transaction
         commits, in the same SQLite transaction as the cell writes (R31–R34)."""
@@ -467,6 +472,10 @@ class LinkedDb(SqliteDb):
     def path(self) -> Path:
         return self.target().path
 
+    @overload
+    def exec(self, sql: str, /, params: Any = None) -> None: ...
+    @overload
+    def exec(self, *, sql: str, params: Any = None) -> None: ...
     def exec(self, sql: str = NO_VALUE, params: Any = None, *extra: Never, **named: Never) -> None:
         self.target().exec(sql, params, *extra, **named)
 

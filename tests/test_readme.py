@@ -86,3 +86,32 @@ def test_the_command_line_samples_print_what_the_readme_shows(
     for argv, expected in commands:
         assert main(argv) == 0, argv
         assert capsys.readouterr().out == expected, argv
+
+
+def test_a_type_checker_catches_missing_and_stray_arguments_of_the_hot_calls(
+    tmp_path: Path,
+) -> None:
+    """``Cell.get``/``set`` and ``db.exec`` refuse wrong arguments at run time with our own error
+    (they take stray arguments only to refuse them); a type checker still flags the call."""
+    calls = tmp_path / "calls.py"
+    calls.write_text(
+        "import sqlite_cells as sc\n"
+        "\n"
+        "def ok(c: sc.Cell, db: sc.SqliteDb) -> None:\n"
+        "    c.set(1)\n"
+        "    c.set(value=2)\n"
+        "    c.get()\n"
+        "    db.exec('DELETE FROM t')\n"
+        "    db.exec('DELETE FROM t WHERE id = ?', [1])\n"
+        "    db.exec(sql='DELETE FROM t', params=None)\n"
+        "\n"
+        "def wrong(c: sc.Cell, db: sc.SqliteDb) -> None:\n"
+        "    c.set()\n"
+        "    c.set(1, 2)\n"
+        "    c.get(1)\n"
+        "    db.exec()\n"
+        "    db.exec('DELETE FROM t', None, 3)\n"
+    )
+    done = _mypy(calls)
+    flagged = sorted({int(m) for m in re.findall(r"calls\.py:(\d+): error", done.stdout)})
+    assert flagged == [12, 13, 14, 15, 16], done.stdout + done.stderr
