@@ -76,6 +76,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._spaces: dict[str, Space] = {}
         self._closed = False
+        self._close_done = threading.Event()  # set once the close that closed it has finished
         self._made_in = generation()  # a forked child may not use it (see _fork)
         # _defaults_lock guards writes to _defaults: (space id, cell id) -> the encoded default
         # declared last for that id (R4). Reads are single dict lookups and take no lock.
@@ -323,22 +324,37 @@ class Runtime:
 
     @checked_arguments
     def close(self) -> None:
-        """Stop reacting and close every file. Safe to call twice. In a forked child it only
-        marks the runtime closed: its files and threads are the parent's."""
+        """Stop reacting and close every file. Safe to call twice, and from several threads at
+        once: a call made while another thread is closing the runtime returns once that close
+        is done (so after any ``close()`` returns, no thread of the runtime runs and its files
+        are closed) — except on the scheduler thread (a subscriber, a derive function), which
+        that close waits for: there it returns at once. In a forked child it only marks the
+        runtime closed: its files and threads are the parent's."""
         with self._lock:
-            if self._closed or self._made_in != generation():
-                self._closed = True
-                return
+            forked = self._made_in != generation()
+            first = not self._closed and not forked
             self._closed = True
             spaces = list(self._spaces.values())
-        self._wake.set()
-        self._poller.join(timeout=5)
-        self.scheduler.close()
-        self._close_spaces(spaces)
-        if self._temporary is not None:
-            shutil.rmtree(self._temporary, ignore_errors=True)
-        if self._at_exit is not None:
-            atexit.unregister(self._at_exit)  # (a notebook may make many: none piles up)
+        if not first:
+            if not forked and not self.scheduler.on_thread:
+                self._close_done.wait()
+            return
+        try:
+            self._close_extensions()
+            self._wake.set()
+            self._poller.join(timeout=5)
+            self.scheduler.close()
+            self._close_spaces(spaces)
+            if self._temporary is not None:
+                shutil.rmtree(self._temporary, ignore_errors=True)
+            if self._at_exit is not None:
+                atexit.unregister(self._at_exit)  # (a notebook may make many: none piles up)
+        finally:
+            self._close_done.set()
+
+    def _close_extensions(self) -> None:
+        """First step of :meth:`close`, with the runtime already marked closed: subclasses stop
+        what they added (threads, connections) before the scheduler and the spaces close."""
 
     def _close_spaces(self, spaces: list[Space]) -> None:
         for space in spaces:

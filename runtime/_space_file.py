@@ -271,7 +271,10 @@ class SpaceFile:
 
     @property
     def _wconn(self) -> apsw.Connection:
-        """The write connection, opening (and so creating) the file on first use."""
+        """The write connection, opening (and so creating) the file on first use. Taken with
+        the write lock held, which ``close()`` takes too: a runtime closed since the caller's
+        first check is a :class:`ClosedError` here, never a connection closed under it."""
+        self._check_open()
         conn = self._writer
         if conn is None:
             conn = self._open(at_start=False, create=True)
@@ -1068,6 +1071,7 @@ class SpaceFile:
         if not self._open_if_exists():
             return 0
         with self._write_lock, translated(f"space file {self.path}"):
+            self._check_open()  # closed since the check above: its connections are closed
             if self._writer is None:  # a refused first commit removed the file meanwhile
                 return 0
             self._compact_now(self._writer)

@@ -642,17 +642,14 @@ class Runtime(runtime.Runtime):
                 self._quarantined.pop(decl.db_id, None)
                 self._reconciled.add(decl.db_id)
 
-    @checked_arguments
-    def close(self) -> None:
-        if not self.is_open:
-            return
-        # Never waits for a read: stuck workers are interrupted and left behind (R44).
+    def _close_extensions(self) -> None:
+        # Waits for a read no longer than CLOSE_WAIT: stuck workers are interrupted and left
+        # behind (R44).
         self.query_workers.close()
         self.live_queries.close()
         # Readers first: a database file's last connection to close removes its -wal and -shm
         # (after a checkpoint), which only the write connection may do, a reader being read-only.
         self.read_pool.close()
-        super().close()
 
 
 def _takes_database(annotation: object) -> bool:

@@ -577,7 +577,7 @@ class _SourceWatcher:
                 return
             nodes.add(node)
             self._signatures.setdefault(path, content_signature(path))
-            if self._thread is None:
+            if self._thread is None and not self._closed.is_set():
                 self._thread = threading.Thread(
                     target=self._loop, name="sqlite-cells-sources", daemon=True
                 )
@@ -608,4 +608,10 @@ class _SourceWatcher:
                     self._scheduler.rerun(list(nodes))
 
     def close(self) -> None:
-        self._closed.set()
+        """Stop watching; the watcher thread is waited for (it checks a file between waits,
+        never for long), so no thread of a closed runtime is left."""
+        with self._lock:
+            self._closed.set()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)

@@ -46,6 +46,7 @@ from sqlite_cells.read._reader import Statement, StatementResult, Tracker, read_
 from sqlite_cells.schema import Declaration
 
 __all__ = [
+    "CLOSE_WAIT",
     "GRACE",
     "MAX_EXTRA",
     "QUEUE_GRACE",
@@ -65,6 +66,7 @@ SLOW = 0.02  # a statement running this long holds its worker: the reads behind 
 MAX_EXTRA = 8  # extra and abandoned workers beyond ``count`` that extras may bring about
 RETIRE = 1.0  # an idle worker beyond ``count`` exits after this long without work
 _WATCH_EVERY = 0.05
+CLOSE_WAIT = 1.0  # how long close() waits for interrupted workers to end (R44's slack)
 _LINGER = 1.0  # how long the watchdog keeps polling after the last guarded read began
 
 Delivery = Callable[[int, list[tuple[Any, StatementResult]]], None]
@@ -429,13 +431,18 @@ class QueryWorkers:
     # -- lifecycle -----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Stop the workers without waiting for any of them; queued jobs get
-        :class:`ClosedError`, reads in flight are interrupted."""
+        """Stop the workers: queued jobs get :class:`ClosedError`, reads in flight are
+        interrupted, and the threads that end so are waited for (at most ``CLOSE_WAIT``), so
+        that once the runtime's ``close()`` returns none of its threads is left and the pool
+        closes every connection. A worker stuck in one long function call is not waited for
+        past that bound (R44): it finishes in the background and its connection is closed when
+        it comes back."""
         with self._lock:
             self._closed = True
             queued = list(self._queue)
             self._queue.clear()
             flights = list(self._in_flight.values())
+            threads = [w.thread for w in self._workers if w.thread is not None]
             self._wake.notify_all()
             self._watch_wake.notify_all()
         for flight in flights:
@@ -444,6 +451,10 @@ class QueryWorkers:
             _interrupt(pooled)
         for job in queued:
             _fail(job, ClosedError("the runtime is closed: open a new Runtime"))
+        deadline = time.monotonic() + CLOSE_WAIT
+        for thread in [*threads, self._watchdog]:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _kept(keys: list[Any], tracker: Tracker) -> list[Any]:
