@@ -13,6 +13,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from sqlite_cells.codec import ConflictError
 from sqlite_cells.runtime._boundary import InvalidArgument, checked_arguments
+from sqlite_cells.runtime._lock_holder import LockHolder
 from sqlite_cells.runtime._space_file import SpaceFile
 from sqlite_cells.runtime._tx import Transaction, TxState, current_transaction, transaction
 
@@ -22,10 +23,10 @@ DEFAULT_TRIES = 10
 # SPEC §5: "handlers try at most 10 times in all"; a larger tries= is refused, not capped.
 MAX_TRIES = 10
 # Tries made optimistically before the handler runs its body holding the space's write lock
-# (a sync handler), or waits for its turn in the space (an async one, see _turns).
+# (an async one also waits for its turn in the space first, see _turns and _lock_holder).
 OPTIMISTIC_TRIES = 3
-# How long an async handler waits for its turn before it goes on optimistically (a turn is
-# held for as long as a body runs, and a body may await anything, even another handler).
+# How long an async handler waits for its turn, and how long the write lock is held for its
+# body, before it goes on optimistically (a body may await anything, even another handler).
 TURN_PATIENCE = 1.0
 
 P = ParamSpec("P")
@@ -67,9 +68,11 @@ def handler(fn: Callable[..., Any] | None = None, /, *, tries: int = DEFAULT_TRI
 
     An ``async def`` body gives an async handler (SPEC §3): awaiting it runs the body on the
     event loop, then commits in a worker thread (``asyncio.to_thread``), so the fsync never
-    blocks the loop. A write lock cannot be held across awaits, so its tries are optimistic; after
-    ``OPTIMISTIC_TRIES`` conflicts it waits (without blocking the loop) for its turn among the
-    async handlers retrying in that space, and keeps it until the call ends (see ``_turns``).
+    blocks the loop. After ``OPTIMISTIC_TRIES`` conflicts it waits (without blocking the loop)
+    for its turn among the async handlers retrying in that space, and keeps it until the call
+    ends (see ``_turns``); each try then runs its body while a thread of its own holds the
+    space's write lock and commits it there (see ``_lock_holder``), for at most
+    ``TURN_PATIENCE`` seconds of body.
     Cancelled while its commit runs, the call ends once the commit is decided (see
     ``_commit_off_loop``).
     The wrapper keeps the body's signature for type checkers (ParamSpec).
@@ -168,21 +171,29 @@ def _async_handler(
         turn: SpaceFile | None = None  # the space whose turn this call holds (see _turns)
         try:
             for attempt in range(tries):
-                if turn is None and space is not None and attempt == OPTIMISTIC_TRIES:
-                    turn = space if await space.turns.take(TURN_PATIENCE) else None
+                holder: LockHolder | None = None
+                if space is not None and attempt >= OPTIMISTIC_TRIES:
+                    if turn is None and attempt == OPTIMISTIC_TRIES:
+                        turn = space if await space.turns.take(TURN_PATIENCE) else None
+                    holder = LockHolder(space, TURN_PATIENCE)
                 collecting: Transaction | None = None
                 try:
+                    if holder is not None:
+                        await holder.held()
                     # A ConflictError from the body is retried as the sync handler's is.
                     with transaction(None) as collecting:
                         await body(*args, **kwargs)
                         tx = _take(collecting)  # leaves nothing for the block to commit inline
-                    return await _commit_off_loop(tx)
+                    return await _commit_off_loop(tx, holder)
                 except ConflictError:
                     if attempt == tries - 1:
                         raise
                     if collecting is not None and collecting.space is not None:
                         space = collecting.space
                     await asyncio.sleep(random.uniform(0, 0.001 * 2**attempt))
+                finally:
+                    if holder is not None:
+                        holder.let_go()
         finally:
             if turn is not None:
                 turn.turns.give_back()
@@ -200,8 +211,9 @@ def _take(collecting: Transaction) -> Transaction:
     return tx
 
 
-async def _commit_off_loop(tx: Transaction) -> int | None:
-    """Commit ``tx`` in a worker thread; the event loop keeps running meanwhile.
+async def _commit_off_loop(tx: Transaction, holder: LockHolder | None = None) -> int | None:
+    """Commit ``tx`` in a worker thread (``holder``'s, when it still holds the space's write
+    lock); the event loop keeps running meanwhile.
 
     Once begun, the commit is decided (committed whole, or not at all) before the caller hears
     anything: a cancellation (``task.cancel()``, ``asyncio.wait_for``, ``asyncio.timeout``)
@@ -211,9 +223,11 @@ async def _commit_off_loop(tx: Transaction) -> int | None:
     if space is None or tx.is_empty:
         tx.state = TxState.COMMITTED
         return None
-    loop = asyncio.get_running_loop()
-    context = contextvars.copy_context()
-    commit = loop.run_in_executor(None, functools.partial(context.run, space.commit, tx))
+    commit = holder.commit(tx) if holder is not None else None
+    if commit is None:
+        context = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
+        commit = loop.run_in_executor(None, functools.partial(context.run, space.commit, tx))
     try:
         tx.seq = await asyncio.shield(commit)
     except asyncio.CancelledError:

@@ -19,6 +19,7 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
+from sqlite_cells.runtime import _handler as handler_module
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -644,6 +645,55 @@ def test_a_retrying_handler_whose_body_awaits_another_retrying_handler_does_not_
     assert runs == {"a": 4, "b": 4}
 
 
+@pytest.mark.parametrize("ending", ["raises", "cancelled", "writes nothing"])
+def test_a_try_that_holds_the_write_lock_lets_it_go_however_its_body_ends(
+    store: Path, space: sc.Space, monkeypatch: pytest.MonkeyPatch, ending: str
+) -> None:
+    """After 3 conflicts a try runs its body while a thread holds the space's write lock
+    (runtime/_lock_holder.py); a body that raises, is cancelled or writes nothing lets it go at
+    once, not after the holder's patience (made 60 s here): another runtime then writes at once."""
+    monkeypatch.setattr(handler_module, "TURN_PATIENCE", 60.0)
+    c = space.cell("c", default=0)
+    runs = 0
+    locked = asyncio.Event()
+
+    def write_elsewhere(value: int) -> None:
+        with sc.Runtime(store) as other, other.space("demo").transact():
+            other.space("demo").cell("c").set(value)
+
+    @sc.handler
+    async def bump() -> None:
+        nonlocal runs
+        seen = c.get()
+        runs += 1
+        if runs <= 3:
+            await asyncio.to_thread(write_elsewhere, seen + 100)
+            c.set(seen + 1)
+            return
+        locked.set()
+        if ending == "raises":
+            raise LookupError("the body's own error")
+        if ending == "cancelled":
+            await asyncio.sleep(BOUND)
+
+    async def main() -> None:
+        task = asyncio.create_task(bump())
+        await locked.wait()
+        if ending == "cancelled":
+            task.cancel()
+        outcome = (await asyncio.gather(task, return_exceptions=True))[0]
+        expected = {"raises": LookupError, "cancelled": asyncio.CancelledError}
+        assert type(outcome) is expected.get(ending, type(None)), outcome
+
+    _run(main)
+    assert runs == 4
+    done = threading.Thread(target=write_elsewhere, args=(7,))
+    done.start()
+    done.join(BOUND / 2)
+    assert not done.is_alive(), "the write lock was still held"
+    assert c.get() == 7
+
+
 def test_cancelling_many_contending_tasks_at_every_stage_loses_no_update(space: sc.Space) -> None:
     """Tasks are cancelled in their body, waiting for their turn, in a backoff or in their
     commit: each committed call bumped the counter exactly once, and the rest go on."""
@@ -760,7 +810,7 @@ counter = rt.space("demo").cell("counter", default=0)
 @sc.handler
 async def bump(*, c):
     seen = c.get()
-    await asyncio.sleep(0)
+    await asyncio.sleep(float(sys.argv[3]))
     c.set(seen + 1)
 
 async def main():
@@ -772,24 +822,31 @@ print(" ".join(map(str, seqs)))
 """
 
 
-def test_async_handlers_in_several_processes_bump_one_counter(store: Path) -> None:
+@pytest.mark.parametrize(("processes", "calls", "pause"), [(3, 150, 0.0), (4, 40, 0.003)])
+def test_async_handlers_in_several_processes_bump_one_counter(
+    store: Path, processes: int, calls: int, pause: float
+) -> None:
+    """No call runs out of tries (SPEC §3: at most 10), even when each body awaits between its
+    read and its write, so that optimistic tries of several processes nearly always collide:
+    after 3 conflicts a try holds the space's write lock (runtime/_lock_holder.py)."""
     with sc.Runtime(store) as rt, rt.space("demo").transact():
         rt.space("demo").cell("counter", default=0).set(0)  # seq 1: the file exists
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _PROCESS, str(store), "150"],
+            [sys.executable, "-c", _PROCESS, str(store), str(calls), str(pause)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
-        for _ in range(3)
+        for _ in range(processes)
     ]
     seqs: list[int] = []
     for proc in procs:
         out, err = proc.communicate(timeout=BOUND)
         assert proc.returncode == 0, err
         seqs += [int(s) for s in out.split()]
-    assert sorted(seqs) == list(range(2, 452))
+    total = processes * calls
+    assert sorted(seqs) == list(range(2, total + 2))
     with sc.Runtime(store) as rt:
-        assert rt.space("demo").cell("counter").get() == 450
+        assert rt.space("demo").cell("counter").get() == total
