@@ -9,6 +9,7 @@ from sqlite_cells.schema._declaration import VmSource as VmSource
 from sqlite_cells.schema._declaration import check_options as check_options
 from sqlite_cells.schema._declaration import db_file_name as db_file_name
 from sqlite_cells.schema._migrate import add_missing as add_missing
+from sqlite_cells.schema._migrate import create_meta_table as create_meta_table
 from sqlite_cells.schema._migrate import ensure_runtime_tables as ensure_runtime_tables
 from sqlite_cells.schema._migrate import ensure_schema as ensure_schema
 from sqlite_cells.schema._migrate import migrate_file as migrate_file
@@ -45,6 +46,7 @@ __all__ = [
     "Table",
     "VmSource",
     "add_missing",
+    "create_meta_table",
     "cf_link",
     "check_options",
     "create_table_sql",

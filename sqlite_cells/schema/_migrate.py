@@ -442,11 +442,20 @@ def stored_version(conn: apsw.Connection, database: str, db_id: str) -> int | No
     return rows[0][0] if rows else None  # type: ignore[return-value]
 
 
+def create_meta_table(conn: apsw.Connection, database: str) -> None:
+    """The runtime's ``_cf_meta`` table in ``database``, if it is not there yet: also the first
+    statement a commit runs on a file without it, so that the commit takes the file's write
+    lock before anything reads the file (see ``write/_fold.py``, ``_take_file_lock``)."""
+    conn.execute(
+        f"CREATE TABLE IF NOT EXISTS {quote_ident(database)}._cf_meta(key TEXT PRIMARY KEY, value)"
+    )
+
+
 def ensure_runtime_tables(conn: apsw.Connection, database: str) -> None:
     # IF NOT EXISTS, not a look-up first: another connection may have created them since this
     # connection last loaded the schema, and only a prepared statement re-reads it.
     db = quote_ident(database)
-    conn.execute(f"CREATE TABLE IF NOT EXISTS {db}._cf_meta(key TEXT PRIMARY KEY, value)")
+    create_meta_table(conn, database)
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {db}._cf_watermark(id INTEGER PRIMARY KEY CHECK (id = 0), "
         "seq INTEGER NOT NULL)"

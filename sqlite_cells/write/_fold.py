@@ -83,7 +83,7 @@ from sqlite_cells.runtime import (
     unchanged_since,
     waited_for_lock,
 )
-from sqlite_cells.schema import Declaration, ensure_schema, migrate_file
+from sqlite_cells.schema import Declaration, create_meta_table, ensure_schema, migrate_file
 from sqlite_cells.sql import (
     Authorizer,
     Bound,
@@ -356,9 +356,14 @@ class SqliteParticipant:
         read would fail at once. Its data version is current from here on (``_unchanged``)."""
         set_lock_wait(conn, self._lock_wait_ms)
         try:
-            conn.execute(_TAKE_FILE_LOCK)
-        except apsw.SQLError:
-            pass  # no tables yet: the file was made by this commit's attach, locked by no one
+            try:
+                conn.execute(_TAKE_FILE_LOCK)
+            except apsw.SQLError:
+                # No _cf_meta as far as this connection knows: a blank file (made by this
+                # commit's attach, or by another runtime, which may be writing it right now).
+                # Made here, the table's creation takes the lock; after a read it could not
+                # wait for it.
+                create_meta_table(conn, ALIAS)
         except apsw.BusyError as exc:
             timeout = self._lock_timeout(exc, decl.db_id, sql)
             assert timeout is not None

@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import apsw
 import pytest
 
 import sqlite_cells as sc
@@ -118,3 +119,57 @@ def test_a_runtimes_first_write_of_a_locked_database_file_times_out_in_time(stor
             "first",
             "second",
         ]
+
+
+@pytest.mark.parametrize("held_for", ["less", "more"])
+def test_a_first_write_of_a_blank_database_file_another_process_locks_waits_for_it(
+    store: Path, held_for: str
+) -> None:
+    """A database file that exists but holds no table yet (another runtime's attach made it and
+    is writing it now): the first write takes its lock before reading it, so it waits for
+    another's lock (and commits) or times out after exec_timeout — never at once."""
+    with sc.Runtime(store, exec_timeout=0.6 if held_for == "less" else 0.3) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        with space.transact():
+            space.cell("c").set(1)  # the space file exists; the database file does not
+        blank = apsw.Connection(str(db.path))
+        blank.execute("PRAGMA journal_mode=WAL").fetchall()
+        blank.close()
+        with subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(WRITE_LOCK_HOLDER), str(db.path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        ) as holder:
+            assert holder.stdout is not None and holder.stdin is not None
+            try:
+                assert holder.stdout.readline().strip() == "held"
+                started = time.monotonic()
+                if held_for == "less":
+                    release = threading.Timer(
+                        0.2, lambda: (holder.stdin.write("\n"), holder.stdin.flush())
+                    )
+                    release.start()
+                    with space.transact():
+                        db.exec("INSERT INTO messages (body) VALUES ('first')")
+                    assert time.monotonic() - started >= 0.15
+                    release.join()
+                else:
+                    with (
+                        pytest.raises(sc.ExecTimeout, match=r"waited exec_timeout=0\.3s"),
+                        space.transact(),
+                    ):
+                        db.exec("INSERT INTO messages (body) VALUES ('first')")
+                    assert 0.3 <= time.monotonic() - started < 0.3 + 1
+                    assert db.rev == 0
+                    holder.stdin.write("\n")
+                    holder.stdin.flush()
+                assert holder.wait(30) == 0
+            finally:
+                holder.kill()
+        if held_for == "more":
+            with space.transact():
+                db.exec("INSERT INTO messages (body) VALUES ('first')")
+        assert db.rev == 1
+        assert db.read("SELECT body FROM messages") == [{"body": "first"}]
