@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import apsw
@@ -30,6 +32,30 @@ conn.close()
 """
 
 
+@contextlib.contextmanager
+def write_lock_held(path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding ``path``'s write lock until a line is written to its stdin
+    (see :func:`let_go`); killed on the way out whatever happened."""
+    with subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(WRITE_LOCK_HOLDER), str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        try:
+            assert holder.stdout.readline().strip() == "held"
+            yield holder
+        finally:
+            holder.kill()
+
+
+def let_go(holder: subprocess.Popen[str]) -> None:
+    assert holder.stdin is not None
+    holder.stdin.write("\n")
+    holder.stdin.flush()
+
+
 def test_a_write_waits_for_a_database_files_lock_no_longer_than_exec_timeout(
     store: Path,
 ) -> None:
@@ -39,37 +65,26 @@ def test_a_write_waits_for_a_database_files_lock_no_longer_than_exec_timeout(
         c = space.cell("c", default=0)
         with space.transact():
             db.exec("INSERT INTO messages (body) VALUES ('first')")
-        with subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(WRITE_LOCK_HOLDER), str(db.path)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        ) as holder:
-            assert holder.stdout is not None and holder.stdin is not None
-            try:
-                assert holder.stdout.readline().strip() == "held"
-                started = time.monotonic()
-                with pytest.raises(sc.ExecTimeout, match="lock"), space.transact():
-                    c.set(1)
-                    db.exec("INSERT INTO messages (body) VALUES ('second')")
-                assert time.monotonic() - started < 0.3 + 1
-                assert c.get() == 0 and db.rev == 1
-                # The space's write lock was let go: another thread's commit goes through.
-                done = threading.Event()
+        with write_lock_held(db.path) as holder:
+            started = time.monotonic()
+            with pytest.raises(sc.ExecTimeout, match="lock"), space.transact():
+                c.set(1)
+                db.exec("INSERT INTO messages (body) VALUES ('second')")
+            assert time.monotonic() - started < 0.3 + 1
+            assert c.get() == 0 and db.rev == 1
+            # The space's write lock was let go: another thread's commit goes through.
+            done = threading.Event()
 
-                def commit_a_cell() -> None:
-                    with space.transact():
-                        c.set(2)
-                    done.set()
+            def commit_a_cell() -> None:
+                with space.transact():
+                    c.set(2)
+                done.set()
 
-                threading.Thread(target=commit_a_cell, daemon=True).start()
-                assert done.wait(0.3 + 1)
-                assert c.get() == 2
-                holder.stdin.write("\n")
-                holder.stdin.flush()
-                assert holder.wait(30) == 0
-            finally:
-                holder.kill()
+            threading.Thread(target=commit_a_cell, daemon=True).start()
+            assert done.wait(0.3 + 1)
+            assert c.get() == 2
+            let_go(holder)
+            assert holder.wait(30) == 0
         with space.transact():
             db.exec("INSERT INTO messages (body) VALUES ('second')")
         assert db.read("SELECT body FROM messages ORDER BY id") == [
@@ -86,32 +101,18 @@ def test_a_runtimes_first_write_of_a_locked_database_file_times_out_in_time(stor
         with rt.space("demo").transact():
             db.exec("INSERT INTO messages (body) VALUES ('first')")
         path = db.path
-    with (
-        subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(WRITE_LOCK_HOLDER), str(path)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        ) as holder,
-        sc.Runtime(store, exec_timeout=0.3) as rt,
-    ):
-        assert holder.stdout is not None and holder.stdin is not None
-        try:
-            assert holder.stdout.readline().strip() == "held"
-            db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
-            started = time.monotonic()
-            with (
-                pytest.raises(sc.ExecTimeout, match=r"waited exec_timeout=0\.3s for a lock"),
-                rt.space("demo").transact(),
-            ):
-                db.exec("INSERT INTO messages (body) VALUES ('second')")
-            waited = time.monotonic() - started
-            assert 0.3 <= waited < 0.3 + 1
-            holder.stdin.write("\n")
-            holder.stdin.flush()
-            assert holder.wait(30) == 0
-        finally:
-            holder.kill()
+    with write_lock_held(path) as holder, sc.Runtime(store, exec_timeout=0.3) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        started = time.monotonic()
+        with (
+            pytest.raises(sc.ExecTimeout, match=r"waited exec_timeout=0\.3s for a lock"),
+            rt.space("demo").transact(),
+        ):
+            db.exec("INSERT INTO messages (body) VALUES ('second')")
+        waited = time.monotonic() - started
+        assert 0.3 <= waited < 0.3 + 1
+        let_go(holder)
+        assert holder.wait(30) == 0
         with rt.space("demo").transact():
             db.exec("INSERT INTO messages (body) VALUES ('second')")
         assert db.rev == 2
@@ -136,38 +137,25 @@ def test_a_first_write_of_a_blank_database_file_another_process_locks_waits_for_
         blank = apsw.Connection(str(db.path))
         blank.execute("PRAGMA journal_mode=WAL").fetchall()
         blank.close()
-        with subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(WRITE_LOCK_HOLDER), str(db.path)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        ) as holder:
-            assert holder.stdout is not None and holder.stdin is not None
-            try:
-                assert holder.stdout.readline().strip() == "held"
-                started = time.monotonic()
-                if held_for == "less":
-                    release = threading.Timer(
-                        0.2, lambda: (holder.stdin.write("\n"), holder.stdin.flush())
-                    )
-                    release.start()
-                    with space.transact():
-                        db.exec("INSERT INTO messages (body) VALUES ('first')")
-                    assert time.monotonic() - started >= 0.15
-                    release.join()
-                else:
-                    with (
-                        pytest.raises(sc.ExecTimeout, match=r"waited exec_timeout=0\.3s"),
-                        space.transact(),
-                    ):
-                        db.exec("INSERT INTO messages (body) VALUES ('first')")
-                    assert 0.3 <= time.monotonic() - started < 0.3 + 1
-                    assert db.rev == 0
-                    holder.stdin.write("\n")
-                    holder.stdin.flush()
-                assert holder.wait(30) == 0
-            finally:
-                holder.kill()
+        with write_lock_held(db.path) as holder:
+            started = time.monotonic()
+            if held_for == "less":
+                release = threading.Timer(0.2, let_go, args=(holder,))
+                release.start()
+                with space.transact():
+                    db.exec("INSERT INTO messages (body) VALUES ('first')")
+                assert time.monotonic() - started >= 0.15
+                release.join()
+            else:
+                with (
+                    pytest.raises(sc.ExecTimeout, match=r"waited exec_timeout=0\.3s"),
+                    space.transact(),
+                ):
+                    db.exec("INSERT INTO messages (body) VALUES ('first')")
+                assert 0.3 <= time.monotonic() - started < 0.3 + 1
+                assert db.rev == 0
+                let_go(holder)
+            assert holder.wait(30) == 0
         if held_for == "more":
             with space.transact():
                 db.exec("INSERT INTO messages (body) VALUES ('first')")
