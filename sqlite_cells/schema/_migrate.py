@@ -443,9 +443,9 @@ def stored_version(conn: apsw.Connection, database: str, db_id: str) -> int | No
 
 
 def create_meta_table(conn: apsw.Connection, database: str) -> None:
-    """The runtime's ``_cf_meta`` table in ``database``, if it is not there yet: also the first
-    statement a commit runs on a file without it, so that the commit takes the file's write
-    lock before anything reads the file (see ``write/_fold.py``, ``_take_file_lock``)."""
+    """The runtime's ``_cf_meta`` table in ``database``, if it is not there yet. A commit to a
+    file without it also runs this (and undoes it) first, to take the file's write lock before
+    anything reads the file (see ``write/_fold.py``, ``_take_file_lock``)."""
     conn.execute(
         f"CREATE TABLE IF NOT EXISTS {quote_ident(database)}._cf_meta(key TEXT PRIMARY KEY, value)"
     )

@@ -361,9 +361,14 @@ class SqliteParticipant:
             except apsw.SQLError:
                 # No _cf_meta as far as this connection knows: a blank file (made by this
                 # commit's attach, or by another runtime, which may be writing it right now).
-                # Made here, the table's creation takes the lock; after a read it could not
-                # wait for it.
-                create_meta_table(conn, ALIAS)
+                # Creating the table takes the lock (after a read the commit could not wait for
+                # it); undone at once, so the file still reads as never written (_ensure).
+                conn.execute("SAVEPOINT _cf_take_lock")
+                try:
+                    create_meta_table(conn, ALIAS)
+                finally:
+                    conn.execute("ROLLBACK TO _cf_take_lock")
+                    conn.execute("RELEASE _cf_take_lock")
         except apsw.BusyError as exc:
             timeout = self._lock_timeout(exc, decl.db_id, sql)
             assert timeout is not None
