@@ -25,9 +25,14 @@ MAX_TRIES = 10
 # Tries made optimistically before the handler runs its body holding the space's write lock
 # (an async one also waits for its turn in the space first, see _turns and _lock_holder).
 OPTIMISTIC_TRIES = 3
-# How long an async handler waits for its turn, and how long the write lock is held for its
-# body, before it goes on optimistically (a body may await anything, even another handler).
+# How long an async handler waits for its turn before it goes on optimistically (a body may
+# await anything, even another handler).
 TURN_PATIENCE = 1.0
+# How long the space's write lock is held for a body that has not handed over its transaction
+# yet (see _lock_holder): a retried body is usually short, and every other writer of the space
+# waits meanwhile — a commit the body itself awaits (made through another thread or runtime)
+# included.
+LOCK_PATIENCE = 0.25
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -72,7 +77,7 @@ def handler(fn: Callable[..., Any] | None = None, /, *, tries: int = DEFAULT_TRI
     for its turn among the async handlers retrying in that space, and keeps it until the call
     ends (see ``_turns``); each try then runs its body while a thread of its own holds the
     space's write lock and commits it there (see ``_lock_holder``), for at most
-    ``TURN_PATIENCE`` seconds of body.
+    ``LOCK_PATIENCE`` seconds of body.
     Cancelled while its commit runs, the call ends once the commit is decided (see
     ``_commit_off_loop``).
     The wrapper keeps the body's signature for type checkers (ParamSpec).
@@ -175,7 +180,7 @@ def _async_handler(
                 if space is not None and attempt >= OPTIMISTIC_TRIES:
                     if turn is None and attempt == OPTIMISTIC_TRIES:
                         turn = space if await space.turns.take(TURN_PATIENCE) else None
-                    holder = LockHolder(space, TURN_PATIENCE)
+                    holder = LockHolder(space, LOCK_PATIENCE)
                 collecting: Transaction | None = None
                 try:
                     if holder is not None:

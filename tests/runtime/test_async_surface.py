@@ -652,7 +652,7 @@ def test_a_try_that_holds_the_write_lock_lets_it_go_however_its_body_ends(
     """After 3 conflicts a try runs its body while a thread holds the space's write lock
     (runtime/_lock_holder.py); a body that raises, is cancelled or writes nothing lets it go at
     once, not after the holder's patience (made 60 s here): another runtime then writes at once."""
-    monkeypatch.setattr(handler_module, "TURN_PATIENCE", 60.0)
+    monkeypatch.setattr(handler_module, "LOCK_PATIENCE", 60.0)
     c = space.cell("c", default=0)
     runs = 0
     locked = asyncio.Event()
