@@ -367,7 +367,9 @@ class QueryWorkers:
                 with tracker.lock:
                     pooled = tracker.pooled
                 _interrupt(pooled)
-            time.sleep(_WATCH_EVERY)
+            with self._lock:
+                if not self._closed or self._in_flight:
+                    self._watch_wake.wait(_WATCH_EVERY)  # close() cuts the pause short
 
     def _split_locked(self, flight: _InFlight, now: float) -> None:
         """Hand the statements of ``flight``'s job not begun yet to a new job when the one
