@@ -58,15 +58,15 @@ class LockHolder:
     def commit(self, tx: Transaction) -> asyncio.Future[int] | None:
         """Have ``tx`` committed inside the lock: the future of its seq, or None when the lock
         is no longer held (or ``tx`` writes another space), and the caller commits it itself."""
+        if tx.space is not self._space:
+            self.let_go()
+            return None
         future: asyncio.Future[int] = self._loop.create_future()
         with self._lock:
-            if self._gone or tx.space is not self._space:
-                self._gone = True
-                self._asked.set()
-                return None
-            self._job = (tx, contextvars.copy_context(), future)
+            if not self._gone:
+                self._job = (tx, contextvars.copy_context(), future)
             self._asked.set()
-        return future
+            return None if self._gone else future
 
     def let_go(self) -> None:
         """Release the lock without committing (at once if held, else as soon as it is taken)."""

@@ -42,7 +42,6 @@ def remove_unused(path: Path, holds_nothing: Callable[[apsw.Connection], bool]) 
         conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
     except apsw.Error:
         return False
-    left_wal = False
     try:
         conn.setbusytimeout(0)  # in use by anyone: leave it
         try:
@@ -53,19 +52,20 @@ def remove_unused(path: Path, holds_nothing: Callable[[apsw.Connection], bool]) 
             return _remove_unused_wal(path, holds_nothing)
         if row is None or str(row[0]).lower() != "delete":
             return False
-        left_wal = True
-        # No journal file for the lock taken next: on a full disk (or a write that fails) a
-        # journal cannot be made, and nothing is written here anyway. A file that became a WAL
-        # file meanwhile is read as one: its journal mode then says "wal".
-        conn.execute("PRAGMA journal_mode=MEMORY").fetchall()
-        removed = _remove_locked(conn, path, "memory", holds_nothing)
-        left_wal = not removed
-        return removed
+        try:
+            # No journal file for the lock taken next: on a full disk (or a write that fails)
+            # a journal cannot be made, and nothing is written here anyway. A file that became
+            # a WAL file meanwhile is read as one: its journal mode then says "wal".
+            conn.execute("PRAGMA journal_mode=MEMORY").fetchall()
+            if _remove_locked(conn, path, "memory", holds_nothing):
+                return True
+        except (apsw.Error, OSError):
+            pass
+        _back_to_wal(conn)
+        return False
     except (apsw.Error, OSError):
         return False
     finally:
-        if left_wal:
-            _back_to_wal(conn)
         conn.close()
 
 

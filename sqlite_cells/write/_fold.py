@@ -356,19 +356,7 @@ class SqliteParticipant:
         read would fail at once. Its data version is current from here on (``_unchanged``)."""
         set_lock_wait(conn, self._lock_wait_ms)
         try:
-            try:
-                conn.execute(_TAKE_FILE_LOCK)
-            except apsw.SQLError:
-                # No _cf_meta as far as this connection knows: a blank file (made by this
-                # commit's attach, or by another runtime, which may be writing it right now).
-                # Creating the table takes the lock (after a read the commit could not wait for
-                # it); undone at once, so the file still reads as never written (_ensure).
-                conn.execute("SAVEPOINT _cf_take_lock")
-                try:
-                    create_meta_table(conn, ALIAS)
-                finally:
-                    conn.execute("ROLLBACK TO _cf_take_lock")
-                    conn.execute("RELEASE _cf_take_lock")
+            _write_nothing(conn)
         except apsw.BusyError as exc:
             timeout = self._lock_timeout(exc, decl.db_id, sql)
             assert timeout is not None
@@ -726,6 +714,23 @@ def _write_policy(tables: frozenset[str] | None) -> Authorizer:
 def _ensure_key(decl: Declaration) -> EnsureKey:
     assert decl.schema is not None
     return (decl.path, decl.schema.fingerprint, decl.version)
+
+
+def _write_nothing(conn: apsw.Connection) -> None:
+    """A write that changes nothing in the attached file, so that it takes the file's write
+    lock (see ``_take_file_lock``). On a file without ``_cf_meta`` as far as this connection
+    knows — a blank file, made by this commit's attach or by another runtime that may be writing
+    it right now — the table's creation is that write, undone at once in a savepoint, so the
+    file still reads as never written (``_file_state``)."""
+    try:
+        conn.execute(_TAKE_FILE_LOCK)
+    except apsw.SQLError:
+        conn.execute("SAVEPOINT _cf_take_lock")
+        try:
+            create_meta_table(conn, ALIAS)
+        finally:
+            conn.execute("ROLLBACK TO _cf_take_lock")
+            conn.execute("RELEASE _cf_take_lock")
 
 
 def _file_state(conn: apsw.Connection) -> FileState | None:
