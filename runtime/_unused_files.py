@@ -52,37 +52,15 @@ def remove_unused(path: Path, holds_nothing: Callable[[apsw.Connection], bool]) 
             return _remove_unused_wal(path, holds_nothing)
         if row is None or str(row[0]).lower() != "delete":
             return False
-        try:
-            # No journal file for the lock taken next: on a full disk (or a write that fails)
-            # a journal cannot be made, and nothing is written here anyway. A file that became
-            # a WAL file meanwhile is read as one: its journal mode then says "wal".
-            conn.execute("PRAGMA journal_mode=MEMORY").fetchall()
-            if _remove_locked(conn, path, "memory", holds_nothing):
-                return True
-        except (apsw.Error, OSError):
-            pass
-        _back_to_wal(conn)
-        return False
+        # No journal file for the lock taken next: on a full disk (or a write that fails) a
+        # journal cannot be made, and nothing is written here anyway. A file that became a WAL
+        # file meanwhile is read as one: its journal mode then says "wal".
+        conn.execute("PRAGMA journal_mode=MEMORY").fetchall()
+        return _remove_locked(conn, path, "memory", holds_nothing)
     except (apsw.Error, OSError):
         return False
     finally:
         conn.close()
-
-
-def _back_to_wal(conn: apsw.Connection) -> None:
-    """Put a file :func:`remove_unused` took out of WAL mode, and then kept, back in it (every
-    file of a store is a WAL file, R34): with a rollback journal its readers would block its
-    writers, and a commit that had read it would fail at once on another's lock. A connection
-    that opened it meanwhile may be reading it: waited for briefly; failing that, the file's
-    next writer puts it back (each sets WAL as it opens the file)."""
-    try:
-        conn.setbusytimeout(_BACK_TO_WAL_MS)
-        conn.execute("PRAGMA journal_mode=WAL").fetchall()
-    except apsw.Error:
-        pass
-
-
-_BACK_TO_WAL_MS = 1000
 
 
 def _remove_unused_wal(path: Path, holds_nothing: Callable[[apsw.Connection], bool]) -> bool:

@@ -256,33 +256,6 @@ def test_remove_unused_keeps_a_file_in_use_or_holding_data(tmp_path: Path) -> No
     assert not (tmp_path / "missing.sqlite").exists()
 
 
-def _journal_mode(path: Path) -> str:
-    """The journal mode written in the file's header (bytes 18 and 19: 2 for WAL, 1 for a
-    rollback journal), read without opening it through SQLite."""
-    header = path.read_bytes()[:20]
-    return {(2, 2): "wal", (1, 1): "rollback"}.get((header[18], header[19]), repr(header[18:20]))
-
-
-@pytest.mark.parametrize("why", ["holds data", "busy"])
-def test_a_file_remove_unused_keeps_stays_in_wal_mode(tmp_path: Path, why: str) -> None:
-    """Removing leaves WAL mode first (that is how it learns nobody else has the file open);
-    a file it then keeps — it holds data, or a lock failed on the way — is put back in WAL
-    mode. Left with a rollback journal, its readers would block its writers, and a commit that
-    had read the file would fail at once on another's lock."""
-    path = tmp_path / "f.sqlite"
-    _wal_file(path, table=why == "holds data").close()
-
-    def busy(conn: apsw.Connection) -> bool:
-        raise apsw.BusyError("database is locked")
-
-    assert remove_unused(path, _holds_nothing if why == "holds data" else busy) is False
-    assert path.exists()
-    assert _journal_mode(path) == "wal"
-    conn = apsw.Connection(str(path))
-    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    conn.close()
-
-
 def test_a_connection_to_a_removed_file_cannot_write_it_and_knows(tmp_path: Path) -> None:
     path = tmp_path / "f.sqlite"
     _wal_file(path, table=False).close()
