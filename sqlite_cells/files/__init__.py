@@ -52,6 +52,7 @@ from sqlite_cells.files._layout import open_unwritable as open_unwritable
 from sqlite_cells.files._layout import pin as pin
 from sqlite_cells.files._layout import pinned as pinned
 from sqlite_cells.files._layout import remove_unused_database as remove_unused_database
+from sqlite_cells.files._layout import roll_back_interrupted as roll_back_interrupted
 from sqlite_cells.files._layout import stored_json as stored_json
 from sqlite_cells.files._layout import unpin as unpin
 from sqlite_cells.files._reconcile import OTHER_HISTORY as OTHER_HISTORY
@@ -149,6 +150,7 @@ __all__ = [
     "remove_database_files",
     "remove_garbage",
     "remove_unused_database",
+    "roll_back_interrupted",
     "set_watermark",
     "source_damage_advice",
     "source_opening",

@@ -38,6 +38,7 @@ __all__ = [
     "pin",
     "pinned",
     "remove_unused_database",
+    "roll_back_interrupted",
     "stored_json",
     "unpin",
 ]
@@ -317,3 +318,20 @@ def open_unwritable(path: Path) -> apsw.Connection:
         conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
     conn.execute("PRAGMA query_only = 1")
     return conn
+
+
+def roll_back_interrupted(path: Path, timeout: float) -> None:
+    """Have SQLite roll back the hot journal of the store file ``path``: a writer was killed in
+    a commit to the file while it was still in rollback mode (its first, which puts it in WAL
+    mode), and no read-only connection may undo that commit (``SQLITE_READONLY_ROLLBACK``).
+    What SQLite does on the first read of any connection that may write the file: the file is
+    back as its last finished commit left it, and nothing else is written. Whether the file
+    then agrees with its space is for the read to find (R71). A lock another connection holds
+    is waited for ``timeout`` seconds at most (``apsw.BusyError`` then); raises ``apsw.Error``
+    (the callers translate it): a file this process may not write stays as it is."""
+    conn = open_unwritable(path)
+    try:
+        conn.setbusytimeout(max(1, int(timeout * 1000)))
+        conn.execute("PRAGMA main.schema_version").fetchall()
+    finally:
+        conn.close()

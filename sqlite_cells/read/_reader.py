@@ -44,6 +44,7 @@ from sqlite_cells.files import (
     is_hot_journal,
     note_damage,
     read_watermark,
+    roll_back_interrupted,
     source_damage_advice,
     unread_wal,
 )
@@ -261,8 +262,18 @@ def read_batch(
                 "a copy made with sqlite3's .backup",
             )
     try:
-        with pool.connection(decl.path, source=source) as pooled:
-            return _read_file(pooled, decl, statements, timeout, tracker, start, previous)
+        try:
+            with pool.connection(decl.path, source=source) as pooled:
+                return _read_file(pooled, decl, statements, timeout, tracker, start, previous)
+        except apsw.Error as exc:
+            if not (is_hot_journal(exc) and decl.kind is SourceKind.CELL):
+                raise
+            # Another process was killed in its commit to the file in rollback mode (its first
+            # one): the file is rolled back as any writer would (R71), then read once more.
+            left = min(timeout, tracker.deadline - time.monotonic())
+            roll_back_interrupted(decl.path, max(0.0, left))
+            with pool.connection(decl.path) as pooled:
+                return _read_file(pooled, decl, statements, timeout, tracker, start, previous)
     except FileNotFoundError:
         if decl.schema is None:
             raise QueryError(
@@ -764,6 +775,15 @@ def _translate(
         error = QueryError(decl.db_id, sql, source_damage_advice(decl.path, exc))
     elif is_hot_journal(exc) and decl.kind is SourceKind.DISK:  # left to its own program (R60)
         error = QueryError(decl.db_id, sql, hot_journal_advice(decl.path))
+    elif is_hot_journal(exc):  # what read_batch could not roll back
+        error = QueryError(
+            decl.db_id,
+            sql,
+            f"a commit to {decl.path} was interrupted (its writer was killed) and SQLite must "
+            "roll it back before the file can be read, which this process may not do (the "
+            "file or its directory is not writable here): open the store once as a user who "
+            "may write it, then read again",
+        )
     elif isinstance(exc, apsw.SQLError):
         hint = ""
         if "no such table" in str(exc) and decl.kind is SourceKind.DISK:  # its own schema (R60)
