@@ -192,8 +192,9 @@ class SqliteDb(Cell):
         decl = self.declaration
         decl.check_writable()
         self._check_live_committed()
-        check_statement(sql, Mode.WRITE)
-        sql = _plain(sql)
+        # `checked` holds the scan while the parameters are mapped: a long text is scanned once
+        checked = check_statement(sql, Mode.WRITE)
+        sql = checked.sql
         runtime = self.space.runtime
         targets, fills = _targets(sql, decl, runtime)
         bound = bind_rows(targets, rows, sql=sql, db_id=self.id, many=many, store=runtime.store)
@@ -260,8 +261,8 @@ class SqliteDb(Cell):
     def _check_read(self, sql: str, params: Any) -> None:
         # A closed runtime runs nothing: said at the call, whether or not the handle is cached.
         self.space.runtime.check_open()
-        check_statement(sql, Mode.READ)
-        check_read_values(params, sql=sql, db_id=self.id)
+        checked = check_statement(sql, Mode.READ)  # held while the values are checked (scan_sql)
+        check_read_values(params, sql=checked.sql, db_id=self.id)
         self._check_live()
         tx = current_transaction()
         if tx is not None and written_database(tx) == self.id:
@@ -499,8 +500,8 @@ class LinkedDb(SqliteDb):
     def _check_read(self, sql: str, params: Any) -> None:
         # A closed runtime runs nothing: said at the call, whether or not the handle is cached.
         self.space.runtime.check_open()
-        check_statement(sql, Mode.READ)  # the rest is checked against the target at each run
-        check_read_values(params, sql=sql, db_id=self.id)
+        checked = check_statement(sql, Mode.READ)  # the rest: against the target at each run
+        check_read_values(params, sql=checked.sql, db_id=self.id)
 
     def __repr__(self) -> str:
         return f"<LinkedDb following {self._input.id}>"

@@ -34,6 +34,7 @@ sqlglot's tokens, needed for the rare parse, are never kept).
 from __future__ import annotations
 
 import functools
+import weakref
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
@@ -88,7 +89,7 @@ class Word(NamedTuple):
     name: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Statement:
     """One scanned statement (see the module docstring); built only by :func:`scan_sql`."""
 
@@ -136,11 +137,21 @@ class Statement:
 
 
 def scan_sql(sql: str) -> Statement:
-    """The :class:`Statement` of ``sql``, scanned once per text (bounded LRU cache; texts longer
-    than :data:`CACHE_MAX_SQL_LENGTH` are scanned on each call).  Never raises for any ``str``."""
+    """The :class:`Statement` of ``sql``, scanned once per text (bounded LRU cache).  A text
+    longer than :data:`CACHE_MAX_SQL_LENGTH` is not kept: it is scanned again unless its
+    :class:`Statement` is still held somewhere (a caller holding the guard's verdict while it
+    maps the parameters, say).  Never raises for any ``str``."""
     if len(sql) > CACHE_MAX_SQL_LENGTH:
-        return _scan(sql)
+        statement = _held_scans.get(sql)
+        if statement is None:
+            statement = _held_scans[sql] = _scan(sql)
+        return statement
     return _scan_cached(sql)
+
+
+# Long texts' scans, for as long as something else holds them (a scan of a megabyte statement
+# holds tens of megabytes of tokens: kept no longer than its call needs it).
+_held_scans: weakref.WeakValueDictionary[str, Statement] = weakref.WeakValueDictionary()
 
 
 @functools.lru_cache(maxsize=CACHE_MAX_ENTRIES)

@@ -11,6 +11,7 @@ import sqlglot.tokens
 import sqlite_cells as sc
 from sqlite_cells.sql import Mode, check_statement, map_params, scan_sql
 from sqlite_cells.sql._guard import clear_cache
+from sqlite_cells.sql._statement import CACHE_MAX_SQL_LENGTH
 
 from .conftest import MESSAGES
 
@@ -57,6 +58,26 @@ def test_a_new_statement_through_db_read_is_tokenized_once(
     assert tokenizer_calls.count(sql) == 1
     assert db.read(sql, [0]) == []
     assert tokenizer_calls.count(sql) == 1
+
+
+def test_a_statement_too_long_to_cache_is_tokenized_once_per_call(
+    rt: sc.Runtime, tokenizer_calls: list[str]
+) -> None:
+    # Longer than the caches take: each call scans it again, but once, not once per check
+    # (the guard's verdict is held while the parameters are checked and mapped).
+    space = rt.space("front")
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    not_in = " NOT IN (" + ", ".join(["-1"] * (CACHE_MAX_SQL_LENGTH // 4)) + ")"
+    read = "SELECT body FROM messages WHERE ts = ? AND ts" + not_in
+    write = "INSERT INTO messages (body, ts) SELECT ?, 5 WHERE 5" + not_in
+    assert len(read) > CACHE_MAX_SQL_LENGTH
+    assert db.read(read, [5]) == []
+    assert tokenizer_calls.count(read) == 1
+    with space.transact():
+        db.exec(write, ["long"])
+    assert tokenizer_calls.count(write) == 1
+    assert db.read(read, [5]) == [{"body": "long"}]
+    assert tokenizer_calls.count(read) == 2
 
 
 def test_a_complex_write_is_tokenized_once_and_parsed_once(
