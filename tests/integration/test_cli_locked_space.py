@@ -12,6 +12,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -73,14 +74,18 @@ def test_query_waiting_for_the_space_files_lock_is_a_query_timeout(held: Path) -
     assert done.stdout == ""
 
 
-@pytest.mark.parametrize("command", ["inspect", "check", "gc", "tables", "cells"])
-def test_the_other_commands_say_the_space_file_is_locked(held: Path, command: str) -> None:
-    done = run_cli(command, "--store", str(held))
-    assert done.returncode == 1, done.stderr
-    assert "stayed locked by another connection" in done.stderr, done.stderr
-    assert "try again" in done.stderr
-    assert "internal error" not in done.stderr
-    assert "read and write the store's directory" not in done.stderr  # a lock is no permission
+def test_the_other_commands_say_the_space_file_is_locked(held: Path) -> None:
+    # The five commands wait for the lock at once (each waits its full lock timeout).
+    commands = ("inspect", "check", "gc", "tables", "cells")
+    with ThreadPoolExecutor(len(commands)) as pool:
+        runs = dict(zip(commands, pool.map(lambda c: run_cli(c, "--store", str(held)), commands)))
+    for command, done in runs.items():
+        assert done.returncode == 1, (command, done.stderr)
+        assert "stayed locked by another connection" in done.stderr, (command, done.stderr)
+        assert "try again" in done.stderr, command
+        assert "internal error" not in done.stderr, command
+        # a lock is no permission
+        assert "read and write the store's directory" not in done.stderr, command
 
 
 def _default_ctrl_c() -> None:
