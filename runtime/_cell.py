@@ -9,9 +9,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Never, overload
 
 import msgspec
-import reactivex
-from reactivex import Observable, abc
-from reactivex.disposable import Disposable
 
 from sqlite_cells.codec import (
     EncodingError,
@@ -32,6 +29,8 @@ from sqlite_cells.runtime._scheduler import Node
 from sqlite_cells.runtime._tx import TxState, current_transaction, require_transaction
 
 if TYPE_CHECKING:
+    from reactivex import Observable, abc
+
     from sqlite_cells.runtime._space import Space
 
 __all__ = [
@@ -369,7 +368,10 @@ def _short(text: str, limit: int = 200) -> str:
 def observe_node(owner: Cell | Reactive) -> Observable[Any]:
     """The stream of the values of ``owner``'s node. The observable holds ``owner``, not only
     its node: a node lives as long as the object it was made for (``own``), so one
-    subscribed to later must still be in the graph."""
+    subscribed to later must still be in the graph. reactivex is imported here, at the first
+    ``observe()``: a program that never asks for an observable (the command) never loads it."""
+    import reactivex
+    from reactivex.disposable import Disposable
 
     def on_subscribe(
         observer: abc.ObserverBase[Any], _scheduler: abc.SchedulerBase | None = None

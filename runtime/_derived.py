@@ -6,13 +6,14 @@ from __future__ import annotations
 import html
 import inspect
 from collections.abc import Callable
-from typing import Any
-
-from reactivex import Observable
+from typing import TYPE_CHECKING, Any
 
 from sqlite_cells.runtime._boundary import InvalidArgument, checked_arguments
 from sqlite_cells.runtime._cell import Cell, Reactive, observe_node, same_value
 from sqlite_cells.runtime._scheduler import Node, Scheduler
+
+if TYPE_CHECKING:
+    from reactivex import Observable
 
 __all__ = ["Derived", "derive", "lift", "node_of"]
 

@@ -16,9 +16,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol
-
-from reactivex import Observable
+from typing import TYPE_CHECKING, Any, Generic, Protocol
 
 # typing_extensions (installed with reactivex) for a TypeVar default: a bare ``QueryState`` in
 # an annotation means ``QueryState[Any]``, as before it was generic.
@@ -41,6 +39,9 @@ from sqlite_cells.runtime import (
 )
 from sqlite_cells.schema import Declaration, SourceKind
 from sqlite_cells.sql import Bound, is_pending
+
+if TYPE_CHECKING:
+    from reactivex import Observable
 
 __all__ = ["Query", "QueryHost", "QueryState", "Reaction", "Readable", "resolve_params"]
 
