@@ -78,8 +78,11 @@ def test_the_other_commands_say_the_space_file_is_locked(held: Path) -> None:
     # The five commands wait for the lock at once (each waits its full lock timeout).
     commands = ("inspect", "check", "gc", "tables", "cells")
     with ThreadPoolExecutor(len(commands)) as pool:
-        runs = dict(zip(commands, pool.map(lambda c: run_cli(c, "--store", str(held)), commands)))
-    for command, done in runs.items():
+        runs = {
+            command: pool.submit(run_cli, command, "--store", str(held)) for command in commands
+        }
+    for command, run in runs.items():
+        done = run.result()
         assert done.returncode == 1, (command, done.stderr)
         assert "stayed locked by another connection" in done.stderr, (command, done.stderr)
         assert "try again" in done.stderr, command
