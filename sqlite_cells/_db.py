@@ -261,7 +261,8 @@ class SqliteDb(Cell):
     def _check_read(self, sql: str, params: Any) -> None:
         # A closed runtime runs nothing: said at the call, whether or not the handle is cached.
         self.space.runtime.check_open()
-        checked = check_statement(sql, Mode.READ)  # held while the values are checked (scan_sql)
+        # `checked` holds the scan while the values are checked: a long text is scanned once
+        checked = check_statement(sql, Mode.READ)
         check_read_values(params, sql=checked.sql, db_id=self.id)
         self._check_live()
         tx = current_transaction()
@@ -500,7 +501,9 @@ class LinkedDb(SqliteDb):
     def _check_read(self, sql: str, params: Any) -> None:
         # A closed runtime runs nothing: said at the call, whether or not the handle is cached.
         self.space.runtime.check_open()
-        checked = check_statement(sql, Mode.READ)  # the rest: against the target at each run
+        # As SqliteDb's (`checked` holds the scan); the rest is checked against the target at
+        # each run.
+        checked = check_statement(sql, Mode.READ)
         check_read_values(params, sql=checked.sql, db_id=self.id)
 
     def __repr__(self) -> str:

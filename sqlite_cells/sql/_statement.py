@@ -162,6 +162,7 @@ def _scan_cached(sql: str) -> Statement:
 def clear_scan_cache() -> None:
     """Forget every cached scan (for tests and benchmarks)."""
     _scan_cached.cache_clear()
+    _held_scans.clear()
 
 
 def _scan(sql: str) -> Statement:
