@@ -28,7 +28,7 @@ from typing import Any, NoReturn
 from sqlite_cells.cli._status import FINDING, INTERRUPTED
 
 
-def _interrupted_while_exiting(signum: int, frame: FrameType | None) -> None:
+def _interrupted_while_exiting(signum: int, frame: FrameType | None) -> NoReturn:
     os.write(2, b"sqlite-cells: interrupted\n")
     os._exit(INTERRUPTED)
 
@@ -121,13 +121,18 @@ def _prepare_output() -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command and end the process with its exit status: this is the process's entry
     point, never to be called by a program that means to go on."""
-    closed = _prepare_output()
     try:
-        code = _run(argv)
-    except KeyboardInterrupt:  # a second Ctrl-C while the first was being reported
-        code = INTERRUPTED
-    except SystemExit as exc:  # argparse: bad usage (2), --help and --version (0)
-        if exc.code is not None and not isinstance(exc.code, int):
-            raise
-        code = exc.code or 0
-    _end(code or FINDING if closed else code)
+        closed = _prepare_output()
+        try:
+            code = _run(argv)
+        except KeyboardInterrupt:  # a second Ctrl-C while the first was being reported
+            code = INTERRUPTED
+        except SystemExit as exc:  # argparse: bad usage (2), --help and --version (0)
+            if exc.code is not None and not isinstance(exc.code, int):
+                raise
+            code = exc.code or 0
+        _end(code or FINDING if closed else code)
+    except KeyboardInterrupt:
+        # Ctrl-C after the command gave Python's handling of it back and before _end took it
+        # (a few bytecodes): answered as _end would have.
+        _interrupted_while_exiting(signal.SIGINT, None)

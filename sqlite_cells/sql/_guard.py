@@ -60,7 +60,9 @@ raises :class:`~codec._errors.GuardViolation` otherwise.  ``GuardViolation.kind`
     virtual tables be read without parentheses, and both look beyond the database cell's own
     tables.  (``dbstat`` is a *decision* beyond the SPEC's list.)
 ``returning``
-    A RETURNING keyword in :attr:`Mode.WRITE` (a quoted ``"returning"`` is a name).
+    A RETURNING keyword (a quoted ``"returning"`` is a name).  In :attr:`Mode.READ` too, where
+    SQLite reads no statement with one (an unquoted RETURNING is never a name): refused here, as
+    R23 asks of what the authorizer cannot see, rather than left to SQLite's syntax error.
 
 ``empty`` and ``multiple-statements`` are decided first, then ``syntax``, then the statement kind
 at the statement's first keyword (for WITH, at the main statement's verb after the CTE list: the
@@ -425,14 +427,14 @@ def _check_name(statement: Statement, i: int, following: str, previous: Tok, wri
                 f"reserved name {sql[start:end]!r}: names starting with sqlite_ or _cf_ "
                 "belong to SQLite and the runtime; rename your table, column or alias",
             )
-    if notable and write and key == "RETURNING":
-        refuse(
-            "returning",
-            sql,
-            start,
-            "RETURNING is not allowed: a write returns no rows; read the data with a query "
-            "after the transaction commits",
-        )
+    if notable and key == "RETURNING":
+        if write:
+            why = (
+                "a write returns no rows; read the data with a query after the transaction commits"
+            )
+        else:
+            why = "a query reads rows with SELECT; RETURNING belongs to writes, which return none"
+        refuse("returning", sql, start, f"RETURNING is not allowed: {why}")
 
 
 def _names_a_cte(entries: tuple[Tok, ...], opening: int, count: int) -> bool:

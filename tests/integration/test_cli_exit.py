@@ -48,6 +48,39 @@ def test_ctrl_c_after_the_output_exits_130_or_0_never_by_the_signal(store: Path)
     assert set(statuses) <= {0, 130}, statuses
 
 
+# The command's process, with a Ctrl-C arriving just as the command has returned: after it gave
+# Python's own handling of Ctrl-C back, before the process's end takes it (seen under load).
+_CTRL_C_AT_THE_END = """
+import os, signal, sys
+from sqlite_cells.cli import _entry
+
+end = _entry._end
+
+def ctrl_c_then_end(code):
+    os.kill(os.getpid(), signal.SIGINT)
+    end(code)
+
+_entry._end = ctrl_c_then_end
+sys.argv = ["sqlite-cells", *sys.argv[1:]]
+sys.exit(_entry.main())
+"""
+
+
+def test_ctrl_c_between_the_commands_return_and_the_process_end_exits_130(store: Path) -> None:
+    for args in (["--version"], ["inspect", str(store)]):
+        done = subprocess.run(
+            [sys.executable, "-c", _CTRL_C_AT_THE_END, *args],
+            capture_output=True,
+            timeout=60,
+            preexec_fn=_default_ctrl_c,
+        )
+        assert b"Traceback" not in done.stderr, done.stderr
+        assert (done.returncode, done.stderr.splitlines()[-1:]) == (
+            130,
+            [b"sqlite-cells: interrupted"],
+        ), args
+
+
 def test_a_reader_gone_before_the_output_gives_one_status_in_every_format(store: Path) -> None:
     """A reader that closed its end (`… | head -c0`) ends the command with status 1 and no
     traceback, whether the output is one write (JSON) or many (the other formats)."""

@@ -100,6 +100,10 @@ VERDICTS = [
         "returning",
         75,
     ),
+    # RETURNING in a read: SQLite would refuse it too, but the runtime does first (R23)
+    ("SELECT * FROM messages RETURNING id", R, "returning", 23),
+    ("WITH x AS (SELECT 1) SELECT * FROM x /* c */ returning *", R, "returning", 45),
+    ('SELECT "returning" FROM messages', R, "ok", -1),
     # characters SQLite reads differently from whitespace
     ("SELECT 1 /* \0 */", R, "syntax", 12),
     ("SELECT 1 -- \0", R, "syntax", 12),
