@@ -49,6 +49,7 @@ from sqlite_cells.runtime import (
     SpaceFile,
     last_seq,
     log_head,
+    odd_kind,
     op_targets_by_seq,
     stored_format,
     stored_json_column,
@@ -678,9 +679,11 @@ def _damaged(
     from the log into a new file when the log holds the database's whole history (the damaged
     file is moved to the quarantine directory), else quarantined."""
     detail = f"damaged file: {exc}"
-    if path.is_dir():
+    kind = odd_kind(path)
+    if kind is not None:  # (never copied or replaced: a named pipe would block the copy)
+        what = kind if kind.startswith("a ") else "a file that is not a regular file"
         return _quarantine(
-            db_id, path, 0, space_seq, "a directory stands where the database file belongs: move it"
+            db_id, path, 0, space_seq, f"{what} stands where the database file belongs: move it"
         )
     if not repair:
         if not _QUIET.get():
@@ -701,7 +704,11 @@ def _damaged(
     except (_Irreparable, _Damaged, apsw.Error, msgspec.DecodeError, SqliteCellsError) as why:
         _remove(fresh)
         return _quarantine(db_id, path, 0, space_seq, f"{detail}; not rebuilt from the log: {why}")
-    kept = keep_copy(path, "damaged")
+    try:
+        kept = keep_copy(path, "damaged")
+    except BaseException:
+        _remove(fresh)  # the damaged file stays as it was, and nothing is left beside it
+        raise
     for suffix in ("-wal", "-shm", "-journal"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     os.replace(fresh, path)

@@ -189,3 +189,32 @@ def test_quarantined_for_a_directory_at_a_database_files_path_names_it(store: Pa
         message
     )
     assert "watermark" not in message  # there is no file to read one from
+
+
+@pytest.mark.parametrize("repair", [False, True])
+def test_a_named_pipe_at_a_database_files_path_is_quarantined_and_repair_leaves_nothing(
+    store: Path, repair: bool
+) -> None:
+    db_path = _database_with_a_row(store)
+    _remove(db_path)
+    os.mkfifo(db_path)
+    before = sorted(p.name for p in store.iterdir())
+    done = run_cli("check", str(store), *(["--repair"] if repair else []))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert (
+        f"{db_path.name}): watermark unreadable, space seq 1: quarantined (a named pipe stands "
+        "where the database file belongs: move it)"
+    ) in done.stdout
+    # Nothing copied, rebuilt beside it or left behind: no .rebuild file, no quarantine folder.
+    assert sorted(p.name for p in store.iterdir()) == before
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database("d", tables=TABLES)
+        with pytest.raises(sc.Quarantined) as raised:
+            db.read("SELECT v FROM t")
+    assert "a named pipe stands where the database file belongs" in str(raised.value)
+    # Moved away, the database is rebuilt from its space's log.
+    db_path.unlink()
+    assert run_cli("check", str(store), "--repair").returncode == 0
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database("d", tables=TABLES)
+        assert db.read("SELECT v FROM t") == [{"v": "a"}]
