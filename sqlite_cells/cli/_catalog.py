@@ -18,12 +18,21 @@ from typing import Any
 import apsw
 import msgspec
 
-from sqlite_cells.cli._inspect import as_bytes, decoded, read_only, shown, store_dir, table_names
+from sqlite_cells.cli._inspect import (
+    QuarantinedHandleInfo,
+    as_bytes,
+    classify_cell,
+    decoded,
+    read_only,
+    shown,
+    store_dir,
+    store_file_names,
+    table_names,
+)
 from sqlite_cells.cli._names import Namer
 from sqlite_cells.codec import EncodingError, decode_value
 from sqlite_cells.files import (
     TABLES_DIFFER,
-    handle_value,
     is_dropped,
     source_path,
     stored_json,
@@ -58,7 +67,7 @@ class TableRow:
         }
 
     def to_flat(self) -> dict[str, Any]:
-        """One line per table, for text and CSV output."""
+        """One line per table, for text and CSV output (its keys: :data:`TABLE_COLUMNS`)."""
         return {
             "space": self.space,
             "database": self.database,
@@ -72,12 +81,20 @@ class TableRow:
         }
 
 
+_HANDLE_KINDS = frozenset(("database", "dropped database", "disk source"))  # (see _kind)
+
+# The columns of `tables` in text and CSV (:meth:`TableRow.to_flat`'s keys): the CSV header is
+# printed when no table is listed too.
+TABLE_COLUMNS = ("space", "database", "table", "columns", "indexes", "rows")
+
+
 @dataclass(frozen=True, slots=True)
 class CellRow:
     space: str
     name: str | None
     id: str
-    kind: str  # "cell", "piece", "input", "database", "disk source" or "dropped database"
+    kind: str  # "cell", "piece", "input", "database", "disk source", "dropped database" or
+    # "quarantined database" (its handle cell holds no handle, R5)
     rev: int
     value: Any  # decoded, links still as codec Links
 
@@ -93,7 +110,7 @@ class CellRow:
 
     def to_flat(self, namer: Namer) -> dict[str, Any]:
         shown = namer.shallow(self.value, as_json=False)
-        if self.kind.endswith(("database", "disk source")) and isinstance(self.value, dict):
+        if self.kind in _HANDLE_KINDS and isinstance(self.value, dict):
             # A handle's whole declaration is for JSON output; a line names its tables.
             where = source_path(self.value)
             tables = ", ".join(sorted(self.value.get("tables") or {})) or "its own tables"
@@ -142,18 +159,24 @@ def _file_tables(conn: apsw.Connection) -> list[tuple[str, list[dict[str, Any]],
     return found
 
 
-def _handles(path: Path) -> list[tuple[str, dict[str, Any]]]:
+def _handles(
+    path: Path, files: frozenset[str]
+) -> tuple[list[tuple[str, dict[str, Any]]], list[QuarantinedHandleInfo]]:
+    """The handles of the space file ``path`` a runtime reads, and its databases whose handle
+    cell holds none (R5, :func:`classify_cell`)."""
+    handles: list[tuple[str, dict[str, Any]]] = []
+    quarantined: list[QuarantinedHandleInfo] = []
     with read_only(path) as conn:
-        return [
-            (cell_id, handle)
-            for raw_id, data in conn.execute(
-                f"SELECT {as_bytes('id')}, {as_bytes('value')} FROM _cf_cells "
-                "WHERE instr(value, '\"tables\"') > 0 ORDER BY id"
-            )
-            if (cell_id := decoded(raw_id)) is not None
-            and (stored := stored_json(data)) is not None
-            and (handle := handle_value(cell_id, stored)) is not None
-        ]
+        for raw_id, data, rev in conn.execute(
+            f"SELECT {as_bytes('id')}, {as_bytes('value')}, rev FROM _cf_cells ORDER BY id"
+        ):
+            cell_id = decoded(raw_id)
+            handle, why = classify_cell(cell_id, data, rev, files)
+            if handle is not None and cell_id is not None:
+                handles.append((cell_id, handle))
+            elif why is not None and cell_id is not None:
+                quarantined.append(QuarantinedHandleInfo(cell_id, db_file_name(cell_id), why))
+    return handles, quarantined
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,19 +197,33 @@ class NotItsFile:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class QuarantinedDatabase:
+    """A database whose handle cell holds no handle (R5): its tables are not listed."""
+
+    space: str
+    held: QuarantinedHandleInfo
+
+    def message(self) -> str:
+        return f"left out {self.held.finding(self.space)}"
+
+
 def list_tables(
     store: str | os.PathLike[str], namer: Namer | None = None
-) -> tuple[list[TableRow], list[NotItsFile]]:
+) -> tuple[list[TableRow], list[NotItsFile | QuarantinedDatabase]]:
     """The tables of every live database of the store, in space then database order, and the
-    databases left out because the file at their path is not theirs. A database never written
-    has no file and lists no tables (its declared tables are in ``sqlite-cells cells``, in its
-    handle's value)."""
+    databases left out: the file at their path is not theirs, or their handle cell holds no
+    handle (R5). A database never written has no file and lists no tables (its declared tables
+    are in ``sqlite-cells cells``, in its handle's value)."""
     root = store_dir(store)
     namer = namer if namer is not None else Namer(root)
     rows: list[TableRow] = []
-    left_out: list[NotItsFile] = []
+    left_out: list[NotItsFile | QuarantinedDatabase] = []
+    files = store_file_names(root)
     for space_id, space_file in sorted(namer.spaces().items()):
-        for db_id, handle in _handles(space_file):
+        handles, quarantined = _handles(space_file, files)
+        left_out.extend(QuarantinedDatabase(space_id, held) for held in quarantined)
+        for db_id, handle in handles:
             source = source_path(handle)
             path = source if source is not None else root / db_file_name(db_id)
             if is_dropped(handle) or not path.is_file():
@@ -206,12 +243,15 @@ def list_tables(
     return rows, left_out
 
 
-def _kind(value: Any) -> str:
-    if isinstance(value, dict) and {"id", "tables", "rev"} <= set(value):
-        if value.get("dropped") is True:
-            return "dropped database"
-        return "disk source" if source_path(value) is not None else "database"
-    return "cell"
+def _kind(handle: dict[str, Any] | None, quarantined: bool) -> str:
+    """A cell's kind from :func:`classify_cell`'s verdict on it."""
+    if quarantined:
+        return "quarantined database"  # its handle cell holds no handle (R5)
+    if handle is None:
+        return "cell"
+    if handle.get("dropped") is True:
+        return "dropped database"
+    return "disk source" if source_path(handle) is not None else "database"
 
 
 def list_cells(store: str | os.PathLike[str], namer: Namer | None = None) -> list[CellRow]:
@@ -219,6 +259,7 @@ def list_cells(store: str | os.PathLike[str], namer: Namer | None = None) -> lis
     root = store_dir(store)
     namer = namer if namer is not None else Namer(root)
     rows: list[CellRow] = []
+    files = store_file_names(root)
     for space_id, space_file in sorted(namer.spaces().items()):
         with read_only(space_file) as conn:
             stored = conn.execute(
@@ -235,7 +276,8 @@ def list_cells(store: str | os.PathLike[str], namer: Namer | None = None) -> lis
                 except (msgspec.DecodeError, EncodingError):  # LinkDecodeError is one
                     value = f"<undecodable value of {len(raw)} bytes>"
             known = namer.named(str(cell_id))
-            kind = _kind(value)
+            handle, why = classify_cell(decoded(raw_id), data, rev, files)
+            kind = _kind(handle, why is not None)
             if kind == "cell" and known is not None and known.kind in ("piece", "input"):
                 kind = known.kind
             rows.append(

@@ -44,7 +44,7 @@ from typing import TextIO
 
 import apsw
 
-from sqlite_cells.cli._catalog import list_cells, list_tables
+from sqlite_cells.cli._catalog import TABLE_COLUMNS, list_cells, list_tables
 from sqlite_cells.cli._entry import stop_output
 from sqlite_cells.cli._inspect import (
     InspectError,
@@ -117,8 +117,15 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
             f"space {space.id!r} ({one_line(space.file)}): {space.cells} cell(s), "
             f"last seq {space.last_seq}\n"
         )
-        if not space.databases:
+        if not space.databases and not space.quarantined:
             out.write("  no database cells written yet\n")
+        for held in space.quarantined:
+            known = namer.named(held.id)
+            named = f"{known.name!r} ({held.id})" if known is not None else held.id
+            out.write(
+                f"  database {named}\n"
+                f"    file {one_line(held.file)}: QUARANTINED: {one_line(held.why)} (R5)\n"
+            )
         for db in space.databases:
             if db.missing and info.not_a_file(db):
                 state = "NOT A REGULAR FILE where the database file belongs (move it out)"
@@ -161,6 +168,14 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
         out.write(f"finding: {one_line(finding)}\n")
 
 
+# `inspect --csv`: one line per database, with the keys of its JSON (`StoreInfo.to_json`) but its
+# tables, and its name; the header is printed for an empty store too.
+_INSPECT_COLUMNS = (
+    "space", "id", "file", "kind", "dropped", "exists", "missing", "rev", "last_write_seq",
+    "watermark", "in_sync", "damage", "swapped", "declared_tables", "name",
+)  # fmt: skip
+
+
 def _inspect(args: argparse.Namespace, out: TextIO) -> int:
     store = resolve_store(args)
     info = inspect_store(store)
@@ -181,17 +196,28 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
             for space in data["spaces"]
             for db in space["databases"]
         ]
-        shared = ["space", "id", "file", "kind", "watermark", "damage"]
-        blank = dict.fromkeys([*shared, *(flat[0] if flat else ())])
+        blank = dict.fromkeys(_INSPECT_COLUMNS)
         flat += [
             {**blank, "file": o["file"], "kind": "orphaned", "watermark": o["watermark"]}
             for o in data["orphaned_files"]
         ]
         flat += [
+            {
+                **blank,
+                "space": space["id"],
+                "id": q["id"],
+                "file": q["file"],
+                "kind": "quarantined handle",
+                "damage": q["reason"],
+            }
+            for space in data["spaces"]
+            for q in space["quarantined_handles"]
+        ]
+        flat += [
             {**blank, "file": d["file"], "kind": "damaged space file", "damage": d["reason"]}
             for d in data["damaged_space_files"]
         ]
-        print_rows(flat, args.fmt, out)
+        print_rows(flat, args.fmt, out, columns=_INSPECT_COLUMNS)
     return FINDING if info.findings() else OK
 
 
@@ -244,7 +270,7 @@ def _tables(args: argparse.Namespace, out: TextIO) -> int:
         out.write("(no tables: no database of this store has been written yet)\n")
     else:
         flat, json_rows = [r.to_flat() for r in rows], [r.to_json() for r in rows]
-        print_rows(flat, args.fmt, out, json_rows=json_rows)
+        print_rows(flat, args.fmt, out, json_rows=json_rows, columns=TABLE_COLUMNS)
     _left_out(namer, out)
     if not_its_file:
         out.flush()

@@ -160,12 +160,30 @@ class DatabaseInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class QuarantinedHandleInfo:
+    """A database whose handle cell no runtime reads as a handle (R5): its queries and writes
+    fail with ``HandleQuarantined``; nothing of it is read here."""
+
+    id: str
+    file: str  # its database file's name in the store (which may or may not exist)
+    why: str
+
+    def finding(self, space: str) -> str:
+        return (
+            f"database {self.id} of space {space!r} is quarantined: {self.why} (R5: written by "
+            f"an older or foreign program); its file {self.file} is kept as it is: restore the "
+            "handle value from a backup; `sqlite-cells check` says what the space's log holds"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class SpaceInfo:
     id: str
     file: str
     cells: int
     last_seq: int
     databases: tuple[DatabaseInfo, ...]
+    quarantined: tuple[QuarantinedHandleInfo, ...] = ()
 
 
 def orphan_advice(name: str) -> str:
@@ -283,8 +301,10 @@ class StoreInfo:
             for db in space.databases
             if db.swapped
         ]
+        quarantined = [q.finding(space.id) for space in self.spaces for q in space.quarantined]
         return (
             [d.finding() for d in self.damaged_space_files]
+            + quarantined
             + damaged
             + missing
             + swapped
@@ -322,6 +342,9 @@ class StoreInfo:
                             ],
                         }
                         for d in s.databases
+                    ],
+                    "quarantined_handles": [
+                        {"id": q.id, "file": q.file, "reason": q.why} for q in s.quarantined
                     ],
                 }
                 for s in self.spaces
@@ -583,7 +606,38 @@ def _quick_check(conn: apsw.Connection) -> str | None:
     return "; ".join(line for line in lines if line and line != "*** in database main ***")
 
 
-def _space(store: Path, path: Path) -> SpaceInfo:
+def store_file_names(root: Path) -> frozenset[str]:
+    """The names in the store folder (one listing, for :func:`classify_cell`)."""
+    try:
+        return frozenset(entry.name for entry in os.scandir(root))
+    except OSError:
+        return frozenset()
+
+
+def classify_cell(
+    cell_id: str | None, data: Any, rev: Any, files: frozenset[str]
+) -> tuple[dict[str, Any] | None, str | None]:
+    """What a ``_cf_cells`` row is to the commands: ``(handle, None)`` for a database's handle
+    a runtime reads; ``(None, why)`` for a database whose handle cell holds no handle a runtime
+    reads (R5: quarantined, written by an older or foreign program) — its value has a handle's
+    shape, its row's revision is not an integer, or its database's file stands in the store
+    (``files``, see :func:`store_file_names`); ``(None, None)`` for every other cell."""
+    if cell_id is None:
+        return None, None
+    stored = stored_json(data)
+    handle = handle_value(cell_id, stored) if stored is not None else None
+    if handle is not None:
+        if type(rev) is int:
+            return handle, None
+        return None, (
+            f"its handle cell's row has the revision {shown(rev)!r}, which is not an integer"
+        )
+    if (stored is not None and handle_shaped(cell_id, stored)) or db_file_name(cell_id) in files:
+        return None, "its handle cell holds a value that is not a database handle"
+    return None, None
+
+
+def _space(store: Path, path: Path, files: frozenset[str]) -> SpaceInfo:
     with read_only(path) as conn:
         names = set(table_names(conn))
         if not {"_cf_meta", "_cf_cells", "_cf_log"} <= names:
@@ -594,29 +648,27 @@ def _space(store: Path, path: Path) -> SpaceInfo:
         space_id = shown(row[0]) if row else "?"
         cells = 0
         handles: list[tuple[str, dict[str, Any], int]] = []
+        quarantined: list[QuarantinedHandleInfo] = []
         for raw_id, data, rev in conn.execute(
             f"SELECT {as_bytes('id')}, {as_bytes('value')}, rev FROM _cf_cells ORDER BY id"
         ):
             cells += 1
             # A row another program wrote (no JSON, text that is not UTF-8, a revision that is
             # not an integer) is no handle a runtime would use: it quarantines such a database
-            # (R5).
+            # (R5), listed as such.
             cell_id = decoded(raw_id)
-            stored = stored_json(data)
-            handle = (
-                handle_value(cell_id, stored)
-                if stored is not None and cell_id is not None
-                else None
-            )
-            if handle is not None and cell_id is not None and type(rev) is int:
+            handle, why = classify_cell(cell_id, data, rev, files)
+            if handle is not None and cell_id is not None:
                 handles.append((cell_id, handle, rev))
+            elif why is not None and cell_id is not None:
+                quarantined.append(QuarantinedHandleInfo(cell_id, db_file_name(cell_id), why))
         last = conn.execute("SELECT coalesce(max(seq), 0) FROM _cf_log").fetchone()
         last_seq = int(last[0]) if last else 0
     databases = tuple(
         _look_again(path, db) if _disagrees(db) else db
         for db in (_database(store, db_id, h, rev) for db_id, h, rev in handles)
     )
-    return SpaceInfo(space_id, path.name, cells, last_seq, databases)
+    return SpaceInfo(space_id, path.name, cells, last_seq, databases, tuple(quarantined))
 
 
 def _look_again(path: Path, db: DatabaseInfo) -> DatabaseInfo:
@@ -652,11 +704,12 @@ def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:
     root = store_dir(store)
     damaged = {d.path: d.reason for d in damaged_spaces(root)}
     spaces: list[SpaceInfo] = []
+    files = store_file_names(root)
     for path in space_files(root):
         if path in damaged:
             continue
         try:
-            spaces.append(_space(root, path))
+            spaces.append(_space(root, path, files))
         except InspectError as exc:
             reason = space_damage(exc.__cause__) if exc.__cause__ is not None else None
             if reason is None:

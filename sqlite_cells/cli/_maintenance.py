@@ -121,13 +121,19 @@ def _advice(o: Outcome) -> str:
     return ""
 
 
+# The columns of `check`'s rows (its CSV header, also when no database was checked).
+_CHECK_COLUMNS = (
+    "db", "file", "watermark", "space_seq", "action", "commits", "detail", "kept", "advice"
+)  # fmt: skip
+
+
 def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
     """``check``: R71 for every runtime-owned database; exit 1 when one disagrees. Each outcome
     is printed with what to do about it; the library's own log lines, which say the same, are
     held back while it runs."""
     with library_log_held():
         outcomes = check_store(store_dir(store), repair=args.repair)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "db": o.db_id,
             "file": o.path.name,
@@ -179,7 +185,7 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
     elif args.fmt is Format.JSON:
         print_json(rows, out)
     else:
-        print_rows(rows, args.fmt, out, columns=list(rows[0]) if rows else ["db"])
+        print_rows(rows, args.fmt, out, columns=_CHECK_COLUMNS)
     return FINDING if any(not o.agrees for o in outcomes) else OK
 
 

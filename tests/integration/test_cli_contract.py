@@ -297,3 +297,21 @@ def test_link_of_a_file_whose_name_is_not_utf8_is_refused_naming_the_rule(
     refused = _command("inspect", str(store), "-p", "a", "-abc")
     assert refused.returncode == 2
     assert refused.stderr.endswith("error: unrecognized arguments: -p a -abc\n")
+
+
+def test_csv_has_its_header_for_an_empty_store_too(tmp_path: Path) -> None:
+    """`--csv` is one header line, then one line per row: with no row, the header alone, the
+    same one a store with rows gets."""
+    empty, full = tmp_path / "empty", tmp_path / "full"
+    empty.mkdir()
+    with sc.Runtime(full) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('one')")
+    for command in ("inspect", "tables", "check", "cells", "gc"):
+        (header,) = _command(command, str(empty), "--csv").stdout.splitlines()
+        lines = _command(command, str(full), "--csv").stdout.splitlines()
+        assert len(header.split(",")) > 2, (command, header)
+        if command != "gc":  # (gc lists nothing in either store)
+            assert len(lines) == 2 and lines[0] == header, (command, lines)

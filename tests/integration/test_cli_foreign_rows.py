@@ -6,9 +6,11 @@ quarantine is refused by `query` as the library refuses it (R5)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import apsw
+import pytest
 
 import sqlite_cells as sc
 
@@ -124,3 +126,51 @@ def test_a_space_id_not_utf8_names_the_file_and_row(store: Path) -> None:
     done = run_cli("inspect", "--store", str(store), "--json")
     assert "internal error" not in done.stderr
     assert json.loads(done.stdout)["spaces"][0]["id"] == "<not UTF-8 text: x'64656dff'>"
+
+
+def _store_with_a_quarantined_handle(store: Path, value: Callable[[str], bytes]) -> str:
+    """Database ``victim`` written once, then its handle cell overwritten with ``value(its id)``
+    by another program (R5: quarantined, its file kept)."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("g")
+        db = space.sqlite_database("victim", tables={"t": sc.table(x="integer")})
+        with space.transact():
+            db.exec("INSERT INTO t (x) VALUES (3)")
+        db_id = db.id
+    (space_file,) = store.glob("space-*.sqlite")
+    conn = apsw.Connection(str(space_file))
+    conn.execute("UPDATE _cf_cells SET value = ? WHERE id = ?", (value(db_id), db_id))
+    conn.close()
+    return db_id
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        lambda db_id: json.dumps({"id": db_id, "tables": {}, "rev": -5}).encode(),  # its shape
+        lambda db_id: b"[1, 2]",  # nothing like a handle: its file in the store says it was one
+    ],
+    ids=["handle-shaped", "a-list"],
+)
+def test_a_database_whose_handle_does_not_decode_is_a_finding_of_every_listing(
+    store: Path, value: Callable[[str], bytes]
+) -> None:
+    db_id = _store_with_a_quarantined_handle(store, value)
+    done = run_cli("inspect", str(store))
+    assert done.returncode == 1, done.stdout
+    assert f"  database {db_id}\n" in done.stdout
+    assert "QUARANTINED: its handle cell holds a value that is not a database handle" in (
+        done.stdout
+    )
+    assert f"finding: database {db_id} of space 'g' is quarantined" in done.stdout
+    data = json.loads(run_cli("inspect", str(store), "--json").stdout)
+    (space,) = data["spaces"]
+    assert [q["id"] for q in space["quarantined_handles"]] == [db_id]
+    assert space["databases"] == []
+    csv = run_cli("inspect", str(store), "--csv").stdout.splitlines()
+    assert len(csv) == 2 and f",{db_id}," in csv[1] and ",quarantined handle," in csv[1]
+    done = run_cli("tables", str(store))
+    assert done.returncode == 1
+    assert f"left out database {db_id} of space 'g' is quarantined" in done.stderr
+    cells = {r["id"]: r for r in json.loads(run_cli("cells", str(store), "--json").stdout)}
+    assert cells[db_id]["kind"] == "quarantined database"
