@@ -131,6 +131,8 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
                 state = "NOT A REGULAR FILE where the database file belongs (move it out)"
             elif db.missing:
                 state = "NO FILE, although its space wrote it (MISSING)"
+            elif db.gone:
+                state = "GONE: the injected file is not there (MISSING)"
             elif not db.exists:
                 state = "no file"
             elif db.dropped:

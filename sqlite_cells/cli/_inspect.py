@@ -148,6 +148,12 @@ class DatabaseInfo:
         )
 
     @property
+    def gone(self) -> bool:
+        """An injected file (R60) no longer at its registered path: its queries fail until it
+        is back."""
+        return self.kind == SourceKind.DISK.value and not self.exists and not self.dropped
+
+    @property
     def in_sync(self) -> bool:
         """The file could be read whole and reflects exactly the space's last write to it
         (R70). Injected files are never written by the runtime and have no watermark: they
@@ -245,10 +251,23 @@ class StoreInfo:
         space's last write, and each orphaned one."""
         damaged = [
             f"database {db.id} of space {space.id!r} is damaged ({db.damage}); "
-            "`sqlite-cells check --repair` rebuilds it from its space's log"
+            + (
+                "it is another program's file (injected, R60), which no command repairs: "
+                "restore it from that program or a backup, or register a readable copy"
+                if db.kind == SourceKind.DISK.value
+                else "`sqlite-cells check --repair` rebuilds it from its space's log"
+            )
             for space in self.spaces
             for db in space.databases
             if db.damage is not None and not db.dropped
+        ]
+        gone = [
+            f"database {db.id} of space {space.id!r}: the injected file {db.file} is gone "
+            "(deleted or moved after it was registered): its queries fail until it is put "
+            "back, or the file is registered again where it is now (`sqlite-cells link`)"
+            for space in self.spaces
+            for db in space.databases
+            if db.gone
         ]
         behind_or_ahead = [
             f"database {db.id} of space {space.id!r}: "
@@ -307,6 +326,7 @@ class StoreInfo:
             + quarantined
             + damaged
             + missing
+            + gone
             + swapped
             + behind_or_ahead
             + [o.finding() for o in self.orphaned_files]
@@ -561,6 +581,8 @@ def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) 
         except InspectError as exc:  # the file cannot be read whole: say so, go on with the rest
             if exc.kind == "locked":
                 raise  # a lock is no damage: the command says so and to try again
+            if damage is None and source is not None:  # (the store's advice is not for it)
+                damage = f"cannot read {path}: {exc.__cause__ or exc}"
             damage = damage if damage is not None else str(exc)
     return DatabaseInfo(
         id=db_id,

@@ -429,3 +429,27 @@ def test_demo_refuses_an_output_format_it_cannot_give(capsys: pytest.CaptureFixt
         assert main(["demo", flag]) == 2
         err = capsys.readouterr().err
         assert "prints a walkthrough as text" in err and "Traceback" not in err
+
+
+def test_an_injected_file_damaged_or_gone_is_a_finding_with_its_own_advice(
+    store: Path, tmp_path: Path
+) -> None:
+    damaged, gone = tmp_path / "a.db", tmp_path / "b.db"
+    for path in (damaged, gone):
+        conn = apsw.Connection(str(path))
+        conn.execute("CREATE TABLE t (x); INSERT INTO t VALUES (1)")
+        conn.close()
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        ids = [space.register_disk_source(str(path)).id for path in (damaged, gone)]
+    damaged.write_bytes(b"not a database at all, " * 100)
+    gone.unlink()
+    done = run_cli("inspect", str(store))
+    assert done.returncode == 1, done.stdout
+    findings = [line for line in done.stdout.splitlines() if line.startswith("finding: ")]
+    assert len(findings) == 2, findings
+    assert f"database {ids[0]} of space 'demo' is damaged (cannot read {damaged}: " in findings[0]
+    assert "another program's file (injected, R60), which no command repairs" in findings[0]
+    assert f"the injected file {gone} is gone (deleted or moved" in findings[1]
+    assert "GONE: the injected file is not there" in done.stdout
+    assert "check --repair" not in done.stdout and "sqlite-cells check" not in done.stdout
