@@ -265,10 +265,13 @@ def _database_input(root: Path, space_file: Path, piece: str, field: str) -> _Li
 
 
 def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
-    """``link``: register ``path`` in the space and link it to the piece's input, in one
-    transaction. The store, the space and the piece must exist and the input must be a
-    database input (see :func:`_database_input`): otherwise nothing is opened for writing and
-    no file appears. An input already linked to a database is re-linked, and the output says
+    """``link``: register ``path`` in the space and link it to the piece's input. The handle is
+    written in a commit of its own when it changes, as ``register_disk_source`` always does (the
+    handle a link names is stored first), then the input's link: interrupted between the two,
+    the file is registered and nothing links it, and running ``link`` again finishes. The
+    store, the space and the piece must exist and the input must be a database input (see
+    :func:`_database_input`): otherwise nothing is opened for writing and no file appears. An
+    input already linked to a database is re-linked, and the output says
     what it was linked to; linked again to the same file, nothing is written (no commit), and
     to the same path where the file was replaced, only the handle's new pin is (R60)."""
     root = store_dir(store)
