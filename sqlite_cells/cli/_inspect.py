@@ -66,6 +66,7 @@ from sqlite_cells.runtime import (
     FORMAT_VERSION,
     STORE_ENV,
     busy_ms,
+    odd_kind,
     stored_format,
     surrogate_at,
     wait_for_locks,
@@ -408,10 +409,11 @@ def store_dir(store: str | os.PathLike[str]) -> Path:
     path = Path(store).expanduser()
     check_store_text(path)
     if not path.is_dir():
+        there = "" if not path.exists() else f" ({odd_kind(path) or 'a file'} stands there)"
         raise InspectError(
             "store-not-found",
-            f"no store at {path}: a store is a directory made by a runtime; pass its path "
-            f"(or set ${STORE_ENV})",
+            f"no store at {path}{there}: a store is a directory made by a runtime; pass its "
+            f"path (or set ${STORE_ENV})",
         )
     resolved = path.resolve()
     check_store_text(resolved)  # a link may lead to a name that is not valid text

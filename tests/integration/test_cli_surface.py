@@ -269,7 +269,7 @@ def test_no_command_prints_a_traceback(
     damaged.mkdir()
     (damaged / space_file.name).write_bytes(b"this is not a database" * 100)
     cases = [
-        (["inspect", str(a_file)], 1, "no store at"),
+        (["inspect", str(a_file)], 1, f"no store at {a_file} (a file stands there): "),
         (["cells", "--store", str(damaged)], 1, "cannot"),
         (["tables", str(damaged)], 1, "cannot"),
         (["query", str(chat_store), "s", "chat", "SELECT * FROM _cf_watermark"], 1, "guard"),
