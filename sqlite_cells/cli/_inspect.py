@@ -285,7 +285,9 @@ class StoreInfo:
                     "reconciles it: it is quarantined (R71); `sqlite-cells check` says why and "
                     "what to do"
                     if db.watermark > space.last_seq + 1
-                    else "a runtime reconciles it before its next use (R71)"
+                    else "a runtime reconciles it before its next use (R71) when the space's "
+                    "log still holds the commits that differ; `sqlite-cells check` says whether "
+                    "it does"
                 )
             )
             for space in self.spaces
