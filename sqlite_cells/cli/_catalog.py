@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import apsw
@@ -23,6 +22,7 @@ from sqlite_cells.cli._inspect import (
     as_bytes,
     classify_cell,
     decoded,
+    read_handles,
     read_only,
     shown,
     store_dir,
@@ -159,26 +159,6 @@ def _file_tables(conn: apsw.Connection) -> list[tuple[str, list[dict[str, Any]],
     return found
 
 
-def _handles(
-    path: Path, files: frozenset[str]
-) -> tuple[list[tuple[str, dict[str, Any]]], list[QuarantinedHandleInfo]]:
-    """The handles of the space file ``path`` a runtime reads, and its databases whose handle
-    cell holds none (R5, :func:`classify_cell`)."""
-    handles: list[tuple[str, dict[str, Any]]] = []
-    quarantined: list[QuarantinedHandleInfo] = []
-    with read_only(path) as conn:
-        for raw_id, data, rev in conn.execute(
-            f"SELECT {as_bytes('id')}, {as_bytes('value')}, rev FROM _cf_cells ORDER BY id"
-        ):
-            cell_id = decoded(raw_id)
-            handle, why = classify_cell(cell_id, data, rev, files)
-            if handle is not None and cell_id is not None:
-                handles.append((cell_id, handle))
-            elif why is not None and cell_id is not None:
-                quarantined.append(QuarantinedHandleInfo(cell_id, db_file_name(cell_id), why))
-    return handles, quarantined
-
-
 @dataclass(frozen=True, slots=True)
 class NotItsFile:
     """A runtime-owned database whose file's tables differ from its declared ones in ways no
@@ -221,9 +201,10 @@ def list_tables(
     left_out: list[NotItsFile | QuarantinedDatabase] = []
     files = store_file_names(root)
     for space_id, space_file in sorted(namer.spaces().items()):
-        handles, quarantined = _handles(space_file, files)
+        with read_only(space_file) as conn:
+            handles, quarantined, _ = read_handles(conn, files)
         left_out.extend(QuarantinedDatabase(space_id, held) for held in quarantined)
-        for db_id, handle in handles:
+        for db_id, handle, _rev in handles:
             source = source_path(handle)
             path = source if source is not None else root / db_file_name(db_id)
             if is_dropped(handle) or not path.is_file():

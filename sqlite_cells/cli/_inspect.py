@@ -663,6 +663,29 @@ def classify_cell(
     return None, None
 
 
+def read_handles(
+    conn: apsw.Connection, files: frozenset[str]
+) -> tuple[list[tuple[str, dict[str, Any], int]], list[QuarantinedHandleInfo], int]:
+    """The handles in the space file open on ``conn`` (id, value, its row's revision), the
+    databases whose handle cell holds none, and how many cells it holds. A row another program
+    wrote (no JSON, text that is not UTF-8, a revision that is not an integer) is no handle a
+    runtime would use: it quarantines such a database (R5, :func:`classify_cell`)."""
+    handles: list[tuple[str, dict[str, Any], int]] = []
+    quarantined: list[QuarantinedHandleInfo] = []
+    cells = 0
+    for raw_id, data, rev in conn.execute(
+        f"SELECT {as_bytes('id')}, {as_bytes('value')}, rev FROM _cf_cells ORDER BY id"
+    ):
+        cells += 1
+        cell_id = decoded(raw_id)
+        handle, why = classify_cell(cell_id, data, rev, files)
+        if handle is not None and cell_id is not None:
+            handles.append((cell_id, handle, rev))
+        elif why is not None and cell_id is not None:
+            quarantined.append(QuarantinedHandleInfo(cell_id, db_file_name(cell_id), why))
+    return handles, quarantined, cells
+
+
 def _space(store: Path, path: Path, files: frozenset[str]) -> SpaceInfo:
     with read_only(path) as conn:
         names = set(table_names(conn))
@@ -672,22 +695,7 @@ def _space(store: Path, path: Path, files: frozenset[str]) -> SpaceInfo:
             f"SELECT {as_bytes('value')} FROM _cf_meta WHERE key = 'space_id'"
         ).fetchone()
         space_id = shown(row[0]) if row else "?"
-        cells = 0
-        handles: list[tuple[str, dict[str, Any], int]] = []
-        quarantined: list[QuarantinedHandleInfo] = []
-        for raw_id, data, rev in conn.execute(
-            f"SELECT {as_bytes('id')}, {as_bytes('value')}, rev FROM _cf_cells ORDER BY id"
-        ):
-            cells += 1
-            # A row another program wrote (no JSON, text that is not UTF-8, a revision that is
-            # not an integer) is no handle a runtime would use: it quarantines such a database
-            # (R5), listed as such.
-            cell_id = decoded(raw_id)
-            handle, why = classify_cell(cell_id, data, rev, files)
-            if handle is not None and cell_id is not None:
-                handles.append((cell_id, handle, rev))
-            elif why is not None and cell_id is not None:
-                quarantined.append(QuarantinedHandleInfo(cell_id, db_file_name(cell_id), why))
+        handles, quarantined, cells = read_handles(conn, files)
         last = conn.execute("SELECT coalesce(max(seq), 0) FROM _cf_log").fetchone()
         last_seq = int(last[0]) if last else 0
     databases = tuple(
