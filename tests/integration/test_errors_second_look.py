@@ -130,8 +130,9 @@ def test_a_handle_value_not_utf8_quarantines_its_database_in_library_and_command
         with pytest.raises(sc.Quarantined), space.transact():
             db.exec("INSERT INTO t (v) VALUES ('b')")
     inspected = run_cli("inspect", str(store))
-    assert inspected.returncode == 0, inspected.stderr
+    assert inspected.returncode == 1, inspected.stderr  # a finding, as for check
     assert "space 'demo'" in inspected.stdout
+    assert f"finding: database {db_id} of space 'demo' is quarantined" in inspected.stdout
     checked = run_cli("check", str(store))
     assert checked.returncode == 1, checked.stderr
     assert "quarantined" in checked.stdout and "not a database handle" in checked.stdout
