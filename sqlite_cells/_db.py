@@ -22,6 +22,7 @@ from sqlite_cells.codec import (
     ReadAfterWriteUnsupported,
     SqliteCellsError,
     TooManyDatabases,
+    TransactionError,
 )
 from sqlite_cells.files import (
     DROP_KIND,
@@ -192,6 +193,8 @@ class SqliteDb(Cell):
         decl = self.declaration
         decl.check_writable()
         self._check_live_committed()
+        if self._pending(tx, DROP_KIND):  # dropped earlier in this very transaction
+            raise dropped_database(self.id)
         # `checked` holds the scan while the parameters are mapped: a long text is scanned once
         checked = check_statement(sql, Mode.WRITE)
         sql = checked.sql
@@ -227,12 +230,21 @@ class SqliteDb(Cell):
         decl = self.declaration
         decl.check_writable()
         self._check_live()
+        if self._pending(tx, KIND):
+            raise TransactionError(
+                f"database {self.id} is written by this transaction (db.exec) and cannot also be "
+                "dropped by it: drop it in a transaction of its own (this call recorded nothing)"
+            )
         self._claim(tx)
         # Written through the transaction, not ``set`` (a handle is not a writable cell, R5).
         # Reading the handle first makes a concurrent write of this database a conflict.
         dropped = self.space.runtime.encode({**self.get(), "dropped": True})
         tx.write(self.space.file, self.id, dropped)
         tx.add_op(self.space.file, PendingOp(DROP_KIND, self.id, decl))
+
+    def _pending(self, tx: Transaction, kind: str) -> bool:
+        """Whether ``tx`` holds an op of ``kind`` on this database already."""
+        return any(op.kind == kind and op.target == self.id for op in tx.ops)
 
     def _check_live(self) -> None:
         # The raw value: a handle that is not a handle, or does not decode, is reported where

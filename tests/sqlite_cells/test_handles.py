@@ -269,3 +269,26 @@ def test_r5_a_handle_whose_rev_is_no_count_of_commits_quarantines(
         db.read("SELECT * FROM messages")
     with pytest.raises(sc.Quarantined), space.transact():
         db.exec("INSERT INTO messages (body) VALUES ('b')")
+
+
+def test_a_database_written_and_dropped_in_one_transaction_is_refused_at_the_call(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('kept')")
+    rows = db.read("SELECT body FROM messages")
+    with pytest.raises(sc.TransactionError) as raised, space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('x')")
+        db.drop()
+    assert "written by this transaction (db.exec) and cannot also be dropped" in str(raised.value)
+    with pytest.raises(sc.SqliteCellsError, match="was dropped"), space.transact():
+        db.drop()
+        db.exec("INSERT INTO messages (body) VALUES ('after the drop')")
+    # Neither transaction committed anything: the rows, the rev and the handle are as they were.
+    assert db.read("SELECT body FROM messages") == rows
+    assert db.rev == 1 and db.get().get("dropped") is None
+    with space.transact():  # each in a transaction of its own: written, then dropped
+        db.exec("INSERT INTO messages (body) VALUES ('last')")
+    with space.transact():
+        db.drop()
+    assert db.get()["dropped"] is True
