@@ -133,7 +133,13 @@ def lift(fn: Callable[..., Any]) -> Callable[..., Derived]:
     :class:`InvalidArgument` at once, where ``lift`` is called, not when its builder is."""
     _check_function(fn)
 
-    def build(*inputs: Any) -> Derived:
+    def build(*inputs: Any, **named: Any) -> Derived:
+        if named:
+            raise InvalidArgument(
+                f"lift({getattr(fn, '__qualname__', None) or fn!r}) takes its inputs by position, "
+                f"one per argument of the function, in order; {', '.join(map(repr, named))} "
+                "given by name: pass each in its place"
+            )
         return Derived(inputs, fn)
 
     build.__name__ = getattr(fn, "__name__", "lifted")

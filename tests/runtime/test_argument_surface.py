@@ -435,3 +435,9 @@ def test_a_cell_of_another_store_is_not_bound_to_a_link_column(env: Env, tmp_pat
             env.db.exec("UPDATE t SET a_cf_link = NULL")
     env.seq += 2
     env.assert_nothing_left()
+
+
+def test_a_lifted_function_given_an_input_by_name_is_refused_at_once(env: Env) -> None:
+    error = _refused(lambda: sc.lift(lambda a, b=1: a + b)(env.cell, b=env.cell))
+    assert "takes its inputs by position" in str(error) and "'b' given by name" in str(error)
+    assert sc.lift(lambda a, b=1: a + b)(env.cell, env.cell).get() == 2
