@@ -330,12 +330,18 @@ def _skipped(root: Path) -> list[tuple[Path, str]]:
     return [
         (
             p,
-            ("a directory" if p.is_dir() else "not a regular file")
+            (
+                "a symbolic link"
+                if p.is_symlink()
+                else "a directory"
+                if p.is_dir()
+                else "not a regular file"
+            )
             + " where a database file belongs: gc removes only database files it can tell "
             "are unused; look at it and move it out of the store yourself",
         )
         for p in sorted(root.glob("cell-*.sqlite"))
-        if not p.is_file()
+        if p.is_symlink() or not p.is_file()
     ]
 
 

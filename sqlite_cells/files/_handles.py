@@ -527,9 +527,10 @@ def _blank(path: Path) -> bool:
 
 
 def _database_files(store: Path) -> list[Path]:
-    # Only files: something else under a database file's name (a directory, a dangling link)
-    # is not ours to judge, and is left where it is.
-    return [p for p in _named_as(store, "cell-*.sqlite") if p.is_file()]
+    # Only files: something else under a database file's name (a directory, a symbolic link —
+    # to a file or to nothing: the runtime never makes one) is not ours to judge, and is left
+    # where it is.
+    return [p for p in _named_as(store, "cell-*.sqlite") if p.is_file() and not p.is_symlink()]
 
 
 def _commits_in(path: Path) -> int | None:

@@ -186,6 +186,24 @@ def test_gc_skips_a_directory_named_like_a_database_file_and_never_touches_it(
     assert sorted(p.name for p in folder.iterdir()) == ["a", "b"]
 
 
+def test_gc_skips_a_symbolic_link_named_like_a_database_file_and_never_removes_it(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _chat(store, "x")
+    target = tmp_path / "precious.db"
+    conn = apsw.Connection(str(target))
+    conn.execute("CREATE TABLE precious (x); INSERT INTO precious VALUES (42)")  # no commit of ours
+    conn.close()
+    link = store / ("cell-" + "3" * 32 + ".sqlite")
+    link.symlink_to(target)
+    for args in ((), ("--yes",)):
+        code, out, _ = _run(capsys, "gc", str(store), *args)
+        assert code == 0
+        assert f"skipped {link.name}: a symbolic link where a database file belongs" in out
+        assert f"remove {link.name}" not in out and f"removed {link.name}" not in out
+    assert link.is_symlink() and target.is_file()
+
+
 # 3. check on a quarantined database
 
 
