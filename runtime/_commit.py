@@ -15,6 +15,7 @@ from sqlite_cells.codec import (
     ClosedError,
     CommitRecord,
     ConflictError,
+    DatabaseError,
     EncodingError,
     SqliteCellsError,
     ValueEncodeError,
@@ -76,17 +77,28 @@ def write_member(
         if not conn.getautocommit():  # else the error ended the whole transaction
             cursor.execute(_ROLLBACK_TO)
             cursor.execute(_RELEASE)
-        ticket.fail(commit_error(exc, space_id))
+        ticket.fail(commit_error(exc, space_id, conn))
         return None
     if grouped:
         cursor.execute(_RELEASE)
     return record
 
 
-def commit_error(exc: BaseException, space_id: str) -> BaseException:
-    """An SQLite error at commit as the error a caller gets (no raw apsw error reaches one)."""
+def commit_error(
+    exc: BaseException, space_id: str, conn: apsw.Connection | None = None
+) -> BaseException:
+    """An SQLite error at commit as the error a caller gets (no raw apsw error reaches one);
+    ``conn`` is the connection that committed, if known (to name a read-only file)."""
     error: SqliteCellsError
-    if isinstance(exc, apsw.ConnectionClosedError):
+    if isinstance(exc, apsw.ReadOnlyError):
+        files = _read_only_files(conn) if conn is not None else []
+        error = DatabaseError(
+            f"space {space_id!r}: the commit could not write "
+            + (", ".join(files) if files else "the space file or the database file it writes")
+            + f" ({exc}): it is read-only (its permissions, or a read-only mount); make it "
+            "writable, then try again. Nothing of the commit is visible"
+        )
+    elif isinstance(exc, apsw.ConnectionClosedError):
         # Code the commit runs (a migrate callback, a participant) closed the runtime.
         error = ClosedError(
             f"space {space_id!r}: the runtime was closed while the commit ran; nothing of it "
@@ -192,3 +204,20 @@ def _append(cursor: apsw.Cursor, record: CommitRecord) -> None:
 
 
 _INDEX_OP = "INSERT OR IGNORE INTO _cf_op_index (target, seq) VALUES (?, ?)"
+
+
+def _read_only_files(conn: apsw.Connection) -> list[str]:
+    """The files open on ``conn`` that SQLite opened read-only (it falls back to that when the
+    file's permissions refuse writing)."""
+    found = []
+    try:
+        names = conn.db_names()
+    except apsw.Error:  # a closed connection: nothing more to tell
+        return found
+    for name in names:
+        try:
+            if conn.readonly(name):
+                found.append(conn.db_filename(name))
+        except apsw.Error:  # ("temp" is named before it is opened)
+            continue
+    return found

@@ -650,7 +650,7 @@ class SpaceFile:
                 members = self._commit_members(conn, members, begin=begin)
                 begin = True
         except BaseException as exc:
-            error = commit_error(exc, self.space_id)
+            error = commit_error(exc, self.space_id, self._writer)
             undone = [t for t in batch if not t.done]
             for i, ticket in enumerate(undone):
                 ticket.fail(shared(error, first=i == 0))
@@ -724,7 +724,7 @@ class SpaceFile:
                 for participant, ops in ticket.groups:
                     participant.prepare(conn, ops)
             except Exception as exc:
-                ticket.fail(commit_error(exc, self.space_id))
+                ticket.fail(commit_error(exc, self.space_id, self._writer))
             else:
                 members.append(ticket)
         return members, with_ops or not open_tx
@@ -825,7 +825,7 @@ class SpaceFile:
             )
             return True
         self._apply(foreign)
-        error = commit_error(exc, self.space_id)
+        error = commit_error(exc, self.space_id, self._writer)
         waiting = [t for t in members if not t.done]
         for i, ticket in enumerate(waiting):
             ticket.fail(shared(error, first=i == 0))

@@ -1,0 +1,31 @@
+"""What a commit that SQLite refuses says (Errors: the path and what to do, never a raw apsw
+error): a file SQLite could only open read-only is named."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells.runtime._commit import commit_error
+
+
+def test_a_read_only_attached_file_is_named_with_what_to_do(tmp_path: Path) -> None:
+    main, other = tmp_path / "space.sqlite", tmp_path / "cell.sqlite"
+    apsw.Connection(str(other)).execute("CREATE TABLE t (x)")
+    flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE | apsw.SQLITE_OPEN_URI
+    conn = apsw.Connection(str(main), flags=flags)
+    conn.execute(f"ATTACH DATABASE 'file:{other}?mode=ro' AS db")
+    with pytest.raises(apsw.ReadOnlyError) as raised:
+        conn.execute("INSERT INTO db.t VALUES (1)")
+    error = commit_error(raised.value, "demo", conn)
+    assert isinstance(error, sc.DatabaseError) and error.__cause__ is raised.value
+    assert f"space 'demo': the commit could not write {other} (" in str(error)
+    assert "it is read-only" in str(error) and "make it writable, then try again" in str(error)
+    assert str(main) not in str(error)
+    # Without the connection the message still says what to do, naming the kinds of file.
+    alone = commit_error(raised.value, "demo")
+    assert "the space file or the database file it writes" in str(alone)
+    conn.close()
