@@ -209,7 +209,7 @@ _INDEX_OP = "INSERT OR IGNORE INTO _cf_op_index (target, seq) VALUES (?, ?)"
 def _read_only_files(conn: apsw.Connection) -> list[str]:
     """The files open on ``conn`` that SQLite opened read-only (it falls back to that when the
     file's permissions refuse writing)."""
-    found = []
+    found: list[str] = []
     try:
         names = conn.db_names()
     except apsw.Error:  # a closed connection: nothing more to tell
