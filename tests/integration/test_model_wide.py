@@ -1098,6 +1098,13 @@ def test_a_subscriber_in_another_process_sees_only_commits_long(tmp_path: Path, 
     subscriber_sees_only_commits(tmp_path / "store", seed=seed, commits=300)
 
 
+def _returned(line: str, reported: list[tuple[str, int, int]]) -> None:
+    """Note a writer's ``seq SPACE SEQ K OTHER`` line: that commit returned."""
+    if line.startswith("seq "):
+        _, s, seq, kk, _other = line.split()
+        reported.append((s, int(seq), int(kk)))
+
+
 def writers_killed_lose_nothing(store: Path, seed: int, rounds: int) -> None:
     """Writer processes, each SIGKILLed after a random number of returned commits (so mostly in
     the middle of the next one), each commit writing two cells (one a link to a cell of another
@@ -1120,14 +1127,17 @@ def writers_killed_lose_nothing(store: Path, seed: int, rounds: int) -> None:
         assert proc.stdout is not None
         reported: list[tuple[str, int, int]] = []
         stop_after = rng.randint(0, 12)
-        for line in proc.stdout:
-            if line.startswith("seq "):
-                _, s, seq, kk, _other = line.split()
-                reported.append((s, int(seq), int(kk)))
+        lines = iter(proc.stdout)
+        for line in lines:
+            _returned(line, reported)
             if len(reported) >= stop_after:
                 break
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
+        # What the writer printed before the kill reached it, still unread (the pipe and the
+        # reader's buffer hold it): those commits returned too.
+        for line in lines:
+            _returned(line, reported)
         proc.stdout.close()
         # Seqs of the commits that returned: each the space's next (gapless, never reused).
         for s, seq, kk in reported:
