@@ -338,6 +338,13 @@ with sc.Runtime(store) as rt:
 )
 
 
+def _returned_to(line: str, reported: list[tuple[str, int, int, str]]) -> None:
+    """Note a writer's ``seq SPACE SEQ K OTHER`` line (see WRITER): that commit returned."""
+    if line.startswith("seq "):
+        _, s, seq, kk, other = line.split()
+        reported.append((s, int(seq), int(kk), other))
+
+
 class Spaces(RuleBasedStateMachine):
     """Two runtimes on one store of three spaces, and the model of that store."""
 
@@ -754,15 +761,18 @@ class Spaces(RuleBasedStateMachine):
         )
         assert proc.stdout is not None
         reported: list[tuple[str, int, int, str]] = []
-        for line in proc.stdout:
-            if line.startswith("seq "):
-                _, s, seq, kk, other = line.split()
-                reported.append((s, int(seq), int(kk), other))
+        lines = iter(proc.stdout)
+        for line in lines:
+            _returned_to(line, reported)
             if (fault is None and len(reported) >= stop_after) or line.startswith("missed"):
                 break
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=60)
+        # What the writer printed before the kill reached it, still unread (the pipe and the
+        # reader's buffer hold it): those commits returned too.
+        for line in lines:
+            _returned_to(line, reported)
         proc.stdout.close()
         in_flight = start + len(reported)
         self.next_id = in_flight + 1
@@ -1098,13 +1108,6 @@ def test_a_subscriber_in_another_process_sees_only_commits_long(tmp_path: Path, 
     subscriber_sees_only_commits(tmp_path / "store", seed=seed, commits=300)
 
 
-def _returned(line: str, reported: list[tuple[str, int, int]]) -> None:
-    """Note a writer's ``seq SPACE SEQ K OTHER`` line: that commit returned."""
-    if line.startswith("seq "):
-        _, s, seq, kk, _other = line.split()
-        reported.append((s, int(seq), int(kk)))
-
-
 def writers_killed_lose_nothing(store: Path, seed: int, rounds: int) -> None:
     """Writer processes, each SIGKILLed after a random number of returned commits (so mostly in
     the middle of the next one), each commit writing two cells (one a link to a cell of another
@@ -1125,11 +1128,11 @@ def writers_killed_lose_nothing(store: Path, seed: int, rounds: int) -> None:
             text=True,
         )
         assert proc.stdout is not None
-        reported: list[tuple[str, int, int]] = []
+        reported: list[tuple[str, int, int, str]] = []
         stop_after = rng.randint(0, 12)
         lines = iter(proc.stdout)
         for line in lines:
-            _returned(line, reported)
+            _returned_to(line, reported)
             if len(reported) >= stop_after:
                 break
         os.kill(proc.pid, signal.SIGKILL)
@@ -1137,10 +1140,10 @@ def writers_killed_lose_nothing(store: Path, seed: int, rounds: int) -> None:
         # What the writer printed before the kill reached it, still unread (the pipe and the
         # reader's buffer hold it): those commits returned too.
         for line in lines:
-            _returned(line, reported)
+            _returned_to(line, reported)
         proc.stdout.close()
         # Seqs of the commits that returned: each the space's next (gapless, never reused).
-        for s, seq, kk in reported:
+        for s, seq, kk, _other in reported:
             assert seq == len(landed[s]) + 1, (s, seq, landed[s])
             landed[s].append(kk)
         in_flight = k + len(reported)
