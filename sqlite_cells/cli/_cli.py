@@ -265,8 +265,8 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
 def _tables(args: argparse.Namespace, out: TextIO) -> int:
     store = resolve_store(args)
     namer = Namer(store_dir(store), tuple(args.names))
-    rows, not_its_file = list_tables(store, namer)
-    if args.fmt is Format.TEXT and not rows and not_its_file:
+    rows, left_out = list_tables(store, namer)
+    if args.fmt is Format.TEXT and not rows and left_out:
         out.write("(no tables listed)\n")
     elif args.fmt is Format.TEXT and not rows:
         out.write("(no tables: no database of this store has been written yet)\n")
@@ -274,9 +274,9 @@ def _tables(args: argparse.Namespace, out: TextIO) -> int:
         flat, json_rows = [r.to_flat() for r in rows], [r.to_json() for r in rows]
         print_rows(flat, args.fmt, out, json_rows=json_rows, columns=TABLE_COLUMNS)
     _left_out(namer, out)
-    if not_its_file:
+    if left_out:
         out.flush()
-        for db in not_its_file:
+        for db in left_out:
             sys.stderr.write(f"sqlite-cells: {db.message()}\n")
         return FINDING
     return OK
