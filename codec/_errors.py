@@ -148,14 +148,15 @@ class NoTransaction(TransactionError):
 class ConflictError(TransactionError):
     """A cell read by the transaction changed before it could commit."""
 
-    def __init__(self, space_id: str, cell_ids: Sequence[str]) -> None:
+    def __init__(self, space_id: str, cell_ids: Sequence[str], *, reason: str = "") -> None:
         self.space_id = space_id
         self.cell_ids = tuple(cell_ids)
-        super().__init__(
-            f"space {space_id!r}: {len(self.cell_ids)} cell(s) read by this transaction changed "
-            f"before it committed ({', '.join(self.cell_ids[:3])}…): run it again "
-            f"(@sc.handler does so for you)"
+        # ``reason``: what stood in the way when it was not a changed cell (no cell_ids then).
+        what = reason or (
+            f"{len(self.cell_ids)} cell(s) read by this transaction changed before it "
+            f"committed ({', '.join(self.cell_ids[:3])}…)"
         )
+        super().__init__(f"space {space_id!r}: {what}: run it again (@sc.handler does so for you)")
 
 
 class CrossSpaceWrite(TransactionError):

@@ -104,6 +104,15 @@ def commit_error(
             f"space {space_id!r}: the runtime was closed while the commit ran; nothing of it "
             "is visible: do not close the runtime from code a commit runs (such as migrate)"
         )
+    elif isinstance(exc, apsw.BusyError):
+        # The busy timeout ran out: another runtime or process held the write lock all along.
+        error = SqliteCellsError(
+            f"space {space_id!r}: the commit waited for the write lock of the space file (or "
+            "of the database file it writes), which another runtime or process held all along "
+            f"({exc}); nothing of it is visible: try again "
+            "once that writer is done (a handler that keeps conflicting holds the lock while "
+            "its body runs, so that body must not wait for a commit to the same space)"
+        )
     elif isinstance(exc, apsw.Error):
         error = SqliteCellsError(
             f"space {space_id!r}: the commit failed in SQLite ({exc}); nothing of it is "

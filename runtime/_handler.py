@@ -14,7 +14,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, overload
 from sqlite_cells.codec import ConflictError
 from sqlite_cells.runtime._boundary import InvalidArgument, checked_arguments
 from sqlite_cells.runtime._lock_holder import LockHolder
-from sqlite_cells.runtime._space_file import SpaceFile
+from sqlite_cells.runtime._space_file import LOCK_PATIENCE, SpaceFile
 from sqlite_cells.runtime._tx import Transaction, TxState, current_transaction, transaction
 
 __all__ = ["DEFAULT_TRIES", "MAX_TRIES", "handler"]
@@ -28,11 +28,6 @@ OPTIMISTIC_TRIES = 3
 # How long an async handler waits for its turn before it goes on optimistically (a body may
 # await anything, even another handler).
 TURN_PATIENCE = 1.0
-# How long the space's write lock is held for a body that has not handed over its transaction
-# yet (see _lock_holder): a retried body is usually short, and every other writer of the space
-# waits meanwhile — a commit the body itself awaits (made through another thread or runtime)
-# included.
-LOCK_PATIENCE = 0.25
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -38,6 +38,7 @@ import apsw
 from sqlite_cells.codec import (
     ClosedError,
     CommitRecord,
+    ConflictError,
     DatabaseError,
     Op,
     SqliteCellsError,
@@ -88,6 +89,13 @@ def busy_ms(seconds: float | None) -> int:
     the runtime's own long one, ``BUSY_TIMEOUT_MS``."""
     return BUSY_TIMEOUT_MS if seconds is None else max(1, int(seconds * 1000))
 
+
+# How long a body may hold the space's write lock (a handler's try that runs its body inside
+# ``exclusive``, or an async one's ``LockHolder``) while another committer of this runtime waits
+# for it: past that the waiter stops waiting (``ConflictError``, so a handler tries again) instead
+# of waiting for good for a body that may be waiting for it. A retried body is usually short.
+LOCK_PATIENCE = 0.25
+_LOCK_POLL = 0.05  # how often such a waiter looks at how long the body has held the lock
 
 CACHE_SIZE = 4096  # committed values cached per space (an LRU; a miss re-reads _cf_cells)
 # Newest log records always kept, so a runtime a little behind replays them; one further behind
@@ -221,6 +229,7 @@ class SpaceFile:
         self._leading = False
         self._grouped = False  # the last batch had several members
         self._exclusive_owner: int | None = None  # the thread inside ``exclusive``
+        self._exclusive_since: float | None = None  # when it went in (time.monotonic())
         # Async handlers that keep conflicting retry one at a time (see _turns).
         self.turns = Turns()
         # _read_lock guards _rconn and _data_version.
@@ -602,19 +611,27 @@ class SpaceFile:
             if leads and self._grouped:
                 time.sleep(0)  # let the other committers of the last batch queue up first
             try:
-                with self._write_lock:
+                try:
+                    self._take_write_lock()
+                except ConflictError as exc:  # a body held it too long: nothing was written
+                    with self._queue_lock:
+                        self._waiting.remove(ticket)
+                    ticket.fail(exc)
+                else:
                     _leading_here.space = self.space_id
                     try:
                         while not ticket.done:
                             self._lead(ticket)
                     finally:
                         _leading_here.space = None
+                        self._write_lock.release()
             finally:
                 if leads:
                     with self._turn:
                         self._leading = False
                         self._turn.notify_all()
-        if self._created and ticket.error is not None:
+        # (A file that holds commits stays: then the write lock is not waited for again.)
+        if self._created and not self._seen_seq and ticket.error is not None:
             with self._write_lock:
                 if self._created:
                     self._discard_unused()
@@ -882,21 +899,51 @@ class SpaceFile:
         duration, after catching up: a transaction committed inside cannot conflict with another
         writer of any process. Used by handlers that keep conflicting."""
         self._check_open()
-        with self._write_lock:
+        self._take_write_lock()
+        try:
             conn = self._wconn
             _begin_space_write(conn)
             self._exclusive = True
             self._exclusive_owner = threading.get_ident()
+            self._exclusive_since = time.monotonic()
             try:
                 self._apply(self._since(conn, self._seen_seq))
                 yield
             finally:
                 self._exclusive = False
-                self._exclusive_owner = None
+                self._exclusive_owner = self._exclusive_since = None
                 if not conn.getautocommit():
                     conn.execute("ROLLBACK")
                 if self._created:
                     self._discard_unused()
+        finally:
+            self._write_lock.release()
+
+    def _take_write_lock(self) -> None:
+        """Take the write lock for a commit or an ``exclusive`` block. While another thread's
+        ``exclusive`` block holds it, wait until that block has held it ``LOCK_PATIENCE``
+        seconds and this caller has waited as long, then raise :class:`ConflictError`: the
+        body inside may be waiting for this very caller (it joins a thread that commits to the
+        space), and a handler tries again (SPEC §3: at most 10 tries) rather than hang. Behind
+        anything else (a commit, a catch-up) the wait is not bounded here: those end by
+        themselves."""
+        if self._write_lock.acquire(blocking=False):
+            return
+        began = time.monotonic()
+        while not self._write_lock.acquire(timeout=_LOCK_POLL):
+            since = self._exclusive_since
+            now = time.monotonic()
+            if since is not None and min(now - since, now - began) >= LOCK_PATIENCE:
+                raise ConflictError(
+                    self.space_id,
+                    (),
+                    reason=(
+                        "another thread's transaction has held the space's write lock for over "
+                        f"{LOCK_PATIENCE} s (a handler that kept conflicting runs its body "
+                        "holding it); nothing of this one was written. If that body waits for "
+                        "this commit (it joins the thread making it), commit before it instead"
+                    ),
+                )
 
     # -- catch-up ------------------------------------------------------------------------------
 

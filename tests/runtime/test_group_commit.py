@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import apsw
+import pytest
 
 import sqlite_cells as sc
 from sqlite_cells import runtime
 from sqlite_cells.codec import Op
 from sqlite_cells.runtime import Space
+from sqlite_cells.runtime import _space_file as space_file_module
 
 Body = Callable[[], None]
 
@@ -270,3 +272,77 @@ def test_transactions_queued_when_the_runtime_closes_get_closed_error(tmp_path: 
     assert "was closed" in str(outcomes[0])
     with sc.Runtime(tmp_path) as again:
         assert [again.space("demo").cell(f"c{i}").get() for i in range(3)] == [1, None, None]
+
+
+def test_a_handler_whose_exclusive_body_joins_another_handler_of_the_space_ends(
+    rt: sc.Runtime,
+) -> None:
+    """A sync handler keeps conflicting because its body runs another handler (on a thread it
+    joins) that writes the cell it read; from its 4th try its body holds the space's write lock
+    (``exclusive``). The inner handler's commit must not wait for that lock for good: it gives
+    up with ``ConflictError`` once the body has held the lock past the patience, and retries;
+    after its tries it raises, the body goes on and its commit lands."""
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    inner_outcomes: list[object] = []
+
+    @sc.handler
+    def inner(value: int) -> None:
+        c.set(value)
+
+    def run_inner(value: int) -> None:
+        try:
+            inner_outcomes.append(inner(value))
+        except Exception as exc:
+            inner_outcomes.append(exc)
+
+    @sc.handler
+    def outer() -> None:
+        seen = c.get()
+        helper = threading.Thread(target=run_inner, args=(seen + 100,))
+        helper.start()
+        helper.join()
+        c.set(seen + 1)
+
+    result: list[object] = []
+
+    def call() -> None:
+        try:
+            result.append(outer())
+        except Exception as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "a commit waited for good for the write lock a body held"
+    # Three inner commits landed (each making the outer try conflict); the 4th inner call met
+    # the lock held by the outer body and gave up after its tries.
+    assert [type(o) for o in inner_outcomes] == [int, int, int, sc.ConflictError]
+    assert "write lock" in str(inner_outcomes[3])
+    assert result == [4] and c.get() == 301
+
+
+def test_a_commit_waiting_out_another_runtime_s_write_lock_says_so(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another runtime holds the space's write lock (a handler's exclusive try) past SQLite's
+    busy timeout (made 0.3 s here): the commit fails saying whose lock it waited for, with
+    nothing written."""
+    monkeypatch.setattr(space_file_module, "BUSY_TIMEOUT_MS", 300)
+    with sc.Runtime(store) as holder, sc.Runtime(store) as waiter:
+        held = holder.space("demo")
+        with held.transact():
+            held.cell("c").set(1)
+        space = waiter.space("demo")
+        with (
+            held.file.exclusive(),
+            pytest.raises(sc.SqliteCellsError) as caught,
+            space.transact(),
+        ):
+            space.cell("c").set(2)
+        assert type(caught.value) is sc.SqliteCellsError
+        assert "write lock" in str(caught.value) and "another runtime or process" in str(
+            caught.value
+        )
+        assert space.cell("c").get() == 1
