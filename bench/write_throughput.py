@@ -22,6 +22,7 @@ import apsw
 
 import sqlite_cells as sc
 from bench._common import Figure, Row, median, p, parse, profile, rate
+from sqlite_cells.runtime._space_file import WRITER_STATEMENTS
 
 TABLES = {"messages": sc.table(id="integer primary key", body="text not null", ts="integer")}
 INSERT = "INSERT INTO messages (body, ts) VALUES (?, ?)"
@@ -35,7 +36,11 @@ class Raw:
         self.conn = self.open(sync=sync, create=True)
 
     def open(self, *, sync: bool, create: bool = False) -> apsw.Connection:
-        conn = apsw.Connection(str(self.directory / "space.sqlite"))
+        # The runtime's write connection's statement cache size: with apsw's default (100) an
+        # executemany of 100 rows evicts the commit's other statements (see WRITER_STATEMENTS).
+        conn = apsw.Connection(
+            str(self.directory / "space.sqlite"), statementcachesize=WRITER_STATEMENTS
+        )
         conn.setbusytimeout(30_000)
         # One pragma per call: a pragma that returns a row stops apsw's run of a multi-statement
         # text.

@@ -97,6 +97,13 @@ def busy_ms(seconds: float | None) -> int:
 LOCK_PATIENCE = 0.25
 _LOCK_POLL = 0.05  # how often such a waiter looks at how long the body has held the lock
 
+# Prepared statements the write connection keeps (apsw's cache; its default is 100). apsw puts
+# a statement back in the cache at each use, evicting the entry used longest ago, and
+# ``executemany`` does so once per row: with 100 entries one ``exec_many`` of 100 rows evicted
+# every statement of the commit around it, to be prepared again at the next commit. A commit's
+# own statements survive an ``exec_many`` of up to about this many rows.
+WRITER_STATEMENTS = 512  # apsw's largest
+
 CACHE_SIZE = 4096  # committed values cached per space (an LRU; a miss re-reads _cf_cells)
 # Newest log records always kept, so a runtime a little behind replays them; one further behind
 # re-reads the cells written since (a scan of _cf_cells), which is correct, only dearer.
@@ -406,7 +413,7 @@ class SpaceFile:
         connection opened first on the existing file), raises ``_Moved`` before writing anything
         if that file left the path before this one was opened (this one may have created a
         blank file then: it is removed if nobody else has it open)."""
-        conn = apsw.Connection(str(self.path))
+        conn = apsw.Connection(str(self.path), statementcachesize=WRITER_STATEMENTS)
         if guard is not None and has_moved(guard):
             conn.close()
             remove_unused(self.path, is_blank)

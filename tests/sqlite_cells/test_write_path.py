@@ -534,14 +534,20 @@ def test_a_database_file_changed_after_a_runtime_only_read_it(store: Path, how: 
 # -- 7. statements stay prepared ---------------------------------------------------------------
 
 
-def test_an_identical_commit_prepares_no_statement_again(space: Space, db: sc.SqliteDb) -> None:
+@pytest.mark.parametrize("rows", [2, 300])
+def test_an_identical_commit_prepares_no_statement_again(
+    space: Space, db: sc.SqliteDb, rows: int
+) -> None:
+    """300 rows: apsw's statement cache takes ``executemany``'s statement back once per row,
+    evicting the entry used longest ago; the write connection's cache is large enough that the
+    commit's other statements survive it (``WRITER_STATEMENTS``)."""
     counter = space.cell("counter", default=0)
 
     def commit(n: int) -> None:
         with space.transact():
             counter.set(n)
             db.exec(INSERT, [None, "same", n])
-            db.exec_many("INSERT INTO messages (body) VALUES (?)", [["a"], ["b"]])
+            db.exec_many("INSERT INTO messages (body) VALUES (?)", [["a"]] * rows)
 
     commit(1)
     calls: list[tuple[object, ...]] = []
