@@ -77,7 +77,7 @@ class LockHolder:
 
     def _hold(self) -> None:
         try:
-            with self._space.exclusive():
+            with self._space.exclusive(bounded=True):
                 self._tell(self._entered, None)
                 self._asked.wait(self._patience)
                 with self._lock:

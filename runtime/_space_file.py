@@ -901,10 +901,13 @@ class SpaceFile:
         return list(groups.values())
 
     @contextmanager
-    def exclusive(self) -> Iterator[None]:
+    def exclusive(self, *, bounded: bool = False) -> Iterator[None]:
         """Hold the space's write lock and its SQLite write lock (``BEGIN IMMEDIATE``) for the
         duration, after catching up: a transaction committed inside cannot conflict with another
-        writer of any process. Used by handlers that keep conflicting."""
+        writer of any process. Used by handlers that keep conflicting. ``bounded``: the block
+        ends by itself within ``LOCK_PATIENCE`` plus a commit (an async handler's
+        ``LockHolder``), so the committers waiting behind it wait it out (see
+        ``_take_write_lock``)."""
         self._check_open()
         self._take_write_lock()
         try:
@@ -912,7 +915,7 @@ class SpaceFile:
             _begin_space_write(conn)
             self._exclusive = True
             self._exclusive_owner = threading.get_ident()
-            self._exclusive_since = time.monotonic()
+            self._exclusive_since = None if bounded else time.monotonic()
             try:
                 self._apply(self._since(conn, self._seen_seq))
                 yield
@@ -928,12 +931,12 @@ class SpaceFile:
 
     def _take_write_lock(self) -> None:
         """Take the write lock for a commit or an ``exclusive`` block. While another thread's
-        ``exclusive`` block holds it, wait until that block has held it ``LOCK_PATIENCE``
-        seconds and this caller has waited as long, then raise :class:`ConflictError`: the
-        body inside may be waiting for this very caller (it joins a thread that commits to the
-        space), and a handler tries again (SPEC §3: at most 10 tries) rather than hang. Behind
-        anything else (a commit, a catch-up) the wait is not bounded here: those end by
-        themselves."""
+        unbounded ``exclusive`` block (a sync handler's try) holds it, wait until that block
+        has held it ``LOCK_PATIENCE`` seconds and this caller has waited as long, then raise
+        :class:`ConflictError`: the body inside may be waiting for this very caller (it joins
+        a thread that commits to the space), and a handler tries again (SPEC §3: at most 10
+        tries) rather than hang. Behind anything else (a commit, a catch-up, an async
+        handler's lock holder) the wait is not bounded here: those end by themselves."""
         if self._write_lock.acquire(blocking=False):
             return
         began = time.monotonic()
