@@ -515,8 +515,8 @@ def _watermark_before(conn: apsw.Connection, seq: int) -> int:
     below ``seq``, or the watermark row's when that is larger and below ``seq`` (as
     ``read_watermark`` reads it; files of an earlier format set that row in each commit too)."""
     row = conn.execute(
-        "SELECT max(iif(seq < ?1, seq, 0), coalesce((SELECT seq FROM _cf_changes WHERE seq < ?1 "
-        "ORDER BY rowid DESC LIMIT 1), 0)) FROM _cf_watermark WHERE id = 0",
+        "SELECT max(coalesce((SELECT iif(seq < ?1, seq, 0) FROM _cf_watermark WHERE id = 0), 0), "
+        "coalesce((SELECT seq FROM _cf_changes WHERE seq < ?1 ORDER BY rowid DESC LIMIT 1), 0))",
         (seq,),
     ).fetchone()
     found = row[0] if row is not None else 0

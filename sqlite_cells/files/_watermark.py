@@ -21,10 +21,11 @@ def watermark_sql(database: str | None = None) -> str:
     """The one statement reading the watermark of the file (attached as ``database``, or the
     connection's own schema search when ``None``): one row, one integer."""
     db = f"{quote_ident(database)}." if database else ""
-    # max() of two values is NULL when either is NULL: an empty journal counts as 0.
+    # max() of two values is NULL when either is NULL: an empty journal counts as 0, and so does
+    # a watermark row another program deleted (the journal still says what the file holds).
     return (
-        f"SELECT max(seq, coalesce((SELECT seq FROM {db}_cf_changes ORDER BY rowid DESC "
-        f"LIMIT 1), 0)) FROM {db}_cf_watermark WHERE id = 0"
+        f"SELECT max(coalesce((SELECT seq FROM {db}_cf_watermark WHERE id = 0), 0), "
+        f"coalesce((SELECT seq FROM {db}_cf_changes ORDER BY rowid DESC LIMIT 1), 0))"
     )
 
 
@@ -69,4 +70,4 @@ def set_watermark(conn: apsw.Connection, seq: int) -> None:
     says it, and journal rows past it, which would otherwise say more, go. Within the caller's
     transaction; the journal table exists (the runtime tables were ensured)."""
     conn.execute("DELETE FROM _cf_changes WHERE seq > ?", (seq,))
-    conn.execute("UPDATE _cf_watermark SET seq = ? WHERE id = 0", (seq,))
+    conn.execute("INSERT OR REPLACE INTO _cf_watermark (id, seq) VALUES (0, ?)", (seq,))

@@ -174,3 +174,32 @@ def test_a_database_whose_handle_does_not_decode_is_a_finding_of_every_listing(
     assert f"left out database {db_id} of space 'g' is quarantined" in done.stderr
     cells = {r["id"]: r for r in json.loads(run_cli("cells", str(store), "--json").stdout)}
     assert cells[db_id]["kind"] == "quarantined database"
+
+
+def test_a_watermark_row_another_program_deleted_leaves_the_database_in_sync(
+    store: Path,
+) -> None:
+    """The watermark row of a database file deleted by another program (R70): the file's
+    journal still says which commit wrote it last, so `check` finds it in sync (status 0), not
+    behind with a `--repair` that cannot re-apply rows already there, and the runtime reads and
+    writes it as before."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        chat = space.sqlite_database("chat", tables={"t": sc.table(body="text")})
+        with space.transact():
+            chat.exec("INSERT INTO t (body) VALUES ('one')")
+        path = chat.path
+    conn = apsw.Connection(str(path))
+    conn.execute("DELETE FROM _cf_watermark")
+    conn.close()
+    done = run_cli("check", "--store", str(store))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "watermark 1, space seq 1: in sync" in done.stdout
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        chat = space.sqlite_database("chat", tables={"t": sc.table(body="text")})
+        with space.transact():
+            chat.exec("INSERT INTO t (body) VALUES ('two')")
+        assert chat.read("SELECT body FROM t ORDER BY rowid") == [{"body": "one"}, {"body": "two"}]
+    done = run_cli("check", "--store", str(store))
+    assert done.returncode == 0 and "watermark 2, space seq 2: in sync" in done.stdout
