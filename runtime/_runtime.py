@@ -32,6 +32,7 @@ from sqlite_cells.runtime._boundary import (
     check_name,
     check_timeout,
     checked_arguments,
+    describe,
 )
 from sqlite_cells.runtime._cell import Cell
 from sqlite_cells.runtime._fork import FORKED_ADVICE, generation
@@ -86,6 +87,8 @@ class Runtime:
         self._link_hook = self._link_of  # made once: encode() is on every write's path
         self._at_exit: Callable[[], None] | None = None  # an ephemeral store's exit cleanup
         self._wake = threading.Event()
+        # What the last catch-up of each failing space file said (see _catch_up_failed).
+        self._failing: dict[SpaceFile, str] = {}
         self._poller = threading.Thread(target=self._poll, name="sqlite-cells-poller", daemon=True)
         self._poller.start()
 
@@ -302,9 +305,30 @@ class Runtime:
                 file.catch_up()
             except ClosedError:
                 return False
-            except Exception:
-                log.exception("catching up %r failed; will try again", file)
+            except Exception as exc:
+                self._catch_up_failed(file, exc)
+            else:
+                if self._failing and self._failing.pop(file, None) is not None:
+                    log.warning("space %r: catching up works again", file.space_id)
         return True
+
+    def _catch_up_failed(self, file: SpaceFile, exc: Exception) -> None:
+        """Log a catch-up that failed: once for as long as it fails the same way (it is tried
+        again at every poll, and a line each time would bury every other), as a message that
+        says what is wrong and what to do; the traceback goes to the debug level."""
+        where = f"space file {file.path}"
+        said = str(exc) if isinstance(exc, SqliteCellsError) else describe(exc, where)
+        if self._failing.get(file) == said:
+            return
+        self._failing[file] = said
+        log.error(
+            "space %r: catching up with other runtimes' commits failed (tried again at each "
+            "poll; logged again when the failure changes; if it goes on, close the runtime and "
+            "run `sqlite-cells check`): %s",
+            file.space_id,
+            said,
+        )
+        log.debug("the catch-up's error", exc_info=exc)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -248,3 +249,35 @@ def test_the_store_walk_reports_a_damaged_space_file_instead_of_raising(store: P
     assert _snapshot(store) == before
     demo_space.unlink()  # moved aside: the blank file no space names is gc's again
     assert collect_garbage(store, remove=True) == [blank]
+
+
+# -- a space file damaged under a running runtime ------------------------------------------------
+
+
+def test_a_catch_up_that_keeps_failing_is_logged_once_without_a_traceback(
+    store: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The space file emptied by another program while a runtime polls it: the runtime's
+    catch-up fails at every poll (20 ms here). It says so once, naming the file and what to do,
+    not a traceback at every poll; the next commit is refused (R73) and the cached value is
+    still served."""
+    with sc.Runtime(store, poll_interval=0.02) as rt:
+        space = rt.space("demo")
+        cell = space.cell("c", default=0)
+        with space.transact():
+            cell.set(1)
+        with caplog.at_level("INFO", logger="sqlite_cells"):
+            os.truncate(store / space_file_name("demo"), 0)
+            for _ in range(3):
+                rt._wake.set()
+                time.sleep(0.1)
+            records = [r for r in caplog.records if "catching up" in r.getMessage()]
+            assert len(records) == 1, [r.getMessage() for r in records]
+            assert records[0].levelname == "ERROR" and records[0].exc_info is None
+            message = records[0].getMessage()
+            assert str(store / space_file_name("demo")) in message
+            assert "sqlite-cells check" in message
+            assert not any(r.exc_info for r in caplog.records if r.levelname != "DEBUG")
+        with pytest.raises(sc.StoreChanged), space.transact():
+            cell.set(2)
+        assert cell.get() == 1
