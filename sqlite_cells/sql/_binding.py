@@ -334,7 +334,14 @@ def _encode(
         return value
     if value is None:
         return value
-    raise fail(f"{where} is a {type(value).__name__}: bind None, int, float, str, bytes or a Cell")
+    said = f"{where} is a {type(value).__name__}: bind None, int, float, str, bytes or a Cell"
+    if isinstance(value, Mapping | list | tuple):
+        said += (
+            " (store a list or dict as its JSON text, json.dumps(value); a Cell among a read's "
+            "parameters stands for its value, so to match a *_cf_link column bind the cell's "
+            "link, cell.link_str())"
+        )
+    raise fail(said)
 
 
 def check_read_values(params: Any, *, sql: str, db_id: str) -> None:

@@ -815,6 +815,23 @@ def test_a_stored_link_reads_back_as_the_cell(world: World) -> None:
     ]
 
 
+def test_rows_linking_to_a_cell_are_found_by_the_cell_s_link_not_by_the_cell(
+    world: World,
+) -> None:
+    """A cell among a read's parameters stands for its value (R51: the query re-runs when it
+    changes), so matching a link column takes the cell's stored link; a cell whose value
+    SQLite cannot bind says so, and how to match a link column."""
+    ann = world.owners[ANN]
+    with world.space.transact():
+        ann.set({"name": "Ann"})
+    sql = "SELECT id FROM posts WHERE owner_cf_link = ? ORDER BY id"
+    expected = world.plain_rows(sql, [ANN])
+    assert expected and world.db.read(sql, [ann.link_str()]) == expected
+    with pytest.raises(sc.QueryError) as info:
+        world.db.read(sql, [ann])
+    assert "parameter 1 is a dict" in str(info.value) and "cell.link_str()" in str(info.value)
+
+
 # ---------------------------------------------------------------------------------------------
 # What the SPEC forbids stays refused, with its kind
 
