@@ -21,6 +21,7 @@ say "this target changed as a whole".
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import os
 import threading
@@ -609,20 +610,26 @@ class SpaceFile:
         inside = self._exclusive_owner == me
         with self._turn:
             self._waiting.append(ticket)
-            while self._leading and not ticket.done and not inside:
-                self._turn.wait()
+            try:
+                while self._leading and not ticket.done and not inside:
+                    self._turn.wait()
+            except BaseException:  # a Ctrl-C while waiting: a ticket no leader took goes
+                self._withdraw(ticket)
+                raise
             leads = not ticket.done and not inside
             if leads:
                 self._leading = True
         if not ticket.done:
-            if leads and self._grouped:
-                time.sleep(0)  # let the other committers of the last batch queue up first
             try:
                 try:
+                    if leads and self._grouped:
+                        time.sleep(0)  # let the other committers of the last batch queue up first
                     self._take_write_lock()
-                except ConflictError as exc:  # a body held it too long: nothing was written
+                except BaseException as exc:  # nothing of it was written: it leaves the queue
                     with self._queue_lock:
-                        self._waiting.remove(ticket)
+                        self._withdraw(ticket)
+                    if not isinstance(exc, ConflictError):  # (a body held the lock too long)
+                        raise
                     ticket.fail(exc)
                 else:
                     _leading_here.space = self.space_id
@@ -646,6 +653,13 @@ class SpaceFile:
         for peer in _bus.peers(self):
             peer.wake()
         return seq
+
+    def _withdraw(self, ticket: Ticket) -> None:
+        """Take ``ticket`` out of the queue if no leader has taken it yet (its committer stops
+        waiting: then nothing of it is committed later behind its back). Called with the queue
+        lock held."""
+        with contextlib.suppress(ValueError):
+            self._waiting.remove(ticket)
 
     def _lead(self, own: Ticket) -> None:
         """Commit the next batch of waiting transactions (called with the write lock held).

@@ -3,6 +3,7 @@ together, in one SQLite transaction (one COMMIT, one fsync), each as its own com
 
 from __future__ import annotations
 
+import _thread
 import threading
 import time
 from collections.abc import Callable
@@ -346,3 +347,42 @@ def test_a_commit_waiting_out_another_runtime_s_write_lock_says_so(
             caught.value
         )
         assert space.cell("c").get() == 1
+
+
+def test_a_commit_interrupted_while_it_waits_is_never_committed_later(rt: sc.Runtime) -> None:
+    """Ctrl-C (KeyboardInterrupt) reaches a commit while it waits for the space's write lock:
+    the caller is told it was interrupted, and the transaction leaves the queue of waiting
+    commits, so the next committer does not commit it behind the caller's back."""
+    space = rt.space("demo")
+    a, b = space.cell("a", default=0), space.cell("b", default=0)
+    held = threading.Event()
+    release = threading.Event()
+
+    def hold_the_lock() -> None:
+        with space.file.write_connection():
+            held.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    held.wait(10)
+
+    def interrupt_once_queued() -> None:
+        deadline = time.monotonic() + 10
+        while not space.file._waiting and time.monotonic() < deadline:
+            time.sleep(0.001)
+        _thread.interrupt_main()
+
+    interrupter = threading.Thread(target=interrupt_once_queued)
+    interrupter.start()
+    try:
+        with pytest.raises(KeyboardInterrupt), space.transact():
+            a.set(1)
+    finally:
+        interrupter.join()
+        release.set()
+        holder.join()
+    assert not space.file._waiting
+    with space.transact() as tx:
+        b.set(2)
+    assert tx.seq == 1 and (a.get(), b.get()) == (0, 2)
