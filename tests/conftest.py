@@ -4,7 +4,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,35 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
     assert "Traceback" not in done.stderr, done.stderr
     return done
+
+
+def written_once(store: Path, space: str, name: str, x: int = 1) -> sc.SqliteDb:
+    """Database ``name`` of ``space`` (table ``t (x integer)``) with one row written (``x``),
+    its runtime closed again: the handle, for its ``id`` and ``path``."""
+    with sc.Runtime(store) as rt:
+        db = rt.space(space).sqlite_database(name, tables={"t": sc.table(x="integer")})
+        with rt.space(space).transact():
+            db.exec("INSERT INTO t (x) VALUES (?)", [x])
+    return db
+
+
+def in_thread(body: Callable[[], object], bound: float, hang: str) -> object:
+    """Run ``body`` on a daemon thread and return what it returned or raised; a body still
+    running after ``bound`` seconds fails the test with ``hang`` (instead of hanging the
+    suite)."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(body())
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(bound)
+    assert not thread.is_alive(), hang
+    return outcome[0]
 
 
 def pytest_configure(config: pytest.Config) -> None:

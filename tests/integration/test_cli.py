@@ -15,7 +15,7 @@ from sqlite_cells.codec import decode_record, derive_id
 from sqlite_cells.files import set_watermark
 from sqlite_cells.schema._declaration import db_file_name
 
-from ..conftest import run_cli
+from ..conftest import run_cli, written_once
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAT_ID = derive_id("sqlite", "demo", "chat")
@@ -92,13 +92,7 @@ def test_inspect_a_missing_store_is_a_finding_and_creates_nothing(
 def test_inspect_reports_a_watermark_behind_its_space(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with sc.Runtime(tmp_path) as rt:
-        space = rt.space("s")
-        db = space.sqlite_database("d", tables={"t": sc.table(x="integer")})
-        with space.transact():
-            db.exec("INSERT INTO t (x) VALUES (1)")
-        path = db.path
-    conn = apsw.Connection(str(path))
+    conn = apsw.Connection(str(written_once(tmp_path, "s", "d").path))
     try:
         set_watermark(conn, 0)
     finally:

@@ -14,7 +14,7 @@ import pytest
 
 import sqlite_cells as sc
 
-from ..conftest import run_cli
+from ..conftest import run_cli, written_once
 
 
 def _store_with_foreign_rows(store: Path) -> tuple[str, str, str]:
@@ -131,12 +131,7 @@ def test_a_space_id_not_utf8_names_the_file_and_row(store: Path) -> None:
 def _store_with_a_quarantined_handle(store: Path, value: Callable[[str], bytes]) -> str:
     """Database ``victim`` written once, then its handle cell overwritten with ``value(its id)``
     by another program (R5: quarantined, its file kept)."""
-    with sc.Runtime(store) as rt:
-        space = rt.space("g")
-        db = space.sqlite_database("victim", tables={"t": sc.table(x="integer")})
-        with space.transact():
-            db.exec("INSERT INTO t (x) VALUES (3)")
-        db_id = db.id
+    db_id = written_once(store, "g", "victim", 3).id
     (space_file,) = store.glob("space-*.sqlite")
     conn = apsw.Connection(str(space_file))
     conn.execute("UPDATE _cf_cells SET value = ? WHERE id = ?", (value(db_id), db_id))
@@ -183,13 +178,7 @@ def test_a_watermark_row_another_program_deleted_leaves_the_database_in_sync(
     journal still says which commit wrote it last, so `check` finds it in sync (status 0), not
     behind with a `--repair` that cannot re-apply rows already there, and the runtime reads and
     writes it as before."""
-    with sc.Runtime(store) as rt:
-        space = rt.space("demo")
-        chat = space.sqlite_database("chat", tables={"t": sc.table(body="text")})
-        with space.transact():
-            chat.exec("INSERT INTO t (body) VALUES ('one')")
-        path = chat.path
-    conn = apsw.Connection(str(path))
+    conn = apsw.Connection(str(written_once(store, "demo", "chat", 1).path))
     conn.execute("DELETE FROM _cf_watermark")
     conn.close()
     done = run_cli("check", "--store", str(store))
@@ -197,9 +186,9 @@ def test_a_watermark_row_another_program_deleted_leaves_the_database_in_sync(
     assert "watermark 1, space seq 1: in sync" in done.stdout
     with sc.Runtime(store) as rt:
         space = rt.space("demo")
-        chat = space.sqlite_database("chat", tables={"t": sc.table(body="text")})
+        chat = space.sqlite_database("chat", tables={"t": sc.table(x="integer")})
         with space.transact():
-            chat.exec("INSERT INTO t (body) VALUES ('two')")
-        assert chat.read("SELECT body FROM t ORDER BY rowid") == [{"body": "one"}, {"body": "two"}]
+            chat.exec("INSERT INTO t (x) VALUES (2)")
+        assert chat.read("SELECT x FROM t ORDER BY rowid") == [{"x": 1}, {"x": 2}]
     done = run_cli("check", "--store", str(store))
     assert done.returncode == 0 and "watermark 2, space seq 2: in sync" in done.stdout

@@ -19,6 +19,8 @@ from sqlite_cells.codec import Op
 from sqlite_cells.runtime import Space
 from sqlite_cells.runtime import _space_file as space_file_module
 
+from ..conftest import in_thread
+
 Body = Callable[[], None]
 
 
@@ -305,23 +307,12 @@ def test_a_handler_whose_exclusive_body_joins_another_handler_of_the_space_ends(
         helper.join()
         c.set(seen + 1)
 
-    result: list[object] = []
-
-    def call() -> None:
-        try:
-            result.append(outer())
-        except Exception as exc:
-            result.append(exc)
-
-    thread = threading.Thread(target=call, daemon=True)
-    thread.start()
-    thread.join(60)
-    assert not thread.is_alive(), "a commit waited for good for the write lock a body held"
+    result = in_thread(outer, 60, "a commit waited for good for the write lock a body held")
     # Three inner commits landed (each making the outer try conflict); the 4th inner call met
     # the lock held by the outer body and gave up after its tries.
     assert [type(o) for o in inner_outcomes] == [int, int, int, sc.ConflictError]
     assert "write lock" in str(inner_outcomes[3])
-    assert result == [4] and c.get() == 301
+    assert result == 4 and c.get() == 301
 
 
 def test_a_commit_waiting_out_another_runtime_s_write_lock_says_so(

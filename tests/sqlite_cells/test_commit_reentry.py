@@ -16,6 +16,8 @@ import pytest
 import sqlite_cells as sc
 from sqlite_cells.codec import TransactionError
 
+from ..conftest import in_thread
+
 V1 = {"t": sc.table(id="integer primary key", a="text")}
 V2 = {"t": sc.table(id="integer primary key", a="text", b="text")}
 
@@ -27,21 +29,7 @@ def _first_write(space: Any) -> None:
 
 
 def _in_thread(body: Any) -> object:
-    """Run ``body`` on a daemon thread and return what it returned or raised (a hang fails the
-    test instead of hanging the suite)."""
-    outcome: list[object] = []
-
-    def run() -> None:
-        try:
-            outcome.append(body())
-        except Exception as exc:
-            outcome.append(exc)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    thread.join(20)
-    assert not thread.is_alive(), "the commit inside migrate waited forever"
-    return outcome[0]
+    return in_thread(body, 20, "the commit inside migrate waited forever")
 
 
 def test_a_commit_from_a_migrate_callback_is_refused_at_once(rt: sc.Runtime) -> None:
