@@ -964,8 +964,9 @@ class SpaceFile:
                     reason=(
                         "another thread's transaction has held the space's write lock for over "
                         f"{LOCK_PATIENCE} s (a handler that kept conflicting runs its body "
-                        "holding it); nothing of this one was written. If that body waits for "
-                        "this commit (it joins the thread making it), commit before it instead"
+                        "holding it) and nothing of this one was written; if that body waits "
+                        "for this commit (it joins the thread making it), make this commit "
+                        "before that body runs"
                     ),
                 )
 
