@@ -43,7 +43,7 @@ def odd_kind(path: str | Path) -> str | None:
         return "a socket"
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "a device"
-    return "not a regular file"
+    return "a file of another kind"
 
 
 def check_file_kinds(path: Path, what: str) -> None:

@@ -32,7 +32,6 @@ from sqlite_cells.runtime._boundary import (
     check_name,
     check_timeout,
     checked_arguments,
-    describe,
 )
 from sqlite_cells.runtime._cell import Cell
 from sqlite_cells.runtime._fork import FORKED_ADVICE, generation
@@ -316,8 +315,8 @@ class Runtime:
         """Log a catch-up that failed: once for as long as it fails the same way (it is tried
         again at every poll, and a line each time would bury every other), as a message that
         says what is wrong and what to do; the traceback goes to the debug level."""
-        where = f"space file {file.path}"
-        said = str(exc) if isinstance(exc, SqliteCellsError) else describe(exc, where)
+        # (catch_up names its file in its errors; anything else is a fault of this library)
+        said = str(exc) if isinstance(exc, SqliteCellsError) else f"{type(exc).__name__}: {exc}"
         if self._failing.get(file) == said:
             return
         self._failing[file] = said

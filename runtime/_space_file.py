@@ -1002,7 +1002,7 @@ class SpaceFile:
         Cheap when nothing changed (one ``PRAGMA data_version``). Returns True if any were found."""
         if self._closed or not self._open_if_exists():
             return False
-        with self._read_lock:
+        with self._read_lock, translated(f"space file {self.path}"):
             if self._closed or self._rconn is None:  # closed, or a refused first commit
                 return False  # removed the file meanwhile
             version = self._read_data_version()

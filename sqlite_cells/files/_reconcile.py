@@ -681,9 +681,8 @@ def _damaged(
     detail = f"damaged file: {exc}"
     kind = odd_kind(path)
     if kind is not None:  # (never copied or replaced: a named pipe would block the copy)
-        what = kind if kind.startswith("a ") else "a file that is not a regular file"
         return _quarantine(
-            db_id, path, 0, space_seq, f"{what} stands where the database file belongs: move it"
+            db_id, path, 0, space_seq, f"{kind} stands where the database file belongs: move it"
         )
     if not repair:
         if not _QUIET.get():
