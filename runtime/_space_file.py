@@ -163,6 +163,32 @@ class CommitEvent:
     ops: tuple[Op, ...]
 
 
+class _Landing:
+    """The cells a commit of this runtime writes, from just before its ``COMMIT`` until the cache
+    holds their new values: SQLite shows the commit to every reader as ``COMMIT`` returns, so a
+    cell read in between (on another thread) waits for it instead of answering with the value it
+    replaces — a ``get()`` made after a ``db.read`` that saw the commit's rows is never older
+    than those rows (R40). The committing thread itself never waits (it takes the commit in)."""
+
+    __slots__ = ("_held", "_owner", "ids")
+
+    def __init__(self, records: Sequence[CommitRecord]) -> None:
+        self.ids = frozenset(w.id for record in records for w in record.writes)
+        self._owner = threading.get_ident()
+        # Held until the commit has landed (a lock, not an Event: this is made at every commit,
+        # and a wait is rare); each waiter takes it in turn once it is let go.
+        self._held = threading.Lock()
+        self._held.acquire()
+
+    def wait(self) -> None:
+        if threading.get_ident() != self._owner:
+            with self._held:
+                pass
+
+    def end(self) -> None:
+        self._held.release()
+
+
 class _Bus:
     """Spaces of this process that share a file, so a commit can wake the others at once
     instead of waiting for their next poll (R53 within one process)."""
@@ -245,6 +271,8 @@ class SpaceFile:
         # _cache_lock guards the check-then-set of _cache (reads of a single entry need no lock).
         self._cache_lock = threading.Lock()
         self._cache: OrderedDict[str, Entity] = OrderedDict()
+        # Set by the committing thread while its commit lands (see _Landing); read without a lock.
+        self._landing: _Landing | None = None
         self._exclusive = False  # guarded by _write_lock: the write transaction is already open
         self._closed = False
         self._made_in = generation()  # a forked child may not use it (see _fork)
@@ -486,7 +514,11 @@ class SpaceFile:
     # -- reads ---------------------------------------------------------------------------------
 
     def entity(self, cell_id: str) -> Entity:
-        """The committed value of a cell as far as this runtime knows (R50: never uncommitted)."""
+        """The committed value of a cell as far as this runtime knows (R50: never uncommitted;
+        R40: never older than a commit this runtime's other reads already show, see _Landing)."""
+        landing = self._landing
+        if landing is not None and cell_id in landing.ids:
+            landing.wait()
         cached = self._cache.get(cell_id)
         if cached is not None:
             try:  # noqa: SIM105 - the hot path of every read; suppress() costs a context manager
@@ -815,21 +847,32 @@ class SpaceFile:
         # From COMMIT until the commit is taken in, Ctrl-C waits (runtime/_interrupts.py): it
         # would otherwise land between a durable COMMIT and its bookkeeping.
         with interrupts_held():
+            self._landing = _Landing(records)
             try:
-                cursor.execute("COMMIT")
-                mark(conn, records[-1].seq)  # before anything else runs on conn
-            except BaseException as exc:
-                if not self._commit_raised(
-                    conn, exc, foreign, members, done, records, committing=True
-                ):
-                    return []
-            self._apply([*foreign, *records])
+                try:
+                    cursor.execute("COMMIT")
+                    mark(conn, records[-1].seq)  # before anything else runs on conn
+                except BaseException as exc:
+                    if not self._commit_raised(
+                        conn, exc, foreign, members, done, records, committing=True
+                    ):
+                        return []
+                self._apply([*foreign, *records])
+            finally:
+                self._landed()
             for ticket, record in zip(done, records, strict=True):
                 for participant, ops in ticket.groups:
                     _quietly(participant.committed, ops, record.seq)
                 ticket.succeed(record)
             self._maybe_compact(conn, records[-1].seq)
         return []
+
+    def _landed(self) -> None:
+        """The landing commit is in the cache, or failed: readers of its cells go on."""
+        landing = self._landing
+        if landing is not None:
+            self._landing = None
+            landing.end()
 
     def _commit_raised(
         self,
@@ -1103,21 +1146,27 @@ class SpaceFile:
 
     def _apply(self, records: list[Found]) -> None:
         """Apply records (in seq order, all newer than _seen_seq) to the cache and publish them.
-        Called with _write_lock held, so events leave in seq order."""
+        Called with _write_lock held, so events leave in seq order. All of them are in the cache
+        before the first is published: a reader waiting for a landing commit goes on before any
+        other thread hears of it (see _Landing)."""
+        events: list[CommitEvent] = []
         for record in records:
             if record.seq <= self._seen_seq:
                 continue
             if isinstance(record, CommitEvent):  # synthetic (see _resync)
                 for cell_id, entity in record.writes.items():
                     self._refresh(cell_id, entity)
-                self._seen_seq = record.seq
-                self._publish(record)
-                continue
-            writes = {w.id: Entity(bytes(w.value), record.seq) for w in record.writes}
-            for cell_id, entity in writes.items():
-                self._remember(cell_id, entity)
+                event = record
+            else:
+                writes = {w.id: Entity(bytes(w.value), record.seq) for w in record.writes}
+                for cell_id, entity in writes.items():
+                    self._remember(cell_id, entity)
+                event = CommitEvent(self, record.seq, writes, record.ops)
             self._seen_seq = record.seq
-            self._publish(CommitEvent(self, record.seq, writes, record.ops))
+            events.append(event)
+        self._landed()
+        for event in events:
+            self._publish(event)
 
     # -- compaction ----------------------------------------------------------------------------
 
