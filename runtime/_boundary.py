@@ -73,7 +73,10 @@ class Refusal:
             parameters=parameters, return_annotation=inspect.Signature.empty
         )
         # A class is called by its name: Runtime(...), not Runtime.__init__(...).
-        self.name = fn.__qualname__.removesuffix(".__init__")
+        self.is_init = fn.__name__ == "__init__"
+        # A function made inside another is named as its maker's caller wrote it (post(...),
+        # not make.<locals>.post(...)).
+        self.name = fn.__qualname__.removesuffix(".__init__").rpartition("<locals>.")[2]
         self.signature = signature
 
     def error(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> InvalidArgument | None:
@@ -82,7 +85,9 @@ class Refusal:
             self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             name = self.name
-            if self.is_method and args:  # named by the class it was called on (SqliteDb.get)
+            if self.is_init and args:  # the class it made: sc.Runtime(...), a subclass's name
+                name = type(args[0]).__name__
+            elif self.is_method and args:  # named by the class it was called on (SqliteDb.get)
                 name = f"{type(args[0]).__name__}.{name.rpartition('.')[2]}"
             return InvalidArgument(
                 f"{name}() does not take these arguments ({exc}): call it as {name}{self.bare}"

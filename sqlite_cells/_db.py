@@ -49,6 +49,9 @@ from sqlite_cells.runtime import (
     refuse_get,
     require_transaction,
 )
+from sqlite_cells.runtime import (
+    Space as BaseSpace,
+)
 from sqlite_cells.schema import Declaration, SourceKind, Table, fill_orders
 from sqlite_cells.sql import (
     Mode,
@@ -91,7 +94,15 @@ class SqliteDb(Cell):
 
     __slots__ = ("_decl",)
 
+    @checked_arguments
     def __init__(self, space: Space, decl: Declaration) -> None:
+        if not isinstance(space, BaseSpace) or not isinstance(decl, Declaration):
+            raise InvalidArgument(
+                f"sc.SqliteDb(space, declaration) was given a {type(space).__name__} and a "
+                f"{type(decl).__name__} (R3: no API points a database at a cell or file of "
+                "the caller's choosing); get handles from space.sqlite_database(...) or "
+                "space.register_disk_source(...)"
+            )
         if not space.runtime.declared(decl):
             # R3: a handle comes from the runtime, never from a declaration given to it.
             raise InvalidArgument(

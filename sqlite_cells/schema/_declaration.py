@@ -10,7 +10,7 @@ from pathlib import Path, PurePath
 from typing import Any, Final
 
 from sqlite_cells.codec import NotImplementedSource, ReadOnlySource, SchemaError, short_hash
-from sqlite_cells.runtime import InvalidArgument, surrogate_at
+from sqlite_cells.runtime import InvalidArgument, checked_arguments, surrogate_at
 from sqlite_cells.schema._migrate import MigrationConnection
 from sqlite_cells.schema._schema import Schema
 
@@ -105,6 +105,10 @@ class VmSource:
                 f"surrogate at position {position}), which no file name can hold as UTF-8; "
                 "decode the text properly first"
             )
+
+
+# Its __init__ is made by dataclass: a call with too few or too many arguments is our error too.
+VmSource.__init__ = checked_arguments(VmSource.__init__)  # type: ignore[method-assign]
 
 
 def db_file_name(db_id: str) -> str:

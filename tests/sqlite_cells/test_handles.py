@@ -193,6 +193,22 @@ def test_r3_a_handle_cannot_be_made_from_an_altered_declaration(
     assert not (store / db_file_name(plain.id)).exists()
 
 
+@pytest.mark.parametrize("given", ["a name", "a cell", "the handle"])
+def test_r3_a_handle_is_made_from_a_runtime_declaration_only(
+    store: Path, space: Space, db: sc.SqliteDb, given: str
+) -> None:
+    """Anything but a declaration the runtime made, where ``sc.SqliteDb`` takes one, is our
+    error at the call (not Python's, raised while the refusal was being worded)."""
+    what: Any = {"a name": "x", "a cell": space.cell("plain"), "the handle": db}[given]
+    with pytest.raises(sc.SqliteCellsError, match=r"sc\.SqliteDb\(space, declaration\)") as info:
+        sc.SqliteDb(space, what)
+    assert isinstance(info.value, TypeError)
+    with pytest.raises(sc.SqliteCellsError, match="R3") as info:
+        sc.SqliteDb(what, db.declaration)
+    assert isinstance(info.value, TypeError)
+    assert sorted(p.name for p in store.iterdir()) == []  # nothing was written
+
+
 def test_a_str_subclass_names_a_database_and_is_its_sql(space: Space) -> None:
     class Tagged(str):
         pass
