@@ -73,7 +73,13 @@ from sqlite_cells.runtime import (
 )
 from sqlite_cells.schema._rebuild import rebuild_adding
 from sqlite_cells.schema._schema import Schema, quote_ident
-from sqlite_cells.schema._schema_diff import MigrationPlan, diff_of, plan_migration, rows_of
+from sqlite_cells.schema._schema_diff import (
+    MigrationPlan,
+    Step,
+    diff_of,
+    plan_migration,
+    rows_of,
+)
 from sqlite_cells.sql import (
     JSON_CALL_PREFIX,
     JSON_CALLS,
@@ -101,6 +107,7 @@ __all__ = [
 ]
 
 _SAVEPOINT: Final = "_cf_ensure_schema"
+_TRIAL: Final = "_cf_trial_additions"  # see _name_refused_additions
 RUNTIME_TABLES: Final = frozenset({"_cf_meta", "_cf_watermark", "_cf_changes"})
 
 _IN_TRANSACTION: Final = "migrate runs inside the runtime's transaction; raise to abort it"
@@ -560,38 +567,40 @@ _NOT_CONSTANT: Final = "non-constant default"  # SQLite's words when ADD COLUMN 
 def add_missing(conn: apsw.Connection, database: str, schema: Schema, db_id: str) -> None:
     """Create the tables, columns and indexes of ``schema`` the file visible as ``database``
     lacks, in the caller's transaction; :class:`UnsupportedMigration` lists every difference
-    that is not additive (nothing is run then)."""
+    that is not additive (nothing of it remains then)."""
     statements, diffs = diff_of(conn, database, schema)
+    if diffs:
+        _name_refused_additions(conn, statements, diffs)
+        raise UnsupportedMigration(db_id, diffs)
+    tables = dict(schema.tables)
     rebuilt: set[str] = set()
-    if not diffs:
-        tables = dict(schema.tables)
-        for step in statements:
-            if step.adds_to in rebuilt:
-                continue  # the rebuild added this column with the one SQLite refused
+    for step in statements:
+        if step.adds_to in rebuilt:
+            continue  # the rebuild added this column with the one SQLite refused
+        try:
+            conn.execute(step.sql)
+        except apsw.InterruptError:
+            raise  # the caller's deadline (R44): not a difference of the schemas
+        except apsw.Error as exc:
+            if step.adds_to is None or _NOT_CONSTANT in str(exc):
+                # A default SQLite would evaluate for each row (random(), CURRENT_TIMESTAMP):
+                # a replay that rebuilt the table again would give the rows other values
+                # than the log's changesets were taken on (R70), so no rebuild adds it.
+                diffs.append(f"{step.subject}: SQLite refused {step.sql!r}: {exc}")
+                continue
+            # A UNIQUE or STORED generated column: ADD COLUMN refuses it, a rebuild of the
+            # table adds it with every row kept.
             try:
-                conn.execute(step.sql)
+                rebuild_adding(conn, database, step.adds_to, tables[step.adds_to])
             except apsw.InterruptError:
                 raise  # the caller's deadline (R44): not a difference of the schemas
-            except apsw.Error as exc:
-                if step.adds_to is None or _NOT_CONSTANT in str(exc):
-                    # A default SQLite would evaluate for each row (random(), CURRENT_TIMESTAMP):
-                    # a replay that rebuilt the table again would give the rows other values
-                    # than the log's changesets were taken on (R70), so no rebuild adds it.
-                    diffs.append(f"{step.subject}: SQLite refused {step.sql!r}: {exc}")
-                    continue
-                # A UNIQUE or STORED generated column: ADD COLUMN refuses it, a rebuild of the
-                # table adds it with every row kept.
-                try:
-                    rebuild_adding(conn, database, step.adds_to, tables[step.adds_to])
-                except apsw.InterruptError:
-                    raise  # the caller's deadline (R44): not a difference of the schemas
-                except apsw.Error as again:
-                    diffs.append(
-                        f"{step.subject}: SQLite refused {step.sql!r} ({exc}) and the rebuild of "
-                        f"the table that would add it ({again})"
-                    )
-                    continue
-                rebuilt.add(step.adds_to)
+            except apsw.Error as again:
+                diffs.append(
+                    f"{step.subject}: SQLite refused {step.sql!r} ({exc}) and the rebuild of "
+                    f"the table that would add it ({again})"
+                )
+                continue
+            rebuilt.add(step.adds_to)
     if rebuilt and not diffs:
         # The rebuilt tables' declared indexes went with the old tables: create them again.
         statements, diffs = diff_of(conn, database, schema)
@@ -602,6 +611,32 @@ def add_missing(conn: apsw.Connection, database: str, schema: Schema, db_id: str
                 diffs.append(f"{step.subject}: SQLite refused {step.sql!r}: {exc}")
     if diffs:
         raise UnsupportedMigration(db_id, diffs)
+
+
+def _name_refused_additions(
+    conn: apsw.Connection, statements: list[Step], diffs: list[str]
+) -> None:
+    """Add to ``diffs`` the additions SQLite refuses outright (a column whose default is not a
+    constant, an index the rows break), so that one refusal names every difference (R13)
+    instead of one round at a time: each is tried under a savepoint rolled back at once. An
+    addition that would need a rebuild of its table is not tried (that costs a copy of the
+    table at every refused write); nor is a subject already named."""
+    named = {d.partition(": ")[0] for d in diffs}
+    conn.execute(f"SAVEPOINT {_TRIAL}")
+    try:
+        for step in statements:
+            if step.subject in named:
+                continue
+            try:
+                conn.execute(step.sql)
+            except apsw.InterruptError:
+                raise  # the caller's deadline (R44): not a difference of the schemas
+            except apsw.Error as exc:
+                if step.adds_to is None or _NOT_CONSTANT in str(exc):
+                    diffs.append(f"{step.subject}: SQLite refused {step.sql!r}: {exc}")
+    finally:
+        with contextlib.suppress(apsw.Error):  # (gone if SQLite rolled the transaction back)
+            conn.execute(f"ROLLBACK TO {_TRIAL}; RELEASE {_TRIAL}")
 
 
 def store_version(conn: apsw.Connection, database: str, version: int) -> None:

@@ -271,7 +271,7 @@ def _cannot_add(want: _Col) -> str | None:
     """Why ALTER TABLE … ADD COLUMN cannot add ``want`` (None: it may; SQLite has the last say)."""
     if want.pk:
         return f"a new PRIMARY KEY column {_CANNOT}"
-    if want.notnull and want.default is None:
+    if want.notnull and (want.default is None or _is_null(want.default)):
         return (
             "a new NOT NULL column without a default cannot be added (existing rows need a value)"
         )
@@ -279,6 +279,12 @@ def _cannot_add(want: _Col) -> str | None:
     # table (see _rebuild): its rows stay. One whose default is not a constant is refused by
     # SQLite when the ALTER runs, and stays refused (see add_missing).
     return None
+
+
+def _is_null(default: str) -> bool:
+    """Whether a column default as SQLite reports it is NULL (``default null``, ``DEFAULT (NULL)``):
+    no default for a NOT NULL column."""
+    return default.strip().strip("()").strip().upper() == "NULL"
 
 
 def _diff_table(

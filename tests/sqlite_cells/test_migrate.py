@@ -375,6 +375,53 @@ def test_a_default_that_is_not_a_constant_is_still_refused(
     assert snapshot(conn) == before
 
 
+def test_one_refusal_names_every_difference_sqlite_refusals_included(
+    conn: apsw.Connection,
+) -> None:
+    """R13: "naming each difference" — an addition SQLite refuses (a default that is not a
+    constant) is named beside a retyped column, not in a later round once that is fixed;
+    nothing of the trial stays."""
+    ensure(conn, schema({"t": {"a": "integer", "z": "integer"}}))
+    conn.execute("INSERT INTO t VALUES (1, 1), (1, 2)")
+    before = snapshot(conn)
+    declared = schema(
+        {"t": {"a": "integer", "z": "text", "c": "text default current_timestamp"}},
+    )
+    with pytest.raises(UnsupportedMigration) as info:
+        ensure(conn, declared)
+    assert [d.partition(":")[0] for d in info.value.differences] == ["t.z", "t.c"]
+    assert info.value.differences[1].endswith("Cannot add a column with non-constant default")
+    assert snapshot(conn) == before
+    with pytest.raises(UnsupportedMigration) as info:  # the same refusal again, no new round
+        ensure(conn, declared)
+    assert [d.partition(":")[0] for d in info.value.differences] == ["t.z", "t.c"]
+    assert snapshot(conn) == before
+
+
+@pytest.mark.parametrize("default", ["null", "NULL", "(null)"])
+@pytest.mark.parametrize("rows", [0, 1])
+def test_a_new_not_null_column_with_a_null_default_has_no_default(
+    conn: apsw.Connection, default: str, rows: int
+) -> None:
+    """R13: a new NOT NULL column without default is refused — a NULL default is none, whether
+    the table has rows or not, and it is named with the other differences."""
+    ensure(conn, schema({"t": {"a": "integer", "z": "integer"}}))
+    conn.execute("INSERT INTO t VALUES (1, 1)" if rows else "SELECT 1")
+    before = snapshot(conn)
+    with pytest.raises(UnsupportedMigration) as info:
+        ensure(
+            conn,
+            schema(
+                {"t": {"a": "integer", "z": "text", "d": f"integer not null default {default}"}}
+            ),
+        )
+    assert info.value.differences[1] == (
+        "t.d: a new NOT NULL column without a default cannot be added (existing rows need a value)"
+    )
+    assert [d.partition(":")[0] for d in info.value.differences] == ["t.z", "t.d"]
+    assert snapshot(conn) == before
+
+
 def test_no_rebuild_for_a_unique_column_whose_default_is_not_a_constant(
     conn: apsw.Connection,
 ) -> None:
