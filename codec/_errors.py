@@ -176,6 +176,23 @@ class PendingValue(TransactionError):
 
 
 _SQL_SHOWN = 200  # characters of a statement a message quotes; the error's ``sql`` keeps it all
+_VALUE_SHOWN = 200  # characters of a value's repr a message quotes
+
+
+def brief_repr(value: object) -> str:
+    """``repr(value)`` as an error message shows a value the caller gave: cut to its beginning
+    and its length when long, and never raising — Python refuses to print an integer of more
+    than 4,300 digits (``sys.get_int_max_str_digits``), and another object's ``__repr__`` may
+    raise; either would replace the message with Python's own error."""
+    if type(value) is int and value.bit_length() > 4_000:  # (≈ 1,204 digits: past any limit shown)
+        return f"<about {int(value.bit_length() * 0.30103):,} digits>"
+    try:
+        text = repr(value)
+    except Exception:
+        return f"a {type(value).__name__} that cannot be shown"
+    if len(text) <= _VALUE_SHOWN:
+        return text
+    return f"{text[:_VALUE_SHOWN]}… ({len(text):,} characters)"
 
 
 def _quoted_sql(sql: str) -> str:

@@ -20,7 +20,12 @@ from typing import Any
 
 import msgspec
 
-from sqlite_cells.codec._errors import EncodingError, LinkEncodeError, ValueEncodeError
+from sqlite_cells.codec._errors import (
+    EncodingError,
+    LinkEncodeError,
+    ValueEncodeError,
+    brief_repr,
+)
 from sqlite_cells.codec._links import Link, is_link_sigil, link_from_sigil
 
 __all__ = ["decode_value", "encode_plain", "encode_value", "has_links"]
@@ -101,7 +106,8 @@ def _plain(value: Any, hook: Callable[[Any], Link | None] | None, where: str) ->
     if kind is int:
         if not INT_MIN <= value <= INT_MAX:
             raise ValueEncodeError(
-                f"{_at(where)}: the integer {value} does not fit in 64 bits; store it as a str"
+                f"{_at(where)}: the integer {brief_repr(value)} does not fit in 64 bits; store it "
+                "as a str"
             )
         return value
     if kind is float:

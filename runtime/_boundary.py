@@ -19,7 +19,13 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import apsw
 
-from sqlite_cells.codec import DatabaseError, EncodingError, SqliteCellsError, ValueEncodeError
+from sqlite_cells.codec import (
+    DatabaseError,
+    EncodingError,
+    SqliteCellsError,
+    ValueEncodeError,
+    brief_repr,
+)
 
 __all__ = [
     "DAMAGED_SPACE_ADVICE",
@@ -203,14 +209,16 @@ def check_name(what: str, name: object) -> str:
     :class:`~sqlite_cells.codec.ValueEncodeError` (a ``TypeError`` and ``ValueError``) saying
     which ``what`` (``"space id"``, ``"cell name"``, …) was wrong; nothing is created."""
     if not isinstance(name, str):
-        raise ValueEncodeError(f"a {what} is a non-empty str, not {type(name).__name__} ({name!r})")
+        raise ValueEncodeError(
+            f"a {what} is a non-empty str, not {type(name).__name__} ({brief_repr(name)})"
+        )
     if not name:
         raise ValueEncodeError(f"a {what} is a non-empty str, not ''")
     position = surrogate_at(name)
     if position is not None:
         raise ValueEncodeError(
-            f"the {what} {name!r} is not valid Unicode text (a lone surrogate at position "
-            f"{position}): names are stored as UTF-8; decode the text properly first"
+            f"the {what} {brief_repr(name)} is not valid Unicode text (a lone surrogate at "
+            f"position {position}): names are stored as UTF-8; decode the text properly first"
         )
     # A str subclass (an enum member, a tagged string) names what its text names.
     return name if type(name) is str else str.__str__(name)
@@ -230,7 +238,7 @@ def check_timeout(name: str, value: object) -> float | None:
     if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
         raise InvalidArgument(
             f"{name} is a number of seconds of at least 0 (or None to wait without limit), "
-            f"not {value!r}"
+            f"not {brief_repr(value)}"
         )
     return None if value > threading.TIMEOUT_MAX else float(value)
 

@@ -16,6 +16,7 @@ from sqlite_cells.codec import (
     SqliteCellsError,
     StoredCellError,
     ValueEncodeError,
+    brief_repr,
     decode_value,
     encode_link,
 )
@@ -233,11 +234,13 @@ class Cell:
         stored (a lone surrogate) a ``ValueEncodeError``; both are ``ValueError``s and
         ``TypeError``s."""
         if not isinstance(key, str | int) or isinstance(key, bool):
-            raise InvalidArgument(f"a cell path key is a string or an integer, not {key!r}")
+            raise InvalidArgument(
+                f"a cell path key is a string or an integer, not {brief_repr(key)}"
+            )
         if isinstance(key, int) and not -(2**63) <= key < 2**63:
             raise InvalidArgument(
-                f"a cell path index is a 64-bit integer (R6), not {key}: no value holds a list "
-                "that long, and no link could name the cell"
+                f"a cell path index is a 64-bit integer (R6), not {brief_repr(key)}: no value "
+                "holds a list that long, and no link could name the cell"
             )
         position = surrogate_at(key) if isinstance(key, str) else None
         if position is not None:

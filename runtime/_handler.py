@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
-from sqlite_cells.codec import ConflictError
+from sqlite_cells.codec import ConflictError, brief_repr
 from sqlite_cells.runtime._boundary import InvalidArgument, checked_arguments
 from sqlite_cells.runtime._lock_holder import LockHolder
 from sqlite_cells.runtime._space_file import LOCK_PATIENCE, SpaceFile
@@ -79,12 +79,13 @@ def handler(fn: Callable[..., Any] | None = None, /, *, tries: int = DEFAULT_TRI
     """
     if not isinstance(tries, int) or isinstance(tries, bool) or tries < 1:
         raise InvalidArgument(
-            f"tries must be an integer from 1 to {MAX_TRIES}, not {tries!r}, such as tries=3"
+            f"tries must be an integer from 1 to {MAX_TRIES}, not {brief_repr(tries)}, such as "
+            "tries=3"
         )
     if tries > MAX_TRIES:
         raise InvalidArgument(
-            f"tries={tries} is over the limit: a handler tries at most {MAX_TRIES} times in "
-            f"all; pass tries={MAX_TRIES} or fewer, and to go on after that, catch "
+            f"tries={brief_repr(tries)} is over the limit: a handler tries at most {MAX_TRIES} "
+            f"times in all; pass tries={MAX_TRIES} or fewer, and to go on after that, catch "
             "ConflictError and call the handler again"
         )
 

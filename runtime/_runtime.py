@@ -22,6 +22,7 @@ from sqlite_cells.codec import (
     ParsedLink,
     SqliteCellsError,
     ValueEncodeError,
+    brief_repr,
     check_link,
     encode_value,
     parse_link,
@@ -66,7 +67,7 @@ class Runtime:
         if not _is_number(poll_interval) or not 0 < poll_interval <= MAX_SECONDS:
             raise InvalidArgument(
                 f"poll_interval is a positive number of seconds, at most {MAX_SECONDS:,}, not "
-                f"{poll_interval!r}"
+                f"{brief_repr(poll_interval)}"
             )
         self.store: Path = resolve_store(store)
         self.poll_interval = poll_interval

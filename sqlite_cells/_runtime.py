@@ -20,6 +20,7 @@ from sqlite_cells.codec import (
     SchemaError,
     SourceError,
     SqliteCellsError,
+    brief_repr,
     derive_id,
 )
 from sqlite_cells.files import (
@@ -671,9 +672,11 @@ MAX_QUERY_WORKERS = 256
 
 def _check_count(name: str, value: object, *, most: int | None = None) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise InvalidArgument(f"{name} is an integer of at least 1, not {value!r}")
+        raise InvalidArgument(f"{name} is an integer of at least 1, not {brief_repr(value)}")
     if most is not None and value > most:
-        raise InvalidArgument(f"{name} is at most {most} (each is a thread), not {value!r}")
+        raise InvalidArgument(
+            f"{name} is at most {most} (each is a thread), not {brief_repr(value)}"
+        )
 
 
 def _check_roots(roots: object) -> tuple[str | os.PathLike[str], ...] | None:
@@ -709,5 +712,5 @@ def _check_seconds(name: str, value: object) -> None:
     ):
         raise InvalidArgument(
             f"{name} is a positive number of seconds, at most {MAX_SECONDS:,} (about 23 days), "
-            f"not {value!r}"
+            f"not {brief_repr(value)}"
         )

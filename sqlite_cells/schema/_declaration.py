@@ -9,7 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any, Final
 
-from sqlite_cells.codec import NotImplementedSource, ReadOnlySource, SchemaError, short_hash
+from sqlite_cells.codec import (
+    NotImplementedSource,
+    ReadOnlySource,
+    SchemaError,
+    brief_repr,
+    short_hash,
+)
 from sqlite_cells.runtime import InvalidArgument, checked_arguments, surrogate_at
 from sqlite_cells.schema._migrate import MigrationConnection
 from sqlite_cells.schema._schema import Schema
@@ -26,12 +32,12 @@ def check_options(version: object, migrate: object) -> None:
     (R14), not at its first write: :class:`SchemaError` (a ``ValueError``) saying what fits."""
     if isinstance(version, bool) or not isinstance(version, int):
         raise SchemaError(
-            f"version={version!r} is a {type(version).__name__}; the version is an integer "
-            f"from 1 to {MAX_VERSION}, such as version=2"
+            f"version={brief_repr(version)} is a {type(version).__name__}; the version is an "
+            f"integer from 1 to {MAX_VERSION}, such as version=2"
         )
     if not 1 <= version <= MAX_VERSION:
         raise SchemaError(
-            f"version={version!r} is out of range; the version is an integer from 1 to "
+            f"version={brief_repr(version)} is out of range; the version is an integer from 1 to "
             f"{MAX_VERSION} (SQLite stores it as a 64-bit integer)"
         )
     if migrate is not None and not callable(migrate):

@@ -25,6 +25,7 @@ from sqlite_cells.codec import (
     LinkEncodeError,
     PendingValue,
     QueryArgumentError,
+    brief_repr,
 )
 from sqlite_cells.runtime import LENGTH_LIMIT, PENDING, Cell, Reactive, surrogate_at
 from sqlite_cells.sql._names import LINK_SUFFIX, is_link_column
@@ -306,8 +307,8 @@ def _encode(
     if isinstance(value, int):
         if not _INT64_MIN <= value <= _INT64_MAX:
             raise fail(
-                f"{where} is {value}, outside SQLite's 64-bit integers: bind it as text "
-                "(str(n)) or as a float"
+                f"{where} is {brief_repr(value)}, outside SQLite's 64-bit integers: bind it as "
+                "text (str(n)) or as a float"
             )
         return int(value) if isinstance(value, bool) else value
     if isinstance(value, str):

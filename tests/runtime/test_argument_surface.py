@@ -444,3 +444,61 @@ def test_a_lifted_function_given_an_input_by_name_is_refused_at_once(env: Env) -
     error = _refused(lambda: sc.lift(lambda a, b=1: a + b)(env.cell, b=env.cell))
     assert "takes its inputs by position" in str(error) and "'b' given by name" in str(error)
     assert sc.lift(lambda a, b=1: a + b)(env.cell, env.cell).get() == 2
+
+
+# -- an integer Python refuses to print (over 4,300 digits) -----------------------------------
+
+HUGE = 10**5000
+
+HUGE_CALLS: list[tuple[str, Callable[[Env], object]]] = [
+    ("set", lambda e: e.cell.set(HUGE)),
+    ("set in a list", lambda e: e.cell.set([1, HUGE])),
+    ("update", lambda e: e.cell.update(lambda _: {"k": HUGE})),
+    ("key", lambda e: e.cell.key(HUGE)),
+    ("default", lambda e: e.space.cell("big", default=HUGE)),
+    ("exec", lambda e: e.db.exec("INSERT INTO t (x) VALUES (?)", [HUGE])),
+    ("exec_many", lambda e: e.db.exec_many("INSERT INTO t (x) VALUES (?)", [[1], [HUGE]])),
+    ("read", lambda e: e.db.read("SELECT ? AS x", [HUGE])),
+    ("query", lambda e: e.db.query("SELECT ? AS x", [HUGE])),
+    ("settle", lambda e: e.rt.settle(-HUGE)),
+    ("tries", lambda e: sc.handler(tries=HUGE)),
+    ("poll_interval", lambda e: sc.Runtime(e.store, poll_interval=HUGE)),
+    ("query_workers", lambda e: sc.Runtime(e.store, query_workers=HUGE)),
+    ("query_timeout", lambda e: sc.Runtime(e.store, query_timeout=HUGE)),
+    ("version", lambda e: e.space.sqlite_database("v", tables=TABLES, version=HUGE)),
+    ("space id", lambda e: e.rt.space(HUGE)),  # type: ignore[arg-type]
+    ("run input", lambda e: e.space.run(_chat, key="k", me=HUGE)),
+]
+
+
+@pytest.mark.parametrize("call", [c[1] for c in HUGE_CALLS], ids=[c[0] for c in HUGE_CALLS])
+def test_an_integer_too_long_to_print_is_refused_with_our_error(
+    env: Env, call: Callable[[Env], object]
+) -> None:
+    """Errors: the refusal of an integer past 64 bits shows it; one of more than 4,300 digits
+    made Python's own ValueError ("Exceeds the limit … for integer string conversion") replace
+    it. It is named by its size instead, and nothing is left behind."""
+    with env.space.transact():  # inside a transaction too: the refusal leaves it usable
+        with pytest.raises(sc.SqliteCellsError) as info:
+            call(env)
+        env.cell.set(env.cell.get())
+    assert isinstance(info.value, ValueError | TypeError)  # ("Errors": a bad argument)
+    assert "<about 5,000 digits>" in str(info.value)
+    env.seq += 1
+    env.assert_nothing_left()
+
+
+class _Unprintable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def test_a_value_shown_in_a_message_is_cut_and_never_raises() -> None:
+    from sqlite_cells.codec import brief_repr
+
+    assert brief_repr(2**64) == "18446744073709551616"
+    assert brief_repr(-HUGE) == "<about 5,000 digits>"
+    assert brief_repr("x" * 10) == repr("x" * 10)
+    assert brief_repr("x" * 1_000_000) == f"'{'x' * 199}… (1,000,002 characters)"
+    assert brief_repr(_Unprintable()) == "a _Unprintable that cannot be shown"
+    assert brief_repr([HUGE]) == "a list that cannot be shown"
