@@ -27,10 +27,9 @@ from sqlite_cells.runtime._tx import LENGTH_LIMIT
 
 if TYPE_CHECKING:
     from sqlite_cells.runtime._participants import CommitParticipant
-    from sqlite_cells.runtime._space_file import SpaceFile
     from sqlite_cells.runtime._tx import Transaction
 
-__all__ = ["commit_error", "holds", "validate_elsewhere", "write_member"]
+__all__ = ["commit_error", "holds", "write_member"]
 
 _SAVEPOINT = "SAVEPOINT _cf_member"
 _ROLLBACK_TO = "ROLLBACK TO _cf_member"
@@ -136,21 +135,6 @@ def holds(conn: apsw.Connection, seq: int) -> bool:
         return conn.execute("SELECT 1 FROM _cf_log WHERE seq = ?", (seq,)).fetchone() is not None
     except apsw.Error:
         return False
-
-
-def validate_elsewhere(tx: Transaction, space: object) -> None:
-    """Raise :class:`ConflictError` when a cell ``tx`` read in a space other than ``space`` (the
-    one it commits to) has changed since it was read (§2: a transaction fails with a conflict
-    when a cell it read changed since). Each such read is compared with that space's file as it
-    is now, so a commit another runtime or process made there before this one is never lost
-    under it; the other space is not locked, so a write there that commits after this check is
-    ordered after this transaction."""
-    changed: dict[SpaceFile, list[str]] = {}
-    for (read_space, cell_id), rev in tx.reads.items():
-        if read_space is not space and read_space.current_rev(cell_id) != rev:
-            changed.setdefault(read_space, []).append(cell_id)
-    for read_space, cell_ids in changed.items():
-        raise ConflictError(read_space.space_id, cell_ids)
 
 
 def _validate(conn: apsw.Connection, tx: Transaction, space: object, space_id: str) -> None:

@@ -50,7 +50,7 @@ from sqlite_cells.codec import (
     stored_json,
 )
 from sqlite_cells.runtime._boundary import DAMAGED_SPACE_ADVICE, stored_json_column, translated
-from sqlite_cells.runtime._commit import commit_error, holds, validate_elsewhere, write_member
+from sqlite_cells.runtime._commit import commit_error, holds, write_member
 from sqlite_cells.runtime._file_kind import check_file_kinds
 from sqlite_cells.runtime._fork import FORKED_ADVICE, generation
 from sqlite_cells.runtime._format import NAMED_TABLE, ensure_format
@@ -66,7 +66,7 @@ from sqlite_cells.runtime._log import (
 )
 from sqlite_cells.runtime._marks import mark, unchanged_since
 from sqlite_cells.runtime._turns import Turns
-from sqlite_cells.runtime._tx import LENGTH_LIMIT
+from sqlite_cells.runtime._tx import LENGTH_LIMIT, validate_elsewhere
 from sqlite_cells.runtime._unused_files import has_moved, is_blank, remove_unused
 
 if TYPE_CHECKING:

@@ -17,7 +17,7 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from sqlite_cells.codec import CrossSpaceWrite, NoTransaction, ValueEncodeError
+from sqlite_cells.codec import ConflictError, CrossSpaceWrite, NoTransaction, ValueEncodeError
 
 if TYPE_CHECKING:
     from sqlite_cells.runtime._space_file import SpaceFile
@@ -30,6 +30,7 @@ __all__ = [
     "current_transaction",
     "require_transaction",
     "transaction",
+    "validate_elsewhere",
 ]
 
 # SQLite's length limit on the write connection (R44): no string or blob over it is stored, so
@@ -228,7 +229,27 @@ class _Scope:
         try:
             if tx.space is not None and not tx.is_empty:
                 tx.seq = tx.space.commit(tx)
+            elif tx.reads:
+                # Nothing to commit, but what it read must still be one state (§2: a transaction
+                # fails with a conflict when a cell it read changed since), or a block reading
+                # two cells could see one from before a commit and one from after it.
+                validate_elsewhere(tx, None)
         except BaseException:
             tx.state = TxState.ABORTED
             raise
         tx.state = TxState.COMMITTED
+
+
+def validate_elsewhere(tx: Transaction, space: object) -> None:
+    """Raise :class:`ConflictError` when a cell ``tx`` read in a space other than ``space`` (the
+    one it commits to) has changed since it was read (§2: a transaction fails with a conflict
+    when a cell it read changed since). Each such read is compared with that space's file as it
+    is now, so a commit another runtime or process made there before this one is never lost
+    under it; the other space is not locked, so a write there that commits after this check is
+    ordered after this transaction."""
+    changed: dict[SpaceFile, list[str]] = {}
+    for (read_space, cell_id), rev in tx.reads.items():
+        if read_space is not space and read_space.current_rev(cell_id) != rev:
+            changed.setdefault(read_space, []).append(cell_id)
+    for read_space, cell_ids in changed.items():
+        raise ConflictError(read_space.space_id, cell_ids)

@@ -27,6 +27,52 @@ def _bump(space: Space, c: sc.Cell) -> None:
         c.set(c.get() + 1)
 
 
+def _write_both(space: Space, a: sc.Cell, b: sc.Cell, value: int) -> None:
+    """Commit ``a`` and ``b`` set to ``value`` together, from another thread."""
+
+    def write() -> None:
+        with space.transact():
+            a.set(value)
+            b.set(value)
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    thread.join()
+
+
+def test_a_transaction_that_only_reads_conflicts_too(rt: sc.Runtime) -> None:
+    """§2: a transaction fails with a conflict when a cell it read changed since — one that
+    wrote nothing too, or it would end having seen ``a`` before a commit and ``b`` after it."""
+    space = rt.space("s")
+    a, b = space.cell("a", default=0), space.cell("b", default=0)
+    seen = []
+    with pytest.raises(sc.ConflictError) as info, space.transact():
+        seen.append(a.get())
+        _write_both(space, a, b, 1)
+        seen.append(b.get())
+    assert seen == [0, 1]
+    assert info.value.cell_ids == (a.id,)
+    with space.transact() as tx:  # nothing changed meanwhile: it ends quietly, with no seq
+        assert (a.get(), b.get()) == (1, 1)
+    assert tx.seq is None
+
+
+def test_a_handler_that_only_reads_is_retried_until_it_sees_one_state(rt: sc.Runtime) -> None:
+    space = rt.space("s")
+    a, b = space.cell("a", default=0), space.cell("b", default=0)
+    seen: list[tuple[int, int]] = []
+
+    @sc.handler
+    def look() -> None:
+        first = a.get()
+        if not seen:
+            _write_both(space, a, b, len(seen) + 1)
+        seen.append((first, b.get()))
+
+    assert look() is None
+    assert seen == [(0, 1), (1, 1)]  # the mixed look was tried again
+
+
 def test_blind_writes_do_not_conflict(rt: sc.Runtime) -> None:
     space = rt.space("demo")
     c = space.cell("c", default=0)
