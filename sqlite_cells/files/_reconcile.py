@@ -39,7 +39,13 @@ from typing import Any, Final
 import apsw
 import msgspec
 
-from sqlite_cells.codec import Op, SchemaError, SqliteCellsError, UnsupportedMigration
+from sqlite_cells.codec import (
+    Op,
+    SchemaError,
+    SqliteCellsError,
+    UnsupportedMigration,
+    decode_record,
+)
 from sqlite_cells.files._held_files import copy_file
 from sqlite_cells.files._layout import KIND, decode_op_body, open_unwritable, stored_json
 from sqlite_cells.files._watermark import read_watermark, set_watermark
@@ -409,6 +415,15 @@ def _check_same_history(
         for _, op in SpaceFile.ops_for(space_conn, db_id, seq - 1, seq)
         if op.kind == KIND
     ]
+    if not logged and _logged_without(space_conn, db_id, seq):
+        # A commit writes the watermark of the one database it wrote (R70): a file whose
+        # watermark names a commit that wrote another database is another database's file (two
+        # files of one space swapped), whatever its journal still keeps.
+        raise _Irreparable(
+            f"the file's watermark is commit {seq}, and the space's log holds commit {seq} "
+            f"with no write to this database: {OTHER_HISTORY} (another database's file put in "
+            "its place?); it is kept as found"
+        )
     if not kept or not logged or any(changeset is None for changeset in logged):
         return
     if kept != logged:
@@ -416,6 +431,15 @@ def _check_same_history(
             f"the file's changes of commit {seq} are not the ones its space logged: "
             f"{OTHER_HISTORY} (another store's database put in its place?); it is kept as found"
         )
+
+
+def _logged_without(space_conn: apsw.Connection, db_id: str, seq: int) -> bool:
+    """Whether the space's log still holds the record of commit ``seq`` and it has no op on
+    ``db_id`` (False when the record is gone: compacted, or never made there)."""
+    row = space_conn.execute("SELECT record FROM _cf_log WHERE seq = ?", (seq,)).fetchone()
+    if row is None:
+        return False
+    return not any(op.target == db_id for op in decode_record(row[0]).ops)
 
 
 def _rollback(conn: apsw.Connection) -> None:

@@ -454,3 +454,34 @@ def test_a_file_deleted_under_a_runtime_is_an_error_not_empty_rows(
         assert len(db.read("SELECT id FROM events")) == 1  # rebuilt from the space's log
     finally:
         rt.close()
+
+
+def test_two_files_of_one_space_swapped_are_never_replayed_onto_each_other(store: Path) -> None:
+    """R71: a file whose watermark names a commit that wrote another database of its space is
+    that database's file: a replay would add this database's commits to its rows and serve the
+    mix. Both files are quarantined and kept as they are; `check` says so and how to recover."""
+    tables = {"rows": sc.table(id="integer primary key", who="text")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        a = space.sqlite_database("a", tables=tables)
+        b = space.sqlite_database("b", tables=tables)
+        for db, who in ((a, "a1"), (b, "b1"), (a, "a2")):  # seqs 1, 2, 3
+            with space.transact():
+                db.exec("INSERT INTO rows (who) VALUES (?)", [who])
+    a.path.rename(store / "swap")
+    b.path.rename(a.path)
+    (store / "swap").rename(b.path)
+    files = {path: path.read_bytes() for path in (a.path, b.path)}
+    report = sorted(sc_files.check_store(store, repair=False), key=lambda o: o.db_seq)
+    assert [(o.db_id, o.action, o.db_seq, o.space_seq) for o in report] == [
+        (a.id, Action.QUARANTINED, 2, 3),  # b's file at a's path: behind, of another history
+        (b.id, Action.QUARANTINED, 3, 2),  # a's file at b's path: ahead by another's commit
+    ]
+    assert sc_files.OTHER_HISTORY in report[0].detail
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        with pytest.raises(sc.Quarantined, match=sc_files.OTHER_HISTORY):
+            space.sqlite_database("a", tables=tables).read("SELECT who FROM rows")
+        with pytest.raises(sc.Quarantined):
+            space.sqlite_database("b", tables=tables).read("SELECT who FROM rows")
+    assert {path: path.read_bytes() for path in (a.path, b.path)} == files
