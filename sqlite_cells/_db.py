@@ -271,6 +271,7 @@ class SqliteDb(Cell):
         except HandleQuarantined:
             return
         if is_dropped(value):
+            check_handle(self.id, value)  # one that only says "dropped" is no handle (R5)
             raise dropped_database(self.id)
 
     def _check_live_committed(self) -> None:

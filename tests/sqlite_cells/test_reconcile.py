@@ -312,7 +312,13 @@ def test_a_bad_handle_value_quarantines_the_database_and_gc_keeps_its_file(store
     rt, db, counter = _open(store)
     _write(rt, db, counter, 1)
     rt.close()
-    for bad in (b"0", b"null", b'{"id": "other", "tables": {}, "rev": 1}', b"[1,2]"):
+    for bad in (
+        b"0",
+        b"null",
+        b'{"id": "other", "tables": {}, "rev": 1}',
+        b"[1,2]",
+        b'{"dropped": true}',  # says "dropped", but is no handle: not read as a drop
+    ):
         conn = apsw.Connection(str(next(store.glob("space-*.sqlite"))))
         conn.execute("UPDATE _cf_cells SET value = ? WHERE id = ?", (bad, db.id))
         conn.close()
@@ -320,6 +326,15 @@ def test_a_bad_handle_value_quarantines_the_database_and_gc_keeps_its_file(store
         with rt:
             with pytest.raises(sc.Quarantined, match="not a database handle"):
                 db.read("SELECT * FROM events")
+            error: BaseException | None
+            try:  # refused at the call, or the query's error (R42): Quarantined either way
+                query = db.query("SELECT * FROM events")
+            except sc.Quarantined as exc:
+                error = exc
+            else:
+                rt.settle()
+                error = query.get().error
+            assert isinstance(error, sc.Quarantined) and "not a database handle" in str(error)
             with pytest.raises(sc.Quarantined), db.space.transact():
                 db.exec("INSERT INTO loose (x) VALUES (1)")
             with pytest.raises(sc.Quarantined):
