@@ -15,7 +15,13 @@ from sqlite_cells.codec import ConflictError, brief_repr
 from sqlite_cells.runtime._boundary import InvalidArgument, checked_arguments
 from sqlite_cells.runtime._lock_holder import LockHolder
 from sqlite_cells.runtime._space_file import LOCK_PATIENCE, SpaceFile
-from sqlite_cells.runtime._tx import Transaction, TxState, current_transaction, transaction
+from sqlite_cells.runtime._tx import (
+    Transaction,
+    TxState,
+    current_transaction,
+    transaction,
+    validate_elsewhere,
+)
 
 __all__ = ["DEFAULT_TRIES", "MAX_TRIES", "handler"]
 
@@ -222,6 +228,12 @@ async def _commit_off_loop(tx: Transaction, holder: LockHolder | None = None) ->
     ``CancelledError`` a read tells what became of it, and nothing of it is still running."""
     space = tx.space
     if space is None or tx.is_empty:
+        if tx.reads:  # nothing to commit, but what it read must be one state (§2)
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, validate_elsewhere, tx, None)
+            except BaseException:
+                tx.state = TxState.ABORTED
+                raise
         tx.state = TxState.COMMITTED
         return None
     commit = holder.commit(tx) if holder is not None else None

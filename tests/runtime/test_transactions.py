@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -71,6 +72,22 @@ def test_a_handler_that_only_reads_is_retried_until_it_sees_one_state(rt: sc.Run
 
     assert look() is None
     assert seen == [(0, 1), (1, 1)]  # the mixed look was tried again
+
+
+def test_an_async_handler_that_only_reads_is_retried_too(rt: sc.Runtime) -> None:
+    space = rt.space("s")
+    a, b = space.cell("a", default=0), space.cell("b", default=0)
+    seen: list[tuple[int, int]] = []
+
+    @sc.handler
+    async def look() -> None:
+        first = a.get()
+        if not seen:
+            _write_both(space, a, b, 1)
+        seen.append((first, b.get()))
+
+    assert asyncio.run(look()) is None
+    assert seen == [(0, 1), (1, 1)]
 
 
 def test_blind_writes_do_not_conflict(rt: sc.Runtime) -> None:
