@@ -477,9 +477,13 @@ def _check_with_sqlite(schema: Schema) -> None:
                     "changes of a table without a primary key by rowid (R70); rename one of "
                     "those columns or declare a primary key"
                 )
-            for _, column, type_, _, default, _, hidden in xinfo:
-                if default is not None and hidden == 0:
-                    _check_default(scratch, name, str(column), str(type_ or ""), str(default))
+            standins = [
+                _check_default(scratch, name, str(column), str(type_ or ""), str(default))
+                for _, column, type_, _, default, _, hidden in xinfo
+                if default is not None and hidden == 0
+            ]
+            if len(standins) > 1:
+                _check_defaults_together(scratch, name, standins)
             for index, cols in declared.indexes:
                 try:
                     scratch.execute(create_index_sql("main", index, name, cols))
@@ -502,20 +506,16 @@ def _check_with_sqlite(schema: Schema) -> None:
 
 def _check_default(
     scratch: apsw.Connection, name: str, column: str, type_: str, default: str
-) -> None:
+) -> str:
     """R44, R14: a column's default must be computable, within SQLite's length limit, as every
     read of a file that lacks the column computes it (a re-declared column reads as its
     default, from the stand-in column :func:`standin_column` builds, which must take it too):
-    one that fails would make every read of the file fail."""
+    one that fails would make every read of the file fail. Returns the stand-in column."""
     collation = scratch.column_metadata("main", name, column)[1] or "BINARY"
     standin = standin_column(column, type_, default, collation)
     try:
         scratch.execute(f"SELECT typeof(({default_expression(default)}))").fetchall()
-        scratch.execute(f"CREATE TEMP TABLE {_STANDIN} ({standin})")
-        try:
-            scratch.execute(f"INSERT INTO temp.{_STANDIN} DEFAULT VALUES")
-        finally:
-            scratch.execute(f"DROP TABLE temp.{_STANDIN}")
+        _fill_standin(scratch, standin)
     except apsw.Error as exc:
         limit = LENGTH_LIMIT // (1 << 20)
         raise SchemaError(
@@ -523,6 +523,33 @@ def _check_default(
             f"{_shown(default, quote=False)}: "
             f"{type(exc).__name__}: {exc}; give a default SQLite can compute, a value of at "
             f"most {limit} MiB (SQLite's length limit)"
+        ) from exc
+    return standin
+
+
+def _fill_standin(scratch: apsw.Connection, columns: str) -> None:
+    """Make the one row of defaults a read of a file lacking ``columns`` makes (see
+    ``schema/_shadow.py``), and drop it again; raises what SQLite raises."""
+    scratch.execute(f"CREATE TEMP TABLE {_STANDIN} ({columns})")
+    try:
+        scratch.execute(f"INSERT INTO temp.{_STANDIN} DEFAULT VALUES")
+    finally:
+        scratch.execute(f"DROP TABLE temp.{_STANDIN}")
+
+
+def _check_defaults_together(scratch: apsw.Connection, name: str, standins: list[str]) -> None:
+    """R44: the defaults of a table that each fit may not fit together — a read of a file that
+    lacks those columns holds them in one row, and a row is under the same length limit — so
+    they are made together too (a file lacking fewer of them makes a smaller row)."""
+    try:
+        _fill_standin(scratch, ", ".join(standins))
+    except apsw.Error as exc:
+        limit = LENGTH_LIMIT // (1 << 20)
+        raise SchemaError(
+            f"table {_shown(name)}: SQLite cannot hold the defaults of its columns in one row: "
+            f"{type(exc).__name__}: {exc}; a file written before those columns were declared "
+            "reads them as one row of defaults until it is migrated, and a row is at most "
+            f"{limit} MiB (SQLite's length limit): make the defaults smaller"
         ) from exc
 
 

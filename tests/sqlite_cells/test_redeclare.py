@@ -427,6 +427,31 @@ def test_a_default_sqlite_cannot_compute_is_refused_and_the_file_stays_readable(
         declare_tables({"t": sc.table(a="integer", z=spec)})
 
 
+def test_defaults_that_fit_alone_but_not_together_are_refused(
+    store: Path, old_file: Path
+) -> None:
+    """R44: a file lacking several declared columns reads their defaults from one row, which
+    is under the length limit too: five defaults of 20 MB each fit one by one and made every
+    read of the database fail together. They are refused at declaration, naming the table."""
+    five = {f"c{i}": "blob default (zeroblob(20000000))" for i in range(5)}
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        space = rt.space("demo")
+        with pytest.raises(sc.SchemaError) as info:
+            space.sqlite_database("d", tables={"t": sc.table(a="integer", **five)})
+        assert str(info.value).startswith(
+            "table 't': SQLite cannot hold the defaults of its columns in one row: TooBigError"
+        )
+        assert "64 MiB" in str(info.value)
+        db = space.sqlite_database("d", tables=OLD)
+        assert db.read("SELECT a FROM t ORDER BY a") == [{"a": 1}, {"a": 2}]
+        three = {f"c{i}": "blob default (zeroblob(20000000))" for i in range(3)}
+        db = space.sqlite_database("d", tables={"t": sc.table(a="integer", **three)})
+        assert db.read("SELECT a, length(c2) AS n FROM t ORDER BY a") == [
+            {"a": 1, "n": 20000000},
+            {"a": 2, "n": 20000000},
+        ]
+
+
 def test_a_large_default_within_the_length_limit_is_read_as_declared(
     store: Path, old_file: Path
 ) -> None:
