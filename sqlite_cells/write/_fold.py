@@ -400,11 +400,13 @@ class SqliteParticipant:
                 )
             before = before_write(conn, keys) if keys else None
             state = write_conn(conn)
+            # One deadline for the op: capture may run the statement twice (see _capture).
+            deadline = time.monotonic() + self.exec_timeout
             try:
                 changeset = capture(
                     conn,
                     ALIAS,
-                    lambda: self._run(conn, request),
+                    lambda: self._run(conn, request, deadline),
                     _user_table,
                     by_rowid=by_rowid,
                 )
@@ -431,7 +433,7 @@ class SqliteParticipant:
             set_lock_wait(conn, BUSY_TIMEOUT_MS)
         return Op(op.kind, op.target, _op_body(request, changeset, found, reshaped))
 
-    def _run(self, conn: apsw.Connection, request: ExecRequest) -> None:
+    def _run(self, conn: apsw.Connection, request: ExecRequest, deadline: float) -> None:
         decl = request.decl
         try:
             write_conn(conn).run_user(
@@ -440,7 +442,7 @@ class SqliteParticipant:
                 request.sql,
                 request.rows,
                 many=request.many,
-                timeout=self.exec_timeout,
+                timeout=max(0.0, deadline - time.monotonic()),
             )
         except apsw.BusyError:
             raise  # a lock held elsewhere: _lock_waits says so

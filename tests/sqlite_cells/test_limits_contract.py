@@ -161,3 +161,31 @@ def test_a_first_write_of_a_blank_database_file_another_process_locks_waits_for_
                 db.exec("INSERT INTO messages (body) VALUES ('first')")
         assert db.rev == 1
         assert db.read("SELECT body FROM messages") == [{"body": "first"}]
+
+
+def test_a_statement_run_twice_to_capture_it_has_one_exec_timeout(store: Path) -> None:
+    """R44: a write statement that runs past exec_timeout fails. On a table without a primary
+    key an op changing 42 rows or more runs twice (write/_capture.py: the first run is rolled
+    back, the second captured exactly); both runs share the op's one deadline, so a statement
+    taking most of the timeout each time fails instead of holding the write lock twice as long.
+    The timeout is set from this machine's own time for one run (1.5 times the fastest of three)."""
+    rows = 2_000_000
+    select = (
+        f"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {rows}) "
+        f"SELECT x FROM c WHERE x % {rows // 50} = 0"
+    )
+    conn = apsw.Connection(":memory:")
+    runs = []
+    for _ in range(3):  # the fastest of three: a run slowed by a busy machine sets no timeout
+        started = time.monotonic()
+        assert len(conn.execute(select).fetchall()) == 50
+        runs.append(time.monotonic() - started)
+    one_run = min(runs)
+    conn.close()
+    with sc.Runtime(store, exec_timeout=1.5 * one_run) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables={"t": sc.table(a="integer")})  # no primary key
+        with pytest.raises(sc.ExecTimeout), space.transact():
+            db.exec(f"INSERT INTO t (a) {select}")
+        assert db.read("SELECT count(*) AS n FROM t") == [{"n": 0}]
+        assert db.rev == 0

@@ -427,9 +427,7 @@ def test_a_default_sqlite_cannot_compute_is_refused_and_the_file_stays_readable(
         declare_tables({"t": sc.table(a="integer", z=spec)})
 
 
-def test_defaults_that_fit_alone_but_not_together_are_refused(
-    store: Path, old_file: Path
-) -> None:
+def test_defaults_that_fit_alone_but_not_together_are_refused(store: Path, old_file: Path) -> None:
     """R44: a file lacking several declared columns reads their defaults from one row, which
     is under the length limit too: five defaults of 20 MB each fit one by one and made every
     read of the database fail together. They are refused at declaration, naming the table."""
