@@ -242,7 +242,8 @@ class _Scope:
 
 def validate_elsewhere(tx: Transaction, space: object) -> None:
     """Raise :class:`ConflictError` when a cell ``tx`` read in a space other than ``space`` (the
-    one it commits to) has changed since it was read (§2: a transaction fails with a conflict
+    one it commits to; None for a transaction that commits nothing: every space it read) has
+    changed since it was read (§2: a transaction fails with a conflict
     when a cell it read changed since). Each such read is compared with that space's file as it
     is now, so a commit another runtime or process made there before this one is never lost
     under it; the other space is not locked, so a write there that commits after this check is
