@@ -524,9 +524,12 @@ class LinkedDb(SqliteDb):
         return self.target().read(sql, params, row=row)
 
     def _reaction(self, react_on: Any) -> Reaction:
-        if react_on is DEFAULT:  # what it reads, and the input cell: linking re-runs it (R61)
-            return Reaction(by_reads=True, on=self)
-        return super()._reaction(react_on)
+        # The input cell always: linking (or relinking) re-runs it, whatever it reacts to (R61).
+        if react_on is DEFAULT:  # what it reads in the database linked now
+            return Reaction(by_reads=True, follows=self)
+        if react_on is self:  # every write to the database linked now (R51: react_on=db)
+            return Reaction(by_reads=False, whole=True, follows=self)
+        return Reaction(by_reads=False, on=react_on, follows=self)
 
     def _check_read(self, sql: str, params: Any) -> None:
         # A closed runtime runs nothing: said at the call, whether or not the handle is cached.

@@ -77,11 +77,16 @@ class Reaction:
     """How a query re-runs besides its params: ``by_reads`` — after commits that change what it
     reads (R51) and after changes of an injected file (R60); ``on`` — a value whose changes
     re-run it (the database handle for ``react_on=db``, a linked pattern input, any cell, or a
-    list, tuple or dict of them, as for params)."""
+    list, tuple or dict of them, as for params); ``whole`` — after every commit that writes the
+    database it reads, whichever that is now (``react_on=`` a pattern's database input);
+    ``follows`` — a pattern's database input whose relinking re-runs it whatever else it
+    reacts to (R61)."""
 
     by_reads: bool
     on: Any = None
     source_changes: bool = False
+    whole: bool = False
+    follows: Any = None
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -175,7 +180,11 @@ class Query(Reactive, Generic[T]):
         # attributes below read it there.
         self._spec = spec = _Spec(db, host, sql, params, decode, reaction)
         # react_on, like params, may hold its cells in a list, tuple or dict: each re-runs it.
-        deps = tuple(_param_nodes(params)) + tuple(_param_nodes(reaction.on))
+        deps = (
+            tuple(_param_nodes(params))
+            + tuple(_param_nodes(reaction.on))
+            + tuple(_param_nodes(reaction.follows))
+        )
         scheduler = host.scheduler
         self._graph_node = _QueryNode(scheduler, spec, deps)
         own(self, self._graph_node)
@@ -410,8 +419,12 @@ class _QueryNode(Node):
             hub.unwatch(self)
             self._db_id, self._read_set = decl.db_id, None
         if decl.kind is SourceKind.DISK:
-            if reaction.by_reads or reaction.source_changes:
+            if reaction.by_reads or reaction.source_changes or reaction.whole:
                 hub.watch_source(self, decl.path)
+            return
+        if reaction.whole:  # every commit to the database (no read set: every write meets it)
+            self._watched = decl
+            hub.watch(self, decl.db_id, None)
             return
         if not reaction.by_reads:
             return

@@ -295,11 +295,29 @@ def _check_convertible(row: type, hints: dict[str, Any]) -> None:
             )
 
 
-def _nests_cell(hint: Any) -> bool:
-    """Whether a Cell appears among ``hint``'s type arguments (``list[Cell]``)."""
+def _nests_cell(hint: Any, seen: frozenset[Any] = frozenset()) -> bool:
+    """Whether a Cell appears among ``hint``'s type arguments (``list[Cell]``) or among the
+    fields of a record type it is or holds (a Struct, dataclass or TypedDict field of a row:
+    its value comes from one column too, as JSON, and a link there is text, never a Cell)."""
+    if _is_record(hint) and hint not in seen:
+        try:
+            fields = typing.get_type_hints(hint)
+        except Exception:  # (names it cannot resolve: msgspec's own check says so)
+            fields = {}
+        inner = seen | {hint}
+        if any(_is_cell_type(f) or _nests_cell(f, inner) for f in fields.values()):
+            return True
     return any(
-        (isinstance(arg, type) and issubclass(arg, Cell)) or _nests_cell(arg)
+        (isinstance(arg, type) and issubclass(arg, Cell)) or _nests_cell(arg, seen)
         for arg in typing.get_args(hint)
+    )
+
+
+def _is_record(hint: Any) -> bool:
+    return isinstance(hint, type) and (
+        issubclass(hint, msgspec.Struct)
+        or dataclasses.is_dataclass(hint)
+        or typing.is_typeddict(hint)
     )
 
 

@@ -884,6 +884,70 @@ def test_an_input_linked_to_a_database_cell_follows_its_writes(
     assert piece.outputs.get() == sc.QueryState(False, [{"label": "v"}], None, tx.seq)
 
 
+@sc.pattern
+def _counted_on_db(db: sc.SqliteDb) -> sc.Query[Any]:
+    return db.query("SELECT count(*) AS n FROM codes", react_on=db)
+
+
+@sc.pattern
+def _counted_once(db: sc.SqliteDb) -> sc.Query[Any]:
+    return db.query("SELECT count(*) AS n FROM codes", react_on=None)
+
+
+def test_react_on_a_database_input_follows_every_write_of_the_linked_database(
+    rt: sc.Runtime, space: Space
+) -> None:
+    """R51 "react_on=db re-runs it after every committed write to that database", for a
+    pattern's database input too: the database it links to now, and the next one once
+    relinked (it watched the input cell, which a write does not change)."""
+    tables = {"codes": sc.table(code="text primary key", label="text")}
+    first = space.sqlite_database("first", tables=tables)
+    second = space.sqlite_database("second", tables=tables)
+    piece = space.run(_counted_on_db, key="main")
+    piece.inputs["db"].link(first)
+    rt.settle()
+    assert piece.outputs.get().result == [{"n": 0}]
+    with space.transact() as tx:
+        first.exec("INSERT INTO codes VALUES ('a', 'x')")
+    rt.settle()
+    assert piece.outputs.get() == sc.QueryState(False, [{"n": 1}], None, tx.seq)
+    with space.transact() as tx:  # no row changed: still a write (its seq is read)
+        first.exec("UPDATE codes SET label = 'x'")
+    rt.settle()
+    assert piece.outputs.get() == sc.QueryState(False, [{"n": 1}], None, tx.seq)
+    piece.inputs["db"].link(second)
+    rt.settle()
+    assert piece.outputs.get().result == [{"n": 0}]
+    with space.transact() as tx:
+        second.exec("INSERT INTO codes VALUES ('b', 'y'), ('c', 'z')")
+    rt.settle()
+    assert piece.outputs.get() == sc.QueryState(False, [{"n": 2}], None, tx.seq)
+    with space.transact():  # the database it left: no longer followed
+        first.exec("INSERT INTO codes VALUES ('d', 'w')")
+    rt.settle()
+    assert piece.outputs.get() == sc.QueryState(False, [{"n": 2}], None, tx.seq)
+
+
+def test_a_query_of_an_unlinked_input_runs_once_linked_whatever_it_reacts_to(
+    rt: sc.Runtime, space: Space
+) -> None:
+    """R61: linking a handle later makes its queries run — with react_on=None (one run per
+    sql/params, R51) too; a write alone does not re-run it."""
+    db = space.sqlite_database("codes", tables={"codes": sc.table(code="text primary key")})
+    with space.transact():
+        db.exec("INSERT INTO codes VALUES ('a')")
+    piece = space.run(_counted_once, key="main")
+    rt.settle()
+    assert piece.outputs.get().pending is True
+    piece.inputs["db"].link(db)
+    rt.settle()
+    assert piece.outputs.get().result == [{"n": 1}]
+    with space.transact():
+        db.exec("INSERT INTO codes VALUES ('b')")
+    rt.settle()
+    assert piece.outputs.get().result == [{"n": 1}]
+
+
 def test_an_input_linked_to_a_cell_that_is_no_database_is_a_clear_error(
     rt: sc.Runtime, space: Space
 ) -> None:

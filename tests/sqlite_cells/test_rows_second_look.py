@@ -321,7 +321,36 @@ def test_cell_fields_over_columns_that_hold_no_link_text(db: sc.SqliteDb, space:
     assert got == space.cell("alice") and got is not None and got.get() == "A"
 
 
-@pytest.mark.parametrize("kind", [list[sc.Cell], dict[str, sc.Cell | None], tuple[sc.Cell, int]])
+class _Inner(msgspec.Struct):
+    who: sc.Cell | None
+
+
+@dataclasses.dataclass
+class _InnerData:
+    n: int
+    who: sc.Cell
+
+
+class _InnerDict(TypedDict):
+    who: sc.Cell | None
+
+
+class _Deeper(msgspec.Struct):
+    inner: list[_Inner]
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        list[sc.Cell],
+        dict[str, sc.Cell | None],
+        tuple[sc.Cell, int],
+        _Inner,  # a record type whose field is a Cell: a column holds it as JSON text
+        _InnerData | None,
+        _InnerDict,
+        _Deeper,
+    ],
+)
 def test_a_cell_inside_another_type_is_refused_at_the_call(db: sc.SqliteDb, kind: Any) -> None:
     row = msgspec.defstruct("Many", [("who", kind)])
     for call in (
