@@ -261,7 +261,7 @@ class Scheduler:
             if unborn:
                 return
             if node.error is not None:
-                _deliver(_errors([observer], node.error))
+                _deliver(self._failed(node, [observer], node.error))
             else:
                 _deliver([(callback, node.value)])
 
@@ -454,6 +454,21 @@ class Scheduler:
         if not self.on_thread:
             self._thread.join(timeout=5)
 
+    def _failed(
+        self, node: Node, observers: list[Observer], error: BaseException
+    ) -> list[tuple[Callable[[Any], None], Any]]:
+        """What ``observers`` of ``node``, whose computation raised ``error``, are told:
+        ``on_error``; but a computation that met the runtime closing failed at nothing — the
+        stream has ended, as it ends for every subscriber at close, so they get
+        ``on_completed`` (once: they leave the node)."""
+        if not isinstance(error, ClosedError):
+            return _errors(observers, error)
+        ended = list(observers)
+        node.subscribers[:] = [o for o in node.subscribers if o not in ended]
+        if not node.subscribers:
+            self._observed.pop(id(node), None)
+        return [(_call_completed, o.on_completed) for o in ended if o.on_completed is not None]
+
     def _complete_all(self) -> None:
         deliveries: list[tuple[Callable[[Any], None], Any]] = []
         for node in self._observed.values():
@@ -565,7 +580,7 @@ class Scheduler:
         node.ready.set()
         if node.subscribers:
             if node.error is not None:
-                _deliver(_errors(node.subscribers, node.error))
+                _deliver(self._failed(node, node.subscribers, node.error))
             else:
                 _deliver([(o.on_next, node.value) for o in node.subscribers])
 
@@ -671,9 +686,10 @@ class Scheduler:
                     changed, value = node.compute()
                 except BaseException as exc:  # the node's own failure (see Node.error)
                     # Kept for get() and handed to subscribers' on_error; the last value stays.
-                    log.warning("re-computation of %r failed: %r", node, exc)
+                    if not isinstance(exc, ClosedError):  # (the runtime closing: see _failed)
+                        log.warning("re-computation of %r failed: %r", node, exc)
                     node.error = exc
-                    deliveries.extend(_errors(node.subscribers, exc))
+                    deliveries.extend(self._failed(node, node.subscribers, exc))
                     continue
             recovered = node.error is not None
             node.error = None

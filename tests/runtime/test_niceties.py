@@ -113,6 +113,30 @@ def test_close_completes_every_observable(store: Path) -> None:
     assert sorted(completed) == ["cell", "derived"]
 
 
+def test_queries_made_just_before_close_end_with_on_completed_never_an_error(
+    store: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A live query whose first run meets the runtime closing failed at nothing: its
+    subscribers are told the stream ended (on_completed), as every subscriber at close is, not
+    on_error(ClosedError) — which a one-argument subscriber cannot take, so the scheduler logged
+    it as an error with a traceback. Several rounds: the first run races the close."""
+    told: list[str] = []
+    for _ in range(10):
+        rt = sc.Runtime(store)
+        db = rt.space("s").sqlite_database("d", tables={"t": sc.table(x="integer")})
+        for k in range(10):
+            query = db.query(f"SELECT count(*) AS n, {k} AS k FROM t")
+            query.observe().subscribe(
+                lambda _state: None,
+                on_error=lambda exc: told.append(f"error {exc!r}"),
+                on_completed=lambda: told.append("completed"),
+            )
+            query.observe().subscribe(lambda _state: None)  # no on_error of its own
+        rt.close()
+    assert told == ["completed"] * 100
+    assert [r.getMessage() for r in caplog.records if r.levelname in ("ERROR", "WARNING")] == []
+
+
 def test_cells_and_derived_cells_show_their_values(rt: sc.Runtime) -> None:
     space = rt.space("demo")
     c = space.cell("c", default={"n": 1})
