@@ -63,7 +63,7 @@ from sqlite_cells.sql import (
     map_params,
     parameter_rows,
 )
-from sqlite_cells.write import ExecRequest, written_database
+from sqlite_cells.write import ExecRequest, check_prepare_time, written_database
 
 if TYPE_CHECKING:
     from sqlite_cells._runtime import Runtime, Space
@@ -212,6 +212,7 @@ class SqliteDb(Cell):
         runtime = self.space.runtime
         targets, fills = _targets(sql, decl, runtime)
         bound = bind_rows(targets, rows, sql=sql, db_id=self.id, many=many, store=runtime.store)
+        check_prepare_time(decl, sql, bound[0] if bound else None, runtime.exec_timeout)
         self._claim(tx)
         # The op carries its request; it is turned into the recorded op when applied (R32).
         request = ExecRequest(decl, sql, bound, many, fills)

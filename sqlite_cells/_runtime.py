@@ -252,6 +252,7 @@ class Runtime(runtime.Runtime):
         roots = _check_roots(disk_source_roots)  # before the store is made: a refusal leaves none
         super().__init__(store, poll_interval=poll_interval)
         self.query_timeout = query_timeout
+        self.exec_timeout = exec_timeout
         self.disk_source_roots = roots
         self.read_pool = ReadPool(read_pool_size, pinned=self._pinned)
         self.query_workers = QueryWorkers(
