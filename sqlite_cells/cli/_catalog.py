@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import apsw
@@ -22,6 +23,7 @@ from sqlite_cells.cli._inspect import (
     as_bytes,
     classify_cell,
     decoded,
+    library_log_held,
     read_handles,
     read_only,
     shown,
@@ -33,7 +35,10 @@ from sqlite_cells.cli._names import Namer
 from sqlite_cells.codec import EncodingError, decode_value
 from sqlite_cells.files import (
     TABLES_DIFFER,
+    Action,
+    Outcome,
     is_dropped,
+    reconcile,
     source_path,
     stored_json,
     table_differences,
@@ -159,6 +164,39 @@ def _file_tables(conn: apsw.Connection) -> list[tuple[str, list[dict[str, Any]],
     return found
 
 
+def _verdict(space_conn: apsw.Connection, db_id: str, path: Path) -> Outcome | None:
+    """What ``check`` finds for the database (R71: its file against its space, SQLite's
+    integrity check included), without writing; None for a database never written."""
+    if not path.is_file():
+        return None
+    with library_log_held():
+        return reconcile(space_conn, db_id, path, repair=False, verify=True, quiet=True)
+
+
+@dataclass(frozen=True, slots=True)
+class NotInSync:
+    """A database whose file does not agree with its space (behind, ahead, damaged or
+    quarantined, R71): as ``query`` reads nothing of it, its tables are not listed."""
+
+    space: str
+    label: str
+    db_id: str
+    file: str
+    outcome: Outcome
+
+    def message(self) -> str:
+        shown = f"{self.label!r} ({self.db_id})" if self.label != self.db_id else self.db_id
+        found = self.outcome
+        detail = "; ".join(line.strip() for line in found.detail.splitlines() if line.strip())
+        return (
+            f"left out database {shown} of space {self.space!r} (file {self.file}): "
+            f"{found.action.value} (watermark "
+            f"seq {found.db_seq}, space seq {found.space_seq}: {detail or 'see check'}); "
+            "a runtime repairs it before its first use when it can (R71): `sqlite-cells check` "
+            "says what it finds and what to do"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class NotItsFile:
     """A runtime-owned database whose file's tables differ from its declared ones in ways no
@@ -190,7 +228,7 @@ class QuarantinedDatabase:
 
 def list_tables(
     store: str | os.PathLike[str], namer: Namer | None = None
-) -> tuple[list[TableRow], list[NotItsFile | QuarantinedDatabase]]:
+) -> tuple[list[TableRow], list[NotItsFile | NotInSync | QuarantinedDatabase]]:
     """The tables of every live database of the store, in space then database order, and the
     databases left out: the file at their path is not theirs, or their handle cell holds no
     handle (R5). A database never written has no file and lists no tables (its declared tables
@@ -198,11 +236,16 @@ def list_tables(
     root = store_dir(store)
     namer = namer if namer is not None else Namer(root)
     rows: list[TableRow] = []
-    left_out: list[NotItsFile | QuarantinedDatabase] = []
+    left_out: list[NotItsFile | NotInSync | QuarantinedDatabase] = []
     files = store_file_names(root)
     for space_id, space_file in sorted(namer.spaces().items()):
         with read_only(space_file) as conn:
             handles, quarantined, _ = read_handles(conn, files)
+            verdicts = {
+                db_id: _verdict(conn, db_id, root / db_file_name(db_id))
+                for db_id, handle, _rev in handles
+                if source_path(handle) is None and not is_dropped(handle)
+            }
         left_out.extend(QuarantinedDatabase(space_id, held) for held in quarantined)
         for db_id, handle, _rev in handles:
             source = source_path(handle)
@@ -211,6 +254,14 @@ def list_tables(
                 continue
             known = namer.named(db_id)
             label = known.name if known is not None else db_id
+            verdict = verdicts.get(db_id)
+            if (
+                verdict is not None
+                and verdict.action is not Action.IN_SYNC
+                and TABLES_DIFFER not in verdict.detail  # (said below, with the differences)
+            ):
+                left_out.append(NotInSync(space_id, label, db_id, path.name, verdict))
+                continue
             with read_only(path) as conn:
                 differences = table_differences(conn, handle["tables"]) if source is None else []
                 tables = _file_tables(conn)

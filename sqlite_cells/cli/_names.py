@@ -30,7 +30,7 @@ from typing import Any
 import apsw
 import msgspec
 
-from sqlite_cells.cli._inspect import as_bytes, decoded, read_only, table_names
+from sqlite_cells.cli._inspect import InspectError, as_bytes, decoded, read_only, table_names
 from sqlite_cells.codec import (
     EncodingError,
     Link,
@@ -40,6 +40,7 @@ from sqlite_cells.codec import (
     parse_link,
 )
 from sqlite_cells.files import damaged_spaces, source_path, space_files, stored_json
+from sqlite_cells.runtime import odd_kind
 
 __all__ = ["LINK_MARK", "Named", "Namer", "link_in"]
 
@@ -87,6 +88,8 @@ class Namer:
             self._spaces = {}
             # inspect reports a damaged space file itself; the other commands fail on it
             damaged = {d.path for d in damaged_spaces(self.root)} if self.skip_damaged else set()
+            if not self.skip_damaged:
+                self._refuse_odd_space_files()
             for path in space_files(self.root):
                 if path in damaged:
                     continue
@@ -111,6 +114,20 @@ class Namer:
                     self._names[derive_id("cell", space_id, name)] = Named(name, "cell")
                     self._names[derive_id("sqlite", space_id, name)] = Named(name, "sqlite")
         return self._spaces
+
+    def _refuse_odd_space_files(self) -> None:
+        """A directory or pipe where a space file belongs is left out of ``space_files`` (no
+        file of ours is there to read), but its space cannot be read: the commands that fail
+        on a damaged space file fail on it too, naming it (``inspect`` and ``check`` report
+        it themselves)."""
+        for path in sorted(self.root.glob("space-*.sqlite")):
+            kind = odd_kind(path)
+            if kind is not None:
+                raise InspectError(
+                    "unreadable",
+                    f"cannot read {path}: {kind} stands where a space file belongs; "
+                    "`sqlite-cells check` says what to do",
+                )
 
     def named(self, cell_id: str) -> Named | None:
         self.spaces()

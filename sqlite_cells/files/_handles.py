@@ -34,6 +34,7 @@ from sqlite_cells.files._layout import open_unwritable, stored_json
 from sqlite_cells.files._reconcile import (
     Action,
     Outcome,
+    database_seq,
     reconcile,
     schema_from_json,
 )
@@ -690,9 +691,10 @@ def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -
                 data = stored_json(stored)
                 value = handle_value(db_id, data) if data is not None else None
                 if value is None:
-                    outcomes.append(_bad_handle(db_id, path, stored))
+                    outcomes.append(_bad_handle(db_id, path, database_seq(conn, db_id), stored))
                 elif type(rev) is not int:  # as a runtime refuses it (StoredCellError)
-                    outcomes.append(_bad_handle(db_id, path, rev, "revision"))
+                    last = database_seq(conn, db_id)
+                    outcomes.append(_bad_handle(db_id, path, last, rev, "revision"))
                 elif not is_dropped(value) and source_path(value) is None:
                     outcomes.append(reconcile(conn, db_id, path, repair=repair, verify=verify))
             return outcomes
@@ -710,7 +712,11 @@ def _written_databases(conn: apsw.Connection) -> set[str]:
     return found
 
 
-def _bad_handle(db_id: str, path: Path, stored: object, column: str = "value") -> Outcome:
+def _bad_handle(
+    db_id: str, path: Path, space_seq: int, stored: object, column: str = "value"
+) -> Outcome:
+    """The outcome for a database whose handle cell holds no handle (R5); ``space_seq``: the
+    last commit of the space's log that wrote it (the handle's own ``rev`` cannot be read)."""
     shown = "nothing" if stored is None else repr(stored)
     shown = shown if len(shown) <= 80 else shown[:77] + "..."
     detail = (
@@ -718,7 +724,7 @@ def _bad_handle(db_id: str, path: Path, stored: object, column: str = "value") -
         if column == "value"
         else f"its handle cell has the revision {shown}, which is not an integer (R5)"
     )
-    return Outcome(db_id, path, 0, 0, Action.QUARANTINED, detail=detail)
+    return Outcome(db_id, path, 0, space_seq, Action.QUARANTINED, detail=detail)
 
 
 def _upgrade(conn: apsw.Connection, space_file: Path) -> None:

@@ -80,8 +80,9 @@ def test_a_damaged_database_file_is_called_damaged_not_a_permission_problem(
     db_file.write_bytes(bytes(data))
     done = run_cli("tables", "--store", str(store))
     assert done.returncode == 1
-    assert f"cannot read {db_file}: the file is damaged (" in done.stderr, done.stderr
-    assert "`sqlite-cells check` says which files are damaged" in done.stderr
+    # Left out as `check` finds it (R71: its rows are not served), the rest still listed.
+    assert f"(file {db_file.name}): damaged (watermark seq 0, space seq 1" in done.stderr
+    assert "`sqlite-cells check` says what it finds and what to do" in done.stderr
     assert "read and write the store's directory" not in done.stderr
 
 
@@ -127,3 +128,45 @@ def test_a_database_ahead_by_two_commits_is_not_said_to_be_reconciled(tmp_path: 
     assert "a runtime reconciles it" not in done.stdout
     assert "ahead by more than the one commit a crash leaves in flight" in done.stdout
     assert "it is quarantined (R71); `sqlite-cells check` says why and what to do" in done.stdout
+
+
+def test_tables_lists_no_rows_of_a_database_its_space_disagrees_with(store: Path) -> None:
+    """R71: divergent rows are never served — `tables` (row counts) leaves out a database that
+    `check` finds behind, ahead, damaged or quarantined, as `query` reads nothing of it, and
+    says so (exit 1); the others are still listed."""
+    db_file = _one_database(store)
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        other = space.sqlite_database("other", tables={"o": sc.table(x="integer")})
+        with space.transact():
+            other.exec("INSERT INTO o (x) VALUES (1)")
+    older = db_file.read_bytes()
+    with sc.Runtime(store) as rt:  # one more commit to "chat", then its file put back as before
+        space = rt.space("demo")
+        chat = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
+        with space.transact():
+            chat.exec("INSERT INTO m (body) VALUES ('two')")
+    for companion in (db_file.with_name(db_file.name + "-wal"),):
+        companion.unlink(missing_ok=True)
+    db_file.write_bytes(older)
+    done = run_cli("tables", "--store", str(store), "--json")
+    assert done.returncode == 1, done.stderr
+    assert [(r["table"], r["rows"]) for r in json.loads(done.stdout)] == [("o", 1)]
+    assert f"(file {db_file.name}): behind (watermark seq 1, space seq 3" in done.stderr
+    assert run_cli("check", "--store", str(store)).returncode == 1
+
+
+@pytest.mark.parametrize("command", ["cells", "tables"])
+def test_a_directory_where_a_space_file_belongs_fails_the_listings_naming_it(
+    store: Path, command: str
+) -> None:
+    """Errors: `cells` and `tables` fail on a space file they cannot read, naming it; a
+    directory there was skipped in silence (exit 0) while `check` reported it."""
+    _one_database(store)
+    (store / FOREIGN).mkdir()
+    done = run_cli(command, "--store", str(store))
+    assert done.returncode == 1
+    assert f"cannot read {store / FOREIGN}: a directory stands where a space file belongs" in (
+        done.stderr
+    )
+    assert run_cli("check", "--store", str(store)).returncode == 1

@@ -343,6 +343,7 @@ def test_a_bad_handle_value_quarantines_the_database_and_gc_keeps_its_file(store
         assert sc_files.collect_garbage(store, remove=True) == [] and db.path.exists()
         outcomes = sc_files.check_store(store, repair=False)
         assert [o.action for o in outcomes] == [Action.QUARANTINED]
+        assert [o.space_seq for o in outcomes] == [1]  # the log's last write of it (R71)
 
 
 def test_an_irreparable_database_is_quarantined(
