@@ -19,11 +19,12 @@ import math
 import os
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 import msgspec
 
 from sqlite_cells.cli._names import Namer, link_in
+from sqlite_cells.codec import EncodingError, decode_value
 from sqlite_cells.read import escaped, text_table
 
 __all__ = [
@@ -107,12 +108,35 @@ def _escaped(match: re.Match[str]) -> str:
     return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
+_LINK_KEY: Final = '"link@1"'  # in the JSON text of every link (R30)
+
+
 def rows_for_text(rows: Sequence[dict[str, Any]], namer: Namer) -> list[dict[str, Any]]:
-    """Rows with each stored link replaced by ``→ NAME VALUE``."""
+    """Rows with each stored link replaced by ``→ NAME VALUE``, and each link inside JSON text
+    by ``→ NAME``."""
     return [
-        {k: namer.text(link) if (link := link_in(v)) is not None else v for k, v in row.items()}
+        {
+            k: namer.text(link) if (link := link_in(v)) is not None else _named_inside(v, namer)
+            for k, v in row.items()
+        }
         for row in rows
     ]
+
+
+def _named_inside(value: Any, namer: Namer, *, as_json: bool = False) -> Any:
+    """JSON text that holds links (``json_group_array(json(a_cf_link))``): the same JSON with
+    each link replaced by what it names (§6: links are shown by what they name, not as raw
+    JSON). Any other value as it is."""
+    if not isinstance(value, str) or _LINK_KEY not in value or value[:1] not in ("[", "{"):
+        return value
+    try:
+        decoded = decode_value(value.encode())
+    except (msgspec.DecodeError, EncodingError, UnicodeEncodeError):  # not JSON: text after all
+        return value
+    named = namer.shallow(decoded, as_json=as_json)
+    if named == decoded:  # no link in it after all: the text as it was written
+        return value
+    return msgspec.json.encode(named).decode()
 
 
 def rows_for_json(rows: Sequence[dict[str, Any]], namer: Namer) -> list[dict[str, Any]]:
@@ -126,7 +150,7 @@ def _json_value(value: Any, namer: Namer) -> Any:
     if isinstance(value, bytes):
         return {"$base64": True, "encoded": base64.b64encode(value).decode("ascii")}
     link = link_in(value)
-    return namer.as_json(link) if link is not None else value
+    return namer.as_json(link) if link is not None else _named_inside(value, namer, as_json=True)
 
 
 def _csv_cell(value: Any) -> Any:

@@ -205,6 +205,30 @@ def test_query_shows_links_by_what_they_name(
     assert list(csv.reader(io.StringIO(out)))[2] == ["2", f'→ {ALICE} {{"name":"Alice"}}', "again"]
 
 
+def test_links_inside_json_text_are_shown_by_what_they_name(
+    chat_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """§6: links shown by what they name, not as raw JSON — also inside a JSON value a query
+    builds from link columns, in text and in JSON output (where the value stays a string)."""
+    sql = "SELECT json_group_array(json(author_cf_link)) AS authors FROM messages"
+    code, out, _ = _run(capsys, "query", str(chat_store), "s", "chat", sql, "--name", "alice")
+    assert code == 0
+    assert out.splitlines()[2] == '["→ alice","→ alice"]'
+    code, out, _ = _run(capsys, "query", str(chat_store), "s", "chat", sql, "--ndjson")
+    (row,) = (json.loads(line) for line in out.splitlines())
+    assert (
+        json.loads(row["authors"])
+        == [
+            {"cell": ALICE, "space": "s", "name": None, "path": []},
+        ]
+        * 2
+    )
+    code, out, _ = _run(
+        capsys, "query", str(chat_store), "s", "chat", "SELECT '[1, \"link@1\"]' AS t"
+    )
+    assert out.splitlines()[2] == '[1, "link@1"]'  # JSON text without links: as it is
+
+
 def test_query_parameters_by_name_and_by_position(
     chat_store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
