@@ -230,8 +230,9 @@ def list_tables(
     store: str | os.PathLike[str], namer: Namer | None = None
 ) -> tuple[list[TableRow], list[NotItsFile | NotInSync | QuarantinedDatabase]]:
     """The tables of every live database of the store, in space then database order, and the
-    databases left out: the file at their path is not theirs, or their handle cell holds no
-    handle (R5). A database never written has no file and lists no tables (its declared tables
+    databases left out: the file at their path is not theirs, does not agree with its space
+    (``check`` finds it behind, ahead, damaged or quarantined: R71), or their handle cell holds
+    no handle (R5). A database never written has no file and lists no tables (its declared tables
     are in ``sqlite-cells cells``, in its handle's value)."""
     root = store_dir(store)
     namer = namer if namer is not None else Namer(root)
