@@ -577,30 +577,27 @@ def add_missing(conn: apsw.Connection, database: str, schema: Schema, db_id: str
     for step in statements:
         if step.adds_to in rebuilt:
             continue  # the rebuild added this column with the one SQLite refused
+        exc = _refusal(conn, step)
+        if exc is None:
+            continue
+        outright = _refused_outright(step, exc)
+        if outright is not None:
+            diffs.append(outright)
+            continue
+        # A UNIQUE or STORED generated column: ADD COLUMN refuses it, a rebuild of the table
+        # adds it with every row kept.
+        assert step.adds_to is not None  # (else refused outright)
         try:
-            conn.execute(step.sql)
+            rebuild_adding(conn, database, step.adds_to, tables[step.adds_to])
         except apsw.InterruptError:
             raise  # the caller's deadline (R44): not a difference of the schemas
-        except apsw.Error as exc:
-            if step.adds_to is None or _NOT_CONSTANT in str(exc):
-                # A default SQLite would evaluate for each row (random(), CURRENT_TIMESTAMP):
-                # a replay that rebuilt the table again would give the rows other values
-                # than the log's changesets were taken on (R70), so no rebuild adds it.
-                diffs.append(f"{step.subject}: SQLite refused {step.sql!r}: {exc}")
-                continue
-            # A UNIQUE or STORED generated column: ADD COLUMN refuses it, a rebuild of the
-            # table adds it with every row kept.
-            try:
-                rebuild_adding(conn, database, step.adds_to, tables[step.adds_to])
-            except apsw.InterruptError:
-                raise  # the caller's deadline (R44): not a difference of the schemas
-            except apsw.Error as again:
-                diffs.append(
-                    f"{step.subject}: SQLite refused {step.sql!r} ({exc}) and the rebuild of "
-                    f"the table that would add it ({again})"
-                )
-                continue
-            rebuilt.add(step.adds_to)
+        except apsw.Error as again:
+            diffs.append(
+                f"{step.subject}: SQLite refused {step.sql!r} ({exc}) and the rebuild of "
+                f"the table that would add it ({again})"
+            )
+            continue
+        rebuilt.add(step.adds_to)
     if rebuilt and not diffs:
         # The rebuilt tables' declared indexes went with the old tables: create them again.
         statements, diffs = diff_of(conn, database, schema)
@@ -627,16 +624,35 @@ def _name_refused_additions(
         for step in statements:
             if step.subject in named:
                 continue
-            try:
-                conn.execute(step.sql)
-            except apsw.InterruptError:
-                raise  # the caller's deadline (R44): not a difference of the schemas
-            except apsw.Error as exc:
-                if step.adds_to is None or _NOT_CONSTANT in str(exc):
-                    diffs.append(f"{step.subject}: SQLite refused {step.sql!r}: {exc}")
+            exc = _refusal(conn, step)
+            outright = _refused_outright(step, exc) if exc is not None else None
+            if outright is not None:
+                diffs.append(outright)
     finally:
         with contextlib.suppress(apsw.Error):  # (gone if SQLite rolled the transaction back)
             conn.execute(f"ROLLBACK TO {_TRIAL}; RELEASE {_TRIAL}")
+
+
+def _refusal(conn: apsw.Connection, step: Step) -> apsw.Error | None:
+    """Run ``step``; SQLite's refusal of it, or None when it ran. The caller's deadline (R44)
+    is not a difference of the schemas: it goes on up."""
+    try:
+        conn.execute(step.sql)
+    except apsw.InterruptError:
+        raise
+    except apsw.Error as exc:
+        return exc
+    return None
+
+
+def _refused_outright(step: Step, exc: apsw.Error) -> str | None:
+    """The difference SQLite's refusal ``exc`` of ``step`` names when no rebuild of the table
+    adds it (None: a rebuild may): an index, or a column whose default SQLite would evaluate
+    for each row (random(), CURRENT_TIMESTAMP) — a replay that rebuilt the table again would
+    give the rows other values than the log's changesets were taken on (R70)."""
+    if step.adds_to is None or _NOT_CONSTANT in str(exc):
+        return f"{step.subject}: SQLite refused {step.sql!r}: {exc}"
+    return None
 
 
 def store_version(conn: apsw.Connection, database: str, version: int) -> None:

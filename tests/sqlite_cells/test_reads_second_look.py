@@ -904,28 +904,28 @@ def test_react_on_a_database_input_follows_every_write_of_the_linked_database(
     first = space.sqlite_database("first", tables=tables)
     second = space.sqlite_database("second", tables=tables)
     piece = space.run(_counted_on_db, key="main")
+
+    def written(db: sc.SqliteDb, sql: str) -> int:
+        with space.transact() as tx:
+            db.exec(sql)
+        rt.settle()
+        assert tx.seq is not None
+        return tx.seq
+
     piece.inputs["db"].link(first)
     rt.settle()
     assert piece.outputs.get().result == [{"n": 0}]
-    with space.transact() as tx:
-        first.exec("INSERT INTO codes VALUES ('a', 'x')")
-    rt.settle()
-    assert piece.outputs.get() == sc.QueryState(False, [{"n": 1}], None, tx.seq)
-    with space.transact() as tx:  # no row changed: still a write (its seq is read)
-        first.exec("UPDATE codes SET label = 'x'")
-    rt.settle()
-    assert piece.outputs.get() == sc.QueryState(False, [{"n": 1}], None, tx.seq)
+    seq = written(first, "INSERT INTO codes VALUES ('a', 'x')")
+    assert piece.outputs.get() == sc.QueryState(False, [{"n": 1}], None, seq)
+    seq = written(first, "UPDATE codes SET label = 'x'")  # no row changed: still a write
+    assert piece.outputs.get() == sc.QueryState(False, [{"n": 1}], None, seq)
     piece.inputs["db"].link(second)
     rt.settle()
     assert piece.outputs.get().result == [{"n": 0}]
-    with space.transact() as tx:
-        second.exec("INSERT INTO codes VALUES ('b', 'y'), ('c', 'z')")
-    rt.settle()
-    assert piece.outputs.get() == sc.QueryState(False, [{"n": 2}], None, tx.seq)
-    with space.transact():  # the database it left: no longer followed
-        first.exec("INSERT INTO codes VALUES ('d', 'w')")
-    rt.settle()
-    assert piece.outputs.get() == sc.QueryState(False, [{"n": 2}], None, tx.seq)
+    seq = written(second, "INSERT INTO codes VALUES ('b', 'y'), ('c', 'z')")
+    assert piece.outputs.get() == sc.QueryState(False, [{"n": 2}], None, seq)
+    written(first, "INSERT INTO codes VALUES ('d', 'w')")  # the database it left: not followed
+    assert piece.outputs.get() == sc.QueryState(False, [{"n": 2}], None, seq)
 
 
 def test_a_query_of_an_unlinked_input_runs_once_linked_whatever_it_reacts_to(
