@@ -6,14 +6,15 @@ Ctrl-C ends the wait at once (``KeyboardInterrupt`` out of the statement that wa
 within the limits :func:`lock_waits` sets for the code it runs: a longest single wait and a
 deadline; once one wait has run out, the others in the same body give up at once (a command
 waits for a lock once, not once per file it reads). The command line sets them for each
-command (a query's ``--timeout`` is its deadline, R44); the library's own connections keep
-their waits, except that a runtime's space write connection, opened inside :func:`lock_waits`
-(the command line's ``link`` and ``demo``), waits as the command's other connections do
-(:func:`set_lock_wait`)."""
+command (a query's ``--timeout`` is its deadline, R44). A runtime's write connection waits
+through :func:`set_lock_wait`: in sleeps a Ctrl-C ends too, for as long as the library's
+timeouts say, or, opened inside :func:`lock_waits` (the command line's ``link`` and ``demo``),
+as the command's other connections do."""
 
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -69,12 +70,44 @@ def wait_for_locks(conn: apsw.Connection, ms: int) -> None:
     conn.setbusyhandler(busy)
 
 
+class _Waiter:
+    """A connection's busy handler outside :func:`lock_waits`: it waits ``wait`` seconds for a
+    lock in short sleeps of the interpreter, so that a Ctrl-C (a notebook's interrupt) ends the
+    wait at once, as the command line's waits end (SQLite's own busy timeout sleeps where a
+    Ctrl-C cannot reach the program: a commit waiting for another program's write lock ignored
+    it for up to 30 s). One per connection, its wait changed in place: a commit changes it
+    several times."""
+
+    __slots__ = ("__weakref__", "started", "wait")
+
+    def __init__(self) -> None:
+        self.wait = 0.0
+        self.started = 0.0
+
+    def __call__(self, count: int) -> bool:
+        now = time.monotonic()
+        if count == 0:
+            self.started = now
+        end = self.started + self.wait
+        if now >= end:
+            return False
+        time.sleep(min(_STEP, end - now))
+        return True
+
+
+_WAITERS: weakref.WeakKeyDictionary[apsw.Connection, _Waiter] = weakref.WeakKeyDictionary()
+
+
 def set_lock_wait(conn: apsw.Connection, ms: int) -> None:
-    """Let ``conn`` wait up to ``ms`` milliseconds for a lock: through SQLite's busy timeout,
-    or, inside :func:`lock_waits`, as :func:`wait_for_locks` does (within its limits, and a
-    Ctrl-C ends the wait). The library keeps SQLite's timeout; a command that opens a runtime
-    (``link``, ``demo``) waits for the space's write lock as its other waits do."""
-    if _LIMITS.get() is None:
-        conn.setbusytimeout(ms)
-    else:
+    """Let ``conn`` wait up to ``ms`` milliseconds for a lock, in sleeps a Ctrl-C ends (see
+    :class:`_Waiter`); inside :func:`lock_waits`, as :func:`wait_for_locks` does, within its
+    limits (a command that opens a runtime, ``link`` or ``demo``, waits for the space's write
+    lock as its other waits do)."""
+    if _LIMITS.get() is not None:
         wait_for_locks(conn, ms)
+        return
+    waiter = _WAITERS.get(conn)
+    if waiter is None:
+        waiter = _WAITERS[conn] = _Waiter()
+    waiter.wait = ms / 1000
+    conn.setbusyhandler(waiter)  # (again: another wait may have been set on conn meanwhile)

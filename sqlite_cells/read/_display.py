@@ -74,8 +74,11 @@ def format_value(value: Any) -> str:
     return str(value) if isinstance(value, int | float) else repr(value)
 
 
+HTML_ROWS = 100  # rows a query's HTML table shows (its text shows 10, see QueryState.__repr__)
+
+
 def _status(state: QueryState[Any]) -> str:
-    count = "no rows" if state.result is None else f"{len(state.result)} row(s)"
+    count = "no rows" if state.result is None else f"{len(state.result):,} row(s)"
     parts = [f"seq {state.seq}", count]
     if state.pending:
         parts.insert(0, "pending")
@@ -83,12 +86,18 @@ def _status(state: QueryState[Any]) -> str:
 
 
 def query_state_html(state: QueryState[Any]) -> str:
-    """``state`` as an HTML table: the columns as headers, one row per result row, then a
-    caption with ``pending``, ``seq`` and the error if there is one. Every text is escaped."""
-    rows = [row_values(r) for r in state.result or []]
+    """``state`` as an HTML table: the columns as headers, one row per result row (the first
+    :data:`HTML_ROWS` of them: a notebook shows it, and a whole large result would bloat the
+    page and the saved notebook), then a caption with ``pending``, ``seq``, the row count and
+    the error if there is one. Every text is escaped."""
+    result = state.result or []
+    rows = [row_values(r) for r in result[:HTML_ROWS]]
     columns = _columns(rows)
     out = ['<table class="sqlite-cells-query">']
-    out.append(f"<caption>QueryState: {html.escape(_status(state))}</caption>")
+    status = _status(state)
+    if len(result) > HTML_ROWS:
+        status += f" (the first {HTML_ROWS} shown)"
+    out.append(f"<caption>QueryState: {html.escape(status)}</caption>")
     if columns:
         out.append(
             "<thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr></thead>"

@@ -377,3 +377,32 @@ def test_a_commit_interrupted_while_it_waits_is_never_committed_later(rt: sc.Run
     with space.transact() as tx:
         b.set(2)
     assert tx.seq == 1 and (a.get(), b.get()) == (0, 2)
+
+
+def test_ctrl_c_ends_a_commit_waiting_for_another_programs_write_lock(rt: sc.Runtime) -> None:
+    """§3 / decisions ("everything before COMMIT stays interruptible"): a commit waiting for
+    the space file's write lock that another program holds is ended by Ctrl-C at once — SQLite's
+    own busy timeout slept where Ctrl-C could not reach, up to 30 s — and nothing of it is
+    written; the space is usable again once the other program lets go."""
+    space = rt.space("demo")
+    a = space.cell("a", default=0)
+    with space.transact():
+        a.set(1)
+    holder = apsw.Connection(str(space.file.path))  # another program's connection, in effect
+    holder.execute("BEGIN IMMEDIATE")
+    interrupter = threading.Timer(0.3, _thread.interrupt_main)
+    started = time.monotonic()
+    interrupter.start()
+    try:
+        with pytest.raises(KeyboardInterrupt), space.transact():
+            a.set(2)
+        waited = time.monotonic() - started
+    finally:
+        interrupter.cancel()
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert waited < 10, f"Ctrl-C ended the wait only after {waited:.1f}s"
+    assert a.get() == 1
+    with space.transact() as tx:
+        a.set(3)
+    assert tx.seq == 2 and a.get() == 3

@@ -422,6 +422,23 @@ def test_reprs_say_what_a_query_holds(rt: sc.Runtime, space: Space, db: sc.Sqlit
     assert "<td>m11</td>" in html and "12 row(s)" in html
 
 
+def test_the_html_of_a_large_result_shows_its_first_rows_and_its_count(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    """A notebook shows a query's HTML as the value of a cell: a result of 100,000 rows sent
+    every one (3.8 MB, again at each update). It shows the first 100 and says how many."""
+    with space.transact():
+        db.exec_many(
+            "INSERT INTO messages (body, ts) VALUES (?, ?)", [[f"m{i}", i] for i in range(2_000)]
+        )
+    q = db.query("SELECT body FROM messages ORDER BY id")
+    rt.settle()
+    html = q._repr_html_()
+    assert html.count("<tr>") == 101  # the header and 100 rows
+    assert "<td>m99</td>" in html and "<td>m100</td>" not in html
+    assert "2,000 row(s) (the first 100 shown)" in html
+
+
 def test_display_returns_a_handle_that_stops(rt: sc.Runtime, db: sc.SqliteDb) -> None:
     pytest.importorskip("IPython")
     q = db.query("SELECT body FROM messages")
