@@ -488,6 +488,12 @@ class _QueryNode(Node):
             return previous, False
         if self._lagging:
             self._lagging = False
+            if self._reread:
+                # The file had not caught up with a commit its space holds (another process's
+                # commit reaches the space file first): the rows are older than the parameters
+                # and cells the scheduler holds now, a state no commit had when this run was
+                # for new parameters (R54). Kept back: the run done again, due shortly, lands.
+                return previous, False
         else:
             self._retries = 0
         read_set = result.read_set
