@@ -60,6 +60,7 @@ from sqlite_cells.sql import (
     check_read_values,
     check_statement,
     fold_ascii,
+    is_pending,
     map_params,
     parameter_rows,
 )
@@ -349,7 +350,9 @@ class SqliteDb(Cell):
             # R32: reading the handle records its revision, so a commit to this database
             # between this read and the transaction's commit is a conflict (read-then-write).
             self.get()
-        stmt = Statement(sql, resolve_params(params))
+        bound = resolve_params(params)
+        _refuse_pending(bound, self.id)
+        stmt = Statement(sql, bound)
         decl = self.declaration
 
         def read() -> tuple[int, Any]:
@@ -542,6 +545,20 @@ class LinkedDb(SqliteDb):
 
     def __repr__(self) -> str:
         return f"<LinkedDb following {self._input.id}>"
+
+
+def _refuse_pending(bound: Any, db_id: str) -> None:
+    """A one-shot read has no later run to wait for its parameters: one not ready yet
+    (``sc.PENDING``, a pending query state, directly or as a cell's value) is refused at the call
+    (R31's rule for writes), where a live query would stay pending until it is ready."""
+    items = bound.items() if isinstance(bound, Mapping) else enumerate(bound, 1)
+    for key, value in items:
+        if is_pending(value):
+            raise PendingValue(
+                f"database {db_id}: parameter {key} of db.read is not ready yet (sc.PENDING, or "
+                "a query with no result yet): wait for it (rt.settle()) before reading, or use "
+                "db.query, which runs once its parameters are ready"
+            )
 
 
 @overload

@@ -576,7 +576,10 @@ class _StructRows:
         config = row.__struct_config__
         if config.array_like or config.tag is not None:
             return None
-        parameters = inspect.signature(row).parameters.values()
+        try:
+            parameters = inspect.signature(row).parameters.values()
+        except ValueError:  # a field named as a Python keyword (``from``): no signature shows it
+            return None
         if any(p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD for p in parameters):
             return None
         cell_names = set()

@@ -298,6 +298,12 @@ def _bind_row(
     values: Sequence[exp.Expression], column_at: Callable[[int], _Target], out: list[_Target]
 ) -> None:
     for position, value in enumerate(values):
+        if isinstance(value, exp.Star) or (
+            isinstance(value, exp.Column) and isinstance(value.this, exp.Star)
+        ):
+            # ``*`` (or ``t.*``) stands for as many columns as its source has: the values
+            # after it target no column that can be told here (R31: a Cell there is refused).
+            return
         k = _occurrence(value)
         if k is not None:
             out[k] = column_at(position)
@@ -341,6 +347,8 @@ def _assign_set(assignments: Sequence[exp.Expression], out: list[_Target]) -> No
         if not isinstance(eq, exp.EQ):
             continue
         left, right = eq.this, eq.expression
+        while isinstance(left, exp.Paren):  # ``SET (a) = (?)``: a row value of one column
+            left = left.this
         if isinstance(left, exp.Column):
             _bind_row([right], _listed([fold_ascii(left.name)]), out)
         elif isinstance(left, exp.Tuple):

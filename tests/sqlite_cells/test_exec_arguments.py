@@ -16,6 +16,8 @@ import sqlite_cells as sc
 from sqlite_cells._runtime import Space
 from sqlite_cells.runtime import LENGTH_LIMIT
 
+from .conftest import MESSAGES
+
 TABLES = {"t": sc.table(id="integer primary key", s="text", n="integer")}
 INSERT = "INSERT INTO t (s, n) VALUES (?, ?)"
 
@@ -369,3 +371,52 @@ def test_a_query_of_a_closed_runtime_is_refused_at_the_call(store: Path) -> None
         for call in (db.query, db.read):
             with pytest.raises(sc.ClosedError, match="is closed"):
                 call("SELECT s FROM t")
+
+
+def test_a_star_before_a_parameter_leaves_its_column_untold(space: Space) -> None:
+    """R31: a Cell is bound to a link column only. ``*`` in a select list stands for as many
+    columns as its source has; counted as one, it shifted the parameters after it, and a Cell
+    meant for nothing was stored as link text in ``ts``. Those parameters target no column
+    that can be told: a Cell there is refused at the call; a plain value binds as SQLite binds."""
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    alice = space.cell("alice", default=1)
+    shifted = [
+        "INSERT INTO messages (author_cf_link, body, ts) SELECT *, ? FROM (SELECT NULL, 'b')",
+        "INSERT INTO messages (author_cf_link, body, ts) SELECT t.*, ? FROM "
+        "(SELECT NULL, 'b') AS t",
+        "UPDATE messages SET (author_cf_link, body, ts) = (SELECT *, ? FROM (SELECT NULL, 'b'))",
+    ]
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('a')")
+        for sql in shifted:
+            with pytest.raises(sc.LinkEncodeError, match="targets no column"):
+                db.exec(sql, [alice])
+        db.exec(shifted[0], [7])
+    assert db.read("SELECT author_cf_link, body, ts FROM messages WHERE body = 'b'") == [
+        {"author_cf_link": None, "body": "b", "ts": 7}
+    ]
+
+
+def test_a_row_value_of_one_column_maps_its_parameter(space: Space) -> None:
+    """R31: ``SET (col) = (?)`` binds its parameter to ``col`` as ``SET col = ?`` does: a Cell
+    to a link column is stored as its link, a non-link value there is refused at the call."""
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    alice = space.cell("alice", default=1)
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('a')")
+        with pytest.raises(sc.LinkEncodeError, match="targets the link column author_cf_link"):
+            db.exec("UPDATE messages SET (author_cf_link) = (?)", ["junk"])
+        db.exec("UPDATE messages SET (author_cf_link) = (?)", [alice])
+    assert db.read("SELECT author_cf_link FROM messages") == [{"author_cf_link": alice.link_str()}]
+
+
+def test_a_read_with_a_parameter_not_ready_is_refused_at_the_call(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    """A one-shot read cannot wait for ``sc.PENDING`` (or a pending query): refused at the call
+    with PendingValue, as a write is (R31), not run into SQLite's binding error."""
+    for params in ([sc.PENDING], {"a": sc.PENDING}):
+        sql = "SELECT ? AS x" if isinstance(params, list) else "SELECT :a AS x"
+        with pytest.raises(sc.PendingValue, match=r"of db\.read is not ready yet"):
+            db.read(sql, params)
+    assert db.read("SELECT ? AS x", [1]) == [{"x": 1}]

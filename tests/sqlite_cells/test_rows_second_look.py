@@ -502,3 +502,15 @@ def test_generic_row_types_take_their_type_arguments(
     q: sc.Query[Box[int]] = db.query("SELECT id, i AS v FROM t", row=Box[int])
     rt.settle()
     assert q.get() == sc.QueryState(False, [Box(1, 1)], None, 1)
+
+
+def test_a_row_type_with_fields_named_as_python_keywords_reads(
+    db: sc.SqliteDb, space: Space
+) -> None:
+    """R43: a Struct made with ``msgspec.defstruct`` may name its fields ``from`` or
+    ``select`` (msgspec converts to it); Python's own ValueError ("'from' is not a valid
+    parameter name", looking for a signature) escaped instead of the rows."""
+    row = msgspec.defstruct("Keywords", [("from", sc.Cell | None), ("select", int)])
+    (found,) = db.read('SELECT who_cf_link AS "from", id AS "select" FROM t', row=row)
+    assert getattr(found, "select") == 1
+    assert getattr(found, "from") == space.cell("alice")
