@@ -70,28 +70,36 @@ def wait_for_locks(conn: apsw.Connection, ms: int) -> None:
     conn.setbusyhandler(busy)
 
 
-class _Waiter:
-    """A connection's busy handler outside :func:`lock_waits`: it waits ``wait`` seconds for a
-    lock in short sleeps of the interpreter, so that a Ctrl-C (a notebook's interrupt) ends the
-    wait at once, as the command line's waits end (SQLite's own busy timeout sleeps where a
-    Ctrl-C cannot reach the program: a commit waiting for another program's write lock ignored
-    it for up to 30 s). One per connection, its wait changed in place: a commit changes it
-    several times."""
+# SQLite's own busy timeout sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50 ms, then 100 ms at a
+# time (sqliteDefaultBusyCallback); _Waiter sleeps the same, so that only Ctrl-C changes.
+_DELAYS = (0.001, 0.002, 0.005, 0.010, 0.015, 0.020, 0.025, 0.025, 0.025, 0.050, 0.050, 0.100)
+_TOTALS = tuple(sum(_DELAYS[:i]) for i in range(len(_DELAYS)))
 
-    __slots__ = ("__weakref__", "started", "wait")
+
+class _Waiter:
+    """A connection's busy handler outside :func:`lock_waits`: SQLite's busy timeout of
+    ``wait`` seconds, step for step, but sleeping in the interpreter, so that a Ctrl-C (a
+    notebook's interrupt) ends the wait at once, as the command line's waits end (SQLite's own
+    sleeps where a Ctrl-C cannot reach the program: a commit waiting for another program's
+    write lock ignored it for up to 30 s). One per connection, its wait changed in place: a
+    commit changes it several times."""
+
+    __slots__ = ("__weakref__", "wait")
 
     def __init__(self) -> None:
         self.wait = 0.0
-        self.started = 0.0
 
     def __call__(self, count: int) -> bool:
-        now = time.monotonic()
-        if count == 0:
-            self.started = now
-        end = self.started + self.wait
-        if now >= end:
-            return False
-        time.sleep(min(_STEP, end - now))
+        if count < len(_DELAYS):
+            delay, prior = _DELAYS[count], _TOTALS[count]
+        else:
+            delay = _DELAYS[-1]
+            prior = _TOTALS[-1] + delay * (count - len(_DELAYS) + 1)
+        if prior + delay > self.wait:
+            delay = self.wait - prior
+            if delay <= 0:
+                return False
+        time.sleep(delay)
         return True
 
 
