@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,21 @@ def in_thread(body: Callable[[], object], bound: float, hang: str) -> object:
     thread.join(bound)
     assert not thread.is_alive(), hang
     return outcome[0]
+
+
+@contextmanager
+def threads_running(*bodies: Callable[[], None], stop: threading.Event) -> Iterator[None]:
+    """Run each of ``bodies`` on a thread of its own for as long as the ``with`` block runs;
+    then set ``stop`` (which the bodies watch to end) and join them (a minute at most each)."""
+    threads = [threading.Thread(target=body) for body in bodies]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(60)
 
 
 def pytest_configure(config: pytest.Config) -> None:

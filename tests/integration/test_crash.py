@@ -9,6 +9,7 @@ row count, and no commit whose call returned was lost.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import itertools
 import random
@@ -25,6 +26,8 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
+
+from ..conftest import threads_running
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -358,16 +361,9 @@ def test_readers_never_see_busy_while_a_writer_commits(store: Path) -> None:
             except BaseException as exc:
                 errors.append(exc)
 
-        readers = [threading.Thread(target=read, args=(mine,)) for mine in seen]
-        for t in readers:
-            t.start()
-        try:
+        with threads_running(*(functools.partial(read, mine) for mine in seen), stop=done):
             for k in range(1, commits + 1):
                 step(k)
-        finally:
-            done.set()
-            for t in readers:
-                t.join(60)
         assert errors == [], [repr(e) for e in errors]
         assert not any(isinstance(e, apsw.BusyError) for e in errors)
         for mine in seen:  # each read is a fresh snapshot: counts never go back

@@ -10,6 +10,8 @@ import threading
 
 import sqlite_cells as sc
 
+from ..conftest import threads_running
+
 _COMMITS = 300
 
 
@@ -30,14 +32,9 @@ def test_a_cell_read_after_a_row_read_is_never_older_than_the_rows(rt: sc.Runtim
             rows = db.read("SELECT count(*) AS n FROM t")[0]["n"]
             seen.append((rows, count.get()))
 
-    reader = threading.Thread(target=read)
-    reader.start()
-    try:
+    with threads_running(read, stop=done):
         for n in range(1, _COMMITS + 1):
             post(n)
-    finally:
-        done.set()
-        reader.join()
     behind = [(rows, value) for rows, value in seen if value < rows]
     assert behind == [], f"{len(behind)} of {len(seen)} cell reads lagged the rows: {behind[:5]}"
     assert count.get() == _COMMITS
