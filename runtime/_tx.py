@@ -243,11 +243,11 @@ class _Scope:
 def validate_elsewhere(tx: Transaction, space: object) -> None:
     """Raise :class:`ConflictError` when a cell ``tx`` read in a space other than ``space`` (the
     one it commits to; None for a transaction that commits nothing: every space it read) has
-    changed since it was read (§2: a transaction fails with a conflict
-    when a cell it read changed since). Each such read is compared with that space's file as it
-    is now, so a commit another runtime or process made there before this one is never lost
-    under it; the other space is not locked, so a write there that commits after this check is
-    ordered after this transaction."""
+    changed since it was read (§2: a transaction fails with a conflict when a cell it read
+    changed since). Each such read is compared with that space's file as it is now, so a commit
+    another runtime or process made there before this one is never lost under it; the other
+    space is not locked, so a write there that commits after this check is ordered after this
+    transaction."""
     changed: dict[SpaceFile, list[str]] = {}
     for (read_space, cell_id), rev in tx.reads.items():
         if read_space is not space and read_space.current_rev(cell_id) != rev:

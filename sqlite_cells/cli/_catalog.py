@@ -24,6 +24,7 @@ from sqlite_cells.cli._inspect import (
     classify_cell,
     decoded,
     library_log_held,
+    one_line,
     read_handles,
     read_only,
     shown,
@@ -187,7 +188,7 @@ class NotInSync:
     def message(self) -> str:
         shown = f"{self.label!r} ({self.db_id})" if self.label != self.db_id else self.db_id
         found = self.outcome
-        detail = "; ".join(line.strip() for line in found.detail.splitlines() if line.strip())
+        detail = one_line(found.detail)
         return (
             f"left out database {shown} of space {self.space!r} (file {self.file}): "
             f"{found.action.value} (watermark "

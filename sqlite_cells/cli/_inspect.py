@@ -89,6 +89,7 @@ __all__ = [
     "find_space",
     "inspect_store",
     "library_log_held",
+    "one_line",
     "orphan_advice",
     "query_store",
     "read_only",
@@ -1061,13 +1062,15 @@ def _first_look(
         db_id,
         outcome.db_seq,
         outcome.space_seq,
-        f"database {shown} is damaged ({_one_line(outcome.detail)}): a runtime rebuilds it from "
+        f"database {shown} is damaged ({one_line(outcome.detail)}): a runtime rebuilds it from "
         f"its space's log before its first use, when the log holds its whole history (R71). "
         f"{_NOTHING_READ}",
     )
 
 
-def _one_line(detail: str) -> str:
+def one_line(detail: str) -> str:
+    """A finding's detail on one line, as a message quotes it (SQLite's integrity check reports
+    one problem a line, under a heading of its own)."""
     detail = detail.removeprefix("damaged file: ").replace("*** in database main ***", "")
     lines = (line.strip() for line in detail.splitlines())
     return "; ".join(line for line in lines if line)
