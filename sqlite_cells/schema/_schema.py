@@ -45,6 +45,7 @@ from sqlite_cells.sql import (
     WORD,
     Word,
     fold_ascii,
+    is_forbidden_function,
     is_reserved,
     is_reserved_table,
     scan_sql,
@@ -259,6 +260,13 @@ def _check_spec_text(column: str, spec: str) -> None:
                     f"{where}: the spec {_shown(spec)} names {_shown(tok.name)}, a reserved "
                     "name (R12): a column may refer only to the database's own tables and columns"
                 )
+        called = i + 1 < len(words) and words[i + 1].text == "("
+        if called and tok.kind in (WORD, QUOTED) and is_forbidden_function(tok.name):
+            raise SchemaError(
+                f"{where}: the spec {_shown(spec)} calls {_shown(tok.name)}(), which no "
+                "statement of the database may call (R21, R23): every read and write of the "
+                "table would be refused; remove the call"
+            )
         if tok.kind != OP:
             continue
         depth += (tok.text == "(") - (tok.text == ")")

@@ -23,6 +23,7 @@ from sqlite_cells.sql._names import JSON_CALLS as JSON_CALLS
 from sqlite_cells.sql._names import LINK_SUFFIX as LINK_SUFFIX
 from sqlite_cells.sql._names import RESERVED_PREFIXES as RESERVED_PREFIXES
 from sqlite_cells.sql._names import fold_ascii as fold_ascii
+from sqlite_cells.sql._names import is_forbidden_function as is_forbidden_function
 from sqlite_cells.sql._names import is_link_column as is_link_column
 from sqlite_cells.sql._names import is_reserved as is_reserved
 from sqlite_cells.sql._names import is_reserved_table as is_reserved_table
@@ -71,6 +72,7 @@ __all__ = [
     "check_read_values",
     "check_statement",
     "fold_ascii",
+    "is_forbidden_function",
     "is_link_column",
     "is_pending",
     "is_reserved",

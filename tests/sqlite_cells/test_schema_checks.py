@@ -342,3 +342,28 @@ def test_indexed_by_an_index_of_a_declared_table_the_file_lacks(rt: sc.Runtime) 
     assert _stored(db.path)[0] == objects  # the read wrote nothing
     _write(space, db, "INSERT INTO t (a) VALUES ('x')")
     assert db.read("SELECT id FROM t INDEXED BY by_a WHERE a = 'x'") == [{"id": 1}]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "integer default (changes())",
+        "integer default (TOTAL_CHANGES())",
+        'integer check ("changes"() >= 0)',
+        "integer default (load_extension('x'))",
+    ],
+)
+def test_a_spec_calling_a_function_no_statement_may_call_is_refused(
+    rt: sc.Runtime, spec: str
+) -> None:
+    """Every read and write of a table runs under the authorizer, which refuses these functions
+    (R21, R23; the row counts by decision): a default or CHECK calling one would make the table
+    unreadable or unwritable, so the declaration is refused (R13)."""
+    with pytest.raises(sc.SchemaError, match="which no statement of the database may call"):
+        sc.table(id="integer primary key", x=spec)
+    space = rt.space("s")
+    db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key", y="text")})
+    with pytest.raises(sc.SchemaError):
+        space.sqlite_database("d", tables={"t": sc.table(id="integer primary key", x=spec)})
+    assert db.read("SELECT * FROM t") == []  # the refused declaration changed nothing
+    assert not db.path.exists()
