@@ -27,7 +27,12 @@ from sqlite_cells.runtime._boundary import (
     surrogate_at,
 )
 from sqlite_cells.runtime._scheduler import Node
-from sqlite_cells.runtime._tx import TxState, current_transaction, require_transaction
+from sqlite_cells.runtime._tx import (
+    TxState,
+    current_transaction,
+    record_write,
+    require_transaction,
+)
 
 if TYPE_CHECKING:
     from reactivex import Observable, abc
@@ -190,7 +195,7 @@ class Cell:
             whole = runtime.encode(value)
             if checked:
                 runtime.check_value(self._space.id, self._id, whole)
-            tx.write(file, self._id, whole)
+            record_write(tx, file, self._id, whole)
             return
         # A write at a path reads the rest of the value; the read is recorded only once the
         # write is (a path that does not fit the value, or a value that does not encode, leaves
@@ -210,7 +215,7 @@ class Cell:
         whole = runtime.encode(value)
         if checked:
             runtime.check_value(self._space.id, self._id, whole)
-        tx.write(file, self._id, whole)
+        record_write(tx, file, self._id, whole)
         if read is not None and tx.state is TxState.OPEN:
             tx.record_read(file, self._id, read)
 

@@ -28,6 +28,7 @@ __all__ = [
     "Transaction",
     "TxState",
     "current_transaction",
+    "record_write",
     "require_transaction",
     "transaction",
     "validate_elsewhere",
@@ -86,20 +87,6 @@ class Transaction:
     def record_read(self, space: SpaceFile, cell_id: str, rev: int) -> None:
         self.reads.setdefault((space, cell_id), rev)
 
-    def write(self, space: SpaceFile, cell_id: str, data: bytes) -> None:
-        """Record the encoded value of a cell. A value longer than SQLite's length limit could
-        not be stored (nor read back): :class:`ValueEncodeError` here, before anything is
-        recorded (R6, R44)."""
-        self._check_open()
-        if len(data) > LENGTH_LIMIT:
-            raise ValueEncodeError(
-                f"cell {cell_id}: its encoded value is {len(data)} bytes, over SQLite's length "
-                f"limit of {LENGTH_LIMIT} bytes; store large data elsewhere and keep a "
-                "reference in the cell"
-            )
-        self.bind(space)
-        self.writes[cell_id] = data
-
     def add_op(self, space: SpaceFile, op: PendingOp) -> None:
         """Record an op for a commit participant; it runs after the cell writes, in order."""
         self._check_open()
@@ -116,6 +103,23 @@ class Transaction:
                 f"this transaction is already {self.state.value}: start a new one with "
                 "space.transact()"
             )
+
+
+def record_write(tx: Transaction, space: SpaceFile, cell_id: str, data: bytes) -> None:
+    """Record the encoded value of a cell on ``tx``: for the runtime's cells and the layers
+    above, which encode and check the value first (R5, R6) — not a method of the transaction a
+    user holds, so no public API stores bytes unchecked. A value longer than SQLite's length
+    limit could not be stored (nor read back): :class:`ValueEncodeError` here, before anything
+    is recorded (R6, R44)."""
+    tx._check_open()
+    if len(data) > LENGTH_LIMIT:
+        raise ValueEncodeError(
+            f"cell {cell_id}: its encoded value is {len(data)} bytes, over SQLite's length "
+            f"limit of {LENGTH_LIMIT} bytes; store large data elsewhere and keep a "
+            "reference in the cell"
+        )
+    tx.bind(space)
+    tx.writes[cell_id] = data
 
 
 def _cross_space(bound: SpaceFile, other: SpaceFile) -> CrossSpaceWrite:

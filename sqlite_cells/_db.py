@@ -45,6 +45,7 @@ from sqlite_cells.runtime import (
     Transaction,
     checked_arguments,
     current_transaction,
+    record_write,
     refusal_of,
     refuse_get,
     require_transaction,
@@ -252,7 +253,7 @@ class SqliteDb(Cell):
         # Written through the transaction, not ``set`` (a handle is not a writable cell, R5).
         # Reading the handle first makes a concurrent write of this database a conflict.
         dropped = self.space.runtime.encode({**self.get(), "dropped": True})
-        tx.write(self.space.file, self.id, dropped)
+        record_write(tx, self.space.file, self.id, dropped)
         tx.add_op(self.space.file, PendingOp(DROP_KIND, self.id, decl))
 
     def _pending(self, tx: Transaction, kind: str) -> bool:

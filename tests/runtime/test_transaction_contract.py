@@ -406,3 +406,29 @@ def test_each_derived_cell_runs_once_per_commit_however_many_writes(rt: sc.Runti
     rt.settle()
     assert runs == {"left": 1, "right": 1, "both": 1}
     assert seen == [(2, 11), (4, 24)]  # no glitch: never (4, 11) or (2, 24)
+
+
+def test_the_transaction_a_user_holds_stores_nothing_unchecked(rt: sc.Runtime) -> None:
+    """R5, R6: values reach a transaction through cells (`set`, `update`: encoded and checked)
+    and database handles through `db.exec`/`db.drop`; the object `transact()` returns has no
+    method that records encoded bytes under a cell id (a database handle's included)."""
+    space = rt.space("demo")
+    c = space.cell("c")
+    with space.transact() as tx:
+        assert isinstance(tx, sc.Transaction)
+        assert not hasattr(tx, "write")
+        c.set(1)
+    assert sorted(n for n in dir(sc.Transaction) if not n.startswith("_")) == [
+        "add_op",
+        "bind",
+        "is_empty",
+        "ops",
+        "reads",
+        "record_read",
+        "seq",
+        "space",
+        "state",
+        "thread",
+        "writes",
+    ]
+    assert c.get() == 1
