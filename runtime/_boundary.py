@@ -303,8 +303,13 @@ def describe(exc: BaseException, where: str) -> str:
         return f"{where}: a number does not fit in 64 bits ({exc}): store it as text"
     if isinstance(exc, IsADirectoryError):
         return f"{where} is a directory where a file belongs: move it out of the store"
-    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"{where} is not writable ({exc.strerror}): fix its permissions"
+    if isinstance(exc, OSError) and exc.errno == errno.EROFS:
+        return f"{where} is on a read-only file system ({exc.strerror}): use a writable store"
+    if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM):
+        return (
+            f"{where} may not be used by this user ({exc.strerror}): give it read and write "
+            "permission, and its directory read, write and search permission"
+        )
     if isinstance(exc, OSError):
         return f"{where}: {exc.strerror or exc} — check the path and the disk"
     return f"{where}: {type(exc).__name__}: {exc}"

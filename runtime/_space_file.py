@@ -302,7 +302,9 @@ class SpaceFile:
         # seen since, so a first commit that fails removes it again (R7, see _discard_unused).
         self._created = False
         self._fresh = False  # guarded by _write_lock: the last _open_writer initialized the file
-        if path.exists():
+        with translated(f"space file {path}"):  # a store this user may not search
+            found = path.exists()
+        if found:
             self._open(at_start=True, create=False)
         _bus.join(self)
 

@@ -52,6 +52,12 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
     except (OSError, RuntimeError) as exc:  # a name too long, no permission, a link loop
         raise StorePathError(describe(exc, f"the store {_shown(path)}")) from exc
     _check_text(str(resolved))  # a link may lead to a name that is not valid text
+    if not os.access(resolved, os.R_OK | os.X_OK):
+        raise StorePathError(
+            f"the store {_shown(resolved)} cannot be read by this user (the directory lacks "
+            "read or search permission for it): give it read and search permission "
+            "(chmod u+rx), or use another store"
+        )
     return resolved
 
 

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +32,54 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
     assert "Traceback" not in done.stderr, done.stderr
     return done
+
+
+_NOBODY = 65534
+
+
+def run_unprivileged(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` (Python, with ``args`` as ``sys.argv[1:]``) in a subprocess that file
+    permissions apply to: this user, or ``nobody`` (through ``setpriv``) when the tests run as
+    root. Skips the test when no such user can import the package. Paths it is given must be
+    reachable by that user (see :func:`shared_dir`)."""
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    checkout = str(Path(sc.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([checkout, sysconfig.get_paths()["purelib"]])
+    command = [sys.executable, "-c", code, *args]
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: file permissions cannot be tried")
+        drop = f"--reuid={_NOBODY} --regid={_NOBODY} --clear-groups".split()
+        command = ["setpriv", *drop, *command]
+        probe = subprocess.run(
+            [*command[: len(drop) + 1], sys.executable, "-c", "import sqlite_cells"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if probe.returncode != 0:
+            pytest.skip(f"the unprivileged user cannot import the package: {probe.stderr[-200:]}")
+    return subprocess.run(
+        command, env=env, cwd="/", capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@contextmanager
+def shared_dir() -> Iterator[Path]:
+    """A new directory every user may enter and write (for :func:`run_unprivileged`), removed
+    after the block whatever modes were left inside it."""
+    path = Path(tempfile.mkdtemp(prefix="sqlite-cells-perm-"))
+    path.chmod(0o777)
+    try:
+        yield path
+    finally:
+        for parent, dirs, _ in os.walk(path):  # top-down: each made enterable before entered
+            for name in dirs:
+                with contextlib.suppress(OSError):
+                    os.chmod(os.path.join(parent, name), 0o777)
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def written_once(store: Path, space: str, name: str, x: int = 1) -> sc.SqliteDb:

@@ -97,3 +97,42 @@ def test_a_runtime_closed_cleanly_leaves_no_wal_or_shm_files(tmp_path: Path) -> 
     left = sorted(p.name for p in tmp_path.iterdir())
     assert [n for n in left if n.endswith(("-wal", "-shm"))] == []
     assert len([n for n in left if n.endswith(".sqlite")]) == 2
+
+
+_UNREADABLE_STORE = """
+import os, sys
+import sqlite_cells as sc
+store = sys.argv[1]
+with sc.Runtime(store) as rt:
+    space = rt.space("demo")
+    with space.transact():
+        space.cell("c").set(1)
+for mode in (0o000, 0o666):
+    os.chmod(store, mode)
+    try:
+        with sc.Runtime(store) as rt:
+            rt.space("demo").cell("c").get()
+        print(oct(mode), "read")
+    except sc.SqliteCellsError as exc:
+        print(oct(mode), type(exc).__name__, isinstance(exc, ValueError), exc)
+    except Exception as exc:
+        print(oct(mode), "RAW", type(exc).__name__, exc)
+    finally:
+        os.chmod(store, 0o755)
+"""
+
+
+def test_a_store_this_user_may_not_search_is_a_named_error_not_a_raw_one() -> None:
+    """Errors: a store directory without read or search permission for the user was a raw
+    ``PermissionError`` from ``rt.space()``; it is a ``StorePathError`` (a ``SqliteCellsError``
+    and ``ValueError``) naming the store and the permission to give."""
+    from ..conftest import run_unprivileged, shared_dir
+
+    with shared_dir() as base:
+        done = run_unprivileged(_UNREADABLE_STORE, str(base / "store"))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2, done.stdout
+    for line, mode in zip(lines, ("0o0", "0o666"), strict=True):
+        assert line.startswith(f"{mode} StorePathError True "), line
+        assert str(base / "store") in line and "read and search permission" in line, line
