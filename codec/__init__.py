@@ -55,12 +55,14 @@ from sqlite_cells.codec._records import Op as Op
 from sqlite_cells.codec._records import decode_record as decode_record
 from sqlite_cells.codec._records import encode_record as encode_record
 from sqlite_cells.codec._records import stored_json as stored_json
+from sqlite_cells.codec._values import MAX_DEPTH as MAX_DEPTH
 from sqlite_cells.codec._values import decode_value as decode_value
 from sqlite_cells.codec._values import encode_plain as encode_plain
 from sqlite_cells.codec._values import encode_value as encode_value
 from sqlite_cells.codec._values import has_links as has_links
 
 __all__ = [
+    "MAX_DEPTH",
     "CellWrite",
     "ClosedError",
     "CommitRecord",

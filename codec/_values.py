@@ -15,8 +15,9 @@ would come back as a ``Cell`` (or not decode at all), not as the dict that was s
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final, TypeVar
 
 import msgspec
 
@@ -28,12 +29,18 @@ from sqlite_cells.codec._errors import (
 )
 from sqlite_cells.codec._links import Link, is_link_sigil, link_from_sigil
 
-__all__ = ["decode_value", "encode_plain", "encode_value", "has_links"]
+__all__ = ["MAX_DEPTH", "decode_value", "encode_plain", "encode_value", "has_links"]
+
+T = TypeVar("T")
 
 _decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder(order="deterministic")
 _SIGIL_MARK = b'"link@1"'
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+# How deeply lists and dicts may nest in a cell value (R6): a fixed bound, so that whether a
+# value is stored does not depend on how deep the caller's stack is, and every stored value
+# reads back from any stack (see _on_fresh_stack).
+MAX_DEPTH: Final = 256
 _JSON_HELP = (
     "cell values are JSON (None, bool, 64-bit int, finite float, str, list, tuple, dict with str "
     "keys) and cells, which are stored as links"
@@ -45,11 +52,44 @@ def encode_value(value: Any, enc_hook: Callable[[Any], Link | None] | None = Non
     (or returns None to refuse them). Raises :class:`ValueEncodeError` for anything else,
     naming where in the value it sits."""
     try:
-        if not _is_plain(value):
-            return _encoder.encode(_plain(value, enc_hook, ""))
+        return _encode(value, enc_hook)
+    except RecursionError:  # the caller's stack was deep already: not the value's fault
+        pass
+    try:
+        return _on_fresh_stack(_encode, value, enc_hook)
+    except RecursionError as exc:
+        raise _unencodable(exc) from None
+
+
+def _encode(value: Any, enc_hook: Callable[[Any], Link | None] | None) -> bytes:
+    try:
+        if not _is_plain(value, 0):
+            return _encoder.encode(_plain(value, enc_hook, "", 0))
         return _encoder.encode(value)
-    except (RecursionError, UnicodeEncodeError) as exc:
-        raise _unencodable(exc) from (exc if isinstance(exc, UnicodeEncodeError) else None)
+    except UnicodeEncodeError as exc:
+        raise _unencodable(exc) from exc
+
+
+def _on_fresh_stack(work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)`` on a new thread, whose stack starts empty: a value within
+    :data:`MAX_DEPTH` is encoded and decoded whatever the depth of the caller's own stack
+    (a handler called from deep in an application, a notebook's frames). Rare: only after a
+    ``RecursionError`` on the caller's stack."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, work(*args)))
+        except BaseException as exc:  # handed to the caller as it is
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=run, name="sqlite-cells-deep-value")
+    thread.start()
+    thread.join()
+    ok, result = outcome[0]
+    if ok:
+        return result  # type: ignore[no-any-return]
+    raise result
 
 
 def encode_plain(value: Any) -> bytes:
@@ -77,7 +117,7 @@ def _unencodable(exc: RecursionError | UnicodeEncodeError) -> ValueEncodeError:
 _SCALARS = frozenset({str, bool, type(None)})
 
 
-def _is_plain(value: Any) -> bool:
+def _is_plain(value: Any, depth: int) -> bool:
     """True when ``value`` is strict JSON as it is — no links, tuples or anything msgspec would
     convert — so it can be encoded without being rebuilt (the common case, checked without
     allocating)."""
@@ -89,18 +129,26 @@ def _is_plain(value: Any) -> bool:
     if kind is float:
         return math.isfinite(value)
     if kind is dict:
-        # A dict whose only key is "/" may be a link's shape: ``_plain`` judges it.
-        return (len(value) != 1 or "/" not in value) and all(
-            type(k) is str and _is_plain(v) for k, v in value.items()
+        # A dict whose only key is "/" may be a link's shape: ``_plain`` judges it, and the
+        # depth past MAX_DEPTH.
+        return (
+            depth < MAX_DEPTH
+            and (len(value) != 1 or "/" not in value)
+            and all(type(k) is str and _is_plain(v, depth + 1) for k, v in value.items())
         )
     if kind is list:
-        return all(_is_plain(v) for v in value)
+        return depth < MAX_DEPTH and all(_is_plain(v, depth + 1) for v in value)
     return False
 
 
-def _plain(value: Any, hook: Callable[[Any], Link | None] | None, where: str) -> Any:
+def _plain(value: Any, hook: Callable[[Any], Link | None] | None, where: str, depth: int) -> Any:
     """``value`` as msgspec-ready JSON (links as sigils, tuples as lists), checked strictly."""
     kind = type(value)
+    if depth >= MAX_DEPTH and isinstance(value, dict | list | tuple):
+        raise ValueEncodeError(
+            f"the value nests lists and dicts more than {MAX_DEPTH} levels deep (or contains "
+            "itself); store a flatter value"
+        )
     if kind in _SCALARS:
         return value
     if kind is int:
@@ -124,12 +172,12 @@ def _plain(value: Any, hook: Callable[[Any], Link | None] | None, where: str) ->
                 raise ValueEncodeError(
                     f"{_at(where)}: dict keys must be str, not {type(key).__name__} ({key!r})"
                 )
-            out[key] = _plain(item, hook, f"{where}[{key!r}]")
+            out[key] = _plain(item, hook, f"{where}[{key!r}]", depth + 1)
         if len(out) == 1 and is_link_sigil(out):  # a Cell's own link is a LinkSigil, not a dict
             raise _sigil_shaped(where)
         return out
     if isinstance(value, list | tuple):
-        return [_plain(item, hook, f"{where}[{i}]") for i, item in enumerate(value)]
+        return [_plain(item, hook, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
     link = value if isinstance(value, Link) else hook(value) if hook is not None else None
     if link is None:
         raise ValueEncodeError(f"{_at(where)}: cannot store a {kind.__name__}; {_JSON_HELP}")
@@ -161,6 +209,17 @@ def decode_value(data: bytes, link_hook: Callable[[Link], Any] | None = None) ->
     """Decode JSON bytes; each embedded link sigil becomes ``link_hook(link)`` (the Link itself
     when no hook is given). Bytes that are not JSON raise :class:`EncodingError`."""
     try:
+        return _decode(data, link_hook)
+    except RecursionError:  # the caller's stack was deep already: not the value's fault
+        pass
+    try:
+        return _on_fresh_stack(_decode, data, link_hook)
+    except RecursionError:
+        raise _too_deep(data) from None
+
+
+def _decode(data: bytes, link_hook: Callable[[Link], Any] | None) -> Any:
+    try:
         value = _decoder.decode(data)
     except msgspec.DecodeError as exc:
         shown = bytes(data[:60])
@@ -168,15 +227,9 @@ def decode_value(data: bytes, link_hook: Callable[[Link], Any] | None = None) ->
             f"a stored cell value is not JSON ({exc}; it starts {shown!r}): it was not written "
             "by sqlite-cells; write the cell again or restore the space file"
         ) from exc
-    except RecursionError:
-        raise _too_deep(data) from None
     if not has_links(data):
         return value
-    convert = link_hook if link_hook is not None else _identity
-    try:
-        return _walk(value, convert)
-    except RecursionError:
-        raise _too_deep(data) from None
+    return _walk(value, link_hook if link_hook is not None else _identity)
 
 
 def _too_deep(data: bytes) -> EncodingError:

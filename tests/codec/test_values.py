@@ -4,6 +4,7 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import sys
 import uuid
 from typing import Any
 
@@ -12,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sqlite_cells.codec import (
+    MAX_DEPTH,
     CellWrite,
     CommitRecord,
     EncodingError,
@@ -127,8 +129,43 @@ def test_r6_limits_of_json_values_are_kept_exactly() -> None:
 def test_r6_self_containing_values_are_refused() -> None:
     loop: list[Any] = []
     loop.append(loop)
-    with pytest.raises(ValueEncodeError, match="nested too deeply"):
+    with pytest.raises(ValueEncodeError, match="more than 256 levels deep"):
         encode_value(loop)
+    mapping: dict[str, Any] = {}
+    mapping["self"] = mapping
+    with pytest.raises(ValueEncodeError, match=r"more than 256 levels deep \(or contains itself"):
+        encode_value(mapping)
+
+
+def _nested(levels: int, leaf: Any) -> Any:
+    value = leaf
+    for i in range(levels):
+        value = [value] if i % 2 else {"k": value}
+    return value
+
+
+def _from_frames(frames: int, work: Any) -> Any:
+    """``work()`` called ``frames`` Python frames deeper than the caller."""
+    return work() if frames == 0 else _from_frames(frames - 1, work)
+
+
+def test_r6_nesting_is_bounded_by_a_fixed_depth_not_by_the_caller_s_stack() -> None:
+    """A value nests at most MAX_DEPTH (256) lists and dicts, whatever the stack of the code
+    storing it; a value within it is encoded and decoded from any depth of the caller's stack
+    (it was judged against the stack: 331 levels stored from the top, then unreadable from 550
+    frames deep, blamed on "another program")."""
+    assert MAX_DEPTH == 256
+    deepest = _nested(MAX_DEPTH, "leaf")
+    data = encode_value(deepest)
+    assert decode_value(data) == deepest
+    with pytest.raises(ValueEncodeError, match="more than 256 levels deep") as info:
+        encode_value(_nested(MAX_DEPTH + 1, "leaf"))
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(ValueEncodeError, match="more than 256 levels deep"):
+        encode_value([_nested(MAX_DEPTH, "leaf")])  # the bound counts from the top
+    depth = sys.getrecursionlimit() - 100
+    assert _from_frames(depth, lambda: encode_value(deepest)) == data
+    assert _from_frames(depth, lambda: decode_value(data)) == deepest
 
 
 def test_stored_bytes_that_are_not_json_raise_an_encoding_error() -> None:

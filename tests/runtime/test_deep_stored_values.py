@@ -12,7 +12,7 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
-from sqlite_cells.codec import EncodingError, StoredCellError, decode_value
+from sqlite_cells.codec import MAX_DEPTH, EncodingError, StoredCellError, decode_value
 
 from ..conftest import run_cli
 
@@ -84,3 +84,25 @@ def test_the_command_line_lists_a_too_deep_value(store: Path, data: bytes) -> No
     done = run_cli("cells", str(store))
     (line,) = [line for line in done.stdout.splitlines() if cell_id in line]
     assert f"<undecodable value of {len(data)} bytes>" in line
+
+
+def test_a_value_set_reads_back_from_any_stack_depth(rt: sc.Runtime) -> None:
+    """R6: a value `set` accepts reads back wherever `get` is called from — a 256-level value
+    holding a Cell, read 900 frames deep (it failed as a `StoredCellError` blaming "another
+    program" from ≈ 550 frames)."""
+    space = rt.space("demo")
+    c, target = space.cell("c"), space.cell("target", default=7)
+    value: Any = target
+    for _ in range(MAX_DEPTH):
+        value = [value]
+    with space.transact():
+        c.set(value)
+
+    def down(frames: int) -> Any:
+        return c.get() if frames == 0 else down(frames - 1)
+
+    read = down(900)
+    for _ in range(MAX_DEPTH):
+        assert isinstance(read, list) and len(read) == 1
+        read = read[0]
+    assert read == target and read.get() == 7
