@@ -168,6 +168,7 @@ def _validated(
     _refuse_surrogates(given, given)
     candidate = Path(given)
     try:
+        os.stat(given)  # as the system reads the text: "file.db/" names no file (Path drops the /)
         resolved = candidate.resolve(strict=True)
         mode = resolved.stat().st_mode
     except (FileNotFoundError, NotADirectoryError):

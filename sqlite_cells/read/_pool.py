@@ -13,7 +13,10 @@ loop of steps and a wait for a lock both end at the deadline (R44). An injected 
 opened through :func:`source_uri` (nothing created beside it) after checking that its path still
 names the pinned file. A source connection opened ``immutable`` reads the file as it was at the
 open: it is kept only while the file's content signature is unchanged (checked at each
-checkout), so a read sees the commits other programs finished before it began (R40).
+checkout), so a read sees the commits other programs finished before it began (R40). A source
+connection that found the file in WAL mode (opened ``mode=ro`` beside its program's ``-wal``
+and ``-shm``) is closed after each read: kept, its lock would keep that program's close from
+checkpointing and removing them, so they would stay beside the file.
 
 A store file is checked against the file the runtime's write path pinned for it (``pinned``,
 see :func:`sqlite_cells.files.pin`): a connection opened on another file (the pinned one deleted
@@ -57,6 +60,7 @@ from sqlite_cells.files import (
     content_signature,
     file_identity,
     source_opening,
+    source_uri,
 )
 from sqlite_cells.read._shadows import ShadowState
 from sqlite_cells.runtime import LENGTH_LIMIT, has_moved
@@ -145,6 +149,23 @@ def _still_serves(pooled: PooledConnection, path: Path) -> bool:
     return pooled.frozen is None or content_signature(path) == pooled.frozen
 
 
+def _open_source(path: Path) -> tuple[apsw.Connection, tuple[object, ...] | None]:
+    """A read-only connection to the injected source at ``path`` and, opened ``immutable``, the
+    content signature it reads (see :func:`source_opening`). A file in WAL mode is opened
+    ``mode=ro`` only while its program's ``-wal`` and ``-shm`` are there; SQLite creates them at
+    the first read otherwise. They are looked for again once the connection is open (it has
+    read nothing yet): gone in between (the program closed), the file is opened again, then
+    ``immutable``, which creates nothing."""
+    tries = _OPEN_TRIES
+    while True:
+        uri, frozen = source_opening(path)
+        conn = apsw.Connection(uri, flags=READ_ONLY_URI)
+        tries -= 1
+        if frozen is not None or tries == 0 or source_uri(path) == uri:
+            return conn, frozen
+        conn.close()
+
+
 class _Checkout:
     """The ``with`` block of :meth:`ReadPool.connection` (a plain class: a generator-based
     context manager costs more, and every read takes one)."""
@@ -180,6 +201,11 @@ class _Checkout:
         assert pooled is not None
         pooled.deadline = math.inf
         pool = self._pool
+        if self._source and pooled.frozen is None and pool._holds_wal(pooled):
+            # A live source in WAL mode: not kept, so that no lock of ours keeps its program's
+            # -wal and -shm beside it once that program is done (see the module docstring).
+            pool.forget(pooled)
+            return
         if kind is None or pool._rollback(pooled):
             unheld = not pooled.held and not self._source and not pool._holds_wal(pooled)
             if unheld and has_moved(pooled.conn):  # unlinked while it read: not kept
@@ -293,8 +319,7 @@ class ReadPool:
         identity: Identity | None = None
         if source:
             check_pinned(path)
-            uri, frozen = source_opening(path)
-            conn = apsw.Connection(uri, flags=READ_ONLY_URI)
+            conn, frozen = _open_source(path)
             try:  # the file opened is the file pinned, not one swapped in between
                 opened: Identity | None = check_pinned(path)
             except DiskSourceError:

@@ -77,6 +77,9 @@ HOSTILE: list[tuple[str, Case, str]] = [
     ("missing-dir", lambda s, o, r: str(o / "no" / "such.db"), "exists"),
     ("dangling-link", lambda s, o, r: _symlink(o / "dangling.db", o / "gone.db"), "exists"),
     ("link-loop", lambda s, o, r: _symlink(o / "loop.db", o / "loop.db"), "exists"),
+    # the system reads "file/" as a directory that does not exist (Path would drop the "/")
+    ("trailing-slash", lambda s, o, r: f"{r}/", "exists"),
+    ("file-slash-dot", lambda s, o, r: f"{r}/.", "exists"),
     ("directory", lambda s, o, r: str(o), "regular-file"),
     ("root", lambda s, o, r: "/", "regular-file"),
     ("fifo", lambda s, o, r: _fifo(o / "pipe.db"), "regular-file"),

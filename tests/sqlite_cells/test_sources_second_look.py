@@ -993,3 +993,87 @@ def test_a_linked_source_outside_the_roots_of_a_later_runtime_is_refused_clearly
         assert state.result is None and isinstance(state.error, sc.DiskSourceError)
         assert state.error.rule == "under-roots"
     assert _listing(outside) == ["allowed", "reference.db"]
+
+
+_WAL_WRITER = """
+import sys
+import apsw
+conn = apsw.Connection(sys.argv[1])
+conn.execute("PRAGMA journal_mode=WAL").fetchall()
+conn.execute("INSERT INTO codes VALUES ('w1', 'written in WAL')")
+print("committed", flush=True)
+sys.stdin.readline()
+conn.close()
+print("closed", flush=True)
+"""
+
+
+def _wal_writer(path: Path) -> Any:
+    """Another program with ``path`` open in WAL mode and one commit in its -wal, waiting for a
+    line on stdin to close (its close checkpoints and removes the -wal and -shm)."""
+    import subprocess
+    import sys
+
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _WAL_WRITER, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdout is not None and writer.stdout.readline().strip() == "committed"
+    return writer
+
+
+def _close_writer(writer: Any) -> None:
+    writer.stdin.write("\n")
+    writer.stdin.flush()
+    closed = writer.stdout.readline().strip()
+    writer.stdin.close()
+    writer.stdout.close()
+    assert writer.wait(timeout=30) == 0 and closed == "closed"
+
+
+def test_a_wal_source_read_while_its_program_runs_keeps_nothing_beside_it(
+    space: Space, outside: Path
+) -> None:
+    """R60: the runtime's connection to a WAL source whose program has it open held a lock
+    after the read, so that program's close could not checkpoint and remove its -wal and -shm:
+    both stayed beside the file, the commit only in the -wal. Such a connection is not kept."""
+    path = _reference_db(outside / "walled.db", wal=True)
+    writer = _wal_writer(path)
+    assert _listing(outside) == ["walled.db", "walled.db-shm", "walled.db-wal"]
+    handle = space.register_disk_source(str(path))
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 4}]
+    _close_writer(writer)
+    assert _listing(outside) == ["walled.db"]
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 4}]
+    assert _listing(outside) == ["walled.db"]
+
+
+def test_a_wal_source_whose_program_closes_as_it_is_opened_gets_no_wal_of_ours(
+    space: Space, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R60: the runtime opens a WAL source `mode=ro` while its program's -wal and -shm are there
+    (it sees that program's commits); the program closing just then removed both, and SQLite
+    created them again at the runtime's first read. They are looked for again once the
+    connection is open, before it reads. (The writer is closed from inside the open here, to
+    meet that moment every time.)"""
+    from sqlite_cells.read import _pool
+
+    path = _reference_db(outside / "walled.db", wal=True)
+    writer = _wal_writer(path)
+    handle = space.register_disk_source(str(path))
+    chosen: list[str] = []
+    plain = _pool.source_opening
+
+    def opening(at: Path) -> tuple[str, Any]:
+        uri, frozen = plain(at)
+        chosen.append(uri)
+        if len(chosen) == 1:
+            _close_writer(writer)  # between the look at the -wal and the open's first read
+        return uri, frozen
+
+    monkeypatch.setattr(_pool, "source_opening", opening)
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 4}]
+    assert [uri.endswith("immutable=1") for uri in chosen] == [False, True]
+    assert _listing(outside) == ["walled.db"]
