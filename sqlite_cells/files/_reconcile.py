@@ -230,7 +230,11 @@ def _reconcile(
             conn = _open(path, writable=repair, busy_ms=busy_ms)
         except (apsw.BusyError, apsw.LockedError):
             raise  # a lock held elsewhere is not damage: nothing is decided (the caller retries)
-        except (apsw.Error, _Damaged) as exc:
+        except _Damaged as exc:
+            return _damaged(space_conn, db_id, path, space_seq, exc, repair=repair)
+        except apsw.Error as exc:
+            if not _unopenable(path, exc):
+                raise  # a full disk, an I/O error, a permission: not damage, nothing decided
             return _damaged(space_conn, db_id, path, space_seq, exc, repair=repair)
         try:
             if verify:
@@ -258,6 +262,17 @@ def _open(path: Path, *, writable: bool, busy_ms: int = BUSY_TIMEOUT_MS) -> apsw
         conn.close()
         raise _Damaged(str(exc)) from exc
     return conn
+
+
+def _unopenable(path: Path, exc: apsw.Error) -> bool:
+    """Whether SQLite's refusal (``exc``) to open ``path`` is the file's own doing — not a
+    regular file, or one whose contents SQLite cannot open: damage — rather than a full disk,
+    an I/O error or this user's permissions, which say nothing of its rows."""
+    if odd_kind(path) is not None:
+        return True
+    if isinstance(exc, _TRANSIENT):
+        return False
+    return os.access(path, os.R_OK | os.W_OK)
 
 
 def _verify(conn: apsw.Connection) -> None:

@@ -136,3 +136,49 @@ def test_a_store_this_user_may_not_search_is_a_named_error_not_a_raw_one() -> No
     for line, mode in zip(lines, ("0o0", "0o666"), strict=True):
         assert line.startswith(f"{mode} StorePathError True "), line
         assert str(base / "store") in line and "read and search permission" in line, line
+
+
+_UNREADABLE_DATABASE = """
+import os, sys
+import sqlite_cells as sc
+store = sys.argv[1]
+tables = {"t": sc.table(x="integer")}
+with sc.Runtime(store) as rt:
+    space = rt.space("demo")
+    db = space.sqlite_database("d", tables=tables)
+    with space.transact():
+        db.exec("INSERT INTO t VALUES (1)")
+    path = db.path
+os.chmod(path, 0)
+try:
+    with sc.Runtime(store) as rt:
+        rt.space("demo").sqlite_database("d", tables=tables).read("SELECT x FROM t")
+    print("read")
+except sc.SqliteCellsError as exc:
+    print(type(exc).__name__, exc)
+from sqlite_cells.cli._cli import main
+print("check exit", main(["check", store]))
+print(sorted(os.listdir(store)))
+os.chmod(path, 0o644)
+with sc.Runtime(store) as rt:
+    print(rt.space("demo").sqlite_database("d", tables=tables).read("SELECT x FROM t"))
+"""
+
+
+def test_a_database_file_this_user_may_not_open_is_not_damage() -> None:
+    """R71: a database file SQLite cannot open for want of permission (or a full disk, an I/O
+    error) says nothing of its rows: it was taken for damage — "damaged", quarantined, a copy
+    kept — and is now an error naming the file and what to check, with nothing decided."""
+    from ..conftest import run_unprivileged, shared_dir
+
+    with shared_dir() as base:
+        done = run_unprivileged(_UNREADABLE_DATABASE, str(base / "store"))
+    assert done.returncode == 0, done.stderr
+    error, *checked, listing, after = done.stdout.splitlines()
+    assert error.startswith("DatabaseError database of:"), error
+    assert "damaged" not in error and str(base) in error, error
+    assert checked[-1] == "check exit 1", checked
+    report = "\n".join(checked)
+    assert "damaged" not in report and "--repair" not in report, report
+    assert "quarantine" not in listing, listing
+    assert after == "[{'x': 1}]"
