@@ -13,7 +13,9 @@ Two entry points:
      listing every one. Otherwise create missing tables, ``ADD COLUMN`` missing columns, create
      missing indexes. A UNIQUE or STORED generated column, which ``ADD COLUMN`` cannot add, is
      added by rebuilding its table, rows kept (:mod:`sqlite_cells.schema._rebuild`); an
-     ``ALTER`` SQLite refuses otherwise (a default that is not a constant) is a difference.
+     ``ALTER`` SQLite refuses otherwise (a default that is not a constant) is a difference, and
+     so is a VIRTUAL generated column that a row already in its table cannot compute (SQLite
+     adds it without computing it; :mod:`sqlite_cells.schema._generated`).
   5. Store the declared version; ``RELEASE``.
 
 * :func:`migrate_file` runs a ``migrate`` callback (R14) *before* the space's commit attaches the
@@ -22,7 +24,9 @@ Two entry points:
   file: ``migrate(conn, stored_version)`` under the migration authorizer, then steps 4–5, then the
   check that the file holds exactly the declared tables and indexes plus the runtime's own
   (else :class:`MigrationError`), then the check that every declared link column holds NULL or
-  a well-formed link (R31; else :class:`MigrationError` caused by a ``LinkEncodeError``). A
+  a well-formed link (R31; else :class:`MigrationError` caused by a ``LinkEncodeError``), then
+  the check that every row computes every VIRTUAL generated column (R44; else
+  :class:`MigrationError`, see :mod:`sqlite_cells.schema._generated`). A
   crash leaves the old version and schema, or the new ones. It is never called for a file that
   does not exist, nor when the stored version is not older.
   If the space's commit then fails, the file stays migrated with no rows of that commit written:
@@ -71,6 +75,7 @@ from sqlite_cells.runtime import (
     exception_text,
     surrogate_at,
 )
+from sqlite_cells.schema._generated import uncomputable, virtual_columns_of
 from sqlite_cells.schema._rebuild import rebuild_adding
 from sqlite_cells.schema._schema import Schema, quote_ident
 from sqlite_cells.schema._schema_diff import (
@@ -573,6 +578,12 @@ def add_missing(conn: apsw.Connection, database: str, schema: Schema, db_id: str
         _name_refused_additions(conn, statements, diffs)
         raise UnsupportedMigration(db_id, diffs)
     tables = dict(schema.tables)
+    # The VIRTUAL generated columns each table that gains columns has before: a new one is
+    # computed for every row below.
+    virtual = {
+        name: virtual_columns_of(conn, database, name)
+        for name in {step.adds_to for step in statements if step.adds_to is not None}
+    }
     rebuilt: set[str] = set()
     for step in statements:
         if step.adds_to in rebuilt:
@@ -606,8 +617,32 @@ def add_missing(conn: apsw.Connection, database: str, schema: Schema, db_id: str
                 conn.execute(step.sql)
             except apsw.Error as exc:
                 diffs.append(f"{step.subject}: SQLite refused {step.sql!r}: {exc}")
+    for name, before in virtual.items():
+        if name not in rebuilt:  # (a rebuild computed them as it copied the rows)
+            diffs += _uncomputable_rows(conn, database, name, before)
     if diffs:
         raise UnsupportedMigration(db_id, diffs)
+
+
+def _uncomputable_rows(
+    conn: apsw.Connection, database: str, table: str, before: Sequence[str]
+) -> list[str]:
+    """The differences of the VIRTUAL generated columns the migration added to ``table`` (those
+    not in ``before``) that a row already there cannot compute: SQLite adds one without
+    computing it, and from then on every read of such a row would fail (R44; see
+    :mod:`sqlite_cells.schema._generated`). Each new column is computed for every row, once."""
+    had = {fold_ascii(column) for column in before}
+    added = [c for c in virtual_columns_of(conn, database, table) if fold_ascii(c) not in had]
+    if not added:
+        return []
+    source = f"{quote_ident(database)}.{quote_ident(table)}"
+    return [
+        f"{table}.{column}: its generated value cannot be computed for a row already in the "
+        f"table (SQLite said {exc}), and a VIRTUAL generated column is computed at every read, "
+        "so no read could return that row; declare an expression every row can compute, or "
+        "bump version= with a migrate that changes those rows first"
+        for column, exc in uncomputable(conn, source, added)
+    ]
 
 
 def _name_refused_additions(
@@ -768,6 +803,7 @@ def _migrate_in_transaction(
         ) from exc
     _check_exact(conn, schema, db_id)
     _check_link_values(conn, schema, db_id, call)
+    _check_virtual_values(conn, schema, db_id, call)
     store_version(conn, "main", version)
     return True
 
@@ -819,6 +855,28 @@ def _check_link_values(conn: apsw.Connection, schema: Schema, db_id: str, call: 
         for column in table.columns:
             if column.is_link:
                 _check_link_column(conn, name, column.name, db_id, call)
+
+
+def _check_virtual_values(conn: apsw.Connection, schema: Schema, db_id: str, call: str) -> None:
+    """After ``migrate``: every row computes every VIRTUAL generated column of the declared
+    tables, else :class:`MigrationError` naming each column that a row cannot compute (R44: no
+    read could return that row; see :mod:`sqlite_cells.schema._generated`). The callback may
+    have added such a column, or changed the rows one is computed from: the tables that have
+    one are read in full, once. Migrations are rare."""
+    failed = []
+    for name, _ in schema.tables:
+        columns = virtual_columns_of(conn, "main", name)
+        if columns:
+            source = f"main.{quote_ident(name)}"
+            failed += [(name, column, exc) for column, exc in uncomputable(conn, source, columns)]
+    if failed:
+        listed = "; ".join(f"{t}.{c} (SQLite said {exc})" for t, c, exc in failed)
+        raise MigrationError(
+            db_id,
+            f"after {call} a row cannot compute the VIRTUAL generated column {listed}; such a "
+            "column is computed at every read, so no read could return that row; nothing was "
+            "written: migrate must leave rows every generated column can be computed for",
+        )
 
 
 def _check_link_column(
