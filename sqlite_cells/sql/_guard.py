@@ -20,7 +20,8 @@ raises :class:`~codec._errors.GuardViolation` otherwise.  ``GuardViolation.kind`
     apsw refuses it) or a lone surrogate (it cannot be encoded), or sqlglot's tokenizer splits it
     differently from SQLite (below); and a statement that does not start with a statement keyword
     (``SELEC * FROM t``, ``(SELECT 1)``, a malformed WITH clause, a WITH followed by anything but
-    SELECT, VALUES, INSERT, REPLACE, UPDATE or DELETE).  The offset is where the problem starts.
+    SELECT, VALUES, INSERT, REPLACE, UPDATE or DELETE).  The offset is where the problem starts;
+    a rule broken before it decides instead (below).
 ``forbidden-statement``
     The statement starts with ATTACH, DETACH, PRAGMA, VACUUM, REINDEX, ANALYZE or transaction
     control (BEGIN, COMMIT, END, ROLLBACK, SAVEPOINT, RELEASE).
@@ -64,11 +65,23 @@ raises :class:`~codec._errors.GuardViolation` otherwise.  ``GuardViolation.kind`
     SQLite reads no statement with one (an unquoted RETURNING is never a name): refused here, as
     R23 asks of what the authorizer cannot see, rather than left to SQLite's syntax error.
 
-``empty`` and ``multiple-statements`` are decided first, then ``syntax``, then the statement kind
-at the statement's first keyword (for WITH, at the main statement's verb after the CTE list: the
-offset of ``not-read-only``/``not-a-write`` is that verb's), then the remaining rules in one pass
-over the tokens: the leftmost token that breaks a rule decides, and at one token the order above
-(schema-qualified, temp-object, forbidden-function, reserved-name, returning) decides.
+``empty`` and ``multiple-statements`` are decided first, then the statement kind at the
+statement's first keyword (for WITH, at the main statement's verb after the CTE list: the offset
+of ``not-read-only``/``not-a-write`` is that verb's), then the remaining rules in one pass over
+the tokens: the leftmost token that breaks a rule decides, and at one token the order above
+(schema-qualified, temp-object, forbidden-function, reserved-name, returning) decides (R24).
+
+Text SQLite cannot read (``syntax`` at offset P) is met where it stands: the statement kind and
+the rules are applied to the part before P (:meth:`Statement.readable
+<sqlite_cells.sql._statement.Statement.readable>`), and ``syntax`` at P is the verdict only when
+that part breaks none (``PRAGMA table_info('t`` is ``forbidden-statement`` at 0,
+``SELECT * FROM main.t WHERE a = "x`` is ``schema-qualified``).  That part is judged as SQLite
+reads it, whatever follows P: a rule that needs a token beyond P does not apply (``main.'x`` has
+no name after the dot; ``WITH edit(a, 'x`` may still be a CTE's column list, not a call; the main
+verb of a WITH whose list P cuts is unknown, so only WITH itself is judged), and a last token
+that SQLite reads together with the character at P (``sqlite_master\xa0``) is left out.  A
+``;`` after P cannot be seen, so there is no ``multiple-statements`` there.  Text that tokenizes
+never takes this path.
 
 What is a name
 --------------
@@ -252,14 +265,24 @@ def _check(statement: Statement, mode: Mode) -> CheckedStatement:
     sql = statement.sql
     if statement.problem is not None:
         kind, offset, message = statement.problem
+        readable = statement.readable()  # None unless kind is "syntax"
+        if readable is not None and readable.body:
+            # R24: a rule broken before the text SQLite cannot read is met first.
+            _statement_kind(readable, mode, whole=False)
+            _scan_rules(readable, mode, whole=False)
         refuse(kind, sql, offset, message)
     verb = _statement_kind(statement, mode)
     _scan_rules(statement, mode)
     return CheckedStatement(sql, mode, verb, statement)
 
 
-def _statement_kind(statement: Statement, mode: Mode) -> str:
-    """The allowlist of statement kinds, decided at the first keyword and the main verb."""
+def _statement_kind(statement: Statement, mode: Mode, *, whole: bool = True) -> str:
+    """The allowlist of statement kinds, decided at the first keyword and the main verb.
+
+    Not ``whole``: ``statement`` is the part SQLite reads before a ``syntax`` problem
+    (:meth:`Statement.readable`).  When that part ends inside the WITH list, the main verb is
+    not known: only the first keyword decides, and "" is returned.
+    """
     sql, tokens = statement.sql, statement.tokens
     kind, key, start, end = tokens[0]
     if kind != WORD or key not in _STATEMENT_WORDS:
@@ -273,6 +296,8 @@ def _statement_kind(statement: Statement, mode: Mode) -> str:
     if key in FORBIDDEN_VERBS or key in DDL_VERBS:
         _refuse_verb(sql, key, start)
     index = statement.verb_index
+    if index >= statement.body and not whole:
+        return ""  # the text SQLite cannot read starts before the main verb
     if index >= statement.body or not statement.verb_shaped:
         if index < statement.body:
             kind, key, start, _end = tokens[index]
@@ -346,11 +371,13 @@ def _refuse_verb(sql: str, key: str, start: int) -> NoReturn:
     refuse("forbidden-statement", sql, start, f"{key} statements are not allowed: {why}")
 
 
-def _scan_rules(statement: Statement, mode: Mode) -> None:
+def _scan_rules(statement: Statement, mode: Mode, *, whole: bool = True) -> None:
     """The token rules in one left-to-right pass; the leftmost token that breaks one decides.
 
     At one token the rules apply in the order schema-qualified, temp-object,
-    forbidden-function, reserved-name, returning.
+    forbidden-function, reserved-name, returning.  Not ``whole``: ``statement`` is the part
+    SQLite reads before a ``syntax`` problem, and a rule that needs tokens beyond it does not
+    apply (:func:`_names_a_cte`).
     """
     entries, count = statement.tokens, statement.body
     string_names = statement.string_names
@@ -381,11 +408,13 @@ def _scan_rules(statement: Statement, mode: Mode) -> None:
         elif kind != QUOTED and (kind != STRING or i not in string_names):
             previous = entry
             continue
-        _check_name(statement, i, following, previous, write)
+        _check_name(statement, i, following, previous, write, whole)
         previous = entry
 
 
-def _check_name(statement: Statement, i: int, following: str, previous: Tok, write: bool) -> None:
+def _check_name(
+    statement: Statement, i: int, following: str, previous: Tok, write: bool, whole: bool
+) -> None:
     """The rules for the word, quoted identifier or string-literal name at ``i``, in order."""
     sql, entries, count = statement.sql, statement.tokens, statement.body
     entry = entries[i]
@@ -404,7 +433,7 @@ def _check_name(statement: Statement, i: int, following: str, previous: Tok, wri
         and kind != STRING
         and key in _FORBIDDEN_CALLS
         and (previous[1] != "INTO" or previous[0] != WORD)
-        and not _names_a_cte(entries, i + 1, count)
+        and not _names_a_cte(entries, i + 1, count, whole)
     ):
         if key in _ROW_COUNT_CALLS:
             why = (
@@ -437,26 +466,62 @@ def _check_name(statement: Statement, i: int, following: str, previous: Tok, wri
         refuse("returning", sql, start, f"RETURNING is not allowed: {why}")
 
 
-def _names_a_cte(entries: tuple[Tok, ...], opening: int, count: int) -> bool:
+def _names_a_cte(entries: tuple[Tok, ...], opening: int, count: int, whole: bool) -> bool:
     """Whether the parenthesis group opening at ``opening`` is a CTE's column list (``WITH
     name(a, b) AS (…)``): its ``)`` is followed by ``AS [[NOT] MATERIALIZED] (``. After a call,
-    ``AS`` names an alias (``materialized`` may be one), which no ``(`` follows."""
+    ``AS`` names an alias (``materialized`` may be one), which no ``(`` follows.
+
+    Not ``whole`` (the tokens stop where SQLite can read no further): when they stop before
+    that shape is complete or broken, the group counts as a column list if the name stands
+    where a CTE's name can (:func:`_may_name_a_cte`), so ``WITH edit(a, 'x`` is not a call.
+    """
     closing = group(entries, opening)[1]
-    return closing >= 0 and _is_cte_body_next(entries, closing + 1, count)
+    if closing >= 0:
+        found = _is_cte_body_next(entries, closing + 1, count, whole)
+        if found is not None:
+            return found
+    elif whole:
+        return False
+    return _may_name_a_cte(entries, opening - 1)
 
 
-def _is_cte_body_next(entries: tuple[Tok, ...], i: int, count: int) -> bool:
-    """Whether ``AS [[NOT] MATERIALIZED] (`` starts at ``i``."""
+_CTE_BODY_OPENERS: Final = (["AS"], ["AS", "MATERIALIZED"], ["AS", "NOT", "MATERIALIZED"])
+_CTE_BODY_STARTS: Final[tuple[list[str], ...]] = ([], ["AS"], ["AS", "NOT"], *_CTE_BODY_OPENERS)
+
+
+def _is_cte_body_next(entries: tuple[Tok, ...], i: int, count: int, whole: bool) -> bool | None:
+    """Whether ``AS [[NOT] MATERIALIZED] (`` starts at ``i``; None when not ``whole`` and the
+    tokens stop inside what could still be that."""
     words: list[str] = []
     j = i
     while j < count and entries[j][0] == WORD and len(words) < 3:
         words.append(entries[j][1])
         j += 1
-    return (
-        j < count
-        and entries[j][:2] == (OP, "(")
-        and words in (["AS"], ["AS", "MATERIALIZED"], ["AS", "NOT", "MATERIALIZED"])
-    )
+    if j == count and not whole and words in _CTE_BODY_STARTS:
+        return None
+    return j < count and entries[j][:2] == (OP, "(") and words in _CTE_BODY_OPENERS
+
+
+def _may_name_a_cte(entries: tuple[Tok, ...], i: int) -> bool:
+    """Whether the name at ``i`` stands where a CTE's name can: after ``WITH``, ``WITH
+    RECURSIVE``, or the ``,`` after a CTE's body ``AS [[NOT] MATERIALIZED] (…)``."""
+    if i == 0:
+        return False
+    kind, key = entries[i - 1][0], entries[i - 1][1]
+    if kind == WORD:
+        return key == "WITH" or key == "RECURSIVE"
+    if key != "," or i < 2 or entries[i - 2][:2] != (OP, ")"):
+        return False
+    depth = 0
+    for j in range(i - 2, 0, -1):
+        kind, key = entries[j][0], entries[j][1]
+        if kind == OP and key == ")":
+            depth += 1
+        elif kind == OP and key == "(":
+            depth -= 1
+            if depth == 0:
+                return entries[j - 1][:2] in ((WORD, "AS"), (WORD, "MATERIALIZED"))
+    return False
 
 
 def _check_temp(entry: Tok, previous: Tok, sql: str) -> None:

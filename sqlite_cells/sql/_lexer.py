@@ -40,7 +40,15 @@ from sqlglot.tokenizer_core import TokenType
 from sqlite_cells.sql._kinds import BLOB, NUMBER, OP, PARAM, QUOTED, STRING, WORD, Tok
 from sqlite_cells.sql._names import upper_ascii
 
-__all__ = ["Lexer", "RawToken", "sqlglot_tokens", "syntax_message", "unescape", "unquote"]
+__all__ = [
+    "Lexer",
+    "RawToken",
+    "is_idchar",
+    "sqlglot_tokens",
+    "syntax_message",
+    "unescape",
+    "unquote",
+]
 
 
 class _Tokenizer(SQLite.Tokenizer):
@@ -95,7 +103,7 @@ def unescape(text: str) -> str:
     return text[1:-1].replace(opener + opener, opener)
 
 
-def _is_idchar(char: str) -> bool:
+def is_idchar(char: str) -> bool:
     # SQLite's IdChar(): ASCII letters and digits, "_", "$" and every non-ASCII character.
     return char.isalnum() or char in "_$" if char.isascii() else True
 
@@ -339,7 +347,7 @@ class Lexer:
     def word(self, start: int, end: int) -> None:
         sql = self.sql
         text = sql[start:end]
-        if all(map(_is_idchar, text)) if not text.isascii() else text.isidentifier():
+        if all(map(is_idchar, text)) if not text.isascii() else text.isidentifier():
             self.tokens.append((WORD, upper_ascii(text), start, end))
             return
         if any(quote in text for quote in _QUOTES):
@@ -351,14 +359,14 @@ class Lexer:
         i = start
         while i < end:
             j = i
-            while j < end and _is_idchar(sql[j]):
+            while j < end and is_idchar(sql[j]):
                 j += 1
             if j == i:
                 self.fail(i)
                 return
             self.tokens.append((WORD, upper_ascii(sql[i:j]), i, j))
             k = j
-            while k < end and not _is_idchar(sql[k]):
+            while k < end and not is_idchar(sql[k]):
                 k += 1
             if k > j:
                 self.gap(j, k, False)
@@ -403,7 +411,7 @@ class Lexer:
             while last + 1 < count and raw[last + 1].start == end:
                 follower = raw[last + 1]
                 piece = sql[follower.start : follower.end + 1]
-                if piece != "::" and not all(map(_is_idchar, piece)):
+                if piece != "::" and not all(map(is_idchar, piece)):
                     break
                 last += 1
                 end = follower.end + 1

@@ -18,9 +18,10 @@ What a Statement holds
 upper-cased (ASCII letters only, as SQLite folds) for words and operators, the unescaped text
 upper-cased for quoted identifiers and string literals, the text for parameters.  ``body`` is the
 number of tokens before the first ``;``; ``has_dot`` says whether a ``.`` operator appears
-(a qualified name).  ``problem`` is the first of ``empty``,
-``multiple-statements`` and ``syntax`` that applies, as ``(kind, offset, message)``.  ``verb`` is
-the main statement's verb after any WITH list.  ``string_names`` are the indexes of string
+(a qualified name).  ``problem`` is the first of ``empty``, ``multiple-statements`` and
+``syntax`` that applies, as ``(kind, offset, message)``; for ``syntax``,
+:meth:`Statement.readable` is the part before it, which the guard judges first (R24).  ``verb``
+is the main statement's verb after any WITH list.  ``string_names`` are the indexes of string
 literals SQLite reads as names (R24); :meth:`Statement.tables` and :meth:`Statement.functions`
 are the names it resolves as tables and the names it calls, with their offsets
 (:mod:`sqlite_cells.sql._positions`; worked out on demand — the guard only needs
@@ -33,8 +34,10 @@ sqlglot's tokens, needed for the rare parse, are never kept).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
@@ -50,7 +53,14 @@ from sqlite_cells.sql._kinds import (
     Target,
     Tok,
 )
-from sqlite_cells.sql._lexer import Lexer, sqlglot_tokens, syntax_message, unescape, unquote
+from sqlite_cells.sql._lexer import (
+    Lexer,
+    is_idchar,
+    sqlglot_tokens,
+    syntax_message,
+    unescape,
+    unquote,
+)
 from sqlite_cells.sql._positions import find_names, may_be_names
 from sqlite_cells.sql._targets import Draft, find_targets
 
@@ -117,6 +127,59 @@ class Statement:
         """The names SQLite calls as functions (table-valued functions included), ASCII-folded,
         with their offsets."""
         return find_names(self.sql, self.tokens, self.body)[2]
+
+    def readable(self) -> Statement | None:
+        """The part of the statement SQLite reads before its ``syntax`` problem, as a statement
+        of its own for the guard's rules (R24: the first rule met left to right decides), or
+        None when :attr:`problem` is not ``syntax``.
+
+        Its tokens are those that end at or before the problem's offset P and belong to the
+        first statement; the last one is left out when it touches P with identifier characters
+        on both sides (``sqlite_master\xa0``: SQLite reads one token there, not the one the
+        guard has).  So the last token is never followed by a ``(`` or ``.`` it could be read
+        with.  ``verb_index`` is ``body`` when the main verb is not among the tokens (P falls
+        inside the WITH list).  Parameters and targets are left out: the rules do not read them.
+        Worked out on demand, only for refused text: the scan of text that tokenizes pays
+        nothing for it.
+        """
+        problem = self.problem
+        if problem is None or problem[0] != "syntax":
+            return None
+        sql, tokens, offset = self.sql, self.tokens, problem[1]
+        count = 0
+        limit = min(self.body, len(tokens))
+        while count < limit and tokens[count][3] <= offset:
+            count += 1
+        if (
+            count
+            and tokens[count - 1][3] == offset
+            and offset < len(sql)
+            and is_idchar(sql[offset])
+            and is_idchar(sql[offset - 1])
+        ):
+            count -= 1
+        prefix = tokens[:count]
+        verb_index, verb_shaped = _main_verb(prefix, count)
+        verb = prefix[verb_index][1] if verb_index < count and prefix[verb_index][0] == WORD else ""
+        strings = [i for i, token in enumerate(prefix) if token[0] == STRING]
+        string_names = _NO_STRINGS
+        if may_be_names(prefix, count, strings):
+            string_names = find_names(sql, prefix, count)[0]
+        return dataclasses.replace(
+            self,
+            tokens=prefix,
+            body=count,
+            problem=None,
+            has_dot=any(token[0] == OP and token[1] == "." for token in prefix),
+            verb=verb,
+            verb_index=verb_index,
+            verb_shaped=verb_shaped,
+            string_names=string_names,
+            params=(),
+            param_count=0,
+            param_names=(),
+            targets=(),
+        )
 
     def words(self) -> list[Word]:
         """Every token as a :class:`Word` (for code that is not on a hot path).  When sqlglot
@@ -268,11 +331,13 @@ def _problem(sql: str, tokens: list[Tok], bad: int, first_semicolon: int) -> Pro
         try:
             sql.encode("utf-8")
         except UnicodeEncodeError as exc:
-            return (
-                "syntax",
-                exc.start,
-                "syntax error: lone surrogate character; the statement cannot be encoded as UTF-8",
-            )
+            if bad < 0 or exc.start < bad:  # the first problem, as the guard reads left to right
+                return (
+                    "syntax",
+                    exc.start,
+                    "syntax error: lone surrogate character; the statement cannot be encoded as "
+                    "UTF-8",
+                )
     if bad >= 0:
         return ("syntax", bad, syntax_message(sql, bad))
     return None
@@ -292,7 +357,7 @@ def _ends_unread(sql: str, tokens: list[Tok], first_semicolon: int, bad: int) ->
 _CTE_BODY_STARTS: Final = frozenset({"SELECT", "VALUES", "WITH", "("})
 
 
-def _main_verb(tokens: list[Tok], count: int) -> tuple[int, bool]:
+def _main_verb(tokens: Sequence[Tok], count: int) -> tuple[int, bool]:
     """Where the main statement's verb is: 0, or after ``WITH [RECURSIVE]`` and the CTE list.
 
     For WITH, returns ``(index, True)`` for the token after a CTE list of the shape
@@ -334,7 +399,7 @@ def _main_verb(tokens: list[Tok], count: int) -> tuple[int, bool]:
         return i, True
 
 
-def _after_parens(tokens: list[Tok], i: int, count: int) -> int:
+def _after_parens(tokens: Sequence[Tok], i: int, count: int) -> int:
     """Index just after the parenthesis group opening at ``i`` (``count`` if unbalanced)."""
     depth = 0
     for j in range(i, count):

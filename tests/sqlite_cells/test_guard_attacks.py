@@ -316,6 +316,14 @@ REFUSED_EVERYWHERE = [
     ("SELECT 1 -- \0", "DELETE FROM messages -- \0", "syntax", "\0"),
     ("PRAGMA user_version", "PRAGMA user_version", "forbidden-statement", 0),
     ("", "", "empty", 0),
+    # a rule broken before text SQLite cannot read is met first (R24)
+    (
+        "SELECT * FROM [main].messages WHERE body = 'x",
+        "DELETE FROM [main].messages WHERE body = 'x",
+        "schema-qualified",
+        "[main]",
+    ),
+    ("PRAGMA table_info('messages", "PRAGMA table_info('messages", "forbidden-statement", 0),
 ]
 
 
@@ -375,9 +383,96 @@ def test_text_sqlite_cannot_read_is_a_guard_violation_never_a_unicode_or_recursi
     for text in ("\udcff", "SELECT \udcff", "SELECT 1\0", "\ud800SELECT 1"):
         error = refusal(text, mode)
         assert isinstance(error, SqliteCellsError)
-        assert error.kind == "syntax"
+        # R24: a SELECT given as a write is not-a-write at its first keyword, before the rest
+        wanted = "not-a-write" if mode is Mode.WRITE and text.startswith("SELECT") else "syntax"
+        assert error.kind == wanted
     unbalanced = "SELECT " + "(" * 100_000
     try:
         check_statement(unbalanced, mode)
     except GuardViolation as error:
         assert error.kind == "not-a-write"
+
+
+# --- what comes before text SQLite cannot read (R24) -------------------------------------------
+
+# (call, statement, kind, offset): R24's order — the statement kind at the first keyword, else
+# the leftmost token that breaks a rule — holds when the text goes on with something SQLite
+# cannot tokenize; only a ";" after that point cannot be seen (docs/decisions.md).
+BEFORE_UNREADABLE = [
+    ("read", "PRAGMA table_info('t", "forbidden-statement", 0),
+    ("read", "DELETE FROM t WHERE a = 'x", "not-read-only", 0),
+    ("read", "SELECT * FROM sqlite_master WHERE a = 'x", "reserved-name", 14),
+    ("read", 'SELECT * FROM main.t WHERE a = "x', "schema-qualified", 14),
+    ("exec", "INSERT INTO main.t(a) VALUES ('x)", "schema-qualified", 12),
+    ("exec", "SELECT 1 FROM t WHERE a = 'x", "not-a-write", 0),
+    ("read", "SELECT 1 # x; SELECT 2", "syntax", 9),
+    ("read", "SELECT a FROM t WHERE a = 'x", "syntax", 26),
+    ("exec", "DELETE FROM t WHERE a = 'x", "syntax", 24),
+]
+
+
+@pytest.mark.parametrize(("call", "sql", "kind", "offset"), BEFORE_UNREADABLE)
+def test_a_rule_broken_before_unreadable_text_decides(
+    space: Space, call: str, sql: str, kind: str, offset: int
+) -> None:
+    db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key", a="text")})
+
+    def run() -> None:
+        if call == "read":
+            db.read(sql)
+        else:
+            with space.transact():
+                db.exec(sql)
+
+    for _fresh_then_cached in range(2):
+        with pytest.raises(GuardViolation) as caught:
+            run()
+        assert (caught.value.kind, caught.value.offset) == (kind, offset)
+        assert str(caught.value).startswith(f"{kind} at offset {offset}: ")
+    assert db.rev == 0
+
+
+# The part before the unreadable text is judged as SQLite reads it: a rule that needs a token
+# beyond that point does not apply, and the last token is left out when SQLite reads it and the
+# unreadable character as one token.
+CUT = [
+    ("SELECT load_extension('x", R, "forbidden-function", 7),
+    ("SELECT a, load_extension('x", R, "forbidden-function", 10),
+    ("WITH a AS (SELECT load_extension('x", R, "forbidden-function", 18),
+    ("WITH edit(a, 'x", R, "syntax", 13),  # a CTE's column list, not a call
+    ("WITH edit(a) AS 'x", R, "syntax", 16),
+    ("WITH a AS (SELECT 1), edit(a, 'x", R, "syntax", 30),
+    ("SELECT * FROM (WITH edit(a, 'x", R, "syntax", 28),
+    ("SELECT sqlite_version('x", R, "syntax", 22),
+    ("SELECT * FROM main.'x", R, "syntax", 19),  # no name after the dot
+    ("SELECT a.b.#", R, "syntax", 11),
+    ("SELECT a.b.c'x", R, "schema-qualified", 7),
+    ("SELECT * FROM sqlite_master\xa0", R, "syntax", 27),  # one token to SQLite
+    ("SELECT * FROM sqlite_master \xa0", R, "reserved-name", 14),
+    ("SELECT changes\0()", R, "syntax", 14),  # SQLite stops reading at the NUL: no call
+    ("SELECT * FROM 'sqlite_master' WHERE '", R, "reserved-name", 14),
+    ("SELEC 'x", R, "syntax", 0),
+    ("WITH a AS (SELECT 'x", R, "syntax", 18),
+    ("WITH a AS (SELECT * FROM sqlite_master WHERE 'x", R, "reserved-name", 25),
+    ("WITH a AS (SELECT 1) DELETE FROM t WHERE 'x", R, "not-read-only", 21),
+    ("WITH a AS (PRAGMA x) SELECT 'x", R, "forbidden-statement", 11),
+    ("PRAGMA x # ; SELECT 2", R, "forbidden-statement", 0),
+    ("SELECT * FROM sqlite_master; /* open", R, "reserved-name", 14),
+    ("SELECT 1; 'x", R, "multiple-statements", 10),
+    ("PRAGMA x(?0)", R, "forbidden-statement", 0),
+    ("SELECT ?0 FROM sqlite_master", R, "syntax", 7),
+    ("SELECT # \ud800", R, "syntax", 7),  # the first problem, not the surrogate
+    ("SELECT sqlite_x, \ud800", R, "reserved-name", 7),
+    ("INSERT INTO t VALUES (1) RETURNING 'x", W, "returning", 25),
+    ("CREATE TEMP TABLE x('", W, "ddl", 0),
+]
+
+
+@pytest.mark.parametrize(("sql", "mode", "kind", "offset"), CUT)
+def test_the_part_before_unreadable_text_is_judged_as_sqlite_reads_it(
+    sql: str, mode: Mode, kind: str, offset: int
+) -> None:
+    error = refusal(sql, mode)
+    assert (error.kind, error.offset) == (kind, offset)
+    again = refusal(sql, mode)  # the cached verdict
+    assert (again.kind, again.offset, str(again)) == (kind, offset, str(error))

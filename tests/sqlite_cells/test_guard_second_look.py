@@ -254,7 +254,7 @@ VERDICTS: list[tuple[str, Mode, str, int | str]] = [
     # odd tokens: what SQLite cannot read, refused where it starts
     ("SELECT 0x", R, "syntax", 7),
     ("SELECT 1e", R, "syntax", 7),
-    ("SELECT 1e+", W, "syntax", 7),
+    ("DELETE FROM messages WHERE ts = 1e+", W, "syntax", "1e+"),
     ("SELECT .5.", R, "syntax", 7),
     ("SELECT $", R, "syntax", 7),
     ("SELECT :", R, "syntax", 7),
