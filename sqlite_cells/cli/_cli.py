@@ -36,6 +36,7 @@ stderr and exit 1, bad usage exit 2, Ctrl-C exit 130; no command prints a traceb
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import time
 from collections.abc import Sequence
@@ -53,6 +54,7 @@ from sqlite_cells.cli._inspect import (
     inspect_store,
     query_store,
     refuse_newer_format,
+    shown_path,
     store_dir,
 )
 from sqlite_cells.cli._maintenance import check, gc, link
@@ -405,6 +407,25 @@ def _message(exc: SqliteCellsError) -> str:
     return text.replace(raw, "", 1)
 
 
+def _os_message(exc: OSError) -> str:
+    """What to say of an OS error a layer below let through: what the system refused, the path
+    it refused (cut to its start when huge) and what to do."""
+    what = exc.strerror or str(exc)
+    where = f" at {shown_path(exc.filename)}" if exc.filename is not None else ""
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        remedy = (
+            "make the store's directory and files readable and writable by the user running "
+            "sqlite-cells (or run it as their owner)"
+        )
+    elif exc.errno == errno.ENAMETOOLONG:
+        remedy = "give a shorter store path (move the store, or use a symbolic link to it)"
+    elif exc.errno == errno.ENOSPC:
+        remedy = "free space on the disk and run the command again"
+    else:
+        remedy = "check the path and the disk, then run `sqlite-cells check`"
+    return f"{what}{where}: {remedy}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit status (argparse exits 2 itself on bad usage)."""
     args = parser().parse_args(literal_params(sys.argv[1:] if argv is None else argv))
@@ -433,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.write(f"sqlite-cells: {type(exc).__name__}: {_message(exc)}\n")
         return FINDING
     except OSError as exc:
-        err.write(f"sqlite-cells: {exc.strerror or exc} ({exc.filename or 'no file'})\n")
+        err.write(f"sqlite-cells: {_os_message(exc)}\n")
         return FINDING
     except apsw.Error as exc:
         # A layer below let SQLite's own error through (a damaged or foreign file).

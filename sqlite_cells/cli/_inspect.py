@@ -18,8 +18,10 @@ What a store holds, as this module reads it:
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -94,6 +96,7 @@ __all__ = [
     "query_store",
     "read_only",
     "refuse_newer_format",
+    "shown_path",
     "store_dir",
     "table_names",
 ]
@@ -409,18 +412,81 @@ def default_store() -> str:
 
 
 def store_dir(store: str | os.PathLike[str]) -> Path:
+    """The store directory ``store`` names, resolved, once it is known that the command can
+    read it: :class:`InspectError` when it does not exist (``store-not-found``), when the
+    system refuses its path (``store-path``: a name too long, a link loop, no permission on a
+    directory above it) or when it cannot be listed or searched (``unreadable``). A store the
+    command cannot list is never taken for an empty one."""
     path = Path(store).expanduser()
     check_store_text(path)
-    if not path.is_dir():
+    if not _store_exists(path):
         there = "" if not path.exists() else f" ({odd_kind(path) or 'a file'} stands there)"
         raise InspectError(
             "store-not-found",
             f"no store at {path}{there}: a store is a directory made by a runtime; pass its "
             f"path (or set ${STORE_ENV})",
         )
-    resolved = path.resolve()
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError) as exc:  # a link loop met while resolving
+        raise InspectError("store-path", _refused_path(path, exc)) from exc
     check_store_text(resolved)  # a link may lead to a name that is not valid text
+    _check_readable(resolved)
     return resolved
+
+
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """``path`` for a message: a very long one (the system refuses such paths) cut to its
+    start, with its length, as the library's store errors show it."""
+    text = os.fspath(path)
+    return text if len(text) <= 200 else f"{text[:200]}… ({len(text):,} characters)"
+
+
+def _store_exists(path: Path) -> bool:
+    """Whether ``path`` is a directory; False when nothing (or something else) is there. Raises
+    :class:`InspectError` (``store-path``) when the system refuses to look (``path.is_dir()``
+    raises a raw ``OSError`` for a name too long or a directory above it that may not be
+    searched)."""
+    try:
+        return stat.S_ISDIR(path.stat().st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        raise InspectError("store-path", _refused_path(path, exc)) from exc
+
+
+def _refused_path(path: Path, exc: BaseException) -> str:
+    what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    if isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG:
+        remedy = "give a shorter path (move the store, or use a symbolic link to it)"
+    elif isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM):
+        remedy = (
+            "you may not search a directory on the way to it: make the directories above the "
+            "store searchable (chmod +x) for the user running sqlite-cells, or run it as their "
+            "owner"
+        )
+    else:
+        remedy = "check the path (and that its directories can be searched)"
+    return f"the store path {shown_path(path)} cannot be looked up ({what}): {remedy}"
+
+
+def _check_readable(root: Path) -> None:
+    """Refuse a store directory the command cannot list (mode ``-wx``, ``000``: every listing
+    would come back empty) or cannot search (mode ``rw-``: no file in it can be opened), naming
+    it and what to do, before anything is read."""
+    try:
+        with os.scandir(root) as entries:
+            next(entries, None)  # reading an entry is what a directory without `r` refuses
+        os.stat(os.path.join(root, "."))  # a name looked up in it: what one without `x` refuses
+    except OSError as exc:
+        what = exc.strerror or str(exc)
+        raise InspectError(
+            "unreadable",
+            f"the store directory {shown_path(root)} cannot be read ({what}): nothing in it "
+            "can be listed or opened, so nothing was read. Make it readable and searchable "
+            "by the user running sqlite-cells (as its owner: chmod u+rwx on the directory), "
+            "or run sqlite-cells as a user who may read it",
+        ) from exc
 
 
 def check_store_text(path: Path) -> None:
@@ -451,9 +517,10 @@ def refuse_newer_format(store: str | os.PathLike[str]) -> None:
     ``gc`` could destroy what the newer format means. A store that does not exist and a space
     file that cannot be read are left to the command, which reports them as it always does."""
     root = Path(store).expanduser()
-    if not root.is_dir():
+    check_store_text(root)
+    if not _store_exists(root):
         return
-    check_store_text(root.resolve())
+    root = store_dir(root)
     for path in space_files(root):
         try:
             with read_only(path) as conn:
