@@ -42,18 +42,23 @@ def encode_record(record: CommitRecord) -> bytes:
     return _encoder.encode(record)
 
 
-def decode_record(data: object) -> CommitRecord:
+def decode_record(data: object, *, where: str | None = None) -> CommitRecord:
     """The record ``data`` holds, as SQLite returns it from ``_cf_log.record``: JSON bytes, or
     JSON text (another program may store it as text). Anything else, or JSON that is not a
     record, is an :class:`EncodingError` (never a raw decoding error: a runtime reading the log
-    and every command line tool report it as such)."""
+    and every command line tool report it as such). ``where`` says which record it is (its seq
+    and space file: ``"of seq 3 in space file /s/space-….sqlite"``), for the message.
+
+    Text that is not valid UTF-8 never reaches here as ``str``: apsw fails to fetch it. A
+    query that may meet it selects the column as bytes (``runtime.stored_json_column``), and
+    the JSON decoder refuses the bytes, naming the record."""
     found = stored_json(data)
     if found is None:
-        raise EncodingError(_unreadable(f"a stored {type(data).__name__}, not JSON"))
+        raise EncodingError(_unreadable(f"a stored {type(data).__name__}, not JSON", where))
     try:
         return _decoder.decode(found)
     except (msgspec.DecodeError, RecursionError) as exc:
-        raise EncodingError(_unreadable(str(exc) or type(exc).__name__)) from exc
+        raise EncodingError(_unreadable(str(exc) or type(exc).__name__, where)) from exc
 
 
 def stored_json(data: object) -> bytes | None:
@@ -68,9 +73,10 @@ def stored_json(data: object) -> bytes | None:
     return None
 
 
-def _unreadable(why: str) -> str:
+def _unreadable(why: str, where: str | None) -> str:
+    which = "a record of a space's commit log" if where is None else f"the log record {where}"
     return (
-        f"a record of a space's commit log cannot be read ({why}): sqlite-cells did not write "
+        f"{which} cannot be read ({why}): sqlite-cells did not write "
         "it, or the space file is damaged; nothing was done with it: run `sqlite-cells check` "
         "and restore the space file from a backup"
     )

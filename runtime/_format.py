@@ -25,6 +25,7 @@ from pathlib import Path
 import apsw
 
 from sqlite_cells.codec import DatabaseError, decode_record
+from sqlite_cells.runtime._boundary import stored_json_column
 
 __all__ = [
     "FORMAT_VERSION",
@@ -42,17 +43,23 @@ FORMAT_VERSION = 3
 _OLDEST = 1  # what a file without a recorded format is
 
 
-def stored_format(conn: apsw.Connection) -> int | None:
-    """The format recorded in the space file behind ``conn``; None for a file that holds no
-    commit yet and records none (a fresh file), 1 for an older file that records none."""
-    row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'format'").fetchone()
+def stored_format(conn: apsw.Connection, path: Path | None = None) -> int | None:
+    """The format recorded in the space file behind ``conn`` (at ``path``, which an error
+    names); None for a file that holds no commit yet and records none (a fresh file), 1 for an
+    older file that records none."""
+    # Text comes as its bytes: text that is not UTF-8 (another program wrote it) is refused as
+    # any other value that is no version, not a raw UnicodeDecodeError from apsw.
+    row = conn.execute(
+        f"SELECT {stored_json_column('value')} FROM _cf_meta WHERE key = 'format'"
+    ).fetchone()
     if row is not None:
         # Only a positive integer is a version: a real (2.5), text ('3'), zero or a negative
         # number is refused, never truncated, parsed or taken for an older format to upgrade.
         found = row[0]
         if type(found) is not int or found < _OLDEST:
+            where = "the space file" if path is None else f"the space file {path}"
             raise DatabaseError(
-                f"the space file records format {found!r}, which is not a version number (this "
+                f"{where} records format {_shown(found)}, which is not a version number (this "
                 f"sqlite-cells reads formats {_OLDEST} to {FORMAT_VERSION}): the file was not "
                 "written by sqlite-cells; move it out of the store"
             )
@@ -61,11 +68,22 @@ def stored_format(conn: apsw.Connection) -> int | None:
     return _OLDEST if used and used[0] else None
 
 
+def _shown(found: object) -> str:
+    """A stored format value for a message (text as text, bytes of text that is not UTF-8 as
+    their hex)."""
+    if isinstance(found, bytes):
+        try:
+            return repr(found.decode("utf-8"))
+        except UnicodeDecodeError:
+            return f"<text that is not valid UTF-8: x'{found.hex()}'>"
+    return repr(found)
+
+
 def readable_format(conn: apsw.Connection, path: Path) -> int | None:
     """:func:`stored_format`, refusing a format newer than this version's with an error naming
     both (R73): what such a file holds, and which database files it names, may mean what this
     version cannot tell, so nothing reads it to act on the store (open, repair, collect)."""
-    found = stored_format(conn)
+    found = stored_format(conn, path)
     if found is not None and found > FORMAT_VERSION:
         raise DatabaseError(
             f"{path} is in store format {found}, but this sqlite-cells reads format "
@@ -107,8 +125,10 @@ def op_targets_by_seq(conn: apsw.Connection) -> list[tuple[str, int]]:
     """Every (op target, seq) of the log behind ``conn``, read from the records themselves (for
     files whose ``_cf_op_index`` cannot be trusted, and for read-only checks of older stores)."""
     found: list[tuple[str, int]] = []
-    for seq, data in conn.execute("SELECT seq, record FROM _cf_log ORDER BY seq"):
-        record = decode_record(data)
+    for seq, data in conn.execute(
+        f"SELECT seq, {stored_json_column('record')} FROM _cf_log ORDER BY seq"
+    ):
+        record = decode_record(data, where=f"of seq {seq} in space file {conn.filename}")
         found.extend((target, int(seq)) for target in {op.target for op in record.ops})
     return found
 

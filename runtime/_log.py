@@ -7,6 +7,7 @@ from __future__ import annotations
 import apsw
 
 from sqlite_cells.codec import EncodingError, decode_record
+from sqlite_cells.runtime._boundary import stored_json_column
 from sqlite_cells.runtime._marks import known_head, record_hash
 
 __all__ = [
@@ -79,8 +80,8 @@ def compact_log(conn: apsw.Connection, *, keep: int, keep_per_target: int) -> in
         conn.execute("DELETE FROM _cf_op_index WHERE target = ? AND seq < ?", (target, below))
         targets[target] = int(gone[0])
     removed = "FROM _cf_log WHERE seq <= ? AND seq NOT IN (SELECT seq FROM _cf_op_index)"
-    for (data,) in conn.execute(f"SELECT record {removed}", (upto,)):
-        record = decode_record(data)
+    for seq, data in conn.execute(f"SELECT seq, {stored_json_column('record')} {removed}", (upto,)):
+        record = decode_record(data, where=f"of seq {seq} in space file {conn.filename}")
         for write in record.writes:
             written[write.id] = max(written.get(write.id, 0), record.seq)
     # A removed write needs no entry while its cell's row names the id (rows are never deleted);
@@ -114,7 +115,10 @@ def log_head(conn: apsw.Connection, seq: int, schema: str = "main") -> int | Non
         known = known_head(conn, seq)
         if known is not None:
             return known
-    row = conn.execute(f"SELECT record FROM {schema}._cf_log WHERE seq = ?", (seq,)).fetchone()
+    # As bytes: a record stored as text is hashed as its bytes, valid UTF-8 or not.
+    row = conn.execute(
+        f"SELECT {stored_json_column('record')} FROM {schema}._cf_log WHERE seq = ?", (seq,)
+    ).fetchone()
     if row is None:
         return None
     data = row[0]

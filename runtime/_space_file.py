@@ -1029,12 +1029,13 @@ class SpaceFile:
     def ops_for(conn: apsw.Connection, target: str, after: int, upto: int) -> list[tuple[int, Op]]:
         """The ops on ``target`` of the commits in (``after``, ``upto``], in seq and op order."""
         found: list[tuple[int, Op]] = []
-        for (data,) in conn.execute(
-            "SELECT l.record FROM _cf_op_index i JOIN _cf_log l ON l.seq = i.seq "
+        for seq, data in conn.execute(
+            f"SELECT l.seq, {stored_json_column('l.record')} FROM _cf_op_index i "
+            "JOIN _cf_log l ON l.seq = i.seq "
             "WHERE i.target = ? AND i.seq > ? AND i.seq <= ? ORDER BY i.seq",
             (target, after, upto),
         ):
-            record = decode_record(data)
+            record = decode_record(data, where=f"of seq {seq} in space file {conn.filename}")
             found.extend((record.seq, op) for op in record.ops if op.target == target)
         return found
 

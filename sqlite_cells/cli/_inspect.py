@@ -527,9 +527,9 @@ def refuse_newer_format(store: str | os.PathLike[str]) -> None:
                 if "_cf_meta" not in table_names(conn):
                     continue
                 try:
-                    found = stored_format(conn)
+                    found = stored_format(conn, path)
                 except DatabaseError as exc:
-                    raise StoreFormatError(f"{path}: {exc}") from None
+                    raise StoreFormatError(str(exc)) from None
         except StoreFormatError:
             raise
         except InspectError:

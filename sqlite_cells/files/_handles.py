@@ -594,8 +594,10 @@ def _names_in_space(space_file: Path, named: set[str], dropped: set[str]) -> Non
                 value = handle_value(str(cell_id), stored_json(data) or b"")
                 if value is not None and is_dropped(value):
                     dropped.add(str(cell_id))
-            for (data,) in conn.execute(f"SELECT {stored_json_column('record')} FROM _cf_log"):
-                record = decode_record(data)
+            for seq, data in conn.execute(
+                f"SELECT seq, {stored_json_column('record')} FROM _cf_log"
+            ):
+                record = decode_record(data, where=f"of seq {seq} in space file {space_file}")
                 named.update(w.id for w in record.writes)
                 named.update(op.target for op in record.ops)
             if _has_table(conn, "_cf_named"):  # format 3 on; older logs were never compacted

@@ -451,10 +451,13 @@ def _check_same_history(
 def _logged_without(space_conn: apsw.Connection, db_id: str, seq: int) -> bool:
     """Whether the space's log still holds the record of commit ``seq`` and it has no op on
     ``db_id`` (False when the record is gone: compacted, or never made there)."""
-    row = space_conn.execute("SELECT record FROM _cf_log WHERE seq = ?", (seq,)).fetchone()
+    row = space_conn.execute(
+        f"SELECT {stored_json_column('record')} FROM _cf_log WHERE seq = ?", (seq,)
+    ).fetchone()
     if row is None:
         return False
-    return not any(op.target == db_id for op in decode_record(row[0]).ops)
+    record = decode_record(row[0], where=f"of seq {seq} in space file {space_conn.filename}")
+    return not any(op.target == db_id for op in record.ops)
 
 
 def _rollback(conn: apsw.Connection) -> None:

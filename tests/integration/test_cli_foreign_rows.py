@@ -6,6 +6,7 @@ quarantine is refused by `query` as the library refuses it (R5)."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -192,3 +193,62 @@ def test_a_watermark_row_another_program_deleted_leaves_the_database_in_sync(
         assert chat.read("SELECT x FROM t ORDER BY rowid") == [{"x": 1}, {"x": 2}]
     done = run_cli("check", "--store", str(store))
     assert done.returncode == 0 and "watermark 2, space seq 2: in sync" in done.stdout
+
+
+def _store_with_space_row(store: Path, sql: str) -> Path:
+    written_once(store, "demo", "chat")
+    (space_file,) = store.glob("space-*.sqlite")
+    conn = apsw.Connection(str(space_file))
+    conn.execute(sql)
+    assert conn.changes() == 1
+    conn.close()
+    return space_file
+
+
+_EVERY_COMMAND = (
+    ("inspect",),
+    ("check",),
+    ("check", "--repair"),
+    ("cells",),
+    ("tables",),
+    ("gc",),
+    ("query", "demo", "chat", "SELECT x FROM t"),
+)
+
+
+def test_a_store_format_not_utf8_names_the_space_file(store: Path) -> None:
+    space_file = _store_with_space_row(
+        store, "UPDATE _cf_meta SET value = CAST(x'33ff' AS TEXT) WHERE key = 'format'"
+    )
+    for command, *rest in _EVERY_COMMAND:
+        done = run_cli(command, str(store), *rest)
+        assert done.returncode == 1, (command, done.stderr)
+        assert done.stderr.startswith(
+            f"sqlite-cells: StoreFormatError: the space file {space_file} records format "
+            "<text that is not valid UTF-8: x'33ff'>, which is not a version number"
+        ), (command, done.stderr)
+    with pytest.raises(sc.SqliteCellsError, match=r"records format <text that is not valid"):
+        written_once(store, "demo", "chat")
+
+
+def test_a_log_record_not_utf8_names_the_space_file_and_its_seq(store: Path) -> None:
+    space_file = _store_with_space_row(
+        store,
+        "UPDATE _cf_log SET record = CAST(x'7bff7d' AS TEXT) "
+        "WHERE seq = (SELECT max(seq) FROM _cf_log)",
+    )
+    where = f"the log record of seq 1 in space file {space_file} cannot be read"
+    for command, *rest in _EVERY_COMMAND:
+        done = run_cli(command, str(store), *rest)
+        if command == "cells":  # the cells are read from their rows, not from the log
+            assert done.returncode == 0, done.stderr
+            continue
+        assert done.returncode == 1, (command, done.stderr)
+        assert "internal error" not in done.stderr, (command, done.stderr)
+        assert where in done.stderr, (command, done.stderr)
+        assert "restore the space file from a backup" in done.stderr
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables={"t": sc.table(x="integer")})
+        with pytest.raises(sc.Quarantined, match=re.escape(where)) as caught:
+            db.read("SELECT x FROM t")
+        assert "not valid UTF-8" not in str(caught.value)  # the space file's row, not the db's
