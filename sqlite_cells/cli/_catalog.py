@@ -167,8 +167,10 @@ def _file_tables(conn: apsw.Connection) -> list[tuple[str, list[dict[str, Any]],
 
 def _verdict(space_conn: apsw.Connection, db_id: str, path: Path) -> Outcome | None:
     """What ``check`` finds for the database (R71: its file against its space, SQLite's
-    integrity check included), without writing; None for a database never written."""
-    if not path.is_file():
+    integrity check included), without writing; None when nothing stands at its path (never
+    written). Something else than a file there (a directory, a named pipe) is judged as ``check``
+    judges it: the database cannot be read, never taken for one not written yet."""
+    if not os.path.lexists(path):
         return None
     with library_log_held():
         return reconcile(space_conn, db_id, path, repair=False, verify=True, quiet=True)
@@ -252,7 +254,7 @@ def list_tables(
         for db_id, handle, _rev in handles:
             source = source_path(handle)
             path = source if source is not None else root / db_file_name(db_id)
-            if is_dropped(handle) or not path.is_file():
+            if is_dropped(handle):
                 continue
             known = namer.named(db_id)
             label = known.name if known is not None else db_id
@@ -263,6 +265,8 @@ def list_tables(
                 and TABLES_DIFFER not in verdict.detail  # (said below, with the differences)
             ):
                 left_out.append(NotInSync(space_id, label, db_id, path.name, verdict))
+                continue
+            if not path.is_file():
                 continue
             with read_only(path) as conn:
                 differences = table_differences(conn, handle["tables"]) if source is None else []

@@ -218,3 +218,20 @@ def test_a_named_pipe_at_a_database_files_path_is_quarantined_and_repair_leaves_
     with sc.Runtime(store) as rt:
         db = rt.space("demo").sqlite_database("d", tables=TABLES)
         assert db.read("SELECT v FROM t") == [{"v": "a"}]
+
+
+@pytest.mark.parametrize("kind", ["directory", "named pipe"])
+def test_tables_reports_something_else_at_a_written_databases_path(store: Path, kind: str) -> None:
+    db_path = _database_with_a_row(store)
+    _remove(db_path)
+    if kind == "directory":
+        db_path.mkdir()
+    else:
+        os.mkfifo(db_path)
+    done = run_cli("tables", str(store))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "no database of this store has been written yet" not in done.stdout
+    assert done.stdout == "(no tables listed)\n"
+    assert "left out database of:" in done.stderr
+    assert f"(file {db_path.name}): quarantined" in done.stderr
+    assert f"a {kind} stands where the database file belongs: move it" in done.stderr
