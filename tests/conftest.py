@@ -6,7 +6,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -37,33 +36,41 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 _NOBODY = 65534
 
 
-def run_unprivileged(code: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` (Python, with ``args`` as ``sys.argv[1:]``) in a subprocess that file
-    permissions apply to: this user, or ``nobody`` (through ``setpriv``) when the tests run as
-    root. Skips the test when no such user can import the package. Paths it is given must be
-    reachable by that user (see :func:`shared_dir`)."""
+def run_unprivileged(*python_args: str) -> subprocess.CompletedProcess[str]:
+    """Run this Python with ``python_args`` (``"-c", code, …`` or ``"-m", "sqlite_cells", …``)
+    in a subprocess that file permissions apply to: as this user, or as ``nobody`` (through
+    ``setpriv``, which can still start an interpreter installed where ``nobody`` may not look)
+    when the tests run as root. Skips the test when that cannot be done (root reads through
+    every permission). Paths it is given must be reachable by that user (see
+    :func:`shared_dir`)."""
     env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
-    checkout = str(Path(sc.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join([checkout, sysconfig.get_paths()["purelib"]])
-    command = [sys.executable, "-c", code, *args]
+    drop: list[str] = []
     if os.geteuid() == 0:
-        if shutil.which("setpriv") is None:
-            pytest.skip("running as root without setpriv: file permissions cannot be tried")
-        drop = f"--reuid={_NOBODY} --regid={_NOBODY} --clear-groups".split()
-        command = ["setpriv", *drop, *command]
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: no file permission applies")
+        drop = [setpriv, f"--reuid={_NOBODY}", f"--regid={_NOBODY}", "--clear-groups"]
         probe = subprocess.run(
-            [*command[: len(drop) + 1], sys.executable, "-c", "import sqlite_cells"],
+            [*drop, sys.executable, "-c", "import sqlite_cells"],
             env=env,
+            cwd="/",
             capture_output=True,
-            text=True,
-            timeout=60,
+            timeout=120,
             check=False,
         )
         if probe.returncode != 0:
-            pytest.skip(f"the unprivileged user cannot import the package: {probe.stderr[-200:]}")
-    return subprocess.run(
-        command, env=env, cwd="/", capture_output=True, text=True, timeout=120, check=False
+            pytest.skip("running as root, and nobody cannot run this Python: no permission applies")
+    done = subprocess.run(
+        [*drop, sys.executable, *python_args],
+        env=env,
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
 
 
 @contextmanager

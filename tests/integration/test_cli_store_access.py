@@ -5,19 +5,14 @@ never an empty store (exit 0) nor a bare OS error."""
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import sqlite_cells as sc
 
-from ..conftest import run_cli
+from ..conftest import run_cli, run_unprivileged, shared_dir
 
 COMMANDS = (
     ("inspect",),
@@ -28,7 +23,6 @@ COMMANDS = (
     ("gc",),
     ("gc", "--yes"),
 )
-NOBODY = 65534
 
 
 def _written(store: Path) -> None:
@@ -54,70 +48,26 @@ def test_a_store_path_too_long_is_named_short_with_what_to_do(tmp_path: Path) ->
             assert len(done.stderr) < 600, len(done.stderr)
 
 
-def _unprivileged() -> dict[str, Any]:
-    """How to run the command as a user file permissions apply to: as it is when the tests do
-    not run as root; as the user nobody when they do and may switch to it; else the test is
-    skipped (root reads through every permission)."""
-    if os.geteuid() != 0:
-        return {}
-    drop: dict[str, Any] = {"user": NOBODY, "group": NOBODY, "extra_groups": []}
-    try:
-        probe = subprocess.run(
-            [sys.executable, "-c", "import sqlite_cells"],
-            capture_output=True,
-            timeout=120,
-            check=False,
-            **drop,
-        )
-    except (OSError, subprocess.SubprocessError):
-        probe = None
-    if probe is None or probe.returncode != 0:
-        pytest.skip("root reads through file permissions, and cannot run this Python as nobody")
-    return drop
-
-
 @pytest.fixture
 def shared_store() -> Iterator[Path]:
-    """A written store in a directory another user may search (a test's tmp_path is private
+    """A written store in a directory another user may enter (a test's tmp_path is private
     to its user)."""
-    parent = Path(tempfile.mkdtemp(prefix="sqlite-cells-access-"))
-    parent.chmod(0o755)
-    store = parent / "store"
-    _written(store)
-    try:
+    with shared_dir() as parent:
+        store = parent / "store"
+        _written(store)
         yield store
-    finally:
-        store.chmod(0o755)
-        shutil.rmtree(parent)
-
-
-def _run_as(drop: dict[str, Any], *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
-    done = subprocess.run(
-        [sys.executable, "-m", "sqlite_cells", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd="/",
-        **drop,
-    )
-    assert "Traceback" not in done.stderr, done.stderr
-    return done
 
 
 @pytest.mark.parametrize("mode", [0o000, 0o333, 0o666], ids=["none", "not-readable", "no-search"])
 def test_a_store_the_user_may_not_read_is_a_finding_not_an_empty_store(
     shared_store: Path, mode: int
 ) -> None:
-    drop = _unprivileged()
     before = sorted(p.name for p in shared_store.iterdir())
     shared_store.chmod(mode)
     try:
         query = ("query", str(shared_store), "demo", "chat", "SELECT body FROM m")
         for args in [(*command, str(shared_store)) for command in COMMANDS] + [query]:
-            done = _run_as(drop, *args)
+            done = run_unprivileged("-m", "sqlite_cells", *args)
             assert done.returncode == 1, (args, done.stdout, done.stderr)
             assert done.stdout == "", (args, done.stdout)
             assert done.stderr.startswith(

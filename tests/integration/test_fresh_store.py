@@ -129,7 +129,7 @@ def test_a_store_this_user_may_not_search_is_a_named_error_not_a_raw_one() -> No
     from ..conftest import run_unprivileged, shared_dir
 
     with shared_dir() as base:
-        done = run_unprivileged(_UNREADABLE_STORE, str(base / "store"))
+        done = run_unprivileged("-c", _UNREADABLE_STORE, str(base / "store"))
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) == 2, done.stdout
@@ -172,7 +172,7 @@ def test_a_database_file_this_user_may_not_open_is_not_damage() -> None:
     from ..conftest import run_unprivileged, shared_dir
 
     with shared_dir() as base:
-        done = run_unprivileged(_UNREADABLE_DATABASE, str(base / "store"))
+        done = run_unprivileged("-c", _UNREADABLE_DATABASE, str(base / "store"))
     assert done.returncode == 0, done.stderr
     error, *checked, listing, after = done.stdout.splitlines()
     assert error.startswith("DatabaseError database of:"), error
