@@ -184,7 +184,14 @@ class Namer:
         }
 
     def shallow(self, value: Any, *, as_json: bool) -> Any:
-        """``value`` with each link inside it replaced by what it names, without its value."""
+        """``value`` with each link inside it replaced by what it names, without its value: a
+        link decoded from JSON, or the stored text of one held as a JSON string
+        (``json_group_array(a_cf_link)`` makes such strings)."""
+        if isinstance(value, str):
+            found = link_in(value)
+            if found is None:
+                return value
+            value = found
         if isinstance(value, Link):
             if as_json:
                 known = self.named(value.id)

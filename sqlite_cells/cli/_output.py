@@ -108,7 +108,9 @@ def _escaped(match: re.Match[str]) -> str:
     return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
 
 
-_LINK_KEY: Final = '"link@1"'  # in the JSON text of every link (R30)
+# In the JSON text of every link (R30), also when that text is itself a string inside JSON
+# text (escaped: \"link@1\").
+_LINK_KEY: Final = "link@1"
 
 
 def rows_for_text(rows: Sequence[dict[str, Any]], namer: Namer) -> list[dict[str, Any]]:
@@ -124,8 +126,9 @@ def rows_for_text(rows: Sequence[dict[str, Any]], namer: Namer) -> list[dict[str
 
 
 def _named_inside(value: Any, namer: Namer, *, as_json: bool = False) -> Any:
-    """JSON text that holds links (``json_group_array(json(a_cf_link))``): the same JSON with
-    each link replaced by what it names (§6: links are shown by what they name, not as raw
+    """JSON text that holds links (``json_group_array(json(a_cf_link))``) or their stored text
+    as strings (``json_group_array(a_cf_link)``): the same JSON with each link replaced by
+    what it names (§6: links are shown by what they name, not as raw
     JSON). Any other value as it is."""
     if not isinstance(value, str) or _LINK_KEY not in value or value[:1] not in ("[", "{"):
         return value

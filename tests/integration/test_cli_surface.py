@@ -205,12 +205,19 @@ def test_query_shows_links_by_what_they_name(
     assert list(csv.reader(io.StringIO(out)))[2] == ["2", f'→ {ALICE} {{"name":"Alice"}}', "again"]
 
 
+@pytest.mark.parametrize(
+    "built",
+    ["json_group_array(json(author_cf_link))", "json_group_array(author_cf_link)"],
+    ids=["links-as-json", "link-text-as-strings"],
+)
 def test_links_inside_json_text_are_shown_by_what_they_name(
-    chat_store: Path, capsys: pytest.CaptureFixture[str]
+    chat_store: Path, capsys: pytest.CaptureFixture[str], built: str
 ) -> None:
     """§6: links shown by what they name, not as raw JSON — also inside a JSON value a query
-    builds from link columns, in text and in JSON output (where the value stays a string)."""
-    sql = "SELECT json_group_array(json(author_cf_link)) AS authors FROM messages"
+    builds from link columns, in text and in JSON output (where the value stays a string), and
+    whether the link's text went in as JSON (`json(col)`) or as a string (`col` alone, the
+    natural way to write the aggregate, printed the raw link text escaped)."""
+    sql = f"SELECT {built} AS authors FROM messages"
     code, out, _ = _run(capsys, "query", str(chat_store), "s", "chat", sql, "--name", "alice")
     assert code == 0
     assert out.splitlines()[2] == '["→ alice","→ alice"]'
