@@ -72,6 +72,7 @@ from sqlite_cells.files._sources import check_pinned as check_pinned
 from sqlite_cells.files._sources import content_signature as content_signature
 from sqlite_cells.files._sources import disk_source_id as disk_source_id
 from sqlite_cells.files._sources import hot_journal_advice as hot_journal_advice
+from sqlite_cells.files._sources import in_wal_mode as in_wal_mode
 from sqlite_cells.files._sources import is_hot_journal as is_hot_journal
 from sqlite_cells.files._sources import register_disk_file as register_disk_file
 from sqlite_cells.files._sources import source_opening as source_opening
@@ -130,6 +131,7 @@ __all__ = [
     "handle_shaped",
     "handle_value",
     "hot_journal_advice",
+    "in_wal_mode",
     "is_damage",
     "is_dropped",
     "is_hot_journal",

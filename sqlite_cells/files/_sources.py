@@ -272,14 +272,22 @@ def source_uri(path: Path) -> str:
     """The read-only URI a connection to the source at ``path`` opens (see the module
     docstring): nothing of ours is ever created beside the file."""
     base = "file:" + urllib.parse.quote(str(path)) + "?mode=ro"
+    if in_wal_mode(path) and not (
+        _sibling(path, "-wal").exists() and _sibling(path, "-shm").exists()
+    ):
+        return base + _IMMUTABLE
+    return base
+
+
+def in_wal_mode(path: Path) -> bool:
+    """Whether the file at ``path`` is an SQLite database in WAL mode, by its header (read
+    without a lock: nothing waits for another program's). False when it cannot be read (the
+    open that follows says why)."""
     try:
         header = read_head(path, 20)
     except OSError:
-        return base  # the open fails and says why
-    wal = len(header) == 20 and header[18] == _WAL_FORMAT
-    if wal and not (_sibling(path, "-wal").exists() and _sibling(path, "-shm").exists()):
-        return base + _IMMUTABLE
-    return base
+        return False
+    return len(header) == 20 and header[18] == _WAL_FORMAT
 
 
 def unread_wal(path: Path) -> bool:

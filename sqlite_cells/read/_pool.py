@@ -59,6 +59,7 @@ from sqlite_cells.files import (
     check_pinned,
     content_signature,
     file_identity,
+    in_wal_mode,
     source_opening,
     source_uri,
 )
@@ -89,6 +90,7 @@ class PooledConnection:
         "gate",
         "held",
         "identity",
+        "live_wal",
         "opened",
         "path",
         "shadow",
@@ -103,6 +105,9 @@ class PooledConnection:
         # sees no later change); None when the connection sees other programs' commits itself.
         self.frozen: tuple[object, ...] | None = None
         self.opened: Identity | None = None  # an injected source: the pinned file it has open
+        # An injected source in WAL mode opened beside its program's -wal and -shm: closed
+        # after each read (see the module docstring).
+        self.live_wal = False
         # R14/R41: the schema fingerprints the file was found to hold entirely, and the temp
         # shadows of what it lacks for the schema read last (see _shadows).
         self.complete: set[str] = set()
@@ -201,7 +206,7 @@ class _Checkout:
         assert pooled is not None
         pooled.deadline = math.inf
         pool = self._pool
-        if self._source and pooled.frozen is None and pool._holds_wal(pooled):
+        if pooled.live_wal:
             # A live source in WAL mode: not kept, so that no lock of ours keeps its program's
             # -wal and -shm beside it once that program is done (see the module docstring).
             pool.forget(pooled)
@@ -333,6 +338,8 @@ class ReadPool:
         pooled = PooledConnection(path, conn, identity)
         if source:
             pooled.frozen, pooled.opened = frozen, opened
+            # (by the file's header: a statement would wait for another program's lock)
+            pooled.live_wal = frozen is None and in_wal_mode(path)
         with self._lock:
             self._open_count += 1
             self._born[id(pooled)] = self._generation.get(path, 0)
