@@ -18,7 +18,13 @@ import apsw
 import msgspec
 
 from sqlite_cells.codec import Op, StoreChanged, stored_json
-from sqlite_cells.runtime import check_file_kinds, forget_marks, has_moved, remove_unused
+from sqlite_cells.runtime import (
+    check_companions,
+    check_file_kinds,
+    forget_marks,
+    has_moved,
+    remove_unused,
+)
 from sqlite_cells.runtime import file_identity as identity_now
 from sqlite_cells.sql import DATABASE_ALIAS
 
@@ -305,7 +311,10 @@ def open_unwritable(path: Path) -> apsw.Connection:
     the last to close. A file that cannot be opened for writing is opened read-only.
     A ``-wal`` that holds frames when it is opened (a writer was killed, or is running) is left
     as found: the last connection to close would copy it into the file and remove it, so this
-    one does not checkpoint on close. Raises ``apsw.Error`` (the callers translate it)."""
+    one does not checkpoint on close. Raises ``apsw.Error`` (the callers translate it), and
+    :class:`~sqlite_cells.codec.DatabaseError` naming a directory (or other odd file) standing
+    at its ``-wal`` or ``-shm`` path, which SQLite would only report as "unable to open"."""
+    check_companions(path, "store file")
     try:
         wal_frames = os.path.getsize(f"{path}-wal") > 0
     except OSError:

@@ -53,6 +53,7 @@ from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
     FORMAT_VERSION,
     SpaceFile,
+    check_companions,
     last_seq,
     log_head,
     odd_kind,
@@ -253,6 +254,8 @@ def _reconcile(
 
 
 def _open(path: Path, *, writable: bool, busy_ms: int = BUSY_TIMEOUT_MS) -> apsw.Connection:
+    # A directory at the -wal or -shm path is not the file's damage: named, nothing decided.
+    check_companions(path, "database file")
     flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
     conn = apsw.Connection(str(path), flags=flags) if writable else open_unwritable(path)
     wait_for_locks(conn, busy_ms)

@@ -171,6 +171,29 @@ def test_a_directory_at_a_database_files_companion_is_named(store: Path, suffix:
     assert f"remove {db.path}{suffix}" in message and "try again" in message
 
 
+@pytest.mark.parametrize("suffix", ["-wal", "-shm"])
+@pytest.mark.parametrize("which", ["space", "database"])
+def test_the_commands_name_a_directory_at_a_store_files_companion(
+    store: Path, which: str, suffix: str
+) -> None:
+    """A directory at a -wal/-shm path made `check` call an intact database file "damaged"
+    and advise `--repair`, which then blamed the space file and kept a quarantine copy of
+    the intact file; at a -shm the commands said all was well or "read-only". Each command now
+    names the directory and says to remove it, and nothing is changed."""
+    db_path = _database_with_a_row(store)
+    target = db_path if which == "database" else next(store.glob("space-*.sqlite"))
+    companion = Path(f"{target}{suffix}")
+    companion.unlink(missing_ok=True)
+    companion.mkdir()
+    before = sorted(p.name for p in store.iterdir())
+    for args in (["inspect"], ["check"], ["check", "--repair"]):
+        done = run_cli(*args, str(store))
+        assert done.returncode == 1, (args, done.stdout, done.stderr)
+        assert f"{companion} is a directory" in done.stderr, (args, done.stderr)
+        assert f"remove {companion}" in done.stderr and "damaged" not in done.stdout, args
+    assert sorted(p.name for p in store.iterdir()) == before  # no quarantine copy, nothing new
+
+
 def test_quarantined_for_a_directory_at_a_database_files_path_names_it(store: Path) -> None:
     db_path = _database_with_a_row(store)
     _remove(db_path)
