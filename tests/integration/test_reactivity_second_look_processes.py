@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import sqlite_cells as sc
+from sqlite_cells.read._live import _MAX_RETRIES
 
 from ..sqlite_cells.test_reactivity_second_look import PAIRS, SEED, TABLES
 
@@ -153,8 +154,11 @@ def test_another_process_s_commit_of_a_param_cell_and_rows_reruns_a_query_here_o
     assert rt.settle(10)
     assert q.get().seq == now
     assert q.get().result == [{"name": "apple", "note": "red"}, {"name": "pear", "note": "ripe"}]
-    assert set(calls) == {sql} and 1 <= calls[sql] <= 2, calls
-    # never the new floor with the old rows, nor the old floor with the new rows
+    # One run, and a read done again each time it found the file behind its space (the other
+    # process commits the space file first; under load more than one lag-delay may pass)
+    assert set(calls) == {sql} and 1 <= calls[sql] <= 1 + _MAX_RETRIES, calls
+    # never the new floor with the old rows, nor the old floor with the new rows: one result
+    # per commit reaches the subscriber, whatever the reads done again
     assert [r for p, r in seen if not p] == [
         [{"name": "apple", "note": "red"}],
         [{"name": "apple", "note": "red"}, {"name": "pear", "note": "ripe"}],
