@@ -8,6 +8,7 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from sqlite_cells.codec import ClosedError
 from sqlite_cells.runtime._boundary import InvalidArgument, checked_arguments
 from sqlite_cells.runtime._cell import Cell, Reactive, observe_node, same_value
 from sqlite_cells.runtime._scheduler import Node, Scheduler
@@ -42,6 +43,8 @@ class Derived(Reactive):
                 "re-runs after the commits of one runtime; give it cells of one runtime (open "
                 "the other space from the same Runtime)"
             )
+        if nodes[0].scheduler.closed:  # it would never be computed: say so now, as others do
+            raise ClosedError("the runtime is closed: open a new Runtime")
         self._fn = fn
         self._inputs = inputs
         # Never released (unlike a query, see ``own``): its function may act on each value

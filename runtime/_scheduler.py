@@ -425,6 +425,11 @@ class Scheduler:
     def _is_idle(self) -> bool:
         return self._closed or (not self._queue and not self._busy and not self._outstanding)
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has run: nothing added from now on is ever computed."""
+        return self._closed
+
     def close(self) -> None:
         """Stop: every subscriber still subscribed gets ``on_completed`` (on the scheduler
         thread, ahead of queued work), then queued work is dropped and the thread ends."""

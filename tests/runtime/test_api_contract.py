@@ -169,6 +169,23 @@ def test_settle_on_a_closed_runtime_is_a_closed_error(store: Path) -> None:
         asyncio.run(settled())
 
 
+def test_derive_and_lift_on_a_closed_runtime_are_closed_errors(store: Path) -> None:
+    """A derived cell made after close() would never be computed: it was returned "not
+    computed yet" (for a written cell, or one observed before), its get() raising later; like
+    every other call on a closed runtime, making it says so at once."""
+    runtime = sc.Runtime(store)
+    space = runtime.space("demo")
+    c = space.cell("c", default=1)
+    with space.transact():
+        c.set(2)
+    assert sc.derive(c, lambda v: v) is not None and runtime.settle(timeout=30)
+    runtime.close()
+    with pytest.raises(sc.ClosedError, match="closed"):
+        sc.derive(c, lambda v: v * 2)
+    with pytest.raises(sc.ClosedError, match="closed"):
+        sc.lift(lambda a, b: a + b)(c, 1)
+
+
 def test_settle_overtaken_by_close_is_a_closed_error(store: Path) -> None:
     runtime = sc.Runtime(store)
     space = runtime.space("demo")
