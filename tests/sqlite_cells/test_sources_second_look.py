@@ -1077,3 +1077,49 @@ def test_a_wal_source_whose_program_closes_as_it_is_opened_gets_no_wal_of_ours(
     assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 4}]
     assert [uri.endswith("immutable=1") for uri in chosen] == [False, True]
     assert _listing(outside) == ["walled.db"]
+
+
+_OTHER_PROGRAM_WRITES = """
+import sys, time
+import apsw
+conn = apsw.Connection(sys.argv[1])
+conn.set_busy_timeout(5000)
+started = time.monotonic()
+conn.execute("INSERT INTO codes VALUES ('other', 'written by another program')")
+print(round(time.monotonic() - started, 2))
+"""
+
+
+def test_a_read_of_a_source_past_its_deadline_lets_the_source_s_program_write(
+    store: Path, outside: Path
+) -> None:
+    """R44: a read past `query_timeout` never holds back writes — also another program's
+    writes to a source in rollback mode, which a read's lock keeps out. One long call of a
+    builtin (`instr` on large text: one VM step that no interrupt stops) left the read's worker
+    holding that lock after its `QueryTimeout`, and after `rt.close()`, until the call ended.
+    Such calls on a source's connection now end at the read's deadline (as in a write)."""
+    import subprocess
+    import sys
+    import time
+
+    path = _reference_db(outside / "journal.db")  # rollback mode: a reader locks writers out
+    long_call = (
+        "SELECT instr(printf('%.*c', 6000000, 'a'), printf('%.*c', 30000, 'a') || 'b') AS n "
+        "FROM codes LIMIT 1"
+    )
+    with sc.Runtime(store, query_timeout=0.5) as rt:
+        handle = rt.space("demo").register_disk_source(str(path))
+        started = time.monotonic()
+        with pytest.raises(sc.QueryTimeout):
+            handle.read(long_call)
+        assert time.monotonic() - started < 1.5
+        done = subprocess.run(
+            [sys.executable, "-c", _OTHER_PROGRAM_WRITES, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert float(done.stdout) < 1.0, done.stdout  # not the 5 s busy timeout
+        assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 4}]
