@@ -91,6 +91,17 @@ class Pattern:
                 f"@sc.pattern decorates a function defined with def, not {fn!r}: a piece's id "
                 "derives from the pattern's module and qualified name, which it lacks"
             )
+        if (
+            inspect.iscoroutinefunction(fn)
+            or inspect.isgeneratorfunction(fn)
+            or inspect.isasyncgenfunction(fn)
+        ):
+            raise InvalidArgument(
+                f"@sc.pattern decorates a plain function, not the async or generator function "
+                f"{module}.{qualname}: its body would run after space.run returned, outside the "
+                "piece, so its builders would not get the piece's ids (R1); build the graph in "
+                "a plain def (handlers may be async)"
+            )
         try:
             signature = inspect.signature(fn)
         except (TypeError, ValueError) as exc:

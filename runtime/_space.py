@@ -22,7 +22,7 @@ from sqlite_cells.runtime._pattern import (
 )
 from sqlite_cells.runtime._scheduler import Node
 from sqlite_cells.runtime._space_file import SpaceFile
-from sqlite_cells.runtime._tx import Transaction, own_scope, transaction
+from sqlite_cells.runtime._tx import Transaction, current_transaction, own_scope, transaction
 
 if TYPE_CHECKING:
     from sqlite_cells.runtime._runtime import Runtime
@@ -106,15 +106,16 @@ class Space:
         piece_id = derive_id(*piece_cause(self.id, pattern.name, key))
         names = sorted(pattern.inputs)
         cells = {name: Cell(self, derive_id("input", piece_id, name)) for name in names}
+        seen = self._seen_data
         changed = {
             name: value
             for name, value in inputs.items()
-            if self.runtime.encode(value) != self.file.entity(cells[name].id).data
+            if self.runtime.encode(value) != seen(cells[name].id)
         }
         # The piece's record (its pattern, key and inputs) lives in the cell of the piece's
         # own id, so tools can tell a piece and its inputs from ids that name nothing.
         record = {"piece": pattern.name, "key": key, "inputs": names}
-        stale = self.runtime.encode(record) != self.file.entity(piece_id).data
+        stale = self.runtime.encode(record) != seen(piece_id)
         if changed or stale:
             with self.transact():
                 if stale:
@@ -131,7 +132,7 @@ class Space:
             # A Python default stands in for an input nobody gave, so long as its input cell
             # holds nothing: one linked or set before this run (``sqlite-cells link``, a link
             # made in a previous run) is what the piece was given, and the body gets it.
-            held = self.file.entity(cells[name].id).data is not None
+            held = seen(cells[name].id) is not None
             if held or parameter.default is inspect.Parameter.empty:
                 args[name] = self.unbound_input(cells[name], hints.get(name))
         with building(piece_id):
@@ -139,6 +140,15 @@ class Space:
         return Piece(
             id=piece_id, space=self, pattern=pattern, inputs=Inputs(cells), outputs=outputs
         )
+
+    def _seen_data(self, cell_id: str) -> bytes | None:
+        """The stored value of ``cell_id`` as the current transaction sees it (its own write,
+        if it wrote the cell), else as committed: what ``space.run`` compares its inputs with
+        (§3: inside a transaction a cell reads what the transaction sees)."""
+        tx = current_transaction()
+        if tx is not None and tx.space is self.file and cell_id in tx.writes:
+            return tx.writes[cell_id]
+        return self.file.entity(cell_id).data
 
     def check_input(self, pattern: Pattern, name: str, value: Any, annotation: Any) -> None:
         """Refuse, with an :class:`InvalidArgument`, a value given for input ``name`` that the

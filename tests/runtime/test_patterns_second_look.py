@@ -355,3 +355,53 @@ def test_a_database_input_linked_to_a_plain_cell_is_refused_without_partial_stat
         space.run(uses, key="k", db=space.cell("plain", default=3))
     assert isinstance(info.value, TypeError | ValueError)
     assert space.file.seen_seq == seq
+
+
+def test_an_async_or_generator_pattern_is_refused_where_it_is_declared() -> None:
+    """§3, R1: builders called inside a body get ids from the piece. An `async def` (or
+    generator) body runs only when its result is awaited (iterated), after `space.run` left the
+    piece: its `space.cell("count")` was the space's own cell, shared by every key."""
+
+    async def counter_async(start: sc.Cell) -> Any:
+        return start.space.cell("count", default=0)
+
+    def counter_generator(start: sc.Cell) -> Any:
+        yield start.space.cell("count", default=0)
+
+    async def counter_async_generator(start: sc.Cell) -> Any:
+        yield start.space.cell("count", default=0)
+
+    for body in (counter_async, counter_generator, counter_async_generator):
+        with pytest.raises(sc.SqliteCellsError, match="plain function") as info:
+            sc.pattern(body)
+        assert isinstance(info.value, TypeError)
+
+
+@sc.pattern
+def _greeting(me: Any) -> Any:
+    return me
+
+
+def test_run_inside_a_transaction_compares_inputs_with_what_the_transaction_sees(
+    rt: sc.Runtime,
+) -> None:
+    """§3: inside a transaction a cell reads what the transaction sees. `space.run` compared a
+    given input with the committed value only: `me=bob` then `me=alice` in one transaction
+    (alice committed before) left the input linked to bob; an input set in the transaction and
+    then given again kept the set value."""
+    space = rt.space("demo")
+    alice, bob = space.cell("alice", default="Alice"), space.cell("bob", default="Bob")
+    first = space.run(_greeting, key="main", me=alice)
+    assert first.inputs["me"].get() == alice
+    with space.transact():
+        space.run(_greeting, key="main", me=bob)
+        again = space.run(_greeting, key="main", me=alice)
+        assert again.inputs["me"].get() == alice and again.outputs == alice
+    assert space.run(_greeting, key="main").inputs["me"].get() == alice
+
+    space.run(_greeting, key="n", me=1)
+    with space.transact():
+        piece = space.run(_greeting, key="n", me=1)
+        piece.inputs["me"].set(7)
+        assert space.run(_greeting, key="n", me=1).outputs.get() == 1  # the body reads 1
+    assert space.run(_greeting, key="n").inputs["me"].get() == 1
