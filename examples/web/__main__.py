@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+from types import FrameType
 
 import uvicorn
 
@@ -24,15 +25,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
     args = parser.parse_args(argv)
-    # The socket is bound here, before the URL is printed: whoever reads the URL can connect.
+    # The socket listens here, before the URL is printed: whoever reads the URL can connect.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((args.host, args.port))
+    sock.listen(2048)  # (uvicorn listens on it again: harmless)
     host, port = sock.getsockname()[:2]
     with sc.Runtime(args.store) as rt:
         chat = Chat(rt)
         config = uvicorn.Config(create_app(chat), log_level="warning", timeout_graceful_shutdown=1)
-        server = uvicorn.Server(config)
+        server = _Server(config, chat)
         print(f"sqlite-cells chat on http://{host}:{port}/ (store {rt.store})", flush=True)
         try:
             server.run(sockets=[sock])
@@ -41,6 +43,19 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             chat.close()
     return 0
+
+
+class _Server(uvicorn.Server):
+    """Ctrl-C ends the open pages' event streams first, so the graceful shutdown has nothing
+    left to cancel (a cancelled stream is logged as an error with its traceback)."""
+
+    def __init__(self, config: uvicorn.Config, chat: Chat) -> None:
+        super().__init__(config)
+        self._chat = chat
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._chat.end_streams()
+        super().handle_exit(sig, frame)
 
 
 if __name__ == "__main__":

@@ -146,6 +146,14 @@ class Chat:
         with self._lock:
             self._listeners.discard(listener)
 
+    def end_streams(self) -> None:
+        """Tell every listener the view will not change again (an empty view): the server is
+        stopping, and an open page's event stream ends instead of being cancelled."""
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(b"")
+
     def close(self) -> None:
         for subscription in self._subscriptions:
             subscription.dispose()
@@ -174,7 +182,7 @@ def create_app(chat: Chat) -> Starlette:
         async def stream() -> AsyncIterator[bytes]:
             view = chat.listen(push)
             try:
-                while True:
+                while view:  # an empty view: the server is stopping (Chat.end_streams)
                     yield b"data: " + view + b"\n\n"
                     view = await queue.get()
             finally:
