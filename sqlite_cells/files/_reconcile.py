@@ -201,9 +201,31 @@ def reconcile(
     ``apsw.BusyError`` is raised and nothing is decided."""
     token = _QUIET.set(quiet)
     try:
-        return _reconcile(space_conn, db_id, path, repair, verify, busy_ms)
+        for delay in (*_OPEN_AGAIN, None):
+            try:
+                return _reconcile(space_conn, db_id, path, repair, verify, busy_ms)
+            except _OpenFailed as failed:
+                if delay is None:
+                    raise failed.error from None
+                # Another process may be removing or creating the file just now (a refused
+                # first write's empty file goes): looked at again, from its existence on.
+                time.sleep(delay)
+        raise AssertionError("unreachable")
     finally:
         _QUIET.reset(token)
+
+
+# Pauses before looking again at a database file SQLite could not open for a reason that says
+# nothing of the file (I/O, a full disk, permissions): ≈ 75 ms in all, then the error is raised.
+_OPEN_AGAIN: Final = (0.005, 0.01, 0.02, 0.04)
+
+
+class _OpenFailed(Exception):
+    """SQLite could not open the file, and not because of the file's contents."""
+
+    def __init__(self, error: apsw.Error) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 _QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("reconcile_quiet", default=False)
@@ -235,7 +257,8 @@ def _reconcile(
             return _damaged(space_conn, db_id, path, space_seq, exc, repair=repair)
         except apsw.Error as exc:
             if not _unopenable(path, exc):
-                raise  # a full disk, an I/O error, a permission: not damage, nothing decided
+                # a full disk, an I/O error, a permission: not damage, nothing decided
+                raise _OpenFailed(exc) from exc
             return _damaged(space_conn, db_id, path, space_seq, exc, repair=repair)
         try:
             if verify:
