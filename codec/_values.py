@@ -52,11 +52,7 @@ def encode_value(value: Any, enc_hook: Callable[[Any], Link | None] | None = Non
     (or returns None to refuse them). Raises :class:`ValueEncodeError` for anything else,
     naming where in the value it sits."""
     try:
-        return _encode(value, enc_hook)
-    except RecursionError:  # the caller's stack was deep already: not the value's fault
-        pass
-    try:
-        return _on_fresh_stack(_encode, value, enc_hook)
+        return _on_any_stack(_encode, value, enc_hook)
     except RecursionError as exc:
         raise _unencodable(exc) from None
 
@@ -70,11 +66,15 @@ def _encode(value: Any, enc_hook: Callable[[Any], Link | None] | None) -> bytes:
         raise _unencodable(exc) from exc
 
 
-def _on_fresh_stack(work: Callable[..., T], *args: Any) -> T:
-    """``work(*args)`` on a new thread, whose stack starts empty: a value within
-    :data:`MAX_DEPTH` is encoded and decoded whatever the depth of the caller's own stack
-    (a handler called from deep in an application, a notebook's frames). Rare: only after a
-    ``RecursionError`` on the caller's stack."""
+def _on_any_stack(work: Callable[..., T], *args: Any) -> T:
+    """``work(*args)``, and again on a new thread, whose stack starts empty, if the caller's
+    stack was too deep for it (``RecursionError``): a value within :data:`MAX_DEPTH` is encoded
+    and decoded whatever the depth of the caller's own stack (a handler called from deep in an
+    application, a notebook's frames). A ``RecursionError`` there too is the value's own."""
+    try:
+        return work(*args)
+    except RecursionError:
+        pass
     outcome: list[Any] = []
 
     def run() -> None:
@@ -209,11 +209,7 @@ def decode_value(data: bytes, link_hook: Callable[[Link], Any] | None = None) ->
     """Decode JSON bytes; each embedded link sigil becomes ``link_hook(link)`` (the Link itself
     when no hook is given). Bytes that are not JSON raise :class:`EncodingError`."""
     try:
-        return _decode(data, link_hook)
-    except RecursionError:  # the caller's stack was deep already: not the value's fault
-        pass
-    try:
-        return _on_fresh_stack(_decode, data, link_hook)
+        return _on_any_stack(_decode, data, link_hook)
     except RecursionError:
         raise _too_deep(data) from None
 

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-import sqlite_cells as sc
-
 from ..conftest import run_cli, run_unprivileged, shared_dir
+from .test_cli_store_names import _written
 
 COMMANDS = (
     ("inspect",),
@@ -23,15 +22,6 @@ COMMANDS = (
     ("gc",),
     ("gc", "--yes"),
 )
-
-
-def _written(store: Path) -> None:
-    with sc.Runtime(store) as rt:
-        space = rt.space("demo")
-        db = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
-        with space.transact():
-            db.exec("INSERT INTO m (body) VALUES ('one')")
-            space.cell("c").set(1)
 
 
 def test_a_store_path_too_long_is_named_short_with_what_to_do(tmp_path: Path) -> None:

@@ -9,12 +9,10 @@ page that had to be reloaded would lose the marker set on it at the start.
 from __future__ import annotations
 
 import importlib
-import os
 import re
 import selectors
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +23,8 @@ import sqlite_cells as sc
 from sqlite_cells.cli._catalog import list_cells
 from sqlite_cells.cli._inspect import query_store
 from sqlite_cells.codec import derive_id
+
+from .test_web_server import start_server
 
 playwright_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright is in the dev extra: `make test` installs it"
@@ -58,15 +58,7 @@ if not CHROMIUM.is_file():
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """The app on 127.0.0.1, any free port, on a fresh store: (its URL, the store)."""
     store = tmp_path_factory.mktemp("web") / "store"
-    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "examples.web", "--store", str(store), "--port", "0"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_server(store)
     try:
         assert process.stdout is not None
         # The URL is printed once the socket listens; a server that never gets there fails the

@@ -19,18 +19,23 @@ pytest.importorskip("uvicorn", reason="the web example needs the dev dependencie
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_the_url_line_means_listening_and_ctrl_c_with_a_page_open_is_clean(
-    tmp_path: Path,
-) -> None:
+def start_server(store: Path) -> subprocess.Popen[str]:
+    """``python -m examples.web`` on ``store``, any free port, its output piped."""
     env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "examples.web", "--store", str(tmp_path / "s"), "--port", "0"],
+    return subprocess.Popen(
+        [sys.executable, "-m", "examples.web", "--store", str(store), "--port", "0"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_the_url_line_means_listening_and_ctrl_c_with_a_page_open_is_clean(
+    tmp_path: Path,
+) -> None:
+    process = start_server(tmp_path / "s")
     try:
         assert process.stdout is not None
         found = re.search(r"http://127\.0\.0\.1:\d+/", process.stdout.readline())

@@ -10,14 +10,14 @@ the last tests pin that down."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
-import apsw
 import pytest
 
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
 from sqlite_cells.schema._migrate import MigrationConnection
+
+from .test_migrate_links import raw
 
 BASE = {"id": "integer primary key", "a": "text"}
 OTHER = {"u": sc.table(id="integer primary key")}
@@ -27,14 +27,6 @@ OTHER = {"u": sc.table(id="integer primary key")}
 TOO_BIG = ("blob as (zeroblob(70000000))", "string or blob too big")
 OVERFLOW = ("integer as (abs(id - 9223372036854775807 - 2))", "integer overflow")
 BAD_JSON = ("text as (json(a))", "malformed JSON")
-
-
-def raw(path: Path, sql: str) -> list[tuple[object, ...]]:
-    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-    try:
-        return [tuple(row) for row in conn.execute(sql)]
-    finally:
-        conn.close()
 
 
 def log_seq(space: Space) -> int:
