@@ -23,7 +23,7 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
-from sqlite_cells.codec._errors import LinkDecodeError, LinkEncodeError
+from sqlite_cells.codec._errors import LinkDecodeError, LinkEncodeError, brief_repr
 
 __all__ = [
     "Link",
@@ -115,8 +115,9 @@ def check_link(link: Link) -> Link:
         _sigil_decoder.decode(_encoder.encode(LinkSigil(_LinkBody(link))))
     except (msgspec.MsgspecError, TypeError, ValueError, OverflowError) as exc:
         raise LinkDecodeError(
-            f'not a link: {link!r} ({exc}); a link names its cell by an id "of:…" without '
-            'control characters, a space id, the scope "space" and a path of strings and '
+            f"not a link: {brief_repr(link)} ({exc}); a link names its cell by an id "
+            '"of:…" without control characters, a space id, the scope "space" and a path of '
+            "strings and "
             "64-bit integers — get links from cell.link() or parse them with parse_link"
         ) from exc
     return link
@@ -129,6 +130,8 @@ def parse_link(text: str | bytes) -> Link:
         raise LinkDecodeError(
             f"expected a link string, got {type(text).__name__}: store links as their JSON text"
         )
+    if type(text) is not str and type(text) is not bytes:  # a subclass names what its text does
+        text = str.__str__(text) if isinstance(text, str) else bytes(text)
     try:
         return _sigil_decoder.decode(text).body.link
     except (msgspec.DecodeError, UnicodeError) as exc:  # UnicodeError: a lone surrogate

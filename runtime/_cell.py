@@ -265,7 +265,7 @@ class Cell:
         if target is not None and not isinstance(target, Cell):
             raise InvalidArgument(
                 f"link(target) takes a Cell to link to, not {type(target).__name__} "
-                f"({_short(repr(target), 60)}): use set() to store a value"
+                f"({brief_repr(target)}): use set() to store a value"
             )
         if target is not None:
             with self._space.transact():

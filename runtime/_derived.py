@@ -8,7 +8,7 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlite_cells.codec import ClosedError
+from sqlite_cells.codec import ClosedError, brief_repr
 from sqlite_cells.runtime._boundary import InvalidArgument, checked_arguments
 from sqlite_cells.runtime._cell import Cell, Reactive, observe_node, same_value
 from sqlite_cells.runtime._scheduler import Node, Scheduler
@@ -151,7 +151,7 @@ def lift(fn: Callable[..., Any]) -> Callable[..., Derived]:
 
 def _check_function(fn: object) -> None:
     if not callable(fn):
-        raise InvalidArgument(f"derive/lift takes a function, not {fn!r}")
+        raise InvalidArgument(f"derive/lift takes a function, not {brief_repr(fn)}")
 
 
 def _check_arity(fn: Callable[..., Any], count: int) -> None:

@@ -98,7 +98,8 @@ def handler(fn: Callable[..., Any] | None = None, /, *, tries: int = DEFAULT_TRI
     def decorate(body: Callable[..., Any]) -> Callable[..., Any]:
         if not callable(body):
             raise InvalidArgument(
-                f"@sc.handler decorates a function, not {body!r}: write @sc.handler above a def, "
+                f"@sc.handler decorates a function, not {brief_repr(body)}: write @sc.handler "
+                "above a def, "
                 "or sc.handler(fn) with a function"
             )
         if inspect.isgeneratorfunction(body) or inspect.isasyncgenfunction(body):

@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sqlite_cells.codec import brief_repr
 from sqlite_cells.runtime._boundary import InvalidArgument, UnknownInput, checked_arguments
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ class Pattern:
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         if not callable(fn):
-            raise InvalidArgument(f"@sc.pattern decorates a function, not {fn!r}")
+            raise InvalidArgument(f"@sc.pattern decorates a function, not {brief_repr(fn)}")
         module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
         if not isinstance(module, str) or not isinstance(qualname, str):
             raise InvalidArgument(

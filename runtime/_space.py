@@ -9,7 +9,7 @@ import typing
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from sqlite_cells.codec import Link, derive_id
+from sqlite_cells.codec import Link, brief_repr, derive_id
 from sqlite_cells.runtime._boundary import InvalidArgument, check_name, checked_arguments
 from sqlite_cells.runtime._cell import NO_DEFAULT, Cell, CellSource
 from sqlite_cells.runtime._pattern import (
@@ -46,12 +46,26 @@ class Space:
     """A space of one runtime. ``space.id`` is the id it was opened with."""
 
     def __init__(self, runtime: Runtime, space_id: str, file: SpaceFile) -> None:
-        self.runtime = runtime
-        self.id = space_id
-        self.file = file
+        self._runtime = runtime
+        self._id = space_id
+        self._file = file
         # _sources_lock guards _sources (graph nodes of stored cells: by cell id, one per path).
         self._sources_lock = threading.Lock()
         self._sources: dict[str, dict[tuple[str | int, ...], CellSource]] = {}
+
+    # Read-only: cells, links and files of the space derive from them (a space whose id was
+    # reassigned would commit values under ids and links of another space, into its own file).
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def runtime(self) -> Runtime:
+        return self._runtime
+
+    @property
+    def file(self) -> SpaceFile:
+        return self._file
 
     @checked_arguments
     def cell(self, name: str | None = None, *, default: Any = NO_DEFAULT) -> Cell:
@@ -90,7 +104,9 @@ class Space:
         parameter for, or one its annotation refuses (:meth:`check_input`), is an
         :class:`InvalidArgument` before anything is recorded."""
         if not isinstance(pattern, Pattern):
-            raise InvalidArgument(f"space.run takes an @sc.pattern function, not {pattern!r}")
+            raise InvalidArgument(
+                f"space.run takes an @sc.pattern function, not {brief_repr(pattern)}"
+            )
         key = check_name("piece key", key)
         inputs = {check_name("pattern input name", name): value for name, value in inputs.items()}
         # A link given is the reference it serializes: the cell it names, exactly as if that

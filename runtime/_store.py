@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from sqlite_cells.codec import short_hash
+from sqlite_cells.codec import brief_repr, short_hash
 from sqlite_cells.runtime._boundary import StorePathError, describe, surrogate_at
 
 __all__ = ["DEFAULT_STORE", "STORE_ENV", "resolve_store", "space_file_name"]
@@ -29,7 +29,8 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
         store = os.environ.get(STORE_ENV) or DEFAULT_STORE
     if not isinstance(store, str | os.PathLike) or not os.fspath(store):
         raise StorePathError(
-            f"a store is a directory path, not {store!r}: pass a path, or None for the default "
+            f"a store is a directory path, not {brief_repr(store)}: pass a path, or None for the "
+            "default "
             f"(${STORE_ENV} or ./{DEFAULT_STORE})"
         )
     _check_text(os.fspath(store))

@@ -23,6 +23,7 @@ from sqlite_cells.codec import (
     SqliteCellsError,
     TooManyDatabases,
     TransactionError,
+    brief_repr,
 )
 from sqlite_cells.files import (
     DROP_KIND,
@@ -583,6 +584,6 @@ def sqlite_query(
     if not isinstance(db, SqliteDb):
         raise InvalidArgument(
             f"sqlite_query(db=...) takes a database (space.sqlite_database(...), "
-            f"register_disk_source(...) or a pattern's database input), not {db!r}"
+            f"register_disk_source(...) or a pattern's database input), not {brief_repr(db)}"
         )
     return db.query(sql, params, row=row, react_on=react_on)

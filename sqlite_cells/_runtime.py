@@ -118,7 +118,8 @@ class Space(runtime.Space):
         check_options(version, migrate)
         if source is not None and not isinstance(source, VmSource):
             raise InvalidArgument(
-                f"source= takes sc.VmSource(vm, path), not {source!r}; injected files go through "
+                f"source= takes sc.VmSource(vm, path), not {brief_repr(source)}; injected files go "
+                "through "
                 "space.register_disk_source(path)"
             )
         db_id = derive_id(*causal_cause(self.id, "sqlite", name))
@@ -687,7 +688,8 @@ def _check_roots(roots: object) -> tuple[str | os.PathLike[str], ...] | None:
         return None
     if isinstance(roots, str | bytes | os.PathLike) or not isinstance(roots, Iterable):
         raise InvalidArgument(
-            f"disk_source_roots is a list of directories, not {roots!r}: write [{roots!r}]"
+            f"disk_source_roots is a list of directories, not {brief_repr(roots)}: write "
+            f"[{brief_repr(roots)}]"
         )
     found = tuple(roots)
     for root in found:

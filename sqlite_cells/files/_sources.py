@@ -38,7 +38,7 @@ from pathlib import Path
 
 import apsw
 
-from sqlite_cells.codec import DiskSourceError, derive_id
+from sqlite_cells.codec import DiskSourceError, brief_repr, derive_id
 from sqlite_cells.files._held_files import read_head
 from sqlite_cells.runtime import surrogate_at
 
@@ -159,7 +159,7 @@ def _validated(
     if not isinstance(given, str) or not os.path.isabs(given):
         raise DiskSourceError(
             "absolute",
-            str(given),
+            given if isinstance(given, str) else brief_repr(given),
             "give an absolute path as a string or a Path (a relative one depends on the cwd)",
         )
     if "\0" in given:

@@ -43,7 +43,7 @@ from typing import Any
 
 import msgspec
 
-from sqlite_cells.codec import QueryError, SqliteCellsError, parse_link, parse_links
+from sqlite_cells.codec import QueryError, SqliteCellsError, brief_repr, parse_link, parse_links
 from sqlite_cells.read._reader import StatementResult
 from sqlite_cells.read._stored_values import Misfit, one_type, sqlite_adapter, with_sqlite_values
 from sqlite_cells.runtime import Cell, InvalidArgument, Runtime, Space, checked_arguments
@@ -73,7 +73,7 @@ def decode_cf_link(value: str | bytes | None, rt: Runtime) -> Cell | None:
 
 
 def _not_a_runtime(rt: object) -> InvalidArgument:
-    shown = repr(rt)
+    shown = brief_repr(rt)
     if len(shown) > 60:
         shown = shown[:57] + "..."
     hint = "; for a space, pass space.runtime" if isinstance(rt, Space) else ""
@@ -113,7 +113,7 @@ def _fields(row: type) -> list[str]:
     if typing.is_typeddict(cls):
         return list(cls.__annotations__)
     raise InvalidArgument(
-        f"row= takes a msgspec.Struct, a dataclass or a TypedDict, not {row!r}; leave it out "
+        f"row= takes a msgspec.Struct, a dataclass or a TypedDict, not {brief_repr(row)}; leave "
         "for dict rows"
     )
 

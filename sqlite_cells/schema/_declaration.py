@@ -42,7 +42,8 @@ def check_options(version: object, migrate: object) -> None:
         )
     if migrate is not None and not callable(migrate):
         raise SchemaError(
-            f"migrate={migrate!r} is not callable; pass a function migrate(conn, from_version) "
+            f"migrate={brief_repr(migrate)} is not callable; pass a function "
+            "migrate(conn, from_version) "
             "or None"
         )
     if migrate is not None and _never_runs(migrate):
@@ -90,8 +91,8 @@ class VmSource:
         if not isinstance(path, str):
             suggestion = f"; write str(path): {str(path)!r}" if isinstance(path, PurePath) else ""
             raise InvalidArgument(
-                f"sc.VmSource(vm, path): path is {path!r} (a {type(path).__name__}), not a "
-                f"str; pass the file's path inside the VM as text, such as "
+                f"sc.VmSource(vm, path): path is {brief_repr(path)} (a {type(path).__name__}), "
+                f"not a str; pass the file's path inside the VM as text, such as "
                 f"sc.VmSource(vm, '/data/app.db'){suggestion}"
             )
         if not path:

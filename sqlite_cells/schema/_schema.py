@@ -33,7 +33,7 @@ from typing import Final
 
 import apsw
 
-from sqlite_cells.codec import SchemaError
+from sqlite_cells.codec import SchemaError, brief_repr
 from sqlite_cells.runtime import LENGTH_LIMIT, checked_arguments, surrogate_at
 from sqlite_cells.sql import (
     ALLOWED_SQLITE_FUNCTIONS,
@@ -78,7 +78,9 @@ _ROWID_NAMES: Final = frozenset({"rowid", "oid", "_rowid_"})
 def _shown(value: object, *, quote: bool = True) -> str:
     """``value`` as an error message shows it: its repr (its text with ``quote=False``), cut
     to a readable length, saying how long it was (a spec or name can be megabytes long)."""
-    text = repr(value) if quote else str(value)
+    if quote or not isinstance(value, str):
+        return brief_repr(value)  # (never raising, whatever the value)
+    text = value
     if len(text) <= _SHOWN_LIMIT:
         return text
     return f"{text[: _SHOWN_LIMIT - 1]}… ({len(text)} characters)"
