@@ -318,8 +318,13 @@ def _read_file(
         if decl.kind is SourceKind.DISK:  # its queries re-run whole: read sets are not used
             seq = 0
         else:
-            seq = read_watermark(own)
+            # The schema cookie first: reading it starts the read transaction (its snapshot, or
+            # in rollback mode its lock), which holds for the watermark and every statement
+            # after. A watermark read first fails to prepare on a file its first write has not
+            # reached yet, starting nothing: the statements then saw that write's rows, which
+            # were served with seq 0 (R42).
             cookie = own.execute(_COOKIE_SQL).fetchall()[0][0]
+            seq = read_watermark(own)
             _COOKIES[decl.path] = cookie
         plan = _Plan(decl, timeout, pooled, cookie)
         plan.on_file(sync_shadows(pooled, decl, own, plan.policy))
