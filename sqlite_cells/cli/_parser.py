@@ -205,9 +205,9 @@ def _maintenance_parsers(commands: argparse._SubParsersAction[_Intermixed]) -> N
         "gc",
         parents=[_common(suppress=True)],
         help="list database files no handle refers to; remove them with --yes",
-        description="List the store's cell-*.sqlite files that no handle of any space names "
-        "(R74). Nothing is removed without --yes. Run it while no runtime is creating a new "
-        "database.",
+        description="List the store's cell-*.sqlite files that no handle of any space names, "
+        "and those of databases dropped with db.drop() (R74). Nothing is removed without "
+        "--yes. Run it while no runtime is creating a new database.",
     )
     _store_positional(gc)
     gc.add_argument("--yes", action="store_true", help="remove the files listed")
@@ -233,7 +233,8 @@ def parser() -> argparse.ArgumentParser:
         help="run the example chat app on the default store",
         description="Run the example chat app: a database cell, a live query, a rename that "
         "does not re-run the query, and a rolled-back write. Running it again continues the "
-        "same database.",
+        "same database. It prints a walkthrough as text: --json, --csv and --ndjson do not "
+        "apply to it.",
     )
     inspect = commands.add_parser(
         "inspect",

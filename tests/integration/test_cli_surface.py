@@ -24,6 +24,8 @@ import sqlite_cells as sc
 from sqlite_cells.cli._cli import main
 from sqlite_cells.codec import derive_id
 
+from ..conftest import run_cli
+
 COMMAND = Path(sys.executable).parent / "sqlite-cells"
 ALICE = derive_id("cell", "s", "alice")
 CHAT = derive_id("sqlite", "s", "chat")
@@ -474,3 +476,13 @@ def test_link_to_what_does_not_exist_creates_nothing(
     assert not missing_store.exists()
     code, out, _ = _run(capsys, "cells", str(chat_store), "--json")
     assert code == 0 and len(json.loads(out)) == 3  # no handle, no input cell was written
+
+
+def test_the_help_says_what_demo_prints_and_what_gc_lists() -> None:
+    """`demo --help` listed --json/--csv/--ndjson, which demo refuses (exit 2); `gc --help` did
+    not say it lists dropped databases' files too (R74)."""
+    demo = run_cli("demo", "--help")
+    assert demo.returncode == 0
+    assert "--json, --csv and --ndjson do not" in " ".join(demo.stdout.split())
+    gc = run_cli("gc", "--help")
+    assert gc.returncode == 0 and "dropped with db.drop()" in " ".join(gc.stdout.split())
