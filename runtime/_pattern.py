@@ -166,6 +166,11 @@ class Inputs(dict[str, "Cell"]):
     """A piece's input cells by input name. A name the pattern does not take is an
     :class:`UnknownInput` (a ``KeyError`` too) that lists the names it does take."""
 
+    def __getitem__(self, name: object) -> Cell:
+        if not isinstance(name, str):  # (an unhashable one would be Python's TypeError)
+            return self.__missing__(name)
+        return super().__getitem__(name)
+
     def __missing__(self, name: object) -> Cell:
         takes = ", ".join(repr(n) for n in self) if self else "no inputs"
         raise UnknownInput(

@@ -101,6 +101,10 @@ class QueryState(Generic[T]):
     seq: int = 0
 
     def same_rows(self, other: QueryState[Any]) -> bool:
+        """Whether ``other`` holds the same outcome: pending alike, equal rows, the same error
+        (False for anything but a ``QueryState``)."""
+        if not isinstance(other, QueryState):
+            return False
         return (
             self.pending == other.pending
             and self.result == other.result
@@ -219,6 +223,7 @@ class Query(Reactive, Generic[T]):
     def observe(self) -> Observable[QueryState[T]]:
         return observe_node(self)
 
+    @checked_arguments
     async def first(self) -> QueryState[T]:
         """The first state that is not pending (rows or an error), without blocking the loop."""
         async for state in self.states():
@@ -226,6 +231,7 @@ class Query(Reactive, Generic[T]):
                 return state
         raise AssertionError("unreachable: states() never ends")  # pragma: no cover
 
+    @checked_arguments
     async def states(self) -> AsyncIterator[QueryState[T]]:
         """The current state, then each change, as an async iterator (stop by leaving the
         loop). States are handed over from the scheduler thread to the running event loop."""
@@ -242,6 +248,7 @@ class Query(Reactive, Generic[T]):
         finally:
             subscription.dispose()
 
+    @checked_arguments
     def display(self) -> Any:
         """Show the query in a notebook output that updates in place after each change; returns
         a handle whose ``stop()`` ends the updates."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -104,3 +105,35 @@ def test_a_space_s_identity_cannot_be_reassigned() -> None:
             with pytest.raises(AttributeError):
                 setattr(space, name, value)
         assert space.id == "demo"
+
+
+@sc.pattern
+def _echo(a: Any) -> Any:
+    return a
+
+
+def test_query_helpers_and_piece_inputs_refuse_bad_arguments_as_our_errors() -> None:
+    """`Query.first()`, `states()` and `display()` with stray arguments raised Python's
+    `TypeError`; `QueryState.same_rows(None)` an `AttributeError`; `piece.inputs[[1]]` Python's
+    `TypeError: unhashable type`."""
+    import asyncio
+
+    with sc.Runtime.ephemeral() as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables={"t": sc.table(x="integer")})
+        q = db.query("SELECT x FROM t")
+        for call in (
+            lambda: asyncio.run(q.first(1)),  # type: ignore[call-arg]
+            lambda: q.states(1),  # type: ignore[call-arg]
+            lambda: q.display(1),  # type: ignore[call-arg]
+        ):
+            with pytest.raises(sc.SqliteCellsError) as info:
+                call()
+            assert isinstance(info.value, TypeError)
+        assert rt.settle(30)
+        assert q.get().same_rows(None) is False  # type: ignore[arg-type]
+        assert q.get().same_rows(q.get()) is True
+        piece = space.run(_echo, key="k", a=1)
+        with pytest.raises(sc.SqliteCellsError, match="no input") as missing:
+            piece.inputs[[1]]  # type: ignore[index]
+        assert isinstance(missing.value, KeyError)
