@@ -1,4 +1,4 @@
-"""What the overridden builtins cost a write that calls them per row (``sql/_long_calls.py``, R44):
+"""What the overridden builtins cost a write that calls them per row (``write/_calls.py``, R44):
 ``db.exec`` of an UPDATE whose WHERE calls ``LIKE`` (or whose SET calls ``trim``) on each of
 10,000 rows, against the same runtime whose write connection never had the overrides
 (SQLite cannot give a connection its builtin back: unregistering an override leaves the name
@@ -19,8 +19,8 @@ import apsw
 
 import sqlite_cells as sc
 from bench._common import Figure, Row, median, p, parse
-from sqlite_cells.sql._long_calls import override_long_calls
 from sqlite_cells.write import _conn
+from sqlite_cells.write._calls import override_long_calls
 
 ROWS = 10_000
 TABLES = {"t": sc.table(id="integer primary key", name="text not null", x="integer default 0")}

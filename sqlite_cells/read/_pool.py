@@ -65,7 +65,7 @@ from sqlite_cells.files import (
 )
 from sqlite_cells.read._shadows import ShadowState
 from sqlite_cells.runtime import LENGTH_LIMIT, has_moved
-from sqlite_cells.sql import Gate, override_long_calls
+from sqlite_cells.sql import Gate
 
 __all__ = ["DEFAULT_LENGTH_LIMIT", "PooledConnection", "ReadPool"]
 
@@ -152,21 +152,6 @@ def _still_serves(pooled: PooledConnection, path: Path) -> bool:
     except DiskSourceError:
         return False  # the open that follows says why
     return pooled.frozen is None or content_signature(path) == pooled.frozen
-
-
-class _CallDeadline:
-    """A pooled connection's deadline as the long-call overrides read it: None (no deadline,
-    the builtin at once) between reads, where the connection's is infinite."""
-
-    __slots__ = ("_pooled",)
-
-    def __init__(self, pooled: PooledConnection) -> None:
-        self._pooled = pooled
-
-    @property
-    def deadline(self) -> float | None:
-        deadline = self._pooled.deadline
-        return None if deadline == math.inf else deadline
 
 
 def _open_source(path: Path) -> tuple[apsw.Connection, tuple[object, ...] | None]:
@@ -355,11 +340,6 @@ class ReadPool:
             pooled.frozen, pooled.opened = frozen, opened
             # (by the file's header: a statement would wait for another program's lock)
             pooled.live_wal = frozen is None and in_wal_mode(path)
-            if frozen is None and not pooled.live_wal:
-                # In rollback mode a read holds a lock that keeps the file's own program from
-                # writing: one long call of a builtin, which no interrupt stops, must not keep
-                # it past the read's deadline (R44, see sql/_long_calls.py).
-                override_long_calls(conn, _CallDeadline(pooled))
         with self._lock:
             self._open_count += 1
             self._born[id(pooled)] = self._generation.get(path, 0)

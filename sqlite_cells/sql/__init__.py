@@ -15,8 +15,6 @@ from sqlite_cells.sql._guard import CheckedStatement as CheckedStatement
 from sqlite_cells.sql._guard import Mode as Mode
 from sqlite_cells.sql._guard import check_statement as check_statement
 from sqlite_cells.sql._json_calls import split_json_calls as split_json_calls
-from sqlite_cells.sql._long_calls import LONG_CALLS as LONG_CALLS
-from sqlite_cells.sql._long_calls import override_long_calls as override_long_calls
 from sqlite_cells.sql._names import ALLOWED_SQLITE_FUNCTIONS as ALLOWED_SQLITE_FUNCTIONS
 from sqlite_cells.sql._names import DATABASE_ALIAS as DATABASE_ALIAS
 from sqlite_cells.sql._names import DATABASE_NAMES as DATABASE_NAMES
@@ -53,7 +51,6 @@ __all__ = [
     "JSON_CALLS",
     "JSON_CALL_PREFIX",
     "LINK_SUFFIX",
-    "LONG_CALLS",
     "NUMBER",
     "OP",
     "PARAM",
@@ -82,7 +79,6 @@ __all__ = [
     "is_reserved_table",
     "make_authorizer",
     "map_params",
-    "override_long_calls",
     "parameter_rows",
     "scan_sql",
     "split_json_calls",

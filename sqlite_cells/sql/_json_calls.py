@@ -11,7 +11,7 @@ linear in its arguments, as other builtins are, and stays as written.
 call of a runtime function of its own (``_cf_json_extract``, …; the guard refuses ``_cf_`` names
 in user text, the authorizer allows these ones), which the write path registers on its
 connections and computes like its other long calls, abandonable at the write's deadline
-(``sqlite_cells.sql._long_calls``). The results stay SQLite's own, JSON subtype included: the mark
+(``sqlite_cells.write._calls``). The results stay SQLite's own, JSON subtype included: the mark
 by which ``json_array(json_set(…))`` nests an object where a plain string would be quoted. A
 Python function can neither read nor set it, so the rewrite carries it across:
 

@@ -17,7 +17,7 @@
 * A progress handler (installed once, with its own ``id``) that interrupts a user statement
   running past its deadline (R44 ``exec_timeout``), and overrides of the builtin SQL functions
   whose one call can run long within a single step, which keep that deadline too
-  (:mod:`sqlite_cells.sql._long_calls`); a user statement's JSON calls of many paths are
+  (:mod:`sqlite_cells.write._calls`); a user statement's JSON calls of many paths are
   rewritten to functions computed the same way (:func:`sqlite_cells.sql.split_json_calls`).
 """
 
@@ -30,14 +30,8 @@ from typing import Final
 import apsw
 
 from sqlite_cells.files import ALIAS
-from sqlite_cells.sql import (
-    USER_PREPARE_FLAGS,
-    Authorizer,
-    Bound,
-    Gate,
-    override_long_calls,
-    split_json_calls,
-)
+from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Gate, split_json_calls
+from sqlite_cells.write._calls import override_long_calls
 
 __all__ = ["WriteConn", "write_conn"]
 

@@ -89,10 +89,10 @@ from sqlite_cells.sql import (
     Bound,
     Mode,
     make_authorizer,
-    override_long_calls,
     sqlite_refusal,
     write_hint,
 )
+from sqlite_cells.write._calls import override_long_calls
 from sqlite_cells.write._capture import capture, has_rowid_tables
 from sqlite_cells.write._conn import write_conn
 from sqlite_cells.write._keys import NullKeys, before_write, check_null_keys, nullable_keys

@@ -10,7 +10,7 @@ import pytest
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
 from sqlite_cells.files import set_watermark
-from sqlite_cells.sql._long_calls import running
+from sqlite_cells.write._calls import running
 
 MESSAGES = {
     "messages": sc.table(

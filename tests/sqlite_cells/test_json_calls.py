@@ -2,7 +2,7 @@
 ``json_set``, ``json_insert``, ``json_replace``, ``json_array_insert`` and their ``jsonb_`` forms
 look every path up in the document within one VM step. In a write (and a ``migrate``) such a
 call of two paths or more is rewritten into a runtime function computed like the other long
-calls (``sql/_json_calls.py``, ``sql/_long_calls.py``): abandoned at ``exec_timeout``, and
+calls (``sql/_json_calls.py``, ``write/_calls.py``): abandoned at ``exec_timeout``, and
 otherwise giving exactly SQLite's result, JSON subtype included."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sqlite_cells as sc
 from sqlite_cells._runtime import Space
 from sqlite_cells.schema._migrate import MigrationConnection
 from sqlite_cells.sql import JSON_CALLS, split_json_calls
-from sqlite_cells.sql._long_calls import INLINE_COST, override_long_calls, running
+from sqlite_cells.write._calls import INLINE_COST, override_long_calls, running
 
 TABLES = {"t": sc.table(id="integer primary key", v="text")}
 

@@ -1,5 +1,5 @@
 """R44 for one long SQL function call inside a write: the builtins whose one call can run long
-are overridden on the space's write connection (``sql/_long_calls.py``). A user write whose call
+are overridden on the space's write connection (``write/_calls.py``). A user write whose call
 runs past ``exec_timeout`` fails with ``ExecTimeout``, rolls back and lets the space go at once,
 while the calculation finishes in the background; every other call gives exactly the builtin's
 result."""
@@ -18,7 +18,7 @@ import pytest
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
 from sqlite_cells.sql import USER_PREPARE_FLAGS, Gate, Mode, make_authorizer
-from sqlite_cells.sql._long_calls import (
+from sqlite_cells.write._calls import (
     INLINE_COST,
     LONG_CALLS,
     _Call,

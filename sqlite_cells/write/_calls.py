@@ -1,6 +1,4 @@
-"""SQL function calls that could outrun a statement's deadline, kept under it (R44): a write's
-(``exec_timeout``), and a read's of an injected source in rollback mode, whose lock keeps the
-file's own program from writing for as long as the read's statement runs (``query_timeout``).
+"""SQL function calls that could outrun a write's deadline, kept under it (R44 ``exec_timeout``).
 
 SQLite calls the progress handler, and checks for an interrupt, between VM steps; one call of a
 builtin function is one step. Most builtins are linear in their arguments' size, and a value is
@@ -61,7 +59,7 @@ from typing import Final, Protocol
 
 import apsw
 
-from sqlite_cells.sql._names import JSON_CALL_PREFIX, JSON_CALLS
+from sqlite_cells.sql import JSON_CALL_PREFIX, JSON_CALLS
 
 __all__ = ["HELPERS", "INLINE_COST", "LONG_CALLS", "Deadline", "override_long_calls", "running"]
 
@@ -94,11 +92,10 @@ Limits = tuple[int, ...]  # the values of _LIMITS, in order
 
 
 class Deadline(Protocol):
-    """What the overrides read on every call: the running user statement's deadline
-    (``time.monotonic()``), or None (or infinity) outside one."""
+    """What the overrides read on every call: the running user write's deadline
+    (``time.monotonic()``), or None outside a user write."""
 
-    @property
-    def deadline(self) -> float | None: ...
+    deadline: float | None
 
 
 def _size(value: object) -> int:
