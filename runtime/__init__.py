@@ -68,6 +68,7 @@ from sqlite_cells.runtime._space_file import busy_ms as busy_ms
 from sqlite_cells.runtime._space_file import file_identity as file_identity
 from sqlite_cells.runtime._store import DEFAULT_STORE as DEFAULT_STORE
 from sqlite_cells.runtime._store import STORE_ENV as STORE_ENV
+from sqlite_cells.runtime._store import shown_path as shown_path
 from sqlite_cells.runtime._tx import LENGTH_LIMIT as LENGTH_LIMIT
 from sqlite_cells.runtime._tx import PendingOp as PendingOp
 from sqlite_cells.runtime._tx import Transaction as Transaction
@@ -144,6 +145,7 @@ __all__ = [
     "remove_unused",
     "require_transaction",
     "set_lock_wait",
+    "shown_path",
     "stored_format",
     "stored_json_column",
     "surrogate_at",

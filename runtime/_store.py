@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlite_cells.codec import brief_repr, short_hash
 from sqlite_cells.runtime._boundary import StorePathError, describe, surrogate_at
 
-__all__ = ["DEFAULT_STORE", "STORE_ENV", "resolve_store", "space_file_name"]
+__all__ = ["DEFAULT_STORE", "STORE_ENV", "resolve_store", "shown_path", "space_file_name"]
 
 STORE_ENV = "SQLITE_CELLS_STORE"
 DEFAULT_STORE = ".sqlite-cells"
@@ -51,20 +51,21 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
     except StorePathError:  # also an OSError: said once, not wrapped in itself
         raise
     except (OSError, RuntimeError) as exc:  # a name too long, no permission, a link loop
-        raise StorePathError(describe(exc, f"the store {_shown(path)}")) from exc
+        raise StorePathError(describe(exc, f"the store {shown_path(path)}")) from exc
     _check_text(str(resolved))  # a link may lead to a name that is not valid text
     if not os.access(resolved, os.R_OK | os.X_OK):
         raise StorePathError(
-            f"the store {_shown(resolved)} cannot be read by this user (the directory lacks "
+            f"the store {shown_path(resolved)} cannot be read by this user (the directory lacks "
             "read or search permission for it): give it read and search permission "
             "(chmod u+rx), or use another store"
         )
     return resolved
 
 
-def _shown(path: Path) -> str:
-    """``path`` for a message: a very long one (the system refused it) cut to its start."""
-    text = str(path)
+def shown_path(path: str | os.PathLike[str]) -> str:
+    """``path`` for a message: a very long one (the system refuses such paths) cut to its
+    start, with its length."""
+    text = os.fspath(path)
     return text if len(text) <= 200 else f"{text[:200]}… ({len(text):,} characters)"
 
 

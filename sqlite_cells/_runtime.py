@@ -60,7 +60,6 @@ from sqlite_cells.runtime import (
     Pattern,
     busy_ms,
     causal_cause,
-    check_companions,
     check_name,
     checked_arguments,
     own_transaction,
@@ -565,7 +564,7 @@ class Runtime(runtime.Runtime):
             checked: Outcome | None = None
             try:
                 with translated(f"database {decl.db_id} ({decl.path})"):
-                    check_companions(decl.path, "database file")
+                    # (the reconcile's open names a directory at the -wal or -shm path)
                     # First a look that takes no lock, as `check` does: the usual answer, in
                     # sync, needs no more, and other runtimes' commits never make it wait.
                     # Only a file that disagrees is compared again under the space's write

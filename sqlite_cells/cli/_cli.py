@@ -54,7 +54,6 @@ from sqlite_cells.cli._inspect import (
     inspect_store,
     query_store,
     refuse_newer_format,
-    shown_path,
     store_dir,
 )
 from sqlite_cells.cli._maintenance import check, gc, link
@@ -72,7 +71,7 @@ from sqlite_cells.cli._parser import literal_params, param_pairs, parser
 from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK, USAGE
 from sqlite_cells.codec import GuardViolation, QueryError, QueryTimeout, SqliteCellsError
 from sqlite_cells.read import text_table
-from sqlite_cells.runtime import lock_waits, waited_for_lock
+from sqlite_cells.runtime import lock_waits, shown_path, waited_for_lock
 from sqlite_cells.sql import Mode, check_statement
 
 __all__ = ["main"]

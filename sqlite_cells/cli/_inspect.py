@@ -69,6 +69,7 @@ from sqlite_cells.runtime import (
     STORE_ENV,
     busy_ms,
     odd_kind,
+    shown_path,
     stored_format,
     surrogate_at,
     wait_for_locks,
@@ -96,7 +97,6 @@ __all__ = [
     "query_store",
     "read_only",
     "refuse_newer_format",
-    "shown_path",
     "store_dir",
     "table_names",
 ]
@@ -433,13 +433,6 @@ def store_dir(store: str | os.PathLike[str]) -> Path:
     check_store_text(resolved)  # a link may lead to a name that is not valid text
     _check_readable(resolved)
     return resolved
-
-
-def shown_path(path: str | os.PathLike[str]) -> str:
-    """``path`` for a message: a very long one (the system refuses such paths) cut to its
-    start, with its length, as the library's store errors show it."""
-    text = os.fspath(path)
-    return text if len(text) <= 200 else f"{text[:200]}… ({len(text):,} characters)"
 
 
 def _store_exists(path: Path) -> bool:

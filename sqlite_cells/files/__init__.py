@@ -79,6 +79,7 @@ from sqlite_cells.files._sources import source_opening as source_opening
 from sqlite_cells.files._sources import source_uri as source_uri
 from sqlite_cells.files._sources import unread_wal as unread_wal
 from sqlite_cells.files._sources import validate_disk_source as validate_disk_source
+from sqlite_cells.files._sources import wal_companions_present as wal_companions_present
 from sqlite_cells.files._watermark import WATERMARK_SQL as WATERMARK_SQL
 from sqlite_cells.files._watermark import read_watermark as read_watermark
 from sqlite_cells.files._watermark import set_watermark as set_watermark
@@ -166,5 +167,6 @@ __all__ = [
     "unread_wal",
     "unreadable_handle",
     "validate_disk_source",
+    "wal_companions_present",
     "watermark_sql",
 ]

@@ -303,7 +303,7 @@ def detach(conn: apsw.Connection) -> None:
         conn.execute(f"DETACH DATABASE {ALIAS}")
 
 
-def open_unwritable(path: Path) -> apsw.Connection:
+def open_unwritable(path: Path, what: str = "store file") -> apsw.Connection:
     """A connection to the existing file ``path`` that writes nothing (``query_only``) and
     creates nothing: opened without ``SQLITE_OPEN_CREATE``, and writable where it may be,
     because a connection opened ``SQLITE_OPEN_READONLY`` on a WAL file leaves the ``-wal`` and
@@ -313,8 +313,9 @@ def open_unwritable(path: Path) -> apsw.Connection:
     as found: the last connection to close would copy it into the file and remove it, so this
     one does not checkpoint on close. Raises ``apsw.Error`` (the callers translate it), and
     :class:`~sqlite_cells.codec.DatabaseError` naming a directory (or other odd file) standing
-    at its ``-wal`` or ``-shm`` path, which SQLite would only report as "unable to open"."""
-    check_companions(path, "store file")
+    at its ``-wal`` or ``-shm`` path (``what`` names the file), which SQLite would only report
+    as "unable to open"."""
+    check_companions(path, what)
     try:
         wal_frames = os.path.getsize(f"{path}-wal") > 0
     except OSError:

@@ -278,9 +278,13 @@ def _reconcile(
 
 def _open(path: Path, *, writable: bool, busy_ms: int = BUSY_TIMEOUT_MS) -> apsw.Connection:
     # A directory at the -wal or -shm path is not the file's damage: named, nothing decided.
-    check_companions(path, "database file")
-    flags = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
-    conn = apsw.Connection(str(path), flags=flags) if writable else open_unwritable(path)
+    if not writable:
+        conn = open_unwritable(path, "database file")  # (it looks at them itself)
+    else:
+        check_companions(path, "database file")
+        conn = apsw.Connection(
+            str(path), flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE
+        )
     wait_for_locks(conn, busy_ms)
     try:
         conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()

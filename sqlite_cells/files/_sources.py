@@ -58,6 +58,7 @@ __all__ = [
     "source_uri",
     "unread_wal",
     "validate_disk_source",
+    "wal_companions_present",
 ]
 
 _HEADER = b"SQLite format 3\x00"
@@ -272,11 +273,15 @@ def source_uri(path: Path) -> str:
     """The read-only URI a connection to the source at ``path`` opens (see the module
     docstring): nothing of ours is ever created beside the file."""
     base = "file:" + urllib.parse.quote(str(path)) + "?mode=ro"
-    if in_wal_mode(path) and not (
-        _sibling(path, "-wal").exists() and _sibling(path, "-shm").exists()
-    ):
+    if in_wal_mode(path) and not wal_companions_present(path):
         return base + _IMMUTABLE
     return base
+
+
+def wal_companions_present(path: Path) -> bool:
+    """Whether the ``-wal`` and ``-shm`` of the file at ``path`` are there: a WAL file is read
+    ``mode=ro`` only then (SQLite would create them otherwise)."""
+    return _sibling(path, "-wal").exists() and _sibling(path, "-shm").exists()
 
 
 def in_wal_mode(path: Path) -> bool:

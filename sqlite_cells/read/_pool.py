@@ -61,7 +61,7 @@ from sqlite_cells.files import (
     file_identity,
     in_wal_mode,
     source_opening,
-    source_uri,
+    wal_companions_present,
 )
 from sqlite_cells.read._shadows import ShadowState
 from sqlite_cells.runtime import LENGTH_LIMIT, has_moved
@@ -154,20 +154,25 @@ def _still_serves(pooled: PooledConnection, path: Path) -> bool:
     return pooled.frozen is None or content_signature(path) == pooled.frozen
 
 
-def _open_source(path: Path) -> tuple[apsw.Connection, tuple[object, ...] | None]:
-    """A read-only connection to the injected source at ``path`` and, opened ``immutable``, the
-    content signature it reads (see :func:`source_opening`). A file in WAL mode is opened
-    ``mode=ro`` only while its program's ``-wal`` and ``-shm`` are there; SQLite creates them at
-    the first read otherwise. They are looked for again once the connection is open (it has
-    read nothing yet): gone in between (the program closed), the file is opened again, then
-    ``immutable``, which creates nothing."""
+def _open_source(path: Path) -> tuple[apsw.Connection, tuple[object, ...] | None, bool]:
+    """A read-only connection to the injected source at ``path``; opened ``immutable``, the
+    content signature it reads (see :func:`source_opening`); and whether it is a live WAL
+    connection (``mode=ro`` beside its program's ``-wal`` and ``-shm``, judged by the file's
+    header: a statement would wait for another program's lock). A file in WAL mode is opened
+    ``mode=ro`` only while its ``-wal`` and ``-shm`` are there; SQLite creates them at the first
+    read otherwise. They are looked for again once the connection is open (it has read nothing
+    yet): gone in between (the program closed), the file is opened again, then ``immutable``,
+    which creates nothing."""
     tries = _OPEN_TRIES
     while True:
         uri, frozen = source_opening(path)
         conn = apsw.Connection(uri, flags=READ_ONLY_URI)
+        if frozen is not None:
+            return conn, frozen, False
         tries -= 1
-        if frozen is not None or tries == 0 or source_uri(path) == uri:
-            return conn, frozen
+        wal = in_wal_mode(path)
+        if not wal or tries == 0 or wal_companions_present(path):
+            return conn, None, wal
         conn.close()
 
 
@@ -324,7 +329,7 @@ class ReadPool:
         identity: Identity | None = None
         if source:
             check_pinned(path)
-            conn, frozen = _open_source(path)
+            conn, frozen, live_wal = _open_source(path)
             try:  # the file opened is the file pinned, not one swapped in between
                 opened: Identity | None = check_pinned(path)
             except DiskSourceError:
@@ -337,9 +342,7 @@ class ReadPool:
         conn.limit(apsw.SQLITE_LIMIT_LENGTH, self.length_limit)
         pooled = PooledConnection(path, conn, identity)
         if source:
-            pooled.frozen, pooled.opened = frozen, opened
-            # (by the file's header: a statement would wait for another program's lock)
-            pooled.live_wal = frozen is None and in_wal_mode(path)
+            pooled.frozen, pooled.opened, pooled.live_wal = frozen, opened, live_wal
         with self._lock:
             self._open_count += 1
             self._born[id(pooled)] = self._generation.get(path, 0)
