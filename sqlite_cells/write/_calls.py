@@ -40,11 +40,13 @@ What changes for a statement that calls these functions: a Python call per call 
 ``LIKE``/``GLOB`` no longer use an index (SQLite's LIKE optimization is only for its own
 functions). ``PRAGMA case_sensitive_like`` would re-register SQLite's own ``like`` and drop the
 override; user statements can never run a PRAGMA (R23), and the runtime runs none on this
-connection. A text argument or result that is not valid UTF-8 cannot cross into Python: the
-statement fails with ``UnicodeDecodeError`` (the write path reports an ``ExecError``) where the
-builtin would have stored the bytes. ``json_patch`` stays SQLite's own although it is quadratic
-in the number of keys: its result carries the JSON subtype, which a Python function cannot set,
-and without it ``json_object('a', json_patch(…))`` would nest a string instead of an object.
+connection. Text that is not valid UTF-8 cannot cross between SQLite and Python: such a text
+argument fails the statement with ``UnicodeDecodeError`` (the write path reports an
+``ExecError``) where the builtin would have stored the bytes, and such a text result (made from
+a blob argument) is returned as a blob of the same bytes, where the builtin returns text.
+``json_patch`` stays SQLite's own although it is quadratic in the number of keys: its result
+carries the JSON subtype, which a Python function cannot set, and without it
+``json_object('a', json_patch(…))`` would nest a string instead of an object.
 """
 
 from __future__ import annotations
@@ -146,12 +148,26 @@ class _Calculator:
     def run(self, sql: str, args: tuple[object, ...]) -> object:
         """The value of ``sql``'s one row; the statement is stepped to its end, so it does not
         hold on to a large result."""
-        return self._cursor.execute(sql, args).fetchall()[0][0]
+        try:
+            return self._cursor.execute(sql, args).fetchall()[0][0]
+        except UnicodeDecodeError:
+            return self._bytes(sql, args)
 
     def step(self, sql: str, args: tuple[object, ...]) -> object:
         """The value of ``sql``'s one row, leaving the statement for the next call to reset
         (for small results: a little quicker than :meth:`run`)."""
-        return next(self._cursor.execute(sql, args))[0]
+        try:
+            return next(self._cursor.execute(sql, args))[0]
+        except UnicodeDecodeError:
+            return self._bytes(sql, args)
+
+    def _bytes(self, sql: str, args: tuple[object, ...]) -> bytes:
+        """The bytes of a text result that is not valid UTF-8 (from a blob argument:
+        ``replace(b, x'0d0a', x'0a')`` over binary data), computed again as a blob: Python
+        cannot hand SQLite such text, and a blob keeps every byte the builtin returned."""
+        value = self._cursor.execute(f"SELECT CAST(({sql}) AS BLOB)", args).fetchall()[0][0]
+        assert isinstance(value, bytes)
+        return value
 
     def close(self) -> None:
         self._conn.close()
