@@ -174,6 +174,10 @@ class QueryDisplay:
     def __repr__(self) -> str:
         return f"<QueryDisplay {'live' if self._stop is not None else 'stopped'}>"
 
+    def _ipython_display_(self) -> None:
+        """Shown as a cell's result, it adds nothing: the live table is the output already
+        (IPython printed ``<QueryDisplay live>`` under it)."""
+
 
 def display_query(query: Query[Any]) -> QueryDisplay:
     """Show ``query`` in a notebook output that is replaced in place after each change.
