@@ -2,4 +2,27 @@
 
 Each module has a ``main(store=None)`` that the test suite calls; without a store it runs on a
 temporary one (``sc.Runtime.ephemeral()``) that is removed when it ends.
+
+Run as a program (``python -m`` sets ``sys.argv[0]`` to ``-m`` while it imports this package),
+an example stopped with Ctrl-C says ``interrupted`` instead of printing Python's traceback, at
+any instant, its imports included; the exit status is still the interrupt's (130 in a shell).
+Imported (by the tests, or a notebook), the package changes nothing.
 """
+
+from __future__ import annotations
+
+import sys
+from types import TracebackType
+
+
+def _quiet_interrupt(
+    kind: type[BaseException], error: BaseException, traceback: TracebackType | None
+) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
+    else:
+        sys.__excepthook__(kind, error, traceback)
+
+
+if sys.argv[:1] == ["-m"]:
+    sys.excepthook = _quiet_interrupt

@@ -8,6 +8,7 @@ import _thread
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -603,3 +604,40 @@ def test_an_interrupt_during_a_loop_of_commits_stops_it_and_loses_no_commit(
                 db.exec("INSERT INTO t DEFAULT VALUES")
             assert db.read("SELECT count(*) AS n FROM t") == [{"n": counter.get()}]
         assert lost == 0
+
+
+def test_ctrl_c_stops_an_example_without_a_traceback(tmp_path: Path) -> None:
+    """An example run with ``python -m`` and stopped with Ctrl-C, while it imports or while it
+    commits: ``interrupted`` and the interrupt's exit status, no traceback; the store it leaves
+    is consistent."""
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    interrupted = 0
+    for trial, delay in enumerate((0.05, 0.15, 0.3, 0.45, 0.6)):
+        store = tmp_path / f"store{trial}"
+        child = subprocess.Popen(
+            [sys.executable, "-m", "examples.notes_patterns", str(store)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(delay)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=120)
+        assert "Traceback" not in err, err
+        if child.returncode != 0:  # not finished before the signal came
+            # (Empty: the signal came before Python itself had started.)
+            assert child.returncode == -signal.SIGINT, err
+            assert err.strip() in ("", "interrupted"), err
+            interrupted += err.strip() == "interrupted"
+        if store.exists():
+            checked = subprocess.run(
+                [str(Path(sys.executable).parent / "sqlite-cells"), "check", str(store)],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert interrupted >= 2
