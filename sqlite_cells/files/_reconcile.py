@@ -375,14 +375,14 @@ def _reconcile_file(
         if isinstance(exc, _TRANSIENT):
             found = replace(found, transient=True)
         return found
-    if action is not Action.IN_SYNC:
+    if action is not Action.IN_SYNC and not _QUIET.get():
         log.warning(
-            "database %s %s: watermark seq %d, space seq %d, %d changeset(s) applied%s",
+            "database %s %s: watermark seq %d, space seq %d, %s%s",
             db_id,
             action.value,
             db_seq,
             space_seq,
-            commits,
+            f"{commits} changeset(s) applied" if repair else "not repaired",
             f"; a copy of the file before the repair is kept at {kept}" if kept else "",
         )
     return Outcome(db_id, path, db_seq, space_seq, action, commits, kept=kept)

@@ -72,6 +72,25 @@ def test_a_database_behind_its_space_is_replayed_exactly(store: Path) -> None:
         assert db.read("SELECT count(*) AS n FROM events") == [{"n": counter.get()}]
 
 
+def test_a_replay_is_logged_once_as_what_it_did(
+    store: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The runtime's first look at a database behind its space (no lock, nothing decided) is
+    quiet; the repair under the lock logs what it applied, once."""
+    rt, db, counter = _open(store)
+    seqs = [_write(rt, db, counter, n) for n in range(1, 4)]
+    rt.close()
+    undo_last_commits_in_file(db.path, keep_seq=seqs[1])
+    rt, db, counter = _open(store)
+    with rt, caplog.at_level("INFO", logger="sqlite_cells"):
+        assert db.read("SELECT count(*) AS n FROM events") == [{"n": 3}]
+    lines = [r.getMessage() for r in caplog.records if db.id in r.getMessage()]
+    assert lines == [
+        f"database {db.id} replayed: watermark seq {seqs[1]}, space seq {seqs[2]}, "
+        "1 changeset(s) applied"
+    ]
+
+
 def test_first_use_reconciles_before_any_read(store: Path) -> None:
     rt, db, counter = _open(store)
     seqs = [_write(rt, db, counter, n) for n in range(1, 4)]
