@@ -46,6 +46,7 @@ from sqlite_cells.codec import (
     UnsupportedMigration,
     decode_record,
 )
+from sqlite_cells.files._changesets import Inexact, apply_exactly
 from sqlite_cells.files._held_files import copy_file
 from sqlite_cells.files._layout import KIND, decode_op_body, open_unwritable, stored_json
 from sqlite_cells.files._watermark import read_watermark, set_watermark
@@ -609,6 +610,21 @@ def _abort(reason: int, change: apsw.TableChange) -> int:
     raise _Irreparable(f"a changeset does not apply (an {change.op} in table {change.name}: {why})")
 
 
+def _apply(
+    conn: apsw.Connection, changeset: bytes, *, invert: bool = False, seq: int | None = None
+) -> None:
+    """Apply a commit's changeset (its inverse with ``invert``) exactly (R70): see
+    :mod:`sqlite_cells.files._changesets`."""
+    try:
+        apply_exactly(conn, changeset, conflict=_abort, invert=invert)
+    except Inexact as exc:
+        raise _Irreparable(
+            f"commit {seq}'s changeset cannot be applied exactly ({exc})"
+            if seq is not None
+            else f"the changeset of the commit in flight cannot be undone exactly ({exc})"
+        ) from exc
+
+
 def _replay(
     space_conn: apsw.Connection, conn: apsw.Connection, db_id: str, after: int, upto: int
 ) -> int:
@@ -627,7 +643,7 @@ def _replay(
         changeset = decode_op_body(op).changeset
         if changeset is None:
             raise _Irreparable(f"commit {seq} kept no changeset to replay")
-        apsw.Changeset.apply(changeset, conn, conflict=_abort)
+        _apply(conn, changeset, seq=seq)
         conn.execute(
             "INSERT INTO _cf_changes (seq, changeset, head) VALUES (?, ?, ?)",
             (seq, changeset, log_head(space_conn, seq - 1) or 0),
@@ -734,7 +750,7 @@ def _check_history(space_conn: apsw.Connection, db_id: str, after: int) -> None:
 
 def _invert(conn: apsw.Connection, changesets: list[bytes]) -> int:
     for changeset in changesets:
-        apsw.Changeset.apply(apsw.Changeset.invert(changeset), conn, conflict=_abort)
+        _apply(conn, changeset, invert=True)
     return 1  # its journal rows go when the watermark is set back (set_watermark)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import apsw
 import msgspec
@@ -520,3 +521,86 @@ def test_two_files_of_one_space_swapped_are_never_replayed_onto_each_other(store
         with pytest.raises(sc.Quarantined):
             space.sqlite_database("b", tables=tables).read("SELECT who FROM rows")
     assert {path: path.read_bytes() for path in (a.path, b.path)} == files
+
+
+# A commit that changes a key to one SQLite finds equal (collation, 1 and 1.0): the session
+# extension captures it in a form it cannot apply again or invert as it is (R70, R71).
+EQUAL_KEYS = {
+    "nocase": (
+        "text primary key collate nocase",
+        "'Ada'",
+        "UPDATE t SET k = 'ADA' WHERE k = 'Ada'",
+    ),
+    "rtrim": (
+        "text primary key collate rtrim",
+        "'Ada'",
+        "UPDATE t SET k = 'Ada ', x = 'w' WHERE k = 'Ada'",
+    ),
+    "number": ("blob primary key", "1", "UPDATE t SET k = 1.0 WHERE k = 1"),
+    "delete-insert": (
+        "text primary key collate nocase",
+        "'Ada'",
+        "DELETE FROM t WHERE k = 'Ada'; INSERT INTO t (k, x) VALUES ('ada', 'new')",
+    ),
+}
+
+
+def _equal_keys_db(store: Path, spec: str) -> tuple[sc.Runtime, sc.SqliteDb]:
+    rt = sc.Runtime(store)
+    tables = {"t": sc.table(k=spec, x="text"), "other": sc.table(id="integer primary key")}
+    return rt, rt.space("demo").sqlite_database("keys", tables=tables)
+
+
+def _equal_keys_rows(db: sc.SqliteDb) -> list[dict[str, object]]:
+    return db.read("SELECT k, typeof(k) AS kind, x FROM t ORDER BY x")
+
+
+def _equal_keys_commits(store: Path, case: str) -> tuple[sc.SqliteDb, list[Any], list[int], bytes]:
+    """Two commits, each by a runtime of its own: the row, then the change of its key (each
+    statement its own db.exec). Their seqs, the rows after each, and the database file as the
+    first left it."""
+    spec, key, change = EQUAL_KEYS[case]
+    seqs, rows, first = [], [], b""
+    for statements in (
+        [f"INSERT INTO t (k, x) VALUES ({key}, 'v'), ('Bo', 'b')"],
+        change.split("; "),
+    ):
+        rt, db = _equal_keys_db(store, spec)
+        with rt:
+
+            @sc.handler
+            def commit(statements: list[str] = statements, db: sc.SqliteDb = db) -> None:
+                for sql in statements:
+                    db.exec(sql)
+
+            seq = commit()
+            assert seq is not None
+            seqs.append(seq)
+            rows.append(_equal_keys_rows(db))
+        first = first or db.path.read_bytes()  # (closed: no -wal left)
+    assert rows[0] != rows[1]
+    return db, rows, seqs, first
+
+
+@pytest.mark.parametrize("case", sorted(EQUAL_KEYS))
+def test_a_key_changed_to_an_equal_one_replays_exactly(store: Path, case: str) -> None:
+    db, rows, _, first = _equal_keys_commits(store, case)
+    db.path.write_bytes(first)  # the file lost the key's change
+    rt, db = _equal_keys_db(store, EQUAL_KEYS[case][0])
+    with rt:
+        outcome = rt.reconcile(db.declaration)
+        assert (outcome.action, outcome.commits) == (Action.REPLAYED, 1)
+        assert _equal_keys_rows(db) == rows[1]
+        assert rt.reconcile(db.declaration).action is Action.IN_SYNC
+
+
+@pytest.mark.parametrize("case", sorted(EQUAL_KEYS))
+def test_a_key_changed_to_an_equal_one_in_flight_is_undone_exactly(store: Path, case: str) -> None:
+    db, rows, seqs, _ = _equal_keys_commits(store, case)
+    _lose_space_commits(store, seqs[0])  # the space never made the key's change durable
+    rt, db = _equal_keys_db(store, EQUAL_KEYS[case][0])
+    with rt:
+        outcome = rt.reconcile(db.declaration)
+        assert (outcome.action, outcome.commits) == (Action.INVERTED, 1)
+        assert _equal_keys_rows(db) == rows[0]  # the row is back, not lost
+        assert rt.reconcile(db.declaration).action is Action.IN_SYNC
