@@ -419,7 +419,10 @@ class _QueryNode(Node):
 
     def _interest(self, decl: Declaration, read_set: Any) -> None:
         """Tell the hub what this query reacts to on ``decl`` (R51, R60); a query that moved to
-        another database (a relinked pattern input) stops reacting to the old one."""
+        another database (a relinked pattern input) stops reacting to the old one. A released
+        query reacts to nothing: a run in flight when it was released lands here too."""
+        if self.released:
+            return
         reaction = self.query.reaction
         hub = self.query.host.live_queries
         if self._db_id != decl.db_id:

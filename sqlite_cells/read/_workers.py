@@ -348,28 +348,39 @@ class QueryWorkers:
                 self._watch_idle = False
                 if self._closed and not self._in_flight:
                     return  # reads still in flight at close keep their deadline too
-                now = time.monotonic()
-                late = [
-                    (worker, flight)
-                    for worker, flight in self._in_flight.items()
-                    if now > flight.tracker.deadline + GRACE
-                ]
-                for worker, _ in late:
-                    self._abandon_locked(worker)
-                for flight in self._in_flight.values():
-                    self._split_locked(flight, now)
-                if self._queue:
-                    self._add_extra_locked(now)
-                overdue = [t for t in self._guarded if now > t.deadline + GRACE]
-            for _, gone in late:
-                self._give_up(gone)
-            for tracker in overdue:
-                with tracker.lock:
-                    pooled = tracker.pooled
-                _interrupt(pooled)
+                late, overdue = self._look_locked(time.monotonic())
+            self._act(late, overdue)
+            # Not held while waiting: a job holds its queries, and a result its rows.
+            del late, overdue
             with self._lock:
                 if not self._closed or self._in_flight:
                     self._watch_wake.wait(_WATCH_EVERY)  # close() cuts the pause short
+
+    def _look_locked(self, now: float) -> tuple[list[_InFlight], list[Tracker]]:
+        """One look of the watchdog: abandon the reads past their deadline (returned, to be
+        given up outside the lock), split slow jobs, start an extra worker if one is owed, and
+        return the guarded reads overdue too."""
+        late = [
+            (worker, flight)
+            for worker, flight in self._in_flight.items()
+            if now > flight.tracker.deadline + GRACE
+        ]
+        for worker, _ in late:
+            self._abandon_locked(worker)
+        for flight in self._in_flight.values():
+            self._split_locked(flight, now)
+        if self._queue:
+            self._add_extra_locked(now)
+        overdue = [t for t in self._guarded if now > t.deadline + GRACE]
+        return [flight for _, flight in late], overdue
+
+    def _act(self, late: list[_InFlight], overdue: list[Tracker]) -> None:
+        for gone in late:
+            self._give_up(gone)
+        for tracker in overdue:
+            with tracker.lock:
+                pooled = tracker.pooled
+            _interrupt(pooled)
 
     def _split_locked(self, flight: _InFlight, now: float) -> None:
         """Hand the statements of ``flight``'s job not begun yet to a new job when the one

@@ -133,3 +133,29 @@ def test_a_query_with_a_cell_parameter_dropped_leaves_the_cells_dependents(
         db.exec("INSERT INTO messages (body) VALUES ('a')")
     rt.settle()
     assert rt.live_queries.reads_started == before
+
+
+def _live_query_nodes() -> int:
+    gc.collect()
+    return sum(type(o).__name__ == "_QueryNode" for o in gc.get_objects())
+
+
+def test_queries_dropped_before_their_first_run_lands_are_let_go(rt: sc.Runtime) -> None:
+    """Dropped at once (subscribed and disposed, or not), before their first run lands: the
+    run in flight does not register them again, and nothing keeps the batch that ran them."""
+    space = rt.space("demo")
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('a')")
+    before = _live_query_nodes()
+    for i in range(200):
+        q = db.query(f"SELECT count(*) AS k{i} FROM messages")
+        if i % 2:
+            q.observe().subscribe(lambda state: None).dispose()
+        del q
+    _forget(rt)
+    with space.transact():  # the scheduler's next work lets them go
+        db.exec("INSERT INTO messages (body) VALUES ('b')")
+    rt.settle()
+    assert _live_query_nodes() == before
+    assert not rt.live_queries._reads.get(db.id)
