@@ -54,6 +54,7 @@ runtime's own statements (transactions, ATTACH, its ``_cf_`` tables) are denied 
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Final
@@ -182,20 +183,23 @@ class Gate:
     authorized, again under the new policy before it runs.  Callers keep one policy object per
     (mode, tables), so this happens only when the policy really changes.
 
-    A gate belongs to one connection, and so to the one thread using it at a time.
+    A gate belongs to one connection, and so to the one thread using it at a time. It refers to
+    that connection weakly: the connection refers to its gate (its authorizer), and whoever keeps
+    state per connection in a weak-keyed map (:mod:`sqlite_cells.write._conn`) keeps the gate as
+    part of the value, which must not keep the key alive.
     """
 
     __slots__ = ("_conn", "_functions", "_last", "_policy", "_record")
 
     def __init__(self) -> None:
-        self._conn: apsw.Connection | None = None
+        self._conn: weakref.ref[apsw.Connection] | None = None
         self._last: Authorizer | None = None  # the policy of the previous user statement
         self._policy: Authorizer | None = None
         self._record: ReadSet | None = None
         self._functions: set[str] | None = None
 
     def install(self, conn: apsw.Connection) -> Gate:
-        self._conn = conn
+        self._conn = weakref.ref(conn)
         conn.authorizer = self
         return self
 
@@ -231,7 +235,9 @@ class Gate:
         if self._policy is not None:
             raise RuntimeError("this connection is already running a user statement")
         if policy is not self._last and self._last is not None and self._conn is not None:
-            self._conn.authorizer = self  # expires what the previous policy authorized
+            conn = self._conn()
+            if conn is not None:
+                conn.authorizer = self  # expires what the previous policy authorized
         self._last = policy
         self._policy = policy
         self._record = record

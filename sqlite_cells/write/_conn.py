@@ -50,8 +50,8 @@ class WriteConn:
     """The write path's state for one connection; used only under its space's write lock."""
 
     # Nothing here refers to the connection (the connection refers to the gate, the progress
-    # handler and the function overrides), so the connection, and with it this entry, goes
-    # away with its space file.
+    # handler and the function overrides; the gate refers to it weakly), so the connection, and
+    # with it this entry, goes away with its space file.
     __slots__ = (
         "_judge_once",
         "_last",
