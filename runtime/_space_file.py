@@ -202,10 +202,16 @@ class _Bus:
             self._by_path.setdefault(space.path, weakref.WeakSet()).add(space)
 
     def leave(self, space: SpaceFile) -> None:
+        """``space`` is closed. The last to leave a path takes its entry with it: every runtime
+        gets new paths (an ephemeral one, a new store), so entries left behind would pile up
+        for the life of the process. A space joining the path meanwhile waits for the lock and
+        makes a new entry."""
         with self._lock:
             peers = self._by_path.get(space.path)
             if peers is not None:
                 peers.discard(space)
+                if not peers:
+                    del self._by_path[space.path]
 
     def peers(self, space: SpaceFile) -> list[SpaceFile]:
         with self._lock:
