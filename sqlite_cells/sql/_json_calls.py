@@ -5,7 +5,10 @@ in the document, one after the other: its time is the document's size times the 
 paths (up to 999), and the progress handler cannot stop it. The same holds for
 ``json_remove``, for ``json_set``, ``json_insert``, ``json_replace`` and ``json_array_insert``
 (path and value pairs), and for their ``jsonb_`` forms. A call of one path (or one pair) is
-linear in its arguments, as other builtins are, and stays as written.
+linear in its arguments, as other builtins are, and stays as written. ``json_patch`` looks each
+key of the patch up among the target's, so its every call is quadratic in the number of keys
+(two objects of 20,000 keys: ≈ 4 s): every call of it is rewritten. (``jsonb_patch`` returns a
+blob, which needs no subtype: it is overridden under its own name with the other long calls.)
 
 :func:`split_json_calls` rewrites each call of two paths or more in a user statement into a
 call of a runtime function of its own (``_cf_json_extract``, …; the guard refuses ``_cf_`` names

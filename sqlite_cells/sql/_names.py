@@ -67,11 +67,14 @@ ROW_COUNT_FUNCTIONS: Final = frozenset({"changes", "total_changes"})
 ALLOWED_SQLITE_FUNCTIONS: Final = frozenset(
     {"sqlite_version", "sqlite_source_id", "sqlite_compileoption_used", "sqlite_compileoption_get"}
 )
-# SQLite's JSON functions whose one call can look up many paths (R44): name -> (fewest
-# arguments of a call of two paths or more, whether path and value pairs follow the document).
+# SQLite's JSON functions whose one call can run long and returns the JSON subtype (R44): those
+# that look up many paths, name -> (fewest arguments of a call of two paths or more, whether path
+# and value pairs follow the document), and ``json_patch`` (every call: it looks each key of the
+# patch up among the target's, quadratic in the number of keys).
 # Such calls in a write are computed by the runtime's functions ``_cf_<name>`` (the rewrite:
 # sqlite_cells.sql._json_calls), the only ``_cf_`` functions the authorizer lets a statement call.
 JSON_CALLS: Final[dict[str, tuple[int, bool]]] = {
+    "json_patch": (2, False),
     **{name: (3, False) for name in ("json_extract", "json_remove")},
     **{name: (3, False) for name in ("jsonb_extract", "jsonb_remove")},
     **{

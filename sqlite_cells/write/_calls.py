@@ -11,11 +11,13 @@ among the target's), so one call on two large values can run for minutes.
 
 JSON calls of two paths or more (``json_extract(doc, p1, p2, …)``, ``json_set`` with several
 pairs, …: every path is looked up in the document, so one call costs the document's size times
-up to 999 paths) cannot be overridden under their own names: their results carry SQLite's JSON
+up to 999 paths), and every call of ``json_patch`` (each key of the patch is looked up among the
+target's), cannot be overridden under their own names: their results carry SQLite's JSON
 subtype, which a Python function can neither read nor set. A write's statement is rewritten
 instead (:func:`sqlite_cells.sql.split_json_calls`) to call the runtime's ``_cf_json_*``
 functions registered here, which compute like the overrides below (cost: the arguments' total
-size times the number of paths) and take each value as the rewrite passes it.
+size times the number of paths; for ``json_patch`` the product of its two arguments' sizes) and
+take each value as the rewrite passes it.
 
 On each space write connection those forms (name and number of arguments) are overridden by
 Python functions of the same name, deterministic and innocuous as the builtins are, so they keep
@@ -44,9 +46,6 @@ connection. Text that is not valid UTF-8 cannot cross between SQLite and Python:
 argument fails the statement with ``UnicodeDecodeError`` (the write path reports an
 ``ExecError``) where the builtin would have stored the bytes, and such a text result (made from
 a blob argument) is returned as a blob of the same bytes, where the builtin returns text.
-``json_patch`` stays SQLite's own although it is quadratic in the number of keys: its result
-carries the JSON subtype, which a Python function cannot set, and without it
-``json_object('a', json_patch(…))`` would nest a string instead of an object.
 """
 
 from __future__ import annotations
@@ -318,7 +317,8 @@ class _Overrides:
         return call3
 
     def json_function(self, name: str, pairs: bool) -> Callable[..., object]:
-        """The runtime's function computing a call of ``name`` of two paths or more, as
+        """The runtime's function computing a call of ``name`` of two paths or more (of
+        ``json_patch``: every call), as
         :func:`~sqlite_cells.sql.split_json_calls` rewrites it: the value of each path and
         value pair comes as a JSONB array holding the value as the builtin would insert it, and
         is given to the builtin as the JSONB of that element, byte for byte (SQLite inserts a
@@ -326,6 +326,7 @@ class _Overrides:
         of it, and ``jsonb_set`` stores the bytes the builtin would have stored)."""
         owner, helpers, limits = self._owner, _HELPERS, self._limits
         run = self._calculator.run
+        patch = name == "json_patch"
         statements: dict[int, str] = {}  # number of arguments -> the calculator's statement
 
         def statement(count: int) -> str:
@@ -345,10 +346,12 @@ class _Overrides:
             deadline = owner.deadline
             if deadline is None:
                 return run(sql, args)
-            # Every path is looked up in the document (and every edit copies it): the size of
-            # all the arguments times the number of paths.
-            paths = (len(args) - 1) // 2 if pairs else len(args) - 1
-            if (sum(map(_size, args)) + 1) * paths < INLINE_COST:
+            if patch:  # each key of the patch looked up among the target's
+                cost = (_size(args[0]) + 1) * (_size(args[-1]) + 1)
+            else:  # every path looked up in the document (and every edit copies it)
+                paths = (len(args) - 1) // 2 if pairs else len(args) - 1
+                cost = (sum(map(_size, args)) + 1) * paths
+            if cost < INLINE_COST:
                 return run(sql, args)
             return helpers.run(name, _Call(sql, args, limits), deadline)
 

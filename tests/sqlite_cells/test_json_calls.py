@@ -60,6 +60,27 @@ def test_a_json_call_of_many_paths_times_out_and_lets_the_space_go(
     assert db.read("SELECT v FROM t") == [{"v": "[1,[2]]"}]
 
 
+def _object(prefix: str, keys: int) -> str:
+    return "{" + ",".join(f'"{prefix}{i}":{i}' for i in range(keys)) + "}"
+
+
+def test_a_json_patch_of_large_objects_times_out_and_lets_the_space_go(fast: sc.Runtime) -> None:
+    """One call of json_patch looks each key of the patch up among the target's: two objects
+    of 12,000 keys take ≈ 1.5 s here, several times exec_timeout."""
+    space = fast.space("demo")
+    db = space.sqlite_database("d", tables=TABLES)
+    sql = "INSERT INTO t (v) VALUES (json_object('merged', json_patch(?, ?)))"
+    started = time.monotonic()
+    with pytest.raises(sc.ExecTimeout) as info, space.transact():
+        db.exec(sql, [_object("a", 12_000), _object("b", 12_000)])
+    assert time.monotonic() - started < 1.0  # exec_timeout 0.3 s, not the call's ≈ 1.5 s
+    assert isinstance(info.value.__cause__, apsw.InterruptError)
+    assert db.rev == 0
+    with space.transact():  # writable at once; a small patch nests an object, as SQLite's does
+        db.exec(sql, ['{"a":1}', '{"b":2}'])
+    assert db.read("SELECT v FROM t") == [{"v": '{"merged":{"a":1,"b":2}}'}]
+
+
 def test_a_migrate_statement_with_a_json_call_of_many_paths_times_out(
     store: Path, quiet_helpers: None
 ) -> None:
@@ -141,6 +162,13 @@ EXPRESSIONS = [
     f"json_set({D}, '$.a', 1, 'bad', 2)",
     f"json_set({D}, '$.a', x'0102', '$.b', 2)",
     f"json_set({D}, '$.a', 1, '$.b', 2, '$.c')",
+    f'json_object(\'k\', json_patch({D}, \'{{"a":null,"c":{{"d":[1]}},"z":1}}\'))',
+    "json_array(json_patch('[1]', '{\"a\":1}'), json_patch('{\"a\":1}', '7'))",
+    f"json_patch(jsonb({D}), jsonb('{{\"b\":null}}'))",
+    "json_patch(NULL, '{}')",
+    "json_patch('{}', NULL)",
+    "json_patch('{}', 'not json')",
+    "json_patch('{\"a\":1.50e0}', '{\"b\":9e999}') -> '$.a'",
 ]
 
 
