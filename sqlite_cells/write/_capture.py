@@ -13,7 +13,10 @@ So an op that changed at least :data:`SESSION_SAFE_CHANGES` rows and wrote a tab
 rowid is taken again, exactly: rolled back to a savepoint taken before it, the rows of those
 tables copied aside, the statement run again, and those tables' records made by SQLite's diff of
 the copy against the tables (which compares rows, not the session's hash); the other tables'
-records come from the session. The statement runs twice then (its first run is rolled back and
+records come from the session. The diff compares each column with ``IS NOT`` under its
+collation, so it misses a value changed to one SQLite finds equal (``'a'`` to ``'A'`` under
+NOCASE, ``1`` to ``1.0``): such rows get their UPDATEs from a comparison of types and bytes
+(:func:`_equal_but_changed`). The statement runs twice then (its first run is rolled back and
 never seen), so it costs a copy of the tables it wrote; smaller ops, and ops on tables with a
 primary key, run once as before.
 """
@@ -143,6 +146,7 @@ def _exact(
                 builder.add(diff.changeset())
             finally:
                 diff.close()
+            builder.add(_equal_but_changed(conn, schema, table))
             conn.execute(f"DROP TABLE temp.{quote_name(table)}")
         return builder.output()
     finally:
@@ -150,6 +154,51 @@ def _exact(
             conn.execute(f"DROP TABLE IF EXISTS temp.{copy}")
             if _is_temp(conn, table):
                 conn.execute(f"DROP TABLE temp.{quote_name(table)}")
+
+
+def _equal_but_changed(conn: apsw.Connection, schema: str, table: str) -> bytes:
+    """The UPDATEs SQLite's diff leaves out: it compares each column with ``IS NOT`` under the
+    column's collation, so a value changed to one SQLite finds equal (``'a'`` to ``'A'`` under
+    NOCASE, ``'a'`` to ``'a '`` under RTRIM, ``1`` to ``1.0`` in a column without affinity) is
+    no change to it. Rows whose every column is equal so but one differs in type or bytes get
+    an UPDATE of those columns, as the session records them (the rowid first, as the key).
+    ``temp.<table>`` is the copy of the rows before the op."""
+    columns = _columns(conn, schema, table)
+    name = quote_name(table)
+    old = [f"c.{quote_name(c)}" for c in columns]
+    new = [f"m.{quote_name(c)}" for c in columns]
+    # (The table's column first: its collation decides, as in the diff.)
+    equal = " AND ".join(f"{n} IS {o}" for o, n in zip(old, new, strict=True))
+    changed = " OR ".join(
+        f"typeof({o}) IS NOT typeof({n}) OR {o} IS NOT {n} COLLATE BINARY"
+        for o, n in zip(old, new, strict=True)
+    )
+    rows = conn.execute(
+        f"SELECT c.rowid, {', '.join(old)}, {', '.join(new)} FROM temp.{name} AS c "
+        f"JOIN {schema}.{name} AS m ON m.rowid = c.rowid WHERE ({equal}) AND ({changed})"
+    ).fetchall()
+    builder = apsw.ChangesetBuilder()  # type: ignore[no-untyped-call]  # (as above)
+    try:
+        builder.schema(conn, schema)
+        width = len(columns)
+        for row in rows:
+            before, after = row[1 : 1 + width], row[1 + width :]
+            differs = [type(b) is not type(a) or b != a for b, a in zip(before, after, strict=True)]
+            builder.add_update(
+                table,
+                False,
+                (
+                    row[0],
+                    *(b if d else apsw.no_change for b, d in zip(before, differs, strict=True)),
+                ),
+                (
+                    apsw.no_change,
+                    *(a if d else apsw.no_change for a, d in zip(after, differs, strict=True)),
+                ),
+            )
+        return builder.output()
+    finally:
+        builder.close()
 
 
 def _is_temp(conn: apsw.Connection, table: str) -> bool:

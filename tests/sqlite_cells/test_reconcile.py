@@ -604,3 +604,52 @@ def test_a_key_changed_to_an_equal_one_in_flight_is_undone_exactly(store: Path, 
         assert (outcome.action, outcome.commits) == (Action.INVERTED, 1)
         assert _equal_keys_rows(db) == rows[0]  # the row is back, not lost
         assert rt.reconcile(db.declaration).action is Action.IN_SYNC
+
+
+@pytest.mark.parametrize("rows", [10, 50], ids=["session", "diff"])
+def test_values_changed_to_equal_ones_by_rowid_are_replayed_and_undone(
+    store: Path, rows: int
+) -> None:
+    """A table without a primary key: an op changing 42 rows or more is captured by SQLite's
+    diff, which compares columns with ``IS NOT`` under their collations and so saw no change
+    from 1 to 1.0, 'a' to 'A' (NOCASE) or 'a' to 'a ' (RTRIM). Both paths are exact."""
+    tables = {"t": sc.table(v="blob", n="text collate nocase", r="text collate rtrim")}
+
+    def summary(db: sc.SqliteDb) -> list[dict[str, object]]:
+        return db.read(
+            "SELECT count(*) AS rows, v, typeof(v) AS tv, n, r || '|' AS r FROM t "
+            "GROUP BY v, typeof(v), n, r"
+        )
+
+    def open_() -> tuple[sc.Runtime, sc.SqliteDb]:
+        rt = sc.Runtime(store)
+        return rt, rt.space("demo").sqlite_database("d", tables=tables)
+
+    rt, db = open_()
+    with rt, db.space.transact() as tx:
+        db.exec_many("INSERT INTO t (v, n, r) VALUES (1, 'a', 'a')", [[]] * rows)
+    first, first_seq = db.path.read_bytes(), tx.seq  # (closed: no -wal left)
+    rt, db = open_()
+    with rt:
+        with db.space.transact():
+            db.exec("UPDATE t SET v = 1.0, n = 'A', r = 'a '")
+        before, after = (
+            [{"rows": rows, "v": 1, "tv": "integer", "n": "a", "r": "a|"}],
+            [{"rows": rows, "v": 1.0, "tv": "real", "n": "A", "r": "a |"}],
+        )
+        assert summary(db) == after
+    committed = store / "committed"
+    committed.mkdir()
+    for path in store.glob("*.sqlite"):
+        (committed / path.name).write_bytes(path.read_bytes())
+    db.path.write_bytes(first)  # behind: the file lost the op
+    rt, db = open_()
+    with rt:
+        assert summary(db) == after
+    for path in committed.iterdir():  # ahead: the space lost it
+        (store / path.name).write_bytes(path.read_bytes())
+    _lose_space_commits(store, first_seq)
+    rt, db = open_()
+    with rt:
+        assert rt.reconcile(db.declaration).action is Action.INVERTED
+        assert summary(db) == before
