@@ -45,7 +45,15 @@ __all__ = ["split_json_calls"]
 
 _KEYS: Final = {name.upper(): name for name in JSON_CALLS}
 _MAY_CALL: Final = re.compile("json", re.IGNORECASE)
-_NOT_A_CALL_AFTER: Final = frozenset((".", "INTO", "FROM", "JOIN"))
+# A name after these is a table, an alias or a type, even with a parenthesis after it
+# (``INSERT INTO t AS json_patch (a, b)``, ``CAST(x AS json_patch(5))``).
+_NOT_A_CALL_AFTER: Final = frozenset((".", "INTO", "FROM", "JOIN", "AS"))
+# Calls of these take exactly so many arguments: a call of another count stays as written, so
+# that SQLite refuses it by its own name ("wrong number of arguments to function json_patch()").
+_EXACTLY: Final = {"json_patch": 2}
+# After a call's closing parenthesis: a window or aggregate use, which SQLite refuses for these
+# functions by their own names — left as written, so it still does.
+_NOT_A_SCALAR_BEFORE: Final = frozenset(("OVER", "FILTER"))
 # A value as json_set converts it (numbers rendered as json_set renders them, a text with the
 # JSON subtype as JSON), in a JSONB array whose one element the runtime function inserts.
 _VALUE: Final = "jsonb_set('[0]', '$[0]', "
@@ -83,6 +91,10 @@ def _split(sql: str) -> str:
         fewest, pairs = JSON_CALLS[name]
         count = len(commas) + 1
         if close < 0 or count < fewest or (pairs and count % 2 == 0):
+            continue
+        if _EXACTLY.get(name, count) != count:
+            continue
+        if close + 1 < len(tokens) and tokens[close + 1][1] in _NOT_A_SCALAR_BEFORE:
             continue
         if _is_cte(tokens, close + 1):
             continue  # a CTE's name and column list: WITH json_set (a, b, c) AS (…)

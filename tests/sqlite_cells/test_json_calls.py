@@ -233,6 +233,26 @@ def test_a_user_write_sees_sqlites_results(space: Space) -> None:
     assert "bad JSON path" in str(info.value)
 
 
+def test_json_patch_misused_is_refused_by_its_name(space: Space) -> None:
+    """A call of the wrong number of arguments, or as a window function, is SQLite's error
+    about json_patch, even where no row would call it; an alias named json_patch is a name."""
+    db = space.sqlite_database("d", tables=TABLES)
+    for sql, error in [
+        ("UPDATE t SET v = json_patch(v, '{}', '{}') WHERE id = 999", "wrong number of arguments"),
+        ("UPDATE t SET v = (SELECT json_patch('{}', '{}') OVER ())", "json_patch() may not be"),
+    ]:
+        with pytest.raises(sc.ExecError, match=r"json_patch\(\)") as info, space.transact():
+            db.exec(sql)
+        assert error in str(info.value)
+    assert db.rev == 0
+    with space.transact():
+        db.exec(
+            "INSERT INTO t AS json_patch (id, v) VALUES (1, 'x') "
+            "ON CONFLICT (id) DO UPDATE SET v = json_patch.v || excluded.v"
+        )
+    assert db.read("SELECT id, v FROM t") == [{"id": 1, "v": "x"}]
+
+
 def test_the_runtime_functions_cannot_be_named_by_a_user(space: Space) -> None:
     db = space.sqlite_database("d", tables=TABLES)
     with pytest.raises(sc.GuardViolation) as info, space.transact():
@@ -263,6 +283,13 @@ def test_the_runtime_functions_cannot_be_named_by_a_user(space: Space) -> None:
         ("WITH json_extract (a, b, c) AS (SELECT 1, 2, 3) SELECT * FROM json_extract", None),
         ("CREATE TABLE x AS SELECT json_extract(a, '$.a', '$.b') FROM t", None),
         ("SELECT 'json_extract(a, b, c)', json_extract", None),
+        ("UPDATE t SET a = json_patch(a, ?)", "UPDATE t SET a = json(_cf_json_patch(a, ?))"),
+        ("INSERT INTO t AS json_patch (a, b) VALUES (1, 2) ON CONFLICT DO NOTHING", None),
+        ("SELECT CAST(a AS json_patch(5)) FROM t", None),
+        ("UPDATE t SET a = json_patch(a, '{}', '{}') WHERE 0", None),
+        ("UPDATE t SET a = json_patch(a) WHERE 0", None),
+        ("SELECT json_patch('{}', '{}') OVER () FROM t", None),
+        ("SELECT json_extract(a, '$.a', '$.b') FILTER (WHERE 1) FROM t", None),
     ],
 )
 def test_which_calls_are_rewritten(sql: str, expected: str | None) -> None:
