@@ -30,6 +30,7 @@ from sqlite_cells.sql._names import is_reserved_table as is_reserved_table
 from sqlite_cells.sql._params import ParamTargets as ParamTargets
 from sqlite_cells.sql._params import map_params as map_params
 from sqlite_cells.sql._refusals import sqlite_refusal as sqlite_refusal
+from sqlite_cells.sql._refusals import sqlite_words as sqlite_words
 from sqlite_cells.sql._refusals import write_hint as write_hint
 from sqlite_cells.sql._statement import BLOB as BLOB
 from sqlite_cells.sql._statement import NUMBER as NUMBER
@@ -83,6 +84,7 @@ __all__ = [
     "scan_sql",
     "split_json_calls",
     "sqlite_refusal",
+    "sqlite_words",
     "unquote",
     "write_hint",
 ]

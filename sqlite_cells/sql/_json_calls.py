@@ -37,6 +37,8 @@ import functools
 import re
 from typing import Final
 
+import apsw
+
 from sqlite_cells.sql._kinds import OP, QUOTED, WORD, group
 from sqlite_cells.sql._names import JSON_CALL_PREFIX, JSON_CALLS
 from sqlite_cells.sql._statement import CACHE_MAX_SQL_LENGTH, scan_sql
@@ -51,13 +53,14 @@ _NOT_A_CALL_AFTER: Final = frozenset((".", "INTO", "FROM", "JOIN", "AS"))
 # Calls of these take exactly so many arguments: a call of another count stays as written, so
 # that SQLite refuses it by its own name ("wrong number of arguments to function json_patch()").
 _EXACTLY: Final = {"json_patch": 2}
-# After a call's closing parenthesis: a window or aggregate use, which SQLite refuses for these
-# functions by their own names — left as written, so it still does.
-_NOT_A_SCALAR_BEFORE: Final = frozenset(("OVER", "FILTER"))
+# SQLite's keywords: no window can be named by one unquoted (``json_patch(a, b) over FROM t``
+# is an alias named "over", not a window use).
+_KEYWORDS: Final = frozenset(word.upper() for word in apsw.keywords)
 # A value as json_set converts it (numbers rendered as json_set renders them, a text with the
 # JSON subtype as JSON), in a JSONB array whose one element the runtime function inserts.
 _VALUE: Final = "jsonb_set('[0]', '$[0]', "
 _REWRITTEN_VERBS: Final = frozenset(("SELECT", "VALUES", "INSERT", "REPLACE", "UPDATE", "DELETE"))
+Tokens = tuple[tuple[int, str, int, int], ...]
 
 
 def split_json_calls(sql: str) -> str:
@@ -79,14 +82,15 @@ def _split(sql: str) -> str:
     if scan.problem is not None or scan.verb not in _REWRITTEN_VERBS:
         return sql
     tokens = scan.tokens
+    types = _type_names(tokens)
     # (start, end, text): the text replacing sql[start:end]; an insertion when start == end.
     edits: list[tuple[int, int, str]] = []
     for i, (kind, key, start, end) in enumerate(tokens):
         name = _KEYS.get(key) if kind in (WORD, QUOTED) else None
         if name is None or i + 1 == len(tokens) or tokens[i + 1][:2] != (OP, "("):
             continue
-        if i and tokens[i - 1][1] in _NOT_A_CALL_AFTER and tokens[i - 1][0] in (OP, WORD):
-            continue  # a name, with its column list (INSERT INTO json_set (a, b, c) …)
+        if _is_a_name(tokens, i) or i in types:
+            continue  # a name, with its column list (INSERT INTO json_set (a, b, c) …), a type
         commas, close = group(tokens, i + 1)
         fewest, pairs = JSON_CALLS[name]
         count = len(commas) + 1
@@ -94,7 +98,7 @@ def _split(sql: str) -> str:
             continue
         if _EXACTLY.get(name, count) != count:
             continue
-        if close + 1 < len(tokens) and tokens[close + 1][1] in _NOT_A_SCALAR_BEFORE:
+        if _is_window_use(tokens, close + 1):
             continue
         if _is_cte(tokens, close + 1):
             continue  # a CTE's name and column list: WITH json_set (a, b, c) AS (…)
@@ -124,7 +128,53 @@ def _split(sql: str) -> str:
     return "".join(out)
 
 
-def _is_cte(tokens: tuple[tuple[int, str, int, int], ...], after: int) -> bool:
+def _is_a_name(tokens: Tokens, i: int) -> bool:
+    """Whether the word at ``i`` follows a word after which SQLite reads a name (a table, an
+    alias, a type), not a call; ``IS [NOT] DISTINCT FROM`` is an operator."""
+    if not i or tokens[i - 1][0] not in (OP, WORD) or tokens[i - 1][1] not in _NOT_A_CALL_AFTER:
+        return False
+    return not (tokens[i - 1][1] == "FROM" and i > 1 and tokens[i - 2][1] == "DISTINCT")
+
+
+def _type_names(tokens: Tokens) -> set[int]:
+    """The indexes of the tokens that make the type of a ``CAST(x AS type)``: a type name may
+    be several words and end in a parenthesised size (``CAST(x AS my json_patch(1, 2))``)."""
+    found: set[int] = set()
+    for i, (kind, key, _, _) in enumerate(tokens):
+        if kind != WORD or key != "CAST" or i + 1 == len(tokens) or tokens[i + 1][1] != "(":
+            continue
+        _, close = group(tokens, i + 1)
+        depth = 0
+        for j in range(i + 2, close if close >= 0 else len(tokens)):
+            token = tokens[j]
+            if token[0] == OP and token[1] in "()":
+                depth += 1 if token[1] == "(" else -1
+            elif depth == 0 and token[:2] == (WORD, "AS"):
+                found.update(range(j + 1, close if close >= 0 else len(tokens)))
+                break
+    return found
+
+
+def _is_window_use(tokens: Tokens, after: int) -> bool:
+    """Whether a call ending before ``after`` is used as a window function (``OVER (…)``,
+    ``OVER w``) or an aggregate (``FILTER (…)``), which SQLite refuses for these functions by
+    their own names: left as written, so it still does. ``over`` or ``filter`` as an alias
+    is not such a use."""
+    if after + 1 >= len(tokens):
+        return False
+    word, following = tokens[after], tokens[after + 1]
+    if word[0] != WORD or word[1] not in ("OVER", "FILTER"):
+        return False
+    if following[:2] == (OP, "("):
+        return True
+    return (
+        word[1] == "OVER"
+        and following[0] in (WORD, QUOTED)
+        and (following[0] == QUOTED or following[1] not in _KEYWORDS)
+    )
+
+
+def _is_cte(tokens: Tokens, after: int) -> bool:
     """Whether ``AS [NOT] [MATERIALIZED] (`` starts at ``after``: a common table expression's
     body, not an alias."""
     words = [t[1] for t in tokens[after : after + 4]]

@@ -9,9 +9,10 @@ from typing import Final
 
 import apsw
 
+from sqlite_cells.sql._names import JSON_CALL_PREFIX, JSON_CALLS
 from sqlite_cells.sql._statement import scan_sql
 
-__all__ = ["sqlite_refusal", "write_hint"]
+__all__ = ["sqlite_refusal", "sqlite_words", "write_hint"]
 
 # What to do, by apsw's class for SQLite's primary result code. A class not listed keeps
 # SQLite's words alone: they name the cause, and no advice fits every case of it.
@@ -35,8 +36,26 @@ def sqlite_refusal(exc: apsw.Error, hint: str = "") -> str:
     is the caller's own precision, put right after SQLite's words."""
     code = apsw.mapping_result_codes.get(getattr(exc, "result", None) or -1, type(exc).__name__)
     advice = next((text for kind, text in _ADVICE.items() if isinstance(exc, kind)), "")
-    said = f"{exc}{hint} (SQLite's {code})"
+    said = f"{sqlite_words(exc)}{hint} (SQLite's {code})"
     return f"{said}; {advice}" if advice else said
+
+
+# The runtime's functions computing a write's long JSON calls (``_cf_json_set`` …), named in
+# SQLite's words about the call ("too many arguments on function _cf_json_set"): the user wrote
+# the function's own name.
+_RUNTIME_NAMES: Final = re.compile(
+    re.escape(JSON_CALL_PREFIX) + "(" + "|".join(sorted(JSON_CALLS, key=len, reverse=True)) + r")\b"
+)
+
+
+def _as_written(words: str) -> str:
+    return _RUNTIME_NAMES.sub(r"\1", words) if JSON_CALL_PREFIX in words else words
+
+
+def sqlite_words(exc: apsw.Error) -> str:
+    """SQLite's words of ``exc``, naming the functions a user statement called as it wrote them
+    (an error's ``sqlite_error``)."""
+    return _as_written(str(exc))
 
 
 # SQLite built without SQLITE_ENABLE_UPDATE_DELETE_LIMIT (as apsw's is) reads an ORDER BY or a

@@ -111,7 +111,13 @@ def _jsonb_element(value: object) -> object:
         return value
     header = _JSONB_HEADER_SIZE.get(value[0] >> 4, 1)
     element = value[header:]
-    return element if element and len(element) == _jsonb_payload(value, header) else value
+    if not element or len(element) != _jsonb_payload(value, header):
+        return value
+    if len(element) == 2 and element[0] >> 4 == 12 and element[1] == 0:
+        # An empty element ('' , [], {}) comes with a size byte of 0 after its header; the
+        # builtin inserts it with the size in the header's byte (0x0A, not 0xCA 0x00).
+        return bytes((element[0] & 0x0F,))
+    return element
 
 
 _JSONB_ARRAY: Final = 0x0B

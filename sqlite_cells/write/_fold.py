@@ -90,6 +90,7 @@ from sqlite_cells.sql import (
     Mode,
     make_authorizer,
     sqlite_refusal,
+    sqlite_words,
     write_hint,
 )
 from sqlite_cells.write._calls import override_long_calls
@@ -459,7 +460,7 @@ class SqliteParticipant:
                 decl.db_id,
                 request.sql,
                 sqlite_refusal(exc, write_hint(exc, request.sql)),
-                sqlite_error=str(exc),
+                sqlite_error=sqlite_words(exc),
                 sqlite_code=getattr(exc, "extendedresult", None),
             ) from exc
         except (OverflowError, UnicodeError) as exc:  # a parameter SQLite cannot bind

@@ -165,6 +165,8 @@ EXPRESSIONS = [
     f'json_object(\'k\', json_patch({D}, \'{{"a":null,"c":{{"d":[1]}},"z":1}}\'))',
     "json_array(json_patch('[1]', '{\"a\":1}'), json_patch('{\"a\":1}', '7'))",
     f"json_patch(jsonb({D}), jsonb('{{\"b\":null}}'))",
+    f"hex(jsonb_set({D}, '$.a', '', '$.z', json('[]'), '$.y', jsonb('{{}}'), '$.w', 5))",
+    "hex(jsonb_array_insert('[1]', '$[0]', '', '$[#]', json('{}')))",
     "json_patch(NULL, '{}')",
     "json_patch('{}', NULL)",
     "json_patch('{}', 'not json')",
@@ -253,6 +255,21 @@ def test_json_patch_misused_is_refused_by_its_name(space: Space) -> None:
     assert db.read("SELECT id, v FROM t") == [{"id": 1, "v": "x"}]
 
 
+def test_sqlites_words_name_the_function_as_written(space: Space) -> None:
+    """An error about a rewritten call names the function the statement called, not the
+    runtime's function computing it."""
+    db = space.sqlite_database("d", tables=TABLES)
+    many = ", ".join(["'$.a'"] * 1000)
+    for sql, words in [
+        (f"INSERT INTO t (v) VALUES (json_extract('{{}}', {many}))", "function json_extract"),
+        ("INSERT INTO t (v) SELECT json_patch(v, v ORDER BY id) FROM t", "json_patch()"),
+    ]:
+        with pytest.raises(sc.ExecError) as info, space.transact():
+            db.exec(sql)
+        assert words in str(info.value) and words in str(info.value.sqlite_error)
+        assert "_cf_" not in str(info.value) + str(info.value.sqlite_error)
+
+
 def test_the_runtime_functions_cannot_be_named_by_a_user(space: Space) -> None:
     db = space.sqlite_database("d", tables=TABLES)
     with pytest.raises(sc.GuardViolation) as info, space.transact():
@@ -290,6 +307,14 @@ def test_the_runtime_functions_cannot_be_named_by_a_user(space: Space) -> None:
         ("UPDATE t SET a = json_patch(a) WHERE 0", None),
         ("SELECT json_patch('{}', '{}') OVER () FROM t", None),
         ("SELECT json_extract(a, '$.a', '$.b') FILTER (WHERE 1) FROM t", None),
+        ("SELECT json_patch(a, b) OVER w FROM t WINDOW w AS ()", None),
+        ("SELECT json_patch(a, b) over FROM t", "SELECT json(_cf_json_patch(a, b)) over FROM t"),
+        ("SELECT json_patch(a, b) filter", "SELECT json(_cf_json_patch(a, b)) filter"),
+        (
+            "SELECT 1 WHERE a IS NOT DISTINCT FROM json_patch(?, ?)",
+            "SELECT 1 WHERE a IS NOT DISTINCT FROM json(_cf_json_patch(?, ?))",
+        ),
+        ("SELECT CAST('5' AS my json_patch(1, 2))", None),
     ],
 )
 def test_which_calls_are_rewritten(sql: str, expected: str | None) -> None:
