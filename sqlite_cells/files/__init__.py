@@ -1,6 +1,7 @@
 """The files of a store: the runtime's tables in them, handles, injected sources, crash
 reconciliation, gc."""
 
+from sqlite_cells.files._changesets import same_value as same_value
 from sqlite_cells.files._damage import damage_advice as damage_advice
 from sqlite_cells.files._damage import damage_noted as damage_noted
 from sqlite_cells.files._damage import is_damage as is_damage
@@ -154,6 +155,7 @@ __all__ = [
     "remove_garbage",
     "remove_unused_database",
     "roll_back_interrupted",
+    "same_value",
     "set_watermark",
     "source_damage_advice",
     "source_opening",

@@ -28,7 +28,7 @@ from typing import Any
 
 import apsw
 
-__all__ = ["Inexact", "apply_exactly"]
+__all__ = ["Inexact", "apply_exactly", "same_value"]
 
 Conflict = Callable[[int, apsw.TableChange], int]
 # (table, op, indirect, old values, new values, primary key column indexes)
@@ -109,10 +109,10 @@ def _key_changed(change: apsw.TableChange) -> bool:
 def _changes_key(old: tuple[Any, ...], new: tuple[Any, ...], pk: Any) -> bool:
     """Whether an UPDATE's new values change one of its key columns (a value given that is not
     the old one, byte for byte: a valid changeset never does)."""
-    return any(new[i] is not apsw.no_change and not _same(old[i], new[i]) for i in pk)
+    return any(new[i] is not apsw.no_change and not same_value(old[i], new[i]) for i in pk)
 
 
-def _same(a: object, b: object) -> bool:
+def same_value(a: object, b: object) -> bool:
     """The same SQLite value: same type, same value (``-0.0`` is not ``0.0``)."""
     if type(a) is not type(b):
         return False

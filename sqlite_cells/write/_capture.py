@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 
 import apsw
 
+from sqlite_cells.files import same_value
 from sqlite_cells.schema import quote_ident as quote_name
 
 __all__ = ["SESSION_SAFE_CHANGES", "capture", "has_rowid_tables"]
@@ -122,21 +123,22 @@ def _exact(
     tables: list[str],
 ) -> bytes:
     conn.execute(f"ROLLBACK TO {_SAVEPOINT}")
-    copies: list[tuple[str, str]] = []  # (table, its copy)
+    copies: list[tuple[str, str, list[str]]] = []  # (table, its copy, its columns)
     try:
         for i, table in enumerate(tables):
-            names = ", ".join(quote_name(c) for c in _columns(conn, schema, table))
+            columns = _columns(conn, schema, table)
+            names = ", ".join(quote_name(c) for c in columns)
             copy = _COPY.format(i)
             conn.execute(f"CREATE TEMP TABLE {copy} ({names})")
             conn.execute(
                 f"INSERT INTO temp.{copy} (rowid, {names}) "
                 f"SELECT rowid, {names} FROM {schema}.{quote_name(table)}"
             )
-            copies.append((table, copy))
+            copies.append((table, copy, columns))
         others = _session_run(conn, schema, run, lambda name: accept(name) and name not in tables)
         builder = apsw.ChangesetBuilder()  # type: ignore[no-untyped-call]  # apsw's stub has no annotation for it
         builder.add(others)
-        for table, copy in copies:
+        for table, copy, columns in copies:
             # SQLite's diff compares a table with the table of the same name in another schema;
             # the copy takes that name only now, after the statement ran on the real one.
             conn.execute(f"ALTER TABLE temp.{copy} RENAME TO {quote_name(table)}")
@@ -146,24 +148,23 @@ def _exact(
                 builder.add(diff.changeset())
             finally:
                 diff.close()
-            builder.add(_equal_but_changed(conn, schema, table))
+            builder.add(_equal_but_changed(conn, schema, table, columns))
             conn.execute(f"DROP TABLE temp.{quote_name(table)}")
         return builder.output()
     finally:
-        for table, copy in copies:
+        for table, copy, _ in copies:
             conn.execute(f"DROP TABLE IF EXISTS temp.{copy}")
             if _is_temp(conn, table):
                 conn.execute(f"DROP TABLE temp.{quote_name(table)}")
 
 
-def _equal_but_changed(conn: apsw.Connection, schema: str, table: str) -> bytes:
+def _equal_but_changed(conn: apsw.Connection, schema: str, table: str, columns: list[str]) -> bytes:
     """The UPDATEs SQLite's diff leaves out: it compares each column with ``IS NOT`` under the
     column's collation, so a value changed to one SQLite finds equal (``'a'`` to ``'A'`` under
     NOCASE, ``'a'`` to ``'a '`` under RTRIM, ``1`` to ``1.0`` in a column without affinity) is
     no change to it. Rows whose every column is equal so but one differs in type or bytes get
     an UPDATE of those columns, as the session records them (the rowid first, as the key).
-    ``temp.<table>`` is the copy of the rows before the op."""
-    columns = _columns(conn, schema, table)
+    ``temp.<table>`` is the copy of the rows before the op; ``columns`` are the table's."""
     name = quote_name(table)
     old = [f"c.{quote_name(c)}" for c in columns]
     new = [f"m.{quote_name(c)}" for c in columns]
@@ -177,13 +178,15 @@ def _equal_but_changed(conn: apsw.Connection, schema: str, table: str) -> bytes:
         f"SELECT c.rowid, {', '.join(old)}, {', '.join(new)} FROM temp.{name} AS c "
         f"JOIN {schema}.{name} AS m ON m.rowid = c.rowid WHERE ({equal}) AND ({changed})"
     ).fetchall()
+    if not rows:  # the usual case
+        return b""
     builder = apsw.ChangesetBuilder()  # type: ignore[no-untyped-call]  # (as above)
     try:
         builder.schema(conn, schema)
         width = len(columns)
         for row in rows:
             before, after = row[1 : 1 + width], row[1 + width :]
-            differs = [type(b) is not type(a) or b != a for b, a in zip(before, after, strict=True)]
+            differs = [not same_value(b, a) for b, a in zip(before, after, strict=True)]
             builder.add_update(
                 table,
                 False,
