@@ -89,7 +89,7 @@ class Cell:
     it, the default most recently declared in this runtime applies (``None`` if none was).
     """
 
-    __slots__ = ("_id", "_space", "value_path")
+    __slots__ = ("_id", "_space", "_value_path")
 
     def __init__(
         self,
@@ -100,7 +100,7 @@ class Cell:
     ) -> None:
         self._space = space
         self._id = cell_id
-        self.value_path = tuple(path)
+        self._value_path = tuple(path)
         if default is not NO_DEFAULT:
             space.runtime.declare_default(space.id, cell_id, default)
 
@@ -110,9 +110,15 @@ class Cell:
         return self._id
 
     @property
+    def value_path(self) -> tuple[PathElement, ...]:
+        """The path inside the cell's value this ``Cell`` reads and writes (``()``: the whole
+        value); read-only, like the id: ``key`` gives a ``Cell`` at a longer path."""
+        return self._value_path
+
+    @property
     def default(self) -> Any:
         """The default of this cell's id in this runtime (R4), at this cell's path."""
-        return value_at(self._root_default(link_cells=True), self.value_path)
+        return value_at(self._root_default(link_cells=True), self._value_path)
 
     def _root_default(self, *, link_cells: bool) -> Any:
         data = self._space.runtime.default_data(self._space.id, self._id)
@@ -143,7 +149,7 @@ class Cell:
             root = self._root_default(link_cells=True)
         else:
             root = self._decode_stored(data, link_cells=True)
-        return value_at(root, self.value_path)
+        return value_at(root, self._value_path)
 
     def _decode_stored(self, data: bytes, *, link_cells: bool) -> Any:
         """The stored entity ``data`` decoded; bytes another program stored that cannot be read
@@ -191,7 +197,7 @@ class Cell:
         tx = require_transaction(f"writing cell {self._id}", self._space.file)
         file = self._space.file
         runtime = self._space.runtime
-        if not self.value_path:
+        if not self._value_path:
             whole = runtime.encode(value)
             if checked:
                 runtime.check_value(self._space.id, self._id, whole)
@@ -211,7 +217,7 @@ class Cell:
             if data is None
             else self._decode_stored(data, link_cells=False)
         )
-        value = with_value_at(root, self.value_path, value)
+        value = with_value_at(root, self._value_path, value)
         whole = runtime.encode(value)
         if checked:
             runtime.check_value(self._space.id, self._id, whole)
@@ -253,7 +259,7 @@ class Cell:
                 f"the cell path key {key!r} is not valid Unicode text (a lone surrogate at "
                 f"position {position}): decode the text properly first"
             )
-        return Cell(self._space, self._id, (*self.value_path, key))
+        return Cell(self._space, self._id, (*self._value_path, key))
 
     # -- links and reactivity ------------------------------------------------------------------
 
@@ -270,7 +276,7 @@ class Cell:
         if target is not None:
             with self._space.transact():
                 self.set(target)
-        return Link(id=self._id, space=self._space.id, scope="space", path=self.value_path)
+        return Link(id=self._id, space=self._space.id, scope="space", path=self._value_path)
 
     @checked_arguments
     def link_str(self) -> str:
@@ -288,7 +294,7 @@ class Cell:
     # -- identity ------------------------------------------------------------------------------
 
     def _key(self) -> tuple[str, str, tuple[PathElement, ...]]:
-        return (self._space.id, self._id, self.value_path)
+        return (self._space.id, self._id, self._value_path)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Cell) and self._key() == other._key()
@@ -313,14 +319,14 @@ class Cell:
             _display.nested = False
 
     def __repr__(self) -> str:
-        path = "".join(f"[{p!r}]" for p in self.value_path)
+        path = "".join(f"[{p!r}]" for p in self._value_path)
         head = f"<Cell {self._id}{path} in {self._space.id!r}"
         if _display.nested:  # inside another cell's value: a link, shown as what it names
             return head + ">"
         return f"{head} = {self._shown_value()}>"
 
     def _repr_html_(self) -> str:
-        path = "".join(f"[{p!r}]" for p in self.value_path)
+        path = "".join(f"[{p!r}]" for p in self._value_path)
         return (
             f"<div><b>Cell</b> <code>{html.escape(self._id + path)}</code> in "
             f"<code>{html.escape(self._space.id)}</code>"

@@ -69,8 +69,8 @@ class Runtime:
                 f"poll_interval is a positive number of seconds, at most {MAX_SECONDS:,}, not "
                 f"{brief_repr(poll_interval)}"
             )
-        self.store: Path = resolve_store(store)
-        self.poll_interval = poll_interval
+        self._store: Path = resolve_store(store)
+        self._poll_interval: float = poll_interval
         self.scheduler = Scheduler()
         self._participants: dict[str, CommitParticipant] = {}
         # _lock guards _spaces and _closed.
@@ -161,7 +161,7 @@ class Runtime:
             cell = new(Cell)
             cell._space = space
             cell._id = link.id
-            cell.value_path = link.path
+            cell._value_path = link.path
             append(cell)
         return cells
 
@@ -291,7 +291,7 @@ class Runtime:
 
     def _poll(self) -> None:
         while not self._closed:
-            self._wake.wait(self.poll_interval)
+            self._wake.wait(self._poll_interval)
             self._wake.clear()
             if not self._catch_up():
                 return
@@ -345,6 +345,16 @@ class Runtime:
             raise ClosedError(f"the runtime on {self.store} cannot be used here: {FORKED_ADVICE}")
         if self._closed:
             raise ClosedError(f"the runtime on {self.store} is closed: open a new Runtime")
+
+    @property
+    def store(self) -> Path:
+        """The store directory, resolved when the runtime opened it; read-only."""
+        return self._store
+
+    @property
+    def poll_interval(self) -> float:
+        """Seconds between looks for other processes' commits; set when the runtime is made."""
+        return self._poll_interval
 
     @checked_arguments
     def close(self) -> None:

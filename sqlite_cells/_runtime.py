@@ -245,15 +245,15 @@ class Runtime(runtime.Runtime):
         exec_timeout: float = DEFAULT_EXEC_TIMEOUT,
         disk_source_roots: Sequence[str | os.PathLike[str]] | None = None,
     ) -> None:
-        _check_count("query_workers", query_workers, most=MAX_QUERY_WORKERS)
-        _check_count("read_pool_size", read_pool_size)
+        _check_count("query_workers", query_workers, MAX_QUERY_WORKERS, "each is a thread")
+        _check_count("read_pool_size", read_pool_size, MAX_READ_POOL_SIZE, "each holds open files")
         _check_seconds("query_timeout", query_timeout)
         _check_seconds("exec_timeout", exec_timeout)
         roots = _check_roots(disk_source_roots)  # before the store is made: a refusal leaves none
         super().__init__(store, poll_interval=poll_interval)
-        self.query_timeout = query_timeout
-        self.exec_timeout = exec_timeout
-        self.disk_source_roots = roots
+        self._query_timeout: float = query_timeout
+        self._exec_timeout: float = exec_timeout
+        self._disk_source_roots = roots
         self.read_pool = ReadPool(read_pool_size, pinned=self._pinned)
         self.query_workers = QueryWorkers(
             self.read_pool, count=query_workers, timeout=query_timeout
@@ -289,6 +289,23 @@ class Runtime(runtime.Runtime):
             poll_interval=poll_interval,
             behind=self._forget_reconciled,
         )
+
+    # The limits are set when the runtime is made: its threads and pool were built with them,
+    # so a later assignment could not reach them all (R44).
+    @property
+    def query_timeout(self) -> float:
+        """Seconds a read or live query may run (R44); read-only."""
+        return self._query_timeout
+
+    @property
+    def exec_timeout(self) -> float:
+        """Seconds a write statement may run (R44); read-only."""
+        return self._exec_timeout
+
+    @property
+    def disk_source_roots(self) -> tuple[str | os.PathLike[str], ...] | None:
+        """The directories disk sources must lie under (R60), ``None`` for any; read-only."""
+        return self._disk_source_roots
 
     @checked_arguments
     def space(self, space_id: str) -> Space:
@@ -669,15 +686,16 @@ def _takes_database(annotation: object) -> bool:
 
 # Each query worker is a thread; beyond this many they only contend for the same cores.
 MAX_QUERY_WORKERS = 256
+# Far above any open-files limit (a pooled connection holds its file, -wal and -shm): a larger
+# figure is a mistake, not a wish.
+MAX_READ_POOL_SIZE = 1_000_000
 
 
-def _check_count(name: str, value: object, *, most: int | None = None) -> None:
+def _check_count(name: str, value: object, most: int, each: str) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise InvalidArgument(f"{name} is an integer of at least 1, not {brief_repr(value)}")
-    if most is not None and value > most:
-        raise InvalidArgument(
-            f"{name} is at most {most} (each is a thread), not {brief_repr(value)}"
-        )
+    if value > most:
+        raise InvalidArgument(f"{name} is at most {most:,} ({each}), not {brief_repr(value)}")
 
 
 def _check_roots(roots: object) -> tuple[str | os.PathLike[str], ...] | None:

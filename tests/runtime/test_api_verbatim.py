@@ -97,7 +97,7 @@ def test_every_runtime_option_is_accepted_by_keyword_and_takes_effect(tmp_path: 
 BAD_OPTIONS = [
     *[("poll_interval", v) for v in (0, -1, -0.5, True, "0.02", None, math.nan, math.inf)],
     *[("query_workers", v) for v in (0, -1, 1.5, True, "2", None)],
-    *[("read_pool_size", v) for v in (0, -3, 2.0, False, "64", None)],
+    *[("read_pool_size", v) for v in (0, -3, 2.0, False, "64", None, 10**7, 10**400)],
     *[("query_timeout", v) for v in (0, -5.0, True, "5", None, math.nan, math.inf)],
     *[("disk_source_roots", v) for v in ("/tmp", b"/tmp", 5, [5], ["relative"], [None])],
 ]
@@ -135,6 +135,43 @@ def test_an_ephemeral_runtime_takes_the_same_options(tmp_path: Path) -> None:
             rt.space("demo").cell("c").set(1)
         assert store.is_dir()
     assert not store.exists()
+
+
+READ_ONLY = [
+    ("store", "/elsewhere"),
+    ("poll_interval", "soon"),
+    ("query_timeout", 0.0),
+    ("exec_timeout", None),
+    ("disk_source_roots", ["/"]),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), READ_ONLY)
+def test_a_runtime_option_cannot_be_reassigned_after_the_runtime_is_made(
+    name: str, value: object
+) -> None:
+    # Its threads and pool were built with it: an assignment would reach some paths only.
+    with sc.Runtime.ephemeral(query_timeout=1.5) as rt:
+        before = getattr(rt, name)
+        with pytest.raises(AttributeError):
+            setattr(rt, name, value)
+        assert getattr(rt, name) == before
+        db = rt.space("demo").sqlite_database("chat", tables=_chat_tables())
+        assert db.read("SELECT count(*) AS n FROM messages") == [{"n": 0}]
+    assert rt.query_timeout == 1.5 and rt.disk_source_roots is None
+
+
+def test_a_cells_path_is_read_only_like_its_id() -> None:
+    with sc.Runtime.ephemeral() as rt:
+        space = rt.space("demo")
+        profile = space.cell("profile")
+        name = profile.key("name")
+        with space.transact():
+            profile.set({"name": "Ada", "age": 36})
+        with pytest.raises(AttributeError):
+            name.value_path = ("age",)  # type: ignore[misc]
+        assert name.value_path == ("name",) and name.get() == "Ada"
+        assert {name: 1}[profile.key("name")] == 1  # its hash cannot change under a dict
 
 
 def _program(code: str, cwd: Path, env: dict[str, str]) -> str:
