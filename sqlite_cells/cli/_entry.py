@@ -1,9 +1,9 @@
-"""Where the ``sqlite-cells`` console script starts (and ``python -m sqlite_cells``).
+"""How the ``sqlite-cells`` process runs its command and ends (and ``python -m sqlite_cells``).
 
-Importing this module costs next to nothing (the package and ``sqlite_cells.cli`` import their
-names on first use), so a Ctrl-C that arrives while the command is still importing its modules
-ends it like any other Ctrl-C: the message ``interrupted`` and exit status 130, no traceback
-(SPEC §6).
+The console script starts in :mod:`sqlite_cells.cli._start`, which takes Ctrl-C before it
+imports this module; the command's modules are imported here with Ctrl-C still held back, so
+a Ctrl-C that arrives while the command is importing them ends it like any other Ctrl-C: the
+message ``interrupted`` and exit status 130, no traceback (SPEC §6).
 
 The process ends here, once the command has returned and its output is flushed, without the
 interpreter's shutdown: that shutdown (a tenth of a second with the modules the command
@@ -64,8 +64,14 @@ def stop_output() -> None:
     os.close(devnull)
 
 
-def _imported_command() -> Callable[[Sequence[str] | None], int] | None:
-    """The command's ``main``, imported with Ctrl-C held back: None if Ctrl-C came meanwhile.
+# What :mod:`sqlite_cells.cli._start` took when the process started: the Ctrl-C noted since, and
+# the handler to give back once the command's modules are imported.
+Held = tuple[list[int], Any]
+
+
+def _imported_command(held: Held | None) -> Callable[[Sequence[str] | None], int] | None:
+    """The command's ``main``, imported with Ctrl-C held back: None if Ctrl-C came meanwhile
+    (or since ``held`` was taken, at the process's start).
 
     A ``KeyboardInterrupt`` raised in the middle of an import can do worse than a traceback:
     raised while msgspec builds a decoder's type information at import time, it has crashed
@@ -73,8 +79,10 @@ def _imported_command() -> Callable[[Sequence[str] | None], int] | None:
     noted, and answered once they are done."""
     noted: list[int] = []
     previous: Any = None
+    if held is not None:
+        noted, previous = held
     # Started with Ctrl-C ignored (a background job, nohup), the command keeps ignoring it.
-    if signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
+    elif signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
         try:
             previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
         except ValueError:  # not the main thread: Ctrl-C is not ours to take
@@ -87,9 +95,9 @@ def _imported_command() -> Callable[[Sequence[str] | None], int] | None:
     return None if noted else command
 
 
-def _run(argv: Sequence[str] | None) -> int:
+def _run(argv: Sequence[str] | None, held: Held | None = None) -> int:
     try:
-        run = _imported_command()
+        run = _imported_command(held)
         if run is None:
             raise KeyboardInterrupt
         return run(argv)
@@ -118,13 +126,14 @@ def _prepare_output() -> bool:
     return closed
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, held: Held | None = None) -> int:
     """Run the command and end the process with its exit status: this is the process's entry
-    point, never to be called by a program that means to go on."""
+    point, never to be called by a program that means to go on. ``held``: what
+    :mod:`sqlite_cells.cli._start` took of Ctrl-C at the process's start."""
     try:
         closed = _prepare_output()
         try:
-            code = _run(argv)
+            code = _run(argv, held)
         except KeyboardInterrupt:  # a second Ctrl-C while the first was being reported
             code = INTERRUPTED
         except SystemExit as exc:  # argparse: bad usage (2), --help and --version (0)

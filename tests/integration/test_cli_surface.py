@@ -409,6 +409,38 @@ def test_ctrl_c_during_the_imports_is_answered_once_they_are_done() -> None:
     assert done.stderr == "sqlite-cells: interrupted\n"
 
 
+# Runs the console script as it is, with Ctrl-C arriving the moment a module is first imported
+# (an audit hook; nothing imported before the script but signal and sys).
+_CTRL_C_AT_IMPORT = """
+import signal, sys
+target, command = sys.argv[1], sys.argv[2]
+fired = []
+def ctrl_c(event, args):
+    if event == "import" and args[0] == target and not fired:
+        fired.append(True)
+        signal.raise_signal(signal.SIGINT)
+sys.addaudithook(ctrl_c)
+sys.argv = [command, "--version"]
+exec(compile(open(command).read(), command, "exec"), {"__name__": "__main__"})
+"""
+
+
+@pytest.mark.parametrize("module", ["typing", "threading", "sqlite_cells.cli._entry"])
+def test_ctrl_c_from_the_packages_first_imports_on_exits_130_without_a_traceback(
+    module: str,
+) -> None:
+    """The console script's first module takes Ctrl-C before anything that takes time is
+    imported: typing (≈ 9 ms, imported by the package's `__init__` before), threading (imported
+    before Ctrl-C was taken) and the command's own modules."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_AT_IMPORT, module, str(COMMAND)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "sqlite-cells: interrupted\n")
+
+
 def test_a_command_started_with_ctrl_c_ignored_keeps_ignoring_it(chat_store: Path) -> None:
     """A background job (`sqlite-cells query … &` in a script, nohup) is started with SIGINT
     ignored: a Ctrl-C meant for the foreground, sent while it imports or while it reads, leaves
