@@ -26,6 +26,7 @@ from sqlite_cells.codec import (
 from sqlite_cells.files import (
     KIND,
     Action,
+    HandleQuarantined,
     Identity,
     OpBody,
     Outcome,
@@ -369,7 +370,12 @@ class Runtime(runtime.Runtime):
             data = self.space(cell.space.id).file.entity(cell.id).data
         except EncodingError:  # a row another program wrote: quarantined where it is used
             return True
-        return data is not None and handle_shaped(cell.id, data)
+        return (data is not None and handle_shaped(cell.id, data)) or self._owns_file(cell.id)
+
+    def _owns_file(self, cell_id: str) -> bool:
+        """Whether the store holds a database file of ``cell_id``: only a handle's first write
+        makes one, so the cell is a database's handle whatever it holds now (R5)."""
+        return (self.store / db_file_name(cell_id)).is_file()
 
     def check_value(self, space_id: str, cell_id: str, data: bytes) -> None:
         """R3: a plain cell never holds a value shaped like its own database handle, which would
@@ -413,8 +419,15 @@ class Runtime(runtime.Runtime):
             found = self._declarations.get(handle.id)
         if found is not None:
             return found
-        value = handle.get()
+        try:
+            value = handle.get()
+        except EncodingError as exc:  # a row another program wrote
+            if self._owns_file(handle.id):
+                raise unreadable_handle(handle.id, None, exc) from exc
+            raise
         if not isinstance(value, dict) or value.get("id") != handle.id or "tables" not in value:
+            if self._owns_file(handle.id):
+                raise HandleQuarantined(handle.id, value)  # R5: never "no handle"
             shown = repr(value)
             raise SourceError(
                 f"cell {handle.id} in {handle.space.id!r} is linked where a database is expected "

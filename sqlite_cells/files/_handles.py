@@ -203,11 +203,9 @@ class HandleQuarantined(Quarantined):
     ``why``, when given, says what is wrong with the stored row instead of its value."""
 
     def __init__(self, db_id: str, value: Any, why: str | None = None) -> None:
-        shown = repr(value)
-        shown = shown if len(shown) <= 80 else shown[:77] + "..."
         if why is None:
             why = (
-                f"its handle cell holds {shown}, which is not a database handle "
+                f"its handle cell holds {_shown(value)}, which is not a database handle "
                 '{"id", "tables", "rev"} (written by an older or foreign program)'
             )
         DatabaseError.__init__(
@@ -218,6 +216,11 @@ class HandleQuarantined(Quarantined):
         self.db_id = db_id
         self.db_seq = 0
         self.space_seq = 0
+
+
+def _shown(value: Any) -> str:
+    shown = repr(value)
+    return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
 def unreadable_handle(db_id: str, data: bytes | None, exc: EncodingError) -> HandleQuarantined:
@@ -243,8 +246,17 @@ def check_handle(db_id: str, value: Any) -> dict[str, Any]:
     the runtime owns, ``tables`` that decode as a declaration (R10–R12)."""
     if not _shaped(db_id, value):
         raise HandleQuarantined(db_id, value)
-    if source_path(value) is None:
+    if "source" not in value:
         handle_schema(db_id, value)
+    elif source_path(value) is None:
+        # Only an injected file is ever recorded as a source: anything else there is not one,
+        # and never the runtime's own database with no tables.
+        raise HandleQuarantined(
+            db_id,
+            value,
+            why=f"its handle names the source {_shown(value['source'])}, which is not an "
+            "injected file (written by an older or foreign program)",
+        )
     return value  # type: ignore[no-any-return]  # a dict, as _shaped says
 
 
@@ -314,7 +326,8 @@ def source_path(handle: dict[str, Any]) -> Path | None:
     """The injected file a handle names (R60), or None for a database the runtime owns."""
     source = handle.get("source")
     if isinstance(source, dict) and source.get("kind") == SourceKind.DISK.value:
-        return Path(str(source.get("path")))
+        path = source.get("path")
+        return Path(path) if isinstance(path, str) else None
     return None
 
 
@@ -344,14 +357,11 @@ def declaration_from_handle(
     file is checked against R60 again, and its id must be the one derived from its path, so a
     forged handle value gains nothing ``register_disk_source`` would not give. Its recorded pin
     becomes this process's pin of the path (R60), checked when a read starts."""
-    if not isinstance(value, dict) or value.get("id") != db_id or "tables" not in value:
-        raise SqliteCellsError(
-            f"cell {db_id} does not hold a database handle (its value is {value!r}): link a "
-            "handle returned by sqlite_database() or register_disk_source()"
-        )
-    source = value.get("source")
-    if isinstance(source, dict) and source.get("kind") == SourceKind.DISK.value:
-        resolved = validate_disk_source(str(source.get("path")), store=store, roots=roots)
+    check_handle(db_id, value)  # a handle of db_id, or HandleQuarantined (R5)
+    path = source_path(value)
+    if path is not None:
+        source = value["source"]
+        resolved = validate_disk_source(str(path), store=store, roots=roots)
         if disk_source_id(space_id, resolved) != db_id:
             raise SqliteCellsError(
                 f"handle {db_id} names {resolved}, whose handle id differs: register the file "
@@ -360,7 +370,6 @@ def declaration_from_handle(
         # No "pin" at all: written before pins were recorded (R73), pinned at its first read.
         adopt_pin(resolved, decode_pin(source["pin"], resolved) if "pin" in source else None)
         return Declaration(db_id, space_id, resolved, None, kind=SourceKind.DISK)
-    check_handle(db_id, value)  # a handle of db_id, or HandleQuarantined (R5)
     schema = handle_schema(db_id, value)
     return Declaration(db_id, space_id, store / db_file_name(db_id), schema)
 

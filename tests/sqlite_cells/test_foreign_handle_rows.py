@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import apsw
+import msgspec
 import pytest
 
 import sqlite_cells as sc
@@ -109,3 +110,75 @@ def test_r5_a_handle_stored_as_text_is_read_as_its_json(store: Path) -> None:
         assert db.rev == 2
         assert [r["body"] for r in db.read("SELECT body FROM messages ORDER BY id")] == ["a", "b"]
     assert collect_garbage(store) == []
+
+
+@sc.pattern
+def _reads_chat(chat: sc.SqliteDb) -> Any:
+    return chat.query("SELECT body FROM messages")
+
+
+def _linked_output(store: Path) -> Any:
+    """What the piece linked to the database before the restart sees in a new runtime, one
+    that never declared the database: it knows it only through the link."""
+    with sc.Runtime(store) as rt:
+        piece = rt.space("demo").run(_reads_chat, key="reader")
+        rt.settle()
+        return piece.outputs.get()
+
+
+@pytest.mark.parametrize("case", list(FOREIGN))
+def test_r5_a_damaged_handle_reached_through_a_pattern_input_quarantines_the_database(
+    store: Path, case: str
+) -> None:
+    """A link does not make a damaged handle "no handle" either: the database's file says the
+    cell is its handle, whatever the cell holds now."""
+    db_id = _one_write(store)
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        piece = space.run(_reads_chat, key="reader")
+        piece.inputs["chat"].link(space.sqlite_database("chat", tables=MESSAGES))
+        rt.settle()
+        assert piece.outputs.get().result == [{"body": "a"}]
+    column, make = FOREIGN[case]
+    _foreign(store, db_id, column, make)
+    state = _linked_output(store)
+    assert state.result is None
+    assert isinstance(state.error, HandleQuarantined), repr(state.error)
+    assert state.error.db_id == db_id
+
+
+SOURCE_DAMAGE = {
+    "rev-text-json": lambda value: {**value, "rev": "0"},
+    "rev-negative": lambda value: {**value, "rev": -5},
+    "rev-real": lambda value: {**value, "rev": 1.5},
+    "tables-list": lambda value: {**value, "tables": []},
+    "source-kind-unknown": lambda value: {**value, "source": {**value["source"], "kind": "zzz"}},
+    "source-list": lambda value: {**value, "source": []},
+    "source-path-not-text": lambda value: {**value, "source": {**value["source"], "path": 7}},
+}
+
+
+@pytest.mark.parametrize("case", list(SOURCE_DAMAGE))
+def test_r5_a_damaged_handle_of_an_injected_file_quarantines_it(
+    store: Path, tmp_path: Path, case: str
+) -> None:
+    """An injected file's handle is judged like any other (its shape, rev included) and a
+    ``source`` that is not an injected file is never read as the runtime's own database with no
+    tables (which answered "no such table")."""
+    outside = tmp_path / "outside.db"
+    conn = apsw.Connection(str(outside))
+    conn.execute("CREATE TABLE messages (body TEXT); INSERT INTO messages VALUES ('kept')")
+    conn.close()
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        source = space.register_disk_source(str(outside))
+        piece = space.run(_reads_chat, key="reader")
+        piece.inputs["chat"].link(source)
+        rt.settle()
+        assert piece.outputs.get().result == [{"body": "kept"}]
+        db_id, value = source.id, source.get()
+    _foreign(store, db_id, "value", lambda _: msgspec.json.encode(SOURCE_DAMAGE[case](value)))
+    state = _linked_output(store)
+    assert state.result is None
+    assert isinstance(state.error, HandleQuarantined), repr(state.error)
+    assert state.error.db_id == db_id
