@@ -256,7 +256,7 @@ def list_tables(
             path = source if source is not None else root / db_file_name(db_id)
             if is_dropped(handle):
                 continue
-            known = namer.named(db_id)
+            known = namer.named(space_id, db_id)
             label = known.name if known is not None else db_id
             verdict = verdicts.get(db_id)
             if (
@@ -313,7 +313,7 @@ def list_cells(store: str | os.PathLike[str], namer: Namer | None = None) -> lis
                     value = decode_value(raw)
                 except (msgspec.DecodeError, EncodingError):  # LinkDecodeError is one
                     value = f"<undecodable value of {len(raw)} bytes>"
-            known = namer.named(str(cell_id))
+            known = namer.named(space_id, str(cell_id))
             handle, why = classify_cell(decoded(raw_id), data, rev, files)
             kind = _kind(handle, why is not None)
             if kind == "cell" and known is not None and known.kind in ("piece", "input"):

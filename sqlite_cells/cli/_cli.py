@@ -121,7 +121,7 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
         if not space.databases and not space.quarantined:
             out.write("  no database cells written yet\n")
         for held in space.quarantined:
-            known = namer.named(held.id)
+            known = namer.named(space.id, held.id)
             named = f"{known.name!r} ({held.id})" if known is not None else held.id
             out.write(
                 f"  database {named}\n"
@@ -146,7 +146,7 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
                 state = f"{_watermark(db.watermark)} (in sync)"
             else:
                 state = f"{_watermark(db.watermark)} (OUT OF SYNC)"
-            known = namer.named(db.id)
+            known = namer.named(space.id, db.id)
             named = f"{known.name!r} ({db.id})" if known is not None else db.id
             out.write(
                 f"  database {named}\n"
@@ -189,7 +189,7 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
     data = info.to_json()
     for space in data["spaces"]:
         for db in space["databases"]:
-            known = namer.named(db["id"])
+            known = namer.named(space["id"], db["id"])
             db["name"] = known.name if known is not None else None
     if args.fmt is Format.JSON:
         print_json(data, out)

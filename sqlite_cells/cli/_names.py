@@ -80,7 +80,8 @@ class Namer:
     _spaces: dict[str, Path] | None = field(default=None, init=False)
     # space files whose space id is not UTF-8 text (another program wrote it): left out
     unnamed: list[Path] = field(default_factory=list, init=False)
-    _names: dict[str, Named] = field(default_factory=dict, init=False)
+    # (space id, cell id) -> its name: an id a name derives in one space names nothing in another
+    _names: dict[tuple[str, str], Named] = field(default_factory=dict, init=False)
 
     def spaces(self) -> dict[str, Path]:
         """Space id -> its file, for every space file of the store."""
@@ -103,16 +104,19 @@ class Namer:
                     if row is not None and space_id is None:
                         self.unnamed.append(path)  # not UTF-8: no space a name can give
                         continue
-                    if space_id is not None:
-                        self._spaces[space_id] = path
-                    self._names.update(_recorded_names(conn))
-                    if space_id is not None:
-                        for cell_id, named in _derived_names(conn, space_id).items():
-                            self._names.setdefault(cell_id, named)
+                    if space_id is None:
+                        continue
+                    self._spaces[space_id] = path
+                    for cell_id, named in _recorded_names(conn).items():
+                        self._names[space_id, cell_id] = named
+                    for cell_id, named in _derived_names(conn, space_id).items():
+                        self._names.setdefault((space_id, cell_id), named)
             for space_id in self._spaces:
                 for name in self.extra_names:
-                    self._names[derive_id("cell", space_id, name)] = Named(name, "cell")
-                    self._names[derive_id("sqlite", space_id, name)] = Named(name, "sqlite")
+                    self._names[space_id, derive_id("cell", space_id, name)] = Named(name, "cell")
+                    self._names[space_id, derive_id("sqlite", space_id, name)] = Named(
+                        name, "sqlite"
+                    )
         return self._spaces
 
     def _refuse_odd_space_files(self) -> None:
@@ -129,13 +133,14 @@ class Namer:
                     "`sqlite-cells check` says what to do",
                 )
 
-    def named(self, cell_id: str) -> Named | None:
+    def named(self, space_id: str, cell_id: str) -> Named | None:
+        """What the store tells of cell ``cell_id`` of space ``space_id``."""
         self.spaces()
-        return self._names.get(cell_id)
+        return self._names.get((space_id, cell_id))
 
     def label(self, link: Link) -> str:
         """The name of the linked cell (or its id), with the path inside it."""
-        known = self.named(link.id)
+        known = self.named(link.space, link.id)
         text = known.name if known is not None else link.id
         return text + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in link.path)
 
@@ -174,7 +179,7 @@ class Namer:
 
     def as_json(self, link: Link) -> dict[str, Any]:
         """The link as JSON output shows it: what it names and that cell's value."""
-        known = self.named(link.id)
+        known = self.named(link.space, link.id)
         return {
             "cell": link.id,
             "space": link.space,
@@ -194,7 +199,7 @@ class Namer:
             value = found
         if isinstance(value, Link):
             if as_json:
-                known = self.named(value.id)
+                known = self.named(value.space, value.id)
                 return {
                     "cell": value.id,
                     "space": value.space,

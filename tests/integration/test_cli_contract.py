@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import signal
 import subprocess
@@ -315,3 +316,31 @@ def test_csv_has_its_header_for_an_empty_store_too(tmp_path: Path) -> None:
         assert len(header.split(",")) > 2, (command, header)
         if command != "gc":  # (gc lists nothing in either store)
             assert len(lines) == 2 and lines[0] == header, (command, lines)
+
+
+def test_a_link_is_named_by_its_own_space_not_by_another_space_with_the_same_id(
+    tmp_path: Path,
+) -> None:
+    """A name derives an id within one space (R1): the cell of space "a" named "alice" and the
+    cell of the same id in space "b" (reached through a link whose space was edited) are two
+    cells; only the first is shown as "alice", with its own value."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        a, b = rt.space("a"), rt.space("b")
+        alice = a.cell("alice")
+        same_id_in_b = sc.Cell(b, alice.id)
+        db = a.sqlite_database("chat", tables={"m": sc.table(who_cf_link=sc.cf_link())})
+        with b.transact():
+            same_id_in_b.set("not alice")
+        with a.transact():
+            alice.set("Alice")
+            db.exec_many("INSERT INTO m (who_cf_link) VALUES (?)", [[alice], [same_id_in_b]])
+    done = _command(
+        "--ndjson", "query", "--name", "alice", str(store), "a", "chat", "SELECT who_cf_link FROM m"
+    )
+    assert done.returncode == 0, done.stderr
+    shown = [json.loads(line)["who_cf_link"] for line in done.stdout.splitlines()]
+    assert [(s["space"], s["name"], s["value"]) for s in shown] == [
+        ("a", "alice", "Alice"),
+        ("b", None, "not alice"),
+    ]
