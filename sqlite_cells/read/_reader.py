@@ -67,6 +67,7 @@ from sqlite_cells.sql import (
     fold_ascii,
     is_reserved_table,
     make_authorizer,
+    scan_sql,
     sqlite_refusal,
 )
 
@@ -684,7 +685,7 @@ def _declared_read_set(plan: _Plan, stmt: Statement, key: _ReadKey) -> ReadMap |
             return None
         finally:
             scratch.gate.leave()
-    read_set = _read_map(record)
+        read_set = _read_map(record, stmt.sql, scratch.conn)
     _remember_read_set(key, read_set, frozenset(functions))
     return read_set
 
@@ -720,7 +721,7 @@ def _execute(
         gate.leave()
     if record is None:
         return StatementResult(names, rows, known)
-    result = StatementResult(names, rows, _read_map(record))
+    result = StatementResult(names, rows, _read_map(record, stmt.sql, pooled.conn))
     result.functions = frozenset(functions or ())
     return result
 
@@ -740,11 +741,34 @@ def _names(description: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
     return names
 
 
-def _read_map(record: ReadSet) -> ReadMap:
+def _read_map(record: ReadSet, sql: str, conn: apsw.Connection) -> ReadMap:
+    """The read set SQLite reported for ``sql`` by table, with the key columns of a join by
+    column name, which it does not report (``Statement.joins_by_name``); ``conn`` (outside a
+    user statement) tells which columns the tables of a ``NATURAL`` join share."""
     tables: dict[str, set[str]] = {}
     for table, column in record:
         tables.setdefault(table, set()).add(column)
+    # The scan is cached, but not for a long text: a search of the text first.
+    joins = _MAY_JOIN_BY_NAME.search(sql) and scan_sql(sql).joins_by_name()
+    if joins:
+        keys = set(joins.using)
+        if joins.natural:
+            seen: set[str] = set()
+            for table in joins.tables:
+                columns = {
+                    fold_ascii(name)
+                    for (name,) in conn.execute(
+                        "SELECT name FROM main.pragma_table_xinfo(?)", (table,)
+                    )
+                }
+                keys |= seen & columns
+                seen |= columns
+        for table in joins.tables:
+            tables.setdefault(table, set()).update(keys)
     return {table: frozenset(columns) for table, columns in tables.items()}
+
+
+_MAY_JOIN_BY_NAME: Final = re.compile("using|natural", re.IGNORECASE)
 
 
 def _translate(

@@ -61,6 +61,7 @@ from sqlite_cells.sql._lexer import (
     unescape,
     unquote,
 )
+from sqlite_cells.sql._names import fold_ascii
 from sqlite_cells.sql._positions import find_names, may_be_names
 from sqlite_cells.sql._targets import Draft, find_targets
 
@@ -74,6 +75,7 @@ __all__ = [
     "QUOTED",
     "STRING",
     "WORD",
+    "JoinsByName",
     "Param",
     "Statement",
     "Word",
@@ -99,6 +101,15 @@ class Word(NamedTuple):
     name: str
 
 
+class JoinsByName(NamedTuple):
+    """See :meth:`Statement.joins_by_name`: the tables a statement names (ASCII-folded), the
+    columns its ``USING`` clauses list, and whether it has a ``NATURAL`` join."""
+
+    tables: frozenset[str]
+    using: frozenset[str]
+    natural: bool
+
+
 @dataclass(frozen=True, slots=True, weakref_slot=True)
 class Statement:
     """One scanned statement (see the module docstring); built only by :func:`scan_sql`."""
@@ -122,6 +133,34 @@ class Statement:
         """The names SQLite resolves as tables (string literals in name positions included),
         ASCII-folded, with their offsets."""
         return find_names(self.sql, self.tokens, self.body)[1]
+
+    def joins_by_name(self) -> JoinsByName | None:
+        """What a statement that joins by column name — ``USING (…)`` or a ``NATURAL`` join —
+        needs added to its read set, else None. SQLite matches such a join's columns without
+        telling the authorizer it reads them (``SELECT b FROM t JOIN u USING (a)`` reports
+        ``t.b`` alone), so the caller adds each key column to each table the statement names
+        (a table without that column is never written there): the columns a ``USING`` lists,
+        and for a ``NATURAL`` join the columns its tables share (which only the file knows)."""
+        tokens, body = self.tokens, self.body
+        using: set[str] = set()
+        natural = False
+        for i in range(body):
+            kind, key = tokens[i][0], tokens[i][1]
+            if kind != WORD or key not in _JOINS_BY_NAME:
+                continue
+            if key == "NATURAL":
+                natural = True
+                continue
+            j = i + 2 if i + 1 < body and tokens[i + 1][1] == "(" else body
+            while j < body and tokens[j][0] in (WORD, QUOTED):
+                using.add(fold_ascii(unquote(self.sql[tokens[j][2] : tokens[j][3]])))
+                if j + 1 >= body or tokens[j + 1][1] != ",":
+                    break
+                j += 2
+        if not using and not natural:
+            return None
+        tables = frozenset(name for name, _offset in self.tables())
+        return JoinsByName(tables, frozenset(using), natural)
 
     def functions(self) -> tuple[tuple[str, int], ...]:
         """The names SQLite calls as functions (table-valued functions included), ASCII-folded,
@@ -269,6 +308,7 @@ def _scan(sql: str) -> Statement:
     )
 
 
+_JOINS_BY_NAME: Final = frozenset({"NATURAL", "USING"})
 _WRITE_VERBS: Final = frozenset({"INSERT", "REPLACE", "UPDATE"})
 
 

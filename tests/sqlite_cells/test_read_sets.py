@@ -180,6 +180,41 @@ def test_a_join_reads_both_tables(
     assert _after(rt, space, db, calls, "UPDATE messages SET ts = 0") == Counter()
 
 
+JOINED = {
+    "t": sc.table(id="integer primary key", a="integer", b="integer"),
+    "u": sc.table(id="integer primary key", a="integer", x="integer", note="text"),
+    "other": sc.table(v="integer"),
+}
+
+
+@pytest.mark.parametrize(
+    "join",
+    [
+        "SELECT b FROM t JOIN u USING (a) ORDER BY b",
+        "SELECT b FROM t NATURAL JOIN u ORDER BY b",
+        "SELECT count(*) AS n FROM t LEFT JOIN u USING (a) WHERE x IS NULL",
+    ],
+)
+def test_a_join_by_column_name_reruns_when_its_key_changes_in_either_table(
+    rt: sc.Runtime, space: Space, calls: Counter[str], join: str
+) -> None:
+    """SQLite does not tell the authorizer it reads the columns a NATURAL join or USING (…)
+    matches: such a query kept its rows when only a key changed. The keys are added to its
+    read set (for NATURAL, the columns its tables share: `id` and `a` here), nothing more."""
+    db = space.sqlite_database("joined", tables=JOINED)
+    with space.transact():
+        db.exec("INSERT INTO t (id, a, b) VALUES (1, 1, 1), (2, 2, 2), (3, 3, 3)")
+        db.exec("INSERT INTO u (id, a, x) VALUES (1, 1, 10), (2, 2, 20)")
+    (q,) = _live(rt, db, calls, join)
+    before = q.get().result
+    for update in ("UPDATE u SET a = a + 100 WHERE id = 1", "UPDATE t SET a = a + 200"):
+        assert _after(rt, space, db, calls, update) == Counter({join: 1})
+        assert q.get().result == db.read(join)
+    assert q.get().result != before
+    assert _after(rt, space, db, calls, "UPDATE u SET note = 'unread'") == Counter()
+    assert _after(rt, space, db, calls, "INSERT INTO other (v) VALUES (1)") == Counter()
+
+
 def test_react_on_db_reruns_after_every_write(
     rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
 ) -> None:
