@@ -27,7 +27,8 @@ try:
 except ImportError:  # an interpreter without it
     _signals = signal
 _SIGINT = int(signal.SIGINT)
-_MAIN = threading.main_thread()
+# The main thread by its ident: ``threading.current_thread()`` is a Python call on every commit.
+_MAIN_IDENT = threading.main_thread().ident
 _NOTHING_HELD = contextlib.nullcontext()
 
 
@@ -35,7 +36,7 @@ def interrupts_held() -> contextlib.AbstractContextManager[object]:
     """A block that runs with SIGINT held back, then delivers one that arrived meanwhile. Only
     the main thread receives signals (and may install handlers); elsewhere, or when SIGINT is
     not handled by Python code, the block runs as it is."""
-    if threading.current_thread() is not _MAIN:
+    if threading.get_ident() != _MAIN_IDENT:
         return _NOTHING_HELD
     previous = _signals.getsignal(_SIGINT)
     if not callable(previous):  # SIG_IGN, SIG_DFL, or installed outside Python

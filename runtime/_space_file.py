@@ -265,6 +265,9 @@ class SpaceFile:
         # instead of waiting behind the next leader's whole commit just to learn it is done.
         self._queue_lock = threading.Lock()
         self._turn = threading.Condition(self._queue_lock)
+        # How many committers wait on _turn (guarded by _queue_lock): a leader that stops
+        # leading signals _turn only then (a notify costs more than the rest of the hand-over).
+        self._turn_waiters = 0
         self._waiting: deque[Ticket] = deque()
         self._leading = False
         self._grouped = False  # the last batch had several members
@@ -648,11 +651,16 @@ class SpaceFile:
         # The thread inside ``exclusive`` holds the write lock: it never waits for a leader,
         # who would wait for that lock.
         inside = self._exclusive_owner == me
-        with self._turn:
+        # (The queue lock itself: _turn's own enter and exit are Python calls around it.)
+        with self._queue_lock:
             self._waiting.append(ticket)
             try:
                 while self._leading and not ticket.done and not inside:
-                    self._turn.wait()
+                    self._turn_waiters += 1
+                    try:
+                        self._turn.wait()
+                    finally:
+                        self._turn_waiters -= 1
             except BaseException:  # a Ctrl-C while waiting: a ticket no leader took goes
                 self._withdraw(ticket)
                 raise
@@ -681,9 +689,10 @@ class SpaceFile:
                         self._write_lock.release()
             finally:
                 if leads:
-                    with self._turn:
+                    with self._queue_lock:
                         self._leading = False
-                        self._turn.notify_all()
+                        if self._turn_waiters:
+                            self._turn.notify_all()
         # (A file that holds commits stays: then the write lock is not waited for again.)
         if self._created and not self._seen_seq and ticket.error is not None:
             with self._write_lock:

@@ -555,8 +555,14 @@ class Runtime(runtime.Runtime):
         """``HandleQuarantined`` when the committed handle value of ``decl`` is not a handle (R5):
         written by an older or foreign program, it is never read as "no handle". Else whether
         the handle is dropped."""
+        # Every commit of a database asks (before it begins): a single dict look-up (atomic)
+        # when the space is open and the runtime usable, else ``space()`` itself, which opens
+        # the space or says why the runtime cannot be used.
+        space = self._spaces.get(decl.space_id) if self.is_open else None
+        if space is None:
+            space = self.space(decl.space_id)
         try:
-            data = self.space(decl.space_id).file.entity(decl.db_id).data
+            data = space.file.entity(decl.db_id).data
         except EncodingError as exc:  # a row another program wrote
             raise unreadable_handle(decl.db_id, None, exc) from exc
         return data is not None and is_dropped(decode_handle(decl.db_id, data))
