@@ -279,11 +279,14 @@ class Lexer:
                     elif first == ".":
                         self.dot = True
                     append((OP, text, start, end))
-            elif first == "?" and (
-                r + 1 == count or raw[r + 1].start != end or not sql[end].isdigit()
+            elif (
+                first == "?"
+                and end == start + 1
+                and (r + 1 == count or raw[r + 1].start != end or not sql[end].isdigit())
             ):
                 # A bare "?" (the common parameter, often right before "," or ")"): only
-                # digits join it into another token (SQLite's "?NNN").
+                # digits join it into another token (SQLite's "?NNN"). sqlglot reads "??" and
+                # "?::" as one token: not a bare "?".
                 self.params_raw.append((len(tokens), r, r))
                 append((PARAM, "?", start, end))
             elif first in digits and (text := sql[start:end]).isdigit() and text.isascii():

@@ -158,6 +158,9 @@ def test_tables_and_functions(
         ("SELECT ?1.5", 7),
         ("SELECT @@x", 7),
         ("SELECT x ^ y", 9),
+        ("SELECT (??)", 8),  # one sqlglot token, two of SQLite's: not a bare "?"
+        ("SELECT (??, 1)", 8),
+        ("SELECT ?::a", 7),
     ],
 )
 def test_where_sqlite_and_sqlglot_differ_the_scan_says_syntax(sql: str, offset: int) -> None:
