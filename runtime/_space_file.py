@@ -134,6 +134,7 @@ CREATE TABLE IF NOT EXISTS _cf_op_index (
 SPACE_TABLES = frozenset({"_cf_meta", "_cf_cells", "_cf_log"})
 # Stored JSON is read as bytes, text included (see ``stored_json_column``), and so are the ids of
 # a scan: text another program wrote that is not UTF-8 is then one row's error, not the scan's.
+_WROTE_SQL = "SELECT 1 FROM _cf_op_index WHERE target = ? LIMIT 1"
 _CELL_SQL = f"SELECT {stored_json_column('value')}, rev FROM _cf_cells WHERE id = ?"
 _CELLS_SINCE_SQL = (
     "SELECT CASE typeof(id) WHEN 'text' THEN CAST(id AS BLOB) END, "
@@ -561,6 +562,19 @@ class SpaceFile:
         if type(data) is not bytes or type(rev) is not int:  # not as this library writes it
             return self._remember(cell_id, self._entity_of_row(cell_id, data, rev))
         return self._remember(cell_id, Entity(data, rev))
+
+    def wrote(self, target: str) -> bool:
+        """Whether this space's log has ops on ``target`` (a database it wrote), as far as its
+        op index keeps them (compaction keeps the newest of each target)."""
+        self._check_open()
+        if not self._open_if_exists():
+            return False
+        with self._read_lock, translated(f"space file {self.path}"):
+            self._check_open()
+            if self._rconn is None:
+                return False
+            row = self._rconn.execute(_WROTE_SQL, (target,)).fetchone()
+        return row is not None
 
     def _entity_of_row(self, cell_id: str, data: object, rev: object) -> Entity:
         """The entity of a ``_cf_cells`` row, which another program may have written: a value

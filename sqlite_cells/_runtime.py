@@ -370,12 +370,13 @@ class Runtime(runtime.Runtime):
             data = self.space(cell.space.id).file.entity(cell.id).data
         except EncodingError:  # a row another program wrote: quarantined where it is used
             return True
-        return (data is not None and handle_shaped(cell.id, data)) or self._owns_file(cell.id)
+        return (data is not None and handle_shaped(cell.id, data)) or self._wrote_database(cell)
 
-    def _owns_file(self, cell_id: str) -> bool:
-        """Whether the store holds a database file of ``cell_id``: only a handle's first write
-        makes one, so the cell is a database's handle whatever it holds now (R5)."""
-        return (self.store / db_file_name(cell_id)).is_file()
+    def _wrote_database(self, cell: Cell) -> bool:
+        """Whether the log of ``cell``'s space has writes to a database of ``cell``'s id: then
+        the cell is that database's handle whatever it holds now (R5; only ``db.exec`` and
+        ``db.drop()`` make such ops, and a handle's first write is one)."""
+        return self.space(cell.space.id).file.wrote(cell.id)
 
     def check_value(self, space_id: str, cell_id: str, data: bytes) -> None:
         """R3: a plain cell never holds a value shaped like its own database handle, which would
@@ -422,11 +423,11 @@ class Runtime(runtime.Runtime):
         try:
             value = handle.get()
         except EncodingError as exc:  # a row another program wrote
-            if self._owns_file(handle.id):
+            if self._wrote_database(handle):
                 raise unreadable_handle(handle.id, None, exc) from exc
             raise
         if not isinstance(value, dict) or value.get("id") != handle.id or "tables" not in value:
-            if self._owns_file(handle.id):
+            if self._wrote_database(handle):
                 raise HandleQuarantined(handle.id, value)  # R5: never "no handle"
             shown = repr(value)
             raise SourceError(

@@ -182,3 +182,23 @@ def test_r5_a_damaged_handle_of_an_injected_file_quarantines_it(
     assert state.result is None
     assert isinstance(state.error, HandleQuarantined), repr(state.error)
     assert state.error.db_id == db_id
+
+
+def test_a_plain_cell_of_another_space_with_a_databases_id_is_not_its_handle(store: Path) -> None:
+    """Only the space whose log wrote a database holds its handle: a cell of another space
+    with the same id (a link whose space was edited) is a plain cell, refused as an input
+    typed sc.SqliteDb, and never makes that database quarantined."""
+    db_id = _one_write(store)
+    with sc.Runtime(store) as rt:
+        other = rt.space("other")
+        twin = sc.Cell(other, db_id)
+        with other.transact():
+            twin.set({"plain": 1})
+    with sc.Runtime(store) as rt:
+        other = rt.space("other")
+        with pytest.raises(sc.SqliteCellsError) as info:
+            other.run(_reads_chat, key="reader", chat=sc.Cell(other, db_id))
+        assert isinstance(info.value, ValueError)
+        assert "holds no database handle" in str(info.value)
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        assert db.read("SELECT body FROM messages") == [{"body": "a"}]
