@@ -103,7 +103,8 @@ class Word(NamedTuple):
 
 class JoinsByName(NamedTuple):
     """See :meth:`Statement.joins_by_name`: the tables a statement names (ASCII-folded), the
-    columns its ``USING`` clauses list, and whether it has a ``NATURAL`` join."""
+    key columns its text tells (what its ``USING`` clauses list; with a ``NATURAL`` join, every
+    name it spells), and whether it has a ``NATURAL`` join (whose keys the file tells too)."""
 
     tables: frozenset[str]
     using: frozenset[str]
@@ -140,7 +141,9 @@ class Statement:
         telling the authorizer it reads them (``SELECT b FROM t JOIN u USING (a)`` reports
         ``t.b`` alone), so the caller adds each key column to each table the statement names
         (a table without that column is never written there): the columns a ``USING`` lists,
-        and for a ``NATURAL`` join the columns its tables share (which only the file knows)."""
+        and for a ``NATURAL`` join the columns its tables share (which only the file knows) and
+        every name the statement spells (a subquery's ``AS c`` or a CTE's column list can make
+        a key of any of them)."""
         tokens, body = self.tokens, self.body
         using: set[str] = set()
         natural = False
@@ -160,6 +163,12 @@ class Statement:
         if not using and not natural:
             return None
         tables = frozenset(name for name, _offset in self.tables())
+        if natural:
+            using.update(
+                fold_ascii(unquote(self.sql[start:end]))
+                for kind, _key, start, end in tokens[:body]
+                if kind in (WORD, QUOTED)
+            )
         return JoinsByName(tables, frozenset(using), natural)
 
     def functions(self) -> tuple[tuple[str, int], ...]:

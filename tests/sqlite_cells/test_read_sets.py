@@ -215,6 +215,29 @@ def test_a_join_by_column_name_reruns_when_its_key_changes_in_either_table(
     assert _after(rt, space, db, calls, "INSERT INTO other (v) VALUES (1)") == Counter()
 
 
+@pytest.mark.parametrize(
+    "join",
+    [
+        "SELECT t.id FROM t NATURAL JOIN (SELECT x AS b FROM u) ORDER BY t.id",
+        "WITH s(b) AS (SELECT x FROM u) SELECT t.id FROM t NATURAL JOIN s ORDER BY t.id",
+    ],
+)
+def test_a_natural_join_on_a_renamed_column_reruns_when_that_key_changes(
+    rt: sc.Runtime, space: Space, calls: Counter[str], join: str
+) -> None:
+    """The key `b` is no column `t` and `u` share: a subquery's alias (or a CTE's column list)
+    makes it one, so the names the statement spells count as keys of a NATURAL join."""
+    db = space.sqlite_database("joined", tables=JOINED)
+    with space.transact():
+        db.exec("INSERT INTO t (id, a, b) VALUES (1, 1, 1), (2, 2, 2)")
+        db.exec("INSERT INTO u (id, a, x) VALUES (1, 1, 10)")
+    (q,) = _live(rt, db, calls, join)
+    assert q.get().result == []
+    assert _after(rt, space, db, calls, "UPDATE t SET b = 10 WHERE id = 2") == Counter({join: 1})
+    assert q.get().result == [{"id": 2}] == db.read(join)
+    assert _after(rt, space, db, calls, "UPDATE u SET note = 'unread'") == Counter()
+
+
 def test_react_on_db_reruns_after_every_write(
     rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
 ) -> None:
