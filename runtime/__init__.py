@@ -40,6 +40,7 @@ from sqlite_cells.runtime._format import readable_format as readable_format
 from sqlite_cells.runtime._format import stored_format as stored_format
 from sqlite_cells.runtime._format import upgrade_space_file as upgrade_space_file
 from sqlite_cells.runtime._handler import handler as handler
+from sqlite_cells.runtime._interrupts import interrupts_held as interrupts_held
 from sqlite_cells.runtime._lock_wait import lock_waits as lock_waits
 from sqlite_cells.runtime._lock_wait import set_lock_wait as set_lock_wait
 from sqlite_cells.runtime._lock_wait import wait_for_locks as wait_for_locks
@@ -125,6 +126,7 @@ __all__ = [
     "handler",
     "has_moved",
     "hold_locks",
+    "interrupts_held",
     "last_seq",
     "lift",
     "lock_waits",

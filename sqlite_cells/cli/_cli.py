@@ -71,7 +71,7 @@ from sqlite_cells.cli._parser import literal_params, param_pairs, parser
 from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK, USAGE
 from sqlite_cells.codec import GuardViolation, QueryError, QueryTimeout, SqliteCellsError
 from sqlite_cells.read import text_table
-from sqlite_cells.runtime import lock_waits, shown_path, waited_for_lock
+from sqlite_cells.runtime import interrupts_held, lock_waits, shown_path, waited_for_lock
 from sqlite_cells.sql import Mode, check_statement
 
 __all__ = ["main"]
@@ -427,8 +427,15 @@ def _os_message(exc: OSError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit status (argparse exits 2 itself on bad usage)."""
-    args = parser().parse_args(literal_params(sys.argv[1:] if argv is None else argv))
     out, err = sys.stdout, sys.stderr
+    try:
+        # A KeyboardInterrupt inside argparse's intermixed parsing makes its own clean-up fail
+        # (an AttributeError): Ctrl-C is answered once the arguments are read.
+        with interrupts_held():
+            args = parser().parse_args(literal_params(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        err.write("sqlite-cells: interrupted\n")
+        return INTERRUPTED
     if args.command == "query":  # R44: the --timeout deadline bounds every wait of the read
         waits = lock_waits(deadline=time.monotonic() + args.timeout)
     else:

@@ -441,6 +441,36 @@ def test_ctrl_c_from_the_packages_first_imports_on_exits_130_without_a_traceback
     assert (done.returncode, done.stdout, done.stderr) == (130, "", "sqlite-cells: interrupted\n")
 
 
+# Ctrl-C while argparse reads the sub-command's arguments: the moment its intermixed parsing
+# formats the usage it keeps for its messages (a profile hook).
+_CTRL_C_IN_ARGPARSE = """
+import os, signal, sys
+def ctrl_c(frame, event, arg):
+    code = frame.f_code
+    if event == "call" and code.co_name == "format_usage" and "argparse" in code.co_filename:
+        sys.setprofile(None)
+        os.kill(os.getpid(), signal.SIGINT)
+sys.argv = ["sqlite-cells", "cells", sys.argv[1]]
+from sqlite_cells.cli._start import main
+sys.setprofile(ctrl_c)
+sys.exit(main())
+"""
+
+
+def test_ctrl_c_while_the_arguments_are_read_exits_130_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """A KeyboardInterrupt inside argparse's intermixed parsing makes argparse's own clean-up
+    raise an AttributeError (status 1 and its traceback): Ctrl-C waits for the parse."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_IN_ARGPARSE, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (130, "", "sqlite-cells: interrupted\n")
+
+
 def test_a_command_started_with_ctrl_c_ignored_keeps_ignoring_it(chat_store: Path) -> None:
     """A background job (`sqlite-cells query … &` in a script, nohup) is started with SIGINT
     ignored: a Ctrl-C meant for the foreground, sent while it imports or while it reads, leaves
