@@ -73,7 +73,18 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT", "SqliteDb", "sqlite_query"]
 
-DEFAULT: Any = object()  # marks "react_on not given": react to what the query reads (R51)
+
+class _WhatItReads:
+    """The mark of "react_on not given": react to what the query reads (R51). Its repr is what
+    a call shown with its defaults (an argument error's advice) says of it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<what it reads>"
+
+
+DEFAULT: Any = _WhatItReads()
 
 T = TypeVar("T")
 

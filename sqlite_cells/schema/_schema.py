@@ -412,11 +412,12 @@ def declare_tables(tables: Mapping[str, Table]) -> Schema:
     """Validate a whole declaration (R10–R12) and return it as a :class:`Schema`."""
     if not isinstance(tables, Mapping):
         raise SchemaError(
-            f"declare_tables(): expected a mapping of name → sc.table(…): {_shown(tables)}"
+            f"tables= takes a mapping of table name → sc.table(…), not {_shown(tables)}: "
+            'e.g. tables={"messages": sc.table(id="integer primary key", body="text")}'
         )
     names: dict[str, str] = {}
     for name, declared in tables.items():
-        _check_name("table", name, "declare_tables()")
+        _check_name("table", name, "tables=")
         if fold_ascii(name) in DATABASE_NAMES:
             raise SchemaError(
                 f"table {_shown(name)} has the name of a database SQLite knows (main, temp): the "

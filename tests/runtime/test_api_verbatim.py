@@ -990,3 +990,20 @@ def test_a_handler_body_that_returns_a_generator_it_made_has_run_and_commits(
 
     assert bump(counter=c) == 1
     assert c.get() == 1
+
+
+def test_argument_errors_name_what_the_caller_wrote() -> None:
+    """A refusal names the argument as the caller writes it (`tables=`, not an internal
+    function) and shows defaults as words, not a sentinel object's address."""
+    with sc.Runtime.ephemeral() as rt:
+        space = rt.space("demo")
+        for tables in (None, [1], {5: sc.table(x="integer")}):
+            with pytest.raises(sc.SchemaError) as info:
+                space.sqlite_database("chat", tables=tables)  # type: ignore[arg-type]
+            assert str(info.value).startswith("tables=") and "declare_tables" not in str(info.value)
+        db = space.sqlite_database("chat", tables=_chat_tables())
+        for call in (lambda: sc.sqlite_query(db=db), lambda: db.query()):  # type: ignore[call-overload]
+            with pytest.raises(sc.SqliteCellsError) as refused:
+                call()
+            assert "react_on=<what it reads>" in str(refused.value)
+            assert "object at" not in str(refused.value)
