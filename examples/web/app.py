@@ -29,9 +29,10 @@ from typing import Any
 
 import msgspec
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import sqlite_cells as sc
 
@@ -64,7 +65,9 @@ class Message(msgspec.Struct):
 @sc.handler
 def post(body: str, *, author: sc.Cell, db: sc.SqliteDb, posts: sc.Cell) -> None:
     """One message and the counter bump, in one commit. The CHECK constraint refuses an empty
-    body at commit time (``sc.ExecError``); the handler refuses a too-long one."""
+    body at commit time (``sc.ExecError``); the handler refuses a too-long one. Leading and
+    trailing whitespace is not kept (a message of line breaks alone is an empty one)."""
+    body = body.strip()
     if len(body) > MAX_BODY:
         raise ValueError(f"a message has at most {MAX_BODY} characters (this one {len(body)})")
     posts.update(lambda n: n + 1)
@@ -98,6 +101,7 @@ class Chat:
         self.latest = self.db.query(LATEST, row=Message)
         self._lock = threading.Lock()  # guards _listeners and _view
         self._listeners: set[Callable[[bytes], None]] = set()
+        self.ended = False  # end_streams was called: the server is stopping
         self._view = self._render()
         # Subscribers run on the scheduler thread after each durable commit (R50).
         self._subscriptions = [self.latest.observe().subscribe(self._changed)]
@@ -150,6 +154,7 @@ class Chat:
         """Tell every listener the view will not change again (an empty view): the server is
         stopping, and an open page's event stream ends instead of being cancelled."""
         with self._lock:
+            self.ended = True
             listeners = list(self._listeners)
         for listener in listeners:
             listener(b"")
@@ -163,7 +168,7 @@ def _error(status: int, exc: BaseException) -> JSONResponse:
     return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, status_code=status)
 
 
-def create_app(chat: Chat) -> Starlette:
+def create_app(chat: Chat) -> ASGIApp:
     """The web app: ``/`` the page, ``/events`` the live view (server-sent events),
     ``POST /api/messages`` and ``POST /api/users/{key}/name`` the two handlers."""
 
@@ -172,19 +177,28 @@ def create_app(chat: Chat) -> Starlette:
 
     async def events(_request: Request) -> Response:
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        # Each view is the whole page: a page that reads slowly needs only the newest one, so
+        # it holds one at most however many commits come meanwhile.
+        newest: list[bytes] = []
+        ready = asyncio.Event()
+
+        def land(view: bytes) -> None:
+            newest[:] = [view]
+            ready.set()
 
         def push(view: bytes) -> None:
             # RuntimeError: the page's loop is gone (server stopping); unlisten follows.
             with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(queue.put_nowait, view)
+                loop.call_soon_threadsafe(land, view)
 
         async def stream() -> AsyncIterator[bytes]:
             view = chat.listen(push)
             try:
                 while view:  # an empty view: the server is stopping (Chat.end_streams)
                     yield b"data: " + view + b"\n\n"
-                    view = await queue.get()
+                    await ready.wait()
+                    ready.clear()
+                    view = newest.pop()
             finally:
                 chat.unlisten(push)
 
@@ -193,13 +207,16 @@ def create_app(chat: Chat) -> Starlette:
         )
 
     async def post_message(request: Request) -> Response:
-        data = await _json(request)
-        author = chat.users.get(str(data.get("author")))
+        try:
+            data = await _json(request, "author", "body")
+        except ValueError as exc:
+            return _error(400, exc)
+        author = chat.users.get(data["author"])
         if author is None:
-            return _error(400, ValueError(f"unknown author {data.get('author')!r}"))
+            return _error(400, ValueError(f"unknown author {data['author']!r}"))
         try:
             seq = await asyncio.to_thread(
-                post, str(data.get("body", "")), author=author, db=chat.db, posts=chat.posts
+                post, data["body"], author=author, db=chat.db, posts=chat.posts
             )
         except (sc.SqliteCellsError, ValueError) as exc:
             return _error(400, exc)
@@ -209,14 +226,14 @@ def create_app(chat: Chat) -> Starlette:
         user = chat.users.get(request.path_params["key"])
         if user is None:
             return _error(404, LookupError(f"no user {request.path_params['key']!r}"))
-        data = await _json(request)
         try:
-            seq = await asyncio.to_thread(rename, str(data.get("name", "")), user=user)
+            data = await _json(request, "name")
+            seq = await asyncio.to_thread(rename, data["name"], user=user)
         except (sc.SqliteCellsError, ValueError) as exc:
             return _error(400, exc)
         return JSONResponse({"seq": seq})
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/", page),
             Route("/events", events),
@@ -225,10 +242,30 @@ def create_app(chat: Chat) -> Starlette:
         ]
     )
 
+    async def served(scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await app(scope, receive, send)
+        except ClientDisconnect:
+            pass  # the client left before its request's body arrived: nobody to answer
+        except asyncio.CancelledError:
+            # The server stopped waiting for a page that does not read (its stream was told
+            # to end, but is stuck sending an older view): the page is gone, not an error.
+            if not chat.ended:
+                raise
 
-async def _json(request: Request) -> dict[str, Any]:
+    return served
+
+
+async def _json(request: Request, *fields: str) -> dict[str, str]:
+    """The request's JSON object, which must have each of ``fields`` as a string (else a
+    ``ValueError`` saying what is wrong)."""
     try:
         data = msgspec.json.decode(await request.body())
-    except msgspec.DecodeError:
-        return {}
-    return data if isinstance(data, dict) else {}
+    except (msgspec.DecodeError, RecursionError):  # nested too deeply to read
+        raise ValueError("the request's body is not JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError("the request's body is not a JSON object")
+    for name in fields:
+        if not isinstance(data.get(name), str):
+            raise ValueError(f"{name!r} must be a string, not {data.get(name)!r}"[:200])
+    return data

@@ -3,18 +3,26 @@ socket already listens, and Ctrl-C with a page open (a live event stream) stops 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+import sqlite_cells as sc
+
 pytest.importorskip("uvicorn", reason="the web example needs the dev dependencies")
+
+from examples.web.app import TABLES  # once uvicorn is known to be there
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,3 +76,98 @@ def test_the_url_line_means_listening_and_ctrl_c_with_a_page_open_is_clean(
     # A stream cancelled by the shutdown was logged with its traceback; now it ends first.
     assert "Traceback" not in err and "ERROR" not in err, err
     assert ended == [b"\n"]  # the rest of the first event, then the end of the stream
+
+
+def _started(store: Path) -> tuple[subprocess.Popen[str], int]:
+    process = start_server(store)
+    assert process.stdout is not None
+    found = re.search(r"http://127\.0\.0\.1:(\d+)/", process.stdout.readline())
+    assert found, "no URL line"
+    return process, int(found.group(1))
+
+
+def _stopped(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    return err
+
+
+def _post(port: int, path: str, body: bytes) -> tuple[int, dict[str, object]]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        return refused.code, json.loads(refused.read())
+
+
+BAD_BODIES = [
+    ("/api/messages", b"[" * 100_000, "not JSON"),  # nested too deeply to read
+    ("/api/messages", b'{"author": "alice", "body": "x"', "not JSON"),
+    ("/api/messages", b'{"author": "alice", "body": "\\ud800"}', "not JSON"),
+    ("/api/messages", b"[1]", "not a JSON object"),
+    ("/api/messages", b'{"author": "alice", "body": null}', "'body' must be a string"),
+    ("/api/messages", b'{"author": "alice", "body": {"a": 1}}', "'body' must be a string"),
+    ("/api/messages", b'{"author": "alice", "body": "\\n\\t"}', "CHECK constraint failed"),
+    ("/api/users/alice/name", b'{"name": false}', "'name' must be a string"),
+]
+
+
+def test_bad_requests_are_refused_with_a_reason_and_store_nothing(tmp_path: Path) -> None:
+    """Every malformed or mistyped request is a 400 saying why (never a 500 and a traceback in
+    the server's log, never a value stored as Python's text for it), and a client that leaves
+    before its body arrived is no error of the server's."""
+    process, port = _started(tmp_path / "s")
+    try:
+        for path, body, why in BAD_BODIES:
+            status, answer = _post(port, path, body)
+            assert status == 400 and why in str(answer["error"]), (body[:40], answer)
+        with socket.create_connection(("127.0.0.1", port)) as gone:
+            gone.sendall(
+                b"POST /api/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 1000\r\n\r\n" + b'{"author": '
+            )
+        assert _post(port, "/api/messages", b'{"author": "bob", "body": " hi\\n"}')[0] == 200
+    finally:
+        err = _stopped(process) if process.poll() is None else ""
+    assert "Traceback" not in err and "ERROR" not in err, err
+    with sc.Runtime(tmp_path / "s") as rt:
+        db = rt.space("web").sqlite_database("chat", tables=TABLES)
+        assert db.read("SELECT body FROM messages") == [{"body": "hi"}]
+        assert rt.space("web").cell("posts").get() == 1
+
+
+def test_a_page_that_does_not_read_holds_one_view_and_ctrl_c_is_still_clean(
+    tmp_path: Path,
+) -> None:
+    """A page whose socket is full holds one view at most in the server (the newest), and
+    Ctrl-C does not log the stream the shutdown had to cancel as an error of the app's (a
+    traceback): uvicorn says it cut the page, which it did."""
+    process, port = _started(tmp_path / "s")
+    try:
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before the window is set
+        slow.connect(("127.0.0.1", port))
+        slow.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        rss = []
+        for i in range(450):  # each view carries up to 50 messages of 500 characters (25 KB)
+            body = json.dumps({"author": "alice", "body": f"{i:03d}" + "x" * 497}).encode()
+            assert _post(port, "/api/messages", body)[0] == 200
+            if i in (99, 449):
+                rss.append(_rss_mib(process.pid))
+        time.sleep(0.5)  # the views reach the page's stream, which is stuck sending
+        # Every view kept for the page would be ≈ 8.5 MiB for the last 350 (it was so).
+        assert rss[1] - rss[0] < 5, rss
+    finally:
+        err = _stopped(process) if process.poll() is None else ""
+    slow.close()
+    assert "Traceback" not in err and "Exception in ASGI application" not in err, err
+    assert "timeout graceful shutdown exceeded" in err  # the page it had to cut
+
+
+def _rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"VmRSS:\s+(\d+) kB", status)
+    assert found
+    return int(found.group(1)) / 1024
