@@ -11,6 +11,7 @@ naming it and saying to move it away.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -31,7 +32,11 @@ def odd_kind(path: str | Path) -> str | None:
     at (SQLite then says what is wrong with it)."""
     try:
         mode = os.stat(path).st_mode
-    except (OSError, ValueError):
+    except OSError as exc:
+        # A symbolic link that leads back to itself is something, not nothing: a missing
+        # file would read as a database never written (R41).
+        return "a symbolic link that loops" if exc.errno == errno.ELOOP else None
+    except ValueError:
         return None
     if stat.S_ISREG(mode):
         return None

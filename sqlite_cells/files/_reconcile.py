@@ -165,7 +165,7 @@ def database_seq(space_conn: apsw.Connection, db_id: str) -> int:
 def orphan_outcome(db_id: str, path: Path) -> Outcome:
     """The outcome for a database whose space file does not exist: nothing to compare if the
     database has no file (or a file no commit reached); else the space was lost: quarantined."""
-    if not path.exists():
+    if _absent(path):
         return Outcome(db_id, path, 0, 0, Action.IN_SYNC)
     try:
         conn = _open(path, writable=False)
@@ -240,7 +240,7 @@ def _reconcile(
         space_conn.execute("BEGIN IMMEDIATE" if repair else "BEGIN")
     try:
         space_seq = database_seq(space_conn, db_id)
-        if not path.exists():
+        if _absent(path):
             if space_seq == 0:
                 return Outcome(db_id, path, 0, 0, Action.IN_SYNC)
             if not repair:
@@ -293,6 +293,12 @@ def _open(path: Path, *, writable: bool, busy_ms: int = BUSY_TIMEOUT_MS) -> apsw
         conn.close()
         raise _Damaged(str(exc)) from exc
     return conn
+
+
+def _absent(path: Path) -> bool:
+    """Nothing at ``path``: a symbolic link that loops is something (``Path.exists`` says
+    False for it), never a database that has no file yet (R41)."""
+    return not path.exists() and odd_kind(path) is None
 
 
 def _unopenable(path: Path, exc: apsw.Error) -> bool:

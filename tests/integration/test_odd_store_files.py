@@ -258,3 +258,34 @@ def test_tables_reports_something_else_at_a_written_databases_path(store: Path, 
     assert "left out database of:" in done.stderr
     assert f"(file {db_path.name}): quarantined" in done.stderr
     assert f"a {kind} stands where the database file belongs: move it" in done.stderr
+
+
+@pytest.mark.parametrize("written", [False, True])
+def test_a_symbolic_link_that_loops_at_a_database_files_path_is_not_read_as_empty(
+    store: Path, written: bool
+) -> None:
+    """`Path.exists` says False for a link to itself (ELOOP), which read as a database never
+    written: `[]` (R41: other I/O errors are never masked as empty), and its write failed in
+    SQLite. It is quarantined, named, as a directory there is."""
+    if written:
+        db_path = _database_with_a_row(store)
+        _remove(db_path)
+    else:
+        _space_with_a_commit(store)
+        with sc.Runtime(store) as rt:
+            db_path = rt.space("demo").sqlite_database("d", tables=TABLES).path
+    os.symlink(db_path, db_path)
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        with pytest.raises(sc.Quarantined) as raised:
+            db.read("SELECT v FROM t")
+        assert "a symbolic link that loops stands where the database file belongs" in str(
+            raised.value
+        )
+        with pytest.raises(sc.Quarantined), space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('b')")
+    assert db_path.is_symlink()  # left where it is
+    if written:  # (`check` looks at the databases its spaces' handles name)
+        done = run_cli("check", str(store))
+        assert done.returncode == 1 and "a symbolic link that loops stands" in done.stdout
