@@ -758,14 +758,18 @@ def _query_error(
     if exc.__cause__ is not None:  # the row type's own code raised ValueError or TypeError
         return _raised_error(exc.__cause__, row, db_id=db_id, sql=sql)
     message = str(exc)
+    # A path into a column (a missing field at the top, "$[0]", is a column the row lacks).
     found = _AT_FIELD.search(message)
-    if found is not None and "missing required field" not in message:
+    if found is not None:
         column = _column_at(found.group(1), result.names)
         what = message.split(" - at ")[0]
+        if found.group(1) != column:  # inside the column's JSON value
+            what += f" (at {found.group(1)})"
         advice = (
             "select JSON text of that shape (json_group_array, json_object) or change the "
             "field's type"
-            if what.startswith(("Expected `array`", "Expected `object`"))
+            if what.startswith(("Expected `array`", "Expected `object`", "Object missing"))
+            or found.group(1) != column
             else "cast it in SQL or change the field's type"
         )
         return QueryError(

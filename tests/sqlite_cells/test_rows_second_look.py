@@ -194,6 +194,22 @@ def test_json_that_does_not_fit_still_fails_naming_the_column(db: sc.SqliteDb) -
     ]  # dict rows keep the text
 
 
+def test_json_that_lacks_or_mistypes_a_nested_field_names_the_column_and_the_path(
+    db: sc.SqliteDb,
+) -> None:
+    """A JSON value missing a field of its nested row type was "cannot build … name the
+    columns like the fields (use AS aliases)", though the column is named like the field."""
+    text = _fails(db, "SELECT id, '{\"x\": 1}' AS at, '{}' AS extra FROM t", Shaped)
+    assert "column 'at' does not fit field Shaped.at" in text
+    assert "Object missing required field `y`" in text and "AS aliases" not in text
+    assert "json_object" in text
+    text = _fails(db, 'SELECT id, \'{"x": 1, "y": "a"}\' AS at, \'{}\' AS extra FROM t', Shaped)
+    assert "column 'at'" in text and "Expected `int`, got `str` (at at.y)" in text
+    # A column the row lacks is still told to be named like the field.
+    text = _fails(db, "SELECT id, '{}' AS extra FROM t", Tagged)
+    assert "AS aliases" in text
+
+
 def test_a_text_field_keeps_json_text(db: sc.SqliteDb) -> None:
     assert _one(db, "SELECT '[1, 2]' AS v", v=str) == "[1, 2]"
     assert _one(db, "SELECT '[1, 2]' AS v", v=Any) == "[1, 2]"
