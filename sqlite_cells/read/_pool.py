@@ -70,7 +70,11 @@ from sqlite_cells.sql import Gate
 __all__ = ["DEFAULT_LENGTH_LIMIT", "PooledConnection", "ReadPool"]
 
 DEFAULT_LENGTH_LIMIT = LENGTH_LIMIT
-_PROGRESS_STEPS = 1000
+# VM steps between deadline checks (≈ 0.7 ms of SQLite's work): each check is a Python call,
+# which must take the GIL; every 1,000 steps, a thread running Python without pause (a busy
+# main thread) held a query worker's read ≈ 5 ms per check (the GIL's switch interval), so a
+# 50 ms query did not land in 5 s. Long single calls are stopped by the watchdog (R44).
+_PROGRESS_STEPS = 100_000
 _BUSY_SLEEP_MAX = 0.02
 _OPEN_TRIES = 5  # a file removed under each open is raced by other processes
 

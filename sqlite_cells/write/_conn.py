@@ -38,7 +38,9 @@ __all__ = ["WriteConn", "write_conn"]
 _PRAGMA: Final = apsw.SQLITE_PRAGMA
 _OK: Final = apsw.SQLITE_OK
 _SESSION_PRAGMAS: Final = frozenset({"table_info", "table_xinfo"})
-_PROGRESS_STEPS: Final = 1000  # VM steps between deadline checks
+# VM steps between deadline checks (≈ 0.7 ms of SQLite's work; see read/_pool.py: each check
+# takes the GIL, which a busy thread hands over only every 5 ms).
+_PROGRESS_STEPS: Final = 100_000
 _PROGRESS_ID: Final = "sqlite_cells.write.deadline"
 
 

@@ -252,3 +252,24 @@ def test_a_large_batch_of_cheap_statements_reruns_on_the_scheduler_thread(
     rt.settle()
     assert queries[0].get().result == [{"body": "warm"}, {"body": "a"}]
     assert threads == [("sqlite-cells-scheduler", 200)]
+
+
+def test_a_query_worker_is_not_starved_by_a_busy_main_thread(rt: sc.Runtime, space: Space) -> None:
+    """A re-run of ≈ 7 million VM steps (≈ 50 ms) on a worker while the main thread runs Python
+    without pause: each deadline check is a Python call that must take the GIL, which the busy
+    thread hands over every 5 ms; one check every 1,000 steps kept it from landing in 5 s."""
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    _insert(space, db, "a")
+    busy = (
+        "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < 400000) "
+        "SELECT (SELECT count(*) FROM r) AS c, count(*) AS n FROM messages"
+    )
+    q = db.query(busy)
+    assert rt.settle(30)
+    _insert(space, db, "b")
+    start = time.monotonic()
+    landed = False
+    while not landed and time.monotonic() - start < 4:  # Python without pause
+        state = q.get()
+        landed = state.result is not None and state.result[0]["n"] == 2
+    assert landed, q.get()
