@@ -67,14 +67,24 @@ from sqlite_cells.read._shadows import ShadowState
 from sqlite_cells.runtime import LENGTH_LIMIT, has_moved
 from sqlite_cells.sql import Gate
 
-__all__ = ["DEFAULT_LENGTH_LIMIT", "PooledConnection", "ReadPool"]
+__all__ = [
+    "DEFAULT_LENGTH_LIMIT",
+    "PROGRESS_STEPS",
+    "PROGRESS_STEPS_INLINE",
+    "PooledConnection",
+    "ReadPool",
+]
 
 DEFAULT_LENGTH_LIMIT = LENGTH_LIMIT
-# VM steps between deadline checks (≈ 0.7 ms of SQLite's work): each check is a Python call,
-# which must take the GIL; every 1,000 steps, a thread running Python without pause (a busy
-# main thread) held a query worker's read ≈ 5 ms per check (the GIL's switch interval), so a
-# 50 ms query did not land in 5 s. Long single calls are stopped by the watchdog (R44).
-_PROGRESS_STEPS = 100_000
+# VM steps between deadline checks. Each check is a Python call, which must take the GIL: every
+# 1,000 steps, a thread running Python without pause (a busy main thread) held a query worker's
+# read ≈ 5 ms per check (the GIL's switch interval), so a 50 ms query did not land in 5 s. A
+# read on a worker is checked every 100,000 steps (≈ 0.7 ms of SQLite's plain work; a step that
+# calls a builtin on a large value is longer, and the watchdog stands behind it, R44). A batch
+# run inline on the scheduler thread, which everything reactive waits for, is checked every
+# 1,000 steps, as before.
+PROGRESS_STEPS = 100_000
+PROGRESS_STEPS_INLINE = 1000
 _BUSY_SLEEP_MAX = 0.02
 _OPEN_TRIES = 5  # a file removed under each open is raced by other processes
 
@@ -87,6 +97,7 @@ class PooledConnection:
     ``timed_out_waiting`` says whether the last lock wait ended at the deadline."""
 
     __slots__ = (
+        "_steps",
         "complete",
         "conn",
         "deadline",
@@ -122,8 +133,15 @@ class PooledConnection:
         # shared lock on it, and no runtime removes a file someone holds (see module docstring).
         self.held = False
         self.gate = Gate().install(conn)
-        conn.set_progress_handler(self._past_deadline, _PROGRESS_STEPS, id=PooledConnection)
+        self._steps = 0
+        self.check_every(PROGRESS_STEPS)
         conn.setbusyhandler(self._wait_for_lock)
+
+    def check_every(self, steps: int) -> None:
+        """Check the deadline every ``steps`` VM steps from now on (see ``PROGRESS_STEPS``)."""
+        if steps != self._steps:
+            self.conn.set_progress_handler(self._past_deadline, steps, id=PooledConnection)
+            self._steps = steps
 
     def _past_deadline(self) -> bool:
         return time.monotonic() > self.deadline

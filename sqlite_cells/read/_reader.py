@@ -23,6 +23,7 @@ Rows come back as tuples with the column names once: dicts are built only by who
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 import sys
 import threading
@@ -48,7 +49,13 @@ from sqlite_cells.files import (
     source_damage_advice,
     unread_wal,
 )
-from sqlite_cells.read._pool import DEFAULT_LENGTH_LIMIT, PooledConnection, ReadPool
+from sqlite_cells.read._pool import (
+    DEFAULT_LENGTH_LIMIT,
+    PROGRESS_STEPS,
+    PROGRESS_STEPS_INLINE,
+    PooledConnection,
+    ReadPool,
+)
 from sqlite_cells.read._same import same_values
 from sqlite_cells.read._shadows import (
     copied_shadows,
@@ -381,6 +388,7 @@ def _track(tracker: Tracker, pooled: PooledConnection, index: int, timeout: floa
     with tracker.lock:
         tracker.pooled, tracker.index, tracker.deadline = pooled, index, deadline
     pooled.deadline = deadline
+    pooled.check_every(PROGRESS_STEPS if tracker.until == math.inf else PROGRESS_STEPS_INLINE)
     pooled.timed_out_waiting = False
 
 

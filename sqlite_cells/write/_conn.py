@@ -38,9 +38,10 @@ __all__ = ["WriteConn", "write_conn"]
 _PRAGMA: Final = apsw.SQLITE_PRAGMA
 _OK: Final = apsw.SQLITE_OK
 _SESSION_PRAGMAS: Final = frozenset({"table_info", "table_xinfo"})
-# VM steps between deadline checks (≈ 0.7 ms of SQLite's work; see read/_pool.py: each check
-# takes the GIL, which a busy thread hands over only every 5 ms).
-_PROGRESS_STEPS: Final = 100_000
+# VM steps between deadline checks. Often, unlike the read pool's (read/_pool.py): no watchdog
+# interrupts a write, and a step that calls a builtin on a large value (upper() of megabytes,
+# each row) is long, so this check is what holds exec_timeout (R44).
+_PROGRESS_STEPS: Final = 1000
 _PROGRESS_ID: Final = "sqlite_cells.write.deadline"
 
 

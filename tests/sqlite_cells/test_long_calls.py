@@ -81,6 +81,23 @@ def test_a_long_call_times_out_rolls_back_and_lets_the_space_go(
     assert counter.get() == 2 and db.rev == 2 and _rows(db) == ["first", "second"]
 
 
+def test_many_short_calls_on_a_large_value_time_out_by_the_deadline(fast: sc.Runtime) -> None:
+    """Each row calls a linear builtin on ≈ 4 MB (≈ 1 ms a call, 20,000 rows): no one call is
+    long, so only the write's deadline check, run every so many VM steps, stops it. Checked
+    every 100,000 steps (a read worker's pace) it ran ≈ 19 s past an exec_timeout of 0.3 s."""
+    space = fast.space("demo")
+    db = space.sqlite_database("d", tables=TABLES)
+    sql = (
+        "INSERT INTO t (v) WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+        "WHERE i < 20000) SELECT length(upper(substr(?1, i % 7 + 1))) FROM c"
+    )
+    start = time.monotonic()
+    with pytest.raises(sc.ExecTimeout), space.transact():
+        db.exec(sql, ["a" * 4_000_000])
+    assert time.monotonic() - start < 0.3 + 1  # by its deadline (+1 s, R44)
+    assert db.rev == 0
+
+
 def test_a_cell_write_completes_while_the_long_call_still_runs(fast: sc.Runtime) -> None:
     space = fast.space("demo")
     db = space.sqlite_database("d", tables=TABLES)
