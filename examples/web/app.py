@@ -183,7 +183,8 @@ def create_app(chat: Chat) -> ASGIApp:
         ready = asyncio.Event()
 
         def land(view: bytes) -> None:
-            newest[:] = [view]
+            if newest != [b""]:  # the end (Chat.end_streams) stays the end
+                newest[:] = [view]
             ready.set()
 
         def push(view: bytes) -> None:
