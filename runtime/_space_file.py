@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final
 
 import apsw
 
@@ -132,9 +132,10 @@ CREATE TABLE IF NOT EXISTS _cf_op_index (
 
 # The tables every space file holds (what tells a space file from another program's database).
 SPACE_TABLES = frozenset({"_cf_meta", "_cf_cells", "_cf_log"})
+_WROTE_SQL = "SELECT 1 FROM _cf_op_index WHERE target = ? LIMIT 1"
+_NO_FILE: Final = object()  # what _fetch_one reads of a space without a file
 # Stored JSON is read as bytes, text included (see ``stored_json_column``), and so are the ids of
 # a scan: text another program wrote that is not UTF-8 is then one row's error, not the scan's.
-_WROTE_SQL = "SELECT 1 FROM _cf_op_index WHERE target = ? LIMIT 1"
 _CELL_SQL = f"SELECT {stored_json_column('value')}, rev FROM _cf_cells WHERE id = ?"
 _CELLS_SINCE_SQL = (
     "SELECT CASE typeof(id) WHEN 'text' THEN CAST(id AS BLOB) END, "
@@ -546,16 +547,23 @@ class SpaceFile:
         validate a transaction's reads of this space when it commits to another one."""
         return self._read_entity(cell_id).rev
 
-    def _read_entity(self, cell_id: str) -> Entity:
-        """The committed value of a cell read from the file now, remembered in the cache."""
+    def _fetch_one(self, sql: str, params: tuple[object, ...]) -> Any:
+        """The first row of ``sql`` read from the file now (None: no row), or ``_NO_FILE``
+        when the space has no file (yet, or any more)."""
         self._check_open()
         if not self._open_if_exists():
-            return ABSENT  # not cached: the file may appear later
+            return _NO_FILE
         with self._read_lock, translated(f"space file {self.path}"):
             self._check_open()  # closed since the check above: its connections are closed
             if self._rconn is None:  # a refused first commit removed the file meanwhile
-                return ABSENT
-            row = self._rconn.execute(_CELL_SQL, (cell_id,)).fetchone()
+                return _NO_FILE
+            return self._rconn.execute(sql, params).fetchone()
+
+    def _read_entity(self, cell_id: str) -> Entity:
+        """The committed value of a cell read from the file now, remembered in the cache."""
+        row = self._fetch_one(_CELL_SQL, (cell_id,))
+        if row is _NO_FILE:
+            return ABSENT  # not cached: the file may appear later
         if row is None:
             return self._remember(cell_id, ABSENT)
         data, rev = row
@@ -566,15 +574,8 @@ class SpaceFile:
     def wrote(self, target: str) -> bool:
         """Whether this space's log has ops on ``target`` (a database it wrote), as far as its
         op index keeps them (compaction keeps the newest of each target)."""
-        self._check_open()
-        if not self._open_if_exists():
-            return False
-        with self._read_lock, translated(f"space file {self.path}"):
-            self._check_open()
-            if self._rconn is None:
-                return False
-            row = self._rconn.execute(_WROTE_SQL, (target,)).fetchone()
-        return row is not None
+        row = self._fetch_one(_WROTE_SQL, (target,))
+        return row is not None and row is not _NO_FILE
 
     def _entity_of_row(self, cell_id: str, data: object, rev: object) -> Entity:
         """The entity of a ``_cf_cells`` row, which another program may have written: a value

@@ -433,21 +433,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # (an AttributeError): Ctrl-C is answered once the arguments are read.
         with interrupts_held():
             args = parser().parse_args(literal_params(sys.argv[1:] if argv is None else argv))
-    except KeyboardInterrupt:
-        err.write("sqlite-cells: interrupted\n")
-        return INTERRUPTED
-    if args.command == "query":  # R44: the --timeout deadline bounds every wait of the read
-        waits = lock_waits(deadline=time.monotonic() + args.timeout)
-    else:
-        waits = lock_waits(longest=LOCK_WAIT)
-    try:
+        if args.command == "query":  # R44: the --timeout deadline bounds every wait of the read
+            waits = lock_waits(deadline=time.monotonic() + args.timeout)
+        else:
+            waits = lock_waits(longest=LOCK_WAIT)
         with waits:
             return _dispatch(args, out)
     except UsageError as exc:
         err.write(f"sqlite-cells: {exc}\n")
         return USAGE
     except KeyboardInterrupt:
-        # A write in progress is one SQLite transaction: interrupted, it is rolled back whole.
+        # While the arguments were read, nothing had begun; a write in progress is one SQLite
+        # transaction: interrupted, it is rolled back whole.
         err.write("sqlite-cells: interrupted\n")
         return INTERRUPTED
     except BrokenPipeError:

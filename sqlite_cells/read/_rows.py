@@ -39,7 +39,7 @@ import types
 import typing
 from collections.abc import Callable
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
@@ -56,6 +56,8 @@ RowDecoder = Callable[[StatementResult | list[dict[str, Any]]], list[Any]]
 _CACHE_SIZE = 4096
 _SHADOWS_SIZE = 64  # Struct row types remembered, and column layouts per row type
 _MODULE_PATH = re.compile(r"\b(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_])")
+# msgspec's words for JSON text whose shape does not fit a field's type.
+_NOT_OF_THAT_SHAPE: Final = ("Expected `array`", "Expected `object`", "Object missing")
 _AT_FIELD = re.compile(r"at `\$(?:\[\d+\])?\.(.+?)`$")
 
 
@@ -761,15 +763,16 @@ def _query_error(
     # A path into a column (a missing field at the top, "$[0]", is a column the row lacks).
     found = _AT_FIELD.search(message)
     if found is not None:
-        column = _column_at(found.group(1), result.names)
+        path = found.group(1)
+        column = _column_at(path, result.names)
         what = message.split(" - at ")[0]
-        if found.group(1) != column:  # inside the column's JSON value
-            what += f" (at {found.group(1)})"
+        inside = path != column  # inside the column's JSON value
+        if inside:
+            what += f" (at {path})"
         advice = (
             "select JSON text of that shape (json_group_array, json_object) or change the "
             "field's type"
-            if what.startswith(("Expected `array`", "Expected `object`", "Object missing"))
-            or found.group(1) != column
+            if inside or what.startswith(_NOT_OF_THAT_SHAPE)
             else "cast it in SQL or change the field's type"
         )
         return QueryError(
