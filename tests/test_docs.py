@@ -1,4 +1,5 @@
-"""The repository explains itself: every rule number cited in code or tests is in docs/rules.md."""
+"""The repository explains itself: every rule number cited in code or tests is in docs/rules.md,
+and every module of the package is on docs/architecture.md's module map."""
 
 from __future__ import annotations
 
@@ -34,3 +35,33 @@ def test_the_rule_list_is_well_formed() -> None:
     explained = _explained()
     assert {"R1", "R24", "R51", "R74"} <= explained
     assert len(explained) == len(set(explained))
+
+
+def _mapped() -> dict[str, set[str]]:
+    """The module map's entries: package folder → module file names listed under it."""
+    text = (ROOT / "docs" / "architecture.md").read_text().split("## Module map", 1)[1]
+    mapped: dict[str, set[str]] = {}
+    for section in re.split(r"^### ", text, flags=re.M)[1:]:
+        folder = re.match(r"`([\w/]+)/`", section)
+        assert folder is not None, section[:60]
+        mapped[folder.group(1)] = set(re.findall(r"^- `(\w+\.py)` — \S", section, re.M))
+    return mapped
+
+
+def _modules() -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for top in ("codec", "runtime", "sqlite_cells"):
+        for path in (ROOT / top).rglob("*.py"):
+            rel = path.relative_to(ROOT)
+            if rel.parts[:2] in {("sqlite_cells", "codec"), ("sqlite_cells", "runtime")}:
+                continue
+            if path.name in {"__init__.py", "__main__.py"} or "__pycache__" in rel.parts:
+                continue
+            found.setdefault(str(rel.parent), set()).add(path.name)
+    return found
+
+
+def test_the_module_map_lists_every_module_and_no_other() -> None:
+    mapped, modules = _mapped(), _modules()
+    assert {"codec", "runtime", "sqlite_cells/sql", "sqlite_cells/cli"} <= set(modules)
+    assert mapped == modules
