@@ -188,12 +188,16 @@ class Cell:
         if value is NO_VALUE or extra or named:
             given = () if value is NO_VALUE else (value,)
             refuse_set(self, *given, *extra, **named)
-        self._space.runtime.check_writable(self._space.id, self._id)
-        self._write(value, checked=True)
+        # The seq seen before the check: a commit applied after it is judged again at commit.
+        seen = self._space.file.seen_seq
+        again = self._space.runtime.check_writable(self._space.id, self._id)
+        self._write(value, checked=True, seen=seen if again else None)
 
-    def _write(self, value: Any, *, checked: bool = False) -> None:
+    def _write(self, value: Any, *, checked: bool = False, seen: int | None = None) -> None:
         """``set`` without the runtime's writability checks (for the owner of a protected cell);
-        ``checked``: the runtime also judges the cell's whole new value (``check_value``)."""
+        ``checked``: the runtime also judges the cell's whole new value (``check_value``);
+        ``seen``: the space's seq the writability check saw, when the runtime asked to judge
+        the write again at commit should another writer commit the cell after that seq."""
         tx = require_transaction(f"writing cell {self._id}", self._space.file)
         file = self._space.file
         runtime = self._space.runtime
@@ -202,6 +206,8 @@ class Cell:
             if checked:
                 runtime.check_value(self._space.id, self._id, whole)
             record_write(tx, file, self._id, whole)
+            if seen is not None:
+                tx.guards.setdefault(self._id, seen)
             return
         # A write at a path reads the rest of the value; the read is recorded only once the
         # write is (a path that does not fit the value, or a value that does not encode, leaves

@@ -21,6 +21,7 @@ from sqlite_cells.codec import (
     ValueEncodeError,
     encode_record,
 )
+from sqlite_cells.runtime._boundary import stored_json_column
 from sqlite_cells.runtime._group import Groups, Ticket
 from sqlite_cells.runtime._marks import appended
 from sqlite_cells.runtime._tx import LENGTH_LIMIT
@@ -46,16 +47,20 @@ def write_member(
     space_id: str,
     participant: Callable[[str], CommitParticipant],
     grouped: bool,
+    check_committed: Callable[[str, str, bytes], None] | None = None,
 ) -> CommitRecord | None:
     """Write ``ticket``'s transaction as commit ``seq``. When ``grouped`` it runs in a savepoint
     and its own error fails the ticket alone (rolled back to the savepoint; None is returned);
     otherwise the error is raised. ``cursor`` (of ``conn``) runs the statements here that run
-    to their end in one step (the cell writes, the record)."""
+    to their end in one step (the cell writes, the record). ``check_committed`` judges again
+    the writes the transaction guards (see :func:`_judge_again`)."""
     tx = ticket.tx
     if grouped:
         cursor.execute(_SAVEPOINT)
     try:
         _validate(conn, tx, space, space_id)
+        if tx.guards and check_committed is not None:
+            _judge_again(cursor, tx, seq, space_id, check_committed)
         writes = _cell_writes(conn, tx, ticket.groups)
         _write_cells(cursor, writes, seq)
         groups = ticket.groups
@@ -147,6 +152,29 @@ def _validate(conn: apsw.Connection, tx: Transaction, space: object, space_id: s
             changed.append(cell_id)
     if changed:
         raise ConflictError(space_id, changed)
+
+
+# A guarded cell's committed value, when a commit after the guard's seq wrote it.
+_WRITTEN_SINCE = f"SELECT {stored_json_column('value')} FROM _cf_cells WHERE id = ? AND rev > ?"
+
+
+def _judge_again(
+    cursor: apsw.Cursor,
+    tx: Transaction,
+    seq: int,
+    space_id: str,
+    check: Callable[[str, str, bytes], None],
+) -> None:
+    """R5: a write judged on this runtime's view of its cell (``tx.guards``) is judged again on
+    the value committed now, when a commit after that view wrote the cell: another runtime or
+    process may have made it a database handle meanwhile (its first ``db.exec``), which no
+    ``set`` may overwrite. Nothing to read when nobody committed since (``seq`` is the next)."""
+    for cell_id, seen in tx.guards.items():
+        if seen >= seq - 1 or cell_id not in tx.writes:
+            continue
+        row = cursor.execute(_WRITTEN_SINCE, (cell_id, seen)).fetchone()
+        if row is not None and type(row[0]) is bytes:
+            check(space_id, cell_id, row[0])
 
 
 def _cell_writes(conn: apsw.Connection, tx: Transaction, groups: Groups) -> Mapping[str, bytes]:

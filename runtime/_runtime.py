@@ -126,6 +126,7 @@ class Runtime:
                     participants=self.participant,
                     wake=self._wake.set,
                     whole_op=self.whole_change_op,
+                    check_committed=self.check_committed,
                 )
                 space = self._spaces[space_id] = self.space_class(self, space_id, file)
         return space
@@ -165,10 +166,19 @@ class Runtime:
             append(cell)
         return cells
 
-    def check_writable(self, space_id: str, cell_id: str) -> None:
+    def check_writable(self, space_id: str, cell_id: str) -> bool:
         """Extension point, called by ``Cell.set`` before every write: raise (a ``TypeError``
         that is a ``SqliteCellsError``) to refuse writes to a cell that only its owner may write,
-        such as a database handle (R5). The plain runtime protects nothing."""
+        such as a database handle (R5). Return True when the write, judged on what this runtime
+        knows, must be judged again at commit (:meth:`check_committed`) should another runtime
+        or process commit that cell first. The plain runtime protects nothing: False."""
+        return False
+
+    def check_committed(self, space_id: str, cell_id: str, data: bytes) -> None:
+        """Extension point, called at commit inside its SQLite transaction for a write that
+        :meth:`check_writable` asked to judge again, when another writer committed the cell
+        since it was checked: ``data`` is the value committed now. Raise to refuse the write
+        (the commit fails, nothing of it is visible). The plain runtime refuses nothing."""
 
     def check_value(self, space_id: str, cell_id: str, data: bytes) -> None:
         """Extension point, called by ``Cell.set`` with the cell's whole new value (encoded)

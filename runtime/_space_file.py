@@ -235,6 +235,8 @@ class SpaceFile:
     runtime to catch up at once (called by peers in this process after they commit).
     ``whole_op`` makes, for an op target, the op of a synthetic event that says the target
     changed in ways the log no longer holds (None: the target needs no op).
+    ``check_committed`` judges again, at commit, a write whose cell another writer committed
+    since the write was checked (``Runtime.check_committed``, R5).
     """
 
     def __init__(
@@ -246,6 +248,7 @@ class SpaceFile:
         participants: Callable[[str], CommitParticipant],
         wake: Callable[[], None],
         whole_op: Callable[[str], Op | None] | None = None,
+        check_committed: Callable[[str, str, bytes], None] | None = None,
     ) -> None:
         self.path = path
         self.space_id = space_id
@@ -253,6 +256,7 @@ class SpaceFile:
         self._participant = participants
         self.wake = wake
         self._whole_op = whole_op
+        self.check_committed = check_committed
         # Compaction thresholds (instance attributes so tests can make them small).
         self.cache_size = CACHE_SIZE
         self.compact_keep = COMPACT_KEEP
@@ -861,6 +865,7 @@ class SpaceFile:
                     space_id=self.space_id,
                     participant=self._participant,
                     grouped=grouped,
+                    check_committed=self.check_committed,
                 )
                 if record is None and conn.getautocommit():
                     self._apply(foreign)  # the member's error ended the whole transaction

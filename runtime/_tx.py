@@ -66,13 +66,17 @@ class Transaction:
     order.
     """
 
-    __slots__ = ("ops", "reads", "seq", "space", "state", "thread", "writes")
+    __slots__ = ("guards", "ops", "reads", "seq", "space", "state", "thread", "writes")
 
     def __init__(self, space: SpaceFile | None = None) -> None:
         self.space: SpaceFile | None = space
         self.reads: dict[tuple[SpaceFile, str], int] = {}
         self.writes: dict[str, bytes] = {}
         self.ops: list[PendingOp] = []
+        # Writes judged on this runtime's view of their cell, to be judged again at commit if
+        # another writer committed the cell meanwhile: cell id -> the space's seq seen before
+        # the check (see Runtime.check_writable, R5).
+        self.guards: dict[str, int] = {}
         self.seq: int | None = None
         self.state = TxState.OPEN
         self.thread = threading.get_ident()  # the thread it belongs to (see the module's doc)

@@ -343,10 +343,12 @@ class Runtime(runtime.Runtime):
             found = self._declarations.get(decl.db_id)
         return found is decl or found == decl
 
-    def check_writable(self, space_id: str, cell_id: str) -> None:
+    def check_writable(self, space_id: str, cell_id: str) -> bool:
         """R5: no ``Cell`` writes a database handle — neither a declared database's id nor a cell
         whose committed value is a handle (after a restart, or a link followed); only
-        ``db.exec``/``exec_many``/``drop`` do (``SqliteDb._write_handle``)."""
+        ``db.exec``/``exec_many``/``drop`` do (``SqliteDb._write_handle``). A cell never written
+        as far as this runtime knows is judged again at commit (True): another runtime or
+        process may make it a handle first (``check_committed``)."""
         # Every set asks: single dict look-ups (atomic) rather than locks and name checks; the
         # writing cell's space is open already.
         declared = self._declarations.get(cell_id)
@@ -354,7 +356,17 @@ class Runtime(runtime.Runtime):
             raise handle_not_writable(cell_id)
         space = self._spaces.get(space_id) or self.space(space_id)
         data = space.file.entity(cell_id).data
-        if data is not None and handle_shaped(cell_id, data):
+        if data is None:
+            return True
+        if handle_shaped(cell_id, data):
+            raise handle_not_writable(cell_id)
+        return False
+
+    def check_committed(self, space_id: str, cell_id: str, data: bytes) -> None:
+        """R5 at commit: the cell a write was judged writable for, never written then, holds a
+        database handle now (another runtime's or process's first ``db.exec`` of it came
+        first): the write is refused as ``set`` refuses it."""
+        if handle_shaped(cell_id, data):
             raise handle_not_writable(cell_id)
 
     def holds_handle(self, cell: Cell) -> bool:

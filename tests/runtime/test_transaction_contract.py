@@ -421,6 +421,7 @@ def test_the_transaction_a_user_holds_stores_nothing_unchecked(rt: sc.Runtime) -
     assert sorted(n for n in dir(sc.Transaction) if not n.startswith("_")) == [
         "add_op",
         "bind",
+        "guards",
         "is_empty",
         "ops",
         "reads",

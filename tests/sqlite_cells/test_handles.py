@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,40 @@ def test_r5_no_plain_cell_of_a_handle_id_writes_it(
             cell = again.cell_from_link(db.link_str())
             with pytest.raises(TypeError), again.space("demo").transact():
                 cell.set(None)
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["alone", "with-another-write"])
+def test_r5_a_handle_written_after_another_runtime_judged_the_cell_is_refused_at_commit(
+    store: Path, space: Space, db: sc.SqliteDb, grouped: bool
+) -> None:
+    """Runtime B judges the handle cell writable on its view (never written); A's first
+    ``db.exec`` then makes it a handle before B has caught up: B's commit judges the write again
+    on the committed value and refuses it, and the database stays A's."""
+    with space.transact():
+        space.cell("seed").set(1)  # the space file exists; the handle is not written yet
+    with sc.Runtime(store, poll_interval=3600) as other:
+        theirs = other.space("demo")
+        handle = other.cell_from_link(db.link_str())
+        assert handle.get() is None
+        refused = pytest.raises(TypeError, match="not a writable cell")
+        with refused as info, theirs.transact() as tx:
+            if grouped:
+                theirs.cell("note").set("kept out too")
+            handle.set(None)  # judged on B's view: never written, so writable
+            first_write = threading.Thread(target=_write_once, args=(space, db))
+            first_write.start()  # A's first write, committed before B's (another thread: a
+            first_write.join()  # transaction here would join B's)
+        assert isinstance(info.value, sc.SqliteCellsError) and tx.seq is None
+        assert theirs.cell("note").get() is None
+    assert db.rev == 1 and db.read("SELECT body FROM messages") == [{"body": "precious"}]
+    with sc.Runtime(store) as again:
+        mine = again.space("demo").sqlite_database("chat", tables=MESSAGES)
+        assert mine.read("SELECT body FROM messages") == [{"body": "precious"}]
+
+
+def _write_once(space: Space, db: sc.SqliteDb) -> None:
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('precious')")
 
 
 def test_r5_a_handle_overwritten_by_another_program_quarantines(
