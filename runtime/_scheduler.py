@@ -374,6 +374,16 @@ class Scheduler:
         if due:
             self._propagate(due)
 
+    def hold_while_waiting(self, node: Node) -> bool:
+        """Whether a dependency of ``node``, at any depth, is in flight or held back (its inputs
+        are not all as of one commit yet); if so ``node`` is held with it and computed again
+        once it lands (:meth:`landed`). For a node whose computation ran off the thread with
+        inputs that may have moved on meanwhile (a query's parameters, R54), when it lands."""
+        if node.deps and _waits(node, self._held, {}):
+            self._held[id(node)] = node
+            return True
+        return False
+
     def after_commit(self, space: SpaceFile, seq: int, work: Callable[[], None]) -> None:
         """Run ``work`` (scheduler thread) once the scheduler has processed commit ``seq`` of
         ``space`` — at once if it already has. Used to hold back results read from files that

@@ -491,6 +491,13 @@ class _QueryNode(Node):
         ahead, self._ahead = self._ahead, None
         stmt = self.statement
         self._running = False
+        if self._fixed is None and self.scheduler.hold_while_waiting(self):
+            # A parameter is not as of the latest commit yet: it is derived from a query whose
+            # run is in flight (or from a cell held for one). The rows pair parameters of an
+            # older commit with a file that may hold a newer one, under that commit's seq — a
+            # state no commit had (R42, R54). Dropped; the query is held and runs again, with
+            # the parameters as of that commit, once what they wait for lands.
+            return previous, False
         if self._again and self._fixed is None and self._run_changes != self._params_changes:
             # The parameters changed while this run was in flight: its rows pair the old
             # parameters with a file that may be newer — a state no commit had (R42, R54).
@@ -578,6 +585,8 @@ class _QueryNode(Node):
             self._again = False
             if self._fixed is not None:
                 self._start(*self._fixed)
+            elif self.scheduler.hold_while_waiting(self):
+                pass  # its parameters wait for a run in flight: computed again once it lands
             else:
                 params = resolve_params(self.query.params)
                 if not any(map(is_pending, _members(params))):

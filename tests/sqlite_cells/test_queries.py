@@ -638,6 +638,34 @@ def test_a_query_whose_cell_parameter_changes_never_shows_a_state_no_commit_had(
     assert shown and set(shown) == {1}, shown
 
 
+def test_a_query_whose_parameter_is_derived_from_a_query_never_shows_a_state_no_commit_had(
+    space: Space,
+) -> None:
+    """R54, R42: the parameter of ``rows`` is derived from ``newest``, another query of the
+    same table. Commit n bumps row n - 1 and adds row n, so after commit n the newest id is n
+    and ``rows`` (the row of that id) is always (n, 0). A run of ``rows`` that landed while
+    ``newest`` was still in flight paired the parameter of commit n - 1 with the file of commit
+    n: (n - 1, 1) under seq n (in 8 of 9 runs of 40 commits)."""
+    rt = space.runtime
+    db = space.sqlite_database("ids", tables={"t": sc.table(id="integer primary key", v="integer")})
+    with space.transact():
+        db.exec("INSERT INTO t (id, v) VALUES (1, 0)")
+    newest = db.query("SELECT max(id) AS m FROM t")
+    param = sc.derive(newest, lambda s: None if s.result is None else s.result[0]["m"])
+    rows = db.query("SELECT id, v FROM t WHERE id = ?", [param])
+    states: list[sc.QueryState[dict[str, Any]]] = []
+    rows.observe().subscribe(states.append)
+    assert rt.settle(10)
+    for k in range(1, 41):
+        with space.transact():
+            db.exec("UPDATE t SET v = v + 1 WHERE id = ?", [k])
+            db.exec("INSERT INTO t (id, v) VALUES (?, 0)", [k + 1])
+    assert rt.settle(10)
+    shown = [(s.seq, [(r["id"], r["v"]) for r in s.result]) for s in states if s.result]
+    assert shown and all(got == [(seq, 0)] for seq, got in shown), shown
+    assert rows.get() == sc.QueryState(False, [{"id": 41, "v": 0}], None, 41)
+
+
 def test_a_column_called_temp_is_ordinary_sql(space: Space) -> None:
     """R21 refuses TEMP *objects*; ``temp`` as a column, an alias or a table name is a name, as
     in SQLite (``temp.x`` stays schema-qualified)."""
