@@ -13,6 +13,7 @@ from sqlite_cells.runtime._boundary import check_name as check_name
 from sqlite_cells.runtime._boundary import check_timeout as check_timeout
 from sqlite_cells.runtime._boundary import checked_arguments as checked_arguments
 from sqlite_cells.runtime._boundary import exception_text as exception_text
+from sqlite_cells.runtime._boundary import path_text as path_text
 from sqlite_cells.runtime._boundary import printable as printable
 from sqlite_cells.runtime._boundary import refusal_of as refusal_of
 from sqlite_cells.runtime._boundary import stored_json_column as stored_json_column
@@ -138,6 +139,7 @@ __all__ = [
     "op_targets_by_seq",
     "own",
     "own_transaction",
+    "path_text",
     "pattern",
     "printable",
     "readable_format",

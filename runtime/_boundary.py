@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import functools
 import inspect
+import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,6 +38,7 @@ __all__ = [
     "checked_arguments",
     "describe",
     "exception_text",
+    "path_text",
     "printable",
     "refusal_of",
     "stored_json_column",
@@ -182,6 +184,21 @@ def surrogate_at(text: str) -> int | None:
     except UnicodeEncodeError as exc:
         return exc.start
     return None
+
+
+def path_text(path: object) -> str | None:
+    """The text a path argument names — a ``str``, or the ``str`` an ``os.PathLike``'s
+    ``__fspath__`` returns — or None when it names none: another type, a ``bytes`` path (SQLite
+    opens files by text names), or a ``__fspath__`` that returns something else (bytes, an int,
+    None, another PathLike) or raises. ``os.fspath`` would raise a raw ``TypeError`` for those;
+    the caller refuses None with its own error, as it refuses any other value that is no path."""
+    if not isinstance(path, str | os.PathLike):
+        return None
+    try:
+        text = os.fspath(path)
+    except Exception:  # user code's __fspath__ may raise anything
+        return None
+    return text if isinstance(text, str) else None
 
 
 def printable(text: str) -> str:

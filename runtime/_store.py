@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from sqlite_cells.codec import brief_repr, short_hash
-from sqlite_cells.runtime._boundary import StorePathError, describe, surrogate_at
+from sqlite_cells.runtime._boundary import StorePathError, describe, path_text, surrogate_at
 
 __all__ = ["DEFAULT_STORE", "STORE_ENV", "resolve_store", "shown_path", "space_file_name"]
 
@@ -27,19 +27,20 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
     created."""
     if store is None:
         store = os.environ.get(STORE_ENV) or DEFAULT_STORE
-    if not isinstance(store, str | os.PathLike) or not os.fspath(store):
+    text = path_text(store)
+    if not text:
         raise StorePathError(
-            f"a store is a directory path, not {brief_repr(store)}: pass a path, or None for the "
-            "default "
+            f"a store is a directory path, not {brief_repr(store)}: pass a path (a str, or an "
+            f"os.PathLike whose __fspath__ returns a str), or None for the default "
             f"(${STORE_ENV} or ./{DEFAULT_STORE})"
         )
-    _check_text(os.fspath(store))
-    if "\x00" in os.fspath(store):
+    _check_text(text)
+    if "\x00" in text:
         raise StorePathError(
-            f"the store path {store!r} holds a NUL character, which no file name may: give "
+            f"the store path {text!r} holds a NUL character, which no file name may: give "
             "another path"
         )
-    path = Path(store).expanduser()
+    path = Path(text).expanduser()
     try:
         if path.exists() and not path.is_dir():
             raise StorePathError(

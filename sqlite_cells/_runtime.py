@@ -64,6 +64,7 @@ from sqlite_cells.runtime import (
     check_name,
     checked_arguments,
     own_transaction,
+    path_text,
     translated,
     waited_for_lock,
 )
@@ -742,15 +743,17 @@ def _check_roots(roots: object) -> tuple[str | os.PathLike[str], ...] | None:
         )
     found = tuple(roots)
     for root in found:
-        if not isinstance(root, str | os.PathLike) or "\0" in os.fspath(root):
+        text = path_text(root)
+        if text is None or "\0" in text:
             raise InvalidArgument(
-                f"disk_source_roots holds {root!r}: each root is a directory path (str or Path)"
+                f"disk_source_roots holds {brief_repr(root)}: each root is a directory path (a "
+                "str or Path, without NUL characters)"
             )
-        if not os.path.isabs(os.fspath(root)):
+        if not os.path.isabs(text):
             # As register_disk_source's paths (R60): a relative root would allow other files
             # whenever the process changes its current directory.
             raise InvalidArgument(
-                f"disk_source_roots holds {os.fspath(root)!r}, a relative path: give each root "
+                f"disk_source_roots holds {brief_repr(text)}, a relative path: give each root "
                 "as an absolute path (for example os.path.abspath(root))"
             )
     return found

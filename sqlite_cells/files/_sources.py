@@ -40,7 +40,7 @@ import apsw
 
 from sqlite_cells.codec import DiskSourceError, brief_repr, derive_id
 from sqlite_cells.files._held_files import read_head
-from sqlite_cells.runtime import surrogate_at
+from sqlite_cells.runtime import path_text, surrogate_at
 
 __all__ = [
     "READ_ONLY_URI",
@@ -156,11 +156,11 @@ def _refuse_surrogates(given: str, name: str) -> None:
 def _validated(
     path: str | os.PathLike[str], *, store: Path, roots: Sequence[str | os.PathLike[str]] | None
 ) -> tuple[Path, Pin]:
-    given = os.fspath(path) if isinstance(path, str | os.PathLike) else path
-    if not isinstance(given, str) or not os.path.isabs(given):
+    given = path_text(path)
+    if given is None or not os.path.isabs(given):
         raise DiskSourceError(
             "absolute",
-            given if isinstance(given, str) else brief_repr(given),
+            brief_repr(path) if given is None else given,
             "give an absolute path as a string or a Path (a relative one depends on the cwd)",
         )
     if "\0" in given:

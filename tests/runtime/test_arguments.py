@@ -7,6 +7,7 @@ import html
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -262,6 +263,38 @@ def test_a_store_path_no_file_system_takes_is_our_error(store: str) -> None:
         sc.Runtime(store)
     assert isinstance(info.value, ValueError)
     assert len(str(info.value)) < 600  # a long path is shown cut
+
+
+class _Fspath:
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __fspath__(self) -> Any:
+        if isinstance(self.value, Exception):
+            raise self.value
+        return self.value
+
+
+@pytest.mark.parametrize(
+    "store",
+    [
+        _Fspath(b"/tmp/x"),
+        _Fspath(5),
+        _Fspath(None),
+        _Fspath(_Fspath("/tmp/x")),
+        _Fspath(RuntimeError("no path today")),
+    ],
+    ids=["bytes", "int", "None", "pathlike", "raises"],
+)
+def test_a_pathlike_store_that_names_no_text_path_is_refused_as_plain_bytes_is(
+    store: _Fspath,
+) -> None:
+    for given in (b"/tmp/x", store):
+        with pytest.raises(sc.SqliteCellsError) as info:
+            sc.Runtime(given)  # type: ignore[arg-type]
+        assert isinstance(info.value, ValueError)
+        assert "a store is a directory path, not" in str(info.value)
+        assert "__fspath__ returns a str" in str(info.value)
 
 
 def test_a_str_subclass_names_what_its_text_names(rt: sc.Runtime) -> None:

@@ -169,6 +169,68 @@ def test_paths_that_are_not_paths_are_refused_as_disk_source_errors(
     assert not space.file.exists  # nothing was written
 
 
+class _Fspath:
+    """An ``os.PathLike`` whose ``__fspath__`` returns whatever it was given (bytes, an int,
+    None, another PathLike) or, given an exception, raises it."""
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __fspath__(self) -> Any:
+        if isinstance(self.value, Exception):
+            raise self.value
+        return self.value
+
+
+_NO_TEXT_PATHS = [
+    _Fspath(b"/tmp"),
+    _Fspath(5),
+    _Fspath(None),
+    _Fspath(_Fspath("/tmp")),
+    _Fspath(RuntimeError("no path today")),
+]
+
+
+class _Unshowable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr today")
+
+
+def _deep_list(levels: int) -> list[Any]:
+    deep: list[Any] = []
+    for _ in range(levels):
+        deep = [deep]
+    return deep
+
+
+@pytest.mark.parametrize("path", _NO_TEXT_PATHS, ids=["bytes", "int", "None", "pathlike", "raises"])
+def test_a_pathlike_that_names_no_text_path_is_refused_as_a_disk_source_error(
+    space: Space, path: _Fspath
+) -> None:
+    with pytest.raises(sc.DiskSourceError) as info:
+        space.register_disk_source(path)  # type: ignore[arg-type]
+    assert info.value.rule == "absolute", str(info.value)
+    assert "give an absolute path as a string or a Path" in str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert not space.file.exists  # nothing was written
+
+
+@pytest.mark.parametrize(
+    "root",
+    [*_NO_TEXT_PATHS, _deep_list(100_000), _Unshowable()],
+    ids=["bytes", "int", "None", "pathlike", "raises", "deep-list", "unshowable"],
+)
+def test_a_root_that_names_no_text_path_or_cannot_be_shown_is_refused_as_ours(
+    store: Path, root: object
+) -> None:
+    with pytest.raises(sc.SqliteCellsError) as info:
+        sc.Runtime(store, disk_source_roots=[root])  # type: ignore[list-item]
+    assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
+    assert "each root is a directory path" in str(info.value)
+    assert len(str(info.value)) < 600
+    assert list(store.iterdir()) == []  # a refused runtime wrote nothing
+
+
 def test_roots_must_be_a_collection_of_paths_and_an_empty_one_allows_none(
     store: Path, outside: Path, reference: Path
 ) -> None:
