@@ -363,7 +363,7 @@ class SqliteDb(Cell):
             # R32: reading the handle records its revision, so a commit to this database
             # between this read and the transaction's commit is a conflict (read-then-write).
             self.get()
-        bound = resolve_params(params)
+        bound = resolve_params(params, sql=sql, db_id=self.id)
         _refuse_pending(bound, self.id)
         stmt = Statement(sql, bound)
         decl = self.declaration

@@ -22,23 +22,25 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol
 # an annotation means ``QueryState[Any]``, as before it was generic.
 from typing_extensions import TypeVar
 
-from sqlite_cells.codec import PendingValue, QueryError, SqliteCellsError
+from sqlite_cells.codec import PendingValue, QueryArgumentError, QueryError, SqliteCellsError
 from sqlite_cells.read._live import LiveQueries
 from sqlite_cells.read._reader import Statement, StatementResult, known_read_set
 from sqlite_cells.read._rows import RowDecoder, build_rows
 from sqlite_cells.read._same import same_values
 from sqlite_cells.runtime import (
+    Cell,
     Node,
     Reactive,
     Scheduler,
     Space,
     checked_arguments,
+    exception_text,
     node_of,
     observe_node,
     own,
 )
 from sqlite_cells.schema import Declaration, SourceKind
-from sqlite_cells.sql import Bound, is_pending
+from sqlite_cells.sql import Bound, check_cell_value, is_pending
 
 if TYPE_CHECKING:
     from reactivex import Observable
@@ -135,12 +137,15 @@ def _same_error(a: BaseException | None, b: BaseException | None) -> bool:
     )
 
 
-def resolve_params(params: Any) -> Bound:
+def resolve_params(params: Any, *, sql: str, db_id: str) -> Bound:
     """``params`` as bindings (a dict for named parameters, else a tuple; a lone value is one
-    positional parameter), with each cell or reactive value replaced by its current value."""
+    positional parameter), with each cell or reactive value replaced by its current value. Each
+    such value is checked here, when it is read, as a value given directly is at the call
+    (``check_cell_value``); a cell whose last computation failed has no value to bind. Either is
+    a :class:`QueryArgumentError`: ``db.read`` raises it, ``db.query`` holds it as its error."""
     if isinstance(params, Mapping):
-        return {k: _current(v) for k, v in params.items()}
-    return tuple(_current(v) for v in _members(params))
+        return {k: _current(v, k, sql, db_id) for k, v in params.items()}
+    return tuple(_current(v, i, sql, db_id) for i, v in enumerate(_members(params), 1))
 
 
 def _members(params: Any) -> Iterable[Any]:
@@ -154,13 +159,34 @@ def _members(params: Any) -> Iterable[Any]:
     return (params,)
 
 
-def _current(value: Any) -> Any:
+def _current(value: Any, key: object, sql: str, db_id: str) -> Any:
     node = node_of(value)
     if node is None:
         return value
     if node.ready.is_set():
-        return node.value
-    return value.get()
+        current = node.value
+    else:
+        try:
+            current = value.get()  # waits for its first computation
+        except Exception:
+            if node.error is None:
+                raise
+    error = node.error
+    if error is not None:  # (its value is the None it holds, not a value it computed)
+        what = (
+            "a cell whose value could not be read"
+            if isinstance(value, Cell)
+            else "a derived cell whose last computation failed"
+        )
+        raise QueryArgumentError(
+            db_id,
+            sql,
+            f"parameter {key} is {what} ({exception_text(error)}), so it has no value to bind: "
+            "fix what made it fail (its function, or its inputs); it binds again once a "
+            "computation succeeds",
+        ) from error
+    check_cell_value(current, key, sql=sql, db_id=db_id)
+    return current
 
 
 def _param_nodes(params: Any) -> list[Node]:
@@ -325,8 +351,8 @@ class _QueryNode(Node):
         # building them raised); taken by receive when that result lands.
         self._ahead: tuple[StatementResult, list[Any] | SqliteCellsError] | None = None
         fixed = None
-        if not _param_nodes(query.params):
-            params = resolve_params(query.params)
+        if not _param_nodes(query.params):  # (no cell: its values were checked at the call)
+            params = resolve_params(query.params, sql=query.sql, db_id=query.db.id)
             if not any(map(is_pending, _members(params))):
                 fixed = (params, repr(params))
                 self.statement = Statement(query.sql, params)  # the same object every run
@@ -340,7 +366,10 @@ class _QueryNode(Node):
         if self._fixed is not None:  # no cells among the params: nothing to resolve again
             params, key = self._fixed
         else:
-            params = resolve_params(self.query.params)
+            try:
+                params = self._resolved()
+            except QueryArgumentError as exc:
+                return self._refused(state, exc)
             if any(map(is_pending, _members(params))):
                 pending = QueryState(True, state.result, None, state.seq)
                 return (not pending.same_rows(state), pending)
@@ -359,6 +388,24 @@ class _QueryNode(Node):
             pending = QueryState(True, state.result, state.error, state.seq)
             return (True, pending)
         return (False, state)
+
+    def _resolved(self) -> Bound:
+        query = self.query
+        return resolve_params(query.params, sql=query.sql, db_id=query.db.id)
+
+    def _refused(
+        self, state: QueryState[Any], error: QueryArgumentError
+    ) -> tuple[bool, QueryState[Any]]:
+        """A cell among the parameters holds a value that cannot be bound (or failed): the
+        query's error, with no rows, until its cells change. A run in flight for the former
+        parameters is dropped when it lands (see receive), and the next good parameters count
+        as new ones."""
+        self._params_key = None
+        self._params_changes += 1
+        if self._running:
+            self._again = True
+        refused = QueryState(False, None, error, state.seq)
+        return (not refused.same_rows(state), refused)
 
     def rerun_now(self) -> bool:
         """On the scheduler thread, after a commit that changed what it reads: ask for its next
@@ -588,8 +635,11 @@ class _QueryNode(Node):
             elif self.scheduler.hold_while_waiting(self):
                 pass  # its parameters wait for a run in flight: computed again once it lands
             else:
-                params = resolve_params(self.query.params)
-                if not any(map(is_pending, _members(params))):
+                try:
+                    params = self._resolved()
+                except QueryArgumentError:  # refused: compute has said so (no run to start)
+                    params = None
+                if params is not None and not any(map(is_pending, _members(params))):
                     self._start(params, repr(params))
         self.scheduler.landed(self)
 

@@ -475,8 +475,9 @@ def _run_one(pooled: PooledConnection, plan: _Plan, stmt: Statement) -> Statemen
 
 def _binding_error(db_id: str, stmt: Statement) -> QueryError | None:
     """The parameter SQLite could not bind, said as a value given directly is at the call
-    (``check_read_values``): a cell's value is bound only when the query runs, so a cell
-    holding a list, an object or an integer past 64 bits fails there."""
+    (``check_read_values``). ``db.read``/``db.query`` check every value before it gets here (a
+    cell's when it is read, ``check_cell_value``); parameters given to a read by another way
+    (``run_query`` of the command line) are said so too, not in apsw's words."""
     try:
         check_read_values(stmt.params, sql=stmt.sql, db_id=db_id)
     except QueryError as exc:

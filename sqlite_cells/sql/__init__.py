@@ -8,6 +8,7 @@ from sqlite_cells.sql._authorizer import ReadSet as ReadSet
 from sqlite_cells.sql._authorizer import make_authorizer as make_authorizer
 from sqlite_cells.sql._binding import Bound as Bound
 from sqlite_cells.sql._binding import bind_rows as bind_rows
+from sqlite_cells.sql._binding import check_cell_value as check_cell_value
 from sqlite_cells.sql._binding import check_read_values as check_read_values
 from sqlite_cells.sql._binding import is_pending as is_pending
 from sqlite_cells.sql._binding import parameter_rows as parameter_rows
@@ -70,6 +71,7 @@ __all__ = [
     "Statement",
     "Word",
     "bind_rows",
+    "check_cell_value",
     "check_read_values",
     "check_statement",
     "fold_ascii",

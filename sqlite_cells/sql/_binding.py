@@ -31,7 +31,14 @@ from sqlite_cells.runtime import LENGTH_LIMIT, PENDING, Cell, Reactive, surrogat
 from sqlite_cells.sql._names import LINK_SUFFIX, is_link_column
 from sqlite_cells.sql._params import ParamTargets, map_params
 
-__all__ = ["Bound", "bind_rows", "is_pending", "parameter_rows"]
+__all__ = [
+    "Bound",
+    "bind_rows",
+    "check_cell_value",
+    "check_read_values",
+    "is_pending",
+    "parameter_rows",
+]
 
 Bound = tuple[Any, ...] | dict[str, Any]
 
@@ -349,7 +356,8 @@ def check_read_values(params: Any, *, sql: str, db_id: str) -> None:
     """Refuse, at the call, ``db.read``/``db.query`` parameters that do not fit the statement's
     (their number, names or form: the same rules as a write's, :func:`_check_shape`) or a value
     SQLite could not bind (:func:`_encode`), as :class:`QueryArgumentError`. Cells and reactive
-    values are looked at when they are read, not here; so are pending values."""
+    values are looked at when they are read (:func:`check_cell_value`), not here; so are pending
+    values."""
 
     def fail(message: str) -> QueryArgumentError:
         return QueryArgumentError(db_id, sql, message)
@@ -369,6 +377,31 @@ def check_read_values(params: Any, *, sql: str, db_id: str) -> None:
         if value is None or isinstance(value, Cell | Reactive) or is_pending(value):
             continue
         _encode(value, None, f"parameter {key}", fail)
+
+
+def check_cell_value(value: Any, key: object, *, sql: str, db_id: str) -> None:
+    """Refuse the value a cell (or reactive value) among ``db.read``/``db.query``'s parameters
+    holds when it is read, as :func:`check_read_values` refuses the same value given directly —
+    a NaN (SQLite would bind NULL), a list, an integer past 64 bits — with a
+    :class:`QueryArgumentError`. A value that is itself a cell (a link, a database handle) is
+    refused too: a cell among the parameters stands for its value, and that value is not looked
+    through again (its changes would not re-run the query). A pending value passes: a query
+    waits for it, and ``db.read`` refuses it with its own words."""
+    if value is None or is_pending(value):
+        return
+
+    def fail(message: str) -> QueryArgumentError:
+        return QueryArgumentError(db_id, sql, message)
+
+    where = f"parameter {key}"
+    if isinstance(value, Cell | Reactive):
+        raise fail(
+            f"{where} is a cell whose value is {brief_repr(value)}, a {type(value).__name__}: "
+            "a cell among a read's parameters stands for its value, which is bound as it is "
+            "(None, int, float, str or bytes); to match a *_cf_link column, give the link "
+            "itself (cell.link_str(), or a derived cell of it)"
+        )
+    _encode(value, None, where, fail)
 
 
 def _over_limit(where: str, size: int, kind: str) -> str:

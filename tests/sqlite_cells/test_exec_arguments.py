@@ -420,3 +420,98 @@ def test_a_read_with_a_parameter_not_ready_is_refused_at_the_call(
         with pytest.raises(sc.PendingValue, match=r"of db\.read is not ready yet"):
             db.read(sql, params)
     assert db.read("SELECT ? AS x", [1]) == [{"x": 1}]
+
+
+def _query_error(rt: sc.Runtime, query: sc.Query[Any]) -> BaseException | None:
+    rt.settle(10)
+    state = query.get()
+    assert not state.pending
+    if state.error is not None:
+        assert state.result is None
+    return state.error
+
+
+def test_a_nan_a_cell_parameter_holds_is_refused_as_a_nan_given_directly_is(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    """SQLite binds a NaN as NULL: one a derived cell holds is refused when the read reads it,
+    in the words of a NaN given directly, never bound as NULL (R31). An infinity binds."""
+    with space.transact():
+        db.exec(INSERT, ["null", None])
+    source = space.cell("source", default=0)
+    number = sc.derive(source, lambda v: float("nan") if v == 0 else float(v))
+    sql = "SELECT count(*) AS k FROM t WHERE n IS ?"
+    rt.settle(10)
+    for params, key in (([number], "1"), ({"v": number}, "v"), (number, "1")):
+        shown = sql if not isinstance(params, dict) else sql.replace("?", ":v")
+        with pytest.raises(sc.QueryError, match=f"parameter {key} is NaN, which SQLite") as info:
+            db.read(shown, params)
+        assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
+    query = db.query(sql, [number])
+    error = _query_error(rt, query)
+    assert isinstance(error, sc.QueryError) and isinstance(error, ValueError)
+    assert "is NaN" in str(error)
+    with space.transact():
+        source.set(7)
+    assert _query_error(rt, query) is None
+    assert query.get().result == [{"k": 0}]
+    assert db.read(sql, [sc.derive(source, lambda v: float("inf"))]) == [{"k": 0}]
+
+
+def test_a_derived_parameter_whose_function_failed_fails_the_read_until_it_succeeds(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    """A failed derived cell has no value (its get() raises): as a parameter it is the read's
+    error, with the failure as its cause, never bound as NULL (R31, R42)."""
+    with space.transact():
+        db.exec(INSERT, ["null", None])
+    divisor = space.cell("divisor", default=0)
+    ratio = sc.derive(divisor, lambda v: 10 // v)
+    sql = "SELECT count(*) AS k FROM t WHERE n IS ?"
+    rt.settle(10)
+    with pytest.raises(sc.QueryError, match="derived cell whose last computation failed") as info:
+        db.read(sql, [ratio])
+    assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+    assert "ZeroDivisionError: integer division or modulo by zero" in str(info.value)
+    query = db.query(sql, [ratio])
+    error = _query_error(rt, query)
+    assert isinstance(error, sc.QueryError) and isinstance(error.__cause__, ZeroDivisionError)
+    with space.transact():
+        divisor.set(5)
+        db.exec(INSERT, ["two", 2])
+    assert _query_error(rt, query) is None
+    assert query.get().result == [{"k": 1}]
+    assert db.read(sql, [ratio]) == [{"k": 1}]
+
+
+def test_a_cell_parameter_whose_value_is_a_cell_or_a_database_is_refused_clearly(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    """A cell among a read's parameters stands for its value; a value that is itself a cell (a
+    link) or a database handle is not looked through again (its changes would not re-run the
+    query): refused as a list is, saying how to match a link column — not apsw's binding text."""
+    target = space.cell("target", default=1)
+    holder = space.cell("holder", default=None)
+    with space.transact():
+        holder.set(target)
+    handle = sc.derive(target, lambda _: db)
+    sql = "SELECT count(*) AS k FROM t WHERE s = ?"
+    rt.settle(10)
+    queries = []
+    for param, kind in ((holder, "a Cell"), (handle, "a SqliteDb")):
+        with pytest.raises(sc.QueryError) as info:
+            db.read(sql, [param])
+        said = str(info.value)
+        assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
+        assert "parameter 1 is a cell whose value is <" in said and kind in said, said
+        assert "cell.link_str()" in said and "Bad binding" not in said
+        queries.append(db.query(sql, [param]))
+        error = _query_error(rt, queries[-1])
+        assert isinstance(error, sc.QueryError) and isinstance(error, TypeError)
+        assert str(error) == said
+    with space.transact():
+        holder.set("plain text")
+    assert _query_error(rt, queries[0]) is None
+    assert queries[0].get().result == [{"k": 0}]
+    assert db.read(sql, [holder]) == [{"k": 0}]
