@@ -172,9 +172,9 @@ def _judge_again(
     for cell_id, seen in tx.guards.items():
         if seen >= seq - 1 or cell_id not in tx.writes:
             continue
-        row = cursor.execute(_WRITTEN_SINCE, (cell_id, seen)).fetchone()
-        if row is not None and type(row[0]) is bytes:
-            check(space_id, cell_id, row[0])
+        for (data,) in cursor.execute(_WRITTEN_SINCE, (cell_id, seen)).fetchall():
+            if type(data) is bytes:  # (else not as this library writes it: left to its readers)
+                check(space_id, cell_id, data)
 
 
 def _cell_writes(conn: apsw.Connection, tx: Transaction, groups: Groups) -> Mapping[str, bytes]:
