@@ -13,7 +13,11 @@ scans an INSERT, REPLACE or UPDATE that has parameters, so the answer is part of
   forms it reads: each parameter as a unique ``:_cfpK`` placeholder, ``REPLACE INTO`` as
   ``INSERT OR REPLACE INTO``, ``UPDATE OR <action>`` as ``UPDATE`` (the action does not change
   what is bound where).  A statement it cannot parse maps every parameter to None, and so does
-  one nested deeper than the parser can follow (it runs out of Python stack: ``RecursionError``).
+  one nested deeper than the parser can follow (it runs out of Python stack: ``RecursionError``);
+* an INSERT with a chain of upsert clauses (``ON CONFLICT … ON CONFLICT …``, SQLite ≥ 3.35),
+  which the parser does not read (it fails on the whole), is parsed again once per clause: the
+  INSERT before the first clause followed by that clause alone.  Each clause's
+  ``DO UPDATE SET col = ?`` targets ``col``; its conflict target and its WHERE target no column.
 """
 
 from __future__ import annotations
@@ -217,19 +221,59 @@ _DIALECT: Final = SQLite()
 
 def _assign_targets(statement: Draft, targets: list[_Target]) -> None:
     try:
-        parsed = _DIALECT.parser().parse(_parser_tokens(statement), statement.sql)
-        tree = parsed[0] if parsed else None
-        if isinstance(tree, exp.Insert):
-            _assign_insert(tree, targets)
-            conflict = tree.args.get("conflict")
-            if isinstance(conflict, exp.OnConflict):
-                _assign_set(conflict.expressions, targets)
-        elif isinstance(tree, exp.Update):
-            _assign_set(tree.expressions, targets)
+        tokens = _parser_tokens(statement)
+        try:
+            _assign_tree(statement, tokens, targets)
+        except sqlglot.errors.SqlglotError:
+            # sqlglot's parser reads one upsert clause (SQLite reads a chain of them, ≥ 3.35):
+            # such a statement is parsed once per clause, as the INSERT before the first clause
+            # followed by that clause alone, so the VALUES (or SELECT) and every DO UPDATE SET
+            # are mapped.  Only when the whole does not parse: ``JOIN v ON conflict = …`` (a
+            # column named so) in an ``INSERT … SELECT`` is no clause.
+            clauses = _upsert_clauses(tokens) if statement.verb in ("INSERT", "REPLACE") else []
+            if len(clauses) < 2:
+                raise
+            prefix = tokens[: clauses[0]]
+            for start, end in zip(clauses, [*clauses[1:], len(tokens)], strict=True):
+                _assign_tree(statement, prefix + tokens[start:end], targets)
     except (sqlglot.errors.SqlglotError, RecursionError):
         # Unparseable, or nested deeper than the parser (or the walk of a long UNION chain)
         # can follow: every parameter targets no column (see the module docstring).
         targets[:] = [None] * len(targets)
+
+
+def _assign_tree(statement: Draft, tokens: list[RawToken], targets: list[_Target]) -> None:
+    parsed = _DIALECT.parser().parse(tokens, statement.sql)
+    tree = parsed[0] if parsed else None
+    if isinstance(tree, exp.Insert):
+        _assign_insert(tree, targets)
+        conflict = tree.args.get("conflict")
+        if isinstance(conflict, exp.OnConflict):
+            _assign_set(conflict.expressions, targets)  # DO UPDATE SET; never its WHERE
+    elif isinstance(tree, exp.Update):
+        _assign_set(tree.expressions, targets)
+
+
+def _upsert_clauses(tokens: list[RawToken]) -> list[int]:
+    """Where each ``ON CONFLICT`` that starts an upsert clause is: outside parentheses, ``ON``
+    then the bare word ``CONFLICT`` (a quoted ``"conflict"`` is a name, as SQLite reads it)."""
+    starts: list[int] = []
+    depth = 0
+    for i, token in enumerate(tokens):
+        kind = token.token_type
+        if kind is TokenType.L_PAREN:
+            depth += 1
+        elif kind is TokenType.R_PAREN:
+            depth -= 1
+        elif (
+            depth == 0
+            and kind is TokenType.ON
+            and i + 1 < len(tokens)
+            and tokens[i + 1].token_type is TokenType.VAR
+            and tokens[i + 1].text.upper() == "CONFLICT"
+        ):
+            starts.append(i)
+    return starts
 
 
 def _parser_tokens(statement: Draft) -> list[RawToken]:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 import sqlite_cells as sc
@@ -408,6 +409,71 @@ def test_a_row_value_of_one_column_maps_its_parameter(space: Space) -> None:
             db.exec("UPDATE messages SET (author_cf_link) = (?)", ["junk"])
         db.exec("UPDATE messages SET (author_cf_link) = (?)", [alice])
     assert db.read("SELECT author_cf_link FROM messages") == [{"author_cf_link": alice.link_str()}]
+
+
+UPSERTED = {
+    "t": sc.table(
+        id="integer primary key",
+        name="text unique",
+        ref_cf_link=sc.cf_link(),
+        other_cf_link=sc.cf_link(),
+    )
+}
+
+
+class Upserted(msgspec.Struct, frozen=True):
+    name: str
+    ref: sc.Cell
+
+
+def test_an_upsert_of_several_clauses_maps_its_values(space: Space) -> None:
+    """R31/R22: with two ``ON CONFLICT`` clauses (SQLite reads a chain of them) the VALUES
+    parameters were not mapped: a Cell bound to a link column there was refused as "targets no
+    column". They are mapped whatever the clauses after them are."""
+    db = space.sqlite_database("d", tables=UPSERTED)
+    alice = space.cell("alice", default=1)
+    values = "INSERT INTO t (id, name, ref_cf_link) VALUES (?, ?, ?) "
+    tails = [
+        "ON CONFLICT(id) DO NOTHING ON CONFLICT DO NOTHING",
+        "ON CONFLICT(id) DO UPDATE SET name = excluded.name ON CONFLICT DO NOTHING",
+        "ON CONFLICT(id) DO UPDATE SET name = 'x' ON CONFLICT DO UPDATE SET name = 'y'",
+    ]
+    with space.transact():
+        for n, tail in enumerate(tails):
+            db.exec(values + tail, [None, f"n{n}", alice])
+    rows = db.read("SELECT name, ref_cf_link FROM t ORDER BY id")
+    assert rows == [{"name": f"n{n}", "ref_cf_link": alice.link_str()} for n in range(3)]
+    typed = db.read("SELECT name, ref_cf_link AS ref FROM t ORDER BY id", row=Upserted)
+    assert typed[0] == Upserted("n0", alice)
+    assert isinstance(typed[0].ref, sc.Cell) and typed[0].ref.get() == 1
+
+
+def test_every_do_update_set_of_an_upsert_maps_its_parameters(space: Space) -> None:
+    """R31: a Cell in the second ``DO UPDATE SET`` clause is stored as its link, and a non-link
+    value for a link column there is refused at the call, as in the first clause. Parameters in
+    a clause's WHERE or conflict target still target no column."""
+    db = space.sqlite_database("d", tables=UPSERTED)
+    alice, bob, carol = (space.cell(name, default=0) for name in ("alice", "bob", "carol"))
+    sql = (
+        "INSERT INTO t (id, name, ref_cf_link) VALUES (?, ?, ?) "
+        "ON CONFLICT(id) DO UPDATE SET ref_cf_link = ? WHERE ? "
+        "ON CONFLICT(name) DO UPDATE SET other_cf_link = (?)"
+    )
+    with space.transact():
+        db.exec(sql, [1, "a", alice, None, 1, None])
+        db.exec(sql, [1, "z", None, bob, 1, None])  # the id conflicts: the first clause
+        db.exec(sql, [2, "a", None, None, 1, carol])  # the name conflicts: the second clause
+        for params, column in (
+            ([3, "b", None, "junk", 1, None], "ref_cf_link"),
+            ([3, "b", None, None, 1, "junk"], "other_cf_link"),
+        ):
+            with pytest.raises(sc.LinkEncodeError, match=f"targets the link column {column}"):
+                db.exec(sql, params)
+        with pytest.raises(sc.LinkEncodeError, match="parameter 5 is a cell but targets no col"):
+            db.exec(sql, [3, "b", None, None, alice, None])
+    assert db.read("SELECT id, name, ref_cf_link, other_cf_link FROM t") == [
+        {"id": 1, "name": "a", "ref_cf_link": bob.link_str(), "other_cf_link": carol.link_str()}
+    ]
 
 
 def test_a_read_with_a_parameter_not_ready_is_refused_at_the_call(

@@ -18,6 +18,7 @@ from sqlite_cells.sql._statement import _scan, scan_sql
 DDL = (
     "CREATE TABLE t(id INTEGER PRIMARY KEY, a, b, c, x_cf_link);"
     "CREATE TABLE u(id, v);"
+    'CREATE TABLE w(id INTEGER PRIMARY KEY, a UNIQUE, b, c, x_cf_link, "on", "conflict");'
     'CREATE TABLE "T2"("A", "B")'
 )
 T_COLUMNS = ["id", "a", "b", "c", "x_cf_link"]
@@ -82,12 +83,44 @@ CASES: list[tuple[str, tuple[str | None, ...], dict[str, str | None]]] = [
     ("DELETE FROM t WHERE a = ?", (None,), {}),
     ("INSERT INTO t DEFAULT VALUES", (), {}),
     ("UPDATE t SET a = 1", (), {}),
-    # Several ON CONFLICT clauses are valid SQLite that sqlglot cannot parse: no targets, but
-    # the (lexical) count is still exact.
+    # Several ON CONFLICT clauses (SQLite >= 3.35; sqlglot parses one): the VALUES and every
+    # DO UPDATE SET are mapped; conflict targets, WHERE and RETURNING target no column.
     (
         "INSERT INTO t (id, a) VALUES (?, ?) ON CONFLICT(id) DO NOTHING "
         "ON CONFLICT DO UPDATE SET a = ?",
-        (None, None, None),
+        ("id", "a", "a"),
+        {},
+    ),
+    (
+        "INSERT INTO t (id, a, x_cf_link) VALUES (?, ?, ?) ON CONFLICT(id) DO NOTHING "
+        "ON CONFLICT DO NOTHING",
+        ("id", "a", "x_cf_link"),
+        {},
+    ),
+    (
+        "INSERT INTO w (id, a, x_cf_link) VALUES (?, ?, ?) ON CONFLICT(id) WHERE ? DO UPDATE "
+        "SET a = ?, x_cf_link = ? WHERE ? ON CONFLICT (a) WHERE a > (?) DO UPDATE "
+        "SET (x_cf_link, b) = (?, ?) WHERE a = ? ON CONFLICT DO NOTHING RETURNING ?",
+        ("id", "a", "x_cf_link", None, "a", "x_cf_link", None, None, "x_cf_link", "b", None, None),
+        {},
+    ),
+    (
+        "INSERT INTO w (a, b) SELECT ?, ? FROM u WHERE true ON CONFLICT (a) DO UPDATE SET b = ? "
+        "ON CONFLICT DO UPDATE SET c = :n",
+        ("a", "b", "b", "c"),
+        {"n": "c"},
+    ),
+    (
+        'WITH q AS (SELECT ? AS z) INSERT INTO w ("on", x_cf_link) VALUES (?, ?) '
+        'ON CONFLICT (a) DO UPDATE SET "conflict" = ? ON CONFLICT DO UPDATE SET a = ?',
+        (None, "on", "x_cf_link", "conflict", "a"),
+        {},
+    ),
+    # A join's ON with a column named conflict is no upsert clause.
+    (
+        "INSERT INTO t (a, b) SELECT ?, ? FROM u JOIN w ON conflict = ? WHERE true "
+        "ON CONFLICT (id) DO UPDATE SET b = ?",
+        ("a", "b", None, "b"),
         {},
     ),
 ]
