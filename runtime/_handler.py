@@ -215,7 +215,8 @@ def _take(collecting: Transaction) -> Transaction:
     and empty ``collecting`` (so leaving its block commits nothing)."""
     tx = Transaction(collecting.space)
     tx.reads, tx.writes, tx.ops = collecting.reads, collecting.writes, collecting.ops
-    collecting.reads, collecting.writes, collecting.ops = {}, {}, []
+    tx.guards = collecting.guards  # (judged again at commit, R5)
+    collecting.reads, collecting.writes, collecting.ops, collecting.guards = {}, {}, [], {}
     return tx
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import threading
@@ -96,6 +97,29 @@ def test_r5_a_handle_written_after_another_runtime_judged_the_cell_is_refused_at
     with sc.Runtime(store) as again:
         mine = again.space("demo").sqlite_database("chat", tables=MESSAGES)
         assert mine.read("SELECT body FROM messages") == [{"body": "precious"}]
+
+
+def test_r5_an_async_handler_is_judged_again_at_commit_too(
+    store: Path, space: Space, db: sc.SqliteDb
+) -> None:
+    """As above, for an async handler: its body's transaction is committed off the loop as a
+    new transaction, which keeps the guards."""
+    with space.transact():
+        space.cell("seed").set(1)
+    with sc.Runtime(store, poll_interval=3600) as other:
+        handle = other.cell_from_link(db.link_str())
+
+        @sc.handler
+        async def blank() -> None:
+            handle.set(None)
+            first_write = threading.Thread(target=_write_once, args=(space, db))
+            first_write.start()
+            first_write.join()
+
+        with pytest.raises(TypeError, match="not a writable cell") as info:
+            asyncio.run(blank())
+        assert isinstance(info.value, sc.SqliteCellsError)
+    assert db.rev == 1 and db.read("SELECT body FROM messages") == [{"body": "precious"}]
 
 
 def _write_once(space: Space, db: sc.SqliteDb) -> None:
