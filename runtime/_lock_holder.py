@@ -9,7 +9,10 @@ body's transaction and commits it inside the lock, where it cannot conflict. Wai
 a body that does not ask within ``patience`` seconds (it awaits something slow, or another
 handler's commit that waits for this very lock) has the lock let go, and its commit then goes
 the optimistic way (the turns of ``_turns`` keep the async handlers of one process from
-colliding meanwhile).
+colliding meanwhile). Nor does a holder keep the lock from a commit made on its own loop's
+thread (sync code on the loop): that commit blocks the loop, so the body cannot ask; the holder
+lets go at once and no other holder of that loop takes the lock until the commit is done (see
+``SpaceFile.exclusive``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class LockHolder:
         self._space = space
         self._patience = patience
         self._loop = asyncio.get_running_loop()
+        self.loop_thread = threading.get_ident()  # the thread running _loop (we are on it)
         # _lock guards _job and _gone; _asked is set once either is.
         self._lock = threading.Lock()
         self._asked = threading.Event()
@@ -77,7 +81,7 @@ class LockHolder:
 
     def _hold(self) -> None:
         try:
-            with self._space.exclusive(bounded=True):
+            with self._space.exclusive(holder=self):
                 self._tell(self._entered, None)
                 self._asked.wait(self._patience)
                 with self._lock:

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import apsw
 
@@ -227,6 +227,17 @@ class _Bus:
 _bus = _Bus()
 
 
+class LoopHolder(Protocol):
+    """What ``SpaceFile.exclusive`` knows of an async handler's lock holder
+    (``_lock_holder.LockHolder``): the thread running the event loop its body runs on, and how
+    to have it let the lock go."""
+
+    @property
+    def loop_thread(self) -> int: ...
+
+    def let_go(self) -> None: ...
+
+
 class SpaceFile:
     """The storage of one space in one runtime.
 
@@ -278,6 +289,14 @@ class SpaceFile:
         self._leading = False
         self._grouped = False  # the last batch had several members
         self._exclusive_owner: int | None = None  # the thread inside ``exclusive``
+        # Guarded by _queue_lock: the async handler's lock holder inside ``exclusive`` (if any),
+        # the threads waiting for the write lock (ident -> waits: a commit on an event loop's
+        # thread lets that loop's holders go, see ``_wait_starts``), and the holders that
+        # stepped back for such a commit, woken by _waits_ended when a wait ends.
+        self._holder: LoopHolder | None = None
+        self._lock_waits: dict[int, int] = {}
+        self._stepped_back = 0
+        self._waits_ended = threading.Condition(self._queue_lock)
         self._exclusive_since: float | None = None  # when it went in (time.monotonic())
         # Async handlers that keep conflicting retry one at a time (see _turns).
         self.turns = Turns()
@@ -676,10 +695,12 @@ class SpaceFile:
             try:
                 while self._leading and not ticket.done and not inside:
                     self._turn_waiters += 1
+                    self._wait_starts(me)
                     try:
                         self._turn.wait()
                     finally:
                         self._turn_waiters -= 1
+                        self._wait_ends(me)
             except BaseException:  # a Ctrl-C while waiting: a ticket no leader took goes
                 self._withdraw(ticket)
                 raise
@@ -995,21 +1016,25 @@ class SpaceFile:
         return list(groups.values())
 
     @contextmanager
-    def exclusive(self, *, bounded: bool = False) -> Iterator[None]:
+    def exclusive(self, *, holder: LoopHolder | None = None) -> Iterator[None]:
         """Hold the space's write lock and its SQLite write lock (``BEGIN IMMEDIATE``) for the
         duration, after catching up: a transaction committed inside cannot conflict with another
-        writer of any process. Used by handlers that keep conflicting. ``bounded``: the block
-        ends by itself within ``LOCK_PATIENCE`` plus a commit (an async handler's
-        ``LockHolder``), so the committers waiting behind it wait it out (see
-        ``_take_write_lock``)."""
+        writer of any process. Used by handlers that keep conflicting. ``holder``: the block is
+        an async handler's ``LockHolder``, which ends by itself within ``LOCK_PATIENCE`` plus a
+        commit, so the committers waiting behind it wait it out (see ``_take_write_lock``), and
+        which makes way for a commit made on its event loop's thread (see
+        ``_take_for_holder``)."""
         self._check_open()
-        self._take_write_lock()
+        if holder is None:
+            self._take_write_lock()
+        else:
+            self._take_for_holder(holder)
         try:
             conn = self._wconn
             _begin_space_write(conn)
             self._exclusive = True
             self._exclusive_owner = threading.get_ident()
-            self._exclusive_since = None if bounded else time.monotonic()
+            self._exclusive_since = None if holder is not None else time.monotonic()
             try:
                 self._apply(self._since(conn, self._seen_seq))
                 yield
@@ -1021,7 +1046,49 @@ class SpaceFile:
                 if self._created:
                     self._discard_unused()
         finally:
+            if holder is not None:
+                with self._queue_lock:
+                    self._holder = None
             self._write_lock.release()
+
+    def _take_for_holder(self, holder: LoopHolder) -> None:
+        """Take the write lock for ``holder``, but never while a commit made on the thread of
+        its event loop waits for it: that commit blocks the loop, so the holder's body could
+        not hand over its transaction before the holder's patience ran out, and a run of such
+        holders, one after another, would keep that commit (and the loop) waiting for seconds.
+        The holder waits until that commit is done instead; its body is blocked meanwhile."""
+        while True:
+            self._take_write_lock()
+            with self._queue_lock:
+                if holder.loop_thread not in self._lock_waits:
+                    self._holder = holder
+                    return
+                self._write_lock.release()
+                self._stepped_back += 1
+                try:
+                    while holder.loop_thread in self._lock_waits:
+                        self._waits_ended.wait()
+                finally:
+                    self._stepped_back -= 1
+            self._check_open()
+
+    def _wait_starts(self, me: int) -> None:
+        """Note that thread ``me`` waits for the write lock (called with the queue lock held).
+        A holder of that thread's event loop lets the lock go at once: its body runs on that
+        loop, which this wait blocks, so it could only wait out its patience (and no further
+        holder of that loop takes the lock until the wait ends, see ``_take_for_holder``)."""
+        self._lock_waits[me] = self._lock_waits.get(me, 0) + 1
+        holder = self._holder
+        if holder is not None and holder.loop_thread == me:
+            holder.let_go()
+
+    def _wait_ends(self, me: int) -> None:
+        """Thread ``me`` no longer waits (called with the queue lock held)."""
+        left = self._lock_waits.pop(me) - 1
+        if left:
+            self._lock_waits[me] = left
+        if self._stepped_back:
+            self._waits_ended.notify_all()
 
     def _take_write_lock(self) -> None:
         """Take the write lock for a commit or an ``exclusive`` block. While another thread's
@@ -1034,21 +1101,28 @@ class SpaceFile:
         if self._write_lock.acquire(blocking=False):
             return
         began = time.monotonic()
-        while not self._write_lock.acquire(timeout=_LOCK_POLL):
-            since = self._exclusive_since
-            now = time.monotonic()
-            if since is not None and min(now - since, now - began) >= LOCK_PATIENCE:
-                raise ConflictError(
-                    self.space_id,
-                    (),
-                    reason=(
-                        "another thread's transaction has held the space's write lock for over "
-                        f"{LOCK_PATIENCE} s (a handler that kept conflicting runs its body "
-                        "holding it) and nothing of this one was written; if that body waits "
-                        "for this commit (it joins the thread making it), make this commit "
-                        "before that body runs"
-                    ),
-                )
+        me = threading.get_ident()
+        with self._queue_lock:
+            self._wait_starts(me)
+        try:
+            while not self._write_lock.acquire(timeout=_LOCK_POLL):
+                since = self._exclusive_since
+                now = time.monotonic()
+                if since is not None and min(now - since, now - began) >= LOCK_PATIENCE:
+                    raise ConflictError(
+                        self.space_id,
+                        (),
+                        reason=(
+                            "another thread's transaction has held the space's write lock for "
+                            f"over {LOCK_PATIENCE} s (a handler that kept conflicting runs its "
+                            "body holding it) and nothing of this one was written; if that body "
+                            "waits for this commit (it joins the thread making it), make this "
+                            "commit before that body runs"
+                        ),
+                    )
+        finally:
+            with self._queue_lock:
+                self._wait_ends(me)
 
     # -- catch-up ------------------------------------------------------------------------------
 

@@ -706,6 +706,44 @@ def test_a_try_that_holds_the_write_lock_lets_it_go_however_its_body_ends(
     assert c.get() == 7
 
 
+def test_a_sync_commit_on_the_loop_never_waits_behind_lock_holders_of_that_loop(
+    space: sc.Space,
+) -> None:
+    """40 tasks read a counter, await and write it, so after 3 conflicts their tries run while a
+    thread holds the space's write lock (runtime/_lock_holder.py); meanwhile plain sync commits
+    are made on the same loop. Such a commit blocks the loop, so no holder's body can hand over
+    its transaction: each holder used to keep the lock its whole patience (0.25 s) and the next
+    one took it at once, so one commit waited 3-5 s. A holder of that loop now lets go at once
+    and no other takes the lock until the commit is done; every call still commits once."""
+    counter = space.cell("counter", default=0)
+    other = space.cell("other", default=0)
+
+    @sc.handler
+    async def bump(*, c: sc.Cell) -> None:
+        seen = c.get()
+        await asyncio.sleep(0.004)  # concurrent calls conflict
+        c.set(seen + 1)
+
+    async def main() -> tuple[float, int, list[Any]]:
+        tasks = [asyncio.create_task(bump(c=counter)) for _ in range(40)]
+        longest, writes = 0.0, 0
+        # Stops at the first slow commit (the loop cannot be interrupted while it waits).
+        while not all(task.done() for task in tasks) and longest < 1.0:
+            await asyncio.sleep(0.01)
+            began = time.monotonic()
+            with space.transact():
+                other.set(writes)  # a blind write: it cannot conflict
+            longest = max(longest, time.monotonic() - began)
+            writes += 1
+        return longest, writes, await asyncio.gather(*tasks, return_exceptions=True)
+
+    longest, writes, results = _run(main)
+    assert longest < 1.0, f"a sync commit on the loop waited {longest:.2f} s"
+    assert [type(r) for r in results] == [int] * 40, results
+    assert counter.get() == 40
+    assert other.get() == writes - 1
+
+
 def test_cancelling_many_contending_tasks_at_every_stage_loses_no_update(space: sc.Space) -> None:
     """Tasks are cancelled in their body, waiting for their turn, in a backoff or in their
     commit: each committed call bumped the counter exactly once, and the rest go on."""
