@@ -23,7 +23,6 @@ from sqlite_cells.runtime._boundary import waited_for_lock as waited_for_lock
 from sqlite_cells.runtime._cell import NO_VALUE as NO_VALUE
 from sqlite_cells.runtime._cell import Cell as Cell
 from sqlite_cells.runtime._cell import Reactive as Reactive
-from sqlite_cells.runtime._cell import observe_node as observe_node
 from sqlite_cells.runtime._cell import refuse_get as refuse_get
 from sqlite_cells.runtime._derived import Derived as Derived
 from sqlite_cells.runtime._derived import derive as derive
@@ -71,6 +70,8 @@ from sqlite_cells.runtime._space_file import file_identity as file_identity
 from sqlite_cells.runtime._store import DEFAULT_STORE as DEFAULT_STORE
 from sqlite_cells.runtime._store import STORE_ENV as STORE_ENV
 from sqlite_cells.runtime._store import shown_path as shown_path
+from sqlite_cells.runtime._streams import node_values as node_values
+from sqlite_cells.runtime._streams import observe_node as observe_node
 from sqlite_cells.runtime._tx import LENGTH_LIMIT as LENGTH_LIMIT
 from sqlite_cells.runtime._tx import PendingOp as PendingOp
 from sqlite_cells.runtime._tx import Transaction as Transaction
@@ -134,6 +135,7 @@ __all__ = [
     "locks_held",
     "log_head",
     "node_of",
+    "node_values",
     "observe_node",
     "odd_kind",
     "op_targets_by_seq",

@@ -27,6 +27,7 @@ from sqlite_cells.runtime._boundary import (
     surrogate_at,
 )
 from sqlite_cells.runtime._scheduler import Node
+from sqlite_cells.runtime._streams import observe_node
 from sqlite_cells.runtime._tx import (
     TxState,
     current_transaction,
@@ -35,7 +36,7 @@ from sqlite_cells.runtime._tx import (
 )
 
 if TYPE_CHECKING:
-    from reactivex import Observable, abc
+    from reactivex import Observable
 
     from sqlite_cells.runtime._space import Space
 
@@ -45,7 +46,6 @@ __all__ = [
     "Cell",
     "CellSource",
     "Reactive",
-    "observe_node",
     "refuse_get",
     "value_at",
     "with_value_at",
@@ -383,26 +383,6 @@ _display = _Display()
 
 def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def observe_node(owner: Cell | Reactive) -> Observable[Any]:
-    """The stream of the values of ``owner``'s node. The observable holds ``owner``, not only
-    its node: a node lives as long as the object it was made for (``own``), so one
-    subscribed to later must still be in the graph. reactivex is imported here, at the first
-    ``observe()``: a program that never asks for an observable (the command) never loads it."""
-    import reactivex
-    from reactivex.disposable import Disposable
-
-    def on_subscribe(
-        observer: abc.ObserverBase[Any], _scheduler: abc.SchedulerBase | None = None
-    ) -> abc.DisposableBase:
-        node = owner._node()
-        subscription = node.scheduler.subscribe(
-            node, observer.on_next, observer.on_error, observer.on_completed
-        )
-        return Disposable(subscription.dispose)
-
-    return reactivex.create(on_subscribe)
 
 
 def same_value(a: Any, b: Any) -> bool:

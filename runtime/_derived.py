@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_cells.codec import ClosedError, brief_repr
 from sqlite_cells.runtime._boundary import InvalidArgument, checked_arguments
-from sqlite_cells.runtime._cell import Cell, Reactive, observe_node, same_value
+from sqlite_cells.runtime._cell import Cell, Reactive, same_value
 from sqlite_cells.runtime._scheduler import Node, Scheduler
+from sqlite_cells.runtime._streams import observe_node
 
 if TYPE_CHECKING:
     from reactivex import Observable

@@ -12,7 +12,6 @@ the previous rows updates ``seq`` but notifies nobody (R42).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from sqlite_cells.runtime import (
     checked_arguments,
     exception_text,
     node_of,
+    node_values,
     observe_node,
     own,
 )
@@ -251,28 +251,21 @@ class Query(Reactive, Generic[T]):
 
     @checked_arguments
     async def first(self) -> QueryState[T]:
-        """The first state that is not pending (rows or an error), without blocking the loop."""
-        async for state in self.states():
+        """The first state that is not pending (rows or an error), without blocking the loop.
+        ``ClosedError`` if the runtime is closed, or closes before such a state comes."""
+        async for state in node_values(self, "Query.first()"):
             if not state.pending:
-                return state
-        raise AssertionError("unreachable: states() never ends")  # pragma: no cover
+                return state  # type: ignore[no-any-return]
+        raise AssertionError("unreachable: node_values() never ends")  # pragma: no cover
 
     @checked_arguments
     async def states(self) -> AsyncIterator[QueryState[T]]:
         """The current state, then each change, as an async iterator (stop by leaving the
-        loop). States are handed over from the scheduler thread to the running event loop."""
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[QueryState[T]] = asyncio.Queue()
-
-        def put(state: QueryState[T]) -> None:
-            loop.call_soon_threadsafe(queue.put_nowait, state)
-
-        subscription = self.observe().subscribe(put)
-        try:
-            while True:
-                yield await queue.get()
-        finally:
-            subscription.dispose()
+        loop). States are handed over from the scheduler thread to the running event loop.
+        The runtime closing (or closed at the call) ends it with ``ClosedError``: a loop that
+        waits for the next state never waits for ever."""
+        async for state in node_values(self, "Query.states()"):
+            yield state
 
     @checked_arguments
     def display(self) -> Any:

@@ -850,6 +850,82 @@ def test_a_commit_that_fails_off_the_loop_raises_our_error_and_no_subscriber_see
     assert db.read("SELECT id FROM rows") == [{"id": 1}]
 
 
+# -- the end of a stream, and asyncio on the scheduler thread -----------------------------------
+
+# A wait these tests expect to end: short, so that one which hangs fails soon.
+SHORT = 10.0
+
+
+def _pending_query(space: sc.Space) -> sc.Query:
+    """A query whose parameter stays ``PENDING``: it never has a state that is not pending."""
+    db = _messages(space)
+    gate = space.cell("gate", default=None)
+    param = sc.derive(gate, lambda v: sc.PENDING if v is None else v)
+    return db.query("SELECT count(*) AS n FROM rows WHERE n > ?", params=[param])
+
+
+def test_first_of_a_pending_query_raises_closed_error_when_the_runtime_closes(
+    store: Path,
+) -> None:
+    rt = sc.Runtime(store)
+    q = _pending_query(rt.space("demo"))
+    rt.settle()
+    assert q.get().pending
+
+    async def main() -> None:
+        waiting = asyncio.create_task(q.first())
+        await asyncio.sleep(0.1)
+        assert not waiting.done()
+        await asyncio.to_thread(rt.close)
+        with pytest.raises(sc.ClosedError, match=r"Query\.first\(\).*runtime is closed"):
+            await asyncio.wait_for(waiting, SHORT)
+
+    _run(main)
+
+
+def test_first_and_states_on_a_closed_runtime_raise_closed_error(store: Path) -> None:
+    rt = sc.Runtime(store)
+    q = _messages(rt.space("demo")).query("SELECT count(*) AS n FROM rows")
+    rt.close()
+
+    async def states() -> None:
+        async for _ in q.states():
+            pass
+
+    async def main() -> None:
+        with pytest.raises(sc.ClosedError, match=r"Query\.first\(\).*open a new Runtime"):
+            await asyncio.wait_for(q.first(), SHORT)
+        with pytest.raises(sc.ClosedError, match=r"Query\.states\(\).*open a new Runtime"):
+            await asyncio.wait_for(states(), SHORT)
+
+    _run(main)
+
+
+def test_states_raises_closed_error_when_the_runtime_closes(store: Path) -> None:
+    rt = sc.Runtime(store)
+    space = rt.space("demo")
+    db = _messages(space)
+    q = db.query("SELECT count(*) AS n FROM rows")
+    seen: list[Any] = []
+
+    async def consume() -> None:
+        async for state in q.states():
+            seen.append(state.result)
+
+    async def main() -> None:
+        consuming = asyncio.create_task(consume())
+        await _until(lambda: [{"n": 0}] in seen)
+        with space.transact():
+            db.exec("INSERT INTO rows (n) VALUES (1)")
+        await _until(lambda: [{"n": 1}] in seen)
+        await asyncio.to_thread(rt.close)
+        with pytest.raises(sc.ClosedError, match="runtime is closed"):
+            await asyncio.wait_for(consuming, SHORT)
+
+    _run(main)
+    assert seen[-1] == [{"n": 1}]
+
+
 _PROCESS = """
 import asyncio, sys
 import sqlite_cells as sc
