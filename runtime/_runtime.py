@@ -292,7 +292,13 @@ class Runtime:
 
         Cancelled (``task.cancel()``, ``asyncio.wait_for``, ``asyncio.timeout``), it leaves no
         thread waiting behind: ``asyncio.run`` waits for its worker threads when it ends, and
-        would otherwise wait for whatever re-run was still running."""
+        would otherwise wait for whatever re-run was still running.
+
+        On the scheduler thread (a subscriber or derive function that runs an event loop) it
+        returns True at once, as ``settle()`` does there: a worker thread would wait for the
+        very thread the caller blocks, for ever."""
+        if self.scheduler.on_thread:
+            return self._settle(None)
         abandoned = threading.Event()
         try:
             return await asyncio.to_thread(self._settle, None, abandoned)

@@ -926,6 +926,35 @@ def test_states_raises_closed_error_when_the_runtime_closes(store: Path) -> None
     assert seen[-1] == [{"n": 1}]
 
 
+def test_settled_in_a_subscriber_returns_at_once_and_deliveries_go_on(
+    rt: sc.Runtime, space: sc.Space
+) -> None:
+    """A helper that runs ``await rt.settled()`` in its own event loop, called from a
+    subscriber (on the scheduler thread): it must not wait for the thread it blocks."""
+    c = space.cell("c", default=0)
+    other = space.cell("other", default=0)
+    seen_other: list[int] = []
+    other.observe().subscribe(seen_other.append)
+    answers: list[bool] = []
+
+    async def bounded_settled() -> bool:
+        return await asyncio.wait_for(rt.settled(), SHORT)
+
+    def on_c(value: int) -> None:
+        if value == 1:
+            answers.append(asyncio.run(bounded_settled()))
+
+    c.observe().subscribe(on_c)
+    rt.settle()
+    with space.transact():
+        c.set(1)
+    with space.transact():
+        other.set(7)
+    assert rt.settle(timeout=BOUND)
+    assert answers == [True]
+    assert seen_other == [0, 7]
+
+
 _PROCESS = """
 import asyncio, sys
 import sqlite_cells as sc
