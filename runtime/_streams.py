@@ -2,16 +2,17 @@
 as an asyncio iterator (``Query.states()``, ``Query.first()``).
 
 Values are computed and delivered on the scheduler thread. A plain subscriber is called there
-(decisions.md); asyncio code is not: its queues may be touched only on their own loop, and a
-value put from another thread neither is safe nor wakes the loop. So what is meant for an
-event loop is handed to it with ``loop.call_soon_threadsafe``, in order.
+(decisions.md); asyncio code is not: its futures and queues may be touched only on their own
+loop, and a value set from another thread neither is safe nor wakes the loop. So what is meant
+for an event loop is handed to it with ``loop.call_soon_threadsafe``, in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlite_cells.codec import ClosedError
@@ -28,20 +29,77 @@ def observe_node(owner: Cell | Reactive) -> Observable[Any]:
     """The stream of the values of ``owner``'s node. The observable holds ``owner``, not only
     its node: a node lives as long as the object it was made for (``own``), so one
     subscribed to later must still be in the graph. reactivex is imported here, at the first
-    ``observe()``: a program that never asks for an observable (the command) never loads it."""
+    ``observe()``: a program that never asks for an observable (the command) never loads it.
+
+    Subscribed with a reactivex asyncio scheduler (as ``await observable`` and
+    ``ops.to_future`` do), each notification is handed to that scheduler's loop; otherwise it is
+    delivered on the scheduler thread."""
     import reactivex
     from reactivex.disposable import Disposable
 
     def on_subscribe(
-        observer: abc.ObserverBase[Any], _scheduler: abc.SchedulerBase | None = None
+        observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         node = owner._node()
+        loop = _loop_of(scheduler)
+        if loop is None:
+            subscription = node.scheduler.subscribe(
+                node, observer.on_next, observer.on_error, observer.on_completed
+            )
+            return Disposable(subscription.dispose)
+        disposed = threading.Event()
+        on_loop = _OnLoop(loop, disposed)
         subscription = node.scheduler.subscribe(
-            node, observer.on_next, observer.on_error, observer.on_completed
+            node,
+            on_loop.handing(observer.on_next),
+            on_loop.handing(observer.on_error),
+            on_loop.handing_completion(observer.on_completed),
         )
-        return Disposable(subscription.dispose)
+
+        def dispose() -> None:
+            disposed.set()  # what is already on its way to the loop is dropped there
+            subscription.dispose()
+
+        return Disposable(dispose)
 
     return reactivex.create(on_subscribe)
+
+
+def _loop_of(scheduler: abc.SchedulerBase | None) -> asyncio.AbstractEventLoop | None:
+    """The event loop of a reactivex asyncio scheduler (``AsyncIOThreadSafeScheduler`` is one
+    too), None for any other scheduler or none."""
+    if scheduler is None:
+        return None
+    from reactivex.scheduler.eventloop import AsyncIOScheduler
+
+    if not isinstance(scheduler, AsyncIOScheduler):
+        return None
+    loop: asyncio.AbstractEventLoop = scheduler._loop
+    return loop
+
+
+class _OnLoop:
+    """Hands calls to ``loop``, in the order they are made, until ``disposed`` is set. A loop
+    that has closed has nobody left to tell: the call is dropped, quietly (the scheduler thread
+    would otherwise log it as a subscriber's failure)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, disposed: threading.Event) -> None:
+        self._loop = loop
+        self._disposed = disposed
+
+    def _hand(self, call: Callable[[], None]) -> None:
+        def run() -> None:
+            if not self._disposed.is_set():
+                call()
+
+        with contextlib.suppress(RuntimeError):  # "Event loop is closed"
+            self._loop.call_soon_threadsafe(run)
+
+    def handing(self, deliver: Callable[[Any], None]) -> Callable[[Any], None]:
+        return lambda value: self._hand(lambda: deliver(value))
+
+    def handing_completion(self, deliver: Callable[[], None]) -> Callable[[], None]:
+        return lambda: self._hand(deliver)
 
 
 async def node_values(owner: Cell | Reactive, what: str) -> AsyncIterator[Any]:

@@ -955,6 +955,105 @@ def test_settled_in_a_subscriber_returns_at_once_and_deliveries_go_on(
     assert seen_other == [0, 7]
 
 
+def test_awaiting_an_observable_of_a_cell_derived_cell_or_query_returns_its_value(
+    rt: sc.Runtime, space: sc.Space
+) -> None:
+    """``await observable`` subscribes with reactivex's ``AsyncIOScheduler``: the value must
+    reach the awaiting loop (set on the scheduler thread, it never woke it)."""
+    from reactivex import operators as ops
+
+    c = space.cell("c", default=41)
+    doubled = sc.derive(c, lambda v: v * 2)
+    q = _messages(space).query("SELECT count(*) AS n FROM rows")
+    rt.settle()
+
+    async def soon(observable: Any) -> Any:
+        """The awaited value, which must come at once: a value set from another thread does
+        not wake the loop, which then returns only when some timer (``SHORT``) wakes it."""
+        started = time.monotonic()
+        value = await asyncio.wait_for(_awaited(observable), SHORT)
+        assert time.monotonic() - started < 2.0, "the loop was not woken by the value"
+        return value
+
+    async def main() -> None:
+        assert await soon(c.observe().pipe(ops.first())) == 41
+        assert await soon(doubled.observe().pipe(ops.first())) == 82
+        state = await soon(q.observe().pipe(ops.first()))
+        assert state.result == [{"n": 0}]
+        # The second value comes after a commit made while the loop awaits.
+        later = asyncio.create_task(soon(c.observe().pipe(ops.take(2), ops.to_list())))
+        await asyncio.sleep(0.05)
+        await asyncio.to_thread(_set, space, c, 42)
+        assert await later == [41, 42]
+
+    _run(main)
+
+
+def test_a_subscriber_with_an_asyncio_scheduler_is_called_on_its_loop_in_order(
+    rt: sc.Runtime, space: sc.Space
+) -> None:
+    from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
+
+    c = space.cell("c", default=0)
+    rt.settle()
+    calls: list[tuple[str, Any, bool]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        here = threading.current_thread()
+        ended = asyncio.Event()
+
+        def note(kind: str, value: Any = None) -> None:
+            calls.append((kind, value, threading.current_thread() is here))
+            if kind == "completed":
+                ended.set()
+
+        c.observe().subscribe(
+            lambda v: note("next", v),
+            lambda e: note("error", e),
+            lambda: note("completed"),
+            scheduler=AsyncIOThreadSafeScheduler(loop),
+        )
+        for value in range(1, 6):
+            await asyncio.to_thread(_set, space, c, value)
+        await asyncio.to_thread(rt.settle)
+        await asyncio.to_thread(rt.close)
+        await asyncio.wait_for(ended.wait(), SHORT)
+
+    _run(main)
+    assert calls == [("next", v, True) for v in range(6)] + [("completed", None, True)]
+
+
+def test_values_for_a_closed_loop_are_dropped_quietly(
+    rt: sc.Runtime, space: sc.Space, caplog: pytest.LogCaptureFixture
+) -> None:
+    from reactivex.scheduler.eventloop import AsyncIOScheduler
+
+    c = space.cell("c", default=0)
+    rt.settle()
+    on_loop: list[int] = []
+    loop = asyncio.new_event_loop()
+    c.observe().subscribe(on_loop.append, scheduler=AsyncIOScheduler(loop))
+    loop.run_until_complete(_until(lambda: on_loop == [0]))  # the first value came
+    loop.close()
+    plain: list[int] = []
+    c.observe().subscribe(plain.append)
+    _set(space, c, 1)
+    assert rt.settle(timeout=BOUND)
+    assert on_loop == [0]
+    assert plain == [0, 1]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+
+
+def _set(space: sc.Space, cell: sc.Cell, value: Any) -> None:
+    with space.transact():
+        cell.set(value)
+
+
+async def _awaited(observable: Any) -> Any:
+    return await observable
+
+
 _PROCESS = """
 import asyncio, sys
 import sqlite_cells as sc
