@@ -45,7 +45,13 @@ import msgspec
 
 from sqlite_cells.codec import QueryError, SqliteCellsError, brief_repr, parse_link, parse_links
 from sqlite_cells.read._reader import StatementResult
-from sqlite_cells.read._stored_values import Misfit, one_type, sqlite_adapter, with_sqlite_values
+from sqlite_cells.read._stored_values import (
+    Misfit,
+    convert,
+    one_type,
+    sqlite_adapter,
+    with_sqlite_values,
+)
 from sqlite_cells.runtime import Cell, InvalidArgument, Runtime, Space, checked_arguments
 
 __all__ = ["RowDecoder", "build_rows", "decode_cf_link", "row_decoder"]
@@ -59,6 +65,8 @@ _MODULE_PATH = re.compile(r"\b(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_])")
 # msgspec's words for JSON text whose shape does not fit a field's type.
 _NOT_OF_THAT_SHAPE: Final = ("Expected `array`", "Expected `object`", "Object missing")
 _AT_FIELD = re.compile(r"at `\$(?:\[\d+\])?\.(.+?)`$")
+# A JSON string where the type wants bytes (``bytes``, ``int | bytes``): JSON holds no bytes.
+_TEXT_FOR_BYTES = re.compile(r"^Expected `[^`]*\bbytes\b[^`]*`, got `str`")
 
 
 @checked_arguments
@@ -134,6 +142,7 @@ class _NoCell(Cell):
 _NO_CELL = _NoCell()
 _UNKNOWN: Any = object()
 _STRUCT_ROWS: dict[type, _StructRows | None] = {}  # row type → its fast builder (None: none)
+_ADAPTERS: dict[type, dict[str, Any]] = {}  # row type → its columns' readings (_adapters)
 
 
 class _Cells:
@@ -201,12 +210,7 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
     _check_convertible(row, hints)
     cell_fields = [n for n in names if _is_cell_type(hints.get(n))]
     links = frozenset(cell_fields)
-    renamed = _column_names(row)
-    adapters = {
-        renamed.get(n, n): adapt
-        for n in names
-        if (adapt := sqlite_adapter(hints.get(n))) is not None
-    }
+    adapters = _adapters(row, names, hints)
 
     def adapted(
         given: StatementResult | list[dict[str, Any]],
@@ -243,6 +247,24 @@ def row_decoder(row: type | None, rt: Runtime, *, db_id: str, sql: str) -> RowDe
                 return general(_as_result(given))
 
     return decode
+
+
+def _adapters(row: type, names: list[str], hints: dict[str, Any]) -> dict[str, Any]:
+    """Column → how its stored values are read into its field (``sqlite_adapter``), for the
+    fields that need it; worked out once per row type."""
+    known = _ADAPTERS.get(row)
+    if known is not None:
+        return known
+    renamed = _column_names(row)
+    found = {
+        renamed.get(n, n): adapt
+        for n in names
+        if (adapt := sqlite_adapter(hints.get(n))) is not None
+    }
+    if len(_ADAPTERS) >= _SHADOWS_SIZE:
+        _ADAPTERS.clear()
+    _ADAPTERS[row] = found
+    return found
 
 
 def _type_hints(row: type) -> dict[str, Any]:
@@ -424,7 +446,7 @@ def _general_decoder(
         try:
             if nulls or by_name:
                 return _with_null_cells(row, hints, cell_fields, rows, nulls)
-            built: list[Any] = msgspec.convert(rows, many)
+            built: list[Any] = convert(rows, many)
         except msgspec.ValidationError as exc:
             raise _query_error(exc, row, result, db_id=db_id, sql=sql) from exc
         except SqliteCellsError:
@@ -477,7 +499,7 @@ def _with_null_cells(
         marked = [
             {k: (_NO_CELL if v is None and k in nulls else v) for k, v in r.items()} for r in rows
         ]
-        built: list[Any] = msgspec.convert(marked, list[row])  # type: ignore[valid-type]
+        built: list[Any] = convert(marked, list[row])  # type: ignore[valid-type]
         setter = _setter(row)
         for item in built:
             for name in nulls.values():
@@ -486,7 +508,7 @@ def _with_null_cells(
         return built
     twin = _twin(row, hints, set(cell_fields))
     names = twin.__struct_fields__
-    checked = msgspec.convert(rows, list[twin])  # type: ignore[valid-type]
+    checked = convert(rows, list[twin])  # type: ignore[valid-type]
     return [row(**{name: getattr(item, name) for name in names}) for item in checked]
 
 
@@ -620,9 +642,11 @@ class _StructRows:
         if isinstance(given, StatementResult):
             shadow = self._layout(given.names)
             if shadow is not None:
-                return msgspec.convert(given.rows, list[shadow])  # type: ignore[valid-type]
+                built: list[Any] = convert(given.rows, list[shadow])  # type: ignore[valid-type]
+                return built
             given = given.as_dicts()
-        return msgspec.convert(given, list[self.named])  # type: ignore[name-defined]
+        named: list[Any] = convert(given, list[self.named])  # type: ignore[name-defined]
+        return named
 
     def _exact_columns(
         self, given: StatementResult | list[dict[str, Any]]
@@ -769,12 +793,18 @@ def _query_error(
         inside = path != column  # inside the column's JSON value
         if inside:
             what += f" (at {path})"
-        advice = (
-            "select JSON text of that shape (json_group_array, json_object) or change the "
-            "field's type"
-            if inside or what.startswith(_NOT_OF_THAT_SHAPE)
-            else "cast it in SQL or change the field's type"
-        )
+        if inside and _TEXT_FOR_BYTES.match(what):
+            advice = (
+                "JSON holds no bytes, and its text is not read as base64: type that part str, "
+                "or select the blob as a column of its own"
+            )
+        elif inside or what.startswith(_NOT_OF_THAT_SHAPE):
+            advice = (
+                "select JSON text of that shape (json_group_array, json_object) or change the "
+                "field's type"
+            )
+        else:
+            advice = "cast it in SQL or change the field's type"
         return QueryError(
             db_id,
             sql,

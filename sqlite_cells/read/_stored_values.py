@@ -7,7 +7,9 @@ read as those fields take them: a ``bool`` field takes 0 and 1, a container fiel
 dict, a nested Struct, dataclass or TypedDict) the value its JSON text encodes, and a ``bytes``
 field refuses text, which msgspec would otherwise decode as base64, and a ``float`` field refuses
 an integer no float holds exactly (past 2**53), which msgspec would round. Anything else is left
-as it is for the conversion to accept or refuse, naming the column.
+as it is for the conversion to accept or refuse, naming the column. A field's type is looked
+through in one place (:func:`field_types`: unions, NewType, ``Annotated``), and the conversion
+itself (:func:`convert`) reads no text as bytes, inside JSON values included.
 """
 
 from __future__ import annotations
@@ -23,31 +25,58 @@ import msgspec
 from sqlite_cells.codec import QueryError
 from sqlite_cells.read._reader import StatementResult
 
-__all__ = ["Misfit", "one_type", "sqlite_adapter", "with_sqlite_values"]
+__all__ = ["Misfit", "convert", "field_types", "one_type", "sqlite_adapter", "with_sqlite_values"]
+
+# msgspec reads text into bytes as base64; a wrapped protocol that gives bytes as bytes turns that
+# off (``builtin_types``), wherever the type reaches bytes: a union, a NewType, a value inside JSON.
+_BYTES_AS_GIVEN = (bytes, bytearray)
+
+
+def convert(value: Any, kind: Any) -> Any:
+    """msgspec's strict conversion of rows (``value``) into ``kind``, which never reads text as
+    bytes: a JSON string is never bytes (JSON holds none), and a column's text is refused
+    before this (:func:`sqlite_adapter`), with advice. (``memoryview`` is not among the types
+    msgspec can be told so of: inside a JSON value it still reads base64.)"""
+    return msgspec.convert(value, kind, builtin_types=_BYTES_AS_GIVEN)
 
 
 def one_type(hint: Any) -> Any:
     """``T`` for a field typed ``T`` or ``T | None`` (``Optional[T]``); None for a union of
-    several types besides None."""
-    if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+    several types besides None. Syntactic: a NewType or ``Annotated`` is a type of its own here
+    (msgspec checks what they add); :func:`field_types` sees through them."""
+    if typing.get_origin(hint) not in _UNIONS:
         return hint
     members = [arg for arg in typing.get_args(hint) if arg is not type(None)]
     return members[0] if len(members) == 1 else None
 
 
-def _is_bool_type(hint: Any) -> bool:
-    """``bool`` or ``bool | None``: a field that takes SQLite's booleans."""
-    return one_type(hint) is bool
+_UNIONS = (typing.Union, types.UnionType)
+
+
+def field_types(hint: Any) -> tuple[Any, ...]:
+    """The types a field of type ``hint`` takes a value as: the members of a union (nested
+    unions, ``Optional`` included, ``None`` left out), each seen through ``NewType`` and
+    ``Annotated`` — ``(bytes, int)`` for ``Optional[NewType("Blob", bytes) | int]``. The one
+    place the readings of stored values look through a field's type: a bytes or float type is
+    one wherever the conversion would reach it."""
+    while True:
+        if isinstance(hint, typing.NewType):
+            hint = hint.__supertype__
+        elif typing.get_origin(hint) is typing.Annotated:
+            hint = hint.__origin__
+        else:
+            break
+    if typing.get_origin(hint) in _UNIONS:
+        return tuple(t for arg in typing.get_args(hint) for t in field_types(arg))
+    return () if hint is type(None) else (hint,)
 
 
 _CONTAINERS = (list, tuple, set, frozenset, dict)
 
 
 def _is_container_type(hint: Any) -> bool:
-    """A field holding an array or an object (``list[int]``, ``dict[str, Any]``, a nested
-    Struct, dataclass or TypedDict), or such a type ``| None``: SQLite has no such values, and
-    stores them as JSON text."""
-    hint = one_type(hint)
+    """An array or an object type (``list[int]``, ``dict[str, Any]``, a nested Struct,
+    dataclass or TypedDict): SQLite has no such values, and stores them as JSON text."""
     kind = typing.get_origin(hint) or hint
     if not isinstance(kind, type):
         return False
@@ -62,28 +91,28 @@ def _is_container_type(hint: Any) -> bool:
 _BLOBS = frozenset((bytes, bytearray, memoryview))
 
 
-def _is_blob_type(hint: Any) -> bool:
-    """``bytes`` (``bytearray``, ``memoryview``) or such a type ``| None``."""
-    return one_type(hint) in _BLOBS
-
-
-def _is_float_type(hint: Any) -> bool:
-    """``float`` or ``float | None``: a field msgspec fills from an integer too, rounding it."""
-    return one_type(hint) is float
+def _takes_int(kind: Any) -> bool:
+    """An ``int`` (an ``IntEnum``...) type: a union with one takes an integer as it is."""
+    return isinstance(kind, type) and issubclass(kind, int) and kind is not bool
 
 
 def sqlite_adapter(hint: Any) -> Callable[[Any], Any] | None:
     """How a value SQLite stores is read into a field of type ``hint`` before the strict
-    conversion (None: as it is)."""
-    if _is_float_type(hint):
-        return exact_real
-    if _is_bool_type(hint):
-        return _flag
-    if _is_container_type(hint):
-        return _json_text
-    if _is_blob_type(hint):
-        return _blob
-    return None
+    conversion (None: as it is). A field of one type besides None (seen through NewType and
+    ``Annotated``) that is ``bool`` takes 0 and 1, a container JSON text; a field any of whose
+    types is bytes refuses text (msgspec would read it as base64, whatever else the union
+    holds), and one with a ``float`` and no ``int`` type refuses an integer no float holds."""
+    kinds = field_types(hint)
+    if len(kinds) == 1:
+        if kinds[0] is bool:
+            return _flag
+        if _is_container_type(kinds[0]):
+            return _json_text
+    blob = any(kind in _BLOBS for kind in kinds)
+    real = float in kinds and not any(_takes_int(kind) for kind in kinds)
+    if blob:
+        return _blob_or_exact_real if real else _blob
+    return exact_real if real else None
 
 
 class Misfit(Exception):
@@ -143,6 +172,11 @@ def exact_real(value: Any) -> Any:
     return value
 
 
+def _blob_or_exact_real(value: Any) -> Any:
+    """Both checks, for a field typed ``bytes | float``."""
+    return exact_real(_blob(value))
+
+
 def _flag(value: Any) -> Any:
     """SQLite's boolean (the integer 0 or 1; ``TRUE`` and ``FALSE`` are those integers) as a
     ``bool``; any other value as it is, for the strict conversion to accept or refuse."""
@@ -171,10 +205,10 @@ def with_sqlite_values(
     fields take them (``adapters``, by column): booleans from 0 and 1, arrays and objects from
     JSON text, blobs never from text (raises :class:`Misfit`). A new result: ``given`` may be
     shared by queries."""
-    checks = {name: adapt for name, adapt in adapters.items() if adapt is exact_real}
+    checks = {name: adapt for name, adapt in adapters.items() if adapt in _CHECKS}
     if checks:
         _check(given, checks)
-        adapters = {name: adapt for name, adapt in adapters.items() if adapt is not exact_real}
+        adapters = {name: adapt for name, adapt in adapters.items() if adapt not in _CHECKS}
     if not adapters:
         return given
     if not isinstance(given, StatementResult):
@@ -195,6 +229,10 @@ def with_sqlite_values(
             changed[i] = _adapted(adapt, changed[i], name)
         rows.append(tuple(changed))
     return dataclasses.replace(given, rows=rows, dicts=None, unchanged=False)
+
+
+# The readings that change no value: they run over the columns without copying the rows.
+_CHECKS = frozenset((exact_real, _blob, _blob_or_exact_real))
 
 
 def _check(

@@ -9,7 +9,7 @@ import asyncio
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NewType
 
 import msgspec
 import pytest
@@ -223,7 +223,22 @@ class MaybeReal(msgspec.Struct):
     x: float | None
 
 
-@pytest.mark.parametrize("row", [Real, MaybeReal])
+class RealOrText(msgspec.Struct):  # a float in a union: msgspec rounded the integer silently
+    x: float | str
+
+
+Metres = NewType("Metres", float)
+
+
+class Length(msgspec.Struct):  # a float through a NewType: rounded silently too
+    x: Metres
+
+
+class RealOrInt(msgspec.Struct):  # the int member takes the integer as it is
+    x: float | int
+
+
+@pytest.mark.parametrize("row", [Real, MaybeReal, RealOrText, Length])
 @pytest.mark.parametrize("value", [2**53 + 1, -(2**53) - 1, 2**63 - 1, -(2**63) + 1])
 def test_a_float_field_refuses_an_integer_no_float_holds(
     env: Env, row: type[Any], value: int
@@ -255,6 +270,14 @@ def test_a_float_field_takes_integers_a_float_holds_exactly(env: Env, value: Any
     assert rows == [MaybeReal(x=None if value is None else float(value))]
     if value is not None:
         assert env.db.read("SELECT x FROM t", row=Real) == [Real(x=float(value))]
+
+
+def test_a_float_or_int_field_keeps_an_integer_past_2_53(env: Env) -> None:
+    with env.space.transact():
+        env.db.exec("DELETE FROM t")
+        env.db.exec("INSERT INTO t (x) VALUES (?)", [2**53 + 1])
+    got = env.db.read("SELECT x FROM t", row=RealOrInt)[0].x
+    assert got == 2**53 + 1 and type(got) is int
 
 
 # -- values a cell or a column cannot hold (R6, R31, R44) --------------------------------------

@@ -10,7 +10,7 @@ import enum
 import uuid
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Generic, Literal, TypedDict, TypeVar
+from typing import Annotated, Any, Generic, Literal, NewType, Optional, TypedDict, TypeVar
 
 import msgspec
 import pytest
@@ -114,6 +114,61 @@ def test_a_bytes_field_refuses_text_even_text_that_reads_as_base64(
         assert "CAST(v AS BLOB)" in text
     assert _one(db, "SELECT CAST('abcd' AS BLOB) AS v", v=kind) == b"abcd"
     assert _one(db, "SELECT x'' AS v", v=kind) == b""
+
+
+def _fails_read_and_query(db: sc.SqliteDb, sql: str, row: type) -> str:
+    """The error ``db.read`` raises, checked to be the one ``db.query`` reports."""
+    text = _fails(db, sql, row)
+    query = db.query(sql, row=row)
+    db.space.runtime.settle(timeout=10)
+    state = query.get()
+    assert state.result is None and isinstance(state.error, sc.QueryError)
+    assert str(state.error) == text
+    return text
+
+
+class Blobbed(msgspec.Struct):
+    data: bytes
+
+
+Blob = NewType("Blob", bytes)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [bytes | int, Optional[bytes | int], Blob, Blob | None, Annotated[bytes, msgspec.Meta()]],  # noqa: UP045
+    ids=["bytes|int", "Optional[bytes|int]", "NewType", "NewType|None", "Annotated"],
+)
+def test_text_is_refused_wherever_the_field_type_holds_bytes(db: sc.SqliteDb, kind: Any) -> None:
+    """Only plain ``bytes`` (``| None``) refused text: in a union or through a NewType, msgspec
+    read 'hello+world=' as base64, b'\x85\xe9e\xa3\xec(\xaeW', silently (R43)."""
+    row = msgspec.defstruct("Row", [("v", kind)])
+    text = _fails_read_and_query(db, "SELECT 'hello+world=' AS v", row)
+    assert "column 'v' does not fit field Row.v" in text and "got `str`" in text
+    assert "CAST(v AS BLOB)" in text
+    assert _one(db, "SELECT x'0102' AS v", v=kind) == b"\x01\x02"
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind", "where"),
+    [
+        ("SELECT json_array('hello+world=') AS v", list[bytes], "(at v[0])"),
+        ("SELECT json_array(1, 'hello+world=') AS v", list[bytes | int], "(at v[1])"),
+        ("SELECT json_object('data', 'hello+world=') AS v", Blobbed, "(at v.data)"),
+        ("SELECT json_object('k', 'hello+world=') AS v", dict[str, Blob], "(at v[...])"),
+    ],
+    ids=["list", "list-of-union", "nested-record", "dict-value"],
+)
+def test_a_json_string_is_never_read_as_bytes(
+    db: sc.SqliteDb, sql: str, kind: Any, where: str
+) -> None:
+    """JSON holds no bytes: msgspec read a JSON string into a bytes type inside the value as
+    base64, silently (R43)."""
+    row = msgspec.defstruct("Row", [("v", kind)])
+    text = _fails_read_and_query(db, sql, row)
+    assert "column 'v' does not fit field Row.v" in text and "got `str`" in text
+    assert where in text and "JSON holds no bytes" in text
+    assert _one(db, "SELECT json_array(1, NULL) AS v", v=list[bytes | int | None]) == [1, None]
 
 
 def test_current_timestamp_text_reads_as_a_datetime(db: sc.SqliteDb) -> None:
