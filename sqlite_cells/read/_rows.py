@@ -64,7 +64,8 @@ _SHADOWS_SIZE = 64  # Struct row types remembered, and column layouts per row ty
 _MODULE_PATH = re.compile(r"\b(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_])")
 # msgspec's words for JSON text whose shape does not fit a field's type.
 _NOT_OF_THAT_SHAPE: Final = ("Expected `array`", "Expected `object`", "Object missing")
-_AT_FIELD = re.compile(r"at `\$(?:\[\d+\])?\.(.+?)`$")
+# Where msgspec says a value failed: a field's path, or a key of the object at that path.
+_AT_FIELD = re.compile(r"at (`key` in )?`\$(?:\[\d+\])?\.(.+?)`$")
 # A JSON string where the type wants bytes (``bytes``, ``int | bytes``): JSON holds no bytes.
 _TEXT_FOR_BYTES = re.compile(r"^Expected `[^`]*\bbytes\b[^`]*`, got `str`")
 
@@ -787,16 +788,23 @@ def _query_error(
     # A path into a column (a missing field at the top, "$[0]", is a column the row lacks).
     found = _AT_FIELD.search(message)
     if found is not None:
-        path = found.group(1)
+        key, path = found.group(1, 2)
         column = _column_at(path, result.names)
         what = message.split(" - at ")[0]
-        inside = path != column  # inside the column's JSON value
-        if inside:
+        inside = key is not None or path != column  # inside the column's JSON value
+        if key is not None:
+            what += f" (at a key of {path})"
+        elif inside:
             what += f" (at {path})"
         if inside and _TEXT_FOR_BYTES.match(what):
             advice = (
                 "JSON holds no bytes, and its text is not read as base64: type that part str, "
                 "or select the blob as a column of its own"
+            )
+        elif key is not None:
+            advice = (
+                "a JSON object's keys are text: select an object whose keys the field takes, "
+                "or change the key type (str takes any)"
             )
         elif inside or what.startswith(_NOT_OF_THAT_SHAPE):
             advice = (

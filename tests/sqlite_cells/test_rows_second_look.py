@@ -156,8 +156,9 @@ def test_text_is_refused_wherever_the_field_type_holds_bytes(db: sc.SqliteDb, ki
         ("SELECT json_array(1, 'hello+world=') AS v", list[bytes | int], "(at v[1])"),
         ("SELECT json_object('data', 'hello+world=') AS v", Blobbed, "(at v.data)"),
         ("SELECT json_object('k', 'hello+world=') AS v", dict[str, Blob], "(at v[...])"),
+        ("SELECT json_object('hello+world=', 1) AS v", dict[bytes, int], "(at a key of v)"),
     ],
-    ids=["list", "list-of-union", "nested-record", "dict-value"],
+    ids=["list", "list-of-union", "nested-record", "dict-value", "dict-key"],
 )
 def test_a_json_string_is_never_read_as_bytes(
     db: sc.SqliteDb, sql: str, kind: Any, where: str
@@ -263,6 +264,30 @@ def test_json_that_lacks_or_mistypes_a_nested_field_names_the_column_and_the_pat
     # A column the row lacks is still told to be named like the field.
     text = _fails(db, "SELECT id, '{}' AS extra FROM t", Tagged)
     assert "AS aliases" in text
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind", "expected"),
+    [
+        ("SELECT json_object('1', 1) AS v", dict[int, int], "Expected `int`, got `str`"),
+        ("SELECT json_object('b', 1) AS v", dict[Literal["a"], int], "Invalid enum value 'b'"),
+    ],
+)
+def test_a_json_key_that_does_not_fit_names_the_column(
+    db: sc.SqliteDb, sql: str, kind: Any, expected: str
+) -> None:
+    """A bad key was "cannot build Row from columns ['v']: … - at `key` in `$[0].v`; name the
+    columns like the fields (use AS aliases)" while a bad value named its column (R43)."""
+    row = msgspec.defstruct("Row", [("v", kind)])
+    text = _fails_read_and_query(db, sql, row)
+    assert f"column 'v' does not fit field Row.v: {expected} (at a key of v)" in text
+    assert "keys are text" in text and "AS aliases" not in text
+    text = _fails(
+        db,
+        "SELECT json_object('x', json_object('1', 2)) AS v",
+        msgspec.defstruct("Row", [("v", dict[str, dict[int, int]])]),
+    )
+    assert "(at a key of v[...])" in text
 
 
 def test_a_text_field_keeps_json_text(db: sc.SqliteDb) -> None:
