@@ -554,8 +554,13 @@ class _QueryNode(Node):
         else:
             self._retries = 0
         read_set = result.read_set
-        if read_set is not None and read_set is not self._read_set and self.query.reaction.by_reads:
-            # Relinked meanwhile (an error here): the next run registers again.
+        if self.query.reaction.by_reads and (
+            self._read_set is None if read_set is None else read_set is not self._read_set
+        ):
+            # A result with no read set (an error: its rows took past query_timeout to build,
+            # its one long step did) still has one recorded if SQLite prepared its statement:
+            # registered, so that a write to no column it reads re-runs it no more than a good
+            # result's query (R51). Relinked meanwhile (an error here): the next run registers.
             with contextlib.suppress(SqliteCellsError):
                 self._interest(self.query.db.declaration, read_set)
         # The same SQLite values (1 and 1.0 are different rows, though Python finds them equal,

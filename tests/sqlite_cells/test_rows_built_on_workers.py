@@ -99,3 +99,47 @@ def test_a_large_result_is_built_in_parts_like_the_whole(runtime: sc.Runtime) ->
     with pytest.raises(sc.QueryError) as caught:
         build_rows(decode, bad)
     assert "column 'v' does not fit field Part.v" in str(caught.value)
+
+
+HELD = threading.Event()  # while set, a Held row waits for GATE (at most a few seconds)
+BUILT: list[int] = []  # the ids of the Held rows built
+
+
+class Held(msgspec.Struct):
+    id: int
+
+    def __post_init__(self) -> None:
+        BUILT.append(self.id)
+        if HELD.is_set():
+            GATE.wait(timeout=4)
+
+
+@pytest.fixture
+def held() -> Iterator[None]:
+    GATE.clear()
+    HELD.set()
+    BUILT.clear()
+    try:
+        yield
+    finally:
+        GATE.set()  # an abandoned worker may still be building
+
+
+def test_a_query_whose_rows_timed_out_reruns_only_for_what_it_reads(
+    store: Path, held: None
+) -> None:
+    runtime = sc.Runtime(store, poll_interval=0.01, query_timeout=0.3)
+    try:
+        space = runtime.space("demo")
+        db = space.sqlite_database("x", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (id, v) VALUES (1, 1)")
+        q = db.query("SELECT id FROM t", row=Held)
+        assert runtime.settle(timeout=10)
+        assert isinstance(q.get().error, sc.QueryTimeout) and BUILT == [1]
+        with space.transact():
+            db.exec("UPDATE t SET v = 2")  # a column it does not read
+        assert runtime.settle(timeout=10)
+        assert BUILT == [1]  # not run again (R51)
+    finally:
+        runtime.close()
