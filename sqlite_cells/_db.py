@@ -37,7 +37,14 @@ from sqlite_cells.files import (
     is_dropped,
     unreadable_handle,
 )
-from sqlite_cells.read import Query, Reaction, Statement, resolve_params, row_decoder
+from sqlite_cells.read import (
+    Query,
+    Reaction,
+    Statement,
+    build_rows,
+    resolve_params,
+    row_decoder,
+)
 from sqlite_cells.runtime import (
     NO_VALUE,
     Cell,
@@ -70,6 +77,7 @@ from sqlite_cells.write import ExecRequest, check_prepare_time, written_database
 
 if TYPE_CHECKING:
     from sqlite_cells._runtime import Runtime, Space
+    from sqlite_cells.read._reader import StatementResult
 
 __all__ = ["DEFAULT", "SqliteDb", "sqlite_query"]
 
@@ -353,8 +361,9 @@ class SqliteDb(Cell):
     def read(self, sql: str, params: Any = None, *, row: type[T]) -> list[T]: ...
     @checked_arguments
     def read(self, sql: str, params: Any = None, *, row: type[Any] | None = None) -> list[Any]:
-        """A one-shot snapshot read. It runs on a query worker while the caller waits, so it
-        keeps ``query_timeout`` even through one long function call (R44)."""
+        """A one-shot snapshot read. It runs on a query worker while the caller waits, and its
+        rows are built there, so it keeps ``query_timeout`` even through one long function call
+        or a row type's slow ``__post_init__`` (R44)."""
         sql = _plain(sql)
         self._check_read(sql, params)
         runtime: Runtime = self.space.runtime
@@ -368,16 +377,32 @@ class SqliteDb(Cell):
         stmt = Statement(sql, bound)
         decl = self.declaration
 
+        built: list[tuple[StatementResult, Any]] = []  # the last result read, its rows
+
+        def build(_key: Any, result: StatementResult) -> None:
+            # On the worker, as a live query's rows (ReadJob.ahead): building counts against
+            # the statement's query_timeout, and past it the watchdog reports QueryTimeout.
+            try:
+                rows: Any = build_rows(decode, result)
+            except Exception as exc:  # raised to the caller, as building there would
+                rows = exc
+            built[:] = [(result, rows)]
+
         def read() -> tuple[int, Any]:
             # Here: the caller may hold the space's write lock.
             runtime.ready_to_read(decl, sql)
-            return runtime.query_workers.run(decl, stmt, None)  # type: ignore[no-any-return]
+            return runtime.query_workers.run(decl, stmt, None, build)  # type: ignore[no-any-return]
 
         # A file behind a commit this runtime saw in its space is read again (R40, R71).
         _, result = runtime.live_queries.read_caught_up(decl, read, self._last_write())
         if result.error is not None and result.invalid_text is None:
             raise result.error
-        return decode(result)  # raises the error unless the row type reads past it (R43)
+        if built and built[0][0] is result:
+            rows = built[0][1]
+            if isinstance(rows, Exception):
+                raise rows  # the error, unless the row type reads past it (R43)
+            return rows  # type: ignore[no-any-return]
+        return decode(result)
 
     def _last_write(self) -> int:
         """The seq of the last commit that wrote this database, as its handle's row says (0

@@ -12,6 +12,7 @@ from sqlite_cells.read._query import resolve_params as resolve_params
 from sqlite_cells.read._reader import Rows as Rows
 from sqlite_cells.read._reader import Statement as Statement
 from sqlite_cells.read._reader import read_rows as read_rows
+from sqlite_cells.read._rows import build_rows as build_rows
 from sqlite_cells.read._rows import decode_cf_link as decode_cf_link
 from sqlite_cells.read._rows import row_decoder as row_decoder
 from sqlite_cells.read._workers import QueryWorkers as QueryWorkers
@@ -26,6 +27,7 @@ __all__ = [
     "ReadPool",
     "Rows",
     "Statement",
+    "build_rows",
     "decode_cf_link",
     "escaped",
     "read_rows",

@@ -155,13 +155,17 @@ class Tracker:
     index the batch stops before: the watchdog lowers it to hand the statements not begun yet
     to another worker while one runs long. ``lock`` pairs them: a statement begins only while
     its index is below ``end``. ``building`` once its statements are read and a statement's
-    rows are being built (no connection). ``until``: a deadline of the whole batch, which no
+    rows are being built (no connection), since ``built_since``; ``begin`` is the first index
+    the batch still delivers (the watchdog raises it, with ``end``, to hand the others on while
+    one statement's rows take long to build). ``until``: a deadline of the whole batch, which no
     statement's deadline passes (a batch run inline on the scheduler thread)."""
 
     pooled: PooledConnection | None = None
     index: int = 0
     deadline: float = float("inf")
+    begin: int = 0
     end: int = sys.maxsize
+    built_since: float = float("inf")
     until: float = float("inf")
     building: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)

@@ -23,7 +23,9 @@ short — never start one.
 Nor does a statement wait behind a slow one of its own job: when the statement a worker runs
 has run ``SLOW`` seconds, the watchdog hands the job's statements not begun yet to a new job
 (the worker stops after the one it runs; see ``Tracker.end``), which an idle or extra worker
-takes. A batch of short statements stays one job, in one read transaction.
+takes. A batch of short statements stays one job, in one read transaction. Likewise when one
+statement's rows have taken ``SLOW`` seconds to build: the job's other statements go to a new
+job, and the worker delivers that one alone (``Tracker.begin``).
 """
 
 from __future__ import annotations
@@ -152,10 +154,16 @@ class QueryWorkers:
                 return
         _fail(job, ClosedError("the runtime is closed: open a new Runtime"))
 
-    def run(self, decl: Declaration, stmt: Statement, prepare: Callable[[], None] | None) -> Any:
+    def run(
+        self,
+        decl: Declaration,
+        stmt: Statement,
+        prepare: Callable[[], None] | None,
+        ahead: Callable[[Any, StatementResult], None] | None = None,
+    ) -> Any:
         """Run one statement on a worker and wait for it (``db.read``): the caller keeps the
-        deadline even when the statement is one long function call. Returns ``(seq,
-        result)``."""
+        deadline even when the statement is one long function call, or ``ahead`` (building its
+        rows, on the worker, as ``ReadJob.ahead``) runs long. Returns ``(seq, result)``."""
         done = threading.Event()
         box: list[tuple[int, StatementResult]] = []
 
@@ -163,7 +171,7 @@ class QueryWorkers:
             box.append((seq, results[0][1]))
             done.set()
 
-        job = ReadJob(decl, [(0, stmt)], deliver, prepare)
+        job = ReadJob(decl, [(0, stmt)], deliver, prepare, ahead=ahead)
         self.submit(job)
         if not done.wait(self.timeout + QUEUE_GRACE):
             # Still queued behind other reads past the deadline: give up on it (R44). Once
@@ -274,7 +282,8 @@ class QueryWorkers:
             # Fewer results than statements: the watchdog handed the rest to another job.
             pairs = list(zip(keys, results, strict=False))
             if job.ahead is not None:
-                self._build_ahead(job.ahead, pairs, tracker)
+                begin, end = self._build_ahead(job.ahead, pairs, tracker)
+                pairs = pairs[begin:end]
             return seq, pairs
         except SqliteCellsError as exc:
             error = self._closed_instead(exc)
@@ -300,17 +309,26 @@ class QueryWorkers:
         ahead: Callable[[Any, StatementResult], None],
         pairs: list[tuple[Any, StatementResult]],
         tracker: Tracker,
-    ) -> None:
+    ) -> tuple[int, int]:
         """Build each result's rows here; a statement's run, its rows built, keeps its deadline
         (the watchdog reports it as timed out past it). The read is over: the watchdog has no
-        connection to interrupt."""
+        connection to interrupt. Returns the indexes ``begin, end`` of the results this worker
+        still delivers: while one result's rows take ``SLOW`` seconds to build, the watchdog
+        hands the job's other statements to a new job (see ``_split_locked``)."""
         for index, (key, result) in enumerate(pairs):
-            if result.error is not None or result.unchanged:
+            if result.unchanged or (result.error is not None and result.invalid_text is None):
                 continue  # (rows the reader found unchanged need no building)
             with tracker.lock:
+                if index >= tracker.end:
+                    break  # the others were handed on while one was built
+                now = time.monotonic()
                 tracker.pooled, tracker.index, tracker.building = None, index, True
-                tracker.deadline = time.monotonic() - result.seconds + self.timeout
+                tracker.deadline = now - result.seconds + self.timeout
+                tracker.built_since = now
             ahead(key, result)
+        with tracker.lock:
+            tracker.built_since = math.inf  # done: nothing is handed on any more
+            return tracker.begin, tracker.end
 
     # -- the watchdog --------------------------------------------------------------------------
 
@@ -384,20 +402,27 @@ class QueryWorkers:
 
     def _split_locked(self, flight: _InFlight, now: float) -> None:
         """Hand the statements of ``flight``'s job not begun yet to a new job when the one
-        running has run ``SLOW`` seconds: a long statement never holds back the others of its
+        running has run ``SLOW`` seconds, and all its other statements when one statement's
+        rows have been built that long: a long statement never holds back the others of its
         batch (R44). The new job waits for an idle worker, or an extra one (see
         ``_add_extra_locked``); its results are delivered apart, in their own transaction."""
         tracker, job = flight.tracker, flight.job
         with tracker.lock:
+            index, begin, end = tracker.index, tracker.begin, min(tracker.end, len(job.items))
             if tracker.building:
-                return  # every statement was read: only rows are being built
-            index, end = tracker.index, min(tracker.end, len(job.items))
-            if index + 1 >= end or now - (tracker.deadline - self.timeout) < SLOW:
-                return  # nothing left behind it, or not begun (deadline inf), or not slow yet
+                # Every statement was read and one's rows take long to build (a row type's
+                # slow __post_init__, a large result): the others, built or not, are read and
+                # built again elsewhere rather than wait for it (R44).
+                if now - tracker.built_since < SLOW or (begin == index and index + 1 >= end):
+                    return
+                items = job.items[begin:index] + job.items[index + 1 : end]
+                tracker.begin = index
+            else:
+                if index + 1 >= end or now - (tracker.deadline - self.timeout) < SLOW:
+                    return  # nothing left behind it, or not begun (deadline inf), or not slow yet
+                items = job.items[index + 1 : end]
             tracker.end = index + 1
-        rest = ReadJob(
-            job.decl, job.items[index + 1 : end], job.deliver, None, job.previous, job.ahead
-        )
+        rest = ReadJob(job.decl, items, job.deliver, None, job.previous, job.ahead)
         self._queue.append(rest)
         self._wake.notify()
         self.splits += 1
@@ -422,7 +447,7 @@ class QueryWorkers:
         """Report the stuck statement as timed out and re-run the job's others."""
         tracker, job = flight.tracker, flight.job
         with tracker.lock:
-            pooled, index, end = tracker.pooled, tracker.index, tracker.end
+            pooled, index, begin, end = tracker.pooled, tracker.index, tracker.begin, tracker.end
             building = tracker.building
         _interrupt(pooled)
         key, stmt = job.items[index]
@@ -437,7 +462,7 @@ class QueryWorkers:
             f"still running {self.timeout}s (query_timeout) later, {doing}",
         )
         _deliver(job, 0, [(key, StatementResult(error=error))])
-        rest = job.items[:index] + job.items[index + 1 : end]  # past end: handed on already
+        rest = job.items[begin:index] + job.items[index + 1 : end]  # others: handed on already
         if rest:
             self.submit(ReadJob(job.decl, rest, job.deliver, None, job.previous, job.ahead))
 
@@ -473,7 +498,7 @@ class QueryWorkers:
 def _kept(keys: list[Any], tracker: Tracker) -> list[Any]:
     """The keys of a job its worker still owns (not handed to another job by the watchdog)."""
     with tracker.lock:
-        return keys[: tracker.end]
+        return keys[tracker.begin : tracker.end]
 
 
 def _interrupt(pooled: PooledConnection | None) -> None:

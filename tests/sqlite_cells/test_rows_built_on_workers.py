@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,26 @@ def held() -> Iterator[None]:
         GATE.set()  # an abandoned worker may still be building
 
 
+def test_a_one_shot_read_building_rows_past_query_timeout_is_a_query_timeout(
+    store: Path, held: None
+) -> None:
+    runtime = sc.Runtime(store, poll_interval=0.01, query_timeout=0.3)
+    try:
+        space = runtime.space("demo")
+        db = space.sqlite_database("x", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (id, v) VALUES (1, 1)")
+        began = time.monotonic()
+        with pytest.raises(sc.QueryTimeout) as caught:
+            db.read("SELECT id FROM t", row=Held)
+        assert time.monotonic() - began < 0.3 + 1.0  # by its deadline (+1 s), as db.query
+        assert "building its rows (row=): select fewer rows" in str(caught.value)
+        GATE.set()
+        assert db.read("SELECT v FROM t") == [{"v": 1}]
+    finally:
+        runtime.close()
+
+
 def test_a_query_whose_rows_timed_out_reruns_only_for_what_it_reads(
     store: Path, held: None
 ) -> None:
@@ -141,5 +162,35 @@ def test_a_query_whose_rows_timed_out_reruns_only_for_what_it_reads(
             db.exec("UPDATE t SET v = 2")  # a column it does not read
         assert runtime.settle(timeout=10)
         assert BUILT == [1]  # not run again (R51)
+    finally:
+        runtime.close()
+
+
+def test_rows_slow_to_build_hold_back_no_other_query_of_their_batch(
+    store: Path, held: None
+) -> None:
+    HELD.clear()
+    # One worker: both queries' re-runs go in one job. A function outside the short ones keeps
+    # that job off the scheduler thread.
+    runtime = sc.Runtime(store, poll_interval=0.01, query_timeout=2, query_workers=1)
+    try:
+        space = runtime.space("demo")
+        db = space.sqlite_database("x", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (id, v) VALUES (1, 1)")
+        slow = db.query("SELECT id, length(v) AS n FROM t", row=Held)
+        plain = db.query("SELECT v FROM t")
+        assert runtime.settle(timeout=10)
+        assert slow.get().result == [Held(1)] and plain.get().result == [{"v": 1}]
+        HELD.set()
+        began = time.monotonic()
+        with space.transact():
+            db.exec("UPDATE t SET v = 22")
+        while plain.get().result != [{"v": 22}] and time.monotonic() - began < 5:
+            time.sleep(0.005)
+        assert time.monotonic() - began < 0.5  # not query_timeout later (R44)
+        GATE.set()
+        assert runtime.settle(timeout=10)
+        assert slow.get().result == [Held(1)]
     finally:
         runtime.close()
