@@ -44,6 +44,7 @@ from sqlite_cells.read import (
     build_rows,
     resolve_params,
     row_decoder,
+    runs_own_code,
 )
 from sqlite_cells.runtime import (
     NO_VALUE,
@@ -346,7 +347,8 @@ class SqliteDb(Cell):
         self._check_read(sql, params)
         decode = row_decoder(row, self.space.runtime, db_id=self.id, sql=sql)
         host = self.space.runtime
-        return Query(self, sql, params, decode, self._reaction(react_on), host=host)
+        reaction = self._reaction(react_on)
+        return Query(self, sql, params, decode, reaction, host=host, own_code=runs_own_code(row))
 
     def _reaction(self, react_on: Any) -> Reaction:
         if react_on is DEFAULT:

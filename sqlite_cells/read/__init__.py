@@ -15,6 +15,7 @@ from sqlite_cells.read._reader import read_rows as read_rows
 from sqlite_cells.read._rows import build_rows as build_rows
 from sqlite_cells.read._rows import decode_cf_link as decode_cf_link
 from sqlite_cells.read._rows import row_decoder as row_decoder
+from sqlite_cells.read._rows import runs_own_code as runs_own_code
 from sqlite_cells.read._workers import QueryWorkers as QueryWorkers
 
 __all__ = [
@@ -33,5 +34,6 @@ __all__ = [
     "read_rows",
     "resolve_params",
     "row_decoder",
+    "runs_own_code",
     "text_table",
 ]

@@ -85,6 +85,9 @@ class Runner(Protocol):
     @property
     def last_rows(self) -> list[Any] | None: ...
 
+    @property
+    def runs_own_code(self) -> bool: ...
+
     def receive(self, seq: int, result: StatementResult) -> tuple[Any, bool]: ...
     def build_ahead(self, result: StatementResult) -> None: ...
     def landed(self) -> None: ...
@@ -404,13 +407,18 @@ class LiveQueries:
 
     def _is_cheap(self, decl: Declaration, reads: list[_Read], total: float) -> bool:
         """Whether the statements are cheaper to run right here than to hand to a worker and
-        back: each ran before, all together in under ``INLINE_BUDGET``, and none calls a SQL
+        back: each ran before, all together in under ``INLINE_BUDGET``, none calls a SQL
         function whose one call can run long on a large value (the scheduler thread cannot be
-        replaced like a stuck worker). Never for injected files (another program's lock could
-        make the scheduler wait)."""
+        replaced like a stuck worker), and no runner's rows run code of their row type's own
+        (a ``__post_init__``: only a worker's deadline bounds it, R44). Never for injected
+        files (another program's lock could make the scheduler wait)."""
         if decl.kind is not SourceKind.CELL or len(reads) > _INLINE_MAX or total > INLINE_BUDGET:
             return False
-        return all(short_steps(decl, read.stmt.sql) for read in reads)
+        return all(
+            short_steps(decl, read.stmt.sql)
+            and not any(runner.runs_own_code for runner in read.runners)
+            for read in reads
+        )
 
     def _run_inline(self, wanted: _Wanted, reads: list[_Read]) -> None:
         """Run a cheap batch on the scheduler thread and land it once its commit has been

@@ -205,10 +205,11 @@ class Query(Reactive, Generic[T]):
         reaction: Reaction,
         *,
         host: QueryHost,
+        own_code: bool = False,
     ) -> None:
         # What the node runs is held by the node, not by this object (see own): the query's
         # attributes below read it there.
-        self._spec = spec = _Spec(db, host, sql, params, decode, reaction)
+        self._spec = spec = _Spec(db, host, sql, params, decode, reaction, own_code)
         # react_on, like params, may hold its cells in a list, tuple or dict: each re-runs it.
         deps = (
             tuple(_param_nodes(params))
@@ -305,6 +306,7 @@ class _Spec:
     params: Any
     _decode: RowDecoder
     reaction: Reaction
+    own_code: bool  # building its rows runs the row type's code (``runs_own_code``)
 
     def __repr__(self) -> str:
         return f"<Query {self.sql!r} on {self.db.id}>"
@@ -399,6 +401,10 @@ class _QueryNode(Node):
             self._again = True
         refused = QueryState(False, None, error, state.seq)
         return (not refused.same_rows(state), refused)
+
+    @property
+    def runs_own_code(self) -> bool:
+        return self.query.own_code
 
     def rerun_now(self) -> bool:
         """On the scheduler thread, after a commit that changed what it reads: ask for its next

@@ -54,7 +54,7 @@ from sqlite_cells.read._stored_values import (
 )
 from sqlite_cells.runtime import Cell, InvalidArgument, Runtime, Space, checked_arguments
 
-__all__ = ["RowDecoder", "build_rows", "decode_cf_link", "row_decoder"]
+__all__ = ["RowDecoder", "build_rows", "decode_cf_link", "row_decoder", "runs_own_code"]
 
 # Takes a statement's result (or rows already as dicts, for tools that build them).
 RowDecoder = Callable[[StatementResult | list[dict[str, Any]]], list[Any]]
@@ -361,6 +361,13 @@ def _shown_type(hint: Any) -> str:
 
 
 _PART_ROWS = 4096  # rows built per msgspec call by build_rows
+
+
+def runs_own_code(row: type | None) -> bool:
+    """Whether building ``row`` instances runs code of the row type's own (``__post_init__``),
+    whose time nothing bounds but the worker's deadline: such rows are never built on the
+    scheduler thread (see ``LiveQueries._is_cheap``)."""
+    return row is not None and hasattr(_class_of(row), "__post_init__")
 
 
 def build_rows(decode: RowDecoder, result: StatementResult) -> list[Any]:

@@ -65,6 +65,44 @@ def test_building_rows_holds_back_no_other_cell(runtime: sc.Runtime) -> None:
     assert q.get().error is None and q.get().result == [Gated(1), Gated(2)]
 
 
+def test_a_cheap_re_run_whose_row_type_runs_code_is_not_built_on_the_scheduler(
+    runtime: sc.Runtime,
+) -> None:
+    """R44: a re-run cheap enough to read on the scheduler thread is built there too — unless
+    its row type runs code of its own (``__post_init__``), which only a worker's deadline
+    bounds. Here the re-run's rows wait for a cell the scheduler must update first."""
+    space = runtime.space("demo")
+    db = space.sqlite_database("x", tables=TABLES)
+    counter = space.cell("counter", default=0)
+    with space.transact():
+        db.exec("INSERT INTO t (id, v) VALUES (1, 1)")
+    GATE.set()  # the first runs build at once: the query's read time is known, and short
+    q = db.query("SELECT v FROM t", row=Gated)
+    for n in range(2, 5):
+        with space.transact():
+            db.exec("UPDATE t SET v = ?", [n])
+        assert runtime.settle(timeout=20)
+    assert q.get().result == [Gated(4)]
+    seen: list[Any] = []
+
+    def told(value: Any) -> None:
+        seen.append(value)
+        if value == 1:
+            GATE.set()  # only a scheduler free while the rows are built gets here
+
+    sc.derive(counter, lambda n: n).observe().subscribe(told)
+    assert runtime.settle(timeout=20)
+    GATE.clear()
+    started = time.monotonic()
+    with space.transact():
+        db.exec("UPDATE t SET v = 5")
+    with space.transact():
+        counter.set(1)
+    assert runtime.settle(timeout=20)
+    assert 1 in seen and time.monotonic() - started < 5
+    assert q.get().error is None and q.get().result == [Gated(5)]
+
+
 def test_rows_built_past_query_timeout_are_a_query_timeout(store: Path) -> None:
     GATE.clear()
     runtime = sc.Runtime(store, poll_interval=0.01, query_timeout=0.2)
