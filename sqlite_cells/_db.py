@@ -78,7 +78,7 @@ from sqlite_cells.write import ExecRequest, check_prepare_time, written_database
 
 if TYPE_CHECKING:
     from sqlite_cells._runtime import Runtime, Space
-    from sqlite_cells.read._reader import StatementResult
+    from sqlite_cells.read import StatementResult
 
 __all__ = ["DEFAULT", "SqliteDb", "sqlite_query"]
 

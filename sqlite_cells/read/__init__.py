@@ -11,6 +11,7 @@ from sqlite_cells.read._query import Reaction as Reaction
 from sqlite_cells.read._query import resolve_params as resolve_params
 from sqlite_cells.read._reader import Rows as Rows
 from sqlite_cells.read._reader import Statement as Statement
+from sqlite_cells.read._reader import StatementResult as StatementResult
 from sqlite_cells.read._reader import read_rows as read_rows
 from sqlite_cells.read._rows import build_rows as build_rows
 from sqlite_cells.read._rows import decode_cf_link as decode_cf_link
@@ -28,6 +29,7 @@ __all__ = [
     "ReadPool",
     "Rows",
     "Statement",
+    "StatementResult",
     "build_rows",
     "decode_cf_link",
     "escaped",
