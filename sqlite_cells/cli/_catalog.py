@@ -27,10 +27,11 @@ from sqlite_cells.cli._inspect import (
     one_line,
     read_handles,
     read_only,
+    row_count,
     shown,
     store_dir,
     store_file_names,
-    table_names,
+    stored_tables,
 )
 from sqlite_cells.cli._names import Namer
 from sqlite_cells.codec import EncodingError, decode_value
@@ -44,11 +45,9 @@ from sqlite_cells.files import (
     stored_json,
     table_differences,
 )
-from sqlite_cells.schema import db_file_name, quote_ident
+from sqlite_cells.schema import db_file_name
 
 __all__ = ["CellRow", "NotItsFile", "TableRow", "list_cells", "list_tables"]
-
-_RESERVED_PREFIXES = ("_cf_", "sqlite_")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,23 +144,47 @@ def _column_text(column: dict[str, Any]) -> str:
 
 
 def _file_tables(conn: apsw.Connection) -> list[tuple[str, list[dict[str, Any]], list[Any], int]]:
+    """Each table of the file with its columns, indexes and rows. The schema is read through
+    the pragmas' table-valued forms, which take a name as a value and give names as their
+    bytes: a name another program wrote that is not UTF-8 is shown as its bytes
+    (``_inspect.shown``), as a space's rows are, instead of failing the whole listing."""
     found = []
-    for name in table_names(conn):
-        if name.lower().startswith(_RESERVED_PREFIXES):
+    for table in stored_tables(conn):
+        if table.reserved():
             continue
-        quoted = quote_ident(name)
         columns = [
-            {"name": col, "type": kind, "notnull": bool(notnull), "default": default, "pk": pk}
-            for _, col, kind, notnull, default, pk in conn.execute(f"PRAGMA table_info({quoted})")
+            {
+                "name": shown(col),
+                "type": shown(kind),
+                "notnull": bool(notnull),
+                "default": None if default is None else shown(default),
+                "pk": pk,
+            }
+            for col, kind, notnull, default, pk in conn.execute(
+                f'SELECT {as_bytes("name")}, {as_bytes("type")}, "notnull", '
+                f"{as_bytes('dflt_value')}, pk FROM pragma_table_info(CAST(? AS TEXT)) "
+                "ORDER BY cid",
+                (table.raw,),
+            )
         ]
         indexes = []
-        for _, index, unique, origin, _partial in conn.execute(f"PRAGMA index_list({quoted})"):
-            if origin != "c" or index.lower().startswith(_RESERVED_PREFIXES):
+        for index, unique, origin in conn.execute(
+            f'SELECT {as_bytes("name")}, "unique", origin '
+            "FROM pragma_index_list(CAST(? AS TEXT)) ORDER BY seq",
+            (table.raw,),
+        ):
+            if origin != "c" or bytes(index).lower().startswith((b"_cf_", b"sqlite_")):
                 continue  # constraints' automatic indexes show as the columns' constraints
-            cols = [c for _, _, c in conn.execute(f"PRAGMA index_info({quote_ident(index)})")]
-            indexes.append({"name": index, "columns": cols, "unique": bool(unique)})
-        count = conn.execute(f"SELECT count(*) FROM {quoted}").fetchone()
-        found.append((name, columns, indexes, int(count[0]) if count else 0))
+            cols = [
+                shown(c) if c is not None else ("rowid" if cid == -1 else "<expression>")
+                for cid, c in conn.execute(
+                    f"SELECT cid, {as_bytes('name')} FROM pragma_index_info(CAST(? AS TEXT)) "
+                    "ORDER BY seqno",
+                    (index,),
+                )
+            ]
+            indexes.append({"name": shown(index), "columns": cols, "unique": bool(unique)})
+        found.append((table.name, columns, indexes, row_count(conn, table)))
     return found
 
 

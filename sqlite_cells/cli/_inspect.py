@@ -87,6 +87,7 @@ __all__ = [
     "SpaceInfo",
     "StoreFormatError",
     "StoreInfo",
+    "StoredTable",
     "TableInfo",
     "default_store",
     "find_space",
@@ -97,12 +98,13 @@ __all__ = [
     "query_store",
     "read_only",
     "refuse_newer_format",
+    "row_count",
     "store_dir",
+    "stored_tables",
     "table_names",
 ]
 
 QUERY_TIMEOUT = 5.0
-_RESERVED_PREFIXES = ("_cf_", "sqlite_")
 
 
 class InspectError(SqliteCellsError, LookupError):
@@ -610,13 +612,55 @@ def library_log_held() -> Iterator[None]:
         library_log.disabled = was_disabled
 
 
-def table_names(conn: apsw.Connection) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class StoredTable:
+    """A table of a file: its name as the file holds it (``raw``), and as text to show
+    (``name``, :func:`shown`)."""
+
+    raw: bytes
+    name: str
+
+    def reserved(self) -> bool:
+        """Whether the name is SQLite's or the runtime's own (its prefix in any ASCII case)."""
+        return self.raw.lower().startswith((b"_cf_", b"sqlite_"))
+
+
+def stored_tables(conn: apsw.Connection) -> list[StoredTable]:
+    """The tables of the file, in name order. Another program may have named a table with text
+    that is not valid UTF-8 (an injected file, R60): SQLite hands it over as it is, and decoding
+    it failed for the whole listing; such a name is shown as its bytes, and kept as it is, to be
+    bound where SQLite takes a name as a value (``pragma_table_info(?)``, :func:`row_count`)."""
     return [
-        name
-        for (name,) in conn.execute(
-            "SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name"
+        StoredTable(raw if type(raw) is bytes else str(raw).encode(), shown(raw))
+        for (raw,) in conn.execute(
+            f"SELECT {as_bytes('name')} FROM sqlite_schema WHERE type = 'table' ORDER BY name"
         )
     ]
+
+
+def table_names(conn: apsw.Connection) -> list[str]:
+    return [table.name for table in stored_tables(conn)]
+
+
+def row_count(conn: apsw.Connection, table: StoredTable) -> int:
+    """The rows of ``table``. A name that is not UTF-8 cannot be written in a statement (SQL
+    text is UTF-8), so that table's rows are counted as the cells of its b-tree (``dbstat``,
+    which takes the name as a value): a rowid table's rows are its leaf cells, a WITHOUT ROWID
+    table's are its leaf and interior cells."""
+    text = decoded(table.raw)
+    if text is not None:
+        count = conn.execute(f"SELECT count(*) FROM {quote_ident(text)}").fetchone()
+        return int(count[0]) if count else 0
+    found = conn.execute(
+        "SELECT wr FROM pragma_table_list(CAST(? AS TEXT))", (table.raw,)
+    ).fetchone()
+    pages = ("leaf", "internal") if found is not None and found[0] else ("leaf",)
+    count = conn.execute(
+        "SELECT coalesce(sum(ncell), 0) FROM dbstat WHERE name = CAST(? AS TEXT) "
+        f"AND pagetype IN ({', '.join('?' * len(pages))})",
+        (table.raw, *pages),
+    ).fetchone()
+    return int(count[0]) if count else 0
 
 
 def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) -> DatabaseInfo:
@@ -633,16 +677,15 @@ def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) 
             with read_only(path) as conn:
                 if source is None and handle.get("dropped") is not True:
                     damage = _quick_check(conn)
-                names = table_names(conn)
-                if "_cf_watermark" in names:
+                stored = stored_tables(conn)
+                if "_cf_watermark" in (table.name for table in stored):
                     watermark = read_watermark(conn)
                 lowered = {d.lower() for d in declared}
-                for name in names:
-                    if name.lower().startswith(_RESERVED_PREFIXES):
+                for table in stored:
+                    if table.reserved():
                         continue
-                    count = conn.execute(f"SELECT count(*) FROM {quote_ident(name)}").fetchone()
-                    rows = int(count[0]) if count else 0
-                    tables.append(TableInfo(name, rows, name.lower() in lowered))
+                    rows = row_count(conn, table)
+                    tables.append(TableInfo(table.name, rows, table.name.lower() in lowered))
         except InspectError as exc:  # the file cannot be read whole: say so, go on with the rest
             if exc.kind == "locked":
                 raise  # a lock is no damage: the command says so and to try again
@@ -969,7 +1012,7 @@ def _result_columns(
     (which dict rows cannot tell), and the header of a result without rows: SQLite prepares it
     on a read-only connection to the file and names them, and an exec tracer stops it before
     its first step, so it never runs. () when it cannot be prepared there (a declared table the
-    file does not hold yet, R41)."""
+    file does not hold yet, R41) or names a column with text that is not UTF-8."""
     names: list[str] = []
 
     def prepared(cursor: apsw.Cursor, _sql: str, _bindings: Any) -> bool:
@@ -989,7 +1032,9 @@ def _result_columns(
         cursor.execute(sql, params)
     except apsw.ExecTraceAbort:
         return tuple(names)
-    except apsw.Error:
+    except (apsw.Error, UnicodeDecodeError):
+        # A column name that is not UTF-8 (another program wrote the file): the read reports
+        # it as the library's reads do, naming the file and what to do.
         return ()
     finally:
         conn.close()
