@@ -60,6 +60,7 @@ from sqlite_cells.cli._maintenance import check, gc, link
 from sqlite_cells.cli._names import Namer
 from sqlite_cells.cli._output import (
     Format,
+    error_line,
     one_line,
     print_json,
     print_rows,
@@ -278,7 +279,7 @@ def _tables(args: argparse.Namespace, out: TextIO) -> int:
     if left_out:
         out.flush()
         for db in left_out:
-            sys.stderr.write(f"sqlite-cells: {db.message()}\n")
+            sys.stderr.write(error_line(db.message()))
         return FINDING
     return OK
 
@@ -440,34 +441,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         with waits:
             return _dispatch(args, out)
     except UsageError as exc:
-        err.write(f"sqlite-cells: {exc}\n")
+        err.write(error_line(str(exc)))
         return USAGE
     except KeyboardInterrupt:
         # While the arguments were read, nothing had begun; a write in progress is one SQLite
         # transaction: interrupted, it is rolled back whole.
-        err.write("sqlite-cells: interrupted\n")
+        err.write(error_line("interrupted"))
         return INTERRUPTED
     except BrokenPipeError:
         stop_output()
         return FINDING
     except GuardViolation as exc:
-        err.write(f"sqlite-cells: refused by the statement guard: {exc}\n")
+        err.write(error_line(f"refused by the statement guard: {exc}"))
         return FINDING
     except SqliteCellsError as exc:
-        err.write(f"sqlite-cells: {type(exc).__name__}: {_message(exc)}\n")
+        err.write(error_line(f"{type(exc).__name__}: {_message(exc)}"))
         return FINDING
     except OSError as exc:
-        err.write(f"sqlite-cells: {_os_message(exc)}\n")
+        err.write(error_line(_os_message(exc)))
         return FINDING
     except apsw.Error as exc:
         # A layer below let SQLite's own error through (a damaged or foreign file).
         err.write(
-            f"sqlite-cells: SQLite: {type(exc).__name__}: {exc}: a file of the store cannot be "
-            "read as a database; `sqlite-cells check` names the damaged ones\n"
+            error_line(
+                f"SQLite: {type(exc).__name__}: {exc}: a file of the store cannot be read as a "
+                "database; `sqlite-cells check` names the damaged ones"
+            )
         )
         return FINDING
     except Exception as exc:  # the contract is: never a traceback (SPEC §6)
-        err.write(f"sqlite-cells: internal error, please report it: {type(exc).__name__}: {exc}\n")
+        err.write(error_line(f"internal error, please report it: {type(exc).__name__}: {exc}"))
         return FINDING
 
 

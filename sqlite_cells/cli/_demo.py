@@ -29,6 +29,7 @@ from typing import Any, TextIO
 import msgspec
 
 import sqlite_cells as sc
+from sqlite_cells.cli._output import error_line
 from sqlite_cells.read import text_table
 
 __all__ = ["ChatRun", "run_chat", "run_demo"]
@@ -260,6 +261,6 @@ def run_demo(store: str | None, *, out: TextIO, err: TextIO) -> int:
             run_chat(rt, out=out)
     except sc.SqliteCellsError as exc:
         out.flush()
-        err.write(f"sqlite-cells: demo failed: {type(exc).__name__}: {exc}\n")
+        err.write(error_line(f"demo failed: {type(exc).__name__}: {exc}"))
         return 1
     return 0

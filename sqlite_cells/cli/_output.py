@@ -29,6 +29,8 @@ from sqlite_cells.read import escaped, text_table
 
 __all__ = [
     "Format",
+    "error_line",
+    "escaped_lines",
     "finite",
     "one_line",
     "print_json",
@@ -61,6 +63,20 @@ def one_line(value: object) -> str:
     cells (``read.escaped``): a path or a file name the store holds cannot then break a line
     or move the cursor."""
     return escaped(str(value))
+
+
+def escaped_lines(text: str) -> str:
+    """``text`` with each of its lines escaped as :func:`one_line` escapes them, the newlines
+    between them kept."""
+    return "\n".join(one_line(line) for line in text.split("\n"))
+
+
+def error_line(message: str) -> str:
+    """``message`` as the command's line on standard error (``sqlite-cells: …``), escaped as
+    text output is (:func:`escaped_lines`): an error quotes stored text (a bad JSON path a
+    column held) or an argument as it was given, which must not clear, retitle or move the
+    terminal there either. The newlines between the message's own lines are kept."""
+    return f"sqlite-cells: {escaped_lines(message)}\n"
 
 
 def print_json(value: Any, out: TextIO) -> None:

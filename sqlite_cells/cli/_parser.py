@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from importlib import metadata
+from typing import NoReturn
 
-from sqlite_cells.cli._output import Format
+from sqlite_cells.cli._output import Format, escaped_lines
 from sqlite_cells.runtime import MAX_SECONDS
 
 __all__ = ["DEFAULT_TIMEOUT", "literal_params", "param_pairs", "parser"]
@@ -43,7 +44,15 @@ def _positive(text: str) -> float:
     return value
 
 
-class _Intermixed(argparse.ArgumentParser):
+class _Parser(argparse.ArgumentParser):
+    """A parser whose usage errors are escaped as the command's other error lines are: argparse
+    quotes the words it did not take (``unrecognized arguments: …``) as they were given."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(escaped_lines(message))
+
+
+class _Intermixed(_Parser):
     """A command's parser: options anywhere among the positionals. Plain argparse fills the
     positionals chunk by chunk between options, so with the optional STORE first, ``query STORE
     --json SPACE DB SQL`` gave SPACE to STORE's neighbour and refused SQL."""
@@ -214,7 +223,7 @@ def _maintenance_parsers(commands: argparse._SubParsersAction[_Intermixed]) -> N
 
 
 def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(
+    main = _Parser(
         prog="sqlite-cells",
         parents=[_common(suppress=False)],
         description="A reactive cell runtime whose state lives in SQLite.",

@@ -72,3 +72,23 @@ def test_inspect_never_prints_python_none_for_an_unreadable_database_file(texts:
     done = run_cli("inspect", "--store", str(texts))
     assert "None" not in done.stdout, done.stdout
     assert "no watermark, DAMAGED" in done.stdout
+
+
+def test_an_error_line_escapes_the_stored_text_and_the_arguments_it_quotes(texts: Path) -> None:
+    """stderr is the terminal too: SQLite's message quotes the bad JSON path a row holds, and a
+    usage error the argument as given; each is escaped as the text table escapes it."""
+    sql = "SELECT json_extract('{}', v) FROM t WHERE id = 0"
+    done = run_cli("query", str(texts), "demo", "t", sql)
+    assert done.returncode == 1
+    assert "bad JSON path: '\\x1b]0;owned\\x07\\x1b[2J' (SQLite's SQLITE_ERROR)" in done.stderr
+    assert done.stderr.startswith("sqlite-cells: QueryError: ")
+    assert "\x1b" not in done.stderr and "\x07" not in done.stderr
+    done = run_cli("query", str(texts), "demo", "t", "SELECT :a", "-p", "\x1b[2J", "1")
+    assert done.returncode == 2
+    assert done.stderr == (
+        "sqlite-cells: -p \\x1b[2J: the statement has no parameter :\\x1b[2J (it uses :a)\n"
+    )
+    done = run_cli("inspect", str(texts), "\x1b]0;owned\x07")
+    assert done.returncode == 2
+    assert done.stderr.startswith("usage: sqlite-cells")
+    assert done.stderr.endswith("error: unrecognized arguments: \\x1b]0;owned\\x07\n")
