@@ -15,6 +15,7 @@ import dataclasses
 import html
 import importlib
 import threading
+import unicodedata
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -137,6 +138,26 @@ def _table_text(value: Any) -> str:
     return "'" + escaped(value.replace("\\", "\\\\").replace("'", "\\'")) + "'"
 
 
+def _width(text: str) -> int:
+    """The columns ``text`` (printable, see ``escaped``) takes on a terminal: a wide character
+    (CJK, most emoji: East Asian width W or F) two, a combining mark none, any other one."""
+    if text.isascii():
+        return len(text)
+    return sum(
+        0
+        if unicodedata.category(c) in ("Mn", "Me")
+        else 2
+        if unicodedata.east_asian_width(c) in ("W", "F")
+        else 1
+        for c in text
+    )
+
+
+def _padded(text: str, width: int) -> str:
+    """``text`` with spaces after it up to ``width`` terminal columns (:func:`_width`)."""
+    return text + " " * (width - _width(text))
+
+
 def text_table(rows: Sequence[Any], *, columns: Sequence[str] | None = None) -> str:
     """Rows as a plain-text table with a header line (for the command line and examples).
     Every cell is one line of printable text: a stored value cannot move the cursor, retitle
@@ -147,13 +168,14 @@ def text_table(rows: Sequence[Any], *, columns: Sequence[str] | None = None) -> 
         return "(no columns)"
     names = [escaped(k) for k in keys]
     cells = [[_table_text(v.get(k)) if k in v else _ABSENT for k in keys] for v in values]
-    widths = [max([len(n), *(len(line[i]) for line in cells)]) for i, n in enumerate(names)]
+    widths = [max([_width(n), *(_width(line[i]) for line in cells)]) for i, n in enumerate(names)]
     lines = [
-        "  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)).rstrip(),
+        "  ".join(_padded(n, w) for n, w in zip(names, widths, strict=True)).rstrip(),
         "  ".join("-" * w for w in widths),
     ]
     lines.extend(
-        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in cells
+        "  ".join(_padded(c, w) for c, w in zip(line, widths, strict=True)).rstrip()
+        for line in cells
     )
     if not cells:
         lines.append("(no rows)")

@@ -92,3 +92,26 @@ def test_an_error_line_escapes_the_stored_text_and_the_arguments_it_quotes(texts
     assert done.returncode == 2
     assert done.stderr.startswith("usage: sqlite-cells")
     assert done.stderr.endswith("error: unrecognized arguments: \\x1b]0;owned\\x07\n")
+
+
+def test_the_text_table_aligns_wide_and_combining_characters_by_terminal_columns(
+    store: Path,
+) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("t", tables={"t": sc.table(id="integer primary key", v="text")})
+        with space.transact():
+            db.exec_many(
+                "INSERT INTO t (v) VALUES (?)",
+                [["abcdefghij"], ["漢字テスト"], ["😀😀"], ["e\u0301e\u0301"]],
+            )
+    done = run_cli("query", str(store), "demo", "t", "SELECT v, 'END' AS z FROM t ORDER BY id")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[:6] == [
+        "v           z",
+        "----------  ---",
+        "abcdefghij  END",
+        "漢字テスト  END",  # five characters two columns wide each
+        "😀😀        END",
+        "e\u0301e\u0301          END",  # the accents take no column
+    ]
