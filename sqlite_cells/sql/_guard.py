@@ -11,17 +11,21 @@ raises :class:`~codec._errors.GuardViolation` otherwise.  ``GuardViolation.kind`
     A ``;`` followed by anything but whitespace and comments (``SELECT 1;`` and ``SELECT 1; --``
     are fine, ``SELECT 1;;`` is not).  The offset is the start of the first token after the
     first ``;``.  (Text SQLite cannot read *before* the first ``;`` fails the first statement, so
-    nothing would run: that is ``syntax``.  So is an unterminated ``/*`` comment or a NUL that
-    follows the ``;`` before any token: SQLite reads no second statement there.)
-``syntax``
-    *Added to the SPEC's list.*  SQLite cannot tokenize the text (an unterminated string literal,
-    quoted identifier or ``/*`` comment, a malformed blob or number, a character SQLite rejects),
-    the text holds a NUL (even inside a literal or a comment: SQLite would stop reading there, and
-    apsw refuses it) or a lone surrogate (it cannot be encoded), or sqlglot's tokenizer splits it
-    differently from SQLite (below); and a statement that does not start with a statement keyword
-    (``SELEC * FROM t``, ``(SELECT 1)``, a malformed WITH clause, a WITH followed by anything but
-    SELECT, VALUES, INSERT, REPLACE, UPDATE or DELETE).  The offset is where the problem starts;
-    a rule broken before it decides instead (below).
+    nothing would run: that is a ``syntax`` problem, below.  So is an unterminated ``/*``
+    comment or a NUL that follows the ``;`` before any token: SQLite reads no second statement
+    there.)
+``not-read-only`` / ``not-a-write`` for what is not a statement
+    R22's "anything else", so the kind stays in R24's closed list: SQLite cannot tokenize the text
+    (an unterminated string literal, quoted identifier or ``/*`` comment, a malformed blob or
+    number, a character SQLite rejects), the text holds a NUL (even inside a literal or a
+    comment: SQLite would stop reading there, and apsw refuses it) or a lone surrogate (it cannot
+    be encoded), or sqlglot's tokenizer splits it differently from SQLite (below); and a
+    statement that does not start with a statement keyword (``SELEC * FROM t``, ``(SELECT 1)``, a
+    malformed WITH clause, a WITH followed by anything but SELECT, VALUES, INSERT, REPLACE,
+    UPDATE or DELETE).  Inside the front end and this module such a problem is ``syntax``;
+    :func:`check_statement` raises it as the mode's ``not-read-only`` or ``not-a-write``, with
+    the message that says ``syntax error: …``, what is wrong and what to do.  The offset is where
+    the problem starts; a rule broken before it decides instead (below).
 ``forbidden-statement``
     The statement starts with ATTACH, DETACH, PRAGMA, VACUUM, REINDEX, ANALYZE or transaction
     control (BEGIN, COMMIT, END, ROLLBACK, SAVEPOINT, RELEASE).
@@ -71,7 +75,8 @@ of ``not-read-only``/``not-a-write`` is that verb's), then the remaining rules i
 the tokens: the leftmost token that breaks a rule decides, and at one token the order above
 (schema-qualified, temp-object, forbidden-function, reserved-name, returning) decides (R24).
 
-Text SQLite cannot read (``syntax`` at offset P) is met where it stands: the statement kind and
+Text SQLite cannot read (a ``syntax`` problem at offset P, raised as the mode's
+``not-read-only``/``not-a-write``) is met where it stands: the statement kind and
 the rules are applied to the part before P (:meth:`Statement.readable
 <sqlite_cells.sql._statement.Statement.readable>`), and ``syntax`` at P is the verdict only when
 that part breaks none (``PRAGMA table_info('t`` is ``forbidden-statement`` at 0,
@@ -203,7 +208,15 @@ def check_statement(sql: str, mode: Mode) -> CheckedStatement:
     if isinstance(verdict, CheckedStatement):
         return verdict
     kind, offset, message = verdict
+    if kind == _SYNTAX:
+        kind = _ANYTHING_ELSE[mode]
     raise GuardViolation(kind, sql, offset, message)
+
+
+_SYNTAX: Final = "syntax"
+# R22's "anything else" per mode: text that is no statement at all gets it too, so a caller only
+# ever sees R24's kinds; the message keeps the "syntax error: …" detail.
+_ANYTHING_ELSE: Final = {Mode.READ: "not-read-only", Mode.WRITE: "not-a-write"}
 
 
 def clear_cache() -> None:

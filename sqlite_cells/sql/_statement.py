@@ -10,7 +10,8 @@ SQLite's tokens from sqlglot's
 sqlglot is not SQLite: :mod:`sqlite_cells.sql._lexer` checks, on the one token list, that SQLite
 would split the text the same way and says where it would not.  The scan adds the checks on the
 whole text: NUL anywhere (SQLite stops reading there) and text that cannot be encoded (lone
-surrogates) are ``syntax`` too.
+surrogates) are ``syntax`` too (a kind of this package only: the guard raises it as the mode's
+``not-read-only`` or ``not-a-write``, R22).
 
 What a Statement holds
 ----------------------
@@ -84,7 +85,7 @@ __all__ = [
     "unquote",
 ]
 
-Problem = tuple[str, int, str]  # (GuardViolation kind, offset, message)
+Problem = tuple[str, int, str]  # (kind, offset, message); the guard maps "syntax" to R22's kinds
 
 CACHE_MAX_ENTRIES: Final = 4096
 CACHE_MAX_SQL_LENGTH: Final = 10_000
@@ -348,7 +349,7 @@ def _statement_end(tokens: list[Tok], first_semicolon: int) -> int:
 
 
 def _problem(sql: str, tokens: list[Tok], bad: int, first_semicolon: int) -> Problem | None:
-    """empty, then multiple-statements, then syntax (R24 and the added ``syntax`` kind)."""
+    """empty, then multiple-statements, then syntax (R24; ``syntax`` is raised as R22's kinds)."""
     if bad < 0 and all(t[0] == OP and t[1] == ";" for t in tokens) and "\x00" not in sql:
         return ("empty", 0, _EMPTY_MESSAGE)
     if "\x00" in sql:  # SQLite stops reading there, even inside a literal or a comment

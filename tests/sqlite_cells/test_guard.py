@@ -23,7 +23,6 @@ KINDS = {
     "ok",
     "empty",
     "multiple-statements",
-    "syntax",
     "forbidden-statement",
     "ddl",
     "not-read-only",
@@ -80,7 +79,7 @@ def test_corpus(case: Case) -> None:
     assert error.sql == case.sql
     assert 0 <= error.offset <= len(case.sql)
     if case.sql.strip():
-        assert error.offset < len(case.sql) or case.kind in ("not-read-only", "syntax")
+        assert error.offset < len(case.sql) or case.kind == "not-read-only"
     prefix = f"{case.kind} at offset {error.offset}: "
     assert str(error).startswith(prefix)
     assert len(str(error)) > len(prefix) + 20  # says what was wrong and what to do
@@ -146,19 +145,19 @@ OFFSETS = [
     ("SELECT * FROM t JOIN pragma_table_list", Mode.READ, "forbidden-function", 21),
     ("WITH x AS (SELECT 1) DELETE FROM messages", Mode.READ, "not-read-only", 21),
     ("WITH x AS (SELECT 1) SELECT * FROM x", Mode.WRITE, "not-a-write", 21),
-    ("WITH x AS (SELECT 1)", Mode.READ, "syntax", 20),
+    ("WITH x AS (SELECT 1)", Mode.READ, "not-read-only", 20),
     ("  /* c */ PRAGMA user_version", Mode.READ, "forbidden-statement", 10),
     ("\n\nCREATE TEMP TABLE t(x)", Mode.WRITE, "ddl", 2),
     ("SELECT 1 FROM t WHERE CREATE TEMP TABLE x(a)", Mode.READ, "temp-object", 29),
     ("UPDATE users SET score = 1 RETURNING id", Mode.WRITE, "returning", 27),
-    ("SELECT 'it''s", Mode.READ, "syntax", 7),
-    ('SELECT id, "body FROM messages', Mode.READ, "syntax", 11),
-    ("SELECT x'ABC'", Mode.READ, "syntax", 7),
-    ("SELECT $a('x) FROM t; DELETE FROM t; --')", Mode.READ, "syntax", 7),
-    ("SELECT 1 /* open", Mode.READ, "syntax", 9),
-    ("SELECT 1\x00", Mode.READ, "syntax", 8),
-    ("SELECT\u00a0* FROM t", Mode.READ, "syntax", 6),
-    ("SELECT 1 {# c #}", Mode.READ, "syntax", 9),
+    ("SELECT 'it''s", Mode.READ, "not-read-only", 7),
+    ('SELECT id, "body FROM messages', Mode.READ, "not-read-only", 11),
+    ("SELECT x'ABC'", Mode.READ, "not-read-only", 7),
+    ("SELECT $a('x) FROM t; DELETE FROM t; --')", Mode.READ, "not-read-only", 7),
+    ("SELECT 1 /* open", Mode.READ, "not-read-only", 9),
+    ("SELECT 1\x00", Mode.READ, "not-read-only", 8),
+    ("SELECT\u00a0* FROM t", Mode.READ, "not-read-only", 6),
+    ("SELECT 1 {# c #}", Mode.READ, "not-read-only", 9),
     ("", Mode.READ, "empty", 0),
     ("   -- nothing", Mode.WRITE, "empty", 0),
 ]
@@ -217,7 +216,7 @@ def test_verb(sql: str, mode: Mode, verb: str) -> None:
         ("DELETE FROM sqlite_master", "not-read-only"),
         # empty and multiple-statements come first of all.
         ("PRAGMA x; SELECT 1", "multiple-statements"),
-        ("SELECT 'open; DROP TABLE t", "syntax"),
+        ("SELECT 'open; DROP TABLE t", "not-read-only"),
         ("SELECT 1; SELECT 'open", "multiple-statements"),
     ],
 )

@@ -105,14 +105,14 @@ VERDICTS = [
     ("WITH x AS (SELECT 1) SELECT * FROM x /* c */ returning *", R, "returning", 45),
     ('SELECT "returning" FROM messages', R, "ok", -1),
     # characters SQLite reads differently from whitespace
-    ("SELECT 1 /* \0 */", R, "syntax", 12),
-    ("SELECT 1 -- \0", R, "syntax", 12),
-    ("SELECT\u30001", R, "syntax", 6),
-    ("SELECT 1 FROM messages\u3000WHERE 1", R, "syntax", 22),
-    ("SELECT\u200b1", R, "syntax", 0),
-    ("\ufeffSELECT 1", R, "syntax", 0),
-    ("SELECT '\udcff'", R, "syntax", 8),
-    ("SELECT \ud800", R, "syntax", 7),
+    ("SELECT 1 /* \0 */", R, "not-read-only", 12),
+    ("SELECT 1 -- \0", R, "not-read-only", 12),
+    ("SELECT\u30001", R, "not-read-only", 6),
+    ("SELECT 1 FROM messages\u3000WHERE 1", R, "not-read-only", 22),
+    ("SELECT\u200b1", R, "not-read-only", 0),
+    ("\ufeffSELECT 1", R, "not-read-only", 0),
+    ("SELECT '\udcff'", R, "not-read-only", 8),
+    ("SELECT \ud800", R, "not-read-only", 7),
     # a blob is no name: before a "." it is SQLite's syntax error, never a database name
     ("SELECT * FROM messages WHERE x'6d61696e'.id", R, "ok", -1),
 ]
@@ -297,7 +297,8 @@ def source(space: Space, tmp_path: Path) -> Any:
     return space.register_disk_source(str(path))
 
 
-# (read, write, kind, offset): the same refusal as a read and as a write.
+# (read, write, kind, offset): the same refusal as a read and as a write.  The kind
+# "not-read-only/not-a-write" is for text SQLite cannot read: R22's "anything else" of the path.
 REFUSED_EVERYWHERE = [
     (
         "SELECT * FROM [main]./**/messages",
@@ -312,8 +313,13 @@ REFUSED_EVERYWHERE = [
         "'_cf_watermark'",
     ),
     ("SELECT 1;\v", "DELETE FROM messages;\v", "multiple-statements", "\v"),
-    ("SELECT '\udcff'", "DELETE FROM messages WHERE body = '\udcff'", "syntax", "\udcff"),
-    ("SELECT 1 -- \0", "DELETE FROM messages -- \0", "syntax", "\0"),
+    (
+        "SELECT '\udcff'",
+        "DELETE FROM messages WHERE body = '\udcff'",
+        "not-read-only/not-a-write",
+        "\udcff",
+    ),
+    ("SELECT 1 -- \0", "DELETE FROM messages -- \0", "not-read-only/not-a-write", "\0"),
     ("PRAGMA user_version", "PRAGMA user_version", "forbidden-statement", 0),
     ("", "", "empty", 0),
     # a rule broken before text SQLite cannot read is met first (R24)
@@ -325,6 +331,12 @@ REFUSED_EVERYWHERE = [
     ),
     ("PRAGMA table_info('messages", "PRAGMA table_info('messages", "forbidden-statement", 0),
 ]
+
+
+def _path_kind(kind: str, *, write: bool) -> str:
+    """The kind a path raises: ``kind``, or for "not-read-only/not-a-write" the path's own."""
+    reads, _, writes = kind.partition("/")
+    return writes if write and writes else reads
 
 
 def _offset(sql: str, at: int | str) -> int:
@@ -357,7 +369,8 @@ def test_every_path_refuses_at_the_call(
         _guard.clear_cache()
         with pytest.raises(GuardViolation) as caught:
             call(sql)
-        assert (caught.value.kind, caught.value.offset) == (kind, _offset(sql, offset)), name
+        wanted = _path_kind(kind, write=name.startswith("db.exec"))
+        assert (caught.value.kind, caught.value.offset) == (wanted, _offset(sql, offset)), name
     assert db.rev == 0
     assert not db.path.exists()
 
@@ -373,7 +386,8 @@ def test_the_query_command_refuses_with_the_same_verdict(rt: sc.Runtime, store: 
             continue  # not an argument a process can be given
         done = run_cli("query", str(store), "cli", "chat", sql)
         assert done.returncode in (1, 2), (sql, done)
-        assert f"{kind} at offset {_offset(sql, offset)}" in done.stderr, (sql, done.stderr)
+        wanted = _path_kind(kind, write=False)
+        assert f"{wanted} at offset {_offset(sql, offset)}" in done.stderr, (sql, done.stderr)
 
 
 @pytest.mark.parametrize("mode", Mode)
@@ -383,14 +397,100 @@ def test_text_sqlite_cannot_read_is_a_guard_violation_never_a_unicode_or_recursi
     for text in ("\udcff", "SELECT \udcff", "SELECT 1\0", "\ud800SELECT 1"):
         error = refusal(text, mode)
         assert isinstance(error, SqliteCellsError)
-        # R24: a SELECT given as a write is not-a-write at its first keyword, before the rest
-        wanted = "not-a-write" if mode is Mode.WRITE and text.startswith("SELECT") else "syntax"
-        assert error.kind == wanted
+        # R22: anything else than the mode's statements, unreadable text included
+        assert error.kind == ("not-a-write" if mode is Mode.WRITE else "not-read-only")
     unbalanced = "SELECT " + "(" * 100_000
     try:
         check_statement(unbalanced, mode)
     except GuardViolation as error:
         assert error.kind == "not-a-write"
+
+
+# --- R22's "anything else" within R24's closed list of kinds -------------------------------------
+
+# R24's kinds, as the SPEC lists them: a caller never sees another.
+R24_KINDS = frozenset(
+    {
+        "empty",
+        "multiple-statements",
+        "forbidden-statement",
+        "ddl",
+        "temp-object",
+        "schema-qualified",
+        "reserved-name",
+        "forbidden-function",
+        "returning",
+        "not-read-only",
+        "not-a-write",
+    }
+)
+
+# (sql, kind through db.read and db.query, kind through db.exec and db.exec_many (None: accepted),
+# what the message says on all four paths).  R22: "Anything else: GuardViolation(kind=
+# "not-read-only") / (kind="not-a-write")" — text that is no statement and text SQLite cannot
+# read as much as a valid statement of the other kind; the message keeps the detail.
+ANYTHING_ELSE = [
+    # not a statement
+    ("FOO BAR", "not-read-only", "not-a-write", "syntax error: 'FOO' does not start"),
+    ("(SELECT 1)", "not-read-only", "not-a-write", "syntax error: '(' does not start"),
+    ("SELEC * FROM messages", "not-read-only", "not-a-write", "'SELEC' does not start"),
+    ("WITH x AS (SELECT 1)", "not-read-only", "not-a-write", "syntax error: a malformed WITH"),
+    ("WITH x AS SELECT 1", "not-read-only", "not-a-write", "syntax error: a malformed WITH"),
+    # text SQLite cannot read
+    ("WITH a AS (SELECT 'x", "not-read-only", "not-a-write", "unterminated string literal"),
+    ("WITH a AS (SELECT 1 /* x", "not-read-only", "not-a-write", "unterminated /* comment"),
+    ("WITH a AS (SELECT 1\0) SELECT 1", "not-read-only", "not-a-write", "NUL character"),
+    ("WITH\u3000a AS (SELECT 1) SELECT 1", "not-read-only", "not-a-write", "cannot read"),
+    ("\ud800", "not-read-only", "not-a-write", "syntax error: lone surrogate"),
+    ("?0", "not-read-only", "not-a-write", "parameter ?0: SQLite numbers parameters"),
+    # … where the other path meets the statement kind first (R24)
+    ("SELECT 'unterminated", "not-read-only", "not-a-write", ""),
+    ("DELETE FROM messages WHERE body = 'x", "not-read-only", "not-a-write", ""),
+    # a valid statement of the other kind
+    ("SELECT * FROM messages", None, "not-a-write", "a write must be INSERT"),
+    ("VALUES (1)", None, "not-a-write", "a write must be INSERT"),
+    ("WITH x AS (SELECT 1) SELECT * FROM x", None, "not-a-write", "a write must be INSERT"),
+    ("DELETE FROM messages", "not-read-only", None, "a read must be SELECT"),
+    ("INSERT INTO messages(body) VALUES ('a')", "not-read-only", None, "a read must be SELECT"),
+    ("WITH x AS (SELECT 1) UPDATE messages SET body = 'b'", "not-read-only", None, "a read must"),
+]
+
+
+@pytest.mark.parametrize(("sql", "read_kind", "write_kind", "says"), ANYTHING_ELSE)
+def test_anything_else_is_the_paths_own_kind_from_the_spec(
+    space: Space,
+    db: sc.SqliteDb,
+    sql: str,
+    read_kind: str | None,
+    write_kind: str | None,
+    says: str,
+) -> None:
+    def exec_(text: str) -> None:
+        with space.transact():
+            db.exec(text)
+
+    def exec_many(text: str) -> None:
+        with space.transact():
+            db.exec_many(text, [[]])
+
+    paths: list[tuple[str, Callable[[str], object], str | None]] = [
+        ("db.read", db.read, read_kind),
+        ("db.query", db.query, read_kind),
+        ("db.exec", exec_, write_kind),
+        ("db.exec_many", exec_many, write_kind),
+    ]
+    for name, call, kind in paths:
+        _guard.clear_cache()
+        if kind is None:
+            call(sql)  # a statement of the path's own kind runs
+            continue
+        with pytest.raises(GuardViolation) as caught:
+            call(sql)
+        error = caught.value
+        assert error.kind == kind, name
+        assert error.kind in R24_KINDS, name
+        assert str(error).startswith(f"{kind} at offset {error.offset}: "), name
+        assert says in str(error), name
 
 
 # --- what comes before text SQLite cannot read (R24) -------------------------------------------
@@ -405,9 +505,9 @@ BEFORE_UNREADABLE = [
     ("read", 'SELECT * FROM main.t WHERE a = "x', "schema-qualified", 14),
     ("exec", "INSERT INTO main.t(a) VALUES ('x)", "schema-qualified", 12),
     ("exec", "SELECT 1 FROM t WHERE a = 'x", "not-a-write", 0),
-    ("read", "SELECT 1 # x; SELECT 2", "syntax", 9),
-    ("read", "SELECT a FROM t WHERE a = 'x", "syntax", 26),
-    ("exec", "DELETE FROM t WHERE a = 'x", "syntax", 24),
+    ("read", "SELECT 1 # x; SELECT 2", "not-read-only", 9),
+    ("read", "SELECT a FROM t WHERE a = 'x", "not-read-only", 26),
+    ("exec", "DELETE FROM t WHERE a = 'x", "not-a-write", 24),
 ]
 
 
@@ -439,20 +539,20 @@ CUT = [
     ("SELECT load_extension('x", R, "forbidden-function", 7),
     ("SELECT a, load_extension('x", R, "forbidden-function", 10),
     ("WITH a AS (SELECT load_extension('x", R, "forbidden-function", 18),
-    ("WITH edit(a, 'x", R, "syntax", 13),  # a CTE's column list, not a call
-    ("WITH edit(a) AS 'x", R, "syntax", 16),
-    ("WITH a AS (SELECT 1), edit(a, 'x", R, "syntax", 30),
-    ("SELECT * FROM (WITH edit(a, 'x", R, "syntax", 28),
-    ("SELECT sqlite_version('x", R, "syntax", 22),
-    ("SELECT * FROM main.'x", R, "syntax", 19),  # no name after the dot
-    ("SELECT a.b.#", R, "syntax", 11),
+    ("WITH edit(a, 'x", R, "not-read-only", 13),  # a CTE's column list, not a call
+    ("WITH edit(a) AS 'x", R, "not-read-only", 16),
+    ("WITH a AS (SELECT 1), edit(a, 'x", R, "not-read-only", 30),
+    ("SELECT * FROM (WITH edit(a, 'x", R, "not-read-only", 28),
+    ("SELECT sqlite_version('x", R, "not-read-only", 22),
+    ("SELECT * FROM main.'x", R, "not-read-only", 19),  # no name after the dot
+    ("SELECT a.b.#", R, "not-read-only", 11),
     ("SELECT a.b.c'x", R, "schema-qualified", 7),
-    ("SELECT * FROM sqlite_master\xa0", R, "syntax", 27),  # one token to SQLite
+    ("SELECT * FROM sqlite_master\xa0", R, "not-read-only", 27),  # one token to SQLite
     ("SELECT * FROM sqlite_master \xa0", R, "reserved-name", 14),
-    ("SELECT changes\0()", R, "syntax", 14),  # SQLite stops reading at the NUL: no call
+    ("SELECT changes\0()", R, "not-read-only", 14),  # SQLite stops reading at the NUL: no call
     ("SELECT * FROM 'sqlite_master' WHERE '", R, "reserved-name", 14),
-    ("SELEC 'x", R, "syntax", 0),
-    ("WITH a AS (SELECT 'x", R, "syntax", 18),
+    ("SELEC 'x", R, "not-read-only", 0),
+    ("WITH a AS (SELECT 'x", R, "not-read-only", 18),
     ("WITH a AS (SELECT * FROM sqlite_master WHERE 'x", R, "reserved-name", 25),
     ("WITH a AS (SELECT 1) DELETE FROM t WHERE 'x", R, "not-read-only", 21),
     ("WITH a AS (PRAGMA x) SELECT 'x", R, "forbidden-statement", 11),
@@ -460,8 +560,8 @@ CUT = [
     ("SELECT * FROM sqlite_master; /* open", R, "reserved-name", 14),
     ("SELECT 1; 'x", R, "multiple-statements", 10),
     ("PRAGMA x(?0)", R, "forbidden-statement", 0),
-    ("SELECT ?0 FROM sqlite_master", R, "syntax", 7),
-    ("SELECT # \ud800", R, "syntax", 7),  # the first problem, not the surrogate
+    ("SELECT ?0 FROM sqlite_master", R, "not-read-only", 7),
+    ("SELECT # \ud800", R, "not-read-only", 7),  # the first problem, not the surrogate
     ("SELECT sqlite_x, \ud800", R, "reserved-name", 7),
     ("INSERT INTO t VALUES (1) RETURNING 'x", W, "returning", 25),
     ("CREATE TEMP TABLE x('", W, "ddl", 0),

@@ -75,7 +75,7 @@ VERDICTS: list[tuple[str, Mode, str, int | str]] = [
     ("SELECT '😀😀', * FROM sqlite_master", R, "reserved-name", 20),
     ("SELECT 'e\u0301', body FROM main.messages", R, "schema-qualified", "main"),
     ("\r\n\t/* ; */\r\nDELETE FROM messages", R, "not-read-only", "DELETE"),
-    ("\ufeff\u00e9 SELECT 1", R, "syntax", 0),
+    ("\ufeff\u00e9 SELECT 1", R, "not-read-only", 0),
     ("SELECT '日本' AS x FROM messages; SELECT 2", R, "multiple-statements", "SELECT 2"),
     ("SELECT '\U0001f600' FROM [_cf_db].[messages]", R, "schema-qualified", "[_cf_db]"),
     ('SELECT "ü".id FROM messages AS "ü" JOIN \'_cf_meta\' ON 1', R, "reserved-name", "'_cf"),
@@ -108,7 +108,7 @@ VERDICTS: list[tuple[str, Mode, str, int | str]] = [
     ("SELECT 1 ; ; ", R, "multiple-statements", 11),
     ("SELECT * FROM sqlite_master; SELECT 1", R, "multiple-statements", "SELECT 1"),
     ("PRAGMA x; SELECT 1", R, "multiple-statements", "SELECT 1"),
-    ("SELECT 'unterminated; SELECT 1", R, "syntax", 7),
+    ("SELECT 'unterminated; SELECT 1", R, "not-read-only", 7),
     (" ;SELECT 1", R, "multiple-statements", 2),
     ("DELETE FROM _cf_meta;\nDELETE FROM messages", W, "multiple-statements", "DELETE FROM m"),
     (";", R, "empty", 0),
@@ -118,14 +118,14 @@ VERDICTS: list[tuple[str, Mode, str, int | str]] = [
     # after the final ";" an unterminated comment or a NUL starts no second statement: SQLite
     # reads the comment to the end (apsw finds nothing more to run) and stops at the NUL; the
     # guard refuses both as it refuses them before the ";" (syntax), and says what is wrong
-    ("SELECT 1; /* x", R, "syntax", 10),
-    ("SELECT 1;/*", R, "syntax", 9),
-    ("SELECT 1;\0", R, "syntax", 9),
-    ("SELECT 1; -- x \0", R, "syntax", 15),
-    ("DELETE FROM messages;\n/* unterminated", W, "syntax", "/*"),
+    ("SELECT 1; /* x", R, "not-read-only", 10),
+    ("SELECT 1;/*", R, "not-read-only", 9),
+    ("SELECT 1;\0", R, "not-read-only", 9),
+    ("SELECT 1; -- x \0", R, "not-read-only", 15),
+    ("DELETE FROM messages;\n/* unterminated", W, "not-a-write", "/*"),
     # ... but text after the ";" is a second statement when a token starts there
     ("SELECT 1; 'unterminated", R, "multiple-statements", "'"),
-    ("SELECT 1;\0 SELECT 2", R, "syntax", 9),
+    ("SELECT 1;\0 SELECT 2", R, "not-read-only", 9),
     ("SELECT 1; SELECT 2\0", R, "multiple-statements", 10),
     ("SELECT 1; x /* unterminated", R, "multiple-statements", "x"),
     # string literals in name positions, in every case and quoting (R24)
@@ -252,27 +252,27 @@ VERDICTS: list[tuple[str, Mode, str, int | str]] = [
     ("ROLLBACK TO sp", W, "forbidden-statement", 0),
     (" /* ; */ Rollback", R, "forbidden-statement", 9),
     # odd tokens: what SQLite cannot read, refused where it starts
-    ("SELECT 0x", R, "syntax", 7),
-    ("SELECT 1e", R, "syntax", 7),
-    ("DELETE FROM messages WHERE ts = 1e+", W, "syntax", "1e+"),
-    ("SELECT .5.", R, "syntax", 7),
-    ("SELECT $", R, "syntax", 7),
-    ("SELECT :", R, "syntax", 7),
-    ("SELECT @", R, "syntax", 7),
-    ("SELECT ?0", R, "syntax", 7),
-    ("SELECT ?99999999999", R, "syntax", 7),
-    ("SELECT ?32767", R, "syntax", 7),
-    ("SELECT 0x_1", R, "syntax", 7),
-    ("SELECT 1e5sqlite_master", R, "syntax", 7),
-    ("SELECT 'abc", R, "syntax", 7),
-    ('SELECT "abc', R, "syntax", 7),
-    ("SELECT [abc", R, "syntax", 7),
-    ("SELECT `abc", R, "syntax", 7),
-    ("SELECT /* abc", R, "syntax", 7),
-    ("SELECT x'0", R, "syntax", 7),
-    ("DELETE FROM messages WHERE body = 'a\0'", W, "syntax", "\0"),
-    ("SELECT '\udc80' FROM sqlite_master", R, "syntax", 8),
-    ("SELECT \ud83d\ude00", R, "syntax", 7),
+    ("SELECT 0x", R, "not-read-only", 7),
+    ("SELECT 1e", R, "not-read-only", 7),
+    ("DELETE FROM messages WHERE ts = 1e+", W, "not-a-write", "1e+"),
+    ("SELECT .5.", R, "not-read-only", 7),
+    ("SELECT $", R, "not-read-only", 7),
+    ("SELECT :", R, "not-read-only", 7),
+    ("SELECT @", R, "not-read-only", 7),
+    ("SELECT ?0", R, "not-read-only", 7),
+    ("SELECT ?99999999999", R, "not-read-only", 7),
+    ("SELECT ?32767", R, "not-read-only", 7),
+    ("SELECT 0x_1", R, "not-read-only", 7),
+    ("SELECT 1e5sqlite_master", R, "not-read-only", 7),
+    ("SELECT 'abc", R, "not-read-only", 7),
+    ('SELECT "abc', R, "not-read-only", 7),
+    ("SELECT [abc", R, "not-read-only", 7),
+    ("SELECT `abc", R, "not-read-only", 7),
+    ("SELECT /* abc", R, "not-read-only", 7),
+    ("SELECT x'0", R, "not-read-only", 7),
+    ("DELETE FROM messages WHERE body = 'a\0'", W, "not-a-write", "\0"),
+    ("SELECT '\udc80' FROM sqlite_master", R, "not-read-only", 8),
+    ("SELECT \ud83d\ude00", R, "not-read-only", 7),
 ]
 
 
@@ -479,7 +479,7 @@ REFUSED_READS: list[tuple[str, str]] = [
     ("SELECT * FROM pragma_table_info('messages')", "forbidden-function"),
     ("SELECT * FROM dbstat", "forbidden-function"),
     ("SELECT sqlite_log(1, 'x')", "reserved-name"),
-    ("SELECT 1; /* x", "syntax"),
+    ("SELECT 1; /* x", "not-read-only"),
 ]
 
 
@@ -554,7 +554,7 @@ def test_odd_text_is_a_runtime_error_on_every_path(
         try:
             outcome = call(text)
         except GuardViolation as error:
-            assert error.kind in ("syntax", "not-read-only", "not-a-write", "returning"), name
+            assert error.kind in ("not-read-only", "not-a-write", "returning"), name
             assert 0 <= error.offset <= len(text)
             continue
         except (sc.QueryError, sc.ExecError) as error:
@@ -795,10 +795,10 @@ CLI_REFUSED = [
     ("SELECT * FROM 'pragma_table_info'('messages')", "forbidden-function", "'"),
     ("-- é😀\nREINDEX messages", "forbidden-statement", "REINDEX"),
     ("EXPLAIN SELECT * FROM messages", "not-read-only", 0),
-    ("SELECT 1; /* x", "syntax", "/*"),
+    ("SELECT 1; /* x", "not-read-only", "/*"),
     ("SELECT 1; ;", "multiple-statements", 10),
     (" ; -- c", "empty", 0),
-    ("SELECT ?0", "syntax", 7),
+    ("SELECT ?0", "not-read-only", 7),
 ]
 
 
