@@ -14,7 +14,10 @@ each lock as an open file description lock on one description per file: a close 
 descriptor leaves it, and it conflicts with every other lock, a classic lock of this same
 process included — another library's connection in this process then waits, or is refused
 with "database is locked", as a connection of another process would be. It applies to every
-apsw connection of the process. Where such locks do not exist (not Linux, or a kernel older
+apsw connection of the process. A close still drops the other library's own (classic) locks on
+the file, so a descriptor of a file this process holds such a lock on is parked instead of
+closed, and handed back when SQLite opens that file again (an ``open`` of ours too). Where such
+locks do not exist (not Linux, or a kernel older
 than 3.15: checked on a scratch file first), SQLite's own calls stay; a file system that refuses
 them for one file (``EINVAL``) gets SQLite's own lock for that call.
 """
@@ -27,7 +30,7 @@ from sqlite_cells.runtime._locks import files_known, system_calls
 
 __all__ = ["hold_locks", "locks_held", "use_held_locks"]
 
-_NAMES = ("fcntl", "close")
+_NAMES = ("fcntl", "close", "open")
 _installed = False
 
 
@@ -40,7 +43,7 @@ def hold_locks() -> bool:
 
 
 def use_held_locks(held: bool) -> bool:
-    """Give SQLite's unix VFS our ``fcntl`` and ``close`` (``held``), or its own back (to
+    """Give SQLite's unix VFS our ``fcntl``, ``close`` and ``open`` (``held``), or its own back (to
     measure what ours cost: a file's locks must not be taken both ways while it is open).
     Whether ours are in use afterwards (False where open file description locks do not
     exist)."""

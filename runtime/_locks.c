@@ -21,6 +21,16 @@
  * instead (SQLite closes a descriptor only once the file holds none of its locks, but another
  * connection may be taking one on it at that moment).
  *
+ * Closing a descriptor still drops the classic locks another SQLite library of the process holds
+ * on the file (Python's sqlite3 writing a file the runtime reads as a source): its connection's
+ * read lock on the -shm's "dead man switch" byte went with the close of a read connection of
+ * ours, and our next connection took the -shm for unused and truncated it under that library's
+ * mapping (a bus error). So a descriptor of a file on which this process holds a classic lock
+ * is not closed but parked, lock-free, and handed back to SQLite when it opens that file again
+ * (a third replaced system call, "open"): parked descriptors number at most as many as SQLite
+ * had open at once. One is closed once its file is unlinked (no connection can reach it by
+ * name) or, handed back, at a close when no classic lock is left.
+ *
  * A forked child starts with no file known (its SQLite, like any copy, must open files anew).
  */
 #define PY_SSIZE_T_CLEAN
@@ -34,7 +44,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #endif
 
@@ -54,17 +66,95 @@ typedef struct {
     int users; /* how many entries of `seen` name this file */
 } File;
 
+typedef struct {
+    int fd; /* a descriptor not closed: the process holds classic locks on its file */
+    dev_t dev;
+    ino_t ino;
+    int mode; /* its access mode (O_ACCMODE bits): handed back only to an open asking for it */
+} Parked;
+
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static Seen *seen;
 static size_t n_seen, cap_seen;
 static File *files;
 static size_t n_files, cap_files;
+static Parked *parked;
+static size_t n_parked, cap_parked;
 
 static File *file_of(dev_t dev, ino_t ino) {
     for (size_t i = 0; i < n_files; i++) {
         if (files[i].dev == dev && files[i].ino == ino) return &files[i];
     }
     return NULL;
+}
+
+static int grow(void **items, size_t *cap, size_t used, size_t size) {
+    if (used < *cap) return 0;
+    size_t more = *cap ? *cap * 2 : 16;
+    void *bigger = realloc(*items, more * size);
+    if (bigger == NULL) return -1;
+    *items = bigger;
+    *cap = more;
+    return 0;
+}
+
+/* Whether this process holds a classic (process-associated) lock on the file: another SQLite
+ * library's, since ours are open file description locks. Asked of the kernel first through
+ * `fd` (no lock at all conflicts: no), then looked up in /proc/locks. Unknown: no. */
+static int classic_lock_on(int fd, dev_t dev, ino_t ino) {
+    struct flock probe = {0};
+    probe.l_type = F_WRLCK;
+    probe.l_whence = SEEK_SET;
+    if (fcntl(fd, F_OFD_GETLK, &probe) != 0 || probe.l_type == F_UNLCK) return 0;
+    FILE *locks = fopen("/proc/locks", "re");
+    if (locks == NULL) return 0;
+    char want[64], line[256], kind[16], id[64];
+    snprintf(want, sizeof want, "%02x:%02x:%lu", major(dev), minor(dev), (unsigned long)ino);
+    long me = (long)getpid(), pid;
+    int found = 0;
+    while (!found && fgets(line, sizeof line, locks) != NULL) {
+        /* "1: POSIX  ADVISORY  READ 4242 fe:00:4087838 128 128"; a waiter's line has "->" */
+        if (strstr(line, "->") != NULL) continue;
+        if (sscanf(line, "%*d: %15s %*s %*s %ld %63s", kind, &pid, id) != 3) continue;
+        found = strcmp(kind, "POSIX") == 0 && pid == me && strcmp(id, want) == 0;
+    }
+    fclose(locks);
+    return found;
+}
+
+/* Close parked descriptors whose file is unlinked. Under mu. */
+static void close_unlinked(void) {
+    for (size_t i = 0; i < n_parked;) {
+        struct stat st;
+        if (fstat(parked[i].fd, &st) == 0 && st.st_nlink > 0) {
+            i++;
+            continue;
+        }
+        close(parked[i].fd);
+        parked[i] = parked[--n_parked];
+    }
+}
+
+/* Close `fd`, a descriptor of the file (dev, ino) -- or park it while the process holds a
+ * classic lock on that file, which the close would drop. Under mu. */
+static int release(int fd, dev_t dev, ino_t ino) {
+    if (!classic_lock_on(fd, dev, ino)) return close(fd);
+    close_unlinked();
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || grow((void **)&parked, &cap_parked, n_parked, sizeof(Parked)) != 0) {
+        return close(fd);
+    }
+    /* Locks of ours taken through it (none once SQLite closes, but a kept description) go. */
+    struct flock all = {0};
+    all.l_type = F_UNLCK;
+    all.l_whence = SEEK_SET;
+    fcntl(fd, F_OFD_SETLK, &all);
+    parked[n_parked].fd = fd;
+    parked[n_parked].dev = dev;
+    parked[n_parked].ino = ino;
+    parked[n_parked].mode = flags & O_ACCMODE;
+    n_parked++;
+    return 0;
 }
 
 /* Forget seen[i] (closed as the file's last user, or found to name another file). Under mu.
@@ -76,8 +166,20 @@ static void forget(size_t i) {
     if (file == NULL) return;
     if (!file->own && file->owner == fd) file->owner = -1;
     if (--file->users > 0) return;
-    if (file->own) close(file->owner);
+    if (file->own) release(file->owner, file->dev, file->ino);
     *file = files[--n_files];
+}
+
+/* A parked descriptor of the file (dev, ino) open in access mode `mode`, taken out of the
+ * parked ones, or -1. Under mu. */
+static int take_parked(dev_t dev, ino_t ino, int mode) {
+    for (size_t i = 0; i < n_parked; i++) {
+        if (parked[i].dev != dev || parked[i].ino != ino || parked[i].mode != mode) continue;
+        int fd = parked[i].fd;
+        parked[i] = parked[--n_parked];
+        return fd;
+    }
+    return -1;
 }
 
 /* The description a file's locks are held on, chosen when a descriptor `fd` of SQLite's locks
@@ -92,24 +194,20 @@ static int choose_owner(File *file, int fd) {
         file->own = 0;
         return fd;
     }
+    int owner = take_parked(file->dev, file->ino, O_RDWR);
+    if (owner >= 0) {
+        file->owner = owner;
+        file->own = 1;
+        return owner;
+    }
     char link[64];
     snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
-    int owner = open(link, O_RDWR | O_CLOEXEC | O_NOCTTY);
+    owner = open(link, O_RDWR | O_CLOEXEC | O_NOCTTY);
     if (owner < 0) owner = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (owner < 0) return -1;
     file->owner = owner;
     file->own = 1;
     return owner;
-}
-
-static int grow(void **items, size_t *cap, size_t used, size_t size) {
-    if (used < *cap) return 0;
-    size_t more = *cap ? *cap * 2 : 16;
-    void *bigger = realloc(*items, more * size);
-    if (bigger == NULL) return -1;
-    *items = bigger;
-    *cap = more;
-    return 0;
 }
 
 /* The descriptor that holds the locks of fd's file, or -1 (the caller then locks as before).
@@ -179,6 +277,11 @@ static int held_fcntl(int fd, int cmd, ...) {
 
 static int held_close(int fd) {
     pthread_mutex_lock(&mu);
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        pthread_mutex_unlock(&mu);
+        return close(fd);
+    }
     for (size_t i = 0; i < n_seen; i++) {
         if (seen[i].fd != fd) continue;
         File *file = file_of(seen[i].dev, seen[i].ino);
@@ -195,8 +298,26 @@ static int held_close(int fd) {
         forget(i);
         break;
     }
+    int rc = release(fd, st.st_dev, st.st_ino);
     pthread_mutex_unlock(&mu);
-    return close(fd);
+    return rc;
+}
+
+/* SQLite's open: a parked descriptor of the file at `path`, when there is one of the access
+ * mode asked for, else a new one. */
+static int held_open(const char *path, int flags, int mode) {
+    pthread_mutex_lock(&mu);
+    if (n_parked > 0 && !(flags & O_EXCL)) {
+        struct stat st;
+        int found = (flags & O_NOFOLLOW) ? lstat(path, &st) : stat(path, &st);
+        int fd = found == 0 ? take_parked(st.st_dev, st.st_ino, flags & O_ACCMODE) : -1;
+        if (fd >= 0) {
+            pthread_mutex_unlock(&mu);
+            return fd;
+        }
+    }
+    pthread_mutex_unlock(&mu);
+    return open(path, flags, mode);
 }
 
 static void before_fork(void) { pthread_mutex_lock(&mu); }
@@ -205,6 +326,8 @@ static void after_fork_child(void) {
     for (size_t i = 0; i < n_files; i++) {
         if (files[i].own) close(files[i].owner);
     }
+    for (size_t i = 0; i < n_parked; i++) close(parked[i].fd);
+    n_parked = 0;
     n_files = 0;
     n_seen = 0;
     pthread_mutex_unlock(&mu);
@@ -232,8 +355,9 @@ static PyObject *system_calls(PyObject *self, PyObject *unused) {
         }
         at_fork_registered = 1;
     }
-    return Py_BuildValue("{s:K,s:K}", "fcntl", (unsigned long long)(uintptr_t)held_fcntl,
-                         "close", (unsigned long long)(uintptr_t)held_close);
+    return Py_BuildValue("{s:K,s:K,s:K}", "fcntl", (unsigned long long)(uintptr_t)held_fcntl,
+                         "close", (unsigned long long)(uintptr_t)held_close, "open",
+                         (unsigned long long)(uintptr_t)held_open);
 }
 
 static PyObject *files_known(PyObject *self, PyObject *unused) {
@@ -254,7 +378,7 @@ static PyObject *files_known(PyObject *self, PyObject *unused) {
 
 static PyMethodDef methods[] = {
     {"system_calls", system_calls, METH_NOARGS,
-     "The addresses of the replacement 'fcntl' and 'close' for SQLite's unix VFS, as a dict; "
+     "The addresses of the replacement 'fcntl', 'close' and 'open' for SQLite's unix VFS, as a dict; "
      "None where open file description locks do not exist."},
     {"files_known", files_known, METH_NOARGS,
      "(files whose locks are held through a kept description, descriptors of SQLite's known)"},

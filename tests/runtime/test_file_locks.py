@@ -257,3 +257,69 @@ def test_connections_opened_and_closed_by_threads_and_another_process_never_writ
         assert check.execute("SELECT count(*) FROM t").fetchall() == [(4 * rounds,)]
     finally:
         check.close()
+
+
+_OWN_WRITER = """
+import os, sqlite3, sys, time
+import sqlite_cells as sc
+
+def classic_lock_of_mine(path):
+    # a POSIX lock of this process on the file: the sqlite3 module's, ours are OFD locks
+    st = os.stat(path)
+    file = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    with open("/proc/locks") as locks:
+        return any(
+            line.split()[1] == "POSIX" and line.split()[4] == str(os.getpid())
+            and line.split()[5] == file
+            for line in locks if "->" not in line
+        )
+
+def descriptors_of(directory):
+    return sum(
+        os.readlink(f"/proc/self/fd/{fd}").startswith(directory + "/")
+        for fd in os.listdir("/proc/self/fd") if os.path.exists(f"/proc/self/fd/{fd}")
+    )
+
+source, store, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+writer = sqlite3.connect(source, isolation_level=None)
+writer.execute("PRAGMA journal_mode=WAL")
+writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+writer.execute("INSERT INTO t (v) VALUES ('a')")
+rt = sc.Runtime(store=store)
+live = rt.space("demo").register_disk_source(source).query("SELECT count(*) AS n FROM t")
+rt.settle(5)
+for i in range(rounds):
+    writer.execute("INSERT INTO t (v) VALUES ('b')")
+    deadline = time.monotonic() + 5
+    while live.get().result != [{"n": i + 2}] and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert live.get().result == [{"n": i + 2}], (i, live.get())
+    assert classic_lock_of_mine(source + "-shm"), f"the sqlite3 module's lock is gone at {i}"
+    if i == 10:
+        early = descriptors_of(os.path.dirname(source))
+print("followed", rounds, "commits", flush=True)
+assert descriptors_of(os.path.dirname(source)) <= early + 2, "descriptors kept grow"
+rt.close()
+writer.close()
+print(sorted(os.listdir(os.path.dirname(source))))
+"""
+
+
+def test_a_source_written_by_this_process_s_sqlite3_module_is_followed_live(
+    tmp_path: Path,
+) -> None:
+    """A WAL file written by this process's own ``sqlite3`` connection, registered as a disk
+    source with a live query: the runtime's read connections to it, opened and closed at each
+    re-run, left that library's lock on the ``-shm``'s dead man switch byte at each close, and
+    the next one reset the ``-shm`` under its mapping (the process died of a bus error, 4 runs
+    in 5). Run in a child process, so that such a death fails the test."""
+    source = tmp_path / "own" / "ref.db"
+    source.parent.mkdir()
+    out = subprocess.run(
+        [sys.executable, "-c", _OWN_WRITER, str(source), str(tmp_path / "store"), "120"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    assert out.stdout.splitlines() == ["followed 120 commits", "['ref.db']"]
