@@ -99,13 +99,18 @@ static int grow(void **items, size_t *cap, size_t used, size_t size) {
 }
 
 /* Whether this process holds a classic (process-associated) lock on the file: another SQLite
- * library's, since ours are open file description locks. Asked of the kernel first through
- * `fd` (no lock at all conflicts: no), then looked up in /proc/locks. Unknown: no. */
+ * library's, since ours are open file description locks (whose pid reads -1). Asked of the
+ * kernel through `fd`: no lock at all conflicts, no; the first that does is this process's,
+ * yes (the other library's locks come first in the kernel's list when it opened the file
+ * first, and stay there while it holds one). Another owner's first: looked up in /proc/locks,
+ * which the kernel lists a page at a time, so a lock taken or dropped meanwhile may hide one
+ * (another process locking the same file). Unknown: no. */
 static int classic_lock_on(int fd, dev_t dev, ino_t ino) {
     struct flock probe = {0};
     probe.l_type = F_WRLCK;
     probe.l_whence = SEEK_SET;
     if (fcntl(fd, F_OFD_GETLK, &probe) != 0 || probe.l_type == F_UNLCK) return 0;
+    if (probe.l_pid == getpid()) return 1;
     FILE *locks = fopen("/proc/locks", "re");
     if (locks == NULL) return 0;
     char want[64], line[256], kind[16], id[64];
