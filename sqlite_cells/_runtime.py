@@ -282,6 +282,7 @@ class Runtime(runtime.Runtime):
             changed=self._forget_file,
         )
         self.register_participant(sqlite_participant)
+        self._sqlite_participant = sqlite_participant
         self.register_participant(DropParticipant(forget=self.read_pool.discard))
         self.live_queries = LiveQueries(
             self.scheduler,
@@ -702,6 +703,7 @@ class Runtime(runtime.Runtime):
         # Readers first: a database file's last connection to close removes its -wal and -shm
         # (after a checkpoint), which only the write connection may do, a reader being read-only.
         self.read_pool.close()
+        self._sqlite_participant.close()  # the write watchdog's thread, idle once writes end
 
 
 def _takes_database(annotation: object) -> bool:

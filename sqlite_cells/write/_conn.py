@@ -19,6 +19,9 @@
   whose one call can run long within a single step, which keep that deadline too
   (:mod:`sqlite_cells.write._calls`); a user statement's JSON calls of many paths are
   rewritten to functions computed the same way (:func:`sqlite_cells.sql.split_json_calls`).
+* A :class:`~sqlite_cells.write._watchdog.Watch`, armed while a user statement runs, through
+  which the runtime's watchdog interrupts a statement those checks miss (steps that are each a
+  long linear call, too few between loop points for the progress handler's 1,000).
 """
 
 from __future__ import annotations
@@ -32,15 +35,16 @@ import apsw
 from sqlite_cells.files import ALIAS
 from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Gate, split_json_calls
 from sqlite_cells.write._calls import override_long_calls
+from sqlite_cells.write._watchdog import Watch, Watchdog
 
 __all__ = ["WriteConn", "write_conn"]
 
 _PRAGMA: Final = apsw.SQLITE_PRAGMA
 _OK: Final = apsw.SQLITE_OK
 _SESSION_PRAGMAS: Final = frozenset({"table_info", "table_xinfo"})
-# VM steps between deadline checks. Often, unlike the read pool's (read/_pool.py): no watchdog
-# interrupts a write, and a step that calls a builtin on a large value (upper() of megabytes,
-# each row) is long, so this check is what holds exec_timeout (R44).
+# VM steps between deadline checks. Often, unlike the read pool's (read/_pool.py): a step that
+# calls a builtin on a large value (upper() of megabytes, each row) is long, so this check is
+# what holds exec_timeout (R44); the watchdog (write/_watchdog.py) only catches what it misses.
 _PROGRESS_STEPS: Final = 1000
 _PROGRESS_ID: Final = "sqlite_cells.write.deadline"
 
@@ -64,6 +68,7 @@ class WriteConn:
         "_stepping",
         "deadline",
         "gate",
+        "watch",
     )
 
     def __init__(self, conn: apsw.Connection) -> None:
@@ -80,6 +85,7 @@ class WriteConn:
         # run left.
         self._rowid = 0
         self._rowid_after = 0
+        self.watch = Watch()
         conn.set_progress_handler(self._progress, _PROGRESS_STEPS, id=_PROGRESS_ID)
         override_long_calls(conn, self)
 
@@ -120,33 +126,53 @@ class WriteConn:
         *,
         many: bool,
         timeout: float,
+        watchdog: Watchdog,
     ) -> None:
         """Run a user statement (once, or once per row) under ``policy``, interrupted by SQLite
-        once it runs past ``timeout`` seconds, or failed by a long function call that does
-        (``apsw.InterruptError`` both)."""
+        once it runs past ``timeout`` seconds, or failed by a long function call that does, or
+        by ``watchdog`` when neither did (``apsw.InterruptError`` all three)."""
         if self._last is not None and policy is not self._last:
             self.gate.install(conn)
         self._last = policy
         self._policy, self._stepping = policy, False
-        self.deadline = time.monotonic() + timeout
+        deadline = self.deadline = time.monotonic() + timeout
         sql = split_json_calls(sql)  # R44: a JSON call of many paths can be abandoned too
         cursor = conn.cursor()
         cursor.exec_trace = self._started
-        gate = self.gate
+        gate, watch = self.gate, self.watch
         try:
             # The plain enter/leave pair, not ``gate.user``: this runs on every commit.
             gate.enter(self._judge_once)
             try:
                 conn.set_last_insert_rowid(self._rowid)
-                if many:
-                    cursor.executemany(sql, rows, prepare_flags=USER_PREPARE_FLAGS)
-                else:
-                    cursor.execute(sql, rows[0], prepare_flags=USER_PREPARE_FLAGS)
+                token = watch.arm(conn, deadline, watchdog)
+                try:
+                    if many:
+                        cursor.executemany(sql, rows, prepare_flags=USER_PREPARE_FLAGS)
+                    else:
+                        cursor.execute(sql, rows[0], prepare_flags=USER_PREPARE_FLAGS)
+                except apsw.Error as exc:
+                    if watch.disarm(token) and not isinstance(exc, apsw.InterruptError):
+                        raise _interrupted() from exc  # past its deadline, whatever else
+                    raise
+                except BaseException:
+                    watch.disarm(token)
+                    raise
+                if watch.disarm(token):
+                    # It finished (no loop point came after the interrupt) or stopped at a row
+                    # of its own (RETURNING): either way past its deadline. Its statement is
+                    # reset now, so that no statement stays active over the rollback.
+                    cursor.close(True)
+                    raise _interrupted()
                 self._rowid_after = conn.last_insert_rowid()
             finally:
                 gate.leave()
         finally:
             self._policy, self._stepping, self.deadline = _deny, False, None
+
+
+def _interrupted() -> apsw.InterruptError:
+    return apsw.InterruptError("the statement ran past its deadline and was interrupted")
 
 
 _STATES: weakref.WeakKeyDictionary[apsw.Connection, WriteConn] = weakref.WeakKeyDictionary()

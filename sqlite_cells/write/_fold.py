@@ -98,6 +98,7 @@ from sqlite_cells.write._capture import capture, has_rowid_tables
 from sqlite_cells.write._conn import write_conn
 from sqlite_cells.write._keys import NullKeys, before_write, check_null_keys, nullable_keys
 from sqlite_cells.write._links import Fills, LinkColumns, check_fills, check_links, link_columns
+from sqlite_cells.write._watchdog import Watchdog
 
 __all__ = ["DEFAULT_EXEC_TIMEOUT", "ExecRequest", "SqliteParticipant", "written_database"]
 
@@ -235,6 +236,12 @@ class SqliteParticipant:
         # committed. Guarded by _lock.
         self._last: dict[str, _Written] = {}
         self._staged: dict[str, _Written] = {}
+        # Interrupts a user statement its progress handler lets run past its deadline (R44).
+        self.watchdog = Watchdog()
+
+    def close(self) -> None:
+        """The runtime closes: its watchdog's thread ends."""
+        self.watchdog.close()
 
     # -- before BEGIN --------------------------------------------------------------------------
 
@@ -444,6 +451,7 @@ class SqliteParticipant:
                 request.rows,
                 many=request.many,
                 timeout=max(0.0, deadline - time.monotonic()),
+                watchdog=self.watchdog,
             )
         except apsw.BusyError:
             raise  # a lock held elsewhere: _lock_waits says so

@@ -629,6 +629,7 @@ def test_the_session_pragma_is_never_allowed_to_user_text(space: Space, db: sc.S
     # The guard refuses PRAGMA text; the gate would refuse it too, as the user's prepare is judged
     # by the write policy alone. Simulate a statement that slipped past the guard:
     from sqlite_cells.write._conn import write_conn
+    from sqlite_cells.write._watchdog import Watchdog
 
     with space.file.write_connection() as conn:
         state = write_conn(conn)
@@ -637,7 +638,13 @@ def test_the_session_pragma_is_never_allowed_to_user_text(space: Space, db: sc.S
         policy = make_authorizer(Mode.WRITE, database="_cf_db", tables={"messages"})
         with pytest.raises(apsw.AuthError):
             state.run_user(
-                conn, policy, "PRAGMA _cf_db.table_xinfo(messages)", [()], many=False, timeout=5
+                conn,
+                policy,
+                "PRAGMA _cf_db.table_xinfo(messages)",
+                [()],
+                many=False,
+                timeout=5,
+                watchdog=Watchdog(),
             )
 
 

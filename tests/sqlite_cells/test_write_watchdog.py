@@ -1,0 +1,188 @@
+"""R44 for a write whose steps are each one long linear call (``randomblob`` of 60 MB): the
+progress handler, called every 1,000 VM steps at loop points, never comes, so the write
+watchdog (``write/_watchdog.py``) interrupts the statement ``GRACE`` past its deadline. The op
+fails with ``ExecTimeout``, nothing is written, the space goes on committing."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import apsw
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells.write._watchdog import GRACE, IDLE_EXIT, LINGER, Watch, Watchdog
+
+TABLES = {"t": sc.table(id="integer primary key", n="integer")}
+TIMEOUT = 0.5
+BLOB = "length(randomblob(60000000))"  # one VM step of ~0.2 s
+# 20 rows of one such step: ~4 s, and ~200 VM steps, so the progress handler is never called.
+ROWS = (
+    "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 20) "
+    f"INSERT INTO t (n) SELECT {BLOB} FROM c"
+)
+
+
+@pytest.fixture
+def rt(store: Path) -> Iterator[sc.Runtime]:
+    with sc.Runtime(store, exec_timeout=TIMEOUT, poll_interval=0.01) as runtime:
+        yield runtime
+
+
+def _watchdogs() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "sqlite-cells-write-watchdog"]
+
+
+def test_rows_of_one_long_call_time_out_by_the_deadline_and_let_the_space_go(
+    rt: sc.Runtime,
+) -> None:
+    space = rt.space("demo")
+    other = space.cell("other", default=0)
+    db = space.sqlite_database("d", tables=TABLES)
+    with space.transact():
+        db.exec("INSERT INTO t (n) VALUES (0)")
+    waited: list[float] = []
+
+    def cell_writer() -> None:
+        time.sleep(0.2)  # the long write holds the space's lock by then
+        began = time.monotonic()
+        with space.transact():
+            other.set(1)
+        waited.append(time.monotonic() - began)
+
+    writer = threading.Thread(target=cell_writer)
+    writer.start()
+    began = time.monotonic()
+    with pytest.raises(sc.ExecTimeout) as info, space.transact():
+        db.exec(ROWS)
+    took = time.monotonic() - began
+    writer.join(10)
+    assert isinstance(info.value, sc.ExecError) and isinstance(info.value, TimeoutError)
+    assert info.value.db_id == db.id and info.value.sql == ROWS
+    assert "exec_timeout=0.5" in str(info.value)
+    assert isinstance(info.value.__cause__, apsw.InterruptError)
+    assert took < TIMEOUT + 1.0, took  # 3-4 s before the watchdog
+    assert len(waited) == 1 and waited[0] < TIMEOUT + 1.0, waited
+    assert other.get() == 1
+    assert db.read("SELECT n FROM t") == [{"n": 0}] and db.rev == 1  # nothing written
+    with space.transact():  # the next write of the space commits
+        db.exec("INSERT INTO t (n) VALUES (?)", [2])
+    assert db.read("SELECT n FROM t ORDER BY id") == [{"n": 0}, {"n": 2}] and db.rev == 2
+
+
+@pytest.mark.parametrize("form", ["SELECT", "VALUES"])
+def test_one_row_of_many_long_calls_fails_and_the_next_commit_works(
+    rt: sc.Runtime, form: str
+) -> None:
+    """SQLite looks for an interrupt at no point inside one row's expressions: this statement
+    runs to its row's end (~1.5 s) and fails only then. In the VALUES form it even finishes
+    without a loop point after the interrupt, so the interrupt is still pending when the
+    statement returns: the op fails all the same, and the statements that roll it back and
+    the next commits are not interrupted."""
+    space = rt.space("demo")
+    counter = space.cell("counter", default=0)
+    db = space.sqlite_database("d", tables=TABLES)
+    with space.transact():
+        db.exec("INSERT INTO t (n) VALUES (0)")
+    expr = " + ".join([BLOB] * 8)
+    sql = (
+        f"INSERT INTO t (n) SELECT {expr}"
+        if form == "SELECT"
+        else f"INSERT INTO t (n) VALUES ({expr})"
+    )
+    with pytest.raises(sc.ExecTimeout) as info, space.transact():
+        counter.set(1)
+        db.exec("INSERT INTO t (n) VALUES (1)")
+        db.exec(sql)
+    assert isinstance(info.value, sc.ExecError) and info.value.sql == sql
+    assert isinstance(info.value.__cause__, apsw.InterruptError)
+    assert counter.get() == 0 and db.read("SELECT n FROM t") == [{"n": 0}] and db.rev == 1
+    for i in range(2, 5):
+        with space.transact():
+            counter.set(i)
+            db.exec("INSERT INTO t (n) SELECT count(*) FROM t")  # a loop point: not interrupted
+    assert counter.get() == 4 and db.rev == 4
+    assert [r["n"] for r in db.read("SELECT n FROM t ORDER BY id")] == [0, 1, 2, 3]
+
+
+def test_a_fast_write_loop_is_unaffected(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    db = space.sqlite_database("d", tables=TABLES)
+    for i in range(300):
+        with space.transact():
+            db.exec("INSERT INTO t (n) VALUES (?)", [i])
+    assert db.rev == 300
+    assert db.read("SELECT count(*) AS c, sum(n) AS s FROM t") == [{"c": 300, "s": 44850}]
+    assert len(_watchdogs()) <= 1  # one thread for the runtime, not one per write
+
+
+def test_the_watchdog_thread_ends_with_the_runtime(store: Path) -> None:
+    before = set(_watchdogs())
+    with sc.Runtime(store, exec_timeout=TIMEOUT) as runtime:
+        space = runtime.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (n) VALUES (1)")
+        assert len(set(_watchdogs()) - before) == 1
+    assert set(_watchdogs()) - before == set()
+
+
+def _spin(conn: apsw.Connection) -> None:
+    conn.execute(
+        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c) SELECT max(i) FROM c"
+    )
+
+
+def test_an_interrupt_only_ever_hits_the_armed_statement() -> None:
+    conn = apsw.Connection(":memory:")
+    dog, watch = Watchdog(), Watch()
+    try:
+        # Armed and overdue: the statement is interrupted about GRACE past its deadline.
+        began = time.monotonic()
+        token = watch.arm(conn, began + 0.2, dog)
+        with pytest.raises(apsw.InterruptError):
+            _spin(conn)
+        assert watch.disarm(token) is True
+        assert 0.2 + GRACE <= time.monotonic() - began < 0.2 + GRACE + 0.5
+        # Disarmed at once, overdue: no interrupt comes after disarm, whatever runs next.
+        token = watch.arm(conn, time.monotonic() - 10, dog)
+        assert watch.disarm(token) is False
+        time.sleep(3 * GRACE)
+        assert conn.execute("SELECT count(*) FROM (VALUES (1), (2), (3))").get == 3
+        # Not overdue: it runs to its end.
+        token = watch.arm(conn, time.monotonic() + 60, dog)
+        assert (
+            conn.execute(
+                "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300000) "
+                "SELECT max(i) FROM c"
+            ).get
+            == 300000
+        )
+        assert watch.disarm(token) is False
+    finally:
+        dog.close()
+        conn.close()
+
+
+def test_the_idle_watchdog_sleeps_then_ends_and_an_arm_starts_it_again() -> None:
+    conn = apsw.Connection(":memory:")
+    dog, watch = Watchdog(), Watch()
+    before = set(_watchdogs())
+    try:
+        watch.disarm(watch.arm(conn, time.monotonic() + 60, dog))
+        assert len(set(_watchdogs()) - before) == 1 and not dog.sleeping
+        time.sleep(LINGER + 0.3)
+        assert dog.sleeping and len(set(_watchdogs()) - before) == 1  # asleep, not ended
+        time.sleep(IDLE_EXIT + 0.3)
+        assert set(_watchdogs()) - before == set()  # ended
+        token = watch.arm(conn, time.monotonic() - 1, dog)  # overdue at once
+        with pytest.raises(apsw.InterruptError):
+            _spin(conn)
+        assert watch.disarm(token) is True
+    finally:
+        dog.close()
+        conn.close()
+    assert set(_watchdogs()) - before == set()
