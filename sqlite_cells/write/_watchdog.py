@@ -104,12 +104,14 @@ class Watch:
 
     def look(self, now: float) -> bool:
         """One look of the watchdog: interrupt the armed statement if it is ``GRACE`` past its
-        deadline. Whether a statement is armed or was since the last look."""
+        deadline — at every look until it is disarmed: an interrupt that comes before SQLite
+        has started the statement (armed already overdue) is a no-op, and the next one stops
+        it. Whether a statement is armed or was since the last look."""
         with self._lock:
             used, self._used = self._used, False
             if not self._token:
                 return used
-            if not self._fired and now > self._deadline + GRACE:
+            if now > self._deadline + GRACE:
                 assert self._conn is not None  # set with the token
                 self._conn.interrupt()
                 self._fired = True
