@@ -89,7 +89,12 @@ class Cell:
     it, the default most recently declared in this runtime applies (``None`` if none was).
     """
 
-    __slots__ = ("_id", "_space", "_value_path")
+    __slots__ = ("_id", "_name", "_space", "_value_path")
+
+    # Set only on a Cell ``space.cell(name)`` made outside a pattern (and the Cells ``key``
+    # makes of it), and read only at a first write (see ``_note_name``): no other Cell, a link
+    # decoded above all, pays for it.
+    _name: str
 
     def __init__(
         self,
@@ -208,6 +213,7 @@ class Cell:
             record_write(tx, file, self._id, whole)
             if seen is not None:
                 tx.guards.setdefault(self._id, seen)
+                self._note_name(tx.names)
             return
         # A write at a path reads the rest of the value; the read is recorded only once the
         # write is (a path that does not fit the value, or a value that does not encode, leaves
@@ -228,8 +234,18 @@ class Cell:
         if checked:
             runtime.check_value(self._space.id, self._id, whole)
         record_write(tx, file, self._id, whole)
+        if seen is not None:
+            self._note_name(tx.names)
         if read is not None and tx.state is TxState.OPEN:
             tx.record_read(file, self._id, read)
+
+    def _note_name(self, names: dict[str, tuple[str, str]]) -> None:
+        """At a write of a cell the runtime knows as never written: have the commit record this
+        cell's name, when this ``Cell`` knows it, so the store's tools can show it (SPEC §6; an
+        id is a one-way hash of its name, R1)."""
+        name = getattr(self, "_name", None)
+        if name is not None:
+            names[self._id] = (name, "cell")
 
     @checked_arguments
     def update(self, fn: Callable[[Any], Any]) -> None:
@@ -265,7 +281,11 @@ class Cell:
                 f"the cell path key {key!r} is not valid Unicode text (a lone surrogate at "
                 f"position {position}): decode the text properly first"
             )
-        return Cell(self._space, self._id, (*self._value_path, key))
+        inside = Cell(self._space, self._id, (*self._value_path, key))
+        name = getattr(self, "_name", None)
+        if name is not None:  # a first write at a path names the cell too
+            inside._name = name
+        return inside
 
     # -- links and reactivity ------------------------------------------------------------------
 

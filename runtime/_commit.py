@@ -1,6 +1,7 @@
 """The statements of one commit, on the space's write connection inside its transaction: read
-validation, the cell writes (the transaction's and its participants'), the participants' ops and
-the commit record (R34). :mod:`sqlite_cells.runtime._space_file` decides when they run."""
+validation, the cell writes (the transaction's and its participants') and the names of the cells
+first written, the participants' ops and the commit record (R34).
+:mod:`sqlite_cells.runtime._space_file` decides when they run."""
 
 from __future__ import annotations
 
@@ -63,6 +64,8 @@ def write_member(
             _judge_again(cursor, tx, seq, space_id, check_committed)
         writes = _cell_writes(conn, tx, ticket.groups)
         _write_cells(cursor, writes, seq)
+        if tx.names:  # only a commit that writes a cell for the first time has any
+            _record_names(cursor, tx.names, writes)
         groups = ticket.groups
         if len(groups) == 1:  # one kind of op: its participant is known already
             one = groups[0][0]
@@ -205,6 +208,23 @@ def _write_cells(cursor: apsw.Cursor, writes: Mapping[str, bytes], seq: int) -> 
             cursor.execute(_UPSERT_CELL, (cell_id, data, seq))
         return
     cursor.executemany(_UPSERT_CELL, [(cell_id, data, seq) for cell_id, data in writes.items()])
+
+
+# A cell's name is recorded once: its id derives from it (R1), so a row never changes.
+_RECORD_NAME = "INSERT OR IGNORE INTO _cf_names (id, name, kind) VALUES (?, ?, ?)"
+
+
+def _record_names(
+    cursor: apsw.Cursor, names: Mapping[str, tuple[str, str]], writes: Mapping[str, bytes]
+) -> None:
+    """Record in ``_cf_names`` the name (and kind) of each cell this commit writes that the
+    transaction names, so that the store's tools can show it (SPEC §6): ids are one-way hashes
+    of names (R1). A name whose cell the commit does not write is left for its first write."""
+    rows = [(cell_id, name, kind) for cell_id, (name, kind) in names.items() if cell_id in writes]
+    if len(rows) == 1:
+        cursor.execute(_RECORD_NAME, rows[0])
+    elif rows:
+        cursor.executemany(_RECORD_NAME, rows)
 
 
 def _append(cursor: apsw.Cursor, record: CommitRecord) -> None:

@@ -11,6 +11,9 @@ Each space file records the format it is written in as ``_cf_meta.format``. What
   id that only compacted history named (an op target, or a cell written in a removed record whose
   row is not in ``_cf_cells``) with the newest removed seq that named it. A reader of format 2
   would take a compacted log for a whole one, so it is refused by the version check.
+  ``_cf_names`` (the names of top-level cells and databases, for the store's tools) came later
+  within format 3: additive, made by every writer that opens the file, and read only where
+  present, so the version did not change.
 
 Opening a file of an older format upgrades it in place, inside the transaction that opens it (one
 transaction per file), before anything reads it; nothing of the older store is quarantined or
@@ -30,6 +33,7 @@ from sqlite_cells.runtime._boundary import stored_json_column
 __all__ = [
     "FORMAT_VERSION",
     "NAMED_TABLE",
+    "NAMES_TABLE",
     "ensure_format",
     "op_targets_by_seq",
     "readable_format",
@@ -145,6 +149,13 @@ def _upgrade_1_to_2(conn: apsw.Connection) -> None:
 
 NAMED_TABLE = (
     "CREATE TABLE IF NOT EXISTS _cf_named (id TEXT PRIMARY KEY, seq INTEGER NOT NULL) WITHOUT ROWID"
+)
+
+
+# Each top-level cell's and database's name and kind ("cell", "database"), from its first write on.
+NAMES_TABLE = (
+    "CREATE TABLE IF NOT EXISTS _cf_names "
+    "(id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT) WITHOUT ROWID"
 )
 
 

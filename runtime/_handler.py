@@ -216,7 +216,9 @@ def _take(collecting: Transaction) -> Transaction:
     tx = Transaction(collecting.space)
     tx.reads, tx.writes, tx.ops = collecting.reads, collecting.writes, collecting.ops
     tx.guards = collecting.guards  # (judged again at commit, R5)
-    collecting.reads, collecting.writes, collecting.ops, collecting.guards = {}, {}, [], {}
+    tx.names = collecting.names
+    collecting.reads, collecting.writes, collecting.ops = {}, {}, []
+    collecting.guards, collecting.names = {}, {}
     return tx
 
 

@@ -77,7 +77,11 @@ class Space:
         if name is not None:
             name = check_name("cell name", name)
         self.runtime.check_open()
-        return Cell(self, derive_id(*causal_cause(self.id, "cell", name)), (), default)
+        cause = causal_cause(self.id, "cell", name)
+        cell = Cell(self, derive_id(*cause), (), default)
+        if name is not None and len(cause) == 3:  # ("cell", space id, name): not in a pattern
+            cell._name = name  # recorded in the store at the cell's first write (SPEC §6)
+        return cell
 
     @checked_arguments
     def transact(self) -> AbstractContextManager[Transaction]:

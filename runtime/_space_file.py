@@ -3,7 +3,9 @@
 Tables (all ``_cf_*``, R12): ``_cf_meta`` (the space id, the format, the compaction point),
 ``_cf_cells`` (id, JSON value, rev), ``_cf_log`` (seq, commit record), ``_cf_op_index`` (which
 seqs hold ops on which target, so an extension finds the commits that touched what it owns without
-scanning the log) and ``_cf_named`` (ids only compacted history named). The file is opened in WAL
+scanning the log), ``_cf_named`` (ids only compacted history named) and ``_cf_names`` (the name
+and kind of each top-level cell and database, recorded at its first write: ids are one-way hashes
+of names, and the store's tools show names, SPEC §6). The file is opened in WAL
 mode with ``synchronous=FULL``.
 
 Every commit this process learns of — its own, or another runtime's found by catch-up — is applied
@@ -53,7 +55,7 @@ from sqlite_cells.runtime._boundary import DAMAGED_SPACE_ADVICE, stored_json_col
 from sqlite_cells.runtime._commit import commit_error, holds, write_member
 from sqlite_cells.runtime._file_kind import check_file_kinds
 from sqlite_cells.runtime._fork import FORKED_ADVICE, generation
-from sqlite_cells.runtime._format import NAMED_TABLE, ensure_format
+from sqlite_cells.runtime._format import NAMED_TABLE, NAMES_TABLE, ensure_format
 from sqlite_cells.runtime._group import Ticket, shared, take_batch
 from sqlite_cells.runtime._interrupts import interrupts_held
 from sqlite_cells.runtime._lock_wait import set_lock_wait
@@ -126,6 +128,9 @@ CREATE TABLE IF NOT EXISTS _cf_op_index (
 ) WITHOUT ROWID;
 """
     + NAMED_TABLE
+    + ";\n"
+    # Additive (format 3 still): a runtime that does not know it neither reads nor needs it.
+    + NAMES_TABLE
     + ";\n"
 )
 

@@ -66,7 +66,7 @@ class Transaction:
     order.
     """
 
-    __slots__ = ("guards", "ops", "reads", "seq", "space", "state", "thread", "writes")
+    __slots__ = ("guards", "names", "ops", "reads", "seq", "space", "state", "thread", "writes")
 
     def __init__(self, space: SpaceFile | None = None) -> None:
         self.space: SpaceFile | None = space
@@ -77,6 +77,10 @@ class Transaction:
         # another writer committed the cell meanwhile: cell id -> the space's seq seen before
         # the check (see Runtime.check_writable, R5).
         self.guards: dict[str, int] = {}
+        # Names to record with the commit's writes (cell id -> (name, kind)): a cell or database
+        # written for the first time as far as this runtime knows, whose name the caller gave
+        # (``space.cell(name)``); the store keeps them in ``_cf_names`` for its tools (SPEC §6).
+        self.names: dict[str, tuple[str, str]] = {}
         self.seq: int | None = None
         self.state = TxState.OPEN
         self.thread = threading.get_ident()  # the thread it belongs to (see the module's doc)

@@ -123,7 +123,8 @@ class Space(runtime.Space):
                 "through "
                 "space.register_disk_source(path)"
             )
-        db_id = derive_id(*causal_cause(self.id, "sqlite", name))
+        cause = causal_cause(self.id, "sqlite", name)
+        db_id = derive_id(*cause)
         decl = Declaration(
             db_id=db_id,
             space_id=self.id,
@@ -132,6 +133,8 @@ class Space(runtime.Space):
             version=version,
             migrate=migrate,
             kind=SourceKind.VM if source is not None else SourceKind.CELL,
+            # ("sqlite", space id, name): not in a pattern, whose pieces name their databases
+            name=name if len(cause) == 3 else None,
         )
         self.runtime._declare(decl)
         return SqliteDb(self, decl)

@@ -9,9 +9,10 @@ cycle of links cannot make the output grow without bound.
 Names: an id is derived from its cause by a one-way hash (R1), so a name can be shown only when
 something tells it. The sources, first found wins:
 
-* a ``_cf_names`` table of a space file (``id``, ``name`` and optionally ``kind``), read when
-  present, and the names given on the command line (``--name NAME``), which label the ids a
-  top-level cell or database of that name would have in each space of the store;
+* the ``_cf_names`` table of a space file (``id``, ``name`` and optionally ``kind``: the
+  runtime records each top-level cell's and database's name there at its first write), and
+  the names given on the command line (``--name NAME``), which label the ids a top-level cell
+  or database of that name would have in each space of the store;
 * the piece records (``{"piece", "key", "inputs"}`` in the cell of the piece's id): a piece is
   named ``PATTERN/KEY`` and each of its input cells ``PATTERN/KEY.INPUT``;
 * an injected file's handle names its file;
@@ -215,18 +216,27 @@ class Namer:
 
 
 def _recorded_names(conn: apsw.Connection) -> dict[str, Named]:
-    """The names a space file records in ``_cf_names`` (when the runtime keeps one)."""
+    """The names a space file records in ``_cf_names`` (the runtime records each top-level
+    cell's and database's at its first write). Its columns are looked up rather than read off
+    the query (a query that finds no row tells none), and a row whose text is not UTF-8
+    (another program wrote it) names nothing."""
     if "_cf_names" not in table_names(conn):
         return {}
-    cursor = conn.execute("SELECT * FROM _cf_names")
-    columns = [name for name, _ in cursor.get_description()]
+    columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(_cf_names)")}
     if "id" not in columns or "name" not in columns:
         return {}
+    kind = as_bytes("kind") if "kind" in columns else "NULL"
     found = {}
-    for row in cursor:
-        record = dict(zip(columns, row, strict=True))
-        kind = record.get("kind")
-        found[str(record["id"])] = Named(str(record["name"]), str(kind) if kind else None)
+    for raw_id, raw_name, raw_kind in conn.execute(
+        f"SELECT {as_bytes('id')}, {as_bytes('name')}, {kind} FROM _cf_names"
+    ):
+        if raw_id is None or raw_name is None:
+            continue
+        cell_id, name = decoded(raw_id), decoded(raw_name)
+        if cell_id is None or name is None:
+            continue
+        shown_kind = decoded(raw_kind) if raw_kind is not None else None
+        found[cell_id] = Named(name, shown_kind or None)
     return found
 
 

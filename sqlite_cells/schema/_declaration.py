@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import inspect
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, Final
 
@@ -132,6 +132,10 @@ class Declaration:
     version: int = 1
     migrate: Migrate | None = None
     kind: SourceKind = SourceKind.CELL
+    # The name ``sqlite_database(name)`` was given outside a pattern (None otherwise, and for a
+    # declaration rebuilt from a handle): recorded in the store at the first write (SPEC §6).
+    # Not part of what a declaration is: the id derives from it (R1).
+    name: str | None = field(default=None, compare=False)
 
     @property
     def table_names(self) -> frozenset[str] | None:

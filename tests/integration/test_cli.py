@@ -65,7 +65,7 @@ def test_inspect_text(demo_store: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert main(["inspect", str(demo_store)]) == 0
     out = capsys.readouterr().out
     assert "space 'demo' (space-" in out and "4 cell(s), last seq 5" in out
-    assert f"database {CHAT_ID}" in out
+    assert f"database 'chat' ({CHAT_ID})" in out  # the store recorded its name
     assert "rev 3, last write at seq 4, watermark 4 (in sync)" in out
     assert "messages  3" in out
 
@@ -127,7 +127,7 @@ def test_query_json_by_name_and_by_id(demo_store: Path) -> None:
     assert row["author_cf_link"] == {
         "cell": derive_id("cell", "demo", "alice"),
         "space": "demo",
-        "name": None,  # ids are one-way hashes: a name is shown only when it is known
+        "name": "alice",  # ids are one-way hashes: the store recorded the name at its first write
         "path": [],
         "value": {"name": "Alicia"},
     }

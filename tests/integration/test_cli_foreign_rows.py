@@ -154,7 +154,7 @@ def test_a_database_whose_handle_does_not_decode_is_a_finding_of_every_listing(
     db_id = _store_with_a_quarantined_handle(store, value)
     done = run_cli("inspect", str(store))
     assert done.returncode == 1, done.stdout
-    assert f"  database {db_id}\n" in done.stdout
+    assert f"  database 'victim' ({db_id})\n" in done.stdout
     assert "QUARANTINED: its handle cell holds a value that is not a database handle" in (
         done.stdout
     )

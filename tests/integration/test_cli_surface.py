@@ -138,7 +138,7 @@ def test_tables_lists_columns_indexes_and_row_counts(
         "messages",
         2,
     )
-    assert table["database"] == CHAT  # no name known for the id
+    assert table["database"] == "chat"  # recorded by the store at the database's first write
     assert [(c["name"], c["type"], c["notnull"], c["pk"]) for c in table["columns"]] == [
         ("id", "INTEGER", False, 1),
         ("author_cf_link", "TEXT", False, 0),
@@ -170,7 +170,7 @@ def test_cells_lists_names_kinds_values_and_links_by_name(
         "value": {"name": "Alice"},
     }
     profile = by_id[derive_id("cell", "s", "profile")]
-    assert profile["name"] is None  # not asked for: ids are one-way hashes of names
+    assert profile["name"] == "profile"  # recorded by the store at the cell's first write
     assert profile["value"] == {
         "owner": {"cell": ALICE, "space": "s", "name": "alice", "path": []},
         "tags": ["a"],
@@ -194,7 +194,7 @@ def test_query_shows_links_by_what_they_name(
     lines = out.splitlines()
     assert lines[2] == '1   → alice {"name":"Alice"}  hello'
     code, out, _ = _run(capsys, "query", str(chat_store), "s", "chat", sql)
-    assert f'→ {ALICE} {{"name":"Alice"}}' in out and '{"/"' not in out
+    assert '→ alice {"name":"Alice"}' in out and '{"/"' not in out  # the name the store recorded
 
     code, out, _ = _run(capsys, "query", str(chat_store), "s", "chat", sql, "--ndjson")
     assert _run(capsys, "query", str(chat_store), "s", "chat", sql, "--nl")[1] == out
@@ -204,7 +204,7 @@ def test_query_shows_links_by_what_they_name(
 
     code, out, _ = _run(capsys, "query", "s", "chat", sql, "--store", str(chat_store), "--csv")
     assert out.splitlines()[0] == "id,author,body"
-    assert list(csv.reader(io.StringIO(out)))[2] == ["2", f'→ {ALICE} {{"name":"Alice"}}', "again"]
+    assert list(csv.reader(io.StringIO(out)))[2] == ["2", '→ alice {"name":"Alice"}', "again"]
 
 
 @pytest.mark.parametrize(
@@ -228,7 +228,7 @@ def test_links_inside_json_text_are_shown_by_what_they_name(
     assert (
         json.loads(row["authors"])
         == [
-            {"cell": ALICE, "space": "s", "name": None, "path": []},
+            {"cell": ALICE, "space": "s", "name": "alice", "path": []},
         ]
         * 2
     )

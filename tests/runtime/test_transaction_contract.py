@@ -423,6 +423,7 @@ def test_the_transaction_a_user_holds_stores_nothing_unchecked(rt: sc.Runtime) -
         "bind",
         "guards",
         "is_empty",
+        "names",
         "ops",
         "reads",
         "record_read",
