@@ -91,10 +91,10 @@ class Cell:
 
     __slots__ = ("_id", "_name", "_space", "_value_path")
 
-    # Set only on a Cell ``space.cell(name)`` made outside a pattern (and the Cells ``key``
-    # makes of it), and read only at a first write (see ``_note_name``): no other Cell, a link
-    # decoded above all, pays for it.
-    _name: str
+    # The name ``space.cell(name)`` gave a cell outside a pattern (kept by the Cells ``key``
+    # makes of it), else None; read at a first write (see ``_note_name``). Cells decoded from
+    # links in bulk (``Runtime.cells_for``) leave it unset, so they cost nothing more.
+    _name: str | None
 
     def __init__(
         self,
@@ -106,6 +106,7 @@ class Cell:
         self._space = space
         self._id = cell_id
         self._value_path = tuple(path)
+        self._name = None
         if default is not NO_DEFAULT:
             space.runtime.declare_default(space.id, cell_id, default)
 
@@ -282,9 +283,7 @@ class Cell:
                 f"position {position}): decode the text properly first"
             )
         inside = Cell(self._space, self._id, (*self._value_path, key))
-        name = getattr(self, "_name", None)
-        if name is not None:  # a first write at a path names the cell too
-            inside._name = name
+        inside._name = getattr(self, "_name", None)  # a first write at a path names the cell too
         return inside
 
     # -- links and reactivity ------------------------------------------------------------------
