@@ -255,7 +255,7 @@ def test_tables_reports_something_else_at_a_written_databases_path(store: Path, 
     assert done.returncode == 1, done.stdout + done.stderr
     assert "no database of this store has been written yet" not in done.stdout
     assert done.stdout == "(no tables listed)\n"
-    assert "left out database of:" in done.stderr
+    assert "left out database 'd' (of:" in done.stderr  # named: the store recorded its name
     assert f"(file {db_path.name}): quarantined" in done.stderr
     assert f"a {kind} stands where the database file belongs: move it" in done.stderr
 
