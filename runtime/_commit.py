@@ -210,8 +210,8 @@ def _write_cells(cursor: apsw.Cursor, writes: Mapping[str, bytes], seq: int) -> 
     cursor.executemany(_UPSERT_CELL, [(cell_id, data, seq) for cell_id, data in writes.items()])
 
 
-# A cell's name is recorded once: its id derives from it (R1), so a row never changes.
-_RECORD_NAME = "INSERT OR IGNORE INTO _cf_names (id, name, kind) VALUES (?, ?, ?)"
+# A cell's name is recorded once, without its id: the id derives from the name and kind (R1).
+_RECORD_NAME = "INSERT OR IGNORE INTO _cf_names (name, kind) VALUES (?, ?)"
 
 
 def _record_names(
@@ -220,7 +220,7 @@ def _record_names(
     """Record in ``_cf_names`` the name (and kind) of each cell this commit writes that the
     transaction names, so that the store's tools can show it (SPEC §6): ids are one-way hashes
     of names (R1). A name whose cell the commit does not write is left for its first write."""
-    rows = [(cell_id, name, kind) for cell_id, (name, kind) in names.items() if cell_id in writes]
+    rows = [(name, kind) for cell_id, (name, kind) in names.items() if cell_id in writes]
     if len(rows) == 1:
         cursor.execute(_RECORD_NAME, rows[0])
     elif rows:

@@ -153,9 +153,10 @@ NAMED_TABLE = (
 
 
 # Each top-level cell's and database's name and kind ("cell", "database"), from its first write on.
+# The names alone: a name and its kind derive the id (R1), which would double each row's size.
 NAMES_TABLE = (
     "CREATE TABLE IF NOT EXISTS _cf_names "
-    "(id TEXT PRIMARY KEY, name TEXT NOT NULL, kind TEXT) WITHOUT ROWID"
+    "(name TEXT NOT NULL, kind TEXT NOT NULL, PRIMARY KEY (name, kind)) WITHOUT ROWID"
 )
 
 

@@ -108,7 +108,7 @@ class Namer:
                     if space_id is None:
                         continue
                     self._spaces[space_id] = path
-                    for cell_id, named in _recorded_names(conn).items():
+                    for cell_id, named in _recorded_names(conn, space_id).items():
                         self._names[space_id, cell_id] = named
                     for cell_id, named in _derived_names(conn, space_id).items():
                         self._names.setdefault((space_id, cell_id), named)
@@ -215,16 +215,34 @@ class Namer:
         return value
 
 
-def _recorded_names(conn: apsw.Connection) -> dict[str, Named]:
-    """The names a space file records in ``_cf_names`` (the runtime records each top-level
-    cell's and database's at its first write). Its columns are looked up rather than read off
-    the query (a query that finds no row tells none), and a row whose text is not UTF-8
-    (another program wrote it) names nothing."""
+# The kinds of name the runtime records, and the cause each derives its id from (R1).
+_RECORDED_KINDS = {"cell": "cell", "database": "sqlite"}
+
+
+def _recorded_names(conn: apsw.Connection, space_id: str) -> dict[str, Named]:
+    """The names a space file records in ``_cf_names``: the runtime records each top-level
+    cell's and database's (name, kind) at its first write, and the id derives from them as
+    ``--name`` derives it; a table that also holds an ``id`` column is read by it. Its columns
+    are looked up rather than read off the query (a query that finds no row tells none), and a
+    row whose text is not UTF-8 (another program wrote it) names nothing."""
     if "_cf_names" not in table_names(conn):
         return {}
     columns = {str(row[1]) for row in conn.execute("PRAGMA table_info(_cf_names)")}
-    if "id" not in columns or "name" not in columns:
+    if "name" not in columns:
         return {}
+    if "id" not in columns:
+        if "kind" not in columns:
+            return {}
+        derived = {}
+        for raw_name, raw_kind in conn.execute(
+            f"SELECT {as_bytes('name')}, {as_bytes('kind')} FROM _cf_names"
+        ):
+            name = decoded(raw_name) if raw_name is not None else None
+            kind = decoded(raw_kind) if raw_kind is not None else None
+            cause = _RECORDED_KINDS.get(kind) if kind is not None else None
+            if name is not None and kind is not None and cause is not None:
+                derived[derive_id(cause, space_id, name)] = Named(name, kind)
+        return derived
     kind = as_bytes("kind") if "kind" in columns else "NULL"
     found = {}
     for raw_id, raw_name, raw_kind in conn.execute(
