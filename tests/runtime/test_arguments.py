@@ -7,11 +7,12 @@ import html
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import sqlite_cells as sc
+
+from .._pathlike import Fspath
 
 LONE = "ab\ud800cd"  # a lone surrogate: no UTF-8 form, so no id or file name can derive from it
 
@@ -265,29 +266,19 @@ def test_a_store_path_no_file_system_takes_is_our_error(store: str) -> None:
     assert len(str(info.value)) < 600  # a long path is shown cut
 
 
-class _Fspath:
-    def __init__(self, value: object) -> None:
-        self.value = value
-
-    def __fspath__(self) -> Any:
-        if isinstance(self.value, Exception):
-            raise self.value
-        return self.value
-
-
 @pytest.mark.parametrize(
     "store",
     [
-        _Fspath(b"/tmp/x"),
-        _Fspath(5),
-        _Fspath(None),
-        _Fspath(_Fspath("/tmp/x")),
-        _Fspath(RuntimeError("no path today")),
+        Fspath(b"/tmp/x"),
+        Fspath(5),
+        Fspath(None),
+        Fspath(Fspath("/tmp/x")),
+        Fspath(RuntimeError("no path today")),
     ],
     ids=["bytes", "int", "None", "pathlike", "raises"],
 )
 def test_a_pathlike_store_that_names_no_text_path_is_refused_as_plain_bytes_is(
-    store: _Fspath,
+    store: Fspath,
 ) -> None:
     for given in (b"/tmp/x", store):
         with pytest.raises(sc.SqliteCellsError) as info:

@@ -4,6 +4,7 @@ longer than ``query_timeout`` to build ends as :class:`QueryTimeout` (R44)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import threading
 import time
@@ -164,15 +165,24 @@ def held() -> Iterator[None]:
         GATE.set()  # an abandoned worker may still be building
 
 
-def test_a_one_shot_read_building_rows_past_query_timeout_is_a_query_timeout(
-    store: Path, held: None
-) -> None:
-    runtime = sc.Runtime(store, poll_interval=0.01, query_timeout=0.3)
+@contextlib.contextmanager
+def _one_row(store: Path, **options: Any) -> Iterator[tuple[sc.Runtime, Any, sc.SqliteDb]]:
+    """A runtime with ``options`` and a database whose table ``t`` holds the row (1, 1)."""
+    runtime = sc.Runtime(store, poll_interval=0.01, **options)
     try:
         space = runtime.space("demo")
         db = space.sqlite_database("x", tables=TABLES)
         with space.transact():
             db.exec("INSERT INTO t (id, v) VALUES (1, 1)")
+        yield runtime, space, db
+    finally:
+        runtime.close()
+
+
+def test_a_one_shot_read_building_rows_past_query_timeout_is_a_query_timeout(
+    store: Path, held: None
+) -> None:
+    with _one_row(store, query_timeout=0.3) as (_runtime, _space, db):
         began = time.monotonic()
         with pytest.raises(sc.QueryTimeout) as caught:
             db.read("SELECT id FROM t", row=Held)
@@ -180,19 +190,12 @@ def test_a_one_shot_read_building_rows_past_query_timeout_is_a_query_timeout(
         assert "building its rows (row=): select fewer rows" in str(caught.value)
         GATE.set()
         assert db.read("SELECT v FROM t") == [{"v": 1}]
-    finally:
-        runtime.close()
 
 
 def test_a_query_whose_rows_timed_out_reruns_only_for_what_it_reads(
     store: Path, held: None
 ) -> None:
-    runtime = sc.Runtime(store, poll_interval=0.01, query_timeout=0.3)
-    try:
-        space = runtime.space("demo")
-        db = space.sqlite_database("x", tables=TABLES)
-        with space.transact():
-            db.exec("INSERT INTO t (id, v) VALUES (1, 1)")
+    with _one_row(store, query_timeout=0.3) as (runtime, space, db):
         q = db.query("SELECT id FROM t", row=Held)
         assert runtime.settle(timeout=10)
         assert isinstance(q.get().error, sc.QueryTimeout) and BUILT == [1]
@@ -200,8 +203,6 @@ def test_a_query_whose_rows_timed_out_reruns_only_for_what_it_reads(
             db.exec("UPDATE t SET v = 2")  # a column it does not read
         assert runtime.settle(timeout=10)
         assert BUILT == [1]  # not run again (R51)
-    finally:
-        runtime.close()
 
 
 def test_rows_slow_to_build_hold_back_no_other_query_of_their_batch(
@@ -210,12 +211,7 @@ def test_rows_slow_to_build_hold_back_no_other_query_of_their_batch(
     HELD.clear()
     # One worker: both queries' re-runs go in one job. A function outside the short ones keeps
     # that job off the scheduler thread.
-    runtime = sc.Runtime(store, poll_interval=0.01, query_timeout=2, query_workers=1)
-    try:
-        space = runtime.space("demo")
-        db = space.sqlite_database("x", tables=TABLES)
-        with space.transact():
-            db.exec("INSERT INTO t (id, v) VALUES (1, 1)")
+    with _one_row(store, query_timeout=2, query_workers=1) as (runtime, space, db):
         slow = db.query("SELECT id, length(v) AS n FROM t", row=Held)
         plain = db.query("SELECT v FROM t")
         assert runtime.settle(timeout=10)
@@ -230,5 +226,3 @@ def test_rows_slow_to_build_hold_back_no_other_query_of_their_batch(
         GATE.set()
         assert runtime.settle(timeout=10)
         assert slow.get().result == [Held(1)]
-    finally:
-        runtime.close()

@@ -19,6 +19,7 @@ from sqlite_cells._runtime import Space
 from sqlite_cells.files import collect_garbage
 
 from .._files import read_bytes
+from .._pathlike import Fspath
 from .conftest import MESSAGES
 
 
@@ -169,25 +170,12 @@ def test_paths_that_are_not_paths_are_refused_as_disk_source_errors(
     assert not space.file.exists  # nothing was written
 
 
-class _Fspath:
-    """An ``os.PathLike`` whose ``__fspath__`` returns whatever it was given (bytes, an int,
-    None, another PathLike) or, given an exception, raises it."""
-
-    def __init__(self, value: object) -> None:
-        self.value = value
-
-    def __fspath__(self) -> Any:
-        if isinstance(self.value, Exception):
-            raise self.value
-        return self.value
-
-
 _NO_TEXT_PATHS = [
-    _Fspath(b"/tmp"),
-    _Fspath(5),
-    _Fspath(None),
-    _Fspath(_Fspath("/tmp")),
-    _Fspath(RuntimeError("no path today")),
+    Fspath(b"/tmp"),
+    Fspath(5),
+    Fspath(None),
+    Fspath(Fspath("/tmp")),
+    Fspath(RuntimeError("no path today")),
 ]
 
 
@@ -205,7 +193,7 @@ def _deep_list(levels: int) -> list[Any]:
 
 @pytest.mark.parametrize("path", _NO_TEXT_PATHS, ids=["bytes", "int", "None", "pathlike", "raises"])
 def test_a_pathlike_that_names_no_text_path_is_refused_as_a_disk_source_error(
-    space: Space, path: _Fspath
+    space: Space, path: Fspath
 ) -> None:
     with pytest.raises(sc.DiskSourceError) as info:
         space.register_disk_source(path)  # type: ignore[arg-type]
