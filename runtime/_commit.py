@@ -23,6 +23,7 @@ from sqlite_cells.codec import (
     encode_record,
 )
 from sqlite_cells.runtime._boundary import stored_json_column
+from sqlite_cells.runtime._format import NAMES_TABLE
 from sqlite_cells.runtime._group import Groups, Ticket
 from sqlite_cells.runtime._marks import appended
 from sqlite_cells.runtime._tx import LENGTH_LIMIT
@@ -221,6 +222,10 @@ def _record_names(
     transaction names, so that the store's tools can show it (SPEC §6): ids are one-way hashes
     of names (R1). A name whose cell the commit does not write is left for its first write."""
     rows = [(name, kind) for cell_id, (name, kind) in names.items() if cell_id in writes]
+    if rows:
+        # Made by the first commit that records a name, never by an open: an older command
+        # line lists a store whose table has rows, but fails on an empty one.
+        cursor.execute(NAMES_TABLE)
     if len(rows) == 1:
         cursor.execute(_RECORD_NAME, rows[0])
     elif rows:

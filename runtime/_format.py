@@ -12,8 +12,8 @@ Each space file records the format it is written in as ``_cf_meta.format``. What
   row is not in ``_cf_cells``) with the newest removed seq that named it. A reader of format 2
   would take a compacted log for a whole one, so it is refused by the version check.
   ``_cf_names`` (the names of top-level cells and databases, for the store's tools) came later
-  within format 3: additive, made by every writer that opens the file, and read only where
-  present, so the version did not change.
+  within format 3: additive, made by the first commit that records a name (never by an open),
+  and read only where present, so the version did not change.
 
 Opening a file of an older format upgrades it in place, inside the transaction that opens it (one
 transaction per file), before anything reads it; nothing of the older store is quarantined or

@@ -55,7 +55,7 @@ from sqlite_cells.runtime._boundary import DAMAGED_SPACE_ADVICE, stored_json_col
 from sqlite_cells.runtime._commit import commit_error, holds, write_member
 from sqlite_cells.runtime._file_kind import check_file_kinds
 from sqlite_cells.runtime._fork import FORKED_ADVICE, generation
-from sqlite_cells.runtime._format import NAMED_TABLE, NAMES_TABLE, ensure_format
+from sqlite_cells.runtime._format import NAMED_TABLE, ensure_format
 from sqlite_cells.runtime._group import Ticket, shared, take_batch
 from sqlite_cells.runtime._interrupts import interrupts_held
 from sqlite_cells.runtime._lock_wait import set_lock_wait
@@ -128,9 +128,6 @@ CREATE TABLE IF NOT EXISTS _cf_op_index (
 ) WITHOUT ROWID;
 """
     + NAMED_TABLE
-    + ";\n"
-    # Additive (format 3 still): a runtime that does not know it neither reads nor needs it.
-    + NAMES_TABLE
     + ";\n"
 )
 

@@ -73,9 +73,16 @@ def _recorded(space_file: Path) -> dict[str, tuple[str, str]]:
     """The recorded names by the ids they derive (the table holds the names alone)."""
     conn = apsw.Connection(str(space_file), flags=apsw.SQLITE_OPEN_READONLY)
     try:
+        if not _has_names_table(conn):
+            return {}
         return {_IDS[n]: (n, k) for n, k in conn.execute("SELECT name, kind FROM _cf_names")}
     finally:
         conn.close()
+
+
+def _has_names_table(conn: apsw.Connection) -> bool:
+    found = conn.execute("SELECT 1 FROM sqlite_schema WHERE name = '_cf_names'").fetchone()
+    return found is not None
 
 
 def test_top_level_cells_and_databases_are_listed_by_the_names_the_store_recorded(
@@ -140,15 +147,19 @@ def test_a_cell_first_written_before_names_were_recorded_shows_by_id_unless_name
 def test_a_names_table_with_no_row_or_rows_another_program_wrote_lists_the_store(
     store: Path,
 ) -> None:
-    """A store whose cells are all pieces' holds an empty ``_cf_names``: listing it must not
-    fail (reading the columns off a query that found no row did). Rows another program wrote,
-    with text that is not UTF-8 or no name, name nothing."""
+    """A store whose cells are all pieces' records no name, and has no ``_cf_names`` at all:
+    the first commit that records a name makes it, never an open (an older command line lists
+    a store whose table has rows, but failed on an empty one). An empty table lists too, and
+    rows another program wrote, with text that is not UTF-8 or no name, name nothing."""
     with sc.Runtime(store) as rt:
         space = rt.space("s")
         space.run(_only_pieces, key="k", start=1)
         rt.settle()
     (space_file,) = store.glob("space-*.sqlite")
-    assert _recorded(space_file) == {}
+    conn = apsw.Connection(str(space_file))
+    assert not _has_names_table(conn)
+    conn.execute("CREATE TABLE _cf_names (name TEXT NOT NULL, kind TEXT NOT NULL)")
+    conn.close()
     for command in ("cells", "inspect", "tables"):
         done = run_cli(command, str(store), "--json")
         assert done.returncode == 0, (command, done.stderr)
