@@ -47,6 +47,14 @@ def building(piece_id: str) -> Iterator[None]:
         _build.reset(token)
 
 
+def top_level_name(cause: tuple[str | int, ...]) -> str | None:
+    """The name in a cause :func:`causal_cause` made outside a pattern (``(kind, space id,
+    name)``), else None: a piece's entities are named by its record, not by a name alone."""
+    if len(cause) == 3 and isinstance(cause[2], str):
+        return cause[2]
+    return None
+
+
 def causal_cause(space_id: str, kind: str, name: str | None) -> tuple[str | int, ...]:
     """The cause an entity id is derived from (R1): ``(kind, space id, name)`` outside a
     pattern; inside one ``(kind, piece id, name)``, or the builder's position when unnamed."""

@@ -19,6 +19,7 @@ from sqlite_cells.runtime._pattern import (
     building,
     causal_cause,
     piece_cause,
+    top_level_name,
 )
 from sqlite_cells.runtime._scheduler import Node
 from sqlite_cells.runtime._space_file import SpaceFile
@@ -79,8 +80,7 @@ class Space:
         self.runtime.check_open()
         cause = causal_cause(self.id, "cell", name)
         cell = Cell(self, derive_id(*cause), (), default)
-        if name is not None and len(cause) == 3:  # ("cell", space id, name): not in a pattern
-            cell._name = name  # recorded in the store at the cell's first write (SPEC §6)
+        cell._name = top_level_name(cause)  # recorded at the cell's first write (SPEC §6)
         return cell
 
     @checked_arguments

@@ -109,19 +109,15 @@ async def node_values(owner: Cell | Reactive, what: str) -> AsyncIterator[Any]:
     runtime closing (or closed at the call, when the subscription completes at once) as a
     ``ClosedError`` naming ``what`` — a loop waiting for a next value would otherwise wait for
     ever. Leaving the loop unsubscribes."""
-    loop = asyncio.get_running_loop()
     queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
-
-    def put(item: tuple[bool, Any]) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-
+    disposed = threading.Event()
+    on_loop = _OnLoop(asyncio.get_running_loop(), disposed)
     node = owner._node()
     subscription = node.scheduler.subscribe(
         node,
-        lambda value: put((True, value)),
-        lambda error: put((False, error)),
-        lambda: put((False, None)),
+        on_loop.handing(lambda value: queue.put_nowait((True, value))),
+        on_loop.handing(lambda error: queue.put_nowait((False, error))),
+        on_loop.handing_completion(lambda: queue.put_nowait((False, None))),
     )
     try:
         while True:
@@ -136,4 +132,5 @@ async def node_values(owner: Cell | Reactive, what: str) -> AsyncIterator[Any]:
             else:
                 raise item
     finally:
+        disposed.set()
         subscription.dispose()

@@ -65,6 +65,7 @@ from sqlite_cells.runtime import (
     checked_arguments,
     own_transaction,
     path_text,
+    top_level_name,
     translated,
     waited_for_lock,
 )
@@ -133,8 +134,7 @@ class Space(runtime.Space):
             version=version,
             migrate=migrate,
             kind=SourceKind.VM if source is not None else SourceKind.CELL,
-            # ("sqlite", space id, name): not in a pattern, whose pieces name their databases
-            name=name if len(cause) == 3 else None,
+            name=top_level_name(cause),  # recorded at its first write (SPEC §6)
         )
         self.runtime._declare(decl)
         return SqliteDb(self, decl)
