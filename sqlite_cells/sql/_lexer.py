@@ -356,6 +356,16 @@ class Lexer:
         if all(map(is_idchar, text)) if not text.isascii() else text.isidentifier():
             self.tokens.append((WORD, upper_ascii(text), start, end))
             return
+        if text.isascii() and "  " not in text:
+            # The common multi-word keyword ("ORDER BY", "GROUP BY"): words split by one space.
+            parts = text.split(" ")
+            if all(part.isidentifier() for part in parts):
+                i = start
+                for part in parts:
+                    j = i + len(part)
+                    self.tokens.append((WORD, part.upper(), i, j))
+                    i = j + 1
+                return
         if any(quote in text for quote in _QUOTES):
             # A literal with a prefix (N'…'): SQLite reads a name, then a literal.
             self.fail(start)

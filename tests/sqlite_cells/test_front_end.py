@@ -177,3 +177,22 @@ def test_words_keep_what_sqlglot_could_not_tokenize() -> None:
     second = [w.text for w in scan_sql("a <> 'y").words()]
     assert first != second
     assert [w.text for w in scan_sql("a <> 'x' -- c").words()] == ["a", "<>", "'x'"]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT a FROM t GROUP BY a ORDER BY a",
+        "SELECT a FROM t ORDER\tBY a",
+        "SELECT a FROM t ORDER  BY a",
+        "SELECT a FROM t ORDER /* c */ BY a",
+        "SELECT a FROM t ORDER\nBY a",
+    ],
+)
+def test_a_keyword_of_two_words_is_two_of_sqlites_words(sql: str) -> None:
+    """sqlglot reads "ORDER BY" as one token; SQLite reads two words, wherever they stand."""
+    statement = scan_sql(sql)
+    assert statement.problem is None
+    words = [(key, sql[start:end]) for kind, key, start, end in statement.tokens if key]
+    expected = [(w.upper(), w) for w in sql.replace("/* c */", "").split() if w.isidentifier()]
+    assert words == expected
