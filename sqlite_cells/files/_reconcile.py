@@ -66,6 +66,7 @@ from sqlite_cells.runtime import (
 from sqlite_cells.schema import (
     CfLink,
     Schema,
+    SchemaTextError,
     add_missing,
     cf_link,
     declare_tables,
@@ -871,7 +872,7 @@ def table_differences(conn: apsw.Connection, tables: dict[str, Any]) -> list[str
     Read only."""
     try:
         return diff_of(conn, "main", schema_from_json(tables))[1]
-    except SchemaError as exc:
+    except (SchemaError, SchemaTextError) as exc:
         return [str(exc)]
 
 

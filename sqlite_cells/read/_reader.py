@@ -63,7 +63,7 @@ from sqlite_cells.read._shadows import (
     newer_version,
     sync_shadows,
 )
-from sqlite_cells.schema import Declaration, Schema, SourceKind, render_ddl
+from sqlite_cells.schema import Declaration, Schema, SchemaTextError, SourceKind, render_ddl
 from sqlite_cells.sql import (
     USER_PREPARE_FLAGS,
     Authorizer,
@@ -339,7 +339,10 @@ def _read_file(
             seq = read_watermark(own)
             _COOKIES[decl.path] = cookie
         plan = _Plan(decl, timeout, pooled, cookie)
-        plan.on_file(sync_shadows(pooled, decl, own, plan.policy))
+        try:
+            plan.on_file(sync_shadows(pooled, decl, own, plan.policy))
+        except SchemaTextError as exc:  # a read fails as a read (R41)
+            raise QueryError(decl.db_id, statements[0].sql, str(exc)) from exc
         results = _run_all(pooled, plan, statements, tracker, start, previous, transaction=True)
     finally:
         pooled.deadline = float("inf")

@@ -26,6 +26,7 @@ from sqlite_cells.schema._schema import declare_tables as declare_tables
 from sqlite_cells.schema._schema import quote_ident as quote_ident
 from sqlite_cells.schema._schema import render_ddl as render_ddl
 from sqlite_cells.schema._schema import table as table
+from sqlite_cells.schema._schema_diff import SchemaTextError as SchemaTextError
 from sqlite_cells.schema._schema_diff import diff_of as diff_of
 from sqlite_cells.schema._shadow import NO_SHADOWS as NO_SHADOWS
 from sqlite_cells.schema._shadow import SHADOW_PREFIX as SHADOW_PREFIX
@@ -41,6 +42,7 @@ __all__ = [
     "Declaration",
     "Migrate",
     "Schema",
+    "SchemaTextError",
     "Shadows",
     "SourceKind",
     "Table",

@@ -26,12 +26,14 @@ what it no longer declares (R14).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
 
 import apsw
 
+from sqlite_cells.codec import DatabaseError
 from sqlite_cells.schema._schema import (
     Schema,
     Table,
@@ -48,7 +50,14 @@ from sqlite_cells.schema._table_text import (
 )
 from sqlite_cells.sql import fold_ascii
 
-__all__ = ["MigrationPlan", "declared_report", "plan_migration", "schema_objects"]
+__all__ = [
+    "MigrationPlan",
+    "SchemaTextError",
+    "declared_report",
+    "plan_migration",
+    "readable_schema",
+    "schema_objects",
+]
 
 _CACHE_SIZE: Final = 64
 _GENERATED: Final = {0: "no", 1: "hidden", 2: "virtual", 3: "stored"}
@@ -70,6 +79,29 @@ def rows_of(
     conn: apsw.Connection, sql: str, args: Sequence[object] = ()
 ) -> list[tuple[object, ...]]:
     return [tuple(r) for r in conn.execute(sql, tuple(args)).fetchall()]
+
+
+class SchemaTextError(DatabaseError):
+    """A database file's schema holds a name that is not UTF-8 text in a table the runtime
+    declared: another program wrote it (SQLite takes any bytes as a name), and the file cannot
+    be compared with its declaration.  Private: callers catch ``DatabaseError``; reads raise it
+    as a ``QueryError``."""
+
+
+@contextmanager
+def readable_schema(conn: apsw.Connection, database: str) -> Iterator[None]:
+    """Turn apsw's failure to decode a name of ``database``'s schema into
+    :class:`SchemaTextError`, naming the file and what to do."""
+    try:
+        yield
+    except UnicodeDecodeError as exc:
+        raise SchemaTextError(
+            f"the database file {conn.db_filename(database)} holds a name that is not valid "
+            f"UTF-8 text in its schema ({exc.reason} at byte {exc.start} of "
+            f"{exc.object[:40]!r}): another program changed the file, and the runtime cannot "
+            "compare it with the declared tables; rename that column or table with SQLite, or "
+            "restore the file from a copy"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,9 +209,32 @@ def _index_info(conn: apsw.Connection, db: str, index: str, table_name: str) -> 
 
 
 def schema_objects(conn: apsw.Connection, db: str) -> dict[str, tuple[str, str, str, object]]:
-    """Every schema object of ``db`` by lowercased name: (type, name, table name, sql)."""
-    rows = rows_of(conn, f"SELECT type, name, tbl_name, sql FROM {quote_ident(db)}.sqlite_schema")
-    return {fold_ascii(str(r[1])): (str(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows}
+    """Every schema object of ``db`` by lowercased name: (type, name, table name, sql).
+
+    The text is read as bytes: another program may have named an object with bytes that are
+    not UTF-8 (SQLite takes any bytes as a name).  Such an object cannot be one the runtime
+    declared (declared names are text) and is left out, as any undeclared object is; other
+    text that is not UTF-8 reads with U+FFFD in its place, so that it differs from the
+    declaration."""
+    rows = rows_of(
+        conn,
+        "SELECT CAST(type AS BLOB), CAST(name AS BLOB), CAST(tbl_name AS BLOB), "
+        f"CAST(sql AS BLOB) FROM {quote_ident(db)}.sqlite_schema",
+    )
+    objects: dict[str, tuple[str, str, str, object]] = {}
+    for kind, name, table_name, sql in rows:
+        try:
+            text = name.decode() if isinstance(name, bytes) else None
+        except UnicodeDecodeError:
+            continue
+        if text is None:
+            continue
+        objects[fold_ascii(text)] = (_text(kind) or "", text, _text(table_name) or "", _text(sql))
+    return objects
+
+
+def _text(value: object) -> str | None:
+    return value.decode(errors="replace") if isinstance(value, bytes) else None
 
 
 _Declared = tuple[dict[str, _TableInfo], dict[str, _IndexInfo]]
@@ -387,6 +442,11 @@ def _text_differences(name: str, want: _TableInfo, have: TableText, missing: set
 
 def diff_of(conn: apsw.Connection, database: str, schema: Schema) -> tuple[list[Step], list[str]]:
     """The statements to run, and the non-additive differences."""
+    with readable_schema(conn, database):
+        return _diff_of(conn, database, schema)
+
+
+def _diff_of(conn: apsw.Connection, database: str, schema: Schema) -> tuple[list[Step], list[str]]:
     want_tables, want_indexes = declared_report(schema)
     objects = schema_objects(conn, database)
     statements: list[Step] = []

@@ -40,7 +40,12 @@ from sqlite_cells.schema._schema import (
     quote_ident,
     standin_column,
 )
-from sqlite_cells.schema._schema_diff import declared_report, rows_of, schema_objects
+from sqlite_cells.schema._schema_diff import (
+    declared_report,
+    readable_schema,
+    rows_of,
+    schema_objects,
+)
 from sqlite_cells.sql import fold_ascii
 
 __all__ = ["NO_SHADOWS", "SHADOW_PREFIX", "Shadows", "plan_shadows"]
@@ -76,6 +81,11 @@ def plan_shadows(conn: apsw.Connection, schema: Schema) -> Shadows:
 
     Declared tables whose name the file uses for another kind of object are left alone (the
     query then reads that object, as before; writing raises :class:`UnsupportedMigration`)."""
+    with readable_schema(conn, "main"):
+        return _plan_shadows(conn, schema)
+
+
+def _plan_shadows(conn: apsw.Connection, schema: Schema) -> Shadows:
     want_tables, _ = declared_report(schema)
     objects = schema_objects(conn, "main")
     create: list[str] = []
