@@ -229,7 +229,8 @@ class ExecError(DatabaseError):
             if rolled_back
             else "nothing was recorded and the transaction is still usable"
         )
-        super().__init__(f"database {db_id}: {message} in {_quoted_sql(sql)}; {outcome}")
+        where = f" in {_quoted_sql(sql)}" if sql else ""
+        super().__init__(f"database {db_id}: {message}{where}; {outcome}")
 
 
 class ExecTimeout(ExecError, TimeoutError):

@@ -18,6 +18,7 @@ from sqlite_cells.codec import (
     ConflictError,
     DatabaseError,
     EncodingError,
+    ExecError,
     SqliteCellsError,
     ValueEncodeError,
     encode_record,
@@ -232,13 +233,27 @@ def _record_names(
         cursor.executemany(_RECORD_NAME, rows)
 
 
+class RecordTooBig(ExecError, ValueEncodeError):
+    """A commit whose writes to a database add up to a record over SQLite's length limit: an
+    ``ExecError`` as one write too big is (R34), and a ``ValueEncodeError`` as values too big
+    for the record are.  Private: callers catch either."""
+
+
 def _append(cursor: apsw.Cursor, record: CommitRecord) -> None:
     data = encode_record(record)
     if len(data) > LENGTH_LIMIT:
-        raise ValueEncodeError(
+        too_big = (
             f"the commit record of seq {record.seq} is {len(data)} bytes, over SQLite's length "
-            f"limit of {LENGTH_LIMIT} bytes: write fewer or smaller values per transaction"
+            f"limit of {LENGTH_LIMIT} bytes"
         )
+        if record.ops:  # a database's changes are in it: the writes' error, as for one write
+            raise RecordTooBig(
+                record.ops[0].target,
+                "",
+                f"the changes of this transaction's writes are too big to record in one commit "
+                f"({too_big}): write fewer rows per transaction",
+            )
+        raise ValueEncodeError(f"{too_big}: write fewer or smaller values per transaction")
     cursor.execute("INSERT INTO _cf_log (seq, record) VALUES (?, ?)", (record.seq, data))
     appended(cursor.connection, record.seq, data)
     if len(record.ops) == 1:

@@ -6,6 +6,7 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
+import sqlite_cells.runtime._commit as commit
 from sqlite_cells._runtime import Space
 from sqlite_cells.codec import derive_id, short_hash
 from sqlite_cells.files import read_watermark
@@ -313,3 +314,28 @@ def test_a_write_too_big_to_record_is_an_exec_error(space: Space, db: sc.SqliteD
     assert info.value.db_id == db.id and info.value.sqlite_error is not None
     assert counter.get() == 0 and db.rev == 1
     assert db.read("SELECT count(*) AS n FROM messages") == [{"n": 1}]
+
+
+def test_writes_that_add_up_to_a_record_too_big_are_an_exec_error(
+    space: Space, db: sc.SqliteDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each write fits, their commit record does not: the same ExecError as one write too big
+    (R34), still a ValueEncodeError for callers that caught that; nothing is written. The
+    record's limit is lowered here so that small writes reach it."""
+    counter = space.cell("counter", default=0)
+    monkeypatch.setattr(commit, "LENGTH_LIMIT", 20_000)
+    insert = "INSERT INTO messages (id, body) VALUES (?, ?)"
+    with pytest.raises(sc.ExecError) as info, space.transact():
+        counter.set(1)
+        db.exec(insert, [1, "x" * 12_000])
+        db.exec(insert, [2, "y" * 12_000])
+    assert isinstance(info.value, sc.ValueEncodeError)
+    assert info.value.db_id == db.id
+    assert "too big to record in one commit" in str(info.value)
+    assert "fewer rows per transaction" in str(info.value)
+    assert " in ''" not in str(info.value)
+    assert counter.get() == 0 and db.rev == 0
+    assert db.read("SELECT count(*) AS n FROM messages") == [{"n": 0}]
+    with pytest.raises(sc.ValueEncodeError) as values, space.transact():
+        counter.set("z" * 30_000)
+    assert not isinstance(values.value, sc.ExecError)
