@@ -115,3 +115,34 @@ def test_a_type_checker_catches_missing_and_stray_arguments_of_the_hot_calls(
     done = _mypy(calls)
     flagged = sorted({int(m) for m in re.findall(r"calls\.py:(\d+): error", done.stdout)})
     assert flagged == [12, 13, 14, 15, 16], done.stdout + done.stderr
+
+
+def test_decode_cf_link_and_a_subscripted_query_state_type_and_run_as_the_spec_writes_them(
+    tmp_path: Path,
+) -> None:
+    """§4: ``decode_cf_link`` of a link string is a ``Cell`` (None for None), so ``.get()`` on
+    it type-checks; R43: ``QueryState[Msg](…)`` type-checks and also runs."""
+    program = tmp_path / "links.py"
+    program.write_text(
+        "import msgspec\n"
+        "import sqlite_cells as sc\n"
+        "\n"
+        "class Msg(msgspec.Struct):\n"
+        "    id: int\n"
+        "\n"
+        "def value(raw: str, rt: sc.Runtime) -> object:\n"
+        "    return sc.decode_cf_link(raw, rt).get()\n"
+        "\n"
+        "def nothing(rt: sc.Runtime) -> None:\n"
+        "    return sc.decode_cf_link(None, rt)\n"
+        "\n"
+        "state = sc.QueryState[Msg](pending=False, result=[Msg(1)], error=None, seq=1)\n"
+        "rows: list[Msg] | None = state.result\n"
+        "print(rows)\n"
+    )
+    done = _mypy(program)
+    assert (done.returncode, done.stdout) == (0, ""), done.stdout + done.stderr
+    ran = subprocess.run(
+        [sys.executable, str(program)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (ran.returncode, ran.stdout) == (0, "[Msg(id=1)]\n"), ran.stderr

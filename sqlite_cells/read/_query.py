@@ -91,7 +91,10 @@ class Reaction:
     follows: Any = None
 
 
-@dataclass(frozen=True, slots=True, repr=False)
+# Not slotted: a slotted frozen dataclass's __setattr__ calls super() on the class before
+# slots, which raises a raw TypeError when ``QueryState[Msg](…)`` sets ``__orig_class__``
+# (Python 3.11); without slots that is the FrozenInstanceError typing expects and ignores.
+@dataclass(frozen=True, repr=False)
 class QueryState(Generic[T]):
     """``pending`` until the first result for the current sql/params; ``result`` the rows (None
     while pending with nothing to show, or on error); ``error`` a :class:`SqliteCellsError`;

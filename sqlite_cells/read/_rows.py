@@ -39,7 +39,7 @@ import types
 import typing
 from collections.abc import Callable
 from operator import attrgetter, itemgetter
-from typing import Any, Final
+from typing import Any, Final, overload
 
 import msgspec
 
@@ -70,6 +70,12 @@ _AT_FIELD = re.compile(r"at (`key` in )?`\$(?:\[\d+\])?\.(.+?)`$")
 _TEXT_FOR_BYTES = re.compile(r"^Expected `[^`]*\bbytes\b[^`]*`, got `str`")
 
 
+@overload
+def decode_cf_link(value: None, rt: Runtime) -> None: ...
+@overload
+def decode_cf_link(value: str | bytes, rt: Runtime) -> Cell: ...
+@overload
+def decode_cf_link(value: str | bytes | None, rt: Runtime) -> Cell | None: ...
 @checked_arguments
 def decode_cf_link(value: str | bytes | None, rt: Runtime) -> Cell | None:
     """A stored link string → the live ``Cell`` it names; ``None`` → ``None``.
