@@ -63,6 +63,7 @@ from sqlite_cells.read._shadows import (
     newer_version,
     sync_shadows,
 )
+from sqlite_cells.read._vtabs import connect_rtrees
 from sqlite_cells.schema import Declaration, Schema, SchemaTextError, SourceKind, render_ddl
 from sqlite_cells.sql import (
     USER_PREPARE_FLAGS,
@@ -441,6 +442,8 @@ def _run_one(pooled: PooledConnection, plan: _Plan, stmt: Statement) -> Statemen
             result = _execute(pooled, plan.cursor, plan.policy, stmt, known)
         except apsw.SQLError as exc:
             result = _again(pooled, plan, stmt, known, key, exc)
+        except apsw.AuthError as exc:
+            result = _with_rtrees(pooled, plan, stmt, known, exc)
     except apsw.Error as exc:
         plan.cursor = pooled.conn.cursor()  # a fresh one after a failure, to be safe
         error = _behind_the_file(pooled, plan, stmt, exc)
@@ -638,6 +641,22 @@ def _again(
         raise exc
     if known is None:
         known = _declared_read_set(plan, stmt, key)
+    plan.cursor = pooled.conn.cursor()
+    return _execute(pooled, plan.cursor, plan.policy, stmt, known)
+
+
+def _with_rtrees(
+    pooled: PooledConnection,
+    plan: _Plan,
+    stmt: Statement,
+    known: ReadMap | None,
+    exc: apsw.AuthError,
+) -> StatementResult:
+    """Run ``stmt`` again after the authorizer refused it, when it was a read of an injected
+    file whose R*Tree tables were not connected yet (their module prepares its writes when it
+    connects, see ``_vtabs``); else raise ``exc``."""
+    if plan.decl.kind is not SourceKind.DISK or not connect_rtrees(pooled.conn):
+        raise exc
     plan.cursor = pooled.conn.cursor()
     return _execute(pooled, plan.cursor, plan.policy, stmt, known)
 

@@ -42,6 +42,10 @@ Shapes of callback that need care, all observed with SQLite 3.54:
   ``dbstat`` and ``pragma_*`` look at other schemas and are never allowed.
 * Reads of ``sqlite_master`` during schema loading happen with the authorizer switched off by
   SQLite itself, so denying ``sqlite_*`` tables never breaks ordinary statements.
+* A virtual table's module prepares its own statements when it connects, inside the prepare
+  of the user statement that first names the table on a connection, and they are judged as the
+  user statement's actions: an R*Tree's include writes to its shadow tables, so the reader
+  connects an injected file's R*Tree tables outside the user state first (``read._vtabs``).
 
 What it cannot do on its own (the guard covers these, R20–R24): it sees actions, not statements,
 so it cannot tell one statement from two harmless ones, cannot refuse RETURNING (an INSERT with

@@ -728,6 +728,47 @@ def test_corpus_on_a_pooled_reader(runtime_db: RuntimeDatabase) -> None:
     assert reserved_state(db_path) == before
 
 
+def test_a_source_connection_with_rtree_tables_still_denies_every_write(tmp_path: Path) -> None:
+    """R23, R60: an R*Tree table prepares writes to its shadow tables when it connects, so a
+    user statement that first names it on a connection is denied; the runtime connects it
+    outside the user state (``connect_rtrees``), and after that reads pass while every write by
+    a user statement, to the table or to its shadow tables, is still denied on the pooled
+    source connection, as are SQLite's own tables."""
+    from sqlite_cells.read._vtabs import connect_rtrees
+
+    path = tmp_path / "geo.db"
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE VIRTUAL TABLE r USING rtree(id, x0, x1, +label)")
+    conn.execute("INSERT INTO r VALUES (1, 0, 10, 'a')")
+    conn.close()
+    before = path.read_bytes()
+    policy = make_authorizer(Mode.READ, database="main", tables=None)
+    with sc.Runtime(tmp_path / "store") as rt:
+        rt.space("geo").register_disk_source(str(path))
+        with rt.read_pool.connection(path, source=True) as pooled, gated(pooled.conn) as gate:
+            with gate.user(policy):
+                error = run_user(pooled.conn, "SELECT * FROM r")
+            assert error is not None and is_denial(error)
+            assert connect_rtrees(pooled.conn)
+            with gate.user(policy):
+                assert run_user(pooled.conn, "SELECT id, label FROM r WHERE x0 < 5") is None
+                assert run_user(pooled.conn, "SELECT nodeno FROM r_node") is None
+                for sql in (
+                    "INSERT INTO r VALUES (2, 1, 2, 'b')",
+                    "UPDATE r SET label = 'c'",
+                    "DELETE FROM r",
+                    "INSERT OR REPLACE INTO r_node VALUES (1, x'00')",
+                    "DELETE FROM r_node WHERE nodeno = 1",
+                    "INSERT OR REPLACE INTO r_rowid VALUES (1, 1, 'z')",
+                    "UPDATE r_rowid SET a0 = 'z'",
+                    "DELETE FROM r_parent",
+                    "SELECT name FROM sqlite_master",
+                ):
+                    error = run_user(pooled.conn, sql)
+                    assert error is not None and is_denial(error), sql
+    assert path.read_bytes() == before
+
+
 def test_a_statement_authorized_under_one_policy_is_authorized_again_under_another() -> None:
     """apsw's cache hands a prepared statement to the next statement of the same text; the gate
     makes SQLite prepare (and authorize) it again when the policy changes."""

@@ -283,6 +283,58 @@ def test_a_full_text_table_of_a_source_can_be_searched(
     assert info.value.kind == "forbidden-function"
 
 
+def _rtree_file(path: Path) -> Path:
+    """A file holding an R*Tree table (with an auxiliary column) and a Geopoly table, as
+    GeoPackage files hold R*Tree spatial indexes."""
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE VIRTUAL TABLE r USING rtree(id, x0, x1, +label)")
+    conn.executemany("INSERT INTO r VALUES (?, ?, ?, ?)", [(1, 0, 10, "a"), (2, 20, 30, "b")])
+    conn.execute("CREATE VIRTUAL TABLE g USING geopoly(name)")
+    conn.execute("INSERT INTO g(_shape, name) VALUES ('[[0,0],[2,0],[2,2],[0,2],[0,0]]', 'sq')")
+    conn.close()
+    return path
+
+
+def test_an_rtree_table_of_a_source_can_be_read(
+    rt: sc.Runtime, space: Space, outside: Path
+) -> None:
+    """R60, R23: when an R*Tree table connects it prepares the writes it would make to its
+    shadow tables, which the read authorizer denied ("not authorized") although the read writes
+    nothing; the runtime connects it first, and the file stays unwritten."""
+    path = _rtree_file(outside / "geo.db")
+    before = read_bytes(path)
+    handle = space.register_disk_source(str(path))
+    assert handle.read("SELECT * FROM r ORDER BY id") == [
+        {"id": 1, "x0": 0.0, "x1": 10.0, "label": "a"},
+        {"id": 2, "x0": 20.0, "x1": 30.0, "label": "b"},
+    ]
+    assert handle.read("SELECT id FROM r WHERE x0 <= ? AND x1 >= ?", [25, 25]) == [{"id": 2}]
+    assert handle.read("SELECT name, geopoly_area(_shape) AS area FROM g") == [
+        {"name": "sq", "area": 4.0}
+    ]
+    # Live queries read on other pooled connections, each connecting the table on its own.
+    q = handle.query("SELECT label FROM r WHERE x1 < ?", [15])
+    shapes = handle.query(
+        "SELECT name FROM g WHERE geopoly_overlap(_shape, '[[1,1],[3,1],[3,3],[1,1]]')"
+    )
+    rt.settle()
+    assert q.get().error is None and q.get().result == [{"label": "a"}]
+    assert shapes.get().error is None and shapes.get().result == [{"name": "sq"}]
+    # Its shadow tables read as before: plain tables of the file.
+    assert [row["nodeno"] for row in handle.read("SELECT nodeno FROM r_node")] == [1]
+    with space.transact() as tx:
+        with pytest.raises(sc.ReadOnlySource, match="read-only"):
+            handle.exec("INSERT INTO r VALUES (3, 1, 2, 'c')")
+        with pytest.raises(sc.ReadOnlySource, match="read-only"):
+            handle.exec("DELETE FROM r_node")
+        assert tx.ops == []
+    with pytest.raises(sc.GuardViolation) as info:
+        handle.read("DELETE FROM r_rowid")
+    assert info.value.kind == "not-read-only"
+    assert read_bytes(path) == before
+    assert handle.read("SELECT count(*) AS n FROM r") == [{"n": 2}]
+
+
 def test_a_source_deleted_after_registration_is_a_clear_query_error(
     rt: sc.Runtime, space: Space, reference: Path
 ) -> None:
