@@ -826,6 +826,14 @@ def _translate(
             f"the file stayed locked by another connection past query_timeout ({timeout}s): "
             "try again when its writer is done",
         )
+    elif isinstance(exc, apsw.AuthError) and decl.kind is SourceKind.DISK:  # own schema (R60)
+        error = QueryError(
+            decl.db_id,
+            sql,
+            f"not authorized ({exc}): queries of the source file {decl.path} may read its own "
+            "tables and views, not SQLite's (sqlite_…, dbstat, pragma_…) or the runtime's (_cf_…), "
+            "not even through one of its views; leave those out of the query",
+        )
     elif isinstance(exc, apsw.AuthError):
         error = QueryError(
             decl.db_id,

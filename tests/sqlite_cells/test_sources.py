@@ -335,6 +335,26 @@ def test_an_rtree_table_of_a_source_can_be_read(
     assert handle.read("SELECT count(*) AS n FROM r") == [{"n": 2}]
 
 
+def test_a_source_view_over_sqlite_tables_is_refused_in_a_source_s_words(
+    space: Space, outside: Path
+) -> None:
+    """R23, R60: a view of the file that reads SQLite's own tables is denied by the read
+    authorizer; an injected file has no declared tables, so the message does not speak of
+    them, and names the file."""
+    path = outside / "views.db"
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE t (a); CREATE VIEW v AS SELECT name FROM sqlite_master")
+    conn.close()
+    _rtree_file(path)  # a refused read of a file with R*Tree tables is refused all the same
+    handle = space.register_disk_source(str(path))
+    with pytest.raises(sc.QueryError) as info:
+        handle.read("SELECT * FROM v")
+    message = str(info.value)
+    assert "not authorized" in message and str(path) in message
+    assert "sqlite_" in message and "declared" not in message
+    assert handle.read("SELECT count(*) AS n FROM r") == [{"n": 2}]
+
+
 def test_a_source_deleted_after_registration_is_a_clear_query_error(
     rt: sc.Runtime, space: Space, reference: Path
 ) -> None:
