@@ -16,8 +16,9 @@ changes or the connection closes; the user statement then prepares without the m
 and is authorized as any read. The authorizer itself is unchanged: a user statement that writes
 a shadow table (or any table) of the file is still denied, and the connection is read-only.
 When the module re-prepares one of its statements later (after the gate expired them) it is one
-it runs, which is a read here, and is authorized as one. Only tables with the three shadow
-tables of an R*Tree are connected: no other module gets the runtime's authority.
+it runs, which is a read here, and is authorized as one. Only tables of the R*Tree modules
+(``rtree``, ``rtree_i32``, ``geopoly``) with the three shadow tables of one are connected: no
+other module gets the runtime's authority.
 """
 
 from __future__ import annotations
@@ -28,15 +29,33 @@ from typing import Final
 import apsw
 
 from sqlite_cells.schema import quote_ident
+from sqlite_cells.sql import WORD, scan_sql
 
 __all__ = ["connect_rtrees"]
+
+_MODULES: Final = frozenset({"RTREE", "RTREE_I32", "GEOPOLY"})
+
+
+def _rtree_module(sql: object) -> bool:
+    """Whether ``CREATE VIRTUAL TABLE … USING <module>`` names one of the R*Tree modules: a
+    file may give any virtual table the three shadow tables' names, and only these modules are
+    connected outside the user state."""
+    if not isinstance(sql, str):
+        return False
+    tokens = scan_sql(sql).tokens
+    for i, (kind, key, _start, _end) in enumerate(tokens[:-1]):
+        if kind == WORD and key == "USING":
+            following = tokens[i + 1]
+            return following[0] == WORD and following[1] in _MODULES
+    return False
+
 
 # The virtual tables of ``main`` that have the shadow tables of an R*Tree (rtree, rtree_i32 and
 # geopoly all make these three, named after the table as SQLite stores its name). Reading
 # sqlite_schema also checks the connection's copy of the schema against the file's cookie, so
 # the tables are connected on the schema the user statement is prepared on.
 _RTREES_SQL: Final = """
-SELECT v.name FROM main.sqlite_schema AS v
+SELECT v.name, v.sql FROM main.sqlite_schema AS v
 WHERE v.type = 'table' AND v.sql LIKE 'CREATE VIRTUAL TABLE%'
   AND (SELECT count(*) FROM main.sqlite_schema AS s
        WHERE s.type = 'table' AND s.name IN (v.name || '_node', v.name || '_rowid',
@@ -49,7 +68,7 @@ def connect_rtrees(conn: apsw.Connection) -> bool:
     statements now); call it outside the gate's user state. Returns whether there was one: a
     refused read is worth running again only then. A table whose module fails to connect (a
     damaged file) is left alone: the user statement reports it when it is run again."""
-    names = [str(name) for (name,) in conn.execute(_RTREES_SQL).fetchall()]
+    names = [str(name) for name, sql in conn.execute(_RTREES_SQL).fetchall() if _rtree_module(sql)]
     for name in names:
         with contextlib.suppress(apsw.Error):
             conn.execute(f"SELECT 1 FROM main.{quote_ident(name)} WHERE 0", can_cache=False)

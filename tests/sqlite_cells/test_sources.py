@@ -17,6 +17,7 @@ import pytest
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
 from sqlite_cells.files import collect_garbage
+from sqlite_cells.read._vtabs import connect_rtrees
 
 from .._files import read_bytes
 from .._pathlike import Fspath
@@ -293,6 +294,25 @@ def _rtree_file(path: Path) -> Path:
     conn.execute("INSERT INTO g(_shape, name) VALUES ('[[0,0],[2,0],[2,2],[0,2],[0,0]]', 'sq')")
     conn.close()
     return path
+
+
+def test_only_the_rtree_modules_are_connected_outside_the_user_state(tmp_path: Path) -> None:
+    """A file may give any virtual table the names of an R*Tree's shadow tables: only the
+    R*Tree modules' tables are connected as the runtime's own statement."""
+    conn = apsw.Connection(str(_rtree_file(tmp_path / "rtree.db")))
+    conn.execute(
+        "CREATE VIRTUAL TABLE f USING fts5(body); "
+        "CREATE TABLE f_node (x); CREATE TABLE f_rowid (x); CREATE TABLE f_parent (x)"
+    )
+    names: list[str] = []
+    conn.exec_trace = lambda _cursor, sql, _bindings: names.append(sql) or True
+    assert connect_rtrees(conn)
+    assert [sql for sql in names if "WHERE 0" in sql] == [
+        'SELECT 1 FROM main."r" WHERE 0',
+        'SELECT 1 FROM main."g" WHERE 0',
+    ]
+    conn.execute("DROP TABLE r; DROP TABLE g")
+    assert not connect_rtrees(conn)
 
 
 def test_an_rtree_table_of_a_source_can_be_read(
