@@ -96,7 +96,11 @@ front end (:class:`~sqlite_cells.sql._statement.Statement.string_names`) finds t
 after FROM (not ``IS [NOT] DISTINCT FROM``), JOIN, INTO, UPDATE, ``UPDATE OR <action>``, TABLE,
 IN (not ``IN (``) and ``INDEXED BY``, as an item of a FROM list or of a parenthesised FROM item
 (``FROM ('sqlite_master')``, ``FROM (messages, 'sqlite_master')``), before or after a ``.``,
-and when a ``(`` follows it (a called table-valued function, ``'pragma_table_list'('x')``).
+and when a ``(`` follows it (a called table-valued function, ``'pragma_table_list'('x')``); and
+where it names something that is no table: an alias (``AS 'x'``, ``SELECT body 'x'``, ``FROM t
+'x'``, ``CASE … END 'x'``), a CTE (``WITH 'c' AS``, its column list), a window (``WINDOW 'w'
+AS``, ``OVER 'w'``, ``OVER ('w' …)``), a type (``CAST(x AS 'T')``) or a collation (``COLLATE
+'c'``).  After ``=``, ``LIKE``, ``THEN``, a call's ``(`` or a list's ``,`` it is data.
 Parameters (``?``, ``?NNN``, ``:name``, ``@name``, ``$name``) are never names, so ``:temp`` or
 ``@sqlite_x`` are fine.  Names are compared with ASCII case folding only, as SQLite does.
 
@@ -146,6 +150,7 @@ from sqlite_cells.sql._names import (
     VIRTUAL_PREFIX,
     WRITE_VERBS,
 )
+from sqlite_cells.sql._positions import may_name_a_cte
 from sqlite_cells.sql._statement import (
     CACHE_MAX_ENTRIES,
     CACHE_MAX_SQL_LENGTH,
@@ -486,7 +491,8 @@ def _names_a_cte(entries: tuple[Tok, ...], opening: int, count: int, whole: bool
 
     Not ``whole`` (the tokens stop where SQLite can read no further): when they stop before
     that shape is complete or broken, the group counts as a column list if the name stands
-    where a CTE's name can (:func:`_may_name_a_cte`), so ``WITH edit(a, 'x`` is not a call.
+    where a CTE's name can (:func:`~sqlite_cells.sql._positions.may_name_a_cte`), so
+    ``WITH edit(a, 'x`` is not a call.
     """
     closing = group(entries, opening)[1]
     if closing >= 0:
@@ -495,7 +501,7 @@ def _names_a_cte(entries: tuple[Tok, ...], opening: int, count: int, whole: bool
             return found
     elif whole:
         return False
-    return _may_name_a_cte(entries, opening - 1)
+    return may_name_a_cte(entries, opening - 1)
 
 
 _CTE_BODY_OPENERS: Final = (["AS"], ["AS", "MATERIALIZED"], ["AS", "NOT", "MATERIALIZED"])
@@ -513,28 +519,6 @@ def _is_cte_body_next(entries: tuple[Tok, ...], i: int, count: int, whole: bool)
     if j == count and not whole and words in _CTE_BODY_STARTS:
         return None
     return j < count and entries[j][:2] == (OP, "(") and words in _CTE_BODY_OPENERS
-
-
-def _may_name_a_cte(entries: tuple[Tok, ...], i: int) -> bool:
-    """Whether the name at ``i`` stands where a CTE's name can: after ``WITH``, ``WITH
-    RECURSIVE``, or the ``,`` after a CTE's body ``AS [[NOT] MATERIALIZED] (…)``."""
-    if i == 0:
-        return False
-    kind, key = entries[i - 1][0], entries[i - 1][1]
-    if kind == WORD:
-        return key == "WITH" or key == "RECURSIVE"
-    if key != "," or i < 2 or entries[i - 2][:2] != (OP, ")"):
-        return False
-    depth = 0
-    for j in range(i - 2, 0, -1):
-        kind, key = entries[j][0], entries[j][1]
-        if kind == OP and key == ")":
-            depth += 1
-        elif kind == OP and key == "(":
-            depth -= 1
-            if depth == 0:
-                return entries[j - 1][:2] in ((WORD, "AS"), (WORD, "MATERIALIZED"))
-    return False
 
 
 def _check_temp(entry: Tok, previous: Tok, sql: str) -> None:

@@ -3,6 +3,7 @@
 :func:`find_names` walks a statement's tokens once and returns the indexes of the string literals
 SQLite reads as names, the names it resolves as tables and the names it calls.
 :func:`may_be_names` is the cheap test that lets most statements skip that walk.
+:func:`may_name_a_cte` says whether a token stands where a CTE's name can.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sqlite_cells.sql._kinds import OP, STRING, WORD, Tok
 from sqlite_cells.sql._lexer import unquote
 from sqlite_cells.sql._names import fold_ascii
 
-__all__ = ["find_names", "may_be_names"]
+__all__ = ["find_names", "may_be_names", "may_name_a_cte"]
 
 # What stands after these words is a table (a string literal included); after IN only when it is
 # not a "(" (then it is a list or a subquery).
@@ -33,6 +34,19 @@ _NOT_NAMES: Final = frozenset(
     | {"BETWEEN", "MATCH", "REGEXP", "DO", "UPDATE", "RETURNING", "LIMIT", "OFFSET", "HAVING"}
     | {"CAST", "RAISE", "ALL", "DISTINCT", "END"}
 )
+# SQLite's grammar lets an expression follow these words: a string literal right after one is
+# data (FROM only after IS [NOT] DISTINCT, SET a column of the target table).  After any other
+# word, a literal, a parameter, a quoted identifier or a ")" a string literal is a name: an
+# implicit alias (SQLite's "as ::= ids"), after AS an alias or a type name, after WITH, RECURSIVE,
+# WINDOW and OVER a CTE's or a window's name, after COLLATE a collation's.
+_DATA_AFTER: Final = frozenset(
+    {"SELECT", "DISTINCT", "ALL", "WHERE", "HAVING", "ON", "BY", "LIMIT", "OFFSET", "FROM", "SET"}
+    | {"AND", "OR", "NOT", "IS", "BETWEEN", "LIKE", "GLOB", "REGEXP", "MATCH", "ESCAPE"}
+    | {"CASE", "WHEN", "THEN", "ELSE", "ROWS", "RANGE", "GROUPS", "RETURNING", "DEFAULT"}
+)
+# A window's base name stands first in "OVER (" and "WINDOW w AS (" (after "AS (" in a CTE only
+# a statement can).
+_BEFORE_WINDOW_BASE: Final = frozenset({"OVER", "AS"})
 # Table positions: a table read (it may be a called table-valued function), a write target, an
 # index (INDEXED BY).
 _SOURCE, _TARGET, _INDEX = 1, 2, 3
@@ -48,17 +62,23 @@ def find_names(
     of a FROM list, after a ``(`` that itself stands in a table position (a parenthesised FROM
     item), and after the ``.`` of a qualified name in a table position.  A string literal is a
     name there, before or after a ``.``, and when a ``(`` follows it (only a table-valued
-    function can be a called string).
+    function can be a called string).  Elsewhere it is a name by what stands before it
+    (:func:`_names_by_neighbour`): an alias, a CTE's, a window's, a type's or a collation's name.
     """
     strings: list[int] = []
     tables: list[tuple[str, int]] = []
     functions: list[tuple[str, int]] = []
     in_from = [False]  # per parenthesis depth: inside a FROM list?
+    columns = [False]  # per parenthesis depth: inside a CTE's column list?
     position = 0  # the table position of the current token, 0 for none
     last = 0  # the table position of the previous name
     for i in range(count):
         kind, key = tokens[i][0], tokens[i][1]
         if kind == OP:
+            if key == "(":
+                columns.append(i > 0 and tokens[i - 1][0] != OP and may_name_a_cte(tokens, i - 1))
+            elif key == ")" and len(columns) > 1:
+                columns.pop()
             position = _after_operator(tokens, i, key, position, last, in_from)
             last = 0
             continue
@@ -73,6 +93,8 @@ def find_names(
         if kind == STRING:
             after_dot = i > 0 and tokens[i - 1][1] == "." and tokens[i - 1][0] == OP
             if not (position or after_dot or following == "." or following == "("):
+                if i and _names_by_neighbour(tokens, i, columns[-1]):
+                    strings.append(i)  # an alias, a CTE's, window's, type's or collation's name
                 position = last = 0
                 continue
             strings.append(i)
@@ -111,6 +133,51 @@ def _after_word(tokens: Sequence[Tok], i: int, key: str, in_from: list[bool]) ->
     return position
 
 
+def _names_by_neighbour(tokens: Sequence[Tok], i: int, columns: bool) -> bool:
+    """Whether SQLite reads the string literal at ``i`` (in no table position) as a name.
+
+    It is one after a word that no expression follows in SQLite's grammar (an implicit alias
+    after a column or table name, ``NULL``, ``END``; after ``AS``, ``WITH``, ``WINDOW``, ``OVER``,
+    ``COLLATE``), after a literal, parameter, quoted identifier or ``)`` (an implicit alias:
+    ``SELECT 'a' 'b'`` names its column b), first in ``OVER (`` or ``AS (`` (a window's base
+    name), after the ``,`` that ends a CTE's or a window's definition, and in a CTE's column list
+    (``columns``).  After ``=``, ``(`` of a call, ``,`` of a list, ``LIKE``, ``THEN``, … it is data.
+    """
+    kind, key = tokens[i - 1][0], tokens[i - 1][1]
+    if kind == WORD:
+        return key not in _DATA_AFTER
+    if kind != OP or key == ")":
+        return True
+    if key == "(":
+        return columns or (
+            i >= 2 and tokens[i - 2][0] == WORD and tokens[i - 2][1] in _BEFORE_WINDOW_BASE
+        )
+    return key == "," and (columns or may_name_a_cte(tokens, i))
+
+
+def may_name_a_cte(tokens: Sequence[Tok], i: int) -> bool:
+    """Whether the name at ``i`` stands where a CTE's name can: after ``WITH``, ``WITH
+    RECURSIVE``, or the ``,`` after a CTE's body ``AS [[NOT] MATERIALIZED] (…)`` (or after a
+    window's definition ``w AS (…)``, which has the same shape)."""
+    if i == 0:
+        return False
+    kind, key = tokens[i - 1][0], tokens[i - 1][1]
+    if kind == WORD:
+        return key == "WITH" or key == "RECURSIVE"
+    if key != "," or i < 2 or tokens[i - 2][:2] != (OP, ")"):
+        return False
+    depth = 0
+    for j in range(i - 2, 0, -1):
+        kind, key = tokens[j][0], tokens[j][1]
+        if kind == OP and key == ")":
+            depth += 1
+        elif kind == OP and key == "(":
+            depth -= 1
+            if depth == 0:
+                return tokens[j - 1][:2] in ((WORD, "AS"), (WORD, "MATERIALIZED"))
+    return False
+
+
 def _record(
     sql: str,
     token: Tok,
@@ -137,26 +204,30 @@ _POSITIONS: Final = {"FROM": _SOURCE, "JOIN": _SOURCE, "IN": _SOURCE}
 _POSITIONS.update(dict.fromkeys(("INTO", "UPDATE", "TABLE"), _TARGET))
 
 
-# What may stand just before a string literal that SQLite reads as a name.
-_BEFORE_NAMES: Final = frozenset({"FROM", "JOIN", "IN", "INTO", "UPDATE", "TABLE", "BY"})
+# Words a string literal after which is only ever data (FROM and BY may introduce a table or an
+# index, so they are not here).
+_DATA_ONLY_AFTER: Final = _DATA_AFTER - {"FROM", "BY"}
 _NEXT_TO_NAMES: Final = frozenset({",", "(", "."})
 
 
 def may_be_names(tokens: Sequence[Tok], count: int, strings: list[int]) -> bool:
     """Whether any string literal stands where :func:`find_names` could find a name: after a word
-    that introduces a table (or an ``UPDATE OR <action>``), after ``,``, ``(`` or ``.``, or
-    before ``.`` or ``(``.  Most literals are plain data (``body LIKE 'x%'``) and skip the pass."""
+    other than one an expression follows (``=``, ``LIKE``, ``THEN``, …), after a literal, a
+    parameter, a quoted identifier or ``)``, after ``,``, ``(`` or ``.``, or before ``.`` or
+    ``(``.  Most literals are plain data (``body LIKE 'x%'``, ``body = 'x'``) and skip the pass."""
     for i in strings:
         if i >= count:
             break
-        previous = tokens[i - 1][1] if i else ""
+        if not i:
+            continue
+        kind, previous = tokens[i - 1][0], tokens[i - 1][1]
         following = tokens[i + 1][1] if i + 1 < count else ""
         if (
-            previous in _BEFORE_NAMES
+            (kind != OP and (kind != WORD or previous not in _DATA_ONLY_AFTER))
             or previous in _NEXT_TO_NAMES
+            or previous == ")"
             or following == "."
             or following == "("
-            or (i >= 2 and tokens[i - 2][1] == "OR")
         ):
             return True
     return False

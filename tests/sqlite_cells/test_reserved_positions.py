@@ -7,7 +7,10 @@ INTO, UPDATE [OR …], DELETE FROM, table-valued calls, subqueries, CTEs) and da
 SQLite itself decides what each statement touches: it prepares the statement on a scratch
 connection that holds tables of those names, under an authorizer that records every table it
 reads or writes.  Whatever SQLite resolves to a reserved table, the guard must refuse; and a
-string literal that SQLite reads as data must not make the guard refuse.
+string literal that SQLite reads as data must not make the guard refuse.  A string literal SQLite
+reads as a name that is no table (an alias, a CTE's, a window's, a type's or a collation's name)
+is refused like the same name in double quotes; SQLite's result column names show which strings
+it takes as aliases.
 """
 
 from __future__ import annotations
@@ -236,3 +239,152 @@ def test_what_the_guard_accepts_touches_nothing_reserved(
     reserved = {t for t in touched if is_reserved_table(t) and t not in dataless}
     assert not reserved and not any(t.startswith("action") for t in touched), (sql, touched)
     assert not any(name.lower().startswith(("sqlite_log", "pragma_", "_cf_")) for name in calls)
+
+
+# --- names that are no table: aliases, CTE, window, type and collation names -------------------
+
+# {n}: the name; {_}: a separator.  SQLite reads a string literal here as a name (SQLite's "nm" or
+# "ids"), as it reads the quoted identifier in the same place.
+NAME_POSITIONS = (
+    ("SELECT body AS{_}{n} FROM messages", Mode.READ),
+    ("SELECT body{_}{n} FROM messages", Mode.READ),
+    ("SELECT 1{_}{n}", Mode.READ),
+    ("SELECT NULL{_}{n}", Mode.READ),
+    ("SELECT 'a'{_}{n}", Mode.READ),
+    ("SELECT ?{_}{n}", Mode.READ),
+    ("SELECT (1){_}{n}", Mode.READ),
+    ("SELECT count(*){_}{n} FROM messages", Mode.READ),
+    ("SELECT CASE WHEN 1 THEN 2 END{_}{n}", Mode.READ),
+    ("SELECT * FROM messages AS{_}{n}", Mode.READ),
+    ("SELECT * FROM messages{_}{n}", Mode.READ),
+    ("SELECT * FROM messages JOIN messages{_}{n}{_}ON 1", Mode.READ),
+    ("SELECT * FROM (SELECT 1){_}{n}", Mode.READ),
+    ("WITH{_}{n}{_}AS (SELECT 1) SELECT 1", Mode.READ),
+    ("WITH RECURSIVE{_}{n}{_}AS (SELECT 1) SELECT 1", Mode.READ),
+    ("WITH c AS (SELECT 1),{_}{n}{_}AS (SELECT 2) SELECT 1", Mode.READ),
+    ("WITH c({_}{n}) AS (SELECT 1) SELECT * FROM c", Mode.READ),
+    ("WITH c(a,{_}{n}) AS (SELECT 1, 2) SELECT * FROM c", Mode.READ),
+    ("SELECT sum(id) OVER{_}{n} FROM messages", Mode.READ),
+    ("SELECT sum(id) OVER ({n}{_}ORDER BY id) FROM messages", Mode.READ),
+    ("SELECT 1 FROM messages WINDOW{_}{n}{_}AS ()", Mode.READ),
+    ("SELECT 1 FROM messages WINDOW w AS (),{_}{n}{_}AS ()", Mode.READ),
+    ("SELECT 1 FROM messages WINDOW w AS ({n})", Mode.READ),
+    ("SELECT CAST(body AS{_}{n}) FROM messages", Mode.READ),
+    ("SELECT body COLLATE{_}{n} FROM messages", Mode.READ),
+    ("UPDATE messages AS{_}{n}{_}SET body = 1", Mode.WRITE),
+    ("DELETE FROM messages AS{_}{n}", Mode.WRITE),
+    ("WITH{_}{n}{_}AS (SELECT 1) DELETE FROM messages", Mode.WRITE),
+)
+# A string literal here is data, whatever it holds.
+DATA_POSITIONS = (
+    ("SELECT{_}{n}", Mode.READ),
+    ("SELECT{_}{n}{_}AS x", Mode.READ),
+    ("SELECT DISTINCT{_}{n}", Mode.READ),
+    ("SELECT body AS x,{_}{n} FROM messages", Mode.READ),
+    ("SELECT CAST(body AS TEXT),{_}{n} FROM messages", Mode.READ),
+    ("SELECT abs(1), coalesce(body,{_}{n}) FROM messages", Mode.READ),
+    ("SELECT * FROM messages WHERE body LIKE{_}{n}{_}ESCAPE{_}{n}", Mode.READ),
+    ("SELECT * FROM messages WHERE body NOT GLOB{_}{n}", Mode.READ),
+    ("SELECT * FROM messages WHERE body IS NOT{_}{n}", Mode.READ),
+    ("SELECT * FROM messages WHERE NOT{_}{n}{_}OR{_}{n}", Mode.READ),
+    ("SELECT * FROM messages WHERE body BETWEEN{_}{n}{_}AND{_}{n}", Mode.READ),
+    ("SELECT body IS DISTINCT FROM{_}{n} FROM messages", Mode.READ),
+    ("SELECT CASE{_}{n}{_}WHEN{_}{n}{_}THEN{_}{n}{_}ELSE{_}{n}{_}END FROM messages", Mode.READ),
+    ("SELECT * FROM messages ORDER BY{_}{n}", Mode.READ),
+    ("SELECT * FROM messages GROUP BY body HAVING{_}{n}", Mode.READ),
+    ("SELECT * FROM messages LIMIT 1 OFFSET{_}{n}", Mode.READ),
+    ("SELECT sum(id) OVER (PARTITION BY{_}{n}) FROM messages", Mode.READ),
+    ("SELECT sum(id) OVER (ORDER BY id ROWS{_}{n}{_}PRECEDING) FROM messages", Mode.READ),
+    ("SELECT * FROM messages JOIN messages AS m ON{_}{n}", Mode.READ),
+    ("VALUES ({n}), ({n})", Mode.READ),
+    ("INSERT INTO messages (body) VALUES ({n})", Mode.WRITE),
+    ("UPDATE messages SET body ={_}{n}{_}WHERE body ={_}{n}", Mode.WRITE),
+)
+NAMES = ("sqlite_y", "_cf_x", "SQLITE_W", "_CF_C", "dbstat", "pragma_table_list")
+
+
+def located(sql: str, mode: Mode) -> tuple[str, int]:
+    try:
+        check_statement(sql, mode)
+    except GuardViolation as error:
+        return error.kind, error.offset
+    return "ok", -1
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    name=st.sampled_from(NAMES),
+    template=st.sampled_from(NAME_POSITIONS),
+    separator=st.sampled_from(SEPARATORS),
+)
+def test_a_string_literal_read_as_a_name_is_refused_like_its_quoted_twin(
+    name: str, template: tuple[str, Mode], separator: str
+) -> None:
+    """R24: an alias, CTE, window, type or collation name written as a string literal is refused
+    with the kind and offset of the same name in double quotes."""
+    text, mode = template
+    as_string = located(text.format(n=f"'{name}'", _=separator), mode)
+    assert as_string[0] != "ok", text
+    assert as_string == located(text.format(n=f'"{name}"', _=separator), mode), text
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    name=st.sampled_from(NAMES),
+    template=st.sampled_from(DATA_POSITIONS),
+    separator=st.sampled_from(SEPARATORS),
+)
+def test_a_string_literal_read_as_data_is_never_refused(
+    name: str, template: tuple[str, Mode], separator: str
+) -> None:
+    text, mode = template
+    assert verdict(text.format(n=f"'{name}'", _=separator), mode) == "ok", text
+
+
+# Result columns: SQLite names the column by the string literal's text only when it reads it as an
+# alias (a column of data is named by the expression's text, quotes included).
+RESULT_COLUMNS = (
+    ("SELECT body AS {n} FROM messages", True),
+    ("SELECT body {n} FROM messages", True),
+    ("SELECT 1 {n}", True),
+    ("SELECT NULL {n}", True),
+    ("SELECT 'a' {n}", True),
+    ("SELECT ? {n}", True),
+    ("SELECT (1) {n}", True),
+    ("SELECT count(*) {n} FROM messages", True),
+    ("SELECT CASE WHEN 1 THEN 2 END {n}", True),
+    ("SELECT {n}", False),
+    ("SELECT {n} AS x", False),
+    ("SELECT DISTINCT {n}", False),
+    ("SELECT body AS x, {n} FROM messages", False),
+    ("SELECT CAST(body AS TEXT), {n} FROM messages", False),
+    ("SELECT body LIKE {n} FROM messages", False),
+)
+
+
+@pytest.mark.parametrize(("text", "alias"), RESULT_COLUMNS)
+def test_the_guard_refuses_a_string_literal_exactly_where_sqlite_names_a_column_by_it(
+    scratch: tuple[apsw.Connection, set[str]], text: str, alias: bool
+) -> None:
+    conn, _touched = scratch
+    sql = text.format(n="'sqlite_y'")
+    columns = [column for column, _type in apsw.ext.query_info(conn, sql).description]
+    assert ("sqlite_y" in columns) == alias, columns
+    assert located(sql, Mode.READ) == (
+        ("reserved-name", sql.index("'sqlite_y'")) if alias else ("ok", -1)
+    )
+
+
+def test_sqlite_reads_the_name_and_data_templates(
+    scratch: tuple[apsw.Connection, set[str]],
+) -> None:
+    """The templates above are not vacuous: SQLite prepares every data template and nearly every
+    name template (a window's base name written as a string matches no window)."""
+    for text, _mode in DATA_POSITIONS:
+        assert what_sqlite_touches(scratch, text.format(n="'sqlite_y'", _=" ")) is not None, text
+    read = [
+        text
+        for text, _mode in NAME_POSITIONS
+        if what_sqlite_touches(scratch, text.format(n="'sqlite_y'", _=" ")) is not None
+    ]
+    assert len(read) >= len(NAME_POSITIONS) - 2
