@@ -195,6 +195,11 @@ class SqliteDb(Cell):
         bump of a write (R32), ``drop()`` and the registration of a disk source (R5)."""
         self._write(value)
 
+    def _linked_id(self) -> str | None:
+        """The cell whose next write may make a live query's database resolvable: none, a
+        handle made by this runtime is its own database (see ``LinkedDb``)."""
+        return None
+
     @property
     def path(self) -> Path:
         """The sibling file (for tooling; R2). It may not exist before the first write."""
@@ -535,6 +540,12 @@ class LinkedDb(SqliteDb):
     def get(self, *extra: Never, **named: Never) -> Any:
         """The input cell's value (a link to the database, or None while nothing is linked)."""
         return Cell.get(self, *extra, **named)
+
+    def _linked_id(self) -> str | None:
+        """The id of the cell the input links to now (None while nothing is linked): a live
+        query that found no handle there re-runs when that cell is written (R53, R61)."""
+        linked = self._input.get()
+        return linked.id if isinstance(linked, Cell) else None
 
     @property
     def declaration(self) -> Declaration:

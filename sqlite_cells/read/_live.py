@@ -147,6 +147,9 @@ class LiveQueries:
         self._reads: dict[str, dict[Node, ReadMap | None]] = {}
         self._by_table: dict[str, dict[str, set[Node]]] = {}
         self._unknown: dict[str, set[Node]] = {}
+        # Cell id -> the queries of a pattern input linked to that cell while it held no
+        # database handle: they re-run when a commit (of any runtime or process) writes it.
+        self._awaiting: dict[str, set[Node]] = {}
         # Keyed by database id (one file each), not by path: a str hashes in C, a Path in Python.
         self._batch: dict[str, _Wanted] = {}
         self._costs: dict[tuple[str, str, str], float] = {}  # last read time per statement
@@ -187,7 +190,25 @@ class LiveQueries:
             self._unknown.get(db_id, set()).discard(node)
             for nodes in self._by_table.get(db_id, {}).values():
                 nodes.discard(node)
+        if self._awaiting:
+            self._stop_awaiting(node)
         self._sources.unwatch(node)
+
+    def await_handle(self, node: Node, cell_id: str) -> None:
+        """Re-run ``node`` at the next commit that writes the cell ``cell_id``: a pattern input
+        of the query links to it while it holds no database handle — declared, not written yet,
+        perhaps by another runtime (R53, R61). Its first ``db.exec`` writes the handle in the
+        commit that creates the database; the query then resolves the link again. What the
+        query watched before stays watched (it may be linked back)."""
+        self._stop_awaiting(node)  # linked elsewhere since: that cell is not its source now
+        self._awaiting.setdefault(cell_id, set()).add(node)
+
+    def _stop_awaiting(self, node: Node) -> None:
+        for cell_id in [c for c, waiting in self._awaiting.items() if node in waiting]:
+            waiting = self._awaiting[cell_id]
+            waiting.discard(node)
+            if not waiting:
+                del self._awaiting[cell_id]
 
     def redeclared(self, db_id: str) -> None:
         """The database ``db_id`` was declared again with other tables or version (R14): every
@@ -211,6 +232,7 @@ class LiveQueries:
 
     def _on_commit(self, event: CommitEvent) -> list[Node]:
         self._note(event)
+        woken = self._handles_written(event) if self._awaiting else []
         ops = []
         for op in event.ops:
             if self._reads.get(op.target):
@@ -218,7 +240,7 @@ class LiveQueries:
             else:
                 self._columns.forget(op.target)  # unread: its shape is not looked at here
         if not ops:
-            return []
+            return woken
         found: list[Node] = []
         columns = self._columns
         for db_id, written in write_sets(ops, columns, columns.generated, columns.forget).items():
@@ -243,7 +265,15 @@ class LiveQueries:
         # and only the others take part in the scheduler's round (a round costs about as much
         # per node as the asking itself).
         # (Every node watched here is a query's runner: only runners call watch.)
-        return [node for node in found if not cast(Runner, node).rerun_now()]
+        return woken + [node for node in found if not cast(Runner, node).rerun_now()]
+
+    def _handles_written(self, event: CommitEvent) -> list[Node]:
+        """The queries awaiting a handle in a cell ``event`` writes (see ``await_handle``):
+        they re-run in the commit's round, once each; a link still unresolved registers again."""
+        woken: list[Node] = []
+        for cell_id in self._awaiting.keys() & event.writes.keys():
+            woken.extend(self._awaiting.pop(cell_id))
+        return woken
 
     def read_caught_up(
         self, decl: Declaration, read: Callable[[], tuple[int, Any]], written: int
@@ -277,6 +307,8 @@ class LiveQueries:
         (the scheduler is idle: see ``Scheduler.add_commit_hook``)."""
         if any(self._reads.get(op.target) for op in event.ops):
             return False
+        if self._awaiting and not self._awaiting.keys().isdisjoint(event.writes):
+            return False  # a query awaits the handle it writes (see await_handle)
         self._note(event)
         for op in event.ops:
             # Its body is not read here (it might change the schema): the shape is read again

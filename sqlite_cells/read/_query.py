@@ -60,6 +60,7 @@ class Readable(Protocol):
     def space(self) -> Space: ...
     @property
     def declaration(self) -> Declaration: ...
+    def _linked_id(self) -> str | None: ...
 
 
 class QueryHost(Protocol):
@@ -442,6 +443,7 @@ class _QueryNode(Node):
             self.scheduler.submit(lambda: self._finish(state))
             return
         except SqliteCellsError as exc:
+            self._await_handle()
             state = QueryState(False, None, exc, self.value.seq)
             self.scheduler.submit(lambda: self._finish(state))
             return
@@ -458,6 +460,20 @@ class _QueryNode(Node):
         held = self._file
         file = held[1] if held is not None and held[0] == decl.space_id else self._space_file(decl)
         self._request(self, decl, file, self.statement, prepare[1], self._key)
+
+    def _await_handle(self) -> None:
+        """The database could not be resolved: a pattern input links to a cell that holds no
+        handle (yet). That cell's first handle may come from a commit of another runtime or
+        process (R53, R61), which writes no cell this query depends on: the query re-runs when
+        the cell is next written, not only when the input is linked again."""
+        if self.released:
+            return
+        try:
+            linked = self.query.db._linked_id()
+        except SqliteCellsError:  # the input itself cannot be read: its own change re-runs it
+            return
+        if linked is not None:
+            self.query.host.live_queries.await_handle(self, linked)
 
     def _space_file(self, decl: Declaration) -> Any:
         """The database's space file (not a linked input's): results wait for its commits."""

@@ -242,3 +242,52 @@ def test_a_database_input_linked_by_another_process_runs_here(
         "changed",
     )
     assert _wait_for(piece.outputs, lambda s: s.result == [{"v": "changed"}])
+
+
+LINK_THEN_WRITE = """
+    import sys
+    import sqlite_cells as sc
+    from tests.integration.test_sources_processes import lookup
+    with sc.Runtime(sys.argv[1]) as rt:
+        space = rt.space("demo")
+        piece = space.run(lookup, key="main")
+        t = sc.table(k="integer primary key", v="text")
+        db = space.sqlite_database("codes", tables={"t": t})
+        piece.inputs["ref"].link(db)  # declared, not written yet: the cell holds no handle
+        print("linked", flush=True)
+        sys.stdin.readline()
+        with space.transact():
+            db.exec("INSERT INTO t VALUES (1, 'written')")
+"""
+
+
+def test_a_link_to_a_database_another_process_writes_later_runs_here(
+    rt: sc.Runtime, store: Path
+) -> None:
+    """R53, R61: another process links the input to a database it declared but has not
+    written: here that cell holds no handle (a SourceError). Its first write creates the handle,
+    and the query here resolves the link again and reads the row within a poll interval and a
+    re-run (it used to keep the SourceError for ever)."""
+    piece = rt.space("demo").run(lookup, key="main")
+    rt.settle()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("SQLITE_CELLS_STORE", None)
+    with subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(LINK_THEN_WRITE), str(store)],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as other:
+        assert other.stdout is not None and other.stdin is not None
+        try:
+            assert other.stdout.readline() == "linked\n"
+            assert _wait_for(piece.outputs, lambda s: isinstance(s.error, sc.SourceError))
+            assert "does not hold a database handle" in str(piece.outputs.get().error)
+            other.stdin.write("write\n")
+            other.stdin.close()
+            assert other.wait(timeout=120) == 0
+        finally:
+            if other.poll() is None:
+                other.kill()
+    assert _wait_for(piece.outputs, lambda s: s.result == [{"v": "written"}]), piece.outputs.get()

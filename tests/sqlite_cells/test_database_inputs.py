@@ -4,6 +4,8 @@ queries are pending). Anything else is refused at the call, before anything is r
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +131,47 @@ def test_a_python_default_gives_way_to_a_value_set_on_the_input(space: Space) ->
         piece.inputs["limit"].set(7)
     assert space.run(limited, key="k").outputs == 7
     assert space.run(limited, key="k", limit=9).outputs == 9
+
+
+def _settled(
+    rt: sc.Runtime, query: sc.Query[Any], done: Callable[[sc.QueryState[Any]], bool]
+) -> sc.QueryState[Any]:
+    """The query's state once ``done`` says so, or its last one (bounded wait: another
+    runtime's commit takes a poll_interval to be seen here)."""
+    for _ in range(300):
+        rt.settle()
+        if done(query.get()):
+            break
+        time.sleep(0.01)
+    state: sc.QueryState[Any] = query.get()
+    return state
+
+
+def test_a_link_to_a_database_another_runtime_writes_later_runs_once_written(
+    store: Path,
+) -> None:
+    """R53, R61: runtime A links the input to a database it declared but has not written, so
+    runtime B, on the same store, finds no handle in that cell (a SourceError). A's first
+    write creates the handle: B's query resolves the link again and reads the rows, as A's
+    does, and follows the writes after it."""
+    with (
+        sc.Runtime(store, poll_interval=0.01) as rt_a,
+        sc.Runtime(store, poll_interval=0.01) as rt_b,
+    ):
+        space_a, space_b = rt_a.space("demo"), rt_b.space("demo")
+        piece_a = space_a.run(count, key="k")
+        piece_b = space_b.run(count, key="k")
+        db = space_a.sqlite_database("chat", tables=MESSAGES)
+        piece_a.inputs["inp"].link(db)
+        rt_a.settle()
+        error = _settled(rt_b, piece_b.outputs, lambda s: s.error is not None).error
+        assert isinstance(error, sc.SourceError)
+        assert "does not hold a database handle" in str(error)
+        _write_one(space_a, db)
+        state = _settled(rt_b, piece_b.outputs, lambda s: s.result == [{"n": 1}])
+        assert (state.result, state.error) == ([{"n": 1}], None)
+        _write_one(space_a, db)
+        state = _settled(rt_b, piece_b.outputs, lambda s: s.result == [{"n": 2}])
+        assert state.result == [{"n": 2}]
+        rt_a.settle()
+        assert piece_a.outputs.get().result == [{"n": 2}]
