@@ -169,8 +169,7 @@ class Space(runtime.Space):
             # writes), and this process adopts the pin only once every process can read it.
             with own_transaction(self):
                 handle._write_handle(value)
-        if adopt_pin(resolved, pinned):
-            runtime.repinned(resolved)
+        runtime.take_pin(resolved, pinned)
         runtime.follow_pin(decl)
         return handle
 
@@ -274,6 +273,8 @@ class Runtime(runtime.Runtime):
         # db id -> damage_noted() of its file when it was last checked for that damage.
         self._damage_checked: dict[str, int] = {}
         self._followed: set[str] = set()  # disk handles whose recorded pin is watched
+        # Injected file path -> the pin this runtime's reads of it last took (see take_pin).
+        self._taken_pins: dict[Path, Identity] = {}
         # db id -> the identity of its file last seen to be the one pinned (see _follow_file).
         self._seen_files: dict[str, Identity] = {}
         sqlite_participant = SqliteParticipant(
@@ -458,6 +459,7 @@ class Runtime(runtime.Runtime):
         )
         self._declare(decl)
         if decl.kind is SourceKind.DISK:
+            self.take_pin(decl.path, recorded_pin(value))  # adopted by declaration_from_handle
             self.follow_pin(decl)
         return decl
 
@@ -472,10 +474,25 @@ class Runtime(runtime.Runtime):
         path = decl.path
 
         def changed(value: object) -> None:
-            if adopt_pin(path, recorded_pin(value)):
-                self.repinned(path)
+            self.take_pin(path, recorded_pin(value))
 
         Cell(self.space(decl.space_id), decl.db_id).observe().subscribe(changed)
+
+    def take_pin(self, path: Path, recorded: Identity | None) -> None:
+        """``recorded`` (a registration's pin, or the one a handle value records) becomes the
+        pin of ``path``; when it differs from the one this runtime's reads took before, the path
+        is :meth:`repinned`. The pin is the process's (``adopt_pin``), but each runtime re-runs
+        its own queries: another runtime of this process that adopted the pin first (its
+        registration, or its look at the same commit) leaves this one's queries to re-run here
+        — a query refused as ``pinned`` since a swap reads the file registered again (R53)."""
+        if recorded is None:  # an older value without a pin: pinned at its first read (R73)
+            return
+        changed = adopt_pin(path, recorded)
+        with self._decl_lock:
+            before = self._taken_pins.get(path)
+            self._taken_pins[path] = recorded
+        if changed or (before is not None and before != recorded):
+            self.repinned(path)
 
     def repinned(self, path: Path) -> None:
         """Another file may be pinned at ``path`` now: the connections to the one pinned before

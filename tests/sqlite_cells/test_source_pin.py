@@ -233,6 +233,35 @@ def test_a_registration_in_another_process_is_followed_by_a_running_one(
     assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 7}]
 
 
+def test_a_registration_in_another_runtime_of_this_process_is_followed(
+    store: Path, tmp_path: Path
+) -> None:
+    """R53, R60: two runtimes of one process on one store run the same piece, refused as
+    ``pinned`` once the file is swapped. Runtime A registers the path again: B's query reads
+    the new file too, as a runtime in another process does, though A's registration already
+    made the new pin the process's (B's query used to keep its error)."""
+    reference = _reference_db(tmp_path / "ref.db", 3)
+    with (
+        sc.Runtime(store, poll_interval=0.01) as rt_a,
+        sc.Runtime(store, poll_interval=0.01) as rt_b,
+    ):
+        space_a = rt_a.space("demo")
+        piece_a = space_a.run(count_codes, key="k")
+        piece_b = rt_b.space("demo").run(count_codes, key="k")
+        piece_a.inputs["ref"].link(space_a.register_disk_source(str(reference)))
+        assert _settled_on(rt_a, piece_a.outputs, [{"n": 3}]) == [{"n": 3}]
+        assert _settled_on(rt_b, piece_b.outputs, [{"n": 3}]) == [{"n": 3}]
+        _swap(reference, 7)
+        for rt, piece in ((rt_a, piece_a), (rt_b, piece_b)):
+            assert _settled_on(rt, piece.outputs, None) is None
+            error = piece.outputs.get().error
+            assert isinstance(error, sc.DiskSourceError) and error.rule == "pinned"
+        space_a.register_disk_source(str(reference))
+        assert _settled_on(rt_a, piece_a.outputs, [{"n": 7}]) == [{"n": 7}]
+        assert _settled_on(rt_b, piece_b.outputs, [{"n": 7}]) == [{"n": 7}]
+        assert piece_b.outputs.get().error is None
+
+
 def test_a_handle_without_a_pin_is_pinned_at_its_first_read(store: Path, tmp_path: Path) -> None:
     reference = _reference_db(tmp_path / "ref.db", 3)
     db_id, _piece = _linked_piece(store, reference)
