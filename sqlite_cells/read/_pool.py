@@ -344,8 +344,12 @@ class ReadPool:
             if not idle:
                 return None
             self._idle_count -= 1
-            self._idle.move_to_end(path)
-            return idle.pop()
+            pooled = idle.pop()
+            if idle:
+                self._idle.move_to_end(path)
+            else:  # no empty list stays behind: eviction takes the oldest path's first one
+                del self._idle[path]
+            return pooled
 
     def _open(self, path: Path, *, source: bool) -> PooledConnection:
         identity: Identity | None = None

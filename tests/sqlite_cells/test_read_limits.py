@@ -179,3 +179,31 @@ def test_ctrl_c_during_read_rows_stops_the_read_too(store: Path) -> None:
         finally:
             timer.cancel()
             pool.close()
+
+
+def test_a_full_pool_evicts_while_a_connection_of_the_oldest_file_is_out(store: Path) -> None:
+    """R40: with ``read_pool_size=1``, taking the one idle connection of file a left an empty
+    entry for a; giving back b's and then c's connection while a's was still out evicted from
+    that empty entry ("IndexError: pop from empty list" as a QueryError of a valid read)."""
+    from sqlite_cells.read import ReadPool
+
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        a, b, c = (space.sqlite_database(name, tables=MESSAGES) for name in "abc")
+        for db in (a, b, c):
+            with space.transact():
+                db.exec("INSERT INTO messages (body) VALUES ('x')")
+        pool = ReadPool(1)
+        try:
+            with pool.connection(a.path):
+                pass  # a's connection is idle now
+            with pool.connection(a.path) as held:
+                for db in (b, c):
+                    with pool.connection(db.path) as pooled:
+                        assert pooled.conn.execute("SELECT count(*) FROM messages").fetchall() == [
+                            (1,)
+                        ]
+                assert held.conn.execute("SELECT count(*) FROM messages").fetchall() == [(1,)]
+            assert pool.open_connections == 1
+        finally:
+            pool.close()
