@@ -19,11 +19,13 @@ import apsw
 import msgspec
 
 from sqlite_cells.cli._inspect import (
+    InspectError,
     QuarantinedHandleInfo,
     as_bytes,
     classify_cell,
+    compare_unlocked,
     decoded,
-    library_log_held,
+    locked,
     one_line,
     read_handles,
     read_only,
@@ -40,7 +42,6 @@ from sqlite_cells.files import (
     Action,
     Outcome,
     is_dropped,
-    reconcile,
     source_path,
     stored_json,
     table_differences,
@@ -188,15 +189,22 @@ def _file_tables(conn: apsw.Connection) -> list[tuple[str, list[dict[str, Any]],
     return found
 
 
-def _verdict(space_conn: apsw.Connection, db_id: str, path: Path) -> Outcome | None:
+def _verdict(space_file: Path, db_id: str, path: Path) -> Outcome | None:
     """What ``check`` finds for the database (R71: its file against its space, SQLite's
     integrity check included), without writing; None when nothing stands at its path (never
     written). Something else than a file there (a directory, a named pipe) is judged as ``check``
-    judges it: the database cannot be read, never taken for one not written yet."""
+    judges it: the database cannot be read, never taken for one not written yet. The space is
+    read again for the comparison, outside the read of its handles, so that a commit on its way
+    from the space file to the database file is no disagreement (``compare_unlocked``, R70)."""
     if not os.path.lexists(path):
         return None
-    with library_log_held():
-        return reconcile(space_conn, db_id, path, repair=False, verify=True, quiet=True)
+    try:
+        return compare_unlocked(space_file, db_id, path, wait_ms=_LOCK_WAIT_MS)
+    except (apsw.BusyError, apsw.LockedError) as exc:
+        raise InspectError("locked", locked(f"{path} or its space file {space_file}")) from exc
+
+
+_LOCK_WAIT_MS = 5_000  # how long a lock held elsewhere is waited for (as ``read_only`` does)
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,11 +276,11 @@ def list_tables(
     for space_id, space_file in sorted(namer.spaces().items()):
         with read_only(space_file) as conn:
             handles, quarantined, _ = read_handles(conn, files)
-            verdicts = {
-                db_id: _verdict(conn, db_id, root / db_file_name(db_id))
-                for db_id, handle, _rev in handles
-                if source_path(handle) is None and not is_dropped(handle)
-            }
+        verdicts = {
+            db_id: _verdict(space_file, db_id, root / db_file_name(db_id))
+            for db_id, handle, _rev in handles
+            if source_path(handle) is None and not is_dropped(handle)
+        }
         left_out.extend(QuarantinedDatabase(space_id, held) for held in quarantined)
         for db_id, handle, _rev in handles:
             source = source_path(handle)

@@ -43,6 +43,7 @@ from sqlite_cells.files import (
     READ_ONLY_URI,
     Action,
     HandleQuarantined,
+    Outcome,
     collect_garbage,
     damaged_spaces,
     database_seq,
@@ -89,6 +90,7 @@ __all__ = [
     "StoreInfo",
     "StoredTable",
     "TableInfo",
+    "compare_unlocked",
     "default_store",
     "find_space",
     "inspect_store",
@@ -1102,17 +1104,8 @@ def _first_look(
     Returns when they agree (or the database was never written); otherwise raises what the
     library raises for a database it cannot repair (:class:`Quarantined`), or
     :class:`NeedsRepair` for one a runtime would repair first."""
-    wait_ms = busy_ms(timeout)
     try:
-        conn = open_unwritable(space_file)
-    except apsw.Error as exc:
-        raise InspectError("unreadable", f"cannot open {space_file}: {exc}") from exc
-    try:
-        wait_for_locks(conn, wait_ms)
-        with library_log_held():
-            outcome = reconcile(
-                conn, db_id, path, repair=False, verify=True, busy_ms=wait_ms, quiet=True
-            )
+        outcome = compare_unlocked(space_file, db_id, path, wait_ms=busy_ms(timeout))
     except (apsw.BusyError, apsw.LockedError) as exc:
         raise QueryTimeout(
             db_id,
@@ -1121,10 +1114,6 @@ def _first_look(
             "file, to compare the database with its space before reading it (R71); nothing "
             "was read: try again once that connection lets go",
         ) from exc
-    except apsw.Error as exc:
-        raise InspectError("unreadable", _unreadable(space_file, exc)) from exc
-    finally:
-        conn.close()
     shown = f"{database!r} ({db_id})" if database != db_id else db_id
     if outcome.action is Action.IN_SYNC:
         return
@@ -1171,6 +1160,36 @@ def _first_look(
         f"its space's log before its first use, when the log holds its whole history (R71). "
         f"{_NOTHING_READ}",
     )
+
+
+def compare_unlocked(space_file: Path, db_id: str, path: Path, *, wait_ms: int) -> Outcome:
+    """What ``check`` finds for the database ``db_id`` (file ``path``) against its space file
+    (R71, SQLite's integrity check on the file included), without a lock and without writing.
+    ``files.reconcile`` gets a connection of its own, outside any transaction, so that it owns
+    its read transactions and can end them to look again (``files.look_again``, R70): a commit
+    reaches the space file first and the database file a moment later, and one on its way
+    between the two reads is no disagreement. (Given a connection already in a read
+    transaction, it could only compare one snapshot of the space with a newer file.)
+
+    A lock another connection holds for longer than ``wait_ms`` raises ``apsw.BusyError`` (or
+    ``LockedError``): the caller says what it waited for. Any other error of SQLite's raises
+    :class:`InspectError` (``unreadable``)."""
+    try:
+        conn = open_unwritable(space_file)
+    except apsw.Error as exc:
+        raise InspectError("unreadable", f"cannot open {space_file}: {exc}") from exc
+    try:
+        wait_for_locks(conn, wait_ms)
+        with library_log_held():
+            return reconcile(
+                conn, db_id, path, repair=False, verify=True, busy_ms=wait_ms, quiet=True
+            )
+    except (apsw.BusyError, apsw.LockedError):
+        raise
+    except apsw.Error as exc:
+        raise InspectError("unreadable", _unreadable(space_file, exc)) from exc
+    finally:
+        conn.close()
 
 
 def one_line(detail: str) -> str:

@@ -2,11 +2,12 @@
 locked: reads and writes wait for the lock no longer than their timeouts, say so, and decide
 nothing about the file; once the lock is let go everything works as before (the holder is a real
 process with SQLite's exclusive locking mode). Other processes committing all the while: a
-runtime's first use of a database never times out behind them, and `check`/`inspect` never
-report a commit that is on its way from the space file to the database file."""
+runtime's first use of a database never times out behind them, and `check`/`inspect`/`tables`
+never report a commit that is on its way from the space file to the database file."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,8 @@ import pytest
 import sqlite_cells as sc
 from sqlite_cells.cli._inspect import inspect_store
 from sqlite_cells.files import Action, check_store
+
+from ..conftest import run_cli
 
 NOTES = {"notes": sc.table(id="integer primary key", body="text")}
 INSERT = "INSERT INTO notes (body) VALUES (?)"
@@ -161,6 +164,28 @@ def test_check_and_inspect_never_report_a_commit_on_its_way(store: Path, written
                 assert info.findings() == []
                 looks += 1
             assert looks >= 5
+        finally:
+            writer.kill()
+    assert not (store / "quarantine").exists()
+
+
+def test_tables_never_leaves_out_a_database_for_a_commit_on_its_way(
+    store: Path, written: Path
+) -> None:
+    """`tables` compares each database with its space before listing it (R71), reading both
+    without a lock: a commit between its reads of the space and of the file is no disagreement
+    (it left the database out as "quarantined" or "ahead" and exited 1 in most runs)."""
+    with _writing(store, 30) as writer:
+        try:
+            for _ in range(10):
+                done = run_cli("tables", "--store", str(store), "--json")
+                assert done.returncode == 0, done.stderr
+                assert done.stderr == ""
+                listed = json.loads(done.stdout)
+                assert [(r["space"], r["database"], r["table"]) for r in listed] == [
+                    ("demo", "notes", "notes")
+                ]
+                assert listed[0]["rows"] >= 1
         finally:
             writer.kill()
     assert not (store / "quarantine").exists()
