@@ -44,6 +44,7 @@ from sqlite_cells.files import (
     handle_not_writable,
     handle_shaped,
     is_dropped,
+    look_unlocked,
     orphan_outcome,
     pin,
     pinned,
@@ -622,6 +623,11 @@ class Runtime(runtime.Runtime):
             outcome = orphan_outcome(decl.db_id, decl.path)
             self._record_outcome(decl, outcome)
             return outcome
+        if repair:
+            found = self._look_unlocked(decl, file, verify=verify, wait_ms=wait_ms)
+            if found is not None:
+                self._record_outcome(decl, found)
+                return found
         with file.write_connection() as conn:
             # The write connection may hold the file attached (and, inside an exclusive handler,
             # write-locked by an open transaction); reconcile works on it through a connection
@@ -673,6 +679,30 @@ class Runtime(runtime.Runtime):
             outcome = checked
             self._record_outcome(decl, outcome)
         return outcome
+
+    def _look_unlocked(
+        self, decl: Declaration, file: runtime.SpaceFile, *, verify: bool, wait_ms: int
+    ) -> Outcome | None:
+        """The usual first use: the file agrees with its space, found by a look that takes none
+        of the space's locks (``look_unlocked``), so a long commit of another thread (to
+        another database of the space) never holds back a first read (R40, R44). The file
+        found in sync is pinned (R73) unless another took its path during the look. None when
+        anything else was found, or the space's write connection is not open yet: the caller
+        compares again under the write lock, and repairs (R71)."""
+        writer = file.open_writer
+        if writer is None:
+            return None
+        seen = file_identity(decl.path)
+        with translated(f"database {decl.db_id} ({decl.path})"):
+            look = look_unlocked(file.path, decl.db_id, decl.path, verify=verify, busy_ms=wait_ms)
+        if look.action is not Action.IN_SYNC or file_identity(decl.path) != seen:
+            return None
+        # As the locked path leaves it: pinned when the file holds commits (a file that holds
+        # none may be removed by another runtime's refused first write, which is no swap).
+        unpin(writer, decl.path)
+        if look.db_seq or look.space_seq:
+            pin(writer, decl.path)
+        return look
 
     def _pinned(self, path: Path) -> Identity | None:
         """The identity this runtime's write path pinned for the database file ``path`` (after

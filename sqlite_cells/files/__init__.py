@@ -64,6 +64,7 @@ from sqlite_cells.files._reconcile import Outcome as Outcome
 from sqlite_cells.files._reconcile import database_seq as database_seq
 from sqlite_cells.files._reconcile import keep_copy as keep_copy
 from sqlite_cells.files._reconcile import look_again as look_again
+from sqlite_cells.files._reconcile import look_unlocked as look_unlocked
 from sqlite_cells.files._reconcile import orphan_outcome as orphan_outcome
 from sqlite_cells.files._reconcile import reconcile as reconcile
 from sqlite_cells.files._reconcile import table_differences as table_differences
@@ -139,6 +140,7 @@ __all__ = [
     "is_hot_journal",
     "keep_copy",
     "look_again",
+    "look_unlocked",
     "note_damage",
     "open_unwritable",
     "orphan_outcome",

@@ -116,8 +116,8 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
     key = str(path)
     now = identity_now(key)
     pins = _PINS.get(conn)
-    if pins is None:
-        pins = _PINS[conn] = {}
+    if pins is None:  # (set once: a pin made off the write lock never loses one made under it)
+        pins = _PINS.setdefault(conn, {})
     pinned = pins.get(key)
     current = _ATTACHED.get(conn)  # looked up once: this runs on every commit
     if pinned is not None and now != pinned:
@@ -269,8 +269,8 @@ def pin(conn: apsw.Connection, path: Path) -> None:
     that would write it (R73), even if ``conn`` never attached it before."""
     now = identity_now(str(path))
     pins = _PINS.get(conn)
-    if pins is None:
-        pins = _PINS[conn] = {}
+    if pins is None:  # (set once: a pin made off the write lock never loses one made under it)
+        pins = _PINS.setdefault(conn, {})
     if now is None:
         pins.pop(str(path), None)
     else:

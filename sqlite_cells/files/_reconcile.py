@@ -84,6 +84,7 @@ __all__ = [
     "Action",
     "Outcome",
     "database_seq",
+    "look_unlocked",
     "orphan_outcome",
     "reconcile",
     "schema_from_json",
@@ -215,6 +216,26 @@ def reconcile(
         raise AssertionError("unreachable")
     finally:
         _QUIET.reset(token)
+
+
+def look_unlocked(
+    space_path: Path, db_id: str, path: Path, *, verify: bool = False, busy_ms: int
+) -> Outcome:
+    """:func:`reconcile` without ``repair``, through a connection of its own to the space file
+    ``space_path`` that writes nothing: a runtime's first look at a database, which needs none
+    of its space's locks, in-process or SQLite's (see :func:`look_again`). A commit another
+    thread is making meanwhile on the space's write connection, to this database or another,
+    never holds it back (R40, R44). Logs no finding: whatever is not in sync is looked at again
+    under the space's write lock before anything is decided. A lock held elsewhere on either
+    file is waited for ``busy_ms`` at most (``apsw.BusyError`` then: nothing is decided)."""
+    space_conn = open_unwritable(space_path, "space file")
+    try:
+        wait_for_locks(space_conn, busy_ms)
+        return reconcile(
+            space_conn, db_id, path, repair=False, verify=verify, busy_ms=busy_ms, quiet=True
+        )
+    finally:
+        space_conn.close()
 
 
 # Pauses before looking again at a database file SQLite could not open for a reason that says

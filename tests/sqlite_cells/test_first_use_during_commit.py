@@ -1,0 +1,93 @@
+"""A runtime's first use of a database while another thread's commit holds the space (R40, R44,
+R71): the check of the file against its space looks without the space's write lock, so a long
+commit to another database of the space never holds a first read back."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import sqlite_cells as sc
+from sqlite_cells._runtime import Space
+
+T = {"t": sc.table(v="integer")}
+
+# A legal write that keeps its commit (and the space's write lock) until exec_timeout ends it:
+# it counts forever before inserting its one row.
+ENDLESS_INSERT = (
+    "INSERT INTO t (v) SELECT count(*) FROM "
+    "(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT i FROM n)"
+)
+EXEC_TIMEOUT = 3.0
+
+
+class LongCommit:
+    """A commit of ``db`` in a thread of its own, running until exec_timeout ends it; entered,
+    it has taken the space's write lock."""
+
+    def __init__(self, space: Space, db: sc.SqliteDb) -> None:
+        self.space = space
+        self.db = db
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        try:
+            with self.space.transact():
+                self.db.exec(ENDLESS_INSERT)
+        except BaseException as exc:
+            self.error = exc
+
+    def __enter__(self) -> LongCommit:
+        self.thread.start()
+        lock = self.space.file._write_lock
+        deadline = time.monotonic() + 2
+        while lock.acquire(blocking=False):  # not the committer's yet
+            lock.release()
+            assert time.monotonic() < deadline, "the long commit never took the write lock"
+            time.sleep(0.005)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.thread.join()
+
+    @property
+    def running(self) -> bool:
+        return self.thread.is_alive()
+
+
+def _written_earlier(store: Path, name: str) -> None:
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database(name, tables=T)
+        with space.transact():
+            db.exec("INSERT INTO t VALUES (1)")
+
+
+def test_a_first_read_never_waits_for_another_databases_commit(store: Path) -> None:
+    _written_earlier(store, "written")
+    with sc.Runtime(store, exec_timeout=EXEC_TIMEOUT, query_timeout=1) as rt:
+        space = rt.space("s")
+        busy = space.sqlite_database("busy", tables=T)
+        with space.transact():
+            busy.exec("INSERT INTO t VALUES (1)")
+        never = space.sqlite_database("never", tables=T)
+        written = space.sqlite_database("written", tables=T)
+        fresh = space.sqlite_database("fresh", tables=T)
+        with LongCommit(space, busy) as commit:
+            start = time.monotonic()
+            assert never.read("SELECT count(*) AS n FROM t") == [{"n": 0}]
+            assert written.read("SELECT count(*) AS n FROM t") == [{"n": 1}]
+            query = fresh.query("SELECT count(*) AS n FROM t")
+            while query.get().pending and time.monotonic() - start < 2:
+                time.sleep(0.01)
+            state = query.get()
+            took = time.monotonic() - start
+            during = commit.running
+        assert took < 1.0, f"the first reads waited {took:.2f} s for another database's commit"
+        assert during  # all three were served while the commit held the space
+        assert state.error is None and state.result == [{"n": 0}]
+        assert isinstance(commit.error, sc.ExecTimeout)
+        # The first look pinned the file written earlier, as the locked check does (R73).
+        assert rt._pinned(written.declaration.path) is not None
