@@ -1323,12 +1323,19 @@ class SpaceFile:
     # -- lifecycle -----------------------------------------------------------------------------
 
     @contextmanager
-    def write_connection(self) -> Iterator[apsw.Connection]:
+    def write_connection(self, timeout: float | None = None) -> Iterator[apsw.Connection]:
         """The write connection, held exclusively (for extensions that must run maintenance
-        under the space's write lock, such as crash reconciliation)."""
+        under the space's write lock, such as crash reconciliation). The lock is waited for as
+        long as the commit holding it takes, or ``timeout`` seconds at most: then the builtin
+        ``TimeoutError`` is raised, nothing was done, and the caller says what waited (a read
+        that must end by its deadline, R44)."""
         self._check_open()
-        with self._write_lock:
+        if not self._write_lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+            raise TimeoutError(f"the write lock of space {self.space_id!r} stayed held")
+        try:
             yield self._wconn
+        finally:
+            self._write_lock.release()
 
     def check_open(self) -> None:
         """Raise :class:`ClosedError` if this space's runtime was closed."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
@@ -508,7 +509,9 @@ class Runtime(runtime.Runtime):
         raises :class:`Quarantined` for a database that could not be repaired. A lock held
         elsewhere on its files is waited for ``lock_timeout`` seconds at most (default: the
         busy timeout of the runtime's own connections). A dropped database is never reconciled:
-        a read (``reading``), or a use that would reconcile it, says it was dropped."""
+        a read (``reading``), or a use that would reconcile it, says it was dropped. A read
+        waits for the space's write lock, which a repair needs, ``lock_timeout`` seconds at most
+        too (the builtin ``TimeoutError`` then, see :meth:`ready_to_read`)."""
         if decl.kind is not SourceKind.CELL:
             return
         dropped = self._check_handle(decl)
@@ -525,23 +528,37 @@ class Runtime(runtime.Runtime):
             # Dropped (by this runtime or another): the file is not reconciled against a log
             # whose last op for it is the drop. (A write checked already says so at commit.)
             raise dropped_database(decl.db_id)
+        # A read waits for the space's write lock (a repair) no longer than its deadline.
+        lock_wait = lock_timeout if reading else None
         if verify:
             # R71: checked with SQLite's integrity check, rebuilt from the log or quarantined.
-            self.reconcile(decl, lock_timeout=lock_timeout, verify=True)
+            self.reconcile(decl, lock_timeout=lock_timeout, lock_wait=lock_wait, verify=True)
             with self._decl_lock:
                 self._damage_checked[decl.db_id] = noted
             self.ensure_reconciled(decl)
         elif not done:
-            self.reconcile(decl, lock_timeout=lock_timeout)
+            self.reconcile(decl, lock_timeout=lock_timeout, lock_wait=lock_wait)
             self.ensure_reconciled(decl)
 
     def ready_to_read(self, decl: Declaration, sql: str) -> None:
         """:meth:`ensure_reconciled` before a read of ``sql``: a lock another connection holds
-        on the database or space file is waited for no longer than ``query_timeout``; then the
-        read is a :class:`QueryTimeout` (R44), and the next read tries again."""
+        on the database or space file, or a commit of this runtime holding the space's write
+        lock that a repair needs, is waited for no longer than ``query_timeout``; then the read
+        is a :class:`QueryTimeout` (R44), and the next read tries again."""
         try:
             self._follow_file(decl)
             self.ensure_reconciled(decl, lock_timeout=self.query_timeout, reading=True)
+        except TimeoutError as exc:
+            if isinstance(exc, SqliteCellsError):
+                raise
+            raise QueryTimeout(
+                decl.db_id,
+                sql,
+                f"waited query_timeout={self.query_timeout}s for a commit of this runtime to "
+                f"space {decl.space_id!r} to end: {decl.path} disagrees with its space and is "
+                "repaired under the space's write lock before its first read here (R71); "
+                "nothing was read: try again once that commit ends",
+            ) from None
         except DatabaseError as exc:
             if not waited_for_lock(exc):
                 raise
@@ -609,6 +626,7 @@ class Runtime(runtime.Runtime):
         *,
         repair: bool = True,
         lock_timeout: float | None = None,
+        lock_wait: float | None = None,
         verify: bool = False,
     ) -> Outcome:
         """Compare (and repair) a database with its space now; see ``_reconcile``. A space the
@@ -616,7 +634,11 @@ class Runtime(runtime.Runtime):
         to compare; a database file without its space is quarantined (its space was lost).
         ``lock_timeout`` bounds the wait for a lock held elsewhere (``apsw.BusyError`` then,
         inside a ``DatabaseError``). ``verify`` runs SQLite's integrity check on the file first
-        (a damaged file is rebuilt from the log, or quarantined)."""
+        (a damaged file is rebuilt from the log, or quarantined). The space's in-process write
+        lock, which a comparison that finds the file out of sync needs, is waited for as long as
+        the commit holding it takes, or ``lock_wait`` seconds at most (counted from the call):
+        then the builtin ``TimeoutError``, and nothing is decided."""
+        deadline = None if lock_wait is None else time.monotonic() + lock_wait
         wait_ms = busy_ms(lock_timeout)
         file = self.space(decl.space_id).file
         if not file.exists:
@@ -628,7 +650,10 @@ class Runtime(runtime.Runtime):
             if found is not None:
                 self._record_outcome(decl, found)
                 return found
-        with file.write_connection() as conn:
+        left = None if deadline is None else deadline - time.monotonic()
+        with file.write_connection(left) as conn:
+            if deadline is not None:  # what the wait for the lock left of the read's time
+                wait_ms = min(wait_ms, busy_ms(max(0.001, deadline - time.monotonic())))
             # The write connection may hold the file attached (and, inside an exclusive handler,
             # write-locked by an open transaction); reconcile works on it through a connection
             # of its own, so the file is let go first. An exclusive transaction has written

@@ -8,8 +8,14 @@ import threading
 import time
 from pathlib import Path
 
+import apsw
+import pytest
+
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
+from sqlite_cells.files import read_watermark
+
+from .conftest import undo_last_commits_in_file
 
 T = {"t": sc.table(v="integer")}
 
@@ -65,6 +71,14 @@ def _written_earlier(store: Path, name: str) -> None:
             db.exec("INSERT INTO t VALUES (1)")
 
 
+def _watermark(path: Path) -> int:
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        return read_watermark(conn)
+    finally:
+        conn.close()
+
+
 def test_a_first_read_never_waits_for_another_databases_commit(store: Path) -> None:
     _written_earlier(store, "written")
     with sc.Runtime(store, exec_timeout=EXEC_TIMEOUT, query_timeout=1) as rt:
@@ -91,3 +105,32 @@ def test_a_first_read_never_waits_for_another_databases_commit(store: Path) -> N
         assert isinstance(commit.error, sc.ExecTimeout)
         # The first look pinned the file written earlier, as the locked check does (R73).
         assert rt._pinned(written.declaration.path) is not None
+
+
+def test_a_first_read_that_needs_a_repair_waits_for_a_commit_no_longer_than_its_timeout(
+    store: Path,
+) -> None:
+    """A file behind its space is repaired under the space's write lock before rows are served
+    (R71); a read waits for a commit holding that lock no longer than query_timeout (R44)."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        behind = space.sqlite_database("behind", tables=T)
+        for v in (1, 2):
+            with space.transact():
+                behind.exec("INSERT INTO t VALUES (?)", [v])
+        path = behind.declaration.path
+    undo_last_commits_in_file(path, keep_seq=_watermark(path) - 1)
+    with sc.Runtime(store, exec_timeout=EXEC_TIMEOUT, query_timeout=1) as rt:
+        space = rt.space("s")
+        busy = space.sqlite_database("busy", tables=T)
+        behind = space.sqlite_database("behind", tables=T)
+        with LongCommit(space, busy) as commit:
+            start = time.monotonic()
+            with pytest.raises(sc.QueryTimeout, match="repaired under the space's write lock"):
+                behind.read("SELECT v FROM t ORDER BY v")
+            took = time.monotonic() - start
+            during = commit.running
+        assert 0.9 < took < 2.0, f"the read ended after {took:.2f} s (query_timeout=1)"
+        assert during
+        # Once the commit ended, the next read repairs the file and reads both rows.
+        assert behind.read("SELECT v FROM t ORDER BY v") == [{"v": 1}, {"v": 2}]
