@@ -718,6 +718,11 @@ class Runtime(runtime.Runtime):
         if writer is None:
             return None
         seen = file_identity(decl.path)
+        held = pinned(writer, decl.path)
+        if held is not None and held != seen:
+            # The write connection holds (or pinned) another file than the one now at the path
+            # (`check --repair` rebuilt it): only the locked path lets that one go.
+            return None
         with translated(f"database {decl.db_id} ({decl.path})"):
             look = look_unlocked(file.path, decl.db_id, decl.path, verify=verify, busy_ms=wait_ms)
         if look.action is not Action.IN_SYNC or file_identity(decl.path) != seen:
