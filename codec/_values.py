@@ -53,8 +53,8 @@ def encode_value(value: Any, enc_hook: Callable[[Any], Link | None] | None = Non
     naming where in the value it sits."""
     try:
         return _on_any_stack(_encode, value, enc_hook)
-    except RecursionError as exc:
-        raise _unencodable(exc) from None
+    except _TooDeep as exc:
+        raise _unencodable(exc.error) from None
 
 
 def _encode(value: Any, enc_hook: Callable[[Any], Link | None] | None) -> bytes:
@@ -66,11 +66,22 @@ def _encode(value: Any, enc_hook: Callable[[Any], Link | None] | None) -> bytes:
         raise _unencodable(exc) from exc
 
 
+class _TooDeep(Exception):
+    """A ``RecursionError`` met on a new thread's empty stack: the value's own depth."""
+
+    def __init__(self, error: RecursionError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def _on_any_stack(work: Callable[..., T], *args: Any) -> T:
     """``work(*args)``, and again on a new thread, whose stack starts empty, if the caller's
     stack was too deep for it (``RecursionError``): a value within :data:`MAX_DEPTH` is encoded
     and decoded whatever the depth of the caller's own stack (a handler called from deep in an
-    application, a notebook's frames). A ``RecursionError`` there too is the value's own."""
+    application, a notebook's frames). A ``RecursionError`` there too is the value's own, and is
+    raised as :class:`_TooDeep`. A ``RecursionError`` raised while that thread is being started
+    is the caller's own stack running out (a caller at the very limit): it reaches the caller
+    as it is, never as a value too deeply nested (``int`` 7 is not)."""
     try:
         return work(*args)
     except RecursionError:
@@ -80,6 +91,8 @@ def _on_any_stack(work: Callable[..., T], *args: Any) -> T:
     def run() -> None:
         try:
             outcome.append((True, work(*args)))
+        except RecursionError as exc:
+            outcome.append((False, _TooDeep(exc)))
         except BaseException as exc:  # handed to the caller as it is
             outcome.append((False, exc))
 
@@ -97,9 +110,11 @@ def encode_plain(value: Any) -> bytes:
     by the runtime from parts that were checked or decoded from JSON): ``encode_value`` without
     the walk that checks it, for values written on every commit (a database handle)."""
     try:
-        return _encoder.encode(value)
-    except (RecursionError, UnicodeEncodeError) as exc:
-        raise _unencodable(exc) from (exc if isinstance(exc, UnicodeEncodeError) else None)
+        return _on_any_stack(_encoder.encode, value)
+    except _TooDeep as exc:
+        raise _unencodable(exc.error) from None
+    except UnicodeEncodeError as exc:
+        raise _unencodable(exc) from exc
 
 
 def _unencodable(exc: RecursionError | UnicodeEncodeError) -> ValueEncodeError:
@@ -210,7 +225,7 @@ def decode_value(data: bytes, link_hook: Callable[[Link], Any] | None = None) ->
     when no hook is given). Bytes that are not JSON raise :class:`EncodingError`."""
     try:
         return _on_any_stack(_decode, data, link_hook)
-    except RecursionError:
+    except _TooDeep:
         raise _too_deep(data) from None
 
 

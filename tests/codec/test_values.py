@@ -168,6 +168,41 @@ def test_r6_nesting_is_bounded_by_a_fixed_depth_not_by_the_caller_s_stack() -> N
     assert _from_frames(depth, lambda: decode_value(data)) == deepest
 
 
+def _stack_depth() -> int:
+    frame, depth = sys._getframe(1), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    return depth
+
+
+@pytest.mark.parametrize(
+    ("work", "expected"),
+    [
+        (lambda: encode_value(7), b"7"),
+        (lambda: encode_value([{"k": 7}]), b'[{"k":7}]'),
+        (lambda: encode_plain({"k": [7]}), b'{"k":[7]}'),
+        (lambda: decode_value(b'[{"k":7}]'), [{"k": 7}]),
+    ],
+    ids=["int", "nested", "plain", "decode"],
+)
+def test_r6_the_caller_s_stack_running_out_is_not_a_value_nested_too_deeply(
+    work: Any, expected: Any
+) -> None:
+    """From every depth up to the recursion limit, a shallow value is encoded (decoded) or the
+    caller gets a ``RecursionError``: 9-10 frames short of the limit, ``encode_value(7)`` raised
+    ``ValueEncodeError`` "nested too deeply" (and ``decode_value`` an ``EncodingError`` blaming
+    another program), the new thread that gives a deep value an empty stack failing to start."""
+    room = sys.getrecursionlimit() - _stack_depth()
+    outcomes = []
+    for frames in range(room - 40, room + 1):
+        try:
+            assert _from_frames(frames, work) == expected
+            outcomes.append("done")
+        except RecursionError:
+            outcomes.append("out of stack")
+    assert "done" in outcomes and "out of stack" in outcomes
+
+
 def test_stored_bytes_that_are_not_json_raise_an_encoding_error() -> None:
     with pytest.raises(EncodingError, match="not JSON"):
         decode_value(b"\xff{nope")
