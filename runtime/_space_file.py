@@ -67,6 +67,7 @@ from sqlite_cells.runtime._log import (
     stored_int,
 )
 from sqlite_cells.runtime._marks import mark, unchanged_since
+from sqlite_cells.runtime._stack_room import STACK_ROOM
 from sqlite_cells.runtime._turns import Turns
 from sqlite_cells.runtime._tx import LENGTH_LIMIT, validate_elsewhere
 from sqlite_cells.runtime._unused_files import has_moved, is_blank, remove_unused
@@ -728,7 +729,13 @@ class SpaceFile:
                             self._lead(ticket)
                     finally:
                         _leading_here.space = None
-                        self._write_lock.release()
+                        try:
+                            if ticket.error is not None or not ticket.done:
+                                # Room to roll back is certain here: this frame took the lock.
+                                with STACK_ROOM:
+                                    self._end_failed_transaction()
+                        finally:
+                            self._write_lock.release()
             finally:
                 if leads:
                     with self._queue_lock:
@@ -779,10 +786,11 @@ class SpaceFile:
                 members = self._commit_members(conn, members, begin=begin)
                 begin = True
         except BaseException as exc:
-            error = commit_error(exc, self.space_id, self._writer)
-            undone = [t for t in batch if not t.done]
-            for i, ticket in enumerate(undone):
-                ticket.fail(shared(error, first=i == 0))
+            with STACK_ROOM:
+                error = commit_error(exc, self.space_id, self._writer)
+                undone = [t for t in batch if not t.done]
+                for i, ticket in enumerate(undone):
+                    ticket.fail(shared(error, first=i == 0))
             if not isinstance(exc, Exception):
                 raise  # KeyboardInterrupt and the like stop this thread too
         finally:
@@ -902,7 +910,8 @@ class SpaceFile:
                 self._apply(foreign)
                 return []
         except BaseException as exc:
-            self._commit_raised(conn, exc, foreign, members, done, records, committing=False)
+            with STACK_ROOM:  # the error may be the committer's stack running out
+                self._commit_raised(conn, exc, foreign, members, done, records, committing=False)
             return []
         # From COMMIT until the commit is taken in, Ctrl-C waits (runtime/_interrupts.py): it
         # would otherwise land between a durable COMMIT and its bookkeeping.
@@ -913,9 +922,11 @@ class SpaceFile:
                     cursor.execute("COMMIT")
                     mark(conn, records[-1].seq)  # before anything else runs on conn
                 except BaseException as exc:
-                    if not self._commit_raised(
-                        conn, exc, foreign, members, done, records, committing=True
-                    ):
+                    with STACK_ROOM:
+                        kept = self._commit_raised(
+                            conn, exc, foreign, members, done, records, committing=True
+                        )
+                    if not kept:
                         return []
                 self._apply([*foreign, *records])
             finally:
@@ -926,6 +937,20 @@ class SpaceFile:
                 ticket.succeed(record)
             self._maybe_compact(conn, records[-1].seq)
         return []
+
+    def _end_failed_transaction(self) -> None:
+        """After a failed commit, end the SQLite transaction it left open, if any: the cleanup
+        after its error ran out of stack before rolling back (the commit was made from deep in
+        the caller's stack). Left open, it would keep the space file's write lock, and this
+        runtime's next commit would fail to begin. Called with the write lock held."""
+        conn = self._writer
+        try:
+            if conn is not None and not conn.getautocommit():
+                conn.execute("ROLLBACK")
+        except apsw.ConnectionClosedError:
+            pass  # the runtime was closed meanwhile (by the failed commit's own code, even)
+        except apsw.Error as exc:  # the commit's own error is the one its caller gets
+            log.warning("space %r: rolling back a failed commit raised %r", self.space_id, exc)
 
     def _landed(self) -> None:
         """The landing commit is in the cache, or failed: readers of its cells go on."""
