@@ -184,6 +184,11 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
+# What a text table says after a value it cut (``read.text_table`` cuts a cell wider than
+# ``WIDEST_CELL`` terminal columns): the other formats print every value whole.
+CUT_NOTE = "(--json, --csv or --ndjson print it whole)"
+
+
 def print_rows(
     rows: Sequence[dict[str, Any]],
     fmt: Format,
@@ -208,7 +213,8 @@ def print_rows(
             out.write(line([_csv_cell(finite(row.get(name))) for name in names]))
     else:
         # One large write, as JSON's: whole, or BrokenPipeError when the reader goes away.
-        write_whole(text_table([finite(row) for row in rows], columns=columns) + "\n", out)
+        table = text_table([finite(row) for row in rows], columns=columns, cut_note=CUT_NOTE)
+        write_whole(table + "\n", out)
 
 
 def _csv_line() -> Callable[[Sequence[Any]], str]:

@@ -12,6 +12,7 @@ cell that cannot be read renders as its repr alone.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 import importlib
 import threading
@@ -126,16 +127,48 @@ def escaped(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def _table_text(value: Any) -> str:
-    """One value as a text table's cell: SQL NULL as ``NULL``; a text as is, unless it would
-    read as something else (the text ``NULL``, one starting with a quote, one holding a
-    character a terminal would act on): then in quotes, with each such character, quote and
-    backslash escaped. So an unquoted cell is the text itself, a quoted one a literal."""
+# A text table shows a cell's first WIDEST_CELL terminal columns: a value wider than a screen or
+# two is unreadable in a table anyway, and every line is padded to its columns' widths, so one
+# value of megabytes made every line that long.
+WIDEST_CELL = 1_000
+
+
+def _table_text(value: Any, widest: int = WIDEST_CELL) -> tuple[str, bool]:
+    """One value as a text table's cell, and whether it was cut: SQL NULL as ``NULL``; a text
+    as is, unless it would read as something else (the text ``NULL``, one starting with a
+    quote, one holding a character a terminal would act on): then in quotes, with each such
+    character, quote and backslash escaped. So an unquoted cell is the text itself, a quoted
+    one a literal. A cell wider than ``widest`` terminal columns is cut (:func:`_cut`)."""
+    text = value if isinstance(value, str) else format_value(value)
+    complete = len(text) <= widest
+    # Only the start of a long text is escaped and measured: a huge value costs the table no
+    # more than one of `widest` characters.
+    start = text if complete else text[:widest]
     if not isinstance(value, str):
-        return escaped(format_value(value))
-    if value != "NULL" and not value.startswith("'") and value.isprintable():
-        return value
-    return "'" + escaped(value.replace("\\", "\\\\").replace("'", "\\'")) + "'"
+        shown = escaped(start)
+    elif value != "NULL" and not value.startswith("'") and start.isprintable():
+        shown = start
+    else:
+        shown = "'" + escaped(start.replace("\\", "\\\\").replace("'", "\\'"))
+        shown += "'" if complete else ""
+    return _cut(shown, widest, len(text), complete=complete)
+
+
+def _cut(shown: str, widest: int, whole: int, *, complete: bool) -> tuple[str, bool]:
+    """``shown`` (the cell's text, or its start when not ``complete``) and False when it fits
+    in ``widest`` terminal columns and is complete; else its first ``widest`` columns then
+    ``…[cut: N characters]``, N the length of the whole text, and True."""
+    if complete and (2 * len(shown) <= widest or _width(shown) <= widest):
+        return shown, False  # (no character takes more than two columns)
+    end = min(len(shown), widest)
+    if not shown.isascii():
+        end, columns = len(shown), 0
+        for at, char in enumerate(shown):
+            columns += _width(char)
+            if columns > widest:
+                end = at
+                break
+    return f"{shown[:end]}…[cut: {whole:,} characters]", True
 
 
 def _width(text: str) -> int:
@@ -143,40 +176,57 @@ def _width(text: str) -> int:
     (CJK, most emoji: East Asian width W or F) two, a combining mark none, any other one."""
     if text.isascii():
         return len(text)
-    return sum(
-        0
-        if unicodedata.category(c) in ("Mn", "Me")
-        else 2
-        if unicodedata.east_asian_width(c) in ("W", "F")
-        else 1
-        for c in text
-    )
+    return sum(map(_char_width, text))
 
 
-def _padded(text: str, width: int) -> str:
-    """``text`` with spaces after it up to ``width`` terminal columns (:func:`_width`)."""
-    return text + " " * (width - _width(text))
+@functools.cache
+def _char_width(char: str) -> int:
+    """The columns one character takes (see :func:`_width`); kept per character, as a table
+    measures the same few again and again (each link's ``→``)."""
+    if unicodedata.category(char) in ("Mn", "Me"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
 
 
-def text_table(rows: Sequence[Any], *, columns: Sequence[str] | None = None) -> str:
+def _padded(text: str, width: int, own: int) -> str:
+    """``text``, ``own`` terminal columns wide (:func:`_width`), with spaces after it up to
+    ``width``."""
+    return text + " " * (width - own)
+
+
+def text_table(
+    rows: Sequence[Any],
+    *,
+    columns: Sequence[str] | None = None,
+    widest: int = WIDEST_CELL,
+    cut_note: str = "",
+) -> str:
     """Rows as a plain-text table with a header line (for the command line and examples).
     Every cell is one line of printable text: a stored value cannot move the cursor, retitle
-    or clear the terminal, or break the table's rows (see ``_table_text``)."""
+    or clear the terminal, or break the table's rows (see ``_table_text``). A cell wider than
+    ``widest`` terminal columns is cut there and says so, followed by ``cut_note`` (where to
+    see it whole), so the table's size and time grow with its rows, not rows times the
+    longest value."""
     values = [row_values(r) for r in rows]
     keys = list(columns) if columns is not None else _columns(values)
     if not keys:
         return "(no columns)"
-    names = [escaped(k) for k in keys]
-    cells = [[_table_text(v.get(k)) if k in v else _ABSENT for k in keys] for v in values]
-    widths = [max([_width(n), *(_width(line[i]) for line in cells)]) for i, n in enumerate(names)]
+    note = f" {escaped(cut_note)}" if cut_note else ""
+
+    def cell(value: Any) -> str:
+        shown, cut = _table_text(value, widest)
+        return shown + note if cut else shown
+
+    names = [_cut(escaped(k), widest, len(k), complete=True)[0] for k in keys]
+    cells = [[cell(v.get(k)) if k in v else _ABSENT for k in keys] for v in values]
+    # Each cell is measured once (a text that is not ASCII is measured character by character).
+    own = [[_width(c) for c in line] for line in [names, *cells]]
+    widths = [max(column) for column in zip(*own, strict=True)]
     lines = [
-        "  ".join(_padded(n, w) for n, w in zip(names, widths, strict=True)).rstrip(),
-        "  ".join("-" * w for w in widths),
+        "  ".join(_padded(c, w, o) for c, w, o in zip(line, widths, mine, strict=True)).rstrip()
+        for line, mine in zip([names, *cells], own, strict=True)
     ]
-    lines.extend(
-        "  ".join(_padded(c, w) for c, w in zip(line, widths, strict=True)).rstrip()
-        for line in cells
-    )
+    lines.insert(1, "  ".join("-" * w for w in widths))
     if not cells:
         lines.append("(no rows)")
     return "\n".join(lines)

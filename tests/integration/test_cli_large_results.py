@@ -1,0 +1,88 @@
+"""Large results on the command line (SPEC §6): a text table with a value of megabytes stays a
+readable table whose size grows with its rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import sqlite_cells as sc
+
+from ..conftest import run_cli
+
+HUGE = 5_000_000
+LONG = 100_000  # long enough: 300 lines of it, uncut, are 30 MB
+WIDEST_CELL = 1_000  # terminal columns a text table shows of one value
+NOTE = "(--json, --csv or --ndjson print it whole)"
+
+
+@pytest.fixture
+def rows(store: Path) -> Path:
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("t", tables={"t": sc.table(id="integer primary key", v="text")})
+        with space.transact():
+            db.exec_many("INSERT INTO t (v) VALUES (?)", [(f"row {n}",) for n in range(300)])
+            space.cell("big").set("y" * LONG)
+            for n in range(300):
+                space.cell(f"c{n}").set(n)
+    return store
+
+
+def test_a_value_of_megabytes_is_cut_in_the_text_table_and_says_where_it_is_whole(
+    rows: Path,
+) -> None:
+    sql = f"SELECT printf('%.*c', {HUGE}, 'x') AS v"
+    done = run_cli("query", str(rows), "demo", "t", sql)
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout) < 3 * WIDEST_CELL  # the line, its rule and the summary
+    header, rule, line, summary = done.stdout.splitlines()
+    assert header == "v"
+    assert line == "x" * WIDEST_CELL + f"…[cut: {HUGE:,} characters] {NOTE}"
+    assert rule == "-" * len(line)
+    assert summary.startswith("(1 row(s); database ")
+    for fmt in ("--json", "--csv", "--ndjson"):  # the note says true: they print it whole
+        done = run_cli("query", str(rows), "demo", "t", sql, fmt)
+        assert done.returncode == 0, done.stderr
+        assert "x" * HUGE in done.stdout and "cut:" not in done.stdout
+
+
+def test_one_long_value_pads_no_row_past_the_widest_cell(rows: Path) -> None:
+    """Every row is padded to its columns' widths: one value of 20 MB made each line of 5,000
+    cells 20 MB long (189 s) before the cut."""
+    sql = f"SELECT id, iif(id = 7, printf('%.*c', {LONG}, 'x'), v) AS v, 'end' AS z FROM t"
+    done = run_cli("query", str(rows), "demo", "t", sql)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 + 300 + 1
+    widest = 3 + 2 + WIDEST_CELL + len(f"…[cut: {LONG:,} characters] {NOTE}") + 2 + 3
+    assert max(len(line) for line in lines) == widest
+    cut = "x" * WIDEST_CELL + f"…[cut: {LONG:,} characters] {NOTE}"
+    assert lines[2 + 6] == f"7    {cut}  end"
+    assert lines[2].split() == ["1", "row", "0", "end"]
+    done = run_cli("cells", str(rows))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2 + 302  # 300 small cells, the big one and the database's
+    assert max(len(line) for line in lines) < 2 * WIDEST_CELL
+    (big,) = [line for line in lines if line.split()[1] == "big"]
+    assert big.endswith("y" * WIDEST_CELL + f"…[cut: {LONG:,} characters] {NOTE}")
+
+
+def test_a_value_as_wide_as_the_widest_cell_is_shown_whole(rows: Path) -> None:
+    for length, cut in ((WIDEST_CELL, False), (WIDEST_CELL + 1, True)):
+        done = run_cli("query", str(rows), "demo", "t", f"SELECT printf('%.*c', {length}, 'x')")
+        assert done.returncode == 0, done.stderr
+        line = done.stdout.splitlines()[2]
+        assert line.startswith("x" * WIDEST_CELL)
+        assert line == (
+            "x" * WIDEST_CELL + f"…[cut: {length:,} characters] {NOTE}" if cut else "x" * length
+        )
+    # a wide character takes two columns: 600 of them are cut at 500
+    done = run_cli("query", str(rows), "demo", "t", "SELECT printf('%.*c', 600, '漢') AS v")
+    assert done.stdout.splitlines()[2] == "漢" * 500 + f"…[cut: 600 characters] {NOTE}"
+    # text shown as a literal is cut after its escapes, still in quotes at its start
+    sql = "SELECT replace(printf('%.*c', 600, 'x'), 'x', char(10)) AS v"
+    done = run_cli("query", str(rows), "demo", "t", sql)
+    assert done.stdout.splitlines()[2] == "'" + "\\n" * 499 + "\\…[cut: 600 characters] " + NOTE
