@@ -49,6 +49,7 @@ from sqlite_cells.cli._catalog import TABLE_COLUMNS, list_cells, list_tables
 from sqlite_cells.cli._entry import stop_output
 from sqlite_cells.cli._inspect import (
     InspectError,
+    QueryResult,
     StoreInfo,
     default_store,
     inspect_store,
@@ -243,25 +244,29 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
             f"waited {args.timeout}s for a lock another connection holds on a file of space "
             f"{args.space!r}; nothing was read: try again once that connection lets go",
         ) from exc
-    namer = Namer(store_dir(store), tuple(args.names))
+    # The names and linked values are read once the result is: --timeout bounds the read and
+    # every lock wait of the command (`main`), and the naming costs one connection per space
+    # file and one look-up per linked cell (Namer), not a wait of its own.
+    with Namer(store_dir(store), tuple(args.names)) as namer:
+        _print_result(result, args.fmt, namer, out)
+    return OK
+
+
+def _print_result(result: QueryResult, fmt: Format, namer: Namer, out: TextIO) -> None:
+    """``query``'s result in ``fmt``, its links named by ``namer``."""
     # Without rows, the header comes from the statement's own columns (sqlite-utils prints it).
     columns = None if result.rows or not result.columns else list(result.columns)
-    if args.fmt is Format.JSON:
+    if fmt is Format.JSON:
         data = result.to_json()
         data["rows"] = rows_for_json(result.rows, namer)
         print_json(data, out)
-    elif args.fmt is Format.TEXT:
+    elif fmt is Format.TEXT:
         print_rows(rows_for_text(result.rows, namer), Format.TEXT, out, columns=columns)
         out.write(f"({len(result.rows)} row(s); database {result.db_id} at seq {result.seq})\n")
+    elif fmt is Format.NDJSON:  # each format names the links its own way, and only its way
+        print_rows(rows_for_json(result.rows, namer), fmt, out)
     else:
-        print_rows(
-            rows_for_text(result.rows, namer),
-            args.fmt,
-            out,
-            json_rows=rows_for_json(result.rows, namer),
-            columns=columns,
-        )
-    return OK
+        print_rows(rows_for_text(result.rows, namer), fmt, out, columns=columns)
 
 
 def _tables(args: argparse.Namespace, out: TextIO) -> int:

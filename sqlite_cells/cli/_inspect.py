@@ -98,6 +98,7 @@ __all__ = [
     "one_line",
     "orphan_advice",
     "query_store",
+    "read_errors",
     "read_only",
     "refuse_newer_format",
     "row_count",
@@ -552,18 +553,29 @@ def read_only(path: Path) -> Iterator[apsw.Connection]:
     except apsw.Error as exc:
         raise InspectError("unreadable", f"cannot open {path}: {exc}") from exc
     try:
-        wait_for_locks(conn, 5_000)
-        conn.execute("BEGIN")
-        try:
-            yield conn
-        finally:
-            conn.execute("COMMIT")
+        with read_errors(path):
+            wait_for_locks(conn, 5_000)
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+@contextmanager
+def read_errors(path: Path) -> Iterator[None]:
+    """SQLite's errors while reading ``path`` as :class:`InspectError`: a lock another
+    connection kept too long (``locked``), else a file that cannot be read (``unreadable``).
+    :func:`read_only` reads inside it; so does a reader that keeps its connection open past
+    one ``with`` block (``Namer.value``)."""
+    try:
+        yield
     except (apsw.BusyError, apsw.LockedError) as exc:
         raise InspectError("locked", locked(path)) from exc
     except apsw.Error as exc:
         raise InspectError("unreadable", _unreadable(path, exc)) from exc
-    finally:
-        conn.close()
 
 
 def locked(path: Path | str) -> str:

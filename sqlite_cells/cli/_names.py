@@ -24,14 +24,23 @@ something tells it. The sources, first found wins:
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import apsw
 import msgspec
 
-from sqlite_cells.cli._inspect import InspectError, as_bytes, decoded, read_only, table_names
+from sqlite_cells.cli._inspect import (
+    InspectError,
+    as_bytes,
+    decoded,
+    read_errors,
+    read_only,
+    table_names,
+)
 from sqlite_cells.codec import (
     EncodingError,
     Link,
@@ -73,7 +82,14 @@ def link_in(value: Any) -> Link | None:
 class Namer:
     """Resolves links and ids of one store to names and committed values, reading each space
     file read-only (never creating one: a link to a space the store does not hold reads None,
-    as R7 says)."""
+    as R7 says).
+
+    The linked values are read through one connection per space file, opened at the first link
+    into that space and kept, in one read transaction, until :meth:`close` (use the Namer as a
+    context manager): opened anew for each link, as it was, a query of 20,000 rows with a link
+    column opened 40,000 connections and took 14 s before its first line. Each linked cell is
+    read once; a link seen again in a later row, or in the JSON of the same row, is not read
+    again. So all the values shown come from one snapshot of each space."""
 
     root: Path
     extra_names: tuple[str, ...] = ()
@@ -83,6 +99,32 @@ class Namer:
     unnamed: list[Path] = field(default_factory=list, init=False)
     # (space id, cell id) -> its name: an id a name derives in one space names nothing in another
     _names: dict[tuple[str, str], Named] = field(default_factory=dict, init=False)
+    # space id -> the open connection its linked values are read through (see the class)
+    _readers: dict[str, apsw.Connection] = field(default_factory=dict, init=False)
+    _open: ExitStack = field(default_factory=ExitStack, init=False)
+    # (space id, cell id) -> its committed value, links inside it as Links (None: not written)
+    _values: dict[tuple[str, str], Any] = field(default_factory=dict, init=False)
+    _texts: dict[tuple[str, str, tuple[str | int, ...]], str] = field(
+        default_factory=dict, init=False
+    )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections :meth:`value` opened (ending their read transactions)."""
+        self._readers.clear()
+        self._values.clear()
+        self._texts.clear()
+        self._open.close()
 
     def spaces(self) -> dict[str, Path]:
         """Space id -> its file, for every space file of the store."""
@@ -148,22 +190,10 @@ class Namer:
     def value(self, link: Link) -> Any:
         """The linked cell's committed value at the link's path (None when not written), with
         links inside it left as :class:`Link` objects."""
-        path = self.spaces().get(link.space)
-        if path is None:
-            return None
-        with read_only(path) as conn:
-            row = conn.execute(
-                f"SELECT {as_bytes('value')} FROM _cf_cells WHERE id = ?", (link.id,)
-            ).fetchone()
-        if row is None:
-            return None
-        stored = stored_json(row[0])
-        if stored is None:  # not JSON (a row another program wrote)
-            return None
-        try:
-            value = decode_value(stored)
-        except (msgspec.DecodeError, EncodingError):  # LinkDecodeError is one
-            return None
+        key = (link.space, link.id)
+        if key not in self._values:
+            self._values[key] = self._read(link.space, link.id)
+        value = self._values[key]
         for step in link.path:
             try:
                 value = value[step]
@@ -171,12 +201,40 @@ class Namer:
                 return None
         return value
 
+    def _read(self, space_id: str, cell_id: str) -> Any:
+        """Cell ``cell_id``'s committed value in space ``space_id``, read through that space's
+        one connection (opened here the first time), or None."""
+        path = self.spaces().get(space_id)
+        if path is None:
+            return None
+        conn = self._readers.get(space_id)
+        if conn is None:
+            conn = self._readers[space_id] = self._open.enter_context(read_only(path))
+        with read_errors(path):
+            row = conn.execute(
+                f"SELECT {as_bytes('value')} FROM _cf_cells WHERE id = ?", (cell_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        stored = stored_json(row[0])
+        if stored is None:  # not JSON (a row another program wrote)
+            return None
+        try:
+            return decode_value(stored)
+        except (msgspec.DecodeError, EncodingError):  # LinkDecodeError is one
+            return None
+
     def text(self, link: Link) -> str:
-        """``→ NAME VALUE``: the link as text output shows it."""
-        shown = msgspec.json.encode(self.shallow(self.value(link), as_json=False)).decode()
-        if len(shown) > _MAX_TEXT:
-            shown = shown[: _MAX_TEXT - 1] + "…"
-        return f"{LINK_MARK} {self.label(link)} {shown}"
+        """``→ NAME VALUE``: the link as text output shows it (made once per link: a column
+        of links often names a few cells again and again)."""
+        key = (link.space, link.id, tuple(link.path))
+        made = self._texts.get(key)
+        if made is None:
+            shown = msgspec.json.encode(self.shallow(self.value(link), as_json=False)).decode()
+            if len(shown) > _MAX_TEXT:
+                shown = shown[: _MAX_TEXT - 1] + "…"
+            made = self._texts[key] = f"{LINK_MARK} {self.label(link)} {shown}"
+        return made
 
     def as_json(self, link: Link) -> dict[str, Any]:
         """The link as JSON output shows it: what it names and that cell's value."""

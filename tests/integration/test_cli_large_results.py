@@ -1,13 +1,17 @@
 """Large results on the command line (SPEC §6): a text table with a value of megabytes stays a
-readable table whose size grows with its rows."""
+readable table whose size grows with its rows, and a query with a link column names its links
+through one connection per space file, however many rows it prints."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 import sqlite_cells as sc
+import sqlite_cells.cli._inspect as inspect_module
+from sqlite_cells.cli._cli import main
 
 from ..conftest import run_cli
 
@@ -86,3 +90,59 @@ def test_a_value_as_wide_as_the_widest_cell_is_shown_whole(rows: Path) -> None:
     sql = "SELECT replace(printf('%.*c', 600, 'x'), 'x', char(10)) AS v"
     done = run_cli("query", str(rows), "demo", "t", sql)
     assert done.stdout.splitlines()[2] == "'" + "\\n" * 499 + "\\…[cut: 600 characters] " + NOTE
+
+
+@pytest.fixture
+def linked(store: Path) -> Path:
+    """Rows 1..200, row N linking cell ``pN`` (each a cell of its own) in a column of links."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database(
+            "d", tables={"r": sc.table(id="integer primary key", who_cf_link=sc.cf_link())}
+        )
+        with space.transact():
+            people = [space.cell(f"p{n}") for n in range(1, 201)]
+            for n, person in enumerate(people, 1):
+                person.set({"n": n})
+            db.exec_many(
+                "INSERT INTO r (id, who_cf_link) VALUES (?, ?)", list(enumerate(people, 1))
+            )
+    return store
+
+
+@pytest.mark.parametrize("fmt", ["text", "--json", "--csv", "--ndjson"])
+def test_naming_links_opens_each_space_file_once_however_many_rows(
+    linked: Path,
+    fmt: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each link value opened the space file anew (two connections a row with --ndjson and
+    --csv): 20,000 rows took 14 s before their first line, past `--timeout 1`."""
+    opened: list[Path] = []
+    real = inspect_module.open_unwritable
+
+    def counted(path: Path, *args: object) -> object:
+        opened.append(path)
+        return real(path, *args)
+
+    monkeypatch.setattr(inspect_module, "open_unwritable", counted)
+
+    def opens(sql: str) -> tuple[int, str]:
+        opened.clear()
+        assert main(["query", str(linked), "s", "d", sql, *([] if fmt == "text" else [fmt])]) == 0
+        return len(opened), capsys.readouterr().out
+
+    without_links, _ = opens("SELECT id FROM r ORDER BY id")
+    for limit in (2, 200):
+        count, out = opens(f"SELECT id, who_cf_link AS who FROM r ORDER BY id LIMIT {limit}")
+        # the link column adds two: one to read the names the space tells, one its values
+        assert count == without_links + 2, (limit, count, without_links)
+        if fmt == "text":
+            last = out.splitlines()[2 + limit - 1]
+            assert last.split() == [str(limit), "→", f"p{limit}", f'{{"n":{limit}}}']
+        elif fmt == "--csv":
+            assert out.splitlines()[limit] == f'{limit},"→ p{limit} {{""n"":{limit}}}"'
+        else:
+            rows = json.loads(out)["rows"] if fmt == "--json" else map(json.loads, out.splitlines())
+            assert [row["who"]["name"] for row in rows] == [f"p{n}" for n in range(1, limit + 1)]
