@@ -36,6 +36,7 @@ from sqlite_cells.codec._errors import TooManyDatabases as TooManyDatabases
 from sqlite_cells.codec._errors import TransactionError as TransactionError
 from sqlite_cells.codec._errors import UnsupportedMigration as UnsupportedMigration
 from sqlite_cells.codec._errors import ValueEncodeError as ValueEncodeError
+from sqlite_cells.codec._errors import WriteLockTimeout as WriteLockTimeout
 from sqlite_cells.codec._errors import brief_repr as brief_repr
 from sqlite_cells.codec._ids import derive_id as derive_id
 from sqlite_cells.codec._ids import short_hash as short_hash

@@ -276,6 +276,13 @@ class QueryTimeout(QueryError, TimeoutError):
     """A read ran past ``query_timeout`` and was interrupted (R44)."""
 
 
+class WriteLockTimeout(QueryTimeout):
+    """A first read waited ``query_timeout`` for its space's write lock, which the repair of its
+    file (behind or ahead of its space, R71) needs, while a commit of this runtime held it: nothing
+    was read (R44). A live query shows it, then runs again once the lock is free, as no commit to
+    its database may come to re-run it. Not exported by name: callers catch ``QueryTimeout``."""
+
+
 class Quarantined(DatabaseError):
     """A database disagrees with its space and could not be repaired (R71). ``path`` (its file)
     and ``reason`` (what was found), when known, are named too; a file whose watermark could

@@ -1362,6 +1362,15 @@ class SpaceFile:
         finally:
             self._write_lock.release()
 
+    def write_lock_free(self) -> bool:
+        """Whether no commit of this runtime holds the space's write lock at this moment, for a
+        caller that gave up waiting for it (see :meth:`write_connection`) and looks again later:
+        never waits, and the lock may be taken again the next moment."""
+        if not self._write_lock.acquire(blocking=False):
+            return False
+        self._write_lock.release()
+        return True
+
     def check_open(self) -> None:
         """Raise :class:`ClosedError` if this space's runtime was closed."""
         self._check_open()

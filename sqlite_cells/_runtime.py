@@ -21,6 +21,7 @@ from sqlite_cells.codec import (
     SchemaError,
     SourceError,
     SqliteCellsError,
+    WriteLockTimeout,
     brief_repr,
     derive_id,
 )
@@ -544,20 +545,22 @@ class Runtime(runtime.Runtime):
         """:meth:`ensure_reconciled` before a read of ``sql``: a lock another connection holds
         on the database or space file, or a commit of this runtime holding the space's write
         lock that a repair needs, is waited for no longer than ``query_timeout``; then the read
-        is a :class:`QueryTimeout` (R44), and the next read tries again."""
+        is a :class:`QueryTimeout` (R44), and the next read tries again (for the write lock, a
+        :class:`WriteLockTimeout`: a live query tries again by itself once the lock is free)."""
         try:
             self._follow_file(decl)
             self.ensure_reconciled(decl, lock_timeout=self.query_timeout, reading=True)
         except TimeoutError as exc:
             if isinstance(exc, SqliteCellsError):
                 raise
-            raise QueryTimeout(
+            raise WriteLockTimeout(
                 decl.db_id,
                 sql,
                 f"waited query_timeout={self.query_timeout}s for a commit of this runtime to "
                 f"space {decl.space_id!r} to end: {decl.path} disagrees with its space and is "
                 "repaired under the space's write lock before its first read here (R71); "
-                "nothing was read: try again once that commit ends",
+                "nothing was read: try again once that commit ends (a live query does so "
+                "itself)",
             ) from None
         except DatabaseError as exc:
             if not waited_for_lock(exc):

@@ -9,6 +9,10 @@ shared reads (R51, R54, R60).
   from the commit record).
 * **Sources.** A query of an injected file is re-run, whole, when the file's content signature
   changes; a watcher thread checks it every ``poll_interval`` (R60).
+* **Lock waits.** A query whose run gave up waiting for its space's write lock (its file is
+  repaired under it before a first read, while a commit of this runtime holds it: R44, R71) is
+  re-run once the lock is seen free, looked at every ``poll_interval`` while such a query waits:
+  no commit to its database may ever come to re-run it.
 * **Batches.** Runs requested during one scheduler round are flushed together after it: the
   same (database, sql, params) runs once and its rows go to every query asking (also a query
   asking while that read is in flight, when no commit to the database came since); the distinct
@@ -30,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from sqlite_cells.codec import QueryError, QueryTimeout, SqliteCellsError
+from sqlite_cells.codec import QueryError, QueryTimeout, SqliteCellsError, WriteLockTimeout
 from sqlite_cells.files import content_signature
 from sqlite_cells.read._changes import (
     TableColumns,
@@ -164,6 +168,7 @@ class LiveQueries:
         self.reads_started = 0  # distinct statements run, on workers or inline (bench, tests)
         scheduler.add_commit_hook(self._on_commit, absorb=self._absorb)
         self._sources = _SourceWatcher(scheduler, pool, poll_interval)
+        self._lock_waits = _LockWaits(scheduler, poll_interval)
 
     # -- interest (scheduler thread) -----------------------------------------------------------
 
@@ -495,19 +500,26 @@ class LiveQueries:
                 self._costs.pop(read.key, None)  # not cheap any more: a worker runs it next
             self._submit(wanted, slow, 1)
         if pairs:
-            self.scheduler.after_commit(wanted.file, seq, lambda: self._land(decl, seq, pairs))
+            file = wanted.file
+            self.scheduler.after_commit(file, seq, lambda: self._land(decl, file, seq, pairs))
 
     def _land(
-        self, decl: Declaration, seq: int, results: list[tuple[Any, StatementResult]]
+        self,
+        decl: Declaration,
+        file: SpaceFile,
+        seq: int,
+        results: list[tuple[Any, StatementResult]],
     ) -> None:
         """Results reach their runners (scheduler thread): one round of notifications for the
-        whole delivery, then each runner may start its next run."""
+        whole delivery, then each runner may start its next run (or, having waited for the
+        write lock of ``file`` in vain, its next run once that lock is free: ``_LockWaits``)."""
         told: dict[Node, Any] = {}
         runs: list[Runner] = []
         lagging: dict[int, list[Runner]] = {}
         stuck = False
         costs = self._costs
         in_flight = self._in_flight
+        lock_waits = self._lock_waits
         behind = seq < self._written.get(decl.db_id, 0)
         for read, result in results:
             key = read.key
@@ -534,6 +546,10 @@ class LiveQueries:
                 if notify:
                     told[runner] = value
                 runs.append(runner)
+            if not ok and isinstance(result.error, WriteLockTimeout):
+                lock_waits.add(file, read.runners)
+            elif lock_waits:  # (empty but while a query waits: no cost to the others)
+                lock_waits.discard(read.runners)
         self.scheduler.set_values(told)
         for runner in runs:
             runner.landed()
@@ -577,7 +593,7 @@ class LiveQueries:
                 # until the next one, and the results (thousands of row tuples) should be freed
                 # once landed, not when the next commit arrives.
                 taken = held.pop()
-                scheduler.after_commit(file, seq, lambda: self._land(decl, seq, taken))
+                scheduler.after_commit(file, seq, lambda: self._land(decl, file, seq, taken))
 
             with lock:
                 outstanding[0] -= len(results)
@@ -591,9 +607,82 @@ class LiveQueries:
 
     def close(self) -> None:
         self._sources.close()
+        self._lock_waits.close()
 
 
 _ABSENT: Any = object()
+
+
+class _LockWaits:
+    """The live queries whose last run gave up waiting for their space's write lock (a
+    :class:`WriteLockTimeout`): a commit of this runtime held it past ``query_timeout``, and the
+    run needed it to repair the file first (R44, R71). Nothing else re-runs them — that commit
+    may have written another database, or rolled back — so each is re-run once the lock is seen
+    free. A ticker thread, started at the first such query, asks the scheduler thread to look
+    every ``interval`` while one waits and sleeps otherwise; a look tries the lock without
+    waiting, so no run starts (and no worker waits) while it is held: a query is re-run at most
+    once per look, and not after a result of another kind lands (it succeeded, or failed
+    otherwise) or once it is released."""
+
+    def __init__(self, scheduler: Scheduler, interval: float) -> None:
+        self._scheduler = scheduler
+        self._interval = interval
+        # Owned by the scheduler thread: the queries waiting, by the space file whose lock
+        # they wait for.
+        self._waiting: dict[SpaceFile, set[Node]] = {}
+        self._any = threading.Event()  # set while a query waits: the ticker runs
+        self._closed = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # guards _thread against close
+
+    def __bool__(self) -> bool:
+        return bool(self._waiting)
+
+    def add(self, file: SpaceFile, runners: list[Runner]) -> None:
+        """(Scheduler thread.) ``runners`` waited for ``file``'s write lock in vain."""
+        nodes: list[Node] = list(runners)  # type: ignore[arg-type]  # runners are nodes
+        self._waiting.setdefault(file, set()).update(nodes)
+        if self._any.is_set():
+            return
+        self._any.set()
+        with self._lock:
+            if self._thread is None and not self._closed.is_set():
+                self._thread = threading.Thread(
+                    target=self._tick, name="sqlite-cells-lock-waits", daemon=True
+                )
+                self._thread.start()
+
+    def discard(self, runners: list[Runner]) -> None:
+        """(Scheduler thread.) ``runners`` got a result of another kind: they wait no more."""
+        for file, nodes in list(self._waiting.items()):
+            nodes.difference_update(runners)  # (runners are nodes)
+            if not nodes:
+                del self._waiting[file]
+        if not self._waiting:
+            self._any.clear()
+
+    def _tick(self) -> None:
+        while self._any.wait() and not self._closed.wait(self._interval):
+            if self._any.is_set():
+                self._scheduler.submit(self._look)
+
+    def _look(self) -> None:
+        """(Scheduler thread.) Re-run the queries whose lock is free now, as one round."""
+        free = [file for file in self._waiting if file.write_lock_free()]
+        nodes = [node for file in free for node in self._waiting.pop(file) if not node.released]
+        if not self._waiting:
+            self._any.clear()
+        if nodes:
+            self._scheduler.rerun(nodes)
+
+    def close(self) -> None:
+        """Stop looking; the ticker thread is waited for (it never waits but for its tick)."""
+        with self._lock:
+            self._closed.set()
+            thread = self._thread
+        self._any.set()  # wake it to see it is closed
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
 
 
 class _SourceWatcher:

@@ -79,6 +79,19 @@ def _watermark(path: Path) -> int:
         conn.close()
 
 
+def _one_commit_behind(store: Path, name: str) -> None:
+    """A database of two commits whose file lost the second, as after a crash between the two
+    files' commits: its first read repairs it under the space's write lock (R71)."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database(name, tables=T)
+        for v in (1, 2):
+            with space.transact():
+                db.exec("INSERT INTO t VALUES (?)", [v])
+        path = db.declaration.path
+    undo_last_commits_in_file(path, keep_seq=_watermark(path) - 1)
+
+
 def test_a_first_read_never_waits_for_another_databases_commit(store: Path) -> None:
     _written_earlier(store, "written")
     with sc.Runtime(store, exec_timeout=EXEC_TIMEOUT, query_timeout=1) as rt:
@@ -112,14 +125,7 @@ def test_a_first_read_that_needs_a_repair_waits_for_a_commit_no_longer_than_its_
 ) -> None:
     """A file behind its space is repaired under the space's write lock before rows are served
     (R71); a read waits for a commit holding that lock no longer than query_timeout (R44)."""
-    with sc.Runtime(store) as rt:
-        space = rt.space("s")
-        behind = space.sqlite_database("behind", tables=T)
-        for v in (1, 2):
-            with space.transact():
-                behind.exec("INSERT INTO t VALUES (?)", [v])
-        path = behind.declaration.path
-    undo_last_commits_in_file(path, keep_seq=_watermark(path) - 1)
+    _one_commit_behind(store, "behind")
     with sc.Runtime(store, exec_timeout=EXEC_TIMEOUT, query_timeout=1) as rt:
         space = rt.space("s")
         busy = space.sqlite_database("busy", tables=T)
@@ -134,3 +140,50 @@ def test_a_first_read_that_needs_a_repair_waits_for_a_commit_no_longer_than_its_
         assert during
         # Once the commit ended, the next read repairs the file and reads both rows.
         assert behind.read("SELECT v FROM t ORDER BY v") == [{"v": 1}, {"v": 2}]
+
+
+def test_a_live_query_that_waited_for_a_commit_in_vain_reads_once_the_commit_ends(
+    store: Path,
+) -> None:
+    """A live query of a file behind its space, made while a commit of another database holds
+    the space's write lock: QueryTimeout by its deadline (R44), then — though that commit writes
+    nothing (it ends by ExecTimeout) and nothing writes the query's database — the repaired rows
+    within a poll interval of the lock's release (R42, R71). No run starts while the lock is
+    held, and none once the rows are in."""
+    _one_commit_behind(store, "behind")
+    with sc.Runtime(store, exec_timeout=EXEC_TIMEOUT, query_timeout=1, poll_interval=0.05) as rt:
+        space = rt.space("s")
+        busy = space.sqlite_database("busy", tables=T)
+        behind = space.sqlite_database("behind", tables=T)
+        hub = rt.live_queries
+        with LongCommit(space, busy) as commit:
+            start = time.monotonic()
+            query = behind.query("SELECT v FROM t ORDER BY v")
+            while query.get().pending and time.monotonic() - start < 2.5:
+                time.sleep(0.01)
+            timed_out = query.get()
+            took = time.monotonic() - start
+            runs = hub.reads_started
+            time.sleep(1.0)  # the commit still holds the lock: no run starts meanwhile
+            runs_while_held = hub.reads_started
+            during = commit.running
+        ended = time.monotonic()
+        assert isinstance(timed_out.error, sc.QueryTimeout), timed_out
+        assert "repaired under the space's write lock" in str(timed_out.error)
+        assert timed_out.result is None
+        assert 0.9 < took < 2.0, f"the query showed its timeout after {took:.2f} s"
+        assert during
+        assert runs_while_held == runs
+        assert isinstance(commit.error, sc.ExecTimeout)  # nothing was committed
+        while query.get().result is None and time.monotonic() - ended < 2:
+            time.sleep(0.005)
+        waited = time.monotonic() - ended
+        state = query.get()
+        assert state.error is None and state.result == [{"v": 1}, {"v": 2}], state
+        assert state.seq == _watermark(behind.declaration.path)
+        assert waited < 0.5, f"the rows came {waited:.2f} s after the commit ended"
+        assert hub.reads_started == runs + 1
+        time.sleep(0.2)  # several poll intervals: the query runs no more
+        assert hub.reads_started == runs + 1
+    # The thread that looked for the lock ended with the runtime.
+    assert not [t for t in threading.enumerate() if t.name == "sqlite-cells-lock-waits"]
