@@ -24,6 +24,7 @@ something tells it. The sources, first found wins:
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,10 +53,13 @@ from sqlite_cells.codec import (
 from sqlite_cells.files import damaged_spaces, source_path, space_files, stored_json
 from sqlite_cells.runtime import odd_kind
 
-__all__ = ["LINK_MARK", "Named", "Namer", "link_in"]
+__all__ = ["LINK_MARK", "READERS", "Named", "Namer", "link_in"]
 
 LINK_MARK = "→"
 _MAX_TEXT = 200  # a linked value longer than this is cut in text output
+# Space files a Namer keeps a connection to at once (each holds the file, its -wal and its -shm
+# open): links into more spaces than this close the one read longest ago (see Namer).
+READERS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,9 +91,15 @@ class Namer:
     The linked values are read through one connection per space file, opened at the first link
     into that space and kept, in one read transaction, until :meth:`close` (use the Namer as a
     context manager): opened anew for each link, as it was, a query of 20,000 rows with a link
-    column opened 40,000 connections and took 14 s before its first line. Each linked cell is
-    read once; a link seen again in a later row, or in the JSON of the same row, is not read
-    again. So all the values shown come from one snapshot of each space."""
+    column opened 40,000 connections and took 14 s before its first line. At most
+    :data:`READERS` such connections are open at once: a link into one more space closes the
+    one used longest ago (a query linking into 400 spaces held 1,200 open files, past the usual
+    limit of 1,024). Each linked cell is read once; a link seen again in a later row, or in the
+    JSON of the same row, is not read again, so a cell shows one value throughout the output.
+    The values read from one space come from one snapshot of it as long as its connection stays
+    open (always, for a query linking into at most :data:`READERS` spaces); a space whose
+    connection was closed and is opened again reads what is committed then. Spaces are never
+    read in one snapshot together: each space file commits on its own."""
 
     root: Path
     extra_names: tuple[str, ...] = ()
@@ -99,9 +109,11 @@ class Namer:
     unnamed: list[Path] = field(default_factory=list, init=False)
     # (space id, cell id) -> its name: an id a name derives in one space names nothing in another
     _names: dict[tuple[str, str], Named] = field(default_factory=dict, init=False)
-    # space id -> the open connection its linked values are read through (see the class)
-    _readers: dict[str, apsw.Connection] = field(default_factory=dict, init=False)
-    _open: ExitStack = field(default_factory=ExitStack, init=False)
+    # space id -> the open connection its linked values are read through, and what closes it
+    # (ending its read transaction); the one used longest ago first (see the class)
+    _readers: OrderedDict[str, tuple[apsw.Connection, ExitStack]] = field(
+        default_factory=OrderedDict, init=False
+    )
     # (space id, cell id) -> its committed value, links inside it as Links (None: not written)
     _values: dict[tuple[str, str], Any] = field(default_factory=dict, init=False)
     _texts: dict[tuple[str, str, tuple[str | int, ...]], str] = field(
@@ -121,10 +133,12 @@ class Namer:
 
     def close(self) -> None:
         """Close the connections :meth:`value` opened (ending their read transactions)."""
-        self._readers.clear()
         self._values.clear()
         self._texts.clear()
-        self._open.close()
+        with ExitStack() as closing:  # each is closed, even when closing another fails
+            while self._readers:
+                _, (_, opened) = self._readers.popitem(last=False)
+                closing.push(opened)
 
     def spaces(self) -> dict[str, Path]:
         """Space id -> its file, for every space file of the store."""
@@ -203,13 +217,11 @@ class Namer:
 
     def _read(self, space_id: str, cell_id: str) -> Any:
         """Cell ``cell_id``'s committed value in space ``space_id``, read through that space's
-        one connection (opened here the first time), or None."""
+        one connection (opened here when it is not open), or None."""
         path = self.spaces().get(space_id)
         if path is None:
             return None
-        conn = self._readers.get(space_id)
-        if conn is None:
-            conn = self._readers[space_id] = self._open.enter_context(read_only(path))
+        conn = self._reader(space_id, path)
         with read_errors(path):
             row = conn.execute(
                 f"SELECT {as_bytes('value')} FROM _cf_cells WHERE id = ?", (cell_id,)
@@ -223,6 +235,20 @@ class Namer:
             return decode_value(stored)
         except (msgspec.DecodeError, EncodingError):  # LinkDecodeError is one
             return None
+
+    def _reader(self, space_id: str, path: Path) -> apsw.Connection:
+        """The open connection to space ``space_id``'s file ``path``, opened when it is not,
+        after closing the one used longest ago when :data:`READERS` are open."""
+        if space_id in self._readers:
+            self._readers.move_to_end(space_id)
+            return self._readers[space_id][0]
+        while len(self._readers) >= READERS:
+            _, (_, opened) = self._readers.popitem(last=False)
+            opened.close()
+        with ExitStack() as opening:
+            conn = opening.enter_context(read_only(path))
+            self._readers[space_id] = (conn, opening.pop_all())
+        return conn
 
     def text(self, link: Link) -> str:
         """``→ NAME VALUE``: the link as text output shows it (made once per link: a column

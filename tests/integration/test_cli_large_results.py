@@ -5,6 +5,9 @@ through one connection per space file, however many rows it prints."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -146,3 +149,64 @@ def test_naming_links_opens_each_space_file_once_however_many_rows(
         else:
             rows = json.loads(out)["rows"] if fmt == "--json" else map(json.loads, out.splitlines())
             assert [row["who"]["name"] for row in rows] == [f"p{n}" for n in range(1, limit + 1)]
+
+
+SPACES = 100
+OPEN_FILES = 128  # the query's few files and 16 kept space files fit; 100 space files do not
+
+
+@pytest.fixture
+def many_spaces(store: Path) -> Path:
+    """Spaces ``sp0``..``sp99``, each with cells ``a`` and ``b``, and rows linking every ``a``
+    then every ``b``: each space is opened, left for the others, then read again."""
+    with sc.Runtime(store) as rt:
+        main_space = rt.space("main")
+        db = main_space.sqlite_database(
+            "d", tables={"t": sc.table(id="integer primary key", who_cf_link=sc.cf_link())}
+        )
+        cells: dict[str, list[sc.Cell]] = {"a": [], "b": []}
+        for n in range(SPACES):
+            space = rt.space(f"sp{n}")
+            with space.transact():
+                for name, column in cells.items():
+                    column.append(space.cell(name))
+                    column[-1].set({"n": n, "cell": name})
+        with main_space.transact():
+            db.exec_many(
+                "INSERT INTO t (who_cf_link) VALUES (?)", [(c,) for c in cells["a"] + cells["b"]]
+            )
+    return store
+
+
+@pytest.mark.parametrize("fmt", ["text", "--ndjson"])
+def test_a_query_linking_into_many_spaces_holds_few_files_open(many_spaces: Path, fmt: str) -> None:
+    """One connection (the file, its -wal and -shm) was kept per linked space until the output
+    was printed: 400 spaces failed under the usual limit of 1,024 open files, with "unable to
+    open database file" and nothing printed."""
+    limited = (
+        "import resource, runpy, sys; "
+        f"resource.setrlimit(resource.RLIMIT_NOFILE, ({OPEN_FILES}, {OPEN_FILES})); "
+        "sys.argv[0] = 'sqlite-cells'; runpy.run_module('sqlite_cells', run_name='__main__')"
+    )
+    sql = "SELECT id, who_cf_link AS who FROM t ORDER BY id"
+    args = [str(many_spaces), "main", "d", sql, *([] if fmt == "text" else [fmt])]
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    done = subprocess.run(
+        [sys.executable, "-c", limited, "query", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    expected = [(n, name) for name in ("a", "b") for n in range(SPACES)]
+    if fmt == "text":
+        lines = done.stdout.splitlines()[2:-1]
+        shown = [json.loads(line.split(maxsplit=3)[3]) for line in lines]
+        assert [line.split()[:3] for line in lines] == [
+            [str(row), "→", name] for row, (_, name) in enumerate(expected, 1)
+        ]
+    else:
+        shown = [json.loads(line)["who"]["value"] for line in done.stdout.splitlines()]
+    assert shown == [{"n": n, "cell": name} for n, name in expected]
