@@ -17,7 +17,7 @@ import html
 import importlib
 import threading
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -136,39 +136,61 @@ WIDEST_CELL = 1_000
 def _table_text(value: Any, widest: int = WIDEST_CELL) -> tuple[str, bool]:
     """One value as a text table's cell, and whether it was cut: SQL NULL as ``NULL``; a text
     as is, unless it would read as something else (the text ``NULL``, one starting with a
-    quote, one holding a character a terminal would act on): then in quotes, with each such
-    character, quote and backslash escaped. So an unquoted cell is the text itself, a quoted
-    one a literal. A cell wider than ``widest`` terminal columns is cut (:func:`_cut`)."""
-    text = value if isinstance(value, str) else format_value(value)
-    complete = len(text) <= widest
-    # Only the start of a long text is escaped and measured: a huge value costs the table no
-    # more than one of `widest` characters.
-    start = text if complete else text[:widest]
+    quote, one holding a character a terminal would act on, anywhere in it): then in quotes,
+    with each such character, quote and backslash escaped. So an unquoted cell is the text
+    itself, a quoted one a literal. A cell wider than ``widest`` terminal columns is cut
+    (:func:`_cut`)."""
     if not isinstance(value, str):
-        shown = escaped(start)
-    elif value != "NULL" and not value.startswith("'") and start.isprintable():
-        shown = start
-    else:
-        shown = "'" + escaped(start.replace("\\", "\\\\").replace("'", "\\'"))
-        shown += "'" if complete else ""
-    return _cut(shown, widest, len(text), complete=complete)
+        return _cut(format_value(value), escaped, widest)
+    if value != "NULL" and not value.startswith("'") and value.isprintable():
+        return _cut(value, str, widest)
+    return _cut(value, _literal, widest, quote="'")
 
 
-def _cut(shown: str, widest: int, whole: int, *, complete: bool) -> tuple[str, bool]:
-    """``shown`` (the cell's text, or its start when not ``complete``) and False when it fits
-    in ``widest`` terminal columns and is complete; else its first ``widest`` columns then
-    ``…[cut: N characters]``, N the length of the whole text, and True."""
-    if complete and (2 * len(shown) <= widest or _width(shown) <= widest):
-        return shown, False  # (no character takes more than two columns)
-    end = min(len(shown), widest)
-    if not shown.isascii():
-        end, columns = len(shown), 0
-        for at, char in enumerate(shown):
-            columns += _width(char)
-            if columns > widest:
-                end = at
-                break
-    return f"{shown[:end]}…[cut: {whole:,} characters]", True
+def _literal(text: str) -> str:
+    """``text`` as it reads inside a quoted literal: quotes, backslashes and the characters a
+    terminal would act on escaped."""
+    return escaped(text.replace("\\", "\\\\").replace("'", "\\'"))
+
+
+def _cut(
+    text: str, shown: Callable[[str], str], widest: int, *, quote: str = ""
+) -> tuple[str, bool]:
+    """``text`` as a cell shows it (``shown`` of each of its pieces, between two ``quote``) and
+    False when that fits in ``widest`` terminal columns; else its first ``widest`` columns then
+    ``…[cut: N characters]``, N the length of ``text``, and True (a cut literal keeps its
+    opening quote). Only as much of ``text`` is shown and measured as decides: pieces of it,
+    each twice as long as the one before, until they are wider than ``widest`` or ``text``
+    ends, so a value of megabytes costs little more than its first ``widest`` columns, and one
+    of combining marks (no column each) is measured once to its end."""
+    pieces, columns = [quote], _width(quote)
+    at, size = 0, widest + 1
+    while at < len(text):
+        piece = shown(text[at : at + size])
+        at, size = at + size, 2 * size
+        width = _width(piece)
+        if columns + width > widest:
+            pieces.append(piece[: _fitting(piece, widest - columns)])
+            return f"{''.join(pieces)}…[cut: {len(text):,} characters]", True
+        pieces.append(piece)
+        columns += width
+    if columns + _width(quote) > widest:  # all but the closing quote fits
+        return f"{''.join(pieces)}…[cut: {len(text):,} characters]", True
+    pieces.append(quote)
+    return "".join(pieces), False
+
+
+def _fitting(text: str, columns: int) -> int:
+    """How many of the first characters of ``text`` (printable) fit in ``columns`` terminal
+    columns, the combining marks after the last of them included."""
+    if text.isascii():
+        return columns
+    used = 0
+    for at, char in enumerate(text):
+        used += _char_width(char)
+        if used > columns:
+            return at
+    return len(text)
 
 
 def _width(text: str) -> int:
@@ -217,7 +239,7 @@ def text_table(
         shown, cut = _table_text(value, widest)
         return shown + note if cut else shown
 
-    names = [_cut(escaped(k), widest, len(k), complete=True)[0] for k in keys]
+    names = [_cut(k, escaped, widest)[0] for k in keys]
     cells = [[cell(v.get(k)) if k in v else _ABSENT for k in keys] for v in values]
     # Each cell is measured once (a text that is not ASCII is measured character by character).
     own = [[_width(c) for c in line] for line in [names, *cells]]

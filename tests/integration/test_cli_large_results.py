@@ -1,6 +1,7 @@
 """Large results on the command line (SPEC §6): a text table with a value of megabytes stays a
 readable table whose size grows with its rows, and a query with a link column names its links
-through one connection per space file, however many rows it prints."""
+through one connection per space file, however many rows it prints, and keeps few files open,
+however many spaces it links into."""
 
 from __future__ import annotations
 
@@ -93,6 +94,36 @@ def test_a_value_as_wide_as_the_widest_cell_is_shown_whole(rows: Path) -> None:
     sql = "SELECT replace(printf('%.*c', 600, 'x'), 'x', char(10)) AS v"
     done = run_cli("query", str(rows), "demo", "t", sql)
     assert done.stdout.splitlines()[2] == "'" + "\\n" * 499 + "\\…[cut: 600 characters] " + NOTE
+
+
+def _shown(store: Path, sql: str) -> str:
+    """The one value ``sql`` selects, as the text table's line shows it."""
+    done = run_cli("query", str(store), "demo", "t", sql)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()[2]
+
+
+def test_a_cell_is_cut_by_its_columns_not_its_characters(rows: Path) -> None:
+    """A combining mark takes no column: a value of 1,000 columns and 1,001 characters, or of
+    one column and 1,201 characters, was cut after its 1,000th character."""
+    marks = "replace(printf('%.*c', {}, 'x'), 'x', char(769))"  # U+0301, combining acute
+    accents = f"printf('%.*c', {WIDEST_CELL}, 'é') || char(769)"
+    assert _shown(rows, f"SELECT {accents}") == "é" * WIDEST_CELL + "\u0301"
+    assert _shown(rows, f"SELECT 'e' || {marks.format(1200)}") == "e" + "\u0301" * 1200
+    # past the widest cell: cut after the last column that fits, its marks kept with it
+    sql = f"SELECT printf('%.*c', {WIDEST_CELL}, 'x') || {marks.format(5)} || 'y'"
+    assert _shown(rows, sql) == (
+        "x" * WIDEST_CELL + "\u0301" * 5 + f"…[cut: {WIDEST_CELL + 6:,} characters] {NOTE}"
+    )
+
+
+def test_a_long_text_is_a_literal_wherever_its_control_character_is(rows: Path) -> None:
+    """Only the text's first 1,000 characters were looked at: a newline after them printed the
+    text unquoted (and cut), as if it were the text itself."""
+    sql = "SELECT printf('%.*c', 1200, 'z') || char(10)"
+    assert _shown(rows, sql) == "'" + "z" * 999 + f"…[cut: 1,201 characters] {NOTE}"
+    sql = "SELECT printf('%.*c', 500, 'z') || char(10)"  # short enough: whole, in quotes
+    assert _shown(rows, sql) == "'" + "z" * 500 + "\\n'"
 
 
 @pytest.fixture
