@@ -40,10 +40,20 @@ _NOT_NAMES: Final = frozenset(
 # implicit alias (SQLite's "as ::= ids"), after AS an alias or a type name, after WITH, RECURSIVE,
 # WINDOW and OVER a CTE's or a window's name, after COLLATE a collation's.
 _DATA_AFTER: Final = frozenset(
-    {"SELECT", "DISTINCT", "ALL", "WHERE", "HAVING", "ON", "BY", "LIMIT", "OFFSET", "FROM", "SET"}
+    {"SELECT", "DISTINCT", "ALL", "WHERE", "HAVING", "ON", "BY", "LIMIT", "OFFSET", "FROM"}
     | {"AND", "OR", "NOT", "IS", "BETWEEN", "LIKE", "GLOB", "REGEXP", "MATCH", "ESCAPE"}
     | {"CASE", "WHEN", "THEN", "ELSE", "ROWS", "RANGE", "GROUPS", "RETURNING", "DEFAULT"}
 )
+# Those of them SQLite also reads as a column's name (its "fallback" to an identifier) where an
+# operand starts: "SELECT offset 'x'" names the column offset x.  LIKE, GLOB, REGEXP and MATCH
+# are operators after an operand and after a NOT that follows one ("body NOT LIKE 'x'").
+_ALSO_COLUMNS: Final = frozenset({"BY", "OFFSET", "ROWS", "RANGE", "GROUPS"})
+_ALSO_COLUMNS_AFTER_NOT: Final = frozenset({"LIKE", "GLOB", "REGEXP", "MATCH"})
+_FRAME_WORDS: Final = frozenset({"ROWS", "RANGE", "GROUPS"})
+_KEYWORD_COLUMNS: Final = _ALSO_COLUMNS | _ALSO_COLUMNS_AFTER_NOT
+# A SET list names columns ("SET 'a' = 1, ('b', 'c') = (2, 3)") up to one of these words at its
+# parenthesis depth.
+_SET_ENDERS: Final = _FROM_ENDERS | {"FROM", "ON"}
 # A window's base name stands first in "OVER (" and "WINDOW w AS (" (after "AS (" in a CTE only
 # a statement can).
 _BEFORE_WINDOW_BASE: Final = frozenset({"OVER", "AS"})
@@ -69,14 +79,15 @@ def find_names(
     tables: list[tuple[str, int]] = []
     functions: list[tuple[str, int]] = []
     in_from = [False]  # per parenthesis depth: inside a FROM list?
-    columns = [False]  # per parenthesis depth: inside a CTE's column list?
+    columns = [False]  # per parenthesis depth: inside a list of names (CTE, INSERT, SET)?
     position = 0  # the table position of the current token, 0 for none
     last = 0  # the table position of the previous name
+    target = -1  # the index of the last name in a write target's position
     for i in range(count):
         kind, key = tokens[i][0], tokens[i][1]
         if kind == OP:
             if key == "(":
-                columns.append(i > 0 and tokens[i - 1][0] != OP and may_name_a_cte(tokens, i - 1))
+                columns.append(i > 0 and _opens_names(tokens, i, target, columns[-1]))
             elif key == ")" and len(columns) > 1:
                 columns.pop()
             position = _after_operator(tokens, i, key, position, last, in_from)
@@ -86,6 +97,11 @@ def find_names(
             position = last = 0
             continue
         following = tokens[i + 1][1] if i + 1 < count and tokens[i + 1][0] == OP else ""
+        if kind == WORD:
+            if key == "SET":
+                columns[-1] = True
+            elif columns[-1] and key in _SET_ENDERS:
+                columns[-1] = False
         if kind == WORD and not position and following != "(":
             last = 0  # the common case: a keyword or a column name
             position = _after_word(tokens, i, key, in_from)
@@ -99,6 +115,8 @@ def find_names(
                 continue
             strings.append(i)
         _record(sql, tokens[i], position, following, tables, functions)
+        if position == _TARGET:
+            target = i
         last = position
         position = _after_word(tokens, i, key, in_from) if kind == WORD else 0
     return frozenset(strings), tuple(tables), tuple(functions)
@@ -133,19 +151,36 @@ def _after_word(tokens: Sequence[Tok], i: int, key: str, in_from: list[bool]) ->
     return position
 
 
+def _opens_names(tokens: Sequence[Tok], i: int, target: int, names: bool) -> bool:
+    """Whether the ``(`` at ``i`` opens a list of names: a CTE's columns (``WITH c(``), an
+    INSERT's (after its target, ``INTO t (`` or ``INTO t AS x (``), a join's ``USING (``, or a
+    SET's (``SET (`` or ``, (`` in a SET list, which ``names`` says the enclosing depth is)."""
+    kind, key = tokens[i - 1][0], tokens[i - 1][1]
+    if kind == OP:
+        return names and key == ","
+    return (
+        target == i - 1
+        or (target == i - 3 and tokens[i - 2][:2] == (WORD, "AS"))
+        or (kind == WORD and (key == "SET" or key == "USING"))
+        or may_name_a_cte(tokens, i - 1)
+    )
+
+
 def _names_by_neighbour(tokens: Sequence[Tok], i: int, columns: bool) -> bool:
     """Whether SQLite reads the string literal at ``i`` (in no table position) as a name.
 
     It is one after a word that no expression follows in SQLite's grammar (an implicit alias
     after a column or table name, ``NULL``, ``END``; after ``AS``, ``WITH``, ``WINDOW``, ``OVER``,
-    ``COLLATE``), after a literal, parameter, quoted identifier or ``)`` (an implicit alias:
-    ``SELECT 'a' 'b'`` names its column b), first in ``OVER (`` or ``AS (`` (a window's base
-    name), after the ``,`` that ends a CTE's or a window's definition, and in a CTE's column list
-    (``columns``).  After ``=``, ``(`` of a call, ``,`` of a list, ``LIKE``, ``THEN``, … it is data.
+    ``COLLATE``, ``SET``) or one SQLite reads as a column's name there (``SELECT offset 'x'``),
+    after a literal, parameter, quoted identifier or ``)`` (an implicit alias: ``SELECT 'a' 'b'``
+    names its column b), first in ``OVER (`` or ``AS (`` (a window's base name), after the ``,``
+    that ends a CTE's or a window's definition, and in a list of names (``columns``: a CTE's,
+    an INSERT's or a SET's columns).  After ``=``, ``(`` of a call, ``,`` of a list, ``LIKE``,
+    ``THEN``, … it is data.
     """
     kind, key = tokens[i - 1][0], tokens[i - 1][1]
     if kind == WORD:
-        return key not in _DATA_AFTER
+        return key not in _DATA_AFTER or _is_a_column(tokens, i - 1)
     if kind != OP or key == ")":
         return True
     if key == "(":
@@ -153,6 +188,32 @@ def _names_by_neighbour(tokens: Sequence[Tok], i: int, columns: bool) -> bool:
             i >= 2 and tokens[i - 2][0] == WORD and tokens[i - 2][1] in _BEFORE_WINDOW_BASE
         )
     return key == "," and (columns or may_name_a_cte(tokens, i))
+
+
+def _is_a_column(tokens: Sequence[Tok], j: int) -> bool:
+    """Whether SQLite reads the word at ``j``, a keyword an expression follows elsewhere, as a
+    column's name: where an operand starts (after an operator other than ``)``, or a word an
+    expression follows), except that ROWS, RANGE and GROUPS open a window's frame after ``(``
+    and LIKE, GLOB, REGEXP and MATCH are operators after a ``NOT`` that follows an operand."""
+    key = tokens[j][1]
+    if key not in _KEYWORD_COLUMNS:
+        return False
+    kind, previous = tokens[j - 1][0], tokens[j - 1][1]
+    if kind == OP:
+        return previous != ")" and (previous != "(" or key not in _FRAME_WORDS)
+    if kind != WORD or previous not in _DATA_AFTER:
+        return False
+    if previous == "NOT" and key in _ALSO_COLUMNS_AFTER_NOT:
+        return j >= 2 and _starts_operand(tokens, j - 1)
+    return True
+
+
+def _starts_operand(tokens: Sequence[Tok], j: int) -> bool:
+    """Whether the token at ``j`` stands where an operand starts."""
+    kind, previous = tokens[j - 1][0], tokens[j - 1][1]
+    if kind == OP:
+        return previous != ")"
+    return kind == WORD and previous in _DATA_AFTER
 
 
 def may_name_a_cte(tokens: Sequence[Tok], i: int) -> bool:
@@ -224,6 +285,7 @@ def may_be_names(tokens: Sequence[Tok], count: int, strings: list[int]) -> bool:
         following = tokens[i + 1][1] if i + 1 < count else ""
         if (
             (kind != OP and (kind != WORD or previous not in _DATA_ONLY_AFTER))
+            or (previous in _KEYWORD_COLUMNS and kind == WORD and _is_a_column(tokens, i - 1))
             or previous in _NEXT_TO_NAMES
             or previous == ")"
             or following == "."

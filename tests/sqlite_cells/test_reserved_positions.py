@@ -274,6 +274,30 @@ NAME_POSITIONS = (
     ("UPDATE messages AS{_}{n}{_}SET body = 1", Mode.WRITE),
     ("DELETE FROM messages AS{_}{n}", Mode.WRITE),
     ("WITH{_}{n}{_}AS (SELECT 1) DELETE FROM messages", Mode.WRITE),
+    # a keyword SQLite reads as a column's name where an operand starts, then an alias
+    ('SELECT offset{_}{n} FROM (SELECT 1 AS "offset")', Mode.READ),
+    ('SELECT 1, by{_}{n} FROM (SELECT 1 AS "by")', Mode.READ),
+    ('SELECT DISTINCT rows{_}{n} FROM (SELECT 1 AS "rows")', Mode.READ),
+    ('SELECT 1 + glob{_}{n} FROM (SELECT 1 AS "glob")', Mode.READ),
+    ('SELECT NOT like{_}{n} FROM (SELECT 1 AS "like")', Mode.READ),
+    ('SELECT 1 IS NOT match{_}{n} FROM (SELECT 1 AS "match")', Mode.READ),
+    ('SELECT q.range{_}{n} FROM (SELECT 1 AS "range") AS q', Mode.READ),
+)
+# {n} names a column: in a join's USING list, a SET list and an INSERT's column list.
+COLUMN_POSITIONS = (
+    ("SELECT * FROM messages JOIN messages AS m USING ({n})", Mode.READ),
+    ("SELECT * FROM messages JOIN messages AS m USING (id,{_}{n})", Mode.READ),
+    ("UPDATE messages SET{_}{n}{_}= 1", Mode.WRITE),
+    ("UPDATE messages SET body = 1,{_}{n}{_}= 2", Mode.WRITE),
+    ("UPDATE messages SET ({n}, body) = (1, 2)", Mode.WRITE),
+    ("UPDATE messages SET body = 1, (id,{_}{n}) = (1, 2) WHERE id = 0", Mode.WRITE),
+    ("INSERT INTO messages ({n}) VALUES (1)", Mode.WRITE),
+    ("INSERT INTO messages (id,{_}{n}) VALUES (1, 2)", Mode.WRITE),
+    ("INSERT INTO messages AS m ({n}) VALUES (1)", Mode.WRITE),
+    (
+        "INSERT INTO messages (id) VALUES (1) ON CONFLICT DO UPDATE SET body = 2,{_}{n}{_}= 3",
+        Mode.WRITE,
+    ),
 )
 # A string literal here is data, whatever it holds.
 DATA_POSITIONS = (
@@ -299,6 +323,13 @@ DATA_POSITIONS = (
     ("VALUES ({n}), ({n})", Mode.READ),
     ("INSERT INTO messages (body) VALUES ({n})", Mode.WRITE),
     ("UPDATE messages SET body ={_}{n}{_}WHERE body ={_}{n}", Mode.WRITE),
+    (
+        "UPDATE messages SET body = 1, id = coalesce(id,{_}{n}) WHERE body IN ({n},{_}{n})",
+        Mode.WRITE,
+    ),
+    ("INSERT INTO messages (body) VALUES ({n}) ON CONFLICT DO UPDATE SET body ={_}{n}", Mode.WRITE),
+    ("SELECT * FROM messages WHERE body NOT LIKE{_}{n}{_}OR NOT body MATCH{_}{n}", Mode.READ),
+    ("SELECT * FROM messages ORDER BY body LIMIT ? OFFSET{_}{n}", Mode.READ),
 )
 NAMES = ("sqlite_y", "_cf_x", "SQLITE_W", "_CF_C", "dbstat", "pragma_table_list")
 
@@ -314,7 +345,7 @@ def located(sql: str, mode: Mode) -> tuple[str, int]:
 @settings(max_examples=300, deadline=None, database=None)
 @given(
     name=st.sampled_from(NAMES),
-    template=st.sampled_from(NAME_POSITIONS),
+    template=st.sampled_from(NAME_POSITIONS + COLUMN_POSITIONS),
     separator=st.sampled_from(SEPARATORS),
 )
 def test_a_string_literal_read_as_a_name_is_refused_like_its_quoted_twin(
@@ -359,6 +390,11 @@ RESULT_COLUMNS = (
     ("SELECT body AS x, {n} FROM messages", False),
     ("SELECT CAST(body AS TEXT), {n} FROM messages", False),
     ("SELECT body LIKE {n} FROM messages", False),
+    ("SELECT body NOT LIKE {n} FROM messages", False),
+    ('SELECT offset {n} FROM (SELECT 1 AS "offset")', True),
+    ('SELECT 1 + glob {n} FROM (SELECT 1 AS "glob")', True),
+    ('SELECT NOT like {n} FROM (SELECT 1 AS "like")', True),
+    ('SELECT 1 IS NOT regexp {n} FROM (SELECT 1 AS "regexp")', True),
 )
 
 
@@ -388,3 +424,15 @@ def test_sqlite_reads_the_name_and_data_templates(
         if what_sqlite_touches(scratch, text.format(n="'sqlite_y'", _=" ")) is not None
     ]
     assert len(read) >= len(NAME_POSITIONS) - 2
+
+
+@pytest.mark.parametrize(("text", "_mode"), COLUMN_POSITIONS)
+def test_sqlite_reads_a_string_in_a_list_of_columns_as_a_column(
+    scratch: tuple[apsw.Connection, set[str]], text: str, _mode: Mode
+) -> None:
+    """The column templates are names to SQLite: the string 'body' there writes that column, and
+    a string naming no column is "no such column" (as the quoted twin would be)."""
+    conn, _touched = scratch
+    assert what_sqlite_touches(scratch, text.format(n="'body'", _=" ")) is not None, text
+    with pytest.raises(apsw.SQLError, match=r"no such column|has no column named|using column"):
+        conn.execute(text.format(n="'nope'", _=" "))
