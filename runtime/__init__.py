@@ -13,6 +13,7 @@ from sqlite_cells.runtime._boundary import check_name as check_name
 from sqlite_cells.runtime._boundary import check_timeout as check_timeout
 from sqlite_cells.runtime._boundary import checked_arguments as checked_arguments
 from sqlite_cells.runtime._boundary import exception_text as exception_text
+from sqlite_cells.runtime._boundary import out_of_files as out_of_files
 from sqlite_cells.runtime._boundary import path_text as path_text
 from sqlite_cells.runtime._boundary import printable as printable
 from sqlite_cells.runtime._boundary import refusal_of as refusal_of
@@ -140,6 +141,7 @@ __all__ = [
     "observe_node",
     "odd_kind",
     "op_targets_by_seq",
+    "out_of_files",
     "own",
     "own_transaction",
     "path_text",

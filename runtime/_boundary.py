@@ -12,6 +12,7 @@ import errno
 import functools
 import inspect
 import os
+import resource
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -38,6 +39,7 @@ __all__ = [
     "checked_arguments",
     "describe",
     "exception_text",
+    "out_of_files",
     "path_text",
     "printable",
     "refusal_of",
@@ -279,8 +281,43 @@ def waited_for_lock(exc: BaseException) -> bool:
     return isinstance(exc, apsw.BusyError) or isinstance(exc.__cause__, apsw.BusyError)
 
 
+def out_of_files(exc: BaseException) -> str:
+    """What to do when ``exc`` is a file this process could not open because it has as many
+    files open as its limit allows; ``""`` for any other error.  An ``OSError`` says so by its
+    errno; SQLite says only "unable to open database file" (``CantOpenError``), so then the
+    process tries to open a few files itself (SQLite may have closed what it opened before it
+    failed)."""
+    if isinstance(exc, OSError):
+        exhausted = exc.errno in (errno.EMFILE, errno.ENFILE)
+    else:
+        exhausted = isinstance(exc, apsw.CantOpenError) and _no_file_left()
+    if not exhausted:
+        return ""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return (
+        f"this process has as many files open as it may ({soft}, its limit of open files): "
+        "close the runtimes and queries it no longer uses, or raise the limit (`ulimit -n`, "
+        "resource.setrlimit), then try again"
+    )
+
+
+def _no_file_left(tries: int = 3) -> bool:
+    opened: list[int] = []
+    try:
+        for _ in range(tries):
+            opened.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+    except OSError as exc:
+        return exc.errno in (errno.EMFILE, errno.ENFILE)
+    finally:
+        for fd in opened:
+            os.close(fd)
+    return False
+
+
 def describe(exc: BaseException, where: str) -> str:
     """What went wrong with ``where`` (a path or a statement), and what to do about it."""
+    if advice := out_of_files(exc):
+        return f"{where} cannot be opened: {advice}"
     if isinstance(exc, apsw.NotADBError | apsw.CorruptError) and where.startswith(_SPACE_FILE):
         what = (
             "is not an SQLite database (or its header is damaged)"

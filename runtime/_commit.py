@@ -23,7 +23,7 @@ from sqlite_cells.codec import (
     ValueEncodeError,
     encode_record,
 )
-from sqlite_cells.runtime._boundary import stored_json_column
+from sqlite_cells.runtime._boundary import out_of_files, stored_json_column
 from sqlite_cells.runtime._format import NAMES_TABLE
 from sqlite_cells.runtime._group import Groups, Ticket
 from sqlite_cells.runtime._marks import appended
@@ -121,6 +121,11 @@ def commit_error(
             f"({exc}); nothing of it is visible: try again "
             "once that writer is done (a handler that keeps conflicting holds the lock while "
             "its body runs, so that body must not wait for a commit to the same space)"
+        )
+    elif advice := out_of_files(exc):
+        error = SqliteCellsError(
+            f"space {space_id!r}: the commit could not open a file it writes ({exc}); nothing "
+            f"of it is visible: {advice}"
         )
     elif isinstance(exc, apsw.Error):
         error = SqliteCellsError(

@@ -9,6 +9,7 @@ from typing import Final
 
 import apsw
 
+from sqlite_cells.runtime import out_of_files
 from sqlite_cells.sql._names import JSON_CALL_PREFIX, JSON_CALLS
 from sqlite_cells.sql._statement import scan_sql
 
@@ -35,7 +36,9 @@ def sqlite_refusal(exc: apsw.Error, hint: str = "") -> str:
     """``exc``'s words, its result code's name and what to do; ``hint`` (starting with ``": "``)
     is the caller's own precision, put right after SQLite's words."""
     code = apsw.mapping_result_codes.get(getattr(exc, "result", None) or -1, type(exc).__name__)
-    advice = next((text for kind, text in _ADVICE.items() if isinstance(exc, kind)), "")
+    advice = out_of_files(exc) or next(
+        (text for kind, text in _ADVICE.items() if isinstance(exc, kind)), ""
+    )
     said = f"{sqlite_words(exc)}{hint} (SQLite's {code})"
     return f"{said}; {advice}" if advice else said
 

@@ -1,0 +1,88 @@
+"""A process out of file descriptors is told so (Errors: what was wrong, what to do).
+
+SQLite reports a file it cannot open for lack of a descriptor as "unable to open database file"
+(``SQLITE_CANTOPEN``), the words it uses for a wrong path; the runtime's advice was to check the
+path or the disk.  The child process below lowers its limit of open files just above what its
+runtime holds, then declares and writes databases until a commit or a read cannot open a file.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import apsw
+import pytest
+
+from sqlite_cells.runtime import out_of_files
+
+CHILD = r"""
+import json, os, resource, sys
+import sqlite_cells as sc
+
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+out = {}
+with sc.Runtime(sys.argv[1]) as rt:
+    space = rt.space("s")
+    count = space.cell("commits", default=0)
+    dbs = []
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 24, hard))
+    if sys.argv[2] == "write":  # the process's other files leave room for a few commits
+        held = [os.open(os.devnull, os.O_RDONLY) for _ in range(17)]
+    try:
+        for i in range(500):
+            db = space.sqlite_database(f"d{i}", tables={"t": sc.table(id="integer primary key")})
+            dbs.append(db)
+            with space.transact():
+                db.exec("INSERT INTO t DEFAULT VALUES")
+                count.update(lambda n: n + 1)
+            if sys.argv[2] == "read":
+                db.read("SELECT id FROM t")
+    except sc.SqliteCellsError as exc:
+        out["error"] = [type(exc).__name__, str(exc)]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    out["commits"] = count.get()
+    out["rows"] = [len(db.read("SELECT id FROM t")) for db in dbs]
+    db = dbs[-1]
+    with space.transact():
+        db.exec("INSERT INTO t DEFAULT VALUES")
+    out["after"] = len(db.read("SELECT id FROM t"))
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("mode", ["read", "write"])
+def test_running_out_of_open_files_says_so_and_commits_nothing(tmp_path: Path, mode: str) -> None:
+    """Reads after each commit fill the read pool and meet the limit in a read (a
+    ``QueryError``); with the process's other files leaving little room, commits alone meet it
+    in a commit or in the first use of a database file (whichever needs the file first)."""
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD, str(tmp_path / "store"), mode],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    out = json.loads(done.stdout)
+    kind, message = out["error"]
+    assert kind in ("QueryError", "SqliteCellsError", "DatabaseError"), out
+    assert "its limit of open files" in message and "ulimit -n" in message, message
+    assert "check the disk" not in message, message
+    rows = out["rows"]
+    # Every commit before the failing one holds its row and its count; a failed commit left
+    # neither; a failed read came after its commit.
+    assert out["commits"] == sum(rows) and set(rows) <= {0, 1}, out
+    assert rows[: out["commits"]] == [1] * out["commits"], out
+    assert out["after"] == rows[-1] + 1
+
+
+def test_a_file_that_cannot_be_opened_for_another_reason_gets_no_such_advice() -> None:
+    assert out_of_files(apsw.CantOpenError("unable to open database file")) == ""
+    assert out_of_files(FileNotFoundError(errno.ENOENT, "No such file or directory")) == ""
+    advice = out_of_files(OSError(errno.EMFILE, "Too many open files"))
+    assert "its limit of open files" in advice and "ulimit -n" in advice
