@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import Any, Final, NoReturn, ParamSpec, TypeVar
 
 import apsw
 
@@ -285,12 +285,11 @@ def out_of_files(exc: BaseException) -> str:
     """What to do when ``exc`` is a file this process could not open because it has as many
     files open as its limit allows; ``""`` for any other error.  An ``OSError`` says so by its
     errno; SQLite says only "unable to open database file" (``CantOpenError``), so then the
-    process tries to open a few files itself (SQLite may have closed what it opened before it
-    failed)."""
+    process counts the files it has open (:func:`_near_the_limit`)."""
     if isinstance(exc, OSError):
         exhausted = exc.errno in (errno.EMFILE, errno.ENFILE)
     else:
-        exhausted = isinstance(exc, apsw.CantOpenError) and _no_file_left()
+        exhausted = isinstance(exc, apsw.CantOpenError) and _near_the_limit()
     if not exhausted:
         return ""
     soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -301,16 +300,27 @@ def out_of_files(exc: BaseException) -> str:
     )
 
 
-def _no_file_left(tries: int = 3) -> bool:
-    opened: list[int] = []
+# Files SQLite may have opened, and closed again, before it failed: a connection opens its file,
+# its -wal and -shm, and one that attaches a database as many again.
+_ROOM: Final = 8
+
+
+def _near_the_limit() -> bool:
+    """Whether this process has, or had a moment ago, as many files open as its limit allows:
+    within :data:`_ROOM` of it (what SQLite opened it closed when it failed), or unable to open
+    one more (where ``/proc/self/fd`` does not list them)."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
-        for _ in range(tries):
-            opened.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+        count = len(os.listdir("/proc/self/fd"))
+    except OSError as exc:
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            return True
+    else:
+        return soft != resource.RLIM_INFINITY and count + _ROOM >= soft
+    try:
+        os.close(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
     except OSError as exc:
         return exc.errno in (errno.EMFILE, errno.ENFILE)
-    finally:
-        for fd in opened:
-            os.close(fd)
     return False
 
 

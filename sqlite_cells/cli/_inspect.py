@@ -70,6 +70,7 @@ from sqlite_cells.runtime import (
     STORE_ENV,
     busy_ms,
     odd_kind,
+    out_of_files,
     shown_path,
     stored_format,
     surrogate_at,
@@ -1095,6 +1096,8 @@ def _unreadable(path: Path, exc: apsw.Error) -> str:
             f"cannot read {path}: the file is damaged ({exc}); `sqlite-cells check` says "
             "which files are damaged and what to do"
         )
+    if advice := out_of_files(exc):
+        return f"cannot read {path}: {exc}; {advice}"
     return (
         f"cannot read {path}: {exc}. Check that you may read and write the store's directory "
         "and files (SQLite reads a file in WAL mode through a -shm file beside it, which it "

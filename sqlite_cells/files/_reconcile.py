@@ -59,6 +59,7 @@ from sqlite_cells.runtime import (
     log_head,
     odd_kind,
     op_targets_by_seq,
+    out_of_files,
     stored_format,
     stored_json_column,
     wait_for_locks,
@@ -326,10 +327,11 @@ def _absent(path: Path) -> bool:
 def _unopenable(path: Path, exc: apsw.Error) -> bool:
     """Whether SQLite's refusal (``exc``) to open ``path`` is the file's own doing — not a
     regular file, or one whose contents SQLite cannot open: damage — rather than a full disk,
-    an I/O error or this user's permissions, which say nothing of its rows."""
+    an I/O error, this user's permissions or a process out of file descriptors, which say
+    nothing of its rows."""
     if odd_kind(path) is not None:
         return True
-    if isinstance(exc, _TRANSIENT):
+    if isinstance(exc, _TRANSIENT) or out_of_files(exc):
         return False
     return os.access(path, os.R_OK | os.W_OK)
 
@@ -401,7 +403,7 @@ def _reconcile_file(
     except (_Irreparable, apsw.Error, msgspec.DecodeError, SqliteCellsError) as exc:
         _rollback(conn)
         found = _quarantine(db_id, path, db_seq, space_seq, _why(exc))
-        if isinstance(exc, _TRANSIENT):
+        if isinstance(exc, _TRANSIENT) or out_of_files(exc):
             found = replace(found, transient=True)
         return found
     if action is not Action.IN_SYNC and not _QUIET.get():

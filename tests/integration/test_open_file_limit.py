@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import apsw
 import pytest
 
+import sqlite_cells as sc
 from sqlite_cells.runtime import out_of_files
 
 CHILD = r"""
@@ -86,3 +88,104 @@ def test_a_file_that_cannot_be_opened_for_another_reason_gets_no_such_advice() -
     assert out_of_files(FileNotFoundError(errno.ENOENT, "No such file or directory")) == ""
     advice = out_of_files(OSError(errno.EMFILE, "Too many open files"))
     assert "its limit of open files" in advice and "ulimit -n" in advice
+
+
+FIRST_USE = r"""
+import json, os, resource, sys
+import sqlite_cells as sc
+
+extra, op = int(sys.argv[2]), sys.argv[3]
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+out = {}
+with sc.Runtime(sys.argv[1]) as rt:
+    space = rt.space("main")
+    db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key")})
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + extra, hard))
+    try:
+        if op == "read":
+            db.read("SELECT id FROM t")
+        else:
+            with space.transact():
+                db.exec("INSERT INTO t DEFAULT VALUES")
+        out["error"] = None
+    except sc.SqliteCellsError as exc:
+        out["error"] = str(exc)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    out["rows"] = len(db.read("SELECT id FROM t"))
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("op", ["read", "write"])
+def test_a_first_use_out_of_open_files_finds_no_damage(tmp_path: Path, op: str) -> None:
+    """The first use of a healthy database in a runtime, with no descriptor left for its file,
+    took SQLite's "unable to open database file" for damage: the runtime quarantined the file
+    for the rest of its life (every later read refused), and a repair would have rebuilt it.
+    Tried with room for 0 to 5 more files, so that each of the files the first use opens is the
+    one refused in some run."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("main")
+        db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key")})
+        for _ in range(3):
+            with space.transact():
+                db.exec("INSERT INTO t DEFAULT VALUES")
+    before = {p.name: p.read_bytes() for p in store.glob("cell-*.sqlite")}
+    refused = 0
+    for extra in range(6):
+        done = subprocess.run(
+            [sys.executable, "-c", FIRST_USE, str(store), str(extra), op],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0 and "Traceback" not in done.stderr, (extra, done.stderr)
+        out = json.loads(done.stdout)
+        if out["error"] is not None:
+            refused += 1
+            assert "its limit of open files" in out["error"], (extra, out)
+            assert "damaged" not in out["error"] and "quarantined" not in out["error"], out
+        assert out["rows"] == 3 + (op == "write" and out["error"] is None), (extra, out)
+        assert not (store / "quarantine").exists(), extra
+        if op == "write" and out["error"] is None:
+            break
+        assert {p.name: p.read_bytes() for p in store.glob("cell-*.sqlite")} == before, extra
+    assert refused >= 2
+
+
+@pytest.mark.parametrize("command", ["query", "check"])
+def test_the_command_line_out_of_open_files_says_so(tmp_path: Path, command: str) -> None:
+    """`query` said a healthy database was damaged and to run `check --repair`; `check --repair`
+    said to check that the path is a file."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("main")
+        db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key")})
+        with space.transact():
+            db.exec("INSERT INTO t DEFAULT VALUES")
+    args = ["query", str(store), "main", "d", "SELECT id FROM t"]
+    if command == "check":
+        args = ["check", "--repair", str(store)]
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    said = []
+    for limit in range(6, 12):
+        limited = (
+            "import resource, runpy, sys; "
+            f"resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, {limit})); "
+            "sys.argv[0] = 'sqlite-cells'; runpy.run_module('sqlite_cells', run_name='__main__')"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", limited, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert "Traceback" not in done.stderr and "damaged" not in done.stderr, done.stderr
+        if done.returncode:
+            assert "its limit of open files" in done.stderr, (limit, done.stderr)
+            said.append(limit)
+        assert not (store / "quarantine").exists()
+    assert said and said[-1] < 11, said
