@@ -129,8 +129,10 @@ def escaped(text: str) -> str:
 
 # A text table shows a cell's first WIDEST_CELL terminal columns: a value wider than a screen or
 # two is unreadable in a table anyway, and every line is padded to its columns' widths, so one
-# value of megabytes made every line that long.
+# value of megabytes made every line that long.  Nor more than CELL_CHARACTERS characters of it:
+# combining marks take no column, and megabytes of them stacked on one letter are one column wide.
 WIDEST_CELL = 1_000
+CELL_CHARACTERS_PER_COLUMN = 4
 
 
 def _table_text(value: Any, widest: int = WIDEST_CELL) -> tuple[str, bool]:
@@ -157,25 +159,28 @@ def _cut(
     text: str, shown: Callable[[str], str], widest: int, *, quote: str = ""
 ) -> tuple[str, bool]:
     """``text`` as a cell shows it (``shown`` of each of its pieces, between two ``quote``) and
-    False when that fits in ``widest`` terminal columns; else its first ``widest`` columns then
-    ``…[cut: N characters]``, N the length of ``text``, and True (a cut literal keeps its
-    opening quote). Only as much of ``text`` is shown and measured as decides: pieces of it,
-    each twice as long as the one before, until they are wider than ``widest`` or ``text``
-    ends, so a value of megabytes costs little more than its first ``widest`` columns, and one
-    of combining marks (no column each) is measured once to its end."""
-    pieces, columns = [quote], _width(quote)
+    False when that fits in ``widest`` terminal columns and ``CELL_CHARACTERS_PER_COLUMN`` times
+    as many characters; else as much of it as fits in both, then ``…[cut: N characters]``, N the
+    length of ``text``, and True (a cut literal keeps its opening quote). Only as much of
+    ``text`` is shown and measured as decides: pieces of it, each twice as long as the one
+    before, until they are wider than ``widest``, longer than the characters allowed, or
+    ``text`` ends, so a value of megabytes costs little more than what is shown of it."""
+    most = CELL_CHARACTERS_PER_COLUMN * widest
+    pieces, columns, characters = [quote], _width(quote), len(quote)
     at, size = 0, widest + 1
     while at < len(text):
         piece = shown(text[at : at + size])
         at, size = at + size, 2 * size
         width = _width(piece)
-        if columns + width > widest:
+        if columns + width > widest or characters + len(piece) > most:
+            piece = piece[: most - characters]
             pieces.append(piece[: _fitting(piece, widest - columns)])
             return f"{''.join(pieces)}…[cut: {len(text):,} characters]", True
         pieces.append(piece)
         columns += width
-    if columns + _width(quote) > widest:  # all but the closing quote fits
-        return f"{''.join(pieces)}…[cut: {len(text):,} characters]", True
+        characters += len(piece)
+    if columns + _width(quote) > widest or characters + len(quote) > most:
+        return f"{''.join(pieces)}…[cut: {len(text):,} characters]", True  # but the last quote
     pieces.append(quote)
     return "".join(pieces), False
 

@@ -22,6 +22,7 @@ from ..conftest import run_cli
 HUGE = 5_000_000
 LONG = 100_000  # long enough: 300 lines of it, uncut, are 30 MB
 WIDEST_CELL = 1_000  # terminal columns a text table shows of one value
+CELL_CHARACTERS_PER_COLUMN = 4  # and at most 4 characters a column (combining marks take none)
 NOTE = "(--json, --csv or --ndjson print it whole)"
 
 
@@ -115,6 +116,19 @@ def test_a_cell_is_cut_by_its_columns_not_its_characters(rows: Path) -> None:
     assert _shown(rows, sql) == (
         "x" * WIDEST_CELL + "\u0301" * 5 + f"…[cut: {WIDEST_CELL + 6:,} characters] {NOTE}"
     )
+
+
+def test_a_cell_of_one_column_is_cut_by_its_characters(rows: Path) -> None:
+    """Five million combining marks on one letter are one column wide: the whole value was
+    printed (5 MB on one line of the table). A cell shows at most four characters a column."""
+    most = CELL_CHARACTERS_PER_COLUMN * WIDEST_CELL
+    sql = "SELECT 'e' || replace(printf('%.*c', 5000000, 'x'), 'x', char(769))"
+    assert _shown(rows, sql) == (
+        "e" + "\u0301" * (most - 1) + f"…[cut: 5,000,001 characters] {NOTE}"
+    )
+    # up to the bound, whole
+    sql = f"SELECT 'e' || replace(printf('%.*c', {most - 1}, 'x'), 'x', char(769))"
+    assert _shown(rows, sql) == "e" + "\u0301" * (most - 1)
 
 
 def test_a_long_text_is_a_literal_wherever_its_control_character_is(rows: Path) -> None:
