@@ -541,14 +541,20 @@ class Runtime(runtime.Runtime):
             self.reconcile(decl, lock_timeout=lock_timeout, lock_wait=lock_wait)
             self.ensure_reconciled(decl)
 
-    def ready_to_read(self, decl: Declaration, sql: str) -> None:
+    def ready_to_read(self, decl: Declaration, sql: str, quick: bool = False) -> bool:
         """:meth:`ensure_reconciled` before a read of ``sql``: a lock another connection holds
         on the database or space file, or a commit of this runtime holding the space's write
         lock that a repair needs, is waited for no longer than ``query_timeout``; then the read
         is a :class:`QueryTimeout` (R44), and the next read tries again (for the write lock, a
-        :class:`WriteLockTimeout`: a live query tries again by itself once the lock is free)."""
+        :class:`WriteLockTimeout`: a live query tries again by itself once the lock is free).
+        With ``quick``, only when the file needs no check first (this runtime checked the file
+        at the path, and no read found it damaged since): else nothing more is done and False
+        is returned — the scheduler thread, which must not wait for a lock or check a file,
+        hands such a read to a worker. True when the read may go ahead."""
         try:
             self._follow_file(decl)
+            if quick and not self._checked(decl):
+                return False
             self.ensure_reconciled(decl, lock_timeout=self.query_timeout, reading=True)
         except TimeoutError as exc:
             if isinstance(exc, SqliteCellsError):
@@ -573,6 +579,18 @@ class Runtime(runtime.Runtime):
                 "space before its first read here (R71); nothing was read: try again once that "
                 "connection lets go",
             ) from exc
+        return True
+
+    def _checked(self, decl: Declaration) -> bool:
+        """Whether ``decl``'s file was checked against its space by this runtime and no read or
+        write has found it damaged since (:meth:`ensure_reconciled` then reconciles nothing)."""
+        if decl.kind is not SourceKind.CELL:
+            return True
+        noted = damage_noted(decl.path)
+        with self._decl_lock:
+            return decl.db_id in self._reconciled and noted == self._damage_checked.get(
+                decl.db_id, 0
+            )
 
     def _follow_file(self, decl: Declaration) -> None:
         """Before a read: the file at ``decl``'s path is not the one pinned for it (another

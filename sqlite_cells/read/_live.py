@@ -26,6 +26,7 @@ shared reads (R51, R54, R60).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -125,7 +126,9 @@ class _Read:
 class _Wanted:
     decl: Declaration
     file: SpaceFile
-    prepare: Callable[[], None] | None
+    # Makes the database ready for a read: with True only when that is quick (else False,
+    # nothing done: the read goes to a worker), with False whatever it takes.
+    prepare: Callable[[bool], bool] | None
     statements: dict[tuple[str, str], _Read] = field(default_factory=dict)
 
 
@@ -361,7 +364,7 @@ class LiveQueries:
         decl: Declaration,
         file: SpaceFile,
         stmt: Statement,
-        prepare: Callable[[], None] | None,
+        prepare: Callable[[bool], bool] | None,
         key: tuple[str, str] | None = None,
     ) -> None:
         """Ask for one run of ``stmt`` on ``decl``; it is sent with the others requested in the
@@ -425,10 +428,9 @@ class LiveQueries:
             self.scheduler.begin_work()
             delivery = self._delivery(wanted.decl, wanted.file, len(part))
             items: list[tuple[Any, Statement]] = [(read, read.stmt) for read in part]
+            prepare = None if wanted.prepare is None else functools.partial(wanted.prepare, False)
             self.workers.submit(
-                ReadJob(
-                    wanted.decl, items, delivery, wanted.prepare, _Read.previous, _Read.build_ahead
-                )
+                ReadJob(wanted.decl, items, delivery, prepare, _Read.previous, _Read.build_ahead)
             )
 
     def _known_cost(self, reads: list[_Read]) -> tuple[bool, float]:
@@ -461,7 +463,9 @@ class LiveQueries:
         """Run a cheap batch on the scheduler thread and land it once its commit has been
         processed (R50). Its statements get ``INLINE_TIMEOUT`` (the progress handler keeps it,
         the watchdog stands behind it): one that runs longer this time is sent to a worker,
-        with the whole ``query_timeout``, instead of holding the scheduler."""
+        with the whole ``query_timeout``, instead of holding the scheduler. So is the whole
+        batch when its file needs a check first (rebuilt elsewhere, found damaged): that check
+        may wait for the space's write lock, up to ``query_timeout`` (R44, R71)."""
         decl = wanted.decl
         workers = self.workers
         timeout = min(workers.timeout, INLINE_TIMEOUT)
@@ -470,8 +474,9 @@ class LiveQueries:
         tracker = Tracker(until=time.monotonic() + timeout)
         workers.guard(tracker)
         try:
-            if wanted.prepare is not None:
-                wanted.prepare()
+            if wanted.prepare is not None and not wanted.prepare(True):
+                self._submit(wanted, reads, 1)
+                return
             seq, results = read_batch(
                 self.pool,
                 decl,

@@ -72,7 +72,7 @@ class QueryHost(Protocol):
     def live_queries(self) -> LiveQueries: ...
 
     def space(self, space_id: str) -> Space: ...
-    def ready_to_read(self, decl: Declaration, sql: str) -> None: ...
+    def ready_to_read(self, decl: Declaration, sql: str, quick: bool = False) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -456,7 +456,10 @@ class _QueryNode(Node):
         if prepare is None or prepare[0] is not decl:
             host = query.host
             sql = query.sql
-            prepare = self._prepare = (decl, lambda: host.ready_to_read(decl, sql))
+            prepare = self._prepare = (
+                decl,
+                lambda quick: host.ready_to_read(decl, sql, quick),
+            )
         held = self._file
         file = held[1] if held is not None and held[0] == decl.space_id else self._space_file(decl)
         self._request(self, decl, file, self.statement, prepare[1], self._key)

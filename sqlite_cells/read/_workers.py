@@ -84,7 +84,7 @@ class ReadJob:
     decl: Declaration
     items: list[tuple[Any, Statement]]
     deliver: Delivery
-    prepare: Callable[[], None] | None = None
+    prepare: Callable[[], object] | None = None
     # The rows each item's statement read last time, if known (see ``read_batch``).
     previous: Callable[[Any], list[Any] | None] | None = None
     # Run on the worker for each item's result before delivery: a live query builds its rows
@@ -158,7 +158,7 @@ class QueryWorkers:
         self,
         decl: Declaration,
         stmt: Statement,
-        prepare: Callable[[], None] | None,
+        prepare: Callable[[], object] | None,
         ahead: Callable[[Any, StatementResult], None] | None = None,
     ) -> Any:
         """Run one statement on a worker and wait for it (``db.read``): the caller keeps the

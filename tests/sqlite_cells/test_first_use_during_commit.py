@@ -187,3 +187,54 @@ def test_a_live_query_that_waited_for_a_commit_in_vain_reads_once_the_commit_end
         assert hub.reads_started == runs + 1
     # The thread that looked for the lock ended with the runtime.
     assert not [t for t in threading.enumerate() if t.name == "sqlite-cells-lock-waits"]
+
+
+def test_a_live_query_whose_file_needs_a_check_never_holds_the_scheduler(store: Path) -> None:
+    """A cheap live query runs on the scheduler thread. Its file replaced by a copy one commit
+    behind (as another process's `check --repair` replaces a file) must be repaired under the
+    space's write lock before it is read (R71); a commit of another database held that lock, so
+    the run waited there query_timeout — and no other query or cell of the runtime, of any
+    space, was told of anything meanwhile (R44). The check now runs on a worker."""
+    with sc.Runtime(store, exec_timeout=EXEC_TIMEOUT, query_timeout=1) as rt:
+        space, other = rt.space("s"), rt.space("other")
+        busy = space.sqlite_database("busy", tables=T)
+        behind = space.sqlite_database("behind", tables=T)
+        trigger, seen = other.cell("trigger", default=0), other.cell("seen", default=0)
+        with space.transact():
+            behind.exec("INSERT INTO t VALUES (1)")
+        path = behind.declaration.path
+        older = store / "older.sqlite"
+        src, dst = apsw.Connection(str(path)), apsw.Connection(str(older))
+        with dst.backup("main", src, "main") as copy:
+            copy.step()
+        src.close()
+        dst.close()
+        with space.transact():
+            behind.exec("INSERT INTO t VALUES (2)")
+        query = behind.query("SELECT v FROM t ORDER BY v", react_on=trigger)
+        rt.settle()
+        with other.transact():
+            trigger.set(1)  # a second run: its cost is known now, so it may run inline
+        rt.settle()
+        assert query.get().result == [{"v": 1}, {"v": 2}]
+        told: list[tuple[float, int]] = []
+        seen.observe().subscribe(lambda v: told.append((time.monotonic(), v)))
+        rt.settle()
+        older.replace(path)  # the file at the path is one commit behind its space now
+        with LongCommit(space, busy) as commit:
+            with other.transact():
+                trigger.set(2)  # the query runs again
+            with other.transact():
+                seen.set(1)
+            set_at = time.monotonic()
+            while not any(v == 1 for _, v in told) and time.monotonic() - set_at < 3:
+                time.sleep(0.005)
+            during = commit.running
+        late = next(at for at, v in told if v == 1) - set_at
+        assert during
+        assert late < 0.5, f"a cell of another space was told {late:.2f} s after its commit"
+        # The query itself waited for the lock on a worker, then reads the repaired rows.
+        deadline = time.monotonic() + 3
+        while query.get().result != [{"v": 1}, {"v": 2}] and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert query.get().error is None and query.get().result == [{"v": 1}, {"v": 2}]
