@@ -100,7 +100,7 @@ def find_names(
         if kind == WORD:
             if key == "SET":
                 columns[-1] = True
-            elif columns[-1] and key in _SET_ENDERS:
+            elif columns[-1] and key in _SET_ENDERS and _is_a_keyword(tokens, i, key):
                 columns[-1] = False
         if kind == WORD and not position and following != "(":
             last = 0  # the common case: a keyword or a column name
@@ -144,7 +144,7 @@ def _after_word(tokens: Sequence[Tok], i: int, key: str, in_from: list[bool]) ->
     position = _POSITIONS.get(key, 0)
     if position or key == "BY" or (i >= 2 and tokens[i - 1][1] == "OR"):
         position = _position_after(tokens, i, key)
-    if key in _FROM_ENDERS:
+    if key in _FROM_ENDERS and _is_a_keyword(tokens, i, key):
         in_from[-1] = False
     elif position == _SOURCE and key != "IN":
         in_from[-1] = True
@@ -164,6 +164,17 @@ def _opens_names(tokens: Sequence[Tok], i: int, target: int, names: bool) -> boo
         or (kind == WORD and (key == "SET" or key == "USING"))
         or may_name_a_cte(tokens, i - 1)
     )
+
+
+def _is_a_keyword(tokens: Sequence[Tok], i: int, key: str) -> bool:
+    """Whether the word ``key`` at ``i`` (one of :data:`_FROM_ENDERS`) is that keyword: SQLite
+    also reads DO as a name (``FROM t AS do, …``) unless ``UPDATE`` or ``NOTHING`` follows it, and
+    WINDOW unless a window's name and ``AS`` follow it (``FROM t window, …``)."""
+    if key == "DO":
+        return i + 1 < len(tokens) and tokens[i + 1][1] in ("UPDATE", "NOTHING")
+    if key == "WINDOW":
+        return i + 2 < len(tokens) and tokens[i + 2][:2] == (WORD, "AS")
+    return True
 
 
 def _names_by_neighbour(tokens: Sequence[Tok], i: int, columns: bool) -> bool:
@@ -190,30 +201,40 @@ def _names_by_neighbour(tokens: Sequence[Tok], i: int, columns: bool) -> bool:
     return key == "," and (columns or may_name_a_cte(tokens, i))
 
 
-def _is_a_column(tokens: Sequence[Tok], j: int) -> bool:
+# How many such words in a row are followed back (``WHERE range LIKE``: RANGE is a column there,
+# so LIKE is the operator); past that many a word counts as a column.
+_RUN: Final = 8
+
+
+def _is_a_column(tokens: Sequence[Tok], j: int, run: int = 0) -> bool:
     """Whether SQLite reads the word at ``j``, a keyword an expression follows elsewhere, as a
     column's name: where an operand starts (after an operator other than ``)``, or a word an
-    expression follows), except that ROWS, RANGE and GROUPS open a window's frame after ``(``
-    and LIKE, GLOB, REGEXP and MATCH are operators after a ``NOT`` that follows an operand."""
+    expression follows that is not itself a column), except that ROWS, RANGE and GROUPS open a
+    window's frame after ``(`` and LIKE, GLOB, REGEXP and MATCH are operators after a ``NOT``
+    that follows an operand."""
     key = tokens[j][1]
-    if key not in _KEYWORD_COLUMNS:
+    if key not in _KEYWORD_COLUMNS or j == 0:
         return False
+    if run > _RUN:
+        return True
     kind, previous = tokens[j - 1][0], tokens[j - 1][1]
     if kind == OP:
         return previous != ")" and (previous != "(" or key not in _FRAME_WORDS)
     if kind != WORD or previous not in _DATA_AFTER:
         return False
     if previous == "NOT" and key in _ALSO_COLUMNS_AFTER_NOT:
-        return j >= 2 and _starts_operand(tokens, j - 1)
-    return True
+        return _starts_operand(tokens, j - 1, run + 1)
+    return not _is_a_column(tokens, j - 1, run + 1)
 
 
-def _starts_operand(tokens: Sequence[Tok], j: int) -> bool:
+def _starts_operand(tokens: Sequence[Tok], j: int, run: int) -> bool:
     """Whether the token at ``j`` stands where an operand starts."""
+    if j == 0:
+        return False
     kind, previous = tokens[j - 1][0], tokens[j - 1][1]
     if kind == OP:
         return previous != ")"
-    return kind == WORD and previous in _DATA_AFTER
+    return kind == WORD and previous in _DATA_AFTER and not _is_a_column(tokens, j - 1, run + 1)
 
 
 def may_name_a_cte(tokens: Sequence[Tok], i: int) -> bool:
@@ -224,7 +245,12 @@ def may_name_a_cte(tokens: Sequence[Tok], i: int) -> bool:
         return False
     kind, key = tokens[i - 1][0], tokens[i - 1][1]
     if kind == WORD:
-        return key == "WITH" or key == "RECURSIVE"
+        # WITH (or WITH RECURSIVE) opens a statement or a subquery; elsewhere it is a name
+        # ("WHERE with IN (…)").
+        if key == "RECURSIVE" and i >= 2 and tokens[i - 2][:2] == (WORD, "WITH"):
+            i -= 1
+            key = "WITH"
+        return key == "WITH" and (i < 2 or tokens[i - 2][:2] == (OP, "("))
     if key != "," or i < 2 or tokens[i - 2][:2] != (OP, ")"):
         return False
     depth = 0
@@ -298,7 +324,7 @@ def may_be_names(tokens: Sequence[Tok], count: int, strings: list[int]) -> bool:
 def _position_after(tokens: Sequence[Tok], i: int, key: str) -> int:
     """The table position of the token after the word at ``i`` (0 for none)."""
     if key in _TABLE_SOURCES:
-        if key == "FROM" and i and tokens[i - 1][1] == "DISTINCT":
+        if key == "FROM" and i and tokens[i - 1][:2] == (WORD, "DISTINCT"):
             return 0  # "a IS [NOT] DISTINCT FROM b" compares with a value
         return _SOURCE
     if key in _TABLE_TARGETS:

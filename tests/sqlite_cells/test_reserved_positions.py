@@ -62,6 +62,14 @@ READS = (
     "SELECT * FROM messages WHERE EXISTS (SELECT 1 FROM{_}{n})",
     "WITH c AS (SELECT * FROM{_}{n}) SELECT * FROM c",
     "SELECT id FROM messages UNION SELECT id FROM{_}{n}",
+    # a text or name spelled like a keyword just before: DISTINCT only as IS [NOT] DISTINCT FROM
+    # compares, DO and WINDOW are names unless UPDATE/NOTHING or "w AS" follow them
+    "SELECT id, 'distinct' FROM{_}{n}",
+    'SELECT 1 AS "distinct" FROM messages,{_}{n}',
+    "SELECT * FROM messages AS do,{_}{n}",
+    "SELECT * FROM messages window,{_}{n}",
+    "SELECT * FROM messages do,{_}({n})",
+    "WITH do AS (SELECT 1) SELECT * FROM do,{_}{n}",
     # data positions
     "SELECT{_}{n}",
     "SELECT{_}{n}{_}AS x",
@@ -85,6 +93,8 @@ WRITES = (
     "INSERT INTO messages(body) SELECT body FROM{_}{n}",
     "UPDATE messages SET body = 1 FROM{_}{n}",
     "WITH c AS (SELECT id FROM{_}{n}) DELETE FROM messages WHERE id IN c",
+    "UPDATE messages SET body = 'distinct' FROM{_}{n}",
+    "INSERT INTO messages(body) SELECT body FROM messages AS do,{_}{n}",
     # data positions
     "INSERT INTO messages(body) VALUES ({n})",
     "UPDATE messages SET body ={_}{n}{_}WHERE body ={_}{n}",
@@ -330,6 +340,11 @@ DATA_POSITIONS = (
     ("INSERT INTO messages (body) VALUES ({n}) ON CONFLICT DO UPDATE SET body ={_}{n}", Mode.WRITE),
     ("SELECT * FROM messages WHERE body NOT LIKE{_}{n}{_}OR NOT body MATCH{_}{n}", Mode.READ),
     ("SELECT * FROM messages ORDER BY body LIMIT ? OFFSET{_}{n}", Mode.READ),
+    # after a column named like a keyword (the keyword is the operator then)
+    ('SELECT * FROM (SELECT 1 AS "range") WHERE range LIKE{_}{n}', Mode.READ),
+    ('SELECT * FROM (SELECT 1 AS "offset") AS e WHERE e.offset NOT LIKE{_}{n}', Mode.READ),
+    ('SELECT * FROM (SELECT 1 AS "offset") WHERE offset NOT GLOB{_}{n}', Mode.READ),
+    ('SELECT * FROM (SELECT 1 AS "with") WHERE with IN ({n},{_}{n})', Mode.READ),
 )
 NAMES = ("sqlite_y", "_cf_x", "SQLITE_W", "_CF_C", "dbstat", "pragma_table_list")
 
