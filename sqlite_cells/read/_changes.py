@@ -127,6 +127,13 @@ def _add_changes(
             # over: which of its columns changed is not told, so all of them did.
             into[fold_ascii(table)] = ALL_COLUMNS
             continue
+        if any(new[i] is not apsw.no_change for i in change.pk_columns):
+            # A key changed to one SQLite finds equal ('a' to 'A' under NOCASE, 1 to 1.0): the
+            # session records an INSERT of the new spelling beside this UPDATE, which a DELETE
+            # of the row by a later op cancels when the ops are combined — the row is gone and
+            # only this is left. Such a key change counts as the INSERT or DELETE it stands for.
+            into[fold_ascii(table)] = ALL_COLUMNS
+            continue
         indexes = changed.setdefault(table, set())
         indexes.update(i for i, value in enumerate(new) if value is not apsw.no_change)
         widths[table] = change.column_count

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -401,3 +402,68 @@ def test_a_read_that_ran_before_the_file_caught_up_is_done_again(
     rt.settle()
     assert len(reads) == 2 and q.get().seq == tx.seq
     assert q.get().result == [{"body": "late"}, {"body": "b"}]
+
+
+@pytest.mark.parametrize(
+    ("key", "stored", "renamed"),
+    [
+        ("text primary key collate nocase", "a", "A"),
+        ("text primary key collate rtrim", "a", "a "),
+        ("blob primary key", 1, 1.0),
+    ],
+)
+@pytest.mark.parametrize("other_runtime", [False, True])
+def test_a_row_renamed_to_an_equal_key_then_deleted_in_one_commit_reruns_its_readers(
+    rt: sc.Runtime, store: Path, key: str, stored: Any, renamed: Any, other_runtime: bool
+) -> None:
+    """A key changed to one SQLite finds equal is recorded by the session as an INSERT of the
+    new spelling and an UPDATE of the key; combined with a later DELETE of that row, the INSERT
+    and the DELETE cancelled and the commit's write set was an UPDATE of the key alone: count(*)
+    and a sum of another column kept the deleted row, here and in another runtime (R51, R53)."""
+    space = rt.space("keys")
+    tables = {"kv": sc.table(k=key, n="integer")}
+    db = space.sqlite_database("d", tables=tables)
+    with space.transact():
+        db.exec_many("INSERT INTO kv (k, n) VALUES (?, ?)", [(stored, 1), ("b", 2)])
+    sql = "SELECT count(*) AS c, sum(n) AS s FROM kv"
+    with sc.Runtime(store) if other_runtime else rt as watcher:
+        seen = watcher.space("keys").sqlite_database("d", tables=tables)
+        query = seen.query(sql)
+        watcher.settle()
+        assert query.get().result == [{"c": 2, "s": 3}]
+        with space.transact():
+            db.exec("UPDATE kv SET k = ? WHERE k = ?", [renamed, stored])
+            db.exec("DELETE FROM kv WHERE k = ?", [renamed])
+        rt.settle()
+        deadline = time.monotonic() + 5
+        while query.get().result != [{"c": 1, "s": 2}] and time.monotonic() < deadline:
+            watcher.settle()
+            time.sleep(0.01)
+        assert seen.read(sql) == [{"c": 1, "s": 2}]
+        assert query.get().result == [{"c": 1, "s": 2}], query.get()
+
+
+def test_a_key_changed_to_an_equal_one_counts_as_every_column(tmp_path: Path) -> None:
+    """The combined changeset of a rename to an equal key and a DELETE of the row is an UPDATE of
+    the key alone; a real key change is a DELETE and an INSERT to the session, so an UPDATE that
+    changes a key column stands for one (R51). A row deleted and inserted again with one value
+    changed stays an UPDATE of that value."""
+    conn = apsw.Connection(str(tmp_path / "d.sqlite"))
+    conn.execute("CREATE TABLE kv (k TEXT PRIMARY KEY COLLATE NOCASE, n, m)")
+    conn.execute("INSERT INTO kv VALUES ('a', 1, 1), ('b', 2, 2)")
+
+    def op(sql: str) -> Op:
+        session = apsw.Session(conn, "main")
+        session.attach()
+        conn.execute(sql)
+        body = OpBody(sql, [], False, session.changeset())
+        session.close()
+        return Op(KIND, "db", encode_op_body(body))
+
+    def names(db_id: str, table: str, width: int) -> list[str]:
+        return ["k", "n", "m"]
+
+    renamed = [op("UPDATE kv SET k = 'A' WHERE k = 'a'"), op("DELETE FROM kv WHERE k = 'A'")]
+    assert write_sets(renamed, names) == {"db": {"kv": ALL_COLUMNS}}
+    again = [op("DELETE FROM kv WHERE k = 'b'"), op("INSERT INTO kv VALUES ('b', 2, 5)")]
+    assert write_sets(again, names) == {"db": {"kv": {"m"}}}
