@@ -29,7 +29,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import apsw
 
@@ -234,7 +234,20 @@ def _check_name(kind: str, name: object, where: str) -> str:
             f"'sqlite_' or 'pragma_', and SQLite's virtual tables such as dbstat and json_each, "
             f"belong to the runtime and SQLite, R12/R13); rename it"
         )
-    return name
+    # A str subclass (an enum member, a tagged string) names what its text names, as a cell's
+    # or a database's name does.
+    return name if type(name) is str else str.__str__(name)
+
+
+def _entries(mapping: Mapping[Any, Any], what: str) -> list[tuple[Any, Any]]:
+    """The items of a mapping the caller gave; what its own code raises is a SchemaError."""
+    try:
+        return list(mapping.items())
+    except Exception as exc:
+        raise SchemaError(
+            f"{what}: reading the mapping given raised {type(exc).__name__}: {exc}; give a "
+            "plain dict"
+        ) from exc
 
 
 def _check_spec_text(column: str, spec: str) -> None:
@@ -340,8 +353,8 @@ def table(
         )
     declared: list[Column] = []
     seen: set[str] = set()
-    for name, spec in [*(mapping or {}).items(), *columns.items()]:
-        _check_name("column", name, "table()")
+    for name, spec in [*_entries(mapping or {}, "table()"), *columns.items()]:
+        name = _check_name("column", name, "table()")
         if fold_ascii(name) in seen:
             raise SchemaError(
                 f"table(): column {_shown(name)} is declared twice (SQLite names are "
@@ -363,8 +376,8 @@ def _indexes(
             f"table(): indexes= must map index names to column lists: {_shown(indexes)}"
         )
     out: dict[str, tuple[str, tuple[str, ...]]] = {}
-    for name, cols in indexes.items():
-        _check_name("index", name, "table()")
+    for name, cols in _entries(indexes, "table(indexes=)"):
+        name = _check_name("index", name, "table()")
         where = f"index {_shown(name)}"
         if fold_ascii(name) in out:
             raise SchemaError(f"{where} is declared twice (case-insensitive); keep one")
@@ -416,8 +429,9 @@ def declare_tables(tables: Mapping[str, Table]) -> Schema:
             'e.g. tables={"messages": sc.table(id="integer primary key", body="text")}'
         )
     names: dict[str, str] = {}
-    for name, declared in tables.items():
-        _check_name("table", name, "tables=")
+    entries: list[tuple[str, Table]] = []
+    for name, declared in _entries(tables, "tables="):
+        name = _check_name("table", name, "tables=")
         if fold_ascii(name) in DATABASE_NAMES:
             raise SchemaError(
                 f"table {_shown(name)} has the name of a database SQLite knows (main, temp): the "
@@ -434,8 +448,9 @@ def declare_tables(tables: Mapping[str, Table]) -> Schema:
                 f"table {_shown(name)} is declared twice (case-insensitive); keep one"
             )
         names[fold_ascii(name)] = name
+        entries.append((name, declared))
     owners: dict[str, str] = {}
-    for name, declared in tables.items():
+    for name, declared in entries:
         for index, _ in declared.indexes:
             clash = owners.get(fold_ascii(index)) or names.get(fold_ascii(index))
             if clash is not None:
@@ -445,7 +460,7 @@ def declare_tables(tables: Mapping[str, Table]) -> Schema:
                     "SQLite"
                 )
             owners[fold_ascii(index)] = name
-    schema = Schema(tuple(sorted(tables.items(), key=lambda item: (fold_ascii(item[0]), item[0]))))
+    schema = Schema(tuple(sorted(entries, key=lambda item: (fold_ascii(item[0]), item[0]))))
     _check_with_sqlite(schema)
     return schema
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import apsw
 import pytest
@@ -316,3 +318,44 @@ def test_a_column_spec_naming_a_reserved_table_is_refused(spec: str) -> None:
 
 def test_a_column_spec_may_call_sqlites_version_functions_and_hold_reserved_text() -> None:
     assert sc.table(a="text default (sqlite_version())", b="text default '_cf_x'") is not None
+
+
+class _Name(enum.StrEnum):
+    MESSAGES = "messages"
+    BODY = "body"
+    BY_BODY = "by_body"
+    CHAT = "chat"
+
+
+def test_names_given_as_a_str_subclass_name_what_their_text_names(rt: sc.Runtime) -> None:
+    """A table, column or index name given as a str subclass (an enum member) was refused with a
+    ValueEncodeError about cell values; as for a cell's or a database's name, it names what its
+    text names (Errors, R10)."""
+    space = rt.space("demo")
+    tables = {_Name.MESSAGES: sc.table({_Name.BODY: "text"}, indexes={_Name.BY_BODY: [_Name.BODY]})}
+    db = space.sqlite_database(_Name.CHAT, tables=tables)
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('hi')")
+    assert db.read("SELECT body FROM messages INDEXED BY by_body") == [{"body": "hi"}]
+    plain = {"messages": sc.table(body="text", indexes={"by_body": ["body"]})}
+    assert space.sqlite_database("chat", tables=plain).read("SELECT body FROM messages") == [
+        {"body": "hi"}
+    ]
+    declared = declare_tables(tables)
+    assert [type(name) for name, _ in declared.tables] == [str]
+    assert [type(c.name) for c in declared.tables[0][1].columns] == [str]
+
+
+class _Broken(dict[str, Any]):
+    def items(self) -> Any:
+        raise RuntimeError("boom")
+
+
+def test_a_mapping_whose_own_code_raises_is_a_schema_error() -> None:
+    for call in (
+        lambda: declare_tables(_Broken(t=sc.table(a="text"))),
+        lambda: sc.table(_Broken(a="text")),
+        lambda: sc.table(a="text", indexes=_Broken(i=["a"])),
+    ):
+        with pytest.raises(sc.SchemaError, match="reading the mapping given raised RuntimeError"):
+            call()
