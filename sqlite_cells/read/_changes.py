@@ -113,6 +113,7 @@ def _add_changes(
 ) -> None:
     changed: dict[str, set[int]] = {}
     widths: dict[str, int] = {}
+    keys: dict[str, set[int]] = {}  # each table's primary key columns
     for change in apsw.Changeset.iter(changeset):
         table = change.name
         if into.get(fold_ascii(table)) is ALL_COLUMNS:
@@ -127,7 +128,11 @@ def _add_changes(
             # over: which of its columns changed is not told, so all of them did.
             into[fold_ascii(table)] = ALL_COLUMNS
             continue
-        if any(new[i] is not apsw.no_change for i in change.pk_columns):
+        now = [i for i, value in enumerate(new) if value is not apsw.no_change]
+        primary = keys.get(table)
+        if primary is None:
+            primary = keys[table] = change.pk_columns
+        if not primary.isdisjoint(now):
             # A key changed to one SQLite finds equal ('a' to 'A' under NOCASE, 1 to 1.0): the
             # session records an INSERT of the new spelling beside this UPDATE, which a DELETE
             # of the row by a later op cancels when the ops are combined — the row is gone and
@@ -135,7 +140,7 @@ def _add_changes(
             into[fold_ascii(table)] = ALL_COLUMNS
             continue
         indexes = changed.setdefault(table, set())
-        indexes.update(i for i, value in enumerate(new) if value is not apsw.no_change)
+        indexes.update(now)
         widths[table] = change.column_count
     for table, indexes in changed.items():
         key = fold_ascii(table)
