@@ -28,7 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     # The socket listens here, before the URL is printed: whoever reads the URL can connect.
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        sock.close()
+        print(
+            f"error: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}): another "
+            "program may be using the port; choose another with --port N (0: any free port)",
+            file=sys.stderr,
+        )
+        return 1
     sock.listen(2048)  # (uvicorn listens on it again: harmless)
     host, port = sock.getsockname()[:2]
     with sc.Runtime(args.store) as rt:

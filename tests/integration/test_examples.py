@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,54 @@ def test_examples_run_as_modules_from_the_repository_root(
 def test_typed_rows_decode_links_into_cells(monkeypatch: pytest.MonkeyPatch) -> None:
     typed = _example("typed", monkeypatch)
     assert typed.main() == [("Ada", 5), ("Ada", 3)]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-m", "examples.chat", "{file}"],
+        ["-m", "examples.leaderboard", "{file}"],
+        ["-m", "examples.web", "--store", "{file}", "--port", "0"],
+    ],
+)
+def test_an_example_given_a_store_it_cannot_use_says_so_in_one_line(
+    tmp_path: Path, args: list[str]
+) -> None:
+    """A store path that is a file: the library's StorePathError was printed with Python's
+    traceback; it is one line now, with exit status 1, as the command line prints it."""
+    if "examples.web" in args:
+        pytest.importorskip("uvicorn", reason="the web example needs the dev dependencies")
+    file = tmp_path / "not-a-directory"
+    file.write_text("x")
+    done = subprocess.run(
+        [sys.executable, *(a.format(file=file) for a in args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("error: StorePathError: "), done.stderr
+    assert str(file) in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_the_web_example_on_a_port_in_use_says_so(tmp_path: Path) -> None:
+    """`make web` always asks for port 8000: taken, it printed an OSError's traceback."""
+    pytest.importorskip("uvicorn", reason="the web example needs the dev dependencies")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "examples.web", "--store", str(tmp_path), "--port", str(port)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
+    assert not list(tmp_path.iterdir())  # nothing opened, nothing created
