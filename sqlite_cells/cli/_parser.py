@@ -216,7 +216,8 @@ def _maintenance_parsers(commands: argparse._SubParsersAction[_Intermixed]) -> N
         help="list database files no handle refers to; remove them with --yes",
         description="List the store's cell-*.sqlite files that no handle of any space names, "
         "and those of databases dropped with db.drop() (R74). Nothing is removed without "
-        "--yes. Run it while no runtime is creating a new database.",
+        "--yes. A file that never held a commit is kept while any connection has it open (a new "
+        "database's first write may be running: gc says so and exits 1).",
     )
     _store_positional(gc)
     gc.add_argument("--yes", action="store_true", help="remove the files listed")
