@@ -90,6 +90,18 @@ def test_a_file_that_cannot_be_opened_for_another_reason_gets_no_such_advice() -
     assert "its limit of open files" in advice and "ulimit -n" in advice
 
 
+def _store_of_rows(tmp_path: Path, rows: int) -> Path:
+    """A store whose database ``d`` of space ``main`` holds ``rows`` rows, one commit each."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("main")
+        db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key")})
+        for _ in range(rows):
+            with space.transact():
+                db.exec("INSERT INTO t DEFAULT VALUES")
+    return store
+
+
 FIRST_USE = r"""
 import json, os, resource, sys
 import sqlite_cells as sc
@@ -123,13 +135,7 @@ def test_a_first_use_out_of_open_files_finds_no_damage(tmp_path: Path, op: str) 
     for the rest of its life (every later read refused), and a repair would have rebuilt it.
     Tried with room for 0 to 5 more files, so that each of the files the first use opens is the
     one refused in some run."""
-    store = tmp_path / "store"
-    with sc.Runtime(store) as rt:
-        space = rt.space("main")
-        db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key")})
-        for _ in range(3):
-            with space.transact():
-                db.exec("INSERT INTO t DEFAULT VALUES")
+    store = _store_of_rows(tmp_path, 3)
     before = {p.name: p.read_bytes() for p in store.glob("cell-*.sqlite")}
     refused = 0
     for extra in range(6):
@@ -158,12 +164,7 @@ def test_a_first_use_out_of_open_files_finds_no_damage(tmp_path: Path, op: str) 
 def test_the_command_line_out_of_open_files_says_so(tmp_path: Path, command: str) -> None:
     """`query` said a healthy database was damaged and to run `check --repair`; `check --repair`
     said to check that the path is a file."""
-    store = tmp_path / "store"
-    with sc.Runtime(store) as rt:
-        space = rt.space("main")
-        db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key")})
-        with space.transact():
-            db.exec("INSERT INTO t DEFAULT VALUES")
+    store = _store_of_rows(tmp_path, 1)
     args = ["query", str(store), "main", "d", "SELECT id FROM t"]
     if command == "check":
         args = ["check", "--repair", str(store)]
