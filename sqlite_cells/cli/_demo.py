@@ -178,7 +178,8 @@ class _Chat:
             seq = post(body, author=self.users[key], posts=self.posts)
             assert seq is not None
             self.run.post_seqs.append(seq)
-            self.out.write(f"{USERS[key]}: {body!r} committed as seq {seq}\n")
+            name = self.users[key].key("name").get()  # as renamed by an earlier run, if it was
+            self.out.write(f"{name}: {body!r} committed as seq {seq}\n")
             self.flush()
 
     def rename_an_author(self) -> None:

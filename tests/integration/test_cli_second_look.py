@@ -569,6 +569,9 @@ def test_demo_runs_to_its_end_and_continues_on_a_second_run(tmp_path: Path) -> N
     assert (tmp_path / ".sqlite-cells").is_dir()  # the default store
     second = _cli("demo", cwd=tmp_path)
     assert second.returncode == 0 and second.stdout != first.stdout
+    # The first run renamed Alice to Alicia: the second labels her posts as her rows show her.
+    assert "\nAlice: 'Hi Bob!' committed as seq" in first.stdout
+    assert "\nAlicia: 'Hi Bob!' committed as seq" in second.stdout
     done = _cli("check", cwd=tmp_path)
     assert done.returncode == 0 and "in sync" in done.stdout
 
