@@ -58,6 +58,7 @@ from sqlite_cells.files import (
 )
 from sqlite_cells.read import LiveQueries, QueryWorkers, ReadPool
 from sqlite_cells.runtime import (
+    BUSY_TIMEOUT_MS,
     MAX_SECONDS,
     Cell,
     InvalidArgument,
@@ -68,6 +69,7 @@ from sqlite_cells.runtime import (
     checked_arguments,
     own_transaction,
     path_text,
+    set_lock_wait,
     top_level_name,
     translated,
     waited_for_lock,
@@ -685,6 +687,11 @@ class Runtime(runtime.Runtime):
                 conn.execute("ROLLBACK")
             detach(conn)
             checked: Outcome | None = None
+            if deadline is not None:
+                # A read: the space file's own lock, which another process's commit may hold
+                # for as long as its statements run, is waited for within the read's time too
+                # (R44), not for the write connection's 30 s.
+                set_lock_wait(conn, wait_ms)
             try:
                 with translated(f"database {decl.db_id} ({decl.path})"):
                     # (the reconcile's open names a directory at the -wal or -shm path)
@@ -714,6 +721,8 @@ class Runtime(runtime.Runtime):
                             busy_ms=wait_ms,
                         )
             finally:
+                if deadline is not None:
+                    set_lock_wait(conn, BUSY_TIMEOUT_MS)
                 unpin(conn, decl.path)  # a repair may have rebuilt the file
                 if checked is not None and (checked.db_seq or checked.space_seq):
                     # R73: the file just found to agree with its space (or rebuilt) is the one

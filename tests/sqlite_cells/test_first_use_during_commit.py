@@ -4,6 +4,8 @@ commit to another database of the space never holds a first read back."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -238,3 +240,45 @@ def test_a_live_query_whose_file_needs_a_check_never_holds_the_scheduler(store: 
         while query.get().result != [{"v": 1}, {"v": 2}] and time.monotonic() < deadline:
             time.sleep(0.01)
         assert query.get().error is None and query.get().result == [{"v": 1}, {"v": 2}]
+
+
+HOLD_THE_SPACE = """
+import sys, time, apsw
+conn = apsw.Connection(sys.argv[1])
+conn.execute("BEGIN IMMEDIATE")
+print("held", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("ROLLBACK")
+"""
+
+
+def test_a_first_read_that_needs_a_repair_waits_for_another_process_no_longer_than_its_timeout(
+    store: Path,
+) -> None:
+    """Another process's commit holds the space file's write lock (its statements may run for
+    as long as its own exec_timeout): the repair a first read needs waited for it with the write
+    connection's 30 s, past query_timeout (6 s against 1 s). Now the read's deadline bounds that
+    wait too (R44), and the next read repairs once the lock is free (R71)."""
+    _one_commit_behind(store, "behind")
+    (space_file,) = store.glob("space-*.sqlite")
+    with sc.Runtime(store, query_timeout=1) as rt:
+        space = rt.space("s")
+        behind = space.sqlite_database("behind", tables=T)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_THE_SPACE, str(space_file), "3"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+            start = time.monotonic()
+            with pytest.raises(sc.QueryTimeout, match="another connection holds"):
+                behind.read("SELECT v FROM t ORDER BY v")
+            took = time.monotonic() - start
+            assert holder.poll() is None  # still holding
+        finally:
+            holder.wait(timeout=30)
+            if holder.stdout is not None:
+                holder.stdout.close()
+        assert 0.9 < took < 2.0, f"the read ended after {took:.2f} s (query_timeout=1)"
+        assert behind.read("SELECT v FROM t ORDER BY v") == [{"v": 1}, {"v": 2}]
