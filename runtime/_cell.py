@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from reactivex import Observable
 
     from sqlite_cells.runtime._space import Space
+    from sqlite_cells.runtime._space_file import SpaceFile
 
 __all__ = [
     "NO_DEFAULT",
@@ -383,6 +384,11 @@ class CellSource(Node):
 
     def attach(self) -> None:
         self.scheduler.watch(self.cell.space.file, self.cell.id, self, self.seed)
+
+    def ahead(self) -> tuple[SpaceFile, int] | None:
+        file = self.cell.space.file
+        rev = self.seed.rev
+        return (file, rev) if rev > self.scheduler.processed_seq(file) else None
 
     def compute(self) -> tuple[bool, Any]:
         entity = self.scheduler.entity(self.cell.space.file, self.cell.id)

@@ -96,6 +96,12 @@ class Node:
     def compute(self) -> tuple[bool, Any]:
         raise NotImplementedError
 
+    def ahead(self) -> tuple[SpaceFile, int] | None:
+        """A space and a commit of it that this node's value already reflects and the scheduler
+        has not processed yet (a cell's seed read from the file), else None (scheduler thread):
+        a node made from it waits for that commit, as its other inputs do (R54)."""
+        return None
+
     def attach(self) -> None:
         """Called once on the scheduler thread when the node joins the graph."""
 
@@ -575,12 +581,17 @@ class Scheduler:
                 self._init(dep)
             dep.dependents.append(node)
         node.attach()
-        if node.deps and _waits(node, self._held, {}, stale=True):
+        ahead = _ahead(node) if node.deps else {}
+        if ahead or (node.deps and _waits(node, self._held, {}, stale=True)):
             # An input holds a value older than the commit a computation in flight will land
-            # (or waits for one that does): the first value waits for it too, so it is never a
-            # mix of two commits (R54). Held like any node; born when released (_propagate).
+            # (or waits for one that does), or a cell's seed is from a commit the scheduler has
+            # not processed yet (another process's, read from the file): the first value waits
+            # for it too, so it is never a mix of two commits (R54) — the query that commit
+            # re-runs is in flight by then. Held like any node; born when released.
             self._unborn.add(id(node))
             self._held[id(node)] = node
+            for space, seq in ahead.items():
+                self.after_commit(space, seq, lambda: self._propagate([node]))
             return
         self._born(node)
 
@@ -680,7 +691,7 @@ class Scheduler:
             if not node.ready.is_set():
                 if id(node) in self._unborn:  # released: its first value, unless still waiting
                     done.add(id(node))
-                    if _waits(node, held, waiting):
+                    if _waits(node, held, waiting) or _ahead(node):
                         held[id(node)] = node
                     else:
                         self._unborn.discard(id(node))
@@ -715,6 +726,24 @@ class Scheduler:
             for dependent in node.dependents:
                 heapq.heappush(heap, (dependent.height, dependent.order, dependent))
         _deliver(deliveries)
+
+
+def _ahead(node: Node) -> dict[SpaceFile, int]:
+    """The commits, by space, that inputs of ``node`` at any depth reflect and the scheduler has
+    not processed yet (see :meth:`Node.ahead`)."""
+    found: dict[SpaceFile, int] = {}
+    seen: set[int] = set()
+    stack = list(node.deps)
+    while stack:
+        dep = stack.pop()
+        if id(dep) in seen:
+            continue
+        seen.add(id(dep))
+        mark = dep.ahead()
+        if mark is not None:
+            found[mark[0]] = max(found.get(mark[0], 0), mark[1])
+        stack.extend(dep.deps)
+    return found
 
 
 def _waits(

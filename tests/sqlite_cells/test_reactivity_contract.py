@@ -3,6 +3,8 @@ committing at once, several runtimes on one store, subscribers that fail, write 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -479,3 +481,40 @@ def test_a_cell_derived_from_a_slow_query_a_fast_query_and_a_cell_never_mixes_co
     settled = [(c, f, m) for c, f, m in seen if f is not None and m is not None]
     assert settled[-1] == (20, 20, 20)
     assert [t for t in settled if t[0] and not (t[0] == t[1] == t[2])] == []
+
+
+ONE_COMMIT = """
+import sys
+import sqlite_cells as sc
+with sc.Runtime(sys.argv[1]) as rt:
+    space = rt.space("s")
+    db = space.sqlite_database("d", tables={"t": sc.table(v="integer")})
+    with space.transact():
+        space.cell("n", default=0).set(1)
+        db.exec("INSERT INTO t (v) VALUES (1)")
+"""
+
+
+def test_a_cell_derived_from_a_query_and_a_cell_newer_than_it_waits_for_that_commit(
+    store: Path,
+) -> None:
+    """A derived cell made from a cell and a live query reads the cell's committed value from the
+    file; when another process committed it (with rows the query reads) and the scheduler has
+    not taken that commit in yet, the query's rows are still the older commit's. The first value
+    paired the two — (1, 0) from commits 1 and 0 — where every commit keeps n == count(*) (R54).
+    Now it waits for the scheduler to take that commit in, which re-runs the query."""
+    with sc.Runtime(store, poll_interval=3600) as rt:  # another process's commit: only if woken
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables={"t": sc.table(v="integer")})
+        query = db.query("SELECT count(*) AS c FROM t")
+        rt.settle()
+        assert query.get().result == [{"c": 0}]
+        done = subprocess.run(
+            [sys.executable, "-c", ONE_COMMIT, str(store)], capture_output=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        pairs: list[tuple[int, int]] = []
+        pair = sc.lift(lambda n, state: (n, state.result[0]["c"]))(space.cell("n"), query)
+        pair.observe().subscribe(pairs.append)
+        assert rt.settle(10)
+        assert pairs == [(1, 1)], pairs
