@@ -26,6 +26,7 @@ import bisect
 import contextlib
 import logging
 import os
+import re
 import threading
 import time
 import weakref
@@ -55,7 +56,12 @@ from sqlite_cells.runtime._boundary import DAMAGED_SPACE_ADVICE, stored_json_col
 from sqlite_cells.runtime._commit import commit_error, holds, write_member
 from sqlite_cells.runtime._file_kind import check_file_kinds
 from sqlite_cells.runtime._fork import FORKED_ADVICE, generation
-from sqlite_cells.runtime._format import NAMED_TABLE, ensure_format
+from sqlite_cells.runtime._format import (
+    FORMAT_VERSION,
+    NAMED_TABLE,
+    ensure_format,
+    readable_format,
+)
 from sqlite_cells.runtime._group import Ticket, shared, take_batch
 from sqlite_cells.runtime._interrupts import interrupts_held
 from sqlite_cells.runtime._lock_wait import set_lock_wait
@@ -135,6 +141,8 @@ CREATE TABLE IF NOT EXISTS _cf_op_index (
 
 # The tables every space file holds (what tells a space file from another program's database).
 SPACE_TABLES = frozenset({"_cf_meta", "_cf_cells", "_cf_log"})
+# Every table the schema above makes (a file of the current format holds them all).
+_SCHEMA_TABLES: Final = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _SCHEMA))
 _WROTE_SQL = "SELECT 1 FROM _cf_op_index WHERE target = ? LIMIT 1"
 _NO_FILE: Final = object()  # what _fetch_one reads of a space without a file
 # Stored JSON is read as bytes, text included (see ``stored_json_column``), and so are the ids of
@@ -490,11 +498,15 @@ class SpaceFile:
         try:
             set_lock_wait(conn, BUSY_TIMEOUT_MS)
             conn.limit(apsw.SQLITE_LIMIT_LENGTH, LENGTH_LIMIT)  # R44: nothing stored is unreadable
-            self._refuse_foreign(conn)
-            # A new file gives the pages compaction frees back (ignored for an existing file).
-            conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            if not self._refuse_foreign(conn):
+                # A new file gives the pages compaction frees back. (Asked of a file that has
+                # tables, SQLite ignores it, but only once it holds the write lock: another
+                # process's commit would hold the opening back.)
+                conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             _set_wal(conn)
             conn.execute("PRAGMA synchronous=FULL")
+            if self._set_up(conn):
+                return conn  # nothing to write: no wait for another writer's commit (R40, R44)
             with _immediate(conn):
                 conn.execute(_SCHEMA)
                 row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'space_id'").fetchone()
@@ -524,11 +536,27 @@ class SpaceFile:
             raise
         return conn
 
-    def _refuse_foreign(self, conn: apsw.Connection) -> None:
+    def _set_up(self, conn: apsw.Connection) -> bool:
+        """Whether the file is a space file of this space in the current format already, found
+        by a read (a WAL reader never waits for a writer): then opening it writes nothing, and
+        another process's long commit does not hold the opening back. Anything else (a new or
+        older file, another space's) is looked at again under the write lock, which decides."""
+        with _deferred(conn):
+            try:
+                row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'space_id'").fetchone()
+            except apsw.SQLError:  # no _cf_meta yet
+                return False
+            if row is None or row[0] != self.space_id:
+                return False
+            names = {str(name) for (name,) in conn.execute("SELECT name FROM sqlite_schema")}
+            return names >= _SCHEMA_TABLES and readable_format(conn, self.path) == FORMAT_VERSION
+
+    def _refuse_foreign(self, conn: apsw.Connection) -> bool:
         """Raise before anything is written if the file is an SQLite database with tables but
         without those every space file holds: another program's file under the space file's
         name, never adopted nor written into. A file with no table at all is a space file whose
-        first commit was cut short (the file is made, then filled by the commit): it is used."""
+        first commit was cut short (the file is made, then filled by the commit): it is used.
+        Returns whether the file has tables."""
         names = {str(name) for (name,) in conn.execute("SELECT name FROM sqlite_schema")}
         missing = sorted(SPACE_TABLES - names)
         if names and missing:
@@ -538,6 +566,7 @@ class SpaceFile:
                 f"file under a space file's name); nothing was written to it: "
                 f"{DAMAGED_SPACE_ADVICE}"
             )
+        return bool(names)
 
     @property
     def seen_seq(self) -> int:
@@ -1450,6 +1479,16 @@ def _roll_back(conn: apsw.Connection) -> None:
     callback SQLite makes, a deadline) may have ended it already: rolling back again would
     replace the error with "no transaction is active"."""
     if not conn.getautocommit():
+        conn.execute("ROLLBACK")
+
+
+@contextmanager
+def _deferred(conn: apsw.Connection) -> Iterator[None]:
+    """A read transaction (one snapshot), ended however the body ends."""
+    conn.execute("BEGIN")
+    try:
+        yield
+    finally:
         conn.execute("ROLLBACK")
 
 

@@ -282,3 +282,30 @@ def test_a_first_read_that_needs_a_repair_waits_for_another_process_no_longer_th
                 holder.stdout.close()
         assert 0.9 < took < 2.0, f"the read ended after {took:.2f} s (query_timeout=1)"
         assert behind.read("SELECT v FROM t ORDER BY v") == [{"v": 1}, {"v": 2}]
+
+
+def test_opening_a_space_never_waits_for_another_process_s_commit(store: Path) -> None:
+    """Opening a space ran its schema and format check in a write transaction, so a runtime
+    started during another process's long commit waited for all of it (7 s) before its first
+    read. A file already set up is now looked at by a read, which no writer holds back
+    (R40, R44)."""
+    _written_earlier(store, "written")
+    (space_file,) = store.glob("space-*.sqlite")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_SPACE, str(space_file), "3"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        start = time.monotonic()
+        with sc.Runtime(store, query_timeout=1) as rt:
+            written = rt.space("s").sqlite_database("written", tables=T)
+            assert written.read("SELECT v FROM t") == [{"v": 1}]
+            took = time.monotonic() - start
+            assert holder.poll() is None  # still holding
+    finally:
+        holder.wait(timeout=30)
+        if holder.stdout is not None:
+            holder.stdout.close()
+    assert took < 1.0, f"the first read waited {took:.2f} s for another process's commit"
