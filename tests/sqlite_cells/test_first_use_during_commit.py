@@ -4,10 +4,12 @@ commit to another database of the space never holds a first read back."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import apsw
@@ -252,6 +254,25 @@ conn.execute("ROLLBACK")
 """
 
 
+@contextlib.contextmanager
+def _space_held(store: Path, seconds: float = 3) -> Iterator[subprocess.Popen[str]]:
+    """Another process holds the write lock of the store's one space file for ``seconds``;
+    entered, it holds it. Left, the holder has let go and ended."""
+    (space_file,) = store.glob("space-*.sqlite")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_THE_SPACE, str(space_file), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        yield holder
+    finally:
+        holder.wait(timeout=30)
+        if holder.stdout is not None:
+            holder.stdout.close()
+
+
 def test_a_first_read_that_needs_a_repair_waits_for_another_process_no_longer_than_its_timeout(
     store: Path,
 ) -> None:
@@ -260,26 +281,15 @@ def test_a_first_read_that_needs_a_repair_waits_for_another_process_no_longer_th
     connection's 30 s, past query_timeout (6 s against 1 s). Now the read's deadline bounds that
     wait too (R44), and the next read repairs once the lock is free (R71)."""
     _one_commit_behind(store, "behind")
-    (space_file,) = store.glob("space-*.sqlite")
     with sc.Runtime(store, query_timeout=1) as rt:
         space = rt.space("s")
         behind = space.sqlite_database("behind", tables=T)
-        holder = subprocess.Popen(
-            [sys.executable, "-c", HOLD_THE_SPACE, str(space_file), "3"],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with _space_held(store) as holder:
             start = time.monotonic()
             with pytest.raises(sc.QueryTimeout, match="another connection holds"):
                 behind.read("SELECT v FROM t ORDER BY v")
             took = time.monotonic() - start
             assert holder.poll() is None  # still holding
-        finally:
-            holder.wait(timeout=30)
-            if holder.stdout is not None:
-                holder.stdout.close()
         assert 0.9 < took < 2.0, f"the read ended after {took:.2f} s (query_timeout=1)"
         assert behind.read("SELECT v FROM t ORDER BY v") == [{"v": 1}, {"v": 2}]
 
@@ -290,22 +300,11 @@ def test_opening_a_space_never_waits_for_another_process_s_commit(store: Path) -
     read. A file already set up is now looked at by a read, which no writer holds back
     (R40, R44)."""
     _written_earlier(store, "written")
-    (space_file,) = store.glob("space-*.sqlite")
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_THE_SPACE, str(space_file), "3"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+    with _space_held(store) as holder:
         start = time.monotonic()
         with sc.Runtime(store, query_timeout=1) as rt:
             written = rt.space("s").sqlite_database("written", tables=T)
             assert written.read("SELECT v FROM t") == [{"v": 1}]
             took = time.monotonic() - start
             assert holder.poll() is None  # still holding
-    finally:
-        holder.wait(timeout=30)
-        if holder.stdout is not None:
-            holder.stdout.close()
     assert took < 1.0, f"the first read waited {took:.2f} s for another process's commit"
