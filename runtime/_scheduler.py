@@ -23,7 +23,7 @@ import logging
 import threading
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -364,17 +364,7 @@ class Scheduler:
         # Every node held downstream of it, at any depth (one may wait for it through a node
         # that was not held itself: a derived cell over the query that did not re-run). Each is
         # computed again, in dependency order, and held again if it still waits for another.
-        due: list[Node] = []
-        seen: set[int] = set()
-        stack = list(node.dependents)
-        while stack:
-            dependent = stack.pop()
-            if id(dependent) in seen:
-                continue
-            seen.add(id(dependent))
-            if id(dependent) in held:
-                due.append(dependent)
-            stack.extend(dependent.dependents)
+        due = [d for d in _reachable(node.dependents, _dependents_of) if id(d) in held]
         for dependent in due:
             del held[id(dependent)]
         if due:
@@ -732,18 +722,32 @@ def _ahead(node: Node) -> dict[SpaceFile, int]:
     """The commits, by space, that inputs of ``node`` at any depth reflect and the scheduler has
     not processed yet (see :meth:`Node.ahead`)."""
     found: dict[SpaceFile, int] = {}
-    seen: set[int] = set()
-    stack = list(node.deps)
-    while stack:
-        dep = stack.pop()
-        if id(dep) in seen:
-            continue
-        seen.add(id(dep))
+    for dep in _reachable(node.deps, _deps_of):
         mark = dep.ahead()
         if mark is not None:
             found[mark[0]] = max(found.get(mark[0], 0), mark[1])
-        stack.extend(dep.deps)
     return found
+
+
+def _reachable(start: Iterable[Node], edges: Callable[[Node], Iterable[Node]]) -> Iterator[Node]:
+    """Each node reachable from ``start`` along ``edges``, ``start`` included, once."""
+    seen: set[int] = set()
+    stack = list(start)
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        yield node
+        stack.extend(edges(node))
+
+
+def _deps_of(node: Node) -> Iterable[Node]:
+    return node.deps
+
+
+def _dependents_of(node: Node) -> Iterable[Node]:
+    return node.dependents
 
 
 def _waits(
