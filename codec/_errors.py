@@ -278,9 +278,10 @@ class QueryTimeout(QueryError, TimeoutError):
 
 class WriteLockTimeout(QueryTimeout):
     """A first read waited ``query_timeout`` for its space's write lock, which the repair of its
-    file (behind or ahead of its space, R71) needs, while a commit of this runtime held it: nothing
-    was read (R44). A live query shows it, then runs again once the lock is free, as no commit to
-    its database may come to re-run it. Not exported by name: callers catch ``QueryTimeout``."""
+    file (behind or ahead of its space, R71) needs, while a commit of this runtime or another
+    connection (another process's commit) held it: nothing was read (R44). A live query shows it,
+    then runs again once the lock is free, as no commit to its database may come to re-run it.
+    Not exported by name: callers catch ``QueryTimeout``."""
 
 
 class Quarantined(DatabaseError):

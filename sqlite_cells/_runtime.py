@@ -17,7 +17,6 @@ from sqlite_cells.codec import (
     EncodingError,
     Op,
     Quarantined,
-    QueryTimeout,
     SchemaError,
     SourceError,
     SqliteCellsError,
@@ -573,13 +572,13 @@ class Runtime(runtime.Runtime):
         except DatabaseError as exc:
             if not waited_for_lock(exc):
                 raise
-            raise QueryTimeout(
+            raise WriteLockTimeout(
                 decl.db_id,
                 sql,
                 f"waited query_timeout={self.query_timeout}s for a lock that another connection "
                 f"holds on {decl.path} or its space file, to check the database against its "
                 "space before its first read here (R71); nothing was read: try again once that "
-                "connection lets go",
+                "connection lets go (a live query does so itself)",
             ) from exc
         return True
 

@@ -620,14 +620,16 @@ _ABSENT: Any = object()
 
 class _LockWaits:
     """The live queries whose last run gave up waiting for their space's write lock (a
-    :class:`WriteLockTimeout`): a commit of this runtime held it past ``query_timeout``, and the
-    run needed it to repair the file first (R44, R71). Nothing else re-runs them — that commit
-    may have written another database, or rolled back — so each is re-run once the lock is seen
-    free. A ticker thread, started at the first such query, asks the scheduler thread to look
-    every ``interval`` while one waits and sleeps otherwise; a look tries the lock without
-    waiting, so no run starts (and no worker waits) while it is held: a query is re-run at most
-    once per look, and not after a result of another kind lands (it succeeded, or failed
-    otherwise) or once it is released."""
+    :class:`WriteLockTimeout`): a commit of this runtime, or another connection's (another
+    process's commit), held it past ``query_timeout``, and the run needed it to repair the file
+    first (R44, R71). Nothing else re-runs them — that commit may have written another database,
+    or rolled back — so each is re-run once the lock is seen free. A ticker thread, started at
+    the first such query, asks the scheduler thread to look every ``interval`` while one waits
+    and sleeps otherwise; a look tries this runtime's lock without waiting, so no run starts
+    while a commit of its own holds it. Another process's hold is not seen from here: the run
+    then waits for it on a worker, up to ``query_timeout`` again, and lands another
+    ``WriteLockTimeout`` while it lasts. A query is re-run at most once per look, and not after a
+    result of another kind lands (it succeeded, or failed otherwise) or once it is released."""
 
     def __init__(self, scheduler: Scheduler, interval: float) -> None:
         self._scheduler = scheduler

@@ -308,3 +308,30 @@ def test_opening_a_space_never_waits_for_another_process_s_commit(store: Path) -
             took = time.monotonic() - start
             assert holder.poll() is None  # still holding
     assert took < 1.0, f"the first read waited {took:.2f} s for another process's commit"
+
+
+def test_a_live_query_that_waited_for_another_process_in_vain_reads_once_it_lets_go(
+    store: Path,
+) -> None:
+    """The live twin of the test above: QueryTimeout by its deadline while another process
+    holds the space file's lock (R44), then the repaired rows once it lets go, though nothing
+    writes the query's database (R42, R71) — it kept its QueryTimeout for good."""
+    _one_commit_behind(store, "behind")
+    with sc.Runtime(store, query_timeout=1, poll_interval=0.05) as rt:
+        behind = rt.space("s").sqlite_database("behind", tables=T)
+        with _space_held(store):
+            start = time.monotonic()
+            query = behind.query("SELECT v FROM t ORDER BY v")
+            while query.get().pending and time.monotonic() - start < 2.5:
+                time.sleep(0.01)
+            timed_out = query.get()
+            took = time.monotonic() - start
+        released = time.monotonic()
+        assert isinstance(timed_out.error, sc.QueryTimeout), timed_out
+        assert "another connection holds" in str(timed_out.error)
+        assert 0.9 < took < 2.0, f"the query showed its timeout after {took:.2f} s"
+        while query.get().result is None and time.monotonic() - released < 3:
+            time.sleep(0.01)
+        state = query.get()
+        assert state.error is None and state.result == [{"v": 1}, {"v": 2}], state
+        assert time.monotonic() - released < 2.0  # within a query_timeout and a look
