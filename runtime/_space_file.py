@@ -498,14 +498,15 @@ class SpaceFile:
         try:
             set_lock_wait(conn, BUSY_TIMEOUT_MS)
             conn.limit(apsw.SQLITE_LIMIT_LENGTH, LENGTH_LIMIT)  # R44: nothing stored is unreadable
-            if not self._refuse_foreign(conn):
+            names = self._refuse_foreign(conn)
+            if not names:
                 # A new file gives the pages compaction frees back. (Asked of a file that has
                 # tables, SQLite ignores it, but only once it holds the write lock: another
                 # process's commit would hold the opening back.)
                 conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
             _set_wal(conn)
             conn.execute("PRAGMA synchronous=FULL")
-            if self._set_up(conn):
+            if names >= _SCHEMA_TABLES and self._set_up(conn):
                 return conn  # nothing to write: no wait for another writer's commit (R40, R44)
             with _immediate(conn):
                 conn.execute(_SCHEMA)
@@ -537,27 +538,26 @@ class SpaceFile:
         return conn
 
     def _set_up(self, conn: apsw.Connection) -> bool:
-        """Whether the file is a space file of this space in the current format already, found
-        by a read (a WAL reader never waits for a writer): then opening it writes nothing, and
-        another process's long commit does not hold the opening back. Anything else (a new or
-        older file, another space's) is looked at again under the write lock, which decides."""
+        """Whether the file, which holds every table of the schema, is a space file of this
+        space in the current format already, found by a read (a WAL reader never waits for a
+        writer): then opening it writes nothing, and another process's long commit does not
+        hold the opening back. Anything else (an older file, another space's) is looked at
+        again under the write lock, which decides."""
         with _deferred(conn):
-            try:
-                row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'space_id'").fetchone()
-            except apsw.SQLError:  # no _cf_meta yet
-                return False
-            if row is None or row[0] != self.space_id:
-                return False
-            names = {str(name) for (name,) in conn.execute("SELECT name FROM sqlite_schema")}
-            return names >= _SCHEMA_TABLES and readable_format(conn, self.path) == FORMAT_VERSION
+            row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'space_id'").fetchone()
+            return (
+                row is not None
+                and row[0] == self.space_id
+                and readable_format(conn, self.path) == FORMAT_VERSION
+            )
 
-    def _refuse_foreign(self, conn: apsw.Connection) -> bool:
+    def _refuse_foreign(self, conn: apsw.Connection) -> frozenset[str]:
         """Raise before anything is written if the file is an SQLite database with tables but
         without those every space file holds: another program's file under the space file's
         name, never adopted nor written into. A file with no table at all is a space file whose
         first commit was cut short (the file is made, then filled by the commit): it is used.
-        Returns whether the file has tables."""
-        names = {str(name) for (name,) in conn.execute("SELECT name FROM sqlite_schema")}
+        Returns the names of the file's schema objects."""
+        names = frozenset(str(name) for (name,) in conn.execute("SELECT name FROM sqlite_schema"))
         missing = sorted(SPACE_TABLES - names)
         if names and missing:
             raise DatabaseError(
@@ -566,7 +566,7 @@ class SpaceFile:
                 f"file under a space file's name); nothing was written to it: "
                 f"{DAMAGED_SPACE_ADVICE}"
             )
-        return bool(names)
+        return names
 
     @property
     def seen_seq(self) -> int:
@@ -974,8 +974,8 @@ class SpaceFile:
         runtime's next commit would fail to begin. Called with the write lock held."""
         conn = self._writer
         try:
-            if conn is not None and not conn.getautocommit():
-                conn.execute("ROLLBACK")
+            if conn is not None:
+                _roll_back(conn)
         except apsw.ConnectionClosedError:
             pass  # the runtime was closed meanwhile (by the failed commit's own code, even)
         except apsw.Error as exc:  # the commit's own error is the one its caller gets

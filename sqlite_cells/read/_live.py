@@ -10,9 +10,10 @@ shared reads (R51, R54, R60).
 * **Sources.** A query of an injected file is re-run, whole, when the file's content signature
   changes; a watcher thread checks it every ``poll_interval`` (R60).
 * **Lock waits.** A query whose run gave up waiting for its space's write lock (its file is
-  repaired under it before a first read, while a commit of this runtime holds it: R44, R71) is
-  re-run once the lock is seen free, looked at every ``poll_interval`` while such a query waits:
-  no commit to its database may ever come to re-run it.
+  repaired under it before a first read, while a commit of this runtime or of another process
+  holds it: R44, R71) is re-run once this runtime's lock is seen free, looked at every
+  ``poll_interval`` while such a query waits: no commit to its database may ever come to
+  re-run it.
 * **Batches.** Runs requested during one scheduler round are flushed together after it: the
   same (database, sql, params) runs once and its rows go to every query asking (also a query
   asking while that read is in flight, when no commit to the database came since); the distinct
