@@ -60,6 +60,7 @@ from sqlite_cells.runtime._pending import Pending as Pending
 from sqlite_cells.runtime._runtime import Runtime as Runtime
 from sqlite_cells.runtime._scheduler import Node as Node
 from sqlite_cells.runtime._scheduler import Scheduler as Scheduler
+from sqlite_cells.runtime._scheduler import Work as Work
 from sqlite_cells.runtime._scheduler import own as own
 from sqlite_cells.runtime._space import Space as Space
 from sqlite_cells.runtime._space import own_transaction as own_transaction
@@ -115,6 +116,7 @@ __all__ = [
     "StorePathError",
     "Transaction",
     "UnknownInput",
+    "Work",
     "busy_ms",
     "causal_cause",
     "check_companions",

@@ -24,13 +24,14 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from sqlite_cells.codec import ClosedError
 from sqlite_cells.runtime._space_file import CommitEvent, Entity, SpaceFile
 
-__all__ = ["Node", "Scheduler", "Subscription", "own"]
+__all__ = ["Node", "Scheduler", "Subscription", "Work", "own"]
 
 log = logging.getLogger("sqlite_cells.runtime")
 
@@ -133,6 +134,17 @@ def own(owner: object, node: Node) -> None:
     finalizer.atexit = False  # at exit there is nothing left to release
 
 
+class Work:
+    """A unit of work running outside the scheduler thread (a read on a worker, a timer, work
+    parked until a commit is processed) or held on it (a node waiting for an input in flight),
+    counted for ``settle`` under the *epoch* of what caused it (see :meth:`Scheduler.settle`)."""
+
+    __slots__ = ("epoch",)
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+
 @dataclass(frozen=True, slots=True)
 class Subscription:
     node: Node
@@ -147,14 +159,22 @@ class Scheduler:
 
     def __init__(self, name: str = "sqlite-cells-scheduler") -> None:
         self.counter = itertools.count()
-        # _lock guards _queue, _busy, _outstanding, _closed and the growth of the hook lists;
-        # _idle is signalled on it.
+        # _lock guards _queue, _busy, _pending, _next_epoch, _closed and the growth of the hook
+        # lists; _idle is signalled on it.
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._wake = threading.Condition(self._lock)
-        self._queue: deque[Callable[[], None]] = deque()
+        # Each item is (epoch, work): the epoch of what caused it (see settle).
+        self._queue: deque[tuple[int, Callable[[], None]]] = deque()
         self._busy = False
-        self._outstanding = 0
+        # Work not done yet, counted by epoch: queued items, the running one, units of Work.
+        self._pending: dict[int, int] = {}
+        self._next_epoch = 1  # the epoch of the next work with a cause of its own
+        # The epoch the running item works for (scheduler thread; None between items): lowered
+        # while it runs when it takes up work an older cause left (see act), and every epoch
+        # it has counted under, uncounted when it ends.
+        self._current: int | None = None
+        self._item_epochs: list[int] = []
         self._closed = False
         # Owned by the scheduler thread: the view of committed values and who watches them.
         self._view: dict[tuple[SpaceFile, str], Entity] = {}
@@ -163,10 +183,12 @@ class Scheduler:
         # joined the graph yet, with how many such nodes; the view keeps their commits.
         self._expected: dict[tuple[SpaceFile, str], int] = {}
         self._processed: dict[SpaceFile, int] = {}
-        self._parked: dict[SpaceFile, list[tuple[int, Callable[[], None]]]] = {}
+        self._parked: dict[SpaceFile, list[tuple[int, Callable[[], None], Work]]] = {}
         # Nodes due to re-run whose dependency is in flight, by id: they re-run once it lands,
-        # with every input as of that commit (R54), not now with a stale one.
+        # with every input as of that commit (R54), not now with a stale one. Each counts for
+        # settle as a unit of Work under the epoch that made it due.
         self._held: dict[int, Node] = {}
+        self._held_work: dict[int, Work] = {}
         # Nodes whose first value waits for an input's computation in flight (also in _held).
         self._unborn: set[int] = set()
         self._commit_hooks: list[CommitHook] = []
@@ -181,12 +203,43 @@ class Scheduler:
 
     # -- submitting work -----------------------------------------------------------------------
 
-    def submit(self, work: Callable[[], None]) -> None:
+    def submit(self, work: Callable[[], None], *, epoch: int | None = None) -> None:
+        """Run ``work`` on the scheduler thread. Its epoch (see :meth:`settle`): ``epoch`` when
+        given (work a unit of :class:`Work` hands back), else the running item's when called on
+        the scheduler thread (work it causes), else a new one (work with a cause of its own)."""
         with self._lock:
             if self._closed:
                 return
-            self._queue.append(work)
-            self._wake.notify()
+            self._queue_item(self._epoch_here() if epoch is None else epoch, work)
+
+    def _queue_item(self, epoch: int, work: Callable[[], None]) -> None:
+        """(Under ``_lock``.)"""
+        self._queue.append((epoch, work))
+        self._count(epoch)
+        self._wake.notify()
+
+    def _epoch_here(self) -> int:
+        """(Under ``_lock``.) The epoch of work started by the caller: the running item's on the
+        scheduler thread, else a new one."""
+        current = self._current
+        if current is not None and threading.get_ident() == self._thread.ident:
+            return current
+        epoch = self._next_epoch
+        self._next_epoch = epoch + 1
+        return epoch
+
+    def _count(self, epoch: int) -> None:
+        """(Under ``_lock``.)"""
+        self._pending[epoch] = self._pending.get(epoch, 0) + 1
+
+    def _uncount(self, epoch: int) -> None:
+        """(Under ``_lock``.) Done: ``settle`` looks again once an epoch has no work left."""
+        left = self._pending[epoch] - 1
+        if left:
+            self._pending[epoch] = left
+        else:
+            del self._pending[epoch]
+            self._idle.notify_all()
 
     def publish(self, event: CommitEvent) -> None:
         """Hand a durable commit to the scheduler (called by SpaceFile, in seq order).
@@ -203,8 +256,7 @@ class Scheduler:
             if not self._queue and not self._busy and self._is_quiet(event):
                 self._advance(event)
                 return
-            self._queue.append(lambda: self._on_commit(event))
-            self._wake.notify()
+            self._queue_item(self._epoch_here(), lambda: self._on_commit(event))
 
     def add(self, node: Node) -> None:
         """Join ``node`` to the graph and compute its first value (on the scheduler thread)."""
@@ -293,8 +345,7 @@ class Scheduler:
         try:
             if not self._closed and not self._release_queued:
                 self._release_queued = True
-                self._queue.append(self._release_orphans)
-                self._wake.notify()
+                self._queue_item(self._epoch_here(), self._release_orphans)
         finally:
             self._lock.release()
 
@@ -327,7 +378,7 @@ class Scheduler:
             ):
                 continue
             node.released = True
-            self._held.pop(id(node), None)
+            self._unhold(node)
             self._unborn.discard(id(node))
             self._observed.pop(id(node), None)
             for dep in node.deps:
@@ -366,7 +417,7 @@ class Scheduler:
         # computed again, in dependency order, and held again if it still waits for another.
         due = [d for d in _reachable(node.dependents, _dependents_of) if id(d) in held]
         for dependent in due:
-            del held[id(dependent)]
+            self._unhold(dependent)
         if due:
             self._propagate(due)
 
@@ -376,9 +427,26 @@ class Scheduler:
         once it lands (:meth:`landed`). For a node whose computation ran off the thread with
         inputs that may have moved on meanwhile (a query's parameters, R54), when it lands."""
         if node.deps and _waits(node, self._held, {}):
-            self._held[id(node)] = node
+            self._hold(node)
             return True
         return False
+
+    def _hold(self, node: Node) -> None:
+        """Hold ``node`` back (see ``_held``); it counts for ``settle`` until it is let go."""
+        work = self._held_work.get(id(node))
+        if work is None:
+            self._held[id(node)] = node
+            self._held_work[id(node)] = self.begin_work()
+        else:
+            self.lower(work)
+
+    def _unhold(self, node: Node) -> None:
+        """Let ``node`` go from ``_held`` (if held): the running item takes over its cause."""
+        self._held.pop(id(node), None)
+        work = self._held_work.pop(id(node), None)
+        if work is not None:
+            self.act(work)
+            self.end_work(work)
 
     def after_commit(self, space: SpaceFile, seq: int, work: Callable[[], None]) -> None:
         """Run ``work`` (scheduler thread) once the scheduler has processed commit ``seq`` of
@@ -389,47 +457,106 @@ class Scheduler:
         if seq <= self.processed_seq(space):
             work()
             return
-        self._parked.setdefault(space, []).append((seq, work))
-        self.begin_work()
+        self._parked.setdefault(space, []).append((seq, work, self.begin_work()))
         space.wake()
 
     def processed_seq(self, space: SpaceFile) -> int:
         """The last seq of ``space`` whose re-runs this scheduler has started (scheduler thread)."""
         return self._processed.get(space, space.opened_seq)
 
-    def begin_work(self) -> None:
-        """Count work running outside the scheduler (``settle`` waits for it)."""
+    def begin_work(self) -> Work:
+        """Count work running outside the scheduler thread, or held on it (``settle`` waits for
+        it), under the epoch of its cause (see :meth:`submit`)."""
         with self._lock:
-            self._outstanding += 1
+            work = Work(self._epoch_here())
+            self._count(work.epoch)
+        return work
 
-    def end_work(self) -> None:
+    def end_work(self, work: Work) -> None:
         with self._lock:
-            self._outstanding -= 1
-            self._idle.notify_all()
+            self._uncount(work.epoch)
 
-    def finish_work(self, work: Callable[[], None]) -> None:
-        """Submit ``work`` and end one unit of outside work, atomically for ``settle``."""
+    def finish_work(self, then: Callable[[], None], work: Work) -> None:
+        """Submit ``then`` and end ``work``, atomically for ``settle``: ``then`` keeps its epoch."""
         with self._lock:
             if not self._closed:
-                self._queue.append(work)
-                self._wake.notify()
-            self._outstanding -= 1
-            self._idle.notify_all()
+                self._queue_item(work.epoch, then)
+            self._uncount(work.epoch)
+
+    @property
+    def current_epoch(self) -> int:
+        """The epoch the running item works for (scheduler thread; 0, the oldest, outside an
+        item, which never happens)."""
+        current = self._current
+        return 0 if current is None else current
+
+    def act(self, work: Work) -> None:
+        """(Scheduler thread.) The running item takes up ``work``, left by an older cause: from
+        here until it ends, it and all it starts count under that cause's epoch."""
+        epoch, current = work.epoch, self._current
+        if current is not None and epoch < current:
+            self._enter(epoch)
+
+    def _enter(self, epoch: int) -> None:
+        """(Scheduler thread.) The running item counts under ``epoch`` too, until it ends."""
+        with self._lock:
+            self._count(epoch)
+        self._item_epochs.append(epoch)
+        self._current = epoch
+
+    @contextmanager
+    def working_for(self, epoch: int) -> Iterator[None]:
+        """(Scheduler thread.) What the block starts counts under ``epoch``: work a node was
+        asked for by a cause of its own while it ran (a query's next run, asked for by a newer
+        commit while a read was in flight), started by the item that landed that read."""
+        previous = self._current
+        if previous is None:
+            yield
+            return
+        self._enter(epoch)
+        try:
+            yield
+        finally:
+            current = self._current
+            assert current is not None
+            # (Lowered in the block for an older cause: the rest of the item keeps it.)
+            self._current = current if current < min(epoch, previous) else previous
+
+    def lower(self, work: Work) -> None:
+        """(Scheduler thread.) The running item joins ``work`` (a read it asks for too): it
+        counts from now on under the older of the two epochs."""
+        current = self._current
+        if current is not None and current < work.epoch:
+            with self._lock:
+                self._count(current)
+                self._uncount(work.epoch)
+                work.epoch = current
 
     @property
     def on_thread(self) -> bool:
         return threading.current_thread() is self._thread
 
     def settle(self, timeout: float | None = None) -> bool:
-        """Block until every submitted piece of work (and all it caused) is done.
-        Returns False on timeout. On the scheduler thread itself it returns at once."""
+        """Block until every piece of work submitted before the call, and all it caused, is
+        done; work submitted later with a cause of its own (a newer commit) is not waited for,
+        so a store that another thread or process writes without a pause settles too. Returns
+        False on timeout. On the scheduler thread itself it returns at once.
+
+        Each piece of work carries the *epoch* of its cause: work with a cause of its own (a
+        commit handed over, a node added, a subscription) gets a new one, work it causes gets
+        its cause's (what the running item submits, reads it sends to workers and what they
+        hand back, work parked until a commit, nodes held until an input lands); work taken
+        up for an older cause moves to that cause's epoch. Settling waits until no work of an
+        epoch older than the call is left."""
         if self.on_thread:
             return True
         with self._lock:
-            return self._idle.wait_for(self._is_idle, timeout)
+            past = self._next_epoch
+            return self._idle.wait_for(lambda: self._settled(past), timeout)
 
-    def _is_idle(self) -> bool:
-        return self._closed or (not self._queue and not self._busy and not self._outstanding)
+    def _settled(self, past: int) -> bool:
+        """(Under ``_lock``.) Whether no work of an epoch before ``past`` is left."""
+        return self._closed or not self._pending or min(self._pending) >= past
 
     @property
     def closed(self) -> bool:
@@ -450,7 +577,8 @@ class Scheduler:
 
             with self._lock:
                 if not self._closed:
-                    self._queue.appendleft(complete)
+                    self._queue.appendleft((0, complete))
+                    self._count(0)
                     self._wake.notify()
                     pending = True
                 else:
@@ -460,6 +588,7 @@ class Scheduler:
         with self._lock:
             self._closed = True
             self._queue.clear()
+            self._pending.clear()
             self._wake.notify_all()
             self._idle.notify_all()
         if not self.on_thread:
@@ -548,7 +677,8 @@ class Scheduler:
                     self._wake.wait()
                 if self._closed:
                     return
-                work = self._queue.popleft()
+                self._current, work = self._queue.popleft()
+                self._item_epochs = [self._current]
                 self._busy = True
             if self._orphans:
                 self._release_orphans()  # (each release's own failure is logged there)
@@ -560,8 +690,10 @@ class Scheduler:
             finally:
                 with self._lock:
                     self._busy = False
-                    if not self._queue and not self._outstanding:
-                        self._idle.notify_all()
+                    if not self._closed:  # (closing cleared the counts)
+                        for epoch in self._item_epochs:
+                            self._uncount(epoch)
+                    self._current = None
 
     def _init(self, node: Node) -> None:
         if node.released or node.ready.is_set() or id(node) in self._unborn:
@@ -579,7 +711,7 @@ class Scheduler:
             # for it too, so it is never a mix of two commits (R54) — the query that commit
             # re-runs is in flight by then. Held like any node; born when released.
             self._unborn.add(id(node))
-            self._held[id(node)] = node
+            self._hold(node)
             for space, seq in ahead.items():
                 self.after_commit(space, seq, lambda: self._propagate([node]))
             return
@@ -606,7 +738,7 @@ class Scheduler:
                 # Its value is needed now, on this thread (a computation reads it): computed
                 # with what its inputs hold, as before any waiting was possible.
                 self._unborn.discard(id(node))
-                self._held.pop(id(node), None)
+                self._unhold(node)
                 self._born(node)
             else:
                 self._init(node)
@@ -656,15 +788,16 @@ class Scheduler:
             self._propagate(touched)
         parked = self._parked.get(event.space)
         if parked:
-            due = [work for seq, work in parked if seq <= event.seq]
-            parked[:] = [(seq, work) for seq, work in parked if seq > event.seq]
-            for work in due:
+            due = [(work, unit) for seq, work, unit in parked if seq <= event.seq]
+            parked[:] = [entry for entry in parked if entry[0] > event.seq]
+            for work, unit in due:
+                self.act(unit)
                 try:
                     work()
                 except Exception:
                     log.exception("work held for seq %d failed", event.seq)
                 finally:
-                    self.end_work()
+                    self.end_work(unit)
 
     def _propagate(self, start: list[Node], preset: dict[Node, Any] | None = None) -> None:
         # Keyed by (height, order) tuples: compared in C, and order is unique per node.
@@ -682,9 +815,10 @@ class Scheduler:
                 if id(node) in self._unborn:  # released: its first value, unless still waiting
                     done.add(id(node))
                     if _waits(node, held, waiting) or _ahead(node):
-                        held[id(node)] = node
+                        self._hold(node)
                     else:
                         self._unborn.discard(id(node))
+                        self._unhold(node)
                         self._born(node)
                 continue
             done.add(id(node))
@@ -694,10 +828,10 @@ class Scheduler:
                 # A dependency, or one of its own (at any depth), is being recomputed off the
                 # thread, or waits for one that is: re-run once it lands, so this node never
                 # mixes that dependency's old value with the new (R54).
-                held[id(node)] = node
+                self._hold(node)
                 continue
             else:
-                held.pop(id(node), None)
+                self._unhold(node)
                 try:
                     changed, value = node.compute()
                 except BaseException as exc:  # the node's own failure (see Node.error)

@@ -56,7 +56,7 @@ from sqlite_cells.read._reader import (
     short_steps,
 )
 from sqlite_cells.read._workers import QueryWorkers, ReadJob
-from sqlite_cells.runtime import CommitEvent, Node, Scheduler, SpaceFile
+from sqlite_cells.runtime import CommitEvent, Node, Scheduler, SpaceFile, Work
 from sqlite_cells.schema import Declaration, SourceKind, quote_ident
 
 __all__ = ["LiveQueries", "Runner"]
@@ -160,10 +160,12 @@ class LiveQueries:
         self._awaiting: dict[str, set[Node]] = {}
         # Keyed by database id (one file each), not by path: a str hashes in C, a Path in Python.
         self._batch: dict[str, _Wanted] = {}
+        self._batch_work: Work | None = None  # the batch's unit of work for settle()
         self._costs: dict[tuple[str, str, str], float] = {}  # last read time per statement
-        # Reads sent and not landed: (db id, sql, params) -> (generation when sent, the read);
-        # a database's generation counts the commits to it this runtime has processed.
-        self._in_flight: dict[tuple[str, str, str], tuple[int, _Read]] = {}
+        # Reads sent and not landed: (db id, sql, params) -> (generation when sent, the read,
+        # the scheduler epoch it was sent for); a database's generation counts the commits to
+        # it this runtime has processed.
+        self._in_flight: dict[tuple[str, str, str], tuple[int, _Read, int]] = {}
         self._generation: dict[str, int] = {}
         # The last seq known to have written each database: a read whose watermark is older
         # ran before that commit reached the file (another process's commit lands in the space
@@ -374,16 +376,24 @@ class LiveQueries:
         if key is None:
             key = (stmt.sql, repr(stmt.params))
         db_id = decl.db_id
+        scheduler = self.scheduler
         running = self._in_flight.get((db_id, *key))
-        if running is not None and running[0] == self._generation.get(db_id, 0):
+        if (
+            running is not None
+            and running[0] == self._generation.get(db_id, 0)
+            and running[2] <= scheduler.current_epoch
+        ):
             # The same statement is being read and no commit to its database came since it
-            # was sent: its rows are as fresh as a new read's would be.
+            # was sent: its rows are as fresh as a new read's would be. (Not a read sent for a
+            # newer cause than this one: settle() would not wait for it, see Scheduler.settle.)
             running[1].runners.append(runner)
             return
         batch = self._batch
         if not batch:
-            self.scheduler.begin_work()  # settle() waits for the flush
-            self.scheduler.submit(self._flush)
+            self._batch_work = scheduler.begin_work()  # settle() waits for the flush
+            scheduler.submit(self._flush)
+        elif self._batch_work is not None:
+            scheduler.lower(self._batch_work)
         wanted = batch.get(db_id)
         if wanted is None:
             wanted = batch[db_id] = _Wanted(decl, file, prepare)
@@ -395,11 +405,14 @@ class LiveQueries:
 
     def _flush(self) -> None:
         batch, self._batch = self._batch, {}
+        work, self._batch_work = self._batch_work, None
+        assert work is not None
+        self.scheduler.act(work)  # (it may have been asked for by an older cause meanwhile)
         try:
             for wanted in batch.values():
                 self._send(wanted)
         finally:
-            self.scheduler.end_work()
+            self.scheduler.end_work(work)
 
     def _send(self, wanted: _Wanted) -> None:
         """Send one database's batch: inline when it is cheap (see ``_is_cheap``), else as one
@@ -409,8 +422,9 @@ class LiveQueries:
         self.reads_started += len(reads)
         generation = self._generation.get(wanted.decl.db_id, 0)
         in_flight = self._in_flight
+        epoch = self.scheduler.current_epoch
         for read in reads:
-            in_flight[read.key] = (generation, read)
+            in_flight[read.key] = (generation, read, epoch)
         known, total = self._known_cost(reads)
         if known and self._is_cheap(wanted.decl, reads, total):
             self._run_inline(wanted, reads)
@@ -426,8 +440,9 @@ class LiveQueries:
     def _submit(self, wanted: _Wanted, reads: list[_Read], chunks: int) -> None:
         for i in range(chunks):
             part = reads[i::chunks] if chunks > 1 else reads
-            self.scheduler.begin_work()
-            delivery = self._delivery(wanted.decl, wanted.file, len(part))
+            delivery = self._delivery(
+                wanted.decl, wanted.file, len(part), self.scheduler.begin_work()
+            )
             items: list[tuple[Any, Statement]] = [(read, read.stmt) for read in part]
             prepare = None if wanted.prepare is None else functools.partial(wanted.prepare, False)
             self.workers.submit(
@@ -572,21 +587,21 @@ class LiveQueries:
         commit the space already holds (see ``_written``)."""
         scheduler = self.scheduler
         nodes: list[Node] = list(runners)  # type: ignore[arg-type]  # runners are nodes
-        scheduler.begin_work()  # settle() waits for the re-read
+        work = scheduler.begin_work()  # settle() waits for the re-read
 
         def fire() -> None:
-            scheduler.finish_work(lambda: scheduler.rerun(nodes))
+            scheduler.finish_work(lambda: scheduler.rerun(nodes), work)
 
         timer = threading.Timer(lag_delay(attempt), fire)
         timer.daemon = True
         timer.start()
 
     def _delivery(
-        self, decl: Declaration, file: SpaceFile, count: int
+        self, decl: Declaration, file: SpaceFile, count: int, unit: Work
     ) -> Callable[[int, list[tuple[Any, StatementResult]]], None]:
         """The delivery of one job of ``count`` statements: each part lands on the scheduler
-        thread once commit ``seq`` is processed (R50); the job's unit of outside work ends
-        with its last part (the watchdog may split a job)."""
+        thread once commit ``seq`` is processed (R50); the job's ``unit`` of outside work ends
+        with its last part (the watchdog may split a job), and every part keeps its epoch."""
         scheduler = self.scheduler
         lock = threading.Lock()  # guards outstanding: parts come from workers and the watchdog
         outstanding = [count]
@@ -605,9 +620,9 @@ class LiveQueries:
                 outstanding[0] -= len(results)
                 last = outstanding[0] <= 0
             if last:
-                scheduler.finish_work(work)
+                scheduler.finish_work(work, unit)
             else:
-                scheduler.submit(work)
+                scheduler.submit(work, epoch=unit.epoch)
 
         return deliver
 

@@ -13,6 +13,7 @@ the previous rows updates ``seq`` but notifies nobody (R42).
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol
@@ -49,6 +50,8 @@ __all__ = ["Query", "QueryHost", "QueryState", "Reaction", "Readable", "resolve_
 
 T = TypeVar("T", default=Any)
 _SHOWN_ROWS = 10
+# No run wanted again: newer than any scheduler epoch (see Scheduler.settle).
+_NO_EPOCH = sys.maxsize
 
 
 class Readable(Protocol):
@@ -325,6 +328,7 @@ class _QueryNode(Node):
         # wanted once it lands, and the database the last run read.
         self._running = False
         self._again = False
+        self._again_epoch = _NO_EPOCH  # the oldest cause that wanted it (Scheduler.settle)
         self._params_key: Any = None
         # Counts the parameter changes; a run remembers the count it started with, so a run
         # whose parameters changed and changed back meanwhile (K1, K0, K1) is still known stale.
@@ -379,7 +383,7 @@ class _QueryNode(Node):
             changed_params = self.ready.is_set()
         self._params_key = key
         if self._running:
-            self._again = True
+            self._want_again()
         else:
             self._start(params, key)
         if changed_params and not state.pending:
@@ -402,7 +406,7 @@ class _QueryNode(Node):
         self._params_key = None
         self._params_changes += 1
         if self._running:
-            self._again = True
+            self._want_again()
         refused = QueryState(False, None, error, state.seq)
         return (not refused.same_rows(state), refused)
 
@@ -425,7 +429,7 @@ class _QueryNode(Node):
             return False
         self._reread = False
         if self._running:
-            self._again = True
+            self._want_again()
         else:
             self._start(*self._fixed)
         return True
@@ -656,18 +660,28 @@ class _QueryNode(Node):
         # one). Otherwise they re-run now, with this result.
         if self._again:
             self._again = False
-            if self._fixed is not None:
-                self._start(*self._fixed)
-            elif self.scheduler.hold_while_waiting(self):
-                pass  # its parameters wait for a run in flight: computed again once it lands
-            else:
-                try:
-                    params = self._resolved()
-                except QueryArgumentError:  # refused: compute has said so (no run to start)
-                    params = None
-                if params is not None and not any(map(is_pending, _members(params))):
-                    self._start(params, repr(params))
+            with self.scheduler.working_for(self._again_epoch):  # (its own cause: see settle)
+                self._run_again()
         self.scheduler.landed(self)
+
+    def _want_again(self) -> None:
+        """Another run is wanted once the one in flight lands, for the running item's cause."""
+        self._again = True
+        self._again_epoch = min(self._again_epoch, self.scheduler.current_epoch)
+
+    def _run_again(self) -> None:
+        self._again_epoch = _NO_EPOCH
+        if self._fixed is not None:
+            self._start(*self._fixed)
+        elif self.scheduler.hold_while_waiting(self):
+            pass  # its parameters wait for a run in flight: computed again once it lands
+        else:
+            try:
+                params = self._resolved()
+            except QueryArgumentError:  # refused: compute has said so (no run to start)
+                params = None
+            if params is not None and not any(map(is_pending, _members(params))):
+                self._start(params, repr(params))
 
     def _finish(self, state: QueryState[Any]) -> None:
         state, notify = self._receive_state(state)
@@ -684,6 +698,7 @@ class _QueryNode(Node):
 
     def release(self) -> None:
         self._again = False
+        self._again_epoch = _NO_EPOCH
         self.query.host.live_queries.unwatch(self)
 
     def __repr__(self) -> str:

@@ -1,0 +1,125 @@
+"""``rt.settle()`` waits for the re-runs caused by past commits, not for the store to fall quiet
+(§3, R51, R53): while another thread or another process commits without a pause, it returns
+once the commits made before the call have been re-run and delivered, and the commits made
+after it are left to the next call.
+
+The live query here takes a few milliseconds and the writer commits far faster than that, so
+the scheduler always has newer work queued: a settle that waited for an idle scheduler ran into
+its timeout (or returned only by the chance of an idle instant)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import sqlite_cells as sc
+
+TABLES = {"t": sc.table(id="integer primary key", v="integer not null")}
+# A few milliseconds of SQLite's work per run; the row read is the one the writer updates.
+SLOW = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 200000) "
+    "SELECT v, (SELECT count(*) FROM c) AS n FROM t"
+)
+SETTLE = 10.0  # a hang detector: a settle that works returns in well under a second
+
+
+def _start(rt: sc.Runtime) -> tuple[sc.SqliteDb, sc.Query]:
+    space = rt.space("s")
+    db = space.sqlite_database("db", tables=TABLES)
+    with space.transact():
+        db.exec("INSERT INTO t (v) VALUES (0)")
+    query = db.query(SLOW)
+    assert rt.settle(timeout=SETTLE)
+    return db, query
+
+
+def test_settle_returns_while_another_thread_commits_without_pause(tmp_path: Path) -> None:
+    with sc.Runtime(tmp_path) as rt:
+        db, query = _start(rt)
+        space = rt.space("s")
+
+        @sc.handler
+        def bump() -> None:
+            db.exec("UPDATE t SET v = v + 1")
+
+        stop = threading.Event()
+        seqs: list[int] = []
+
+        def writer() -> None:
+            while not stop.is_set():
+                seqs.append(bump())
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            while len(seqs) < 50:  # the writer is well under way
+                time.sleep(0.01)
+            for _ in range(3):
+                before = seqs[-1]  # a commit that returned before the call
+                assert rt.settle(timeout=SETTLE), "settle waited for commits made after it"
+                state = query.get()
+                assert state.error is None
+                # Delivered: the rows reflect that commit (or a later one), and say so.
+                assert state.seq >= before
+                assert state.result is not None
+                assert state.result[0]["v"] >= before - 1  # the insert was seq 1
+                assert seqs[-1] > before  # the writer never paused
+        finally:
+            stop.set()
+            thread.join()
+        assert space.cell("unused").get() is None  # the runtime is still usable
+
+
+def test_settle_returns_while_another_process_commits_without_pause(tmp_path: Path) -> None:
+    with sc.Runtime(tmp_path, poll_interval=0.01) as rt:
+        _db, query = _start(rt)
+        first = query.get().seq
+        child = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                textwrap.dedent(
+                    f"""
+                    import sys, time
+                    import sqlite_cells as sc
+                    TABLES = {{"t": sc.table(id="integer primary key", v="integer not null")}}
+                    with sc.Runtime({str(tmp_path)!r}) as rt:
+                        space = rt.space("s")
+                        db = space.sqlite_database("db", tables=TABLES)
+                        end = time.monotonic() + 6
+                        n = 0
+                        while time.monotonic() < end:
+                            with space.transact():
+                                db.exec("UPDATE t SET v = v + 1")
+                            n += 1
+                            if n == 50:
+                                print("writing", flush=True)
+                    """
+                ),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert child.stdout is not None
+            assert child.stdout.readline() == "writing\n"
+            seen = first
+            for _ in range(3):
+                started = time.monotonic()
+                assert rt.settle(timeout=SETTLE), "settle waited for commits made after it"
+                assert time.monotonic() - started < SETTLE
+                state = query.get()
+                assert state.error is None
+                assert state.seq >= seen  # never behind what an earlier settle delivered
+                seen = state.seq
+                assert child.poll() is None  # the other process was still writing
+            assert seen > first  # its commits were taken in and re-run (R53)
+        finally:
+            child.wait(timeout=30)
+            assert child.stdout is not None
+            child.stdout.close()
+        assert child.returncode == 0
