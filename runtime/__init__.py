@@ -79,6 +79,7 @@ from sqlite_cells.runtime._tx import LENGTH_LIMIT as LENGTH_LIMIT
 from sqlite_cells.runtime._tx import PendingOp as PendingOp
 from sqlite_cells.runtime._tx import Transaction as Transaction
 from sqlite_cells.runtime._tx import current_transaction as current_transaction
+from sqlite_cells.runtime._tx import record_name as record_name
 from sqlite_cells.runtime._tx import record_write as record_write
 from sqlite_cells.runtime._tx import require_transaction as require_transaction
 from sqlite_cells.runtime._unused_files import has_moved as has_moved
@@ -150,6 +151,7 @@ __all__ = [
     "pattern",
     "printable",
     "readable_format",
+    "record_name",
     "record_write",
     "refusal_of",
     "refuse_get",

@@ -144,8 +144,9 @@ class Cell:
         tx = current_transaction()
         if tx is None or tx.state is not TxState.OPEN:
             return file.entity(self._id).data
-        if tx.space is file and self._id in tx.writes:
-            return tx.writes[self._id]
+        written = tx.written(file, self._id)
+        if written is not None:
+            return written
         entity = file.entity(self._id)
         tx.record_read(file, self._id, entity.rev)
         return entity.data
@@ -212,18 +213,14 @@ class Cell:
             whole = runtime.encode(value)
             if checked:
                 runtime.check_value(self._space.id, self._id, whole)
-            record_write(tx, file, self._id, whole)
-            if seen is not None:
-                tx.guards.setdefault(self._id, seen)
-                self._note_name(tx.names)
+            record_write(tx, file, self._id, whole, guard=seen, name=self._named(seen))
             return
         # A write at a path reads the rest of the value; the read is recorded only once the
         # write is (a path that does not fit the value, or a value that does not encode, leaves
         # the transaction as it was: R31).
         read: int | None = None
-        if tx.space is file and self._id in tx.writes:
-            data: bytes | None = tx.writes[self._id]
-        else:
+        data = tx.written(file, self._id)
+        if data is None:
             entity = file.entity(self._id)
             data, read = entity.data, entity.rev
         root = (
@@ -235,19 +232,19 @@ class Cell:
         whole = runtime.encode(value)
         if checked:
             runtime.check_value(self._space.id, self._id, whole)
-        record_write(tx, file, self._id, whole)
-        if seen is not None:
-            self._note_name(tx.names)
+        record_write(tx, file, self._id, whole, name=self._named(seen))
         if read is not None and tx.state is TxState.OPEN:
             tx.record_read(file, self._id, read)
 
-    def _note_name(self, names: dict[str, tuple[str, str]]) -> None:
-        """At a write of a cell the runtime knows as never written: have the commit record this
-        cell's name, when this ``Cell`` knows it, so the store's tools can show it (SPEC §6; an
-        id is a one-way hash of its name, R1)."""
+    def _named(self, seen: int | None) -> tuple[str, str] | None:
+        """At a write of a cell the runtime knows as never written (``seen`` given: its
+        writability was checked): the name for the commit to record, when this ``Cell`` knows
+        it, so the store's tools can show it (SPEC §6; an id is a one-way hash of its name,
+        R1)."""
+        if seen is None:
+            return None
         name = getattr(self, "_name", None)
-        if name is not None:
-            names[self._id] = (name, "cell")
+        return None if name is None else (name, "cell")
 
     @checked_arguments
     def update(self, fn: Callable[[Any], Any]) -> None:

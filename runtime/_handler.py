@@ -19,6 +19,7 @@ from sqlite_cells.runtime._tx import (
     Transaction,
     TxState,
     current_transaction,
+    take,
     transaction,
     validate_elsewhere,
 )
@@ -191,7 +192,7 @@ def _async_handler(
                     # A ConflictError from the body is retried as the sync handler's is.
                     with transaction(None) as collecting:
                         await body(*args, **kwargs)
-                        tx = _take(collecting)  # leaves nothing for the block to commit inline
+                        tx = take(collecting)  # leaves nothing for the block to commit inline
                     return await _commit_off_loop(tx, holder)
                 except ConflictError:
                     if attempt == tries - 1:
@@ -208,18 +209,6 @@ def _async_handler(
         raise AssertionError("unreachable")
 
     return checked_arguments(run)
-
-
-def _take(collecting: Transaction) -> Transaction:
-    """Move what ``collecting`` recorded into a new transaction, to be committed off the loop,
-    and empty ``collecting`` (so leaving its block commits nothing)."""
-    tx = Transaction(collecting.space)
-    tx.reads, tx.writes, tx.ops = collecting.reads, collecting.writes, collecting.ops
-    tx.guards = collecting.guards  # (judged again at commit, R5)
-    tx.names = collecting.names
-    collecting.reads, collecting.writes, collecting.ops = {}, {}, []
-    collecting.guards, collecting.names = {}, {}
-    return tx
 
 
 async def _commit_off_loop(tx: Transaction, holder: LockHolder | None = None) -> int | None:

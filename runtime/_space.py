@@ -166,9 +166,8 @@ class Space:
         if it wrote the cell), else as committed: what ``space.run`` compares its inputs with
         (§3: inside a transaction a cell reads what the transaction sees)."""
         tx = current_transaction()
-        if tx is not None and tx.space is self.file and cell_id in tx.writes:
-            return tx.writes[cell_id]
-        return self.file.entity(cell_id).data
+        written = None if tx is None else tx.written(self.file, cell_id)
+        return written if written is not None else self.file.entity(cell_id).data
 
     def check_input(self, pattern: Pattern, name: str, value: Any, annotation: Any) -> None:
         """Refuse, with an :class:`InvalidArgument`, a value given for input ``name`` that the

@@ -1,11 +1,13 @@
 """Transactions: the reads (with the revisions seen) and writes of one unit of work.
 
-The current transaction lives in a ``ContextVar``, and belongs to the thread that began it: a
-thread that inherits a copy of the context (``asyncio.to_thread``, ``copy_context().run``) sees
-no transaction, as a plain ``threading.Thread`` does, so its ``space.transact()`` is a
-transaction of its own and one ``Transaction`` is never changed by two threads. A transaction
-is bound to one space: the one given to ``space.transact()``, or for a handler the space of its
-first write. It commits all or nothing as one SQLite transaction (see
+The current transaction lives in a ``ContextVar``, and belongs to the thread, and the asyncio
+task, that began it: a thread that inherits a copy of the context (``asyncio.to_thread``,
+``copy_context().run``) sees no transaction, as a plain ``threading.Thread`` does, and so does a
+task created inside the transaction (``asyncio.create_task`` copies the context too), which may
+run on after the block has committed or rolled back. Their ``space.transact()`` or handler is a
+transaction of their own, and one ``Transaction`` is never changed by two threads or tasks.
+A transaction is bound to one space: the one given to ``space.transact()``, or for a handler
+the space of its first write. It commits all or nothing as one SQLite transaction (see
 ``_space_file.SpaceFile.commit``).
 """
 
@@ -13,8 +15,12 @@ from __future__ import annotations
 
 import enum
 import threading
+from asyncio import current_task
+from asyncio.events import _get_running_loop
+from collections.abc import Container, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
 from sqlite_cells.codec import ConflictError, CrossSpaceWrite, NoTransaction, ValueEncodeError
@@ -28,8 +34,10 @@ __all__ = [
     "Transaction",
     "TxState",
     "current_transaction",
+    "record_name",
     "record_write",
     "require_transaction",
+    "take",
     "transaction",
     "validate_elsewhere",
 ]
@@ -63,27 +71,75 @@ class Transaction:
     ``reads`` maps ``(space file, cell id)`` to the revision seen (0 for a cell never written);
     ``writes`` maps a cell id of the bound space to its new encoded value; ``ops`` are the
     pending ops (:class:`PendingOp`) for commit participants, applied after the cell writes, in
-    order.
+    order. All three, and ``guards`` and ``names``, are read-only views: a transaction is
+    changed only through the runtime's checked calls (``cell.set``, ``db.exec``, ``add_op`` for
+    a commit participant), never by storing into it, so a user holding it cannot record bytes
+    unchecked (R5, R6). What changes them lives in this module.
     """
 
-    __slots__ = ("guards", "names", "ops", "reads", "seq", "space", "state", "thread", "writes")
+    __slots__ = (
+        "_guards",
+        "_names",
+        "_ops",
+        "_reads",
+        "_writes",
+        "seq",
+        "space",
+        "state",
+        "task",
+        "thread",
+    )
 
     def __init__(self, space: SpaceFile | None = None) -> None:
         self.space: SpaceFile | None = space
-        self.reads: dict[tuple[SpaceFile, str], int] = {}
-        self.writes: dict[str, bytes] = {}
-        self.ops: list[PendingOp] = []
+        self._reads: dict[tuple[SpaceFile, str], int] = {}
+        self._writes: dict[str, bytes] = {}
+        self._ops: list[PendingOp] = []
         # Writes judged on this runtime's view of their cell, to be judged again at commit if
         # another writer committed the cell meanwhile: cell id -> the space's seq seen before
         # the check (see Runtime.check_writable, R5).
-        self.guards: dict[str, int] = {}
+        self._guards: dict[str, int] = {}
         # Names to record with the commit's writes (cell id -> (name, kind)): a cell or database
         # written for the first time as far as this runtime knows, whose name the caller gave
         # (``space.cell(name)``); the store keeps them in ``_cf_names`` for its tools (SPEC §6).
-        self.names: dict[str, tuple[str, str]] = {}
+        self._names: dict[str, tuple[str, str]] = {}
         self.seq: int | None = None
         self.state = TxState.OPEN
-        self.thread = threading.get_ident()  # the thread it belongs to (see the module's doc)
+        # The thread and the asyncio task it belongs to (see the module's doc).
+        self.thread = threading.get_ident()
+        self.task = _running_task()
+
+    @property
+    def reads(self) -> Mapping[tuple[SpaceFile, str], int]:
+        return MappingProxyType(self._reads)
+
+    @property
+    def writes(self) -> Mapping[str, bytes]:
+        return MappingProxyType(self._writes)
+
+    @property
+    def ops(self) -> tuple[PendingOp, ...]:
+        return tuple(self._ops)
+
+    @property
+    def guards(self) -> Mapping[str, int]:
+        return MappingProxyType(self._guards)
+
+    @property
+    def names(self) -> Mapping[str, tuple[str, str]]:
+        return MappingProxyType(self._names)
+
+    def written(self, space: SpaceFile, cell_id: str) -> bytes | None:
+        """The value this transaction wrote to ``cell_id`` of ``space``, if it did."""
+        return self._writes.get(cell_id) if self.space is space else None
+
+    def first_op(self, kinds: Container[str]) -> PendingOp | None:
+        """The first op of one of ``kinds``, if any (without copying ``ops``: asked at each
+        ``db.exec``)."""
+        for op in self._ops:
+            if op.kind in kinds:
+                return op
+        return None
 
     def bind(self, space: SpaceFile) -> None:
         """Bind to ``space`` (first write), or check that the transaction already is."""
@@ -93,17 +149,17 @@ class Transaction:
             raise _cross_space(self.space, space)
 
     def record_read(self, space: SpaceFile, cell_id: str, rev: int) -> None:
-        self.reads.setdefault((space, cell_id), rev)
+        self._reads.setdefault((space, cell_id), rev)
 
     def add_op(self, space: SpaceFile, op: PendingOp) -> None:
         """Record an op for a commit participant; it runs after the cell writes, in order."""
         self._check_open()
         self.bind(space)
-        self.ops.append(op)
+        self._ops.append(op)
 
     @property
     def is_empty(self) -> bool:
-        return not self.writes and not self.ops
+        return not self._writes and not self._ops
 
     def _check_open(self) -> None:
         if self.state is not TxState.OPEN:
@@ -113,12 +169,21 @@ class Transaction:
             )
 
 
-def record_write(tx: Transaction, space: SpaceFile, cell_id: str, data: bytes) -> None:
+def record_write(
+    tx: Transaction,
+    space: SpaceFile,
+    cell_id: str,
+    data: bytes,
+    *,
+    guard: int | None = None,
+    name: tuple[str, str] | None = None,
+) -> None:
     """Record the encoded value of a cell on ``tx``: for the runtime's cells and the layers
     above, which encode and check the value first (R5, R6) — not a method of the transaction a
     user holds, so no public API stores bytes unchecked. A value longer than SQLite's length
     limit could not be stored (nor read back): :class:`ValueEncodeError` here, before anything
-    is recorded (R6, R44)."""
+    is recorded (R6, R44). ``guard``: the space's seq a writability check saw, to judge the
+    write again at commit (see ``Transaction.guards``); ``name``: the name to record with it."""
     tx._check_open()
     if len(data) > LENGTH_LIMIT:
         raise ValueEncodeError(
@@ -127,7 +192,29 @@ def record_write(tx: Transaction, space: SpaceFile, cell_id: str, data: bytes) -
             "reference in the cell"
         )
     tx.bind(space)
-    tx.writes[cell_id] = data
+    tx._writes[cell_id] = data
+    if guard is not None:
+        tx._guards.setdefault(cell_id, guard)
+    if name is not None:
+        tx._names[cell_id] = name
+
+
+def record_name(tx: Transaction, target: str, name: tuple[str, str]) -> None:
+    """Have the commit of ``tx`` record ``name`` for ``target`` (a database written for the
+    first time as far as this runtime knows: its handle is written at commit)."""
+    tx._names[target] = name
+
+
+def take(collecting: Transaction) -> Transaction:
+    """Move what ``collecting`` recorded into a new transaction, to be committed elsewhere (an
+    async handler commits off the event loop), and empty ``collecting`` (so leaving its block
+    commits nothing)."""
+    tx = Transaction(collecting.space)
+    tx._reads, tx._writes, tx._ops = collecting._reads, collecting._writes, collecting._ops
+    tx._guards, tx._names = collecting._guards, collecting._names  # (judged again at commit)
+    collecting._reads, collecting._writes, collecting._ops = {}, {}, []
+    collecting._guards, collecting._names = {}, {}
+    return tx
 
 
 def _cross_space(bound: SpaceFile, other: SpaceFile) -> CrossSpaceWrite:
@@ -156,9 +243,18 @@ _current: ContextVar[Transaction | None] = ContextVar("sqlite_cells_transaction"
 
 
 def current_transaction() -> Transaction | None:
-    """The transaction this thread began in this context, if any."""
+    """The transaction this thread (and asyncio task) began in this context, if any."""
     tx = _current.get()
-    return tx if tx is None or tx.thread == threading.get_ident() else None
+    if tx is None or (tx.thread == threading.get_ident() and tx.task is _running_task()):
+        return tx
+    return None
+
+
+def _running_task() -> object:
+    """The asyncio task running on this thread, if any (two calls in C: this runs on every
+    cell access)."""
+    loop = _get_running_loop()
+    return None if loop is None else current_task(loop)
 
 
 def require_transaction(what: str, space: SpaceFile) -> Transaction:
@@ -210,7 +306,7 @@ class _Scope:
                 outer.bind(self._space)
             # Joined: the outer scope commits. Kept so that this block's writes can be taken
             # back if it raises (a savepoint of the transaction's own record).
-            self._joined = (outer, dict(outer.writes), len(outer.ops), outer.space)
+            self._joined = (outer, dict(outer._writes), len(outer._ops), outer.space)
             return outer
         tx = self._tx = Transaction(self._space)
         self._token = _current.set(tx)
@@ -228,9 +324,9 @@ class _Scope:
                 # more careful).
                 outer, writes, ops, space = joined
                 if outer.state is TxState.OPEN:
-                    outer.writes = writes
-                    del outer.ops[ops:]
-                    if not writes and not outer.ops:
+                    outer._writes = writes
+                    del outer._ops[ops:]
+                    if not writes and not outer._ops:
                         outer.space = space
             return
         self._tx = self._token = None

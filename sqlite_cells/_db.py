@@ -54,6 +54,7 @@ from sqlite_cells.runtime import (
     Transaction,
     checked_arguments,
     current_transaction,
+    record_name,
     record_write,
     refusal_of,
     refuse_get,
@@ -96,6 +97,7 @@ class _WhatItReads:
 DEFAULT: Any = _WhatItReads()
 
 T = TypeVar("T")
+_KINDS = (KIND, DROP_KIND)  # the ops of a database write (R33: one database per transaction)
 
 
 def _exec(self: SqliteDb, sql: str, params: Any = None) -> None:
@@ -245,7 +247,7 @@ class SqliteDb(Cell):
         if not written and decl.name is not None:
             # Its first write as far as this runtime knows (the handle is written at commit):
             # the store records its name with it (SPEC §6), as a cell's first ``set`` does.
-            tx.names[self.id] = (decl.name, "database")
+            record_name(tx, self.id, (decl.name, "database"))
         # The op carries its request; it is turned into the recorded op when applied (R32).
         request = ExecRequest(decl, sql, bound, many, fills)
         tx.add_op(self.space.file, PendingOp(KIND, self.id, request))
@@ -291,10 +293,8 @@ class SqliteDb(Cell):
         drop tells (one database per transaction, R33, and never both a write and a drop of it):
         a check that stays as cheap on the ten-thousandth ``exec`` of a transaction as on the
         first."""
-        for op in tx.ops:
-            if op.kind == KIND or op.kind == DROP_KIND:
-                return op.kind == kind and op.target == self.id
-        return False
+        op = tx.first_op(_KINDS)
+        return op is not None and op.kind == kind and op.target == self.id
 
     def _check_live(self) -> None:
         # The raw value: a handle that is not a handle, or does not decode, is reported where

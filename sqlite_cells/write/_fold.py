@@ -165,10 +165,8 @@ def _damaged(decl: Declaration, sql: str, exc: apsw.Error) -> ExecError:
 
 def written_database(tx: Transaction) -> str | None:
     """The id of the database ``tx`` writes (an exec or a drop), if any (R33, R35)."""
-    for op in tx.ops:
-        if op.kind == KIND or op.kind == DROP_KIND:
-            return op.target
-    return None
+    op = tx.first_op((KIND, DROP_KIND))
+    return None if op is None else op.target
 
 
 def _request(op: PendingOp) -> ExecRequest:

@@ -1104,3 +1104,49 @@ def test_async_handlers_in_several_processes_bump_one_counter(
     assert sorted(seqs) == list(range(2, total + 2))
     with sc.Runtime(store) as rt:
         assert rt.space("demo").cell("counter").get() == total
+
+
+def test_a_task_made_inside_a_transaction_runs_transactions_of_its_own(tmp_path: Path) -> None:
+    """§3: a handler "runs the body in a new transaction, commits" and returns the seq. A task
+    created inside a ``transact()`` block inherits a copy of the context, but not the
+    transaction: the block may roll back or commit while the task still runs, so the task's
+    handler (or block) is a transaction of its own — as in a thread the block starts."""
+
+    async def main() -> tuple[Any, ...]:
+        with sc.Runtime(tmp_path) as rt:
+            space = rt.space("s")
+            a = space.cell("a", default=0)
+            log = space.cell("log", default=[])
+
+            @sc.handler
+            async def record(entry: str) -> None:
+                await asyncio.sleep(0.02)
+                log.update(lambda entries: [*entries, entry])
+
+            async def block(entry: str) -> None:
+                with space.transact():
+                    await asyncio.sleep(0.02)
+                    log.update(lambda entries: [*entries, entry])
+
+            # The block that made the task rolls back while the task's handler runs.
+            with pytest.raises(RuntimeError, match="the block fails"):
+                with space.transact():
+                    a.set(1)
+                    rolled = asyncio.create_task(record("A"))
+                    await asyncio.sleep(0.05)
+                    raise RuntimeError("the block fails")
+            first = await rolled
+            # The block commits while the task's handler (and a plain block) still wait.
+            with space.transact():
+                a.set(2)
+                handled = asyncio.create_task(record("B"))
+                plain = asyncio.create_task(block("C"))
+                await asyncio.sleep(0.001)
+            second = await handled
+            await plain
+            return first, second, a.get(), log.get()
+
+    first, second, a, log = _run(main)
+    assert isinstance(first, int) and isinstance(second, int) and second > first
+    assert a == 2  # the block that rolled back wrote nothing; the second one committed
+    assert sorted(log) == ["A", "B", "C"]  # no write of a task was lost with its maker's block

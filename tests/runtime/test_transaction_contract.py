@@ -421,6 +421,7 @@ def test_the_transaction_a_user_holds_stores_nothing_unchecked(rt: sc.Runtime) -
     assert sorted(n for n in dir(sc.Transaction) if not n.startswith("_")) == [
         "add_op",
         "bind",
+        "first_op",
         "guards",
         "is_empty",
         "names",
@@ -430,7 +431,39 @@ def test_the_transaction_a_user_holds_stores_nothing_unchecked(rt: sc.Runtime) -
         "seq",
         "space",
         "state",
+        "task",
         "thread",
         "writes",
+        "written",
     ]
     assert c.get() == 1
+
+
+def test_what_a_transaction_holds_is_read_only(rt: sc.Runtime) -> None:
+    """R5, R6: the reads, writes, ops, guards and names a user sees on the transaction are
+    views: storing into them (raw bytes under a cell id, a handle's value, a read forgotten)
+    raises a ``TypeError`` and records nothing, so nothing unchecked is ever committed."""
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    db = space.sqlite_database("d", tables={"t": sc.table(v="integer")})
+    with space.transact() as tx:
+        c.set(1)
+        assert tx.writes[c.id] == b"1"
+        with pytest.raises(TypeError):
+            tx.writes[c.id] = b"\xff not json"  # type: ignore[index]
+        with pytest.raises(TypeError):
+            tx.writes[db.id] = b'{"not": "a handle"}'  # type: ignore[index]
+        with pytest.raises(TypeError):
+            tx.names[c.id] = ("x", "cell")  # type: ignore[index]
+        with pytest.raises(AttributeError):
+            tx.writes = {c.id: b"2"}  # type: ignore[misc]
+        with pytest.raises(AttributeError):
+            tx.ops.append(None)  # type: ignore[attr-defined]
+    assert tx.seq is not None
+    assert c.get() == 1
+    assert db.rev == 0 and db.read("SELECT count(*) AS n FROM t") == [{"n": 0}]
+    with space.transact() as tx:
+        c.get()
+        with pytest.raises(AttributeError):
+            tx.reads.clear()  # type: ignore[attr-defined]
+        assert len(tx.reads) == 1

@@ -50,7 +50,7 @@ def _refused(space: Space, db: sc.SqliteDb, sql: str, params: list[object], matc
         try:
             db.exec(sql, params)
         finally:
-            assert tx.ops == []  # refused at the call: nothing recorded
+            assert tx.ops == ()  # refused at the call: nothing recorded
     assert db.rev == rev
 
 

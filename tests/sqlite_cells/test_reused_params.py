@@ -120,7 +120,7 @@ def test_one_cell_bound_to_several_link_columns(space: Space, db: sc.SqliteDb) -
     with space.transact() as tx:
         with pytest.raises(sc.LinkEncodeError, match="targets the link column a_cf_link"):
             db.exec("INSERT INTO t (a_cf_link, b_cf_link) VALUES (:x, :x)", {"x": "text"})
-        assert tx.ops == []
+        assert tx.ops == ()
 
 
 @pytest.mark.parametrize(
@@ -140,7 +140,7 @@ def test_a_parameter_both_link_and_plain_is_refused_at_the_call(
     with space.transact() as tx:
         with pytest.raises(sc.LinkEncodeError) as info:
             db.exec(sql, bound)
-        assert tx.ops == []  # nothing recorded: the transaction goes on
+        assert tx.ops == ()  # nothing recorded: the transaction goes on
         message = str(info.value)
         assert "used for the link column(s) a_cf_link and for" in message
         assert "bind a separate parameter for each use" in message

@@ -250,7 +250,7 @@ def test_a_registered_source_is_read_only_and_uses_its_own_schema(
         counter.set(1)
         with pytest.raises(sc.ReadOnlySource, match="read-only"):
             handle.exec("DELETE FROM codes")
-        assert tx.ops == []
+        assert tx.ops == ()
     assert counter.get() == 1
     with pytest.raises(sc.GuardViolation) as info:
         handle.read("SELECT * FROM sqlite_master")
@@ -347,7 +347,7 @@ def test_an_rtree_table_of_a_source_can_be_read(
             handle.exec("INSERT INTO r VALUES (3, 1, 2, 'c')")
         with pytest.raises(sc.ReadOnlySource, match="read-only"):
             handle.exec("DELETE FROM r_node")
-        assert tx.ops == []
+        assert tx.ops == ()
     with pytest.raises(sc.GuardViolation) as info:
         handle.read("DELETE FROM r_rowid")
     assert info.value.kind == "not-read-only"

@@ -258,7 +258,7 @@ def test_writes_to_a_source_are_refused_at_the_call_and_the_transaction_goes_on(
         assert handle.id in str(info.value) or str(reference) in str(info.value)
         with pytest.raises(sc.ReadOnlySource):
             handle.exec("UPDATE codes SET label = ?", ["changed"])
-        assert tx.ops == []
+        assert tx.ops == ()
         db.exec("INSERT INTO messages (body) VALUES (?)", ["kept"])
         with pytest.raises(sc.ReadOnlySource):  # not TooManyDatabases: a source is never written
             handle.exec("DELETE FROM codes")
@@ -567,7 +567,7 @@ def test_a_vm_source_fails_queries_reads_and_writes_and_records_nothing(
             db.exec("INSERT INTO messages (body) VALUES ('x')")
         with pytest.raises(sc.NotImplementedSource):
             db.exec_many("INSERT INTO messages (body) VALUES (?)", [["x"]])
-        assert tx.ops == []
+        assert tx.ops == ()
     assert space.file.seen_seq == seen
     assert _listing(rt.store) == before
 

@@ -113,7 +113,7 @@ def test_bad_parameters_raise_at_the_call_and_record_nothing(
         counter.set(1)
         with pytest.raises(error, match=match):
             db.exec(INSERT, params)
-        assert tx.ops == [] and db.id not in tx.writes
+        assert tx.ops == () and db.id not in tx.writes
         db.exec(INSERT, [alice, "ok", 1])  # the transaction is still usable
     assert counter.get() == 1 and db.rev == 1
     assert [r[2] for r in _rows(db)] == ["ok"]
@@ -130,7 +130,7 @@ def test_guard_verdicts_raise_at_the_call(space: Space, db: sc.SqliteDb) -> None
         with pytest.raises(sc.GuardViolation) as info:
             db.exec("INSERT INTO main.messages (body) VALUES ('x')")
         assert info.value.kind == "schema-qualified"
-        assert tx.ops == []
+        assert tx.ops == ()
     assert not db.path.exists()
 
 
