@@ -130,10 +130,10 @@ def _sync_handler(body: Callable[..., Any], tries: int) -> Callable[..., int | N
             try:
                 if exclusive and space:
                     with space.exclusive(), transaction(space) as tx:
-                        _ran(body, body(*args, **kwargs))
+                        _run_body(body, args, kwargs, tx)
                 else:
                     with transaction(space) as tx:
-                        _ran(body, body(*args, **kwargs))
+                        _run_body(body, args, kwargs, tx)
                 return tx.seq
             except ConflictError:
                 if attempt == tries - 1:
@@ -144,6 +144,35 @@ def _sync_handler(body: Callable[..., Any], tries: int) -> Callable[..., int | N
         raise AssertionError("unreachable")
 
     return checked_arguments(run)
+
+
+def _run_body(
+    body: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], tx: Transaction
+) -> None:
+    try:
+        _ran(body, body(*args, **kwargs))
+    except ConflictError:
+        raise
+    except Exception as exc:
+        _check_reads(tx, exc)
+        raise
+
+
+def _check_reads(tx: Transaction, exc: Exception) -> None:
+    """A body that raised ``exc`` may have met cells of two commits: reads are checked at
+    commit (§2), and a commit made between two of its reads shows it a state no commit had,
+    which its own checks can take for an error. When a cell it read has changed since, its
+    error is a :class:`ConflictError` (caused by ``exc``), so the handler runs the body again
+    as for any conflict — and says so if the tries run out. The body's own error stands when
+    what it read is still current (or cannot be checked)."""
+    if not tx.reads:
+        return
+    try:
+        validate_elsewhere(tx, None)
+    except ConflictError as conflict:
+        raise conflict from exc
+    except Exception:
+        return
 
 
 def _ran(body: Callable[..., Any], result: object) -> None:
@@ -191,7 +220,13 @@ def _async_handler(
                         await holder.held()
                     # A ConflictError from the body is retried as the sync handler's is.
                     with transaction(None) as collecting:
-                        await body(*args, **kwargs)
+                        try:
+                            await body(*args, **kwargs)
+                        except ConflictError:
+                            raise
+                        except Exception as exc:
+                            _check_reads(collecting, exc)
+                            raise
                         tx = take(collecting)  # leaves nothing for the block to commit inline
                     return await _commit_off_loop(tx, holder)
                 except ConflictError:

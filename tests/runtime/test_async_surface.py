@@ -1129,12 +1129,11 @@ def test_a_task_made_inside_a_transaction_runs_transactions_of_its_own(tmp_path:
                     log.update(lambda entries: [*entries, entry])
 
             # The block that made the task rolls back while the task's handler runs.
-            with pytest.raises(RuntimeError, match="the block fails"):
-                with space.transact():
-                    a.set(1)
-                    rolled = asyncio.create_task(record("A"))
-                    await asyncio.sleep(0.05)
-                    raise RuntimeError("the block fails")
+            with pytest.raises(RuntimeError, match="the block fails"), space.transact():
+                a.set(1)
+                rolled = asyncio.create_task(record("A"))
+                await asyncio.sleep(0.05)
+                raise RuntimeError("the block fails")
             first = await rolled
             # The block commits while the task's handler (and a plain block) still wait.
             with space.transact():

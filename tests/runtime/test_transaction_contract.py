@@ -467,3 +467,92 @@ def test_what_a_transaction_holds_is_read_only(rt: sc.Runtime) -> None:
         with pytest.raises(AttributeError):
             tx.reads.clear()  # type: ignore[attr-defined]
         assert len(tx.reads) == 1
+
+
+def test_a_handler_whose_body_raised_on_a_mixed_view_runs_again(rt: sc.Runtime) -> None:
+    """§2: reads are checked at commit, so a body can meet cells of two commits (another
+    commit lands between its reads) and raise on a state no commit had. Its error is then a
+    conflict and the body runs again; an error on a view still current is the body's own."""
+    space = rt.space("s")
+    a, b = space.cell("a", default=0), space.cell("b", default=0)
+    runs: list[tuple[int, int]] = []
+
+    def other_commit() -> None:  # keeps a == b, in another thread (its own transaction)
+        def bump() -> None:
+            with space.transact():
+                a.set(a.get() + 1)
+                b.set(b.get() + 1)
+
+        thread = threading.Thread(target=bump)
+        thread.start()
+        thread.join()
+
+    @sc.handler
+    def check() -> int:
+        x = a.get()
+        if not runs:
+            other_commit()  # lands between the two reads, on the first run only
+        y = b.get()
+        runs.append((x, y))
+        if x != y:
+            raise AssertionError(f"a={x} b={y}: a state no commit had")
+        space.cell("seen").set(x)
+
+    assert isinstance(check(), int)  # committed (the seq)
+    assert runs == [(0, 1), (1, 1)]  # ran again on the mixed view, then saw one state
+    assert space.cell("seen").get() == 1
+
+    @sc.handler
+    def refuse() -> None:
+        runs.append((a.get(), b.get()))
+        raise KeyError("the body's own error")
+
+    runs.clear()
+    with pytest.raises(KeyError, match="the body's own error"):
+        refuse()
+    assert runs == [(1, 1)]  # what it read was current: raised as it is, run once
+
+    @sc.handler(tries=2)
+    def always_mixed() -> None:
+        a.get()
+        other_commit()
+        b.get()
+        runs.append((0, 0))
+        raise ValueError("mixed again")
+
+    runs.clear()
+    with pytest.raises(sc.ConflictError) as info:
+        always_mixed()
+    assert len(runs) == 2  # both tries met a commit between their reads
+    assert isinstance(info.value.__cause__, ValueError)
+    assert a.get() == b.get() == 3
+
+
+def test_an_async_handler_whose_body_raised_on_a_mixed_view_runs_again(
+    rt: sc.Runtime,
+) -> None:
+    """The same for an async handler's body (§3)."""
+    space = rt.space("s")
+    a, b = space.cell("a", default=0), space.cell("b", default=0)
+    runs: list[tuple[int, int]] = []
+
+    @sc.handler
+    async def check() -> None:
+        x = a.get()
+        if not runs:
+            await asyncio.to_thread(_bump_both, space, a, b)
+        y = b.get()
+        runs.append((x, y))
+        if x != y:
+            raise AssertionError(f"a={x} b={y}")
+        space.cell("seen").set(x)
+
+    assert isinstance(asyncio.run(check()), int)  # committed (the seq)
+    assert runs == [(0, 1), (1, 1)]
+    assert space.cell("seen").get() == 1
+
+
+def _bump_both(space: sc.Space, a: sc.Cell, b: sc.Cell) -> None:
+    with space.transact():
+        a.set(a.get() + 1)
+        b.set(b.get() + 1)
