@@ -12,6 +12,7 @@ from sqlite_cells.runtime._boundary import UnknownInput as UnknownInput
 from sqlite_cells.runtime._boundary import check_name as check_name
 from sqlite_cells.runtime._boundary import check_timeout as check_timeout
 from sqlite_cells.runtime._boundary import checked_arguments as checked_arguments
+from sqlite_cells.runtime._boundary import describe as describe
 from sqlite_cells.runtime._boundary import exception_text as exception_text
 from sqlite_cells.runtime._boundary import out_of_files as out_of_files
 from sqlite_cells.runtime._boundary import path_text as path_text
@@ -127,6 +128,7 @@ __all__ = [
     "checked_arguments",
     "current_transaction",
     "derive",
+    "describe",
     "exception_text",
     "file_identity",
     "forget_marks",

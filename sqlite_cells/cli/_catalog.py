@@ -41,10 +41,12 @@ from sqlite_cells.files import (
     TABLES_DIFFER,
     Action,
     Outcome,
+    UnreadableFile,
     is_dropped,
     source_path,
     stored_json,
     table_differences,
+    unreadable_outcome,
 )
 from sqlite_cells.schema import db_file_name
 
@@ -202,6 +204,8 @@ def _verdict(space_file: Path, db_id: str, path: Path) -> Outcome | None:
         return compare_unlocked(space_file, db_id, path, wait_ms=_LOCK_WAIT_MS)
     except (apsw.BusyError, apsw.LockedError) as exc:
         raise InspectError("locked", locked(f"{path} or its space file {space_file}")) from exc
+    except UnreadableFile as exc:  # listed as not read; the other databases are
+        return unreadable_outcome(db_id, path, 0, exc)
 
 
 _LOCK_WAIT_MS = 5_000  # how long a lock held elsewhere is waited for (as ``read_only`` does)
@@ -222,6 +226,8 @@ class NotInSync:
         shown = f"{self.label!r} ({self.db_id})" if self.label != self.db_id else self.db_id
         found = self.outcome
         detail = one_line(found.detail)
+        if found.action is Action.UNREADABLE:  # nothing was read: no seq to show
+            return f"left out database {shown} of space {self.space!r} (file {self.file}): {detail}"
         return (
             f"left out database {shown} of space {self.space!r} (file {self.file}): "
             f"{found.action.value} (watermark "

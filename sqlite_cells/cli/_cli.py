@@ -142,6 +142,8 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
                 state = f"{_watermark(db.watermark)}, dropped (`sqlite-cells gc --yes` removes it)"
             elif db.damage is not None:
                 state = f"{_watermark(db.watermark)}, DAMAGED: {db.damage}"
+            elif db.unreadable is not None:
+                state = f"UNREADABLE: {db.unreadable}"
             elif db.swapped:
                 state = "SWAPPED: the path names another file than the one registered"
             elif db.in_sync:

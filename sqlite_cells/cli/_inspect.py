@@ -61,6 +61,7 @@ from sqlite_cells.files import (
     space_damage,
     space_files,
     stored_json,
+    unopenable,
 )
 from sqlite_cells.read import ReadPool, Rows, read_rows
 from sqlite_cells.runtime import (
@@ -143,6 +144,9 @@ class DatabaseInfo:
     declared_tables: tuple[str, ...]
     tables: tuple[TableInfo, ...]
     damage: str | None = None  # what SQLite's quick_check (or a read) found wrong in the file
+    # Why the file could not be opened, when that says nothing of its rows (this user's
+    # permissions, an I/O error, a process out of files): not damage, nothing to repair.
+    unreadable: str | None = None
     # An injected file whose path now names another file than the one registered (R60): reads
     # refuse it, so it is not read here either.
     swapped: bool = False
@@ -169,7 +173,7 @@ class DatabaseInfo:
         """The file could be read whole and reflects exactly the space's last write to it
         (R70). Injected files are never written by the runtime and have no watermark: they
         count as in sync when they can be read."""
-        if self.damage is not None or self.swapped:
+        if self.damage is not None or self.unreadable is not None or self.swapped:
             return False
         if self.kind == SourceKind.DISK.value:
             return self.exists
@@ -272,6 +276,14 @@ class StoreInfo:
             for db in space.databases
             if db.damage is not None and not db.dropped
         ]
+        damaged += [
+            f"database {db.id} of space {space.id!r} cannot be read ({db.unreadable}); nothing "
+            "was changed: let this user read and write the file (and its -wal and -shm), or "
+            "free what stands in the way, then run the command again"
+            for space in self.spaces
+            for db in space.databases
+            if db.unreadable is not None and not db.dropped
+        ]
         gone = [
             f"database {db.id} of space {space.id!r}: the injected file {db.file} is gone "
             "(deleted or moved after it was registered): its queries fail until it is put "
@@ -304,6 +316,7 @@ class StoreInfo:
             for db in space.databases
             if db.exists
             and db.damage is None
+            and db.unreadable is None
             and not db.swapped
             and not db.in_sync
             and not db.dropped
@@ -367,6 +380,7 @@ class StoreInfo:
                             "watermark": d.watermark,
                             "in_sync": d.in_sync,
                             "damage": d.damage,
+                            "unreadable": d.unreadable,
                             "swapped": d.swapped,
                             "declared_tables": list(d.declared_tables),
                             "tables": [
@@ -686,6 +700,7 @@ def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) 
     tables: list[TableInfo] = []
     exists = path.is_file()
     damage: str | None = None
+    unreadable: str | None = None
     swapped = source is not None and exists and _swapped(path, handle)
     if exists and not swapped:
         try:
@@ -704,9 +719,13 @@ def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) 
         except InspectError as exc:  # the file cannot be read whole: say so, go on with the rest
             if exc.kind == "locked":
                 raise  # a lock is no damage: the command says so and to try again
-            if damage is None and source is not None:  # (the store's advice is not for it)
-                damage = f"cannot read {path}: {exc.__cause__ or exc}"
-            damage = damage if damage is not None else str(exc)
+            cause = exc.__cause__
+            if damage is None and isinstance(cause, apsw.Error) and not unopenable(path, cause):
+                unreadable = f"cannot open {path}: {cause}"
+            else:
+                if damage is None and source is not None:  # (the store's advice is not for it)
+                    damage = f"cannot read {path}: {cause or exc}"
+                damage = damage if damage is not None else str(exc)
     return DatabaseInfo(
         id=db_id,
         file=str(path) if source is not None else path.name,
@@ -719,6 +738,7 @@ def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) 
         declared_tables=declared,
         tables=tuple(tables),
         damage=damage,
+        unreadable=unreadable,
         swapped=swapped,
     )
 
@@ -846,7 +866,13 @@ def _look_again(path: Path, db: DatabaseInfo) -> DatabaseInfo:
 
 
 def _disagrees(db: DatabaseInfo) -> bool:
-    return db.exists and db.damage is None and not db.dropped and not db.in_sync
+    return (
+        db.exists
+        and db.damage is None
+        and db.unreadable is None
+        and not db.dropped
+        and not db.in_sync
+    )
 
 
 def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:

@@ -71,6 +71,8 @@ def _watermark(o: Outcome) -> int | None:
     (a damaged file reports 0; a rebuilt one is read from the copy kept in quarantine)."""
     if o.action is Action.REBUILT:
         return _readable_watermark(o.kept)
+    if o.action is Action.UNREADABLE:
+        return None  # (shown as "unreadable")
     if o.action is Action.DAMAGED or (o.action is Action.QUARANTINED and o.db_seq == 0):
         found = _readable_watermark(o.path)
         return found if found is not None or o.action is Action.QUARANTINED else None
@@ -79,6 +81,11 @@ def _watermark(o: Outcome) -> int | None:
 
 def _advice(o: Outcome) -> str:
     """What the user can do about ``o`` (empty when nothing is to be done)."""
+    if o.action is Action.UNREADABLE:
+        return (
+            "nothing was changed: let this user read and write the file (and its -wal and -shm), "
+            "or free what stands in the way, then run `sqlite-cells check` again"
+        )
     if o.action is Action.BEHIND:
         return "run `sqlite-cells check --repair` to re-apply the commits it misses"
     if o.action is Action.AHEAD:

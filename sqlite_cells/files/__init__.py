@@ -61,6 +61,7 @@ from sqlite_cells.files._reconcile import QUARANTINE_DIR as QUARANTINE_DIR
 from sqlite_cells.files._reconcile import TABLES_DIFFER as TABLES_DIFFER
 from sqlite_cells.files._reconcile import Action as Action
 from sqlite_cells.files._reconcile import Outcome as Outcome
+from sqlite_cells.files._reconcile import UnreadableFile as UnreadableFile
 from sqlite_cells.files._reconcile import database_seq as database_seq
 from sqlite_cells.files._reconcile import keep_copy as keep_copy
 from sqlite_cells.files._reconcile import look_again as look_again
@@ -68,6 +69,8 @@ from sqlite_cells.files._reconcile import look_unlocked as look_unlocked
 from sqlite_cells.files._reconcile import orphan_outcome as orphan_outcome
 from sqlite_cells.files._reconcile import reconcile as reconcile
 from sqlite_cells.files._reconcile import table_differences as table_differences
+from sqlite_cells.files._reconcile import unopenable as unopenable
+from sqlite_cells.files._reconcile import unreadable_outcome as unreadable_outcome
 from sqlite_cells.files._sources import READ_ONLY_URI as READ_ONLY_URI
 from sqlite_cells.files._sources import adopt_pin as adopt_pin
 from sqlite_cells.files._sources import check_pinned as check_pinned
@@ -106,6 +109,7 @@ __all__ = [
     "Identity",
     "OpBody",
     "Outcome",
+    "UnreadableFile",
     "adopt_pin",
     "attach",
     "attached",
@@ -167,9 +171,11 @@ __all__ = [
     "space_files",
     "stored_json",
     "table_differences",
+    "unopenable",
     "unpin",
     "unread_wal",
     "unreadable_handle",
+    "unreadable_outcome",
     "validate_disk_source",
     "wal_companions_present",
     "watermark_sql",

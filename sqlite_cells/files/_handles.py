@@ -34,9 +34,11 @@ from sqlite_cells.files._layout import open_unwritable, stored_json
 from sqlite_cells.files._reconcile import (
     Action,
     Outcome,
+    UnreadableFile,
     database_seq,
     reconcile,
     schema_from_json,
+    unreadable_outcome,
 )
 from sqlite_cells.files._sources import (
     Pin,
@@ -707,7 +709,11 @@ def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -
                     last = database_seq(conn, db_id)
                     outcomes.append(_bad_handle(db_id, path, last, rev, "revision"))
                 elif not is_dropped(value) and source_path(value) is None:
-                    outcomes.append(reconcile(conn, db_id, path, repair=repair, verify=verify))
+                    try:
+                        outcome = reconcile(conn, db_id, path, repair=repair, verify=verify)
+                    except UnreadableFile as exc:  # reported; the other databases are checked
+                        outcome = unreadable_outcome(db_id, path, database_seq(conn, db_id), exc)
+                    outcomes.append(outcome)
             return outcomes
         finally:
             conn.close()

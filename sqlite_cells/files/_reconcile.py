@@ -40,6 +40,7 @@ import apsw
 import msgspec
 
 from sqlite_cells.codec import (
+    DatabaseError,
     Op,
     SchemaError,
     SqliteCellsError,
@@ -55,6 +56,7 @@ from sqlite_cells.runtime import (
     FORMAT_VERSION,
     SpaceFile,
     check_companions,
+    describe,
     last_seq,
     log_head,
     odd_kind,
@@ -84,12 +86,15 @@ __all__ = [
     "TABLES_DIFFER",
     "Action",
     "Outcome",
+    "UnreadableFile",
     "database_seq",
     "look_unlocked",
     "orphan_outcome",
     "reconcile",
     "schema_from_json",
     "table_differences",
+    "unopenable",
+    "unreadable_outcome",
 ]
 
 log = logging.getLogger("sqlite_cells")
@@ -113,6 +118,10 @@ class Action(enum.Enum):
     QUARANTINED = "quarantined"
     ORPHANED = "orphaned"  # holds commits, but no space of the store names it: kept as found
     SPACE_DAMAGED = "damaged space file"  # a space file SQLite cannot read: reported, kept
+    # A database file SQLite cannot open for a reason that says nothing of its rows (this
+    # user's permissions, an I/O error, a process out of file descriptors): reported by
+    # ``check`` and the command line, nothing decided.
+    UNREADABLE = "unreadable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +156,16 @@ class _Irreparable(Exception):
     pass
 
 
+class UnreadableFile(DatabaseError):
+    """A database file SQLite could not open, for a reason that says nothing of its rows (see
+    ``Action.UNREADABLE``): the message names the file and what to do, the cause is SQLite's
+    error. Nothing was decided about the database."""
+
+    def __init__(self, db_id: str, path: Path, error: apsw.Error) -> None:
+        super().__init__(describe(error, f"database {db_id} ({path})"))
+        self.path = path
+
+
 class _Damaged(Exception):
     pass
 
@@ -163,6 +182,12 @@ def database_seq(space_conn: apsw.Connection, db_id: str) -> int:
     if stored_format(space_conn) in (None, FORMAT_VERSION):
         return SpaceFile.last_seq_for(space_conn, db_id)
     return max((seq for target, seq in op_targets_by_seq(space_conn) if target == db_id), default=0)
+
+
+def unreadable_outcome(db_id: str, path: Path, space_seq: int, error: UnreadableFile) -> Outcome:
+    """What ``check`` reports for a database whose file SQLite could not open for a reason that
+    says nothing of its rows (``reconcile`` raised ``error``): nothing decided."""
+    return Outcome(db_id, path, 0, space_seq, Action.UNREADABLE, detail=str(error))
 
 
 def orphan_outcome(db_id: str, path: Path) -> Outcome:
@@ -202,7 +227,8 @@ def reconcile(
     space's in-process write lock; if ``space_conn`` is not already in a transaction one is
     opened (and released) here. A lock
     another connection holds on the database file is waited for ``busy_ms`` at most, then
-    ``apsw.BusyError`` is raised and nothing is decided."""
+    ``apsw.BusyError`` is raised and nothing is decided. A file SQLite cannot open for a reason
+    that says nothing of its rows is :class:`UnreadableFile`, naming it (nothing decided)."""
     token = _QUIET.set(quiet)
     try:
         for delay in (*_OPEN_AGAIN, None):
@@ -210,7 +236,7 @@ def reconcile(
                 return _reconcile(space_conn, db_id, path, repair, verify, busy_ms)
             except _OpenFailed as failed:
                 if delay is None:
-                    raise failed.error from None
+                    raise UnreadableFile(db_id, path, failed.error) from failed.error
                 # Another process may be removing or creating the file just now (a refused
                 # first write's empty file goes): looked at again, from its existence on.
                 time.sleep(delay)
@@ -280,7 +306,7 @@ def _reconcile(
         except _Damaged as exc:
             return _damaged(space_conn, db_id, path, space_seq, exc, repair=repair)
         except apsw.Error as exc:
-            if not _unopenable(path, exc):
+            if not unopenable(path, exc):
                 # a full disk, an I/O error, a permission: not damage, nothing decided
                 raise _OpenFailed(exc) from exc
             return _damaged(space_conn, db_id, path, space_seq, exc, repair=repair)
@@ -324,7 +350,7 @@ def _absent(path: Path) -> bool:
     return not path.exists() and odd_kind(path) is None
 
 
-def _unopenable(path: Path, exc: apsw.Error) -> bool:
+def unopenable(path: Path, exc: apsw.Error) -> bool:
     """Whether SQLite's refusal (``exc``) to open ``path`` is the file's own doing — not a
     regular file, or one whose contents SQLite cannot open: damage — rather than a full disk,
     an I/O error, this user's permissions or a process out of file descriptors, which say

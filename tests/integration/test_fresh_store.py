@@ -175,7 +175,8 @@ def test_a_database_file_this_user_may_not_open_is_not_damage() -> None:
         done = run_unprivileged("-c", _UNREADABLE_DATABASE, str(base / "store"))
     assert done.returncode == 0, done.stderr
     error, *checked, listing, after = done.stdout.splitlines()
-    assert error.startswith("DatabaseError database of:"), error
+    # (A DatabaseError: the file could not be opened, for a reason that is not its rows.)
+    assert error.startswith("UnreadableFile database of:"), error
     assert "damaged" not in error and str(base) in error, error
     assert checked[-1] == "check exit 1", checked
     report = "\n".join(checked)

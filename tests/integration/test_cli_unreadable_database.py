@@ -1,0 +1,108 @@
+"""One database file this user may not open (Errors, §6, R71): every command names that file,
+not its space file, says it cannot be read (not that it is damaged: nothing is to repair), and
+`check`, `tables` and `inspect` report the store's other databases all the same."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import sqlite_cells as sc
+
+from ..conftest import run_unprivileged, shared_dir
+
+TABLES = {"t": sc.table(id="integer primary key", v="text")}
+
+
+@pytest.fixture
+def store() -> Iterator[tuple[Path, Path, Path]]:
+    """(store, the unreadable database file, the readable one): databases 'one' and 'two' of
+    space 'a', written once each; 'one''s file has mode 000."""
+    with shared_dir() as parent:
+        root = parent / "store"
+        with sc.Runtime(root) as rt:
+            space = rt.space("a")
+            paths = []
+            for name in ("one", "two"):
+                db = space.sqlite_database(name, tables=TABLES)
+                with space.transact():
+                    db.exec("INSERT INTO t (v) VALUES ('x')")
+                paths.append(db.path)
+        root.chmod(0o777)
+        for path in root.iterdir():
+            path.chmod(0o666)
+        paths[0].chmod(0o000)
+        try:
+            yield root, paths[0], paths[1]
+        finally:
+            paths[0].chmod(0o644)
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    done = run_unprivileged("-m", "sqlite_cells", *args)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_check_reports_the_unreadable_file_and_checks_the_others(
+    store: tuple[Path, Path, Path],
+) -> None:
+    root, one, two = store
+    space_file = next(root.glob("space-*.sqlite"))
+    for repair in ((), ("--repair",)):
+        code, out, err = _cli("check", *repair, "--json", str(root))
+        assert code == 1, (out, err)
+        assert err == ""
+        rows = {row["file"]: row for row in json.loads(out)}
+        assert rows[two.name]["action"] == "in sync"
+        found = rows[one.name]
+        assert found["action"] == "unreadable"
+        assert found["watermark"] is None
+        assert f"({one}) cannot be opened" in found["detail"]
+        assert "let this user read and write the file" in found["advice"]
+        assert str(space_file) not in found["detail"]
+    assert oct(one.stat().st_mode & 0o777) == "0o0"  # nothing was changed or repaired
+    assert not (root / "quarantine").exists()
+
+
+def test_tables_lists_the_others_and_names_the_file_it_left_out(
+    store: tuple[Path, Path, Path],
+) -> None:
+    root, one, _two = store
+    code, out, err = _cli("tables", str(root))
+    assert code == 1
+    assert [line.split()[:3] for line in out.splitlines()[2:]] == [["a", "two", "t"]]
+    assert "left out database 'one'" in err
+    assert f"({one}) cannot be opened" in err
+    assert "seq" not in err  # nothing was read of it: no watermark to show
+
+
+def test_query_names_the_database_file_and_reads_the_other(
+    store: tuple[Path, Path, Path],
+) -> None:
+    root, one, _two = store
+    code, out, err = _cli("query", str(root), "a", "one", "SELECT count(*) FROM t")
+    assert code == 1 and out == ""
+    assert err.startswith("sqlite-cells: UnreadableFile: database of:")
+    assert f"({one}) cannot be opened" in err
+    assert "space-" not in err
+    code, out, err = _cli("query", "--json", str(root), "a", "two", "SELECT count(*) AS n FROM t")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["rows"] == [{"n": 1}]
+
+
+def test_inspect_says_unreadable_not_damaged(store: tuple[Path, Path, Path]) -> None:
+    root, one, _two = store
+    code, out, err = _cli("inspect", str(root))
+    assert code == 1, err
+    assert f"UNREADABLE: cannot open {one}" in out
+    assert "DAMAGED" not in out and "--repair" not in out
+    assert "cannot be read" in out and "nothing was changed" in out
+    code, out, _ = _cli("inspect", "--json", str(root))
+    databases = {d["file"]: d for s in json.loads(out)["spaces"] for d in s["databases"]}
+    assert databases[one.name]["unreadable"].startswith(f"cannot open {one}")
+    assert databases[one.name]["damage"] is None
+    assert os.access(one, os.F_OK)
