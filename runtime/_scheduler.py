@@ -233,7 +233,10 @@ class Scheduler:
         self._pending[epoch] = self._pending.get(epoch, 0) + 1
 
     def _uncount(self, epoch: int) -> None:
-        """(Under ``_lock``.) Done: ``settle`` looks again once an epoch has no work left."""
+        """(Under ``_lock``.) Done: ``settle`` looks again once an epoch has no work left.
+        After ``close`` nothing is counted any more (closing cleared the counts)."""
+        if self._closed:
+            return
         left = self._pending[epoch] - 1
         if left:
             self._pending[epoch] = left
@@ -690,9 +693,8 @@ class Scheduler:
             finally:
                 with self._lock:
                     self._busy = False
-                    if not self._closed:  # (closing cleared the counts)
-                        for epoch in self._item_epochs:
-                            self._uncount(epoch)
+                    for epoch in self._item_epochs:
+                        self._uncount(epoch)
                     self._current = None
 
     def _init(self, node: Node) -> None:

@@ -9,6 +9,7 @@ its timeout (or returned only by the chance of an idle instant)."""
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import textwrap
@@ -16,7 +17,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 import sqlite_cells as sc
+from sqlite_cells.runtime import Scheduler
 
 TABLES = {"t": sc.table(id="integer primary key", v="integer not null")}
 # A few milliseconds of SQLite's work per run; the row read is the one the writer updates.
@@ -123,3 +127,27 @@ def test_settle_returns_while_another_process_commits_without_pause(tmp_path: Pa
             assert child.stdout is not None
             child.stdout.close()
         assert child.returncode == 0
+
+
+def test_work_that_ends_after_close_ends_quietly(caplog: pytest.LogCaptureFixture) -> None:
+    """A read on a worker, or a flush of reads, still running when the runtime closes ends
+    after ``close()`` cleared the scheduler's counts: it ends without an error (a raw
+    ``KeyError`` was logged with its traceback), and nothing runs after close."""
+    scheduler = Scheduler()
+    ran: list[str] = []
+    try:
+        done = threading.Event()
+        scheduler.submit(done.set)
+        assert done.wait(10)
+        units = [scheduler.begin_work() for _ in range(3)]
+        scheduler.close()
+        with caplog.at_level(logging.ERROR, logger="sqlite_cells"):
+            scheduler.end_work(units[0])
+            scheduler.finish_work(lambda: ran.append("after close"), units[1])
+            scheduler.submit(lambda: ran.append("submitted after close"))
+            scheduler.end_work(units[2])
+        assert scheduler.settle(timeout=1)  # closed: nothing more to wait for
+    finally:
+        scheduler.close()
+    assert ran == []
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
