@@ -98,6 +98,8 @@ DEFAULT: Any = _WhatItReads()
 
 T = TypeVar("T")
 _KINDS = (KIND, DROP_KIND)  # the ops of a database write (R33: one database per transaction)
+# How many links a database input follows to its handle (another piece's input, and so on).
+_LINKS_FOLLOWED = 16
 
 
 def _exec(self: SqliteDb, sql: str, params: Any = None) -> None:
@@ -201,6 +203,10 @@ class SqliteDb(Cell):
         """The cell whose next write may make a live query's database resolvable: none, a
         handle made by this runtime is its own database (see ``LinkedDb``)."""
         return None
+
+    def _links_passed(self) -> list[str]:
+        """The cells linked on the way to this database (see ``LinkedDb``): none."""
+        return []
 
     @property
     def path(self) -> Path:
@@ -526,7 +532,7 @@ class LinkedDb(SqliteDb):
 
     def target(self) -> SqliteDb:
         """The linked database (``PendingValue`` while nothing is linked)."""
-        linked = self._input.get()
+        _, linked = self._follow()
         if isinstance(linked, SqliteDb):
             return linked
         if not isinstance(linked, Cell):
@@ -537,15 +543,44 @@ class LinkedDb(SqliteDb):
         decl = self.space.runtime.declaration_for(linked)
         return SqliteDb(linked.space, decl)  # type: ignore[arg-type]  # a sqlite_cells Space
 
+    def _follow(self) -> tuple[list[str], Any]:
+        """(The cells passed on the way, what the input leads to.) The input may link to another
+        piece's database input (given at ``space.run``, or linked so), which links to the
+        handle in turn: links are followed to the handle, ``_LINKS_FOLLOWED`` deep at most (a
+        cycle ends where it meets a cell twice)."""
+        linked = self._input.get()
+        passed: list[str] = []
+        runtime = self.space.runtime
+        while (
+            isinstance(linked, Cell)
+            and not isinstance(linked, SqliteDb)
+            and not linked.value_path
+            and linked.id != self._input.id
+            and linked.id not in passed
+            and len(passed) < _LINKS_FOLLOWED
+            and not runtime.holds_handle(linked)
+        ):
+            onward = linked.get()
+            if not isinstance(onward, Cell):
+                break  # no handle, no link: declaration_for says what it holds
+            passed.append(linked.id)
+            linked = onward
+        return passed, linked
+
     def get(self, *extra: Never, **named: Never) -> Any:
         """The input cell's value (a link to the database, or None while nothing is linked)."""
         return Cell.get(self, *extra, **named)
 
     def _linked_id(self) -> str | None:
-        """The id of the cell the input links to now (None while nothing is linked): a live
+        """The id of the cell the input leads to now (None while nothing is linked): a live
         query that found no handle there re-runs when that cell is written (R53, R61)."""
-        linked = self._input.get()
+        _, linked = self._follow()
         return linked.id if isinstance(linked, Cell) else None
+
+    def _links_passed(self) -> list[str]:
+        """The cells whose links the input followed to its database (another piece's input):
+        a live query re-runs when one of them is linked anew, as when its own input is."""
+        return self._follow()[0]
 
     @property
     def declaration(self) -> Declaration:

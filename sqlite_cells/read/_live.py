@@ -31,7 +31,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -158,6 +158,10 @@ class LiveQueries:
         # Cell id -> the queries of a pattern input linked to that cell while it held no
         # database handle: they re-run when a commit (of any runtime or process) writes it.
         self._awaiting: dict[str, set[Node]] = {}
+        # Cell id -> the queries whose pattern input reaches its database through that cell
+        # (another piece's input), and the other way round (see follow_links).
+        self._links: dict[str, set[Node]] = {}
+        self._links_of: dict[Node, tuple[str, ...]] = {}
         # Keyed by database id (one file each), not by path: a str hashes in C, a Path in Python.
         self._batch: dict[str, _Wanted] = {}
         self._batch_work: Work | None = None  # the batch's unit of work for settle()
@@ -214,6 +218,22 @@ class LiveQueries:
         self._stop_awaiting(node)  # linked elsewhere since: that cell is not its source now
         self._awaiting.setdefault(cell_id, set()).add(node)
 
+    def follow_links(self, node: Node, cell_ids: Sequence[str]) -> None:
+        """Re-run ``node`` after each commit that writes one of ``cell_ids`` (replacing what
+        it followed before; none: nothing more): the query's pattern input reaches its database
+        through those cells (another piece's database input, R61), so linking one of them
+        anew moves the query as linking its own input does."""
+        for cell_id in self._links_of.pop(node, ()):
+            followers = self._links.get(cell_id)
+            if followers is not None:
+                followers.discard(node)
+                if not followers:
+                    del self._links[cell_id]
+        if cell_ids:
+            self._links_of[node] = tuple(cell_ids)
+            for cell_id in cell_ids:
+                self._links.setdefault(cell_id, set()).add(node)
+
     def _stop_awaiting(self, node: Node) -> None:
         for cell_id in [c for c, waiting in self._awaiting.items() if node in waiting]:
             waiting = self._awaiting[cell_id]
@@ -244,6 +264,9 @@ class LiveQueries:
     def _on_commit(self, event: CommitEvent) -> list[Node]:
         self._note(event)
         woken = self._handles_written(event) if self._awaiting else []
+        if self._links:
+            for cell_id in self._links.keys() & event.writes.keys():
+                woken.extend(self._links[cell_id])
         ops = []
         for op in event.ops:
             if self._reads.get(op.target):
@@ -320,6 +343,8 @@ class LiveQueries:
             return False
         if self._awaiting and not self._awaiting.keys().isdisjoint(event.writes):
             return False  # a query awaits the handle it writes (see await_handle)
+        if self._links and not self._links.keys().isdisjoint(event.writes):
+            return False  # a query reaches its database through a cell it writes
         self._note(event)
         for op in event.ops:
             # Its body is not read here (it might change the schema): the shape is read again

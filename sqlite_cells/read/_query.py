@@ -64,6 +64,7 @@ class Readable(Protocol):
     @property
     def declaration(self) -> Declaration: ...
     def _linked_id(self) -> str | None: ...
+    def _links_passed(self) -> list[str]: ...
 
 
 class QueryHost(Protocol):
@@ -329,6 +330,7 @@ class _QueryNode(Node):
         self._running = False
         self._again = False
         self._again_epoch = _NO_EPOCH  # the oldest cause that wanted it (Scheduler.settle)
+        self._follows = False  # whether the hub re-runs it when a linked input changes
         self._params_key: Any = None
         # Counts the parameter changes; a run remembers the count it started with, so a run
         # whose parameters changed and changed back meanwhile (K1, K0, K1) is still known stale.
@@ -440,6 +442,7 @@ class _QueryNode(Node):
         query = self.query
         self._running = True
         self._run_changes = self._params_changes
+        self._follow_links()
         try:
             decl = query.db.declaration
         except PendingValue:  # a pattern input not linked to a database yet (R61)
@@ -481,6 +484,17 @@ class _QueryNode(Node):
             return
         if linked is not None:
             self.query.host.live_queries.await_handle(self, linked)
+
+    def _follow_links(self) -> None:
+        """Have the hub re-run this query when a cell its pattern input reaches its database
+        through (another piece's input) is linked anew (see ``LiveQueries.follow_links``)."""
+        try:
+            passed = self.query.db._links_passed()
+        except SqliteCellsError:  # the input itself cannot be read: its own change re-runs it
+            passed = []
+        if passed or self._follows:
+            self.query.host.live_queries.follow_links(self, passed)
+            self._follows = bool(passed)
 
     def _space_file(self, decl: Declaration) -> Any:
         """The database's space file (not a linked input's): results wait for its commits."""
@@ -699,6 +713,8 @@ class _QueryNode(Node):
     def release(self) -> None:
         self._again = False
         self._again_epoch = _NO_EPOCH
+        if self._follows:
+            self.query.host.live_queries.follow_links(self, ())
         self.query.host.live_queries.unwatch(self)
 
     def __repr__(self) -> str:

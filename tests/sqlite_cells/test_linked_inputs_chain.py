@@ -1,0 +1,69 @@
+"""A database input that links to another piece's database input (R1, R61): given at
+``space.run`` (``db=other_piece.outputs``) or linked later, the input cell keeps a link to the
+other input cell, which links to the handle; each use follows the links to the handle, so the
+piece works the same when it is run again without the argument, when it is linked so, and after
+a restart, and its queries follow when the other input is linked to another database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlite_cells as sc
+
+TABLES = {"t": sc.table(id="integer primary key", v="text")}
+
+
+@sc.pattern
+def holder(db: sc.SqliteDb) -> sc.SqliteDb:
+    return db
+
+
+@sc.pattern
+def reader(db: sc.SqliteDb) -> sc.Query:
+    return db.query("SELECT v FROM t ORDER BY id")
+
+
+def _rows(query: sc.Query) -> list[str] | None:
+    state = query.get()
+    assert state.error is None, state.error
+    return None if state.result is None else [row["v"] for row in state.result]
+
+
+def test_an_input_linked_to_another_pieces_input_reaches_its_database(tmp_path: Path) -> None:
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        a = space.sqlite_database("A", tables=TABLES)
+        b = space.sqlite_database("B", tables=TABLES)
+        with space.transact():
+            a.exec("INSERT INTO t (v) VALUES ('a')")
+        with space.transact():
+            b.exec("INSERT INTO t (v) VALUES ('b')")
+        held = space.run(holder, key="h")
+        held.inputs["db"].link(a)
+        given = space.run(reader, key="given", db=held.outputs)
+        again = space.run(reader, key="given")  # the same piece, given nothing this time
+        linked = space.run(reader, key="linked")
+        linked.inputs["db"].link(held.outputs)
+        assert rt.settle(timeout=10)
+        assert [_rows(p.outputs) for p in (given, again, linked)] == [["a"], ["a"], ["a"]]
+        held.inputs["db"].link(b)  # the other piece's input moves: the readers follow
+        assert rt.settle(timeout=10)
+        assert [_rows(p.outputs) for p in (given, again, linked)] == [["b"], ["b"], ["b"]]
+    with sc.Runtime(tmp_path) as rt:  # a restart: the links are in the store
+        space = rt.space("s")
+        restarted = space.run(reader, key="linked")
+        assert rt.settle(timeout=10)
+        assert _rows(restarted.outputs) == ["b"]
+
+
+def test_a_cycle_of_input_links_is_no_database_and_no_hang(tmp_path: Path) -> None:
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        first, second = space.run(holder, key="1"), space.run(holder, key="2")
+        first.inputs["db"].link(second.outputs)
+        second.inputs["db"].link(first.outputs)
+        query = space.run(reader, key="r", db=first.outputs).outputs
+        assert rt.settle(timeout=10)
+        error = query.get().error
+        assert isinstance(error, sc.SqliteCellsError)
+        assert "does not hold a database handle" in str(error)
