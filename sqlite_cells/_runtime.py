@@ -386,8 +386,10 @@ class Runtime(runtime.Runtime):
         if cell.value_path:
             return False
         with self._decl_lock:
-            if cell.id in self._declarations:
-                return True
+            declared = self._declarations.get(cell.id)
+        if declared is not None:
+            # (Its id, in another space: a cell that holds no handle, R3.)
+            return declared.space_id == cell.space.id
         try:
             data = self.space(cell.space.id).file.entity(cell.id).data
         except EncodingError:  # a row another program wrote: quarantined where it is used

@@ -5,7 +5,10 @@ it always had, so a store written before binds the same ids."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 import sqlite_cells as sc
 from sqlite_cells.codec import derive_id
@@ -70,3 +73,29 @@ def test_a_nested_piece_of_one_key_in_two_spaces_gets_its_own_databases(tmp_path
         with two.transact():
             db_two.exec("INSERT INTO t (v) VALUES ('two')")
         assert _rows(db_one) == [] and _rows(db_two) == ["two"]
+
+
+@sc.pattern
+def uses(db: sc.SqliteDb) -> sc.SqliteDb:
+    return db
+
+
+def test_a_database_id_in_another_space_is_no_database_input(tmp_path: Path) -> None:
+    """R3: a database is its handle in its own space; a cell of another space that carries
+    its id (through a hand-made link) holds no handle, so it is refused as a database input
+    (nothing recorded), never taken for the database."""
+    with sc.Runtime(tmp_path) as rt:
+        one, two = rt.space("one"), rt.space("two")
+        real = one.sqlite_database("real", tables=TABLES)
+        with one.transact():
+            real.exec("INSERT INTO t (v) VALUES ('one')")
+        fake = rt.cell_from_link(
+            json.dumps({"/": {"link@1": {"id": real.id, "space": "two", "scope": "space"}}})
+        )
+        assert fake.id == real.id and fake.get() is None
+        with pytest.raises(sc.SqliteCellsError, match="holds no database handle") as info:
+            two.run(uses, key="k", db=fake)
+        assert isinstance(info.value, ValueError | TypeError)
+        assert len(list(tmp_path.glob("space-*.sqlite"))) == 1  # space 'two' got no file
+        piece = one.run(uses, key="k", db=real)  # the database itself, in its own space
+        assert piece.outputs.read("SELECT v FROM t") == [{"v": "one"}]
