@@ -1127,7 +1127,8 @@ def _unreadable(path: Path, exc: apsw.Error) -> str:
     return (
         f"cannot read {path}: {exc}. Check that you may read and write the store's directory "
         "and files (SQLite reads a file in WAL mode through a -shm file beside it, which it "
-        "creates); to read a store on read-only media, copy it somewhere writable first"
+        "creates unless no -wal or -shm is there); to read a store on read-only media whose "
+        "files have a -wal or -shm beside them, copy it somewhere writable first"
     )
 
 

@@ -49,9 +49,11 @@ from sqlite_cells.files._layout import decode_op_body as decode_op_body
 from sqlite_cells.files._layout import detach as detach
 from sqlite_cells.files._layout import encode_op_body as encode_op_body
 from sqlite_cells.files._layout import file_identity as file_identity
+from sqlite_cells.files._layout import open_as_is as open_as_is
 from sqlite_cells.files._layout import open_unwritable as open_unwritable
 from sqlite_cells.files._layout import pin as pin
 from sqlite_cells.files._layout import pinned as pinned
+from sqlite_cells.files._layout import read_as_is as read_as_is
 from sqlite_cells.files._layout import remove_unused_database as remove_unused_database
 from sqlite_cells.files._layout import roll_back_interrupted as roll_back_interrupted
 from sqlite_cells.files._layout import stored_json as stored_json
@@ -146,11 +148,13 @@ __all__ = [
     "look_again",
     "look_unlocked",
     "note_damage",
+    "open_as_is",
     "open_unwritable",
     "orphan_outcome",
     "orphans",
     "pin",
     "pinned",
+    "read_as_is",
     "read_head",
     "read_watermark",
     "reconcile",

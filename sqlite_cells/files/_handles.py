@@ -30,7 +30,7 @@ from sqlite_cells.codec import (
     TransactionError,
     decode_record,
 )
-from sqlite_cells.files._layout import open_unwritable, stored_json
+from sqlite_cells.files._layout import open_unwritable, read_as_is, stored_json
 from sqlite_cells.files._reconcile import (
     Action,
     Outcome,
@@ -677,6 +677,9 @@ def _damaged_space(space_file: Path, reason: str) -> Outcome:
 
 
 def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -> list[Outcome]:
+    # A space file this user may not write is looked at as `check` does: nothing of it can be
+    # repaired, and opening it to write would leave a -wal and -shm behind (see read_as_is).
+    repair = repair and not read_as_is(space_file)
     with translated(f"space file {space_file}"):
         if repair:
             conn = apsw.Connection(str(space_file), flags=apsw.SQLITE_OPEN_READWRITE)

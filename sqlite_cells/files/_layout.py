@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.parse
 import weakref
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import apsw
 import msgspec
 
 from sqlite_cells.codec import Op, StoreChanged, stored_json
+from sqlite_cells.files._sources import in_wal_mode
 from sqlite_cells.runtime import (
     check_companions,
     check_file_kinds,
@@ -40,9 +42,11 @@ __all__ = [
     "detach",
     "encode_op_body",
     "file_identity",
+    "open_as_is",
     "open_unwritable",
     "pin",
     "pinned",
+    "read_as_is",
     "remove_unused_database",
     "roll_back_interrupted",
     "stored_json",
@@ -320,6 +324,8 @@ def open_unwritable(path: Path, what: str = "store file") -> apsw.Connection:
         wal_frames = os.path.getsize(f"{path}-wal") > 0
     except OSError:
         wal_frames = False
+    if read_as_is(path):
+        return open_as_is(path)
     try:
         conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
     except apsw.CantOpenError:
@@ -328,6 +334,27 @@ def open_unwritable(path: Path, what: str = "store file") -> apsw.Connection:
         conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
     conn.execute("PRAGMA query_only = 1")
     return conn
+
+
+def read_as_is(path: Path) -> bool:
+    """Whether the store file ``path`` is to be read as it is (``immutable``): a WAL file with
+    no ``-wal`` and no ``-shm`` beside it (so it holds every commit), which this user may not
+    write, or in a folder this user may not write. SQLite reads a WAL file through a ``-shm``
+    (and a ``-wal``) it creates: a connection that may not write the file leaves both behind,
+    read-only, for the next writer to fail on, and in a folder it may not write it cannot
+    create them, and the read fails (a store on read-only media)."""
+    if os.path.lexists(f"{path}-wal") or os.path.lexists(f"{path}-shm"):
+        return False
+    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK):
+        return False
+    return in_wal_mode(path)
+
+
+def open_as_is(path: Path) -> apsw.Connection:
+    """A read-only connection to ``path`` that takes no lock and creates nothing (see
+    :func:`read_as_is`): for one read, never kept open for the next (a writer may come)."""
+    uri = "file:" + urllib.parse.quote(str(path)) + "?mode=ro&immutable=1"
+    return apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
 
 
 def roll_back_interrupted(path: Path, timeout: float) -> None:

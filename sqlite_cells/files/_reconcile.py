@@ -49,7 +49,13 @@ from sqlite_cells.codec import (
 )
 from sqlite_cells.files._changesets import Inexact, apply_exactly
 from sqlite_cells.files._held_files import copy_file
-from sqlite_cells.files._layout import KIND, decode_op_body, open_unwritable, stored_json
+from sqlite_cells.files._layout import (
+    KIND,
+    decode_op_body,
+    open_unwritable,
+    read_as_is,
+    stored_json,
+)
 from sqlite_cells.files._watermark import read_watermark, set_watermark
 from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
@@ -328,7 +334,9 @@ def _reconcile(
 
 def _open(path: Path, *, writable: bool, busy_ms: int = BUSY_TIMEOUT_MS) -> apsw.Connection:
     # A directory at the -wal or -shm path is not the file's damage: named, nothing decided.
-    if not writable:
+    # A file this user may not write is opened as `check` opens it (see read_as_is): a repair
+    # that must write it fails then, naming it.
+    if not writable or read_as_is(path):
         conn = open_unwritable(path, "database file")  # (it looks at them itself)
     else:
         check_companions(path, "database file")

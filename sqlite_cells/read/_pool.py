@@ -60,6 +60,8 @@ from sqlite_cells.files import (
     content_signature,
     file_identity,
     in_wal_mode,
+    open_as_is,
+    read_as_is,
     source_opening,
     wal_companions_present,
 )
@@ -98,6 +100,7 @@ class PooledConnection:
 
     __slots__ = (
         "_steps",
+        "as_is",
         "complete",
         "conn",
         "deadline",
@@ -123,6 +126,9 @@ class PooledConnection:
         # An injected source in WAL mode opened beside its program's -wal and -shm: closed
         # after each read (see the module docstring).
         self.live_wal = False
+        # A store file read as it is (``files.read_as_is``): closed after the read, so that
+        # the next read sees a writer that came meanwhile.
+        self.as_is = False
         # R14/R41: the schema fingerprints the file was found to hold entirely, and the temp
         # shadows of what it lacks for the schema read last (see _shadows).
         self.complete: set[str] = set()
@@ -233,9 +239,10 @@ class _Checkout:
         assert pooled is not None
         pooled.deadline = math.inf
         pool = self._pool
-        if pooled.live_wal:
+        if pooled.live_wal or pooled.as_is:
             # A live source in WAL mode: not kept, so that no lock of ours keeps its program's
-            # -wal and -shm beside it once that program is done (see the module docstring).
+            # -wal and -shm beside it once that program is done (see the module docstring); a
+            # store file read as it is: not kept either (see PooledConnection.as_is).
             pool.forget(pooled)
             return
         if kind is None or pool._rollback(pooled):
@@ -353,6 +360,7 @@ class ReadPool:
 
     def _open(self, path: Path, *, source: bool) -> PooledConnection:
         identity: Identity | None = None
+        as_is = False
         if source:
             check_pinned(path)
             conn, frozen, live_wal = _open_source(path)
@@ -362,11 +370,12 @@ class ReadPool:
                 conn.close()
                 raise
         else:
-            conn, identity = self._open_store_file(path)
+            conn, identity, as_is = self._open_store_file(path)
             self._seen.add(path)
             self._check_store_pin(path, conn, identity)
         conn.limit(apsw.SQLITE_LIMIT_LENGTH, self.length_limit)
         pooled = PooledConnection(path, conn, identity)
+        pooled.as_is = as_is
         if source:
             pooled.frozen, pooled.opened, pooled.live_wal = frozen, opened, live_wal
         with self._lock:
@@ -389,23 +398,28 @@ class ReadPool:
         )
 
     @staticmethod
-    def _open_store_file(path: Path) -> tuple[apsw.Connection, Identity]:
-        """A read-only connection to the store file ``path`` and the identity of the file it
-        has open, opened again if the file was unlinked as it was opened (another runtime
-        removing the empty file its refused first write created): a connection to a removed
-        file would run SQLite's clean-up of the ``-wal``/``-journal`` at the path, by name, for
-        the wrong file."""
+    def _open_store_file(path: Path) -> tuple[apsw.Connection, Identity, bool]:
+        """A read-only connection to the store file ``path``, the identity of the file it
+        has open, and whether it reads the file as it is (``files.read_as_is``: for one read),
+        opened again if the file was unlinked as it was opened (another runtime removing the
+        empty file its refused first write created): a connection to a removed file would run
+        SQLite's clean-up of the ``-wal``/``-journal`` at the path, by name, for the wrong
+        file."""
         for _attempt in range(_OPEN_TRIES):
             if not path.is_file():
                 raise FileNotFoundError(str(path))
-            conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+            as_is = read_as_is(path)  # (then for this read only: see _Checkout.__exit__)
+            if as_is:
+                conn = open_as_is(path)
+            else:
+                conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
             try:
                 found = os.stat(path)
             except OSError:
                 found = None
             # Looked at after the stat: the file seen is the one open.
             if found is not None and stat.S_ISREG(found.st_mode) and not has_moved(conn):
-                return conn, (found.st_dev, found.st_ino)
+                return conn, (found.st_dev, found.st_ino), as_is
             conn.close()
         raise FileNotFoundError(str(path))
 
