@@ -467,6 +467,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         err.write(error_line(_os_message(exc)))
         return FINDING
+    except (MemoryError, apsw.NoMemError):
+        err.write(error_line(_OUT_OF_MEMORY))
+        return FINDING
     except apsw.Error as exc:
         # A layer below let SQLite's own error through (a damaged or foreign file).
         err.write(
@@ -479,6 +482,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # the contract is: never a traceback (SPEC §6)
         err.write(error_line(f"internal error, please report it: {type(exc).__name__}: {exc}"))
         return FINDING
+
+
+# (A query's whole result is read, in one read transaction, before any of it is printed.)
+_OUT_OF_MEMORY = (
+    "the command ran out of memory (a query's result is read whole before it is printed): "
+    "select fewer rows or columns (LIMIT and OFFSET read it in parts), or give the process "
+    "more memory; nothing was written"
+)
 
 
 if __name__ == "__main__":

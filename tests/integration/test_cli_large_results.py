@@ -255,3 +255,38 @@ def test_a_query_linking_into_many_spaces_holds_few_files_open(many_spaces: Path
     else:
         shown = [json.loads(line)["who"]["value"] for line in done.stdout.splitlines()]
     assert shown == [{"n": n, "cell": name} for n, name in expected]
+
+
+def test_a_result_too_large_for_memory_says_so(tmp_path: Path) -> None:
+    """Errors, §6: a query whose whole result does not fit in the process's memory (it is read
+    whole, in one read transaction, before it is printed) is a finding that says what to do,
+    not an "internal error, please report it"."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("a")
+        db = space.sqlite_database("d", tables={"t": sc.table(v="integer")})
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES (1)")
+    rows = (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50000000) "
+        "SELECT x, printf('%040d', x) AS s FROM c"
+    )
+    limited = (
+        "import resource, runpy, sys; "
+        "resource.setrlimit(resource.RLIMIT_AS, (700 << 20, 700 << 20)); "
+        "sys.argv[0] = 'sqlite-cells'; runpy.run_module('sqlite_cells', run_name='__main__')"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    command = ["query", "--ndjson", "--timeout", "120", str(store), "a", "d", rows]
+    done = subprocess.run(
+        [sys.executable, "-c", limited, *command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("sqlite-cells: the command ran out of memory"), done.stderr
+    assert "LIMIT" in done.stderr and "internal error" not in done.stderr
