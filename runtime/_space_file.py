@@ -334,6 +334,10 @@ class SpaceFile:
         self._data_version: int | None = None  # None: catch up from _seen_seq at the next poll
         # The file's device and inode when opened: a commit checks the path still names it (R73).
         self._identity: tuple[int, int] | None = None
+        # Whether the file has been seen holding pages: a WAL file is empty until its first
+        # checkpoint, but once it holds pages it never goes back to none, so an empty file then
+        # was emptied under this runtime (truncated, R73).
+        self._held_pages = False
         # Its -wal's and -shm's: the commits live in the -wal until a checkpoint, and the -shm is
         # what keeps the writers of the -wal apart. SQLite keeps both while any connection has
         # the file open (only the last to close removes them), so another one at the path was
@@ -477,6 +481,7 @@ class SpaceFile:
                 raise _Moved from exc
             raise
         self._identity = (st.st_dev, st.st_ino)
+        self._held_pages = st.st_size > 0
         self._companion_identity = {
             companion: file_identity(companion) for companion in self._companion_paths
         }
@@ -1032,7 +1037,22 @@ class SpaceFile:
         """R73: the file at the path, its -wal and its -shm must still be the files this runtime
         opened (same device and inode); otherwise a commit would be acknowledged into an
         unlinked file, or written over what another process committed through another -shm."""
-        now = file_identity(self._path_str)
+        try:
+            st = os.stat(self._path_str)
+        except OSError:
+            now: tuple[int, int] | None = None
+        else:
+            now = (st.st_dev, st.st_ino)
+            if st.st_size:
+                self._held_pages = True
+            elif self._held_pages and now == self._identity:
+                raise StoreChanged(
+                    str(self.path),
+                    f"the file of space {self.space_id!r} was emptied (truncated to no bytes) "
+                    "while this runtime had it open; nothing was committed: close this runtime, "
+                    "restore the space file from a backup, then open a new one "
+                    "(`sqlite-cells check` says what the store holds)",
+                )
         if now != self._identity:
             what = "deleted" if now is None else "replaced by another file"
             raise StoreChanged(

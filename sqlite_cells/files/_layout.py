@@ -97,6 +97,8 @@ Identity = tuple[int, int]  # (st_dev, st_ino)
 _ATTACHED: weakref.WeakKeyDictionary[apsw.Connection, str] = weakref.WeakKeyDictionary()
 # conn -> {path: identity} of every database file it has attached, pinned at its first attach.
 _PINS: weakref.WeakKeyDictionary[apsw.Connection, dict[str, Identity]] = weakref.WeakKeyDictionary()
+# conn -> the paths of the pinned files it has seen holding pages (see attach).
+_PAGED: weakref.WeakKeyDictionary[apsw.Connection, set[str]] = weakref.WeakKeyDictionary()
 # conn -> {path: identity} of the files its attach created (see remove_unused_database).
 _MADE: weakref.WeakKeyDictionary[apsw.Connection, dict[str, Identity]] = weakref.WeakKeyDictionary()
 
@@ -118,12 +120,34 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
     attached (another runtime removing the file its refused first write created) is let go and
     the path attached again."""
     key = str(path)
-    now = identity_now(key)
+    try:
+        st = os.stat(key)
+    except OSError:
+        now: Identity | None = None
+    else:
+        now = (st.st_dev, st.st_ino)
     pins = _PINS.get(conn)
     if pins is None:  # (set once: a pin made off the write lock never loses one made under it)
         pins = _PINS.setdefault(conn, {})
     pinned = pins.get(key)
     current = _ATTACHED.get(conn)  # looked up once: this runs on every commit
+    if now is not None and pinned == now:
+        # A file that held pages never goes back to none (a WAL file is empty only until its
+        # first checkpoint): one empty now was emptied under this runtime (R73).
+        paged = _PAGED.get(conn)
+        if st.st_size:
+            if paged is None:
+                paged = _PAGED.setdefault(conn, set())
+            paged.add(key)
+        elif paged is not None and key in paged:
+            if current == key:
+                detach(conn)
+            paged.discard(key)
+            raise StoreChanged(
+                key,
+                "this database file was emptied (truncated to no bytes) while the runtime had "
+                f"it open; nothing was committed: {CHECKED_AGAIN}",
+            )
     if pinned is not None and now != pinned:
         if current == key:
             detach(conn)

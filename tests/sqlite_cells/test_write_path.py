@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextvars
 import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -447,6 +449,59 @@ def test_a_replaced_space_file_is_detected_at_the_next_commit(rt: sc.Runtime) ->
     conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
     assert conn.execute("SELECT count(*) FROM _cf_log").fetchall() == [(1,)]
     conn.close()
+
+
+def _checkpoint(path: Path) -> None:
+    """Copy the -wal into the file, from another process (as a program beside the runtime)."""
+    code = f"import apsw; apsw.Connection({str(path)!r}).execute('PRAGMA wal_checkpoint(TRUNCATE)')"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_an_emptied_space_file_is_detected_at_the_next_commit(rt: sc.Runtime) -> None:
+    """R73: a space file truncated to no bytes under the runtime (once it held pages: a WAL
+    file is empty until its first checkpoint) is ``StoreChanged``, nothing committed."""
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    with space.transact():
+        c.set(1)
+    path = space.file.path
+    _checkpoint(path)
+    with space.transact():
+        c.set(2)  # the runtime sees the file holding pages
+    seq = space.file.seen_seq
+    with path.open("r+b") as f:
+        f.truncate(0)
+    with pytest.raises(sc.StoreChanged, match="emptied") as info, space.transact():
+        c.set(3)
+    assert info.value.path == str(path)
+    assert space.file.seen_seq == seq
+
+
+def test_an_emptied_database_file_is_detected_and_rebuilt_at_its_next_use(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    """R73: an emptied database file is ``StoreChanged`` at the next commit that writes it
+    (nothing committed); its next use checks the file against its space again and rebuilds it
+    from the log (R71)."""
+    with space.transact():
+        db.exec(INSERT, [None, "first", 1])
+    _checkpoint(db.path)
+    with space.transact():
+        db.exec(INSERT, [None, "second", 2])
+    seq = space.file.seen_seq
+    with db.path.open("r+b") as f:
+        f.truncate(0)
+    with pytest.raises(sc.StoreChanged, match="emptied") as info, space.transact():
+        db.exec(INSERT, [None, "third", 3])
+    assert info.value.path == str(db.path)
+    assert space.file.seen_seq == seq and db.rev == 2
+    assert [r["body"] for r in db.read("SELECT body FROM messages ORDER BY ts")] == [
+        "first",
+        "second",
+    ]
+    with space.transact():
+        db.exec(INSERT, [None, "third", 3])
+    assert db.rev == 3
 
 
 @pytest.mark.parametrize("how", ["delete", "replace"])
