@@ -112,6 +112,13 @@ class Pattern:
                 f"@sc.pattern decorates a function defined with def, not {fn!r}: a piece's id "
                 "derives from the pattern's module and qualified name, which it lacks"
             )
+        if qualname.rpartition(".")[2] == "<lambda>":
+            # Every lambda of a module has one qualified name: two would share their pieces.
+            raise InvalidArgument(
+                f"@sc.pattern decorates a function defined with def, not the lambda {fn!r}: a "
+                "piece's id derives from the pattern's module and qualified name, and every "
+                "lambda there is called <lambda>, so two would share their pieces (R1)"
+            )
         if (
             inspect.iscoroutinefunction(fn)
             or inspect.isgeneratorfunction(fn)

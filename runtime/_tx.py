@@ -141,11 +141,19 @@ class Transaction:
                 return op
         return None
 
-    def bind(self, space: SpaceFile) -> None:
-        """Bind to ``space`` (first write), or check that the transaction already is."""
+    def bind(self, space: SpaceFile, *, joining: bool = False) -> None:
+        """Bind to ``space`` (first write), or check that the transaction already is;
+        ``joining``: for a ``space.transact()`` block nested in it, which writes nothing yet."""
         if self.space is None:
             self.space = space
         elif self.space is not space:
+            if joining and space.space_id != self.space.space_id:
+                raise CrossSpaceWrite(
+                    f"this transaction belongs to space {self.space.space_id!r} (its "
+                    "space.transact() or its first write); a transaction of space "
+                    f"{space.space_id!r} cannot be opened inside it: open it after this one "
+                    "(reading another space's cells needs no transaction of its own)"
+                )
             raise _cross_space(self.space, space)
 
     def record_read(self, space: SpaceFile, cell_id: str, rev: int) -> None:
@@ -303,7 +311,7 @@ class _Scope:
         outer = None if self._alone else current_transaction()
         if outer is not None and outer.state is TxState.OPEN:
             if self._space is not None:
-                outer.bind(self._space)
+                outer.bind(self._space, joining=True)
             # Joined: the outer scope commits. Kept so that this block's writes can be taken
             # back if it raises (a savepoint of the transaction's own record).
             self._joined = (outer, dict(outer._writes), len(outer._ops), outer.space)

@@ -405,3 +405,15 @@ def test_run_inside_a_transaction_compares_inputs_with_what_the_transaction_sees
         piece.inputs["me"].set(7)
         assert space.run(_greeting, key="n", me=1).outputs.get() == 1  # the body reads 1
     assert space.run(_greeting, key="n").inputs["me"].get() == 1
+
+
+def test_a_lambda_is_no_pattern() -> None:
+    """R1: a piece's id derives from its pattern's module and qualified name, which every lambda
+    of a module shares (``<lambda>``): two lambda patterns would share their pieces, cells and
+    databases. ``sc.pattern`` refuses a lambda, saying so."""
+    for fn in (lambda: None, (lambda: lambda me: me)()):
+        with pytest.raises(
+            sc.SqliteCellsError, match="every lambda there is called <lambda>"
+        ) as info:
+            sc.pattern(fn)
+        assert isinstance(info.value, ValueError | TypeError)

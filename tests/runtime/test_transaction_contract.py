@@ -556,3 +556,19 @@ def _bump_both(space: sc.Space, a: sc.Cell, b: sc.Cell) -> None:
     with space.transact():
         a.set(a.get() + 1)
         b.set(b.get() + 1)
+
+
+def test_a_block_of_another_space_inside_a_transaction_says_what_it_is(rt: sc.Runtime) -> None:
+    """§3 (one space per transaction): ``o.transact()`` inside ``s.transact()`` is refused, and
+    the message says a transaction of ``o`` cannot be opened inside — not that a write to
+    ``s`` was made (the block may only read); the outer transaction stays usable."""
+    s, o = rt.space("s"), rt.space("o")
+    c, x = s.cell("c", default=0), o.cell("x", default=5)
+    with s.transact():
+        with pytest.raises(sc.CrossSpaceWrite) as info, o.transact():
+            x.get()
+        c.set(x.get() + 1)
+    message = str(info.value)
+    assert "a transaction of space 'o' cannot be opened inside it" in message
+    assert "writes space" not in message
+    assert c.get() == 6
