@@ -33,6 +33,26 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
+def run_cli_limited(limit: str, value: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the command line (as ``run_cli`` does, without its traceback check: the caller looks)
+    in a process whose resource ``limit`` (a ``resource.RLIMIT_*`` name) is ``value``, set before
+    the package is imported."""
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    limited = (
+        "import resource, runpy, sys; "
+        f"resource.setrlimit(resource.{limit}, ({value}, {value})); "
+        "sys.argv[0] = 'sqlite-cells'; runpy.run_module('sqlite_cells', run_name='__main__')"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", limited, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
 _NOBODY = 65534
 
 

@@ -17,7 +17,7 @@ import sqlite_cells as sc
 import sqlite_cells.cli._inspect as inspect_module
 from sqlite_cells.cli._cli import main
 
-from ..conftest import run_cli
+from ..conftest import run_cli, run_cli_limited
 
 HUGE = 5_000_000
 LONG = 100_000  # long enough: 300 lines of it, uncut, are 30 MB
@@ -271,21 +271,8 @@ def test_a_result_too_large_for_memory_says_so(tmp_path: Path) -> None:
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 50000000) "
         "SELECT x, printf('%040d', x) AS s FROM c"
     )
-    limited = (
-        "import resource, runpy, sys; "
-        "resource.setrlimit(resource.RLIMIT_AS, (700 << 20, 700 << 20)); "
-        "sys.argv[0] = 'sqlite-cells'; runpy.run_module('sqlite_cells', run_name='__main__')"
-    )
-    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
     command = ["query", "--ndjson", "--timeout", "120", str(store), "a", "d", rows]
-    done = subprocess.run(
-        [sys.executable, "-c", limited, *command],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    done = run_cli_limited("RLIMIT_AS", 700 << 20, *command)
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith("sqlite-cells: the command ran out of memory"), done.stderr

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,8 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells.runtime import out_of_files
+
+from ..conftest import run_cli_limited
 
 CHILD = r"""
 import json, os, resource, sys
@@ -168,22 +169,9 @@ def test_the_command_line_out_of_open_files_says_so(tmp_path: Path, command: str
     args = ["query", str(store), "main", "d", "SELECT id FROM t"]
     if command == "check":
         args = ["check", "--repair", str(store)]
-    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
     said = []
     for limit in range(6, 12):
-        limited = (
-            "import resource, runpy, sys; "
-            f"resource.setrlimit(resource.RLIMIT_NOFILE, ({limit}, {limit})); "
-            "sys.argv[0] = 'sqlite-cells'; runpy.run_module('sqlite_cells', run_name='__main__')"
-        )
-        done = subprocess.run(
-            [sys.executable, "-c", limited, *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        done = run_cli_limited("RLIMIT_NOFILE", limit, *args)
         assert "Traceback" not in done.stderr and "damaged" not in done.stderr, done.stderr
         if done.returncode:
             # `query` fails; `check` reports the database it could not open, and goes on.
