@@ -587,7 +587,9 @@ class _QueryNode(Node):
         if self._again and self._fixed is None and self._run_changes != self._params_changes:
             # The parameters changed while this run was in flight: its rows pair the old
             # parameters with a file that may be newer — a state no commit had (R42, R54).
-            # Dropped; the next run, already wanted, reads with the new ones.
+            # Dropped; the next run, already wanted, reads with the new ones, and delivers for
+            # this run's cause too (settle waits for it, Scheduler.settle).
+            self._want_again()
             return previous, False
         if self._lagging:
             self._lagging = False

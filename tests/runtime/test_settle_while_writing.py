@@ -129,6 +129,54 @@ def test_settle_returns_while_another_process_commits_without_pause(tmp_path: Pa
         assert child.returncode == 0
 
 
+def test_settle_delivers_a_query_whose_parameter_cell_keeps_changing(tmp_path: Path) -> None:
+    """R51: a change of params given as cells re-runs the query; a run whose parameter changed
+    while it was in flight is dropped (its rows would pair the old parameter with a newer
+    file), and the run that replaces it delivers for both causes: a settle returns with rows
+    for a parameter at least as new as the last commit before the call, never pending."""
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("db", tables=TABLES)
+        p = space.cell("p", default=0)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES (0)")
+        query = db.query(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) "
+            "SELECT ? AS p, (SELECT count(*) FROM c) AS n",
+            params=[p],
+        )
+        assert rt.settle(timeout=SETTLE)
+
+        @sc.handler
+        def set_p(n: int) -> None:
+            p.set(n)
+
+        stop = threading.Event()
+        last = [0]
+
+        def writer() -> None:
+            n = 0
+            while not stop.is_set():
+                n += 1
+                set_p(n)
+                last[0] = n
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            while last[0] < 20:
+                time.sleep(0.01)
+            for _ in range(3):
+                before = last[0]
+                assert rt.settle(timeout=30)
+                state = query.get()
+                assert not state.pending and state.error is None
+                assert state.result is not None and state.result[0]["p"] >= before
+        finally:
+            stop.set()
+            thread.join()
+
+
 def test_work_that_ends_after_close_ends_quietly(caplog: pytest.LogCaptureFixture) -> None:
     """A read on a worker, or a flush of reads, still running when the runtime closes ends
     after ``close()`` cleared the scheduler's counts: it ends without an error (a raw
