@@ -892,12 +892,23 @@ SHORT_FUNCTIONS: Final = frozenset(
 )  # fmt: skip
 
 
+# Operators whose one step copies a whole value (``||`` concatenates, ``->`` and ``->>`` parse
+# JSON): on a large value a row of them runs long between two progress checks, and no
+# interrupt lands inside a row of plain steps. Looked for in the text (in a string literal too:
+# then the statement is only not taken for short).
+_LONG_OPERATORS: Final = ("||", "->")
+
+
 def _schema_key(decl: Declaration) -> str:
     return decl.schema.fingerprint if decl.schema is not None else f"disk:{decl.path}"
 
 
 def _remember_read_set(key: _ReadKey, read_set: ReadMap, functions: frozenset[str] | None) -> None:
-    short = functions is not None and functions <= SHORT_FUNCTIONS
+    short = (
+        functions is not None
+        and functions <= SHORT_FUNCTIONS
+        and not any(operator in key[1] for operator in _LONG_OPERATORS)
+    )
     with _read_sets_lock:
         if len(_READ_SETS) >= _READ_SETS_SIZE:
             _READ_SETS.pop(next(iter(_READ_SETS)))

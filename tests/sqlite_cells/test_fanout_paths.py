@@ -95,6 +95,36 @@ def test_a_statement_calling_a_long_step_function_never_runs_inline(
     assert [name for name, _ in threads] == ["sqlite-cells-query"]
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT max(body || body, body || 'x') AS longest FROM messages ORDER BY id",
+        "SELECT max(body ->> '$') AS longest FROM messages ORDER BY id",
+    ],
+)
+def test_a_statement_of_operators_that_copy_whole_values_never_runs_inline(
+    rt: sc.Runtime,
+    space: Space,
+    db: sc.SqliteDb,
+    threads: list[tuple[str, int]],
+    monkeypatch: pytest.MonkeyPatch,
+    sql: str,
+) -> None:
+    """R44: ``||`` (and ``->``, ``->>``) copy a whole value in one step: a row of them on a large
+    value runs long between two progress checks, and no interrupt lands inside a row of plain
+    steps, so on the scheduler thread it held every other query and derived cell for seconds.
+    Such a statement runs on a worker, whose read the watchdog can give up on."""
+    monkeypatch.setattr(live_module, "INLINE_BUDGET", 10.0)  # cheap enough: only the operator
+    q = db.query(sql)
+    rt.settle()
+    assert not short_steps(db.declaration, sql)
+    threads.clear()
+    _insert(space, db, '"axb"')
+    rt.settle()
+    assert q.get().error is None and len(q.get().result or []) == 1
+    assert [name for name, _ in threads] == ["sqlite-cells-query"]
+
+
 def test_an_inline_read_past_its_inline_deadline_moves_to_a_worker(
     rt: sc.Runtime,
     space: Space,
