@@ -454,6 +454,18 @@ class LiveQueries:
         if known and self._is_cheap(wanted.decl, reads, total):
             self._run_inline(wanted, reads)
             return
+        light = self._light(reads) if not known or total >= SPLIT_COST * len(reads) else []
+        if light:
+            # Statements known to be light go apart from the heavy or unknown ones, which may
+            # run until query_timeout: one job of both would hold the light ones as long (R44).
+            light_total = sum(self._costs[read.key] for read in light)
+            if self._is_cheap(wanted.decl, light, light_total):
+                self._run_inline(wanted, light)
+            else:
+                self._submit(wanted, light, 1)
+            kept = {id(read) for read in light}
+            reads = [read for read in reads if id(read) not in kept]
+            known, total = self._known_cost(reads)
         if known and total < SPLIT_COST * len(reads):
             # Light statements: Python's share of each dominates, and two threads taking turns
             # on the interpreter lock run them slower than one does.
@@ -473,6 +485,13 @@ class LiveQueries:
             self.workers.submit(
                 ReadJob(wanted.decl, items, delivery, prepare, _Read.previous, _Read.build_ahead)
             )
+
+    def _light(self, reads: list[_Read]) -> list[_Read]:
+        """The statements of a batch known to be light (each ran in under ``SPLIT_COST``), when
+        the batch also holds others; else none."""
+        costs = self._costs
+        light = [read for read in reads if costs.get(read.key, SPLIT_COST) < SPLIT_COST]
+        return light if len(light) < len(reads) else []
 
     def _known_cost(self, reads: list[_Read]) -> tuple[bool, float]:
         """Whether every statement ran before, and their last read times added up."""

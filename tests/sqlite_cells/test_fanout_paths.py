@@ -303,3 +303,33 @@ def test_a_query_worker_is_not_starved_by_a_busy_main_thread(rt: sc.Runtime, spa
         state = q.get()
         landed = state.result is not None and state.result[0]["n"] == 2
     assert landed, q.get()
+
+
+def test_a_light_query_is_not_held_by_runaway_queries_of_its_database(tmp_path: Path) -> None:
+    """R44: a runaway query never holds back other queries. A write re-runs every query of its
+    database as one batch; with more runaway queries than workers the batch was split over
+    the workers with the light query in a job beside a runaway one, and it was delivered only
+    when that one timed out. Statements known to be light now go apart (inline when cheap)."""
+    timeout = 2.0
+    with sc.Runtime(tmp_path, query_timeout=timeout, query_workers=2) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key", n="int")})
+        with space.transact():
+            db.exec_many("INSERT INTO t (n) VALUES (?)", [(i,) for i in range(2000)])
+        runaways = [db.query(f"SELECT count(*) + {k} AS c FROM t a, t b, t c") for k in range(3)]
+        light = db.query("SELECT count(*) AS c FROM t")
+        assert rt.settle(timeout=30)
+        assert all(isinstance(q.get().error, sc.QueryTimeout) for q in runaways)
+        seen: list[tuple[float, Any]] = []
+        light.observe().subscribe(lambda state: seen.append((time.monotonic(), state.result)))
+        for n in (2001, 2002):
+            with space.transact():
+                db.exec("INSERT INTO t (n) VALUES (1)")
+            committed = time.monotonic()
+            deadline = committed + 3 * timeout
+            while seen[-1][1] != [{"c": n}] and time.monotonic() < deadline:
+                time.sleep(0.005)
+            assert seen[-1][1] == [{"c": n}]
+            # Well before the runaway ones give up (timeout): it waited for none of them.
+            assert seen[-1][0] - committed < timeout / 2, seen[-1][0] - committed
+            assert rt.settle(timeout=30)
