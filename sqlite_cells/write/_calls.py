@@ -62,7 +62,15 @@ import apsw
 
 from sqlite_cells.sql import JSON_CALL_PREFIX, JSON_CALLS
 
-__all__ = ["HELPERS", "INLINE_COST", "LONG_CALLS", "Deadline", "override_long_calls", "running"]
+__all__ = [
+    "HELPERS",
+    "INLINE_COST",
+    "LONG_CALLS",
+    "Deadline",
+    "NoHelperFree",
+    "override_long_calls",
+    "running",
+]
 
 log = logging.getLogger("sqlite_cells.write")
 
@@ -193,6 +201,16 @@ class _Call:
     error: BaseException | None = None
 
 
+class NoHelperFree(apsw.InterruptError):
+    """A long call waited for a helper until its write's deadline and never started: every
+    helper was still calculating calls of other writes, given up on at their own deadlines."""
+
+    def __init__(self, name: str, running: int) -> None:
+        super().__init__(f"{name}() found no helper free ({running} busy)")
+        self.function = name
+        self.running = running
+
+
 class _Helpers:
     """At most ``size`` helper threads, each with its own calculator, made when calls wait and
     ended after ``_LINGER`` idle seconds."""
@@ -242,6 +260,8 @@ class _Helpers:
                     if started
                     else f"no helper was free ({running} busy)",
                 )
+                if not started:
+                    raise NoHelperFree(name, running)
                 raise apsw.InterruptError(f"{name}() ran past the write's deadline")
         if call.error is not None:
             raise call.error

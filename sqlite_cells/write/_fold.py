@@ -93,7 +93,7 @@ from sqlite_cells.sql import (
     sqlite_words,
     write_hint,
 )
-from sqlite_cells.write._calls import override_long_calls
+from sqlite_cells.write._calls import NoHelperFree, override_long_calls
 from sqlite_cells.write._capture import capture, has_rowid_tables
 from sqlite_cells.write._conn import write_conn
 from sqlite_cells.write._keys import NullKeys, before_write, check_null_keys, nullable_keys
@@ -453,6 +453,16 @@ class SqliteParticipant:
             )
         except apsw.BusyError:
             raise  # a lock held elsewhere: _lock_waits says so
+        except NoHelperFree as exc:
+            raise ExecTimeout(
+                decl.db_id,
+                request.sql,
+                f"its call of {exc.function}() waited exec_timeout={self.exec_timeout}s for a "
+                f"helper thread and never ran: every helper ({exc.running} busy) is still "
+                "calculating a long call of an earlier write, given up on at its own deadline "
+                "(it finishes in the background); nothing was written: try again once they "
+                "are done",
+            ) from exc
         except apsw.InterruptError as exc:
             raise ExecTimeout(
                 decl.db_id,

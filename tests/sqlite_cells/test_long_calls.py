@@ -16,11 +16,13 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
+import sqlite_cells.write._calls as calls_module
 from sqlite_cells._runtime import Space
 from sqlite_cells.sql import USER_PREPARE_FLAGS, Gate, Mode, make_authorizer
 from sqlite_cells.write._calls import (
     INLINE_COST,
     LONG_CALLS,
+    NoHelperFree,
     _Call,
     _Helpers,
     override_long_calls,
@@ -79,6 +81,33 @@ def test_a_long_call_times_out_rolls_back_and_lets_the_space_go(
         counter.set(2)
         db.exec("INSERT INTO t (v) VALUES ('second')")
     assert counter.get() == 2 and db.rev == 2 and _rows(db) == ["first", "second"]
+
+
+def test_a_write_whose_call_finds_no_helper_free_says_so(
+    fast: sc.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R44, Errors: a long call of a write that timed out runs on in its helper; once every
+    helper is so taken, another write's long call waits for one until its own deadline and never
+    runs. Its ``ExecTimeout`` says that (the statement did not run past anything): which call,
+    how many helpers are busy, and that nothing was written."""
+    monkeypatch.setattr(calls_module, "_HELPERS", _Helpers(1))
+    first = fast.space("a").sqlite_database("d", tables=TABLES)
+    other_space = fast.space("b")
+    other = other_space.sqlite_database("d", tables=TABLES)
+    with pytest.raises(sc.ExecTimeout, match="ran past exec_timeout"), fast.space("a").transact():
+        first.exec(f"INSERT INTO t (v) VALUES ({LONG['trim']})")
+    with pytest.raises(sc.ExecTimeout) as info, other_space.transact():
+        other.exec(f"INSERT INTO t (v) VALUES ({LONG['instr']})")
+    message = str(info.value)
+    assert (
+        "its call of instr() waited exec_timeout=0.3s for a helper thread and never ran" in message
+    )
+    assert "every helper (1 busy) is still calculating" in message
+    assert "nothing was written" in message
+    assert isinstance(info.value.__cause__, NoHelperFree)
+    assert _rows(other) == []
+    while calls_module._HELPERS.running():
+        time.sleep(0.02)
 
 
 def test_many_short_calls_on_a_large_value_time_out_by_the_deadline(fast: sc.Runtime) -> None:
@@ -389,7 +418,7 @@ def test_a_busy_helper_makes_the_next_call_wait_until_its_deadline() -> None:
         helpers.run("trim", first, time.monotonic() + 0.05)
     assert helpers.running() == 1
     second = _Call("SELECT instr(?1, ?2)", ("abc", "c"), limits)
-    with pytest.raises(apsw.InterruptError, match="instr\\(\\) ran past"):
+    with pytest.raises(NoHelperFree, match="instr\\(\\) found no helper free \\(1 busy\\)"):
         helpers.run("instr", second, time.monotonic() + 0.05)
     assert not second.done.is_set()  # never started: taken off the queue
     first.done.wait()
