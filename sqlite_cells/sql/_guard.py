@@ -131,6 +131,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 from dataclasses import dataclass, field
 from typing import Final, NoReturn
 
@@ -162,6 +163,7 @@ from sqlite_cells.sql._statement import (
 __all__ = [
     "CACHE_MAX_ENTRIES",
     "CACHE_MAX_SQL_LENGTH",
+    "MAX_STATEMENT_LENGTH",
     "CheckedStatement",
     "Mode",
     "check_statement",
@@ -190,6 +192,34 @@ class CheckedStatement:
     statement: Statement | None = field(default=None, compare=False, repr=False)
 
 
+# How much of a statement from user code the guard reads, outside its string literals, quoted
+# names and comments (characters). Reading costs ≈ 1.5 µs a token (most of it the tokenizer, in
+# C, which nothing interrupts), before any deadline can run: a list of a million values held a
+# read or write seconds past its timeout (R44). A long literal or comment is one token: cheap,
+# and not counted. Long lists of values go in as one parameter (a JSON array, json_each(?)).
+MAX_STATEMENT_LENGTH: Final = 500_000
+# What the count leaves out: string literals, quoted names and comments (an unterminated one
+# is left in, and counts).
+_NOT_COUNTED: Final = re.compile(
+    r"'[^']*(?:''[^']*)*'|\"[^\"]*(?:\"\"[^\"]*)*\"|`[^`]*(?:``[^`]*)*`|\[[^\]]*\]"
+    r"|/\*[^*]*\*+(?:[^/*][^*]*\*+)*/|--[^\n]*",
+)
+
+
+def _too_long(sql: str) -> int:
+    """How many characters of ``sql`` the guard would read as tokens, when over the limit (0
+    when not)."""
+    if len(sql) <= MAX_STATEMENT_LENGTH:
+        return 0
+    counted = len(sql) - sum(len(m) for m in _NOT_COUNTED.findall(sql))
+    return counted if counted > MAX_STATEMENT_LENGTH else 0
+
+
+class StatementTooLong(StatementError):
+    """A statement longer than :data:`MAX_STATEMENT_LENGTH` (private: callers catch
+    ``ValueError``, ``StatementError`` or ``SqliteCellsError``)."""
+
+
 class NotAStatement(StatementError, TypeError):
     """A statement given as something other than a ``str`` (private: callers catch
     ``TypeError``, ``StatementError`` or ``SqliteCellsError``)."""
@@ -209,6 +239,15 @@ def check_statement(sql: str, mode: Mode) -> CheckedStatement:
         sql = str.__str__(sql)  # its text, which SQLite runs; never what __str__ says
     if not isinstance(mode, Mode):
         raise TypeError(f"mode must be a Mode, not {type(mode).__name__}")
+    if counted := _too_long(sql):
+        raise StatementTooLong(
+            f"the statement has {counted:,} characters outside its string literals and "
+            f"comments; the statement guard reads at most {MAX_STATEMENT_LENGTH:,} (R44: "
+            "reading more would run past any timeout): pass long lists of values as one "
+            "parameter, e.g. `x IN (SELECT value FROM json_each(?))` with a JSON array, or "
+            "split a write into several (exec_many takes many rows of parameters); nothing "
+            "was run"
+        )
     verdict = _verdict(sql, mode) if len(sql) <= CACHE_MAX_SQL_LENGTH else _judge(sql, mode)
     if isinstance(verdict, CheckedStatement):
         return verdict

@@ -560,6 +560,10 @@ def test_odd_text_is_a_runtime_error_on_every_path(
         except (sc.QueryError, sc.ExecError) as error:
             assert len(str(error)) < 2_000, name  # the statement is cut, not repeated whole
             continue
+        except sc.StatementError as error:  # more tokens than the guard reads (R44)
+            assert "the statement guard reads at most" in str(error), name
+            assert len(str(error)) < 2_000, name
+            continue
         # a live query reports its error in its state, not by raising
         assert name.endswith("query"), (name, outcome)
         state = outcome if isinstance(outcome, sc.QueryState) else _settled(space, outcome)
@@ -594,6 +598,29 @@ def test_a_megabyte_statement_is_judged_on_every_path_with_exact_offsets(
     with space.transact():
         cells.exec(filler + "INSERT INTO messages(body) VALUES ('" + "w" * 1_000_000 + "')")
     assert cells.read("SELECT length(body) AS n FROM messages") == [{"n": 1_000_000}]
+
+
+def test_a_statement_of_more_tokens_than_the_guard_reads_is_refused_at_once(
+    space: Space, cells: sc.SqliteDb, source: Any
+) -> None:
+    """R44: the guard reads a statement's tokens before any deadline can run, ≈ 1.5 µs each: a
+    list of a million values held a read seconds past its timeout. Past 500,000 characters
+    outside literals, names and comments a statement is a ``StatementError`` (a ``ValueError``),
+    at once, on every path, saying what to do; nothing runs. Long literals stay welcome."""
+    values = ",".join(str(i) for i in range(200_000))
+    read = f"SELECT count(*) AS n FROM messages WHERE id IN ({values})"
+    write = f"DELETE FROM messages WHERE id IN ({values})"
+    for name, call in _paths(space, cells, source).items():
+        sql = read if name in _READ_PATHS else write
+        with pytest.raises(sc.StatementError) as caught:
+            call(sql)
+        assert isinstance(caught.value, ValueError) and not isinstance(caught.value, GuardViolation)
+        message = str(caught.value)
+        assert f"has {len(sql):,} characters outside its string literals" in message, name
+        assert "json_each(?)" in message and len(message) < 1_000
+    assert cells.rev == 0
+    long = "SELECT '" + "x" * 3_000_000 + "' AS v /*" + " " * 1_000_000 + "*/"
+    assert cells.read(long) == [{"v": "x" * 3_000_000}]
 
 
 # --- the authorizer alone on the runtime's real connections (R23) --------------------------------
