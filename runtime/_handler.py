@@ -11,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
-from sqlite_cells.codec import ConflictError, brief_repr
+from sqlite_cells.codec import ConflictError, TransactionError, brief_repr
 from sqlite_cells.runtime._boundary import InvalidArgument, checked_arguments
 from sqlite_cells.runtime._lock_holder import LockHolder
 from sqlite_cells.runtime._space_file import LOCK_PATIENCE, SpaceFile
@@ -146,6 +146,18 @@ def _sync_handler(body: Callable[..., Any], tries: int) -> Callable[..., int | N
     return checked_arguments(run)
 
 
+def _ended_under(body: Callable[..., Any], outer: Transaction) -> TransactionError:
+    """The transaction an async handler joined ended while the handler's body ran: the body
+    was awaited in a task that outlived the block that made it (``asyncio.create_task`` inside
+    ``with space.transact():``), so what it wrote went with that transaction, or nowhere."""
+    return TransactionError(
+        f"handler {_named(body)} joined the transaction open where its task was made, and that "
+        f"transaction was {outer.state.value} before the handler's body ended: what the body "
+        "wrote was not committed by it (a rolled-back block takes it along). Await the handler "
+        "inside the block, or make the task outside any transaction: it then commits on its own"
+    )
+
+
 def _run_body(
     body: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], tx: Transaction
 ) -> None:
@@ -204,6 +216,8 @@ def _async_handler(
         if outer is not None and outer.state is TxState.OPEN:
             with transaction(None):  # joined: a body that raises writes nothing
                 await body(*args, **kwargs)
+            if outer.state is not TxState.OPEN:
+                raise _ended_under(body, outer)
             return None
         space: SpaceFile | None = None
         turn: SpaceFile | None = None  # the space whose turn this call holds (see _turns)

@@ -1,11 +1,11 @@
 """Transactions: the reads (with the revisions seen) and writes of one unit of work.
 
-The current transaction lives in a ``ContextVar``, and belongs to the thread, and the asyncio
-task, that began it: a thread that inherits a copy of the context (``asyncio.to_thread``,
-``copy_context().run``) sees no transaction, as a plain ``threading.Thread`` does, and so does a
-task created inside the transaction (``asyncio.create_task`` copies the context too), which may
-run on after the block has committed or rolled back. Their ``space.transact()`` or handler is a
-transaction of their own, and one ``Transaction`` is never changed by two threads or tasks.
+The current transaction lives in a ``ContextVar``, and belongs to the thread that began it: a
+thread that inherits a copy of the context (``asyncio.to_thread``, ``copy_context().run``) sees
+no transaction, as a plain ``threading.Thread`` does, so its ``space.transact()`` is a
+transaction of its own and one ``Transaction`` is never changed by two threads. Tasks of the
+same thread share it (``asyncio.gather`` of handlers inside a handler is one commit); a handler
+that joined a transaction which ended before the handler did says so (see ``_handler``).
 A transaction is bound to one space: the one given to ``space.transact()``, or for a handler
 the space of its first write. It commits all or nothing as one SQLite transaction (see
 ``_space_file.SpaceFile.commit``).
@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import enum
 import threading
-from asyncio import current_task
-from asyncio.events import _get_running_loop
 from collections.abc import Container, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
@@ -86,7 +84,6 @@ class Transaction:
         "seq",
         "space",
         "state",
-        "task",
         "thread",
     )
 
@@ -105,9 +102,7 @@ class Transaction:
         self._names: dict[str, tuple[str, str]] = {}
         self.seq: int | None = None
         self.state = TxState.OPEN
-        # The thread and the asyncio task it belongs to (see the module's doc).
-        self.thread = threading.get_ident()
-        self.task = _running_task()
+        self.thread = threading.get_ident()  # the thread it belongs to (see the module's doc)
 
     @property
     def reads(self) -> Mapping[tuple[SpaceFile, str], int]:
@@ -251,18 +246,9 @@ _current: ContextVar[Transaction | None] = ContextVar("sqlite_cells_transaction"
 
 
 def current_transaction() -> Transaction | None:
-    """The transaction this thread (and asyncio task) began in this context, if any."""
+    """The transaction this thread began in this context, if any."""
     tx = _current.get()
-    if tx is None or (tx.thread == threading.get_ident() and tx.task is _running_task()):
-        return tx
-    return None
-
-
-def _running_task() -> object:
-    """The asyncio task running on this thread, if any (two calls in C: this runs on every
-    cell access)."""
-    loop = _get_running_loop()
-    return None if loop is None else current_task(loop)
+    return tx if tx is None or tx.thread == threading.get_ident() else None
 
 
 def require_transaction(what: str, space: SpaceFile) -> Transaction:
@@ -271,6 +257,13 @@ def require_transaction(what: str, space: SpaceFile) -> Transaction:
     tx = current_transaction()
     if tx is None or tx.state is not TxState.OPEN:
         space.check_open()
+        if tx is not None:  # the context's transaction ended under this code
+            raise NoTransaction(
+                f"{what} needs a transaction, and the one this code runs in was already "
+                f"{tx.state.value} (this code runs in a task made inside a `with "
+                "space.transact():` block, or a handler, that outlived it): await the task "
+                "inside the block, or make it outside any transaction"
+            )
         raise NoTransaction(
             f"{what} needs a transaction: wrap it in `with space.transact():` or call it from an "
             "@sc.handler"

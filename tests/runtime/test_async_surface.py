@@ -1106,46 +1106,56 @@ def test_async_handlers_in_several_processes_bump_one_counter(
         assert rt.space("demo").cell("counter").get() == total
 
 
-def test_a_task_made_inside_a_transaction_runs_transactions_of_its_own(tmp_path: Path) -> None:
-    """§3: a handler "runs the body in a new transaction, commits" and returns the seq. A task
-    created inside a ``transact()`` block inherits a copy of the context, but not the
-    transaction: the block may roll back or commit while the task still runs, so the task's
-    handler (or block) is a transaction of its own — as in a thread the block starts."""
+def test_tasks_of_a_transaction_share_it_and_one_that_outlives_it_says_so(
+    tmp_path: Path,
+) -> None:
+    """§3: tasks share their thread's transaction (``asyncio.gather`` and ``asyncio.wait_for``
+    make tasks): handlers gathered inside a handler are one commit, all or nothing, and tried
+    again together. A task made inside a block that outlives it writes into no transaction:
+    its write is ``NoTransaction`` saying that the transaction it ran in had ended, in a
+    handler that joined the block too."""
 
     async def main() -> tuple[Any, ...]:
         with sc.Runtime(tmp_path) as rt:
             space = rt.space("s")
-            a = space.cell("a", default=0)
+            c = space.cell("c", default=0)
             log = space.cell("log", default=[])
 
             @sc.handler
-            async def record(entry: str) -> None:
-                await asyncio.sleep(0.02)
-                log.update(lambda entries: [*entries, entry])
+            async def add(n: int) -> None:
+                await asyncio.sleep(0.01)
+                c.set(c.get() + n)
 
-            async def block(entry: str) -> None:
-                with space.transact():
-                    await asyncio.sleep(0.02)
-                    log.update(lambda entries: [*entries, entry])
+            @sc.handler
+            async def both() -> None:
+                before = c.get()
+                await asyncio.gather(add(1), add(10))
+                await asyncio.wait_for(add(100), 5)
+                log.set([before, c.get()])
 
-            # The block that made the task rolls back while the task's handler runs.
-            with pytest.raises(RuntimeError, match="the block fails"), space.transact():
-                a.set(1)
-                rolled = asyncio.create_task(record("A"))
+            seq = await both()
+
+            async def late_write() -> None:
                 await asyncio.sleep(0.05)
-                raise RuntimeError("the block fails")
-            first = await rolled
-            # The block commits while the task's handler (and a plain block) still wait.
-            with space.transact():
-                a.set(2)
-                handled = asyncio.create_task(record("B"))
-                plain = asyncio.create_task(block("C"))
-                await asyncio.sleep(0.001)
-            second = await handled
-            await plain
-            return first, second, a.get(), log.get()
+                log.set(["late"])
 
-    first, second, a, log = _run(main)
-    assert isinstance(first, int) and isinstance(second, int) and second > first
-    assert a == 2  # the block that rolled back wrote nothing; the second one committed
-    assert sorted(log) == ["A", "B", "C"]  # no write of a task was lost with its maker's block
+            @sc.handler
+            async def late_handler() -> None:
+                await asyncio.sleep(0.05)
+                log.set(["late handler"])
+
+            with space.transact():
+                c.set(1000)
+                writer = asyncio.create_task(late_write())
+                joined = asyncio.create_task(late_handler())
+                await asyncio.sleep(0.01)  # the handler has joined; the block ends first
+            errors = await asyncio.gather(writer, joined, return_exceptions=True)
+            return seq, c.get(), log.get(), errors
+
+    seq, c, log, (written, handled) = _run(main)
+    assert isinstance(seq, int)
+    assert c == 1000 and log == [0, 111]  # one commit of the three gathered handlers
+    assert isinstance(written, sc.NoTransaction)
+    assert "the one this code runs in was already committed" in str(written)
+    assert isinstance(handled, sc.TransactionError)  # its body's write, after the block
+    assert "was already committed" in str(handled)

@@ -431,7 +431,6 @@ def test_the_transaction_a_user_holds_stores_nothing_unchecked(rt: sc.Runtime) -
         "seq",
         "space",
         "state",
-        "task",
         "thread",
         "writes",
         "written",
