@@ -26,22 +26,11 @@ __all__ = ["Pattern", "Piece", "building", "causal_cause", "pattern", "piece_cau
 
 
 class _Build:
-    __slots__ = ("counters", "piece_id", "space_id")
+    __slots__ = ("counters", "piece_id")
 
-    def __init__(self, piece_id: str, space_id: str) -> None:
+    def __init__(self, piece_id: str) -> None:
         self.piece_id = piece_id
-        self.space_id = space_id  # the piece's space
         self.counters: dict[str, int] = {}
-
-    def prefix(self, kind: str, space_id: str) -> tuple[str | int, ...]:
-        """The start of the cause of an entity of ``kind`` the body builds in ``space_id``:
-        the piece's, with that space's id when it is not the piece's own. A database's file is
-        named by its id alone (R2), and a piece's id names no space: without it, a pattern
-        building a database (or a nested piece) of one name in two spaces gave both one id,
-        and so one file."""
-        if space_id == self.space_id:
-            return (kind, "piece", self.piece_id)
-        return (kind, "piece", self.piece_id, "space", space_id)
 
 
 _KINDS = {"sqlite": "database", "cell": "cell"}  # kind of cause -> what a message calls it
@@ -50,8 +39,8 @@ _build: ContextVar[_Build | None] = ContextVar("sqlite_cells_build", default=Non
 
 
 @contextmanager
-def building(piece_id: str, space_id: str) -> Iterator[None]:
-    token = _build.set(_Build(piece_id, space_id))
+def building(piece_id: str) -> Iterator[None]:
+    token = _build.set(_Build(piece_id))
     try:
         yield
     finally:
@@ -68,8 +57,9 @@ def top_level_name(cause: tuple[str | int, ...]) -> str | None:
 
 def causal_cause(space_id: str, kind: str, name: str | None) -> tuple[str | int, ...]:
     """The cause an entity id is derived from (R1): ``(kind, space id, name)`` outside a
-    pattern; inside one ``(kind, piece id, name)``, or the builder's position when unnamed (with
-    ``space_id`` too when it is not the piece's space, see ``_Build.prefix``)."""
+    pattern; inside one ``(kind, piece id, name)``, or the builder's position when unnamed —
+    whatever space it is built in (a database of one cause in two spaces is refused where it
+    is declared: its file is named by its id, R2)."""
     build = _build.get()
     if build is None:
         if name is None:
@@ -78,10 +68,10 @@ def causal_cause(space_id: str, kind: str, name: str | None) -> tuple[str | int,
             )
         return (kind, space_id, name)
     if name is not None:
-        return (*build.prefix(kind, space_id), name)
+        return (kind, "piece", build.piece_id, name)
     position = build.counters.get(kind, 0)
     build.counters[kind] = position + 1
-    return (*build.prefix(kind, space_id), "#", position)
+    return (kind, "piece", build.piece_id, "#", position)
 
 
 def piece_cause(space_id: str, pattern_name: str, key: str) -> tuple[str | int, ...]:
@@ -92,7 +82,7 @@ def piece_cause(space_id: str, pattern_name: str, key: str) -> tuple[str | int, 
     build = _build.get()
     if build is None:
         return ("piece", space_id, pattern_name, key)
-    return (*build.prefix("piece", space_id), pattern_name, key)
+    return ("piece", "piece", build.piece_id, pattern_name, key)
 
 
 class Pattern:

@@ -155,7 +155,7 @@ class Space:
             held = seen(cells[name].id) is not None
             if held or parameter.default is inspect.Parameter.empty:
                 args[name] = self.unbound_input(cells[name], hints.get(name))
-        with building(piece_id, self.id):
+        with building(piece_id):
             outputs = pattern.fn(**args)
         return Piece(
             id=piece_id, space=self, pattern=pattern, inputs=Inputs(cells), outputs=outputs

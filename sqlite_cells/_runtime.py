@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from sqlite_cells import runtime
 from sqlite_cells.codec import (
     DatabaseError,
+    DeclarationError,
     EncodingError,
     Op,
     Quarantined,
@@ -329,6 +330,15 @@ class Runtime(runtime.Runtime):
         ``register_disk_source`` and a handle's committed value do (R3)."""
         with self._decl_lock:
             before = self._declarations.get(decl.db_id)
+            if before is not None and before.space_id != decl.space_id:
+                raise DeclarationError(
+                    f"database {decl.db_id} is already a database of space "
+                    f"{before.space_id!r}; it cannot also be one of space {decl.space_id!r}: a "
+                    "database's file is named by its id (R2), so both would write one file. "
+                    "Inside a pattern, a database's id comes from the piece and its name (or its "
+                    "position) whatever space it is built in: give the one in the other space "
+                    "another name; nothing was declared"
+                )
             self._declarations[decl.db_id] = decl
         if (
             before is not None

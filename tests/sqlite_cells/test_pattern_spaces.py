@@ -1,7 +1,8 @@
-"""A pattern that builds in other spaces than its piece's (R1, R2, R71, R74): a database (or a
-nested piece, and so its databases) of one name built in two spaces gets two ids, so two files,
-never one file both spaces write; what a pattern builds in its piece's own space keeps the id
-it always had, so a store written before binds the same ids."""
+"""A pattern that builds in other spaces than its piece's (R1, R2, R3): an entity's id comes
+from its piece and its name (or position) whatever space it is built in, so a program binds
+the same ids at every run, a store written before included; a database's file is named by its
+id, so a database of one cause in two spaces — one file two spaces would write — is refused
+where the second is declared, nothing declared, instead of sharing the file."""
 
 from __future__ import annotations
 
@@ -17,11 +18,15 @@ TABLES = {"t": sc.table(id="integer primary key", v="text")}
 
 
 @sc.pattern
-def two_spaces(a: sc.Cell, b: sc.Cell) -> tuple[sc.SqliteDb, sc.SqliteDb, sc.SqliteDb]:
+def elsewhere(a: sc.Cell) -> sc.SqliteDb:
+    return a.space.sqlite_database("notes", tables=TABLES)
+
+
+@sc.pattern
+def two_spaces(a: sc.Cell, b: sc.Cell) -> tuple[sc.SqliteDb, sc.SqliteDb]:
     return (
         a.space.sqlite_database("notes", tables=TABLES),
         b.space.sqlite_database("notes", tables=TABLES),
-        a.space.sqlite_database(tables=TABLES),  # unnamed: by its position
     )
 
 
@@ -39,40 +44,30 @@ def _rows(db: sc.SqliteDb) -> list[str]:
     return [row["v"] for row in db.read("SELECT v FROM t ORDER BY id")]
 
 
-def test_a_database_of_one_name_in_two_spaces_gets_two_files(tmp_path: Path) -> None:
+def test_a_database_built_in_another_space_keeps_its_id(tmp_path: Path) -> None:
     with sc.Runtime(tmp_path) as rt:
-        one, two = rt.space("one"), rt.space("two")
-        piece = one.run(two_spaces, key="k", a=one.cell("a"), b=two.cell("b"))
-        mine, other, unnamed = piece.outputs
-        assert mine.id != other.id and mine.path != other.path
-        # Built in the piece's own space: the id it always had.
-        assert mine.id == derive_id("sqlite", "piece", piece.id, "notes")
-        assert unnamed.id == derive_id("sqlite", "piece", piece.id, "#", 0)
-        with one.transact():
-            mine.exec("INSERT INTO t (v) VALUES ('one')")
-        with two.transact():
-            other.exec("INSERT INTO t (v) VALUES ('two')")
-        assert _rows(mine) == ["one"] and _rows(other) == ["two"]
-    with sc.Runtime(tmp_path) as rt:  # the same program again: the same ids, in sync
-        one, two = rt.space("one"), rt.space("two")
-        again = one.run(two_spaces, key="k", a=one.cell("a"), b=two.cell("b")).outputs
-        assert [db.id for db in again] == [mine.id, other.id, unnamed.id]
-        assert _rows(again[0]) == ["one"] and _rows(again[1]) == ["two"]
-    assert len(list(tmp_path.glob("cell-*.sqlite"))) == 2
-    assert not (tmp_path / "quarantine").exists()
+        home, audit = rt.space("home"), rt.space("audit")
+        piece = home.run(elsewhere, key="k", a=audit.cell("a"))
+        db = piece.outputs
+        assert db.id == derive_id("sqlite", "piece", piece.id, "notes")  # as stores hold it
+        with audit.transact():
+            db.exec("INSERT INTO t (v) VALUES ('kept')")
+    with sc.Runtime(tmp_path) as rt:  # the same program again: the same database, its rows
+        home, audit = rt.space("home"), rt.space("audit")
+        again = home.run(elsewhere, key="k", a=audit.cell("a")).outputs
+        assert again.id == db.id and _rows(again) == ["kept"]
 
 
-def test_a_nested_piece_of_one_key_in_two_spaces_gets_its_own_databases(tmp_path: Path) -> None:
+def test_a_database_of_one_cause_in_two_spaces_is_refused(tmp_path: Path) -> None:
     with sc.Runtime(tmp_path) as rt:
         one, two = rt.space("one"), rt.space("two")
-        top = one.run(parent, key="p", a=one.cell("a"), b=two.cell("b"))
-        first, second = top.outputs
-        assert first.id != second.id
-        db_one, db_two = first.outputs, second.outputs
-        assert db_one.path != db_two.path
-        with two.transact():
-            db_two.exec("INSERT INTO t (v) VALUES ('two')")
-        assert _rows(db_one) == [] and _rows(db_two) == ["two"]
+        with pytest.raises(sc.DeclarationError, match="already a database of space 'one'") as info:
+            one.run(two_spaces, key="k", a=one.cell("a"), b=two.cell("b"))
+        assert isinstance(info.value, ValueError)
+        assert "give the one in the other space another name" in str(info.value)
+        with pytest.raises(sc.DeclarationError, match="already a database of space 'one'"):
+            one.run(parent, key="p", a=one.cell("a"), b=two.cell("b"))
+    assert not list(tmp_path.glob("cell-*.sqlite"))  # nothing was written
 
 
 @sc.pattern
