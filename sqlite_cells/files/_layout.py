@@ -362,14 +362,14 @@ def open_unwritable(path: Path, what: str = "store file") -> apsw.Connection:
 
 def read_as_is(path: Path) -> bool:
     """Whether the store file ``path`` is to be read as it is (``immutable``): a WAL file with
-    no ``-wal`` and no ``-shm`` beside it (so it holds every commit), which this user may not
-    write, or in a folder this user may not write. SQLite reads a WAL file through a ``-shm``
-    (and a ``-wal``) it creates: a connection that may not write the file leaves both behind,
-    read-only, for the next writer to fail on, and in a folder it may not write it cannot
-    create them, and the read fails (a store on read-only media)."""
+    no ``-wal`` and no ``-shm`` beside it (so it holds every commit) in a folder this user may
+    not write (read-only media, a folder at 555). SQLite reads a WAL file through a ``-shm``
+    (and a ``-wal``) it creates beside it, and there it cannot: the read failed. Only there:
+    a file read as it is takes no lock, and a writer that can write the folder could checkpoint
+    into it mid-read (a torn read, reported as damage)."""
     if os.path.lexists(f"{path}-wal") or os.path.lexists(f"{path}-shm"):
         return False
-    if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK):
+    if os.access(path.parent, os.W_OK | os.X_OK):
         return False
     return in_wal_mode(path)
 
