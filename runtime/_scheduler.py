@@ -755,10 +755,12 @@ class Scheduler:
                 if watchers.get((space, cell_id)):
                     return False
         # Last, as absorbing updates the hooks' bookkeeping: a commit hook decides from the
-        # ops what re-runs, here or on the scheduler thread.
-        return not event.ops or all(
-            absorb is not None and absorb(event) for absorb in self._absorbers
-        )
+        # ops what re-runs, here or on the scheduler thread. A commit of cells alone is
+        # nothing to a hook without an absorber; one with an absorber may still want it (the
+        # live queries re-run when a cell their input reaches its database through changes).
+        if not event.ops:
+            return all(absorb is None or absorb(event) for absorb in self._absorbers)
+        return all(absorb is not None and absorb(event) for absorb in self._absorbers)
 
     def _advance(self, event: CommitEvent) -> list[Node]:
         """Take ``event`` into the view; return the nodes watching what changed."""

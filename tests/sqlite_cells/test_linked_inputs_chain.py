@@ -67,3 +67,29 @@ def test_a_cycle_of_input_links_is_no_database_and_no_hang(tmp_path: Path) -> No
         error = query.get().error
         assert isinstance(error, sc.SqliteCellsError)
         assert "does not hold a database handle" in str(error)
+
+
+def test_relinking_an_input_in_the_middle_of_a_chain_moves_the_query(tmp_path: Path) -> None:
+    """R61: a reader → h2 → h1 → h0 → A. Linking h1 to B (a commit of that one cell, taken in
+    while the scheduler is idle) re-runs the reader: it reads B."""
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        a = space.sqlite_database("A", tables=TABLES)
+        b = space.sqlite_database("B", tables=TABLES)
+        with space.transact():
+            a.exec("INSERT INTO t (v) VALUES ('a')")
+        with space.transact():
+            b.exec("INSERT INTO t (v) VALUES ('b')")
+        h0, h1, h2 = (space.run(holder, key=f"h{i}") for i in range(3))
+        h0.inputs["db"].link(a)
+        h1.inputs["db"].link(h0.outputs)
+        h2.inputs["db"].link(h1.outputs)
+        reader_piece = space.run(reader, key="r", db=h2.outputs)
+        assert rt.settle(timeout=10)
+        assert _rows(reader_piece.outputs) == ["a"]
+        h1.inputs["db"].link(b)
+        assert rt.settle(timeout=10)
+        assert _rows(reader_piece.outputs) == ["b"]
+        h1.inputs["db"].link(h0.outputs)
+        assert rt.settle(timeout=10)
+        assert _rows(reader_piece.outputs) == ["a"]
