@@ -367,7 +367,11 @@ def unopenable(path: Path, exc: apsw.Error) -> bool:
         return True
     if isinstance(exc, _TRANSIENT) or out_of_files(exc):
         return False
-    return os.access(path, os.R_OK | os.W_OK)
+    # (Its -wal or -shm this user may not open is a permission too, not the file's damage.)
+    companions = (f"{path}{suffix}" for suffix in ("-wal", "-shm"))
+    return os.access(path, os.R_OK | os.W_OK) and all(
+        os.access(c, os.R_OK | os.W_OK) for c in companions if os.path.lexists(c)
+    )
 
 
 def _verify(conn: apsw.Connection) -> None:

@@ -9,6 +9,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import apsw
 import pytest
 
 import sqlite_cells as sc
@@ -106,3 +107,38 @@ def test_inspect_says_unreadable_not_damaged(store: tuple[Path, Path, Path]) -> 
     assert databases[one.name]["unreadable"].startswith(f"cannot open {one}")
     assert databases[one.name]["damage"] is None
     assert os.access(one, os.F_OK)
+
+
+def test_a_shm_this_user_may_not_open_is_no_damage(store: tuple[Path, Path, Path]) -> None:
+    """R71: a database file's -shm this user may not open (another program holds the file in
+    WAL mode) says nothing of its rows: `check` reports the database unreadable, and a runtime's
+    read fails naming it — nothing is quarantined or rebuilt."""
+    import apsw
+
+    root, _one, two = store
+    holder = apsw.Connection(str(two))  # keeps its -wal and -shm there while it is open
+    try:
+        holder.execute("SELECT count(*) FROM t").fetchall()
+        shm = Path(f"{two}-shm")
+        assert shm.exists()
+        shm.chmod(0o000)
+        code, out, _ = _cli("check", "--json", str(root))
+        assert code == 1
+        rows = {row["file"]: row for row in json.loads(out)}
+        assert rows[two.name]["action"] == "unreadable"
+        read = (
+            "import sqlite_cells as sc, sys\n"
+            f"with sc.Runtime({str(root)!r}) as rt:\n"
+            "    db = rt.space('a').sqlite_database('two', tables={'t': sc.table("
+            "id='integer primary key', v='text')})\n"
+            "    try:\n"
+            "        db.read('SELECT count(*) AS n FROM t')\n"
+            "    except sc.SqliteCellsError as e:\n"
+            "        print(type(e).__name__)\n"
+        )
+        done = run_unprivileged("-c", read)
+        assert done.stdout.strip() == "UnreadableFile", (done.stdout, done.stderr)
+        assert not (root / "quarantine").exists()
+    finally:
+        Path(f"{two}-shm").chmod(0o644)
+        holder.close()
