@@ -113,7 +113,6 @@ def test_a_shm_this_user_may_not_open_is_no_damage(store: tuple[Path, Path, Path
     """R71: a database file's -shm this user may not open (another program holds the file in
     WAL mode) says nothing of its rows: `check` reports the database unreadable, and a runtime's
     read fails naming it — nothing is quarantined or rebuilt."""
-    import apsw
 
     root, _one, two = store
     holder = apsw.Connection(str(two))  # keeps its -wal and -shm there while it is open
