@@ -948,8 +948,10 @@ class SpaceFile:
                 self._commit_raised(conn, exc, foreign, members, done, records, committing=False)
             return []
         # From COMMIT until the commit is taken in, Ctrl-C waits (runtime/_interrupts.py): it
-        # would otherwise land between a durable COMMIT and its bookkeeping.
-        with interrupts_held():
+        # would otherwise land between a durable COMMIT and its bookkeeping; nor may the
+        # committer's stack run out there (a commit made from deep in its caller's stack would
+        # be told RecursionError though it was durable), so that stretch has STACK_ROOM too.
+        with STACK_ROOM, interrupts_held():
             self._landing = _Landing(records)
             try:
                 try:
