@@ -133,7 +133,8 @@ def test_settle_delivers_a_query_whose_parameter_cell_keeps_changing(tmp_path: P
     """R51: a change of params given as cells re-runs the query; a run whose parameter changed
     while it was in flight is dropped (its rows would pair the old parameter with a newer
     file), and the run that replaces it delivers for both causes: a settle returns with rows
-    for a parameter at least as new as the last commit before the call, never pending."""
+    for a parameter at least as new as the last commit before the call, never pending (it
+    returned at once, pending on rows of a long-gone value)."""
     with sc.Runtime(tmp_path) as rt:
         space = rt.space("s")
         db = space.sqlite_database("db", tables=TABLES)
@@ -155,9 +156,12 @@ def test_settle_delivers_a_query_whose_parameter_cell_keeps_changing(tmp_path: P
         last = [0]
 
         def writer() -> None:
-            n = 0
-            while not stop.is_set():
-                n += 1
+            # Commits faster than a run, then no more: every run while it writes is dropped,
+            # and only the one after it can deliver (a parameter that changes for ever never
+            # lets any run deliver: settle then waits, as the SPEC's words ask).
+            for n in range(1, 401):
+                if stop.is_set():
+                    return
                 set_p(n)
                 last[0] = n
 
@@ -166,12 +170,12 @@ def test_settle_delivers_a_query_whose_parameter_cell_keeps_changing(tmp_path: P
         try:
             while last[0] < 20:
                 time.sleep(0.01)
-            for _ in range(3):
-                before = last[0]
-                assert rt.settle(timeout=30)
-                state = query.get()
-                assert not state.pending and state.error is None
-                assert state.result is not None and state.result[0]["p"] >= before
+            before = last[0]
+            assert thread.is_alive()  # settled while the parameter keeps changing
+            assert rt.settle(timeout=120)
+            state = query.get()
+            assert not state.pending and state.error is None
+            assert state.result is not None and state.result[0]["p"] >= before
         finally:
             stop.set()
             thread.join()
