@@ -29,15 +29,21 @@ def _rows(query: sc.Query) -> list[str] | None:
     return None if state.result is None else [row["v"] for row in state.result]
 
 
+def _databases(space: sc.Space) -> tuple[sc.SqliteDb, sc.SqliteDb]:
+    """Databases A and B of ``space``, holding one row each: 'a' and 'b'."""
+    found = []
+    for name in ("A", "B"):
+        db = space.sqlite_database(name, tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES (?)", [name.lower()])
+        found.append(db)
+    return found[0], found[1]
+
+
 def test_an_input_linked_to_another_pieces_input_reaches_its_database(tmp_path: Path) -> None:
     with sc.Runtime(tmp_path) as rt:
         space = rt.space("s")
-        a = space.sqlite_database("A", tables=TABLES)
-        b = space.sqlite_database("B", tables=TABLES)
-        with space.transact():
-            a.exec("INSERT INTO t (v) VALUES ('a')")
-        with space.transact():
-            b.exec("INSERT INTO t (v) VALUES ('b')")
+        a, b = _databases(space)
         held = space.run(holder, key="h")
         held.inputs["db"].link(a)
         given = space.run(reader, key="given", db=held.outputs)
@@ -74,12 +80,7 @@ def test_relinking_an_input_in_the_middle_of_a_chain_moves_the_query(tmp_path: P
     while the scheduler is idle) re-runs the reader: it reads B."""
     with sc.Runtime(tmp_path) as rt:
         space = rt.space("s")
-        a = space.sqlite_database("A", tables=TABLES)
-        b = space.sqlite_database("B", tables=TABLES)
-        with space.transact():
-            a.exec("INSERT INTO t (v) VALUES ('a')")
-        with space.transact():
-            b.exec("INSERT INTO t (v) VALUES ('b')")
+        a, b = _databases(space)
         h0, h1, h2 = (space.run(holder, key=f"h{i}") for i in range(3))
         h0.inputs["db"].link(a)
         h1.inputs["db"].link(h0.outputs)
