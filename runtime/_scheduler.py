@@ -21,6 +21,7 @@ import heapq
 import itertools
 import logging
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +33,9 @@ from sqlite_cells.codec import ClosedError
 from sqlite_cells.runtime._space_file import CommitEvent, Entity, SpaceFile
 
 __all__ = ["Node", "Scheduler", "Subscription", "Work", "own"]
+
+# How long one wait of ``settle`` lasts before it looks again (seconds; see Scheduler.settle).
+_WAIT_SLICE = 0.1
 
 log = logging.getLogger("sqlite_cells.runtime")
 
@@ -553,9 +557,17 @@ class Scheduler:
         epoch older than the call is left."""
         if self.on_thread:
             return True
+        end = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             past = self._next_epoch
-            return self._idle.wait_for(lambda: self._settled(past), timeout)
+            # In slices: Ctrl-C may reach another thread of the process, and a long wait here
+            # would hold it back from the main thread until the wait ended.
+            while not self._settled(past):
+                step = _WAIT_SLICE if end is None else min(_WAIT_SLICE, end - time.monotonic())
+                if step <= 0:
+                    return False
+                self._idle.wait(step)
+            return True
 
     def _settled(self, past: int) -> bool:
         """(Under ``_lock``.) Whether no work of an epoch before ``past`` is left."""

@@ -63,6 +63,22 @@ log = logging.getLogger("sqlite_cells.read")
 
 GRACE = 0.25
 QUEUE_GRACE = 0.5  # db.read waits this much past its timeout for a worker to take it
+# A caller's wait is cut in slices this long (seconds): see wait_in_slices.
+WAIT_SLICE = 0.1
+
+
+def wait_in_slices(event: threading.Event, timeout: float | None) -> bool:
+    """``event.wait(timeout)``, in slices of ``WAIT_SLICE``: the operating system may hand
+    Ctrl-C (SIGINT) to another thread of the process, and the main thread, blocked in one long
+    wait, raises ``KeyboardInterrupt`` only when that wait ends (a notebook's interrupt of a
+    ``db.read`` took the whole query_timeout, or hung the cell). Between slices it is raised."""
+    end = None if timeout is None else time.monotonic() + timeout
+    while True:
+        step = WAIT_SLICE if end is None else min(WAIT_SLICE, end - time.monotonic())
+        if step <= 0:
+            return event.is_set()
+        if event.wait(step):
+            return True
 MAX_STUCK = 16
 SLOW = 0.02  # a statement running this long holds its worker: the reads behind it go elsewhere
 MAX_EXTRA = 8  # extra and abandoned workers beyond ``count`` that extras may bring about
@@ -173,7 +189,7 @@ class QueryWorkers:
 
         job = ReadJob(decl, [(0, stmt)], deliver, prepare, ahead=ahead)
         self.submit(job)
-        if not done.wait(self.timeout + QUEUE_GRACE):
+        if not wait_in_slices(done, self.timeout + QUEUE_GRACE):
             # Still queued behind other reads past the deadline: give up on it (R44). Once
             # started, the watchdog ends it by its own deadline.
             with self._lock:
@@ -188,7 +204,7 @@ class QueryWorkers:
                     "reads hold them all; try again, or raise query_workers",
                 )
                 return 0, StatementResult(error=error)
-            done.wait()
+            wait_in_slices(done, None)
         return box[0]
 
     # -- workers -------------------------------------------------------------------------------
