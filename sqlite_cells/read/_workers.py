@@ -79,6 +79,8 @@ def wait_in_slices(event: threading.Event, timeout: float | None) -> bool:
             return event.is_set()
         if event.wait(step):
             return True
+
+
 MAX_STUCK = 16
 SLOW = 0.02  # a statement running this long holds its worker: the reads behind it go elsewhere
 MAX_EXTRA = 8  # extra and abandoned workers beyond ``count`` that extras may bring about
