@@ -71,6 +71,7 @@ from sqlite_cells.runtime._space_file import CommitEvent as CommitEvent
 from sqlite_cells.runtime._space_file import SpaceFile as SpaceFile
 from sqlite_cells.runtime._space_file import busy_ms as busy_ms
 from sqlite_cells.runtime._space_file import file_identity as file_identity
+from sqlite_cells.runtime._space_file import file_state as file_state
 from sqlite_cells.runtime._store import DEFAULT_STORE as DEFAULT_STORE
 from sqlite_cells.runtime._store import STORE_ENV as STORE_ENV
 from sqlite_cells.runtime._store import shown_path as shown_path
@@ -131,6 +132,7 @@ __all__ = [
     "describe",
     "exception_text",
     "file_identity",
+    "file_state",
     "forget_marks",
     "handler",
     "has_moved",

@@ -82,7 +82,7 @@ if TYPE_CHECKING:
     from sqlite_cells.runtime._participants import CommitParticipant
     from sqlite_cells.runtime._tx import PendingOp, Transaction
 
-__all__ = ["SPACE_TABLES", "CommitEvent", "Entity", "SpaceFile", "file_identity"]
+__all__ = ["SPACE_TABLES", "CommitEvent", "Entity", "SpaceFile", "file_identity", "file_state"]
 
 log = logging.getLogger("sqlite_cells.runtime")
 
@@ -1039,13 +1039,9 @@ class SpaceFile:
         """R73: the file at the path, its -wal and its -shm must still be the files this runtime
         opened (same device and inode); otherwise a commit would be acknowledged into an
         unlinked file, or written over what another process committed through another -shm."""
-        try:
-            st = os.stat(self._path_str)
-        except OSError:
-            now: tuple[int, int] | None = None
-        else:
-            now = (st.st_dev, st.st_ino)
-            if st.st_size:
+        now, size = file_state(self._path_str)
+        if now is not None:
+            if size:
                 self._held_pages = True
             elif self._held_pages and now == self._identity:
                 raise StoreChanged(
@@ -1566,6 +1562,16 @@ def _stored_id(raw: object) -> str | None:
 
 # A space file's companions SQLite keeps while the file is open, and what each one is.
 _COMPANIONS = {"-wal": "write-ahead log", "-shm": "shared-memory index of the write-ahead log"}
+
+
+def file_state(path: str) -> tuple[tuple[int, int] | None, int]:
+    """The device and inode of the file at ``path`` (None when nothing is there) and its size:
+    a file that has held pages and holds none was emptied under whoever saw it (R73)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None, 0
+    return (st.st_dev, st.st_ino), st.st_size
 
 
 def file_identity(path: str) -> tuple[int, int] | None:

@@ -524,15 +524,16 @@ class LinkedDb(SqliteDb):
     resolved at each use. Until a handle is linked its queries are pending and its writes raise
     :class:`PendingValue`. As a cell it *is* the input cell, so queries re-run when it is linked."""
 
-    __slots__ = ("_input",)
+    __slots__ = ("_input", "_passed")
 
     def __init__(self, space: Space, input_cell: Cell) -> None:
         Cell.__init__(self, space, input_cell.id)
         self._input = input_cell
+        self._passed: list[str] = []  # the cells the last resolution followed (see _follow)
 
     def target(self) -> SqliteDb:
         """The linked database (``PendingValue`` while nothing is linked)."""
-        _, linked = self._follow()
+        self._passed, linked = self._follow()
         if isinstance(linked, SqliteDb):
             return linked
         if not isinstance(linked, Cell):
@@ -578,9 +579,10 @@ class LinkedDb(SqliteDb):
         return linked.id if isinstance(linked, Cell) else None
 
     def _links_passed(self) -> list[str]:
-        """The cells whose links the input followed to its database (another piece's input):
-        a live query re-runs when one of them is linked anew, as when its own input is."""
-        return self._follow()[0]
+        """The cells whose links the input followed to its database (another piece's input) at
+        its last resolution: a live query re-runs when one of them is linked anew, as when its
+        own input is."""
+        return self._passed
 
     @property
     def declaration(self) -> Declaration:

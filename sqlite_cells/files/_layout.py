@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-import urllib.parse
 import weakref
 from pathlib import Path
 
@@ -19,10 +18,11 @@ import apsw
 import msgspec
 
 from sqlite_cells.codec import Op, StoreChanged, stored_json
-from sqlite_cells.files._sources import in_wal_mode
+from sqlite_cells.files._sources import READ_ONLY_URI, immutable_uri, in_wal_mode
 from sqlite_cells.runtime import (
     check_companions,
     check_file_kinds,
+    file_state,
     forget_marks,
     has_moved,
     remove_unused,
@@ -120,12 +120,7 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
     attached (another runtime removing the file its refused first write created) is let go and
     the path attached again."""
     key = str(path)
-    try:
-        st = os.stat(key)
-    except OSError:
-        now: Identity | None = None
-    else:
-        now = (st.st_dev, st.st_ino)
+    now, size = file_state(key)
     pins = _PINS.get(conn)
     if pins is None:  # (set once: a pin made off the write lock never loses one made under it)
         pins = _PINS.setdefault(conn, {})
@@ -135,7 +130,7 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
         # A file that held pages never goes back to none (a WAL file is empty only until its
         # first checkpoint): one empty now was emptied under this runtime (R73).
         paged = _PAGED.get(conn)
-        if st.st_size:
+        if size:
             if paged is None:
                 paged = _PAGED.setdefault(conn, set())
             paged.add(key)
@@ -377,8 +372,7 @@ def read_as_is(path: Path) -> bool:
 def open_as_is(path: Path) -> apsw.Connection:
     """A read-only connection to ``path`` that takes no lock and creates nothing (see
     :func:`read_as_is`): for one read, never kept open for the next (a writer may come)."""
-    uri = "file:" + urllib.parse.quote(str(path)) + "?mode=ro&immutable=1"
-    return apsw.Connection(uri, flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    return apsw.Connection(immutable_uri(path), flags=READ_ONLY_URI)
 
 
 def roll_back_interrupted(path: Path, timeout: float) -> None:

@@ -52,6 +52,7 @@ __all__ = [
     "disk_source_id",
     "encode_pin",
     "hot_journal_advice",
+    "immutable_uri",
     "is_hot_journal",
     "register_disk_file",
     "source_opening",
@@ -269,13 +270,18 @@ def source_opening(path: Path) -> tuple[str, tuple[object, ...] | None]:
     return uri, (frozen if uri.endswith(_IMMUTABLE) else None)
 
 
+def immutable_uri(path: Path) -> str:
+    """The URI of a read-only connection to ``path`` that takes no lock and creates nothing
+    beside the file (SQLite's ``immutable``): it reads the file as it is."""
+    return "file:" + urllib.parse.quote(str(path)) + "?mode=ro" + _IMMUTABLE
+
+
 def source_uri(path: Path) -> str:
     """The read-only URI a connection to the source at ``path`` opens (see the module
     docstring): nothing of ours is ever created beside the file."""
-    base = "file:" + urllib.parse.quote(str(path)) + "?mode=ro"
     if in_wal_mode(path) and not wal_companions_present(path):
-        return base + _IMMUTABLE
-    return base
+        return immutable_uri(path)
+    return "file:" + urllib.parse.quote(str(path)) + "?mode=ro"
 
 
 def wal_companions_present(path: Path) -> bool:

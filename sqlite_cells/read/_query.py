@@ -442,9 +442,11 @@ class _QueryNode(Node):
         query = self.query
         self._running = True
         self._run_changes = self._params_changes
-        self._follow_links()
         try:
-            decl = query.db.declaration
+            try:
+                decl = query.db.declaration
+            finally:
+                self._follow_links()  # (the links that resolution followed)
         except PendingValue:  # a pattern input not linked to a database yet (R61)
             state = QueryState(True, self.value.result, None, self.value.seq)
             self.scheduler.submit(lambda: self._finish(state))
@@ -488,10 +490,7 @@ class _QueryNode(Node):
     def _follow_links(self) -> None:
         """Have the hub re-run this query when a cell its pattern input reaches its database
         through (another piece's input) is linked anew (see ``LiveQueries.follow_links``)."""
-        try:
-            passed = self.query.db._links_passed()
-        except SqliteCellsError:  # the input itself cannot be read: its own change re-runs it
-            passed = []
+        passed = self.query.db._links_passed()
         if passed or self._follows:
             self.query.host.live_queries.follow_links(self, passed)
             self._follows = bool(passed)
