@@ -13,7 +13,6 @@ the previous rows updates ``seq`` but notifies nobody (R42).
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol
@@ -33,6 +32,7 @@ from sqlite_cells.runtime import (
     Reactive,
     Scheduler,
     Space,
+    Work,
     checked_arguments,
     exception_text,
     node_of,
@@ -50,8 +50,6 @@ __all__ = ["Query", "QueryHost", "QueryState", "Reaction", "Readable", "resolve_
 
 T = TypeVar("T", default=Any)
 _SHOWN_ROWS = 10
-# No run wanted again: newer than any scheduler epoch (see Scheduler.settle).
-_NO_EPOCH = sys.maxsize
 
 
 class Readable(Protocol):
@@ -329,7 +327,10 @@ class _QueryNode(Node):
         # wanted once it lands, and the database the last run read.
         self._running = False
         self._again = False
-        self._again_epoch = _NO_EPOCH  # the oldest cause that wanted it (Scheduler.settle)
+        # While another run is wanted: a unit of scheduler work under the oldest cause that
+        # wanted it, so settle() waits for that run (the run in flight may count under a newer
+        # cause than the one it leaves unserved: see _want_again).
+        self._again_work: Work | None = None
         self._follows = False  # whether the hub re-runs it when a linked input changes
         self._params_key: Any = None
         # Counts the parameter changes; a run remembers the count it started with, so a run
@@ -675,17 +676,31 @@ class _QueryNode(Node):
         # one). Otherwise they re-run now, with this result.
         if self._again:
             self._again = False
-            with self.scheduler.working_for(self._again_epoch):  # (its own cause: see settle)
+            work, self._again_work = self._again_work, None
+            if work is None:  # (released meanwhile: nothing is wanted of it)
                 self._run_again()
+            else:
+                scheduler = self.scheduler
+                try:
+                    with scheduler.working_for(work.epoch):  # (its own cause: see settle)
+                        self._run_again()
+                finally:
+                    scheduler.end_work(work)
         self.scheduler.landed(self)
 
     def _want_again(self) -> None:
-        """Another run is wanted once the one in flight lands, for the running item's cause."""
+        """Another run is wanted once the one in flight lands, for the running item's cause.
+        That cause is counted as work until the run starts (Scheduler.settle): the run in
+        flight may count under a newer cause — started by a later commit while a read done again
+        was still due — and settle() must not take its landing, older rows, for the last word."""
         self._again = True
-        self._again_epoch = min(self._again_epoch, self.scheduler.current_epoch)
+        work = self._again_work
+        if work is None:
+            self._again_work = self.scheduler.begin_work()
+        else:
+            self.scheduler.lower(work)
 
     def _run_again(self) -> None:
-        self._again_epoch = _NO_EPOCH
         if self._fixed is not None:
             self._start(*self._fixed)
         elif self.scheduler.hold_while_waiting(self):
@@ -713,7 +728,9 @@ class _QueryNode(Node):
 
     def release(self) -> None:
         self._again = False
-        self._again_epoch = _NO_EPOCH
+        work, self._again_work = self._again_work, None
+        if work is not None:
+            self.scheduler.end_work(work)
         if self._follows:
             self.query.host.live_queries.follow_links(self, ())
         self.query.host.live_queries.unwatch(self)
