@@ -108,6 +108,9 @@ class _Read:
     key: tuple[str, str, str]  # (database id, sql, repr(params))
     stmt: Statement
     runners: list[Runner]
+    # The last commit known to have written the database when the read was sent: rows older
+    # than that read a file that had not caught up with its space (see LiveQueries._land).
+    due: int = 0
 
     def previous(self) -> list[Any] | None:
         """The rows its first runner holds now (the reader keeps them when it reads the same)."""
@@ -171,9 +174,10 @@ class LiveQueries:
         # it this runtime has processed.
         self._in_flight: dict[tuple[str, str, str], tuple[int, _Read, int]] = {}
         self._generation: dict[str, int] = {}
-        # The last seq known to have written each database: a read whose watermark is older
-        # ran before that commit reached the file (another process's commit lands in the space
-        # file first, then in the database file) and is done again.
+        # The last seq known to have written each database: a read sent after that commit was
+        # taken in, whose watermark is older, ran before the commit reached the file (another
+        # process's commit lands in the space file first, then in the database file) and is
+        # done again.
         self._written: dict[str, int] = {}
         self.reads_started = 0  # distinct statements run, on workers or inline (bench, tests)
         scheduler.add_commit_hook(self._on_commit, absorb=self._absorb)
@@ -445,11 +449,14 @@ class LiveQueries:
         statements are heavy enough for SQLite's own work to run in parallel."""
         reads = list(wanted.statements.values())
         self.reads_started += len(reads)
-        generation = self._generation.get(wanted.decl.db_id, 0)
+        db_id = wanted.decl.db_id
+        generation = self._generation.get(db_id, 0)
+        due = self._written.get(db_id, 0)
         in_flight = self._in_flight
         epoch = self.scheduler.current_epoch
         for read in reads:
             in_flight[read.key] = (generation, read, epoch)
+            read.due = due
         known, total = self._known_cost(reads)
         if known and self._is_cheap(wanted.decl, reads, total):
             self._run_inline(wanted, reads)
@@ -585,7 +592,6 @@ class LiveQueries:
         costs = self._costs
         in_flight = self._in_flight
         lock_waits = self._lock_waits
-        behind = seq < self._written.get(decl.db_id, 0)
         for read, result in results:
             key = read.key
             running = in_flight.get(key)
@@ -596,7 +602,10 @@ class LiveQueries:
                 if key not in costs and len(costs) >= _COSTS_SIZE:
                     costs.pop(next(iter(costs)))
                 costs[key] = result.seconds
-            early = ok and behind
+            # Older than a commit taken in before the read was sent: the file had not caught up
+            # with it. (Not one taken in while the read ran: the rows were the latest then, and
+            # a commit that changed what they read has asked for another run already.)
+            early = ok and seq < read.due
             for runner in read.runners:
                 if early:
                     attempt = runner.read_again(_MAX_RETRIES)

@@ -26,6 +26,7 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
+from sqlite_cells.read import _live as live_module
 
 from ..conftest import threads_running
 
@@ -426,3 +427,79 @@ def test_a_read_of_a_file_left_behind_by_a_killed_writer_shows_its_commit(
         assert db.read("SELECT n FROM events ORDER BY id") == [{"n": 1}, {"n": 2}, {"n": 3}]
     reopened = ck.reopen(store)
     assert reopened.before.watermark == reopened.before.space_seq == 3
+
+
+SLOW_COUNT = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 6000000) "
+    "SELECT (SELECT count(*) FROM c) AS k, (SELECT count(*) FROM events) AS rows"
+)
+
+
+def test_settle_waits_for_a_run_owed_to_a_commit_before_it(
+    forks: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run a past commit is owed keeps ``settle()`` waiting until it delivers, also when the
+    query's run in flight counts for a commit made after the call (§3, R53).
+
+    A killed writer leaves the file behind its space: the query's run for that commit lands
+    older than it and is read again after a back-off. ``settle()`` is called; then a commit of
+    this runtime (which repairs the file first) re-runs the query, before the back-off ends.
+    When it ends, the run it wants is owed to the killed writer's commit, and the run in flight
+    counts for the newer one, which settle does not wait for. ``settle()`` returned right then,
+    with rows from before the killed writer's commit (the owed run was noted, not counted). The
+    back-off is lengthened so that the order is certain."""
+    monkeypatch.setattr(live_module, "lag_delay", lambda attempt: 0.8)
+    store = _fresh(tmp_path, "s")
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        space = rt.space(ck.SPACE)
+        db = space.sqlite_database(ck.DB, tables=ck.TABLES)
+        q = db.query(SLOW_COUNT)
+        rt.settle()
+        assert q.get().result == [{"k": 6000000, "rows": 0}]
+        node = q._node()
+
+        @sc.handler  # (its first try finds the file behind and repairs it: the retry writes)
+        def add(n: int) -> None:
+            db.exec("INSERT INTO events (n) VALUES (?)", [n])
+
+        _kill_between_the_commits(forks, store, db)  # the space holds seq 3, the file seq 2
+        _until(lambda: getattr(node, "_reread", False))  # the run for seq 3 landed behind
+        assert getattr(node, "_reread", False)
+        settled: list[bool] = []
+        waiter = threading.Thread(target=lambda: settled.append(rt.settle(timeout=30)))
+        waiter.start()
+        time.sleep(0.05)  # the call is made (its epoch noted) before the commit below
+        add(4)
+        waiter.join()
+        assert settled == [True]
+        state = q.get()
+        assert state.error is None and state.seq >= 3, state
+        assert state.result is not None and state.result[0]["rows"] >= 3, state
+
+
+def test_a_run_that_lands_after_a_write_elsewhere_in_its_database_is_kept(
+    tmp_path: Path,
+) -> None:
+    """A run in flight while another table of its database is written reads rows that the
+    write did not change (R51): they are delivered, not read again as if the file had lagged
+    behind its space (every run of a slow query was thrown away while a writer wrote other
+    tables of the database, and after twelve in a row the file was checked against its
+    space under its write lock)."""
+    tables = {**ck.TABLES, "other": sc.table(id="integer primary key", v="integer")}
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space(ck.SPACE)
+        db = space.sqlite_database(ck.DB, tables=tables)
+        q = db.query(SLOW_COUNT)
+        rt.settle()
+        node = q._node()
+        hub = rt.live_queries
+        before = hub.reads_started
+        with space.transact():
+            db.exec("INSERT INTO events (n) VALUES (1)")  # re-runs the query
+        _until(lambda: getattr(node, "_running", False))
+        time.sleep(0.1)  # its read has begun (it takes about a second)
+        with space.transact():
+            db.exec("INSERT INTO other (v) VALUES (1)")  # a table it does not read
+        rt.settle()
+        assert q.get().result == [{"k": 6000000, "rows": 1}]
+        assert hub.reads_started - before == 1  # read once, not again

@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 import sqlite_cells as sc
-from sqlite_cells.read import _live as live_module
 from sqlite_cells.runtime import Scheduler
 
 TABLES = {"t": sc.table(id="integer primary key", v="integer not null")}
@@ -204,60 +203,3 @@ def test_work_that_ends_after_close_ends_quietly(caplog: pytest.LogCaptureFixtur
         scheduler.close()
     assert ran == []
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
-
-
-def test_settle_waits_for_a_run_owed_to_a_commit_before_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A run a past commit is owed keeps ``settle()`` waiting until it delivers, also when the
-    query's run in flight was started by a commit made after the call (§3, R53).
-
-    The sequence: commit A re-runs a slow query; while that run is in flight, commit B writes
-    another table of the same database, so the run lands older than the database's last write
-    and is kept back to be read again after a short back-off. ``settle()`` is called; then
-    commit C re-runs the query, before the back-off ends. When the back-off ends, the run it
-    wanted is owed to A, and the run in flight counts for C, which settle does not wait for.
-    ``settle()`` returned right then, with rows from before A (the owed run was noted, not
-    counted). The back-off is lengthened here so the order is certain; the randomized stress
-    found it with the real one."""
-    monkeypatch.setattr(live_module, "lag_delay", lambda attempt: 0.3)
-    tables = {
-        "t": sc.table(id="integer primary key", v="integer not null"),
-        "u": sc.table(id="integer primary key", v="integer not null"),
-    }
-    with sc.Runtime(tmp_path) as rt:
-        space = rt.space("s")
-        db = space.sqlite_database("db", tables=tables)
-        query = db.query(
-            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000) "
-            "SELECT (SELECT count(*) FROM c) AS n, (SELECT count(*) FROM t) AS rows"
-        )
-        assert rt.settle(timeout=SETTLE)
-        assert query.get().result == [{"n": 3000000, "rows": 0}]
-        node = query._node()
-
-        @sc.handler
-        def write(table: str) -> int:
-            db.exec(f"INSERT INTO {table} (v) VALUES (1)")
-            return 0
-
-        write("t")  # A: the query re-runs
-        deadline = time.monotonic() + SETTLE
-        while not getattr(node, "_running", False):
-            assert time.monotonic() < deadline, "the query never re-ran"
-            time.sleep(0.005)
-        time.sleep(0.1)  # its read has begun (it takes a few tenths of a second)
-        write("u")  # B: another table, while that run is in flight
-        while not getattr(node, "_reread", False):  # A's run landed behind B: read again
-            assert time.monotonic() < deadline, "the run never landed behind the file"
-            time.sleep(0.005)
-        settled: list[bool] = []
-        waiter = threading.Thread(target=lambda: settled.append(rt.settle(timeout=SETTLE)))
-        waiter.start()
-        time.sleep(0.05)  # the call is made (its epoch noted) before C
-        write("t")  # C: re-runs the query before the back-off ends
-        waiter.join()
-        assert settled == [True]
-        state = query.get()
-        assert state.error is None
-        assert state.result is not None and state.result[0]["rows"] >= 1, state  # A is in
