@@ -91,6 +91,10 @@ class Node:
         its dependents wait for it (see :meth:`Scheduler.landed`). Plain nodes never are."""
         return False
 
+    # Whether the node's value also reflects a file it reads when it runs (a query's database):
+    # as of the commit of that run, whatever its inputs reflect (see _waits).
+    reads_file = False
+
     @property
     def stale(self) -> bool:
         """Whether the node's value is from an older commit than the one a computation in
@@ -822,7 +826,7 @@ class Scheduler:
         done: set[int] = set()
         deliveries: list[tuple[Callable[[Any], None], Any]] = []
         held = self._held
-        waiting: dict[int, bool] = {}  # _waits of the nodes looked at in this round
+        waiting: dict[int, _Reflects] = {}  # what the nodes looked at in this round reflect
         while heap:
             _, _, node = heapq.heappop(heap)
             if id(node) in done or node.released:
@@ -901,47 +905,74 @@ def _dependents_of(node: Node) -> Iterable[Node]:
 
 
 def _waits(
-    node: Node, held: dict[int, Node], memo: dict[int, bool], *, stale: bool = False
+    node: Node, held: dict[int, Node], memo: dict[int, _Reflects], *, stale: bool = False
 ) -> bool:
-    """Whether a dependency of ``node``, at any depth, is in flight (with ``stale``: holds a
-    value older than its run in flight will land, see ``Node.stale``) or held back: then
-    ``node``'s inputs are not all as of one commit yet. ``memo`` keeps the answers of a round.
+    """Whether ``node``'s inputs may not all be as of one commit: a dependency at any depth is
+    in flight (with ``stale``: holds a value older than its run in flight will land, see
+    ``Node.stale``) or held back, and the node also reads something as of the latest commit —
+    a cell (directly or through other nodes), a second such dependency, or a file of its own
+    (a query, see ``Node.reads_file``) — or the dependency's value is no commit's at all (in
+    flight and not stale: pending for new parameters). A node whose every input comes from one
+    dependency whose value is an older commit's computes from that value: the inputs are all as
+    of that commit (a cell derived from a live query follows each run that lands, even while
+    commits keep coming). ``memo`` keeps what the nodes looked at in a round reflect.
 
     The walk keeps its own stack, so a chain of derived cells thousands deep is no deeper for
     Python than one cell (no ``RecursionError``)."""
-    stack: list[tuple[Node, Iterator[Node]]] = [(node, iter(node.deps))]
-    answer = False  # the answer of the node whose walk just ended
-    ended: Node | None = None
-    while stack:
-        current, deps = stack[-1]
-        if ended is not None:
-            memo[id(ended)] = answer
-            ended = None
-            if answer:  # one dependency waits: so does the node that depends on it
-                stack.pop()
-                ended = current
-                continue
-        found = descended = False
+    waiting, latest = _reflects(node, held, memo, stale)
+    return bool(waiting) and (latest or len(waiting) > 1 or node.reads_file)
+
+
+# What a node's value reflects: the nodes in flight (or held) it comes from, by id, and whether
+# it also comes from something as of the latest commit (a cell, a file a query reads).
+_Reflects = tuple[frozenset[int], bool]
+_NOTHING: frozenset[int] = frozenset()
+_LATEST: _Reflects = (_NOTHING, True)
+
+
+def _reflects(
+    node: Node, held: dict[int, Node], memo: dict[int, _Reflects], stale: bool
+) -> _Reflects:
+    """What ``node``'s inputs reflect together (see ``_waits``); ``memo`` keeps, by node id,
+    what each dependency looked at reflects with its own value."""
+    # Each frame: the node, its dependencies left to look at, and what those seen reflect.
+    frames: list[tuple[Node, Iterator[Node], set[int], list[bool]]] = [
+        (node, iter(node.deps), set(), [False])
+    ]
+    done: _Reflects | None = None  # what the frame that just ended found
+    while True:
+        current, deps, waiting, latest = frames[-1]
+        if done is not None:  # the dependency just looked at, through its own inputs
+            waiting.update(done[0])
+            latest[0] = latest[0] or done[1]
+            done = None
+        descended = False
         for dep in deps:
             key = id(dep)
-            known = memo.get(key)
-            if known is None:
-                if (dep.stale if stale else dep.in_flight) or key in held:
-                    known = memo[key] = True
-                elif dep.deps:
-                    stack.append((dep, iter(dep.deps)))
+            found = memo.get(key)
+            if found is None:
+                if key in held or dep.stale:
+                    found = memo[key] = (frozenset((key,)), False)
+                elif not stale and dep.in_flight:
+                    # Its value is no commit's (a query pending for new parameters, made in the
+                    # same commit's round): nothing computes from it until its run lands, or a
+                    # cell derived from it would run twice for that commit (R54).
+                    found = memo[key] = (frozenset((key,)), True)
+                elif not dep.deps:
+                    found = memo[key] = _LATEST  # a cell, or a query of fixed parameters
+                else:
+                    frames.append((dep, iter(dep.deps), set(), [dep.reads_file]))
                     descended = True
                     break
-                else:
-                    known = memo[key] = False
-            if known:
-                found = True
-                break
+            waiting.update(found[0])
+            latest[0] = latest[0] or found[1]
         if descended:
             continue
-        stack.pop()
-        answer, ended = found, current
-    return answer
+        frames.pop()
+        done = (frozenset(waiting) if waiting else _NOTHING, latest[0])
+        if not frames:
+            return done
+        memo[id(current)] = done
 
 
 def _errors(

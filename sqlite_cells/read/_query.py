@@ -319,6 +319,8 @@ class _Spec:
 
 
 class _QueryNode(Node):
+    reads_file = True  # its database, as of each run's read (see Scheduler: _waits)
+
     def __init__(self, scheduler: Scheduler, query: _Spec, deps: tuple[Node, ...]) -> None:
         super().__init__(scheduler, deps)
         self.query = query

@@ -78,6 +78,53 @@ def test_settle_returns_while_another_thread_commits_without_pause(tmp_path: Pat
         assert space.cell("unused").get() is None  # the runtime is still usable
 
 
+def test_a_cell_derived_from_a_query_follows_it_while_another_thread_commits(
+    tmp_path: Path,
+) -> None:
+    """A derived cell whose one input is a live query computes from each run that lands, also
+    when a newer commit already asked for the query's next run (R54: its inputs are all as of
+    that run's commit). It was held back until a run landed with no commit behind it, which
+    never came while the writer outran the query: the derived cell kept its first value for
+    good and ``settle()`` ran into its timeout every time (§3)."""
+    with sc.Runtime(tmp_path) as rt:
+        db, query = _start(rt)
+        doubled = sc.derive(query, lambda state: 2 * state.result[0]["v"])
+        seen: list[int] = []
+        doubled.observe().subscribe(seen.append)
+
+        @sc.handler
+        def bump() -> None:
+            db.exec("UPDATE t SET v = v + 1")
+
+        stop = threading.Event()
+        seqs: list[int] = []
+
+        def writer() -> None:
+            while not stop.is_set():
+                seqs.append(bump())
+
+        thread = threading.Thread(target=writer)
+        thread.start()
+        try:
+            while len(seqs) < 50:
+                time.sleep(0.01)
+            for _ in range(3):
+                before = seqs[-1]
+                assert rt.settle(timeout=SETTLE), "settle waited for commits made after it"
+                state = query.get()
+                assert state.result is not None and state.result[0]["v"] >= before - 1
+                value = doubled.get()
+                assert value >= 2 * (before - 1)  # as of a commit made before the call
+                assert value % 2 == 0
+                assert seqs[-1] > before  # the writer never paused
+        finally:
+            stop.set()
+            thread.join()
+        assert rt.settle(timeout=SETTLE)
+        assert doubled.get() == 2 * query.get().result[0]["v"]
+        assert seen == sorted(seen) and len(set(seen)) == len(seen)  # each run once, in order
+
+
 def test_settle_returns_while_another_process_commits_without_pause(tmp_path: Path) -> None:
     with sc.Runtime(tmp_path, poll_interval=0.01) as rt:
         _db, query = _start(rt)

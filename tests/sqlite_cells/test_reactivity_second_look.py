@@ -529,6 +529,28 @@ def test_a_query_and_a_cell_derived_from_it_run_once_per_commit_after_it(
     assert calls == Counter() and seen == []
 
 
+def test_a_cell_derived_from_a_query_alone_runs_once_for_a_change_of_its_parameters(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    """A commit that changes a query's parameter cell makes the query pending until its run
+    for the new value lands: a cell derived from the query alone runs once for that commit,
+    with the new rows — not first with the pending state and again with the rows (R54). It
+    computes from each run that lands otherwise (see test_settle_while_writing)."""
+    floor = space.cell("floor", default=0)
+    q = live(rt, db, calls, "SELECT name FROM items WHERE qty > ? ORDER BY id", params=[floor])
+    seen: list[Any] = []
+    names = sc.derive(q, lambda state: seen.append(state) or [r["name"] for r in state.result])
+    assert rt.settle(10)
+    assert names.get() == ["apple", "pear"]
+    for value, expected in ((5, ["apple"]), (100, []), (1, ["apple", "pear"])):
+        seen.clear()
+        with space.transact():
+            floor.set(value)
+        assert rt.settle(10)
+        assert len(seen) == 1 and not seen[0].pending, seen
+        assert names.get() == expected
+
+
 def test_a_commit_that_rolls_back_reruns_nothing(
     rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
 ) -> None:
