@@ -74,6 +74,7 @@ from sqlite_cells.runtime._space_file import file_identity as file_identity
 from sqlite_cells.runtime._space_file import file_state as file_state
 from sqlite_cells.runtime._store import DEFAULT_STORE as DEFAULT_STORE
 from sqlite_cells.runtime._store import STORE_ENV as STORE_ENV
+from sqlite_cells.runtime._store import home_expanded as home_expanded
 from sqlite_cells.runtime._store import shown_path as shown_path
 from sqlite_cells.runtime._streams import node_values as node_values
 from sqlite_cells.runtime._streams import observe_node as observe_node
@@ -137,6 +138,7 @@ __all__ = [
     "handler",
     "has_moved",
     "hold_locks",
+    "home_expanded",
     "interrupts_held",
     "last_seq",
     "lift",

@@ -12,7 +12,14 @@ from pathlib import Path
 from sqlite_cells.codec import brief_repr, short_hash
 from sqlite_cells.runtime._boundary import StorePathError, describe, path_text, surrogate_at
 
-__all__ = ["DEFAULT_STORE", "STORE_ENV", "resolve_store", "shown_path", "space_file_name"]
+__all__ = [
+    "DEFAULT_STORE",
+    "STORE_ENV",
+    "home_expanded",
+    "resolve_store",
+    "shown_path",
+    "space_file_name",
+]
 
 STORE_ENV = "SQLITE_CELLS_STORE"
 DEFAULT_STORE = ".sqlite-cells"
@@ -40,7 +47,7 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
             f"the store path {text!r} holds a NUL character, which no file name may: give "
             "another path"
         )
-    path = Path(text).expanduser()
+    path = home_expanded(text)
     try:
         if path.exists() and not path.is_dir():
             raise StorePathError(
@@ -61,6 +68,21 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
             "(chmod u+rx), or use another store"
         )
     return resolved
+
+
+def home_expanded(text: str) -> Path:
+    """``text`` as a path, a leading ``~`` or ``~user`` replaced by that home directory (as a
+    shell does); ``StorePathError`` when the system knows no such home directory (pathlib's own
+    ``RuntimeError`` says nothing of the path)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        user = text[1:].split("/", 1)[0]
+        whose = f"of a user named {user!r}" if user else "of this user ($HOME is not set)"
+        raise StorePathError(
+            f"the store path {text!r} starts with ~, but the system knows no home directory "
+            f"{whose}: give the path in full, or a user that exists"
+        ) from None
 
 
 def shown_path(path: str | os.PathLike[str]) -> str:

@@ -83,16 +83,21 @@ __all__ = ["main"]
 LOCK_WAIT = 5.0
 
 
+def _same_path(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` name one directory (as given, when the system cannot tell:
+    the command then says what is wrong with the one it uses)."""
+    try:
+        return Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
+    except (OSError, RuntimeError):  # no such home directory, a link loop, a name too long
+        return a == b
+
+
 def resolve_store(args: argparse.Namespace) -> str:
     """The store the command works on: the positional STORE or ``--store`` (the same one when
     both are given), else the default store (SPEC §2)."""
     positional: str | None = getattr(args, "store", None)
     option: str | None = args.store_option
-    if (
-        positional is not None
-        and option is not None
-        and Path(positional).expanduser().resolve() != Path(option).expanduser().resolve()
-    ):
+    if positional is not None and option is not None and not _same_path(positional, option):
         raise UsageError(
             f"two stores given ({positional!r} and --store {option!r}): give one of them"
         )

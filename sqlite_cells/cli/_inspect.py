@@ -70,6 +70,7 @@ from sqlite_cells.runtime import (
     FORMAT_VERSION,
     STORE_ENV,
     busy_ms,
+    home_expanded,
     odd_kind,
     out_of_files,
     shown_path,
@@ -431,13 +432,22 @@ def default_store() -> str:
     return os.environ.get(STORE_ENV) or DEFAULT_STORE
 
 
+def _expanded(store: str | os.PathLike[str]) -> Path:
+    """``store`` with a leading ``~`` expanded: :class:`InspectError` (``store-path``) when the
+    system knows no such home directory."""
+    try:
+        return home_expanded(os.fspath(store))
+    except SqliteCellsError as exc:
+        raise InspectError("store-path", str(exc)) from None
+
+
 def store_dir(store: str | os.PathLike[str]) -> Path:
     """The store directory ``store`` names, resolved, once it is known that the command can
     read it: :class:`InspectError` when it does not exist (``store-not-found``), when the
     system refuses its path (``store-path``: a name too long, a link loop, no permission on a
     directory above it) or when it cannot be listed or searched (``unreadable``). A store the
     command cannot list is never taken for an empty one."""
-    path = Path(store).expanduser()
+    path = _expanded(store)
     check_store_text(path)
     if not _store_exists(path):
         there = "" if not path.exists() else f" ({odd_kind(path) or 'a file'} stands there)"
@@ -529,7 +539,7 @@ def refuse_newer_format(store: str | os.PathLike[str]) -> None:
     this version would list, query, check or collect there could be wrong, and a repair or a
     ``gc`` could destroy what the newer format means. A store that does not exist and a space
     file that cannot be read are left to the command, which reports them as it always does."""
-    root = Path(store).expanduser()
+    root = _expanded(store)
     check_store_text(root)
     if not _store_exists(root):
         return

@@ -38,6 +38,20 @@ def test_a_store_path_too_long_is_named_short_with_what_to_do(tmp_path: Path) ->
             assert len(done.stderr) < 600, len(done.stderr)
 
 
+def test_a_store_under_the_home_of_no_such_user_is_named_with_what_to_do() -> None:
+    store = "~no_such_user_here/store"
+    query = ("query", store, "demo", "chat", "SELECT 1")
+    for args in [(*command, store) for command in COMMANDS] + [query]:
+        done = run_cli(*args)
+        assert done.returncode == 1, (args[0], done.stderr)
+        assert done.stdout == ""
+        assert done.stderr == (
+            "sqlite-cells: InspectError: the store path '~no_such_user_here/store' starts with "
+            "~, but the system knows no home directory of a user named 'no_such_user_here': "
+            "give the path in full, or a user that exists\n"
+        ), args
+
+
 @pytest.fixture
 def shared_store() -> Iterator[Path]:
     """A written store in a directory another user may enter (a test's tmp_path is private

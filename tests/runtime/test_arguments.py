@@ -266,6 +266,24 @@ def test_a_store_path_no_file_system_takes_is_our_error(store: str) -> None:
     assert len(str(info.value)) < 600  # a long path is shown cut
 
 
+def test_a_store_under_the_home_of_no_such_user_is_our_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``~user/…`` of a user the system does not know: pathlib raised its own ``RuntimeError``
+    ("Could not determine home directory."), naming no path."""
+    monkeypatch.chdir(tmp_path)
+    for given in ("~no_such_user_here/store", Path("~no_such_user_here/store")):
+        with pytest.raises(sc.SqliteCellsError) as info:
+            sc.Runtime(given)
+        assert isinstance(info.value, ValueError)
+        assert "'~no_such_user_here/store'" in str(info.value)
+        assert "no home directory of a user named 'no_such_user_here'" in str(info.value)
+    monkeypatch.setenv("SQLITE_CELLS_STORE", "~no_such_user_here/store")
+    with pytest.raises(sc.SqliteCellsError, match="give the path in full"):
+        sc.Runtime()
+    assert list(tmp_path.iterdir()) == []  # nothing made, here or anywhere
+
+
 @pytest.mark.parametrize(
     "store",
     [
