@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlite_cells.codec import DatabaseError
 
-__all__ = ["check_companions", "check_file_kinds", "odd_kind"]
+__all__ = ["check_companions", "check_file_kinds", "odd_kind", "stands_at"]
 
 _COMPANIONS = (
     ("-wal", "write-ahead log"),
@@ -49,6 +49,13 @@ def odd_kind(path: str | Path) -> str | None:
     if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
         return "a device"
     return "a file of another kind"
+
+
+def stands_at(path: Path) -> bool:
+    """Whether anything stands at ``path``: a file, or something :func:`odd_kind` names (a
+    symbolic link that loops too, which ``Path.exists`` takes for nothing). A dangling link is
+    nothing."""
+    return path.exists() or odd_kind(path) is not None
 
 
 def check_file_kinds(path: Path, what: str) -> None:

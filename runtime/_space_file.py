@@ -54,7 +54,7 @@ from sqlite_cells.codec import (
 )
 from sqlite_cells.runtime._boundary import DAMAGED_SPACE_ADVICE, stored_json_column, translated
 from sqlite_cells.runtime._commit import commit_error, holds, write_member
-from sqlite_cells.runtime._file_kind import check_file_kinds
+from sqlite_cells.runtime._file_kind import check_file_kinds, stands_at
 from sqlite_cells.runtime._fork import FORKED_ADVICE, generation
 from sqlite_cells.runtime._format import (
     FORMAT_VERSION,
@@ -352,7 +352,7 @@ class SpaceFile:
         self._created = False
         self._fresh = False  # guarded by _write_lock: the last _open_writer initialized the file
         with translated(f"space file {path}"):  # a store this user may not search
-            found = path.exists()
+            found = stands_at(path)
         if found:
             self._open(at_start=True, create=False)
         _bus.join(self)
@@ -363,7 +363,7 @@ class SpaceFile:
     def exists(self) -> bool:
         """Whether the space's file is open or exists on disk (it is created by the first
         commit, never by a read; R7)."""
-        return self._writer is not None or self.path.exists()
+        return self._writer is not None or stands_at(self.path)
 
     @property
     def _wconn(self) -> apsw.Connection:
@@ -387,7 +387,7 @@ class SpaceFile:
         """Open the file if it exists now (another runtime may have created it); False if not."""
         if self._writer is not None:
             return True
-        if not self.path.exists():
+        if not stands_at(self.path):
             return False
         return self._open(at_start=False, create=False) is not None
 
