@@ -206,11 +206,13 @@ class Space(runtime.Space):
             )
 
     def given_input(self, cell: Cell, value: object, annotation: object) -> object:
-        """A database given to a parameter typed ``sc.SqliteDb`` is passed as it is; ``None`` or
-        a cell that holds a handle gives the database its input cell links to (R61)."""
-        from sqlite_cells._db import LinkedDb, SqliteDb
+        """A parameter typed ``sc.SqliteDb`` gives the body the database its input cell links
+        to, whatever it was given — a database, ``None`` or a cell that holds a handle (R61):
+        linking the input to another database later moves the piece's queries and writes
+        there, as for an input linked after the run."""
+        from sqlite_cells._db import LinkedDb
 
-        if _takes_database(annotation) and not isinstance(value, SqliteDb):
+        if _takes_database(annotation):
             return LinkedDb(self, cell)
         return super().given_input(cell, value, annotation)
 

@@ -221,7 +221,8 @@ def test_run_takes_cells_plain_values_databases_and_links(rt: sc.Runtime) -> Non
     rt.settle()
     assert got["who"] == ada  # a cell given is the cell itself
     assert got["limit"].get() == 5 and got["limit"] == piece.inputs["limit"]
-    assert got["store"].id == db.id
+    # A database input stands for the database its input cell links to (R61).
+    assert got["store"].id == piece.inputs["store"].id and got["store"].target().id == db.id
     assert piece.outputs.get().result == [{"body": "hello"}]
     # Each input cell holds what it was given: a cell (or a link to one) as a link.
     assert piece.inputs["who"].get() == ada

@@ -40,6 +40,40 @@ def test_none_is_a_database_input_with_nothing_linked(rt: sc.Runtime, space: Spa
     assert piece.outputs.get().result == [{"n": 1}]
 
 
+def test_a_database_given_at_the_run_is_followed_through_a_relink(
+    rt: sc.Runtime, space: Space
+) -> None:
+    """The body's database is the one its input links to, however the input got it (R61): a
+    database given at the run, then another linked, moves the piece's queries and writes to the
+    other one, as for an input given nothing and linked later. (Given a database, the body got
+    that database itself and kept reading and writing it, while the input named the other.)"""
+    first = space.sqlite_database("first", tables=MESSAGES)
+    second = space.sqlite_database("second", tables=MESSAGES)
+    _write_one(space, first)
+    _write_one(space, first)
+
+    @sc.pattern
+    def counts(inp: sc.SqliteDb) -> Any:
+        @sc.handler
+        def add() -> None:
+            inp.exec("INSERT INTO messages (body) VALUES ('b')")
+
+        return {"count": inp.query("SELECT count(*) AS n FROM messages"), "add": add}
+
+    piece = space.run(counts, key="k", inp=first)
+    rt.settle()
+    out = piece.outputs
+    assert out["count"].get().result == [{"n": 2}]
+    piece.inputs["inp"].link(second)
+    rt.settle()
+    assert out["count"].get().result == [{"n": 0}]
+    out["add"]()
+    rt.settle()
+    assert out["count"].get().result == [{"n": 1}]
+    assert second.read("SELECT count(*) AS n FROM messages") == [{"n": 1}]
+    assert first.read("SELECT count(*) AS n FROM messages") == [{"n": 2}]
+
+
 def test_none_unlinks_what_the_input_was_linked_to(rt: sc.Runtime, space: Space) -> None:
     db = space.sqlite_database("chat", tables=MESSAGES)
     _write_one(space, db)
