@@ -14,6 +14,7 @@ the space of its first write. It commits all or nothing as one SQLite transactio
 from __future__ import annotations
 
 import enum
+import itertools
 import threading
 from collections.abc import Container, Mapping
 from contextvars import ContextVar, Token
@@ -21,7 +22,13 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Final
 
-from sqlite_cells.codec import ConflictError, CrossSpaceWrite, NoTransaction, ValueEncodeError
+from sqlite_cells.codec import (
+    ConflictError,
+    CrossSpaceWrite,
+    NoTransaction,
+    TransactionError,
+    ValueEncodeError,
+)
 
 if TYPE_CHECKING:
     from sqlite_cells.runtime._space_file import SpaceFile
@@ -76,6 +83,8 @@ class Transaction:
     """
 
     __slots__ = (
+        "_broken",
+        "_by",
         "_guards",
         "_names",
         "_ops",
@@ -100,6 +109,13 @@ class Transaction:
         # written for the first time as far as this runtime knows, whose name the caller gave
         # (``space.cell(name)``); the store keeps them in ``_cf_names`` for its tools (SPEC §6).
         self._names: dict[str, tuple[str, str]] = {}
+        # Who recorded each write, op and name, in order: the nested scopes (by id, outermost
+        # first) open in the recording task (see _Scope). A nested scope that raises takes back
+        # what it recorded — if it recorded everything since it began.
+        self._by: list[tuple[int, ...]] = []
+        # Set when that could not be done (another task recorded in between): the transaction
+        # commits nothing, and says why (see whole).
+        self._broken: TransactionError | None = None
         self.seq: int | None = None
         self.state = TxState.OPEN
         self.thread = threading.get_ident()  # the thread it belongs to (see the module's doc)
@@ -159,6 +175,7 @@ class Transaction:
         self._check_open()
         self.bind(space)
         self._ops.append(op)
+        self._by.append(_scopes.get())
 
     @property
     def is_empty(self) -> bool:
@@ -196,6 +213,7 @@ def record_write(
         )
     tx.bind(space)
     tx._writes[cell_id] = data
+    tx._by.append(_scopes.get())
     if guard is not None:
         tx._guards.setdefault(cell_id, guard)
     if name is not None:
@@ -206,17 +224,26 @@ def record_name(tx: Transaction, target: str, name: tuple[str, str]) -> None:
     """Have the commit of ``tx`` record ``name`` for ``target`` (a database written for the
     first time as far as this runtime knows: its handle is written at commit)."""
     tx._names[target] = name
+    tx._by.append(_scopes.get())
+
+
+def whole(tx: Transaction) -> None:
+    """Raise the :class:`TransactionError` of a transaction that cannot commit what its code
+    meant: a nested scope raised after another task recorded writes in it (see ``_Scope``)."""
+    if tx._broken is not None:
+        raise tx._broken
 
 
 def take(collecting: Transaction) -> Transaction:
     """Move what ``collecting`` recorded into a new transaction, to be committed elsewhere (an
     async handler commits off the event loop), and empty ``collecting`` (so leaving its block
-    commits nothing)."""
+    commits nothing). A transaction that cannot commit raises instead (see ``whole``)."""
+    whole(collecting)
     tx = Transaction(collecting.space)
     tx._reads, tx._writes, tx._ops = collecting._reads, collecting._writes, collecting._ops
     tx._guards, tx._names = collecting._guards, collecting._names  # (judged again at commit)
     collecting._reads, collecting._writes, collecting._ops = {}, {}, []
-    collecting._guards, collecting._names = {}, {}
+    collecting._guards, collecting._names, collecting._by = {}, {}, []
     return tx
 
 
@@ -243,6 +270,10 @@ def _cross_space(bound: SpaceFile, other: SpaceFile) -> CrossSpaceWrite:
 
 
 _current: ContextVar[Transaction | None] = ContextVar("sqlite_cells_transaction", default=None)
+# The nested scopes open in this context (ids, outermost first): a task made inside one
+# inherits them, and what it records counts as recorded inside them (see _Scope).
+_scopes: ContextVar[tuple[int, ...]] = ContextVar("sqlite_cells_scopes", default=())
+_scope_ids = itertools.count(1)
 
 
 def current_transaction() -> Transaction | None:
@@ -290,15 +321,17 @@ class _Scope:
     it is entered and left once per commit, and the generator machinery costs more than the
     rest of the scope."""
 
-    __slots__ = ("_alone", "_joined", "_space", "_token", "_tx")
+    __slots__ = ("_alone", "_joined", "_scope_token", "_space", "_token", "_tx")
 
     def __init__(self, space: SpaceFile | None, *, alone: bool = False) -> None:
         self._space = space
         self._alone = alone  # never joins an outer transaction (own_transaction)
         self._tx: Transaction | None = None
         self._token: Token[Transaction | None] | None = None
-        # Joined to an outer transaction: it, and what it held when this scope began.
-        self._joined: tuple[Transaction, dict[str, bytes], int, SpaceFile | None] | None = None
+        # Joined to an outer transaction: it, what it held when this scope began, and the id
+        # this scope records under.
+        self._joined: _Joined | None = None
+        self._scope_token: Token[tuple[int, ...]] | None = None
 
     def __enter__(self) -> Transaction:
         outer = None if self._alone else current_transaction()
@@ -307,7 +340,11 @@ class _Scope:
                 outer.bind(self._space, joining=True)
             # Joined: the outer scope commits. Kept so that this block's writes can be taken
             # back if it raises (a savepoint of the transaction's own record).
-            self._joined = (outer, dict(outer._writes), len(outer._ops), outer.space)
+            scope = next(_scope_ids)
+            self._scope_token = _scopes.set((*_scopes.get(), scope))
+            self._joined = _Joined(
+                outer, dict(outer._writes), len(outer._ops), outer.space, len(outer._by), scope
+            )
             return outer
         tx = self._tx = Transaction(self._space)
         self._token = _current.set(tx)
@@ -319,16 +356,11 @@ class _Scope:
         tx, token = self._tx, self._token
         if tx is None or token is None:
             joined, self._joined = self._joined, None
+            scope_token, self._scope_token = self._scope_token, None
+            if scope_token is not None:
+                _scopes.reset(scope_token)
             if joined is not None and exc_type is not None:
-                # A nested block that raised writes nothing, even if the outer block catches
-                # the error and commits the rest (its reads stay: they only make the commit
-                # more careful).
-                outer, writes, ops, space = joined
-                if outer.state is TxState.OPEN:
-                    outer._writes = writes
-                    del outer._ops[ops:]
-                    if not writes and not outer._ops:
-                        outer.space = space
+                joined.take_back()
             return
         self._tx = self._token = None
         _current.reset(token)
@@ -336,6 +368,7 @@ class _Scope:
             tx.state = TxState.ABORTED
             return
         try:
+            whole(tx)
             if tx.space is not None and not tx.is_empty:
                 tx.seq = tx.space.commit(tx)
             elif tx.reads:
@@ -347,6 +380,43 @@ class _Scope:
             tx.state = TxState.ABORTED
             raise
         tx.state = TxState.COMMITTED
+
+
+@dataclass(slots=True)
+class _Joined:
+    """A nested scope's savepoint of the transaction it joined (see ``_Scope``)."""
+
+    tx: Transaction
+    writes: dict[str, bytes]
+    ops: int
+    space: SpaceFile | None
+    recorded: int  # len(tx._by) when the scope began
+    scope: int
+
+    def take_back(self) -> None:
+        """The scope raised: what it recorded is taken back, even if the outer block catches
+        the error and commits the rest (its reads stay: they only make the commit more
+        careful). Only when all recorded since it began is its own, or its nested scopes':
+        a task of the same transaction (``asyncio.gather`` of handlers inside a handler) may
+        have recorded in between, and the savepoint would take that back too — then the
+        transaction commits nothing at all, and says so."""
+        tx, scope = self.tx, self.scope
+        if tx.state is not TxState.OPEN:
+            return
+        if all(scope in by for by in tx._by[self.recorded :]):
+            tx._writes = self.writes
+            del tx._ops[self.ops :]
+            del tx._by[self.recorded :]
+            if not self.writes and not tx._ops:
+                tx.space = self.space
+        elif tx._broken is None:
+            tx._broken = TransactionError(
+                "a nested handler or transact() block raised while another task wrote in the "
+                "same transaction (handlers run together with asyncio.gather inside a handler): "
+                "what it wrote cannot be taken back without what the others wrote since, so "
+                "nothing of the transaction was committed. Catch the error inside the nested "
+                "handler, or run the nested handlers one at a time"
+            )
 
 
 def validate_elsewhere(tx: Transaction, space: object) -> None:

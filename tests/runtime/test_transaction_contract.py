@@ -571,3 +571,68 @@ def test_a_block_of_another_space_inside_a_transaction_says_what_it_is(rt: sc.Ru
     assert "a transaction of space 'o' cannot be opened inside it" in message
     assert "writes space" not in message
     assert c.get() == 6
+
+
+def _gathered(rt: sc.Runtime, failing_first: bool) -> tuple[Any, list[Any]]:
+    """An outer async handler gathers five nested ones, each writing a cell and a row; part 2
+    raises — after parts 0 and 1 wrote (``failing_first`` False), or before anything was
+    written by another (True). Returns what the outer call gave (or raised) and what the parts
+    returned."""
+    space = rt.space("demo")
+    db = space.sqlite_database("log", tables={"log": sc.table(tok="text not null")})
+    c = space.cell("c", default=[])
+    got: list[Any] = []
+
+    @sc.handler
+    async def part(i: int) -> None:
+        if not (failing_first and i == 2):
+            await asyncio.sleep(0.002 * i)
+        db.exec("INSERT INTO log (tok) VALUES (?)", [f"p{i}"])
+        c.update(lambda v: [*v, i])
+        if i == 2:
+            raise RuntimeError("part 2")
+
+    @sc.handler
+    async def whole() -> None:
+        got[:] = await asyncio.gather(*(part(i) for i in range(5)), return_exceptions=True)
+
+    async def main() -> Any:
+        try:
+            return await whole()
+        except sc.SqliteCellsError as exc:
+            return exc
+
+    return asyncio.run(main()), got
+
+
+def test_a_nested_handler_failing_among_gathered_ones_commits_nothing_or_only_its_own(
+    rt: sc.Runtime,
+) -> None:
+    """A nested handler that raises writes nothing (§2: all or nothing; "A nested block that
+    raises writes nothing"). Gathered with others in one transaction, what it wrote could be
+    taken back only with what the others wrote since it began: the savepoint taken when it
+    began silently erased parts 0 and 1 as well, and the outer handler committed parts 3 and 4
+    alone. Now the outer call raises TransactionError and commits nothing; when no other task
+    wrote since the failing one began, its own writes alone are taken back, as before."""
+    outcome, parts = _gathered(rt, failing_first=False)
+    assert [type(p).__name__ for p in parts] == ["NoneType"] * 2 + ["RuntimeError"] + [
+        "NoneType"
+    ] * 2
+    assert isinstance(outcome, sc.TransactionError)
+    assert "nothing of the transaction was committed" in str(outcome)
+    space = rt.space("demo")
+    db = space.sqlite_database("log", tables={"log": sc.table(tok="text not null")})
+    assert space.cell("c", default=[]).get() == []
+    assert db.read("SELECT tok FROM log") == [] and db.rev == 0
+
+
+def test_a_nested_handler_failing_before_others_wrote_takes_back_its_own_writes(
+    rt: sc.Runtime,
+) -> None:
+    outcome, parts = _gathered(rt, failing_first=True)
+    assert isinstance(outcome, int)  # committed: the seq
+    assert isinstance(parts[2], RuntimeError)
+    space = rt.space("demo")
+    db = space.sqlite_database("log", tables={"log": sc.table(tok="text not null")})
+    assert sorted(space.cell("c", default=[]).get()) == [0, 1, 3, 4]
+    assert sorted(r["tok"] for r in db.read("SELECT tok FROM log")) == ["p0", "p1", "p3", "p4"]
