@@ -70,6 +70,7 @@ from sqlite_cells.runtime import (
     FORMAT_VERSION,
     STORE_ENV,
     busy_ms,
+    describe,
     home_expanded,
     odd_kind,
     out_of_files,
@@ -248,6 +249,13 @@ class DamagedSpaceInfo:
         return f"space file {self.file} is damaged ({self.reason}): {DAMAGED_SPACE_ADVICE}"
 
 
+# What rebuilds a damaged or missing database file, and when (a compacted log may not hold it).
+_REBUILDS = (
+    "`sqlite-cells check --repair` rebuilds it from its space's log while the log holds its "
+    "whole history (`sqlite-cells check` says whether it does)"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class StoreInfo:
     store: str
@@ -271,7 +279,7 @@ class StoreInfo:
                 "it is another program's file (injected, R60), which no command repairs: "
                 "restore it from that program or a backup, or register a readable copy"
                 if db.kind == SourceKind.DISK.value
-                else "`sqlite-cells check --repair` rebuilds it from its space's log"
+                else _REBUILDS
             )
             for space in self.spaces
             for db in space.databases
@@ -324,8 +332,7 @@ class StoreInfo:
         ]
         missing = [
             f"database {db.id} of space {space.id!r}: its file {db.file} is missing, although "
-            f"the space wrote it (last at seq {db.last_write_seq}); `sqlite-cells check "
-            "--repair` rebuilds it from its space's log"
+            f"the space wrote it (last at seq {db.last_write_seq}); {_REBUILDS}"
             for space in self.spaces
             for db in space.databases
             if db.missing and not self.not_a_file(db)
@@ -576,7 +583,7 @@ def read_only(path: Path) -> Iterator[apsw.Connection]:
     try:
         conn = open_unwritable(path)
     except apsw.Error as exc:
-        raise InspectError("unreadable", f"cannot open {path}: {exc}") from exc
+        raise InspectError("unreadable", describe(exc, str(path))) from exc
     try:
         with read_errors(path):
             wait_for_locks(conn, 5_000)
@@ -1229,7 +1236,7 @@ def compare_unlocked(space_file: Path, db_id: str, path: Path, *, wait_ms: int) 
     try:
         conn = open_unwritable(space_file)
     except apsw.Error as exc:
-        raise InspectError("unreadable", f"cannot open {space_file}: {exc}") from exc
+        raise InspectError("unreadable", describe(exc, f"space file {space_file}")) from exc
     try:
         wait_for_locks(conn, wait_ms)
         with library_log_held():

@@ -716,10 +716,40 @@ def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -
                         outcome = reconcile(conn, db_id, path, repair=repair, verify=verify)
                     except UnreadableFile as exc:  # reported; the other databases are checked
                         outcome = unreadable_outcome(db_id, path, database_seq(conn, db_id), exc)
+                    except (apsw.BusyError, apsw.LockedError) as exc:
+                        raise _stayed_locked(db_id, path, space_file, exc) from exc
                     outcomes.append(outcome)
             return outcomes
         finally:
             conn.close()
+
+
+def _stayed_locked(db_id: str, path: Path, space_file: Path, exc: apsw.Error) -> DatabaseError:
+    """The error for a check of ``db_id`` that waited in vain for a lock, naming the file held:
+    the database file when a read of it cannot begin now, else its space file."""
+    held = path if _held_elsewhere(path) else space_file
+    return DatabaseError(
+        f"{held} stayed locked by another connection ({exc}) while database {db_id} was "
+        "checked (a program holding it in an exclusive transaction): nothing was changed; "
+        "try again once that connection lets go"
+    )
+
+
+def _held_elsewhere(path: Path) -> bool:
+    """Whether another connection holds ``path`` so that no read of it can begin now."""
+    try:
+        conn = open_unwritable(path)
+    except SqliteCellsError:
+        return False
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
+    except (apsw.BusyError, apsw.LockedError):
+        return True
+    except apsw.Error:
+        return False
+    finally:
+        conn.close()
+    return False
 
 
 def _written_databases(conn: apsw.Connection) -> set[str]:

@@ -298,12 +298,14 @@ def _reconcile(
         if _absent(path):
             if space_seq == 0:
                 return Outcome(db_id, path, 0, 0, Action.IN_SYNC)
+            # Whether the log can rebuild it, told before a repair creates the file: one it
+            # cannot rebuild is quarantined with nothing created (R7: a read creates no file).
+            try:
+                _check_history(space_conn, db_id, 0)
+                _check_versions(space_conn, db_id, 0, space_seq, None)
+            except (_Irreparable, msgspec.DecodeError) as exc:
+                return _quarantine(db_id, path, 0, space_seq, f"no file; {exc}")
             if not repair:
-                try:  # a look says what a repair would find: the log may not rebuild it
-                    _check_history(space_conn, db_id, 0)
-                    _check_versions(space_conn, db_id, 0, space_seq, None)
-                except (_Irreparable, msgspec.DecodeError) as exc:
-                    return _quarantine(db_id, path, 0, space_seq, f"no file; {exc}")
                 return Outcome(db_id, path, 0, space_seq, Action.BEHIND, detail="no file")
         try:
             conn = _open(path, writable=repair, busy_ms=busy_ms)

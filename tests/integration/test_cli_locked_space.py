@@ -131,3 +131,11 @@ def test_a_locked_database_file_is_no_damage(store: Path) -> None:
         assert f"{db_file} stayed locked by another connection" in done.stderr, done.stderr
         assert "DAMAGED" not in done.stdout
         assert "--repair" not in done.stdout + done.stderr
+        # `check` names the database file too, not its space file (which nobody holds).
+        for args in (("check",), ("check", "--repair")):
+            done = run_cli(*args, "--store", str(store))
+            assert done.returncode == 1, done.stderr
+            assert done.stderr.startswith(
+                f"sqlite-cells: DatabaseError: {db_file} stayed locked by another connection"
+            ), done.stderr
+            assert "nothing was changed" in done.stderr and "try again" in done.stderr

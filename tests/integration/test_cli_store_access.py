@@ -94,3 +94,28 @@ def test_an_os_error_let_through_says_where_shortened_and_what_to_do(tmp_path: P
     assert text.startswith(f"File name too long at {long[:200]}… ({len(long):,} characters): ")
     assert "give a shorter store path" in text
     assert len(text) < 400
+
+
+def test_a_space_file_the_user_may_not_read_is_named_with_what_to_do(shared_store: Path) -> None:
+    """Every command that meets a space file it may not open says what to do, as `inspect`
+    and `check` did: `tables`, `cells`, `query` and `link` said only "cannot open …: unable to
+    open database file"."""
+    (space_file,) = shared_store.glob("space-*.sqlite")
+    before = sorted(p.name for p in shared_store.iterdir())
+    space_file.chmod(0o600)  # its owner's alone
+    try:
+        commands = [
+            ("tables", str(shared_store)),
+            ("cells", str(shared_store)),
+            ("query", str(shared_store), "demo", "chat", "SELECT body FROM m"),
+            ("link", "sqlite:/etc/hostname", "demo", "of:x", "f", "--store", str(shared_store)),
+        ]
+        for args in commands:
+            done = run_unprivileged("-m", "sqlite_cells", *args)
+            assert done.returncode == 1, (args, done.stderr)
+            assert f"{space_file} cannot be opened" in done.stderr, (args, done.stderr)
+            assert "that you may read and write it" in done.stderr, (args, done.stderr)
+            assert "Traceback" not in done.stderr
+    finally:
+        space_file.chmod(0o644)
+    assert sorted(p.name for p in shared_store.iterdir()) == before

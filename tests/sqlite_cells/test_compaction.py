@@ -124,6 +124,31 @@ def test_a_damaged_database_is_not_rebuilt_from_a_compacted_log(store: Path) -> 
     assert db.path.read_bytes() == b"garbage" * 1000  # kept as found
 
 
+def test_a_missing_database_the_compacted_log_cannot_rebuild_is_not_created(store: Path) -> None:
+    """R7: a read creates no file. A database whose file was deleted and whose history the
+    log no longer holds is quarantined, by a read and by a repair alike, and nothing is made
+    at its path: the repair created the file before it found the history gone, leaving an
+    empty one that the tools then took for another program's file."""
+    rt, db, counter = _open(store)
+    for n in range(1, 9):
+        _write(db, counter, n)
+    rt.close()
+    path = db.path
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    rt, db, counter = _open(store)
+    with rt:
+        try:
+            db.read("SELECT count(*) AS c FROM events")
+            raise AssertionError("read a database whose history is gone")
+        except sc.Quarantined as exc:
+            assert "no file" in str(exc) and "whole history" in str(exc)
+        assert not path.exists()
+        outcome = rt.reconcile(db.declaration)
+        assert outcome.action is Action.QUARANTINED and "no file" in outcome.detail
+    assert not path.exists()
+
+
 def test_a_damaged_database_is_rebuilt_while_its_history_is_kept(store: Path) -> None:
     rt, db, counter = _open(store)
     for n in range(1, 3):
