@@ -79,6 +79,7 @@ from sqlite_cells.schema._generated import uncomputable, virtual_columns_of
 from sqlite_cells.schema._rebuild import rebuild_adding
 from sqlite_cells.schema._schema import Schema, quote_ident
 from sqlite_cells.schema._schema_diff import (
+    RUNTIME_TABLES,
     MigrationPlan,
     Step,
     diff_of,
@@ -113,7 +114,6 @@ __all__ = [
 
 _SAVEPOINT: Final = "_cf_ensure_schema"
 _TRIAL: Final = "_cf_trial_additions"  # see _name_refused_additions
-RUNTIME_TABLES: Final = frozenset({"_cf_meta", "_cf_watermark", "_cf_changes"})
 
 _IN_TRANSACTION: Final = "migrate runs inside the runtime's transaction; raise to abort it"
 _ATTACH: Final = "ATTACH/DETACH would change the files the connection sees"

@@ -46,6 +46,7 @@ from sqlite_cells.schema._table_text import (
     Expr,
     TableText,
     norm,
+    norm_default,
     read_table_text,
 )
 from sqlite_cells.sql import fold_ascii
@@ -313,7 +314,12 @@ def _column_differences(t: str, want: _Col, have: _Col) -> list[str]:
     pairs: list[tuple[str, object, object, bool]] = [
         ("type", have.type, want.type, _norm(have.type) == _norm(want.type)),
         ("NOT NULL", have.notnull, want.notnull, have.notnull == want.notnull),
-        ("default", have.default, want.default, _norm(have.default) == _norm(want.default)),
+        (
+            "default",
+            have.default,
+            want.default,
+            norm_default(have.default) == norm_default(want.default),
+        ),
         ("primary key position", have.pk, want.pk, have.pk == want.pk),
         ("AUTOINCREMENT", have.autoinc, want.autoinc, have.autoinc == want.autoinc),
         ("collation", have.collation, want.collation, have.collation == want.collation),
@@ -483,6 +489,12 @@ def _diff_of(conn: apsw.Connection, database: str, schema: Schema) -> tuple[list
 
 
 _DROP_IT: Final = "declare it, or bump version= with a migrate that drops it"
+_NOT_OURS: Final = (
+    "its name is reserved for the runtime, which made no such object: another program did; "
+    "remove it from the file (or bump version= with a migrate that drops it)"
+)
+# The runtime's own tables in a database file (see _migrate): no declaration names them.
+RUNTIME_TABLES: Final = frozenset({"_cf_meta", "_cf_watermark", "_cf_changes"})
 
 
 def _undeclared(schema: Schema, objects: Mapping[str, tuple[str, str, str, object]]) -> list[str]:
@@ -491,7 +503,13 @@ def _undeclared(schema: Schema, objects: Mapping[str, tuple[str, str, str, objec
     declared |= {fold_ascii(i) for _, t in schema.tables for i, _ in t.indexes}
     diffs = []
     for key, (kind, name, on_table, _) in sorted(objects.items()):
-        if key in declared or key.startswith(("_cf_", "sqlite_")):
+        # SQLite's own objects (a key's automatic index), and the runtime's tables; any other
+        # object, whatever its name (another program may have named a trigger `_cf_…`).
+        if (
+            key in declared
+            or key.startswith("sqlite_")
+            or (kind == "table" and key in RUNTIME_TABLES)
+        ):
             continue
         if kind == "table":
             what = f"{name}: the stored table is not declared (dropping a table is not additive)"
@@ -502,7 +520,8 @@ def _undeclared(schema: Schema, objects: Mapping[str, tuple[str, str, str, objec
             )
         else:
             what = f"{name}: the file holds a {kind} that is not declared"
-        diffs.append(f"{what}; {_DROP_IT}")
+        reserved = key.startswith("_cf_")  # (no declaration may name it: R12)
+        diffs.append(f"{what}; {_NOT_OURS if reserved else _DROP_IT}")
     return diffs
 
 

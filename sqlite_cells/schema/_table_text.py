@@ -19,7 +19,7 @@ from typing import Final
 
 from sqlite_cells.sql import BLOB, NUMBER, OP, QUOTED, WORD, Word, fold_ascii, scan_sql
 
-__all__ = ["ColumnText", "Expr", "TableText", "norm", "read_table_text"]
+__all__ = ["ColumnText", "Expr", "TableText", "norm", "norm_default", "read_table_text"]
 
 DEFAULT_CONFLICT: Final = "ABORT"
 _TABLE_CONSTRAINTS: Final = frozenset({"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"})
@@ -29,18 +29,35 @@ _TABLE_CONSTRAINTS: Final = frozenset({"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK
 _SAME_OPERATOR: Final = {"<>": "!=", "==": "="}
 
 
-def norm(text: str | None) -> str:
+# Words a default may be that are keywords, not text (see norm_default).
+_DEFAULT_KEYWORDS: Final = frozenset(
+    {"NULL", "TRUE", "FALSE", "CURRENT_TIME", "CURRENT_DATE", "CURRENT_TIMESTAMP"}
+)
+
+
+def norm(text: str | None, columns: frozenset[str] | None = None) -> str:
     """Case-, spacing- and name-quoting-insensitive form of a type, default or expression
     (string literals kept verbatim): names and keywords, numbers (``1E6``, ``0X10``) and blob
     literals (``X'AB'``) in any case, ``<>``/``!=`` and ``==``/``=``, and parentheses around
     the whole text count as the same. Quoting matters: ALTER … RENAME COLUMN rewrites
-    references to the column in CHECKs as quoted names."""
+    references to the column in CHECKs as quoted names.
+
+    A double-quoted word that names none of ``columns`` (the table's, ASCII-folded) is a
+    string literal to SQLite, and kept verbatim as one: ``CHECK (b != "x")`` differs from
+    ``CHECK (b != "X")``. Without ``columns`` (a default, a type), every double-quoted word is
+    (a default names no column)."""
     words = scan_sql(text or "").words()
     while len(words) >= 2 and _is(words[0], "(") and _close(words, 0) == len(words) - 1:
         words = words[1:-1]
     parts = []
     for t in words:
-        if t.kind in (WORD, QUOTED):
+        if (
+            t.kind == QUOTED
+            and t.text.startswith('"')
+            and (columns is None or fold_ascii(t.name) not in columns)
+        ):
+            parts.append(_as_string(t.name))
+        elif t.kind in (WORD, QUOTED):
             parts.append(fold_ascii(t.name))
         elif t.kind in (NUMBER, BLOB):
             parts.append(t.text.lower())
@@ -49,6 +66,23 @@ def norm(text: str | None) -> str:
         else:
             parts.append(t.text)
     return " ".join(parts)
+
+
+def norm_default(text: str | None) -> str:
+    """:func:`norm` of a column's default as SQLite reports it. A default of one word or
+    quoted name (``DEFAULT abc``, ``DEFAULT [abc]``) is that text to SQLite, not a name:
+    kept verbatim as the string it is, so ``abc`` and ``ABC`` differ and ``'abc'`` does not."""
+    words = scan_sql(text or "").words()
+    if len(words) == 1 and words[0].kind in (WORD, QUOTED):
+        word = words[0]
+        if not (word.kind == WORD and fold_ascii(word.name).upper() in _DEFAULT_KEYWORDS):
+            return _as_string(word.name)
+    return norm(text)
+
+
+def _as_string(text: str) -> str:
+    """``text`` as a string literal's normal form (see :func:`norm`)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +138,9 @@ def _close(words: Sequence[Word], i: int) -> int:
 class _Reader:
     """Walks one column definition or table constraint (``words``, no outer comma)."""
 
-    def __init__(self, sql: str, words: Sequence[Word]) -> None:
+    def __init__(self, sql: str, words: Sequence[Word], columns: frozenset[str]) -> None:
         self.sql, self.words, self.i = sql, words, 0
+        self.columns = columns  # the table's, ASCII-folded (see norm)
         self.checks: list[Expr] = []
         self.generated: Expr | None = None
         self.conflicts: dict[ConflictKey, str] = {}
@@ -131,7 +166,7 @@ class _Reader:
         # The first word of each comma-separated part: the column of an indexed column.
         starts = [0] + [j + 1 for j, w in enumerate(inner) if _is(w, ",")]
         names = [fold_ascii(inner[j].name) for j in starts if j < len(inner)]
-        return Expr(norm(shown), shown), names
+        return Expr(norm(shown, self.columns), shown), names
 
     def conflict(self, key: ConflictKey) -> None:
         """After a PRIMARY KEY, NOT NULL or UNIQUE: its ON CONFLICT clause, if any."""
@@ -262,8 +297,11 @@ def read_table_text(sql: str) -> TableText | None:
     checks: list[Expr] = []
     conflicts: dict[ConflictKey, str] = {}
     deferred: dict[tuple[str, ...], bool] = {}
+    names = frozenset(
+        fold_ascii(item[0].name) for item in items if _kw(item[0]) not in _TABLE_CONSTRAINTS
+    )
     for item in items:
-        reader = _Reader(sql, item)
+        reader = _Reader(sql, item, names)
         if _kw(item[0]) in _TABLE_CONSTRAINTS:
             reader.constraint()
             checks += reader.checks

@@ -948,3 +948,80 @@ def test_two_processes_bumping_the_version_together_migrate_once(store: Path) ->
         assert sorted(r["b"] for r in db.read("SELECT b FROM t")) == ["one", "x", "y"]
         assert db.read("SELECT n FROM runs") == [{"n": 1}]
         assert db.rev == 3
+
+
+def test_objects_another_program_named_like_the_runtimes_are_differences(store: Path) -> None:
+    """R13: what the declaration does not have is a difference, whatever its name — only the
+    runtime's own tables are not. Objects another program put in the file under reserved
+    `_cf_` names were passed over, and such a trigger fired on the next write."""
+    tables = {"t": sc.table(id="integer primary key", a="text")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=tables)
+        with space.transact():
+            db.exec("INSERT INTO t (a) VALUES ('one')")
+        path = db.path
+    conn = apsw.Connection(str(path))
+    conn.execute(
+        "CREATE TRIGGER _cf_trg AFTER INSERT ON t BEGIN UPDATE t SET a = 'trigger'; END;"
+        "CREATE INDEX _cf_idx ON t(a); CREATE VIEW _cf_view AS SELECT * FROM t;"
+        "CREATE TABLE _CF_junk(x);"
+    )
+    conn.close()
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=tables)
+        with pytest.raises(sc.UnsupportedMigration) as raised, space.transact():
+            db.exec("INSERT INTO t (a) VALUES ('two')")
+        text = str(raised.value)
+        for name in ("_cf_trg", "_cf_idx", "_cf_view", "_CF_junk"):
+            assert name in text, (name, text)
+        assert "reserved for the runtime" in text
+        assert db.read("SELECT id, a FROM t") == [{"id": 1, "a": "one"}]  # nothing written
+
+
+def test_double_quoted_and_bare_words_that_are_text_to_sqlite_compare_as_text(
+    store: Path,
+) -> None:
+    """R13, by what SQLite reads: a double-quoted word that names no column of the table is a
+    string literal (in a DEFAULT, a CHECK, a generated expression), and so is a default of one
+    word or bracketed name. They compared as names — case aside — so `"abc"` → `"ABC"` passed
+    unseen: the write stored a row the declared CHECK forbids. Spelled as the same text, or
+    naming a column in another case, they still compare equal."""
+
+    def declared(a: str, b: str, c: str, g: str) -> dict[str, sc.Table]:
+        return {
+            "t": sc.table(
+                a=f"text default {a}",
+                b=f'text check ({b} != "x")',
+                c=f"text default {c}",
+                g=f"text as ({g} || 'x')",
+            )
+        }
+
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=declared('"abc"', "b", "[abc]", '"b"'))
+        with space.transact():
+            db.exec("INSERT INTO t (b) VALUES ('y')")
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        # The same, spelled otherwise: a literal in other quotes, the column in another case.
+        db = space.sqlite_database("d", tables=declared("'abc'", '"B"', '"abc"', "B"))
+        with space.transact():
+            db.exec("INSERT INTO t (b) VALUES ('z')")
+        changed = {
+            "t": sc.table(
+                a='text default "ABC"',
+                b='text check (b != "X")',
+                c="text default [ABC]",
+                g="text as (\"b\" || 'x')",
+            )
+        }
+        db = space.sqlite_database("d", tables=changed)
+        with pytest.raises(sc.UnsupportedMigration) as raised, space.transact():
+            db.exec("INSERT INTO t (b) VALUES ('X')")
+        text = str(raised.value)
+        assert "t.a: default" in text and "t.c: default" in text and "t.b: CHECK" in text
+        assert "t.g" not in text  # "b" names the column: the same expression
+        assert [r["b"] for r in db.read("SELECT b FROM t ORDER BY rowid")] == ["y", "z"]
