@@ -87,37 +87,28 @@ def test_the_command_reports_a_named_pipe_at_a_space_files_path(store: Path, com
     assert "a named pipe stands where a space file belongs" in done.stdout + done.stderr
 
 
-def test_a_directory_at_the_space_files_path_is_an_error_naming_it(store: Path) -> None:
-    path = _space_with_a_commit(store)
-    _remove(path)
-    path.mkdir()
-    rt = sc.Runtime(store)
-    try:
-        with pytest.raises(sc.DatabaseError) as raised:
-            rt.space("demo").cell("x").get()
-    finally:
-        rt.close()
-    assert f"space file {path} is a directory" in str(raised.value)
-
-
-def test_a_symbolic_link_that_loops_at_the_space_files_path_is_an_error_naming_it(
-    store: Path,
+@pytest.mark.parametrize("kind", ["a directory", "a symbolic link that loops"])
+def test_something_else_at_the_space_files_path_is_an_error_naming_it(
+    store: Path, kind: str
 ) -> None:
-    """`Path.exists` says False for a link to itself (ELOOP): the space read as one the store
-    does not hold, its cells as their defaults (R7 is for a space with no file, not for a file
-    that cannot be read), until a write named the link. Named at once, as a directory is; the
-    link is left where it is."""
+    """A directory, or a symbolic link to itself, where the space file belongs: named when the
+    space opens, and left where it is. `Path.exists` says False for the link (ELOOP): the space
+    read as one the store does not hold, its cells as their defaults (R7 is for a space with no
+    file, not for a file that cannot be read), until a write named the link."""
     path = _space_with_a_commit(store)
     _remove(path)
-    os.symlink(path, path)
+    if kind == "a directory":
+        path.mkdir()
+    else:
+        os.symlink(path, path)
     rt = sc.Runtime(store)
     try:
         with pytest.raises(sc.DatabaseError) as raised:
             rt.space("demo").cell("x").get()
     finally:
         rt.close()
-    assert f"space file {path} is a symbolic link that loops" in str(raised.value)
-    assert path.is_symlink()
+    assert f"space file {path} is {kind}" in str(raised.value)
+    assert path.is_dir() if kind == "a directory" else path.is_symlink()
 
 
 def test_another_programs_database_at_the_space_files_path_is_not_written(store: Path) -> None:

@@ -15,6 +15,8 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -41,27 +43,38 @@ def _start(rt: sc.Runtime) -> tuple[sc.SqliteDb, sc.Query]:
     return db, query
 
 
+@contextmanager
+def _writing(db: sc.SqliteDb) -> Iterator[list[int]]:
+    """A thread bumping the row in a loop while the block runs, well under way when it
+    starts: the seqs its commits returned, in order."""
+
+    @sc.handler
+    def bump() -> None:
+        db.exec("UPDATE t SET v = v + 1")
+
+    stop = threading.Event()
+    seqs: list[int] = []
+
+    def writer() -> None:
+        while not stop.is_set():
+            seqs.append(bump())
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        while len(seqs) < 50:
+            time.sleep(0.01)
+        yield seqs
+    finally:
+        stop.set()
+        thread.join()
+
+
 def test_settle_returns_while_another_thread_commits_without_pause(tmp_path: Path) -> None:
     with sc.Runtime(tmp_path) as rt:
         db, query = _start(rt)
         space = rt.space("s")
-
-        @sc.handler
-        def bump() -> None:
-            db.exec("UPDATE t SET v = v + 1")
-
-        stop = threading.Event()
-        seqs: list[int] = []
-
-        def writer() -> None:
-            while not stop.is_set():
-                seqs.append(bump())
-
-        thread = threading.Thread(target=writer)
-        thread.start()
-        try:
-            while len(seqs) < 50:  # the writer is well under way
-                time.sleep(0.01)
+        with _writing(db) as seqs:
             for _ in range(3):
                 before = seqs[-1]  # a commit that returned before the call
                 assert rt.settle(timeout=SETTLE), "settle waited for commits made after it"
@@ -72,9 +85,6 @@ def test_settle_returns_while_another_thread_commits_without_pause(tmp_path: Pat
                 assert state.result is not None
                 assert state.result[0]["v"] >= before - 1  # the insert was seq 1
                 assert seqs[-1] > before  # the writer never paused
-        finally:
-            stop.set()
-            thread.join()
         assert space.cell("unused").get() is None  # the runtime is still usable
 
 
@@ -91,23 +101,7 @@ def test_a_cell_derived_from_a_query_follows_it_while_another_thread_commits(
         doubled = sc.derive(query, lambda state: 2 * state.result[0]["v"])
         seen: list[int] = []
         doubled.observe().subscribe(seen.append)
-
-        @sc.handler
-        def bump() -> None:
-            db.exec("UPDATE t SET v = v + 1")
-
-        stop = threading.Event()
-        seqs: list[int] = []
-
-        def writer() -> None:
-            while not stop.is_set():
-                seqs.append(bump())
-
-        thread = threading.Thread(target=writer)
-        thread.start()
-        try:
-            while len(seqs) < 50:
-                time.sleep(0.01)
+        with _writing(db) as seqs:
             for _ in range(3):
                 before = seqs[-1]
                 assert rt.settle(timeout=SETTLE), "settle waited for commits made after it"
@@ -117,9 +111,6 @@ def test_a_cell_derived_from_a_query_follows_it_while_another_thread_commits(
                 assert value >= 2 * (before - 1)  # as of a commit made before the call
                 assert value % 2 == 0
                 assert seqs[-1] > before  # the writer never paused
-        finally:
-            stop.set()
-            thread.join()
         assert rt.settle(timeout=SETTLE)
         assert doubled.get() == 2 * query.get().result[0]["v"]
         assert seen == sorted(seen) and len(set(seen)) == len(seen)  # each run once, in order
