@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
@@ -322,6 +323,11 @@ def unread_wal(path: Path) -> bool:
     return wal[16:24] == wal[_WAL_HEADER + 8 : _WAL_HEADER + 16]
 
 
+# Seconds a file-system clock may take to tick (FAT: 2 s; ext2 and ext3: 1 s; see
+# content_signature).
+_COARSE_CLOCK = 2.0
+
+
 def content_signature(path: Path) -> tuple[object, ...] | None:
     """What changes whenever another program commits to the file at ``path``: its identity,
     size and mtime, SQLite's file change counter (header bytes 24–27, bumped by each commit in
@@ -336,6 +342,11 @@ def content_signature(path: Path) -> tuple[object, ...] | None:
         counter = read_head(path, 28)[24:]
     except OSError:
         return None  # gone, unreadable, or not a regular file (never opened for reading)
+    # Changed within a tick of a coarse file-system clock: a WAL commit that its program's close
+    # checkpoints into the file (its -wal and -shm gone again) may follow within the same tick
+    # and keep size, mtime and change counter as they were. Until the tick is surely past,
+    # the signature equals no other (a look sees a change: reads open the file afresh).
+    recent = object() if time.time() - found.st_mtime < _COARSE_CLOCK else None
     try:
         wal = os.stat(_sibling(path, "-wal"))
         wal_state: tuple[int, int] | None = (wal.st_size, wal.st_mtime_ns)
@@ -353,6 +364,7 @@ def content_signature(path: Path) -> tuple[object, ...] | None:
         counter,
         wal_state,
         wal_index,
+        recent,
     )
 
 

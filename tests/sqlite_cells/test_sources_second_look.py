@@ -721,6 +721,44 @@ def test_a_wal_source_written_again_after_a_checkpoint_is_live_whatever_the_cloc
         writer.close()
 
 
+def test_a_wal_source_its_program_opens_writes_and_closes_within_a_clock_tick_is_live(
+    rt: sc.Runtime, space: Space, outside: Path
+) -> None:
+    """R60: a program that opens the file, commits and closes (its close checkpoints the
+    commit into the file and removes the -wal and -shm) twice within one tick of a coarse
+    file-system clock leaves size, mtime and the header's change counter as they were (a WAL
+    commit does not bump it): the source was read `immutable` and taken as unchanged — the
+    query and `db.read` kept the first commit's rows. The mtime is set back here to stand for
+    a clock that did not tick."""
+    import sqlite3
+
+    path = outside / "ticked.db"
+
+    def commit(sql: str, *params: object) -> None:
+        conn = sqlite3.connect(path)
+        conn.execute(sql, params)
+        conn.commit()
+        conn.close()
+
+    commit("PRAGMA journal_mode=WAL")
+    commit("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    commit("INSERT INTO t VALUES (1, 'old')")
+    commit("UPDATE t SET v = ? WHERE id = 1", "one")
+    before = path.stat()
+    handle = space.register_disk_source(str(path))
+    q = handle.query("SELECT v FROM t WHERE id = 1")
+    rt.settle()
+    assert q.get().result == [{"v": "one"}]
+    assert handle.read("SELECT v FROM t") == [{"v": "one"}]
+    commit("UPDATE t SET v = ? WHERE id = 1", "two")
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = path.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    assert sorted(p.name for p in outside.iterdir() if p.name.startswith("ticked")) == ["ticked.db"]
+    assert handle.read("SELECT v FROM t") == [{"v": "two"}]
+    assert _wait_for(q, lambda s: s.result == [{"v": "two"}])
+
+
 def test_transactions_and_handlers_that_only_read_create_no_file(
     rt: sc.Runtime, store: Path
 ) -> None:
