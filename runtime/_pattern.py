@@ -134,6 +134,12 @@ class Pattern:
                     f"{_KIND_SAID[parameter.kind]}, but space.run gives a piece its inputs by "
                     "name; make it an ordinary parameter (remove the '/', or the * / ** form)"
                 )
+            if parameter.name in _RUN_TAKES:
+                raise InvalidArgument(
+                    f"pattern {module}.{qualname}: its parameter {parameter.name!r} cannot be "
+                    f"given as an input, since space.run(pattern, *, key, **inputs) takes "
+                    f"{parameter.name!r} itself; rename the parameter"
+                )
         self.fn = fn
         self.name = f"{module}.{qualname}"
         self.signature = signature
@@ -160,6 +166,8 @@ class Pattern:
 
 
 _BY_NAME = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+# The names space.run takes for itself: no input of those names can be given to it.
+_RUN_TAKES = frozenset({"self", "pattern", "key"})
 _KIND_SAID = {
     inspect.Parameter.POSITIONAL_ONLY: "is positional-only",
     inspect.Parameter.VAR_POSITIONAL: "collects positional arguments",

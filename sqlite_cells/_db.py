@@ -541,7 +541,16 @@ class LinkedDb(SqliteDb):
                 f"pattern input {self._input.id} is not linked to a database yet: link one with "
                 "piece.inputs[name].link(handle) or `sqlite-cells link`"
             )
-        decl = self.space.runtime.declaration_for(linked)
+        runtime = self.space.runtime
+        if linked.id in runtime.database_inputs and linked.get() is None:
+            # Another piece's database input, linked to nothing yet: nothing is linked here
+            # either (R61), until that one is.
+            raise PendingValue(
+                f"pattern input {self._input.id} links to pattern input {linked.id}, which is "
+                "not linked to a database yet: link one to either with "
+                "piece.inputs[name].link(handle) or `sqlite-cells link`"
+            )
+        decl = runtime.declaration_for(linked)
         return SqliteDb(linked.space, decl)  # type: ignore[arg-type]  # a sqlite_cells Space
 
     def _follow(self) -> tuple[list[str], Any]:

@@ -210,20 +210,24 @@ class Space(runtime.Space):
         to, whatever it was given — a database, ``None`` or a cell that holds a handle (R61):
         linking the input to another database later moves the piece's queries and writes
         there, as for an input linked after the run."""
-        from sqlite_cells._db import LinkedDb
 
         if _takes_database(annotation):
-            return LinkedDb(self, cell)
+            return self._database_input(cell)
         return super().given_input(cell, value, annotation)
 
     def unbound_input(self, cell: Cell, annotation: object) -> object:
         """A pattern parameter typed ``sc.SqliteDb`` that was given nothing becomes a database
         that follows what its input cell links to (R61): pending until a handle is linked."""
+        if _takes_database(annotation):
+            return self._database_input(cell)
+        return cell
+
+    def _database_input(self, cell: Cell) -> object:
+        """The database the input ``cell`` links to, followed at each use (see ``LinkedDb``)."""
         from sqlite_cells._db import LinkedDb
 
-        if _takes_database(annotation):
-            return LinkedDb(self, cell)
-        return cell
+        self.runtime.database_inputs.add(cell.id)
+        return LinkedDb(self, cell)
 
     @checked_arguments
     def gc(self) -> list[Path]:
@@ -280,6 +284,9 @@ class Runtime(runtime.Runtime):
         # db id -> damage_noted() of its file when it was last checked for that damage.
         self._damage_checked: dict[str, int] = {}
         self._followed: set[str] = set()  # disk handles whose recorded pin is watched
+        # Ids of the pattern inputs typed sc.SqliteDb made in this runtime: a chain of links
+        # that ends at one holding nothing has nothing linked yet (R61; see LinkedDb.target).
+        self.database_inputs: set[str] = set()
         # Injected file path -> the pin this runtime's reads of it last took (see take_pin).
         self._taken_pins: dict[Path, Identity] = {}
         # db id -> the identity of its file last seen to be the one pinned (see _follow_file).

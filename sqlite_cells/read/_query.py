@@ -451,6 +451,7 @@ class _QueryNode(Node):
             finally:
                 self._follow_links()  # (the links that resolution followed)
         except PendingValue:  # a pattern input not linked to a database yet (R61)
+            self._await_handle()  # (through another piece's input: re-run when it is linked)
             state = QueryState(True, self.value.result, None, self.value.seq)
             self.scheduler.submit(lambda: self._finish(state))
             return

@@ -92,3 +92,18 @@ def test_a_parameter_that_no_name_can_give_is_refused_when_the_pattern_is_declar
     error = _refused(lambda: sc.pattern(fn))
     assert said in str(error)
     assert "space.run gives a piece its inputs by name" in str(error)
+
+
+@pytest.mark.parametrize("name", ["key", "pattern", "self"])
+def test_a_parameter_named_as_what_space_run_takes_itself_is_refused_when_declared(
+    name: str,
+) -> None:
+    """`space.run(pattern, *, key, **inputs)` takes `key` (and `pattern`, `self`) itself: an
+    input of that name could never be given — `key="k"` was taken for the piece's key and the
+    body got an empty input cell, `pattern=` was "multiple values". Refused at `@sc.pattern`,
+    as a parameter no name can give is."""
+    namespace: dict[str, Any] = {"__name__": __name__}
+    exec(f"def body({name}, other):\n    return None", namespace)
+    error = _refused(lambda: sc.pattern(namespace["body"]))
+    assert f"its parameter {name!r} cannot be given as an input" in str(error)
+    assert "rename the parameter" in str(error)

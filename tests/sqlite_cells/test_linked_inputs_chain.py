@@ -94,3 +94,37 @@ def test_relinking_an_input_in_the_middle_of_a_chain_moves_the_query(tmp_path: P
         h1.inputs["db"].link(h0.outputs)
         assert rt.settle(timeout=10)
         assert _rows(reader_piece.outputs) == ["a"]
+
+
+def test_an_input_linked_to_another_pieces_unlinked_input_is_pending_until_it_is_linked(
+    tmp_path: Path,
+) -> None:
+    """R61: nothing is linked to a chain of inputs whose last one holds nothing yet: the
+    queries are pending and a write is `PendingValue`, as for an input given nothing — not a
+    `SourceError` ("does not hold a database handle"). Linking the last one runs them."""
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        a, _b = _databases(space)
+        first = space.run(holder, key="h", db=None)
+        second = space.run(reader, key="r", db=first.outputs)
+        rt.settle()
+        state = second.outputs.get()
+        assert (state.pending, state.result, state.error) == (True, None, None)
+
+        @sc.pattern
+        def writer(db: sc.SqliteDb) -> sc.Cell:
+            @sc.handler
+            def add() -> None:
+                db.exec("INSERT INTO t (v) VALUES ('x')")
+
+            return add  # type: ignore[return-value]
+
+        add = space.run(writer, key="w", db=first.outputs).outputs
+        try:
+            add()
+            raise AssertionError("wrote through a chain linked to nothing")
+        except sc.PendingValue as exc:
+            assert "not linked to a database yet" in str(exc)
+        first.inputs["db"].link(a)
+        rt.settle()
+        assert _rows(second.outputs) == ["a"]
