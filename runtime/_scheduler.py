@@ -202,6 +202,9 @@ class Scheduler:
         self._commit_hooks: list[CommitHook] = []
         self._absorbers: list[Absorber | None] = []  # one per hook, same order
         self._observed: dict[int, Node] = {}  # nodes with subscribers, to complete on close
+        # Guarded by _lock: subscriptions made whose observer has not joined its node yet (by
+        # id): closing completes them too, and they never join after that.
+        self._joining: dict[int, Observer] = {}
         # Nodes whose owner is gone (see own), appended from any thread — a finalizer may run
         # while this thread holds _lock, so no lock — and looked at before the next work.
         self._orphans: deque[Node] = deque()
@@ -313,6 +316,7 @@ class Scheduler:
             closed = self._closed
             if not closed:
                 node.joining += 1  # it holds the node from now on (see _maybe_release)
+                self._joining[id(observer)] = observer
         if closed:
             # The runtime closed: the stream has ended, as it ended for those subscribed then.
             if on_completed is not None:
@@ -322,6 +326,8 @@ class Scheduler:
         def run() -> None:
             with self._lock:
                 node.joining -= 1
+                if self._joining.pop(id(observer), None) is None:
+                    return  # the runtime closed first, and told it so (see _complete_all)
             unborn = id(node) in self._unborn  # then told at its first value (see _born)
             if not unborn:
                 self._ensure_ready(node)
@@ -610,6 +616,10 @@ class Scheduler:
             self._pending.clear()
             self._wake.notify_all()
             self._idle.notify_all()
+            # Made while the thread did not get to _complete_all (busy past the wait above).
+            joining = list(self._joining.values())
+            self._joining.clear()
+        _deliver([(_call_completed, o.on_completed) for o in joining if o.on_completed])
         if not self.on_thread:
             self._thread.join(timeout=5)
 
@@ -629,7 +639,15 @@ class Scheduler:
         return [(_call_completed, o.on_completed) for o in ended if o.on_completed is not None]
 
     def _complete_all(self) -> None:
-        deliveries: list[tuple[Callable[[Any], None], Any]] = []
+        """Every subscriber gets ``on_completed``, those whose subscription has not joined its
+        node yet too; from here on nothing is run, so none gets a value after it."""
+        with self._lock:
+            self._closed = True  # (the thread ends after this item; close() clears the rest)
+            joining = list(self._joining.values())
+            self._joining.clear()
+        deliveries: list[tuple[Callable[[Any], None], Any]] = [
+            (_call_completed, o.on_completed) for o in joining if o.on_completed is not None
+        ]
         for node in self._observed.values():
             for observer in node.subscribers:
                 if observer.on_completed is not None:

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import apsw
@@ -349,3 +350,43 @@ def test_a_handler_returns_each_commits_seq_and_none_when_it_commits_nothing(
         assert c.get() == 3
     assert space.file.seen_seq == 3 and c.get() == 3
     assert runs == ["bump", "bump", "look", "fail", "bump"]
+
+
+def test_close_completes_a_subscription_whose_first_value_is_still_queued(store: Path) -> None:
+    """`Runtime.close()` calls `on_completed` of every subscriber (§3). A subscription made
+    while the scheduler thread was busy waits in its queue for its first value: closing then
+    completed the others only, and this one either got its value after close began or nothing
+    at all — and `Query.states()` waited for ever. Now it is completed, once, with no value."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        c = space.cell("n", default=0)
+        release = threading.Event()
+        busy = sc.derive(c, lambda v: (v and release.wait(10), v)[1])
+        events: list[str] = []
+        busy.observe().subscribe(lambda v: None, on_completed=lambda: events.append("busy"))
+        rt.settle(timeout=10)
+        with space.transact():
+            c.set(1)  # the derived cell's re-run now holds the scheduler thread
+        time.sleep(0.05)
+        c.observe().subscribe(
+            lambda v: events.append(f"value {v}"), on_completed=lambda: events.append("done")
+        )
+
+        async def states() -> str:
+            try:
+                async for _ in space.sqlite_database("d", tables={}).query("VALUES (1)").states():
+                    pass
+            except sc.ClosedError:
+                return "closed"
+            return "ended"
+
+        async def main() -> str:
+            task = asyncio.create_task(states())
+            await asyncio.sleep(0.05)  # subscribed, its first state queued
+            threading.Timer(0.2, release.set).start()
+            await asyncio.to_thread(rt.close)
+            return await asyncio.wait_for(task, 10)
+
+        assert asyncio.run(main()) == "closed"
+    time.sleep(0.1)
+    assert sorted(events) == ["busy", "done"], events
