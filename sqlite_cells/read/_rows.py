@@ -317,6 +317,12 @@ def _check_convertible(row: type, hints: dict[str, Any]) -> None:
             "or cast the column in SQL"
         ) from exc
     for name, hint in hints.items():
+        if _is_cell_type(hint) and not _is_plain_cell_type(hint):
+            raise InvalidArgument(
+                f"row={row.__name__}: field {name!r} is typed {_shown_type(hint)}, but a link "
+                "column's value reads back as a plain cell (R43), whatever it names — a "
+                "database handle too: type the field sc.Cell or sc.Cell | None"
+            )
         if not _is_cell_type(hint) and _nests_cell(hint):
             raise InvalidArgument(
                 f"row={row.__name__}: field {name!r} is typed {_shown_type(hint)}, a Cell inside "

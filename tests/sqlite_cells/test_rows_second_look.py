@@ -460,6 +460,23 @@ def test_a_cell_inside_another_type_is_refused_at_the_call(db: sc.SqliteDb, kind
         assert "field 'who'" in str(info.value) and "a Cell inside another type" in str(info.value)
 
 
+@pytest.mark.parametrize("kind", [sc.SqliteDb, sc.SqliteDb | None])
+def test_a_field_typed_as_a_kind_of_cell_is_refused_at_the_call(db: sc.SqliteDb, kind: Any) -> None:
+    """A link column reads back as a plain `Cell` (R43), whatever it names: a field typed
+    `sc.SqliteDb` was taken for a link field and then failed every result — a NULL too, with
+    a message naming the decoder's private placeholder."""
+    row = msgspec.defstruct("Handles", [("who", kind)])
+    for call in (
+        lambda: db.read("SELECT who_cf_link AS who FROM t", row=row),
+        lambda: db.query("SELECT who_cf_link AS who FROM t", row=row),
+    ):
+        with pytest.raises(TypeError) as info:
+            call()
+        assert type(info.value).__name__ == "InvalidArgument"
+        assert "field 'who' is typed SqliteDb" in str(info.value)
+        assert "type the field sc.Cell or sc.Cell | None" in str(info.value)
+
+
 def test_a_link_to_a_space_the_store_does_not_hold_creates_nothing(
     rt: sc.Runtime, db: sc.SqliteDb, store: Path
 ) -> None:
