@@ -55,6 +55,7 @@ from sqlite_cells.runtime._pattern import Pattern as Pattern
 from sqlite_cells.runtime._pattern import Piece as Piece
 from sqlite_cells.runtime._pattern import causal_cause as causal_cause
 from sqlite_cells.runtime._pattern import pattern as pattern
+from sqlite_cells.runtime._pattern import taken as taken
 from sqlite_cells.runtime._pattern import top_level_name as top_level_name
 from sqlite_cells.runtime._pending import PENDING as PENDING
 from sqlite_cells.runtime._pending import Pending as Pending
@@ -168,6 +169,7 @@ __all__ = [
     "stored_format",
     "stored_json_column",
     "surrogate_at",
+    "taken",
     "top_level_name",
     "translated",
     "unchanged_since",

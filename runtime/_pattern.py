@@ -69,9 +69,19 @@ def causal_cause(space_id: str, kind: str, name: str | None) -> tuple[str | int,
         return (kind, space_id, name)
     if name is not None:
         return (kind, "piece", build.piece_id, name)
-    position = build.counters.get(kind, 0)
-    build.counters[kind] = position + 1
-    return (kind, "piece", build.piece_id, "#", position)
+    # The position is taken once what was built with it is accepted (see taken): a call
+    # refused for a bad argument takes none, so the ids after it do not depend on it.
+    return (kind, "piece", build.piece_id, "#", build.counters.get(kind, 0))
+
+
+def taken(cause: tuple[str | int, ...]) -> None:
+    """The builder given ``cause`` by :func:`causal_cause` has built its entity: an unnamed
+    one's position is taken, and the next unnamed builder of its kind gets the next."""
+    if len(cause) == 5 and cause[3] == "#":
+        build = _build.get()
+        if build is not None and build.piece_id == cause[2]:
+            kind, position = str(cause[0]), int(cause[4])
+            build.counters[kind] = max(build.counters.get(kind, 0), position + 1)
 
 
 def piece_cause(space_id: str, pattern_name: str, key: str) -> tuple[str | int, ...]:

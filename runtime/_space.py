@@ -19,6 +19,7 @@ from sqlite_cells.runtime._pattern import (
     building,
     causal_cause,
     piece_cause,
+    taken,
     top_level_name,
 )
 from sqlite_cells.runtime._scheduler import Node
@@ -81,6 +82,7 @@ class Space:
         cause = causal_cause(self.id, "cell", name)
         cell = Cell(self, derive_id(*cause), (), default)
         cell._name = top_level_name(cause)  # recorded at the cell's first write (SPEC §6)
+        taken(cause)
         return cell
 
     @checked_arguments

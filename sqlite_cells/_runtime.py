@@ -70,6 +70,7 @@ from sqlite_cells.runtime import (
     own_transaction,
     path_text,
     set_lock_wait,
+    taken,
     top_level_name,
     translated,
     waited_for_lock,
@@ -142,7 +143,9 @@ class Space(runtime.Space):
             name=top_level_name(cause),  # recorded at its first write (SPEC §6)
         )
         self.runtime._declare(decl)
-        return SqliteDb(self, decl)
+        db = SqliteDb(self, decl)
+        taken(cause)
+        return db
 
     @checked_arguments
     def register_disk_source(self, path: str | os.PathLike[str]) -> SqliteDb:

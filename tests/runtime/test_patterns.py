@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +53,26 @@ def test_plain_inputs_are_stored_in_input_cells(rt: sc.Runtime) -> None:
     piece = space.run(greet, key="x", name="Ada")
     assert piece.inputs["name"].get() == "Ada"
     assert piece.outputs.get() == "hi Ada"
+
+
+def test_a_refused_unnamed_builder_takes_no_position(rt: sc.Runtime) -> None:
+    """R1: an unnamed cell or database inside a pattern takes the next position of its kind.
+    One refused for a bad argument (a default that is not JSON, tables that do not declare)
+    built nothing, and takes none: the next one's id is the one it has without the refused
+    call (it took position 1, so removing the refused line later moved every id after it)."""
+    from sqlite_cells.codec import derive_id
+
+    @sc.pattern
+    def body(x: sc.Cell) -> Any:
+        space = x.space
+        with contextlib.suppress(sc.ValueEncodeError):
+            space.cell(default=float("nan"))
+        with contextlib.suppress(sc.SchemaError):
+            space.sqlite_database(tables={"_cf_no": sc.table(a="text")})
+        return space.cell(), space.sqlite_database(tables={"t": sc.table(a="text")})
+
+    space = rt.space("demo")
+    piece = space.run(body, key="k", x=space.cell("x"))
+    cell, db = piece.outputs
+    assert cell.id == derive_id("cell", "piece", piece.id, "#", 0)
+    assert db.id == derive_id("sqlite", "piece", piece.id, "#", 0)
