@@ -464,8 +464,9 @@ class Runtime(runtime.Runtime):
         the source of its database (R61)."""
         with self._decl_lock:
             found = self._declarations.get(handle.id)
-        if found is not None:
+        if found is not None and found.space_id == handle.space.id:
             return found
+        # (A database's id in another space names no database there: judged by its value.)
         try:
             value = handle.get()
         except EncodingError as exc:  # a row another program wrote

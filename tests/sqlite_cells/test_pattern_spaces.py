@@ -94,3 +94,9 @@ def test_a_database_id_in_another_space_is_no_database_input(tmp_path: Path) -> 
         assert len(list(tmp_path.glob("space-*.sqlite"))) == 1  # space 'two' got no file
         piece = one.run(uses, key="k", db=real)  # the database itself, in its own space
         assert piece.outputs.read("SELECT v FROM t") == [{"v": "one"}]
+        # Linked later, it is no database either: as any cell holding no handle (it was an
+        # error about *setting* a handle, raised for the database of space 'one').
+        later = two.run(uses, key="later", db=None)
+        later.inputs["db"].link(fake)
+        with pytest.raises(sc.SourceError, match="does not hold a database handle"):
+            later.outputs.read("SELECT v FROM t")
