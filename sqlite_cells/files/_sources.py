@@ -339,14 +339,17 @@ def content_signature(path: Path) -> tuple[object, ...] | None:
     nothing is created, nothing blocks."""
     try:
         found = os.stat(path)
-        counter = read_head(path, 28)[24:]
+        head = read_head(path, 28)
     except OSError:
         return None  # gone, unreadable, or not a regular file (never opened for reading)
-    # Changed within a tick of a coarse file-system clock: a WAL commit that its program's close
-    # checkpoints into the file (its -wal and -shm gone again) may follow within the same tick
-    # and keep size, mtime and change counter as they were. Until the tick is surely past,
-    # the signature equals no other (a look sees a change: reads open the file afresh).
-    recent = object() if time.time() - found.st_mtime < _COARSE_CLOCK else None
+    counter = head[24:]
+    # A WAL file changed within a tick of a coarse file-system clock: a commit that its
+    # program's close checkpoints into the file (its -wal and -shm gone again) may follow within
+    # the same tick and keep size, mtime and change counter as they were (a WAL commit does not
+    # bump the counter; a rollback-journal commit does). Until the tick is surely past, the
+    # signature equals no other (a look sees a change: reads open the file afresh).
+    wal_mode = head[18:20] == b"\x02\x02"
+    recent = object() if wal_mode and time.time() - found.st_mtime < _COARSE_CLOCK else None
     try:
         wal = os.stat(_sibling(path, "-wal"))
         wal_state: tuple[int, int] | None = (wal.st_size, wal.st_mtime_ns)
