@@ -87,6 +87,7 @@ class Transaction:
         "_by",
         "_guards",
         "_names",
+        "_nested",
         "_ops",
         "_reads",
         "_writes",
@@ -109,9 +110,12 @@ class Transaction:
         # written for the first time as far as this runtime knows, whose name the caller gave
         # (``space.cell(name)``); the store keeps them in ``_cf_names`` for its tools (SPEC §6).
         self._names: dict[str, tuple[str, str]] = {}
-        # Who recorded each write, op and name, in order: the nested scopes (by id, outermost
-        # first) open in the recording task (see _Scope). A nested scope that raises takes back
-        # what it recorded — if it recorded everything since it began.
+        # While a nested scope is open (``_nested`` of them): who recorded each write, op and
+        # name since, in order — the nested scopes (by id, outermost first) open in the
+        # recording task (see _Scope). A nested scope that raises takes back what it recorded,
+        # if it recorded everything since it began. Nothing is noted while none is open (the
+        # common case, a commit's path).
+        self._nested = 0
         self._by: list[tuple[int, ...]] = []
         # Set when that could not be done (another task recorded in between): the transaction
         # commits nothing, and says why (see whole).
@@ -175,7 +179,7 @@ class Transaction:
         self._check_open()
         self.bind(space)
         self._ops.append(op)
-        self._by.append(_scopes.get())
+        _note_recorder(self)
 
     @property
     def is_empty(self) -> bool:
@@ -213,7 +217,7 @@ def record_write(
         )
     tx.bind(space)
     tx._writes[cell_id] = data
-    tx._by.append(_scopes.get())
+    _note_recorder(tx)
     if guard is not None:
         tx._guards.setdefault(cell_id, guard)
     if name is not None:
@@ -224,7 +228,13 @@ def record_name(tx: Transaction, target: str, name: tuple[str, str]) -> None:
     """Have the commit of ``tx`` record ``name`` for ``target`` (a database written for the
     first time as far as this runtime knows: its handle is written at commit)."""
     tx._names[target] = name
-    tx._by.append(_scopes.get())
+    _note_recorder(tx)
+
+
+def _note_recorder(tx: Transaction) -> None:
+    """Note who recorded what ``tx`` just recorded, while a nested scope may take it back."""
+    if tx._nested:
+        tx._by.append(_scopes.get())
 
 
 def whole(tx: Transaction) -> None:
@@ -342,6 +352,7 @@ class _Scope:
             # back if it raises (a savepoint of the transaction's own record).
             scope = next(_scope_ids)
             self._scope_token = _scopes.set((*_scopes.get(), scope))
+            outer._nested += 1
             self._joined = _Joined(
                 outer, dict(outer._writes), len(outer._ops), outer.space, len(outer._by), scope
             )
@@ -359,8 +370,12 @@ class _Scope:
             scope_token, self._scope_token = self._scope_token, None
             if scope_token is not None:
                 _scopes.reset(scope_token)
-            if joined is not None and exc_type is not None:
-                joined.take_back()
+            if joined is not None:
+                joined.tx._nested -= 1
+                if exc_type is not None:
+                    joined.take_back()
+                if not joined.tx._nested:
+                    joined.tx._by.clear()  # (nothing left to take back)
             return
         self._tx = self._token = None
         _current.reset(token)

@@ -213,7 +213,6 @@ class Space(runtime.Space):
         to, whatever it was given — a database, ``None`` or a cell that holds a handle (R61):
         linking the input to another database later moves the piece's queries and writes
         there, as for an input linked after the run."""
-
         if _takes_database(annotation):
             return self._database_input(cell)
         return super().given_input(cell, value, annotation)

@@ -328,10 +328,9 @@ class _QueryNode(Node):
         # Owned by the scheduler thread: whether a run is in flight, whether another run is
         # wanted once it lands, and the database the last run read.
         self._running = False
-        self._again = False
-        # While another run is wanted: a unit of scheduler work under the oldest cause that
-        # wanted it, so settle() waits for that run (the run in flight may count under a newer
-        # cause than the one it leaves unserved: see _want_again).
+        # While another run is wanted (see _again): a unit of scheduler work under the oldest
+        # cause that wanted it, so settle() waits for that run (the run in flight may count
+        # under a newer cause than the one it leaves unserved: see _want_again).
         self._again_work: Work | None = None
         self._follows = False  # whether the hub re-runs it when a linked input changes
         self._params_key: Any = None
@@ -677,26 +676,26 @@ class _QueryNode(Node):
         # so dependents held back stay held until a result as of the latest commit lands (R54:
         # a derived cell never pairs this query's rows of one commit with a cell of a later
         # one). Otherwise they re-run now, with this result.
-        if self._again:
-            self._again = False
-            work, self._again_work = self._again_work, None
-            if work is None:  # (released meanwhile: nothing is wanted of it)
-                self._run_again()
-            else:
-                scheduler = self.scheduler
-                try:
-                    with scheduler.working_for(work.epoch):  # (its own cause: see settle)
-                        self._run_again()
-                finally:
-                    scheduler.end_work(work)
+        work, self._again_work = self._again_work, None
+        if work is not None:
+            scheduler = self.scheduler
+            try:
+                with scheduler.working_for(work.epoch):  # (its own cause: see settle)
+                    self._run_again()
+            finally:
+                scheduler.end_work(work)
         self.scheduler.landed(self)
+
+    @property
+    def _again(self) -> bool:
+        """Whether another run is wanted once the one in flight lands."""
+        return self._again_work is not None
 
     def _want_again(self) -> None:
         """Another run is wanted once the one in flight lands, for the running item's cause.
         That cause is counted as work until the run starts (Scheduler.settle): the run in
         flight may count under a newer cause — started by a later commit while a read done again
         was still due — and settle() must not take its landing, older rows, for the last word."""
-        self._again = True
         work = self._again_work
         if work is None:
             self._again_work = self.scheduler.begin_work()
@@ -730,7 +729,6 @@ class _QueryNode(Node):
         return state, notify
 
     def release(self) -> None:
-        self._again = False
         work, self._again_work = self._again_work, None
         if work is not None:
             self.scheduler.end_work(work)
