@@ -624,7 +624,9 @@ def statements(draw: Draw, *, hostile: bool | None = None, mode: Mode | None = N
     text = lead
     for i, part in enumerate(parts):
         if i:
-            text += draw(SEPARATORS)
+            separator = draw(SEPARATORS)
+            # A "--" comment right after a "-" would start one dash early, where the "-" is.
+            text += " " + separator if text.endswith("-") else separator
         if part.kind is not None and expected is None:
             expected = (part.kind, len(text), part.text)
         reaches = reaches or part.reaches
