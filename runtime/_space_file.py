@@ -143,7 +143,7 @@ CREATE TABLE IF NOT EXISTS _cf_op_index (
 SPACE_TABLES = frozenset({"_cf_meta", "_cf_cells", "_cf_log"})
 # Every table the schema above makes (a file of the current format holds them all).
 _SCHEMA_TABLES: Final = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _SCHEMA))
-_WROTE_SQL = "SELECT 1 FROM _cf_op_index WHERE target = ? LIMIT 1"
+_TARGETS_SQL = "SELECT DISTINCT target FROM _cf_op_index"
 _NO_FILE: Final = object()  # what _fetch_one reads of a space without a file
 # Stored JSON is read as bytes, text included (see ``stored_json_column``), and so are the ids of
 # a scan: text another program wrote that is not UTF-8 is then one row's error, not the scan's.
@@ -316,6 +316,11 @@ class SpaceFile:
         # _cache_lock guards the check-then-set of _cache (reads of a single entry need no lock).
         self._cache_lock = threading.Lock()
         self._cache: OrderedDict[str, Entity] = OrderedDict()
+        # The targets of the ops this runtime has applied (its own commits and others'), and
+        # those the op index held when the file was opened (the commits counted as seen then):
+        # together, every database this space's log wrote up to _seen_seq (see ``wrote``).
+        self._applied_targets: set[str] = set()
+        self._indexed_targets: frozenset[str] = frozenset()
         # Set by the committing thread while its commit lands (see _Landing); read without a lock.
         self._landing: _Landing | None = None
         self._exclusive = False  # guarded by _write_lock: the write transaction is already open
@@ -428,6 +433,9 @@ class SpaceFile:
                 if at_start:
                     self._seen_seq = self.opened_seq = last
                     self._data_version = self._read_data_version()
+                    self._indexed_targets = frozenset(
+                        str(target) for (target,) in reader.execute(_TARGETS_SQL)
+                    )
             self._wcursor = writer.cursor()
             self._writer = writer
             return writer
@@ -632,10 +640,11 @@ class SpaceFile:
         return self._remember(cell_id, Entity(data, rev))
 
     def wrote(self, target: str) -> bool:
-        """Whether this space's log has ops on ``target`` (a database it wrote), as far as its
-        op index keeps them (compaction keeps the newest of each target)."""
-        row = self._fetch_one(_WROTE_SQL, (target,))
-        return row is not None and row is not _NO_FILE
+        """Whether this space's log has ops on ``target`` (a database it wrote), as far as this
+        runtime has caught up: the op index as the file was opened (compaction keeps the newest
+        op of each target), then the ops of every commit applied since. A set look-up: ``set``
+        asks it of every cell that holds a value (R5)."""
+        return target in self._applied_targets or target in self._indexed_targets
 
     def _entity_of_row(self, cell_id: str, data: object, rev: object) -> Entity:
         """The entity of a ``_cf_cells`` row, which another program may have written: a value
@@ -1348,6 +1357,8 @@ class SpaceFile:
                 for cell_id, entity in writes.items():
                     self._remember(cell_id, entity)
                 event = CommitEvent(self, record.seq, writes, record.ops)
+            for op in event.ops:
+                self._applied_targets.add(op.target)
             self._seen_seq = record.seq
             events.append(event)
         self._landed()

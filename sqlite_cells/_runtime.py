@@ -389,7 +389,9 @@ class Runtime(runtime.Runtime):
         data = space.file.entity(cell_id).data
         if data is None:
             return True
-        if handle_shaped(cell_id, data):
+        if handle_shaped(cell_id, data) or space.file.wrote(cell_id):
+            # (The log's ops name it: a handle that holds something else now, written by
+            # another program — quarantined where it is used, and kept as it is.)
             raise handle_not_writable(cell_id)
         return False
 

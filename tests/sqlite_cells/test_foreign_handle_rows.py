@@ -96,6 +96,32 @@ def test_r5_a_handle_row_another_program_wrote_quarantines_the_database(
     assert [(o.db_id, o.action) for o in outcomes] == [(db_id, Action.QUARANTINED)]
 
 
+@pytest.mark.parametrize("case", ["json-null", "text-not-a-handle"])
+def test_r5_a_damaged_handle_is_not_written_over_by_a_runtime_that_never_declared_it(
+    store: Path, case: str
+) -> None:
+    """The log's ops name the cell a database's handle, whatever another program left in it: a
+    plain ``set`` through its link is refused as for any handle, and the damage is kept."""
+    db_id = _one_write(store)
+    column, make = FOREIGN[case]
+    _foreign(store, db_id, column, make)
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        handle = sc.Cell(space, db_id)
+        link = handle.link_str()
+        for cell in (handle, rt.cell_from_link(link)):
+            with space.transact() as tx:
+                for value in (None, {"anything": 1}, "x"):
+                    with pytest.raises(TypeError, match="not a writable cell") as info:
+                        cell.set(value)
+                    assert isinstance(info.value, sc.SqliteCellsError)
+                assert tx.is_empty
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        with pytest.raises(HandleQuarantined):
+            db.read("SELECT * FROM messages")
+    assert _log_seq(store) == 1  # nothing was committed
+
+
 def test_r5_a_handle_stored_as_text_is_read_as_its_json(store: Path) -> None:
     db_id = _one_write(store)
     _foreign(store, db_id, "value", lambda value: bytes(value).decode("utf-8"))
