@@ -56,11 +56,15 @@ def link_columns(conn: apsw.Connection, database: str, tables: Iterable[str]) ->
 
 def check_links(changeset: bytes, columns: LinkColumns, *, db_id: str, sql: str) -> None:
     """Raise :class:`LinkEncodeError` if a change of ``changeset`` stores anything but NULL or a
-    well-formed link in a link column (R31), and :class:`ExecError` if it stores text that is
-    not UTF-8 (such a row could not be read back)."""
+    well-formed link in a link column (R31) — text that is not UTF-8 included — and
+    :class:`ExecError` if it stores such text in another column (no read could return it)."""
     try:
         _check_changes(changeset, columns, db_id=db_id, sql=sql)
     except UnicodeDecodeError as exc:
+        # apsw decodes a change's values all at once: which column holds the text is read
+        # from the changeset's own bytes.
+        for table, column, raw in _undecodable_texts(changeset, columns):
+            _check_link(raw, table=table, column=column, db_id=db_id, sql=sql)
         raise ExecError(
             db_id,
             sql,
@@ -107,6 +111,9 @@ def _check_link(value: object, *, table: str, column: str, db_id: str, sql: str)
     if isinstance(value, str):
         # surrogatepass: a lone surrogate becomes bytes that are not UTF-8, which the rule refuses.
         problem = link_text_problem(value.encode("utf-8", "surrogatepass"))
+    elif isinstance(value, _Text):
+        problem = "text that is not a link (not UTF-8)"
+        value = bytes(value)
     else:
         problem = f"a {type(value).__name__}"
     if problem:
@@ -141,3 +148,89 @@ def check_fills(
                 "or by another runtime or process); nothing was written: run the transaction "
                 f"again, or list the columns (INSERT INTO {table} (…) VALUES …)"
             )
+
+
+class _Text(bytes):
+    """The bytes of a text value of a changeset that are not UTF-8 (told apart from a BLOB)."""
+
+
+def _undecodable_texts(changeset: bytes, columns: LinkColumns) -> Iterable[tuple[str, str, _Text]]:
+    """(table, link column, bytes) of each new text value in a link column of ``changeset``
+    that is not UTF-8, read from the changeset's own format (SQLite's session extension: per
+    table a header ``T``, its column count, primary-key flags and name; per change its
+    operation, the indirect flag and the old and/or new values, each a type byte and its
+    bytes). Anything it does not recognise ends the reading: the caller's ExecError stands."""
+    at, end = 0, len(changeset)
+    links: dict[int, str] = {}
+    count = 0
+    table = ""
+    try:
+        while at < end:
+            marker = changeset[at]
+            if marker == 0x54:  # "T": a table's header
+                count, at = _varint(changeset, at + 1)
+                at += count  # the primary-key flags
+                name_end = changeset.index(0, at)
+                table = changeset[at:name_end].decode("utf-8", "replace")
+                at = name_end + 1
+                described = columns.get(fold_ascii(table))
+                shift = count - described[0] if described is not None else 0
+                links = {i + shift: name for i, name in described[1]} if described else {}
+                continue
+            operation = marker
+            at += 2  # the operation and the indirect flag
+            if operation in (_UPDATE, _DELETE):
+                at = _skip_record(changeset, at, count)
+            if operation in (_UPDATE, _INSERT):
+                for column in range(count):
+                    kind = changeset[at]
+                    at += 1
+                    if kind in (_TEXT, _BLOB):
+                        size, at = _varint(changeset, at)
+                        raw = changeset[at : at + size]
+                        at += size
+                        if kind == _TEXT and column in links and not _is_utf8(raw):
+                            yield table, links[column], _Text(raw)
+                    elif kind in (_INTEGER, _REAL):
+                        at += 8
+            elif operation != _DELETE:
+                return
+    except (IndexError, ValueError):
+        return
+
+
+_INSERT, _UPDATE, _DELETE = apsw.SQLITE_INSERT, apsw.SQLITE_UPDATE, apsw.SQLITE_DELETE
+_INTEGER, _REAL, _TEXT, _BLOB = 1, 2, 3, 4  # value type bytes (0: absent, 5: NULL)
+
+
+def _skip_record(data: bytes, at: int, count: int) -> int:
+    for _column in range(count):
+        kind = data[at]
+        at += 1
+        if kind in (_TEXT, _BLOB):
+            size, at = _varint(data, at)
+            at += size
+        elif kind in (_INTEGER, _REAL):
+            at += 8
+    return at
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    """SQLite's variable-length integer at ``at``: the value and the offset after it."""
+    value = 0
+    for i in range(9):
+        byte = data[at + i]
+        if i == 8:
+            return (value << 8) | byte, at + 9
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, at + i + 1
+    raise ValueError("varint")  # not reached
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

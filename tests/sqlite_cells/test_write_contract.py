@@ -120,6 +120,11 @@ PRODUCED = {
     "literal": ("INSERT INTO messages (author_cf_link, body) VALUES ('junk', 'b')", []),
     "number": ("UPDATE messages SET author_cf_link = 5", []),
     "blob": ("UPDATE messages SET author_cf_link = x'00'", []),
+    "text-not-utf8": ("UPDATE messages SET author_cf_link = CAST(x'ff' AS TEXT)", []),
+    "text-not-utf8-inserted": (
+        "INSERT INTO messages (author_cf_link, body) VALUES (CAST(x'c3' AS TEXT), 'b')",
+        [],
+    ),
     "insert-select": (
         "INSERT INTO messages (author_cf_link, body) SELECT body, body FROM messages",
         [],
