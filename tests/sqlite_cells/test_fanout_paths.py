@@ -125,6 +125,36 @@ def test_a_statement_of_operators_that_copy_whole_values_never_runs_inline(
     assert [name for name, _ in threads] == ["sqlite-cells-query"]
 
 
+def test_a_statement_reading_a_virtual_generated_column_never_runs_inline(
+    rt: sc.Runtime,
+    space: Space,
+    threads: list[tuple[str, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """R44: a VIRTUAL generated column's expression runs at each read, and SQLite's authorizer
+    reports none of the functions it calls (it does for a STORED one): ``SELECT g FROM t`` with
+    ``g`` a ``trim`` of two large values was taken for short steps, ran on the scheduler thread,
+    and held every other query and derived cell for as long as the call."""
+    monkeypatch.setattr(live_module, "INLINE_BUDGET", 10.0)  # cheap enough: only the column
+    db = space.sqlite_database(
+        "generated",
+        tables={"t": sc.table(id="integer primary key", a="text", g="text as (trim(a)) virtual")},
+    )
+    with space.transact():
+        db.exec("INSERT INTO t (a) VALUES (' x ')")
+    assert db.read("SELECT a FROM t") == [{"a": " x "}]
+    assert short_steps(db.declaration, "SELECT a FROM t")  # the column read decides
+    q = db.query("SELECT g FROM t")
+    rt.settle()
+    assert not short_steps(db.declaration, "SELECT g FROM t")
+    threads.clear()
+    with space.transact():
+        db.exec("UPDATE t SET a = ' y '")
+    rt.settle()
+    assert q.get().result == [{"g": "y"}]
+    assert threads == [("sqlite-cells-query", 1)]
+
+
 def test_an_inline_read_past_its_inline_deadline_moves_to_a_worker(
     rt: sc.Runtime,
     space: Space,
