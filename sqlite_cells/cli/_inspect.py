@@ -53,6 +53,7 @@ from sqlite_cells.files import (
     look_again,
     open_unwritable,
     orphans,
+    quick_check,
     read_watermark,
     reconcile,
     recorded_pin,
@@ -723,7 +724,7 @@ def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) 
         try:
             with read_only(path) as conn:
                 if source is None and handle.get("dropped") is not True:
-                    damage = _quick_check(conn)
+                    damage = quick_check(conn)
                 stored = stored_tables(conn)
                 if "_cf_watermark" in (table.name for table in stored):
                     watermark = read_watermark(conn)
@@ -772,20 +773,6 @@ def _swapped(path: Path, handle: dict[str, Any]) -> bool:
     except OSError:
         return False  # gone meanwhile: the read reports it
     return (found.st_dev, found.st_ino) != pin
-
-
-def _quick_check(conn: apsw.Connection) -> str | None:
-    """What SQLite's ``PRAGMA quick_check`` finds wrong in the file (None when nothing): it
-    reads every page once, about what counting the rows costs, so a file whose pages are
-    corrupt is never shown as in sync."""
-    try:
-        problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check")]
-    except (apsw.CorruptError, apsw.NotADBError) as exc:
-        return str(exc)
-    if problems == ["ok"]:
-        return None
-    lines = (line.strip() for p in problems[:3] for line in p.splitlines())
-    return "; ".join(line for line in lines if line and line != "*** in database main ***")
 
 
 def store_file_names(root: Path) -> frozenset[str]:

@@ -6,6 +6,7 @@ from sqlite_cells.files._damage import damage_advice as damage_advice
 from sqlite_cells.files._damage import damage_noted as damage_noted
 from sqlite_cells.files._damage import is_damage as is_damage
 from sqlite_cells.files._damage import note_damage as note_damage
+from sqlite_cells.files._damage import quick_check as quick_check
 from sqlite_cells.files._damage import source_damage_advice as source_damage_advice
 from sqlite_cells.files._handles import DROP_KIND as DROP_KIND
 from sqlite_cells.files._handles import KEPT_IN_USE as KEPT_IN_USE
@@ -154,6 +155,7 @@ __all__ = [
     "orphans",
     "pin",
     "pinned",
+    "quick_check",
     "read_as_is",
     "read_head",
     "read_watermark",

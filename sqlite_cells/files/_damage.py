@@ -24,6 +24,7 @@ __all__ = [
     "damage_noted",
     "is_damage",
     "note_damage",
+    "quick_check",
     "source_damage_advice",
 ]
 
@@ -36,6 +37,22 @@ _lock = threading.Lock()
 def is_damage(exc: BaseException) -> bool:
     """Whether ``exc`` is SQLite finding a file damaged: corrupt pages, or not a database."""
     return isinstance(exc, apsw.CorruptError | apsw.NotADBError)
+
+
+def quick_check(conn: apsw.Connection) -> str | None:
+    """What SQLite's ``PRAGMA quick_check`` finds wrong in the file open on ``conn`` (None when
+    nothing), its first three lines: it reads every page once, about what counting the rows
+    costs, and finds pages SQLite otherwise reads without an error (rows of NULLs where the
+    runtime wrote values, offsets out of range)."""
+    try:
+        problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check")]
+    except (apsw.CorruptError, apsw.NotADBError) as exc:
+        return str(exc)
+    if problems == ["ok"]:
+        return None
+    lines = (line.strip() for problem in problems for line in problem.splitlines())
+    kept = [line for line in lines if line and line != "*** in database main ***"][:3]
+    return "; ".join(kept) or "; ".join(problems[:3])
 
 
 def note_damage(path: Path) -> None:

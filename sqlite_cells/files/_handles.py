@@ -30,6 +30,7 @@ from sqlite_cells.codec import (
     TransactionError,
     decode_record,
 )
+from sqlite_cells.files._damage import quick_check
 from sqlite_cells.files._layout import open_unwritable, read_as_is, stored_json
 from sqlite_cells.files._reconcile import (
     Action,
@@ -596,6 +597,11 @@ def _names_in_space(space_file: Path, named: set[str], dropped: set[str]) -> Non
         try:
             _require_space_tables(conn, space_file)
             conn.execute("BEGIN")
+            # Pages SQLite reads without an error can still be damaged: rows of NULLs where
+            # the ids gc must keep were (R74: nothing is removed on what such a file says).
+            problem = quick_check(conn)
+            if problem is not None:
+                raise apsw.CorruptError(problem)
             # A newer format may name files in ways this version cannot read (R73, R74).
             readable_format(conn, space_file)
             for cell_id, data in conn.execute(

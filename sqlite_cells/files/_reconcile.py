@@ -48,6 +48,7 @@ from sqlite_cells.codec import (
     decode_record,
 )
 from sqlite_cells.files._changesets import Inexact, apply_exactly
+from sqlite_cells.files._damage import quick_check
 from sqlite_cells.files._held_files import copy_file
 from sqlite_cells.files._layout import (
     KIND,
@@ -377,12 +378,9 @@ def unopenable(path: Path, exc: apsw.Error) -> bool:
 
 
 def _verify(conn: apsw.Connection) -> None:
-    try:
-        problems = [str(row[0]) for row in conn.execute("PRAGMA quick_check")]
-    except (apsw.NotADBError, apsw.CorruptError) as exc:
-        raise _Damaged(str(exc)) from exc
-    if problems != ["ok"]:
-        raise _Damaged("; ".join(problems[:5]))
+    problem = quick_check(conn)
+    if problem is not None:
+        raise _Damaged(problem)
 
 
 def _reconcile_file(

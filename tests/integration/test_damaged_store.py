@@ -12,6 +12,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import apsw
 import pytest
 
 import sqlite_cells as sc
@@ -201,6 +202,43 @@ def test_a_damaged_space_file_is_reported_and_the_rest_of_the_store_checked(
     # Opening it may bump SQLite's change counter in its header: its content is as found.
     assert after.pop(demo_space.name)[100:] == before.pop(demo_space.name)[100:]
     assert after == before
+
+
+def test_a_space_file_whose_damage_sqlite_reads_without_an_error_is_reported(
+    store: Path,
+) -> None:
+    """Bytes flipped inside the cells of ``_cf_cells``' page: SQLite reads the page without an
+    error — rows of NULLs where the ids and values were — but its ``quick_check`` says what is
+    wrong. ``inspect`` listed such a space as clean and its database as never written (exit
+    0); ``gc`` read the ids it must keep from those rows. Now each reports the damaged space."""
+    demo_space, demo_db, _other_db = _make_store(store)
+    conn = apsw.Connection(str(demo_space))
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_schema WHERE name = '_cf_cells'").fetchone()
+    conn.close()
+    data = bytearray(demo_space.read_bytes())
+    start = (root - 1) * 4096 + 8
+    data[start : start + 60] = bytes(b ^ 0x5A for b in data[start : start + 60])
+    demo_space.write_bytes(bytes(data))
+    conn = apsw.Connection(str(demo_space), flags=apsw.SQLITE_OPEN_READONLY)
+    conn.execute("SELECT * FROM _cf_cells").fetchall()  # no error: the damage reads as rows
+    conn.close()
+    blank = store / "cell-00000000000000000000000000000000.sqlite"
+    blank.write_bytes(b"")
+    before = _snapshot(store)
+
+    done = run_cli("inspect", str(store))
+    assert done.returncode == 1 and done.stderr == ""
+    assert f"space file {demo_space.name}: DAMAGED, cannot be read (" in done.stdout
+    assert "out of range" in done.stdout
+    assert f"finding: orphaned database file {demo_db.name}" in done.stdout
+    done = run_cli("gc", str(store), "--yes")
+    assert done.returncode == 1 and "0 file(s) removed" in done.stdout
+    assert [d.path for d in damaged_spaces(store)] == [demo_space]
+    assert collect_garbage(store, remove=True) == []
+    done = run_cli("check", str(store))
+    assert done.returncode == 1
+    assert f"space file {demo_space.name}: damaged, cannot be read (" in done.stdout
+    assert _snapshot(store) == before
 
 
 # -- inspect lists an orphaned database file (one that holds commits, named by no space) -------
