@@ -31,6 +31,7 @@ from sqlite_cells.runtime._streams import observe_node
 from sqlite_cells.runtime._tx import (
     TxState,
     current_transaction,
+    note_read,
     record_write,
     require_transaction,
 )
@@ -144,6 +145,7 @@ class Cell:
         tx = current_transaction()
         if tx is None or tx.state is not TxState.OPEN:
             return file.entity(self._id).data
+        note_read(tx, self._id)
         written = tx.written(file, self._id)
         if written is not None:
             return written

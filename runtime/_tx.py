@@ -13,6 +13,7 @@ the space of its first write. It commits all or nothing as one SQLite transactio
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import itertools
 import threading
@@ -39,6 +40,7 @@ __all__ = [
     "Transaction",
     "TxState",
     "current_transaction",
+    "note_read",
     "record_name",
     "record_write",
     "require_transaction",
@@ -90,6 +92,8 @@ class Transaction:
         "_nested",
         "_ops",
         "_reads",
+        "_seen",
+        "_versions",
         "_writes",
         "seq",
         "space",
@@ -117,6 +121,12 @@ class Transaction:
         # common case, a commit's path).
         self._nested = 0
         self._by: list[tuple[int, ...]] = []
+        # While a nested scope is open, too: how many times each cell was written since one
+        # opened and by which task (None: no task), and what each task last saw of each cell it
+        # read (that count). A task that writes a cell another task wrote after it read it
+        # would lose that write (see ``_check_race``).
+        self._versions: dict[str, tuple[int, object]] = {}
+        self._seen: dict[tuple[object, str], int] = {}
         # Set when that could not be done (another task recorded in between): the transaction
         # commits nothing, and says why (see whole).
         self._broken: TransactionError | None = None
@@ -216,6 +226,8 @@ def record_write(
             "reference in the cell"
         )
     tx.bind(space)
+    if tx._nested:
+        _check_race(tx, cell_id)
     tx._writes[cell_id] = data
     _note_recorder(tx)
     if guard is not None:
@@ -229,6 +241,43 @@ def record_name(tx: Transaction, target: str, name: tuple[str, str]) -> None:
     first time as far as this runtime knows: its handle is written at commit)."""
     tx._names[target] = name
     _note_recorder(tx)
+
+
+def note_read(tx: Transaction, cell_id: str) -> None:
+    """Note what the current task saw of ``cell_id``, while a nested scope is open (see
+    ``_check_race``)."""
+    if tx._nested:
+        tx._seen[(_task(), cell_id)] = tx._versions.get(cell_id, _UNWRITTEN)[0]
+
+
+def _check_race(tx: Transaction, cell_id: str) -> None:
+    """Refuse a write that would lose another task's: tasks of one transaction (handlers run
+    with ``asyncio.gather`` inside a handler) share its writes, so one that read a cell,
+    awaited, and writes it back after another task wrote it in between would overwrite that
+    write unseen — an update lost with no conflict, as no other commit is involved."""
+    task = _task()
+    count, writer = tx._versions.get(cell_id, _UNWRITTEN)
+    seen = tx._seen.get((task, cell_id))
+    if seen is not None and seen != count and writer is not task:
+        raise TransactionError(
+            f"cell {cell_id} was written by another task of this transaction after this task "
+            "read it (handlers run together with asyncio.gather inside a handler share one "
+            "transaction): writing it now would lose that write. Read and write it without "
+            "awaiting in between (cell.update), or run the handlers one at a time"
+        )
+    tx._versions[cell_id] = (count + 1, task)
+    tx._seen[(task, cell_id)] = count + 1
+
+
+_UNWRITTEN: Final = (0, None)
+
+
+def _task() -> object:
+    """The asyncio task running this code, or None outside any (a plain thread)."""
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
 
 
 def _note_recorder(tx: Transaction) -> None:
@@ -376,6 +425,8 @@ class _Scope:
                     joined.take_back()
                 if not joined.tx._nested:
                     joined.tx._by.clear()  # (nothing left to take back)
+                    joined.tx._versions.clear()  # (no task of a nested scope left)
+                    joined.tx._seen.clear()
             return
         self._tx = self._token = None
         _current.reset(token)

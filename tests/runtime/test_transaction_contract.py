@@ -636,3 +636,41 @@ def test_a_nested_handler_failing_before_others_wrote_takes_back_its_own_writes(
     db = space.sqlite_database("log", tables={"log": sc.table(tok="text not null")})
     assert sorted(space.cell("c", default=[]).get()) == [0, 1, 3, 4]
     assert sorted(r["tok"] for r in db.read("SELECT tok FROM log")) == ["p0", "p1", "p3", "p4"]
+
+
+def test_gathered_handlers_that_would_lose_each_others_updates_are_refused(
+    rt: sc.Runtime,
+) -> None:
+    """Handlers gathered inside a handler share its transaction, so a read, an await and a write
+    of the same cell in each lost every update but one: five increments committed ``1`` and a
+    seq, silently. The write of a cell another task of the transaction wrote after this task
+    read it is now a TransactionError (nothing committed); reading and writing without an
+    await in between (``update``) still adds up, and so do sequential nested handlers."""
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+
+    @sc.handler
+    async def bump(*, pause: bool) -> None:
+        value = c.get()
+        if pause:
+            await asyncio.sleep(0.001)
+        c.set(value + 1)
+
+    @sc.handler
+    async def bump_many(n: int, *, pause: bool) -> None:
+        await asyncio.gather(*(bump(pause=pause) for _ in range(n)))
+
+    @sc.handler
+    async def bump_in_turn(n: int) -> None:
+        for _ in range(n):
+            await bump(pause=True)
+
+    with pytest.raises(sc.TransactionError) as info:
+        asyncio.run(bump_many(5, pause=True))
+    assert f"cell {c.id} was written by another task of this transaction" in str(info.value)
+    assert not isinstance(info.value, sc.ConflictError)  # not retried: it would race again
+    assert c.get() == 0
+    assert isinstance(asyncio.run(bump_many(5, pause=False)), int)
+    assert c.get() == 5
+    assert isinstance(asyncio.run(bump_in_turn(3)), int)
+    assert c.get() == 8
