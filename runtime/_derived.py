@@ -153,6 +153,17 @@ def lift(fn: Callable[..., Any]) -> Callable[..., Derived]:
 def _check_function(fn: object) -> None:
     if not callable(fn):
         raise InvalidArgument(f"derive/lift takes a function, not {brief_repr(fn)}")
+    if (
+        inspect.iscoroutinefunction(fn)
+        or inspect.isasyncgenfunction(fn)
+        or inspect.iscoroutinefunction(type(fn).__call__)  # an object with async __call__
+    ):
+        raise InvalidArgument(
+            f"derive/lift takes a plain function, not the async function {brief_repr(fn)}: a "
+            "derived value is computed on the runtime's thread, where nothing awaits it, so its "
+            "value would be a coroutine that never runs; compute it in a plain def (await in an "
+            "async handler, and write the result to a cell)"
+        )
 
 
 def _check_arity(fn: Callable[..., Any], count: int) -> None:

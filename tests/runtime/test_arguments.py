@@ -192,6 +192,26 @@ def test_link_to_something_that_is_not_a_cell_is_refused_and_writes_nothing(
     assert space.file.entity(c.id).data is None
 
 
+def test_derive_and_lift_refuse_an_async_function(rt: sc.Runtime) -> None:
+    """A derived value is computed on the runtime's thread, where nothing awaits: an async
+    function was accepted and its value was a coroutine that never ran (a new one, and a
+    "never awaited" warning, at each computation)."""
+    c = rt.space("demo").cell("c", default=1)
+
+    async def double(value: int) -> int:
+        return value * 2
+
+    class Doubler:
+        async def __call__(self, value: int) -> int:
+            return value * 2
+
+    for fn in (double, Doubler()):
+        for make in (lambda fn=fn: sc.derive(c, fn), lambda fn=fn: sc.lift(fn)):
+            error = _refused(make)
+            assert "derive/lift takes a plain function, not the async function" in str(error)
+    assert sc.derive(c, lambda value: value * 2).get() == 2
+
+
 def test_derive_and_lift_refuse_no_function_or_nothing_to_react_to(rt: sc.Runtime) -> None:
     c = rt.space("demo").cell("c", default=1)
     error = _refused(lambda: sc.derive(c, 5))  # type: ignore[arg-type]  # on purpose
