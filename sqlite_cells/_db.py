@@ -20,6 +20,7 @@ from sqlite_cells.codec import (
     EncodingError,
     PendingValue,
     ReadAfterWriteUnsupported,
+    SourceError,
     SqliteCellsError,
     TooManyDatabases,
     TransactionError,
@@ -536,6 +537,14 @@ class LinkedDb(SqliteDb):
         self._passed, linked = self._follow()
         if isinstance(linked, SqliteDb):
             return linked
+        if linked is not None and not isinstance(linked, Cell):
+            # A value, not a link (set on the input, or left there by an older program): no
+            # handle will ever come of it, so it is said, not waited for (R61).
+            raise SourceError(
+                f"pattern input {self._input.id} holds {brief_repr(linked)} where a link to a "
+                "database is expected: link a handle returned by sqlite_database() or "
+                "register_disk_source() with piece.inputs[name].link(handle)"
+            )
         if not isinstance(linked, Cell):
             raise PendingValue(
                 f"pattern input {self._input.id} is not linked to a database yet: link one with "

@@ -128,3 +128,26 @@ def test_an_input_linked_to_another_pieces_unlinked_input_is_pending_until_it_is
         first.inputs["db"].link(a)
         rt.settle()
         assert _rows(second.outputs) == ["a"]
+
+
+def test_an_input_that_holds_a_value_not_a_link_is_an_error_until_linked(
+    tmp_path: Path,
+) -> None:
+    """R61: an input linked to nothing yet is pending. One holding a plain value (set on the
+    input, or left by an older program) was taken for that too and stayed pending for good,
+    with nothing to say why; it is a SourceError now, at the query and at a write, until a
+    handle is linked."""
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        a, _b = _databases(space)
+        piece = space.run(reader, key="k")
+        assert rt.settle(timeout=10) and piece.outputs.get().pending
+        with space.transact():
+            piece.inputs["db"].set(5)
+        assert rt.settle(timeout=10)
+        state = piece.outputs.get()
+        assert isinstance(state.error, sc.SourceError) and not state.pending
+        assert f"pattern input {piece.inputs['db'].id} holds 5 where a link" in str(state.error)
+        piece.inputs["db"].link(a)
+        assert rt.settle(timeout=10)
+        assert _rows(piece.outputs) == ["a"]
