@@ -50,6 +50,9 @@ from sqlite_cells.runtime._log import last_seq as last_seq
 from sqlite_cells.runtime._log import log_head as log_head
 from sqlite_cells.runtime._marks import forget as forget_marks
 from sqlite_cells.runtime._marks import unchanged_since as unchanged_since
+from sqlite_cells.runtime._moved_files import QUARANTINE_DIR as QUARANTINE_DIR
+from sqlite_cells.runtime._moved_files import companion_identities as companion_identities
+from sqlite_cells.runtime._moved_files import set_aside as set_aside
 from sqlite_cells.runtime._participants import CommitParticipant as CommitParticipant
 from sqlite_cells.runtime._pattern import Pattern as Pattern
 from sqlite_cells.runtime._pattern import Piece as Piece
@@ -101,6 +104,7 @@ __all__ = [
     "MAX_SECONDS",
     "NO_VALUE",
     "PENDING",
+    "QUARANTINE_DIR",
     "SPACE_TABLES",
     "STORE_ENV",
     "Cell",
@@ -129,6 +133,7 @@ __all__ = [
     "check_name",
     "check_timeout",
     "checked_arguments",
+    "companion_identities",
     "current_transaction",
     "derive",
     "describe",
@@ -164,6 +169,7 @@ __all__ = [
     "refuse_get",
     "remove_unused",
     "require_transaction",
+    "set_aside",
     "set_lock_wait",
     "shown_path",
     "stored_format",

@@ -73,6 +73,7 @@ from sqlite_cells.runtime._log import (
     stored_int,
 )
 from sqlite_cells.runtime._marks import mark, unchanged_since
+from sqlite_cells.runtime._moved_files import set_aside
 from sqlite_cells.runtime._stack_room import STACK_ROOM
 from sqlite_cells.runtime._turns import Turns
 from sqlite_cells.runtime._tx import LENGTH_LIMIT, validate_elsewhere
@@ -1062,6 +1063,7 @@ class SpaceFile:
                 )
         if now != self._identity:
             what = "deleted" if now is None else "replaced by another file"
+            self._set_aside_companions(now)
             raise StoreChanged(
                 str(self.path),
                 f"the file of space {self.space_id!r} was {what} while this runtime had it "
@@ -1450,10 +1452,23 @@ class SpaceFile:
             if self._closed:
                 return
             self._closed = True
+            if self._identity is not None and self._writer is not None:
+                # (While the file is still open: a copy of it keeps them, see set_aside.)
+                self._set_aside_companions(file_identity(self._path_str))
             if self._rconn is not None:
                 self._rconn.close()
             if self._writer is not None:
                 self._writer.close()
+
+    def _set_aside_companions(self, now: tuple[int, int] | None) -> None:
+        """The file at the path is not the one this runtime opened (``now``: the one there):
+        the -wal and -shm it opened with it are set aside, so that the file put there (a
+        backup restored, a new space) never reads them as its own (R73; see _moved_files)."""
+        if self._identity is not None and now != self._identity:
+            what = "was deleted" if now is None else "was replaced by another file"
+            set_aside(
+                self._path_str, self._identity, self._companion_identity, f"the space file {what}"
+            )
 
     def __repr__(self) -> str:
         return f"<SpaceFile {self.space_id!r} at {self.path}>"

@@ -61,6 +61,7 @@ from sqlite_cells.files._watermark import read_watermark, set_watermark
 from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
     FORMAT_VERSION,
+    QUARANTINE_DIR,
     SpaceFile,
     check_companions,
     describe,
@@ -110,8 +111,6 @@ log = logging.getLogger("sqlite_cells")
 # start of a quarantine's detail, which ``check`` answers with a remedy that works.
 TABLES_DIFFER: Final = "the file's tables differ from the declared ones"
 OTHER_HISTORY: Final = "the file at this path is not the one this space wrote"
-
-QUARANTINE_DIR = "quarantine"  # beside the space files: copies kept before a repair removes rows
 
 
 class Action(enum.Enum):
@@ -378,7 +377,7 @@ def unopenable(path: Path, exc: apsw.Error) -> bool:
 
 
 def _verify(conn: apsw.Connection) -> None:
-    problem = quick_check(conn)
+    problem = quick_check(conn, full=True)  # R71: `check` runs SQLite's integrity check
     if problem is not None:
         raise _Damaged(problem)
 

@@ -267,6 +267,66 @@ def test_a_file_deleted_or_replaced_under_a_running_runtime_takes_no_commit(
         assert _raw_log_seq(space_path) == 3
 
 
+@pytest.mark.parametrize("target", ["db", "space"])
+def test_a_backup_put_back_under_a_running_runtime_is_not_written_over_by_its_old_wal(
+    tmp_path: Path, target: str
+) -> None:
+    """R73, R71: a backup copied over a file a runtime has open — only the file, as a user
+    restores one — is detected at the next commit. SQLite keeps the -wal and -shm of a file it
+    sees moved when its connections close, and the next connection read that -wal as the
+    restored file's: the space file came out corrupt, its log unreadable, and a new runtime
+    committed into it. The runtime sets them aside (kept in the quarantine folder) when it lets
+    go of the moved file, so the backup reads as it was put back."""
+    store = tmp_path / "store"
+    store.mkdir()
+    with _opened(store) as (_rt, db, counter):
+        _commit(db, counter, 1)
+        path = Path(db.path) if target == "db" else _space_path(store)
+        backup = tmp_path / "backup"
+        _copy_of(path, backup)
+        _commit(db, counter, *range(2, 40), body="x" * 3000)  # frames in the -wal
+        assert Path(f"{path}-wal").stat().st_size > 0
+        shutil.copyfile(backup, tmp_path / "put")
+        os.replace(tmp_path / "put", path)
+        with pytest.raises(sc.StoreChanged) as changed:
+            _commit(db, counter, 100)
+        assert changed.value.path == str(path)
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        assert conn.execute("SELECT count(*) FROM sqlite_schema").fetchall() != [(0,)]
+    finally:
+        conn.close()
+    if target == "space":
+        assert _raw_log_seq(path) == 1  # the backup's log, as it was put back
+    else:
+        assert _raw_rows(path) == [(1,)]  # the backup's rows
+    kept = sorted(p.name for p in (store / "quarantine").iterdir())
+    assert [n for n in kept if n.startswith(f"{path.name}-wal.") and n.endswith(".moved")]
+    assert not Path(f"{path}-wal").exists() and not Path(f"{path}-shm").exists()
+    if target == "space":
+        found = _look(store)  # the database is ahead by 38 commits: quarantined, not inverted
+        assert found.returncode == 1 and "watermark 39, space seq 1: quarantined" in found.stdout
+    else:  # its space replays the rest (R71)
+        with _opened(store) as (_rt, db, counter):
+            assert [r["k"] for r in db.read("SELECT k FROM ev ORDER BY id")] == list(range(1, 40))
+            assert counter.get() == 39
+
+
+def _copy_of(path: Path, backup: Path) -> None:
+    """A consistent copy of the file ``path`` at ``backup`` (SQLite's backup), made beside the
+    runtime that has it open, one file without companions."""
+    source = apsw.Connection(f"file:{path}?mode=ro", flags=apsw.SQLITE_OPEN_URI | 1)
+    copy = apsw.Connection(str(backup))
+    try:
+        with copy.backup("main", source, "main") as step:
+            step.step()
+        copy.execute("PRAGMA journal_mode=DELETE")  # one file, as a backup is kept
+    finally:
+        copy.close()
+        source.close()
+
+
 def test_a_space_file_deleted_leaves_its_database_quarantined_and_reported(
     tmp_path: Path,
 ) -> None:

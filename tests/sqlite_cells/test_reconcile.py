@@ -653,3 +653,43 @@ def test_values_changed_to_equal_ones_by_rowid_are_replayed_and_undone(
     with rt:
         assert rt.reconcile(db.declaration).action is Action.INVERTED
         assert summary(db) == before
+
+
+def test_check_finds_an_index_that_disagrees_with_its_table_and_repair_rebuilds_it(
+    store: Path,
+) -> None:
+    """R71: `check` runs SQLite's integrity check. One indexed value changed in its table's page
+    alone reads without an error and passes ``quick_check`` (which reads every page but does
+    not compare indexes with tables), while a read by that index and a read by key disagree;
+    ``integrity_check`` finds the row missing from the index. Reported as damaged, and rebuilt
+    from the log by a repair."""
+    tables = {"m": sc.table(id="integer primary key", ts="integer", indexes={"by_ts": ["ts"]})}
+    rt = sc.Runtime(store)
+    space = rt.space("demo")
+    db = space.sqlite_database("indexed", tables=tables)
+    with space.transact():
+        db.exec_many(
+            "INSERT INTO m (id, ts) VALUES (?, ?)", [(i, 0x11220000 + i) for i in range(20)]
+        )
+    rt.close()
+    path = db.path
+    conn = apsw.Connection(str(path))
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    pages = [r[0] for r in conn.execute("SELECT pageno FROM dbstat WHERE name = 'm'")]
+    conn.close()
+    data = bytearray(path.read_bytes())
+    needle = (0x11220005).to_bytes(4, "big")
+    (at,) = [o for p in pages if (o := data.find(needle, (p - 1) * 4096, p * 4096)) >= 0]
+    data[at : at + 4] = (0x11220905).to_bytes(4, "big")
+    path.write_bytes(bytes(data))
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    assert conn.execute("PRAGMA quick_check").fetchall() == [("ok",)]
+    conn.close()
+    (outcome,) = sc_files.check_store(store, repair=False)
+    assert outcome.action is Action.DAMAGED and "missing from index by_ts" in outcome.detail
+    (outcome,) = sc_files.check_store(store, repair=True)
+    assert outcome.action is Action.REBUILT and outcome.agrees
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database("indexed", tables=tables)
+        assert db.read("SELECT id FROM m WHERE ts = ?", [0x11220005]) == [{"id": 5}]
+        assert db.read("SELECT ts FROM m WHERE id = 5") == [{"ts": 0x11220005}]
