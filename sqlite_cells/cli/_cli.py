@@ -278,7 +278,7 @@ def _print_result(result: QueryResult, fmt: Format, namer: Namer, out: TextIO) -
 
 def _tables(args: argparse.Namespace, out: TextIO) -> int:
     store = resolve_store(args)
-    namer = Namer(store_dir(store), tuple(args.names))
+    namer = Namer(store_dir(store), tuple(args.names), check_pages=True)
     rows, left_out = list_tables(store, namer)
     if args.fmt is Format.TEXT and not rows and left_out:
         out.write("(no tables listed)\n")
@@ -312,7 +312,7 @@ def _left_out(namer: Namer, out: TextIO) -> None:
 
 def _cells(args: argparse.Namespace, out: TextIO) -> int:
     store = resolve_store(args)
-    namer = Namer(store_dir(store), tuple(args.names))
+    namer = Namer(store_dir(store), tuple(args.names), check_pages=True)
     if args.space is not None and args.space not in namer.spaces():
         raise InspectError(
             "space-not-found",

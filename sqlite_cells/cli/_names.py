@@ -50,7 +50,13 @@ from sqlite_cells.codec import (
     derive_id,
     parse_link,
 )
-from sqlite_cells.files import damaged_spaces, source_path, space_files, stored_json
+from sqlite_cells.files import (
+    damaged_spaces,
+    quick_check,
+    source_path,
+    space_files,
+    stored_json,
+)
 from sqlite_cells.runtime import odd_kind
 
 __all__ = ["LINK_MARK", "READERS", "Named", "Namer", "link_in"]
@@ -104,6 +110,10 @@ class Namer:
     root: Path
     extra_names: tuple[str, ...] = ()
     skip_damaged: bool = False  # leave out space files that cannot be read for damage
+    # Run SQLite's quick_check on each space file first, and refuse one it finds wrong as a
+    # damaged file is refused (the listing commands, which read every row anyway): some damage
+    # reads without an error, as rows of NULLs.
+    check_pages: bool = False
     _spaces: dict[str, Path] | None = field(default=None, init=False)
     # space files whose space id is not UTF-8 text (another program wrote it): left out
     unnamed: list[Path] = field(default_factory=list, init=False)
@@ -152,6 +162,13 @@ class Namer:
                 if path in damaged:
                     continue
                 with read_only(path) as conn:
+                    problem = quick_check(conn) if self.check_pages else None
+                    if problem is not None:
+                        raise InspectError(
+                            "damaged",
+                            f"cannot read {path}: the file is damaged ({problem}); "
+                            "`sqlite-cells check` says which files are damaged and what to do",
+                        )
                     if "_cf_meta" not in table_names(conn):
                         continue
                     row = conn.execute(

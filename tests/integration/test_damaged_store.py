@@ -238,6 +238,10 @@ def test_a_space_file_whose_damage_sqlite_reads_without_an_error_is_reported(
     done = run_cli("check", str(store))
     assert done.returncode == 1
     assert f"space file {demo_space.name}: damaged, cannot be read (" in done.stdout
+    for listing in ("tables", "cells"):  # they list every row: they check the pages first
+        done = run_cli(listing, str(store))
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert f"cannot read {demo_space}: the file is damaged (" in done.stderr
     assert _snapshot(store) == before
 
 
