@@ -51,7 +51,6 @@ from sqlite_cells.runtime._log import log_head as log_head
 from sqlite_cells.runtime._marks import forget as forget_marks
 from sqlite_cells.runtime._marks import unchanged_since as unchanged_since
 from sqlite_cells.runtime._moved_files import QUARANTINE_DIR as QUARANTINE_DIR
-from sqlite_cells.runtime._moved_files import companion_identities as companion_identities
 from sqlite_cells.runtime._moved_files import set_aside as set_aside
 from sqlite_cells.runtime._participants import CommitParticipant as CommitParticipant
 from sqlite_cells.runtime._pattern import Pattern as Pattern
@@ -133,7 +132,6 @@ __all__ = [
     "check_name",
     "check_timeout",
     "checked_arguments",
-    "companion_identities",
     "current_transaction",
     "derive",
     "describe",

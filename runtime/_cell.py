@@ -234,7 +234,7 @@ class Cell:
         whole = runtime.encode(value)
         if checked:
             runtime.check_value(self._space.id, self._id, whole)
-        record_write(tx, file, self._id, whole, name=self._named(seen))
+        record_write(tx, file, self._id, whole, name=self._named(seen), merged=True)
         if read is not None and tx.state is TxState.OPEN:
             tx.record_read(file, self._id, read)
 

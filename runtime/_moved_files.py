@@ -13,14 +13,18 @@ the move) are left alone.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import struct
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-__all__ = ["COMPANION_SUFFIXES", "QUARANTINE_DIR", "companion_identities", "set_aside"]
+from sqlite_cells.runtime._file_locks import hold_locks
+
+__all__ = ["COMPANION_SUFFIXES", "QUARANTINE_DIR", "set_aside", "wal_state"]
 
 log = logging.getLogger("sqlite_cells.runtime")
 
@@ -30,21 +34,33 @@ COMPANION_SUFFIXES: Final = ("-wal", "-shm")
 Identity = tuple[int, int]  # (st_dev, st_ino)
 
 
-def companion_identities(path: str) -> dict[str, Identity | None]:
-    """The device and inode of each companion of ``path`` now (None where there is none)."""
-    return {f"{path}{suffix}": _identity(f"{path}{suffix}") for suffix in COMPANION_SUFFIXES}
+def wal_state(path: str) -> tuple[int, int] | None:
+    """The size and modification time (ns) of the ``-wal`` of ``path`` now (None: none): taken
+    after each commit of this runtime, so that a ``-wal`` another connection wrote since is
+    told from one that holds this runtime's frames alone."""
+    try:
+        st = os.stat(f"{path}-wal")
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
 
 
 def set_aside(
-    path: str, old: Identity, opened: Mapping[str, Identity | None], what: str
+    path: str,
+    old: Identity,
+    opened: Mapping[str, Identity | None],
+    written: tuple[int, int] | None,
+    what: str,
 ) -> list[Path]:
     """Move the companions of ``path`` that are still the ones ``opened`` recorded (companion
     path -> identity) into the quarantine folder beside ``path``, now that the file ``old``
     they belong to is no longer the one at ``path`` (``what`` says what happened); returns
-    where they went. A byte-for-byte copy of ``old`` put at the path keeps them: the -wal's
-    frames are that very file's next pages. Never raises: a companion that cannot be moved
-    (a read-only store) is logged and left."""
-    if _same_bytes(path, old):
+    where they went — only when nothing but a wrong read can come of them: the ``-wal`` is as
+    this runtime's last commit left it (``written``, see :func:`wal_state`; another connection
+    that wrote it since took it as the new file's, and its commits are there) and
+    :func:`_stale_beside` says so. Never raises: a companion that cannot be moved (a read-only
+    store, something else where the quarantine folder belongs) is logged and left."""
+    if wal_state(path) != written or not _stale_beside(path, old):
         return []
     moved: list[Path] = []
     for companion, identity in opened.items():
@@ -75,6 +91,53 @@ def set_aside(
             moved[0].parent,
         )  # fmt: skip
     return moved
+
+
+def _stale_beside(path: str, old: Identity) -> bool:
+    """Whether the companions at ``path`` can only be read wrongly: another file than ``old``
+    stands there, holding pages (SQLite itself drops a ``-wal`` beside an empty file), with
+    other bytes than ``old`` (a byte copy of it keeps them: its ``-wal``'s frames are its next
+    pages), and no connection of any process has it open — one that has may be writing that
+    ``-wal`` for it now (SQLite takes the companions at the path as the file's). A path with
+    nothing at it keeps them: the file may be put back. Where this process cannot tell who
+    has a file open (no open file description locks, see ``_file_locks``) nothing is moved,
+    as SQLite moves nothing."""
+    now = _identity(path)
+    if now is None or now == old or not hold_locks():
+        return False
+    try:
+        if os.stat(path).st_size == 0:
+            return False
+    except OSError:
+        return False
+    return not _in_use(path) and not _same_bytes(path, old)
+
+
+def _in_use(path: str) -> bool:
+    """Whether a connection of any process (this one included) has the SQLite file ``path``
+    open: every connection to a file in WAL mode holds a shared lock on it while open, and an
+    open file description lock conflicts with this process's own (see ``_file_locks``). Closing
+    the descriptor opened here drops no lock of SQLite's, which are held on descriptions of
+    their own. True when it cannot tell."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return True
+    try:
+        probe = struct.pack(_FLOCK, fcntl.F_WRLCK, os.SEEK_SET, _SHARED_FIRST, _SHARED_SIZE, 0)
+        found = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, probe)
+        return bool(struct.unpack(_FLOCK, found)[0] != fcntl.F_UNLCK)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+# struct flock (Linux): l_type, l_whence, l_start, l_len, l_pid (0 for an open file
+# description lock); and the bytes SQLite's unix VFS read-locks for a SHARED lock.
+_FLOCK: Final = "hhqqi4x"
+_SHARED_FIRST: Final = 0x40000000 + 2  # PENDING_BYTE + 2
+_SHARED_SIZE: Final = 510
 
 
 def _same_bytes(path: str, old: Identity) -> bool:

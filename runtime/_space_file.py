@@ -73,7 +73,7 @@ from sqlite_cells.runtime._log import (
     stored_int,
 )
 from sqlite_cells.runtime._marks import mark, unchanged_since
-from sqlite_cells.runtime._moved_files import set_aside
+from sqlite_cells.runtime._moved_files import set_aside, wal_state
 from sqlite_cells.runtime._stack_room import STACK_ROOM
 from sqlite_cells.runtime._turns import Turns
 from sqlite_cells.runtime._tx import LENGTH_LIMIT, validate_elsewhere
@@ -351,6 +351,8 @@ class SpaceFile:
         # -wal a kill loses, or written over another process's commits (R72, R73).
         # Keyed by path (a str: a commit stats them, and a Path costs more to make than a stat).
         self._companion_identity: dict[str, tuple[int, int] | None] = {}
+        # The -wal as this runtime's last commit (or its open) left it (see _moved_files).
+        self._wal_written: tuple[int, int] | None = None
         self._path_str = str(path)
         self._companion_paths = tuple(f"{path}{suffix}" for suffix in _COMPANIONS)
         # Guarded by _write_lock: this runtime created the file and no commit of it has been
@@ -494,6 +496,7 @@ class SpaceFile:
         self._companion_identity = {
             companion: file_identity(companion) for companion in self._companion_paths
         }
+        self._wal_written = wal_state(self._path_str)
         if create and self._fresh:
             self._created = True
         return writer, reader, last
@@ -982,6 +985,7 @@ class SpaceFile:
                     _quietly(participant.committed, ops, record.seq)
                 ticket.succeed(record)
             self._maybe_compact(conn, records[-1].seq)
+            self._wal_written = wal_state(self._path_str)
         return []
 
     def _end_failed_transaction(self) -> None:
@@ -1467,7 +1471,11 @@ class SpaceFile:
         if self._identity is not None and now != self._identity:
             what = "was deleted" if now is None else "was replaced by another file"
             set_aside(
-                self._path_str, self._identity, self._companion_identity, f"the space file {what}"
+                self._path_str,
+                self._identity,
+                self._companion_identity,
+                self._wal_written,
+                f"the space file {what}",
             )
 
     def __repr__(self) -> str:

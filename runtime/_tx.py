@@ -13,7 +13,6 @@ the space of its first write. It commits all or nothing as one SQLite transactio
 
 from __future__ import annotations
 
-import asyncio
 import enum
 import itertools
 import threading
@@ -122,11 +121,11 @@ class Transaction:
         self._nested = 0
         self._by: list[tuple[int, ...]] = []
         # While a nested scope is open, too: how many times each cell was written since one
-        # opened and by which task (None: no task), and what each task last saw of each cell it
-        # read (that count). A task that writes a cell another task wrote after it read it
-        # would lose that write (see ``_check_race``).
-        self._versions: dict[str, tuple[int, object]] = {}
-        self._seen: dict[tuple[object, str], int] = {}
+        # opened and from which nested scopes (see _scopes), and what each scope last saw of
+        # each cell it read (that count). A scope that writes a cell a scope running beside it
+        # wrote after it read it would lose that write (see ``_check_race``).
+        self._versions: dict[str, tuple[int, tuple[int, ...]]] = {}
+        self._seen: dict[tuple[tuple[int, ...], str], int] = {}
         # Set when that could not be done (another task recorded in between): the transaction
         # commits nothing, and says why (see whole).
         self._broken: TransactionError | None = None
@@ -211,13 +210,16 @@ def record_write(
     *,
     guard: int | None = None,
     name: tuple[str, str] | None = None,
+    merged: bool = False,
 ) -> None:
     """Record the encoded value of a cell on ``tx``: for the runtime's cells and the layers
     above, which encode and check the value first (R5, R6) — not a method of the transaction a
     user holds, so no public API stores bytes unchecked. A value longer than SQLite's length
     limit could not be stored (nor read back): :class:`ValueEncodeError` here, before anything
     is recorded (R6, R44). ``guard``: the space's seq a writability check saw, to judge the
-    write again at commit (see ``Transaction.guards``); ``name``: the name to record with it."""
+    write again at commit (see ``Transaction.guards``); ``name``: the name to record with it;
+    ``merged``: the value was made from the transaction's latest one just now (a write at a
+    path), so it loses no other write."""
     tx._check_open()
     if len(data) > LENGTH_LIMIT:
         raise ValueEncodeError(
@@ -227,7 +229,7 @@ def record_write(
         )
     tx.bind(space)
     if tx._nested:
-        _check_race(tx, cell_id)
+        _check_race(tx, cell_id, merged=merged)
     tx._writes[cell_id] = data
     _note_recorder(tx)
     if guard is not None:
@@ -244,40 +246,40 @@ def record_name(tx: Transaction, target: str, name: tuple[str, str]) -> None:
 
 
 def note_read(tx: Transaction, cell_id: str) -> None:
-    """Note what the current task saw of ``cell_id``, while a nested scope is open (see
+    """Note what the current nested scope saw of ``cell_id``, while one is open (see
     ``_check_race``)."""
     if tx._nested:
-        tx._seen[(_task(), cell_id)] = tx._versions.get(cell_id, _UNWRITTEN)[0]
+        tx._seen[(_scopes.get(), cell_id)] = tx._versions.get(cell_id, _UNWRITTEN)[0]
 
 
-def _check_race(tx: Transaction, cell_id: str) -> None:
-    """Refuse a write that would lose another task's: tasks of one transaction (handlers run
-    with ``asyncio.gather`` inside a handler) share its writes, so one that read a cell,
-    awaited, and writes it back after another task wrote it in between would overwrite that
-    write unseen — an update lost with no conflict, as no other commit is involved."""
-    task = _task()
+def _check_race(tx: Transaction, cell_id: str, *, merged: bool) -> None:
+    """Refuse a write that would lose another scope's: handlers run together with
+    ``asyncio.gather`` inside a handler share its transaction, so one that read a cell, awaited,
+    and writes it back after a handler running beside it wrote the cell in between would
+    overwrite that write unseen — an update lost with no conflict, as no other commit is
+    involved. Scopes one inside the other (a handler and one it awaits, directly or in a task
+    of its own) run one after the other: the outer one writing after the inner one wrote is
+    code in sequence, as without any nested scope."""
+    scopes = _scopes.get()
     count, writer = tx._versions.get(cell_id, _UNWRITTEN)
-    seen = tx._seen.get((task, cell_id))
-    if seen is not None and seen != count and writer is not task:
+    seen = tx._seen.get((scopes, cell_id))
+    if not merged and seen is not None and seen != count and not _nested_in(scopes, writer):
         raise TransactionError(
-            f"cell {cell_id} was written by another task of this transaction after this task "
+            f"cell {cell_id} was written by another handler of this transaction after this one "
             "read it (handlers run together with asyncio.gather inside a handler share one "
             "transaction): writing it now would lose that write. Read and write it without "
             "awaiting in between (cell.update), or run the handlers one at a time"
         )
-    tx._versions[cell_id] = (count + 1, task)
-    tx._seen[(task, cell_id)] = count + 1
+    tx._versions[cell_id] = (count + 1, scopes)
 
 
-_UNWRITTEN: Final = (0, None)
+_UNWRITTEN: Final[tuple[int, tuple[int, ...]]] = (0, ())
 
 
-def _task() -> object:
-    """The asyncio task running this code, or None outside any (a plain thread)."""
-    try:
-        return asyncio.current_task()
-    except RuntimeError:
-        return None
+def _nested_in(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    """Whether one of the scope paths ``a`` and ``b`` holds the other (the same scope, or one
+    inside the other)."""
+    return a[: len(b)] == b or b[: len(a)] == a
 
 
 def _note_recorder(tx: Transaction) -> None:

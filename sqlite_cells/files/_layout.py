@@ -22,12 +22,10 @@ from sqlite_cells.files._sources import READ_ONLY_URI, immutable_uri, in_wal_mod
 from sqlite_cells.runtime import (
     check_companions,
     check_file_kinds,
-    companion_identities,
     file_state,
     forget_marks,
     has_moved,
     remove_unused,
-    set_aside,
 )
 from sqlite_cells.runtime import file_identity as identity_now
 from sqlite_cells.sql import DATABASE_ALIAS
@@ -99,11 +97,6 @@ Identity = tuple[int, int]  # (st_dev, st_ino)
 _ATTACHED: weakref.WeakKeyDictionary[apsw.Connection, str] = weakref.WeakKeyDictionary()
 # conn -> {path: identity} of every database file it has attached, pinned at its first attach.
 _PINS: weakref.WeakKeyDictionary[apsw.Connection, dict[str, Identity]] = weakref.WeakKeyDictionary()
-# conn -> {path: {companion path: identity}} of the -wal and -shm of each pinned file, recorded
-# once each exists: set aside when the file is found moved (see set_aside).
-_COMPANIONS: weakref.WeakKeyDictionary[apsw.Connection, dict[str, dict[str, Identity | None]]] = (
-    weakref.WeakKeyDictionary()
-)
 # conn -> the paths of the pinned files it has seen holding pages (see attach).
 _PAGED: weakref.WeakKeyDictionary[apsw.Connection, set[str]] = weakref.WeakKeyDictionary()
 # conn -> {path: identity} of the files its attach created (see remove_unused_database).
@@ -151,10 +144,6 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
                 f"it open; nothing was committed: {CHECKED_AGAIN}",
             )
     if pinned is not None and now != pinned:
-        companions = _COMPANIONS.get(conn, {}).pop(key, None)
-        if companions is not None:  # (while attached: a copy of the file keeps them)
-            what = "was deleted" if now is None else "was replaced by another file"
-            set_aside(key, pinned, companions, f"the database file {what}")
         if current == key:
             detach(conn)
         raise StoreChanged(
@@ -163,7 +152,6 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
             f"nothing was committed: {CHECKED_AGAIN}",
         )
     if current == key:
-        _note_companions(conn, key)
         return False
     check_file_kinds(path, "database file")  # a named pipe would block SQLite for ever
     detach(conn)
@@ -194,7 +182,6 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
         )
     if pinned is None and now is not None:
         pins[key] = now
-    _note_companions(conn, key)
     if before is None and now is not None:
         made = _MADE.get(conn)
         if made is None:
@@ -205,23 +192,6 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
 
 
 _ATTACH_TRIES = 5
-
-
-def _note_companions(conn: apsw.Connection, key: str) -> None:
-    """Record the -wal and -shm of the attached file ``key`` not recorded yet (SQLite makes the
-    -wal at the first write): they are the ones the file was written through. Once both are
-    known this is one dictionary look-up per commit."""
-    known = _COMPANIONS.get(conn)
-    if known is None:
-        known = _COMPANIONS.setdefault(conn, {})
-    recorded = known.get(key)
-    if recorded is None:
-        known[key] = companion_identities(key)
-    elif None in recorded.values():
-        for companion, identity in companion_identities(key).items():
-            if recorded[companion] is None:
-                recorded[companion] = identity
-
 
 # What a StoreChanged for a database file replaced under a running runtime tells its caller.
 CHECKED_AGAIN = (
@@ -328,7 +298,6 @@ def pin(conn: apsw.Connection, path: Path) -> None:
         pins.pop(str(path), None)
     else:
         pins[str(path)] = now
-    _forget_companions(conn, str(path))  # (recorded again at the next attach)
 
 
 def pinned(conn: apsw.Connection, path: Path) -> Identity | None:
@@ -348,13 +317,6 @@ def unpin(conn: apsw.Connection, path: Path) -> None:
     pins = _PINS.get(conn)
     if pins is not None:
         pins.pop(str(path), None)
-    _forget_companions(conn, str(path))
-
-
-def _forget_companions(conn: apsw.Connection, key: str) -> None:
-    known = _COMPANIONS.get(conn)
-    if known is not None:
-        known.pop(key, None)
 
 
 def detach(conn: apsw.Connection) -> None:

@@ -667,10 +667,36 @@ def test_gathered_handlers_that_would_lose_each_others_updates_are_refused(
 
     with pytest.raises(sc.TransactionError) as info:
         asyncio.run(bump_many(5, pause=True))
-    assert f"cell {c.id} was written by another task of this transaction" in str(info.value)
+    assert f"cell {c.id} was written by another handler of this transaction" in str(info.value)
     assert not isinstance(info.value, sc.ConflictError)  # not retried: it would race again
     assert c.get() == 0
     assert isinstance(asyncio.run(bump_many(5, pause=False)), int)
     assert c.get() == 5
     assert isinstance(asyncio.run(bump_in_turn(3)), int)
     assert c.get() == 8
+
+    # Not races: writes at paths of the cell (each made from the latest value), blind writes,
+    # and a handler writing after one it awaited in a task of its own.
+    d = space.cell("d", default={})
+
+    @sc.handler
+    async def fill(key: str) -> None:
+        for i in range(3):
+            d.key(key).set(i)
+            c.set(-1)  # a blind write: nothing read, nothing lost
+            await asyncio.sleep(0)
+
+    @sc.handler
+    async def fill_both() -> None:
+        await asyncio.gather(fill("a"), fill("b"))
+
+    @sc.handler
+    async def after_waiting() -> None:
+        value = c.get()
+        await asyncio.wait_for(bump(pause=True), 5)
+        c.set(value + 100)
+
+    assert isinstance(asyncio.run(fill_both()), int)
+    assert d.get() == {"a": 2, "b": 2} and c.get() == -1
+    assert isinstance(asyncio.run(after_waiting()), int)
+    assert c.get() == 99
