@@ -351,8 +351,10 @@ class SpaceFile:
         # -wal a kill loses, or written over another process's commits (R72, R73).
         # Keyed by path (a str: a commit stats them, and a Path costs more to make than a stat).
         self._companion_identity: dict[str, tuple[int, int] | None] = {}
-        # The -wal as this runtime's last commit (or its open) left it (see _moved_files).
+        # The -wal as this runtime's last commit (or its open) left it, and the file found at
+        # the path in its place when its companions were last looked at (see _moved_files).
         self._wal_written: tuple[int, int] | None = None
+        self._looked_aside: tuple[int, int] | bool | None = False
         self._path_str = str(path)
         self._companion_paths = tuple(f"{path}{suffix}" for suffix in _COMPANIONS)
         # Guarded by _write_lock: this runtime created the file and no commit of it has been
@@ -1468,7 +1470,8 @@ class SpaceFile:
         """The file at the path is not the one this runtime opened (``now``: the one there):
         the -wal and -shm it opened with it are set aside, so that the file put there (a
         backup restored, a new space) never reads them as its own (R73; see _moved_files)."""
-        if self._identity is not None and now != self._identity:
+        if self._identity is not None and now != self._identity and now != self._looked_aside:
+            self._looked_aside = now  # (looked at once per file found there: see set_aside)
             what = "was deleted" if now is None else "was replaced by another file"
             set_aside(
                 self._path_str,
