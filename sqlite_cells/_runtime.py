@@ -183,7 +183,8 @@ class Space(runtime.Space):
 
     def check_input(self, pattern: Pattern, name: str, value: object, annotation: object) -> None:
         """A pattern input typed ``sc.SqliteDb`` takes a database (``sqlite_database``,
-        ``register_disk_source``, a database input), a cell that holds a handle, or ``None`` /
+        ``register_disk_source``, a database input), a cell that holds a handle, another
+        piece's database input cell (``piece.inputs[name]``, as ``link`` takes it), or ``None`` /
         nothing — no database linked yet (R61). A plain value or a cell that holds no handle
         is an :class:`InvalidArgument`, before anything is recorded (R3: no API points a
         database at a cell or file of the caller's choosing)."""
@@ -201,6 +202,8 @@ class Space(runtime.Space):
             shown = repr(value)
             shown = shown if len(shown) <= 80 else shown[:77] + "..."
             raise InvalidArgument(f"{what} and takes a database, not {shown}: {advice}")
+        if not value.value_path and value.id in self.runtime.database_inputs:
+            return  # another piece's database input: followed to its database at each use
         if not self.runtime.holds_handle(value):
             raise InvalidArgument(
                 f"{what}, but cell {value.id} in {value.space.id!r}"

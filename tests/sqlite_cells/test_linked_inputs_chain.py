@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import sqlite_cells as sc
 
 TABLES = {"t": sc.table(id="integer primary key", v="text")}
@@ -151,3 +153,23 @@ def test_an_input_that_holds_a_value_not_a_link_is_an_error_until_linked(
         piece.inputs["db"].link(a)
         assert rt.settle(timeout=10)
         assert _rows(piece.outputs) == ["a"]
+
+
+def test_another_pieces_input_cell_is_taken_at_run_as_link_takes_it(tmp_path: Path) -> None:
+    """R61: ``piece.inputs[name].link(other.inputs[name])`` follows the other piece's input to
+    its database; ``space.run(..., db=other.inputs[name])`` was refused ("holds no database
+    handle") for the same cell. It is taken too now, and follows the other input when that one
+    is linked anew."""
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        a, b = _databases(space)
+        first = space.run(reader, key="first", db=a)
+        second = space.run(reader, key="second", db=first.inputs["db"])
+        assert rt.settle(timeout=10)
+        assert _rows(second.outputs) == ["a"]
+        first.inputs["db"].link(b)
+        assert rt.settle(timeout=10)
+        assert _rows(second.outputs) == ["b"]
+        with pytest.raises(sc.SqliteCellsError, match="holds no database handle") as info:
+            space.run(reader, key="third", db=space.cell("plain", default=5))
+        assert type(info.value).__name__ == "InvalidArgument" and isinstance(info.value, TypeError)
