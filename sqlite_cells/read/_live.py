@@ -319,9 +319,12 @@ class LiveQueries:
         """``read()`` (a one-shot read: ``(seq, result)``), read again, as a live query's run
         is, while the file's watermark is older than the last commit known to have written it:
         ``written`` (what the caller's space says, e.g. the handle's row) or a commit this hub
-        has taken in. The last try reconciles the file first (see ``_land``)."""
-        seq, result = read()
+        has taken in before the read began (R40: a read sees the commits that finished before
+        it started; one that lands while it runs is no reason to read again — it would take
+        the read past its deadline, and show that commit too). The last try reconciles the
+        file first (see ``_land``)."""
         written = max(written, self._written.get(decl.db_id, 0))
+        seq, result = read()
         attempt = 0
         while (
             result.error is None  # (a file gone is an error to report, R41)

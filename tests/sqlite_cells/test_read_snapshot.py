@@ -66,3 +66,40 @@ def test_rows_of_another_runtime_s_first_write_never_come_with_seq_0(
         assert mine.settle(30)
         assert q.get().result == [{"id": 1, "v": 10}] and q.get().seq > 0, q.get()
         assert [s for s in seen if s.result and s.seq == 0] == []
+
+
+def test_a_read_overlapping_a_commit_is_not_read_again(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R40, R44: a read sees the commits that finished before it started. A one-shot read
+    compared the file's watermark with the last commit the runtime knew of *after* the read,
+    so a commit landing while it ran made it read again: past its deadline + 1 s on a long
+    read, and showing that later commit. The last commit known is taken before the read."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES (1)")
+        workers = rt.query_workers
+        plain_run = workers.run
+        runs: list[int] = []
+
+        def run_then_a_commit(*args: object, **kwargs: object) -> object:
+            found = plain_run(*args, **kwargs)  # type: ignore[arg-type]
+            runs.append(1)
+            if len(runs) == 1:  # a commit lands after the read's snapshot, before it returns
+                writer = threading.Thread(target=_insert, args=(space, db))
+                writer.start()
+                writer.join()
+            return found
+
+        monkeypatch.setattr(workers, "run", run_then_a_commit)
+        assert db.read("SELECT count(*) AS n FROM t") == [{"n": 1}]
+        assert runs == [1]
+        monkeypatch.undo()
+        assert db.read("SELECT count(*) AS n FROM t") == [{"n": 2}]
+
+
+def _insert(space: sc.Space, db: sc.SqliteDb) -> None:
+    with space.transact():
+        db.exec("INSERT INTO t (v) VALUES (2)")
