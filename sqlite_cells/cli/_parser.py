@@ -104,9 +104,10 @@ def param_pairs(pairs: Sequence[Sequence[str]]) -> list[list[str]]:
     return [[word.removeprefix(_LITERAL) for word in pair] for pair in pairs]
 
 
-def _common(*, suppress: bool) -> _Intermixed:
+def _common(*, suppress: bool, formats_shown: bool = True) -> _Intermixed:
     """The shared options; after the command their defaults are suppressed so that a value
-    given before the command is not overwritten."""
+    given before the command is not overwritten. ``formats_shown``: the output formats are
+    listed in the command's help (``demo`` takes them only to refuse them)."""
     default = argparse.SUPPRESS if suppress else None
     common = _Intermixed(add_help=False)
     common.add_argument("--store", dest="store_option", metavar="DIR", default=default,
@@ -130,7 +131,12 @@ def _common(*, suppress: bool) -> _Intermixed:
         ),
     ):
         formats.add_argument(
-            *flags, dest="fmt", action="store_const", const=fmt, default=fmt_default, help=text
+            *flags,
+            dest="fmt",
+            action="store_const",
+            const=fmt,
+            default=fmt_default,
+            help=text if formats_shown else argparse.SUPPRESS,
         )
     return common
 
@@ -239,7 +245,7 @@ def parser() -> argparse.ArgumentParser:
 
     commands.add_parser(
         "demo",
-        parents=[common],
+        parents=[_common(suppress=True, formats_shown=False)],
         help="run the example chat app on the default store",
         description="Run the example chat app: a database cell, a live query, a rename that "
         "does not re-run the query, and a rolled-back write. Running it again continues the "

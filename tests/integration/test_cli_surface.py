@@ -546,5 +546,9 @@ def test_the_help_says_what_demo_prints_and_what_gc_lists() -> None:
     demo = run_cli("demo", "--help")
     assert demo.returncode == 0
     assert "--json, --csv and --ndjson do not" in " ".join(demo.stdout.split())
+    options = demo.stdout.split("options:")[1]  # and its options do not list them as its own
+    assert "--store DIR" in options and not any(f in options for f in ("--json", "--csv"))
+    refused = run_cli("demo", "--json")
+    assert refused.returncode == 2 and "do not apply" in refused.stderr
     gc = run_cli("gc", "--help")
     assert gc.returncode == 0 and "dropped with db.drop()" in " ".join(gc.stdout.split())
