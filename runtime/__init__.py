@@ -52,6 +52,7 @@ from sqlite_cells.runtime._marks import forget as forget_marks
 from sqlite_cells.runtime._marks import unchanged_since as unchanged_since
 from sqlite_cells.runtime._moved_files import QUARANTINE_DIR as QUARANTINE_DIR
 from sqlite_cells.runtime._moved_files import set_aside as set_aside
+from sqlite_cells.runtime._moved_files import wal_state as wal_state
 from sqlite_cells.runtime._participants import CommitParticipant as CommitParticipant
 from sqlite_cells.runtime._pattern import Pattern as Pattern
 from sqlite_cells.runtime._pattern import Piece as Piece
@@ -181,4 +182,5 @@ __all__ = [
     "use_held_locks",
     "wait_for_locks",
     "waited_for_lock",
+    "wal_state",
 ]

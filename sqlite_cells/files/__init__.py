@@ -50,6 +50,7 @@ from sqlite_cells.files._layout import decode_op_body as decode_op_body
 from sqlite_cells.files._layout import detach as detach
 from sqlite_cells.files._layout import encode_op_body as encode_op_body
 from sqlite_cells.files._layout import file_identity as file_identity
+from sqlite_cells.files._layout import note_committed as note_committed
 from sqlite_cells.files._layout import open_as_is as open_as_is
 from sqlite_cells.files._layout import open_unwritable as open_unwritable
 from sqlite_cells.files._layout import pin as pin
@@ -148,6 +149,7 @@ __all__ = [
     "keep_copy",
     "look_again",
     "look_unlocked",
+    "note_committed",
     "note_damage",
     "open_as_is",
     "open_unwritable",

@@ -26,6 +26,8 @@ from sqlite_cells.runtime import (
     forget_marks,
     has_moved,
     remove_unused,
+    set_aside,
+    wal_state,
 )
 from sqlite_cells.runtime import file_identity as identity_now
 from sqlite_cells.sql import DATABASE_ALIAS
@@ -42,6 +44,7 @@ __all__ = [
     "detach",
     "encode_op_body",
     "file_identity",
+    "note_committed",
     "open_as_is",
     "open_unwritable",
     "pin",
@@ -97,6 +100,14 @@ Identity = tuple[int, int]  # (st_dev, st_ino)
 _ATTACHED: weakref.WeakKeyDictionary[apsw.Connection, str] = weakref.WeakKeyDictionary()
 # conn -> {path: identity} of every database file it has attached, pinned at its first attach.
 _PINS: weakref.WeakKeyDictionary[apsw.Connection, dict[str, Identity]] = weakref.WeakKeyDictionary()
+# conn -> {path: {companion path: identity}} of the -wal and -shm of each file it attached,
+# recorded once each exists (SQLite makes the -wal at the first write); and path -> the -wal as
+# this process's last commit to that file left it (see note_committed): with the pin, what
+# ``set_aside`` needs to tell a moved file's companions from the file now at its path's.
+_COMPANIONS: weakref.WeakKeyDictionary[apsw.Connection, dict[str, dict[str, Identity | None]]] = (
+    weakref.WeakKeyDictionary()
+)
+_WAL_AFTER: dict[str, tuple[int, int] | None] = {}
 # conn -> the paths of the pinned files it has seen holding pages (see attach).
 _PAGED: weakref.WeakKeyDictionary[apsw.Connection, set[str]] = weakref.WeakKeyDictionary()
 # conn -> {path: identity} of the files its attach created (see remove_unused_database).
@@ -144,6 +155,10 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
                 f"it open; nothing was committed: {CHECKED_AGAIN}",
             )
     if pinned is not None and now != pinned:
+        companions = _COMPANIONS.get(conn, {}).pop(key, None)
+        if companions is not None:  # (while attached: the moved file is still open to compare)
+            what = "was deleted" if now is None else "was replaced by another file"
+            set_aside(key, pinned, companions, _WAL_AFTER.get(key), f"the database file {what}")
         if current == key:
             detach(conn)
         raise StoreChanged(
@@ -152,6 +167,7 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
             f"nothing was committed: {CHECKED_AGAIN}",
         )
     if current == key:
+        _note_companions(conn, key)
         return False
     check_file_kinds(path, "database file")  # a named pipe would block SQLite for ever
     detach(conn)
@@ -182,6 +198,7 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
         )
     if pinned is None and now is not None:
         pins[key] = now
+    _note_companions(conn, key)
     if before is None and now is not None:
         made = _MADE.get(conn)
         if made is None:
@@ -192,6 +209,34 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
 
 
 _ATTACH_TRIES = 5
+
+
+def _note_companions(conn: apsw.Connection, key: str) -> None:
+    """Record the -wal and -shm of the attached file ``key`` not recorded yet; once both are
+    known, one dictionary look-up per commit."""
+    known = _COMPANIONS.get(conn)
+    if known is None:
+        known = _COMPANIONS.setdefault(conn, {})
+    recorded = known.get(key)
+    if recorded is None:
+        known[key] = {c: identity_now(c) for c in (f"{key}-wal", f"{key}-shm")}
+    elif None in recorded.values():
+        for companion, identity in recorded.items():
+            if identity is None:
+                recorded[companion] = identity_now(companion)
+
+
+def note_committed(path: Path) -> None:
+    """A commit of this process to the database file ``path`` is durable: its -wal as it left
+    it (see ``set_aside``: a -wal written since by another connection is that one's)."""
+    _WAL_AFTER[str(path)] = wal_state(str(path))
+
+
+def _forget_companions(conn: apsw.Connection, key: str) -> None:
+    known = _COMPANIONS.get(conn)
+    if known is not None:
+        known.pop(key, None)
+
 
 # What a StoreChanged for a database file replaced under a running runtime tells its caller.
 CHECKED_AGAIN = (
@@ -298,6 +343,7 @@ def pin(conn: apsw.Connection, path: Path) -> None:
         pins.pop(str(path), None)
     else:
         pins[str(path)] = now
+    _forget_companions(conn, str(path))  # (recorded again at the next attach)
 
 
 def pinned(conn: apsw.Connection, path: Path) -> Identity | None:
@@ -317,6 +363,7 @@ def unpin(conn: apsw.Connection, path: Path) -> None:
     pins = _PINS.get(conn)
     if pins is not None:
         pins.pop(str(path), None)
+    _forget_companions(conn, str(path))
 
 
 def detach(conn: apsw.Connection) -> None:

@@ -65,6 +65,7 @@ from sqlite_cells.files import (
     encode_op_body,
     is_damage,
     is_dropped,
+    note_committed,
     note_damage,
     read_watermark,
     remember_handle,
@@ -609,6 +610,7 @@ class SqliteParticipant:
         if len(ops) == 1:  # the usual case: no set to build
             decl = _request(ops[0]).decl
             self._written(decl.path)
+            note_committed(decl.path)
             key = _ensure_key(decl)
             with self._lock:
                 self._remember(key)
@@ -621,6 +623,7 @@ class SqliteParticipant:
         keys = {_ensure_key(_request(op).decl) for op in ops}
         for path, _fingerprint, _version in keys:
             self._written(path)
+            note_committed(path)
         with self._lock:
             for key in keys:
                 self._remember(key)

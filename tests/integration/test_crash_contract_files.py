@@ -268,7 +268,7 @@ def test_a_file_deleted_or_replaced_under_a_running_runtime_takes_no_commit(
         assert _raw_log_seq(space_path) == 3
 
 
-@pytest.mark.parametrize("target", ["space"])
+@pytest.mark.parametrize("target", ["db", "space"])
 def test_a_backup_put_back_under_a_running_runtime_is_not_written_over_by_its_old_wal(
     tmp_path: Path, target: str
 ) -> None:
