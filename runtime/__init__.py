@@ -32,6 +32,8 @@ from sqlite_cells.runtime._derived import lift as lift
 from sqlite_cells.runtime._derived import node_of as node_of
 from sqlite_cells.runtime._file_kind import check_companions as check_companions
 from sqlite_cells.runtime._file_kind import check_file_kinds as check_file_kinds
+from sqlite_cells.runtime._file_kind import file_identity as file_identity
+from sqlite_cells.runtime._file_kind import file_state as file_state
 from sqlite_cells.runtime._file_kind import odd_kind as odd_kind
 from sqlite_cells.runtime._file_locks import hold_locks as hold_locks
 from sqlite_cells.runtime._file_locks import locks_held as locks_held
@@ -74,8 +76,6 @@ from sqlite_cells.runtime._space_file import SPACE_TABLES as SPACE_TABLES
 from sqlite_cells.runtime._space_file import CommitEvent as CommitEvent
 from sqlite_cells.runtime._space_file import SpaceFile as SpaceFile
 from sqlite_cells.runtime._space_file import busy_ms as busy_ms
-from sqlite_cells.runtime._space_file import file_identity as file_identity
-from sqlite_cells.runtime._space_file import file_state as file_state
 from sqlite_cells.runtime._store import DEFAULT_STORE as DEFAULT_STORE
 from sqlite_cells.runtime._store import STORE_ENV as STORE_ENV
 from sqlite_cells.runtime._store import home_expanded as home_expanded

@@ -18,7 +18,14 @@ from pathlib import Path
 
 from sqlite_cells.codec import DatabaseError
 
-__all__ = ["check_companions", "check_file_kinds", "odd_kind", "stands_at"]
+__all__ = [
+    "check_companions",
+    "check_file_kinds",
+    "file_identity",
+    "file_state",
+    "odd_kind",
+    "stands_at",
+]
 
 _COMPANIONS = (
     ("-wal", "write-ahead log"),
@@ -84,3 +91,22 @@ def check_companions(path: Path, what: str) -> None:
                 f"(a regular file it creates itself): remove {companion} (it holds nothing of "
                 "the store) and try again"
             )
+
+
+def file_state(path: str) -> tuple[tuple[int, int] | None, int]:
+    """The device and inode of the file at ``path`` (None when nothing is there) and its size:
+    a file that has held pages and holds none was emptied under whoever saw it (R73)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None, 0
+    return (st.st_dev, st.st_ino), st.st_size
+
+
+def file_identity(path: str) -> tuple[int, int] | None:
+    """The device and inode of the file at ``path``; None when nothing is there."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)

@@ -22,14 +22,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
+from sqlite_cells.runtime._file_kind import file_identity
 from sqlite_cells.runtime._file_locks import hold_locks
 
-__all__ = ["COMPANION_SUFFIXES", "QUARANTINE_DIR", "set_aside", "wal_state"]
+__all__ = ["QUARANTINE_DIR", "set_aside", "wal_state"]
 
 log = logging.getLogger("sqlite_cells.runtime")
 
 QUARANTINE_DIR: Final = "quarantine"  # beside the space files: copies kept, files set aside
-COMPANION_SUFFIXES: Final = ("-wal", "-shm")
 
 Identity = tuple[int, int]  # (st_dev, st_ino)
 
@@ -50,11 +50,11 @@ def set_aside(
     old: Identity,
     opened: Mapping[str, Identity | None],
     written: tuple[int, int] | None,
-    what: str,
+    kind: str,
 ) -> list[Path]:
     """Move the companions of ``path`` that are still the ones ``opened`` recorded (companion
     path -> identity) into the quarantine folder beside ``path``, now that the file ``old``
-    they belong to is no longer the one at ``path`` (``what`` says what happened); returns
+    they belong to is no longer the one at ``path`` (``kind``: what file it is); returns
     where they went — only when nothing but a wrong read can come of them: the ``-wal`` is as
     this runtime's last commit left it (``written``, see :func:`wal_state`; another connection
     that wrote it since took it as the new file's, and its commits are there) and
@@ -62,9 +62,10 @@ def set_aside(
     store, something else where the quarantine folder belongs) is logged and left."""
     if wal_state(path) != written or not _stale_beside(path, old):
         return []
+    what = f"the {kind} was replaced by another file"  # (with nothing there, they stay)
     moved: list[Path] = []
     for companion, identity in opened.items():
-        if identity is None or _identity(companion) != identity:
+        if identity is None or file_identity(companion) != identity:
             continue
         try:
             folder = Path(path).parent / QUARANTINE_DIR
@@ -102,7 +103,7 @@ def _stale_beside(path: str, old: Identity) -> bool:
     nothing at it keeps them: the file may be put back. Where this process cannot tell who
     has a file open (no open file description locks, see ``_file_locks``) nothing is moved,
     as SQLite moves nothing."""
-    now = _identity(path)
+    now = file_identity(path)
     if now is None or now == old or not hold_locks():
         return False
     try:
@@ -148,7 +149,7 @@ def _same_bytes(path: str, old: Identity) -> bool:
         held = next(
             f"/proc/self/fd/{fd}"
             for fd in os.listdir("/proc/self/fd")
-            if _identity(f"/proc/self/fd/{fd}") == old
+            if file_identity(f"/proc/self/fd/{fd}") == old
         )
         with open(held, "rb") as before, open(path, "rb") as now:
             if os.fstat(before.fileno()).st_size != os.fstat(now.fileno()).st_size:
@@ -164,11 +165,3 @@ def _same_bytes(path: str, old: Identity) -> bool:
 
 
 _CHUNK: Final = 1 << 20
-
-
-def _identity(path: str) -> Identity | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)

@@ -54,7 +54,7 @@ from sqlite_cells.codec import (
 )
 from sqlite_cells.runtime._boundary import DAMAGED_SPACE_ADVICE, stored_json_column, translated
 from sqlite_cells.runtime._commit import commit_error, holds, write_member
-from sqlite_cells.runtime._file_kind import check_file_kinds, stands_at
+from sqlite_cells.runtime._file_kind import check_file_kinds, file_identity, file_state, stands_at
 from sqlite_cells.runtime._fork import FORKED_ADVICE, generation
 from sqlite_cells.runtime._format import (
     FORMAT_VERSION,
@@ -83,7 +83,7 @@ if TYPE_CHECKING:
     from sqlite_cells.runtime._participants import CommitParticipant
     from sqlite_cells.runtime._tx import PendingOp, Transaction
 
-__all__ = ["SPACE_TABLES", "CommitEvent", "Entity", "SpaceFile", "file_identity", "file_state"]
+__all__ = ["SPACE_TABLES", "CommitEvent", "Entity", "SpaceFile"]
 
 log = logging.getLogger("sqlite_cells.runtime")
 
@@ -1472,13 +1472,12 @@ class SpaceFile:
         backup restored, a new space) never reads them as its own (R73; see _moved_files)."""
         if self._identity is not None and now != self._identity and now != self._looked_aside:
             self._looked_aside = now  # (looked at once per file found there: see set_aside)
-            what = "was deleted" if now is None else "was replaced by another file"
             set_aside(
                 self._path_str,
                 self._identity,
                 self._companion_identity,
                 self._wal_written,
-                f"the space file {what}",
+                "space file",
             )
 
     def __repr__(self) -> str:
@@ -1599,22 +1598,3 @@ def _stored_id(raw: object) -> str | None:
 
 # A space file's companions SQLite keeps while the file is open, and what each one is.
 _COMPANIONS = {"-wal": "write-ahead log", "-shm": "shared-memory index of the write-ahead log"}
-
-
-def file_state(path: str) -> tuple[tuple[int, int] | None, int]:
-    """The device and inode of the file at ``path`` (None when nothing is there) and its size:
-    a file that has held pages and holds none was emptied under whoever saw it (R73)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None, 0
-    return (st.st_dev, st.st_ino), st.st_size
-
-
-def file_identity(path: str) -> tuple[int, int] | None:
-    """The device and inode of the file at ``path``; None when nothing is there."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)

@@ -157,8 +157,7 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
     if pinned is not None and now != pinned:
         companions = _COMPANIONS.get(conn, {}).pop(key, None)
         if companions is not None:  # (while attached: the moved file is still open to compare)
-            what = "was deleted" if now is None else "was replaced by another file"
-            set_aside(key, pinned, companions, _WAL_AFTER.get(key), f"the database file {what}")
+            set_aside(key, pinned, companions, _WAL_AFTER.get(key), "database file")
         if current == key:
             detach(conn)
         raise StoreChanged(

@@ -479,14 +479,7 @@ def _run_one(pooled: PooledConnection, plan: _Plan, stmt: Statement) -> Statemen
             undeclared = _undeclared_table_read(pooled, plan, stmt, result.read_set)
             if undeclared is not None:
                 return StatementResult(error=undeclared)
-        functions = result.functions
-        if (
-            functions is not None
-            and functions <= SHORT_FUNCTIONS
-            and _computes_columns(pooled.conn, result.read_set)
-        ):
-            functions = None  # their expressions' calls are not reported: not known short
-        _remember_read_set(key, result.read_set, functions)
+        _remember_read_set(key, result.read_set, result.functions, pooled.conn)
     return result
 
 
@@ -743,7 +736,7 @@ def _declared_read_set(plan: _Plan, stmt: Statement, key: _ReadKey) -> ReadMap |
         finally:
             scratch.gate.leave()
         read_set = _read_map(record, stmt.sql, scratch.conn)
-    _remember_read_set(key, read_set, frozenset(functions))
+        _remember_read_set(key, read_set, frozenset(functions), scratch.conn)
     return read_set
 
 
@@ -925,11 +918,16 @@ def _schema_key(decl: Declaration) -> str:
     return decl.schema.fingerprint if decl.schema is not None else f"disk:{decl.path}"
 
 
-def _remember_read_set(key: _ReadKey, read_set: ReadMap, functions: frozenset[str] | None) -> None:
+def _remember_read_set(
+    key: _ReadKey, read_set: ReadMap, functions: frozenset[str] | None, conn: apsw.Connection
+) -> None:
+    """Keep the read set of a statement just prepared on ``conn``, and whether its VM steps are
+    short (see :func:`short_steps`)."""
     short = (
         functions is not None
         and functions <= SHORT_FUNCTIONS
         and not any(operator in key[1] for operator in _LONG_OPERATORS)
+        and not _computes_columns(conn, read_set)  # (functions it calls are not reported)
     )
     with _read_sets_lock:
         if len(_READ_SETS) >= _READ_SETS_SIZE:
