@@ -159,7 +159,9 @@ class Tracker:
     rows are being built (no connection), since ``built_since``; ``begin`` is the first index
     the batch still delivers (the watchdog raises it, with ``end``, to hand the others on while
     one statement's rows take long to build). ``until``: a deadline of the whole batch, which no
-    statement's deadline passes (a batch run inline on the scheduler thread)."""
+    statement's deadline passes (a batch run inline on the scheduler thread). ``cap``: a
+    deadline the batch's opening and first statement do not pass (its job waited for a worker:
+    that wait counts in its time, R44); the first statement run lifts it."""
 
     pooled: PooledConnection | None = None
     index: int = 0
@@ -168,6 +170,7 @@ class Tracker:
     end: int = sys.maxsize
     built_since: float = float("inf")
     until: float = float("inf")
+    cap: float = float("inf")
     building: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -374,7 +377,8 @@ def _run_all(
             if index >= tracker.end:
                 break  # the statements left were handed to another worker (see Tracker)
             tracker.index = index
-            tracker.deadline = pooled.deadline = min(now + timeout, tracker.until)
+            tracker.deadline = pooled.deadline = min(now + timeout, tracker.until, tracker.cap)
+            tracker.cap = math.inf
         result = _run_one(pooled, plan, statements[index])
         if previous is not None:
             last = previous[index]
@@ -392,7 +396,7 @@ def _run_all(
 
 
 def _track(tracker: Tracker, pooled: PooledConnection, index: int, timeout: float) -> None:
-    deadline = min(time.monotonic() + timeout, tracker.until)
+    deadline = min(time.monotonic() + timeout, tracker.until, tracker.cap)
     with tracker.lock:
         tracker.pooled, tracker.index, tracker.deadline = pooled, index, deadline
     pooled.deadline = deadline
