@@ -251,6 +251,12 @@ def read_batch(
     tuples kept until landing, and the receiver's comparison meets identical objects)."""
     tracker = tracker if tracker is not None else Tracker()
     decl.check_usable()
+    with tracker.lock:
+        if tracker.deadline == math.inf:
+            # Opening the file counts too: SQLite's open can wait on a lock of its own that a
+            # long call on another connection holds, and the watchdog gives up on a read stuck
+            # there by this deadline as on one stuck in a statement (R44).
+            tracker.deadline = min(time.monotonic() + timeout, tracker.until, tracker.cap)
     source = decl.kind is SourceKind.DISK
     if source:
         if not decl.path.is_file():

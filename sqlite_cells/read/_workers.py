@@ -500,11 +500,12 @@ class QueryWorkers:
             building = tracker.building
         _interrupt(pooled)
         key, stmt = job.items[index]
-        doing = (
-            "building its rows (row=): select fewer rows"
-            if building
-            else "in one long step (a function call on large values): narrow the query"
-        )
+        if building:
+            doing = "building its rows (row=): select fewer rows"
+        elif pooled is None:
+            doing = "opening the database file (other reads hold SQLite's locks): try again"
+        else:
+            doing = "in one long step (a function call on large values): narrow the query"
         error = QueryTimeout(
             job.decl.db_id,
             stmt.sql,

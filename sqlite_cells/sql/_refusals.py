@@ -28,7 +28,10 @@ _ADVICE: dict[type[apsw.Error], str] = {
         "table its declared types): bind a value of the column's type"
     ),
     apsw.RangeError: "bind one value per placeholder of the statement",
-    apsw.TooBigError: "a value is over SQLite's length limit: store or ask for less at once",
+    apsw.TooBigError: (
+        "a value, or the statement's own text (a long literal or comment), is over SQLite's "
+        "length limit: store or ask for less at once"
+    ),
 }
 
 

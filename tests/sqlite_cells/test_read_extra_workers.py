@@ -13,6 +13,7 @@ import pytest
 
 import sqlite_cells as sc
 import sqlite_cells.read._workers as workers_module
+from sqlite_cells.read._pool import ReadPool
 
 from .conftest import MESSAGES
 from .test_read_limits import ONE_LONG_CALL
@@ -270,3 +271,42 @@ def test_live_queries_queued_behind_stuck_ones_time_out_by_their_deadline(
     assert latest <= timeout + 1.0, reported
     # Some were never taken by a worker: they say so.
     assert any("no query worker was free" in str(error) for _, error in reported.values())
+
+
+def test_a_read_stuck_opening_its_file_times_out_by_its_deadline(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening a connection can wait on a lock inside SQLite (a `randomblob` of many megabytes
+    on another connection holds SQLite's random-number lock, which an open takes): the worker
+    is then in no statement, and its read is still reported as ``QueryTimeout`` by its deadline
+    (+1 s), the worker given up as one stuck in a statement is (R44). The open is held here by
+    a stand-in for that lock, released when the test ends."""
+    timeout = 0.3
+    release = threading.Event()
+    real = ReadPool._open_store_file
+    held_path: list[Path] = []
+
+    def opening(path: Path) -> Any:
+        if held_path and path == held_path[0]:
+            release.wait(30)  # a hang guard
+        return real(path)
+
+    monkeypatch.setattr(ReadPool, "_open_store_file", staticmethod(opening))
+    try:
+        with sc.Runtime(store, query_timeout=timeout, query_workers=1) as rt:
+            space = rt.space("demo")
+            db = space.sqlite_database("chat", tables=MESSAGES)
+            with space.transact():
+                db.exec("INSERT INTO messages (body) VALUES ('x')")
+            held_path.append(db.path)
+            asked = time.monotonic()
+            with pytest.raises(sc.QueryTimeout) as raised:
+                db.read(COUNT)
+            took = time.monotonic() - asked
+            release.set()
+            assert took <= timeout + 1.0
+            assert "opening the database file" in str(raised.value)
+            held_path.clear()
+            assert db.read(COUNT) == [{"n": 1}]  # a worker took the stuck one's place
+    finally:
+        release.set()
