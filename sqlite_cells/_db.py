@@ -34,6 +34,7 @@ from sqlite_cells.files import (
     check_handle,
     decode_handle,
     dropped_database,
+    dropped_here,
     handle_not_writable,
     is_dropped,
     unreadable_handle,
@@ -242,7 +243,7 @@ class SqliteDb(Cell):
         decl.check_writable()
         written = self._check_live_committed()
         if self._pending(tx, DROP_KIND):  # dropped earlier in this very transaction
-            raise dropped_database(self.id)
+            raise dropped_here(self.id)
         # `checked` holds the scan while the parameters are mapped: a long text is scanned once
         checked = check_statement(sql, Mode.WRITE)
         sql = checked.sql
@@ -282,6 +283,8 @@ class SqliteDb(Cell):
         tx = require_transaction(f"dropping database {self.id}", self._space.file)
         decl = self.declaration
         decl.check_writable()
+        if self._pending(tx, DROP_KIND):  # dropped earlier in this very transaction
+            raise dropped_here(self.id)
         self._check_live()
         if self._pending(tx, KIND):
             raise TransactionError(
@@ -338,8 +341,13 @@ class SqliteDb(Cell):
         # `checked` holds the scan while the values are checked: a long text is scanned once
         checked = check_statement(sql, Mode.READ)
         check_read_values(params, sql=checked.sql, db_id=self.id)
-        self._check_live()
         tx = current_transaction()
+        if tx is not None and self._pending(tx, DROP_KIND):
+            raise ReadAfterWriteUnsupported(
+                f"this transaction drops {self.id} (db.drop() earlier in it); reads see "
+                "committed rows only, so read before dropping it (R35)"
+            )
+        self._check_live()
         if tx is not None and written_database(tx) == self.id:
             raise ReadAfterWriteUnsupported(
                 f"this transaction has a pending db.exec on {self.id}; reads see committed rows "

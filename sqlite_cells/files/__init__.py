@@ -11,6 +11,7 @@ from sqlite_cells.files._damage import source_damage_advice as source_damage_adv
 from sqlite_cells.files._handles import DROP_KIND as DROP_KIND
 from sqlite_cells.files._handles import KEPT_IN_USE as KEPT_IN_USE
 from sqlite_cells.files._handles import DamagedSpace as DamagedSpace
+from sqlite_cells.files._handles import DatabaseDropped as DatabaseDropped
 from sqlite_cells.files._handles import Garbage as Garbage
 from sqlite_cells.files._handles import HandleNotWritable as HandleNotWritable
 from sqlite_cells.files._handles import HandleQuarantined as HandleQuarantined
@@ -22,6 +23,7 @@ from sqlite_cells.files._handles import declaration_from_handle as declaration_f
 from sqlite_cells.files._handles import decode_handle as decode_handle
 from sqlite_cells.files._handles import disk_handle_value as disk_handle_value
 from sqlite_cells.files._handles import dropped_database as dropped_database
+from sqlite_cells.files._handles import dropped_here as dropped_here
 from sqlite_cells.files._handles import find_garbage as find_garbage
 from sqlite_cells.files._handles import handle_not_writable as handle_not_writable
 from sqlite_cells.files._handles import handle_schema as handle_schema
@@ -107,6 +109,7 @@ __all__ = [
     "WATERMARK_SQL",
     "Action",
     "DamagedSpace",
+    "DatabaseDropped",
     "Garbage",
     "HandleNotWritable",
     "HandleQuarantined",
@@ -134,6 +137,7 @@ __all__ = [
     "disk_handle_value",
     "disk_source_id",
     "dropped_database",
+    "dropped_here",
     "encode_op_body",
     "file_identity",
     "find_garbage",

@@ -73,6 +73,7 @@ __all__ = [
     "DROP_KIND",
     "KEPT_IN_USE",
     "DamagedSpace",
+    "DatabaseDropped",
     "Garbage",
     "HandleNotWritable",
     "HandleQuarantined",
@@ -84,6 +85,7 @@ __all__ = [
     "decode_handle",
     "disk_handle_value",
     "dropped_database",
+    "dropped_here",
     "find_garbage",
     "handle_not_writable",
     "handle_schema",
@@ -116,10 +118,24 @@ def is_dropped(value: Any) -> bool:
     return isinstance(value, dict) and value.get("dropped") is True
 
 
-def dropped_database(db_id: str) -> SqliteCellsError:
+class DatabaseDropped(DatabaseError):
+    """A database was used after a commit dropped it (``db.drop()``): it can no longer be read
+    or written."""
+
+
+def dropped_database(db_id: str) -> DatabaseDropped:
     """The error of every use of a database whose handle ``db.drop()`` marked dropped."""
-    return SqliteCellsError(
+    return DatabaseDropped(
         f"database {db_id} was dropped: declare a new one (another name) instead"
+    )
+
+
+def dropped_here(db_id: str) -> TransactionError:
+    """The error of a use of a database that the current transaction drops (not committed)."""
+    return TransactionError(
+        f"database {db_id} is dropped by this transaction (db.drop() earlier in it): nothing "
+        "else can be done to it in the same transaction (this call recorded nothing); to keep "
+        "the database, do not drop it"
     )
 
 

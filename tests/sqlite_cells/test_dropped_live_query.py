@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import sqlite_cells as sc
+from sqlite_cells.files import DatabaseDropped
 
 TABLES = {"t": sc.table(id="integer primary key", v="text")}
 
@@ -38,7 +39,7 @@ def test_a_live_query_of_a_dropped_database_says_it_was_dropped(
                 time.sleep(0.01)
             second.settle(timeout=10)
         error = query.get().error
-        assert type(error) is sc.SqliteCellsError, error
+        assert type(error) is DatabaseDropped, error
         dropped = f"database {db.id} was dropped: declare a new one (another name) instead"
         assert str(error) == dropped
         with pytest.raises(sc.SqliteCellsError) as read:

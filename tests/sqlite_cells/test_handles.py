@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
-from sqlite_cells.files import collect_garbage, handle_value, remember_handle
+from sqlite_cells.files import DatabaseDropped, collect_garbage, handle_value, remember_handle
 from sqlite_cells.schema import db_file_name, declare_tables
 
 from .conftest import MESSAGES
@@ -356,10 +357,25 @@ def test_a_database_written_and_dropped_in_one_transaction_is_refused_at_the_cal
         db.exec("INSERT INTO messages (body) VALUES ('x')")
         db.drop()
     assert "written by this transaction (db.exec) and cannot also be dropped" in str(raised.value)
-    with pytest.raises(sc.SqliteCellsError, match="was dropped"), space.transact():
+    # Dropped earlier in the same transaction (not committed): it is not "was dropped".
+    for after_the_drop in (
+        lambda: db.exec("INSERT INTO messages (body) VALUES ('after the drop')"),
+        lambda: db.exec_many("INSERT INTO messages (body) VALUES (?)", [["x"]]),
+        db.drop,
+    ):
+        with pytest.raises(sc.TransactionError) as raised, space.transact():
+            db.drop()
+            after_the_drop()
+        assert type(raised.value) is sc.TransactionError
+        assert "is dropped by this transaction" in str(raised.value)
+        assert "was dropped" not in str(raised.value)
+    with (
+        pytest.raises(sc.ReadAfterWriteUnsupported, match="this transaction drops"),
+        space.transact(),
+    ):
         db.drop()
-        db.exec("INSERT INTO messages (body) VALUES ('after the drop')")
-    # Neither transaction committed anything: the rows, the rev and the handle are as they were.
+        db.read("SELECT body FROM messages")
+    # No transaction committed anything: the rows, the rev and the handle are as they were.
     assert db.read("SELECT body FROM messages") == rows
     assert db.rev == 1 and db.get().get("dropped") is None
     with space.transact():  # each in a transaction of its own: written, then dropped
@@ -367,3 +383,26 @@ def test_a_database_written_and_dropped_in_one_transaction_is_refused_at_the_cal
     with space.transact():
         db.drop()
     assert db.get()["dropped"] is True
+
+
+def test_every_use_of_a_dropped_database_is_one_database_error(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    """After a committed drop, reads, live queries, writes and another drop each raise the
+    same error class, a ``DatabaseError`` (not the bare root class), saying what to do."""
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('a')")
+    with space.transact():
+        db.drop()
+    uses: list[Callable[[], object]] = [
+        lambda: db.read("SELECT body FROM messages"),
+        lambda: db.query("SELECT body FROM messages"),
+    ]
+    for use in uses:
+        with pytest.raises(DatabaseDropped) as raised:
+            use()
+        assert isinstance(raised.value, sc.DatabaseError)
+        assert "was dropped: declare a new one" in str(raised.value)
+    for write in (lambda: db.exec("INSERT INTO messages (body) VALUES ('b')"), db.drop):
+        with pytest.raises(DatabaseDropped), space.transact():
+            write()
