@@ -73,7 +73,9 @@ class OpBody(msgspec.Struct, frozen=True, omit_defaults=True):
     ``migrate`` callback, R14) and cannot be replayed (R71). Both None in older records.
 
     ``schema``: the commit changed the file's schema (an additive migration or a ``migrate``
-    callback ran), which changes what queries return beyond the changeset's rows (R51). Fields
+    callback ran), which changes what queries return beyond the changeset's rows (R51).
+    ``unseen``: the op deleted or changed a row whose primary key is NULL, of which SQLite's
+    session records nothing, so its changeset does not show all it did (R51). Fields
     at their default are left out of the record, and a record without one (an older one, R73)
     reads as the default."""
 
@@ -84,6 +86,7 @@ class OpBody(msgspec.Struct, frozen=True, omit_defaults=True):
     version: int | None = None
     from_version: int | None = None
     schema: bool = False
+    unseen: bool = False
 
 
 def encode_op_body(body: OpBody) -> msgspec.Raw:

@@ -16,7 +16,8 @@ so an UPDATE of such a table also changes its hidden rowid (:func:`with_hidden_r
 
 A commit that changed the file's schema (its op says so: an additive migration or a ``migrate``
 callback ran) changed what ``SELECT *`` and views return even where no row changed: its write
-set is the whole database, like a drop's.
+set is the whole database, like a drop's; so is an op's that deleted or changed a row whose
+primary key is NULL, of which SQLite records nothing (its op says so too).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def write_sets(
         if op.kind != KIND:
             continue
         body = decode_op_body(op)
-        changeset = None if body.schema else body.changeset
+        changeset = None if body.schema or body.unseen else body.changeset
         if op.target not in combined:
             combined[op.target] = changeset
             continue

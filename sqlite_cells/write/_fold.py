@@ -180,13 +180,22 @@ def _request(op: PendingOp) -> ExecRequest:
 
 
 def _op_body(
-    request: ExecRequest, changeset: bytes, found: int | None, reshaped: bool
+    request: ExecRequest, changeset: bytes, found: int | None, reshaped: bool, unseen: bool
 ) -> msgspec.Raw:
     # The changeset says exactly what the statement did, so the parameters are not kept (the
     # record is fsynced on every commit); `rows` stays in the format for older records.
     version = request.decl.version
     return encode_op_body(
-        OpBody(request.sql, [], request.many, changeset, version, found, schema=reshaped)
+        OpBody(
+            request.sql,
+            [],
+            request.many,
+            changeset,
+            version,
+            found,
+            schema=reshaped,
+            unseen=unseen,
+        )
     )
 
 
@@ -422,8 +431,9 @@ class SqliteParticipant:
             state.end_op()
             if links:
                 check_links(changeset, links, db_id=decl.db_id, sql=request.sql)
-            if before is not None:  # rows the changeset cannot show (R51, R70)
-                check_null_keys(conn, keys, before, links, db_id=decl.db_id, sql=request.sql)
+            unseen = before is not None and check_null_keys(
+                conn, keys, before, links, db_id=decl.db_id, sql=request.sql
+            )  # rows the changeset cannot show (R51, R70)
             try:
                 # also the file's watermark
                 self._journal(conn, seq, changeset, self._head(conn, staged, seq))
@@ -438,7 +448,7 @@ class SqliteParticipant:
             raise timeout from exc
         finally:
             set_lock_wait(conn, BUSY_TIMEOUT_MS)
-        return Op(op.kind, op.target, _op_body(request, changeset, found, reshaped))
+        return Op(op.kind, op.target, _op_body(request, changeset, found, reshaped, unseen))
 
     def _run(self, conn: apsw.Connection, request: ExecRequest, deadline: float) -> None:
         decl = request.decl

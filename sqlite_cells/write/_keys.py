@@ -127,13 +127,18 @@ def check_null_keys(
     *,
     db_id: str,
     sql: str,
-) -> None:
+) -> bool:
     """Raise if the op left a NULL-key row that was not there, as it is, before it: a
     :class:`LinkEncodeError` (or an :class:`ExecError` for text that is not UTF-8) when such a
     row breaks R31 — the check the changeset cannot make for it — else an :class:`ExecError`
-    saying to give the key a value."""
+    saying to give the key a value. Returns whether the op deleted or changed a NULL-key row
+    that was there: a change its changeset does not show (R51: what reads the database must
+    re-run)."""
+    unseen = False
     for probe, had in zip(probes, before, strict=True):
         now = _fingerprints(conn, probe)
+        if had is not None and had - (now or Counter()):
+            unseen = True
         if now is None:
             continue
         left = now if had is None else now - had
@@ -158,6 +163,7 @@ def check_null_keys(
             "database restored from its space would not have it (R51, R70); give the key a "
             "value, or declare it NOT NULL (a version= bump whose migrate rebuilds the table)",
         )
+    return unseen
 
 
 def _rows(

@@ -13,6 +13,8 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
+from sqlite_cells.files import decode_op_body
+from sqlite_cells.runtime._space_file import SpaceFile
 from sqlite_cells.write._keys import before_write, check_null_keys, nullable_keys
 from sqlite_cells.write._links import link_columns
 
@@ -243,3 +245,38 @@ def test_a_composite_key_is_checked_on_each_of_its_columns(
     conn.execute("INSERT INTO pair (a, b, c, a_cf_link) VALUES (NULL, 2, 2, 'junk')")
     with pytest.raises(sc.LinkEncodeError, match=r"pair\.a_cf_link"):
         check_null_keys(conn, probes, before, links, db_id="d", sql="s")
+
+
+def test_deleting_a_null_key_row_alone_re_runs_what_reads_the_table(
+    rt: sc.Runtime, space: Space, kv: sc.SqliteDb
+) -> None:
+    """SQLite's session records nothing of a row whose key is NULL, deleted or given a key: the
+    commit's changeset is empty. Its op says so, and its write set is the whole database, so
+    live queries of the table re-run (R51) instead of keeping the row for good."""
+    _add_null_key_rows(kv, "old1", "old2")
+    rows = kv.query("SELECT k, v FROM kv ORDER BY v")
+    count = kv.query("SELECT count(*) AS n FROM kv")
+    rt.settle(timeout=10)
+    assert count.get().result == [{"n": 3}]
+    with space.transact():
+        kv.exec("DELETE FROM kv WHERE v = 'old1'")
+    rt.settle(timeout=10)
+    assert count.get().result == [{"n": 2}]
+    assert rows.get().result == [{"k": "a", "v": "1"}, {"k": None, "v": "old2"}]
+    with space.transact():
+        kv.exec("UPDATE kv SET k = 'b' WHERE v = 'old2'")
+    rt.settle(timeout=10)
+    assert rows.get().result == [{"k": "a", "v": "1"}, {"k": "b", "v": "old2"}]
+    assert count.get().result == [{"n": 2}]
+    # A write that leaves them as they are still re-runs only what it changed: its op says
+    # nothing unseen.
+    _add_null_key_rows(kv, "old3")
+    with space.transact():
+        kv.exec("UPDATE kv SET v = 'a2' WHERE k = 'a'")
+    conn = apsw.Connection(str(space.file.path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        unseen = [decode_op_body(op).unseen for _, op in SpaceFile.ops_for(conn, kv.id, 0, 10)]
+    finally:
+        conn.close()
+    # The first write, the delete, the key given, the last write.
+    assert unseen == [False, True, True, False]
