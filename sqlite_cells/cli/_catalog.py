@@ -305,7 +305,7 @@ def list_tables(
                 continue
             if not path.is_file():
                 continue
-            with read_only(path) as conn:
+            with read_only(path, source=source is not None) as conn:
                 differences = table_differences(conn, handle["tables"]) if source is None else []
                 tables = _file_tables(conn)
             if differences:

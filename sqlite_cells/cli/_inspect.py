@@ -50,6 +50,8 @@ from sqlite_cells.files import (
     declaration_from_handle,
     handle_shaped,
     handle_value,
+    hot_journal_advice,
+    is_hot_journal,
     look_again,
     open_unwritable,
     orphans,
@@ -574,15 +576,22 @@ def refuse_newer_format(store: str | os.PathLike[str]) -> None:
 
 
 @contextmanager
-def read_only(path: Path) -> Iterator[apsw.Connection]:
+def read_only(path: Path, *, source: bool = False) -> Iterator[apsw.Connection]:
     """A connection to the existing file ``path`` that cannot write (``query_only``), inside one
     read transaction. It is opened without ``SQLITE_OPEN_CREATE``, so a missing file is an error,
     never a new one. Where the file may be opened for writing, it is, because a connection opened
     ``SQLITE_OPEN_READONLY`` on a WAL file leaves the ``-wal``/``-shm`` companions it had to create
     behind (it may not remove them), while a writable one removes them when it is the last to
-    close; a file that cannot be opened for writing is opened read-only."""
+    close; a file that cannot be opened for writing is opened read-only.
+
+    ``source``: ``path`` is another program's file injected as a source (R60). It is opened as
+    the runtime's reads open it (``source_uri``): read-only, nothing created beside it, and a
+    transaction its program left unfinished (a hot journal) never rolled back."""
     try:
-        conn = open_unwritable(path)
+        if source:
+            conn = apsw.Connection(source_uri(path), flags=READ_ONLY_URI)
+        else:
+            conn = open_unwritable(path)
     except apsw.Error as exc:
         raise InspectError("unreadable", describe(exc, str(path))) from exc
     try:
@@ -608,6 +617,8 @@ def read_errors(path: Path) -> Iterator[None]:
     except (apsw.BusyError, apsw.LockedError) as exc:
         raise InspectError("locked", locked(path)) from exc
     except apsw.Error as exc:
+        if is_hot_journal(exc):  # an injected file (R60): see read_only
+            raise InspectError("unreadable", hot_journal_advice(path)) from exc
         raise InspectError("unreadable", _unreadable(path, exc)) from exc
 
 
@@ -722,7 +733,7 @@ def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) 
     swapped = source is not None and exists and _swapped(path, handle)
     if exists and not swapped:
         try:
-            with read_only(path) as conn:
+            with read_only(path, source=source is not None) as conn:
                 if source is None and handle.get("dropped") is not True:
                     damage = quick_check(conn)
                 stored = stored_tables(conn)
@@ -738,7 +749,9 @@ def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) 
             if exc.kind == "locked":
                 raise  # a lock is no damage: the command says so and to try again
             cause = exc.__cause__
-            if damage is None and isinstance(cause, apsw.Error) and not unopenable(path, cause):
+            if source is not None and cause is not None and is_hot_journal(cause):
+                unreadable = hot_journal_advice(path)  # no damage: its program rolls it back
+            elif damage is None and isinstance(cause, apsw.Error) and not unopenable(path, cause):
                 unreadable = f"cannot open {path}: {cause}"
             else:
                 if damage is None and source is not None:  # (the store's advice is not for it)

@@ -260,3 +260,36 @@ def test_vm_sources_refuse_every_write_at_the_call(tmp_path: Path) -> None:
                 vm.drop()
         assert counter.get() == 1 and vm.rev == 0
         assert not list((tmp_path / "store").glob("cell-*"))
+
+
+def test_listing_commands_never_roll_back_or_create_anything_beside_a_source(
+    store: Path, outside: Path
+) -> None:
+    """`inspect` and `tables` open an injected file as the runtime's reads do (R60): another
+    program's interrupted write is left for it to roll back (the file and its hot journal
+    unchanged, the source reported as unreadable with what to do), and a WAL file gets no
+    -wal or -shm of ours beside it."""
+    path = _source(outside / "ref.db")
+    (outside.parent / "w").mkdir()
+    wal = outside.parent / "w" / "wal.db"
+    conn = apsw.Connection(str(wal))
+    conn.execute("PRAGMA journal_mode = WAL").fetchall()
+    conn.execute("CREATE TABLE w (x)")
+    conn.execute("INSERT INTO w VALUES (1)")
+    conn.close()  # the last connection: the -wal is moved into the file and removed
+    assert _beside(wal) == ["wal.db"]
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        space.register_disk_source(str(path))
+        space.register_disk_source(str(wal))
+    _interrupt_a_write(path)
+    before = {p: p.read_bytes() for p in [path, wal, outside / "ref.db-journal"]}
+    inspected = _cli("inspect", str(store))
+    assert "hot journal" in inspected.stdout, inspected
+    assert "Traceback" not in inspected.stderr
+    tables = _cli("tables", str(store))
+    assert tables.returncode == 1 and "hot journal" in tables.stderr, tables
+    assert "Traceback" not in tables.stderr
+    assert {p: p.read_bytes() for p in before} == before
+    assert _beside(path) == ["ref.db", "ref.db-journal"]
+    assert _beside(wal) == ["wal.db"]
