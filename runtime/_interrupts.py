@@ -15,6 +15,7 @@ import contextlib
 import importlib
 import signal
 import threading
+from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -32,30 +33,37 @@ _MAIN_IDENT = threading.main_thread().ident
 _NOTHING_HELD = contextlib.nullcontext()
 
 
-def interrupts_held() -> contextlib.AbstractContextManager[object]:
+def interrupts_held(
+    when: Callable[[], bool] | None = None,
+) -> contextlib.AbstractContextManager[object]:
     """A block that runs with SIGINT held back, then delivers one that arrived meanwhile. Only
     the main thread receives signals (and may install handlers); elsewhere, or when SIGINT is
-    not handled by Python code, the block runs as it is."""
+    not handled by Python code, the block runs as it is. ``when``: held back only while it
+    says so (asked as the signal arrives); otherwise delivered at once."""
     if threading.get_ident() != _MAIN_IDENT:
         return _NOTHING_HELD
     previous = _signals.getsignal(_SIGINT)
     if not callable(previous):  # SIG_IGN, SIG_DFL, or installed outside Python
         return _NOTHING_HELD
-    return _Held(previous)
+    return _Held(previous, when)
 
 
 class _Held:
     """The handler installed while a block runs: it notes the interrupt, and the block's end
     puts ``previous`` back and calls it with what was noted."""
 
-    __slots__ = ("_frame", "_previous", "_received")
+    __slots__ = ("_frame", "_previous", "_received", "_when")
 
-    def __init__(self, previous: Any) -> None:
+    def __init__(self, previous: Any, when: Callable[[], bool] | None = None) -> None:
         self._previous = previous
+        self._when = when
         self._received = False
         self._frame: FrameType | None = None
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self._when is not None and not self._when():
+            self._previous(signum, frame)  # not held back yet: as if the block had not begun
+            return
         self._received = True
         self._frame = frame
 

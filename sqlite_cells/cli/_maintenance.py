@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,9 +19,9 @@ from sqlite_cells.cli._inspect import (
     store_dir,
 )
 from sqlite_cells.cli._names import Namer
-from sqlite_cells.cli._output import Format, one_line, print_json, print_rows
+from sqlite_cells.cli._output import Format, error_line, one_line, print_json, print_rows
 from sqlite_cells.cli._params import check_text
-from sqlite_cells.cli._status import FINDING, OK
+from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK
 from sqlite_cells.codec import Link, LinkDecodeError, SqliteCellsError, decode_value, derive_id
 from sqlite_cells.files import (
     KEPT_IN_USE,
@@ -39,7 +40,7 @@ from sqlite_cells.files import (
     stored_json,
     validate_disk_source,
 )
-from sqlite_cells.runtime import DAMAGED_SPACE_ADVICE, Cell
+from sqlite_cells.runtime import DAMAGED_SPACE_ADVICE, Cell, interrupts_held
 
 __all__ = ["check", "gc", "link"]
 
@@ -274,8 +275,10 @@ def _database_input(root: Path, space_file: Path, piece: str, field: str) -> _Li
 def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
     """``link``: register ``path`` in the space and link it to the piece's input. The handle is
     written in a commit of its own when it changes, as ``register_disk_source`` always does (the
-    handle a link names is stored first), then the input's link: interrupted between the two,
-    the file is registered and nothing links it, and running ``link`` again finishes. The
+    handle a link names is stored first), then the input's link. A Ctrl-C that comes once the
+    first is made waits for the second: the command then says what it linked, that it was
+    interrupted once it was made, and exits 130 (a crash between the two leaves the file
+    registered and nothing linking it; running ``link`` again finishes). The
     store, the space and the piece must exist and the input must be a database input (see
     :func:`_database_input`): otherwise nothing is opened for writing and no file appears. An
     input already linked to a database is re-linked, and the output says
@@ -291,14 +294,44 @@ def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
     pin = _stored(space_file, before.id) if before is not None else None
     from sqlite_cells import Runtime  # the whole runtime, only for the one command that writes
 
-    with Runtime(root, query_timeout=args.timeout) as rt:
+    rt = Runtime(root, query_timeout=args.timeout)
+    done = False
+    try:
         space = rt.space(args.space)
-        with space.transact():
-            handle = space.register_disk_source(path)  # writes the handle only when it changes
-            if before is None or before.id != handle.id:
-                Cell(space, derive_id("input", args.piece, args.field)).link(handle)
-        linked = str(handle.path)
-        handle_id = handle.id
+        start = space.file.seen_seq
+        # Ctrl-C ends the command at once until a commit of it is made (opening the store,
+        # waiting for its write lock); from then on it waits until the input is linked, the
+        # runtime closed and the output written: it never lands between the two commits, nor
+        # after them with nothing said.
+        with interrupts_held(lambda: space.file.seen_seq > start):
+            try:
+                handle = space.register_disk_source(path)  # writes the handle when it changes
+                if before is None or before.id != handle.id:
+                    with space.transact():
+                        Cell(space, derive_id("input", args.piece, args.field)).link(handle)
+            finally:
+                rt.close()
+            _report(args, space_file, before, pin, str(handle.path), handle.id, out)
+            done = True
+    except KeyboardInterrupt:
+        if not done:
+            raise  # nothing was written, or the link failed and its error came first
+        sys.stderr.write(error_line("interrupted once the link above was made; it is kept"))
+        return INTERRUPTED
+    finally:
+        rt.close()
+    return OK
+
+
+def _report(
+    args: argparse.Namespace,
+    space_file: Path,
+    before: _Linked | None,
+    pin: bytes | None,
+    linked: str,
+    handle_id: str,
+    out: TextIO,
+) -> None:
     replaced = before is not None and before.id != handle_id
     repinned = before is not None and not replaced and _stored(space_file, handle_id) != pin
     if args.fmt is Format.TEXT:
@@ -328,7 +361,6 @@ def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
         else:
             print_rows([{**data, "replaced": before.id if replaced and before else None}],
                        args.fmt, out)  # fmt: skip
-    return OK
 
 
 def _skipped(root: Path) -> list[tuple[Path, str]]:
