@@ -116,10 +116,8 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
     if not info.spaces:
         out.write("  (no readable spaces)\n" if info.damaged_space_files else "  (no spaces)\n")
     for damaged in info.damaged_space_files:
-        out.write(
-            f"space file {one_line(damaged.file)}: DAMAGED, cannot be read "
-            f"({one_line(damaged.reason)})\n"
-        )
+        what = "UNREADABLE, cannot be opened" if damaged.unreadable else "DAMAGED, cannot be read"
+        out.write(f"space file {one_line(damaged.file)}: {what} ({one_line(damaged.reason)})\n")
     for space in info.spaces:
         out.write(
             f"space {space.id!r} ({one_line(space.file)}): {space.cells} cell(s), "
@@ -226,7 +224,12 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
             for q in space["quarantined_handles"]
         ]
         flat += [
-            {**blank, "file": d["file"], "kind": "damaged space file", "damage": d["reason"]}
+            {
+                **blank,
+                "file": d["file"],
+                "kind": "unreadable space file" if d["unreadable"] else "damaged space file",
+                "damage": d["reason"],
+            }
             for d in data["damaged_space_files"]
         ]
         print_rows(flat, args.fmt, out, columns=_INSPECT_COLUMNS)

@@ -41,6 +41,7 @@ from sqlite_cells.codec import (
 )
 from sqlite_cells.files import (
     READ_ONLY_URI,
+    UNREADABLE_SPACE_ADVICE,
     Action,
     HandleQuarantined,
     Outcome,
@@ -243,12 +244,19 @@ class OrphanInfo:
 
 @dataclass(frozen=True, slots=True)
 class DamagedSpaceInfo:
-    """A space file SQLite cannot read (``sqlite_cells.files.space_damage``)."""
+    """A space file SQLite cannot read (``sqlite_cells.files.space_damage``), or cannot open
+    for a reason that says nothing of its contents (``unreadable``: this user's permissions)."""
 
     file: str
     reason: str  # what SQLite said
+    unreadable: bool = False
 
     def finding(self) -> str:
+        if self.unreadable:
+            return (
+                f"space file {self.file} cannot be opened ({self.reason}): "
+                f"{UNREADABLE_SPACE_ADVICE}"
+            )
         return f"space file {self.file} is damaged ({self.reason}): {DAMAGED_SPACE_ADVICE}"
 
 
@@ -412,7 +420,8 @@ class StoreInfo:
                 {"file": o.file, "watermark": o.watermark} for o in self.orphaned_files
             ],
             "damaged_space_files": [
-                {"file": d.file, "reason": d.reason} for d in self.damaged_space_files
+                {"file": d.file, "reason": d.reason, "unreadable": d.unreadable}
+                for d in self.damaged_space_files
             ],
             "findings": self.findings(),
         }
@@ -898,7 +907,9 @@ def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:
     the same. Raises :class:`InspectError` when the store does not exist or a file cannot be
     read for another reason."""
     root = store_dir(store)
-    damaged = {d.path: d.reason for d in damaged_spaces(root)}
+    found = damaged_spaces(root)
+    damaged = {d.path: d.reason for d in found}
+    unreadable = {d.path for d in found if d.unreadable}
     spaces: list[SpaceInfo] = []
     files = store_file_names(root)
     for path in space_files(root):
@@ -917,7 +928,10 @@ def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:
         tuple(sorted(spaces, key=lambda s: s.id)),
         unreferenced,
         tuple(OrphanInfo(p.name, seq) for p, seq in orphans(root)),
-        tuple(DamagedSpaceInfo(p.name, why) for p, why in sorted(damaged.items())),
+        tuple(
+            DamagedSpaceInfo(p.name, why, unreadable=p in unreadable)
+            for p, why in sorted(damaged.items())
+        ),
     )
 
 

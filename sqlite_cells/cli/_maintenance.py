@@ -27,7 +27,9 @@ from sqlite_cells.files import (
     KEPT_IN_USE,
     OTHER_HISTORY,
     TABLES_DIFFER,
+    UNREADABLE_SPACE_ADVICE,
     Action,
+    DamagedSpace,
     Garbage,
     Outcome,
     check_store,
@@ -126,8 +128,13 @@ def _advice(o: Outcome) -> str:
         return orphan_advice(o.path.name)
     if o.action is Action.SPACE_DAMAGED:
         return f"nothing was changed: {DAMAGED_SPACE_ADVICE}"
+    if o.action is Action.SPACE_UNREADABLE:
+        return UNREADABLE_SPACE_ADVICE
     return ""
 
+
+# The outcomes of a space file, not a database.
+_SPACE_FILES = frozenset({Action.SPACE_DAMAGED, Action.SPACE_UNREADABLE})
 
 # The columns of `check`'s rows (its CSV header, also when no database was checked).
 _CHECK_COLUMNS = (
@@ -156,13 +163,13 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
         for o in outcomes
     ]
     for row, o in zip(rows, outcomes, strict=True):
-        if o.action is Action.SPACE_DAMAGED:  # a space file: no database, watermark or seq
+        if o.action in _SPACE_FILES:  # a space file: no database, watermark or seq
             row.update(db=None, watermark=None, space_seq=None)
         elif o.action is Action.ORPHANED:
             # No space names the file, so no id (ids are one-way hashes) and no space seq; its
             # watermark is the one it holds, none when it cannot be read (as `inspect` says).
             row.update(db=None, watermark=_readable_watermark(o.path), space_seq=None)
-    checked = sum(o.action is not Action.SPACE_DAMAGED for o in outcomes)
+    checked = sum(o.action not in _SPACE_FILES for o in outcomes)
     if args.fmt is Format.TEXT:
         for row, o in zip(rows, outcomes, strict=True):
             if o.action is Action.ORPHANED:
@@ -173,8 +180,9 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
                 )
                 continue
             if row["db"] is None:
+                what = "damaged" if o.action is Action.SPACE_DAMAGED else "cannot be opened"
                 out.write(
-                    f"space file {one_line(row['file'])}: damaged, cannot be read "
+                    f"space file {one_line(row['file'])}: {what}, cannot be read "
                     f"({one_line(row['detail'])})\n"
                 )
                 out.write(f"  {row['advice']}\n")
@@ -425,8 +433,8 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
             out.write(f"could not remove {one_line(p.name)}: {one_line(why)}\n")
         for d in damaged:
             out.write(
-                f"damaged space file {one_line(d.path.name)} ({one_line(d.reason)}): "
-                f"{_KEPT_FOR_DAMAGED}\n"
+                f"{_space_file_kind(d)} {one_line(d.path.name)} ({one_line(d.reason)}): "
+                f"{_kept_for(d)}\n"
             )
         if args.yes:
             out.write(f"{len(paths)} file(s) removed\n")
@@ -442,22 +450,30 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
             data["failed"] = [{"file": p.name, "why": why} for p, why in failed]
         if damaged:
             data["damaged_space_files"] = [
-                {"file": d.path.name, "reason": d.reason, "why": _KEPT_FOR_DAMAGED} for d in damaged
-            ]
+                {"file": d.path.name, "reason": d.reason, "unreadable": d.unreadable,
+                 "why": _kept_for(d)}
+                for d in damaged
+            ]  # fmt: skip
         print_json(data, out)
     else:
         rows = [{"file": p.name, "action": verb, "why": ""} for p in paths]
         rows += [{"file": p.name, "action": "skipped", "why": why} for p, why in skipped]
         rows += [{"file": p.name, "action": "not removed", "why": why} for p, why in failed]
         rows += [
-            {"file": d.path.name, "action": "damaged space file", "why": _KEPT_FOR_DAMAGED}
+            {"file": d.path.name, "action": _space_file_kind(d), "why": _kept_for(d)}
             for d in damaged
         ]
         print_rows(rows, args.fmt, out, columns=["file", "action", "why"])
     return FINDING if failed or damaged else OK
 
 
-_KEPT_FOR_DAMAGED = (
-    "no database file that no readable space names is removed while it is damaged (it may "
-    f"name them); {DAMAGED_SPACE_ADVICE}"
-)
+def _space_file_kind(d: DamagedSpace) -> str:
+    return "unreadable space file" if d.unreadable else "damaged space file"
+
+
+def _kept_for(d: DamagedSpace) -> str:
+    state = "cannot be read" if d.unreadable else "is damaged"
+    return (
+        f"no database file that no readable space names is removed while it {state} (it may "
+        f"name them); {d.advice}"
+    )

@@ -10,6 +10,7 @@ from sqlite_cells.files._damage import quick_check as quick_check
 from sqlite_cells.files._damage import source_damage_advice as source_damage_advice
 from sqlite_cells.files._handles import DROP_KIND as DROP_KIND
 from sqlite_cells.files._handles import KEPT_IN_USE as KEPT_IN_USE
+from sqlite_cells.files._handles import UNREADABLE_SPACE_ADVICE as UNREADABLE_SPACE_ADVICE
 from sqlite_cells.files._handles import DamagedSpace as DamagedSpace
 from sqlite_cells.files._handles import DatabaseDropped as DatabaseDropped
 from sqlite_cells.files._handles import Garbage as Garbage
@@ -38,6 +39,7 @@ from sqlite_cells.files._handles import remove_garbage as remove_garbage
 from sqlite_cells.files._handles import source_path as source_path
 from sqlite_cells.files._handles import space_damage as space_damage
 from sqlite_cells.files._handles import space_files as space_files
+from sqlite_cells.files._handles import space_unreadable as space_unreadable
 from sqlite_cells.files._handles import unreadable_handle as unreadable_handle
 from sqlite_cells.files._held_files import copy_file as copy_file
 from sqlite_cells.files._held_files import read_head as read_head
@@ -106,6 +108,7 @@ __all__ = [
     "QUARANTINE_DIR",
     "READ_ONLY_URI",
     "TABLES_DIFFER",
+    "UNREADABLE_SPACE_ADVICE",
     "WATERMARK_SQL",
     "Action",
     "DamagedSpace",
@@ -181,6 +184,7 @@ __all__ = [
     "source_uri",
     "space_damage",
     "space_files",
+    "space_unreadable",
     "stored_json",
     "table_differences",
     "unopenable",

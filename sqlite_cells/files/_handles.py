@@ -39,6 +39,7 @@ from sqlite_cells.files._reconcile import (
     database_seq,
     reconcile,
     schema_from_json,
+    unopenable,
     unreadable_outcome,
 )
 from sqlite_cells.files._sources import (
@@ -52,6 +53,7 @@ from sqlite_cells.files._sources import (
 from sqlite_cells.files._watermark import read_watermark
 from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
+    DAMAGED_SPACE_ADVICE,
     FORMAT_VERSION,
     SPACE_TABLES,
     odd_kind,
@@ -72,6 +74,7 @@ T = TypeVar("T")
 __all__ = [
     "DROP_KIND",
     "KEPT_IN_USE",
+    "UNREADABLE_SPACE_ADVICE",
     "DamagedSpace",
     "DatabaseDropped",
     "Garbage",
@@ -99,6 +102,7 @@ __all__ = [
     "remove_garbage",
     "source_path",
     "space_damage",
+    "space_unreadable",
     "unreadable_handle",
 ]
 
@@ -483,10 +487,38 @@ def orphans(store: Path) -> list[tuple[Path, int | None]]:
 @dataclass(frozen=True, slots=True)
 class DamagedSpace:
     """A space file SQLite cannot read (corrupt pages, not a database): the source of truth of
-    its space, so nothing in the store can rebuild it. It is reported and kept as found."""
+    its space, so nothing in the store can rebuild it. It is reported and kept as found.
+    ``unreadable``: SQLite could not open it for a reason that says nothing of its contents
+    (this user's permissions, an I/O error: :func:`space_unreadable`); then its advice is
+    :data:`UNREADABLE_SPACE_ADVICE`, not a restore."""
 
     path: Path
     reason: str  # what SQLite said
+    unreadable: bool = False
+
+    @property
+    def advice(self) -> str:
+        return UNREADABLE_SPACE_ADVICE if self.unreadable else DAMAGED_SPACE_ADVICE
+
+
+UNREADABLE_SPACE_ADVICE = (
+    "nothing of it was read or changed: let this user read and write the space file, its -wal "
+    "and -shm and their folder (SQLite writes a -shm beside a file it reads), then run the "
+    "command again; meanwhile `sqlite-cells gc` removes no database file it may name"
+)
+
+
+def space_unreadable(path: Path, exc: BaseException) -> str | None:
+    """What SQLite said when it could not open the space file ``path`` (``exc``, or the error
+    it was translated from) for a reason that says nothing of its contents — this user's
+    permissions, an I/O error, a process out of files — else None (damage, a lock: see
+    :func:`space_damage`)."""
+    cause = exc.__cause__ if isinstance(exc, DatabaseError) else exc
+    if isinstance(cause, apsw.CantOpenError | apsw.PermissionsError | apsw.IOError) and (
+        not unopenable(path, cause)
+    ):
+        return str(cause)
+    return None
 
 
 class NotASpaceFile(DatabaseError):
@@ -598,9 +630,13 @@ def _store_names(store: Path) -> tuple[set[str], set[str], list[DamagedSpace]]:
             _names_in_space(space_file, named, dropped)
         except DatabaseError as exc:
             reason = space_damage(exc)
+            if reason is not None:
+                damaged.append(DamagedSpace(space_file, reason))
+                continue
+            reason = space_unreadable(space_file, exc)
             if reason is None:
                 raise
-            damaged.append(DamagedSpace(space_file, reason))
+            damaged.append(DamagedSpace(space_file, reason, unreadable=True))
     return named, dropped, damaged
 
 
@@ -661,7 +697,8 @@ def check_store(store: Path, *, repair: bool, verify: bool = True) -> list[Outco
     and dropped databases are skipped. A database file that holds commits but that no space
     names (:func:`orphans`) is reported as orphaned: kept as found, never repaired. A space file
     that cannot be read for damage is reported (``Action.SPACE_DAMAGED``, its path and what
-    SQLite said) and the rest of the store is checked all the same; nothing of it is written."""
+    SQLite said), one this user may not open likewise (``Action.SPACE_UNREADABLE``), and the
+    rest of the store is checked all the same; nothing of it is written."""
     store = Path(store)
     outcomes = []
     with translated(f"the store {store}"):
@@ -670,12 +707,20 @@ def check_store(store: Path, *, repair: bool, verify: bool = True) -> list[Outco
                 outcomes.extend(_check_space(store, space_file, repair=repair, verify=verify))
             except DatabaseError as exc:
                 reason = space_damage(exc)
+                if reason is not None:
+                    outcomes.append(_damaged_space(space_file, reason))
+                    continue
+                reason = space_unreadable(space_file, exc)
                 if reason is None:
                     raise
-                outcomes.append(_damaged_space(space_file, reason))
+                outcomes.append(_damaged_space(space_file, reason, unreadable=True))
         named, _dropped, damaged = _store_names(store)
     reported = {o.path for o in outcomes}
-    outcomes.extend(_damaged_space(d.path, d.reason) for d in damaged if d.path not in reported)
+    outcomes.extend(
+        _damaged_space(d.path, d.reason, unreadable=d.unreadable)
+        for d in damaged
+        if d.path not in reported
+    )
     for path, seq in _orphans(store, named):
         shown = "cannot be read" if seq is None else f"holds commits up to seq {seq}"
         outcomes.append(
@@ -694,8 +739,9 @@ def check_store(store: Path, *, repair: bool, verify: bool = True) -> list[Outco
     return outcomes
 
 
-def _damaged_space(space_file: Path, reason: str) -> Outcome:
-    return Outcome(space_file.stem, space_file, 0, 0, Action.SPACE_DAMAGED, detail=reason)
+def _damaged_space(space_file: Path, reason: str, *, unreadable: bool = False) -> Outcome:
+    action = Action.SPACE_UNREADABLE if unreadable else Action.SPACE_DAMAGED
+    return Outcome(space_file.stem, space_file, 0, 0, action, detail=reason)
 
 
 def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -> list[Outcome]:

@@ -124,6 +124,9 @@ class Action(enum.Enum):
     QUARANTINED = "quarantined"
     ORPHANED = "orphaned"  # holds commits, but no space of the store names it: kept as found
     SPACE_DAMAGED = "damaged space file"  # a space file SQLite cannot read: reported, kept
+    # A space file SQLite cannot open for a reason that says nothing of its contents (as
+    # UNREADABLE): reported, nothing of it read; gc removes nothing it may name.
+    SPACE_UNREADABLE = "unreadable space file"
     # A database file SQLite cannot open for a reason that says nothing of its rows (this
     # user's permissions, an I/O error, a process out of file descriptors): reported by
     # ``check`` and the command line, nothing decided.

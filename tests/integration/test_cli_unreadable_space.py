@@ -1,0 +1,74 @@
+"""One space file this user may not open (Errors, §6, R74): `check`, `inspect` and `gc` name it
+as a file that cannot be opened (not a damaged one: nothing is to restore), say what to do, and
+report the store's other spaces all the same; `gc` removes nothing it may name."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import sqlite_cells as sc
+
+from ..conftest import run_unprivileged, shared_dir
+
+TABLES = {"t": sc.table(id="integer primary key", v="text")}
+
+
+@pytest.fixture
+def store() -> Iterator[tuple[Path, Path, Path]]:
+    """(store, space b's file at mode 000, space a's database file): spaces 'a' and 'b', one
+    database each, written once."""
+    with shared_dir() as parent:
+        root = parent / "store"
+        with sc.Runtime(root) as rt:
+            files = []
+            for name in ("a", "b"):
+                space = rt.space(name)
+                db = space.sqlite_database("d", tables=TABLES)
+                with space.transact():
+                    db.exec("INSERT INTO t (v) VALUES ('x')")
+                files.append((space.file.path, db.path))
+        root.chmod(0o777)
+        for path in root.iterdir():
+            path.chmod(0o666)
+        (_, a_db), (b_space, _) = files
+        b_space.chmod(0o000)
+        try:
+            yield root, b_space, a_db
+        finally:
+            b_space.chmod(0o644)
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    done = run_unprivileged("-m", "sqlite_cells", *args)
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_check_inspect_and_gc_report_it_and_go_on(store: tuple[Path, Path, Path]) -> None:
+    root, b_space, a_db = store
+    before = {p.name: p.stat().st_mtime_ns for p in root.iterdir()}
+    code, out, err = _cli("check", "--json", str(root))
+    assert (code, err) == (1, ""), out
+    rows = {row["file"]: row for row in json.loads(out)}
+    assert rows[a_db.name]["action"] == "in sync"  # space a was checked
+    assert rows[b_space.name]["action"] == "unreadable space file"
+    assert "let this user read and write the space file" in rows[b_space.name]["advice"]
+    assert "restore" not in rows[b_space.name]["advice"]
+
+    code, out, err = _cli("inspect", "--json", str(root))
+    assert (code, err) == (1, ""), out
+    info = json.loads(out)
+    assert [s["id"] for s in info["spaces"]] == ["a"]
+    assert info["damaged_space_files"] == [
+        {"file": b_space.name, "reason": "unable to open database file", "unreadable": True}
+    ]
+    assert any(f"space file {b_space.name} cannot be opened" in f for f in info["findings"])
+
+    code, out, err = _cli("gc", "--yes", str(root))
+    assert code == 1 and err == "", out
+    assert f"unreadable space file {b_space.name}" in out and "0 file(s) removed" in out
+    # Space b's database file (which only b names) is kept: gc cannot know b does not name it.
+    assert {p.name: p.stat().st_mtime_ns for p in root.iterdir()} == before
