@@ -53,6 +53,7 @@ from sqlite_cells.codec._links import parse_links as parse_links
 from sqlite_cells.codec._records import CellWrite as CellWrite
 from sqlite_cells.codec._records import CommitRecord as CommitRecord
 from sqlite_cells.codec._records import Op as Op
+from sqlite_cells.codec._records import UnreadableRecord as UnreadableRecord
 from sqlite_cells.codec._records import decode_record as decode_record
 from sqlite_cells.codec._records import encode_record as encode_record
 from sqlite_cells.codec._records import stored_json as stored_json
@@ -100,6 +101,7 @@ __all__ = [
     "StoredCellError",
     "TooManyDatabases",
     "TransactionError",
+    "UnreadableRecord",
     "UnsupportedMigration",
     "ValueEncodeError",
     "brief_repr",

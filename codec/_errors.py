@@ -304,7 +304,10 @@ class Quarantined(DatabaseError):
         self.path = path
         self.reason = reason
         where = f" ({path})" if path is not None else ""
-        what = f"its watermark is seq {db_seq} but its space's log says {space_seq}"
+        if db_seq == space_seq:  # (the seqs agree: what was found is the whole story)
+            what = f"its watermark and its space's log are both at seq {db_seq}"
+        else:
+            what = f"its watermark is seq {db_seq} but its space's log says {space_seq}"
         if reason:
             what = reason if db_seq == 0 else f"{what}: {reason}"
         super().__init__(

@@ -42,10 +42,21 @@ def encode_record(record: CommitRecord) -> bytes:
     return _encoder.encode(record)
 
 
+class UnreadableRecord(EncodingError):
+    """A record of a space's commit log that does not decode (:func:`decode_record`): the space
+    file is damaged in a way SQLite itself does not see. ``reason`` is what was wrong with it,
+    without the advice."""
+
+    def __init__(self, why: str, where: str | None) -> None:
+        which = "a record of a space's commit log" if where is None else f"the log record {where}"
+        self.reason = f"{which} cannot be read ({why})"
+        super().__init__(_unreadable(why, where))
+
+
 def decode_record(data: object, *, where: str | None = None) -> CommitRecord:
     """The record ``data`` holds, as SQLite returns it from ``_cf_log.record``: JSON bytes, or
     JSON text (another program may store it as text). Anything else, or JSON that is not a
-    record, is an :class:`EncodingError` (never a raw decoding error: a runtime reading the log
+    record, is an :class:`UnreadableRecord` (never a raw decoding error: a runtime reading the log
     and every command line tool report it as such). ``where`` says which record it is (its seq
     and space file: ``"of seq 3 in space file /s/space-….sqlite"``), for the message.
 
@@ -54,11 +65,11 @@ def decode_record(data: object, *, where: str | None = None) -> CommitRecord:
     the JSON decoder refuses the bytes, naming the record."""
     found = stored_json(data)
     if found is None:
-        raise EncodingError(_unreadable(f"a stored {type(data).__name__}, not JSON", where))
+        raise UnreadableRecord(f"a stored {type(data).__name__}, not JSON", where)
     try:
         return _decoder.decode(found)
     except (msgspec.DecodeError, RecursionError) as exc:
-        raise EncodingError(_unreadable(str(exc) or type(exc).__name__, where)) from exc
+        raise UnreadableRecord(str(exc) or type(exc).__name__, where) from exc
 
 
 def stored_json(data: object) -> bytes | None:

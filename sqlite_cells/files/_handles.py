@@ -28,6 +28,7 @@ from sqlite_cells.codec import (
     SqliteCellsError,
     StoredCellError,
     TransactionError,
+    UnreadableRecord,
     decode_record,
 )
 from sqlite_cells.files._damage import quick_check
@@ -543,6 +544,8 @@ def space_damage(exc: BaseException) -> str | None:
     for found in (exc, exc.__cause__):
         if isinstance(found, apsw.CorruptError | apsw.NotADBError | NotASpaceFile):
             return str(found)
+        if isinstance(found, UnreadableRecord):  # damage SQLite reads without an error
+            return found.reason
     return None
 
 
@@ -628,7 +631,7 @@ def _store_names(store: Path) -> tuple[set[str], set[str], list[DamagedSpace]]:
     for space_file in space_files(store):
         try:
             _names_in_space(space_file, named, dropped)
-        except DatabaseError as exc:
+        except (DatabaseError, UnreadableRecord) as exc:
             reason = space_damage(exc)
             if reason is not None:
                 damaged.append(DamagedSpace(space_file, reason))
@@ -705,7 +708,7 @@ def check_store(store: Path, *, repair: bool, verify: bool = True) -> list[Outco
         for space_file in space_files(store):
             try:
                 outcomes.extend(_check_space(store, space_file, repair=repair, verify=verify))
-            except DatabaseError as exc:
+            except (DatabaseError, UnreadableRecord) as exc:
                 reason = space_damage(exc)
                 if reason is not None:
                     outcomes.append(_damaged_space(space_file, reason))

@@ -1,13 +1,17 @@
-"""One space file this user may not open (Errors, §6, R74): `check`, `inspect` and `gc` name it
-as a file that cannot be opened (not a damaged one: nothing is to restore), say what to do, and
-report the store's other spaces all the same; `gc` removes nothing it may name."""
+"""A space file the commands cannot read (Errors, §6, R74): one this user may not open is named
+as a file that cannot be opened (not a damaged one: nothing is to restore), one whose log holds
+a record that does not decode as damaged; `check`, `inspect` and `gc` say what to do and report
+the store's other spaces all the same; `gc` removes nothing such a file may name."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import apsw
 import pytest
 
 import sqlite_cells as sc
@@ -72,3 +76,45 @@ def test_check_inspect_and_gc_report_it_and_go_on(store: tuple[Path, Path, Path]
     assert f"unreadable space file {b_space.name}" in out and "0 file(s) removed" in out
     # Space b's database file (which only b names) is kept: gc cannot know b does not name it.
     assert {p.name: p.stat().st_mtime_ns for p in root.iterdir()} == before
+
+
+def test_a_log_record_that_does_not_decode_is_a_damaged_space_file(tmp_path: Path) -> None:
+    """Bytes that are no record in `_cf_log` (SQLite reads them without an error): `check`,
+    `inspect` and `gc` report that space file as damaged, naming the record, and go on with the
+    other spaces, instead of stopping the whole command with advice to run `check`."""
+    root = tmp_path / "store"
+    with sc.Runtime(root) as rt:
+        paths = {}
+        for name in ("a", "b"):
+            space = rt.space(name)
+            db = space.sqlite_database("d", tables=TABLES)
+            with space.transact():
+                db.exec("INSERT INTO t (v) VALUES ('x')")
+            with space.transact():
+                space.cell("c").set(1)
+            paths[name] = (space.file.path, db.path)
+    b_space = paths["b"][0]
+    conn = apsw.Connection(str(b_space))
+    conn.execute("UPDATE _cf_log SET record = x'00ff00ff' WHERE seq = 2")
+    conn.close()
+    done = _run("check", "--json", str(root))
+    assert done.returncode == 1 and done.stderr == "", done
+    rows = {row["file"]: row for row in json.loads(done.stdout)}
+    assert rows[paths["a"][1].name]["action"] == "in sync"
+    assert rows[b_space.name]["action"] == "damaged space file"
+    assert "the log record of seq 2" in rows[b_space.name]["detail"]
+    done = _run("inspect", "--json", str(root))
+    assert done.returncode == 1 and done.stderr == "", done
+    info = json.loads(done.stdout)
+    assert [s["id"] for s in info["spaces"]] == ["a"]
+    assert [d["file"] for d in info["damaged_space_files"]] == [b_space.name]
+    done = _run("gc", "--yes", str(root))
+    assert done.returncode == 1 and done.stderr == "", done
+    assert f"damaged space file {b_space.name}" in done.stdout
+    assert paths["b"][1].exists()  # b's database: gc cannot know b does not name it
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sqlite_cells", *args], capture_output=True, text=True, timeout=120
+    )
