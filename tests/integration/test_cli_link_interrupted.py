@@ -13,10 +13,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import apsw
 import pytest
 
 import sqlite_cells as sc
+
+from .test_cli_contract import _counts, _piece_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,11 +40,6 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-@sc.pattern
-def _counts(ref: sc.SqliteDb) -> sc.Query[dict[str, int]]:
-    return ref.query("SELECT count(*) AS n FROM things")
-
-
 def _cli(*args: str, interrupted: bool = False) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
     env["PYTHONPATH"] = str(ROOT)
@@ -55,16 +51,9 @@ def _cli(*args: str, interrupted: bool = False) -> subprocess.CompletedProcess[s
 
 @pytest.mark.parametrize("fmt", [[], ["--json"]], ids=["text", "json"])
 def test_ctrl_c_after_the_registration_waits_for_the_link(tmp_path: Path, fmt: list[str]) -> None:
-    reference = tmp_path / "things.db"
-    conn = apsw.Connection(str(reference))
-    conn.execute("CREATE TABLE things (x)")
-    conn.close()
-    store = tmp_path / "store"
-    with sc.Runtime(store) as rt:
-        piece = rt.space("demo").run(_counts, key="k")
-        rt.settle()
+    store, piece_id, reference = _piece_store(tmp_path)
     done = _cli(
-        "link", f"sqlite:{reference}", "demo", piece.id, "ref", "--store", str(store), *fmt,
+        "link", f"sqlite:{reference}", "demo", piece_id, "ref", "--store", str(store), *fmt,
         interrupted=True,
     )  # fmt: skip
     assert done.returncode == 130, done
