@@ -148,7 +148,16 @@ class NoTransaction(TransactionError):
 class ConflictError(TransactionError):
     """A cell read by the transaction changed before it could commit."""
 
-    def __init__(self, space_id: str, cell_ids: Sequence[str], *, reason: str = "") -> None:
+    def __init__(
+        self, space_id: str = "", cell_ids: Sequence[str] = (), *, reason: str = ""
+    ) -> None:
+        if not cell_ids and not reason:
+            # Raised by user code to ask for another try (``raise sc.ConflictError("busy")`` in
+            # a handler's body): its one argument is its message.
+            self.space_id = ""
+            self.cell_ids: tuple[str, ...] = ()
+            super().__init__(space_id or "a conflict: run it again (@sc.handler does so for you)")
+            return
         self.space_id = space_id
         self.cell_ids = tuple(cell_ids)
         # ``reason``: what stood in the way when it was not a changed cell (no cell_ids then).

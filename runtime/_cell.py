@@ -282,6 +282,11 @@ class Cell:
                 f"the cell path key {key!r} is not valid Unicode text (a lone surrogate at "
                 f"position {position}): decode the text properly first"
             )
+        if type(key) is not str and type(key) is not int:
+            # A subclass (an enum member, a str or int of a class of the caller's) names what
+            # its text or number names: kept as that, the path is what links encode and values
+            # compare (it stays hashable and equal to the plain key either way).
+            key = str.__str__(key) if isinstance(key, str) else int.__index__(key)
         inside = Cell(self._space, self._id, (*self._value_path, key))
         inside._name = getattr(self, "_name", None)  # a first write at a path names the cell too
         return inside

@@ -878,6 +878,11 @@ class Scheduler:
                         log.warning("re-computation of %r failed: %r", node, exc)
                     node.error = exc
                     deliveries.extend(self._failed(node, node.subscribers, exc))
+                    # What derives from it is computed again too: it fails with this error (a
+                    # value from before would pass for a current one, computed from an input
+                    # that no longer holds it).
+                    for dependent in node.dependents:
+                        heapq.heappush(heap, (dependent.height, dependent.order, dependent))
                     continue
             recovered = node.error is not None
             node.error = None

@@ -20,7 +20,7 @@ from collections.abc import Container, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlite_cells.codec import (
     ConflictError,
@@ -419,19 +419,22 @@ class _Scope:
         if tx is None or token is None:
             joined, self._joined = self._joined, None
             scope_token, self._scope_token = self._scope_token, None
-            if scope_token is not None:
-                _scopes.reset(scope_token)
+            elsewhere = scope_token is not None and not _reset(_scopes, scope_token)
             if joined is not None:
                 joined.tx._nested -= 1
-                if exc_type is not None:
+                if exc_type is not None or elsewhere:
                     joined.take_back()
                 if not joined.tx._nested:
                     joined.tx._by.clear()  # (nothing left to take back)
                     joined.tx._versions.clear()  # (no task of a nested scope left)
                     joined.tx._seen.clear()
+            if elsewhere:
+                raise _left_elsewhere("its writes are taken back from the transaction it joined")
             return
         self._tx = self._token = None
-        _current.reset(token)
+        if not _reset(_current, token):
+            tx.state = TxState.ABORTED
+            raise _left_elsewhere("it is rolled back: nothing of it was committed")
         if exc_type is not None:
             tx.state = TxState.ABORTED
             return
@@ -448,6 +451,24 @@ class _Scope:
             tx.state = TxState.ABORTED
             raise
         tx.state = TxState.COMMITTED
+
+
+def _reset(var: ContextVar[Any], token: Token[Any]) -> bool:
+    """``var.reset(token)``; False, resetting nothing, in another thread or asyncio task than
+    the one whose block set it (the block is left from elsewhere: an ``ExitStack`` closed by
+    another task)."""
+    try:
+        var.reset(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _left_elsewhere(outcome: str) -> TransactionError:
+    return TransactionError(
+        "a transaction block was left from another thread or asyncio task than the one that "
+        f"entered it; {outcome}: leave a block where it was entered (its `with` statement does)"
+    )
 
 
 @dataclass(slots=True)

@@ -881,6 +881,15 @@ def _translate(
             "file or its directory is not writable here): open the store once as a user who "
             "may write it, then read again",
         )
+    elif isinstance(exc, apsw.CantOpenError | apsw.PermissionsError) and (
+        decl.kind is SourceKind.DISK
+    ):  # its file's permissions are its program's (R60)
+        error = QueryError(
+            decl.db_id,
+            sql,
+            f"the source file {decl.path} cannot be opened ({exc}): let this user read it and "
+            "its folder (and its -wal and -shm, if it is in WAL mode), then read again",
+        )
     elif isinstance(exc, apsw.SQLError):
         hint = ""
         if "no such table" in str(exc) and decl.kind is SourceKind.DISK:  # its own schema (R60)

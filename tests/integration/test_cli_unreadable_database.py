@@ -141,3 +141,34 @@ def test_a_shm_this_user_may_not_open_is_no_damage(store: tuple[Path, Path, Path
     finally:
         Path(f"{two}-shm").chmod(0o644)
         holder.close()
+
+
+_SOURCE_MADE_UNREADABLE = """
+import os, sys
+import apsw
+import sqlite_cells as sc
+parent = sys.argv[1]
+source = os.path.join(parent, "ref.db")
+conn = apsw.Connection(source)
+conn.execute("CREATE TABLE items (x)")
+conn.close()
+with sc.Runtime(os.path.join(parent, "store2")) as rt:
+    handle = rt.space("demo").register_disk_source(source)
+    os.chmod(source, 0)
+    try:
+        handle.read("SELECT x FROM items")
+    except sc.QueryError as exc:
+        print(type(exc).__name__, exc)
+"""
+
+
+def test_a_source_made_unreadable_after_registration_is_named_with_what_to_do() -> None:
+    """Its read said only SQLite's "unable to open database file", naming neither the file
+    nor what to do (R60, Errors)."""
+    with shared_dir() as parent:
+        done = run_unprivileged("-c", _SOURCE_MADE_UNREADABLE, str(parent))
+        assert done.returncode == 0, done.stderr
+        source = parent / "ref.db"
+        assert done.stdout.startswith("QueryError "), done.stdout
+        assert f"the source file {source} cannot be opened" in done.stdout
+        assert "let this user read it" in done.stdout

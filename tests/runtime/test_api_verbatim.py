@@ -454,6 +454,25 @@ def test_a_handler_tries_at_most_ten_times_in_all(rt: sc.Runtime) -> None:
     assert isinstance(info.value, ValueError | TypeError)
 
 
+def test_a_body_may_ask_for_another_try_with_a_conflict_of_its_own_words(rt: sc.Runtime) -> None:
+    """``raise sc.ConflictError("busy")``: its one argument is its message (it was a raw
+    TypeError, the class asking for a space id and cell ids)."""
+    c = rt.space("demo").cell("counter", default=0)
+    runs: list[int] = []
+
+    @sc.handler
+    def bump() -> None:
+        runs.append(1)
+        c.set(len(runs))
+        if len(runs) < 3:
+            raise sc.ConflictError("busy")
+
+    assert bump() == 1
+    assert (len(runs), c.get()) == (3, 3)
+    error = sc.ConflictError("busy")
+    assert (str(error), error.space_id, error.cell_ids) == ("busy", "", ())
+
+
 def test_an_exception_in_a_handler_rolls_back_and_propagates_unchanged(rt: sc.Runtime) -> None:
     c = rt.space("demo").cell("counter", default=0)
     raised = KeyError("mine")

@@ -103,6 +103,32 @@ def test_a_path_index_past_64_bits_is_refused_at_key(rt: sc.Runtime, index: int)
     assert c.key(2**63 - 1).value_path == (2**63 - 1,)  # the largest still names a cell
 
 
+class _Tag(str):
+    pass
+
+
+class _Number(int):
+    pass
+
+
+def test_a_path_key_of_a_str_or_int_subclass_names_what_its_text_or_number_names(
+    rt: sc.Runtime,
+) -> None:
+    """``c.key(Tag("a"))`` was taken as it was, and every use that encodes the path (a link, a
+    value holding the cell, a link column, a pattern input) raised msgspec's raw TypeError."""
+    space = rt.space("demo")
+    c = space.cell("c", default={"a": [1, 2]})
+    inside = c.key(_Tag("a")).key(_Number(1))
+    assert inside.value_path == ("a", 1)
+    assert [type(k) for k in inside.value_path] == [str, int]
+    assert inside.get() == 2
+    holder = space.cell("holder")
+    with space.transact():
+        holder.set([inside])
+    assert holder.get()[0].value_path == ("a", 1)
+    assert rt.cell_from_link(inside.link()).get() == 2
+
+
 @pytest.mark.parametrize(
     ("path", "message"),
     [

@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import apsw
 import pytest
@@ -55,6 +56,7 @@ def test_a_derived_cell_of_a_cell_that_cannot_be_read_raises_its_error(store: Pa
         for derived in (doubled, summed):
             with pytest.raises(StoredCellError, match=cell_id):  # never None taken for its value
                 derived.get()
+        rt.settle()  # (a subscriber is told on the scheduler's thread)
         assert len(seen) == 1 and isinstance(seen[0], StoredCellError)
         with space.transact():  # written whole again: the derived cells recover
             c.set([2])
@@ -67,6 +69,37 @@ def test_a_derived_cell_of_a_cell_that_cannot_be_read_raises_its_error(store: Pa
 
 
 # -- close() in the middle of things -------------------------------------------------------------
+
+
+def test_a_derived_cell_of_a_derived_cell_that_failed_fails_too_and_recovers(
+    rt: sc.Runtime,
+) -> None:
+    """A derived cell whose input is a derived cell that fails at a commit: it failed with that
+    error too (it kept a value computed from the input's value before that commit, and its
+    subscribers heard nothing), and recovers with it."""
+    space = rt.space("demo")
+    a = space.cell("a", default=1)
+    r = sc.derive(a, lambda v: 10 // (v - 2))  # fails when a == 2
+    down = sc.derive(r, lambda v: ("from r", v))
+    seen: list[Any] = []
+    down.observe().subscribe(on_next=seen.append, on_error=lambda e: seen.append(type(e)))
+    assert rt.settle(5)
+    with space.transact():
+        a.set(2)
+    assert rt.settle(5)
+    with pytest.raises(ZeroDivisionError):
+        r.get()
+    with pytest.raises(ZeroDivisionError):
+        down.get()
+    assert seen == [("from r", -10), ZeroDivisionError]
+    with space.transact():
+        a.set(7)
+    assert rt.settle(5)
+    assert down.get() == ("from r", 2)
+    later: list[Any] = []
+    down.observe().subscribe(later.append)
+    assert rt.settle(5)
+    assert later == [("from r", 2)]
 
 
 def test_close_inside_a_transaction_commits_nothing_and_says_closed(store: Path) -> None:

@@ -73,3 +73,70 @@ def test_a_copied_context_on_another_thread_holds_no_transaction(rt: sc.Runtime)
         assert _in_copied_context(c.get) == 0  # what is committed, not this transaction's
         c.set(3)
     assert c.get() == 3
+
+
+def _left_from_another_thread(block: Any) -> BaseException:
+    """Leave ``block`` (an entered ``space.transact()``) on another thread; what it raised."""
+    raised: list[BaseException] = []
+
+    def leave() -> None:
+        try:
+            block.__exit__(None, None, None)
+        except BaseException as exc:  # handed back to the caller
+            raised.append(exc)
+
+    thread = threading.Thread(target=leave)
+    thread.start()
+    thread.join()
+    assert len(raised) == 1
+    return raised[0]
+
+
+def test_a_block_left_from_another_thread_is_rolled_back_and_says_so(rt: sc.Runtime) -> None:
+    """Leaving a `with space.transact()` block from another thread (an ExitStack handed over)
+    raised a raw ValueError and left the transaction open in the thread that entered it: every
+    later write there joined it, and none was ever committed, without an error."""
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    block = space.transact()
+    block.__enter__()
+    c.set(1)
+    error = _left_from_another_thread(block)
+    assert type(error) is sc.TransactionError
+    assert "left from another thread or asyncio task" in str(error)
+    assert "rolled back" in str(error)
+    block.__exit__(None, None, None)  # left again where it was entered: nothing more happens
+    with pytest.raises(sc.NoTransaction):
+        c.set(5)  # no transaction is open here now
+    with space.transact() as tx:
+        c.set(2)
+    assert tx.seq == 1  # the first block committed nothing
+
+    @sc.handler
+    def bump() -> None:
+        c.set(c.get() + 1)
+
+    assert bump() == 2
+    with sc.Runtime(rt.store) as other:
+        assert other.space("demo").cell("c", default=0).get() == 3
+
+
+def test_a_nested_block_left_from_another_task_takes_its_writes_back(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    a, b = space.cell("a", default=0), space.cell("b", default=0)
+
+    async def main() -> None:
+        with space.transact():
+            a.set(1)
+            inner = space.transact()
+            inner.__enter__()
+            b.set(1)
+
+            async def leave() -> None:
+                inner.__exit__(None, None, None)
+
+            with pytest.raises(sc.TransactionError, match="taken back"):
+                await asyncio.create_task(leave())
+
+    asyncio.run(main())
+    assert (a.get(), b.get()) == (1, 0)
