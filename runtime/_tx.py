@@ -434,6 +434,9 @@ class _Scope:
         self._tx = self._token = None
         if not _reset(_current, token):
             tx.state = TxState.ABORTED
+            # The entering thread's context still names it (only that context can reset it):
+            # a thread of no one, so it is nobody's current transaction any more.
+            tx.thread = 0
             raise _left_elsewhere("it is rolled back: nothing of it was committed")
         if exc_type is not None:
             tx.state = TxState.ABORTED

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import sqlite_cells as sc
+from sqlite_cells.runtime._tx import current_transaction
 
 
 def _in_copied_context(fn: Callable[[], Any]) -> Any:
@@ -106,6 +107,7 @@ def test_a_block_left_from_another_thread_is_rolled_back_and_says_so(rt: sc.Runt
     assert "left from another thread or asyncio task" in str(error)
     assert "rolled back" in str(error)
     block.__exit__(None, None, None)  # left again where it was entered: nothing more happens
+    assert current_transaction() is None
     with pytest.raises(sc.NoTransaction):
         c.set(5)  # no transaction is open here now
     with space.transact() as tx:
