@@ -46,6 +46,7 @@ from sqlite_cells.files import (
     handle_not_writable,
     handle_shaped,
     is_dropped,
+    let_go,
     look_unlocked,
     orphan_outcome,
     pin,
@@ -841,6 +842,12 @@ class Runtime(runtime.Runtime):
         # Readers first: a database file's last connection to close removes its -wal and -shm
         # (after a checkpoint), which only the write connection may do, a reader being read-only.
         self.read_pool.close()
+        # A file the write connection let go of while readers still had it open (it attached
+        # another database since) was closed last by a reader: its commits would stay in its
+        # -wal alone, and a copy of the store's .sqlite files would lack them. Each is opened
+        # for writing and closed again, which does what that last close could not.
+        for path, identity in self.read_pool.opened_files.items():
+            let_go(path, identity)
         self._sqlite_participant.close()  # the write watchdog's thread, idle once writes end
 
 

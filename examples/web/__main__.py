@@ -9,6 +9,7 @@ runtime.
 from __future__ import annotations
 
 import argparse
+import errno
 import socket
 import sys
 from types import FrameType
@@ -23,18 +24,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m examples.web", description=__doc__)
     parser.add_argument("--store", help="store directory (default: the default store)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
+    parser.add_argument("--port", type=_port, default=8000, help="port (0: any free port)")
     args = parser.parse_args(argv)
     # The socket listens here, before the URL is printed: whoever reads the URL can connect.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        family = socket.getaddrinfo(args.host, args.port, type=socket.SOCK_STREAM)[0][0]
+    except (OSError, UnicodeError) as exc:  # a name that does not resolve
+        print(
+            f"error: cannot listen on {args.host!r} ({exc}): give an address or a name this "
+            "machine resolves with --host (default 127.0.0.1)",
+            file=sys.stderr,
+        )
+        return 1
+    sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((args.host, args.port))
     except OSError as exc:
         sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            advice = "another program uses that port: choose another with --port N (0: any free)"
+        elif exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+            advice = "this machine has no such address: give one of its own with --host"
+        else:
+            advice = "choose another --host or --port (0: any free port)"
         print(
-            f"error: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}): another "
-            "program may be using the port; choose another with --port N (0: any free port)",
+            f"error: cannot listen on {args.host}:{args.port} ({exc.strerror or exc}): {advice}",
             file=sys.stderr,
         )
         return 1
@@ -44,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         chat = Chat(rt)
         config = uvicorn.Config(create_app(chat), log_level="warning", timeout_graceful_shutdown=1)
         server = _Server(config, chat)
-        print(f"sqlite-cells chat on http://{host}:{port}/ (store {rt.store})", flush=True)
+        shown = f"[{host}]" if ":" in host else host  # an IPv6 address, as URLs write it
+        print(f"sqlite-cells chat on http://{shown}:{port}/ (store {rt.store})", flush=True)
         try:
             server.run(sockets=[sock])
         except KeyboardInterrupt:
@@ -52,6 +68,17 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             chat.close()
     return 0
+
+
+def _port(text: str) -> int:
+    """``--port``: a TCP port number (argparse says what is wrong, exit 2)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, not {port}")
+    return port
 
 
 class _Server(uvicorn.Server):

@@ -54,6 +54,7 @@ from sqlite_cells.files._layout import decode_op_body as decode_op_body
 from sqlite_cells.files._layout import detach as detach
 from sqlite_cells.files._layout import encode_op_body as encode_op_body
 from sqlite_cells.files._layout import file_identity as file_identity
+from sqlite_cells.files._layout import let_go as let_go
 from sqlite_cells.files._layout import note_committed as note_committed
 from sqlite_cells.files._layout import open_as_is as open_as_is
 from sqlite_cells.files._layout import open_unwritable as open_unwritable
@@ -154,6 +155,7 @@ __all__ = [
     "is_dropped",
     "is_hot_journal",
     "keep_copy",
+    "let_go",
     "look_again",
     "look_unlocked",
     "note_committed",

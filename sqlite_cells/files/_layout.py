@@ -9,6 +9,7 @@ statement and the session changeset of its effect (R70).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import weakref
@@ -44,6 +45,7 @@ __all__ = [
     "detach",
     "encode_op_body",
     "file_identity",
+    "let_go",
     "note_committed",
     "open_as_is",
     "open_unwritable",
@@ -373,6 +375,24 @@ def detach(conn: apsw.Connection) -> None:
     if _ATTACHED.pop(conn, None) is not None:
         forget_marks(conn)
         conn.execute(f"DETACH DATABASE {ALIAS}")
+
+
+def let_go(path: Path, identity: Identity) -> None:
+    """Open the store file ``path`` for writing and close it at once: when that is the last
+    connection to it, SQLite copies its ``-wal`` into it and removes its ``-wal`` and ``-shm``,
+    which a read-only connection closing last cannot do. Only while the file at ``path`` is
+    still the one of ``identity`` (the one this process opened: a file put back at the path
+    meanwhile is not to meet the -wal of the one it replaced, see ``set_aside``). Nothing is
+    created (a missing file stays missing), and nothing is waited for: a file in use
+    elsewhere, locked, or not writable here is left as it is."""
+    if not os.path.exists(f"{path}-wal") or file_identity(path) != identity:
+        return  # nothing left beside it, or another file now
+    with contextlib.suppress(apsw.Error, OSError):
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+        try:
+            conn.execute("PRAGMA schema_version").fetchall()  # a read opens the -wal
+        finally:
+            conn.close()
 
 
 def open_unwritable(path: Path, what: str = "store file") -> apsw.Connection:

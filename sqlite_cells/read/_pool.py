@@ -283,6 +283,7 @@ class ReadPool:
         # the declared schema empty (R41). Adding to a set is atomic; no lock.
         self._known: set[Path] = set()  # noted by a commit
         self._seen: set[Path] = set()  # opened for a read
+        self._opened: dict[Path, Identity] = {}  # (see opened_files)
         self._closed = False
 
     @property
@@ -298,6 +299,12 @@ class ReadPool:
     def knew(self, path: Path) -> bool:
         """Whether ``path`` was seen to exist by this pool or noted by a commit."""
         return path in self._known or path in self._seen
+
+    @property
+    def opened_files(self) -> dict[Path, Identity]:
+        """The store's database files this pool opened (never an injected source), each with
+        the identity of the file it last opened at that path."""
+        return dict(self._opened)
 
     def connection(self, path: Path, *, source: bool = False) -> _Checkout:
         """A read-only connection to ``path`` for the duration of the ``with`` block. ``source``
@@ -372,6 +379,7 @@ class ReadPool:
         else:
             conn, identity, as_is = self._open_store_file(path)
             self._seen.add(path)
+            self._opened[path] = identity
             self._check_store_pin(path, conn, identity)
         conn.limit(apsw.SQLITE_LIMIT_LENGTH, self.length_limit)
         pooled = PooledConnection(path, conn, identity)

@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import apsw
 import pytest
 
 import sqlite_cells as sc
@@ -97,6 +98,37 @@ def test_a_runtime_closed_cleanly_leaves_no_wal_or_shm_files(tmp_path: Path) -> 
     left = sorted(p.name for p in tmp_path.iterdir())
     assert [n for n in left if n.endswith(("-wal", "-shm"))] == []
     assert len([n for n in left if n.endswith(".sqlite")]) == 2
+
+
+def test_a_database_its_writer_let_go_of_while_read_has_its_commits_in_its_file_after_close(
+    tmp_path: Path,
+) -> None:
+    """The write connection attaches one database at a time: writing a second one let go of
+    the first while a live query's reader still had it open, and that reader (read-only) was
+    then the file's last connection, which cannot copy the -wal into the file: its commits
+    stayed in its -wal alone after a clean close, and a copy of the store's .sqlite files
+    lacked them. Close lets go of such files through a connection that may."""
+    tables = {"t": sc.table(x="integer")}
+    with sc.Runtime(tmp_path / "store") as rt:
+        space = rt.space("s")
+        a = space.sqlite_database("a", tables=tables)
+        b = space.sqlite_database("b", tables=tables)
+        watched = a.query("SELECT count(*) AS n FROM t")
+        with space.transact():
+            a.exec("INSERT INTO t (x) VALUES (1)")
+        assert rt.settle(timeout=10)
+        with space.transact():
+            b.exec("INSERT INTO t (x) VALUES (1)")
+        assert rt.settle(timeout=10)
+        assert watched.get().result == [{"n": 1}]
+        a_path = a.path
+    left = sorted(p.name for p in (tmp_path / "store").iterdir())
+    assert [n for n in left if n.endswith(("-wal", "-shm"))] == []
+    conn = apsw.Connection(str(a_path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:  # the file alone holds the row
+        assert conn.execute("SELECT count(*) FROM t").fetchall() == [(1,)]
+    finally:
+        conn.close()
 
 
 _UNREADABLE_STORE = """

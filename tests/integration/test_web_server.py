@@ -171,3 +171,29 @@ def _rss_mib(pid: int) -> float:
     found = re.search(r"VmRSS:\s+(\d+) kB", status)
     assert found
     return int(found.group(1)) / 1024
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "said"),
+    [
+        (["--port", "99999"], 2, "a port is 0 to 65535, not 99999"),
+        (["--port", "-1"], 2, "a port is 0 to 65535, not -1"),
+        (["--host", "nosuch.invalid"], 1, "give an address or a name this machine resolves"),
+        (["--host", "192.0.2.1", "--port", "0"], 1, "this machine has no such address"),
+    ],
+)
+def test_a_bad_host_or_port_is_one_line_with_the_right_advice(
+    tmp_path: Path, args: list[str], code: int, said: str
+) -> None:
+    """A port out of range was a traceback (OverflowError); a host this machine does not have,
+    or that does not resolve, was told to choose another port."""
+    done = subprocess.run(
+        [sys.executable, "-m", "examples.web", "--store", str(tmp_path / "s"), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == code, done.stderr
+    assert said in done.stderr and "Traceback" not in done.stderr
+    assert "--port N" not in done.stderr  # the port was never the problem here
+    assert not (tmp_path / "s").exists()  # nothing opened
