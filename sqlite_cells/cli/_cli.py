@@ -72,6 +72,7 @@ from sqlite_cells.cli._params import UsageError, bindings, check_text
 from sqlite_cells.cli._parser import literal_params, param_pairs, parser
 from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK, USAGE
 from sqlite_cells.codec import GuardViolation, QueryError, QueryTimeout, SqliteCellsError
+from sqlite_cells.files import orphans
 from sqlite_cells.read import text_table
 from sqlite_cells.runtime import interrupts_held, lock_waits, shown_path, waited_for_lock
 from sqlite_cells.sql import Mode, check_statement
@@ -285,6 +286,11 @@ def _tables(args: argparse.Namespace, out: TextIO) -> int:
     rows, left_out = list_tables(store, namer)
     if args.fmt is Format.TEXT and not rows and left_out:
         out.write("(no tables listed)\n")
+    elif args.fmt is Format.TEXT and not rows and orphans(namer.root):
+        out.write(
+            "(no tables: no space of this store names a written database; database files "
+            "that no space names hold commits: `sqlite-cells inspect` lists them)\n"
+        )
     elif args.fmt is Format.TEXT and not rows:
         out.write("(no tables: no database of this store has been written yet)\n")
     else:

@@ -66,6 +66,8 @@ from sqlite_cells.files import (
     space_files,
     stored_json,
     unopenable,
+    unread_wal,
+    unread_wal_advice,
 )
 from sqlite_cells.read import ReadPool, Rows, read_rows
 from sqlite_cells.runtime import (
@@ -216,8 +218,10 @@ class SpaceInfo:
 def orphan_advice(name: str) -> str:
     """What to do about the orphaned database file ``name`` (``check`` and ``inspect``)."""
     return (
-        "nothing was changed, and gc never removes it: put back the space file that wrote "
-        f"it (from a backup), or move {name} out of the store yourself"
+        "nothing was changed, and gc never removes it: if a space file of this store is "
+        "reported as unreadable or damaged, it may be the one that names it: see to that "
+        "file first; otherwise put back the space file that wrote it (from a backup), or move "
+        f"{name} out of the store yourself"
     )
 
 
@@ -298,8 +302,13 @@ class StoreInfo:
         ]
         damaged += [
             f"database {db.id} of space {space.id!r} cannot be read ({db.unreadable}); nothing "
-            "was changed: let this user read and write the file (and its -wal and -shm), or "
-            "free what stands in the way, then run the command again"
+            "was changed"
+            + (
+                ""  # an injected file's own words say what to do (R60)
+                if db.kind == SourceKind.DISK.value
+                else ": let this user read and write the file (and its -wal and -shm), or free "
+                "what stands in the way, then run the command again"
+            )
             for space in self.spaces
             for db in space.databases
             if db.unreadable is not None and not db.dropped
@@ -596,6 +605,8 @@ def read_only(path: Path, *, source: bool = False) -> Iterator[apsw.Connection]:
     ``source``: ``path`` is another program's file injected as a source (R60). It is opened as
     the runtime's reads open it (``source_uri``): read-only, nothing created beside it, and a
     transaction its program left unfinished (a hot journal) never rolled back."""
+    if source and unread_wal(path):  # read as it is, it would show older rows (R60)
+        raise InspectError("unreadable", unread_wal_advice(path))
     try:
         if source:
             conn = apsw.Connection(source_uri(path), flags=READ_ONLY_URI)
@@ -760,6 +771,8 @@ def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) 
             cause = exc.__cause__
             if source is not None and cause is not None and is_hot_journal(cause):
                 unreadable = hot_journal_advice(path)  # no damage: its program rolls it back
+            elif source is not None and cause is None:  # refused before SQLite read it
+                unreadable = str(exc)
             elif damage is None and isinstance(cause, apsw.Error) and not unopenable(path, cause):
                 unreadable = f"cannot open {path}: {cause}"
             else:

@@ -92,6 +92,7 @@ from sqlite_cells.files._sources import register_disk_file as register_disk_file
 from sqlite_cells.files._sources import source_opening as source_opening
 from sqlite_cells.files._sources import source_uri as source_uri
 from sqlite_cells.files._sources import unread_wal as unread_wal
+from sqlite_cells.files._sources import unread_wal_advice as unread_wal_advice
 from sqlite_cells.files._sources import validate_disk_source as validate_disk_source
 from sqlite_cells.files._sources import wal_companions_present as wal_companions_present
 from sqlite_cells.files._watermark import WATERMARK_SQL as WATERMARK_SQL
@@ -192,6 +193,7 @@ __all__ = [
     "unopenable",
     "unpin",
     "unread_wal",
+    "unread_wal_advice",
     "unreadable_handle",
     "unreadable_outcome",
     "validate_disk_source",

@@ -59,6 +59,7 @@ __all__ = [
     "source_opening",
     "source_uri",
     "unread_wal",
+    "unread_wal_advice",
     "validate_disk_source",
     "wal_companions_present",
 ]
@@ -300,6 +301,18 @@ def in_wal_mode(path: Path) -> bool:
     except OSError:
         return False
     return len(header) == 20 and header[18] == _WAL_FORMAT
+
+
+def unread_wal_advice(path: Path) -> str:
+    """What a read of the source at ``path`` that :func:`unread_wal` refuses tells its caller."""
+    return (
+        f"the injected file {path} is in WAL mode and its -wal holds commits, but it has no "
+        "-shm: SQLite reads that -wal only through a -shm it would create beside the file, "
+        "which is never done to another program's file (R60), and without it the rows read "
+        "would be older ones. Let the file's own program (or the sqlite3 shell) open and close "
+        "it once, which moves the -wal into the file, or register a copy made with sqlite3's "
+        ".backup"
+    )
 
 
 def unread_wal(path: Path) -> bool:

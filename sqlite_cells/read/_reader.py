@@ -48,6 +48,7 @@ from sqlite_cells.files import (
     roll_back_interrupted,
     source_damage_advice,
     unread_wal,
+    unread_wal_advice,
 )
 from sqlite_cells.read._pool import (
     DEFAULT_LENGTH_LIMIT,
@@ -159,9 +160,7 @@ class Tracker:
     rows are being built (no connection), since ``built_since``; ``begin`` is the first index
     the batch still delivers (the watchdog raises it, with ``end``, to hand the others on while
     one statement's rows take long to build). ``until``: a deadline of the whole batch, which no
-    statement's deadline passes (a batch run inline on the scheduler thread). ``cap``: a
-    deadline the batch's opening and first statement do not pass (its job waited for a worker:
-    that wait counts in its time, R44); the first statement run lifts it."""
+    statement's deadline passes (a batch run inline on the scheduler thread)."""
 
     pooled: PooledConnection | None = None
     index: int = 0
@@ -170,7 +169,6 @@ class Tracker:
     end: int = sys.maxsize
     built_since: float = float("inf")
     until: float = float("inf")
-    cap: float = float("inf")
     building: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -256,7 +254,7 @@ def read_batch(
             # Opening the file counts too: SQLite's open can wait on a lock of its own that a
             # long call on another connection holds, and the watchdog gives up on a read stuck
             # there by this deadline as on one stuck in a statement (R44).
-            tracker.deadline = min(time.monotonic() + timeout, tracker.until, tracker.cap)
+            tracker.deadline = min(time.monotonic() + timeout, tracker.until)
     source = decl.kind is SourceKind.DISK
     if source:
         if not decl.path.is_file():
@@ -273,16 +271,7 @@ def read_batch(
             raise
         if unread_wal(decl.path):
             pool.discard(decl.path)  # a connection opened before would serve older rows
-            raise QueryError(
-                decl.db_id,
-                statements[start].sql,
-                f"the injected file {decl.path} is in WAL mode and its -wal holds commits, but it "
-                "has no -shm: SQLite reads that -wal only through a -shm it would create beside "
-                "the file, which is never done to another program's file (R60), and without it "
-                "the rows read would be older ones. Let the file's own program (or the sqlite3 "
-                "shell) open and close it once, which moves the -wal into the file, or register "
-                "a copy made with sqlite3's .backup",
-            )
+            raise QueryError(decl.db_id, statements[start].sql, unread_wal_advice(decl.path))
     try:
         try:
             with pool.connection(decl.path, source=source) as pooled:
@@ -383,8 +372,7 @@ def _run_all(
             if index >= tracker.end:
                 break  # the statements left were handed to another worker (see Tracker)
             tracker.index = index
-            tracker.deadline = pooled.deadline = min(now + timeout, tracker.until, tracker.cap)
-            tracker.cap = math.inf
+            tracker.deadline = pooled.deadline = min(now + timeout, tracker.until)
         result = _run_one(pooled, plan, statements[index])
         if previous is not None:
             last = previous[index]
@@ -402,7 +390,7 @@ def _run_all(
 
 
 def _track(tracker: Tracker, pooled: PooledConnection, index: int, timeout: float) -> None:
-    deadline = min(time.monotonic() + timeout, tracker.until, tracker.cap)
+    deadline = min(time.monotonic() + timeout, tracker.until)
     with tracker.lock:
         tracker.pooled, tracker.index, tracker.deadline = pooled, index, deadline
     pooled.deadline = deadline

@@ -108,10 +108,6 @@ class ReadJob:
     # Run on the worker for each item's result before delivery: a live query builds its rows
     # there, within the statement's deadline, not on the scheduler thread (R44).
     ahead: Callable[[Any, StatementResult], None] | None = None
-    # time.monotonic() when its statements were queued (a job the watchdog hands on keeps its
-    # parent's): one no worker took within the query timeout (plus QUEUE_GRACE) is withdrawn
-    # and reported as timed out, and one taken late keeps that deadline (R44).
-    queued: float = 0.0
 
 
 @dataclass(eq=False, slots=True)
@@ -169,12 +165,8 @@ class QueryWorkers:
         """Queue ``job``; after :meth:`close` it is delivered :class:`ClosedError` at once."""
         with self._lock:
             if not self._closed:
-                if not job.queued:  # (a job handed on keeps the time its statements came)
-                    job.queued = time.monotonic()
                 self._queue.append(job)
                 self._wake.notify()
-                if self._watch_idle:
-                    self._watch_wake.notify()  # the watchdog keeps the queued job's deadline
                 if len(self._in_flight) == len(self._workers):  # nobody idle: slow ones?
                     self._add_extra_locked(time.monotonic())
                 return
@@ -207,17 +199,15 @@ class QueryWorkers:
                 if queued:
                     self._queue.remove(job)
             if queued:
-                return 0, StatementResult(error=self._not_taken(decl, stmt))
+                error = QueryTimeout(
+                    decl.db_id,
+                    stmt.sql,
+                    f"no query worker was free within query_timeout ({self.timeout}s): other "
+                    "reads hold them all; try again, or raise query_workers",
+                )
+                return 0, StatementResult(error=error)
             wait_in_slices(done, None)
         return box[0]
-
-    def _not_taken(self, decl: Declaration, stmt: Statement) -> QueryTimeout:
-        return QueryTimeout(
-            decl.db_id,
-            stmt.sql,
-            f"no query worker was free within query_timeout ({self.timeout}s): other "
-            "reads hold them all; try again, or raise query_workers",
-        )
 
     # -- workers -------------------------------------------------------------------------------
 
@@ -263,9 +253,6 @@ class QueryWorkers:
                     return
                 job = self._queue.popleft()
                 flight = self._in_flight[worker] = _InFlight(job, time.monotonic())
-                # A job taken late (every worker was stuck) keeps the deadline it was queued
-                # with: its wait counts in its time (R44).
-                flight.tracker.cap = job.queued + self.timeout + QUEUE_GRACE
                 if self._watch_idle:
                     self._watch_wake.notify()  # the watchdog has something to watch
             outcome = self._execute(job, flight.tracker)
@@ -384,7 +371,6 @@ class QueryWorkers:
     def _idle_locked(self) -> bool:
         return (
             not self._in_flight
-            and not self._queue
             and not self._guarded
             and time.monotonic() - self._guarded_at > _LINGER
         )
@@ -398,20 +384,18 @@ class QueryWorkers:
                 self._watch_idle = False
                 if self._closed and not self._in_flight:
                     return  # reads still in flight at close keep their deadline too
-                late, overdue, untaken = self._look_locked(time.monotonic())
-            self._act(late, overdue, untaken)
+                late, overdue = self._look_locked(time.monotonic())
+            self._act(late, overdue)
             # Not held while waiting: a job holds its queries, and a result its rows.
-            del late, overdue, untaken
+            del late, overdue
             with self._lock:
                 if not self._closed or self._in_flight:
                     self._watch_wake.wait(_WATCH_EVERY)  # close() cuts the pause short
 
-    def _look_locked(self, now: float) -> tuple[list[_InFlight], list[Tracker], list[ReadJob]]:
+    def _look_locked(self, now: float) -> tuple[list[_InFlight], list[Tracker]]:
         """One look of the watchdog: abandon the reads past their deadline (returned, to be
         given up outside the lock), split slow jobs, start an extra worker if one is owed, and
-        return the guarded reads overdue too, and the jobs taken out of the queue because no
-        worker took them within the timeout (plus ``QUEUE_GRACE``): a live query queued behind
-        stuck reads is reported by its deadline as a queued ``db.read`` is (R44)."""
+        return the guarded reads overdue too."""
         late = [
             (worker, flight)
             for worker, flight in self._in_flight.items()
@@ -421,29 +405,14 @@ class QueryWorkers:
             self._abandon_locked(worker)
         for flight in self._in_flight.values():
             self._split_locked(flight, now)
-        untaken: list[ReadJob] = []
         if self._queue:
             self._add_extra_locked(now)
-            waited = now - self.timeout - QUEUE_GRACE
-            if self._queue[0].queued < waited:  # the oldest first: usually none is overdue
-                untaken = [job for job in self._queue if job.queued < waited]
-                for job in untaken:
-                    self._queue.remove(job)
         overdue = [t for t in self._guarded if now > t.deadline + GRACE]
-        return [flight for _, flight in late], overdue, untaken
+        return [flight for _, flight in late], overdue
 
-    def _act(self, late: list[_InFlight], overdue: list[Tracker], untaken: list[ReadJob]) -> None:
+    def _act(self, late: list[_InFlight], overdue: list[Tracker]) -> None:
         for gone in late:
             self._give_up(gone)
-        for job in untaken:
-            _deliver(
-                job,
-                0,
-                [
-                    (key, StatementResult(error=self._not_taken(job.decl, stmt)))
-                    for key, stmt in job.items
-                ],
-            )
         for tracker in overdue:
             with tracker.lock:
                 pooled = tracker.pooled
@@ -471,7 +440,7 @@ class QueryWorkers:
                     return  # nothing left behind it, or not begun (deadline inf), or not slow yet
                 items = job.items[index + 1 : end]
             tracker.end = index + 1
-        rest = ReadJob(job.decl, items, job.deliver, None, job.previous, job.ahead, job.queued)
+        rest = ReadJob(job.decl, items, job.deliver, None, job.previous, job.ahead)
         self._queue.append(rest)
         self._wake.notify()
         self.splits += 1
@@ -514,9 +483,7 @@ class QueryWorkers:
         _deliver(job, 0, [(key, StatementResult(error=error))])
         rest = job.items[begin:index] + job.items[index + 1 : end]  # others: handed on already
         if rest:
-            self.submit(
-                ReadJob(job.decl, rest, job.deliver, None, job.previous, job.ahead, job.queued)
-            )
+            self.submit(ReadJob(job.decl, rest, job.deliver, None, job.previous, job.ahead))
 
     # -- lifecycle -----------------------------------------------------------------------------
 

@@ -58,6 +58,7 @@ from sqlite_cells.files import (
     ALIAS,
     DROP_KIND,
     KIND,
+    DatabaseDropped,
     OpBody,
     attach,
     damage_advice,
@@ -351,7 +352,7 @@ class SqliteParticipant:
         if data is not None:
             handle = decode_handle(decl.db_id, data)  # else HandleQuarantined: nothing written
         if is_dropped(handle) and not pending:
-            raise SqliteCellsError(
+            raise DatabaseDropped(
                 f"database {decl.db_id} was dropped by a commit made after this write was "
                 "recorded; nothing was written: declare a new database (another name)"
             )

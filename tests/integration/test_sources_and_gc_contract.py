@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -293,3 +294,36 @@ def test_listing_commands_never_roll_back_or_create_anything_beside_a_source(
     assert {p: p.read_bytes() for p in before} == before
     assert _beside(path) == ["ref.db", "ref.db-journal"]
     assert _beside(wal) == ["wal.db"]
+
+
+def test_listing_commands_refuse_a_wal_source_whose_wal_they_cannot_read(
+    store: Path, outside: Path
+) -> None:
+    """A WAL file copied with its -wal but no -shm: SQLite reads that -wal only through a -shm
+    it would create beside the file, so reads refuse it (R60) rather than serve older rows.
+    `inspect` and `tables` showed those older rows as the file's ("in sync", 3 rows of 5)."""
+    live = outside / "live.db"
+    conn = apsw.Connection(str(live))
+    conn.execute("PRAGMA journal_mode = WAL").fetchall()
+    conn.execute("PRAGMA wal_autocheckpoint = 0").fetchall()
+    conn.execute("CREATE TABLE t (x)")
+    conn.execute("INSERT INTO t VALUES (1), (2), (3)")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    conn.execute("INSERT INTO t VALUES (4), (5)")  # in the -wal alone
+    (outside / "w").mkdir()
+    copy = outside / "w" / "copy.db"
+    shutil.copy(live, copy)
+    shutil.copy(f"{live}-wal", f"{copy}-wal")
+    conn.close()
+    with sc.Runtime(store) as rt:
+        handle = rt.space("demo").register_disk_source(str(copy))
+        with pytest.raises(sc.QueryError, match="has no -shm"):
+            handle.read("SELECT count(*) AS n FROM t")
+    inspected = _cli("inspect", "--json", str(store))
+    assert inspected.returncode == 1, inspected
+    (db,) = json.loads(inspected.stdout)["spaces"][0]["databases"]
+    assert "has no -shm" in db["unreadable"] and db["damage"] is None
+    assert db["tables"] == []
+    tables = _cli("tables", str(store))
+    assert tables.returncode == 1 and "has no -shm" in tables.stderr, tables
+    assert _beside(copy) == ["copy.db", "copy.db-wal"]

@@ -406,3 +406,27 @@ def test_every_use_of_a_dropped_database_is_one_database_error(
     for write in (lambda: db.exec("INSERT INTO messages (body) VALUES ('b')"), db.drop):
         with pytest.raises(DatabaseDropped), space.transact():
             write()
+
+
+def test_a_write_committed_after_another_runtime_dropped_the_database_is_database_dropped(
+    store: Path,
+) -> None:
+    """The write was recorded before the drop committed: the commit finds the handle dropped
+    and says so with the class every other use after a drop raises."""
+    with sc.Runtime(store) as first, sc.Runtime(store) as second:
+        one = first.space("demo").sqlite_database("chat", tables=MESSAGES)
+        two = second.space("demo").sqlite_database("chat", tables=MESSAGES)
+        with first.space("demo").transact():
+            one.exec("INSERT INTO messages (body) VALUES ('first')")
+
+        def drop() -> None:  # on a thread of its own: not inside the transaction below
+            with second.space("demo").transact():
+                two.drop()
+
+        with pytest.raises(DatabaseDropped) as raised, first.space("demo").transact():
+            one.exec("INSERT INTO messages (body) VALUES ('late')")
+            dropper = threading.Thread(target=drop)
+            dropper.start()
+            dropper.join()
+        assert isinstance(raised.value, sc.DatabaseError)
+        assert "was dropped" in str(raised.value)

@@ -215,64 +215,6 @@ def test_a_live_query_requested_with_endless_ones_does_not_wait_for_them(store: 
         assert workers.splits + workers.extras_started >= 1
 
 
-# A few tenths of a second in one call (one VM step), then held by the stub until released.
-SHORT_LONG_CALL = (
-    "SELECT instr(printf('%.*c', 3000000, 'a'), printf('%.*c', 2000, 'a') || 'b') + {} AS found"
-)
-
-
-def test_live_queries_queued_behind_stuck_ones_time_out_by_their_deadline(
-    store: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """More live queries stuck in one long call than the workers and their extras: the ones no
-    worker takes in time, and the ones taken late, are still reported as ``QueryTimeout`` by
-    their deadline (+1 s) from when they were asked for (R44), not after the stuck ones ahead
-    of them were given up one after another."""
-    monkeypatch.setattr(workers_module, "MAX_EXTRA", 1)
-    timeout = 0.3
-    sqls = [SHORT_LONG_CALL.format(i) for i in range(6)]
-    release = threading.Event()
-    real = workers_module.read_batch
-
-    def held(pool: Any, decl: Any, statements: Any, **kwargs: Any) -> Any:
-        try:
-            return real(pool, decl, statements, **kwargs)
-        finally:
-            if statements[0].sql in sqls:
-                release.wait(30)  # as if the call went on (a hang guard)
-
-    monkeypatch.setattr(workers_module, "read_batch", held)
-    try:
-        with sc.Runtime(store, query_timeout=timeout, query_workers=1) as rt:
-            db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
-            assert db.read(COUNT) == [{"n": 0}]  # the file exists: only the reads are timed
-            reported: dict[int, tuple[float, Any]] = {}
-            everything = threading.Event()
-            subscriptions = []
-            asked = time.monotonic()
-            for i, sql in enumerate(sqls):
-
-                def state(value: sc.QueryState[Any], i: int = i) -> None:
-                    if value.error is not None and i not in reported:
-                        reported[i] = (time.monotonic() - asked, value.error)
-                        if len(reported) == len(sqls):
-                            everything.set()
-
-                subscriptions.append(db.query(sql).observe().subscribe(state))
-            try:
-                assert everything.wait(30)  # a hang guard, not a time bound
-            finally:
-                for subscription in subscriptions:
-                    subscription.dispose()
-    finally:
-        release.set()
-    assert all(isinstance(error, sc.QueryTimeout) for _, error in reported.values())
-    latest = max(seconds for seconds, _ in reported.values())
-    assert latest <= timeout + 1.0, reported
-    # Some were never taken by a worker: they say so.
-    assert any("no query worker was free" in str(error) for _, error in reported.values())
-
-
 def test_a_read_stuck_opening_its_file_times_out_by_its_deadline(
     store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
