@@ -118,3 +118,20 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sqlite_cells", *args], capture_output=True, text=True, timeout=120
     )
+
+
+def test_tables_of_a_store_whose_only_database_is_orphaned_says_so(tmp_path: Path) -> None:
+    """Its space file gone, the database file still holds commits: `tables` said "no database
+    of this store has been written yet" while `inspect` and `check` report the orphan."""
+    root = tmp_path / "store"
+    with sc.Runtime(root) as rt:
+        space = rt.space("a")
+        db = space.sqlite_database("d", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('x')")
+    for path in root.glob("space-*.sqlite"):
+        path.unlink()
+    done = _run("tables", str(root))
+    assert done.returncode == 0, done
+    assert "not been written yet" not in done.stdout
+    assert "database files that no space names hold commits" in done.stdout
