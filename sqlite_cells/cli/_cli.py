@@ -45,7 +45,7 @@ from typing import TextIO
 
 import apsw
 
-from sqlite_cells.cli._catalog import TABLE_COLUMNS, list_cells, list_tables
+from sqlite_cells.cli._catalog import TABLE_COLUMNS, CellRow, list_cells, list_tables
 from sqlite_cells.cli._entry import stop_output
 from sqlite_cells.cli._inspect import (
     InspectError,
@@ -112,7 +112,29 @@ def _watermark(seq: int | None) -> str:
     return "no watermark" if seq is None else f"watermark {seq}"
 
 
-def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
+# How many cells `inspect` shows per space (each on one line, its value cut to _VALUE_SHOWN
+# characters); `cells` lists them all, whole.
+_CELLS_SHOWN = 20
+_VALUE_SHOWN = 100
+
+
+def _plain_cells(store: str, namer: Namer) -> dict[str, list[CellRow]]:
+    """The cells of each readable space that are not database handles (those are listed as
+    databases), by space id; none when the cells cannot be read (the rest still is)."""
+    found: dict[str, list[CellRow]] = {}
+    try:
+        rows = list_cells(store, namer)
+    except SqliteCellsError:
+        return found
+    for row in rows:
+        if row.kind in ("cell", "piece", "input"):
+            found.setdefault(row.space, []).append(row)
+    return found
+
+
+def _print_store(
+    info: StoreInfo, out: TextIO, namer: Namer, cells: dict[str, list[CellRow]]
+) -> None:
     out.write(f"store {one_line(info.store)}\n")
     if not info.spaces:
         out.write("  (no readable spaces)\n" if info.damaged_space_files else "  (no spaces)\n")
@@ -124,6 +146,19 @@ def _print_store(info: StoreInfo, out: TextIO, namer: Namer) -> None:
             f"space {space.id!r} ({one_line(space.file)}): {space.cells} cell(s), "
             f"last seq {space.last_seq}\n"
         )
+        listed = cells.get(space.id, [])
+        for row in listed[:_CELLS_SHOWN]:
+            flat = row.to_flat(namer)
+            label = f"{flat['name']!r} ({row.id})" if flat["name"] else row.id
+            value = one_line(flat["value"])
+            if len(value) > _VALUE_SHOWN:
+                value = value[: _VALUE_SHOWN - 1] + "…"
+            out.write(f"  cell {one_line(label)} rev {row.rev}: {value}\n")
+        if len(listed) > _CELLS_SHOWN:
+            out.write(
+                f"  … and {len(listed) - _CELLS_SHOWN} more cell(s): `sqlite-cells cells --space "
+                f"{space.id}` lists them all\n"
+            )
         if not space.databases and not space.quarantined:
             out.write("  no database cells written yet\n")
         for held in space.quarantined:
@@ -191,14 +226,19 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
     store = resolve_store(args)
     info = inspect_store(store)
     namer = Namer(store_dir(store), skip_damaged=True)
+    cells = _plain_cells(store, namer)
     if args.fmt is Format.TEXT:
-        _print_store(info, out, namer)
+        _print_store(info, out, namer, cells)
         return FINDING if info.findings() else OK
     data = info.to_json()
     for space in data["spaces"]:
         for db in space["databases"]:
             known = namer.named(space["id"], db["id"])
             db["name"] = known.name if known is not None else None
+        space["cell_values"] = [
+            {k: v for k, v in row.to_json(namer).items() if k != "space"}
+            for row in cells.get(space["id"], [])
+        ]
     if args.fmt is Format.JSON:
         print_json(data, out)
     else:  # one line per database, the flat view of the same facts

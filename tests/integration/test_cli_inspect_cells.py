@@ -1,0 +1,49 @@
+"""`sqlite-cells inspect` lists each space's cells (SPEC §6: "lists spaces, cells, databases,
+seqs and watermarks"): names, ids, revs and values, cut to one line each and to the first few
+per space in text (`cells` lists them all), whole in JSON; database handles are listed as
+databases, not as cells."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlite_cells as sc
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "sqlite_cells", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_inspect_lists_the_cells_of_each_space(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables={"m": sc.table(body="text")})
+        with space.transact():
+            space.cell("greeting").set("hello")
+            space.cell("long").set("x" * 500)
+            space.cell("ref").set(space.cell("greeting"))
+            for n in range(25):
+                space.cell(f"n{n:02}").set(n)
+            db.exec("INSERT INTO m (body) VALUES ('x')")
+        greeting = space.cell("greeting").id
+    done = _cli("inspect", str(store))
+    assert done.returncode == 0, done
+    lines = done.stdout.splitlines()
+    assert f"  cell 'greeting' ({greeting}) rev 1: hello" in lines
+    long_line = next(line for line in lines if "'long'" in line)
+    assert long_line.endswith("…") and len(long_line) < 250
+    assert sum(line.startswith("  cell ") for line in lines) == 20
+    assert "  … and 8 more cell(s): `sqlite-cells cells --space demo` lists them all" in lines
+    assert not any(line.startswith("  cell 'chat'") for line in lines)  # a database, below
+    data = json.loads(_cli("inspect", "--json", str(store)).stdout)
+    (space_data,) = data["spaces"]
+    values = {c["name"]: c["value"] for c in space_data["cell_values"]}
+    assert len(values) == 28 and "chat" not in values
+    assert values["greeting"] == "hello" and values["long"] == "x" * 500
+    assert values["ref"]["cell"] == greeting
