@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -155,9 +156,10 @@ def _print_store(
                 value = value[: _VALUE_SHOWN - 1] + "…"
             out.write(f"  cell {one_line(label)} rev {row.rev}: {value}\n")
         if len(listed) > _CELLS_SHOWN:
+            command = f"sqlite-cells cells --space={shlex.quote(space.id)}"
             out.write(
-                f"  … and {len(listed) - _CELLS_SHOWN} more cell(s): `sqlite-cells cells --space "
-                f"{space.id}` lists them all\n"
+                f"  … and {len(listed) - _CELLS_SHOWN} more cell(s): `{one_line(command)}` "
+                "lists them all\n"
             )
         if not space.databases and not space.quarantined:
             out.write("  no database cells written yet\n")
@@ -329,7 +331,7 @@ def _tables(args: argparse.Namespace, out: TextIO) -> int:
     elif args.fmt is Format.TEXT and not rows and orphans(namer.root):
         out.write(
             "(no tables: no space of this store names a written database; database files "
-            "that no space names hold commits: `sqlite-cells inspect` lists them)\n"
+            "that no space names are in the store: `sqlite-cells inspect` lists them)\n"
         )
     elif args.fmt is Format.TEXT and not rows:
         out.write("(no tables: no database of this store has been written yet)\n")

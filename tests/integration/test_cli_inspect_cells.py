@@ -39,7 +39,7 @@ def test_inspect_lists_the_cells_of_each_space(tmp_path: Path) -> None:
     long_line = next(line for line in lines if "'long'" in line)
     assert long_line.endswith("…") and len(long_line) < 250
     assert sum(line.startswith("  cell ") for line in lines) == 20
-    assert "  … and 8 more cell(s): `sqlite-cells cells --space demo` lists them all" in lines
+    assert "  … and 8 more cell(s): `sqlite-cells cells --space=demo` lists them all" in lines
     assert not any(line.startswith("  cell 'chat'") for line in lines)  # a database, below
     data = json.loads(_cli("inspect", "--json", str(store)).stdout)
     (space_data,) = data["spaces"]
@@ -47,3 +47,26 @@ def test_inspect_lists_the_cells_of_each_space(tmp_path: Path) -> None:
     assert len(values) == 28 and "chat" not in values
     assert values["greeting"] == "hello" and values["long"] == "x" * 500
     assert values["ref"]["cell"] == greeting
+
+
+def test_the_command_it_suggests_quotes_and_escapes_the_space_id(tmp_path: Path) -> None:
+    """The space id is the caller's text: in the suggested command it is quoted for a shell
+    (``sp ace;x`` pasted bare would run ``x``) and escaped (a newline or an escape sequence
+    would break the line or move the cursor)."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        for name in ("sp ace;x", "evil\n\x1b[2J"):
+            space = rt.space(name)
+            with space.transact():
+                for n in range(21):
+                    space.cell(f"n{n:02}").set(n)
+    done = _cli("inspect", str(store))
+    assert done.returncode == 0, done
+    assert "\x1b" not in done.stdout
+    more = [line for line in done.stdout.splitlines() if "more cell(s)" in line]
+    assert more == [
+        "  … and 1 more cell(s): `sqlite-cells cells --space='evil\\n\\x1b[2J'` lists them all",
+        "  … and 1 more cell(s): `sqlite-cells cells --space='sp ace;x'` lists them all",
+    ]
+    listed = _cli("cells", "--space=sp ace;x", str(store))
+    assert listed.returncode == 0 and listed.stdout.count("\n") >= 21, listed

@@ -134,4 +134,4 @@ def test_tables_of_a_store_whose_only_database_is_orphaned_says_so(tmp_path: Pat
     done = _run("tables", str(root))
     assert done.returncode == 0, done
     assert "not been written yet" not in done.stdout
-    assert "database files that no space names hold commits" in done.stdout
+    assert "database files that no space names are in the store" in done.stdout
