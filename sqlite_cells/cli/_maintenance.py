@@ -180,10 +180,13 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
                 )
                 continue
             if row["db"] is None:
-                what = "damaged" if o.action is Action.SPACE_DAMAGED else "cannot be opened"
+                what = (
+                    "damaged, cannot be read"
+                    if o.action is Action.SPACE_DAMAGED
+                    else "cannot be opened by this user"
+                )
                 out.write(
-                    f"space file {one_line(row['file'])}: {what}, cannot be read "
-                    f"({one_line(row['detail'])})\n"
+                    f"space file {one_line(row['file'])}: {what} ({one_line(row['detail'])})\n"
                 )
                 out.write(f"  {row['advice']}\n")
                 continue

@@ -6,8 +6,6 @@ the store's other spaces all the same; `gc` removes nothing such a file may name
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 
 import sqlite_cells as sc
 
-from ..conftest import run_unprivileged, shared_dir
+from ..conftest import run_cli, run_unprivileged, shared_dir
 
 TABLES = {"t": sc.table(id="integer primary key", v="text")}
 
@@ -97,27 +95,21 @@ def test_a_log_record_that_does_not_decode_is_a_damaged_space_file(tmp_path: Pat
     conn = apsw.Connection(str(b_space))
     conn.execute("UPDATE _cf_log SET record = x'00ff00ff' WHERE seq = 2")
     conn.close()
-    done = _run("check", "--json", str(root))
+    done = run_cli("check", "--json", str(root))
     assert done.returncode == 1 and done.stderr == "", done
     rows = {row["file"]: row for row in json.loads(done.stdout)}
     assert rows[paths["a"][1].name]["action"] == "in sync"
     assert rows[b_space.name]["action"] == "damaged space file"
     assert "the log record of seq 2" in rows[b_space.name]["detail"]
-    done = _run("inspect", "--json", str(root))
+    done = run_cli("inspect", "--json", str(root))
     assert done.returncode == 1 and done.stderr == "", done
     info = json.loads(done.stdout)
     assert [s["id"] for s in info["spaces"]] == ["a"]
     assert [d["file"] for d in info["damaged_space_files"]] == [b_space.name]
-    done = _run("gc", "--yes", str(root))
+    done = run_cli("gc", "--yes", str(root))
     assert done.returncode == 1 and done.stderr == "", done
     assert f"damaged space file {b_space.name}" in done.stdout
     assert paths["b"][1].exists()  # b's database: gc cannot know b does not name it
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sqlite_cells", *args], capture_output=True, text=True, timeout=120
-    )
 
 
 def test_tables_of_a_store_whose_only_database_is_orphaned_says_so(tmp_path: Path) -> None:
@@ -131,7 +123,7 @@ def test_tables_of_a_store_whose_only_database_is_orphaned_says_so(tmp_path: Pat
             db.exec("INSERT INTO t (v) VALUES ('x')")
     for path in root.glob("space-*.sqlite"):
         path.unlink()
-    done = _run("tables", str(root))
+    done = run_cli("tables", str(root))
     assert done.returncode == 0, done
     assert "not been written yet" not in done.stdout
     assert "database files that no space names are in the store" in done.stdout
