@@ -181,7 +181,16 @@ class Transaction:
             raise _cross_space(self.space, space)
 
     def record_read(self, space: SpaceFile, cell_id: str, rev: int) -> None:
-        self._reads.setdefault((space, cell_id), rev)
+        """Note that the transaction read ``cell_id`` at ``rev``. Read again at a later rev (a
+        commit changed the cell since): :class:`ConflictError` here, as its commit would raise
+        it — the code in the transaction never sees two values of one cell (§3: inside a
+        transaction, ``get`` is what it sees), and a handler runs again at once."""
+        key = (space, cell_id)
+        seen = self._reads.get(key)
+        if seen is None:
+            self._reads[key] = rev
+        elif rev > seen:
+            raise ConflictError(space.space_id, [cell_id])
 
     def add_op(self, space: SpaceFile, op: PendingOp) -> None:
         """Record an op for a commit participant; it runs after the cell writes, in order."""

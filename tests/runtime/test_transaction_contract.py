@@ -700,3 +700,35 @@ def test_gathered_handlers_that_would_lose_each_others_updates_are_refused(
     assert d.get() == {"a": 2, "b": 2} and c.get() == -1
     assert isinstance(asyncio.run(after_waiting()), int)
     assert c.get() == 99
+
+
+def test_a_cell_read_twice_in_a_transaction_never_shows_two_values(rt: sc.Runtime) -> None:
+    """§3: inside a transaction, ``get`` is what the transaction sees. Another commit changing a
+    cell between two reads made the second read return the new value (the commit then
+    conflicted); the second read is the ``ConflictError`` now, and a handler runs again."""
+    space = rt.space("demo")
+    c = space.cell("counter", default=0)
+    other = sc.handler(lambda: c.set(99))
+    with pytest.raises(sc.ConflictError) as raised, space.transact():
+        first = c.get()
+        writer = threading.Thread(target=other)
+        writer.start()
+        writer.join()
+        c.get()
+    assert first == 0 and raised.value.cell_ids == (c.id,)
+    runs: list[int] = []
+    seen: list[tuple[int, int]] = []
+
+    @sc.handler
+    def twice() -> None:
+        runs.append(1)
+        before = c.get()
+        if len(runs) == 1:  # the first run only: another commit lands between its two reads
+            thread = threading.Thread(target=sc.handler(lambda: c.set(before + 1)))
+            thread.start()
+            thread.join()
+        seen.append((before, c.get()))
+
+    assert twice() is None  # (it writes nothing: no commit)
+    assert len(runs) == 2  # the first run was stopped at its second read, and run again
+    assert seen == [(100, 100)]
