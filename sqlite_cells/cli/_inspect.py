@@ -41,8 +41,8 @@ from sqlite_cells.codec import (
 )
 from sqlite_cells.files import (
     READ_ONLY_URI,
-    UNREADABLE_SPACE_ADVICE,
     Action,
+    DamagedSpace,
     HandleQuarantined,
     Outcome,
     collect_garbage,
@@ -71,7 +71,6 @@ from sqlite_cells.files import (
 )
 from sqlite_cells.read import ReadPool, Rows, read_rows
 from sqlite_cells.runtime import (
-    DAMAGED_SPACE_ADVICE,
     DEFAULT_STORE,
     FORMAT_VERSION,
     STORE_ENV,
@@ -253,15 +252,12 @@ class DamagedSpaceInfo:
 
     file: str
     reason: str  # what SQLite said
-    unreadable: bool = False
+    unreadable: bool
+    advice: str  # what to do (``DamagedSpace.advice``)
 
     def finding(self) -> str:
-        if self.unreadable:
-            return (
-                f"space file {self.file} cannot be opened ({self.reason}): "
-                f"{UNREADABLE_SPACE_ADVICE}"
-            )
-        return f"space file {self.file} is damaged ({self.reason}): {DAMAGED_SPACE_ADVICE}"
+        state = "cannot be opened" if self.unreadable else "is damaged"
+        return f"space file {self.file} {state} ({self.reason}): {self.advice}"
 
 
 # What rebuilds a damaged or missing database file, and when (a compacted log may not hold it).
@@ -920,9 +916,7 @@ def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:
     the same. Raises :class:`InspectError` when the store does not exist or a file cannot be
     read for another reason."""
     root = store_dir(store)
-    found = damaged_spaces(root)
-    damaged = {d.path: d.reason for d in found}
-    unreadable = {d.path for d in found if d.unreadable}
+    damaged = {d.path: d for d in damaged_spaces(root)}
     spaces: list[SpaceInfo] = []
     files = store_file_names(root)
     for path in space_files(root):
@@ -934,7 +928,7 @@ def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:
             reason = space_damage(exc.__cause__) if exc.__cause__ is not None else None
             if reason is None:
                 raise
-            damaged[path] = reason
+            damaged[path] = DamagedSpace(path, reason)
     unreferenced = tuple(p.name for p in collect_garbage(root))  # what gc would remove
     return StoreInfo(
         str(root),
@@ -942,8 +936,8 @@ def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:
         unreferenced,
         tuple(OrphanInfo(p.name, seq) for p, seq in orphans(root)),
         tuple(
-            DamagedSpaceInfo(p.name, why, unreadable=p in unreadable)
-            for p, why in sorted(damaged.items())
+            DamagedSpaceInfo(p.name, d.reason, d.unreadable, d.advice)
+            for p, d in sorted(damaged.items())
         ),
     )
 

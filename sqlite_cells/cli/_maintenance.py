@@ -315,13 +315,11 @@ def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
         # runtime closed and the output written: it never lands between the two commits, nor
         # after them with nothing said.
         with interrupts_held(lambda: space.file.seen_seq > start):
-            try:
-                handle = space.register_disk_source(path)  # writes the handle when it changes
-                if before is None or before.id != handle.id:
-                    with space.transact():
-                        Cell(space, derive_id("input", args.piece, args.field)).link(handle)
-            finally:
-                rt.close()
+            handle = space.register_disk_source(path)  # writes the handle when it changes
+            if before is None or before.id != handle.id:
+                with space.transact():
+                    Cell(space, derive_id("input", args.piece, args.field)).link(handle)
+            rt.close()  # (what is reported is read from the files, once the runtime let go)
             _report(args, space_file, before, pin, str(handle.path), handle.id, out)
             done = True
     except KeyboardInterrupt:
@@ -330,7 +328,7 @@ def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
         sys.stderr.write(error_line("interrupted once the link above was made; it is kept"))
         return INTERRUPTED
     finally:
-        rt.close()
+        rt.close()  # (again when it stopped before: closing is idempotent)
     return OK
 
 

@@ -39,7 +39,6 @@ from sqlite_cells.files._handles import remove_garbage as remove_garbage
 from sqlite_cells.files._handles import source_path as source_path
 from sqlite_cells.files._handles import space_damage as space_damage
 from sqlite_cells.files._handles import space_files as space_files
-from sqlite_cells.files._handles import space_unreadable as space_unreadable
 from sqlite_cells.files._handles import unreadable_handle as unreadable_handle
 from sqlite_cells.files._held_files import copy_file as copy_file
 from sqlite_cells.files._held_files import read_head as read_head
@@ -187,7 +186,6 @@ __all__ = [
     "source_uri",
     "space_damage",
     "space_files",
-    "space_unreadable",
     "stored_json",
     "table_differences",
     "unopenable",

@@ -103,7 +103,6 @@ __all__ = [
     "remove_garbage",
     "source_path",
     "space_damage",
-    "space_unreadable",
     "unreadable_handle",
 ]
 
@@ -490,7 +489,7 @@ class DamagedSpace:
     """A space file SQLite cannot read (corrupt pages, not a database): the source of truth of
     its space, so nothing in the store can rebuild it. It is reported and kept as found.
     ``unreadable``: SQLite could not open it for a reason that says nothing of its contents
-    (this user's permissions, an I/O error: :func:`space_unreadable`); then its advice is
+    (this user's permissions, an I/O error: :func:`_space_unreadable`); then its advice is
     :data:`UNREADABLE_SPACE_ADVICE`, not a restore."""
 
     path: Path
@@ -509,7 +508,18 @@ UNREADABLE_SPACE_ADVICE = (
 )
 
 
-def space_unreadable(path: Path, exc: BaseException) -> str | None:
+def space_problem(path: Path, exc: BaseException) -> DamagedSpace | None:
+    """The space file ``path`` as reading it failed with ``exc``: damaged
+    (:func:`space_damage`), unreadable by this user (:func:`_space_unreadable`), or None when
+    ``exc`` says neither (a lock, a full disk: the caller raises it)."""
+    reason = space_damage(exc)
+    if reason is not None:
+        return DamagedSpace(path, reason)
+    reason = _space_unreadable(path, exc)
+    return None if reason is None else DamagedSpace(path, reason, unreadable=True)
+
+
+def _space_unreadable(path: Path, exc: BaseException) -> str | None:
     """What SQLite said when it could not open the space file ``path`` (``exc``, or the error
     it was translated from) for a reason that says nothing of its contents — this user's
     permissions, an I/O error, a process out of files — else None (damage, a lock: see
@@ -632,14 +642,10 @@ def _store_names(store: Path) -> tuple[set[str], set[str], list[DamagedSpace]]:
         try:
             _names_in_space(space_file, named, dropped)
         except (DatabaseError, UnreadableRecord) as exc:
-            reason = space_damage(exc)
-            if reason is not None:
-                damaged.append(DamagedSpace(space_file, reason))
-                continue
-            reason = space_unreadable(space_file, exc)
-            if reason is None:
+            problem = space_problem(space_file, exc)
+            if problem is None:
                 raise
-            damaged.append(DamagedSpace(space_file, reason, unreadable=True))
+            damaged.append(problem)
     return named, dropped, damaged
 
 
@@ -709,21 +715,13 @@ def check_store(store: Path, *, repair: bool, verify: bool = True) -> list[Outco
             try:
                 outcomes.extend(_check_space(store, space_file, repair=repair, verify=verify))
             except (DatabaseError, UnreadableRecord) as exc:
-                reason = space_damage(exc)
-                if reason is not None:
-                    outcomes.append(_damaged_space(space_file, reason))
-                    continue
-                reason = space_unreadable(space_file, exc)
-                if reason is None:
+                problem = space_problem(space_file, exc)
+                if problem is None:
                     raise
-                outcomes.append(_damaged_space(space_file, reason, unreadable=True))
+                outcomes.append(_damaged_space(problem))
         named, _dropped, damaged = _store_names(store)
     reported = {o.path for o in outcomes}
-    outcomes.extend(
-        _damaged_space(d.path, d.reason, unreadable=d.unreadable)
-        for d in damaged
-        if d.path not in reported
-    )
+    outcomes.extend(_damaged_space(d) for d in damaged if d.path not in reported)
     for path, seq in _orphans(store, named):
         shown = "cannot be read" if seq is None else f"holds commits up to seq {seq}"
         outcomes.append(
@@ -742,9 +740,9 @@ def check_store(store: Path, *, repair: bool, verify: bool = True) -> list[Outco
     return outcomes
 
 
-def _damaged_space(space_file: Path, reason: str, *, unreadable: bool = False) -> Outcome:
-    action = Action.SPACE_UNREADABLE if unreadable else Action.SPACE_DAMAGED
-    return Outcome(space_file.stem, space_file, 0, 0, action, detail=reason)
+def _damaged_space(space: DamagedSpace) -> Outcome:
+    action = Action.SPACE_UNREADABLE if space.unreadable else Action.SPACE_DAMAGED
+    return Outcome(space.path.stem, space.path, 0, 0, action, detail=space.reason)
 
 
 def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -> list[Outcome]:

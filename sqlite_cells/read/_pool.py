@@ -282,8 +282,7 @@ class ReadPool:
         # of them missing later was deleted or moved, which a read reports instead of reading
         # the declared schema empty (R41). Adding to a set is atomic; no lock.
         self._known: set[Path] = set()  # noted by a commit
-        self._seen: set[Path] = set()  # opened for a read
-        self._opened: dict[Path, Identity] = {}  # (see opened_files)
+        self._opened: dict[Path, Identity] = {}  # opened for a read (see opened_files)
         self._closed = False
 
     @property
@@ -298,7 +297,7 @@ class ReadPool:
 
     def knew(self, path: Path) -> bool:
         """Whether ``path`` was seen to exist by this pool or noted by a commit."""
-        return path in self._known or path in self._seen
+        return path in self._known or path in self._opened
 
     @property
     def opened_files(self) -> dict[Path, Identity]:
@@ -347,7 +346,7 @@ class ReadPool:
         except apsw.Error:
             blank = False
         if blank:
-            self._seen.discard(pooled.path)
+            self._opened.pop(pooled.path, None)
         self.forget(pooled)
 
     def _take(self, path: Path) -> PooledConnection | None:
@@ -378,7 +377,6 @@ class ReadPool:
                 raise
         else:
             conn, identity, as_is = self._open_store_file(path)
-            self._seen.add(path)
             self._opened[path] = identity
             self._check_store_pin(path, conn, identity)
         conn.limit(apsw.SQLITE_LIMIT_LENGTH, self.length_limit)
