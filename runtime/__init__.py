@@ -76,6 +76,7 @@ from sqlite_cells.runtime._space_file import SPACE_TABLES as SPACE_TABLES
 from sqlite_cells.runtime._space_file import CommitEvent as CommitEvent
 from sqlite_cells.runtime._space_file import SpaceFile as SpaceFile
 from sqlite_cells.runtime._space_file import busy_ms as busy_ms
+from sqlite_cells.runtime._space_file import space_shape_problem as space_shape_problem
 from sqlite_cells.runtime._store import DEFAULT_STORE as DEFAULT_STORE
 from sqlite_cells.runtime._store import STORE_ENV as STORE_ENV
 from sqlite_cells.runtime._store import home_expanded as home_expanded
@@ -171,6 +172,7 @@ __all__ = [
     "set_aside",
     "set_lock_wait",
     "shown_path",
+    "space_shape_problem",
     "stored_format",
     "stored_json_column",
     "surrogate_at",

@@ -83,7 +83,7 @@ if TYPE_CHECKING:
     from sqlite_cells.runtime._participants import CommitParticipant
     from sqlite_cells.runtime._tx import PendingOp, Transaction
 
-__all__ = ["SPACE_TABLES", "CommitEvent", "Entity", "SpaceFile"]
+__all__ = ["SPACE_TABLES", "CommitEvent", "Entity", "SpaceFile", "space_shape_problem"]
 
 log = logging.getLogger("sqlite_cells.runtime")
 
@@ -140,8 +140,14 @@ CREATE TABLE IF NOT EXISTS _cf_op_index (
 )
 
 
-# The tables every space file holds (what tells a space file from another program's database).
-SPACE_TABLES = frozenset({"_cf_meta", "_cf_cells", "_cf_log"})
+# The tables every space file holds (what tells a space file from another program's database),
+# with the columns of each that every version of this program made and reads.
+SPACE_COLUMNS: Final = {
+    "_cf_meta": ("key", "value"),
+    "_cf_cells": ("id", "value", "rev"),
+    "_cf_log": ("seq", "record"),
+}
+SPACE_TABLES = frozenset(SPACE_COLUMNS)
 # Every table the schema above makes (a file of the current format holds them all).
 _SCHEMA_TABLES: Final = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _SCHEMA))
 _TARGETS_SQL = "SELECT DISTINCT target FROM _cf_op_index"
@@ -154,6 +160,32 @@ _CELLS_SINCE_SQL = (
     f"{stored_json_column('value')}, rev FROM _cf_cells WHERE rev > ?"
 )
 _RECORDS_SQL = f"SELECT {stored_json_column('record')} FROM _cf_log WHERE seq > ? ORDER BY seq"
+
+
+def space_shape_problem(conn: apsw.Connection, names: frozenset[str]) -> str | None:
+    """What keeps the SQLite database behind ``conn``, whose schema objects are ``names``, from
+    being a space file, said after "is" — not one at all (a table every space file holds is
+    missing: another program's file under a space file's name), or one whose own tables another
+    program changed (a column is missing: every read of it would fail) — or None."""
+    missing = sorted(SPACE_TABLES - names)
+    if missing:
+        return (
+            f"not a space file: an SQLite database without the table(s) {', '.join(missing)} "
+            "that every space file holds (another program's file under a space file's name)"
+        )
+    lacking = []
+    for table, columns in SPACE_COLUMNS.items():
+        found = {str(name) for (name,) in conn.execute(_COLUMNS_SQL, (table,))}
+        lacking.extend(f"{table}.{column}" for column in columns if column not in found)
+    if lacking:
+        return (
+            f"damaged: its own tables lack the column(s) {', '.join(lacking)} that every space "
+            "file holds (another program changed them)"
+        )
+    return None
+
+
+_COLUMNS_SQL: Final = "SELECT name FROM main.pragma_table_info(?)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -577,12 +609,10 @@ class SpaceFile:
         first commit was cut short (the file is made, then filled by the commit): it is used.
         Returns the names of the file's schema objects."""
         names = frozenset(str(name) for (name,) in conn.execute("SELECT name FROM sqlite_schema"))
-        missing = sorted(SPACE_TABLES - names)
-        if names and missing:
+        problem = space_shape_problem(conn, names) if names else None
+        if problem is not None:
             raise DatabaseError(
-                f"space file {self.path} is not a space file: an SQLite database without the "
-                f"table(s) {', '.join(missing)} that every space file holds (another program's "
-                f"file under a space file's name); nothing was written to it: "
+                f"space file {self.path} is {problem}; nothing was written to it: "
                 f"{DAMAGED_SPACE_ADVICE}"
             )
         return names

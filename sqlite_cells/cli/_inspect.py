@@ -1162,6 +1162,13 @@ def _unreadable(path: Path, exc: apsw.Error) -> str:
         )
     if advice := out_of_files(exc):
         return f"cannot read {path}: {exc}; {advice}"
+    if isinstance(exc, apsw.SQLError) and str(exc).startswith(_SHAPE_CHANGED):
+        # The commands' own statements name only what every file of the store holds.
+        return (
+            f"cannot read {path}: its tables are not as this program writes them ({exc}): "
+            "another program changed them; `sqlite-cells check` says which files are damaged "
+            "and what to do"
+        )
     return (
         f"cannot read {path}: {exc}. Check that you may read and write the store's directory "
         "and files (SQLite reads a file in WAL mode through a -shm file beside it, which it "
@@ -1169,6 +1176,8 @@ def _unreadable(path: Path, exc: apsw.Error) -> str:
         "files have a -wal or -shm beside them, copy it somewhere writable first"
     )
 
+
+_SHAPE_CHANGED = ("no such column", "no such table")
 
 _NOTHING_READ = (
     "Nothing was read (query never repairs): run `sqlite-cells check --repair`, then query again"

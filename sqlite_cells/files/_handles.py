@@ -56,11 +56,11 @@ from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
     DAMAGED_SPACE_ADVICE,
     FORMAT_VERSION,
-    SPACE_TABLES,
     odd_kind,
     op_targets_by_seq,
     readable_format,
     remove_unused,
+    space_shape_problem,
     stored_format,
     stored_json_column,
     surrogate_at,
@@ -538,13 +538,10 @@ class NotASpaceFile(DatabaseError):
 
 
 def _require_space_tables(conn: apsw.Connection, space_file: Path) -> None:
-    names = {name for (name,) in conn.execute("SELECT name FROM sqlite_schema")}
-    missing = sorted(SPACE_TABLES - names)
-    if missing:
-        raise NotASpaceFile(
-            f"not a space file: an SQLite database without the table(s) {', '.join(missing)} "
-            "that every space file holds (another program's file under a space file's name)"
-        )
+    names = frozenset(str(name) for (name,) in conn.execute("SELECT name FROM sqlite_schema"))
+    problem = space_shape_problem(conn, names)
+    if problem is not None:
+        raise NotASpaceFile(problem)
 
 
 def space_damage(exc: BaseException) -> str | None:

@@ -3,7 +3,8 @@
 say what to do, and inspect and check the rest of the store all the same; the file is left as
 it was found. A damaged database file is called damaged, not a question of permissions, and a
 directory at a database file's path is named, with a remedy that works; a database ahead of its
-space by more than one commit is said to be quarantined, not reconciled."""
+space by more than one commit is said to be quarantined, not reconciled. A space file whose own
+tables another program changed (a column gone) is damaged, for the commands and the runtime."""
 
 from __future__ import annotations
 
@@ -170,3 +171,63 @@ def test_a_directory_where_a_space_file_belongs_fails_the_listings_naming_it(
         done.stderr
     )
     assert run_cli("check", "--store", str(store)).returncode == 1
+
+
+def _space_without_rev(store: Path) -> Path:
+    """A store whose one space file's ``_cf_cells`` lost its ``rev`` column (rebuilt by another
+    program without it); the space file."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        with space.transact():
+            space.cell("x").set(1)
+    (path,) = store.glob("space-*.sqlite")
+    conn = apsw.Connection(str(path))
+    conn.execute(
+        "CREATE TABLE t AS SELECT id, value FROM _cf_cells; DROP TABLE _cf_cells; "
+        "ALTER TABLE t RENAME TO _cf_cells"
+    )
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize("args", [["inspect"], ["check"], ["gc"]])
+def test_a_space_file_whose_tables_lack_a_column_is_reported_damaged(
+    store: Path, args: list[str]
+) -> None:
+    path = _space_without_rev(store)
+    before = path.read_bytes()
+    done = run_cli(*args, "--store", str(store))
+    assert done.returncode == 1, done.stderr
+    assert done.stderr == ""
+    assert "its own tables lack the column(s) _cf_cells.rev" in done.stdout
+    assert "restore it (with its -wal, if any) from a backup" in done.stdout
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("args", [["cells", "--space", "demo"], ["tables"]])
+def test_listing_a_space_file_whose_tables_lack_a_column_says_so(
+    store: Path, args: list[str]
+) -> None:
+    _space_without_rev(store)
+    done = run_cli(*args, "--store", str(store))
+    assert done.returncode == 1
+    assert "its tables are not as this program writes them (no such column: rev)" in done.stderr
+    assert "sqlite-cells check` says which files are damaged" in done.stderr
+    assert "Check that you may read" not in done.stderr
+
+
+def test_the_runtime_refuses_a_space_file_whose_tables_lack_a_column(store: Path) -> None:
+    path = _space_without_rev(store)
+    before = path.read_bytes()
+    rt = sc.Runtime(store)
+    try:
+        with pytest.raises(sc.DatabaseError) as raised:
+            rt.space("demo").cell("x").get()
+    finally:
+        rt.close()
+    message = str(raised.value)
+    assert (
+        f"space file {path} is damaged: its own tables lack the column(s) _cf_cells.rev" in message
+    )
+    assert "nothing was written to it" in message and "from a backup" in message
+    assert path.read_bytes() == before
