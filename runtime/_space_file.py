@@ -1467,6 +1467,11 @@ class SpaceFile:
         self._write_lock.release()
         return True
 
+    @property
+    def closed(self) -> bool:
+        """Whether this space's runtime was closed (or this is a forked child's copy)."""
+        return self._closed or self._made_in != generation()
+
     def check_open(self) -> None:
         """Raise :class:`ClosedError` if this space's runtime was closed."""
         self._check_open()

@@ -347,9 +347,14 @@ _scope_ids = itertools.count(1)
 
 
 def current_transaction() -> Transaction | None:
-    """The transaction this thread began in this context, if any."""
+    """The transaction this thread began in this context, if any. Not one whose runtime was
+    closed while its block was open (a block entered by hand and never left): it can commit
+    nothing, and a later transaction of another runtime in this thread is not part of it."""
     tx = _current.get()
-    return tx if tx is None or tx.thread == threading.get_ident() else None
+    if tx is None or tx.thread != threading.get_ident():
+        return None
+    space = tx.space
+    return None if space is not None and space.closed else tx
 
 
 def require_transaction(what: str, space: SpaceFile) -> Transaction:

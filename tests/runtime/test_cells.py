@@ -168,6 +168,28 @@ def test_closed_runtime_says_so(store: Path) -> None:
         space.cell("never-read").get()
 
 
+def test_a_block_left_open_when_its_runtime_closed_is_no_later_runtimes_transaction(
+    store: Path,
+) -> None:
+    """A transaction block entered by hand and never left, then its runtime closed: it can
+    commit nothing, and a new runtime's transactions in the same thread are their own (they
+    were refused as a write "through another Runtime object")."""
+    first = sc.Runtime(store)
+    block = first.space("demo").transact()
+    block.__enter__()
+    first.space("demo").cell("c").set(5)
+    first.close()
+    with sc.Runtime(store) as second:
+        space = second.space("demo")
+        with space.transact():
+            space.cell("c").set(6)
+        assert space.cell("c").get() == 6
+        with pytest.raises(sc.NoTransaction):
+            space.cell("c").set(7)  # outside any block: the dead one is no transaction
+    with pytest.raises(ClosedError):
+        block.__exit__(None, None, None)  # its own commit still says why it cannot be made
+
+
 def test_ephemeral_store_is_removed_on_close() -> None:
     with sc.Runtime.ephemeral() as runtime:
         store = runtime.store
