@@ -273,6 +273,20 @@ class QueryError(DatabaseError):
         self.sql = sql
         super().__init__(f"database {db_id}: {message} in {_quoted_sql(sql)}")
 
+    def for_statement(self, sql: str) -> QueryError:
+        """This error said of ``sql``: a read of several statements that failed as a whole (its
+        file gone, unopenable) fails each statement with its own text and ``sql``."""
+        said = f" in {_quoted_sql(self.sql)}"
+        text = str(self)
+        if sql == self.sql or not text.endswith(said):
+            return self
+        other = type(self).__new__(type(self))
+        other.__dict__.update(self.__dict__)
+        other.sql = sql
+        other.args = (f"{text[: -len(said)]} in {_quoted_sql(sql)}",)
+        other.__cause__ = self.__cause__
+        return other
+
 
 class QueryArgumentError(QueryError, TypeError, ValueError):
     """``db.read``/``db.query`` parameters that SQLite cannot bind (a value of another type, an

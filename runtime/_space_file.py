@@ -173,7 +173,7 @@ def space_shape_problem(conn: apsw.Connection, names: frozenset[str]) -> str | N
             f"not a space file: an SQLite database without the table(s) {', '.join(missing)} "
             "that every space file holds (another program's file under a space file's name)"
         )
-    lacking = []
+    lacking: list[str] = []
     for table, columns in SPACE_COLUMNS.items():
         found = {str(name) for (name,) in conn.execute(_COLUMNS_SQL, (table,))}
         lacking.extend(f"{table}.{column}" for column in columns if column not in found)

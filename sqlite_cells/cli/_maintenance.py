@@ -82,8 +82,15 @@ def _watermark(o: Outcome) -> int | None:
     return o.db_seq
 
 
-def _advice(o: Outcome) -> str:
-    """What the user can do about ``o`` (empty when nothing is to be done)."""
+def _advice(o: Outcome, *, repairing: bool = False) -> str:
+    """What the user can do about ``o`` (empty when nothing is to be done); ``repairing``: it
+    was found by `check --repair`, which repairs whatever it can write."""
+    if repairing and o.action in _REPAIRABLE:
+        return (
+            "nothing was changed: `--repair` could not write it, as this user may not write "
+            f"{o.path.name} or its space file (or their folder); run `sqlite-cells check "
+            "--repair` as a user who may (the store's owner)"
+        )
     if o.action is Action.UNREADABLE:
         return (
             "nothing was changed: let this user read and write the file (and its -wal and -shm), "
@@ -133,6 +140,8 @@ def _advice(o: Outcome) -> str:
     return ""
 
 
+# What `check --repair` repairs when it may write the files.
+_REPAIRABLE = frozenset({Action.BEHIND, Action.AHEAD, Action.DAMAGED})
 # The outcomes of a space file, not a database.
 _SPACE_FILES = frozenset({Action.SPACE_DAMAGED, Action.SPACE_UNREADABLE})
 
@@ -158,7 +167,7 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
             "commits": o.commits,
             "detail": _shown(o.detail),
             "kept": str(o.kept) if o.kept is not None else None,
-            "advice": _advice(o),
+            "advice": _advice(o, repairing=args.repair),
         }
         for o in outcomes
     ]

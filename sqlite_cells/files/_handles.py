@@ -68,7 +68,7 @@ from sqlite_cells.runtime import (
     upgrade_space_file,
     wait_for_locks,
 )
-from sqlite_cells.schema import Declaration, Schema, SourceKind, db_file_name
+from sqlite_cells.schema import Declaration, Schema, SourceKind, db_file_name, quote_ident
 
 T = TypeVar("T")
 
@@ -443,8 +443,31 @@ def find_garbage(store: Path) -> list[Garbage]:
             Garbage(p, p.name in given_up)
             for p in _database_files(store)
             if p.name in given_up
-            or (not damaged and p.name not in protected and _commits_in(p) == 0)
+            or (not damaged and p.name not in protected and _answer(p, holds_nothing) is True)
         ]
+
+
+def holds_nothing(conn: apsw.Connection) -> bool:
+    """Whether the database file behind ``conn``, which no space names, holds nothing gc may
+    not remove: no commit of a runtime (watermark 0: a first write that never committed, or
+    one still running, whose schema and rows are in its one transaction) and no row in a
+    table of its own (another program's file under a database file's name is kept: its rows
+    are nobody's to delete; the runtime's ``_cf_`` tables hold no user's rows). A table SQLite
+    cannot read (a virtual table of a module it lacks) counts as holding rows."""
+    if read_watermark(conn) != 0:
+        return False
+    tables = conn.execute(
+        "SELECT name FROM main.sqlite_schema WHERE type = 'table' "
+        "AND name NOT LIKE 'sqlite~_%' ESCAPE '~' AND name NOT LIKE '~_cf~_%' ESCAPE '~'"
+    ).fetchall()
+    for (name,) in tables:
+        try:
+            found = conn.execute(f"SELECT 1 FROM main.{quote_ident(str(name))} LIMIT 1")
+            if found.fetchall():
+                return False
+        except apsw.Error:
+            return False
+    return True
 
 
 def remove_garbage(found: Garbage) -> bool:
@@ -462,7 +485,7 @@ def remove_garbage(found: Garbage) -> bool:
     if found.dropped:
         remove_database_files(found.path)
         return True
-    return remove_unused(found.path, lambda conn: read_watermark(conn) == 0)
+    return remove_unused(found.path, holds_nothing)
 
 
 def collect_garbage(store: Path, *, remove: bool = False) -> list[Path]:
@@ -564,6 +587,10 @@ def damaged_spaces(store: Path) -> list[DamagedSpace]:
 
 
 def _orphans(store: Path, named: set[str]) -> list[tuple[Path, int | None]]:
+    """The database files no name in ``named`` (read from the space files before) names and
+    that hold commits. A database's first write may have committed since those names were read:
+    its space file commits before it (SQLite commits a transaction's files in order, ``main``
+    first), so names read again after a file's watermark hold its id if a space wrote it."""
     known = {db_file_name(cell_id) for cell_id in named}
     found = []
     for path in _database_files(store):
@@ -571,6 +598,9 @@ def _orphans(store: Path, named: set[str]) -> list[tuple[Path, int | None]]:
             seq = _commits_in(path)
             if seq != 0:
                 found.append((path, seq))
+    if found:
+        known |= {db_file_name(cell_id) for cell_id in _store_names(store)[0]}
+        found = [(path, seq) for path, seq in found if path.name not in known]
     return found
 
 

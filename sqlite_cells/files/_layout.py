@@ -427,13 +427,16 @@ def open_unwritable(path: Path, what: str = "store file") -> apsw.Connection:
 def read_as_is(path: Path) -> bool:
     """Whether the store file ``path`` is to be read as it is (``immutable``): a WAL file with
     no ``-wal`` and no ``-shm`` beside it (so it holds every commit) in a folder this user may
-    not write (read-only media, a folder at 555). SQLite reads a WAL file through a ``-shm``
-    (and a ``-wal``) it creates beside it, and there it cannot: the read failed. Only there:
-    a file read as it is takes no lock, and a writer that can write the folder could checkpoint
-    into it mid-read (a torn read, reported as damage)."""
+    not write (read-only media, a folder at 555), or that this user may not write itself (a
+    store of another user's in a shared folder). SQLite reads a WAL file through a ``-shm`` (and
+    a ``-wal``) it creates beside it: in the first case it cannot, and the read failed; in the
+    second they would be this user's and stay behind (a read-only connection may not remove
+    them), and the file's owner could not write the store any more (SQLite cannot write a
+    ``-shm`` it may not write). Only there: a file read as it is takes no lock, and a writer
+    could checkpoint into it mid-read (a torn read, reported as damage)."""
     if os.path.lexists(f"{path}-wal") or os.path.lexists(f"{path}-shm"):
         return False
-    if os.access(path.parent, os.W_OK | os.X_OK):
+    if os.access(path.parent, os.W_OK | os.X_OK) and os.access(path, os.W_OK):
         return False
     return in_wal_mode(path)
 

@@ -52,6 +52,7 @@ from sqlite_cells.read._reader import (
     Statement,
     StatementResult,
     Tracker,
+    failed_together,
     read_batch,
     short_steps,
 )
@@ -556,11 +557,11 @@ class LiveQueries:
                 previous=[read.previous() for read in reads],
             )
         except SqliteCellsError as exc:
-            seq, results = 0, [StatementResult(error=exc)] * len(reads)
+            seq, results = 0, failed_together(exc, [read.stmt for read in reads])
         except Exception as exc:  # a bug or an unexpected failure must still end the run
             error = QueryError(decl.db_id, reads[0].stmt.sql, f"{type(exc).__name__}: {exc}")
             error.__cause__ = exc
-            seq, results = 0, [StatementResult(error=error)] * len(reads)
+            seq, results = 0, failed_together(error, [read.stmt for read in reads])
         finally:
             workers.unguard(tracker)
         pairs: list[tuple[Any, StatementResult]] = []

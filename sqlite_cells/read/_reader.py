@@ -87,6 +87,7 @@ __all__ = [
     "Statement",
     "StatementResult",
     "Tracker",
+    "failed_together",
     "read_batch",
     "read_rows",
     "short_steps",
@@ -130,6 +131,16 @@ class StatementResult:
         if self.dicts is None:
             self.dicts = _dict_builder(self.names)(self.rows)
         return self.dicts
+
+
+def failed_together(
+    error: SqliteCellsError, statements: Sequence[Statement]
+) -> list[StatementResult]:
+    """One result per statement of a read that failed as a whole with ``error``, each naming
+    its own statement (:meth:`QueryError.for_statement`)."""
+    if not isinstance(error, QueryError):
+        return [StatementResult(error=error) for _ in statements]
+    return [StatementResult(error=error.for_statement(stmt.sql)) for stmt in statements]
 
 
 _BUILDERS: dict[tuple[str, ...], Callable[[list[tuple[Any, ...]]], Rows]] = {}

@@ -44,7 +44,13 @@ import apsw
 
 from sqlite_cells.codec import ClosedError, QueryError, QueryTimeout, SqliteCellsError
 from sqlite_cells.read._pool import PooledConnection, ReadPool
-from sqlite_cells.read._reader import Statement, StatementResult, Tracker, read_batch
+from sqlite_cells.read._reader import (
+    Statement,
+    StatementResult,
+    Tracker,
+    failed_together,
+    read_batch,
+)
 from sqlite_cells.schema import Declaration
 
 __all__ = [
@@ -304,12 +310,11 @@ class QueryWorkers:
                 pairs = pairs[begin:end]
             return seq, pairs
         except SqliteCellsError as exc:
-            error = self._closed_instead(exc)
-            return 0, [(key, StatementResult(error=error)) for key in _kept(keys, tracker)]
+            return 0, _failed(job, _kept(keys, tracker), self._closed_instead(exc))
         except Exception as exc:  # a bug or an unexpected failure must still end the read
             error = QueryError(job.decl.db_id, job.items[0][1].sql, f"{type(exc).__name__}: {exc}")
             error.__cause__ = exc
-            return 0, [(key, StatementResult(error=error)) for key in _kept(keys, tracker)]
+            return 0, _failed(job, _kept(keys, tracker), error)
 
     def _closed_instead(self, error: SqliteCellsError) -> SqliteCellsError:
         """A statement that close() interrupted ran no ``query_timeout`` long: it is told the
@@ -535,4 +540,12 @@ def _deliver(job: ReadJob, seq: int, results: list[tuple[Any, StatementResult]])
 
 
 def _fail(job: ReadJob, error: SqliteCellsError) -> None:
-    _deliver(job, 0, [(key, StatementResult(error=error)) for key, _ in job.items])
+    _deliver(job, 0, _failed(job, [key for key, _ in job.items], error))
+
+
+def _failed(
+    job: ReadJob, keys: list[Any], error: SqliteCellsError
+) -> list[tuple[Any, StatementResult]]:
+    """The results of ``keys`` of ``job``, whose read failed as a whole with ``error``."""
+    statements = dict(job.items)
+    return list(zip(keys, failed_together(error, [statements[key] for key in keys]), strict=True))

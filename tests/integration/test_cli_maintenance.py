@@ -186,6 +186,23 @@ def test_a_database_file_whose_space_file_is_gone_is_kept_by_gc_and_reported_by_
     assert apsw.Connection(str(kept)).execute("SELECT v FROM t").fetchall() == [(1,)]
 
 
+def test_another_programs_rows_under_a_database_files_name_are_never_garbage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another program's SQLite file with rows, under a name a database file could have: no
+    runtime commit ever made it (watermark 0), but it is no first write cut short either (that
+    leaves no row), and its rows are nobody's to delete: gc neither lists nor removes it."""
+    store, _kept = _one_row(tmp_path)
+    theirs = store / ("cell-" + "b" * 32 + ".sqlite")
+    conn = apsw.Connection(str(theirs))
+    conn.execute("CREATE TABLE precious (x); INSERT INTO precious VALUES ('keep me')")
+    conn.close()
+    before = theirs.read_bytes()
+    assert main(["gc", str(store), "--yes", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"removed": True, "files": []}
+    assert theirs.read_bytes() == before
+
+
 def test_a_blank_space_file_left_by_a_crash_is_ignored_by_the_tools(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

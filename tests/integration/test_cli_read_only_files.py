@@ -2,7 +2,10 @@
 WAL file through a `-wal` and `-shm` it creates beside it, and there it cannot, so every command
 failed. A file with no `-wal` or `-shm` beside it holds every commit and is read as it is: the
 commands that only read (`inspect`, `tables`, `cells`, `check`, `gc` without `--yes`, `query`)
-read the store and leave it as it was; `check --repair` repairs nothing there."""
+read the store and leave it as it was; `check --repair` repairs nothing there. The same holds
+for another user's store in a folder every user may write: a `-wal`/`-shm` the commands made
+there would be theirs, stay behind, and keep the store's owner from writing it; and `check
+--repair` run by a user who may not write the files says so, not to run itself again."""
 
 from __future__ import annotations
 
@@ -74,3 +77,58 @@ def test_a_folder_this_user_may_not_write_is_read(store: Path) -> None:
         store.chmod(0o755)
         for path in store.iterdir():
             os.chown(path, 0, 0)
+
+
+def test_another_users_store_in_a_shared_folder_is_read_and_left_writable(store: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the store must belong to another user than the commands run as")
+    before = _names(store)
+    for path in store.iterdir():
+        path.chmod(0o644)  # root's files, which nobody may read but not write
+    store.chmod(0o777)
+    _read_everything(store)
+    assert _names(store) == before  # no -wal or -shm of nobody's left beside them
+    with sc.Runtime(store) as rt:  # and the owner still writes the store
+        space = rt.space("a")
+        db = space.sqlite_database("d", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('y')")
+        assert db.read("SELECT v FROM t ORDER BY id") == [{"v": "x"}, {"v": "y"}]
+
+
+def _behind(root: Path) -> Path:
+    """Make the database of ``root`` one commit behind its space (its file put back as it was
+    before the last commit); its file."""
+    with sc.Runtime(root) as rt:
+        db_file = rt.space("a").sqlite_database("d", tables=TABLES).path
+    kept = db_file.read_bytes()
+    with sc.Runtime(root) as rt:
+        space = rt.space("a")
+        db = space.sqlite_database("d", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('y')")
+    db_file.write_bytes(kept)
+    return db_file
+
+
+@pytest.mark.parametrize("folder", [0o555, 0o777])
+def test_check_repair_by_a_user_who_may_not_write_says_so(store: Path, folder: int) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the store must belong to another user than the commands run as")
+    db_file = _behind(store)
+    before = db_file.read_bytes()
+    for path in store.iterdir():
+        path.chmod(0o644)
+    store.chmod(folder)
+    try:
+        done = run_unprivileged("-m", "sqlite_cells", "check", "--repair", str(store))
+    finally:
+        store.chmod(0o755)
+    assert done.returncode == 1, done.stderr
+    assert "watermark 1, space seq 2: behind" in done.stdout
+    assert "`--repair` could not write it, as this user may not write" in done.stdout
+    assert "as a user who may (the store's owner)" in done.stdout
+    assert "Quarantined" not in done.stdout and "ReadOnlyError" not in done.stdout
+    assert db_file.read_bytes() == before
+    done = run_unprivileged("-m", "sqlite_cells", "check", str(store))  # without --repair
+    assert "run `sqlite-cells check --repair` to re-apply the commits it misses" in done.stdout

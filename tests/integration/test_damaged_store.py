@@ -325,3 +325,25 @@ def test_a_catch_up_that_keeps_failing_is_logged_once_without_a_traceback(
         with pytest.raises(sc.StoreChanged), space.transact():
             cell.set(2)
         assert cell.get() == 1
+
+
+def test_a_first_write_committed_after_the_names_were_read_is_no_orphan(store: Path) -> None:
+    """`check` and `inspect` read the names the space files hold, then the database files'
+    watermarks: a database's first write committing in between (another runtime making a new
+    database) left a file no name held yet, reported as orphaned with advice to move it out
+    of the store. Its space file commits first, so the names read again after the watermark
+    hold it; called with the names as they were before that write (none), the walk finds no
+    orphan."""
+    from sqlite_cells.files._handles import _orphans
+
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("fresh", tables={"t": sc.table(x="integer")})
+        with space.transact():
+            db.exec("INSERT INTO t (x) VALUES (1)")
+        path = db.path
+    assert _orphans(store, named=set()) == []
+    # A file no space names at all is still found, as before.
+    orphan = store / ("cell-" + "ab" * 16 + ".sqlite")
+    orphan.write_bytes(path.read_bytes())
+    assert _orphans(store, named=set()) == [(orphan, 1)]

@@ -1115,3 +1115,28 @@ def test_a_wal_source_whose_program_closes_as_it_is_opened_gets_no_wal_of_ours(
     assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 4}]
     assert [uri.endswith("immutable=1") for uri in chosen] == [False, True]
     assert _listing(outside) == ["walled.db"]
+
+
+def test_a_read_failing_as_a_whole_names_each_querys_own_statement(
+    rt: sc.Runtime, space: Space, reference: Path
+) -> None:
+    """A source deleted under three live queries read in one batch: each query's error names
+    its own statement, not the first one's (Errors: what was wrong, and where)."""
+    handle = space.register_disk_source(str(reference))
+    sqls = ["SELECT code FROM codes", "SELECT label FROM codes", "SELECT count(*) AS n FROM codes"]
+    queries = [handle.query(sql) for sql in sqls]
+    rt.settle()
+    assert [len(q.get().result or []) for q in queries] == [3, 3, 1]
+    reference.unlink()  # (seen at the source watcher's next look, each poll_interval)
+    errors: list[Any] = []
+    for _ in range(200):
+        rt.settle()
+        errors = [q.get().error for q in queries]
+        if all(e is not None for e in errors):
+            break
+        threading.Event().wait(0.02)
+    for sql, error in zip(sqls, errors, strict=True):
+        assert isinstance(error, sc.QueryError)
+        assert error.sql == sql
+        assert "is gone (deleted or moved after it was registered)" in str(error)
+        assert str(error).endswith(f"in {sql!r}")
