@@ -81,6 +81,7 @@ from sqlite_cells.runtime._store import DEFAULT_STORE as DEFAULT_STORE
 from sqlite_cells.runtime._store import STORE_ENV as STORE_ENV
 from sqlite_cells.runtime._store import home_expanded as home_expanded
 from sqlite_cells.runtime._store import shown_path as shown_path
+from sqlite_cells.runtime._store import space_file_name as space_file_name
 from sqlite_cells.runtime._streams import node_values as node_values
 from sqlite_cells.runtime._streams import observe_node as observe_node
 from sqlite_cells.runtime._tx import LENGTH_LIMIT as LENGTH_LIMIT
@@ -172,6 +173,7 @@ __all__ = [
     "set_aside",
     "set_lock_wait",
     "shown_path",
+    "space_file_name",
     "space_shape_problem",
     "stored_format",
     "stored_json_column",

@@ -80,6 +80,7 @@ from sqlite_cells.runtime import (
     odd_kind,
     out_of_files,
     shown_path,
+    space_file_name,
     stored_format,
     surrogate_at,
     wait_for_locks,
@@ -955,6 +956,14 @@ def find_space(root: Path, space_id: str) -> Path:
             unnamed.append(path.name)
         elif row is not None and decoded(row[0]) == space_id:
             return path
+    path = root / space_file_name(space_id)
+    kind = odd_kind(path)
+    if kind is not None:  # (left out of space_files: nothing of ours to read there)
+        raise InspectError(
+            "unreadable",
+            f"cannot read {path}: {kind} stands where the space file of space {space_id!r} "
+            "belongs; `sqlite-cells check` says what to do",
+        )
     also = (
         f" ({', '.join(unnamed)} holds a space id that is not valid UTF-8 text in its "
         "_cf_meta row 'space_id', written by another program: restore that file from a "

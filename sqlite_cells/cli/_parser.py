@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from importlib import metadata
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from sqlite_cells.cli._output import Format, escaped_lines
 from sqlite_cells.runtime import MAX_SECONDS
@@ -46,7 +46,13 @@ def _positive(text: str) -> float:
 
 class _Parser(argparse.ArgumentParser):
     """A parser whose usage errors are escaped as the command's other error lines are: argparse
-    quotes the words it did not take (``unrecognized arguments: …``) as they were given."""
+    quotes the words it did not take (``unrecognized arguments: …``) as they were given. No
+    option is taken by a prefix of its name: ``gc --y`` must not be ``gc --yes`` (R74: removing
+    needs the word itself), nor ``check --r`` a repair."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         super().error(escaped_lines(message))

@@ -173,6 +173,23 @@ def test_a_directory_where_a_space_file_belongs_fails_the_listings_naming_it(
     assert run_cli("check", "--store", str(store)).returncode == 1
 
 
+def test_query_of_a_space_whose_file_is_a_directory_names_it(store: Path) -> None:
+    """Errors: `query` of a space whose space file's path holds a directory said "no space"
+    (the listings name the directory)."""
+    _one_database(store)
+    (path,) = store.glob("space-*.sqlite")
+    for companion in store.glob("space-*.sqlite*"):
+        companion.unlink()
+    path.mkdir()
+    done = run_cli("query", "--store", str(store), "demo", "chat", "SELECT 1")
+    assert done.returncode == 1
+    assert (
+        f"cannot read {path}: a directory stands where the space file of space 'demo' belongs"
+        in done.stderr
+    )
+    assert "no space" not in done.stderr
+
+
 def _space_without_rev(store: Path) -> Path:
     """A store whose one space file's ``_cf_cells`` lost its ``rev`` column (rebuilt by another
     program without it); the space file."""

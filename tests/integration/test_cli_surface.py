@@ -552,3 +552,28 @@ def test_the_help_says_what_demo_prints_and_what_gc_lists() -> None:
     assert refused.returncode == 2 and "do not apply" in refused.stderr
     gc = run_cli("gc", "--help")
     assert gc.returncode == 0 and "dropped with db.drop()" in " ".join(gc.stdout.split())
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["gc", "--y"], ["gc", "--ye"], ["check", "--r"], ["check", "--rep"], ["inspect", "--js"]],
+)
+def test_no_option_is_taken_by_a_prefix_of_its_name(
+    store: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """R74: gc removes only with `--yes`, the word itself; `check --r` is no repair either."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("gone", tables={"t": sc.table(x="integer")})
+        with space.transact():
+            db.exec("INSERT INTO t (x) VALUES (1)")
+        with space.transact():
+            db.drop()
+        dropped = db.path
+    assert dropped.exists()
+    with pytest.raises(SystemExit) as raised:
+        main([*argv, str(store)])
+    captured = capsys.readouterr()
+    assert raised.value.code == 2
+    assert f"unrecognized arguments: {argv[1]}" in captured.err and captured.out == ""
+    assert dropped.exists()
