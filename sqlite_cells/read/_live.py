@@ -524,10 +524,8 @@ class LiveQueries:
         files (another program's lock could make the scheduler wait)."""
         if decl.kind is not SourceKind.CELL or len(reads) > _INLINE_MAX or total > INLINE_BUDGET:
             return False
-        return all(
-            short_steps(decl, read.stmt.sql)
-            and not any(runner.runs_own_code for runner in read.runners)
-            for read in reads
+        return short_steps(decl, [read.stmt.sql for read in reads]) and not any(
+            runner.runs_own_code for read in reads for runner in read.runners
         )
 
     def _run_inline(self, wanted: _Wanted, reads: list[_Read]) -> None:

@@ -28,7 +28,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -972,12 +972,17 @@ def known_read_set(decl: Declaration, sql: str) -> ReadMap | None:
     return entry[0] if entry is not None else None
 
 
-def short_steps(decl: Declaration, sql: str) -> bool:
-    """Whether ``sql`` was prepared on ``decl``'s schema already and calls no SQL function
-    outside :data:`SHORT_FUNCTIONS`: then each of its VM steps stays short (the progress
-    handler, which runs between steps, keeps its deadline), whatever the data."""
-    entry = _READ_SETS.get(_read_key(decl, sql))
-    return entry is not None and entry[1]
+def short_steps(decl: Declaration, sqls: Iterable[str]) -> bool:
+    """Whether each of ``sqls`` was prepared on ``decl``'s schema already and calls no SQL
+    function outside :data:`SHORT_FUNCTIONS`: then each of its VM steps stays short (the
+    progress handler, which runs between steps, keeps its deadline), whatever the data."""
+    file_key = _file_key(decl, _schema_key(decl), _COOKIES.get(decl.path, _NO_FILE))
+    get = _READ_SETS.get
+    for sql in sqls:
+        entry = get((file_key, sql))
+        if entry is None or not entry[1]:
+            return False
+    return True
 
 
 _READ_POLICIES: dict[frozenset[str] | None, Authorizer] = {}

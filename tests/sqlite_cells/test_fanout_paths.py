@@ -68,7 +68,7 @@ def test_a_cheap_statement_of_short_steps_reruns_on_the_scheduler_thread(
     monkeypatch.setattr(live_module, "INLINE_BUDGET", 10.0)  # cheap, however loaded the machine
     q = db.query("SELECT count(*) AS n FROM messages")
     rt.settle()
-    assert short_steps(db.declaration, "SELECT count(*) AS n FROM messages")
+    assert short_steps(db.declaration, ["SELECT count(*) AS n FROM messages"])
     threads.clear()
     _insert(space, db, "a")
     rt.settle()
@@ -87,7 +87,7 @@ def test_a_statement_calling_a_long_step_function_never_runs_inline(
     sql = "SELECT instr(body, 'x') AS at FROM messages ORDER BY id"
     q = db.query(sql)
     rt.settle()
-    assert "instr" not in SHORT_FUNCTIONS and not short_steps(db.declaration, sql)
+    assert "instr" not in SHORT_FUNCTIONS and not short_steps(db.declaration, [sql])
     threads.clear()
     _insert(space, db, "axb")
     rt.settle()
@@ -117,7 +117,7 @@ def test_a_statement_of_operators_that_copy_whole_values_never_runs_inline(
     monkeypatch.setattr(live_module, "INLINE_BUDGET", 10.0)  # cheap enough: only the operator
     q = db.query(sql)
     rt.settle()
-    assert not short_steps(db.declaration, sql)
+    assert not short_steps(db.declaration, [sql])
     threads.clear()
     _insert(space, db, '"axb"')
     rt.settle()
@@ -143,10 +143,10 @@ def test_a_statement_reading_a_virtual_generated_column_never_runs_inline(
     with space.transact():
         db.exec("INSERT INTO t (a) VALUES (' x ')")
     assert db.read("SELECT a FROM t") == [{"a": " x "}]
-    assert short_steps(db.declaration, "SELECT a FROM t")  # the column read decides
+    assert short_steps(db.declaration, ["SELECT a FROM t"])  # the column read decides
     q = db.query("SELECT g FROM t")
     rt.settle()
-    assert not short_steps(db.declaration, "SELECT g FROM t")
+    assert not short_steps(db.declaration, ["SELECT g FROM t"])
     threads.clear()
     with space.transact():
         db.exec("UPDATE t SET a = ' y '")
