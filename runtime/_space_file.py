@@ -52,6 +52,7 @@ from sqlite_cells.codec import (
     decode_record,
     stored_json,
 )
+from sqlite_cells.runtime._blocked import waits_on_threads
 from sqlite_cells.runtime._boundary import DAMAGED_SPACE_ADVICE, stored_json_column, translated
 from sqlite_cells.runtime._commit import commit_error, holds, write_member
 from sqlite_cells.runtime._file_kind import check_file_kinds, file_identity, file_state, stands_at
@@ -104,8 +105,11 @@ def busy_ms(seconds: float | None) -> int:
 # How long a body may hold the space's write lock (a handler's try that runs its body inside
 # ``exclusive``, or an async one's ``LockHolder``) while another committer of this runtime waits
 # for it: past that the waiter stops waiting (``ConflictError``, so a handler tries again) instead
-# of waiting for good for a body that may be waiting for it. A retried body is usually short.
+# of waiting for good for a body that may be waiting for it — for a sync body, when it is found
+# waiting on another thread (``waits_on_threads``); one busy with its own work is waited for up
+# to ``BUSY_PATIENCE``, as long as a commit waits for another process's lock.
 LOCK_PATIENCE = 0.25
+BUSY_PATIENCE = BUSY_TIMEOUT_MS / 1000
 _LOCK_POLL = 0.05  # how often such a waiter looks at how long the body has held the lock
 
 # Prepared statements the write connection keeps (apsw's cache; its default is 100). apsw puts
@@ -1214,11 +1218,13 @@ class SpaceFile:
     def _take_write_lock(self) -> None:
         """Take the write lock for a commit or an ``exclusive`` block. While another thread's
         unbounded ``exclusive`` block (a sync handler's try) holds it, wait until that block
-        has held it ``LOCK_PATIENCE`` seconds and this caller has waited as long, then raise
-        :class:`ConflictError`: the body inside may be waiting for this very caller (it joins
-        a thread that commits to the space), and a handler tries again (SPEC §3: at most 10
-        tries) rather than hang. Behind anything else (a commit, a catch-up, an async
-        handler's lock holder) the wait is not bounded here: those end by themselves."""
+        has held it ``LOCK_PATIENCE`` seconds and this caller has waited as long, then, if the
+        body is found waiting on another thread, raise :class:`ConflictError`: it may be waiting
+        for this very caller (it joins a thread that commits to the space), and a handler tries
+        again (SPEC §3: at most 10 tries) rather than hang. A body busy with its own work (a
+        slow call) is waited for up to ``BUSY_PATIENCE``: a blind write behind it is no
+        conflict. Behind anything else (a commit, a catch-up, an async handler's lock holder)
+        the wait is not bounded here: those end by themselves."""
         if self._write_lock.acquire(blocking=False):
             return
         began = time.monotonic()
@@ -1229,16 +1235,23 @@ class SpaceFile:
             while not self._write_lock.acquire(timeout=_LOCK_POLL):
                 since = self._exclusive_since
                 now = time.monotonic()
-                if since is not None and min(now - since, now - began) >= LOCK_PATIENCE:
+                if since is not None and (
+                    min(now - since, now - began) >= BUSY_PATIENCE
+                    or (
+                        min(now - since, now - began) >= LOCK_PATIENCE
+                        and waits_on_threads(self._exclusive_owner)
+                    )
+                ):
                     raise ConflictError(
                         self.space_id,
                         (),
                         reason=(
-                            "another thread's transaction has held the space's write lock for "
-                            f"over {LOCK_PATIENCE} s (a handler that kept conflicting runs its "
-                            "body holding it) and nothing of this one was written; if that body "
-                            "waits for this commit (it joins the thread making it), make this "
-                            "commit before that body runs"
+                            "another thread's transaction holds the space's write lock (a "
+                            "handler that kept conflicting runs its body holding it) and waits "
+                            "on another thread, or has held it for over "
+                            f"{BUSY_PATIENCE:g} s; nothing of this one was written. If that "
+                            "body waits for this commit (it joins the thread making it), make "
+                            "this commit before that body runs"
                         ),
                     )
         finally:

@@ -315,6 +315,56 @@ def test_a_handler_whose_exclusive_body_joins_another_handler_of_the_space_ends(
     assert result == 4 and c.get() == 301
 
 
+def _hold_exclusive(space: Any, body: Callable[[], None]) -> threading.Thread:
+    """A thread that runs ``body`` inside ``space.file.exclusive()`` (a sync handler's try
+    that kept conflicting), started once it holds the write lock."""
+    inside = threading.Event()
+
+    def run() -> None:
+        with space.file.exclusive():
+            inside.set()
+            body()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert inside.wait(10)
+    return thread
+
+
+def test_a_blind_write_waits_out_a_body_busy_with_its_own_work(rt: sc.Runtime) -> None:
+    """§2: a transaction conflicts when a cell it read changed. One that read nothing, behind
+    a body that holds the write lock while it runs a slow call of its own (0.8 s, past the
+    0.25 s after which a body found waiting on another thread is given up on), waits for it
+    and commits (it raised ConflictError, and a plain transaction does not retry)."""
+    space = rt.space("demo")
+    holder = _hold_exclusive(space, lambda: time.sleep(0.8))
+    began = time.monotonic()
+    with space.transact():
+        space.cell("other").set(123)
+    waited = time.monotonic() - began
+    holder.join(10)
+    assert space.cell("other").get() == 123
+    assert waited >= 0.5  # it did wait for the body (not a test of speed)
+
+
+def test_a_commit_behind_a_body_waiting_on_another_thread_gives_up(rt: sc.Runtime) -> None:
+    """The other side: a body holding the write lock that waits on another thread (here an
+    Event only the committing thread would set, as a body joining the thread that makes this
+    commit) may wait for this very commit: the committer gives up with ConflictError once the
+    body has held the lock for the patience, writing nothing."""
+    space = rt.space("demo")
+    release = threading.Event()
+    holder = _hold_exclusive(space, lambda: release.wait(20))
+    try:
+        with pytest.raises(sc.ConflictError) as raised, space.transact():
+            space.cell("other").set(1)
+    finally:
+        release.set()
+        holder.join(10)
+    assert "waits on another thread" in str(raised.value)
+    assert space.cell("other").get() is None
+
+
 def test_a_commit_waiting_out_another_runtime_s_write_lock_says_so(
     store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
