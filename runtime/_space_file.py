@@ -75,6 +75,7 @@ from sqlite_cells.runtime._log import (
 )
 from sqlite_cells.runtime._marks import mark, unchanged_since
 from sqlite_cells.runtime._moved_files import set_aside, wal_state
+from sqlite_cells.runtime._shared_files import share_companions
 from sqlite_cells.runtime._stack_room import STACK_ROOM
 from sqlite_cells.runtime._turns import Turns
 from sqlite_cells.runtime._tx import LENGTH_LIMIT, validate_elsewhere
@@ -171,7 +172,9 @@ def space_shape_problem(conn: apsw.Connection, names: frozenset[str]) -> str | N
     being a space file, said after "is" — not one at all (a table every space file holds is
     missing: another program's file under a space file's name), or one whose own tables another
     program changed (a column is missing: every read of it would fail) — or None."""
-    missing = sorted(SPACE_TABLES - names)
+    # (SQLite's names are ASCII case-insensitive: `_CF_CELLS` is the table `_cf_cells`, and
+    # `ID` its column `id`.)
+    missing = sorted(SPACE_TABLES - {name.lower() for name in names})
     if missing:
         return (
             f"not a space file: an SQLite database without the table(s) {', '.join(missing)} "
@@ -179,7 +182,7 @@ def space_shape_problem(conn: apsw.Connection, names: frozenset[str]) -> str | N
         )
     lacking: list[str] = []
     for table, columns in SPACE_COLUMNS.items():
-        found = {str(name) for (name,) in conn.execute(_COLUMNS_SQL, (table,))}
+        found = {str(name).lower() for (name,) in conn.execute(_COLUMNS_SQL, (table,))}
         lacking.extend(f"{table}.{column}" for column in columns if column not in found)
     if lacking:
         return (
@@ -520,6 +523,7 @@ class SpaceFile:
             reader.setbusytimeout(BUSY_TIMEOUT_MS)
             last = last_seq(writer)
             self._compacted = compaction_point(writer)
+            share_companions(self.path, writer)  # (another user's file: see _shared_files)
         except BaseException as exc:
             writer.close()
             if reader is not None:

@@ -32,7 +32,7 @@ from sqlite_cells.codec import (
     decode_record,
 )
 from sqlite_cells.files._damage import quick_check
-from sqlite_cells.files._layout import open_unwritable, read_as_is, stored_json
+from sqlite_cells.files._layout import may_write, open_unwritable, read_as_is, stored_json
 from sqlite_cells.files._reconcile import (
     Action,
     Outcome,
@@ -457,8 +457,9 @@ def holds_nothing(conn: apsw.Connection) -> bool:
     if read_watermark(conn) != 0:
         return False
     tables = conn.execute(
+        # (`substr … =` compares case by case: `_CF_notes` is not one of the runtime's tables.)
         "SELECT name FROM main.sqlite_schema WHERE type = 'table' "
-        "AND name NOT LIKE 'sqlite~_%' ESCAPE '~' AND name NOT LIKE '~_cf~_%' ESCAPE '~'"
+        "AND name NOT LIKE 'sqlite~_%' ESCAPE '~' AND substr(name, 1, 4) != '_cf_'"
     ).fetchall()
     for (name,) in tables:
         try:
@@ -774,8 +775,10 @@ def _damaged_space(space: DamagedSpace) -> Outcome:
 
 def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -> list[Outcome]:
     # A space file this user may not write is looked at as `check` does: nothing of it can be
-    # repaired, and opening it to write would leave a -wal and -shm behind (see read_as_is).
-    repair = repair and not read_as_is(space_file)
+    # repaired, and opening it to write would leave a -wal and -shm behind (see read_as_is);
+    # likewise a database file (its outcome says what a repair would do, with advice to run it
+    # as a user who may).
+    repair = repair and may_write(space_file) and not read_as_is(space_file)
     with translated(f"space file {space_file}"):
         if repair:
             conn = apsw.Connection(str(space_file), flags=apsw.SQLITE_OPEN_READWRITE)
@@ -809,7 +812,9 @@ def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -
                     outcomes.append(_bad_handle(db_id, path, last, rev, "revision"))
                 elif not is_dropped(value) and source_path(value) is None:
                     try:
-                        outcome = reconcile(conn, db_id, path, repair=repair, verify=verify)
+                        outcome = reconcile(
+                            conn, db_id, path, repair=repair and may_write(path), verify=verify
+                        )
                     except UnreadableFile as exc:  # reported; the other databases are checked
                         outcome = unreadable_outcome(db_id, path, database_seq(conn, db_id), exc)
                     except (apsw.BusyError, apsw.LockedError) as exc:

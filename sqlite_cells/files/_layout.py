@@ -28,6 +28,7 @@ from sqlite_cells.runtime import (
     has_moved,
     remove_unused,
     set_aside,
+    share_companions,
     wal_state,
 )
 from sqlite_cells.runtime import file_identity as identity_now
@@ -46,6 +47,7 @@ __all__ = [
     "encode_op_body",
     "file_identity",
     "let_go",
+    "may_write",
     "note_committed",
     "open_as_is",
     "open_unwritable",
@@ -179,6 +181,7 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
         before = now
         try:
             _attach_once(conn, key)
+            share_companions(key, conn, ALIAS)  # (another user's file: see there)
             now = identity_now(key)  # a new file exists once SQLite set its journal mode
             if not has_moved(conn, ALIAS):  # looked at after the stat: ``now`` is the file open
                 break
@@ -387,6 +390,8 @@ def let_go(path: Path, identity: Identity) -> None:
     elsewhere, locked, or not writable here is left as it is."""
     if not os.path.exists(f"{path}-wal") or file_identity(path) != identity:
         return  # nothing left beside it, or another file now
+    if not os.access(path, os.W_OK):
+        return  # opened read-only, it would only make a -wal again (see share_companions)
     with contextlib.suppress(apsw.Error, OSError):
         conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
         try:
@@ -417,7 +422,10 @@ def open_unwritable(path: Path, what: str = "store file") -> apsw.Connection:
     try:
         conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
     except apsw.CantOpenError:
-        return apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+        share_companions(path, conn)  # (another user's file: see the runtime's)
+        return conn
+    share_companions(path, conn)  # (SQLite opens a file it may not write read-only, as asked)
     if wal_frames:
         conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
     conn.execute("PRAGMA query_only = 1")
@@ -427,18 +435,23 @@ def open_unwritable(path: Path, what: str = "store file") -> apsw.Connection:
 def read_as_is(path: Path) -> bool:
     """Whether the store file ``path`` is to be read as it is (``immutable``): a WAL file with
     no ``-wal`` and no ``-shm`` beside it (so it holds every commit) in a folder this user may
-    not write (read-only media, a folder at 555), or that this user may not write itself (a
-    store of another user's in a shared folder). SQLite reads a WAL file through a ``-shm`` (and
-    a ``-wal``) it creates beside it: in the first case it cannot, and the read failed; in the
-    second they would be this user's and stay behind (a read-only connection may not remove
-    them), and the file's owner could not write the store any more (SQLite cannot write a
-    ``-shm`` it may not write). Only there: a file read as it is takes no lock, and a writer
-    could checkpoint into it mid-read (a torn read, reported as damage)."""
+    not write (read-only media, a folder at 555). SQLite reads a WAL file through a ``-shm``
+    (and a ``-wal``) it creates beside it, and there it cannot: the read failed. Only there:
+    a file read as it is takes no lock, and a writer that can write the folder could checkpoint
+    into it mid-read (a torn read, reported as damage). A file this user may not write in a
+    folder it may write is read through companions it makes (see ``share_companions``)."""
     if os.path.lexists(f"{path}-wal") or os.path.lexists(f"{path}-shm"):
         return False
-    if os.access(path.parent, os.W_OK | os.X_OK) and os.access(path, os.W_OK):
+    if os.access(path.parent, os.W_OK | os.X_OK):
         return False
     return in_wal_mode(path)
+
+
+def may_write(path: Path) -> bool:
+    """Whether this user may write the store file ``path`` (an absent one: create it) and its
+    folder, where SQLite makes its ``-wal``/``-journal``: what a repair of it needs."""
+    folder = os.access(path.parent, os.W_OK | os.X_OK)
+    return folder and (not os.path.lexists(path) or os.access(path, os.W_OK))
 
 
 def open_as_is(path: Path) -> apsw.Connection:

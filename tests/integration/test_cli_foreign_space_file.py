@@ -248,3 +248,29 @@ def test_the_runtime_refuses_a_space_file_whose_tables_lack_a_column(store: Path
     )
     assert "nothing was written to it" in message and "from a backup" in message
     assert path.read_bytes() == before
+
+
+def test_a_space_file_whose_tables_another_program_renamed_in_another_case_is_used(
+    store: Path,
+) -> None:
+    """SQLite's names are ASCII case-insensitive: `_CF_CELLS (ID, VALUE, REV)` is the table
+    every space file holds, and the file is no damaged one."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        with space.transact():
+            space.cell("x").set(1)
+    (path,) = store.glob("space-*.sqlite")
+    conn = apsw.Connection(str(path))
+    conn.execute(
+        'CREATE TABLE n ("ID" TEXT PRIMARY KEY, "VALUE" BLOB NOT NULL, "REV" INTEGER NOT NULL) '
+        "WITHOUT ROWID; INSERT INTO n SELECT * FROM _cf_cells; DROP TABLE _cf_cells; "
+        'ALTER TABLE n RENAME TO "_CF_CELLS"'
+    )
+    conn.close()
+    assert run_cli("check", "--store", str(store)).returncode == 0
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        assert space.cell("x").get() == 1
+        with space.transact():
+            space.cell("x").set(2)
+        assert space.cell("x").get() == 2

@@ -193,14 +193,16 @@ def test_another_programs_rows_under_a_database_files_name_are_never_garbage(
     runtime commit ever made it (watermark 0), but it is no first write cut short either (that
     leaves no row), and its rows are nobody's to delete: gc neither lists nor removes it."""
     store, _kept = _one_row(tmp_path)
-    theirs = store / ("cell-" + "b" * 32 + ".sqlite")
-    conn = apsw.Connection(str(theirs))
-    conn.execute("CREATE TABLE precious (x); INSERT INTO precious VALUES ('keep me')")
-    conn.close()
-    before = theirs.read_bytes()
+    files = {}
+    for name, table in (("b", "precious"), ("c", "_CF_notes")):  # (not one of the runtime's)
+        theirs = store / ("cell-" + name * 32 + ".sqlite")
+        conn = apsw.Connection(str(theirs))
+        conn.execute(f"CREATE TABLE {table} (x); INSERT INTO {table} VALUES ('keep me')")
+        conn.close()
+        files[theirs] = theirs.read_bytes()
     assert main(["gc", str(store), "--yes", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"removed": True, "files": []}
-    assert theirs.read_bytes() == before
+    assert all(path.read_bytes() == data for path, data in files.items())
 
 
 def test_a_blank_space_file_left_by_a_crash_is_ignored_by_the_tools(

@@ -2,10 +2,10 @@
 WAL file through a `-wal` and `-shm` it creates beside it, and there it cannot, so every command
 failed. A file with no `-wal` or `-shm` beside it holds every commit and is read as it is: the
 commands that only read (`inspect`, `tables`, `cells`, `check`, `gc` without `--yes`, `query`)
-read the store and leave it as it was; `check --repair` repairs nothing there. The same holds
-for another user's store in a folder every user may write: a `-wal`/`-shm` the commands made
-there would be theirs, stay behind, and keep the store's owner from writing it; and `check
---repair` run by a user who may not write the files says so, not to run itself again."""
+read the store and leave it as it was; `check --repair` repairs nothing there. Another user's
+store in a folder every user may write is read through the `-wal`/`-shm` SQLite makes there,
+which are left writable by all, so that its owner still writes it; and `check --repair` run by
+a user who may not write the files says so, not to run itself again."""
 
 from __future__ import annotations
 
@@ -79,16 +79,34 @@ def test_a_folder_this_user_may_not_write_is_read(store: Path) -> None:
             os.chown(path, 0, 0)
 
 
+_RUNTIME_READ = (
+    "import sys, sqlite_cells as sc\n"
+    "with sc.Runtime(sys.argv[1]) as rt:\n"
+    "    space = rt.space('a')\n"
+    "    db = space.sqlite_database('d', tables={'t': sc.table(id='integer primary key', "
+    "v='text')})\n"
+    "    print(db.read('SELECT count(*) AS n FROM t')[0]['n'], space.cell('c').get())\n"
+)
+
+
 def test_another_users_store_in_a_shared_folder_is_read_and_left_writable(store: Path) -> None:
+    """The commands and a runtime of another user read the owner's store; the `-wal`/`-shm`
+    SQLite made beside its files are that user's, so they are left writable by every user (a
+    read-only connection may not remove them), and the owner writes the store after."""
     if os.geteuid() != 0:
         pytest.skip("the store must belong to another user than the commands run as")
-    before = _names(store)
     for path in store.iterdir():
         path.chmod(0o644)  # root's files, which nobody may read but not write
     store.chmod(0o777)
     _read_everything(store)
-    assert _names(store) == before  # no -wal or -shm of nobody's left beside them
-    with sc.Runtime(store) as rt:  # and the owner still writes the store
+    done = run_unprivileged("-c", _RUNTIME_READ, str(store))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "1"]
+    theirs = [p for p in store.iterdir() if p.stat().st_uid == NOBODY]
+    assert theirs  # (SQLite made them: a WAL file is read through them)
+    assert all(p.name.endswith(("-wal", "-shm")) for p in theirs)
+    assert all(p.stat().st_mode & 0o666 == 0o666 for p in theirs)
+    with sc.Runtime(store) as rt:  # the owner still writes the store
         space = rt.space("a")
         db = space.sqlite_database("d", tables=TABLES)
         with space.transact():
