@@ -12,6 +12,8 @@ from typing import Any, TextIO
 
 from sqlite_cells.cli._inspect import (
     InspectError,
+    as_bytes,
+    decoded,
     find_space,
     library_log_held,
     orphan_advice,
@@ -223,14 +225,50 @@ def _stored(space_file: Path, cell_id: str) -> bytes | None:
     return stored_json(row[0]) if row is not None else None
 
 
+def _piece_id(space_file: Path, piece: str) -> str:
+    """The id of the piece given as ``piece``: its id (``of:…``, ``piece.id`` in Python), or
+    its name as `cells` lists it (``PATTERN/KEY``), looked up in the space's piece records."""
+    if piece.startswith("of:"):
+        return piece
+    with read_only(space_file) as conn:
+        rows = conn.execute(
+            f"SELECT {as_bytes('id')}, {as_bytes('value')} FROM _cf_cells WHERE id LIKE 'of:%'"
+        ).fetchall()
+    named: list[str] = []
+    shown: list[str] = []
+    for raw_id, data in rows:
+        cell_id = decoded(raw_id)
+        try:
+            record = json.loads(stored_json(data) or b"")
+        except ValueError:
+            continue
+        if cell_id is None or not isinstance(record, dict):
+            continue
+        if not {"piece", "key", "inputs"} <= record.keys():
+            continue
+        label = f"{record['piece']}/{record['key']}"
+        shown.append(label)
+        if label == piece:
+            named.append(cell_id)
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise InspectError(
+            "piece-not-found",
+            f"{len(named)} pieces of {space_file.name} are named {piece!r}: give the id of the "
+            f"one to link ({', '.join(sorted(named))})",
+        )
+    known = ", ".join(repr(label) for label in sorted(shown)[:20]) or "none yet"
+    raise InspectError(
+        "piece-not-found",
+        f"no piece {piece!r} in {space_file.name}: give a piece's id (it starts with 'of:', "
+        f"piece.id in Python) or its name as `sqlite-cells cells` lists it (pieces: {known})",
+    )
+
+
 def _check_piece(space_file: Path, piece: str, field: str) -> None:
     """Refuse a piece or field the space does not know: a piece is recorded, by its first run,
     in the cell of its own id as ``{"piece", "key", "inputs"}`` (see ``Space.run``)."""
-    if not piece.startswith("of:"):
-        raise InspectError(
-            "piece-not-found",
-            f"{piece!r} is not a piece id: a piece id starts with 'of:' (piece.id in Python)",
-        )
     data = _stored(space_file, piece)
     try:
         record = json.loads(data) if data is not None else None
@@ -309,6 +347,7 @@ def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
         check_text(value, what)
     space_file = find_space(root, args.space)
     validate_disk_source(path, store=root, roots=None)  # the file first: it is the argument given
+    args.piece = _piece_id(space_file, args.piece)
     _check_piece(space_file, args.piece, args.field)
     before = _database_input(root, space_file, args.piece, args.field)
     pin = _stored(space_file, before.id) if before is not None else None

@@ -213,13 +213,18 @@ def _maintenance_parsers(commands: argparse._SubParsersAction[_Intermixed]) -> N
         parents=[_common(suppress=True)],
         help="register an SQLite file and link it to a piece's input",
         description="Register sqlite:/abs/path.db as a read-only source of SPACE (R60) and link "
-        "it to the input FIELD of the piece PIECE (its of:… id): a committed write, so the piece "
+        "it to the input FIELD of the piece PIECE (its of:… id, or its name as `cells` lists it: "
+        "PATTERN/KEY): a committed write, so the piece "
         "finds it after a restart. The store and the space must exist; nothing is created when "
         "anything is wrong.",
     )
     link.add_argument("url", metavar="URL", help="sqlite:/absolute/path/to/file.db")
     link.add_argument("space", metavar="SPACE", help="space id")
-    link.add_argument("piece", metavar="PIECE", help="the piece's id (of:…)")
+    link.add_argument(
+        "piece",
+        metavar="PIECE",
+        help="the piece's id (of:…) or name (PATTERN/KEY, as `cells` lists it)",
+    )
     link.add_argument("field", metavar="FIELD", help="the pattern parameter to link")
 
     gc = commands.add_parser(

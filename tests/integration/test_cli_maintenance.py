@@ -93,6 +93,36 @@ def test_link_wires_a_file_into_a_piece(
         assert piece.outputs.get().result == [{"n": 2}]
 
 
+def test_link_takes_the_piece_name_cells_lists(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """§6: `cells` lists a piece by its name (PATTERN/KEY); `link` takes that name as PIECE as
+    well as the piece's id, and a name no piece has is refused with the names there are."""
+    reference = tmp_path / "things.db"
+    conn = apsw.Connection(str(reference))
+    conn.execute("CREATE TABLE things (x); INSERT INTO things VALUES (1)")
+    conn.close()
+    with sc.Runtime(store) as rt:
+        piece = rt.space("demo").run(count_rows, key="k")
+    assert main(["cells", str(store), "--json"]) == 0
+    (listed,) = [row for row in json.loads(capsys.readouterr().out) if row["kind"] == "piece"]
+    name = listed["name"]
+    assert name.endswith("count_rows/k") and listed["id"] == piece.id
+    code, out = _run(
+        capsys, "link", f"sqlite:{reference}", "demo", name, "ref", "--store", str(store)
+    )
+    assert code == 0 and f"to ref of piece {piece.id}" in out
+    with sc.Runtime(store) as rt:
+        piece = rt.space("demo").run(count_rows, key="k")
+        rt.settle()
+        assert piece.outputs.get().result == [{"n": 1}]
+    assert (
+        main(["link", f"sqlite:{reference}", "demo", "nope/k", "ref", "--store", str(store)]) == 1
+    )
+    err = capsys.readouterr().err
+    assert "no piece 'nope/k'" in err and repr(name) in err
+
+
 def test_link_refuses_bad_urls_and_paths(
     store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
