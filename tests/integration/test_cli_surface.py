@@ -522,7 +522,10 @@ def test_link_to_what_does_not_exist_creates_nothing(
     missing_store = tmp_path / "no-store"
     cases = [
         (["link", url, "nospace", "of:x", "ref", "--store", str(chat_store)], "no space"),
-        (["link", url, "s", "not-a-piece", "ref", "--store", str(chat_store)], "no piece 'not-a-piece'"),
+        (
+            ["link", url, "s", "not-a-piece", "ref", "--store", str(chat_store)],
+            "no piece 'not-a-piece'",
+        ),
         (["link", url, "s", "of:x", "ref", "--store", str(missing_store)], "no store"),
         (["link", "sqlite:/no/such.db", "s", "of:x", "ref", "--store", str(chat_store)], "exist"),
     ]
