@@ -472,14 +472,22 @@ class SpaceFile:
             if opened is None:
                 return None
             writer, reader, last = opened
+            targets: frozenset[str] = frozenset()
+            if at_start:
+                try:
+                    # (Damage met here is the file's too: said as any other, R71, Errors.)
+                    with translated(f"space file {self.path}"):
+                        targets = frozenset(str(t) for (t,) in reader.execute(_TARGETS_SQL))
+                except BaseException:
+                    reader.close()
+                    writer.close()
+                    raise
             with self._read_lock:
                 self._rconn = reader
                 if at_start:
                     self._seen_seq = self.opened_seq = last
                     self._data_version = self._read_data_version()
-                    self._indexed_targets = frozenset(
-                        str(target) for (target,) in reader.execute(_TARGETS_SQL)
-                    )
+                    self._indexed_targets = targets
             self._wcursor = writer.cursor()
             self._writer = writer
             return writer

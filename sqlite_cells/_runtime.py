@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -51,9 +52,11 @@ from sqlite_cells.files import (
     orphan_outcome,
     pin,
     pinned,
+    pinned_files,
     reconcile,
     recorded_pin,
     register_disk_file,
+    set_aside_moved,
     unpin,
     unreadable_handle,
 )
@@ -833,6 +836,22 @@ class Runtime(runtime.Runtime):
             elif outcome.agrees:
                 self._quarantined.pop(decl.db_id, None)
                 self._reconciled.add(decl.db_id)
+
+    def _close_spaces(self, spaces: list[runtime.Space]) -> None:
+        # A database file replaced at its path under the running runtime (a backup restored)
+        # that no commit met since: the -wal and -shm the replaced file left there would be
+        # applied to the file now there by the next opener. Set aside once the write
+        # connections that had them open are closed (see files.set_aside_moved).
+        pinned = []
+        for space in spaces:
+            with (
+                contextlib.suppress(SqliteCellsError, TimeoutError),
+                space.file.write_connection() as conn,
+            ):
+                pinned.extend(pinned_files(conn))
+        super()._close_spaces(spaces)
+        for file in pinned:
+            set_aside_moved(file)
 
     def _close_extensions(self) -> None:
         # Waits for a read no longer than CLOSE_WAIT: stuck workers are interrupted and left

@@ -47,6 +47,7 @@ from sqlite_cells.files._layout import CHECKED_AGAIN as CHECKED_AGAIN
 from sqlite_cells.files._layout import KIND as KIND
 from sqlite_cells.files._layout import Identity as Identity
 from sqlite_cells.files._layout import OpBody as OpBody
+from sqlite_cells.files._layout import Pinned as Pinned
 from sqlite_cells.files._layout import attach as attach
 from sqlite_cells.files._layout import attached as attached
 from sqlite_cells.files._layout import decode_op_body as decode_op_body
@@ -59,9 +60,11 @@ from sqlite_cells.files._layout import open_as_is as open_as_is
 from sqlite_cells.files._layout import open_unwritable as open_unwritable
 from sqlite_cells.files._layout import pin as pin
 from sqlite_cells.files._layout import pinned as pinned
+from sqlite_cells.files._layout import pinned_files as pinned_files
 from sqlite_cells.files._layout import read_as_is as read_as_is
 from sqlite_cells.files._layout import remove_unused_database as remove_unused_database
 from sqlite_cells.files._layout import roll_back_interrupted as roll_back_interrupted
+from sqlite_cells.files._layout import set_aside_moved as set_aside_moved
 from sqlite_cells.files._layout import stored_json as stored_json
 from sqlite_cells.files._layout import unpin as unpin
 from sqlite_cells.files._reconcile import OTHER_HISTORY as OTHER_HISTORY
@@ -120,6 +123,7 @@ __all__ = [
     "Identity",
     "OpBody",
     "Outcome",
+    "Pinned",
     "UnreadableFile",
     "adopt_pin",
     "attach",
@@ -166,6 +170,7 @@ __all__ = [
     "orphans",
     "pin",
     "pinned",
+    "pinned_files",
     "quick_check",
     "read_as_is",
     "read_head",
@@ -179,6 +184,7 @@ __all__ = [
     "remove_unused_database",
     "roll_back_interrupted",
     "same_value",
+    "set_aside_moved",
     "set_watermark",
     "source_damage_advice",
     "source_opening",

@@ -13,6 +13,7 @@ import contextlib
 import os
 import time
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 
 import apsw
@@ -40,6 +41,7 @@ __all__ = [
     "KIND",
     "Identity",
     "OpBody",
+    "Pinned",
     "attach",
     "attached",
     "decode_op_body",
@@ -53,9 +55,11 @@ __all__ = [
     "open_unwritable",
     "pin",
     "pinned",
+    "pinned_files",
     "read_as_is",
     "remove_unused_database",
     "roll_back_interrupted",
+    "set_aside_moved",
     "stored_json",
     "unpin",
 ]
@@ -205,6 +209,9 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
         )
     if pinned is None and now is not None:
         pins[key] = now
+    # Recorded anew at each attach: while the file was not attached here, its last connection
+    # to close removed its -wal and -shm, and SQLite makes new ones (other files by then).
+    _forget_companions(conn, key)
     _note_companions(conn, key)
     if before is None and now is not None:
         made = _MADE.get(conn)
@@ -378,6 +385,42 @@ def detach(conn: apsw.Connection) -> None:
     if _ATTACHED.pop(conn, None) is not None:
         forget_marks(conn)
         conn.execute(f"DETACH DATABASE {ALIAS}")
+
+
+@dataclass(frozen=True, slots=True)
+class Pinned:
+    """A database file a write connection attached: its path, the file it was (``identity``)
+    and the ``-wal``/``-shm`` recorded with it (see :func:`set_aside_moved`)."""
+
+    path: str
+    identity: Identity
+    companions: dict[str, Identity | None]
+
+
+def pinned_files(conn: apsw.Connection) -> list[Pinned]:
+    """The database files ``conn`` attached, with their companions as recorded (taken before
+    the connection closes: the records go with it)."""
+    companions = _COMPANIONS.get(conn, {})
+    return [
+        Pinned(key, identity, dict(companions.get(key) or {}))
+        for key, identity in _PINS.get(conn, {}).items()
+    ]
+
+
+def set_aside_moved(pinned: Pinned) -> None:
+    """Once the connection that attached ``pinned`` is closed: if another file stands at its
+    path now (a backup restored under the running runtime, which no commit of it met since),
+    set aside the ``-wal``/``-shm`` the replaced file left there, which SQLite would apply to
+    the file now at the path as its own (``set_aside`` moves them only when nothing but a wrong
+    read can come of them)."""
+    if pinned.companions and identity_now(pinned.path) not in (None, pinned.identity):
+        set_aside(
+            pinned.path,
+            pinned.identity,
+            pinned.companions,
+            _WAL_AFTER.get(pinned.path),
+            "database file",
+        )
 
 
 def let_go(path: Path, identity: Identity) -> None:

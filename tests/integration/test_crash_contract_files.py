@@ -737,3 +737,56 @@ def test_a_full_disk_loses_no_commit_that_returned_and_leaves_the_files_agreeing
         assert _cli("check", str(store)).returncode == 0
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_backup_restored_under_a_running_runtime_never_meets_the_replaced_files_wal(
+    tmp_path: Path,
+) -> None:
+    """R71, R73: a store's files copied while its runtime ran, then copied back over it while
+    it still runs. The next commit meets the replaced space file (StoreChanged); the runtime is
+    closed, as that error says. A database file that no commit met since it was replaced had its
+    old `-wal` (commits past the backup) left at its path, which the next opener applied to the
+    restored file: it served rows its space never committed, and `check` said "in sync". Its
+    companions are set aside at close now; every database holds exactly its space's commits."""
+    store = tmp_path / "store"
+    rows = {"rows": sc.table(id="integer primary key", k="integer")}
+    rt = sc.Runtime(store)
+    space = rt.space("s")
+    counter = space.cell("n", default=0)
+    dbs = [space.sqlite_database(name, tables=rows) for name in ("a", "b")]
+
+    def commit(k: int) -> None:
+        with space.transact():
+            counter.set(k)
+            dbs[k % 2].exec("INSERT INTO rows (k) VALUES (?)", [k])
+
+    for k in range(1, 101):
+        commit(k)
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    for path in store.iterdir():
+        if path.is_file():
+            shutil.copy(path, backup / path.name)
+    for k in range(101, 172):
+        commit(k)
+    for path in backup.iterdir():  # put back, each file replaced whole (a new file at its path)
+        shutil.copy(path, store / (path.name + ".tmp"))
+        os.replace(store / (path.name + ".tmp"), store / path.name)
+    with pytest.raises(sc.StoreChanged):
+        commit(172)
+    rt.close()
+    with sc.Runtime(store) as again:
+        space = again.space("s")
+        n = space.cell("n", default=0).get()
+        assert n == 100
+        for i, name in enumerate(("a", "b")):
+            db = space.sqlite_database(name, tables=rows)
+            found = [row["k"] for row in db.read("SELECT k FROM rows ORDER BY k")]
+            assert found == [k for k in range(1, n + 1) if k % 2 == i], name
+    done = subprocess.run(
+        [sys.executable, "-m", "sqlite_cells", "check", str(store)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -347,3 +348,35 @@ def test_a_first_write_committed_after_the_names_were_read_is_no_orphan(store: P
     orphan = store / ("cell-" + "ab" * 16 + ".sqlite")
     orphan.write_bytes(path.read_bytes())
     assert _orphans(store, named=set()) == [(orphan, 1)]
+
+
+@pytest.mark.parametrize("table", ["_cf_op_index", "_cf_cells", "_cf_log"])
+def test_corrupt_pages_in_any_table_of_a_space_file_are_a_database_error(
+    store: Path, table: str
+) -> None:
+    """Errors: garbage over the root page of one of the space file's tables is said as the
+    damage it is (a `DatabaseError` naming the file, with the restore advice) whichever table
+    it hits; the op index's raised a raw `apsw.CorruptError` from `rt.space()`."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("a", tables={"rows": sc.table(k="integer")})
+        for k in range(300):
+            with space.transact():
+                space.cell("n").set(k)
+                db.exec("INSERT INTO rows (k) VALUES (?)", [k])
+    (path,) = store.glob("space-*.sqlite")
+    conn = apsw.Connection(str(path))
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_schema WHERE name = ?", (table,)).fetchone()
+    (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    conn.close()
+    with path.open("r+b") as file:
+        file.seek(page_size * (root - 1))
+        file.write(b"\x0d" + random.Random(table).randbytes(page_size - 1))
+    rt = sc.Runtime(store)
+    try:
+        with pytest.raises(sc.DatabaseError) as raised:
+            rt.space("s").cell("n").get()
+    finally:
+        rt.close()
+    assert f"space file {path}" in str(raised.value)
+    assert "restore it" in str(raised.value)
