@@ -510,12 +510,16 @@ def test_gc_removes_files_no_handle_refers_to(rt: sc.Runtime, space: Space) -> N
     with space.transact():
         kept.exec("INSERT INTO messages (body) VALUES ('x')")
     stray = rt.store / "cell-0123456789abcdef0123456789abcdef.sqlite"
-    _reference_db(stray)
+    conn = apsw.Connection(str(stray))
+    conn.execute("CREATE TABLE t (x)")  # a schema, no row: no first write of ours ever held one
+    conn.close()
+    theirs = rt.store / "cell-3333333333333333333333333333333a.sqlite"
+    _reference_db(theirs)  # another program's rows: never garbage
     odd = rt.store / "cell-2222222222222222222222222222222a.sqlite"
     odd.mkdir()  # not a file: gc neither lists nor touches it
     (odd / "inside").write_text("mine")
     assert space.gc() == [stray]
-    assert not stray.exists() and kept.path.exists()
+    assert not stray.exists() and kept.path.exists() and theirs.exists()
     assert space.gc() == []
     assert (odd / "inside").read_text() == "mine"
 
