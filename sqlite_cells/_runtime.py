@@ -307,6 +307,7 @@ class Runtime(runtime.Runtime):
             written=self.read_pool.note_file,
             behind=self._forget_reconciled,
             changed=self._forget_file,
+            latest=self.latest_declaration,
         )
         self.register_participant(sqlite_participant)
         self._sqlite_participant = sqlite_participant

@@ -52,6 +52,7 @@ from sqlite_cells.codec import (
     SqliteCellsError,
     StoreChanged,
     TransactionError,
+    UnsupportedMigration,
     encode_plain,
 )
 from sqlite_cells.files import (
@@ -215,6 +216,7 @@ class SqliteParticipant:
         written: Callable[[Path], None] = lambda _path: None,
         behind: Callable[[Declaration], None] = lambda _decl: None,
         changed: Callable[[Declaration], None] = lambda _decl: None,
+        latest: Callable[[Declaration], Declaration] = lambda decl: decl,
     ) -> None:
         if not exec_timeout > 0:
             raise ValueError(f"exec_timeout must be positive, not {exec_timeout}")
@@ -224,6 +226,9 @@ class SqliteParticipant:
         # told of a file found replaced at its path (StoreChanged): check the new one again
         self._changed = changed
         self._written = written  # told of each file a commit wrote, once durable
+        # The declaration the runtime holds now for a database (see apply: a write recorded
+        # under one it has replaced since).
+        self._latest = latest
         self.exec_timeout = exec_timeout
         self._lock_wait_ms = busy_ms(exec_timeout)
         # _lock guards _ensured (schemas known to be in place, and the file's state they were
@@ -406,7 +411,25 @@ class SqliteParticipant:
                 staged.seq = seq
         set_lock_wait(conn, self._lock_wait_ms)  # R44, see _lock_timeout
         try:
-            (links, keys, by_rowid), found, reshaped = self._ensure(conn, decl, unchanged=unchanged)
+            try:
+                ensured = self._ensure(conn, decl, unchanged=unchanged)
+            except UnsupportedMigration as exc:
+                if self._latest(decl) is decl:
+                    raise
+                # Recorded under a declaration this runtime has replaced since, which another
+                # commit has put in the file: the write as recorded no longer fits, as it
+                # would have fitted had it been recorded a moment later. A conflict: run again
+                # (a handler does), it records under the new declaration (R13, §3).
+                raise ConflictError(
+                    decl.space_id,
+                    (),
+                    reason=(
+                        f"database {decl.db_id} was declared anew in this runtime after this "
+                        "write was recorded under its older declaration, and its file now has "
+                        "the new declaration's tables; nothing was written"
+                    ),
+                ) from exc
+            (links, keys, by_rowid), found, reshaped = ensured
             if not reshaped and self._migrated:
                 with self._lock:
                     reshaped = decl.path in self._migrated

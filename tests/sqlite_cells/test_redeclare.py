@@ -461,3 +461,46 @@ def test_a_large_default_within_the_length_limit_is_read_as_declared(
             {"a": 1, "n": 1000000},
             {"a": 2, "n": 1000000},
         ]
+
+
+def test_a_write_recorded_before_its_runtime_declared_the_database_anew_runs_again(
+    rt: sc.Runtime,
+) -> None:
+    """R13, §3: a handler's write is recorded under a declaration; before it commits, its own
+    runtime declares the database anew with an added column and another commit puts that column
+    in the file. The write as recorded no longer fits the file — it was refused as a destructive
+    migration ("bump version="), once, for good. It is a conflict: the handler runs again,
+    under the new declaration, and commits."""
+    space = rt.space("s")
+    db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key", a="text")})
+    with space.transact():
+        db.exec("INSERT INTO t (a) VALUES ('seed')")
+    recorded, go = threading.Event(), threading.Event()
+    tries: list[int] = []
+    outcome: list[object] = []
+
+    @sc.handler
+    def add(text: str) -> None:
+        db.exec("INSERT INTO t (a) VALUES (?)", [text])
+        tries.append(1)
+        recorded.set()
+        go.wait(10)
+
+    def run() -> None:
+        try:
+            outcome.append(add("in flight"))
+        except Exception as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert recorded.wait(10)
+    wider = {"t": sc.table(id="integer primary key", a="text", c="integer default 1")}
+    again = space.sqlite_database("d", tables=wider)
+    with space.transact():
+        again.exec("INSERT INTO t (a) VALUES ('other')")
+    go.set()
+    thread.join(20)
+    assert len(tries) == 2 and isinstance(outcome[0], int), outcome
+    rows = again.read("SELECT a, c FROM t ORDER BY id")
+    assert rows == [{"a": "seed", "c": 1}, {"a": "other", "c": 1}, {"a": "in flight", "c": 1}]
