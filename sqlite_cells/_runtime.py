@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
 import time
@@ -845,10 +844,8 @@ class Runtime(runtime.Runtime):
         # connections that had them open are closed (see files.set_aside_moved).
         pinned = []
         for space in spaces:
-            with (
-                contextlib.suppress(SqliteCellsError, TimeoutError),
-                space.file.write_connection() as conn,
-            ):
+            conn = space.file.open_writer  # (never opened: nothing attached, nothing made)
+            if conn is not None:
                 pinned.extend(pinned_files(conn))
         super()._close_spaces(spaces)
         for file in pinned:

@@ -54,7 +54,7 @@ import inspect
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 import apsw
 
@@ -282,11 +282,13 @@ class MigrationConnection:
             with self._gate.user(self._policy):
                 budget.deadline = budget.limit
                 cursor: apsw.Cursor | None = None
+                limit, watch = budget.limit, budget.watch
+                token = watch.arm(self._conn, limit) if watch and limit is not None else 0
                 try:
                     # R44: a JSON call of many paths is computed by the long-call functions.
                     run = split_json_calls(sql) if budget.long_calls else sql
                     cursor = self._conn.execute(run, bindings, prepare_flags=USER_PREPARE_FLAGS)
-                    return [tuple(row) for row in cursor]
+                    rows = [tuple(row) for row in cursor]
                 except BaseException:
                     if cursor is not None:  # stopped between two rows: reset it
                         with contextlib.suppress(apsw.Error):
@@ -294,6 +296,13 @@ class MigrationConnection:
                     raise
                 finally:
                     budget.deadline = None
+                    fired = watch.disarm(token) if watch and token else False
+                # Ended past the deadline (interrupted after its last loop point, or between
+                # two checks): it fails as it would have failed a moment earlier, and the
+                # migration commits nothing (R44).
+                if fired or (limit is not None and time.monotonic() > limit):
+                    raise self._timeout(sql, "it ran past the deadline")
+                return rows
         except apsw.InterruptError as exc:
             if budget.limit is None:
                 raise self._refuse(sql, f"SQLite said {sqlite_refusal(exc)}") from exc
@@ -501,13 +510,16 @@ class Budget:
     whether those overrides, and the functions computing JSON calls of many paths, are on the
     connection."""
 
-    __slots__ = ("deadline", "limit", "long_calls", "seconds")
+    __slots__ = ("deadline", "limit", "long_calls", "seconds", "watch")
 
-    def __init__(self, seconds: float | None) -> None:
+    def __init__(self, seconds: float | None, watch: StatementWatch | None = None) -> None:
         self.seconds = seconds
         self.long_calls = False
         self.limit: float | None = None
         self.deadline: float | None = None
+        # Interrupts a statement that SQLite's own checks let run past the deadline (a row of
+        # long calls reaches no progress-handler step for seconds): the runtime's write watchdog.
+        self.watch = watch
 
     def start(self) -> None:
         if self.seconds is not None:
@@ -519,6 +531,14 @@ class Budget:
 
 
 LongCalls = Callable[[apsw.Connection, Budget], None]
+
+
+class StatementWatch(Protocol):
+    """Watches one statement's deadline from another thread: ``arm`` as it starts (a token),
+    ``disarm`` as it returns (whether it was interrupted for running past the deadline)."""
+
+    def arm(self, conn: apsw.Connection, deadline: float) -> int: ...
+    def disarm(self, token: int) -> bool: ...
 
 
 def _check_version(version: object, db_id: str) -> None:
@@ -706,13 +726,15 @@ def migrate_file(
     migrate: Migrate,
     exec_timeout: float | None = None,
     long_calls: LongCalls | None = None,
+    watch: StatementWatch | None = None,
 ) -> bool:
     """Run ``migrate`` on the database file at ``path`` if its stored version is older than
     ``version`` (R14); return whether it ran. See the module docstring for what is checked.
 
     ``exec_timeout`` (seconds; None: no limit) bounds the callback's statements together and
     the wait for the file's lock; ``long_calls(conn, budget)``, if given, is called once on the
-    new connection to keep one long call of a builtin function under ``budget.deadline`` too.
+    new connection to keep one long call of a builtin function under ``budget.deadline`` too;
+    ``watch``, if given, interrupts a statement SQLite's own checks let run past the deadline.
 
     Raises :class:`MigrationError` (``migrate`` raised — the original is ``__cause__`` —, a
     statement was refused or ran past the deadline — an :class:`ExecTimeout` is the cause —,
@@ -732,7 +754,7 @@ def migrate_file(
         conn.setbusytimeout(busy_ms(exec_timeout))
         conn.limit(apsw.SQLITE_LIMIT_LENGTH, LENGTH_LIMIT)  # R44, as everywhere
         gate = Gate().install(conn)
-        budget = Budget(exec_timeout)
+        budget = Budget(exec_timeout, watch)
         if exec_timeout is not None:
             conn.set_progress_handler(budget.passed, _PROGRESS_STEPS)
             if long_calls is not None:

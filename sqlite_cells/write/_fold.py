@@ -101,7 +101,7 @@ from sqlite_cells.write._capture import capture, has_rowid_tables
 from sqlite_cells.write._conn import write_conn
 from sqlite_cells.write._keys import NullKeys, before_write, check_null_keys, nullable_keys
 from sqlite_cells.write._links import Fills, LinkColumns, check_fills, check_links, link_columns
-from sqlite_cells.write._watchdog import Watchdog
+from sqlite_cells.write._watchdog import Watch, Watchdog
 
 __all__ = ["DEFAULT_EXEC_TIMEOUT", "ExecRequest", "SqliteParticipant", "written_database"]
 
@@ -201,6 +201,24 @@ def _op_body(
     )
 
 
+class _MigrationWatch:
+    """The runtime's write watchdog over a migration's statements (``schema.StatementWatch``):
+    one that SQLite's own checks let run past ``exec_timeout`` is interrupted, as a
+    ``db.exec`` statement is (R44)."""
+
+    __slots__ = ("_dog", "_watch")
+
+    def __init__(self, dog: Watchdog) -> None:
+        self._dog = dog
+        self._watch = Watch()
+
+    def arm(self, conn: apsw.Connection, deadline: float) -> int:
+        return self._watch.arm(conn, deadline, self._dog)
+
+    def disarm(self, token: int) -> bool:
+        return self._watch.disarm(token)
+
+
 class SqliteParticipant:
     """Applies ``sqlite`` ops; see the module docstring. ``ready`` reconciles a database before
     its first use by this runtime, ``repair`` at once after ``COMMIT`` raised (R71)."""
@@ -286,6 +304,7 @@ class SqliteParticipant:
                         # R44: its statements share one deadline, long calls included.
                         exec_timeout=self.exec_timeout,
                         long_calls=override_long_calls,
+                        watch=_MigrationWatch(self.watchdog),
                     )
                     if ran:
                         with self._lock:

@@ -119,6 +119,29 @@ def test_one_long_function_call_in_migrate_times_out(fast: sc.Runtime) -> None:
     _still_writable(space, db)
 
 
+def test_a_statement_of_rows_of_long_calls_in_migrate_times_out_and_commits_nothing(
+    fast: sc.Runtime,
+) -> None:
+    """R44: each row one long linear call (`randomblob` of 60 MB), ten rows: the progress
+    handler's 1,000 steps come after the statement ended, so it ran well past exec_timeout and
+    the migration committed. The write watchdog interrupts it, and a statement that ends past
+    the deadline fails as it would have a moment earlier: nothing of the migration is kept."""
+    space, db = _written_v1(fast)
+    before = _file(db)
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        conn.execute("ALTER TABLE t ADD COLUMN b text")
+        conn.execute(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 10) "
+            "INSERT INTO t (a) SELECT length(randomblob(60000000)) FROM c"
+        )
+
+    info = _migrate_to_v2(space, migrate)
+    assert isinstance(info.value.__cause__, sc.ExecTimeout)
+    assert _file(db) == before
+    _still_writable(space, db)
+
+
 def test_the_deadline_is_for_the_whole_migration(fast: sc.Runtime) -> None:
     """Python code of the callback is not interrupted, but no statement starts after the
     migration's deadline, however short each one is."""
