@@ -69,7 +69,6 @@ from sqlite_cells.runtime._scheduler import Node as Node
 from sqlite_cells.runtime._scheduler import Scheduler as Scheduler
 from sqlite_cells.runtime._scheduler import Work as Work
 from sqlite_cells.runtime._scheduler import own as own
-from sqlite_cells.runtime._shared_files import share_companions as share_companions
 from sqlite_cells.runtime._space import Space as Space
 from sqlite_cells.runtime._space import own_transaction as own_transaction
 from sqlite_cells.runtime._space_file import BUSY_TIMEOUT_MS as BUSY_TIMEOUT_MS
@@ -173,7 +172,6 @@ __all__ = [
     "require_transaction",
     "set_aside",
     "set_lock_wait",
-    "share_companions",
     "shown_path",
     "space_file_name",
     "space_shape_problem",

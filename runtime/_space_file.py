@@ -75,7 +75,6 @@ from sqlite_cells.runtime._log import (
 )
 from sqlite_cells.runtime._marks import mark, unchanged_since
 from sqlite_cells.runtime._moved_files import set_aside, wal_state
-from sqlite_cells.runtime._shared_files import share_companions
 from sqlite_cells.runtime._stack_room import STACK_ROOM
 from sqlite_cells.runtime._turns import Turns
 from sqlite_cells.runtime._tx import LENGTH_LIMIT, validate_elsewhere
@@ -531,7 +530,6 @@ class SpaceFile:
             reader.setbusytimeout(BUSY_TIMEOUT_MS)
             last = last_seq(writer)
             self._compacted = compaction_point(writer)
-            share_companions(self.path, writer)  # (another user's file: see _shared_files)
         except BaseException as exc:
             writer.close()
             if reader is not None:

@@ -29,7 +29,6 @@ from sqlite_cells.runtime import (
     has_moved,
     remove_unused,
     set_aside,
-    share_companions,
     wal_state,
 )
 from sqlite_cells.runtime import file_identity as identity_now
@@ -185,7 +184,6 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
         before = now
         try:
             _attach_once(conn, key)
-            share_companions(key, conn, ALIAS)  # (another user's file: see there)
             now = identity_now(key)  # a new file exists once SQLite set its journal mode
             if not has_moved(conn, ALIAS):  # looked at after the stat: ``now`` is the file open
                 break
@@ -434,7 +432,7 @@ def let_go(path: Path, identity: Identity) -> None:
     if not os.path.exists(f"{path}-wal") or file_identity(path) != identity:
         return  # nothing left beside it, or another file now
     if not os.access(path, os.W_OK):
-        return  # opened read-only, it would only make a -wal again (see share_companions)
+        return  # opened read-only, it could not: it would only make a -wal again
     with contextlib.suppress(apsw.Error, OSError):
         conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
         try:
@@ -465,10 +463,7 @@ def open_unwritable(path: Path, what: str = "store file") -> apsw.Connection:
     try:
         conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
     except apsw.CantOpenError:
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-        share_companions(path, conn)  # (another user's file: see the runtime's)
-        return conn
-    share_companions(path, conn)  # (SQLite opens a file it may not write read-only, as asked)
+        return apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
     if wal_frames:
         conn.config(apsw.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1)
     conn.execute("PRAGMA query_only = 1")
@@ -481,8 +476,7 @@ def read_as_is(path: Path) -> bool:
     not write (read-only media, a folder at 555). SQLite reads a WAL file through a ``-shm``
     (and a ``-wal``) it creates beside it, and there it cannot: the read failed. Only there:
     a file read as it is takes no lock, and a writer that can write the folder could checkpoint
-    into it mid-read (a torn read, reported as damage). A file this user may not write in a
-    folder it may write is read through companions it makes (see ``share_companions``)."""
+    into it mid-read (a torn read, reported as damage)."""
     if os.path.lexists(f"{path}-wal") or os.path.lexists(f"{path}-shm"):
         return False
     if os.access(path.parent, os.W_OK | os.X_OK):

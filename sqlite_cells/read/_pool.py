@@ -66,7 +66,7 @@ from sqlite_cells.files import (
     wal_companions_present,
 )
 from sqlite_cells.read._shadows import ShadowState
-from sqlite_cells.runtime import LENGTH_LIMIT, has_moved, share_companions
+from sqlite_cells.runtime import LENGTH_LIMIT, has_moved
 from sqlite_cells.sql import Gate
 
 __all__ = [
@@ -419,7 +419,6 @@ class ReadPool:
                 conn = open_as_is(path)
             else:
                 conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-                share_companions(path, conn)  # (another user's file: see runtime's)
             try:
                 found = os.stat(path)
             except OSError:

@@ -2,10 +2,8 @@
 WAL file through a `-wal` and `-shm` it creates beside it, and there it cannot, so every command
 failed. A file with no `-wal` or `-shm` beside it holds every commit and is read as it is: the
 commands that only read (`inspect`, `tables`, `cells`, `check`, `gc` without `--yes`, `query`)
-read the store and leave it as it was; `check --repair` repairs nothing there. Another user's
-store in a folder every user may write is read through the `-wal`/`-shm` SQLite makes there,
-which are left writable by all, so that its owner still writes it; and `check --repair` run by
-a user who may not write the files says so, not to run itself again."""
+read the store and leave it as it was; `check --repair` repairs nothing there. `check --repair`
+run by a user who may not write the files says so, not to run itself again."""
 
 from __future__ import annotations
 
@@ -77,41 +75,6 @@ def test_a_folder_this_user_may_not_write_is_read(store: Path) -> None:
         store.chmod(0o755)
         for path in store.iterdir():
             os.chown(path, 0, 0)
-
-
-_RUNTIME_READ = (
-    "import sys, sqlite_cells as sc\n"
-    "with sc.Runtime(sys.argv[1]) as rt:\n"
-    "    space = rt.space('a')\n"
-    "    db = space.sqlite_database('d', tables={'t': sc.table(id='integer primary key', "
-    "v='text')})\n"
-    "    print(db.read('SELECT count(*) AS n FROM t')[0]['n'], space.cell('c').get())\n"
-)
-
-
-def test_another_users_store_in_a_shared_folder_is_read_and_left_writable(store: Path) -> None:
-    """The commands and a runtime of another user read the owner's store; the `-wal`/`-shm`
-    SQLite made beside its files are that user's, so they are left writable by every user (a
-    read-only connection may not remove them), and the owner writes the store after."""
-    if os.geteuid() != 0:
-        pytest.skip("the store must belong to another user than the commands run as")
-    for path in store.iterdir():
-        path.chmod(0o644)  # root's files, which nobody may read but not write
-    store.chmod(0o777)
-    _read_everything(store)
-    done = run_unprivileged("-c", _RUNTIME_READ, str(store))
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["1", "1"]
-    theirs = [p for p in store.iterdir() if p.stat().st_uid == NOBODY]
-    assert theirs  # (SQLite made them: a WAL file is read through them)
-    assert all(p.name.endswith(("-wal", "-shm")) for p in theirs)
-    assert all(p.stat().st_mode & 0o666 == 0o666 for p in theirs)
-    with sc.Runtime(store) as rt:  # the owner still writes the store
-        space = rt.space("a")
-        db = space.sqlite_database("d", tables=TABLES)
-        with space.transact():
-            db.exec("INSERT INTO t (v) VALUES ('y')")
-        assert db.read("SELECT v FROM t ORDER BY id") == [{"v": "x"}, {"v": "y"}]
 
 
 def _behind(root: Path) -> Path:
