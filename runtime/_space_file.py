@@ -52,7 +52,7 @@ from sqlite_cells.codec import (
     decode_record,
     stored_json,
 )
-from sqlite_cells.runtime._blocked import waits_on_threads
+from sqlite_cells.runtime._blocked import waiting_at
 from sqlite_cells.runtime._boundary import DAMAGED_SPACE_ADVICE, stored_json_column, translated
 from sqlite_cells.runtime._commit import commit_error, holds, write_member
 from sqlite_cells.runtime._file_kind import check_file_kinds, file_identity, file_state, stands_at
@@ -106,10 +106,11 @@ def busy_ms(seconds: float | None) -> int:
 # ``exclusive``, or an async one's ``LockHolder``) while another committer of this runtime waits
 # for it: past that the waiter stops waiting (``ConflictError``, so a handler tries again) instead
 # of waiting for good for a body that may be waiting for it — for a sync body, when it is found
-# waiting on another thread (``waits_on_threads``); one busy with its own work is waited for up
+# waiting on another thread (``waiting_at``); one busy with its own work is waited for up
 # to ``BUSY_PATIENCE``, as long as a commit waits for another process's lock.
 LOCK_PATIENCE = 0.25
-BUSY_PATIENCE = BUSY_TIMEOUT_MS / 1000
+BUSY_PATIENCE = BUSY_TIMEOUT_MS / 1000  # counted from when the body took the lock
+_WAITING_LOOKS = 3  # a body seen in one wait at this many looks in a row (not a polling loop)
 _LOCK_POLL = 0.05  # how often such a waiter looks at how long the body has held the lock
 
 # Prepared statements the write connection keeps (apsw's cache; its default is 100). apsw puts
@@ -835,11 +836,16 @@ class SpaceFile:
                         self._leading = False
                         if self._turn_waiters:
                             self._turn.notify_all()
-        # (A file that holds commits stays: then the write lock is not waited for again.)
-        if self._created and not self._seen_seq and ticket.error is not None:
-            with self._write_lock:
+        # (A file that holds commits stays: then the write lock is not waited for again.) Not
+        # waited for at all: its holder may be a body waiting for this very committer (see
+        # _take_write_lock), and an ``exclusive`` block discards an unused file as it ends.
+        failed_first = self._created and not self._seen_seq and ticket.error is not None
+        if failed_first and self._write_lock.acquire(blocking=False):
+            try:
                 if self._created:
                     self._discard_unused()
+            finally:
+                self._write_lock.release()
         seq = ticket.result()
         for peer in _bus.peers(self):
             peer.wake()
@@ -1229,10 +1235,11 @@ class SpaceFile:
         """Take the write lock for a commit or an ``exclusive`` block. While another thread's
         unbounded ``exclusive`` block (a sync handler's try) holds it, wait until that block
         has held it ``LOCK_PATIENCE`` seconds and this caller has waited as long, then, if the
-        body is found waiting on another thread, raise :class:`ConflictError`: it may be waiting
-        for this very caller (it joins a thread that commits to the space), and a handler tries
-        again (SPEC §3: at most 10 tries) rather than hang. A body busy with its own work (a
-        slow call) is waited for up to ``BUSY_PATIENCE``: a blind write behind it is no
+        body is found in one wait on another thread (``waiting_at``, ``_WAITING_LOOKS`` looks in
+        a row), raise :class:`ConflictError`: it may be waiting for this very caller (it joins a
+        thread that commits to the space), and a handler tries again (SPEC §3: at most 10
+        tries) rather than hang. A body busy with its own work (a slow call, a read) is waited
+        for until it has held the lock ``BUSY_PATIENCE``: a blind write behind it is no
         conflict. Behind anything else (a commit, a catch-up, an async handler's lock holder)
         the wait is not bounded here: those end by themselves."""
         if self._write_lock.acquire(blocking=False):
@@ -1241,16 +1248,20 @@ class SpaceFile:
         me = threading.get_ident()
         with self._queue_lock:
             self._wait_starts(me)
+        # Looks in a row that found the body stopped in one wait on another thread, and where.
+        waiting, place = 0, None
         try:
             while not self._write_lock.acquire(timeout=_LOCK_POLL):
                 since = self._exclusive_since
+                if since is None:
+                    waiting, place = 0, None
+                    continue
                 now = time.monotonic()
-                if since is not None and (
-                    min(now - since, now - began) >= BUSY_PATIENCE
-                    or (
-                        min(now - since, now - began) >= LOCK_PATIENCE
-                        and waits_on_threads(self._exclusive_owner)
-                    )
+                found = waiting_at(self._exclusive_owner)
+                waiting = waiting + 1 if found is not None and found == place else int(bool(found))
+                place = found
+                if now - since >= BUSY_PATIENCE or (
+                    min(now - since, now - began) >= LOCK_PATIENCE and waiting >= _WAITING_LOOKS
                 ):
                     raise ConflictError(
                         self.space_id,

@@ -4,6 +4,7 @@ together, in one SQLite transaction (one COMMIT, one fsync), each as its own com
 from __future__ import annotations
 
 import _thread
+import queue
 import threading
 import time
 from collections.abc import Callable
@@ -347,6 +348,37 @@ def test_a_blind_write_waits_out_a_body_busy_with_its_own_work(rt: sc.Runtime) -
     assert waited >= 0.5  # it did wait for the body (not a test of speed)
 
 
+def _poll_a_queue(seconds: float) -> None:
+    """A loop busy with queue calls of its own (seen in queue.py at many a look, never in one
+    wait: each call a new one)."""
+    box: queue.Queue[int] = queue.Queue()
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        box.put(1)
+        box.get_nowait()
+
+
+@pytest.mark.parametrize("work", ["db.read", "polling a queue"])
+def test_a_blind_write_waits_out_a_body_reading_or_polling(rt: sc.Runtime, work: str) -> None:
+    """A body whose own work waits on threads that end by themselves — a `db.read` waiting for
+    its query worker, a loop of queue calls — is busy, not waiting for the committer behind it:
+    the blind write waits and commits (both were taken for a wait and refused after 0.25 s)."""
+    space = rt.space("demo")
+    db = space.sqlite_database("d", tables={"t": sc.table(x="integer")})
+    with space.transact():
+        db.exec("INSERT INTO t (x) VALUES (1)")
+    slow = (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 4000000) "
+        "SELECT count(*) AS n FROM c"
+    )
+    body = (lambda: db.read(slow)) if work == "db.read" else (lambda: _poll_a_queue(0.8))
+    holder = _hold_exclusive(space, body)
+    with space.transact():
+        space.cell("other").set(123)
+    holder.join(20)
+    assert space.cell("other").get() == 123
+
+
 def test_a_commit_behind_a_body_waiting_on_another_thread_gives_up(rt: sc.Runtime) -> None:
     """The other side: a body holding the write lock that waits on another thread (here an
     Event only the committing thread would set, as a body joining the thread that makes this
@@ -363,6 +395,44 @@ def test_a_commit_behind_a_body_waiting_on_another_thread_gives_up(rt: sc.Runtim
         holder.join(10)
     assert "waits on another thread" in str(raised.value)
     assert space.cell("other").get() is None
+
+
+def test_a_body_joining_the_first_commit_of_its_space_ends(rt: sc.Runtime) -> None:
+    """The same wait in a space no commit has written yet: the inner commit gave up with its
+    ConflictError, then waited for good for the write lock (held by the body joining it) to
+    remove the file its failed first commit had made. It does not wait now: the body's block
+    removes an unused file as it ends."""
+    fresh, other = rt.space("s"), rt.space("t")
+    spoiled = other.cell("c", default=0)
+    with other.transact():
+        spoiled.set(1)
+    tries: list[int] = []
+    inner: list[str] = []
+
+    def spoil() -> None:
+        with other.transact():
+            spoiled.set(spoiled.get() + 1)
+
+    def first_commit() -> None:
+        try:
+            with fresh.transact():
+                fresh.cell("first").set(1)
+            inner.append("ok")
+        except sc.SqliteCellsError as exc:
+            inner.append(type(exc).__name__)
+
+    @sc.handler
+    def body() -> None:
+        tries.append(1)
+        seen = spoiled.get()  # a read of another space, changed under the first three tries
+        helper = threading.Thread(target=spoil if len(tries) <= 3 else first_commit)
+        helper.start()
+        helper.join()
+        fresh.cell("out").set(seen)
+
+    result = in_thread(body, 60, "a failed first commit waited for good for the write lock")
+    assert result == 1 and len(tries) == 4 and inner == ["ConflictError"]
+    assert fresh.cell("out").get() == 4 and fresh.cell("first").get() is None
 
 
 def test_a_commit_waiting_out_another_runtime_s_write_lock_says_so(
