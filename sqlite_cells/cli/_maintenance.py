@@ -225,40 +225,53 @@ def _stored(space_file: Path, cell_id: str) -> bytes | None:
     return stored_json(row[0]) if row is not None else None
 
 
-def _piece_id(space_file: Path, piece: str) -> str:
+def _pieces(space_file: Path, space_id: str) -> dict[str, dict[str, Any]]:
+    """The space's pieces: each cell holding a piece record ``{"piece", "key", "inputs"}``
+    (written by ``Space.run`` in the cell of the piece's id) whose id is the one its pattern
+    name and key derive — in the space, or in another piece of it (a pattern that runs
+    another) — by id. A plain cell holding such a value is no piece."""
+    records: dict[str, dict[str, Any]] = {}
+    with read_only(space_file) as conn:
+        for raw_id, data in conn.execute(
+            f"SELECT {as_bytes('id')}, {as_bytes('value')} FROM _cf_cells WHERE id LIKE 'of:%'"
+        ):
+            cell_id = decoded(raw_id)
+            try:
+                record = json.loads(stored_json(data) or b"")
+            except ValueError:
+                continue
+            shaped = isinstance(record, dict) and {"piece", "key", "inputs"} <= record.keys()
+            if cell_id is not None and shaped:
+                records[cell_id] = record
+    found: dict[str, dict[str, Any]] = {}
+    parents: list[str | None] = [None]  # the space itself, then each piece found
+    while parents:
+        parent = parents.pop()
+        for cell_id, record in records.items():
+            name, key = str(record["piece"]), str(record["key"])
+            cause = ("piece", space_id) if parent is None else ("piece", "piece", parent)
+            if cell_id not in found and derive_id(*cause, name, key) == cell_id:
+                found[cell_id] = record
+                parents.append(cell_id)
+    return found
+
+
+def _piece_id(pieces: dict[str, dict[str, Any]], space_file: Path, piece: str) -> str:
     """The id of the piece given as ``piece``: its id (``of:…``, ``piece.id`` in Python), or
-    its name as `cells` lists it (``PATTERN/KEY``), looked up in the space's piece records."""
+    its name as `cells` lists it (``PATTERN/KEY``), looked up among ``pieces``."""
     if piece.startswith("of:"):
         return piece
-    with read_only(space_file) as conn:
-        rows = conn.execute(
-            f"SELECT {as_bytes('id')}, {as_bytes('value')} FROM _cf_cells WHERE id LIKE 'of:%'"
-        ).fetchall()
-    named: list[str] = []
-    shown: list[str] = []
-    for raw_id, data in rows:
-        cell_id = decoded(raw_id)
-        try:
-            record = json.loads(stored_json(data) or b"")
-        except ValueError:
-            continue
-        if cell_id is None or not isinstance(record, dict):
-            continue
-        if not {"piece", "key", "inputs"} <= record.keys():
-            continue
-        label = f"{record['piece']}/{record['key']}"
-        shown.append(label)
-        if label == piece:
-            named.append(cell_id)
+    labels = {cell_id: f"{r['piece']}/{r['key']}" for cell_id, r in pieces.items()}
+    named = sorted(cell_id for cell_id, label in labels.items() if label == piece)
     if len(named) == 1:
         return named[0]
     if named:
         raise InspectError(
             "piece-not-found",
-            f"{len(named)} pieces of {space_file.name} are named {piece!r}: give the id of the "
-            f"one to link ({', '.join(sorted(named))})",
+            f"{len(named)} pieces of {space_file.name} are named {piece!r} (pieces of other "
+            f"pieces): give the id of the one to link ({', '.join(named)})",
         )
-    known = ", ".join(repr(label) for label in sorted(shown)[:20]) or "none yet"
+    known = ", ".join(repr(label) for label in sorted(labels.values())[:20]) or "none yet"
     raise InspectError(
         "piece-not-found",
         f"no piece {piece!r} in {space_file.name}: give a piece's id (it starts with 'of:', "
@@ -266,15 +279,12 @@ def _piece_id(space_file: Path, piece: str) -> str:
     )
 
 
-def _check_piece(space_file: Path, piece: str, field: str) -> None:
-    """Refuse a piece or field the space does not know: a piece is recorded, by its first run,
-    in the cell of its own id as ``{"piece", "key", "inputs"}`` (see ``Space.run``)."""
-    data = _stored(space_file, piece)
-    try:
-        record = json.loads(data) if data is not None else None
-    except ValueError:
-        record = None
-    if not isinstance(record, dict) or "piece" not in record:
+def _check_piece(
+    pieces: dict[str, dict[str, Any]], space_file: Path, piece: str, field: str
+) -> None:
+    """Refuse a piece or field the space does not know (see :func:`_pieces`)."""
+    record = pieces.get(piece)
+    if record is None:
         raise InspectError(
             "piece-not-found",
             f"no piece {piece} in {space_file.name}: run the pattern once (space.run) first",
@@ -347,8 +357,9 @@ def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
         check_text(value, what)
     space_file = find_space(root, args.space)
     validate_disk_source(path, store=root, roots=None)  # the file first: it is the argument given
-    args.piece = _piece_id(space_file, args.piece)
-    _check_piece(space_file, args.piece, args.field)
+    pieces = _pieces(space_file, args.space)
+    args.piece = _piece_id(pieces, space_file, args.piece)
+    _check_piece(pieces, space_file, args.piece, args.field)
     before = _database_input(root, space_file, args.piece, args.field)
     pin = _stored(space_file, before.id) if before is not None else None
     from sqlite_cells import Runtime  # the whole runtime, only for the one command that writes

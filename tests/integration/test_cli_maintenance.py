@@ -121,6 +121,18 @@ def test_link_takes_the_piece_name_cells_lists(
     )
     err = capsys.readouterr().err
     assert "no piece 'nope/k'" in err and repr(name) in err
+    # A plain cell holding a piece record is no piece: not by name, not by its id.
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        fake = space.cell("fake")
+        with space.transact():
+            fake.set({"piece": name.rsplit("/", 1)[0], "key": "k", "inputs": ["ref"]})
+    code, out = _run(
+        capsys, "link", f"sqlite:{reference}", "demo", name, "ref", "--store", str(store)
+    )
+    assert code == 0 and f"of piece {piece.id}" in out
+    assert main(["link", f"sqlite:{reference}", "demo", fake.id, "ref", "--store", str(store)]) == 1
+    assert f"no piece {fake.id}" in capsys.readouterr().err
 
 
 def test_link_refuses_bad_urls_and_paths(
