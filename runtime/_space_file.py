@@ -1101,6 +1101,12 @@ class SpaceFile:
             raise exc  # KeyboardInterrupt and the like stop the committing thread too
         return False
 
+    def check_same_file(self) -> None:
+        """:meth:`_check_same_file` for an extension about to write under the write lock (held
+        by the caller, see :meth:`write_connection`): a repair, like a commit, is never made
+        from a space file that is no longer the one at its path (R73)."""
+        self._check_same_file()
+
     def _check_same_file(self) -> None:
         """R73: the file at the path, its -wal and its -shm must still be the files this runtime
         opened (same device and inode); otherwise a commit would be acknowledged into an

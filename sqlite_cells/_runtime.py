@@ -658,6 +658,15 @@ class Runtime(runtime.Runtime):
             self._damage_checked.pop(decl.db_id, None)
             self._seen_files.pop(decl.db_id, None)
         self.read_pool.discard(decl.path)
+        # The -wal and -shm the replaced file left at the path (when no commit met the new file
+        # yet) would be read as the new file's by the next connection to open it — a read, or
+        # the check against its space: set aside first (see files.set_aside_moved).
+        space = self._spaces.get(decl.space_id)
+        writer = space.file.open_writer if space is not None else None
+        if writer is not None:
+            for pinned in pinned_files(writer):
+                if pinned.path == str(decl.path):
+                    set_aside_moved(pinned)
 
     def _check_handle(self, decl: Declaration) -> bool:
         """``HandleQuarantined`` when the committed handle value of ``decl`` is not a handle (R5):
@@ -707,6 +716,11 @@ class Runtime(runtime.Runtime):
                 return found
         left = None if deadline is None else deadline - time.monotonic()
         with file.write_connection(left) as conn:
+            if repair:
+                # The space file replaced under this runtime (a backup put back): its log, as
+                # this runtime holds it, is not the store's any more, and a repair from it would
+                # write commits into the database file that the space at the path never made.
+                file.check_same_file()
             if deadline is not None:  # what the wait for the lock left of the read's time
                 wait_ms = min(wait_ms, busy_ms(max(0.001, deadline - time.monotonic())))
             # The write connection may hold the file attached (and, inside an exclusive handler,

@@ -739,15 +739,19 @@ def test_a_full_disk_loses_no_commit_that_returned_and_leaves_the_files_agreeing
         subprocess.run(["umount", str(mount)], check=True)
 
 
+@pytest.mark.parametrize("then", ["commit", "read"])
 def test_a_backup_restored_under_a_running_runtime_never_meets_the_replaced_files_wal(
-    tmp_path: Path,
+    tmp_path: Path, then: str
 ) -> None:
     """R71, R73: a store's files copied while its runtime ran, then copied back over it while
     it still runs. The next commit meets the replaced space file (StoreChanged); the runtime is
     closed, as that error says. A database file that no commit met since it was replaced had its
     old `-wal` (commits past the backup) left at its path, which the next opener applied to the
     restored file: it served rows its space never committed, and `check` said "in sync". Its
-    companions are set aside at close now; every database holds exactly its space's commits."""
+    companions are set aside at close now; every database holds exactly its space's commits.
+    A read first (`then="read"`) found the file replaced, checked it against the space it still
+    held open — the replaced one — and replayed that space's later commits into the restored
+    file: the read is `StoreChanged` now, as a commit is, and repairs nothing."""
     store = tmp_path / "store"
     rows = {"rows": sc.table(id="integer primary key", k="integer")}
     rt = sc.Runtime(store)
@@ -773,7 +777,10 @@ def test_a_backup_restored_under_a_running_runtime_never_meets_the_replaced_file
         shutil.copy(path, store / (path.name + ".tmp"))
         os.replace(store / (path.name + ".tmp"), store / path.name)
     with pytest.raises(sc.StoreChanged):
-        commit(172)
+        if then == "commit":
+            commit(172)
+        else:
+            dbs[1].read("SELECT count(*) AS n FROM rows")
     rt.close()
     with sc.Runtime(store) as again:
         space = again.space("s")
