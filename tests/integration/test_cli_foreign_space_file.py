@@ -190,21 +190,28 @@ def test_query_of_a_space_whose_file_is_a_directory_names_it(store: Path) -> Non
     assert "no space" not in done.stderr
 
 
-def _space_without_rev(store: Path) -> Path:
-    """A store whose one space file's ``_cf_cells`` lost its ``rev`` column (rebuilt by another
-    program without it); the space file."""
+def _space_rebuilt(store: Path, sql: str) -> Path:
+    """A store of one space, cell ``x`` = 1, whose space file another program then changed
+    with ``sql``; the space file."""
     with sc.Runtime(store) as rt:
         space = rt.space("demo")
         with space.transact():
             space.cell("x").set(1)
     (path,) = store.glob("space-*.sqlite")
     conn = apsw.Connection(str(path))
-    conn.execute(
-        "CREATE TABLE t AS SELECT id, value FROM _cf_cells; DROP TABLE _cf_cells; "
-        "ALTER TABLE t RENAME TO _cf_cells"
-    )
+    conn.execute(sql)
     conn.close()
     return path
+
+
+def _space_without_rev(store: Path) -> Path:
+    """A store whose one space file's ``_cf_cells`` lost its ``rev`` column (rebuilt by another
+    program without it); the space file."""
+    return _space_rebuilt(
+        store,
+        "CREATE TABLE t AS SELECT id, value FROM _cf_cells; DROP TABLE _cf_cells; "
+        "ALTER TABLE t RENAME TO _cf_cells",
+    )
 
 
 @pytest.mark.parametrize("args", [["inspect"], ["check"], ["gc"]])
@@ -255,18 +262,12 @@ def test_a_space_file_whose_tables_another_program_renamed_in_another_case_is_us
 ) -> None:
     """SQLite's names are ASCII case-insensitive: `_CF_CELLS (ID, VALUE, REV)` is the table
     every space file holds, and the file is no damaged one."""
-    with sc.Runtime(store) as rt:
-        space = rt.space("demo")
-        with space.transact():
-            space.cell("x").set(1)
-    (path,) = store.glob("space-*.sqlite")
-    conn = apsw.Connection(str(path))
-    conn.execute(
+    _space_rebuilt(
+        store,
         'CREATE TABLE n ("ID" TEXT PRIMARY KEY, "VALUE" BLOB NOT NULL, "REV" INTEGER NOT NULL) '
         "WITHOUT ROWID; INSERT INTO n SELECT * FROM _cf_cells; DROP TABLE _cf_cells; "
-        'ALTER TABLE n RENAME TO "_CF_CELLS"'
+        'ALTER TABLE n RENAME TO "_CF_CELLS"',
     )
-    conn.close()
     assert run_cli("check", "--store", str(store)).returncode == 0
     with sc.Runtime(store) as rt:
         space = rt.space("demo")
