@@ -837,15 +837,10 @@ class SpaceFile:
                         if self._turn_waiters:
                             self._turn.notify_all()
         # (A file that holds commits stays: then the write lock is not waited for again.) Not
-        # waited for at all: its holder may be a body waiting for this very committer (see
-        # _take_write_lock), and an ``exclusive`` block discards an unused file as it ends.
-        failed_first = self._created and not self._seen_seq and ticket.error is not None
-        if failed_first and self._write_lock.acquire(blocking=False):
-            try:
-                if self._created:
-                    self._discard_unused()
-            finally:
-                self._write_lock.release()
+        # waited for behind an ``exclusive`` block: its body may be waiting for this very
+        # committer (see _take_write_lock), and the block discards an unused file as it ends.
+        if self._created and not self._seen_seq and ticket.error is not None:
+            self._discard_after_failure()
         seq = ticket.result()
         for peer in _bus.peers(self):
             peer.wake()
@@ -916,6 +911,19 @@ class SpaceFile:
                 hook = getattr(participant, "rolled_back", None)
                 if hook is not None:
                     _quietly(hook, conn, ops)
+
+    def _discard_after_failure(self) -> None:
+        """A failed first commit: :meth:`_discard_unused` under the write lock, waited for
+        behind commits and catch-ups (they end by themselves) but not behind an ``exclusive``
+        block, which discards the file itself as it ends."""
+        while not self._write_lock.acquire(timeout=_LOCK_POLL):
+            if self._exclusive:
+                return
+        try:
+            if self._created:
+                self._discard_unused()
+        finally:
+            self._write_lock.release()
 
     def _discard_unused(self) -> None:
         """After a failed commit into the file this runtime created: if no commit has been made
