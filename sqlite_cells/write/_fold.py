@@ -433,7 +433,8 @@ class SqliteParticipant:
             try:
                 ensured = self._ensure(conn, decl, unchanged=unchanged)
             except UnsupportedMigration as exc:
-                if self._latest(decl) is decl:
+                latest = self._latest(decl)
+                if latest is decl or latest == decl:  # (declared again the same: no newer one)
                     raise
                 # Recorded under a declaration this runtime has replaced since, which another
                 # commit has put in the file: the write as recorded no longer fits, as it

@@ -504,3 +504,33 @@ def test_a_write_recorded_before_its_runtime_declared_the_database_anew_runs_aga
     assert len(tries) == 2 and isinstance(outcome[0], int), outcome
     rows = again.read("SELECT a, c FROM t ORDER BY id")
     assert rows == [{"a": "seed", "c": 1}, {"a": "other", "c": 1}, {"a": "in flight", "c": 1}]
+
+
+def test_a_write_whose_runtime_declared_the_database_again_the_same_is_refused_as_before(
+    store: Path,
+) -> None:
+    """R13: only a declaration that changed makes the pending write a conflict. Declared again
+    the same (a pattern run again), while another runtime's different declaration migrates
+    the file first, the write is refused as any write of the older schema is, naming the
+    stored column it does not declare (it was a ConflictError, which a handler retried 10
+    times in vain)."""
+    narrow = {"t": sc.table(id="integer primary key", a="text")}
+    wide = {"t": sc.table(id="integer primary key", a="text", c="integer default 1")}
+    with sc.Runtime(store) as first, sc.Runtime(store) as second:
+        space = first.space("s")
+        db = space.sqlite_database("d", tables=narrow)
+        with space.transact():
+            db.exec("INSERT INTO t (a) VALUES ('seed')")
+
+        def migrate_elsewhere() -> None:
+            other = second.space("s")
+            with other.transact():
+                other.sqlite_database("d", tables=wide).exec("INSERT INTO t (a) VALUES ('b')")
+
+        with pytest.raises(sc.UnsupportedMigration) as raised, space.transact():
+            db.exec("INSERT INTO t (a) VALUES ('a')")
+            space.sqlite_database("d", tables=narrow)  # declared again, the same
+            helper = threading.Thread(target=migrate_elsewhere)
+            helper.start()
+            helper.join(20)
+        assert "t.c" in str(raised.value)
