@@ -1,49 +1,52 @@
-"""Whether a thread is waiting on another thread: what tells a body that holds the space's write
-lock and may wait for the very committer behind it (a deadlock to break) from one that is busy
-and will let go by itself (a wait to sit out)."""
+"""Whether a body that holds the space's write lock waits for the very committer behind it: it
+joins that committer's thread, directly or through threads it joins in turn (a deadlock to
+break), as opposed to a body busy with anything else — its own work, its own threads, a read —
+which lets go by itself (a wait to sit out). Only ``Thread.join`` names the thread waited for;
+a wait on a queue, an event or a future names none, and is sat out like work."""
 
 from __future__ import annotations
 
-import concurrent.futures._base as _futures
-import queue
 import sys
 import threading
+from types import FrameType
 
-__all__ = ["waiting_at"]
+__all__ = ["joining"]
 
-# Where Python's own thread synchronization waits in Python code: joining a thread, a
-# Condition, Event, Semaphore or Barrier, a queue, a future's result.
-_WAITING_FILES = frozenset({threading.__file__, queue.__file__, _futures.__file__})
-
-
-# The package's own code waiting on a thread of its own that ends by itself (a read waiting for
-# its query worker, which ``query_timeout`` bounds): such a wait is work, not a wait on a caller.
-_OWN_WORK = "sqlite_cells.read."
+_THREADING = threading.__file__
+_JOIN = threading.Thread.join.__code__
+_DEPTH = 8  # threads joining threads, followed this far
 
 
-def waiting_at(ident: int | None) -> object | None:
-    """Where the thread ``ident`` is stopped in Python's thread synchronization now — other
-    than a read of this package waiting for its worker — or None when it is not. A thread that
-    is unknown or gone is "waiting" (nothing is known to end by itself). A thread running its
-    own code — computing, sleeping, waiting for the network or a file — is not: it goes on
-    without any other thread of this process. A wait on a bare lock's ``acquire`` from its own
-    code is not told apart from running it (the call is in C): that is what the long patience
-    bounds. Two looks that return the same place saw one wait that had not ended in between; a
-    loop polling a queue or an ``Event`` is seen in such calls now and then, each time in a new
-    call (see the caller)."""
-    if ident is None:
-        return _GONE
-    frame = sys._current_frames().get(ident)
-    if frame is None:
-        return _GONE
-    if frame.f_code.co_filename not in _WAITING_FILES:
+def joining(holder: int | None, waiter: int) -> object | None:
+    """Where the thread ``holder`` waits in ``Thread.join`` for the thread ``waiter`` —
+    directly, or joining a thread that joins it (and so on) — or None when it does not. Two
+    looks that return the same place saw one wait that had not ended in between."""
+    if holder is None:
         return None
-    innermost = frame
-    while frame is not None and frame.f_code.co_filename in _WAITING_FILES:
-        frame = frame.f_back
-    if frame is not None and str(frame.f_globals.get("__name__", "")).startswith(_OWN_WORK):
-        return None
-    return (innermost, innermost.f_lasti)
+    frames = sys._current_frames()
+    place: object | None = None
+    ident: int | None = holder
+    for _ in range(_DEPTH):
+        frame = frames.get(ident) if ident is not None else None
+        if frame is None:
+            return None
+        joined = _joined(frame)
+        if joined is None:
+            return None
+        if place is None:
+            place = (frame, frame.f_lasti)
+        if joined.ident == waiter:
+            return place
+        ident = joined.ident
+    return None
 
 
-_GONE: object = object()
+def _joined(frame: FrameType) -> threading.Thread | None:
+    """The thread a thread stopped at ``frame`` (its innermost) is joining, if it is."""
+    found: FrameType | None = frame
+    while found is not None and found.f_code.co_filename == _THREADING:
+        if found.f_code is _JOIN:
+            joined = found.f_locals.get("self")
+            return joined if isinstance(joined, threading.Thread) else None
+        found = found.f_back
+    return None

@@ -52,7 +52,7 @@ from sqlite_cells.codec import (
     decode_record,
     stored_json,
 )
-from sqlite_cells.runtime._blocked import waiting_at
+from sqlite_cells.runtime._blocked import joining
 from sqlite_cells.runtime._boundary import DAMAGED_SPACE_ADVICE, stored_json_column, translated
 from sqlite_cells.runtime._commit import commit_error, holds, write_member
 from sqlite_cells.runtime._file_kind import check_file_kinds, file_identity, file_state, stands_at
@@ -106,11 +106,11 @@ def busy_ms(seconds: float | None) -> int:
 # ``exclusive``, or an async one's ``LockHolder``) while another committer of this runtime waits
 # for it: past that the waiter stops waiting (``ConflictError``, so a handler tries again) instead
 # of waiting for good for a body that may be waiting for it — for a sync body, when it is found
-# waiting on another thread (``waiting_at``); one busy with its own work is waited for up
-# to ``BUSY_PATIENCE``, as long as a commit waits for another process's lock.
+# joining the waiter's thread (``joining``); any other body is waited for until it has held the
+# lock ``BUSY_PATIENCE``, as long as a commit waits for another process's lock.
 LOCK_PATIENCE = 0.25
 BUSY_PATIENCE = BUSY_TIMEOUT_MS / 1000  # counted from when the body took the lock
-_WAITING_LOOKS = 3  # a body seen in one wait at this many looks in a row (not a polling loop)
+_WAITING_LOOKS = 3  # a body seen in one join at this many looks in a row
 _LOCK_POLL = 0.05  # how often such a waiter looks at how long the body has held the lock
 
 # Prepared statements the write connection keeps (apsw's cache; its default is 100). apsw puts
@@ -1249,13 +1249,13 @@ class SpaceFile:
         """Take the write lock for a commit or an ``exclusive`` block. While another thread's
         unbounded ``exclusive`` block (a sync handler's try) holds it, wait until that block
         has held it ``LOCK_PATIENCE`` seconds and this caller has waited as long, then, if the
-        body is found in one wait on another thread (``waiting_at``, ``_WAITING_LOOKS`` looks in
-        a row), raise :class:`ConflictError`: it may be waiting for this very caller (it joins a
-        thread that commits to the space), and a handler tries again (SPEC §3: at most 10
-        tries) rather than hang. A body busy with its own work (a slow call, a read) is waited
-        for until it has held the lock ``BUSY_PATIENCE``: a blind write behind it is no
-        conflict. Behind anything else (a commit, a catch-up, an async handler's lock holder)
-        the wait is not bounded here: those end by themselves."""
+        body is found joining this caller's thread (``joining``, ``_WAITING_LOOKS`` looks in a
+        row), raise :class:`ConflictError`: it waits for this very caller, and a handler tries
+        again (SPEC §3: at most 10 tries) rather than hang. Any other body — its own work, its
+        own threads, a read, a wait on a queue or an event — is waited for until it has held
+        the lock ``BUSY_PATIENCE``: a blind write behind it is no conflict, and a deadlock the
+        looks cannot see ends then. Behind anything else (a commit, a catch-up, an async
+        handler's lock holder) the wait is not bounded here: those end by themselves."""
         if self._write_lock.acquire(blocking=False):
             return
         began = time.monotonic()
@@ -1271,7 +1271,7 @@ class SpaceFile:
                     waiting, place = 0, None
                     continue
                 now = time.monotonic()
-                found = waiting_at(self._exclusive_owner)
+                found = joining(self._exclusive_owner, me)
                 waiting = waiting + 1 if found is not None and found == place else int(bool(found))
                 place = found
                 if now - since >= BUSY_PATIENCE or (
@@ -1282,11 +1282,11 @@ class SpaceFile:
                         (),
                         reason=(
                             "another thread's transaction holds the space's write lock (a "
-                            "handler that kept conflicting runs its body holding it) and waits "
-                            "on another thread, or has held it for over "
+                            "handler that kept conflicting runs its body holding it) and joins "
+                            "the thread making this commit, or has held it for over "
                             f"{BUSY_PATIENCE:g} s; nothing of this one was written. If that "
-                            "body waits for this commit (it joins the thread making it), make "
-                            "this commit before that body runs"
+                            "body waits for this commit, make this commit before that body "
+                            "runs"
                         ),
                     )
         finally:

@@ -358,11 +358,12 @@ def _poll_a_queue(seconds: float) -> None:
         box.get_nowait()
 
 
-@pytest.mark.parametrize("work", ["db.read", "polling a queue"])
+@pytest.mark.parametrize("work", ["db.read", "polling a queue", "waiting on an event"])
 def test_a_blind_write_waits_out_a_body_reading_or_polling(rt: sc.Runtime, work: str) -> None:
     """A body whose own work waits on threads that end by themselves — a `db.read` waiting for
-    its query worker, a loop of queue calls — is busy, not waiting for the committer behind it:
-    the blind write waits and commits (both were taken for a wait and refused after 0.25 s)."""
+    its query worker, a loop of queue calls, a wait on an event (of its own thread pool, say) —
+    is not joining the committer's thread: the blind write waits and commits (each was taken
+    for a wait on the committer and refused after 0.25 s)."""
     space = rt.space("demo")
     db = space.sqlite_database("d", tables={"t": sc.table(x="integer")})
     with space.transact():
@@ -371,7 +372,12 @@ def test_a_blind_write_waits_out_a_body_reading_or_polling(rt: sc.Runtime, work:
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 4000000) "
         "SELECT count(*) AS n FROM c"
     )
-    body = (lambda: db.read(slow)) if work == "db.read" else (lambda: _poll_a_queue(0.8))
+    bodies = {
+        "db.read": lambda: db.read(slow),
+        "polling a queue": lambda: _poll_a_queue(0.8),
+        "waiting on an event": lambda: threading.Event().wait(0.8),
+    }
+    body = bodies[work]
     holder = _hold_exclusive(space, body)
     with space.transact():
         space.cell("other").set(123)
@@ -379,21 +385,31 @@ def test_a_blind_write_waits_out_a_body_reading_or_polling(rt: sc.Runtime, work:
     assert space.cell("other").get() == 123
 
 
-def test_a_commit_behind_a_body_waiting_on_another_thread_gives_up(rt: sc.Runtime) -> None:
-    """The other side: a body holding the write lock that waits on another thread (here an
-    Event only the committing thread would set, as a body joining the thread that makes this
-    commit) may wait for this very commit: the committer gives up with ConflictError once the
-    body has held the lock for the patience, writing nothing."""
+def test_a_commit_whose_thread_the_body_joins_gives_up(rt: sc.Runtime) -> None:
+    """The other side: a body holding the write lock that joins the thread making this commit
+    waits for this very commit: the committer gives up with ConflictError once the body has
+    held the lock for the patience, writing nothing, and the body goes on."""
     space = rt.space("demo")
-    release = threading.Event()
-    holder = _hold_exclusive(space, lambda: release.wait(20))
-    try:
-        with pytest.raises(sc.ConflictError) as raised, space.transact():
-            space.cell("other").set(1)
-    finally:
-        release.set()
-        holder.join(10)
-    assert "waits on another thread" in str(raised.value)
+    outcome: list[object] = []
+
+    def commit() -> None:
+        try:
+            with space.transact():
+                space.cell("other").set(1)
+            outcome.append("committed")
+        except sc.SqliteCellsError as exc:
+            outcome.append(exc)
+
+    committer = threading.Thread(target=commit)
+
+    def body() -> None:
+        committer.start()
+        committer.join(20)
+
+    _hold_exclusive(space, body).join(30)
+    (raised,) = outcome
+    assert isinstance(raised, sc.ConflictError), raised
+    assert "joins the thread making this commit" in str(raised)
     assert space.cell("other").get() is None
 
 
