@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from collections.abc import Collection
 from types import FrameType
 
 __all__ = ["joining"]
@@ -17,14 +18,13 @@ _JOIN = threading.Thread.join.__code__
 _DEPTH = 8  # threads joining threads, followed this far
 
 
-def joining(holder: int | None, waiter: int) -> object | None:
-    """Where the thread ``holder`` waits in ``Thread.join`` for the thread ``waiter`` —
-    directly, or joining a thread that joins it (and so on) — or None when it does not. Two
-    looks that return the same place saw one wait that had not ended in between."""
+def joining(holder: int | None, waiters: Collection[int]) -> int | None:
+    """Which of the threads ``waiters`` the thread ``holder`` waits for in ``Thread.join`` —
+    directly, or joining a thread that joins it (and so on) — or None. A body joining in a
+    loop with a timeout is found joining the same thread at each look."""
     if holder is None:
         return None
     frames = sys._current_frames()
-    place: object | None = None
     ident: int | None = holder
     for _ in range(_DEPTH):
         frame = frames.get(ident) if ident is not None else None
@@ -33,10 +33,8 @@ def joining(holder: int | None, waiter: int) -> object | None:
         joined = _joined(frame)
         if joined is None:
             return None
-        if place is None:
-            place = (frame, frame.f_lasti)
-        if joined.ident == waiter:
-            return place
+        if joined.ident in waiters:
+            return joined.ident
         ident = joined.ident
     return None
 

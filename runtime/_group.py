@@ -37,6 +37,7 @@ class Ticket:
     record: CommitRecord | None = None
     error: BaseException | None = None
     done: bool = False
+    thread: int = 0  # the committing thread's ident (see SpaceFile._take_write_lock)
 
     @functools.cached_property
     def targets(self) -> frozenset[tuple[str, str]]:

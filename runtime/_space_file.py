@@ -110,7 +110,19 @@ def busy_ms(seconds: float | None) -> int:
 # lock ``BUSY_PATIENCE``, as long as a commit waits for another process's lock.
 LOCK_PATIENCE = 0.25
 BUSY_PATIENCE = BUSY_TIMEOUT_MS / 1000  # counted from when the body took the lock
-_WAITING_LOOKS = 3  # a body seen in one join at this many looks in a row
+_WAITING_LOOKS = 3  # a body seen joining one committer's thread at this many looks in a row
+_JOINED_REASON = (
+    "another thread's transaction holds the space's write lock (a handler that kept conflicting "
+    f"runs its body holding it) and joins the thread making this commit, or has held it for over "
+    f"{BUSY_TIMEOUT_MS / 1000:g} s; nothing of this one was written. If that body waits for this "
+    "commit, make this commit before that body runs"
+)
+
+
+def _joined_conflict(space_id: str) -> ConflictError:
+    return ConflictError(space_id, (), reason=_JOINED_REASON)
+
+
 _LOCK_POLL = 0.05  # how often such a waiter looks at how long the body has held the lock
 
 # Prepared statements the write connection keeps (apsw's cache; its default is 100). apsw puts
@@ -782,7 +794,7 @@ class SpaceFile:
         # would otherwise wait for each other.
         validate_elsewhere(tx, self)
         me = threading.get_ident()
-        ticket = Ticket(tx, self._group_ops(tx.ops))
+        ticket = Ticket(tx, self._group_ops(tx.ops), thread=me)
         # The thread inside ``exclusive`` holds the write lock: it never waits for a leader,
         # who would wait for that lock.
         inside = self._exclusive_owner == me
@@ -1245,6 +1257,20 @@ class SpaceFile:
         if self._stepped_back:
             self._waits_ended.notify_all()
 
+    def _committers(self, me: int) -> set[int]:
+        """The threads of this caller and of the committers queued behind it."""
+        with self._queue_lock:
+            return {me, *(t.thread for t in self._waiting if not t.done)}
+
+    def _give_up_queued(self, thread: int, error: ConflictError) -> None:
+        """Fail the queued, untaken ticket of ``thread`` with ``error`` (nothing of it written)."""
+        with self._queue_lock:
+            for ticket in list(self._waiting):
+                if ticket.thread == thread and not ticket.done:
+                    self._withdraw(ticket)
+                    ticket.fail(error)
+            self._turn.notify_all()
+
     def _take_write_lock(self) -> None:
         """Take the write lock for a commit or an ``exclusive`` block. While another thread's
         unbounded ``exclusive`` block (a sync handler's try) holds it, wait until that block
@@ -1262,32 +1288,30 @@ class SpaceFile:
         me = threading.get_ident()
         with self._queue_lock:
             self._wait_starts(me)
-        # Looks in a row that found the body stopped in one wait on another thread, and where.
-        waiting, place = 0, None
+        # Looks in a row that found the body joining one committer's thread, and which.
+        waiting, joined = 0, None
         try:
             while not self._write_lock.acquire(timeout=_LOCK_POLL):
                 since = self._exclusive_since
                 if since is None:
-                    waiting, place = 0, None
+                    waiting, joined = 0, None
                     continue
                 now = time.monotonic()
-                found = joining(self._exclusive_owner, me)
-                waiting = waiting + 1 if found is not None and found == place else int(bool(found))
-                place = found
-                if now - since >= BUSY_PATIENCE or (
-                    min(now - since, now - began) >= LOCK_PATIENCE and waiting >= _WAITING_LOOKS
-                ):
+                found = joining(self._exclusive_owner, self._committers(me))
+                waiting = waiting + 1 if found is not None and found == joined else int(bool(found))
+                joined = found
+                held = min(now - since, now - began) >= LOCK_PATIENCE
+                if held and waiting >= _WAITING_LOOKS and found is not None and found != me:
+                    # The body joins a committer queued behind this one: that one gives up,
+                    # and this one waits on (its transaction is no part of that wait).
+                    self._give_up_queued(found, _joined_conflict(self.space_id))
+                    waiting, joined = 0, None
+                    continue
+                if now - since >= BUSY_PATIENCE or (held and waiting >= _WAITING_LOOKS):
                     raise ConflictError(
                         self.space_id,
                         (),
-                        reason=(
-                            "another thread's transaction holds the space's write lock (a "
-                            "handler that kept conflicting runs its body holding it) and joins "
-                            "the thread making this commit, or has held it for over "
-                            f"{BUSY_PATIENCE:g} s; nothing of this one was written. If that "
-                            "body waits for this commit, make this commit before that body "
-                            "runs"
-                        ),
+                        reason=_JOINED_REASON,
                     )
         finally:
             with self._queue_lock:

@@ -532,6 +532,13 @@ UNREADABLE_SPACE_ADVICE = (
 )
 
 
+def gone_since_listed(path: Path) -> bool:
+    """Whether the space file ``path``, listed a moment ago, is gone now: a space's failed first
+    commit removes the file it made (R7), and a store is read while runtimes use it. Nothing of
+    it is to report (it never held a commit)."""
+    return not os.path.lexists(path)
+
+
 def space_problem(path: Path, exc: BaseException) -> DamagedSpace | None:
     """The space file ``path`` as reading it failed with ``exc``: damaged
     (:func:`space_damage`), unreadable by this user (:func:`_space_unreadable`), or None when
@@ -670,6 +677,8 @@ def _store_names(store: Path) -> tuple[set[str], set[str], list[DamagedSpace]]:
         try:
             _names_in_space(space_file, named, dropped)
         except (DatabaseError, UnreadableRecord) as exc:
+            if gone_since_listed(space_file):
+                continue
             problem = space_problem(space_file, exc)
             if problem is None:
                 raise
@@ -743,6 +752,8 @@ def check_store(store: Path, *, repair: bool, verify: bool = True) -> list[Outco
             try:
                 outcomes.extend(_check_space(store, space_file, repair=repair, verify=verify))
             except (DatabaseError, UnreadableRecord) as exc:
+                if gone_since_listed(space_file):
+                    continue
                 problem = space_problem(space_file, exc)
                 if problem is None:
                     raise

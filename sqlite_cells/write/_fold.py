@@ -434,7 +434,9 @@ class SqliteParticipant:
                 ensured = self._ensure(conn, decl, unchanged=unchanged)
             except UnsupportedMigration as exc:
                 latest = self._latest(decl)
-                if latest is decl or latest == decl:  # (declared again the same: no newer one)
+                # Declared again the same (a pattern run again: its `migrate` may be a new
+                # function object each time) is no newer declaration.
+                if latest.schema == decl.schema and latest.version == decl.version:
                     raise
                 # Recorded under a declaration this runtime has replaced since, which another
                 # commit has put in the file: the write as recorded no longer fits, as it

@@ -413,6 +413,47 @@ def test_a_commit_whose_thread_the_body_joins_gives_up(rt: sc.Runtime) -> None:
     assert space.cell("other").get() is None
 
 
+def test_committers_queued_behind_another_give_up_when_the_body_joins_them(
+    rt: sc.Runtime,
+) -> None:
+    """Committers queue behind the one that waits for the write lock (group commit): a body
+    that joins one of them was seen only when it joined that leading one, so the others —
+    blind writers queued before it too — waited 30 s and then failed. Now the committer the
+    body joins gives up, wherever it is in the queue, and the blind writers wait and commit."""
+    space = rt.space("demo")
+    release = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def commit(name: str) -> None:
+        try:
+            with space.transact():
+                space.cell(name).set(1)
+            outcome[name] = "committed"
+        except sc.SqliteCellsError as exc:
+            outcome[name] = exc
+
+    blind = [threading.Thread(target=commit, args=(f"b{i}",)) for i in range(3)]
+    joined = [threading.Thread(target=commit, args=(f"j{i}",)) for i in range(2)]
+
+    def body() -> None:
+        release.wait(20)  # the blind writers queue first
+        for thread in joined:
+            thread.start()
+        for thread in joined:
+            thread.join(20)
+
+    holder = _hold_exclusive(space, body)
+    for thread in blind:
+        thread.start()
+    time.sleep(0.1)
+    release.set()
+    holder.join(30)
+    for thread in blind:
+        thread.join(30)
+    assert all(isinstance(outcome[f"j{i}"], sc.ConflictError) for i in range(2)), outcome
+    assert all(outcome[f"b{i}"] == "committed" for i in range(3)), outcome
+
+
 def test_a_body_joining_the_first_commit_of_its_space_ends(rt: sc.Runtime) -> None:
     """The same wait in a space no commit has written yet: the inner commit gave up with its
     ConflictError, then waited for good for the write lock (held by the body joining it) to

@@ -506,8 +506,9 @@ def test_a_write_recorded_before_its_runtime_declared_the_database_anew_runs_aga
     assert rows == [{"a": "seed", "c": 1}, {"a": "other", "c": 1}, {"a": "in flight", "c": 1}]
 
 
+@pytest.mark.parametrize("migrate", ["none", "a new function each time"])
 def test_a_write_whose_runtime_declared_the_database_again_the_same_is_refused_as_before(
-    store: Path,
+    store: Path, migrate: str
 ) -> None:
     """R13: only a declaration that changed makes the pending write a conflict. Declared again
     the same (a pattern run again), while another runtime's different declaration migrates
@@ -516,21 +517,40 @@ def test_a_write_whose_runtime_declared_the_database_again_the_same_is_refused_a
     times in vain)."""
     narrow = {"t": sc.table(id="integer primary key", a="text")}
     wide = {"t": sc.table(id="integer primary key", a="text", c="integer default 1")}
+
+    def declare(space: Space) -> sc.SqliteDb:
+        if migrate == "none":
+            return space.sqlite_database("d", tables=narrow)
+        # (a pattern run again declares with a new lambda: the same declaration all the same)
+        return space.sqlite_database(
+            "d", tables=narrow, version=2, migrate=lambda conn, version: None
+        )
+
     with sc.Runtime(store) as first, sc.Runtime(store) as second:
         space = first.space("s")
-        db = space.sqlite_database("d", tables=narrow)
+        db = declare(space)
         with space.transact():
             db.exec("INSERT INTO t (a) VALUES ('seed')")
 
         def migrate_elsewhere() -> None:
             other = second.space("s")
+            version = 1 if migrate == "none" else 3
+            wider = other.sqlite_database(
+                "d",
+                tables=wide,
+                version=version,
+                migrate=lambda conn, _: conn.execute(
+                    "ALTER TABLE t ADD COLUMN c integer default 1"
+                ),
+            )
             with other.transact():
-                other.sqlite_database("d", tables=wide).exec("INSERT INTO t (a) VALUES ('b')")
+                wider.exec("INSERT INTO t (a) VALUES ('b')")
 
         with pytest.raises(sc.UnsupportedMigration) as raised, space.transact():
             db.exec("INSERT INTO t (a) VALUES ('a')")
-            space.sqlite_database("d", tables=narrow)  # declared again, the same
+            declare(space)  # declared again, the same
             helper = threading.Thread(target=migrate_elsewhere)
             helper.start()
             helper.join(20)
-        assert "t.c" in str(raised.value)
+        said = "t.c" if migrate == "none" else "written by a newer declaration"
+        assert said in str(raised.value)
