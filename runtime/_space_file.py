@@ -114,7 +114,7 @@ _WAITING_LOOKS = 3  # a body seen joining one committer's thread at this many lo
 _JOINED_REASON = (
     "another thread's transaction holds the space's write lock (a handler that kept conflicting "
     f"runs its body holding it) and joins the thread making this commit, or has held it for over "
-    f"{BUSY_TIMEOUT_MS / 1000:g} s; nothing of this one was written. If that body waits for this "
+    f"{BUSY_PATIENCE:g} s; nothing of this one was written. If that body waits for this "
     "commit, make this commit before that body runs"
 )
 
@@ -886,7 +886,7 @@ class SpaceFile:
             return
         try:
             conn = self._wconn  # opens (creates) the file first, so its identity is known
-            self._check_same_file()
+            self.check_same_file()
             members, begin = self._prepare(conn, batch)
             while members:
                 members = self._commit_members(conn, members, begin=begin)
@@ -1122,15 +1122,11 @@ class SpaceFile:
         return False
 
     def check_same_file(self) -> None:
-        """:meth:`_check_same_file` for an extension about to write under the write lock (held
-        by the caller, see :meth:`write_connection`): a repair, like a commit, is never made
-        from a space file that is no longer the one at its path (R73)."""
-        self._check_same_file()
-
-    def _check_same_file(self) -> None:
         """R73: the file at the path, its -wal and its -shm must still be the files this runtime
         opened (same device and inode); otherwise a commit would be acknowledged into an
-        unlinked file, or written over what another process committed through another -shm."""
+        unlinked file, or written over what another process committed through another -shm.
+        Called with the write lock held: by a commit, and by an extension about to write under
+        it (see :meth:`write_connection`: a repair is never made from a replaced space file)."""
         now, size = file_state(self._path_str)
         if now is not None:
             if size:
@@ -1308,11 +1304,7 @@ class SpaceFile:
                     waiting, joined = 0, None
                     continue
                 if now - since >= BUSY_PATIENCE or (held and waiting >= _WAITING_LOOKS):
-                    raise ConflictError(
-                        self.space_id,
-                        (),
-                        reason=_JOINED_REASON,
-                    )
+                    raise _joined_conflict(self.space_id)
         finally:
             with self._queue_lock:
                 self._wait_ends(me)
@@ -1541,8 +1533,9 @@ class SpaceFile:
 
     @property
     def closed(self) -> bool:
-        """Whether this space's runtime was closed (or this is a forked child's copy)."""
-        return self._closed or self._made_in != generation()
+        """Whether this space's runtime was closed (read on every cell access: one attribute;
+        a forked child's copy is refused by :meth:`check_open`)."""
+        return self._closed
 
     def check_open(self) -> None:
         """Raise :class:`ClosedError` if this space's runtime was closed."""

@@ -32,6 +32,7 @@ from sqlite_cells.files import (
     Identity,
     OpBody,
     Outcome,
+    Pinned,
     adopt_pin,
     collect_garbage,
     damage_noted,
@@ -662,11 +663,9 @@ class Runtime(runtime.Runtime):
         # yet) would be read as the new file's by the next connection to open it — a read, or
         # the check against its space: set aside first (see files.set_aside_moved).
         space = self._spaces.get(decl.space_id)
-        writer = space.file.open_writer if space is not None else None
-        if writer is not None:
-            for pinned in pinned_files(writer):
-                if pinned.path == str(decl.path):
-                    set_aside_moved(pinned)
+        for file in _writer_pins([space] if space is not None else []):
+            if file.path == str(decl.path):
+                set_aside_moved(file)
 
     def _check_handle(self, decl: Declaration) -> bool:
         """``HandleQuarantined`` when the committed handle value of ``decl`` is not a handle (R5):
@@ -856,11 +855,7 @@ class Runtime(runtime.Runtime):
         # that no commit met since: the -wal and -shm the replaced file left there would be
         # applied to the file now there by the next opener. Set aside once the write
         # connections that had them open are closed (see files.set_aside_moved).
-        pinned = []
-        for space in spaces:
-            conn = space.file.open_writer  # (never opened: nothing attached, nothing made)
-            if conn is not None:
-                pinned.extend(pinned_files(conn))
+        pinned = _writer_pins(spaces)
         super()._close_spaces(spaces)
         for file in pinned:
             set_aside_moved(file)
@@ -880,6 +875,17 @@ class Runtime(runtime.Runtime):
         for path, identity in self.read_pool.opened_files.items():
             let_go(path, identity)
         self._sqlite_participant.close()  # the write watchdog's thread, idle once writes end
+
+
+def _writer_pins(spaces: Iterable[runtime.Space]) -> list[Pinned]:
+    """The database files the write connections of ``spaces`` attached (a space whose file was
+    never opened has none: it is not opened here, which would make its file)."""
+    return [
+        file
+        for space in spaces
+        if (conn := space.file.open_writer) is not None
+        for file in pinned_files(conn)
+    ]
 
 
 def _takes_database(annotation: object) -> bool:

@@ -532,11 +532,17 @@ UNREADABLE_SPACE_ADVICE = (
 )
 
 
-def gone_since_listed(path: Path) -> bool:
-    """Whether the space file ``path``, listed a moment ago, is gone now: a space's failed first
-    commit removes the file it made (R7), and a store is read while runtimes use it. Nothing of
-    it is to report (it never held a commit)."""
-    return not os.path.lexists(path)
+def _listed_problem(path: Path, exc: DatabaseError | UnreadableRecord) -> DamagedSpace | None:
+    """What to report of the space file ``path``, listed a moment ago, that reading failed with
+    ``exc``: nothing when it is gone now (a space's failed first commit removes the file it
+    made, R7, and a store is read while runtimes use it: it never held a commit), else its
+    :func:`space_problem`; ``exc`` itself is raised when it says no such problem."""
+    if not os.path.lexists(path):
+        return None
+    problem = space_problem(path, exc)
+    if problem is None:
+        raise exc
+    return problem
 
 
 def space_problem(path: Path, exc: BaseException) -> DamagedSpace | None:
@@ -677,12 +683,9 @@ def _store_names(store: Path) -> tuple[set[str], set[str], list[DamagedSpace]]:
         try:
             _names_in_space(space_file, named, dropped)
         except (DatabaseError, UnreadableRecord) as exc:
-            if gone_since_listed(space_file):
-                continue
-            problem = space_problem(space_file, exc)
-            if problem is None:
-                raise
-            damaged.append(problem)
+            problem = _listed_problem(space_file, exc)
+            if problem is not None:
+                damaged.append(problem)
     return named, dropped, damaged
 
 
@@ -752,12 +755,9 @@ def check_store(store: Path, *, repair: bool, verify: bool = True) -> list[Outco
             try:
                 outcomes.extend(_check_space(store, space_file, repair=repair, verify=verify))
             except (DatabaseError, UnreadableRecord) as exc:
-                if gone_since_listed(space_file):
-                    continue
-                problem = space_problem(space_file, exc)
-                if problem is None:
-                    raise
-                outcomes.append(_damaged_space(problem))
+                problem = _listed_problem(space_file, exc)
+                if problem is not None:
+                    outcomes.append(_damaged_space(problem))
         named, _dropped, damaged = _store_names(store)
     reported = {o.path for o in outcomes}
     outcomes.extend(_damaged_space(d) for d in damaged if d.path not in reported)
