@@ -105,14 +105,22 @@ class SchemaError(DeclarationError):
 class UnsupportedMigration(DeclarationError):
     """The declared schema differs from the stored one in a way that is not additive (R13)."""
 
-    def __init__(self, db_id: str, differences: Sequence[str]) -> None:
+    def __init__(
+        self, db_id: str, differences: Sequence[str], *, advice: str | None = None
+    ) -> None:
+        """``advice`` replaces the usual one (to bump ``version=`` with a ``migrate``) where
+        that is not the way out: a file newer than the declaration."""
         self.db_id = db_id
         self.differences = tuple(differences)
         listed = "; ".join(self.differences)
-        super().__init__(
-            f"database {db_id}: the declared schema cannot be reached by adding tables, nullable "
-            f"columns or indexes: {listed}. Bump version= and pass migrate= to change it."
-        )
+        if advice is None:
+            super().__init__(
+                f"database {db_id}: the declared schema cannot be reached by adding tables, "
+                f"nullable columns or indexes: {listed}. Bump version= and pass migrate= to "
+                "change it."
+            )
+        else:
+            super().__init__(f"database {db_id}: {listed}. {advice}")
 
 
 class LinkEncodeError(EncodingError):

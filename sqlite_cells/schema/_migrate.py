@@ -581,9 +581,13 @@ def _refuse_newer(stored: int | None, version: int, db_id: str) -> None:
     if stored is not None and stored > version:
         newer = (
             f"the file is at version {stored}, newer than the declared version={version}: it "
-            f"was written by a newer declaration; run that code, not an older one"
+            "was written by a newer declaration"
         )
-        raise UnsupportedMigration(db_id, [newer])
+        advice = (
+            f"Run the code that declares version={stored} (or a later one), not an older "
+            "one: a file is never migrated back"
+        )
+        raise UnsupportedMigration(db_id, [newer], advice=advice)
 
 
 _NOT_CONSTANT: Final = "non-constant default"  # SQLite's words when ADD COLUMN refuses one

@@ -8,17 +8,21 @@ a constant, ``CURRENT_TIMESTAMP`` or ``(expr)``, is not: the rows' values would 
 and a replay that rebuilds the table again would give them other ones than the log's changesets
 were taken on, R70.)
 
-1. create ``_cf_rebuild`` with the file's columns first, in the file's order, then the missing
-   declared ones in declared order: a column keeps its position, so the changesets already in
-   the space's log and the file's journal (which record values by position) still apply;
-2. copy every row with its rowid (the changesets of a table without an INTEGER PRIMARY KEY
-   name rows by rowid), leaving generated columns to be computed again;
-3. drop the old table (its indexes go with it; the caller's diff creates the declared ones
-   again) and rename ``_cf_rebuild`` to its name; an AUTOINCREMENT counter never goes back.
+1. copy every row with its rowid (the changesets of a table without an INTEGER PRIMARY KEY
+   name rows by rowid) into ``_cf_rebuild``, a table of untyped columns (no affinity: the
+   values stay as stored), leaving generated columns to be computed again;
+2. drop the table (its indexes go with it; the caller's diff creates the declared ones again)
+   and create it under its own name with the file's columns first, in the file's order, then
+   the missing declared ones in declared order: a column keeps its position, so the changesets
+   already in the space's log and the file's journal (which record values by position) still
+   apply; the foreign keys of other tables name the table, and so the new one; a CHECK or a
+   generated column that names its column by the table (``t.a``) reads as it did (a table
+   built under another name and renamed would not even be created);
+3. copy the rows back and drop ``_cf_rebuild``; an AUTOINCREMENT counter never goes back.
 
 Only a table the schema diff found otherwise equal to its declaration is rebuilt, so it is a
 plain rowid table with the declared columns and indexes and nothing else of the file refers to
-it but foreign keys, which name it and so follow the renamed table. With foreign keys enforced
+it but foreign keys, which name it. With foreign keys enforced
 the drop would act on child rows, so the rebuild is refused then (the ``ADD COLUMN``'s own
 refusal stands).
 """
@@ -69,27 +73,32 @@ def rebuild_adding(conn: apsw.Connection, database: str, name: str, declared: Ta
     rowid = [n for n in ("rowid", "_rowid_", "oid") if n not in known][:1]
     plain = [quote_ident(str(c)) for c, hidden, _ in stored if not hidden]
     copied = ", ".join([*rowid, *plain])
-    counter = _counter(conn, database, str(stored[0][2]))
+    held = ", ".join(f"c{i}" for i in range(len(rowid) + len(plain)))
+    temp = f"{db}.{quote_ident(_TEMP)}"
+    spelled = str(stored[0][2])
+    counter = _counter(conn, database, spelled)
+    conn.execute(f"CREATE TABLE {temp} ({held})")
+    conn.execute(f"INSERT INTO {temp} ({held}) SELECT {copied} FROM {db}.{table}")
+    conn.execute(f"DROP TABLE {db}.{table}")
     conn.execute(
-        create_table_sql(database, _TEMP, Table(tuple(c for c in columns if c), declared.indexes))
+        create_table_sql(database, spelled, Table(tuple(c for c in columns if c), declared.indexes))
     )
     for column, default in rows_of(
-        conn, "SELECT name, dflt_value FROM pragma_table_xinfo(?, ?)", (_TEMP, database)
+        conn, "SELECT name, dflt_value FROM pragma_table_xinfo(?, ?)", (spelled, database)
     ):
         new = fold_ascii(str(column)) not in known
         if new and default is not None and not _CONSTANT.fullmatch(str(default)):
             # Evaluated for each row copied: a replay that rebuilt the table again would give
             # the rows other values than the log's changesets were taken on (R70).
             raise apsw.ConstraintError(f"the default of {column} is not a constant")
-    conn.execute(
-        f"INSERT INTO {db}.{quote_ident(_TEMP)} ({copied}) SELECT {copied} FROM {db}.{table}"
-    )
-    conn.execute(f"DROP TABLE {db}.{table}")
-    conn.execute(f"ALTER TABLE {db}.{quote_ident(_TEMP)} RENAME TO {table}")
+    conn.execute(f"INSERT INTO {db}.{table} ({copied}) SELECT {held} FROM {temp}")
+    conn.execute(f"DROP TABLE {temp}")
     if counter is not None:
+        # (Dropping the table dropped its counter; the copy made one, unless there were no
+        # rows.)
+        conn.execute(f"DELETE FROM {db}.sqlite_sequence WHERE name = ?", (spelled,))
         conn.execute(
-            f"UPDATE {db}.sqlite_sequence SET seq = max(seq, ?) WHERE name = ?",
-            (counter, str(stored[0][2])),
+            f"INSERT INTO {db}.sqlite_sequence (name, seq) VALUES (?, ?)", (spelled, counter)
         )
 
 
