@@ -83,13 +83,19 @@ def find_names(
     position = 0  # the table position of the current token, 0 for none
     last = 0  # the table position of the previous name
     target = -1  # the index of the last name in a write target's position
+    opened: list[int] = []  # the indexes of the "(" not closed yet
+    openers: dict[int, int] = {}  # the index of each ")" met so far -> that of its "("
     for i in range(count):
         kind, key = tokens[i][0], tokens[i][1]
         if kind == OP:
             if key == "(":
-                columns.append(i > 0 and _opens_names(tokens, i, target, columns[-1]))
-            elif key == ")" and len(columns) > 1:
-                columns.pop()
+                columns.append(i > 0 and _opens_names(tokens, i, target, columns[-1], openers))
+                opened.append(i)
+            elif key == ")":
+                if opened:
+                    openers[i] = opened.pop()
+                if len(columns) > 1:
+                    columns.pop()
             position = _after_operator(tokens, i, key, position, last, in_from)
             last = 0
             continue
@@ -109,7 +115,7 @@ def find_names(
         if kind == STRING:
             after_dot = i > 0 and tokens[i - 1][1] == "." and tokens[i - 1][0] == OP
             if not (position or after_dot or following == "." or following == "("):
-                if i and _names_by_neighbour(tokens, i, columns[-1]):
+                if i and _names_by_neighbour(tokens, i, columns[-1], openers):
                     strings.append(i)  # an alias, a CTE's, window's, type's or collation's name
                 position = last = 0
                 continue
@@ -151,7 +157,9 @@ def _after_word(tokens: Sequence[Tok], i: int, key: str, in_from: list[bool]) ->
     return position
 
 
-def _opens_names(tokens: Sequence[Tok], i: int, target: int, names: bool) -> bool:
+def _opens_names(
+    tokens: Sequence[Tok], i: int, target: int, names: bool, openers: dict[int, int]
+) -> bool:
     """Whether the ``(`` at ``i`` opens a list of names: a CTE's columns (``WITH c(``), an
     INSERT's (after its target, ``INTO t (`` or ``INTO t AS x (``), a join's ``USING (``, or a
     SET's (``SET (`` or ``, (`` in a SET list, which ``names`` says the enclosing depth is)."""
@@ -162,7 +170,7 @@ def _opens_names(tokens: Sequence[Tok], i: int, target: int, names: bool) -> boo
         target == i - 1
         or (target == i - 3 and tokens[i - 2][:2] == (WORD, "AS"))
         or (kind == WORD and (key == "SET" or key == "USING"))
-        or may_name_a_cte(tokens, i - 1)
+        or may_name_a_cte(tokens, i - 1, openers)
     )
 
 
@@ -177,7 +185,9 @@ def _is_a_keyword(tokens: Sequence[Tok], i: int, key: str) -> bool:
     return True
 
 
-def _names_by_neighbour(tokens: Sequence[Tok], i: int, columns: bool) -> bool:
+def _names_by_neighbour(
+    tokens: Sequence[Tok], i: int, columns: bool, openers: dict[int, int]
+) -> bool:
     """Whether SQLite reads the string literal at ``i`` (in no table position) as a name.
 
     It is one after a word that no expression follows in SQLite's grammar (an implicit alias
@@ -198,7 +208,7 @@ def _names_by_neighbour(tokens: Sequence[Tok], i: int, columns: bool) -> bool:
         return columns or (
             i >= 2 and tokens[i - 2][0] == WORD and tokens[i - 2][1] in _BEFORE_WINDOW_BASE
         )
-    return key == "," and (columns or may_name_a_cte(tokens, i))
+    return key == "," and (columns or may_name_a_cte(tokens, i, openers))
 
 
 # How many such words in a row are followed back (``WHERE range LIKE``: RANGE is a column there,
@@ -237,10 +247,15 @@ def _starts_operand(tokens: Sequence[Tok], j: int, run: int) -> bool:
     return kind == WORD and previous in _DATA_AFTER and not _is_a_column(tokens, j - 1, run + 1)
 
 
-def may_name_a_cte(tokens: Sequence[Tok], i: int) -> bool:
+def may_name_a_cte(tokens: Sequence[Tok], i: int, openers: dict[int, int] | None = None) -> bool:
     """Whether the name at ``i`` stands where a CTE's name can: after ``WITH``, ``WITH
     RECURSIVE``, or the ``,`` after a CTE's body ``AS [[NOT] MATERIALIZED] (…)`` (or after a
-    window's definition ``w AS (…)``, which has the same shape)."""
+    window's definition ``w AS (…)``, which has the same shape).
+
+    ``openers`` maps the index of each ``)`` before ``i`` to that of its ``(``, when the caller
+    walks the tokens forward and keeps it: then the group before the ``,`` is found at once,
+    not by walking back over it (which, for each ``),`` of a deeply nested text, made the
+    guard's time grow with the square of its length, R44)."""
     if i == 0:
         return False
     kind, key = tokens[i - 1][0], tokens[i - 1][1]
@@ -253,6 +268,9 @@ def may_name_a_cte(tokens: Sequence[Tok], i: int) -> bool:
         return key == "WITH" and (i < 2 or tokens[i - 2][:2] == (OP, "("))
     if key != "," or i < 2 or tokens[i - 2][:2] != (OP, ")"):
         return False
+    if openers is not None:
+        j = openers.get(i - 2, 0)
+        return j > 0 and tokens[j - 1][:2] in ((WORD, "AS"), (WORD, "MATERIALIZED"))
     depth = 0
     for j in range(i - 2, 0, -1):
         kind, key = tokens[j][0], tokens[j][1]

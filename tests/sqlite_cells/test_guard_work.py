@@ -1,0 +1,72 @@
+"""R44 before any deadline starts: the guard reads a statement on the caller's thread before the
+statement's timeout is armed, so its work must grow with the text's length, not its square.
+
+Counted, not timed: the string-literal pass (``find_names``) is given the tokens through a
+sequence that counts its reads. Deeply nested groups each followed by ``,'…'`` made it walk back
+over the whole group at each one (a 48 KB read took 10 s of guard alone)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import overload
+
+import pytest
+
+from sqlite_cells.codec import GuardViolation
+from sqlite_cells.sql import Mode, check_statement
+from sqlite_cells.sql._kinds import Tok
+from sqlite_cells.sql._positions import find_names
+from sqlite_cells.sql._statement import scan_sql
+
+
+class _Counted(Sequence[Tok]):
+    def __init__(self, items: Sequence[Tok]) -> None:
+        self.items = items
+        self.reads = 0
+
+    @overload
+    def __getitem__(self, i: int) -> Tok: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Tok]: ...
+    def __getitem__(self, i: int | slice) -> Tok | Sequence[Tok]:
+        self.reads += 1
+        return self.items[i]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+def _reads(sql: str) -> int:
+    scanned = scan_sql(sql)
+    counted = _Counted(scanned.tokens)
+    find_names(sql, counted, scanned.body)
+    return counted.reads
+
+
+SHAPES: dict[str, Callable[[int], str]] = {
+    "nested groups, each then a string": lambda d: "SELECT " + "(" * d + "1" + "),'')" * d,
+    "nested calls, each then a string": lambda d: "SELECT " + "f(" * d + "1" + ",'')" * d,
+    "nested IN lists": lambda d: (
+        "SELECT * FROM t WHERE a IN (" + "(" * d + "'a'" + "),'a'" * d + ")"
+    ),
+    "nested CTEs named by strings": lambda d: (
+        "SELECT " + "(WITH c AS (SELECT " * d + "1" + "), 'x' AS (SELECT 1) SELECT 1)" * d
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_string_literal_pass_reads_each_token_a_bounded_number_of_times(shape: str) -> None:
+    small, large = _reads(SHAPES[shape](500)), _reads(SHAPES[shape](2000))
+    assert large <= 4.5 * small, (small, large)  # 4x the text: ~4x the reads (was ~16x)
+
+
+def test_the_nested_shapes_still_get_their_verdicts() -> None:
+    """The pass still finds the CTE named by a string after the ``,`` of a nested body (a name:
+    nothing refused here), and a reserved name in that position."""
+    for shape in SHAPES.values():
+        check_statement(shape(200), Mode.READ)
+    with pytest.raises(GuardViolation) as caught:
+        check_statement("WITH c AS (SELECT 1), '_cf_x' AS (SELECT 2) SELECT 1", Mode.READ)
+    assert caught.value.kind == "reserved-name"
+    assert caught.value.offset == 22
