@@ -136,7 +136,7 @@ from dataclasses import dataclass, field
 from typing import Final, NoReturn
 
 from sqlite_cells.codec import GuardViolation, StatementError
-from sqlite_cells.sql._kinds import OP, QUOTED, STRING, WORD, Tok, group
+from sqlite_cells.sql._kinds import NO_GROUP, OP, QUOTED, STRING, WORD, Tok, groups
 from sqlite_cells.sql._names import (
     ALLOWED_SQLITE_FUNCTIONS,
     DATABASE_NAMES,
@@ -533,7 +533,7 @@ def _names_a_cte(entries: tuple[Tok, ...], opening: int, count: int, whole: bool
     where a CTE's name can (:func:`~sqlite_cells.sql._positions.may_name_a_cte`), so
     ``WITH edit(a, 'x`` is not a call.
     """
-    closing = group(entries, opening)[1]
+    closing = groups(entries).get(opening, NO_GROUP).close
     if closing >= 0:
         found = _is_cte_body_next(entries, closing + 1, count, whole)
         if found is not None:

@@ -39,7 +39,7 @@ from typing import Final
 
 import apsw
 
-from sqlite_cells.sql._kinds import OP, QUOTED, WORD, group
+from sqlite_cells.sql._kinds import OP, QUOTED, WORD, Group, groups
 from sqlite_cells.sql._names import JSON_CALL_PREFIX, JSON_CALLS
 from sqlite_cells.sql._statement import CACHE_MAX_SQL_LENGTH, scan_sql
 
@@ -82,7 +82,8 @@ def _split(sql: str) -> str:
     if scan.problem is not None or scan.verb not in _REWRITTEN_VERBS:
         return sql
     tokens = scan.tokens
-    types = _type_names(tokens)
+    found_groups = groups(tokens)
+    types = _type_names(tokens, found_groups)
     # (start, end, text): the text replacing sql[start:end]; an insertion when start == end.
     edits: list[tuple[int, int, str]] = []
     for i, (kind, key, start, end) in enumerate(tokens):
@@ -91,7 +92,7 @@ def _split(sql: str) -> str:
             continue
         if _is_a_name(tokens, i) or i in types:
             continue  # a name, with its column list (INSERT INTO json_set (a, b, c) …), a type
-        commas, close = group(tokens, i + 1)
+        commas, close, _ = found_groups[i + 1]
         fewest, pairs = JSON_CALLS[name]
         count = len(commas) + 1
         if close < 0 or count < fewest or (pairs and count % 2 == 0):
@@ -136,22 +137,22 @@ def _is_a_name(tokens: Tokens, i: int) -> bool:
     return not (tokens[i - 1][1] == "FROM" and i > 1 and tokens[i - 2][1] == "DISTINCT")
 
 
-def _type_names(tokens: Tokens) -> set[int]:
+def _type_names(tokens: Tokens, found_groups: dict[int, Group]) -> set[int]:
     """The indexes of the tokens that make the type of a ``CAST(x AS type)``: a type name may
     be several words and end in a parenthesised size (``CAST(x AS my json_patch(1, 2))``)."""
-    found: set[int] = set()
+    spans: list[tuple[int, int]] = []
     for i, (kind, key, _, _) in enumerate(tokens):
         if kind != WORD or key != "CAST" or i + 1 == len(tokens) or tokens[i + 1][1] != "(":
             continue
-        _, close = group(tokens, i + 1)
-        depth = 0
-        for j in range(i + 2, close if close >= 0 else len(tokens)):
-            token = tokens[j]
-            if token[0] == OP and token[1] in "()":
-                depth += 1 if token[1] == "(" else -1
-            elif depth == 0 and token[:2] == (WORD, "AS"):
-                found.update(range(j + 1, close if close >= 0 else len(tokens)))
-                break
+        _, close, first_as = found_groups[i + 1]
+        if first_as >= 0:
+            spans.append((first_as + 1, close if close >= 0 else len(tokens)))
+    # Spans nest (a type's size may hold another CAST): each index is added once.
+    found: set[int] = set()
+    reached = 0
+    for start, end in sorted(spans):
+        found.update(range(max(start, reached), end))
+        reached = max(reached, end)
     return found
 
 

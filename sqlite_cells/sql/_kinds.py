@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Final, NamedTuple
+
 __all__ = [
     "BLOB",
+    "NO_GROUP",
     "NUMBER",
     "OP",
     "PARAM",
     "QUOTED",
     "STRING",
     "WORD",
+    "Group",
     "Param",
     "Target",
     "Tok",
-    "group",
+    "groups",
 ]
 
 # Kinds of token (SQLite's tokens).  Words and quoted identifiers are names; string literals are
@@ -36,22 +41,36 @@ Target = str | tuple[str, int] | None
 Param = tuple[int, int]
 
 
-def group(tokens: tuple[Tok, ...], opening: int) -> tuple[list[int], int]:
-    """The indexes of the top-level commas of the parenthesised group opening at token
-    ``opening`` (a call's arguments, a column list) and of its closing parenthesis (-1 when it
-    has none)."""
-    depth = 0
-    commas: list[int] = []
-    for j in range(opening, len(tokens)):
-        kind, key = tokens[j][0], tokens[j][1]
-        if kind != OP:
-            continue
-        if key == "(":
-            depth += 1
-        elif key == ")":
-            depth -= 1
-            if depth == 0:
-                return commas, j
-        elif key == "," and depth == 1:
-            commas.append(j)
-    return commas, -1
+class Group(NamedTuple):
+    """A parenthesised group of a statement's tokens (a call's arguments, a column list)."""
+
+    commas: list[int]  # the indexes of its top-level commas
+    close: int  # the index of its closing parenthesis, -1 when it has none
+    first_as: int  # the index of its first top-level AS (a CAST's type follows it), -1 if none
+
+
+def groups(tokens: Sequence[Tok]) -> dict[int, Group]:
+    """Each parenthesised group of ``tokens``, by the index of its opening parenthesis: found
+    in one pass, so that a reader asking about every call of a deeply nested text does not
+    walk each call's group again (its time would grow with the square of the text, R44)."""
+    found: dict[int, Group] = {}
+    open_: list[int] = []
+    for j, token in enumerate(tokens):
+        kind, key = token[0], token[1]
+        if kind == WORD:
+            if key == "AS" and open_ and found[open_[-1]].first_as < 0:
+                found[open_[-1]] = found[open_[-1]]._replace(first_as=j)
+        elif kind == OP:
+            if key == "(":
+                found[j] = Group([], -1, -1)
+                open_.append(j)
+            elif key == ")":
+                if open_:
+                    opening = open_.pop()
+                    found[opening] = found[opening]._replace(close=j)
+            elif key == "," and open_:
+                found[open_[-1]].commas.append(j)
+    return found
+
+
+NO_GROUP: Final = Group([], -1, -1)  # (never changed: a reader only looks)

@@ -1,4 +1,4 @@
-"""R44 before any deadline starts: the guard reads a statement on the caller's thread before the
+"""R44 before any deadline starts: the front end reads a statement on the caller's thread before the
 statement's timeout is armed, so its work must grow with the text's length, not its square.
 
 Counted, not timed: the string-literal pass (``find_names``) is given the tokens through a
@@ -7,13 +7,16 @@ over the whole group at each one (a 48 KB read took 10 s of guard alone)."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
-from typing import overload
+from types import FrameType
+from typing import Any, overload
 
 import pytest
 
 from sqlite_cells.codec import GuardViolation
 from sqlite_cells.sql import Mode, check_statement
+from sqlite_cells.sql._json_calls import split_json_calls
 from sqlite_cells.sql._kinds import Tok
 from sqlite_cells.sql._positions import find_names
 from sqlite_cells.sql._statement import scan_sql
@@ -70,3 +73,44 @@ def test_the_nested_shapes_still_get_their_verdicts() -> None:
         check_statement("WITH c AS (SELECT 1), '_cf_x' AS (SELECT 2) SELECT 1", Mode.READ)
     assert caught.value.kind == "reserved-name"
     assert caught.value.offset == 22
+
+
+def _lines_run(work: Callable[[], object], files: tuple[str, ...]) -> int:
+    """How many lines of ``files`` ran during ``work()`` (a count of work, not a time)."""
+    count = 0
+
+    def trace(frame: FrameType, event: str, _arg: object) -> Any:
+        nonlocal count
+        if not frame.f_code.co_filename.endswith(files):
+            return None
+        if event == "line":
+            count += 1
+        return trace
+
+    sys.settrace(trace)
+    try:
+        work()
+    finally:
+        sys.settrace(None)
+    return count
+
+
+JSON_SHAPES: dict[str, Callable[[int], str]] = {
+    "nested json_set": lambda d: (
+        "INSERT INTO t (a) VALUES (" + "json_set(" * d + "'{}'" + ",'$.a',1,'$.b',2)" * d + ")"
+    ),
+    "nested CAST": lambda d: (
+        "SELECT " + "json_set(CAST(" * d + "1" + " AS text),'$.a',1,'$.b',2)" * d
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", JSON_SHAPES)
+def test_the_json_call_rewrite_looks_at_each_group_once(shape: str) -> None:
+    """The rewrite of JSON calls (run on every write and read path) found each call's group by
+    walking it from its ``(``: nested calls made that quadratic (a 144 KB write held its caller
+    12.9 s, past ``exec_timeout``)."""
+    files = ("sql/_json_calls.py", "sql/_kinds.py")
+    small = _lines_run(lambda: split_json_calls(JSON_SHAPES[shape](300)), files)
+    large = _lines_run(lambda: split_json_calls(JSON_SHAPES[shape](1200)), files)
+    assert large <= 4.5 * small, (small, large)
