@@ -29,7 +29,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Final, Self
 
 import apsw
 import msgspec
@@ -383,7 +383,7 @@ def _derived_names(conn: apsw.Connection, space_id: str) -> dict[str, Named]:
     """The names the cells of one space file tell (see the module docstring)."""
     found: dict[str, Named] = {}
     ids: set[str] = set()
-    pieces: list[str] = []
+    pieces: dict[str, list[str]] = {}  # by pattern name
     candidates: set[str] = set()
     for raw_id, data in conn.execute(
         f"SELECT {as_bytes('id')}, {as_bytes('value')} FROM _cf_cells"
@@ -400,7 +400,7 @@ def _derived_names(conn: apsw.Connection, space_id: str) -> dict[str, Named]:
         if isinstance(value, dict) and {"piece", "key", "inputs"} <= set(value):
             label = f"{value['piece']}/{value['key']}"
             found[cell_id] = Named(label, "piece")
-            pieces.append(cell_id)
+            pieces.setdefault(str(value["piece"]), []).append(cell_id)
             inputs = value["inputs"] if isinstance(value["inputs"], list) else []
             for name in inputs:
                 found[derive_id("input", cell_id, str(name))] = Named(f"{label}.{name}", "input")
@@ -410,12 +410,49 @@ def _derived_names(conn: apsw.Connection, space_id: str) -> dict[str, Named]:
                 found[cell_id] = Named(where.name, "disk")
         _strings(value, candidates)
     ids.update(c for c in candidates if c.startswith("of:"))  # cells that links name
-    for name in candidates:
-        for kind in ("cell", "sqlite"):
-            for cell_id in (
-                derive_id(kind, space_id, name),
-                *(derive_id(kind, "piece", piece, name) for piece in pieces),
-            ):
+    tried = sorted(candidates)
+    for name in tried:
+        for kind in _NAMED_KINDS:
+            cell_id = derive_id(kind, space_id, name)
+            if cell_id in ids and cell_id not in found:
+                found[cell_id] = Named(name, kind)
+    _name_piece_cells(tried, pieces, ids, found)
+    return found
+
+
+_NAMED_KINDS: Final = ("cell", "sqlite")
+# Hashes spent trying every name the store mentions in every piece: past this many, each
+# pattern's names are looked for in its first pieces only (see _name_piece_cells).
+_PIECE_TRIES: Final = 50_000
+
+
+def _name_piece_cells(
+    tried: list[str], pieces: dict[str, list[str]], ids: set[str], found: dict[str, Named]
+) -> None:
+    """Name the cells of the pieces (``pieces`` by pattern) that a name in ``tried`` derives.
+
+    Each name tried in each piece costs a hash, and both grow with the store: a thousand pieces
+    took ``inspect`` 47 s. A pattern's body names the same cells in each of its pieces, so when
+    trying every name in every piece would cost more than :data:`_PIECE_TRIES` hashes, each
+    name is tried in a pattern's first pieces (as many as the budget allows, one at least) and
+    the names found there in the rest: a cell only a later piece has then shows by its id
+    (``--name`` does not reach into pieces; the README says so)."""
+    per_piece = len(tried) * len(_NAMED_KINDS)
+    total = per_piece * sum(len(of_pattern) for of_pattern in pieces.values())
+    first = max(1, _PIECE_TRIES // max(1, per_piece * len(pieces)))
+    for of_pattern in pieces.values():
+        sampled = of_pattern if total <= _PIECE_TRIES else of_pattern[:first]
+        hits: dict[tuple[str, str], None] = {}  # (kind, name), in the order found
+        for piece in sampled:
+            for name in tried:
+                for kind in _NAMED_KINDS:
+                    cell_id = derive_id(kind, "piece", piece, name)
+                    if cell_id in ids:
+                        hits[kind, name] = None
+                        if cell_id not in found:
+                            found[cell_id] = Named(name, kind)
+        for piece in of_pattern[len(sampled) :]:
+            for kind, name in hits:
+                cell_id = derive_id(kind, "piece", piece, name)
                 if cell_id in ids and cell_id not in found:
                     found[cell_id] = Named(name, kind)
-    return found
