@@ -1322,16 +1322,28 @@ class SpaceFile:
     @staticmethod
     def ops_for(conn: apsw.Connection, target: str, after: int, upto: int) -> list[tuple[int, Op]]:
         """The ops on ``target`` of the commits in (``after``, ``upto``], in seq and op order."""
-        found: list[tuple[int, Op]] = []
-        for seq, data in conn.execute(
-            f"SELECT l.seq, {stored_json_column('l.record')} FROM _cf_op_index i "
-            "JOIN _cf_log l ON l.seq = i.seq "
-            "WHERE i.target = ? AND i.seq > ? AND i.seq <= ? ORDER BY i.seq",
-            (target, after, upto),
-        ):
-            record = decode_record(data, where=f"of seq {seq} in space file {conn.filename}")
-            found.extend((record.seq, op) for op in record.ops if op.target == target)
-        return found
+        return [
+            (record.seq, op)
+            for record in SpaceFile.records_for(conn, target, after, upto)
+            for op in record.ops
+            if op.target == target
+        ]
+
+    @staticmethod
+    def records_for(
+        conn: apsw.Connection, target: str, after: int, upto: int
+    ) -> list[CommitRecord]:
+        """The records of the commits in (``after``, ``upto``] with an op on ``target``, in seq
+        order."""
+        return [
+            decode_record(data, where=f"of seq {seq} in space file {conn.filename}")
+            for seq, data in conn.execute(
+                f"SELECT l.seq, {stored_json_column('l.record')} FROM _cf_op_index i "
+                "JOIN _cf_log l ON l.seq = i.seq "
+                "WHERE i.target = ? AND i.seq > ? AND i.seq <= ? ORDER BY i.seq",
+                (target, after, upto),
+            )
+        ]
 
     @staticmethod
     def _records_since(conn: apsw.Connection | apsw.Cursor, seq: int) -> list[CommitRecord]:

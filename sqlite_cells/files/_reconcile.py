@@ -40,6 +40,7 @@ import apsw
 import msgspec
 
 from sqlite_cells.codec import (
+    CommitRecord,
     DatabaseError,
     Op,
     SchemaError,
@@ -698,31 +699,59 @@ def _apply(
 def _replay(
     space_conn: apsw.Connection, conn: apsw.Connection, db_id: str, after: int, upto: int
 ) -> int:
-    schema = _handle_schema(space_conn, db_id)
+    """Apply the commits to ``db_id`` in (``after``, ``upto``] as their runtimes made them: each
+    commit first made the additive diff of the declaration its handle write records (R13: a
+    table created with that declaration's column order, missing columns appended in it), then
+    wrote its rows. Changesets name columns by position, so creating a table the file lacks in
+    the order declared *now* would put their values in other columns (a column declared since
+    between two others stands last in the file, but in the middle of a table created anew)."""
+    current = _handle_schema(space_conn, db_id)
     found = _file_version(conn, db_id)
-    ops = _ops_for(space_conn, db_id, after, upto)
+    records = _records_for(space_conn, db_id, after, upto)
+    ops = [(r.seq, op) for r in records for op in r.ops if op.target == db_id]
     version = _version_after(ops, found)  # before anything is written
     ensure_runtime_tables(conn, "main")
+    applied: set[int] = set()
+    declared: Schema | None = None
+    for record in records:
+        written = _written_schema(record, db_id)
+        if written is not None or declared is None:  # (no handle write: as declared before)
+            declared = written if written is not None else current
+            _add_missing(conn, declared, db_id)
+        for op in record.ops:
+            if op.target != db_id:
+                continue
+            changeset = decode_op_body(op).changeset
+            if changeset is None:
+                raise _Irreparable(f"commit {record.seq} kept no changeset to replay")
+            _apply(conn, changeset, seq=record.seq)
+            conn.execute(
+                "INSERT INTO _cf_changes (seq, changeset, head) VALUES (?, ?, ?)",
+                (record.seq, changeset, log_head(space_conn, record.seq - 1) or 0),
+            )
+            applied.add(record.seq)
+    _add_missing(conn, current, db_id)  # declared since the last of them
+    if version is not None and (found is None or version > found):
+        # As the replayed commits left it: a migrate must not run again over their rows.
+        store_version(conn, "main", version)
+    return len(applied)
+
+
+def _add_missing(conn: apsw.Connection, schema: Schema, db_id: str) -> None:
     try:
         add_missing(conn, "main", schema, db_id)
     except UnsupportedMigration as exc:
         differences = list(exc.differences)
         raise _Irreparable(f"{TABLES_DIFFER}: {differences}") from exc
-    applied: set[int] = set()
-    for seq, op in ops:
-        changeset = decode_op_body(op).changeset
-        if changeset is None:
-            raise _Irreparable(f"commit {seq} kept no changeset to replay")
-        _apply(conn, changeset, seq=seq)
-        conn.execute(
-            "INSERT INTO _cf_changes (seq, changeset, head) VALUES (?, ?, ?)",
-            (seq, changeset, log_head(space_conn, seq - 1) or 0),
-        )
-        applied.add(seq)
-    if version is not None and (found is None or version > found):
-        # As the replayed commits left it: a migrate must not run again over their rows.
-        store_version(conn, "main", version)
-    return len(applied)
+
+
+def _written_schema(record: CommitRecord, db_id: str) -> Schema | None:
+    """The declaration of ``db_id`` that ``record``'s commit wrote into its handle cell (a
+    commit that writes a database writes its handle), or None when it wrote none."""
+    for write in record.writes:
+        if write.id == db_id:
+            return _schema_of(bytes(write.value), db_id)
+    return None
 
 
 def _file_version(conn: apsw.Connection, db_id: str) -> int | None:
@@ -779,10 +808,12 @@ def _version_after(ops: list[tuple[int, Op]], found: int | None) -> int | None:
     return current if known else None
 
 
-def _ops_for(space_conn: apsw.Connection, db_id: str, after: int, upto: int) -> list[Any]:
+def _records_for(
+    space_conn: apsw.Connection, db_id: str, after: int, upto: int
+) -> list[CommitRecord]:
     if stored_format(space_conn) in (None, FORMAT_VERSION):
         _check_history(space_conn, db_id, after)
-        return SpaceFile.ops_for(space_conn, db_id, after, upto)
+        return SpaceFile.records_for(space_conn, db_id, after, upto)
     raise _Irreparable(
         "the space file is of an older store format: open the store with a runtime (or run "
         "`sqlite-cells check --repair`) to upgrade it first"
@@ -917,6 +948,11 @@ def _handle_schema(space_conn: apsw.Connection, db_id: str) -> Schema:
     stored = stored_json(row[0])
     if stored is None:
         raise _Irreparable(f"the handle cell of {db_id} holds no JSON (written by another program)")
+    return _schema_of(stored, db_id)
+
+
+def _schema_of(stored: bytes, db_id: str) -> Schema:
+    """The declaration a handle cell's value ``stored`` (JSON) holds."""
     try:
         value = msgspec.json.decode(stored)
     except msgspec.DecodeError:
