@@ -168,15 +168,18 @@ def _equal_but_changed(conn: apsw.Connection, schema: str, table: str, columns: 
     name = quote_name(table)
     old = [f"c.{quote_name(c)}" for c in columns]
     new = [f"m.{quote_name(c)}" for c in columns]
-    # (The table's column first: its collation decides, as in the diff.)
-    equal = " AND ".join(f"{n} IS {o}" for o, n in zip(old, new, strict=True))
-    changed = " OR ".join(
-        f"typeof({o}) IS NOT typeof({n}) OR {o} IS NOT {n} COLLATE BINARY"
-        for o, n in zip(old, new, strict=True)
+    # Row values, not chains of AND and OR: a chain's expression tree is as deep as the table is
+    # wide, and SQLite refuses one deeper than 1,000 (a table of 500 columns could not be
+    # written). The table's column first: its collation decides, as in the diff.
+    equal = f"({', '.join(new)}) IS ({', '.join(old)})"
+    same_types = (
+        f"({', '.join(f'typeof({n})' for n in new)}) IS ({', '.join(f'typeof({o})' for o in old)})"
     )
+    same_bytes = f"({', '.join(f'{n} COLLATE BINARY' for n in new)}) IS ({', '.join(old)})"
     rows = conn.execute(
         f"SELECT c.rowid, {', '.join(old)}, {', '.join(new)} FROM temp.{name} AS c "
-        f"JOIN {schema}.{name} AS m ON m.rowid = c.rowid WHERE ({equal}) AND ({changed})"
+        f"JOIN {schema}.{name} AS m ON m.rowid = c.rowid "
+        f"WHERE {equal} AND NOT ({same_types} AND {same_bytes})"
     ).fetchall()
     if not rows:  # the usual case
         return b""
