@@ -610,19 +610,32 @@ class SqliteParticipant:
         copied row by row, and a declared expression runs for each row."""
         assert decl.schema is not None  # only runtime-owned databases are written
         state = write_conn(conn)
-        state.deadline = time.monotonic() + self.exec_timeout
+        deadline = time.monotonic() + self.exec_timeout
+        state.deadline = deadline
+        # Also watched from the watchdog's thread: an ALTER TABLE makes SQLite parse the whole
+        # schema again, which takes no progress-handler step (a thousand columns added to wide
+        # tables held the write lock 19 s under exec_timeout=1).
+        watch = _MigrationWatch(self.watchdog)
+        token = watch.arm(conn, deadline)
         try:
-            return ensure_schema(conn, ALIAS, decl.schema, db_id=decl.db_id, version=decl.version)
+            found = ensure_schema(conn, ALIAS, decl.schema, db_id=decl.db_id, version=decl.version)
         except apsw.InterruptError as exc:
-            raise ExecTimeout(
-                decl.db_id,
-                "(the additive migration of the declared schema)",
-                f"adding the declared columns ran past exec_timeout={self.exec_timeout}s and was "
-                "interrupted; nothing was written: raise exec_timeout for this first write, or "
-                "bump version= with a migrate that rebuilds the table",
-            ) from exc
+            raise self._additive_timeout(decl) from exc
         finally:
             state.deadline = None
+            fired = watch.disarm(token)
+        if fired or time.monotonic() > deadline:  # (interrupted after its last step)
+            raise self._additive_timeout(decl)
+        return found
+
+    def _additive_timeout(self, decl: Declaration) -> ExecTimeout:
+        return ExecTimeout(
+            decl.db_id,
+            "(the additive migration of the declared schema)",
+            f"adding the declared columns ran past exec_timeout={self.exec_timeout}s and was "
+            "interrupted; nothing was written: raise exec_timeout for this first write, or "
+            "bump version= with a migrate that rebuilds the table",
+        )
 
     def _is_ensured(self, key: EnsureKey) -> bool:
         with self._lock:
