@@ -84,6 +84,15 @@ class Node:
         self.orphaned = False
         self.released = False
         self.joining = 0  # subscriptions made whose observer is not in ``subscribers`` yet
+        # Whether a node at any depth of its inputs, itself included, computes off the
+        # scheduler thread (a query): only then can an input be in flight (see _reflects).
+        self.may_wait: bool = self.runs_off_thread or any(d.may_wait for d in deps)
+        # Whether no input at any depth reflects a commit the scheduler has not processed (see
+        # _ahead): true for good once true (a seed never changes, processed seqs only grow).
+        self.caught_up = False
+
+    # Whether this kind of node computes off the scheduler thread (see in_flight).
+    runs_off_thread = False
 
     @property
     def in_flight(self) -> bool:
@@ -897,12 +906,19 @@ class Scheduler:
 
 def _ahead(node: Node) -> dict[SpaceFile, int]:
     """The commits, by space, that inputs of ``node`` at any depth reflect and the scheduler has
-    not processed yet (see :meth:`Node.ahead`)."""
+    not processed yet (see :meth:`Node.ahead`). Inputs found caught up are not walked again:
+    each node made on a chain thousands deep would walk it all (its first settle grew with the
+    square of the chain)."""
     found: dict[SpaceFile, int] = {}
-    for dep in _reachable(node.deps, _deps_of):
+    looked: list[Node] = []
+    for dep in _reachable(_deps_of(node), _deps_of):
+        looked.append(dep)
         mark = dep.ahead()
         if mark is not None:
             found[mark[0]] = max(found.get(mark[0], 0), mark[1])
+    if not found:
+        for dep in looked:  # each one's inputs are among those looked at
+            dep.caught_up = True
     return found
 
 
@@ -920,7 +936,7 @@ def _reachable(start: Iterable[Node], edges: Callable[[Node], Iterable[Node]]) -
 
 
 def _deps_of(node: Node) -> Iterable[Node]:
-    return node.deps
+    return [dep for dep in node.deps if not dep.caught_up]
 
 
 def _dependents_of(node: Node) -> Iterable[Node]:
@@ -981,8 +997,11 @@ def _reflects(
                     # same commit's round): nothing computes from it until its run lands, or a
                     # cell derived from it would run twice for that commit (R54).
                     found = memo[key] = (frozenset((key,)), True)
-                elif not dep.deps:
-                    found = memo[key] = _LATEST  # a cell, or a query of fixed parameters
+                elif not dep.deps or not (dep.may_wait or held):
+                    # A cell, a query of fixed parameters, or a node no input of which can be
+                    # in flight, with nothing held: as of the latest commit, without walking
+                    # its inputs (a chain thousands deep was walked for each node made on it).
+                    found = memo[key] = _LATEST
                 else:
                     frames.append((dep, iter(dep.deps), set(), [dep.reads_file]))
                     descended = True

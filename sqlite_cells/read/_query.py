@@ -320,6 +320,7 @@ class _Spec:
 
 class _QueryNode(Node):
     reads_file = True  # its database, as of each run's read (see Scheduler: _waits)
+    runs_off_thread = True  # its runs read on the query workers (see in_flight)
 
     def __init__(self, scheduler: Scheduler, query: _Spec, deps: tuple[Node, ...]) -> None:
         super().__init__(scheduler, deps)
