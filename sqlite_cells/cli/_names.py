@@ -384,6 +384,7 @@ def _derived_names(conn: apsw.Connection, space_id: str) -> dict[str, Named]:
     found: dict[str, Named] = {}
     ids: set[str] = set()
     pieces: dict[str, list[str]] = {}  # by pattern name
+    own: dict[str, set[str]] = {}  # by piece: the strings its own record holds
     candidates: set[str] = set()
     for raw_id, data in conn.execute(
         f"SELECT {as_bytes('id')}, {as_bytes('value')} FROM _cf_cells"
@@ -401,6 +402,7 @@ def _derived_names(conn: apsw.Connection, space_id: str) -> dict[str, Named]:
             label = f"{value['piece']}/{value['key']}"
             found[cell_id] = Named(label, "piece")
             pieces.setdefault(str(value["piece"]), []).append(cell_id)
+            _strings(value, own.setdefault(cell_id, set()))
             inputs = value["inputs"] if isinstance(value["inputs"], list) else []
             for name in inputs:
                 found[derive_id("input", cell_id, str(name))] = Named(f"{label}.{name}", "input")
@@ -417,6 +419,8 @@ def _derived_names(conn: apsw.Connection, space_id: str) -> dict[str, Named]:
             if cell_id in ids and cell_id not in found:
                 found[cell_id] = Named(name, kind)
     _name_piece_cells(tried, pieces, ids, found)
+    for piece, names in own.items():  # (a piece's cell named by its key, say)
+        _try_in(piece, sorted(names), ids, found)
     return found
 
 
@@ -426,6 +430,21 @@ _NAMED_KINDS: Final = ("cell", "sqlite")
 _PIECE_TRIES: Final = 50_000
 
 
+def _try_in(
+    piece: str, names: list[str], ids: set[str], found: dict[str, Named]
+) -> dict[tuple[str, str], None]:
+    """Name the cells of ``piece`` that a name in ``names`` derives; return those (kind, name)."""
+    hits: dict[tuple[str, str], None] = {}
+    for name in names:
+        for kind in _NAMED_KINDS:
+            cell_id = derive_id(kind, "piece", piece, name)
+            if cell_id in ids:
+                hits[kind, name] = None
+                if cell_id not in found:
+                    found[cell_id] = Named(name, kind)
+    return hits
+
+
 def _name_piece_cells(
     tried: list[str], pieces: dict[str, list[str]], ids: set[str], found: dict[str, Named]
 ) -> None:
@@ -433,24 +452,27 @@ def _name_piece_cells(
 
     Each name tried in each piece costs a hash, and both grow with the store: a thousand pieces
     took ``inspect`` 47 s. A pattern's body names the same cells in each of its pieces, so when
-    trying every name in every piece would cost more than :data:`_PIECE_TRIES` hashes, each
-    name is tried in a pattern's first pieces (as many as the budget allows, one at least) and
-    the names found there in the rest: a cell only a later piece has then shows by its id
-    (``--name`` does not reach into pieces; the README says so)."""
+    trying every name in every piece would cost more than :data:`_PIECE_TRIES` hashes, every
+    name is tried in a pattern's first pieces while that budget lasts (as many pieces as it
+    allows each pattern, one at least), and only the names found so far in the rest of the
+    pieces, and in every piece of the patterns the budget did not reach: a cell that only such
+    a piece has shows by its id, unless its own record names it (its key, say: see the caller;
+    ``--name`` does not reach into pieces; the README says so)."""
     per_piece = len(tried) * len(_NAMED_KINDS)
     total = per_piece * sum(len(of_pattern) for of_pattern in pieces.values())
     first = max(1, _PIECE_TRIES // max(1, per_piece * len(pieces)))
+    left = _PIECE_TRIES
+    known: dict[tuple[str, str], None] = {}  # (kind, name) found in any piece, in order
     for of_pattern in pieces.values():
-        sampled = of_pattern if total <= _PIECE_TRIES else of_pattern[:first]
-        hits: dict[tuple[str, str], None] = {}  # (kind, name), in the order found
+        if total <= _PIECE_TRIES:
+            sampled = of_pattern
+        else:
+            sampled = of_pattern[: min(first, left // max(1, per_piece))]
+            left -= per_piece * len(sampled)
+        hits: dict[tuple[str, str], None] = {} if sampled else dict(known)
         for piece in sampled:
-            for name in tried:
-                for kind in _NAMED_KINDS:
-                    cell_id = derive_id(kind, "piece", piece, name)
-                    if cell_id in ids:
-                        hits[kind, name] = None
-                        if cell_id not in found:
-                            found[cell_id] = Named(name, kind)
+            hits.update(_try_in(piece, tried, ids, found))
+        known.update(hits)
         for piece in of_pattern[len(sampled) :]:
             for kind, name in hits:
                 cell_id = derive_id(kind, "piece", piece, name)

@@ -712,12 +712,15 @@ def _replay(
     version = _version_after(ops, found)  # before anything is written
     ensure_runtime_tables(conn, "main")
     applied: set[int] = set()
-    declared: Schema | None = None
+    made: bytes | None = None  # the tables (JSON) of the declaration last made
     for record in records:
-        written = _written_schema(record, db_id)
-        if written is not None or declared is None:  # (no handle write: as declared before)
-            declared = written if written is not None else current
-            _add_missing(conn, declared, db_id)
+        written = _written_tables(record, db_id)
+        if made is None and written is None:  # (no handle write: as declared before)
+            _add_missing(conn, current, db_id)
+            made = b""
+        elif written is not None and written != made:  # (each commit writes its handle)
+            _add_missing(conn, _schema_of(written, db_id), db_id)
+            made = written
         for op in record.ops:
             if op.target != db_id:
                 continue
@@ -745,12 +748,28 @@ def _add_missing(conn: apsw.Connection, schema: Schema, db_id: str) -> None:
         raise _Irreparable(f"{TABLES_DIFFER}: {differences}") from exc
 
 
-def _written_schema(record: CommitRecord, db_id: str) -> Schema | None:
-    """The declaration of ``db_id`` that ``record``'s commit wrote into its handle cell (a
-    commit that writes a database writes its handle), or None when it wrote none."""
+class _Handle(msgspec.Struct):
+    """The part of a handle cell's value a replay reads: its declared tables, as stored."""
+
+    tables: msgspec.Raw = msgspec.Raw(b"null")
+
+
+_handle_decoder = msgspec.json.Decoder(_Handle)
+
+
+def _written_tables(record: CommitRecord, db_id: str) -> bytes | None:
+    """The declared tables (JSON) that ``record``'s commit wrote into the handle cell of
+    ``db_id`` (a commit that writes a database writes its handle), or None when it wrote none.
+    Compared as stored: most commits repeat the declaration before them, which is then not
+    decoded or diffed again (a replay of 500 commits of 40 tables did so 500 times: 11 s)."""
     for write in record.writes:
         if write.id == db_id:
-            return _schema_of(bytes(write.value), db_id)
+            try:
+                return bytes(_handle_decoder.decode(write.value).tables)
+            except msgspec.DecodeError as exc:
+                raise _Irreparable(
+                    f"commit {record.seq} wrote the handle cell of {db_id} with no handle value"
+                ) from exc
     return None
 
 
@@ -948,19 +967,23 @@ def _handle_schema(space_conn: apsw.Connection, db_id: str) -> Schema:
     stored = stored_json(row[0])
     if stored is None:
         raise _Irreparable(f"the handle cell of {db_id} holds no JSON (written by another program)")
-    return _schema_of(stored, db_id)
-
-
-def _schema_of(stored: bytes, db_id: str) -> Schema:
-    """The declaration a handle cell's value ``stored`` (JSON) holds."""
     try:
-        value = msgspec.json.decode(stored)
+        tables = bytes(_handle_decoder.decode(stored).tables)
+    except msgspec.DecodeError:
+        tables = b"null"
+    return _schema_of(tables, db_id)
+
+
+def _schema_of(tables: bytes, db_id: str) -> Schema:
+    """The declaration of a handle cell's ``tables`` (JSON, as stored)."""
+    try:
+        value = msgspec.json.decode(tables)
     except msgspec.DecodeError:
         value = None
-    if not isinstance(value, dict) or not isinstance(value.get("tables"), dict):
+    if not isinstance(value, dict):
         raise _Irreparable(f"the handle cell of {db_id} holds no handle value")
     try:
-        return schema_from_json(value["tables"])
+        return schema_from_json(value)
     except SchemaError as exc:
         raise _Irreparable(f"the handle cell of {db_id} declares no tables: {exc}") from exc
 

@@ -637,9 +637,8 @@ def add_missing(conn: apsw.Connection, database: str, schema: Schema, db_id: str
         # The rebuilt tables' declared indexes went with the old tables: create them again.
         statements, diffs = diff_of(conn, database, schema)
         for step in statements:
-            try:
-                conn.execute(step.sql)
-            except apsw.Error as exc:
+            exc = _refusal(conn, step)
+            if exc is not None:
                 diffs.append(f"{step.subject}: SQLite refused {step.sql!r}: {exc}")
     for name, before in virtual.items():
         if name not in rebuilt:  # (a rebuild computed them as it copied the rows)
@@ -694,12 +693,15 @@ def _name_refused_additions(
 
 def _refusal(conn: apsw.Connection, step: Step) -> apsw.Error | None:
     """Run ``step``; SQLite's refusal of it, or None when it ran. The caller's deadline (R44)
-    is not a difference of the schemas: it goes on up."""
+    is not a difference of the schemas: it goes on up, as does an error after which SQLite
+    ended the caller's transaction (the next step would run outside it, on the file itself)."""
     try:
         conn.execute(step.sql)
     except apsw.InterruptError:
         raise
     except apsw.Error as exc:
+        if conn.getautocommit():
+            raise
         return exc
     return None
 

@@ -73,10 +73,7 @@ _FINGERPRINT_PREFIX: Final = b"sqlite-cells schema v1\n"
 
 _SHOWN_LIMIT: Final = 120
 _ROWID_NAMES: Final = frozenset({"rowid", "oid", "_rowid_"})
-# The widest table without a primary key whose writes can be captured exactly (R70): SQLite's
-# diff of two copies of a table (sqlite3session_diff) selects two values a column and the rowid,
-# within its limit of 2,000 result columns (see write/_capture.py).
-ROWID_TABLE_MAX_COLUMNS: Final = 996
+_MAX_COLUMNS: Final = 2000  # SQLite's SQLITE_MAX_COLUMN, as apsw builds it
 
 
 def _shown(value: object, *, quote: bool = True) -> str:
@@ -507,13 +504,12 @@ def _check_with_sqlite(schema: Schema) -> None:
                     "changes of a table without a primary key by rowid (R70); rename one of "
                     "those columns or declare a primary key"
                 )
-            if not any(row[5] for row in xinfo) and len(xinfo) > ROWID_TABLE_MAX_COLUMNS:
+            if not any(row[5] for row in xinfo) and len(xinfo) >= _MAX_COLUMNS:
                 raise SchemaError(
                     f"table {_shown(name)} has no PRIMARY KEY and {len(xinfo)} columns: the "
-                    "runtime records the changes of such a table by rowid and compares its rows "
-                    f"column by column, which SQLite does for at most {ROWID_TABLE_MAX_COLUMNS} "
-                    "columns (R70); declare a primary key (a table with one may have up to "
-                    "2,000 columns) or split the table"
+                    "runtime records the changes of such a table by rowid, as one column more, "
+                    f"and SQLite takes at most {_MAX_COLUMNS} (R70); declare a primary key or "
+                    "drop a column"
                 )
             standins = [
                 _check_default(scratch, name, str(column), str(type_ or ""), str(default))

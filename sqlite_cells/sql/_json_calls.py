@@ -142,8 +142,8 @@ def _type_names(tokens: Tokens, found_groups: dict[int, Group]) -> set[int]:
     be several words and end in a parenthesised size (``CAST(x AS my json_patch(1, 2))``)."""
     spans: list[tuple[int, int]] = []
     for i, (kind, key, _, _) in enumerate(tokens):
-        if kind != WORD or key != "CAST" or i + 1 == len(tokens) or tokens[i + 1][1] != "(":
-            continue
+        if kind != WORD or key != "CAST" or i + 1 == len(tokens) or tokens[i + 1][:2] != (OP, "("):
+            continue  # (a quoted name or a string whose text is "(" opens nothing)
         _, close, first_as = found_groups[i + 1]
         if first_as >= 0:
             spans.append((first_as + 1, close if close >= 0 else len(tokens)))

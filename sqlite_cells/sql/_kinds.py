@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final, NamedTuple
+from typing import NamedTuple
 
 __all__ = [
     "BLOB",
-    "NO_GROUP",
     "NUMBER",
     "OP",
     "PARAM",
@@ -71,6 +70,3 @@ def groups(tokens: Sequence[Tok]) -> dict[int, Group]:
             elif key == "," and open_:
                 found[open_[-1]].commas.append(j)
     return found
-
-
-NO_GROUP: Final = Group([], -1, -1)  # (never changed: a reader only looks)

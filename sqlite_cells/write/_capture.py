@@ -30,13 +30,32 @@ import apsw
 from sqlite_cells.files import same_value
 from sqlite_cells.schema import quote_ident as quote_name
 
-__all__ = ["SESSION_SAFE_CHANGES", "capture", "has_rowid_tables"]
+__all__ = [
+    "ROWID_TABLE_MAX_COLUMNS",
+    "SESSION_SAFE_CHANGES",
+    "TooWideToCompare",
+    "capture",
+    "has_rowid_tables",
+]
 
 # A row change makes at most three session entries (an UPDATE that moves a rowid and replaces a
 # conflicting row); below 128 entries a table's hash never grows past its first size.
 SESSION_SAFE_CHANGES = 42
+# The widest table whose rows SQLite's diff can compare (``sqlite3session_diff`` selects two
+# values a column and the rowid, within 2,000 result columns).
+ROWID_TABLE_MAX_COLUMNS = 996
 _SAVEPOINT = "_cf_op"
 _COPY = "_cf_rows_before_{}"
+
+
+class TooWideToCompare(Exception):
+    """An op changed :data:`SESSION_SAFE_CHANGES` rows or more of a table without a primary
+    key wider than :data:`ROWID_TABLE_MAX_COLUMNS`: its changes cannot be taken exactly."""
+
+    def __init__(self, table: str, columns: int) -> None:
+        super().__init__(table, columns)
+        self.table = table
+        self.columns = columns
 
 
 def capture(
@@ -59,6 +78,10 @@ def capture(
         changeset = _session_run(conn, schema, run, accept)
         if conn.total_changes() - before >= SESSION_SAFE_CHANGES:
             tables = _rowid_tables(conn, schema, changeset)
+            for table in tables:
+                width = len(_columns(conn, schema, table))
+                if width > ROWID_TABLE_MAX_COLUMNS:
+                    raise TooWideToCompare(table, width)
             if tables:
                 changeset = _exact(conn, schema, run, accept, tables)
     except BaseException:

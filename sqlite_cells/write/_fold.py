@@ -97,7 +97,13 @@ from sqlite_cells.sql import (
     write_hint,
 )
 from sqlite_cells.write._calls import NoHelperFree, override_long_calls
-from sqlite_cells.write._capture import capture, has_rowid_tables
+from sqlite_cells.write._capture import (
+    ROWID_TABLE_MAX_COLUMNS,
+    SESSION_SAFE_CHANGES,
+    TooWideToCompare,
+    capture,
+    has_rowid_tables,
+)
 from sqlite_cells.write._conn import write_conn
 from sqlite_cells.write._keys import NullKeys, before_write, check_null_keys, nullable_keys
 from sqlite_cells.write._links import Fills, LinkColumns, check_fills, check_links, link_columns
@@ -474,6 +480,16 @@ class SqliteParticipant:
                 )
             except (apsw.TooBigError, apsw.NoMemError) as exc:
                 raise _too_big(decl.db_id, request.sql, exc) from exc
+            except TooWideToCompare as exc:
+                raise ExecError(
+                    decl.db_id,
+                    request.sql,
+                    f"it changed {SESSION_SAFE_CHANGES} rows or more of table {exc.table!r}, "
+                    f"which has no primary key and {exc.columns} columns: such a write is "
+                    "recorded by comparing the table's rows, which SQLite does for at most "
+                    f"{ROWID_TABLE_MAX_COLUMNS} columns (R70); nothing was written: change fewer "
+                    "rows per statement, or declare the table with a primary key",
+                ) from exc
             state.end_op()
             if links:
                 check_links(changeset, links, db_id=decl.db_id, sql=request.sql)

@@ -383,6 +383,44 @@ def test_a_rebuild_keeps_values_as_stored(conn: apsw.Connection) -> None:
     assert after.fetchall() == before_rows
 
 
+def test_a_deadline_met_while_a_rebuilt_tables_indexes_are_made_again_is_no_difference(
+    conn: apsw.Connection,
+) -> None:
+    """R44, R13: the write's deadline interrupting the re-creation of a rebuilt table's indexes
+    (SQLite then ends the transaction) reaches the caller as the interruption, not as an
+    ``UnsupportedMigration`` listing "already exists" for the indexes that ran on, outside
+    the transaction; the file is as it was."""
+    v1 = {"a": "text", "b": "text"}
+    ensure(conn, schema({"t": v1}, t={"by_a": ["a"], "by_b": ["b"]}))
+    conn.execute("INSERT INTO t VALUES ('x', 'y'), ('z', 'w')")
+    before = snapshot(conn)
+
+    running: list[str] = []
+
+    def note(_cursor: apsw.Cursor, sql: str, _bindings: object) -> bool:
+        running[:] = [sql]
+        return True
+
+    declared = schema({"t": {**v1, "code": "text unique"}}, t={"by_a": ["a"], "by_b": ["b"]})
+    conn.exec_trace = note
+    conn.set_progress_handler(lambda: running[0].startswith("CREATE INDEX"), 1)  # the deadline
+    conn.execute("BEGIN")
+    try:
+        with pytest.raises(apsw.InterruptError):
+            ensure_schema(conn, "main", declared, db_id="db1", version=1)
+    finally:
+        conn.exec_trace = None
+        conn.set_progress_handler(None)
+        if not conn.getautocommit():
+            conn.execute("ROLLBACK")
+    assert snapshot(conn) == before
+    ensure(conn, declared)  # without the deadline, the migration is made
+    assert conn.execute("SELECT a, b, code FROM t ORDER BY rowid").fetchall() == [
+        ("x", "y", None),
+        ("z", "w", None),
+    ]
+
+
 def test_a_table_without_an_integer_key_keeps_its_rowids(conn: apsw.Connection) -> None:
     ensure(conn, schema({"t": {"a": "text"}}))
     conn.execute("INSERT INTO t VALUES ('x'), ('y'), ('z'); DELETE FROM t WHERE a = 'y'")
