@@ -73,7 +73,6 @@ _FINGERPRINT_PREFIX: Final = b"sqlite-cells schema v1\n"
 
 _SHOWN_LIMIT: Final = 120
 _ROWID_NAMES: Final = frozenset({"rowid", "oid", "_rowid_"})
-_MAX_COLUMNS: Final = 2000  # SQLite's SQLITE_MAX_COLUMN, as apsw builds it
 
 
 def _shown(value: object, *, quote: bool = True) -> str:
@@ -503,13 +502,6 @@ def _check_with_sqlite(schema: Schema) -> None:
                     "_rowid_, which leaves no name for its rowid: the runtime records the "
                     "changes of a table without a primary key by rowid (R70); rename one of "
                     "those columns or declare a primary key"
-                )
-            if not any(row[5] for row in xinfo) and len(xinfo) >= _MAX_COLUMNS:
-                raise SchemaError(
-                    f"table {_shown(name)} has no PRIMARY KEY and {len(xinfo)} columns: the "
-                    "runtime records the changes of such a table by rowid, as one column more, "
-                    f"and SQLite takes at most {_MAX_COLUMNS} (R70); declare a primary key or "
-                    "drop a column"
                 )
             standins = [
                 _check_default(scratch, name, str(column), str(type_ or ""), str(default))

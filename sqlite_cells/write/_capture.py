@@ -33,6 +33,7 @@ from sqlite_cells.schema import quote_ident as quote_name
 __all__ = [
     "ROWID_TABLE_MAX_COLUMNS",
     "SESSION_SAFE_CHANGES",
+    "SQLITE_MAX_COLUMNS",
     "TooWideToCompare",
     "capture",
     "has_rowid_tables",
@@ -49,13 +50,16 @@ _COPY = "_cf_rows_before_{}"
 
 
 class TooWideToCompare(Exception):
-    """An op changed :data:`SESSION_SAFE_CHANGES` rows or more of a table without a primary
-    key wider than :data:`ROWID_TABLE_MAX_COLUMNS`: its changes cannot be taken exactly."""
+    """The changes of an op on a table without a primary key cannot be taken: it changed
+    :data:`SESSION_SAFE_CHANGES` rows or more of one wider than :data:`ROWID_TABLE_MAX_COLUMNS`
+    (``bulk``), or the table has so many columns that its rowid as one more is past SQLite's
+    limit (any change at all)."""
 
-    def __init__(self, table: str, columns: int) -> None:
-        super().__init__(table, columns)
+    def __init__(self, table: str, columns: int, *, bulk: bool) -> None:
+        super().__init__(table, columns, bulk)
         self.table = table
         self.columns = columns
+        self.bulk = bulk
 
 
 def capture(
@@ -81,7 +85,7 @@ def capture(
             for table in tables:
                 width = len(_columns(conn, schema, table))
                 if width > ROWID_TABLE_MAX_COLUMNS:
-                    raise TooWideToCompare(table, width)
+                    raise TooWideToCompare(table, width, bulk=True)
             if tables:
                 changeset = _exact(conn, schema, run, accept, tables)
     except BaseException:
@@ -116,9 +120,36 @@ def _session_run(
     try:
         session.attach()
         run()
-        return session.changeset()
+        try:
+            return session.changeset()
+        except apsw.SQLError:
+            # The statement ran (its own errors are raised by ``run``): the session could not
+            # give its changes, which it records for a table without a primary key with the
+            # rowid as one column more than the table has.
+            widest = _widest_keyless(conn, schema, accept)
+            if widest is not None and widest[1] >= SQLITE_MAX_COLUMNS:
+                raise TooWideToCompare(*widest, bulk=False) from None
+            raise
     finally:
         session.close()
+
+
+SQLITE_MAX_COLUMNS = 2000  # SQLite's limit on a table's columns, as apsw builds it
+
+
+def _widest_keyless(
+    conn: apsw.Connection, schema: str, accept: Callable[[str], bool]
+) -> tuple[str, int] | None:
+    """The widest table without a primary key that ``accept`` takes, and its width."""
+    found: tuple[str, int] | None = None
+    names = conn.execute(f"SELECT name FROM {schema}.sqlite_schema WHERE type = 'table'").fetchall()
+    for (name,) in names:
+        if not accept(str(name)):
+            continue
+        info = conn.execute(f"PRAGMA {schema}.table_xinfo({quote_name(str(name))})").fetchall()
+        if not any(row[5] for row in info) and (found is None or len(info) > found[1]):
+            found = (str(name), len(info))
+    return found
 
 
 def _columns(conn: apsw.Connection, schema: str, table: str) -> list[str]:

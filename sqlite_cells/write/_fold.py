@@ -100,6 +100,7 @@ from sqlite_cells.write._calls import NoHelperFree, override_long_calls
 from sqlite_cells.write._capture import (
     ROWID_TABLE_MAX_COLUMNS,
     SESSION_SAFE_CHANGES,
+    SQLITE_MAX_COLUMNS,
     TooWideToCompare,
     capture,
     has_rowid_tables,
@@ -143,6 +144,31 @@ class ExecRequest:
     # For INSERT without a column list: each table's columns the call mapped the parameters to
     # (R31), checked against the file's at commit (``check_fills``).
     fills: Fills = ()
+
+
+def _too_wide(db_id: str, request: ExecRequest, exc: TooWideToCompare) -> ExecError:
+    """The changes of ``request`` on a table without a primary key could not be recorded
+    (R70): what it did, why, and what to do instead."""
+    where = f"table {exc.table!r}, which has no primary key and {exc.columns} columns"
+    if not exc.bulk:
+        why = (
+            f"{where}: its changes are recorded with the rowid as one column more, past "
+            f"SQLite's limit of {SQLITE_MAX_COLUMNS}; nothing was written: declare the table with "
+            "a primary key"
+        )
+    else:
+        fewer = (
+            "fewer parameter rows per exec_many call"
+            if request.many
+            else "fewer rows per statement"
+        )
+        why = (
+            f"it changed {SESSION_SAFE_CHANGES} rows or more of {where}: such a write is "
+            "recorded by comparing the table's rows, which SQLite does for at most "
+            f"{ROWID_TABLE_MAX_COLUMNS} columns (R70); nothing was written: change {fewer} "
+            f"(at most {SESSION_SAFE_CHANGES - 1}), or declare the table with a primary key"
+        )
+    return ExecError(db_id, request.sql, why)
 
 
 def _too_big(db_id: str, sql: str, exc: apsw.Error) -> ExecError:
@@ -481,15 +507,7 @@ class SqliteParticipant:
             except (apsw.TooBigError, apsw.NoMemError) as exc:
                 raise _too_big(decl.db_id, request.sql, exc) from exc
             except TooWideToCompare as exc:
-                raise ExecError(
-                    decl.db_id,
-                    request.sql,
-                    f"it changed {SESSION_SAFE_CHANGES} rows or more of table {exc.table!r}, "
-                    f"which has no primary key and {exc.columns} columns: such a write is "
-                    "recorded by comparing the table's rows, which SQLite does for at most "
-                    f"{ROWID_TABLE_MAX_COLUMNS} columns (R70); nothing was written: change fewer "
-                    "rows per statement, or declare the table with a primary key",
-                ) from exc
+                raise _too_wide(decl.db_id, request, exc) from exc
             state.end_op()
             if links:
                 check_links(changeset, links, db_id=decl.db_id, sql=request.sql)

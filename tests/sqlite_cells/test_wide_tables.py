@@ -69,6 +69,9 @@ def test_a_bulk_write_to_a_table_without_a_key_too_wide_to_compare_is_an_exec_er
         assert "change fewer rows per statement" in str(caught.value)
         counts = db.read("SELECT count(*) AS n, count(c1) AS a FROM t")
         assert counts == [{"n": 41, "a": 3}]  # the whole transaction rolled back
+        with pytest.raises(sc.ExecError, match="fewer parameter rows per exec_many call"):
+            with space.transact():
+                db.exec_many("INSERT INTO t (c0) VALUES (?)", [[str(i)] for i in range(45)])
         keyed = {"id": "integer primary key", **{f"c{i}": "text" for i in range(1998)}}
         wide = space.sqlite_database("k", tables={"t": sc.table(keyed)})  # 1,999 columns
         with space.transact():
@@ -76,5 +79,25 @@ def test_a_bulk_write_to_a_table_without_a_key_too_wide_to_compare_is_an_exec_er
         with space.transact():
             wide.exec("UPDATE t SET c1997 = 'z'")  # a key: no comparison
         assert wide.read("SELECT count(*) AS n FROM t WHERE c1997 = 'z'") == [{"n": 50}]
-        with pytest.raises(sc.SchemaError, match="no PRIMARY KEY and 2000 columns"):
-            space.sqlite_database("w", tables={"t": _wide(2000)})  # one more than SQLite takes
+
+
+def test_a_table_without_a_key_too_wide_for_its_rowid_is_an_exec_error_on_write(
+    store: Path,
+) -> None:
+    """2,000 columns and no key: its changes would carry the rowid as a 2,001st column. The
+    declaration stands (a store may hold one: its other tables are written as ever), and a
+    write to it is an ``ExecError`` that says so."""
+    tables = {"k": sc.table(id="integer primary key", v="text"), "w": _wide(2000)}
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=tables)
+        with space.transact():
+            db.exec("INSERT INTO k (v) VALUES ('x')")
+        with pytest.raises(sc.ExecError) as caught, space.transact():
+            db.exec("INSERT INTO k (v) VALUES ('y')")
+            db.exec("INSERT INTO w (c0) VALUES ('z')")
+        assert type(caught.value) is sc.ExecError
+        assert "no primary key and 2000 columns" in str(caught.value)
+        assert "declare the table with a primary key" in str(caught.value)
+        assert db.read("SELECT v FROM k") == [{"v": "x"}]
+        assert db.read("SELECT count(*) AS n FROM w") == [{"n": 0}]
