@@ -69,9 +69,9 @@ def test_a_bulk_write_to_a_table_without_a_key_too_wide_to_compare_is_an_exec_er
         assert "change fewer rows per statement" in str(caught.value)
         counts = db.read("SELECT count(*) AS n, count(c1) AS a FROM t")
         assert counts == [{"n": 41, "a": 3}]  # the whole transaction rolled back
-        with pytest.raises(sc.ExecError, match="fewer parameter rows per exec_many call"):
-            with space.transact():
-                db.exec_many("INSERT INTO t (c0) VALUES (?)", [[str(i)] for i in range(45)])
+        fewer = "fewer parameter rows per exec_many call"
+        with pytest.raises(sc.ExecError, match=fewer), space.transact():
+            db.exec_many("INSERT INTO t (c0) VALUES (?)", [[str(i)] for i in range(45)])
         keyed = {"id": "integer primary key", **{f"c{i}": "text" for i in range(1998)}}
         wide = space.sqlite_database("k", tables={"t": sc.table(keyed)})  # 1,999 columns
         with space.transact():
