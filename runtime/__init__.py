@@ -65,6 +65,7 @@ from sqlite_cells.runtime._pattern import top_level_name as top_level_name
 from sqlite_cells.runtime._pending import PENDING as PENDING
 from sqlite_cells.runtime._pending import Pending as Pending
 from sqlite_cells.runtime._runtime import Runtime as Runtime
+from sqlite_cells.runtime._runtime import thread_refused as thread_refused
 from sqlite_cells.runtime._scheduler import Node as Node
 from sqlite_cells.runtime._scheduler import Scheduler as Scheduler
 from sqlite_cells.runtime._scheduler import Work as Work
@@ -179,6 +180,7 @@ __all__ = [
     "stored_json_column",
     "surrogate_at",
     "taken",
+    "thread_refused",
     "top_level_name",
     "translated",
     "unchanged_since",

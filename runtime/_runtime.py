@@ -36,6 +36,7 @@ from sqlite_cells.runtime._boundary import (
 )
 from sqlite_cells.runtime._cell import Cell
 from sqlite_cells.runtime._fork import FORKED_ADVICE, generation
+from sqlite_cells.runtime._interrupts import interrupts_held
 from sqlite_cells.runtime._participants import CommitParticipant
 from sqlite_cells.runtime._scheduler import Scheduler
 from sqlite_cells.runtime._space import Space
@@ -71,12 +72,19 @@ class Runtime:
             )
         self._store: Path = resolve_store(store)
         self._poll_interval: float = poll_interval
-        self.scheduler = Scheduler()
+        try:
+            self.scheduler = Scheduler()
+        except RuntimeError as exc:
+            raise thread_refused(exc) from exc
         self._participants: dict[str, CommitParticipant] = {}
         # _lock guards _spaces and _closed.
         self._lock = threading.Lock()
         self._spaces: dict[str, Space] = {}
         self._closed = False
+        # Whether a close is under way or done: one interrupted (Ctrl-C) is done again by the
+        # next call of close(), which would otherwise find the runtime closed and leave its
+        # files open and an ephemeral store in place.
+        self._closing = False
         self._close_done = threading.Event()  # set once the close that closed it has finished
         self._made_in = generation()  # a forked child may not use it (see _fork)
         # _defaults_lock guards writes to _defaults: (space id, cell id) -> the encoded default
@@ -90,22 +98,32 @@ class Runtime:
         # What the last catch-up of each failing space file said (see _catch_up_failed).
         self._failing: dict[SpaceFile, str] = {}
         self._poller = threading.Thread(target=self._poll, name="sqlite-cells-poller", daemon=True)
-        self._poller.start()
+        try:
+            self._poller.start()
+        except BaseException as exc:  # (Ctrl-C, or no thread to be had): nothing left running
+            self.scheduler.close()
+            raise thread_refused(exc) from exc
 
     @classmethod
     @checked_arguments
     def ephemeral(cls, **options: Any) -> Self:
         """A runtime on a store in a new temporary directory, removed on close — or, for a
         runtime never closed, when the interpreter exits (the runtime is closed then)."""
-        path = Path(tempfile.mkdtemp(prefix="sqlite-cells-"))
+        path: Path | None = None
+        runtime: Self | None = None
         try:
-            runtime = cls(path, **options)
-        except BaseException:
-            shutil.rmtree(path, ignore_errors=True)  # a refused option leaves nothing behind
+            with interrupts_held():  # (Ctrl-C between two steps left the directory behind)
+                path = Path(tempfile.mkdtemp(prefix="sqlite-cells-"))
+                runtime = cls(path, **options)
+                runtime._temporary = path
+                runtime._at_exit = _closer(runtime)
+                atexit.register(runtime._at_exit)
+        except BaseException:  # a refused option, Ctrl-C: nothing left behind
+            if runtime is not None:
+                runtime.close()  # (removes the directory)
+            elif path is not None:
+                shutil.rmtree(path, ignore_errors=True)
             raise
-        runtime._temporary = path
-        runtime._at_exit = _closer(runtime)
-        atexit.register(runtime._at_exit)
         return runtime
 
     # -- spaces and cells ----------------------------------------------------------------------
@@ -382,8 +400,11 @@ class Runtime:
         runtime closed: its files and threads are the parent's."""
         with self._lock:
             forked = self._made_in != generation()
-            first = not self._closed and not forked
+            first = not self._closing and not forked
             self._closed = True
+            if first:
+                self._closing = True
+                self._close_done.clear()  # (set by a close that was interrupted)
             spaces = list(self._spaces.values())
         if not first:
             if not forked and not self.scheduler.on_thread:
@@ -392,13 +413,18 @@ class Runtime:
         try:
             self._close_extensions()
             self._wake.set()
-            self._poller.join(timeout=5)
+            if self._poller.is_alive():
+                self._poller.join(timeout=5)
             self.scheduler.close()
             self._close_spaces(spaces)
             if self._temporary is not None:
                 shutil.rmtree(self._temporary, ignore_errors=True)
             if self._at_exit is not None:
                 atexit.unregister(self._at_exit)  # (a notebook may make many: none piles up)
+        except BaseException:
+            with self._lock:
+                self._closing = False  # the next close() does it again (each step may repeat)
+            raise
         finally:
             self._close_done.set()
 
@@ -424,6 +450,19 @@ class Runtime:
     def __repr__(self) -> str:
         state = "open" if not self._closed else "closed"
         return f"<Runtime {self.store} ({state})>"
+
+
+def thread_refused(exc: BaseException) -> BaseException:
+    """What to raise when starting a runtime's thread raised ``exc``: Python's "can't start new
+    thread" (the system's limit on threads or processes) as a :class:`SqliteCellsError` saying
+    what to do; anything else (Ctrl-C) as it is."""
+    if isinstance(exc, RuntimeError) and "can't start new thread" in str(exc):
+        return SqliteCellsError(
+            "the runtime could not start its threads: this process may start no more (the "
+            "system's limit on threads or processes); nothing of the runtime is left running: "
+            "close runtimes no longer used, lower query_workers, or raise the limit"
+        )
+    return exc
 
 
 def _closer(runtime: Runtime) -> Callable[[], None]:

@@ -71,6 +71,7 @@ from sqlite_cells.runtime import (
     causal_cause,
     check_name,
     checked_arguments,
+    interrupts_held,
     own_transaction,
     path_text,
     set_lock_wait,
@@ -243,6 +244,7 @@ class Space(runtime.Space):
         """Remove the store's ``cell-*.sqlite`` files (and their -wal/-shm) that no handle of
         any space of the store ever named (R74: see ``collect_garbage``; calling this is the
         explicit request — the CLI lists first and removes only with ``--yes``)."""
+        self.runtime.check_open()
         return collect_garbage(self.runtime.store, remove=True)
 
 
@@ -274,7 +276,28 @@ class Runtime(runtime.Runtime):
         _check_seconds("query_timeout", query_timeout)
         _check_seconds("exec_timeout", exec_timeout)
         roots = _check_roots(disk_source_roots)  # before the store is made: a refusal leaves none
-        super().__init__(store, poll_interval=poll_interval)
+        try:
+            # Ctrl-C is held back while the threads start (a few ms) and raised once they all
+            # have: landing among them, it left some running with no runtime to close them.
+            with interrupts_held():
+                super().__init__(store, poll_interval=poll_interval)
+                self._extend(query_workers, read_pool_size, query_timeout, exec_timeout, roots)
+        except BaseException as exc:  # (Ctrl-C, or no thread to be had): nothing left running
+            if "scheduler" in vars(self):
+                self.close()
+            raise runtime.thread_refused(exc) from exc
+
+    def _extend(
+        self,
+        query_workers: int,
+        read_pool_size: int,
+        query_timeout: float,
+        exec_timeout: float,
+        roots: tuple[str | os.PathLike[str], ...] | None,
+    ) -> None:
+        """The database cells' part of the runtime: the read pool, the query workers, the
+        participants and the live queries (see ``__init__``)."""
+        poll_interval = self.poll_interval
         self._query_timeout: float = query_timeout
         self._exec_timeout: float = exec_timeout
         self._disk_source_roots = roots
@@ -862,7 +885,13 @@ class Runtime(runtime.Runtime):
 
     def _close_extensions(self) -> None:
         # Waits for a read no longer than CLOSE_WAIT: stuck workers are interrupted and left
-        # behind (R44).
+        # behind (R44). A runtime whose making was interrupted has only some of its parts.
+        if "live_queries" not in vars(self):
+            for part in ("query_workers", "_sqlite_participant"):
+                made = vars(self).get(part)
+                if made is not None:
+                    made.close()
+            return
         self.query_workers.close()
         self.live_queries.close()
         # Readers first: a database file's last connection to close removes its -wal and -shm

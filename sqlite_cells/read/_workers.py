@@ -152,12 +152,16 @@ class QueryWorkers:
         self._closed = False
         self.extras_started = 0  # extra workers started for reads queued behind slow ones
         self.splits = 0  # jobs whose statements not begun were handed on behind a slow one
-        for _ in range(count):
-            self._spawn_locked()
         self._watchdog = threading.Thread(
             target=self._watch, name="sqlite-cells-query-watchdog", daemon=True
         )
-        self._watchdog.start()
+        try:
+            for _ in range(count):
+                self._spawn_locked()
+            self._watchdog.start()
+        except BaseException:  # no thread to be had: the ones started stop (see close)
+            self.close()
+            raise
 
     @property
     def running(self) -> int:
@@ -515,7 +519,7 @@ class QueryWorkers:
             _fail(job, ClosedError("the runtime is closed: open a new Runtime"))
         deadline = time.monotonic() + CLOSE_WAIT
         for thread in [*threads, self._watchdog]:
-            if thread is not threading.current_thread():
+            if thread is not threading.current_thread() and thread.ident is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
 
 

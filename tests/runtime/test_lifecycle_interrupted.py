@@ -1,0 +1,80 @@
+"""§3 and Errors on the runtime's life: a ``close()`` that Ctrl-C interrupted is done by the next
+call (it found the runtime closed and left its files open and an ephemeral store in place); a
+runtime whose making fails part way, by Ctrl-C or for want of a thread, leaves no thread
+running, and the want of a thread is a ``SqliteCellsError``; ``space.gc()`` on a closed runtime
+is ``ClosedError`` (it removed files)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells.read import _workers
+
+
+def _ours() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("sqlite-cells")]
+
+
+def test_a_close_interrupted_by_ctrl_c_is_done_by_the_next_one() -> None:
+    rt = sc.Runtime.ephemeral()
+    space = rt.space("s")
+    cell = space.cell("c", default=0)
+    cell.observe().subscribe(lambda v: time.sleep(1.0) if v == 2 else None)
+    with space.transact():
+        cell.set(2)
+    time.sleep(0.1)  # the subscriber is asleep on the scheduler thread
+    main = threading.main_thread().ident
+    assert main is not None
+    timer = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        rt.close()  # waits for the scheduler thread: interrupted there
+    timer.join()
+    assert rt.store.exists()  # not done yet
+    rt.close()
+    assert not rt.store.exists()  # the ephemeral store is gone: its files were closed
+    time.sleep(1.2)  # the subscriber's sleep ends
+    assert _ours() == []
+
+
+@pytest.mark.parametrize("raised", [KeyboardInterrupt(), RuntimeError("can't start new thread")])
+def test_a_runtime_whose_threads_cannot_all_start_leaves_none(
+    store: Path, monkeypatch: pytest.MonkeyPatch, raised: BaseException
+) -> None:
+    spawn = _workers.QueryWorkers._spawn_locked
+    started = [0]
+
+    def failing(self: Any) -> None:
+        started[0] += 1
+        if started[0] == 3:
+            raise raised
+        spawn(self)
+
+    monkeypatch.setattr(_workers.QueryWorkers, "_spawn_locked", failing)
+    expected = KeyboardInterrupt if isinstance(raised, KeyboardInterrupt) else sc.SqliteCellsError
+    with pytest.raises(expected) as caught:
+        sc.Runtime(store, query_workers=4)
+    if expected is sc.SqliteCellsError:
+        assert "could not start its threads" in str(caught.value)
+    time.sleep(0.2)
+    assert _ours() == []
+
+
+def test_gc_on_a_closed_runtime_is_closed_error_and_removes_nothing(store: Path) -> None:
+    rt = sc.Runtime(store)
+    space = rt.space("s")
+    with space.transact():
+        space.cell("c").set(1)
+    rt.close()
+    stray = store / ("cell-" + "ab" * 16 + ".sqlite")
+    stray.write_bytes(b"")
+    with pytest.raises(sc.ClosedError):
+        space.gc()
+    assert stray.exists()
