@@ -136,7 +136,7 @@ from dataclasses import dataclass, field
 from typing import Final, NoReturn
 
 from sqlite_cells.codec import GuardViolation, StatementError
-from sqlite_cells.sql._kinds import OP, QUOTED, STRING, WORD, Tok
+from sqlite_cells.sql._kinds import OP, QUOTED, STRING, WORD, Tok, matching
 from sqlite_cells.sql._names import (
     ALLOWED_SQLITE_FUNCTIONS,
     DATABASE_NAMES,
@@ -533,7 +533,7 @@ def _names_a_cte(entries: tuple[Tok, ...], opening: int, count: int, whole: bool
     where a CTE's name can (:func:`~sqlite_cells.sql._positions.may_name_a_cte`), so
     ``WITH edit(a, 'x`` is not a call.
     """
-    closing = _closing(entries, opening)
+    closing = matching(entries, opening, 1)  # (that group alone: there may be thousands)
     if closing >= 0:
         found = _is_cte_body_next(entries, closing + 1, count, whole)
         if found is not None:
@@ -541,22 +541,6 @@ def _names_a_cte(entries: tuple[Tok, ...], opening: int, count: int, whole: bool
     elif whole:
         return False
     return may_name_a_cte(entries, opening - 1)
-
-
-def _closing(entries: tuple[Tok, ...], opening: int) -> int:
-    """The index of the ``)`` closing the group opening at ``opening`` (-1: none). Walks that
-    group alone: the statement may hold thousands of such names (``WITH edit(a) AS …``), each
-    asked about once."""
-    depth = 0
-    for j in range(opening, len(entries)):
-        kind, key = entries[j][0], entries[j][1]
-        if kind == OP and key == "(":
-            depth += 1
-        elif kind == OP and key == ")":
-            depth -= 1
-            if depth == 0:
-                return j
-    return -1
 
 
 _CTE_BODY_OPENERS: Final = (["AS"], ["AS", "MATERIALIZED"], ["AS", "NOT", "MATERIALIZED"])

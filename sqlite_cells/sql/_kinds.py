@@ -18,6 +18,7 @@ __all__ = [
     "Target",
     "Tok",
     "groups",
+    "matching",
 ]
 
 # Kinds of token (SQLite's tokens).  Words and quoted identifiers are names; string literals are
@@ -70,3 +71,21 @@ def groups(tokens: Sequence[Tok]) -> dict[int, Group]:
             elif key == "," and open_:
                 found[open_[-1]].commas.append(j)
     return found
+
+
+def matching(tokens: Sequence[Tok], at: int, step: int) -> int:
+    """The index of the bracket matching the one at ``at`` (-1: none), walking from it by
+    ``step``: +1 from a ``(``, -1 from a ``)``. Walks that group alone."""
+    inward, outward = ("(", ")") if step > 0 else (")", "(")
+    depth = 0
+    j = at
+    while 0 <= j < len(tokens):
+        kind, key = tokens[j][0], tokens[j][1]
+        if kind == OP and key == inward:
+            depth += 1
+        elif kind == OP and key == outward:
+            depth -= 1
+            if depth == 0:
+                return j
+        j += step
+    return -1

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from sqlite_cells.sql._kinds import OP, STRING, WORD, Tok
+from sqlite_cells.sql._kinds import OP, STRING, WORD, Tok, matching
 from sqlite_cells.sql._lexer import unquote
 from sqlite_cells.sql._names import fold_ascii
 
@@ -268,19 +268,8 @@ def may_name_a_cte(tokens: Sequence[Tok], i: int, openers: dict[int, int] | None
         return key == "WITH" and (i < 2 or tokens[i - 2][:2] == (OP, "("))
     if key != "," or i < 2 or tokens[i - 2][:2] != (OP, ")"):
         return False
-    if openers is not None:
-        j = openers.get(i - 2, 0)
-        return j > 0 and tokens[j - 1][:2] in ((WORD, "AS"), (WORD, "MATERIALIZED"))
-    depth = 0
-    for j in range(i - 2, 0, -1):
-        kind, key = tokens[j][0], tokens[j][1]
-        if kind == OP and key == ")":
-            depth += 1
-        elif kind == OP and key == "(":
-            depth -= 1
-            if depth == 0:
-                return tokens[j - 1][:2] in ((WORD, "AS"), (WORD, "MATERIALIZED"))
-    return False
+    j = openers.get(i - 2, -1) if openers is not None else matching(tokens, i - 2, -1)
+    return j > 0 and tokens[j - 1][:2] in ((WORD, "AS"), (WORD, "MATERIALIZED"))
 
 
 def _record(

@@ -55,9 +55,9 @@ def test_every_pieces_cell_is_named_past_the_budget(tmp_path: Path) -> None:
     assert kinds == Counter({("cell", "count"): 300})
 
 
-def test_the_hashes_tried_grow_with_the_store(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def hashes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many ids the commands derive (one item, counting)."""
     calls = [0]
     derive = names.derive_id
 
@@ -66,6 +66,11 @@ def test_the_hashes_tried_grow_with_the_store(
         return derive(*cause)
 
     monkeypatch.setattr(names, "derive_id", counted)
+    return calls
+
+
+def test_the_hashes_tried_grow_with_the_store(tmp_path: Path, hashes: list[int]) -> None:
+    calls = hashes
     tried = []
     for pieces in (100, 400):
         _store(tmp_path / f"s{pieces}", pieces)
@@ -96,20 +101,11 @@ def _patterned(store: Path, pieces: int, patterns: int) -> None:
                 space.run(made[i % patterns], key=f"k{i}", owner=owner).outputs["count"].set(i)
 
 
-def test_many_patterns_cost_no_more_than_the_budget(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_many_patterns_cost_no_more_than_the_budget(tmp_path: Path, hashes: list[int]) -> None:
     """Each pattern's first piece tried with every name would cost names × patterns hashes (2,000
     pieces of 2,000 patterns: `inspect` 209 s): the budget bounds the pieces sampled across all
     patterns, and the names found so far name the rest."""
-    calls = [0]
-    derive = names.derive_id
-
-    def counted(*cause: str | int) -> str:
-        calls[0] += 1
-        return derive(*cause)
-
-    monkeypatch.setattr(names, "derive_id", counted)
+    calls = hashes
     tried = []
     for patterns in (50, 200):
         _patterned(tmp_path / f"p{patterns}", patterns, patterns)
