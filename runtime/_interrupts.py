@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -29,7 +30,16 @@ except ImportError:  # an interpreter without it
     _signals = signal
 _SIGINT = int(signal.SIGINT)
 # The main thread by its ident: ``threading.current_thread()`` is a Python call on every commit.
+# In a child forked from another thread, that thread is the child's main thread.
 _MAIN_IDENT = threading.main_thread().ident
+
+
+def _forked() -> None:
+    global _MAIN_IDENT
+    _MAIN_IDENT = threading.get_ident()
+
+
+os.register_at_fork(after_in_child=_forked)
 _NOTHING_HELD = contextlib.nullcontext()
 
 

@@ -81,11 +81,13 @@ class Runtime:
         self._lock = threading.Lock()
         self._spaces: dict[str, Space] = {}
         self._closed = False
-        # Whether a close is under way or done: one interrupted (Ctrl-C) is done again by the
-        # next call of close(), which would otherwise find the runtime closed and leave its
-        # files open and an ephemeral store in place.
+        # Whether a close is under way (_closing) and whether one finished (_close_finished),
+        # told apart: one interrupted (Ctrl-C) is done again by the next call of close(), which
+        # would otherwise find the runtime closed and leave its files open and an ephemeral
+        # store in place. _close_changed (on _lock) wakes the calls waiting for a close.
         self._closing = False
-        self._close_done = threading.Event()  # set once the close that closed it has finished
+        self._close_finished = False
+        self._close_changed = threading.Condition(self._lock)
         self._made_in = generation()  # a forked child may not use it (see _fork)
         # _defaults_lock guards writes to _defaults: (space id, cell id) -> the encoded default
         # declared last for that id (R4). Reads are single dict lookups and take no lock.
@@ -398,19 +400,17 @@ class Runtime:
         are closed) — except on the scheduler thread (a subscriber, a derive function), which
         that close waits for: there it returns at once. In a forked child it only marks the
         runtime closed: its files and threads are the parent's."""
-        with self._lock:
-            forked = self._made_in != generation()
-            first = not self._closing and not forked
-            self._closed = True
-            if first:
-                self._closing = True
-                self._close_done.clear()  # (set by a close that was interrupted)
-            spaces = list(self._spaces.values())
-        if not first:
-            if not forked and not self.scheduler.on_thread:
-                self._close_done.wait()
-            return
+        claimed = finished = False
         try:
+            # The bookkeeping runs with Ctrl-C held back: landing in it, an interrupt left a
+            # close claimed by no one (every later close() waited for good, the one at exit
+            # too) or waiters told of a close that had not happened.
+            with interrupts_held():
+                claimed = self._claim_close()
+            if not claimed:
+                return
+            with self._lock:
+                spaces = list(self._spaces.values())
             self._close_extensions()
             self._wake.set()
             if self._poller.is_alive():
@@ -421,12 +421,33 @@ class Runtime:
                 shutil.rmtree(self._temporary, ignore_errors=True)
             if self._at_exit is not None:
                 atexit.unregister(self._at_exit)  # (a notebook may make many: none piles up)
-        except BaseException:
-            with self._lock:
-                self._closing = False  # the next close() does it again (each step may repeat)
-            raise
+            finished = True
         finally:
-            self._close_done.set()
+            if claimed:
+                with interrupts_held(), self._lock:
+                    # Interrupted: the next close() does it again (each step may repeat), or
+                    # one of the calls waiting for this one.
+                    self._closing = False
+                    self._close_finished = finished
+                    self._close_changed.notify_all()
+
+    def _claim_close(self) -> bool:
+        """Mark the runtime closed; True when this call is to close it, False when a close is
+        done (or this is a forked child, which only marks it: its files and threads are the
+        parent's, or the scheduler thread, which the closing call waits for). Waits for a close
+        under way on another thread: if that one is interrupted, this call takes over."""
+        with self._lock:
+            self._closed = True
+            if self._made_in != generation():
+                return False
+            while not self._close_finished:
+                if not self._closing:
+                    self._closing = True
+                    return True
+                if self.scheduler.on_thread:
+                    return False
+                self._close_changed.wait()
+            return False
 
     def _close_extensions(self) -> None:
         """First step of :meth:`close`, with the runtime already marked closed: subclasses stop

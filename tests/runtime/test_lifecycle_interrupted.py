@@ -78,3 +78,35 @@ def test_gc_on_a_closed_runtime_is_closed_error_and_removes_nothing(store: Path)
     with pytest.raises(sc.ClosedError):
         space.gc()
     assert stray.exists()
+
+
+def test_a_close_waiting_for_an_interrupted_one_closes_the_runtime_itself() -> None:
+    """Another thread's ``close()`` waits for the one under way; when that one is interrupted,
+    the waiting call takes over, and returns with the runtime closed (it returned with the
+    scheduler running and the store's files open)."""
+    rt = sc.Runtime.ephemeral()
+    space = rt.space("s")
+    cell = space.cell("c", default=0)
+    cell.observe().subscribe(lambda v: time.sleep(1.0) if v == 2 else None)
+    with space.transact():
+        cell.set(2)
+    time.sleep(0.1)
+    seen: list[object] = []
+
+    def other() -> None:
+        time.sleep(0.1)
+        rt.close()
+        seen.append(rt.store.exists())
+
+    closer = threading.Thread(target=other)
+    closer.start()
+    main = threading.main_thread().ident
+    assert main is not None
+    timer = threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        rt.close()
+    timer.join()
+    closer.join(10)
+    assert seen == [False]  # the other call closed it: the ephemeral store is gone
+    assert _ours() == []
