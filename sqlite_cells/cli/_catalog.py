@@ -29,6 +29,7 @@ from sqlite_cells.cli._inspect import (
     one_line,
     read_handles,
     read_only,
+    reported_watermark,
     row_count,
     shown,
     store_dir,
@@ -230,11 +231,15 @@ class NotInSync:
             return f"left out database {shown} of space {self.space!r} (file {self.file}): {detail}"
         return (
             f"left out database {shown} of space {self.space!r} (file {self.file}): "
-            f"{found.action.value} (watermark "
-            f"seq {found.db_seq}, space seq {found.space_seq}: {detail or 'see check'}); "
+            f"{found.action.value} (watermark {_shown_seq(reported_watermark(found))}, "
+            f"space seq {found.space_seq}: {detail or 'see check'}); "
             "a runtime repairs it before its first use when it can (R71): `sqlite-cells check` "
             "says what it finds and what to do"
         )
+
+
+def _shown_seq(seq: int | None) -> str:
+    return "unreadable" if seq is None else f"seq {seq}"
 
 
 @dataclass(frozen=True, slots=True)

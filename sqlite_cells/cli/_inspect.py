@@ -1330,3 +1330,28 @@ def _database_id(space_file: Path, space_id: str, database: str) -> str:
             f"({', '.join(matches)}): give the absolute path or the of:… id instead",
         )
     return matches[0] if matches else db_id
+
+
+def readable_watermark(path: Path | None) -> int | None:
+    """The watermark ``path`` holds when it can be read (a damaged file's watermark table may
+    be intact), else None."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        with read_only(path) as conn:
+            return read_watermark(conn)
+    except SqliteCellsError:
+        return None
+
+
+def reported_watermark(o: Outcome) -> int | None:
+    """The watermark to report: the file's own, read again where reconciling could not read it
+    (a damaged file reports 0; a rebuilt one is read from the copy kept in quarantine)."""
+    if o.action is Action.REBUILT:
+        return readable_watermark(o.kept)
+    if o.action is Action.UNREADABLE:
+        return None  # (shown as "unreadable")
+    if o.action is Action.DAMAGED or (o.action is Action.QUARANTINED and o.db_seq == 0):
+        found = readable_watermark(o.path)
+        return found if found is not None or o.action is Action.QUARANTINED else None
+    return o.db_seq

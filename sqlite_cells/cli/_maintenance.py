@@ -18,13 +18,15 @@ from sqlite_cells.cli._inspect import (
     library_log_held,
     orphan_advice,
     read_only,
+    readable_watermark,
+    reported_watermark,
     store_dir,
 )
 from sqlite_cells.cli._names import Namer
 from sqlite_cells.cli._output import Format, error_line, one_line, print_json, print_rows
 from sqlite_cells.cli._params import check_text
 from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK
-from sqlite_cells.codec import Link, LinkDecodeError, SqliteCellsError, decode_value, derive_id
+from sqlite_cells.codec import Link, LinkDecodeError, decode_value, derive_id
 from sqlite_cells.files import (
     KEPT_IN_USE,
     OTHER_HISTORY,
@@ -38,7 +40,6 @@ from sqlite_cells.files import (
     damaged_spaces,
     find_garbage,
     handle_value,
-    read_watermark,
     remove_garbage,
     source_path,
     stored_json,
@@ -57,31 +58,6 @@ def _shown(detail: str) -> str:
     detail = _PRIVATE_NAME.sub("", detail.replace("*** in database main ***", ""))
     joined = "; ".join(line.strip() for line in detail.splitlines() if line.strip())
     return joined.replace(":; ", ": ")
-
-
-def _readable_watermark(path: Path | None) -> int | None:
-    """The watermark ``path`` holds when it can be read (a damaged file's watermark table may
-    be intact), else None."""
-    if path is None or not path.is_file():
-        return None
-    try:
-        with read_only(path) as conn:
-            return read_watermark(conn)
-    except SqliteCellsError:
-        return None
-
-
-def _watermark(o: Outcome) -> int | None:
-    """The watermark to report: the file's own, read again where reconciling could not read it
-    (a damaged file reports 0; a rebuilt one is read from the copy kept in quarantine)."""
-    if o.action is Action.REBUILT:
-        return _readable_watermark(o.kept)
-    if o.action is Action.UNREADABLE:
-        return None  # (shown as "unreadable")
-    if o.action is Action.DAMAGED or (o.action is Action.QUARANTINED and o.db_seq == 0):
-        found = _readable_watermark(o.path)
-        return found if found is not None or o.action is Action.QUARANTINED else None
-    return o.db_seq
 
 
 def _advice(o: Outcome, *, repairing: bool = False) -> str:
@@ -163,7 +139,7 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
         {
             "db": o.db_id,
             "file": o.path.name,
-            "watermark": _watermark(o),
+            "watermark": reported_watermark(o),
             "space_seq": o.space_seq,
             "action": o.action.value,
             "commits": o.commits,
@@ -179,7 +155,7 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
         elif o.action is Action.ORPHANED:
             # No space names the file, so no id (ids are one-way hashes) and no space seq; its
             # watermark is the one it holds, none when it cannot be read (as `inspect` says).
-            row.update(db=None, watermark=_readable_watermark(o.path), space_seq=None)
+            row.update(db=None, watermark=readable_watermark(o.path), space_seq=None)
     checked = sum(o.action not in _SPACE_FILES for o in outcomes)
     if args.fmt is Format.TEXT:
         for row, o in zip(rows, outcomes, strict=True):

@@ -32,6 +32,7 @@ from sqlite_cells.codec import (
     decode_record,
 )
 from sqlite_cells.files._damage import quick_check
+from sqlite_cells.files._held_files import read_head
 from sqlite_cells.files._layout import may_write, open_unwritable, read_as_is, stored_json
 from sqlite_cells.files._reconcile import (
     Action,
@@ -44,6 +45,7 @@ from sqlite_cells.files._reconcile import (
     unreadable_outcome,
 )
 from sqlite_cells.files._sources import (
+    SQLITE_HEADER,
     Pin,
     adopt_pin,
     decode_pin,
@@ -453,7 +455,11 @@ def holds_nothing(conn: apsw.Connection) -> bool:
     one still running, whose schema and rows are in its one transaction) and no row in a
     table of its own (another program's file under a database file's name is kept: its rows
     are nobody's to delete; the runtime's ``_cf_`` tables hold no user's rows). A table SQLite
-    cannot read (a virtual table of a module it lacks) counts as holding rows."""
+    cannot read (a virtual table of a module it lacks) counts as holding rows. Bytes that do
+    not begin as an SQLite database does are no database of ours, whatever SQLite makes of them
+    (it reads a file of one byte as an empty database): kept."""
+    if not _begins_as_a_database(conn.db_filename("main")):
+        return False
     if read_watermark(conn) != 0:
         return False
     tables = conn.execute(
@@ -469,6 +475,16 @@ def holds_nothing(conn: apsw.Connection) -> bool:
         except apsw.Error:
             return False
     return True
+
+
+def _begins_as_a_database(path: str) -> bool:
+    """Whether the file at ``path`` is empty (a first write's, not begun yet) or begins with
+    SQLite's header."""
+    try:
+        start = read_head(Path(path), len(SQLITE_HEADER))
+    except OSError:
+        return False
+    return start in (b"", SQLITE_HEADER)
 
 
 def remove_garbage(found: Garbage) -> bool:

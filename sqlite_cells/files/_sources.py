@@ -45,6 +45,7 @@ from sqlite_cells.runtime import path_text, surrogate_at
 
 __all__ = [
     "READ_ONLY_URI",
+    "SQLITE_HEADER",
     "Pin",
     "adopt_pin",
     "check_pinned",
@@ -64,7 +65,7 @@ __all__ = [
     "wal_companions_present",
 ]
 
-_HEADER = b"SQLite format 3\x00"
+SQLITE_HEADER = b"SQLite format 3\x00"  # what every SQLite database file begins with
 READ_ONLY_URI = apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
 _WAL_FORMAT = 2  # header bytes 18 and 19 (read and write format versions) in WAL mode
 _WAL_HEADER = 32  # a -wal's header; its salts are bytes 16-23, a frame header's are 8-15
@@ -411,10 +412,10 @@ def hot_journal_advice(path: Path) -> str:
 
 def _check_sqlite(given: str, resolved: Path) -> None:
     try:
-        header = read_head(resolved, len(_HEADER))
+        header = read_head(resolved, len(SQLITE_HEADER))
     except OSError as exc:
         raise DiskSourceError("sqlite-file", given, f"cannot be read: {exc}") from exc
-    if header != _HEADER:
+    if header != SQLITE_HEADER:
         raise DiskSourceError(
             "sqlite-file", given, f"{resolved} is not an SQLite database (wrong header)"
         )

@@ -82,7 +82,8 @@ def test_a_damaged_database_file_is_called_damaged_not_a_permission_problem(
     done = run_cli("tables", "--store", str(store))
     assert done.returncode == 1
     # Left out as `check` finds it (R71: its rows are not served), the rest still listed.
-    assert f"(file {db_file.name}): damaged (watermark seq 0, space seq 1" in done.stderr
+    # The watermark as `check` reports it: this file's cannot be read (it said "seq 0").
+    assert f"(file {db_file.name}): damaged (watermark unreadable, space seq 1" in done.stderr
     assert "`sqlite-cells check` says what it finds and what to do" in done.stderr
     assert "read and write the store's directory" not in done.stderr
 

@@ -247,6 +247,32 @@ def test_another_programs_rows_under_a_database_files_name_are_never_garbage(
     assert all(path.read_bytes() == data for path, data in files.items())
 
 
+def test_bytes_that_are_no_database_under_a_database_files_name_are_never_garbage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SQLite reads a file of one byte as an empty database: gc took it for a first write cut
+    short and removed it. Bytes that do not begin as an SQLite database does are kept, at every
+    size; an empty file (a first write not begun) is still garbage."""
+    store, _kept = _one_row(tmp_path)
+    theirs = {
+        store / ("cell-" + name * 32 + ".sqlite"): data
+        for name, data in (
+            ("d", b"x"),
+            ("e", b"\n"),
+            ("f", b"xy"),
+            ("1", b"SQLite format 2\x00" + bytes(84)),
+        )
+    }
+    for path, data in theirs.items():
+        path.write_bytes(data)
+    empty = store / ("cell-" + "2" * 32 + ".sqlite")
+    empty.write_bytes(b"")
+    assert main(["gc", str(store), "--yes", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"removed": True, "files": [empty.name]}
+    assert all(path.read_bytes() == data for path, data in theirs.items())
+    assert not empty.exists()
+
+
 def test_a_blank_space_file_left_by_a_crash_is_ignored_by_the_tools(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
