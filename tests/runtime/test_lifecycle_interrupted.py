@@ -22,7 +22,9 @@ def _ours() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("sqlite-cells")]
 
 
-def test_a_close_interrupted_by_ctrl_c_is_done_by_the_next_one() -> None:
+def _busy_runtime() -> sc.Runtime:
+    """An ephemeral runtime whose scheduler thread is asleep in a subscriber for 1 s (a close
+    waits for it there)."""
     rt = sc.Runtime.ephemeral()
     space = rt.space("s")
     cell = space.cell("c", default=0)
@@ -30,6 +32,11 @@ def test_a_close_interrupted_by_ctrl_c_is_done_by_the_next_one() -> None:
     with space.transact():
         cell.set(2)
     time.sleep(0.1)  # the subscriber is asleep on the scheduler thread
+    return rt
+
+
+def test_a_close_interrupted_by_ctrl_c_is_done_by_the_next_one() -> None:
+    rt = _busy_runtime()
     main = threading.main_thread().ident
     assert main is not None
     timer = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT))
@@ -84,13 +91,7 @@ def test_a_close_waiting_for_an_interrupted_one_closes_the_runtime_itself() -> N
     """Another thread's ``close()`` waits for the one under way; when that one is interrupted,
     the waiting call takes over, and returns with the runtime closed (it returned with the
     scheduler running and the store's files open)."""
-    rt = sc.Runtime.ephemeral()
-    space = rt.space("s")
-    cell = space.cell("c", default=0)
-    cell.observe().subscribe(lambda v: time.sleep(1.0) if v == 2 else None)
-    with space.transact():
-        cell.set(2)
-    time.sleep(0.1)
+    rt = _busy_runtime()
     seen: list[object] = []
 
     def other() -> None:
