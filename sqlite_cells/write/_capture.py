@@ -81,11 +81,11 @@ def capture(
         before = conn.total_changes()
         changeset = _session_run(conn, schema, run, accept)
         if conn.total_changes() - before >= SESSION_SAFE_CHANGES:
-            tables = _rowid_tables(conn, schema, changeset)
-            for table in tables:
-                width = len(_columns(conn, schema, table))
+            widths = _rowid_tables(conn, schema, changeset)
+            for table, width in widths.items():
                 if width > ROWID_TABLE_MAX_COLUMNS:
                     raise TooWideToCompare(table, width, bulk=True)
+            tables = list(widths)
             if tables:
                 changeset = _exact(conn, schema, run, accept, tables)
     except BaseException:
@@ -159,14 +159,18 @@ def _columns(conn: apsw.Connection, schema: str, table: str) -> list[str]:
     ]
 
 
-def _rowid_tables(conn: apsw.Connection, schema: str, changeset: bytes) -> list[str]:
-    """The tables ``changeset`` records by rowid (one column more than the table has)."""
+def _rowid_tables(conn: apsw.Connection, schema: str, changeset: bytes) -> dict[str, int]:
+    """The tables ``changeset`` records by rowid (one column more than the table has), with
+    their widths."""
     widths: dict[str, int] = {}
     for change in apsw.Changeset.iter(changeset):
         widths.setdefault(change.name, change.column_count)
-    return [
-        name for name, width in widths.items() if width == len(_columns(conn, schema, name)) + 1
-    ]
+    found = {}
+    for name, width in widths.items():
+        columns = len(_columns(conn, schema, name))
+        if width == columns + 1:
+            found[name] = columns
+    return found
 
 
 def _exact(

@@ -646,11 +646,12 @@ class SqliteParticipant:
         state = write_conn(conn)
         deadline = time.monotonic() + self.exec_timeout
         state.deadline = deadline
-        # Also watched from the watchdog's thread: an ALTER TABLE makes SQLite parse the whole
-        # schema again, which takes no progress-handler step (a thousand columns added to wide
-        # tables held the write lock 19 s under exec_timeout=1).
-        watch = _MigrationWatch(self.watchdog)
-        token = watch.arm(conn, deadline)
+        # Also watched from the watchdog's thread, by the connection's own watch (as a user
+        # statement is): an ALTER TABLE makes SQLite parse the whole schema again, which takes
+        # no progress-handler step (a thousand columns added to wide tables held the write lock
+        # 19 s under exec_timeout=1).
+        watch = state.watch
+        token = watch.arm(conn, deadline, self.watchdog)
         try:
             found = ensure_schema(conn, ALIAS, decl.schema, db_id=decl.db_id, version=decl.version)
         except apsw.InterruptError as exc:
