@@ -21,11 +21,11 @@ that finds no work for ``RETIRE`` seconds exits (any idle worker does while ther
 short — never start one.
 
 Nor does a statement wait behind a slow one of its own job: when the statement a worker runs
-has run ``SLOW`` seconds, the watchdog hands the job's statements not begun yet to a new job
-(the worker stops after the one it runs; see ``Tracker.end``), which an idle or extra worker
-takes. A batch of short statements stays one job, in one read transaction. Likewise when one
-statement's rows have taken ``SLOW`` seconds to build: the job's other statements go to a new
-job, and the worker delivers that one alone (``Tracker.begin``).
+has run ``SLOW`` seconds, or one statement's rows have taken that long to build, the watchdog
+hands the job's other statements — those not begun yet and those read already, which would
+otherwise be delivered only with the slow one — to a new job, which an idle or extra worker
+takes; the worker stops after the slow one and delivers it alone (``Tracker.begin`` and
+``Tracker.end``). A batch of short statements stays one job, in one read transaction.
 """
 
 from __future__ import annotations
@@ -311,8 +311,10 @@ class QueryWorkers:
             pairs = list(zip(keys, results, strict=False))
             if job.ahead is not None:
                 begin, end = self._build_ahead(job.ahead, pairs, tracker)
-                pairs = pairs[begin:end]
-            return seq, pairs
+            else:
+                with tracker.lock:
+                    begin, end = tracker.begin, tracker.end
+            return seq, pairs[begin:end]
         except SqliteCellsError as exc:
             return 0, _failed(job, _kept(keys, tracker), self._closed_instead(exc))
         except Exception as exc:  # a bug or an unexpected failure must still end the read
@@ -346,6 +348,8 @@ class QueryWorkers:
             if result.unchanged or (result.error is not None and result.invalid_text is None):
                 continue  # (rows the reader found unchanged need no building)
             with tracker.lock:
+                if index < tracker.begin:
+                    continue  # handed on while a slow one was read
                 if index >= tracker.end:
                     break  # the others were handed on while one was built
                 now = time.monotonic()
@@ -428,26 +432,22 @@ class QueryWorkers:
             _interrupt(pooled)
 
     def _split_locked(self, flight: _InFlight, now: float) -> None:
-        """Hand the statements of ``flight``'s job not begun yet to a new job when the one
-        running has run ``SLOW`` seconds, and all its other statements when one statement's
-        rows have been built that long: a long statement never holds back the others of its
-        batch (R44). The new job waits for an idle worker, or an extra one (see
-        ``_add_extra_locked``); its results are delivered apart, in their own transaction."""
+        """Hand every other statement of ``flight``'s job to a new job when the one running has
+        run ``SLOW`` seconds, or one statement's rows have been built that long: a long
+        statement never holds back the others of its batch (R44). Those not begun yet go, and
+        so do those read (and built) already, which would otherwise be delivered only with the
+        slow one, up to ``query_timeout`` later: they are read again. The new job waits for an
+        idle worker, or an extra one (see ``_add_extra_locked``); its results are delivered
+        apart, in their own transaction."""
         tracker, job = flight.tracker, flight.job
         with tracker.lock:
             index, begin, end = tracker.index, tracker.begin, min(tracker.end, len(job.items))
-            if tracker.building:
-                # Every statement was read and one's rows take long to build (a row type's
-                # slow __post_init__, a large result): the others, built or not, are read and
-                # built again elsewhere rather than wait for it (R44).
-                if now - tracker.built_since < SLOW or (begin == index and index + 1 >= end):
-                    return
-                items = job.items[begin:index] + job.items[index + 1 : end]
-                tracker.begin = index
-            else:
-                if index + 1 >= end or now - (tracker.deadline - self.timeout) < SLOW:
-                    return  # nothing left behind it, or not begun (deadline inf), or not slow yet
-                items = job.items[index + 1 : end]
+            # Before its first statement a job's deadline is inf: not begun, not slow.
+            since = tracker.built_since if tracker.building else tracker.deadline - self.timeout
+            if now - since < SLOW or (begin == index and index + 1 >= end):
+                return  # not slow yet, or nothing else left in the job
+            items = job.items[begin:index] + job.items[index + 1 : end]
+            tracker.begin = index
             tracker.end = index + 1
         rest = ReadJob(job.decl, items, job.deliver, None, job.previous, job.ahead)
         self._queue.append(rest)
@@ -490,7 +490,7 @@ class QueryWorkers:
             f"still running {self.timeout}s (query_timeout) later, {doing}",
         )
         _deliver(job, 0, [(key, StatementResult(error=error))])
-        rest = job.items[begin:index] + job.items[index + 1 : end]  # others: handed on already
+        rest = job.items[begin:index] + job.items[index + 1 : end]  # (none once split)
         if rest:
             self.submit(ReadJob(job.decl, rest, job.deliver, None, job.previous, job.ahead))
 

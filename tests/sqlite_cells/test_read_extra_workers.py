@@ -14,6 +14,8 @@ import pytest
 import sqlite_cells as sc
 import sqlite_cells.read._workers as workers_module
 from sqlite_cells.read._pool import ReadPool
+from sqlite_cells.read._reader import Statement, StatementResult
+from sqlite_cells.read._workers import ReadJob
 
 from .conftest import MESSAGES
 from .test_read_limits import ONE_LONG_CALL
@@ -252,3 +254,44 @@ def test_a_read_stuck_opening_its_file_times_out_by_its_deadline(
             assert db.read(COUNT) == [{"n": 1}]  # a worker took the stuck one's place
     finally:
         release.set()
+
+
+def test_a_statement_read_before_a_long_one_of_its_job_is_delivered_before_it(store: Path) -> None:
+    """A job's statements share one read transaction and one delivery. When one runs long, the
+    watchdog hands the others on: those not begun yet, and those read before it, which were
+    delivered only with the long one when it ended — up to query_timeout later (R44). The quick
+    statement is read again in its own job and arrives while the endless one still runs."""
+    with sc.Runtime(store, query_timeout=120.0, query_workers=1) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        workers = rt.query_workers
+        arrived: dict[str, tuple[int, StatementResult]] = {}
+        quick_came = threading.Event()
+
+        def deliver(seq: int, results: list[tuple[Any, StatementResult]]) -> None:
+            for key, result in results:
+                arrived[key] = (seq, result)
+                if key == "quick":
+                    quick_came.set()
+
+        items: list[tuple[Any, Statement]] = [
+            ("quick", Statement(COUNT, ())),
+            ("endless", Statement(ENDLESS, ())),
+        ]
+        workers.submit(ReadJob(db.declaration, items, deliver))
+        try:
+            assert quick_came.wait(60)  # a hang guard: before the split this waits for 120 s
+            assert "endless" not in arrived
+            seq, quick = arrived["quick"]
+            assert quick.error is None and quick.rows == [(0,)] and seq >= 0
+            assert workers.splits == 1
+        finally:
+            for flight in list(workers._in_flight.values()):
+                with flight.tracker.lock:
+                    pooled = flight.tracker.pooled
+                if pooled is not None:
+                    pooled.conn.interrupt()  # the endless one ends now, not at close
+        for _ in range(3000):  # a hang guard
+            if "endless" in arrived:
+                break
+            time.sleep(0.01)
+        assert isinstance(arrived["endless"][1].error, sc.QueryTimeout | sc.QueryError)
