@@ -48,6 +48,7 @@ from sqlite_cells.read._changes import (
 )
 from sqlite_cells.read._pool import ReadPool
 from sqlite_cells.read._reader import (
+    Kept,
     ReadMap,
     Statement,
     StatementResult,
@@ -90,7 +91,7 @@ class Runner(Protocol):
     def statement(self) -> Statement: ...
 
     @property
-    def last_rows(self) -> list[Any] | None: ...
+    def last_read(self) -> Kept | None: ...
 
     @property
     def runs_own_code(self) -> bool: ...
@@ -113,9 +114,10 @@ class _Read:
     # than that read a file that had not caught up with its space (see LiveQueries._land).
     due: int = 0
 
-    def previous(self) -> list[Any] | None:
-        """The rows its first runner holds now (the reader keeps them when it reads the same)."""
-        return self.runners[0].last_rows
+    def previous(self) -> Kept | None:
+        """The rows its first runner holds now and their digest (the reader keeps them when it
+        reads the same)."""
+        return self.runners[0].last_read
 
     def build_ahead(self, result: StatementResult) -> None:
         """On the worker that read it: each runner builds its rows from ``result`` (a runner

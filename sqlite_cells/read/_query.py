@@ -23,7 +23,7 @@ from typing_extensions import TypeVar
 
 from sqlite_cells.codec import PendingValue, QueryArgumentError, QueryError, SqliteCellsError
 from sqlite_cells.read._live import LiveQueries
-from sqlite_cells.read._reader import Statement, StatementResult, known_read_set
+from sqlite_cells.read._reader import Kept, Statement, StatementResult, known_read_set
 from sqlite_cells.read._rows import RowDecoder, build_rows
 from sqlite_cells.read._same import same_values
 from sqlite_cells.runtime import (
@@ -348,6 +348,7 @@ class _QueryNode(Node):
         self._rows_stmt: Statement | None = None
         self._rows_names: tuple[str, ...] = ()
         self._rows_list: list[Any] | None = None
+        self._rows_digest: bytes | None = None  # the digest of _rows_list, if the reader made one
         self._prepare: tuple[Declaration, Any] | None = None  # (decl, its reconcile step)
         self._retries = 0  # reads done again in a row because the file lagged (read_again)
         self._lagging = False
@@ -536,9 +537,10 @@ class _QueryNode(Node):
         hub.watch(self, decl.db_id, read_set)
 
     @property
-    def last_rows(self) -> list[Any] | None:
-        """The row tuples behind the current result (None after an error)."""
-        return self._rows_list
+    def last_read(self) -> Kept | None:
+        """The row tuples behind the current result and their digest (None after an error)."""
+        rows = self._rows_list
+        return None if rows is None else (rows, self._rows_digest)
 
     def build_ahead(self, result: StatementResult) -> None:
         """On the query worker that read ``result``, before it lands: build its rows there, so
@@ -633,6 +635,7 @@ class _QueryNode(Node):
             return self.value, False
         else:
             self._rows_stmt, self._rows_names, self._rows_list = stmt, result.names, result.rows
+            self._rows_digest = result.digest
             try:
                 state = QueryState(False, self._rows_of(result, ahead), None, seq)
             except SqliteCellsError as exc:

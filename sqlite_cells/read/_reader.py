@@ -57,7 +57,7 @@ from sqlite_cells.read._pool import (
     PooledConnection,
     ReadPool,
 )
-from sqlite_cells.read._same import same_values
+from sqlite_cells.read._same import digest, same_values
 from sqlite_cells.read._shadows import (
     copied_shadows,
     forget_complete,
@@ -82,6 +82,7 @@ from sqlite_cells.sql import (
 
 __all__ = [
     "SHORT_FUNCTIONS",
+    "Kept",
     "ReadMap",
     "Rows",
     "Statement",
@@ -107,6 +108,10 @@ class Statement:
     params: Bound
 
 
+# A live query's rows of its last run and their digest (see ``_same.digest``).
+Kept = tuple[list[Any], bytes | None]
+
+
 @dataclass(slots=True)
 class StatementResult:
     """The outcome of one statement: column names and row tuples, or an error; ``read_set`` is
@@ -124,6 +129,8 @@ class StatementResult:
     invalid_text: frozenset[str] | None = None
     # The reader found the same values as ``previous`` held and kept that list as ``rows``.
     unchanged: bool = False
+    # Read with ``previous`` given: the rows' digest, kept with them for the next comparison.
+    digest: bytes | None = None
 
     def as_dicts(self) -> Rows:
         """The rows as ``{column: value}`` dicts (built on first use, then shared: callers
@@ -247,17 +254,18 @@ def read_batch(
     timeout: float,
     tracker: Tracker | None = None,
     start: int = 0,
-    previous: Sequence[list[Any] | None] | None = None,
+    previous: Sequence[Kept | None] | None = None,
 ) -> tuple[int, list[StatementResult]]:
     """Run ``statements[start:]`` in one read transaction of ``decl``'s file and return the
     watermark seq read in it and one result per statement run (each statement's errors are its
     own). Each statement gets ``timeout`` seconds, lock waits included (R44). Raises only what
     fails the whole read (the file is gone, unusable or not the one registered).
 
-    ``previous`` (aligned with ``statements``) holds each statement's rows of its last run, if
-    known: a result with the same rows (:func:`same_values`) carries that list instead of the
-    one just read, which is freed at once (cheaper for the allocator than thousands of row
-    tuples kept until landing, and the receiver's comparison meets identical objects)."""
+    ``previous`` (aligned with ``statements``) holds each statement's rows of its last run and
+    their digest, if known: a result with the same rows (:func:`same_values`, or one digest)
+    carries that list instead of the one just read, which is freed at once (cheaper for the
+    allocator than thousands of row tuples kept until landing, and the receiver's comparison
+    meets identical objects). Given ``previous``, each result carries its rows' digest."""
     tracker = tracker if tracker is not None else Tracker()
     decl.check_usable()
     with tracker.lock:
@@ -329,7 +337,7 @@ def _read_file(
     timeout: float,
     tracker: Tracker,
     start: int,
-    previous: Sequence[list[Any] | None] | None,
+    previous: Sequence[Kept | None] | None,
 ) -> tuple[int, list[StatementResult]]:
     conn = pooled.conn
     _track(tracker, pooled, start, timeout)
@@ -367,7 +375,7 @@ def _run_all(
     statements: Sequence[Statement],
     tracker: Tracker,
     start: int,
-    previous: Sequence[list[Any] | None] | None,
+    previous: Sequence[Kept | None] | None,
     *,
     transaction: bool,
 ) -> list[StatementResult]:
@@ -385,10 +393,14 @@ def _run_all(
             tracker.index = index
             tracker.deadline = pooled.deadline = min(now + timeout, tracker.until)
         result = _run_one(pooled, plan, statements[index])
-        if previous is not None:
+        if previous is not None and result.error is None:
+            kept = result.digest = digest(result.rows)
             last = previous[index]
-            if last is not None and result.error is None and same_values(result.rows, last):
-                result.rows = last  # the rows just read are freed here, while memory is warm
+            if last is not None and (
+                kept == last[1] if kept is not None and last[1] is not None
+                else same_values(result.rows, last[0])
+            ):  # fmt: skip
+                result.rows = last[0]  # the rows just read are freed here, while memory is warm
                 result.unchanged = True
         # One clock read per statement: the end of one is the start of the next.
         later = time.monotonic()

@@ -6,7 +6,10 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["same_values"]
+__all__ = ["DIGEST_ROWS", "digest", "same_values"]
+
+# Results of more rows keep no digest: it would hold a copy of them as long as their query.
+DIGEST_ROWS = 1024
 
 
 def same_values(rows: list[Any], other: list[Any] | None) -> bool:
@@ -27,3 +30,16 @@ def same_values(rows: list[Any], other: list[Any] | None) -> bool:
         return msgspec.msgpack.encode(rows) == msgspec.msgpack.encode(other)
     except (TypeError, ValueError, OverflowError):
         return False
+
+
+def digest(rows: list[Any]) -> bytes | None:
+    """The rows' MessagePack encoding, which two results share exactly when they hold the same
+    SQLite values (see :func:`same_values`): kept with a live query's rows, the next result
+    is compared by one encoding, not two and ``==``. None for more than ``DIGEST_ROWS`` rows,
+    or a value that does not encode."""
+    if len(rows) > DIGEST_ROWS:
+        return None
+    try:
+        return msgspec.msgpack.encode(rows)
+    except (TypeError, ValueError, OverflowError):
+        return None

@@ -45,6 +45,7 @@ import apsw
 from sqlite_cells.codec import ClosedError, QueryError, QueryTimeout, SqliteCellsError
 from sqlite_cells.read._pool import PooledConnection, ReadPool
 from sqlite_cells.read._reader import (
+    Kept,
     Statement,
     StatementResult,
     Tracker,
@@ -110,7 +111,7 @@ class ReadJob:
     deliver: Delivery
     prepare: Callable[[], object] | None = None
     # The rows each item's statement read last time, if known (see ``read_batch``).
-    previous: Callable[[Any], list[Any] | None] | None = None
+    previous: Callable[[Any], Kept | None] | None = None
     # Run on the worker for each item's result before delivery: a live query builds its rows
     # there, within the statement's deadline, not on the scheduler thread (R44).
     ahead: Callable[[Any, StatementResult], None] | None = None

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import apsw
+import msgspec
 import pytest
 
 import sqlite_cells as sc
@@ -25,6 +26,7 @@ from sqlite_cells.read._reader import (
     read_batch,
     short_steps,
 )
+from sqlite_cells.read._same import DIGEST_ROWS
 from sqlite_cells.sql import Gate, Mode, make_authorizer
 
 from .conftest import MESSAGES
@@ -267,11 +269,49 @@ def test_a_read_equal_to_the_rows_of_last_time_carries_those_rows(
     last: list[Any] = [("a",)]
     stale: list[Any] = [(99,)]
     _, (kept, fresh, unknown) = read_batch(
-        rt.read_pool, decl, [same, other, same], timeout=5.0, previous=[last, stale, None]
+        rt.read_pool,
+        decl,
+        [same, other, same],
+        timeout=5.0,
+        previous=[(last, None), (stale, None), None],
     )
     assert kept.rows is last
     assert fresh.rows == [(1,)] and fresh.rows is not stale
     assert unknown.rows == last and unknown.rows is not last
+    # Each result carries its rows' digest; given with the rows next time, it decides alone.
+    assert kept.digest == unknown.digest == msgspec.msgpack.encode([("a",)])
+    assert fresh.digest == msgspec.msgpack.encode([(1,)])
+    _, (again,) = read_batch(
+        rt.read_pool, decl, [same], timeout=5.0, previous=[(last, kept.digest)]
+    )
+    assert again.rows is last and again.unchanged
+
+
+def test_rows_python_finds_equal_are_not_kept_when_sqlite_values_differ(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    """R42: 1 and 1.0, 0.0 and -0.0 are different rows (a reader sees them apart), by digest as
+    by comparison; a result of more than DIGEST_ROWS rows has no digest and is compared."""
+    decl = db.declaration
+    cases = [("SELECT 1 AS v", [(1.0,)]), ("SELECT -0.0 AS v", [(0.0,)])]
+    for sql, python_equal in cases:
+        stmt = Statement(sql, ())
+        _, (first,) = read_batch(rt.read_pool, decl, [stmt], timeout=5.0, previous=[None])
+        assert first.rows == python_equal and first.digest is not None
+        digest_of_other = msgspec.msgpack.encode(python_equal)
+        for previous in [(python_equal, digest_of_other), (python_equal, None)]:
+            _, (result,) = read_batch(rt.read_pool, decl, [stmt], timeout=5.0, previous=[previous])
+            assert result.rows is not python_equal and not result.unchanged, (sql, previous)
+    many = Statement(
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+        f"WHERE x < {DIGEST_ROWS + 1}) SELECT x FROM c",
+        (),
+    )
+    _, (big,) = read_batch(rt.read_pool, decl, [many], timeout=5.0, previous=[None])
+    assert big.digest is None and len(big.rows) == DIGEST_ROWS + 1
+    last = [(x,) for x in range(1, DIGEST_ROWS + 2)]
+    _, (same_big,) = read_batch(rt.read_pool, decl, [many], timeout=5.0, previous=[(last, None)])
+    assert same_big.rows is last and same_big.unchanged
 
 
 def test_a_batch_deadline_bounds_every_statement_of_the_batch(
