@@ -93,6 +93,16 @@ def test_equal_rows_update_seq_but_notify_nobody(
     rt.settle()
     assert len(seen) == before
     assert q.get().seq == s2 and q.get().result == [{"body": "a"}]
+    # The state the seq moved to is a QueryState as any other: equal to one made anew, frozen.
+    state = q.get()
+    assert type(state) is sc.QueryState and not state.pending and state.error is None
+    assert state == sc.QueryState(False, [{"body": "a"}], None, s2)
+    assert dataclasses.replace(state, seq=0) == sc.QueryState(False, [{"body": "a"}], None, 0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        state.seq = 1  # type: ignore[misc]
+    assert (
+        repr(state) == f"QueryState(pending=False, result=[{{'body': 'a'}}], error=None, seq={s2})"
+    )
 
 
 def test_writes_to_another_database_never_rerun_a_query(
