@@ -219,7 +219,7 @@ def _print_store(
 # `inspect --csv`: one line per database, with the keys of its JSON (`StoreInfo.to_json`) but its
 # tables, and its name; the header is printed for an empty store too.
 _INSPECT_COLUMNS = (
-    "space", "id", "file", "kind", "dropped", "exists", "missing", "rev", "last_write_seq",
+    "space", "id", "file", "kind", "dropped", "exists", "missing", "gone", "rev", "last_write_seq",
     "watermark", "in_sync", "damage", "swapped", "declared_tables", "name",
 )  # fmt: skip
 

@@ -399,7 +399,11 @@ class StoreInfo:
                             "kind": d.kind,
                             "dropped": d.dropped,
                             "exists": d.exists,
-                            "missing": d.missing,
+                            # Not there though it should be: a database file its space
+                            # wrote, or an injected file that is gone (the text says MISSING
+                            # for both; "gone" tells the second apart).
+                            "missing": d.missing or d.gone,
+                            "gone": d.gone,
                             "rev": d.rev,
                             "last_write_seq": d.last_write_seq,
                             "watermark": d.watermark,

@@ -5,6 +5,8 @@ that do not match the statement, and the smaller points of SPEC §6 (R60, R61, R
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -471,3 +473,14 @@ def test_an_injected_file_damaged_or_gone_is_a_finding_with_its_own_advice(
     assert f"the injected file {gone} is gone (deleted or moved" in findings[1]
     assert "GONE: the injected file is not there" in done.stdout
     assert "check --repair" not in done.stdout and "sqlite-cells check" not in done.stdout
+    # The JSON says the same: not there (missing), and why (gone, not rebuilt by anything).
+    listed = json.loads(run_cli("inspect", "--json", str(store)).stdout)
+    by_id = {d["id"]: d for s in listed["spaces"] for d in s["databases"]}
+    assert [(by_id[i]["exists"], by_id[i]["missing"], by_id[i]["gone"]) for i in ids] == [
+        (True, False, False),
+        (False, True, True),
+    ]
+    rows = list(csv.DictReader(io.StringIO(run_cli("inspect", "--csv", str(store)).stdout)))
+    assert sorted((r["id"], r["missing"], r["gone"]) for r in rows) == sorted(
+        [(ids[0], "false", "false"), (ids[1], "true", "true")]
+    )
