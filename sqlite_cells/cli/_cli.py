@@ -283,7 +283,12 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
     store = resolve_store(args)
     for value, what in ((args.space, "SPACE"), (args.db, "DB"), (args.sql, "SQL")):
         check_text(value, what)
-    check_statement(args.sql, Mode.READ)  # a refused statement is reported before its parameters
+    try:
+        check_statement(args.sql, Mode.READ)  # a refused statement is reported before its params
+    except GuardViolation as exc:
+        _one_left_out(args, store, exc)
+        raise
+    _one_left_out(args, store, None)
     params = bindings(args.sql, param_pairs(args.params))
     try:
         result = query_store(store, args.space, args.db, args.sql, params, timeout=args.timeout)
@@ -303,6 +308,38 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
     with Namer(store_dir(store), tuple(args.names)) as namer:
         _print_result(result, args.fmt, namer, out)
     return OK
+
+
+def _one_left_out(args: argparse.Namespace, store: str, refused: GuardViolation | None) -> None:
+    """``query STORE SPACE DB SQL`` with one argument left out reads as ``query SPACE DB SQL``
+    on the default store (STORE is optional): the store's path is taken for SPACE. When no
+    store was given, SPACE names a directory holding space files, and the command would fail
+    anyway — the SQL refused (DB taken for it) or no such store — that is bad usage (exit 2),
+    said so."""
+    if (
+        args.store is not None
+        or args.store_option is not None
+        or not _looks_like_a_store(args.space)
+    ):
+        return
+    if refused is not None:
+        why = f"{args.sql!r} is not a statement ({refused.kind}): the SQL seems to be missing"
+    elif not Path(store).exists():
+        why = f"there is no store at {store}"
+    else:
+        return
+    raise UsageError(
+        f"{args.space!r} is a directory, taken for SPACE since only three arguments were given, "
+        f"and {why}; give all four: sqlite-cells query STORE SPACE DB SQL"
+    ) from refused
+
+
+def _looks_like_a_store(path: str) -> bool:
+    """Whether ``path`` is a directory with space files in it (a space id never is one)."""
+    try:
+        return any(Path(path).glob("space-*.sqlite"))
+    except (OSError, ValueError):  # not a directory, a name the system refuses
+        return False
 
 
 def _print_result(result: QueryResult, fmt: Format, namer: Namer, out: TextIO) -> None:

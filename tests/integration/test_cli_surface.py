@@ -126,6 +126,38 @@ def test_two_different_stores_is_bad_usage(
     assert _run(capsys, "cells", str(chat_store), "--store", str(chat_store))[0] == 0
 
 
+def test_query_with_one_argument_left_out_is_bad_usage(
+    chat_store: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """STORE is optional, so `query STORE SPACE DB` (the SQL left out) reads as SPACE DB SQL
+    on the default store: DB is taken for the SQL. With no store given, SPACE a directory with
+    space files and the command failing anyway, it is bad usage (exit 2) that says which
+    argument is missing."""
+    monkeypatch.delenv("SQLITE_CELLS_STORE", raising=False)
+    monkeypatch.chdir(tmp_path)  # no default store here
+    code, out, err = _run(capsys, "query", str(chat_store), "s", "chat")
+    assert (code, out) == (2, "")
+    assert "'chat' is not a statement" in err and "the SQL seems to be missing" in err
+    assert "sqlite-cells query STORE SPACE DB SQL" in err
+    code, out, err = _run(capsys, "query", str(chat_store), "s", "SELECT 1 AS one")
+    assert (code, out) == (2, "")
+    assert "there is no store at" in err and "give all four" in err
+    # A space id that is also a directory here, on a store given: a query as any other.
+    (tmp_path / "s").mkdir()
+    code, out, err = _run(capsys, "query", str(chat_store), "s", "chat", "SELECT 1 AS one")
+    assert (code, err) == (0, "") and "1" in out
+    # The store from the environment, SPACE a directory but no store: the guard's refusal
+    # (exit 1) as for any SQL that is not a statement. SPACE a store: the SQL left out.
+    monkeypatch.setenv("SQLITE_CELLS_STORE", str(chat_store))
+    code, out, err = _run(capsys, "query", "s", "chat", "nonsense")
+    assert code == 1 and "refused by the statement guard" in err
+    code, out, err = _run(capsys, "query", str(chat_store), "s", "chat")
+    assert code == 2 and "the SQL seems to be missing" in err
+
+
 def test_tables_lists_columns_indexes_and_row_counts(
     chat_store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
