@@ -63,6 +63,17 @@ def check_text(value: str, what: str) -> str:
     return value
 
 
+_LISTED = 8  # how many items of a list a message names before "and N more"
+
+
+def _listed(items: list[str]) -> str:
+    """``items`` joined for a message, the first ``_LISTED`` of them and how many more: an
+    error about 8,000 ``-p`` pairs stays one readable line."""
+    shown = ", ".join(items[:_LISTED])
+    more = len(items) - _LISTED
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
 def bindings(sql: str, pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, Any]:
     """The ``-p NAME VALUE`` pairs as SQLite bindings for ``sql``: numbers (``-p 1 v`` for the
     first ``?``) make a tuple, names (``-p n v`` or ``-p :n v`` for ``:n``) a dict; values are
@@ -83,12 +94,13 @@ def bindings(sql: str, pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, An
         raise UsageError("give parameters either all by number (-p 1 v) or all by name (-p n v)")
     if uses.count == 0:
         if pairs:
-            shown = ", ".join(f"-p {name}" for name, _ in pairs)
-            raise UsageError(f"the statement has no parameters, but {shown} was given: drop it")
+            shown = _listed([f"-p {name}" for name, _ in pairs])
+            given = "was given: drop it" if len(pairs) == 1 else "were given: drop them"
+            raise UsageError(f"the statement has no parameters, but {shown} {given}")
         return ()
     if uses.numbered or by_number:
         if uses.used != set(range(1, uses.count + 1)):
-            how = ", ".join(f"-p {n} VALUE" for n in sorted(uses.used))
+            how = _listed([f"-p {n} VALUE" for n in sorted(uses.used)])
         elif uses.count == 1:
             how = "-p 1 VALUE"
         else:
@@ -112,7 +124,7 @@ def bindings(sql: str, pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, An
             )
         return tuple(numbered.get(n) for n in range(1, uses.count + 1))
     given = {name.lstrip(":@$"): value for name, value in pairs}
-    written = ", ".join(uses.names.values())
+    written = _listed(list(uses.names.values()))
     extra_names = [name for name in given if name not in uses.names]
     if extra_names:
         raise UsageError(
