@@ -95,8 +95,8 @@ def bindings(sql: str, pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, An
     if uses.count == 0:
         if pairs:
             shown = _listed([f"-p {name}" for name, _ in pairs])
-            given = "was given: drop it" if len(pairs) == 1 else "were given: drop them"
-            raise UsageError(f"the statement has no parameters, but {shown} {given}")
+            told = "was given: drop it" if len(pairs) == 1 else "were given: drop them"
+            raise UsageError(f"the statement has no parameters, but {shown} {told}")
         return ()
     if uses.numbered or by_number:
         if uses.used != set(range(1, uses.count + 1)):
