@@ -674,8 +674,14 @@ class LiveQueries:
                 scheduler.after_commit(file, seq, lambda: self._land(decl, file, seq, taken))
 
             with lock:
+                extra = outstanding[0] <= 0
                 outstanding[0] -= len(results)
                 last = outstanding[0] <= 0
+            if extra:
+                # More results than the job's statements (a bug): landing them again could put
+                # older rows over newer ones, and ending the unit twice would stop the scheduler.
+                log.error("dropped a second delivery of %d result(s) of one read", len(results))
+                return
             if last:
                 scheduler.finish_work(work, unit)
             else:

@@ -314,7 +314,7 @@ class QueryWorkers:
                 begin, end = self._build_ahead(job.ahead, pairs, tracker)
             else:
                 with tracker.lock:
-                    begin, end = tracker.begin, tracker.end
+                    begin, end, tracker.taken = tracker.begin, tracker.end, True
             return seq, pairs[begin:end]
         except SqliteCellsError as exc:
             return 0, _failed(job, _kept(keys, tracker), self._closed_instead(exc))
@@ -359,7 +359,8 @@ class QueryWorkers:
                 tracker.built_since = now
             ahead(key, result)
         with tracker.lock:
-            tracker.built_since = math.inf  # done: nothing is handed on any more
+            tracker.built_since = math.inf
+            tracker.taken = True  # done: nothing is handed on any more
             return tracker.begin, tracker.end
 
     # -- the watchdog --------------------------------------------------------------------------
@@ -442,6 +443,8 @@ class QueryWorkers:
         apart, in their own transaction."""
         tracker, job = flight.tracker, flight.job
         with tracker.lock:
+            if tracker.taken:
+                return  # every statement read, results taken: the worker delivers them now
             index, begin, end = tracker.index, tracker.begin, min(tracker.end, len(job.items))
             # Before its first statement a job's deadline is inf: not begun, not slow.
             since = tracker.built_since if tracker.building else tracker.deadline - self.timeout

@@ -295,3 +295,46 @@ def test_a_statement_read_before_a_long_one_of_its_job_is_delivered_before_it(st
                 break
             time.sleep(0.01)
         assert isinstance(arrived["endless"][1].error, sc.QueryTimeout | sc.QueryError)
+
+
+def test_a_job_whose_results_its_worker_took_is_never_split(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a worker has taken its job's results (every statement read; none to build: each
+    read the rows its query held), the watchdog hands nothing on: a split then read the
+    statements again in a new job while the worker delivered them too, so each was delivered
+    twice — a query's older rows could land after newer ones, and the second delivery of one
+    unit of work stopped the scheduler. The worker is held between taking its results and
+    delivering them (as a thread that loses the processor there is) longer than ``SLOW`` and
+    a watchdog look."""
+    real = workers_module.QueryWorkers._build_ahead
+
+    def held_after_taking(self: Any, ahead: Any, pairs: Any, tracker: Any) -> Any:
+        taken = real(self, ahead, pairs, tracker)
+        time.sleep(workers_module.SLOW + 0.2)
+        return taken
+
+    monkeypatch.setattr(workers_module.QueryWorkers, "_build_ahead", held_after_taking)
+    with sc.Runtime(store, query_timeout=30.0, query_workers=1) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        workers = rt.query_workers
+        delivered: list[Any] = []
+        done = threading.Event()
+        keys = ["first", "second", "third"]
+
+        def deliver(seq: int, results: list[tuple[Any, StatementResult]]) -> None:
+            delivered.extend(key for key, _ in results)
+            if len(delivered) >= len(keys):
+                done.set()
+
+        items: list[tuple[Any, Statement]] = [
+            (key, Statement(f"SELECT count(*) + {n} AS n FROM messages", ()))
+            for n, key in enumerate(keys)
+        ]
+        held = {key: ([(n,)], None) for n, key in enumerate(keys)}  # the rows each reads
+        job = ReadJob(db.declaration, items, deliver, None, held.get, lambda key, result: None)
+        workers.submit(job)
+        assert done.wait(30)  # a hang guard
+        time.sleep(workers_module.SLOW + 0.3)  # a second delivery would have come by now
+        assert sorted(delivered) == sorted(keys)
+        assert workers.splits == 0
