@@ -72,7 +72,13 @@ from sqlite_cells.cli._output import (
 from sqlite_cells.cli._params import UsageError, bindings, check_text
 from sqlite_cells.cli._parser import literal_params, param_pairs, parser
 from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK, USAGE
-from sqlite_cells.codec import GuardViolation, QueryError, QueryTimeout, SqliteCellsError
+from sqlite_cells.codec import (
+    GuardViolation,
+    QueryError,
+    QueryTimeout,
+    SqliteCellsError,
+    brief_repr,
+)
 from sqlite_cells.files import orphans
 from sqlite_cells.read import text_table
 from sqlite_cells.runtime import interrupts_held, lock_waits, shown_path, waited_for_lock
@@ -312,25 +318,27 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
 
 def _one_left_out(args: argparse.Namespace, store: str, refused: GuardViolation | None) -> None:
     """``query STORE SPACE DB SQL`` with one argument left out reads as ``query SPACE DB SQL``
-    on the default store (STORE is optional): the store's path is taken for SPACE. When no
-    store was given, SPACE names a directory holding space files, and the command would fail
-    anyway — the SQL refused (DB taken for it) or no such store — that is bad usage (exit 2),
-    said so."""
-    if (
-        args.store is not None
-        or args.store_option is not None
-        or not _looks_like_a_store(args.space)
-    ):
+    (STORE is optional): the store's path is taken for SPACE. When no store was given as an
+    argument, SPACE names a directory holding space files, and the command would fail anyway —
+    no store where one is looked for, or the guard refusing a single word (DB taken for the
+    SQL) — that is bad usage (exit 2), said with how the three arguments were read. A refused
+    statement of more than one word is the guard's to report (exit 1), as for any query."""
+    if args.store is not None or args.store_option is not None or not args.space.strip():
         return
     if refused is not None:
-        why = f"{args.sql!r} is not a statement ({refused.kind}): the SQL seems to be missing"
+        if len(args.sql.split()) != 1:
+            return
+        why = f"{brief_repr(args.sql)} is no statement: the SQL seems to be missing"
     elif not Path(store).exists():
-        why = f"there is no store at {store}"
+        why = f"there is no store at {shown_path(Path(store))}"
     else:
         return
+    if not _looks_like_a_store(args.space):
+        return
     raise UsageError(
-        f"{args.space!r} is a directory, taken for SPACE since only three arguments were given, "
-        f"and {why}; give all four: sqlite-cells query STORE SPACE DB SQL"
+        f"only three arguments were given, so {brief_repr(args.space)}, a store's directory, "
+        f"was taken for SPACE, {brief_repr(args.db)} for DB and {brief_repr(args.sql)} for "
+        f"SQL, and {why}; give all four: sqlite-cells query STORE SPACE DB SQL"
     ) from refused
 
 

@@ -9,9 +9,11 @@ which numbers them as SQLite does: ``?`` and ``?NNN`` are numbered parameters, `
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlite_cells.codec import brief_repr
 from sqlite_cells.sql import scan_sql
 
 __all__ = ["Parameters", "UsageError", "bindings", "check_text", "statement_parameters"]
@@ -64,6 +66,19 @@ def check_text(value: str, what: str) -> str:
 
 
 _LISTED = 8  # how many items of a list a message names before "and N more"
+_PLAIN_NAME = re.compile(r"[:@$]?[A-Za-z0-9_]{1,64}")
+
+
+def _numbered(name: str) -> bool:
+    """``-p 2 v``: a parameter given by number (ASCII digits: ``str.isdigit`` also takes ``²``,
+    which ``int`` refuses)."""
+    return name.isascii() and name.isdigit()
+
+
+def _name(name: str) -> str:
+    """A parameter name as a message shows it: as typed when plain, else quoted and cut (a name
+    holding a newline or 20,000 characters keeps the message one short line)."""
+    return name if _PLAIN_NAME.fullmatch(name) else brief_repr(name)
 
 
 def _listed(items: list[str]) -> str:
@@ -84,17 +99,17 @@ def bindings(sql: str, pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, An
         check_text(value, f"the value of parameter {name!r}")
     seen: set[str] = set()
     for name, _value in pairs:
-        key = str(int(name)) if name.isdigit() else name.lstrip(":@$")
+        key = str(int(name)) if _numbered(name) else name.lstrip(":@$")
         if key in seen:
-            raise UsageError(f"-p {name} is given twice: give each parameter once")
+            raise UsageError(f"-p {_name(name)} is given twice: give each parameter once")
         seen.add(key)
     uses = statement_parameters(sql)
-    by_number = [(name, value) for name, value in pairs if name.isdigit()]
+    by_number = [(name, value) for name, value in pairs if _numbered(name)]
     if by_number and len(by_number) != len(pairs):
         raise UsageError("give parameters either all by number (-p 1 v) or all by name (-p n v)")
     if uses.count == 0:
         if pairs:
-            shown = _listed([f"-p {name}" for name, _ in pairs])
+            shown = _listed([f"-p {_name(name)}" for name, _ in pairs])
             told = "was given: drop it" if len(pairs) == 1 else "were given: drop them"
             raise UsageError(f"the statement has no parameters, but {shown} {told}")
         return ()
@@ -124,18 +139,18 @@ def bindings(sql: str, pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, An
             )
         return tuple(numbered.get(n) for n in range(1, uses.count + 1))
     given = {name.lstrip(":@$"): value for name, value in pairs}
-    written = _listed(list(uses.names.values()))
+    written = _listed([_name(name) for name in uses.names.values()])
     extra_names = [name for name in given if name not in uses.names]
     if extra_names:
+        extra_name = _name(extra_names[0])
         raise UsageError(
-            f"-p {extra_names[0]}: the statement has no parameter :{extra_names[0]} "
-            f"(it uses {written})"
+            f"-p {extra_name}: the statement has no parameter :{extra_name} (it uses {written})"
         )
     missing_names = [name for name in uses.names if name not in given]
     if missing_names:
         first = missing_names[0]
         raise UsageError(
-            f"the statement uses {uses.names[first]} but no value was given: pass it with "
-            f"-p {first} VALUE"
+            f"the statement uses {_name(uses.names[first])} but no value was given: pass it "
+            f"with -p {_name(first)} VALUE"
         )
     return given

@@ -341,6 +341,13 @@ def chat(store: Path) -> Path:
             "-p 14 VALUE, -p 16 VALUE and 191 more)",
         ),
         ("SELECT ?", ["-p", "1", "\udcff\udcfe"], "is not valid UTF-8"),
+        # A digit Python reads as one but no number (int("²") fails): a name, not a number.
+        ("SELECT ?", ["-p", "²", "v"], "give them by number, -p 1 VALUE"),
+        ("SELECT :a", ["-p", "²", "v"], "-p '²': the statement has no parameter :'²'"),
+        # A name holding a newline or 20,000 characters: quoted and cut, one short line.
+        ("SELECT 1", ["-p", "a\nb", "v"], "-p 'a\\nb' was given: drop it"),
+        ("SELECT :a", ["-p", "x" * 20_000, "v"], "(20,002 characters)"),
+        ("SELECT :" + "y" * 20_000, [], "(20,003 characters) but no value was given"),
     ],
 )
 def test_parameters_that_do_not_match_the_statement_are_bad_usage(
@@ -348,7 +355,7 @@ def test_parameters_that_do_not_match_the_statement_are_bad_usage(
 ) -> None:
     code, out, err = _run(capsys, "query", str(chat), "demo", "chat", sql, *params)
     assert code == 2 and out == ""
-    assert said in err and len(err) < 1000
+    assert said in err and len(err) < 1000 and err.count("\n") == 1
     assert not any(raw in err for raw in ("KeyError", "BindingsError", "UnicodeEncodeError"))
 
 

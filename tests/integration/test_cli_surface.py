@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -140,7 +141,8 @@ def test_query_with_one_argument_left_out_is_bad_usage(
     monkeypatch.chdir(tmp_path)  # no default store here
     code, out, err = _run(capsys, "query", str(chat_store), "s", "chat")
     assert (code, out) == (2, "")
-    assert "'chat' is not a statement" in err and "the SQL seems to be missing" in err
+    assert f"so {str(chat_store)!r}, a store's directory, was taken for SPACE, 's' for DB" in err
+    assert "'chat' is no statement: the SQL seems to be missing" in err
     assert "sqlite-cells query STORE SPACE DB SQL" in err
     code, out, err = _run(capsys, "query", str(chat_store), "s", "SELECT 1 AS one")
     assert (code, out) == (2, "")
@@ -156,6 +158,17 @@ def test_query_with_one_argument_left_out_is_bad_usage(
     assert code == 1 and "refused by the statement guard" in err
     code, out, err = _run(capsys, "query", str(chat_store), "s", "chat")
     assert code == 2 and "the SQL seems to be missing" in err
+    # A refused statement of more words is the guard's to report, whatever was left out (here
+    # SPACE), and so is one under a store's directory that shares the space's name.
+    code, out, err = _run(capsys, "query", str(chat_store), "chat", "DELETE FROM messages")
+    assert code == 1 and "refused by the statement guard" in err
+    shutil.copytree(chat_store, tmp_path / "store-named-s")
+    (tmp_path / "s").rmdir()
+    (tmp_path / "store-named-s").rename(tmp_path / "s")
+    code, out, err = _run(capsys, "query", "s", "chat", "SELECT * FROM sqlite_master")
+    assert code == 1 and "refused by the statement guard" in err
+    code, out, err = _run(capsys, "query", "", "chat", "SELECT 1")
+    assert code == 1 and "the SQL seems" not in err
 
 
 def test_tables_lists_columns_indexes_and_row_counts(
