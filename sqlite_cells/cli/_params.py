@@ -142,9 +142,10 @@ def bindings(sql: str, pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, An
     written = _listed([_name(name) for name in uses.names.values()])
     extra_names = [name for name in given if name not in uses.names]
     if extra_names:
-        extra_name = _name(extra_names[0])
+        extra = extra_names[0]
         raise UsageError(
-            f"-p {extra_name}: the statement has no parameter :{extra_name} (it uses {written})"
+            f"-p {_name(extra)}: the statement has no parameter {_name(':' + extra)} "
+            f"(it uses {written})"
         )
     missing_names = [name for name in uses.names if name not in given]
     if missing_names:

@@ -343,7 +343,7 @@ def chat(store: Path) -> Path:
         ("SELECT ?", ["-p", "1", "\udcff\udcfe"], "is not valid UTF-8"),
         # A digit Python reads as one but no number (int("²") fails): a name, not a number.
         ("SELECT ?", ["-p", "²", "v"], "give them by number, -p 1 VALUE"),
-        ("SELECT :a", ["-p", "²", "v"], "-p '²': the statement has no parameter :'²'"),
+        ("SELECT :a", ["-p", "²", "v"], "-p '²': the statement has no parameter ':²'"),
         # A name holding a newline or 20,000 characters: quoted and cut, one short line.
         ("SELECT 1", ["-p", "a\nb", "v"], "-p 'a\\nb' was given: drop it"),
         ("SELECT :a", ["-p", "x" * 20_000, "v"], "(20,002 characters)"),

@@ -86,7 +86,7 @@ def test_an_error_line_escapes_the_stored_text_and_the_arguments_it_quotes(texts
     done = run_cli("query", str(texts), "demo", "t", "SELECT :a", "-p", "\x1b[2J", "1")
     assert done.returncode == 2
     assert done.stderr == (
-        "sqlite-cells: -p \\x1b[2J: the statement has no parameter :\\x1b[2J (it uses :a)\n"
+        "sqlite-cells: -p '\\x1b[2J': the statement has no parameter ':\\x1b[2J' (it uses :a)\n"
     )
     done = run_cli("inspect", str(texts), "\x1b]0;owned\x07")
     assert done.returncode == 2
