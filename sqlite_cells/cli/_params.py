@@ -96,7 +96,7 @@ def bindings(sql: str, pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, An
     when one the statement uses is not given, one given is not used, or one is given twice."""
     for name, value in pairs:
         check_text(name, "the parameter name")
-        check_text(value, f"the value of parameter {name!r}")
+        check_text(value, f"the value of parameter {_name(name)}")
     seen: set[str] = set()
     for name, _value in pairs:
         key = str(int(name)) if _numbered(name) else name.lstrip(":@$")
@@ -142,9 +142,9 @@ def bindings(sql: str, pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, An
     written = _listed([_name(name) for name in uses.names.values()])
     extra_names = [name for name in given if name not in uses.names]
     if extra_names:
-        extra = extra_names[0]
+        unknown = extra_names[0]
         raise UsageError(
-            f"-p {_name(extra)}: the statement has no parameter {_name(':' + extra)} "
+            f"-p {_name(unknown)}: the statement has no parameter {_name(':' + unknown)} "
             f"(it uses {written})"
         )
     missing_names = [name for name in uses.names if name not in given]
