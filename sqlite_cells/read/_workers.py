@@ -22,10 +22,11 @@ short — never start one.
 
 Nor does a statement wait behind a slow one of its own job: when the statement a worker runs
 has run ``SLOW`` seconds, or one statement's rows have taken that long to build, the watchdog
-hands the job's other statements — those not begun yet and those read already, which would
-otherwise be delivered only with the slow one — to a new job, which an idle or extra worker
-takes; the worker stops after the slow one and delivers it alone (``Tracker.begin`` and
-``Tracker.end``). A batch of short statements stays one job, in one read transaction.
+hands the job's other statements on — those read already, which would otherwise be delivered
+only with the slow one, to one new job that reads them again, those not begun yet to another —
+which idle or extra workers take; the worker stops after the slow one and delivers it alone
+(``Tracker.begin`` and ``Tracker.end``). No statement is read more than twice (see
+``_split_locked``). A batch of short statements stays one job, in one read transaction.
 """
 
 from __future__ import annotations
@@ -115,6 +116,9 @@ class ReadJob:
     # Run on the worker for each item's result before delivery: a live query builds its rows
     # there, within the statement's deadline, not on the scheduler thread (R44).
     ahead: Callable[[Any, StatementResult], None] | None = None
+    # Its statements were read once already, in a job the watchdog split: a split of this one
+    # hands on only those not read yet (see QueryWorkers._split_locked).
+    again: bool = False
 
 
 @dataclass(eq=False, slots=True)
@@ -434,28 +438,43 @@ class QueryWorkers:
             _interrupt(pooled)
 
     def _split_locked(self, flight: _InFlight, now: float) -> None:
-        """Hand every other statement of ``flight``'s job to a new job when the one running has
-        run ``SLOW`` seconds, or one statement's rows have been built that long: a long
-        statement never holds back the others of its batch (R44). Those not begun yet go, and
-        so do those read (and built) already, which would otherwise be delivered only with the
-        slow one, up to ``query_timeout`` later: they are read again. The new job waits for an
-        idle worker, or an extra one (see ``_add_extra_locked``); its results are delivered
-        apart, in their own transaction."""
+        """Hand the other statements of ``flight``'s job on when the one running has run
+        ``SLOW`` seconds, or one statement's rows have been built that long: a long statement
+        never holds back the others of its batch (R44). Those read before it, which would
+        otherwise be delivered only with the slow one, up to ``query_timeout`` later, are read
+        again in a job of their own; those not begun yet go to another job, which may split in
+        turn. A job of statements read *again* hands on only those it has not read yet: the
+        others wait for its slow one. So no statement is read more than twice (handing on
+        every read one at every split re-read a batch of slowish statements again and again,
+        in time that grew with the square of its size). Each new job waits for an idle worker,
+        or an extra one (see ``_add_extra_locked``); its results are delivered apart, in its
+        own transaction. Not after :meth:`close`, which fails the queued jobs only once."""
         tracker, job = flight.tracker, flight.job
         with tracker.lock:
-            if tracker.taken:
+            if tracker.taken or self._closed:
                 return  # every statement read, results taken: the worker delivers them now
             index, begin, end = tracker.index, tracker.begin, min(tracker.end, len(job.items))
             # Before its first statement a job's deadline is inf: not begun, not slow.
             since = tracker.built_since if tracker.building else tracker.deadline - self.timeout
-            if now - since < SLOW or (begin == index and index + 1 >= end):
-                return  # not slow yet, or nothing else left in the job
-            items = job.items[begin:index] + job.items[index + 1 : end]
-            tracker.begin = index
+            if now - since < SLOW:
+                return
+            read = job.items[begin:index]
+            rest = job.items[index + 1 : end]
+            if job.again:
+                if tracker.building:
+                    return  # every statement read twice: they wait for the slow one
+                read = []
+            if not read and not rest:
+                return  # nothing else left in the job
+            if read:
+                tracker.begin = index
             tracker.end = index + 1
-        rest = ReadJob(job.decl, items, job.deliver, None, job.previous, job.ahead)
-        self._queue.append(rest)
-        self._wake.notify()
+        for items, again in ((read, True), (rest, job.again or tracker.building)):
+            if items:
+                self._queue.append(
+                    ReadJob(job.decl, items, job.deliver, None, job.previous, job.ahead, again)
+                )
+                self._wake.notify()
         self.splits += 1
 
     def _abandon_locked(self, worker: _Worker) -> None:
@@ -496,7 +515,7 @@ class QueryWorkers:
         _deliver(job, 0, [(key, StatementResult(error=error))])
         rest = job.items[begin:index] + job.items[index + 1 : end]  # (none once split)
         if rest:
-            self.submit(ReadJob(job.decl, rest, job.deliver, None, job.previous, job.ahead))
+            self.submit(ReadJob(job.decl, rest, job.deliver, None, job.previous, job.ahead, True))
 
     # -- lifecycle -----------------------------------------------------------------------------
 

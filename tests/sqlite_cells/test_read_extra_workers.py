@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import sqlite_cells as sc
+import sqlite_cells.read._reader as reader_module
 import sqlite_cells.read._workers as workers_module
 from sqlite_cells.read._pool import ReadPool
 from sqlite_cells.read._reader import Statement, StatementResult
@@ -338,3 +339,42 @@ def test_a_job_whose_results_its_worker_took_is_never_split(
         time.sleep(workers_module.SLOW + 0.3)  # a second delivery would have come by now
         assert sorted(delivered) == sorted(keys)
         assert workers.splits == 0
+
+
+def test_a_batch_of_slowish_statements_reads_each_at_most_twice(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Statements each a little past ``SLOW``: every split hands the ones read before the slow
+    one to a job that reads them again, and such a job hands on only what it has not read yet.
+    Handing every read one on at every split read a batch of 60 such statements up to 45 times
+    each, and landed it at twice query_timeout. Each statement is held in its read (a stand-in
+    for a statement of that length) and counted."""
+    reads: dict[str, int] = {}
+    real = reader_module._run_one
+
+    def slowish(pooled: Any, plan: Any, stmt: Statement) -> Any:
+        reads[stmt.sql] = reads.get(stmt.sql, 0) + 1
+        time.sleep(workers_module.SLOW * 1.6)
+        return real(pooled, plan, stmt)
+
+    monkeypatch.setattr(reader_module, "_run_one", slowish)
+    with sc.Runtime(store, query_timeout=30.0, query_workers=1) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        delivered: list[Any] = []
+        done = threading.Event()
+        count = 16
+
+        def deliver(seq: int, results: list[tuple[Any, StatementResult]]) -> None:
+            assert all(result.error is None for _, result in results)
+            delivered.extend(key for key, _ in results)
+            if len(delivered) >= count:
+                done.set()
+
+        items: list[tuple[Any, Statement]] = [
+            (n, Statement(f"SELECT count(*) + {n} AS n FROM messages", ())) for n in range(count)
+        ]
+        rt.query_workers.submit(ReadJob(db.declaration, items, deliver))
+        assert done.wait(60)  # a hang guard
+        time.sleep(0.3)  # a second delivery would have come by now
+        assert sorted(delivered) == list(range(count))
+        assert len(reads) == count and max(reads.values()) <= 2, reads
