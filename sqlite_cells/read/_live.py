@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -488,6 +489,13 @@ class LiveQueries:
         self._submit(wanted, reads, chunks)
 
     def _submit(self, wanted: _Wanted, reads: list[_Read], chunks: int) -> None:
+        """Send ``reads`` to the workers as ``chunks`` jobs, each with the statements not known
+        to be light first (never run, or slowest last time), lightest last. A statement slow
+        this time hands the ones after it to another worker, and those read before it are
+        delivered only with it (``QueryWorkers._split_locked``): a light one placed before a
+        runaway one would wait for its query_timeout (R44)."""
+        costs = self._costs
+        reads = sorted(reads, key=lambda read: -costs.get(read.key, math.inf))
         for i in range(chunks):
             part = reads[i::chunks] if chunks > 1 else reads
             delivery = self._delivery(

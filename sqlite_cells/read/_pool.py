@@ -96,7 +96,8 @@ class PooledConnection:
 
     ``deadline`` is a ``time.monotonic()`` value (``inf`` when no read runs); past it the
     progress handler interrupts the statement and the busy handler stops waiting for a lock.
-    ``timed_out_waiting`` says whether the last lock wait ended at the deadline."""
+    ``timed_out_waiting`` says whether the last lock wait ended at the deadline, and
+    ``lock_waited_at`` when the busy handler last ran (a statement in a lock wait)."""
 
     __slots__ = (
         "_steps",
@@ -109,6 +110,7 @@ class PooledConnection:
         "held",
         "identity",
         "live_wal",
+        "lock_waited_at",
         "opened",
         "path",
         "shadow",
@@ -135,6 +137,7 @@ class PooledConnection:
         self.shadow: ShadowState | None = None
         self.deadline = math.inf
         self.timed_out_waiting = False
+        self.lock_waited_at = -math.inf  # when the busy handler last ran (see _wait_for_lock)
         # True once a read found the file in WAL mode: from then on this connection holds a
         # shared lock on it, and no runtime removes a file someone holds (see module docstring).
         self.held = False
@@ -156,7 +159,8 @@ class PooledConnection:
         # Lock waits count in the query's time (R44): wait in short sleeps up to the deadline.
         # An interrupt (the watchdog, close(), Ctrl-C) ends a wait as it ends a running
         # statement: SQLite's interrupt alone does not stop a busy handler's sleeps.
-        remaining = self.deadline - time.monotonic()
+        now = self.lock_waited_at = time.monotonic()
+        remaining = self.deadline - now
         if remaining <= 0 or self.conn.is_interrupted:
             self.timed_out_waiting = True
             return False

@@ -21,12 +21,11 @@ that finds no work for ``RETIRE`` seconds exits (any idle worker does while ther
 short — never start one.
 
 Nor does a statement wait behind a slow one of its own job: when the statement a worker runs
-has run ``SLOW`` seconds, or one statement's rows have taken that long to build, the watchdog
-hands the job's other statements on — those read already, which would otherwise be delivered
-only with the slow one, to one new job that reads them again, those not begun yet to another —
-which idle or extra workers take; the worker stops after the slow one and delivers it alone
-(``Tracker.begin`` and ``Tracker.end``). No statement is read more than twice (see
-``_split_locked``). A batch of short statements stays one job, in one read transaction.
+has run ``SLOW`` seconds, the watchdog hands the job's statements not begun yet to a new job
+(the worker stops after the one it runs; see ``Tracker.end``), which an idle or extra worker
+takes. A batch of short statements stays one job, in one read transaction. Likewise when one
+statement's rows have taken ``SLOW`` seconds to build: the job's other statements go to a new
+job, and the worker delivers that one alone (``Tracker.begin``).
 """
 
 from __future__ import annotations
@@ -96,6 +95,9 @@ RETIRE = 1.0  # an idle worker beyond ``count`` exits after this long without wo
 _WATCH_EVERY = 0.05
 CLOSE_WAIT = 1.0  # how long close() waits for interrupted workers to end (R44's slack)
 _LINGER = 1.0  # how long the watchdog keeps polling after the last guarded read began
+# A statement whose connection waited for a lock this recently is in a lock wait (whose sleeps
+# are at most 20 ms): its job is not split (see QueryWorkers._split_locked).
+_LOCK_WAIT_RECENT = 0.05
 
 Delivery = Callable[[int, list[tuple[Any, StatementResult]]], None]
 
@@ -116,9 +118,6 @@ class ReadJob:
     # Run on the worker for each item's result before delivery: a live query builds its rows
     # there, within the statement's deadline, not on the scheduler thread (R44).
     ahead: Callable[[Any, StatementResult], None] | None = None
-    # Its statements were read once already, in a job the watchdog split: a split of this one
-    # hands on only those not read yet (see QueryWorkers._split_locked).
-    again: bool = False
 
 
 @dataclass(eq=False, slots=True)
@@ -438,43 +437,40 @@ class QueryWorkers:
             _interrupt(pooled)
 
     def _split_locked(self, flight: _InFlight, now: float) -> None:
-        """Hand the other statements of ``flight``'s job on when the one running has run
-        ``SLOW`` seconds, or one statement's rows have been built that long: a long statement
-        never holds back the others of its batch (R44). Those read before it, which would
-        otherwise be delivered only with the slow one, up to ``query_timeout`` later, are read
-        again in a job of their own; those not begun yet go to another job, which may split in
-        turn. A job of statements read *again* hands on only those it has not read yet: the
-        others wait for its slow one. So no statement is read more than twice (handing on
-        every read one at every split re-read a batch of slowish statements again and again,
-        in time that grew with the square of its size). Each new job waits for an idle worker,
-        or an extra one (see ``_add_extra_locked``); its results are delivered apart, in its
-        own transaction. Not after :meth:`close`, which fails the queued jobs only once."""
+        """Hand the statements of ``flight``'s job not begun yet to a new job when the one
+        running has run ``SLOW`` seconds, and all its other statements when one statement's
+        rows have been built that long: a long statement never holds back the others of its
+        batch (R44). The new job waits for an idle worker, or an extra one (see
+        ``_add_extra_locked``); its results are delivered apart, in their own transaction.
+        Statements read *before* a slow one wait for it, delivered with it: a batch sent to
+        the workers puts the statements known to be heavier first (``LiveQueries._submit``).
+        Not while the statement waits for a lock on its file (the next statement would wait
+        for the same one: a chain of such jobs only filled every worker), not once the worker
+        has taken its results, and not after :meth:`close`, which failed the queued jobs."""
         tracker, job = flight.tracker, flight.job
         with tracker.lock:
             if tracker.taken or self._closed:
-                return  # every statement read, results taken: the worker delivers them now
-            index, begin, end = tracker.index, tracker.begin, min(tracker.end, len(job.items))
-            # Before its first statement a job's deadline is inf: not begun, not slow.
-            since = tracker.built_since if tracker.building else tracker.deadline - self.timeout
-            if now - since < SLOW:
                 return
-            read = job.items[begin:index]
-            rest = job.items[index + 1 : end]
-            if job.again:
-                if tracker.building:
-                    return  # every statement read twice: they wait for the slow one
-                read = []
-            if not read and not rest:
-                return  # nothing else left in the job
-            if read:
+            index, begin, end = tracker.index, tracker.begin, min(tracker.end, len(job.items))
+            if tracker.building:
+                # Every statement was read and one's rows take long to build (a row type's
+                # slow __post_init__, a large result): the others, built or not, are read and
+                # built again elsewhere rather than wait for it (R44).
+                if now - tracker.built_since < SLOW or (begin == index and index + 1 >= end):
+                    return
+                items = job.items[begin:index] + job.items[index + 1 : end]
                 tracker.begin = index
+            else:
+                if index + 1 >= end or now - (tracker.deadline - self.timeout) < SLOW:
+                    return  # nothing left behind it, or not begun (deadline inf), or not slow yet
+                pooled = tracker.pooled
+                if pooled is not None and now - pooled.lock_waited_at < _LOCK_WAIT_RECENT:
+                    return
+                items = job.items[index + 1 : end]
             tracker.end = index + 1
-        for items, again in ((read, True), (rest, job.again or tracker.building)):
-            if items:
-                self._queue.append(
-                    ReadJob(job.decl, items, job.deliver, None, job.previous, job.ahead, again)
-                )
-                self._wake.notify()
+        rest = ReadJob(job.decl, items, job.deliver, None, job.previous, job.ahead)
+        self._queue.append(rest)
+        self._wake.notify()
         self.splits += 1
 
     def _abandon_locked(self, worker: _Worker) -> None:
@@ -515,7 +511,7 @@ class QueryWorkers:
         _deliver(job, 0, [(key, StatementResult(error=error))])
         rest = job.items[begin:index] + job.items[index + 1 : end]  # (none once split)
         if rest:
-            self.submit(ReadJob(job.decl, rest, job.deliver, None, job.previous, job.ahead, True))
+            self.submit(ReadJob(job.decl, rest, job.deliver, None, job.previous, job.ahead))
 
     # -- lifecycle -----------------------------------------------------------------------------
 

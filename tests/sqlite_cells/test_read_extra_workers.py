@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import apsw
 import pytest
 
 import sqlite_cells as sc
+import sqlite_cells.read._live as live_module
 import sqlite_cells.read._reader as reader_module
 import sqlite_cells.read._workers as workers_module
 from sqlite_cells.read._pool import ReadPool
@@ -257,45 +259,54 @@ def test_a_read_stuck_opening_its_file_times_out_by_its_deadline(
         release.set()
 
 
-def test_a_statement_read_before_a_long_one_of_its_job_is_delivered_before_it(store: Path) -> None:
-    """A job's statements share one read transaction and one delivery. When one runs long, the
-    watchdog hands the others on: those not begun yet, and those read before it, which were
-    delivered only with the long one when it ended — up to query_timeout later (R44). The quick
-    statement is read again in its own job and arrives while the endless one still runs."""
-    with sc.Runtime(store, query_timeout=120.0, query_workers=1) as rt:
-        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
-        workers = rt.query_workers
-        arrived: dict[str, tuple[int, StatementResult]] = {}
-        quick_came = threading.Event()
+def test_a_light_query_goes_after_runaway_ones_in_the_jobs_of_its_batch(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A statement read before a slow one of its job is delivered with it, up to
+    query_timeout later; one after it is handed to another worker. A light query whose last
+    read time came out above the light mark (a loaded machine) was batched with runaway ones
+    and, placed first, reached its subscriber 1.99 s after the commit with query_timeout=2.
+    Jobs now hold the statements never run or slowest first (R44)."""
+    timeout = 2.0
+    with sc.Runtime(store, query_timeout=timeout, query_workers=2) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        with space.transact():
+            db.exec_many("INSERT INTO messages (body) VALUES (?)", [(str(i),) for i in range(2000)])
+        runaway = "SELECT count(*) + {k} AS c FROM messages a, messages b, messages c"
+        runaways = [db.query(runaway.format(k=k)) for k in range(3)]
+        light_sql = "SELECT count(*) AS c FROM messages"
+        light = db.query(light_sql)
+        assert rt.settle(timeout=30)
+        assert all(isinstance(q.get().error, sc.QueryTimeout) for q in runaways)
+        hub = rt.live_queries
+        jobs: list[list[str]] = []
+        real_submit = rt.query_workers.submit
 
-        def deliver(seq: int, results: list[tuple[Any, StatementResult]]) -> None:
-            for key, result in results:
-                arrived[key] = (seq, result)
-                if key == "quick":
-                    quick_came.set()
+        def submit(job: ReadJob) -> None:
+            jobs.append([stmt.sql for _, stmt in job.items])
+            real_submit(job)
 
-        items: list[tuple[Any, Statement]] = [
-            ("quick", Statement(COUNT, ())),
-            ("endless", Statement(ENDLESS, ())),
-        ]
-        workers.submit(ReadJob(db.declaration, items, deliver))
-        try:
-            assert quick_came.wait(60)  # a hang guard: before the split this waits for 120 s
-            assert "endless" not in arrived
-            seq, quick = arrived["quick"]
-            assert quick.error is None and quick.rows == [(0,)] and seq >= 0
-            assert workers.splits == 1
-        finally:
-            for flight in list(workers._in_flight.values()):
-                with flight.tracker.lock:
-                    pooled = flight.tracker.pooled
-                if pooled is not None:
-                    pooled.conn.interrupt()  # the endless one ends now, not at close
-        for _ in range(3000):  # a hang guard
-            if "endless" in arrived:
-                break
-            time.sleep(0.01)
-        assert isinstance(arrived["endless"][1].error, sc.QueryTimeout | sc.QueryError)
+        monkeypatch.setattr(rt.query_workers, "submit", submit)
+        seen: list[tuple[float, Any]] = []
+        light.observe().subscribe(lambda state: seen.append((time.monotonic(), state.result)))
+        for n in (2001, 2002):
+            # Its last read time, as a loaded machine may measure it: above the light mark, so
+            # it goes in one job with the runaway ones (which have no cost: they timed out).
+            for key in list(hub._costs):
+                if key[1] == light_sql:
+                    hub._costs[key] = live_module.SPLIT_COST * 50
+            jobs.clear()
+            with space.transact():
+                db.exec("INSERT INTO messages (body) VALUES ('x')")
+            committed = time.monotonic()
+            while seen[-1][1] != [{"c": n}] and time.monotonic() < committed + 3 * timeout:
+                time.sleep(0.005)
+            assert seen[-1][1] == [{"c": n}]
+            assert seen[-1][0] - committed < timeout / 2, seen[-1][0] - committed
+            first = next(job for job in jobs if light_sql in job)
+            assert first[-1] == light_sql and len(first) > 1, first
+            assert rt.settle(timeout=30)
 
 
 def test_a_job_whose_results_its_worker_took_is_never_split(
@@ -341,14 +352,13 @@ def test_a_job_whose_results_its_worker_took_is_never_split(
         assert workers.splits == 0
 
 
-def test_a_batch_of_slowish_statements_reads_each_at_most_twice(
+def test_a_batch_of_slowish_statements_reads_each_once(
     store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Statements each a little past ``SLOW``: every split hands the ones read before the slow
-    one to a job that reads them again, and such a job hands on only what it has not read yet.
-    Handing every read one on at every split read a batch of 60 such statements up to 45 times
-    each, and landed it at twice query_timeout. Each statement is held in its read (a stand-in
-    for a statement of that length) and counted."""
+    """Statements each a little past ``SLOW``: each split hands on the statements not begun
+    yet, never those read already (a version that handed those on too read a batch of 60 such
+    statements up to 45 times each, and landed it at twice query_timeout). Each statement is
+    held in its read (a stand-in for a statement of that length) and counted."""
     reads: dict[str, int] = {}
     real = reader_module._run_one
 
@@ -377,4 +387,44 @@ def test_a_batch_of_slowish_statements_reads_each_at_most_twice(
         assert done.wait(60)  # a hang guard
         time.sleep(0.3)  # a second delivery would have come by now
         assert sorted(delivered) == list(range(count))
-        assert len(reads) == count and max(reads.values()) <= 2, reads
+        assert reads == {stmt.sql: 1 for _, stmt in items}
+
+
+def test_a_statement_waiting_for_its_files_lock_does_not_split_its_job(
+    store: Path, tmp_path: Path
+) -> None:
+    """A statement waiting for a lock another program holds on an injected file (rollback
+    journal: a writer's exclusive lock keeps readers out) is no slow statement: the next one
+    of its job waits for the same lock. Handing it on at each look made a chain of jobs that
+    filled every worker, the extra ones included, each up to query_timeout, and a light query
+    of another database waited behind them (R44)."""
+    path = tmp_path / "source.db"
+    setup = apsw.Connection(str(path))
+    setup.execute("PRAGMA journal_mode=DELETE").fetchall()
+    setup.execute("CREATE TABLE t (v); INSERT INTO t VALUES (1)")
+    setup.close()
+    with sc.Runtime(store, query_timeout=5.0, query_workers=1) as rt:
+        source = rt.space("demo").register_disk_source(str(path))
+        holder = apsw.Connection(str(path))
+        holder.execute("BEGIN EXCLUSIVE; INSERT INTO t VALUES (2)")
+        delivered: list[tuple[Any, Any]] = []
+        done = threading.Event()
+        items: list[tuple[Any, Statement]] = [
+            (n, Statement(f"SELECT sum(v) + {n} AS s FROM t", ())) for n in range(4)
+        ]
+
+        def deliver(seq: int, results: list[tuple[Any, StatementResult]]) -> None:
+            delivered.extend((key, result.rows) for key, result in results)
+            if len(delivered) >= len(items):
+                done.set()
+
+        workers = rt.query_workers
+        try:
+            workers.submit(ReadJob(source.declaration, items, deliver))
+            time.sleep(0.5)  # ten looks of the watchdog while the first statement waits
+            assert workers.splits == 0 and workers.extras_started == 0
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert done.wait(30)  # a hang guard
+        assert sorted(delivered) == [(n, [(1 + n,)]) for n in range(4)]
