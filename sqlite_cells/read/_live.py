@@ -602,6 +602,7 @@ class LiveQueries:
         lagging: dict[int, list[Runner]] = {}
         stuck = False
         costs = self._costs
+        timed_out = self.workers.timeout
         in_flight = self._in_flight
         lock_waits = self._lock_waits
         for read, result in results:
@@ -610,10 +611,16 @@ class LiveQueries:
             if running is not None and running[1] is read:
                 del in_flight[key]  # landed: later requests read afresh
             ok = result.error is None
-            if ok:
+            # Its cost: the time it ran, or its whole query_timeout when it timed out (a cost
+            # kept from a run that was quick would send it inline, or before light statements
+            # in a job, where it holds them as long: see _submit).
+            cost = result.seconds if ok else None
+            if isinstance(result.error, QueryTimeout):
+                cost = timed_out
+            if cost is not None:
                 if key not in costs and len(costs) >= _COSTS_SIZE:
                     costs.pop(next(iter(costs)))
-                costs[key] = result.seconds
+                costs[key] = cost
             # Older than a commit taken in before the read was sent: the file had not caught up
             # with it. (Not one taken in while the read ran: the rows were the latest then, and
             # a commit that changed what they read has asked for another run already.)

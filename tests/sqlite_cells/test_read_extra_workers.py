@@ -3,6 +3,7 @@ never waits for the stuck ones to time out (R44)."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator
@@ -428,3 +429,57 @@ def test_a_statement_waiting_for_its_files_lock_does_not_split_its_job(
             holder.close()
         assert done.wait(30)  # a hang guard
         assert sorted(delivered) == [(n, [(1 + n,)]) for n in range(4)]
+
+
+@dataclasses.dataclass
+class _Count:
+    c: int
+
+    def __post_init__(self) -> None:  # code of its own: its query never runs inline
+        self.c = int(self.c)
+
+
+def test_a_query_that_ran_quick_once_and_then_times_out_costs_its_timeout(store: Path) -> None:
+    """A query's cost was recorded only from results without error: one that was quick once
+    and then ran away kept its small cost, so the jobs of its batch put it before a light query
+    (lighter first is last), which was delivered with it at query_timeout after every commit
+    (R44). A timed-out statement costs its whole query_timeout now, and goes first."""
+    timeout = 2.0
+    with sc.Runtime(store, query_timeout=timeout, query_workers=2) as rt:
+        space = rt.space("demo")
+        tables = {
+            "big": sc.table(id="integer primary key", v="integer"),
+            "cfg": sc.table(id="integer primary key", lim="integer"),
+        }
+        db = space.sqlite_database("d", tables=tables)
+        with space.transact():
+            db.exec_many("INSERT INTO big (v) VALUES (?)", [(i,) for i in range(40_000)])
+            db.exec("INSERT INTO cfg (id, lim) VALUES (1, 2000)")
+        light = db.query("SELECT count(*) AS c FROM big WHERE v % 7 = 3", react_on=db, row=_Count)
+        bounded = (
+            "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c "
+            "WHERE n < (SELECT lim FROM cfg)) SELECT count(*) + {k} AS k FROM c"
+        )
+        runaways = [db.query(bounded.format(k=k), react_on=db) for k in range(2)]
+        assert rt.settle(timeout=30)
+        with space.transact():  # the bounded queries run away from here on
+            db.exec("UPDATE cfg SET lim = 1000000000000")
+        assert rt.settle(timeout=30)
+        assert all(isinstance(q.get().error, sc.QueryTimeout) for q in runaways)
+        costs = rt.live_queries._costs
+        assert sorted(cost for key, cost in costs.items() if "RECURSIVE" in key[1]) == [
+            timeout,
+            timeout,
+        ]
+        for _ in range(2):
+            with space.transact():
+                db.exec("INSERT INTO big (v) VALUES (3)")
+            committed = time.monotonic()
+            while light.get().seq != db.rev and time.monotonic() < committed + 3 * timeout:
+                time.sleep(0.005)
+            assert light.get().seq == db.rev
+            assert time.monotonic() - committed < timeout / 2
+            assert light.get().result == db.read(
+                "SELECT count(*) AS c FROM big WHERE v % 7 = 3", row=_Count
+            )
+            assert rt.settle(timeout=30)
