@@ -73,6 +73,9 @@ _SHAPE_TIMEOUT = 1.0
 INLINE_BUDGET = 0.008
 INLINE_TIMEOUT = 0.05  # what an inline batch may take in all before a worker runs the rest
 SPLIT_COST = 0.0002  # mean known seconds per statement from which a batch is split over workers
+# Marks the read of runners whose rows run code of their own (see LiveQueries.request): a repr
+# never holds a raw NUL, so no statement's own parameters end in it.
+_OWN_CODE = "\x00own code"
 _INLINE_MAX = 4096
 _COSTS_SIZE = 65536
 _MAX_RETRIES = 12  # reads done again while a database file lags its space (≈ 0.6 s in all)
@@ -407,10 +410,16 @@ class LiveQueries:
         key: tuple[str, str] | None = None,
     ) -> None:
         """Ask for one run of ``stmt`` on ``decl``; it is sent with the others requested in the
-        same scheduler round, and shared with every runner asking for the same statement.
-        ``key`` is ``(stmt.sql, repr(stmt.params))`` when the caller has it already."""
+        same scheduler round, and shared with every runner asking for the same statement —
+        apart from the runners whose rows run code of their own (a row type's
+        ``__post_init__``), which share one read among themselves: a read's rows are built for
+        all its runners before any of them lands, so a slow row type held every query of its
+        statement as long, and gave them its timeout (R44). ``key`` is
+        ``(stmt.sql, repr(stmt.params))`` when the caller has it already."""
         if key is None:
             key = (stmt.sql, repr(stmt.params))
+        if runner.runs_own_code:
+            key = (key[0], key[1] + _OWN_CODE)
         db_id = decl.db_id
         scheduler = self.scheduler
         running = self._in_flight.get((db_id, *key))

@@ -483,3 +483,43 @@ def test_a_query_that_ran_quick_once_and_then_times_out_costs_its_timeout(store:
                 "SELECT count(*) AS c FROM big WHERE v % 7 = 3", row=_Count
             )
             assert rt.settle(timeout=30)
+
+
+@dataclasses.dataclass
+class _SlowRow:
+    id: int
+    v: int
+
+    def __post_init__(self) -> None:
+        time.sleep(0.004)  # building 500 of them takes past query_timeout
+
+
+def test_a_query_shares_no_read_with_one_whose_row_type_builds_slowly(store: Path) -> None:
+    """Live queries of one SQL and parameters share one read, whose rows are built for every
+    query before any lands: an untyped query beside a typed one whose ``__post_init__`` is slow
+    waited for that building and, past query_timeout, got its timeout — after every commit,
+    while a fresh read returned the rows (R44, R42). Queries whose rows run code of their own
+    share reads only among themselves."""
+    timeout = 1.0
+    with sc.Runtime(store, query_timeout=timeout, query_workers=2) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key", v="int")})
+        with space.transact():
+            db.exec_many("INSERT INTO t (id, v) VALUES (?, ?)", [(i, i) for i in range(500)])
+        sql = "SELECT id, v FROM t ORDER BY id"
+        plain = db.query(sql)
+        typed = db.query(sql, row=_SlowRow)
+        assert rt.settle(timeout=30)
+        assert isinstance(typed.get().error, sc.QueryTimeout)
+        for n in range(2):
+            with space.transact():
+                db.exec("UPDATE t SET v = v + 1 WHERE id = 0")
+            committed = time.monotonic()
+            while plain.get().seq != db.rev and time.monotonic() < committed + 3 * timeout:
+                time.sleep(0.005)
+            assert time.monotonic() - committed < timeout / 2
+            state = plain.get()
+            assert state.error is None and state.seq == db.rev
+            assert state.result == db.read(sql) and state.result[0] == {"id": 0, "v": n + 1}
+            assert rt.settle(timeout=30)
+        assert isinstance(typed.get().error, sc.QueryTimeout)
