@@ -431,6 +431,18 @@ def test_a_statement_waiting_for_its_files_lock_does_not_split_its_job(
         assert sorted(delivered) == [(n, [(1 + n,)]) for n in range(4)]
 
 
+def _landed_after(space: Any, db: sc.SqliteDb, sql: str, query: Any, timeout: float) -> float:
+    """Commit ``sql`` and wait (at most three times ``timeout``) for ``query`` to land that
+    commit; returns the seconds it took."""
+    with space.transact():
+        db.exec(sql)
+    committed = time.monotonic()
+    while query.get().seq != db.rev and time.monotonic() < committed + 3 * timeout:
+        time.sleep(0.005)
+    assert query.get().seq == db.rev
+    return time.monotonic() - committed
+
+
 @dataclasses.dataclass
 class _Count:
     c: int
@@ -472,13 +484,8 @@ def test_a_query_that_ran_quick_once_and_then_times_out_costs_its_timeout(store:
             timeout,
         ]
         for _ in range(2):
-            with space.transact():
-                db.exec("INSERT INTO big (v) VALUES (3)")
-            committed = time.monotonic()
-            while light.get().seq != db.rev and time.monotonic() < committed + 3 * timeout:
-                time.sleep(0.005)
-            assert light.get().seq == db.rev
-            assert time.monotonic() - committed < timeout / 2
+            took = _landed_after(space, db, "INSERT INTO big (v) VALUES (3)", light, timeout)
+            assert took < timeout / 2
             assert light.get().result == db.read(
                 "SELECT count(*) AS c FROM big WHERE v % 7 = 3", row=_Count
             )
@@ -512,12 +519,8 @@ def test_a_query_shares_no_read_with_one_whose_row_type_builds_slowly(store: Pat
         assert rt.settle(timeout=30)
         assert isinstance(typed.get().error, sc.QueryTimeout)
         for n in range(2):
-            with space.transact():
-                db.exec("UPDATE t SET v = v + 1 WHERE id = 0")
-            committed = time.monotonic()
-            while plain.get().seq != db.rev and time.monotonic() < committed + 3 * timeout:
-                time.sleep(0.005)
-            assert time.monotonic() - committed < timeout / 2
+            took = _landed_after(space, db, "UPDATE t SET v = v + 1 WHERE id = 0", plain, timeout)
+            assert took < timeout / 2
             state = plain.get()
             assert state.error is None and state.seq == db.rev
             assert state.result == db.read(sql) and state.result[0] == {"id": 0, "v": n + 1}
