@@ -177,9 +177,9 @@ class Tracker:
     its index is below ``end``. ``building`` once its statements are read and a statement's
     rows are being built (no connection), since ``built_since``; ``begin`` is the first index
     the batch still delivers (the watchdog raises it, with ``end``, to hand the others on while
-    one statement runs long or its rows take long to build), until the batch has ``taken`` its
-    results. ``until``: a deadline of the whole batch, which no statement's deadline passes (a
-    batch run inline on the scheduler thread)."""
+    one statement's rows take long to build), until the batch has ``taken`` its results.
+    ``until``: a deadline of the whole batch, which no statement's deadline passes (a batch run
+    inline on the scheduler thread)."""
 
     pooled: PooledConnection | None = None
     index: int = 0

@@ -352,8 +352,6 @@ class QueryWorkers:
             if result.unchanged or (result.error is not None and result.invalid_text is None):
                 continue  # (rows the reader found unchanged need no building)
             with tracker.lock:
-                if index < tracker.begin:
-                    continue  # handed on while a slow one was read
                 if index >= tracker.end:
                     break  # the others were handed on while one was built
                 now = time.monotonic()
@@ -509,7 +507,7 @@ class QueryWorkers:
             f"still running {self.timeout}s (query_timeout) later, {doing}",
         )
         _deliver(job, 0, [(key, StatementResult(error=error))])
-        rest = job.items[begin:index] + job.items[index + 1 : end]  # (none once split)
+        rest = job.items[begin:index] + job.items[index + 1 : end]  # others: handed on already
         if rest:
             self.submit(ReadJob(job.decl, rest, job.deliver, None, job.previous, job.ahead))
 
