@@ -113,8 +113,25 @@ def table_contents(conn: apsw.Connection, *, internal: bool) -> dict[str, list[s
         # typeof and hex: stored text need not be valid UTF-8 (CAST(X'ff' AS TEXT))
         shown = " || ',' || ".join(f'typeof("{c}") || \':\' || hex("{c}")' for c in columns)
         rows = conn.execute(f'SELECT {shown} FROM "{name}"').fetchall()
-        contents[name] = sorted(row[0] for row in rows)
+        contents[name] = sorted(row[0] if internal else _as_written(row[0]) for row in rows)
     return contents
+
+
+def _as_written(row: str) -> str:
+    """A user row as the runtime writes it: a long call's (``replace``, ``trim``, …) text result
+    that is not valid UTF-8 (a blob argument's bytes) is stored as a blob of the same bytes,
+    where SQLite alone stores text (docs/decisions.md, "A long call's result that is not
+    UTF-8"). Such text counts as that blob on both sides; valid text stays text."""
+    values = []
+    for value in row.split(","):
+        kind, _, hexed = value.partition(":")
+        if kind == "text":
+            try:
+                bytes.fromhex(hexed).decode("utf-8")
+            except UnicodeDecodeError:
+                kind = "blob"
+        values.append(f"{kind}:{hexed}")
+    return ",".join(values)
 
 
 def schema_of(conn: apsw.Connection) -> list[tuple[Any, ...]]:
