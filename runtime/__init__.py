@@ -79,6 +79,7 @@ from sqlite_cells.runtime._space_file import SpaceFile as SpaceFile
 from sqlite_cells.runtime._space_file import busy_ms as busy_ms
 from sqlite_cells.runtime._space_file import space_shape_problem as space_shape_problem
 from sqlite_cells.runtime._store import DEFAULT_STORE as DEFAULT_STORE
+from sqlite_cells.runtime._store import SPACE_FILES as SPACE_FILES
 from sqlite_cells.runtime._store import STORE_ENV as STORE_ENV
 from sqlite_cells.runtime._store import home_expanded as home_expanded
 from sqlite_cells.runtime._store import shown_path as shown_path
@@ -108,6 +109,7 @@ __all__ = [
     "NO_VALUE",
     "PENDING",
     "QUARANTINE_DIR",
+    "SPACE_FILES",
     "SPACE_TABLES",
     "STORE_ENV",
     "Cell",

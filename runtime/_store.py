@@ -104,5 +104,9 @@ def _check_text(path: str | bytes) -> None:
         )
 
 
+# The names of a store's space files (see space_file_name), as a glob pattern.
+SPACE_FILES = "space-*.sqlite"
+
+
 def space_file_name(space_id: str) -> str:
     return f"space-{short_hash(space_id)}.sqlite"

@@ -81,7 +81,13 @@ from sqlite_cells.codec import (
 )
 from sqlite_cells.files import orphans
 from sqlite_cells.read import text_table
-from sqlite_cells.runtime import interrupts_held, lock_waits, shown_path, waited_for_lock
+from sqlite_cells.runtime import (
+    SPACE_FILES,
+    interrupts_held,
+    lock_waits,
+    shown_path,
+    waited_for_lock,
+)
 from sqlite_cells.sql import Mode, check_statement
 
 __all__ = ["main"]
@@ -345,7 +351,7 @@ def _one_left_out(args: argparse.Namespace, store: str, refused: GuardViolation 
 def _looks_like_a_store(path: str) -> bool:
     """Whether ``path`` is a directory with space files in it (a space id never is one)."""
     try:
-        return any(Path(path).glob("space-*.sqlite"))
+        return any(Path(path).glob(SPACE_FILES))
     except (OSError, ValueError):  # not a directory, a name the system refuses
         return False
 

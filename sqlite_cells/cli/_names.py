@@ -57,7 +57,7 @@ from sqlite_cells.files import (
     space_files,
     stored_json,
 )
-from sqlite_cells.runtime import odd_kind
+from sqlite_cells.runtime import SPACE_FILES, odd_kind
 
 __all__ = ["LINK_MARK", "READERS", "Named", "Namer", "link_in"]
 
@@ -198,7 +198,7 @@ class Namer:
         file of ours is there to read), but its space cannot be read: the commands that fail
         on a damaged space file fail on it too, naming it (``inspect`` and ``check`` report
         it themselves)."""
-        for path in sorted(self.root.glob("space-*.sqlite")):
+        for path in sorted(self.root.glob(SPACE_FILES)):
             kind = odd_kind(path)
             if kind is not None:
                 raise InspectError(

@@ -58,6 +58,7 @@ from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
     DAMAGED_SPACE_ADVICE,
     FORMAT_VERSION,
+    SPACE_FILES,
     odd_kind,
     op_targets_by_seq,
     readable_format,
@@ -638,7 +639,7 @@ def space_files(store: Path) -> list[Path]:
     """The store's space files, blank ones left out: a file with no schema at all is what a
     first commit cut short by a crash can leave (the file is made, then filled by the commit).
     It holds nothing; the space's next commit fills it."""
-    return [p for p in _named_as(Path(store), "space-*.sqlite") if not _blank(p)]
+    return [p for p in _named_as(Path(store), SPACE_FILES) if not _blank(p)]
 
 
 def _named_as(store: Path, pattern: str) -> list[Path]:
@@ -691,7 +692,7 @@ def _store_names(store: Path) -> tuple[set[str], set[str], list[DamagedSpace]]:
     named: set[str] = set()
     dropped: set[str] = set()
     damaged: list[DamagedSpace] = []
-    for entry in _named_as(store, "space-*.sqlite"):
+    for entry in _named_as(store, SPACE_FILES):
         kind = odd_kind(entry)  # never opened: a named pipe would block SQLite for ever
         if kind is not None:
             damaged.append(DamagedSpace(entry, f"{kind} stands where a space file belongs"))

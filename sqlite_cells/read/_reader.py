@@ -177,9 +177,8 @@ class Tracker:
     its index is below ``end``. ``building`` once its statements are read and a statement's
     rows are being built (no connection), since ``built_since``; ``begin`` is the first index
     the batch still delivers (the watchdog raises it, with ``end``, to hand the others on while
-    one statement's rows take long to build), until the batch has ``taken`` its results.
-    ``until``: a deadline of the whole batch, which no statement's deadline passes (a batch run
-    inline on the scheduler thread)."""
+    one statement's rows take long to build). ``until``: a deadline of the whole batch, which no
+    statement's deadline passes (a batch run inline on the scheduler thread)."""
 
     pooled: PooledConnection | None = None
     index: int = 0
@@ -189,7 +188,6 @@ class Tracker:
     built_since: float = float("inf")
     until: float = float("inf")
     building: bool = False
-    taken: bool = False  # the worker took the results it delivers: nothing is handed on after
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 

@@ -315,10 +315,8 @@ class QueryWorkers:
             pairs = list(zip(keys, results, strict=False))
             if job.ahead is not None:
                 begin, end = self._build_ahead(job.ahead, pairs, tracker)
-            else:
-                with tracker.lock:
-                    begin, end, tracker.taken = tracker.begin, tracker.end, True
-            return seq, pairs[begin:end]
+                pairs = pairs[begin:end]
+            return seq, pairs
         except SqliteCellsError as exc:
             return 0, _failed(job, _kept(keys, tracker), self._closed_instead(exc))
         except Exception as exc:  # a bug or an unexpected failure must still end the read
@@ -360,8 +358,7 @@ class QueryWorkers:
                 tracker.built_since = now
             ahead(key, result)
         with tracker.lock:
-            tracker.built_since = math.inf
-            tracker.taken = True  # done: nothing is handed on any more
+            tracker.built_since = math.inf  # done: nothing is handed on any more
             return tracker.begin, tracker.end
 
     # -- the watchdog --------------------------------------------------------------------------
@@ -443,11 +440,12 @@ class QueryWorkers:
         Statements read *before* a slow one wait for it, delivered with it: a batch sent to
         the workers puts the statements known to be heavier first (``LiveQueries._submit``).
         Not while the statement waits for a lock on its file (the next statement would wait
-        for the same one: a chain of such jobs only filled every worker), not once the worker
-        has taken its results, and not after :meth:`close`, which failed the queued jobs."""
+        for the same one: a chain of such jobs only filled every worker), and not after
+        :meth:`close`, which failed the queued jobs. (Once every statement is read and built,
+        none is left to hand on: the worker delivers them all.)"""
         tracker, job = flight.tracker, flight.job
         with tracker.lock:
-            if tracker.taken or self._closed:
+            if self._closed:
                 return
             index, begin, end = tracker.index, tracker.begin, min(tracker.end, len(job.items))
             if tracker.building:

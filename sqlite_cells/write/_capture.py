@@ -45,6 +45,7 @@ SESSION_SAFE_CHANGES = 42
 # The widest table whose rows SQLite's diff can compare (``sqlite3session_diff`` selects two
 # values a column and the rowid, within 2,000 result columns).
 ROWID_TABLE_MAX_COLUMNS = 996
+SQLITE_MAX_COLUMNS = 2000  # SQLite's limit on a table's columns, as apsw builds it
 _SAVEPOINT = "_cf_op"
 _COPY = "_cf_rows_before_{}"
 
@@ -132,9 +133,6 @@ def _session_run(
             raise
     finally:
         session.close()
-
-
-SQLITE_MAX_COLUMNS = 2000  # SQLite's limit on a table's columns, as apsw builds it
 
 
 def _widest_keyless(
