@@ -222,8 +222,8 @@ class Runtime:
         ``check_value`` raises for it: a default is what the cell reads, so it may hold no value
         a write to the cell could not (R3: no default makes a plain cell a database)."""
         data = None if default is None else self.encode(default)
-        if data is not None:
-            self.check_value(space_id, cell_id, data)
+        # (No default reads None: judged as that value.)
+        self.check_value(space_id, cell_id, b"null" if data is None else data)
         with self._defaults_lock:
             if data is None:
                 before = self._defaults.pop((space_id, cell_id), None)

@@ -38,6 +38,7 @@ from sqlite_cells.files import (
     handle_not_writable,
     is_dropped,
     unreadable_handle,
+    unwritten_handle,
 )
 from sqlite_cells.read import (
     Query,
@@ -139,8 +140,7 @@ class SqliteDb(Cell):
                 "API points a database at a cell or file of the caller's choosing); get "
                 "handles from space.sqlite_database(...) or space.register_disk_source(...)"
             )
-        tables = decl.schema.to_json() if decl.schema is not None else {}
-        super().__init__(space, decl.db_id, (), {"id": decl.db_id, "tables": tables, "rev": 0})
+        super().__init__(space, decl.db_id, (), unwritten_handle(decl))
         self._decl = decl
 
     @property

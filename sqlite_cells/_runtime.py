@@ -59,6 +59,7 @@ from sqlite_cells.files import (
     set_aside_moved,
     unpin,
     unreadable_handle,
+    unwritten_handle,
 )
 from sqlite_cells.read import LiveQueries, QueryWorkers, ReadPool
 from sqlite_cells.runtime import (
@@ -461,12 +462,21 @@ class Runtime(runtime.Runtime):
         make it a database (and lock it, R5) — neither written nor as its default; only
         ``sqlite_database`` and ``register_disk_source`` make handles. A database declared
         in this runtime passes: its handle value is its default (R2, R4), and ``set`` refuses
-        any write to it before this check (``check_writable``)."""
+        any write to it before this check (``check_writable``). Its default is the handle
+        value it reads until its first write, and no ``Cell`` of its id declares another (R5:
+        that would change what ``db.get()`` and ``db.rev`` read)."""
+        with self._decl_lock:
+            declared = self._declarations.get(cell_id)
+        if declared is not None and declared.space_id == space_id:
+            if data != self.encode(unwritten_handle(declared)):
+                raise handle_not_writable(
+                    cell_id,
+                    "it is a database's handle, whose default is the handle value its "
+                    "declaration gives (R5); a Cell of a database's id declares no default: "
+                    "leave default= out",
+                )
+            return
         if b'"tables"' in data and handle_shaped(cell_id, data):
-            with self._decl_lock:
-                declared = self._declarations.get(cell_id)
-            if declared is not None and declared.space_id == space_id:
-                return
             raise handle_not_writable(
                 cell_id,
                 "the value has the shape of a database handle of this very cell; databases are "

@@ -40,6 +40,7 @@ from sqlite_cells.files._handles import source_path as source_path
 from sqlite_cells.files._handles import space_damage as space_damage
 from sqlite_cells.files._handles import space_files as space_files
 from sqlite_cells.files._handles import unreadable_handle as unreadable_handle
+from sqlite_cells.files._handles import unwritten_handle as unwritten_handle
 from sqlite_cells.files._held_files import copy_file as copy_file
 from sqlite_cells.files._held_files import read_head as read_head
 from sqlite_cells.files._layout import ALIAS as ALIAS
@@ -200,6 +201,7 @@ __all__ = [
     "unread_wal_advice",
     "unreadable_handle",
     "unreadable_outcome",
+    "unwritten_handle",
     "validate_disk_source",
     "wal_companions_present",
     "watermark_sql",

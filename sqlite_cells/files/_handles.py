@@ -178,6 +178,13 @@ def decode_handle(db_id: str, data: bytes) -> dict[str, Any]:
     return handle
 
 
+def unwritten_handle(decl: Declaration) -> dict[str, Any]:
+    """The handle value a database reads until its first write (R2, R32): its declared
+    tables, rev 0. It is the handle cell's default (R4), and no other default is (R5)."""
+    tables = decl.schema.to_json() if decl.schema is not None else {}
+    return {"id": decl.db_id, "tables": tables, "rev": 0}
+
+
 def handle_shaped(cell_id: str, data: bytes) -> bool:
     """Whether the stored ``data`` of cell ``cell_id`` has the shape of that cell's handle
     (``{"id": cell_id, "tables": {…}, "rev": n}``), whether or not its tables declare anything

@@ -13,7 +13,7 @@ the previous rows updates ``seq`` but notifies nobody (R42).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol
 
@@ -41,7 +41,7 @@ from sqlite_cells.runtime import (
     own,
 )
 from sqlite_cells.schema import Declaration, SourceKind
-from sqlite_cells.sql import Bound, check_cell_value, is_pending
+from sqlite_cells.sql import Bound, check_cell_value, is_params_list, is_pending
 
 if TYPE_CHECKING:
     from reactivex import Observable
@@ -160,7 +160,7 @@ def _members(params: Any) -> Iterable[Any]:
         return ()
     if isinstance(params, Mapping):
         return params.values()
-    if isinstance(params, Sequence) and not isinstance(params, str | bytes):
+    if is_params_list(params):
         return params
     return (params,)
 

@@ -94,6 +94,7 @@ from sqlite_cells.sql import (
     WORD,
     Gate,
     fold_ascii,
+    is_params_list,
     scan_sql,
     split_json_calls,
     sqlite_refusal,
@@ -362,7 +363,7 @@ class MigrationConnection:
             named = dict(params)
             bindings: tuple[object, ...] | dict[str, object] = named
             values: Iterable[tuple[object, object]] = named.items()
-        elif isinstance(params, Sequence) and not isinstance(params, str | bytes):
+        elif is_params_list(params):
             bindings = tuple(params)
             values = enumerate(bindings, 1)
         else:

@@ -10,6 +10,7 @@ from sqlite_cells.sql._binding import Bound as Bound
 from sqlite_cells.sql._binding import bind_rows as bind_rows
 from sqlite_cells.sql._binding import check_cell_value as check_cell_value
 from sqlite_cells.sql._binding import check_read_values as check_read_values
+from sqlite_cells.sql._binding import is_params_list as is_params_list
 from sqlite_cells.sql._binding import is_pending as is_pending
 from sqlite_cells.sql._binding import parameter_rows as parameter_rows
 from sqlite_cells.sql._guard import CheckedStatement as CheckedStatement
@@ -77,6 +78,7 @@ __all__ = [
     "fold_ascii",
     "is_forbidden_function",
     "is_link_column",
+    "is_params_list",
     "is_pending",
     "is_reserved",
     "is_reserved_table",

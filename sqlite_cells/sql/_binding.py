@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import compress, repeat
 from operator import is_
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from sqlite_cells.codec import (
     ExecArgumentError,
@@ -51,9 +51,20 @@ def is_pending(value: Any) -> bool:
     return value is PENDING or bool(getattr(value, "pending", False) is True)
 
 
+# Sequences of characters or bytes: never a list of parameters (a ``bytearray`` would bind each
+# of its bytes as an integer), each is one value (or refused as one).
+_NOT_A_LIST = (str, bytes, bytearray, memoryview)
+
+
+def is_params_list(params: object) -> TypeGuard[Sequence[Any]]:
+    """Whether ``params`` is a list of positional parameters: a sequence, but not text or
+    bytes of any kind."""
+    return isinstance(params, Sequence) and not isinstance(params, _NOT_A_LIST)
+
+
 def parameter_rows(rows: Any, *, sql: str, db_id: str) -> list[Any]:
     """``exec_many``'s rows as a list; anything but an iterable of rows is refused at the call."""
-    if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Iterable):
+    if isinstance(rows, (*_NOT_A_LIST, Mapping)) or not isinstance(rows, Iterable):
         raise ExecArgumentError(
             db_id,
             sql,
@@ -218,7 +229,7 @@ def _bind(
     at = f"{row_name}, " if row_name else ""
     if row is None:
         row = ()
-    if isinstance(row, str | bytes) or not isinstance(row, Sequence | Mapping):
+    if not (is_params_list(row) or isinstance(row, Mapping)):
         raise fail_row(f"parameters are a list, a tuple or a mapping, not {type(row).__name__}")
     _check_shape(targets, row, fail_row)
     mixed = targets.mixed
@@ -368,7 +379,7 @@ def check_read_values(params: Any, *, sql: str, db_id: str) -> None:
         row, items = (), ()
     elif isinstance(params, Mapping):
         row, items = params, params.items()
-    elif isinstance(params, Sequence) and not isinstance(params, str | bytes):
+    elif is_params_list(params):
         row, items = params, enumerate(params, 1)
     else:  # a lone value (a cell, say) is the one positional parameter
         row, items = (params,), ((1, params),)

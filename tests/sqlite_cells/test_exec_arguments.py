@@ -106,6 +106,24 @@ def _bad_calls() -> dict[str, tuple[Callable[[sc.SqliteDb], object], str]]:
             lambda db: db.exec(INSERT, ["a"]),
             "the statement has 2 parameter(s) but 1 were given",
         ),
+        # Bytes of any kind are one value, never a list of parameters (each byte an integer).
+        "a bytearray as the parameters": (
+            lambda db: db.exec(INSERT, bytearray(b"ab")),  # type: ignore[arg-type]  # on purpose
+            "parameters are a list, a tuple or a mapping, not bytearray",
+        ),
+        "a memoryview as the parameters": (
+            lambda db: db.exec(INSERT, memoryview(b"ab")),  # type: ignore[arg-type]  # on purpose
+            "parameters are a list, a tuple or a mapping, not memoryview",
+        ),
+        "exec_many bytearray rows": (
+            lambda db: db.exec_many(INSERT, [bytearray(b"ab")]),  # type: ignore[list-item]
+            "row 0 (counting from 0): parameters are a list, a tuple or a mapping, not bytearray",
+        ),
+        "exec_many a bytearray": (
+            lambda db: db.exec_many(INSERT, bytearray(b"ab")),  # type: ignore[arg-type]
+            "exec_many takes an iterable of parameter rows (lists, tuples or mappings), not "
+            "bytearray",
+        ),
     }
 
 
@@ -581,3 +599,20 @@ def test_a_cell_parameter_whose_value_is_a_cell_or_a_database_is_refused_clearly
     assert _query_error(rt, queries[0]) is None
     assert queries[0].get().result == [{"k": 0}]
     assert db.read(sql, [holder]) == [{"k": 0}]
+
+
+@pytest.mark.parametrize("value", [bytearray(b"ab"), memoryview(b"ab")], ids=type)
+def test_bytes_of_any_kind_are_one_read_parameter_and_refused_as_one(
+    db: sc.SqliteDb, value: object
+) -> None:
+    """Not split into their bytes as integers (``SELECT ?, ?`` read ``97, 98``): a lone value,
+    which only ``bytes`` is of all the bytes types."""
+    with pytest.raises(sc.QueryError) as info:
+        db.read("SELECT ? AS x", value)
+    assert isinstance(info.value, TypeError)
+    assert f"parameter 1 is a {type(value).__name__}: bind None, int, float, str, bytes" in str(
+        info.value
+    )
+    with pytest.raises(sc.QueryError, match=r"the statement has 2 parameter\(s\) but 1 were"):
+        db.read("SELECT ? AS x, ? AS y", value)
+    assert db.read("SELECT ? AS x", b"ab") == [{"x": b"ab"}]

@@ -71,6 +71,31 @@ def test_r5_no_plain_cell_of_a_handle_id_writes_it(
                 cell.set(None)
 
 
+@pytest.mark.parametrize(
+    "default",
+    [{"foo": 1}, "handle-shaped", None, 0],
+    ids=["not-a-handle", "handle-shaped", "none", "zero"],
+)
+def test_r5_no_plain_cell_of_a_handle_id_declares_its_default(
+    space: Space, db: sc.SqliteDb, default: Any
+) -> None:
+    """A default is what the cell reads until its first write (R4); a database's is its handle
+    value (R2), so another would change what ``db.get()`` and ``db.rev`` read — a never-written
+    database read as ``Quarantined``, or with ``rev`` 99."""
+    if default == "handle-shaped":
+        default = {"id": db.id, "tables": {}, "rev": 99}
+    before = db.get()
+    with pytest.raises(TypeError, match="a Cell of a database's id declares no default") as info:
+        sc.Cell(space, db.id, default=default)
+    assert isinstance(info.value, sc.SqliteCellsError)
+    assert db.get() == before and db.rev == 0
+    assert sc.Cell(space, db.id).get() == before
+    assert db.read("SELECT count(*) AS n FROM messages") == [{"n": 0}]
+    # Its own declaration, made again, still gives it its default.
+    again = space.sqlite_database("chat", tables=dict(db.tables))
+    assert again.id == db.id and again.get() == before
+
+
 @pytest.mark.parametrize("grouped", [False, True], ids=["alone", "with-another-write"])
 def test_r5_a_handle_written_after_another_runtime_judged_the_cell_is_refused_at_commit(
     store: Path, space: Space, db: sc.SqliteDb, grouped: bool
