@@ -415,7 +415,8 @@ def _check_sqlite(given: str, resolved: Path) -> None:
         header = read_head(resolved, len(SQLITE_HEADER))
     except OSError as exc:
         raise DiskSourceError("sqlite-file", given, f"cannot be read: {exc}") from exc
-    if header != SQLITE_HEADER:
+    # An empty file is SQLite's empty database (a program may create it and write it later).
+    if header not in (SQLITE_HEADER, b""):
         raise DiskSourceError(
             "sqlite-file", given, f"{resolved} is not an SQLite database (wrong header)"
         )

@@ -103,7 +103,6 @@ HOSTILE: list[tuple[str, Case, str]] = [
     ),
     ("look-alike-sibling", lambda s, o, r: str(_lookalike(s)), "sqlite-file"),
     ("text-file", lambda s, o, r: _text(o / "notes.txt", b"hello, not a database"), "sqlite-file"),
-    ("empty-file", lambda s, o, r: _text(o / "empty.db", b""), "sqlite-file"),
     ("wal-file", lambda s, o, r: _wal_of(o), "sqlite-file"),
     (
         "bad-header",

@@ -1140,3 +1140,25 @@ def test_a_read_failing_as_a_whole_names_each_querys_own_statement(
         assert error.sql == sql
         assert "is gone (deleted or moved after it was registered)" in str(error)
         assert str(error).endswith(f"in {sql!r}")
+
+
+def test_an_empty_file_is_an_empty_source_and_live_once_written(
+    rt: sc.Runtime, space: Space, outside: Path
+) -> None:
+    """SQLite reads a file of 0 bytes as an empty database: registered as one (a program may
+    make the file first and write it later), with no table to read until it writes one, then
+    live (R60); nothing is created beside it."""
+    path = outside / "later.db"
+    path.write_bytes(b"")
+    handle = space.register_disk_source(str(path))
+    assert handle.read("SELECT 1 AS n") == [{"n": 1}]
+    with pytest.raises(sc.QueryError, match="holds no such table"):
+        handle.read("SELECT x FROM t")
+    q = handle.query("SELECT x FROM t")
+    rt.settle()
+    assert isinstance(q.get().error, sc.QueryError)
+    writer = apsw.Connection(str(path))
+    writer.execute("CREATE TABLE t(x); INSERT INTO t VALUES (7)")
+    writer.close()
+    assert _wait_for(q, lambda s: s.result == [{"x": 7}] and s.error is None)
+    assert sorted(p.name for p in outside.iterdir() if p.name.startswith("later")) == ["later.db"]
