@@ -114,7 +114,7 @@ __all__ = [
 ]
 
 _SAVEPOINT: Final = "_cf_ensure_schema"
-_TRIAL: Final = "_cf_trial_additions"  # see _name_refused_additions
+_TRIAL: Final = "_cf_trial_additions"  # see _name_refused_additions and add_missing
 
 _IN_TRANSACTION: Final = "migrate runs inside the runtime's transaction; raise to abort it"
 _ATTACH: Final = "ATTACH/DETACH would change the files the connection sees"
@@ -623,16 +623,23 @@ def add_missing(conn: apsw.Connection, database: str, schema: Schema, db_id: str
         # A UNIQUE or STORED generated column: ADD COLUMN refuses it, a rebuild of the table
         # adds it with every row kept.
         assert step.adds_to is not None  # (else refused outright)
+        # A rebuild refused halfway leaves nothing: the steps after it (other columns, other
+        # tables) meet the table as it was, and are refused, if they are, in their own words.
+        conn.execute(f"SAVEPOINT {_TRIAL}")
         try:
             rebuild_adding(conn, database, step.adds_to, tables[step.adds_to])
         except apsw.InterruptError:
             raise  # the caller's deadline (R44): not a difference of the schemas
         except apsw.Error as again:
+            if conn.getautocommit():
+                raise  # SQLite ended the caller's transaction (see _refusal)
+            conn.execute(f"ROLLBACK TO {_TRIAL}; RELEASE {_TRIAL}")
             diffs.append(
                 f"{step.subject}: SQLite refused {step.sql!r} ({exc}) and the rebuild of "
                 f"the table that would add it ({again})"
             )
             continue
+        conn.execute(f"RELEASE {_TRIAL}")
         rebuilt.add(step.adds_to)
     if rebuilt and not diffs:
         # The rebuilt tables' declared indexes went with the old tables: create them again.

@@ -412,7 +412,7 @@ def check_cell_value(value: Any, key: object, *, sql: str, db_id: str) -> None:
             "(None, int, float, str or bytes); to match a *_cf_link column, give the link "
             "itself (cell.link_str(), or a derived cell of it)"
         )
-    _encode(value, None, where, fail)
+    _encode(value, None, f"the value of the cell given as {where}", fail)
 
 
 def _over_limit(where: str, size: int, kind: str) -> str:

@@ -616,3 +616,16 @@ def test_bytes_of_any_kind_are_one_read_parameter_and_refused_as_one(
     with pytest.raises(sc.QueryError, match=r"the statement has 2 parameter\(s\) but 1 were"):
         db.read("SELECT ? AS x, ? AS y", value)
     assert db.read("SELECT ? AS x", b"ab") == [{"x": b"ab"}]
+
+
+def test_a_cell_among_read_parameters_is_refused_by_its_value_in_those_words(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    """A cell stands for its value: a database handle given as a parameter binds its handle
+    value, a dict; the refusal says the dict is the cell's value, not what was given."""
+    with pytest.raises(sc.QueryError) as info:
+        db.read("SELECT ? AS x", [db])
+    assert "the value of the cell given as parameter 1 is a dict: bind None" in str(info.value)
+    holder = space.cell("holder", default=[1, 2])
+    with pytest.raises(sc.QueryError, match="the value of the cell given as parameter p is a list"):
+        db.read("SELECT :p AS x", {"p": holder})

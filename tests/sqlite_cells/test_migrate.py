@@ -513,6 +513,35 @@ def test_no_rebuild_for_a_unique_column_whose_default_is_not_a_constant(
     assert snapshot(conn) == before
 
 
+def test_a_rebuild_refused_halfway_leaves_the_next_differences_their_own_words(
+    conn: apsw.Connection,
+) -> None:
+    """The rebuild for ``b`` gets as far as copying the rows into a new table with every
+    declared column before it refuses ``b``'s default: rolled back to before it, ``c`` is
+    refused in SQLite's words, not as a duplicate column of the half-built table."""
+    ensure(conn, schema({"t": {"a": "text"}}))
+    conn.execute("INSERT INTO t VALUES ('x')")
+    before = snapshot(conn)
+    declared = schema(
+        {
+            "t": {
+                "a": "text",
+                "b": "text unique default (random())",
+                "c": "text default (random())",
+            }
+        }
+    )
+    with pytest.raises(UnsupportedMigration) as info:
+        ensure(conn, declared)
+    b, c = info.value.differences
+    assert b.startswith("t.b: ") and b.endswith("(the default of b is not a constant)")
+    assert c == (
+        't.c: SQLite refused \'ALTER TABLE "main"."t" ADD COLUMN "c" text default (random())\': '
+        "Cannot add a column with non-constant default"
+    )
+    assert snapshot(conn) == before
+
+
 def test_no_rebuild_while_foreign_keys_are_enforced(conn: apsw.Connection) -> None:
     ensure(conn, schema({"t": {"a": "text"}}))
     conn.execute("INSERT INTO t VALUES ('x')")
