@@ -500,9 +500,9 @@ class LiveQueries:
     def _submit(self, wanted: _Wanted, reads: list[_Read], chunks: int) -> None:
         """Send ``reads`` to the workers as ``chunks`` jobs, each with the statements not known
         to be light first (never run, or slowest last time), lightest last. A statement slow
-        this time hands the ones after it to another worker, and those read before it are
-        delivered only with it (``QueryWorkers._split_locked``): a light one placed before a
-        runaway one would wait for its query_timeout (R44)."""
+        this time hands the ones after it to another worker, and the results read before it
+        to be delivered at once (``QueryWorkers._split_locked``): heavier ones begin first,
+        and no light one waits for a runaway one's query_timeout either way (R44)."""
         costs = self._costs
         reads = sorted(reads, key=lambda read: -costs.get(read.key, math.inf))
         for i in range(chunks):

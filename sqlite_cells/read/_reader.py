@@ -176,9 +176,11 @@ class Tracker:
     to another worker while one runs long. ``lock`` pairs them: a statement begins only while
     its index is below ``end``. ``building`` once its statements are read and a statement's
     rows are being built (no connection), since ``built_since``; ``begin`` is the first index
-    the batch still delivers (the watchdog raises it, with ``end``, to hand the others on while
-    one statement's rows take long to build). ``until``: a deadline of the whole batch, which no
-    statement's deadline passes (a batch run inline on the scheduler thread)."""
+    the batch still delivers (the watchdog raises it to hand the results read before a slow
+    statement on, and with ``end`` to hand the others on while one statement's rows take long
+    to build). ``read`` holds the results read so far, ``read[0]`` being statement ``first``'s,
+    read at watermark ``seq``. ``until``: a deadline of the whole batch, which no statement's
+    deadline passes (a batch run inline on the scheduler thread)."""
 
     pooled: PooledConnection | None = None
     index: int = 0
@@ -188,6 +190,10 @@ class Tracker:
     built_since: float = float("inf")
     until: float = float("inf")
     building: bool = False
+    read: list[StatementResult] | None = None
+    first: int = 0
+    seq: int = 0
+    reading: bool = False  # in the loop of the batch's statements: ``read`` may grow
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -356,6 +362,7 @@ def _read_file(
             cookie = own.execute(_COOKIE_SQL).fetchall()[0][0]
             seq = read_watermark(own)
             _COOKIES[decl.path] = cookie
+        tracker.seq = seq
         plan = _Plan(decl, timeout, pooled, cookie)
         try:
             plan.on_file(sync_shadows(pooled, decl, own, plan.policy))
@@ -381,8 +388,29 @@ def _run_all(
 ) -> list[StatementResult]:
     """Run ``statements[start:]``, one result each; with ``transaction``, in the read
     transaction open on the connection (re-opened after an interrupt ends it)."""
-    conn = pooled.conn
     results: list[StatementResult] = []
+    with tracker.lock:  # (results read before a slow statement may be handed on, see Tracker)
+        tracker.read, tracker.first, tracker.reading = results, start, True
+    try:
+        _run_each(pooled, plan, statements, tracker, start, previous, results, transaction)
+    finally:
+        with tracker.lock:
+            tracker.reading = False
+    return results
+
+
+def _run_each(
+    pooled: PooledConnection,
+    plan: _Plan,
+    statements: Sequence[Statement],
+    tracker: Tracker,
+    start: int,
+    previous: Sequence[Kept | None] | None,
+    results: list[StatementResult],
+    transaction: bool,
+) -> None:
+    """:func:`_run_all`'s loop, appending to ``results``."""
+    conn = pooled.conn
     append = results.append
     timeout = plan.timeout
     now = time.monotonic()
@@ -409,7 +437,6 @@ def _run_all(
         append(result)
         if transaction and conn.getautocommit() and index + 1 < len(statements):
             conn.execute("BEGIN")  # an interrupt ended the transaction: open the next one
-    return results
 
 
 def _track(tracker: Tracker, pooled: PooledConnection, index: int, timeout: float) -> None:

@@ -118,6 +118,9 @@ class ReadJob:
     # Run on the worker for each item's result before delivery: a live query builds its rows
     # there, within the statement's deadline, not on the scheduler thread (R44).
     ahead: Callable[[Any, StatementResult], None] | None = None
+    # The items' results, read already at this watermark seq (handed on from a job whose
+    # next statement runs long, see ``_split_locked``): only their rows are built.
+    read: tuple[int, list[StatementResult]] | None = None
 
 
 @dataclass(eq=False, slots=True)
@@ -295,18 +298,23 @@ class QueryWorkers:
     ) -> tuple[int, list[tuple[Any, StatementResult]]]:
         keys = [key for key, _ in job.items]
         try:
-            if job.prepare is not None:
-                job.prepare()
-            statements = [stmt for _, stmt in job.items]
-            last = job.previous
-            seq, results = read_batch(
-                self.pool,
-                job.decl,
-                statements,
-                timeout=self.timeout,
-                tracker=tracker,
-                previous=[last(key) for key in keys] if last is not None else None,
-            )
+            if job.read is not None:
+                seq, results = job.read
+                with tracker.lock:  # (to be handed on again while one's rows take long)
+                    tracker.read, tracker.seq = results, seq
+            else:
+                if job.prepare is not None:
+                    job.prepare()
+                statements = [stmt for _, stmt in job.items]
+                last = job.previous
+                seq, results = read_batch(
+                    self.pool,
+                    job.decl,
+                    statements,
+                    timeout=self.timeout,
+                    tracker=tracker,
+                    previous=[last(key) for key in keys] if last is not None else None,
+                )
             if self._closed:
                 for result in results:
                     if result.error is not None:
@@ -315,8 +323,10 @@ class QueryWorkers:
             pairs = list(zip(keys, results, strict=False))
             if job.ahead is not None:
                 begin, end = self._build_ahead(job.ahead, pairs, tracker)
-                pairs = pairs[begin:end]
-            return seq, pairs
+            else:
+                with tracker.lock:  # (read: nothing more is handed on)
+                    begin, end = tracker.begin, tracker.end
+            return seq, pairs[begin:end]
         except SqliteCellsError as exc:
             return 0, _failed(job, _kept(keys, tracker), self._closed_instead(exc))
         except Exception as exc:  # a bug or an unexpected failure must still end the read
@@ -352,6 +362,8 @@ class QueryWorkers:
             with tracker.lock:
                 if index >= tracker.end:
                     break  # the others were handed on while one was built
+                if index < tracker.begin:
+                    continue  # handed on, read, while a later statement ran long
                 now = time.monotonic()
                 tracker.pooled, tracker.index, tracker.building = None, index, True
                 tracker.deadline = now - result.seconds + self.timeout
@@ -437,36 +449,78 @@ class QueryWorkers:
         rows have been built that long: a long statement never holds back the others of its
         batch (R44). The new job waits for an idle worker, or an extra one (see
         ``_add_extra_locked``); its results are delivered apart, in their own transaction.
-        Statements read *before* a slow one wait for it, delivered with it: a batch sent to
-        the workers puts the statements known to be heavier first (``LiveQueries._submit``).
-        Not while the statement waits for a lock on its file (the next statement would wait
-        for the same one: a chain of such jobs only filled every worker), and not after
-        :meth:`close`, which failed the queued jobs. (Once every statement is read and built,
-        none is left to hand on: the worker delivers them all.)"""
+        The results read *before* the slow statement go on too, at the head of the queue, to
+        a job that only builds their rows and delivers them (with the watermark seq they were
+        read at): they never wait for it. Not while the statement waits for a lock on its file
+        (the next statement would wait for the same one: a chain of such jobs only filled
+        every worker), and not after :meth:`close`, which failed the queued jobs. (Once every
+        statement is read and built, none is left to hand on: the worker delivers them
+        all.)"""
         tracker, job = flight.tracker, flight.job
+        handed: list[ReadJob] = []
         with tracker.lock:
             if self._closed:
                 return
             index, begin, end = tracker.index, tracker.begin, min(tracker.end, len(job.items))
             if tracker.building:
                 # Every statement was read and one's rows take long to build (a row type's
-                # slow __post_init__, a large result): the others, built or not, are read and
-                # built again elsewhere rather than wait for it (R44).
+                # slow __post_init__, a large result): the others go on rather than wait for
+                # it (R44) — those built already to be delivered, the rest to be built.
                 if now - tracker.built_since < SLOW or (begin == index and index + 1 >= end):
                     return
-                items = job.items[begin:index] + job.items[index + 1 : end]
-                tracker.begin = index
+                built, unbuilt = _read(tracker, begin, index), _read(tracker, index + 1, end)
+                if built is None or unbuilt is None:  # (not kept: read again, elsewhere)
+                    items = job.items[begin:index] + job.items[index + 1 : end]
+                    handed.append(
+                        ReadJob(job.decl, items, job.deliver, None, job.previous, job.ahead)
+                    )
+                else:
+                    handed.append(
+                        ReadJob(job.decl, job.items[begin:index], job.deliver, read=built)
+                    )
+                    handed.append(
+                        ReadJob(
+                            job.decl,
+                            job.items[index + 1 : end],
+                            job.deliver,
+                            ahead=job.ahead,
+                            read=unbuilt,
+                        )
+                    )
+                tracker.begin, tracker.end = index, index + 1
             else:
-                if index + 1 >= end or now - (tracker.deadline - self.timeout) < SLOW:
-                    return  # nothing left behind it, or not begun (deadline inf), or not slow yet
+                if not tracker.reading or now - (tracker.deadline - self.timeout) < SLOW:
+                    return  # not begun (deadline inf), or not slow yet, or every one read
+                before = _read(tracker, begin, index)
+                if before is not None:  # read: on to be built and delivered now
+                    handed.append(
+                        ReadJob(
+                            job.decl,
+                            job.items[begin:index],
+                            job.deliver,
+                            ahead=job.ahead,
+                            read=before,
+                        )
+                    )
+                    tracker.begin = index
                 pooled = tracker.pooled
-                if pooled is not None and now - pooled.lock_waited_at < _LOCK_WAIT_RECENT:
-                    return
-                items = job.items[index + 1 : end]
-            tracker.end = index + 1
-        rest = ReadJob(job.decl, items, job.deliver, None, job.previous, job.ahead)
-        self._queue.append(rest)
-        self._wake.notify()
+                if index + 1 < end and not (
+                    pooled is not None and now - pooled.lock_waited_at < _LOCK_WAIT_RECENT
+                ):
+                    items = job.items[index + 1 : end]
+                    handed.append(
+                        ReadJob(job.decl, items, job.deliver, None, job.previous, job.ahead)
+                    )
+                    tracker.end = index + 1
+        handed = [rest for rest in handed if rest.items]
+        if not handed:
+            return
+        for rest in handed:
+            if rest.read is not None:
+                self._queue.appendleft(rest)  # read already: only built and delivered
+            else:
+                self._queue.append(rest)
+            self._wake.notify()
         self.splits += 1
 
     def _abandon_locked(self, worker: _Worker) -> None:
@@ -536,6 +590,16 @@ class QueryWorkers:
         for thread in [*threads, self._watchdog]:
             if thread is not threading.current_thread() and thread.ident is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _read(tracker: Tracker, begin: int, end: int) -> tuple[int, list[StatementResult]] | None:
+    """The watermark seq and the results of statements ``begin … end - 1`` of the batch
+    ``tracker`` follows, read already (None when one is not; called with its lock held)."""
+    read, first = tracker.read, tracker.first
+    if read is None or first > begin:
+        return None
+    results = read[begin - first : end - first]
+    return (tracker.seq, results) if len(results) == end - begin else None
 
 
 def _kept(keys: list[Any], tracker: Tracker) -> list[Any]:

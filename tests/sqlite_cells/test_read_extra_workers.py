@@ -526,3 +526,97 @@ def test_a_query_shares_no_read_with_one_whose_row_type_builds_slowly(store: Pat
             assert state.result == db.read(sql) and state.result[0] == {"id": 0, "v": n + 1}
             assert rt.settle(timeout=30)
         assert isinstance(typed.get().error, sc.QueryTimeout)
+
+
+def test_a_statement_read_before_a_runaway_one_of_its_job_is_delivered_at_once(
+    store: Path,
+) -> None:
+    """A light statement first in a job, a runaway one after it: the light one's result, read
+    already, is handed on when the runaway one has run ``SLOW`` seconds, and delivered long
+    before query_timeout (it was delivered with the runaway one, when that timed out: a light
+    live query created before runaway ones had its first rows only then, R44). Each is
+    delivered once, and the light one read once."""
+    timeout = 3.0
+    with sc.Runtime(store, query_timeout=timeout, query_workers=1) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        asked = time.monotonic()
+        landed: dict[str, list[tuple[float, StatementResult]]] = {}
+        done = threading.Event()
+        items: list[tuple[Any, Statement]] = [
+            ("light", Statement(COUNT, ())),
+            ("light too", Statement(COUNT.replace("count(*)", "count(*) + 1"), ())),
+            ("runaway", Statement(ENDLESS, ())),
+        ]
+
+        def deliver(seq: int, results: list[tuple[Any, StatementResult]]) -> None:
+            for key, result in results:
+                landed.setdefault(key, []).append((time.monotonic() - asked, result))
+            if sum(map(len, landed.values())) >= len(items):
+                done.set()
+
+        rt.query_workers.submit(ReadJob(db.declaration, items, deliver))
+        assert done.wait(30)  # a hang guard
+        time.sleep(0.3)  # a second delivery would have come by now
+        assert sorted(landed) == ["light", "light too", "runaway"]
+        assert all(len(deliveries) == 1 for deliveries in landed.values()), landed
+        for key, n in (("light", 0), ("light too", 1)):
+            ((after, result),) = landed[key]
+            assert result.error is None and result.rows == [(n,)]
+            assert after < timeout / 3, (key, after)
+        ((after, result),) = landed["runaway"]
+        assert isinstance(result.error, sc.QueryTimeout) and after >= timeout
+        assert rt.query_workers.splits >= 1
+
+
+def test_rows_slow_to_build_in_a_batch_are_each_read_and_built_once(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every statement of a job read, then each result's rows a little past ``SLOW`` to build:
+    at each look the watchdog hands on the results built already (to be delivered) and those
+    not built yet (to be built elsewhere) — read in the job's transaction, they are not read
+    again. (Handed on as statements, 30 such results were read ≈ 460 times, the last landing
+    seconds later.) Each is read once, built once and delivered once, with its watermark."""
+    reads: dict[str, int] = {}
+    real = reader_module._run_one
+
+    def counted(pooled: Any, plan: Any, stmt: Statement) -> Any:
+        reads[stmt.sql] = reads.get(stmt.sql, 0) + 1
+        return real(pooled, plan, stmt)
+
+    monkeypatch.setattr(reader_module, "_run_one", counted)
+    with sc.Runtime(store, query_timeout=30.0, query_workers=1) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        with space.transact():
+            db.exec("INSERT INTO messages (body) VALUES ('x')")
+        count = 12
+        built: dict[Any, int] = {}
+        lock = threading.Lock()
+        delivered: list[tuple[Any, int, Any]] = []
+        done = threading.Event()
+
+        def build(key: Any, result: StatementResult) -> None:
+            with lock:
+                built[key] = built.get(key, 0) + 1
+            time.sleep(workers_module.SLOW * 1.6)
+
+        def deliver(seq: int, results: list[tuple[Any, StatementResult]]) -> None:
+            with lock:
+                delivered.extend((key, seq, result.rows) for key, result in results)
+                if len(delivered) >= count:
+                    done.set()
+
+        items: list[tuple[Any, Statement]] = [
+            (n, Statement(f"SELECT count(*) + {n} AS n FROM messages", ())) for n in range(count)
+        ]
+        began = time.monotonic()
+        rt.query_workers.submit(ReadJob(db.declaration, items, deliver, ahead=build))
+        assert done.wait(60)  # a hang guard
+        took = time.monotonic() - began
+        time.sleep(0.3)  # a second delivery would have come by now
+        assert sorted(delivered) == [(n, db.rev, [(1 + n,)]) for n in range(count)]
+        assert reads == {stmt.sql: 1 for _, stmt in items}
+        assert built == {n: 1 for n in range(count)}
+        assert rt.query_workers.splits >= 1
+        # Built one after another at worst (one worker, and extras only when all are slow).
+        assert took < count * workers_module.SLOW * 1.6 + 5
