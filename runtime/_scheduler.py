@@ -36,6 +36,9 @@ __all__ = ["Node", "Scheduler", "Subscription", "Work", "own"]
 
 # How long one wait of ``settle`` lasts before it looks again (seconds; see Scheduler.settle).
 _WAIT_SLICE = 0.1
+# How long close() waits for the thread to complete the subscribers, then for it to end (a
+# subscriber busy longer holds it: then it completes them, and ends, once back).
+CLOSE_WAIT = 5.0
 
 log = logging.getLogger("sqlite_cells.runtime")
 
@@ -214,6 +217,9 @@ class Scheduler:
         # Guarded by _lock: subscriptions made whose observer has not joined its node yet (by
         # id): closing completes them too, and they never join after that.
         self._joining: dict[int, Observer] = {}
+        # The completion of every subscriber, when close() could not wait for the thread to
+        # get to it (busy in a subscriber): run by the thread once back (see _loop).
+        self._late_completion: Callable[[], None] | None = None
         # Nodes whose owner is gone (see own), appended from any thread — a finalizer may run
         # while this thread holds _lock, so no lock — and looked at before the next work.
         self._orphans: deque[Node] = deque()
@@ -599,7 +605,9 @@ class Scheduler:
 
     def close(self) -> None:
         """Stop: every subscriber still subscribed gets ``on_completed`` (on the scheduler
-        thread, ahead of queued work), then queued work is dropped and the thread ends."""
+        thread, ahead of queued work), then queued work is dropped and the thread ends. A
+        thread busy past the wait (in a slow subscriber) completes them once back, then ends."""
+        late: Callable[[], None] | None = None
         if self.on_thread:
             self._complete_all()
         else:
@@ -617,10 +625,11 @@ class Scheduler:
                     pending = True
                 else:
                     pending = False
-            if pending:
-                completed.wait(timeout=5)
+            if pending and not completed.wait(timeout=CLOSE_WAIT):
+                late = complete
         with self._lock:
             self._closed = True
+            self._late_completion = late
             self._queue.clear()
             self._pending.clear()
             self._wake.notify_all()
@@ -630,7 +639,7 @@ class Scheduler:
             self._joining.clear()
         _deliver([(_call_completed, o.on_completed) for o in joining if o.on_completed])
         if not self.on_thread:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=CLOSE_WAIT)
 
     def _failed(
         self, node: Node, observers: list[Observer], error: BaseException
@@ -722,7 +731,8 @@ class Scheduler:
                 while not self._queue and not self._closed:
                     self._wake.wait()
                 if self._closed:
-                    return
+                    late, self._late_completion = self._late_completion, None
+                    break
                 self._current, work = self._queue.popleft()
                 self._item_epochs = [self._current]
                 self._busy = True
@@ -739,6 +749,11 @@ class Scheduler:
                     for epoch in self._item_epochs:
                         self._uncount(epoch)
                     self._current = None
+        if late is not None:
+            try:
+                late()
+            except BaseException:
+                log.exception("completing the subscribers at close failed")
 
     def _init(self, node: Node) -> None:
         if node.released or node.ready.is_set() or id(node) in self._unborn:

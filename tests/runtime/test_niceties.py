@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import sqlite_cells as sc
+import sqlite_cells.runtime._scheduler as scheduler_module
 
 
 def test_an_async_handler_runs_its_body_then_commits_off_the_loop(rt: sc.Runtime) -> None:
@@ -111,6 +112,48 @@ def test_close_completes_every_observable(store: Path) -> None:
     rt.settle()
     rt.close()
     assert sorted(completed) == ["cell", "derived"]
+
+
+def test_close_completes_every_observable_after_a_subscriber_busy_past_its_wait(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """close() waits ``CLOSE_WAIT`` for the scheduler thread to complete the subscribers; a
+    subscriber busy longer held the thread, and close() dropped the completion with the queued
+    work: no other subscriber was ever completed, and an ``async for`` over ``q.states()`` waited
+    for ever. The thread completes them once back, then ends."""
+    monkeypatch.setattr(scheduler_module, "CLOSE_WAIT", 0.2)
+    rt = sc.Runtime(store)
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    busy, release = threading.Event(), threading.Event()
+
+    def slow(value: int) -> None:
+        if value == 1:
+            busy.set()
+            release.wait(30)  # a hang guard
+
+    completed: list[str] = []
+    ended = threading.Event()
+
+    def complete(what: str) -> None:
+        completed.append(what)
+        if len(completed) == 2:
+            ended.set()
+
+    c.observe().subscribe(slow)
+    c.observe().subscribe(on_completed=lambda: complete("cell"))
+    sc.derive(c, lambda v: v).observe().subscribe(on_completed=lambda: complete("derived"))
+    rt.settle()
+    with space.transact():
+        c.set(1)
+    assert busy.wait(10)
+    rt.close()  # returns while the subscriber is still busy (2 x CLOSE_WAIT)
+    assert completed == []
+    release.set()
+    assert ended.wait(10)
+    assert sorted(completed) == ["cell", "derived"]
+    rt.scheduler._thread.join(10)
+    assert not rt.scheduler._thread.is_alive()
 
 
 def test_queries_made_just_before_close_end_with_on_completed_never_an_error(
