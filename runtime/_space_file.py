@@ -1394,6 +1394,20 @@ class SpaceFile:
         # statement running.
         records = self._records_since(conn if cursor is None else cursor, seen)
         if not records:  # the usual case at commit: nobody else committed
+            last = last_seq(conn)
+            if last < seen:
+                # The log went back: seqs only grow, and compaction keeps the newest record.
+                # The file was overwritten in place (a backup restored over it, SQLite's own
+                # backup or `.restore` included): its inode is the one opened, so only its log
+                # tells (R73). A commit now would take a seq given already.
+                raise StoreChanged(
+                    str(self.path),
+                    f"the log of space {self.space_id!r} ends at seq {last}, behind seq {seen} "
+                    "this runtime has seen: the space file was overwritten (restored from an "
+                    "older copy?) while this runtime had it open; nothing was committed: close "
+                    "this runtime, then run `sqlite-cells check` on the store before opening a "
+                    "new one (its databases may hold commits the space no longer has)",
+                )
             return []
         # Seqs are given one after the other, so a gap means compaction removed records this
         # runtime has not seen (the newest record is always kept); no gap, nothing was missed.

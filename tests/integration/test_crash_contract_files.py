@@ -314,6 +314,42 @@ def test_a_backup_put_back_under_a_running_runtime_is_not_written_over_by_its_ol
             assert counter.get() == 39
 
 
+def test_a_space_restored_in_place_under_a_running_runtime_takes_no_commit(
+    tmp_path: Path,
+) -> None:
+    """R73: an older copy written *over* the open space file — SQLite's backup API, as the
+    shell's `.restore` does, keeping the file's inode — is detected by its log, which ends
+    before the seq this runtime has seen: the next commit is `StoreChanged` and commits nothing
+    (it took seq 2 again, and the database kept rows of a commit the space no longer had, with
+    `check` saying "in sync")."""
+    store = tmp_path / "store"
+    store.mkdir()
+    backup = tmp_path / "backup"
+    with _opened(store) as (_rt, db, counter):
+        _commit(db, counter, 1)
+        space_path = _space_path(store)
+        _copy_of(space_path, backup)
+        _commit(db, counter, 2)
+        inode = space_path.stat().st_ino
+        target = apsw.Connection(str(space_path))
+        source = apsw.Connection(str(backup))
+        try:
+            with target.backup("main", source, "main") as step:
+                step.step()
+        finally:
+            target.close()
+            source.close()
+        assert space_path.stat().st_ino == inode and _raw_log_seq(space_path) == 1
+        with pytest.raises(sc.StoreChanged) as changed:
+            _commit(db, counter, 3)
+        assert changed.value.path == str(space_path)
+        assert "ends at seq 1, behind seq 2 this runtime has seen" in str(changed.value)
+        with pytest.raises(sc.StoreChanged), db.space.transact():
+            counter.set(100)  # a commit of cells alone too
+    assert _raw_log_seq(space_path) == 1
+    assert [r[0] for r in _raw_rows(Path(db.path))] == [1, 2]  # ahead by one: R71's to judge
+
+
 def test_a_space_file_moved_away_and_back_keeps_its_wal_and_every_commit(tmp_path: Path) -> None:
     """R72, R73: the file moved away while the runtime closes — nothing at its path then — and
     put back: its -wal, which holds its commits, stays where it is (the file may come back),
