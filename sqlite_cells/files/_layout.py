@@ -176,6 +176,7 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
             f"nothing was committed: {CHECKED_AGAIN}",
         )
     if current == key:
+        _check_wal(conn, key)
         _note_companions(conn, key)
         return False
     check_file_kinds(path, "database file")  # a named pipe would block SQLite for ever
@@ -221,6 +222,26 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
 
 
 _ATTACH_TRIES = 5
+
+
+def _check_wal(conn: apsw.Connection, key: str) -> None:
+    """The attached file ``key``'s -wal is still the one SQLite writes (R73): one deleted or
+    replaced under the runtime would take the commit into a file no longer at its path (and
+    every new reader of the file would fail on the -shm that still counts its frames). Then
+    the file is let go — SQLite, closing it, writes what that -wal holds into the file — and
+    :class:`StoreChanged` is raised."""
+    recorded = _COMPANIONS.get(conn, {}).get(key)
+    wal = f"{key}-wal"
+    before = recorded.get(wal) if recorded is not None else None
+    if before is None or identity_now(wal) == before:
+        return
+    detach(conn)
+    raise StoreChanged(
+        wal,
+        "the -wal of this database file was deleted or replaced while the runtime had it "
+        "open; nothing was committed (never remove the -wal or -shm files of a store in "
+        f"use): {CHECKED_AGAIN}",
+    )
 
 
 def _note_companions(conn: apsw.Connection, key: str) -> None:

@@ -350,6 +350,39 @@ def test_a_space_restored_in_place_under_a_running_runtime_takes_no_commit(
     assert [r[0] for r in _raw_rows(Path(db.path))] == [1, 2]  # ahead by one: R71's to judge
 
 
+@pytest.mark.parametrize("read_before", [False, True], ids=["no-reader", "pooled-reader"])
+def test_a_database_wal_deleted_under_a_running_runtime_takes_no_commit(
+    tmp_path: Path, read_before: bool
+) -> None:
+    """R73: a database file's -wal deleted while the runtime has the file attached: the commit
+    went into the unlinked -wal and was acknowledged, and every read after failed for good
+    with a bare "disk I/O error" (the -shm still counted the deleted file's frames). The next
+    commit is `StoreChanged` naming the -wal; the file is let go and checked against its space
+    at its next use, so reads and commits go on, with every acknowledged commit."""
+    store = tmp_path / "store"
+    store.mkdir()
+    with _opened(store) as (rt, db, counter):
+        _commit(db, counter, 1, 2, 3)
+        if read_before:
+            assert db.read("SELECT count(*) AS n FROM ev") == [{"n": 3}]
+        wal = Path(f"{db.path}-wal")
+        wal.unlink()
+        with pytest.raises(sc.StoreChanged) as changed:
+            _commit(db, counter, 4)
+        assert changed.value.path == str(wal)
+        assert "the -wal of this database file was deleted or replaced" in str(changed.value)
+        assert counter.get() == 3
+        assert db.read("SELECT k FROM ev ORDER BY id") == [{"k": 1}, {"k": 2}, {"k": 3}]
+        _commit(db, counter, 5)
+        q = db.query("SELECT k FROM ev ORDER BY id")
+        assert rt.settle(timeout=30)
+        assert q.get().result == [{"k": 1}, {"k": 2}, {"k": 3}, {"k": 5}]
+    assert _look(store).returncode == 0
+    with _opened(store) as (_rt, db, counter):
+        assert [r["k"] for r in db.read("SELECT k FROM ev ORDER BY id")] == [1, 2, 3, 5]
+        assert counter.get() == 4 and db.rev == 4
+
+
 def test_a_space_file_moved_away_and_back_keeps_its_wal_and_every_commit(tmp_path: Path) -> None:
     """R72, R73: the file moved away while the runtime closes — nothing at its path then — and
     put back: its -wal, which holds its commits, stays where it is (the file may come back),
