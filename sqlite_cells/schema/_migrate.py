@@ -87,9 +87,8 @@ from sqlite_cells.schema._schema_diff import (
     rows_of,
 )
 from sqlite_cells.sql import (
-    JSON_CALL_PREFIX,
-    JSON_CALLS,
     OP,
+    REWRITTEN_JSON_FUNCTIONS,
     USER_PREPARE_FLAGS,
     WORD,
     Gate,
@@ -163,9 +162,6 @@ def _is_autoindex(index: str | None, table: str | None) -> bool:
     return index.startswith(prefix) and index[len(prefix) :].isdigit()
 
 
-_JSON_FUNCTIONS: Final = frozenset(JSON_CALL_PREFIX + name for name in JSON_CALLS)
-
-
 class _MigrationPolicy:
     """The authorizer of a ``migrate`` callback's statements (R14): triggers, views, virtual
     tables, temp objects (anything in database ``temp`` but the reads and rewrites of its
@@ -223,7 +219,7 @@ class _MigrationPolicy:
             return ok if self.ddl or not _reserved(a) else deny
         if action == apsw.SQLITE_FUNCTION:
             name = fold_ascii(b or "")
-            if name in _JSON_FUNCTIONS:  # what a JSON call of many paths is rewritten to (R44)
+            if name in REWRITTEN_JSON_FUNCTIONS:  # a JSON call of many paths, rewritten (R44)
                 return ok
             return deny if name in _FORBIDDEN_FUNCTIONS or name.startswith("_cf_") else ok
         return deny

@@ -1,6 +1,7 @@
 """The SQL front end: one scan per statement (``scan_sql``), the guard, parameters and their
 binding, the authorizer, reserved names."""
 
+from sqlite_cells.sql._authorizer import REWRITTEN_PREPARE_FLAGS as REWRITTEN_PREPARE_FLAGS
 from sqlite_cells.sql._authorizer import USER_PREPARE_FLAGS as USER_PREPARE_FLAGS
 from sqlite_cells.sql._authorizer import Authorizer as Authorizer
 from sqlite_cells.sql._authorizer import Gate as Gate
@@ -24,6 +25,7 @@ from sqlite_cells.sql._names import JSON_CALL_PREFIX as JSON_CALL_PREFIX
 from sqlite_cells.sql._names import JSON_CALLS as JSON_CALLS
 from sqlite_cells.sql._names import LINK_SUFFIX as LINK_SUFFIX
 from sqlite_cells.sql._names import RESERVED_PREFIXES as RESERVED_PREFIXES
+from sqlite_cells.sql._names import REWRITTEN_JSON_FUNCTIONS as REWRITTEN_JSON_FUNCTIONS
 from sqlite_cells.sql._names import fold_ascii as fold_ascii
 from sqlite_cells.sql._names import is_forbidden_function as is_forbidden_function
 from sqlite_cells.sql._names import is_link_column as is_link_column
@@ -59,6 +61,8 @@ __all__ = [
     "PARAM",
     "QUOTED",
     "RESERVED_PREFIXES",
+    "REWRITTEN_JSON_FUNCTIONS",
+    "REWRITTEN_PREPARE_FLAGS",
     "STRING",
     "USER_PREPARE_FLAGS",
     "WORD",

@@ -12,7 +12,9 @@ What it allows (everything else is ``SQLITE_DENY``):
 * ``SQLITE_SELECT`` and ``SQLITE_RECURSIVE`` (recursive CTEs);
 * ``SQLITE_FUNCTION`` except ``load_extension``, ``readfile``, ``writefile``, ``edit``,
   ``fts3_tokenizer``, any ``pragma_*`` function, any ``_cf_*`` function (*decision*: the
-  runtime's own SQL functions are not for user statements) and any ``sqlite_*`` function but
+  runtime's own SQL functions are not for user statements; the write connection allows the
+  ``_cf_json_*`` ones to a statement the runtime itself rewrote to call them,
+  ``write._conn``) and any ``sqlite_*`` function but
   ``sqlite_version``, ``sqlite_source_id``, ``sqlite_compileoption_used`` and
   ``sqlite_compileoption_get`` (``sqlite_log`` writes to the application's log);
 * ``SQLITE_READ`` of a column of an allowed table in ``database``;
@@ -73,7 +75,14 @@ from sqlite_cells.sql._names import (
     is_reserved_table,
 )
 
-__all__ = ["USER_PREPARE_FLAGS", "Authorizer", "Gate", "ReadSet", "make_authorizer"]
+__all__ = [
+    "REWRITTEN_PREPARE_FLAGS",
+    "USER_PREPARE_FLAGS",
+    "Authorizer",
+    "Gate",
+    "ReadSet",
+    "make_authorizer",
+]
 
 Authorizer = Callable[[int, str | None, str | None, str | None, str | None], int]
 
@@ -163,6 +172,10 @@ def make_authorizer(mode: Mode, *, database: str, tables: Collection[str] | None
 # cache keys on the flags too, so a user statement can never be served a statement the runtime
 # prepared (and the gate allowed) under the same text. PERSISTENT is only a planner hint.
 USER_PREPARE_FLAGS: Final = apsw.SQLITE_PREPARE_PERSISTENT
+# A user statement the runtime rewrote (a write's JSON call of many paths, which then calls the
+# ``_cf_json_*`` functions, allowed for it alone): NORMALIZE is a no-op flag, here so that the
+# cache never hands a rewritten statement's preparation to a user text that is the same.
+REWRITTEN_PREPARE_FLAGS: Final = USER_PREPARE_FLAGS | apsw.SQLITE_PREPARE_NORMALIZE
 
 ReadSet = set[tuple[str, str]]  # (table, column) pairs, ASCII-folded; column "" = no column named
 

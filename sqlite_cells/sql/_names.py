@@ -22,6 +22,7 @@ __all__ = [
     "LINK_SUFFIX",
     "READ_VERBS",
     "RESERVED_PREFIXES",
+    "REWRITTEN_JSON_FUNCTIONS",
     "ROW_COUNT_FUNCTIONS",
     "SCHEMA_READERS",
     "TRANSACTION_VERBS",
@@ -84,7 +85,9 @@ JSON_CALLS: Final[dict[str, tuple[int, bool]]] = {
     },
 }
 JSON_CALL_PREFIX: Final = "_cf_"
-_RUNTIME_FUNCTIONS: Final = frozenset(JSON_CALL_PREFIX + name for name in JSON_CALLS)
+# What a write's JSON call of many paths is rewritten to (``split_json_calls``): the one place
+# a statement may call a ``_cf_`` function, allowed by the gate for that statement alone.
+REWRITTEN_JSON_FUNCTIONS: Final = frozenset(JSON_CALL_PREFIX + name for name in JSON_CALLS)
 
 # Statement verbs (upper case, as the guard's tokens carry them).
 TRANSACTION_VERBS: Final = frozenset({"BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"})
@@ -129,15 +132,15 @@ def is_reserved_table(name: str) -> bool:
 
 def is_forbidden_function(name: str) -> bool:
     """Whether a user statement may not call the SQL function ``name`` (R21, R23): the R21
-    list, the row-count functions, pragma functions, ``_cf_*`` (but the ``_cf_json_*``
-    functions a write's statement calls once rewritten: the guard refuses them in a user's own
-    text) and every ``sqlite_*`` function but the four harmless ones (``sqlite_log`` writes to
-    the application's error log)."""
+    list, the row-count functions, pragma functions, ``_cf_*`` (the ``_cf_json_*`` functions a
+    write's statement calls once the runtime rewrote it are allowed for that statement by the
+    write connection, not here) and every ``sqlite_*`` function but the four harmless ones
+    (``sqlite_log`` writes to the application's error log)."""
     folded = fold_ascii(name)
     if folded in ROW_COUNT_FUNCTIONS:
         return True
     if folded in FORBIDDEN_FUNCTIONS or folded.startswith(("_cf_", VIRTUAL_PREFIX)):
-        return folded not in _RUNTIME_FUNCTIONS
+        return True
     return folded.startswith("sqlite_") and folded not in ALLOWED_SQLITE_FUNCTIONS
 
 

@@ -43,9 +43,10 @@ What changes for a statement that calls these functions: a Python call per call 
 functions). ``PRAGMA case_sensitive_like`` would re-register SQLite's own ``like`` and drop the
 override; user statements can never run a PRAGMA (R23), and the runtime runs none on this
 connection. Text that is not valid UTF-8 cannot cross between SQLite and Python: such a text
-argument fails the statement with ``UnicodeDecodeError`` (the write path reports an
-``ExecError``) where the builtin would have stored the bytes, and such a text result (made from
-a blob argument) is returned as a blob of the same bytes, where the builtin returns text.
+argument fails the statement where the builtin would have stored the bytes (the write path
+reports an ``ExecError`` naming these functions and what to do: give them the value as a
+blob), and such a text result (made from a blob argument) is returned as a blob of the same
+bytes, where the builtin returns text.
 """
 
 from __future__ import annotations

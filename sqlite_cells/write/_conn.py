@@ -33,13 +33,23 @@ from typing import Final
 import apsw
 
 from sqlite_cells.files import ALIAS
-from sqlite_cells.sql import USER_PREPARE_FLAGS, Authorizer, Bound, Gate, split_json_calls
+from sqlite_cells.sql import (
+    REWRITTEN_JSON_FUNCTIONS,
+    REWRITTEN_PREPARE_FLAGS,
+    USER_PREPARE_FLAGS,
+    Authorizer,
+    Bound,
+    Gate,
+    fold_ascii,
+    split_json_calls,
+)
 from sqlite_cells.write._calls import override_long_calls
 from sqlite_cells.write._watchdog import Watch, Watchdog
 
 __all__ = ["WriteConn", "write_conn"]
 
 _PRAGMA: Final = apsw.SQLITE_PRAGMA
+_FUNCTION: Final = apsw.SQLITE_FUNCTION
 _OK: Final = apsw.SQLITE_OK
 _SESSION_PRAGMAS: Final = frozenset({"table_info", "table_xinfo"})
 # VM steps between deadline checks. Often, unlike the read pool's (read/_pool.py): a step that
@@ -63,6 +73,7 @@ class WriteConn:
         "_judge_once",
         "_last",
         "_policy",
+        "_rewritten",
         "_rowid",
         "_rowid_after",
         "_stepping",
@@ -80,6 +91,7 @@ class WriteConn:
         self._judge_once: Authorizer = self._judge
         self._last: Authorizer | None = None
         self._stepping = False
+        self._rewritten = False  # the user statement is the runtime's rewrite (see _judge)
         self.deadline: float | None = None
         # last_insert_rowid() for the next user statement of the transaction, and what the last
         # run left.
@@ -115,6 +127,12 @@ class WriteConn:
     ) -> int:
         if action == _PRAGMA and self._stepping and a in _SESSION_PRAGMAS and database == ALIAS:
             return _OK  # the session extension asking, from inside the step (see module doc)
+        if (
+            action == _FUNCTION
+            and self._rewritten
+            and fold_ascii(b or "") in REWRITTEN_JSON_FUNCTIONS
+        ):
+            return _OK  # what the runtime's rewrite calls (never a user's own text, R23)
         return self._policy(action, a, b, database, src)
 
     def run_user(
@@ -136,7 +154,9 @@ class WriteConn:
         self._last = policy
         self._policy, self._stepping = policy, False
         deadline = self.deadline = time.monotonic() + timeout
-        sql = split_json_calls(sql)  # R44: a JSON call of many paths can be abandoned too
+        run = split_json_calls(sql)  # R44: a JSON call of many paths can be abandoned too
+        self._rewritten = run is not sql
+        flags = REWRITTEN_PREPARE_FLAGS if self._rewritten else USER_PREPARE_FLAGS
         cursor = conn.cursor()
         cursor.exec_trace = self._started
         gate, watch = self.gate, self.watch
@@ -148,9 +168,9 @@ class WriteConn:
                 token = watch.arm(conn, deadline, watchdog)
                 try:
                     if many:
-                        cursor.executemany(sql, rows, prepare_flags=USER_PREPARE_FLAGS)
+                        cursor.executemany(run, rows, prepare_flags=flags)
                     else:
-                        cursor.execute(sql, rows[0], prepare_flags=USER_PREPARE_FLAGS)
+                        cursor.execute(run, rows[0], prepare_flags=flags)
                 except apsw.Error as exc:
                     if watch.disarm(token) and not isinstance(exc, apsw.InterruptError):
                         raise _interrupted() from exc  # past its deadline, whatever else

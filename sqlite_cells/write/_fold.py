@@ -96,7 +96,7 @@ from sqlite_cells.sql import (
     sqlite_words,
     write_hint,
 )
-from sqlite_cells.write._calls import NoHelperFree, override_long_calls
+from sqlite_cells.write._calls import LONG_CALLS, NoHelperFree, override_long_calls
 from sqlite_cells.write._capture import (
     ROWID_TABLE_MAX_COLUMNS,
     SESSION_SAFE_CHANGES,
@@ -131,6 +131,12 @@ _BOTH_FILES = ("main", ALIAS)
 # A write of nothing: its statement takes the attached database file's write lock (R44, see
 # FoldParticipant._take_file_lock).
 _TAKE_FILE_LOCK = f"UPDATE {ALIAS}._cf_meta SET key = key WHERE 0"
+
+# The functions a write runs in Python (write/_calls.py), as a refusal names them.
+_LONG_CALL_NAMES = (
+    ", ".join(f"{name}()" for name in sorted({name for name, _ in LONG_CALLS}))
+    + " and the json functions given several paths"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -569,6 +575,18 @@ class SqliteParticipant:
                 sqlite_refusal(exc, write_hint(exc, request.sql)),
                 sqlite_error=sqlite_words(exc),
                 sqlite_code=getattr(exc, "extendedresult", None),
+            ) from exc
+        except UnicodeDecodeError as exc:
+            # Stored text that is not UTF-8 reached a function the write connection runs in
+            # Python to keep exec_timeout (write/_calls.py): it cannot cross into Python.
+            raise ExecError(
+                decl.db_id,
+                request.sql,
+                f"a text value that is not valid UTF-8 ({exc.object[exc.start : exc.start + 8]!r}"
+                f"…) was given to one of {_LONG_CALL_NAMES}, which writes run in the runtime to "
+                "keep exec_timeout (R44) and which take valid UTF-8 text only; nothing was "
+                "written: give the function the value as a blob (CAST(col AS BLOB)), or "
+                "store such values as blobs, or as valid UTF-8 text",
             ) from exc
         except (OverflowError, UnicodeError) as exc:  # a parameter SQLite cannot bind
             raise ExecError(decl.db_id, request.sql, f"{type(exc).__name__}: {exc}") from exc
