@@ -67,5 +67,5 @@ bench: $(BENCH_STAMP)
 	$(VENV)/bin/python -m bench --profile
 
 clean:
-	rm -rf $(VENV) .sqlite-cells .pytest_cache .mypy_cache .ruff_cache build
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
 	rm -f runtime/_locks.*.so

@@ -4,6 +4,10 @@ The pattern's ``ref`` parameter is typed ``sc.SqliteDb`` and nothing is given fo
 queries are pending. An operator then registers an existing SQLite file (outside the store) as a
 read-only source and links it to the piece's input — as ``sqlite-cells link`` does — and the
 lookups answer. Changing the code being looked up re-runs the query.
+
+With a STORE, the reference file is kept beside it (``STORE-reference/countries.db``), so the
+store never names a file that is gone, and a run again links the same file; without one, both
+are temporary.
 """
 
 from __future__ import annotations
@@ -26,8 +30,11 @@ def country_lookup(ref: sc.SqliteDb, code: sc.Cell) -> Any:
 
 
 def make_reference(folder: Path) -> Path:
-    """An SQLite file made by some other tool: it has its own schema."""
+    """An SQLite file made by some other tool: it has its own schema (made once)."""
     path = folder / "countries.db"
+    if path.exists():
+        return path
+    folder.mkdir(exist_ok=True)
     conn = apsw.Connection(str(path))
     conn.execute("CREATE TABLE countries (code TEXT PRIMARY KEY, name TEXT NOT NULL)")
     conn.executemany("INSERT INTO countries VALUES (?, ?)", COUNTRIES)
@@ -50,19 +57,20 @@ def _show(step: str, state: sc.QueryState) -> str:
 def main(store: str | None = None) -> list[str]:
     lines = []
     with (
-        tempfile.TemporaryDirectory() as outside,
+        tempfile.TemporaryDirectory() as scratch,
         sc.Runtime(store) if store is not None else sc.Runtime.ephemeral() as rt,
     ):
+        outside = Path(scratch) if store is None else rt.store.parent / f"{rt.store.name}-reference"
         space = rt.space("lookup")
         code = space.cell("code", default="jp")
         with space.transact():
             code.set("jp")
-        # ref=None: nothing linked yet (a run before on this store linked a file since removed).
+        # ref=None: nothing linked yet (a run before on this store linked it: it starts over).
         piece = space.run(country_lookup, key="countries", code=code, ref=None)
         rt.settle()
         lines.append(_show("before a reference database is linked", piece.outputs.get()))
 
-        handle = space.register_disk_source(make_reference(Path(outside)))
+        handle = space.register_disk_source(make_reference(outside))
         piece.inputs["ref"].link(handle)  # a committed write: it survives a restart
         rt.settle()
         lines.append(_show("after linking countries.db", piece.outputs.get()))
@@ -81,4 +89,8 @@ def main(store: str | None = None) -> list[str]:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else None)
+    # A pattern's identity includes its module name: import it by its real name so that running
+    # the file (as __main__) binds the same piece as importing examples.reference_lookup does.
+    from examples.reference_lookup import main as run_main
+
+    run_main(sys.argv[1] if len(sys.argv) > 1 else None)

@@ -504,7 +504,12 @@ def _message(exc: SqliteCellsError) -> str:
     replaced by what it means (the message of a query error carries it)."""
     cause = exc.__cause__
     text = str(exc)
-    if not isinstance(exc, QueryError) or isinstance(exc, QueryTimeout) or cause is None:
+    if isinstance(exc, QueryTimeout):
+        # The command's words for the deadline (a runtime's is its query_timeout).
+        return text.replace("(query_timeout)", "(--timeout)").replace(
+            "narrow the query", "narrow the query, or give a larger --timeout"
+        )
+    if not isinstance(exc, QueryError) or cause is None:
         return text
     if isinstance(cause, SqliteCellsError):
         return text

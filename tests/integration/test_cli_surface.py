@@ -311,6 +311,9 @@ def test_timeout_ends_a_runaway_query(chat_store: Path, capsys: pytest.CaptureFi
         capsys, "query", str(chat_store), "s", "chat", forever, "--timeout", "0.2"
     )
     assert code == 1 and out == "" and "QueryTimeout" in err
+    # In the command's words: its option, not the runtime's query_timeout.
+    assert "interrupted after 0.2s (--timeout): narrow the query, or give a larger --timeout" in err
+    assert "query_timeout" not in err
     for bad in ("-1", "3000000", "1e308"):  # past SQLite's busy timeout: bad usage, not a crash
         with pytest.raises(SystemExit) as exit_info:
             main(["query", str(chat_store), "s", "chat", "SELECT 1", "--timeout", bad])

@@ -549,7 +549,7 @@ def test_each_example_runs_twice_on_one_store_as_the_readme_says(name: str, tmp_
     if name == "typed":  # takes no store: the same answer each time, nothing in the store
         assert first.stdout == second.stdout == "[('Ada', 5), ('Ada', 3)]\n"
         assert not (tmp_path / "store").exists()
-    if name == "reference_lookup":  # the file linked by the first run is gone: start over
+    if name == "reference_lookup":  # the input starts unlinked, then links the same file again
         assert first.stdout == second.stdout
         assert "-> pending" in second.stdout and "-> Japan" in second.stdout
     if name == "chat":

@@ -29,3 +29,29 @@ def test_reference_lookup_runs_as_a_module(tmp_path: Path) -> None:
         check=True,
     )
     assert "-> Japan" in done.stdout and "-> Peru" in done.stdout
+
+
+def test_reference_lookup_on_a_store_keeps_its_file_beside_it(tmp_path: Path) -> None:
+    """Run twice on a store (as the README invites): the reference file stays beside the store,
+    both runs link the same one, and the store names no file that is gone (`inspect` finds
+    nothing; it found one gone source per run, and `query … countries.db` named several)."""
+    store = tmp_path / "store"
+    for _ in range(2):
+        reference_lookup.main(str(store))
+    assert (tmp_path / "store-reference" / "countries.db").is_file()
+    cli = str(Path(sys.executable).parent / "sqlite-cells")
+    found = subprocess.run(
+        [cli, "inspect", str(store)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert found.returncode == 0, found.stdout + found.stderr
+    assert "GONE" not in found.stdout and "finding" not in found.stdout
+    asked = subprocess.run(
+        [cli, "query", str(store), "lookup", "countries.db", "SELECT name FROM countries",
+         "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert asked.returncode == 0, asked.stdout + asked.stderr
+    assert "Kenya" in asked.stdout
