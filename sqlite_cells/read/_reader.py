@@ -388,55 +388,41 @@ def _run_all(
 ) -> list[StatementResult]:
     """Run ``statements[start:]``, one result each; with ``transaction``, in the read
     transaction open on the connection (re-opened after an interrupt ends it)."""
+    conn = pooled.conn
     results: list[StatementResult] = []
+    append = results.append
     with tracker.lock:  # (results read before a slow statement may be handed on, see Tracker)
         tracker.read, tracker.first, tracker.reading = results, start, True
+    timeout = plan.timeout
+    now = time.monotonic()
     try:
-        _run_each(pooled, plan, statements, tracker, start, previous, results, transaction)
+        for index in range(start, len(statements)):
+            with tracker.lock:
+                if index >= tracker.end:
+                    break  # the statements left were handed to another worker (see Tracker)
+                tracker.index = index
+                tracker.deadline = pooled.deadline = min(now + timeout, tracker.until)
+            result = _run_one(pooled, plan, statements[index])
+            if previous is not None and result.error is None:
+                kept = result.digest = digest(result.rows)
+                last = previous[index]
+                if last is not None and (
+                    kept == last[1] if kept is not None and last[1] is not None
+                    else same_values(result.rows, last[0])
+                ):  # fmt: skip
+                    result.rows = last[0]  # the rows just read are freed here, memory warm
+                    result.unchanged = True
+            # One clock read per statement: the end of one is the start of the next.
+            later = time.monotonic()
+            result.seconds = later - now
+            now = later
+            append(result)
+            if transaction and conn.getautocommit() and index + 1 < len(statements):
+                conn.execute("BEGIN")  # an interrupt ended the transaction: open the next one
     finally:
         with tracker.lock:
             tracker.reading = False
     return results
-
-
-def _run_each(
-    pooled: PooledConnection,
-    plan: _Plan,
-    statements: Sequence[Statement],
-    tracker: Tracker,
-    start: int,
-    previous: Sequence[Kept | None] | None,
-    results: list[StatementResult],
-    transaction: bool,
-) -> None:
-    """:func:`_run_all`'s loop, appending to ``results``."""
-    conn = pooled.conn
-    append = results.append
-    timeout = plan.timeout
-    now = time.monotonic()
-    for index in range(start, len(statements)):
-        with tracker.lock:
-            if index >= tracker.end:
-                break  # the statements left were handed to another worker (see Tracker)
-            tracker.index = index
-            tracker.deadline = pooled.deadline = min(now + timeout, tracker.until)
-        result = _run_one(pooled, plan, statements[index])
-        if previous is not None and result.error is None:
-            kept = result.digest = digest(result.rows)
-            last = previous[index]
-            if last is not None and (
-                kept == last[1] if kept is not None and last[1] is not None
-                else same_values(result.rows, last[0])
-            ):  # fmt: skip
-                result.rows = last[0]  # the rows just read are freed here, while memory is warm
-                result.unchanged = True
-        # One clock read per statement: the end of one is the start of the next.
-        later = time.monotonic()
-        result.seconds = later - now
-        now = later
-        append(result)
-        if transaction and conn.getautocommit() and index + 1 < len(statements):
-            conn.execute("BEGIN")  # an interrupt ended the transaction: open the next one
 
 
 def _track(tracker: Tracker, pooled: PooledConnection, index: int, timeout: float) -> None:
