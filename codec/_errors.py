@@ -58,10 +58,17 @@ class SqliteCellsError(Exception):
 
 
 def _rebuilt(cls: type[SqliteCellsError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
-    error = cls.__new__(cls)
+    error = _blank(cls)
     error.args = args
     error.__dict__.update(state)
     return error
+
+
+def _blank(cls: type[SqliteCellsError]) -> Any:
+    """An instance of the error class ``cls`` made without its constructor. An ``OSError`` is
+    laid out apart from other exceptions, and ``cls.__new__`` of a class that mixes one
+    (``TimeoutError``) into a ``RuntimeError`` finds ``RuntimeError``'s, which refuses it."""
+    return OSError.__new__(cls) if issubclass(cls, OSError) else cls.__new__(cls)
 
 
 class StatementError(SqliteCellsError, ValueError):
@@ -288,7 +295,7 @@ class QueryError(DatabaseError):
         text = str(self)
         if sql == self.sql or not text.endswith(said):
             return self
-        other = type(self).__new__(type(self))
+        other: QueryError = _blank(type(self))
         other.__dict__.update(self.__dict__)
         other.sql = sql
         other.args = (f"{text[: -len(said)]} in {_quoted_sql(sql)}",)

@@ -164,8 +164,23 @@ def test_errors_pickle_with_their_message_and_attributes() -> None:
                 db.read(sql)
             caught.append(info.value)
     caught.append(sc.ConflictError("s", ["a"]))
+    # Timeouts are OSErrors too (TimeoutError), laid out apart from other exceptions: their
+    # blank copy made RuntimeError's __new__ refuse them.
+    caught += [sc.QueryTimeout("d", "SELECT 1", "late"), sc.ExecTimeout("d", "DELETE FROM t", "x")]
     for error in caught:
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is type(error)
         assert (str(copy), copy.args, vars(copy)) == (str(error), error.args, vars(error))
     assert pickle.loads(pickle.dumps(caught[0])).kind == "forbidden-statement"
+
+
+def test_a_timeout_said_of_another_statement_is_a_timeout_of_it() -> None:
+    """A read of several statements that fails as a whole fails each with its own text
+    (``for_statement``): for a ``QueryTimeout`` that raised ``TypeError`` inside the runtime,
+    which left the batch's other live queries pending for good (see test_read_limits)."""
+    error = sc.QueryTimeout("d", "SELECT 1", "waited too long")
+    other = error.for_statement("SELECT 2")
+    assert type(other) is sc.QueryTimeout and isinstance(other, TimeoutError)
+    assert (other.db_id, other.sql) == ("d", "SELECT 2")
+    assert str(other) == "database d: waited too long in 'SELECT 2'"
+    assert str(error) == "database d: waited too long in 'SELECT 1'"

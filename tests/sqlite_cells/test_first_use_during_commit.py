@@ -335,3 +335,39 @@ def test_a_live_query_that_waited_for_another_process_in_vain_reads_once_it_lets
         state = query.get()
         assert state.error is None and state.result == [{"v": 1}, {"v": 2}], state
         assert time.monotonic() - released < 2.0  # within a query_timeout and a look
+
+
+def test_live_queries_read_in_one_batch_that_waited_in_vain_all_read_once_it_lets_go(
+    store: Path,
+) -> None:
+    """Two live queries of the database read as one batch whose read fails as a whole by its
+    deadline: each is told its own QueryTimeout (the batch's error said of each statement),
+    then each reads the repaired rows once the lock is free. Saying a QueryTimeout of another
+    statement raised TypeError inside the runtime: the other queries of the batch stayed
+    pending for good, and ``settle()`` never returned."""
+    _one_commit_behind(store, "behind")
+    with sc.Runtime(store, query_timeout=0.5, poll_interval=0.05) as rt:
+        behind = rt.space("s").sqlite_database("behind", tables=T)
+        with _space_held(store, seconds=2):
+            queries = [
+                behind.query("SELECT v FROM t ORDER BY v"),
+                behind.query("SELECT count(*) AS n FROM t"),
+                behind.query("SELECT max(v) AS m FROM t"),
+            ]
+            start = time.monotonic()
+            while any(q.get().pending for q in queries) and time.monotonic() - start < 5:
+                time.sleep(0.01)
+            during = [q.get() for q in queries]
+        assert all(isinstance(state.error, sc.QueryTimeout) for state in during), during
+        assert [state.error.sql for state in during if state.error is not None] == [
+            q.sql for q in queries
+        ]
+        assert rt.settle(timeout=10)
+        released = time.monotonic()
+        while any(q.get().result is None for q in queries) and time.monotonic() - released < 5:
+            time.sleep(0.01)
+        assert [q.get().result for q in queries] == [
+            [{"v": 1}, {"v": 2}],
+            [{"n": 2}],
+            [{"m": 2}],
+        ]
