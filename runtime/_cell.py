@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Never, overload
 import msgspec
 
 from sqlite_cells.codec import (
+    MAX_DEPTH,
     EncodingError,
     Link,
     SqliteCellsError,
@@ -220,6 +221,14 @@ class Cell:
         # A write at a path reads the rest of the value; the read is recorded only once the
         # write is (a path that does not fit the value, or a value that does not encode, leaves
         # the transaction as it was: R31).
+        if len(self._value_path) >= MAX_DEPTH:
+            # (Refused before the value is rebuilt along the path, one call per key: a path
+            # some thousands of keys deep ran out of Python's stack doing so.)
+            raise ValueEncodeError(
+                f"cell {self._id}: a value set at a path {len(self._value_path)} keys deep nests "
+                f"lists and dicts more than {MAX_DEPTH} levels deep (R6): set it at a shallower "
+                "path"
+            )
         read: int | None = None
         data = tx.written(file, self._id)
         if data is None:
@@ -395,12 +404,35 @@ class CellSource(Node):
         return (file, rev) if rev > self.scheduler.processed_seq(file) else None
 
     def compute(self) -> tuple[bool, Any]:
-        entity = self.scheduler.entity(self.cell.space.file, self.cell.id)
-        value = self.cell.decode(entity.data)
+        cell = self.cell
+        data = self.scheduler.entity(cell.space.file, cell.id).data
+        if data is None or not cell._value_path:
+            value = cell.decode(data)
+        else:
+            # The nodes of one cell's key paths share one decoding of each stored value: each
+            # decoded the whole value for its path, and 8,000 watched keys of one dict made a
+            # commit to it take 8 s.
+            if _decoded.data is not data:
+                _decoded.data, _decoded.root = None, None  # (a failed decode is not kept)
+                _decoded.root = cell._decode_stored(data, link_cells=True)
+                _decoded.data = data
+            value = value_at(_decoded.root, cell._value_path)
         return (not self.ready.is_set() or not same_value(value, self.value), value)
 
     def __repr__(self) -> str:
         return f"<CellSource {self.cell!r}>"
+
+
+class _Decoded(threading.local):
+    """The stored value a key-path node decoded last on this (scheduler) thread, and what it
+    decoded to: the object the scheduler's view holds for the cell (one per commit), so a
+    value is known by its identity."""
+
+    data: bytes | None = None
+    root: Any = None
+
+
+_decoded = _Decoded()
 
 
 class _Display(threading.local):

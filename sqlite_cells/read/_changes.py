@@ -75,25 +75,27 @@ def write_sets(
     reads it re-runs. ``reshaped`` is told of each such database (its tables' shapes may have
     changed)."""
     # The ops of one database are combined first: what one op did and a later one undid (a row
-    # inserted, then deleted) is no change of the commit's.
-    combined: dict[str, bytes | None] = {}
+    # inserted, then deleted) is no change of the commit's. All at once (one change group): a
+    # concatenation per op copied what the ones before had made, and a commit of 20,000 ops
+    # took 25 s here.
+    parts: dict[str, list[bytes] | None] = {}
     for op in ops:
         if op.kind == DROP_KIND:  # the file goes away: whatever read it reads nothing now
-            combined[op.target] = None
+            parts[op.target] = None
             continue
         if op.kind != KIND:
             continue
         body = decode_op_body(op)
         changeset = None if body.schema or body.unseen else body.changeset
-        if op.target not in combined:
-            combined[op.target] = changeset
-            continue
-        held = combined[op.target]
-        combined[op.target] = (
-            None if held is None or changeset is None else apsw.Changeset.concat(held, changeset)
-        )
+        held = parts.get(op.target, [])
+        if changeset is None or held is None:
+            parts[op.target] = None
+        else:
+            held.append(changeset)
+            parts[op.target] = held
     found: dict[str, WriteSet | None] = {}
-    for target, changeset in combined.items():
+    for target, changesets in parts.items():
+        changeset = None if changesets is None else _combined(changesets)
         if changeset is None:
             found[target] = None
             if reshaped is not None:
@@ -103,6 +105,19 @@ def write_sets(
         _add_changes(into, changeset, target, columns, generated)
         found[target] = into
     return found
+
+
+def _combined(changesets: list[bytes]) -> bytes:
+    """The changesets of one database's ops, in order, as one."""
+    if len(changesets) == 1:
+        return changesets[0]
+    group = apsw.ChangesetBuilder()  # type: ignore[no-untyped-call]  # (apsw types it so)
+    try:
+        for changeset in changesets:
+            group.add(changeset)
+        return group.output()
+    finally:
+        group.close()
 
 
 def _add_changes(

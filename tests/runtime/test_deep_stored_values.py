@@ -106,3 +106,31 @@ def test_a_value_set_reads_back_from_any_stack_depth(rt: sc.Runtime) -> None:
         assert isinstance(read, list) and len(read) == 1
         read = read[0]
     assert read == target and read.get() == 7
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH, 2000])
+def test_a_set_at_a_path_past_the_nesting_limit_is_a_value_encode_error(
+    rt: sc.Runtime, depth: int
+) -> None:
+    """R6: a value set at a path ``depth`` keys deep nests at least that deep, past the limit:
+    ``ValueEncodeError`` at the call (the value was rebuilt along the path one call per key
+    first, and a path of 2,000 keys ran out of Python's stack: a raw ``RecursionError``).
+    Nothing is recorded; a path one key shallower still takes a plain value."""
+    space = rt.space("demo")
+    c = space.cell("c")
+    deep = c
+    for i in range(depth):
+        deep = deep.key(f"k{i}")
+    with space.transact() as tx:
+        with pytest.raises(sc.ValueEncodeError, match=f"a path {depth} keys deep") as info:
+            deep.set(1)
+        assert isinstance(info.value, TypeError)
+        with pytest.raises(sc.ValueEncodeError):
+            deep.update(lambda v: 1)
+        assert tx.is_empty
+    shallower = c
+    for i in range(MAX_DEPTH - 1):
+        shallower = shallower.key(f"k{i}")
+    with space.transact():
+        shallower.set(1)
+    assert shallower.get() == 1 and deep.get() is None

@@ -154,6 +154,31 @@ def test_what_one_write_undid_in_the_same_commit_reruns_nothing(
     assert count.get().result == [{"n": 3}]
 
 
+def test_the_net_change_of_many_writes_of_one_commit_is_its_write_set(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    """Many ops of one commit are combined as one (a change group: a concatenation per op
+    made a commit of 20,000 ops take 25 s before its queries heard of it): 300 inserts each
+    deleted again by a later op change nothing; one row kept among them is seen, once."""
+    (count,) = _live(rt, db, calls, COUNT)
+    with space.transact():
+        for n in range(100, 400):
+            db.exec("INSERT INTO messages (id, body) VALUES (?, 'tmp')", [n])
+        for n in range(100, 400):
+            db.exec("DELETE FROM messages WHERE id = ?", [n])
+    rt.settle()
+    assert calls == Counter()
+    with space.transact():
+        for n in range(100, 400):
+            db.exec("INSERT INTO messages (id, body) VALUES (?, 'tmp')", [n])
+        for n in range(100, 400):
+            if n != 250:
+                db.exec("DELETE FROM messages WHERE id = ?", [n])
+    rt.settle()
+    assert calls == Counter({COUNT: 1})
+    assert count.get().result == [{"n": 3}]
+
+
 def test_writes_to_another_table_rerun_nothing(
     rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
 ) -> None:
