@@ -409,14 +409,15 @@ class CellSource(Node):
         if data is None or not cell._value_path:
             value = cell.decode(data)
         else:
-            # The nodes of one cell's key paths share one decoding of each stored value: each
+            # The nodes of one cell's key paths share one decoding of each stored value (each
             # decoded the whole value for its path, and 8,000 watched keys of one dict made a
-            # commit to it take 8 s.
+            # commit to it take 8 s); each takes a copy of its part, so that a subscriber that
+            # changes its value in place changes no other node's.
             if _decoded.data is not data:
                 _decoded.data, _decoded.root = None, None  # (a failed decode is not kept)
                 _decoded.root = cell._decode_stored(data, link_cells=True)
                 _decoded.data = data
-            value = value_at(_decoded.root, cell._value_path)
+            value = _copied(value_at(_decoded.root, cell._value_path))
         return (not self.ready.is_set() or not same_value(value, self.value), value)
 
     def __repr__(self) -> str:
@@ -433,6 +434,16 @@ class _Decoded(threading.local):
 
 
 _decoded = _Decoded()
+
+
+def _copied(value: Any) -> Any:
+    """``value`` with its lists and dicts copied (what they hold otherwise shared: cells,
+    numbers, text)."""
+    if type(value) is dict:
+        return {key: _copied(item) for key, item in value.items()}
+    if type(value) is list:
+        return [_copied(item) for item in value]
+    return value
 
 
 class _Display(threading.local):

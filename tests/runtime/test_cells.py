@@ -100,6 +100,36 @@ def test_watched_key_paths_of_a_cell_share_one_decoding_of_each_value(
     assert told["link"][0].get() == 5
 
 
+def test_a_key_path_value_changed_in_place_by_its_subscriber_changes_no_other_path(
+    rt: sc.Runtime,
+) -> None:
+    """The key-path nodes of a cell share one decoding of its value, and each holds a copy of
+    its part: a subscriber that changes the dict it was given in place changed what the nodes
+    of the paths within it (observed later) were given, never committed (§3, R50). (The
+    subscribers of one path share its value, as they always did.)"""
+    space = rt.space("demo")
+    c = space.cell("c")
+    with space.transact():
+        c.set({"a": {"x": 1, "ys": [1, 2]}})
+    rt.settle()
+
+    def mutate(value: dict[str, object]) -> None:
+        value["x"] = 999
+        value["evil"] = True
+
+    c.key("a").observe().subscribe(mutate)
+    rt.settle()
+    seen: list[object] = []
+    c.key("a").key("x").observe().subscribe(seen.append)
+    derived = sc.derive(c.key("a").key("ys"), lambda v: v)
+    ys: list[object] = []
+    c.key("a").key("ys").observe().subscribe(ys.append)
+    rt.settle()
+    assert seen == [1] and ys == [[1, 2]]
+    assert derived.get() == [1, 2]
+    assert c.get() == {"a": {"x": 1, "ys": [1, 2]}}
+
+
 def test_cells_inside_values_are_stored_as_links_and_read_back_as_cells(rt: sc.Runtime) -> None:
     space = rt.space("demo")
     alice = space.cell("alice")
