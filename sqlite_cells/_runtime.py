@@ -630,11 +630,12 @@ class Runtime(runtime.Runtime):
             raise WriteLockTimeout(
                 decl.db_id,
                 sql,
-                f"waited query_timeout={self.query_timeout}s for a commit of this runtime to "
-                f"space {decl.space_id!r} to end: {decl.path} disagrees with its space and is "
-                "repaired under the space's write lock before its first read here (R71); "
-                "nothing was read: try again once that commit ends (a live query does so "
-                "itself)",
+                f"waited query_timeout={self.query_timeout}s for the write lock of space "
+                f"{decl.space_id!r}, which this runtime held (a commit to the space, or another "
+                "read's repair of this file, which may itself wait for another connection): "
+                f"{decl.path} disagrees with its space and is repaired under the space's write "
+                "lock before its first read here (R71); nothing was read: try again once it is "
+                "free (a live query does so itself)",
             ) from None
         except DatabaseError as exc:
             if not waited_for_lock(exc):
