@@ -401,6 +401,15 @@ class _QueryNode(Node):
                 pending = QueryState(True, state.result, None, state.seq)
                 return (not pending.same_rows(state), pending)
             key = repr(params)
+        try:
+            linked = self.query.db._linked_id()
+        except SqliteCellsError:
+            linked = None
+        if linked is not None:
+            # A pattern input's database is part of what the query is: linked anew, the query
+            # is pending until the new database's first result, as for new params (R42, R61),
+            # and a run in flight for the database before is dropped when it lands.
+            key = f"{key}\x00{linked}"
         changed_params = key != self._params_key
         if changed_params:
             self._params_changes += 1

@@ -74,6 +74,28 @@ def test_a_database_given_at_the_run_is_followed_through_a_relink(
     assert first.read("SELECT count(*) AS n FROM messages") == [{"n": 2}]
 
 
+def test_a_relinked_input_s_queries_are_pending_until_the_new_database_answers(
+    rt: sc.Runtime, space: Space
+) -> None:
+    """A pattern input's database is part of what its queries are: linked anew, each is
+    pending until the new database's first result, the old rows visible meanwhile, as for new
+    params (R42, R61) — it showed the old database's rows as a settled result until then. No
+    state after the relink is a result of the old database with ``pending`` false."""
+    first = space.sqlite_database("first", tables=MESSAGES)
+    second = space.sqlite_database("second", tables=MESSAGES)
+    _write_one(space, first)
+    piece = space.run(count, key="k", inp=first)
+    rt.settle()
+    seen: list[sc.QueryState[Any]] = []
+    piece.outputs.observe().subscribe(seen.append)
+    rt.settle()
+    assert [(s.pending, s.result) for s in seen] == [(False, [{"n": 1}])]
+    piece.inputs["inp"].link(second)
+    rt.settle()
+    states = [(s.pending, s.result) for s in seen]
+    assert states == [(False, [{"n": 1}]), (True, [{"n": 1}]), (False, [{"n": 0}])], states
+
+
 def test_none_unlinks_what_the_input_was_linked_to(rt: sc.Runtime, space: Space) -> None:
     db = space.sqlite_database("chat", tables=MESSAGES)
     _write_one(space, db)
