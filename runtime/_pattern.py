@@ -199,7 +199,19 @@ def pattern(fn: Callable[..., Any]) -> Pattern:
 
 class Inputs(dict[str, "Cell"]):
     """A piece's input cells by input name. A name the pattern does not take is an
-    :class:`UnknownInput` (a ``KeyError`` too) that lists the names it does take."""
+    :class:`UnknownInput` (a ``KeyError`` too) that lists the names it does take. Read-only:
+    an input is given a value or a link through its cell (``set``, ``link``), never replaced
+    in this mapping (an int put there made a later ``link`` a raw ``AttributeError``)."""
+
+    def _refuse(self, *args: object, **kwargs: object) -> Any:
+        raise InvalidArgument(
+            "a piece's inputs are its input cells, fixed by its pattern: give an input a value "
+            "with piece.inputs[name].set(value) in a transaction, or a database with "
+            "piece.inputs[name].link(handle); nothing was changed"
+        )
+
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    pop = popitem = setdefault = update = clear = _refuse
 
     def __getitem__(self, name: object) -> Cell:
         if not isinstance(name, str):  # (an unhashable one would be Python's TypeError)

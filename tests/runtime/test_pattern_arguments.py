@@ -107,3 +107,33 @@ def test_a_parameter_named_as_what_space_run_takes_itself_is_refused_when_declar
     error = _refused(lambda: sc.pattern(namespace["body"]))
     assert f"its parameter {name!r} cannot be given as an input" in str(error)
     assert "rename the parameter" in str(error)
+
+
+def test_a_piece_s_inputs_cannot_be_replaced_in_its_mapping(rt: sc.Runtime) -> None:
+    """``piece.inputs`` holds the piece's input cells: putting a value in their place was
+    accepted, and the next ``piece.inputs[name].link(…)`` was a raw ``AttributeError``. Every
+    way of changing the mapping is refused (a TypeError); the input is given values through its
+    cell."""
+
+    @sc.pattern
+    def greet(name: sc.Cell) -> Any:
+        return name
+
+    space = rt.space("demo")
+    piece = space.run(greet, key="k", name="Ada")
+    inputs: Any = piece.inputs
+    changes: list[Callable[[], object]] = [
+        lambda: inputs.__setitem__("name", 5),
+        lambda: inputs.__delitem__("name"),
+        lambda: inputs.pop("name"),
+        lambda: inputs.popitem(),
+        lambda: inputs.setdefault("other", 1),
+        lambda: inputs.update(name=5),
+        lambda: inputs.clear(),
+    ]
+    for change in changes:
+        assert "give an input a value with piece.inputs[name].set" in str(_refused(change))
+    assert list(piece.inputs) == ["name"] and piece.inputs["name"].get() == "Ada"
+    with space.transact():
+        piece.inputs["name"].set("Bo")
+    assert piece.inputs["name"].get() == "Bo"
