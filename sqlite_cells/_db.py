@@ -30,7 +30,6 @@ from sqlite_cells.files import (
     DROP_KIND,
     KIND,
     HandleNotWritable,
-    HandleQuarantined,
     check_handle,
     decode_handle,
     dropped_database,
@@ -318,8 +317,8 @@ class SqliteDb(Cell):
             # as the handle holds every declared table (1,000 tables: 1 ms for each read).
             return
         try:
-            value = self._stored()
-        except HandleQuarantined:
+            value = self.decode(data)
+        except EncodingError:
             return
         if is_dropped(value):
             check_handle(self.id, value)  # one that only says "dropped" is no handle (R5)

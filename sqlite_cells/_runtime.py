@@ -465,8 +465,10 @@ class Runtime(runtime.Runtime):
         any write to it before this check (``check_writable``). Its default is the handle
         value it reads until its first write, and no ``Cell`` of its id declares another (R5:
         that would change what ``db.get()`` and ``db.rev`` read)."""
-        with self._decl_lock:
-            declared = self._declarations.get(cell_id)
+        declared = None
+        if cell_id in self._declarations:  # (every set comes here: no lock for other cells)
+            with self._decl_lock:
+                declared = self._declarations.get(cell_id)
         if declared is not None and declared.space_id == space_id:
             if data != self.encode(unwritten_handle(declared)):
                 raise handle_not_writable(

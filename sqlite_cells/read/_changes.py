@@ -87,12 +87,11 @@ def write_sets(
             continue
         body = decode_op_body(op)
         changeset = None if body.schema or body.unseen else body.changeset
-        held = parts.get(op.target, [])
-        if changeset is None or held is None:
-            parts[op.target] = None
-        else:
+        held = parts.setdefault(op.target, [])
+        if held is not None and changeset is not None:
             held.append(changeset)
-            parts[op.target] = held
+        else:
+            parts[op.target] = None  # (changed, but not column by column: see above)
     found: dict[str, WriteSet | None] = {}
     for target, changesets in parts.items():
         changeset = None if changesets is None else _combined(changesets)

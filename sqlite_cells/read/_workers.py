@@ -23,9 +23,11 @@ short — never start one.
 Nor does a statement wait behind a slow one of its own job: when the statement a worker runs
 has run ``SLOW`` seconds, the watchdog hands the job's statements not begun yet to a new job
 (the worker stops after the one it runs; see ``Tracker.end``), which an idle or extra worker
-takes. A batch of short statements stays one job, in one read transaction. Likewise when one
-statement's rows have taken ``SLOW`` seconds to build: the job's other statements go to a new
-job, and the worker delivers that one alone (``Tracker.begin``).
+takes, and the results read before it to a job that only builds and delivers them
+(``ReadJob.read``; ``Tracker.begin``). A batch of short statements stays one job, in one read
+transaction. Likewise when one statement's rows have taken ``SLOW`` seconds to build: the
+results built already go on to be delivered, those not built yet to be built elsewhere, and
+the worker delivers that one alone. Nothing read is read again.
 """
 
 from __future__ import annotations
@@ -458,6 +460,21 @@ class QueryWorkers:
         all.)"""
         tracker, job = flight.tracker, flight.job
         handed: list[ReadJob] = []
+
+        def hand(begin: int, end: int, *, build: bool) -> bool:
+            """Hand statements ``begin … end - 1`` on: their results if read (to be built when
+            ``build``, else only delivered), else the statements (to be read)."""
+            if begin >= end:
+                return False
+            items = job.items[begin:end]
+            read = _read(tracker, begin, end)
+            if read is None:
+                handed.append(ReadJob(job.decl, items, job.deliver, None, job.previous, job.ahead))
+            else:
+                ahead = job.ahead if build else None
+                handed.append(ReadJob(job.decl, items, job.deliver, ahead=ahead, read=read))
+            return True
+
         with tracker.lock:
             if self._closed:
                 return
@@ -466,53 +483,19 @@ class QueryWorkers:
                 # Every statement was read and one's rows take long to build (a row type's
                 # slow __post_init__, a large result): the others go on rather than wait for
                 # it (R44) — those built already to be delivered, the rest to be built.
-                if now - tracker.built_since < SLOW or (begin == index and index + 1 >= end):
+                if now - tracker.built_since < SLOW:
                     return
-                built, unbuilt = _read(tracker, begin, index), _read(tracker, index + 1, end)
-                if built is None or unbuilt is None:  # (not kept: read again, elsewhere)
-                    items = job.items[begin:index] + job.items[index + 1 : end]
-                    handed.append(
-                        ReadJob(job.decl, items, job.deliver, None, job.previous, job.ahead)
-                    )
-                else:
-                    handed.append(
-                        ReadJob(job.decl, job.items[begin:index], job.deliver, read=built)
-                    )
-                    handed.append(
-                        ReadJob(
-                            job.decl,
-                            job.items[index + 1 : end],
-                            job.deliver,
-                            ahead=job.ahead,
-                            read=unbuilt,
-                        )
-                    )
+                hand(begin, index, build=False)
+                hand(index + 1, end, build=True)
                 tracker.begin, tracker.end = index, index + 1
-            else:
-                if not tracker.reading or now - (tracker.deadline - self.timeout) < SLOW:
-                    return  # not begun (deadline inf), or not slow yet, or every one read
-                before = _read(tracker, begin, index)
-                if before is not None:  # read: on to be built and delivered now
-                    handed.append(
-                        ReadJob(
-                            job.decl,
-                            job.items[begin:index],
-                            job.deliver,
-                            ahead=job.ahead,
-                            read=before,
-                        )
-                    )
+            elif tracker.reading and now - (tracker.deadline - self.timeout) >= SLOW:
+                # (Before its first statement a job's deadline is inf: not begun, not slow.)
+                if hand(begin, index, build=True):  # read: to be built and delivered now
                     tracker.begin = index
                 pooled = tracker.pooled
-                if index + 1 < end and not (
-                    pooled is not None and now - pooled.lock_waited_at < _LOCK_WAIT_RECENT
-                ):
-                    items = job.items[index + 1 : end]
-                    handed.append(
-                        ReadJob(job.decl, items, job.deliver, None, job.previous, job.ahead)
-                    )
+                waits = pooled is not None and now - pooled.lock_waited_at < _LOCK_WAIT_RECENT
+                if not waits and hand(index + 1, end, build=True):  # not begun: to be read
                     tracker.end = index + 1
-        handed = [rest for rest in handed if rest.items]
         if not handed:
             return
         for rest in handed:
