@@ -199,6 +199,8 @@ def _print_store(
                 state = f"UNREADABLE: {db.unreadable}"
             elif db.swapped:
                 state = "SWAPPED: the path names another file than the one registered"
+            elif db.history is not None:
+                state = f"{_watermark(db.watermark)}, ANOTHER HISTORY: {db.history} (QUARANTINED)"
             elif db.in_sync:
                 state = f"{_watermark(db.watermark)} (in sync)"
             else:
@@ -232,7 +234,7 @@ def _print_store(
 # tables, and its name; the header is printed for an empty store too.
 _INSPECT_COLUMNS = (
     "space", "id", "file", "kind", "dropped", "exists", "missing", "gone", "rev", "last_write_seq",
-    "watermark", "in_sync", "damage", "swapped", "declared_tables", "name",
+    "watermark", "in_sync", "damage", "swapped", "history", "declared_tables", "name",
 )  # fmt: skip
 
 

@@ -54,6 +54,7 @@ from sqlite_cells.files import (
     hot_journal_advice,
     is_hot_journal,
     look_again,
+    look_unlocked,
     open_unwritable,
     orphans,
     quick_check,
@@ -158,6 +159,10 @@ class DatabaseInfo:
     # An injected file whose path now names another file than the one registered (R60): reads
     # refuse it, so it is not read here either.
     swapped: bool = False
+    # Why the file is not the one its space wrote although their seqs agree (another store's
+    # file of the same name, two files of one space swapped): what a runtime and ``check``
+    # find under the same comparison, and quarantine (R71, R73).
+    history: str | None = None
 
     @property
     def missing(self) -> bool:
@@ -182,6 +187,8 @@ class DatabaseInfo:
         (R70). Injected files are never written by the runtime and have no watermark: they
         count as in sync when they can be read."""
         if self.damage is not None or self.unreadable is not None or self.swapped:
+            return False
+        if self.history is not None:
             return False
         if self.kind == SourceKind.DISK.value:
             return self.exists
@@ -344,6 +351,7 @@ class StoreInfo:
             and db.damage is None
             and db.unreadable is None
             and not db.swapped
+            and db.history is None
             and not db.in_sync
             and not db.dropped
         ]
@@ -372,6 +380,15 @@ class StoreInfo:
             if db.swapped
         ]
         quarantined = [q.finding(space.id) for space in self.spaces for q in space.quarantined]
+        quarantined += [
+            f"database {db.id} of space {space.id!r}: its file {db.file} has watermark "
+            f"{db.watermark}, its space's last write to it, but is not the file its space wrote "
+            f"({db.history}); a runtime quarantines it at its first use (R71, R73) and never "
+            "serves its rows: `sqlite-cells check` says what to do"
+            for space in self.spaces
+            for db in space.databases
+            if db.history is not None
+        ]
         return (
             [d.finding() for d in self.damaged_space_files]
             + quarantined
@@ -411,6 +428,7 @@ class StoreInfo:
                             "damage": d.damage,
                             "unreadable": d.unreadable,
                             "swapped": d.swapped,
+                            "history": d.history,
                             "declared_tables": list(d.declared_tables),
                             "tables": [
                                 {"name": t.name, "rows": t.rows, "declared": t.declared}
@@ -878,7 +896,7 @@ def _space(store: Path, path: Path, files: frozenset[str]) -> SpaceInfo:
         last = conn.execute("SELECT coalesce(max(seq), 0) FROM _cf_log").fetchone()
         last_seq = int(last[0]) if last else 0
     databases = tuple(
-        _look_again(path, db) if _disagrees(db) else db
+        _same_history(path, _look_again(path, db) if _disagrees(db) else db)
         for db in (_database(store, db_id, h, rev) for db_id, h, rev in handles)
     )
     return SpaceInfo(space_id, path.name, cells, last_seq, databases, tuple(quarantined))
@@ -903,6 +921,20 @@ def _look_again(path: Path, db: DatabaseInfo) -> DatabaseInfo:
         db.last_write_seq, db.watermark, file_seq=file_seq, space_seq=space_seq
     )
     return replace(db, watermark=watermark, last_write_seq=last_write)
+
+
+def _same_history(path: Path, db: DatabaseInfo) -> DatabaseInfo:
+    """``db``, whose watermark is its space's last write to it, with ``history`` set when the
+    file nevertheless holds another history: the comparison a runtime and ``check`` make
+    before a first use (``files.look_unlocked``: the changesets of that commit in the file's
+    journal and in the space's log), read without any lock and without writing."""
+    if not db.in_sync or db.kind != SourceKind.CELL.value or db.dropped:
+        return db
+    with read_errors(path):
+        found = look_unlocked(path, db.id, path.parent / db.file, busy_ms=5_000)
+    if found.action is not Action.QUARANTINED:
+        return db
+    return replace(db, history=found.detail or "another history than its space's log")
 
 
 def _disagrees(db: DatabaseInfo) -> bool:

@@ -212,6 +212,34 @@ def test_another_stores_database_file_behind_its_space_is_quarantined_not_replay
     assert _raw_rows(db_path) == before
 
 
+def test_another_stores_database_file_at_the_same_seq_is_reported_by_inspect_as_check_does(
+    tmp_path: Path,
+) -> None:
+    """R71, R73, §6: a file of another history whose watermark equals its space's last write to
+    it is quarantined by a runtime and by `check`; `inspect` (read without a lock) makes the
+    same comparison and says so, with a finding and exit status 1, never "in sync"."""
+    store, other = tmp_path / "store", tmp_path / "other"
+    db_path = _fill(store, 1, 2)
+    foreign = _fill(other, -1, -2)
+    _put(foreign, db_path)
+    before = _digest(store)
+
+    shown = _cli("inspect", str(store))
+    assert shown.returncode == 1 and "Traceback" not in shown.stderr
+    assert "(in sync)" not in shown.stdout
+    assert "watermark 2, ANOTHER HISTORY: " in shown.stdout
+    assert "is not the file its space wrote" in shown.stdout  # the finding
+    as_json = _cli("inspect", "--json", str(store))
+    (db,) = json.loads(as_json.stdout)["spaces"][0]["databases"]
+    assert db["in_sync"] is False and db["history"] and db["watermark"] == 2
+    assert _digest(store) == before  # nothing written
+    assert "watermark 2, space seq 2: quarantined" in _look(store).stdout
+    with _opened(store) as (_, db_cell, _counter), pytest.raises(sc.Quarantined):
+        db_cell.read("SELECT k FROM ev")
+    own = _fill(tmp_path / "third", 1, 2)
+    assert "(in sync)" in _cli("inspect", str(own.parent)).stdout
+
+
 # -- files deleted or replaced under a running runtime (R73) ------------------------------------
 
 
