@@ -41,6 +41,7 @@ from sqlite_cells.sql import fold_ascii
 __all__ = ["rebuild_adding"]
 
 _TEMP: Final = "_cf_rebuild"
+_ROWID_NAMES: Final = ("rowid", "_rowid_", "oid")  # SQLite's names of a table's rowid
 # A default SQLite fills in as it is: a number, a string or blob literal, NULL, TRUE or FALSE.
 _CONSTANT: Final = re.compile(
     r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?|[+-]?0[xX][0-9a-fA-F]+|'([^']|'')*'"
@@ -68,17 +69,25 @@ def rebuild_adding(conn: apsw.Connection, database: str, name: str, declared: Ta
     columns += [c for c in declared.columns if fold_ascii(c.name) not in known]
     if any(c is None for c in columns):
         raise apsw.SQLError(f"{name}: the file has a column that is not declared")
-    # The rowid under a name no column has taken (a table with columns of all three names
-    # has no way to name it: its rows get new ones).
-    rowid = [n for n in ("rowid", "_rowid_", "oid") if n not in known][:1]
+    # The rowid is read from the old table, and written to the new one, under a name no column
+    # of that table has taken: a column added by this rebuild may take one (a declared column
+    # named ``rowid`` would otherwise be given the old rowids, and the rows new ones). With all
+    # three names taken the rows get new rowids: only a table with a PRIMARY KEY may have such
+    # columns (``schema``), and its changesets name its rows by that key.
+    now = known | {fold_ascii(c.name) for c in declared.columns}
+    source = [n for n in _ROWID_NAMES if n not in known][:1]
+    target = [n for n in _ROWID_NAMES if n not in now][:1]
+    if not target:
+        source = []
     plain = [quote_ident(str(c)) for c, hidden, _ in stored if not hidden]
-    copied = ", ".join([*rowid, *plain])
-    held = ", ".join(f"c{i}" for i in range(len(rowid) + len(plain)))
+    read = ", ".join([*source, *plain])
+    written = ", ".join([*target, *plain] if source else plain)
+    held = ", ".join(f"c{i}" for i in range(len(source) + len(plain)))
     temp = f"{db}.{quote_ident(_TEMP)}"
     spelled = str(stored[0][2])
     counter = _counter(conn, database, spelled)
     conn.execute(f"CREATE TABLE {temp} ({held})")
-    conn.execute(f"INSERT INTO {temp} ({held}) SELECT {copied} FROM {db}.{table}")
+    conn.execute(f"INSERT INTO {temp} ({held}) SELECT {read} FROM {db}.{table}")
     conn.execute(f"DROP TABLE {db}.{table}")
     conn.execute(
         create_table_sql(database, spelled, Table(tuple(c for c in columns if c), declared.indexes))
@@ -91,7 +100,7 @@ def rebuild_adding(conn: apsw.Connection, database: str, name: str, declared: Ta
             # Evaluated for each row copied: a replay that rebuilt the table again would give
             # the rows other values than the log's changesets were taken on (R70).
             raise apsw.ConstraintError(f"the default of {column} is not a constant")
-    conn.execute(f"INSERT INTO {db}.{table} ({copied}) SELECT {held} FROM {temp}")
+    conn.execute(f"INSERT INTO {db}.{table} ({written}) SELECT {held} FROM {temp}")
     conn.execute(f"DROP TABLE {temp}")
     if counter is not None:
         # (Dropping the table dropped its counter; the copy made one, unless there were no

@@ -420,12 +420,20 @@ class SqliteParticipant:
             )
         self._check_caught_up(conn, decl, last_write)
         assert decl.schema is not None
-        bumped = {**handle, "tables": decl.schema.to_json(), "rev": int(handle["rev"]) + 1}
+        tables = decl.schema.to_json()
+        # The tables its space last recorded are not the ones written now: the file's schema
+        # changed since its last recorded write — a `migrate` whose own write then failed, or
+        # whose process stopped, in any runtime (R14) — or changes in this commit. Either way
+        # rows changed that no changeset holds: every query of the database re-runs (R51, R53).
+        redeclared = last is None and handle["rev"] > 0 and handle.get("tables") != tables
+        bumped = {**handle, "tables": tables, "rev": int(handle["rev"]) + 1}
         # Strict JSON as it is: a decoded handle, the schema's own JSON and an int.
         data = encode_plain(bumped)
         remember_handle(decl.db_id, data, bumped)
         with self._lock:
-            self._staged[decl.db_id] = _Written(0, data, _ensure_key(decl), last is not None)
+            self._staged[decl.db_id] = _Written(
+                0, data, _ensure_key(decl), last is not None, redeclared=redeclared
+            )
         return {decl.db_id: data}
 
     def _take_file_lock(self, conn: apsw.Connection, decl: Declaration, sql: str) -> None:
@@ -464,6 +472,7 @@ class SqliteParticipant:
             staged = self._staged.get(decl.db_id)
             # The member's first op on the file may trust what cell_writes found unchanged.
             unchanged = staged is not None and staged.seq == 0 and staged.unchanged
+            redeclared = staged is not None and staged.redeclared
             if staged is not None:
                 staged.seq = seq
         set_lock_wait(conn, self._lock_wait_ms)  # R44, see _lock_timeout
@@ -490,6 +499,7 @@ class SqliteParticipant:
                     ),
                 ) from exc
             (links, keys, by_rowid), found, reshaped = ensured
+            reshaped = reshaped or redeclared
             if not reshaped and self._migrated:
                 with self._lock:
                     reshaped = decl.path in self._migrated
@@ -811,14 +821,16 @@ class SqliteParticipant:
 class _Written:
     """What a commit wrote of one database: its seq (0 until ``apply`` knows it), the handle
     value, the key its schema was ensured under; whether ``cell_writes`` found both files
-    as the participant's previous commit of it left them; and the head its journal rows
-    record (None until ``apply`` reads it, see ``_head``)."""
+    as the participant's previous commit of it left them; the head its journal rows record
+    (None until ``apply`` reads it, see ``_head``); and whether the tables the handle recorded
+    before differ from the ones it records now (its ops are then whole-database writes)."""
 
     seq: int
     handle: bytes
     key: EnsureKey
     unchanged: bool
     head: int | None = None
+    redeclared: bool = False
 
 
 class DatabaseBehind(ConflictError):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import apsw
 import pytest
 
 import sqlite_cells as sc
@@ -88,3 +89,64 @@ def test_a_rebuild_keeps_the_writes_deadline(store: Path) -> None:
     with sc.Runtime(store) as rt:
         db = _db(rt, V1)
         assert db.read("SELECT count(*) AS n FROM t") == [{"n": 20_000}]
+
+
+def _rowids(path: Path, name: str = "_rowid_") -> list[tuple[object, ...]]:
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        return [tuple(r) for r in conn.execute(f"SELECT {name}, * FROM t ORDER BY {name}")]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("added", ["rowid", "_rowid_", "oid"])
+def test_a_rebuild_adding_a_column_named_as_the_rowid_keeps_each_row_s_rowid(
+    store: Path, added: str
+) -> None:
+    """R13, R14: a declared column named ``rowid`` (or ``_rowid_``, ``oid``) that SQLite's
+    ``ADD COLUMN`` refuses is added by a rebuild as any other column: NULL in the rows there,
+    and each row keeps its rowid (the changesets of a table without an INTEGER PRIMARY KEY name
+    rows by rowid). The rows' rowids were written into the new column, and the rows renumbered."""
+    plain = {"a": "text"}
+    with sc.Runtime(store) as rt:
+        db = _db(rt, plain)
+        with rt.space("s").transact():
+            db.exec("INSERT INTO t (a) VALUES ('x'), ('y'), ('z'), ('w')")
+        with rt.space("s").transact():
+            db.exec("DELETE FROM t WHERE a IN ('x', 'z')")
+        path = Path(db.path)
+    assert _rowids(path) == [(2, "y"), (4, "w")]
+    with sc.Runtime(store) as rt:
+        db = _db(rt, {**plain, added: "integer unique"})
+        with rt.space("s").transact():
+            db.exec("INSERT INTO t (a) VALUES ('v')")
+        assert db.read(f"SELECT a, {added} AS n FROM t ORDER BY a") == [
+            {"a": "v", "n": None},
+            {"a": "w", "n": None},
+            {"a": "y", "n": None},
+        ]
+    other = "oid" if added != "oid" else "rowid"  # the rowid under a name the table left
+    assert _rowids(path, other) == [(2, "y", None), (4, "w", None), (5, "v", None)]
+
+
+def test_a_rebuild_of_a_keyed_table_taking_the_last_rowid_name_writes_no_rowid_in_it(
+    store: Path,
+) -> None:
+    """A table with a PRIMARY KEY (its changesets name rows by that key) may have columns of all
+    three of SQLite's names for the rowid once one is added: the new column is NULL in the rows
+    there, never given their old rowids."""
+    keyed = {"k": "text primary key", "rowid": "text", "_rowid_": "text"}
+    with sc.Runtime(store) as rt:
+        db = _db(rt, keyed)
+        with rt.space("s").transact():
+            db.exec("INSERT INTO t (k) VALUES ('x'), ('y')")
+        with rt.space("s").transact():
+            db.exec("DELETE FROM t WHERE k = 'x'")
+    with sc.Runtime(store) as rt:
+        db = _db(rt, {**keyed, "oid": "integer unique"})
+        with rt.space("s").transact():
+            db.exec("INSERT INTO t (k) VALUES ('v')")
+        assert db.read("SELECT k, oid FROM t ORDER BY k") == [
+            {"k": "v", "oid": None},
+            {"k": "y", "oid": None},
+        ]

@@ -229,6 +229,59 @@ def test_a_migrate_callback_reruns_every_query_of_the_database(
     assert (star.get().seq, of_a.get().seq) == (seq, seq)
 
 
+def test_a_migration_whose_write_failed_in_another_process_reruns_queries_at_the_next_write(
+    store: Path,
+) -> None:
+    """R14, R51, R53: a ``migrate`` commits in the database file on its own; when the write
+    that needed it then fails, no commit of the space says so, and the runtime that migrated
+    may stop before it writes again. The next commit of the database, from any runtime, finds
+    the tables its space recorded last are not the ones it records: every query re-runs, here
+    one reading a column that commit does not write (it kept the rows from before the
+    migration for good)."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        import sqlite_cells as sc
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from test_write_sets_schema import V2
+
+        def migrate(conn, from_version):
+            conn.execute("ALTER TABLE t ADD COLUMN b integer default 5")
+            conn.execute("UPDATE t SET a = 'migrated'")
+
+        with sc.Runtime(sys.argv[1]) as rt:
+            space = rt.space("demo")
+            db = space.sqlite_database("m", tables=V2, version=2, migrate=migrate)
+            try:
+                with space.transact():
+                    db.exec(sys.argv[2])
+            except sc.ExecError:
+                print("failed")
+            else:
+                print("committed")
+        """
+    )
+
+    def other_process(sql: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(store), sql], capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        space = rt.space("demo")
+        m = space.sqlite_database("m", tables=V1)
+        _write(space, m, "INSERT INTO t (id, a) VALUES (1, 'x')")
+        of_a = m.query("SELECT a FROM t")
+        rt.settle()
+        assert other_process("INSERT INTO t (id, a) VALUES (1, 'again')") == "failed"
+        assert m.read("SELECT a FROM t") == [{"a": "migrated"}]  # durable, told to no query
+        assert other_process("INSERT INTO u (x) VALUES (1)") == "committed"
+        _wait_for(of_a, [{"a": "migrated"}])
+        assert of_a.get().seq == 2
+
+
 def test_the_record_says_which_commit_changed_the_schema(rt: sc.Runtime, space: Space) -> None:
     d1 = space.sqlite_database("m", tables=V1)
     first = _write(space, d1, "INSERT INTO t (id, a) VALUES (1, 'x')")
