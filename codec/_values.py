@@ -185,7 +185,8 @@ def _plain(value: Any, hook: Callable[[Any], Link | None] | None, where: str, de
         for key, item in value.items():
             if type(key) is not str:
                 raise ValueEncodeError(
-                    f"{_at(where)}: dict keys must be str, not {type(key).__name__} ({key!r})"
+                    f"{_at(where)}: dict keys must be str, not {type(key).__name__} "
+                    f"({brief_repr(key)})"
                 )
             out[key] = _plain(item, hook, f"{where}[{key!r}]", depth + 1)
         if len(out) == 1 and is_link_sigil(out):  # a Cell's own link is a LinkSigil, not a dict

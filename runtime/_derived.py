@@ -36,11 +36,12 @@ class Derived(Reactive):
         nodes = tuple(n for n in map(node_of, inputs) if n is not None)
         if not nodes:
             raise InvalidArgument(
-                f"derive/lift of {fn!r} needs at least one cell or derived input to react to"
+                f"derive/lift of {brief_repr(fn)} needs at least one cell or derived input to "
+                "react to"
             )
         if any(n.scheduler is not nodes[0].scheduler for n in nodes):
             raise InvalidArgument(
-                f"derive/lift of {fn!r} has inputs of different runtimes: a derived cell "
+                f"derive/lift of {brief_repr(fn)} has inputs of different runtimes: a derived cell "
                 "re-runs after the commits of one runtime; give it cells of one runtime (open "
                 "the other space from the same Runtime)"
             )
@@ -81,7 +82,7 @@ class Derived(Reactive):
         return text if len(text) <= 200 else text[:199] + "…"
 
     def __repr__(self) -> str:
-        return f"<Derived {getattr(self._fn, '__name__', self._fn)!r} = {self._shown()}>"
+        return f"<Derived {_name(self._fn)} = {self._shown()}>"
 
     def _repr_html_(self) -> str:
         name = html.escape(str(getattr(self._fn, "__name__", self._fn)))
@@ -109,7 +110,7 @@ class _DerivedNode(Node):
         return (not self.ready.is_set() or not same_value(value, self.value), value)
 
     def __repr__(self) -> str:
-        return f"<Derived {getattr(self.fn, '__name__', self.fn)!r}>"
+        return f"<Derived {_name(self.fn)}>"
 
 
 def _current(value: Any) -> Any:
@@ -140,7 +141,7 @@ def lift(fn: Callable[..., Any]) -> Callable[..., Derived]:
     def build(*inputs: Any, **named: Any) -> Derived:
         if named:
             raise InvalidArgument(
-                f"lift({getattr(fn, '__qualname__', None) or fn!r}) takes its inputs by position, "
+                f"lift({_name(fn)}) takes its inputs by position, "
                 f"one per argument of the function, in order; {', '.join(map(repr, named))} "
                 "given by name: pass each in its place"
             )
@@ -183,3 +184,13 @@ def _check_arity(fn: Callable[..., Any], count: int) -> None:
             f"cannot take them ({exc}): give it a function of {count} argument(s), one per "
             "input, in order"
         ) from None
+
+
+def _name(fn: object) -> str:
+    """How a message or a repr names the function ``fn``: its ``__name__``, quoted, else its
+    repr as :func:`brief_repr` shows it (never raising, whatever the object)."""
+    try:
+        name = getattr(fn, "__name__", None)
+    except Exception:
+        name = None
+    return repr(name) if isinstance(name, str) else brief_repr(fn)

@@ -109,15 +109,16 @@ class Pattern:
         module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
         if not isinstance(module, str) or not isinstance(qualname, str):
             raise InvalidArgument(
-                f"@sc.pattern decorates a function defined with def, not {fn!r}: a piece's id "
-                "derives from the pattern's module and qualified name, which it lacks"
+                f"@sc.pattern decorates a function defined with def, not {brief_repr(fn)}: a "
+                "piece's id derives from the pattern's module and qualified name, which it lacks"
             )
         if qualname.rpartition(".")[2] == "<lambda>":
             # Every lambda of a module has one qualified name: two would share their pieces.
             raise InvalidArgument(
-                f"@sc.pattern decorates a function defined with def, not the lambda {fn!r}: a "
-                "piece's id derives from the pattern's module and qualified name, and every "
-                "lambda there is called <lambda>, so two would share their pieces (R1)"
+                "@sc.pattern decorates a function defined with def, not the lambda "
+                f"{brief_repr(fn)}: a piece's id derives from the pattern's module and qualified "
+                "name, and every lambda there is called <lambda>, so two would share their "
+                "pieces (R1)"
             )
         if (
             inspect.iscoroutinefunction(fn)
@@ -134,8 +135,8 @@ class Pattern:
             signature = inspect.signature(fn)
         except (TypeError, ValueError) as exc:
             raise InvalidArgument(
-                f"@sc.pattern cannot read the parameters of {fn!r} ({exc}): decorate a function "
-                "defined with def"
+                f"@sc.pattern cannot read the parameters of {brief_repr(fn)} ({exc}): decorate a "
+                "function defined with def"
             ) from None
         for parameter in signature.parameters.values():
             if parameter.kind not in _BY_NAME:

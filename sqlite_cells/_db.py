@@ -342,12 +342,14 @@ class SqliteDb(Cell):
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def _check_read(self, sql: str, params: Any) -> None:
+    def _check_read(self, sql: str, params: Any) -> Any:
+        """Refuse a read the call itself makes wrong; the parameters to read with (see
+        ``check_read_values``)."""
         # A closed runtime runs nothing: said at the call, whether or not the handle is cached.
         self.space.runtime.check_open()
         # `checked` holds the scan while the values are checked: a long text is scanned once
         checked = check_statement(sql, Mode.READ)
-        check_read_values(params, sql=checked.sql, db_id=self.id)
+        params = check_read_values(params, sql=checked.sql, db_id=self.id)
         tx = current_transaction()
         if tx is not None and self._pending(tx, DROP_KIND):
             raise ReadAfterWriteUnsupported(
@@ -360,6 +362,7 @@ class SqliteDb(Cell):
                 f"this transaction has a pending db.exec on {self.id}; reads see committed rows "
                 "only, so read before writing or after the transaction commits (R35)"
             )
+        return params
 
     @overload
     def query(
@@ -379,7 +382,7 @@ class SqliteDb(Cell):
         ``params``); ``react_on=None`` runs it once per sql/params. Cells among ``params``
         re-run it too."""
         sql = _plain(sql)
-        self._check_read(sql, params)
+        params = self._check_read(sql, params)
         decode = row_decoder(row, self.space.runtime, db_id=self.id, sql=sql)
         host = self.space.runtime
         reaction = self._reaction(react_on)
@@ -402,7 +405,7 @@ class SqliteDb(Cell):
         rows are built there, so it keeps ``query_timeout`` even through one long function call
         or a row type's slow ``__post_init__`` (R44)."""
         sql = _plain(sql)
-        self._check_read(sql, params)
+        params = self._check_read(sql, params)
         runtime: Runtime = self.space.runtime
         decode = row_decoder(row, runtime, db_id=self.id, sql=sql)
         if current_transaction() is not None:
@@ -664,13 +667,13 @@ class LinkedDb(SqliteDb):
             return Reaction(by_reads=False, whole=True, follows=self)
         return Reaction(by_reads=False, on=react_on, follows=self)
 
-    def _check_read(self, sql: str, params: Any) -> None:
+    def _check_read(self, sql: str, params: Any) -> Any:
         # A closed runtime runs nothing: said at the call, whether or not the handle is cached.
         self.space.runtime.check_open()
         # As SqliteDb's (`checked` holds the scan); the rest is checked against the target at
         # each run.
         checked = check_statement(sql, Mode.READ)
-        check_read_values(params, sql=checked.sql, db_id=self.id)
+        return check_read_values(params, sql=checked.sql, db_id=self.id)
 
     def __repr__(self) -> str:
         return f"<LinkedDb following {self._input.id}>"

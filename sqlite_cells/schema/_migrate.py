@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -66,6 +67,7 @@ from sqlite_cells.codec import (
     SchemaError,
     SqliteCellsError,
     UnsupportedMigration,
+    brief_repr,
     link_text_problem,
 )
 from sqlite_cells.runtime import (
@@ -364,8 +366,8 @@ class MigrationConnection:
             values = enumerate(bindings, 1)
         else:
             raise InvalidArgument(
-                f"database {self._db_id}: migrate statement {sql!r}: params={params!r} is of "
-                f"type {type(params).__name__}; pass a list or tuple of values, or a dict of "
+                f"database {self._db_id}: migrate statement {sql!r}: params={brief_repr(params)} "
+                f"is of type {type(params).__name__}; pass a list or tuple of values, or a dict of "
                 "named values"
             )
         for key, value in values:
@@ -373,8 +375,15 @@ class MigrationConnection:
             if position is not None:
                 raise self._refuse(
                     sql,
-                    f"parameter {key!r} is text with a lone surrogate at position {position}, "
-                    "which UTF-8 cannot encode; decode the text properly first",
+                    f"parameter {brief_repr(key)} is text with a lone surrogate at position "
+                    f"{position}, which UTF-8 cannot encode; decode the text properly first",
+                )
+            if isinstance(value, float) and math.isnan(value):
+                # SQLite binds a NaN as NULL: refused, as db.exec refuses it (R6).
+                raise self._refuse(
+                    sql,
+                    f"parameter {brief_repr(key)} is NaN, which SQLite would store as NULL; pass "
+                    "None for NULL, or a number",
                 )
         return bindings
 

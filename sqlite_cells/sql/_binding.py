@@ -363,31 +363,36 @@ def _encode(
     raise fail(said)
 
 
-def check_read_values(params: Any, *, sql: str, db_id: str) -> None:
+def check_read_values(params: Any, *, sql: str, db_id: str) -> Any:
     """Refuse, at the call, ``db.read``/``db.query`` parameters that do not fit the statement's
     (their number, names or form: the same rules as a write's, :func:`_check_shape`) or a value
     SQLite could not bind (:func:`_encode`), as :class:`QueryArgumentError`. Cells and reactive
     values are looked at when they are read (:func:`check_cell_value`), not here; so are pending
-    values."""
+    values. Returns the parameters to read with: a mapping keeps the names the statement has,
+    and the rest are ignored (as a write ignores them), whatever their keys or values."""
 
     def fail(message: str) -> QueryArgumentError:
         return QueryArgumentError(db_id, sql, message)
 
     items: Iterable[tuple[Any, Any]]
     row: Sequence[Any] | Mapping[str, Any]
+    targets = map_params(sql)
     if params is None:
         row, items = (), ()
     elif isinstance(params, Mapping):
-        row, items = params, params.items()
+        row, items = params, ((name, params[name]) for name in targets.named)
     elif is_params_list(params):
         row, items = params, enumerate(params, 1)
     else:  # a lone value (a cell, say) is the one positional parameter
         row, items = (params,), ((1, params),)
-    _check_shape(map_params(sql), row, fail)
+    _check_shape(targets, row, fail)
     for key, value in items:
         if value is None or isinstance(value, Cell | Reactive) or is_pending(value):
             continue
         _encode(value, None, f"parameter {key}", fail)
+    if isinstance(params, Mapping) and len(params) != len(targets.named):
+        return {name: params[name] for name in targets.named}
+    return params
 
 
 def check_cell_value(value: Any, key: object, *, sql: str, db_id: str) -> None:

@@ -476,6 +476,8 @@ HUGE = 10**5000
 HUGE_CALLS: list[tuple[str, Callable[[Env], object]]] = [
     ("set", lambda e: e.cell.set(HUGE)),
     ("set in a list", lambda e: e.cell.set([1, HUGE])),
+    ("set as a key", lambda e: e.cell.set({HUGE: 1})),
+    ("default as a key", lambda e: e.space.cell("big", default={"a": {HUGE: 1}})),
     ("update", lambda e: e.cell.update(lambda _: {"k": HUGE})),
     ("key", lambda e: e.cell.key(HUGE)),
     ("default", lambda e: e.space.cell("big", default=HUGE)),
@@ -525,3 +527,62 @@ def test_a_value_shown_in_a_message_is_cut_and_never_raises() -> None:
     assert brief_repr("x" * 1_000_000) == f"'{'x' * 199}… (1,000,002 characters)"
     assert brief_repr(_Unprintable()) == "a _Unprintable that cannot be shown"
     assert brief_repr([HUGE]) == "a list that cannot be shown"
+
+
+def test_a_dict_key_that_cannot_be_shown_is_refused_with_our_error(env: Env) -> None:
+    """R6: a key that is not a str is refused as ValueEncodeError, naming its type, even when
+    the key's own ``__repr__`` raises (that error replaced ours)."""
+    for call in (
+        lambda: env.cell.set({_Unprintable(): 1}),
+        lambda: env.space.cell("other", default={_Unprintable(): 1}),
+    ):
+        shown = "a _Unprintable that cannot be shown"
+        with pytest.raises(sc.ValueEncodeError, match=shown), env.space.transact():
+            call()
+    env.assert_nothing_left()
+
+
+class _UnprintableFunction:  # (an instance has no __name__)
+    def __call__(self, value: Any) -> Any:
+        return value
+
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def test_a_function_that_cannot_be_shown_is_named_by_our_messages(env: Env) -> None:
+    """A derive/lift/pattern function's repr is shown by our refusals and by a derived cell's
+    repr: one that raises never replaces them with its own error."""
+    fn = _UnprintableFunction()
+    with pytest.raises(sc.SqliteCellsError, match="_UnprintableFunction that cannot be shown"):
+        sc.derive(5, fn)
+    with pytest.raises(sc.SqliteCellsError, match="_UnprintableFunction that cannot be shown"):
+        sc.lift(fn)(5)
+    with pytest.raises(sc.SqliteCellsError, match="_UnprintableFunction that cannot be shown"):
+        sc.pattern(fn)
+    derived = sc.derive(env.cell, fn)
+    assert repr(derived).startswith("<Derived a _UnprintableFunction that cannot be shown")
+
+
+@pytest.mark.parametrize("call", ["read", "query"])
+@pytest.mark.parametrize(
+    "extra", [{HUGE: 0}, {_Unprintable(): 0}, {"unused": math.nan}, {"unused": [1, 2]}]
+)
+def test_a_read_ignores_names_its_statement_does_not_have_as_a_write_does(
+    env: Env, call: str, extra: dict[Any, Any]
+) -> None:
+    """R31/R36's rule for a mapping of named parameters holds for reads too: names the
+    statement does not have are ignored, whatever their keys or values (a read checked and
+    showed each of them: Python's own errors for a key it cannot print, a refusal for a value
+    no statement binds)."""
+    params = {"a": 1, **extra}
+    with env.space.transact():
+        env.db.exec("UPDATE t SET x = :a", params)
+    if call == "read":
+        assert env.db.read("SELECT :a AS x", params) == [{"x": 1}]
+    else:
+        query = env.db.query("SELECT :a AS x", params)
+        env.rt.settle()
+        assert query.get().result == [{"x": 1}] and query.get().error is None
+    with pytest.raises(sc.QueryError, match="no value for the named parameter"):
+        env.db.read("SELECT :a AS x, :b AS y", params)

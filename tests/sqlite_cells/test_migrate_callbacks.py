@@ -175,3 +175,21 @@ def test_the_connection_used_from_two_threads_is_a_migration_error(space: Space)
     assert isinstance(main, sc.MigrationError), repr(main)
     assert "running another statement, in another thread" in str(main)
     assert isinstance(seen["worker"], sc.SqliteCellsError), repr(seen["worker"])
+
+
+@pytest.mark.parametrize("params", [[float("nan")], {"v": float("nan")}], ids=["list", "mapping"])
+def test_a_nan_parameter_of_a_migrate_statement_is_refused(space: Space, params: object) -> None:
+    """R6, R14: SQLite binds a NaN as NULL; ``db.exec`` refuses it, and so does a ``migrate``
+    statement (it stored NULL over the row's value), with nothing written."""
+    _seeded(space)
+    sql = "UPDATE t SET b = ?" if isinstance(params, list) else "UPDATE t SET b = :v"
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        conn.execute("ALTER TABLE t RENAME COLUMN a TO b")
+        conn.execute(sql, params)  # type: ignore[arg-type]
+
+    with pytest.raises(sc.MigrationError, match="is NaN, which SQLite would store as NULL"):
+        _write_v2(space, migrate)
+    db = space.sqlite_database("app", tables=V1)
+    assert _stored(db.path) == ([("id",), ("a",)], [(1,)])
+    assert db.read("SELECT a FROM t") == [{"a": "one"}]
