@@ -9,6 +9,7 @@ value written before pins were recorded has none).
 
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -510,6 +511,17 @@ def remove_garbage(found: Garbage) -> bool:
     if found.dropped:
         remove_database_files(found.path)
         return True
+    # remove_unused keeps a file it cannot open or unlink without saying why: a file this user
+    # may not remove is said to be that, not a file in use.
+    folder = found.path.parent
+    if not os.access(folder, os.W_OK | os.X_OK) or not os.access(found.path, os.R_OK | os.W_OK):
+        denied = os.strerror(errno.EACCES)
+        raise PermissionError(
+            errno.EACCES,
+            f"{denied}: this user may not remove it (it needs read and write permission on the "
+            f"file and write permission on {folder}); run gc as the store's owner",
+            str(found.path),
+        )
     return remove_unused(found.path, holds_nothing)
 
 

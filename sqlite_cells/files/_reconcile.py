@@ -326,7 +326,7 @@ def _reconcile(
             if verify:
                 _verify(conn)
             return _reconcile_file(
-                space_conn, conn, db_id, path, space_seq, repair, look_again=owns_txn
+                space_conn, conn, db_id, path, space_seq, repair, look_again=owns_txn, trial=verify
             )
         except _Damaged as exc:
             conn.close()
@@ -395,7 +395,11 @@ def _reconcile_file(
     repair: bool,
     *,
     look_again: bool = False,
+    trial: bool = False,
 ) -> Outcome:
+    """See :func:`reconcile`. ``trial``: a file found behind, without ``repair``, has the
+    replay a repair would make tried on a copy (:func:`_try_replay`), so that what is reported
+    is what the repair would do."""
     kept: Path | None = None
     # A lock held elsewhere (BusyError) is not damage: it reaches the caller, nothing is decided.
     conn.execute("BEGIN IMMEDIATE" if repair else "BEGIN")
@@ -429,6 +433,8 @@ def _reconcile_file(
             differences = diff_of(conn, "main", _handle_schema(space_conn, db_id))[1]
             if differences:  # the replay would stop at its first step (add_missing)
                 raise _Irreparable(f"{TABLES_DIFFER}: {differences}")
+            if trial:
+                _try_replay(space_conn, conn, db_id, db_seq, space_seq)
             action, commits = Action.BEHIND, 0
         else:
             # Replaying onto another history would serve a mix of two stores' rows.
@@ -678,7 +684,10 @@ _CONFLICTS: Final = {
 
 def _abort(reason: int, change: apsw.TableChange) -> int:
     why = _CONFLICTS.get(reason, f"conflict {reason}")
-    raise _Irreparable(f"a changeset does not apply (an {change.op} in table {change.name}: {why})")
+    article = "an" if change.op in ("INSERT", "UPDATE") else "a"  # (a DELETE)
+    raise _Irreparable(
+        f"a changeset does not apply ({article} {change.op} in table {change.name}: {why})"
+    )
 
 
 def _apply(
@@ -694,6 +703,35 @@ def _apply(
             if seq is not None
             else f"the changeset of the commit in flight cannot be undone exactly ({exc})"
         ) from exc
+
+
+# The largest file whose replay ``check`` tries on a copy in memory (see _try_replay).
+_TRIAL_BYTES: Final = 256 * 1024 * 1024
+
+
+def _try_replay(
+    space_conn: apsw.Connection, conn: apsw.Connection, db_id: str, after: int, upto: int
+) -> None:
+    """The replay a repair would make (:func:`_replay`), applied to a copy of the file behind
+    ``conn`` in memory and dropped: ``_Irreparable`` (or SQLite's error) when a changeset would
+    not apply — another program changed a row a missing commit updates — so that ``check``
+    reports what ``check --repair`` and a runtime would find, and writes nothing. A file over
+    :data:`_TRIAL_BYTES` is not copied: its other checks stand."""
+    pages = conn.execute("PRAGMA main.page_count").fetchall()[0][0]
+    size = conn.execute("PRAGMA main.page_size").fetchall()[0][0]
+    if int(str(pages)) * int(str(size)) > _TRIAL_BYTES:
+        return
+    image = bytearray(conn.serialize("main") or b"")
+    if len(image) >= 20:
+        # A WAL file's header says so (bytes 18 and 19: 2); a copy in memory has no -wal and
+        # SQLite refuses to write it unless it reads as a rollback-journal file (1).
+        image[18:20] = b"\x01\x01"
+    copy = apsw.Connection(":memory:")
+    try:
+        copy.deserialize("main", bytes(image))
+        _replay(space_conn, copy, db_id, after, upto)
+    finally:
+        copy.close()
 
 
 def _replay(

@@ -113,3 +113,24 @@ def test_check_repair_by_a_user_who_may_not_write_says_so(store: Path, folder: i
     assert db_file.read_bytes() == before
     done = run_unprivileged("-m", "sqlite_cells", "check", str(store))  # without --repair
     assert "run `sqlite-cells check --repair` to re-apply the commits it misses" in done.stdout
+
+
+def test_gc_by_a_user_who_may_not_remove_an_unused_file_says_so(store: Path) -> None:
+    """§6, Errors: a file no space names and that holds nothing, which this user may not
+    remove, is kept with the reason (a permission), not said to be in use by another
+    connection, which sent the user to run gc again for ever."""
+    if os.geteuid() != 0:
+        pytest.skip("the store must belong to another user than the commands run as")
+    unused = store / f"cell-{'0' * 32}.sqlite"
+    unused.touch()
+    for path in store.iterdir():
+        path.chmod(0o644)
+    store.chmod(0o755)
+    listed = run_unprivileged("-m", "sqlite_cells", "gc", str(store))
+    assert listed.returncode == 0 and f"would remove {unused.name}" in listed.stdout
+    done = run_unprivileged("-m", "sqlite_cells", "gc", "--yes", str(store))
+    assert done.returncode == 1, done.stderr
+    said = done.stdout + done.stderr
+    assert f"could not remove {unused.name}: Permission denied: this user may not remove" in said
+    assert "another connection" not in said
+    assert unused.exists()

@@ -240,6 +240,56 @@ def test_another_stores_database_file_at_the_same_seq_is_reported_by_inspect_as_
     assert "(in sync)" in _cli("inspect", str(own.parent)).stdout
 
 
+def test_check_without_repair_tries_the_replay_a_repair_would_make(tmp_path: Path) -> None:
+    """R71, §6: a file one commit behind its space, where another program changed the row the
+    missing commit updates: the replay cannot apply. `check` said "behind" and sent the user to
+    `--repair`, which (as a runtime) then quarantined it. `check` now tries the replay on a copy
+    in memory and reports what the repair would find, changing no file."""
+    store = tmp_path / "store"
+    db_path = _fill(store, 1)
+    checkpointed(db_path)
+    behind = db_path.read_bytes()
+    with _opened(store) as (rt, db, counter), rt.space("demo").transact():
+        counter.set(5)
+        db.exec("UPDATE ev SET body = 'ours' WHERE k = 1")
+    checkpointed(db_path)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    db_path.write_bytes(behind)
+    other = apsw.Connection(str(db_path))
+    other.execute("UPDATE ev SET body = 'theirs' WHERE k = 1")
+    other.close()
+
+    found = _look(store)
+    assert found.returncode == 1
+    assert "watermark 1, space seq 2: quarantined (a changeset does not apply (an UPDATE" in (
+        found.stdout
+    )
+    assert "`--repair` cannot repair it" in found.stdout
+    assert "re-apply" not in found.stdout
+    repaired = _cli("check", "--repair", str(store))
+    assert "watermark 1, space seq 2: quarantined" in repaired.stdout
+    assert _raw_rows(db_path) == [(1,)]  # their row kept as it is
+
+
+def test_check_without_repair_still_reports_a_replayable_file_behind(tmp_path: Path) -> None:
+    """The trial changes nothing of the verdict for a file the replay brings in line."""
+    store = tmp_path / "store"
+    db_path = _fill(store, 1)
+    checkpointed(db_path)
+    behind = db_path.read_bytes()
+    with _opened(store) as (_, db, counter):
+        _commit(db, counter, 2)
+    checkpointed(db_path)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    db_path.write_bytes(behind)
+    found = _look(store)
+    assert found.returncode == 1 and "watermark 1, space seq 2: behind" in found.stdout
+    assert _cli("check", "--repair", str(store)).returncode == 0
+    assert _raw_rows(db_path) == [(1,), (2,)]
+
+
 # -- files deleted or replaced under a running runtime (R73) ------------------------------------
 
 
