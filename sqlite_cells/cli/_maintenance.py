@@ -89,18 +89,19 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
         )
     if o.action in (Action.INVERTED, Action.REBUILT) and o.kept is not None:
         return f"the file as it was before the repair is kept at {o.kept}"
+    # Another file first: its watermark ahead says nothing of the space's file then.
+    if o.action is Action.QUARANTINED and (TABLES_DIFFER in o.detail or OTHER_HISTORY in o.detail):
+        return (
+            f"nothing was changed: the file at its path is not this database's file (another "
+            f"program's or another store's), and `--repair` cannot make it so. Move "
+            f"{o.path.name} (and its -wal, if any) out of the store, keeping it, then run "
+            "`sqlite-cells check --repair`, which rebuilds the database from its space's log"
+        )
     if o.action is Action.QUARANTINED and o.db_seq > o.space_seq:
         return (
             "nothing was changed, and `--repair` will not change it: its space's file lost "
             f"commits it had made. Either put back a copy of the space's file that reaches seq "
             f"{o.db_seq}, or give up the database's commits after seq {o.space_seq}: move "
-            f"{o.path.name} (and its -wal, if any) out of the store, keeping it, then run "
-            "`sqlite-cells check --repair`, which rebuilds the database from its space's log"
-        )
-    if o.action is Action.QUARANTINED and (TABLES_DIFFER in o.detail or OTHER_HISTORY in o.detail):
-        return (
-            f"nothing was changed: the file at its path is not this database's file (another "
-            f"program's or another store's), and `--repair` cannot make it so. Move "
             f"{o.path.name} (and its -wal, if any) out of the store, keeping it, then run "
             "`sqlite-cells check --repair`, which rebuilds the database from its space's log"
         )

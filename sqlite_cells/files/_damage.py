@@ -55,7 +55,9 @@ def quick_check(conn: apsw.Connection, *, full: bool = False) -> str | None:
     if problems == ["ok"]:
         return None
     lines = (line.strip() for problem in problems for line in problem.splitlines())
-    kept = [line for line in lines if line and line != "*** in database main ***"][:3]
+    # (SQLite says a problem once per row it meets it in: each is said once here.)
+    shown = dict.fromkeys(line for line in lines if line and line != "*** in database main ***")
+    kept = list(shown)[:3]
     return "; ".join(kept) or "; ".join(problems[:3])
 
 

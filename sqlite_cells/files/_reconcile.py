@@ -609,6 +609,9 @@ def _in_flight(
       it is the durable commit the one in flight followed; in a space file lost, emptied or
       restored from an old copy it is gone or was made again by another commit. Rows written
       before the column existed record none, and only the other conditions are checked."""
+    # Another history first: a file of another store is ahead of this space by what it holds,
+    # which says nothing of this space's file (its commit ``space_seq`` differs here).
+    _check_same_history(space_conn, conn, db_id, space_seq)
     space_last = last_seq(space_conn)
     rows = _journal_past(conn, space_seq)
     one_commit = {seq for seq, _, _ in rows} == {db_seq}
@@ -629,7 +632,6 @@ def _in_flight(
             "one a crash left in flight; it is kept as found: restore the right file (or the "
             "space file) from a backup"
         )
-    _check_same_history(space_conn, conn, db_id, space_seq)
     heads = {head for _, _, head in rows if head is not None}
     if heads:
         found = log_head(space_conn, db_seq - 1) or 0
@@ -728,7 +730,8 @@ def _try_replay(
         image[18:20] = b"\x01\x01"
     copy = apsw.Connection(":memory:")
     try:
-        copy.deserialize("main", bytes(image))
+        if image:  # (an empty file is an empty database, as the copy is already)
+            copy.deserialize("main", bytes(image))
         _replay(space_conn, copy, db_id, after, upto)
     finally:
         copy.close()

@@ -212,6 +212,25 @@ def test_another_stores_database_file_behind_its_space_is_quarantined_not_replay
     assert _raw_rows(db_path) == before
 
 
+def test_another_stores_database_file_ahead_of_its_space_is_called_another_file(
+    tmp_path: Path,
+) -> None:
+    """§6: a file of another history whose watermark is ahead of its space is quarantined as
+    another file; `check`'s advice says so (move it out), not that the space's file lost
+    commits and should be put back from a copy reaching the foreign file's seq."""
+    store, other = tmp_path / "store", tmp_path / "other"
+    db_path = _fill(store, 1)
+    foreign = _fill(other, -1, -2, -3)
+    _put(foreign, db_path)
+
+    found = _look(store)
+    assert found.returncode == 1
+    assert "watermark 3, space seq 1: quarantined" in found.stdout
+    assert "not the one this space wrote" in found.stdout
+    assert "is not this database's file" in found.stdout and "out of the store" in found.stdout
+    assert "lost commits" not in found.stdout and "reaches seq" not in found.stdout
+
+
 def test_another_stores_database_file_at_the_same_seq_is_reported_by_inspect_as_check_does(
     tmp_path: Path,
 ) -> None:

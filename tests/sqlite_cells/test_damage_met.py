@@ -123,3 +123,23 @@ def test_a_damaged_file_the_log_cannot_rebuild_is_quarantined(store: Path) -> No
     finally:
         rt.close()
     assert path.read_bytes() == before  # nothing written into it
+
+
+def test_a_problem_sqlite_finds_in_many_rows_is_said_once(tmp_path: Path) -> None:
+    """``quick_check`` keeps SQLite's first three findings; one SQLite reports for each row it
+    meets it in ("NULL value in t.a" twice) is said once, and the next finding still shows."""
+    from sqlite_cells.files._damage import quick_check
+
+    conn = apsw.Connection(str(tmp_path / "d.sqlite"))
+    conn.execute("CREATE TABLE t (a); INSERT INTO t VALUES (NULL), (NULL);")
+    conn.execute("CREATE TABLE u (b); INSERT INTO u VALUES (NULL);")
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute("UPDATE sqlite_schema SET sql = 'CREATE TABLE t (a NOT NULL)' WHERE name = 't'")
+    conn.execute("UPDATE sqlite_schema SET sql = 'CREATE TABLE u (b NOT NULL)' WHERE name = 'u'")
+    conn.execute("PRAGMA writable_schema = OFF")
+    conn.close()
+    conn = apsw.Connection(str(tmp_path / "d.sqlite"))
+    try:
+        assert quick_check(conn) == "NULL value in u.b; NULL value in t.a"  # (SQLite's order)
+    finally:
+        conn.close()
