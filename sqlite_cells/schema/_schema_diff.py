@@ -128,6 +128,21 @@ class _Col:
     autoinc: bool
 
 
+def _as_stored(col: _Col) -> str:
+    """The stored column ``col`` as a declaration would give it (name and spec), for a message:
+    its type, NOT NULL, DEFAULT and collation; a generated column by its name alone."""
+    if col.generated:
+        return f"{col.name}, a generated column"
+    parts = [col.type.lower()] if col.type else []
+    if col.notnull:
+        parts.append("not null")
+    if col.default is not None:
+        parts.append(f"default {col.default}")
+    if col.collation and col.collation.upper() != "BINARY":
+        parts.append(f"collate {col.collation}")
+    return f"{col.name} {' '.join(parts)}".rstrip()
+
+
 # (from columns, referenced table, referenced columns, on update, on delete, match, whether
 # DEFERRABLE INITIALLY DEFERRED)
 _Fk = tuple[tuple[str, ...], str, tuple[str, ...], str, str, str, bool]
@@ -366,7 +381,8 @@ def _diff_table(
             statements.append(Step(f"{name}.{column.name}", sql, adds_to=name))
     diffs += [
         f"{name}.{col.name}: the stored column is not declared (dropping or renaming a column "
-        f"is not additive)"
+        f"is not additive; a column a newer declaration added is declared as the file has it: "
+        f"{_as_stored(col)})"
         for key, col in have.columns.items()
         if key not in want.columns
     ]

@@ -300,7 +300,7 @@ def test_every_difference_is_listed_and_nothing_is_written(conn: apsw.Connection
         "messages.x: a new NOT NULL column without a default cannot be added (existing rows "
         "need a value)",
         "messages.old: the stored column is not declared (dropping or renaming a column is not "
-        "additive)",
+        "additive; a column a newer declaration added is declared as the file has it: old text)",
         "index by_ts: ON messages(ts) → ON messages(ts, id)",
         "v: the file holds an object (view) of that name, not a table",
         "index extra_idx: the stored index on messages is not declared (dropping an index is "

@@ -96,7 +96,8 @@ def test_a_column_added_by_another_runtime_at_the_same_version_is_refused(store:
             _write(space_a, db_a, "INSERT INTO t (a) VALUES ('stale')")
         assert caught.value.differences == (
             "t.b: the stored column is not declared (dropping or renaming a column is not "
-            "additive)",
+            "additive; a column a newer declaration added is declared as the file has it: "
+            "b text not null default 'q')",
         )
         assert _rows(db_a.path) == before
 
