@@ -91,6 +91,18 @@ def test_a_rebuild_keeps_the_writes_deadline(store: Path) -> None:
         assert db.read("SELECT count(*) AS n FROM t") == [{"n": 20_000}]
 
 
+def _with_a_gap(store: Path, columns: dict[str, str], key: str, gone: str) -> Path:
+    """A table of ``columns`` whose rows, 'x', 'y', 'z' and 'w' in ``key``, lost ``gone``
+    (rowids left: the others'); its file."""
+    with sc.Runtime(store) as rt:
+        db = _db(rt, columns)
+        with rt.space("s").transact():
+            db.exec(f"INSERT INTO t ({key}) VALUES ('x'), ('y'), ('z'), ('w')")
+        with rt.space("s").transact():
+            db.exec(f"DELETE FROM t WHERE {key} IN ({gone})")
+        return Path(db.path)
+
+
 def _rowids(path: Path, name: str = "_rowid_") -> list[tuple[object, ...]]:
     conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
     try:
@@ -108,13 +120,7 @@ def test_a_rebuild_adding_a_column_named_as_the_rowid_keeps_each_row_s_rowid(
     and each row keeps its rowid (the changesets of a table without an INTEGER PRIMARY KEY name
     rows by rowid). The rows' rowids were written into the new column, and the rows renumbered."""
     plain = {"a": "text"}
-    with sc.Runtime(store) as rt:
-        db = _db(rt, plain)
-        with rt.space("s").transact():
-            db.exec("INSERT INTO t (a) VALUES ('x'), ('y'), ('z'), ('w')")
-        with rt.space("s").transact():
-            db.exec("DELETE FROM t WHERE a IN ('x', 'z')")
-        path = Path(db.path)
+    path = _with_a_gap(store, plain, "a", "'x', 'z'")
     assert _rowids(path) == [(2, "y"), (4, "w")]
     with sc.Runtime(store) as rt:
         db = _db(rt, {**plain, added: "integer unique"})
@@ -136,12 +142,7 @@ def test_a_rebuild_of_a_keyed_table_taking_the_last_rowid_name_writes_no_rowid_i
     three of SQLite's names for the rowid once one is added: the new column is NULL in the rows
     there, never given their old rowids."""
     keyed = {"k": "text primary key", "rowid": "text", "_rowid_": "text"}
-    with sc.Runtime(store) as rt:
-        db = _db(rt, keyed)
-        with rt.space("s").transact():
-            db.exec("INSERT INTO t (k) VALUES ('x'), ('y')")
-        with rt.space("s").transact():
-            db.exec("DELETE FROM t WHERE k = 'x'")
+    _with_a_gap(store, keyed, "k", "'x', 'z', 'w'")
     with sc.Runtime(store) as rt:
         db = _db(rt, {**keyed, "oid": "integer unique"})
         with rt.space("s").transact():
