@@ -28,7 +28,6 @@ from sqlite_cells.cli._params import check_text
 from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK
 from sqlite_cells.codec import Link, LinkDecodeError, decode_value, derive_id
 from sqlite_cells.files import (
-    KEPT_IN_USE,
     OTHER_HISTORY,
     TABLES_DIFFER,
     UNREADABLE_SPACE_ADVICE,
@@ -44,6 +43,7 @@ from sqlite_cells.files import (
     source_path,
     stored_json,
     validate_disk_source,
+    why_kept,
 )
 from sqlite_cells.runtime import DAMAGED_SPACE_ADVICE, Cell, interrupts_held
 
@@ -440,7 +440,7 @@ def _remove_all(found: list[Garbage]) -> tuple[list[Path], list[tuple[Path, str]
             if remove_garbage(garbage):
                 removed.append(garbage.path)
             else:
-                failed.append((garbage.path, KEPT_IN_USE))
+                failed.append((garbage.path, why_kept(garbage.path)))
         except OSError as exc:
             failed.append((garbage.path, exc.strerror or str(exc)))
     return removed, failed

@@ -41,6 +41,7 @@ from sqlite_cells.files._handles import space_damage as space_damage
 from sqlite_cells.files._handles import space_files as space_files
 from sqlite_cells.files._handles import unreadable_handle as unreadable_handle
 from sqlite_cells.files._handles import unwritten_handle as unwritten_handle
+from sqlite_cells.files._handles import why_kept as why_kept
 from sqlite_cells.files._held_files import copy_file as copy_file
 from sqlite_cells.files._held_files import read_head as read_head
 from sqlite_cells.files._layout import ALIAS as ALIAS
@@ -75,6 +76,7 @@ from sqlite_cells.files._reconcile import Action as Action
 from sqlite_cells.files._reconcile import Outcome as Outcome
 from sqlite_cells.files._reconcile import UnreadableFile as UnreadableFile
 from sqlite_cells.files._reconcile import database_seq as database_seq
+from sqlite_cells.files._reconcile import declares_alike as declares_alike
 from sqlite_cells.files._reconcile import keep_copy as keep_copy
 from sqlite_cells.files._reconcile import look_again as look_again
 from sqlite_cells.files._reconcile import look_unlocked as look_unlocked
@@ -140,6 +142,7 @@ __all__ = [
     "damaged_spaces",
     "database_seq",
     "declaration_from_handle",
+    "declares_alike",
     "decode_handle",
     "decode_op_body",
     "detach",
@@ -205,4 +208,5 @@ __all__ = [
     "validate_disk_source",
     "wal_companions_present",
     "watermark_sql",
+    "why_kept",
 ]

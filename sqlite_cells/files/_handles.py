@@ -108,6 +108,7 @@ __all__ = [
     "source_path",
     "space_damage",
     "unreadable_handle",
+    "why_kept",
 ]
 
 DROP_KIND = "sqlite-drop"
@@ -431,6 +432,19 @@ KEPT_IN_USE = (
 )
 
 
+def why_kept(path: Path) -> str:
+    """Why :func:`remove_garbage` kept the unused file ``path`` (it says no more than that): a
+    file this user may not read, or in a folder it may not write, is kept for that
+    permission; any other for :data:`KEPT_IN_USE`."""
+    folder = path.parent
+    if os.access(folder, os.W_OK | os.X_OK) and os.access(path, os.R_OK):
+        return KEPT_IN_USE
+    return (
+        f"{os.strerror(errno.EACCES)}: this user may not remove it (it needs to read the file "
+        f"and to write {folder}); run gc as a user who may"
+    )
+
+
 def find_garbage(store: Path) -> list[Garbage]:
     """The ``cell-*.sqlite`` files of ``store`` that gc may remove (R74), nothing removed.
 
@@ -511,17 +525,6 @@ def remove_garbage(found: Garbage) -> bool:
     if found.dropped:
         remove_database_files(found.path)
         return True
-    # remove_unused keeps a file it cannot open or unlink without saying why: a file this user
-    # may not remove is said to be that, not a file in use.
-    folder = found.path.parent
-    if not os.access(folder, os.W_OK | os.X_OK) or not os.access(found.path, os.R_OK | os.W_OK):
-        denied = os.strerror(errno.EACCES)
-        raise PermissionError(
-            errno.EACCES,
-            f"{denied}: this user may not remove it (it needs read and write permission on the "
-            f"file and write permission on {folder}); run gc as the store's owner",
-            str(found.path),
-        )
     return remove_unused(found.path, holds_nothing)
 
 

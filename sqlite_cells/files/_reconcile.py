@@ -82,6 +82,7 @@ from sqlite_cells.schema import (
     add_missing,
     cf_link,
     declare_tables,
+    declared_report,
     diff_of,
     ensure_runtime_tables,
     store_version,
@@ -732,6 +733,9 @@ def _try_replay(
     try:
         if image:  # (an empty file is an empty database, as the copy is already)
             copy.deserialize("main", bytes(image))
+        # In a transaction, as a repair's replay is: a step that finds none open takes it that
+        # SQLite ended the caller's (a table rebuild is then not tried).
+        copy.execute("BEGIN")
         _replay(space_conn, copy, db_id, after, upto)
     finally:
         copy.close()
@@ -1037,6 +1041,19 @@ def table_differences(conn: apsw.Connection, tables: dict[str, Any]) -> list[str
         return diff_of(conn, "main", schema_from_json(tables))[1]
     except (SchemaError, SchemaTextError) as exc:
         return [str(exc)]
+
+
+def declares_alike(tables: Any, schema: Schema) -> bool:
+    """Whether the ``tables`` of a handle's value declare what ``schema`` declares, as SQLite
+    reports both: another spelling of a type, another case, another order of the columns is no
+    difference (R13 compares schemas by what SQLite reports)."""
+    if tables == schema.to_json():
+        return True
+    try:
+        recorded = schema_from_json(tables)
+    except SqliteCellsError:
+        return False
+    return declared_report(recorded) == declared_report(schema)
 
 
 def schema_from_json(tables: dict[str, Any]) -> Schema:

@@ -27,6 +27,7 @@ from sqlite_cells.schema._schema import quote_ident as quote_ident
 from sqlite_cells.schema._schema import render_ddl as render_ddl
 from sqlite_cells.schema._schema import table as table
 from sqlite_cells.schema._schema_diff import SchemaTextError as SchemaTextError
+from sqlite_cells.schema._schema_diff import declared_report as declared_report
 from sqlite_cells.schema._schema_diff import diff_of as diff_of
 from sqlite_cells.schema._shadow import NO_SHADOWS as NO_SHADOWS
 from sqlite_cells.schema._shadow import SHADOW_PREFIX as SHADOW_PREFIX
@@ -54,6 +55,7 @@ __all__ = [
     "create_table_sql",
     "db_file_name",
     "declare_tables",
+    "declared_report",
     "diff_of",
     "ensure_runtime_tables",
     "ensure_schema",

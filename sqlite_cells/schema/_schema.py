@@ -72,7 +72,8 @@ _FINGERPRINT_PREFIX: Final = b"sqlite-cells schema v1\n"
 
 
 _SHOWN_LIMIT: Final = 120
-_ROWID_NAMES: Final = frozenset({"rowid", "oid", "_rowid_"})
+# The name SQLite's session extension gives the rowid of a table without a PRIMARY KEY.
+_SESSION_ROWID: Final = "_rowid_"
 
 
 def _shown(value: object, *, quote: bool = True) -> str:
@@ -496,12 +497,12 @@ def _check_with_sqlite(schema: Schema) -> None:
                     f"table {_shown(name)}: SQLite built columns {got} from the specs, not {want}; "
                     f"each spec must be exactly one column definition"
                 )
-            if not any(row[5] for row in xinfo) and set(got) >= _ROWID_NAMES:
+            if not any(row[5] for row in xinfo) and _SESSION_ROWID in got:
                 raise SchemaError(
-                    f"table {_shown(name)} has no PRIMARY KEY and columns named rowid, oid and "
-                    "_rowid_, which leaves no name for its rowid: the runtime records the "
-                    "changes of a table without a primary key by rowid (R70); rename one of "
-                    "those columns or declare a primary key"
+                    f"table {_shown(name)} has no PRIMARY KEY and a column named _rowid_: the "
+                    "runtime records the changes of such a table by rowid (R70), and SQLite's "
+                    "session extension, which records them, names the rowid _rowid_ and would "
+                    "read that column instead; rename the column or declare a primary key"
                 )
             standins = [
                 _check_default(scratch, name, str(column), str(type_ or ""), str(default))

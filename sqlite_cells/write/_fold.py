@@ -63,6 +63,7 @@ from sqlite_cells.files import (
     OpBody,
     attach,
     damage_advice,
+    declares_alike,
     decode_handle,
     encode_op_body,
     is_damage,
@@ -425,7 +426,11 @@ class SqliteParticipant:
         # changed since its last recorded write — a `migrate` whose own write then failed, or
         # whose process stopped, in any runtime (R14) — or changes in this commit. Either way
         # rows changed that no changeset holds: every query of the database re-runs (R51, R53).
-        redeclared = last is None and handle["rev"] > 0 and handle.get("tables") != tables
+        redeclared = (
+            last is None
+            and handle["rev"] > 0
+            and not declares_alike(handle.get("tables"), decl.schema)
+        )
         bumped = {**handle, "tables": tables, "rev": int(handle["rev"]) + 1}
         # Strict JSON as it is: a decoded handle, the schema's own JSON and an int.
         data = encode_plain(bumped)

@@ -131,6 +131,26 @@ def test_gc_by_a_user_who_may_not_remove_an_unused_file_says_so(store: Path) -> 
     done = run_unprivileged("-m", "sqlite_cells", "gc", "--yes", str(store))
     assert done.returncode == 1, done.stderr
     said = done.stdout + done.stderr
-    assert f"could not remove {unused.name}: Permission denied: this user may not remove" in said
+    assert f"could not remove {unused.name}: Permission denied: this user may not remove it" in said
     assert "another connection" not in said
     assert unused.exists()
+
+
+def test_gc_by_the_store_s_owner_removes_an_unused_file_it_may_not_write(store: Path) -> None:
+    """R74: an unused file of mode 0444 in a folder its owner may write is removed by that owner
+    (removing a file needs the folder's permission, not the file's): a permission is said only
+    where one stands in the way."""
+    if os.geteuid() != 0:
+        pytest.skip("the files must belong to the user the commands run as (chown needs root)")
+    unused = store / f"cell-{'0' * 32}.sqlite"
+    unused.touch()
+    unused.chmod(0o444)
+    for path in [store, *store.iterdir()]:
+        os.chown(path, NOBODY, NOBODY)
+    try:
+        done = run_unprivileged("-m", "sqlite_cells", "gc", "--yes", str(store))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "1 file(s) removed" in done.stdout and not unused.exists()
+    finally:
+        for path in [store, *store.iterdir()]:
+            os.chown(path, 0, 0)

@@ -415,14 +415,14 @@ def test_a_refused_declaration_says_so_in_a_message_of_readable_length(
 
 
 def test_a_table_without_a_key_must_leave_its_rowid_a_name(runtime: sc.Runtime) -> None:
-    """R70, R51, R10: the changes of a table without a primary key are recorded by rowid. One
-    whose columns take all three of SQLite's names for it (``rowid``, ``oid``, ``_rowid_``)
-    leaves the runtime no way to name its rows (a bulk UPDATE recorded no change, and a live
-    query of the table stayed stale): a ``SchemaError`` when declared. With a primary key, or
-    one of the names free, the table is declared, and a live query follows a bulk UPDATE."""
+    """R70, R51, R10: the changes of a table without a primary key are recorded by rowid, which
+    SQLite's session extension names ``_rowid_``. A column of that name leaves the runtime no
+    way to name its rows (a bulk UPDATE recorded no change, and a live query of the table
+    stayed stale): a ``SchemaError`` when declared. With a primary key, or that name free, the
+    table is declared, and a live query follows a bulk UPDATE."""
     space = runtime.space("demo")
     hidden = {"rowid": "text", "OID": "text", "_rowid_": "text", "a": "text"}
-    with pytest.raises(sc.SchemaError, match="no name for its rowid") as info:
+    with pytest.raises(sc.SchemaError, match="a column named _rowid_") as info:
         space.sqlite_database("d", tables={"t": sc.table(hidden)})
     assert isinstance(info.value, ValueError)
     for n, columns in enumerate(

@@ -282,6 +282,31 @@ def test_a_migration_whose_write_failed_in_another_process_reruns_queries_at_the
         assert of_a.get().seq == 2
 
 
+def test_declarations_spelled_differently_rerun_no_query_they_do_not_change(store: Path) -> None:
+    """R13, R51: two runtimes declare the same tables, spelled differently (a type's case, the
+    columns' order); each commit records its own spelling in the handle. What SQLite reports
+    for both is the same, so no commit is a schema change: a query of columns the commits do
+    not write keeps its seq (it re-ran at every commit)."""
+    spelled = [
+        {"t": sc.table(id="integer primary key", a="text", b="integer")},
+        {"t": sc.table(id="INTEGER PRIMARY KEY", b="INTEGER", a="TEXT")},
+    ]
+    with sc.Runtime(store, poll_interval=0.01) as rt, sc.Runtime(store) as other:
+        dbs = [
+            runtime.space("demo").sqlite_database("m", tables=tables)
+            for runtime, tables in zip((rt, other), spelled, strict=True)
+        ]
+        first = _write(rt.space("demo"), dbs[0], "INSERT INTO t (id, a, b) VALUES (1, 'x', 0)")
+        of_a = dbs[0].query("SELECT id, a FROM t")
+        rt.settle()
+        for n in range(1, 7):
+            runtime = (rt, other)[n % 2]
+            _write(runtime.space("demo"), dbs[n % 2], f"UPDATE t SET b = {n}")
+        rt.settle()
+        assert dbs[0].read("SELECT b FROM t") == [{"b": 6}]
+        assert of_a.get().seq == first and of_a.get().result == [{"id": 1, "a": "x"}]
+
+
 def test_the_record_says_which_commit_changed_the_schema(rt: sc.Runtime, space: Space) -> None:
     d1 = space.sqlite_database("m", tables=V1)
     first = _write(space, d1, "INSERT INTO t (id, a) VALUES (1, 'x')")
