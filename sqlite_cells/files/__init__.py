@@ -87,6 +87,7 @@ from sqlite_cells.files._reconcile import unopenable as unopenable
 from sqlite_cells.files._reconcile import unreadable_outcome as unreadable_outcome
 from sqlite_cells.files._sources import READ_ONLY_URI as READ_ONLY_URI
 from sqlite_cells.files._sources import adopt_pin as adopt_pin
+from sqlite_cells.files._sources import changed_while_read as changed_while_read
 from sqlite_cells.files._sources import check_pinned as check_pinned
 from sqlite_cells.files._sources import content_signature as content_signature
 from sqlite_cells.files._sources import disk_source_id as disk_source_id
@@ -131,6 +132,7 @@ __all__ = [
     "adopt_pin",
     "attach",
     "attached",
+    "changed_while_read",
     "check_handle",
     "check_pinned",
     "check_store",

@@ -36,6 +36,7 @@ import time
 import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Final
 
 import apsw
 
@@ -48,6 +49,7 @@ __all__ = [
     "SQLITE_HEADER",
     "Pin",
     "adopt_pin",
+    "changed_while_read",
     "check_pinned",
     "content_signature",
     "decode_pin",
@@ -316,13 +318,30 @@ def unread_wal_advice(path: Path) -> str:
     )
 
 
+# Pauses before looking again at a -wal without its -shm (seconds): ≈ 60 ms in all.
+_WAL_LOOKS: Final = (0.002, 0.008, 0.05)
+
+
 def unread_wal(path: Path) -> bool:
     """Whether the source at ``path`` is in WAL mode with commits in its ``-wal`` and no
     ``-shm``: SQLite reads such a ``-wal`` only through a ``-shm`` it would create beside the
     file (R60 forbids it), or not at all (``immutable``), which would serve older rows. A
     ``-wal`` holds a commit when its first frame carries the salts of its header (a ``-wal``
     reset by a checkpoint does not). Read with :func:`read_head`: no lock, nothing created,
-    no lock of this process dropped."""
+    no lock of this process dropped.
+
+    The program that last closes the file, having moved its ``-wal`` into it, removes the
+    ``-shm`` first and the ``-wal`` a moment later: seen in between, the file is looked at
+    again (:data:`_WAL_LOOKS`) before it is said to be so."""
+    for pause in (*_WAL_LOOKS, None):
+        if not _unread_wal_now(path):
+            return False
+        if pause is not None:
+            time.sleep(pause)
+    return True
+
+
+def _unread_wal_now(path: Path) -> bool:
     if _sibling(path, "-shm").exists():
         return False
     try:
@@ -383,6 +402,19 @@ def content_signature(path: Path) -> tuple[object, ...] | None:
         wal_index,
         recent,
     )
+
+
+def changed_while_read(path: Path, frozen: tuple[object, ...]) -> bool:
+    """Whether the source at ``path``, read through a connection opened ``immutable`` with the
+    :func:`content_signature` ``frozen``, was written since that signature was taken (its
+    recency mark aside) — an ``immutable`` connection takes no lock, so the program closing the
+    file may move its ``-wal`` into it under a read, whose rows are then of no one commit (R40,
+    R60). The file's modification time tells a write apart to the nanosecond on file systems
+    with multigrain timestamps (Linux ext4, XFS, Btrfs, tmpfs since 6.13: the signature read
+    the time, so the next write is dated anew); where the clock is coarser, a write within the
+    same tick as one made just before the signature was taken may go unseen."""
+    now = content_signature(path)
+    return now is None or now[:-1] != frozen[:-1]
 
 
 def _sibling(path: Path, suffix: str) -> Path:

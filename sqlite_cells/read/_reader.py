@@ -38,6 +38,7 @@ import apsw
 
 from sqlite_cells.codec import DiskSourceError, QueryError, QueryTimeout, SqliteCellsError
 from sqlite_cells.files import (
+    changed_while_read,
     check_pinned,
     damage_advice,
     hot_journal_advice,
@@ -299,7 +300,9 @@ def read_batch(
             raise QueryError(decl.db_id, statements[start].sql, unread_wal_advice(decl.path))
     try:
         try:
-            with pool.connection(decl.path, source=source) as pooled:
+            if source:
+                return _read_source(pool, decl, statements, timeout, tracker, start, previous)
+            with pool.connection(decl.path) as pooled:
                 return _read_file(pooled, decl, statements, timeout, tracker, start, previous)
         except apsw.Error as exc:
             if not (is_hot_journal(exc) and decl.kind is SourceKind.CELL):
@@ -334,6 +337,45 @@ def read_batch(
             )
     except apsw.Error as exc:  # opening the file or its transaction failed
         raise _translate(decl, statements[start].sql, exc, timeout, None) from exc
+
+
+# Reads of a source through an ``immutable`` connection made again when the file was written
+# while they ran (see _read_source), with the pause before each.
+_TORN_PAUSES: Final = (0.0, 0.02, 0.05, 0.1)
+
+
+def _read_source(
+    pool: ReadPool,
+    decl: Declaration,
+    statements: Sequence[Statement],
+    timeout: float,
+    tracker: Tracker,
+    start: int,
+    previous: Sequence[Kept | None] | None,
+) -> tuple[int, list[StatementResult]]:
+    """:func:`_read_file` on the injected source ``decl`` (R60). A connection opened
+    ``immutable`` (a WAL file without its program's ``-wal`` and ``-shm``) takes no lock: the
+    program may write the file while the read runs, and its rows are then of no one commit
+    (R40). Such a read is checked once done (``changed_while_read``) and made again, on a new
+    connection, when the file may have changed meanwhile; a file written during every try is a
+    :class:`QueryError` (nothing served), which a live query holds until its next run."""
+    for pause in _TORN_PAUSES:
+        if pause:
+            time.sleep(pause)
+        with pool.connection(decl.path, source=True) as pooled:
+            done = _read_file(pooled, decl, statements, timeout, tracker, start, previous)
+            frozen = pooled.frozen
+            if frozen is None or not changed_while_read(decl.path, frozen):
+                return done
+            pooled.frozen = ()  # (a signature no file has: the connection is not used again)
+    raise QueryError(
+        decl.db_id,
+        statements[start].sql,
+        f"the injected file {decl.path} was written by another program while each of "
+        f"{len(_TORN_PAUSES)} reads of it ran (it is read without a lock while its program has "
+        "it closed, R60), so no read saw one commit of it whole; nothing was served: read it "
+        "again once that program is done",
+    )
 
 
 def _read_file(

@@ -686,3 +686,83 @@ def test_gc_keeps_a_file_it_cannot_read_as_a_database(rt: sc.Runtime, space: Spa
     junk.write_bytes(b"not a database at all" * 100)
     assert space.gc() == []
     assert junk.exists()
+
+
+_SESSIONS = """
+import sqlite3, sys, time
+for i in range(1, int(sys.argv[2]) + 1):
+    time.sleep(0.15)  # no -wal or -shm now: a read starting here opens the file immutable
+    c = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None)
+    c.execute("UPDATE t SET ver = ?", (i,))
+    c.close()  # moves the commit into the file, removes the -wal and the -shm
+"""
+
+
+def test_a_wal_source_written_under_a_read_without_a_lock_serves_no_torn_rows(
+    rt: sc.Runtime, space: Space, outside: Path
+) -> None:
+    """R40, R60: a WAL source whose program opens, commits and closes is read without a lock
+    while it is closed (``immutable``: no -shm of ours beside it). Its program's next close
+    writes the commit into the file under such a read, which then saw pages from before and
+    after it (``min(ver) != max(ver)``: a state no commit had, served to reads and live
+    queries). Such a read is made again; every result served is one commit's."""
+    path = outside / "versions.db"
+    made = apsw.Connection(str(path))
+    made.execute("PRAGMA journal_mode=WAL")
+    made.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, ver INTEGER, pad TEXT)")
+    with made:
+        made.executemany("INSERT INTO t VALUES (?, 0, ?)", [(i, "p" * 200) for i in range(8000)])
+    made.close()
+    handle = space.register_disk_source(str(path))
+    sql = (
+        "SELECT min(ver) AS lo, max(ver) AS hi, count(*) AS n FROM t "
+        "WHERE length(hex(zeroblob(3000 + id % 2))) > 0"  # a slow scan: a close falls inside
+    )
+    states: list[Any] = []
+    handle.query(sql).observe().subscribe(lambda state: state.result and states.append(state))
+    results: list[dict[str, Any]] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            results.append(handle.read(sql)[0])
+
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    for thread in readers:
+        thread.start()
+    try:
+        subprocess.run([sys.executable, "-c", _SESSIONS, str(path), "12"], check=True)
+    finally:
+        stop.set()
+        for thread in readers:
+            thread.join()
+    rt.settle()
+    assert len(results) > 12
+    assert all(r["lo"] == r["hi"] and r["n"] == 8000 for r in results), [
+        r for r in results if r["lo"] != r["hi"]
+    ]
+    assert all(s.result[0]["lo"] == s.result[0]["hi"] for s in states)
+    assert results[-1]["lo"] == 12 and states[-1].result[0]["lo"] == 12
+
+
+def test_a_wal_source_s_program_closing_it_is_no_wal_left_without_its_shm(
+    outside: Path, tmp_path: Path
+) -> None:
+    """R60: a program closing a WAL file removes its -shm, then its -wal; seen in between, the
+    -wal (all in the file already) looks like one left without its -shm, which refuses every
+    read. It is looked at again before it is said to be so."""
+    from sqlite_cells.files._sources import unread_wal
+
+    made = tmp_path / "made"
+    made.mkdir()
+    subprocess.run([sys.executable, "-c", _WAL_LEFT_BEHIND, str(made / "w.db")], check=True)
+    path = outside / "w.db"
+    shutil.copy(made / "w.db", path)
+    shutil.copy(made / "w.db-wal", outside / "w.db-wal")  # a -wal that holds commits, no -shm
+    assert unread_wal(path)
+    gone = threading.Timer(0.001, (outside / "w.db-wal").unlink)
+    gone.start()
+    try:
+        assert not unread_wal(path)
+    finally:
+        gone.join()
