@@ -435,14 +435,25 @@ KEPT_IN_USE = (
 def why_kept(path: Path) -> str:
     """Why :func:`remove_garbage` kept the unused file ``path`` (it says no more than that): a
     file this user may not read, or in a folder it may not write, is kept for that
-    permission; any other for :data:`KEPT_IN_USE`."""
+    permission; a file it may not write, which a WAL file must be for the check that no
+    connection has it open, for that; any other for :data:`KEPT_IN_USE`."""
     folder = path.parent
-    if os.access(folder, os.W_OK | os.X_OK) and os.access(path, os.R_OK):
-        return KEPT_IN_USE
-    return (
-        f"{os.strerror(errno.EACCES)}: this user may not remove it (it needs to read the file "
-        f"and to write {folder}); run gc as a user who may"
-    )
+    if not os.access(folder, os.W_OK | os.X_OK) or not os.access(path, os.R_OK):
+        return (
+            f"{os.strerror(errno.EACCES)}: this user may not remove it (it needs to read the "
+            f"file and to write {folder}); run gc as a user who may"
+        )
+    try:
+        wal = read_head(path, 20)[18:20] == b"\x02\x02"
+    except OSError:
+        wal = False
+    if wal and not os.access(path, os.W_OK):
+        return (
+            f"{os.strerror(errno.EACCES)}: this user may not write it, and gc must, to make sure "
+            "no connection has a WAL file open before it removes it: make it writable "
+            "(chmod u+w), then run gc again"
+        )
+    return KEPT_IN_USE
 
 
 def find_garbage(store: Path) -> list[Garbage]:

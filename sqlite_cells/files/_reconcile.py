@@ -89,6 +89,7 @@ from sqlite_cells.schema import (
     stored_version,
     table,
 )
+from sqlite_cells.sql import fold_ascii
 
 __all__ = [
     "OTHER_HISTORY",
@@ -1045,15 +1046,32 @@ def table_differences(conn: apsw.Connection, tables: dict[str, Any]) -> list[str
 
 def declares_alike(tables: Any, schema: Schema) -> bool:
     """Whether the ``tables`` of a handle's value declare what ``schema`` declares, as SQLite
-    reports both: another spelling of a type, another case, another order of the columns is no
-    difference (R13 compares schemas by what SQLite reports)."""
-    if tables == schema.to_json():
+    reports both: another spelling of a type, another case of a name or a type, another order
+    of the columns is no difference (R13 compares schemas by what SQLite reports; SQLite's
+    names are ASCII case-insensitive)."""
+    declared = schema.to_json()
+    if tables == declared:
         return True
     try:
-        recorded = schema_from_json(tables)
-    except SqliteCellsError:
+        recorded = schema_from_json(_names_folded(tables))
+        wanted = schema_from_json(_names_folded(declared))
+    except (SqliteCellsError, AttributeError, KeyError, TypeError, ValueError):
         return False
-    return declared_report(recorded) == declared_report(schema)
+    return declared_report(recorded) == declared_report(wanted)
+
+
+def _names_folded(tables: Any) -> dict[str, Any]:
+    """The ``tables`` of a handle's value with every table, column and index name in one case."""
+    return {
+        fold_ascii(name): {
+            "columns": [{**c, "name": fold_ascii(c["name"])} for c in spec["columns"]],
+            "indexes": {
+                fold_ascii(index): [fold_ascii(column) for column in columns]
+                for index, columns in (spec.get("indexes") or {}).items()
+            },
+        }
+        for name, spec in tables.items()
+    }
 
 
 def schema_from_json(tables: dict[str, Any]) -> Schema:
@@ -1066,7 +1084,7 @@ def schema_from_json(tables: dict[str, Any]) -> Schema:
                 c["name"]: cf_link() if c["link"] else c["spec"] for c in spec["columns"]
             }
             declared[name] = table(columns, indexes=spec.get("indexes") or None)
-        return declare_tables(declared)
+        return declare_tables(declared, recorded=True)
     except SchemaError:
         raise
     except (AttributeError, KeyError, TypeError, ValueError, RecursionError) as exc:

@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol
 # an annotation means ``QueryState[Any]``, as before it was generic.
 from typing_extensions import TypeVar
 
-from sqlite_cells.codec import PendingValue, QueryArgumentError, QueryError, SqliteCellsError
+from sqlite_cells.codec import (
+    ClosedError,
+    PendingValue,
+    QueryArgumentError,
+    QueryError,
+    SqliteCellsError,
+)
 from sqlite_cells.read._live import LiveQueries
 from sqlite_cells.read._reader import Kept, Statement, StatementResult, known_read_set
 from sqlite_cells.read._rows import RowDecoder, build_rows
@@ -646,6 +652,11 @@ class _QueryNode(Node):
         # The same SQLite values (1 and 1.0 are different rows, though Python finds them equal,
         # and so may the rows decoded from them: the rows read decide, R42).
         same = result.names == self._rows_names and same_values(result.rows, self._rows_list)
+        if isinstance(result.error, ClosedError):
+            # The runtime closed under this run: its subscribers are told the stream ended
+            # (on_completed), as those of a computation that meets the close are — not given a
+            # state whose rows are gone and whose error says the runtime closed.
+            return previous, False
         if result.error is not None and result.invalid_text is None:
             # (Else the decoder raises it, unless the row type reads past it: R43.)
             self._rows_list = None

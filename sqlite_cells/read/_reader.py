@@ -284,12 +284,7 @@ def read_batch(
     source = decl.kind is SourceKind.DISK
     if source:
         if not decl.path.is_file():
-            pool.discard(decl.path)  # an open connection would still read the unlinked file
-            raise QueryError(
-                decl.db_id,
-                statements[start].sql,
-                f"the injected file {decl.path} is gone (deleted or moved after it was registered)",
-            )
+            raise _source_gone(pool, decl, statements[start].sql)
         try:
             check_pinned(decl.path)  # a stat: cheap enough for every read of a source (R60)
         except DiskSourceError:
@@ -359,22 +354,55 @@ def _read_source(
     (R40). Such a read is checked once done (``changed_while_read``) and made again, on a new
     connection, when the file may have changed meanwhile; a file written during every try is a
     :class:`QueryError` (nothing served), which a live query holds until its next run."""
-    for pause in _TORN_PAUSES:
-        if pause:
-            time.sleep(pause)
-        with pool.connection(decl.path, source=True) as pooled:
-            done = _read_file(pooled, decl, statements, timeout, tracker, start, previous)
-            frozen = pooled.frozen
-            if frozen is None or not changed_while_read(decl.path, frozen):
-                return done
-            pooled.frozen = ()  # (a signature no file has: the connection is not used again)
+    sql = statements[start].sql
+    limit = time.monotonic() + timeout  # R44: the tries together, as one read
+    until = tracker.until
+    try:
+        for pause in _TORN_PAUSES:
+            if pause:
+                if time.monotonic() + pause >= min(limit, until):
+                    raise QueryTimeout(
+                        decl.db_id,
+                        sql,
+                        f"the injected file {decl.path} was written by another program while "
+                        f"each read of it ran, for longer than query_timeout ({timeout}s; it is "
+                        "read without a lock while its program has it closed, R60): nothing was "
+                        "served; read it again once that program is done",
+                    )
+                time.sleep(pause)
+                tracker.until = min(until, limit)  # no statement of a try runs past it
+                if not decl.path.is_file():  # deleted while the read before ran
+                    raise _source_gone(pool, decl, sql)
+            with pool.connection(decl.path, source=True) as pooled:
+                done = _read_file(pooled, decl, statements, timeout, tracker, start, previous)
+                frozen = pooled.frozen
+                if frozen is None or not changed_while_read(decl.path, frozen):
+                    return done
+                pooled.frozen = ()  # (a signature no file has: the connection is not used again)
+    except DiskSourceError:
+        if not decl.path.is_file():  # (gone between the look and the open)
+            raise _source_gone(pool, decl, sql) from None
+        raise
+    finally:
+        tracker.until = until
     raise QueryError(
         decl.db_id,
-        statements[start].sql,
+        sql,
         f"the injected file {decl.path} was written by another program while each of "
         f"{len(_TORN_PAUSES)} reads of it ran (it is read without a lock while its program has "
         "it closed, R60), so no read saw one commit of it whole; nothing was served: read it "
         "again once that program is done",
+    )
+
+
+def _source_gone(pool: ReadPool, decl: Declaration, sql: str) -> QueryError:
+    """R60: an injected file no longer at its path is a :class:`QueryError`; its pooled
+    connections are let go (one open would still read the unlinked file)."""
+    pool.discard(decl.path)
+    return QueryError(
+        decl.db_id,
+        sql,
+        f"the injected file {decl.path} is gone (deleted or moved after it was registered)",
     )
 
 

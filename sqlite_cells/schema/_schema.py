@@ -422,8 +422,11 @@ def render_ddl(schema: Schema, database: str) -> list[str]:
     return out
 
 
-def declare_tables(tables: Mapping[str, Table]) -> Schema:
-    """Validate a whole declaration (R10–R12) and return it as a :class:`Schema`."""
+def declare_tables(tables: Mapping[str, Table], *, recorded: bool = False) -> Schema:
+    """Validate a whole declaration (R10–R12) and return it as a :class:`Schema`. ``recorded``:
+    the tables a handle recorded, read back — an older version may have accepted there what a
+    declaration is refused now (a column named ``_rowid_``): its data is never hidden for it
+    (R73), and only a new declaration is refused."""
     if not isinstance(tables, Mapping):
         raise SchemaError(
             f"tables= takes a mapping of table name → sc.table(…), not {_shown(tables)}: "
@@ -462,7 +465,7 @@ def declare_tables(tables: Mapping[str, Table]) -> Schema:
                 )
             owners[fold_ascii(index)] = name
     schema = Schema(tuple(sorted(entries, key=lambda item: (fold_ascii(item[0]), item[0]))))
-    _check_with_sqlite(schema)
+    _check_with_sqlite(schema, recorded=recorded)
     return schema
 
 
@@ -479,7 +482,7 @@ def _recheck(name: str, declared: Table) -> None:
         )
 
 
-def _check_with_sqlite(schema: Schema) -> None:
+def _check_with_sqlite(schema: Schema, *, recorded: bool = False) -> None:
     """Build every table in a scratch database; SQLite is the judge of each spec."""
     scratch = apsw.Connection(":memory:")
     scratch.limit(apsw.SQLITE_LIMIT_LENGTH, LENGTH_LIMIT)  # R44, as everywhere
@@ -497,12 +500,15 @@ def _check_with_sqlite(schema: Schema) -> None:
                     f"table {_shown(name)}: SQLite built columns {got} from the specs, not {want}; "
                     f"each spec must be exactly one column definition"
                 )
-            if not any(row[5] for row in xinfo) and _SESSION_ROWID in got:
+            if not recorded and not any(row[5] for row in xinfo) and _SESSION_ROWID in got:
                 raise SchemaError(
                     f"table {_shown(name)} has no PRIMARY KEY and a column named _rowid_: the "
                     "runtime records the changes of such a table by rowid (R70), and SQLite's "
                     "session extension, which records them, names the rowid _rowid_ and would "
-                    "read that column instead; rename the column or declare a primary key"
+                    "read that column instead; rename the column or declare a primary key (a "
+                    "database written already: declare a new version= whose migrate builds the "
+                    "table anew — CREATE TABLE t_new (…); INSERT INTO t_new SELECT …; DROP "
+                    "TABLE t; ALTER TABLE t_new RENAME TO t — as SQLite renames no _rowid_)"
                 )
             standins = [
                 _check_default(scratch, name, str(column), str(type_ or ""), str(default))

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import apsw
 import pytest
 
 import sqlite_cells as sc
@@ -154,3 +155,30 @@ def test_gc_by_the_store_s_owner_removes_an_unused_file_it_may_not_write(store: 
     finally:
         for path in [store, *store.iterdir()]:
             os.chown(path, 0, 0)
+
+
+def test_gc_by_the_owner_of_an_unused_wal_file_it_may_not_write_says_to_make_it_writable(
+    store: Path,
+) -> None:
+    """§6, Errors: an unused WAL-mode file of mode 0444 cannot be checked for connections that
+    have it open (that check writes it): kept, saying so and what to do, not that another
+    connection has it open (which sent its owner to run gc again for ever)."""
+    if os.geteuid() != 0:
+        pytest.skip("the files must belong to the user the commands run as (chown needs root)")
+    unused = store / f"cell-{'0' * 32}.sqlite"
+    conn = apsw.Connection(str(unused))
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE _cf_meta (k)")
+    conn.close()
+    unused.chmod(0o444)
+    for path in [store, *store.iterdir()]:
+        os.chown(path, NOBODY, NOBODY)
+    try:
+        done = run_unprivileged("-m", "sqlite_cells", "gc", "--yes", str(store))
+    finally:
+        for path in [store, *store.iterdir()]:
+            os.chown(path, 0, 0)
+    assert done.returncode == 1, done.stdout + done.stderr
+    said = done.stdout + done.stderr
+    assert "this user may not write it" in said and "chmod u+w" in said
+    assert "another connection" not in said and unused.exists()

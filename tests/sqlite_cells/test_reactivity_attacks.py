@@ -1210,6 +1210,34 @@ def test_close_while_a_query_runs_and_a_derived_cell_waits_completes_every_subsc
         rt.settle(1)
 
 
+def test_a_rerun_the_close_interrupts_ends_its_subscribers_without_an_error_state(
+    store: Path,
+) -> None:
+    """A live query whose re-run is in flight when the runtime closes: its subscribers keep
+    the last rows they were given and are told the stream ended (``on_completed``), as those of
+    a computation that meets the close are — no state with ``result=None`` and a
+    ``ClosedError`` first."""
+    rt = sc.Runtime(store, query_timeout=30.0)
+    space = rt.space("demo")
+    db = space.sqlite_database("shop", tables=TABLES)
+    write(space, db, "INSERT INTO items (name) VALUES ('fig')")
+    spin = (
+        "(WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r "
+        "WHERE i < (SELECT 2000000 * count(*) FROM items)) SELECT count(*) FROM r)"
+    )
+    slow = db.query(f"SELECT count(*) AS c, {spin} AS s FROM items")
+    seen: list[Any] = []
+    slow.observe().subscribe(on_next=seen.append, on_completed=lambda: seen.append("completed"))
+    assert rt.settle(30)
+    write(space, db, "INSERT INTO items (name) VALUES ('kiwi')")
+    time.sleep(0.1)  # its re-run, counting twice as far as the first run, is in flight by now
+    rt.close()
+    assert seen[-1] == "completed"
+    states = [s for s in seen if s != "completed"]
+    assert all(s.error is None for s in states), states
+    assert states[-1].result is not None
+
+
 def test_react_on_a_list_or_dict_of_cells_reacts_to_each_of_them(
     rt: sc.Runtime, space: Space, db: sc.SqliteDb
 ) -> None:

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import apsw
 import pytest
@@ -186,3 +187,54 @@ def test_a_column_named_as_the_session_s_rowid_is_refused_without_a_primary_key(
         with rt.space("s").transact():
             keyed.exec(f"INSERT INTO t (id, {name}) VALUES (7, 'kept')")
         assert keyed.read(f"SELECT id, {name} AS v FROM t") == [{"id": 7, "v": "kept"}]
+
+
+def test_a_stored_table_with_a_rowid_named_column_stays_readable_and_migrates(
+    store: Path,
+) -> None:
+    """R73: a store an older version wrote with such a table (it accepted the declaration) is
+    never quarantined for it: its handle reads back, its rows are served, and only a new
+    declaration of that table is refused — with a way out that works, a new version whose
+    migrate builds the table anew (SQLite renames no ``_rowid_``)."""
+    with sc.Runtime(store) as rt:
+        db = _db(rt, {"rid": "integer", "v": "text"})
+        with rt.space("s").transact():
+            db.exec("INSERT INTO t (rid, v) VALUES (10, 'a'), (20, 'b')")
+        db_id, path = db.id, Path(db.path)
+        (space_path,) = store.glob("space-*.sqlite")
+    # As the older version left it: the column named _rowid_ in the file and in the handle.
+    conn = apsw.Connection(str(path))
+    conn.execute(
+        'CREATE TABLE t_old ("_rowid_" integer, v text); '
+        "INSERT INTO t_old SELECT rid, v FROM t; DROP TABLE t; ALTER TABLE t_old RENAME TO t;"
+    )
+    conn.close()
+    conn = apsw.Connection(str(space_path))
+    conn.execute(
+        """UPDATE _cf_cells SET value = CAST(replace(CAST(value AS TEXT), '"rid"', '"_rowid_"')
+           AS BLOB) WHERE id = ?""",
+        (db_id,),
+    )
+    conn.close()
+    old = {"_rowid_": "integer", "v": "text"}
+    with sc.Runtime(store) as rt:
+        with pytest.raises(sc.SchemaError, match="builds the table anew"):
+            _db(rt, old)
+
+        def rebuild(conn: Any, from_version: int) -> None:
+            conn.execute("CREATE TABLE t_new (rid integer, v text)")
+            conn.execute('INSERT INTO t_new (rid, v) SELECT "_rowid_", v FROM t')
+            conn.execute("DROP TABLE t")
+            conn.execute("ALTER TABLE t_new RENAME TO t")
+
+        db = rt.space("s").sqlite_database(
+            "db", tables={"t": sc.table(rid="integer", v="text")}, version=2, migrate=rebuild
+        )
+        assert db.get()["tables"]["t"]["columns"][0]["name"] == "_rowid_"  # read back, as is
+        with rt.space("s").transact():
+            db.exec("INSERT INTO t (rid, v) VALUES (30, 'c')")
+        assert db.read("SELECT rid, v FROM t ORDER BY rid") == [
+            {"rid": 10, "v": "a"},
+            {"rid": 20, "v": "b"},
+            {"rid": 30, "v": "c"},
+        ]

@@ -283,13 +283,13 @@ def test_a_migration_whose_write_failed_in_another_process_reruns_queries_at_the
 
 
 def test_declarations_spelled_differently_rerun_no_query_they_do_not_change(store: Path) -> None:
-    """R13, R51: two runtimes declare the same tables, spelled differently (a type's case, the
-    columns' order); each commit records its own spelling in the handle. What SQLite reports
-    for both is the same, so no commit is a schema change: a query of columns the commits do
-    not write keeps its seq (it re-ran at every commit)."""
+    """R13, R51: two runtimes declare the same tables, spelled differently (a type's case, a
+    name's case, the columns' order); each commit records its own spelling in the handle. What
+    SQLite reports for both is the same, so no commit is a schema change: a query of columns the
+    commits do not write keeps its seq (it re-ran at every commit)."""
     spelled = [
         {"t": sc.table(id="integer primary key", a="text", b="integer")},
-        {"t": sc.table(id="INTEGER PRIMARY KEY", b="INTEGER", a="TEXT")},
+        {"T": sc.table(id="INTEGER PRIMARY KEY", B="INTEGER", a="TEXT")},
     ]
     with sc.Runtime(store, poll_interval=0.01) as rt, sc.Runtime(store) as other:
         dbs = [
