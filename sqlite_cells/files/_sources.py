@@ -72,7 +72,21 @@ READ_ONLY_URI = apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
 _WAL_FORMAT = 2  # header bytes 18 and 19 (read and write format versions) in WAL mode
 _WAL_HEADER = 32  # a -wal's header; its salts are bytes 16-23, a frame header's are 8-15
 _IMMUTABLE = "&immutable=1"
-_WAL_INDEX_HEADER = 48  # a -shm's first copy of the wal-index header (change counter, last frame)
+# The last wal-index seen built for each WAL source, with the -wal's (size, mtime) then.
+_INDEXES: dict[str, tuple[tuple[int, int] | None, bytes]] = {}
+_NOT_BUILT: Final = b""
+
+
+def _wal_commits(path: Path, header: bytes) -> bytes:
+    """What the wal-index header at the top of a -shm says of the -wal's commits — its last
+    frame, the database's size in pages, the last frame's checksum and the salts (bytes 16–39 of
+    the 48-byte header) — or :data:`_NOT_BUILT` when it is not built (``isInit``, byte 12, is
+    0: the first connection to open the file has cleared it, or a read-only one keeps its own).
+    Its change counter and checksum are left out: rebuilding the same wal-index counts one
+    change more, which is no commit."""
+    if len(header) < 48 or header[12] == 0:
+        return _NOT_BUILT
+    return header[16:40]
 
 Pin = tuple[int, int]  # (st_dev, st_ino) of the file registered at a path
 
@@ -389,9 +403,20 @@ def content_signature(path: Path) -> tuple[object, ...] | None:
     except OSError:
         wal_state = None
     try:
-        wal_index: bytes | None = read_head(_sibling(path, "-shm"), _WAL_INDEX_HEADER)
+        wal_index: bytes | None = _wal_commits(path, read_head(_sibling(path, "-shm"), 48))
     except OSError:
         wal_index = None  # no -shm: no writer has the file open in WAL mode
+    if wal_index is None:
+        _INDEXES.pop(str(path), None)
+    elif wal_index == _NOT_BUILT:
+        # A read of ours that opened the file first set its wal-index aside (a read-only
+        # connection builds its own): as long as the -wal is the same, what it said last holds.
+        known = _INDEXES.get(str(path))
+        wal_index = known[1] if known is not None and known[0] == wal_state else None
+    else:
+        if len(_INDEXES) >= 256:
+            _INDEXES.clear()
+        _INDEXES[str(path)] = (wal_state, wal_index)
     return (
         found.st_dev,
         found.st_ino,

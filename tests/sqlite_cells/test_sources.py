@@ -830,3 +830,42 @@ def test_reads_of_a_source_written_under_them_keep_query_timeout(
                 assert time.monotonic() - began <= 0.5 + 1.0
     finally:
         writer.wait(timeout=60)
+
+
+def test_a_wal_source_left_with_its_wal_and_shm_is_not_read_again_while_nothing_writes_it(
+    store: Path, outside: Path
+) -> None:
+    """R60, R51: a WAL source whose program wrote while another reader had it open keeps its
+    -wal and -shm once all are closed (an ordinary state). A read of ours that opens it first
+    clears the wal-index in its -shm (a read-only connection builds its own), which the content
+    signature, looked at while the read ran, took for a commit: its live queries ran again at
+    every poll, for ever (a query with random() notified ≈ 20 times a second with a 125 MB -wal
+    and the default poll, ≈ 90% of a core, while nothing wrote the file)."""
+    path = outside / "left.db"
+    writer = apsw.Connection(str(path))
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, ver INTEGER, pad TEXT)")
+    with writer:
+        writer.executemany("INSERT INTO t VALUES (?, 0, ?)", [(i, "p" * 200) for i in range(20000)])
+    reader = apsw.Connection(f"file:{path}?mode=ro", flags=apsw.SQLITE_OPEN_READONLY | 64)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM t").fetchall()
+    for i in range(1, 13):  # committed while the reader holds the file: no checkpoint at close
+        writer.execute("UPDATE t SET ver = ?", (i,))
+    writer.close()
+    reader.execute("COMMIT")
+    reader.close()
+    assert sorted(p.name for p in outside.iterdir()) == ["left.db", "left.db-shm", "left.db-wal"]
+    old = os.path.getmtime(path) - 10  # past the recency window of a coarse clock
+    os.utime(path, (old, old))
+    # Polled every millisecond: the look falls inside a read (≈ 20 ms with this -wal) at once.
+    with sc.Runtime(store, poll_interval=0.001) as rt:
+        handle = rt.space("demo").register_disk_source(str(path))
+        query = handle.query("SELECT max(ver) AS v, random() AS r FROM t")
+        states: list[Any] = []
+        query.observe().subscribe(states.append)
+        _wait_for(query, lambda state: state.result is not None and state.result[0]["v"] == 12)
+        time.sleep(0.3)
+        seen = len(states)
+        time.sleep(1.0)
+        assert len(states) == seen, len(states) - seen
