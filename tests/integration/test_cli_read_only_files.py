@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -137,6 +138,17 @@ def test_gc_by_a_user_who_may_not_remove_an_unused_file_says_so(store: Path) -> 
     assert unused.exists()
 
 
+def _gc_as_owner(store: Path) -> subprocess.CompletedProcess[str]:
+    """``gc --yes`` run by ``nobody`` on ``store`` made ``nobody``'s for the run."""
+    for path in [store, *store.iterdir()]:
+        os.chown(path, NOBODY, NOBODY)
+    try:
+        return run_unprivileged("-m", "sqlite_cells", "gc", "--yes", str(store))
+    finally:
+        for path in [store, *store.iterdir()]:
+            os.chown(path, 0, 0)
+
+
 def test_gc_by_the_store_s_owner_removes_an_unused_file_it_may_not_write(store: Path) -> None:
     """R74: an unused file of mode 0444 in a folder its owner may write is removed by that owner
     (removing a file needs the folder's permission, not the file's): a permission is said only
@@ -146,15 +158,9 @@ def test_gc_by_the_store_s_owner_removes_an_unused_file_it_may_not_write(store: 
     unused = store / f"cell-{'0' * 32}.sqlite"
     unused.touch()
     unused.chmod(0o444)
-    for path in [store, *store.iterdir()]:
-        os.chown(path, NOBODY, NOBODY)
-    try:
-        done = run_unprivileged("-m", "sqlite_cells", "gc", "--yes", str(store))
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "1 file(s) removed" in done.stdout and not unused.exists()
-    finally:
-        for path in [store, *store.iterdir()]:
-            os.chown(path, 0, 0)
+    done = _gc_as_owner(store)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 file(s) removed" in done.stdout and not unused.exists()
 
 
 def test_gc_by_the_owner_of_an_unused_wal_file_it_may_not_write_says_to_make_it_writable(
@@ -171,13 +177,7 @@ def test_gc_by_the_owner_of_an_unused_wal_file_it_may_not_write_says_to_make_it_
     conn.execute("CREATE TABLE _cf_meta (k)")
     conn.close()
     unused.chmod(0o444)
-    for path in [store, *store.iterdir()]:
-        os.chown(path, NOBODY, NOBODY)
-    try:
-        done = run_unprivileged("-m", "sqlite_cells", "gc", "--yes", str(store))
-    finally:
-        for path in [store, *store.iterdir()]:
-            os.chown(path, 0, 0)
+    done = _gc_as_owner(store)
     assert done.returncode == 1, done.stdout + done.stderr
     said = done.stdout + done.stderr
     assert "this user may not write it" in said and "chmod u+w" in said
