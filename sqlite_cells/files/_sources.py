@@ -77,7 +77,7 @@ _INDEXES: dict[str, tuple[tuple[int, int] | None, bytes]] = {}
 _NOT_BUILT: Final = b""
 
 
-def _wal_commits(path: Path, header: bytes) -> bytes:
+def _wal_commits(header: bytes) -> bytes:
     """What the wal-index header at the top of a -shm says of the -wal's commits — its last
     frame, the database's size in pages, the last frame's checksum and the salts (bytes 16–39 of
     the 48-byte header) — or :data:`_NOT_BUILT` when it is not built (``isInit``, byte 12, is
@@ -87,6 +87,7 @@ def _wal_commits(path: Path, header: bytes) -> bytes:
     if len(header) < 48 or header[12] == 0:
         return _NOT_BUILT
     return header[16:40]
+
 
 Pin = tuple[int, int]  # (st_dev, st_ino) of the file registered at a path
 
@@ -403,7 +404,7 @@ def content_signature(path: Path) -> tuple[object, ...] | None:
     except OSError:
         wal_state = None
     try:
-        wal_index: bytes | None = _wal_commits(path, read_head(_sibling(path, "-shm"), 48))
+        wal_index: bytes | None = _wal_commits(read_head(_sibling(path, "-shm"), 48))
     except OSError:
         wal_index = None  # no -shm: no writer has the file open in WAL mode
     if wal_index is None:
