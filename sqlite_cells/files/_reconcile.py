@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextvars
 import enum
+import functools
 import logging
 import os
 import time
@@ -1049,15 +1050,20 @@ def declares_alike(tables: Any, schema: Schema) -> bool:
     reports both: another spelling of a type, another case of a name or a type, another order
     of the columns is no difference (R13 compares schemas by what SQLite reports; SQLite's
     names are ASCII case-insensitive)."""
-    declared = schema.to_json()
-    if tables == declared:
+    if tables == schema.to_json():
         return True
     try:
-        recorded = schema_from_json(_names_folded(tables))
-        wanted = schema_from_json(_names_folded(declared))
+        recorded = declared_report(schema_from_json(_names_folded(tables)))
+        return recorded == _folded_report(schema)
     except (SqliteCellsError, AttributeError, KeyError, TypeError, ValueError):
         return False
-    return declared_report(recorded) == declared_report(wanted)
+
+
+@functools.lru_cache(maxsize=64)
+def _folded_report(schema: Schema) -> object:
+    """What SQLite reports for ``schema`` with its names in one case (a declaration is built
+    and checked once, not at every commit that compares it)."""
+    return declared_report(schema_from_json(_names_folded(schema.to_json())))
 
 
 def _names_folded(tables: Any) -> dict[str, Any]:

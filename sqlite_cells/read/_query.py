@@ -649,14 +649,14 @@ class _QueryNode(Node):
             # result's query (R51). Relinked meanwhile (an error here): the next run registers.
             with contextlib.suppress(SqliteCellsError):
                 self._interest(self.query.db.declaration, read_set)
-        # The same SQLite values (1 and 1.0 are different rows, though Python finds them equal,
-        # and so may the rows decoded from them: the rows read decide, R42).
-        same = result.names == self._rows_names and same_values(result.rows, self._rows_list)
         if isinstance(result.error, ClosedError):
             # The runtime closed under this run: its subscribers are told the stream ended
             # (on_completed), as those of a computation that meets the close are — not given a
             # state whose rows are gone and whose error says the runtime closed.
             return previous, False
+        # The same SQLite values (1 and 1.0 are different rows, though Python finds them equal,
+        # and so may the rows decoded from them: the rows read decide, R42).
+        same = result.names == self._rows_names and same_values(result.rows, self._rows_list)
         if result.error is not None and result.invalid_text is None:
             # (Else the decoder raises it, unless the row type reads past it: R43.)
             self._rows_list = None

@@ -75,14 +75,13 @@ def rebuild_adding(conn: apsw.Connection, database: str, name: str, declared: Ta
     # three names taken the rows get new rowids: only a table with a PRIMARY KEY may have such
     # columns (``schema``), and its changesets name its rows by that key.
     now = known | {fold_ascii(c.name) for c in declared.columns}
-    source = [n for n in _ROWID_NAMES if n not in known][:1]
-    target = [n for n in _ROWID_NAMES if n not in now][:1]
-    if not target:
-        source = []
+    source = next((n for n in _ROWID_NAMES if n not in known), None)
+    target = next((n for n in _ROWID_NAMES if n not in now), None)
     plain = [quote_ident(str(c)) for c, hidden, _ in stored if not hidden]
-    read = ", ".join([*source, *plain])
-    written = ", ".join([*target, *plain] if source else plain)
-    held = ", ".join(f"c{i}" for i in range(len(source) + len(plain)))
+    rowid = (source, target) if source is not None and target is not None else None
+    read = ", ".join([rowid[0], *plain] if rowid else plain)
+    written = ", ".join([rowid[1], *plain] if rowid else plain)
+    held = ", ".join(f"c{i}" for i in range((rowid is not None) + len(plain)))
     temp = f"{db}.{quote_ident(_TEMP)}"
     spelled = str(stored[0][2])
     counter = _counter(conn, database, spelled)
