@@ -94,6 +94,7 @@ _WORD_START: Final = frozenset(_ASCII_LETTERS + "_")
 _IDCHARS: Final = frozenset(_ASCII_LETTERS + "0123456789_$")  # and every non-ASCII character
 _OPERATOR_CHARS: Final = frozenset("(),;.+-*/%=<>!&|~")
 _PLAIN_OPERATORS: Final = frozenset("(),+-*/%=<>&|~")  # each one an operator alone
+_BOM: Final = "\ufeff"  # a space to SQLite at the start of a token, a letter inside one
 
 
 def unescape(text: str) -> str:
@@ -165,6 +166,11 @@ def syntax_message(sql: str, offset: int) -> str:
         return "syntax error: '#' parameters are not supported; use ?NNN, :name, @name or $name"
     if char.isdigit() or char == ".":
         return "syntax error: malformed number; separate it from the following name with a space"
+    if char == _BOM:
+        return (
+            "syntax error: a byte-order mark (U+FEFF), which SQLite skips as a space before a "
+            "word and reads as a letter inside one; remove it"
+        )
     if char == "\x00":
         return "syntax error: NUL character; remove it from the statement"
     return (
@@ -353,6 +359,10 @@ class Lexer:
     def word(self, start: int, end: int) -> None:
         sql = self.sql
         text = sql[start:end]
+        if text[0] == _BOM:
+            # SQLite skips a U+FEFF that starts a token as a space (and reads one inside a
+            # word as a letter): "\ufeffsqlite_master" is sqlite_master to it.
+            self.fail(start)
         if all(map(is_idchar, text)) if not text.isascii() else text.isidentifier():
             self.tokens.append((WORD, upper_ascii(text), start, end))
             return
@@ -377,7 +387,7 @@ class Lexer:
             j = i
             while j < end and is_idchar(sql[j]):
                 j += 1
-            if j == i:
+            if j == i or sql[i] == _BOM:
                 self.fail(i)
                 return
             self.tokens.append((WORD, upper_ascii(sql[i:j]), i, j))

@@ -236,9 +236,11 @@ def _assign_targets(statement: Draft, targets: list[_Target]) -> None:
             prefix = tokens[: clauses[0]]
             for start, end in zip(clauses, [*clauses[1:], len(tokens)], strict=True):
                 _assign_tree(statement, prefix + tokens[start:end], targets)
-    except (sqlglot.errors.SqlglotError, RecursionError):
+    except (sqlglot.errors.SqlglotError, RecursionError, TypeError, ValueError):
         # Unparseable, or nested deeper than the parser (or the walk of a long UNION chain)
-        # can follow: every parameter targets no column (see the module docstring).
+        # can follow, or text sqlglot's parser fails on with an error of its own (a JSON arrow
+        # with nothing after it: TypeError): every parameter targets no column (see the
+        # module docstring) — SQLite says what is wrong with the statement, if anything.
         targets[:] = [None] * len(targets)
 
 

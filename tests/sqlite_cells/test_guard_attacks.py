@@ -111,6 +111,14 @@ VERDICTS = [
     ("SELECT 1 FROM messages\u3000WHERE 1", R, "not-read-only", 22),
     ("SELECT\u200b1", R, "not-read-only", 0),
     ("\ufeffSELECT 1", R, "not-read-only", 0),
+    # A U+FEFF that starts a word is a space to SQLite: the name after it is the name read
+    ("SELECT * FROM \ufeffsqlite_master", R, "not-read-only", 14),
+    ("SELECT * FROM \ufeffmain.messages", R, "not-read-only", 14),
+    ("SELECT \ufeffload_extension('x')", R, "not-read-only", 7),
+    ("SELECT * FROM messages \ufeff", R, "not-read-only", 23),
+    ("INSERT INTO messages (body) VALUES (1) \ufeffRETURNING id", W, "not-a-write", 39),
+    ("UPDATE \ufeff_cf_db.messages SET body = 1", W, "not-a-write", 7),
+    ("SELECT 'a\ufeffb', \"x\ufeffy\" FROM messages", R, "ok", -1),
     ("SELECT '\udcff'", R, "not-read-only", 8),
     ("SELECT \ud800", R, "not-read-only", 7),
     # a blob is no name: before a "." it is SQLite's syntax error, never a database name

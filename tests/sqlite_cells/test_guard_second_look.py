@@ -933,3 +933,25 @@ def test_row_counting_functions_are_refused_at_the_call(space: Space, cells: sc.
         cells.read("SELECT total_changes() AS n")
     assert caught.value.kind == "forbidden-function"
     assert cells.read("SELECT ts FROM messages") == [{"ts": 1}]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO t (a) SELECT ? ->",
+        "INSERT INTO t (a, b) VALUES (1, 2) ON CONFLICT DO UPDATE SET a = @a ->>",
+    ],
+)
+def test_text_sqlglots_parser_fails_on_is_no_raw_error(space: Space, sql: str) -> None:
+    """Errors, R24: a JSON arrow with nothing after it made sqlglot's parser (which maps the
+    parameters to their columns) raise its own ``TypeError`` through ``db.exec``, and through
+    ``db.read``/``db.query`` before the verdict that a write is no read."""
+    db = space.sqlite_database("p", tables={"t": sc.table(a="integer", b="integer")})
+    for read in (db.read, db.query):
+        with pytest.raises(GuardViolation) as info:
+            read(sql, [1])
+        assert (info.value.kind, info.value.offset) == ("not-read-only", 0)
+    with pytest.raises(SqliteCellsError) as raised, space.transact():
+        db.exec(sql, [1])
+    assert isinstance(raised.value, sc.ExecError)
+    assert db.read("SELECT count(*) AS n FROM t") == [{"n": 0}]
