@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Iterator
 from typing import Final
 
 import apsw
@@ -168,7 +169,7 @@ class WriteConn:
                 token = watch.arm(conn, deadline, watchdog)
                 try:
                     if many:
-                        cursor.executemany(run, rows, prepare_flags=flags)
+                        cursor.executemany(run, _until_fired(rows, watch), prepare_flags=flags)
                     else:
                         cursor.execute(run, rows[0], prepare_flags=flags)
                 except apsw.Error as exc:
@@ -184,11 +185,39 @@ class WriteConn:
                     # reset now, so that no statement stays active over the rollback.
                     cursor.close(True)
                     raise _interrupted()
+                if _returned_rows(cursor):
+                    # R23: the guard refuses RETURNING; should one get past it, its rows are
+                    # not read, and executemany would stop at the first one, rows unwritten.
+                    cursor.close(True)
+                    raise apsw.SQLError(
+                        "the statement returned rows (RETURNING), which db.exec does not run; "
+                        "remove the RETURNING clause"
+                    )
                 self._rowid_after = conn.last_insert_rowid()
             finally:
                 gate.leave()
         finally:
             self._policy, self._stepping, self.deadline = _deny, False, None
+
+
+def _until_fired(rows: list[Bound], watch: Watch) -> Iterator[Bound]:
+    """``rows`` one by one, until the watchdog interrupted the statement (R44): SQLite forgets
+    an interrupt when the statement starts again for the next row, so rows that each run one
+    long step (a function call SQLite does not interrupt) would all run to the end, under the
+    space's write lock."""
+    for row in rows:
+        if watch.fired:
+            raise _interrupted()
+        yield row
+
+
+def _returned_rows(cursor: apsw.Cursor) -> bool:
+    """Whether the statement stopped at a row it returns (a finished one leaves none)."""
+    try:
+        cursor.has_vdbe  # noqa: B018 - raises once the statement is done
+    except apsw.ExecutionCompleteError:
+        return False
+    return True
 
 
 def _interrupted() -> apsw.InterruptError:

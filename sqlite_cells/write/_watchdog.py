@@ -102,6 +102,12 @@ class Watch:
             self._token, self._conn, self._fired = 0, None, False
         return fired
 
+    @property
+    def fired(self) -> bool:
+        """Whether the watchdog has interrupted the armed statement (read without the lock: a
+        flag that only the watchdog sets while armed)."""
+        return self._fired
+
     def look(self, now: float) -> bool:
         """One look of the watchdog: interrupt the armed statement if it is ``GRACE`` past its
         deadline — at every look until it is disarmed: an interrupt that comes before SQLite

@@ -793,3 +793,32 @@ def test_a_statement_authorized_under_one_policy_is_authorized_again_under_anoth
     assert error is not None and is_denial(error)
     assert conn.execute("SELECT count(*) FROM messages").fetchall() == [(1,)]
     conn.close()
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_a_returning_write_past_the_guard_fails_and_writes_no_row(
+    space: Space, monkeypatch: pytest.MonkeyPatch, many: bool
+) -> None:
+    """R23: what the authorizer cannot see (RETURNING) the runtime refuses before SQLite runs
+    the statement — the guard. Should a RETURNING get past it, the write stops at the first
+    row it returns (an ``exec_many`` wrote 1 row of 3, and committed): the commit fails, and
+    nothing of it is written."""
+    import dataclasses
+
+    from sqlite_cells import _db
+
+    real = _db.check_statement
+
+    def blind(sql: str, mode: Mode) -> object:
+        return dataclasses.replace(real(sql.replace(" RETURNING id", ""), mode), sql=sql)
+
+    db = space.sqlite_database("r", tables={"t": sc.table(id="integer primary key", v="integer")})
+    monkeypatch.setattr(_db, "check_statement", blind)
+    with pytest.raises(sc.ExecError, match="RETURNING") as info, space.transact():
+        if many:
+            db.exec_many("INSERT INTO t (v) VALUES (?) RETURNING id", [[1], [2], [3]])
+        else:
+            db.exec("INSERT INTO t (v) VALUES (?) RETURNING id", [1])
+    assert info.value.db_id == db.id
+    monkeypatch.undo()
+    assert db.read("SELECT count(*) AS n FROM t") == [{"n": 0}] and db.rev == 0

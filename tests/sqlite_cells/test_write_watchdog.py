@@ -73,6 +73,27 @@ def test_rows_of_one_long_call_time_out_by_the_deadline_and_let_the_space_go(
     assert db.read("SELECT n FROM t ORDER BY id") == [{"n": 0}, {"n": 2}] and db.rev == 2
 
 
+def test_an_exec_many_of_long_rows_stops_at_the_row_after_the_interrupt(rt: sc.Runtime) -> None:
+    """``exec_many`` starts its statement again for each row, and SQLite forgets an interrupt
+    when a statement starts: rows that are each one long step ran to the last one (13–22 s
+    under a 0.5 s exec_timeout, the space's write lock held). No row starts after the
+    watchdog interrupted the statement."""
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    db = space.sqlite_database("d", tables=TABLES)
+    began = time.monotonic()
+    with pytest.raises(sc.ExecTimeout) as info, space.transact():
+        c.set(1)
+        db.exec_many(
+            f"INSERT INTO t (n) VALUES ({BLOB.replace('60000000', '?')})", [[60_000_000]] * 40
+        )
+    took = time.monotonic() - began
+    assert isinstance(info.value.__cause__, apsw.InterruptError)
+    assert took < TIMEOUT + 1.0, took  # ≈ 8 s of rows
+    assert c.get() == 0 and db.read("SELECT count(*) AS n FROM t") == [{"n": 0}]
+    assert db.rev == 0
+
+
 @pytest.mark.parametrize("form", ["SELECT", "VALUES"])
 def test_one_row_of_many_long_calls_fails_and_the_next_commit_works(
     rt: sc.Runtime, form: str
