@@ -5,6 +5,7 @@ first written, the participants' ops and the commit record (R34).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -126,6 +127,24 @@ def commit_error(
         error = SqliteCellsError(
             f"space {space_id!r}: the commit could not open a file it writes ({exc}); nothing "
             f"of it is visible: {advice}"
+        )
+    elif isinstance(exc, apsw.CantOpenError):
+        files = _open_files(conn) if conn is not None else []
+        where = f"the store directory {os.path.dirname(files[0])}" if files else "the store"
+        error = DatabaseError(
+            f"space {space_id!r}: the commit could not open a file it writes ({exc}); nothing "
+            f"of it is visible: make sure {where} exists and this process may create and "
+            "write files in it (its permissions, a read-only mount), then try again"
+        )
+    elif isinstance(exc, (apsw.CorruptError, apsw.NotADBError)):
+        # (A database file's damage met by its op is the op's ExecError: this is the space's.)
+        files = _open_files(conn) if conn is not None else []
+        error = DatabaseError(
+            f"space {space_id!r}: the commit found "
+            + (" or ".join(files) if files else "the space file")
+            + f" damaged ({exc}); nothing of it is visible, and commits to this space will "
+            "keep failing: close the runtime, run `sqlite-cells check` on the store, and "
+            "restore the space file from a backup"
         )
     elif isinstance(exc, apsw.Error):
         error = SqliteCellsError(
@@ -256,7 +275,10 @@ def _append(cursor: apsw.Cursor, record: CommitRecord) -> None:
                 record.ops[0].target,
                 "",
                 f"the changes of this transaction's writes are too big to record in one commit "
-                f"({too_big}): write fewer rows per transaction",
+                f"({too_big}; the record keeps every value the writes changed — an UPDATE's old "
+                "and new values, a DELETE's old ones — base64-encoded, ≈ 4/3 of their size, so "
+                "one commit changes at most ≈ 48 MB of values): write fewer rows per "
+                "transaction, and keep a value over ≈ 20 MB in smaller pieces (rows of parts)",
             )
         raise ValueEncodeError(f"{too_big}: write fewer or smaller values per transaction")
     cursor.execute("INSERT INTO _cf_log (seq, record) VALUES (?, ?)", (record.seq, data))
@@ -275,6 +297,11 @@ _INDEX_OP = "INSERT OR IGNORE INTO _cf_op_index (target, seq) VALUES (?, ?)"
 def _read_only_files(conn: apsw.Connection) -> list[str]:
     """The files open on ``conn`` that SQLite opened read-only (it falls back to that when the
     file's permissions refuse writing)."""
+    return _open_files(conn, read_only=True)
+
+
+def _open_files(conn: apsw.Connection, *, read_only: bool = False) -> list[str]:
+    """The files open on ``conn`` (the space file first), or those SQLite opened read-only."""
     found: list[str] = []
     try:
         names = conn.db_names()
@@ -282,8 +309,10 @@ def _read_only_files(conn: apsw.Connection) -> list[str]:
         return found
     for name in names:
         try:
-            if conn.readonly(name):
-                found.append(conn.db_filename(name))
+            if not read_only or conn.readonly(name):
+                filename = conn.db_filename(name)
+                if filename:  # ("temp" has none)
+                    found.append(filename)
         except apsw.Error:  # ("temp" is named before it is opened)
             continue
     return found

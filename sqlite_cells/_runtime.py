@@ -332,6 +332,8 @@ class Runtime(runtime.Runtime):
             behind=self._forget_reconciled,
             changed=self._forget_file,
             latest=self.latest_declaration,
+            # R14, R51: its live queries show the migrated rows, as db.read does.
+            migrated=lambda decl: self.live_queries.rerun_database(decl.db_id),
         )
         self.register_participant(sqlite_participant)
         self._sqlite_participant = sqlite_participant
@@ -390,7 +392,7 @@ class Runtime(runtime.Runtime):
             != (decl.schema, decl.version, decl.kind)
         ):
             # R14: a re-declaration is visible to reads at once, live queries included.
-            self.live_queries.redeclared(decl.db_id)
+            self.live_queries.rerun_database(decl.db_id)
 
     def latest_declaration(self, decl: Declaration) -> Declaration:
         """What this runtime recorded last for ``decl``'s database (``decl`` itself when
@@ -867,13 +869,17 @@ class Runtime(runtime.Runtime):
             self._reconciled.discard(decl.db_id)
 
     def _record_outcome(self, decl: Declaration, outcome: Outcome) -> None:
-        if outcome.action is Action.REBUILT:
+        # Live queries show what the database is now (R71): the rows of a rebuilt file, or
+        # the quarantine (once, when it begins: a quarantined database is not checked again).
+        rerun = outcome.action is Action.REBUILT
+        if rerun:
             # A new file took the path: pooled readers still hold the damaged one open.
             self.read_pool.discard(decl.path)
         with self._decl_lock:
             if outcome.action is Action.QUARANTINED:
                 # A transient one (a full disk) is raised once: the next use tries again.
                 kept = self._quarantined_once if outcome.transient else self._quarantined
+                rerun = not outcome.transient and decl.db_id not in kept
                 kept[decl.db_id] = Quarantined(
                     decl.db_id,
                     outcome.db_seq,
@@ -885,6 +891,8 @@ class Runtime(runtime.Runtime):
             elif outcome.agrees:
                 self._quarantined.pop(decl.db_id, None)
                 self._reconciled.add(decl.db_id)
+        if rerun:
+            self.live_queries.rerun_database(decl.db_id)
 
     def _close_spaces(self, spaces: list[runtime.Space]) -> None:
         # A database file replaced at its path under the running runtime (a backup restored)

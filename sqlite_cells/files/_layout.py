@@ -82,7 +82,11 @@ class OpBody(msgspec.Struct, frozen=True, omit_defaults=True):
     ``schema``: the commit changed the file's schema (an additive migration or a ``migrate``
     callback ran), which changes what queries return beyond the changeset's rows (R51).
     ``unseen``: the op deleted or changed a row whose primary key is NULL, of which SQLite's
-    session records nothing, so its changeset does not show all it did (R51). Fields
+    session records nothing, so its changeset does not show all it did (R51). ``cookie``: the
+    file's schema cookie when the commit ran, which names the changeset's columns — a file
+    whose schema changed since without a commit saying so (a ``migrate`` whose write then
+    failed may have rebuilt a table in another column order) is not read by the shape it has
+    now (R51). Fields
     at their default are left out of the record, and a record without one (an older one, R73)
     reads as the default."""
 
@@ -94,6 +98,7 @@ class OpBody(msgspec.Struct, frozen=True, omit_defaults=True):
     from_version: int | None = None
     schema: bool = False
     unseen: bool = False
+    cookie: int | None = None
 
 
 def encode_op_body(body: OpBody) -> msgspec.Raw:
@@ -366,17 +371,23 @@ def _holds_nothing(conn: apsw.Connection, made: Identity) -> bool:
 
 def pin(conn: apsw.Connection, path: Path) -> None:
     """Pin the identity of the file now at ``path`` for ``conn`` (it was just checked against
-    its space): deleted or replaced from now on, it is :class:`StoreChanged` at the next commit
-    that would write it (R73), even if ``conn`` never attached it before."""
-    now = identity_now(str(path))
+    its space): deleted, replaced or emptied from now on, it is :class:`StoreChanged` at the
+    next commit that would write it (R73), even if ``conn`` never attached it before."""
+    key = str(path)
+    now, size = file_state(key)
     pins = _PINS.get(conn)
     if pins is None:  # (set once: a pin made off the write lock never loses one made under it)
         pins = _PINS.setdefault(conn, {})
     if now is None:
-        pins.pop(str(path), None)
+        pins.pop(key, None)
     else:
-        pins[str(path)] = now
-    _forget_companions(conn, str(path))  # (recorded again at the next attach)
+        pins[key] = now
+        if size:  # (see attach: a file that held pages never goes back to none)
+            paged = _PAGED.get(conn)
+            if paged is None:
+                paged = _PAGED.setdefault(conn, set())
+            paged.add(key)
+    _forget_companions(conn, key)  # (recorded again at the next attach)
 
 
 def pinned(conn: apsw.Connection, path: Path) -> Identity | None:

@@ -51,8 +51,9 @@ ALL_COLUMNS: Final[frozenset[str]] = frozenset({"*"})  # an INSERT or DELETE: ev
 # (``rowid``, ``oid`` and ``_rowid_`` alike), ASCII-folded.
 HIDDEN_ROWID: Final = "rowid"
 WriteSet = dict[str, frozenset[str]]  # table (ASCII-folded) -> changed columns or ALL_COLUMNS
-# (db id, table, changeset width) -> the changeset's column names ("" for a rowid), or None
-ColumnNames = Callable[[str, str, int], "list[str] | None"]
+# (db id, table, changeset width, the file's schema cookie its commit ran at or None when its
+# record does not say) -> the changeset's column names ("" for a rowid), or None
+ColumnNames = Callable[[str, str, int, "int | None"], "list[str] | None"]
 # (db id, table) -> each generated column (ASCII-folded), and a hidden rowid, with the stored
 # columns its value is computed from; None when not known (then an UPDATE of the table changes
 # every column)
@@ -68,17 +69,22 @@ def write_sets(
     columns: ColumnNames,
     generated: GeneratedColumns = _no_generated,
     reshaped: Callable[[str], None] | None = None,
+    versions: dict[str, int] | None = None,
 ) -> dict[str, WriteSet | None]:
     """The write set of each database written by ``ops`` (keyed by database id). None for a
     database whose op carries no changeset (capture switched off), whose schema the commit
     changed, and for a dropped one: it changed, but not column by column, so everything that
     reads it re-runs. ``reshaped`` is told of each such database (its tables' shapes may have
-    changed)."""
+    changed). ``versions`` holds the declared version each database's last op was written at
+    (kept up to date here): an op that found its file at another version was preceded by a
+    ``migrate`` no commit recorded (its write failed), whose changes no changeset holds — the
+    whole database changed too."""
     # The ops of one database are combined first: what one op did and a later one undid (a row
     # inserted, then deleted) is no change of the commit's. All at once (one change group): a
     # concatenation per op copied what the ones before had made, and a commit of 20,000 ops
     # took 25 s here.
     parts: dict[str, list[bytes] | None] = {}
+    cookies: dict[str, int | None] = {}  # the schema cookie all ops of a database ran at
     for op in ops:
         if op.kind == DROP_KIND:  # the file goes away: whatever read it reads nothing now
             parts[op.target] = None
@@ -87,6 +93,13 @@ def write_sets(
             continue
         body = decode_op_body(op)
         changeset = None if body.schema or body.unseen else body.changeset
+        if versions is not None and body.version is not None:
+            before = versions.get(op.target)
+            versions[op.target] = body.version
+            if before is not None and body.from_version not in (None, before):
+                changeset = None  # migrated outside the log (see above)
+        if cookies.setdefault(op.target, body.cookie) != body.cookie:
+            changeset = None  # the schema changed between two ops of the commit
         held = parts.setdefault(op.target, [])
         if held is not None and changeset is not None:
             held.append(changeset)
@@ -101,7 +114,7 @@ def write_sets(
                 reshaped(target)
             continue
         into: WriteSet = {}
-        _add_changes(into, changeset, target, columns, generated)
+        _add_changes(into, changeset, target, cookies.get(target), columns, generated)
         found[target] = into
     return found
 
@@ -123,6 +136,7 @@ def _add_changes(
     into: WriteSet,
     changeset: bytes,
     db_id: str,
+    cookie: int | None,
     columns: ColumnNames,
     generated: GeneratedColumns,
 ) -> None:
@@ -161,7 +175,7 @@ def _add_changes(
         key = fold_ascii(table)
         if into.get(key) is ALL_COLUMNS:
             continue
-        names = columns(db_id, table, widths[table])
+        names = columns(db_id, table, widths[table], cookie)
         if names is None:
             into[key] = ALL_COLUMNS  # the shape is not known: be safe rather than exact
             continue
@@ -252,22 +266,25 @@ TableShape = tuple[list[str], bool, Mapping[str, frozenset[str]]]
 
 class TableColumns:
     """The changeset column names of database tables (:data:`ColumnNames`) and their generated
-    columns (:meth:`generated`), from the file's own schema, cached by (database, table). A
-    table captured by rowid (no explicit primary key) has the rowid as an extra first column.
-    The shape changes only by a commit that changes the file's schema, whose write set is the
-    whole database (:meth:`forget` is called then); a changeset wider than the cached shape
-    (the cache missed such a commit) reads it again too."""
+    columns (:meth:`generated`), from the file's own schema, cached by (database, table) with
+    the file's schema cookie they were read at. A table captured by rowid (no explicit primary
+    key) has the rowid as an extra first column. A changeset is named by the shape read at the
+    cookie its op records: another cookie reads the shape again, and a file whose schema has
+    changed since that commit names none of it (every column changed). Older records carry no
+    cookie: then a changeset of another width than the cached shape reads it again."""
 
     def __init__(
-        self, lookup: Callable[[str], Path], read: Callable[[Path, str], TableShape]
+        self,
+        lookup: Callable[[str], Path],
+        read: Callable[[Path, str], tuple[TableShape, int]],
     ) -> None:
         self._lookup = lookup
         self._read = read
         self._lock = threading.Lock()  # guards _cache
         # Keyed by database id (one file each), not by path: a str hashes in C, a Path in Python.
-        self._cache: dict[str, dict[str, TableShape]] = {}
+        self._cache: dict[str, dict[str, tuple[TableShape, int]]] = {}
 
-    def _shape(self, db_id: str, table: str, fresh: bool) -> TableShape | None:
+    def _shape(self, db_id: str, table: str, fresh: bool) -> tuple[TableShape, int] | None:
         key = fold_ascii(table)
         if not fresh:
             with self._lock:
@@ -282,12 +299,14 @@ class TableColumns:
             self._cache.setdefault(db_id, {})[key] = shape
         return shape
 
-    def __call__(self, db_id: str, table: str, width: int) -> list[str] | None:
+    def __call__(self, db_id: str, table: str, width: int, cookie: int | None) -> list[str] | None:
         for fresh in (False, True):
-            shape = self._shape(db_id, table, fresh)
-            if shape is None:
+            read = self._shape(db_id, table, fresh)
+            if read is None:
                 return None
-            names, has_pk, _generated = shape
+            (names, has_pk, _generated), at = read
+            if cookie is not None and at != cookie:
+                continue  # read at another schema: read again, or the shape then is gone
             found = names if has_pk else ["", *names]
             if len(found) == width:
                 return found
@@ -295,8 +314,8 @@ class TableColumns:
 
     def generated(self, db_id: str, table: str) -> Mapping[str, frozenset[str]] | None:
         """The generated columns of ``table`` and the stored columns each is computed from."""
-        shape = self._shape(db_id, table, False)
-        return None if shape is None else shape[2]
+        read = self._shape(db_id, table, False)
+        return None if read is None else read[0][2]
 
     def forget(self, db_id: str) -> None:
         """The tables of ``db_id`` may have another shape now: read them again when needed."""

@@ -37,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+import apsw
+
 from sqlite_cells.codec import QueryError, QueryTimeout, SqliteCellsError, WriteLockTimeout
 from sqlite_cells.files import content_signature
 from sqlite_cells.read._changes import (
@@ -161,6 +163,9 @@ class LiveQueries:
         self.pool = pool
         self.workers = workers
         self._columns = TableColumns(lambda db_id: lookup(db_id).path, self._table_shape)
+        # The version each watched database's last op was written at (see write_sets); on the
+        # scheduler thread.
+        self._versions: dict[str, int] = {}
         # Owned by the scheduler thread: interest and the batch being gathered.
         self._reads: dict[str, dict[Node, ReadMap | None]] = {}
         self._by_table: dict[str, dict[str, set[Node]]] = {}
@@ -252,9 +257,10 @@ class LiveQueries:
             if not waiting:
                 del self._awaiting[cell_id]
 
-    def redeclared(self, db_id: str) -> None:
-        """The database ``db_id`` was declared again with other tables or version (R14): every
-        live query of it re-runs now, under the new declaration, without waiting for a write."""
+    def rerun_database(self, db_id: str) -> None:
+        """Every live query of the database ``db_id`` re-runs now, without waiting for a
+        write: it was declared again with other tables or version (R14), or found quarantined
+        or rebuilt (R71)."""
 
         def rerun() -> None:  # on the scheduler thread, which owns the interest
             nodes = list(self._reads.get(db_id, ()))
@@ -288,7 +294,8 @@ class LiveQueries:
             return woken
         found: list[Node] = []
         columns = self._columns
-        for db_id, written in write_sets(ops, columns, columns.generated, columns.forget).items():
+        found_sets = write_sets(ops, columns, columns.generated, columns.forget, self._versions)
+        for db_id, written in found_sets.items():
             reads = self._reads[db_id]
             if written is None:
                 found.extend(reads)
@@ -366,32 +373,43 @@ class LiveQueries:
             self._columns.forget(op.target)
         return True
 
-    def _table_shape(self, path: Path, table: str) -> TableShape:
+    def _table_shape(self, path: Path, table: str) -> tuple[TableShape, int]:
+        """``table``'s shape in the file at ``path`` and the file's schema cookie it was read
+        at (one read transaction)."""
         with self.pool.connection(path) as pooled:
             # On the scheduler thread: never wait long for a lock (the caller falls back to
             # "every column changed" if this fails).
             pooled.deadline = time.monotonic() + _SHAPE_TIMEOUT
-            # main.: the file's own table, not a stand-in the connection may hold in temp for a
-            # declared column the file lacks (R14) — the changeset has the file's columns.
             conn = pooled.conn
-            rows = conn.execute(f"PRAGMA main.table_xinfo({quote_ident(table)})").fetchall()
-            # "hidden" 2 and 3: generated columns, which changesets leave out.
-            names = [str(row[1]) for row in rows if not row[6]]
-            generated = [str(row[1]) for row in rows if row[6] in (2, 3)]
-            text = None
-            if generated:
-                found = conn.execute(
-                    "SELECT sql FROM main.sqlite_schema WHERE type = 'table' AND name = ?",
-                    (table,),
-                ).fetchall()
-                text = str(found[0][0]) if found else None
-            # A key other than the rowid has an index of its own (origin "pk"): the rowid is
-            # hidden and the changeset leaves it out (a WITHOUT ROWID table has one too, and
-            # no rowid a query could read).
-            keyed_otherwise = any(
-                row[3] == "pk"
-                for row in conn.execute(f"PRAGMA main.index_list({quote_ident(table)})")
-            )
+            conn.execute("BEGIN")
+            try:
+                cookie = int(str(conn.execute("PRAGMA main.schema_version").fetchall()[0][0]))
+                shape = self._shape_in(conn, table)
+            finally:
+                conn.execute("COMMIT")  # a read transaction: nothing to keep or undo
+        return shape, cookie
+
+    @staticmethod
+    def _shape_in(conn: apsw.Connection, table: str) -> TableShape:
+        # main.: the file's own table, not a stand-in the connection may hold in temp for a
+        # declared column the file lacks (R14) — the changeset has the file's columns.
+        rows = conn.execute(f"PRAGMA main.table_xinfo({quote_ident(table)})").fetchall()
+        # "hidden" 2 and 3: generated columns, which changesets leave out.
+        names = [str(row[1]) for row in rows if not row[6]]
+        generated = [str(row[1]) for row in rows if row[6] in (2, 3)]
+        text = None
+        if generated:
+            found = conn.execute(
+                "SELECT sql FROM main.sqlite_schema WHERE type = 'table' AND name = ?",
+                (table,),
+            ).fetchall()
+            text = str(found[0][0]) if found else None
+        # A key other than the rowid has an index of its own (origin "pk"): the rowid is
+        # hidden and the changeset leaves it out (a WITHOUT ROWID table has one too, and
+        # no rowid a query could read).
+        keyed_otherwise = any(
+            row[3] == "pk" for row in conn.execute(f"PRAGMA main.index_list({quote_ident(table)})")
+        )
         has_pk = any(row[5] for row in rows)
         computed = generated_sources(text, names, generated)
         if keyed_otherwise:
@@ -650,6 +668,16 @@ class LiveQueries:
                 runs.append(runner)
             if not ok and isinstance(result.error, WriteLockTimeout):
                 lock_waits.add(file, read.runners)
+            elif (
+                not ok
+                and decl.kind is SourceKind.DISK
+                and isinstance(result.error, QueryTimeout)
+                and isinstance(result.error.__cause__, apsw.BusyError)
+            ):
+                # Another program held the source past query_timeout: nothing may change the
+                # file to re-run the query once it lets go, so it runs at the watcher's next
+                # look (and waits again while the lock is held).
+                self._sources.expire(decl.path)
             elif lock_waits:  # (empty but while a query waits: no cost to the others)
                 lock_waits.discard(read.runners)
         self.scheduler.set_values(told)

@@ -990,11 +990,29 @@ def _translate(
             hint = f": the source file {decl.path} holds no such table (it is read as it is)"
         elif "no such table" in str(exc):
             hint = ": queries may read only the database's declared tables"
+        elif (index := _declared_index(decl, str(exc))) is not None:
+            hint = (
+                f": index {index} is declared, and the file gets it at the database's next "
+                "write (R13); until then, leave INDEXED BY out"
+            )
         error = QueryError(decl.db_id, sql, sqlite_refusal(exc, hint))
     else:
         error = QueryError(decl.db_id, sql, sqlite_refusal(exc))
     error.__cause__ = exc
     return error
+
+
+def _declared_index(decl: Declaration, message: str) -> str | None:
+    """The declared index SQLite's ``no such index: name`` names, if it is one."""
+    prefix = "no such index: "
+    if decl.schema is None or not message.startswith(prefix):
+        return None
+    name = fold_ascii(message[len(prefix) :])
+    for _table_name, table in decl.schema.tables:
+        for index, _columns in table.indexes:
+            if fold_ascii(index) == name:
+                return index
+    return None
 
 
 # Read sets by ((schema key, file path, file schema cookie), sql): what SQLite reads depends on

@@ -221,7 +221,12 @@ def _request(op: PendingOp) -> ExecRequest:
 
 
 def _op_body(
-    request: ExecRequest, changeset: bytes, found: int | None, reshaped: bool, unseen: bool
+    request: ExecRequest,
+    changeset: bytes,
+    found: int | None,
+    reshaped: bool,
+    unseen: bool,
+    cookie: int,
 ) -> msgspec.Raw:
     # The changeset says exactly what the statement did, so the parameters are not kept (the
     # record is fsynced on every commit); `rows` stays in the format for older records.
@@ -236,6 +241,7 @@ def _op_body(
             found,
             schema=reshaped,
             unseen=unseen,
+            cookie=cookie,
         )
     )
 
@@ -274,6 +280,7 @@ class SqliteParticipant:
         behind: Callable[[Declaration], None] = lambda _decl: None,
         changed: Callable[[Declaration], None] = lambda _decl: None,
         latest: Callable[[Declaration], Declaration] = lambda decl: decl,
+        migrated: Callable[[Declaration], None] = lambda _decl: None,
     ) -> None:
         if not exec_timeout > 0:
             raise ValueError(f"exec_timeout must be positive, not {exec_timeout}")
@@ -286,6 +293,9 @@ class SqliteParticipant:
         # The declaration the runtime holds now for a database (see apply: a write recorded
         # under one it has replaced since).
         self._latest = latest
+        # told of a database whose `migrate` committed in its file while the space's commit
+        # that ran it failed: the file's rows may have changed with no commit to say so
+        self._migrated_alone = migrated
         self.exec_timeout = exec_timeout
         self._lock_wait_ms = busy_ms(exec_timeout)
         # _lock guards _ensured (schemas known to be in place, and the file's state they were
@@ -365,6 +375,8 @@ class SqliteParticipant:
             if created:
                 with self._lock:
                     self._created.add(path)
+        except (apsw.CorruptError, apsw.NotADBError) as exc:  # met by the ATTACH
+            raise _damaged(decls[0], _request(ops[0]).sql, exc) from exc
         except (apsw.BusyError, DatabaseError) as exc:
             timeout = self._lock_timeout(exc, decls[0].db_id, _request(ops[0]).sql)
             if timeout is None:
@@ -503,7 +515,7 @@ class SqliteParticipant:
                         "the new declaration's tables; nothing was written"
                     ),
                 ) from exc
-            (links, keys, by_rowid), found, reshaped = ensured
+            (links, keys, by_rowid), found, reshaped, cookie = ensured
             reshaped = reshaped or redeclared
             if not reshaped and self._migrated:
                 with self._lock:
@@ -549,7 +561,7 @@ class SqliteParticipant:
             raise timeout from exc
         finally:
             set_lock_wait(conn, BUSY_TIMEOUT_MS)
-        return Op(op.kind, op.target, _op_body(request, changeset, found, reshaped, unseen))
+        return Op(op.kind, op.target, _op_body(request, changeset, found, reshaped, unseen, cookie))
 
     def _run(self, conn: apsw.Connection, request: ExecRequest, deadline: float) -> None:
         decl = request.decl
@@ -608,14 +620,16 @@ class SqliteParticipant:
 
     def _ensure(
         self, conn: apsw.Connection, decl: Declaration, *, unchanged: bool = False
-    ) -> tuple[Checks, int | None, bool]:
+    ) -> tuple[Checks, int | None, bool, int]:
         """Bring the attached file to ``decl``'s schema (additively, R13) unless this runtime
         already checked it on the file as it is now (same schema cookie and stored version,
         read in this transaction); return what its writes check, the version the file was at
-        before (None: it had none), which the op records for a replay (R71), and whether the
+        before (None: it had none), which the op records for a replay (R71), whether the
         file's schema changed (not when the runtime's first write created its tables: a file
-        that did not exist read as the declared tables already, R41). ``unchanged``: the file
-        is as this participant's last commit of it left it (see _unchanged)."""
+        that did not exist read as the declared tables already, R41), and the file's schema
+        cookie now, which the op records to name its changeset's columns (R51).
+        ``unchanged``: the file is as this participant's last commit of it left it (see
+        _unchanged)."""
         assert decl.schema is not None  # only runtime-owned databases are written
         key = _ensure_key(decl)
         with self._lock:
@@ -649,7 +663,7 @@ class SqliteParticipant:
                 self._checks[key] = checks
         with self._lock:
             self._checked[key] = state
-        return checks, found, reshaped
+        return checks, found, reshaped, state[0]
 
     def _check_caught_up(self, conn: apsw.Connection, decl: Declaration, space_last: int) -> None:
         """R71, R72: the file must hold every commit its space made to it. Inside this
@@ -798,14 +812,19 @@ class SqliteParticipant:
         connection has it open meanwhile, so a refused first write — or one refused because the
         database was dropped — leaves no file behind (R7, "a bad input never leaves partial
         state behind"). Called outside any transaction; must not raise."""
+        migrated: dict[str, Declaration] = {}
         with self._lock:
             for op in ops:  # what their applies checked was rolled back with them
                 if isinstance(op.payload, ExecRequest):
-                    self._checked.pop(_ensure_key(op.payload.decl), None)
-                    self._staged.pop(op.payload.decl.db_id, None)
-            if not self._created:
-                return
-            paths = {_request(op).decl.path for op in ops} & self._created
+                    decl = op.payload.decl
+                    self._checked.pop(_ensure_key(decl), None)
+                    self._staged.pop(decl.db_id, None)
+                    if decl.path in self._migrated:
+                        migrated[decl.db_id] = decl
+            created = self._created
+            paths = {_request(op).decl.path for op in ops} & created if created else set()
+        for decl in migrated.values():
+            self._migrated_alone(decl)
         for path in paths:
             if remove_unused_database(conn, path):
                 with self._lock:

@@ -143,3 +143,56 @@ def test_a_problem_sqlite_finds_in_many_rows_is_said_once(tmp_path: Path) -> Non
         assert quick_check(conn) == "NULL value in u.b; NULL value in t.a"  # (SQLite's order)
     finally:
         conn.close()
+
+
+def test_a_database_file_overwritten_after_a_read_fails_the_write_naming_it(store: Path) -> None:
+    """R34, Errors: a database file whose header was overwritten after this runtime read it is
+    met by the commit's ATTACH. That reached the caller as a bare ``SqliteCellsError`` naming no
+    file, saying "try again" — and every later write failed the same way. It is the op's
+    ``ExecError`` naming the file, and the next use rebuilds the file from the log."""
+    rt, space, db = _open(store)
+    try:
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('one')")
+    finally:
+        rt.close()
+    rt, space, db = _open(store)
+    try:
+        assert db.read("SELECT v FROM t") == [{"v": "one"}]
+        with db.path.open("r+b") as f:
+            f.write(b"garbage!" * 16)
+        with pytest.raises(sc.ExecError) as raised, space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('two')")
+        assert raised.value.db_id == db.id
+        assert f"the database file {db.path} is damaged" in str(raised.value)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('two')")
+        assert db.read("SELECT v FROM t ORDER BY id") == [{"v": "one"}, {"v": "two"}]
+        assert len(_kept(store)) == 1
+    finally:
+        rt.close()
+
+
+def test_a_commit_that_meets_a_damaged_space_file_names_it(store: Path) -> None:
+    """Errors: corrupt pages of the space file met by a commit were "the commit failed in
+    SQLite …: try again", naming no file. The error names the space file and says what to do;
+    nothing is committed."""
+    with sc.Runtime(store) as first:
+        space = first.space("demo")
+        with space.transact():
+            space.cell("c").set(0)
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        c = space.cell("c")
+        assert c.get() == 0
+        path = space.file.path
+        with path.open("r+b") as f:
+            f.seek(4096)
+            f.write(b"\xa5" * 4096 * 3)
+        for _ in range(2):  # and so again: the file stays damaged
+            with pytest.raises(sc.SqliteCellsError) as raised, space.transact():
+                c.set(1)
+            message = str(raised.value)
+            assert f"the commit found {path} damaged" in message
+            assert "`sqlite-cells check`" in message and "restore the space file" in message
+            assert isinstance(raised.value.__cause__, apsw.CorruptError | apsw.NotADBError)

@@ -170,3 +170,25 @@ def test_a_write_sqlite_refuses_says_sqlites_words_its_code_and_what_to_do(
     assert caught.value.sqlite_error is not None and said in caught.value.sqlite_error
     assert "ConstraintError" not in text and "SQLError" not in text
     assert db.read("SELECT id, body FROM messages") == [{"id": 1, "body": "a"}]
+
+
+def test_indexed_by_a_declared_index_the_file_lacks_says_when_it_comes(space: Space) -> None:
+    """R13, R14: an index added by a re-declaration is created at the next write; SQLite has
+    no stand-in for it before (a read runs no DDL), so ``INDEXED BY`` it fails — saying so,
+    not "correct the statement"."""
+    tables = {"t": sc.table(a="text", k="integer")}
+    db = space.sqlite_database("ix", tables=tables)
+    with space.transact():
+        db.exec("INSERT INTO t (a, k) VALUES ('x', 2)")
+    db = space.sqlite_database(
+        "ix", tables={**tables, "t": sc.table(a="text", k="integer", indexes={"by_k": ["k"]})}
+    )
+    sql = "SELECT a FROM t INDEXED BY by_k WHERE k = 2"
+    with pytest.raises(
+        QueryError,
+        match="index by_k is declared, and the file gets it at the database's next write",
+    ):
+        db.read(sql)
+    with space.transact():
+        db.exec("INSERT INTO t (a, k) VALUES ('y', 3)")
+    assert db.read(sql) == [{"a": "x"}]

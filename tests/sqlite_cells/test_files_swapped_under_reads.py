@@ -161,3 +161,31 @@ def test_the_runtimes_own_rebuild_is_read(store: Path) -> None:
         assert db.read("SELECT v FROM t ORDER BY id") == [{"v": "a"}, {"v": "b"}]
     finally:
         rt.close()
+
+
+def test_a_live_query_shows_the_quarantine_its_database_was_found_in(store: Path) -> None:
+    """R71: "its queries and writes fail with Quarantined". A database file replaced by another
+    program's file was quarantined by the commit that met it; its live query kept its rows and
+    no error (it re-runs on writes, and none can come). The quarantine re-runs the database's
+    live queries once."""
+    with sc.Runtime(store) as first:
+        space = first.space("demo")
+        _write(space, space.sqlite_database("a", tables=TABLES), "one")
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        a = space.sqlite_database("a", tables=TABLES)
+        query = a.query("SELECT v FROM t")
+        rt.settle()
+        assert query.get().result == [{"v": "one"}]
+        other = apsw.Connection(str(store / "other.sqlite"))
+        other.execute("CREATE TABLE z (x)")
+        other.close()
+        (store / "other.sqlite").replace(a.path)
+        with pytest.raises(sc.StoreChanged):
+            _write(space, a, "two")
+        with pytest.raises(sc.Quarantined) as info:
+            _write(space, a, "two")
+        rt.settle()
+        state = query.get()
+        assert state.result is None and isinstance(state.error, sc.Quarantined)
+        assert state.error.db_id == a.id == info.value.db_id

@@ -349,7 +349,7 @@ def test_write_sets_name_changed_columns_and_cascades() -> None:
     changeset = session.changeset()
     op = Op(KIND, "of:db", encode_op_body(OpBody("DELETE …", [], False, changeset)))
 
-    def columns(_db: str, table: str, width: int) -> list[str] | None:
+    def columns(_db: str, table: str, width: int, _cookie: int | None) -> list[str] | None:
         names = {"p": ["id", "name"], "k": ["id", "p", "v"]}[table]
         return names if len(names) == width else None
 
@@ -485,7 +485,7 @@ def test_a_key_changed_to_an_equal_one_counts_as_every_column(tmp_path: Path) ->
         session.close()
         return Op(KIND, "db", encode_op_body(body))
 
-    def names(db_id: str, table: str, width: int) -> list[str]:
+    def names(db_id: str, table: str, width: int, cookie: int | None) -> list[str]:
         return ["k", "n", "m"]
 
     renamed = [op("UPDATE kv SET k = 'A' WHERE k = 'a'"), op("DELETE FROM kv WHERE k = 'A'")]

@@ -869,3 +869,42 @@ def test_a_wal_source_left_with_its_wal_and_shm_is_not_read_again_while_nothing_
         seen = len(states)
         time.sleep(1.0)
         assert len(states) == seen, len(states) - seen
+
+
+def test_a_live_query_that_waited_for_a_sources_lock_in_vain_runs_once_it_is_let_go(
+    store: Path, outside: Path
+) -> None:
+    """R44, R60: another program held the source's lock past ``query_timeout`` and then rolled
+    back: the live query showed ``QueryTimeout`` for good, since nothing changes the file to
+    re-run it. It runs again at the watcher's next look, until the lock is let go."""
+    path = outside / "held.db"
+    made = apsw.Connection(str(path))
+    made.execute("CREATE TABLE r (a); INSERT INTO r VALUES (1)")
+    made.close()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "c.execute('BEGIN EXCLUSIVE'); print('held', flush=True)\n"
+            "time.sleep(2); c.execute('ROLLBACK')\n",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with sc.Runtime(store, query_timeout=0.5, poll_interval=0.02) as rt:
+            handle = rt.space("demo").register_disk_source(str(path))
+            query = handle.query("SELECT count(*) AS n FROM r")
+            rt.settle()
+            assert isinstance(query.get().error, sc.QueryTimeout)
+            assert holder.wait(timeout=30) == 0
+            served = threading.Event()
+            query.observe().subscribe(lambda state: state.result == [{"n": 1}] and served.set())
+            assert served.wait(10), query.get()
+    finally:
+        holder.kill()
+        holder.communicate()

@@ -504,6 +504,37 @@ def test_an_emptied_database_file_is_detected_and_rebuilt_at_its_next_use(
     assert db.rev == 3
 
 
+def test_a_database_file_emptied_before_this_runtime_wrote_it_is_detected_at_once(
+    store: Path,
+) -> None:
+    """R73, R44: a database file emptied after this runtime checked it against its space (a
+    read) and before its first write here: the write took the file for a new one, waited 30 s
+    under the space's write lock for its own reader's lock, and quarantined the database for
+    the runtime's life. The check pins the file as holding pages: the write is ``StoreChanged``
+    at once, and the next use rebuilds the file from the log (R71)."""
+    with sc.Runtime(store) as first:
+        space = first.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        with space.transact():
+            db.exec(INSERT, [None, "first", 1])
+    with sc.Runtime(store, exec_timeout=1.0) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        assert db.read("SELECT body FROM messages") == [{"body": "first"}]
+        with db.path.open("r+b") as f:
+            f.truncate(0)
+        with pytest.raises(sc.StoreChanged, match="emptied") as info, space.transact():
+            db.exec(INSERT, [None, "second", 2])
+        assert info.value.path == str(db.path) and db.rev == 1
+        assert db.read("SELECT body FROM messages") == [{"body": "first"}]
+        with space.transact():
+            db.exec(INSERT, [None, "second", 2])
+        assert [r["body"] for r in db.read("SELECT body FROM messages ORDER BY ts")] == [
+            "first",
+            "second",
+        ]
+
+
 @pytest.mark.parametrize("how", ["delete", "replace"])
 def test_a_database_file_changed_while_attached(space: Space, db: sc.SqliteDb, how: str) -> None:
     with space.transact():

@@ -282,6 +282,84 @@ def test_a_migration_whose_write_failed_in_another_process_reruns_queries_at_the
         assert of_a.get().seq == 2
 
 
+def test_a_changeset_is_named_by_the_columns_its_file_had_when_it_was_written(
+    store: Path,
+) -> None:
+    """R14, R51: a ``migrate`` whose write then failed rebuilt a table with its columns in
+    another order, and no commit says so (the declaration is alike: same columns). A runtime
+    that read the table's column order before named later changesets by it: an UPDATE of ``a``
+    re-ran the query of ``b`` and left the query of ``a`` stale. Each op records the file's
+    schema cookie; a shape read at another one is read again."""
+    before = {"t": sc.table(id="integer primary key", a="integer", b="integer unique")}
+    after = {"t": sc.table(id="integer primary key", b="integer unique", a="integer")}
+
+    def rebuild(conn: Any, _from: int) -> None:
+        conn.execute("CREATE TABLE t2 (id integer primary key, b integer unique, a integer)")
+        conn.execute("INSERT INTO t2 (id, b, a) SELECT id, b, a FROM t")
+        conn.execute("DROP TABLE t")
+        conn.execute("ALTER TABLE t2 RENAME TO t")
+
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=before)
+        _write(space, db, "INSERT INTO t (a, b) VALUES (1, 1), (2, 2)")
+        of_a = db.query("SELECT id, a FROM t ORDER BY id")
+        of_b = db.query("SELECT id, b FROM t ORDER BY id")
+        rt.settle()
+        _write(space, db, "UPDATE t SET a = 3 WHERE id = 2")  # the shape is read (a before b)
+        rt.settle()
+        with sc.Runtime(store) as migrating:
+            other = migrating.space("demo")
+            moved = other.sqlite_database("d", tables=after, version=2, migrate=rebuild)
+            with pytest.raises(sc.ExecError):
+                _write(other, moved, "INSERT INTO t (a, b) VALUES (9, 1)")  # UNIQUE (b)
+        with sc.Runtime(store) as writer:
+            third = writer.space("demo")
+            _write(
+                third,
+                third.sqlite_database("d", tables=after, version=2),
+                "UPDATE t SET a = 99 WHERE id = 1",
+            )
+        _wait_for(of_a, [{"id": 1, "a": 99}, {"id": 2, "a": 3}])
+        assert of_b.get().result == [{"id": 1, "b": 1}, {"id": 2, "b": 2}]
+
+
+def test_rows_a_migrate_changed_before_its_write_failed_reach_live_queries(store: Path) -> None:
+    """R14, R51: a ``migrate`` that changes rows commits in the file on its own; when the write
+    that ran it fails, no commit says so. The migrating runtime re-runs its live queries at
+    once; another runtime's, which saw the commit before at version 1, re-run at the next
+    commit of the database — by anyone, here a third runtime writing another table — whose
+    op found the file at another version than the last op recorded."""
+    tables = {"t": sc.table(id="integer primary key", a="text"), "u": sc.table(x="int unique")}
+
+    def upper(conn: Any, _from: int) -> None:
+        conn.execute("UPDATE t SET a = upper(a)")
+
+    with sc.Runtime(store, poll_interval=0.01) as watching:
+        space = watching.space("demo")
+        db = space.sqlite_database("d", tables=tables)
+        _write(space, db, "INSERT INTO u (x) VALUES (0)")
+        of_a = db.query("SELECT a FROM t ORDER BY id")
+        watching.settle()
+        _write(space, db, "INSERT INTO t (a) VALUES ('x'), ('y')")
+        _wait_for(of_a, [{"a": "x"}, {"a": "y"}])
+        with sc.Runtime(store) as migrating:
+            other = migrating.space("demo")
+            moved = other.sqlite_database("d", tables=tables, version=2, migrate=upper)
+            here = moved.query("SELECT a FROM t ORDER BY id")
+            migrating.settle()
+            assert here.get().result == [{"a": "x"}, {"a": "y"}]
+            with pytest.raises(sc.ExecError):
+                _write(other, moved, "INSERT INTO u (x) VALUES (0)")  # UNIQUE
+            migrating.settle()
+            assert here.get().result == [{"a": "X"}, {"a": "Y"}]
+        assert db.read("SELECT a FROM t ORDER BY id") == [{"a": "X"}, {"a": "Y"}]
+        with sc.Runtime(store) as writer:
+            third = writer.space("demo")
+            _write(third, third.sqlite_database("d", tables=tables, version=2), "DELETE FROM u")
+        _wait_for(of_a, [{"a": "X"}, {"a": "Y"}])
+
+
 def test_declarations_spelled_differently_rerun_no_query_they_do_not_change(store: Path) -> None:
     """R13, R51: two runtimes declare the same tables, spelled differently (a type's case, a
     name's case, the columns' order); each commit records its own spelling in the handle. What
@@ -345,7 +423,7 @@ def test_write_sets_of_a_schema_change_are_the_whole_database() -> None:
     )
     told: list[str] = []
 
-    def columns(_db: str, _table: str, _width: int) -> list[str] | None:
+    def columns(_db: str, _table: str, _width: int, _cookie: int | None) -> list[str] | None:
         pytest.fail("no changeset column to name")
 
     assert write_sets([plain], columns, reshaped=told.append) == {"of:db": {}}

@@ -333,6 +333,7 @@ def test_writes_that_add_up_to_a_record_too_big_are_an_exec_error(
     assert info.value.db_id == db.id
     assert "too big to record in one commit" in str(info.value)
     assert "fewer rows per transaction" in str(info.value)
+    assert "4/3 of their size" in str(info.value) and "in smaller pieces" in str(info.value)
     assert " in ''" not in str(info.value)
     assert counter.get() == 0 and db.rev == 0
     assert db.read("SELECT count(*) AS n FROM messages") == [{"n": 0}]
