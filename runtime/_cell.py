@@ -111,6 +111,13 @@ class Cell:
         self._value_path = tuple(path)
         self._name = None
         if default is not NO_DEFAULT:
+            if self._value_path:
+                raise InvalidArgument(
+                    f"a default belongs to a whole cell (R4), not to a path inside it: a "
+                    f"default given with the path {brief_repr(self._value_path)} would replace "
+                    f"the default of all of cell {cell_id}; nothing was declared: give the "
+                    "default to the cell without a path, as a value that holds this one"
+                )
             space.runtime.declare_default(space.id, cell_id, default)
 
     @property

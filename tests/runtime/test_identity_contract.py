@@ -22,6 +22,7 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells.codec import short_hash
+from sqlite_cells.runtime import InvalidArgument
 
 TABLES = {
     "m": sc.table(id="integer primary key", who_cf_link=sc.cf_link(), body="text"),
@@ -285,6 +286,19 @@ def test_every_cell_of_an_id_reads_the_latest_default(rt: sc.Runtime) -> None:
     assert c.key("a").key(1).get() is None
     space.cell("c")  # no default given: the id keeps the one declared last
     assert by_link.get() == {"a": [1]}
+
+
+def test_a_default_given_with_a_path_is_refused_and_declares_nothing(rt: sc.Runtime) -> None:
+    """R4: the default belongs to the id. ``Cell(space, id, path, default=…)`` declared its
+    default as the whole cell's: the path read ``None``, the root read 5 and its other keys
+    nothing. Refused, naming the path; the default declared before stays."""
+    space = rt.space("demo")
+    root = space.cell("x", default={"a": 1, "b": 2})
+    with pytest.raises(InvalidArgument, match=r"belongs to a whole cell .*\('a',\)") as info:
+        sc.Cell(space, root.id, ("a",), default=5)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, sc.SqliteCellsError)
+    assert root.get() == {"a": 1, "b": 2} and root.key("b").get() == 2
+    assert sc.Cell(space, root.id, ("a",)).get() == 1
 
 
 def test_a_default_reaches_cells_read_back_from_values_and_rows(rt: sc.Runtime) -> None:
