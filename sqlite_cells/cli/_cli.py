@@ -189,6 +189,8 @@ def _print_store(
                 state = "NO FILE, although its space wrote it (MISSING)"
             elif db.gone:
                 state = "GONE: the injected file is not there (MISSING)"
+            elif not db.exists and db.dropped:
+                state = "dropped, no file (removed)"
             elif not db.exists:
                 state = "no file"
             elif db.dropped:

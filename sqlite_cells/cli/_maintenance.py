@@ -429,6 +429,11 @@ def _skipped(root: Path) -> list[tuple[Path, str]]:
     ]
 
 
+# Why gc lists a file (R74).
+_GIVEN_UP = "its database was dropped (db.drop()), and no space names it otherwise"
+_UNUSED = "no space names it, and it holds no commit"
+
+
 def _remove_all(found: list[Garbage]) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Remove each file with its companions, going on past one that cannot be removed (or
     that a first write may be writing), so gc never stops halfway: (removed, [(not removed,
@@ -457,13 +462,14 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
     damaged = damaged_spaces(root)
     found = find_garbage(root)
     paths = [g.path for g in found]
+    reasons = {g.path: _GIVEN_UP if g.dropped else _UNUSED for g in found}
     failed: list[tuple[Path, str]] = []
     if args.yes:
         paths, failed = _remove_all(found)
     verb = "removed" if args.yes else "would remove"
     if args.fmt is Format.TEXT:
         for p in paths:
-            out.write(f"{verb} {one_line(p.name)}\n")
+            out.write(f"{verb} {one_line(p.name)} ({reasons[p]})\n")
         for p, why in skipped:
             out.write(f"skipped {one_line(p.name)}: {why}\n")
         for p, why in failed:
@@ -493,7 +499,7 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
             ]  # fmt: skip
         print_json(data, out)
     else:
-        rows = [{"file": p.name, "action": verb, "why": ""} for p in paths]
+        rows = [{"file": p.name, "action": verb, "why": reasons[p]} for p in paths]
         rows += [{"file": p.name, "action": "skipped", "why": why} for p, why in skipped]
         rows += [{"file": p.name, "action": "not removed", "why": why} for p, why in failed]
         rows += [

@@ -473,8 +473,11 @@ def find_garbage(store: Path) -> list[Garbage]:
     store = Path(store)
     with translated(f"the store {store}"):
         named, dropped, damaged = _store_names(store)
-        given_up = {db_file_name(cell_id) for cell_id in dropped}
+        # A file is given up when a space dropped its handle and no space names it with a
+        # handle it did not drop: two spaces may hold one id (a pattern's database declared in
+        # another space than its piece's), and one's drop is not the other's.
         protected = {db_file_name(cell_id) for cell_id in named - dropped}
+        given_up = {db_file_name(cell_id) for cell_id in dropped} - protected
         return [
             Garbage(p, p.name in given_up)
             for p in _database_files(store)
@@ -720,23 +723,31 @@ def _answer(path: Path, ask: Callable[[apsw.Connection], T]) -> T | None:
 
 
 def _store_names(store: Path) -> tuple[set[str], set[str], list[DamagedSpace]]:
-    """(every cell id any readable space of the store ever held, those whose handle is dropped,
-    the space files that cannot be read for damage). Any other failure is raised."""
+    """(every cell id any readable space of the store ever held, those whose handle is dropped
+    in every space that holds them, the space files that cannot be read for damage). Any other
+    failure is raised."""
     named: set[str] = set()
     dropped: set[str] = set()
+    kept: set[str] = set()  # ids some space holds and did not drop
     damaged: list[DamagedSpace] = []
     for entry in _named_as(store, SPACE_FILES):
         kind = odd_kind(entry)  # never opened: a named pipe would block SQLite for ever
         if kind is not None:
             damaged.append(DamagedSpace(entry, f"{kind} stands where a space file belongs"))
     for space_file in space_files(store):
+        here: set[str] = set()
+        dropped_here: set[str] = set()
         try:
-            _names_in_space(space_file, named, dropped)
+            _names_in_space(space_file, here, dropped_here)
         except (DatabaseError, UnreadableRecord) as exc:
             problem = _listed_problem(space_file, exc)
             if problem is not None:
                 damaged.append(problem)
-    return named, dropped, damaged
+            continue
+        named |= here
+        dropped |= dropped_here
+        kept |= here - dropped_here
+    return named, dropped - kept, damaged
 
 
 def _names_in_space(space_file: Path, named: set[str], dropped: set[str]) -> None:

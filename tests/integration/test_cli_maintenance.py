@@ -154,7 +154,14 @@ def test_gc_lists_then_removes_only_with_yes(
     # R74: asked once, gc only lists.
     code, out = _run(capsys, "gc", str(store))
     assert code == 0 and "would remove cell-ffffffffffffffffffffffffffffffff.sqlite" in out
+    assert f"{stray.name} (no space names it, and it holds no commit)" in out
     assert "run again with --yes" in out
+    code, out = _run(capsys, "gc", str(store), "--ndjson")
+    assert code == 0 and json.loads(out.splitlines()[0]) == {
+        "file": stray.name,
+        "action": "would remove",
+        "why": "no space names it, and it holds no commit",
+    }
     assert stray.exists() and db.path.exists()
     code, out = _run(capsys, "gc", "--store", str(store), "--json")
     assert code == 0
@@ -167,6 +174,40 @@ def test_gc_lists_then_removes_only_with_yes(
     assert db.path.exists() and not stray.exists()
     code, out = _run(capsys, "gc", str(store), "--yes")
     assert code == 0 and "0 file(s) removed" in out
+
+
+@sc.pattern
+def _database_in_the_targets_space(target: sc.Cell) -> sc.SqliteDb:
+    return target.space.sqlite_database(tables={"t": sc.table(x="integer")})
+
+
+def test_a_drop_in_one_space_never_gives_up_a_file_another_space_names(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """R74: a pattern's database id comes from its piece, whatever space it is declared in, so
+    two spaces may hold one id (run by two runtimes: one refuses it). A drop in one space gave
+    the file up though the other space's handle was never dropped: `gc --yes` removed the other
+    space's rows. A file is given up only when no space names it with a handle it did not
+    drop."""
+    with sc.Runtime(store) as first:
+        a = first.space("A")
+        db = a.run(_database_in_the_targets_space, key="k", target=a.cell("t")).outputs
+        with a.transact():
+            db.exec("INSERT INTO t (x) VALUES (1)")
+        path = db.path
+    with sc.Runtime(store) as second:
+        a, b = second.space("A"), second.space("B")
+        other = a.run(_database_in_the_targets_space, key="k", target=b.cell("t")).outputs
+        assert other.space.id == "B" and other.path == path
+        with b.transact():
+            other.drop()
+    code, out = _run(capsys, "gc", str(store), "--yes", "--json")
+    assert (code, json.loads(out)) == (0, {"removed": True, "files": []})
+    assert path.exists()
+    with sc.Runtime(store) as third:
+        a = third.space("A")
+        db = a.run(_database_in_the_targets_space, key="k", target=a.cell("t")).outputs
+        assert db.read("SELECT x FROM t") == [{"x": 1}]
 
 
 @pytest.mark.parametrize("which", ["piece", "field"])
@@ -288,3 +329,22 @@ def test_a_blank_space_file_left_by_a_crash_is_ignored_by_the_tools(
     out = capsys.readouterr().out
     assert "in sync" in out and "nothing to remove" in out
     assert blank.exists()  # not ours to remove: the space's next commit fills it
+
+
+def test_inspect_still_says_a_database_was_dropped_once_gc_removed_its_file(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """§6: after `gc --yes` removed a dropped database's file, `inspect` read "no file", as for
+    a database never written; it says it was dropped."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("gone", tables={"t": sc.table(x="integer")})
+        with space.transact():
+            db.exec("INSERT INTO t (x) VALUES (1)")
+        with space.transact():
+            db.drop()
+    assert _run(capsys, "gc", str(store), "--yes")[0] == 0
+    assert not db.path.exists()
+    code, out = _run(capsys, "inspect", str(store))
+    assert code == 0
+    assert f"file {db.path.name}: rev 1, last write at seq 2, dropped, no file (removed)" in out
