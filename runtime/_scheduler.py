@@ -793,15 +793,17 @@ class Scheduler:
                 _deliver([(o.on_next, node.value) for o in node.subscribers])
 
     def _ensure_ready(self, node: Node) -> None:
-        if not node.ready.is_set():
-            if id(node) in self._unborn:
-                # Its value is needed now, on this thread (a computation reads it): computed
-                # with what its inputs hold, as before any waiting was possible.
-                self._unborn.discard(id(node))
-                self._unhold(node)
-                self._born(node)
-            else:
-                self._init(node)
+        if node.ready.is_set():
+            return
+        if id(node) not in self._unborn:
+            self._init(node)  # (which may hold it back: an input's re-run is in flight)
+            if node.ready.is_set() or id(node) not in self._unborn:
+                return
+        # Its value is needed now, on this thread (a computation or a subscriber reads it):
+        # computed with what its inputs hold, as before any waiting was possible.
+        self._unborn.discard(id(node))
+        self._unhold(node)
+        self._born(node)
 
     def _is_quiet(self, event: CommitEvent) -> bool:
         if self._parked.get(event.space):

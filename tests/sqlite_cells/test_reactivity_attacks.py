@@ -1285,3 +1285,36 @@ def test_a_cell_derived_from_the_handle_and_a_query_never_mixes(
     assert rt.settle(10)
     assert pairs[-1] == (8, 7)
     assert [p for p in pairs if p[1] is not None and p[0] != p[1] + 1] == [], pairs
+
+
+def test_a_derived_cell_made_and_read_on_the_scheduler_thread_is_computed(
+    rt: sc.Runtime,
+) -> None:
+    """§3, R54: a subscriber (it runs on the scheduler thread) made a derived cell over a live
+    query whose re-run for the commit being delivered was in flight, and read it: ``get()``
+    returned ``None``, a value its function never made (the cell was held back for the query
+    and not computed). It is computed then, with what its inputs hold, and again when the
+    query lands."""
+    space = rt.space("demo")
+    a = space.cell("a", default=0)
+    db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key")})
+    query = db.query("SELECT count(*) AS n FROM t")
+    seen: list[object] = []
+    made: list[sc.Cell] = []
+
+    def both(state: sc.QueryState[Any], value: int) -> tuple[object, int]:
+        return (state.result, value)
+
+    def subscriber(value: int) -> None:
+        if value == 1:
+            made.append(sc.lift(both)(query, a))
+            seen.append(made[0].get())
+
+    a.observe().subscribe(subscriber)
+    rt.settle()
+    with space.transact():
+        a.set(1)
+        db.exec("INSERT INTO t (id) VALUES (1)")
+    rt.settle()
+    assert seen == [([{"n": 0}], 1)]
+    assert made[0].get() == ([{"n": 1}], 1)
