@@ -101,6 +101,10 @@ def _not_a_runtime(rt: object) -> InvalidArgument:
 
 
 def _is_cell_type(hint: Any) -> bool:
+    if isinstance(hint, typing.NewType):  # (refused: see _check_convertible)
+        return _is_cell_type(hint.__supertype__)
+    if typing.get_origin(hint) is typing.Annotated:
+        return _is_cell_type(hint.__origin__)
     if isinstance(hint, type):
         return issubclass(hint, Cell)
     if typing.get_origin(hint) in (typing.Union, types.UnionType):

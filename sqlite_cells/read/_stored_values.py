@@ -193,6 +193,12 @@ def _json_text(value: Any) -> Any:
         return _JSON.decode(value)
     except msgspec.DecodeError:
         return value
+    except RecursionError:  # (msgspec's: nested deeper than it decodes)
+        raise Misfit(
+            "an array or object",
+            "JSON text nested too deeply to decode",
+            "select a flatter value in {column}, or type the field str",
+        ) from None
 
 
 _JSON = msgspec.json.Decoder()

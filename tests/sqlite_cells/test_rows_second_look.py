@@ -222,6 +222,17 @@ def test_a_list_field_takes_json_group_array(db: sc.SqliteDb) -> None:
     assert rows == [Tagged(1, ["x", "y"]), Tagged(2, ["z"])]
 
 
+def test_json_text_nested_too_deeply_for_a_list_field_names_the_column(db: sc.SqliteDb) -> None:
+    """Errors, R43: msgspec's ``RecursionError`` on JSON text nested thousands deep reached
+    the caller of ``db.read`` raw; it is the ``QueryError`` naming the column, as any value
+    that does not fit its field."""
+    deep = "[" * 5000 + "]" * 5000
+    with pytest.raises(sc.QueryError) as raised:
+        db.read("SELECT 1 AS item, ? AS tags", [deep], row=Tagged)
+    assert "column 'tags' does not fit field Tagged.tags" in str(raised.value)
+    assert "nested too deeply" in str(raised.value)
+
+
 @dataclasses.dataclass
 class Shaped:
     id: int
@@ -460,11 +471,15 @@ def test_a_cell_inside_another_type_is_refused_at_the_call(db: sc.SqliteDb, kind
         assert "field 'who'" in str(info.value) and "a Cell inside another type" in str(info.value)
 
 
-@pytest.mark.parametrize("kind", [sc.SqliteDb, sc.SqliteDb | None])
+_Author = NewType("_Author", sc.Cell)
+
+
+@pytest.mark.parametrize("kind", [sc.SqliteDb, sc.SqliteDb | None, _Author, _Author | None])
 def test_a_field_typed_as_a_kind_of_cell_is_refused_at_the_call(db: sc.SqliteDb, kind: Any) -> None:
     """A link column reads back as a plain `Cell` (R43), whatever it names: a field typed
     `sc.SqliteDb` was taken for a link field and then failed every result — a NULL too, with
-    a message naming the decoder's private placeholder."""
+    a message naming the decoder's private placeholder. A NewType of `Cell` was not taken for
+    one, and failed every result "Expected 'Cell', got 'str'"."""
     row = msgspec.defstruct("Handles", [("who", kind)])
     for call in (
         lambda: db.read("SELECT who_cf_link AS who FROM t", row=row),
@@ -473,7 +488,7 @@ def test_a_field_typed_as_a_kind_of_cell_is_refused_at_the_call(db: sc.SqliteDb,
         with pytest.raises(TypeError) as info:
             call()
         assert type(info.value).__name__ == "InvalidArgument"
-        assert "field 'who' is typed SqliteDb" in str(info.value)
+        assert "field 'who' is typed " in str(info.value)
         assert "type the field sc.Cell or sc.Cell | None" in str(info.value)
 
 
