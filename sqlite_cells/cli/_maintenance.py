@@ -469,7 +469,7 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
     verb = "removed" if args.yes else "would remove"
     if args.fmt is Format.TEXT:
         for p in paths:
-            out.write(f"{verb} {one_line(p.name)} ({reasons[p]})\n")
+            out.write(f"{verb} {one_line(p.name)}\n")
         for p, why in skipped:
             out.write(f"skipped {one_line(p.name)}: {why}\n")
         for p, why in failed:
@@ -517,6 +517,6 @@ def _space_file_kind(d: DamagedSpace) -> str:
 def _kept_for(d: DamagedSpace) -> str:
     state = "cannot be read" if d.unreadable else "is damaged"
     return (
-        f"no database file that no readable space names is removed while it {state} (it may "
-        f"name them); {d.advice}"
+        f"no database file is removed while it {state} (it may name any, a file another "
+        f"space dropped too); {d.advice}"
     )

@@ -467,7 +467,8 @@ def find_garbage(store: Path) -> list[Garbage]:
     :func:`remove_garbage`): one holding commits belongs to a space the store no longer holds
     (its space file lost or replaced), and is kept — ``check`` reports it (:func:`orphans`).
     Only regular files are listed. While a space file is damaged (:func:`damaged_spaces`) no
-    file that it may name is listed: only the files a readable space dropped. A space file
+    file is listed: it may name any, with a live handle (two spaces may hold one id, and one's
+    drop is not the other's). A space file
     that cannot be read for another reason makes gc refuse (``DatabaseError``): it never
     guesses."""
     store = Path(store)
@@ -476,8 +477,10 @@ def find_garbage(store: Path) -> list[Garbage]:
         # A file is given up when a space dropped its handle and no space names it with a
         # handle it did not drop: two spaces may hold one id (a pattern's database declared in
         # another space than its piece's), and one's drop is not the other's.
+        # While a space file cannot be read, it may name any file with a live handle: a drop
+        # elsewhere gives up none.
         protected = {db_file_name(cell_id) for cell_id in named - dropped}
-        given_up = {db_file_name(cell_id) for cell_id in dropped} - protected
+        given_up = set() if damaged else {db_file_name(c) for c in dropped} - protected
         return [
             Garbage(p, p.name in given_up)
             for p in _database_files(store)

@@ -154,7 +154,6 @@ def test_gc_lists_then_removes_only_with_yes(
     # R74: asked once, gc only lists.
     code, out = _run(capsys, "gc", str(store))
     assert code == 0 and "would remove cell-ffffffffffffffffffffffffffffffff.sqlite" in out
-    assert f"{stray.name} (no space names it, and it holds no commit)" in out
     assert "run again with --yes" in out
     code, out = _run(capsys, "gc", str(store), "--ndjson")
     assert code == 0 and json.loads(out.splitlines()[0]) == {
@@ -208,6 +207,42 @@ def test_a_drop_in_one_space_never_gives_up_a_file_another_space_names(
         a = third.space("A")
         db = a.run(_database_in_the_targets_space, key="k", target=a.cell("t")).outputs
         assert db.read("SELECT x FROM t") == [{"x": 1}]
+
+
+def test_a_drop_gives_up_no_file_while_a_space_file_is_damaged(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """R74: as above, but space A's file is damaged when gc runs: A's names cannot be read,
+    and B's drop was taken for the only word — `gc --yes` removed A's rows. While a space file
+    is damaged, no file is given up (it may name any)."""
+    with sc.Runtime(store) as first:
+        a = first.space("A")
+        for i in range(30):  # pages enough for one in the middle to be damaged
+            with a.transact():
+                a.cell(f"pad{i}").set("p" * 3000)
+        db = a.run(_database_in_the_targets_space, key="k", target=a.cell("t")).outputs
+        with a.transact():
+            db.exec("INSERT INTO t (x) VALUES (1)")
+        space_a, path = a.file.path, db.path
+    with sc.Runtime(store) as second:
+        b = second.space("B")
+        other = (
+            second.space("A")
+            .run(_database_in_the_targets_space, key="k", target=b.cell("t"))
+            .outputs
+        )
+        with b.transact():
+            other.drop()
+    with space_a.open("r+b") as f:
+        f.seek(4096 * 10)
+        f.write(b"\x00" * 4096)
+    code, out = _run(capsys, "gc", str(store), "--yes", "--json")
+    assert code == 1
+    report = json.loads(out)
+    assert report["files"] == [] and [d["file"] for d in report["damaged_space_files"]] == [
+        space_a.name
+    ]
+    assert path.exists()
 
 
 @pytest.mark.parametrize("which", ["piece", "field"])
