@@ -605,6 +605,9 @@ class Runtime(runtime.Runtime):
         lock_wait = lock_timeout if reading else None
         if verify:
             # R71: checked with SQLite's integrity check, rebuilt from the log or quarantined.
+            # The pooled readers of the damaged file let it go first: one that holds it open
+            # (an emptied file's -wal and -shm with it) would keep the repair from writing.
+            self.read_pool.discard(decl.path)
             self.reconcile(decl, lock_timeout=lock_timeout, lock_wait=lock_wait, verify=True)
             with self._decl_lock:
                 self._damage_checked[decl.db_id] = noted

@@ -162,7 +162,7 @@ class Outcome:
 
 
 # SQLite's errors that say nothing of the file's rows: the same repair may work at its next try.
-_TRANSIENT: Final = (apsw.FullError, apsw.IOError)
+_TRANSIENT: Final = (apsw.FullError, apsw.IOError, apsw.BusyError, apsw.LockedError)
 
 
 class _Irreparable(Exception):

@@ -535,6 +535,35 @@ def test_a_database_file_emptied_before_this_runtime_wrote_it_is_detected_at_onc
         ]
 
 
+def test_a_database_file_emptied_and_met_by_a_read_is_rebuilt_at_the_next_write(
+    store: Path,
+) -> None:
+    """R71, R73: the same file emptied, met first by a read (``QueryError``: damaged, checked
+    again before the next use). The check that followed could not write the file its own pooled
+    reader still held open (with the emptied file's -wal and -shm): "database is locked", and
+    the database was quarantined for the runtime's life. The pooled readers let a damaged file
+    go before it is checked; a lock met by a repair is no damage (the next use tries again)."""
+    with sc.Runtime(store) as first:
+        space = first.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        with space.transact():
+            db.exec(INSERT, [None, "first", 1])
+    with sc.Runtime(store, exec_timeout=1.0) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        assert db.read("SELECT body FROM messages") == [{"body": "first"}]
+        with db.path.open("r+b") as f:
+            f.truncate(0)
+        with pytest.raises(sc.QueryError, match="damaged"):
+            db.read("SELECT body FROM messages")
+        with space.transact():
+            db.exec(INSERT, [None, "second", 2])
+        assert [r["body"] for r in db.read("SELECT body FROM messages ORDER BY ts")] == [
+            "first",
+            "second",
+        ]
+
+
 @pytest.mark.parametrize("how", ["delete", "replace"])
 def test_a_database_file_changed_while_attached(space: Space, db: sc.SqliteDb, how: str) -> None:
     with space.transact():
