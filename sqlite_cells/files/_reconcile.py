@@ -32,7 +32,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
@@ -442,7 +442,18 @@ def _reconcile_file(
         else:
             # Replaying onto another history would serve a mix of two stores' rows.
             _check_same_history(space_conn, conn, db_id, db_seq)
-            commits = _replay(space_conn, conn, db_id, db_seq, space_seq)
+            copies: list[Path] = []
+            commits = _replay(
+                space_conn,
+                conn,
+                db_id,
+                db_seq,
+                space_seq,
+                before_removing=lambda: copies.append(
+                    keep_copy(path, f"behind-{db_seq}-of-{space_seq}")
+                ),
+            )
+            kept = copies[0] if copies else None
             action = Action.REPLAYED
         if action in (Action.REPLAYED, Action.INVERTED):
             set_watermark(conn, space_seq)
@@ -744,18 +755,28 @@ def _try_replay(
 
 
 def _replay(
-    space_conn: apsw.Connection, conn: apsw.Connection, db_id: str, after: int, upto: int
+    space_conn: apsw.Connection,
+    conn: apsw.Connection,
+    db_id: str,
+    after: int,
+    upto: int,
+    *,
+    before_removing: Callable[[], object] | None = None,
 ) -> int:
     """Apply the commits to ``db_id`` in (``after``, ``upto``] as their runtimes made them: each
     commit first made the additive diff of the declaration its handle write records (R13: a
     table created with that declaration's column order, missing columns appended in it), then
     wrote its rows. Changesets name columns by position, so creating a table the file lacks in
     the order declared *now* would put their values in other columns (a column declared since
-    between two others stands last in the file, but in the middle of a table created anew)."""
+    between two others stands last in the file, but in the middle of a table created anew).
+    ``before_removing`` is called before anything is applied when the commits delete rows (R71:
+    a repair that removes rows keeps a copy of the file first)."""
     current = _handle_schema(space_conn, db_id)
     found = _file_version(conn, db_id)
     records = _records_for(space_conn, db_id, after, upto)
     ops = [(r.seq, op) for r in records for op in r.ops if op.target == db_id]
+    if before_removing is not None and _deletes_rows(op for _seq, op in ops):
+        before_removing()
     version = _version_after(ops, found)  # before anything is written
     ensure_runtime_tables(conn, "main")
     applied: set[int] = set()
@@ -785,6 +806,15 @@ def _replay(
         # As the replayed commits left it: a migrate must not run again over their rows.
         store_version(conn, "main", version)
     return len(applied)
+
+
+def _deletes_rows(ops: Iterable[Op]) -> bool:
+    """Whether the changesets of ``ops`` delete a row (an op without one is refused later)."""
+    for op in ops:
+        changeset = decode_op_body(op).changeset
+        if changeset and any(c.op == "DELETE" for c in apsw.Changeset.iter(changeset)):
+            return True
+    return False
 
 
 def _add_missing(conn: apsw.Connection, schema: Schema, db_id: str) -> None:

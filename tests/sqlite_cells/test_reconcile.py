@@ -73,6 +73,37 @@ def test_a_database_behind_its_space_is_replayed_exactly(store: Path) -> None:
         assert db.read("SELECT count(*) AS n FROM events") == [{"n": counter.get()}]
 
 
+def test_a_replay_that_deletes_rows_keeps_a_copy_first_and_one_that_does_not_keeps_none(
+    store: Path,
+) -> None:
+    """R71: "any repair that removes rows first keeps a copy of the file". A database behind
+    its space by a commit that deleted rows is replayed with a copy of the file as it was kept
+    in the quarantine folder (and named by the outcome); one behind by inserts only keeps no
+    copy."""
+    rt, db, counter = _open(store)
+    seqs = [_write(rt, db, counter, n) for n in range(1, 4)]
+    rt.close()
+    undo_last_commits_in_file(db.path, keep_seq=seqs[1])  # behind by inserts and an update
+    rt, db, counter = _open(store)
+    with rt:
+        outcome = rt.reconcile(db.declaration)
+        assert outcome.action is Action.REPLAYED and outcome.kept is None
+        with db.space.transact():
+            db.exec("DELETE FROM events WHERE n > 100")
+        deleted = db.space.file.seen_seq
+    before = _snapshot(db.path)
+    undo_last_commits_in_file(db.path, keep_seq=seqs[-1])
+    kept_rows = _snapshot(db.path)
+    rt, db, counter = _open(store)
+    with rt:
+        outcome = rt.reconcile(db.declaration)
+        assert outcome.action is Action.REPLAYED and outcome.space_seq == deleted
+        assert outcome.kept is not None and outcome.kept.parent == store / "quarantine"
+        assert f"behind-{seqs[-1]}-of-{deleted}" in outcome.kept.name
+        assert _snapshot(outcome.kept) == kept_rows and _snapshot(db.path) == before
+        assert len(kept_rows[0]) > len(before[0])  # the copy holds the rows the replay removed
+
+
 def test_a_replay_is_logged_once_as_what_it_did(
     store: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -40,7 +40,9 @@ def _live_write_states() -> int:
 def test_closed_runtimes_leave_no_write_state_behind(tmp_path: Path) -> None:
     before = _live_write_states()
     conns = [_write_and_close(tmp_path / f"store{i}") for i in range(RUNTIMES)]
-    assert _live_write_states() == before
+    # At most as many as before: write states an earlier test left to a thread still ending
+    # (a runtime closed under load) may be freed meanwhile; none of these runtimes' stays.
+    assert _live_write_states() <= before
     assert [c for c in conns if c() is not None] == []
 
 
