@@ -135,9 +135,9 @@ def _sync_handler(body: Callable[..., Any], tries: int) -> Callable[..., int | N
                     with transaction(space) as tx:
                         _run_body(body, args, kwargs, tx)
                 return tx.seq
-            except ConflictError:
+            except ConflictError as conflict:
                 if attempt == tries - 1:
-                    raise
+                    raise _gave_up(conflict, body, tries) from conflict.__cause__ or conflict
                 space = tx.space
                 # A short random pause spreads writers that keep colliding.
                 time.sleep(random.uniform(0, 0.001 * 2**attempt))
@@ -203,6 +203,21 @@ def _ran(body: Callable[..., Any], result: object) -> None:
     )
 
 
+def _gave_up(conflict: ConflictError, body: Callable[..., Any], tries: int) -> ConflictError:
+    """The error of a handler whose every try conflicted: the last conflict, said as what the
+    handler did (its own message tells a transaction to run again, which the handler did).
+    Raised from what the last conflict was raised from (a body's error met on a mixed view),
+    else from that conflict."""
+    error = ConflictError(conflict.space_id, conflict.cell_ids, reason="(see below)")
+    error.args = (
+        f"handler {_named(body)} ran its body {tries} time(s) (its tries=), and each try "
+        f"conflicted with another commit; nothing was written. The last conflict: {conflict}. "
+        "Call the handler again later (catch ConflictError), or have it read fewer cells that "
+        "others keep writing",
+    )
+    return error
+
+
 def _named(body: Callable[..., Any]) -> str:
     return getattr(body, "__qualname__", None) or repr(body)
 
@@ -243,9 +258,9 @@ def _async_handler(
                             raise
                         tx = take(collecting)  # leaves nothing for the block to commit inline
                     return await _commit_off_loop(tx, holder)
-                except ConflictError:
+                except ConflictError as conflict:
                     if attempt == tries - 1:
-                        raise
+                        raise _gave_up(conflict, body, tries) from conflict.__cause__ or conflict
                     if collecting is not None and collecting.space is not None:
                         space = collecting.space
                     await asyncio.sleep(random.uniform(0, 0.001 * 2**attempt))

@@ -431,6 +431,12 @@ def test_a_handler_that_keeps_conflicting_raises_conflict_error_after_its_tries(
         assert isinstance(info.value, sc.SqliteCellsError)
         assert len(runs) == 3
         assert c.get() == 300  # only the other runtime's writes
+        # It says what the handler did, not "run it again" (the handler did, three times).
+        message = str(info.value)
+        assert "ran its body 3 time(s)" in message and "nothing was written" in message
+        assert "Call the handler again later" in message
+        assert info.value.cell_ids == (c.id,) and info.value.space_id == "demo"
+        assert isinstance(info.value.__cause__, sc.ConflictError)
     finally:
         other.close()
 
