@@ -764,7 +764,12 @@ class Scheduler:
             dep.dependents.append(node)
         node.attach()
         ahead = _ahead(node) if node.deps else {}
-        if ahead or (node.deps and _waits(node, self._held, {}, stale=True)):
+        unborn = self._unborn
+        if (
+            ahead
+            or (node.deps and _waits(node, self._held, {}, stale=True))
+            or any(id(dep) in unborn for dep in node.deps)  # (an input with no value yet)
+        ):
             # An input holds a value older than the commit a computation in flight will land
             # (or waits for one that does), or a cell's seed is from a commit the scheduler has
             # not processed yet (another process's, read from the file): the first value waits
@@ -800,10 +805,31 @@ class Scheduler:
             if node.ready.is_set() or id(node) not in self._unborn:
                 return
         # Its value is needed now, on this thread (a computation or a subscriber reads it):
-        # computed with what its inputs hold, as before any waiting was possible.
-        self._unborn.discard(id(node))
-        self._unhold(node)
-        self._born(node)
+        # computed with what its inputs hold, as before any waiting was possible — inputs
+        # held back with it first, each before what reads it (a computation reads its
+        # inputs' values as they are).
+        for held in self._unborn_inputs(node):
+            self._unborn.discard(id(held))
+            self._unhold(held)
+            self._born(held)
+
+    def _unborn_inputs(self, node: Node) -> list[Node]:
+        """``node`` and the inputs, at any depth, held back before their first value, each
+        after its own inputs (a stack of its own: chains thousands deep)."""
+        order: list[Node] = []
+        seen = {id(node)}
+        stack: list[tuple[Node, Iterator[Node]]] = [(node, iter(node.deps))]
+        while stack:
+            current, deps = stack[-1]
+            for dep in deps:
+                if id(dep) not in seen and id(dep) in self._unborn and not dep.ready.is_set():
+                    seen.add(id(dep))
+                    stack.append((dep, iter(dep.deps)))
+                    break
+            else:
+                stack.pop()
+                order.append(current)
+        return order
 
     def _is_quiet(self, event: CommitEvent) -> bool:
         if self._parked.get(event.space):

@@ -1294,7 +1294,8 @@ def test_a_derived_cell_made_and_read_on_the_scheduler_thread_is_computed(
     query whose re-run for the commit being delivered was in flight, and read it: ``get()``
     returned ``None``, a value its function never made (the cell was held back for the query
     and not computed). It is computed then, with what its inputs hold, and again when the
-    query lands."""
+    query lands. A cell made over such a held-back cell is held back too (it was computed at
+    once from its input's missing value, ``None``), and read, computes its inputs first."""
     space = rt.space("demo")
     a = space.cell("a", default=0)
     db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key")})
@@ -1308,6 +1309,8 @@ def test_a_derived_cell_made_and_read_on_the_scheduler_thread_is_computed(
     def subscriber(value: int) -> None:
         if value == 1:
             made.append(sc.lift(both)(query, a))
+            made.append(sc.lift(lambda inner: ("outer", inner))(made[0]))  # over one held back
+            seen.append(made[1].get())  # the outer first: it reads the inner's value
             seen.append(made[0].get())
 
     a.observe().subscribe(subscriber)
@@ -1316,5 +1319,6 @@ def test_a_derived_cell_made_and_read_on_the_scheduler_thread_is_computed(
         a.set(1)
         db.exec("INSERT INTO t (id) VALUES (1)")
     rt.settle()
-    assert seen == [([{"n": 0}], 1)]
+    assert seen == [("outer", ([{"n": 0}], 1)), ([{"n": 0}], 1)]
     assert made[0].get() == ([{"n": 1}], 1)
+    assert made[1].get() == ("outer", ([{"n": 1}], 1))
