@@ -348,10 +348,7 @@ def _nests_cell(hint: Any, seen: frozenset[Any] = frozenset()) -> bool:
         inner = seen | {hint}
         if any(_is_cell_type(f) or _nests_cell(f, inner) for f in fields.values()):
             return True
-    return any(
-        (isinstance(arg, type) and issubclass(arg, Cell)) or _nests_cell(arg, seen)
-        for arg in typing.get_args(hint)
-    )
+    return any(_is_cell_type(arg) or _nests_cell(arg, seen) for arg in typing.get_args(hint))
 
 
 def _is_record(hint: Any) -> bool:

@@ -451,6 +451,7 @@ class _Deeper(msgspec.Struct):
     [
         list[sc.Cell],
         dict[str, sc.Cell | None],
+        list[NewType("_Who", sc.Cell)],  # (a NewType of Cell inside another type too)
         tuple[sc.Cell, int],
         _Inner,  # a record type whose field is a Cell: a column holds it as JSON text
         _InnerData | None,
