@@ -404,6 +404,7 @@ def _reconcile_file(
     replay a repair would make tried on a copy (:func:`_try_replay`), so that what is reported
     is what the repair would do."""
     kept: Path | None = None
+    copies: list[Path] = []  # a copy a replay that removes rows took before it began
     # A lock held elsewhere (BusyError) is not damage: it reaches the caller, nothing is decided.
     conn.execute("BEGIN IMMEDIATE" if repair else "BEGIN")
     try:
@@ -442,7 +443,6 @@ def _reconcile_file(
         else:
             # Replaying onto another history would serve a mix of two stores' rows.
             _check_same_history(space_conn, conn, db_id, db_seq)
-            copies: list[Path] = []
             commits = _replay(
                 space_conn,
                 conn,
@@ -460,9 +460,11 @@ def _reconcile_file(
         conn.execute("COMMIT")
     except (apsw.NotADBError, apsw.CorruptError) as exc:
         _rollback(conn)
+        _drop_copies(copies)
         raise _Damaged(str(exc)) from exc
     except (_Irreparable, apsw.Error, msgspec.DecodeError, SqliteCellsError) as exc:
         _rollback(conn)
+        _drop_copies(copies)  # nothing was removed: each try would leave one more
         found = _quarantine(db_id, path, db_seq, space_seq, _why(exc))
         if isinstance(exc, _TRANSIENT) or out_of_files(exc):
             found = replace(found, transient=True)
@@ -806,6 +808,13 @@ def _replay(
         # As the replayed commits left it: a migrate must not run again over their rows.
         store_version(conn, "main", version)
     return len(applied)
+
+
+def _drop_copies(copies: list[Path]) -> None:
+    """Remove the copies a repair took before it failed (rolled back: the file is as copied)."""
+    for copy in copies:
+        for part in (copy, Path(f"{copy}-wal"), Path(f"{copy}.txt")):
+            part.unlink(missing_ok=True)
 
 
 def _deletes_rows(ops: Iterable[Op]) -> bool:

@@ -104,6 +104,31 @@ def test_a_replay_that_deletes_rows_keeps_a_copy_first_and_one_that_does_not_kee
         assert len(kept_rows[0]) > len(before[0])  # the copy holds the rows the replay removed
 
 
+def test_a_replay_that_cannot_apply_leaves_no_copy_behind(store: Path) -> None:
+    """R71: the copy is taken before a replay that deletes rows; when the replay then cannot
+    apply (another program changed a row the DELETE removes), nothing was removed and the
+    database is quarantined — the copy went on lying in the quarantine folder, named by no
+    report, one more at each try (each runtime opened, each `check --repair`)."""
+    rt, db, counter = _open(store)
+    _write(rt, db, counter, 1)
+    with rt:
+        with db.space.transact():
+            db.exec("DELETE FROM events")
+        deleted = db.space.file.seen_seq
+    undo_last_commits_in_file(db.path, keep_seq=deleted - 1)
+    other = apsw.Connection(str(db.path))
+    other.execute("UPDATE events SET n = 99")
+    other.close()
+    for _ in range(2):
+        rt, db, counter = _open(store)
+        with rt:
+            outcome = rt.reconcile(db.declaration)
+            assert outcome.action is Action.QUARANTINED and outcome.kept is None
+        assert not (store / "quarantine").exists() or not any(
+            ".behind-" in p.name for p in (store / "quarantine").iterdir()
+        )
+
+
 def test_a_replay_is_logged_once_as_what_it_did(
     store: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
