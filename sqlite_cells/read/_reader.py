@@ -66,6 +66,7 @@ from sqlite_cells.read._shadows import (
     sync_shadows,
 )
 from sqlite_cells.read._vtabs import connect_rtrees
+from sqlite_cells.runtime import odd_kind
 from sqlite_cells.schema import Declaration, Schema, SchemaTextError, SourceKind, render_ddl
 from sqlite_cells.sql import (
     USER_PREPARE_FLAGS,
@@ -314,6 +315,15 @@ def read_batch(
                 decl.db_id,
                 statements[start].sql,
                 f"the file {decl.path} is gone (deleted or moved after it was registered)",
+            ) from None
+        kind = odd_kind(decl.path)
+        if kind is not None:  # something stands there: no database never written (R41)
+            raise QueryError(
+                decl.db_id,
+                statements[start].sql,
+                f"{kind} stands where the database file {decl.path} belongs, so its rows are "
+                "not served as empty: move it out of the store (a database never written has "
+                "no file there)",
             ) from None
         if pool.knew(decl.path):  # it existed: not a database never written (R41)
             raise QueryError(
@@ -992,8 +1002,10 @@ def _translate(
             hint = ": queries may read only the database's declared tables"
         elif (index := _declared_index(decl, str(exc))) is not None:
             hint = (
-                f": index {index} is declared, and the file gets it at the database's next "
-                "write (R13); until then, leave INDEXED BY out"
+                f": index {index} is declared, but until the database's next write brings the "
+                "file to its declaration (R13, R14) a read cannot force it (the file lacks it, "
+                "or reads its table through a stand-in for columns declared since); leave "
+                "INDEXED BY out until then"
             )
         error = QueryError(decl.db_id, sql, sqlite_refusal(exc, hint))
     else:

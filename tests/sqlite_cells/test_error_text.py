@@ -186,7 +186,7 @@ def test_indexed_by_a_declared_index_the_file_lacks_says_when_it_comes(space: Sp
     sql = "SELECT a FROM t INDEXED BY by_k WHERE k = 2"
     with pytest.raises(
         QueryError,
-        match="index by_k is declared, and the file gets it at the database's next write",
+        match="index by_k is declared, but until the database's next write",
     ):
         db.read(sql)
     with space.transact():

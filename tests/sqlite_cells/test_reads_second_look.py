@@ -1104,3 +1104,19 @@ def test_a_cell_parameter_holding_what_sqlite_cannot_bind_says_which_and_recover
         chosen.set(2)
     rt.settle()
     assert q.get() == sc.QueryState(False, [{"v": 2}], None, 0)
+
+
+def test_a_device_at_a_never_written_databases_path_is_no_empty_database(space: Space) -> None:
+    """R41: "other I/O errors are never masked as empty". A device (a link to /dev/zero) where
+    a database never written keeps its file read as the declared tables with no rows —
+    `[{'n': 0}]` — while the write path refused it (a directory there is quarantined, and
+    says so). A read says what stands there."""
+    with space.transact():
+        space.cell("c").set(1)  # the space has a file; the database has none
+    db = space.sqlite_database("odd", tables={"t": sc.table(x="integer")})
+    db.path.symlink_to("/dev/zero")
+    with pytest.raises(sc.QueryError, match=r"a device stands where the database file .* belongs"):
+        db.read("SELECT count(*) AS n FROM t")
+    query = db.query("SELECT count(*) AS n FROM t")
+    space.runtime.settle()
+    assert query.get().result is None and isinstance(query.get().error, sc.QueryError)
