@@ -893,6 +893,7 @@ class Runtime(runtime.Runtime):
                 self._reconciled.discard(decl.db_id)
             elif outcome.agrees:
                 self._quarantined.pop(decl.db_id, None)
+                self._quarantined_once.pop(decl.db_id, None)  # (repaired since: not raised)
                 self._reconciled.add(decl.db_id)
         if rerun:
             self.live_queries.rerun_database(decl.db_id)

@@ -161,8 +161,18 @@ class Outcome:
         return self.action in (Action.IN_SYNC, Action.REPLAYED, Action.INVERTED, Action.REBUILT)
 
 
-# SQLite's errors that say nothing of the file's rows: the same repair may work at its next try.
-_TRANSIENT: Final = (apsw.FullError, apsw.IOError, apsw.BusyError, apsw.LockedError)
+class _NoCopyFolder(DatabaseError):
+    """The quarantine folder cannot be made (a file stands at its path): see keep_copy."""
+
+
+# Errors that say nothing of the file's rows: the same repair may work at its next try.
+_TRANSIENT: Final = (
+    apsw.FullError,
+    apsw.IOError,
+    apsw.BusyError,
+    apsw.LockedError,
+    _NoCopyFolder,
+)
 
 
 class _Irreparable(Exception):
@@ -186,7 +196,13 @@ class _Damaged(Exception):
 def _why(exc: BaseException) -> str:
     """What ``exc`` found, for a quarantine's detail: SQLite's errors keep their class name
     (``FullError: …``), this module's own say only what they found."""
-    return str(exc) if isinstance(exc, (_Irreparable, _Damaged)) else f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, (apsw.BusyError, apsw.LockedError)):
+        return (
+            f"{type(exc).__name__}: {exc} — another connection holds the file (another runtime "
+            "or program has it open); the next use tries the repair again"
+        )
+    own = (_Irreparable, _Damaged, _NoCopyFolder)
+    return str(exc) if isinstance(exc, own) else f"{type(exc).__name__}: {exc}"
 
 
 def database_seq(space_conn: apsw.Connection, db_id: str) -> int:
@@ -1025,7 +1041,14 @@ def keep_copy(path: Path, why: str) -> Path:
     """Copy ``path`` (and its -wal) into ``<store>/quarantine/`` before a repair changes it, with
     a note saying why; returns the copy's path. The caller holds the file's write lock."""
     folder = path.parent / QUARANTINE_DIR
-    folder.mkdir(exist_ok=True)
+    try:
+        folder.mkdir(exist_ok=True)
+    except FileExistsError:
+        raise _NoCopyFolder(
+            f"{folder} is not a directory: the runtime keeps there a copy of each file before a "
+            "repair that removes rows (R71); move it out of the store, then use the database "
+            "again"
+        ) from None
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     base = folder / f"{path.name}.{stamp}.{why}"
     n = 0

@@ -129,6 +129,32 @@ def test_a_replay_that_cannot_apply_leaves_no_copy_behind(store: Path) -> None:
         )
 
 
+def test_a_file_where_the_quarantine_folder_belongs_is_named_and_the_repair_tried_again(
+    store: Path,
+) -> None:
+    """R71, Errors: a replay that deletes rows keeps a copy first, in `<store>/quarantine`;
+    a file standing there made every use fail with "File exists — check the path and the
+    disk", naming the database file. It names the quarantine path, and once it is moved the
+    next repair works (a missing folder is not the database's damage: transient)."""
+    rt, db, counter = _open(store)
+    _write(rt, db, counter, 1)
+    with rt:
+        with db.space.transact():
+            db.exec("DELETE FROM events")
+        deleted = db.space.file.seen_seq
+    undo_last_commits_in_file(db.path, keep_seq=deleted - 1)
+    (store / "quarantine").write_text("not a folder")
+    rt, db, counter = _open(store)
+    with rt:
+        outcome = rt.reconcile(db.declaration)
+        assert outcome.action is Action.QUARANTINED and outcome.transient
+        assert f"{store / 'quarantine'} is not a directory" in outcome.detail
+        (store / "quarantine").unlink()
+        outcome = rt.reconcile(db.declaration)
+        assert outcome.action is Action.REPLAYED and outcome.kept is not None
+        assert db.read("SELECT count(*) AS n FROM events") == [{"n": 0}]
+
+
 def test_a_replay_is_logged_once_as_what_it_did(
     store: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -749,3 +775,13 @@ def test_check_finds_an_index_that_disagrees_with_its_table_and_repair_rebuilds_
         db = rt.space("demo").sqlite_database("indexed", tables=tables)
         assert db.read("SELECT id FROM m WHERE ts = ?", [0x11220005]) == [{"id": 5}]
         assert db.read("SELECT ts FROM m WHERE id = 5") == [{"ts": 0x11220005}]
+
+
+def test_a_lock_met_by_a_repair_is_said_to_be_tried_again() -> None:
+    """Errors: a repair that met another connection's lock is a transient quarantine (the next
+    use tries again); its reason said only "BusyError: database is locked", read as for good."""
+    from sqlite_cells.files._reconcile import _why
+
+    reason = _why(apsw.BusyError("database is locked"))
+    assert reason.startswith("BusyError: database is locked")
+    assert "another connection holds the file" in reason and "tries the repair again" in reason
