@@ -4,12 +4,14 @@ prepared."""
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import apsw
@@ -504,14 +506,10 @@ def test_an_emptied_database_file_is_detected_and_rebuilt_at_its_next_use(
     assert db.rev == 3
 
 
-def test_a_database_file_emptied_before_this_runtime_wrote_it_is_detected_at_once(
-    store: Path,
-) -> None:
-    """R73, R44: a database file emptied after this runtime checked it against its space (a
-    read) and before its first write here: the write took the file for a new one, waited 30 s
-    under the space's write lock for its own reader's lock, and quarantined the database for
-    the runtime's life. The check pins the file as holding pages: the write is ``StoreChanged``
-    at once, and the next use rebuilds the file from the log (R71)."""
+@contextlib.contextmanager
+def _emptied_after_a_read(store: Path) -> Iterator[tuple[Space, sc.SqliteDb]]:
+    """A runtime that read a database of one commit whose file was then truncated to no
+    bytes (by another program), and that database."""
     with sc.Runtime(store) as first:
         space = first.space("demo")
         db = space.sqlite_database("chat", tables=MESSAGES)
@@ -523,6 +521,18 @@ def test_a_database_file_emptied_before_this_runtime_wrote_it_is_detected_at_onc
         assert db.read("SELECT body FROM messages") == [{"body": "first"}]
         with db.path.open("r+b") as f:
             f.truncate(0)
+        yield space, db
+
+
+def test_a_database_file_emptied_before_this_runtime_wrote_it_is_detected_at_once(
+    store: Path,
+) -> None:
+    """R73, R44: a database file emptied after this runtime checked it against its space (a
+    read) and before its first write here: the write took the file for a new one, waited 30 s
+    under the space's write lock for its own reader's lock, and quarantined the database for
+    the runtime's life. The check pins the file as holding pages: the write is ``StoreChanged``
+    at once, and the next use rebuilds the file from the log (R71)."""
+    with _emptied_after_a_read(store) as (space, db):
         with pytest.raises(sc.StoreChanged, match="emptied") as info, space.transact():
             db.exec(INSERT, [None, "second", 2])
         assert info.value.path == str(db.path) and db.rev == 1
@@ -543,17 +553,7 @@ def test_a_database_file_emptied_and_met_by_a_read_is_rebuilt_at_the_next_write(
     reader still held open (with the emptied file's -wal and -shm): "database is locked", and
     the database was quarantined for the runtime's life. The pooled readers let a damaged file
     go before it is checked; a lock met by a repair is no damage (the next use tries again)."""
-    with sc.Runtime(store) as first:
-        space = first.space("demo")
-        db = space.sqlite_database("chat", tables=MESSAGES)
-        with space.transact():
-            db.exec(INSERT, [None, "first", 1])
-    with sc.Runtime(store, exec_timeout=1.0) as rt:
-        space = rt.space("demo")
-        db = space.sqlite_database("chat", tables=MESSAGES)
-        assert db.read("SELECT body FROM messages") == [{"body": "first"}]
-        with db.path.open("r+b") as f:
-            f.truncate(0)
+    with _emptied_after_a_read(store) as (space, db):
         with pytest.raises(sc.QueryError, match="damaged"):
             db.read("SELECT body FROM messages")
         with space.transact():
