@@ -386,7 +386,8 @@ class LiveQueries:
                 cookie = int(str(conn.execute("PRAGMA main.schema_version").fetchall()[0][0]))
                 shape = self._shape_in(conn, table)
             finally:
-                conn.execute("COMMIT")  # a read transaction: nothing to keep or undo
+                if not conn.getautocommit():  # a read transaction: nothing to keep
+                    conn.execute("ROLLBACK")
         return shape, cookie
 
     @staticmethod
