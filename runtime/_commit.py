@@ -101,7 +101,7 @@ def commit_error(
     ``conn`` is the connection that committed, if known (to name a read-only file)."""
     error: SqliteCellsError
     if isinstance(exc, apsw.ReadOnlyError):
-        files = _read_only_files(conn) if conn is not None else []
+        files = _open_files(conn, read_only=True)
         error = DatabaseError(
             f"space {space_id!r}: the commit could not write "
             + (", ".join(files) if files else "the space file or the database file it writes")
@@ -129,7 +129,7 @@ def commit_error(
             f"of it is visible: {advice}"
         )
     elif isinstance(exc, apsw.CantOpenError):
-        files = _open_files(conn) if conn is not None else []
+        files = _open_files(conn)
         where = f"the store directory {os.path.dirname(files[0])}" if files else "the store"
         error = DatabaseError(
             f"space {space_id!r}: the commit could not open a file it writes ({exc}); nothing "
@@ -138,7 +138,7 @@ def commit_error(
         )
     elif isinstance(exc, (apsw.CorruptError, apsw.NotADBError)):
         # (A database file's damage met by its op is the op's ExecError: this is the space's.)
-        files = _open_files(conn) if conn is not None else []
+        files = _open_files(conn)
         error = DatabaseError(
             f"space {space_id!r}: the commit found "
             + (" or ".join(files) if files else "the space file")
@@ -294,15 +294,13 @@ def _append(cursor: apsw.Cursor, record: CommitRecord) -> None:
 _INDEX_OP = "INSERT OR IGNORE INTO _cf_op_index (target, seq) VALUES (?, ?)"
 
 
-def _read_only_files(conn: apsw.Connection) -> list[str]:
-    """The files open on ``conn`` that SQLite opened read-only (it falls back to that when the
-    file's permissions refuse writing)."""
-    return _open_files(conn, read_only=True)
-
-
-def _open_files(conn: apsw.Connection, *, read_only: bool = False) -> list[str]:
-    """The files open on ``conn`` (the space file first), or those SQLite opened read-only."""
+def _open_files(conn: apsw.Connection | None, *, read_only: bool = False) -> list[str]:
+    """The files open on ``conn`` (the space file first; none when it is not known), or those
+    SQLite opened read-only (it falls back to that when the file's permissions refuse
+    writing)."""
     found: list[str] = []
+    if conn is None:
+        return found
     try:
         names = conn.db_names()
     except apsw.Error:  # a closed connection: nothing more to tell

@@ -474,13 +474,11 @@ def find_garbage(store: Path) -> list[Garbage]:
     store = Path(store)
     with translated(f"the store {store}"):
         named, dropped, damaged = _store_names(store)
-        # A file is given up when a space dropped its handle and no space names it with a
-        # handle it did not drop: two spaces may hold one id (a pattern's database declared in
-        # another space than its piece's), and one's drop is not the other's.
+        # (``dropped``: ids no readable space names with a live handle, see _store_names.)
         # While a space file cannot be read, it may name any file with a live handle: a drop
         # elsewhere gives up none.
         protected = {db_file_name(cell_id) for cell_id in named - dropped}
-        given_up = set() if damaged else {db_file_name(c) for c in dropped} - protected
+        given_up = set() if damaged else {db_file_name(cell_id) for cell_id in dropped}
         return [
             Garbage(p, p.name in given_up)
             for p in _database_files(store)
@@ -727,8 +725,9 @@ def _answer(path: Path, ask: Callable[[apsw.Connection], T]) -> T | None:
 
 def _store_names(store: Path) -> tuple[set[str], set[str], list[DamagedSpace]]:
     """(every cell id any readable space of the store ever held, those whose handle is dropped
-    in every space that holds them, the space files that cannot be read for damage). Any other
-    failure is raised."""
+    in every space that holds them — two spaces may hold one id, a pattern's database declared
+    in another space than its piece's, and one's drop is not the other's —, the space files
+    that cannot be read for damage). Any other failure is raised."""
     named: set[str] = set()
     dropped: set[str] = set()
     kept: set[str] = set()  # ids some space holds and did not drop

@@ -157,9 +157,7 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
         # first checkpoint): one empty now was emptied under this runtime (R73).
         paged = _PAGED.get(conn)
         if size:
-            if paged is None:
-                paged = _PAGED.setdefault(conn, set())
-            paged.add(key)
+            _note_paged(conn, key)
         elif paged is not None and key in paged:
             if current == key:
                 detach(conn)
@@ -382,12 +380,18 @@ def pin(conn: apsw.Connection, path: Path) -> None:
         pins.pop(key, None)
     else:
         pins[key] = now
-        if size:  # (see attach: a file that held pages never goes back to none)
-            paged = _PAGED.get(conn)
-            if paged is None:
-                paged = _PAGED.setdefault(conn, set())
-            paged.add(key)
+        if size:
+            _note_paged(conn, key)
     _forget_companions(conn, key)  # (recorded again at the next attach)
+
+
+def _note_paged(conn: apsw.Connection, key: str) -> None:
+    """The file ``key`` pinned for ``conn`` holds pages: one that holds none later was emptied
+    under the runtime (see :func:`attach`: a file that held pages never goes back to none)."""
+    paged = _PAGED.get(conn)
+    if paged is None:
+        paged = _PAGED.setdefault(conn, set())
+    paged.add(key)
 
 
 def pinned(conn: apsw.Connection, path: Path) -> Identity | None:
