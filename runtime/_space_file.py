@@ -634,9 +634,15 @@ class SpaceFile:
         without those every space file holds: another program's file under the space file's
         name, never adopted nor written into. A file with no table at all is a space file whose
         first commit was cut short (the file is made, then filled by the commit): it is used.
-        Returns the names of the file's schema objects."""
-        names = frozenset(str(name) for (name,) in conn.execute("SELECT name FROM sqlite_schema"))
-        problem = space_shape_problem(conn, names) if names else None
+        Returns the names of the file's schema objects. The tables' names and their columns
+        are read in one snapshot: read apart, another process making or removing the file
+        between the two looks (a first commit, or a refused one taking its file back) showed
+        names whose columns were gone, taken for damage."""
+        with _deferred(conn):
+            names = frozenset(
+                str(name) for (name,) in conn.execute("SELECT name FROM sqlite_schema")
+            )
+            problem = space_shape_problem(conn, names) if names else None
         if problem is not None:
             raise DatabaseError(
                 f"space file {self.path} is {problem}; nothing was written to it: "
