@@ -210,7 +210,7 @@ def _gave_up(conflict: ConflictError, body: Callable[..., Any], tries: int) -> C
     else from that conflict."""
     error = ConflictError(conflict.space_id, conflict.cell_ids, reason="(see below)")
     error.args = (
-        f"handler {_named(body)} ran its body {tries} time(s) (its tries=), and each try "
+        f"handler {_named(body)} ran its body {tries} time(s) (all its tries), and each try "
         f"conflicted with another commit; nothing was written. The last conflict: {conflict}. "
         "Call the handler again later (catch ConflictError), or have it read fewer cells that "
         "others keep writing",

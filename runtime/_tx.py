@@ -394,45 +394,47 @@ def own_scope(space: SpaceFile) -> _Scope:
 class _Scope:
     """The scope of :func:`transaction`. A plain class rather than a generator context manager:
     it is entered and left once per commit, and the generator machinery costs more than the
-    rest of the scope."""
+    rest of the scope. One object may be entered again before it is left — inside itself (the
+    inner ``with`` joins the outer, as a second ``transact()`` would) or by several threads or
+    asyncio tasks at once (each its own transaction) — so each entry keeps its own state, and
+    a block that is left takes the entry its own context made."""
 
-    __slots__ = ("_alone", "_joined", "_scope_token", "_space", "_token", "_tx")
+    __slots__ = ("_alone", "_entries", "_space")
 
     def __init__(self, space: SpaceFile | None, *, alone: bool = False) -> None:
         self._space = space
         self._alone = alone  # never joins an outer transaction (own_transaction)
-        self._tx: Transaction | None = None
-        self._token: Token[Transaction | None] | None = None
-        # Joined to an outer transaction: it, what it held when this scope began, and the id
-        # this scope records under.
-        self._joined: _Joined | None = None
-        self._scope_token: Token[tuple[int, ...]] | None = None
+        self._entries: list[_Entry] = []  # the entries not left yet, oldest first
 
     def __enter__(self) -> Transaction:
         outer = None if self._alone else current_transaction()
         if outer is not None and outer.state is TxState.OPEN:
+            # Joined: the outer scope commits. Kept so that this block's writes can be taken
+            # back if it raises (a savepoint of the transaction's own record, taken before the
+            # block binds the transaction to its space: taking it back unbinds it too).
+            joined = _Joined(
+                outer, dict(outer._writes), len(outer._ops), outer.space, len(outer._by), 0
+            )
             if self._space is not None:
                 outer.bind(self._space, joining=True)
-            # Joined: the outer scope commits. Kept so that this block's writes can be taken
-            # back if it raises (a savepoint of the transaction's own record).
-            scope = next(_scope_ids)
-            self._scope_token = _scopes.set((*_scopes.get(), scope))
+            joined.scope = next(_scope_ids)
+            scope_token = _scopes.set((*_scopes.get(), joined.scope))
             outer._nested += 1
-            self._joined = _Joined(
-                outer, dict(outer._writes), len(outer._ops), outer.space, len(outer._by), scope
-            )
+            self._entries.append(_Entry(None, None, joined, scope_token))
             return outer
-        tx = self._tx = Transaction(self._space)
-        self._token = _current.set(tx)
+        tx = Transaction(self._space)
+        self._entries.append(_Entry(tx, _current.set(tx), None, None))
         return tx
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
-        tx, token = self._tx, self._token
+        entry = self._leaving()
+        if entry is None:
+            return  # (left without being entered: nothing of it to end)
+        tx, token = entry.tx, entry.token
         if tx is None or token is None:
-            joined, self._joined = self._joined, None
-            scope_token, self._scope_token = self._scope_token, None
+            joined, scope_token = entry.joined, entry.scope_token
             elsewhere = scope_token is not None and not _reset(_scopes, scope_token)
             if joined is not None:
                 joined.tx._nested -= 1
@@ -445,7 +447,6 @@ class _Scope:
             if elsewhere:
                 raise _left_elsewhere("its writes are taken back from the transaction it joined")
             return
-        self._tx = self._token = None
         if not _reset(_current, token):
             tx.state = TxState.ABORTED
             # The entering thread's context still names it (only that context can reset it):
@@ -468,6 +469,34 @@ class _Scope:
             tx.state = TxState.ABORTED
             raise
         tx.state = TxState.COMMITTED
+
+    def _leaving(self) -> _Entry | None:
+        """The entry the block being left made: the newest one this context entered (its
+        innermost joined scope, or its current transaction). None entered here (a block
+        left from another thread or task than the one that entered it): the newest of all,
+        whose ending then says so."""
+        entries = self._entries
+        if len(entries) <= 1:
+            return entries.pop() if entries else None
+        scopes, current = _scopes.get(), _current.get()
+        innermost = scopes[-1] if scopes else None
+        for i in range(len(entries) - 1, -1, -1):
+            entry = entries[i]
+            joined = entry.joined
+            if (entry.tx is current) if joined is None else (joined.scope == innermost):
+                return entries.pop(i)
+        return entries.pop()
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One ``with`` of a :class:`_Scope`: the transaction it began and the token that made it
+    current, or the transaction it joined and the token of its scope id."""
+
+    tx: Transaction | None
+    token: Token[Transaction | None] | None
+    joined: _Joined | None
+    scope_token: Token[tuple[int, ...]] | None
 
 
 def _reset(var: ContextVar[Any], token: Token[Any]) -> bool:
