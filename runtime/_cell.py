@@ -6,7 +6,7 @@ import enum
 import html
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Never, overload
+from typing import TYPE_CHECKING, Any, Final, Never, overload
 
 import msgspec
 
@@ -106,9 +106,19 @@ class Cell:
         path: tuple[PathElement, ...] = (),
         default: Any = NO_DEFAULT,
     ) -> None:
+        path = tuple(path)
+        if (
+            path
+            or type(cell_id) is not str
+            or not cell_id.startswith("of:")
+            or not (cell_id.isascii() and cell_id.isprintable())
+            or len(cell_id) < 4
+            or not _is_space(space)
+        ):
+            _check_cell(space, cell_id, path)  # (an id derived here, R1, passes the above)
         self._space = space
         self._id = cell_id
-        self._value_path = tuple(path)
+        self._value_path = path
         self._name = None
         if default is not NO_DEFAULT:
             if self._value_path:
@@ -303,7 +313,9 @@ class Cell:
             # its text or number names: kept as that, the path is what links encode and values
             # compare (it stays hashable and equal to the plain key either way).
             key = str.__str__(key) if isinstance(key, str) else int.__index__(key)
-        inside = Cell(self._space, self._id, (*self._value_path, key))
+        inside = Cell.__new__(Cell)  # (its space, id and keys are checked already)
+        inside._space, inside._id = self._space, self._id
+        inside._value_path = (*self._value_path, key)
         inside._name = getattr(self, "_name", None)  # a first write at a path names the cell too
         return inside
 
@@ -464,6 +476,37 @@ def _short(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _is_space(space: object) -> bool:
+    from sqlite_cells.runtime._space import Space  # (that module builds cells: imported late)
+
+    return isinstance(space, Space)
+
+
+def _check_cell(space: object, cell_id: object, path: tuple[Any, ...]) -> None:
+    """``Cell(space, cell_id, path)`` made by a caller: a space of a runtime, and an id and path
+    that a link can name (R30; ids are derived from causes, R1) — else ``InvalidArgument``,
+    nothing made."""
+    get = "get cells from space.cell(name), cell.key(…) or rt.cell_from_link(link)"
+    if not _is_space(space):
+        raise InvalidArgument(
+            f"Cell(space, cell_id): space must be a space of a runtime (rt.space(…)), not "
+            f"{brief_repr(space)}; {get}"
+        )
+    if not isinstance(cell_id, str):
+        raise InvalidArgument(
+            f"Cell(space, cell_id): cell_id must be a cell id (str), not {brief_repr(cell_id)}; "
+            f"{get}"
+        )
+    try:
+        encode_link(Link(id=cell_id, space=space.id, scope="space", path=path))  # type: ignore[attr-defined]
+    except (SqliteCellsError, TypeError, ValueError) as exc:
+        raise InvalidArgument(
+            f"Cell(space, cell_id, path): {brief_repr(cell_id)} with path {brief_repr(path)} "
+            'names no cell: an id is "of:…" (derived from its cause, R1) and a path holds '
+            f"strings and 64-bit integers; {get}"
+        ) from exc
+
+
 def same_value(a: Any, b: Any) -> bool:
     """Equality for the change cut-off; values that cannot be compared count as changed.
 
@@ -478,9 +521,22 @@ def same_value(a: Any, b: Any) -> bool:
     except Exception:
         return False
     try:
-        return msgspec.json.encode(a) == msgspec.json.encode(b)
+        return _COMPARED.encode(a) == _COMPARED.encode(b)
     except (TypeError, ValueError, OverflowError, RecursionError):
         return True
+
+
+def _cell_key(value: Any) -> Any:
+    """A ``Cell`` inside a compared value as what its ``==`` compares (any other object that is
+    not JSON stops the comparison: TypeError)."""
+    if isinstance(value, Cell):
+        space_id, cell_id, path = value._key()
+        return ["\x00cell", space_id, cell_id, list(path)]
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+# What ``same_value`` encodes: JSON, with the cells a value holds (R6) as what they name.
+_COMPARED: Final = msgspec.json.Encoder(enc_hook=_cell_key)
 
 
 def value_at(root: Any, path: tuple[PathElement, ...]) -> Any:

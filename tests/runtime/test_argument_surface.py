@@ -586,3 +586,38 @@ def test_a_read_ignores_names_its_statement_does_not_have_as_a_write_does(
         assert query.get().result == [{"x": 1}] and query.get().error is None
     with pytest.raises(sc.QueryError, match="no value for the named parameter"):
         env.db.read("SELECT :a AS x, :b AS y", params)
+
+
+@pytest.mark.parametrize(
+    ("space_of", "cell_id", "path", "says"),
+    [
+        (lambda space: None, "of:x", (), "space must be a space"),
+        (lambda space: "demo", "of:x", (), "space must be a space"),
+        (lambda space: space, 7, (), "cell_id must be a cell id"),
+        (lambda space: space, "my-own-id", (), "names no cell"),
+        (lambda space: space, "of:", (), "names no cell"),
+        (lambda space: space, "of:a\nb", (), "names no cell"),
+        (lambda space: space, "of:\ud800", (), "names no cell"),
+        (lambda space: space, "of:x", ("\ud800",), "names no cell"),
+        (lambda space: space, "of:x", (1.5,), "names no cell"),
+        (lambda space: space, "of:x", (2**63,), "names no cell"),
+    ],
+)
+def test_a_cell_made_directly_names_a_cell_a_link_can_name(
+    rt: sc.Runtime,
+    space_of: Callable[[Any], Any],
+    cell_id: Any,
+    path: tuple[Any, ...],
+    says: str,
+) -> None:
+    """``sc.Cell(space, id, path)`` is the type a row field names; made by a caller, its space
+    is one of a runtime and its id and path are what a link can name (R1, R30): else a clear
+    ``InvalidArgument`` (no raw AttributeError or UnicodeEncodeError later, no cell written
+    under an id of the caller's choosing)."""
+    space = rt.space("demo")
+    with pytest.raises(sc.SqliteCellsError, match=says) as caught:
+        sc.Cell(space_of(space), cell_id, path)
+    assert isinstance(caught.value, TypeError | ValueError)
+    assert "space.cell(name)" in str(caught.value)
+    made = sc.Cell(space, space.cell("c").id, ("a", -1))
+    assert made == space.cell("c").key("a").key(-1)

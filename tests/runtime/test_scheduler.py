@@ -201,6 +201,25 @@ def test_changes_python_finds_equal_but_json_tells_apart_are_changes(rt: sc.Runt
     assert repr(echo.get()) == "-0.0"
 
 
+def test_values_holding_cells_are_told_apart_as_json_does(rt: sc.Runtime) -> None:
+    """The same exactness for a value that also holds a ``Cell`` (stored as its link, R6): the
+    cell is compared as what it names, the rest as JSON — ``1`` then ``1.0`` beside a cell is a
+    change, and a cell naming another cell is one too."""
+    space = rt.space("demo")
+    c, x, y = space.cell("c", default=None), space.cell("x"), space.cell("y")
+    seen: list[Any] = []
+    c.observe().subscribe(seen.append)
+    echo = sc.derive(c, lambda v: v)
+    values = [{"at": x, "n": 1}, {"at": x, "n": 1.0}, {"at": x, "n": 1.0}, {"at": y, "n": 1.0}]
+    for value in values:
+        with space.transact():
+            c.set(value)
+        rt.settle()
+    assert [repr(v["n"]) for v in seen[1:]] == ["1", "1.0", "1.0"]
+    assert [v["at"] for v in seen[1:]] == [x, x, y]
+    assert repr(echo.get()["n"]) == "1.0" and echo.get()["at"] == y
+
+
 def test_settle_from_a_subscriber_or_a_derive_function_returns_at_once(rt: sc.Runtime) -> None:
     """Callbacks run on the scheduler thread: a settle() there cannot wait for that thread, so
     it returns True at once instead of deadlocking (docs/decisions.md)."""
