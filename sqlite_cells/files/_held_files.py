@@ -13,7 +13,10 @@ same for the runtime's reads of such files.
 A file is opened once per process (by device and inode) and its descriptor is kept; reads use
 ``pread`` on it. A descriptor is closed only once its file is unlinked (``st_nlink == 0``),
 checked whenever another file is opened: no new connection can reach such a file by its name,
-and the descriptor would otherwise keep the unlinked file's space allocated.
+and the descriptor would otherwise keep the unlinked file's space allocated — except a file
+:func:`keep` holds (an injected source's pinned file, R60): while its descriptor is open its
+inode stays allocated, so the file system cannot give its number to a file made later, which a
+pin of (device, inode) would take for the file registered.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ import stat
 import threading
 from pathlib import Path
 
-__all__ = ["copy_file", "read_head"]
+__all__ = ["copy_file", "keep", "let_go", "read_head"]
 
 _CHUNK = 1 << 20
 _lock = threading.Lock()
 _held: dict[tuple[int, int], int] = {}
+_kept: dict[tuple[int, int], int] = {}  # (device, inode) -> how many pins keep it open
 
 
 def read_head(path: Path, size: int) -> bytes:
@@ -48,6 +52,29 @@ def copy_file(path: Path, dest: Path) -> None:
             while chunk := os.pread(fd, _CHUNK, offset):
                 out.write(chunk)
                 offset += len(chunk)
+
+
+def keep(path: Path, identity: tuple[int, int]) -> None:
+    """Hold the file at ``path`` open while ``identity`` (its device and inode) is pinned, until
+    :func:`let_go`: nothing when the path names another file by now (its pin refuses it)."""
+    with _lock:
+        try:
+            found = os.fstat(_descriptor(path))
+        except OSError:
+            return
+        if (found.st_dev, found.st_ino) == identity:
+            _kept[identity] = _kept.get(identity, 0) + 1
+
+
+def let_go(identity: tuple[int, int]) -> None:
+    """One pin of ``identity`` that :func:`keep` held is gone: its descriptor is closed now if
+    its file is unlinked and no pin keeps it, else once it is."""
+    with _lock:
+        left = _kept.pop(identity, 0) - 1
+        if left > 0:
+            _kept[identity] = left
+        else:
+            _close_unlinked()
 
 
 def _descriptor(path: Path) -> int:
@@ -76,6 +103,8 @@ def _descriptor(path: Path) -> int:
 
 def _close_unlinked() -> None:
     for key, fd in list(_held.items()):
+        if key in _kept:
+            continue
         try:
             gone = os.fstat(fd).st_nlink == 0
         except OSError:

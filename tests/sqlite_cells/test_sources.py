@@ -653,6 +653,44 @@ def test_a_file_swapped_in_at_the_registered_path_is_refused(
     assert isinstance(q.get().error, sc.DiskSourceError) and q.get().error.rule == "pinned"
 
 
+def _open_deleted(path: Path) -> int:
+    """How many descriptors of this process name ``path`` deleted (Linux ``/proc``)."""
+    found = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        found += target == f"{path} (deleted)"
+    return found
+
+
+def test_the_registered_file_stays_allocated_so_no_later_file_takes_its_inode(
+    rt: sc.Runtime, space: Space, outside: Path, reference: Path
+) -> None:
+    """The pin is (device, inode). A file replaced by a rename frees its inode, and the file
+    system may give that number to the next new file — a second replacement then passed the
+    pin and was served (R60: the file registered is the file read). The pinned file is held
+    open, so its inode stays allocated, until the path is registered again."""
+    handle = space.register_disk_source(str(reference))
+    assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
+    pinned = os.stat(reference).st_ino
+    for rows in (5, 7, 9):
+        os.replace(_reference_db(outside / "next.db", rows=rows), reference)
+        assert os.stat(reference).st_ino != pinned
+        with pytest.raises(sc.DiskSourceError) as info:
+            handle.read("SELECT count(*) AS n FROM codes")
+        assert info.value.rule == "pinned"
+        # Another file read meanwhile (its header, as registering it reads it).
+        space.register_disk_source(str(_reference_db(outside / f"other{rows}.db")))
+    assert _open_deleted(reference) == 1  # the registered file, replaced: still held
+    again = space.register_disk_source(str(reference))
+    assert again.read("SELECT count(*) AS n FROM codes") == [{"n": 9}]
+    _reference_db(outside / "unrelated.db")
+    assert again.read("SELECT count(*) AS n FROM codes") == [{"n": 9}]
+    assert _open_deleted(reference) == 0  # let go once registered again
+
+
 def test_a_path_swapped_for_a_link_into_the_store_is_refused(
     rt: sc.Runtime, space: Space, store: Path, reference: Path
 ) -> None:
