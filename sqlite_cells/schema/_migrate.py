@@ -279,11 +279,13 @@ class MigrationConnection:
                 )
             self._policy.start(first)
             with self._gate.user(self._policy):
-                budget.deadline = budget.limit
                 cursor: apsw.Cursor | None = None
                 limit, watch = budget.limit, budget.watch
-                token = watch.arm(self._conn, limit) if watch and limit is not None else 0
+                token = 0
                 try:
+                    # Set inside the try: a Ctrl-C on the way leaves no deadline or watch armed.
+                    budget.deadline = limit
+                    token = watch.arm(self._conn, limit) if watch and limit is not None else 0
                     # R44: a JSON call of many paths is computed by the long-call functions.
                     run = split_json_calls(sql) if budget.long_calls else sql
                     cursor = self._conn.execute(run, bindings, prepare_flags=USER_PREPARE_FLAGS)
@@ -295,7 +297,7 @@ class MigrationConnection:
                     raise
                 finally:
                     budget.deadline = None
-                    fired = watch.disarm(token) if watch and token else False
+                    fired = watch.disarm(token) if watch and limit is not None else False
                 # Ended past the deadline (interrupted after its last loop point, or between
                 # two checks): it fails as it would have failed a moment earlier, and the
                 # migration commits nothing (R44).

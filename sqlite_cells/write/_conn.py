@@ -153,8 +153,6 @@ class WriteConn:
         if self._last is not None and policy is not self._last:
             self.gate.install(conn)
         self._last = policy
-        self._policy, self._stepping = policy, False
-        deadline = self.deadline = time.monotonic() + timeout
         run = split_json_calls(sql)  # R44: a JSON call of many paths can be abandoned too
         self._rewritten = run is not sql
         flags = REWRITTEN_PREPARE_FLAGS if self._rewritten else USER_PREPARE_FLAGS
@@ -162,12 +160,19 @@ class WriteConn:
         cursor.exec_trace = self._started
         gate, watch = self.gate, self.watch
         try:
+            # Set inside the try: the finally below takes them back, whatever stops this (a
+            # Ctrl-C included), so no deadline outlives the statement it was set for.
+            self._policy, self._stepping = policy, False
+            deadline = self.deadline = time.monotonic() + timeout
             # The plain enter/leave pair, not ``gate.user``: this runs on every commit.
             gate.enter(self._judge_once)
             try:
                 conn.set_last_insert_rowid(self._rowid)
-                token = watch.arm(conn, deadline, watchdog)
+                token = 0
                 try:
+                    # Armed inside the try: an interrupt (Ctrl-C) that lands in arm() leaves
+                    # no statement armed for the watchdog to stop once this one has returned.
+                    token = watch.arm(conn, deadline, watchdog)
                     if many:
                         cursor.executemany(run, _until_fired(rows, watch), prepare_flags=flags)
                     else:

@@ -692,14 +692,16 @@ class SqliteParticipant:
         assert decl.schema is not None  # only runtime-owned databases are written
         state = write_conn(conn)
         deadline = time.monotonic() + self.exec_timeout
-        state.deadline = deadline
         # Also watched from the watchdog's thread, by the connection's own watch (as a user
         # statement is): an ALTER TABLE makes SQLite parse the whole schema again, which takes
         # no progress-handler step (a thousand columns added to wide tables held the write lock
-        # 19 s under exec_timeout=1).
+        # 19 s under exec_timeout=1). Set inside the try: a Ctrl-C on the way leaves neither
+        # the deadline nor the watch armed over the commits that follow.
         watch = state.watch
-        token = watch.arm(conn, deadline, self.watchdog)
+        token = 0
         try:
+            state.deadline = deadline
+            token = watch.arm(conn, deadline, self.watchdog)
             found = ensure_schema(conn, ALIAS, decl.schema, db_id=decl.db_id, version=decl.version)
         except apsw.InterruptError as exc:
             raise self._additive_timeout(decl) from exc

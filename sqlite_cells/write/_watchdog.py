@@ -91,7 +91,11 @@ class Watch:
             token = self._token = self._serial = self._serial + 1
             self._conn, self._deadline, self._fired, self._used = conn, deadline, False, True
         if dog.sleeping:
-            dog.wake()
+            try:
+                dog.wake()
+            except BaseException:  # a KeyboardInterrupt in the thread's start: nothing armed
+                self.disarm(token)
+                raise
         return token
 
     def disarm(self, token: int) -> bool:
@@ -119,7 +123,11 @@ class Watch:
                 return used
             if now > self._deadline + GRACE:
                 assert self._conn is not None  # set with the token
-                self._conn.interrupt()
+                try:
+                    self._conn.interrupt()
+                except apsw.Error:  # closed: no statement of it runs any more
+                    self._token, self._conn = 0, None
+                    return True
                 self._fired = True
             return True
 
@@ -164,9 +172,16 @@ class Watchdog:
             self._thread = thread
         try:
             thread.start()
-        except RuntimeError:  # no thread to be had: the progress handler alone holds the deadline
+        except BaseException as exc:
+            # No thread to be had (RuntimeError): the progress handler alone holds the deadline.
+            # A KeyboardInterrupt in start() may come before the thread ran or after: either
+            # way none is ours now (one that runs sees it is replaced, and ends), and close()
+            # joins no thread that never started.
             with self._lock:
-                self._thread, self.sleeping = None, True
+                if self._thread is thread:
+                    self._thread, self.sleeping = None, True
+            if not isinstance(exc, RuntimeError):
+                raise
 
     def close(self) -> None:
         """End the thread (it is idle once the runtime's writes are done)."""
@@ -174,8 +189,8 @@ class Watchdog:
             self._closed = True
             self._wake.notify()
             thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(2 * TICK)
+        if thread is not None and thread is not threading.current_thread() and thread.ident:
+            thread.join(2 * TICK)  # (only a thread that started: ident is set then)
 
     def _look(self) -> bool:
         with self._lock:

@@ -210,3 +210,46 @@ def test_the_idle_watchdog_sleeps_then_ends_and_an_arm_starts_it_again() -> None
         dog.close()
         conn.close()
     assert set(_watchdogs()) - before == set()
+
+
+@pytest.mark.parametrize("started", [True, False], ids=["after-start", "before-start"])
+def test_a_ctrl_c_while_the_watchdog_starts_leaves_nothing_armed(
+    store: Path, monkeypatch: pytest.MonkeyPatch, started: bool
+) -> None:
+    """A SIGINT delivered while a write starts the watchdog's thread (``Thread.start`` waits for
+    it) raised out of ``arm`` with the statement armed and the write's deadline set: once past
+    that deadline, unrelated cell commits failed as "interrupted" (the progress handler), and
+    ``close()`` raised a raw ``RuntimeError`` (joining a thread that never started) or printed
+    apsw's traceback (an interrupt of the closed connection). Nothing is left armed now."""
+    start = threading.Thread.start
+    fired: list[bool] = []
+
+    def interrupted_start(thread: threading.Thread) -> None:
+        if thread.name != "sqlite-cells-write-watchdog" or fired:
+            start(thread)
+            return
+        fired.append(True)
+        if started:
+            start(thread)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(threading.Thread, "start", interrupted_start)
+    rt = sc.Runtime(store, exec_timeout=0.2)
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    db = space.sqlite_database("d", tables=TABLES)
+    with pytest.raises(KeyboardInterrupt), space.transact():
+        c.set(1)
+        db.exec("INSERT INTO t (n) VALUES (1)")
+    assert fired == [True]
+    assert (c.get(), db.rev, db.read("SELECT count(*) AS k FROM t")) == (0, 0, [{"k": 0}])
+    time.sleep(0.2 + GRACE + 0.2)  # past the interrupted write's deadline
+    for n in range(1, 101):
+        with space.transact():
+            c.set(n)
+    with space.transact():
+        db.exec("INSERT INTO t (n) VALUES (2)")
+    assert (c.get(), db.read("SELECT n FROM t")) == (100, [{"n": 2}])
+    rt.close()
+    rt.close()
+    assert not [t for t in _watchdogs() if t.is_alive()]
