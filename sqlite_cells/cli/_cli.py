@@ -483,7 +483,8 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
             )
         from sqlite_cells.cli._demo import run_demo  # imports the whole public API
 
-        return run_demo(args.store_option, out=out, err=sys.stderr)
+        given = resolve_store(args) if args.store is not None else args.store_option
+        return run_demo(given, out=out, err=sys.stderr)
     source = _source_path(args.url) if command == "link" else ""
     # Every other command reads the store as this version understands it: a store a newer
     # version wrote is refused as the library refuses it (R73), before anything is read or

@@ -1,9 +1,9 @@
 """The argument parser of the ``sqlite-cells`` command (SPEC §6).
 
 The options every command shares (``--store``, ``--timeout``, ``--json``/``--csv``/``--ndjson``)
-are accepted before the command and after it; given after it they win. Commands that take a
-positional STORE (``inspect``, ``check``, ``query``, ``tables``, ``cells``, ``gc``) accept it or
-``--store`` alike; both at once must name the same directory. A command's options may stand
+are accepted before the command and after it; given after it they win. Every command takes
+its store as the positional STORE before its other arguments or as ``--store`` alike; both at
+once must name the same directory. A command's options may stand
 anywhere among its positional arguments (``query STORE --json SPACE DB SQL``): each command's
 arguments are parsed intermixed, so an option between STORE and the rest never shifts them.
 """
@@ -218,6 +218,7 @@ def _maintenance_parsers(commands: argparse._SubParsersAction[_Intermixed]) -> N
         "finds it after a restart. The store and the space must exist; nothing is created when "
         "anything is wrong.",
     )
+    _store_positional(link)
     link.add_argument("url", metavar="URL", help="sqlite:/absolute/path/to/file.db")
     link.add_argument("space", metavar="SPACE", help="space id")
     link.add_argument(
@@ -254,7 +255,7 @@ def parser() -> argparse.ArgumentParser:
     )
     common = _common(suppress=True)
 
-    commands.add_parser(
+    demo = commands.add_parser(
         "demo",
         parents=[_common(suppress=True, formats_shown=False)],
         help="run the example chat app on the default store",
@@ -263,6 +264,7 @@ def parser() -> argparse.ArgumentParser:
         "same database. It prints a walkthrough as text: --json, --csv and --ndjson do not "
         "apply to it.",
     )
+    _store_positional(demo)
     inspect = commands.add_parser(
         "inspect",
         parents=[common],

@@ -345,3 +345,27 @@ def test_a_link_is_named_by_its_own_space_not_by_another_space_with_the_same_id(
         ("a", "alice", "Alice"),
         ("b", None, "not alice"),
     ]
+
+
+def test_demo_and_link_take_the_store_as_the_positional_store_too(tmp_path: Path) -> None:
+    """§6: "The store is given the same way to every command": `demo STORE` and `link STORE URL
+    SPACE PIECE FIELD` as `inspect STORE`; a positional STORE and `--store` naming two
+    directories are bad usage, and nothing is written then."""
+    store, piece_id, reference = _piece_store(tmp_path)
+    (space_file,) = store.glob("space-*.sqlite")
+    before = space_file.read_bytes()
+    other = tmp_path / "other"
+    url = f"sqlite:{reference}"
+    refused = _command("link", str(other), url, "demo", piece_id, "ref", "--store", str(store))
+    assert refused.returncode == 2
+    assert "two stores given" in refused.stderr
+    assert space_file.read_bytes() == before and not other.exists()
+    done = _command("link", str(store), url, "demo", piece_id, "ref")
+    assert done.returncode == 0, done.stderr
+    listed = _command("cells", str(store), "--json")
+    assert str(reference) in listed.stdout
+    chat = tmp_path / "chat"
+    shown = _command("demo", str(chat))
+    assert shown.returncode == 0, shown.stderr
+    assert "done: 3 messages" in shown.stdout
+    assert sorted(p.name.split("-")[0] for p in chat.glob("*.sqlite")) == ["cell", "space"]
