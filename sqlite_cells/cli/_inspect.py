@@ -45,6 +45,7 @@ from sqlite_cells.files import (
     DamagedSpace,
     HandleQuarantined,
     Outcome,
+    SpaceFileDamaged,
     collect_garbage,
     damaged_spaces,
     database_seq,
@@ -1322,6 +1323,8 @@ def compare_unlocked(space_file: Path, db_id: str, path: Path, *, wait_ms: int) 
         raise
     except apsw.Error as exc:
         raise InspectError("unreadable", _unreadable(space_file, exc)) from exc
+    except SpaceFileDamaged as exc:  # (its log, read to compare: the space file is damaged)
+        raise InspectError("unreadable", _unreadable(space_file, exc.error)) from exc
     finally:
         conn.close()
 

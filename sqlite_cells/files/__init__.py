@@ -74,6 +74,7 @@ from sqlite_cells.files._reconcile import QUARANTINE_DIR as QUARANTINE_DIR
 from sqlite_cells.files._reconcile import TABLES_DIFFER as TABLES_DIFFER
 from sqlite_cells.files._reconcile import Action as Action
 from sqlite_cells.files._reconcile import Outcome as Outcome
+from sqlite_cells.files._reconcile import SpaceFileDamaged as SpaceFileDamaged
 from sqlite_cells.files._reconcile import UnreadableFile as UnreadableFile
 from sqlite_cells.files._reconcile import database_seq as database_seq
 from sqlite_cells.files._reconcile import declares_alike as declares_alike
@@ -128,6 +129,7 @@ __all__ = [
     "OpBody",
     "Outcome",
     "Pinned",
+    "SpaceFileDamaged",
     "UnreadableFile",
     "adopt_pin",
     "attach",

@@ -98,6 +98,7 @@ __all__ = [
     "TABLES_DIFFER",
     "Action",
     "Outcome",
+    "SpaceFileDamaged",
     "UnreadableFile",
     "database_seq",
     "look_unlocked",
@@ -187,6 +188,16 @@ class UnreadableFile(DatabaseError):
     def __init__(self, db_id: str, path: Path, error: apsw.Error) -> None:
         super().__init__(describe(error, f"database {db_id} ({path})"))
         self.path = path
+
+
+class SpaceFileDamaged(DatabaseError):
+    """SQLite found damage in the space file while reading its log to compare a database with
+    it: the space file is what is damaged (the message names it and what to do), not the
+    database file, which nothing was decided about."""
+
+    def __init__(self, space_conn: apsw.Connection, error: apsw.Error) -> None:
+        super().__init__(describe(error, f"space file {space_conn.filename}"))
+        self.error = error
 
 
 class _Damaged(Exception):
@@ -377,6 +388,14 @@ def _open(path: Path, *, writable: bool, busy_ms: int = BUSY_TIMEOUT_MS) -> apsw
     return conn
 
 
+def _space_damaged(space_conn: apsw.Connection) -> bool:
+    """Whether SQLite's finding of damage came from the space file (its log, read to compare),
+    not from the database file: then the space file is what is damaged, and the error names it
+    (:class:`SpaceFileDamaged`) — the database file is not found damaged, and no rebuild from
+    a log that cannot be read would help."""
+    return quick_check(space_conn) is not None
+
+
 def _absent(path: Path) -> bool:
     """Nothing at ``path``: a symbolic link that loops is something (``Path.exists`` says
     False for it), never a database that has no file yet (R41)."""
@@ -429,6 +448,8 @@ def _reconcile_file(
             db_seq, space_seq = _second_look(space_conn, conn, db_id, space_seq, db_seq)
     except (apsw.NotADBError, apsw.CorruptError) as exc:
         _rollback(conn)
+        if _space_damaged(space_conn):
+            raise SpaceFileDamaged(space_conn, exc) from exc
         raise _Damaged(str(exc)) from exc
     except BaseException:
         _rollback(conn)
@@ -477,6 +498,8 @@ def _reconcile_file(
     except (apsw.NotADBError, apsw.CorruptError) as exc:
         _rollback(conn)
         _drop_copies(copies)
+        if _space_damaged(space_conn):
+            raise SpaceFileDamaged(space_conn, exc) from exc
         raise _Damaged(str(exc)) from exc
     except (_Irreparable, apsw.Error, msgspec.DecodeError, SqliteCellsError) as exc:
         _rollback(conn)
@@ -1010,8 +1033,12 @@ def _damaged(
             conn.execute("PRAGMA journal_mode=WAL").fetchall()
         finally:
             conn.close()
-    except (_Irreparable, _Damaged, apsw.Error, msgspec.DecodeError, SqliteCellsError) as why:
-        _remove(fresh)
+    except BaseException as why:
+        _remove(fresh)  # (a Ctrl-C too: no half-built file is left in the store)
+        if not isinstance(
+            why, (_Irreparable, _Damaged, apsw.Error, msgspec.DecodeError, SqliteCellsError)
+        ):
+            raise
         return _quarantine(db_id, path, 0, space_seq, f"{detail}; not rebuilt from the log: {why}")
     try:
         kept = keep_copy(path, "damaged")

@@ -12,6 +12,10 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
+from sqlite_cells.files import _reconcile as reconcile_module
+from sqlite_cells.files._handles import check_store
+
+from ..conftest import run_cli
 
 TABLES = {
     "t": sc.table(id="integer primary key", v="text"),
@@ -196,3 +200,63 @@ def test_a_commit_that_meets_a_damaged_space_file_names_it(store: Path) -> None:
             assert f"the commit found {path} damaged" in message
             assert "`sqlite-cells check`" in message and "restore the space file" in message
             assert isinstance(raised.value.__cause__, apsw.CorruptError | apsw.NotADBError)
+
+
+def _damage_log_root(space_file: Path) -> None:
+    """Overwrite the root page of the space file's log: the database file stays intact."""
+    conn = apsw.Connection(str(space_file))
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    ((root,),) = conn.execute("SELECT rootpage FROM sqlite_schema WHERE name = '_cf_log'")
+    size = conn.execute("PRAGMA page_size").fetchall()[0][0]
+    conn.close()
+    with space_file.open("r+b") as f:
+        f.seek(size * (root - 1))
+        f.write(b"\xde\xad\xbe\xef" * (size // 4))
+
+
+def test_damage_in_the_space_log_is_the_space_file_s_not_the_database_s(store: Path) -> None:
+    """R71, Errors: comparing a database with its space reads the space's log; corrupt pages
+    there were reported as the *database* file damaged, with `check --repair` as the remedy —
+    which could do nothing (the database file was intact, the log unreadable). The finding
+    names the space file; the database file is not called damaged or quarantined."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        for i in range(3):
+            with space.transact():
+                db.exec("INSERT INTO t (v) VALUES (?)", [str(i)])
+        space_file, db_file = space.file.path, db.path
+    _damage_log_root(space_file)
+    conn = apsw.Connection(str(db_file))
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    conn.close()
+    before = db_file.read_bytes()
+    for args in (("check", str(store)), ("check", "--repair", str(store))):
+        done = run_cli(*args)
+        assert done.returncode == 1
+        assert f"space file {space_file.name}: damaged" in done.stdout
+        assert f"({db_file.name}): " not in done.stdout  # no finding about the database file
+    done = run_cli("query", str(store), "demo", "d", "SELECT count(*) AS n FROM t")
+    assert done.returncode == 1
+    assert f"cannot read {space_file}: the file is damaged" in done.stderr
+    assert db_file.read_bytes() == before
+    assert not (store / "quarantine").exists() or not _kept(store)
+
+
+def test_a_repair_interrupted_while_it_rebuilds_leaves_no_file_behind(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """§6: Ctrl-C leaves the store consistent. A rebuild writes a new file beside the damaged
+    one, then puts it in its place; interrupted in between, the new file stayed (a 0-byte
+    `cell-….sqlite.rebuild` that nothing listed). It is removed; the damaged file is as it was."""
+    path = _damaged_store(store)
+    before = path.read_bytes()
+
+    def interrupted(*args: object, **kwargs: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reconcile_module, "_replay", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        check_store(store, repair=True)
+    assert sorted(p.name for p in store.iterdir() if ".rebuild" in p.name) == []
+    assert path.read_bytes() == before
