@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -35,6 +34,7 @@ import apsw
 
 from sqlite_cells.codec import SchemaError, brief_repr
 from sqlite_cells.runtime import LENGTH_LIMIT, checked_arguments, surrogate_at
+from sqlite_cells.schema._table_text import lone_word_default
 from sqlite_cells.sql import (
     ALLOWED_SQLITE_FUNCTIONS,
     DATABASE_NAMES,
@@ -116,20 +116,14 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-_QUOTED_NAME: Final = re.compile(r'"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\]', re.DOTALL)
-
-
 def default_expression(default: str) -> str:
     """The default SQLite reports for a column (``dflt_value``) as an expression of the same
-    value. A column definition reads a quoted name standing alone after ``DEFAULT``
-    (``default "dq"``, ``[dq]``, `` `dq` ``) as the text it quotes, while the same token in
-    an expression is a column name, which a default cannot read: it becomes a string literal.
+    value. A column definition reads a word or a quoted name standing alone after ``DEFAULT``
+    (``default abc``, ``"dq"``, ``[dq]``, `` `dq` ``) as its text, while the same token in an
+    expression is a column name, which a default cannot read: it becomes a string literal.
     Every other default SQLite reports is an expression already."""
-    if _QUOTED_NAME.fullmatch(default) is None:
-        return default
-    quote = default[0]
-    inner = default[1:-1] if quote == "[" else default[1:-1].replace(quote * 2, quote)
-    return "'" + inner.replace("'", "''") + "'"
+    word = lone_word_default(default)
+    return default if word is None else "'" + word.replace("'", "''") + "'"
 
 
 _STANDIN: Final = '"_cf_standin"'

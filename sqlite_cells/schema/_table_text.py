@@ -19,7 +19,15 @@ from typing import Final
 
 from sqlite_cells.sql import BLOB, NUMBER, OP, QUOTED, WORD, Word, fold_ascii, scan_sql
 
-__all__ = ["ColumnText", "Expr", "TableText", "norm", "norm_default", "read_table_text"]
+__all__ = [
+    "ColumnText",
+    "Expr",
+    "TableText",
+    "lone_word_default",
+    "norm",
+    "norm_default",
+    "read_table_text",
+]
 
 DEFAULT_CONFLICT: Final = "ABORT"
 _TABLE_CONSTRAINTS: Final = frozenset({"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"})
@@ -68,16 +76,24 @@ def norm(text: str | None, columns: frozenset[str] | None = None) -> str:
     return " ".join(parts)
 
 
-def norm_default(text: str | None) -> str:
-    """:func:`norm` of a column's default as SQLite reports it. A default of one word or
-    quoted name (``DEFAULT abc``, ``DEFAULT [abc]``) is that text to SQLite, not a name:
-    kept verbatim as the string it is, so ``abc`` and ``ABC`` differ and ``'abc'`` does not."""
-    words = scan_sql(text or "").words()
+def lone_word_default(text: str) -> str | None:
+    """The text a column default of one word or quoted name stands for — ``DEFAULT abc``,
+    ``DEFAULT [abc]``, ``DEFAULT "abc"``: SQLite stores the text, it reads no name there —
+    else None (an expression, or ``NULL``, ``TRUE``, ``FALSE``, ``CURRENT_TIME``…)."""
+    words = scan_sql(text).words()
     if len(words) == 1 and words[0].kind in (WORD, QUOTED):
         word = words[0]
         if not (word.kind == WORD and fold_ascii(word.name).upper() in _DEFAULT_KEYWORDS):
-            return _as_string(word.name)
-    return norm(text)
+            return word.name
+    return None
+
+
+def norm_default(text: str | None) -> str:
+    """:func:`norm` of a column's default as SQLite reports it. A default of one word or
+    quoted name is that text to SQLite (:func:`lone_word_default`): kept verbatim as the
+    string it is, so ``abc`` and ``ABC`` differ and ``'abc'`` does not."""
+    word = lone_word_default(text or "")
+    return norm(text) if word is None else _as_string(word)
 
 
 def _as_string(text: str) -> str:

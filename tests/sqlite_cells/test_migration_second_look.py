@@ -1025,3 +1025,24 @@ def test_double_quoted_and_bare_words_that_are_text_to_sqlite_compare_as_text(
         assert "t.a: default" in text and "t.c: default" in text and "t.b: CHECK" in text
         assert "t.g" not in text  # "b" names the column: the same expression
         assert [r["b"] for r in db.read("SELECT b FROM t ORDER BY rowid")] == ["y", "z"]
+
+
+def test_a_bare_word_default_is_the_text_sqlite_stores(store: Path) -> None:
+    """R10, R14: `text default abc` is a column definition SQLite takes (the default is the text
+    `abc`); its declaration was refused ("SQLite cannot compute the default abc: no such
+    column"). It is declared, written, read before the column is materialized as its text,
+    and a word SQLite reads as a keyword (`TRUE`, `NULL`) stays one."""
+    columns = {"id": "integer primary key", "e": "text default abc", "f": "text default TRUE"}
+    tables = {"t": sc.table(columns)}
+    wider = {"t": sc.table({**columns, "g": "text default Qq", "h": "text default NULL"})}
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=tables)
+        with space.transact():
+            db.exec("INSERT INTO t (id) VALUES (1)")
+        assert db.read("SELECT e, f FROM t") == [{"e": "abc", "f": "1"}]
+        db = space.sqlite_database("d", tables=wider)
+        assert db.read("SELECT g, h FROM t") == [{"g": "Qq", "h": None}]
+        with space.transact():
+            db.exec("INSERT INTO t (id) VALUES (2)")
+        assert db.read("SELECT e, g, h FROM t WHERE id = 2") == [{"e": "abc", "g": "Qq", "h": None}]
