@@ -79,8 +79,9 @@ _ROWID_NAMES: Final = ("rowid", "oid", "_rowid_")
 def plan_shadows(conn: apsw.Connection, schema: Schema) -> Shadows:
     """The ``temp`` objects that make ``main`` of ``conn`` read as ``schema``; reads only.
 
-    Declared tables whose name the file uses for another kind of object are left alone (the
-    query then reads that object, as before; writing raises :class:`UnsupportedMigration`)."""
+    A declared table whose name the file uses for another kind of object (an index left by an
+    earlier declaration) reads as declared and empty, as one the file lacks (R41); writing
+    raises :class:`UnsupportedMigration` until a ``migrate`` removes that object."""
     with readable_schema(conn, "main"):
         return _plan_shadows(conn, schema)
 
@@ -95,12 +96,12 @@ def _plan_shadows(conn: apsw.Connection, schema: Schema) -> Shadows:
     helpers: set[str] = set()
     for name, declared in schema.tables:
         kind, stored_name, _, _ = objects.get(fold_ascii(name), ("", "", "", None))
-        if not kind:
+        if kind != "table":
+            # No table of that name (none at all, or an index, a view or a trigger the file
+            # holds under it, which no query reads as a table): read as declared, empty (R41).
             create.append(create_table_sql("temp", name, declared))
             create += [create_index_sql("temp", i, name, cols) for i, cols in declared.indexes]
             tables.add(fold_ascii(name))
-            continue
-        if kind != "table":
             continue
         stored = [
             (str(n), str(t or "")) for n, t, hidden in rows_of(conn, _XINFO, (stored_name,))

@@ -1046,3 +1046,27 @@ def test_a_bare_word_default_is_the_text_sqlite_stores(store: Path) -> None:
         with space.transact():
             db.exec("INSERT INTO t (id) VALUES (2)")
         assert db.read("SELECT e, g, h FROM t WHERE id = 2") == [{"e": "abc", "g": "Qq", "h": None}]
+
+
+def test_a_declared_table_whose_name_the_file_gives_an_index_reads_empty(store: Path) -> None:
+    """R41: "a declared table not yet materialized → []". A re-declaration that drops an index
+    `foo` and declares a table `foo` cannot be written (the file's index holds the name:
+    `UnsupportedMigration`), but its reads failed as "no such table … queries may read only the
+    declared tables", naming a declared table. It reads as declared and empty, live too."""
+    first = {"t": sc.table(id="integer primary key", a="text", indexes={"foo": ["a"]})}
+    second = {"t": sc.table(id="integer primary key", a="text"), "foo": sc.table(x="text")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=first)
+        with space.transact():
+            db.exec("INSERT INTO t (a) VALUES ('q')")
+        db = space.sqlite_database("d", tables=second)
+        assert db.read("SELECT * FROM foo") == []
+        assert db.read("SELECT a FROM t") == [{"a": "q"}]
+        q = db.query("SELECT count(*) AS n FROM foo")
+        rt.settle()
+        assert (q.get().result, q.get().error) == ([{"n": 0}], None)
+        refused = pytest.raises(sc.UnsupportedMigration, match=r"holds an object \(index\)")
+        with refused, space.transact():
+            db.exec("INSERT INTO foo (x) VALUES ('y')")
+        assert db.read("SELECT * FROM foo") == []
