@@ -34,7 +34,7 @@ __all__ = [
     "ROWID_TABLE_MAX_COLUMNS",
     "SESSION_SAFE_CHANGES",
     "SQLITE_MAX_COLUMNS",
-    "TooWideToCompare",
+    "CannotCompare",
     "capture",
     "has_rowid_tables",
 ]
@@ -50,17 +50,20 @@ _SAVEPOINT = "_cf_op"
 _COPY = "_cf_rows_before_{}"
 
 
-class TooWideToCompare(Exception):
+class CannotCompare(Exception):
     """The changes of an op on a table without a primary key cannot be taken: it changed
-    :data:`SESSION_SAFE_CHANGES` rows or more of one wider than :data:`ROWID_TABLE_MAX_COLUMNS`
-    (``bulk``), or the table has so many columns that its rowid as one more is past SQLite's
-    limit (any change at all)."""
+    :data:`SESSION_SAFE_CHANGES` rows or more (``bulk``) of one wider than
+    :data:`ROWID_TABLE_MAX_COLUMNS`, or changed such rows of one with generated columns
+    (``generated``: SQLite's diff of two tables fails on those, "database schema has changed",
+    once it compares rows that changed), or the table has so
+    many columns that its rowid as one more is past SQLite's limit (any change at all)."""
 
-    def __init__(self, table: str, columns: int, *, bulk: bool) -> None:
-        super().__init__(table, columns, bulk)
+    def __init__(self, table: str, columns: int, *, bulk: bool, generated: bool = False) -> None:
+        super().__init__(table, columns, bulk, generated)
         self.table = table
         self.columns = columns
         self.bulk = bulk
+        self.generated = generated
 
 
 def capture(
@@ -85,10 +88,19 @@ def capture(
             widths = _rowid_tables(conn, schema, changeset)
             for table, width in widths.items():
                 if width > ROWID_TABLE_MAX_COLUMNS:
-                    raise TooWideToCompare(table, width, bulk=True)
+                    raise CannotCompare(table, width, bulk=True)
             tables = list(widths)
             if tables:
-                changeset = _exact(conn, schema, run, accept, tables)
+                try:
+                    changeset = _exact(conn, schema, run, accept, tables)
+                except apsw.SchemaChangeError:
+                    # SQLite's diff fails on a table with generated columns once it compares
+                    # rows that changed (rows only added it takes): no record can be made.
+                    generated = [t for t in tables if _has_generated(conn, schema, t)]
+                    if not generated:
+                        raise
+                    table = generated[0]
+                    raise CannotCompare(table, widths[table], bulk=True, generated=True) from None
     except BaseException:
         if not conn.getautocommit():  # some errors end the whole transaction (R34 rolls back)
             conn.execute(f"ROLLBACK TO {_SAVEPOINT}")
@@ -129,7 +141,7 @@ def _session_run(
             # rowid as one column more than the table has.
             widest = _widest_keyless(conn, schema, accept)
             if widest is not None and widest[1] >= SQLITE_MAX_COLUMNS:
-                raise TooWideToCompare(*widest, bulk=False) from None
+                raise CannotCompare(*widest, bulk=False) from None
             raise
     finally:
         session.close()
@@ -155,6 +167,12 @@ def _columns(conn: apsw.Connection, schema: str, table: str) -> list[str]:
         str(row[1])
         for row in conn.execute(f"PRAGMA {schema}.table_info({quote_name(table)})").fetchall()
     ]
+
+
+def _has_generated(conn: apsw.Connection, schema: str, table: str) -> bool:
+    """Whether ``table`` has a generated column (``table_xinfo``'s hidden 2 or 3)."""
+    rows = conn.execute(f"PRAGMA {schema}.table_xinfo({quote_name(table)})").fetchall()
+    return any(row[6] in (2, 3) for row in rows)
 
 
 def _rowid_tables(conn: apsw.Connection, schema: str, changeset: bytes) -> dict[str, int]:

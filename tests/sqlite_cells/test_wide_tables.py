@@ -101,3 +101,31 @@ def test_a_table_without_a_key_too_wide_for_its_rowid_is_an_exec_error_on_write(
         assert "declare the table with a primary key" in str(caught.value)
         assert db.read("SELECT v FROM k") == [{"v": "x"}]
         assert db.read("SELECT count(*) AS n FROM w") == [{"n": 0}]
+
+
+def test_a_bulk_change_of_a_keyless_table_with_generated_columns_is_a_clear_exec_error(
+    store: Path,
+) -> None:
+    """R70, Errors: SQLite's diff, which records a bulk write to a table without a primary key,
+    fails on a table with generated columns once rows changed ("database schema has changed"):
+    every such commit failed as "check the disk", retried in vain. It is an ``ExecError`` that
+    says why and what to do, nothing written; bulk inserts, which the diff takes, and smaller
+    changes go on."""
+    tables = {"g": sc.table(a="integer", s="integer generated always as (a + 1) stored")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=tables)
+        c = space.cell("c", default=0)
+        with space.transact():
+            db.exec_many("INSERT INTO g (a) VALUES (?)", [[i] for i in range(60)])
+        for sql in ("UPDATE g SET a = a + 1", "DELETE FROM g"):
+            with pytest.raises(sc.ExecError) as caught, space.transact():
+                c.set(1)
+                db.exec(sql)
+            assert type(caught.value) is sc.ExecError
+            assert "has no primary key and has generated columns" in str(caught.value)
+            assert "change fewer rows per statement (at most 41)" in str(caught.value)
+        assert c.get() == 0
+        with space.transact():
+            db.exec("UPDATE g SET a = a + 100 WHERE rowid <= 10")
+        assert db.read("SELECT count(*) AS n, sum(s) AS t FROM g") == [{"n": 60, "t": 2830}]
