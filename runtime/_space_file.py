@@ -177,6 +177,7 @@ _CELLS_SINCE_SQL = (
     f"{stored_json_column('value')}, rev FROM _cf_cells WHERE rev > ?"
 )
 _RECORDS_SQL = f"SELECT {stored_json_column('record')} FROM _cf_log WHERE seq > ? ORDER BY seq"
+_SPACE_ID_SQL = "SELECT value FROM _cf_meta WHERE key = 'space_id'"
 
 
 def space_shape_problem(conn: apsw.Connection, names: frozenset[str]) -> str | None:
@@ -1415,6 +1416,18 @@ class SpaceFile:
                     "new one (its databases may hold commits the space no longer has)",
                 )
             return []
+        # Another writer's commits, or another space's log: a file overwritten in place by
+        # another space's file (same inode) with a longer log would take this commit after
+        # its own (R73); the space id is read once per look that finds records.
+        owner = conn.execute(_SPACE_ID_SQL).fetchone()
+        if owner is None or owner[0] != self.space_id:
+            raise StoreChanged(
+                str(self.path),
+                f"the space file now belongs to space {None if owner is None else owner[0]!r}, "
+                f"not {self.space_id!r}: it was overwritten while this runtime had it open; "
+                "nothing was committed: close this runtime, put the space's own file back (from "
+                "a backup), then run `sqlite-cells check` on the store",
+            )
         # Seqs are given one after the other, so a gap means compaction removed records this
         # runtime has not seen (the newest record is always kept); no gap, nothing was missed.
         if all(record.seq == seen + i for i, record in enumerate(records, 1)):

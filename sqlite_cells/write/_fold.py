@@ -417,10 +417,11 @@ class SqliteParticipant:
         self._take_file_lock(conn, decl, _request(ops[0]).sql)
         write_conn(conn).begin_transaction()  # its ops come next (last_insert_rowid() is 0)
         data = writes.get(decl.db_id)
-        last_write = 0
+        last_write: int | None = 0
         last = self._unchanged(conn, decl) if data is None else None
         if last is not None:  # the handle as that commit wrote it; the file holds that commit
             data = last.handle
+            last_write = None  # (and nobody wrote either file since: in step, nothing to read)
         elif data is None:
             row = conn.execute(_HANDLE_ROW_SQL, (decl.db_id,)).fetchone()
             # A value that is not JSON bytes or text is refused below, never "no handle" (R5).
@@ -670,7 +671,9 @@ class SqliteParticipant:
             self._checked[key] = state
         return checks, found, reshaped, state[0]
 
-    def _check_caught_up(self, conn: apsw.Connection, decl: Declaration, space_last: int) -> None:
+    def _check_caught_up(
+        self, conn: apsw.Connection, decl: Declaration, space_last: int | None
+    ) -> None:
         """R71, R72: the file must hold every commit its space made to it. Inside this
         transaction no other writer is between its two COMMITs (it would still hold the
         space's lock), so a file behind its space here was left so by a process killed between
@@ -678,18 +681,23 @@ class SqliteParticipant:
         watermark over the lost commit: instead the runtime reconciles the file again before
         its next use, and this commit is refused as a conflict, which a handler runs again.
         ``space_last``: the seq of the last commit that wrote the database, as its handle's row
-        says before this commit writes it."""
-        if not space_last:
+        says before this commit writes it; None when this connection's own last commit wrote
+        both files and nobody wrote either since (see ``_unchanged``)."""
+        if space_last is None:
             return
         file_seq = read_watermark(conn, ALIAS)
-        if space_last <= file_seq:
+        if space_last == file_seq:
             return
         # The handle's row is the cheap sign; the log's op index (what reconcile goes by)
         # decides: a handle row ahead of the log is no commit the file lacks.
         space_last = SpaceFile.last_seq_for(conn, decl.db_id)
-        if space_last > file_seq:
+        if space_last != file_seq:
+            # Behind: see above. Ahead: the file holds commits its space never made — another
+            # file put at its path while it was not attached here (R73: its inode number may
+            # be the old one's), or a process killed between the two files' commits. Written
+            # into, the commit would be acknowledged into rows that are not this database's.
             self._behind(decl)
-            raise DatabaseBehind(decl.space_id, decl.db_id, file_seq, space_last)
+            raise DatabaseOutOfStep(decl.space_id, decl.db_id, file_seq, space_last)
 
     def _additive(self, conn: apsw.Connection, decl: Declaration) -> int | None:
         """``ensure_schema`` under the write's deadline (R44): a table it rebuilds (R13) is
@@ -864,18 +872,31 @@ class _Written:
     redeclared: bool = False
 
 
-class DatabaseBehind(ConflictError):
-    """A write found its database file behind its space (see ``_check_caught_up``): nothing
-    was written; the file is reconciled before its next use, so running the transaction again
-    succeeds (``@sc.handler`` does)."""
+class DatabaseOutOfStep(ConflictError):
+    """A write found its database file behind or ahead of its space (see
+    ``_check_caught_up``): nothing was written; the file is compared with its space again
+    before its next use (R71), so running the transaction again succeeds when the file can be
+    repaired (``@sc.handler`` does), and fails as ``Quarantined`` when it cannot."""
 
     def __init__(self, space_id: str, db_id: str, file_seq: int, space_seq: int) -> None:
+        if file_seq < space_seq:
+            why = "a process was killed between the two files' commits"
+            then = "the file is repaired before its next use"
+        else:
+            why = (
+                "the file at its path was replaced while the runtime did not have it open, or "
+                "a process was killed between the two files' commits"
+            )
+            then = (
+                "the file is compared with its space before its next use (a commit left in "
+                "flight is undone; a file that is not this database's is quarantined, a copy "
+                "kept)"
+            )
         TransactionError.__init__(
             self,
             f"database {db_id}: its file holds commits up to seq {file_seq} but its space last "
-            f"wrote it at seq {space_seq} (a process was killed between the two files' "
-            "commits); nothing was written, and the file is repaired before its next use: run "
-            "the transaction again (@sc.handler does so for you)",
+            f"wrote it at seq {space_seq} ({why}); nothing was written, and {then}: run the "
+            "transaction again (@sc.handler does so for you)",
         )
         self.space_id = space_id
         self.cell_ids = (db_id,)

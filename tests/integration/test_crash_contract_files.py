@@ -447,6 +447,72 @@ def test_a_space_restored_in_place_under_a_running_runtime_takes_no_commit(
     assert [r[0] for r in _raw_rows(Path(db.path))] == [1, 2]  # ahead by one: R71's to judge
 
 
+def test_a_database_file_replaced_while_detached_takes_no_commit_even_at_its_old_inode(
+    tmp_path: Path,
+) -> None:
+    """R73, R71: a database file the write connection has let go of (another database was
+    written since) is replaced by a copy of another database's file; the freed inode number
+    goes to the copy at once (ext4), so the (device, inode) pin passed, the commit was
+    acknowledged into the other database's rows and reads served them, `check` saying "in
+    sync". The file holds commits its space never made to this database: the commit is refused
+    (a conflict: nothing written), and the file, compared again, is quarantined with its rows
+    as found."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        x = space.sqlite_database("x", tables=TABLES)
+        y = space.sqlite_database("y", tables=TABLES)
+        _commit(x, space.cell("cx", default=0), 1)
+        _commit(y, space.cell("cy", default=0), 2, 3)  # x is detached now
+        xp, yp = Path(x.path), Path(y.path)
+        subprocess.run(["rm", "-f", str(xp), f"{xp}-wal", f"{xp}-shm"], check=True)
+        subprocess.run(["cp", str(yp), str(xp)], check=True)
+        if Path(f"{yp}-wal").exists():
+            subprocess.run(["cp", f"{yp}-wal", f"{xp}-wal"], check=True)
+        seq = space.file.seen_seq
+        with pytest.raises(sc.SqliteCellsError), space.transact():
+            x.exec("INSERT INTO ev (k, body) VALUES (9, 'x')")
+        assert space.file.seen_seq == seq
+        with pytest.raises(sc.Quarantined):
+            x.read("SELECT k FROM ev")
+        assert y.read("SELECT k FROM ev ORDER BY id") == [{"k": 2}, {"k": 3}]
+    assert [r[0] for r in _raw_rows(xp)] == [2, 3]  # the copy, as found: nothing written into it
+    assert _look(store).returncode == 1
+
+
+def test_a_space_file_overwritten_in_place_by_another_space_s_takes_no_commit(
+    tmp_path: Path,
+) -> None:
+    """R73, §2: the open space file overwritten in place (the same inode: SQLite's backup API,
+    as the shell's `.restore` does) by another space's file with a longer log. The log went no
+    back, so the commit was taken after the other space's commits (seq 21, skipping demo's 3 to
+    20) into that space's file. It is `StoreChanged` now, nothing committed."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        other = rt.space("other")
+        for i in range(20):
+            with other.transact():
+                other.cell("c").set(i)
+        other_path = other.file.path
+    with _opened(store) as (_rt, db, counter):
+        _commit(db, counter, 1, 2)
+        space_path = Path(db.space.file.path)
+        inode = space_path.stat().st_ino
+        target = apsw.Connection(str(space_path))
+        source = apsw.Connection(str(other_path))
+        try:
+            with target.backup("main", source, "main") as step:
+                step.step()
+        finally:
+            target.close()
+            source.close()
+        assert space_path.stat().st_ino == inode and _raw_log_seq(space_path) == 20
+        with pytest.raises(sc.StoreChanged) as changed, db.space.transact():
+            counter.set(100)
+        assert "now belongs to space 'other', not 'demo'" in str(changed.value)
+    assert _raw_log_seq(space_path) == 20
+
+
 @pytest.mark.parametrize("read_before", [False, True], ids=["no-reader", "pooled-reader"])
 def test_a_database_wal_deleted_under_a_running_runtime_takes_no_commit(
     tmp_path: Path, read_before: bool
