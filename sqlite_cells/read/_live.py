@@ -74,6 +74,10 @@ _SHAPE_TIMEOUT = 1.0
 # statements that costs ≈ 40% more than one thread running them (bench/analysis.md, fan-out).
 INLINE_BUDGET = 0.008
 INLINE_TIMEOUT = 0.05  # what an inline batch may take in all before a worker runs the rest
+# Bytes of one op's record past which the queries of its database it re-runs go to a worker:
+# a write that large may have made values that one step of a known-cheap statement now takes
+# seconds over (a comparison, max() of long text), which no deadline stops on this thread.
+GROWN_WRITE = 256 * 1024
 SPLIT_COST = 0.0002  # mean known seconds per statement from which a batch is split over workers
 # Marks the read of runners whose rows run code of their own (see LiveQueries.request): a repr
 # never holds a raw NUL, so no statement's own parameters end in it.
@@ -166,6 +170,9 @@ class LiveQueries:
         # The version each watched database's last op was written at (see write_sets); on the
         # scheduler thread.
         self._versions: dict[str, int] = {}
+        # Databases whose last commit wrote an op past GROWN_WRITE, until their next batch is
+        # sent (it runs on a worker: see _is_cheap); on the scheduler thread.
+        self._grown: set[str] = set()
         # Owned by the scheduler thread: interest and the batch being gathered.
         self._reads: dict[str, dict[Node, ReadMap | None]] = {}
         self._by_table: dict[str, dict[str, set[Node]]] = {}
@@ -288,6 +295,8 @@ class LiveQueries:
         for op in event.ops:
             if self._reads.get(op.target):
                 ops.append(op)
+                if len(op.body) > GROWN_WRITE:
+                    self._grown.add(op.target)
             else:
                 self._columns.forget(op.target)  # unread: its shape is not looked at here
         if not ops:
@@ -493,7 +502,11 @@ class LiveQueries:
             in_flight[read.key] = (generation, read, epoch)
             read.due = due
         known, total = self._known_cost(reads)
-        if known and self._is_cheap(wanted.decl, reads, total):
+        # After a large write none of the batch runs inline: its costs are from before it.
+        grown = bool(self._grown) and db_id in self._grown
+        if grown:
+            self._grown.discard(db_id)
+        if known and not grown and self._is_cheap(wanted.decl, reads, total):
             self._run_inline(wanted, reads)
             return
         light = self._light(reads) if not known or total >= SPLIT_COST * len(reads) else []
@@ -501,7 +514,7 @@ class LiveQueries:
             # Statements known to be light go apart from the heavy or unknown ones, which may
             # run until query_timeout: one job of both would hold the light ones as long (R44).
             light_total = sum(self._costs[read.key] for read in light)
-            if self._is_cheap(wanted.decl, light, light_total):
+            if not grown and self._is_cheap(wanted.decl, light, light_total):
                 self._run_inline(wanted, light)
             else:
                 self._submit(wanted, light, 1)

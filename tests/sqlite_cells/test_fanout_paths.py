@@ -78,6 +78,41 @@ def test_a_cheap_statement_of_short_steps_reruns_on_the_scheduler_thread(
     assert threads == [("sqlite-cells-scheduler", 1)]
 
 
+def test_the_reruns_after_a_large_write_run_on_a_worker(
+    rt: sc.Runtime,
+    space: Space,
+    db: sc.SqliteDb,
+    threads: list[tuple[str, int]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """R44: a statement cheap so far re-runs on the scheduler thread, where no deadline stops
+    one long step. A write past ``GROWN_WRITE`` may have made values that a comparison or a
+    ``max()`` of the statement now takes seconds over (40 MB of text: unrelated cells were
+    delivered 3-6 s late, the query's timeout 4-7 s after it): the re-runs it causes go to a
+    worker, whose deadline holds; the next ones run inline again if they stay cheap."""
+    monkeypatch.setattr(live_module, "INLINE_BUDGET", 10.0)  # cheap, however loaded the machine
+    q = db.query(
+        "SELECT max(body COLLATE NOCASE, body COLLATE NOCASE) = 'y' AS y "
+        "FROM messages ORDER BY id DESC LIMIT 1"
+    )
+    _insert(space, db, "a")
+    rt.settle()
+    threads.clear()
+    _insert(space, db, "b")
+    rt.settle()
+    assert threads == [("sqlite-cells-scheduler", 1)]  # cheap so far: inline
+    threads.clear()
+    _insert(space, db, "x" * (live_module.GROWN_WRITE + 1))
+    rt.settle()
+    assert [name.startswith("sqlite-cells-query") for name, _ in threads] == [True]
+    assert q.get().result == [{"y": 0}]
+    threads.clear()
+    _insert(space, db, "y")
+    rt.settle()
+    assert threads == [("sqlite-cells-scheduler", 1)]
+    assert q.get().result == [{"y": 1}]
+
+
 def test_a_statement_calling_a_long_step_function_never_runs_inline(
     rt: sc.Runtime,
     space: Space,
