@@ -573,6 +573,18 @@ class QueryWorkers:
         for thread in [*threads, self._watchdog]:
             if thread is not threading.current_thread() and thread.ident is not None:
                 thread.join(max(0.0, deadline - time.monotonic()))
+        # Reads still running (one long function call the interrupt cannot stop) are given up:
+        # their callers are told the runtime closed now, not at their query_timeout (R44).
+        with self._lock:
+            stuck = list(self._in_flight.items())
+            for worker, _ in stuck:
+                del self._in_flight[worker]
+                worker.abandoned = True
+                self._stuck += 1
+        for _, flight in stuck:
+            keys = _kept([key for key, _ in flight.job.items], flight.tracker)
+            error = ClosedError("the runtime was closed during this read: open a new Runtime")
+            _deliver(flight.job, 0, _failed(flight.job, keys, error))
 
 
 def _read(tracker: Tracker, begin: int, end: int) -> tuple[int, list[StatementResult]] | None:
