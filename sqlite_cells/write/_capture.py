@@ -34,7 +34,7 @@ __all__ = [
     "ROWID_TABLE_MAX_COLUMNS",
     "SESSION_SAFE_CHANGES",
     "SQLITE_MAX_COLUMNS",
-    "CannotCompare",
+    "TooWideToCompare",
     "capture",
     "has_rowid_tables",
 ]
@@ -50,20 +50,17 @@ _SAVEPOINT = "_cf_op"
 _COPY = "_cf_rows_before_{}"
 
 
-class CannotCompare(Exception):
+class TooWideToCompare(Exception):
     """The changes of an op on a table without a primary key cannot be taken: it changed
-    :data:`SESSION_SAFE_CHANGES` rows or more (``bulk``) of one wider than
-    :data:`ROWID_TABLE_MAX_COLUMNS`, or changed such rows of one with generated columns
-    (``generated``: SQLite's diff of two tables fails on those, "database schema has changed",
-    once it compares rows that changed), or the table has so
-    many columns that its rowid as one more is past SQLite's limit (any change at all)."""
+    :data:`SESSION_SAFE_CHANGES` rows or more of one wider than :data:`ROWID_TABLE_MAX_COLUMNS`
+    (``bulk``), or the table has so many columns that its rowid as one more is past SQLite's
+    limit (any change at all)."""
 
-    def __init__(self, table: str, columns: int, *, bulk: bool, generated: bool = False) -> None:
-        super().__init__(table, columns, bulk, generated)
+    def __init__(self, table: str, columns: int, *, bulk: bool) -> None:
+        super().__init__(table, columns, bulk)
         self.table = table
         self.columns = columns
         self.bulk = bulk
-        self.generated = generated
 
 
 def capture(
@@ -88,19 +85,10 @@ def capture(
             widths = _rowid_tables(conn, schema, changeset)
             for table, width in widths.items():
                 if width > ROWID_TABLE_MAX_COLUMNS:
-                    raise CannotCompare(table, width, bulk=True)
+                    raise TooWideToCompare(table, width, bulk=True)
             tables = list(widths)
             if tables:
-                try:
-                    changeset = _exact(conn, schema, run, accept, tables)
-                except apsw.SchemaChangeError:
-                    # SQLite's diff fails on a table with generated columns once it compares
-                    # rows that changed (rows only added it takes): no record can be made.
-                    generated = [t for t in tables if _has_generated(conn, schema, t)]
-                    if not generated:
-                        raise
-                    table = generated[0]
-                    raise CannotCompare(table, widths[table], bulk=True, generated=True) from None
+                changeset = _exact(conn, schema, run, accept, tables)
     except BaseException:
         if not conn.getautocommit():  # some errors end the whole transaction (R34 rolls back)
             conn.execute(f"ROLLBACK TO {_SAVEPOINT}")
@@ -141,7 +129,7 @@ def _session_run(
             # rowid as one column more than the table has.
             widest = _widest_keyless(conn, schema, accept)
             if widest is not None and widest[1] >= SQLITE_MAX_COLUMNS:
-                raise CannotCompare(*widest, bulk=False) from None
+                raise TooWideToCompare(*widest, bulk=False) from None
             raise
     finally:
         session.close()
@@ -216,13 +204,18 @@ def _exact(
             # SQLite's diff compares a table with the table of the same name in another schema;
             # the copy takes that name only now, after the statement ran on the real one.
             conn.execute(f"ALTER TABLE temp.{copy} RENAME TO {quote_name(table)}")
-            diff = _session(conn, schema, table.__eq__)
-            try:
-                diff.diff("temp", table)
-                builder.add(diff.changeset())
-            finally:
-                diff.close()
-            builder.add(_equal_but_changed(conn, schema, table, columns))
+            if _has_generated(conn, schema, table):
+                # SQLite's diff fails on generated columns ("database schema has changed"):
+                # the rows are compared here instead, every change made by hand.
+                builder.add(_compared(conn, schema, table, columns, every=True))
+            else:
+                diff = _session(conn, schema, table.__eq__)
+                try:
+                    diff.diff("temp", table)
+                    builder.add(diff.changeset())
+                finally:
+                    diff.close()
+                builder.add(_compared(conn, schema, table, columns, every=False))
             conn.execute(f"DROP TABLE temp.{quote_name(table)}")
         return builder.output()
     finally:
@@ -232,13 +225,18 @@ def _exact(
                 conn.execute(f"DROP TABLE temp.{quote_name(table)}")
 
 
-def _equal_but_changed(conn: apsw.Connection, schema: str, table: str, columns: list[str]) -> bytes:
-    """The UPDATEs SQLite's diff leaves out: it compares each column with ``IS NOT`` under the
-    column's collation, so a value changed to one SQLite finds equal (``'a'`` to ``'A'`` under
-    NOCASE, ``'a'`` to ``'a '`` under RTRIM, ``1`` to ``1.0`` in a column without affinity) is
-    no change to it. Rows whose every column is equal so but one differs in type or bytes get
-    an UPDATE of those columns, as the session records them (the rowid first, as the key).
-    ``temp.<table>`` is the copy of the rows before the op; ``columns`` are the table's."""
+def _compared(
+    conn: apsw.Connection, schema: str, table: str, columns: list[str], *, every: bool
+) -> bytes:
+    """The changes of ``table`` made by comparing its rows with ``temp.<table>``, the copy of
+    them before the op (``columns`` are the table's, generated ones aside), as the session
+    records them: by rowid (first, as the key), an UPDATE with the old and new values of the
+    columns that changed. With ``every``, all of them: rows deleted, inserted and changed.
+    Without, only the UPDATEs SQLite's diff leaves out: it compares each column with ``IS NOT``
+    under the column's collation, so a value changed to one SQLite finds equal (``'a'`` to
+    ``'A'`` under NOCASE, ``'a'`` to ``'a '`` under RTRIM, ``1`` to ``1.0`` in a column without
+    affinity) is no change to it; rows whose every column is equal so but one differs in type
+    or bytes."""
     name = quote_name(table)
     old = [f"c.{quote_name(c)}" for c in columns]
     new = [f"m.{quote_name(c)}" for c in columns]
@@ -250,17 +248,32 @@ def _equal_but_changed(conn: apsw.Connection, schema: str, table: str, columns: 
         f"({', '.join(f'typeof({n})' for n in new)}) IS ({', '.join(f'typeof({o})' for o in old)})"
     )
     same_bytes = f"({', '.join(f'{n} COLLATE BINARY' for n in new)}) IS ({', '.join(old)})"
+    changed = f"NOT ({same_types} AND {same_bytes})"
     rows = conn.execute(
         f"SELECT c.rowid, {', '.join(old)}, {', '.join(new)} FROM temp.{name} AS c "
         f"JOIN {schema}.{name} AS m ON m.rowid = c.rowid "
-        f"WHERE {equal} AND NOT ({same_types} AND {same_bytes})"
+        f"WHERE {changed if every else f'{equal} AND {changed}'}"
     ).fetchall()
-    if not rows:  # the usual case
+    gone = new_rows = []
+    if every:
+        gone = conn.execute(
+            f"SELECT c.rowid, {', '.join(old)} FROM temp.{name} AS c "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {schema}.{name} AS m WHERE m.rowid = c.rowid)"
+        ).fetchall()
+        new_rows = conn.execute(
+            f"SELECT m.rowid, {', '.join(new)} FROM {schema}.{name} AS m "
+            f"WHERE NOT EXISTS (SELECT 1 FROM temp.{name} AS c WHERE c.rowid = m.rowid)"
+        ).fetchall()
+    if not (rows or gone or new_rows):  # the usual case without ``every``
         return b""
     builder = apsw.ChangesetBuilder()  # type: ignore[no-untyped-call]  # (as above)
     try:
         builder.schema(conn, schema)
         width = len(columns)
+        for row in gone:
+            builder.add_delete(table, False, tuple(row))
+        for row in new_rows:
+            builder.add_insert(table, False, tuple(row))
         for row in rows:
             before, after = row[1 : 1 + width], row[1 + width :]
             differs = [not same_value(b, a) for b, a in zip(before, after, strict=True)]

@@ -102,7 +102,7 @@ from sqlite_cells.write._capture import (
     ROWID_TABLE_MAX_COLUMNS,
     SESSION_SAFE_CHANGES,
     SQLITE_MAX_COLUMNS,
-    CannotCompare,
+    TooWideToCompare,
     capture,
     has_rowid_tables,
 )
@@ -153,15 +153,10 @@ class ExecRequest:
     fills: Fills = ()
 
 
-def _cannot_compare(db_id: str, request: ExecRequest, exc: CannotCompare) -> ExecError:
+def _too_wide(db_id: str, request: ExecRequest, exc: TooWideToCompare) -> ExecError:
     """The changes of ``request`` on a table without a primary key could not be recorded
     (R70): what it did, why, and what to do instead."""
-    if exc.generated:
-        where = f"table {exc.table!r}, which has no primary key and has generated columns"
-        compared = "SQLite cannot do for a table with generated columns"
-    else:
-        where = f"table {exc.table!r}, which has no primary key and {exc.columns} columns"
-        compared = f"SQLite does for at most {ROWID_TABLE_MAX_COLUMNS} columns"
+    where = f"table {exc.table!r}, which has no primary key and {exc.columns} columns"
     if not exc.bulk:
         why = (
             f"{where}: its changes are recorded with the rowid as one column more, past "
@@ -176,9 +171,9 @@ def _cannot_compare(db_id: str, request: ExecRequest, exc: CannotCompare) -> Exe
         )
         why = (
             f"it changed {SESSION_SAFE_CHANGES} rows or more of {where}: such a write is "
-            f"recorded by comparing the table's rows, which {compared} (R70); nothing was "
-            f"written: change {fewer} (at most {SESSION_SAFE_CHANGES - 1}), or declare the "
-            "table with a primary key"
+            "recorded by comparing the table's rows, which SQLite does for at most "
+            f"{ROWID_TABLE_MAX_COLUMNS} columns (R70); nothing was written: change {fewer} "
+            f"(at most {SESSION_SAFE_CHANGES - 1}), or declare the table with a primary key"
         )
     return ExecError(db_id, request.sql, why)
 
@@ -545,8 +540,8 @@ class SqliteParticipant:
                 )
             except (apsw.TooBigError, apsw.NoMemError) as exc:
                 raise _too_big(decl.db_id, request.sql, exc) from exc
-            except CannotCompare as exc:
-                raise _cannot_compare(decl.db_id, request, exc) from exc
+            except TooWideToCompare as exc:
+                raise _too_wide(decl.db_id, request, exc) from exc
             state.end_op()
             if links:
                 check_links(changeset, links, db_id=decl.db_id, sql=request.sql)
