@@ -70,8 +70,9 @@ raises :class:`~codec._errors.GuardViolation` otherwise.  ``GuardViolation.kind`
     R23 asks of what the authorizer cannot see, rather than left to SQLite's syntax error.
 
 ``empty`` and ``multiple-statements`` are decided first, then the statement kind at the
-statement's first keyword (for WITH, at the main statement's verb after the CTE list: the offset
-of ``not-read-only``/``not-a-write`` is that verb's), then the remaining rules in one pass over
+statement's first keyword (for WITH too: the main statement's verb after the CTE list decides
+the kind, and the verdict is met at WITH, before any rule broken inside the list), then the
+remaining rules in one pass over
 the tokens: the leftmost token that breaks a rule decides, and at one token the order above
 (schema-qualified, temp-object, forbidden-function, reserved-name, returning) decides (R24).
 
@@ -377,12 +378,15 @@ def _statement_kind(statement: Statement, mode: Mode, *, whole: bool = True) -> 
             f"syntax error: {snippet(sql, offset, tokens[index][3])!r} cannot follow a WITH "
             "clause; write SELECT, VALUES, INSERT, REPLACE, UPDATE or DELETE",
         )
+    # R24: a statement-kind verdict is met at the statement's first keyword — WITH, for a
+    # statement that starts with one — so no rule broken inside the WITH list comes first.
+    first = tokens[0][2]
     if mode is Mode.READ:
         if verb not in _READ_VERBS:
             refuse(
                 "not-read-only",
                 sql,
-                offset,
+                first,
                 f"a read must be SELECT, VALUES or WITH … SELECT, found {verb}: "
                 + _elsewhere(verb, "send writes with db.exec(...) inside a transaction"),
             )
@@ -390,7 +394,7 @@ def _statement_kind(statement: Statement, mode: Mode, *, whole: bool = True) -> 
         refuse(
             "not-a-write",
             sql,
-            offset,
+            first,
             "a write must be INSERT, REPLACE, UPDATE or DELETE (optionally after WITH), "
             f"found {verb}: " + _elsewhere(verb, "send queries with db.read(...) or db.query(...)"),
         )

@@ -88,7 +88,7 @@ VERDICTS = [
     ("EXPLAIN QUERY PLAN SELECT 1", R, "not-read-only", 0),
     ("EXPLAIN QUERY PLAN INSERT INTO messages DEFAULT VALUES", W, "not-a-write", 0),
     ("VALUES (1), (2)", W, "not-a-write", 0),
-    ("WITH x AS (VALUES (1)) SELECT * FROM x", W, "not-a-write", 23),
+    ("WITH x AS (VALUES (1)) SELECT * FROM x", W, "not-a-write", 0),
     ("PRAGMA main.user_version", R, "forbidden-statement", 0),
     ("DELETE FROM _cf_meta", R, "not-read-only", 0),
     # RETURNING after DEFAULT VALUES, REPLACE and an upsert's DO UPDATE
@@ -562,7 +562,7 @@ CUT = [
     ("SELEC 'x", R, "not-read-only", 0),
     ("WITH a AS (SELECT 'x", R, "not-read-only", 18),
     ("WITH a AS (SELECT * FROM sqlite_master WHERE 'x", R, "reserved-name", 25),
-    ("WITH a AS (SELECT 1) DELETE FROM t WHERE 'x", R, "not-read-only", 21),
+    ("WITH a AS (SELECT 1) DELETE FROM t WHERE 'x", R, "not-read-only", 0),
     ("WITH a AS (PRAGMA x) SELECT 'x", R, "forbidden-statement", 11),
     ("PRAGMA x # ; SELECT 2", R, "forbidden-statement", 0),
     ("SELECT * FROM sqlite_master; /* open", R, "reserved-name", 14),

@@ -94,9 +94,10 @@ VERDICTS: list[tuple[str, Mode, str, int | str]] = [
     ),
     ("INSERT INTO messages SELECT * FROM main.messages RETURNING *", W, "schema-qualified", "main"),
     ("UPDATE messages SET body = 1 RETURNING (SELECT 1 FROM main.t)", W, "returning", "RETURNING"),
-    # a statement-kind verdict is met at the first keyword, before any name after it
-    ("WITH x AS (SELECT * FROM sqlite_master) SELECT 1", W, "not-a-write", "SELECT 1"),
-    ("WITH x AS (SELECT load_extension(1)) DELETE FROM messages", R, "not-read-only", "DELETE"),
+    # a statement-kind verdict is met at the first keyword (WITH too), before any name after it
+    ("WITH x AS (SELECT * FROM sqlite_master) SELECT 1", W, "not-a-write", 0),
+    ("WITH x AS (SELECT load_extension(1)) DELETE FROM messages", R, "not-read-only", 0),
+    ("/* c */ WITH x AS (SELECT * FROM main.t) DELETE FROM t", R, "not-read-only", "WITH"),
     ("VACUUM sqlite_master", R, "forbidden-statement", 0),
     ("ATTACH '_cf_x' AS main2", W, "forbidden-statement", 0),
     ("SELECT * FROM sqlite_master", W, "not-a-write", 0),
