@@ -85,6 +85,7 @@ def main(store: str | None = None) -> list[tuple[str, int]]:
                 )
 
         state = top.get()
+        assert state.result is not None  # (settled: the first result is in)
         first = state.result[0]
         print(f"row type: {type(first).__name__}; player field: {first.player!r}")
         raw = db.read(TOP)[0]

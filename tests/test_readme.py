@@ -146,3 +146,71 @@ def test_decode_cf_link_and_a_subscripted_query_state_type_and_run_as_the_spec_w
         [sys.executable, str(program)], capture_output=True, text=True, timeout=60, check=False
     )
     assert (ran.returncode, ran.stdout) == (0, "[Msg(id=1)]\n"), ran.stderr
+
+
+HANDLERS = """
+from typing import Any, assert_type
+from collections.abc import Coroutine
+
+import sqlite_cells as sc
+
+
+@sc.handler
+def bump(n: int, *, counter): ...  # SPEC §3, as written: no annotation on counter or return
+
+
+@sc.handler
+async def post(text: str, *, log): ...
+
+
+@sc.handler
+def typed_any(n: int, *, counter: sc.Cell) -> Any:
+    return None
+
+
+@sc.handler(tries=3)
+def typed_none(n: int) -> None: ...
+
+
+class Board:
+    @sc.handler
+    def add(self, n: int) -> None: ...
+
+
+def used(c: sc.Cell) -> None:
+    assert_type(bump(3, counter=c), int | None)
+    assert_type(typed_any(3, counter=c), int | None)
+    assert_type(typed_none(3), int | None)
+    assert_type(Board().add(3), int | None)
+    assert_type(post("hi", log=c), Coroutine[Any, Any, int | None]).close()
+
+
+def wrong(c: sc.Cell) -> None:
+    bump("three", counter=c)  # wrong
+    typed_any(3, bogus=True)  # wrong
+    Board().add("x")  # wrong
+
+
+async def wrong_async(c: sc.Cell) -> None:
+    await post(1, log=c)  # wrong
+"""
+
+
+def test_a_handler_keeps_the_wrapped_signature_for_mypy(tmp_path: Path) -> None:
+    """§3: "@sc.handler keeps the wrapped signature for type checkers (ParamSpec)" — also for a
+    body written as the SPEC writes it (no return annotation: ``Any``), which made mypy give up
+    on the whole handler (``def (*Any, **Any) -> Any``): any call passed. The calls are
+    checked against the body's parameters and typed as returning the commit's seq."""
+    script = tmp_path / "handlers.py"
+    script.write_text(HANDLERS)
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-error-summary", str(script)],
+        cwd=tmp_path,  # (mypy's default options: not the project's own strict ones)
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    flagged = {int(line.split(":")[1]) for line in done.stdout.splitlines() if ": error:" in line}
+    wrong = {n for n, line in enumerate(HANDLERS.splitlines(), 1) if line.endswith("# wrong")}
+    assert len(wrong) == 4 and flagged == wrong, done.stdout
