@@ -281,7 +281,7 @@ class SqliteDb(Cell):
         kept until ``sqlite-cells gc --yes`` (or ``space.gc()``) removes it (R74)."""
         tx = require_transaction(f"dropping database {self.id}", self._space.file)
         decl = self.declaration
-        decl.check_writable()
+        decl.check_writable("drop")
         if self._pending(tx, DROP_KIND):  # dropped earlier in this very transaction
             raise dropped_here(self.id)
         self._check_live()

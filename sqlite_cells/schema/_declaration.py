@@ -150,10 +150,18 @@ class Declaration:
                 "space.sqlite_database() or register_disk_source() meanwhile"
             )
 
-    def check_writable(self) -> None:
+    def check_writable(self, doing: str = "write") -> None:
+        """Raise unless the database may be written (``doing``: "drop" says what was refused
+        for a drop)."""
         self.check_usable()
         if self.kind is SourceKind.DISK:
+            instead = (
+                "it is not the runtime's to drop: stop using the handle (the file stays where "
+                "it is, the program's own)"
+                if doing == "drop"
+                else "write to a database declared with space.sqlite_database()"
+            )
             raise ReadOnlySource(
                 f"database {self.db_id} is an injected disk source ({self.path}) and is "
-                "read-only: write to a database declared with space.sqlite_database()"
+                f"read-only: {instead}"
             )

@@ -262,7 +262,7 @@ def test_writes_to_a_source_are_refused_at_the_call_and_the_transaction_goes_on(
         db.exec("INSERT INTO messages (body) VALUES (?)", ["kept"])
         with pytest.raises(sc.ReadOnlySource):  # not TooManyDatabases: a source is never written
             handle.exec("DELETE FROM codes")
-        with pytest.raises(sc.ReadOnlySource):  # nor dropped
+        with pytest.raises(sc.ReadOnlySource, match="not the runtime's to drop"):  # nor dropped
             handle.drop()
         counter.update(lambda v: v + 1)
     assert space.file.seen_seq == seen + 1
