@@ -64,6 +64,7 @@ from sqlite_cells.runtime import (
     op_targets_by_seq,
     readable_format,
     remove_unused,
+    space_file_name,
     space_shape_problem,
     stored_format,
     stored_json_column,
@@ -633,6 +634,14 @@ def _require_space_tables(conn: apsw.Connection, space_file: Path) -> None:
     problem = space_shape_problem(conn, names)
     if problem is not None:
         raise NotASpaceFile(problem)
+    # Another space's file under this name (copied over it): the runtime refuses to open it as
+    # the space its name is for; what it names is not this space's either.
+    row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'space_id'").fetchone()
+    if row is not None and isinstance(row[0], str) and space_file_name(row[0]) != space_file.name:
+        raise NotASpaceFile(
+            f"the file of space {row[0]!r} under another space's file name (copied over it?): "
+            "move it aside, or put back the file that belongs there"
+        )
 
 
 def space_damage(exc: BaseException) -> str | None:

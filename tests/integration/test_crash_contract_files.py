@@ -511,6 +511,10 @@ def test_a_space_file_overwritten_in_place_by_another_space_s_takes_no_commit(
             counter.set(100)
         assert "now belongs to space 'other', not 'demo'" in str(changed.value)
     assert _raw_log_seq(space_path) == 20
+    found = _look(store)  # `check` said "0 database(s) checked" and exit 0 of such a store
+    assert found.returncode == 1
+    assert f"space file {space_path.name}: damaged" in found.stdout
+    assert "the file of space 'other' under another space's file name" in found.stdout
 
 
 @pytest.mark.parametrize("read_before", [False, True], ids=["no-reader", "pooled-reader"])
