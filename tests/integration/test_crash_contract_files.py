@@ -108,6 +108,19 @@ def _look(store: Path) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def _restore_in_place(source_path: Path, target_path: Path) -> None:
+    """Write ``source_path``'s database over ``target_path``'s, keeping its inode, as SQLite's
+    backup API (the shell's `.restore`) does."""
+    target = apsw.Connection(str(target_path))
+    source = apsw.Connection(str(source_path))
+    try:
+        with target.backup("main", source, "main") as step:
+            step.step()
+    finally:
+        target.close()
+        source.close()
+
+
 def _raw_rows(path: Path) -> list[tuple[object, ...]]:
     conn = apsw.Connection(f"file:{path}?mode=ro", flags=apsw.SQLITE_OPEN_URI | 1)
     try:
@@ -428,14 +441,7 @@ def test_a_space_restored_in_place_under_a_running_runtime_takes_no_commit(
         _copy_of(space_path, backup)
         _commit(db, counter, 2)
         inode = space_path.stat().st_ino
-        target = apsw.Connection(str(space_path))
-        source = apsw.Connection(str(backup))
-        try:
-            with target.backup("main", source, "main") as step:
-                step.step()
-        finally:
-            target.close()
-            source.close()
+        _restore_in_place(backup, space_path)
         assert space_path.stat().st_ino == inode and _raw_log_seq(space_path) == 1
         with pytest.raises(sc.StoreChanged) as changed:
             _commit(db, counter, 3)
@@ -498,14 +504,7 @@ def test_a_space_file_overwritten_in_place_by_another_space_s_takes_no_commit(
         _commit(db, counter, 1, 2)
         space_path = Path(db.space.file.path)
         inode = space_path.stat().st_ino
-        target = apsw.Connection(str(space_path))
-        source = apsw.Connection(str(other_path))
-        try:
-            with target.backup("main", source, "main") as step:
-                step.step()
-        finally:
-            target.close()
-            source.close()
+        _restore_in_place(Path(other_path), space_path)
         assert space_path.stat().st_ino == inode and _raw_log_seq(space_path) == 20
         with pytest.raises(sc.StoreChanged) as changed, db.space.transact():
             counter.set(100)
