@@ -69,6 +69,7 @@ __all__ = ["LiveQueries", "Runner"]
 log = logging.getLogger("sqlite_cells.read")
 
 _SHAPE_TIMEOUT = 1.0
+_VERSION_SQL = "SELECT value FROM main._cf_meta WHERE key = 'version'"
 # Seconds of known read time a batch may run on the scheduler thread. A batch handed to a worker
 # and landed back runs on two CPUs in turn, each touching the other's objects: for 1,000 short
 # statements that costs ≈ 40% more than one thread running them (bench/analysis.md, fan-out).
@@ -166,9 +167,10 @@ class LiveQueries:
         self._behind = behind  # a file stayed behind its space: reconcile it before next use
         self.pool = pool
         self.workers = workers
+        self._lookup = lookup
         self._columns = TableColumns(lambda db_id: lookup(db_id).path, self._table_shape)
-        # The version each watched database's last op was written at (see write_sets); on the
-        # scheduler thread.
+        # The version each watched database's last op was written at (see write_sets), or its
+        # file held when a query of it was first watched; on the scheduler thread.
         self._versions: dict[str, int] = {}
         # Databases whose last commit wrote an op past GROWN_WRITE, until their next batch is
         # sent (it runs on a worker: see _is_cheap); on the scheduler thread.
@@ -211,6 +213,13 @@ class LiveQueries:
         reads = self._reads.setdefault(db_id, {})
         if node in reads and reads[node] == read_set:
             return
+        if db_id not in self._versions:
+            # What its queries read is as of this version at the latest: a later op that finds
+            # the file at another one follows a `migrate` whose own write failed, whose rows no
+            # changeset holds (see write_sets) — known even before this runtime saw an op of it.
+            version = self._file_version(db_id)
+            if version is not None:
+                self._versions[db_id] = version
         self.unwatch(node)
         reads[node] = read_set
         if read_set is None:
@@ -381,6 +390,23 @@ class LiveQueries:
             # when a query of the database is there to need it.
             self._columns.forget(op.target)
         return True
+
+    def _file_version(self, db_id: str) -> int | None:
+        """The version the database's file holds now; None when it has no file (or is not the
+        runtime's), records none, or cannot be read at once."""
+        try:
+            decl = self._lookup(db_id)
+        except SqliteCellsError:
+            return None
+        if decl.kind is not SourceKind.CELL or not decl.path.is_file():
+            return None  # (a read never creates a file, R7)
+        try:
+            with self.pool.connection(decl.path) as pooled:
+                pooled.deadline = time.monotonic() + _SHAPE_TIMEOUT  # (the scheduler thread)
+                rows = pooled.conn.execute(_VERSION_SQL).fetchall()
+        except (SqliteCellsError, apsw.Error):
+            return None
+        return rows[0][0] if rows and type(rows[0][0]) is int else None
 
     def _table_shape(self, path: Path, table: str) -> tuple[TableShape, int]:
         """``table``'s shape in the file at ``path`` and the file's schema cookie it was read

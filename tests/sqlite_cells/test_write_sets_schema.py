@@ -360,6 +360,40 @@ def test_rows_a_migrate_changed_before_its_write_failed_reach_live_queries(store
         _wait_for(of_a, [{"a": "X"}, {"a": "Y"}])
 
 
+def test_a_runtime_that_saw_no_op_learns_of_a_failed_migration_at_the_next_commit(
+    store: Path,
+) -> None:
+    """R53, R51: the runtime watching the database started after its last commit, so it had
+    seen no op of it (and no version) when another runtime's `migrate` changed the rows and its
+    write failed: a later commit by a third runtime, writing another table, left its query on the
+    rows from before for good. The version the file holds when a query of it is first watched
+    is the one its rows are as of: the later op, at another version, re-runs it."""
+    tables = {"t": sc.table(id="integer primary key", qty="integer"), "u": sc.table(x="int unique")}
+
+    def times10(conn: Any, _from: int) -> None:
+        conn.execute("UPDATE t SET qty = qty * 10")
+
+    with sc.Runtime(store) as first:
+        space = first.space("demo")
+        written = space.sqlite_database("d", tables=tables)
+        _write(space, written, "INSERT INTO t (qty) VALUES (1), (2)")
+        _write(space, written, "INSERT INTO u (x) VALUES (0)")
+    with sc.Runtime(store, poll_interval=0.01) as watching:
+        db = watching.space("demo").sqlite_database("d", tables=tables, version=2, migrate=times10)
+        q = db.query("SELECT qty FROM t ORDER BY id")
+        watching.settle()
+        assert q.get().result == [{"qty": 1}, {"qty": 2}]
+        with sc.Runtime(store) as migrating:
+            other = migrating.space("demo")
+            moved = other.sqlite_database("d", tables=tables, version=2, migrate=times10)
+            with pytest.raises(sc.ExecError):
+                _write(other, moved, "INSERT INTO u (x) VALUES (0)")  # UNIQUE: the write fails
+        with sc.Runtime(store) as writer:
+            third = writer.space("demo")
+            _write(third, third.sqlite_database("d", tables=tables, version=2), "DELETE FROM u")
+        _wait_for(q, [{"qty": 10}, {"qty": 20}])
+
+
 def test_declarations_spelled_differently_rerun_no_query_they_do_not_change(store: Path) -> None:
     """R13, R51: two runtimes declare the same tables, spelled differently (a type's case, a
     name's case, the columns' order); each commit records its own spelling in the handle. What
