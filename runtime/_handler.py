@@ -9,7 +9,7 @@ import inspect
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from sqlite_cells.codec import ConflictError, TransactionError, brief_repr
 from sqlite_cells.runtime._boundary import InvalidArgument, checked_arguments
@@ -24,7 +24,7 @@ from sqlite_cells.runtime._tx import (
     validate_elsewhere,
 )
 
-__all__ = ["DEFAULT_TRIES", "MAX_TRIES", "Handler", "handler"]
+__all__ = ["DEFAULT_TRIES", "MAX_TRIES", "handler"]
 
 DEFAULT_TRIES = 10
 # SPEC §5: "handlers try at most 10 times in all"; a larger tries= is refused, not capped.
@@ -40,40 +40,29 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-Q = ParamSpec("Q")
-R_co = TypeVar("R_co", covariant=True)
-
-
-class Handler(Protocol[P, R_co]):
-    """What ``@sc.handler`` makes of a function, for type checkers: called with the body's own
-    parameters (ParamSpec), it returns the commit's seq — awaited, for an ``async def`` body.
-    A body returning ``None``, or ``Any`` (no annotation), is taken for a plain function: the
-    first overload, so that neither mypy (which gives up on a call whose overloads an ``Any``
-    matches several of) nor pyright (which takes the first match) loses the signature. On a
-    class, it binds as a method does (``__get__``)."""
-
+class _Decorator(Protocol):
     @overload
-    def __call__(self: Handler[P, None], *args: P.args, **kwargs: P.kwargs) -> int | None: ...
+    def __call__(self, fn: Callable[P, None], /) -> Callable[P, int | None]: ...
     @overload
     def __call__(  # type: ignore[overload-overlap]  # (a coroutine is an object: listed first)
-        self: Handler[P, Coroutine[Any, Any, Any]], *args: P.args, **kwargs: P.kwargs
-    ) -> Coroutine[Any, Any, int | None]: ...
+        self, fn: Callable[P, Coroutine[Any, Any, Any]], /
+    ) -> Callable[P, Coroutine[Any, Any, int | None]]: ...
     @overload
-    def __call__(self: Handler[P, object], *args: P.args, **kwargs: P.kwargs) -> int | None: ...
-    @overload
-    def __get__(self, obj: None, owner: type[Any], /) -> Handler[P, R_co]: ...
-    @overload
-    def __get__(
-        self: Handler[Concatenate[Any, Q], R], obj: object, owner: type[Any] | None = None, /
-    ) -> Handler[Q, R]: ...
+    def __call__(self, fn: Callable[P, object], /) -> Callable[P, int | None]: ...
 
 
-class _Decorator(Protocol):
-    def __call__(self, fn: Callable[P, R], /) -> Handler[P, R]: ...
-
-
+# A body returning None comes first: a type checker that takes the first overload an argument
+# typed Any matches (pyright, for a body without a return annotation) then types the handler as
+# the plain function it is, not as a coroutine. (mypy gives up on such a call: the handler is
+# typed Any there; annotate the body's return, `-> None`, to have its calls checked.)
 @overload
-def handler(fn: Callable[P, R], /) -> Handler[P, R]: ...
+def handler(fn: Callable[P, None], /) -> Callable[P, int | None]: ...
+@overload
+def handler(  # type: ignore[overload-overlap]  # (as in _Decorator)
+    fn: Callable[P, Coroutine[Any, Any, Any]], /
+) -> Callable[P, Coroutine[Any, Any, int | None]]: ...
+@overload
+def handler(fn: Callable[P, object], /) -> Callable[P, int | None]: ...
 @overload
 def handler(*, tries: int = DEFAULT_TRIES) -> _Decorator: ...
 
