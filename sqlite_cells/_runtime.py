@@ -46,6 +46,7 @@ from sqlite_cells.files import (
     file_identity,
     handle_not_writable,
     handle_shaped,
+    hold_open,
     is_dropped,
     let_go,
     look_unlocked,
@@ -56,6 +57,7 @@ from sqlite_cells.files import (
     reconcile,
     recorded_pin,
     register_disk_file,
+    release_hold,
     set_aside_moved,
     unpin,
     unreadable_handle,
@@ -566,6 +568,13 @@ class Runtime(runtime.Runtime):
         with self._decl_lock:
             before = self._taken_pins.get(path)
             self._taken_pins[path] = recorded
+        if before != recorded:
+            # The file pinned is held open while this runtime holds its pin (until close): its
+            # inode number is then never given to a file made later at the path, which the pin
+            # (device, inode) would take for the file registered (R60).
+            hold_open(path, recorded)
+            if before is not None:
+                release_hold(before)
         if changed or (before is not None and before != recorded):
             self.repinned(path)
 
@@ -929,6 +938,10 @@ class Runtime(runtime.Runtime):
         for path, identity in self.read_pool.opened_files.items():
             let_go(path, identity)
         self._sqlite_participant.close()  # the write watchdog's thread, idle once writes end
+        with self._decl_lock:
+            taken, self._taken_pins = list(self._taken_pins.values()), {}
+        for identity in taken:
+            release_hold(identity)  # (closed now if its file is gone, see take_pin)
 
 
 def _writer_pins(spaces: Iterable[runtime.Space]) -> list[Pinned]:

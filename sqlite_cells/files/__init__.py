@@ -43,7 +43,9 @@ from sqlite_cells.files._handles import unreadable_handle as unreadable_handle
 from sqlite_cells.files._handles import unwritten_handle as unwritten_handle
 from sqlite_cells.files._handles import why_kept as why_kept
 from sqlite_cells.files._held_files import copy_file as copy_file
+from sqlite_cells.files._held_files import hold_open as hold_open
 from sqlite_cells.files._held_files import read_head as read_head
+from sqlite_cells.files._held_files import release_hold as release_hold
 from sqlite_cells.files._layout import ALIAS as ALIAS
 from sqlite_cells.files._layout import CHECKED_AGAIN as CHECKED_AGAIN
 from sqlite_cells.files._layout import KIND as KIND
@@ -161,6 +163,7 @@ __all__ = [
     "handle_schema",
     "handle_shaped",
     "handle_value",
+    "hold_open",
     "hot_journal_advice",
     "in_wal_mode",
     "is_damage",
@@ -186,6 +189,7 @@ __all__ = [
     "reconcile",
     "recorded_pin",
     "register_disk_file",
+    "release_hold",
     "remember_handle",
     "remove_database_files",
     "remove_garbage",

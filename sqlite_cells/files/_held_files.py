@@ -14,7 +14,7 @@ A file is opened once per process (by device and inode) and its descriptor is ke
 ``pread`` on it. A descriptor is closed only once its file is unlinked (``st_nlink == 0``),
 checked whenever another file is opened: no new connection can reach such a file by its name,
 and the descriptor would otherwise keep the unlinked file's space allocated — except a file
-:func:`keep` holds (an injected source's pinned file, R60): while its descriptor is open its
+:func:`hold_open` holds (an injected source's pinned file, R60): while its descriptor is open its
 inode stays allocated, so the file system cannot give its number to a file made later, which a
 pin of (device, inode) would take for the file registered.
 """
@@ -27,12 +27,12 @@ import stat
 import threading
 from pathlib import Path
 
-__all__ = ["copy_file", "keep", "let_go", "read_head"]
+__all__ = ["copy_file", "hold_open", "read_head", "release_hold"]
 
 _CHUNK = 1 << 20
 _lock = threading.Lock()
 _held: dict[tuple[int, int], int] = {}
-_kept: dict[tuple[int, int], int] = {}  # (device, inode) -> how many pins keep it open
+_kept: dict[tuple[int, int], int] = {}  # (device, inode) -> how many holds keep it open
 
 
 def read_head(path: Path, size: int) -> bytes:
@@ -54,9 +54,9 @@ def copy_file(path: Path, dest: Path) -> None:
                 offset += len(chunk)
 
 
-def keep(path: Path, identity: tuple[int, int]) -> None:
+def hold_open(path: Path, identity: tuple[int, int]) -> None:
     """Hold the file at ``path`` open while ``identity`` (its device and inode) is pinned, until
-    :func:`let_go`: nothing when the path names another file by now (its pin refuses it)."""
+    :func:`release_hold`: nothing when the path names another file by now (its pin refuses it)."""
     with _lock:
         try:
             found = os.fstat(_descriptor(path))
@@ -66,9 +66,9 @@ def keep(path: Path, identity: tuple[int, int]) -> None:
             _kept[identity] = _kept.get(identity, 0) + 1
 
 
-def let_go(identity: tuple[int, int]) -> None:
-    """One pin of ``identity`` that :func:`keep` held is gone: its descriptor is closed now if
-    its file is unlinked and no pin keeps it, else once it is."""
+def release_hold(identity: tuple[int, int]) -> None:
+    """One hold of ``identity`` that :func:`hold_open` took is given back: its descriptor is
+    closed now if its file is unlinked and no hold keeps it, else once it is."""
     with _lock:
         left = _kept.pop(identity, 0) - 1
         if left > 0:

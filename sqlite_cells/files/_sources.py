@@ -41,7 +41,7 @@ from typing import Final
 import apsw
 
 from sqlite_cells.codec import DiskSourceError, brief_repr, derive_id
-from sqlite_cells.files._held_files import keep, let_go, read_head
+from sqlite_cells.files._held_files import read_head
 from sqlite_cells.runtime import path_text, surrogate_at
 
 __all__ = [
@@ -130,21 +130,9 @@ def adopt_pin(resolved: Path, pin: Pin | None) -> bool:
     if pin is None:
         return False
     with _pins_lock:
-        before = _pins.get(resolved)
+        changed = _pins.get(resolved) != pin
         _pins[resolved] = pin
-    if before != pin:
-        _hold(resolved, pin, before)
-    return before != pin
-
-
-def _hold(path: Path, pin: Pin, before: Pin | None) -> None:
-    """Hold the file pinned at ``path`` open (``held_files.keep``): its inode number is then
-    never given to a file made later at the path (a file replaced by a rename frees its
-    inode, and the next new file may get that number, which the pin would take for the file
-    registered). The file pinned before is let go."""
-    if before is not None:
-        let_go(before)
-    keep(path, pin)
+    return changed
 
 
 def encode_pin(pin: Pin) -> list[str]:
@@ -280,9 +268,6 @@ def check_pinned(path: Path) -> Pin:
     identity = (found.st_dev, found.st_ino)
     with _pins_lock:
         pinned = _pins.setdefault(path, identity)
-        first = pinned is identity
-    if first:
-        _hold(path, identity, None)
     if pinned != identity or not stat.S_ISREG(found.st_mode):
         raise DiskSourceError(
             "pinned",
