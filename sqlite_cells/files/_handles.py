@@ -34,7 +34,13 @@ from sqlite_cells.codec import (
 )
 from sqlite_cells.files._damage import quick_check
 from sqlite_cells.files._held_files import read_head
-from sqlite_cells.files._layout import may_write, open_unwritable, read_as_is, stored_json
+from sqlite_cells.files._layout import (
+    DROP_KIND,
+    may_write,
+    open_unwritable,
+    read_as_is,
+    stored_json,
+)
 from sqlite_cells.files._reconcile import (
     Action,
     Outcome,
@@ -111,8 +117,6 @@ __all__ = [
     "unreadable_handle",
     "why_kept",
 ]
-
-DROP_KIND = "sqlite-drop"
 
 
 def disk_handle_value(decl: Declaration, pin: Pin) -> dict[str, Any]:

@@ -37,6 +37,7 @@ from sqlite_cells.sql import DATABASE_ALIAS
 __all__ = [
     "ALIAS",
     "CHECKED_AGAIN",
+    "DROP_KIND",
     "KIND",
     "Identity",
     "OpBody",
@@ -64,6 +65,7 @@ __all__ = [
 ]
 
 KIND = "sqlite"
+DROP_KIND = "sqlite-drop"  # the op of db.drop(): no change to the file's rows
 ALIAS = DATABASE_ALIAS  # the name the guard knows as a database (R21)
 
 

@@ -53,6 +53,7 @@ from sqlite_cells.files._changesets import Inexact, apply_exactly
 from sqlite_cells.files._damage import quick_check
 from sqlite_cells.files._held_files import copy_file
 from sqlite_cells.files._layout import (
+    DROP_KIND,
     KIND,
     decode_op_body,
     open_unwritable,
@@ -218,10 +219,44 @@ def _why(exc: BaseException) -> str:
 
 def database_seq(space_conn: apsw.Connection, db_id: str) -> int:
     """The last seq of the space's log that wrote ``db_id``: from the op index, or (a store of an
-    older format whose index cannot be trusted, read without upgrading it; R73) from the log."""
+    older format whose index cannot be trusted, read without upgrading it; R73) from the log.
+    A ``db.drop()`` names the database but writes nothing into its file: the seq of the last
+    commit before it that did (a file compared with its space after another runtime dropped
+    it is in step, not a commit behind to replay)."""
     if stored_format(space_conn) in (None, FORMAT_VERSION):
-        return SpaceFile.last_seq_for(space_conn, db_id)
-    return max((seq for target, seq in op_targets_by_seq(space_conn) if target == db_id), default=0)
+        seqs = [
+            int(seq)
+            for (seq,) in space_conn.execute(_LAST_OPS_SQL, (db_id,)).fetchall()
+            if isinstance(seq, int)
+        ]
+    else:
+        seqs = sorted(
+            (seq for target, seq in op_targets_by_seq(space_conn) if target == db_id),
+            reverse=True,
+        )[:2]
+    if len(seqs) == 2 and _dropped_at(space_conn, db_id, seqs[0]):
+        return seqs[1]  # (nothing writes a database after its drop)
+    return seqs[0] if seqs else 0
+
+
+# The two last seqs whose ops name a target, newest first.
+_LAST_OPS_SQL = "SELECT DISTINCT seq FROM _cf_op_index WHERE target = ? ORDER BY seq DESC LIMIT 2"
+
+
+def _dropped_at(space_conn: apsw.Connection, db_id: str, seq: int) -> bool:
+    """Whether the commit ``seq`` dropped ``db_id`` and wrote nothing into its file (False when
+    its record cannot be read: it is then taken as a write, as before)."""
+    row = space_conn.execute(
+        f"SELECT {stored_json_column('record')} FROM _cf_log WHERE seq = ?", (seq,)
+    ).fetchone()
+    if row is None or not isinstance(row[0], bytes):
+        return False
+    try:
+        record = decode_record(row[0], where=f"of seq {seq}")
+    except (SqliteCellsError, msgspec.DecodeError):
+        return False
+    kinds = {op.kind for op in record.ops if op.target == db_id}
+    return kinds == {DROP_KIND}
 
 
 def unreadable_outcome(db_id: str, path: Path, space_seq: int, error: UnreadableFile) -> Outcome:

@@ -13,6 +13,8 @@ import pytest
 import sqlite_cells as sc
 from sqlite_cells.files import DatabaseDropped
 
+from ..conftest import run_cli
+
 TABLES = {"t": sc.table(id="integer primary key", v="text")}
 
 
@@ -51,3 +53,32 @@ def test_a_live_query_of_a_dropped_database_says_it_was_dropped(
         first.close()
         if not same_runtime:
             second.close()
+
+
+def test_a_write_or_read_of_a_database_another_runtime_dropped_says_it_was_dropped(
+    store: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A runtime that declared the database before another one dropped it compared the file
+    with its space's log at its next use, took the drop for a commit the file lacked, failed to
+    replay it ("ValidationError: Expected `object`, got `null`") and quarantined an intact file;
+    `check` said so too. A drop writes nothing into the file: the file is in step with the last
+    commit that wrote it, and every use says the database was dropped."""
+    with sc.Runtime(store) as a, sc.Runtime(store) as b:
+        dropping = a.space("demo").sqlite_database("d", tables=TABLES)
+        with a.space("demo").transact():
+            dropping.exec("INSERT INTO t (v) VALUES ('a')")
+        space = b.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        assert db.rev == 1
+        with a.space("demo").transact():
+            dropping.drop()
+        with caplog.at_level(logging.WARNING, logger="sqlite_cells"):
+            with pytest.raises(DatabaseDropped), space.transact():
+                db.exec("INSERT INTO t (v) VALUES ('b')")
+            with pytest.raises(DatabaseDropped):
+                db.read("SELECT v FROM t")
+        assert not [r for r in caplog.records if "quarantined" in r.getMessage()]
+    done = run_cli("check", str(store))
+    assert done.returncode == 0, done.stdout
+    assert "quarantined" not in done.stdout
+    assert not (store / "quarantine").exists()
