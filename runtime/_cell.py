@@ -106,7 +106,15 @@ class Cell:
         path: tuple[PathElement, ...] = (),
         default: Any = NO_DEFAULT,
     ) -> None:
-        path = tuple(path)
+        if type(path) is not tuple:
+            if not isinstance(path, tuple | list):
+                raise InvalidArgument(
+                    f"Cell(space, cell_id, path): path must be a tuple or list of keys, not "
+                    f"{brief_repr(path)}; get cells at a path with cell.key(…)"
+                )
+            path = tuple(path)
+        if type(cell_id) is not str and isinstance(cell_id, str):
+            cell_id = str.__str__(cell_id)  # (a str of a class of the caller's names its text)
         if (
             path
             or type(cell_id) is not str

@@ -621,3 +621,22 @@ def test_a_cell_made_directly_names_a_cell_a_link_can_name(
     assert "space.cell(name)" in str(caught.value)
     made = sc.Cell(space, space.cell("c").id, ("a", -1))
     assert made == space.cell("c").key("a").key(-1)
+
+
+@pytest.mark.parametrize("path", [None, 5, "ab", {"a": 1}])
+def test_a_cell_made_directly_takes_a_path_of_keys_only(rt: sc.Runtime, path: Any) -> None:
+    """A path that is no tuple or list of keys was a raw ``TypeError`` (``None``, ``5``) or
+    read as other keys (``"ab"`` as ``["a"]["b"]``): an ``InvalidArgument`` saying so."""
+    space = rt.space("demo")
+    with pytest.raises(sc.SqliteCellsError, match="path must be a tuple or list of keys") as got:
+        sc.Cell(space, space.cell("c").id, path)
+    assert isinstance(got.value, TypeError | ValueError)
+
+
+def test_a_cell_made_directly_with_a_str_subclass_id_names_that_id(rt: sc.Runtime) -> None:
+    class Named(str):
+        pass
+
+    space = rt.space("demo")
+    c = space.cell("c")
+    assert sc.Cell(space, Named(c.id)) == c
