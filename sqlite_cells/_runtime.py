@@ -314,8 +314,11 @@ class Runtime(runtime.Runtime):
         self._declarations: dict[str, Declaration] = {}
         self._reconciled: set[str] = set()
         self._quarantined: dict[str, Quarantined] = {}
-        # A quarantine for want of room (a full disk): raised once, then compared again.
+        # A quarantine for want of room (a full disk): raised once, by the use whose check met
+        # it, then compared again; and the databases whose queries were shown one since they
+        # last agreed with their space (they re-run once it does again).
         self._quarantined_once: dict[str, Quarantined] = {}
+        self._passing: set[str] = set()
         # db id -> damage_noted() of its file when it was last checked for that damage.
         self._damage_checked: dict[str, int] = {}
         self._followed: set[str] = set()  # disk handles whose recorded pin is watched
@@ -585,7 +588,12 @@ class Runtime(runtime.Runtime):
         self.live_queries.source_repinned(path)
 
     def ensure_reconciled(
-        self, decl: Declaration, *, lock_timeout: float | None = None, reading: bool = False
+        self,
+        decl: Declaration,
+        *,
+        lock_timeout: float | None = None,
+        reading: bool = False,
+        checked: bool = False,
     ) -> None:
         """Before a database is first used by this runtime, make it agree with its space (R71);
         raises :class:`Quarantined` for a database that could not be repaired. A lock held
@@ -599,9 +607,11 @@ class Runtime(runtime.Runtime):
         dropped = self._check_handle(decl)
         noted = damage_noted(decl.path)  # a read or a write found the file damaged
         with self._decl_lock:
-            quarantined = self._quarantined.get(decl.db_id) or self._quarantined_once.pop(
-                decl.db_id, None
-            )
+            # A passing quarantine is raised by the use whose check met it (``checked``); one an
+            # earlier check left (a commit whose file could not be repaired at once) is not
+            # raised to a later use: that use compares the file again (the disk has room now?).
+            once = self._quarantined_once.pop(decl.db_id, None)
+            quarantined = self._quarantined.get(decl.db_id) or (once if checked else None)
             done = decl.db_id in self._reconciled
             verify = noted != self._damage_checked.get(decl.db_id, 0)
         if quarantined is not None:
@@ -620,10 +630,10 @@ class Runtime(runtime.Runtime):
             self.reconcile(decl, lock_timeout=lock_timeout, lock_wait=lock_wait, verify=True)
             with self._decl_lock:
                 self._damage_checked[decl.db_id] = noted
-            self.ensure_reconciled(decl)
+            self.ensure_reconciled(decl, checked=True)
         elif not done:
             self.reconcile(decl, lock_timeout=lock_timeout, lock_wait=lock_wait)
-            self.ensure_reconciled(decl)
+            self.ensure_reconciled(decl, checked=True)
 
     def ready_to_read(self, decl: Declaration, sql: str, quick: bool = False) -> bool:
         """:meth:`ensure_reconciled` before a read of ``sql``: a lock another connection holds
@@ -883,8 +893,8 @@ class Runtime(runtime.Runtime):
     def _record_outcome(self, decl: Declaration, outcome: Outcome) -> None:
         # Live queries show what the database is now (R71): the rows of a rebuilt file, or
         # the quarantine (once, when it begins: a quarantined database is not checked again).
-        rerun = outcome.action is Action.REBUILT
-        if rerun:
+        rerun = outcome.action in (Action.REBUILT, Action.REPLAYED, Action.INVERTED)
+        if outcome.action is Action.REBUILT:
             # A new file took the path: pooled readers still hold the damaged one open.
             self.read_pool.discard(decl.path)
         with self._decl_lock:
@@ -892,6 +902,8 @@ class Runtime(runtime.Runtime):
                 # A transient one (a full disk) is raised once: the next use tries again.
                 kept = self._quarantined_once if outcome.transient else self._quarantined
                 rerun = not outcome.transient and decl.db_id not in kept
+                if outcome.transient:
+                    self._passing.add(decl.db_id)  # (its queries may show it: see below)
                 kept[decl.db_id] = Quarantined(
                     decl.db_id,
                     outcome.db_seq,
@@ -904,6 +916,11 @@ class Runtime(runtime.Runtime):
                 self._quarantined.pop(decl.db_id, None)
                 self._quarantined_once.pop(decl.db_id, None)  # (repaired since: not raised)
                 self._reconciled.add(decl.db_id)
+                if decl.db_id in self._passing:
+                    # Queries that ran into the passing quarantine show its error until they
+                    # run again: they do now, the file agreeing with its space.
+                    self._passing.discard(decl.db_id)
+                    rerun = True
         if rerun:
             self.live_queries.rerun_database(decl.db_id)
 

@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -1032,3 +1033,57 @@ def test_a_backup_restored_under_a_running_runtime_never_meets_the_replaced_file
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_after_a_full_disk_repair_live_queries_show_the_commit_and_no_old_quarantine(
+    tmp_path: Path,
+) -> None:
+    """R71, R42: the disk fills while a commit writes its database file (the space committed,
+    the file did not, its repair failed: a passing quarantine). Once space is freed, the next
+    read repaired the file but the live query kept the quarantine's error (nothing re-ran it),
+    and a first read after freeing space raised that old quarantine without looking again.
+    Now the read repairs and returns the rows, and the query shows them."""
+    mount = tmp_path / "fs"
+    mount.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr!r}")
+    try:
+        store = mount / "store"
+        store.mkdir()
+        tables = {"t": sc.table(id="integer primary key", b="blob", indexes={"i": ["b", "id"]})}
+        with sc.Runtime(store) as rt:
+            space = rt.space("demo")
+            db = space.sqlite_database("d", tables=tables)
+            with space.transact():
+                db.exec("INSERT INTO t (b) VALUES (x'00')")
+            q = db.query("SELECT count(*) AS n FROM t")
+            rt.settle()
+            filler = mount / "filler"
+            for leave_kb in range(40, 400, 20):  # until a commit's file write meets a full disk
+                free = os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize
+                with contextlib.suppress(OSError), open(filler, "wb") as f:
+                    f.write(b"\0" * max(0, free - leave_kb * 1024))
+                try:
+                    with space.transact():
+                        db.exec("INSERT INTO t (b) VALUES (?)", [os.urandom(40 * 1024)])
+                except sc.SqliteCellsError:
+                    filler.unlink()
+                    continue
+                rt.settle()
+                if isinstance(q.get().error, sc.Quarantined):
+                    break
+                filler.unlink()
+            else:
+                pytest.skip("no commit met the full disk between its two files here")
+            filler.unlink()
+            rows = db.read("SELECT count(*) AS n FROM t")
+            deadline = time.monotonic() + 10
+            while q.get().result != rows and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert q.get().error is None and q.get().result == rows
+        assert _cli("check", str(store)).returncode == 0
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
