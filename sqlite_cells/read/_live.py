@@ -400,12 +400,19 @@ class LiveQueries:
             return None
         if decl.kind is not SourceKind.CELL or not decl.path.is_file():
             return None  # (a read never creates a file, R7)
+        # A connection of its own that waits for no lock (the scheduler thread never does): a
+        # file locked elsewhere says nothing now, and the next query watched asks again.
         try:
-            with self.pool.connection(decl.path) as pooled:
-                pooled.deadline = time.monotonic() + _SHAPE_TIMEOUT  # (the scheduler thread)
-                rows = pooled.conn.execute(_VERSION_SQL).fetchall()
-        except (SqliteCellsError, apsw.Error):
+            conn = apsw.Connection(str(decl.path), flags=apsw.SQLITE_OPEN_READONLY)
+        except apsw.Error:
             return None
+        try:
+            conn.setbusytimeout(0)
+            rows = conn.execute(_VERSION_SQL).fetchall()
+        except apsw.Error:
+            return None
+        finally:
+            conn.close()
         return rows[0][0] if rows and type(rows[0][0]) is int else None
 
     def _table_shape(self, path: Path, table: str) -> tuple[TableShape, int]:
