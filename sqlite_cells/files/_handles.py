@@ -640,10 +640,16 @@ def _require_space_tables(conn: apsw.Connection, space_file: Path) -> None:
         raise NotASpaceFile(problem)
     # Another space's file under this name (copied over it): the runtime refuses to open it as
     # the space its name is for; what it names is not this space's either.
-    row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'space_id'").fetchone()
-    if row is not None and isinstance(row[0], str) and space_file_name(row[0]) != space_file.name:
+    row = conn.execute(
+        "SELECT CAST(value AS BLOB) FROM _cf_meta WHERE key = 'space_id' AND typeof(value) = 'text'"
+    ).fetchone()
+    try:
+        owner = row[0].decode() if row is not None and isinstance(row[0], bytes) else None
+    except UnicodeDecodeError:  # another program's row: said where it is read
+        owner = None
+    if owner is not None and space_file_name(owner) != space_file.name:
         raise NotASpaceFile(
-            f"the file of space {row[0]!r} under another space's file name (copied over it?): "
+            f"the file of space {owner!r} under another space's file name (copied over it?): "
             "move it aside, or put back the file that belongs there"
         )
 
