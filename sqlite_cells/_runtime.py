@@ -893,8 +893,8 @@ class Runtime(runtime.Runtime):
     def _record_outcome(self, decl: Declaration, outcome: Outcome) -> None:
         # Live queries show what the database is now (R71): the rows of a rebuilt file, or
         # the quarantine (once, when it begins: a quarantined database is not checked again).
-        rerun = outcome.action in (Action.REBUILT, Action.REPLAYED, Action.INVERTED)
-        if outcome.action is Action.REBUILT:
+        rerun = outcome.action is Action.REBUILT
+        if rerun:
             # A new file took the path: pooled readers still hold the damaged one open.
             self.read_pool.discard(decl.path)
         with self._decl_lock:

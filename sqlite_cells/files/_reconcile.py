@@ -224,23 +224,28 @@ def database_seq(space_conn: apsw.Connection, db_id: str) -> int:
     commit before it that did (a file compared with its space after another runtime dropped
     it is in step, not a commit behind to replay)."""
     if stored_format(space_conn) in (None, FORMAT_VERSION):
-        seqs = [
-            int(seq)
-            for (seq,) in space_conn.execute(_LAST_OPS_SQL, (db_id,)).fetchall()
-            if isinstance(seq, int)
-        ]
+        last = SpaceFile.last_seq_for(space_conn, db_id)  # (a value no seq is: an error)
+        if not last or not _dropped_at(space_conn, db_id, last):
+            return last
+        row = space_conn.execute(_BEFORE_SQL, (db_id, last)).fetchone()
+        before = row[0] if row is not None else None
     else:
         seqs = sorted(
             (seq for target, seq in op_targets_by_seq(space_conn) if target == db_id),
             reverse=True,
-        )[:2]
-    if len(seqs) == 2 and _dropped_at(space_conn, db_id, seqs[0]):
-        return seqs[1]  # (nothing writes a database after its drop)
-    return seqs[0] if seqs else 0
+        )
+        if not seqs:
+            return 0
+        last = seqs[0]
+        if not _dropped_at(space_conn, db_id, last):
+            return last
+        before = seqs[1] if len(seqs) > 1 else None
+    # Nothing writes a database after its drop: the commit before it is its last write.
+    return before if isinstance(before, int) and before > 0 else last
 
 
-# The two last seqs whose ops name a target, newest first.
-_LAST_OPS_SQL = "SELECT DISTINCT seq FROM _cf_op_index WHERE target = ? ORDER BY seq DESC LIMIT 2"
+# The last seq before another whose ops name a target.
+_BEFORE_SQL = "SELECT max(seq) FROM _cf_op_index WHERE target = ? AND seq < ?"
 
 
 def _dropped_at(space_conn: apsw.Connection, db_id: str, seq: int) -> bool:
