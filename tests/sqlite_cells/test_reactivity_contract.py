@@ -450,14 +450,14 @@ def test_a_read_running_when_the_runtime_closes_is_told_it_closed_not_timed_out(
 
 
 def test_a_read_in_one_long_call_when_the_runtime_closes_is_told_at_once(store: Path) -> None:
-    """R44: one long function call (a `trim` of 5 MB by a 300,000-character set) no interrupt
-    stops: close() does not wait for it, and its caller was left waiting until its
-    query_timeout (20 s), then told it timed out. It is told the runtime closed, now."""
+    """R44: one long function call (SQLite's `trim` of 20,000 characters by a 100,000-character
+    set, ≈ 5 s) no interrupt stops: close() does not wait for it, and its caller was left
+    waiting for it to end (or until its query_timeout). It is told the runtime closed, now."""
     with sc.Runtime(store) as rt:
         space = rt.space("demo")
         db = space.sqlite_database("log", tables=TABLES)
         with space.transact():
-            db.exec("INSERT INTO events (who, n, note) VALUES (1, 1, ?)", ["a" * 5_000_000])
+            db.exec("INSERT INTO events (who, n, note) VALUES (1, 1, ?)", ["a" * 20_000])
     rt = sc.Runtime(store, query_timeout=20.0)
     db = rt.space("demo").sqlite_database("log", tables=TABLES)
     endings: list[tuple[float, BaseException]] = []
@@ -466,7 +466,7 @@ def test_a_read_in_one_long_call_when_the_runtime_closes_is_told_at_once(store: 
         begun = time.monotonic()
         try:
             db.read(
-                "SELECT length(trim(note, printf('%.*c', 300000, 'c') || 'a')) AS n FROM events"
+                "SELECT length(trim(note, printf('%.*c', 100000, 'c') || 'a')) AS n FROM events"
             )
         except BaseException as exc:
             endings.append((time.monotonic() - begun, exc))
@@ -478,7 +478,14 @@ def test_a_read_in_one_long_call_when_the_runtime_closes_is_told_at_once(store: 
     reader.join(30)
     assert not reader.is_alive()
     assert [type(e) for _, e in endings] == [sc.ClosedError], endings
-    assert endings[0][0] < 10
+    assert endings[0][0] < 4.0, endings
+    # The worker left behind finishes its call on its own: waited for here, so that no thread
+    # of this runtime outlives the test.
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and any(
+        t.name.startswith("sqlite-cells-query") for t in threading.enumerate()
+    ):
+        time.sleep(0.1)
 
 
 def test_a_cell_derived_from_a_slow_query_a_fast_query_and_a_cell_never_mixes_commits(
