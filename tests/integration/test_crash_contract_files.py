@@ -122,6 +122,18 @@ def _restore_in_place(source_path: Path, target_path: Path) -> None:
         source.close()
 
 
+def _tmpfs(mount: Path, size: str) -> Path:
+    """A tmpfs of ``size`` mounted at ``mount`` (a real filesystem that fills up), or the test
+    is skipped where mounting is not allowed; the caller unmounts it."""
+    mount.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr!r}")
+    return mount
+
+
 def _raw_rows(path: Path) -> list[tuple[object, ...]]:
     conn = apsw.Connection(f"file:{path}?mode=ro", flags=apsw.SQLITE_OPEN_URI | 1)
     try:
@@ -936,13 +948,7 @@ def test_a_full_disk_loses_no_commit_that_returned_and_leaves_the_files_agreeing
     """A real full filesystem (a 1 MiB tmpfs, mounted when allowed): commits fail with a
     `SqliteCellsError`, none that returned is lost, and once space is freed the same runtime
     reads and commits again, the database and its space agree and `check` finds nothing."""
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr!r}")
+    mount = _tmpfs(tmp_path / "fs", "1m")
     try:
         filler = mount / "filler"
         with contextlib.suppress(OSError), open(filler, "wb") as f:
@@ -1043,13 +1049,7 @@ def test_after_a_full_disk_repair_live_queries_show_the_commit_and_no_old_quaran
     read repaired the file but the live query kept the quarantine's error (nothing re-ran it),
     and a first read after freeing space raised that old quarantine without looking again.
     Now the read repairs and returns the rows, and the query shows them."""
-    mount = tmp_path / "fs"
-    mount.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr!r}")
+    mount = _tmpfs(tmp_path / "fs", "4m")
     try:
         store = mount / "store"
         store.mkdir()
