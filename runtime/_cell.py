@@ -485,9 +485,14 @@ def _short(text: str, limit: int = 200) -> str:
 
 
 def _is_space(space: object) -> bool:
-    from sqlite_cells.runtime._space import Space  # (that module builds cells: imported late)
+    if not _SPACE_TYPE:
+        from sqlite_cells.runtime._space import Space  # (that module builds cells: imported late)
 
-    return isinstance(space, Space)
+        _SPACE_TYPE.append(Space)
+    return isinstance(space, _SPACE_TYPE[0])
+
+
+_SPACE_TYPE: list[type] = []  # runtime._space.Space, once imported (see _is_space)
 
 
 def _check_cell(space: object, cell_id: object, path: tuple[Any, ...]) -> None:

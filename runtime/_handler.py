@@ -9,7 +9,7 @@ import inspect
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, ParamSpec, Protocol, overload
 
 from sqlite_cells.codec import ConflictError, TransactionError, brief_repr
 from sqlite_cells.runtime._boundary import InvalidArgument, checked_arguments
@@ -37,7 +37,6 @@ OPTIMISTIC_TRIES = 3
 TURN_PATIENCE = 1.0
 
 P = ParamSpec("P")
-R = TypeVar("R")
 
 
 class _Decorator(Protocol):

@@ -589,7 +589,7 @@ class SpaceFile:
                 return conn  # nothing to write: no wait for another writer's commit (R40, R44)
             with _immediate(conn):
                 conn.execute(_SCHEMA)
-                row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'space_id'").fetchone()
+                row = conn.execute(_SPACE_ID_SQL).fetchone()
                 if row is None:
                     conn.execute(
                         "INSERT INTO _cf_meta (key, value) VALUES ('space_id', ?)",
@@ -623,7 +623,7 @@ class SpaceFile:
         hold the opening back. Anything else (an older file, another space's) is looked at
         again under the write lock, which decides."""
         with _deferred(conn):
-            row = conn.execute("SELECT value FROM _cf_meta WHERE key = 'space_id'").fetchone()
+            row = conn.execute(_SPACE_ID_SQL).fetchone()
             return (
                 row is not None
                 and row[0] == self.space_id

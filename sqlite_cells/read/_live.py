@@ -62,14 +62,13 @@ from sqlite_cells.read._reader import (
 )
 from sqlite_cells.read._workers import QueryWorkers, ReadJob
 from sqlite_cells.runtime import CommitEvent, Node, Scheduler, SpaceFile, Work
-from sqlite_cells.schema import Declaration, SourceKind, quote_ident
+from sqlite_cells.schema import Declaration, SourceKind, quote_ident, stored_version
 
 __all__ = ["LiveQueries", "Runner"]
 
 log = logging.getLogger("sqlite_cells.read")
 
 _SHAPE_TIMEOUT = 1.0
-_VERSION_SQL = "SELECT value FROM main._cf_meta WHERE key = 'version'"
 # Seconds of known read time a batch may run on the scheduler thread. A batch handed to a worker
 # and landed back runs on two CPUs in turn, each touching the other's objects: for 1,000 short
 # statements that costs ≈ 40% more than one thread running them (bench/analysis.md, fan-out).
@@ -408,12 +407,11 @@ class LiveQueries:
             return None
         try:
             conn.setbusytimeout(0)
-            rows = conn.execute(_VERSION_SQL).fetchall()
-        except apsw.Error:
+            return stored_version(conn, "main", db_id)
+        except (apsw.Error, SqliteCellsError):  # (a version that is no integer: damage)
             return None
         finally:
             conn.close()
-        return rows[0][0] if rows and type(rows[0][0]) is int else None
 
     def _table_shape(self, path: Path, table: str) -> tuple[TableShape, int]:
         """``table``'s shape in the file at ``path`` and the file's schema cookie it was read

@@ -254,7 +254,8 @@ def _compared(
         f"JOIN {schema}.{name} AS m ON m.rowid = c.rowid "
         f"WHERE {changed if every else f'{equal} AND {changed}'}"
     ).fetchall()
-    gone = new_rows = []
+    gone: list[tuple[object, ...]] = []
+    new_rows: list[tuple[object, ...]] = []
     if every:
         gone = conn.execute(
             f"SELECT c.rowid, {', '.join(old)} FROM temp.{name} AS c "
