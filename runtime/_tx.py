@@ -13,6 +13,7 @@ the space of its first write. It commits all or nothing as one SQLite transactio
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import itertools
 import threading
@@ -89,6 +90,7 @@ class Transaction:
         "_guards",
         "_names",
         "_nested",
+        "_open",
         "_ops",
         "_reads",
         "_seen",
@@ -119,6 +121,7 @@ class Transaction:
         # if it recorded everything since it began. Nothing is noted while none is open (the
         # common case, a commit's path).
         self._nested = 0
+        self._open: set[int] = set()  # the ids of the nested scopes open (see _scopes)
         self._by: list[tuple[int, ...]] = []
         # While a nested scope is open, too: how many times each cell was written since one
         # opened and from which nested scopes (see _scopes), and what each scope last saw of
@@ -299,9 +302,21 @@ def _note_recorder(tx: Transaction) -> None:
 
 def whole(tx: Transaction) -> None:
     """Raise the :class:`TransactionError` of a transaction that cannot commit what its code
-    meant: a nested scope raised after another task recorded writes in it (see ``_Scope``)."""
+    meant: a nested scope raised after another task recorded writes in it (see ``_Scope``), or
+    one still open recorded some (a task made inside the block that outlived it, half done: its
+    writes cannot be committed without the rest of its block, nor taken back if it raises)."""
     if tx._broken is not None:
         raise tx._broken
+    if tx._nested and tx._by:
+        still = tx._open
+        if any(not still.isdisjoint(by) for by in tx._by):
+            raise TransactionError(
+                "a handler or transact() block that joined this transaction from an asyncio "
+                "task made inside it had written and not ended when the transaction was to "
+                "commit: its writes cannot be committed without the rest of its block, so "
+                "nothing of the transaction was committed. Await the task inside the block, "
+                "or make it outside any transaction (it then commits on its own)"
+            )
 
 
 def take(collecting: Transaction) -> Transaction:
@@ -408,6 +423,7 @@ class _Scope:
 
     def __enter__(self) -> Transaction:
         outer = None if self._alone else current_transaction()
+        entries = self._entries
         if outer is not None and outer.state is TxState.OPEN:
             # Joined: the outer scope commits. Kept so that this block's writes can be taken
             # back if it raises (a savepoint of the transaction's own record, taken before the
@@ -417,42 +433,63 @@ class _Scope:
             )
             if self._space is not None:
                 outer.bind(self._space, joining=True)
-            joined.scope = next(_scope_ids)
-            scope_token = _scopes.set((*_scopes.get(), joined.scope))
-            outer._nested += 1
-            self._entries.append(_Entry(None, None, joined, scope_token))
+            joined.scope = scope = next(_scope_ids)
+            entry = _Entry(None, None, joined, None)
+            scopes = _scopes.get()
+            try:  # (an interrupt, Ctrl-C, anywhere here leaves nothing entered behind)
+                entries.append(entry)
+                entry.scope_token = _scopes.set((*scopes, scope))
+                outer._open.add(scope)
+                outer._nested += 1
+            except BaseException:
+                if _scopes.get() != scopes:
+                    _scopes.set(scopes)
+                if scope in outer._open:
+                    outer._open.discard(scope)
+                    outer._nested = len(outer._open)
+                _remove(entries, entry)
+                raise
             return outer
         tx = Transaction(self._space)
-        self._entries.append(_Entry(tx, _current.set(tx), None, None))
+        entry = _Entry(tx, None, None, None)
+        before = _current.get()
+        try:  # (as above: an interrupt never leaves this transaction current)
+            entries.append(entry)
+            entry.token = _current.set(tx)
+        except BaseException:
+            if _current.get() is tx:
+                _current.set(before)
+            _remove(entries, entry)
+            raise
         return tx
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
-        entry = self._leaving()
+        try:
+            entry = self._leaving()
+        except BaseException:  # an interrupt (Ctrl-C) as the block is left: left all the same
+            self._left_anyway()
+            raise
         if entry is None:
             return  # (left without being entered: nothing of it to end)
         tx, token = entry.tx, entry.token
         if tx is None or token is None:
-            joined, scope_token = entry.joined, entry.scope_token
-            elsewhere = scope_token is not None and not _reset(_scopes, scope_token)
-            if joined is not None:
-                joined.tx._nested -= 1
-                if exc_type is not None or elsewhere:
-                    joined.take_back()
-                if not joined.tx._nested:
-                    joined.tx._by.clear()  # (nothing left to take back)
-                    joined.tx._versions.clear()  # (no task of a nested scope left)
-                    joined.tx._seen.clear()
-            if elsewhere:
-                raise _left_elsewhere("its writes are taken back from the transaction it joined")
+            self._leave_joined(entry, failed=exc_type is not None)
             return
         if not _reset(_current, token):
+            # Left from another thread or task than the one that entered it (only that one's
+            # context can reset it): rolled back, and a thread of no one, so it is nobody's
+            # current transaction any more. The entry stays for its own block's exit to say so.
+            if entry.left:
+                raise _left_elsewhere("it was rolled back already")
+            entry.left = True
             tx.state = TxState.ABORTED
-            # The entering thread's context still names it (only that context can reset it):
-            # a thread of no one, so it is nobody's current transaction any more.
             tx.thread = 0
             raise _left_elsewhere("it is rolled back: nothing of it was committed")
+        _remove(self._entries, entry)
+        if entry.left:
+            raise _left_before("it was rolled back then: nothing of it was committed")
         if exc_type is not None:
             tx.state = TxState.ABORTED
             return
@@ -470,33 +507,89 @@ class _Scope:
             raise
         tx.state = TxState.COMMITTED
 
+    def _leave_joined(self, entry: _Entry, *, failed: bool) -> None:
+        """Leave a block that joined an outer transaction: its writes are taken back if it
+        raised or is left from elsewhere (which says so, as does its own exit later)."""
+        joined, scope_token = entry.joined, entry.scope_token
+        assert joined is not None and scope_token is not None
+        own = _reset(_scopes, scope_token)
+        if own:
+            _remove(self._entries, entry)
+            if entry.left:
+                raise _left_before("its writes were taken back then")
+        elif entry.left:
+            raise _left_elsewhere("its writes were taken back already")
+        else:
+            entry.left = True
+        tx = joined.tx
+        tx._open.discard(joined.scope)
+        tx._nested = len(tx._open)
+        if failed or not own:
+            joined.take_back()
+        if not tx._nested:
+            tx._by.clear()  # (nothing left to take back)
+            tx._versions.clear()  # (no task of a nested scope left)
+            tx._seen.clear()
+        if not own:
+            raise _left_elsewhere("its writes are taken back from the transaction it joined")
+
     def _leaving(self) -> _Entry | None:
         """The entry the block being left made: the newest one this context entered (its
         innermost joined scope, or its current transaction). None entered here (a block
-        left from another thread or task than the one that entered it): the newest of all,
-        whose ending then says so."""
+        left from another thread or task than the one that entered it, see ``__exit__``): the
+        newest not left from elsewhere yet, whose ending then says so — never one whose own
+        block was left already. Nothing is removed here (an interrupt may come at any call)."""
         entries = self._entries
-        if len(entries) <= 1:
-            return entries.pop() if entries else None
+        if not entries:
+            return None
         scopes, current = _scopes.get(), _current.get()
         innermost = scopes[-1] if scopes else None
         for i in range(len(entries) - 1, -1, -1):
             entry = entries[i]
             joined = entry.joined
             if (entry.tx is current) if joined is None else (joined.scope == innermost):
-                return entries.pop(i)
-        return entries.pop()
+                return entry
+        for i in range(len(entries) - 1, -1, -1):
+            if not entries[i].left:
+                return entries[i]
+        return entries[-1]
+
+    def _left_anyway(self) -> None:
+        """An interrupt came as the block was being left, before anything of it was undone:
+        this context's entry is ended here (rolled back, or its writes taken back), so that no
+        transaction stays current with no block left to end it."""
+        entry = self._leaving()
+        if entry is None:
+            return
+        if entry.joined is not None and entry.scope_token is not None:
+            with contextlib.suppress(TransactionError):
+                self._leave_joined(entry, failed=True)
+        elif entry.tx is not None and entry.token is not None and _reset(_current, entry.token):
+            _remove(self._entries, entry)
+            entry.tx.state = TxState.ABORTED
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Entry:
     """One ``with`` of a :class:`_Scope`: the transaction it began and the token that made it
-    current, or the transaction it joined and the token of its scope id."""
+    current, or the transaction it joined and the token of its scope id; ``left``: left from
+    another thread or task than its own already (its own block's exit says so)."""
 
     tx: Transaction | None
     token: Token[Transaction | None] | None
     joined: _Joined | None
     scope_token: Token[tuple[int, ...]] | None
+    left: bool = False
+
+
+def _remove(entries: list[_Entry], entry: _Entry) -> None:
+    if entries and entries[-1] is entry:  # (the usual case: the newest is left first)
+        entries.pop()
+        return
+    for i in range(len(entries) - 1, -1, -1):
+        if entries[i] is entry:
+            del entries[i]
+            return
 
 
 def _reset(var: ContextVar[Any], token: Token[Any]) -> bool:
@@ -514,6 +607,14 @@ def _left_elsewhere(outcome: str) -> TransactionError:
     return TransactionError(
         "a transaction block was left from another thread or asyncio task than the one that "
         f"entered it; {outcome}: leave a block where it was entered (its `with` statement does)"
+    )
+
+
+def _left_before(outcome: str) -> TransactionError:
+    return TransactionError(
+        "this transaction block had been left from another thread or asyncio task before "
+        f"its own exit; {outcome}: leave a block where it was entered (its `with` statement "
+        "does)"
     )
 
 

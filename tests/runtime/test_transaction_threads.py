@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 import sqlite_cells as sc
+from sqlite_cells.runtime import _tx
 from sqlite_cells.runtime._tx import current_transaction
 
 
@@ -106,7 +108,11 @@ def test_a_block_left_from_another_thread_is_rolled_back_and_says_so(rt: sc.Runt
     assert type(error) is sc.TransactionError
     assert "left from another thread or asyncio task" in str(error)
     assert "rolled back" in str(error)
-    block.__exit__(None, None, None)  # left again where it was entered: nothing more happens
+    # Its own exit, where it was entered, says so too (it returned as if the block had
+    # committed), and ends it there.
+    with pytest.raises(sc.TransactionError, match="left from another thread or asyncio task"):
+        block.__exit__(None, None, None)
+    block.__exit__(None, None, None)  # left twice where it was entered: nothing more happens
     assert current_transaction() is None
     with pytest.raises(sc.NoTransaction):
         c.set(5)  # no transaction is open here now
@@ -142,3 +148,138 @@ def test_a_nested_block_left_from_another_task_takes_its_writes_back(rt: sc.Runt
 
     asyncio.run(main())
     assert (a.get(), b.get()) == (1, 0)
+
+
+def test_a_wrong_exit_from_a_third_thread_takes_no_innocent_block(rt: sc.Runtime) -> None:
+    """Two threads inside one ``transact()`` object, and a third that leaves it by mistake:
+    the newest block (B's) is rolled back and B's own exit says so; A's block, which nobody
+    touched, commits. Its entry was taken instead (B's exit took the only one left), so A's
+    `with` ended normally having committed nothing, and B's said A's fate."""
+    space = rt.space("demo")
+    a, b = space.cell("a", default=0), space.cell("b", default=0)
+    block = space.transact()
+    a_in, b_in, go_a, go_b = (threading.Event() for _ in range(4))
+    outcome: dict[str, BaseException | None] = {}
+
+    def run(name: str, cell: sc.Cell, inside: threading.Event, go: threading.Event) -> None:
+        try:
+            with block:
+                cell.set(1)
+                inside.set()
+                go.wait(10)
+            outcome[name] = None
+        except BaseException as exc:  # handed to the asserts
+            outcome[name] = exc
+
+    ta = threading.Thread(target=run, args=("A", a, a_in, go_a))
+    tb = threading.Thread(target=run, args=("B", b, b_in, go_b))
+    ta.start()
+    assert a_in.wait(10)
+    tb.start()
+    assert b_in.wait(10)
+    error = _left_from_another_thread(block)
+    assert type(error) is sc.TransactionError and "rolled back" in str(error)
+    go_b.set()
+    tb.join()
+    go_a.set()
+    ta.join()
+    assert outcome["A"] is None
+    assert type(outcome["B"]) is sc.TransactionError
+    assert "had been left from another thread or asyncio task" in str(outcome["B"])
+    assert (a.get(), b.get()) == (1, 0)
+
+
+def test_a_block_left_by_another_thread_says_so_at_its_own_exit(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    block = space.transact()
+    with pytest.raises(sc.TransactionError, match="had been left from another thread"), block:
+        c.set(1)
+        assert type(_left_from_another_thread(block)) is sc.TransactionError
+    assert c.get() == 0 and current_transaction() is None
+    with block:  # the object serves again
+        c.set(2)
+    assert c.get() == 2
+
+
+@pytest.mark.parametrize("where", ["enter", "exit"])
+def test_an_interrupt_as_a_block_is_entered_or_left_leaves_no_transaction_current(
+    rt: sc.Runtime, where: str
+) -> None:
+    """A Ctrl-C landing at the start of a Python call made by the block's ``__enter__`` (after
+    its transaction was made current) or ``__exit__`` (before it was reset) left that
+    transaction current for good: every later handler call and block in the thread joined it,
+    and nothing was committed again. ``sys.settrace`` places the interrupt where a signal
+    handler's would land (CPython runs them when a Python function starts)."""
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+
+    @sc.handler
+    def step() -> None:
+        c.set(c.get() + 1)
+
+    assert step() == 1
+    target = {"enter": _tx._Entry.__init__, "exit": _tx._Scope._leaving}[where].__code__
+    fired: list[bool] = []
+
+    def tracer(frame: Any, event: str, _arg: Any) -> Any:
+        if event == "call" and frame.f_code is target and not fired:
+            fired.append(True)
+            raise KeyboardInterrupt
+        return None
+
+    sys.settrace(tracer)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            step()
+    finally:
+        sys.settrace(None)
+    assert fired and current_transaction() is None
+    assert c.get() == 1  # the interrupted call committed nothing
+    assert step() == 2
+    seen: list[Any] = []
+    thread = threading.Thread(target=lambda: seen.append(c.get()))
+    thread.start()
+    thread.join()
+    assert seen == [2]  # committed, not held in a transaction of this thread
+
+
+def test_an_outer_block_does_not_commit_a_task_s_nested_block_half_done(rt: sc.Runtime) -> None:
+    """A task made inside a block joins its transaction; the block ended while the task's own
+    nested block (or handler) had written and not ended: those writes were committed, and
+    then the nested block raised — "a nested block that raises writes nothing" broken. The
+    outer block now commits nothing and says why; a task that joined and wrote nothing yet
+    does not stop the commit."""
+    space = rt.space("demo")
+    c, d = space.cell("c", default=0), space.cell("d", default=0)
+
+    @sc.handler
+    async def half() -> None:
+        c.set(2)
+        await asyncio.sleep(0.05)
+        raise ValueError("the handler fails after the block ended")
+
+    async def nested() -> None:
+        with space.transact():
+            c.set(1)
+            await asyncio.sleep(0.05)
+            raise ValueError("the nested block fails after the block ended")
+
+    async def main() -> list[BaseException]:
+        errors: list[BaseException] = []
+        for make in (nested, half):
+            try:
+                with space.transact():
+                    d.set(1)
+                    task = asyncio.create_task(make())
+                    await asyncio.sleep(0.01)  # the task has written
+            except sc.TransactionError as exc:
+                errors.append(exc)
+            with pytest.raises(ValueError, match="after the block ended"):
+                await task
+        return errors
+
+    errors = asyncio.run(main())
+    assert len(errors) == 2 and all(type(e) is sc.TransactionError for e in errors)
+    assert all("had written and not ended" in str(e) for e in errors)
+    assert (c.get(), d.get()) == (0, 0)
