@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo web browser test test-slow lint typecheck bench clean
 
-# runtime/_locks.c is compiled by the install (a C compiler and Python's headers are needed).
-$(STAMP): pyproject.toml setup.py runtime/_locks.c
+# runtime/_locks.c and runtime/_leaving.c are compiled by the install (a C compiler and Python's
+# headers are needed).
+$(STAMP): pyproject.toml setup.py runtime/_locks.c runtime/_leaving.c
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
@@ -68,4 +69,4 @@ bench: $(BENCH_STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
-	rm -f runtime/_locks.*.so
+	rm -f runtime/_locks.*.so runtime/_leaving.*.so

@@ -13,7 +13,6 @@ the space of its first write. It commits all or nothing as one SQLite transactio
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import itertools
 import threading
@@ -27,9 +26,11 @@ from sqlite_cells.codec import (
     ConflictError,
     CrossSpaceWrite,
     NoTransaction,
+    SqliteCellsError,
     TransactionError,
     ValueEncodeError,
 )
+from sqlite_cells.runtime._leaving import Leaving
 
 if TYPE_CHECKING:
     from sqlite_cells.runtime._space_file import SpaceFile
@@ -406,91 +407,113 @@ def own_scope(space: SpaceFile) -> _Scope:
     return _Scope(space, alone=True)
 
 
-class _Scope:
+class _Scope(Leaving):
     """The scope of :func:`transaction`. A plain class rather than a generator context manager:
     it is entered and left once per commit, and the generator machinery costs more than the
     rest of the scope. One object may be entered again before it is left — inside itself (the
     inner ``with`` joins the outer, as a second ``transact()`` would) or by several threads or
-    asyncio tasks at once (each its own transaction) — so each entry keeps its own state, and
-    a block that is left takes the entry its own context made."""
+    asyncio tasks at once (each its own transaction) — so each entry keeps its own state (the
+    list of them under a lock), and a block that is left takes the entry its own context made.
 
-    __slots__ = ("_alone", "_entries", "_space")
+    A Ctrl-C lands where CPython checks for signals: where a Python function starts and after
+    each call. Entering makes the transaction current last and undoes all if interrupted.
+    Leaving is ``__exit__`` in C (``Leaving``, ``runtime/_leaving.c``), which no interrupt can
+    stop before it starts: it calls ``_leaving`` (again, when interrupted) for the entry, then
+    ``_end``, which undoes first what makes the transaction current; an interrupt anywhere in
+    that still ends the block (``_ended_anyway``, called until it is through), and is raised
+    after."""
+
+    __slots__ = ("_alone", "_entries", "_lock", "_space")
 
     def __init__(self, space: SpaceFile | None, *, alone: bool = False) -> None:
         self._space = space
         self._alone = alone  # never joins an outer transaction (own_transaction)
         self._entries: list[_Entry] = []  # the entries not left yet, oldest first
+        self._lock = threading.Lock()  # (threads entering one object at once share the list)
 
     def __enter__(self) -> Transaction:
         outer = None if self._alone else current_transaction()
-        entries = self._entries
         if outer is not None and outer.state is TxState.OPEN:
-            # Joined: the outer scope commits. Kept so that this block's writes can be taken
-            # back if it raises (a savepoint of the transaction's own record, taken before the
-            # block binds the transaction to its space: taking it back unbinds it too).
-            joined = _Joined(
-                outer, dict(outer._writes), len(outer._ops), outer.space, len(outer._by), 0
-            )
-            if self._space is not None:
-                outer.bind(self._space, joining=True)
-            joined.scope = scope = next(_scope_ids)
-            entry = _Entry(None, None, joined, None)
-            scopes = _scopes.get()
-            try:  # (an interrupt, Ctrl-C, anywhere here leaves nothing entered behind)
-                entries.append(entry)
-                entry.scope_token = _scopes.set((*scopes, scope))
-                outer._open.add(scope)
-                outer._nested += 1
-            except BaseException:
-                if _scopes.get() != scopes:
-                    _scopes.set(scopes)
-                if scope in outer._open:
-                    outer._open.discard(scope)
-                    outer._nested = len(outer._open)
-                _remove(entries, entry)
-                raise
-            return outer
+            return self._join(outer)
         tx = Transaction(self._space)
         entry = _Entry(tx, None, None, None)
         before = _current.get()
-        try:  # (as above: an interrupt never leaves this transaction current)
-            entries.append(entry)
+        try:  # (an interrupt anywhere here leaves nothing entered behind)
+            with self._lock:
+                self._entries.append(entry)
             entry.token = _current.set(tx)
         except BaseException:
             if _current.get() is tx:
                 _current.set(before)
-            _remove(entries, entry)
+            self._drop(entry)
             raise
         return tx
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> None:
-        try:
-            entry = self._leaving()
-        except BaseException:  # an interrupt (Ctrl-C) as the block is left: left all the same
-            self._left_anyway()
+    def _join(self, outer: Transaction) -> Transaction:
+        """Join ``outer``: the outer scope commits. Kept so that this block's writes can be
+        taken back if it raises (a savepoint of the transaction's own record, taken before the
+        block binds the transaction to its space: taking it back unbinds it too)."""
+        joined = _Joined(
+            outer,
+            dict(outer._writes),
+            len(outer._ops),
+            outer.space,
+            len(outer._by),
+            next(_scope_ids),
+        )
+        entry = _Entry(None, None, joined, None)
+        scopes = _scopes.get()
+        try:  # (as in __enter__; binding to another space's is refused here too)
+            with self._lock:
+                self._entries.append(entry)
+            entry.scope_token = _scopes.set((*scopes, joined.scope))
+            outer._open.add(joined.scope)
+            outer._nested = len(outer._open)
+            if self._space is not None:
+                outer.bind(self._space, joining=True)
+        except BaseException:
+            if _scopes.get() != scopes:
+                _scopes.set(scopes)
+            outer._open.discard(joined.scope)
+            outer._nested = len(outer._open)
+            outer.space = joined.space  # (nothing was recorded since)
+            self._drop(entry)
             raise
-        if entry is None:
-            return  # (left without being entered: nothing of it to end)
+        return outer
+
+    # What ending a block raises as itself (see ``_end``); anything else is an interrupt, or
+    # an error of the runtime's own, after which the block is ended all the same.
+    _expected = (SqliteCellsError,)
+
+    def _end(self, entry: _Entry, failed: bool) -> None:
+        """End the block ``entry`` is of (called by ``__exit__``, in C: ``runtime/_leaving.c``,
+        with the entry ``_leaving`` found): commit it, or roll it back if it raised (``failed``,
+        also when an interrupt came as it was being found)."""
+        if entry.joined is not None:
+            self._leave_joined(entry, failed=failed)
+        else:
+            self._leave_began(entry, failed=failed)
+
+    def _leave_began(self, entry: _Entry, *, failed: bool) -> None:
+        """Leave a block that began its transaction: commit it, or roll it back if it raised."""
         tx, token = entry.tx, entry.token
-        if tx is None or token is None:
-            self._leave_joined(entry, failed=exc_type is not None)
-            return
-        if not _reset(_current, token):
+        assert tx is not None and token is not None
+        try:
+            _current.reset(token)
+        except ValueError:
             # Left from another thread or task than the one that entered it (only that one's
             # context can reset it): rolled back, and a thread of no one, so it is nobody's
             # current transaction any more. The entry stays for its own block's exit to say so.
             if entry.left:
-                raise _left_elsewhere("it was rolled back already")
+                raise _left_elsewhere("it was rolled back already") from None
             entry.left = True
             tx.state = TxState.ABORTED
             tx.thread = 0
-            raise _left_elsewhere("it is rolled back: nothing of it was committed")
-        _remove(self._entries, entry)
+            raise _left_elsewhere("it is rolled back: nothing of it was committed") from None
+        self._drop(entry)
         if entry.left:
             raise _left_before("it was rolled back then: nothing of it was committed")
-        if exc_type is not None:
+        if failed:
             tx.state = TxState.ABORTED
             return
         try:
@@ -509,64 +532,85 @@ class _Scope:
 
     def _leave_joined(self, entry: _Entry, *, failed: bool) -> None:
         """Leave a block that joined an outer transaction: its writes are taken back if it
-        raised or is left from elsewhere (which says so, as does its own exit later)."""
+        raised. Left from elsewhere, they are taken back and the block stays open for its own
+        exit, which takes back what it wrote since too, and says so."""
         joined, scope_token = entry.joined, entry.scope_token
         assert joined is not None and scope_token is not None
-        own = _reset(_scopes, scope_token)
-        if own:
-            _remove(self._entries, entry)
+        try:
+            _scopes.reset(scope_token)
+        except ValueError:
             if entry.left:
-                raise _left_before("its writes were taken back then")
-        elif entry.left:
-            raise _left_elsewhere("its writes were taken back already")
-        else:
+                raise _left_elsewhere("its writes were taken back already") from None
             entry.left = True
-        tx = joined.tx
-        tx._open.discard(joined.scope)
-        tx._nested = len(tx._open)
-        if failed or not own:
             joined.take_back()
-        if not tx._nested:
-            tx._by.clear()  # (nothing left to take back)
-            tx._versions.clear()  # (no task of a nested scope left)
-            tx._seen.clear()
-        if not own:
-            raise _left_elsewhere("its writes are taken back from the transaction it joined")
+            raise _left_elsewhere(
+                "its writes are taken back from the transaction it joined"
+            ) from None
+        self._drop(entry)
+        _close(joined, take_back=failed or entry.left)
+        if entry.left:
+            raise _left_before("its writes were taken back")
 
     def _leaving(self) -> _Entry | None:
         """The entry the block being left made: the newest one this context entered (its
         innermost joined scope, or its current transaction). None entered here (a block
-        left from another thread or task than the one that entered it, see ``__exit__``): the
-        newest not left from elsewhere yet, whose ending then says so — never one whose own
-        block was left already. Nothing is removed here (an interrupt may come at any call)."""
-        entries = self._entries
-        if not entries:
-            return None
+        left from another thread or task than the one that entered it): the newest not left
+        from elsewhere yet, whose ending then says so — never one whose own block was left
+        already. Nothing is changed here."""
         scopes, current = _scopes.get(), _current.get()
         innermost = scopes[-1] if scopes else None
-        for i in range(len(entries) - 1, -1, -1):
-            entry = entries[i]
-            joined = entry.joined
-            if (entry.tx is current) if joined is None else (joined.scope == innermost):
-                return entry
-        for i in range(len(entries) - 1, -1, -1):
-            if not entries[i].left:
-                return entries[i]
-        return entries[-1]
+        with self._lock:
+            entries = self._entries
+            for entry in reversed(entries):
+                joined = entry.joined
+                if (entry.tx is current) if joined is None else (joined.scope == innermost):
+                    return entry
+            for entry in reversed(entries):
+                if not entry.left:
+                    return entry
+        return None
 
-    def _left_anyway(self) -> None:
-        """An interrupt came as the block was being left, before anything of it was undone:
-        this context's entry is ended here (rolled back, or its writes taken back), so that no
-        transaction stays current with no block left to end it."""
-        entry = self._leaving()
+    def _ended_anyway(self, entry: _Entry | None) -> None:
+        """An interrupt came while the block was being left (``entry``: the one being ended,
+        None when not found yet): this context's entry is ended here all the same — rolled
+        back, or its writes taken back — so that no transaction stays current with no block
+        left to end it. Whatever of that was done already is not done twice."""
         if entry is None:
-            return
+            entry = self._leaving()
+            if entry is None:
+                return
         if entry.joined is not None and entry.scope_token is not None:
-            with contextlib.suppress(TransactionError):
-                self._leave_joined(entry, failed=True)
-        elif entry.tx is not None and entry.token is not None and _reset(_current, entry.token):
-            _remove(self._entries, entry)
-            entry.tx.state = TxState.ABORTED
+            if not _reset_once(_scopes, entry.scope_token):
+                return  # another context's block: not this exit's to end
+            self._drop(entry)
+            _close(entry.joined, take_back=True)
+        elif entry.tx is not None and entry.token is not None:
+            if not _reset_once(_current, entry.token):
+                return
+            self._drop(entry)
+            if entry.tx.state is TxState.OPEN:
+                entry.tx.state = TxState.ABORTED
+
+    def _drop(self, entry: _Entry) -> None:
+        with self._lock:
+            entries = self._entries
+            for i in range(len(entries) - 1, -1, -1):
+                if entries[i] is entry:
+                    del entries[i]
+                    return
+
+
+def _close(joined: _Joined, *, take_back: bool) -> None:
+    """A nested scope ends (done at most once in effect: an interrupt may have it done again)."""
+    tx = joined.tx
+    if take_back:
+        joined.take_back()
+    tx._open.discard(joined.scope)
+    tx._nested = len(tx._open)
+    if not tx._nested:
+        tx._by.clear()  # (nothing left to take back)
+        tx._versions.clear()  # (no task of a nested scope left)
+        tx._seen.clear()
 
 
 @dataclass(slots=True, eq=False)
@@ -582,24 +626,14 @@ class _Entry:
     left: bool = False
 
 
-def _remove(entries: list[_Entry], entry: _Entry) -> None:
-    if entries and entries[-1] is entry:  # (the usual case: the newest is left first)
-        entries.pop()
-        return
-    for i in range(len(entries) - 1, -1, -1):
-        if entries[i] is entry:
-            del entries[i]
-            return
-
-
-def _reset(var: ContextVar[Any], token: Token[Any]) -> bool:
-    """``var.reset(token)``; False, resetting nothing, in another thread or asyncio task than
-    the one whose block set it (the block is left from elsewhere: an ``ExitStack`` closed by
-    another task)."""
+def _reset_once(var: ContextVar[Any], token: Token[Any]) -> bool:
+    """``var.reset(token)`` if not done yet; False when ``token`` is another context's."""
     try:
         var.reset(token)
     except ValueError:
         return False
+    except RuntimeError:  # used already: reset before the interrupt came
+        pass
     return True
 
 
@@ -640,7 +674,7 @@ class _Joined:
         if tx.state is not TxState.OPEN:
             return
         if all(scope in by for by in tx._by[self.recorded :]):
-            tx._writes = self.writes
+            tx._writes = dict(self.writes)  # (kept: the scope may be taken back again)
             del tx._ops[self.ops :]
             del tx._by[self.recorded :]
             if not self.writes and not tx._ops:
