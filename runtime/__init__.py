@@ -87,6 +87,7 @@ from sqlite_cells.runtime._store import space_file_name as space_file_name
 from sqlite_cells.runtime._streams import node_values as node_values
 from sqlite_cells.runtime._streams import observe_node as observe_node
 from sqlite_cells.runtime._tx import LENGTH_LIMIT as LENGTH_LIMIT
+from sqlite_cells.runtime._tx import ROW_SLACK as ROW_SLACK
 from sqlite_cells.runtime._tx import PendingOp as PendingOp
 from sqlite_cells.runtime._tx import Transaction as Transaction
 from sqlite_cells.runtime._tx import current_transaction as current_transaction
@@ -109,6 +110,7 @@ __all__ = [
     "NO_VALUE",
     "PENDING",
     "QUARANTINE_DIR",
+    "ROW_SLACK",
     "SPACE_FILES",
     "SPACE_TABLES",
     "STORE_ENV",

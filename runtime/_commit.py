@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import apsw
 import msgspec
@@ -28,7 +28,7 @@ from sqlite_cells.runtime._boundary import out_of_files, stored_json_column
 from sqlite_cells.runtime._format import NAMES_TABLE
 from sqlite_cells.runtime._group import Groups, Ticket
 from sqlite_cells.runtime._marks import appended
-from sqlite_cells.runtime._tx import LENGTH_LIMIT
+from sqlite_cells.runtime._tx import LENGTH_LIMIT, over_length_limit
 
 if TYPE_CHECKING:
     from sqlite_cells.runtime._participants import CommitParticipant
@@ -213,11 +213,9 @@ def _cell_writes(conn: apsw.Connection, tx: Transaction, groups: Groups) -> Mapp
         extra = participant.cell_writes(conn, ops, writes)
         if extra:
             for cell_id, data in extra.items():
-                if len(data) > LENGTH_LIMIT:
-                    raise ValueEncodeError(
-                        f"cell {cell_id}: a value of {len(data)} bytes is over the length "
-                        f"limit of {LENGTH_LIMIT} bytes"
-                    )
+                too_long = over_length_limit(cell_id, data)
+                if too_long is not None:
+                    raise too_long
             writes = {**writes, **extra}
     return writes
 
@@ -263,9 +261,15 @@ class RecordTooBig(ExecError, ValueEncodeError):
     for the record are.  Private: callers catch either."""
 
 
+# What SQLite's record of a ``_cf_log`` row adds to the commit record's bytes, at most: its header
+# (size, the seq's and the blob's serial types) and the seq (the rowid, stored in the record
+# as NULL). A single cell write within ``ROW_SLACK`` of the limit fits with its JSON framing.
+_LOG_ROW_HEADER: Final = 16
+
+
 def _append(cursor: apsw.Cursor, record: CommitRecord) -> None:
     data = encode_record(record)
-    if len(data) > LENGTH_LIMIT:
+    if len(data) + _LOG_ROW_HEADER > LENGTH_LIMIT:  # (SQLite's limit caps the whole row)
         too_big = (
             f"the commit record of seq {record.seq} is {len(data)} bytes, over SQLite's length "
             f"limit of {LENGTH_LIMIT} bytes"

@@ -37,11 +37,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LENGTH_LIMIT",
+    "ROW_SLACK",
     "PendingOp",
     "Transaction",
     "TxState",
     "current_transaction",
     "note_read",
+    "over_length_limit",
     "record_name",
     "record_write",
     "require_transaction",
@@ -53,6 +55,22 @@ __all__ = [
 # SQLite's length limit on the write connection (R44): no string or blob over it is stored, so
 # every stored value can be read back by connections that keep SQLite's default of 64 MiB.
 LENGTH_LIMIT: Final = 64 * 1024 * 1024
+# The limit caps a whole row, not only one value: what a cell's row and its commit record add to
+# its value beside its id (the record's JSON framing and seq, SQLite's record header), at most.
+ROW_SLACK: Final = 64
+
+
+def over_length_limit(cell_id: str, data: bytes) -> ValueEncodeError | None:
+    """The error of a cell value too long to store under ``cell_id`` (R6, R44): its row, or the
+    commit record holding it, would be over SQLite's length limit. None when it fits."""
+    if len(data) + len(cell_id) + ROW_SLACK <= LENGTH_LIMIT:
+        return None
+    return ValueEncodeError(
+        f"cell {cell_id}: its encoded value is {len(data)} bytes; with its id and the commit "
+        f"record around it, that is over SQLite's length limit of {LENGTH_LIMIT} bytes (a "
+        f"cell's value may be up to {LENGTH_LIMIT - len(cell_id) - ROW_SLACK} bytes): store "
+        "large data elsewhere and keep a reference in the cell"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,12 +252,10 @@ def record_write(
     ``merged``: the value was made from the transaction's latest one just now (a write at a
     path), so it loses no other write."""
     tx._check_open()
-    if len(data) > LENGTH_LIMIT:
-        raise ValueEncodeError(
-            f"cell {cell_id}: its encoded value is {len(data)} bytes, over SQLite's length "
-            f"limit of {LENGTH_LIMIT} bytes; store large data elsewhere and keep a "
-            "reference in the cell"
-        )
+    if len(data) > LENGTH_LIMIT - ROW_SLACK - len(cell_id):
+        too_long = over_length_limit(cell_id, data)
+        if too_long is not None:
+            raise too_long
     tx.bind(space)
     if tx._nested:
         _check_race(tx, cell_id, merged=merged)

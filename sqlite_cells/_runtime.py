@@ -59,6 +59,7 @@ from sqlite_cells.files import (
     register_disk_file,
     release_hold,
     set_aside_moved,
+    shaped_like_handle,
     unpin,
     unreadable_handle,
     unwritten_handle,
@@ -524,7 +525,7 @@ class Runtime(runtime.Runtime):
             if self._wrote_database(handle):
                 raise unreadable_handle(handle.id, None, exc) from exc
             raise
-        if not isinstance(value, dict) or value.get("id") != handle.id or "tables" not in value:
+        if not shaped_like_handle(handle.id, value):  # (as no plain cell may hold, R3)
             if self._wrote_database(handle):
                 raise HandleQuarantined(handle.id, value)  # R5: never "no handle"
             shown = repr(value)

@@ -36,6 +36,7 @@ from sqlite_cells.files._handles import recorded_pin as recorded_pin
 from sqlite_cells.files._handles import remember_handle as remember_handle
 from sqlite_cells.files._handles import remove_database_files as remove_database_files
 from sqlite_cells.files._handles import remove_garbage as remove_garbage
+from sqlite_cells.files._handles import shaped_like_handle as shaped_like_handle
 from sqlite_cells.files._handles import source_path as source_path
 from sqlite_cells.files._handles import space_damage as space_damage
 from sqlite_cells.files._handles import space_files as space_files
@@ -198,6 +199,7 @@ __all__ = [
     "same_value",
     "set_aside_moved",
     "set_watermark",
+    "shaped_like_handle",
     "source_damage_advice",
     "source_opening",
     "source_path",

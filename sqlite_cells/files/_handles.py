@@ -112,6 +112,7 @@ __all__ = [
     "remember_handle",
     "remove_database_files",
     "remove_garbage",
+    "shaped_like_handle",
     "source_path",
     "space_damage",
     "unreadable_handle",
@@ -298,6 +299,12 @@ def check_handle(db_id: str, value: Any) -> dict[str, Any]:
             "injected file (written by an older or foreign program)",
         )
     return value  # type: ignore[no-any-return]  # a dict, as _shaped says
+
+
+def shaped_like_handle(db_id: str, value: Any) -> bool:
+    """Whether the decoded ``value`` has the shape of the handle of ``db_id`` (see
+    :func:`handle_shaped`): no plain cell holds one (R3)."""
+    return _shaped(db_id, value)
 
 
 def _shaped(db_id: str, value: Any) -> bool:

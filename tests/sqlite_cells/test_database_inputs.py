@@ -137,6 +137,25 @@ def test_a_cell_that_holds_no_handle_is_refused_and_records_nothing(
     assert space.file.seen_seq == seq
 
 
+def test_a_plain_cell_almost_shaped_like_a_handle_linked_later_is_no_database(
+    rt: sc.Runtime, space: Space
+) -> None:
+    """A plain cell holding ``{"id": <its id>, "tables": {}, "rev": "draft"}`` (not a handle's
+    shape, so ``set`` takes it) linked to a database input made the query fail as a
+    *quarantined database* "written by an older or foreign program", whose advice was a
+    ``check`` that finds no database. It is a ``SourceError``, as for any other value."""
+    plain = space.cell("notes")
+    with space.transact():
+        plain.set({"id": plain.id, "tables": {}, "rev": "draft"})
+    piece = space.run(count, key="k")
+    piece.inputs["inp"].link(plain)
+    rt.settle()
+    error = piece.outputs.get().error
+    assert type(error) is sc.SourceError
+    assert "does not hold a database handle" in str(error)
+    assert not list(rt.store.glob("cell-*.sqlite"))
+
+
 def test_a_cell_that_holds_a_handle_gives_the_body_its_database(
     store: Path, rt: sc.Runtime, space: Space
 ) -> None:

@@ -26,6 +26,7 @@ import pytest
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
 from sqlite_cells.codec import Link
+from sqlite_cells.runtime import LENGTH_LIMIT, ROW_SLACK
 
 
 def _log_seq(space: Space) -> int:
@@ -285,6 +286,27 @@ def test_a_value_over_sqlite_length_limit_is_refused_and_records_nothing(rt: sc.
     with space.transact():
         c.set("y" * (1024 * 1024))
     assert len(c.get()) == 1024 * 1024
+
+
+def test_a_value_whose_row_would_be_over_the_limit_is_refused_at_set(rt: sc.Runtime) -> None:
+    """SQLite's length limit caps a whole row: a value a few bytes under it passed ``set`` and
+    failed at commit with "the commit failed in SQLite (string or blob too big) … try again,
+    and check the disk" (a bare ``SqliteCellsError``; retrying could never help). It is a
+    ``ValueEncodeError`` at ``set`` now, naming the largest value the cell takes — which
+    commits."""
+    space = rt.space("demo")
+    c = space.cell("c")
+    largest = LENGTH_LIMIT - ROW_SLACK - len(c.id)  # encoded bytes: the text and its quotes
+    too_long = "x" * (LENGTH_LIMIT - len(c.id) - 2 - 20)
+    with (
+        pytest.raises(sc.ValueEncodeError, match=f"may be up to {largest} bytes"),
+        space.transact(),
+    ):
+        c.set(too_long)
+    assert c.get() is None and _log_seq(space) == 0
+    with space.transact():
+        c.set("x" * (largest - 2))
+    assert len(c.get()) == largest - 2 and _log_seq(space) == 1
 
 
 def test_a_dict_shaped_like_a_link_is_refused(rt: sc.Runtime) -> None:
