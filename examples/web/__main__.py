@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     host, port = sock.getsockname()[:2]
     with sc.Runtime(args.store) as rt:
         chat = Chat(rt)
-        config = uvicorn.Config(create_app(chat), log_level="warning", timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            create_app(chat), log_level="warning", timeout_graceful_shutdown=1, lifespan="off"
+        )
         server = _Server(config, chat)
         shown = f"[{host}]" if ":" in host else host  # an IPv6 address, as URLs write it
         print(f"sqlite-cells chat on http://{shown}:{port}/ (store {rt.store})", flush=True)
@@ -83,7 +85,9 @@ def _port(text: str) -> int:
 
 class _Server(uvicorn.Server):
     """Ctrl-C ends the open pages' event streams first, so the graceful shutdown has nothing
-    left to cancel (a cancelled stream is logged as an error with its traceback)."""
+    left to cancel (a cancelled stream is logged as an error with its traceback). The app has
+    no lifespan (``lifespan="off"``): a second Ctrl-C cancelled uvicorn's lifespan task, which
+    was logged with its traceback."""
 
     def __init__(self, config: uvicorn.Config, chat: Chat) -> None:
         super().__init__(config)

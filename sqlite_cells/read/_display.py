@@ -275,7 +275,7 @@ class QueryDisplay:
 
     def _ipython_display_(self) -> None:
         """Shown as a cell's result, it adds nothing: the live table is the output already
-        (IPython printed ``<QueryDisplay live>`` under it)."""
+        (``repr`` still says ``<QueryDisplay live>`` or ``stopped`` where asked for)."""
 
 
 def display_query(query: Query[Any]) -> QueryDisplay:
@@ -283,7 +283,9 @@ def display_query(query: Query[Any]) -> QueryDisplay:
 
     Uses ``IPython.display.display(state, display_id=True)`` and updates that display from the
     query's subscriber, which runs on the runtime's scheduler thread; ipykernel sends the update
-    through its I/O thread, so that is safe. Raises :class:`SqliteCellsError` outside IPython.
+    through its I/O thread, so that is safe. Where IPython is not installed it raises
+    :class:`SqliteCellsError`; where it is installed but no notebook runs (a plain script),
+    IPython prints the state once and the handle it returns updates nothing.
 
     A display belongs to the notebook cell that made it: when that cell runs again (its old
     outputs are gone), the display stops updating, so a cell run again and again keeps one live

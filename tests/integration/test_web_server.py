@@ -78,6 +78,24 @@ def test_the_url_line_means_listening_and_ctrl_c_with_a_page_open_is_clean(
     assert ended == [b"\n"]  # the rest of the first event, then the end of the stream
 
 
+def test_ctrl_c_pressed_twice_is_clean(tmp_path: Path) -> None:
+    """A second Ctrl-C right after the first cancelled uvicorn's lifespan task, which it
+    logged with its traceback (the app has no lifespan: it is off)."""
+    process, _port = _started(tmp_path / "s")
+    try:
+        time.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err and "ERROR" not in err, err
+
+
 def _started(store: Path) -> tuple[subprocess.Popen[str], int]:
     process = start_server(store)
     assert process.stdout is not None
