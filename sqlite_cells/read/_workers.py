@@ -210,23 +210,42 @@ class QueryWorkers:
 
         job = ReadJob(decl, [(0, stmt)], deliver, prepare, ahead=ahead)
         self.submit(job)
-        if not wait_in_slices(done, self.timeout + QUEUE_GRACE):
-            # Still queued behind other reads past the deadline: give up on it (R44). Once
-            # started, the watchdog ends it by its own deadline.
-            with self._lock:
-                queued = job in self._queue
+        try:
+            if not wait_in_slices(done, self.timeout + QUEUE_GRACE):
+                # Still queued behind other reads past the deadline: give up on it (R44). Once
+                # started, the watchdog ends it by its own deadline.
+                with self._lock:
+                    queued = job in self._queue
+                    if queued:
+                        self._queue.remove(job)
                 if queued:
-                    self._queue.remove(job)
-            if queued:
-                error = QueryTimeout(
-                    decl.db_id,
-                    stmt.sql,
-                    f"no query worker was free within query_timeout ({self.timeout}s): other "
-                    "reads hold them all; try again, or raise query_workers",
-                )
-                return 0, StatementResult(error=error)
-            wait_in_slices(done, None)
+                    error = QueryTimeout(
+                        decl.db_id,
+                        stmt.sql,
+                        f"no query worker was free within query_timeout ({self.timeout}s): "
+                        "other reads hold them all; try again, or raise query_workers",
+                    )
+                    return 0, StatementResult(error=error)
+                wait_in_slices(done, None)
+        except BaseException:
+            self._cancel(job)  # the caller left (Ctrl-C): nobody waits for the rows now
+            raise
         return box[0]
+
+    def _cancel(self, job: ReadJob) -> None:
+        """Nobody waits for ``job`` any more: taken off the queue, or, running, its deadline is
+        now, so its statement ends at the watchdog's next look (or SQLite's next progress
+        check) instead of running on until ``query_timeout``."""
+        with self._lock:
+            if job in self._queue:
+                self._queue.remove(job)
+                return
+            for flight in self._in_flight.values():
+                if flight.job is job:
+                    with flight.tracker.lock:
+                        flight.tracker.until = flight.tracker.deadline = 0.0
+                    self._watch_wake.notify()
+                    return
 
     # -- workers -------------------------------------------------------------------------------
 

@@ -693,3 +693,22 @@ def test_closing_a_runtime_watching_a_source_leaves_no_thread(store: Path, tmp_p
     rt.close()
     assert [t for t in runtime_threads() if t not in before] == []
     assert store_fds(store) == []
+
+
+def test_a_read_left_by_ctrl_c_stops_running(store: Path) -> None:
+    """Ctrl-C (a notebook's interrupt) ended ``db.read`` for its caller, but its statement ran
+    on in the query worker until ``query_timeout``: three interrupted reads kept two CPUs busy
+    for the whole timeout. Nobody waits for it now, so it ends at the watchdog's next look."""
+    import _thread
+
+    with sc.Runtime(store, query_timeout=30) as rt:
+        db = rt.space("demo").sqlite_database("d", tables={"t": sc.table(v="integer")})
+        interrupter = threading.Timer(0.3, _thread.interrupt_main)
+        interrupter.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                db.read(SPIN)
+        finally:
+            interrupter.cancel()
+        assert wait_for(lambda: not rt.query_workers._in_flight, 10.0)  # not 30 s
+        assert db.read("SELECT count(*) AS n FROM t") == [{"n": 0}]
