@@ -13,6 +13,7 @@ the space of its first write. It commits all or nothing as one SQLite transactio
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import itertools
 import threading
@@ -428,8 +429,10 @@ class _Scope(Leaving):
     it is entered and left once per commit, and the generator machinery costs more than the
     rest of the scope. One object may be entered again before it is left — inside itself (the
     inner ``with`` joins the outer, as a second ``transact()`` would) or by several threads or
-    asyncio tasks at once (each its own transaction) — so each entry keeps its own state (the
-    list of them under a lock), and a block that is left takes the entry its own context made.
+    asyncio tasks at once (each its own transaction) — so each entry keeps its own state, and a
+    block that is left takes the entry its own context made. The list of entries is changed
+    only by single calls (``append``, ``remove``) and read from a copy, each atomic for other
+    threads, so it needs no lock.
 
     A Ctrl-C lands where CPython checks for signals: where a Python function starts and after
     each call. Entering makes the transaction current last and undoes all if interrupted.
@@ -439,13 +442,12 @@ class _Scope(Leaving):
     that still ends the block (``_ended_anyway``, called until it is through), and is raised
     after."""
 
-    __slots__ = ("_alone", "_entries", "_lock", "_space")
+    __slots__ = ("_alone", "_entries", "_space")
 
     def __init__(self, space: SpaceFile | None, *, alone: bool = False) -> None:
         self._space = space
         self._alone = alone  # never joins an outer transaction (own_transaction)
         self._entries: list[_Entry] = []  # the entries not left yet, oldest first
-        self._lock = threading.Lock()  # (threads entering one object at once share the list)
 
     def __enter__(self) -> Transaction:
         outer = None if self._alone else current_transaction()
@@ -455,8 +457,7 @@ class _Scope(Leaving):
         entry = _Entry(tx, None, None, None)
         before = _current.get()
         try:  # (an interrupt anywhere here leaves nothing entered behind)
-            with self._lock:
-                self._entries.append(entry)
+            self._entries.append(entry)
             entry.token = _current.set(tx)
         except BaseException:
             if _current.get() is tx:
@@ -480,8 +481,7 @@ class _Scope(Leaving):
         entry = _Entry(None, None, joined, None)
         scopes = _scopes.get()
         try:  # (as in __enter__; binding to another space's is refused here too)
-            with self._lock:
-                self._entries.append(entry)
+            self._entries.append(entry)
             entry.scope_token = _scopes.set((*scopes, joined.scope))
             outer._open.add(joined.scope)
             outer._nested = len(outer._open)
@@ -575,15 +575,14 @@ class _Scope(Leaving):
         already. Nothing is changed here."""
         scopes, current = _scopes.get(), _current.get()
         innermost = scopes[-1] if scopes else None
-        with self._lock:
-            entries = self._entries
-            for entry in reversed(entries):
-                joined = entry.joined
-                if (entry.tx is current) if joined is None else (joined.scope == innermost):
-                    return entry
-            for entry in reversed(entries):
-                if not entry.left:
-                    return entry
+        entries = self._entries.copy()  # (other threads may enter or leave meanwhile)
+        for entry in reversed(entries):
+            joined = entry.joined
+            if (entry.tx is current) if joined is None else (joined.scope == innermost):
+                return entry
+        for entry in reversed(entries):
+            if not entry.left:
+                return entry
         return None
 
     def _ended_anyway(self, entry: _Entry | None) -> None:
@@ -608,12 +607,8 @@ class _Scope(Leaving):
                 entry.tx.state = TxState.ABORTED
 
     def _drop(self, entry: _Entry) -> None:
-        with self._lock:
-            entries = self._entries
-            for i in range(len(entries) - 1, -1, -1):
-                if entries[i] is entry:
-                    del entries[i]
-                    return
+        with contextlib.suppress(ValueError):  # (removed already: before an interrupt)
+            self._entries.remove(entry)  # (found by identity: entries compare so)
 
 
 def _close(joined: _Joined, *, take_back: bool) -> None:
