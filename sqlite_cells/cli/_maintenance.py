@@ -12,6 +12,7 @@ from typing import Any, TextIO
 
 from sqlite_cells.cli._inspect import (
     InspectError,
+    OrphanInfo,
     as_bytes,
     decoded,
     find_space,
@@ -42,6 +43,7 @@ from sqlite_cells.files import (
     remove_garbage,
     source_path,
     stored_json,
+    unnamed,
     validate_disk_source,
     why_kept,
 )
@@ -461,6 +463,12 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
     skipped = _skipped(root)
     damaged = damaged_spaces(root)
     found = find_garbage(root)
+    # Kept, and said so: files no space names that gc cannot tell are unused. Not while a
+    # space file is damaged: that one's own line says no file is removed.
+    listed = {g.path for g in found}
+    kept = (
+        [] if damaged else [(p, _why_kept(p, mark)) for p, mark in unnamed(root) if p not in listed]
+    )
     paths = [g.path for g in found]
     reasons = {g.path: _GIVEN_UP if g.dropped else _UNUSED for g in found}
     failed: list[tuple[Path, str]] = []
@@ -472,6 +480,8 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
             out.write(f"{verb} {one_line(p.name)}\n")
         for p, why in skipped:
             out.write(f"skipped {one_line(p.name)}: {why}\n")
+        for p, why in kept:
+            out.write(f"kept {one_line(p.name)}: {one_line(why)}\n")
         for p, why in failed:
             out.write(f"could not remove {one_line(p.name)}: {one_line(why)}\n")
         for d in damaged:
@@ -489,6 +499,8 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
         data: dict[str, Any] = {"removed": args.yes, "files": [p.name for p in paths]}
         if skipped:
             data["skipped"] = [{"file": p.name, "why": why} for p, why in skipped]
+        if kept:
+            data["kept"] = [{"file": p.name, "why": why} for p, why in kept]
         if failed:
             data["failed"] = [{"file": p.name, "why": why} for p, why in failed]
         if damaged:
@@ -501,6 +513,7 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
     else:
         rows = [{"file": p.name, "action": verb, "why": reasons[p]} for p in paths]
         rows += [{"file": p.name, "action": "skipped", "why": why} for p, why in skipped]
+        rows += [{"file": p.name, "action": "kept", "why": why} for p, why in kept]
         rows += [{"file": p.name, "action": "not removed", "why": why} for p, why in failed]
         rows += [
             {"file": d.path.name, "action": _space_file_kind(d), "why": _kept_for(d)}
@@ -508,6 +521,18 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
         ]
         print_rows(rows, args.fmt, out, columns=["file", "action", "why"])
     return FINDING if failed or damaged else OK
+
+
+def _why_kept(path: Path, watermark: int | None) -> str:
+    """Why gc keeps ``path``, a database file no space names (``watermark``: its own, None when
+    it cannot be read as a database)."""
+    if watermark != 0:  # holds commits, or cannot be read: an orphan, as `check` reports it
+        return OrphanInfo(path.name, watermark).finding()
+    return (
+        "no space names it, and it holds no commit of the runtime's but rows of tables that "
+        "are not the runtime's, or bytes that do not begin as an SQLite database's: gc never "
+        f"removes it; look at it, and move {path.name} out of the store yourself"
+    )
 
 
 def _space_file_kind(d: DamagedSpace) -> str:

@@ -40,6 +40,7 @@ from sqlite_cells.files._handles import shaped_like_handle as shaped_like_handle
 from sqlite_cells.files._handles import source_path as source_path
 from sqlite_cells.files._handles import space_damage as space_damage
 from sqlite_cells.files._handles import space_files as space_files
+from sqlite_cells.files._handles import unnamed as unnamed
 from sqlite_cells.files._handles import unreadable_handle as unreadable_handle
 from sqlite_cells.files._handles import unwritten_handle as unwritten_handle
 from sqlite_cells.files._handles import why_kept as why_kept
@@ -208,6 +209,7 @@ __all__ = [
     "space_files",
     "stored_json",
     "table_differences",
+    "unnamed",
     "unopenable",
     "unpin",
     "unread_wal",

@@ -115,6 +115,7 @@ __all__ = [
     "shaped_like_handle",
     "source_path",
     "space_damage",
+    "unnamed",
     "unreadable_handle",
     "why_kept",
 ]
@@ -680,17 +681,27 @@ def damaged_spaces(store: Path) -> list[DamagedSpace]:
         return _store_names(store)[2]
 
 
-def _orphans(store: Path, named: set[str]) -> list[tuple[Path, int | None]]:
+def unnamed(store: Path) -> list[tuple[Path, int | None]]:
+    """The store's database files that no readable space names, each with its watermark (0: no
+    commit; None: it cannot be read as a database): :func:`orphans` and what gc may remove are
+    among them; gc says why it keeps the others."""
+    store = Path(store)
+    with translated(f"the store {store}"):
+        return _orphans(store, _store_names(store)[0], every=True)
+
+
+def _orphans(store: Path, named: set[str], *, every: bool = False) -> list[tuple[Path, int | None]]:
     """The database files no name in ``named`` (read from the space files before) names and
-    that hold commits. A database's first write may have committed since those names were read:
-    its space file commits before it (SQLite commits a transaction's files in order, ``main``
-    first), so names read again after a file's watermark hold its id if a space wrote it."""
+    that hold commits (``every``: and those that hold none). A database's first write may have
+    committed since those names were read: its space file commits before it (SQLite commits a
+    transaction's files in order, ``main`` first), so names read again after a file's watermark
+    hold its id if a space wrote it."""
     known = {db_file_name(cell_id) for cell_id in named}
     found = []
     for path in _database_files(store):
         if path.name not in known:
             seq = _commits_in(path)
-            if seq != 0:
+            if seq != 0 or every:
                 found.append((path, seq))
     if found:
         known |= {db_file_name(cell_id) for cell_id in _store_names(store)[0]}

@@ -319,7 +319,10 @@ def test_another_programs_rows_under_a_database_files_name_are_never_garbage(
         conn.close()
         files[theirs] = theirs.read_bytes()
     assert main(["gc", str(store), "--yes", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"removed": True, "files": []}
+    said = json.loads(capsys.readouterr().out)
+    assert (said["removed"], said["files"]) == (True, [])
+    assert sorted(entry["file"] for entry in said["kept"]) == sorted(p.name for p in files)
+    assert all("rows of tables that are not the runtime's" in e["why"] for e in said["kept"])
     assert all(path.read_bytes() == data for path, data in files.items())
 
 
@@ -344,9 +347,18 @@ def test_bytes_that_are_no_database_under_a_database_files_name_are_never_garbag
     empty = store / ("cell-" + "2" * 32 + ".sqlite")
     empty.write_bytes(b"")
     assert main(["gc", str(store), "--yes", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"removed": True, "files": [empty.name]}
+    said = json.loads(capsys.readouterr().out)
+    assert (said["removed"], said["files"]) == (True, [empty.name])
+    # Each kept file is named, and why (it said nothing of them; `check` reports them).
+    kept = {entry["file"]: entry["why"] for entry in said["kept"]}
+    assert sorted(kept) == sorted(path.name for path in theirs)
+    assert all("gc never removes it" in why for why in kept.values())
     assert all(path.read_bytes() == data for path, data in theirs.items())
     assert not empty.exists()
+    assert main(["gc", str(store)]) == 0
+    text = capsys.readouterr().out
+    assert all(f"kept {path.name}: " in text for path in theirs)
+    assert text.endswith("nothing to remove\n")
 
 
 def test_a_blank_space_file_left_by_a_crash_is_ignored_by_the_tools(
