@@ -805,10 +805,11 @@ class SpaceFile:
         # The thread inside ``exclusive`` holds the write lock: it never waits for a leader,
         # who would wait for that lock.
         inside = self._exclusive_owner == me
-        # (The queue lock itself: _turn's own enter and exit are Python calls around it.)
-        with self._queue_lock:
-            self._waiting.append(ticket)
-            try:
+        leads = False
+        try:
+            # (The queue lock itself: _turn's own enter and exit are Python calls around it.)
+            with self._queue_lock:
+                self._waiting.append(ticket)
                 while self._leading and not ticket.done and not inside:
                     self._turn_waiters += 1
                     self._wait_starts(me)
@@ -817,12 +818,21 @@ class SpaceFile:
                     finally:
                         self._turn_waiters -= 1
                         self._wait_ends(me)
-            except BaseException:  # a Ctrl-C while waiting: a ticket no leader took goes
+                leads = not ticket.done and not inside
+                if leads:
+                    self._leading = True
+        except BaseException:
+            # A Ctrl-C as the ticket was queued, while it waited, or as the queue lock was let
+            # go (CPython raises it after a call): a ticket no leader took goes — or the next
+            # leader would commit it, though its committer was told of the interrupt — and a
+            # lead taken just before is given up, or every later commit would wait for it.
+            with self._queue_lock:
                 self._withdraw(ticket)
-                raise
-            leads = not ticket.done and not inside
-            if leads:
-                self._leading = True
+                if leads:
+                    self._leading = False
+                    if self._turn_waiters:
+                        self._turn.notify_all()
+            raise
         if not ticket.done:
             try:
                 try:
@@ -842,6 +852,9 @@ class SpaceFile:
                             self._lead(ticket)
                     finally:
                         _leading_here.space = None
+                        if not ticket.done:  # (interrupted before a batch took it: it goes)
+                            with self._queue_lock:
+                                self._withdraw(ticket)
                         try:
                             if ticket.error is not None or not ticket.done:
                                 # Room to roll back is certain here: this frame took the lock.
@@ -876,22 +889,23 @@ class SpaceFile:
         """Commit the next batch of waiting transactions (called with the write lock held).
         Every ticket of the batch is done when this returns or raises: its committer, blocked
         on the write lock, only looks at the outcome."""
-        with self._queue_lock:
-            if self._exclusive:  # the open transaction belongs to ``own`` alone
-                self._waiting.remove(own)
-                batch = [own]
-            else:
-                batch = take_batch(self._waiting)
-            self._grouped = len(batch) > 1
-        if self._closed:  # closed while these waited: nothing of them is written
-            closed = ClosedError(
-                f"space {self.space_id!r} was closed (its runtime was closed) before this "
-                "transaction could commit; nothing of it was written: open a new Runtime"
-            )
-            for i, ticket in enumerate(batch):
-                ticket.fail(shared(closed, first=i == 0))
-            return
-        try:
+        batch: list[Ticket] = []
+        try:  # (from the start: a Ctrl-C as the batch is taken fails the batch too)
+            with self._queue_lock:
+                if self._exclusive:  # the open transaction belongs to ``own`` alone
+                    self._waiting.remove(own)
+                    batch = [own]
+                else:
+                    batch = take_batch(self._waiting)
+                self._grouped = len(batch) > 1
+            if self._closed:  # closed while these waited: nothing of them is written
+                closed = ClosedError(
+                    f"space {self.space_id!r} was closed (its runtime was closed) before this "
+                    "transaction could commit; nothing of it was written: open a new Runtime"
+                )
+                for i, ticket in enumerate(batch):
+                    ticket.fail(shared(closed, first=i == 0))
+                return
             conn = self._wconn  # opens (creates) the file first, so its identity is known
             self.check_same_file()
             members, begin = self._prepare(conn, batch)
@@ -935,7 +949,7 @@ class SpaceFile:
         """A failed first commit: :meth:`_discard_unused` under the write lock, waited for
         behind commits and catch-ups (they end by themselves) but not behind an ``exclusive``
         block, which discards the file itself as it ends."""
-        while not self._write_lock.acquire(timeout=_LOCK_POLL):
+        while not self._acquire(_LOCK_POLL):
             if self._exclusive:
                 return
         try:
@@ -1285,7 +1299,7 @@ class SpaceFile:
         the lock ``BUSY_PATIENCE``: a blind write behind it is no conflict, and a deadlock the
         looks cannot see ends then. Behind anything else (a commit, a catch-up, an async
         handler's lock holder) the wait is not bounded here: those end by themselves."""
-        if self._write_lock.acquire(blocking=False):
+        if self._acquire(0.0):
             return
         began = time.monotonic()
         me = threading.get_ident()
@@ -1294,7 +1308,7 @@ class SpaceFile:
         # Looks in a row that found the body joining one committer's thread, and which.
         waiting, joined = 0, None
         try:
-            while not self._write_lock.acquire(timeout=_LOCK_POLL):
+            while not self._acquire(_LOCK_POLL):
                 since = self._exclusive_since
                 if since is None:
                     waiting, joined = 0, None
@@ -1560,7 +1574,7 @@ class SpaceFile:
         ``TimeoutError`` is raised, nothing was done, and the caller says what waited (a read
         that must end by its deadline, R44)."""
         self._check_open()
-        if not self._write_lock.acquire(timeout=-1 if timeout is None else max(0.0, timeout)):
+        if not self._acquire(-1.0 if timeout is None else max(0.0, timeout)):
             raise TimeoutError(f"the write lock of space {self.space_id!r} stayed held")
         try:
             yield self._wconn
@@ -1571,10 +1585,32 @@ class SpaceFile:
         """Whether no commit of this runtime holds the space's write lock at this moment, for a
         caller that gave up waiting for it (see :meth:`write_connection`) and looks again later:
         never waits, and the lock may be taken again the next moment."""
-        if not self._write_lock.acquire(blocking=False):
+        if not self._acquire(0.0):
             return False
         self._write_lock.release()
         return True
+
+    def _acquire(self, timeout: float) -> bool:
+        """Take the write lock within ``timeout`` seconds (0: at once or not; below 0: no bound)
+        and say whether it was taken. CPython raises a Ctrl-C after a call returns: one landing
+        right after ``acquire`` took the lock left it held by nobody, and every later commit
+        waited for ever. So each call runs with SIGINT held back (see ``interrupts_held``), and
+        one that came meanwhile is raised with the lock let go; a long wait is cut into calls of
+        ``_LOCK_POLL`` seconds, so Ctrl-C still ends it."""
+        end = None if timeout < 0 else time.monotonic() + timeout
+        lock = self._write_lock
+        while True:
+            step = _LOCK_POLL if end is None else min(_LOCK_POLL, end - time.monotonic())
+            got = False
+            try:
+                with interrupts_held():
+                    got = lock.acquire(True, step) if step > 0 else lock.acquire(False)
+            except BaseException:
+                if got:
+                    lock.release()
+                raise
+            if got or step <= 0 or (end is not None and time.monotonic() >= end):
+                return got
 
     @property
     def closed(self) -> bool:

@@ -583,3 +583,57 @@ def test_ctrl_c_ends_a_commit_waiting_for_another_programs_write_lock(rt: sc.Run
     with space.transact() as tx:
         a.set(3)
     assert tx.seq == 2 and a.get() == 3
+
+
+def test_an_interrupt_at_any_point_of_a_commit_leaves_no_ticket_nor_lock_behind(
+    rt: sc.Runtime,
+) -> None:
+    """CPython runs a signal's handler where a Python function starts and after a call to C
+    returns. Ctrl-C landing right after the commit queued its ticket (before the code that takes
+    it back), or as a leader began its batch, left the ticket queued: the next, unrelated commit
+    committed the interrupted transaction; landing right after the write lock was taken left it
+    held by nobody, and every later commit waited for ever. A profile hook delivers SIGINT (to
+    whatever handler is installed then, as the interpreter does) at each such point of
+    ``runtime/_space_file.py`` in turn: after each, nothing is queued, nobody leads, and the
+    next commit ends and commits only its own write."""
+    import signal
+    import sys
+
+    space = rt.space("demo")
+    a, b = space.cell("a", default=0), space.cell("b", default=0)
+    source = space_file_module.__file__
+    points = 0
+    for k in range(1, 400):
+        calls = [0]
+
+        def hook(frame: Any, event: str, _arg: Any, k: int = k, calls: list[int] = calls) -> None:
+            if event in ("call", "c_return") and frame.f_code.co_filename == source:
+                calls[0] += 1
+                if calls[0] == k:
+                    sys.setprofile(None)
+                    signal.getsignal(signal.SIGINT)(signal.SIGINT, frame)
+
+        before = a.get()
+        sys.setprofile(hook)
+        try:
+            with space.transact():
+                a.set(before + 1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            sys.setprofile(None)
+        if calls[0] < k:
+            break  # every point was tried
+        points += 1
+        assert not space.file._waiting and not space.file._leading, k
+        now = a.get()  # the interrupted write committed (the interrupt came after) or not
+        assert now in (before, before + 1), k
+        outcome = in_thread(lambda k=k: _set(space, b, k), 30, f"the commit after point {k} hung")
+        assert outcome is None, (k, outcome)
+        assert (a.get(), b.get()) == (now, k), k
+    assert points >= 20
+
+
+def _set(space: Space, cell: sc.Cell, value: int) -> None:
+    with space.transact():
+        cell.set(value)
