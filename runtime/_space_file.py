@@ -891,7 +891,9 @@ class SpaceFile:
         on the write lock, only looks at the outcome."""
         batch: list[Ticket] = []
         try:  # (from the start: a Ctrl-C as the batch is taken fails the batch too)
-            with self._queue_lock:
+            # SIGINT held back while the batch is taken: the tickets taken out of the queue are
+            # others' too, and a Ctrl-C between two pops would lose the ones taken (nobody's).
+            with self._queue_lock, interrupts_held():
                 if self._exclusive:  # the open transaction belongs to ``own`` alone
                     self._waiting.remove(own)
                     batch = [own]

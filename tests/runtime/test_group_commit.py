@@ -18,6 +18,7 @@ import sqlite_cells as sc
 from sqlite_cells import runtime
 from sqlite_cells.codec import Op
 from sqlite_cells.runtime import Space
+from sqlite_cells.runtime import _group as group_module
 from sqlite_cells.runtime import _space_file as space_file_module
 
 from ..conftest import in_thread
@@ -637,3 +638,73 @@ def test_an_interrupt_at_any_point_of_a_commit_leaves_no_ticket_nor_lock_behind(
 def _set(space: Space, cell: sc.Cell, value: int) -> None:
     with space.transact():
         cell.set(value)
+
+
+def test_an_interrupt_as_a_leader_takes_its_batch_loses_no_other_commit(rt: sc.Runtime) -> None:
+    """A Ctrl-C landing inside ``take_batch`` (after a ``popleft`` took another thread's ticket
+    out of the queue, before the batch was returned) lost that ticket: nobody failed it, and
+    its committer, leading next, took empty batches for ever holding the write lock — every
+    later commit of the space waited. Taking the batch holds SIGINT back: the batch is failed
+    with the interrupt, as any batch its leader's Ctrl-C stops, and the space commits again."""
+    import signal
+    import sys
+
+    space = rt.space("demo")
+    a, b, c = (space.cell(name, default=0) for name in "abc")
+    held, queued = threading.Event(), threading.Event()
+
+    def hold() -> None:  # any other holder of the write lock: the main thread leads, waiting
+        with space.file.write_connection():
+            held.set()
+            queued.wait(10)
+            time.sleep(0.1)
+
+    outcome: list[BaseException | None] = []
+
+    def other() -> None:  # queued behind the main thread's ticket
+        try:
+            with space.transact():
+                b.set(1)
+            outcome.append(None)
+        except BaseException as exc:  # handed to the asserts
+            outcome.append(exc)
+
+    def hook(frame: Any, event: str, arg: Any) -> None:
+        if (
+            event == "c_return"
+            and frame.f_code is group_module.take_batch.__code__
+            and getattr(arg, "__name__", "") == "popleft"
+            and not frame.f_locals["waiting"]
+        ):
+            sys.setprofile(None)
+            signal.getsignal(signal.SIGINT)(signal.SIGINT, frame)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert held.wait(10)
+    worker = threading.Thread(target=other, daemon=True)
+
+    def queue_the_other() -> None:
+        while len(space.file._waiting) < 1:
+            time.sleep(0.001)
+        worker.start()
+        while len(space.file._waiting) < 2:
+            time.sleep(0.001)
+        queued.set()
+
+    threading.Thread(target=queue_the_other, daemon=True).start()
+    sys.setprofile(hook)
+    try:
+        with pytest.raises(KeyboardInterrupt), space.transact():
+            a.set(1)
+    finally:
+        sys.setprofile(None)
+        holder.join(10)
+    worker.join(10)
+    assert not worker.is_alive(), "the other commit never ended"
+    assert len(outcome) == 1 and isinstance(outcome[0], KeyboardInterrupt), outcome
+    assert not space.file._waiting and not space.file._leading
+    assert (a.get(), b.get()) == (0, 0)  # the batch failed together
+    with space.transact() as tx:
+        c.set(1)
+    assert tx.seq == 1 and c.get() == 1

@@ -5,6 +5,7 @@ handling."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import apsw
@@ -162,6 +163,9 @@ def test_the_connection_used_from_two_threads_is_a_migration_error(space: Space)
                     conn.execute("SELECT 1")
                 except BaseException as exc:  # kept for the test to look at
                     seen["main"] = exc
+                # (A pause lets the worker's thread start its statement: on a loaded machine a
+                # loop of SELECT 1 alone kept it from doing so until exec_timeout.)
+                time.sleep(0.001)
         finally:
             while worker.is_alive():  # an interrupt before the statement starts is lost
                 conn._conn.interrupt()
