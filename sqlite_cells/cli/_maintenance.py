@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import re
 import sys
@@ -449,7 +450,11 @@ def _remove_all(found: list[Garbage]) -> tuple[list[Path], list[tuple[Path, str]
             else:
                 failed.append((garbage.path, why_kept(garbage.path)))
         except OSError as exc:
-            failed.append((garbage.path, exc.strerror or str(exc)))
+            why = exc.strerror or str(exc)
+            if exc.errno in (errno.EACCES, errno.EPERM):
+                where = garbage.path.parent
+                why += f": this user may not remove it (from {where}); run gc as a user who may"
+            failed.append((garbage.path, why))
     return removed, failed
 
 

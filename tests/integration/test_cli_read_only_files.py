@@ -182,3 +182,28 @@ def test_gc_by_the_owner_of_an_unused_wal_file_it_may_not_write_says_to_make_it_
     said = done.stdout + done.stderr
     assert "this user may not write it" in said and "chmod u+w" in said
     assert "another connection" not in said and unused.exists()
+
+
+def test_gc_by_a_user_who_may_not_remove_a_dropped_database_says_what_to_do(
+    store: Path,
+) -> None:
+    """§6, Errors: the file of a dropped database that this user may not remove was reported
+    as "could not remove …: Permission denied" and nothing more (an unused file's line said
+    what to do); it says so too now."""
+    if os.geteuid() != 0:
+        pytest.skip("the store must belong to another user than the commands run as")
+    with sc.Runtime(store) as rt:
+        space = rt.space("a")
+        db = space.sqlite_database("d", tables=TABLES)
+        with space.transact():
+            db.drop()
+        path = db.path
+    for entry in store.iterdir():
+        entry.chmod(0o644)
+    store.chmod(0o755)
+    done = run_unprivileged("-m", "sqlite_cells", "gc", "--yes", str(store))
+    assert done.returncode == 1, done.stderr
+    said = done.stdout + done.stderr
+    assert f"could not remove {path.name}: Permission denied: this user may not remove it" in said
+    assert "run gc as a user who may" in said
+    assert path.exists()
