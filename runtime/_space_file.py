@@ -864,6 +864,8 @@ class SpaceFile:
                             self._write_lock.release()
             finally:
                 if leads:
+                    # (Inline, not a method: a Ctrl-C lands where a Python function starts, and
+                    # one landing before `_leading` is reset would keep every commit waiting.)
                     with self._queue_lock:
                         self._leading = False
                         if self._turn_waiters:

@@ -47,6 +47,7 @@ from sqlite_cells.files import (
     handle_not_writable,
     handle_shaped,
     hold_open,
+    holds_handle,
     is_dropped,
     let_go,
     look_unlocked,
@@ -59,7 +60,6 @@ from sqlite_cells.files import (
     register_disk_file,
     release_hold,
     set_aside_moved,
-    shaped_like_handle,
     unpin,
     unreadable_handle,
     unwritten_handle,
@@ -525,7 +525,7 @@ class Runtime(runtime.Runtime):
             if self._wrote_database(handle):
                 raise unreadable_handle(handle.id, None, exc) from exc
             raise
-        if not shaped_like_handle(handle.id, value) and not _source_handle_like(handle, value):
+        if not holds_handle(handle.id, value):
             if self._wrote_database(handle):
                 raise HandleQuarantined(handle.id, value)  # R5: never "no handle"
             shown = repr(value)
@@ -1038,16 +1038,3 @@ def _check_seconds(name: str, value: object) -> None:
             f"{name} is a positive number of seconds, at most {MAX_SECONDS:,} (about 23 days), "
             f"not {brief_repr(value)}"
         )
-
-
-def _source_handle_like(handle: Cell, value: object) -> bool:
-    """Whether ``value`` is an injected file's handle, perhaps damaged (its ``rev`` no count,
-    its ``tables`` no mapping): its own id, ``tables`` and the ``source`` only a registration
-    writes. Such a handle quarantines its source (R5: never "no handle"); a plain cell holds
-    none of a handle's whole shape (R3), so anything else it holds is no database."""
-    return (
-        isinstance(value, dict)
-        and value.get("id") == handle.id
-        and "tables" in value
-        and "source" in value
-    )

@@ -38,13 +38,11 @@ from sqlite_cells.files import (
     Garbage,
     Outcome,
     check_store,
-    damaged_spaces,
-    find_garbage,
+    gc_plan,
     handle_value,
     remove_garbage,
     source_path,
     stored_json,
-    unnamed,
     validate_disk_source,
     why_kept,
 )
@@ -466,14 +464,9 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
     damaged."""
     root = store_dir(store)
     skipped = _skipped(root)
-    damaged = damaged_spaces(root)
-    found = find_garbage(root)
-    # Kept, and said so: files no space names that gc cannot tell are unused. Not while a
-    # space file is damaged: that one's own line says no file is removed.
-    listed = {g.path for g in found}
-    kept = (
-        [] if damaged else [(p, _why_kept(p, mark)) for p, mark in unnamed(root) if p not in listed]
-    )
+    plan = gc_plan(root)  # (kept: files no space names that gc cannot tell are unused)
+    found, damaged = plan.garbage, plan.damaged
+    kept = [(p, _why_unnamed_kept(p, mark)) for p, mark in plan.kept]
     paths = [g.path for g in found]
     reasons = {g.path: _GIVEN_UP if g.dropped else _UNUSED for g in found}
     failed: list[tuple[Path, str]] = []
@@ -528,7 +521,7 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
     return FINDING if failed or damaged else OK
 
 
-def _why_kept(path: Path, watermark: int | None) -> str:
+def _why_unnamed_kept(path: Path, watermark: int | None) -> str:
     """Why gc keeps ``path``, a database file no space names (``watermark``: its own, None when
     it cannot be read as a database)."""
     if watermark != 0:  # holds commits, or cannot be read: an orphan, as `check` reports it

@@ -26,21 +26,21 @@ from sqlite_cells.files._handles import disk_handle_value as disk_handle_value
 from sqlite_cells.files._handles import dropped_database as dropped_database
 from sqlite_cells.files._handles import dropped_here as dropped_here
 from sqlite_cells.files._handles import find_garbage as find_garbage
+from sqlite_cells.files._handles import gc_plan as gc_plan
 from sqlite_cells.files._handles import handle_not_writable as handle_not_writable
 from sqlite_cells.files._handles import handle_schema as handle_schema
 from sqlite_cells.files._handles import handle_shaped as handle_shaped
 from sqlite_cells.files._handles import handle_value as handle_value
+from sqlite_cells.files._handles import holds_handle as holds_handle
 from sqlite_cells.files._handles import is_dropped as is_dropped
 from sqlite_cells.files._handles import orphans as orphans
 from sqlite_cells.files._handles import recorded_pin as recorded_pin
 from sqlite_cells.files._handles import remember_handle as remember_handle
 from sqlite_cells.files._handles import remove_database_files as remove_database_files
 from sqlite_cells.files._handles import remove_garbage as remove_garbage
-from sqlite_cells.files._handles import shaped_like_handle as shaped_like_handle
 from sqlite_cells.files._handles import source_path as source_path
 from sqlite_cells.files._handles import space_damage as space_damage
 from sqlite_cells.files._handles import space_files as space_files
-from sqlite_cells.files._handles import unnamed as unnamed
 from sqlite_cells.files._handles import unreadable_handle as unreadable_handle
 from sqlite_cells.files._handles import unwritten_handle as unwritten_handle
 from sqlite_cells.files._handles import why_kept as why_kept
@@ -161,11 +161,13 @@ __all__ = [
     "encode_op_body",
     "file_identity",
     "find_garbage",
+    "gc_plan",
     "handle_not_writable",
     "handle_schema",
     "handle_shaped",
     "handle_value",
     "hold_open",
+    "holds_handle",
     "hot_journal_advice",
     "in_wal_mode",
     "is_damage",
@@ -200,7 +202,6 @@ __all__ = [
     "same_value",
     "set_aside_moved",
     "set_watermark",
-    "shaped_like_handle",
     "source_damage_advice",
     "source_opening",
     "source_path",
@@ -209,7 +210,6 @@ __all__ = [
     "space_files",
     "stored_json",
     "table_differences",
-    "unnamed",
     "unopenable",
     "unpin",
     "unread_wal",

@@ -90,6 +90,7 @@ __all__ = [
     "DamagedSpace",
     "DatabaseDropped",
     "Garbage",
+    "GcPlan",
     "HandleNotWritable",
     "HandleQuarantined",
     "check_handle",
@@ -102,20 +103,20 @@ __all__ = [
     "dropped_database",
     "dropped_here",
     "find_garbage",
+    "gc_plan",
     "handle_not_writable",
     "handle_schema",
     "handle_shaped",
     "handle_value",
+    "holds_handle",
     "is_dropped",
     "owned_databases",
     "recorded_pin",
     "remember_handle",
     "remove_database_files",
     "remove_garbage",
-    "shaped_like_handle",
     "source_path",
     "space_damage",
-    "unnamed",
     "unreadable_handle",
     "why_kept",
 ]
@@ -302,10 +303,18 @@ def check_handle(db_id: str, value: Any) -> dict[str, Any]:
     return value  # type: ignore[no-any-return]  # a dict, as _shaped says
 
 
-def shaped_like_handle(db_id: str, value: Any) -> bool:
-    """Whether the decoded ``value`` has the shape of the handle of ``db_id`` (see
-    :func:`handle_shaped`): no plain cell holds one (R3)."""
-    return _shaped(db_id, value)
+def holds_handle(db_id: str, value: Any) -> bool:
+    """Whether the decoded ``value`` of cell ``db_id`` is its database's handle, perhaps one
+    that quarantines it: a handle's whole shape (see :func:`handle_shaped`: no plain cell holds
+    one, R3), or an injected file's handle gone wrong (its ``rev`` no count, its ``tables`` no
+    mapping), known by its own id, ``tables`` and the ``source`` only a registration writes
+    (R5: never "no handle")."""
+    return _shaped(db_id, value) or (
+        isinstance(value, dict)
+        and value.get("id") == db_id
+        and "tables" in value
+        and "source" in value
+    )
 
 
 def _shaped(db_id: str, value: Any) -> bool:
@@ -486,18 +495,46 @@ def find_garbage(store: Path) -> list[Garbage]:
     guesses."""
     store = Path(store)
     with translated(f"the store {store}"):
-        named, dropped, damaged = _store_names(store)
-        # (``dropped``: ids no readable space names with a live handle, see _store_names.)
-        # While a space file cannot be read, it may name any file with a live handle: a drop
-        # elsewhere gives up none.
-        protected = {db_file_name(cell_id) for cell_id in named - dropped}
-        given_up = set() if damaged else {db_file_name(cell_id) for cell_id in dropped}
-        return [
-            Garbage(p, p.name in given_up)
-            for p in _database_files(store)
-            if p.name in given_up
-            or (not damaged and p.name not in protected and _answer(p, holds_nothing) is True)
-        ]
+        return _garbage(store, _store_names(store))
+
+
+@dataclass(frozen=True, slots=True)
+class GcPlan:
+    """What gc finds in a store, from one reading of its space files: the files it may remove
+    (:func:`find_garbage`), the files no readable space names that it keeps, each with its
+    watermark (0: no commit; None: it cannot be read as a database) — none while a space file
+    is damaged — and the damaged space files (:func:`damaged_spaces`)."""
+
+    garbage: list[Garbage]
+    kept: list[tuple[Path, int | None]]
+    damaged: list[DamagedSpace]
+
+
+def gc_plan(store: Path) -> GcPlan:
+    """:class:`GcPlan` of ``store``, nothing removed."""
+    store = Path(store)
+    with translated(f"the store {store}"):
+        names = _store_names(store)
+        garbage = _garbage(store, names)
+        listed = {g.path for g in garbage}
+        damaged = names[2]
+        kept = [] if damaged else _orphans(store, names[0], every=True)
+        return GcPlan(garbage, [(p, mark) for p, mark in kept if p not in listed], damaged)
+
+
+def _garbage(store: Path, names: tuple[set[str], set[str], list[DamagedSpace]]) -> list[Garbage]:
+    named, dropped, damaged = names
+    # (``dropped``: ids no readable space names with a live handle, see _store_names.)
+    # While a space file cannot be read, it may name any file with a live handle: a drop
+    # elsewhere gives up none.
+    protected = {db_file_name(cell_id) for cell_id in named - dropped}
+    given_up = set() if damaged else {db_file_name(cell_id) for cell_id in dropped}
+    return [
+        Garbage(p, p.name in given_up)
+        for p in _database_files(store)
+        if p.name in given_up
+        or (not damaged and p.name not in protected and _answer(p, holds_nothing) is True)
+    ]
 
 
 def holds_nothing(conn: apsw.Connection) -> bool:
@@ -679,15 +716,6 @@ def damaged_spaces(store: Path) -> list[DamagedSpace]:
     store = Path(store)
     with translated(f"the store {store}"):
         return _store_names(store)[2]
-
-
-def unnamed(store: Path) -> list[tuple[Path, int | None]]:
-    """The store's database files that no readable space names, each with its watermark (0: no
-    commit; None: it cannot be read as a database): :func:`orphans` and what gc may remove are
-    among them; gc says why it keeps the others."""
-    store = Path(store)
-    with translated(f"the store {store}"):
-        return _orphans(store, _store_names(store)[0], every=True)
 
 
 def _orphans(store: Path, named: set[str], *, every: bool = False) -> list[tuple[Path, int | None]]:

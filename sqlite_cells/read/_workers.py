@@ -214,11 +214,7 @@ class QueryWorkers:
             if not wait_in_slices(done, self.timeout + QUEUE_GRACE):
                 # Still queued behind other reads past the deadline: give up on it (R44). Once
                 # started, the watchdog ends it by its own deadline.
-                with self._lock:
-                    queued = job in self._queue
-                    if queued:
-                        self._queue.remove(job)
-                if queued:
+                if self._dequeue(job):
                     error = QueryTimeout(
                         decl.db_id,
                         stmt.sql,
@@ -236,16 +232,23 @@ class QueryWorkers:
         """Nobody waits for ``job`` any more: taken off the queue, or, running, its deadline is
         now, so its statement ends at the watchdog's next look (or SQLite's next progress
         check) instead of running on until ``query_timeout``."""
+        if self._dequeue(job):
+            return
         with self._lock:
-            if job in self._queue:
-                self._queue.remove(job)
-                return
             for flight in self._in_flight.values():
                 if flight.job is job:
                     with flight.tracker.lock:
                         flight.tracker.until = flight.tracker.deadline = 0.0
                     self._watch_wake.notify()
                     return
+
+    def _dequeue(self, job: ReadJob) -> bool:
+        """Take ``job`` off the queue if no worker has taken it yet; whether it was there."""
+        with self._lock:
+            queued = job in self._queue
+            if queued:
+                self._queue.remove(job)
+            return queued
 
     # -- workers -------------------------------------------------------------------------------
 
