@@ -746,7 +746,7 @@ class Runtime(runtime.Runtime):
 
     def reconcile(
         self,
-        decl: Declaration,
+        decl: Declaration | SqliteDb,
         *,
         repair: bool = True,
         lock_timeout: float | None = None,
@@ -761,7 +761,9 @@ class Runtime(runtime.Runtime):
         (a damaged file is rebuilt from the log, or quarantined). The space's in-process write
         lock, which a comparison that finds the file out of sync needs, is waited for as long as
         the commit holding it takes, or ``lock_wait`` seconds at most (counted from the call):
-        then the builtin ``TimeoutError``, and nothing is decided."""
+        then the builtin ``TimeoutError``, and nothing is decided. ``decl`` may be the database
+        handle itself (``db``)."""
+        decl = _declaration_of(decl)
         deadline = None if lock_wait is None else time.monotonic() + lock_wait
         wait_ms = busy_ms(lock_timeout)
         file = self.space(decl.space_id).file
@@ -1038,3 +1040,17 @@ def _check_seconds(name: str, value: object) -> None:
             f"{name} is a positive number of seconds, at most {MAX_SECONDS:,} (about 23 days), "
             f"not {brief_repr(value)}"
         )
+
+
+def _declaration_of(db: object) -> Declaration:
+    """The declaration of a database given as its handle or as the declaration itself."""
+    from sqlite_cells._db import SqliteDb
+
+    if isinstance(db, SqliteDb):
+        return db.declaration
+    if isinstance(db, Declaration):
+        return db
+    raise InvalidArgument(
+        f"a database is given as its handle (from space.sqlite_database or "
+        f"register_disk_source), not {brief_repr(db)}"
+    )

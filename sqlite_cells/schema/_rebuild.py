@@ -13,7 +13,8 @@ were taken on, R70.)
    values stay as stored), leaving generated columns to be computed again;
 2. drop the table (its indexes go with it; the caller's diff creates the declared ones again)
    and create it under its own name with the file's columns first, in the file's order, then
-   the missing declared ones in declared order: a column keeps its position, so the changesets
+   the missing declared ones in declared order: a column keeps its position (and its name as
+   the file spells it, whatever letter case the declaration uses), so the changesets
    already in the space's log and the file's journal (which record values by position) still
    apply; the foreign keys of other tables name the table, and so the new one; a CHECK or a
    generated column that names its column by the table (``t.a``) reads as it did (a table
@@ -30,11 +31,12 @@ refusal stands).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Final
 
 import apsw
 
-from sqlite_cells.schema._schema import Table, create_table_sql, quote_ident
+from sqlite_cells.schema._schema import Column, Table, create_table_sql, quote_ident
 from sqlite_cells.schema._schema_diff import rows_of
 from sqlite_cells.sql import fold_ascii
 
@@ -65,7 +67,9 @@ def rebuild_adding(conn: apsw.Connection, database: str, name: str, declared: Ta
     table = quote_ident(str(stored[0][2]))  # the name as the file spells it
     have = [str(column) for column, _, _ in stored]
     known = {fold_ascii(column) for column in have}
-    columns = [declared.column(column) for column in have]
+    # Each stored column keeps its name as the file spells it (the declaration may spell it in
+    # other letter case, which SQLite takes as the same name): rows read back keyed as before.
+    columns = [_as_stored(declared.column(column), column) for column in have]
     columns += [c for c in declared.columns if fold_ascii(c.name) not in known]
     if any(c is None for c in columns):
         raise apsw.SQLError(f"{name}: the file has a column that is not declared")
@@ -108,6 +112,11 @@ def rebuild_adding(conn: apsw.Connection, database: str, name: str, declared: Ta
         conn.execute(
             f"INSERT INTO {db}.sqlite_sequence (name, seq) VALUES (?, ?)", (spelled, counter)
         )
+
+
+def _as_stored(column: Column | None, name: str) -> Column | None:
+    """The declared ``column`` under the name the file gives it."""
+    return None if column is None else replace(column, name=name)
 
 
 def _counter(conn: apsw.Connection, database: str, table: str) -> int | None:

@@ -238,3 +238,23 @@ def test_a_stored_table_with_a_rowid_named_column_stays_readable_and_migrates(
             {"rid": 20, "v": "b"},
             {"rid": 30, "v": "c"},
         ]
+
+
+@pytest.mark.parametrize("added", ["text", "text unique"])
+def test_a_migration_keeps_the_stored_spelling_of_each_column(store: Path, added: str) -> None:
+    """R13, R43: a declaration that spells a stored column in other letter case names the same
+    column; adding a column — by ``ADD COLUMN`` or by a rebuild — renames none."""
+    with sc.Runtime(store) as rt:
+        db = _db(rt, {"ID": "integer primary key", "Body": "text"})
+        with rt.space("s").transact():
+            db.exec("INSERT INTO t (Body) VALUES ('a')")
+        db = _db(rt, {"id": "integer primary key", "body": "text", "u": added})
+        with rt.space("s").transact():
+            db.exec("INSERT INTO t (body, u) VALUES ('b', 'x')")
+        assert db.read("SELECT * FROM t ORDER BY 1") == [
+            {"ID": 1, "Body": "a", "u": None},
+            {"ID": 2, "Body": "b", "u": "x"},
+        ]
+    with apsw.Connection(str(db.declaration.path)) as conn:
+        names = [row[1] for row in conn.execute("PRAGMA table_info(t)")]
+    assert names == ["ID", "Body", "u"]

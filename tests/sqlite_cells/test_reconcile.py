@@ -13,7 +13,7 @@ import sqlite_cells as sc
 from sqlite_cells import files as sc_files
 from sqlite_cells.codec import Op, decode_record, encode_record
 from sqlite_cells.files._reconcile import Action
-from sqlite_cells.runtime import FORMAT_VERSION
+from sqlite_cells.runtime import FORMAT_VERSION, InvalidArgument
 
 from .conftest import undo_last_commits_in_file
 
@@ -71,6 +71,18 @@ def test_a_database_behind_its_space_is_replayed_exactly(store: Path) -> None:
         # random(), randomblob() and CURRENT_TIMESTAMP replay to the very same rows.
         assert _snapshot(db.path) == expected
         assert db.read("SELECT count(*) AS n FROM events") == [{"n": counter.get()}]
+
+
+def test_reconcile_takes_the_database_handle_and_refuses_anything_else(store: Path) -> None:
+    rt, db, counter = _open(store)
+    with rt:
+        _write(rt, db, counter, 1)
+        by_handle = rt.reconcile(db)
+        assert by_handle.action is Action.IN_SYNC and by_handle.db_id == db.id
+        with pytest.raises(InvalidArgument) as caught:
+            rt.reconcile(db.id)  # type: ignore[arg-type]
+        assert isinstance(caught.value, sc.SqliteCellsError) and isinstance(caught.value, TypeError)
+        assert "sqlite_database" in str(caught.value) and repr(db.id)[:20] in str(caught.value)
 
 
 def test_a_replay_that_deletes_rows_keeps_a_copy_first_and_one_that_does_not_keeps_none(
