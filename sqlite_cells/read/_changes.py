@@ -12,7 +12,8 @@ expression names a column it changed (directly or through another generated colu
 the table's ``CREATE TABLE`` text in the file. It also leaves out the rowid of a table keyed
 otherwise (``k text primary key``: its rows are named by ``k``), and an INSERT OR REPLACE of an
 existing key, which deletes the row and inserts it again under a new rowid, is an UPDATE there:
-so an UPDATE of such a table also changes its hidden rowid (:func:`with_hidden_rowid`).
+so an UPDATE of such a table also changes its hidden rowid (:func:`with_hidden_rowid`), and
+so does a statement that may move a row without changing a value (:func:`moving_target`).
 
 A commit that changed the file's schema (its op says so: an additive migration or a ``migrate``
 callback ran) changed what ``SELECT *`` and views return even where no row changed: its write
@@ -22,6 +23,7 @@ primary key is NULL, of which SQLite records nothing (its op says so too).
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -32,7 +34,7 @@ import apsw
 from sqlite_cells.codec import Op
 from sqlite_cells.files import DROP_KIND, KIND, decode_op_body
 from sqlite_cells.schema import read_table_text
-from sqlite_cells.sql import QUOTED, WORD, fold_ascii, scan_sql
+from sqlite_cells.sql import QUOTED, STRING, WORD, fold_ascii, scan_sql, unquote
 
 __all__ = [
     "ALL_COLUMNS",
@@ -85,6 +87,7 @@ def write_sets(
     # took 25 s here.
     parts: dict[str, list[bytes] | None] = {}
     cookies: dict[str, int | None] = {}  # the schema cookie all ops of a database ran at
+    targets: dict[str, set[str]] = {}  # the tables whose rows each database's ops may have moved
     for op in ops:
         if op.kind == DROP_KIND:  # the file goes away: whatever read it reads nothing now
             parts[op.target] = None
@@ -92,6 +95,9 @@ def write_sets(
         if op.kind != KIND:
             continue
         body = decode_op_body(op)
+        target = moving_target(body.sql)
+        if target is not None:
+            targets.setdefault(op.target, set()).add(target)
         changeset = None if body.schema or body.unseen else body.changeset
         if versions is not None and body.version is not None:
             before = versions.get(op.target)
@@ -115,6 +121,7 @@ def write_sets(
             continue
         into: WriteSet = {}
         _add_changes(into, changeset, target, cookies.get(target), columns, generated)
+        _add_hidden_rowids(into, targets.get(target, ()), target, generated)
         found[target] = into
     return found
 
@@ -189,6 +196,52 @@ def _add_changes(
         into[key] = frozenset(into.get(key, frozenset()) | found)
 
 
+def _add_hidden_rowids(
+    into: WriteSet, tables: Iterable[str], db_id: str, generated: GeneratedColumns
+) -> None:
+    """The hidden rowid of each table keyed otherwise in ``tables`` (see :func:`moving_target`):
+    such a statement may give a row a new rowid that its changeset does not show at all — a
+    replace of an existing key with the values the row had, ``UPDATE t SET rowid = …`` — so a
+    query reading that rowid re-runs after it (its rows may come out equal: then only ``seq``
+    moves, R42). See :func:`with_hidden_rowid`."""
+    for table in tables:
+        written = into.get(table)
+        if written is ALL_COLUMNS:
+            continue
+        computed = generated(db_id, table)
+        if computed is not None and HIDDEN_ROWID in computed:
+            into[table] = (written or frozenset()) | {HIDDEN_ROWID}
+
+
+@functools.lru_cache(maxsize=1024)
+def moving_target(sql: str) -> str | None:
+    """The table (ASCII-folded) a statement writes when it may give a row a new rowid: an
+    INSERT or REPLACE resolving conflicts by REPLACE (``REPLACE INTO``, ``INSERT OR REPLACE``),
+    an UPDATE that names a rowid (``SET rowid = …``); the table is the name after ``INTO`` or
+    ``UPDATE [OR …]``, after any WITH list. None for any other statement. A word REPLACE or
+    ROWID elsewhere in it (a ``replace()`` call, a WHERE) counts too: over, never under."""
+    statement = scan_sql(sql)
+    verb, tokens, body, i = statement.verb, statement.tokens, statement.body, statement.verb_index
+    words = {key for kind, key, _start, _end in tokens[i:body] if kind == WORD}
+    if verb == "UPDATE":
+        moves = not words.isdisjoint(_ROWID_WORDS)
+    else:
+        moves = verb in ("INSERT", "REPLACE") and "REPLACE" in words
+    if not moves:
+        return None
+    i += 1
+    if i < body and tokens[i][1] == "OR":
+        i += 2
+    if verb != "UPDATE" and i < body and tokens[i][1] == "INTO":
+        i += 1
+    if i >= body or tokens[i][0] not in (WORD, QUOTED, STRING):
+        return None
+    return fold_ascii(unquote(sql[tokens[i][2] : tokens[i][3]]))
+
+
+_ROWID_WORDS: Final = frozenset({"ROWID", "OID", "_ROWID_"})
+
+
 def generated_sources(
     create_sql: str | None, stored: Iterable[str], generated: Iterable[str]
 ) -> dict[str, frozenset[str]]:
@@ -235,8 +288,8 @@ def with_hidden_rowid(
     key gives the row a new rowid but shows as an UPDATE of the other columns it changed, which
     cannot be told from a plain UPDATE: so a query that reads the rowid re-runs after any
     UPDATE of the table that changed a value (R51). One that changed no value, or only the
-    rowid (``UPDATE t SET rowid = …``), leaves no change in the changeset at all, and so no
-    write set either (docs/decisions.md)."""
+    rowid (``UPDATE t SET rowid = …``), leaves no change in the changeset at all: its
+    statement says it (:func:`moving_target`)."""
     every = frozenset(fold_ascii(name) for name in stored)
     found = dict(computed)
     found[HIDDEN_ROWID] = found.get(HIDDEN_ROWID, frozenset()) | every

@@ -701,6 +701,29 @@ def test_a_plain_update_of_a_table_keyed_otherwise_reruns_its_rowid_query_quietl
     assert q.get().result == [{"k": "a", "r": 1}, {"k": "b", "r": 2}]
 
 
+@pytest.mark.parametrize(
+    ("moving", "rowid"),
+    [
+        ("UPDATE kv SET rowid = 9 WHERE k = 'a'", 9),
+        ("REPLACE INTO kv (k, v, w) VALUES ('a', '1', 1)", 3),  # the values the row had
+        ("INSERT OR REPLACE INTO kv SELECT k, v, w FROM kv WHERE k = 'a'", 3),
+    ],
+)
+def test_a_write_that_only_moves_a_row_of_a_table_keyed_otherwise_reruns_its_rowid_query(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str], moving: str, rowid: int
+) -> None:
+    """R51: a replace with the values the row had, or an UPDATE of the rowid alone, leaves no
+    change in the changeset, but the row has a new rowid: a query reading the rowid re-runs
+    and shows it; a query that does not read it stays."""
+    sql = "SELECT k, rowid AS r FROM kv ORDER BY k"
+    q = live(rt, db, calls, sql)
+    live(rt, db, calls, "SELECT k, v, w FROM kv ORDER BY k")
+    ran, now = ran_after(rt, space, db, calls, moving)
+    assert ran == Counter({sql: 1})
+    assert q.get().seq == now
+    assert q.get().result == [{"k": "a", "r": rowid}, {"k": "b", "r": 2}] == db.read(sql)
+
+
 def test_a_row_deleted_and_inserted_again_in_one_commit_reruns_what_changed(
     rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
 ) -> None:
