@@ -63,7 +63,10 @@ def is_params_list(params: object) -> TypeGuard[Sequence[Any]]:
 
 
 def parameter_rows(rows: Any, *, sql: str, db_id: str) -> list[Any]:
-    """``exec_many``'s rows as a list; anything but an iterable of rows is refused at the call."""
+    """``exec_many``'s rows as a list; anything but an iterable of rows is refused at the call.
+    Rows taken from an iterator (a generator) are copied as they are taken: one that hands out
+    the same list or dict each time, filled anew, gives each row's values as they were then
+    (R36: as many ``exec`` calls), not the last row's for all."""
     if isinstance(rows, (*_NOT_A_LIST, Mapping)) or not isinstance(rows, Iterable):
         raise ExecArgumentError(
             db_id,
@@ -71,7 +74,19 @@ def parameter_rows(rows: Any, *, sql: str, db_id: str) -> list[Any]:
             f"exec_many takes an iterable of parameter rows (lists, tuples or mappings), not "
             f"{type(rows).__name__}",
         )
-    return list(rows)
+    if type(rows) in _SEQUENCES:
+        return list(rows)
+    return [_taken(row) for row in rows]
+
+
+def _taken(row: Any) -> Any:
+    """A copy of a row as it is now, when it is a list or a mapping (which its iterator may fill
+    anew for the next row); other rows as they are."""
+    if type(row) is list:
+        return list(row)
+    if isinstance(row, Mapping):
+        return dict(row)
+    return row
 
 
 def bind_rows(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import apsw
 import pytest
 
@@ -287,6 +289,38 @@ def test_exec_many_binds_plain_rows_and_checks_odd_ones(space: Space, db: sc.Sql
         {"body": "b", "ts": 1},
         {"body": "c", "ts": 3.5},
         {"body": "d", "ts": 0},
+    ]
+
+
+def test_exec_many_takes_each_row_of_an_iterator_as_it_was_handed_over(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    """R36: a generator that fills one list (or dict) anew for each row gives each row's
+    values, as ``exec`` calls would, not the last row's for every row."""
+    alice = space.cell("alice")
+
+    def positional() -> Iterator[list[object]]:
+        row: list[object] = [None, "", 0]
+        for i in range(3):
+            row[:] = [alice if i % 2 == 0 else None, f"r{i}", i]
+            yield row
+
+    def named() -> Iterator[dict[str, object]]:
+        row: dict[str, object] = {}
+        for i in range(3, 5):
+            row.update(body=f"r{i}", ts=i)
+            yield row
+
+    with space.transact():
+        db.exec_many(INSERT, positional())
+        db.exec_many("INSERT INTO messages (body, ts) VALUES (:body, :ts)", named())
+    link = alice.link_str()
+    assert [row[1:] for row in _rows(db)] == [
+        (link, "r0", 0),
+        (None, "r1", 1),
+        (link, "r2", 2),
+        (None, "r3", 3),
+        (None, "r4", 4),
     ]
 
 
