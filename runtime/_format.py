@@ -69,7 +69,19 @@ def stored_format(conn: apsw.Connection, path: Path | None = None) -> int | None
             )
         return found
     used = conn.execute("SELECT EXISTS (SELECT 1 FROM _cf_log)").fetchone()
-    return _OLDEST if used and used[0] else None
+    if not (used and used[0]):
+        return None
+    # A file with commits and no format row is an older one — or a damaged one, whose damaged
+    # page SQLite may read as rows of NULLs, the format row among them: only a file SQLite finds
+    # whole is taken for an older one (and upgraded, written into). Once per older file.
+    problems = conn.execute("PRAGMA main.quick_check(1)").fetchall()
+    if problems != [("ok",)]:
+        said = [line for row in problems for line in str(row[0]).splitlines()]
+        found = next((line for line in said if not line.startswith("***")), "no answer")
+        raise apsw.CorruptError(
+            f"it records no store format, and SQLite's integrity check finds it damaged: {found}"
+        )
+    return _OLDEST
 
 
 def _shown(found: object) -> str:

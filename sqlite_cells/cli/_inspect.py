@@ -1001,6 +1001,17 @@ def find_space(root: Path, space_id: str) -> Path:
             f"cannot read {path}: {kind} stands where the space file of space {space_id!r} "
             "belongs; `sqlite-cells check` says what to do",
         )
+    if path.is_file():
+        # The space's own file did not say it is the space's: damage SQLite reads as rows of
+        # NULLs (its space_id row among them) is said as damage, not as no such space.
+        with read_only(path) as conn:
+            problem = quick_check(conn)
+        if problem is not None:
+            raise InspectError(
+                "damaged",
+                f"cannot read {path}, the space file of space {space_id!r}: the file is damaged "
+                f"({problem}); `sqlite-cells check` says which files are damaged and what to do",
+            )
     also = (
         f" ({', '.join(unnamed)} holds a space id that is not valid UTF-8 text in its "
         "_cf_meta row 'space_id', written by another program: restore that file from a "

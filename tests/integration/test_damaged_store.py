@@ -249,6 +249,39 @@ def test_a_space_file_whose_damage_sqlite_reads_without_an_error_is_reported(
 # -- inspect lists an orphaned database file (one that holds commits, named by no space) -------
 
 
+def test_a_space_file_whose_meta_rows_read_as_nulls_is_damaged_not_older(store: Path) -> None:
+    """R73, R71, Errors: damage SQLite reads as rows of NULLs in ``_cf_meta`` hides the format
+    row (and the space id). The runtime took such a file for an older store, "upgraded" it and
+    committed into it; ``query`` said there was no such space. Each now says it is damaged, and
+    the file is left as found."""
+    demo_space, _demo_db, _other_db = _make_store(store)
+    conn = apsw.Connection(str(demo_space))
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_schema WHERE name = '_cf_meta'").fetchone()
+    (page_size,) = conn.execute("PRAGMA page_size").fetchone()
+    conn.close()
+    data = bytearray(demo_space.read_bytes())
+    start = (root - 1) * page_size + 8  # the page's cell pointers: rows of NULLs, no error
+    data[start : start + 300] = bytes(b ^ 0x5A for b in data[start : start + 300])
+    demo_space.write_bytes(bytes(data))
+    before = _snapshot(store)
+    rt = sc.Runtime(store)
+    try:
+        with pytest.raises(sc.DatabaseError) as raised, rt.space("demo").transact():
+            rt.space("demo").cell("c").set(9)
+    finally:
+        rt.close()
+    assert f"space file {demo_space}" in str(raised.value)
+    assert "integrity check finds it damaged" in str(raised.value)
+    assert "restore it" in str(raised.value)
+    done = run_cli("query", str(store), "demo", "d", "SELECT body FROM t")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"cannot read {demo_space}, the space file of space 'demo': the file is damaged (" in (
+        done.stderr
+    )
+    assert _snapshot(store) == before
+
+
 def test_inspect_lists_a_database_file_whose_space_file_was_emptied(store: Path) -> None:
     demo_space, demo_db, other_db = _make_store(store)
     os.truncate(demo_space, 0)  # blank: read as a space never written, so no space names demo_db
