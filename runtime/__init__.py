@@ -35,8 +35,10 @@ from sqlite_cells.runtime._file_kind import check_file_kinds as check_file_kinds
 from sqlite_cells.runtime._file_kind import file_identity as file_identity
 from sqlite_cells.runtime._file_kind import file_state as file_state
 from sqlite_cells.runtime._file_kind import odd_kind as odd_kind
+from sqlite_cells.runtime._file_locks import forbid_companions as forbid_companions
 from sqlite_cells.runtime._file_locks import hold_locks as hold_locks
 from sqlite_cells.runtime._file_locks import locks_held as locks_held
+from sqlite_cells.runtime._file_locks import reading_sources as reading_sources
 from sqlite_cells.runtime._file_locks import use_held_locks as use_held_locks
 from sqlite_cells.runtime._format import FORMAT_VERSION as FORMAT_VERSION
 from sqlite_cells.runtime._format import op_targets_by_seq as op_targets_by_seq
@@ -146,6 +148,7 @@ __all__ = [
     "exception_text",
     "file_identity",
     "file_state",
+    "forbid_companions",
     "forget_marks",
     "handler",
     "has_moved",
@@ -169,6 +172,7 @@ __all__ = [
     "pattern",
     "printable",
     "readable_format",
+    "reading_sources",
     "record_name",
     "record_write",
     "refusal_of",

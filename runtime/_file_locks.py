@@ -24,11 +24,21 @@ them for one file (``EINVAL``) gets SQLite's own lock for that call.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import apsw
 
-from sqlite_cells.runtime._locks import files_known, system_calls
+from sqlite_cells.runtime._locks import files_known, set_reading_sources, system_calls
+from sqlite_cells.runtime._locks import forbid_companions as _forbid_companions
 
-__all__ = ["hold_locks", "locks_held", "use_held_locks"]
+__all__ = [
+    "forbid_companions",
+    "hold_locks",
+    "locks_held",
+    "reading_sources",
+    "use_held_locks",
+]
 
 _NAMES = ("fcntl", "close", "open")
 _installed = False
@@ -59,6 +69,28 @@ def use_held_locks(held: bool) -> bool:
     finally:
         vfs.unregister()
     return held
+
+
+def forbid_companions(identity: tuple[int, int]) -> None:
+    """Inside :func:`reading_sources`, SQLite opens the ``-wal`` and ``-shm`` of the file
+    ``identity`` (device, inode) only if they are there, never creates them: an injected source
+    (R60), which a read-only connection in WAL mode would give them when its program removed
+    them after the reader looked for them (the read then fails with ``apsw.CantOpenError``, and
+    is made again). Where SQLite's own system calls stay (see :func:`hold_locks`), nothing
+    changes."""
+    _forbid_companions(*identity)
+
+
+@contextmanager
+def reading_sources() -> Iterator[None]:
+    """A block of this thread that reads sources (see :func:`forbid_companions`): the source's
+    own program may be in this process, and its connections, on other threads or outside such
+    a block, create its ``-wal`` and ``-shm`` as SQLite does."""
+    was = set_reading_sources(True)
+    try:
+        yield
+    finally:
+        set_reading_sources(was)
 
 
 def locks_held() -> tuple[int, int]:

@@ -31,6 +31,12 @@
  * had open at once. One is closed once its file is unlinked (no connection can reach it by
  * name) or, handed back, at a close when no classic lock is left.
  *
+ * The same "open", on a thread reading sources (set_reading_sources), opens the -wal or -shm of
+ * an injected source (a file registered with forbid_companions) only if it is there: a read-only connection to a file in WAL mode creates
+ * them when they are missing, and nothing of ours is ever created beside another program's file
+ * (its program may remove them between the runtime's look for them and SQLite's open; the read
+ * then fails with SQLITE_CANTOPEN and is made again, without them).
+ *
  * A forked child starts with no file known (its SQLite, like any copy, must open files anew).
  */
 #define PY_SSIZE_T_CLEAN
@@ -65,6 +71,11 @@ typedef struct {
     int own;   /* whether `owner` was opened here (else it is one of SQLite's, in `seen`) */
     int users; /* how many entries of `seen` name this file */
 } File;
+
+typedef struct {
+    dev_t dev;
+    ino_t ino;
+} Source;
 
 typedef struct {
     int fd; /* a descriptor not closed: the process holds classic locks on its file */
@@ -308,10 +319,42 @@ static int held_close(int fd) {
     return rc;
 }
 
+/* Files read as injected sources, by device and inode: SQLite creates no -wal or -shm
+ * beside them (see forbid_companions). Only ever added to. */
+static Source *sources;
+static size_t n_sources, cap_sources;
+/* Whether this thread is reading a source now (see reading_sources): only its opens are held
+ * to that; the source's own program may be in this process, and its connections create them. */
+static __thread int reading_sources;
+
+/* Whether `path` is the -wal or -shm of a source file (its name without the suffix names one).
+ * Under mu. */
+static int source_companion(const char *path) {
+    size_t n = strlen(path);
+    if (n <= 4 || (strcmp(path + n - 4, "-wal") != 0 && strcmp(path + n - 4, "-shm") != 0)) {
+        return 0;
+    }
+    char *base = strndup(path, n - 4);
+    if (base == NULL) return 0;
+    struct stat st;
+    int found = stat(base, &st);
+    free(base);
+    if (found != 0) return 0;
+    for (size_t i = 0; i < n_sources; i++) {
+        if (sources[i].dev == st.st_dev && sources[i].ino == st.st_ino) return 1;
+    }
+    return 0;
+}
+
 /* SQLite's open: a parked descriptor of the file at `path`, when there is one of the access
- * mode asked for, else a new one. */
+ * mode asked for, else a new one. A source's -wal or -shm is opened only if it is there: a
+ * read-only connection to a file in WAL mode would create them (its program removed them
+ * after it looked for them), and nothing of ours is ever created beside a source (R60). */
 static int held_open(const char *path, int flags, int mode) {
     pthread_mutex_lock(&mu);
+    if ((flags & O_CREAT) && reading_sources && n_sources > 0 && source_companion(path)) {
+        flags &= ~(O_CREAT | O_EXCL);
+    }
     if (n_parked > 0 && !(flags & O_EXCL)) {
         struct stat st;
         int found = (flags & O_NOFOLLOW) ? lstat(path, &st) : stat(path, &st);
@@ -365,6 +408,35 @@ static PyObject *system_calls(PyObject *self, PyObject *unused) {
                          (unsigned long long)(uintptr_t)held_open);
 }
 
+static PyObject *forbid_companions(PyObject *self, PyObject *args) {
+    unsigned long long dev, ino;
+    if (!PyArg_ParseTuple(args, "KK", &dev, &ino)) return NULL;
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < n_sources; i++) {
+        if (sources[i].dev == (dev_t)dev && sources[i].ino == (ino_t)ino) {
+            pthread_mutex_unlock(&mu);
+            Py_RETURN_NONE;
+        }
+    }
+    if (grow((void **)&sources, &cap_sources, n_sources, sizeof(Source)) != 0) {
+        pthread_mutex_unlock(&mu);
+        return PyErr_NoMemory();
+    }
+    sources[n_sources].dev = (dev_t)dev;
+    sources[n_sources].ino = (ino_t)ino;
+    n_sources++;
+    pthread_mutex_unlock(&mu);
+    Py_RETURN_NONE;
+}
+
+static PyObject *set_reading_sources(PyObject *self, PyObject *arg) {
+    int was = reading_sources;
+    int now = PyObject_IsTrue(arg);
+    if (now < 0) return NULL;
+    reading_sources = now;
+    return PyBool_FromLong(was);
+}
+
 static PyObject *files_known(PyObject *self, PyObject *unused) {
     pthread_mutex_lock(&mu);
     size_t n = n_files, m = n_seen;
@@ -375,6 +447,8 @@ static PyObject *files_known(PyObject *self, PyObject *unused) {
 #else /* no open file description locks here: SQLite's own calls stay */
 
 static PyObject *system_calls(PyObject *self, PyObject *unused) { Py_RETURN_NONE; }
+static PyObject *forbid_companions(PyObject *self, PyObject *args) { Py_RETURN_NONE; }
+static PyObject *set_reading_sources(PyObject *self, PyObject *arg) { Py_RETURN_FALSE; }
 static PyObject *files_known(PyObject *self, PyObject *unused) {
     return Py_BuildValue("(nn)", (Py_ssize_t)0, (Py_ssize_t)0);
 }
@@ -385,6 +459,11 @@ static PyMethodDef methods[] = {
     {"system_calls", system_calls, METH_NOARGS,
      "The addresses of the replacement 'fcntl', 'close' and 'open' for SQLite's unix VFS, as a dict; "
      "None where open file description locks do not exist."},
+    {"forbid_companions", forbid_companions, METH_VARARGS,
+     "forbid_companions(dev, ino): SQLite opens the -wal and -shm of that file only if they exist "
+     "while this thread reads sources (an injected source: nothing is created beside it)."},
+    {"set_reading_sources", set_reading_sources, METH_O,
+     "set_reading_sources(flag) -> the flag before: whether this thread reads sources now."},
     {"files_known", files_known, METH_NOARGS,
      "(files whose locks are held through a kept description, descriptors of SQLite's known)"},
     {NULL, NULL, 0, NULL},

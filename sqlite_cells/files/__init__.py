@@ -94,6 +94,7 @@ from sqlite_cells.files._sources import READ_ONLY_URI as READ_ONLY_URI
 from sqlite_cells.files._sources import adopt_pin as adopt_pin
 from sqlite_cells.files._sources import changed_while_read as changed_while_read
 from sqlite_cells.files._sources import check_pinned as check_pinned
+from sqlite_cells.files._sources import companions_gone as companions_gone
 from sqlite_cells.files._sources import content_signature as content_signature
 from sqlite_cells.files._sources import disk_source_id as disk_source_id
 from sqlite_cells.files._sources import hot_journal_advice as hot_journal_advice
@@ -143,6 +144,7 @@ __all__ = [
     "check_pinned",
     "check_store",
     "collect_garbage",
+    "companions_gone",
     "content_signature",
     "copy_file",
     "damage_advice",

@@ -42,7 +42,7 @@ import apsw
 
 from sqlite_cells.codec import DiskSourceError, brief_repr, derive_id
 from sqlite_cells.files._held_files import read_head
-from sqlite_cells.runtime import path_text, surrogate_at
+from sqlite_cells.runtime import forbid_companions, path_text, reading_sources, surrogate_at
 
 __all__ = [
     "READ_ONLY_URI",
@@ -51,6 +51,7 @@ __all__ = [
     "adopt_pin",
     "changed_while_read",
     "check_pinned",
+    "companions_gone",
     "content_signature",
     "decode_pin",
     "disk_source_id",
@@ -132,6 +133,7 @@ def adopt_pin(resolved: Path, pin: Pin | None) -> bool:
     with _pins_lock:
         changed = _pins.get(resolved) != pin
         _pins[resolved] = pin
+    forbid_companions(pin)
     return changed
 
 
@@ -268,6 +270,8 @@ def check_pinned(path: Path) -> Pin:
     identity = (found.st_dev, found.st_ino)
     with _pins_lock:
         pinned = _pins.setdefault(path, identity)
+    if pinned == identity:
+        forbid_companions(identity)
     if pinned != identity or not stat.S_ISREG(found.st_mode):
         raise DiskSourceError(
             "pinned",
@@ -308,6 +312,20 @@ def wal_companions_present(path: Path) -> bool:
     """Whether the ``-wal`` and ``-shm`` of the file at ``path`` are there: a WAL file is read
     ``mode=ro`` only then (SQLite would create them otherwise)."""
     return _sibling(path, "-wal").exists() and _sibling(path, "-shm").exists()
+
+
+# Tries of a read whose -wal and -shm its program removed as the read began (see
+# companions_gone).
+_COMPANION_TRIES: Final = 4
+
+
+def companions_gone(path: Path) -> bool:
+    """After an ``apsw.CantOpenError`` on a connection opened ``mode=ro`` beside the ``-wal`` and
+    ``-shm`` of the WAL file at ``path``: whether they are gone now — its program closed the file
+    (and removed them) after they were looked for, and SQLite, which may not create them
+    (:func:`sqlite_cells.runtime.forbid_companions`), could not open them. The file is read
+    again, then ``immutable`` (:func:`source_uri`)."""
+    return in_wal_mode(path) and not wal_companions_present(path)
 
 
 def in_wal_mode(path: Path) -> bool:
@@ -479,11 +497,22 @@ def _check_sqlite(given: str, resolved: Path) -> None:
             "sqlite-file", given, f"{resolved} is not an SQLite database (wrong header)"
         )
     try:
-        conn = apsw.Connection(source_uri(resolved), flags=READ_ONLY_URI)
-        try:
-            conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
-        finally:
-            conn.close()
+        found = resolved.stat()
+    except OSError as exc:
+        raise DiskSourceError("sqlite-file", given, f"cannot be read: {exc}") from exc
+    forbid_companions((found.st_dev, found.st_ino))  # from its first connection on
+    try:
+        for tries_left in reversed(range(_COMPANION_TRIES)):
+            conn = apsw.Connection(source_uri(resolved), flags=READ_ONLY_URI)
+            try:
+                with reading_sources():
+                    conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
+                break
+            except apsw.CantOpenError:
+                if not tries_left or not companions_gone(resolved):
+                    raise
+            finally:
+                conn.close()
     except apsw.BusyError:
         # The program that writes the file holds a lock on it: SQLite took the file for a
         # database (it asked for the lock), and a busy file is the ordinary state of a live

@@ -40,6 +40,7 @@ from sqlite_cells.codec import DiskSourceError, QueryError, QueryTimeout, Sqlite
 from sqlite_cells.files import (
     changed_while_read,
     check_pinned,
+    companions_gone,
     damage_advice,
     hot_journal_advice,
     is_damage,
@@ -66,7 +67,7 @@ from sqlite_cells.read._shadows import (
     sync_shadows,
 )
 from sqlite_cells.read._vtabs import connect_rtrees
-from sqlite_cells.runtime import odd_kind
+from sqlite_cells.runtime import odd_kind, reading_sources
 from sqlite_cells.schema import Declaration, Schema, SchemaTextError, SourceKind, render_ddl
 from sqlite_cells.sql import (
     USER_PREPARE_FLAGS,
@@ -384,7 +385,19 @@ def _read_source(
                 if not decl.path.is_file():  # deleted while the read before ran
                     raise _source_gone(pool, decl, sql)
             with pool.connection(decl.path, source=True) as pooled:
-                done = _read_file(pooled, decl, statements, timeout, tracker, start, previous)
+                try:
+                    with reading_sources():
+                        done = _read_file(
+                            pooled, decl, statements, timeout, tracker, start, previous
+                        )
+                except apsw.CantOpenError:
+                    if not (pooled.live_wal and companions_gone(decl.path)):
+                        raise
+                    continue  # (see below)
+                if pooled.live_wal and _could_not_open(done[1]) and companions_gone(decl.path):
+                    # Its program closed the file and removed its -wal and -shm after they were
+                    # looked for: SQLite may not create them (R60). Read it again (immutable).
+                    continue
                 frozen = pooled.frozen
                 if frozen is None or not changed_while_read(decl.path, frozen):
                     return done
@@ -402,6 +415,15 @@ def _read_source(
         f"{len(_TORN_PAUSES)} reads of it ran (it is read without a lock while its program has "
         "it closed, R60), so no read saw one commit of it whole; nothing was served: read it "
         "again once that program is done",
+    )
+
+
+def _could_not_open(results: Sequence[StatementResult]) -> bool:
+    """Whether a statement of a read failed because SQLite could not open a file it needed."""
+    return any(
+        isinstance(result.error.__cause__, apsw.CantOpenError)
+        for result in results
+        if result.error is not None
     )
 
 
@@ -563,6 +585,8 @@ def _run_one(pooled: PooledConnection, plan: _Plan, stmt: Statement) -> Statemen
         error = _behind_the_file(pooled, plan, stmt, exc)
         if error is None:
             error = _translate(plan.decl, stmt.sql, exc, plan.timeout, pooled)
+        if error.__cause__ is None:
+            error.__cause__ = exc
         return StatementResult(error=error)
     except (UnicodeError, OverflowError, KeyError, TypeError) as exc:
         # Stored text that is not UTF-8, parameters SQLite cannot bind: the query fails (R43).

@@ -17,8 +17,11 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
+from sqlite_cells.files import _sources as sources
 from sqlite_cells.files import collect_garbage
+from sqlite_cells.read import _pool as pool
 from sqlite_cells.read._vtabs import connect_rtrees
+from sqlite_cells.runtime import reading_sources
 
 from .._files import read_bytes
 from .._pathlike import Fspath
@@ -563,6 +566,50 @@ def test_reading_a_wal_source_whose_writer_is_gone_creates_no_file_beside_it(
     handle = space.register_disk_source(str(path))
     assert handle.read("SELECT sum(x) AS s FROM t") == [{"s": 3}]
     assert _beside(path) == before
+
+
+def test_a_wal_source_whose_program_removes_its_wal_as_a_read_begins_gets_no_file_of_ours(
+    rt: sc.Runtime, space: Space, outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R60: a file in WAL mode is read ``mode=ro`` while its program's -wal and -shm are there.
+    When the program closes it (removing them) after the read looked for them, SQLite would
+    create them anew at the read's first statement; it may not (the process's ``open`` opens a
+    source's -wal or -shm only if it is there), and the read is made again, ``immutable``."""
+    path = outside / "walled.db"
+    writer = apsw.Connection(str(path))
+    writer.execute("PRAGMA journal_mode=WAL").fetchall()
+    writer.execute("CREATE TABLE t (x); INSERT INTO t VALUES (1), (2)")
+    handle = space.register_disk_source(str(path))  # its -wal and -shm are there
+    assert handle.read("SELECT sum(x) AS s FROM t") == [{"s": 3}]
+    writer.close()  # checkpoints and removes its -wal and -shm
+    assert _beside(path) == ["walled.db"]
+    # The look at them made just before the program closed the file: they were there.
+    looks = iter([True, True])
+    real = sources.wal_companions_present
+    monkeypatch.setattr(pool, "wal_companions_present", lambda p: next(looks, None) or real(p))
+    monkeypatch.setattr(sources, "wal_companions_present", lambda p: next(looks, None) or real(p))
+    monkeypatch.setattr(pool, "source_opening", lambda p: (sources.source_uri(p), None))
+    assert handle.read("SELECT sum(x) AS s FROM t") == [{"s": 3}]
+    assert next(looks, "all looked at") == "all looked at"
+    assert _beside(path) == ["walled.db"]
+    # Below the runtime: on a thread reading sources, a read-only connection to such a file
+    # fails rather than create them; the file's own program, in this process too, creates them.
+    conn = apsw.Connection(
+        f"file:{path}?mode=ro", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
+    )
+    try:
+        with reading_sources(), pytest.raises(apsw.CantOpenError):
+            conn.execute("SELECT sum(x) FROM t").fetchall()
+    finally:
+        conn.close()
+    assert _beside(path) == ["walled.db"]
+    writer = apsw.Connection(str(path))
+    try:
+        writer.execute("INSERT INTO t VALUES (3)")
+        assert _beside(path) == ["walled.db", "walled.db-shm", "walled.db-wal"]
+    finally:
+        writer.close()
+    assert handle.read("SELECT sum(x) AS s FROM t") == [{"s": 6}]
 
 
 _WAL_LEFT_BEHIND = """
