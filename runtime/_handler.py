@@ -13,6 +13,7 @@ from typing import Any, ParamSpec, Protocol, overload
 
 from sqlite_cells.codec import ConflictError, TransactionError, brief_repr
 from sqlite_cells.runtime._boundary import InvalidArgument, checked_arguments
+from sqlite_cells.runtime._leaving import Leaving
 from sqlite_cells.runtime._lock_holder import LockHolder
 from sqlite_cells.runtime._space_file import LOCK_PATIENCE, SpaceFile
 from sqlite_cells.runtime._tx import (
@@ -104,7 +105,7 @@ def handler(fn: Callable[..., Any] | None = None, /, *, tries: int = DEFAULT_TRI
         )
 
     def decorate(body: Callable[..., Any]) -> Callable[..., Any]:
-        if not callable(body):
+        if not callable(body) or isinstance(body, Leaving):  # (a transact() block is no function)
             raise InvalidArgument(
                 f"@sc.handler decorates a function, not {brief_repr(body)}: write @sc.handler "
                 "above a def, "

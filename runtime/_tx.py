@@ -21,7 +21,7 @@ from collections.abc import Container, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from sqlite_cells.codec import (
     ConflictError,
@@ -31,6 +31,7 @@ from sqlite_cells.codec import (
     TransactionError,
     ValueEncodeError,
 )
+from sqlite_cells.runtime._boundary import InvalidArgument
 from sqlite_cells.runtime._leaving import Leaving
 
 if TYPE_CHECKING:
@@ -328,6 +329,13 @@ def whole(tx: Transaction) -> None:
     if tx._nested and tx._by:
         still = tx._open
         if any(not still.isdisjoint(by) for by in tx._by):
+            if not still.isdisjoint(_scopes.get()):  # a block of this very code, still open
+                raise TransactionError(
+                    "a transaction block was left before a block nested in it, which had "
+                    "written and was still open (exits out of order: an inner `with` ends "
+                    "before its outer one): nothing of the transaction was committed. Leave "
+                    "nested blocks first — with `with` statements, or an ExitStack, they are"
+                )
             raise TransactionError(
                 "a handler or transact() block that joined this transaction from an asyncio "
                 "task made inside it had written and not ended when the transaction was to "
@@ -466,6 +474,13 @@ class _Scope(Leaving):
             raise
         return tx
 
+    def __call__(self, *_args: object, **_kwargs: object) -> NoReturn:
+        raise InvalidArgument(
+            "space.transact() is a `with` block, not a decorator: write `with space.transact():` "
+            "around the writes, or decorate the function with @sc.handler (which runs it in a "
+            "transaction, commits and retries on conflicts)"
+        )
+
     def _join(self, outer: Transaction) -> Transaction:
         """Join ``outer``: the outer scope commits. Kept so that this block's writes can be
         taken back if it raises (a savepoint of the transaction's own record, taken before the
@@ -566,6 +581,12 @@ class _Scope(Leaving):
         _close(joined, take_back=failed or entry.left)
         if entry.left:
             raise _left_before("its writes were taken back")
+        if joined.tx.state is TxState.ABORTED and not failed:
+            raise TransactionError(
+                "the transaction this block joined was rolled back before the block ended (the "
+                "block it is nested in was left first, or failed): nothing this block wrote was "
+                "committed. Leave nested blocks first — with `with` statements they are"
+            )
 
     def _leaving(self) -> _Entry | None:
         """The entry the block being left made: the newest one this context entered (its

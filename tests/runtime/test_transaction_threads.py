@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import sqlite_cells as sc
-from sqlite_cells.runtime import _tx
+from sqlite_cells.runtime import InvalidArgument, _tx
 from sqlite_cells.runtime._tx import current_transaction
 
 
@@ -317,6 +317,43 @@ def test_an_outer_block_does_not_commit_a_task_s_nested_block_half_done(rt: sc.R
     assert len(errors) == 2 and all(type(e) is sc.TransactionError for e in errors)
     assert all("had written and not ended" in str(e) for e in errors)
     assert (c.get(), d.get()) == (0, 0)
+
+
+def test_blocks_left_out_of_order_say_so_and_commit_nothing(rt: sc.Runtime) -> None:
+    """Errors: an outer block left before the block nested in it (``__exit__`` called by hand,
+    as a notebook or an ExitStack used wrongly may) said that an asyncio task had written, and
+    the inner block's exit then returned as if its writes had been committed. Each says what
+    happened now; nothing is committed and no transaction stays current."""
+    space = rt.space("demo")
+    a, b = space.cell("a", default=0), space.cell("b", default=0)
+    outer, inner = space.transact(), space.transact()
+    outer.__enter__()
+    b.set(1)
+    inner.__enter__()
+    a.set(11)
+    with pytest.raises(sc.TransactionError, match="left before a block nested in it") as first:
+        outer.__exit__(None, None, None)
+    assert "asyncio" not in str(first.value)
+    with pytest.raises(sc.TransactionError, match="rolled back before the block ended"):
+        inner.__exit__(None, None, None)
+    assert current_transaction() is None
+    assert (a.get(), b.get()) == (0, 0)
+    with space.transact():  # the space commits as before
+        a.set(1)
+    assert a.get() == 1
+
+
+def test_a_transact_block_used_as_a_decorator_says_to_use_with(rt: sc.Runtime) -> None:
+    space = rt.space("demo")
+    with pytest.raises(InvalidArgument, match="not a decorator") as raised:
+
+        @space.transact()  # type: ignore[operator]
+        def body() -> None:
+            pass
+
+    assert isinstance(raised.value, TypeError) and "@sc.handler" in str(raised.value)
+    with pytest.raises(InvalidArgument, match="decorates a function"):
+        sc.handler(space.transact())
 
 
 def test_a_nested_block_left_from_elsewhere_takes_back_what_it_writes_after(
