@@ -17,6 +17,7 @@ from typing import Any, Self
 
 from sqlite_cells.codec import (
     ClosedError,
+    ConflictError,
     Link,
     Op,
     ParsedLink,
@@ -297,14 +298,47 @@ class Runtime:
         self.check_open()
         if not self.scheduler.on_thread:
             self._catch_up()
+        stuck = self._settle_stuck()
         if given_up is None:
-            settled = self.scheduler.settle(timeout)
+            settled = self.scheduler.settle(timeout, stuck=stuck)
         else:
-            while not (settled := self.scheduler.settle(SETTLED_CHECK)):
+            while not (settled := self.scheduler.settle(SETTLED_CHECK, stuck=stuck)):
                 if given_up.is_set():
                     return False
         self.check_open()
         return settled
+
+    def _settle_stuck(self) -> Callable[[], None] | None:
+        """For a settle on a thread whose handler try holds a space's write lock (its earlier
+        tries conflicted; see ``SpaceFile.exclusive``): a check that raises
+        :class:`ConflictError` once the scheduler waits for that lock — a subscriber or derived
+        cell committing to the space, which can commit only after the try ends, which waits for
+        it to settle. The handler tries again, the lock let go in between, so that commit goes
+        through (waited for, the try and the commit each waited out their patience, 30 s, and the
+        subscriber's write was lost). None when this thread holds no space's lock."""
+        me = threading.get_ident()
+        with self._lock:
+            held = [s.file for s in self._spaces.values() if s.file.exclusive_owner == me]
+        if not held:
+            return None
+        scheduler = self.scheduler
+
+        def stuck() -> None:
+            waiting = scheduler.thread_ident
+            for file in held:
+                if waiting is not None and file.waited_by(waiting):
+                    raise ConflictError(
+                        file.space_id,
+                        (),
+                        reason=(
+                            "settle() in this handler's try, which holds the space's write lock "
+                            "(its earlier tries conflicted), waited for a subscriber or derived "
+                            "cell that commits to the space and so waits for that lock; the try "
+                            "ends here, and the next one runs once that commit is through"
+                        ),
+                    )
+
+        return stuck
 
     @checked_arguments
     async def settled(self) -> bool:

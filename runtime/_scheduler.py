@@ -568,7 +568,14 @@ class Scheduler:
     def on_thread(self) -> bool:
         return threading.current_thread() is self._thread
 
-    def settle(self, timeout: float | None = None) -> bool:
+    @property
+    def thread_ident(self) -> int | None:
+        """The scheduler thread's ident."""
+        return self._thread.ident
+
+    def settle(
+        self, timeout: float | None = None, *, stuck: Callable[[], None] | None = None
+    ) -> bool:
         """Block until every piece of work submitted before the call, and all it caused, is
         done; work submitted later with a cause of its own (a newer commit) is not waited for,
         so a store that another thread or process writes without a pause settles too. Returns
@@ -579,7 +586,8 @@ class Scheduler:
         its cause's (what the running item submits, reads it sends to workers and what they
         hand back, work parked until a commit, nodes held until an input lands); work taken
         up for an older cause moves to that cause's epoch. Settling waits until no work of an
-        epoch older than the call is left."""
+        epoch older than the call is left. ``stuck`` is called at each slice of the wait: it
+        raises when the wait can never end (see ``Runtime._settle``)."""
         if self.on_thread:
             return True
         end = None if timeout is None else time.monotonic() + timeout
@@ -592,6 +600,8 @@ class Scheduler:
                 if step <= 0:
                     return False
                 self._idle.wait(step)
+                if stuck is not None:
+                    stuck()
             return True
 
     def _settled(self, past: int) -> bool:

@@ -1278,6 +1278,16 @@ class SpaceFile:
         if self._stepped_back:
             self._waits_ended.notify_all()
 
+    @property
+    def exclusive_owner(self) -> int | None:
+        """The thread inside an ``exclusive`` block (a handler's try holding the write lock)."""
+        return self._exclusive_owner
+
+    def waited_by(self, thread: int) -> bool:
+        """Whether thread ``thread`` waits for the write lock now (read without the queue lock:
+        a look, as :func:`joining` takes)."""
+        return thread in self._lock_waits
+
     def _committers(self, me: int) -> set[int]:
         """The threads of this caller and of the committers queued behind it."""
         with self._queue_lock:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -168,6 +169,58 @@ def test_an_async_handler_conflicting_every_time_tries_ten_times_in_all(rt: sc.R
     assert len(tries) == 10
     assert c.id in info.value.cell_ids
     assert c.get() == 10_000  # only the interfering commits landed
+
+
+def test_settle_in_a_try_holding_the_lock_lets_a_subscriber_s_commit_through(
+    rt: sc.Runtime,
+) -> None:
+    """§3: a sync handler's tries after three conflicts hold the space's write lock. Its body's
+    settle() waited for a subscriber that commits to the same space — and so waits for that
+    lock — until both gave up after 30 s, and the subscriber's write was lost. The try now
+    ends with a conflict as soon as the scheduler waits for the lock, and the next try
+    settles: both writes are committed."""
+    space = rt.space("demo")
+    a, mirror, other = (space.cell(name, default=0) for name in ("a", "m", "o"))
+    told: list[float] = []
+
+    def copy(value: int) -> None:  # on the scheduler thread: a commit to the same space
+        if value:
+            time.sleep(0.5)  # the handler's next try (holding the lock) is in settle() by now
+            sc.handler(lambda: mirror.set(value))()
+            told.append(time.monotonic())
+
+    a.observe().subscribe(copy)
+    assert rt.settle(10)
+    settles: list[float] = []
+    runs = 0
+
+    @sc.handler
+    def body() -> None:
+        nonlocal runs
+        runs += 1
+        seen = other.get()
+        if runs <= 3:  # another thread commits what this try read: it conflicts
+
+            def bump() -> None:
+                sc.handler(lambda: other.set(other.get() + 1))()
+                if runs == 3:
+                    sc.handler(lambda: a.set(1))()  # the subscriber commits next
+
+            thread = threading.Thread(target=bump)
+            thread.start()
+            thread.join()
+        else:  # this try holds the lock
+            began = time.monotonic()
+            assert rt.settle(20)
+            settles.append(time.monotonic() - began)
+        other.set(seen + 1)
+
+    started = time.monotonic()
+    body()
+    assert rt.settle(10)
+    assert (a.get(), mirror.get()) == (1, 1)
+    assert runs == 5 and len(settles) == 1 and settles[0] < 5
+    assert time.monotonic() - started < 15 and len(told) == 1
 
 
 def test_more_than_ten_tries_is_refused_when_the_handler_is_made() -> None:
