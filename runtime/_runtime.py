@@ -313,9 +313,9 @@ class Runtime:
         tries conflicted; see ``SpaceFile.exclusive``): a check that raises
         :class:`ConflictError` once the scheduler waits for that lock — a subscriber or derived
         cell committing to the space, which can commit only after the try ends, which waits for
-        it to settle. The handler tries again, the lock let go in between, so that commit goes
-        through (waited for, the try and the commit each waited out their patience, 30 s, and the
-        subscriber's write was lost). None when this thread holds no space's lock."""
+        it to settle (each would wait out its patience, and the subscriber's write would be
+        lost). The handler tries again, the lock let go in between, so that commit goes
+        through. None when this thread holds no space's lock."""
         me = threading.get_ident()
         with self._lock:
             held = [s.file for s in self._spaces.values() if s.file.exclusive_owner == me]
