@@ -463,8 +463,9 @@ def _source_path(url: str) -> str:
     path = url.removeprefix("sqlite:")
     if path.startswith("//"):
         raise UsageError(
-            f"{url!r} has a host part (sqlite://…), which a file on this machine cannot have "
-            f"and other tools read differently: give the file as sqlite:/absolute/path.db"
+            f"{url!r} starts with sqlite:// (a URL's host part, even an empty one), which tools "
+            "read differently (sqlite:///x.db is the relative path x.db to SQLAlchemy, the "
+            "absolute /x.db to others): give the file as sqlite:/absolute/path.db"
         )
     return path
 
