@@ -28,7 +28,7 @@ from sqlite_cells.cli._names import Namer
 from sqlite_cells.cli._output import Format, error_line, one_line, print_json, print_rows
 from sqlite_cells.cli._params import check_text
 from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK
-from sqlite_cells.codec import Link, LinkDecodeError, decode_value, derive_id
+from sqlite_cells.codec import Link, LinkDecodeError, SqliteCellsError, decode_value, derive_id
 from sqlite_cells.files import (
     OTHER_HISTORY,
     TABLES_DIFFER,
@@ -160,6 +160,7 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
             row.update(db=None, watermark=readable_watermark(o.path), space_seq=None)
     checked = sum(o.action not in _SPACE_FILES for o in outcomes)
     if args.fmt is Format.TEXT:
+        names = _database_names(store, {o.db_id for o in outcomes})
         for row, o in zip(rows, outcomes, strict=True):
             if o.action is Action.ORPHANED:
                 mark = row["watermark"] if row["watermark"] is not None else "unreadable"
@@ -181,7 +182,8 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
                 continue
             mark = row["watermark"] if row["watermark"] is not None else "unreadable"
             out.write(
-                f"{row['db']} ({one_line(row['file'])}): watermark {mark}, "
+                names.get(o.db_id, "")
+                + f"{row['db']} ({one_line(row['file'])}): watermark {mark}, "
                 f"space seq {row['space_seq']}: {row['action']}"
                 + (f", {row['commits']} commit(s) applied" if row["commits"] else "")
                 + (f" ({one_line(row['detail'])})" if row["detail"] else "")
@@ -195,6 +197,23 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
     else:
         print_rows(rows, args.fmt, out, columns=_CHECK_COLUMNS)
     return FINDING if any(not o.agrees for o in outcomes) else OK
+
+
+def _database_names(store: str, db_ids: set[str]) -> dict[str, str]:
+    """``database 'NAME' of space 'ID', `` for each of ``db_ids`` whose name its space records,
+    as ``inspect`` names it (a database made inside a pattern has none: it is shown by id).
+    Nothing when the names cannot be read (a space file damaged or unreadable: said anyway)."""
+    found: dict[str, str] = {}
+    try:
+        with Namer(store_dir(store), skip_damaged=True) as namer:
+            for space_id in namer.spaces():
+                for db_id in db_ids:
+                    named = namer.named(space_id, db_id)
+                    if named is not None and named.kind in ("database", "sqlite"):
+                        found[db_id] = one_line(f"database {named.name!r} of space {space_id!r}, ")
+    except (SqliteCellsError, OSError):
+        return {}
+    return found
 
 
 def _stored(space_file: Path, cell_id: str) -> bytes | None:

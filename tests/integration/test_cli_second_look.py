@@ -698,3 +698,22 @@ def test_a_link_to_a_path_inside_a_cell_keeps_its_path_in_every_format(store: Pa
     assert row["value"]["part"]["path"] == ["x", 1] and row["value"]["whole"]["path"] == []
     text = _cli("cells", str(store), "--name", "a").stdout
     assert "→ a.x[1]" in text and '"/"' not in text
+
+
+def test_check_names_each_database_as_inspect_does(tmp_path: Path) -> None:
+    """§6: `check` listed databases by id alone, where `inspect` names them: a line now starts
+    with the database's name and its space's (in the text output; the rows of --json and --csv
+    are unchanged)."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables={"t": sc.table(a="integer")})
+        with space.transact():
+            db.exec("INSERT INTO t (a) VALUES (1)")
+        db_id = db.id
+    done = _cli("check", str(store))
+    assert done.returncode == 0, done.stderr
+    assert f"database 'chat' of space 'demo', {db_id} (cell-" in done.stdout
+    assert "watermark 1, space seq 1: in sync" in done.stdout
+    done = _cli("check", str(store), "--json")
+    assert [row["db"] for row in json.loads(done.stdout)] == [db_id]
