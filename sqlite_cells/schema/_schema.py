@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -459,8 +460,25 @@ def declare_tables(tables: Mapping[str, Table], *, recorded: bool = False) -> Sc
                 )
             owners[fold_ascii(index)] = name
     schema = Schema(tuple(sorted(entries, key=lambda item: (fold_ascii(item[0]), item[0]))))
-    _check_with_sqlite(schema, recorded=recorded)
+    # SQLite judged this very schema already in this process (a declaration's, or the one its
+    # handle records, read back at each commit that writes the database): not again. Building
+    # it computes each default, which may take long — and a commit does so holding the space's
+    # write lock, which R44 bounds by exec_timeout.
+    judged = _JUDGED.get(schema.fingerprint)
+    if judged is None or (judged and not recorded):
+        _check_with_sqlite(schema, recorded=recorded)
+        with _JUDGED_LOCK:
+            if len(_JUDGED) >= _JUDGED_MOST:
+                _JUDGED.pop(next(iter(_JUDGED)))
+            _JUDGED[schema.fingerprint] = recorded and _JUDGED.get(schema.fingerprint, True)
     return schema
+
+
+# Fingerprints of the schemas SQLite judged in this process -> whether as recorded only (some
+# checks are left out for what a handle recorded: a new declaration of it is judged again).
+_JUDGED: dict[str, bool] = {}
+_JUDGED_LOCK = threading.Lock()
+_JUDGED_MOST: Final = 1024
 
 
 def _recheck(name: str, declared: Table) -> None:

@@ -544,7 +544,14 @@ class SqliteParticipant:
                 raise _too_wide(decl.db_id, request, exc) from exc
             state.end_op()
             if links:
-                check_links(changeset, links, db_id=decl.db_id, sql=request.sql)
+                check_links(
+                    changeset,
+                    links,
+                    db_id=decl.db_id,
+                    sql=request.sql,
+                    deadline=deadline,
+                    timeout=self.exec_timeout,
+                )
             unseen = before is not None and check_null_keys(
                 conn, keys, before, links, db_id=decl.db_id, sql=request.sql
             )  # rows the changeset cannot show (R51, R70)

@@ -12,11 +12,13 @@ value fails the commit with :class:`LinkEncodeError` and nothing is written.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
 
 import apsw
 
-from sqlite_cells.codec import ExecError, LinkEncodeError, link_text_problem
+from sqlite_cells.codec import ExecError, ExecTimeout, LinkEncodeError, link_text_problem
 from sqlite_cells.schema import Schema, fill_orders, quote_ident
 from sqlite_cells.sql import fold_ascii, is_link_column
 
@@ -54,12 +56,22 @@ def link_columns(conn: apsw.Connection, database: str, tables: Iterable[str]) ->
     return found
 
 
-def check_links(changeset: bytes, columns: LinkColumns, *, db_id: str, sql: str) -> None:
+def check_links(
+    changeset: bytes,
+    columns: LinkColumns,
+    *,
+    db_id: str,
+    sql: str,
+    deadline: float = math.inf,
+    timeout: float = math.inf,
+) -> None:
     """Raise :class:`LinkEncodeError` if a change of ``changeset`` stores anything but NULL or a
     well-formed link in a link column (R31) — text that is not UTF-8 included — and
-    :class:`ExecError` if it stores such text in another column (no read could return it)."""
+    :class:`ExecError` if it stores such text in another column (no read could return it).
+    Past ``deadline`` (``time.monotonic()``; the op's ``exec_timeout`` of ``timeout`` seconds),
+    :class:`ExecTimeout`: the check runs holding the space's write lock (R44)."""
     try:
-        _check_changes(changeset, columns, db_id=db_id, sql=sql)
+        _check_changes(changeset, columns, db_id=db_id, sql=sql, deadline=deadline, timeout=timeout)
     except UnicodeDecodeError as exc:
         # apsw decodes a change's values all at once: which column holds the text is read
         # from the changeset's own bytes.
@@ -73,8 +85,28 @@ def check_links(changeset: bytes, columns: LinkColumns, *, db_id: str, sql: str)
         ) from exc
 
 
-def _check_changes(changeset: bytes, columns: LinkColumns, *, db_id: str, sql: str) -> None:
-    for change in apsw.Changeset.iter(changeset):
+# Changes checked between two looks at the op's deadline.
+_CHANGES_PER_LOOK = 1024
+
+
+def _check_changes(
+    changeset: bytes,
+    columns: LinkColumns,
+    *,
+    db_id: str,
+    sql: str,
+    deadline: float = math.inf,
+    timeout: float = math.inf,
+) -> None:
+    for count, change in enumerate(apsw.Changeset.iter(changeset), 1):
+        if not count % _CHANGES_PER_LOOK and time.monotonic() > deadline:
+            raise ExecTimeout(
+                db_id,
+                sql,
+                f"the check of the links it stores ran past exec_timeout={timeout}s ({count:,} "
+                "changes checked), holding the space's write lock: nothing was written; write "
+                "fewer rows per transaction, or give the runtime a longer exec_timeout",
+            )
         described = columns.get(fold_ascii(change.name))
         new = change.new
         if described is None or new is None:

@@ -13,6 +13,7 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
+from sqlite_cells.schema import _schema as schema_module
 from sqlite_cells.schema import declare_tables, plan_migration
 
 V1 = {"t": sc.table(id="integer primary key", a="text")}
@@ -368,3 +369,33 @@ def test_a_spec_calling_a_function_no_statement_may_call_is_refused(
         space.sqlite_database("d", tables={"t": sc.table(id="integer primary key", x=spec)})
     assert db.read("SELECT * FROM t") == []  # the refused declaration changed nothing
     assert not db.path.exists()
+
+
+def test_a_commit_does_not_judge_a_schema_sqlite_judged_already(
+    rt: sc.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R44: SQLite judges a declaration by building its tables, computing each default, which
+    may take long; a commit judged the schema its handle records again, holding the space's
+    write lock (a default of seconds held it ≈ 9× exec_timeout). A schema judged once in the
+    process is not judged again; a new one is, once."""
+    judged: list[tuple[str, ...]] = []
+    real = schema_module._check_with_sqlite
+
+    def spy(schema: schema_module.Schema, *, recorded: bool = False) -> None:
+        judged.append(tuple(name for name, _ in schema.tables))
+        real(schema, recorded=recorded)
+
+    monkeypatch.setattr(schema_module, "_check_with_sqlite", spy)
+    space = rt.space("s")
+    tables = {"slow_default_t": sc.table(a="integer", b="text default (hex(randomblob(8)))")}
+    db = space.sqlite_database("d", tables=tables)
+    assert judged == [("slow_default_t",)]
+    for n in range(3):
+        _write(space, db, "INSERT INTO slow_default_t (a) VALUES (?)", [n])
+    again = space.sqlite_database("d", tables=tables)
+    _write(space, again, "INSERT INTO slow_default_t (a) VALUES (9)")
+    assert judged == [("slow_default_t",)]
+    grown = {**tables, "other_t": sc.table(c="integer")}
+    space.sqlite_database("d", tables=grown)
+    assert judged == [("slow_default_t",), ("other_t", "slow_default_t")]
+    assert db.read("SELECT count(*) AS n FROM slow_default_t") == [{"n": 4}]

@@ -14,6 +14,7 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
+from sqlite_cells.write import _links as links_module
 from sqlite_cells.write._watchdog import GRACE, IDLE_EXIT, LINGER, Watch, Watchdog
 
 TABLES = {"t": sc.table(id="integer primary key", n="integer")}
@@ -253,3 +254,38 @@ def test_a_ctrl_c_while_the_watchdog_starts_leaves_nothing_armed(
     rt.close()
     rt.close()
     assert not [t for t in _watchdogs() if t.is_alive()]
+
+
+def test_a_link_check_past_the_deadline_is_an_exec_timeout_and_writes_nothing(
+    rt: sc.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R44: the links a write stores are checked after its statement, holding the space's
+    write lock (400,000 links under exec_timeout=1 held it 2.4 s). The check looks at the op's
+    deadline as it goes: past it, the write is an ExecTimeout and nothing is written. (The
+    clock the check reads is moved past the deadline here: the check's own time depends on the
+    machine.)"""
+    space = rt.space("s")
+    db = space.sqlite_database(
+        "d", tables={"t": sc.table(id="integer primary key", l_cf_link=sc.cf_link())}
+    )
+    insert = (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000) "
+        f"INSERT INTO t (l_cf_link) SELECT '{space.cell('a').link_str()}' FROM c"
+    )
+
+    class Late:
+        @staticmethod
+        def monotonic() -> float:
+            return time.monotonic() + 3600
+
+    monkeypatch.setattr(links_module, "time", Late)
+    with pytest.raises(sc.ExecTimeout, match="check of the links") as raised, space.transact():
+        db.exec(insert)
+    assert isinstance(raised.value, sc.ExecError) and f"exec_timeout={TIMEOUT}s" in str(
+        raised.value
+    )
+    assert db.rev == 0 and db.read("SELECT count(*) AS n FROM t") == [{"n": 0}]
+    monkeypatch.undo()
+    with space.transact():
+        db.exec(insert)
+    assert db.read("SELECT count(*) AS n FROM t") == [{"n": 3000}]
