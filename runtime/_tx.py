@@ -332,8 +332,8 @@ def whole(tx: Transaction) -> None:
             if not still.isdisjoint(_scopes.get()):  # a block of this very code, still open
                 raise TransactionError(
                     "a transaction block was left before a block nested in it, which had "
-                    "written and was still open (exits out of order: an inner `with` ends "
-                    "before its outer one): nothing of the transaction was committed. Leave "
+                    "written and was still open (exits out of order: a block must end after "
+                    "the blocks nested in it): nothing of the transaction was committed. Leave "
                     "nested blocks first — with `with` statements, or an ExitStack, they are"
                 )
             raise TransactionError(

@@ -217,16 +217,23 @@ def _add_hidden_rowids(
 def moving_target(sql: str) -> str | None:
     """The table (ASCII-folded) a statement writes when it may give a row a new rowid: an
     INSERT or REPLACE resolving conflicts by REPLACE (``REPLACE INTO``, ``INSERT OR REPLACE``),
-    an UPDATE that names a rowid (``SET rowid = …``); the table is the name after ``INTO`` or
-    ``UPDATE [OR …]``, after any WITH list. None for any other statement. A word REPLACE or
-    ROWID elsewhere in it (a ``replace()`` call, a WHERE) counts too: over, never under."""
+    an UPDATE or an upsert's ``DO UPDATE`` that names a rowid, in any quoting (``SET rowid =
+    …``, ``SET "oid" = …``); the table is the name after ``INTO`` or ``UPDATE [OR …]``, after any
+    WITH list. None for any other statement. A word REPLACE or a rowid's name elsewhere in it
+    (a ``replace()`` call, a WHERE) counts too: over, never under."""
     statement = scan_sql(sql)
     verb, tokens, body, i = statement.verb, statement.tokens, statement.body, statement.verb_index
     words = {key for kind, key, _start, _end in tokens[i:body] if kind == WORD}
+    names = {
+        fold_ascii(unquote(sql[start:end])) if kind == QUOTED else key.lower()
+        for kind, key, start, end in tokens[i:body]
+        if kind in (WORD, QUOTED)
+    }
+    rowid = not names.isdisjoint(_ROWID_NAMES)
     if verb == "UPDATE":
-        moves = not words.isdisjoint(_ROWID_WORDS)
+        moves = rowid
     else:
-        moves = verb in ("INSERT", "REPLACE") and "REPLACE" in words
+        moves = verb in ("INSERT", "REPLACE") and ("REPLACE" in words or rowid)
     if not moves:
         return None
     i += 1
@@ -239,7 +246,7 @@ def moving_target(sql: str) -> str | None:
     return fold_ascii(unquote(sql[tokens[i][2] : tokens[i][3]]))
 
 
-_ROWID_WORDS: Final = frozenset({"ROWID", "OID", "_ROWID_"})
+_ROWID_NAMES: Final = frozenset({"rowid", "oid", "_rowid_"})
 
 
 def generated_sources(

@@ -30,6 +30,7 @@ from sqlite_cells.codec import (
 from sqlite_cells.runtime import LENGTH_LIMIT, PENDING, Cell, Reactive, surrogate_at
 from sqlite_cells.sql._names import LINK_SUFFIX, is_link_column
 from sqlite_cells.sql._params import ParamTargets, map_params
+from sqlite_cells.sql._statement import scan_sql
 
 __all__ = [
     "Bound",
@@ -76,16 +77,19 @@ def parameter_rows(rows: Any, *, sql: str, db_id: str) -> list[Any]:
         )
     if type(rows) in _SEQUENCES:
         return list(rows)
-    return [_taken(row) for row in rows]
+    names = [name for name, _number in scan_sql(sql).param_names]
+    return [_taken(row, names) for row in rows]
 
 
-def _taken(row: Any) -> Any:
-    """A copy of a row as it is now, when it is a list or a mapping (which its iterator may fill
-    anew for the next row); other rows as they are."""
-    if type(row) is list:
-        return list(row)
+def _taken(row: Any, names: Sequence[str]) -> Any:
+    """A copy of a row as it is now, when its iterator may fill it anew for the next row: a
+    mapping as the values of the statement's parameter ``names`` it holds (looked up as binding
+    looks them up, so a mapping of its own lookup keeps it), a list or any other sequence that
+    is not a tuple as a list; other rows (tuples, text, None) as they are."""
     if isinstance(row, Mapping):
-        return dict(row)
+        return {name: row[name] for name in names if name in row}
+    if is_params_list(row) and not isinstance(row, tuple):
+        return list(row)
     return row
 
 

@@ -705,6 +705,12 @@ def test_a_plain_update_of_a_table_keyed_otherwise_reruns_its_rowid_query_quietl
     ("moving", "rowid"),
     [
         ("UPDATE kv SET rowid = 9 WHERE k = 'a'", 9),
+        ("UPDATE kv SET \"oid\" = 9 WHERE k = 'a'", 9),
+        (
+            "INSERT INTO kv (k, v, w) VALUES ('a', '1', 1) "
+            "ON CONFLICT (k) DO UPDATE SET [_rowid_] = 9",
+            9,
+        ),
         ("REPLACE INTO kv (k, v, w) VALUES ('a', '1', 1)", 3),  # the values the row had
         ("INSERT OR REPLACE INTO kv SELECT k, v, w FROM kv WHERE k = 'a'", 3),
     ],

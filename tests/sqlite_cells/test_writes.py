@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import UserList
+from collections.abc import Iterator, Mapping
+from itertools import islice
 
 import apsw
 import pytest
@@ -311,9 +313,35 @@ def test_exec_many_takes_each_row_of_an_iterator_as_it_was_handed_over(
             row.update(body=f"r{i}", ts=i)
             yield row
 
+    class Folded(Mapping[str, object]):  # a row of its own lookup: keys in any letter case
+        def __init__(self) -> None:
+            self.values: dict[str, object] = {}
+
+        def __getitem__(self, key: str) -> object:
+            return self.values[key.lower()]
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(key.upper() for key in self.values)
+
+        def __len__(self) -> int:
+            return len(self.values)
+
+    def own_rows() -> Iterator[object]:
+        listed, folded = UserList([""]), Folded()
+        for i in range(5, 7):
+            listed[:] = [f"r{i}", i]
+            yield listed
+        for i in range(7, 9):
+            folded.values.update(body=f"r{i}", ts=i)
+            yield folded
+
     with space.transact():
         db.exec_many(INSERT, positional())
         db.exec_many("INSERT INTO messages (body, ts) VALUES (:body, :ts)", named())
+        db.exec_many("INSERT INTO messages (body, ts) VALUES (?, ?)", islice(own_rows(), 2))
+        db.exec_many(
+            "INSERT INTO messages (body, ts) VALUES (:body, :ts)", islice(own_rows(), 2, 4)
+        )
     link = alice.link_str()
     assert [row[1:] for row in _rows(db)] == [
         (link, "r0", 0),
@@ -321,6 +349,10 @@ def test_exec_many_takes_each_row_of_an_iterator_as_it_was_handed_over(
         (link, "r2", 2),
         (None, "r3", 3),
         (None, "r4", 4),
+        (None, "r5", 5),
+        (None, "r6", 6),
+        (None, "r7", 7),
+        (None, "r8", 8),
     ]
 
 
