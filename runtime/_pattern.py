@@ -64,7 +64,10 @@ def causal_cause(space_id: str, kind: str, name: str | None) -> tuple[str | int,
     if build is None:
         if name is None:
             raise InvalidArgument(
-                f"a {_KINDS.get(kind, kind)} outside a pattern needs a name: its id derives from it"
+                f"a {_KINDS.get(kind, kind)} outside a pattern needs a name: its id derives from "
+                "it (a thread a pattern's body starts is outside the pattern: Python's threads "
+                "do not take their starter's context; build there with names, or start the "
+                "thread's function with contextvars.copy_context().run)"
             )
         return (kind, space_id, name)
     if name is not None:

@@ -393,11 +393,12 @@ class Runtime(runtime.Runtime):
             self._declarations[decl.db_id] = decl
         if (
             before is not None
-            and decl.kind is SourceKind.CELL
+            and decl.kind is not SourceKind.DISK
             and (before.schema, before.version, before.kind)
             != (decl.schema, decl.version, decl.kind)
         ):
-            # R14: a re-declaration is visible to reads at once, live queries included.
+            # R14: a re-declaration is visible to reads at once, live queries included (R62:
+            # declared anew with a VmSource, they fail with NotImplementedSource).
             self.live_queries.rerun_database(decl.db_id)
 
     def latest_declaration(self, decl: Declaration) -> Declaration:

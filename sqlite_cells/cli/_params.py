@@ -31,6 +31,7 @@ class Parameters:
     count: int = 0
     numbered: bool = False
     names: dict[str, str] = field(default_factory=dict)  # bare name -> as written (":n")
+    written: dict[int, str] = field(default_factory=dict)  # number -> as first written
     # The numbers the statement binds: `?2` alone uses 2 and leaves 1 unused (NULL, as SQLite
     # leaves a parameter no one binds), so `-p 2 v` is all it needs, and `-p 1 v` is too many.
     used: set[int] = field(default_factory=set)
@@ -44,6 +45,7 @@ def statement_parameters(sql: str) -> Parameters:
     for index, slot in statement.params:
         found.used.add(slot)
         written = statement.tokens[index][1]
+        found.written.setdefault(slot, written)
         if written.startswith("?"):
             found.numbered = True
         else:
@@ -133,8 +135,10 @@ def bindings(sql: str, pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, An
                 f"({len(uses.used)} in all: {how})"
             )
         if missing:
+            written = uses.written.get(missing[0], "?")
             raise UsageError(
-                f"parameter {missing[0]} of the statement (a ?) has no value: pass it with "
+                f"parameter {missing[0]} of the statement "
+                f"({'a ?' if written == '?' else written}) has no value: pass it with "
                 f"-p {missing[0]} VALUE ({len(uses.used)} in all: {how})"
             )
         return tuple(numbered.get(n) for n in range(1, uses.count + 1))

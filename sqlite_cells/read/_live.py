@@ -296,6 +296,13 @@ class LiveQueries:
     def _on_commit(self, event: CommitEvent) -> list[Node]:
         self._note(event)
         woken = self._handles_written(event) if self._awaiting else []
+        if self._reads:
+            for db_id in self._reads.keys() & event.writes.keys():
+                if all(op.target != db_id for op in event.ops):
+                    # Its handle written with no op of its own: by another program, or a
+                    # runtime that took the cell for a plain one (R5). Its queries read again,
+                    # and say what the handle is now (a quarantine: never "no handle").
+                    woken.extend(self._reads[db_id])
         if self._links:
             for cell_id in self._links.keys() & event.writes.keys():
                 woken.extend(self._links[cell_id])
@@ -383,6 +390,8 @@ class LiveQueries:
             return False  # a query awaits the handle it writes (see await_handle)
         if self._links and not self._links.keys().isdisjoint(event.writes):
             return False  # a query reaches its database through a cell it writes
+        if self._reads and not self._reads.keys().isdisjoint(event.writes):
+            return False  # a watched database's handle, written (see _on_commit)
         self._note(event)
         for op in event.ops:
             # Its body is not read here (it might change the schema): the shape is read again

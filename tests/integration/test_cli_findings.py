@@ -326,6 +326,11 @@ def chat(store: Path) -> Path:
         ("SELECT body FROM m WHERE id = :n", ["-p", "m", "1"], "-p m: the statement has no "),
         ("SELECT body FROM m WHERE id = :n", ["-p", "n", "1", "-p", "x", "2"], "-p x:"),
         ("SELECT body FROM m WHERE id = ?", [], "parameter 1 of the statement (a ?) has no value"),
+        (
+            "SELECT body FROM m WHERE id = ? OR id = :n",
+            ["-p", "1", "1"],
+            "parameter 2 of the statement (:n) has no value",
+        ),
         ("SELECT body FROM m WHERE id = ?", ["-p", "n", "1"], "give them by number, -p 1 VALUE"),
         ("SELECT body FROM m WHERE id = ?", ["-p", "2", "1"], "no parameter 2"),
         ("SELECT body FROM m", ["-p", "n", "1"], "no parameters, but -p n was given: drop it"),

@@ -71,6 +71,23 @@ def test_r5_no_plain_cell_of_a_handle_id_writes_it(
                 cell.set(None)
 
 
+def test_r5_a_handle_written_elsewhere_fails_the_live_queries_already_there(
+    store: Path,
+) -> None:
+    """R5: a runtime that never declared a database takes its unwritten handle cell for a plain
+    one and may write it; the declaring runtime's reads then fail with Quarantined — and its
+    live queries made before too (they served the old rows with no error, not being re-run by
+    a commit with no op of the database's)."""
+    with sc.Runtime(store) as first, sc.Runtime(store) as second:
+        db = first.space("s").sqlite_database("d", tables=MESSAGES)
+        q = db.query("SELECT count(*) AS n FROM messages")
+        assert first.settle(10) and q.get().result == [{"n": 0}]
+        with second.space("s").transact():
+            second.cell_from_link(db.link_str()).set(None)
+        assert first.settle(10)
+        assert isinstance(q.get().error, sc.Quarantined) and q.get().result is None
+
+
 @pytest.mark.parametrize(
     "default",
     [{"foo": 1}, "handle-shaped", None, 0],

@@ -486,6 +486,24 @@ def test_vm_sources_are_accepted_but_not_implemented(rt: sc.Runtime, space: Spac
     assert isinstance(q.get().error, sc.NotImplementedSource)
 
 
+def test_a_database_declared_anew_in_a_vm_fails_its_live_queries_too(
+    rt: sc.Runtime, space: Space
+) -> None:
+    """R62: a database declared again with a VmSource fails its reads and its queries — its
+    live queries made before included (they served the old rows with no error)."""
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('x')")
+    q = db.query("SELECT count(*) AS n FROM messages")
+    assert rt.settle(10) and q.get().result == [{"n": 1}]
+    space.sqlite_database("chat", tables=MESSAGES, source=sc.VmSource(vm=object(), path="/x.db"))
+    assert rt.settle(10)
+    assert isinstance(q.get().error, sc.NotImplementedSource) and q.get().result is None
+    space.sqlite_database("chat", tables=MESSAGES)  # and back: it serves its rows again
+    assert rt.settle(10)
+    assert q.get().error is None and q.get().result == [{"n": 1}]
+
+
 def test_drop_keeps_the_file_until_gc_is_asked_to_remove_it(rt: sc.Runtime, space: Space) -> None:
     """R74: nothing is deleted without being asked twice — the drop, then gc."""
     db = space.sqlite_database("chat", tables=MESSAGES)
