@@ -71,7 +71,7 @@ def check_links(
     Past ``deadline`` (``time.monotonic()``; the op's ``exec_timeout`` of ``timeout`` seconds),
     :class:`ExecTimeout`: the check runs holding the space's write lock (R44)."""
     try:
-        _check_changes(changeset, columns, db_id=db_id, sql=sql, deadline=deadline, timeout=timeout)
+        _check_changes(changeset, columns, db_id, sql, deadline, timeout)
     except UnicodeDecodeError as exc:
         # apsw decodes a change's values all at once: which column holds the text is read
         # from the changeset's own bytes.
@@ -90,13 +90,7 @@ _CHANGES_PER_LOOK = 1024
 
 
 def _check_changes(
-    changeset: bytes,
-    columns: LinkColumns,
-    *,
-    db_id: str,
-    sql: str,
-    deadline: float = math.inf,
-    timeout: float = math.inf,
+    changeset: bytes, columns: LinkColumns, db_id: str, sql: str, deadline: float, timeout: float
 ) -> None:
     for count, change in enumerate(apsw.Changeset.iter(changeset), 1):
         if not count % _CHANGES_PER_LOOK and time.monotonic() > deadline:
