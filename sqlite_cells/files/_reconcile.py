@@ -65,7 +65,6 @@ from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
     FORMAT_VERSION,
     QUARANTINE_DIR,
-    SPACE_FILES,
     SpaceFile,
     check_companions,
     describe,
@@ -708,14 +707,6 @@ def _in_flight(
     # Another history first: a file of another store is ahead of this space by what it holds,
     # which says nothing of this space's file (its commit ``space_seq`` differs here).
     _check_same_history(space_conn, conn, db_id, space_seq)
-    if space_seq == 0 and (other := _written_by_other_space(space_conn, db_id)) is not None:
-        raise _Irreparable(
-            f"the file holds the commits of space {other!r}, which wrote a database of this id "
-            "(this space never did): inside a pattern a database's id comes from its piece and "
-            "its name, whatever space it is built in, and its file is named by its id (R1, R2), "
-            f"so the two are one file; it is kept as found: build this database in space "
-            f"{other!r} as before, or give the one in this space another name"
-        )
     space_last = last_seq(space_conn)
     rows = _journal_past(conn, space_seq)
     one_commit = {seq for seq, _, _ in rows} == {db_seq}
@@ -749,32 +740,6 @@ def _in_flight(
                 "from a backup made after the commit"
             )
     return [changeset for _, changeset, _ in rows]
-
-
-def _written_by_other_space(space_conn: apsw.Connection, db_id: str) -> str | None:
-    """The id of another space of the store whose log records a write of ``db_id``, if one
-    does (read from each space file beside this one; one that cannot be read says nothing)."""
-    own = Path(space_conn.filename)
-    for path in sorted(own.parent.glob(SPACE_FILES)):
-        if path == own:
-            continue
-        try:
-            other = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-        except apsw.Error:
-            continue
-        try:
-            other.setbusytimeout(BUSY_TIMEOUT_MS)
-            if other.execute(
-                "SELECT 1 FROM _cf_op_index WHERE target = ? LIMIT 1", (db_id,)
-            ).fetchall():
-                found = other.execute("SELECT value FROM _cf_meta WHERE key = 'space_id'")
-                for (value,) in found:
-                    return value if isinstance(value, str) else None
-        except apsw.Error:
-            continue
-        finally:
-            other.close()
-    return None
 
 
 def _journal_past(conn: apsw.Connection, seq: int) -> list[tuple[int, bytes, int | None]]:

@@ -418,34 +418,3 @@ def test_a_lambda_is_no_pattern() -> None:
         ) as info:
             sc.pattern(fn)
         assert isinstance(info.value, ValueError | TypeError)
-
-
-@sc.pattern
-def _db_in_space(where: sc.Cell) -> sc.SqliteDb:
-    runtime = where.space.runtime
-    return runtime.space(where.get()).sqlite_database("x", tables={"t": sc.table(v="text")})
-
-
-def test_a_piece_s_database_built_in_another_space_on_a_later_run_says_so(store: Path) -> None:
-    """R1, R2, Errors: inside a pattern a database's id comes from the piece and its name,
-    whatever space it is built in; one runtime refuses a second space at the declaration, but
-    a later run building it in another space met the first space's file, quarantined as "the
-    space file was restored from an old copy": restore it from a backup — a wrong cause and a
-    harmful remedy. The quarantine names the space that wrote the file, and what to do."""
-    with sc.Runtime(store) as rt:
-        db = rt.space("s").run(_db_in_space, key="k", where="s").outputs
-        with rt.space("s").transact():
-            db.exec("INSERT INTO t (v) VALUES ('from s')")
-    with sc.Runtime(store) as rt:
-        other = rt.space("o")
-        with other.transact():
-            other.cell("c").set(1)
-        db = rt.space("s").run(_db_in_space, key="k", where="o").outputs
-        with pytest.raises(sc.Quarantined) as raised, other.transact():
-            db.exec("INSERT INTO t (v) VALUES ('from o')")
-        said = str(raised.value)
-        assert "holds the commits of space 's'" in said and "another name" in said
-        assert "restore the space file" not in said
-    with sc.Runtime(store) as rt:  # the first space's database is as it was
-        db = rt.space("s").run(_db_in_space, key="k", where="s").outputs
-        assert db.read("SELECT v FROM t") == [{"v": "from s"}]
