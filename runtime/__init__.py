@@ -35,6 +35,7 @@ from sqlite_cells.runtime._file_kind import check_file_kinds as check_file_kinds
 from sqlite_cells.runtime._file_kind import file_identity as file_identity
 from sqlite_cells.runtime._file_kind import file_state as file_state
 from sqlite_cells.runtime._file_kind import odd_kind as odd_kind
+from sqlite_cells.runtime._file_kind import quick_check as quick_check
 from sqlite_cells.runtime._file_locks import forbid_companions as forbid_companions
 from sqlite_cells.runtime._file_locks import hold_locks as hold_locks
 from sqlite_cells.runtime._file_locks import locks_held as locks_held
@@ -171,6 +172,7 @@ __all__ = [
     "path_text",
     "pattern",
     "printable",
+    "quick_check",
     "readable_format",
     "reading_sources",
     "record_name",

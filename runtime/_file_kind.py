@@ -16,6 +16,8 @@ import os
 import stat
 from pathlib import Path
 
+import apsw
+
 from sqlite_cells.codec import DatabaseError
 
 __all__ = [
@@ -24,6 +26,7 @@ __all__ = [
     "file_identity",
     "file_state",
     "odd_kind",
+    "quick_check",
     "stands_at",
 ]
 
@@ -110,3 +113,28 @@ def file_identity(path: str) -> tuple[int, int] | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino)
+
+
+def quick_check(conn: apsw.Connection, *, full: bool = False, database: str = "") -> str | None:
+    """What SQLite's ``PRAGMA quick_check`` finds wrong in the file open on ``conn`` (None when
+    nothing), its first three lines: it reads every page once, about what counting the rows
+    costs, and finds pages SQLite otherwise reads without an error (rows of NULLs where the
+    runtime wrote values, offsets out of range). ``full``: SQLite's ``integrity_check``, which
+    also compares every index with its table (a row whose indexed value changed in the
+    table's page alone is found by one and not by the other), at the cost of a lookup per
+    indexed value. ``database``: that database of the connection alone (its schema name,
+    trusted), else every one attached."""
+    try:
+        pragma = "integrity_check" if full else "quick_check"
+        if database:
+            pragma = f"{database}.{pragma}"
+        problems = [str(row[0]) for row in conn.execute(f"PRAGMA {pragma}")]
+    except (apsw.CorruptError, apsw.NotADBError) as exc:
+        return str(exc)
+    if problems == ["ok"]:
+        return None
+    lines = (line.strip() for problem in problems for line in problem.splitlines())
+    # (SQLite says a problem once per row it meets it in: each is said once here.)
+    shown = dict.fromkeys(line for line in lines if line and line != "*** in database main ***")
+    kept = list(shown)[:3]
+    return "; ".join(kept) or "; ".join(problems[:3])

@@ -29,6 +29,7 @@ import apsw
 
 from sqlite_cells.codec import DatabaseError, decode_record
 from sqlite_cells.runtime._boundary import stored_json_column
+from sqlite_cells.runtime._file_kind import quick_check
 
 __all__ = [
     "FORMAT_VERSION",
@@ -74,12 +75,10 @@ def stored_format(conn: apsw.Connection, path: Path | None = None) -> int | None
     # A file with commits and no format row is an older one — or a damaged one, whose damaged
     # page SQLite may read as rows of NULLs, the format row among them: only a file SQLite finds
     # whole is taken for an older one (and upgraded, written into). Once per older file.
-    problems = conn.execute("PRAGMA main.quick_check(1)").fetchall()
-    if problems != [("ok",)]:
-        said = [line for row in problems for line in str(row[0]).splitlines()]
-        found = next((line for line in said if not line.startswith("***")), "no answer")
+    problem = quick_check(conn, database="main")
+    if problem is not None:
         raise apsw.CorruptError(
-            f"it records no store format, and SQLite's integrity check finds it damaged: {found}"
+            f"it records no store format, and SQLite's integrity check finds it damaged: {problem}"
         )
     return _OLDEST
 

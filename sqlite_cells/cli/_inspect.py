@@ -103,6 +103,7 @@ __all__ = [
     "StoredTable",
     "TableInfo",
     "compare_unlocked",
+    "damaged_file",
     "default_store",
     "find_space",
     "inspect_store",
@@ -1008,9 +1009,7 @@ def find_space(root: Path, space_id: str) -> Path:
             problem = quick_check(conn)
         if problem is not None:
             raise InspectError(
-                "damaged",
-                f"cannot read {path}, the space file of space {space_id!r}: the file is damaged "
-                f"({problem}); `sqlite-cells check` says which files are damaged and what to do",
+                "damaged", damaged_file(path, problem, f", the space file of space {space_id!r}")
             )
     also = (
         f" ({', '.join(unnamed)} holds a space id that is not valid UTF-8 text in its "
@@ -1208,15 +1207,20 @@ class NeedsRepair(DatabaseError):
         super().__init__(message)
 
 
+def damaged_file(path: Path, problem: str, what: str = "") -> str:
+    """What to say of ``path`` (``what`` it is, if said) that SQLite finds damaged."""
+    return (
+        f"cannot read {path}{what}: the file is damaged ({problem}); `sqlite-cells check` says "
+        "which files are damaged and what to do"
+    )
+
+
 def _unreadable(path: Path, exc: apsw.Error) -> str:
     """What to say of a file SQLite could open but not read: a file in WAL mode needs its
     ``-shm`` beside it, so a store on read-only media cannot be read in place. A file SQLite
     finds damaged (or no database at all) is said to be that: no permission would help."""
     if isinstance(exc, apsw.CorruptError | apsw.NotADBError):
-        return (
-            f"cannot read {path}: the file is damaged ({exc}); `sqlite-cells check` says "
-            "which files are damaged and what to do"
-        )
+        return damaged_file(path, str(exc))
     if advice := out_of_files(exc):
         return f"cannot read {path}: {exc}; {advice}"
     if isinstance(exc, apsw.SQLError) and str(exc).startswith(_SHAPE_CHANGED):

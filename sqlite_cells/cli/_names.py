@@ -37,6 +37,7 @@ import msgspec
 from sqlite_cells.cli._inspect import (
     InspectError,
     as_bytes,
+    damaged_file,
     decoded,
     read_errors,
     read_only,
@@ -164,11 +165,7 @@ class Namer:
                 with read_only(path) as conn:
                     problem = quick_check(conn) if self.check_pages else None
                     if problem is not None:
-                        raise InspectError(
-                            "damaged",
-                            f"cannot read {path}: the file is damaged ({problem}); "
-                            "`sqlite-cells check` says which files are damaged and what to do",
-                        )
+                        raise InspectError("damaged", damaged_file(path, problem))
                     if "_cf_meta" not in table_names(conn):
                         continue
                     row = conn.execute(

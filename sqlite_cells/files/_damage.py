@@ -19,6 +19,8 @@ from pathlib import Path
 
 import apsw
 
+from sqlite_cells.runtime import quick_check
+
 __all__ = [
     "damage_advice",
     "damage_noted",
@@ -37,28 +39,6 @@ _lock = threading.Lock()
 def is_damage(exc: BaseException) -> bool:
     """Whether ``exc`` is SQLite finding a file damaged: corrupt pages, or not a database."""
     return isinstance(exc, apsw.CorruptError | apsw.NotADBError)
-
-
-def quick_check(conn: apsw.Connection, *, full: bool = False) -> str | None:
-    """What SQLite's ``PRAGMA quick_check`` finds wrong in the file open on ``conn`` (None when
-    nothing), its first three lines: it reads every page once, about what counting the rows
-    costs, and finds pages SQLite otherwise reads without an error (rows of NULLs where the
-    runtime wrote values, offsets out of range). ``full``: SQLite's ``integrity_check``, which
-    also compares every index with its table (a row whose indexed value changed in the
-    table's page alone is found by one and not by the other), at the cost of a lookup per
-    indexed value."""
-    try:
-        pragma = "integrity_check" if full else "quick_check"
-        problems = [str(row[0]) for row in conn.execute(f"PRAGMA {pragma}")]
-    except (apsw.CorruptError, apsw.NotADBError) as exc:
-        return str(exc)
-    if problems == ["ok"]:
-        return None
-    lines = (line.strip() for problem in problems for line in problem.splitlines())
-    # (SQLite says a problem once per row it meets it in: each is said once here.)
-    shown = dict.fromkeys(line for line in lines if line and line != "*** in database main ***")
-    kept = list(shown)[:3]
-    return "; ".join(kept) or "; ".join(problems[:3])
 
 
 def note_damage(path: Path) -> None:

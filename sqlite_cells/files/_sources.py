@@ -133,7 +133,8 @@ def adopt_pin(resolved: Path, pin: Pin | None) -> bool:
     with _pins_lock:
         changed = _pins.get(resolved) != pin
         _pins[resolved] = pin
-    forbid_companions(pin)
+    if changed:
+        forbid_companions(pin)
     return changed
 
 
@@ -269,9 +270,10 @@ def check_pinned(path: Path) -> Pin:
         raise DiskSourceError("exists", str(path), f"is gone or unreadable: {exc}") from exc
     identity = (found.st_dev, found.st_ino)
     with _pins_lock:
-        pinned = _pins.setdefault(path, identity)
-    if pinned == identity:
-        forbid_companions(identity)
+        pinned = _pins.get(path)
+        if pinned is None:
+            pinned = _pins[path] = identity
+            forbid_companions(identity)  # (once per pin: this runs at every read's start)
     if pinned != identity or not stat.S_ISREG(found.st_mode):
         raise DiskSourceError(
             "pinned",
