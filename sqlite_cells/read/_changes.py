@@ -24,6 +24,7 @@ primary key is NULL, of which SQLite records nothing (its op says so too).
 from __future__ import annotations
 
 import functools
+import itertools
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -72,6 +73,7 @@ def write_sets(
     generated: GeneratedColumns = _no_generated,
     reshaped: Callable[[str], None] | None = None,
     versions: dict[str, int] | None = None,
+    replacing: Callable[[str, str], bool] | None = None,
 ) -> dict[str, WriteSet | None]:
     """The write set of each database written by ``ops`` (keyed by database id). None for a
     database whose op carries no changeset (capture switched off), whose schema the commit
@@ -80,7 +82,9 @@ def write_sets(
     changed). ``versions`` holds the declared version each database's last op was written at
     (kept up to date here): an op that found its file at another version was preceded by a
     ``migrate`` no commit recorded (its write failed), whose changes no changeset holds — the
-    whole database changed too."""
+    whole database changed too. ``replacing(db_id, table)`` tells whether a constraint of the
+    table resolves conflicts by REPLACE: then any INSERT into it may move a row (see
+    :func:`moving_target`)."""
     # The ops of one database are combined first: what one op did and a later one undid (a row
     # inserted, then deleted) is no change of the commit's. All at once (one change group): a
     # concatenation per op copied what the ones before had made, and a commit of 20,000 ops
@@ -96,6 +100,10 @@ def write_sets(
             continue
         body = decode_op_body(op)
         target = moving_target(body.sql)
+        if target is None and replacing is not None:
+            inserted = inserted_table(body.sql)
+            if inserted is not None and replacing(op.target, inserted):
+                target = inserted
         if target is not None:
             targets.setdefault(op.target, set()).add(target)
         changeset = None if body.schema or body.unseen else body.changeset
@@ -220,7 +228,9 @@ def moving_target(sql: str) -> str | None:
     an UPDATE or an upsert's ``DO UPDATE`` that names a rowid, in any quoting (``SET rowid =
     …``, ``SET "oid" = …``); the table is the name after ``INTO`` or ``UPDATE [OR …]``, after any
     WITH list. None for any other statement. A word REPLACE or a rowid's name elsewhere in it
-    (a ``replace()`` call, a WHERE) counts too: over, never under."""
+    (a ``replace()`` call, a WHERE) counts too: over, never under. (A plain INSERT moves a row
+    too when the table's own constraint resolves conflicts by REPLACE: see
+    :func:`inserted_table`.)"""
     statement = scan_sql(sql)
     verb, tokens, body, i = statement.verb, statement.tokens, statement.body, statement.verb_index
     words = {key for kind, key, _start, _end in tokens[i:body] if kind == WORD}
@@ -234,9 +244,34 @@ def moving_target(sql: str) -> str | None:
         moves = rowid
     else:
         moves = verb in ("INSERT", "REPLACE") and ("REPLACE" in words or rowid)
-    if not moves:
-        return None
-    i += 1
+    return _written_table(sql) if moves else None
+
+
+@functools.lru_cache(maxsize=1024)
+def inserted_table(sql: str) -> str | None:
+    """The table (ASCII-folded) an INSERT or REPLACE statement writes; None for any other
+    statement. A plain INSERT into a table with a constraint of its own that says ``ON
+    CONFLICT REPLACE`` replaces a row whose key it repeats, which moves that row as ``REPLACE
+    INTO`` does (see :func:`moving_target`)."""
+    return _written_table(sql) if scan_sql(sql).verb in ("INSERT", "REPLACE") else None
+
+
+def resolves_by_replace(create_sql: str) -> bool:
+    """Whether a table's ``CREATE TABLE`` text has a constraint resolving conflicts by REPLACE
+    (the words ``CONFLICT REPLACE`` in a row; text in quotes does not count)."""
+    tokens = scan_sql(create_sql).tokens
+    return any(
+        first[0] == WORD and first[1] == "CONFLICT" and second[0] == WORD and second[1] == "REPLACE"
+        for first, second in itertools.pairwise(tokens)
+    )
+
+
+def _written_table(sql: str) -> str | None:
+    """The table an INSERT, REPLACE or UPDATE writes: the name after ``INTO`` or ``UPDATE [OR
+    …]``, after any WITH list."""
+    statement = scan_sql(sql)
+    verb, tokens, body = statement.verb, statement.tokens, statement.body
+    i = statement.verb_index + 1
     if i < body and tokens[i][1] == "OR":
         i += 2
     if verb != "UPDATE" and i < body and tokens[i][1] == "INTO":
@@ -321,7 +356,9 @@ def affects(write: WriteSet | None, read: Mapping[str, frozenset[str]] | None) -
 # A table's stored column names in file order (what a changeset has), whether it has a primary
 # key, and the columns its changesets leave out with the stored columns each is computed from:
 # its generated columns (see generated_sources) and a hidden rowid (see with_hidden_rowid).
-TableShape = tuple[list[str], bool, Mapping[str, frozenset[str]]]
+# (stored column names, whether it has a primary key, its computed columns (see
+# generated_sources), whether a constraint of its own resolves conflicts by REPLACE)
+TableShape = tuple[list[str], bool, Mapping[str, frozenset[str]], bool]
 
 
 class TableColumns:
@@ -364,7 +401,7 @@ class TableColumns:
             read = self._shape(db_id, table, fresh)
             if read is None:
                 return None
-            (names, has_pk, _generated), at = read
+            (names, has_pk, _generated, _replaces), at = read
             if cookie is not None and at != cookie:
                 continue  # read at another schema: read again, or the shape then is gone
             found = names if has_pk else ["", *names]
@@ -376,6 +413,12 @@ class TableColumns:
         """The generated columns of ``table`` and the stored columns each is computed from."""
         read = self._shape(db_id, table, False)
         return None if read is None else read[0][2]
+
+    def replaces(self, db_id: str, table: str) -> bool:
+        """Whether a constraint of ``table`` resolves conflicts by REPLACE (``k text primary
+        key on conflict replace``); True when its shape cannot be read (over, never under)."""
+        read = self._shape(db_id, table, False)
+        return True if read is None else read[0][3]
 
     def forget(self, db_id: str) -> None:
         """The tables of ``db_id`` may have another shape now: read them again when needed."""

@@ -46,6 +46,7 @@ from sqlite_cells.read._changes import (
     TableShape,
     affects,
     generated_sources,
+    resolves_by_replace,
     with_hidden_rowid,
     write_sets,
 )
@@ -318,7 +319,9 @@ class LiveQueries:
             return woken
         found: list[Node] = []
         columns = self._columns
-        found_sets = write_sets(ops, columns, columns.generated, columns.forget, self._versions)
+        found_sets = write_sets(
+            ops, columns, columns.generated, columns.forget, self._versions, columns.replaces
+        )
         for db_id, written in found_sets.items():
             reads = self._reads[db_id]
             if written is None:
@@ -447,13 +450,12 @@ class LiveQueries:
         # "hidden" 2 and 3: generated columns, which changesets leave out.
         names = [str(row[1]) for row in rows if not row[6]]
         generated = [str(row[1]) for row in rows if row[6] in (2, 3)]
-        text = None
-        if generated:
-            found = conn.execute(
-                "SELECT sql FROM main.sqlite_schema WHERE type = 'table' AND name = ?",
-                (table,),
-            ).fetchall()
-            text = str(found[0][0]) if found else None
+        found = conn.execute(
+            "SELECT sql FROM main.sqlite_schema WHERE type = 'table' AND name = ?", (table,)
+        ).fetchall()
+        text = str(found[0][0]) if found and found[0][0] is not None else None
+        # (No text: a table SQLite made, which has no constraint of its own.)
+        replaces = text is not None and resolves_by_replace(text)
         # A key other than the rowid has an index of its own (origin "pk"): the rowid is
         # hidden and the changeset leaves it out (a WITHOUT ROWID table has one too, and
         # no rowid a query could read).
@@ -461,10 +463,10 @@ class LiveQueries:
             row[3] == "pk" for row in conn.execute(f"PRAGMA main.index_list({quote_ident(table)})")
         )
         has_pk = any(row[5] for row in rows)
-        computed = generated_sources(text, names, generated)
+        computed = generated_sources(text if generated else None, names, generated)
         if keyed_otherwise:
-            return names, has_pk, with_hidden_rowid(computed, names)
-        return names, has_pk, computed
+            return names, has_pk, with_hidden_rowid(computed, names), replaces
+        return names, has_pk, computed, replaces
 
     # -- runs (scheduler thread) ---------------------------------------------------------------
 

@@ -730,6 +730,24 @@ def test_a_write_that_only_moves_a_row_of_a_table_keyed_otherwise_reruns_its_row
     assert q.get().result == [{"k": "a", "r": rowid}, {"k": "b", "r": 2}] == db.read(sql)
 
 
+def test_a_plain_insert_that_its_tables_own_constraint_resolves_by_replace_reruns_its_rowid_query(
+    rt: sc.Runtime, space: Space, calls: Counter[str]
+) -> None:
+    """R51: a key declared ``ON CONFLICT REPLACE`` makes a plain INSERT of an existing key a
+    replace: with the values the row had, the changeset is empty and the row has a new rowid."""
+    kv = space.sqlite_database(
+        "replacing", tables={"kv": sc.table(k="text primary key on conflict replace", v="text")}
+    )
+    write(space, kv, "INSERT INTO kv (k, v) VALUES ('a', '1'), ('b', '2')")
+    sql = "SELECT k, rowid AS r FROM kv ORDER BY k"
+    q = live(rt, kv, calls, sql)
+    live(rt, kv, calls, "SELECT k, v FROM kv ORDER BY k")
+    ran, now = ran_after(rt, space, kv, calls, "INSERT INTO kv (k, v) VALUES ('a', '1')")
+    assert ran == Counter({sql: 1})
+    assert q.get().seq == now
+    assert q.get().result == [{"k": "a", "r": 3}, {"k": "b", "r": 2}] == kv.read(sql)
+
+
 def test_a_row_deleted_and_inserted_again_in_one_commit_reruns_what_changed(
     rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
 ) -> None:
