@@ -106,9 +106,11 @@ class CellRow:
     # "quarantined database" (its handle cell holds no handle, R5)
     rev: int
     value: Any  # decoded, links still as codec Links
+    # Why the stored value cannot be shown (another program wrote it): then ``value`` is None.
+    problem: str | None = None
 
     def to_json(self, namer: Namer) -> dict[str, Any]:
-        return {
+        shown = {
             "space": self.space,
             "name": self.name,
             "id": self.id,
@@ -116,9 +118,15 @@ class CellRow:
             "rev": self.rev,
             "value": namer.shallow(self.value, as_json=True),
         }
+        if self.problem is not None:  # (not a string value that says so: JSON tells them apart)
+            shown["problem"] = self.problem
+        return shown
 
     def to_flat(self, namer: Namer) -> dict[str, Any]:
-        shown = namer.shallow(self.value, as_json=False)
+        if self.problem is not None:
+            shown: Any = f"<{self.problem}>"
+        else:
+            shown = namer.shallow(self.value, as_json=False)
         if self.kind in _HANDLE_KINDS and isinstance(self.value, dict):
             # A handle's whole declaration is for JSON output; a line names its tables.
             where = source_path(self.value)
@@ -348,13 +356,15 @@ def list_cells(store: str | os.PathLike[str], namer: Namer | None = None) -> lis
         for raw_id, data, rev in stored:
             cell_id = shown(raw_id)
             raw = stored_json(data)
+            value: Any = None
+            problem = None
             if raw is None:  # written by another program: a number or NULL, no JSON
-                value: Any = f"<a stored {type(data).__name__}, not a JSON value>"
+                problem = f"a stored {type(data).__name__}, not a JSON value"
             else:
                 try:
                     value = decode_value(raw)
                 except (msgspec.DecodeError, EncodingError):  # LinkDecodeError is one
-                    value = f"<undecodable value of {len(raw)} bytes>"
+                    problem = f"undecodable value of {len(raw)} bytes"
             known = namer.named(space_id, str(cell_id))
             handle, why = classify_cell(decoded(raw_id), data, rev, files)
             kind = _kind(handle, why is not None)
@@ -368,6 +378,7 @@ def list_cells(store: str | os.PathLike[str], namer: Namer | None = None) -> lis
                     kind,
                     rev if type(rev) is int else -1,  # -1: not an integer (another program)
                     value,
+                    problem,
                 )
             )
     return rows

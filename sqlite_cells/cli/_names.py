@@ -287,11 +287,14 @@ class Namer:
             "value": self.shallow(self.value(link), as_json=True),
         }
 
-    def shallow(self, value: Any, *, as_json: bool) -> Any:
+    def shallow(self, value: Any, *, as_json: bool, link_texts: bool = False) -> Any:
         """``value`` with each link inside it replaced by what it names, without its value: a
-        link decoded from JSON, or the stored text of one held as a JSON string
-        (``json_group_array(a_cf_link)`` makes such strings)."""
+        link decoded from JSON, or, with ``link_texts``, the stored text of one held as a JSON
+        string (``json_group_array(a_cf_link)`` makes such strings). A cell's value tells its
+        links from its strings (R6): a string there is shown as the string it is."""
         if isinstance(value, str):
+            if not link_texts:
+                return value
             found = link_in(value)
             if found is None:
                 return value
@@ -307,9 +310,11 @@ class Namer:
                 }
             return f"{LINK_MARK} {self.label(value)}"
         if isinstance(value, dict):
-            return {k: self.shallow(v, as_json=as_json) for k, v in value.items()}
+            return {
+                k: self.shallow(v, as_json=as_json, link_texts=link_texts) for k, v in value.items()
+            }
         if isinstance(value, list):
-            return [self.shallow(v, as_json=as_json) for v in value]
+            return [self.shallow(v, as_json=as_json, link_texts=link_texts) for v in value]
         return value
 
 

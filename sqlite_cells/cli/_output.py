@@ -152,7 +152,7 @@ def _named_inside(value: Any, namer: Namer, *, as_json: bool = False) -> Any:
         decoded = decode_value(value.encode())
     except (msgspec.DecodeError, EncodingError, UnicodeEncodeError):  # not JSON: text after all
         return value
-    named = namer.shallow(decoded, as_json=as_json)
+    named = namer.shallow(decoded, as_json=as_json, link_texts=True)
     if named == decoded:  # no link in it after all: the text as it was written
         return value
     return msgspec.json.encode(named).decode()

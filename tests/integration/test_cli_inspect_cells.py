@@ -70,3 +70,30 @@ def test_the_command_it_suggests_quotes_and_escapes_the_space_id(tmp_path: Path)
     ]
     listed = _cli("cells", "--space=sp ace;x", str(store))
     assert listed.returncode == 0 and listed.stdout.count("\n") >= 21, listed
+
+
+def test_a_cell_holding_the_text_of_a_link_is_listed_as_that_text(tmp_path: Path) -> None:
+    """R6, §6: a cell's value tells its links from its strings — a string that happens to be
+    a link's stored text is a string (``get()`` returns it as one), and is listed as one; the
+    link beside it is listed by what it names."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        alice = space.cell("alice")
+        with space.transact():
+            alice.set({"name": "Alice"})
+            space.cell("real").set(alice)
+            space.cell("text").set(alice.link_str())
+            space.cell("inside").set({"who": alice.link_str(), "ref": alice})
+        text = alice.link_str()
+        assert space.cell("text").get() == text
+    done = _cli("cells", "--store", str(store), "--json")
+    assert done.returncode == 0, done
+    values = {row["name"]: row["value"] for row in json.loads(done.stdout)}
+    assert values["text"] == text
+    assert values["real"]["name"] == "alice" and values["real"]["path"] == []
+    assert values["inside"]["who"] == text and values["inside"]["ref"]["name"] == "alice"
+    lines = _cli("cells", "--store", str(store)).stdout.splitlines()
+    (real,) = [line for line in lines if " real " in line]
+    (shown,) = [line for line in lines if " text " in line]
+    assert real.rstrip().endswith("→ alice") and "→" not in shown, (real, shown)
