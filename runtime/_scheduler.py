@@ -211,6 +211,16 @@ class Scheduler:
         self._held_work: dict[int, Work] = {}
         # Nodes whose first value waits for an input's computation in flight (also in _held).
         self._unborn: set[int] = set()
+        # What the nodes looked at by the first computations queued one after another reflect
+        # (see _waits): nothing else ran in between, so nothing went in flight or was held but
+        # the nodes those computations made, which nothing looked at before depends on. Each
+        # node of a chain thousands deep built on a live query walked the chain back to the
+        # query (its first settle grew with the square of the chain): it looks one node up.
+        # None while another item runs (any may change what is in flight). Keyed by node id:
+        # the nodes computed meanwhile are kept, and with them (their inputs, at any depth)
+        # every node the memo names, so that no id is another node's while it lasts.
+        self._init_memo: dict[int, _Reflects] | None = None
+        self._init_kept: list[Node] = []
         self._commit_hooks: list[CommitHook] = []
         self._absorbers: list[Absorber | None] = []  # one per hook, same order
         self._observed: dict[int, Node] = {}  # nodes with subscribers, to complete on close
@@ -289,7 +299,7 @@ class Scheduler:
 
     def add(self, node: Node) -> None:
         """Join ``node`` to the graph and compute its first value (on the scheduler thread)."""
-        self.submit(lambda: self._init(node))
+        self.submit(_Init(self, node))
 
     def add_commit_hook(self, hook: CommitHook, *, absorb: Absorber | None = None) -> None:
         """Call ``hook(event)`` on the scheduler thread for each durable commit, before the
@@ -474,7 +484,8 @@ class Scheduler:
 
     def _unhold(self, node: Node) -> None:
         """Let ``node`` go from ``_held`` (if held): the running item takes over its cause."""
-        self._held.pop(id(node), None)
+        if self._held.pop(id(node), None) is not None:
+            self._forget_inits()  # (what a node held reflects has changed)
         work = self._held_work.pop(id(node), None)
         if work is not None:
             self.act(work)
@@ -746,6 +757,8 @@ class Scheduler:
                 self._current, work = self._queue.popleft()
                 self._item_epochs = [self._current]
                 self._busy = True
+            if type(work) is not _Init or self._orphans:
+                self._forget_inits()
             if self._orphans:
                 self._release_orphans()  # (each release's own failure is logged there)
             try:
@@ -775,9 +788,12 @@ class Scheduler:
         node.attach()
         ahead = _ahead(node) if node.deps else {}
         unborn = self._unborn
+        memo = self._init_memo
+        if memo is None:  # (first computations in a row: see _Init)
+            memo = {}
         if (
             ahead
-            or (node.deps and _waits(node, self._held, {}, stale=True))
+            or (node.deps and _waits(node, self._held, memo, stale=True))
             or any(id(dep) in unborn for dep in node.deps)  # (an input with no value yet)
         ):
             # An input holds a value older than the commit a computation in flight will land
@@ -791,6 +807,12 @@ class Scheduler:
                 self.after_commit(space, seq, lambda: self._propagate([node]))
             return
         self._born(node)
+
+    def _forget_inits(self) -> None:
+        """End the run of first computations (see ``_init_memo``)."""
+        if self._init_memo is not None:
+            self._init_memo = None
+            self._init_kept.clear()
 
     def _born(self, node: Node) -> None:
         """Compute ``node``'s first value; tell the subscribers that came while it waited."""
@@ -860,6 +882,7 @@ class Scheduler:
 
     def _advance(self, event: CommitEvent) -> list[Node]:
         """Take ``event`` into the view; return the nodes watching what changed."""
+        self._forget_inits()  # (also when called off the thread: the scheduler is idle then)
         self._processed[event.space] = event.seq
         touched: list[Node] = []
         watchers = self._watchers
@@ -994,6 +1017,24 @@ def _deps_of(node: Node) -> Iterable[Node]:
 
 def _dependents_of(node: Node) -> Iterable[Node]:
     return node.dependents
+
+
+class _Init:
+    """A node's first computation, queued by :meth:`Scheduler.add`: such items run one after
+    another share what the nodes they look at reflect (``Scheduler._init_memo``)."""
+
+    __slots__ = ("node", "scheduler")
+
+    def __init__(self, scheduler: Scheduler, node: Node) -> None:
+        self.scheduler = scheduler
+        self.node = node
+
+    def __call__(self) -> None:
+        scheduler = self.scheduler
+        if scheduler._init_memo is None:
+            scheduler._init_memo = {}
+        scheduler._init_kept.append(self.node)
+        scheduler._init(self.node)
 
 
 def _waits(
