@@ -413,14 +413,23 @@ def unpin(conn: apsw.Connection, path: Path) -> None:
     pins = _PINS.get(conn)
     if pins is not None:
         pins.pop(str(path), None)
+    paged = _PAGED.get(conn)
+    if paged is not None:  # (the next file there starts empty: a new one)
+        paged.discard(str(path))
     _forget_companions(conn, str(path))
 
 
 def detach(conn: apsw.Connection) -> None:
     """Let go of the attached database file, if any (outside a transaction)."""
-    if _ATTACHED.pop(conn, None) is not None:
+    key = _ATTACHED.pop(conn, None)
+    if key is not None:
         forget_marks(conn)
         conn.execute(f"DETACH DATABASE {ALIAS}")
+        # Its pages as this connection leaves it (a commit checkpointed, or the last one to
+        # close it did): found empty when next attached, it was emptied meanwhile (see attach).
+        now, size = file_state(key)
+        if size and now is not None and now == _PINS.get(conn, {}).get(key):
+            _note_paged(conn, key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -506,6 +506,33 @@ def test_an_emptied_database_file_is_detected_and_rebuilt_at_its_next_use(
     assert db.rev == 3
 
 
+def test_a_database_file_emptied_after_the_write_connection_let_it_go_is_detected_at_once(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    """R73, R44: the write connection attaches one database file at a time; a file it created,
+    wrote and let go of (a commit to another database attached that one) and that was emptied
+    afterwards looked like a new file to the next write, which then waited 30 s for its own
+    pooled reader (a live query's) before an ``ExecTimeout`` blaming another connection. The
+    file is noted as holding pages when it is let go: the write is ``StoreChanged`` at once."""
+    with space.transact():
+        db.exec(INSERT, [None, "first", 1])
+    other = space.sqlite_database("other", tables=MESSAGES)
+    with space.transact():
+        other.exec(INSERT, [None, "elsewhere", 1])
+    q = db.query("SELECT body FROM messages")
+    assert rt.settle(10) and q.get().result == [{"body": "first"}]
+    assert db.path.stat().st_size > 0
+    with db.path.open("r+b") as f:
+        f.truncate(0)
+    with pytest.raises(sc.StoreChanged, match="emptied") as info, space.transact():
+        db.exec(INSERT, [None, "second", 2])
+    assert info.value.path == str(db.path) and db.rev == 1
+    with space.transact():
+        db.exec(INSERT, [None, "second", 2])
+    assert rt.settle(10)
+    assert q.get().result == [{"body": "first"}, {"body": "second"}]
+
+
 @contextlib.contextmanager
 def _emptied_after_a_read(store: Path) -> Iterator[tuple[Space, sc.SqliteDb]]:
     """A runtime that read a database of one commit whose file was then truncated to no
