@@ -15,6 +15,7 @@ would come back as a ``Cell`` (or not decode at all), not as the dict that was s
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
@@ -239,9 +240,37 @@ def _decode(data: bytes, link_hook: Callable[[Link], Any] | None) -> Any:
             f"a stored cell value is not JSON ({exc}; it starts {shown!r}): it was not written "
             "by sqlite-cells; write the cell again or restore the space file"
         ) from exc
+    if _MAY_OVERFLOW.search(data) is not None:
+        _check_ints(value, data)
     if not has_links(data):
         return value
     return _walk(value, link_hook if link_hook is not None else _identity)
+
+
+# Nineteen digits in a row: the fewest an integer past 64 bits has (2**63 has 19). Only such
+# text is walked for one (digits in a string or a float's fraction match too: walked for none).
+_MAY_OVERFLOW: Final = re.compile(rb"[0-9]{19}")
+
+
+def _check_ints(value: Any, data: bytes) -> None:
+    """R6: a cell value's integers are 64-bit. JSON has no limit, and another program may have
+    stored a larger one: read back, it is refused as ``set`` would refuse it (a value ``get``
+    returned and ``update`` could not write back), not returned. No recursion (any depth)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is int and not INT_MIN <= item <= INT_MAX:
+            shown = bytes(data[:60])
+            raise EncodingError(
+                f"a stored cell value holds the integer {brief_repr(item)}, which does not fit "
+                f"in 64 bits (it starts {shown!r}): it was not written by sqlite-cells; write "
+                "the cell again or restore the space file"
+            )
+        if kind is list:
+            stack.extend(item)
+        elif kind is dict:
+            stack.extend(item.values())
 
 
 def _too_deep(data: bytes) -> EncodingError:

@@ -71,6 +71,38 @@ def test_text_that_is_not_json_is_an_encoding_error(store: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "stored",
+    [
+        b"123456789012345678901234567890",
+        b'{"a": [1, {"b": 9223372036854775808}]}',  # 2**63, deep inside
+        b"[-9223372036854775809]",  # -(2**63) - 1
+    ],
+)
+def test_an_integer_past_64_bits_stored_by_another_program_is_refused_at_read(
+    store: Path, stored: bytes
+) -> None:
+    """R6: a cell's integers are 64-bit, and ``set`` refuses any other. One stored by another
+    program was returned by ``get()``, which ``update(lambda v: v)`` then could not write back:
+    it is an ``EncodingError`` at the read, as other values no runtime stores are."""
+    cell_id = _written(store)
+    _foreign(store, cell_id, value=stored)
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        with pytest.raises(sc.EncodingError, match="does not fit in 64 bits"):
+            space.cell("c").get()
+        with pytest.raises(sc.EncodingError), space.transact():
+            space.cell("c").update(lambda v: v)
+        assert space.cell("other").get() == "kept" and space.file.seen_seq == 1
+
+
+def test_integers_of_64_bits_and_long_digit_runs_read_as_they_are(store: Path) -> None:
+    value = [2**63 - 1, -(2**63), "12345678901234567890123", 0.12345678901234567890123]
+    _written(store, value)
+    with sc.Runtime(store) as rt:
+        assert rt.space("demo").cell("c").get() == value
+
+
+@pytest.mark.parametrize(
     ("column", "stored", "shown"),
     [
         ("value", 5, "the integer 5"),
