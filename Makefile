@@ -5,14 +5,28 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo web browser test test-slow lint typecheck bench clean
+.PHONY: demo web browser test test-slow lint typecheck bench clean FORCE
 
 # runtime/_locks.c and runtime/_leaving.c are compiled by the install (a C compiler and Python's
-# headers are needed).
-$(STAMP): pyproject.toml setup.py runtime/_locks.c runtime/_leaving.c
+# headers are needed). The install is editable in *strict* mode: a tree of links to the package's
+# files (build/__editable__.*), so that the one import name the distribution claims,
+# `sqlite_cells`, is all it puts on the path (SPEC §1; a path to the repository would make its
+# `runtime`, `codec`, `bench`… importable from anywhere), and type checkers follow it. A file
+# added or removed needs its link made or dropped: the install runs again when the list of the
+# package's files changes ($(FILES)), not when a file's text does (the links show it).
+INSTALL := $(VENV)/bin/python -m pip install -q --config-settings editable_mode=strict -e
+FILES := $(VENV)/.package-files
+
+$(FILES): FORCE
+	@mkdir -p $(VENV)
+	@find sqlite_cells codec runtime \( -name '*.py' -o -name '*.pyi' -o -name py.typed \) \
+		-not -path '*/__pycache__/*' | LC_ALL=C sort > $@.new
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+
+$(STAMP): Makefile pyproject.toml setup.py runtime/_locks.c runtime/_leaving.c $(FILES)
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
+	$(INSTALL) '.[dev]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -61,7 +75,7 @@ test-slow: $(STAMP)
 BENCH_STAMP := $(VENV)/.installed-bench
 
 $(BENCH_STAMP): $(STAMP)
-	$(VENV)/bin/python -m pip install -q -e '.[dev,bench]' --config-settings editable_mode=compat
+	$(INSTALL) '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)

@@ -33,3 +33,19 @@ def test_no_module_of_ours_is_loaded_under_a_generic_name(tmp_path: Path) -> Non
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_the_install_puts_no_other_name_of_the_repository_on_the_path(tmp_path: Path) -> None:
+    """The editable install links the package's files (``make``: strict mode), not the
+    repository: ``runtime``, ``codec``, ``bench``, ``examples`` and ``tests`` are not importable
+    from elsewhere, though ``sqlite_cells`` and its compiled modules are."""
+    script = (
+        "import importlib.util, sqlite_cells.runtime._locks\n"
+        "names = ('runtime', 'codec', 'bench', 'examples', 'tests', 'sql', 'schema')\n"
+        "print([n for n in names if importlib.util.find_spec(n) is not None])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
