@@ -231,6 +231,9 @@ def moving_target(sql: str) -> str | None:
     (a ``replace()`` call, a WHERE) counts too: over, never under. (A plain INSERT moves a row
     too when the table's own constraint resolves conflicts by REPLACE: see
     :func:`inserted_table`.)"""
+    folded = sql.lower()
+    if "oid" not in folded and "rowid" not in folded and "replace" not in folded:
+        return None  # (a statement's text is often new, and the scan not cached: none)
     statement = scan_sql(sql)
     verb, tokens, body, i = statement.verb, statement.tokens, statement.body, statement.verb_index
     words = {key for kind, key, _start, _end in tokens[i:body] if kind == WORD}
@@ -253,6 +256,9 @@ def inserted_table(sql: str) -> str | None:
     statement. A plain INSERT into a table with a constraint of its own that says ``ON
     CONFLICT REPLACE`` replaces a row whose key it repeats, which moves that row as ``REPLACE
     INTO`` does (see :func:`moving_target`)."""
+    folded = sql.lower()
+    if "insert" not in folded and "replace" not in folded:
+        return None  # (no such statement lacks both words: no scan)
     return _written_table(sql) if scan_sql(sql).verb in ("INSERT", "REPLACE") else None
 
 
