@@ -14,10 +14,20 @@ row and then reported the file in sync.
 :func:`apply_exactly` looks for such UPDATEs and, when it finds one, rewrites the changeset as
 what the commit did: a DELETE of the old row (its values are the UPDATE's old ones, and for the
 columns the UPDATE did not change, the INSERT's) and the INSERT of the new one. It applies the
-DELETEs first, then the rest, so the new key never meets the old row. Every other changeset is
-applied as it is, in one pass. Foreign keys are not enforced on the runtime's connections
-(SQLite's default, which the runtime keeps), so the two passes fire no action and check nothing
-between them.
+DELETEs first, then the UPDATEs, then the INSERTs, so the new key never meets the old row.
+
+A table with a constraint that resolves conflicts by REPLACE (``u integer unique on conflict
+replace``) needs the same order. The session extension stores a commit's changes by the hash of
+their keys, not in the order they were made: a commit whose INSERT replaced a row holds that
+INSERT and the DELETE of the replaced row, perhaps in that order. Applied so, the INSERT meets
+the row still there, and the table's own REPLACE deletes it without a conflict for the handler
+to see; the DELETE then finds no row, and the database could neither catch up nor be rebuilt
+from its log. Rows a commit deleted go first, then rows it changed (which may free a value a new
+row takes), then its new rows: a row the table's REPLACE still deletes on the way is one the
+commit changes later (a chain of UPDATEs taking each other's values), whose own change then
+finds it gone — a conflict, never a row lost without a word. Every other changeset is applied as
+it is, in one pass. Foreign keys are not enforced on the runtime's connections (SQLite's
+default, which the runtime keeps), so the passes fire no action and check nothing between them.
 """
 
 from __future__ import annotations
@@ -27,6 +37,8 @@ from collections.abc import Callable
 from typing import Any
 
 import apsw
+
+from sqlite_cells.sql import resolves_by_replace
 
 __all__ = ["Inexact", "apply_exactly", "same_value"]
 
@@ -46,23 +58,40 @@ def apply_exactly(
     """Apply ``changeset`` (its inverse with ``invert``) to ``conn``'s ``main`` database, with
     ``conflict`` as the conflict handler of every change (see the module docstring)."""
     exact = _rewritten(conn, changeset)
-    if exact is None:
+    if exact is None and not _replacing(conn):
         apsw.Changeset.apply(
             apsw.Changeset.invert(changeset) if invert else changeset, conn, conflict=conflict
         )
         return
+    if exact is None:
+        exact = changeset
     if invert:
         exact = apsw.Changeset.invert(exact)
-    apsw.Changeset.apply(exact, conn, filter_change=_is_delete, conflict=conflict)
-    apsw.Changeset.apply(exact, conn, filter_change=_is_not_delete, conflict=conflict)
+    for only in _PASSES:
+        apsw.Changeset.apply(exact, conn, filter_change=only, conflict=conflict)
 
 
 def _is_delete(change: apsw.TableChange) -> bool:
     return change.opcode == apsw.SQLITE_DELETE
 
 
-def _is_not_delete(change: apsw.TableChange) -> bool:
-    return change.opcode != apsw.SQLITE_DELETE
+def _is_update(change: apsw.TableChange) -> bool:
+    return change.opcode == apsw.SQLITE_UPDATE
+
+
+def _is_insert(change: apsw.TableChange) -> bool:
+    return change.opcode == apsw.SQLITE_INSERT
+
+
+_PASSES = (_is_delete, _is_update, _is_insert)
+
+
+def _replacing(conn: apsw.Connection) -> bool:
+    """Whether a table of ``conn``'s ``main`` database resolves conflicts by REPLACE."""
+    return any(
+        text is not None and resolves_by_replace(str(text))
+        for (text,) in conn.execute("SELECT sql FROM main.sqlite_schema WHERE type = 'table'")
+    )
 
 
 def _rewritten(conn: apsw.Connection, changeset: bytes) -> bytes | None:

@@ -24,7 +24,6 @@ primary key is NULL, of which SQLite records nothing (its op says so too).
 from __future__ import annotations
 
 import functools
-import itertools
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -260,16 +259,6 @@ def inserted_table(sql: str) -> str | None:
     if "insert" not in folded and "replace" not in folded:
         return None  # (no such statement lacks both words: no scan)
     return _written_table(sql) if scan_sql(sql).verb in ("INSERT", "REPLACE") else None
-
-
-def resolves_by_replace(create_sql: str) -> bool:
-    """Whether a table's ``CREATE TABLE`` text has a constraint resolving conflicts by REPLACE
-    (the words ``CONFLICT REPLACE`` in a row; text in quotes does not count)."""
-    tokens = scan_sql(create_sql).tokens
-    return any(
-        first[0] == WORD and first[1] == "CONFLICT" and second[0] == WORD and second[1] == "REPLACE"
-        for first, second in itertools.pairwise(tokens)
-    )
 
 
 def _written_table(sql: str) -> str | None:

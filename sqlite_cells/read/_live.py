@@ -46,7 +46,6 @@ from sqlite_cells.read._changes import (
     TableShape,
     affects,
     generated_sources,
-    resolves_by_replace,
     with_hidden_rowid,
     write_sets,
 )
@@ -64,6 +63,7 @@ from sqlite_cells.read._reader import (
 from sqlite_cells.read._workers import QueryWorkers, ReadJob
 from sqlite_cells.runtime import CommitEvent, Node, Scheduler, SpaceFile, Work
 from sqlite_cells.schema import Declaration, SourceKind, quote_ident, stored_version
+from sqlite_cells.sql import resolves_by_replace
 
 __all__ = ["LiveQueries", "Runner"]
 

@@ -45,6 +45,7 @@ from sqlite_cells.sql._statement import STRING as STRING
 from sqlite_cells.sql._statement import WORD as WORD
 from sqlite_cells.sql._statement import Statement as Statement
 from sqlite_cells.sql._statement import Word as Word
+from sqlite_cells.sql._statement import resolves_by_replace as resolves_by_replace
 from sqlite_cells.sql._statement import scan_sql as scan_sql
 from sqlite_cells.sql._statement import unquote as unquote
 
@@ -89,6 +90,7 @@ __all__ = [
     "make_authorizer",
     "map_params",
     "parameter_rows",
+    "resolves_by_replace",
     "scan_sql",
     "split_json_calls",
     "sqlite_refusal",

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -81,6 +82,7 @@ __all__ = [
     "Statement",
     "Word",
     "clear_scan_cache",
+    "resolves_by_replace",
     "scan_sql",
     "unquote",
 ]
@@ -508,3 +510,15 @@ def _number_params(
             names.append((text[1:], slot))
         params.append((index, slot))
     return params, count, tuple(names)
+
+
+def resolves_by_replace(create_sql: str) -> bool:
+    """Whether a table's ``CREATE TABLE`` text has a constraint resolving conflicts by REPLACE
+    (the words ``CONFLICT REPLACE`` in a row; text in quotes does not count). Such a table
+    deletes a row that an INSERT or UPDATE meets without a word: a plain INSERT may replace a
+    row (moving it), and a changeset applied to it may delete a row it holds for later."""
+    tokens = scan_sql(create_sql).tokens
+    return any(
+        first[0] == WORD and first[1] == "CONFLICT" and second[0] == WORD and second[1] == "REPLACE"
+        for first, second in itertools.pairwise(tokens)
+    )

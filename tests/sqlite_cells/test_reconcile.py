@@ -797,3 +797,64 @@ def test_a_lock_met_by_a_repair_is_said_to_be_tried_again() -> None:
     reason = _why(apsw.BusyError("database is locked"))
     assert reason.startswith("BusyError: database is locked")
     assert "another connection holds the file" in reason and "tries the repair again" in reason
+
+
+# A table whose own constraint resolves conflicts by REPLACE: its commits delete rows that the
+# changeset holds as DELETEs beside the change that replaced them, in the order of their keys'
+# hashes, not the order they were made (R70, R71).
+REPLACING = {"i": sc.table(id="integer primary key", u="integer unique on conflict replace")}
+REPLACES = [
+    "INSERT INTO i (id, u) VALUES (8, 1)",
+    "INSERT INTO i (id, u) VALUES (12, 3), (36, 5)",
+    "INSERT OR REPLACE INTO i (id, u) VALUES (2, 4)",
+    "UPDATE i SET id = 10 WHERE id = 1",
+    "UPDATE i SET u = 3 WHERE id = 1",
+    "UPDATE i SET u = u + 1",
+]
+
+
+def _replacing_commits(store: Path, change: str) -> tuple[list[Any], list[int], bytes]:
+    """Six rows, then ``change``, each committed by a runtime of its own: the rows after each,
+    their seqs, and the database file as the first commit left it."""
+    seqs, rows, first = [], [], b""
+    for sql in ("INSERT INTO i (id, u) VALUES (1, 1), (2, 2), (3, 3), (4, 4), (5, 5), (6, 6)",
+                change):  # fmt: skip
+        with sc.Runtime(store) as rt:
+            space = rt.space("demo")
+            db = space.sqlite_database("replacing", tables=REPLACING)
+            with space.transact() as tx:
+                db.exec(sql)
+            assert tx.seq is not None
+            seqs.append(tx.seq)
+            rows.append(db.read("SELECT id, u FROM i ORDER BY id"))
+        first = first or db.path.read_bytes()  # (closed: no -wal left)
+    assert rows[0] != rows[1]
+    return rows, seqs, first
+
+
+@pytest.mark.parametrize("change", REPLACES)
+@pytest.mark.parametrize("how", ["behind", "in flight", "lost"])
+def test_a_commit_that_a_tables_own_replace_shaped_is_applied_again_and_undone_exactly(
+    store: Path, change: str, how: str
+) -> None:
+    """Applied in the changeset's order, a new row met the row it had replaced still there, the
+    table's REPLACE deleted it without a conflict, and the changeset's DELETE of it then found
+    nothing: a file behind its space was quarantined, a lost one could not be rebuilt."""
+    rows, seqs, first = _replacing_commits(store, change)
+    path = next(store.glob("cell-*.sqlite"))
+    if how == "behind":
+        path.write_bytes(first)
+    elif how == "lost":
+        path.unlink()
+    else:
+        _lose_space_commits(store, seqs[0])  # the space never made the change durable
+    expected = {
+        "behind": (Action.REPLAYED, rows[1]),
+        "lost": (Action.REPLAYED, rows[1]),  # (from no commit at all)
+        "in flight": (Action.INVERTED, rows[0]),
+    }[how]
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database("replacing", tables=REPLACING)
+        outcome = rt.reconcile(db)
+        assert (outcome.action, db.read("SELECT id, u FROM i ORDER BY id")) == expected
+        assert rt.reconcile(db).action is Action.IN_SYNC
