@@ -240,11 +240,11 @@ def _decode(data: bytes, link_hook: Callable[[Link], Any] | None) -> Any:
             f"a stored cell value is not JSON ({exc}; it starts {shown!r}): it was not written "
             "by sqlite-cells; write the cell again or restore the space file"
         ) from exc
+    if has_links(data):  # (first: a bad link says so, a link's index past 64 bits too)
+        value = _walk(value, link_hook if link_hook is not None else _identity)
     if _MAY_OVERFLOW.search(data) is not None:
         _check_ints(value, data)
-    if not has_links(data):
-        return value
-    return _walk(value, link_hook if link_hook is not None else _identity)
+    return value
 
 
 # Nineteen digits in a row: the fewest an integer past 64 bits has (2**63 has 19). Only such
