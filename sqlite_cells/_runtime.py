@@ -52,6 +52,7 @@ from sqlite_cells.files import (
     let_go,
     look_unlocked,
     orphan_outcome,
+    owned_elsewhere,
     pin,
     pinned,
     pinned_files,
@@ -706,6 +707,16 @@ class Runtime(runtime.Runtime):
                 return
         expected = self._pinned(decl.path)
         if expected is not None and expected != now:
+            self._forget_file(decl)
+            return
+        with self._decl_lock:
+            appeared = expected is None and decl.db_id in self._reconciled
+        if appeared and owned_elsewhere(decl.path, decl.space_id):
+            # Checked while it had no file, and another runtime or process of another space
+            # wrote one since (a database of the same id, R1, R2): checked against its space
+            # before it is read, as at a first use — never read as this database's only because
+            # it is at its path. (A file of this space's is read as a commit of another
+            # runtime's is: the read goes by its watermark, R71.)
             self._forget_file(decl)
             return
         with self._decl_lock:

@@ -86,6 +86,7 @@ from sqlite_cells.files._reconcile import keep_copy as keep_copy
 from sqlite_cells.files._reconcile import look_again as look_again
 from sqlite_cells.files._reconcile import look_unlocked as look_unlocked
 from sqlite_cells.files._reconcile import orphan_outcome as orphan_outcome
+from sqlite_cells.files._reconcile import owned_elsewhere as owned_elsewhere
 from sqlite_cells.files._reconcile import reconcile as reconcile
 from sqlite_cells.files._reconcile import table_differences as table_differences
 from sqlite_cells.files._reconcile import unopenable as unopenable
@@ -185,6 +186,7 @@ __all__ = [
     "open_unwritable",
     "orphan_outcome",
     "orphans",
+    "owned_elsewhere",
     "pin",
     "pinned",
     "pinned_files",

@@ -87,7 +87,9 @@ from sqlite_cells.schema import (
     declared_report,
     diff_of,
     ensure_runtime_tables,
+    space_id_of,
     store_version,
+    stored_owner,
     stored_version,
     table,
 )
@@ -104,6 +106,7 @@ __all__ = [
     "database_seq",
     "look_unlocked",
     "orphan_outcome",
+    "owned_elsewhere",
     "reconcile",
     "schema_from_json",
     "table_differences",
@@ -495,6 +498,7 @@ def _reconcile_file(
         _rollback(conn)
         raise
     try:
+        _check_owner(space_conn, conn)
         if db_seq == space_seq:
             _check_same_history(space_conn, conn, db_id, db_seq)
             action, commits = Action.IN_SYNC, 0
@@ -606,6 +610,43 @@ def _second_look(
         return database_seq(space_conn, db_id)
 
     return look_again(before, db_seq, file_seq=file_seq, space_seq=space_seq)
+
+
+def owned_elsewhere(path: Path, space_id: str) -> bool:
+    """Whether the database file at ``path`` records that another space's commits wrote it
+    (see ``schema.stored_owner`` and :func:`_check_owner`). Read without waiting for any lock
+    (it may run on the scheduler thread): a file that cannot be read at once says nothing."""
+    try:
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    except apsw.Error:
+        return False
+    try:
+        conn.setbusytimeout(0)
+        owner = stored_owner(conn)
+    except apsw.Error:
+        return False
+    finally:
+        conn.close()
+    return owner is not None and owner != space_id
+
+
+def _check_owner(space_conn: apsw.Connection, conn: apsw.Connection) -> None:
+    """``_Irreparable`` when the file records that another space's commits wrote it: one
+    database id declared in two spaces names one file (a pattern builds its databases by the
+    piece's id and the builder's name or position, whatever space it builds them in), and the
+    other space's commits are neither behind this one's nor in flight — undone as this space's
+    commit in flight, they were that space's rows lost."""
+    owner = stored_owner(conn)
+    if owner is None:
+        return
+    space_id = space_id_of(space_conn)
+    if space_id is not None and owner != space_id:
+        raise _Irreparable(
+            f"{OTHER_HISTORY}: it holds the commits of space {owner!r} to a database of the "
+            f"same id (one name, or one builder position in a pattern, declared in spaces "
+            f"{owner!r} and {space_id!r}); it is kept as found: give the database of one of "
+            "them another name (sqlite_database(name=...))"
+        )
 
 
 def _check_same_history(

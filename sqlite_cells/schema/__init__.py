@@ -14,7 +14,9 @@ from sqlite_cells.schema._migrate import ensure_runtime_tables as ensure_runtime
 from sqlite_cells.schema._migrate import ensure_schema as ensure_schema
 from sqlite_cells.schema._migrate import migrate_file as migrate_file
 from sqlite_cells.schema._migrate import plan_migration as plan_migration
+from sqlite_cells.schema._migrate import space_id_of as space_id_of
 from sqlite_cells.schema._migrate import store_version as store_version
+from sqlite_cells.schema._migrate import stored_owner as stored_owner
 from sqlite_cells.schema._migrate import stored_version as stored_version
 from sqlite_cells.schema._order import fill_orders as fill_orders
 from sqlite_cells.schema._schema import CfLink as CfLink
@@ -66,7 +68,9 @@ __all__ = [
     "quote_ident",
     "read_table_text",
     "render_ddl",
+    "space_id_of",
     "store_version",
+    "stored_owner",
     "stored_version",
     "table",
 ]

@@ -110,7 +110,9 @@ __all__ = [
     "ensure_schema",
     "migrate_file",
     "plan_migration",
+    "space_id_of",
     "store_version",
+    "stored_owner",
     "stored_version",
 ]
 
@@ -557,10 +559,18 @@ def _check_version(version: object, db_id: str) -> None:
 
 
 def ensure_schema(
-    conn: apsw.Connection, database: str, schema: Schema, *, db_id: str, version: int
+    conn: apsw.Connection,
+    database: str,
+    schema: Schema,
+    *,
+    db_id: str,
+    version: int,
+    owner: str | None = None,
 ) -> int | None:
     """Bring the file visible as ``database`` to ``schema`` at ``version``, additively (R13);
-    return the version the file was at before (None: it had none).
+    return the version the file was at before (None: it had none). A file that had none (its
+    first write) also records ``owner``, the id of the space whose database it is (see
+    :func:`stored_owner`).
 
     Runs inside the caller's open transaction (it only uses a SAVEPOINT); the steps are in the
     module docstring. Raises :class:`UnsupportedMigration` (every non-additive difference, or a
@@ -576,6 +586,8 @@ def ensure_schema(
         add_missing(conn, database, schema, db_id)
         if stored != version:
             store_version(conn, database, version)
+        if stored is None and owner is not None:
+            store_owner(conn, database, owner)
     except BaseException:
         # If SQLite already rolled the whole transaction back, the savepoint is gone too.
         with contextlib.suppress(apsw.Error):
@@ -729,6 +741,44 @@ def _refused_outright(step: Step, exc: apsw.Error) -> str | None:
     if step.adds_to is None or _NOT_CONSTANT in str(exc):
         return f"{step.subject}: SQLite refused {step.sql!r}: {exc}"
     return None
+
+
+def store_owner(conn: apsw.Connection, database: str, owner: str) -> None:
+    """Record in the file's ``_cf_meta`` the space whose database it is (kept if recorded)."""
+    conn.execute(
+        f"INSERT OR IGNORE INTO {quote_ident(database)}._cf_meta(key, value) VALUES ('space', ?)",
+        (owner,),
+    )
+
+
+def stored_owner(conn: apsw.Connection, database: str = "main") -> str | None:
+    """The space whose database the file is, as its first write recorded it; None when it
+    records none (written before files did, or never written). Two spaces may declare one
+    database id — a pattern builds its databases by the piece's id and the builder's name or
+    position, whatever space it builds them in — and the id names the file (R2): this tells
+    whose commits the file holds."""
+    return _meta_text(conn, f"{quote_ident(database)}._cf_meta", "space")
+
+
+def _meta_text(conn: apsw.Connection, table: str, key: str) -> str | None:
+    """The text ``table`` (a ``_cf_meta``) holds under ``key``; None when it holds none, or
+    none that is UTF-8 (another program's), or there is no such table."""
+    sql = f"SELECT CAST(value AS BLOB) FROM {table} WHERE key = ? AND typeof(value) = 'text'"
+    try:
+        rows = conn.execute(sql, (key,)).fetchall()
+    except apsw.SQLError:  # no _cf_meta: never written by the runtime
+        return None
+    if not rows or not isinstance(rows[0][0], bytes):
+        return None
+    try:
+        return rows[0][0].decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def space_id_of(space_conn: apsw.Connection) -> str | None:
+    """The id a space file records for its space (None: none that is UTF-8 text)."""
+    return _meta_text(space_conn, "_cf_meta", "space_id")
 
 
 def store_version(conn: apsw.Connection, database: str, version: int) -> None:

@@ -717,7 +717,14 @@ class SqliteParticipant:
         try:
             state.deadline = deadline
             token = watch.arm(conn, deadline, self.watchdog)
-            found = ensure_schema(conn, ALIAS, decl.schema, db_id=decl.db_id, version=decl.version)
+            found = ensure_schema(
+                conn,
+                ALIAS,
+                decl.schema,
+                db_id=decl.db_id,
+                version=decl.version,
+                owner=decl.space_id,
+            )
         except apsw.InterruptError as exc:
             raise self._additive_timeout(decl) from exc
         finally:

@@ -100,3 +100,41 @@ def test_a_database_id_in_another_space_is_no_database_input(tmp_path: Path) -> 
         later.inputs["db"].link(fake)
         with pytest.raises(sc.SourceError, match="does not hold a database handle"):
             later.outputs.read("SELECT v FROM t")
+
+
+@sc.pattern
+def home_of(where: sc.Cell) -> sc.SqliteDb:
+    return where.space.sqlite_database(tables=TABLES)
+
+
+@sc.handler
+def _add(v: str, *, db: sc.SqliteDb) -> None:
+    db.exec("INSERT INTO t (v) VALUES (?)", [v])
+
+
+def test_one_database_id_in_two_spaces_of_two_runtimes_never_serves_or_undoes_the_other(
+    tmp_path: Path,
+) -> None:
+    """R71, R2: two runtimes run one piece with its input in two spaces: one database id, one
+    file. Space B's first write made the file; space A's runtime, which had read the database
+    while it had no file, read B's row as its own, and its next write took B's commit for its
+    own commit left in flight and undid it — B's committed row lost. The file records the space
+    whose database it is: A's reads and writes are ``Quarantined`` naming both spaces, and B's
+    row stays."""
+    with sc.Runtime(tmp_path) as first, sc.Runtime(tmp_path) as second:
+        in_a = first.space("A").run(home_of, key="k", where=first.space("A").cell("n")).outputs
+        assert in_a.read("SELECT v FROM t") == []  # (no file yet: the declared tables, R41)
+        home = second.space("A")
+        in_b = home.run(home_of, key="k", where=second.space("B").cell("n")).outputs
+        assert (in_a.id, in_a.path) == (in_b.id, in_b.path)
+        assert (in_a.space.id, in_b.space.id) == ("A", "B")
+        _add("written in B", db=in_b)
+        with pytest.raises(sc.Quarantined, match="holds the commits of space 'B'") as info:
+            in_a.read("SELECT v FROM t")
+        assert "another name" in str(info.value)
+        with pytest.raises(sc.Quarantined):
+            _add("written in A", db=in_a)
+        assert _rows(in_b) == ["written in B"]
+    with sc.Runtime(tmp_path) as again:
+        piece = again.space("A").run(home_of, key="k", where=again.space("B").cell("n"))
+        assert _rows(piece.outputs) == ["written in B"]
