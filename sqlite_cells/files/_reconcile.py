@@ -372,7 +372,9 @@ def _reconcile(
         space_conn.execute("BEGIN IMMEDIATE" if repair else "BEGIN")
     try:
         space_seq = database_seq(space_conn, db_id)
+        created = False  # the repair creates the file it rebuilds (see below)
         if _absent(path):
+            created = repair
             if space_seq == 0:
                 return Outcome(db_id, path, 0, 0, Action.IN_SYNC)
             # Whether the log can rebuild it, told before a repair creates the file: one it
@@ -398,7 +400,7 @@ def _reconcile(
         try:
             if verify:
                 _verify(conn)
-            return _reconcile_file(
+            outcome = _reconcile_file(
                 space_conn, conn, db_id, path, space_seq, repair, look_again=owns_txn, trial=verify
             )
         except _Damaged as exc:
@@ -406,6 +408,11 @@ def _reconcile(
             return _damaged(space_conn, db_id, path, space_seq, exc, repair=repair)
         finally:
             conn.close()
+        if created and outcome.action is Action.QUARANTINED and _empty(path):
+            # The rebuild it was opened for failed and was rolled back: the file it created is
+            # not left in the store (a bad input leaves nothing behind; "left as found").
+            _remove(path)
+        return outcome
     finally:
         if owns_txn:
             space_conn.execute("ROLLBACK")  # the space was only read
@@ -1138,6 +1145,15 @@ def _damaged(
         kept,
     )
     return Outcome(db_id, path, 0, space_seq, Action.REBUILT, commits, detail, kept)
+
+
+def _empty(path: Path) -> bool:
+    """Whether the file at ``path`` holds no byte (a database SQLite created and wrote nothing
+    to, or a transaction rolled back)."""
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def _remove(path: Path) -> None:

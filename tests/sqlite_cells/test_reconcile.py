@@ -12,6 +12,7 @@ import pytest
 import sqlite_cells as sc
 from sqlite_cells import files as sc_files
 from sqlite_cells.codec import Op, decode_record, encode_record
+from sqlite_cells.files import _reconcile as reconcile_module
 from sqlite_cells.files._reconcile import Action
 from sqlite_cells.runtime import FORMAT_VERSION, InvalidArgument
 
@@ -139,6 +140,30 @@ def test_a_replay_that_cannot_apply_leaves_no_copy_behind(store: Path) -> None:
         assert not (store / "quarantine").exists() or not any(
             ".behind-" in p.name for p in (store / "quarantine").iterdir()
         )
+
+
+def test_a_rebuild_of_a_lost_file_that_cannot_apply_leaves_no_file_behind(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R71, Errors: a lost database file is rebuilt from the log into a file the repair
+    creates; when a changeset then does not apply, the rebuild is rolled back and the database
+    quarantined "as found" — and the empty file it had created was left at the path."""
+    rt, db, counter = _open(store)
+    _write(rt, db, counter, 1)
+    rt.close()
+    path = db.path
+    path.unlink()
+
+    def refused(*_args: Any, **_kwargs: Any) -> None:
+        raise apsw.AbortError("a changeset that does not apply")
+
+    monkeypatch.setattr(reconcile_module, "apply_exactly", refused)
+    rt, db, counter = _open(store)
+    with rt:
+        outcome = rt.reconcile(db)
+        assert outcome.action is Action.QUARANTINED
+        assert "does not apply" in outcome.detail
+    assert not path.exists() and not list(store.glob(f"{path.name}*"))
 
 
 def test_a_file_where_the_quarantine_folder_belongs_is_named_and_the_repair_tried_again(
