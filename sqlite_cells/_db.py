@@ -577,6 +577,23 @@ class LinkedDb(SqliteDb):
                 "not linked to a database yet: link one to either with "
                 "piece.inputs[name].link(handle) or `sqlite-cells link`"
             )
+        if (
+            not runtime.declares(linked.id)
+            and linked.space.file.entity(linked.id).rev == 0
+            and linked.get() is None
+        ):
+            # A cell never written, with no default here: a database another runtime or
+            # process declared has no handle before its first write, and this runtime cannot
+            # tell its cell from any other. Nothing is linked here yet (R61): the query re-runs
+            # when the cell is written (see LiveQueries.await_handle); written with no handle,
+            # it is an error. (An id this runtime declared is judged by declaration_for: in
+            # another space, a cell that holds no handle, R3; so is a cell with a default.)
+            raise PendingValue(
+                f"pattern input {self._input.id} links to cell {linked.id} of space "
+                f"{linked.space.id!r}, which holds no database handle yet (a database declared "
+                "by another runtime or process has none before its first write, which that "
+                "runtime makes): its queries run once it is written"
+            )
         decl = runtime.declaration_for(linked)
         return SqliteDb(linked.space, decl)  # type: ignore[arg-type]  # a sqlite_cells Space
 

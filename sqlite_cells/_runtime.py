@@ -444,6 +444,11 @@ class Runtime(runtime.Runtime):
         if handle_shaped(cell_id, data):
             raise handle_not_writable(cell_id)
 
+    def declares(self, db_id: str) -> bool:
+        """Whether this runtime declared a database of id ``db_id`` (in any space)."""
+        with self._decl_lock:
+            return db_id in self._declarations
+
     def holds_handle(self, cell: Cell) -> bool:
         """Whether ``cell`` (a whole cell, no path) names a database: one declared in this
         runtime, or a cell whose committed value has the shape of its handle, even one that

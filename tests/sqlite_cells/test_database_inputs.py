@@ -173,6 +173,11 @@ def test_a_cell_that_holds_a_handle_gives_the_body_its_database(
 
 
 @sc.pattern
+def passes(inp: sc.SqliteDb) -> sc.SqliteDb:
+    return inp
+
+
+@sc.pattern
 def optional_count(inp: sc.SqliteDb | None = None) -> Any:
     return None if inp is None else inp.query("SELECT count(*) AS n FROM messages")
 
@@ -226,9 +231,10 @@ def test_a_link_to_a_database_another_runtime_writes_later_runs_once_written(
     store: Path,
 ) -> None:
     """R53, R61: runtime A links the input to a database it declared but has not written, so
-    runtime B, on the same store, finds no handle in that cell (a SourceError). A's first
-    write creates the handle: B's query resolves the link again and reads the rows, as A's
-    does, and follows the writes after it."""
+    runtime B, on the same store, finds no handle in that cell yet: B's query is pending (it
+    was a SourceError saying to link a handle, which A had done) and a write through B's input
+    is ``PendingValue``. A's first write creates the handle: B's query resolves the link again
+    and reads the rows, as A's does, and follows the writes after it."""
     with (
         sc.Runtime(store, poll_interval=0.01) as rt_a,
         sc.Runtime(store, poll_interval=0.01) as rt_b,
@@ -239,9 +245,20 @@ def test_a_link_to_a_database_another_runtime_writes_later_runs_once_written(
         db = space_a.sqlite_database("chat", tables=MESSAGES)
         piece_a.inputs["inp"].link(db)
         rt_a.settle()
-        error = _settled(rt_b, piece_b.outputs, lambda s: s.error is not None).error
-        assert isinstance(error, sc.SourceError)
-        assert "does not hold a database handle" in str(error)
+        for _ in range(300):  # B sees the link (a commit of A's: within a poll interval)
+            if isinstance(piece_b.inputs["inp"].get(), sc.Cell):
+                break
+            time.sleep(0.01)
+        rt_b.settle()
+        state = piece_b.outputs.get()
+        assert state.pending and state.error is None, state
+        through_b = space_b.run(passes, key="w", inp=piece_b.inputs["inp"]).outputs
+        # (B never declared the database: its first write is A's to make.)
+        with (
+            pytest.raises(sc.PendingValue, match="holds no database handle yet"),
+            space_b.transact(),
+        ):
+            through_b.exec("INSERT INTO messages (body) VALUES ('from B')")
         _write_one(space_a, db)
         state = _settled(rt_b, piece_b.outputs, lambda s: s.result == [{"n": 1}])
         assert (state.result, state.error) == ([{"n": 1}], None)
