@@ -785,7 +785,7 @@ class Runtime(runtime.Runtime):
         wait_ms = busy_ms(lock_timeout)
         file = self.space(decl.space_id).file
         if not file.exists:
-            outcome = orphan_outcome(decl.db_id, decl.path)
+            outcome = orphan_outcome(decl.db_id, decl.path, decl.space_id)
             self._record_outcome(decl, outcome)
             return outcome
         if repair:

@@ -273,21 +273,26 @@ def unreadable_outcome(db_id: str, path: Path, space_seq: int, error: Unreadable
     return Outcome(db_id, path, 0, space_seq, Action.UNREADABLE, detail=str(error))
 
 
-def orphan_outcome(db_id: str, path: Path) -> Outcome:
-    """The outcome for a database whose space file does not exist: nothing to compare if the
-    database has no file (or a file no commit reached); else the space was lost: quarantined."""
+def orphan_outcome(db_id: str, path: Path, space_id: str) -> Outcome:
+    """The outcome for a database of space ``space_id`` whose space file does not exist:
+    nothing to compare if the database has no file (or a file no commit reached); else the
+    space was lost — or the file is another space's database of the same id: quarantined."""
     if _absent(path):
         return Outcome(db_id, path, 0, 0, Action.IN_SYNC)
     try:
         conn = _open(path, writable=False)
         try:
             db_seq = read_watermark(conn)
+            owner = stored_owner(conn)
         finally:
             conn.close()
     except (apsw.Error, _Damaged) as exc:
         return _quarantine(db_id, path, 0, 0, _why(exc))
     if db_seq == 0:
         return Outcome(db_id, path, 0, 0, Action.IN_SYNC)
+    problem = _owner_problem(owner, space_id)
+    if problem is not None:
+        return _quarantine(db_id, path, db_seq, 0, problem)
     return _quarantine(
         db_id, path, db_seq, 0, "its space's file is missing: the database is ahead of a lost space"
     )
@@ -644,16 +649,22 @@ def _check_owner(space_conn: apsw.Connection, conn: apsw.Connection) -> None:
     other space's commits are neither behind this one's nor in flight — undone as this space's
     commit in flight, they were that space's rows lost."""
     owner = stored_owner(conn)
-    if owner is None:
-        return
-    space_id = space_id_of(space_conn)
-    if space_id is not None and owner != space_id:
-        raise _Irreparable(
-            f"{OTHER_HISTORY}: it holds the commits of space {owner!r} to a database of the "
-            f"same id (one name, or one builder position in a pattern, declared in spaces "
-            f"{owner!r} and {space_id!r}); it is kept as found: give the database of one of "
-            "them another name (sqlite_database(name=...))"
-        )
+    problem = None if owner is None else _owner_problem(owner, space_id_of(space_conn))
+    if problem is not None:
+        raise _Irreparable(problem)
+
+
+def _owner_problem(owner: str | None, space_id: str | None) -> str | None:
+    """What is wrong with a file that records ``owner`` as its space, for a database of space
+    ``space_id`` (None: nothing, or nothing known)."""
+    if owner is None or space_id is None or owner == space_id:
+        return None
+    return (
+        f"{OTHER_HISTORY}: it holds the commits of space {owner!r} to a database of the same "
+        f"id (one name, or one builder position in a pattern, declared in spaces {owner!r} and "
+        f"{space_id!r}); it is kept as found: give the database of one of them another name "
+        "(sqlite_database(name=...))"
+    )
 
 
 def _check_same_history(

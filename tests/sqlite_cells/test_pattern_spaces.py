@@ -138,3 +138,22 @@ def test_one_database_id_in_two_spaces_of_two_runtimes_never_serves_or_undoes_th
     with sc.Runtime(tmp_path) as again:
         piece = again.space("A").run(home_of, key="k", where=again.space("B").cell("n"))
         assert _rows(piece.outputs) == ["written in B"]
+
+
+def test_one_database_id_met_by_a_space_with_no_file_yet_names_both_spaces(
+    tmp_path: Path,
+) -> None:
+    """The same, run one after the other, the second space having no file yet: it was
+    quarantined as "ahead of a lost space", advice that points at restoring a space nothing
+    lost; it names the other space and the name clash, as when it has a file."""
+    with sc.Runtime(tmp_path) as first:
+        in_a = first.space("P").run(home_of, key="k", where=first.space("A").cell("n")).outputs
+        _add("written in A", db=in_a)
+    with sc.Runtime(tmp_path) as second:
+        in_b = second.space("P").run(home_of, key="k", where=second.space("B").cell("n")).outputs
+        with pytest.raises(sc.Quarantined, match="holds the commits of space 'A'") as info:
+            in_b.read("SELECT v FROM t")
+        assert "lost space" not in str(info.value) and "another name" in str(info.value)
+    with sc.Runtime(tmp_path) as again:
+        piece = again.space("P").run(home_of, key="k", where=again.space("A").cell("n"))
+        assert _rows(piece.outputs) == ["written in A"]
