@@ -314,6 +314,9 @@ class Runtime(runtime.Runtime):
         # _followed.
         self._decl_lock = threading.Lock()
         self._declarations: dict[str, Declaration] = {}
+        # Databases this runtime did not declare, known from their handle's value (a linked
+        # pattern input): the tables that value held, to follow the declaring runtime's changes.
+        self._adopted: dict[str, object] = {}
         self._reconciled: set[str] = set()
         self._quarantined: dict[str, Quarantined] = {}
         # A quarantine for want of room (a full disk): raised once, by the use whose check met
@@ -377,9 +380,10 @@ class Runtime(runtime.Runtime):
         assert isinstance(opened, Space)
         return opened
 
-    def _declare(self, decl: Declaration) -> None:
+    def _declare(self, decl: Declaration, *, adopted: object = None) -> None:
         """Record (or replace) what is known of a database cell: only ``sqlite_database``,
-        ``register_disk_source`` and a handle's committed value do (R3)."""
+        ``register_disk_source`` and a handle's committed value do (R3). ``adopted``: the
+        tables of the handle value it was rebuilt from (None: declared here)."""
         with self._decl_lock:
             before = self._declarations.get(decl.db_id)
             if before is not None and before.space_id != decl.space_id:
@@ -392,6 +396,10 @@ class Runtime(runtime.Runtime):
                     "another name; nothing was declared"
                 )
             self._declarations[decl.db_id] = decl
+            if adopted is None:
+                self._adopted.pop(decl.db_id, None)
+            else:
+                self._adopted[decl.db_id] = adopted
         if (
             before is not None
             and decl.kind is not SourceKind.DISK
@@ -523,8 +531,18 @@ class Runtime(runtime.Runtime):
         the source of its database (R61)."""
         with self._decl_lock:
             found = self._declarations.get(handle.id)
+            adopted = self._adopted.get(handle.id, _NOT_ADOPTED)
         if found is not None and found.space_id == handle.space.id:
-            return found
+            if adopted is _NOT_ADOPTED or found.kind is not SourceKind.CELL:
+                return found
+            # Rebuilt from its handle: the declaring runtime may have declared other tables
+            # since (R14), which its writes here would refuse as undeclared columns.
+            try:
+                now = handle.get()
+            except EncodingError:
+                return found  # (what is wrong is said where it is used)
+            if not isinstance(now, dict) or now.get("tables") == adopted:
+                return found
         # (A database's id in another space names no database there: judged by its value.)
         try:
             value = handle.get()
@@ -545,7 +563,7 @@ class Runtime(runtime.Runtime):
         decl = declaration_from_handle(
             value, handle.id, handle.space.id, store=self.store, roots=self.disk_source_roots
         )
-        self._declare(decl)
+        self._declare(decl, adopted=value.get("tables") if decl.kind is SourceKind.CELL else None)
         if decl.kind is SourceKind.DISK:
             self.take_pin(decl.path, recorded_pin(value))  # adopted by declaration_from_handle
             self.follow_pin(decl)
@@ -979,6 +997,9 @@ class Runtime(runtime.Runtime):
             taken, self._taken_pins = list(self._taken_pins.values()), {}
         for identity in taken:
             release_hold(identity)  # (closed now if its file is gone, see take_pin)
+
+
+_NOT_ADOPTED = object()  # (a database declared in this runtime: see Runtime._adopted)
 
 
 def _writer_pins(spaces: Iterable[runtime.Space]) -> list[Pinned]:

@@ -79,7 +79,14 @@ from sqlite_cells.runtime import (
     upgrade_space_file,
     wait_for_locks,
 )
-from sqlite_cells.schema import Declaration, Schema, SourceKind, db_file_name, quote_ident
+from sqlite_cells.schema import (
+    Declaration,
+    Schema,
+    SourceKind,
+    db_file_name,
+    quote_ident,
+    stored_version,
+)
 
 T = TypeVar("T")
 
@@ -428,7 +435,27 @@ def declaration_from_handle(
         adopt_pin(resolved, decode_pin(source["pin"], resolved) if "pin" in source else None)
         return Declaration(db_id, space_id, resolved, None, kind=SourceKind.DISK)
     schema = handle_schema(db_id, value)
-    return Declaration(db_id, space_id, store / db_file_name(db_id), schema)
+    path = store / db_file_name(db_id)
+    return Declaration(db_id, space_id, path, schema, version=_file_version(path, db_id))
+
+
+def _file_version(path: Path, db_id: str) -> int:
+    """The version the database file at ``path`` stores (R14), which a runtime that did not
+    declare the database takes as its own: its handle records none, and declared at version 1
+    such a runtime could never write a file a ``migrate`` took further. 1 (the default) when
+    the file has none, or cannot be read at once (its writes then say what is wrong)."""
+    try:
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    except apsw.Error:
+        return 1
+    try:
+        conn.setbusytimeout(0)
+        found = stored_version(conn, "main", db_id)
+    except (apsw.Error, SqliteCellsError):
+        return 1
+    finally:
+        conn.close()
+    return found if found is not None and found >= 1 else 1
 
 
 def remove_database_files(path: Path) -> bool:

@@ -267,3 +267,61 @@ def test_a_link_to_a_database_another_runtime_writes_later_runs_once_written(
         assert state.result == [{"n": 2}]
         rt_a.settle()
         assert piece_a.outputs.get().result == [{"n": 2}]
+
+
+@sc.pattern
+def _reaches(db: sc.SqliteDb) -> sc.SqliteDb:
+    return db
+
+
+@sc.handler
+def _post(body: str, *, db: sc.SqliteDb) -> None:
+    db.exec("INSERT INTO messages (body) VALUES (?)", [body])
+
+
+def test_a_database_reached_only_through_an_input_follows_what_its_owner_declares(
+    store: Path,
+) -> None:
+    """R14, R61: a runtime that never declared a database, reaching it through a pattern
+    input, knows it from its handle's value — once: after the declaring runtime added a column
+    its writes were refused as "not declared" (advice to bump a version it never declared), and
+    since a handle records no version, after a ``migrate`` to version 2 no such runtime could
+    ever write it again. It follows the handle's tables, and takes the file's version."""
+    wider = {
+        "messages": sc.table(
+            id="integer primary key",
+            author_cf_link=sc.cf_link(),
+            body="text not null",
+            ts="integer not null default 0",
+            n="integer default 7",
+            indexes={"by_ts": ["ts"]},
+        )
+    }
+    with sc.Runtime(store) as owner, sc.Runtime(store) as other:
+        declared = owner.space("demo").sqlite_database("chat", tables=MESSAGES)
+        _post("one", db=declared)
+        through = (
+            other.space("demo")
+            .run(_reaches, key="k", db=other.cell_from_link(declared.link_str()))
+            .outputs
+        )
+        _post("two", db=through)
+        declared = owner.space("demo").sqlite_database("chat", tables=wider)
+        _post("three", db=declared)
+        handle = other.cell_from_link(declared.link_str())
+        for _ in range(300):  # (the owner's commit reaches the other runtime's view)
+            columns = handle.get()["tables"]["messages"]["columns"]
+            if "n" in [column["name"] for column in columns]:
+                break
+            time.sleep(0.01)
+        _post("four", db=through)
+        owner.space("demo").sqlite_database(
+            "chat", tables=wider, version=2, migrate=lambda conn, version: None
+        )
+        _post("five", db=owner.space("demo").sqlite_database("chat", tables=wider, version=2))
+    with sc.Runtime(store) as fresh:
+        through = fresh.space("demo").run(_reaches, key="k").outputs
+        _post("six", db=through)
+        rows = through.read("SELECT body, n FROM messages ORDER BY id")
+    assert [row["body"] for row in rows] == ["one", "two", "three", "four", "five", "six"]
+    assert rows[-1]["n"] == 7
