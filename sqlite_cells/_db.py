@@ -538,6 +538,15 @@ class _FileColumns:
         return found
 
 
+def _never_written(cell: Cell) -> bool:
+    """Whether ``cell`` was never written and has no default here (it reads None). A row
+    another program wrote is no such cell: what it holds is judged where it is used (R5)."""
+    try:
+        return cell.space.file.entity(cell.id).rev == 0 and cell.get() is None
+    except EncodingError:
+        return False
+
+
 class LinkedDb(SqliteDb):
     """A pattern input typed ``sc.SqliteDb`` (R61): the database its input cell links to,
     resolved at each use. Until a handle is linked its queries are pending and its writes raise
@@ -577,11 +586,7 @@ class LinkedDb(SqliteDb):
                 "not linked to a database yet: link one to either with "
                 "piece.inputs[name].link(handle) or `sqlite-cells link`"
             )
-        if (
-            not runtime.declares(linked.id)
-            and linked.space.file.entity(linked.id).rev == 0
-            and linked.get() is None
-        ):
+        if not runtime.declares(linked.id) and _never_written(linked):
             # A cell never written, with no default here: a database another runtime or
             # process declared has no handle before its first write, and this runtime cannot
             # tell its cell from any other. Nothing is linked here yet (R61): the query re-runs
