@@ -73,6 +73,7 @@ def write_sets(
     reshaped: Callable[[str], None] | None = None,
     versions: dict[str, int] | None = None,
     replacing: Callable[[str, str], bool] | None = None,
+    decided: Decided | None = None,
 ) -> dict[str, WriteSet | None]:
     """The write set of each database written by ``ops`` (keyed by database id). None for a
     database whose op carries no changeset (capture switched off), whose schema the commit
@@ -83,7 +84,8 @@ def write_sets(
     ``migrate`` no commit recorded (its write failed), whose changes no changeset holds — the
     whole database changed too. ``replacing(db_id, table)`` tells whether a constraint of the
     table resolves conflicts by REPLACE: then any INSERT into it may move a row (see
-    :func:`moving_target`)."""
+    :func:`moving_target`). ``decided`` (see :data:`Decided`) lets a large changeset's
+    changes of a table be passed over once what they could add decides nothing more."""
     # The ops of one database are combined first: what one op did and a later one undid (a row
     # inserted, then deleted) is no change of the commit's. All at once (one change group): a
     # concatenation per op copied what the ones before had made, and a commit of 20,000 ops
@@ -127,7 +129,15 @@ def write_sets(
                 reshaped(target)
             continue
         into: WriteSet = {}
-        _add_changes(into, changeset, target, cookies.get(target), columns, generated)
+        _add_changes(
+            into,
+            changeset,
+            target,
+            cookies.get(target),
+            columns,
+            generated,
+            decided if decided is not None and len(changeset) > DECIDED_FROM else None,
+        )
         _add_hidden_rowids(into, targets.get(target, ()), target, generated)
         found[target] = into
     return found
@@ -146,6 +156,14 @@ def _combined(changesets: list[bytes]) -> bytes:
         group.close()
 
 
+# Whether what a commit is known to have changed of a table (``(db id, table ASCII-folded,
+# columns changed so far)``) decides all it can: no live query reads the table, or every one
+# that does is re-run already. Its other changes are then passed over (a commit updating a
+# million rows held the scheduler thread, and every subscriber of the runtime, ≈ 1.5 s).
+Decided = Callable[[str, str, frozenset[str]], bool]
+DECIDED_FROM: Final = 64 * 1024  # changeset bytes: a smaller one is read whole at once
+
+
 def _add_changes(
     into: WriteSet,
     changeset: bytes,
@@ -153,13 +171,24 @@ def _add_changes(
     cookie: int | None,
     columns: ColumnNames,
     generated: GeneratedColumns,
+    decided: Decided | None = None,
 ) -> None:
     changed: dict[str, set[int]] = {}
     widths: dict[str, int] = {}
     keys: dict[str, set[int]] = {}  # each table's primary key columns
+    passed: set[str] = set()  # tables (as the changeset names them) whose changes decide nothing
     for change in apsw.Changeset.iter(changeset):
         table = change.name
+        if table in passed:
+            continue
         if into.get(fold_ascii(table)) is ALL_COLUMNS:
+            continue
+        if (
+            decided is not None
+            and table not in changed
+            and decided(db_id, fold_ascii(table), _NONE)
+        ):
+            passed.add(table)  # no query reads it
             continue
         if change.op != "UPDATE":
             into[fold_ascii(table)] = ALL_COLUMNS
@@ -183,24 +212,47 @@ def _add_changes(
             into[fold_ascii(table)] = ALL_COLUMNS
             continue
         indexes = changed.setdefault(table, set())
+        grown = decided is not None and not indexes.issuperset(now)
         indexes.update(now)
         widths[table] = change.column_count
+        if grown:
+            assert decided is not None
+            named = _named(db_id, table, indexes, change.column_count, cookie, columns, generated)
+            if named is None or decided(db_id, fold_ascii(table), named):
+                passed.add(table)
     for table, indexes in changed.items():
         key = fold_ascii(table)
         if into.get(key) is ALL_COLUMNS:
             continue
-        names = columns(db_id, table, widths[table], cookie)
-        if names is None:
-            into[key] = ALL_COLUMNS  # the shape is not known: be safe rather than exact
-            continue
-        found = {fold_ascii(names[i]) for i in indexes if names[i]}
-        computed = generated(db_id, table)
-        if computed is None:
-            into[key] = ALL_COLUMNS
-            continue
-        # Generated columns: each whose value is computed from a column the UPDATE changed.
-        found.update(name for name, sources in computed.items() if not sources.isdisjoint(found))
-        into[key] = frozenset(into.get(key, frozenset()) | found)
+        found = _named(db_id, table, indexes, widths[table], cookie, columns, generated)
+        # (None: the shape is not known, be safe rather than exact)
+        into[key] = ALL_COLUMNS if found is None else frozenset(into.get(key, frozenset()) | found)
+
+
+_NONE: Final[frozenset[str]] = frozenset()
+
+
+def _named(
+    db_id: str,
+    table: str,
+    indexes: set[int],
+    width: int,
+    cookie: int | None,
+    columns: ColumnNames,
+    generated: GeneratedColumns,
+) -> frozenset[str] | None:
+    """The columns (ASCII-folded) an UPDATE of ``table`` changed at ``indexes``, with each
+    generated column computed from one of them; None when the table's shape is not known."""
+    names = columns(db_id, table, width, cookie)
+    if names is None:
+        return None
+    found = {fold_ascii(names[i]) for i in indexes if names[i]}
+    computed = generated(db_id, table)
+    if computed is None:
+        return None
+    # Generated columns: each whose value is computed from a column the UPDATE changed.
+    found.update(name for name, sources in computed.items() if not sources.isdisjoint(found))
+    return frozenset(found)
 
 
 def _add_hidden_rowids(
@@ -349,10 +401,9 @@ def affects(write: WriteSet | None, read: Mapping[str, frozenset[str]] | None) -
 
 
 # A table's stored column names in file order (what a changeset has), whether it has a primary
-# key, and the columns its changesets leave out with the stored columns each is computed from:
-# its generated columns (see generated_sources) and a hidden rowid (see with_hidden_rowid).
-# (stored column names, whether it has a primary key, its computed columns (see
-# generated_sources), whether a constraint of its own resolves conflicts by REPLACE)
+# key, the columns its changesets leave out with the stored columns each is computed from (its
+# generated columns, see generated_sources, and a hidden rowid, see with_hidden_rowid), and
+# whether a constraint of its own resolves conflicts by REPLACE.
 TableShape = tuple[list[str], bool, Mapping[str, frozenset[str]], bool]
 
 
