@@ -937,7 +937,14 @@ class Scheduler:
             if not node.ready.is_set():
                 if id(node) in self._unborn:  # released: its first value, unless still waiting
                     done.add(id(node))
-                    if _waits(node, held, waiting) or _ahead(node):
+                    unborn = self._unborn
+                    if (
+                        _waits(node, held, waiting)
+                        or _ahead(node)
+                        # An input held back before its first value has none to give (its own
+                        # release came first and held it again): not "an older commit's value".
+                        or any(id(dep) in unborn for dep in node.deps)
+                    ):
                         self._hold(node)
                     else:
                         self._unborn.discard(id(node))
