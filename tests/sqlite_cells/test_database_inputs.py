@@ -269,11 +269,6 @@ def test_a_link_to_a_database_another_runtime_writes_later_runs_once_written(
         assert piece_a.outputs.get().result == [{"n": 2}]
 
 
-@sc.pattern
-def _reaches(db: sc.SqliteDb) -> sc.SqliteDb:
-    return db
-
-
 @sc.handler
 def _post(body: str, *, db: sc.SqliteDb) -> None:
     db.exec("INSERT INTO messages (body) VALUES (?)", [body])
@@ -302,7 +297,7 @@ def test_a_database_reached_only_through_an_input_follows_what_its_owner_declare
         _post("one", db=declared)
         through = (
             other.space("demo")
-            .run(_reaches, key="k", db=other.cell_from_link(declared.link_str()))
+            .run(passes, key="k", inp=other.cell_from_link(declared.link_str()))
             .outputs
         )
         _post("two", db=through)
@@ -320,7 +315,7 @@ def test_a_database_reached_only_through_an_input_follows_what_its_owner_declare
         )
         _post("five", db=owner.space("demo").sqlite_database("chat", tables=wider, version=2))
     with sc.Runtime(store) as fresh:
-        through = fresh.space("demo").run(_reaches, key="k").outputs
+        through = fresh.space("demo").run(passes, key="k").outputs
         _post("six", db=through)
         rows = through.read("SELECT body, n FROM messages ORDER BY id")
     assert [row["body"] for row in rows] == ["one", "two", "three", "four", "five", "six"]
