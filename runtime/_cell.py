@@ -162,6 +162,7 @@ class Cell:
 
     @property
     def space(self) -> Space:
+        """The space the cell belongs to (its id derives from that space's id, R1)."""
         return self._space
 
     # -- reading -------------------------------------------------------------------------------
@@ -202,6 +203,9 @@ class Cell:
             ) from exc
 
     def get(self, *extra: Never, **named: Never) -> Any:
+        """The committed value (R50: never an uncommitted one); inside a transaction, what the
+        transaction sees, its own writes included. Its default (R4) until first written; links
+        in it read back as ``Cell`` objects."""
         # Stray arguments are refused here, not by checked_arguments: get is hot (see refusal_of).
         if extra or named:
             refuse_get(self, *extra, **named)
@@ -346,6 +350,8 @@ class Cell:
 
     @checked_arguments
     def link_str(self) -> str:
+        """The link to this cell as stored text (what a ``*_cf_link`` column holds, R30):
+        ``rt.cell_from_link`` and ``sc.decode_cf_link`` give the cell back."""
         return encode_link(self.link()).decode("utf-8")
 
     def _node(self) -> Node:

@@ -59,14 +59,17 @@ class Space:
     # reassigned would commit values under ids and links of another space, into its own file).
     @property
     def id(self) -> str:
+        """The space's id, as given to ``rt.space``."""
         return self._id
 
     @property
     def runtime(self) -> Runtime:
+        """The runtime that opened the space."""
         return self._runtime
 
     @property
     def file(self) -> SpaceFile:
+        """The space's store file and its commit log (the runtime's own; for tooling)."""
         return self._file
 
     @checked_arguments

@@ -144,6 +144,7 @@ class SqliteDb(Cell):
 
     @property
     def space(self) -> Space:
+        """The space whose database this is (its handle cell lives there, R2)."""
         return self._space  # type: ignore[return-value]  # always a sqlite_cells Space
 
     @property
@@ -182,14 +183,18 @@ class SqliteDb(Cell):
             raise unreadable_handle(self.id, data, exc) from exc
 
     def set(self, value: Any = NO_VALUE, *extra: Never, **named: Never) -> None:
+        """Refused: a database handle is not a writable cell (R5, ``HandleNotWritable``, a
+        ``TypeError``); its rows change through ``db.exec``/``exec_many``."""
         raise handle_not_writable(self.id)
 
     @checked_arguments
     def update(self, fn: Any) -> None:
+        """Refused, as ``set`` is (R5)."""
         raise handle_not_writable(self.id)
 
     @checked_arguments
     def key(self, key: Any) -> Cell:
+        """Refused: a handle has no paths (R5); read its rows with ``read``/``query``."""
         raise HandleNotWritable(
             f"database {self.id} has no paths (R5): read it with db.read(...)/db.query(...), or "
             "read db.get() for its handle value"

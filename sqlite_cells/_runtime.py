@@ -376,6 +376,8 @@ class Runtime(runtime.Runtime):
 
     @checked_arguments
     def space(self, space_id: str) -> Space:
+        """The space ``space_id``, with database cells (``space.sqlite_database``). Its file is
+        opened if the store holds it, and created by its first commit, never by a read (R7)."""
         opened = super().space(space_id)
         assert isinstance(opened, Space)
         return opened

@@ -253,18 +253,22 @@ class Query(Reactive, Generic[T]):
 
     @property
     def db(self) -> Readable:
+        """The database the query reads (a pattern input's is resolved at each run, R61)."""
         return self._spec.db
 
     @property
     def sql(self) -> str:
+        """The statement, as given."""
         return self._spec.sql
 
     @property
     def params(self) -> Any:
+        """The parameters, as given (cells among them are read at each run)."""
         return self._spec.params
 
     @property
     def reaction(self) -> Reaction:
+        """What re-runs the query (``react_on=``; by default, writes to what it reads, R51)."""
         return self._spec.reaction
 
     def _node(self) -> Node:
@@ -278,6 +282,8 @@ class Query(Reactive, Generic[T]):
 
     @checked_arguments
     def observe(self) -> Observable[QueryState[T]]:
+        """A reactivex Observable of the query's states: the current one, then each new one
+        after a durable commit changes its rows (R50, R52); completed when the runtime closes."""
         return observe_node(self)
 
     @checked_arguments
