@@ -533,9 +533,9 @@ class Runtime(runtime.Runtime):
         the source of its database (R61)."""
         with self._decl_lock:
             found = self._declarations.get(handle.id)
-            adopted = self._adopted.get(handle.id, _NOT_ADOPTED)
+            adopted = self._adopted.get(handle.id)  # (None: declared here)
         if found is not None and found.space_id == handle.space.id:
-            if adopted is _NOT_ADOPTED or found.kind is not SourceKind.CELL:
+            if adopted is None or found.kind is not SourceKind.CELL:
                 return found
             # Rebuilt from its handle: the declaring runtime may have declared other tables
             # since (R14), which its writes here would refuse as undeclared columns.
@@ -999,9 +999,6 @@ class Runtime(runtime.Runtime):
             taken, self._taken_pins = list(self._taken_pins.values()), {}
         for identity in taken:
             release_hold(identity)  # (closed now if its file is gone, see take_pin)
-
-
-_NOT_ADOPTED = object()  # (a database declared in this runtime: see Runtime._adopted)
 
 
 def _writer_pins(spaces: Iterable[runtime.Space]) -> list[Pinned]:

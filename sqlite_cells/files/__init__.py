@@ -64,6 +64,7 @@ from sqlite_cells.files._layout import let_go as let_go
 from sqlite_cells.files._layout import note_committed as note_committed
 from sqlite_cells.files._layout import open_as_is as open_as_is
 from sqlite_cells.files._layout import open_unwritable as open_unwritable
+from sqlite_cells.files._layout import peek as peek
 from sqlite_cells.files._layout import pin as pin
 from sqlite_cells.files._layout import pinned as pinned
 from sqlite_cells.files._layout import pinned_files as pinned_files
@@ -187,6 +188,7 @@ __all__ = [
     "orphan_outcome",
     "orphans",
     "owned_elsewhere",
+    "peek",
     "pin",
     "pinned",
     "pinned_files",

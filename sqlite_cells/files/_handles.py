@@ -38,6 +38,7 @@ from sqlite_cells.files._layout import (
     DROP_KIND,
     may_write,
     open_unwritable,
+    peek,
     read_as_is,
     stored_json,
 )
@@ -84,6 +85,7 @@ from sqlite_cells.schema import (
     Schema,
     SourceKind,
     db_file_name,
+    meta_text,
     quote_ident,
     stored_version,
 )
@@ -444,17 +446,7 @@ def _file_version(path: Path, db_id: str) -> int:
     declare the database takes as its own: its handle records none, and declared at version 1
     such a runtime could never write a file a ``migrate`` took further. 1 (the default) when
     the file has none, or cannot be read at once (its writes then say what is wrong)."""
-    try:
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-    except apsw.Error:
-        return 1
-    try:
-        conn.setbusytimeout(0)
-        found = stored_version(conn, "main", db_id)
-    except (apsw.Error, SqliteCellsError):
-        return 1
-    finally:
-        conn.close()
+    found = peek(path, lambda conn: stored_version(conn, "main", db_id))
     return found if found is not None and found >= 1 else 1
 
 
@@ -711,14 +703,9 @@ def _require_space_tables(conn: apsw.Connection, space_file: Path) -> None:
     if problem is not None:
         raise NotASpaceFile(problem)
     # Another space's file under this name (copied over it): the runtime refuses to open it as
-    # the space its name is for; what it names is not this space's either.
-    row = conn.execute(
-        "SELECT CAST(value AS BLOB) FROM _cf_meta WHERE key = 'space_id' AND typeof(value) = 'text'"
-    ).fetchone()
-    try:
-        owner = row[0].decode() if row is not None and isinstance(row[0], bytes) else None
-    except UnicodeDecodeError:  # another program's row: said where it is read
-        owner = None
+    # the space its name is for; what it names is not this space's either. (Text that is not
+    # UTF-8, another program's row, is said where it is read.)
+    owner = meta_text(conn, "_cf_meta", "space_id")
     if owner is not None and space_file_name(owner) != space_file.name:
         raise NotASpaceFile(
             f"the file of space {owner!r} under another space's file name (copied over it?): "

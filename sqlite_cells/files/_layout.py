@@ -13,13 +13,15 @@ import contextlib
 import os
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import apsw
 import msgspec
 
-from sqlite_cells.codec import Op, StoreChanged, stored_json
+from sqlite_cells.codec import Op, SqliteCellsError, StoreChanged, stored_json
 from sqlite_cells.files._sources import READ_ONLY_URI, immutable_uri, in_wal_mode
 from sqlite_cells.runtime import (
     check_companions,
@@ -53,6 +55,7 @@ __all__ = [
     "note_committed",
     "open_as_is",
     "open_unwritable",
+    "peek",
     "pin",
     "pinned",
     "pinned_files",
@@ -63,6 +66,8 @@ __all__ = [
     "stored_json",
     "unpin",
 ]
+
+T = TypeVar("T")
 
 KIND = "sqlite"
 DROP_KIND = "sqlite-drop"  # the op of db.drop(): no change to the file's rows
@@ -542,6 +547,24 @@ def open_as_is(path: Path) -> apsw.Connection:
     """A read-only connection to ``path`` that takes no lock and creates nothing (see
     :func:`read_as_is`): for one read, never kept open for the next (a writer may come)."""
     return apsw.Connection(immutable_uri(path), flags=READ_ONLY_URI)
+
+
+def peek(path: Path, read: Callable[[apsw.Connection], T]) -> T | None:
+    """``read`` on a read-only connection of its own to the database file at ``path``, which
+    waits for no lock (a caller that must not wait: the scheduler thread, a resolution on the
+    read path); None when the file cannot be opened or read at once, or ``read`` finds it
+    damaged (a ``SqliteCellsError``)."""
+    try:
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    except apsw.Error:
+        return None
+    try:
+        conn.setbusytimeout(0)
+        return read(conn)
+    except (apsw.Error, SqliteCellsError):
+        return None
+    finally:
+        conn.close()
 
 
 def roll_back_interrupted(path: Path, timeout: float) -> None:

@@ -57,6 +57,7 @@ from sqlite_cells.files._layout import (
     KIND,
     decode_op_body,
     open_unwritable,
+    peek,
     read_as_is,
     stored_json,
 )
@@ -68,6 +69,7 @@ from sqlite_cells.runtime import (
     SpaceFile,
     check_companions,
     describe,
+    file_state,
     last_seq,
     log_head,
     odd_kind,
@@ -87,7 +89,7 @@ from sqlite_cells.schema import (
     declared_report,
     diff_of,
     ensure_runtime_tables,
-    space_id_of,
+    meta_text,
     store_version,
     stored_owner,
     stored_version,
@@ -628,17 +630,7 @@ def owned_elsewhere(path: Path, space_id: str) -> bool:
     """Whether the database file at ``path`` records that another space's commits wrote it
     (see ``schema.stored_owner`` and :func:`_check_owner`). Read without waiting for any lock
     (it may run on the scheduler thread): a file that cannot be read at once says nothing."""
-    try:
-        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
-    except apsw.Error:
-        return False
-    try:
-        conn.setbusytimeout(0)
-        owner = stored_owner(conn)
-    except apsw.Error:
-        return False
-    finally:
-        conn.close()
+    owner = peek(path, stored_owner)
     return owner is not None and owner != space_id
 
 
@@ -649,7 +641,13 @@ def _check_owner(space_conn: apsw.Connection, conn: apsw.Connection) -> None:
     other space's commits are neither behind this one's nor in flight — undone as this space's
     commit in flight, they were that space's rows lost."""
     owner = stored_owner(conn)
-    problem = None if owner is None else _owner_problem(owner, space_id_of(space_conn))
+    if owner is None:
+        return
+    try:
+        space_id = meta_text(space_conn, "_cf_meta", "space_id")
+    except apsw.SQLError:  # (no _cf_meta: nothing known of the space)
+        return
+    problem = _owner_problem(owner, space_id)
     if problem is not None:
         raise _Irreparable(problem)
 
@@ -1159,12 +1157,10 @@ def _damaged(
 
 
 def _empty(path: Path) -> bool:
-    """Whether the file at ``path`` holds no byte (a database SQLite created and wrote nothing
+    """Whether a file at ``path`` holds no byte (a database SQLite created and wrote nothing
     to, or a transaction rolled back)."""
-    try:
-        return path.stat().st_size == 0
-    except OSError:
-        return False
+    identity, size = file_state(str(path))
+    return identity is not None and size == 0
 
 
 def _remove(path: Path) -> None:

@@ -181,24 +181,21 @@ def _add_changes(
         table = change.name
         if table in passed:
             continue
-        if into.get(fold_ascii(table)) is ALL_COLUMNS:
+        key = fold_ascii(table)
+        if into.get(key) is ALL_COLUMNS:
             continue
-        if (
-            decided is not None
-            and table not in changed
-            and decided(db_id, fold_ascii(table), _NONE)
-        ):
+        if decided is not None and table not in changed and decided(db_id, key, _NONE):
             passed.add(table)  # no query reads it
             continue
         if change.op != "UPDATE":
-            into[fold_ascii(table)] = ALL_COLUMNS
+            into[key] = ALL_COLUMNS
             continue
         try:
             new = change.new or ()
         except UnicodeDecodeError:
             # The UPDATE stored (or replaced) text that is not UTF-8, which apsw cannot hand
             # over: which of its columns changed is not told, so all of them did.
-            into[fold_ascii(table)] = ALL_COLUMNS
+            into[key] = ALL_COLUMNS
             continue
         now = [i for i, value in enumerate(new) if value is not apsw.no_change]
         primary = keys.get(table)
@@ -209,7 +206,7 @@ def _add_changes(
             # session records an INSERT of the new spelling beside this UPDATE, which a DELETE
             # of the row by a later op cancels when the ops are combined — the row is gone and
             # only this is left. Such a key change counts as the INSERT or DELETE it stands for.
-            into[fold_ascii(table)] = ALL_COLUMNS
+            into[key] = ALL_COLUMNS
             continue
         indexes = changed.setdefault(table, set())
         grown = decided is not None and not indexes.issuperset(now)
@@ -218,7 +215,7 @@ def _add_changes(
         if grown:
             assert decided is not None
             named = _named(db_id, table, indexes, change.column_count, cookie, columns, generated)
-            if named is None or decided(db_id, fold_ascii(table), named):
+            if named is None or decided(db_id, key, named):
                 passed.add(table)
     for table, indexes in changed.items():
         key = fold_ascii(table)

@@ -40,7 +40,7 @@ from typing import Any, Protocol, cast
 import apsw
 
 from sqlite_cells.codec import QueryError, QueryTimeout, SqliteCellsError, WriteLockTimeout
-from sqlite_cells.files import content_signature
+from sqlite_cells.files import content_signature, peek
 from sqlite_cells.read._changes import (
     TableColumns,
     TableShape,
@@ -438,19 +438,10 @@ class LiveQueries:
             return None
         if decl.kind is not SourceKind.CELL or not decl.path.is_file():
             return None  # (a read never creates a file, R7)
-        # A connection of its own that waits for no lock (the scheduler thread never does): a
-        # file locked elsewhere says nothing now, and the next query watched asks again.
-        try:
-            conn = apsw.Connection(str(decl.path), flags=apsw.SQLITE_OPEN_READONLY)
-        except apsw.Error:
-            return None
-        try:
-            conn.setbusytimeout(0)
-            return stored_version(conn, "main", db_id)
-        except (apsw.Error, SqliteCellsError):  # (a version that is no integer: damage)
-            return None
-        finally:
-            conn.close()
+        # Waiting for no lock (the scheduler thread never does): a file locked elsewhere says
+        # nothing now, and the next query watched asks again; a version that is no integer
+        # (damage) says nothing either.
+        return peek(decl.path, lambda conn: stored_version(conn, "main", db_id))
 
     def _table_shape(self, path: Path, table: str) -> tuple[TableShape, int]:
         """``table``'s shape in the file at ``path`` and the file's schema cookie it was read

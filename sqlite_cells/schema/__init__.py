@@ -12,9 +12,9 @@ from sqlite_cells.schema._migrate import add_missing as add_missing
 from sqlite_cells.schema._migrate import create_meta_table as create_meta_table
 from sqlite_cells.schema._migrate import ensure_runtime_tables as ensure_runtime_tables
 from sqlite_cells.schema._migrate import ensure_schema as ensure_schema
+from sqlite_cells.schema._migrate import meta_text as meta_text
 from sqlite_cells.schema._migrate import migrate_file as migrate_file
 from sqlite_cells.schema._migrate import plan_migration as plan_migration
-from sqlite_cells.schema._migrate import space_id_of as space_id_of
 from sqlite_cells.schema._migrate import store_version as store_version
 from sqlite_cells.schema._migrate import stored_owner as stored_owner
 from sqlite_cells.schema._migrate import stored_version as stored_version
@@ -62,13 +62,13 @@ __all__ = [
     "ensure_runtime_tables",
     "ensure_schema",
     "fill_orders",
+    "meta_text",
     "migrate_file",
     "plan_migration",
     "plan_shadows",
     "quote_ident",
     "read_table_text",
     "render_ddl",
-    "space_id_of",
     "store_version",
     "stored_owner",
     "stored_version",

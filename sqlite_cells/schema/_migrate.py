@@ -108,9 +108,9 @@ __all__ = [
     "MigrationPlan",
     "ensure_runtime_tables",
     "ensure_schema",
+    "meta_text",
     "migrate_file",
     "plan_migration",
-    "space_id_of",
     "store_version",
     "stored_owner",
     "stored_version",
@@ -757,28 +757,26 @@ def stored_owner(conn: apsw.Connection, database: str = "main") -> str | None:
     database id — a pattern builds its databases by the piece's id and the builder's name or
     position, whatever space it builds them in — and the id names the file (R2): this tells
     whose commits the file holds."""
-    return _meta_text(conn, f"{quote_ident(database)}._cf_meta", "space")
-
-
-def _meta_text(conn: apsw.Connection, table: str, key: str) -> str | None:
-    """The text ``table`` (a ``_cf_meta``) holds under ``key``; None when it holds none, or
-    none that is UTF-8 (another program's), or there is no such table."""
-    sql = f"SELECT CAST(value AS BLOB) FROM {table} WHERE key = ? AND typeof(value) = 'text'"
+    meta = f"{quote_ident(database)}._cf_meta"
     try:
-        rows = conn.execute(sql, (key,)).fetchall()
+        return meta_text(conn, meta, "space")
     except apsw.SQLError:  # no _cf_meta: never written by the runtime
         return None
-    if not rows or not isinstance(rows[0][0], bytes):
+
+
+def meta_text(conn: apsw.Connection, table: str, key: str) -> str | None:
+    """The text ``table`` (a ``_cf_meta``, of a database or a space file) holds under ``key``;
+    None when it holds none, or none that is UTF-8 (another program's)."""
+    row = conn.execute(
+        f"SELECT CAST(value AS BLOB) FROM {table} WHERE key = ? AND typeof(value) = 'text'",
+        (key,),
+    ).fetchone()
+    if row is None or not isinstance(row[0], bytes):
         return None
     try:
-        return rows[0][0].decode()
+        return row[0].decode()
     except UnicodeDecodeError:
         return None
-
-
-def space_id_of(space_conn: apsw.Connection) -> str | None:
-    """The id a space file records for its space (None: none that is UTF-8 text)."""
-    return _meta_text(space_conn, "_cf_meta", "space_id")
 
 
 def store_version(conn: apsw.Connection, database: str, version: int) -> None:
