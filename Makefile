@@ -7,8 +7,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo web browser test test-slow lint typecheck bench clean FORCE
 
-# runtime/_locks.c and runtime/_leaving.c are compiled by the install (a C compiler and Python's
-# headers are needed). The install is editable in *strict* mode: a tree of links to the package's
+# runtime/_locks.c, runtime/_leaving.c and sqlite_cells/read/_changescan.c are compiled by the
+# install (a C compiler and Python's headers are needed). The install is editable in *strict* mode: a tree of links to the package's
 # files (build/__editable__.*), so that the one import name the distribution claims,
 # `sqlite_cells`, is all it puts on the path (SPEC §1; a path to the repository would make its
 # `runtime`, `codec`, `bench`… importable from anywhere), and type checkers follow it. A file
@@ -23,7 +23,8 @@ $(FILES): FORCE
 		-not -path '*/__pycache__/*' | LC_ALL=C sort > $@.new
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 
-$(STAMP): Makefile pyproject.toml setup.py runtime/_locks.c runtime/_leaving.c $(FILES)
+$(STAMP): Makefile pyproject.toml setup.py runtime/_locks.c runtime/_leaving.c \
+		sqlite_cells/read/_changescan.c $(FILES)
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(INSTALL) '.[dev]'

@@ -1,6 +1,6 @@
-"""The project's two compiled modules, ``runtime/_locks.c`` (see ``runtime/_file_locks.py``)
-and ``runtime/_leaving.c`` (see ``runtime/_tx.py``); everything else about the distribution is
-in ``pyproject.toml``."""
+"""The project's three compiled modules, ``runtime/_locks.c`` (see ``runtime/_file_locks.py``),
+``runtime/_leaving.c`` (see ``runtime/_tx.py``) and ``sqlite_cells/read/_changescan.c`` (see
+``read/_changes.py``); everything else about the distribution is in ``pyproject.toml``."""
 
 from setuptools import Extension, setup
 
@@ -8,5 +8,6 @@ setup(
     ext_modules=[
         Extension("sqlite_cells.runtime._locks", ["runtime/_locks.c"]),
         Extension("sqlite_cells.runtime._leaving", ["runtime/_leaving.c"]),
+        Extension("sqlite_cells.read._changescan", ["sqlite_cells/read/_changescan.c"]),
     ]
 )

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -33,6 +33,7 @@ import apsw
 
 from sqlite_cells.codec import Op
 from sqlite_cells.files import DROP_KIND, KIND, decode_op_body
+from sqlite_cells.read._changescan import scan
 from sqlite_cells.schema import read_table_text
 from sqlite_cells.sql import QUOTED, STRING, WORD, fold_ascii, scan_sql, unquote
 
@@ -73,7 +74,6 @@ def write_sets(
     reshaped: Callable[[str], None] | None = None,
     versions: dict[str, int] | None = None,
     replacing: Callable[[str, str], bool] | None = None,
-    decided: Decided | None = None,
 ) -> dict[str, WriteSet | None]:
     """The write set of each database written by ``ops`` (keyed by database id). None for a
     database whose op carries no changeset (capture switched off), whose schema the commit
@@ -84,8 +84,7 @@ def write_sets(
     ``migrate`` no commit recorded (its write failed), whose changes no changeset holds — the
     whole database changed too. ``replacing(db_id, table)`` tells whether a constraint of the
     table resolves conflicts by REPLACE: then any INSERT into it may move a row (see
-    :func:`moving_target`). ``decided`` (see :data:`Decided`) lets a large changeset's
-    changes of a table be passed over once what they could add decides nothing more."""
+    :func:`moving_target`). A changeset that cannot be read changed the whole database too."""
     # The ops of one database are combined first: what one op did and a later one undid (a row
     # inserted, then deleted) is no change of the commit's. All at once (one change group): a
     # concatenation per op copied what the ones before had made, and a commit of 20,000 ops
@@ -129,15 +128,9 @@ def write_sets(
                 reshaped(target)
             continue
         into: WriteSet = {}
-        _add_changes(
-            into,
-            changeset,
-            target,
-            cookies.get(target),
-            columns,
-            generated,
-            decided if decided is not None and len(changeset) > DECIDED_FROM else None,
-        )
+        if not _add_changes(into, changeset, target, cookies.get(target), columns, generated):
+            found[target] = None
+            continue
         _add_hidden_rowids(into, targets.get(target, ()), target, generated)
         found[target] = into
     return found
@@ -156,14 +149,6 @@ def _combined(changesets: list[bytes]) -> bytes:
         group.close()
 
 
-# Whether what a commit is known to have changed of a table (``(db id, table ASCII-folded,
-# columns changed so far)``) decides all it can: no live query reads the table, or every one
-# that does is re-run already. Its other changes are then passed over (a commit updating a
-# million rows held the scheduler thread, and every subscriber of the runtime, ≈ 1.5 s).
-Decided = Callable[[str, str, frozenset[str]], bool]
-DECIDED_FROM: Final = 64 * 1024  # changeset bytes: a smaller one is read whole at once
-
-
 def _add_changes(
     into: WriteSet,
     changeset: bytes,
@@ -171,68 +156,39 @@ def _add_changes(
     cookie: int | None,
     columns: ColumnNames,
     generated: GeneratedColumns,
-    decided: Decided | None = None,
-) -> None:
-    changed: dict[str, set[int]] = {}
-    widths: dict[str, int] = {}
-    keys: dict[str, set[int]] = {}  # each table's primary key columns
-    passed: set[str] = set()  # tables (as the changeset names them) whose changes decide nothing
-    for change in apsw.Changeset.iter(changeset):
-        table = change.name
-        if table in passed:
-            continue
+) -> bool:
+    """Add what ``changeset`` changed of each table to ``into``; False when the bytes are not a
+    changeset SQLite wrote (then nothing is known column by column). The changeset is read in
+    C (``_changescan.c``), off the GIL: its values are passed over, only their types tell — a
+    one-row UPDATE read change by change with apsw's iterator held the scheduler thread ≈ 20
+    µs, an UPDATE of a million rows held it, and every subscriber of the runtime, ≈ 2 s."""
+    try:
+        tables = scan(changeset)
+    except ValueError:
+        return False
+    for table, (width, indexes) in tables.items():
         key = fold_ascii(table)
         if into.get(key) is ALL_COLUMNS:
             continue
-        if decided is not None and table not in changed and decided(db_id, key, _NONE):
-            passed.add(table)  # no query reads it
-            continue
-        if change.op != "UPDATE":
-            into[key] = ALL_COLUMNS
-            continue
-        try:
-            new = change.new or ()
-        except UnicodeDecodeError:
-            # The UPDATE stored (or replaced) text that is not UTF-8, which apsw cannot hand
-            # over: which of its columns changed is not told, so all of them did.
-            into[key] = ALL_COLUMNS
-            continue
-        now = [i for i, value in enumerate(new) if value is not apsw.no_change]
-        primary = keys.get(table)
-        if primary is None:
-            primary = keys[table] = change.pk_columns
-        if not primary.isdisjoint(now):
-            # A key changed to one SQLite finds equal ('a' to 'A' under NOCASE, 1 to 1.0): the
-            # session records an INSERT of the new spelling beside this UPDATE, which a DELETE
-            # of the row by a later op cancels when the ops are combined — the row is gone and
-            # only this is left. Such a key change counts as the INSERT or DELETE it stands for.
-            into[key] = ALL_COLUMNS
-            continue
-        indexes = changed.setdefault(table, set())
-        grown = decided is not None and not indexes.issuperset(now)
-        indexes.update(now)
-        widths[table] = change.column_count
-        if grown:
-            assert decided is not None
-            named = _named(db_id, table, indexes, change.column_count, cookie, columns, generated)
-            if named is None or decided(db_id, key, named):
-                passed.add(table)
-    for table, indexes in changed.items():
-        key = fold_ascii(table)
-        if into.get(key) is ALL_COLUMNS:
-            continue
-        found = _named(db_id, table, indexes, widths[table], cookie, columns, generated)
+        # (indexes None: a row inserted or deleted — every column — or a key changed: to one
+        # SQLite finds equal, 'a' to 'A' under NOCASE, 1 to 1.0, the session records an INSERT
+        # of the new spelling beside the UPDATE, which a DELETE of the row by a later op
+        # cancels when the ops are combined — the row is gone and only the UPDATE is left;
+        # such a key change counts as the INSERT or DELETE it stands for)
+        found = (
+            None
+            if indexes is None
+            else _named(db_id, table, indexes, width, cookie, columns, generated)
+        )
         # (None: the shape is not known, be safe rather than exact)
         into[key] = ALL_COLUMNS if found is None else frozenset(into.get(key, frozenset()) | found)
-
-
-_NONE: Final[frozenset[str]] = frozenset()
+    return True
 
 
 def _named(
     db_id: str,
     table: str,
-    indexes: set[int],
+    indexes: Collection[int],
     width: int,
     cookie: int | None,
     columns: ColumnNames,

@@ -326,7 +326,6 @@ class LiveQueries:
             columns.forget,
             self._versions,
             columns.replaces,
-            self._decided,
         )
         for db_id, written in found_sets.items():
             reads = self._reads[db_id]
@@ -351,27 +350,6 @@ class LiveQueries:
         # per node as the asking itself).
         # (Every node watched here is a query's runner: only runners call watch.)
         return woken + [node for node in found if not cast(Runner, node).rerun_now()]
-
-    def _decided(self, db_id: str, table: str, written: frozenset[str]) -> bool:
-        """Whether what a commit is known to have changed of ``table`` decides all it can (see
-        ``write_sets``): no live query reads the table, or each that does reads one of the
-        columns ``written`` (read sets judged once each: queries of one sql share one)."""
-        nodes = self._by_table.get(db_id, {}).get(table)
-        if not nodes:
-            return True
-        if not written:
-            return False
-        reads = self._reads.get(db_id, {})
-        write = {table: written}
-        judged: set[int] = set()
-        for node in nodes:
-            read_set = reads.get(node)
-            if id(read_set) in judged:
-                continue
-            if not affects(write, read_set):
-                return False
-            judged.add(id(read_set))
-        return True
 
     def _handles_written(self, event: CommitEvent) -> list[Node]:
         """The queries awaiting a handle in a cell ``event`` writes (see ``await_handle``):

@@ -1,0 +1,3 @@
+"""Types of the C module ``sqlite_cells/read/_changescan.c`` (see ``read/_changes.py``)."""
+
+def scan(changeset: bytes, /) -> dict[str, tuple[int, frozenset[int] | None]]: ...
