@@ -33,7 +33,6 @@ from sqlite_cells.files import (
     OpBody,
     Outcome,
     Pinned,
-    adopt_pin,
     collect_garbage,
     damage_noted,
     declaration_from_handle,
@@ -187,7 +186,7 @@ class Space(runtime.Space):
             # writes), and this process adopts the pin only once every process can read it.
             with own_transaction(self):
                 handle._write_handle(value)
-        runtime.take_pin(resolved, pinned)
+        runtime.take_pin(decl.db_id, resolved, pinned)
         runtime.follow_pin(decl)
         return handle
 
@@ -330,8 +329,8 @@ class Runtime(runtime.Runtime):
         # Ids of the pattern inputs typed sc.SqliteDb made in this runtime: a chain of links
         # that ends at one holding nothing has nothing linked yet (R61; see LinkedDb.target).
         self.database_inputs: set[str] = set()
-        # Injected file path -> the pin this runtime's reads of it last took (see take_pin).
-        self._taken_pins: dict[Path, Identity] = {}
+        # Injected file's handle id -> the pin this runtime's reads of it last took (take_pin).
+        self._taken_pins: dict[str, Identity] = {}
         # db id -> the identity of its file last seen to be the one pinned (see _follow_file).
         self._seen_files: dict[str, Identity] = {}
         sqlite_participant = SqliteParticipant(
@@ -567,7 +566,7 @@ class Runtime(runtime.Runtime):
         )
         self._declare(decl, adopted=value.get("tables") if decl.kind is SourceKind.CELL else None)
         if decl.kind is SourceKind.DISK:
-            self.take_pin(decl.path, recorded_pin(value))  # adopted by declaration_from_handle
+            self.take_pin(decl.db_id, decl.path, recorded_pin(value))
             self.follow_pin(decl)
         return decl
 
@@ -579,34 +578,33 @@ class Runtime(runtime.Runtime):
             if decl.db_id in self._followed:
                 return
             self._followed.add(decl.db_id)
-        path = decl.path
+        db_id, path = decl.db_id, decl.path
 
         def changed(value: object) -> None:
-            self.take_pin(path, recorded_pin(value))
+            self.take_pin(db_id, path, recorded_pin(value))
 
         Cell(self.space(decl.space_id), decl.db_id).observe().subscribe(changed)
 
-    def take_pin(self, path: Path, recorded: Identity | None) -> None:
+    def take_pin(self, db_id: str, path: Path, recorded: Identity | None) -> None:
         """``recorded`` (a registration's pin, or the one a handle value records) becomes the
-        pin of ``path``; when it differs from the one this runtime's reads took before, the path
-        is :meth:`repinned`. The pin is the process's (``adopt_pin``), but each runtime re-runs
-        its own queries: another runtime of this process that adopted the pin first (its
-        registration, or its look at the same commit) leaves this one's queries to re-run here
-        — a query refused as ``pinned`` since a swap reads the file registered again (R53)."""
+        pin of handle ``db_id``, the injected file at ``path``; when it differs from the one
+        this runtime's reads took before, the path is :meth:`repinned`. The pins are this
+        runtime's (``Pins``): another runtime, of this process or another, follows a new pin
+        through the handle's value, as ``follow_pin`` does here."""
         if recorded is None:  # an older value without a pin: pinned at its first read (R73)
             return
-        changed = adopt_pin(path, recorded)
+        before = self.read_pool.pins.adopt(db_id, recorded)
         with self._decl_lock:
-            before = self._taken_pins.get(path)
-            self._taken_pins[path] = recorded
-        if before != recorded:
+            held = self._taken_pins.get(db_id)
+            self._taken_pins[db_id] = recorded
+        if held != recorded:
             # The file pinned is held open while this runtime holds its pin (until close): its
             # inode number is then never given to a file made later at the path, which the pin
             # (device, inode) would take for the file registered (R60).
             hold_open(path, recorded)
-            if before is not None:
-                release_hold(before)
-        if changed or (before is not None and before != recorded):
+            if held is not None:
+                release_hold(held)
+        if before is not None and before != recorded:
             self.repinned(path)
 
     def repinned(self, path: Path) -> None:

@@ -1101,6 +1101,9 @@ def query_store(
     columns = _result_columns(decl, sql, params)
     _refuse_repeated_columns(db_id, sql, columns)
     pool = ReadPool(1)
+    pin = recorded_pin(handle)  # R60: the file the handle registered is the file read
+    if pin is not None:
+        pool.pins.adopt(db_id, pin)
     try:
         rows, seq = read_rows(pool, decl, sql, params, timeout=timeout)
     finally:

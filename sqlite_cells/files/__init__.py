@@ -93,9 +93,8 @@ from sqlite_cells.files._reconcile import table_differences as table_differences
 from sqlite_cells.files._reconcile import unopenable as unopenable
 from sqlite_cells.files._reconcile import unreadable_outcome as unreadable_outcome
 from sqlite_cells.files._sources import READ_ONLY_URI as READ_ONLY_URI
-from sqlite_cells.files._sources import adopt_pin as adopt_pin
+from sqlite_cells.files._sources import Pins as Pins
 from sqlite_cells.files._sources import changed_while_read as changed_while_read
-from sqlite_cells.files._sources import check_pinned as check_pinned
 from sqlite_cells.files._sources import companions_gone as companions_gone
 from sqlite_cells.files._sources import content_signature as content_signature
 from sqlite_cells.files._sources import disk_source_id as disk_source_id
@@ -136,14 +135,13 @@ __all__ = [
     "OpBody",
     "Outcome",
     "Pinned",
+    "Pins",
     "SpaceFileDamaged",
     "UnreadableFile",
-    "adopt_pin",
     "attach",
     "attached",
     "changed_while_read",
     "check_handle",
-    "check_pinned",
     "check_store",
     "collect_garbage",
     "companions_gone",

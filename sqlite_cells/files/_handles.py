@@ -55,7 +55,6 @@ from sqlite_cells.files._reconcile import (
 from sqlite_cells.files._sources import (
     SQLITE_HEADER,
     Pin,
-    adopt_pin,
     decode_pin,
     disk_source_id,
     encode_pin,
@@ -421,8 +420,8 @@ def declaration_from_handle(
 ) -> Declaration:
     """Rebuild what a runtime knows of a database from its committed handle value. An injected
     file is checked against R60 again, and its id must be the one derived from its path, so a
-    forged handle value gains nothing ``register_disk_source`` would not give. Its recorded pin
-    becomes this process's pin of the path (R60), checked when a read starts."""
+    forged handle value gains nothing ``register_disk_source`` would not give; a pin it records
+    must decode (the caller makes it its pin of the handle, ``Pins.adopt``, R60)."""
     check_handle(db_id, value)  # a handle of db_id, or HandleQuarantined (R5)
     path = source_path(value)
     if path is not None:
@@ -434,7 +433,8 @@ def declaration_from_handle(
                 "again with register_disk_source()"
             )
         # No "pin" at all: written before pins were recorded (R73), pinned at its first read.
-        adopt_pin(resolved, decode_pin(source["pin"], resolved) if "pin" in source else None)
+        if "pin" in source:
+            decode_pin(source["pin"], resolved)
         return Declaration(db_id, space_id, resolved, None, kind=SourceKind.DISK)
     schema = handle_schema(db_id, value)
     path = store / db_file_name(db_id)

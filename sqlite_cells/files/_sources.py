@@ -14,9 +14,10 @@ names are judged by where the file really is. Each refusal is a :class:`DiskSour
 * ``hard-link`` — it must not be another name (a hard link) of a file of the store;
 * ``pinned`` — (later, when a read starts or a connection is opened) the path must still name
   the file that was registered: its device and inode are pinned at registration
-  (:func:`register_disk_file`), recorded in the handle's value (:func:`encode_pin`) and, in a
-  process that did not register it (after a restart, the CLI), taken from that value when the
-  handle is resolved (:func:`adopt_pin`); :func:`check_pinned` compares them.
+  (:func:`register_disk_file`), recorded in the handle's value (:func:`encode_pin`) and taken
+  from that value by each runtime that resolves the handle (:meth:`Pins.adopt`);
+  :meth:`Pins.check` compares them. A pin belongs to a handle, not to a path: two spaces that
+  registered one path at different times each read the file they registered.
 
 Reading a source never creates a file beside it (:func:`source_uri`): a rollback-journal file is
 opened ``mode=ro`` (a read-only connection never creates a journal); a WAL file whose ``-wal`` and
@@ -48,9 +49,8 @@ __all__ = [
     "READ_ONLY_URI",
     "SQLITE_HEADER",
     "Pin",
-    "adopt_pin",
+    "Pins",
     "changed_while_read",
-    "check_pinned",
     "companions_gone",
     "content_signature",
     "decode_pin",
@@ -92,12 +92,6 @@ def _wal_commits(header: bytes) -> bytes:
 
 Pin = tuple[int, int]  # (st_dev, st_ino) of the file registered at a path
 
-# _pins_lock guards _pins: resolved path -> the pin of the file registered there (R60), set by a
-# registration in this process or by the last handle naming the path resolved from its stored
-# value. A process keeps one pin per path, so read checks cost a stat and a dict lookup.
-_pins_lock = threading.Lock()
-_pins: dict[Path, Pin] = {}
-
 
 def disk_source_id(space_id: str, resolved: Path) -> str:
     """The handle id of an injected file: derived from (space, resolved path), so registering
@@ -109,7 +103,7 @@ def validate_disk_source(
     path: str | os.PathLike[str], *, store: Path, roots: Sequence[str | os.PathLike[str]] | None
 ) -> Path:
     """Check ``path`` against the rules of R60 and return it resolved. Nothing is pinned: a
-    handle resolved again keeps the pin its value records (:func:`adopt_pin`)."""
+    handle resolved again keeps the pin its value records (:meth:`Pins.adopt`)."""
     return _validated(path, store=store, roots=roots)[0]
 
 
@@ -118,24 +112,57 @@ def register_disk_file(
 ) -> tuple[Path, Pin]:
     """:func:`validate_disk_source` and the pin of the file found. Nothing is pinned yet: an
     explicit registration says "the file there now is the one I mean", and the caller records
-    the pin in the handle's value first, then makes it this process's pin of the path
-    (:func:`adopt_pin`), so a registration that fails on the way changes no pin."""
+    the pin in the handle's value first, then makes it the runtime's pin of the handle
+    (:meth:`Pins.adopt`), so a registration that fails on the way changes no pin."""
     return _validated(path, store=store, roots=roots)
 
 
-def adopt_pin(resolved: Path, pin: Pin | None) -> bool:
-    """Take the pin recorded in a handle's stored value as the pin of ``resolved`` in this
-    process: the value is the latest registration's word, whichever process wrote it. A value
-    written before pins were recorded (``pin`` None, R73) leaves the path to be pinned at its
-    first read (:func:`check_pinned`). True when the pin of the path changed."""
-    if pin is None:
-        return False
-    with _pins_lock:
-        changed = _pins.get(resolved) != pin
-        _pins[resolved] = pin
-    if changed:
-        forbid_companions(pin)
-    return changed
+class Pins:
+    """The pins of the injected files one runtime (or one command) reads, by handle id (R60):
+    set by a registration or taken from a handle's stored value — the latest registration's
+    word, whichever process wrote it. A handle, not a path: two spaces may each have registered
+    a path, one before and one after the file there was replaced, and each reads the file it
+    registered (a pin per path in the process let the later registration make the other
+    space read the new file). A read check costs a stat and a dict lookup."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # guards _pins
+        self._pins: dict[str, Pin] = {}
+
+    def adopt(self, db_id: str, pin: Pin) -> Pin | None:
+        """``pin`` becomes the pin of handle ``db_id``; returns the one it had (None: none)."""
+        with self._lock:
+            before = self._pins.get(db_id)
+            self._pins[db_id] = pin
+        if before != pin:
+            forbid_companions(pin)
+        return before
+
+    def check(self, db_id: str, path: Path) -> Pin:
+        """Raise :class:`DiskSourceError` (rule ``pinned``) when ``path`` no longer names the
+        file handle ``db_id`` registered there: checked when a read of a source starts and
+        whenever a connection to it is opened. A handle with no pin yet — its value was written
+        before pins were recorded (R73) — is pinned now, at its first read. Returns the pin:
+        the file that is read."""
+        try:
+            found = os.stat(path)
+        except OSError as exc:
+            raise DiskSourceError("exists", str(path), f"is gone or unreadable: {exc}") from exc
+        identity = (found.st_dev, found.st_ino)
+        with self._lock:
+            pinned = self._pins.get(db_id)
+            if pinned is None:
+                pinned = self._pins[db_id] = identity
+                forbid_companions(identity)  # (once per pin: this runs at every read's start)
+        if pinned != identity or not stat.S_ISREG(found.st_mode):
+            raise DiskSourceError(
+                "pinned",
+                str(path),
+                "the path now names another file than the one registered (swapped, replaced or "
+                "turned into a link): register the new file explicitly (register_disk_source, "
+                "or `sqlite-cells link` again) if it is meant to be read",
+            )
+        return identity
 
 
 def encode_pin(pin: Pin) -> list[str]:
@@ -255,34 +282,6 @@ def _check_not_linked_into(store: Path, identity: Pin, given: str, resolved: Pat
                     )
     except OSError as exc:
         raise DiskSourceError("exists", given, f"cannot be checked: {exc}") from exc
-
-
-def check_pinned(path: Path) -> Pin:
-    """Raise :class:`DiskSourceError` (rule ``pinned``) when ``path`` no longer names the file
-    registered there (R60): checked when a read of a source starts and whenever a connection to
-    it is opened, against the pin of this process (:func:`register_disk_file`,
-    :func:`adopt_pin`). A path with no pin yet — its handle value was written before pins
-    were recorded (R73) — is pinned now, at its first read. Returns the pin: the file that
-    is read."""
-    try:
-        found = os.stat(path)
-    except OSError as exc:
-        raise DiskSourceError("exists", str(path), f"is gone or unreadable: {exc}") from exc
-    identity = (found.st_dev, found.st_ino)
-    with _pins_lock:
-        pinned = _pins.get(path)
-        if pinned is None:
-            pinned = _pins[path] = identity
-            forbid_companions(identity)  # (once per pin: this runs at every read's start)
-    if pinned != identity or not stat.S_ISREG(found.st_mode):
-        raise DiskSourceError(
-            "pinned",
-            str(path),
-            "the path now names another file than the one registered (swapped, replaced or "
-            "turned into a link): register the new file explicitly (register_disk_source, or "
-            "`sqlite-cells link` again) if it is meant to be read",
-        )
-    return identity
 
 
 def source_opening(path: Path) -> tuple[str, tuple[object, ...] | None]:

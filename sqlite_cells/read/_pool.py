@@ -56,7 +56,7 @@ from sqlite_cells.files import (
     CHECKED_AGAIN,
     READ_ONLY_URI,
     Identity,
-    check_pinned,
+    Pins,
     content_signature,
     file_identity,
     in_wal_mode,
@@ -173,13 +173,14 @@ class PooledConnection:
             self.conn.close()
 
 
-def _still_serves(pooled: PooledConnection, path: Path) -> bool:
-    """Whether a pooled connection to the injected source at ``path`` may serve a read now
-    (R60, R40): it has open the file pinned for the path now (registering the path again, in
-    any runtime of this process, may have made another file the one meant), and, opened
-    ``immutable``, that file has not changed since (another program wrote it)."""
+def _still_serves(pooled: PooledConnection, path: Path, pins: Pins, db_id: str) -> bool:
+    """Whether a pooled connection to the injected source at ``path`` may serve a read of
+    handle ``db_id`` now (R60, R40): it has open the file that handle pins now (registering
+    the path again may have made another file the one meant; another handle of the path may
+    pin another file), and, opened ``immutable``, that file has not changed since (another
+    program wrote it)."""
     try:
-        if check_pinned(path) != pooled.opened:
+        if pins.check(db_id, path) != pooled.opened:
             return False
     except DiskSourceError:
         return False  # the open that follows says why
@@ -214,15 +215,15 @@ class _Checkout:
 
     __slots__ = ("_path", "_pool", "_pooled", "_source")
 
-    def __init__(self, pool: ReadPool, path: Path, source: bool) -> None:
+    def __init__(self, pool: ReadPool, path: Path, source: str | None) -> None:
         self._pool, self._path, self._source = pool, path, source
         self._pooled: PooledConnection | None = None
 
     def __enter__(self) -> PooledConnection:
         pool = self._pool
         pooled = pool._take(self._path)
-        if pooled is not None and self._source:
-            if not _still_serves(pooled, self._path):
+        if pooled is not None and self._source is not None:
+            if not _still_serves(pooled, self._path, pool.pins, self._source):
                 pool.forget(pooled)
                 pooled = None
         elif pooled is not None:
@@ -250,7 +251,7 @@ class _Checkout:
             pool.forget(pooled)
             return
         if kind is None or pool._rollback(pooled):
-            unheld = not pooled.held and not self._source and not pool._holds_wal(pooled)
+            unheld = not pooled.held and self._source is None and not pool._holds_wal(pooled)
             if unheld and has_moved(pooled.conn):  # unlinked while it read: not kept
                 pool._moved(pooled)
                 return
@@ -261,7 +262,8 @@ class _Checkout:
 
 class ReadPool:
     """``pinned`` gives the identity the runtime's write path pinned for a store file's path,
-    if any (None: the pool checks nothing against a pin)."""
+    if any (None: the pool checks nothing against a pin). ``pins`` are the pins of the
+    injected files its reads check (R60), the runtime's (or the command's)."""
 
     def __init__(
         self,
@@ -275,6 +277,7 @@ class ReadPool:
         self.size = size
         self.length_limit = length_limit
         self._pinned = pinned
+        self.pins = Pins()
         # _lock guards _idle, _idle_count, _open_count, _generation and _closed.
         self._lock = threading.Lock()
         self._idle: OrderedDict[Path, list[PooledConnection]] = OrderedDict()
@@ -309,11 +312,11 @@ class ReadPool:
         the identity of the file it last opened at that path."""
         return dict(self._opened)
 
-    def connection(self, path: Path, *, source: bool = False) -> _Checkout:
+    def connection(self, path: Path, *, source: str | None = None) -> _Checkout:
         """A read-only connection to ``path`` for the duration of the ``with`` block. ``source``
-        marks an injected file (R60: pinned identity, opened so that nothing is created beside
-        it). Raises ``FileNotFoundError`` when the file does not exist (it is never created
-        here)."""
+        is the handle id of an injected file (R60: the file that handle pins, opened so that
+        nothing is created beside it). Raises ``FileNotFoundError`` when the file does not
+        exist (it is never created here)."""
         return _Checkout(self, path, source)
 
     @staticmethod
@@ -368,14 +371,14 @@ class ReadPool:
                 del self._idle[path]
             return pooled
 
-    def _open(self, path: Path, *, source: bool) -> PooledConnection:
+    def _open(self, path: Path, *, source: str | None) -> PooledConnection:
         identity: Identity | None = None
         as_is = False
-        if source:
-            check_pinned(path)
+        if source is not None:
+            self.pins.check(source, path)
             conn, frozen, live_wal = _open_source(path)
             try:  # the file opened is the file pinned, not one swapped in between
-                opened: Identity | None = check_pinned(path)
+                opened: Identity | None = self.pins.check(source, path)
             except DiskSourceError:
                 conn.close()
                 raise
@@ -386,7 +389,7 @@ class ReadPool:
         conn.limit(apsw.SQLITE_LIMIT_LENGTH, self.length_limit)
         pooled = PooledConnection(path, conn, identity)
         pooled.as_is = as_is
-        if source:
+        if source is not None:
             pooled.frozen, pooled.opened, pooled.live_wal = frozen, opened, live_wal
         with self._lock:
             self._open_count += 1

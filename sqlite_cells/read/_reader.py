@@ -39,7 +39,6 @@ import apsw
 from sqlite_cells.codec import DiskSourceError, QueryError, QueryTimeout, SqliteCellsError
 from sqlite_cells.files import (
     changed_while_read,
-    check_pinned,
     companions_gone,
     damage_advice,
     hot_journal_advice,
@@ -288,7 +287,8 @@ def read_batch(
         if not decl.path.is_file():
             raise _source_gone(pool, decl, statements[start].sql)
         try:
-            check_pinned(decl.path)  # a stat: cheap enough for every read of a source (R60)
+            # A stat: cheap enough for every read of a source (R60).
+            pool.pins.check(decl.db_id, decl.path)
         except DiskSourceError:
             pool.discard(decl.path)
             raise
@@ -384,7 +384,7 @@ def _read_source(
                 tracker.until = min(until, limit)  # no statement of a try runs past it
                 if not decl.path.is_file():  # deleted while the read before ran
                     raise _source_gone(pool, decl, sql)
-            with pool.connection(decl.path, source=True) as pooled:
+            with pool.connection(decl.path, source=decl.db_id) as pooled:
                 try:
                     with reading_sources():
                         done = _read_file(

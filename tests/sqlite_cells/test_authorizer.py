@@ -744,8 +744,11 @@ def test_a_source_connection_with_rtree_tables_still_denies_every_write(tmp_path
     before = path.read_bytes()
     policy = make_authorizer(Mode.READ, database="main", tables=None)
     with sc.Runtime(tmp_path / "store") as rt:
-        rt.space("geo").register_disk_source(str(path))
-        with rt.read_pool.connection(path, source=True) as pooled, gated(pooled.conn) as gate:
+        handle = rt.space("geo").register_disk_source(str(path))
+        with (
+            rt.read_pool.connection(path, source=handle.id) as pooled,
+            gated(pooled.conn) as gate,
+        ):
             with gate.user(policy):
                 error = run_user(pooled.conn, "SELECT * FROM r")
             assert error is not None and is_denial(error)

@@ -789,10 +789,10 @@ def test_hostile_statements_alone_on_a_pooled_reader(connections: Connections) -
 
 def test_hostile_statements_alone_on_a_disk_sources_reader(connections: Connections) -> None:
     path = connections.source_path
-    connections.space.register_disk_source(str(path))
+    handle = connections.space.register_disk_source(str(path))
     before = read_bytes(path)  # a kept descriptor: the module's runtime has the file open
     with (
-        connections.rt.read_pool.connection(path, source=True) as pooled,
+        connections.rt.read_pool.connection(path, source=handle.id) as pooled,
         gated(pooled.conn) as gate,
     ):
         pooled.conn.execute("BEGIN")

@@ -336,3 +336,39 @@ def test_inspect_reports_a_file_swapped_after_link(store: Path, tmp_path: Path) 
     done = run_cli("inspect", str(store))
     assert done.returncode == 1
     assert "SWAPPED: the path names another file than the one registered" in done.stdout
+
+
+def _read_in(rt: sc.Runtime, space: str, link: str) -> Any:
+    """The rows of a piece of ``space`` whose input is linked to the handle ``link`` names, or
+    the rule its error names."""
+    piece = rt.space(space).run(count_codes, key="k")
+    piece.inputs["ref"].link(rt.cell_from_link(link))
+    rt.settle()
+    state = piece.outputs.get()
+    return state.result if state.error is None else getattr(state.error, "rule", state.error)
+
+
+def test_two_spaces_that_registered_one_path_each_read_the_file_they_registered(
+    store: Path, tmp_path: Path
+) -> None:
+    """R60 ("the file registered is the file read"): space x registers a path, the file there
+    is replaced, space y registers the path. A pin was kept per path in the process: y's
+    registration made x's handle read the new file, and in a later process whichever handle
+    was resolved last set the pin for both. A pin belongs to its handle: x's reads are refused
+    as ``pinned`` and y's read the new file, in any order, in this runtime and the next."""
+    reference = _reference_db(tmp_path / "ref.db", 3)
+    with sc.Runtime(store) as rt:
+        x = rt.space("x").register_disk_source(str(reference))
+        assert x.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
+        _swap(reference, 7)
+        y = rt.space("y").register_disk_source(str(reference))
+        assert y.read("SELECT count(*) AS n FROM codes") == [{"n": 7}]
+        with pytest.raises(sc.DiskSourceError) as refused:
+            x.read("SELECT count(*) AS n FROM codes")
+        assert refused.value.rule == "pinned"
+        assert y.read("SELECT count(*) AS n FROM codes") == [{"n": 7}]
+        links = {"x": x.link_str(), "y": y.link_str()}
+    for order in (("x", "y"), ("y", "x")):
+        with sc.Runtime(store) as rt:
+            found = {space: _read_in(rt, space, links[space]) for space in order}
+        assert found == {"x": "pinned", "y": [{"n": 7}]}, order
