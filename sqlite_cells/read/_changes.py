@@ -131,8 +131,28 @@ def write_sets(
         if not _add_changes(into, changeset, target, cookies.get(target), columns, generated):
             found[target] = None
             continue
-        _add_hidden_rowids(into, targets.get(target, ()), target, generated)
+        moved = targets.get(target, set())
+        if changesets is not None and len(changesets) > 1:
+            moved = moved | _rows_inserted_or_deleted(changesets)
+        _add_hidden_rowids(into, moved, target, generated)
         found[target] = into
+    return found
+
+
+def _rows_inserted_or_deleted(changesets: list[bytes]) -> set[str]:
+    """The tables (ASCII-folded) in which one of ``changesets`` inserted or deleted a row. Ops
+    combined cancel what they undo: a row deleted and inserted again by two ops of a commit,
+    with the values it had, is no change at all in their combination — but in a table keyed
+    otherwise it has a new hidden rowid (see :func:`moving_target`)."""
+    found: set[str] = set()
+    for changeset in changesets:
+        try:
+            tables = scan(changeset)
+        except ValueError:
+            continue  # (its combination is not read either: the whole database changed)
+        found.update(
+            fold_ascii(table) for table, (_w, indexes) in tables.items() if indexes is None
+        )
     return found
 
 

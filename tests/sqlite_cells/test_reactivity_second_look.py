@@ -839,3 +839,25 @@ def test_react_on_and_params_given_as_derived_cells_rerun_when_their_value_chang
         calls.clear()
     assert held[1].get().result == [{"name": "apple"}, {"name": "pear"}]  # qty > 1
     assert held[2].get().result == []  # qty > 12
+
+
+def test_a_row_deleted_and_inserted_again_in_one_commit_reruns_its_rowid_query(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    """R51: two ops of one commit delete a row of a table keyed otherwise and insert it again
+    with the values it had. Their changesets combined cancel out — no change at all — but the
+    row has a new hidden rowid: a query reading it missed the commit and kept the old one. A
+    table in which an op inserted or deleted a row changes its hidden rowid; a query not
+    reading it still does not re-run."""
+    by_rowid = live(rt, db, calls, "SELECT rowid AS r, k FROM kv ORDER BY rowid")
+    values = live(rt, db, calls, "SELECT k, v, w FROM kv ORDER BY k")
+    (row,) = db.read("SELECT k, v, w FROM kv ORDER BY k LIMIT 1")
+    calls.clear()
+    with space.transact() as tx:
+        db.exec("DELETE FROM kv WHERE k = ?", [row["k"]])
+        db.exec("INSERT INTO kv (k, v, w) VALUES (?, ?, ?)", [row["k"], row["v"], row["w"]])
+    assert rt.settle(10)
+    assert calls == Counter({by_rowid.sql: 1})
+    assert by_rowid.get().seq == tx.seq
+    assert by_rowid.get().result == db.read(by_rowid.sql)
+    assert values.get().result == db.read(values.sql)
