@@ -112,8 +112,11 @@ static int record(Reader *r, Py_ssize_t columns, unsigned char *given) {
     return 0;
 }
 
-/* The table a header names: one already met of that name, or a new one. */
-static Table *header(Reader *r, Tables *tables) {
+/* The table a header names: one already met of that name, or a new one. The header's own
+ * column count and key flags, which its changes' records follow, are `*columns_out` and
+ * `*keys_out` (a table met again with another shape keeps its first, and is changed whole). */
+static Table *header(Reader *r, Tables *tables, Py_ssize_t *columns_out,
+                     const unsigned char **keys_out) {
     unsigned long long columns;
     if (varint(r, &columns) < 0) return NULL;
     if (columns == 0 || columns > 32767) { /* SQLite's own limit on a table's columns */
@@ -126,6 +129,8 @@ static Table *header(Reader *r, Tables *tables) {
     }
     const unsigned char *keys = r->p;
     r->p += columns;
+    *columns_out = (Py_ssize_t)columns;
+    *keys_out = keys;
     const unsigned char *name = r->p;
     const unsigned char *stop = memchr(name, 0, (size_t)(r->end - name));
     if (stop == NULL) {
@@ -167,22 +172,24 @@ static Table *header(Reader *r, Tables *tables) {
 /* One pass over the changeset; 0, or -1 with r->problem set (NULL: out of memory). */
 static int scan_bytes(Reader *r, Tables *tables) {
     Table *table = NULL;
+    Py_ssize_t columns = 0;            /* the current header's: its records have as many */
+    const unsigned char *keys = NULL;  /* the current header's key flags */
     unsigned char *given = NULL;
     Py_ssize_t given_room = 0;
     int result = -1;
     while (r->p < r->end) {
         unsigned char op = *r->p++;
         if (op == 'T') {
-            table = header(r, tables);
+            table = header(r, tables, &columns, &keys);
             if (table == NULL) goto done;
-            if (given_room < table->columns) {
-                unsigned char *grown = realloc(given, (size_t)table->columns);
+            if (given_room < columns) {
+                unsigned char *grown = realloc(given, (size_t)columns);
                 if (grown == NULL) {
                     r->problem = NULL;
                     goto done;
                 }
                 given = grown;
-                given_room = table->columns;
+                given_room = columns;
             }
             continue;
         }
@@ -198,19 +205,20 @@ static int scan_bytes(Reader *r, Tables *tables) {
         switch (op) {
         case OP_INSERT:
         case OP_DELETE:
-            if (record(r, table->columns, NULL) < 0) goto done;
+            if (record(r, columns, NULL) < 0) goto done;
             table->all = 1;
             break;
         case OP_UPDATE:
-            if (record(r, table->columns, NULL) < 0) goto done; /* the old values */
-            memset(given, 0, (size_t)table->columns);
-            if (record(r, table->columns, given) < 0) goto done; /* the new ones */
-            for (Py_ssize_t i = 0; i < table->columns; i++) {
+            if (record(r, columns, NULL) < 0) goto done; /* the old values */
+            memset(given, 0, (size_t)columns);
+            if (record(r, columns, given) < 0) goto done; /* the new ones */
+            if (table->all) break; /* (changed whole already: nothing to add) */
+            for (Py_ssize_t i = 0; i < columns; i++) {
                 if (!given[i]) continue;
                 table->changed[i] = 1;
                 /* A key changed to one SQLite finds equal (see read/_changes.py) counts as
                  * the INSERT or DELETE it stands for. */
-                if (table->keys[i]) table->all = 1;
+                if (keys[i]) table->all = 1;
             }
             break;
         default:

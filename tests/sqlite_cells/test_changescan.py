@@ -157,6 +157,17 @@ def test_a_key_changed_to_an_equal_one_counts_as_a_row_inserted_or_deleted() -> 
     assert scan(combined) == {"b": (3, None)}
 
 
+def test_a_table_met_again_with_another_shape_is_read_by_its_new_header() -> None:
+    """A header naming a table already met, with another column count: its records have the new
+    count (read by the old one, the bytes after it were misread), and the table changed whole."""
+    one_int = b"\x01" + (7).to_bytes(8, "big")
+    first = b"T\x01\x01t\x00" + b"\x12\x00" + one_int  # t(a): INSERT
+    # t(a, b): UPDATE of b — old record (a, b undefined), new record (a undefined, b NULL)
+    second = b"T\x02\x01\x00t\x00" + b"\x17\x00" + one_int + b"\x00" + b"\x00\x05"
+    assert scan(first + second) == {"t": (1, None)}
+    assert scan(second) == {"t": (2, frozenset({1}))}
+
+
 @pytest.mark.parametrize(
     "bytes_",
     [
