@@ -21,7 +21,7 @@ from typing import TypeVar
 import apsw
 import msgspec
 
-from sqlite_cells.codec import Op, SqliteCellsError, StoreChanged, stored_json
+from sqlite_cells.codec import Op, SqliteCellsError, StoreChanged, UnreadableRecord, stored_json
 from sqlite_cells.files._sources import READ_ONLY_URI, immutable_uri, in_wal_mode
 from sqlite_cells.runtime import (
     check_companions,
@@ -113,7 +113,14 @@ def encode_op_body(body: OpBody) -> msgspec.Raw:
 
 
 def decode_op_body(op: Op) -> OpBody:
-    return msgspec.json.decode(op.body, type=OpBody)
+    """The body of a ``sqlite`` op; :class:`UnreadableRecord` when it is not one (another
+    program wrote the record: a changeset that is not base64, a body that is not an object)."""
+    try:
+        return msgspec.json.decode(op.body, type=OpBody)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise UnreadableRecord(
+            f"its op on {op.target} has no readable body: {str(exc) or type(exc).__name__}", None
+        ) from exc
 
 
 Identity = tuple[int, int]  # (st_dev, st_ino)

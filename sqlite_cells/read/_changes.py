@@ -31,7 +31,7 @@ from typing import Final
 
 import apsw
 
-from sqlite_cells.codec import Op
+from sqlite_cells.codec import Op, UnreadableRecord
 from sqlite_cells.files import DROP_KIND, KIND, decode_op_body
 from sqlite_cells.read._changescan import scan
 from sqlite_cells.schema import read_table_text
@@ -98,7 +98,11 @@ def write_sets(
             continue
         if op.kind != KIND:
             continue
-        body = decode_op_body(op)
+        try:
+            body = decode_op_body(op)
+        except UnreadableRecord:  # written by another program: nothing is known of it
+            parts[op.target] = None
+            continue
         target = moving_target(body.sql)
         if target is None and replacing is not None:
             inserted = inserted_table(body.sql)
@@ -156,8 +160,9 @@ def _rows_inserted_or_deleted(changesets: list[bytes]) -> set[str]:
     return found
 
 
-def _combined(changesets: list[bytes]) -> bytes:
-    """The changesets of one database's ops, in order, as one."""
+def _combined(changesets: list[bytes]) -> bytes | None:
+    """The changesets of one database's ops, in order, as one; None when one of them is not a
+    changeset SQLite can read (another program wrote the record)."""
     if len(changesets) == 1:
         return changesets[0]
     group = apsw.ChangesetBuilder()  # type: ignore[no-untyped-call]  # (apsw types it so)
@@ -165,6 +170,8 @@ def _combined(changesets: list[bytes]) -> bytes:
         for changeset in changesets:
             group.add(changeset)
         return group.output()
+    except apsw.Error:
+        return None
     finally:
         group.close()
 
@@ -178,7 +185,8 @@ def _add_changes(
     generated: GeneratedColumns,
 ) -> bool:
     """Add what ``changeset`` changed of each table to ``into``; False when the bytes are not a
-    changeset SQLite wrote (then nothing is known column by column). The changeset is read in
+    changeset SQLite wrote, or name a table the database does not have (then nothing is known
+    column by column). The changeset is read in
     C (``_changescan.c``), off the GIL: its values are passed over, only their types tell — a
     one-row UPDATE read change by change with apsw's iterator held the scheduler thread ≈ 20
     µs, an UPDATE of a million rows held it, and every subscriber of the runtime, ≈ 2 s."""
@@ -187,6 +195,10 @@ def _add_changes(
     except ValueError:
         return False
     for table, (width, indexes) in tables.items():
+        if generated(db_id, table) is None:
+            # A table the file does not have (a name damaged in a record another program
+            # wrote): what the changeset says changed is not known, so everything did.
+            return False
         key = fold_ascii(table)
         if into.get(key) is ALL_COLUMNS:
             continue

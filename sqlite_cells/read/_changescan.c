@@ -19,7 +19,8 @@
  *                  then that many bytes)
  * Varints are SQLite's: big-endian groups of 7 bits, the high bit set on all but the last, the
  * ninth byte (if any) whole. Anything else -- a patchset ('P'), a truncated record, an unknown
- * type -- is a ValueError: the caller then takes the whole database as changed.
+ * type, a table with no name or a header with no change after it (SQLite writes neither) -- is
+ * a ValueError: the caller then takes the whole database as changed.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -139,6 +140,10 @@ static Table *header(Reader *r, Tables *tables, Py_ssize_t *columns_out,
     }
     r->p = stop + 1;
     size_t name_len = (size_t)(stop - name);
+    if (name_len == 0) {
+        r->problem = "a table has no name";
+        return NULL;
+    }
     for (Py_ssize_t i = 0; i < tables->count; i++) {
         Table *t = &tables->items[i];
         if (t->name_len == name_len && memcmp(t->name, name, name_len) == 0) {
@@ -176,12 +181,18 @@ static int scan_bytes(Reader *r, Tables *tables) {
     const unsigned char *keys = NULL;  /* the current header's key flags */
     unsigned char *given = NULL;
     Py_ssize_t given_room = 0;
+    int changed_since = 0; /* a change came after the current header */
     int result = -1;
     while (r->p < r->end) {
         unsigned char op = *r->p++;
         if (op == 'T') {
+            if (table != NULL && !changed_since) {
+                r->problem = "a table header has no changes"; /* SQLite writes none such */
+                goto done;
+            }
             table = header(r, tables, &columns, &keys);
             if (table == NULL) goto done;
+            changed_since = 0;
             if (given_room < columns) {
                 unsigned char *grown = realloc(given, (size_t)columns);
                 if (grown == NULL) {
@@ -202,6 +213,7 @@ static int scan_bytes(Reader *r, Tables *tables) {
             goto done;
         }
         r->p++; /* the indirect flag */
+        changed_since = 1;
         switch (op) {
         case OP_INSERT:
         case OP_DELETE:
@@ -225,6 +237,10 @@ static int scan_bytes(Reader *r, Tables *tables) {
             r->problem = op == 'P' ? "it is a patchset" : "a change has an unknown kind";
             goto done;
         }
+    }
+    if (table != NULL && !changed_since) {
+        r->problem = "a table header has no changes";
+        goto done;
     }
     result = 0;
 done:

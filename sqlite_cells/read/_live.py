@@ -443,6 +443,8 @@ class LiveQueries:
         # main.: the file's own table, not a stand-in the connection may hold in temp for a
         # declared column the file lacks (R14) — the changeset has the file's columns.
         rows = conn.execute(f"PRAGMA main.table_xinfo({quote_ident(table)})").fetchall()
+        if not rows:  # no such table: a changeset naming it says nothing known (see caller)
+            raise LookupError(f"the file has no table {table!r}")
         # "hidden" 2 and 3: generated columns, which changesets leave out.
         names = [str(row[1]) for row in rows if not row[6]]
         generated = [str(row[1]) for row in rows if row[6] in (2, 3)]

@@ -181,6 +181,9 @@ def test_a_table_met_again_with_another_shape_is_read_by_its_new_header() -> Non
         b"T\x01\x01t\x00\x12\x00\x03\x05ab",  # a text past the end
         b"T\x01\x01t\x00\x12\x00\x07",  # a value of no type
         b"T\x01\x01t\x00\x01\x00\x05",  # a change of no kind
+        b"T\x01\x01\x00\x12\x00\x05",  # a table with no name
+        b"T\x01\x01t\x00",  # a header with no change after it (SQLite writes none such)
+        b"T\x01\x01t\x00T\x01\x01u\x00\x12\x00\x05",  # the same, before another
     ],
 )
 def test_bytes_that_are_not_a_changeset_are_a_value_error(bytes_: bytes) -> None:
