@@ -39,6 +39,7 @@ from sqlite_cells.runtime._file_kind import quick_check as quick_check
 from sqlite_cells.runtime._file_locks import forbid_companions as forbid_companions
 from sqlite_cells.runtime._file_locks import hold_locks as hold_locks
 from sqlite_cells.runtime._file_locks import locks_held as locks_held
+from sqlite_cells.runtime._file_locks import opened_file as opened_file
 from sqlite_cells.runtime._file_locks import reading_sources as reading_sources
 from sqlite_cells.runtime._file_locks import use_held_locks as use_held_locks
 from sqlite_cells.runtime._format import FORMAT_VERSION as FORMAT_VERSION
@@ -166,6 +167,7 @@ __all__ = [
     "observe_node",
     "odd_kind",
     "op_targets_by_seq",
+    "opened_file",
     "out_of_files",
     "own",
     "own_transaction",

@@ -29,13 +29,14 @@ from contextlib import contextmanager
 
 import apsw
 
-from sqlite_cells.runtime._locks import files_known, set_reading_sources, system_calls
+from sqlite_cells.runtime._locks import files_known, last_opened, set_reading_sources, system_calls
 from sqlite_cells.runtime._locks import forbid_companions as _forbid_companions
 
 __all__ = [
     "forbid_companions",
     "hold_locks",
     "locks_held",
+    "opened_file",
     "reading_sources",
     "use_held_locks",
 ]
@@ -91,6 +92,14 @@ def reading_sources() -> Iterator[None]:
         yield
     finally:
         set_reading_sources(was)
+
+
+def opened_file() -> tuple[int, int] | None:
+    """The device and inode of the last database file SQLite opened on this thread since the
+    last call (not a ``-wal``, ``-shm`` or ``-journal``): the file a connection opened, where a
+    look at its path before and after could be fooled by a swap at that moment (R60). None when
+    no file was opened, or where SQLite's own system calls stay (see :func:`hold_locks`)."""
+    return last_opened()
 
 
 def locks_held() -> tuple[int, int]:

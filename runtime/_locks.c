@@ -346,6 +346,31 @@ static int source_companion(const char *path) {
     return 0;
 }
 
+/* The device and inode of the last database file SQLite opened on this thread (a regular file,
+ * not one of its companions), until last_opened takes them: the file a connection opened, told from the file
+ * its path named a moment before or after (a source swapped at that very moment, R60). */
+static __thread int opened_known;
+static __thread dev_t opened_dev;
+static __thread ino_t opened_ino;
+
+/* Whether `path` names a -wal, -shm or -journal: a companion, not a database file. */
+static int companion_name(const char *path) {
+    size_t n = strlen(path);
+    return (n > 4 && (strcmp(path + n - 4, "-wal") == 0 || strcmp(path + n - 4, "-shm") == 0)) ||
+           (n > 8 && strcmp(path + n - 8, "-journal") == 0);
+}
+
+static int noting_opened(const char *path, int fd) {
+    struct stat st;
+    /* (A regular file: SQLite also opens /dev/urandom, and directories to sync them.) */
+    if (fd >= 0 && !companion_name(path) && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        opened_known = 1;
+        opened_dev = st.st_dev;
+        opened_ino = st.st_ino;
+    }
+    return fd;
+}
+
 /* SQLite's open: a parked descriptor of the file at `path`, when there is one of the access
  * mode asked for, else a new one. A source's -wal or -shm is opened only if it is there: a
  * read-only connection to a file in WAL mode would create them (its program removed them
@@ -361,11 +386,11 @@ static int held_open(const char *path, int flags, int mode) {
         int fd = found == 0 ? take_parked(st.st_dev, st.st_ino, flags & O_ACCMODE) : -1;
         if (fd >= 0) {
             pthread_mutex_unlock(&mu);
-            return fd;
+            return noting_opened(path, fd);
         }
     }
     pthread_mutex_unlock(&mu);
-    return open(path, flags, mode);
+    return noting_opened(path, open(path, flags, mode));
 }
 
 static void before_fork(void) { pthread_mutex_lock(&mu); }
@@ -437,6 +462,12 @@ static PyObject *set_reading_sources(PyObject *self, PyObject *arg) {
     return PyBool_FromLong(was);
 }
 
+static PyObject *last_opened(PyObject *self, PyObject *unused) {
+    if (!opened_known) Py_RETURN_NONE;
+    opened_known = 0;
+    return Py_BuildValue("(KK)", (unsigned long long)opened_dev, (unsigned long long)opened_ino);
+}
+
 static PyObject *files_known(PyObject *self, PyObject *unused) {
     pthread_mutex_lock(&mu);
     size_t n = n_files, m = n_seen;
@@ -449,6 +480,7 @@ static PyObject *files_known(PyObject *self, PyObject *unused) {
 static PyObject *system_calls(PyObject *self, PyObject *unused) { Py_RETURN_NONE; }
 static PyObject *forbid_companions(PyObject *self, PyObject *args) { Py_RETURN_NONE; }
 static PyObject *set_reading_sources(PyObject *self, PyObject *arg) { Py_RETURN_FALSE; }
+static PyObject *last_opened(PyObject *self, PyObject *unused) { Py_RETURN_NONE; }
 static PyObject *files_known(PyObject *self, PyObject *unused) {
     return Py_BuildValue("(nn)", (Py_ssize_t)0, (Py_ssize_t)0);
 }
@@ -464,6 +496,9 @@ static PyMethodDef methods[] = {
      "while this thread reads sources (an injected source: nothing is created beside it)."},
     {"set_reading_sources", set_reading_sources, METH_O,
      "set_reading_sources(flag) -> the flag before: whether this thread reads sources now."},
+    {"last_opened", last_opened, METH_NOARGS,
+     "(dev, ino) of the last database file SQLite opened on this thread since the last call, "
+     "or None (none, or these system calls are not in use)."},
     {"files_known", files_known, METH_NOARGS,
      "(files whose locks are held through a kept description, descriptors of SQLite's known)"},
     {NULL, NULL, 0, NULL},

@@ -180,6 +180,10 @@ class Space(runtime.Space):
         runtime._declare(decl)
         handle = SqliteDb(self, decl)
         value = disk_handle_value(decl, pinned)  # the pin recorded: checked in any process
+        # Compared with the handle as committed now: another process may have registered the
+        # path again since this runtime last looked (its poll), and the file there now is the
+        # one meant — a pin equal only to the one this runtime last saw is written again.
+        self.file.catch_up()
         if self.file.entity(decl.db_id).data != runtime.encode(value):
             # A commit of its own, even inside a caller's transaction: the handle returned is
             # the handle stored, whatever becomes of that transaction (or whichever space it
@@ -594,16 +598,20 @@ class Runtime(runtime.Runtime):
         if recorded is None:  # an older value without a pin: pinned at its first read (R73)
             return
         before = self.read_pool.pins.adopt(db_id, recorded)
-        with self._decl_lock:
+        with self._decl_lock:  # (one taker at a time: a hold is given back once)
             held = self._taken_pins.get(db_id)
-            self._taken_pins[db_id] = recorded
-        if held != recorded:
-            # The file pinned is held open while this runtime holds its pin (until close): its
-            # inode number is then never given to a file made later at the path, which the pin
-            # (device, inode) would take for the file registered (R60).
-            hold_open(path, recorded)
-            if held is not None:
-                release_hold(held)
+            if held != recorded:
+                # The file pinned is held open while this runtime holds its pin (until close):
+                # its inode number is then never given to a file made later at the path, which
+                # the pin (device, inode) would take for the file registered (R60). Only a hold
+                # taken is given back: the path may name another file by now, and the holds of
+                # that file are others'.
+                if hold_open(path, recorded):
+                    self._taken_pins[db_id] = recorded
+                else:
+                    self._taken_pins.pop(db_id, None)
+                if held is not None:
+                    release_hold(held)
         if before is not None and before != recorded:
             self.repinned(path)
 

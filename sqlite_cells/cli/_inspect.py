@@ -40,7 +40,7 @@ from sqlite_cells.codec import (
     derive_id,
 )
 from sqlite_cells.files import (
-    READ_ONLY_URI,
+    SOURCE_OPEN,
     Action,
     DamagedSpace,
     HandleQuarantined,
@@ -630,7 +630,7 @@ def read_only(path: Path, *, source: bool = False) -> Iterator[apsw.Connection]:
         raise InspectError("unreadable", unread_wal_advice(path))
     try:
         if source:
-            conn = apsw.Connection(source_uri(path), flags=READ_ONLY_URI)
+            conn = apsw.Connection(source_uri(path), flags=SOURCE_OPEN)
         else:
             conn = open_unwritable(path)
     except apsw.Error as exc:
@@ -1161,7 +1161,7 @@ def _result_columns(
         if decl.kind is SourceKind.CELL:
             conn = open_unwritable(decl.path)
         else:  # an injected file: opened so that nothing is created beside it (R60)
-            conn = apsw.Connection(source_uri(decl.path), flags=READ_ONLY_URI)
+            conn = apsw.Connection(source_uri(decl.path), flags=SOURCE_OPEN)
     except apsw.Error:
         return ()
     try:

@@ -93,6 +93,7 @@ from sqlite_cells.files._reconcile import table_differences as table_differences
 from sqlite_cells.files._reconcile import unopenable as unopenable
 from sqlite_cells.files._reconcile import unreadable_outcome as unreadable_outcome
 from sqlite_cells.files._sources import READ_ONLY_URI as READ_ONLY_URI
+from sqlite_cells.files._sources import SOURCE_OPEN as SOURCE_OPEN
 from sqlite_cells.files._sources import Pins as Pins
 from sqlite_cells.files._sources import changed_while_read as changed_while_read
 from sqlite_cells.files._sources import companions_gone as companions_gone
@@ -122,6 +123,7 @@ __all__ = [
     "OTHER_HISTORY",
     "QUARANTINE_DIR",
     "READ_ONLY_URI",
+    "SOURCE_OPEN",
     "TABLES_DIFFER",
     "UNREADABLE_SPACE_ADVICE",
     "WATERMARK_SQL",

@@ -54,16 +54,19 @@ def copy_file(path: Path, dest: Path) -> None:
                 offset += len(chunk)
 
 
-def hold_open(path: Path, identity: tuple[int, int]) -> None:
+def hold_open(path: Path, identity: tuple[int, int]) -> bool:
     """Hold the file at ``path`` open while ``identity`` (its device and inode) is pinned, until
-    :func:`release_hold`: nothing when the path names another file by now (its pin refuses it)."""
+    :func:`release_hold`; whether a hold was taken: none when the path names another file by
+    now (its pin refuses it), and then none may be given back (it would be another's)."""
     with _lock:
         try:
             found = os.fstat(_descriptor(path))
         except OSError:
-            return
-        if (found.st_dev, found.st_ino) == identity:
-            _kept[identity] = _kept.get(identity, 0) + 1
+            return False
+        if (found.st_dev, found.st_ino) != identity:
+            return False
+        _kept[identity] = _kept.get(identity, 0) + 1
+        return True
 
 
 def release_hold(identity: tuple[int, int]) -> None:

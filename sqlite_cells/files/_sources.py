@@ -43,10 +43,17 @@ import apsw
 
 from sqlite_cells.codec import DiskSourceError, brief_repr, derive_id
 from sqlite_cells.files._held_files import read_head
-from sqlite_cells.runtime import forbid_companions, path_text, reading_sources, surrogate_at
+from sqlite_cells.runtime import (
+    forbid_companions,
+    opened_file,
+    path_text,
+    reading_sources,
+    surrogate_at,
+)
 
 __all__ = [
     "READ_ONLY_URI",
+    "SOURCE_OPEN",
     "SQLITE_HEADER",
     "Pin",
     "Pins",
@@ -70,6 +77,9 @@ __all__ = [
 
 SQLITE_HEADER = b"SQLite format 3\x00"  # what every SQLite database file begins with
 READ_ONLY_URI = apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
+# A source's connections: no symbolic link anywhere in the path (its path is resolved at
+# registration), so a link swapped in later — into the store, say — is not followed (R60).
+SOURCE_OPEN = READ_ONLY_URI | apsw.SQLITE_OPEN_NOFOLLOW
 _WAL_FORMAT = 2  # header bytes 18 and 19 (read and write format versions) in WAL mode
 _WAL_HEADER = 32  # a -wal's header; its salts are bytes 16-23, a frame header's are 8-15
 _IMMUTABLE = "&immutable=1"
@@ -138,12 +148,13 @@ class Pins:
             forbid_companions(pin)
         return before
 
-    def check(self, db_id: str, path: Path) -> Pin:
+    def check(self, db_id: str, path: Path, opened: Pin | None = None) -> Pin:
         """Raise :class:`DiskSourceError` (rule ``pinned``) when ``path`` no longer names the
-        file handle ``db_id`` registered there: checked when a read of a source starts and
-        whenever a connection to it is opened. A handle with no pin yet — its value was written
-        before pins were recorded (R73) — is pinned now, at its first read. Returns the pin:
-        the file that is read."""
+        file handle ``db_id`` registered there, or when the file a connection just ``opened``
+        (see ``opened_file``) is another: checked when a read of a source starts and whenever
+        a connection to it is opened. A handle with no pin yet — its value was written before
+        pins were recorded (R73) — is pinned now, at its first read. Returns the pin: the file
+        that is read."""
         try:
             found = os.stat(path)
         except OSError as exc:
@@ -154,7 +165,7 @@ class Pins:
             if pinned is None:
                 pinned = self._pins[db_id] = identity
                 forbid_companions(identity)  # (once per pin: this runs at every read's start)
-        if pinned != identity or not stat.S_ISREG(found.st_mode):
+        if pinned != identity or not stat.S_ISREG(found.st_mode) or opened not in (None, pinned):
             raise DiskSourceError(
                 "pinned",
                 str(path),
@@ -222,7 +233,9 @@ def _validated(
     try:
         os.stat(given)  # as the system reads the text: "file.db/" names no file (Path drops the /)
         resolved = candidate.resolve(strict=True)
-        mode = resolved.stat().st_mode
+        # Not followed: a link there now was swapped in since the path was resolved.
+        first = os.stat(resolved, follow_symlinks=False)
+        mode = first.st_mode
     except (FileNotFoundError, NotADirectoryError):
         raise DiskSourceError("exists", given, "no such file: check the path") from None
     except (OSError, RuntimeError) as exc:  # loops of links, permissions
@@ -250,25 +263,36 @@ def _validated(
                 f"{resolved} is not under any of disk_source_roots ({shown}): move it there or "
                 "widen the roots",
             )
-    _check_sqlite(given, resolved)
-    identity = _identity(given, resolved)
-    _check_not_linked_into(store, identity, given, resolved)
+    # The pin is the file found first, and every check below is of that file: a path swapped
+    # meanwhile (a link into the store, another file) is refused, never pinned.
+    identity = (first.st_dev, first.st_ino)
+    _check_sqlite(given, resolved, identity)
+    _check_not_linked_into(store, identity, first.st_nlink, given, resolved)
+    try:
+        last = os.stat(resolved, follow_symlinks=False)
+    except OSError:
+        last = None
+    if last is None or (last.st_dev, last.st_ino) != identity or not stat.S_ISREG(last.st_mode):
+        raise _replaced_meanwhile(given, resolved)
     return resolved, identity
 
 
-def _identity(given: str, resolved: Path) -> Pin:
-    try:
-        found = resolved.stat()
-    except OSError as exc:
-        raise DiskSourceError("exists", given, f"cannot be read: {exc}") from exc
-    return (found.st_dev, found.st_ino)
+def _replaced_meanwhile(given: str, resolved: Path) -> DiskSourceError:
+    return DiskSourceError(
+        "pinned",
+        given,
+        f"{resolved} was replaced while it was being registered (another file, or a link, took "
+        "its place): register it again once it stays put",
+    )
 
 
-def _check_not_linked_into(store: Path, identity: Pin, given: str, resolved: Path) -> None:
-    """Refuse a hard link to a file of the store: it would let a source read (and pin) the
-    runtime's own files under a name outside the store."""
+def _check_not_linked_into(
+    store: Path, identity: Pin, links: int, given: str, resolved: Path
+) -> None:
+    """Refuse a hard link to a file of the store (``identity``, with ``links`` names): it would
+    let a source read (and pin) the runtime's own files under a name outside the store."""
     try:
-        if resolved.stat().st_nlink < 2 or not store.is_dir():
+        if links < 2 or not store.is_dir():
             return
         for root, _dirs, names in os.walk(store):
             for name in names:
@@ -487,7 +511,7 @@ def hot_journal_advice(path: Path) -> str:
     )
 
 
-def _check_sqlite(given: str, resolved: Path) -> None:
+def _check_sqlite(given: str, resolved: Path, identity: Pin) -> None:
     try:
         header = read_head(resolved, len(SQLITE_HEADER))
     except OSError as exc:
@@ -497,14 +521,14 @@ def _check_sqlite(given: str, resolved: Path) -> None:
         raise DiskSourceError(
             "sqlite-file", given, f"{resolved} is not an SQLite database (wrong header)"
         )
-    try:
-        found = resolved.stat()
-    except OSError as exc:
-        raise DiskSourceError("sqlite-file", given, f"cannot be read: {exc}") from exc
-    forbid_companions((found.st_dev, found.st_ino))  # from its first connection on
+    forbid_companions(identity)  # from its first connection on
     try:
         for tries_left in reversed(range(_COMPANION_TRIES)):
-            conn = apsw.Connection(source_uri(resolved), flags=READ_ONLY_URI)
+            opened_file()  # (what an earlier open of this thread left)
+            conn = apsw.Connection(source_uri(resolved), flags=SOURCE_OPEN)
+            if opened_file() not in (None, identity):
+                conn.close()
+                raise _replaced_meanwhile(given, resolved)
             try:
                 with reading_sources():
                     conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()

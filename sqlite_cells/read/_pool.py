@@ -54,7 +54,7 @@ import apsw
 from sqlite_cells.codec import ClosedError, DiskSourceError, StoreChanged
 from sqlite_cells.files import (
     CHECKED_AGAIN,
-    READ_ONLY_URI,
+    SOURCE_OPEN,
     Identity,
     Pins,
     content_signature,
@@ -66,7 +66,7 @@ from sqlite_cells.files import (
     wal_companions_present,
 )
 from sqlite_cells.read._shadows import ShadowState
-from sqlite_cells.runtime import LENGTH_LIMIT, has_moved
+from sqlite_cells.runtime import LENGTH_LIMIT, has_moved, opened_file
 from sqlite_cells.sql import Gate
 
 __all__ = [
@@ -187,25 +187,30 @@ def _still_serves(pooled: PooledConnection, path: Path, pins: Pins, db_id: str) 
     return pooled.frozen is None or content_signature(path) == pooled.frozen
 
 
-def _open_source(path: Path) -> tuple[apsw.Connection, tuple[object, ...] | None, bool]:
+def _open_source(
+    path: Path,
+) -> tuple[apsw.Connection, tuple[object, ...] | None, bool, Identity | None]:
     """A read-only connection to the injected source at ``path``; opened ``immutable``, the
-    content signature it reads (see :func:`source_opening`); and whether it is a live WAL
+    content signature it reads (see :func:`source_opening`); whether it is a live WAL
     connection (``mode=ro`` beside its program's ``-wal`` and ``-shm``, judged by the file's
-    header: a statement would wait for another program's lock). A file in WAL mode is opened
-    ``mode=ro`` only while its ``-wal`` and ``-shm`` are there; SQLite creates them at the first
-    read otherwise. They are looked for again once the connection is open (it has read nothing
+    header: a statement would wait for another program's lock); and the file it opened (see
+    ``opened_file``; None where that is not told). A file in WAL mode is opened ``mode=ro``
+    only while its ``-wal`` and ``-shm`` are there; SQLite creates them at the first read
+    otherwise. They are looked for again once the connection is open (it has read nothing
     yet): gone in between (the program closed), the file is opened again, then ``immutable``,
     which creates nothing."""
     tries = _OPEN_TRIES
     while True:
         uri, frozen = source_opening(path)
-        conn = apsw.Connection(uri, flags=READ_ONLY_URI)
+        opened_file()  # (what an earlier open of this thread left)
+        conn = apsw.Connection(uri, flags=SOURCE_OPEN)
+        opened = opened_file()
         if frozen is not None:
-            return conn, frozen, False
+            return conn, frozen, False, opened
         tries -= 1
         wal = in_wal_mode(path)
         if not wal or tries == 0 or wal_companions_present(path):
-            return conn, None, wal
+            return conn, None, wal, opened
         conn.close()
 
 
@@ -376,9 +381,9 @@ class ReadPool:
         as_is = False
         if source is not None:
             self.pins.check(source, path)
-            conn, frozen, live_wal = _open_source(path)
+            conn, frozen, live_wal, found = _open_source(path)
             try:  # the file opened is the file pinned, not one swapped in between
-                opened: Identity | None = self.pins.check(source, path)
+                opened: Identity | None = self.pins.check(source, path, found)
             except DiskSourceError:
                 conn.close()
                 raise

@@ -372,3 +372,137 @@ def test_two_spaces_that_registered_one_path_each_read_the_file_they_registered(
         with sc.Runtime(store) as rt:
             found = {space: _read_in(rt, space, links[space]) for space in order}
         assert found == {"x": "pinned", "y": [{"n": 7}]}, order
+
+
+def _store_file_with(store: Path, text: str) -> Path:
+    """A database of the store holding ``text``: what a swapped source must never serve."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("private")
+        db = space.sqlite_database("secrets", tables={"codes": sc.table(code="text")})
+        with space.transact():
+            db.exec("INSERT INTO codes VALUES (?)", [text])
+        return db.path
+
+
+def test_a_file_swapped_in_while_a_connection_opens_is_refused(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R60: the pin was checked by a stat before and after a source's connection was opened;
+    a path naming the registered file at both and a store file (a hard link swapped in) at the
+    open itself served the store's rows. The file the connection opened is checked too."""
+    import sqlite_cells.read._pool as pool_module
+
+    secret = _store_file_with(store, "STORE SECRET")
+    reference = _reference_db(tmp_path / "ref.db", 3)
+    kept = tmp_path / "kept.db"
+    os.link(reference, kept)  # the registered file, under a second name
+    real_opened = pool_module.opened_file
+    calls = [0]
+
+    def swapping() -> Any:  # called just before the open, and just after it
+        calls[0] += 1
+        if calls[0] == 1:
+            os.unlink(reference)
+            os.link(secret, reference)  # the store's file at the path, for the open alone
+        else:
+            os.replace(kept, reference)  # the registered file back before the second look
+        return real_opened()
+
+    with sc.Runtime(store) as rt:
+        handle = rt.space("demo").register_disk_source(str(reference))
+        rt.read_pool.discard(reference)  # (no idle connection: the next read opens one)
+        monkeypatch.setattr(pool_module, "opened_file", swapping)
+        with pytest.raises(sc.DiskSourceError) as refused:
+            handle.read("SELECT count(*) AS n FROM codes")
+        assert refused.value.rule == "pinned" and calls[0] == 2
+        monkeypatch.undo()
+        assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
+
+
+@pytest.mark.parametrize("back", [True, False], ids=["back-after-the-open", "left-there"])
+def test_a_file_swapped_in_while_it_is_registered_is_refused(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, back: bool
+) -> None:
+    """R60: a registration checked the file at the path, then took the pin from a second look:
+    a store file swapped in between became the pin, and the handle read the store's rows. The
+    pin is the file checked — the one SQLite opened too — and a file swapped in meanwhile,
+    even for the open alone, is refused; nothing is written."""
+    import sqlite_cells.files._sources as sources_module
+
+    secret = _store_file_with(store, "STORE SECRET")
+    reference = _reference_db(tmp_path / "ref.db", 3)
+    kept = tmp_path / "kept.db"
+    os.link(reference, kept)
+    real_opened = sources_module.opened_file
+    calls = [0]
+
+    def swapping() -> Any:
+        calls[0] += 1
+        if calls[0] == 1:
+            os.unlink(reference)
+            os.link(secret, reference)
+        elif calls[0] == 2 and back:
+            os.unlink(reference)
+            os.link(kept, reference)
+        return real_opened()
+
+    spaces = sorted(store.glob("space-*.sqlite"))  # the store's own space alone
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        monkeypatch.setattr(sources_module, "opened_file", swapping)
+        with pytest.raises(sc.DiskSourceError) as refused:
+            space.register_disk_source(str(reference))
+        assert refused.value.rule == "pinned"
+        monkeypatch.undo()
+    assert sorted(store.glob("space-*.sqlite")) == spaces  # no handle written (R7: no file)
+    os.replace(kept, reference)
+    with sc.Runtime(store) as rt:
+        handle = rt.space("demo").register_disk_source(str(reference))
+        assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
+
+
+def test_a_runtime_that_could_not_hold_a_pinned_file_gives_back_no_hold(
+    store: Path, tmp_path: Path
+) -> None:
+    """R60: a runtime holds the file it pins open, so its inode number is not given to a file
+    made later at the path. A second runtime resolving the handle after the file was replaced
+    took no hold (the path named another file) but gave one back at its close: the first
+    runtime's, and the pinned inode could then come back as another file at the path."""
+    from sqlite_cells.files import _held_files
+
+    reference = _reference_db(tmp_path / "ref.db", 3)
+    pin = (os.stat(reference).st_dev, os.stat(reference).st_ino)
+    with sc.Runtime(store) as first:
+        handle = first.space("demo").register_disk_source(str(reference))
+        held = _held_files._kept.get(pin, 0)
+        assert held >= 1
+        _swap(reference, 7)
+        with sc.Runtime(store) as second:
+            piece = second.space("demo").run(count_codes, key="k")
+            piece.inputs["ref"].link(second.cell_from_link(handle.link_str()))
+            second.settle()
+            assert getattr(piece.outputs.get().error, "rule", None) == "pinned"
+        assert _held_files._kept.get(pin, 0) == held  # the first runtime's hold stays
+
+
+def test_registering_again_compares_with_the_handle_as_committed_now(
+    store: Path, tmp_path: Path
+) -> None:
+    """R60: registering a path compared the pin with the handle as this runtime last saw it.
+    Another runtime had registered another file there since (not yet seen here: a slow poll),
+    the operator put the first file back and registered it here: nothing was written, the
+    handle kept the other file's pin, and this runtime's reads were refused once it caught up."""
+    reference = _reference_db(tmp_path / "ref.db", 3)
+    with sc.Runtime(store, poll_interval=60) as slow:
+        space = slow.space("demo")
+        space.register_disk_source(str(reference))
+        os.rename(reference, tmp_path / "first.db")
+        _reference_db(reference, 7)
+        with sc.Runtime(store) as other:
+            other.space("demo").register_disk_source(str(reference))
+        os.rename(tmp_path / "first.db", reference)  # the first file back
+        handle = space.register_disk_source(str(reference))
+        assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
+        assert slow.settle(10)
+        assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
+    assert _stored_handle(store, handle.id)["source"]["pin"][1] == str(os.stat(reference).st_ino)
