@@ -426,7 +426,25 @@ def declaration_from_handle(
     path = source_path(value)
     if path is not None:
         source = value["source"]
-        resolved = validate_disk_source(str(path), store=store, roots=roots)
+        try:
+            resolved = validate_disk_source(str(path), store=store, roots=roots)
+        except DiskSourceError as exc:
+            # A file registered, then gone: its reads say so, as a QueryError (R60: a file that
+            # disappears later), as they do in the runtime that registered it — the path is
+            # the one registered (the id derives from it) and stays checked: nothing is read
+            # until a file is there, and only the file pinned.
+            if (
+                exc.rule != "exists"
+                or os.path.lexists(path)
+                or not path.is_absolute()
+                or path.is_relative_to(store.resolve())
+                or (
+                    roots is not None
+                    and not any(path.is_relative_to(Path(r).resolve()) for r in roots)
+                )
+            ):
+                raise
+            resolved = path
         if disk_source_id(space_id, resolved) != db_id:
             raise SqliteCellsError(
                 f"handle {db_id} names {resolved}, whose handle id differs: register the file "

@@ -506,3 +506,17 @@ def test_registering_again_compares_with_the_handle_as_committed_now(
         assert slow.settle(10)
         assert handle.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
     assert _stored_handle(store, handle.id)["source"]["pin"][1] == str(os.stat(reference).st_ino)
+
+
+def test_a_source_gone_before_a_restart_is_a_query_error_there_too(
+    store: Path, tmp_path: Path
+) -> None:
+    """R60: a file that disappears later surfaces as a QueryError — in the runtime that
+    registered it, and after a restart too, where resolving its handle found the file gone and
+    failed as a DiskSourceError (rule ``exists``, not a QueryError)."""
+    reference = _reference_db(tmp_path / "ref.db", 3)
+    _linked_piece(store, reference)
+    reference.unlink()
+    state = _outputs_after_restart(store)
+    assert isinstance(state.error, sc.QueryError), state
+    assert "is gone" in str(state.error) and str(reference.resolve()) in str(state.error)
