@@ -13,17 +13,18 @@ from __future__ import annotations
 
 import copy
 import functools
+import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlite_cells.codec import CommitRecord
+from sqlite_cells.codec import CommitRecord, ConflictError
 
 if TYPE_CHECKING:
     from sqlite_cells.runtime._participants import CommitParticipant
     from sqlite_cells.runtime._tx import PendingOp, Transaction
 
-__all__ = ["Ticket", "take_batch"]
+__all__ = ["Ticket", "fail_together", "take_batch"]
 
 Groups = list[tuple["CommitParticipant", list["PendingOp"]]]
 
@@ -78,6 +79,33 @@ def take_batch(waiting: deque[Ticket], limit: int = 64) -> list[Ticket]:
         batch.append(ticket)
     waiting.extendleft(reversed(kept))
     return batch
+
+
+def fail_together(tickets: list[Ticket], error: BaseException, space_id: str) -> None:
+    """Fail ``tickets``, members of one batch, with ``error``. An interrupt (Ctrl-C), which
+    only the committing thread is sent, is that thread's own: it fails its ticket, and every
+    other member — committed by it on another thread's behalf, nothing of it written — gets a
+    :class:`ConflictError`, which a handler runs again (§3): the interrupt raised in a thread
+    it was never sent to stopped that thread (a worker's loop, an event loop's)."""
+    if isinstance(error, Exception):
+        for i, ticket in enumerate(tickets):
+            ticket.fail(shared(error, first=i == 0))
+        return
+    me, first = threading.get_ident(), True
+    for ticket in tickets:
+        if ticket.thread == me:
+            ticket.fail(shared(error, first=first))
+            first = False
+        else:
+            ticket.fail(
+                ConflictError(
+                    space_id,
+                    reason=(
+                        "the thread that was committing it with other transactions was "
+                        "interrupted (Ctrl-C) before their COMMIT; nothing of it was written"
+                    ),
+                )
+            )
 
 
 def shared(exc: BaseException, *, first: bool) -> BaseException:

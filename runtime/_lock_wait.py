@@ -84,12 +84,15 @@ class _Waiter:
     write lock ignored it for up to 30 s). One per connection, its wait changed in place: a
     commit changes it several times."""
 
-    __slots__ = ("__weakref__", "wait")
+    __slots__ = ("__weakref__", "given_up", "wait")
 
     def __init__(self) -> None:
         self.wait = 0.0
+        self.given_up = False  # its connection is being closed: no wait goes on (give_up)
 
     def __call__(self, count: int) -> bool:
+        if self.given_up:
+            return False
         if count < len(_DELAYS):
             delay, prior = _DELAYS[count], _TOTALS[count]
         else:
@@ -104,6 +107,17 @@ class _Waiter:
 
 
 _WAITERS: weakref.WeakKeyDictionary[apsw.Connection, _Waiter] = weakref.WeakKeyDictionary()
+
+
+def give_up_lock_waits(conn: apsw.Connection) -> None:
+    """``conn`` is about to be closed: a wait for a lock in its busy handler (see
+    :func:`set_lock_wait`) ends now, and none begins after (the statement waiting fails as
+    busy), so that closing does not wait as long as another program holds the lock."""
+    waiter = _WAITERS.get(conn)
+    if waiter is None:
+        waiter = _WAITERS[conn] = _Waiter()
+        conn.setbusyhandler(waiter)
+    waiter.given_up = True
 
 
 def set_lock_wait(conn: apsw.Connection, ms: int) -> None:

@@ -63,9 +63,9 @@ from sqlite_cells.runtime._format import (
     ensure_format,
     readable_format,
 )
-from sqlite_cells.runtime._group import Ticket, shared, take_batch
+from sqlite_cells.runtime._group import Ticket, fail_together, shared, take_batch
 from sqlite_cells.runtime._interrupts import interrupts_held
-from sqlite_cells.runtime._lock_wait import set_lock_wait
+from sqlite_cells.runtime._lock_wait import give_up_lock_waits, set_lock_wait
 from sqlite_cells.runtime._log import (
     compact_log,
     compaction_point,
@@ -378,6 +378,7 @@ class SpaceFile:
         self._landing: _Landing | None = None
         self._exclusive = False  # guarded by _write_lock: the write transaction is already open
         self._closed = False
+        self._closing = False  # close() has begun: a commit waiting for a lock gives up
         self._made_in = generation()  # a forked child may not use it (see _fork)
         # The connections are opened when the file exists, or when the first commit creates it
         # (R7: reading a space the store does not hold creates nothing). _writer is guarded by
@@ -918,10 +919,8 @@ class SpaceFile:
                 begin = True
         except BaseException as exc:
             with STACK_ROOM:
-                error = commit_error(exc, self.space_id, self._writer)
-                undone = [t for t in batch if not t.done]
-                for i, ticket in enumerate(undone):
-                    ticket.fail(shared(error, first=i == 0))
+                error = self._commit_error(exc)
+                fail_together([t for t in batch if not t.done], error, self.space_id)
             if not isinstance(exc, Exception):
                 raise  # KeyboardInterrupt and the like stop this thread too
         finally:
@@ -1138,13 +1137,21 @@ class SpaceFile:
             )
             return True
         self._apply(foreign)
-        error = commit_error(exc, self.space_id, self._writer)
-        waiting = [t for t in members if not t.done]
-        for i, ticket in enumerate(waiting):
-            ticket.fail(shared(error, first=i == 0))
+        error = self._commit_error(exc)
+        fail_together([t for t in members if not t.done], error, self.space_id)
         if not isinstance(exc, Exception):
             raise exc  # KeyboardInterrupt and the like stop the committing thread too
         return False
+
+    def _commit_error(self, exc: BaseException) -> BaseException:
+        """What the members of a commit that failed with ``exc`` (nothing written) get."""
+        if self._closing and isinstance(exc, apsw.BusyError):  # its wait given up by close()
+            return ClosedError(
+                f"space {self.space_id!r} was closed (its runtime was closed) while this "
+                "transaction waited for the space file's write lock, which another runtime or "
+                "process held; nothing of it was written: open a new Runtime"
+            )
+        return commit_error(exc, self.space_id, self._writer)
 
     def check_same_file(self) -> None:
         """R73: the file at the path, its -wal and its -shm must still be the files this runtime
@@ -1649,6 +1656,12 @@ class SpaceFile:
             self._closed = True  # in a forked child: the connections are the parent's
             return
         _bus.leave(self)
+        # A commit waiting for the space file's lock, which another program holds, gives up
+        # (ClosedError, nothing written) instead of holding close() back as long (30 s).
+        self._closing = True
+        writer = self._writer
+        if writer is not None:
+            give_up_lock_waits(writer)
         with self._write_lock, self._read_lock:
             if self._closed:
                 return

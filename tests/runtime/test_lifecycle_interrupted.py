@@ -111,3 +111,61 @@ def test_a_close_waiting_for_an_interrupted_one_closes_the_runtime_itself() -> N
     closer.join(10)
     assert seen == [False]  # the other call closed it: the ephemeral store is gone
     assert _ours() == []
+
+
+def test_close_ends_a_commit_waiting_for_another_process_s_lock(tmp_path: Path) -> None:
+    """§3, R44: another process holds the space file's write lock; a commit waits for it (up to
+    30 s), and ``close()`` waited as long — then the commit was made, after close() had begun.
+    The wait is given up when close() begins: the commit is a ClosedError, nothing written,
+    and close() returns at once."""
+    import subprocess
+    import sys
+
+    rt = sc.Runtime(tmp_path)
+    space = rt.space("s")
+    cell = space.cell("c", default=0)
+    with space.transact():
+        cell.set(1)
+    (space_file,) = tmp_path.glob("space-*.sqlite")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            f"con = sqlite3.connect({str(space_file)!r}, isolation_level=None)\n"
+            "con.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        outcome: list[BaseException | None] = []
+
+        def commit() -> None:
+            try:
+                with space.transact():
+                    cell.set(2)
+                outcome.append(None)
+            except BaseException as exc:  # handed to the asserts
+                outcome.append(exc)
+
+        waiting = threading.Thread(target=commit)
+        waiting.start()
+        deadline = time.monotonic() + 10
+        while not space.file._leading and time.monotonic() < deadline:  # (committing)
+            time.sleep(0.01)
+        time.sleep(0.2)  # (in the busy wait by now)
+        started = time.monotonic()
+        rt.close()
+        assert time.monotonic() - started < 5
+        waiting.join(10)
+        assert len(outcome) == 1 and isinstance(outcome[0], sc.ClosedError), outcome
+        assert "waited for the space file's write lock" in str(outcome[0])
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    with sc.Runtime(tmp_path) as again:
+        assert again.space("s").cell("c").get() == 1
