@@ -19,10 +19,13 @@ from pathlib import Path
 import apsw
 
 from sqlite_cells.codec import DatabaseError
+from sqlite_cells.runtime._fork import generation
+from sqlite_cells.runtime._locks import inherited_file
 
 __all__ = [
     "check_companions",
     "check_file_kinds",
+    "check_not_inherited",
     "file_identity",
     "file_state",
     "odd_kind",
@@ -71,7 +74,9 @@ def stands_at(path: Path) -> bool:
 def check_file_kinds(path: Path, what: str) -> None:
     """Raise :class:`~sqlite_cells.codec.DatabaseError` if something other than a regular file
     stands at ``path`` (the ``what``: "space file", "database file", …) or at its ``-wal`` or
-    ``-shm`` path, naming the path, what stands there, and what to do."""
+    ``-shm`` path, naming the path, what stands there, and what to do; or if the file is one
+    SQLite had open in the process this one was forked from (:func:`check_not_inherited`)."""
+    check_not_inherited(path, what)
     kind = odd_kind(path)
     if kind is not None:
         raise DatabaseError(
@@ -94,6 +99,29 @@ def check_companions(path: Path, what: str) -> None:
                 f"(a regular file it creates itself): remove {companion} (it holds nothing of "
                 "the store) and try again"
             )
+
+
+def check_not_inherited(path: Path, what: str) -> None:
+    """In a forked child: raise :class:`~sqlite_cells.codec.DatabaseError` if SQLite had the
+    file at ``path`` open in the process this one was forked from. SQLite's record of that
+    file — which locks it holds, through which descriptors — was copied into this process,
+    and the descriptors share that process's open file descriptions: a connection opened to
+    the file here takes the parent's own locks, excludes none of its writers, and commits of
+    both processes were lost (R72)."""
+    if generation() == 0:
+        return
+    try:
+        found = os.stat(path)
+    except OSError:
+        return  # (nothing there: nothing inherited)
+    if inherited_file(found.st_dev, found.st_ino):
+        raise DatabaseError(
+            f"{what} {path} is open in the process this one was forked from, and SQLite's "
+            "record of it was copied into this one: a connection to it here would not be "
+            "locked against that process's (commits of both would be lost); use the store "
+            "from a process started afresh (multiprocessing's 'spawn' start method), or close "
+            "the store's runtime before forking"
+        )
 
 
 def file_state(path: str) -> tuple[tuple[int, int] | None, int]:

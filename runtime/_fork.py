@@ -16,8 +16,9 @@ __all__ = ["FORKED_ADVICE", "generation"]
 
 FORKED_ADVICE = (
     "it was opened by the process this one was forked from, whose connections and threads it "
-    "uses: open a new Runtime in this process (multiprocessing's 'spawn' start method avoids "
-    "inheriting it)"
+    "uses: open the store from a process started afresh (multiprocessing's 'spawn' start "
+    "method), or close the runtime before forking — a new Runtime here cannot open the files "
+    "that process has open"
 )
 
 _generation = 0

@@ -393,9 +393,30 @@ static int held_open(const char *path, int flags, int mode) {
     return noting_opened(path, open(path, flags, mode));
 }
 
+/* The files SQLite had open in the process this one was forked from (device and inode): its
+ * record of them -- which it locks, through which descriptors -- was copied into this process,
+ * and the descriptors share the parent's open file descriptions, so the locks taken through
+ * them here are the parent's own and exclude nothing. A connection opened to such a file here
+ * would write beside the parent's writers unguarded (commits lost): it is refused (see
+ * runtime/_fork.py). Only ever added to, in the child. */
+static Source *inherited;
+static size_t n_inherited, cap_inherited;
+
+static void inherit(dev_t dev, ino_t ino) {
+    for (size_t i = 0; i < n_inherited; i++) {
+        if (inherited[i].dev == dev && inherited[i].ino == ino) return;
+    }
+    if (grow((void **)&inherited, &cap_inherited, n_inherited, sizeof(Source)) != 0) return;
+    inherited[n_inherited].dev = dev;
+    inherited[n_inherited].ino = ino;
+    n_inherited++;
+}
+
 static void before_fork(void) { pthread_mutex_lock(&mu); }
 static void after_fork_parent(void) { pthread_mutex_unlock(&mu); }
 static void after_fork_child(void) {
+    for (size_t i = 0; i < n_seen; i++) inherit(seen[i].dev, seen[i].ino);
+    for (size_t i = 0; i < n_files; i++) inherit(files[i].dev, files[i].ino);
     for (size_t i = 0; i < n_files; i++) {
         if (files[i].own) close(files[i].owner);
     }
@@ -462,6 +483,18 @@ static PyObject *set_reading_sources(PyObject *self, PyObject *arg) {
     return PyBool_FromLong(was);
 }
 
+static PyObject *inherited_file(PyObject *self, PyObject *args) {
+    unsigned long long dev, ino;
+    if (!PyArg_ParseTuple(args, "KK", &dev, &ino)) return NULL;
+    int found = 0;
+    pthread_mutex_lock(&mu);
+    for (size_t i = 0; i < n_inherited && !found; i++) {
+        found = inherited[i].dev == (dev_t)dev && inherited[i].ino == (ino_t)ino;
+    }
+    pthread_mutex_unlock(&mu);
+    return PyBool_FromLong(found);
+}
+
 static PyObject *last_opened(PyObject *self, PyObject *unused) {
     if (!opened_known) Py_RETURN_NONE;
     opened_known = 0;
@@ -481,6 +514,7 @@ static PyObject *system_calls(PyObject *self, PyObject *unused) { Py_RETURN_NONE
 static PyObject *forbid_companions(PyObject *self, PyObject *args) { Py_RETURN_NONE; }
 static PyObject *set_reading_sources(PyObject *self, PyObject *arg) { Py_RETURN_FALSE; }
 static PyObject *last_opened(PyObject *self, PyObject *unused) { Py_RETURN_NONE; }
+static PyObject *inherited_file(PyObject *self, PyObject *args) { Py_RETURN_FALSE; }
 static PyObject *files_known(PyObject *self, PyObject *unused) {
     return Py_BuildValue("(nn)", (Py_ssize_t)0, (Py_ssize_t)0);
 }
@@ -496,6 +530,9 @@ static PyMethodDef methods[] = {
      "while this thread reads sources (an injected source: nothing is created beside it)."},
     {"set_reading_sources", set_reading_sources, METH_O,
      "set_reading_sources(flag) -> the flag before: whether this thread reads sources now."},
+    {"inherited_file", inherited_file, METH_VARARGS,
+     "inherited_file(dev, ino): whether SQLite had that file open in the process this one was "
+     "forked from (its record of it was copied here: a connection to it here is unsafe)."},
     {"last_opened", last_opened, METH_NOARGS,
      "(dev, ino) of the last database file SQLite opened on this thread since the last call, "
      "or None (none, or these system calls are not in use)."},

@@ -66,7 +66,7 @@ from sqlite_cells.files import (
     wal_companions_present,
 )
 from sqlite_cells.read._shadows import ShadowState
-from sqlite_cells.runtime import LENGTH_LIMIT, has_moved, opened_file
+from sqlite_cells.runtime import LENGTH_LIMIT, check_not_inherited, has_moved, opened_file
 from sqlite_cells.sql import Gate
 
 __all__ = [
@@ -426,6 +426,7 @@ class ReadPool:
         for _attempt in range(_OPEN_TRIES):
             if not path.is_file():
                 raise FileNotFoundError(str(path))
+            check_not_inherited(path, "database file")  # (in a forked child)
             as_is = read_as_is(path)  # (then for this read only: see _Checkout.__exit__)
             if as_is:
                 conn = open_as_is(path)
