@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlite_cells.codec import ClosedError
+from sqlite_cells.runtime._fork import FORKED_ADVICE, generation
 from sqlite_cells.runtime._space_file import CommitEvent, Entity, SpaceFile
 
 __all__ = ["Node", "Scheduler", "Subscription", "Work", "own"]
@@ -178,6 +179,7 @@ class Scheduler:
     """Runs re-computations and deliveries on one thread; see the module docstring."""
 
     def __init__(self, name: str = "sqlite-cells-scheduler") -> None:
+        self._made_in = generation()  # (a forked child has no thread of it: see check_open)
         self.counter = itertools.count()
         # _lock guards _queue, _busy, _pending, _next_epoch, _closed and the growth of the hook
         # lists; _idle is signalled on it.
@@ -696,6 +698,10 @@ class Scheduler:
         _deliver(deliveries)
 
     def check_open(self) -> None:
+        if self._made_in != generation():
+            # A forked child: the scheduler thread is the parent's, and nothing here would
+            # ever compute what a caller waits for (a derived cell's first value).
+            raise ClosedError(f"this runtime cannot be used here: {FORKED_ADVICE}")
         if self._closed:
             raise ClosedError("the runtime is closed: open a new Runtime")
 

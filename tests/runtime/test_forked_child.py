@@ -54,6 +54,8 @@ def test_a_forked_child_cannot_use_its_parents_runtime(rt: sc.Runtime) -> None:
 
     for work in (
         lambda: space.cell("never-read", default=0).get(),  # (a value read before is memory)
+        # A derived cell made there waited for ever for its first value (no scheduler thread).
+        lambda: sc.derive(counter, lambda v: v * 2).get(),
         write,
         lambda: db.read("SELECT v FROM t"),
         lambda: rt.space("other").cell("x", default=0).get(),
