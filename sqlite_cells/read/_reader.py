@@ -336,7 +336,7 @@ def read_batch(
             ) from None
         with _scratch(decl.schema) as pooled:
             _track(tracker, pooled, start, timeout)
-            _COOKIES[decl.path] = _NO_FILE
+            _note_cookie(decl.path, _NO_FILE)
             plan = _Plan(decl, timeout, pooled, _NO_FILE)
             return 0, _run_all(
                 pooled, plan, statements, tracker, start, previous, transaction=False
@@ -463,7 +463,7 @@ def _read_file(
             # were served with seq 0 (R42).
             cookie = own.execute(_COOKIE_SQL).fetchall()[0][0]
             seq = read_watermark(own)
-            _COOKIES[decl.path] = cookie
+            _note_cookie(decl.path, cookie)
         tracker.seq = seq
         plan = _Plan(decl, timeout, pooled, cookie)
         try:
@@ -1058,8 +1058,20 @@ _read_sets_lock = threading.Lock()  # guards writes to _READ_SETS (reads are sin
 _READ_SETS: dict[_ReadKey, tuple[ReadMap, bool]] = {}
 _COOKIE_SQL = "PRAGMA main.schema_version"
 _NO_FILE = -1  # the cookie of a database read before it has a file (its declared tables)
-# The schema cookie each database file had at its last read (plain stores and lookups).
+# The schema cookie each database file had at its last read (plain stores and lookups); at
+# most _COOKIES_SIZE files, the oldest noted out first (a file not noted reads as _NO_FILE: its
+# read sets are worked out again). Unbounded, it kept an entry per file read by any runtime of
+# the process, closed ones included (≈ 2.5 MB per 1,000 ephemeral runtimes).
 _COOKIES: dict[Path, object] = {}
+_COOKIES_SIZE = 4096
+
+
+def _note_cookie(path: Path, cookie: object) -> None:
+    with _read_sets_lock:  # workers note concurrently; evicting iterates
+        if path not in _COOKIES and len(_COOKIES) >= _COOKIES_SIZE:
+            _COOKIES.pop(next(iter(_COOKIES)), None)
+        _COOKIES[path] = cookie
+
 _READ_SETS_SIZE = 8192
 # SQL functions whose one call costs about the same whatever the size of its arguments (or one
 # pass over a value at most, as min and max compare). Every other function (instr, replace,
