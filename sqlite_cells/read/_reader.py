@@ -1072,6 +1072,7 @@ def _note_cookie(path: Path, cookie: object) -> None:
             _COOKIES.pop(next(iter(_COOKIES)), None)
         _COOKIES[path] = cookie
 
+
 _READ_SETS_SIZE = 8192
 # SQL functions whose one call costs about the same whatever the size of its arguments (or one
 # pass over a value at most, as min and max compare). Every other function (instr, replace,
