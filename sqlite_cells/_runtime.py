@@ -335,6 +335,8 @@ class Runtime(runtime.Runtime):
         self.database_inputs: set[str] = set()
         # Injected file's handle id -> the pin this runtime's reads of it last took (take_pin).
         self._taken_pins: dict[str, Identity] = {}
+        # Injected file's handle id -> the pin this runtime last took for it (held or not).
+        self._seen_pins: dict[str, Identity] = {}
         # db id -> the identity of its file last seen to be the one pinned (see _follow_file).
         self._seen_files: dict[str, Identity] = {}
         sqlite_participant = SqliteParticipant(
@@ -592,12 +594,17 @@ class Runtime(runtime.Runtime):
     def take_pin(self, db_id: str, path: Path, recorded: Identity | None) -> None:
         """``recorded`` (a registration's pin, or the one a handle value records) becomes the
         pin of handle ``db_id``, the injected file at ``path``; when it differs from the one
-        this runtime's reads took before, the path is :meth:`repinned`. The pins are this
-        runtime's (``Pins``): another runtime, of this process or another, follows a new pin
-        through the handle's value, as ``follow_pin`` does here."""
+        this runtime's reads took before, the path is :meth:`repinned`. The pins are the
+        process's, by handle (``PINS``): another runtime of this process that registered the
+        path again made the new file the one meant at once (this one's queries re-run when it
+        takes the pin too); one in another process is followed through the handle's value, as
+        ``follow_pin`` does here."""
         if recorded is None:  # an older value without a pin: pinned at its first read (R73)
             return
         before = self.read_pool.pins.adopt(db_id, recorded)
+        with self._decl_lock:
+            seen = self._seen_pins.get(db_id)
+            self._seen_pins[db_id] = recorded
         with self._decl_lock:  # (one taker at a time: a hold is given back once)
             held = self._taken_pins.get(db_id)
             if held != recorded:
@@ -612,7 +619,7 @@ class Runtime(runtime.Runtime):
                     self._taken_pins.pop(db_id, None)
                 if held is not None:
                     release_hold(held)
-        if before is not None and before != recorded:
+        if (before is not None and before != recorded) or (seen is not None and seen != recorded):
             self.repinned(path)
 
     def repinned(self, path: Path) -> None:

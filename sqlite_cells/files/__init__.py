@@ -92,6 +92,7 @@ from sqlite_cells.files._reconcile import reconcile as reconcile
 from sqlite_cells.files._reconcile import table_differences as table_differences
 from sqlite_cells.files._reconcile import unopenable as unopenable
 from sqlite_cells.files._reconcile import unreadable_outcome as unreadable_outcome
+from sqlite_cells.files._sources import PINS as PINS
 from sqlite_cells.files._sources import READ_ONLY_URI as READ_ONLY_URI
 from sqlite_cells.files._sources import SOURCE_OPEN as SOURCE_OPEN
 from sqlite_cells.files._sources import Pins as Pins
@@ -121,6 +122,7 @@ __all__ = [
     "KEPT_IN_USE",
     "KIND",
     "OTHER_HISTORY",
+    "PINS",
     "QUARANTINE_DIR",
     "READ_ONLY_URI",
     "SOURCE_OPEN",

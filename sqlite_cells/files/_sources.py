@@ -52,6 +52,7 @@ from sqlite_cells.runtime import (
 )
 
 __all__ = [
+    "PINS",
     "READ_ONLY_URI",
     "SOURCE_OPEN",
     "SQLITE_HEADER",
@@ -128,12 +129,14 @@ def register_disk_file(
 
 
 class Pins:
-    """The pins of the injected files one runtime (or one command) reads, by handle id (R60):
-    set by a registration or taken from a handle's stored value — the latest registration's
-    word, whichever process wrote it. A handle, not a path: two spaces may each have registered
-    a path, one before and one after the file there was replaced, and each reads the file it
-    registered (a pin per path in the process let the later registration make the other
-    space read the new file). A read check costs a stat and a dict lookup."""
+    """The pins of the injected files a process reads, by handle id (R60): set by a
+    registration or taken from a handle's stored value — the latest registration's word,
+    whichever process wrote it. A handle, not a path: two spaces may each have registered a
+    path, one before and one after the file there was replaced, and each reads the file it
+    registered (a pin per path let the later registration make the other space read the new
+    file). One per process (``PINS``), so that a runtime reads at once the file another runtime
+    of the process registered again under the same handle. A read check costs a stat and a
+    dict lookup."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # guards _pins
@@ -174,6 +177,9 @@ class Pins:
                 "or `sqlite-cells link` again) if it is meant to be read",
             )
         return identity
+
+
+PINS: Final = Pins()  # the process's (see Pins)
 
 
 def encode_pin(pin: Pin) -> list[str]:

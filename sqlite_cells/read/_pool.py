@@ -54,6 +54,7 @@ import apsw
 from sqlite_cells.codec import ClosedError, DiskSourceError, StoreChanged
 from sqlite_cells.files import (
     CHECKED_AGAIN,
+    PINS,
     SOURCE_OPEN,
     Identity,
     Pins,
@@ -282,7 +283,7 @@ class ReadPool:
         self.size = size
         self.length_limit = length_limit
         self._pinned = pinned
-        self.pins = Pins()
+        self.pins = PINS  # (the process's: see Pins)
         # _lock guards _idle, _idle_count, _open_count, _generation and _closed.
         self._lock = threading.Lock()
         self._idle: OrderedDict[Path, list[PooledConnection]] = OrderedDict()
