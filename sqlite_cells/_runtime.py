@@ -602,10 +602,9 @@ class Runtime(runtime.Runtime):
         if recorded is None:  # an older value without a pin: pinned at its first read (R73)
             return
         before = self.read_pool.pins.adopt(db_id, recorded)
-        with self._decl_lock:
+        with self._decl_lock:  # (one taker at a time: a hold is given back once)
             seen = self._seen_pins.get(db_id)
             self._seen_pins[db_id] = recorded
-        with self._decl_lock:  # (one taker at a time: a hold is given back once)
             held = self._taken_pins.get(db_id)
             if held != recorded:
                 # The file pinned is held open while this runtime holds its pin (until close):

@@ -55,6 +55,7 @@ from sqlite_cells.files._reconcile import (
 from sqlite_cells.files._sources import (
     SQLITE_HEADER,
     Pin,
+    check_place,
     decode_pin,
     disk_source_id,
     encode_pin,
@@ -433,17 +434,12 @@ def declaration_from_handle(
             # disappears later), as they do in the runtime that registered it — the path is
             # the one registered (the id derives from it) and stays checked: nothing is read
             # until a file is there, and only the file pinned.
-            if (
-                exc.rule != "exists"
-                or os.path.lexists(path)
-                or not path.is_absolute()
-                or path.is_relative_to(store.resolve())
-                or (
-                    roots is not None
-                    and not any(path.is_relative_to(Path(r).resolve()) for r in roots)
-                )
-            ):
+            if exc.rule != "exists" or os.path.lexists(path) or not path.is_absolute():
                 raise
+            try:
+                check_place(str(path), path, store=store, roots=roots)
+            except DiskSourceError:
+                raise exc from None
             resolved = path
         if disk_source_id(space_id, resolved) != db_id:
             raise SqliteCellsError(

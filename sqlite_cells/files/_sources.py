@@ -59,6 +59,7 @@ __all__ = [
     "Pin",
     "Pins",
     "changed_while_read",
+    "check_place",
     "companions_gone",
     "content_signature",
     "decode_pin",
@@ -253,6 +254,27 @@ def _validated(
             given,
             f"{resolved} is not a regular file: register the database file itself",
         )
+    check_place(given, resolved, store=store, roots=roots)
+    # The pin is the file found first, and every check below is of that file: a path swapped
+    # meanwhile (a link into the store, another file) is refused, never pinned.
+    identity = (first.st_dev, first.st_ino)
+    _check_sqlite(given, resolved, identity)
+    _check_not_linked_into(store, identity, first.st_nlink, given, resolved)
+    try:
+        last = os.stat(resolved, follow_symlinks=False)
+    except OSError:
+        last = None
+    if last is None or (last.st_dev, last.st_ino) != identity or not stat.S_ISREG(last.st_mode):
+        raise _replaced_meanwhile(given, resolved)
+    return resolved, identity
+
+
+def check_place(
+    given: str, resolved: Path, *, store: Path, roots: Sequence[str | os.PathLike[str]] | None
+) -> None:
+    """The rules of R60 on where a source lies, for its ``resolved`` path: outside the store,
+    and under one of ``roots`` when they are set (``DiskSourceError``, rule ``outside-store``
+    or ``under-roots``)."""
     if resolved.is_relative_to(store.resolve()):
         raise DiskSourceError(
             "outside-store",
@@ -269,18 +291,6 @@ def _validated(
                 f"{resolved} is not under any of disk_source_roots ({shown}): move it there or "
                 "widen the roots",
             )
-    # The pin is the file found first, and every check below is of that file: a path swapped
-    # meanwhile (a link into the store, another file) is refused, never pinned.
-    identity = (first.st_dev, first.st_ino)
-    _check_sqlite(given, resolved, identity)
-    _check_not_linked_into(store, identity, first.st_nlink, given, resolved)
-    try:
-        last = os.stat(resolved, follow_symlinks=False)
-    except OSError:
-        last = None
-    if last is None or (last.st_dev, last.st_ino) != identity or not stat.S_ISREG(last.st_mode):
-        raise _replaced_meanwhile(given, resolved)
-    return resolved, identity
 
 
 def _replaced_meanwhile(given: str, resolved: Path) -> DiskSourceError:

@@ -186,16 +186,17 @@ def _add_changes(
 ) -> bool:
     """Add what ``changeset`` changed of each table to ``into``; False when the bytes are not a
     changeset SQLite wrote, or name a table the database does not have (then nothing is known
-    column by column). The changeset is read in
-    C (``_changescan.c``), off the GIL: its values are passed over, only their types tell — a
-    one-row UPDATE read change by change with apsw's iterator held the scheduler thread ≈ 20
-    µs, an UPDATE of a million rows held it, and every subscriber of the runtime, ≈ 2 s."""
+    column by column). The changeset is read in C (``_changescan.c``), off the GIL: its values
+    are passed over, only their types tell — a one-row UPDATE read change by change with apsw's
+    iterator held the scheduler thread ≈ 20 µs, an UPDATE of a million rows held it, and every
+    subscriber of the runtime, ≈ 2 s."""
     try:
         tables = scan(changeset)
     except ValueError:
         return False
     for table, (width, indexes) in tables.items():
-        if generated(db_id, table) is None:
+        computed = generated(db_id, table)
+        if computed is None:
             # A table the file does not have (a name damaged in a record another program
             # wrote): what the changeset says changed is not known, so everything did.
             return False
@@ -210,7 +211,7 @@ def _add_changes(
         found = (
             None
             if indexes is None
-            else _named(db_id, table, indexes, width, cookie, columns, generated)
+            else _named(db_id, table, indexes, width, cookie, columns, computed)
         )
         # (None: the shape is not known, be safe rather than exact)
         into[key] = ALL_COLUMNS if found is None else frozenset(into.get(key, frozenset()) | found)
@@ -224,17 +225,15 @@ def _named(
     width: int,
     cookie: int | None,
     columns: ColumnNames,
-    generated: GeneratedColumns,
+    computed: Mapping[str, frozenset[str]],
 ) -> frozenset[str] | None:
     """The columns (ASCII-folded) an UPDATE of ``table`` changed at ``indexes``, with each
-    generated column computed from one of them; None when the table's shape is not known."""
+    generated column (``computed``: see :data:`GeneratedColumns`) computed from one of them;
+    None when the table's shape is not known."""
     names = columns(db_id, table, width, cookie)
     if names is None:
         return None
     found = {fold_ascii(names[i]) for i in indexes if names[i]}
-    computed = generated(db_id, table)
-    if computed is None:
-        return None
     # Generated columns: each whose value is computed from a column the UPDATE changed.
     found.update(name for name, sources in computed.items() if not sources.isdisjoint(found))
     return frozenset(found)
