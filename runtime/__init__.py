@@ -51,6 +51,7 @@ from sqlite_cells.runtime._format import upgrade_space_file as upgrade_space_fil
 from sqlite_cells.runtime._handler import handler as handler
 from sqlite_cells.runtime._interrupts import interrupts_held as interrupts_held
 from sqlite_cells.runtime._lock_wait import lock_waits as lock_waits
+from sqlite_cells.runtime._lock_wait import lock_waits_given_up as lock_waits_given_up
 from sqlite_cells.runtime._lock_wait import set_lock_wait as set_lock_wait
 from sqlite_cells.runtime._lock_wait import wait_for_locks as wait_for_locks
 from sqlite_cells.runtime._log import last_seq as last_seq
@@ -162,6 +163,7 @@ __all__ = [
     "last_seq",
     "lift",
     "lock_waits",
+    "lock_waits_given_up",
     "locks_held",
     "log_head",
     "node_of",

@@ -120,6 +120,13 @@ def give_up_lock_waits(conn: apsw.Connection) -> None:
     waiter.given_up = True
 
 
+def lock_waits_given_up(conn: apsw.Connection) -> bool:
+    """Whether :func:`give_up_lock_waits` was called for ``conn``: a wait for a lock that ended
+    busy ended because the connection is being closed, not because the lock stayed held."""
+    waiter = _WAITERS.get(conn)
+    return waiter is not None and waiter.given_up
+
+
 def set_lock_wait(conn: apsw.Connection, ms: int) -> None:
     """Let ``conn`` wait up to ``ms`` milliseconds for a lock, in sleeps a Ctrl-C ends (see
     :class:`_Waiter`); inside :func:`lock_waits`, as :func:`wait_for_locks` does, within its

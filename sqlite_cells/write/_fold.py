@@ -44,6 +44,7 @@ import apsw
 import msgspec
 
 from sqlite_cells.codec import (
+    ClosedError,
     ConflictError,
     DatabaseError,
     ExecError,
@@ -81,6 +82,7 @@ from sqlite_cells.runtime import (
     SpaceFile,
     Transaction,
     busy_ms,
+    lock_waits_given_up,
     log_head,
     set_lock_wait,
     stored_json_column,
@@ -378,7 +380,7 @@ class SqliteParticipant:
         except (apsw.CorruptError, apsw.NotADBError) as exc:  # met by the ATTACH
             raise _damaged(decls[0], _request(ops[0]).sql, exc) from exc
         except (apsw.BusyError, DatabaseError) as exc:
-            timeout = self._lock_timeout(exc, decls[0].db_id, _request(ops[0]).sql)
+            timeout = self._lock_timeout(conn, exc, decls[0].db_id, _request(ops[0]).sql)
             if timeout is None:
                 raise
             raise timeout from exc
@@ -386,15 +388,23 @@ class SqliteParticipant:
             set_lock_wait(conn, BUSY_TIMEOUT_MS)
 
     def _lock_timeout(
-        self, exc: apsw.BusyError | DatabaseError, db_id: str, sql: str
-    ) -> ExecTimeout | None:
+        self, conn: apsw.Connection, exc: apsw.BusyError | DatabaseError, db_id: str, sql: str
+    ) -> ExecTimeout | ClosedError | None:
         """While the database file is opened and written (``prepare``, ``apply``), a lock
         another connection holds on it is waited for ``exec_timeout`` at most: the busy
         timeout of the write connection is that long meanwhile (R44: the space's write lock is
         held no longer). The :class:`ExecTimeout` to raise for ``exc`` when it is such a lock
-        (reconcile reports one as a ``DatabaseError`` caused by ``apsw.BusyError``), else None."""
+        (reconcile reports one as a ``DatabaseError`` caused by ``apsw.BusyError``), else None;
+        a :class:`ClosedError` when the wait ended because the runtime is being closed
+        (``close()`` gives up the waits of its write connection)."""
         if not waited_for_lock(exc) or isinstance(exc, ExecError):
             return None
+        if lock_waits_given_up(conn):
+            return ClosedError(
+                f"database {db_id}: the runtime was closed while this transaction waited for "
+                "a lock that another connection holds on the database file; nothing of it was "
+                "written: open a new Runtime"
+            )
         return ExecTimeout(
             db_id,
             sql,
@@ -463,7 +473,7 @@ class SqliteParticipant:
         try:
             _write_nothing(conn)
         except apsw.BusyError as exc:
-            timeout = self._lock_timeout(exc, decl.db_id, sql)
+            timeout = self._lock_timeout(conn, exc, decl.db_id, sql)
             assert timeout is not None
             raise timeout from exc
         finally:
@@ -563,7 +573,7 @@ class SqliteParticipant:
         except (apsw.CorruptError, apsw.NotADBError) as exc:  # its schema, its journal
             raise _damaged(decl, request.sql, exc) from exc
         except (apsw.BusyError, DatabaseError) as exc:
-            timeout = self._lock_timeout(exc, decl.db_id, request.sql)
+            timeout = self._lock_timeout(conn, exc, decl.db_id, request.sql)
             if timeout is None:
                 raise
             raise timeout from exc

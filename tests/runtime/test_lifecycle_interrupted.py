@@ -169,3 +169,64 @@ def test_close_ends_a_commit_waiting_for_another_process_s_lock(tmp_path: Path) 
             holder.stdout.close()
     with sc.Runtime(tmp_path) as again:
         assert again.space("s").cell("c").get() == 1
+
+
+def test_close_ends_a_commit_waiting_for_a_database_file_lock_as_closed(tmp_path: Path) -> None:
+    """§3, R44: another process holds a database file's write lock; a commit writing that
+    database waits for it (up to exec_timeout), and ``close()`` gives the wait up. The commit
+    was told ExecTimeout ("waited exec_timeout=...s"), which it had not: it is a ClosedError,
+    nothing written, and close() returns at once."""
+    import subprocess
+    import sys
+
+    rt = sc.Runtime(tmp_path, exec_timeout=30)
+    space = rt.space("s")
+    db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key", v="integer")})
+    with space.transact():
+        db.exec("INSERT INTO t (v) VALUES (1)")
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            f"con = sqlite3.connect({str(db.path)!r}, isolation_level=None)\n"
+            "con.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        outcome: list[BaseException | None] = []
+
+        def commit() -> None:
+            try:
+                with space.transact():
+                    db.exec("INSERT INTO t (v) VALUES (2)")
+                outcome.append(None)
+            except BaseException as exc:  # handed to the asserts
+                outcome.append(exc)
+
+        waiting = threading.Thread(target=commit)
+        waiting.start()
+        deadline = time.monotonic() + 10
+        while not space.file._leading and time.monotonic() < deadline:  # (committing)
+            time.sleep(0.01)
+        time.sleep(0.3)  # (in the wait for the database file's lock by now)
+        started = time.monotonic()
+        rt.close()
+        assert time.monotonic() - started < 5
+        waiting.join(10)
+        assert len(outcome) == 1 and isinstance(outcome[0], sc.ClosedError), outcome
+        assert not isinstance(outcome[0], sc.ExecTimeout)
+        assert "closed while this transaction waited" in str(outcome[0])
+    finally:
+        holder.kill()
+        holder.wait()
+        if holder.stdout is not None:
+            holder.stdout.close()
+    with sc.Runtime(tmp_path) as again:
+        db = again.space("s").sqlite_database(
+            "d", tables={"t": sc.table(id="integer primary key", v="integer")}
+        )
+        assert db.read("SELECT v FROM t ORDER BY id") == [{"v": 1}]
