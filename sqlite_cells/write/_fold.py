@@ -553,6 +553,7 @@ class SqliteParticipant:
             except TooWideToCompare as exc:
                 raise _too_wide(decl.db_id, request, exc) from exc
             state.end_op()
+            self._check_deadline(deadline, decl, request)
             if links:
                 check_links(
                     changeset,
@@ -570,6 +571,7 @@ class SqliteParticipant:
                 self._journal(conn, seq, changeset, self._head(conn, staged, seq))
             except apsw.TooBigError as exc:
                 raise _too_big(decl.db_id, request.sql, exc) from exc
+            self._check_deadline(deadline, decl, request)
         except (apsw.CorruptError, apsw.NotADBError) as exc:  # its schema, its journal
             raise _damaged(decl, request.sql, exc) from exc
         except (apsw.BusyError, DatabaseError) as exc:
@@ -580,6 +582,23 @@ class SqliteParticipant:
         finally:
             set_lock_wait(conn, BUSY_TIMEOUT_MS)
         return Op(op.kind, op.target, _op_body(request, changeset, found, reshaped, unseen, cookie))
+
+    def _check_deadline(self, deadline: float, decl: Declaration, request: ExecRequest) -> None:
+        """R44: the op, not only its statement, holds the space's write lock ``exec_timeout`` at
+        most. What follows the statement — SQLite's session extension reading every row it
+        changed into the changeset (R70), the journal row — runs in steps no deadline
+        interrupts (a changeset is built by one short statement per row); an op past its
+        deadline once they are done fails, and the transaction rolls back, instead of
+        committing (writing its changeset twice more, into the log and the journal) long after
+        ``exec_timeout``."""
+        if time.monotonic() > deadline:
+            raise ExecTimeout(
+                decl.db_id,
+                request.sql,
+                f"recording its changes (one entry per row changed) took it past "
+                f"exec_timeout={self.exec_timeout}s; nothing was written: change fewer rows per "
+                "transaction, or give the runtime a longer exec_timeout",
+            )
 
     def _run(self, conn: apsw.Connection, request: ExecRequest, deadline: float) -> None:
         decl = request.decl

@@ -289,3 +289,54 @@ def test_a_link_check_past_the_deadline_is_an_exec_timeout_and_writes_nothing(
     with space.transact():
         db.exec(insert)
     assert db.read("SELECT count(*) AS n FROM t") == [{"n": 3000}]
+
+
+def test_an_op_whose_changes_take_past_the_deadline_to_record_is_an_exec_timeout(
+    store: Path,
+) -> None:
+    """R44: the op, not only its statement, holds the space's write lock exec_timeout at most.
+    An UPDATE of 300,000 rows ran in well under exec_timeout, but SQLite's session extension
+    then read every changed row into the changeset (one short statement per row, which no
+    deadline interrupts), and the changeset was written twice more: the op committed after
+    about four times the statement's own time, past exec_timeout. Past its deadline once the
+    changes are recorded, the op now fails as an ExecTimeout and nothing is written."""
+    tables = {"t": sc.table(id="integer primary key", v="integer", w="text")}
+    rows = 300_000
+    update = "UPDATE t SET v = v + 1, w = w || 'y'"
+    with sc.Runtime(store, exec_timeout=600) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=tables)
+        with space.transact():
+            db.exec(
+                f"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {rows}) "
+                "INSERT INTO t (v, w) SELECT x, 'xxxxxxxxxxxxxxxx' FROM c"
+            )
+        started = time.monotonic()
+        with space.transact():
+            db.exec(update)
+        whole = time.monotonic() - started
+        path = db.path
+    # The statement alone, on the same file, a session recording it as the runtime's does
+    # (rolled back).
+    conn = apsw.Connection(str(path))
+    try:
+        conn.execute("BEGIN")
+        session = apsw.Session(conn, "main")
+        session.attach("t")
+        started = time.monotonic()
+        conn.execute(update)
+        alone = time.monotonic() - started
+        session.close()
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+    assert whole > 2.2 * alone, (whole, alone)  # what this test is about
+    timeout = round(1.4 * alone, 3)
+    with sc.Runtime(store, exec_timeout=timeout) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=tables)
+        before = db.read("SELECT sum(v) AS s FROM t")
+        with pytest.raises(sc.ExecTimeout) as raised, space.transact():
+            db.exec(update)
+        assert f"exec_timeout={timeout}s" in str(raised.value)
+        assert db.read("SELECT sum(v) AS s FROM t") == before and db.rev == 2
