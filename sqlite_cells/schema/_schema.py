@@ -529,6 +529,8 @@ def _check_with_sqlite(schema: Schema, *, recorded: bool = False) -> None:
             ]
             if len(standins) > 1:
                 _check_defaults_together(scratch, name, standins)
+            if not recorded:
+                _check_trial_row(scratch, name, xinfo)
             for index, cols in declared.indexes:
                 try:
                     scratch.execute(create_index_sql("main", index, name, cols))
@@ -570,6 +572,67 @@ def _check_default(
             f"most {limit} MiB (SQLite's length limit)"
         ) from exc
     return standin
+
+
+def _check_trial_row(scratch: apsw.Connection, name: str, xinfo: list[Any]) -> None:
+    """R10, R13: a generated column or CHECK constraint that calls a date and time function
+    with ``'now'`` (or with no time value) is accepted by ``CREATE TABLE``, but SQLite refuses
+    it when it computes it ("non-deterministic use of datetime() in a generated column"): every
+    row written into the table would fail. One row is written into the scratch table and rolled
+    back — columns ``NOT NULL`` without a default given a value of their type, the others left
+    to their defaults — and that refusal is a ``SchemaError`` here. Any other failure of the row
+    (a constraint the made-up values break) says nothing of the declaration."""
+    given = [
+        (quote_ident(str(column)), _TRIAL_VALUE[_affinity(str(type_ or ""))])
+        for _, column, type_, notnull, default, pk, hidden in xinfo
+        if notnull and default is None and hidden == 0
+    ]
+    sql = (
+        f"INSERT INTO main.{quote_ident(name)} ({', '.join(c for c, _ in given)}) "
+        f"VALUES ({', '.join(v for _, v in given)})"
+        if given
+        else f"INSERT INTO main.{quote_ident(name)} DEFAULT VALUES"
+    )
+    scratch.execute("SAVEPOINT trial")
+    try:
+        scratch.execute(sql)
+    except apsw.Error as exc:
+        if _NON_DETERMINISTIC in str(exc):
+            raise SchemaError(
+                f"table {_shown(name)}: SQLite refuses every row written into it: {exc}; a "
+                "generated column or CHECK constraint may not call a date and time function "
+                "with 'now' (or with no time value: its result changes from call to call): "
+                "compute that value in the statement that writes the row instead (INSERT … "
+                "VALUES (…, datetime('now')))"
+            ) from exc
+    finally:
+        scratch.execute("ROLLBACK TO trial; RELEASE trial")
+
+
+# SQLite's words when a function whose result can change is computed where it may not be.
+_NON_DETERMINISTIC: Final = "non-deterministic use of"
+# A value of each affinity for the trial row (see _check_trial_row).
+_TRIAL_VALUE: Final = {
+    "INTEGER": "1",
+    "REAL": "1.0",
+    "NUMERIC": "1",
+    "TEXT": "'x'",
+    "BLOB": "x'78'",
+}
+
+
+def _affinity(declared_type: str) -> str:
+    """The affinity SQLite gives a column of ``declared_type`` (its rules, in their order)."""
+    folded = declared_type.upper()
+    if "INT" in folded:
+        return "INTEGER"
+    if any(word in folded for word in ("CHAR", "CLOB", "TEXT")):
+        return "TEXT"
+    if "BLOB" in folded or not folded.strip():
+        return "BLOB"
+    if any(word in folded for word in ("REAL", "FLOA", "DOUB")):
+        return "REAL"
+    return "NUMERIC"
 
 
 def _fill_standin(scratch: apsw.Connection, columns: str) -> None:

@@ -35,12 +35,27 @@ _ADVICE: dict[type[apsw.Error], str] = {
 }
 
 
+# SQLite's words when a generated column or CHECK constraint computes a function whose result
+# can change (a date and time function given 'now'): the fault is in the table's declaration,
+# not in the statement that made SQLite compute it.
+_NON_DETERMINISTIC: Final = "non-deterministic use of"
+_DECLARED_NOW: Final = (
+    "the table's declaration is at fault, not the statement: a generated column or CHECK "
+    "constraint of it calls a date and time function with 'now' (or with no time value), which "
+    "SQLite refuses whenever it computes it; declare the table without that call (a new "
+    "version= whose migrate builds the table anew) and compute the value in the statement "
+    "that writes the row (INSERT … VALUES (…, datetime('now')))"
+)
+
+
 def sqlite_refusal(exc: apsw.Error, hint: str = "") -> str:
     """``exc``'s words, its result code's name and what to do; ``hint`` (starting with ``": "``)
     is the caller's own precision, put right after SQLite's words."""
     code = apsw.mapping_result_codes.get(getattr(exc, "result", None) or -1, type(exc).__name__)
-    advice = out_of_files(exc) or next(
-        (text for kind, text in _ADVICE.items() if isinstance(exc, kind)), ""
+    advice = (
+        out_of_files(exc)
+        or (_DECLARED_NOW if _NON_DETERMINISTIC in str(exc) else "")
+        or next((text for kind, text in _ADVICE.items() if isinstance(exc, kind)), "")
     )
     said = f"{sqlite_words(exc)}{hint} (SQLite's {code})"
     return f"{said}; {advice}" if advice else said

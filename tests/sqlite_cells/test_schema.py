@@ -159,6 +159,19 @@ def test_separators_inside_literals_and_parentheses_are_fine() -> None:
             {"msgs": table(a="integer primary key", b="text primary key")},
             ("'msgs'", "more than one primary key"),
         ),
+        # CREATE TABLE takes them; SQLite refuses every row written (one is tried).
+        (
+            {"t": table(id="integer primary key", x="text as (datetime('now')) virtual")},
+            ("'t'", "non-deterministic use of datetime() in a generated column", "INSERT"),
+        ),
+        (
+            {"t": table(n="integer not null", d="text as (date('now', '+1 day')) stored")},
+            ("'t'", "non-deterministic use of date() in a generated column"),
+        ),
+        (
+            {"t": table(x="text not null check (x < datetime('now'))")},
+            ("'t'", "non-deterministic use of datetime() in a CHECK constraint"),
+        ),
     ],
 )
 def test_declare_tables_refuses(tables: dict[str, Table], fragments: tuple[str, ...]) -> None:
@@ -359,3 +372,43 @@ def test_a_mapping_whose_own_code_raises_is_a_schema_error() -> None:
     ):
         with pytest.raises(sc.SchemaError, match="reading the mapping given raised RuntimeError"):
             call()
+
+
+def test_a_column_computed_from_a_fixed_time_or_defaulting_to_now_is_fine(rt: sc.Runtime) -> None:
+    """What the trial row of a declaration refuses is SQLite's refusal to compute 'now' in a
+    generated column or CHECK constraint; a fixed time there, and 'now' as a default, are fine."""
+    space = rt.space("s")
+    db = space.sqlite_database(
+        "d",
+        tables={
+            "t": table(
+                id="integer primary key",
+                fixed="text as (datetime('2020-01-01', '+1 day')) virtual",
+                made="text default (datetime('now'))",
+                n="integer not null check (n > 5)",
+            )
+        },
+    )
+    with space.transact():
+        db.exec("INSERT INTO t (n) VALUES (6)")
+    (row,) = db.read("SELECT fixed, made IS NOT NULL AS made FROM t")
+    assert row == {"fixed": "2020-01-02 00:00:00", "made": 1}
+
+
+def test_a_write_sqlite_refuses_for_a_now_in_a_check_blames_the_declaration(
+    rt: sc.Runtime,
+) -> None:
+    """A CHECK that computes 'now' only for some rows passes the declaration's trial row; the
+    write SQLite then refuses says the table's declaration is at fault, not the statement."""
+    space = rt.space("s")
+    db = space.sqlite_database(
+        "d", tables={"t": table(x="text check (x IS NULL OR x < datetime())")}
+    )
+    with space.transact():
+        db.exec("INSERT INTO t (x) VALUES (NULL)")
+    with pytest.raises(sc.ExecError) as raised, space.transact():
+        db.exec("INSERT INTO t (x) VALUES ('a')")
+    assert "non-deterministic use of datetime() in a CHECK constraint" in str(raised.value)
+    assert "the table's declaration is at fault, not the statement" in str(raised.value)
+    assert "correct the statement" not in str(raised.value)
+    assert db.read("SELECT count(*) AS n FROM t") == [{"n": 1}]
