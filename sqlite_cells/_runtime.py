@@ -60,6 +60,7 @@ from sqlite_cells.files import (
     register_disk_file,
     release_hold,
     set_aside_moved,
+    store_pins,
     unpin,
     unreadable_handle,
     unwritten_handle,
@@ -309,7 +310,7 @@ class Runtime(runtime.Runtime):
         self._query_timeout: float = query_timeout
         self._exec_timeout: float = exec_timeout
         self._disk_source_roots = roots
-        self.read_pool = ReadPool(read_pool_size, pinned=self._pinned)
+        self.read_pool = ReadPool(read_pool_size, pinned=self._pinned, pins=store_pins(self.store))
         self.query_workers = QueryWorkers(
             self.read_pool, count=query_workers, timeout=query_timeout
         )
@@ -595,10 +596,10 @@ class Runtime(runtime.Runtime):
         """``recorded`` (a registration's pin, or the one a handle value records) becomes the
         pin of handle ``db_id``, the injected file at ``path``; when it differs from the one
         this runtime's reads took before, the path is :meth:`repinned`. The pins are the
-        process's, by handle (``PINS``): another runtime of this process that registered the
-        path again made the new file the one meant at once (this one's queries re-run when it
-        takes the pin too); one in another process is followed through the handle's value, as
-        ``follow_pin`` does here."""
+        store's in this process, by handle (``store_pins``): another runtime of the process
+        that registered the path again made the new file the one meant at once (this one's
+        queries re-run when it takes the pin too); one in another process is followed through
+        the handle's value, as ``follow_pin`` does here."""
         if recorded is None:  # an older value without a pin: pinned at its first read (R73)
             return
         before = self.read_pool.pins.adopt(db_id, recorded)

@@ -92,7 +92,6 @@ from sqlite_cells.files._reconcile import reconcile as reconcile
 from sqlite_cells.files._reconcile import table_differences as table_differences
 from sqlite_cells.files._reconcile import unopenable as unopenable
 from sqlite_cells.files._reconcile import unreadable_outcome as unreadable_outcome
-from sqlite_cells.files._sources import PINS as PINS
 from sqlite_cells.files._sources import READ_ONLY_URI as READ_ONLY_URI
 from sqlite_cells.files._sources import SOURCE_OPEN as SOURCE_OPEN
 from sqlite_cells.files._sources import Pins as Pins
@@ -106,6 +105,7 @@ from sqlite_cells.files._sources import is_hot_journal as is_hot_journal
 from sqlite_cells.files._sources import register_disk_file as register_disk_file
 from sqlite_cells.files._sources import source_opening as source_opening
 from sqlite_cells.files._sources import source_uri as source_uri
+from sqlite_cells.files._sources import store_pins as store_pins
 from sqlite_cells.files._sources import unread_wal as unread_wal
 from sqlite_cells.files._sources import unread_wal_advice as unread_wal_advice
 from sqlite_cells.files._sources import validate_disk_source as validate_disk_source
@@ -122,7 +122,6 @@ __all__ = [
     "KEPT_IN_USE",
     "KIND",
     "OTHER_HISTORY",
-    "PINS",
     "QUARANTINE_DIR",
     "READ_ONLY_URI",
     "SOURCE_OPEN",
@@ -216,6 +215,7 @@ __all__ = [
     "source_uri",
     "space_damage",
     "space_files",
+    "store_pins",
     "stored_json",
     "table_differences",
     "unopenable",

@@ -35,6 +35,7 @@ import stat
 import threading
 import time
 import urllib.parse
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
@@ -52,7 +53,6 @@ from sqlite_cells.runtime import (
 )
 
 __all__ = [
-    "PINS",
     "READ_ONLY_URI",
     "SOURCE_OPEN",
     "SQLITE_HEADER",
@@ -71,6 +71,7 @@ __all__ = [
     "register_disk_file",
     "source_opening",
     "source_uri",
+    "store_pins",
     "unread_wal",
     "unread_wal_advice",
     "validate_disk_source",
@@ -135,9 +136,9 @@ class Pins:
     whichever process wrote it. A handle, not a path: two spaces may each have registered a
     path, one before and one after the file there was replaced, and each reads the file it
     registered (a pin per path let the later registration make the other space read the new
-    file). One per process (``PINS``), so that a runtime reads at once the file another runtime
-    of the process registered again under the same handle. A read check costs a stat and a
-    dict lookup."""
+    file). One per store for the whole process (:func:`store_pins`), so that a runtime reads at
+    once the file another runtime of the process registered again under the same handle. A
+    read check costs a stat and a dict lookup."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()  # guards _pins
@@ -180,7 +181,23 @@ class Pins:
         return identity
 
 
-PINS: Final = Pins()  # the process's (see Pins)
+# The pins of each store opened in this process (by its real path), kept while a runtime (or
+# a command) of that store holds them. By store: two stores each with a space of one name
+# give a path they both register one handle id (derived from the space and the path), and
+# each reads the file it registered.
+_STORE_PINS: weakref.WeakValueDictionary[str, Pins] = weakref.WeakValueDictionary()
+_STORE_PINS_LOCK = threading.Lock()
+
+
+def store_pins(store: Path) -> Pins:
+    """The pins of the injected files the runtimes of this process on ``store`` read (one
+    object for them all: see :class:`Pins`)."""
+    key = os.path.realpath(store)
+    with _STORE_PINS_LOCK:
+        pins = _STORE_PINS.get(key)
+        if pins is None:
+            pins = _STORE_PINS[key] = Pins()
+    return pins
 
 
 def encode_pin(pin: Pin) -> list[str]:

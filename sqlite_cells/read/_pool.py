@@ -54,7 +54,6 @@ import apsw
 from sqlite_cells.codec import ClosedError, DiskSourceError, StoreChanged
 from sqlite_cells.files import (
     CHECKED_AGAIN,
-    PINS,
     SOURCE_OPEN,
     Identity,
     Pins,
@@ -277,13 +276,14 @@ class ReadPool:
         *,
         length_limit: int = DEFAULT_LENGTH_LIMIT,
         pinned: Callable[[Path], Identity | None] | None = None,
+        pins: Pins | None = None,
     ) -> None:
         if size < 1:
             raise ValueError(f"read_pool_size must be at least 1, not {size}")
         self.size = size
         self.length_limit = length_limit
         self._pinned = pinned
-        self.pins = PINS  # (the process's: see Pins)
+        self.pins = Pins() if pins is None else pins  # (a runtime's are its store's)
         # _lock guards _idle, _idle_count, _open_count, _generation and _closed.
         self._lock = threading.Lock()
         self._idle: OrderedDict[Path, list[PooledConnection]] = OrderedDict()

@@ -374,6 +374,28 @@ def test_two_spaces_that_registered_one_path_each_read_the_file_they_registered(
         assert found == {"x": "pinned", "y": [{"n": 7}]}, order
 
 
+def test_two_stores_with_a_space_of_one_name_each_read_the_file_they_registered(
+    tmp_path: Path,
+) -> None:
+    """R60 ("the file registered is the file read"): two stores opened in one process, each
+    with a space named "s", register one path — store a before the file there is replaced,
+    store b after. Their handles have one id (derived from the space and the path), and the
+    pins, kept by handle id for the whole process, were one: b's registration made a's handle
+    read the new file. The pins are kept per store: a's reads are refused as ``pinned``."""
+    reference = _reference_db(tmp_path / "ref.db", 3)
+    with sc.Runtime(tmp_path / "a") as a_rt, sc.Runtime(tmp_path / "b") as b_rt:
+        a = a_rt.space("s").register_disk_source(str(reference))
+        assert a.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
+        _swap(reference, 7)
+        b = b_rt.space("s").register_disk_source(str(reference))
+        assert b.id == a.id  # (what this test is about)
+        assert b.read("SELECT count(*) AS n FROM codes") == [{"n": 7}]
+        with pytest.raises(sc.DiskSourceError) as refused:
+            a.read("SELECT count(*) AS n FROM codes")
+        assert refused.value.rule == "pinned"
+        assert b.read("SELECT count(*) AS n FROM codes") == [{"n": 7}]
+
+
 def _store_file_with(store: Path, text: str) -> Path:
     """A database of the store holding ``text``: what a swapped source must never serve."""
     with sc.Runtime(store) as rt:
