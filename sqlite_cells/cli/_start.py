@@ -31,6 +31,16 @@ if _signal.getsignal(_signal.SIGINT) != _signal.SIG_IGN:
 from sqlite_cells.cli._entry import main as _main  # noqa: E402 - after Ctrl-C is taken
 
 
+def take_over(noted: list[int], previous: object) -> None:
+    """``python -m sqlite_cells`` took Ctrl-C before importing this module (its own noting
+    handler, ``previous`` before it; ``noted``: what came meanwhile): this module's hold
+    restores ``previous`` in the end, not that handler, and answers what it noted."""
+    global _held
+    if _held is not None:
+        _noted.extend(noted)
+        _held = (_noted, previous)
+
+
 def main() -> int:
     """The console script's entry point (see :func:`sqlite_cells.cli._entry.main`)."""
     return _main(held=_held)

@@ -134,3 +134,39 @@ def test_a_reader_gone_in_the_middle_of_the_json_output_gives_status_1(store: Pa
         assert process.wait(timeout=120) == 1, fmt
         assert process.stderr.read() == b""
         process.stderr.close()
+
+
+# `python -m sqlite_cells`, with a Ctrl-C arriving as the command's first module beyond the
+# package is being imported (an audit hook sends it then).
+_CTRL_C_AS_THE_COMMAND_STARTS = """
+import os, runpy, signal, sys
+
+def hook(event, args):
+    if event == "import" and args[0] == "sqlite_cells.cli":
+        os.kill(os.getpid(), signal.SIGINT)
+
+sys.addaudithook(hook)
+sys.argv = ["sqlite_cells", *sys.argv[1:]]
+runpy.run_module("sqlite_cells", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_ctrl_c_as_python_m_hands_over_to_the_command_exits_130(store: Path) -> None:
+    """SPEC §6: ``python -m sqlite_cells`` handed over to the command through a second module
+    run, a few milliseconds of the project's code in which a Ctrl-C was still Python's: a
+    traceback from the project's files, the process killed by the signal (6 runs in 200 of a
+    Ctrl-C sent 8–33 ms after the start). It takes Ctrl-C itself first now, and hands it over."""
+    sc.Runtime(store).close()
+    for args in (["--version"], ["inspect", str(store)]):
+        done = subprocess.run(
+            [sys.executable, "-c", _CTRL_C_AS_THE_COMMAND_STARTS, *args],
+            capture_output=True,
+            timeout=60,
+            preexec_fn=_default_ctrl_c,
+        )
+        assert b"Traceback" not in done.stderr, done.stderr
+        assert (done.returncode, done.stderr.splitlines()[-1:]) == (
+            130,
+            [b"sqlite-cells: interrupted"],
+        ), args
+        assert done.stdout == b"", args
