@@ -1386,7 +1386,18 @@ def _database_id(space_file: Path, space_id: str, database: str) -> str:
             f"{database!r} names {len(matches)} injected files of space {space_id!r} "
             f"({', '.join(matches)}): give the absolute path or the of:… id instead",
         )
-    return matches[0] if matches else db_id
+    if matches:
+        return matches[0]
+    cell_id = derive_id("cell", space_id, database)
+    with read_only(space_file) as conn:
+        if conn.execute("SELECT 1 FROM _cf_cells WHERE id = ?", (cell_id,)).fetchone():
+            raise InspectError(
+                "not-a-database",
+                f"{database!r} names a cell of space {space_id!r} ({cell_id}), not a database: "
+                "`sqlite-cells cells` lists each cell with its kind; give a database's name "
+                "or id",
+            )
+    return db_id
 
 
 def readable_watermark(path: Path | None) -> int | None:

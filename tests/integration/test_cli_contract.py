@@ -231,6 +231,15 @@ def test_query_of_an_ordinary_cell_says_it_is_no_database_not_quarantined(tmp_pa
             "database: `sqlite-cells cells` lists each cell with its kind; give a database's "
             "name or id\n"
         )
+    # By its name, as a database is named: it was "no file for database 'counter' … never
+    # written", advice that led nowhere.
+    done = _command("query", str(store), "demo", "counter", "SELECT 1")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"sqlite-cells: InspectError: 'counter' names a cell of space 'demo' ({counter.id}), "
+        "not a database: `sqlite-cells cells` lists each cell with its kind; give a "
+        "database's name or id\n"
+    )
 
 
 def test_file_names_and_paths_the_store_holds_cannot_break_a_line_of_text_output(
