@@ -176,9 +176,13 @@ class LiveQueries:
         # sent (it runs on a worker: see _is_cheap); on the scheduler thread.
         self._grown: set[str] = set()
         # Owned by the scheduler thread: interest and the batch being gathered.
+        # A database is here while a query watches it: the entries of one no query watches any
+        # more go (unwatch), so that watching and unwatching cost the same after thousands of
+        # databases came and went.
         self._reads: dict[str, dict[Node, ReadMap | None]] = {}
         self._by_table: dict[str, dict[str, set[Node]]] = {}
         self._unknown: dict[str, set[Node]] = {}
+        self._watched: dict[Node, str] = {}  # query -> the database it watches
         # Cell id -> the queries of a pattern input linked to that cell while it held no
         # database handle: they re-run when a commit (of any runtime or process) writes it.
         self._awaiting: dict[str, set[Node]] = {}
@@ -210,8 +214,8 @@ class LiveQueries:
     def watch(self, node: Node, db_id: str, read_set: ReadMap | None) -> None:
         """Re-run ``node`` after commits to ``db_id`` that change what ``read_set`` names
         (every commit to it while the read set is not known yet)."""
-        reads = self._reads.setdefault(db_id, {})
-        if node in reads and reads[node] == read_set:
+        reads = self._reads.get(db_id)
+        if reads is not None and node in reads and reads[node] == read_set:
             return
         if db_id not in self._versions:
             # What its queries read is as of this version at the latest: a later op that finds
@@ -221,7 +225,9 @@ class LiveQueries:
             if version is not None:
                 self._versions[db_id] = version
         self.unwatch(node)
+        reads = self._reads.setdefault(db_id, {})
         reads[node] = read_set
+        self._watched[node] = db_id
         if read_set is None:
             self._unknown.setdefault(db_id, set()).add(node)
         else:
@@ -230,16 +236,33 @@ class LiveQueries:
                 tables.setdefault(table, set()).add(node)
 
     def unwatch(self, node: Node) -> None:
-        for db_id, reads in self._reads.items():
-            read_set = reads.pop(node, _ABSENT)
-            if read_set is _ABSENT:
-                continue
-            self._unknown.get(db_id, set()).discard(node)
-            for nodes in self._by_table.get(db_id, {}).values():
-                nodes.discard(node)
+        db_id = self._watched.pop(node, None)
+        if db_id is not None:
+            self._forget_reads(node, db_id)
         if self._awaiting:
             self._stop_awaiting(node)
         self._sources.unwatch(node)
+
+    def _forget_reads(self, node: Node, db_id: str) -> None:
+        """``node`` no longer watches ``db_id``; the database's entries go with its last query."""
+        reads = self._reads.get(db_id)
+        if reads is None or reads.pop(node, _ABSENT) is _ABSENT:
+            return
+        unknown = self._unknown.get(db_id)
+        if unknown is not None:
+            unknown.discard(node)
+            if not unknown:
+                del self._unknown[db_id]
+        tables = self._by_table.get(db_id)
+        if tables is not None:
+            for table in [t for t, nodes in tables.items() if node in nodes]:
+                tables[table].discard(node)
+                if not tables[table]:
+                    del tables[table]
+            if not tables:
+                del self._by_table[db_id]
+        if not reads:
+            del self._reads[db_id]
 
     def await_handle(self, node: Node, cell_id: str) -> None:
         """Re-run ``node`` at the next commit that writes the cell ``cell_id``: a pattern input

@@ -66,19 +66,26 @@ sys.exit(_entry.main())
 """
 
 
+def _interrupted_run(script: str, args: list[str]) -> subprocess.CompletedProcess[bytes]:
+    """Run the command through ``script`` (which sends the Ctrl-C), started as a shell starts
+    it; it must have exited 130 saying ``interrupted``, with no traceback."""
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        timeout=60,
+        preexec_fn=_default_ctrl_c,
+    )
+    assert b"Traceback" not in done.stderr, done.stderr
+    assert (done.returncode, done.stderr.splitlines()[-1:]) == (
+        130,
+        [b"sqlite-cells: interrupted"],
+    ), args
+    return done
+
+
 def test_ctrl_c_between_the_commands_return_and_the_process_end_exits_130(store: Path) -> None:
     for args in (["--version"], ["inspect", str(store)]):
-        done = subprocess.run(
-            [sys.executable, "-c", _CTRL_C_AT_THE_END, *args],
-            capture_output=True,
-            timeout=60,
-            preexec_fn=_default_ctrl_c,
-        )
-        assert b"Traceback" not in done.stderr, done.stderr
-        assert (done.returncode, done.stderr.splitlines()[-1:]) == (
-            130,
-            [b"sqlite-cells: interrupted"],
-        ), args
+        _interrupted_run(_CTRL_C_AT_THE_END, args)
 
 
 def test_a_reader_gone_before_the_output_gives_one_status_in_every_format(store: Path) -> None:
@@ -158,15 +165,4 @@ def test_ctrl_c_as_python_m_hands_over_to_the_command_exits_130(store: Path) -> 
     Ctrl-C sent 8–33 ms after the start). It takes Ctrl-C itself first now, and hands it over."""
     sc.Runtime(store).close()
     for args in (["--version"], ["inspect", str(store)]):
-        done = subprocess.run(
-            [sys.executable, "-c", _CTRL_C_AS_THE_COMMAND_STARTS, *args],
-            capture_output=True,
-            timeout=60,
-            preexec_fn=_default_ctrl_c,
-        )
-        assert b"Traceback" not in done.stderr, done.stderr
-        assert (done.returncode, done.stderr.splitlines()[-1:]) == (
-            130,
-            [b"sqlite-cells: interrupted"],
-        ), args
-        assert done.stdout == b"", args
+        assert _interrupted_run(_CTRL_C_AS_THE_COMMAND_STARTS, args).stdout == b"", args

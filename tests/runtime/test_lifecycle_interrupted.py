@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -113,26 +114,21 @@ def test_a_close_waiting_for_an_interrupted_one_closes_the_runtime_itself() -> N
     assert _ours() == []
 
 
-def test_close_ends_a_commit_waiting_for_another_process_s_lock(tmp_path: Path) -> None:
-    """§3, R44: another process holds the space file's write lock; a commit waits for it (up to
-    30 s), and ``close()`` waited as long — then the commit was made, after close() had begun.
-    The wait is given up when close() begins: the commit is a ClosedError, nothing written,
-    and close() returns at once."""
+def _close_while_a_commit_waits_for(
+    rt: sc.Runtime, space: Any, locked: Path, write: Callable[[], None]
+) -> BaseException | None:
+    """Another process holds the write lock of the file ``locked``; ``write`` is committed on a
+    thread, and ``rt`` is closed once that commit waits for the lock (close() must return at
+    once). What the commit raised (None: it committed)."""
     import subprocess
     import sys
 
-    rt = sc.Runtime(tmp_path)
-    space = rt.space("s")
-    cell = space.cell("c", default=0)
-    with space.transact():
-        cell.set(1)
-    (space_file,) = tmp_path.glob("space-*.sqlite")
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
             "import sqlite3, sys, time\n"
-            f"con = sqlite3.connect({str(space_file)!r}, isolation_level=None)\n"
+            f"con = sqlite3.connect({str(locked)!r}, isolation_level=None)\n"
             "con.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(60)",
         ],
         stdout=subprocess.PIPE,
@@ -145,9 +141,9 @@ def test_close_ends_a_commit_waiting_for_another_process_s_lock(tmp_path: Path) 
         def commit() -> None:
             try:
                 with space.transact():
-                    cell.set(2)
+                    write()
                 outcome.append(None)
-            except BaseException as exc:  # handed to the asserts
+            except BaseException as exc:  # handed to the caller
                 outcome.append(exc)
 
         waiting = threading.Thread(target=commit)
@@ -155,18 +151,34 @@ def test_close_ends_a_commit_waiting_for_another_process_s_lock(tmp_path: Path) 
         deadline = time.monotonic() + 10
         while not space.file._leading and time.monotonic() < deadline:  # (committing)
             time.sleep(0.01)
-        time.sleep(0.2)  # (in the busy wait by now)
+        time.sleep(0.3)  # (in the wait for the lock by now)
         started = time.monotonic()
         rt.close()
         assert time.monotonic() - started < 5
         waiting.join(10)
-        assert len(outcome) == 1 and isinstance(outcome[0], sc.ClosedError), outcome
-        assert "waited for the space file's write lock" in str(outcome[0])
+        assert len(outcome) == 1, outcome
+        return outcome[0]
     finally:
         holder.kill()
         holder.wait()
         if holder.stdout is not None:
             holder.stdout.close()
+
+
+def test_close_ends_a_commit_waiting_for_another_process_s_lock(tmp_path: Path) -> None:
+    """§3, R44: another process holds the space file's write lock; a commit waits for it (up to
+    30 s), and ``close()`` waited as long — then the commit was made, after close() had begun.
+    The wait is given up when close() begins: the commit is a ClosedError, nothing written,
+    and close() returns at once."""
+    rt = sc.Runtime(tmp_path)
+    space = rt.space("s")
+    cell = space.cell("c", default=0)
+    with space.transact():
+        cell.set(1)
+    (space_file,) = tmp_path.glob("space-*.sqlite")
+    raised = _close_while_a_commit_waits_for(rt, space, space_file, lambda: cell.set(2))
+    assert isinstance(raised, sc.ClosedError), raised
+    assert "waited for the space file's write lock" in str(raised)
     with sc.Runtime(tmp_path) as again:
         assert again.space("s").cell("c").get() == 1
 
@@ -176,57 +188,17 @@ def test_close_ends_a_commit_waiting_for_a_database_file_lock_as_closed(tmp_path
     database waits for it (up to exec_timeout), and ``close()`` gives the wait up. The commit
     was told ExecTimeout ("waited exec_timeout=...s"), which it had not: it is a ClosedError,
     nothing written, and close() returns at once."""
-    import subprocess
-    import sys
-
+    tables = {"t": sc.table(id="integer primary key", v="integer")}
     rt = sc.Runtime(tmp_path, exec_timeout=30)
     space = rt.space("s")
-    db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key", v="integer")})
+    db = space.sqlite_database("d", tables=tables)
     with space.transact():
         db.exec("INSERT INTO t (v) VALUES (1)")
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sqlite3, sys, time\n"
-            f"con = sqlite3.connect({str(db.path)!r}, isolation_level=None)\n"
-            "con.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(60)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+    raised = _close_while_a_commit_waits_for(
+        rt, space, db.path, lambda: db.exec("INSERT INTO t (v) VALUES (2)")
     )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        outcome: list[BaseException | None] = []
-
-        def commit() -> None:
-            try:
-                with space.transact():
-                    db.exec("INSERT INTO t (v) VALUES (2)")
-                outcome.append(None)
-            except BaseException as exc:  # handed to the asserts
-                outcome.append(exc)
-
-        waiting = threading.Thread(target=commit)
-        waiting.start()
-        deadline = time.monotonic() + 10
-        while not space.file._leading and time.monotonic() < deadline:  # (committing)
-            time.sleep(0.01)
-        time.sleep(0.3)  # (in the wait for the database file's lock by now)
-        started = time.monotonic()
-        rt.close()
-        assert time.monotonic() - started < 5
-        waiting.join(10)
-        assert len(outcome) == 1 and isinstance(outcome[0], sc.ClosedError), outcome
-        assert not isinstance(outcome[0], sc.ExecTimeout)
-        assert "closed while this transaction waited" in str(outcome[0])
-    finally:
-        holder.kill()
-        holder.wait()
-        if holder.stdout is not None:
-            holder.stdout.close()
+    assert isinstance(raised, sc.ClosedError) and not isinstance(raised, sc.ExecTimeout), raised
+    assert "closed while this transaction waited" in str(raised)
     with sc.Runtime(tmp_path) as again:
-        db = again.space("s").sqlite_database(
-            "d", tables={"t": sc.table(id="integer primary key", v="integer")}
-        )
+        db = again.space("s").sqlite_database("d", tables=tables)
         assert db.read("SELECT v FROM t ORDER BY id") == [{"v": 1}]

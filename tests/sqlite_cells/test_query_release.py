@@ -159,3 +159,32 @@ def test_queries_dropped_before_their_first_run_lands_are_let_go(rt: sc.Runtime)
     rt.settle()
     assert _live_query_nodes() == before
     assert not rt.live_queries._reads.get(db.id)
+
+
+def test_databases_whose_queries_are_all_gone_leave_no_interest_behind(rt: sc.Runtime) -> None:
+    """The hub kept an entry per database ever watched, and looked at every one whenever a
+    query was watched or let go: a new query of one database cost 1.2 ms after 3,000 others
+    had each been watched once (0.33 ms after 10). A database's entries go with its last
+    query; watched again, its queries re-run on its writes as before."""
+    space = rt.space("demo")
+    dbs = [space.sqlite_database(f"d{i}", tables=MESSAGES) for i in range(40)]
+    for db in dbs:
+        query = db.query("SELECT body FROM messages")
+        rt.settle()
+        assert query.get().result == []
+        del query
+    _forget(rt)
+    hub = rt.live_queries
+    assert (hub._reads, hub._by_table, hub._unknown, hub._watched) == ({}, {}, {}, {})
+    again = dbs[7].query("SELECT body FROM messages WHERE id > ?", [0])
+    other = dbs[8].query("SELECT count(*) AS n FROM messages")
+    rt.settle()
+    assert set(hub._reads) == {dbs[7].id, dbs[8].id}
+    with space.transact():
+        dbs[7].exec("INSERT INTO messages (body) VALUES ('hi')")
+    rt.settle()
+    assert again.get().result == [{"body": "hi"}]
+    assert other.get().result == [{"n": 0}]
+    del other
+    _forget(rt)
+    assert set(hub._reads) == {dbs[7].id} and set(hub._watched.values()) == {dbs[7].id}
