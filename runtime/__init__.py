@@ -32,6 +32,7 @@ from sqlite_cells.runtime._derived import lift as lift
 from sqlite_cells.runtime._derived import node_of as node_of
 from sqlite_cells.runtime._file_kind import check_companions as check_companions
 from sqlite_cells.runtime._file_kind import check_file_kinds as check_file_kinds
+from sqlite_cells.runtime._file_kind import check_not_dangling as check_not_dangling
 from sqlite_cells.runtime._file_kind import check_not_inherited as check_not_inherited
 from sqlite_cells.runtime._file_kind import file_identity as file_identity
 from sqlite_cells.runtime._file_kind import file_state as file_state
@@ -144,6 +145,7 @@ __all__ = [
     "check_companions",
     "check_file_kinds",
     "check_name",
+    "check_not_dangling",
     "check_not_inherited",
     "check_timeout",
     "checked_arguments",

@@ -87,6 +87,31 @@ def check_file_kinds(path: Path, what: str) -> None:
     check_companions(path, what)
 
 
+def check_not_dangling(path: Path, what: str) -> None:
+    """Raise :class:`~sqlite_cells.codec.DatabaseError` if a symbolic link to nothing stands
+    at ``path``, which the runtime is about to create (the ``what``): SQLite would create the
+    file at the link's target — wherever it points, outside the store too — and the rows would
+    live there. (For a read, such a link is still nothing: a file never written, R41.)"""
+    try:
+        if not stat.S_ISLNK(os.lstat(path).st_mode):
+            return
+        target = os.readlink(path)
+    except (OSError, ValueError):
+        return  # (nothing there, or nothing to say of it)
+    try:
+        os.stat(path)
+        return  # a link to a file: the file is opened where it is
+    except FileNotFoundError:
+        pass  # a link leading nowhere (one that loops is an odd kind, see odd_kind)
+    except (OSError, ValueError):
+        return
+    raise DatabaseError(
+        f"{what} {path} is a symbolic link to {target!r}, where nothing is: SQLite would create "
+        f"the {what} there, not in the store; remove the link (or put back the file it "
+        "pointed to) and try again"
+    )
+
+
 def check_companions(path: Path, what: str) -> None:
     """Raise :class:`~sqlite_cells.codec.DatabaseError` if something other than a regular file
     stands at the ``-wal`` or ``-shm`` path of ``path`` (the ``what``), naming it."""

@@ -55,7 +55,13 @@ from sqlite_cells.codec import (
 from sqlite_cells.runtime._blocked import joining
 from sqlite_cells.runtime._boundary import DAMAGED_SPACE_ADVICE, stored_json_column, translated
 from sqlite_cells.runtime._commit import commit_error, holds, write_member
-from sqlite_cells.runtime._file_kind import check_file_kinds, file_identity, file_state, stands_at
+from sqlite_cells.runtime._file_kind import (
+    check_file_kinds,
+    check_not_dangling,
+    file_identity,
+    file_state,
+    stands_at,
+)
 from sqlite_cells.runtime._fork import FORKED_ADVICE, generation
 from sqlite_cells.runtime._format import (
     FORMAT_VERSION,
@@ -469,6 +475,8 @@ class SpaceFile:
             self._check_open()
             with translated(f"space file {self.path}"):
                 check_file_kinds(self.path, "space file")
+                if create:
+                    check_not_dangling(self.path, "space file")
                 for attempt in range(1, _OPEN_TRIES + 1):
                     try:
                         opened = self._open_connections(create=create)

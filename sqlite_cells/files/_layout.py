@@ -26,6 +26,7 @@ from sqlite_cells.files._sources import READ_ONLY_URI, immutable_uri, in_wal_mod
 from sqlite_cells.runtime import (
     check_companions,
     check_file_kinds,
+    check_not_dangling,
     file_state,
     forget_marks,
     has_moved,
@@ -197,6 +198,8 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
         _note_companions(conn, key)
         return False
     check_file_kinds(path, "database file")  # a named pipe would block SQLite for ever
+    if now is None:
+        check_not_dangling(path, "database file")  # (attaching creates it)
     detach(conn)
     for attempt in range(1, _ATTACH_TRIES + 1):
         before = now

@@ -68,6 +68,7 @@ from sqlite_cells.runtime import (
     QUARANTINE_DIR,
     SpaceFile,
     check_companions,
+    check_not_dangling,
     describe,
     file_state,
     last_seq,
@@ -432,6 +433,7 @@ def _open(path: Path, *, writable: bool, busy_ms: int = BUSY_TIMEOUT_MS) -> apsw
     if not writable or read_as_is(path):
         conn = open_unwritable(path, "database file")  # (it looks at them itself)
     else:
+        check_not_dangling(path, "database file")  # (a repair creates a missing file)
         check_companions(path, "database file")
         conn = apsw.Connection(
             str(path), flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE

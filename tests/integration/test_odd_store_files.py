@@ -300,3 +300,56 @@ def test_a_symbolic_link_that_loops_at_a_database_files_path_is_not_read_as_empt
     if written:  # (`check` looks at the databases its spaces' handles name)
         done = run_cli("check", str(store))
         assert done.returncode == 1 and "a symbolic link that loops stands" in done.stdout
+
+
+def test_a_dangling_link_where_a_store_file_is_to_be_made_is_refused(
+    store: Path, tmp_path: Path
+) -> None:
+    """R2 (a database's file is beside its space's file in the store): a symbolic link to
+    nothing at the path of a database never written (or of a space never written) was followed
+    by its first write, and SQLite made the file at the link's target, outside the store — the
+    rows lived there, and gc skipped the link. A write that would create the file through such
+    a link is a DatabaseError naming it, nothing written anywhere; a read still finds nothing
+    (R41). So is the repair that would rebuild a database whose file became such a link."""
+    outside = tmp_path / "outside.db"
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        with space.transact():
+            space.cell("x").set(1)
+        db = space.sqlite_database("d", tables=TABLES)
+        db.path.symlink_to(outside)
+        assert db.read("SELECT v FROM t") == []
+        with (
+            pytest.raises(sc.DatabaseError, match=r"symbolic link to .*outside\.db") as refused,
+            space.transact(),
+        ):
+            db.exec("INSERT INTO t (v) VALUES ('a')")
+        assert "not in the store" in str(refused.value)
+        assert not outside.exists() and db.rev == 0
+        db.path.unlink()
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('b')")
+        rows = db.read("SELECT v FROM t")
+        assert rows == [{"v": "b"}] and db.rev == 1
+        other = rt.space("other")
+        other.file.path.symlink_to(tmp_path / "outside-space.sqlite")
+        assert other.cell("y").get() is None
+        with (
+            pytest.raises(sc.DatabaseError, match=r"space file .* is a symbolic link"),
+            other.transact(),
+        ):
+            other.cell("y").set(1)
+        assert not (tmp_path / "outside-space.sqlite").exists()
+        path = db.path
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.symlink_to(outside)
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        with (
+            pytest.raises(sc.DatabaseError, match=r"symbolic link to .*outside\.db"),
+            space.transact(),
+        ):
+            db.exec("INSERT INTO t (v) VALUES ('c')")
+    assert not outside.exists()
