@@ -113,6 +113,7 @@ class PooledConnection:
         "lock_waited_at",
         "opened",
         "path",
+        "prepared",
         "shadow",
         "timed_out_waiting",
     )
@@ -120,6 +121,9 @@ class PooledConnection:
     def __init__(self, path: Path, conn: apsw.Connection, identity: Identity | None = None) -> None:
         self.path = path
         self.conn = conn
+        # The statement of a first run that SQLite has prepared, with what it reads, while it
+        # runs (see the reader's ``prepared_read_set``).
+        self.prepared: tuple[object, frozenset[tuple[str, str]]] | None = None
         self.identity = identity  # the store file it has open (None: an injected source)
         # An injected source opened immutable: the content signature of the file it reads (it
         # sees no later change); None when the connection sees other programs' commits itself.

@@ -600,7 +600,7 @@ class _QueryNode(Node):
         error = QueryError(
             self._db_id or "?",
             self.query.sql,
-            f"its rows could not be built ({exc!r}); check the type given as row=",
+            f"its rows could not be built ({exception_text(exc)}); check the type given as row=",
         )
         error.__cause__ = exc
         return error

@@ -29,10 +29,11 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, overload
 
 import apsw
 
@@ -91,6 +92,7 @@ __all__ = [
     "StatementResult",
     "Tracker",
     "failed_together",
+    "prepared_read_set",
     "read_batch",
     "read_rows",
     "short_steps",
@@ -587,7 +589,7 @@ def _run_one(pooled: PooledConnection, plan: _Plan, stmt: Statement) -> Statemen
             error = _translate(plan.decl, stmt.sql, exc, plan.timeout, pooled)
         if error.__cause__ is None:
             error.__cause__ = exc
-        return StatementResult(error=error)
+        return StatementResult(error=error, read_set=_read_set_of_failure(exc))
     except (UnicodeError, OverflowError, KeyError, TypeError) as exc:
         # Stored text that is not UTF-8, parameters SQLite cannot bind: the query fails (R43).
         # A statement stopped between two rows is reset: left open, it would keep the read
@@ -619,6 +621,25 @@ def _run_one(pooled: PooledConnection, plan: _Plan, stmt: Statement) -> Statemen
                 return StatementResult(error=undeclared)
         _remember_read_set(key, result.read_set, result.functions, pooled.conn)
     return result
+
+
+def prepared_read_set(pooled: PooledConnection, stmt: Statement) -> ReadMap | None:
+    """What ``stmt``, running on ``pooled`` (another thread's: a worker given up on as it runs
+    one long step), reads, when SQLite prepared it in this read (its first: see ``_execute``);
+    None when not known here. Never runs anything on the connection: a statement that joins
+    by shared column names (``NATURAL``) gives None."""
+    found = pooled.prepared
+    if found is None or found[0] is not stmt:
+        return None
+    return _read_map(found[1], stmt.sql, None)
+
+
+def _read_set_of_failure(exc: apsw.Error) -> ReadMap | None:
+    """What a statement that failed with ``exc`` reads, when SQLite had prepared it (it failed
+    as it ran: see ``_execute``); None when it failed before. Not kept with the statement (a
+    run that succeeds looks at the tables it reads first, R41): given to its query only."""
+    found = getattr(exc, "cf_read_set", None)
+    return found if isinstance(found, dict) else None
 
 
 def _computes_columns(conn: apsw.Connection, read_set: ReadMap) -> bool:
@@ -891,6 +912,15 @@ def _execute(
     functions: set[str] | None = None
     if known is None:
         record, functions = set(), set()
+        seen = record
+
+        def started(_cursor: apsw.Cursor, _sql: str, _bindings: object) -> bool:
+            # apsw calls this once SQLite has prepared and bound the statement: what it reads
+            # is known from here on, should it fail or be given up as it runs.
+            pooled.prepared = (stmt, frozenset(seen))
+            return True
+
+        cursor.exec_trace = started
     gate = pooled.gate
     gate.enter(policy, record, functions)
     try:
@@ -905,8 +935,19 @@ def _execute(
         else:
             names = _NAMES.get(description) or _names(description)
             rows = cursor.fetchall()
+    except apsw.Error as exc:
+        if record is not None and pooled.prepared is not None:
+            # It failed as it ran (a function's error, its deadline), after SQLite prepared
+            # it: what it reads is known all the same, and its query reacts to that alone
+            # (R51), not to every write of the database (see _read_set_of_failure).
+            with contextlib.suppress(apsw.Error):
+                exc.cf_read_set = _read_map(record, stmt.sql, pooled.conn)  # type: ignore[attr-defined]
+        raise
     finally:
         gate.leave()
+        if record is not None:
+            cursor.exec_trace = None
+            pooled.prepared = None
     if record is None:
         return StatementResult(names, rows, known)
     result = StatementResult(names, rows, _read_map(record, stmt.sql, pooled.conn))
@@ -929,10 +970,17 @@ def _names(description: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
     return names
 
 
-def _read_map(record: ReadSet, sql: str, conn: apsw.Connection) -> ReadMap:
+@overload
+def _read_map(record: AbstractSet[tuple[str, str]], sql: str, conn: apsw.Connection) -> ReadMap: ...
+@overload
+def _read_map(record: AbstractSet[tuple[str, str]], sql: str, conn: None) -> ReadMap | None: ...
+def _read_map(
+    record: AbstractSet[tuple[str, str]], sql: str, conn: apsw.Connection | None
+) -> ReadMap | None:
     """The read set SQLite reported for ``sql`` by table, with the key columns of a join by
     column name, which it does not report (``Statement.joins_by_name``); ``conn`` (outside a
-    user statement) tells which columns the tables of a ``NATURAL`` join share."""
+    user statement) tells which columns the tables of a ``NATURAL`` join share (without it,
+    such a join's read set is not known: None)."""
     tables: dict[str, set[str]] = {}
     for table, column in record:
         tables.setdefault(table, set()).add(column)
@@ -941,6 +989,8 @@ def _read_map(record: ReadSet, sql: str, conn: apsw.Connection) -> ReadMap:
     if joins:
         keys = set(joins.using)
         if joins.natural:
+            if conn is None:
+                return None
             seen: set[str] = set()
             for table in joins.tables:
                 columns = {

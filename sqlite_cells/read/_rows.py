@@ -52,7 +52,14 @@ from sqlite_cells.read._stored_values import (
     sqlite_adapter,
     with_sqlite_values,
 )
-from sqlite_cells.runtime import Cell, InvalidArgument, Runtime, Space, checked_arguments
+from sqlite_cells.runtime import (
+    Cell,
+    InvalidArgument,
+    Runtime,
+    Space,
+    checked_arguments,
+    exception_text,
+)
 
 __all__ = ["RowDecoder", "build_rows", "decode_cf_link", "row_decoder", "runs_own_code"]
 
@@ -793,7 +800,7 @@ def _raised_error(exc: BaseException, row: type, *, db_id: str, sql: str) -> Que
     return QueryError(
         db_id,
         sql,
-        f"building a {row.__name__} row raised {type(exc).__name__}: {exc}; make "
+        f"building a {row.__name__} row raised {exception_text(exc)}; make "
         f"{row.__name__} (its __post_init__ or field types) accept every row the query returns, "
         "or select only the rows it accepts",
     )

@@ -52,6 +52,7 @@ from sqlite_cells.read._reader import (
     StatementResult,
     Tracker,
     failed_together,
+    prepared_read_set,
     read_batch,
 )
 from sqlite_cells.schema import Declaration
@@ -563,7 +564,9 @@ class QueryWorkers:
             stmt.sql,
             f"still running {self.timeout}s (query_timeout) later, {doing}",
         )
-        _deliver(job, 0, [(key, StatementResult(error=error))])
+        # What it reads, if SQLite prepared it: its query reacts to that alone (R51).
+        read_set = prepared_read_set(pooled, stmt) if pooled is not None else None
+        _deliver(job, 0, [(key, StatementResult(error=error, read_set=read_set))])
         rest = job.items[begin:index] + job.items[index + 1 : end]  # others: handed on already
         if rest:
             self.submit(ReadJob(job.decl, rest, job.deliver, None, job.previous, job.ahead))

@@ -861,3 +861,54 @@ def test_a_row_deleted_and_inserted_again_in_one_commit_reruns_its_rowid_query(
     assert by_rowid.get().seq == tx.seq
     assert by_rowid.get().result == db.read(by_rowid.sql)
     assert values.get().result == db.read(values.sql)
+
+
+def test_a_query_whose_first_run_fails_as_it_runs_reruns_only_for_what_it_reads(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, calls: Counter[str]
+) -> None:
+    """R51: SQLite prepared the statement (what it reads is known), and its first run failed as
+    it ran — a function's error on a stored value. The query had no read set, so every write of
+    the database re-ran it, a table it does not read and an UPDATE that changes nothing
+    included. It reacts to what it reads: the write that mends the value re-runs it."""
+    write(space, db, "UPDATE items SET data = '{bad' WHERE id = 1")
+    sql = "SELECT json_extract(data, '$.a') AS a FROM items ORDER BY id"
+    q = db.query(sql)
+    assert rt.settle(10)
+    assert isinstance(q.get().error, sc.QueryError) and "malformed JSON" in str(q.get().error)
+    for quiet in (
+        "INSERT INTO tags (item_id, tag) VALUES (1, 'x')",
+        "UPDATE items SET qty = qty + 1",
+        "UPDATE items SET data = data",
+    ):
+        ran, _ = ran_after(rt, space, db, calls, quiet)
+        assert ran == Counter(), quiet
+    ran, _ = ran_after(rt, space, db, calls, """UPDATE items SET data = '{"a": 7}' WHERE id = 1""")
+    assert ran == Counter({sql: 1})
+    assert q.get().result == [{"a": 7}, {"a": 3}]
+
+
+def test_a_query_given_up_in_one_long_step_reruns_only_for_what_it_reads(
+    store: Path, calls: Counter[str]
+) -> None:
+    """R51, R44: a first run given up at query_timeout in one long step (a function call the
+    progress handler cannot stop) had its QueryTimeout delivered by the watchdog with no read
+    set: every later write of the database ran the call again, each run left burning a thread.
+    It reacts to what it reads, as SQLite prepared it."""
+    with sc.Runtime(store, query_timeout=0.2) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("shop", tables=TABLES)
+        write(space, db, SEED[0])
+        sql = (
+            "SELECT instr(hex(zeroblob(2000000)), hex(zeroblob(10000)) || '1') AS r "
+            "FROM items WHERE note = 'red'"
+        )
+        q = db.query(sql)
+        assert rt.settle(10)
+        assert isinstance(q.get().error, sc.QueryTimeout), q.get()
+        assert calls == Counter({sql: 1})
+        for quiet in (
+            "INSERT INTO tags (item_id, tag) VALUES (1, 'x')",
+            "UPDATE items SET qty = 1",
+        ):
+            ran, _ = ran_after(rt, space, db, calls, quiet)
+            assert ran == Counter(), quiet

@@ -226,3 +226,33 @@ def test_rows_slow_to_build_hold_back_no_other_query_of_their_batch(
         GATE.set()
         assert runtime.settle(timeout=10)
         assert slow.get().result == [Held(1)]
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("its text cannot be read")
+
+    __repr__ = __str__
+
+
+@dataclasses.dataclass
+class Refusing:
+    id: int
+
+    def __post_init__(self) -> None:
+        raise _Unprintable
+
+
+def test_a_row_type_raising_an_exception_that_cannot_be_printed_is_a_query_error(
+    store: Path,
+) -> None:
+    """R43, Errors: the error saying a row type raised quoted the exception's text, and one
+    whose ``__str__`` raises made ``db.read`` raise that RuntimeError (``db.query`` said
+    QueryError). Both say QueryError, naming the exception by its type."""
+    with _one_row(store) as (runtime, _space, db):
+        with pytest.raises(sc.QueryError, match=r"raised _Unprintable \(its text could not be"):
+            db.read("SELECT id FROM t", row=Refusing)
+        q = db.query("SELECT id FROM t", row=Refusing)
+        assert runtime.settle(timeout=10)
+        assert isinstance(q.get().error, sc.QueryError)
+        assert "_Unprintable (its text could not be read" in str(q.get().error)
