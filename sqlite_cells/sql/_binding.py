@@ -68,6 +68,8 @@ def parameter_rows(rows: Any, *, sql: str, db_id: str) -> list[Any]:
     Rows taken from an iterator (a generator) are copied as they are taken: one that hands out
     the same list or dict each time, filled anew, gives each row's values as they were then
     (R36: as many ``exec`` calls), not the last row's for all."""
+    if is_pending(rows):
+        raise _not_ready("the value given as exec_many's rows", rows)
     if isinstance(rows, (*_NOT_A_LIST, Mapping)) or not isinstance(rows, Iterable):
         raise ExecArgumentError(
             db_id,
@@ -248,6 +250,8 @@ def _bind(
     at = f"{row_name}, " if row_name else ""
     if row is None:
         row = ()
+    if is_pending(row):  # (the parameters as a whole: a cell's value, a query's state)
+        raise _not_ready(f"{at}the value given as its parameters", row)
     if not (is_params_list(row) or isinstance(row, Mapping)):
         raise fail_row(f"parameters are a list, a tuple or a mapping, not {type(row).__name__}")
     _check_shape(targets, row, fail_row)
@@ -267,14 +271,19 @@ def _bind(
     )
 
 
+def _not_ready(where: str, value: Any) -> PendingValue:
+    """R31: a value that is not ready yet (``sc.PENDING``, a pending query state), at the call."""
+    return PendingValue(
+        f"{where} is not ready yet ({value!r}): wait for it (rt.settle()) or react to it"
+    )
+
+
 def _encode_mixed(value: Any, uses: Sequence[str | None], where: str) -> Any:
     """A parameter bound both where a link column takes it and where one does not (R31): one
     value cannot be a link (a cell) for the one and a plain value for the other, so only None
     (NULL, which both take) is bound."""
     if is_pending(value):
-        raise PendingValue(
-            f"{where} is not ready yet ({value!r}): wait for it (rt.settle()) or react to it"
-        )
+        raise _not_ready(where, value)
     if value is None:
         return None
     links = ", ".join(use for use in uses if use is not None and _is_link(use))
@@ -313,9 +322,7 @@ def _encode(
     store: Path | None = None,
 ) -> Any:
     if is_pending(value):
-        raise PendingValue(
-            f"{where} is not ready yet ({value!r}): wait for it (rt.settle()) or react to it"
-        )
+        raise _not_ready(where, value)
     is_link = _is_link(target)
     if isinstance(value, Cell):
         if not is_link:

@@ -230,6 +230,13 @@ def _assign_targets(statement: Draft, targets: list[_Target]) -> None:
             # followed by that clause alone, so the VALUES (or SELECT) and every DO UPDATE SET
             # are mapped.  Only when the whole does not parse: ``JOIN v ON conflict = …`` (a
             # column named so) in an ``INSERT … SELECT`` is no clause.
+            if statement.verb in ("INSERT", "REPLACE"):
+                # sqlglot's parser takes no compound whose first arm is VALUES (SQLite does):
+                # that arm is given to it as the SELECT * FROM (VALUES …) it reads.
+                wrapped = _values_arm_wrapped(tokens)
+                if wrapped is not None:
+                    _assign_tree(statement, wrapped, targets)
+                    return
             clauses = _upsert_clauses(tokens) if statement.verb in ("INSERT", "REPLACE") else []
             if len(clauses) < 2:
                 raise
@@ -254,6 +261,42 @@ def _assign_tree(statement: Draft, tokens: list[RawToken], targets: list[_Target
             _assign_set(conflict.expressions, targets)  # DO UPDATE SET; never its WHERE
     elif isinstance(tree, exp.Update):
         _assign_set(tree.expressions, targets)
+
+
+_COMPOUND: Final = frozenset({TokenType.UNION, TokenType.INTERSECT, TokenType.EXCEPT})
+
+
+def _values_arm_wrapped(tokens: list[RawToken]) -> list[RawToken] | None:
+    """``INSERT … VALUES (…) UNION …`` with that first arm as ``SELECT * FROM (VALUES (…))``,
+    which says the same (the star is the values' columns, in order); None when the statement
+    has no such arm."""
+    depth = 0
+    start = end = None
+    for i, token in enumerate(tokens):
+        kind = token.token_type
+        if kind is TokenType.L_PAREN:
+            depth += 1
+        elif kind is TokenType.R_PAREN:
+            depth -= 1
+        elif depth == 0 and kind is TokenType.VALUES and start is None:
+            start = i
+        elif depth == 0 and kind in _COMPOUND and start is not None:
+            end = i
+            break
+    if start is None or end is None:
+        return None
+    at = tokens[start].start
+    made = [
+        RawToken(kind, text, start=at, end=at)
+        for kind, text in (
+            (TokenType.SELECT, "SELECT"),
+            (TokenType.STAR, "*"),
+            (TokenType.FROM, "FROM"),
+            (TokenType.L_PAREN, "("),
+            (TokenType.R_PAREN, ")"),
+        )
+    ]
+    return [*tokens[:start], *made[:4], *tokens[start:end], made[4], *tokens[end:]]
 
 
 def _upsert_clauses(tokens: list[RawToken]) -> list[int]:
@@ -381,10 +424,27 @@ def _assign_source(source: object, column_at: Callable[[int], _Target], out: lis
             if isinstance(row, exp.Tuple):
                 _bind_row(row.expressions, column_at, out)
     elif isinstance(source, exp.Select):
-        _bind_row(source.expressions, column_at, out)
+        values = _star_over_values(source)
+        if values is not None:
+            _assign_source(values, column_at, out)
+        else:
+            _bind_row(source.expressions, column_at, out)
     elif isinstance(source, exp.SetOperation):  # INSERT … SELECT … UNION ALL SELECT …
         _assign_source(source.this, column_at, out)
         _assign_source(source.expression, column_at, out)
+
+
+def _star_over_values(select: exp.Select) -> exp.Values | None:
+    """The ``VALUES`` of ``SELECT * FROM (VALUES …)`` — how the parser gives a compound's
+    ``VALUES`` arm (``… UNION ALL VALUES (…)``): its star is the values' columns, in order, so
+    the values are what each column position takes. None for any other select."""
+    if len(select.expressions) != 1 or not isinstance(select.expressions[0], exp.Star):
+        return None
+    source = select.args.get("from_") or select.args.get("from")
+    if not isinstance(source, exp.From) or select.args.get("joins"):
+        return None
+    values = source.this
+    return values if isinstance(values, exp.Values) else None
 
 
 def _assign_set(assignments: Sequence[exp.Expression], out: list[_Target]) -> None:

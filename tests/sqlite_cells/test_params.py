@@ -47,6 +47,15 @@ CASES: list[tuple[str, tuple[str | None, ...], dict[str, str | None]]] = [
     ("INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, 1)", ("a", "b", "a", "b", "a"), {}),
     ("INSERT INTO t (a, b) SELECT ?, ? FROM u WHERE v = ?", ("a", "b", None), {}),
     ("INSERT INTO t (a, b) SELECT ? AS p, (?) UNION ALL SELECT ?, ?", ("a", "b", "a", "b"), {}),
+    # A compound's VALUES arm, second or first (which sqlglot's parser does not take as it is).
+    ("INSERT INTO t (a, b) SELECT 1, ? UNION ALL VALUES (?, ?), (?, 2)", ("b", "a", "b", "a"), {}),
+    (
+        "INSERT INTO t (b, a) VALUES (?, 1) UNION ALL SELECT ?, ? EXCEPT VALUES (?, ?)",
+        ("b",) * 2 + ("a", "b", "a"),
+        {},
+    ),
+    ("INSERT INTO t (a, b) SELECT * FROM (VALUES (?, ?))", ("a", "b"), {}),
+    ("INSERT INTO t (a, b) SELECT * FROM (VALUES (?)), (VALUES (?))", (None, None), {}),
     ("UPDATE t SET a = ?, b = ? WHERE id = ?", ("a", "b", None), {}),
     ("UPDATE t SET (a, b) = (?, ?), c = ?", ("a", "b", "c"), {}),
     ("UPDATE t SET (a, b) = (SELECT ?, ?)", ("a", "b"), {}),

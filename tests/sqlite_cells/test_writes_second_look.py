@@ -200,7 +200,9 @@ def test_none_binds_null_to_link_and_plain_columns(space: Space, notes: sc.Sqlit
     [sc.PENDING, sc.QueryState(pending=True, result=None, error=None, seq=0)],
     ids=["PENDING", "pending-state"],
 )
-@pytest.mark.parametrize("where", ["plain", "link", "named", "many-last-row"])
+@pytest.mark.parametrize(
+    "where", ["plain", "link", "named", "many-last-row", "whole-params", "whole-rows", "a-row"]
+)
 def test_a_value_not_ready_is_pending_value_anywhere_it_is_bound(
     space: Space, notes: sc.SqliteDb, value: Any, where: str
 ) -> None:
@@ -212,8 +214,16 @@ def test_a_value_not_ready_is_pending_value_anywhere_it_is_bound(
                 notes.exec("INSERT INTO notes (who_cf_link) VALUES (?)", [value])
             elif where == "named":
                 notes.exec("INSERT INTO notes (body) VALUES (:b)", {"b": value})
-            else:
+            elif where == "many-last-row":
                 notes.exec_many("INSERT INTO notes (body) VALUES (?)", [["a"], ["b"], [value]])
+            # The value given for the parameters as a whole (it was "parameters are a list, a
+            # tuple or a mapping, not Pending", an ExecArgumentError), or for a row of them.
+            elif where == "whole-params":
+                notes.exec("INSERT INTO notes (body) VALUES (?)", value)
+            elif where == "whole-rows":
+                notes.exec_many("INSERT INTO notes (body) VALUES (?)", value)
+            else:
+                notes.exec_many("INSERT INTO notes (body) VALUES (?)", [["a"], value])
         notes.exec("INSERT INTO notes (body) VALUES ('kept')")
     assert tx.seq == 1
     assert [r["body"] for r in _rows(notes)] == ["kept"]
@@ -705,3 +715,32 @@ def test_one_name_under_two_prefixes_binds_from_one_mapping_key(
     assert (rows[0]["body"], rows[0]["n"]) == ("3", 3)
     assert rows[1]["who_cf_link"] == rows[1]["odd"] == alice.link_str()
     assert notes.read("SELECT :w AS a, $w AS b, @w AS c", {"w": 1}) == [{"a": 1, "b": 1, "c": 1}]
+
+
+def test_cells_in_a_compound_inserts_values_arm_are_bound_to_their_link_column(
+    space: Space, notes: sc.SqliteDb
+) -> None:
+    """R31: a parameter in a ``VALUES`` arm of a compound ``INSERT`` (first or later arm) maps
+    to its column as in a ``SELECT`` arm; a Cell there was "a cell but targets no column"."""
+    a, b, c = space.cell("a"), space.cell("b"), space.cell("c")
+    with space.transact():
+        notes.exec(
+            "INSERT INTO notes (body, who_cf_link) SELECT 'r1', ? UNION ALL VALUES ('r2', ?)",
+            [a, b],
+        )
+        notes.exec(
+            "INSERT INTO notes (who_cf_link, body) VALUES (?, 'r3') UNION ALL SELECT ?, 'r4'",
+            [c, None],
+        )
+        with pytest.raises(sc.LinkEncodeError, match="targets the link column who_cf_link"):
+            notes.exec(
+                "INSERT INTO notes (body, who_cf_link) SELECT 'x', ? UNION ALL VALUES ('y', ?)",
+                [a, "not a cell"],
+            )
+    rows = notes.read("SELECT body, who_cf_link FROM notes ORDER BY body")
+    assert rows == [
+        {"body": "r1", "who_cf_link": a.link_str()},
+        {"body": "r2", "who_cf_link": b.link_str()},
+        {"body": "r3", "who_cf_link": c.link_str()},
+        {"body": "r4", "who_cf_link": None},
+    ]
