@@ -340,10 +340,19 @@ class SqliteParticipant:
             raise SqliteCellsError(f"one commit may write one database, not {len(paths)}")
         try:
             for decl in decls:
+                migrating = decl.migrate is not None and not self._is_ensured(_ensure_key(decl))
+                if migrating:
+                    # R14, R71: `migrate` commits in the file before the space's commit, so the
+                    # file is compared with its space again first, whenever this runtime last
+                    # did: another process killed between its two COMMITs leaves the file a
+                    # commit behind, and that commit, replayed after the migration, would meet
+                    # the new tables (its values put by position into reordered columns, a
+                    # dropped column made again).
+                    self._behind(decl)
                 # Reconcile waits for the database file's lock exec_timeout at most itself (and
                 # for the space's lock as long as any commit of the space may take).
                 self._ready(decl, self.exec_timeout)
-                if decl.migrate is not None and not self._is_ensured(_ensure_key(decl)):
+                if migrating and decl.migrate is not None:
                     assert decl.schema is not None  # only runtime-owned databases are written
                     # R14: on a connection of its own, before the space's commit attaches it.
                     ran = migrate_file(
