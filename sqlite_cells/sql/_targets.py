@@ -23,7 +23,7 @@ scans an INSERT, REPLACE or UPDATE that has parameters, so the answer is part of
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Final, NamedTuple
 
 import sqlglot.errors
@@ -266,21 +266,29 @@ def _assign_tree(statement: Draft, tokens: list[RawToken], targets: list[_Target
 _COMPOUND: Final = frozenset({TokenType.UNION, TokenType.INTERSECT, TokenType.EXCEPT})
 
 
-def _values_arm_wrapped(tokens: list[RawToken]) -> list[RawToken] | None:
-    """``INSERT … VALUES (…) UNION …`` with that first arm as ``SELECT * FROM (VALUES (…))``,
-    which says the same (the star is the values' columns, in order); None when the statement
-    has no such arm."""
+def _top_level(tokens: list[RawToken]) -> Iterator[tuple[int, RawToken]]:
+    """The tokens outside every parenthesis (the parentheses themselves left out), with their
+    index."""
     depth = 0
-    start = end = None
     for i, token in enumerate(tokens):
         kind = token.token_type
         if kind is TokenType.L_PAREN:
             depth += 1
         elif kind is TokenType.R_PAREN:
             depth -= 1
-        elif depth == 0 and kind is TokenType.VALUES and start is None:
+        elif depth == 0:
+            yield i, token
+
+
+def _values_arm_wrapped(tokens: list[RawToken]) -> list[RawToken] | None:
+    """``INSERT … VALUES (…) UNION …`` with that first arm as ``SELECT * FROM (VALUES (…))``,
+    which says the same (the star is the values' columns, in order); None when the statement
+    has no such arm."""
+    start = end = None
+    for i, token in _top_level(tokens):
+        if token.token_type is TokenType.VALUES and start is None:
             start = i
-        elif depth == 0 and kind in _COMPOUND and start is not None:
+        elif token.token_type in _COMPOUND and start is not None:
             end = i
             break
     if start is None or end is None:
@@ -302,23 +310,14 @@ def _values_arm_wrapped(tokens: list[RawToken]) -> list[RawToken] | None:
 def _upsert_clauses(tokens: list[RawToken]) -> list[int]:
     """Where each ``ON CONFLICT`` that starts an upsert clause is: outside parentheses, ``ON``
     then the bare word ``CONFLICT`` (a quoted ``"conflict"`` is a name, as SQLite reads it)."""
-    starts: list[int] = []
-    depth = 0
-    for i, token in enumerate(tokens):
-        kind = token.token_type
-        if kind is TokenType.L_PAREN:
-            depth += 1
-        elif kind is TokenType.R_PAREN:
-            depth -= 1
-        elif (
-            depth == 0
-            and kind is TokenType.ON
-            and i + 1 < len(tokens)
-            and tokens[i + 1].token_type is TokenType.VAR
-            and tokens[i + 1].text.upper() == "CONFLICT"
-        ):
-            starts.append(i)
-    return starts
+    return [
+        i
+        for i, token in _top_level(tokens)
+        if token.token_type is TokenType.ON
+        and i + 1 < len(tokens)
+        and tokens[i + 1].token_type is TokenType.VAR
+        and tokens[i + 1].text.upper() == "CONFLICT"
+    ]
 
 
 def _parser_tokens(statement: Draft) -> list[RawToken]:
