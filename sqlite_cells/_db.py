@@ -692,7 +692,11 @@ class LinkedDb(SqliteDb):
             return Reaction(by_reads=True, follows=self)
         if react_on is self:  # every write to the database linked now (R51: react_on=db)
             return Reaction(by_reads=False, whole=True, follows=self)
-        return Reaction(by_reads=False, on=react_on, follows=self)
+        # Among the cells of a list, tuple or dict, the input stands for its database too, as a
+        # handle does there (its rev moves with every write): every write re-runs the query.
+        members = react_on.values() if isinstance(react_on, Mapping) else react_on
+        whole = isinstance(react_on, list | tuple | Mapping) and any(m is self for m in members)
+        return Reaction(by_reads=False, on=react_on, whole=whole, follows=self)
 
     def _check_read(self, sql: str, params: Any) -> Any:
         # A closed runtime runs nothing: said at the call, whether or not the handle is cached.

@@ -628,11 +628,12 @@ class _QueryNode(Node):
             # state no commit had (R42, R54). Dropped; the query is held and runs again, with
             # the parameters as of that commit, once what they wait for lands.
             return previous, False
-        if self._again and self._fixed is None and self._run_changes != self._params_changes:
-            # The parameters changed while this run was in flight: its rows pair the old
-            # parameters with a file that may be newer — a state no commit had (R42, R54).
-            # Dropped; the next run, already wanted, reads with the new ones, and delivers for
-            # this run's cause too (settle waits for it, Scheduler.settle).
+        if self._again and self._run_changes != self._params_changes:
+            # The parameters changed while this run was in flight, or its pattern input was
+            # linked to another database (fixed parameters too): its rows pair the old
+            # parameters or database with a file that may be newer — a state no commit had
+            # (R42, R54). Dropped; the next run, already wanted, reads with the new ones, and
+            # delivers for this run's cause too (settle waits for it, Scheduler.settle).
             self._want_again()
             return previous, False
         if self._lagging:

@@ -320,3 +320,69 @@ def test_a_database_reached_only_through_an_input_follows_what_its_owner_declare
         rows = through.read("SELECT body, n FROM messages ORDER BY id")
     assert [row["body"] for row in rows] == ["one", "two", "three", "four", "five", "six"]
     assert rows[-1]["n"] == 7
+
+
+_SLOW_COUNT = (
+    "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 1500000) "
+    "SELECT (SELECT count(*) FROM r) > 0 AS ok, (SELECT group_concat(body) FROM messages) AS b"
+)
+
+
+@sc.pattern
+def slow(inp: sc.SqliteDb) -> Any:
+    return inp.query(_SLOW_COUNT)
+
+
+def test_a_run_in_flight_when_the_input_is_relinked_is_dropped(
+    rt: sc.Runtime, space: Space
+) -> None:
+    """R42, R61: relinked while a run on the former database was in flight, the query showed
+    that run's rows as its final, non-pending result under the new link (then the new
+    database's, with a seq going back). The run is dropped when it lands, as one for former
+    parameters is (fixed parameters too): pending, then the new database's rows."""
+    d1 = space.sqlite_database("d1", tables=MESSAGES)
+    d2 = space.sqlite_database("d2", tables=MESSAGES)
+    with space.transact():
+        d1.exec("INSERT INTO messages (body) VALUES ('one')")
+    with space.transact():
+        d2.exec("INSERT INTO messages (body) VALUES ('two')")
+    piece = space.run(slow, key="k", inp=d1)
+    assert rt.settle(30)
+    seen: list[tuple[bool, str | None]] = []
+    piece.outputs.observe().subscribe(
+        lambda s: seen.append((s.pending, s.result[0]["b"] if s.result else None))
+    )
+    with space.transact():
+        d1.exec("INSERT INTO messages (body) VALUES ('eleven')")  # a slow run on d1 starts
+    time.sleep(0.05)
+    piece.inputs["inp"].link(d2)  # while it runs
+    assert rt.settle(30)
+    assert "one,eleven" not in [b for pending, b in seen if not pending], seen
+    assert seen[-1] == (False, "two") and piece.outputs.get().result == [{"ok": 1, "b": "two"}]
+
+
+@sc.pattern
+def counts_on(inp: sc.SqliteDb, other: int) -> Any:
+    return {
+        "list": inp.query("SELECT count(*) AS n FROM messages", react_on=[inp, other]),
+        "tuple": inp.query("SELECT count(*) AS n FROM messages", react_on=(inp,)),
+        "dict": inp.query("SELECT count(*) AS n FROM messages", react_on={"db": inp}),
+    }
+
+
+def test_a_database_input_among_react_on_cells_reacts_to_its_writes(
+    rt: sc.Runtime, space: Space
+) -> None:
+    """R51: ``react_on=[db, cell]`` re-runs after every write to ``db``; a pattern's database
+    input in such a list (tuple, dict) stood for its input cell alone, and the query missed
+    every write to the database linked."""
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    piece = space.run(counts_on, key="k", inp=db, other=0)
+    assert rt.settle(10)
+    _write_one(space, db)
+    assert rt.settle(10)
+    assert {name: q.get().result for name, q in piece.outputs.items()} == {
+        "list": [{"n": 1}],
+        "tuple": [{"n": 1}],
+        "dict": [{"n": 1}],
+    }
