@@ -22,7 +22,8 @@ raises :class:`~codec._errors.GuardViolation` otherwise.  ``GuardViolation.kind`
     be encoded), or sqlglot's tokenizer splits it differently from SQLite (below); and a
     statement that does not start with a statement keyword (``SELEC * FROM t``, ``(SELECT 1)``, a
     malformed WITH clause, a WITH followed by anything but SELECT, VALUES, INSERT, REPLACE,
-    UPDATE or DELETE).  Inside the front end and this module such a problem is ``syntax``;
+    UPDATE, DELETE or a verb of the next two kinds, whose kind it then is, met at WITH).
+    Inside the front end and this module such a problem is ``syntax``;
     :func:`check_statement` raises it as the mode's ``not-read-only`` or ``not-a-write``, with
     the message that says ``syntax error: …``, what is wrong and what to do.  The offset is where
     the problem starts; a rule broken before it decides instead (below).
@@ -370,6 +371,10 @@ def _statement_kind(statement: Statement, mode: Mode, *, whole: bool = True) -> 
             "the statement",
         )
     verb, offset = statement.verb, tokens[index][2]
+    if index and (verb in FORBIDDEN_VERBS or verb in DDL_VERBS):
+        # A statement SQLite refuses after a WITH list, but rejected everywhere all the same
+        # (R21): its verb decides the kind, met at WITH, the statement's first keyword (R24).
+        _refuse_verb(sql, verb, tokens[0][2])
     if index and verb not in _READ_VERBS and verb not in _WRITE_VERBS:
         refuse(
             "syntax",

@@ -146,6 +146,11 @@ OFFSETS = [
     ("WITH x AS (SELECT 1) DELETE FROM messages", Mode.READ, "not-read-only", 0),
     ("WITH x AS (SELECT 1) SELECT * FROM x", Mode.WRITE, "not-a-write", 0),
     ("WITH x AS (SELECT 1)", Mode.READ, "not-read-only", 20),
+    # A verb rejected everywhere (R21) after a WITH list: its kind, met at WITH (R24).
+    ("WITH x AS (SELECT 1) ATTACH 'f' AS y", Mode.READ, "forbidden-statement", 0),
+    ("WITH x AS (SELECT 1) PRAGMA user_version", Mode.WRITE, "forbidden-statement", 0),
+    ("WITH x AS (SELECT 1) CREATE TABLE z(a)", Mode.WRITE, "ddl", 0),
+    ("WITH x AS (SELECT 1) EXPLAIN SELECT 1", Mode.READ, "not-read-only", 21),
     ("  /* c */ PRAGMA user_version", Mode.READ, "forbidden-statement", 10),
     ("\n\nCREATE TEMP TABLE t(x)", Mode.WRITE, "ddl", 2),
     ("SELECT 1 FROM t WHERE CREATE TEMP TABLE x(a)", Mode.READ, "temp-object", 29),
