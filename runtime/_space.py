@@ -9,7 +9,7 @@ import typing
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from sqlite_cells.codec import Link, brief_repr, derive_id
+from sqlite_cells.codec import Link, ValueEncodeError, brief_repr, derive_id
 from sqlite_cells.runtime._boundary import InvalidArgument, check_name, checked_arguments
 from sqlite_cells.runtime._cell import NO_DEFAULT, Cell, CellSource
 from sqlite_cells.runtime._pattern import (
@@ -132,11 +132,14 @@ class Space:
         names = sorted(pattern.inputs)
         cells = {name: Cell(self, derive_id("input", piece_id, name)) for name in names}
         seen = self._seen_data
-        changed = {
-            name: value
-            for name, value in inputs.items()
-            if self.runtime.encode(value) != seen(cells[name].id)
-        }
+        changed = {}
+        for name, value in inputs.items():
+            try:
+                encoded = self.runtime.encode(value)
+            except ValueEncodeError as exc:  # (where: the pattern and its input)
+                raise ValueEncodeError(f"pattern {pattern.name!r}, input {name!r}: {exc}") from exc
+            if encoded != seen(cells[name].id):
+                changed[name] = value
         # The piece's record (its pattern, key and inputs) lives in the cell of the piece's
         # own id, so tools can tell a piece and its inputs from ids that name nothing.
         record = {"piece": pattern.name, "key": key, "inputs": names}

@@ -59,6 +59,24 @@ def test_run_refuses_an_input_the_pattern_does_not_take_and_records_nothing(
     assert record == {"piece": chat.name, "key": "main", "inputs": ["me", "title"]}
 
 
+def test_an_input_value_that_is_not_json_names_the_pattern_and_the_input(
+    rt: sc.Runtime, store: Path
+) -> None:
+    """R6, Errors ("where"): a value no cell can hold, given for an input, said "the value:
+    cannot store a object" — neither the pattern nor the input; nothing is recorded."""
+    space = rt.space("demo")
+
+    @sc.pattern
+    def chat(me: Any, title: str = "") -> None:
+        return None
+
+    error = _refused(lambda: space.run(chat, key="main", me="a", title=object()))
+    assert isinstance(error, sc.ValueEncodeError)
+    assert str(error).startswith(f"pattern {chat.name!r}, input 'title': the value: cannot store")
+    assert _space_seq(rt) == 0
+    assert not list(store.glob("space-*"))
+
+
 def test_a_refused_run_of_a_recorded_piece_leaves_it_as_it_was(rt: sc.Runtime) -> None:
     space = rt.space("demo")
 
