@@ -9,7 +9,7 @@ import typing
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from sqlite_cells.codec import Link, ValueEncodeError, brief_repr, derive_id
+from sqlite_cells.codec import Link, SqliteCellsError, ValueEncodeError, brief_repr, derive_id
 from sqlite_cells.runtime._boundary import InvalidArgument, check_name, checked_arguments
 from sqlite_cells.runtime._cell import NO_DEFAULT, Cell, CellSource
 from sqlite_cells.runtime._pattern import (
@@ -189,9 +189,15 @@ class Space:
         return value if isinstance(value, Cell) else cell
 
     def unbound_input(self, cell: Cell, annotation: Any) -> Any:
-        """What a pattern body gets for a parameter nobody gave a value: its input cell (an
-        extension may wrap it according to the parameter's annotation)."""
-        return cell
+        """What a pattern body gets for a parameter nobody gave a value: the cell its input cell
+        links to, as the run that gave that cell got it (§2: re-running rebinds to the same
+        cells); else its input cell (an extension may wrap it according to the parameter's
+        annotation)."""
+        try:
+            linked = cell.get()
+        except SqliteCellsError:  # (what it holds cannot be read: the input cell says so)
+            return cell
+        return linked if isinstance(linked, Cell) and not linked.value_path else cell
 
     def source_for(self, cell: Cell) -> CellSource:
         """The graph node that tracks ``cell`` (shared by every Cell object naming the same cell

@@ -239,7 +239,7 @@ class Space(runtime.Space):
         that follows what its input cell links to (R61): pending until a handle is linked."""
         if _takes_database(annotation):
             return self._database_input(cell)
-        return cell
+        return super().unbound_input(cell, annotation)
 
     def _database_input(self, cell: Cell) -> object:
         """The database the input ``cell`` links to, followed at each use (see ``LinkedDb``)."""

@@ -418,3 +418,35 @@ def test_a_lambda_is_no_pattern() -> None:
         ) as info:
             sc.pattern(fn)
         assert isinstance(info.value, ValueError | TypeError)
+
+
+@sc.pattern
+def greet(me: sc.Cell) -> Any:
+    return sc.derive(me, lambda value: f"hello {value['name']}")
+
+
+def test_a_piece_run_again_without_its_cell_input_gets_the_cell_it_was_given(
+    store: Path,
+) -> None:
+    """§2 ("re-running the program rebinds to the same cells"): a piece given a cell at its
+    first run, run again after a restart without it (its input cell keeps the link), gave the
+    body the input cell — a link where the cell's value was — and no longer followed that
+    cell. The body gets the cell the input links to, as the first run's did."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        alice = space.cell("alice")
+        with space.transact():
+            alice.set({"name": "Alice"})
+        first = space.run(greet, key="k", me=alice)
+        assert first.outputs.get() == "hello Alice"
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        again = space.run(greet, key="k")
+        assert again.id == first.id
+        assert again.outputs.get() == "hello Alice"
+        with space.transact():
+            space.cell("alice").set({"name": "Alicia"})
+        rt.settle()
+        assert again.outputs.get() == "hello Alicia"
+        # An input never given (nothing linked) is still the input cell itself.
+        assert space.run(greet, key="other").inputs["me"].get() is None
