@@ -340,12 +340,10 @@ def test_a_run_in_flight_when_the_input_is_relinked_is_dropped(
     that run's rows as its final, non-pending result under the new link (then the new
     database's, with a seq going back). The run is dropped when it lands, as one for former
     parameters is (fixed parameters too): pending, then the new database's rows."""
-    d1 = space.sqlite_database("d1", tables=MESSAGES)
-    d2 = space.sqlite_database("d2", tables=MESSAGES)
-    with space.transact():
-        d1.exec("INSERT INTO messages (body) VALUES ('one')")
-    with space.transact():
-        d2.exec("INSERT INTO messages (body) VALUES ('two')")
+    d1, d2 = (space.sqlite_database(name, tables=MESSAGES) for name in ("d1", "d2"))
+    for db, body in ((d1, "one"), (d2, "two")):
+        with space.transact():
+            db.exec("INSERT INTO messages (body) VALUES (?)", [body])
     piece = space.run(slow, key="k", inp=d1)
     assert rt.settle(30)
     seen: list[tuple[bool, str | None]] = []
