@@ -1363,6 +1363,8 @@ def _database_id(space_file: Path, space_id: str, database: str) -> str:
     if database.startswith("of:"):
         return database
     db_id = derive_id("sqlite", space_id, database)
+    named_cell = derive_id("cell", space_id, database)  # (a cell's name given by mistake)
+    is_cell = False
     with read_only(space_file) as conn:
         if conn.execute("SELECT 1 FROM _cf_cells WHERE id = ?", (db_id,)).fetchone() is not None:
             return db_id
@@ -1371,6 +1373,7 @@ def _database_id(space_file: Path, space_id: str, database: str) -> str:
             f"SELECT {as_bytes('id')}, {as_bytes('value')} FROM _cf_cells"
         ):
             cell_id, stored = decoded(raw_id), stored_json(data)
+            is_cell = is_cell or cell_id == named_cell
             if cell_id is None or stored is None:
                 continue  # a row another program wrote: no handle of an injected file
             handle = handle_value(cell_id, stored)
@@ -1388,15 +1391,12 @@ def _database_id(space_file: Path, space_id: str, database: str) -> str:
         )
     if matches:
         return matches[0]
-    cell_id = derive_id("cell", space_id, database)
-    with read_only(space_file) as conn:
-        if conn.execute("SELECT 1 FROM _cf_cells WHERE id = ?", (cell_id,)).fetchone():
-            raise InspectError(
-                "not-a-database",
-                f"{database!r} names a cell of space {space_id!r} ({cell_id}), not a database: "
-                "`sqlite-cells cells` lists each cell with its kind; give a database's name "
-                "or id",
-            )
+    if is_cell:
+        raise InspectError(
+            "not-a-database",
+            f"{database!r} names a cell of space {space_id!r} ({named_cell}), not a database: "
+            "`sqlite-cells cells` lists each cell with its kind; give a database's name or id",
+        )
     return db_id
 
 

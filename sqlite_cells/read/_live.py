@@ -246,16 +246,17 @@ class LiveQueries:
     def _forget_reads(self, node: Node, db_id: str) -> None:
         """``node`` no longer watches ``db_id``; the database's entries go with its last query."""
         reads = self._reads.get(db_id)
-        if reads is None or reads.pop(node, _ABSENT) is _ABSENT:
+        read_set = _ABSENT if reads is None else reads.pop(node, _ABSENT)
+        if read_set is _ABSENT:
             return
-        unknown = self._unknown.get(db_id)
-        if unknown is not None:
+        if read_set is None:  # (registered under the unknown read set, see watch)
+            unknown = self._unknown[db_id]
             unknown.discard(node)
             if not unknown:
                 del self._unknown[db_id]
-        tables = self._by_table.get(db_id)
-        if tables is not None:
-            for table in [t for t, nodes in tables.items() if node in nodes]:
+        else:
+            tables = self._by_table[db_id]
+            for table in read_set:
                 tables[table].discard(node)
                 if not tables[table]:
                     del tables[table]
