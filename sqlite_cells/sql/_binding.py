@@ -410,6 +410,13 @@ def check_read_values(params: Any, *, sql: str, db_id: str) -> Any:
     elif is_params_list(params):
         row, items = params, enumerate(params, 1)
     else:  # a lone value (a cell, say) is the one positional parameter
+        if targets.is_all_named:
+            given = "a cell" if isinstance(params, Cell | Reactive) else type(params).__name__
+            raise fail(
+                f"named parameters need a mapping of values, not a lone value ({given}, which "
+                "would be the one positional parameter); give a dict of each name and its "
+                "value, e.g. {'name': value} (a value in it may be a cell)"
+            )
         row, items = (params,), ((1, params),)
     _check_shape(targets, row, fail)
     for key, value in items:

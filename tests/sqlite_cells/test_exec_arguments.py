@@ -306,6 +306,7 @@ def test_a_disk_source_path_that_is_not_valid_text_is_refused(space: Space, tmp_
         ("SELECT ? AS a", {"a": 1}, "positional parameters need a list of values, not a mapping"),
         ("SELECT :a AS a", {"b": 1}, "no value for the named parameter(s) a"),
         ("SELECT :a AS a", [1], "named parameters need a mapping of values, not a list"),
+        ("SELECT :a AS a", "x", "not a lone value (str, which would be the one positional"),
         ("SELECT ?1 AS a, :b AS b", {"b": 1}, "positional parameters need a list of values"),
     ],
 )
@@ -322,6 +323,10 @@ def test_read_parameters_sqlite_cannot_bind_are_refused_at_the_call(
         assert db.read("SELECT ? AS v, ? AS w", [cell, 2.5]) == [{"v": 1, "w": 2.5}]
         # A lone value is the one positional parameter; extra names in a mapping are ignored.
         assert db.read("SELECT ? AS v", cell) == [{"v": 1}]
+        # ... and not a mapping for named ones, whatever the cell holds.
+        held = rt.space("s").cell("held", default={"a": 1})
+        with pytest.raises(sc.QueryError, match=re.escape("not a lone value (a cell, which")):
+            db.read("SELECT :a AS v", held)
         assert db.read("SELECT :a AS v", {"a": "x", "unused": 2}) == [{"v": "x"}]
         assert db.read("SELECT ? AS v", [float("inf")]) == [{"v": float("inf")}]
 
