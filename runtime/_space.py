@@ -197,7 +197,7 @@ class Space:
             linked = cell.get()
         except SqliteCellsError:  # (what it holds cannot be read: the input cell says so)
             return cell
-        return linked if isinstance(linked, Cell) and not linked.value_path else cell
+        return linked if isinstance(linked, Cell) else cell
 
     def source_for(self, cell: Cell) -> CellSource:
         """The graph node that tracks ``cell`` (shared by every Cell object naming the same cell

@@ -450,3 +450,29 @@ def test_a_piece_run_again_without_its_cell_input_gets_the_cell_it_was_given(
         assert again.outputs.get() == "hello Alicia"
         # An input never given (nothing linked) is still the input cell itself.
         assert space.run(greet, key="other").inputs["me"].get() is None
+
+
+@sc.pattern
+def shown(me: Any) -> Any:
+    return sc.derive(me, lambda value: value)
+
+
+def test_a_piece_run_again_without_its_input_at_a_path_gets_that_cell_at_its_path(
+    store: Path,
+) -> None:
+    """The same for a cell at a path (``src.key("a")``): run again without it, the body got the
+    input cell, and its derived cell showed a link where the value at the path was."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        src = space.cell("src")
+        with space.transact():
+            src.set({"a": 1, "b": 2})
+        assert space.run(shown, key="k", me=src.key("a")).outputs.get() == 1
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        again = space.run(shown, key="k")
+        assert again.outputs.get() == 1
+        with space.transact():
+            space.cell("src").set({"a": 10, "b": 2})
+        rt.settle()
+        assert again.outputs.get() == 10
