@@ -395,6 +395,7 @@ class SpaceFile:
         self._wcursor: apsw.Cursor | None = None
         self._rconn: apsw.Connection | None = None
         self._seen_seq = 0
+        self._peer_seq = 0  # the newest seq a peer of this process said it committed here
         self.opened_seq = 0  # commits up to here were never published as events
         self._data_version: int | None = None  # None: catch up from _seen_seq at the next poll
         # The file's device and inode when opened: a commit checks the path still names it (R73).
@@ -886,8 +887,25 @@ class SpaceFile:
             self._discard_after_failure()
         seq = ticket.result()
         for peer in _bus.peers(self):
-            peer.wake()
+            peer.peer_committed(seq)
         return seq
+
+    def peer_committed(self, seq: int) -> None:
+        """A runtime of this process committed ``seq`` to this file (``_bus``): catch up soon
+        (``wake``), and at once when a transaction of this runtime begins before that
+        (``catch_up_with_peers``)."""
+        if seq > self._peer_seq:  # (a plain int: a stale read of it only costs a wake)
+            self._peer_seq = seq
+        self.wake()
+
+    def catch_up_with_peers(self) -> None:
+        """Apply the commits a runtime of this process has made to this file and this runtime
+        has not applied yet, before a transaction begins here: in one thread, a transaction
+        begun after a peer's commit returned reads what it committed (R53), not the value
+        before it (which its commit would then refuse as a conflict). Another process's commits
+        are found by the poller and by the next commit, as before."""
+        if self._peer_seq > self._seen_seq:
+            self.catch_up()
 
     def _withdraw(self, ticket: Ticket) -> None:
         """Take ``ticket`` out of the queue if no leader has taken it yet (its committer stops

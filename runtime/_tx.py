@@ -461,6 +461,8 @@ class _Scope(Leaving):
         outer = None if self._alone else current_transaction()
         if outer is not None and outer.state is TxState.OPEN:
             return self._join(outer)
+        if self._space is not None:
+            self._space.catch_up_with_peers()
         tx = Transaction(self._space)
         entry = _Entry(tx, None, None, None)
         before = _current.get()
