@@ -93,8 +93,9 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
     # Another file first: its watermark ahead says nothing of the space's file then.
     if o.action is Action.QUARANTINED and (TABLES_DIFFER in o.detail or OTHER_HISTORY in o.detail):
         return (
-            f"nothing was changed: the file at its path is not this database's file (another "
-            f"program's or another store's), and `--repair` cannot make it so. Move "
+            "nothing was changed: the file at its path is not this database's file (another "
+            "database's, another program's or another store's), and `--repair` cannot make it "
+            f"so. Move "
             f"{o.path.name} (and its -wal, if any) out of the store, keeping it, then run "
             "`sqlite-cells check --repair`, which rebuilds the database from its space's log"
         )

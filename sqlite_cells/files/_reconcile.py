@@ -710,6 +710,44 @@ def _check_same_history(
         )
 
 
+def _check_not_a_sibling(
+    space_conn: apsw.Connection,
+    db_id: str,
+    rows: list[tuple[int, bytes, int | None]],
+    space_last: int,
+) -> None:
+    """``_Irreparable`` when the file's journal rows past its space's last write to it (``rows``,
+    newest first) hold, for a commit the space's log still holds, exactly the changesets the log
+    recorded for *another* database of the space: the file is that database's (two files of one
+    space swapped), not one a crash left ahead — its space's file lost nothing, and the advice
+    to restore it would be wrong."""
+    for seq in sorted({row_seq for row_seq, _, _ in rows if row_seq <= space_last}, reverse=True):
+        kept = [changeset for row_seq, changeset, _ in reversed(rows) if row_seq == seq]
+        owner = _logged_for(space_conn, seq, kept)
+        if owner is not None and owner != db_id:
+            raise _Irreparable(
+                f"the file holds commit {seq} as the space's log recorded it for database "
+                f"{owner}: {OTHER_HISTORY} (that database's file put in its place?); it is "
+                "kept as found"
+            )
+
+
+def _logged_for(space_conn: apsw.Connection, seq: int, changesets: list[bytes]) -> str | None:
+    """The database whose ops of commit ``seq`` the space's log recorded with exactly
+    ``changesets`` (None: no such database, or the record is gone)."""
+    row = space_conn.execute(
+        f"SELECT {stored_json_column('record')} FROM _cf_log WHERE seq = ?", (seq,)
+    ).fetchone()
+    if row is None:
+        return None
+    record = decode_record(row[0], where=f"of seq {seq} in space file {space_conn.filename}")
+    logged: dict[str, list[bytes | None]] = {}
+    for op in record.ops:
+        if op.kind == KIND:
+            logged.setdefault(op.target, []).append(decode_op_body(op).changeset)
+    return next((target for target, kept in logged.items() if kept == changesets), None)
+
+
 def _logged_without(space_conn: apsw.Connection, db_id: str, seq: int) -> bool:
     """Whether the space's log still holds the record of commit ``seq`` and it has no op on
     ``db_id`` (False when the record is gone: compacted, or never made there)."""
@@ -768,6 +806,7 @@ def _in_flight(
     _check_same_history(space_conn, conn, db_id, space_seq)
     space_last = last_seq(space_conn)
     rows = _journal_past(conn, space_seq)
+    _check_not_a_sibling(space_conn, db_id, rows, space_last)
     one_commit = {seq for seq, _, _ in rows} == {db_seq}
     if not one_commit or db_seq > space_last + 1:
         raise _Irreparable(

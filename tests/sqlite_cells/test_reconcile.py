@@ -611,28 +611,37 @@ def test_a_file_deleted_under_a_runtime_is_an_error_not_empty_rows(
         rt.close()
 
 
-def test_two_files_of_one_space_swapped_are_never_replayed_onto_each_other(store: Path) -> None:
+@pytest.mark.parametrize("later", [1, 2])
+def test_two_files_of_one_space_swapped_are_never_replayed_onto_each_other(
+    store: Path, later: int
+) -> None:
     """R71: a file whose watermark names a commit that wrote another database of its space is
     that database's file: a replay would add this database's commits to its rows and serve the
-    mix. Both files are quarantined and kept as they are; `check` says so and how to recover."""
+    mix. Both files are quarantined and kept as they are; `check` says so and how to recover —
+    for the file ahead, that it is the other database's (its space's file lost nothing: the
+    advice to restore it was wrong: `check`'s advice follows the detail), whether one or two of
+    that database's commits are past."""
     tables = {"rows": sc.table(id="integer primary key", who="text")}
     with sc.Runtime(store) as rt:
         space = rt.space("s")
         a = space.sqlite_database("a", tables=tables)
         b = space.sqlite_database("b", tables=tables)
-        for db, who in ((a, "a1"), (b, "b1"), (a, "a2")):  # seqs 1, 2, 3
+        writes = [(a, "a1"), (b, "b1")] + [(a, f"a{2 + i}") for i in range(later)]
+        for db, who in writes:  # seqs 1, 2, 3 (and 4)
             with space.transact():
                 db.exec("INSERT INTO rows (who) VALUES (?)", [who])
+    last = 2 + later
     a.path.rename(store / "swap")
     b.path.rename(a.path)
     (store / "swap").rename(b.path)
     files = {path: path.read_bytes() for path in (a.path, b.path)}
     report = sorted(sc_files.check_store(store, repair=False), key=lambda o: o.db_seq)
     assert [(o.db_id, o.action, o.db_seq, o.space_seq) for o in report] == [
-        (a.id, Action.QUARANTINED, 2, 3),  # b's file at a's path: behind, of another history
-        (b.id, Action.QUARANTINED, 3, 2),  # a's file at b's path: ahead by another's commit
+        (a.id, Action.QUARANTINED, 2, last),  # b's file at a's path: behind, another history
+        (b.id, Action.QUARANTINED, last, 2),  # a's file at b's path: ahead by a's commits
     ]
     assert sc_files.OTHER_HISTORY in report[0].detail
+    assert f"recorded it for database {a.id}: {sc_files.OTHER_HISTORY}" in report[1].detail
     with sc.Runtime(store) as rt:
         space = rt.space("s")
         with pytest.raises(sc.Quarantined, match=sc_files.OTHER_HISTORY):
