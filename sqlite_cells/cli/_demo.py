@@ -86,6 +86,23 @@ class ChatRun:
     last_seq: int = 0
 
 
+class OtherData(sc.SqliteCellsError, ValueError):
+    """The store holds data of another kind under the demo's names."""
+
+
+def _count(posts: sc.Cell) -> int:
+    """The demo's count of posts; a store whose ``posts`` cell holds anything else holds
+    another program's data, which the demo leaves alone."""
+    value = posts.get()
+    if type(value) is not int:
+        raise OtherData(
+            f"cell 'posts' of space {SPACE!r} holds {value!r}, not the demo's count of posts: "
+            "this store holds other data under the demo's names; run the demo on another "
+            "store (`sqlite-cells demo DIR`)"
+        )
+    return value
+
+
 def _name(user: sc.Cell | None) -> str:
     if user is None:
         return "-"
@@ -158,6 +175,8 @@ class _Chat:
             fresh = [s for s in self.delivered[self.printed :] if not s.pending]
             self.printed = len(self.delivered)
         for state in fresh:
+            if state.error is not None:  # (a database of another schema under its name, say)
+                raise state.error
             rows = len(state.result or [])
             _show(self.out, f"  live query -> {rows} row(s) at seq {state.seq}", state)
             self.run.query_seqs.append(state.seq)
@@ -169,7 +188,7 @@ class _Chat:
         @sc.handler
         def post(body: str, *, author: sc.Cell, posts: sc.Cell) -> None:
             # One commit: the counter and the row, all or nothing.
-            count = int(posts.get()) + 1
+            count = _count(posts) + 1
             posts.set(count)
             db.exec(INSERT, [author, body, count])
 
@@ -217,7 +236,7 @@ class _Chat:
     def roll_back_a_write(self) -> None:
         """Abort-only writes: a failing statement rolls back the whole commit, cells included."""
         posts, out = self.posts, self.out
-        posts_before = int(posts.get())
+        posts_before = _count(posts)
         out.write(
             f"\nrollback: bump posts ({posts_before} -> {posts_before + 1}) and insert a "
             f"duplicate id #{self.row_id} in one transaction\n"
@@ -235,7 +254,7 @@ class _Chat:
         else:  # pragma: no cover - the duplicate id always fails
             raise AssertionError("the duplicate insert was expected to fail")
         fresh = self.flush()
-        self.run.posts_after_rollback = int(posts.get())
+        self.run.posts_after_rollback = _count(posts)
         out.write(
             f"  posts is still {self.run.posts_after_rollback}; the live query stayed at seq "
             f"{self.latest.get().seq} ({len(fresh)} new result(s))\n"
@@ -245,7 +264,7 @@ class _Chat:
         run = self.run
         (after,) = self.db.read("SELECT count(*) AS n FROM messages")
         run.messages = int(after["n"])
-        run.posts = int(self.posts.get())
+        run.posts = _count(self.posts)
         run.last_seq = self.latest.get().seq
         self.out.write(
             f"\ndone: {run.messages} messages, last write at seq {run.last_seq}. Run it again "

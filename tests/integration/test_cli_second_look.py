@@ -19,6 +19,7 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
+from sqlite_cells.cli._demo import run_demo
 from sqlite_cells.files import set_watermark
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -574,6 +575,30 @@ def test_demo_runs_to_its_end_and_continues_on_a_second_run(tmp_path: Path) -> N
     assert "\nAlicia: 'Hi Bob!' committed as seq" in second.stdout
     done = _cli("check", cwd=tmp_path)
     assert done.returncode == 0 and "in sync" in done.stdout
+
+
+def test_the_demo_on_a_store_holding_other_data_under_its_names_says_so(tmp_path: Path) -> None:
+    """Errors: a `posts` cell holding text ended the demo with the catch-all "internal error"
+    (a ValueError of `int()`), and a `chat` database of another schema printed "0 row(s)",
+    hiding its live query's error. Both are `demo failed: …` naming what is there now."""
+    other, schema = tmp_path / "other", tmp_path / "schema"
+    with sc.Runtime(other) as rt:
+        space = rt.space("demo")
+        with space.transact():
+            space.cell("posts").set("many")
+    with sc.Runtime(schema) as rt:
+        space = rt.space("demo")
+        chat = space.sqlite_database("chat", tables={"messages": sc.table(text="text")})
+        with space.transact():
+            chat.exec("INSERT INTO messages (text) VALUES ('x')")
+    for store, said, shown in (
+        (other, "demo failed: OtherData: cell 'posts' of space 'demo' holds 'many', not the", 1),
+        (schema, "demo failed: QueryError: ", 0),
+    ):
+        out, err = io.StringIO(), io.StringIO()
+        assert run_demo(str(store), out=out, err=err) == 1
+        assert said in err.getvalue()
+        assert out.getvalue().count("live query ->") == shown  # (the empty chat's first state)
 
 
 def test_ctrl_c_during_the_demo_exits_130_and_leaves_the_store_consistent(tmp_path: Path) -> None:
