@@ -125,6 +125,10 @@ class CellRow:
     def to_flat(self, namer: Namer) -> dict[str, Any]:
         if self.problem is not None:
             shown: Any = f"<{self.problem}>"
+        elif isinstance(self.value, str):
+            # As JSON, as every other value is: the string "5" is not the number 5, nor "null"
+            # None, nor a string that reads "→ alice" a link (shown unquoted, below).
+            shown = msgspec.json.encode(self.value).decode()
         else:
             shown = namer.shallow(self.value, as_json=False)
         if self.kind in _HANDLE_KINDS and isinstance(self.value, dict):

@@ -35,7 +35,7 @@ def test_inspect_lists_the_cells_of_each_space(tmp_path: Path) -> None:
     done = _cli("inspect", str(store))
     assert done.returncode == 0, done
     lines = done.stdout.splitlines()
-    assert f"  cell 'greeting' ({greeting}) rev 1: hello" in lines
+    assert f"  cell 'greeting' ({greeting}) rev 1: \"hello\"" in lines
     long_line = next(line for line in lines if "'long'" in line)
     assert long_line.endswith("…") and len(long_line) < 250
     assert sum(line.startswith("  cell ") for line in lines) == 20
