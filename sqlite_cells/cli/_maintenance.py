@@ -401,9 +401,14 @@ def _report(
     replaced = before is not None and before.id != handle_id
     repinned = before is not None and not replaced and _stored(space_file, handle_id) != pin
     if args.fmt is Format.TEXT:
-        out.write(f"linked {linked} ({handle_id}) to {args.field} of piece {args.piece}\n")
+        # (Escaped as every line of text output is: a path may hold a newline or a
+        # terminal's escape sequence, and the piece and field are as the user typed them.)
+        out.write(
+            f"linked {one_line(linked)} ({handle_id}) to {one_line(args.field)} of piece "
+            f"{one_line(args.piece)}\n"
+        )
         if before is not None and replaced:
-            out.write(f"  it replaces the link to {before.what} ({before.id})\n")
+            out.write(f"  it replaces the link to {one_line(before.what)} ({before.id})\n")
         elif repinned:
             out.write(
                 "  it was already linked to this path, but the file there was replaced: the "

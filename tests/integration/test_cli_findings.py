@@ -107,6 +107,27 @@ def test_link_into_a_database_input_then_relinking_says_what_it_replaces(
         assert linked.outputs.get().result == [{"n": 1}]
 
 
+def test_link_escapes_the_path_it_prints_as_every_text_line_is(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """§6: a file name holding a newline and a terminal's escape sequence was printed as it is
+    by `link` (`inspect` escapes the same path)."""
+    piece = _piece(store)
+    odd = _reference(tmp_path / "ref\n\x1b[31mRED.db")
+    second = _reference(tmp_path / "plain.db")
+    code, out, _ = _run(
+        capsys, "link", f"sqlite:{odd}", "demo", piece, "ref", "--store", str(store)
+    )
+    assert code == 0
+    assert out.startswith(f"linked {tmp_path}/ref\\n\\x1b[31mRED.db (of:")
+    assert out.count("\n") == 1 and "\x1b" not in out
+    code, out, _ = _run(
+        capsys, "link", f"sqlite:{second}", "demo", piece, "ref", "--store", str(store)
+    )
+    assert code == 0 and "it replaces the link to " in out and "\x1b" not in out
+    assert out.count("\n") == 2
+
+
 # `link` run again for the same file writes nothing: no commit, and it says so; when the file at
 # that path was replaced, the one commit re-pins the handle and the output says so.
 
