@@ -458,6 +458,10 @@ def _skipped(root: Path) -> list[tuple[Path, str]]:
 # Why gc lists a file (R74).
 _GIVEN_UP = "its database was dropped (db.drop()), and no space names it otherwise"
 _UNUSED = "no space names it, and it holds no commit"
+_UNFINISHED = (
+    "an unfinished rebuild of a damaged database file (`check --repair` stopped before its "
+    "end); the database is rebuilt from its space's log"
+)
 
 
 def _remove_all(found: list[Garbage]) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -493,7 +497,9 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
     found, damaged = plan.garbage, plan.damaged
     kept = [(p, _why_unnamed_kept(p, mark)) for p, mark in plan.kept]
     paths = [g.path for g in found]
-    reasons = {g.path: _GIVEN_UP if g.dropped else _UNUSED for g in found}
+    reasons = {
+        g.path: _GIVEN_UP if g.dropped else _UNFINISHED if g.rebuild else _UNUSED for g in found
+    }
     failed: list[tuple[Path, str]] = []
     if args.yes:
         paths, failed = _remove_all(found)

@@ -36,6 +36,7 @@ from sqlite_cells.files._damage import quick_check
 from sqlite_cells.files._held_files import read_head
 from sqlite_cells.files._layout import (
     DROP_KIND,
+    REBUILD,
     may_write,
     open_unwritable,
     peek,
@@ -475,10 +476,13 @@ def remove_database_files(path: Path) -> bool:
 @dataclass(frozen=True, slots=True)
 class Garbage:
     """A database file gc may remove (R74): one a dropped handle gave up (``dropped``: removed
-    whatever it holds), or one no space names that held no commit when it was listed."""
+    whatever it holds), one no space names that held no commit when it was listed, or the
+    unfinished rebuild of a damaged file (``rebuild``: a ``check --repair`` stopped before its
+    end left it; the database is rebuilt from its space's log, so it holds nothing else)."""
 
     path: Path
     dropped: bool
+    rebuild: bool = False
 
 
 KEPT_IN_USE = (
@@ -567,7 +571,7 @@ def _garbage(store: Path, names: tuple[set[str], set[str], list[DamagedSpace]]) 
         for p in _database_files(store)
         if p.name in given_up
         or (not damaged and p.name not in protected and _answer(p, holds_nothing) is True)
-    ]
+    ] + [Garbage(p, False, rebuild=True) for p in _files_named(store, f"cell-*.sqlite{REBUILD}")]
 
 
 def holds_nothing(conn: apsw.Connection) -> bool:
@@ -623,6 +627,8 @@ def remove_garbage(found: Garbage) -> bool:
     if found.dropped:
         remove_database_files(found.path)
         return True
+    if found.rebuild:  # (not while a repair still writes it: it has it open)
+        return remove_unused(found.path, lambda _conn: True)
     return remove_unused(found.path, holds_nothing)
 
 
@@ -789,10 +795,14 @@ def _blank(path: Path) -> bool:
 
 
 def _database_files(store: Path) -> list[Path]:
+    return _files_named(store, "cell-*.sqlite")
+
+
+def _files_named(store: Path, pattern: str) -> list[Path]:
     # Only files: something else under a database file's name (a directory, a symbolic link —
     # to a file or to nothing: the runtime never makes one) is not ours to judge, and is left
     # where it is.
-    return [p for p in _named_as(store, "cell-*.sqlite") if p.is_file() and not p.is_symlink()]
+    return [p for p in _named_as(store, pattern) if p.is_file() and not p.is_symlink()]
 
 
 def _commits_in(path: Path) -> int | None:

@@ -72,6 +72,9 @@ T = TypeVar("T")
 
 KIND = "sqlite"
 DROP_KIND = "sqlite-drop"  # the op of db.drop(): no change to the file's rows
+# The suffix of the file `check --repair` rebuilds a damaged database file in, beside it, before
+# it takes the file's place (one left behind by a repair stopped before its end is gc's).
+REBUILD = ".rebuild"
 ALIAS = DATABASE_ALIAS  # the name the guard knows as a database (R21)
 
 

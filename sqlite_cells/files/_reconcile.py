@@ -55,6 +55,7 @@ from sqlite_cells.files._held_files import copy_file
 from sqlite_cells.files._layout import (
     DROP_KIND,
     KIND,
+    REBUILD,
     decode_op_body,
     open_unwritable,
     peek,
@@ -1159,7 +1160,7 @@ def _damaged(
         if not _QUIET.get():
             log.error("database %s (%s) is damaged: %s", db_id, path, exc)
         return Outcome(db_id, path, 0, space_seq, Action.DAMAGED, 0, detail)
-    fresh = path.with_name(path.name + ".rebuild")
+    fresh = path.with_name(path.name + REBUILD)
     _remove(fresh)
     try:
         conn = _open(fresh, writable=True)
