@@ -955,7 +955,7 @@ def _replay(
     found = _file_version(conn, db_id)
     records = _records_for(space_conn, db_id, after, upto)
     ops = [(r.seq, op) for r in records for op in r.ops if op.target == db_id]
-    if before_removing is not None and _deletes_rows(op for _seq, op in ops):
+    if before_removing is not None and _deletes_rows(op for _seq, op in ops if op.kind == KIND):
         before_removing()
     version = _version_after(ops, found)  # before anything is written
     ensure_runtime_tables(conn, "main")
@@ -970,7 +970,7 @@ def _replay(
             _add_missing(conn, _schema_of(written, db_id), db_id)
             made = written
         for op in record.ops:
-            if op.target != db_id:
+            if op.target != db_id or op.kind != KIND:  # (a drop changes no row of the file)
                 continue
             changeset = decode_op_body(op).changeset
             if changeset is None:

@@ -5,6 +5,7 @@ against its drop (nor called quarantined)."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from pathlib import Path
 
@@ -81,4 +82,40 @@ def test_a_write_or_read_of_a_database_another_runtime_dropped_says_it_was_dropp
     done = run_cli("check", str(store))
     assert done.returncode == 0, done.stdout
     assert "quarantined" not in done.stdout
+    assert not (store / "quarantine").exists()
+
+
+def test_a_first_write_recorded_before_another_runtime_dropped_the_database_says_dropped(
+    store: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same for a database never written nor read here, whose first write was recorded
+    before the drop committed: comparing the new file with the log at that commit met the drop
+    where it looked for rows a replay would delete ("its op … has no readable body"), and
+    quarantined the database, advising to restore an intact space file. The commit is refused
+    as dropped, as a later write is."""
+    never = 1_000_000  # seconds: only the commit itself may learn of the drop
+    with sc.Runtime(store, poll_interval=never) as a, sc.Runtime(store) as b:
+        space = a.space("demo")
+        space.file.wake = lambda: None  # (nor may a peer's wake-up)
+        db = space.sqlite_database("d", tables=TABLES)
+        with space.transact():
+            space.cell("x").set(1)  # the space has a file; the database none
+        dropping = b.space("demo").sqlite_database("d", tables=TABLES)
+
+        def drop() -> None:  # (in a thread of its own: this one's transaction is open)
+            with b.space("demo").transact():
+                dropping.drop()
+
+        with caplog.at_level(logging.WARNING, logger="sqlite_cells"):
+            with pytest.raises(DatabaseDropped, match="dropped by a commit made after"):  # noqa: SIM117 - the drop commits inside the block
+                with space.transact():
+                    db.exec("INSERT INTO t (v) VALUES ('first')")
+                    other = threading.Thread(target=drop)
+                    other.start()
+                    other.join()
+            with pytest.raises(DatabaseDropped):
+                db.read("SELECT v FROM t")
+        assert not [r for r in caplog.records if "quarantined" in r.getMessage()]
+    done = run_cli("check", str(store))
+    assert done.returncode == 0, done.stdout
     assert not (store / "quarantine").exists()
