@@ -40,7 +40,7 @@ import apsw
 from sqlite_cells.codec import DiskSourceError, QueryError, QueryTimeout, SqliteCellsError
 from sqlite_cells.files import (
     changed_while_read,
-    companions_gone,
+    content_signature,
     damage_advice,
     hot_journal_advice,
     is_damage,
@@ -370,8 +370,10 @@ def _read_source(
     sql = statements[start].sql
     limit = time.monotonic() + timeout  # R44: the tries together, as one read
     until = tracker.until
+    since: tuple[object, ...] | None = None  # the file when a try first met its program's change
     try:
-        for pause in _TORN_PAUSES:
+        for attempt, pause in enumerate(_TORN_PAUSES, 1):
+            last = attempt == len(_TORN_PAUSES)
             if pause:
                 if time.monotonic() + pause >= min(limit, until):
                     raise QueryTimeout(
@@ -387,23 +389,37 @@ def _read_source(
                 if not decl.path.is_file():  # deleted while the read before ran
                     raise _source_gone(pool, decl, sql)
             with pool.connection(decl.path, source=decl.db_id) as pooled:
+                # Its program closes the file (checkpointing it, removing its -wal and -shm)
+                # and opens it again (making new ones) as it likes: a read that met that can
+                # find a -wal or -shm gone that SQLite may not create (R60), or pages read as
+                # they were checkpointed. Such a read is made again (immutable if they are gone
+                # then). The last try says what it met unless the file changed since the first
+                # try met such an error: a file damaged for good is said so.
                 try:
                     with reading_sources():
                         done = _read_file(
                             pooled, decl, statements, timeout, tracker, start, previous
                         )
-                except apsw.CantOpenError:
-                    if not (pooled.live_wal and companions_gone(decl.path)):
+                except (apsw.CantOpenError, apsw.CorruptError):
+                    if not _beside_its_program(pooled):
                         raise
-                    continue  # (see below)
-                if pooled.live_wal and _could_not_open(done[1]) and companions_gone(decl.path):
-                    # Its program closed the file and removed its -wal and -shm after they were
-                    # looked for: SQLite may not create them (R60). Read it again (immutable).
+                    if last and not _still_changing(decl.path, since):
+                        raise
+                    since = since or content_signature(decl.path)
+                    _not_again(pooled)
+                    continue
+                if (
+                    _beside_its_program(pooled)
+                    and _met_a_change(done[1])
+                    and (not last or _still_changing(decl.path, since))
+                ):
+                    since = since or content_signature(decl.path)
+                    _not_again(pooled)
                     continue
                 frozen = pooled.frozen
                 if frozen is None or not changed_while_read(decl.path, frozen):
                     return done
-                pooled.frozen = ()  # (a signature no file has: the connection is not used again)
+                _not_again(pooled)
     except DiskSourceError:
         if not decl.path.is_file():  # (gone between the look and the open)
             raise _source_gone(pool, decl, sql) from None
@@ -420,10 +436,32 @@ def _read_source(
     )
 
 
-def _could_not_open(results: Sequence[StatementResult]) -> bool:
-    """Whether a statement of a read failed because SQLite could not open a file it needed."""
+def _not_again(pooled: PooledConnection) -> None:
+    """Keep ``pooled`` from being used for another read (its pages may be of no one commit)."""
+    if pooled.frozen is not None:
+        pooled.frozen = ()  # (a signature no file has: the pool lets it go)
+
+
+def _still_changing(path: Path, since: tuple[object, ...] | None) -> bool:
+    """Whether the source at ``path`` was written (or closed or opened by its program) since its
+    :func:`content_signature` was ``since`` (None: not taken, each try before found it
+    written), or is gone."""
+    now = content_signature(path)
+    return now is None or since is None or now[:-1] != since[:-1]
+
+
+def _beside_its_program(pooled: PooledConnection) -> bool:
+    """Whether ``pooled`` reads a source in WAL mode, whose program may close and open it while
+    the read runs: opened beside its ``-wal`` and ``-shm``, or ``immutable`` without them."""
+    return pooled.live_wal or pooled.frozen is not None
+
+
+def _met_a_change(results: Sequence[StatementResult]) -> bool:
+    """Whether a statement of a read of a WAL source failed as its program's closing and
+    opening make one fail: SQLite could not open a file it needed (the ``-wal`` or ``-shm``,
+    gone), or found the pages it read inconsistent (read as they were checkpointed)."""
     return any(
-        isinstance(result.error.__cause__, apsw.CantOpenError)
+        isinstance(result.error.__cause__, apsw.CantOpenError | apsw.CorruptError)
         for result in results
         if result.error is not None
     )
