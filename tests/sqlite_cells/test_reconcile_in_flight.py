@@ -90,7 +90,10 @@ def test_another_databases_file_one_past_its_last_write_is_quarantined(store: Pa
         assert (info.value.db_id, info.value.db_seq, info.value.space_seq) == (a.id, 4, 3)
         outcome = rt.reconcile(a.declaration)
         assert outcome.action is Action.QUARANTINED
-        assert "before that commit it was at seq 2" in outcome.detail
+        # (Its commit 4 is the one the log recorded for b: the file is b's, named as such.)
+        assert f"holds commit 4 as the space's log recorded it for database {b.id}" in (
+            outcome.detail
+        )
     assert _rows(a.path) == ["B2", "B4"]  # kept as found: nothing inverted
     assert not (store / "quarantine").exists()
 
