@@ -736,14 +736,9 @@ def _check_not_a_sibling(
 def _logged_for(space_conn: apsw.Connection, seq: int, changesets: list[bytes]) -> str | None:
     """The database whose ops of commit ``seq`` the space's log recorded with exactly
     ``changesets`` (None: no such database, or the record is gone)."""
-    row = space_conn.execute(
-        f"SELECT {stored_json_column('record')} FROM _cf_log WHERE seq = ?", (seq,)
-    ).fetchone()
-    if row is None:
-        return None
-    record = decode_record(row[0], where=f"of seq {seq} in space file {space_conn.filename}")
+    record = _logged(space_conn, seq)
     logged: dict[str, list[bytes | None]] = {}
-    for op in record.ops:
+    for op in record.ops if record is not None else ():
         if op.kind == KIND:
             logged.setdefault(op.target, []).append(decode_op_body(op).changeset)
     return next((target for target, kept in logged.items() if kept == changesets), None)
@@ -752,13 +747,18 @@ def _logged_for(space_conn: apsw.Connection, seq: int, changesets: list[bytes]) 
 def _logged_without(space_conn: apsw.Connection, db_id: str, seq: int) -> bool:
     """Whether the space's log still holds the record of commit ``seq`` and it has no op on
     ``db_id`` (False when the record is gone: compacted, or never made there)."""
+    record = _logged(space_conn, seq)
+    return record is not None and not any(op.target == db_id for op in record.ops)
+
+
+def _logged(space_conn: apsw.Connection, seq: int) -> CommitRecord | None:
+    """The record of commit ``seq`` in the space's log (None: gone, or never made there)."""
     row = space_conn.execute(
         f"SELECT {stored_json_column('record')} FROM _cf_log WHERE seq = ?", (seq,)
     ).fetchone()
     if row is None:
-        return False
-    record = decode_record(row[0], where=f"of seq {seq} in space file {space_conn.filename}")
-    return not any(op.target == db_id for op in record.ops)
+        return None
+    return decode_record(row[0], where=f"of seq {seq} in space file {space_conn.filename}")
 
 
 def _rollback(conn: apsw.Connection) -> None:
