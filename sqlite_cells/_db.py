@@ -355,19 +355,26 @@ class SqliteDb(Cell):
         # `checked` holds the scan while the values are checked: a long text is scanned once
         checked = check_statement(sql, Mode.READ)
         params = check_read_values(params, sql=checked.sql, db_id=self.id)
+        self._check_unwritten()
+        self._check_live()
+        return params
+
+    def _check_unwritten(self) -> None:
+        """R35: a read of a database this transaction writes (or drops) is refused: reads see
+        committed rows only."""
         tx = current_transaction()
-        if tx is not None and self._pending(tx, DROP_KIND):
+        if tx is None:
+            return
+        if self._pending(tx, DROP_KIND):
             raise ReadAfterWriteUnsupported(
                 f"this transaction drops {self.id} (db.drop() earlier in it); reads see "
                 "committed rows only, so read before dropping it (R35)"
             )
-        self._check_live()
-        if tx is not None and written_database(tx) == self.id:
+        if written_database(tx) == self.id:
             raise ReadAfterWriteUnsupported(
                 f"this transaction has a pending db.exec on {self.id}; reads see committed rows "
                 "only, so read before writing or after the transaction commits (R35)"
             )
-        return params
 
     @overload
     def query(
@@ -704,7 +711,16 @@ class LinkedDb(SqliteDb):
         # As SqliteDb's (`checked` holds the scan); the rest is checked against the target at
         # each run.
         checked = check_statement(sql, Mode.READ)
-        return check_read_values(params, sql=checked.sql, db_id=self.id)
+        params = check_read_values(params, sql=checked.sql, db_id=self.id)
+        if current_transaction() is not None:
+            # R35 for the database linked now, as for that database itself (nothing linked
+            # yet: nothing this transaction can have written through it).
+            try:
+                target = self.target()
+            except SqliteCellsError:
+                return params
+            target._check_unwritten()
+        return params
 
     def __repr__(self) -> str:
         return f"<LinkedDb following {self._input.id}>"

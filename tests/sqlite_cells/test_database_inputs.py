@@ -384,3 +384,30 @@ def test_a_database_input_among_react_on_cells_reacts_to_its_writes(
         "tuple": [{"n": 1}],
         "dict": [{"n": 1}],
     }
+
+
+def test_a_query_through_an_input_of_a_database_this_transaction_writes_is_refused(
+    rt: sc.Runtime, space: Space
+) -> None:
+    """R35 through a pattern's database input: `inp.read` was refused after a pending
+    `db.exec` on the database it links to, but `inp.query` was accepted."""
+
+    @sc.pattern
+    def given(inp: sc.SqliteDb) -> Any:
+        return inp
+
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    inp = space.run(given, key="k", inp=db).outputs
+    sql = "SELECT count(*) AS n FROM messages"
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('a')")
+        for call in (inp.query, inp.read, db.query, db.read):
+            with pytest.raises(sc.ReadAfterWriteUnsupported, match=r"pending db\.exec"):
+                call(sql)
+    assert inp.read(sql) == [{"n": 1}]  # (the transaction went on and committed)
+    with space.transact():
+        unlinked = space.run(given, key="none", inp=None).outputs
+        db.exec("INSERT INTO messages (body) VALUES ('b')")
+        query = unlinked.query(sql)  # nothing linked: nothing written through it
+    rt.settle()
+    assert query.get().pending
