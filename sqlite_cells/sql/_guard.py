@@ -194,26 +194,30 @@ class CheckedStatement:
     statement: Statement | None = field(default=None, compare=False, repr=False)
 
 
-# How much of a statement from user code the guard reads, outside its string literals, quoted
-# names and comments (characters). Reading costs ≈ 1.5 µs a token (most of it the tokenizer, in
-# C, which nothing interrupts), before any deadline can run: a list of a million values held a
-# read or write seconds past its timeout (R44). A long literal or comment is one token: cheap,
-# and not counted. Long lists of values go in as one parameter (a JSON array, json_each(?)).
+# How much of a statement from user code the guard reads (characters, each string literal,
+# quoted name and comment counting as one). Reading costs ≈ 1.5–3 µs a token (most of it the
+# tokenizer, in C, which nothing interrupts), before any deadline can run: a list of a million
+# values held a read or write seconds past its timeout (R44), and so did a text of a million
+# short literals or comments. A long literal or comment is one token: cheap. Long lists of
+# values go in as one parameter (a JSON array, json_each(?)).
 MAX_STATEMENT_LENGTH: Final = 500_000
-# What the count leaves out: string literals, quoted names and comments (an unterminated one
-# is left in, and counts).
-_NOT_COUNTED: Final = re.compile(
-    r"'[^']*(?:''[^']*)*'|\"[^\"]*(?:\"\"[^\"]*)*\"|`[^`]*(?:``[^`]*)*`|\[[^\]]*\]"
-    r"|/\*[^*]*\*+(?:[^/*][^*]*\*+)*/|--[^\n]*",
+# The pieces that count as one character each: string literals, quoted names and comments.
+# One left open runs to the end of the text (``open``; the guard stops there at once, as an
+# unterminated piece): matched so, a text of many unclosed openers is read once, not once from
+# each of them (a text of half a million `[` took minutes, holding the interpreter).
+_PIECES: Final = re.compile(
+    r"(?P<closed>'[^']*(?:''[^']*)*'|\"[^\"]*(?:\"\"[^\"]*)*\"|`[^`]*(?:``[^`]*)*`|\[[^\]]*\]"
+    r"|/\*[^*]*\*+(?:[^/*][^*]*\*+)*/|--[^\n]*)"
+    r"|(?P<open>['\"`\[][\s\S]*|/\*[\s\S]*)",
 )
 
 
 def _too_long(sql: str) -> int:
-    """How many characters of ``sql`` the guard would read as tokens, when over the limit (0
-    when not)."""
+    """How many characters of ``sql`` the guard would read as tokens (a literal, quoted name or
+    comment counting as one), when over the limit (0 when not). One linear pass in C."""
     if len(sql) <= MAX_STATEMENT_LENGTH:
         return 0
-    counted = len(sql) - sum(len(m) for m in _NOT_COUNTED.findall(sql))
+    counted = len(_PIECES.sub("\x00", sql))
     return counted if counted > MAX_STATEMENT_LENGTH else 0
 
 
@@ -244,7 +248,8 @@ def check_statement(sql: str, mode: Mode) -> CheckedStatement:
     if counted := _too_long(sql):
         raise StatementTooLong(
             f"the statement has {counted:,} characters outside its string literals and "
-            f"comments; the statement guard reads at most {MAX_STATEMENT_LENGTH:,} (R44: "
+            f"comments (each of those counting as one); the statement guard reads at most "
+            f"{MAX_STATEMENT_LENGTH:,} (R44: "
             "reading more would run past any timeout): pass long lists of values as one "
             "parameter, e.g. `x IN (SELECT value FROM json_each(?))` with a JSON array, or "
             "split a write into several (exec_many takes many rows of parameters); nothing "

@@ -15,6 +15,7 @@ the command line's ``query``.
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -622,6 +623,45 @@ def test_a_statement_of_more_tokens_than_the_guard_reads_is_refused_at_once(
     assert cells.rev == 0
     long = "SELECT '" + "x" * 3_000_000 + "' AS v /*" + " " * 1_000_000 + "*/"
     assert cells.read(long) == [{"v": "x" * 3_000_000}]
+
+
+def test_many_short_literals_or_comments_count_toward_what_the_guard_reads(
+    space: Space, cells: sc.SqliteDb, source: Any
+) -> None:
+    """R44: literals, quoted names and comments were left out of the count, as if each were
+    cheap — but a text of 1.5 million `''` and `/**/` took ≈ 9 s of tokenizing before any
+    deadline (and held other threads). Each counts as one character now: refused at once."""
+    sql = "SELECT 1 AS v WHERE 1 IN (" + "''/**/," * 300_000 + "1)"
+    for name, call in _paths(space, cells, source).items():
+        with pytest.raises(sc.StatementError) as caught:
+            call(sql if name in _READ_PATHS else "DELETE FROM messages WHERE 1 IN (" + sql[26:])
+        assert "characters outside its string literals and comments (each of those counting" in (
+            str(caught.value)
+        ), name
+    assert cells.rev == 0
+
+
+# The guard's length count, in a process of its own (it held the interpreter for minutes).
+_UNCLOSED = """
+import sys
+from sqlite_cells.sql import Mode, check_statement
+try:
+    check_statement("SELECT 1 FROM t WHERE " + sys.argv[1] * 510_000, Mode.READ)
+except Exception as exc:
+    print(type(exc).__name__, getattr(exc, "kind", ""), getattr(exc, "offset", ""))
+"""
+
+
+@pytest.mark.parametrize("opener", ["[", "[a"])
+def test_a_text_of_many_unclosed_openers_is_read_once(opener: str) -> None:
+    """R44, R20: the count of what the guard reads matched each literal, quoted name and comment
+    from each opener again when it was never closed: half a million `[` took minutes, in one
+    call of the regular expression engine, which holds the interpreter (no deadline, no other
+    thread, no `close()`). One left open now runs to the end of the text, read once."""
+    done = subprocess.run(
+        [sys.executable, "-c", _UNCLOSED, opener], capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.split() == ["GuardViolation", "not-read-only", "22"], done.stderr
 
 
 # --- the authorizer alone on the runtime's real connections (R23) --------------------------------
