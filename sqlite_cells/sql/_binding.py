@@ -394,8 +394,9 @@ def check_read_values(params: Any, *, sql: str, db_id: str) -> Any:
     (their number, names or form: the same rules as a write's, :func:`_check_shape`) or a value
     SQLite could not bind (:func:`_encode`), as :class:`QueryArgumentError`. Cells and reactive
     values are looked at when they are read (:func:`check_cell_value`), not here; so are pending
-    values. Returns the parameters to read with: a mapping keeps the names the statement has,
-    and the rest are ignored (as a write ignores them), whatever their keys or values."""
+    values. Returns the parameters to read with, copied as given: a mapping keeps the names the
+    statement has, and the rest are ignored (as a write ignores them), whatever their keys or
+    values; a list is a tuple."""
 
     def fail(message: str) -> QueryArgumentError:
         return QueryArgumentError(db_id, sql, message)
@@ -423,8 +424,12 @@ def check_read_values(params: Any, *, sql: str, db_id: str) -> Any:
         if value is None or isinstance(value, Cell | Reactive) or is_pending(value):
             continue
         _encode(value, None, f"parameter {key}", fail)
-    if isinstance(params, Mapping) and len(params) != len(targets.named):
+    # A copy: a live query binds its parameters again at each run, and a list or dict the
+    # caller changes later must not change them (nor their number, checked here once).
+    if isinstance(params, Mapping):
         return {name: params[name] for name in targets.named}
+    if is_params_list(params):
+        return tuple(params)
     return params
 
 

@@ -158,6 +158,36 @@ def test_params_given_as_cells_rerun_the_query(
     assert q.get().pending is False
 
 
+def test_params_holding_a_cell_are_taken_as_given_at_the_call(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    """R42: a live query bound again, at each re-run, the caller's list or dict of parameters
+    when it held a cell: changed by the caller later, the query read other rows (no pending
+    state between), or failed with SQLite's raw count of bindings the call would have refused."""
+    for i in range(5):
+        _post(space, db, f"m{i}", i)
+    low = space.cell("low", default=0)
+    listed = [low, 1]
+    named = {"low": low, "high": 1}
+    grown = [low, 1]
+    sql = "SELECT body FROM messages WHERE ts BETWEEN ? AND ? ORDER BY ts"
+    queries = [
+        db.query(sql, listed),
+        db.query("SELECT body FROM messages WHERE ts BETWEEN :low AND :high ORDER BY ts", named),
+        db.query(sql, grown),
+    ]
+    rt.settle()
+    listed[1] = 4
+    named["high"] = 4
+    grown.append(7)
+    _post(space, db, "m5", 5)  # re-runs them all
+    with space.transact():
+        low.set(1)  # and so does a change of the cell they hold
+    rt.settle()
+    for query in queries:
+        assert query.get() == sc.QueryState(False, [{"body": "m1"}], None, 6)
+
+
 def test_a_pending_param_keeps_the_query_pending(
     rt: sc.Runtime, space: Space, db: sc.SqliteDb
 ) -> None:
