@@ -374,6 +374,22 @@ class Cell:
     def __hash__(self) -> int:
         return hash(self._key())
 
+    # A cell is a reference, as its link is: a copy of a value holding one (the advice for the
+    # shared values subscribers get) holds the same cell. It cannot be pickled: it belongs to
+    # an open runtime; its link can (``link_str()``, back with ``rt.cell_from_link``).
+
+    def __copy__(self) -> Cell:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Cell:
+        return self
+
+    def __reduce__(self) -> Any:
+        raise InvalidArgument(
+            f"cell {self._id} cannot be pickled: it belongs to an open Runtime. Pickle its link "
+            "(cell.link_str()) and get the cell back with rt.cell_from_link(text)"
+        )
+
     def _shown_value(self) -> str:
         """The committed value for display (no transaction read is recorded), or why not.
         Cells inside it are shown by what they name, not by their values: a value may link to
