@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from sqlite_cells.codec import SqliteCellsError
-from sqlite_cells.runtime import Cell
 
 if TYPE_CHECKING:
     from sqlite_cells.read._query import Query, QueryState
@@ -35,6 +34,8 @@ __all__ = [
     "format_value",
     "query_state_html",
     "row_values",
+    "shown_row",
+    "shown_value",
     "text_table",
 ]
 
@@ -61,19 +62,27 @@ def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def format_value(value: Any) -> str:
-    """One value as table text: NULL for None, repr for cells, text as is."""
+    """One value as table text: NULL for None, a cell's repr (its id and its value, cut as a
+    cell's repr is), text as is."""
     if value is None:
         return "NULL"
     if isinstance(value, str):
         return value
     if isinstance(value, bytes):
         return f"<{len(value)} bytes>"
-    if isinstance(value, Cell):
-        try:
-            return f"{value.get()!r} ({value!r})"
-        except SqliteCellsError:
-            return repr(value)
     return str(value) if isinstance(value, int | float) else repr(value)
+
+
+def shown_value(value: Any) -> str:
+    """One value as a notebook shows it (a query state's HTML table): as table text, cut after
+    :data:`WIDEST_CELL` columns, so a value of megabytes does not bloat the page and the saved
+    notebook."""
+    return _cut(format_value(value), str, WIDEST_CELL)[0]
+
+
+def shown_row(row: Any) -> str:
+    """A row's repr as a query state's repr shows it: cut as :func:`shown_value` cuts."""
+    return _cut(repr(row), str, WIDEST_CELL)[0]
 
 
 HTML_ROWS = 100  # rows a query's HTML table shows (its text shows 10, see QueryState.__repr__)
@@ -107,7 +116,7 @@ def query_state_html(state: QueryState[Any]) -> str:
     out.append("<tbody>")
     for values in rows:
         cells = "".join(
-            f"<td>{html.escape(format_value(values[c]) if c in values else _ABSENT)}</td>"
+            f"<td>{html.escape(shown_value(values[c]) if c in values else _ABSENT)}</td>"
             for c in columns
         )
         out.append(f"<tr>{cells}</tr>")

@@ -126,12 +126,15 @@ class QueryState(Generic[T]):
         )
 
     def __repr__(self) -> str:
+        from sqlite_cells.read._display import shown_row
+
         result = self.result
-        if result is not None and len(result) > _SHOWN_ROWS:
-            shown = ", ".join(map(repr, result[:_SHOWN_ROWS]))
-            rows = f"[{shown}, ... ({len(result)} rows)]"
+        if result is None:
+            rows = "None"
         else:
-            rows = repr(result)
+            shown = ", ".join(map(shown_row, result[:_SHOWN_ROWS]))
+            more = f", ... ({len(result)} rows)" if len(result) > _SHOWN_ROWS else ""
+            rows = f"[{shown}{more}]"
         return (
             f"QueryState(pending={self.pending!r}, result={rows}, error={self.error!r}, "
             f"seq={self.seq!r})"

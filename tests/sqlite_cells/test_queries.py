@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import html as html_module
 from collections.abc import Iterator
 from typing import Any, TypedDict
 
@@ -477,6 +478,35 @@ def test_the_html_of_a_large_result_shows_its_first_rows_and_its_count(
     assert html.count("<tr>") == 101  # the header and 100 rows
     assert "<td>m99</td>" in html and "<td>m100</td>" not in html
     assert "2,000 row(s) (the first 100 shown)" in html
+
+
+def test_what_a_notebook_shows_of_a_state_cuts_each_value(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    """The HTML table and the repr of a query state showed each value whole (one text of 3 MB
+    made a 3 MB page, again at each update), and a linked cell's whole value on each row (50
+    rows linking a 1 MB cell: 50 MB). A value is cut as a text table cuts it, a cell shown as
+    its repr (which cuts its value)."""
+    big = space.cell("big")
+    with space.transact():
+        big.set({"bio": "x" * 1_000_000})
+        db.exec_many(INSERT, [[big, "y" * 300_000, i] for i in range(20)])
+    query = db.query("SELECT body, author_cf_link AS who FROM messages", row=Linked)
+    rt.settle()
+    state = query.get()
+    assert state.result is not None and len(state.result) == 20
+    html = state._repr_html_()
+    assert len(html) < 100_000
+    assert html.count("…[cut: 300,000 characters]") == 20
+    assert html.count(html_module.escape(repr(big))) == 20
+    text = repr(state)
+    assert len(text) < 30_000 and "… (20 rows)]" not in text  # (cut values, then the count)
+    assert text.count("…[cut: ") == 10 and "... (20 rows)]" in text
+
+
+class Linked(msgspec.Struct):
+    body: str
+    who: sc.Cell | None
 
 
 def test_display_returns_a_handle_that_stops(rt: sc.Runtime, db: sc.SqliteDb) -> None:
