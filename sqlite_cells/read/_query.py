@@ -413,6 +413,8 @@ class _QueryNode(Node):
             except QueryArgumentError as exc:
                 return self._refused(state, exc)
             if any(map(is_pending, _members(params))):
+                # Not ready (R31, R42): pending until they are.
+                self._forget_params()
                 pending = QueryState(True, state.result, None, state.seq)
                 return (not pending.same_rows(state), pending)
             key = repr(params)
@@ -451,12 +453,18 @@ class _QueryNode(Node):
         query's error, with no rows, until its cells change. A run in flight for the former
         parameters is dropped when it lands (see receive), and the next good parameters count
         as new ones."""
+        self._forget_params()
+        refused = QueryState(False, None, error, state.seq)
+        return (not refused.same_rows(state), refused)
+
+    def _forget_params(self) -> None:
+        """The parameters cannot be read with now: a run in flight for the former ones is
+        dropped when it lands (see receive), and the next ones count as new, whatever they
+        are."""
         self._params_key = None
         self._params_changes += 1
         if self._running:
             self._want_again()
-        refused = QueryState(False, None, error, state.seq)
-        return (not refused.same_rows(state), refused)
 
     @property
     def runs_own_code(self) -> bool:

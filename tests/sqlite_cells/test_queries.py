@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import html as html_module
+import threading
 from collections.abc import Iterator
 from typing import Any, TypedDict
 
@@ -201,6 +202,42 @@ def test_a_pending_param_keeps_the_query_pending(
         source.set(0)
     rt.settle()
     assert q.get() == sc.QueryState(False, [{"n": 0}], None, 0)
+
+
+def test_a_param_not_ready_while_a_run_is_in_flight_keeps_the_query_pending(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    """R42: a parameter that became not ready (``sc.PENDING``) while the run for its former
+    value was in flight left the query ``pending=False`` with that run's rows once it landed —
+    rows of parameters it no longer has. The run is dropped; the query stays pending."""
+    building = threading.Event()
+    go_on = threading.Event()
+
+    @dataclasses.dataclass
+    class Row:
+        n: int
+
+        def __post_init__(self) -> None:  # holds the run in flight (rows build on a worker)
+            building.set()
+            go_on.wait(30)
+
+    source = space.cell("source", default=None)
+    gate = sc.derive(source, lambda v: sc.PENDING if v is None else v)
+    q = db.query("SELECT ? AS n", params=[gate], row=Row)
+    rt.settle()
+    assert q.get().pending is True
+    with space.transact():
+        source.set(1)
+    assert building.wait(30)  # the run for 1 is in flight
+    with space.transact():
+        source.set(None)
+    go_on.set()
+    rt.settle()
+    assert q.get() == sc.QueryState(True, None, None, 0)
+    with space.transact():
+        source.set(1)
+    rt.settle()
+    assert q.get() == sc.QueryState(False, [Row(1)], None, 0)
 
 
 class MsgStruct(msgspec.Struct):
