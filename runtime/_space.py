@@ -225,8 +225,9 @@ class Space:
 
 def _hints(pattern: Pattern) -> dict[str, Any]:
     """The resolved annotations of the pattern's parameters. One that cannot be resolved (a
-    name local to a function, under postponed annotations) loses only its own wrapping, never
-    the run, nor the wrapping of the others (a database input typed ``sc.SqliteDb``, R61)."""
+    name imported for type checkers only, or local to a function, under postponed annotations)
+    is left as written (its text): it never fails the run, nor the wrapping of the others (a
+    database input typed ``sc.SqliteDb``, R61), and an extension may read its text."""
     fn = pattern.fn
     try:
         return typing.get_type_hints(fn)
@@ -238,8 +239,8 @@ def _hints(pattern: Pattern) -> dict[str, Any]:
         alone.__annotations__ = {name: annotation}
         try:
             hints.update(typing.get_type_hints(alone))
-        except Exception:  # this one stays unresolved: only its own wrapping is lost
-            continue
+        except Exception:  # this one stays unresolved, as written
+            hints[name] = annotation
     return hints
 
 

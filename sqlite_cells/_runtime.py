@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from sqlite_cells import runtime
 from sqlite_cells.codec import (
@@ -1032,10 +1033,28 @@ def _takes_database(annotation: object) -> bool:
     the piece is built once and a database linked later must reach the same body."""
     from sqlite_cells._db import SqliteDb
 
+    if isinstance(annotation, str):
+        return _names_database(annotation)
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         rest = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
         return len(rest) == 1 and _takes_database(rest[0])
     return isinstance(annotation, type) and issubclass(annotation, SqliteDb)
+
+
+def _names_database(text: str) -> bool:
+    """Whether an annotation that could not be resolved — ``SqliteDb`` imported for type
+    checkers only (``if TYPE_CHECKING:``), under postponed annotations — names ``SqliteDb`` by
+    its text (``SqliteDb``, ``sc.SqliteDb``, optional or not): a database input all the same,
+    not silently a plain cell."""
+    rest = [part.strip() for part in text.strip().strip("'\"").split("|")]
+    rest = [part for part in rest if part != "None"]
+    if len(rest) != 1:
+        return False
+    named = _OPTIONAL.fullmatch(rest[0])
+    return (named.group(1) if named else rest[0]).strip().rsplit(".", 1)[-1] == "SqliteDb"
+
+
+_OPTIONAL: Final = re.compile(r"(?:[\w.]+\.)?Optional\[(.*)\]")
 
 
 # Each query worker is a thread; beyond this many they only contend for the same cores.
