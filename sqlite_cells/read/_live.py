@@ -39,7 +39,7 @@ from typing import Any, Protocol, cast
 
 import apsw
 
-from sqlite_cells.codec import QueryError, QueryTimeout, SqliteCellsError, WriteLockTimeout
+from sqlite_cells.codec import QueryTimeout, SqliteCellsError, WriteLockTimeout
 from sqlite_cells.files import content_signature, peek
 from sqlite_cells.read._changes import (
     TableColumns,
@@ -57,6 +57,7 @@ from sqlite_cells.read._reader import (
     StatementResult,
     Tracker,
     failed_together,
+    failed_unexpectedly,
     read_batch,
     short_steps,
 )
@@ -672,8 +673,7 @@ class LiveQueries:
         except SqliteCellsError as exc:
             seq, results = 0, failed_together(exc, [read.stmt for read in reads])
         except Exception as exc:  # a bug or an unexpected failure must still end the run
-            error = QueryError(decl.db_id, reads[0].stmt.sql, f"{type(exc).__name__}: {exc}")
-            error.__cause__ = exc
+            error = failed_unexpectedly(decl.db_id, reads[0].stmt.sql, exc)
             seq, results = 0, failed_together(error, [read.stmt for read in reads])
         finally:
             workers.unguard(tracker)

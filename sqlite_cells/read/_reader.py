@@ -92,6 +92,7 @@ __all__ = [
     "StatementResult",
     "Tracker",
     "failed_together",
+    "failed_unexpectedly",
     "prepared_read_set",
     "read_batch",
     "read_rows",
@@ -152,6 +153,22 @@ def failed_together(
     if not isinstance(error, QueryError):
         return [StatementResult(error=error) for _ in statements]
     return [StatementResult(error=error.for_statement(stmt.sql)) for stmt in statements]
+
+
+def failed_unexpectedly(db_id: str, sql: str, exc: Exception) -> QueryError:
+    """The error of a read that failed as no read should (a bug), or ran out of memory building
+    its rows: a :class:`QueryError` caused by ``exc``, saying what to do about the latter."""
+    if isinstance(exc, MemoryError):
+        said = (
+            "its rows do not fit in this process's memory (MemoryError): read fewer rows "
+            "(LIMIT, a narrower WHERE) or fewer and smaller columns, e.g. length(x) instead of "
+            "x, or substr(x, 1, n)"
+        )
+    else:
+        said = f"{type(exc).__name__}: {exc}"
+    error = QueryError(db_id, sql, said)
+    error.__cause__ = exc
+    return error
 
 
 _BUILDERS: dict[tuple[str, ...], Callable[[list[tuple[Any, ...]]], Rows]] = {}

@@ -44,7 +44,7 @@ from typing import Any
 
 import apsw
 
-from sqlite_cells.codec import ClosedError, QueryError, QueryTimeout, SqliteCellsError
+from sqlite_cells.codec import ClosedError, QueryTimeout, SqliteCellsError
 from sqlite_cells.read._pool import PooledConnection, ReadPool
 from sqlite_cells.read._reader import (
     Kept,
@@ -52,6 +52,7 @@ from sqlite_cells.read._reader import (
     StatementResult,
     Tracker,
     failed_together,
+    failed_unexpectedly,
     prepared_read_set,
     read_batch,
 )
@@ -355,8 +356,7 @@ class QueryWorkers:
         except SqliteCellsError as exc:
             return 0, _failed(job, _kept(keys, tracker), self._closed_instead(exc))
         except Exception as exc:  # a bug or an unexpected failure must still end the read
-            error = QueryError(job.decl.db_id, job.items[0][1].sql, f"{type(exc).__name__}: {exc}")
-            error.__cause__ = exc
+            error = failed_unexpectedly(job.decl.db_id, job.items[0][1].sql, exc)
             return 0, _failed(job, _kept(keys, tracker), error)
 
     def _closed_instead(self, error: SqliteCellsError) -> SqliteCellsError:

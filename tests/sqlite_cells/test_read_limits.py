@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -207,3 +209,35 @@ def test_a_full_pool_evicts_while_a_connection_of_the_oldest_file_is_out(store: 
             assert pool.open_connections == 1
         finally:
             pool.close()
+
+
+# A read whose rows do not fit in memory, in a process whose address space is capped.
+_OUT_OF_MEMORY = """
+import resource, sys
+cap = 1024 * 1024 * 1024
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+import sqlite_cells as sc
+with sc.Runtime(sys.argv[1]) as rt:
+    db = rt.space("s").sqlite_database("d", tables={"t": sc.table(id="integer primary key")})
+    try:
+        db.read(
+            "WITH RECURSIVE c(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM c WHERE k < 60) "
+            "SELECT zeroblob(40000000) AS z FROM c"
+        )
+    except sc.QueryError as exc:
+        print(type(exc.__cause__).__name__, "|", exc)
+"""
+
+
+def test_rows_that_do_not_fit_in_memory_say_what_to_do(tmp_path: Path) -> None:
+    """Errors: a read whose rows do not fit in memory (60 × 40 MB, under a 1 GB cap) failed
+    with `QueryError: MemoryError:` and nothing more."""
+    done = subprocess.run(
+        [sys.executable, "-c", _OUT_OF_MEMORY, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    cause, _, said = done.stdout.partition(" | ")
+    assert cause == "MemoryError", done.stdout + done.stderr
+    assert "its rows do not fit in this process's memory (MemoryError): read fewer rows" in said
