@@ -322,6 +322,15 @@ class Scheduler:
                 self._commit_hooks.append(hook)
                 self._absorbers.append(absorb)
 
+        with self._lock:
+            if not self._queue and not self._busy:
+                # Idle (an extension's hook installed as the runtime is made): no commit is
+                # queued or being processed, so the hook sees exactly the commits that come
+                # next, as installed in turn would — and no work is left for settle() to wait
+                # for (settle(timeout=0) on a runtime just made said "not settled").
+                self._commit_hooks.append(hook)
+                self._absorbers.append(absorb)
+                return
         self.submit(install)
 
     def rerun(self, nodes: list[Node]) -> None:

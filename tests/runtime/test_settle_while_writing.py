@@ -241,3 +241,11 @@ def test_work_that_ends_after_close_ends_quietly(caplog: pytest.LogCaptureFixtur
         scheduler.close()
     assert ran == []
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_runtime_just_made_is_settled_at_once() -> None:
+    """§3: `settle(timeout=0)` only checks. On a runtime just made it said "not settled": the
+    live-query hub's commit hook was installed as work of the scheduler's, still queued."""
+    for _ in range(20):
+        with sc.Runtime.ephemeral() as rt:
+            assert rt.settle(timeout=0) is True
