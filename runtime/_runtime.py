@@ -35,7 +35,7 @@ from sqlite_cells.runtime._boundary import (
     check_timeout,
     checked_arguments,
 )
-from sqlite_cells.runtime._cell import Cell
+from sqlite_cells.runtime._cell import Cell, Reactive
 from sqlite_cells.runtime._fork import FORKED_ADVICE, generation
 from sqlite_cells.runtime._interrupts import interrupts_held
 from sqlite_cells.runtime._participants import CommitParticipant
@@ -251,6 +251,12 @@ class Runtime:
         """The link a cell inside a value is stored as. A link names a cell of this store only
         (its space id and cell id), so a cell of a runtime on another store is refused: stored
         here, its link would name this store's cell of that id, a different one."""
+        if isinstance(obj, Reactive):  # (a derived cell, a live query)
+            raise ValueEncodeError(
+                f"the value holds {obj!r}, which is computed in memory and has no stored form: "
+                "store its value (.get()), or the cells it is computed from (a pattern given "
+                "those cells can derive it again)"
+            )
         if not isinstance(obj, Cell):
             return None
         theirs = obj.space.runtime

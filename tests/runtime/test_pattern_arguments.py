@@ -155,3 +155,26 @@ def test_a_piece_s_inputs_cannot_be_replaced_in_its_mapping(rt: sc.Runtime) -> N
     with space.transact():
         piece.inputs["name"].set("Bo")
     assert piece.inputs["name"].get() == "Bo"
+
+
+def test_a_derived_cell_or_query_given_to_store_says_it_has_no_stored_form() -> None:
+    """Errors: a derived cell (or a live query) given as a pattern input, or set as a cell's
+    value, said "cannot store a Derived; cell values are JSON … and cells" — which a derived
+    cell looks like one of. It says it is computed in memory, and what to store instead."""
+    with sc.Runtime.ephemeral() as rt:
+        space = rt.space("s")
+        base = space.cell("base", default=2)
+        doubled = sc.derive(base, lambda v: v * 2)
+        query = space.sqlite_database("d", tables={"t": sc.table(x="text")}).query("SELECT 1")
+
+        @sc.pattern
+        def child(total: Any) -> Any:
+            return total
+
+        for given in (doubled, query):
+            with pytest.raises(sc.ValueEncodeError, match="computed in memory and has no stored"):
+                space.run(child, key="k", total=given)
+            with pytest.raises(sc.ValueEncodeError, match=r"store its value \(\.get\(\)\)"):  # noqa: SIM117 - the write, then the block
+                with space.transact():
+                    space.cell("c").set({"x": given})
+        assert space.cell("c").get() is None
