@@ -204,15 +204,14 @@ def _file_tables(conn: apsw.Connection) -> list[tuple[str, list[dict[str, Any]],
     return found
 
 
-def _verdict(space_file: Path, db_id: str, path: Path) -> Outcome | None:
+def _verdict(space_file: Path, db_id: str, path: Path) -> Outcome:
     """What ``check`` finds for the database (R71: its file against its space, SQLite's
-    integrity check included), without writing; None when nothing stands at its path (never
-    written). Something else than a file there (a directory, a named pipe) is judged as ``check``
-    judges it: the database cannot be read, never taken for one not written yet. The space is
+    integrity check included), without writing: in sync when never written (nothing stands at
+    its path, and its space never wrote it), behind when its file is missing though its space
+    wrote it (not taken for one never written). Something else than a file there (a directory,
+    a named pipe) is judged as ``check`` judges it: the database cannot be read. The space is
     read again for the comparison, outside the read of its handles, so that a commit on its way
     from the space file to the database file is no disagreement (``compare_unlocked``, R70)."""
-    if not os.path.lexists(path):
-        return None
     try:
         return compare_unlocked(space_file, db_id, path, wait_ms=_LOCK_WAIT_MS)
     except (apsw.BusyError, apsw.LockedError) as exc:

@@ -158,6 +158,25 @@ def test_tables_lists_no_rows_of_a_database_its_space_disagrees_with(store: Path
     assert run_cli("check", "--store", str(store)).returncode == 1
 
 
+def test_tables_says_a_written_database_whose_file_is_missing_is_left_out(store: Path) -> None:
+    """R71, §6: a database its space wrote whose file was then deleted was left out of `tables`
+    without a word (exit 0; "no database of this store has been written yet" when it was the
+    only one): a missing file was taken for a database never written. It is behind (no file),
+    said on stderr, exit 1 — as `inspect` and `check` say it."""
+    db_file = _one_database(store)
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        space.sqlite_database("never", tables={"n": sc.table(x="integer")})  # declared only
+        with space.transact():
+            space.cell("c").set(1)
+    db_file.unlink()
+    done = run_cli("tables", "--store", str(store))
+    assert done.returncode == 1, done.stdout
+    assert "no database of this store has been written yet" not in done.stdout
+    assert f"(file {db_file.name}): behind (watermark seq 0, space seq 1: no file)" in (done.stderr)
+    assert "never" not in done.stderr  # a database never written is no finding
+
+
 @pytest.mark.parametrize("command", ["cells", "tables"])
 def test_a_directory_where_a_space_file_belongs_fails_the_listings_naming_it(
     store: Path, command: str
