@@ -54,6 +54,12 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
                 f"the store {path} is a file, not a directory: give the directory that holds "
                 "the space-*.sqlite files (or a path where one may be created)"
             )
+        if path.is_symlink() and not path.exists():
+            raise StorePathError(
+                f"the store {shown_path(path)} is a symbolic link to "
+                f"{shown_path(os.readlink(path))}, which does not exist: make that directory "
+                "(the link's target is not made for it), or give another path"
+            )
         path.mkdir(parents=True, exist_ok=True)
         resolved = path.resolve()
     except StorePathError:  # also an OSError: said once, not wrapped in itself

@@ -374,3 +374,17 @@ def test_update_takes_a_function(rt: sc.Runtime) -> None:
         assert isinstance(info.value, TypeError)
         assert tx.is_empty
     assert cell.get() == 1
+
+
+def test_a_store_path_that_is_a_link_to_nothing_says_so(tmp_path: Path) -> None:
+    """Errors: a store path that is a symbolic link to a folder not made yet said "File exists
+    — check the path and the disk" (Python's mkdir meeting the link). It names the link and its
+    target, and nothing is made."""
+    link = tmp_path / "store-link"
+    link.symlink_to(tmp_path / "data" / "store")
+    with pytest.raises(
+        sc.DatabaseError, match=r"is a symbolic link to .*which does not exist"
+    ) as e:
+        sc.Runtime(link)
+    assert type(e.value).__name__ == "StorePathError" and isinstance(e.value, ValueError)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["store-link"]
