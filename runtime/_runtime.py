@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -50,6 +51,9 @@ log = logging.getLogger("sqlite_cells.runtime")
 
 # How often a waiting ``settled()`` looks whether its caller gave up on it (seconds).
 SETTLED_CHECK = 0.05
+# Seconds a file-system clock may take to tick (FAT: 2 s; ext2 and ext3: 1 s): a folder changed
+# more recently may change again without its modification time moving (see _store_changed).
+_COARSE_CLOCK = 2.0
 
 
 class Runtime:
@@ -100,6 +104,14 @@ class Runtime:
         self._wake = threading.Event()
         # What the last catch-up of each failing space file said (see _catch_up_failed).
         self._failing: dict[SpaceFile, str] = {}
+        # Guarded by _lock (see _catch_up): the store folder at the last look, how many spaces
+        # were open then, the count of changes seen, the change the last look at every space
+        # covered, and which spaces had a file then.
+        self._store_seen: tuple[int, int] | None = None
+        self._looked_at = 0
+        self._changes = 0
+        self._scanned = 0
+        self._with_files: list[SpaceFile] = []
         self._poller = threading.Thread(target=self._poll, name="sqlite-cells-poller", daemon=True)
         try:
             self._poller.start()
@@ -373,9 +385,18 @@ class Runtime:
                 return
 
     def _catch_up(self) -> bool:
-        """Take in what other connections committed to the open spaces. False once closed."""
+        """Take in what other connections committed to the open spaces. False once closed.
+        A space with no file yet (one a link named, say) is looked for only when the store
+        folder may have changed: thousands of them cost a look at the folder, not one each."""
         with self._lock:
-            files = [s.file for s in self._spaces.values()]
+            if self._store_changed() or self._looked_at != len(self._spaces):
+                self._changes += 1
+                self._looked_at = len(self._spaces)
+            # Every space, until a look at each has ended since the last change (a settle()
+            # and the poller may look at once: neither takes the other's look for its own).
+            wanted = self._changes
+            everyone = self._scanned < wanted
+            files = [s.file for s in self._spaces.values()] if everyone else self._with_files
         for file in files:
             try:
                 file.catch_up()
@@ -386,7 +407,25 @@ class Runtime:
             else:
                 if self._failing and self._failing.pop(file, None) is not None:
                     log.warning("space %r: catching up works again", file.space_id)
+        if everyone:
+            with self._lock:
+                if wanted > self._scanned:
+                    self._scanned = wanted
+                    # (and those failing: looked at again at each poll until they work)
+                    failing = self._failing
+                    self._with_files = [f for f in files if f.has_file or f in failing]
         return True
+
+    def _store_changed(self) -> bool:
+        """Whether an entry of the store folder may have been made or removed since the last
+        look: its modification time moved (or it is recent, within a coarse clock's tick, when
+        a change in the same tick would not move it), or it cannot be looked at."""
+        try:
+            found = os.stat(self.store)
+        except OSError:
+            return True
+        seen, self._store_seen = self._store_seen, (found.st_ino, found.st_mtime_ns)
+        return seen != self._store_seen or time.time() - found.st_mtime < _COARSE_CLOCK
 
     def _catch_up_failed(self, file: SpaceFile, exc: Exception) -> None:
         """Log a catch-up that failed: once for as long as it fails the same way (it is tried

@@ -453,6 +453,11 @@ class SpaceFile:
         key what extensions keep per connection (never to run statements on)."""
         return self._writer
 
+    @property
+    def has_file(self) -> bool:
+        """Whether this runtime has the space's file open (else it has none, or not yet)."""
+        return self._writer is not None
+
     def _open_if_exists(self) -> bool:
         """Open the file if it exists now (another runtime may have created it); False if not."""
         if self._writer is not None:
