@@ -292,7 +292,7 @@ def check_place(
     """The rules of R60 on where a source lies, for its ``resolved`` path: outside the store,
     and under one of ``roots`` when they are set (``DiskSourceError``, rule ``outside-store``
     or ``under-roots``)."""
-    if resolved.is_relative_to(store.resolve()):
+    if resolved.is_relative_to(store.resolve()) or _under_folder(resolved, store):
         raise DiskSourceError(
             "outside-store",
             given,
@@ -308,6 +308,24 @@ def check_place(
                 f"{resolved} is not under any of disk_source_roots ({shown}): move it there or "
                 "widen the roots",
             )
+
+
+def _under_folder(path: Path, folder: Path) -> bool:
+    """Whether one of the folders ``path`` lies in is ``folder`` itself (its device and inode),
+    whatever it is called there: the same folder seen under another path (a bind mount, a
+    container's volume) names none of its files by the path's text."""
+    try:
+        found = os.stat(folder)
+    except OSError:
+        return False
+    for parent in path.parents:
+        try:
+            here = os.stat(parent)
+        except OSError:
+            continue
+        if (here.st_dev, here.st_ino) == (found.st_dev, found.st_ino):
+            return True
+    return False
 
 
 def _replaced_meanwhile(given: str, resolved: Path) -> DiskSourceError:

@@ -542,3 +542,32 @@ def test_a_source_gone_before_a_restart_is_a_query_error_there_too(
     state = _outputs_after_restart(store)
     assert isinstance(state.error, sc.QueryError), state
     assert "is gone" in str(state.error) and str(reference.resolve()) in str(state.error)
+
+
+def test_a_store_file_seen_through_another_path_of_the_store_folder_is_refused(
+    tmp_path: Path,
+) -> None:
+    """R60: a file of the store, seen through a bind mount of the store's folder (a container's
+    volume mounted twice, say), has a path outside the store and one name (no hard link), and
+    was registered as a source: its reads served the runtime's own rows. The folders a source
+    lies in are compared with the store's by device and inode, not only by path."""
+    store, alias = tmp_path / "store", tmp_path / "alias"
+    alias.mkdir()
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables={"t": sc.table(v="text")})
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('private')")
+        mounted = subprocess.run(
+            ["mount", "--bind", str(store), str(alias)], capture_output=True, text=True
+        )
+        if mounted.returncode != 0:
+            pytest.skip(f"no bind mount here: {mounted.stderr.strip()}")
+        try:
+            seen = alias / db.path.name
+            assert seen.is_file() and os.stat(seen).st_nlink == 1
+            with pytest.raises(sc.DiskSourceError) as info:
+                space.register_disk_source(str(seen))
+            assert info.value.rule == "outside-store"
+        finally:
+            subprocess.run(["umount", "-l", str(alias)], check=False)
