@@ -44,6 +44,7 @@ from sqlite_cells.runtime._scheduler import Scheduler
 from sqlite_cells.runtime._space import Space
 from sqlite_cells.runtime._space_file import SpaceFile
 from sqlite_cells.runtime._store import resolve_store, space_file_name
+from sqlite_cells.runtime._tx import over_length_limit
 
 __all__ = ["Runtime"]
 
@@ -235,6 +236,8 @@ class Runtime:
         ``check_value`` raises for it: a default is what the cell reads, so it may hold no value
         a write to the cell could not (R3: no default makes a plain cell a database)."""
         data = None if default is None else self.encode(default)
+        if data is not None and (too_long := over_length_limit(cell_id, data)) is not None:
+            raise ValueEncodeError(f"{too_long} (a default is a value the cell holds)")
         # (No default reads None: judged as that value.)
         self.check_value(space_id, cell_id, b"null" if data is None else data)
         with self._defaults_lock:

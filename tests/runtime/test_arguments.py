@@ -388,3 +388,16 @@ def test_a_store_path_that_is_a_link_to_nothing_says_so(tmp_path: Path) -> None:
         sc.Runtime(link)
     assert type(e.value).__name__ == "StorePathError" and isinstance(e.value, ValueError)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store-link"]
+
+
+def test_a_default_no_write_could_store_is_refused_where_it_is_declared() -> None:
+    """R4, R6: a default is a value the cell holds; one over SQLite's length limit (which `set`
+    refuses) was accepted, and every later write at a path of the unwritten cell failed, far
+    from the mistake. Refused at the declaration, and the cell has no default."""
+    big = "x" * (65 * 1024 * 1024)
+    with sc.Runtime.ephemeral() as rt:
+        space = rt.space("s")
+        with pytest.raises(sc.ValueEncodeError, match="over SQLite's length limit") as info:
+            space.cell("d", default={"a": big})
+        assert "(a default is a value the cell holds)" in str(info.value)
+        assert space.cell("d").get() is None
