@@ -24,9 +24,11 @@ class Turns:
     """A first-come-first-served turn that tasks on any event loop wait for without blocking."""
 
     def __init__(self) -> None:
-        # _lock guards _held and _waiting (each waiter's loop and the future it awaits).
+        # _lock guards _held, _holder (the loop the turn's holder runs on) and _waiting (each
+        # waiter's loop and the future it awaits).
         self._lock = threading.Lock()
         self._held = False
+        self._holder: asyncio.AbstractEventLoop | None = None
         self._waiting: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
 
     async def take(self, patience: float) -> bool:
@@ -35,8 +37,11 @@ class Turns:
         caller holds nothing (a turn handed over meanwhile is passed on)."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            if not self._held:
-                self._held = True
+            if not self._held or (self._holder is not None and self._holder.is_closed()):
+                # Free, or held by a task of a loop closed with it pending: that task never
+                # ends its turn (and when its coroutine is collected, its give_back is not
+                # the turn's any more).
+                self._held, self._holder = True, loop
                 return True
             granted: asyncio.Future[None] = loop.create_future()
             self._waiting.append((loop, granted))
@@ -60,16 +65,25 @@ class Turns:
         return True
 
     def give_back(self) -> None:
-        """End the caller's turn: the next waiter (on whatever loop) gets it."""
+        """End the caller's turn: the next waiter (on whatever loop) gets it. A call from
+        outside the holder's loop (a coroutine of a closed loop, collected) gives back nothing:
+        the turn was taken from it."""
+        try:
+            mine: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            mine = None
         with self._lock:
+            if mine is not self._holder:
+                return
             while self._waiting:
                 loop, granted = self._waiting.popleft()
                 try:
                     loop.call_soon_threadsafe(_grant, granted)
                 except RuntimeError:
                     continue  # its loop is closed: nobody waits there any more
+                self._holder = loop
                 return  # handed over: still held
-            self._held = False
+            self._held, self._holder = False, None
 
 
 def _grant(granted: asyncio.Future[None]) -> None:
