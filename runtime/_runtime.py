@@ -108,7 +108,7 @@ class Runtime:
         # Guarded by _lock (see _catch_up): the store folder at the last look, how many spaces
         # were open then, the count of changes seen, the change the last look at every space
         # covered, and which spaces had a file then.
-        self._store_seen: tuple[int, int] | None = None
+        self._store_seen: tuple[int, int, float] | None = None
         self._looked_at = 0
         self._changes = 0
         self._scanned = 0
@@ -391,8 +391,11 @@ class Runtime:
         """Take in what other connections committed to the open spaces. False once closed.
         A space with no file yet (one a link named, say) is looked for only when the store
         folder may have changed: thousands of them cost a look at the folder, not one each."""
+        folder = self._store_folder()  # (looked at outside the lock)
         with self._lock:
-            if self._store_changed() or self._looked_at != len(self._spaces):
+            seen, self._store_seen = self._store_seen, folder
+            changed = folder is None or folder != seen or time.time() - folder[2] < _COARSE_CLOCK
+            if changed or self._looked_at != len(self._spaces):
                 self._changes += 1
                 self._looked_at = len(self._spaces)
             # Every space, until a look at each has ended since the last change (a settle()
@@ -419,16 +422,16 @@ class Runtime:
                     self._with_files = [f for f in files if f.has_file or f in failing]
         return True
 
-    def _store_changed(self) -> bool:
-        """Whether an entry of the store folder may have been made or removed since the last
-        look: its modification time moved (or it is recent, within a coarse clock's tick, when
-        a change in the same tick would not move it), or it cannot be looked at."""
+    def _store_folder(self) -> tuple[int, int, float] | None:
+        """The store folder's inode and modification time (ns, and s), or None when it cannot
+        be looked at: an entry may have been made or removed there since the last look when
+        they moved — or when that time is recent, within a coarse clock's tick, when a change
+        in the same tick would not move it (see _catch_up)."""
         try:
             found = os.stat(self.store)
         except OSError:
-            return True
-        seen, self._store_seen = self._store_seen, (found.st_ino, found.st_mtime_ns)
-        return seen != self._store_seen or time.time() - found.st_mtime < _COARSE_CLOCK
+            return None
+        return (found.st_ino, found.st_mtime_ns, found.st_mtime)
 
     def _catch_up_failed(self, file: SpaceFile, exc: Exception) -> None:
         """Log a catch-up that failed: once for as long as it fails the same way (it is tried

@@ -317,10 +317,13 @@ class Scheduler:
         and be idempotent with it: the commit may still reach the hook (another hook declined).
         Without ``absorb`` every commit with ops wakes the scheduler."""
 
-        def install() -> None:
-            with self._lock:  # _is_quiet reads both lists under the lock
-                self._commit_hooks.append(hook)
-                self._absorbers.append(absorb)
+        def install() -> None:  # (under _lock: _is_quiet reads both lists under it)
+            self._commit_hooks.append(hook)
+            self._absorbers.append(absorb)
+
+        def install_in_turn() -> None:
+            with self._lock:
+                install()
 
         with self._lock:
             if not self._queue and not self._busy:
@@ -328,10 +331,9 @@ class Scheduler:
                 # queued or being processed, so the hook sees exactly the commits that come
                 # next, as installed in turn would — and no work is left for settle() to wait
                 # for (settle(timeout=0) on a runtime just made said "not settled").
-                self._commit_hooks.append(hook)
-                self._absorbers.append(absorb)
+                install()
                 return
-        self.submit(install)
+        self.submit(install_in_turn)
 
     def rerun(self, nodes: list[Node]) -> None:
         """Re-run ``nodes`` (and what depends on them) as one round, on the scheduler thread:

@@ -95,8 +95,7 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
         return (
             "nothing was changed: the file at its path is not this database's file (another "
             "database's, another program's or another store's), and `--repair` cannot make it "
-            f"so. Move "
-            f"{o.path.name} (and its -wal, if any) out of the store, keeping it, then run "
+            f"so. Move {o.path.name} (and its -wal, if any) out of the store, keeping it, then run "
             "`sqlite-cells check --repair`, which rebuilds the database from its space's log"
         )
     if o.action is Action.QUARANTINED and o.db_seq > o.space_seq:

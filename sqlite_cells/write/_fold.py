@@ -340,8 +340,8 @@ class SqliteParticipant:
             raise SqliteCellsError(f"one commit may write one database, not {len(paths)}")
         try:
             for decl in decls:
-                migrating = decl.migrate is not None and not self._is_ensured(_ensure_key(decl))
-                if migrating:
+                migrate = None if self._is_ensured(_ensure_key(decl)) else decl.migrate
+                if migrate is not None:
                     # R14, R71: `migrate` commits in the file before the space's commit, so the
                     # file is compared with its space again first, whenever this runtime last
                     # did: another process killed between its two COMMITs leaves the file a
@@ -352,7 +352,7 @@ class SqliteParticipant:
                 # Reconcile waits for the database file's lock exec_timeout at most itself (and
                 # for the space's lock as long as any commit of the space may take).
                 self._ready(decl, self.exec_timeout)
-                if migrating and decl.migrate is not None:
+                if migrate is not None:
                     assert decl.schema is not None  # only runtime-owned databases are written
                     # R14: on a connection of its own, before the space's commit attaches it.
                     ran = migrate_file(
@@ -360,7 +360,7 @@ class SqliteParticipant:
                         decl.schema,
                         db_id=decl.db_id,
                         version=decl.version,
-                        migrate=decl.migrate,
+                        migrate=migrate,
                         # R44: its statements share one deadline, long calls included.
                         exec_timeout=self.exec_timeout,
                         long_calls=override_long_calls,
