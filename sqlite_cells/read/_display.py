@@ -308,16 +308,23 @@ def display_query(query: Query[Any]) -> QueryDisplay:
             "q.display() needs IPython (run it in Jupyter); elsewhere use q.get() or "
             "q.observe().subscribe(...)"
         ) from exc
-    handle = ipython_display.display(query.get(), display_id=True)
+    first = query.get()
+    handle = ipython_display.display(first, display_id=True)
     if handle is None:  # not in an IPython shell: there is nothing to update in place
         return QueryDisplay()
+    shown = [first]
 
     def update(state: Any) -> None:
-        handle.update(state)
+        # The subscription hands over the current state first, on the scheduler thread: the
+        # one shown already, maybe after this cell ended (ipykernel would send it as output of
+        # whichever cell runs then). Only a new state updates the display.
+        if state is not shown[0]:
+            shown[0] = state
+            handle.update(state)
 
-    shown = QueryDisplay(query.observe().subscribe(update))
-    _belong_to_running_cell(shown)
-    return shown
+    live = QueryDisplay(query.observe().subscribe(update))
+    _belong_to_running_cell(live)
+    return live
 
 
 # _live_lock guards _live: the live displays made by each notebook cell (by its id), stopped

@@ -453,6 +453,18 @@ def _updated(reply: Reply) -> list[str]:
     ]
 
 
+def test_a_display_sends_its_table_once_until_a_commit(nb: Kernel, tmp_path: Path) -> None:
+    """``q.display()`` shows the current state once: the subscription that keeps it live hands
+    that same state over again (on the scheduler thread, maybe after the cell ended, when
+    ipykernel would send it as another cell's output); that is no update."""
+    _setup(nb, tmp_path / "store")
+    nb.ok("q = db.query('SELECT body FROM t ORDER BY id'); rt.settle()")
+    shown = nb.ok("d = q.display(); settled = rt.settle()")
+    assert [o["msg_type"] for o in shown.outputs] == ["display_data"], shown.outputs
+    later = nb.ok("settled = rt.settle()")
+    assert later.outputs == [], later.outputs
+
+
 def test_a_display_cell_run_again_keeps_one_live_display(nb: Kernel, tmp_path: Path) -> None:
     """``q.display()`` belongs to the notebook cell that made it: running that cell again
     stops the display it made before (its output is gone), so a commit updates one display
