@@ -1054,7 +1054,7 @@ def _read_map(
                         "SELECT name FROM main.pragma_table_xinfo(?)", (table,)
                     )
                 }
-                keys |= seen & columns
+                keys |= columns if table in joins.repeated else seen & columns
                 seen |= columns
         for table in joins.tables:
             tables.setdefault(table, set()).update(keys)

@@ -105,11 +105,13 @@ class Word(NamedTuple):
 
 
 class JoinsByName(NamedTuple):
-    """See :meth:`Statement.joins_by_name`: the tables a statement names (ASCII-folded), the
-    key columns its text tells (what its ``USING`` clauses list; with a ``NATURAL`` join, every
+    """See :meth:`Statement.joins_by_name`: the tables a statement names (ASCII-folded), those
+    it names more than once (a table joined to itself shares every column with itself), the key
+    columns its text tells (what its ``USING`` clauses list; with a ``NATURAL`` join, every
     name it spells), and whether it has a ``NATURAL`` join (whose keys the file tells too)."""
 
     tables: frozenset[str]
+    repeated: frozenset[str]
     using: frozenset[str]
     natural: bool
 
@@ -165,14 +167,16 @@ class Statement:
                 j += 2
         if not using and not natural:
             return None
-        tables = frozenset(name for name, _offset in self.tables())
+        named = [name for name, _offset in self.tables()]
+        tables = frozenset(named)
+        repeated = frozenset(name for name in tables if named.count(name) > 1)
         if natural:
             using.update(
                 fold_ascii(unquote(self.sql[start:end]))
                 for kind, _key, start, end in tokens[:body]
                 if kind in (WORD, QUOTED)
             )
-        return JoinsByName(tables, frozenset(using), natural)
+        return JoinsByName(tables, repeated, frozenset(using), natural)
 
     def functions(self) -> tuple[tuple[str, int], ...]:
         """The names SQLite calls as functions (table-valued functions included), ASCII-folded,
