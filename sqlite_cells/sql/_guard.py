@@ -499,13 +499,14 @@ def _check_name(
         _check_temp(entry, previous, sql)
     if key in _REFUSED_TABLES:
         _refuse_pragma_function(sql, start, end)
-    if (
+    # A name with "(" after it is a call, but not after INTO or AS: there it is a table, an
+    # alias (INSERT INTO t AS x (a)) or a type's name (CAST(b AS x(10))), whatever follows.
+    called = (
         following == "("
         and kind != STRING
-        and key in _FORBIDDEN_CALLS
-        and (previous[1] != "INTO" or previous[0] != WORD)
-        and not _names_a_cte(entries, i + 1, count, whole)
-    ):
+        and (previous[0] != WORD or previous[1] not in _NAMED_BEFORE_PARENTHESIS)
+    )
+    if called and key in _FORBIDDEN_CALLS and not _names_a_cte(entries, i + 1, count, whole):
         if key in _ROW_COUNT_CALLS:
             why = (
                 "it counts the rows of the runtime's connection, not of your statements; "
@@ -519,7 +520,7 @@ def _check_name(
     if key.startswith(_PREFIXES):
         if key.startswith(_PREFIXES[-1]):  # pragma_
             _refuse_pragma_function(sql, start, end)
-        if not (following == "(" and kind != STRING and key in _ALLOWED_SQLITE_CALLS):
+        if not (called and key in _ALLOWED_SQLITE_CALLS):
             refuse(
                 "reserved-name",
                 sql,
@@ -535,6 +536,9 @@ def _check_name(
         else:
             why = "a query reads rows with SELECT; RETURNING belongs to writes, which return none"
         refuse("returning", sql, start, f"RETURNING is not allowed: {why}")
+
+
+_NAMED_BEFORE_PARENTHESIS: Final = frozenset({"INTO", "AS"})
 
 
 def _names_a_cte(entries: tuple[Tok, ...], opening: int, count: int, whole: bool) -> bool:

@@ -120,7 +120,8 @@ def find_names(
                 position = last = 0
                 continue
             strings.append(i)
-        _record(sql, tokens[i], position, following, tables, functions)
+        after_as = i > 0 and tokens[i - 1][:2] == (WORD, "AS")
+        _record(sql, tokens[i], position, following, tables, functions, after_as)
         if position == _TARGET:
             target = i
         last = position
@@ -279,8 +280,11 @@ def _record(
     following: str,
     tables: list[tuple[str, int]],
     functions: list[tuple[str, int]],
+    after_as: bool,
 ) -> None:
-    """Note the name ``token`` as a table and/or a function, by its position."""
+    """Note the name ``token`` as a table and/or a function, by its position. A word after
+    ``AS`` (``after_as``) is an alias or a type's name, a ``(`` after it notwithstanding
+    (``INSERT INTO t AS changes (a)``, ``CAST(x AS edit(10))``): never a call."""
     kind, key, start, end = token
     if kind == WORD and key in _NOT_NAMES:
         return
@@ -290,7 +294,7 @@ def _record(
             tables.append((name, start))
         if position == _SOURCE and following == "(":
             functions.append((name, start))  # a table-valued function
-    elif following == "(" and kind == WORD:
+    elif following == "(" and kind == WORD and not after_as:
         functions.append((fold_ascii(sql[start:end]), start))
 
 

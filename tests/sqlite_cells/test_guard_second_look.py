@@ -963,6 +963,35 @@ def test_a_cte_named_like_a_forbidden_function_is_written(space: Space, cells: s
     ) == [{"s": 15}]
 
 
+def test_a_name_after_as_with_a_parenthesis_after_it_is_no_call(
+    space: Space, cells: sc.SqliteDb
+) -> None:
+    """After AS stands an alias or a type's name, never a call, though a "(" follows it: an
+    upsert's target alias (``INSERT INTO t AS x (cols)``), a CAST's type (``AS x(10)``). Named
+    like a forbidden function it is written; named like SQLite's own it is a reserved name, as
+    an UPDATE's alias is."""
+    with space.transact():
+        for alias in ("changes", "edit"):
+            cells.exec(
+                f"INSERT INTO users AS {alias} (name, score) VALUES ('ann', 1) "
+                f"ON CONFLICT(name) DO UPDATE SET score = {alias}.score + 1"
+            )
+    assert cells.read("SELECT name, score FROM users") == [{"name": "ann", "score": 2}]
+    assert cells.read("SELECT CAST(score AS edit(10)) AS n FROM users") == [{"n": 2}]
+    for sql, at in [
+        ("INSERT INTO users AS sqlite_version (name) VALUES ('cy')", "sqlite_version"),
+        ("UPDATE users AS sqlite_version SET score = 0", "sqlite_version"),
+        ("INSERT INTO sqlite_version (name) VALUES ('cy')", "sqlite_version"),
+    ]:
+        verdict = refusal(sql, W)
+        assert (verdict.kind, verdict.offset) == ("reserved-name", sql.index(at)), sql
+    verdict = refusal("SELECT CAST(score AS sqlite_x(10)) FROM users", R)
+    assert (verdict.kind, verdict.offset) == ("reserved-name", 21)
+    # A call is still one where it is: after "(", "=", a keyword that an expression follows.
+    verdict = refusal("SELECT edit(name) AS changes FROM users", R)
+    assert (verdict.kind, verdict.offset) == ("forbidden-function", 7)
+
+
 def test_row_counting_functions_are_refused_at_the_call(space: Space, cells: sc.SqliteDb) -> None:
     with space.transact():
         with pytest.raises(GuardViolation) as caught:
