@@ -350,14 +350,15 @@ class SqliteDb(Cell):
     def _check_read(self, sql: str, params: Any) -> Any:
         """Refuse a read the call itself makes wrong; the parameters to read with (see
         ``check_read_values``)."""
-        # A closed runtime runs nothing: said at the call, whether or not the handle is cached.
-        self.space.runtime.check_open()
-        # `checked` holds the scan while the values are checked: a long text is scanned once
-        checked = check_statement(sql, Mode.READ)
-        params = check_read_values(params, sql=checked.sql, db_id=self.id)
+        params = _checked_read_values(self, sql, params)
+        self._check_read_target()
+        return params
+
+    def _check_read_target(self) -> None:
+        """Refuse a read of this database now (R35, dropped); in a transaction, the handle's
+        read is recorded (R32), so this comes after every other check of the call."""
         self._check_unwritten()
         self._check_live()
-        return params
 
     def _check_unwritten(self) -> None:
         """R35: a read of a database this transaction writes (or drops) is refused: reads see
@@ -417,15 +418,17 @@ class SqliteDb(Cell):
         rows are built there, so it keeps ``query_timeout`` even through one long function call
         or a row type's slow ``__post_init__`` (R44)."""
         sql = _plain(sql)
-        params = self._check_read(sql, params)
+        params = _checked_read_values(self, sql, params)
         runtime: Runtime = self.space.runtime
         decode = row_decoder(row, runtime, db_id=self.id, sql=sql)
-        if current_transaction() is not None:
-            # R32: reading the handle records its revision, so a commit to this database
-            # between this read and the transaction's commit is a conflict (read-then-write).
-            self.get()
         bound = resolve_params(params, sql=sql, db_id=self.id)
         _refuse_pending(bound, self.id)
+        self._check_read_target()
+        if current_transaction() is not None:
+            # R32: reading the handle records its revision, so a commit to this database
+            # between this read and the transaction's commit is a conflict (read-then-write);
+            # a read refused at the call (above) records nothing.
+            self.get()
         stmt = Statement(sql, bound)
         decl = self.declaration
 
@@ -705,25 +708,29 @@ class LinkedDb(SqliteDb):
         whole = isinstance(react_on, list | tuple | Mapping) and any(m is self for m in members)
         return Reaction(by_reads=False, on=react_on, whole=whole, follows=self)
 
-    def _check_read(self, sql: str, params: Any) -> Any:
-        # A closed runtime runs nothing: said at the call, whether or not the handle is cached.
-        self.space.runtime.check_open()
-        # As SqliteDb's (`checked` holds the scan); the rest is checked against the target at
-        # each run.
-        checked = check_statement(sql, Mode.READ)
-        params = check_read_values(params, sql=checked.sql, db_id=self.id)
+    def _check_read_target(self) -> None:
+        # The rest is checked against the target at each run.
         if current_transaction() is not None:
             # R35 for the database linked now, as for that database itself (nothing linked
             # yet: nothing this transaction can have written through it).
             try:
                 target = self.target()
             except SqliteCellsError:
-                return params
+                return
             target._check_unwritten()
-        return params
 
     def __repr__(self) -> str:
         return f"<LinkedDb following {self._input.id}>"
+
+
+def _checked_read_values(db: SqliteDb, sql: str, params: Any) -> Any:
+    """The parameters of a read of ``db`` to read with (see ``check_read_values``), once the
+    runtime is open and the statement passes the guard."""
+    # A closed runtime runs nothing: said at the call, whether or not the handle is cached.
+    db.space.runtime.check_open()
+    # `checked` holds the scan while the values are checked: a long text is scanned once
+    checked = check_statement(sql, Mode.READ)
+    return check_read_values(params, sql=checked.sql, db_id=db.id)
 
 
 def _refuse_pending(bound: Any, db_id: str) -> None:

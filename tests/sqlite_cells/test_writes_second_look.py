@@ -391,6 +391,33 @@ def test_a_read_then_write_is_retried_until_no_commit_came_between(
     assert notes.rev == 3
 
 
+@pytest.mark.parametrize(
+    ("refused", "error"),
+    [
+        (lambda db: db.read("SELECT ?", [sc.PENDING]), sc.PendingValue),
+        (lambda db: db.read("SELECT 1 AS x", row=int), TypeError),
+        (lambda db: db.read("SELECT ?", [object()]), TypeError),
+        (lambda db: db.read("SELECT * FROM sqlite_master"), sc.GuardViolation),
+    ],
+)
+def test_a_read_refused_at_the_call_records_no_read_of_the_database(
+    space: Space, notes: sc.SqliteDb, refused: Any, error: type[Exception]
+) -> None:
+    """R32: an error at the call records nothing: a read refused there (a value not ready, a
+    row type that is none) read no rows, so a commit to the database before this transaction
+    commits is no conflict with it."""
+    counter = space.cell("counter", default=0)
+    with space.transact():
+        with pytest.raises(error) as raised:
+            refused(notes)
+        assert isinstance(raised.value, sc.SqliteCellsError)
+        worker = threading.Thread(target=_insert_in_a_transaction, args=(space, notes, "other"))
+        worker.start()
+        worker.join()
+        counter.set(counter.get() + 1)
+    assert counter.get() == 1 and [r["body"] for r in _rows(notes)] == ["other"]
+
+
 def _insert_in_a_transaction(space: Space, db: sc.SqliteDb, body: str) -> None:
     with space.transact():
         db.exec("INSERT INTO notes (body) VALUES (?)", [body])
