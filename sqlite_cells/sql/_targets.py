@@ -12,8 +12,12 @@ scans an INSERT, REPLACE or UPDATE that has parameters, so the answer is part of
 * anything else is parsed once by sqlglot's parser from sqlglot's own tokens, rewritten into
   forms it reads: each parameter as a unique ``:_cfpK`` placeholder, ``REPLACE INTO`` as
   ``INSERT OR REPLACE INTO``, ``UPDATE OR <action>`` as ``UPDATE`` (the action does not change
-  what is bound where).  A statement it cannot parse maps every parameter to None, and so does
-  one nested deeper than the parser can follow (it runs out of Python stack: ``RecursionError``);
+  what is bound where).  One it cannot parse is given to it again with what it misreads
+  spelled as it reads it: words SQLite also takes as names (a column named ``like``, ``outer``,
+  ``rollback``) where they stand as names, a string literal as a SET's column, digits with
+  separators (``1_000``) as one number.  A statement it still cannot parse maps every parameter
+  to None, and so does one nested deeper than the parser can follow (it runs out of Python
+  stack: ``RecursionError``);
 * an INSERT with a chain of upsert clauses (``ON CONFLICT … ON CONFLICT …``, SQLite ≥ 3.35),
   which the parser does not read (it fails on the whole), is parsed again once per clause: the
   INSERT before the first clause followed by that clause alone.  Each clause's
@@ -223,32 +227,132 @@ def _assign_targets(statement: Draft, targets: list[_Target]) -> None:
     try:
         tokens = _parser_tokens(statement)
         try:
-            _assign_tree(statement, tokens, targets)
+            _assign_parsed(statement, tokens, targets)
         except sqlglot.errors.SqlglotError:
-            # sqlglot's parser reads one upsert clause (SQLite reads a chain of them, ≥ 3.35):
-            # such a statement is parsed once per clause, as the INSERT before the first clause
-            # followed by that clause alone, so the VALUES (or SELECT) and every DO UPDATE SET
-            # are mapped.  Only when the whole does not parse: ``JOIN v ON conflict = …`` (a
-            # column named so) in an ``INSERT … SELECT`` is no clause.
-            if statement.verb in ("INSERT", "REPLACE"):
-                # sqlglot's parser takes no compound whose first arm is VALUES (SQLite does):
-                # that arm is given to it as the SELECT * FROM (VALUES …) it reads.
-                wrapped = _values_arm_wrapped(tokens)
-                if wrapped is not None:
-                    _assign_tree(statement, wrapped, targets)
-                    return
-            clauses = _upsert_clauses(tokens) if statement.verb in ("INSERT", "REPLACE") else []
-            if len(clauses) < 2:
+            # Words SQLite reads as names where the parser takes them for keywords (a column
+            # named like, outer, with, rollback, …), a string literal SQLite reads as a SET's
+            # column, digits with separators (1_000): the statement is given to the parser
+            # again with those as it reads them, when there are any.
+            respelled = _respelled(tokens)
+            if respelled is None:
                 raise
-            prefix = tokens[: clauses[0]]
-            for start, end in zip(clauses, [*clauses[1:], len(tokens)], strict=True):
-                _assign_tree(statement, prefix + tokens[start:end], targets)
+            targets[:] = [None] * len(targets)
+            _assign_parsed(statement, respelled, targets)
     except (sqlglot.errors.SqlglotError, RecursionError, TypeError, ValueError):
         # Unparseable, or nested deeper than the parser (or the walk of a long UNION chain)
         # can follow, or text sqlglot's parser fails on with an error of its own (a JSON arrow
         # with nothing after it: TypeError): every parameter targets no column (see the
         # module docstring) — SQLite says what is wrong with the statement, if anything.
         targets[:] = [None] * len(targets)
+
+
+def _assign_parsed(statement: Draft, tokens: list[RawToken], targets: list[_Target]) -> None:
+    """Map the parameters of ``tokens`` (the statement as the parser reads it)."""
+    try:
+        _assign_tree(statement, tokens, targets)
+    except sqlglot.errors.SqlglotError:
+        # sqlglot's parser reads one upsert clause (SQLite reads a chain of them, ≥ 3.35):
+        # such a statement is parsed once per clause, as the INSERT before the first clause
+        # followed by that clause alone, so the VALUES (or SELECT) and every DO UPDATE SET
+        # are mapped.  Only when the whole does not parse: ``JOIN v ON conflict = …`` (a
+        # column named so) in an ``INSERT … SELECT`` is no clause.
+        if statement.verb in ("INSERT", "REPLACE"):
+            # sqlglot's parser takes no compound whose first arm is VALUES (SQLite does):
+            # that arm is given to it as the SELECT * FROM (VALUES …) it reads.
+            wrapped = _values_arm_wrapped(tokens)
+            if wrapped is not None:
+                _assign_tree(statement, wrapped, targets)
+                return
+        clauses = _upsert_clauses(tokens) if statement.verb in ("INSERT", "REPLACE") else []
+        if len(clauses) < 2:
+            raise
+        prefix = tokens[: clauses[0]]
+        for start, end in zip(clauses, [*clauses[1:], len(tokens)], strict=True):
+            _assign_tree(statement, prefix + tokens[start:end], targets)
+
+
+# Words SQLite also reads as names (its grammar's fallback to an identifier, its join and LIKE
+# keywords, which `nm` takes), which sqlglot's parser may read as keywords only.
+_SQLITE_NAME_WORDS: Final = """
+    ABORT ACTION AFTER ALWAYS ANALYZE ASC ATTACH BEFORE BEGIN BY CASCADE CAST COLUMN CONFLICT
+    CROSS CURRENT CURRENT_DATE CURRENT_TIME CURRENT_TIMESTAMP DATABASE DEFERRED DESC DETACH DO
+    EACH END EXCLUDE EXCLUSIVE EXPLAIN FAIL FIRST FOLLOWING FOR FULL GENERATED GLOB GROUPS IF
+    IGNORE IMMEDIATE INITIALLY INNER INSTEAD KEY LAST LEFT LIKE MATCH MATERIALIZED NATURAL NO
+    NULLS OF OFFSET OTHERS OUTER PARTITION PLAN PRAGMA PRECEDING QUERY RAISE RANGE RECURSIVE
+    REGEXP REINDEX RELEASE RENAME REPLACE RESTRICT RIGHT ROLLBACK ROW ROWS SAVEPOINT TEMP TIES
+    TRIGGER UNBOUNDED VACUUM VIEW VIRTUAL WITH WITHOUT
+"""
+_NAME_WORDS: Final = frozenset(_SQLITE_NAME_WORDS.split())
+# A name-word is a name before these (or at the end) unless an operand stands before it (then
+# it is an operator or a modifier: ``a LIKE b``, ``x DESC,``), and after these unless a "("
+# follows it (a call, ``CAST(``) or it is WITH (a subquery's ``(WITH``).
+_NAME_BEFORE: Final = frozenset({TokenType.EQ, TokenType.COMMA, TokenType.R_PAREN, TokenType.DOT})
+_NAME_AFTER: Final = frozenset(
+    {TokenType.SET, TokenType.COMMA, TokenType.L_PAREN, TokenType.SELECT, TokenType.WHERE}
+)
+_OPERANDS: Final = frozenset(
+    {TokenType.VAR, TokenType.IDENTIFIER, TokenType.STRING, TokenType.NUMBER}
+    | {TokenType.R_PAREN, TokenType.PLACEHOLDER}
+)
+
+
+def _respelled(tokens: list[RawToken]) -> list[RawToken] | None:
+    """``tokens`` with what sqlglot's parser misreads spelled as it reads it (see
+    :func:`_assign_targets`): a word SQLite reads as a name there as a name, a string literal
+    before the ``=`` of a SET item as a name, a number and the ``_…`` digits after it as one
+    number; None when there is nothing of the kind."""
+    out: list[RawToken] = []
+    changed = False
+    count = len(tokens)
+    i = 0
+    while i < count:
+        token = tokens[i]
+        kind = token.token_type
+        after = tokens[i + 1] if i + 1 < count else None
+        following = after.token_type if after is not None else None
+        before = out[-1].token_type if out else None
+        if kind is TokenType.NUMBER and after is not None and _separated_digits(token, after):
+            text = (token.text + after.text).replace("_", "")
+            out.append(RawToken(TokenType.NUMBER, text, start=token.start, end=after.end))
+            changed = True
+            i += 2
+            continue
+        if (kind is TokenType.VAR or kind is TokenType.IDENTIFIER) or not (
+            token.text.upper() in _NAME_WORDS or kind is TokenType.STRING
+        ):
+            out.append(token)
+            i += 1
+            continue
+        if kind is TokenType.STRING:
+            name = before in (TokenType.SET, TokenType.COMMA) and following is TokenType.EQ
+        else:
+            name = (
+                ((following is None or following in _NAME_BEFORE) and before not in _OPERANDS)
+                or before is TokenType.DOT
+                or (
+                    before in _NAME_AFTER
+                    and following is not TokenType.L_PAREN
+                    and token.text.upper() != "WITH"
+                )
+            )
+        if name:
+            out.append(RawToken(TokenType.IDENTIFIER, token.text, start=token.start, end=token.end))
+            changed = True
+        else:
+            out.append(token)
+        i += 1
+    return out if changed else None
+
+
+def _separated_digits(number: RawToken, after: RawToken) -> bool:
+    """Whether ``after`` continues ``number`` with digit separators (``1_000``: sqlglot's
+    tokens ``1`` and ``_000``)."""
+    return (
+        after.token_type is TokenType.VAR
+        and after.start == number.end + 1
+        and after.text.startswith("_")
+        and (number.text + after.text).replace("_", "").isdigit()
+    )
 
 
 def _assign_tree(statement: Draft, tokens: list[RawToken], targets: list[_Target]) -> None:
@@ -454,7 +558,8 @@ def _assign_set(assignments: Sequence[exp.Expression], out: list[_Target]) -> No
         left, right = eq.this, eq.expression
         while isinstance(left, exp.Paren):  # ``SET (a) = (?)``: a row value of one column
             left = left.this
-        if isinstance(left, exp.Column):
+        # A string literal is a column's name there, as SQLite reads it (``SET 'a' = ?``).
+        if isinstance(left, exp.Column) or (isinstance(left, exp.Literal) and left.is_string):
             _bind_row([right], _listed([fold_ascii(left.name)]), out)
         elif isinstance(left, exp.Tuple):
             names = _listed([fold_ascii(c.name) for c in left.expressions])

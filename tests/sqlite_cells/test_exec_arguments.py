@@ -499,6 +499,46 @@ def test_every_do_update_set_of_an_upsert_maps_its_parameters(space: Space) -> N
     ]
 
 
+KEYWORD_NAMED = {
+    "t": sc.table(
+        {"id": "integer primary key", "like": "text", "outer": "text", "rollback": "integer"}
+        | {"a_cf_link": sc.cf_link()}
+    )
+}
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO t (id, like, a_cf_link) SELECT 2, 'x', ? WHERE true",
+        "INSERT INTO t (id, outer, a_cf_link) SELECT 1_000, 'x', ? WHERE 1_000 > 1",
+        "UPDATE t SET like = 'y', a_cf_link = ? FROM (SELECT 1) AS v",
+        "UPDATE t SET (outer, a_cf_link) = ('y', ?) FROM (SELECT 1) AS v WHERE rollback IS NULL",
+        "WITH v AS (SELECT 1) UPDATE t SET rollback = 2, a_cf_link = ?",
+        "INSERT INTO t (id) VALUES (1) ON CONFLICT(id) DO UPDATE SET 'a_cf_link' = ?",
+    ],
+)
+def test_a_statement_naming_columns_the_parser_reads_as_keywords_maps_its_values(
+    space: Space, sql: str
+) -> None:
+    """R31: SQLite takes ``like``, ``outer``, ``rollback`` … as column names, a string literal
+    as a SET's column, digits with separators; the parameter mapper's parser did not, and gave
+    every parameter no column: a Cell for the link column was refused as "targets no column",
+    and a text there passed the call to fail the whole commit. Each maps as its plain twin."""
+    db = space.sqlite_database("d", tables=KEYWORD_NAMED)
+    alice = space.cell("alice", default=1)
+    with space.transact():
+        db.exec("INSERT INTO t (id) VALUES (1)")
+    with space.transact():
+        with pytest.raises(sc.LinkEncodeError, match="targets the link column a_cf_link"):
+            db.exec(sql, ["junk"])
+        db.exec(sql, [alice])  # the transaction is still usable after the refusal (R32)
+        space.cell("written").set(True)
+    assert space.cell("written").get() is True
+    linked = db.read("SELECT a_cf_link FROM t WHERE a_cf_link IS NOT NULL")
+    assert linked == [{"a_cf_link": alice.link_str()}]
+
+
 def test_a_read_with_a_parameter_not_ready_is_refused_at_the_call(
     space: Space, db: sc.SqliteDb
 ) -> None:
