@@ -411,7 +411,17 @@ class MigrationConnection:
                 f"it holds a lone surrogate at position {position}, which UTF-8 cannot encode; "
                 "decode the text properly first",
             )
-        words = scan_sql(sql).words()
+        scanned = scan_sql(sql)
+        problem = scanned.problem
+        if problem is not None and problem[0] == "syntax" and sql[problem[1]] == "\ufeff":
+            # SQLite skips it as a space before a word: the words judged below would not be
+            # the ones it runs ("\ufeffREINDEX _cf_meta").
+            raise self._refuse(
+                sql,
+                f"it holds a byte-order mark (U+FEFF) at position {problem[1]}, which SQLite "
+                "skips as a space before a word; remove it",
+            )
+        words = scanned.words()
         if all(w.kind == OP and w.text == ";" for w in words):
             raise self._refuse(
                 sql, "it is empty (only ';', whitespace or comments); pass one statement"
