@@ -368,9 +368,9 @@ def _statement_kind(statement: Statement, mode: Mode, *, whole: bool = True) -> 
             if kind == WORD and (key in FORBIDDEN_VERBS or key in DDL_VERBS):
                 _refuse_verb(sql, key, start)  # rejected everywhere (R21), a CTE body included
         offset = tokens[index][2] if index < statement.body else len(sql)
-        refuse(
-            "syntax",
-            sql,
+        _refuse_syntax_at(
+            statement,
+            mode,
             offset,
             "syntax error: a malformed WITH clause; write WITH name AS (SELECT …) followed by "
             "the statement",
@@ -381,9 +381,9 @@ def _statement_kind(statement: Statement, mode: Mode, *, whole: bool = True) -> 
         # (R21): its verb decides the kind, met at WITH, the statement's first keyword (R24).
         _refuse_verb(sql, verb, tokens[0][2])
     if index and verb not in _READ_VERBS and verb not in _WRITE_VERBS:
-        refuse(
-            "syntax",
-            sql,
+        _refuse_syntax_at(
+            statement,
+            mode,
             offset,
             f"syntax error: {snippet(sql, offset, tokens[index][3])!r} cannot follow a WITH "
             "clause; write SELECT, VALUES, INSERT, REPLACE, UPDATE or DELETE",
@@ -409,6 +409,16 @@ def _statement_kind(statement: Statement, mode: Mode, *, whole: bool = True) -> 
             f"found {verb}: " + _elsewhere(verb, "send queries with db.read(...) or db.query(...)"),
         )
     return verb
+
+
+def _refuse_syntax_at(statement: Statement, mode: Mode, offset: int, message: str) -> NoReturn:
+    """Refuse the statement as SQLite cannot read it from ``offset`` on (a WITH list that is
+    malformed or followed by no statement): a rule broken before that is met first (R24), as
+    for text that does not tokenize."""
+    before = statement.before(offset)
+    if before.body:
+        _scan_rules(before, mode, whole=False)
+    refuse("syntax", statement.sql, offset, message)
 
 
 def _elsewhere(verb: str, advice: str) -> str:

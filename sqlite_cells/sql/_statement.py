@@ -200,7 +200,11 @@ class Statement:
         problem = self.problem
         if problem is None or problem[0] != "syntax":
             return None
-        sql, tokens, offset = self.sql, self.tokens, problem[1]
+        return self.before(problem[1])
+
+    def before(self, offset: int) -> Statement:
+        """The part of the statement before ``offset``, as :meth:`readable` tells it."""
+        sql, tokens = self.sql, self.tokens
         count = 0
         limit = min(self.body, len(tokens))
         while count < limit and tokens[count][3] <= offset:

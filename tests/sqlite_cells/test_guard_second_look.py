@@ -275,6 +275,14 @@ VERDICTS: list[tuple[str, Mode, str, int | str]] = [
     ("DELETE FROM messages WHERE body = 'a\0'", W, "not-a-write", "\0"),
     ("SELECT '\udc80' FROM sqlite_master", R, "not-read-only", 8),
     ("SELECT \ud83d\ude00", R, "not-read-only", 7),
+    # A WITH list SQLite cannot read on from (malformed, or followed by no statement) is a
+    # syntax verdict where it stops; a rule broken before that is met first.
+    ("WITH x AS (SELECT * FROM sqlite_master) SELEC * FROM x", R, "reserved-name", 25),
+    ("WITH x AS (SELECT * FROM sqlite_master)", R, "reserved-name", 25),
+    ("WITH x AS (SELECT * FROM main.t), SELECT 1", R, "schema-qualified", 25),
+    ("WITH x AS (SELECT load_extension('a')) y", R, "forbidden-function", 18),
+    ("WITH x AS (SELECT 1) DELET FROM messages", W, "not-a-write", "DELET"),
+    ("WITH x AS (SELECT 1)", W, "not-a-write", 20),
 ]
 
 
