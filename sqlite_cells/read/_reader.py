@@ -786,9 +786,10 @@ def _invalid_text_advice(path: Path, columns: list[str], exc: UnicodeDecodeError
     where = f"column(s) {', '.join(map(repr, columns))} of " if columns else ""
     bad = exc.object[exc.start : exc.start + 4]
     return (
-        f"stored text in {where}the file {path} is not valid UTF-8 ({exc.reason} at byte "
-        f"{exc.start}: {bytes(bad)!r}), so it cannot be read as str: read those columns as "
-        "CAST(column AS BLOB) to get their bytes, or rewrite the rows with valid text"
+        f"text in {where}the rows read from the file {path} is not valid UTF-8 ({exc.reason} at "
+        f"byte {exc.start}: {bytes(bad)!r}), stored so or made so by the statement (a blob CAST "
+        "AS TEXT), so it cannot be read as str: read those columns as CAST(column AS BLOB) to "
+        "get their bytes, or rewrite the rows (or the expression) with valid text"
     )
 
 

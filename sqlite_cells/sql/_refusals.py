@@ -24,8 +24,14 @@ _ADVICE: dict[type[apsw.Error], str] = {
         "should do (INSERT OR IGNORE, INSERT OR REPLACE, ON CONFLICT … DO …)"
     ),
     apsw.MismatchError: (
-        "a value does not fit its column (an INTEGER PRIMARY KEY takes integers only, a STRICT "
-        "table its declared types): bind a value of the column's type"
+        "a value does not fit where it goes (an INTEGER PRIMARY KEY takes integers only, a "
+        "STRICT table its declared types, LIMIT and OFFSET integers): give a value of the type "
+        "expected there"
+    ),
+    apsw.AuthError: (
+        "a statement may use only the database's declared tables (not SQLite's, the runtime's "
+        "or a virtual table's such as fts3tokenize) and its allowed functions; leave the others "
+        "out of it"
     ),
     apsw.RangeError: "bind one value per placeholder of the statement",
     apsw.TooBigError: (

@@ -335,6 +335,6 @@ def test_a_disk_source_whose_names_are_not_utf8_is_listed_as_what_it_holds(
     assert done.returncode == 1
     assert "internal error" not in done.stderr
     assert done.stderr.startswith("sqlite-cells: QueryError: database of:")
-    assert f"stored text in the file {source} is not valid UTF-8" in done.stderr
+    assert f"text in the rows read from the file {source} is not valid UTF-8" in done.stderr
     done = run_cli("query", str(store), "demo", str(source), "SELECT x FROM good")
     assert done.returncode == 0, done.stderr

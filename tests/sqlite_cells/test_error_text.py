@@ -113,10 +113,22 @@ def test_stored_text_that_is_not_utf8_names_the_column_the_file_and_the_remedy(
         db.read("SELECT id, body FROM notes")
     text = str(caught.value)
     assert isinstance(caught.value.__cause__, UnicodeDecodeError)
-    assert f"stored text in column(s) 'body' of the file {db.path} is not valid UTF-8" in text
+    assert (
+        f"text in column(s) 'body' of the rows read from the file {db.path} is not valid UTF-8"
+        in text
+    )
     assert "CAST(column AS BLOB)" in text
     rows = db.read("SELECT id, CAST(body AS BLOB) AS body FROM notes")
     assert rows == [{"id": 1, "body": b"A\xff\x00\xfe"}]  # the remedy the message names
+
+
+def test_text_a_read_makes_that_is_not_utf8_is_not_said_to_be_stored(db: sc.SqliteDb) -> None:
+    """A blob CAST AS TEXT in the statement makes such text too: the message names both."""
+    with pytest.raises(QueryError) as caught:
+        db.read("SELECT CAST(x'80' AS TEXT) AS t")
+    text = str(caught.value)
+    assert "text in column(s) 't' of the rows read from the file" in text
+    assert "stored so or made so by the statement (a blob CAST AS TEXT)" in text
 
 
 @pytest.mark.parametrize(
@@ -125,6 +137,7 @@ def test_stored_text_that_is_not_utf8_names_the_column_the_file_and_the_remedy(
         ("SELECT nosuch FROM messages", "no such column: nosuch", "SQLITE_ERROR", "correct the"),
         ("SELECT 1_", 'unrecognized token: "1_"', "SQLITE_ERROR", "correct the statement"),
         ("SELECT abs(1, 2)", "wrong number of arguments", "SQLITE_ERROR", "correct the"),
+        ("SELECT 1 LIMIT 'x'", "datatype mismatch", "SQLITE_MISMATCH", "LIMIT and OFFSET"),
     ],
 )
 def test_a_read_sqlite_refuses_says_sqlites_words_its_code_and_what_to_do(
@@ -153,7 +166,14 @@ def test_a_read_sqlite_refuses_says_sqlites_words_its_code_and_what_to_do(
             ["not a number"],
             "datatype mismatch",
             "SQLITE_MISMATCH",
-            "bind a value of the column's type",
+            "give a value of the type expected there",
+        ),
+        (
+            "INSERT INTO messages (body) SELECT token FROM fts3tokenize('simple', ?)",
+            ["a b"],
+            "fts3tokenize.token is prohibited",
+            "SQLITE_AUTH",
+            "may use only the database's declared tables",
         ),
         ("UPDATE messages SET nosuch = ?", [1], "no such column", "SQLITE_ERROR", "correct the"),
     ],

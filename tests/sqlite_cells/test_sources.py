@@ -431,8 +431,9 @@ def test_text_a_source_stores_that_is_not_utf8_fails_the_query_clearly(
     with pytest.raises(sc.QueryError) as info:
         handle.read("SELECT label FROM codes WHERE code = 'bad'")
     assert info.value.db_id == handle.id and isinstance(info.value.__cause__, UnicodeDecodeError)
-    assert f"stored text in column(s) 'label' of the file {reference} is not valid UTF-8" in str(
-        info.value
+    assert (
+        f"text in column(s) 'label' of the rows read from the file {reference} is not valid UTF-8"
+        in str(info.value)
     )
     query = handle.query("SELECT label FROM codes")
     space.runtime.settle()
