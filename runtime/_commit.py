@@ -282,7 +282,9 @@ def _append(cursor: apsw.Cursor, record: CommitRecord) -> None:
                 f"({too_big}; the record keeps every value the writes changed — an UPDATE's old "
                 "and new values, a DELETE's old ones — base64-encoded, ≈ 4/3 of their size, so "
                 "one commit changes at most ≈ 48 MB of values): write fewer rows per "
-                "transaction, and keep a value over ≈ 20 MB in smaller pieces (rows of parts)",
+                "transaction, and keep a value over ≈ 20 MB in smaller pieces (rows of parts); "
+                "a row holding more than that is deleted or replaced in steps: set its large "
+                "columns to NULL, one per transaction, then delete or rewrite it",
             )
         raise ValueEncodeError(f"{too_big}: write fewer or smaller values per transaction")
     cursor.execute("INSERT INTO _cf_log (seq, record) VALUES (?, ?)", (record.seq, data))

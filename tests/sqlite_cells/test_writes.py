@@ -382,6 +382,31 @@ def test_a_write_too_big_to_record_is_an_exec_error(space: Space, db: sc.SqliteD
     assert db.read("SELECT count(*) AS n FROM messages") == [{"n": 1}]
 
 
+def test_a_row_too_big_to_delete_at_once_is_deleted_in_the_steps_the_error_names(
+    space: Space, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two writes each fit a record, the row they build does not: its DELETE records every old
+    value. The error says how to remove it (its large columns set to NULL one per transaction,
+    then the row), and those steps do. The record's limit is lowered so small rows reach it."""
+    db = space.sqlite_database(
+        "big", tables={"t": sc.table(id="integer primary key", a="text", b="text")}
+    )
+    monkeypatch.setattr(commit, "LENGTH_LIMIT", 20_000)
+    with space.transact():
+        db.exec("INSERT INTO t (id, a) VALUES (1, ?)", ["a" * 8_000])
+    with space.transact():
+        db.exec("UPDATE t SET b = ? WHERE id = 1", ["b" * 8_000])
+    with pytest.raises(sc.ExecError) as info, space.transact():
+        db.exec("DELETE FROM t WHERE id = 1")
+    assert "set its large columns to NULL, one per transaction, then delete" in str(info.value)
+    for column in ("a", "b"):
+        with space.transact():
+            db.exec(f"UPDATE t SET {column} = NULL WHERE id = 1")
+    with space.transact():
+        db.exec("DELETE FROM t WHERE id = 1")
+    assert db.read("SELECT count(*) AS n FROM t") == [{"n": 0}]
+
+
 def test_writes_that_add_up_to_a_record_too_big_are_an_exec_error(
     space: Space, db: sc.SqliteDb, monkeypatch: pytest.MonkeyPatch
 ) -> None:
