@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -321,6 +322,11 @@ class SqliteParticipant:
         self._staged: dict[str, _Written] = {}
         # Interrupts a user statement its progress handler lets run past its deadline (R44).
         self.watchdog = Watchdog()
+        # The deadline of the transaction each space's write connection is applying ops of:
+        # (its seq, when its first op began + exec_timeout). Guarded by _lock.
+        self._deadlines: weakref.WeakKeyDictionary[apsw.Connection, tuple[int, float]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def close(self) -> None:
         """The runtime closes: its watchdog's thread ends."""
@@ -329,6 +335,8 @@ class SqliteParticipant:
     # -- before BEGIN --------------------------------------------------------------------------
 
     def prepare(self, conn: apsw.Connection, ops: Sequence[PendingOp]) -> None:
+        with self._lock:  # a seq a failed commit took is the next commit's (seqs are not skipped)
+            self._deadlines.pop(conn, None)
         # By identity: hashing a declaration hashes its whole schema, on every commit.
         if len(ops) == 1:  # the usual case: no dict and set to build
             decls = [_request(ops[0]).decl]
@@ -548,7 +556,7 @@ class SqliteParticipant:
             before = before_write(conn, keys) if keys else None
             state = write_conn(conn)
             # One deadline for the op: capture may run the statement twice (see _capture).
-            deadline = time.monotonic() + self.exec_timeout
+            deadline = self._deadline(conn, seq)
             try:
                 changeset = capture(
                     conn,
@@ -591,6 +599,18 @@ class SqliteParticipant:
         finally:
             set_lock_wait(conn, BUSY_TIMEOUT_MS)
         return Op(op.kind, op.target, _op_body(request, changeset, found, reshaped, unseen, cookie))
+
+    def _deadline(self, conn: apsw.Connection, seq: int) -> float:
+        """R44: the writes of one transaction hold the space's write lock ``exec_timeout`` at
+        most, together: its first op starts the deadline the others share, as the rows of one
+        ``exec_many`` share one (each op its own let a transaction of many short statements
+        hold every other writer of the space for their sum)."""
+        with self._lock:
+            running = self._deadlines.get(conn)
+            if running is None or running[0] != seq:
+                running = (seq, time.monotonic() + self.exec_timeout)
+                self._deadlines[conn] = running
+        return running[1]
 
     def _check_deadline(self, deadline: float, decl: Declaration, request: ExecRequest) -> None:
         """R44: the op, not only its statement, holds the space's write lock ``exec_timeout`` at
@@ -637,7 +657,8 @@ class SqliteParticipant:
             raise ExecTimeout(
                 decl.db_id,
                 request.sql,
-                f"the statement ran past exec_timeout={self.exec_timeout}s and was interrupted",
+                f"the statement ran past exec_timeout={self.exec_timeout}s (the budget of "
+                "all the writes of its transaction) and was interrupted",
             ) from exc
         except apsw.Error as exc:
             if is_damage(exc):

@@ -191,6 +191,47 @@ def test_a_statement_run_twice_to_capture_it_has_one_exec_timeout(store: Path) -
         assert db.rev == 0
 
 
+def test_the_writes_of_one_transaction_share_one_exec_timeout(store: Path) -> None:
+    """R44: a write holds the space's write lock no longer than exec_timeout. The statements
+    of a transaction run inside its commit, under that lock, one after the other: each had its
+    own deadline, so eight statements of a third of the timeout each held every other writer
+    of the space for almost three timeouts, and committed. They now share one deadline, as the
+    rows of one exec_many do: such a transaction fails with ExecTimeout and writes nothing,
+    while one such statement alone commits. The statement is sized on this machine (the
+    fastest of three runs)."""
+    count = 400_000
+    select = (
+        "SELECT count(*) FROM (WITH RECURSIVE r(x) AS "
+        f"(SELECT 1 UNION ALL SELECT x + 1 FROM r WHERE x < {count}) SELECT x FROM r)"
+    )
+    conn = apsw.Connection(":memory:")
+    runs = []
+    for _ in range(3):
+        started = time.monotonic()
+        conn.execute(select).fetchall()
+        runs.append(time.monotonic() - started)
+    conn.close()
+    timeout = 3 * min(runs)
+    with sc.Runtime(store, exec_timeout=timeout) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables={"t": sc.table(n="integer")})
+        counter = space.cell("counter", default=0)
+        started = time.monotonic()
+        with (
+            pytest.raises(sc.ExecTimeout, match="the budget of all the writes of its"),
+            space.transact(),
+        ):
+            counter.set(1)
+            for _ in range(8):
+                db.exec(f"INSERT INTO t (n) {select}")
+        assert time.monotonic() - started < timeout + 1
+        assert counter.get() == 0 and db.rev == 0
+        assert db.read("SELECT count(*) AS n FROM t") == [{"n": 0}]
+        with space.transact():  # the seq the failed commit took, with a deadline of its own
+            db.exec(f"INSERT INTO t (n) {select}")
+        assert db.read("SELECT n FROM t") == [{"n": count}] and db.rev == 1
+
+
 def test_a_statement_too_slow_to_prepare_is_refused_at_the_call(store: Path) -> None:
     """R44: a write holds the space's write lock no longer than exec_timeout. SQLite's
     preparation of a statement is out of reach of the deadline (a CASE of 20,000 branches takes
