@@ -240,7 +240,20 @@ class Space(runtime.Space):
         that follows what its input cell links to (R61): pending until a handle is linked."""
         if _takes_database(annotation):
             return self._database_input(cell)
-        return super().unbound_input(cell, annotation)
+        linked = super().unbound_input(cell, annotation)
+        if linked is cell or not isinstance(linked, Cell):
+            return linked
+        # A database given to a parameter not typed sc.SqliteDb: the body got that database at
+        # the run that gave it, and gets it again (§2: re-running rebinds to the same cells and
+        # databases), not its handle cell, which reads like any other.
+        from sqlite_cells._db import LinkedDb, SqliteDb
+
+        if isinstance(linked, SqliteDb):
+            return linked
+        try:
+            return LinkedDb(self, cell).target()
+        except SqliteCellsError:  # no database: the cell itself
+            return linked
 
     def _database_input(self, cell: Cell) -> object:
         """The database the input ``cell`` links to, followed at each use (see ``LinkedDb``)."""

@@ -1,0 +1,55 @@
+"""§2, R1: re-running a piece rebinds to the same cells and databases. A database given to a
+pattern parameter not typed ``sc.SqliteDb`` (no annotation, or ``sc.Cell``) reached the body as
+that database at the run that gave it; a run again without that input — the piece's input cell
+keeps the link — gave the body the database's handle cell, a plain ``Cell`` with no ``read``,
+``query`` or ``exec``, in the same runtime and after a restart. It gets the database again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+import sqlite_cells as sc
+
+TABLES = {"t": sc.table(id="integer primary key", v="text")}
+
+
+@sc.pattern
+def reads(db, ref: sc.Cell, plain) -> Any:  # type: ignore[no-untyped-def]
+    return (
+        type(db).__name__,
+        db.read("SELECT v FROM t"),
+        ref.read("SELECT v FROM t"),
+        plain if isinstance(plain, sc.Cell) else type(plain).__name__,
+    )
+
+
+def test_a_database_given_to_an_untyped_parameter_is_that_database_when_run_again(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "reference.db"
+    conn = apsw.Connection(str(source))
+    conn.execute("CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('ref')")
+    conn.close()
+    store = tmp_path / "store"
+    expected = ("SqliteDb", [{"v": "a"}], [{"v": "ref"}])
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("db", tables=TABLES)
+        counter = space.cell("counter")
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('a')")
+            counter.set(3)
+        ref = space.register_disk_source(str(source))
+        first = space.run(reads, key="k", db=db, ref=ref, plain=counter)
+        assert first.outputs[:3] == expected
+        again = space.run(reads, key="k")
+        assert again.outputs[:3] == expected
+        assert again.outputs[3] == counter  # a plain cell given stays that cell
+    with sc.Runtime(store) as rt:  # a runtime that never declared the database
+        space = rt.space("s")
+        after = space.run(reads, key="k")
+        assert after.outputs[:3] == expected
+        assert isinstance(after.outputs[3], sc.Cell) and after.outputs[3].get() == 3
