@@ -47,6 +47,7 @@ from sqlite_cells.files._held_files import read_head
 from sqlite_cells.runtime import (
     forbid_companions,
     opened_file,
+    out_of_files,
     path_text,
     reading_sources,
     surrogate_at,
@@ -566,7 +567,7 @@ def _check_sqlite(given: str, resolved: Path, identity: Pin) -> None:
     try:
         header = read_head(resolved, len(SQLITE_HEADER))
     except OSError as exc:
-        raise DiskSourceError("sqlite-file", given, f"cannot be read: {exc}") from exc
+        raise DiskSourceError("sqlite-file", given, _unreadable(exc)) from exc
     # An empty file is SQLite's empty database (a program may create it and write it later).
     if header not in (SQLITE_HEADER, b""):
         raise DiskSourceError(
@@ -598,4 +599,13 @@ def _check_sqlite(given: str, resolved: Path, identity: Pin) -> None:
     except apsw.Error as exc:
         if is_hot_journal(exc):
             raise DiskSourceError("sqlite-file", given, hot_journal_advice(resolved)) from exc
+        if advice := out_of_files(exc):
+            raise DiskSourceError("sqlite-file", given, f"cannot be opened now: {advice}") from exc
         raise DiskSourceError("sqlite-file", given, f"SQLite cannot read it: {exc}") from exc
+
+
+def _unreadable(exc: OSError) -> str:
+    """Why a file that could not be opened is not read: the process's open files, if that was
+    it (it says what to do), else the system's words."""
+    advice = out_of_files(exc)
+    return f"cannot be opened now: {advice}" if advice else f"cannot be read: {exc}"

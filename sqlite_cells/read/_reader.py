@@ -67,7 +67,7 @@ from sqlite_cells.read._shadows import (
     sync_shadows,
 )
 from sqlite_cells.read._vtabs import connect_rtrees
-from sqlite_cells.runtime import odd_kind, reading_sources
+from sqlite_cells.runtime import odd_kind, out_of_files, reading_sources
 from sqlite_cells.schema import Declaration, Schema, SchemaTextError, SourceKind, render_ddl
 from sqlite_cells.sql import (
     USER_PREPARE_FLAGS,
@@ -1085,6 +1085,8 @@ def _translate(
             f"the file stayed locked by another connection past query_timeout ({timeout}s): "
             "try again when its writer is done",
         )
+    elif advice := out_of_files(exc):
+        error = QueryError(decl.db_id, sql, f"{decl.path} cannot be opened ({exc}): {advice}")
     elif isinstance(exc, apsw.AuthError) and decl.kind is SourceKind.DISK:  # own schema (R60)
         error = QueryError(
             decl.db_id,

@@ -181,3 +181,54 @@ def test_the_command_line_out_of_open_files_says_so(tmp_path: Path, command: str
             said.append(limit)
         assert not (store / "quarantine").exists()
     assert said and said[-1] < 11, said
+
+
+SOURCES_CHILD = r"""
+import json, os, resource, sys
+import apsw
+import sqlite_cells as sc
+
+folder = sys.argv[2]
+for i in range(60):
+    conn = apsw.Connection(f"{folder}/s{i}.db")
+    conn.execute("CREATE TABLE t (v); INSERT INTO t VALUES (1)")
+    conn.close()
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+out = {"queries": [], "register": None}
+with sc.Runtime(sys.argv[1]) as rt:
+    space = rt.space("s")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (len(os.listdir("/proc/self/fd")) + 40, hard))
+    handles = []
+    try:
+        for i in range(60):
+            handles.append(space.register_disk_source(f"{folder}/s{i}.db"))
+    except sc.DiskSourceError as exc:
+        out["register"] = [exc.rule, str(exc)]
+    queries = [h.query("SELECT v FROM t") for h in handles]
+    rt.settle()
+    out["queries"] = [str(q.get().error) for q in queries if q.get().error is not None]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+print(json.dumps(out))
+"""
+
+
+def test_sources_past_the_open_file_limit_say_so(tmp_path: Path) -> None:
+    """R60: each registered source keeps its file open (its pin), and its readers more. Past
+    the limit, its queries said "let this user read it", and a registration "SQLite cannot
+    read it": both now say the process has as many files open as it may."""
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-c", SOURCES_CHILD, str(tmp_path / "store"), str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    said = out["queries"] + ([out["register"][1]] if out["register"] else [])
+    assert said, out  # the limit was met somewhere
+    for message in said:
+        assert "its limit of open files" in message and "ulimit -n" in message, message
+        assert "let this user read it" not in message and "cannot read it" not in message
