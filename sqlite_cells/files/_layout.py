@@ -30,6 +30,7 @@ from sqlite_cells.runtime import (
     file_state,
     forget_marks,
     has_moved,
+    interrupts_held,
     remove_unused,
     set_aside,
     wal_state,
@@ -305,8 +306,12 @@ CHECKED_AGAIN = (
 
 def _attach_once(conn: apsw.Connection, key: str) -> None:
     forget_marks(conn)  # the file's pager is new: see runtime._marks
-    conn.execute(f"ATTACH DATABASE ? AS {ALIAS}", (key,))
-    _ATTACHED[conn] = key
+    # What is attached and what the connection says is attached change together: a Ctrl-C
+    # between the two left a file attached that no one knew of, and every later ATTACH failed
+    # ("database _cf_db is already in use") until the runtime closed.
+    with interrupts_held():
+        conn.execute(f"ATTACH DATABASE ? AS {ALIAS}", (key,))
+        _ATTACHED[conn] = key
     _set_wal(conn)
     conn.execute(f"PRAGMA {ALIAS}.synchronous=NORMAL")
     # A read opens the WAL, and from then on this connection holds a shared lock on the file
@@ -439,10 +444,12 @@ def unpin(conn: apsw.Connection, path: Path) -> None:
 
 def detach(conn: apsw.Connection) -> None:
     """Let go of the attached database file, if any (outside a transaction)."""
-    key = _ATTACHED.pop(conn, None)
+    key = _ATTACHED.get(conn)
     if key is not None:
         forget_marks(conn)
-        conn.execute(f"DETACH DATABASE {ALIAS}")
+        with interrupts_held():  # (see _attach_once)
+            conn.execute(f"DETACH DATABASE {ALIAS}")
+            del _ATTACHED[conn]
         # Its pages as this connection leaves it (a commit checkpointed, or the last one to
         # close it did): found empty when next attached, it was emptied meanwhile (see attach).
         now, size = file_state(key)
