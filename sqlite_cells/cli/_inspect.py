@@ -780,6 +780,11 @@ def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) 
                 stored = stored_tables(conn)
                 if "_cf_watermark" in (table.name for table in stored):
                     watermark = read_watermark(conn)
+                elif source is None and not stored:
+                    # A file of no tables: one whose first write a crash kept out (the space
+                    # committed it, the file not yet), which no commit reached: behind, as
+                    # `check` and a runtime find it (R71), not another program's file.
+                    watermark = 0
                 lowered = {d.lower() for d in declared}
                 for table in stored:
                     if table.reserved():

@@ -72,3 +72,31 @@ def test_inspect_says_a_file_without_a_watermark_is_no_runtimes(foreign: Path) -
     assert "None" not in done.stdout
     assert "holds no watermark, so no runtime wrote it" in done.stdout
     assert "a runtime reconciles it before its next use" not in done.stdout
+
+
+def test_inspect_says_a_file_its_first_write_never_reached_is_behind(store: Path) -> None:
+    """R71: a crash between the space's commit of a database's first write and the file's own
+    leaves the file the attach created, with no tables. `check` says it is behind (watermark
+    0) and a runtime replays the write; `inspect` said it held no watermark, "so no runtime
+    wrote it (another program's file?)". It says it is behind, as `check` does."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO messages (body) VALUES ('hi')")
+    (path,) = store.glob("cell-*.sqlite")
+    os.remove(path)
+    conn = apsw.Connection(str(path))  # the file as its attach left it: WAL, no tables
+    conn.execute("PRAGMA journal_mode=WAL").fetchall()
+    conn.close()
+    done = run_cli("inspect", "--store", str(store))
+    assert done.returncode == 1
+    assert "watermark 0 but the space last wrote it at seq 1" in done.stdout
+    assert "a runtime reconciles it before its next use" in done.stdout
+    assert "no runtime wrote it" not in done.stdout
+    checked = run_cli("check", "--store", str(store))
+    assert "watermark 0, space seq 1: behind" in checked.stdout
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=TABLES)
+        assert db.read("SELECT body FROM messages") == [{"body": "hi"}]
+    assert run_cli("inspect", "--store", str(store)).returncode == 0
