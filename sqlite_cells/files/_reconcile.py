@@ -661,10 +661,12 @@ def _owner_problem(owner: str | None, space_id: str | None) -> str | None:
     if owner is None or space_id is None or owner == space_id:
         return None
     return (
-        f"{OTHER_HISTORY}: it holds the commits of space {owner!r} to a database of the same "
-        f"id (one name, or one builder position in a pattern, declared in spaces {owner!r} and "
-        f"{space_id!r}); it is kept as found: give the database of one of them another name "
-        "(sqlite_database(name=...))"
+        f"{OTHER_HISTORY}: it holds the commits of space {owner!r} — either the file of one "
+        f"of that space's databases was put at this path (move it out of the store, and "
+        "`sqlite-cells check --repair` rebuilds this database from its space's log), or one "
+        f"database id is declared in spaces {owner!r} and {space_id!r} (one name, or one "
+        "builder position in a pattern: give the database of one of them another name, "
+        "sqlite_database(name=...)); it is kept as found"
     )
 
 

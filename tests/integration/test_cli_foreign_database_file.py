@@ -100,3 +100,31 @@ def test_inspect_says_a_file_its_first_write_never_reached_is_behind(store: Path
         db = rt.space("demo").sqlite_database("chat", tables=TABLES)
         assert db.read("SELECT body FROM messages") == [{"body": "hi"}]
     assert run_cli("inspect", "--store", str(store)).returncode == 0
+
+
+def test_another_spaces_database_file_copied_in_is_named_so_and_its_remedy_works(
+    store: Path, tmp_path: Path
+) -> None:
+    """R71: a file copied over from another space's database (another id) records that space's
+    commits. The reason given was only "a database of the same id declared in both spaces: give
+    one another name", which fixes nothing here; it names both cases, and moving the file out
+    then `--repair` rebuilds the database."""
+    with sc.Runtime(store) as rt:
+        first, second = rt.space("s"), rt.space("s2")
+        mine = first.sqlite_database("a", tables=TABLES)
+        theirs = second.sqlite_database("a", tables=TABLES)
+        assert mine.id != theirs.id
+        with first.transact():
+            mine.exec("INSERT INTO messages (body) VALUES ('mine')")
+        with second.transact():
+            theirs.exec("INSERT INTO messages (body) VALUES ('theirs')")
+        path, copied = mine.path, theirs.path
+    shutil.copy(copied, path)  # (closed: each file holds its commits)
+    done = run_cli("check", "--store", str(store))
+    assert done.returncode == 1
+    assert "either the file of one of that space's databases was put at this path" in done.stdout
+    shutil.move(path, tmp_path / "kept.sqlite")
+    assert run_cli("check", "--repair", "--store", str(store)).returncode == 0
+    with sc.Runtime(store) as rt:
+        db = rt.space("s").sqlite_database("a", tables=TABLES)
+        assert db.read("SELECT body FROM messages") == [{"body": "mine"}]
