@@ -6,6 +6,7 @@ file per database cell (``cell-<hash>.sqlite``, written by ``sqlite_cells``).
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -55,6 +56,7 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
                 "the space-*.sqlite files (or a path where one may be created)"
             )
         if path.is_symlink() and not path.exists():
+            _refuse_a_loop(path)
             raise StorePathError(
                 f"the store {shown_path(path)} is a symbolic link to "
                 f"{shown_path(os.readlink(path))}, which does not exist: make that directory "
@@ -74,6 +76,20 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
             "(chmod u+rx), or use another store"
         )
     return resolved
+
+
+def _refuse_a_loop(path: Path) -> None:
+    """A link that leads, through links, back to itself (``exists()`` says False for it, as
+    for one whose target is missing) is said as what it is: its target cannot be made."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StorePathError(
+                f"the store {shown_path(path)} is a symbolic link that leads back to itself "
+                f"through links ({exc.strerror}): point it at a directory, or give another "
+                "path"
+            ) from exc
 
 
 def home_expanded(text: str) -> Path:

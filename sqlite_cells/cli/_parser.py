@@ -11,11 +11,13 @@ arguments are parsed intermixed, so an option between STORE and the rest never s
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, NoReturn
 
 from sqlite_cells.cli._output import Format, escaped_lines
+from sqlite_cells.cli._status import FINDING
 from sqlite_cells.runtime import MAX_SECONDS
 
 __all__ = ["DEFAULT_TIMEOUT", "literal_params", "param_pairs", "parser"]
@@ -56,6 +58,27 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         super().error(escaped_lines(message))
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        """argparse's, which drops an output that fails (``--help``, ``--version`` to a full
+        disk) and exits 0: such a failure is status 1, said on standard error (a reader that
+        went away, ``--help | head -c1``, quietly, as for any command's output)."""
+        if not message:
+            return
+        stream = file if file is not None else sys.stderr
+        try:
+            stream.write(message)
+            stream.flush()
+        except BrokenPipeError:
+            self.exit(FINDING)
+        except OSError as exc:
+            if stream is sys.stderr:
+                return  # nowhere to say it: the status the caller exits with says it
+            self.exit(
+                FINDING,
+                f"sqlite-cells: the output could not be written ({exc.strerror or exc}): free "
+                "space on its disk, or send it elsewhere, and run the command again\n",
+            )
 
 
 class _Intermixed(_Parser):

@@ -166,3 +166,22 @@ def test_ctrl_c_as_python_m_hands_over_to_the_command_exits_130(store: Path) -> 
     sc.Runtime(store).close()
     for args in (["--version"], ["inspect", str(store)]):
         assert _interrupted_run(_CTRL_C_AS_THE_COMMAND_STARTS, args).stdout == b"", args
+
+
+def test_help_and_version_that_cannot_be_written_exit_1_and_say_so() -> None:
+    """§6: exit status 0 on success. argparse drops an output it cannot write and exits 0:
+    ``--version`` or ``--help`` to a full disk lost the output and said success. They exit 1
+    and say why on standard error, as a command whose output fails does; a usage error that
+    cannot even be written still exits 2."""
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    for option in ("--version", "--help"):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(
+                [str(COMMAND), option], stdout=full, stderr=subprocess.PIPE, text=True, env=env
+            )
+        assert done.returncode == 1, (option, done.stderr)
+        assert "the output could not be written (No space left on device)" in done.stderr
+        assert "Traceback" not in done.stderr
+    with open("/dev/full", "w") as full:
+        usage = subprocess.run([str(COMMAND), "query"], stderr=full, env=env, check=False)
+    assert usage.returncode == 2

@@ -390,6 +390,19 @@ def test_a_store_path_that_is_a_link_to_nothing_says_so(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["store-link"]
 
 
+def test_a_store_path_that_is_a_loop_of_links_says_so(tmp_path: Path) -> None:
+    """Errors: a link that leads back to itself through links looks like one to nothing (its
+    target does not exist), and was said to be one: "make that directory", which cannot be
+    done. It is said to be a loop, and nothing is made."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.symlink_to(second)
+    second.symlink_to(first)
+    with pytest.raises(sc.DatabaseError, match=r"leads back to itself through links") as e:
+        sc.Runtime(first)
+    assert type(e.value).__name__ == "StorePathError" and "make that directory" not in str(e.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
 def test_a_default_no_write_could_store_is_refused_where_it_is_declared() -> None:
     """R4, R6: a default is a value the cell holds; one over SQLite's length limit (which `set`
     refuses) was accepted, and every later write at a path of the unwritten cell failed, far
