@@ -452,6 +452,22 @@ def _refuse_empty_store(args: argparse.Namespace) -> None:
         )
 
 
+def _refuse_link_missing_an_argument(args: argparse.Namespace) -> None:
+    """``link STORE sqlite:… SPACE PIECE`` (FIELD left out): argparse takes the store for URL
+    and each argument after it for the next one; said as how the four were read, as ``query``
+    says it of three, not as a bad URL."""
+    if args.store is not None or args.store_option is not None:
+        return
+    if args.url.startswith("sqlite:") or not args.space.startswith("sqlite:"):
+        return
+    raise UsageError(
+        f"only four arguments were given, so {brief_repr(args.url)} was taken for URL, "
+        f"{brief_repr(args.space)} for SPACE, {brief_repr(args.piece)} for PIECE and "
+        f"{brief_repr(args.field)} for FIELD: FIELD seems to be missing; give all five: "
+        "sqlite-cells link STORE sqlite:/absolute/path.db SPACE PIECE FIELD"
+    )
+
+
 def _source_path(url: str) -> str:
     """The file a ``link`` URL names: ``sqlite:`` and the path, as the SPEC writes it
     (``sqlite:/abs/path.db``). A URL with an authority (``sqlite://…``) is bad usage: read as a
@@ -486,6 +502,8 @@ def _dispatch(args: argparse.Namespace, out: TextIO) -> int:
 
         given = resolve_store(args) if args.store is not None else args.store_option
         return run_demo(given, out=out, err=sys.stderr)
+    if command == "link":
+        _refuse_link_missing_an_argument(args)
     source = _source_path(args.url) if command == "link" else ""
     # Every other command reads the store as this version understands it: a store a newer
     # version wrote is refused as the library refuses it (R73), before anything is read or

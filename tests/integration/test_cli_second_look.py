@@ -275,6 +275,22 @@ def test_link_refuses_a_url_with_a_host_part_and_writes_nothing(
     assert {p.name: p.stat().st_mtime_ns for p in store.iterdir()} == before
 
 
+def test_link_with_its_field_left_out_says_how_the_four_arguments_were_read(
+    piece_store: tuple[Path, str, Path],
+) -> None:
+    """§6: ``link STORE sqlite:… SPACE PIECE`` (FIELD left out) is bad usage: argparse takes the
+    store for URL, and the error said the store path was no sqlite: URL. It says FIELD seems to
+    be missing, as ``query`` says of its SQL."""
+    store, piece, reference = piece_store
+    before = {p.name: p.stat().st_mtime_ns for p in store.iterdir()}
+    done = _cli("link", str(store), f"sqlite:{reference}", "s", piece)
+    assert done.returncode == 2 and done.stdout == ""
+    assert "only four arguments were given" in done.stderr
+    assert "FIELD seems to be missing" in done.stderr
+    assert "is not a sqlite:/absolute/path URL" not in done.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in store.iterdir()} == before
+
+
 def test_link_with_the_specs_url_form_links_and_the_piece_reads_the_file(
     piece_store: tuple[Path, str, Path],
 ) -> None:
