@@ -130,7 +130,7 @@ class CellRow:
             # None, nor a string that reads "→ alice" a link (shown unquoted, below).
             shown = msgspec.json.encode(self.value).decode()
         else:
-            shown = namer.shallow(self.value, as_json=False)
+            shown = namer.shallow(self.value, as_json=False, home=self.space)
         if self.kind in _HANDLE_KINDS and isinstance(self.value, dict):
             # A handle's whole declaration is for JSON output; a line names its tables.
             where = source_path(self.value)

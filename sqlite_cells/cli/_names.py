@@ -110,6 +110,8 @@ class Namer:
 
     root: Path
     extra_names: tuple[str, ...] = ()
+    # The space the output is of (a query's SPACE): a link into another space says which.
+    home: str | None = None
     skip_damaged: bool = False  # leave out space files that cannot be read for damage
     # Run SQLite's quick_check on each space file first, and refuse one it finds wrong as a
     # damaged file is refused (the listing commands, which read every row anyway): some damage
@@ -209,11 +211,17 @@ class Namer:
         self.spaces()
         return self._names.get((space_id, cell_id))
 
-    def label(self, link: Link) -> str:
-        """The name of the linked cell (or its id), with the path inside it."""
+    def label(self, link: Link, home: str | None = None) -> str:
+        """The name of the linked cell (or its id), with the path inside it, and the space it
+        is in when that is not ``home`` (else :attr:`home`): a cell named ``x`` in another
+        space is another cell."""
         known = self.named(link.space, link.id)
         text = known.name if known is not None else link.id
-        return text + "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in link.path)
+        text += "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in link.path)
+        home = home if home is not None else self.home
+        if home is not None and link.space != home:
+            text += f" (in space {link.space!r})"
+        return text
 
     def value(self, link: Link) -> Any:
         """The linked cell's committed value at the link's path (None when not written), with
@@ -287,7 +295,9 @@ class Namer:
             "value": self.shallow(self.value(link), as_json=True),
         }
 
-    def shallow(self, value: Any, *, as_json: bool, link_texts: bool = False) -> Any:
+    def shallow(
+        self, value: Any, *, as_json: bool, link_texts: bool = False, home: str | None = None
+    ) -> Any:
         """``value`` with each link inside it replaced by what it names, without its value: a
         link decoded from JSON, or, with ``link_texts``, the stored text of one held as a JSON
         string (``json_group_array(a_cf_link)`` makes such strings). A cell's value tells its
@@ -308,13 +318,16 @@ class Namer:
                     "name": known.name if known is not None else None,
                     "path": list(value.path),  # a link to `a.key("x")` is not one to `a`
                 }
-            return f"{LINK_MARK} {self.label(value)}"
+            return f"{LINK_MARK} {self.label(value, home)}"
         if isinstance(value, dict):
             return {
-                k: self.shallow(v, as_json=as_json, link_texts=link_texts) for k, v in value.items()
+                k: self.shallow(v, as_json=as_json, link_texts=link_texts, home=home)
+                for k, v in value.items()
             }
         if isinstance(value, list):
-            return [self.shallow(v, as_json=as_json, link_texts=link_texts) for v in value]
+            return [
+                self.shallow(v, as_json=as_json, link_texts=link_texts, home=home) for v in value
+            ]
         return value
 
 

@@ -97,3 +97,23 @@ def test_a_cell_holding_the_text_of_a_link_is_listed_as_that_text(tmp_path: Path
     (real,) = [line for line in lines if " real " in line]
     (shown,) = [line for line in lines if " text " in line]
     assert real.rstrip().endswith("→ alice") and "→" not in shown, (real, shown)
+
+
+def test_a_link_into_another_space_says_which_in_text_and_csv(tmp_path: Path) -> None:
+    """§6: links are shown by what they name. A cell named `x` in another space is another cell,
+    and text and CSV showed a link to it as one to this space's `x`. They name its space; a
+    link within the space is shown as before."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        home, other = rt.space("s"), rt.space("other")
+        with other.transact():
+            other.cell("x").set("in other")
+        with home.transact():
+            home.cell("x").set("in s")
+            home.cell("a").set([home.cell("x"), other.cell("x")])
+    for fmt in ([], ["--csv"]):
+        done = _cli(*fmt, "cells", str(store), "--space", "s")
+        assert done.returncode == 0, done.stderr
+        line = next(line for line in done.stdout.splitlines() if "x (in space" in line)
+        assert "→ x" in line and "→ x (in space 'other')" in line, line
+        assert "(in space 's')" not in done.stdout

@@ -249,9 +249,12 @@ def test_a_query_linking_into_many_spaces_holds_few_files_open(many_spaces: Path
     expected = [(n, name) for name in ("a", "b") for n in range(SPACES)]
     if fmt == "text":
         lines = done.stdout.splitlines()[2:-1]
-        shown = [json.loads(line.split(maxsplit=3)[3]) for line in lines]
-        assert [line.split()[:3] for line in lines] == [
-            [str(row), "→", name] for row, (_, name) in enumerate(expected, 1)
+        # `1  → a (in space 'sp0') {"n":0,…}`: the linked cell, its space (not the query's),
+        # its value
+        shown = [json.loads(line.split(maxsplit=6)[6]) for line in lines]
+        assert [line.split()[:6] for line in lines] == [
+            [str(row), "→", name, "(in", "space", f"'sp{n}')"]
+            for row, (n, name) in enumerate(expected, 1)
         ]
     else:
         shown = [json.loads(line)["who"]["value"] for line in done.stdout.splitlines()]
