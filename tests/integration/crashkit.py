@@ -220,6 +220,7 @@ def file_state(store: Path, db_id: str) -> FileState:
     """Read both files with plain connections (which recover their WALs, as any opener would)."""
     (space_path,) = store.glob("space-*.sqlite")
     conn = apsw.Connection(str(space_path))
+    conn.set_busy_timeout(10_000)  # a runtime of the test may hold a file a moment (R71)
     try:
         space_seq = conn.execute(
             "SELECT coalesce(max(seq), 0) FROM _cf_op_index WHERE target = ?", (db_id,)
@@ -231,6 +232,7 @@ def file_state(store: Path, db_id: str) -> FileState:
     path = db_path(store)
     if path is not None:
         conn = apsw.Connection(str(path))
+        conn.set_busy_timeout(10_000)
         try:
             watermark = read_watermark(conn)
         finally:
