@@ -6,7 +6,7 @@ import enum
 import html
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, Never, overload
+from typing import TYPE_CHECKING, Any, Final, Never, Self, overload
 
 import msgspec
 
@@ -369,7 +369,17 @@ class Cell:
         return (self._space.id, self._id, self._value_path)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Cell) and self._key() == other._key()
+        # One cell is one (space, id, path) of one store: the same names in another store's
+        # file name another cell (its runtime's store, resolved, tells; runtimes on one store
+        # share their cells). The hash leaves the store out: equal cells hash alike still.
+        return (
+            isinstance(other, Cell)
+            and self._key() == other._key()
+            and (
+                self._space is other._space
+                or self._space.runtime.store == other._space.runtime.store
+            )
+        )
 
     def __hash__(self) -> int:
         return hash(self._key())
@@ -424,10 +434,24 @@ class Cell:
 
 class Reactive:
     """Marker base for in-memory reactive values that expose a graph node (derived cells,
-    queries)."""
+    queries). Like a cell, a reference: a copy is the same object; it cannot be pickled (it
+    lives in its runtime's graph)."""
 
     def _node(self) -> Node:
         raise NotImplementedError
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        return self
+
+    def __reduce__(self) -> Any:
+        raise InvalidArgument(
+            f"a {type(self).__name__} cannot be pickled: it lives in its runtime's graph. Pickle "
+            "what it holds (its .get(), a query's .get().result), or make it again where it "
+            "is needed"
+        )
 
 
 class CellSource(Node):

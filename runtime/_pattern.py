@@ -240,3 +240,11 @@ class Piece:
     pattern: Pattern
     inputs: Inputs = field(default_factory=Inputs)
     outputs: Any = None
+
+    def __repr__(self) -> str:
+        """Short, as a cell's is (a notebook shows it): the outputs cut, the inputs by name."""
+        return (
+            f"Piece(id={self.id!r}, space={getattr(self.space, 'id', None)!r}, "
+            f"pattern={getattr(self.pattern, 'name', None)!r}, inputs={list(self.inputs)!r}, "
+            f"outputs={brief_repr(self.outputs)})"
+        )

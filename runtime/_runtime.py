@@ -57,6 +57,9 @@ SETTLED_CHECK = 0.05
 _COARSE_CLOCK = 2.0
 
 
+_PARTICIPANT_HOOKS = ("prepare", "cell_writes", "apply", "committed", "commit_failed")
+
+
 class Runtime:
     """Opens spaces in a store and runs what reacts to their commits.
 
@@ -286,7 +289,26 @@ class Runtime:
     # -- participants --------------------------------------------------------------------------
 
     def register_participant(self, participant: CommitParticipant) -> None:
-        self._participants[participant.kind] = participant
+        """Let ``participant`` apply the ops of its ``kind`` inside commits (§1, the extension
+        point; see :class:`CommitParticipant`). One participant per kind: a kind already
+        handled — ``sqlite``, by the database cells — is refused, never replaced."""
+        kind = getattr(participant, "kind", None)
+        missing = [
+            name for name in _PARTICIPANT_HOOKS if not callable(getattr(participant, name, None))
+        ]
+        if not isinstance(kind, str) or not kind or missing:
+            raise InvalidArgument(
+                f"register_participant takes a commit participant (a str `kind` and the methods "
+                f"{', '.join(_PARTICIPANT_HOOKS)}), not {brief_repr(participant)}"
+                + (f": it lacks {', '.join(missing)}" if missing else "")
+            )
+        with self._lock:
+            if kind in self._participants:
+                raise InvalidArgument(
+                    f"ops of kind {kind!r} are handled by a participant already "
+                    f"({brief_repr(self._participants[kind])}): give the new one another kind"
+                )
+            self._participants[kind] = participant
 
     def participant(self, kind: str) -> CommitParticipant:
         try:
@@ -542,7 +564,22 @@ class Runtime:
         for space in spaces:
             space.file.close()
 
+    # A runtime is a handle on its store: a copy is the same runtime (two objects closing one
+    # set of files would each think the other's open); it cannot be pickled.
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        return self
+
+    def __reduce__(self) -> Any:
+        raise InvalidArgument(
+            f"a Runtime cannot be pickled: it holds the open files of {self.store}. Pickle the "
+            "store's path and open a Runtime on it where it is needed (sc.Runtime(path))"
+        )
+
     def __enter__(self) -> Self:
+        self.check_open()  # (a closed runtime is no context to enter: ClosedError, §3)
         return self
 
     def __exit__(

@@ -219,6 +219,19 @@ class Space:
         if nodes:
             self.runtime.scheduler.rerun(nodes)
 
+    # A space is its runtime's: a copy is the same space; it cannot be pickled.
+    def __copy__(self) -> Space:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Space:
+        return self
+
+    def __reduce__(self) -> Any:
+        raise InvalidArgument(
+            f"space {self.id!r} cannot be pickled: it belongs to an open Runtime. Pickle its id "
+            "and open it again where it is needed (rt.space(space_id))"
+        )
+
     def __repr__(self) -> str:
         return f"<Space {self.id!r}>"
 

@@ -88,8 +88,8 @@ def shown_row(row: Any) -> str:
 HTML_ROWS = 100  # rows a query's HTML table shows (its text shows 10, see QueryState.__repr__)
 
 
-def _status(state: QueryState[Any]) -> str:
-    count = "no rows" if state.result is None else f"{len(state.result):,} row(s)"
+def _status(state: QueryState[Any], result: list[Any]) -> str:
+    count = "no rows" if state.result is None else f"{len(result):,} row(s)"
     parts = [f"seq {state.seq}", count]
     if state.pending:
         parts.insert(0, "pending")
@@ -102,10 +102,12 @@ def query_state_html(state: QueryState[Any]) -> str:
     page and the saved notebook), then a caption with ``pending``, ``seq``, the row count and
     the error if there is one. Every text is escaped."""
     result = state.result or []
+    if not isinstance(result, list):  # a state a caller built: its result as one value
+        result = [result]
     rows = [row_values(r) for r in result[:HTML_ROWS]]
     columns = _columns(rows)
     out = ['<table class="sqlite-cells-query">']
-    status = _status(state)
+    status = _status(state, result)
     if len(result) > HTML_ROWS:
         status += f" (the first {HTML_ROWS} shown)"
     out.append(f"<caption>QueryState: {html.escape(status)}</caption>")

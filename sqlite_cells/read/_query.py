@@ -27,6 +27,7 @@ from sqlite_cells.codec import (
     QueryArgumentError,
     QueryError,
     SqliteCellsError,
+    brief_repr,
 )
 from sqlite_cells.read._live import LiveQueries
 from sqlite_cells.read._reader import Kept, Statement, StatementResult, known_read_set
@@ -114,6 +115,11 @@ class QueryState(Generic[T]):
     error: SqliteCellsError | None = None
     seq: int = 0
 
+    def __hash__(self) -> int:
+        # The fields' hash fails on a list of rows; equal states agree on these (a state of
+        # rows hashes as one of none did).
+        return hash((self.pending, self.seq))
+
     def same_rows(self, other: QueryState[Any]) -> bool:
         """Whether ``other`` holds the same outcome: pending alike, equal rows, the same error
         (False for anything but a ``QueryState``)."""
@@ -131,6 +137,8 @@ class QueryState(Generic[T]):
         result = self.result
         if result is None:
             rows = "None"
+        elif not isinstance(result, list):  # a state a caller built: shown, never raising
+            rows = brief_repr(result)
         else:
             shown = ", ".join(map(shown_row, result[:_SHOWN_ROWS]))
             more = f", ... ({len(result)} rows)" if len(result) > _SHOWN_ROWS else ""
@@ -331,7 +339,7 @@ class Query(Reactive, Generic[T]):
                 status = "pending, " + status if state.pending else status
         else:
             status = "not run yet"
-        return f"<Query {self.sql!r} on {self.db.id}: {status}>"
+        return f"<Query {brief_repr(self.sql)} on {self.db.id}: {status}>"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -348,7 +356,7 @@ class _Spec:
     own_code: bool  # building its rows runs the row type's code (``runs_own_code``)
 
     def __repr__(self) -> str:
-        return f"<Query {self.sql!r} on {self.db.id}>"
+        return f"<Query {brief_repr(self.sql)} on {self.db.id}>"
 
 
 class _QueryNode(Node):

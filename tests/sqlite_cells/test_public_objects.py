@@ -1,0 +1,107 @@
+"""§3, Errors: the public objects a newcomer holds — cells, runtimes, spaces, queries, derived
+cells, pieces, query states — compared, copied, pickled, shown and misused, as a notebook and
+tab completion invite: no raw Python error, no object that half-works, no repr of megabytes."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sqlite_cells as sc
+
+TABLES = {"t": sc.table(x="integer")}
+
+
+def test_cells_of_two_stores_are_two_cells(tmp_path: Path) -> None:
+    """One (space, id, path) names one cell of one store: the same names in another store are
+    another cell (a dict or set kept one of the two); two runtimes on one store share it."""
+    with (
+        sc.Runtime(tmp_path / "a") as first,
+        sc.Runtime(tmp_path / "b") as second,
+        sc.Runtime(tmp_path / "a") as again,
+    ):
+        mine, theirs = first.space("s").cell("x"), second.space("s").cell("x")
+        assert mine != theirs and len({mine: 1, theirs: 2}) == 2
+        assert mine == again.space("s").cell("x") == first.space("s").cell("x")
+        assert hash(mine) == hash(again.space("s").cell("x"))
+
+
+def test_runtimes_spaces_queries_and_derived_cells_copy_as_themselves_and_refuse_pickling(
+    tmp_path: Path,
+) -> None:
+    """A copy was a second runtime object closing the first one's files (the original still
+    said "open"), a deep copy or pickle a raw TypeError. A copy is the object itself, as a
+    cell's is; pickling says what to pickle instead."""
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=TABLES)
+        query = db.query("SELECT x FROM t")
+        derived = sc.derive(space.cell("c", default=1), lambda v: v)
+        for held in (rt, space, query, derived):
+            assert copy.copy(held) is held and copy.deepcopy({"k": held})["k"] is held
+            with pytest.raises(sc.SqliteCellsError, match="cannot be pickled") as refused:
+                pickle.dumps(held)
+            assert isinstance(refused.value, TypeError)
+        rt.settle()
+        assert query.get().result == [] and derived.get() == 1
+
+
+def test_a_closed_runtime_is_no_context_to_enter(tmp_path: Path) -> None:
+    rt = sc.Runtime(tmp_path)
+    rt.close()
+    with pytest.raises(sc.ClosedError), rt:
+        pass
+
+
+def test_reprs_of_a_long_query_and_a_piece_with_large_outputs_are_short(tmp_path: Path) -> None:
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=TABLES)
+        query = db.query("SELECT x FROM t WHERE " + " OR ".join(["x = 1"] * 10_000))
+        assert len(repr(query)) < 500
+
+        @sc.pattern
+        def big() -> Any:
+            return ["x" * 100_000]
+
+        piece = space.run(big, key="k")
+        assert len(repr(piece)) < 500 and "Piece(" in repr(piece)
+
+
+def test_a_query_state_a_caller_built_shows_and_hashes_without_error(tmp_path: Path) -> None:
+    """QueryState is public: one built with a result that is no list showed as a raw TypeError
+    (text and HTML); a state of rows could not be hashed, though one of none could."""
+    odd: sc.QueryState[Any] = sc.QueryState(False, 5, None, 3)  # type: ignore[arg-type]
+    assert "result=5" in repr(odd) and "<td>5</td>" in odd._repr_html_()
+    with sc.Runtime(tmp_path) as rt:
+        db = rt.space("s").sqlite_database("d", tables=TABLES)
+        query = db.query("SELECT x FROM t")
+        rt.settle()
+        state = query.get()
+        assert hash(state) == hash(sc.QueryState(False, [], None, state.seq))
+
+
+class _Nothing:
+    kind = "sqlite"
+
+
+def test_register_participant_refuses_what_is_none_and_a_kind_taken(tmp_path: Path) -> None:
+    """The extension point (§1): a value that is no participant was a raw AttributeError, and
+    one of kind ``sqlite`` silently replaced the database cells' own."""
+    with sc.Runtime(tmp_path) as rt:
+        for wrong in (None, _Nothing()):
+            with pytest.raises(sc.SqliteCellsError, match="takes a commit participant") as info:
+                rt.register_participant(wrong)  # type: ignore[arg-type]
+            assert isinstance(info.value, TypeError)
+        taken = rt.participant("sqlite")
+        with pytest.raises(sc.SqliteCellsError, match="kind 'sqlite' are handled"):
+            rt.register_participant(taken)
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (x) VALUES (1)")
+        assert db.read("SELECT x FROM t") == [{"x": 1}]
