@@ -28,6 +28,7 @@ from sqlite_cells.schema._schema import declare_tables as declare_tables
 from sqlite_cells.schema._schema import quote_ident as quote_ident
 from sqlite_cells.schema._schema import render_ddl as render_ddl
 from sqlite_cells.schema._schema import table as table
+from sqlite_cells.schema._schema import use_long_calls as use_long_calls
 from sqlite_cells.schema._schema_diff import SchemaTextError as SchemaTextError
 from sqlite_cells.schema._schema_diff import declared_report as declared_report
 from sqlite_cells.schema._schema_diff import diff_of as diff_of
@@ -73,4 +74,5 @@ __all__ = [
     "stored_owner",
     "stored_version",
     "table",
+    "use_long_calls",
 ]

@@ -27,7 +27,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -66,6 +67,7 @@ __all__ = [
     "render_ddl",
     "standin_column",
     "table",
+    "use_long_calls",
 ]
 
 
@@ -494,10 +496,42 @@ def _recheck(name: str, declared: Table) -> None:
         )
 
 
+# R44: computing a declared default is bounded as a write's statements are. A default is a
+# constant, but one call of a builtin may take minutes (instr of a long needle in a long text),
+# where no progress handler is called and no Ctrl-C reaches: the top layer gives the overrides
+# that compute such calls in Python under a deadline (``use_long_calls``), as on the write
+# connection; without them, the progress handler alone bounds what runs in steps.
+DEFAULT_SECONDS: Final = 5.0
+LongCalls = Callable[[apsw.Connection, Any], None]
+_long_calls: list[LongCalls] = []
+
+
+def use_long_calls(override: LongCalls) -> None:
+    """Compute the declared defaults with ``override(conn, owner)`` installed (``owner`` has a
+    ``deadline``: a ``time.monotonic()`` value, or None for none)."""
+    _long_calls[:] = [override]
+
+
+class _Budget:
+    """The deadline of the default being computed (None between them)."""
+
+    __slots__ = ("deadline",)
+
+    def __init__(self) -> None:
+        self.deadline: float | None = None
+
+    def past(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+
 def _check_with_sqlite(schema: Schema, *, recorded: bool = False) -> None:
     """Build every table in a scratch database; SQLite is the judge of each spec."""
     scratch = apsw.Connection(":memory:")
     scratch.limit(apsw.SQLITE_LIMIT_LENGTH, LENGTH_LIMIT)  # R44, as everywhere
+    budget = _Budget()
+    for override in _long_calls:
+        override(scratch, budget)
+    scratch.set_progress_handler(budget.past, 1000)
     try:
         for name, declared in schema.tables:
             try:
@@ -523,12 +557,12 @@ def _check_with_sqlite(schema: Schema, *, recorded: bool = False) -> None:
                     "TABLE t; ALTER TABLE t_new RENAME TO t — as SQLite renames no _rowid_)"
                 )
             standins = [
-                _check_default(scratch, name, str(column), str(type_ or ""), str(default))
+                _check_default(scratch, name, str(column), str(type_ or ""), str(default), budget)
                 for _, column, type_, _, default, _, hidden in xinfo
                 if default is not None and hidden == 0
             ]
             if len(standins) > 1:
-                _check_defaults_together(scratch, name, standins)
+                _check_defaults_together(scratch, name, standins, budget)
             if not recorded:
                 _check_trial_row(scratch, name, xinfo)
             for index, cols in declared.indexes:
@@ -552,17 +586,26 @@ def _check_with_sqlite(schema: Schema, *, recorded: bool = False) -> None:
 
 
 def _check_default(
-    scratch: apsw.Connection, name: str, column: str, type_: str, default: str
+    scratch: apsw.Connection, name: str, column: str, type_: str, default: str, budget: _Budget
 ) -> str:
-    """R44, R14: a column's default must be computable, within SQLite's length limit, as every
-    read of a file that lacks the column computes it (a re-declared column reads as its
-    default, from the stand-in column :func:`standin_column` builds, which must take it too):
-    one that fails would make every read of the file fail. Returns the stand-in column."""
+    """R44, R14: a column's default must be computable, within SQLite's length limit and in
+    :data:`DEFAULT_SECONDS`, as every read of a file that lacks the column computes it (a
+    re-declared column reads as its default, from the stand-in column :func:`standin_column`
+    builds, which must take it too): one that fails would make every read of the file fail.
+    Returns the stand-in column."""
     collation = scratch.column_metadata("main", name, column)[1] or "BINARY"
     standin = standin_column(column, type_, default, collation)
+    budget.deadline = time.monotonic() + DEFAULT_SECONDS
     try:
         scratch.execute(f"SELECT typeof(({default_expression(default)}))").fetchall()
         _fill_standin(scratch, standin)
+    except apsw.InterruptError as exc:
+        raise SchemaError(
+            f"table {_shown(name)}, column {_shown(column)}: the default "
+            f"{_shown(default, quote=False)} takes SQLite longer than {DEFAULT_SECONDS:g}s to "
+            "compute, and every read of a file written before the column was declared "
+            "computes it: give a default that is quick to compute (its value, as a literal)"
+        ) from exc
     except apsw.Error as exc:
         limit = LENGTH_LIMIT // (1 << 20)
         raise SchemaError(
@@ -571,6 +614,8 @@ def _check_default(
             f"{type(exc).__name__}: {exc}; give a default SQLite can compute, a value of at "
             f"most {limit} MiB (SQLite's length limit)"
         ) from exc
+    finally:
+        budget.deadline = None
     return standin
 
 
@@ -645,12 +690,21 @@ def _fill_standin(scratch: apsw.Connection, columns: str) -> None:
         scratch.execute(f"DROP TABLE temp.{_STANDIN}")
 
 
-def _check_defaults_together(scratch: apsw.Connection, name: str, standins: list[str]) -> None:
+def _check_defaults_together(
+    scratch: apsw.Connection, name: str, standins: list[str], budget: _Budget
+) -> None:
     """R44: the defaults of a table that each fit may not fit together — a read of a file that
     lacks those columns holds them in one row, and a row is under the same length limit — so
     they are made together too (a file lacking fewer of them makes a smaller row)."""
+    budget.deadline = time.monotonic() + DEFAULT_SECONDS * len(standins)
     try:
         _fill_standin(scratch, ", ".join(standins))
+    except apsw.InterruptError as exc:
+        raise SchemaError(
+            f"table {_shown(name)}: its defaults together take SQLite longer than "
+            f"{DEFAULT_SECONDS * len(standins):g}s to compute: give defaults that are quick to "
+            "compute (their values, as literals)"
+        ) from exc
     except apsw.Error as exc:
         limit = LENGTH_LIMIT // (1 << 20)
         raise SchemaError(
@@ -659,6 +713,8 @@ def _check_defaults_together(scratch: apsw.Connection, name: str, standins: list
             "reads them as one row of defaults until it is migrated, and a row is at most "
             f"{limit} MiB (SQLite's length limit): make the defaults smaller"
         ) from exc
+    finally:
+        budget.deadline = None
 
 
 def _blame(scratch: apsw.Connection, name: str, declared: Table, exc: apsw.Error) -> SchemaError:
