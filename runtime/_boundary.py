@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final, NoReturn, ParamSpec, TypeVar
+from typing import Any, Final, NoReturn, ParamSpec, Self, TypeVar
 
 import apsw
 
@@ -32,6 +32,7 @@ from sqlite_cells.codec import (
 __all__ = [
     "DAMAGED_SPACE_ADVICE",
     "InvalidArgument",
+    "Reference",
     "StorePathError",
     "UnknownInput",
     "check_name",
@@ -392,3 +393,24 @@ def translated(where: str | Path) -> Iterator[None]:
         raise EncodingError(describe(exc, str(where))) from exc
     except (apsw.Error, OSError) as exc:
         raise DatabaseError(describe(exc, str(where))) from exc
+
+
+class Reference:
+    """A handle on something live (a cell, a derived cell or query, a space, a runtime): a
+    copy of a value holding one holds the same object (``copy`` and ``deepcopy`` give the
+    object itself), and pickling is refused with :meth:`_not_pickled`, which says what to
+    pickle instead."""
+
+    __slots__ = ()
+
+    def __copy__(self) -> Self:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        return self
+
+    def __reduce__(self) -> Any:
+        raise InvalidArgument(self._not_pickled())
+
+    def _not_pickled(self) -> str:
+        raise NotImplementedError

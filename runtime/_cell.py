@@ -6,7 +6,7 @@ import enum
 import html
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, Never, Self, overload
+from typing import TYPE_CHECKING, Any, Final, Never, overload
 
 import msgspec
 
@@ -23,6 +23,7 @@ from sqlite_cells.codec import (
 )
 from sqlite_cells.runtime._boundary import (
     InvalidArgument,
+    Reference,
     checked_arguments,
     refusal_of,
     surrogate_at,
@@ -80,7 +81,7 @@ _get.__qualname__, _set.__qualname__ = "Cell.get", "Cell.set"
 refuse_get, refuse_set = refusal_of(_get), refusal_of(_set)
 
 
-class Cell:
+class Cell(Reference):
     """A cell of a space, or a path inside its value (``cell.key("a").key(0)``).
 
     ``get`` returns the committed value (inside a transaction: what the transaction sees, and the
@@ -388,14 +389,8 @@ class Cell:
     # shared values subscribers get) holds the same cell. It cannot be pickled: it belongs to
     # an open runtime; its link can (``link_str()``, back with ``rt.cell_from_link``).
 
-    def __copy__(self) -> Cell:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Cell:
-        return self
-
-    def __reduce__(self) -> Any:
-        raise InvalidArgument(
+    def _not_pickled(self) -> str:
+        return (
             f"cell {self._id} cannot be pickled: it belongs to an open Runtime. Pickle its link "
             "(cell.link_str()) and get the cell back with rt.cell_from_link(text)"
         )
@@ -432,7 +427,7 @@ class Cell:
         )
 
 
-class Reactive:
+class Reactive(Reference):
     """Marker base for in-memory reactive values that expose a graph node (derived cells,
     queries). Like a cell, a reference: a copy is the same object; it cannot be pickled (it
     lives in its runtime's graph)."""
@@ -440,14 +435,8 @@ class Reactive:
     def _node(self) -> Node:
         raise NotImplementedError
 
-    def __copy__(self) -> Self:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
-        return self
-
-    def __reduce__(self) -> Any:
-        raise InvalidArgument(
+    def _not_pickled(self) -> str:
+        return (
             f"a {type(self).__name__} cannot be pickled: it lives in its runtime's graph. Pickle "
             "what it holds (its .get(), a query's .get().result), or make it again where it "
             "is needed"

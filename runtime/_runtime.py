@@ -32,6 +32,7 @@ from sqlite_cells.codec import (
 from sqlite_cells.runtime._boundary import (
     MAX_SECONDS,
     InvalidArgument,
+    Reference,
     check_name,
     check_timeout,
     checked_arguments,
@@ -60,7 +61,7 @@ _COARSE_CLOCK = 2.0
 _PARTICIPANT_HOOKS = ("prepare", "cell_writes", "apply", "committed", "commit_failed")
 
 
-class Runtime:
+class Runtime(Reference):
     """Opens spaces in a store and runs what reacts to their commits.
 
     Commits by other runtimes on the same store are found by a poller thread that watches each
@@ -566,14 +567,8 @@ class Runtime:
 
     # A runtime is a handle on its store: a copy is the same runtime (two objects closing one
     # set of files would each think the other's open); it cannot be pickled.
-    def __copy__(self) -> Self:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
-        return self
-
-    def __reduce__(self) -> Any:
-        raise InvalidArgument(
+    def _not_pickled(self) -> str:
+        return (
             f"a Runtime cannot be pickled: it holds the open files of {self.store}. Pickle the "
             "store's path and open a Runtime on it where it is needed (sc.Runtime(path))"
         )

@@ -10,7 +10,12 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from sqlite_cells.codec import Link, SqliteCellsError, ValueEncodeError, brief_repr, derive_id
-from sqlite_cells.runtime._boundary import InvalidArgument, check_name, checked_arguments
+from sqlite_cells.runtime._boundary import (
+    InvalidArgument,
+    Reference,
+    check_name,
+    checked_arguments,
+)
 from sqlite_cells.runtime._cell import NO_DEFAULT, Cell, CellSource
 from sqlite_cells.runtime._pattern import (
     Inputs,
@@ -44,7 +49,7 @@ def own_transaction(space: Space) -> AbstractContextManager[Transaction]:
     return own_scope(space.file)
 
 
-class Space:
+class Space(Reference):
     """A space of one runtime. ``space.id`` is the id it was opened with."""
 
     def __init__(self, runtime: Runtime, space_id: str, file: SpaceFile) -> None:
@@ -220,14 +225,8 @@ class Space:
             self.runtime.scheduler.rerun(nodes)
 
     # A space is its runtime's: a copy is the same space; it cannot be pickled.
-    def __copy__(self) -> Space:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Space:
-        return self
-
-    def __reduce__(self) -> Any:
-        raise InvalidArgument(
+    def _not_pickled(self) -> str:
+        return (
             f"space {self.id!r} cannot be pickled: it belongs to an open Runtime. Pickle its id "
             "and open it again where it is needed (rt.space(space_id))"
         )
