@@ -555,7 +555,7 @@ class SqliteParticipant:
                 )
             before = before_write(conn, keys) if keys else None
             state = write_conn(conn)
-            # One deadline for the op: capture may run the statement twice (see _capture).
+            # One deadline for the transaction's ops, which capture may run twice (_capture).
             deadline = self._deadline(conn, seq)
             try:
                 changeset = capture(
