@@ -54,7 +54,7 @@ log = logging.getLogger("sqlite_cells.runtime")
 # How often a waiting ``settled()`` looks whether its caller gave up on it (seconds).
 SETTLED_CHECK = 0.05
 # Seconds a file-system clock may take to tick (FAT: 2 s; ext2 and ext3: 1 s): a folder changed
-# more recently may change again without its modification time moving (see _store_changed).
+# more recently may change again without its modification time moving (see _catch_up).
 _COARSE_CLOCK = 2.0
 
 
@@ -112,7 +112,7 @@ class Runtime(Reference):
         # Guarded by _lock (see _catch_up): the store folder at the last look, how many spaces
         # were open then, the count of changes seen, the change the last look at every space
         # covered, and which spaces had a file then.
-        self._store_seen: tuple[int, int, float] | None = None
+        self._store_seen: tuple[int, int] | None = None
         self._looked_at = 0
         self._changes = 0
         self._scanned = 0
@@ -417,7 +417,9 @@ class Runtime(Reference):
         folder = self._store_folder()  # (looked at outside the lock)
         with self._lock:
             seen, self._store_seen = self._store_seen, folder
-            changed = folder is None or folder != seen or time.time() - folder[2] < _COARSE_CLOCK
+            changed = (
+                folder is None or folder != seen or time.time_ns() - folder[1] < _COARSE_CLOCK * 1e9
+            )
             if changed or self._looked_at != len(self._spaces):
                 self._changes += 1
                 self._looked_at = len(self._spaces)
@@ -445,8 +447,8 @@ class Runtime(Reference):
                     self._with_files = [f for f in files if f.has_file or f in failing]
         return True
 
-    def _store_folder(self) -> tuple[int, int, float] | None:
-        """The store folder's inode and modification time (ns, and s), or None when it cannot
+    def _store_folder(self) -> tuple[int, int] | None:
+        """The store folder's inode and modification time (ns), or None when it cannot
         be looked at: an entry may have been made or removed there since the last look when
         they moved — or when that time is recent, within a coarse clock's tick, when a change
         in the same tick would not move it (see _catch_up)."""
@@ -454,7 +456,7 @@ class Runtime(Reference):
             found = os.stat(self.store)
         except OSError:
             return None
-        return (found.st_ino, found.st_mtime_ns, found.st_mtime)
+        return (found.st_ino, found.st_mtime_ns)
 
     def _catch_up_failed(self, file: SpaceFile, exc: Exception) -> None:
         """Log a catch-up that failed: once for as long as it fails the same way (it is tried

@@ -567,7 +567,8 @@ def _check_sqlite(given: str, resolved: Path, identity: Pin) -> None:
     try:
         header = read_head(resolved, len(SQLITE_HEADER))
     except OSError as exc:
-        raise DiskSourceError("sqlite-file", given, _unreadable(exc)) from exc
+        said = _out_of_files(exc) or f"cannot be read: {exc}"
+        raise DiskSourceError("sqlite-file", given, said) from exc
     # An empty file is SQLite's empty database (a program may create it and write it later).
     if header not in (SQLITE_HEADER, b""):
         raise DiskSourceError(
@@ -599,13 +600,12 @@ def _check_sqlite(given: str, resolved: Path, identity: Pin) -> None:
     except apsw.Error as exc:
         if is_hot_journal(exc):
             raise DiskSourceError("sqlite-file", given, hot_journal_advice(resolved)) from exc
-        if advice := out_of_files(exc):
-            raise DiskSourceError("sqlite-file", given, f"cannot be opened now: {advice}") from exc
-        raise DiskSourceError("sqlite-file", given, f"SQLite cannot read it: {exc}") from exc
+        said = _out_of_files(exc) or f"SQLite cannot read it: {exc}"
+        raise DiskSourceError("sqlite-file", given, said) from exc
 
 
-def _unreadable(exc: OSError) -> str:
-    """Why a file that could not be opened is not read: the process's open files, if that was
-    it (it says what to do), else the system's words."""
+def _out_of_files(exc: BaseException) -> str:
+    """Why a file could not be opened when it was the process's open files (what to do
+    included), else ``""``."""
     advice = out_of_files(exc)
-    return f"cannot be opened now: {advice}" if advice else f"cannot be read: {exc}"
+    return f"cannot be opened now: {advice}" if advice else ""

@@ -88,8 +88,8 @@ def shown_row(row: Any) -> str:
 HTML_ROWS = 100  # rows a query's HTML table shows (its text shows 10, see QueryState.__repr__)
 
 
-def _status(state: QueryState[Any], result: list[Any]) -> str:
-    count = "no rows" if state.result is None else f"{len(result):,} row(s)"
+def _status(state: QueryState[Any], rows: int | None) -> str:
+    count = "no rows" if rows is None else f"{rows:,} row(s)"
     parts = [f"seq {state.seq}", count]
     if state.pending:
         parts.insert(0, "pending")
@@ -107,7 +107,7 @@ def query_state_html(state: QueryState[Any]) -> str:
     rows = [row_values(r) for r in result[:HTML_ROWS]]
     columns = _columns(rows)
     out = ['<table class="sqlite-cells-query">']
-    status = _status(state, result)
+    status = _status(state, None if state.result is None else len(result))
     if len(result) > HTML_ROWS:
         status += f" (the first {HTML_ROWS} shown)"
     out.append(f"<caption>QueryState: {html.escape(status)}</caption>")

@@ -28,7 +28,8 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -523,6 +524,15 @@ class _Budget:
     def past(self) -> bool:
         return self.deadline is not None and time.monotonic() > self.deadline
 
+    @contextmanager
+    def within(self, seconds: float) -> Iterator[None]:
+        """A block whose computations stop (``apsw.InterruptError``) ``seconds`` from now."""
+        self.deadline = time.monotonic() + seconds
+        try:
+            yield
+        finally:
+            self.deadline = None
+
 
 def _check_with_sqlite(schema: Schema, *, recorded: bool = False) -> None:
     """Build every table in a scratch database; SQLite is the judge of each spec."""
@@ -595,10 +605,10 @@ def _check_default(
     Returns the stand-in column."""
     collation = scratch.column_metadata("main", name, column)[1] or "BINARY"
     standin = standin_column(column, type_, default, collation)
-    budget.deadline = time.monotonic() + DEFAULT_SECONDS
     try:
-        scratch.execute(f"SELECT typeof(({default_expression(default)}))").fetchall()
-        _fill_standin(scratch, standin)
+        with budget.within(DEFAULT_SECONDS):
+            scratch.execute(f"SELECT typeof(({default_expression(default)}))").fetchall()
+            _fill_standin(scratch, standin)
     except apsw.InterruptError as exc:
         raise SchemaError(
             f"table {_shown(name)}, column {_shown(column)}: the default "
@@ -614,8 +624,6 @@ def _check_default(
             f"{type(exc).__name__}: {exc}; give a default SQLite can compute, a value of at "
             f"most {limit} MiB (SQLite's length limit)"
         ) from exc
-    finally:
-        budget.deadline = None
     return standin
 
 
@@ -696,9 +704,9 @@ def _check_defaults_together(
     """R44: the defaults of a table that each fit may not fit together — a read of a file that
     lacks those columns holds them in one row, and a row is under the same length limit — so
     they are made together too (a file lacking fewer of them makes a smaller row)."""
-    budget.deadline = time.monotonic() + DEFAULT_SECONDS * len(standins)
     try:
-        _fill_standin(scratch, ", ".join(standins))
+        with budget.within(DEFAULT_SECONDS * len(standins)):
+            _fill_standin(scratch, ", ".join(standins))
     except apsw.InterruptError as exc:
         raise SchemaError(
             f"table {_shown(name)}: its defaults together take SQLite longer than "
@@ -713,8 +721,6 @@ def _check_defaults_together(
             "reads them as one row of defaults until it is migrated, and a row is at most "
             f"{limit} MiB (SQLite's length limit): make the defaults smaller"
         ) from exc
-    finally:
-        budget.deadline = None
 
 
 def _blame(scratch: apsw.Connection, name: str, declared: Table, exc: apsw.Error) -> SchemaError:

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -322,11 +321,6 @@ class SqliteParticipant:
         self._staged: dict[str, _Written] = {}
         # Interrupts a user statement its progress handler lets run past its deadline (R44).
         self.watchdog = Watchdog()
-        # The deadline of the transaction each space's write connection is applying ops of:
-        # (its seq, when its first op began + exec_timeout). Guarded by _lock.
-        self._deadlines: weakref.WeakKeyDictionary[apsw.Connection, tuple[int, float]] = (
-            weakref.WeakKeyDictionary()
-        )
 
     def close(self) -> None:
         """The runtime closes: its watchdog's thread ends."""
@@ -335,8 +329,6 @@ class SqliteParticipant:
     # -- before BEGIN --------------------------------------------------------------------------
 
     def prepare(self, conn: apsw.Connection, ops: Sequence[PendingOp]) -> None:
-        with self._lock:  # a seq a failed commit took is the next commit's (seqs are not skipped)
-            self._deadlines.pop(conn, None)
         # By identity: hashing a declaration hashes its whole schema, on every commit.
         if len(ops) == 1:  # the usual case: no dict and set to build
             decls = [_request(ops[0]).decl]
@@ -556,7 +548,7 @@ class SqliteParticipant:
             before = before_write(conn, keys) if keys else None
             state = write_conn(conn)
             # One deadline for the transaction's ops, which capture may run twice (_capture).
-            deadline = self._deadline(conn, seq)
+            deadline = self._deadline(staged)
             try:
                 changeset = capture(
                     conn,
@@ -600,17 +592,19 @@ class SqliteParticipant:
             set_lock_wait(conn, BUSY_TIMEOUT_MS)
         return Op(op.kind, op.target, _op_body(request, changeset, found, reshaped, unseen, cookie))
 
-    def _deadline(self, conn: apsw.Connection, seq: int) -> float:
+    def _deadline(self, staged: _Written | None) -> float:
         """R44: the writes of one transaction hold the space's write lock ``exec_timeout`` at
-        most, together: its first op starts the deadline the others share, as the rows of one
-        ``exec_many`` share one (each op its own let a transaction of many short statements
-        hold every other writer of the space for their sum)."""
+        most, together: its first op starts the deadline the others share (kept with what the
+        transaction stages), as the rows of one ``exec_many`` share one (each op its own let a
+        transaction of many short statements hold every other writer of the space for their
+        sum)."""
+        deadline = time.monotonic() + self.exec_timeout
+        if staged is None:
+            return deadline
         with self._lock:
-            running = self._deadlines.get(conn)
-            if running is None or running[0] != seq:
-                running = (seq, time.monotonic() + self.exec_timeout)
-                self._deadlines[conn] = running
-        return running[1]
+            if staged.deadline is None:
+                staged.deadline = deadline
+            return staged.deadline
 
     def _check_deadline(self, deadline: float, decl: Declaration, request: ExecRequest) -> None:
         """R44: the op, not only its statement, holds the space's write lock ``exec_timeout`` at
@@ -929,8 +923,9 @@ class _Written:
     """What a commit wrote of one database: its seq (0 until ``apply`` knows it), the handle
     value, the key its schema was ensured under; whether ``cell_writes`` found both files
     as the participant's previous commit of it left them; the head its journal rows record
-    (None until ``apply`` reads it, see ``_head``); and whether the tables the handle recorded
-    before differ from the ones it records now (its ops are then whole-database writes)."""
+    (None until ``apply`` reads it, see ``_head``); whether the tables the handle recorded
+    before differ from the ones it records now (its ops are then whole-database writes); and
+    the deadline its ops share (None until the first runs, see ``_deadline``)."""
 
     seq: int
     handle: bytes
@@ -938,6 +933,7 @@ class _Written:
     unchanged: bool
     head: int | None = None
     redeclared: bool = False
+    deadline: float | None = None
 
 
 class DatabaseOutOfStep(ConflictError):
