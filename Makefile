@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo web browser test test-slow lint typecheck bench clean FORCE
 
-# runtime/_locks.c, runtime/_leaving.c and sqlite_cells/read/_changescan.c are compiled by the
+# runtime/_locks.c, runtime/_leaving.c, sqlite_cells/read/_changescan.c and
+# sqlite_cells/sql/_tokenloop.c are compiled by the
 # install (a C compiler and Python's headers are needed). The install is editable in *strict* mode: a tree of links to the package's
 # files (build/__editable__.*), so that the one import name the distribution claims,
 # `sqlite_cells`, is all it puts on the path (SPEC §1; a path to the repository would make its
@@ -24,7 +25,7 @@ $(FILES): FORCE
 	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
 
 $(STAMP): Makefile pyproject.toml setup.py runtime/_locks.c runtime/_leaving.c \
-		sqlite_cells/read/_changescan.c $(FILES)
+		sqlite_cells/read/_changescan.c sqlite_cells/sql/_tokenloop.c $(FILES)
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(INSTALL) '.[dev]'
@@ -84,4 +85,4 @@ bench: $(BENCH_STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
-	rm -f runtime/_locks.*.so runtime/_leaving.*.so
+	rm -f runtime/*.so sqlite_cells/read/*.so sqlite_cells/sql/*.so

@@ -5,8 +5,10 @@ everything after a leading REPLACE into one opaque string) and turns them into S
 ``(kind, key, start, end)`` tuples (:mod:`sqlite_cells.sql._kinds`).  sqlglot is not SQLite, so
 it also checks, on that one token list, that SQLite would split the text the same way, and
 records the offset of the first place where it would not (or where SQLite cannot read the text
-at all): the front end reports it as ``syntax``.  The checks are local, one per place where the
-two differ:
+at all): the front end reports it as ``syntax``.  The pass itself is C (``_tokenloop.c``: it
+runs for every token of every new statement): it makes the common tokens and hands every other
+token, and every gap it cannot read whole, to the methods here.  The checks are local, one per
+place where the two differ:
 
 * between two tokens there may only be what SQLite skips: runs of its whitespace (a run starts
   with space, tab, newline, form feed or carriage return and may go on with ``\\v``), ``--``
@@ -37,7 +39,8 @@ from sqlglot.errors import TokenError
 from sqlglot.tokenizer_core import Token as RawToken
 from sqlglot.tokenizer_core import TokenType
 
-from sqlite_cells.sql._kinds import BLOB, NUMBER, OP, PARAM, QUOTED, STRING, WORD, Tok
+from sqlite_cells.sql import _tokenloop
+from sqlite_cells.sql._kinds import BLOB, NUMBER, PARAM, QUOTED, STRING, WORD, Tok
 from sqlite_cells.sql._names import upper_ascii
 
 __all__ = [
@@ -88,12 +91,6 @@ _NUMBER_RE: Final = re.compile(
 )
 _HEX_RE: Final = re.compile(r"[xX]'(?:[0-9A-Fa-f]{2})*'")
 _LITERAL_TYPES: Final = frozenset({TokenType.STRING, TokenType.IDENTIFIER, TokenType.HEX_STRING})
-_ASCII_LETTERS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-_DIGITS: Final = frozenset("0123456789")
-_WORD_START: Final = frozenset(_ASCII_LETTERS + "_")
-_IDCHARS: Final = frozenset(_ASCII_LETTERS + "0123456789_$")  # and every non-ASCII character
-_OPERATOR_CHARS: Final = frozenset("(),;.+-*/%=<>!&|~")
-_PLAIN_OPERATORS: Final = frozenset("(),+-*/%=<>&|~")  # each one an operator alone
 _BOM: Final = "\ufeff"  # a space to SQLite at the start of a token, a letter inside one
 
 
@@ -231,88 +228,11 @@ class Lexer:
             self.fail(bad)
 
     def build(self, failed: bool) -> None:
-        """One pass over sqlglot's tokens.  The common tokens (ASCII words, operators, bare
-        ``?``, plain numbers) are handled inline, anything else by the methods below.  One loop
-        on purpose, longer than the house's ~60 lines: it runs for every token of every new
-        statement, and a call per token would add about a tenth to first sight."""
-        sql, raw = self.sql, self.raw
-        count = len(raw)
-        tokens = self.tokens
-        append = tokens.append
-        word_start, operator_chars, operators = _WORD_START, _OPERATOR_CHARS, _OPERATORS
-        idchars, plain, digits = _IDCHARS, _PLAIN_OPERATORS, _DIGITS
-        position = 0
-        r = 0
-        while r < count:
-            token = raw[r]
-            start = token.start
-            end = token.end + 1
-            first = sql[start]
-            if start != position:
-                if start != position + 1 or sql[position] != " ":
-                    if start < position:  # never expected: sqlglot went back
-                        self.fail(start)
-                        break
-                    self.gap(position, start, False)
-            elif r and (first in idchars or first >= "\x80") and tokens:
-                before = sql[start - 1]
-                if before in idchars or before >= "\x80":
-                    r = self.joined(r)
-                    position = tokens[-1][3]
-                    continue
-            if first in word_start:
-                text = sql[start:end]
-                if text.isascii() and text.isidentifier():
-                    append((WORD, text.upper(), start, end))
-                elif token.token_type in _LITERAL_TYPES:
-                    self.literal(token, first, start, end)  # x'…'
-                else:
-                    self.word(start, end)
-            elif first in plain and end == start + 1:
-                append((OP, first, start, end))  # ( ) , = * + - / % < > & | ~
-            elif first in operator_chars:
-                if first == "." and end < len(sql) and sql[end].isdigit() and r + 1 < count:
-                    # ".5": sqlglot splits what SQLite reads as one number.
-                    r += 1
-                    end = raw[r].end + 1
-                    self.number(start, end)
-                else:
-                    text = first if end == start + 1 else sql[start:end]
-                    if text not in operators:
-                        self.fail(start)
-                    elif first == ";" and self.semicolon < 0:
-                        self.semicolon = len(tokens)
-                    elif first == ".":
-                        self.dot = True
-                    append((OP, text, start, end))
-            elif (
-                first == "?"
-                and end == start + 1
-                and (r + 1 == count or raw[r + 1].start != end or not sql[end].isdigit())
-            ):
-                # A bare "?" (the common parameter, often right before "," or ")"): only
-                # digits join it into another token (SQLite's "?NNN"). sqlglot reads "??" and
-                # "?::" as one token: not a bare "?".
-                self.params_raw.append((len(tokens), r, r))
-                append((PARAM, "?", start, end))
-            elif first in digits and (text := sql[start:end]).isdigit() and text.isascii():
-                append((NUMBER, "", start, end))
-            elif first == "'" or first in _QUOTES or token.token_type in _LITERAL_TYPES:
-                self.literal(token, first, start, end)
-            elif first in _DIGITS:
-                self.number(start, end)
-            elif first == "?" or first == ":" or first == "@" or first == "$":
-                r = self.parameter(r)
-                position = tokens[-1][3]
-                continue
-            elif first >= "\x80":
-                self.word(start, end)
-            else:
-                self.fail(start)
-                append((OP, sql[start:end], start, end))
-            position = end
-            r += 1
-        self.finish(position, failed)
+        """One pass over sqlglot's tokens, in C (``_tokenloop.c``: it runs for every token of
+        every new statement).  The common tokens (ASCII words, operators, bare ``?``, plain
+        numbers) are made there; every other token is handed to the methods below, and the
+        text after the last one to :meth:`finish`."""
+        _tokenloop.build(self, failed, _OPERATORS, _LITERAL_TYPES)
 
     def finish(self, position: int, failed: bool) -> None:
         """Check the text after the last token (where sqlglot stopped, if it ``failed``)."""
