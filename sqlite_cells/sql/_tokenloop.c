@@ -60,7 +60,8 @@ static int token_span(PyObject *token, Py_ssize_t *start, Py_ssize_t *end) {
 }
 
 /* Append (kind, key, start, end) to tokens; steals the reference to key. */
-static int append_token(PyObject *tokens, int kind, PyObject *key, Py_ssize_t start, Py_ssize_t end) {
+static int append_token(PyObject *tokens, int kind, PyObject *key, Py_ssize_t start,
+                        Py_ssize_t end) {
     if (key == NULL) return -1;
     PyObject *item = PyTuple_New(4);
     if (item == NULL) {
@@ -339,12 +340,13 @@ static PyObject *build(PyObject *module, PyObject *const *args, Py_ssize_t nargs
         if (bare_question && r + 1 < count && end < length) {
             Py_ssize_t next_start, next_end;
             if (token_span(PyList_GET_ITEM(raw, r + 1), &next_start, &next_end) < 0) goto done;
-            bare_question = next_start != end || !Py_UNICODE_ISDIGIT(PyUnicode_READ(kind, data, end));
+            bare_question =
+                next_start != end || !Py_UNICODE_ISDIGIT(PyUnicode_READ(kind, data, end));
         }
         if (is_word_start(first)) {
             if (ascii_identifier(kind, data, start, stop)) {
-                if (append_token(tokens, KIND_WORD, ascii_upper(kind, data, start, stop), start, end) < 0)
-                    goto done;
+                PyObject *key = ascii_upper(kind, data, start, stop);
+                if (append_token(tokens, KIND_WORD, key, start, end) < 0) goto done;
             } else {
                 int literal = is_literal(token, literal_types), words = 0;
                 if (literal < 0) goto done;
@@ -358,8 +360,8 @@ static PyObject *build(PyObject *module, PyObject *const *args, Py_ssize_t nargs
             if (append_token(tokens, KIND_OP, PyUnicode_FromOrdinal((int)first), start, end) < 0)
                 goto done;
         } else if (is_operator_char(first)) {
-            if (first == '.' && end < length && Py_UNICODE_ISDIGIT(PyUnicode_READ(kind, data, end)) &&
-                r + 1 < count) {
+            if (first == '.' && end < length &&
+                Py_UNICODE_ISDIGIT(PyUnicode_READ(kind, data, end)) && r + 1 < count) {
                 /* ".5": sqlglot splits what SQLite reads as one number */
                 Py_ssize_t ignored;
                 r += 1;
@@ -416,10 +418,11 @@ static PyObject *build(PyObject *module, PyObject *const *args, Py_ssize_t nargs
                         goto done;
                     }
                 }
-                if (append_token(tokens, first == '\'' ? KIND_STRING : KIND_QUOTED, key, start, end) < 0)
-                    goto done;
+                int quoted = first == '\'' ? KIND_STRING : KIND_QUOTED;
+                if (append_token(tokens, quoted, key, start, end) < 0) goto done;
             } else if (literal) {
-                if (PyErr_Occurred() || call_literal(lexer, token, first, start, end) < 0) goto done;
+                if (PyErr_Occurred() || call_literal(lexer, token, first, start, end) < 0)
+                    goto done;
             } else if (is_ascii_digit(first)) {
                 if (call_method(lexer, s_number, "(nn)", start, end) < 0) goto done;
             } else if (first == '?' || first == ':' || first == '@' || first == '$') {
@@ -430,8 +433,8 @@ static PyObject *build(PyObject *module, PyObject *const *args, Py_ssize_t nargs
                 if (call_method(lexer, s_word, "(nn)", start, end) < 0) goto done;
             } else {
                 if (call_method(lexer, s_fail, "(n)", start) < 0) goto done;
-                if (append_token(tokens, KIND_OP, PyUnicode_Substring(sql, start, end), start, end) < 0)
-                    goto done;
+                PyObject *text = PyUnicode_Substring(sql, start, end);
+                if (append_token(tokens, KIND_OP, text, start, end) < 0) goto done;
             }
         }
         position = end;

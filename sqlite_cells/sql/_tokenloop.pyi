@@ -7,4 +7,6 @@ NUMBER: int
 PARAM: int
 OP: int
 
-def build(lexer: object, failed: bool, operators: Set[str], literal_types: Set[object], /) -> None: ...
+def build(
+    lexer: object, failed: bool, operators: Set[str], literal_types: Set[object], /
+) -> None: ...

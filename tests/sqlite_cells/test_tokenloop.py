@@ -116,7 +116,5 @@ def test_gaps_of_whitespace_and_comments_are_read_whole(sql: str, comment: bool)
         ("SELECT 1abc", 7),  # a number touching a word
     ],
 )
-def test_where_sqlite_reads_differently_the_problem_is_at_its_offset(
-    sql: str, offset: int
-) -> None:
+def test_where_sqlite_reads_differently_the_problem_is_at_its_offset(sql: str, offset: int) -> None:
     assert lex(sql).problem == offset
