@@ -684,9 +684,11 @@ class _QueryNode(Node):
         # and so may the rows decoded from them: the rows read decide, R42).
         same = result.names == self._rows_names and same_values(result.rows, self._rows_list)
         if result.error is not None and result.invalid_text is None:
-            # (Else the decoder raises it, unless the row type reads past it: R43.)
+            # (Else the decoder raises it, unless the row type reads past it: R43.) Its seq is
+            # the commit the run read at, as for rows that fail to build (R42); a read that
+            # failed before it read the watermark (seq 0) keeps the previous one.
             self._rows_list = None
-            state: QueryState[Any] = QueryState(False, None, result.error, previous.seq)
+            state: QueryState[Any] = QueryState(False, None, result.error, max(seq, previous.seq))
         elif (
             same
             and (stmt is self._rows_stmt or stmt == self._rows_stmt)

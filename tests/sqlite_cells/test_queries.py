@@ -333,6 +333,29 @@ def test_a_failing_query_reports_its_error(rt: sc.Runtime, space: Space, db: sc.
     assert isinstance(state.error, sc.QueryError) and state.error.db_id == db.id
 
 
+def test_a_query_failing_in_sqlite_reflects_the_commit_it_ran_at(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    # R42: seq is the commit the state reflects, an error's as a result's; a run that fails
+    # in SQLite (json_extract of text that is not JSON) and one whose rows fail to build agree.
+    class Row(msgspec.Struct):
+        body: int
+
+    in_sqlite = db.query("SELECT body FROM messages WHERE json_extract(body, '$.k') = 1")
+    building = db.query("SELECT body FROM messages", row=Row)
+    rt.settle()
+    told: list[sc.QueryState[Any]] = []
+    in_sqlite.observe().subscribe(told.append)
+    for ts in (1, 2, 3):
+        seq = _post(space, db, "not json", ts)
+        rt.settle()
+        for q in (in_sqlite, building):
+            state = q.get()
+            assert isinstance(state.error, sc.QueryError), state
+            assert (state.result, state.seq) == (None, seq)
+    assert [state.error is not None for state in told] == [False, True]  # the same error: once
+
+
 def test_runaway_queries_time_out(store: Any) -> None:
     with sc.Runtime(store, query_timeout=0.2) as rt:
         db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
