@@ -39,9 +39,9 @@ from sqlglot.errors import TokenError
 from sqlglot.tokenizer_core import Token as RawToken
 from sqlglot.tokenizer_core import TokenType
 
-from sqlite_cells.sql import _tokenloop
 from sqlite_cells.sql._kinds import BLOB, NUMBER, PARAM, QUOTED, STRING, WORD, Tok
 from sqlite_cells.sql._names import upper_ascii
+from sqlite_cells.sql._tokenloop import build as _pass
 
 __all__ = [
     "Lexer",
@@ -232,7 +232,7 @@ class Lexer:
         every new statement).  The common tokens (ASCII words, operators, bare ``?``, plain
         numbers) are made there; every other token is handed to the methods below, and the
         text after the last one to :meth:`finish`."""
-        _tokenloop.build(self, failed, _OPERATORS, _LITERAL_TYPES)
+        _pass(self, failed, _OPERATORS, _LITERAL_TYPES)
 
     def finish(self, position: int, failed: bool) -> None:
         """Check the text after the last token (where sqlglot stopped, if it ``failed``)."""
