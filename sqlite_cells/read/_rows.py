@@ -384,10 +384,55 @@ _PART_ROWS = 4096  # rows built per msgspec call by build_rows
 
 
 def runs_own_code(row: type | None) -> bool:
-    """Whether building ``row`` instances runs code of the row type's own (``__post_init__``),
-    whose time nothing bounds but the worker's deadline: such rows are never built on the
-    scheduler thread (see ``LiveQueries._is_cheap``)."""
-    return row is not None and hasattr(_class_of(row), "__post_init__")
+    """Whether building ``row`` instances may run code of the user's, whose time nothing bounds
+    but the worker's deadline: a ``__post_init__``, a field's ``default_factory``, or a field
+    type of a class of its own (an ``Enum``'s ``_missing_``, a nested record's own code). Such
+    rows are never built on the scheduler thread (see ``LiveQueries._is_cheap``)."""
+    if row is None:
+        return False
+    cls = _class_of(row)
+    if hasattr(cls, "__post_init__") or _has_factory(cls):
+        return True
+    try:
+        hints = _type_hints(row)
+    except InvalidArgument:  # refused when the row type is checked; nothing to build
+        return False
+    return any(_user_class_in(hint) for hint in hints.values())
+
+
+def _has_factory(cls: type) -> bool:
+    if issubclass(cls, msgspec.Struct):
+        return any(f.default_factory is not msgspec.NODEFAULT for f in msgspec.structs.fields(cls))
+    if dataclasses.is_dataclass(cls):
+        return any(f.default_factory is not dataclasses.MISSING for f in dataclasses.fields(cls))
+    return False
+
+
+# The field types msgspec builds without calling anything of the user's.
+_PLAIN_TYPES: Final = frozenset(
+    {int, float, str, bytes, bytearray, bool, type(None), object, Any, Cell, list, dict, tuple}
+)
+
+
+def _user_class_in(hint: Any) -> bool:
+    """Whether ``hint`` names (at any depth: ``list[Color] | None``) a class whose building may
+    run the user's code: anything but the plain types msgspec builds itself."""
+    args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if args:
+        if origin is typing.Literal:
+            return False
+        if origin is typing.Annotated:
+            return _user_class_in(args[0])
+        return (isinstance(origin, type) and _user_class_in(origin)) or any(
+            _user_class_in(arg) for arg in args if arg is not Ellipsis
+        )
+    return hint not in _PLAIN_TYPES and isinstance(hint, type) and not _is_builtin(hint)
+
+
+def _is_builtin(cls: type) -> bool:
+    """A class of the standard library's that msgspec builds itself (datetime, Decimal, UUID…)."""
+    return cls.__module__ in ("builtins", "datetime", "decimal", "uuid", "collections.abc")
 
 
 def build_rows(decode: RowDecoder, result: StatementResult) -> list[Any]:
@@ -784,16 +829,15 @@ def _setter(row: type) -> Callable[[Any, str, Any], None]:
 
 
 def _failed_itself(exc: BaseException) -> bool:
-    """Whether ``exc``, raised while building rows, is the row type's own failure: any
-    exception, and off the main thread also SystemExit and KeyboardInterrupt — signals reach
-    the main thread only, so elsewhere they are the row type's own raise, which would otherwise
-    end a query worker or the scheduler's thread and leave the query running forever. On the
-    main thread they are the user's Ctrl-C or exit, and go on up."""
-    if isinstance(exc, Exception):
+    """Whether ``exc``, raised while building rows, is the row type's own failure: anything
+    but, on the main thread, SystemExit and KeyboardInterrupt — the user's exit or Ctrl-C, which
+    go on up. Signals reach the main thread only, so elsewhere those are the row type's own
+    raise too; raised there, as any BaseException of the row type's (GeneratorExit, a class of
+    its own), it would end a query worker or the scheduler's work and leave the query waiting
+    or stale."""
+    if not isinstance(exc, SystemExit | KeyboardInterrupt):
         return True
-    return isinstance(exc, SystemExit | KeyboardInterrupt) and (
-        threading.current_thread() is not threading.main_thread()
-    )
+    return threading.current_thread() is not threading.main_thread()
 
 
 def _raised_error(exc: BaseException, row: type, *, db_id: str, sql: str) -> QueryError:

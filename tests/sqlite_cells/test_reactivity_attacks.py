@@ -1118,33 +1118,46 @@ def test_a_subscriber_or_derive_function_raising_systemexit_does_not_end_reactiv
     assert rt.settle(10)
 
 
+class RowTypeStop(BaseException):
+    """A BaseException of the row type's own."""
+
+
 @dataclasses.dataclass
 class Picky:
     name: str
 
     def __post_init__(self) -> None:
-        if self.name == "exit":
-            raise SystemExit("a row type that exits")
+        raised = {
+            "SystemExit": SystemExit,
+            "GeneratorExit": GeneratorExit,
+            "RowTypeStop": RowTypeStop,
+        }
+        if self.name in raised:
+            raise raised[self.name]("a row type that stops")
 
 
-def test_a_row_type_raising_systemexit_is_its_query_s_error_and_nothing_else_s(
-    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+@pytest.mark.parametrize("raised", ["SystemExit", "GeneratorExit", "RowTypeStop"])
+def test_a_row_type_raising_a_base_exception_is_its_query_s_error_and_nothing_else_s(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, raised: str
 ) -> None:
     """A row type's own code runs where the rows are built (a query worker or the runtime's
-    thread): a SystemExit it raises fails that query with QueryError naming the row type
-    (R42, R43), like any other exception it raises; the other queries of the database, and
-    this one at the next commit, run as before."""
+    thread): a SystemExit, GeneratorExit or BaseException of its own that it raises fails that
+    query with QueryError naming the row type (R42, R43), like any other exception it raises,
+    at once (not at query_timeout, with no thread's traceback); the other queries of the
+    database, and this one at the next commit, run as before."""
     q = db.query("SELECT name FROM items ORDER BY id", row=Picky)
     count = db.query("SELECT count(*) AS n FROM items")
     assert rt.settle(10)
     assert q.get().result == [Picky("apple"), Picky("pear")]
-    now = write(space, db, "INSERT INTO items (name) VALUES ('exit')")
+    now = write(space, db, f"INSERT INTO items (name) VALUES ('{raised}')")
     assert rt.settle(10)
     state = q.get()
     assert state.result is None and isinstance(state.error, sc.QueryError)
-    assert "Picky" in str(state.error) and "SystemExit" in str(state.error)
+    assert "Picky" in str(state.error) and raised in str(state.error)
     assert count.get().result == [{"n": 3}] and count.get().seq == now
-    now = write(space, db, "DELETE FROM items WHERE name = 'exit'")
+    with pytest.raises(sc.QueryError, match=raised):
+        db.read("SELECT name FROM items ORDER BY id", row=Picky)
+    now = write(space, db, f"DELETE FROM items WHERE name = '{raised}'")
     assert rt.settle(10)
     assert q.get().result == [Picky("apple"), Picky("pear")] and q.get().error is None
     assert count.get().result == [{"n": 2}] and count.get().seq == now

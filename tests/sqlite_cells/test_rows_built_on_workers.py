@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +31,37 @@ class Gated:
     def __post_init__(self) -> None:
         if not GATE.wait(timeout=10):
             raise RuntimeError("nothing opened the gate: the cell that opens it never updated")
+
+
+def _gated_list() -> list[int]:
+    if not GATE.wait(timeout=10):
+        raise RuntimeError("nothing opened the gate: the cell that opens it never updated")
+    return []
+
+
+class Defaulted(msgspec.Struct):
+    """A row type whose own code is a field's default_factory (the column is not selected)."""
+
+    v: int
+    extra: list[int] = msgspec.field(default_factory=_gated_list)
+
+
+class Shade(enum.Enum):
+    """A field type whose own code is ``_missing_`` (every value but 1 goes through it)."""
+
+    ONE = 1
+    OTHER = 0
+
+    @classmethod
+    def _missing_(cls, value: object) -> Shade:
+        if not GATE.wait(timeout=10):
+            raise RuntimeError("nothing opened the gate: the cell that opens it never updated")
+        return cls.OTHER
+
+
+@dataclasses.dataclass
+class Shaded:
+    v: Shade
 
 
 @pytest.fixture
@@ -66,11 +98,21 @@ def test_building_rows_holds_back_no_other_cell(runtime: sc.Runtime) -> None:
     assert q.get().error is None and q.get().result == [Gated(1), Gated(2)]
 
 
+@pytest.mark.parametrize(
+    ("row", "built"),
+    [
+        (Gated, Gated),
+        (Defaulted, lambda v: Defaulted(v, [])),
+        (Shaded, lambda v: Shaded(Shade.ONE if v == 1 else Shade.OTHER)),
+    ],
+    ids=["post_init", "default_factory", "enum_missing"],
+)
 def test_a_cheap_re_run_whose_row_type_runs_code_is_not_built_on_the_scheduler(
-    runtime: sc.Runtime,
+    runtime: sc.Runtime, row: type, built: Any
 ) -> None:
     """R44: a re-run cheap enough to read on the scheduler thread is built there too — unless
-    its row type runs code of its own (``__post_init__``), which only a worker's deadline
+    its row type runs code of its own (a ``__post_init__``, a ``default_factory``, a field type
+    of a class of its own such as an Enum with ``_missing_``), which only a worker's deadline
     bounds. Here the re-run's rows wait for a cell the scheduler must update first."""
     space = runtime.space("demo")
     db = space.sqlite_database("x", tables=TABLES)
@@ -78,12 +120,12 @@ def test_a_cheap_re_run_whose_row_type_runs_code_is_not_built_on_the_scheduler(
     with space.transact():
         db.exec("INSERT INTO t (id, v) VALUES (1, 1)")
     GATE.set()  # the first runs build at once: the query's read time is known, and short
-    q = db.query("SELECT v FROM t", row=Gated)
+    q = db.query("SELECT v FROM t", row=row)
     for n in range(2, 5):
         with space.transact():
             db.exec("UPDATE t SET v = ?", [n])
         assert runtime.settle(timeout=20)
-    assert q.get().result == [Gated(4)]
+    assert q.get().result == [built(4)]
     seen: list[Any] = []
 
     def told(value: Any) -> None:
@@ -101,7 +143,7 @@ def test_a_cheap_re_run_whose_row_type_runs_code_is_not_built_on_the_scheduler(
         counter.set(1)
     assert runtime.settle(timeout=20)
     assert 1 in seen and time.monotonic() - started < 5
-    assert q.get().error is None and q.get().result == [Gated(5)]
+    assert q.get().error is None and q.get().result == [built(5)]
 
 
 def test_rows_built_past_query_timeout_are_a_query_timeout(store: Path) -> None:
