@@ -682,11 +682,23 @@ class LinkedDb(SqliteDb):
     @overload
     def exec(self, *, sql: str, params: Any = None) -> None: ...
     def exec(self, sql: str = NO_VALUE, params: Any = None, *extra: Never, **named: Never) -> None:
-        self.target().exec(sql, params, *extra, **named)
+        self._target_for(sql, Mode.WRITE).exec(sql, params, *extra, **named)
 
     @checked_arguments
     def exec_many(self, sql: str, rows: Iterable[Any]) -> None:
-        self.target().exec_many(sql, rows)
+        self._target_for(sql, Mode.WRITE).exec_many(sql, rows)
+
+    def _target_for(self, sql: Any, mode: Mode) -> SqliteDb:
+        """The database linked now, for a statement ``sql``. With none linked (or none to be
+        had), a statement the guard refuses is refused as such first: it could never run,
+        whatever is linked later (R20, R24), so "not linked yet" would send the caller waiting
+        for nothing. ``query`` checks the guard before anything else for the same reason."""
+        try:
+            return self.target()
+        except SqliteCellsError:
+            if isinstance(sql, str):
+                check_statement(_plain(sql), mode)
+            raise
 
     @checked_arguments
     def drop(self) -> None:
@@ -694,7 +706,7 @@ class LinkedDb(SqliteDb):
 
     @checked_arguments
     def read(self, sql: str, params: Any = None, *, row: type[Any] | None = None) -> list[Any]:
-        return self.target().read(sql, params, row=row)
+        return self._target_for(sql, Mode.READ).read(sql, params, row=row)
 
     def _reaction(self, react_on: Any) -> Reaction:
         # The input cell always: linking (or relinking) re-runs it, whatever it reacts to (R61).

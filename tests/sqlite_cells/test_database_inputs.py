@@ -411,3 +411,37 @@ def test_a_query_through_an_input_of_a_database_this_transaction_writes_is_refus
         query = unlinked.query(sql)  # nothing linked: nothing written through it
     rt.settle()
     assert query.get().pending
+
+
+@sc.pattern
+def handed_on(inp: sc.SqliteDb) -> Any:
+    return inp
+
+
+def test_an_unlinked_input_refuses_what_the_guard_refuses_before_saying_it_is_not_linked(
+    rt: sc.Runtime, space: Space
+) -> None:
+    """R20, R24: every statement passes the guard at the call. On an input linked to nothing
+    yet, a statement that could never run is refused as such by read, exec and exec_many, as by
+    query — not answered "not linked yet", which would send the caller waiting for nothing. A
+    statement the guard lets through still says the input is not linked."""
+    inp = space.run(handed_on, key="k", inp=None).outputs
+    with pytest.raises(sc.GuardViolation) as refused:
+        inp.read("SELECT * FROM _cf_watermark")
+    assert refused.value.kind == "reserved-name"
+    with space.transact():
+        with pytest.raises(sc.GuardViolation) as refused:
+            inp.exec("ATTACH DATABASE 'x.db' AS x")
+        assert refused.value.kind == "forbidden-statement"
+        with pytest.raises(sc.GuardViolation) as refused:
+            inp.exec_many("DELETE FROM sqlite_master WHERE name = ?", [["t"]])
+        assert refused.value.kind == "reserved-name"
+        with pytest.raises(sc.PendingValue, match="not linked to a database yet"):
+            inp.exec("INSERT INTO messages (body) VALUES ('a')")
+    with pytest.raises(sc.PendingValue, match="not linked to a database yet"):
+        inp.read("SELECT count(*) AS n FROM messages")
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    space.run(handed_on, key="k", inp=db)
+    with space.transact():
+        inp.exec("INSERT INTO messages (body) VALUES ('a')")
+    assert inp.read("SELECT count(*) AS n FROM messages") == [{"n": 1}]
