@@ -23,6 +23,11 @@ Python function can neither read nor set it, so the rewrite carries it across:
   ``TEXTRAW``, a number, ``null``, a value that has the subtype parsed as JSON), and the runtime
   function inserts that element's JSONB as it is, so even ``jsonb_set``'s bytes are the
   builtin's;
+* a value that may be a BLOB other than JSONB (a parameter, a blob literal, a column) is passed
+  as it is when it is one, for the builtin to judge as it would the value written (NULL for a
+  NULL document, else "JSON cannot hold BLOB values"), which ``jsonb_set`` would refuse at
+  once: such a value is written twice, in a ``CASE`` (a bare ``?`` given its number, so every
+  parameter keeps its place); any other value keeps the wrapper alone;
 * a call of a ``json_`` function (text) is wrapped in ``json(…)``, which gives its result the
   subtype the builtin's always has (a call of two paths or more always returns JSON or NULL).
   ``jsonb_`` results are blobs, recognized by their content.
@@ -39,7 +44,7 @@ from typing import Final
 
 import apsw
 
-from sqlite_cells.sql._kinds import OP, QUOTED, WORD, Group, groups
+from sqlite_cells.sql._kinds import BLOB, OP, PARAM, QUOTED, WORD, Group, groups
 from sqlite_cells.sql._names import JSON_CALL_PREFIX, JSON_CALLS
 from sqlite_cells.sql._statement import CACHE_MAX_SQL_LENGTH, scan_sql
 
@@ -59,6 +64,15 @@ _KEYWORDS: Final = frozenset(word.upper() for word in apsw.keywords)
 # A value as json_set converts it (numbers rendered as json_set renders them, a text with the
 # JSON subtype as JSON), in a JSONB array whose one element the runtime function inserts.
 _VALUE: Final = "jsonb_set('[0]', '$[0]', "
+# A value that may be a BLOB other than JSONB: the builtin refuses it ("JSON cannot hold BLOB
+# values") unless the document is NULL, when it returns NULL without looking at the values, and
+# jsonb_set would refuse it at once. Such a value is passed as it is, for the builtin to judge;
+# only a value SQLite can evaluate again to the same thing is written twice (a parameter, a
+# literal, a column): any other keeps the plain wrapper (a BLOB from it fails the write).
+_BLOB_AS_IS: Final = (
+    "CASE WHEN typeof({value}) = 'blob' AND NOT json_valid({value}, 4) THEN {value} "
+    "ELSE jsonb_set('[0]', '$[0]', {value}) END"
+)
 _REWRITTEN_VERBS: Final = frozenset(("SELECT", "VALUES", "INSERT", "REPLACE", "UPDATE", "DELETE"))
 Tokens = tuple[tuple[int, str, int, int], ...]
 
@@ -82,6 +96,7 @@ def _split(sql: str) -> str:
     if scan.problem is not None or scan.verb not in _REWRITTEN_VERBS:
         return sql
     tokens = scan.tokens
+    numbers = dict(scan.params)  # a parameter's token index -> SQLite's number for it
     found_groups = groups(tokens)
     types = _type_names(tokens, found_groups)
     # (start, end, text): the text replacing sql[start:end]; an insertion when start == end.
@@ -110,6 +125,12 @@ def _split(sql: str) -> str:
             # Each value: the argument after the 2nd, 4th, … comma, up to the next one.
             ends = [*commas[1:], close]
             for n in range(1, len(commas), 2):
+                first, last = commas[n] + 1, ends[n] - 1
+                again = _evaluated_again(sql, tokens, first, last, numbers)
+                if again is not None:
+                    start_at, end_at = tokens[first][2], tokens[last][3]
+                    edits.append((start_at, end_at, _BLOB_AS_IS.format(value=again)))
+                    continue
                 after = tokens[commas[n]][3]
                 edits.append((after, after, _VALUE))
                 before = tokens[ends[n]][2]
@@ -127,6 +148,28 @@ def _split(sql: str) -> str:
         at = end
     out.append(sql[at:])
     return "".join(out)
+
+
+def _evaluated_again(
+    sql: str, tokens: Tokens, first: int, last: int, numbers: dict[int, int]
+) -> str | None:
+    """The text of the value ``tokens[first:last + 1]`` when it may be a BLOB and SQLite
+    evaluates it again to the same thing: a parameter (a bare ``?`` given its number, so that
+    writing it twice keeps every parameter's place), a blob literal, a column (``c``, ``t.c``);
+    None for anything else."""
+    span = tokens[first : last + 1]
+    if len(span) == 1:
+        kind = span[0][0]
+        if kind == PARAM:
+            text = sql[span[0][2] : span[0][3]]
+            return f"?{numbers[first]}" if text == "?" and first in numbers else text
+        if kind in (BLOB, QUOTED) or (kind == WORD and span[0][1] not in _KEYWORDS):
+            return sql[span[0][2] : span[0][3]]
+        return None
+    qualified = len(span) == 3 and span[1][:2] == (OP, ".")
+    if qualified and span[0][0] in (WORD, QUOTED) and span[2][0] in (WORD, QUOTED):
+        return sql[span[0][2] : span[2][3]] if span[2][1] not in _KEYWORDS else None
+    return None
 
 
 def _is_a_name(tokens: Tokens, i: int) -> bool:

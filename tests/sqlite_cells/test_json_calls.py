@@ -167,6 +167,16 @@ EXPRESSIONS = [
     f"json_patch(jsonb({D}), jsonb('{{\"b\":null}}'))",
     f"hex(jsonb_set({D}, '$.a', '', '$.z', json('[]'), '$.y', jsonb('{{}}'), '$.w', 5))",
     "hex(jsonb_array_insert('[1]', '$[0]', '', '$[#]', json('{}')))",
+    # A BLOB that is no JSONB: NULL for a NULL document (the builtin looks at no value), an
+    # error otherwise; a JSONB blob is JSON.
+    "json_set(NULL, '$.a', 1, '$.b', x'41')",
+    "json_insert(NULL, '$.a', x'41', '$.b', 1)",
+    "json_array_insert(NULL, '$[0]', x'41', '$[1]', 1)",
+    "json(jsonb_replace(NULL, '$.a', x'41', '$.b', 1))",
+    "json_set('{}', '$.a', 1, '$.b', x'41')",
+    "json_set('{}', '$.a', x'0b', '$.b', x'1b30')",
+    "json_set(NULL, '$.a', x'0b', '$.b', x'1b30', '$.c', x'1bff')",
+    "hex(jsonb_set('[]', '$[0]', x'1b30', '$[1]', x'13'))",
     "json_patch(NULL, '{}')",
     "json_patch('{}', NULL)",
     "json_patch('{}', 'not json')",
@@ -235,6 +245,40 @@ def test_a_user_write_sees_sqlites_results(space: Space) -> None:
     assert "bad JSON path" in str(info.value)
 
 
+def test_a_rewritten_call_takes_blob_parameters_and_columns_as_sqlite_does(space: Space) -> None:
+    """A value that is a BLOB other than JSONB is judged by the builtin, as written: the call
+    is NULL for a NULL document and an error otherwise; a JSONB blob is inserted as JSON. A
+    bare ``?`` written twice by the rewrite keeps its number, and the parameters after it
+    theirs."""
+    db = space.sqlite_database(
+        "d", tables={"r": sc.table(id="integer primary key", v="text", b="blob")}
+    )
+    plain = apsw.Connection(":memory:")
+    plain.execute("CREATE TABLE r (id INTEGER PRIMARY KEY, v TEXT, b BLOB)")
+    jsonb = plain.execute("SELECT jsonb('[5]')").fetchone()[0]
+    writes: list[tuple[str, list[object]]] = [
+        ("INSERT INTO r (id, v, b) VALUES (1, NULL, ?)", [b"A"]),
+        ("INSERT INTO r (id, v, b) VALUES (2, '{}', ?)", [jsonb]),
+        (
+            "UPDATE r SET v = json_set(v, '$.a', ?, '$.b', ?, '$.c', ?) WHERE id = ?",
+            [b"A", 2, 3, 1],
+        ),
+        ("UPDATE r SET v = json_set(v, '$.a', r.b, '$.b', ?) WHERE id = ?", [jsonb, 2]),
+        ("UPDATE r SET v = json_insert(v, '$.x', b, '$.y', ?2) WHERE id = ?1", [1, "y"]),
+    ]
+    for sql, params in writes:
+        plain.execute(sql, params)
+        with space.transact():
+            db.exec(sql, params)
+    rows = db.read("SELECT id, v, b FROM r ORDER BY id")
+    assert [tuple(r.values()) for r in rows] == plain.execute(
+        "SELECT id, v, b FROM r ORDER BY id"
+    ).fetchall()
+    assert rows[1]["v"] == '{"a":[5],"b":[5]}'
+    with pytest.raises(sc.ExecError, match="JSON cannot hold BLOB values"), space.transact():
+        db.exec("UPDATE r SET v = json_set(v, '$.a', 1, '$.b', ?) WHERE id = 2", [b"A"])
+
+
 def test_json_patch_misused_is_refused_by_its_name(space: Space) -> None:
     """A call of the wrong number of arguments, or as a window function, is SQLite's error
     about json_patch, even where no row would call it; an alias named json_patch is a name."""
@@ -290,7 +334,8 @@ def test_the_runtime_functions_cannot_be_named_by_a_user(space: Space) -> None:
         (
             "UPDATE t SET a = \"JSON_SET\"(a, ?, (SELECT max(1, 2)), '$.b', ?)",
             "UPDATE t SET a = json(_cf_json_set(a, ?,jsonb_set('[0]', '$[0]',  (SELECT max(1, 2))"
-            "), '$.b',jsonb_set('[0]', '$[0]',  ?)))",
+            "), '$.b', CASE WHEN typeof(?2) = 'blob' AND NOT json_valid(?2, 4) THEN ?2 "
+            "ELSE jsonb_set('[0]', '$[0]', ?2) END))",
         ),
         (
             "DELETE FROM t WHERE jsonb_remove(a, '$.a', '$.b') IS NULL",
