@@ -22,10 +22,14 @@ def watermark_sql(database: str | None = None) -> str:
     connection's own schema search when ``None``): one row, one integer."""
     db = f"{quote_ident(database)}." if database else ""
     # max() of two values is NULL when either is NULL: an empty journal counts as 0, and so does
-    # a watermark row another program deleted (the journal still says what the file holds).
+    # a watermark row another program deleted (the journal still says what the file holds). A
+    # seq that is not an integer (another program's write) counts as 0 too: SQLite orders any
+    # text above every number, so max() would pick it and hide the journal.
     return (
-        f"SELECT max(coalesce((SELECT seq FROM {db}_cf_watermark WHERE id = 0), 0), "
-        f"coalesce((SELECT seq FROM {db}_cf_changes ORDER BY rowid DESC LIMIT 1), 0))"
+        f"SELECT max(coalesce((SELECT iif(typeof(seq) = 'integer', seq, 0) "
+        f"FROM {db}_cf_watermark WHERE id = 0), 0), "
+        f"coalesce((SELECT iif(typeof(seq) = 'integer', seq, 0) "
+        f"FROM {db}_cf_changes ORDER BY rowid DESC LIMIT 1), 0))"
     )
 
 

@@ -176,15 +176,20 @@ def test_a_database_whose_handle_does_not_decode_is_a_finding_of_every_listing(
     assert cells[db_id]["kind"] == "quarantined database"
 
 
+@pytest.mark.parametrize(
+    "damage",
+    ["DELETE FROM _cf_watermark", "UPDATE _cf_watermark SET seq = 'x'"],
+    ids=["deleted", "text"],
+)
 def test_a_watermark_row_another_program_deleted_leaves_the_database_in_sync(
-    store: Path,
+    store: Path, damage: str
 ) -> None:
-    """The watermark row of a database file deleted by another program (R70): the file's
-    journal still says which commit wrote it last, so `check` finds it in sync (status 0), not
-    behind with a `--repair` that cannot re-apply rows already there, and the runtime reads and
-    writes it as before."""
+    """The watermark row of a database file deleted by another program, or given a seq that is
+    no integer (R70): the file's journal still says which commit wrote it last, so `check` finds
+    it in sync (status 0), not behind with a `--repair` that cannot re-apply rows already there,
+    and the runtime reads and writes it as before."""
     conn = apsw.Connection(str(written_once(store, "demo", "chat", 1).path))
-    conn.execute("DELETE FROM _cf_watermark")
+    conn.execute(damage)
     conn.close()
     done = run_cli("check", "--store", str(store))
     assert done.returncode == 0, done.stdout + done.stderr
