@@ -1003,31 +1003,42 @@ def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -
 
 
 def _stayed_locked(db_id: str, path: Path, space_file: Path, exc: apsw.Error) -> DatabaseError:
-    """The error for a check of ``db_id`` that waited in vain for a lock, naming the file held:
-    the database file when a read of it cannot begin now, else its space file."""
-    held = path if _held_elsewhere(path) else space_file
+    """The error for a check of ``db_id`` that waited in vain for a lock, naming the file held
+    and how: the database file when a read or a write of it cannot begin now, else its space
+    file."""
+    how = _held_elsewhere(path)
+    held = path if how is not None else space_file
     return DatabaseError(
         f"{held} stayed locked by another connection ({exc}) while database {db_id} was "
-        "checked (a program holding it in an exclusive transaction): nothing was changed; "
+        f"checked (a program holding it in {how or 'a transaction'}): nothing was changed; "
         "try again once that connection lets go"
     )
 
 
-def _held_elsewhere(path: Path) -> bool:
-    """Whether another connection holds ``path`` so that no read of it can begin now."""
+def _held_elsewhere(path: Path) -> str | None:
+    """How another connection holds ``path`` now: in an exclusive transaction (no read of it
+    can begin), in a write transaction (no write can begin), or None. The probe of a write
+    begins one and ends it, changing nothing."""
     try:
         conn = open_unwritable(path)
-    except SqliteCellsError:
-        return False
+    except (SqliteCellsError, apsw.Error):
+        return None
     try:
-        conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
-    except (apsw.BusyError, apsw.LockedError):
-        return True
+        for how, probe in (
+            ("an exclusive transaction", "SELECT count(*) FROM sqlite_schema"),
+            ("a write transaction", "PRAGMA query_only = 0; BEGIN IMMEDIATE; ROLLBACK"),
+        ):
+            try:
+                conn.execute(probe).fetchall()
+            except (apsw.BusyError, apsw.LockedError):
+                return how
+            if conn.readonly("main"):
+                return None  # opened read-only: no write to probe
     except apsw.Error:
-        return False
+        return None
     finally:
         conn.close()
-    return False
+    return None
 
 
 def _written_databases(conn: apsw.Connection) -> set[str]:

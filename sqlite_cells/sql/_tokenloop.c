@@ -295,8 +295,8 @@ static PyObject *build(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     PyObject *result = NULL;
     if (sql == NULL || raw == NULL || tokens == NULL || params_raw == NULL || strings == NULL)
         goto done;
-    if (!PyUnicode_CheckExact(sql) || !PyList_CheckExact(raw) || !PyList_CheckExact(tokens) ||
-        !PyList_CheckExact(params_raw) || !PyList_CheckExact(strings)) {
+    if (!PyUnicode_Check(sql) || !PyList_Check(raw) || !PyList_Check(tokens) ||
+        !PyList_Check(params_raw) || !PyList_Check(strings)) {
         PyErr_SetString(PyExc_TypeError, "a Lexer's sql is a str and its raw, tokens, "
                                          "params_raw and strings are lists");
         goto done;

@@ -51,9 +51,23 @@ def held(store: Path) -> Iterator[Path]:
     yield from _held(store, space_file)
 
 
-def _held(store: Path, path: Path) -> Iterator[Path]:
+# A plain writer: readers of the file go on, another writer waits.
+WRITER = """
+import sys
+import apsw
+conn = apsw.Connection(sys.argv[1])
+conn.execute("BEGIN IMMEDIATE")
+conn.execute("CREATE TABLE IF NOT EXISTS held (x)")
+print("held", flush=True)
+sys.stdin.readline()
+conn.execute("ROLLBACK")
+conn.close()
+"""
+
+
+def _held(store: Path, path: Path, holder_text: str = HOLDER) -> Iterator[Path]:
     with subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(HOLDER), str(path)],
+        [sys.executable, "-c", textwrap.dedent(holder_text), str(path)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -139,3 +153,20 @@ def test_a_locked_database_file_is_no_damage(store: Path) -> None:
                 f"sqlite-cells: DatabaseError: {db_file} stayed locked by another connection"
             ), done.stderr
             assert "nothing was changed" in done.stderr and "try again" in done.stderr
+            assert "holding it in an exclusive transaction" in done.stderr, done.stderr
+
+
+def test_a_repair_waiting_for_a_writer_of_the_database_file_names_that_file(store: Path) -> None:
+    """Another program writing the database file (not its space file) stops `check --repair`,
+    which would write it: the error names the database file and says the program holds it in a
+    write transaction (plain `check` reads past a writer and finds the file in sync)."""
+    (db_file,) = _written(store).glob("cell-*.sqlite")
+    for _ in _held(store, db_file, WRITER):
+        done = run_cli("check", "--repair", "--store", str(store))
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.startswith(
+            f"sqlite-cells: DatabaseError: {db_file} stayed locked by another connection"
+        ), done.stderr
+        assert "holding it in a write transaction" in done.stderr, done.stderr
+        done = run_cli("check", "--store", str(store))
+        assert done.returncode == 0 and "in sync" in done.stdout, done.stdout + done.stderr

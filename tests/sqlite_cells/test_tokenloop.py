@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+import sqlite_cells as sc
 from sqlite_cells.sql import _kinds, _tokenloop
 from sqlite_cells.sql._kinds import BLOB, NUMBER, OP, PARAM, QUOTED, STRING, WORD
 from sqlite_cells.sql._lexer import Lexer, sqlglot_tokens
@@ -118,3 +119,16 @@ def test_gaps_of_whitespace_and_comments_are_read_whole(sql: str, comment: bool)
 )
 def test_where_sqlite_reads_differently_the_problem_is_at_its_offset(sql: str, offset: int) -> None:
     assert lex(sql).problem == offset
+
+
+class _Text(str):
+    """A str subclass whose own __str__ says something else: its text is what counts."""
+
+    def __str__(self) -> str:
+        return "SELECT 2"
+
+
+def test_a_str_subclass_is_read_as_its_text() -> None:
+    assert lex(_Text("SELECT a FROM t")).tokens == lex("SELECT a FROM t").tokens
+    # A column spec is scanned as a statement's text is (Errors: no raw TypeError).
+    assert sc.table(a=_Text("integer not null")) == sc.table(a="integer not null")
