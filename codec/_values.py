@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, TypeVar
 
 import msgspec
@@ -183,7 +183,9 @@ def _plain(value: Any, hook: Callable[[Any], Link | None] | None, where: str, de
         return value
     if isinstance(value, dict):  # a dict subclass (OrderedDict, defaultdict) is stored as a dict
         out = {}
-        for key, item in value.items():
+        for key, item in (
+            value.items() if kind is dict else _read(value.items, kind.__name__, where)
+        ):
             if type(key) is not str:
                 raise ValueEncodeError(
                     f"{_at(where)}: dict keys must be str, not {type(key).__name__} "
@@ -194,7 +196,10 @@ def _plain(value: Any, hook: Callable[[Any], Link | None] | None, where: str, de
             raise _sigil_shaped(where)
         return out
     if isinstance(value, list | tuple):
-        return [_plain(item, hook, f"{where}[{i}]", depth + 1) for i, item in enumerate(value)]
+        items = (
+            value if kind is list or kind is tuple else _read(lambda: value, kind.__name__, where)
+        )
+        return [_plain(item, hook, f"{where}[{i}]", depth + 1) for i, item in enumerate(items)]
     link = value if isinstance(value, Link) else hook(value) if hook is not None else None
     if link is None:
         raise ValueEncodeError(f"{_at(where)}: cannot store a {kind.__name__}; {_JSON_HELP}")
@@ -202,6 +207,19 @@ def _plain(value: Any, hook: Callable[[Any], Link | None] | None, where: str, de
         return link.sigil()
     except LinkEncodeError as exc:  # a cell no stored link can name (R6: refused at set)
         raise ValueEncodeError(f"{_at(where)}: {exc}") from exc
+
+
+def _read(items: Callable[[], Iterable[Any]], kind: str, where: str) -> list[Any]:
+    """The items of a dict, list or tuple of the caller's own class, read once: what its own
+    code raises (a ``KeyError`` from ``__iter__``, say) is a :class:`ValueEncodeError`, never a
+    raw error (Errors)."""
+    try:
+        return list(items())
+    except Exception as exc:
+        raise ValueEncodeError(
+            f"{_at(where)}: reading the {kind} given raised {type(exc).__name__}: {exc}; store "
+            "a plain list or dict"
+        ) from exc
 
 
 def _sigil_shaped(where: str) -> ValueEncodeError:

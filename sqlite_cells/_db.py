@@ -73,6 +73,7 @@ from sqlite_cells.sql import (
     check_read_values,
     check_statement,
     fold_ascii,
+    given_params,
     is_pending,
     map_params,
     parameter_rows,
@@ -251,6 +252,8 @@ class SqliteDb(Cell):
         # `checked` holds the scan while the parameters are mapped: a long text is scanned once
         checked = check_statement(sql, Mode.WRITE)
         sql = checked.sql
+        if not many:
+            rows = [given_params(rows[0], sql=sql, db_id=self.id, write=True)]
         runtime = self.space.runtime
         targets, fills = _targets(sql, decl, runtime)
         bound = bind_rows(targets, rows, sql=sql, db_id=self.id, many=many, store=runtime.store)

@@ -134,12 +134,19 @@ def _fields(row: type) -> list[str]:
     """Field names of a row type (a msgspec Struct, a dataclass or a TypedDict, generic ones
     given with their type arguments included)."""
     cls = _class_of(row)
-    if isinstance(cls, type) and issubclass(cls, msgspec.Struct):
-        return list(cls.__struct_fields__)
-    if dataclasses.is_dataclass(cls):
-        return [f.name for f in dataclasses.fields(cls)]
-    if typing.is_typeddict(cls):
-        return list(cls.__annotations__)
+    if isinstance(cls, type):
+        if issubclass(cls, msgspec.Struct):
+            return list(cls.__struct_fields__)
+        if dataclasses.is_dataclass(cls):
+            return [f.name for f in dataclasses.fields(cls)]
+        if typing.is_typeddict(cls):
+            return list(cls.__annotations__)
+    elif dataclasses.is_dataclass(cls) or isinstance(cls, msgspec.Struct):
+        # An instance (dataclasses.is_dataclass takes one too): its class is what was meant.
+        raise InvalidArgument(
+            f"row= takes a class, not the instance {brief_repr(row)}: give its class, "
+            f"row={type(row).__name__}"
+        )
     raise InvalidArgument(
         f"row= takes a msgspec.Struct, a dataclass or a TypedDict, not {brief_repr(row)}; leave "
         "for dict rows"

@@ -11,6 +11,7 @@ from sqlite_cells.sql._binding import Bound as Bound
 from sqlite_cells.sql._binding import bind_rows as bind_rows
 from sqlite_cells.sql._binding import check_cell_value as check_cell_value
 from sqlite_cells.sql._binding import check_read_values as check_read_values
+from sqlite_cells.sql._binding import given_params as given_params
 from sqlite_cells.sql._binding import is_params_list as is_params_list
 from sqlite_cells.sql._binding import is_pending as is_pending
 from sqlite_cells.sql._binding import parameter_rows as parameter_rows
@@ -81,6 +82,7 @@ __all__ = [
     "check_read_values",
     "check_statement",
     "fold_ascii",
+    "given_params",
     "is_forbidden_function",
     "is_link_column",
     "is_params_list",

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import compress, repeat
 from operator import is_
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any, Final, TypeGuard
 
 from sqlite_cells.codec import (
     ExecArgumentError,
@@ -78,20 +78,50 @@ def parameter_rows(rows: Any, *, sql: str, db_id: str) -> list[Any]:
             f"{type(rows).__name__}",
         )
     if type(rows) in _SEQUENCES:
-        return list(rows)
+        given = list(rows)
+        if _PLAIN_PARAMS.issuperset(map(type, given)):
+            return given  # (rows held in a list: none is filled anew by an iterator)
+        rows = given
     names = [name for name, _number in scan_sql(sql).param_names]
-    return [_taken(row, names) for row in rows]
+
+    def fail(message: str) -> ExecArgumentError:
+        return ExecArgumentError(db_id, sql, message)
+
+    return [_taken(row, names, fail) for row in rows]
 
 
-def _taken(row: Any, names: Sequence[str]) -> Any:
+def given_params(params: Any, *, sql: str, db_id: str, write: bool) -> Any:
+    """A call's parameters as plain values: a mapping or sequence of the caller's own class is
+    read once, here (see :func:`_taken`), so that what its own code raises is the call's
+    argument error (:class:`ExecArgumentError` for a ``write``, else
+    :class:`QueryArgumentError`), never a raw ``KeyError`` (Errors). Plain ones pass as they
+    are."""
+    if type(params) in _PLAIN_PARAMS or not isinstance(params, Mapping | Sequence):
+        return params
+    error = ExecArgumentError if write else QueryArgumentError
+    names = [name for name, _number in scan_sql(sql).param_names]
+    return _taken(params, names, lambda message: error(db_id, sql, message))
+
+
+_PLAIN_PARAMS: Final = frozenset({dict, list, tuple, type(None)})
+
+
+def _taken(row: Any, names: Sequence[str], fail: Callable[[str], Exception]) -> Any:
     """A copy of a row as it is now, when its iterator may fill it anew for the next row: a
     mapping as the values of the statement's parameter ``names`` it holds (looked up as binding
     looks them up, so a mapping of its own lookup keeps it), a list or any other sequence that
-    is not a tuple as a list; other rows (tuples, text, None) as they are."""
-    if isinstance(row, Mapping):
-        return {name: row[name] for name in names if name in row}
-    if is_params_list(row) and not isinstance(row, tuple):
-        return list(row)
+    is not a tuple as a list; other rows (tuples, text, None) as they are. What a container of
+    the caller's own class raises while it is read is ``fail``'s error."""
+    try:
+        if isinstance(row, Mapping):
+            return {name: row[name] for name in names if name in row}
+        if is_params_list(row) and type(row) is not tuple:
+            return list(row)
+    except Exception as exc:
+        raise fail(
+            f"reading the parameters given (a {type(row).__name__}) raised "
+            f"{type(exc).__name__}: {exc}; give a plain list, tuple or dict"
+        ) from exc
     return row
 
 
@@ -403,6 +433,7 @@ def check_read_values(params: Any, *, sql: str, db_id: str) -> Any:
 
     items: Iterable[tuple[Any, Any]]
     row: Sequence[Any] | Mapping[str, Any]
+    params = given_params(params, sql=sql, db_id=db_id, write=False)
     targets = map_params(sql)
     if params is None:
         row, items = (), ()

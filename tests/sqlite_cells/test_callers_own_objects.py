@@ -1,0 +1,129 @@
+"""Objects of the caller's own classes given where the API takes plain ones (Errors: no raw
+``KeyError`` or ``AttributeError`` reaches the caller, and a refused call leaves nothing behind):
+a mapping or list of its own class whose methods raise, as parameters and as a cell's value,
+and an instance where ``row=`` takes a class (R43)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import msgspec
+import pytest
+
+import sqlite_cells as sc
+from sqlite_cells._runtime import Space
+
+
+class Claiming(Mapping[str, Any]):
+    """A mapping that claims a key it cannot give."""
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(["x"])
+
+    def __len__(self) -> int:
+        return 1
+
+    def __contains__(self, key: object) -> bool:
+        return key == "x"
+
+    def __getitem__(self, key: str) -> Any:
+        raise KeyError(key)
+
+
+class Unreadable(list[Any]):
+    """A list whose iteration raises."""
+
+    def __iter__(self) -> Iterator[Any]:
+        raise KeyError("rows")
+
+
+class Folding(Mapping[str, Any]):
+    """A mapping of its own lookup (any case): looked up by the statement's names, it works."""
+
+    def __init__(self, **values: Any) -> None:
+        self._values = {k.lower(): v for k, v in values.items()}
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key.lower()]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.lower() in self._values
+
+
+TABLES = {"t": sc.table(a="integer")}
+
+
+@pytest.mark.parametrize(
+    ("params", "sql"), [(Claiming(), "SELECT :x AS v"), (Unreadable([1]), "SELECT ? AS v")]
+)
+def test_a_read_s_parameters_that_raise_are_a_query_argument_error(
+    space: Space, params: Any, sql: str
+) -> None:
+    db = space.sqlite_database("d", tables=TABLES)
+    for call in (db.read, db.query):
+        with pytest.raises(sc.QueryError, match="reading the parameters given") as info:
+            call(sql, params)
+        assert isinstance(info.value, TypeError | ValueError)
+        assert isinstance(info.value.__cause__, KeyError)
+    assert db.read("SELECT :X AS v", Folding(x=5)) == [{"v": 5}]
+
+
+@pytest.mark.parametrize(
+    ("params", "sql"),
+    [
+        (Claiming(), "INSERT INTO t (a) VALUES (:x)"),
+        (Unreadable([1]), "INSERT INTO t (a) VALUES (?)"),
+    ],
+)
+def test_a_write_s_parameters_that_raise_are_an_exec_argument_error(
+    space: Space, params: Any, sql: str
+) -> None:
+    db = space.sqlite_database("d", tables=TABLES)
+    with space.transact():
+        with pytest.raises(sc.ExecError, match="reading the parameters given"):
+            db.exec(sql, params)
+        with pytest.raises(sc.ExecError, match="reading the parameters given"):
+            db.exec_many(sql, [params])
+        db.exec("INSERT INTO t (a) VALUES (:X)", Folding(x=7))  # the transaction goes on
+    assert db.read("SELECT a FROM t") == [{"a": 7}]
+
+
+def test_a_cell_value_of_a_container_that_raises_is_a_value_encode_error(space: Space) -> None:
+    cell = space.cell("c", default=0)
+
+    class Raising(dict[str, Any]):
+        def items(self) -> Any:
+            raise KeyError("items")
+
+    for value in (Unreadable([1]), {"nested": [Unreadable([1])]}, Raising(a=1)):
+        with pytest.raises(sc.ValueEncodeError, match="raised KeyError"), space.transact():
+            cell.set(value)
+    assert cell.get() == 0
+
+
+class Msg(msgspec.Struct):
+    x: int
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+
+
+@pytest.mark.parametrize("instance", [Msg(1), Point(1), sc.QueryState()], ids=repr)
+def test_an_instance_given_as_row_is_refused_naming_its_class(space: Space, instance: Any) -> None:
+    db = space.sqlite_database("d", tables=TABLES)
+    for call in (db.read, db.query):
+        with pytest.raises(
+            sc.SqliteCellsError, match=f"give its class, row={type(instance).__name__}"
+        ):
+            call("SELECT 1 AS x", row=instance)
+    assert db.read("SELECT 1 AS x", row=Msg) == [Msg(1)]
