@@ -201,7 +201,11 @@ def path_text(path: object) -> str | None:
         text = os.fspath(path)
     except Exception:  # user code's __fspath__ may raise anything
         return None
-    return text if isinstance(text, str) else None
+    if not isinstance(text, str):
+        return None
+    # A str subclass names its text: its own __str__, __eq__ or __hash__ say nothing here (and
+    # may raise where a path is made of it).
+    return text if type(text) is str else str.__str__(text)
 
 
 def printable(text: str) -> str:

@@ -366,6 +366,24 @@ def test_a_str_subclass_names_what_its_text_names(rt: sc.Runtime) -> None:
     assert space.cell("n").get() == 1
 
 
+def test_a_str_subclass_store_path_names_its_text(tmp_path: Path) -> None:
+    """A store path given as a str subclass whose own methods raise is its text: the store
+    opens there (before, pathlib called them, and the error said the path started with ~)."""
+
+    class Tagged(str):
+        def __str__(self) -> str:
+            raise RuntimeError("never asked")
+
+        def __eq__(self, other: object) -> bool:
+            raise RuntimeError("never asked")
+
+        def __hash__(self) -> int:
+            raise RuntimeError("never asked")
+
+    with sc.Runtime(Tagged(str(tmp_path / "st"))) as rt:
+        assert rt.store == (tmp_path / "st").resolve()
+
+
 def test_update_takes_a_function(rt: sc.Runtime) -> None:
     cell = rt.space("demo").cell("n", default=1)
     with rt.space("demo").transact() as tx:
