@@ -92,6 +92,7 @@ from sqlite_cells.schema import (
     diff_of,
     ensure_runtime_tables,
     meta_text,
+    store_owner,
     store_version,
     stored_owner,
     stored_version,
@@ -655,6 +656,19 @@ def _check_owner(space_conn: apsw.Connection, conn: apsw.Connection) -> None:
         raise _Irreparable(problem)
 
 
+def _keep_owner(space_conn: apsw.Connection, conn: apsw.Connection) -> None:
+    """Record in a file replayed from ``space_conn``'s log (rebuilt, or brought up to date)
+    that it is that space's database, as its first write does (kept if recorded): a file rebuilt
+    without it could be taken by another space declaring the same database id for its own, and
+    have this space's rows undone as that space's commit in flight (see :func:`_check_owner`)."""
+    try:
+        space_id = meta_text(space_conn, "_cf_meta", "space_id")
+    except apsw.SQLError:  # (no _cf_meta: nothing known of the space)
+        return
+    if space_id is not None:
+        store_owner(conn, "main", space_id)
+
+
 def _owner_problem(owner: str | None, space_id: str | None) -> str | None:
     """What is wrong with a file that records ``owner`` as its space, for a database of space
     ``space_id`` (None: nothing, or nothing known)."""
@@ -961,6 +975,7 @@ def _replay(
         before_removing()
     version = _version_after(ops, found)  # before anything is written
     ensure_runtime_tables(conn, "main")
+    _keep_owner(space_conn, conn)
     applied: set[int] = set()
     made: bytes | None = None  # the tables (JSON) of the declaration last made
     for record in records:

@@ -15,6 +15,7 @@ from sqlite_cells.schema._migrate import ensure_schema as ensure_schema
 from sqlite_cells.schema._migrate import meta_text as meta_text
 from sqlite_cells.schema._migrate import migrate_file as migrate_file
 from sqlite_cells.schema._migrate import plan_migration as plan_migration
+from sqlite_cells.schema._migrate import store_owner as store_owner
 from sqlite_cells.schema._migrate import store_version as store_version
 from sqlite_cells.schema._migrate import stored_owner as stored_owner
 from sqlite_cells.schema._migrate import stored_version as stored_version
@@ -70,6 +71,7 @@ __all__ = [
     "quote_ident",
     "read_table_text",
     "render_ddl",
+    "store_owner",
     "store_version",
     "stored_owner",
     "stored_version",

@@ -140,6 +140,30 @@ def test_one_database_id_in_two_spaces_of_two_runtimes_never_serves_or_undoes_th
         assert _rows(piece.outputs) == ["written in B"]
 
 
+def test_a_file_rebuilt_from_its_space_s_log_still_records_its_space(tmp_path: Path) -> None:
+    """R71: a database file lost and rebuilt from its space's log records that space again, as
+    its first write did. Before, the rebuilt file recorded none, and another space declaring the
+    same database id (with a commit of its own) took A's committed row for its own commit left
+    in flight and undid it."""
+    with sc.Runtime(tmp_path) as first:
+        in_a = first.space("P").run(home_of, key="k", where=first.space("A").cell("n")).outputs
+        _add("written in A", db=in_a)
+        path = in_a.path
+    path.unlink()
+    with sc.Runtime(tmp_path) as rebuilt:
+        in_a = rebuilt.space("P").run(home_of, key="k", where=rebuilt.space("A").cell("n")).outputs
+        assert _rows(in_a) == ["written in A"]  # replayed from the log
+    with sc.Runtime(tmp_path) as second:
+        with second.space("B").transact():
+            second.space("B").cell("n").set(1)
+        in_b = second.space("P").run(home_of, key="k", where=second.space("B").cell("n")).outputs
+        with pytest.raises(sc.Quarantined, match="holds the commits of space 'A'"):
+            in_b.read("SELECT v FROM t")
+    with sc.Runtime(tmp_path) as again:
+        piece = again.space("P").run(home_of, key="k", where=again.space("A").cell("n"))
+        assert _rows(piece.outputs) == ["written in A"]
+
+
 def test_one_database_id_met_by_a_space_with_no_file_yet_names_both_spaces(
     tmp_path: Path,
 ) -> None:
