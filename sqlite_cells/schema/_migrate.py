@@ -153,6 +153,22 @@ _TEMP_SCHEMA: Final = frozenset({"sqlite_temp_master", "sqlite_temp_schema"})
 _PROGRESS_STEPS: Final = 1000  # VM steps between deadline checks, as on the write connection
 
 
+# Dropping these is allowed whatever their names (none is the runtime's): another program's
+# views, triggers and virtual tables, which no declaration can hold.
+_DROPPED_FOREIGN: Final = frozenset(
+    {apsw.SQLITE_DROP_VIEW, apsw.SQLITE_DROP_TRIGGER, apsw.SQLITE_DROP_VTABLE}
+)
+
+
+def _foreign_cf(name: str | None) -> bool:
+    """Whether ``name`` is a ``_cf_…`` table or index that is not the runtime's own (another
+    program's, which the diff refuses and only a migrate can drop)."""
+    if name is None:
+        return False
+    folded = fold_ascii(name)
+    return folded.startswith("_cf_") and folded not in RUNTIME_TABLES
+
+
 def _reserved(name: str | None) -> bool:
     return name is not None and fold_ascii(name).startswith(("_cf_", "sqlite_"))
 
@@ -167,22 +183,27 @@ def _is_autoindex(index: str | None, table: str | None) -> bool:
 
 
 class _MigrationPolicy:
-    """The authorizer of a ``migrate`` callback's statements (R14): triggers, views, virtual
-    tables, temp objects (anything in database ``temp`` but the reads and rewrites of its
-    schema table an ALTER TABLE makes), ATTACH/DETACH, PRAGMAs, transaction control and
-    ANALYZE are denied;
-    so is any use of the runtime's tables (``_cf_*``) and any write to SQLite's own
-    (``sqlite_*``) except the bookkeeping SQLite itself does for CREATE/DROP/ALTER."""
+    """The authorizer of a ``migrate`` callback's statements (R14): creating triggers, views
+    or virtual tables, temp objects (anything in database ``temp`` but the reads and rewrites
+    of its schema table an ALTER TABLE makes), ATTACH/DETACH, PRAGMAs, transaction control and
+    ANALYZE are denied; so is any use of the runtime's tables (``_cf_*``) and any write to
+    SQLite's own (``sqlite_*``) except the bookkeeping SQLite itself does for CREATE/DROP/ALTER.
 
-    __slots__ = ("created", "ddl")
+    Dropping what another program left in the file is allowed — a view, a trigger, a virtual
+    table, a table or index named ``_cf_…`` that is not the runtime's own — as the refusal of
+    such a file advises: none can be declared, so a migrate that drops it is the way to go on
+    writing the database."""
+
+    __slots__ = ("created", "ddl", "dropping")
 
     def __init__(self) -> None:
         self.ddl = False  # the statement being prepared is CREATE/DROP/ALTER
         self.created = False  # it created a table of the callback's (so it is CREATE TABLE)
+        self.dropping: str | None = None  # the foreign _cf_ table it drops (folded)
 
     def start(self, first: str) -> None:
         """Before each statement: ``first`` is its first keyword."""
-        self.ddl, self.created = first in _DDL, False
+        self.ddl, self.created, self.dropping = first in _DDL, False, None
 
     def __call__(
         self, action: int, a: str | None, b: str | None, database: str | None, src: str | None
@@ -209,6 +230,12 @@ class _MigrationPolicy:
             # SQLite's own index for a PRIMARY KEY that is not the rowid, or a UNIQUE, made
             # inside the CREATE TABLE of the callback's table (R14 "DDL included").
             return ok if database == "main" and src is None else deny
+        if action in _DROPPED_FOREIGN:
+            return ok if database == "main" else deny
+        if action in (apsw.SQLITE_DROP_TABLE, apsw.SQLITE_DROP_INDEX) and _foreign_cf(a):
+            if action == apsw.SQLITE_DROP_TABLE:
+                self.dropping = fold_ascii(a or "")  # SQLite deletes its rows as it drops it
+            return ok if database == "main" else deny
         if action in _NAMED:
             names = (a, b)
             return deny if any(_reserved(names[i]) for i in _NAMED[action]) else ok
@@ -218,6 +245,8 @@ class _MigrationPolicy:
                 return deny
             return ok
         if action in _WRITES:
+            if action == apsw.SQLITE_DELETE and a is not None and fold_ascii(a) == self.dropping:
+                return ok
             if a is None or fold_ascii(a).startswith("_cf_"):
                 return deny
             return ok if self.ddl or not _reserved(a) else deny

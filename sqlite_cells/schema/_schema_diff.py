@@ -26,6 +26,7 @@ what it no longer declares (R14).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -505,6 +506,7 @@ def _diff_of(conn: apsw.Connection, database: str, schema: Schema) -> tuple[list
 
 
 _DROP_IT: Final = "declare it, or bump version= with a migrate that drops it"
+_VIRTUAL: Final = re.compile(r"\s*CREATE\s+VIRTUAL\s", re.IGNORECASE)
 _NOT_OURS: Final = (
     "its name is reserved for the runtime, which made no such object: another program did; "
     "remove it from the file (or bump version= with a migrate that drops it)"
@@ -518,7 +520,7 @@ def _undeclared(schema: Schema, objects: Mapping[str, tuple[str, str, str, objec
     declared = {fold_ascii(n) for n, _ in schema.tables}
     declared |= {fold_ascii(i) for _, t in schema.tables for i, _ in t.indexes}
     diffs = []
-    for key, (kind, name, on_table, _) in sorted(objects.items()):
+    for key, (kind, name, on_table, sql) in sorted(objects.items()):
         # SQLite's own objects (a key's automatic index), and the runtime's tables; any other
         # object, whatever its name (another program may have named a trigger `_cf_…`).
         if (
@@ -537,7 +539,15 @@ def _undeclared(schema: Schema, objects: Mapping[str, tuple[str, str, str, objec
         else:
             what = f"{name}: the file holds a {kind} that is not declared"
         reserved = key.startswith("_cf_")  # (no declaration may name it: R12)
-        diffs.append(f"{what}; {_NOT_OURS if reserved else _DROP_IT}")
+        virtual = isinstance(sql, str) and _VIRTUAL.match(sql) is not None
+        if reserved:
+            advice = _NOT_OURS
+        elif kind not in ("table", "index") or virtual:  # a view, a trigger, a virtual table
+            shown = "virtual table" if virtual else kind
+            advice = f"no declaration holds a {shown}: bump version= with a migrate that drops it"
+        else:
+            advice = _DROP_IT
+        diffs.append(f"{what}; {advice}")
     return diffs
 
 

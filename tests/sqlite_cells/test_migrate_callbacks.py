@@ -197,3 +197,51 @@ def test_a_nan_parameter_of_a_migrate_statement_is_refused(space: Space, params:
     db = space.sqlite_database("app", tables=V1)
     assert _stored(db.path) == ([("id",), ("a",)], [(1,)])
     assert db.read("SELECT a FROM t") == [{"a": "one"}]
+
+
+def test_migrate_drops_what_another_program_left_in_the_file(space: Space) -> None:
+    """R13, R14: another program's view, trigger, virtual table, and a table and an index it
+    named `_cf_…` make the file differ from any declaration; the refusal says to bump version=
+    with a migrate that drops them, and that migrate may (creating any of them stays refused,
+    and so does touching the runtime's own tables or the foreign table's rows)."""
+    db = space.sqlite_database("app", tables=V1)
+    with space.transact():
+        db.exec("INSERT INTO t (a) VALUES ('one')")
+    conn = apsw.Connection(str(db.path))
+    for sql in (
+        "CREATE VIEW v AS SELECT a FROM t",
+        "CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE t SET a = a WHERE 0; END",
+        "CREATE VIRTUAL TABLE f USING fts5(a)",
+        "CREATE TABLE _cf_junk (x); INSERT INTO _cf_junk VALUES (1)",
+        "CREATE INDEX _cf_ix ON t (a)",
+    ):
+        conn.execute(sql)
+    conn.close()
+    with pytest.raises(sc.UnsupportedMigration) as refused, space.transact():
+        db.exec("INSERT INTO t (a) VALUES ('two')")
+    said = str(refused.value)
+    assert "no declaration holds a view: bump version= with a migrate that drops it" in said
+    assert "no declaration holds a trigger" in said and "virtual table" in said
+    refusals: list[str] = []
+
+    def migrate(mc: MigrationConnection, from_version: int) -> None:
+        for sql in ("DELETE FROM _cf_junk", "DROP TABLE _cf_meta", "CREATE VIEW w AS SELECT 1"):
+            try:
+                mc.execute(sql)
+            except sc.MigrationError as exc:
+                refusals.append(sql if "SQLITE_AUTH" in str(exc) else str(exc))
+        for sql in ("DROP VIEW v", "DROP TRIGGER tr", "DROP TABLE f", "DROP TABLE _cf_junk"):
+            mc.execute(sql)
+        mc.execute("DROP INDEX _cf_ix")
+
+    again = space.sqlite_database("app", tables=V1, version=2, migrate=migrate)
+    with space.transact():
+        again.exec("INSERT INTO t (a) VALUES ('two')")
+    assert refusals == ["DELETE FROM _cf_junk", "DROP TABLE _cf_meta", "CREATE VIEW w AS SELECT 1"]
+    assert again.read("SELECT a FROM t ORDER BY id") == [{"a": "one"}, {"a": "two"}]
+    conn = apsw.Connection(str(db.path), flags=apsw.SQLITE_OPEN_READONLY)
+    names = {
+        r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE name NOT LIKE 'sqlite%'")
+    }
+    conn.close()
+    assert names == {"t", "_cf_meta", "_cf_watermark", "_cf_changes"}
