@@ -136,6 +136,11 @@ class Space(Reference):
         piece_id = derive_id(*piece_cause(self.id, pattern.name, key))
         names = sorted(pattern.inputs)
         cells = {name: Cell(self, derive_id("input", piece_id, name)) for name in names}
+        if current_transaction() is None and isinstance(self.file, SpaceFile):
+            # Compared with what is committed now, not with what this runtime last saw: another
+            # runtime's or process's change of an input since the last poll would otherwise
+            # make the value given look unchanged, and the piece keep the other one (R1, R53).
+            self.file.catch_up()
         seen = self._seen_data
         changed = {}
         for name, value in inputs.items():

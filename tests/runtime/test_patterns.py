@@ -76,3 +76,23 @@ def test_a_refused_unnamed_builder_takes_no_position(rt: sc.Runtime) -> None:
     cell, db = piece.outputs
     assert cell.id == derive_id("cell", "piece", piece.id, "#", 0)
     assert db.id == derive_id("sqlite", "piece", piece.id, "#", 0)
+
+
+@sc.pattern
+def _echo(v: Any) -> Any:
+    return v
+
+
+def test_a_run_compares_its_inputs_with_what_is_committed_now(store: Path) -> None:
+    """R1, R53: run(v=5) stores 5 when another runtime changed the input since this one last
+    looked (its poller has not seen that commit yet); compared with the value this runtime had
+    seen, 5 looked unchanged and the piece kept the other runtime's 7."""
+    with sc.Runtime(store, poll_interval=60) as mine, sc.Runtime(store, poll_interval=60) as other:
+        mine.space("demo").run(_echo, key="k", v=5)
+        theirs = other.space("demo").run(_echo, key="k", v=5)
+        with other.space("demo").transact():
+            theirs.inputs["v"].set(7)
+        again = mine.space("demo").run(_echo, key="k", v=5)
+        assert again.inputs["v"].get() == 5
+    with sc.Runtime(store) as fresh:
+        assert fresh.space("demo").run(_echo, key="k").inputs["v"].get() == 5
