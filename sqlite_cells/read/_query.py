@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol
 
 # typing_extensions (installed with reactivex) for a TypeVar default: a bare ``QueryState`` in
@@ -342,6 +343,28 @@ class Query(Reactive, Generic[T]):
         return f"<Query {brief_repr(self.sql)} on {self.db.id}: {status}>"
 
 
+def _sources_among(on: Any) -> list[Path]:
+    """The files of the injected files' handles that ``on`` (a query's ``react_on``) is or holds
+    in a list, tuple or dict; a pattern input linked to nothing yet, or to no injected file,
+    adds none."""
+    if on is None:
+        return []
+    members = (
+        on.values() if isinstance(on, Mapping) else on if isinstance(on, list | tuple) else [on]
+    )
+    paths = []
+    for member in members:
+        if not isinstance(getattr(type(member), "declaration", None), property):
+            continue  # not a database handle (a cell, a value)
+        try:
+            decl = member.declaration
+        except SqliteCellsError:
+            continue
+        if decl.kind is SourceKind.DISK:
+            paths.append(decl.path)
+    return paths
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class _Spec:
     """What a query's node runs: the :class:`Query`'s arguments, without the ``Query`` (a node
@@ -576,6 +599,10 @@ class _QueryNode(Node):
         if self._db_id != decl.db_id:
             hub.unwatch(self)
             self._db_id, self._read_set = decl.db_id, None
+        for path in _sources_among(reaction.on):
+            # An injected file's handle among react_on: its rev never moves (R5), a change of
+            # the file stands for a write to it (R60), as for react_on=db on its own query.
+            hub.watch_source(self, path)
         if decl.kind is SourceKind.DISK:
             if reaction.by_reads or reaction.source_changes or reaction.whole:
                 hub.watch_source(self, decl.path)

@@ -1027,3 +1027,33 @@ def test_a_live_query_that_waited_for_a_sources_lock_in_vain_runs_once_it_is_let
     finally:
         holder.kill()
         holder.communicate()
+
+
+def test_an_injected_file_among_react_on_re_runs_the_query_when_it_changes(
+    store: Path, reference: Path
+) -> None:
+    """R51, R60: a change of an injected file stands for a write to it, wherever its handle
+    is in react_on — in a list or a dict, and on another database's query — as for
+    react_on=h on its own query. (In a list its handle's rev, which never moves, was all that
+    was watched: the queries never re-ran.)"""
+    with sc.Runtime(store, poll_interval=0.02) as rt:
+        space = rt.space("demo")
+        h = space.register_disk_source(reference)
+        db = space.sqlite_database("other", tables=MESSAGES)
+        flag = space.cell("flag", default=0)
+        count = "SELECT count(*) AS n FROM codes"
+        queries = [
+            h.query(count, react_on=[h]),
+            h.query(count, react_on={"file": h, "flag": flag}),
+            db.query("SELECT random() AS r", react_on=h),
+        ]
+        assert rt.settle(10)
+        before = [q.get().result for q in queries]
+        conn = apsw.Connection(str(reference))
+        conn.execute("INSERT INTO codes VALUES ('new', 'label new')")
+        conn.close()
+        deadline = time.monotonic() + 20
+        while any(q.get().result == b for q, b in zip(queries, before, strict=True)):
+            assert time.monotonic() < deadline, [q.get() for q in queries]
+            time.sleep(0.02)
+        assert [q.get().result for q in queries[:2]] == [[{"n": 4}], [{"n": 4}]]
