@@ -466,9 +466,11 @@ def _unread_wal_now(path: Path) -> bool:
     return wal[16:24] == wal[_WAL_HEADER + 8 : _WAL_HEADER + 16]
 
 
-# Seconds a file-system clock may take to tick (FAT: 2 s; ext2 and ext3: 1 s; see
-# content_signature).
+# Seconds a file-system clock may take to tick (see content_signature): FAT 2 s, ext2 and
+# ext3 1 s, where a time stamp holds whole seconds; where it holds fractions of one (ext4, XFS,
+# Btrfs, tmpfs), the kernel's coarse clock, 1 to 10 ms.
 _COARSE_CLOCK = 2.0
+_FINE_CLOCK = 0.05
 
 
 def content_signature(path: Path) -> tuple[object, ...] | None:
@@ -491,8 +493,14 @@ def content_signature(path: Path) -> tuple[object, ...] | None:
     # the same tick and keep size, mtime and change counter as they were (a WAL commit does not
     # bump the counter; a rollback-journal commit does). Until the tick is surely past, the
     # signature equals no other (a look sees a change: reads open the file afresh).
+    # The tick is judged by the time stamp itself: one of whole seconds may come from a clock
+    # of seconds. A time stamp in the future (a clock ahead, a copy from another machine) is
+    # recent only within a tick: further ahead, it tells nothing, and would keep every look a
+    # change for as long as it stays ahead.
     wal_mode = head[18:20] == b"\x02\x02"
-    recent = object() if wal_mode and time.time() - found.st_mtime < _COARSE_CLOCK else None
+    tick = _COARSE_CLOCK if found.st_mtime_ns % 1_000_000_000 == 0 else _FINE_CLOCK
+    age = time.time() - found.st_mtime
+    recent = object() if wal_mode and -tick < age < tick else None
     try:
         wal = os.stat(_sibling(path, "-wal"))
         wal_state: tuple[int, int] | None = (wal.st_size, wal.st_mtime_ns)

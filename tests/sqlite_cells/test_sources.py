@@ -1057,3 +1057,29 @@ def test_an_injected_file_among_react_on_re_runs_the_query_when_it_changes(
             assert time.monotonic() < deadline, [q.get() for q in queries]
             time.sleep(0.02)
         assert [q.get().result for q in queries[:2]] == [[{"n": 4}], [{"n": 4}]]
+
+
+def test_a_wal_file_whose_time_stamp_is_ahead_is_not_read_again_at_every_look(
+    store: Path, outside: Path
+) -> None:
+    """R60: queries re-run when the file's content changes. A WAL file whose modification time
+    is in the future (a clock ahead, a copy from another machine) counted as "changed within a
+    tick" at every look, for as long as it stayed ahead: each query on it re-ran every
+    poll_interval (≈ 50 times a second here) with the file untouched."""
+    path = outside / "ahead.db"
+    conn = apsw.Connection(str(path))
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (x); INSERT INTO t VALUES (1)")
+    conn.close()
+    ahead = time.time() + 3600
+    os.utime(path, (ahead, ahead))
+    with sc.Runtime(store, poll_interval=0.02) as rt:
+        h = rt.space("demo").register_disk_source(path)
+        q = h.query("SELECT x, random() AS r FROM t")
+        assert rt.settle(10)
+        seen: list[Any] = []
+        q.observe().subscribe(seen.append)
+        time.sleep(1.0)  # ≈ 50 looks of the watcher
+        assert rt.settle(10)
+        assert len(seen) <= 2, len(seen)  # the state when subscribed (and at most one look)
+        assert q.get().result is not None and q.get().result[0]["x"] == 1
