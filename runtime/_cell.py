@@ -345,6 +345,7 @@ class Cell(Reference):
                 f"({brief_repr(target)}): use set() to store a value"
             )
         if target is not None:
+            self._space.check_link(self, target)
             with self._space.transact():
                 self.set(target)
         return Link(id=self._id, space=self._space.id, scope="space", path=self._value_path)

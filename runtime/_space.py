@@ -192,6 +192,11 @@ class Space(Reference):
         parameter's ``annotation`` cannot take; called before ``run`` records anything. The
         plain runtime takes any value R6 allows (an extension may refuse more)."""
 
+    def check_link(self, cell: Cell, target: Cell) -> None:
+        """Refuse, with an :class:`InvalidArgument`, linking ``cell`` to ``target`` when ``cell``
+        takes only some cells (an extension's typed pattern inputs); called by ``Cell.link``
+        before anything is written. The plain runtime takes any cell."""
+
     def given_input(self, cell: Cell, value: Any, annotation: Any) -> Any:
         """What a pattern body gets for a parameter given ``value`` (already kept in its input
         ``cell``): a cell given, else the input cell (an extension may wrap it according to the

@@ -226,6 +226,27 @@ class Space(runtime.Space):
                 f"no database handle: {advice}"
             )
 
+    def check_link(self, cell: Cell, target: Cell) -> None:
+        """A pattern's database input (R61) is linked to a database, a cell that holds a handle
+        or another piece's database input, as ``space.run`` takes one: ``link`` of any other
+        cell is an :class:`InvalidArgument`, before anything is written (its queries would fail,
+        and after a restart stay pending, for a link nobody meant)."""
+        from sqlite_cells._db import SqliteDb
+
+        if cell.value_path or cell.id not in self.runtime.database_inputs:
+            return
+        if isinstance(target, SqliteDb) or (
+            not target.value_path and target.id in self.runtime.database_inputs
+        ):
+            return
+        if not self.runtime.holds_handle(target):
+            raise InvalidArgument(
+                f"{cell.id} is a pattern's database input (typed sc.SqliteDb), but cell "
+                f"{target.id} in {target.space.id!r} holds no database handle: link a database "
+                "(space.sqlite_database(...) or space.register_disk_source(...)), a cell that "
+                "holds one, or another piece's database input; nothing was written"
+            )
+
     def given_input(self, cell: Cell, value: object, annotation: object) -> object:
         """A parameter typed ``sc.SqliteDb`` gives the body the database its input cell links
         to, whatever it was given — a database, ``None`` or a cell that holds a handle (R61):

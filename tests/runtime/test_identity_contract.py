@@ -235,7 +235,10 @@ def test_a_handle_shaped_default_does_not_make_a_plain_cell_a_database(
     assert isinstance(info.value, sc.SqliteCellsError)
     assert space.cell("plain").get() is None  # nothing was declared
     piece = space.run(uses_db, key="k")
-    piece.inputs["db"].link(space.cell("plain"))
+    with pytest.raises(TypeError, match="holds no database handle"):
+        piece.inputs["db"].link(space.cell("plain"))  # refused at the call
+    with space.transact():
+        piece.inputs["db"].set(space.cell("plain"))  # the same link, as the input's value
     db = piece.outputs
     with pytest.raises(sc.SqliteCellsError):
         db.read("SELECT * FROM m")
@@ -251,7 +254,10 @@ def test_a_handle_shaped_value_of_another_cell_is_no_database(rt: sc.Runtime, st
     with space.transact():
         copy.set(real.get())  # another id's handle: a plain value of this cell
     piece = space.run(uses_db, key="k")
-    piece.inputs["db"].link(copy)
+    with pytest.raises(TypeError, match="holds no database handle"):
+        piece.inputs["db"].link(copy)  # refused at the call
+    with space.transact():
+        piece.inputs["db"].set(copy)  # the same link, as the input's value
     with pytest.raises(sc.SqliteCellsError):
         piece.outputs.read("SELECT * FROM m")
     with pytest.raises(TypeError):

@@ -143,12 +143,16 @@ def test_a_plain_cell_almost_shaped_like_a_handle_linked_later_is_no_database(
     """A plain cell holding ``{"id": <its id>, "tables": {}, "rev": "draft"}`` (not a handle's
     shape, so ``set`` takes it) linked to a database input made the query fail as a
     *quarantined database* "written by an older or foreign program", whose advice was a
-    ``check`` that finds no database. It is a ``SourceError``, as for any other value."""
+    ``check`` that finds no database. It is a ``SourceError``, as for any other value. (``link``
+    itself refuses such a cell at the call; a link set as the input's value gets here.)"""
     plain = space.cell("notes")
     with space.transact():
         plain.set({"id": plain.id, "tables": {}, "rev": "draft"})
     piece = space.run(count, key="k")
-    piece.inputs["inp"].link(plain)
+    with pytest.raises(sc.SqliteCellsError, match="holds no database handle"):
+        piece.inputs["inp"].link(plain)
+    with space.transact():
+        piece.inputs["inp"].set(plain)
     rt.settle()
     error = piece.outputs.get().error
     assert type(error) is sc.SourceError
@@ -445,3 +449,28 @@ def test_an_unlinked_input_refuses_what_the_guard_refuses_before_saying_it_is_no
     with space.transact():
         inp.exec("INSERT INTO messages (body) VALUES ('a')")
     assert inp.read("SELECT count(*) AS n FROM messages") == [{"n": 1}]
+
+
+def test_link_refuses_a_cell_that_holds_no_handle_as_run_does(rt: sc.Runtime, space: Space) -> None:
+    """R61, R3: linking a database input to a plain cell is refused as space.run refuses it,
+    before anything is written; before, the link was committed and the piece's queries failed
+    (and after a restart stayed pending) for a link nobody meant. A database, a cell that holds
+    a handle and another piece's database input are linked as before."""
+    plain = space.cell("plain", default=3)
+    with pytest.raises(sc.SqliteCellsError, match="holds no database handle") as refused:
+        space.run(count, key="k", inp=plain)
+    assert isinstance(refused.value, ValueError | TypeError)
+    piece = space.run(count, key="k")
+    with pytest.raises(sc.SqliteCellsError, match="holds no database handle") as refused:
+        piece.inputs["inp"].link(plain)
+    assert isinstance(refused.value, ValueError | TypeError)
+    assert piece.inputs["inp"].get() is None  # nothing written
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    _write_one(space, db)
+    other = space.run(count, key="other", inp=db)
+    piece.inputs["inp"].link(other.inputs["inp"])  # another piece's database input
+    rt.settle()
+    assert piece.outputs.get().result == [{"n": 1}]
+    piece.inputs["inp"].link(db)
+    rt.settle()
+    assert piece.outputs.get().result == [{"n": 1}]

@@ -246,7 +246,10 @@ def test_a_pattern_database_linked_to_a_plain_cell_fails_with_a_source_error(
     query = linked.query("SELECT 1 AS one")
     rt.settle(5)
     assert query.get().pending
-    piece.inputs["db"].link(plain)
+    with pytest.raises(sc.SqliteCellsError, match="holds no database handle"):
+        piece.inputs["db"].link(plain)  # refused at the call
+    with space.transact():
+        piece.inputs["db"].set(plain)  # the same link, as the input's value
     rt.settle(5)
     state = query.get()
     assert type(state.error) is sc.SourceError

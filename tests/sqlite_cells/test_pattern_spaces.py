@@ -97,7 +97,10 @@ def test_a_database_id_in_another_space_is_no_database_input(tmp_path: Path) -> 
         # Linked later, it is no database either: as any cell holding no handle (it was an
         # error about *setting* a handle, raised for the database of space 'one').
         later = two.run(uses, key="later", db=None)
-        later.inputs["db"].link(fake)
+        with pytest.raises(sc.SqliteCellsError, match="holds no database handle"):
+            later.inputs["db"].link(fake)  # refused at the call, as by run
+        with two.transact():
+            later.inputs["db"].set(fake)  # the same link, as the input's value
         with pytest.raises(sc.SourceError, match="does not hold a database handle"):
             later.outputs.read("SELECT v FROM t")
 
