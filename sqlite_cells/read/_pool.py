@@ -312,6 +312,13 @@ class ReadPool:
         """``path`` exists (a commit wrote it)."""
         self._known.add(path)
 
+    def disown(self, path: Path) -> None:
+        """Forget that a file was seen at ``path``: the one there was another program's, not
+        the database's (a database never written then reads as such once it is gone)."""
+        with self._lock:
+            self._known.discard(path)
+            self._opened.pop(path, None)
+
     def knew(self, path: Path) -> bool:
         """Whether ``path`` was seen to exist by this pool or noted by a commit."""
         return path in self._known or path in self._opened

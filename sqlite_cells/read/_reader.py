@@ -68,7 +68,15 @@ from sqlite_cells.read._shadows import (
 )
 from sqlite_cells.read._vtabs import connect_rtrees
 from sqlite_cells.runtime import odd_kind, out_of_files, reading_sources
-from sqlite_cells.schema import Declaration, Schema, SchemaTextError, SourceKind, render_ddl
+from sqlite_cells.schema import (
+    Declaration,
+    Schema,
+    SchemaTextError,
+    SourceKind,
+    foreign_file,
+    made_elsewhere,
+    render_ddl,
+)
 from sqlite_cells.sql import (
     USER_PREPARE_FLAGS,
     Authorizer,
@@ -329,6 +337,12 @@ def read_batch(
             roll_back_interrupted(decl.path, max(0.0, left))
             with pool.connection(decl.path) as pooled:
                 return _read_file(pooled, decl, statements, timeout, tracker, start, previous)
+    except _ForeignFile:
+        # Not the database's file: let it go, and forget that a file was seen there, so the
+        # database reads as never written once that file is moved away (R41).
+        pool.discard(decl.path)
+        pool.disown(decl.path)
+        raise QueryError(decl.db_id, statements[start].sql, foreign_file(decl.path)) from None
     except FileNotFoundError:
         if decl.schema is None:
             raise QueryError(
@@ -495,6 +509,10 @@ def _source_gone(pool: ReadPool, decl: Declaration, sql: str) -> QueryError:
     )
 
 
+class _ForeignFile(Exception):
+    """The file at a database's path was made by another program (``made_elsewhere``)."""
+
+
 def _read_file(
     pooled: PooledConnection,
     decl: Declaration,
@@ -520,6 +538,8 @@ def _read_file(
             # were served with seq 0 (R42).
             cookie = own.execute(_COOKIE_SQL).fetchall()[0][0]
             seq = read_watermark(own)
+            if seq == 0 and made_elsewhere(own):
+                raise _ForeignFile
             _note_cookie(decl.path, cookie)
         tracker.seq = seq
         plan = _Plan(decl, timeout, pooled, cookie)

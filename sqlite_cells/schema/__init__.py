@@ -12,6 +12,8 @@ from sqlite_cells.schema._migrate import add_missing as add_missing
 from sqlite_cells.schema._migrate import create_meta_table as create_meta_table
 from sqlite_cells.schema._migrate import ensure_runtime_tables as ensure_runtime_tables
 from sqlite_cells.schema._migrate import ensure_schema as ensure_schema
+from sqlite_cells.schema._migrate import foreign_file as foreign_file
+from sqlite_cells.schema._migrate import made_elsewhere as made_elsewhere
 from sqlite_cells.schema._migrate import meta_text as meta_text
 from sqlite_cells.schema._migrate import migrate_file as migrate_file
 from sqlite_cells.schema._migrate import plan_migration as plan_migration
@@ -64,6 +66,8 @@ __all__ = [
     "ensure_runtime_tables",
     "ensure_schema",
     "fill_orders",
+    "foreign_file",
+    "made_elsewhere",
     "meta_text",
     "migrate_file",
     "plan_migration",

@@ -619,6 +619,10 @@ def ensure_schema(
     _check_version(version, db_id)
     conn.execute(f"SAVEPOINT {_SAVEPOINT}")
     try:
+        if made_elsewhere(conn, database):
+            raise UnsupportedMigration(
+                db_id, [foreign_file(conn.db_filename(database))], advice=_FOREIGN_ADVICE
+            )
         ensure_runtime_tables(conn, database)
         stored = stored_version(conn, database, db_id)
         _refuse_newer(stored, version, db_id)
@@ -788,6 +792,39 @@ def store_owner(conn: apsw.Connection, database: str, owner: str) -> None:
         f"INSERT OR IGNORE INTO {quote_ident(database)}._cf_meta(key, value) VALUES ('space', ?)",
         (owner,),
     )
+
+
+def made_elsewhere(conn: apsw.Connection | apsw.Cursor, database: str = "main") -> bool:
+    """Whether the file visible as ``database`` holds tables but none of the runtime's: the
+    runtime makes its tables in the same transaction as a database's first tables (a file of
+    any format has one of them), so such a file was made by another program (or left by one)
+    at the database's path — its rows are in no commit of the space (R70), and the file is
+    neither read as the database nor taken over by its first write. A file with no table at
+    all (a first write rolled back) is not."""
+    db = quote_ident(database)
+    row = conn.execute(
+        f"SELECT EXISTS (SELECT 1 FROM {db}.sqlite_schema WHERE type = 'table' "
+        "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'), "
+        f"EXISTS (SELECT 1 FROM {db}.sqlite_schema WHERE type = 'table' "
+        "AND name IN ('_cf_meta', '_cf_watermark', '_cf_changes'))"
+    ).fetchall()[0]
+    return bool(row[0]) and not row[1]
+
+
+def foreign_file(path: object) -> str:
+    """What a use of a database whose file another program made says (see
+    :func:`made_elsewhere`)."""
+    return (
+        f"the file {path} holds tables but none of the runtime's (_cf_meta…): another "
+        "program's file stands where this database's file belongs, and its rows are in no "
+        "commit of the space, so they are neither read nor written over; " + _FOREIGN_ADVICE
+    )
+
+
+_FOREIGN_ADVICE: Final = (
+    "move the file out of the store (the database then starts empty), or read it as an "
+    "injected file with space.register_disk_source(path)"
+)
 
 
 def stored_owner(conn: apsw.Connection, database: str = "main") -> str | None:
