@@ -50,10 +50,10 @@ Step 4's comparison (by what SQLite reports, and what it cannot compare) is desc
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import types
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -976,16 +976,24 @@ def _migrate_in_transaction(
 
 
 def _refuse_unrun(result: object, call: str, db_id: str) -> None:
-    """``migrate`` returned a coroutine (``async def``) or a generator: its body never ran."""
-    if inspect.isawaitable(result) or inspect.isgenerator(result) or inspect.isasyncgen(result):
-        close = getattr(result, "close", None)  # a coroutine or generator: no "never awaited"
+    """``migrate`` returned a coroutine (``async def``) or a generator: its body never ran.
+    Judged by the result's type alone: whatever the result's own ``__class__`` or ``__repr__``
+    do, nothing of it runs here (its code raising would reach the writer raw)."""
+    kind = type(result)
+    if issubclass(kind, _UNRUN):
+        close = getattr(kind, "close", None)  # a coroutine or generator: no "never awaited"
         if callable(close):
-            close()
+            close(result)
         raise MigrationError(
             db_id,
-            f"{call} returned {type(result).__name__} {result!r} instead of running: migrate "
-            "must be a plain function (not async def, not a generator); nothing was written",
+            f"{call} returned {kind.__name__} {brief_repr(result)} instead of running: "
+            "migrate must be a plain function (not async def, not a generator); nothing was "
+            "written",
         )
+
+
+# What a migrate of ``async def``, or one that yields, returns without running its body.
+_UNRUN: Final = (Awaitable, types.GeneratorType, types.AsyncGeneratorType)
 
 
 def _check_exact(conn: apsw.Connection, schema: Schema, db_id: str) -> None:

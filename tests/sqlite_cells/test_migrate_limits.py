@@ -394,6 +394,32 @@ def test_a_migrate_returning_a_coroutine_fails_and_writes_nothing(rt: sc.Runtime
     _still_writable(space, db)
 
 
+class _Shy:
+    """A value whose own ``__class__`` raises (it is never asked: the result is judged by its
+    type)."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        raise RuntimeError("no class here")
+
+
+def test_what_a_migrate_returns_runs_none_of_its_own_code(rt: sc.Runtime) -> None:
+    """R14: what ``migrate`` returns is not used; a value whose ``__class__`` raised was a raw
+    RuntimeError at the write (Errors). It is judged by its type alone: the migration commits."""
+    space, _ = _written_v1(rt)
+
+    def migrate(conn: MigrationConnection, from_version: int) -> object:
+        return _Shy()
+
+    db2 = space.sqlite_database("db", tables=V2, version=2, migrate=migrate)
+    with space.transact():
+        db2.exec("INSERT INTO t (a, b) VALUES ('y', 'b')")
+    assert db2.read("SELECT a, b FROM t ORDER BY id") == [
+        {"a": "x", "b": None},
+        {"a": "y", "b": "b"},
+    ]
+
+
 # -- A rebuilt table with a UNIQUE or a PRIMARY KEY that is not the rowid (R14) ---------------
 
 
