@@ -32,7 +32,6 @@ from sqlite_cells.codec import Link, LinkDecodeError, SqliteCellsError, decode_v
 from sqlite_cells.files import (
     OTHER_HISTORY,
     TABLES_DIFFER,
-    UNREADABLE_SPACE_ADVICE,
     Action,
     DamagedSpace,
     Garbage,
@@ -40,9 +39,11 @@ from sqlite_cells.files import (
     check_store,
     gc_plan,
     handle_value,
+    io_failure,
     remove_garbage,
     source_path,
     stored_json,
+    unreadable_advice,
     validate_disk_source,
     why_kept,
 )
@@ -116,7 +117,7 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
     if o.action is Action.SPACE_DAMAGED:
         return f"nothing was changed: {DAMAGED_SPACE_ADVICE}"
     if o.action is Action.SPACE_UNREADABLE:
-        return UNREADABLE_SPACE_ADVICE
+        return unreadable_advice(o.detail or "")
     return ""
 
 
@@ -173,6 +174,8 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
                 what = (
                     "damaged, cannot be read"
                     if o.action is Action.SPACE_DAMAGED
+                    else "cannot be opened"
+                    if io_failure(o.detail or "")
                     else "cannot be opened by this user"
                 )
                 out.write(

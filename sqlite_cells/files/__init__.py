@@ -10,7 +10,6 @@ from sqlite_cells.files._damage import quick_check as quick_check
 from sqlite_cells.files._damage import source_damage_advice as source_damage_advice
 from sqlite_cells.files._handles import DROP_KIND as DROP_KIND
 from sqlite_cells.files._handles import KEPT_IN_USE as KEPT_IN_USE
-from sqlite_cells.files._handles import UNREADABLE_SPACE_ADVICE as UNREADABLE_SPACE_ADVICE
 from sqlite_cells.files._handles import DamagedSpace as DamagedSpace
 from sqlite_cells.files._handles import DatabaseDropped as DatabaseDropped
 from sqlite_cells.files._handles import Garbage as Garbage
@@ -32,6 +31,7 @@ from sqlite_cells.files._handles import handle_schema as handle_schema
 from sqlite_cells.files._handles import handle_shaped as handle_shaped
 from sqlite_cells.files._handles import handle_value as handle_value
 from sqlite_cells.files._handles import holds_handle as holds_handle
+from sqlite_cells.files._handles import io_failure as io_failure
 from sqlite_cells.files._handles import is_dropped as is_dropped
 from sqlite_cells.files._handles import orphans as orphans
 from sqlite_cells.files._handles import recorded_pin as recorded_pin
@@ -41,6 +41,7 @@ from sqlite_cells.files._handles import remove_garbage as remove_garbage
 from sqlite_cells.files._handles import source_path as source_path
 from sqlite_cells.files._handles import space_damage as space_damage
 from sqlite_cells.files._handles import space_files as space_files
+from sqlite_cells.files._handles import unreadable_advice as unreadable_advice
 from sqlite_cells.files._handles import unreadable_handle as unreadable_handle
 from sqlite_cells.files._handles import unwritten_handle as unwritten_handle
 from sqlite_cells.files._handles import why_kept as why_kept
@@ -126,7 +127,6 @@ __all__ = [
     "READ_ONLY_URI",
     "SOURCE_OPEN",
     "TABLES_DIFFER",
-    "UNREADABLE_SPACE_ADVICE",
     "WATERMARK_SQL",
     "Action",
     "DamagedSpace",
@@ -175,6 +175,7 @@ __all__ = [
     "holds_handle",
     "hot_journal_advice",
     "in_wal_mode",
+    "io_failure",
     "is_damage",
     "is_dropped",
     "is_hot_journal",
@@ -222,6 +223,7 @@ __all__ = [
     "unpin",
     "unread_wal",
     "unread_wal_advice",
+    "unreadable_advice",
     "unreadable_handle",
     "unreadable_outcome",
     "unwritten_handle",

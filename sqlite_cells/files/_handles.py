@@ -96,7 +96,6 @@ T = TypeVar("T")
 __all__ = [
     "DROP_KIND",
     "KEPT_IN_USE",
-    "UNREADABLE_SPACE_ADVICE",
     "DamagedSpace",
     "DatabaseDropped",
     "Garbage",
@@ -119,6 +118,7 @@ __all__ = [
     "handle_shaped",
     "handle_value",
     "holds_handle",
+    "io_failure",
     "is_dropped",
     "owned_databases",
     "recorded_pin",
@@ -127,6 +127,7 @@ __all__ = [
     "remove_garbage",
     "source_path",
     "space_damage",
+    "unreadable_advice",
     "unreadable_handle",
     "why_kept",
 ]
@@ -657,7 +658,7 @@ class DamagedSpace:
     its space, so nothing in the store can rebuild it. It is reported and kept as found.
     ``unreadable``: SQLite could not open it for a reason that says nothing of its contents
     (this user's permissions, an I/O error: :func:`_space_unreadable`); then its advice is
-    :data:`UNREADABLE_SPACE_ADVICE`, not a restore."""
+    :func:`unreadable_advice`, not a restore."""
 
     path: Path
     reason: str  # what SQLite said
@@ -665,7 +666,7 @@ class DamagedSpace:
 
     @property
     def advice(self) -> str:
-        return UNREADABLE_SPACE_ADVICE if self.unreadable else DAMAGED_SPACE_ADVICE
+        return unreadable_advice(self.reason) if self.unreadable else DAMAGED_SPACE_ADVICE
 
 
 UNREADABLE_SPACE_ADVICE = (
@@ -673,6 +674,23 @@ UNREADABLE_SPACE_ADVICE = (
     "and -shm and their folder (SQLite writes a -shm beside a file it reads), then run the "
     "command again; meanwhile `sqlite-cells gc` removes no database file it may name"
 )
+IO_ERROR_SPACE_ADVICE = (
+    "nothing of it was read or changed: the file system refused a read or a write — a full "
+    "disk, a file size limit, a failing device (SQLite writes a -shm beside a file it reads): "
+    "free space or check the disk, then run the command again; meanwhile `sqlite-cells gc` "
+    "removes no database file it may name"
+)
+
+
+def io_failure(reason: str) -> bool:
+    """Whether SQLite's ``reason`` for not opening a file is an I/O error (a full disk, a
+    failing device), not this user's permissions."""
+    return "I/O error" in reason
+
+
+def unreadable_advice(reason: str) -> str:
+    """What to do about a space file SQLite could not open for ``reason``."""
+    return IO_ERROR_SPACE_ADVICE if io_failure(reason) else UNREADABLE_SPACE_ADVICE
 
 
 def _listed_problem(path: Path, exc: DatabaseError | UnreadableRecord) -> DamagedSpace | None:

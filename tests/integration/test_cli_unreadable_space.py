@@ -14,7 +14,7 @@ import pytest
 
 import sqlite_cells as sc
 
-from ..conftest import run_cli, run_unprivileged, shared_dir
+from ..conftest import run_cli, run_cli_limited, run_unprivileged, shared_dir
 
 TABLES = {"t": sc.table(id="integer primary key", v="text")}
 
@@ -127,3 +127,25 @@ def test_tables_of_a_store_whose_only_database_is_orphaned_says_so(tmp_path: Pat
     assert done.returncode == 0, done
     assert "not been written yet" not in done.stdout
     assert "database files that no space names are in the store" in done.stdout
+
+
+def test_a_space_file_the_disk_cannot_open_says_so_not_this_users_permissions(
+    tmp_path: Path,
+) -> None:
+    """Errors, §6: under a file size limit (as on a full disk) SQLite cannot make the -shm it
+    writes beside a space file it reads: `check` said the file "cannot be opened by this user"
+    and to fix permissions. It says the file cannot be opened, for an I/O error, and to free
+    space or check the disk."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("a")
+        db = space.sqlite_database("d", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('x')")
+    done = run_cli_limited("RLIMIT_FSIZE", 10_000, "check", "--store", str(store))
+    assert done.returncode == 1, done.stderr
+    assert "cannot be opened (disk I/O error)" in done.stdout, done.stdout
+    assert "free space or check the disk" in done.stdout
+    assert "by this user" not in done.stdout and "Traceback" not in done.stderr
+    done = run_cli("check", "--store", str(store))  # the limit gone: all is well
+    assert done.returncode == 0 and "in sync" in done.stdout, done.stdout
