@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -609,6 +610,7 @@ def _check_default(
         with budget.within(DEFAULT_SECONDS):
             scratch.execute(f"SELECT typeof(({default_expression(default)}))").fetchall()
             _fill_standin(scratch, standin)
+        _check_added_alike(scratch, name, column, type_, default)
     except apsw.InterruptError as exc:
         raise SchemaError(
             f"table {_shown(name)}, column {_shown(column)}: the default "
@@ -625,6 +627,40 @@ def _check_default(
             f"most {limit} MiB (SQLite's length limit)"
         ) from exc
     return standin
+
+
+# A number written as a literal (the defaults SQLite keeps the spelling of in one place).
+_NUMBER_LITERAL: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _check_added_alike(
+    scratch: apsw.Connection, name: str, column: str, type_: str, default: str
+) -> None:
+    """R13, R14: a TEXT column's default written as a number with a fraction or an exponent
+    (``default 1.50``, ``default 1e2``) is stored by SQLite as the number's text ('1.5',
+    '100.0') in a row written after the column exists, but read as the literal's spelling
+    ('1.50', '1e2') in a row that ``ALTER TABLE … ADD COLUMN`` gave the column: one
+    declaration, two values, depending on how the file got the column (and a file rebuilt
+    from its log, or migrated by a table rebuild, holds the other one). Such a default is
+    refused; a string says the text meant."""
+    if _affinity(type_) != "TEXT" or _NUMBER_LITERAL.fullmatch(default.strip()) is None:
+        return
+    probe = "temp._cf_added_column"
+    try:
+        scratch.execute(f"CREATE TABLE {probe} (x); INSERT INTO {probe} VALUES (1)")
+        scratch.execute(f"ALTER TABLE {probe} ADD COLUMN c {type_} DEFAULT {default}")
+        scratch.execute(f"INSERT INTO {probe} (x) VALUES (2)")
+        added, written = (r[0] for r in scratch.execute(f"SELECT c FROM {probe} ORDER BY x"))
+    finally:
+        scratch.execute(f"DROP TABLE IF EXISTS {probe}")
+    if added != written:
+        raise SchemaError(
+            f"table {_shown(name)}, column {_shown(column)}: the default {default} of a TEXT "
+            f"column is stored as {written!r} in rows written after the column exists, but "
+            f"read as {added!r} in rows a migration adds the column to (SQLite keeps the "
+            f"number's spelling there): write the text meant as a string, default {written!r} "
+            f"or default {added!r}"
+        )
 
 
 def _check_trial_row(scratch: apsw.Connection, name: str, xinfo: list[Any]) -> None:

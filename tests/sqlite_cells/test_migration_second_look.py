@@ -1070,3 +1070,35 @@ def test_a_declared_table_whose_name_the_file_gives_an_index_reads_empty(store: 
         with refused, space.transact():
             db.exec("INSERT INTO foo (x) VALUES ('y')")
         assert db.read("SELECT * FROM foo") == []
+
+
+@pytest.mark.parametrize("default", ["1.50", "(0.10)", "1e2", "-0.0"])
+def test_a_text_columns_default_spelled_as_a_number_with_a_fraction_is_refused(
+    space: Space, default: str
+) -> None:
+    """R13, R14: SQLite stores such a default as the number's text ('1.5') in rows written
+    after the column exists, but reads it as the literal's spelling ('1.50') in rows ALTER
+    TABLE … ADD COLUMN gave the column: old rows changed value at migration, and a file migrated
+    by a table rebuild held the other value. Refused at declaration, naming both values;
+    nothing is declared."""
+    with pytest.raises(sc.SchemaError, match="write the text meant as a string") as refused:
+        space.sqlite_database(
+            "d", tables={"t": sc.table(id="integer primary key", price=f"text default {default}")}
+        )
+    assert "rows a migration adds the column to" in str(refused.value)
+    with pytest.raises(sc.SqliteCellsError):
+        space.sqlite_database("d", tables={"t": sc.table(price=f"varchar(9) default {default}")})
+
+
+@pytest.mark.parametrize(
+    "spec", ["text default '1.50'", "text default 1.5", "text default 007", "real default 1.50"]
+)
+def test_defaults_that_read_alike_either_way_are_declared(space: Space, spec: str) -> None:
+    old = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key")})
+    with space.transact():
+        old.exec("INSERT INTO t (id) VALUES (1)")
+    db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key", price=spec)})
+    with space.transact():
+        db.exec("INSERT INTO t (id) VALUES (2)")  # the first write adds the column: ADD COLUMN
+    (before, after) = [r["price"] for r in db.read("SELECT price FROM t ORDER BY id")]
+    assert before == after
