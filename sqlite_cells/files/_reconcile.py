@@ -391,7 +391,7 @@ def _reconcile(
             # cannot rebuild is quarantined with nothing created (R7: a read creates no file).
             try:
                 _check_history(space_conn, db_id, 0)
-                _check_versions(space_conn, db_id, 0, space_seq, None)
+                _check_versions(space_conn, db_id, 0, space_seq, None, rebuilt=True)
             except (_Irreparable, msgspec.DecodeError) as exc:
                 return _quarantine(db_id, path, 0, space_seq, f"no file; {exc}")
             if not repair:
@@ -1063,16 +1063,25 @@ def _file_version(conn: apsw.Connection, db_id: str) -> int | None:
 
 
 def _check_versions(
-    space_conn: apsw.Connection, db_id: str, after: int, upto: int, found: int | None
+    space_conn: apsw.Connection,
+    db_id: str,
+    after: int,
+    upto: int,
+    found: int | None,
+    *,
+    rebuilt: bool = False,
 ) -> None:
     """``_Irreparable`` when replaying the commits to ``db_id`` in (``after``, ``upto``] onto a
     file at version ``found`` would cross a version step the file lacks (see
-    :func:`_version_after`); nothing is told for a space file of an older format."""
+    :func:`_version_after`; ``rebuilt``: there is no file, the replay would make it); nothing
+    is told for a space file of an older format."""
     if stored_format(space_conn) in (None, FORMAT_VERSION):
-        _version_after(SpaceFile.ops_for(space_conn, db_id, after, upto), found)
+        _version_after(SpaceFile.ops_for(space_conn, db_id, after, upto), found, rebuilt=rebuilt)
 
 
-def _version_after(ops: list[tuple[int, Op]], found: int | None) -> int | None:
+def _version_after(
+    ops: list[tuple[int, Op]], found: int | None, *, rebuilt: bool = False
+) -> int | None:
     """The version a file at version ``found`` (None: none) is at once ``ops`` are replayed
     onto it (None: not known); ``_Irreparable`` when one of them was written on the file at a
     version it does not reach.
@@ -1095,6 +1104,14 @@ def _version_after(ops: list[tuple[int, Op]], found: int | None) -> int | None:
         needed = body.from_version
         if known and needed is not None and (current is None or current < needed):
             at = "no version" if current is None else f"version {current}"
+            if rebuilt:
+                raise _Irreparable(
+                    f"its space's log cannot rebuild it: the space's commit {seq} was written "
+                    f"on the file at version {needed}, after a migration (a migrate= step) that "
+                    f"the log does not hold, and a replay of the log stops at {at}; nothing "
+                    f"was created: put back the file from a copy made at version {needed} or "
+                    "later"
+                )
             raise _Irreparable(
                 f"the file is at {at}, but the space's commit {seq} was written on it at "
                 f"version {needed}: the file lacks a migration (a migrate= step) made before "

@@ -122,7 +122,12 @@ def test_a_missing_file_whose_history_crosses_a_migrate_step_is_not_rebuilt(
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     (outcome,) = sc_files.check_store(store, repair=False)
     assert outcome.action is Action.QUARANTINED and "at no version" not in outcome.detail
-    assert "lacks a migration" in outcome.detail
+    # Said as what it is: no file, and a log that cannot rebuild one (not "the file is at
+    # version 1 … restored from an older copy", of a file there is not).
+    assert "no file; its space's log cannot rebuild it" in outcome.detail
+    assert "after a migration (a migrate= step) that the log does not hold" in outcome.detail
+    assert "the file is at" not in outcome.detail and "nothing was created" in outcome.detail
+    assert not path.exists()
     with sc.Runtime(store) as rt:
         db = rt.space("demo").sqlite_database("m", tables=V2, version=2, migrate=upper)
         with pytest.raises(sc.Quarantined):
