@@ -295,6 +295,10 @@ class MigrationConnection:
                 f"database {self._db_id}: the migration connection was used after migrate() "
                 f"returned; run every migration statement inside migrate()"
             )
+        if isinstance(sql, str) and type(sql) is not str:
+            # Its text is what SQLite runs and what is judged: a str subclass's own __eq__,
+            # __hash__ or __getitem__ would let the checks below read another statement.
+            sql = str.__str__(sql)
         first = self._check(sql)
         bindings = self._bindings(sql, params)
         budget = self._budget

@@ -92,7 +92,11 @@ def map_params(sql: str, columns_of: Callable[[str], Sequence[str]] | None = Non
 
     ``columns_of(table)`` resolves ``INSERT INTO table VALUES (…)`` without a column list. The
     analysis is cached per ``sql`` text (bounded), so ``columns_of`` is called on every call.
+    A ``str`` subclass is read as its text (its own ``__eq__`` or ``__hash__`` would find another
+    text's analysis).
     """
+    if type(sql) is not str and isinstance(sql, str):
+        sql = str.__str__(sql)
     analysis, fixed = _analysis(sql) if len(sql) <= CACHE_MAX_SQL_LENGTH else _analyze(sql)
     return fixed if fixed is not None else _targets(analysis, columns_of)
 

@@ -262,7 +262,10 @@ def scan_sql(sql: str) -> Statement:
     """The :class:`Statement` of ``sql``, scanned once per text (bounded LRU cache).  A text
     longer than :data:`CACHE_MAX_SQL_LENGTH` is not kept: it is scanned again unless its
     :class:`Statement` is still held somewhere (a caller holding the guard's verdict while it
-    maps the parameters, say).  Never raises for any ``str``."""
+    maps the parameters, say).  Never raises for any ``str``; a ``str`` subclass is read as
+    its text (its own ``__eq__`` or ``__hash__`` would find another text's scan)."""
+    if type(sql) is not str and isinstance(sql, str):
+        sql = str.__str__(sql)
     if len(sql) > CACHE_MAX_SQL_LENGTH:
         statement = _held_scans.get(sql)
         if statement is None:

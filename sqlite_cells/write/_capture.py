@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable
 import apsw
 
 from sqlite_cells.files import same_value
+from sqlite_cells.runtime import interrupts_held
 from sqlite_cells.schema import quote_ident as quote_name
 
 __all__ = [
@@ -132,7 +133,11 @@ def _session_run(
                 raise TooWideToCompare(*widest, bulk=False) from None
             raise
     finally:
-        session.close()
+        # Closing the session calls back into Python (the connection's authorizer): a Ctrl-C
+        # landing there could not be raised (SQLite's cleanup ignores it, printed as ignored),
+        # so it is held back and delivered once the session is closed.
+        with interrupts_held():
+            session.close()
 
 
 def _widest_keyless(

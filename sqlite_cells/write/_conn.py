@@ -202,6 +202,10 @@ class WriteConn:
             finally:
                 gate.leave()
         finally:
+            # Again here: a Ctrl-C that lands inside enter() or right after it, before the try
+            # above begins, would otherwise leave the gate entered, and every later user
+            # statement of this connection would be refused as re-entrant.
+            gate.leave()
             self._policy, self._stepping, self.deadline = _deny, False, None
 
 

@@ -245,3 +245,35 @@ def test_migrate_drops_what_another_program_left_in_the_file(space: Space) -> No
     }
     conn.close()
     assert names == {"t", "_cf_meta", "_cf_watermark", "_cf_changes"}
+
+
+class _AllAlike(str):
+    """A str subclass whose instances all compare equal and hash alike."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __hash__(self) -> int:
+        return 0
+
+
+def test_a_migrate_statement_given_as_a_str_subclass_is_judged_as_its_text(space: Space) -> None:
+    """R14, R25: a migrate statement given as a str subclass whose own __eq__ and __hash__ found
+    the scan of an earlier text ("SELECT 1") got a second statement and a REINDEX of the
+    runtime's own tables past the checks the authorizer cannot make. Its text is judged, as
+    db.exec's is."""
+    _seeded(space)
+    refusals: list[str] = []
+
+    def migrate(mc: MigrationConnection, from_version: int) -> None:
+        assert mc.execute(_AllAlike("SELECT 1")) == [(1,)]
+        for sql in ("REINDEX _cf_meta", "SELECT 2; REINDEX _cf_meta"):
+            try:
+                mc.execute(_AllAlike(sql))
+            except sc.MigrationError as exc:
+                refusals.append(str(exc))
+        mc.execute("ALTER TABLE t RENAME COLUMN a TO b")
+
+    _write_v2(space, migrate)
+    assert len(refusals) == 2
+    assert "the runtime's own tables" in refusals[0] and "several statements" in refusals[1]

@@ -132,3 +132,19 @@ def test_a_str_subclass_is_read_as_its_text() -> None:
     assert lex(_Text("SELECT a FROM t")).tokens == lex("SELECT a FROM t").tokens
     # A column spec is scanned as a statement's text is (Errors: no raw TypeError).
     assert sc.table(a=_Text("integer not null")) == sc.table(a="integer not null")
+
+
+def test_a_str_subclass_never_finds_another_texts_scan_or_mapping() -> None:
+    class AllAlike(str):
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        def __hash__(self) -> int:
+            return 0
+
+    from sqlite_cells.sql import map_params, scan_sql
+
+    assert scan_sql(AllAlike("SELECT ?")).param_count == 1
+    assert scan_sql(AllAlike("SELECT $a(x) -- c")).problem is not None
+    assert map_params(AllAlike("SELECT ?")).count == 1
+    assert map_params(AllAlike("INSERT INTO t (a, b) VALUES (?, ?)")).count == 2

@@ -335,3 +335,34 @@ def test_an_op_whose_changes_take_past_the_deadline_to_record_is_an_exec_timeout
         with space.transact():
             db.exec("UPDATE t SET v = v + 1")
         assert db.read("SELECT v FROM t ORDER BY id") == [{"v": 2}, {"v": 3}] and db.rev == 2
+
+
+def test_a_ctrl_c_right_after_the_gate_is_entered_leaves_it_open_for_the_next_write(
+    rt: sc.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGINT landing inside the write connection's gate.enter(), or right after it and before
+    the statement's try begins, left the gate entered: every later db.exec of the space failed
+    with "this connection is already running a user statement" until the runtime closed (seen
+    with SIGINTs sent at random moments of a write loop). The gate is left whatever stops the
+    statement now."""
+    from sqlite_cells.sql._authorizer import Gate
+
+    enter = Gate.enter
+    fired: list[bool] = []
+
+    def interrupted_enter(gate: Gate, *args: Any, **kwargs: Any) -> None:
+        enter(gate, *args, **kwargs)
+        if not fired:
+            fired.append(True)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Gate, "enter", interrupted_enter)
+    space = rt.space("demo")
+    db = space.sqlite_database("d", tables=TABLES)
+    with pytest.raises(KeyboardInterrupt), space.transact():
+        db.exec("INSERT INTO t (n) VALUES (1)")
+    assert fired == [True]
+    for n in (2, 3):
+        with space.transact():
+            db.exec("INSERT INTO t (n) VALUES (?)", [n])
+    assert db.read("SELECT n FROM t ORDER BY n") == [{"n": 2}, {"n": 3}]
