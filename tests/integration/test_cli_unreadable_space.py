@@ -14,7 +14,7 @@ import pytest
 
 import sqlite_cells as sc
 
-from ..conftest import run_cli, run_cli_limited, run_unprivileged, shared_dir
+from ..conftest import run_cli, run_cli_limited, run_unprivileged, shared_dir, written_once
 
 TABLES = {"t": sc.table(id="integer primary key", v="text")}
 
@@ -137,11 +137,7 @@ def test_a_space_file_the_disk_cannot_open_says_so_not_this_users_permissions(
     and to fix permissions. It says the file cannot be opened, for an I/O error, and to free
     space or check the disk."""
     store = tmp_path / "store"
-    with sc.Runtime(store) as rt:
-        space = rt.space("a")
-        db = space.sqlite_database("d", tables=TABLES)
-        with space.transact():
-            db.exec("INSERT INTO t (v) VALUES ('x')")
+    written_once(store, "a", "d")
     done = run_cli_limited("RLIMIT_FSIZE", 10_000, "check", "--store", str(store))
     assert done.returncode == 1, done.stderr
     assert "cannot be opened (disk I/O error)" in done.stdout, done.stdout
