@@ -393,9 +393,9 @@ static PyObject *build(PyObject *module, PyObject *const *args, Py_ssize_t nargs
             if (entry == NULL) goto done;
             int appended = PyList_Append(params_raw, entry);
             Py_DECREF(entry);
-            Py_INCREF(s_question);
-            if (appended < 0 || append_token(tokens, KIND_PARAM, s_question, start, end) < 0)
-                goto done;
+            if (appended < 0) goto done;
+            Py_INCREF(s_question); /* append_token takes this reference, whatever happens */
+            if (append_token(tokens, KIND_PARAM, s_question, start, end) < 0) goto done;
         } else if (is_ascii_digit(first) && ascii_digits(kind, data, start, stop)) {
             Py_INCREF(s_empty);
             if (append_token(tokens, KIND_NUMBER, s_empty, start, end) < 0) goto done;
