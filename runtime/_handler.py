@@ -7,14 +7,16 @@ import contextvars
 import functools
 import inspect
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ParamSpec, Protocol, overload
+from typing import Any, Final, ParamSpec, Protocol, overload
 
 from sqlite_cells.codec import ConflictError, TransactionError, brief_repr
 from sqlite_cells.runtime._boundary import InvalidArgument, checked_arguments
 from sqlite_cells.runtime._leaving import Leaving
 from sqlite_cells.runtime._lock_holder import LockHolder
+from sqlite_cells.runtime._lock_wait import abandon_lock_waits_on
 from sqlite_cells.runtime._space_file import LOCK_PATIENCE, SpaceFile
 from sqlite_cells.runtime._tx import (
     Transaction,
@@ -302,13 +304,19 @@ async def _commit_off_loop(tx: Transaction, holder: LockHolder | None = None) ->
         tx.state = TxState.COMMITTED
         return None
     commit = holder.commit(tx) if holder is not None else None
+    abandon = threading.Event()
     if commit is None:
         context = contextvars.copy_context()
+        context.run(abandon_lock_waits_on, abandon)
         loop = asyncio.get_running_loop()
         commit = loop.run_in_executor(None, functools.partial(context.run, space.commit, tx))
     try:
-        tx.seq = await asyncio.shield(commit)
+        tx.seq = await _awake_until(commit)
     except asyncio.CancelledError:
+        # A wait for another program's lock (before anything is written) ends now, as a
+        # Ctrl-C ends a sync commit's: the commit fails, nothing of it written, instead of
+        # going through once that program lets go, up to the busy timeout later.
+        abandon.set()
         await _ended(commit)
         tx.state = TxState.COMMITTED if _succeeded(commit) else TxState.ABORTED
         if tx.state is TxState.COMMITTED:
@@ -319,6 +327,22 @@ async def _commit_off_loop(tx: Transaction, holder: LockHolder | None = None) ->
         raise
     tx.state = TxState.COMMITTED
     return tx.seq
+
+
+# How often the event loop wakes while a commit runs off it: a loop woken by nothing but the
+# commit's end handles an interrupt that arrived meanwhile only then (a notebook kernel's
+# interrupt of `await handler(...)` took effect once another program let go of the lock the
+# commit waited for, up to the busy timeout later).
+_AWAKE_EVERY: Final = 0.1
+
+
+async def _awake_until(work: asyncio.Future[Any]) -> Any:
+    """``work``'s result, as ``await asyncio.shield(work)`` gives it (a cancellation of the
+    caller leaves ``work`` running), the loop woken every :data:`_AWAKE_EVERY` seconds
+    meanwhile."""
+    while not work.done():
+        await asyncio.wait({work}, timeout=_AWAKE_EVERY)
+    return work.result()
 
 
 async def _ended(work: asyncio.Future[Any]) -> None:

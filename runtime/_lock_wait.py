@@ -13,6 +13,7 @@ as the command's other connections do."""
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 from collections.abc import Iterator
@@ -22,6 +23,17 @@ from contextvars import ContextVar
 import apsw
 
 _STEP = 0.01  # seconds between two tries while another connection holds the lock
+
+# Set in the context an async handler's commit runs in (a worker thread, which no Ctrl-C
+# reaches): once the awaiting task is cancelled (a notebook's interrupt, ``task.cancel()``), a
+# wait for another program's lock in that commit ends at once, as a Ctrl-C ends a sync one.
+_ABANDONED: ContextVar[threading.Event | None] = ContextVar("lock_waits_abandoned", default=None)
+
+
+def abandon_lock_waits_on(event: threading.Event) -> None:
+    """In the current context, the waits of :class:`_Waiter` end once ``event`` is set (the
+    statement that waited fails as busy: nothing of a commit not begun is written)."""
+    _ABANDONED.set(event)
 
 
 class _Limits:
@@ -91,7 +103,8 @@ class _Waiter:
         self.given_up = False  # its connection is being closed: no wait goes on (give_up)
 
     def __call__(self, count: int) -> bool:
-        if self.given_up:
+        abandoned = _ABANDONED.get()
+        if self.given_up or (abandoned is not None and abandoned.is_set()):
             return False
         if count < len(_DELAYS):
             delay, prior = _DELAYS[count], _TOTALS[count]

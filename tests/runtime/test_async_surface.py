@@ -345,7 +345,10 @@ def test_a_timeout_during_the_commit_leaves_it_decided_and_told(space: sc.Space,
 def test_a_timeout_while_another_writer_holds_the_space_is_told_truthfully(
     store: Path, space: sc.Space
 ) -> None:
-    """The commit waits for another process's SQLite write lock; the caller gives up first."""
+    """The commit waits for another process's SQLite write lock; the caller gives up first.
+    Its wait for the lock ends then (as a Ctrl-C ends a sync commit's): the commit, not begun,
+    is decided as not made, and the caller is told so at once — not once the other program
+    lets go (then the commit went through after the caller had given up)."""
     counter = space.cell("counter", default=0)
 
     @sc.handler
@@ -358,16 +361,16 @@ def test_a_timeout_while_another_writer_holds_the_space_is_told_truthfully(
         other.execute("BEGIN IMMEDIATE")
         try:
             task = asyncio.create_task(asyncio.wait_for(bump(c=counter), 0.1))
-            done, _ = await asyncio.wait({task}, timeout=0.5)
-            assert not done  # waiting for the lock, not abandoned half-way
+            done, _ = await asyncio.wait({task}, timeout=10)
+            assert done  # the wait for the lock ended with the timeout
+            with pytest.raises(TimeoutError):
+                await task
+            assert (counter.get(), space.file.seen_seq) == (1, 1)  # nothing of it committed
         finally:
             other.execute("ROLLBACK")
             other.close()
-        with pytest.raises(TimeoutError):
-            await task
-        value = counter.get()
-        assert (value, space.file.seen_seq) == (2, 2)
-        assert await bump(c=counter) == 3
+        assert (counter.get(), space.file.seen_seq) == (1, 1)
+        assert await bump(c=counter) == 2
 
     _run(main)
 
@@ -1168,3 +1171,42 @@ def test_tasks_of_a_transaction_share_it_and_one_that_outlives_it_says_so(
     assert "the one this code runs in was already committed" in str(written)
     assert isinstance(handled, sc.TransactionError)  # its body's write, after the block
     assert "was already committed" in str(handled)
+
+
+def test_an_interrupt_noted_without_waking_the_loop_ends_a_commits_lock_wait(
+    store: Path, space: sc.Space
+) -> None:
+    """A notebook kernel's interrupt of `await handler(...)` is noted where nothing wakes the
+    event loop: the loop, woken only by the commit's end, took the cancellation once another
+    program let go of the lock the commit waited for, and the commit went through (10 s after
+    the interrupt in a real kernel). The loop wakes while a commit runs off it, so the
+    cancellation ends the lock wait at once, and nothing is committed."""
+    counter = space.cell("counter", default=0)
+
+    @sc.handler
+    async def bump(*, c: sc.Cell) -> None:
+        c.update(lambda v: v + 1)
+
+    async def main() -> float:
+        assert await bump(c=counter) == 1
+        other = apsw.Connection(str(space.file.path))
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            loop = asyncio.get_running_loop()
+            task = asyncio.create_task(bump(c=counter))
+            await asyncio.sleep(0.3)  # the commit waits for the lock, off the loop
+            noted = time.monotonic()
+            # As a signal handler notes it: call_soon from the loop's thread, no wake-up.
+            loop.call_soon(task.cancel)
+            done, _ = await asyncio.wait({task}, timeout=20)
+            assert done
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            return time.monotonic() - noted
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+
+    took = _run(main)
+    assert took < 5, took  # within a wake-up or two (it took until the lock was let go)
+    assert (counter.get(), space.file.seen_seq) == (1, 1)
