@@ -91,6 +91,7 @@ from sqlite_cells.schema import (
     declared_report,
     diff_of,
     ensure_runtime_tables,
+    made_elsewhere,
     meta_text,
     store_owner,
     store_version,
@@ -517,6 +518,19 @@ def _reconcile_file(
         raise
     try:
         _check_owner(space_conn, conn)
+        # Tables, none of the runtime's: another program's file put at this path, its rows no
+        # commit of the space — never replayed into, never served (R71). (One whose tables
+        # differ from the declared ones is told so below, as a replay meets them.)
+        if (
+            space_seq > 0
+            and made_elsewhere(conn)
+            and not diff_of(conn, "main", _handle_schema(space_conn, db_id))[1]
+        ):
+            raise _Irreparable(
+                f"{OTHER_HISTORY}: it holds the declared tables but none of the runtime's "
+                "(another program's file put there?), and its rows are in no commit of the "
+                "space"
+            )
         if db_seq == space_seq:
             _check_same_history(space_conn, conn, db_id, db_seq)
             action, commits = Action.IN_SYNC, 0
