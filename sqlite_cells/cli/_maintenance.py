@@ -167,7 +167,7 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
                 mark = row["watermark"] if row["watermark"] is not None else "unreadable"
                 out.write(
                     f"orphaned database file {one_line(row['file'])}: watermark {mark} "
-                    f"({one_line(row['detail'])})\n  {row['advice']}\n"
+                    f"({one_line(row['detail'])})\n  {one_line(row['advice'])}\n"
                 )
                 continue
             if row["db"] is None:
@@ -181,7 +181,7 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
                 out.write(
                     f"space file {one_line(row['file'])}: {what} ({one_line(row['detail'])})\n"
                 )
-                out.write(f"  {row['advice']}\n")
+                out.write(f"  {one_line(row['advice'])}\n")
                 continue
             mark = row["watermark"] if row["watermark"] is not None else "unreadable"
             out.write(
@@ -193,7 +193,7 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
                 + "\n"
             )
             if row["advice"]:
-                out.write(f"  {row['advice']}\n")
+                out.write(f"  {one_line(row['advice'])}\n")
         out.write(f"{checked} database(s) checked\n")
     elif args.fmt is Format.JSON:
         print_json(rows, out)

@@ -21,7 +21,7 @@ import pytest
 import sqlite_cells as sc
 from sqlite_cells.cli._cli import main
 
-from ..conftest import run_cli
+from ..conftest import run_cli, written_once
 
 TABLES = {"m": sc.table(id="integer primary key", body="text")}
 
@@ -528,3 +528,18 @@ def test_an_injected_file_damaged_or_gone_is_a_finding_with_its_own_advice(
     assert sorted((r["id"], r["missing"], r["gone"]) for r in rows) == sorted(
         [(ids[0], "false", "false"), (ids[1], "true", "true")]
     )
+
+
+def test_check_escapes_a_stray_files_name_in_its_advice(tmp_path: Path) -> None:
+    """§6: a file in the store named with control characters (a copy of a database file, an
+    orphan to `check`) was escaped in its report line but written raw in the advice under it:
+    an ESC sequence and a right-to-left override reached the terminal (`gc` escaped it)."""
+    store = tmp_path / "store"
+    db = written_once(store, "demo", "chat")
+    shutil.copy(db.path, store / "cell-\x1b[31m\u202eEVIL\n.sqlite")
+    for args in (("check",), ("check", "--repair")):
+        done = run_cli(*args, "--store", str(store))
+        assert done.returncode == 1, done.stdout
+        assert "orphaned database file" in done.stdout
+        assert "\x1b" not in done.stdout and "\u202e" not in done.stdout
+        assert "\\x1b[31m" in done.stdout
