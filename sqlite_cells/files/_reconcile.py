@@ -26,6 +26,7 @@ Without ``repair`` nothing is written and no file is created (``sqlite-cells che
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import enum
 import functools
@@ -1276,15 +1277,24 @@ def keep_copy(path: Path, why: str) -> Path:
     while Path(f"{base}.{n}").exists():
         n += 1
     copy = Path(f"{base}.{n}")
-    if path.exists():
-        copy_file(path, copy)  # never a plain open and close: they drop the caller's lock
-    wal = Path(f"{path}-wal")
-    if wal.exists():
-        copy_file(wal, Path(f"{copy}-wal"))
-    Path(f"{copy}.txt").write_text(
-        f"{path.name}: copy kept before a repair ({why}) at {stamp} UTC.\n"
-        "To look at it, copy it (with its -wal) elsewhere and open it with sqlite3.\n"
-    )
+    made = [copy, Path(f"{copy}-wal"), Path(f"{copy}.txt")]
+    try:
+        if path.exists():
+            copy_file(path, copy)  # never a plain open and close: they drop the caller's lock
+        wal = Path(f"{path}-wal")
+        if wal.exists():
+            copy_file(wal, made[1])
+        made[2].write_text(
+            f"{path.name}: copy kept before a repair ({why}) at {stamp} UTC.\n"
+            "To look at it, copy it (with its -wal) elsewhere and open it with sqlite3.\n"
+        )
+    except BaseException:
+        # A copy cut short (a full disk) is no copy: none is left looking like one, and the
+        # repair, which needs it, does not go on (its error says what stopped the copy).
+        for part in made:
+            with contextlib.suppress(OSError):
+                part.unlink(missing_ok=True)
+        raise
     return copy
 
 

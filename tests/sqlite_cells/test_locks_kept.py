@@ -171,3 +171,26 @@ def test_a_copy_of_a_file_that_cannot_be_read_leaves_nothing(tmp_path: Path) -> 
     with pytest.raises(FileNotFoundError):
         copy_file(tmp_path / "missing.sqlite", tmp_path / "copy.sqlite")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_copy_cut_short_leaves_no_copy_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R71: a repair keeps a copy before it removes rows. A copy cut short (a full disk: found
+    with a file size limit) was left in the quarantine folder, truncated, looking like a kept
+    copy; now nothing of it is left, and the error stops the repair."""
+    import sqlite_cells.files._reconcile as reconcile_module
+
+    path = tmp_path / "cell-x.sqlite"
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE t (x); INSERT INTO t VALUES (zeroblob(100000))")
+    conn.close()
+
+    def cut_short(source: Path, dest: Path) -> None:
+        dest.write_bytes(source.read_bytes()[:4096])
+        raise OSError(27, "File too large")
+
+    monkeypatch.setattr(reconcile_module, "copy_file", cut_short)
+    with pytest.raises(OSError, match="File too large"):
+        keep_copy(path, "ahead-4-of-3")
+    assert list((tmp_path / "quarantine").iterdir()) == []
