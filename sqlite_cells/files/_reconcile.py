@@ -534,6 +534,8 @@ def _reconcile_file(
             )
         if db_seq == space_seq:
             _check_same_history(space_conn, conn, db_id, db_seq)
+            if db_seq > 0:
+                _check_tables_kept(space_conn, conn, db_id)
             action, commits = Action.IN_SYNC, 0
         elif db_seq > space_seq:
             in_flight = _in_flight(space_conn, conn, db_id, db_seq, space_seq)
@@ -697,6 +699,31 @@ def _owner_problem(owner: str | None, space_id: str | None) -> str | None:
         "builder position in a pattern: give the database of one of them another name, "
         "sqlite_database(name=...)); it is kept as found"
     )
+
+
+def _check_tables_kept(space_conn: apsw.Connection, conn: apsw.Connection, db_id: str) -> None:
+    """``_Damaged`` when the file lacks a table its space's last write to it declared: that
+    write made every table of its declaration in the file (R13), and a migrate that drops one
+    writes a declaration without it; so another program dropped it, and the file would read as
+    in sync and empty, and its next write make the table anew (R71: rebuilt from the log,
+    a copy kept)."""
+    try:
+        declared = _handle_schema(space_conn, db_id)
+    except _Irreparable:
+        return  # (no handle to compare with: said where it matters)
+    # As bytes: a name another program wrote that is not UTF-8 is no declared table's anyway.
+    held = {
+        fold_ascii(bytes(name).decode("utf-8", "replace"))
+        for (name,) in conn.execute(
+            "SELECT CAST(name AS BLOB) FROM sqlite_schema WHERE type = 'table'"
+        )
+    }
+    missing = [name for name, _ in declared.tables if fold_ascii(name) not in held]
+    if missing:
+        raise _Damaged(
+            f"the file lacks the table(s) {missing} that its space's last write to it declared "
+            "and made (dropped by another program?)"
+        )
 
 
 def _check_same_history(

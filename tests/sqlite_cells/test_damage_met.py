@@ -260,3 +260,33 @@ def test_a_repair_interrupted_while_it_rebuilds_leaves_no_file_behind(
         check_store(store, repair=True)
     assert sorted(p.name for p in store.iterdir() if ".rebuild" in p.name) == []
     assert path.read_bytes() == before
+
+
+def test_a_declared_table_another_program_dropped_is_damage_and_rebuilt(store: Path) -> None:
+    """R71: a table the space's last write to a database declared and made, dropped by another
+    program, read as a database in sync and empty (`check` exit 0), and the next write made the
+    table anew, the space's rows lost from it. The file is damaged: `check` says so, and a
+    runtime (or `--repair`) rebuilds it from the log, keeping a copy first."""
+    tables = {"t": sc.table(id="integer primary key", v="text")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=tables)
+        for v in ("a", "b"):
+            with space.transact():
+                db.exec("INSERT INTO t (v) VALUES (?)", [v])
+        path = db.path
+    conn = apsw.Connection(str(path))
+    conn.execute("DROP TABLE t")
+    conn.close()
+    done = run_cli("check", "--store", str(store))
+    assert done.returncode == 1, done.stdout
+    assert "damaged" in done.stdout and "lacks the table(s) ['t']" in done.stdout
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=tables)
+        assert db.read("SELECT v FROM t ORDER BY id") == [{"v": "a"}, {"v": "b"}]  # rebuilt
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('c')")
+        assert [r["v"] for r in db.read("SELECT v FROM t ORDER BY id")] == ["a", "b", "c"]
+    assert list((store / "quarantine").glob(f"{path.name}.*.damaged.*"))  # the copy kept
+    assert run_cli("check", "--store", str(store)).returncode == 0
