@@ -258,7 +258,7 @@ class _AllAlike(str):
 
 
 def test_a_migrate_statement_given_as_a_str_subclass_is_judged_as_its_text(space: Space) -> None:
-    """R14, R25: a migrate statement given as a str subclass whose own __eq__ and __hash__ found
+    """R14, R23: a migrate statement given as a str subclass whose own __eq__ and __hash__ found
     the scan of an earlier text ("SELECT 1") got a second statement and a REINDEX of the
     runtime's own tables past the checks the authorizer cannot make. Its text is judged, as
     db.exec's is."""
