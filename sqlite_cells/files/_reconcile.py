@@ -1290,6 +1290,14 @@ def keep_copy(path: Path, why: str) -> Path:
     """Copy ``path`` (and its -wal) into ``<store>/quarantine/`` before a repair changes it, with
     a note saying why; returns the copy's path. The caller holds the file's write lock."""
     folder = path.parent / QUARANTINE_DIR
+    if folder.is_symlink():
+        # The copy would be written wherever it points, outside the store (a link planted
+        # there by another program): the store's own folder or none.
+        raise _NoCopyFolder(
+            f"{folder} is a symbolic link: the runtime keeps there a copy of each file before a "
+            "repair that removes rows (R71), inside the store, never where a link points; move "
+            "it out of the store, then use the database again"
+        )
     try:
         folder.mkdir(exist_ok=True)
     except FileExistsError:

@@ -194,3 +194,25 @@ def test_a_copy_cut_short_leaves_no_copy_behind(
     with pytest.raises(OSError, match="File too large"):
         keep_copy(path, "ahead-4-of-3")
     assert list((tmp_path / "quarantine").iterdir()) == []
+
+
+def test_a_quarantine_folder_that_is_a_symbolic_link_is_not_written_through(
+    tmp_path: Path,
+) -> None:
+    """R71: a repair keeps its copies in the store's own quarantine folder. A symbolic link
+    planted there made `check --repair` write the copy, its -wal and its note wherever the
+    link pointed, outside the store. It is refused, naming the link, and nothing is written."""
+    import sqlite_cells.files._reconcile as reconcile_module
+
+    store = tmp_path / "store"
+    store.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (store / "quarantine").symlink_to(elsewhere)
+    path = store / "cell-x.sqlite"
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE t (x); INSERT INTO t VALUES (1)")
+    conn.close()
+    with pytest.raises(reconcile_module._NoCopyFolder, match="is a symbolic link"):
+        keep_copy(path, "ahead-4-of-3")
+    assert list(elsewhere.iterdir()) == []
