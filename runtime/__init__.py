@@ -16,6 +16,7 @@ from sqlite_cells.runtime._boundary import describe as describe
 from sqlite_cells.runtime._boundary import exception_text as exception_text
 from sqlite_cells.runtime._boundary import out_of_files as out_of_files
 from sqlite_cells.runtime._boundary import path_text as path_text
+from sqlite_cells.runtime._boundary import plain_text as plain_text
 from sqlite_cells.runtime._boundary import printable as printable
 from sqlite_cells.runtime._boundary import refusal_of as refusal_of
 from sqlite_cells.runtime._boundary import stored_json_column as stored_json_column
@@ -179,6 +180,7 @@ __all__ = [
     "own_transaction",
     "path_text",
     "pattern",
+    "plain_text",
     "printable",
     "quick_check",
     "readable_format",

@@ -67,6 +67,7 @@ class UnknownInput(InvalidArgument, KeyError):
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
+_T = TypeVar("_T")
 
 
 class Refusal:
@@ -189,6 +190,16 @@ def surrogate_at(text: str) -> int | None:
     return None
 
 
+def plain_text(value: _T) -> _T:
+    """``value``, or its text when it is a ``str`` subclass: what a name or a statement given as
+    one (an enum member, a tagged string) stands for, and what SQLite reads and caches key on —
+    never what the subclass's own ``__str__``, ``__eq__``, ``__hash__`` or ``__getitem__``
+    say, which may raise or lie."""
+    if type(value) is not str and isinstance(value, str):
+        return str.__str__(value)  # type: ignore[return-value]  # a str: what _T is here
+    return value
+
+
 def path_text(path: object) -> str | None:
     """The text a path argument names — a ``str``, or the ``str`` an ``os.PathLike``'s
     ``__fspath__`` returns — or None when it names none: another type, a ``bytes`` path (SQLite
@@ -203,9 +214,7 @@ def path_text(path: object) -> str | None:
         return None
     if not isinstance(text, str):
         return None
-    # A str subclass names its text: its own __str__, __eq__ or __hash__ say nothing here (and
-    # may raise where a path is made of it).
-    return text if type(text) is str else str.__str__(text)
+    return plain_text(text)
 
 
 def printable(text: str) -> str:
@@ -244,8 +253,7 @@ def check_name(what: str, name: object) -> str:
             f"the {what} {brief_repr(name)} is not valid Unicode text (a lone surrogate at "
             f"position {position}): names are stored as UTF-8; decode the text properly first"
         )
-    # A str subclass (an enum member, a tagged string) names what its text names.
-    return name if type(name) is str else str.__str__(name)
+    return plain_text(name)
 
 
 # The longest timeout an option takes, in seconds (about 23 days): SQLite's busy timeout is an

@@ -56,6 +56,7 @@ from sqlite_cells.runtime import (
     Transaction,
     checked_arguments,
     current_transaction,
+    plain_text,
     record_name,
     record_write,
     refusal_of,
@@ -397,7 +398,7 @@ class SqliteDb(Cell):
         cell or value replaces that (cells in a list, tuple or dict each count, as in
         ``params``); ``react_on=None`` runs it once per sql/params. Cells among ``params``
         re-run it too."""
-        sql = _plain(sql)
+        sql = plain_text(sql)
         params = self._check_read(sql, params)
         decode = row_decoder(row, self.space.runtime, db_id=self.id, sql=sql)
         host = self.space.runtime
@@ -420,7 +421,7 @@ class SqliteDb(Cell):
         """A one-shot snapshot read. It runs on a query worker while the caller waits, and its
         rows are built there, so it keeps ``query_timeout`` even through one long function call
         or a row type's slow ``__post_init__`` (R44)."""
-        sql = _plain(sql)
+        sql = plain_text(sql)
         params = _checked_read_values(self, sql, params)
         runtime: Runtime = self.space.runtime
         decode = row_decoder(row, runtime, db_id=self.id, sql=sql)
@@ -486,12 +487,6 @@ class SqliteDb(Cell):
             f"<div><code>{html.escape(repr(self)[1:-1])}</code>"
             f"<pre>{html.escape(detail)}</pre></div>"
         )
-
-
-def _plain(sql: Any) -> Any:
-    """A str subclass as its text: what the guard judged and SQLite runs, and what caches key
-    on (a subclass's own ``__str__``, ``__eq__`` or ``__hash__`` say nothing here)."""
-    return str.__str__(sql) if isinstance(sql, str) and type(sql) is not str else sql
 
 
 _TARGETS: dict[tuple[str, str], ParamTargets] = {}  # (sql, schema fingerprint) -> targets
@@ -700,7 +695,7 @@ class LinkedDb(SqliteDb):
             return self.target()
         except SqliteCellsError:
             if isinstance(sql, str):
-                check_statement(_plain(sql), mode)
+                check_statement(plain_text(sql), mode)
             raise
 
     @checked_arguments

@@ -664,11 +664,7 @@ def _check_owner(space_conn: apsw.Connection, conn: apsw.Connection) -> None:
     owner = stored_owner(conn)
     if owner is None:
         return
-    try:
-        space_id = meta_text(space_conn, "_cf_meta", "space_id")
-    except apsw.SQLError:  # (no _cf_meta: nothing known of the space)
-        return
-    problem = _owner_problem(owner, space_id)
+    problem = _owner_problem(owner, _space_id(space_conn))
     if problem is not None:
         raise _Irreparable(problem)
 
@@ -678,12 +674,17 @@ def _keep_owner(space_conn: apsw.Connection, conn: apsw.Connection) -> None:
     that it is that space's database, as its first write does (kept if recorded): a file rebuilt
     without it could be taken by another space declaring the same database id for its own, and
     have this space's rows undone as that space's commit in flight (see :func:`_check_owner`)."""
-    try:
-        space_id = meta_text(space_conn, "_cf_meta", "space_id")
-    except apsw.SQLError:  # (no _cf_meta: nothing known of the space)
-        return
+    space_id = _space_id(space_conn)
     if space_id is not None:
         store_owner(conn, "main", space_id)
+
+
+def _space_id(space_conn: apsw.Connection) -> str | None:
+    """The id the space file records (None: none, or no ``_cf_meta``: nothing known of it)."""
+    try:
+        return meta_text(space_conn, "_cf_meta", "space_id")
+    except apsw.SQLError:
+        return None
 
 
 def _owner_problem(owner: str | None, space_id: str | None) -> str | None:

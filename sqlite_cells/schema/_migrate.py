@@ -75,6 +75,7 @@ from sqlite_cells.runtime import (
     InvalidArgument,
     busy_ms,
     exception_text,
+    plain_text,
     surrogate_at,
 )
 from sqlite_cells.schema._generated import uncomputable, virtual_columns_of
@@ -295,10 +296,9 @@ class MigrationConnection:
                 f"database {self._db_id}: the migration connection was used after migrate() "
                 f"returned; run every migration statement inside migrate()"
             )
-        if isinstance(sql, str) and type(sql) is not str:
-            # Its text is what SQLite runs and what is judged: a str subclass's own __eq__,
-            # __hash__ or __getitem__ would let the checks below read another statement.
-            sql = str.__str__(sql)
+        # Its text is what SQLite runs and what is judged: a str subclass's own __eq__,
+        # __hash__ or __getitem__ would let the checks below read another statement.
+        sql = plain_text(sql)
         first = self._check(sql)
         bindings = self._bindings(sql, params)
         budget = self._budget

@@ -37,7 +37,7 @@ from typing import Any, Final
 import apsw
 
 from sqlite_cells.codec import SchemaError, brief_repr
-from sqlite_cells.runtime import LENGTH_LIMIT, checked_arguments, surrogate_at
+from sqlite_cells.runtime import LENGTH_LIMIT, checked_arguments, plain_text, surrogate_at
 from sqlite_cells.schema._table_text import lone_word_default
 from sqlite_cells.sql import (
     ALLOWED_SQLITE_FUNCTIONS,
@@ -236,7 +236,7 @@ def _check_name(kind: str, name: object, where: str) -> str:
         )
     # A str subclass (an enum member, a tagged string) names what its text names, as a cell's
     # or a database's name does.
-    return name if type(name) is str else str.__str__(name)
+    return plain_text(name)
 
 
 def _entries(mapping: Mapping[Any, Any], what: str) -> list[tuple[Any, Any]]:

@@ -138,6 +138,7 @@ from dataclasses import dataclass, field
 from typing import Final, NoReturn
 
 from sqlite_cells.codec import GuardViolation, StatementError
+from sqlite_cells.runtime import plain_text
 from sqlite_cells.sql._kinds import OP, QUOTED, STRING, WORD, Tok, matching
 from sqlite_cells.sql._names import (
     ALLOWED_SQLITE_FUNCTIONS,
@@ -242,7 +243,7 @@ def check_statement(sql: str, mode: Mode) -> CheckedStatement:
             raise NotAStatement(
                 f"sql must be a str, not {type(sql).__name__}: pass the statement's text"
             )
-        sql = str.__str__(sql)  # its text, which SQLite runs; never what __str__ says
+        sql = plain_text(sql)  # its text, which SQLite runs; never what __str__ says
     if not isinstance(mode, Mode):
         raise TypeError(f"mode must be a Mode, not {type(mode).__name__}")
     if counted := _too_long(sql):

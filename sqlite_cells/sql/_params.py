@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final, cast
 
+from sqlite_cells.runtime import plain_text
 from sqlite_cells.sql._kinds import Target
 from sqlite_cells.sql._names import fold_ascii, is_link_column
 from sqlite_cells.sql._statement import CACHE_MAX_ENTRIES, CACHE_MAX_SQL_LENGTH, scan_sql
@@ -95,8 +96,7 @@ def map_params(sql: str, columns_of: Callable[[str], Sequence[str]] | None = Non
     A ``str`` subclass is read as its text (its own ``__eq__`` or ``__hash__`` would find another
     text's analysis).
     """
-    if type(sql) is not str and isinstance(sql, str):
-        sql = str.__str__(sql)
+    sql = plain_text(sql)
     analysis, fixed = _analysis(sql) if len(sql) <= CACHE_MAX_SQL_LENGTH else _analyze(sql)
     return fixed if fixed is not None else _targets(analysis, columns_of)
 

@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
+from sqlite_cells.runtime import plain_text
 from sqlite_cells.sql._kinds import (
     BLOB,
     NUMBER,
@@ -264,8 +265,7 @@ def scan_sql(sql: str) -> Statement:
     :class:`Statement` is still held somewhere (a caller holding the guard's verdict while it
     maps the parameters, say).  Never raises for any ``str``; a ``str`` subclass is read as
     its text (its own ``__eq__`` or ``__hash__`` would find another text's scan)."""
-    if type(sql) is not str and isinstance(sql, str):
-        sql = str.__str__(sql)
+    sql = plain_text(sql)
     if len(sql) > CACHE_MAX_SQL_LENGTH:
         statement = _held_scans.get(sql)
         if statement is None:
