@@ -124,7 +124,7 @@ def commit_error(
             "its body runs, so that body must not wait for a commit to the same space)"
         )
     elif advice := out_of_files(exc):
-        error = SqliteCellsError(
+        error = DatabaseError(
             f"space {space_id!r}: the commit could not open a file it writes ({exc}); nothing "
             f"of it is visible: {advice}"
         )
@@ -147,7 +147,9 @@ def commit_error(
             "restore the space file from a backup"
         )
     elif isinstance(exc, apsw.Error):
-        error = SqliteCellsError(
+        # (A file the commit writes failed it — an I/O error, a full disk: DatabaseError, as
+        # when it cannot be opened.)
+        error = DatabaseError(
             f"space {space_id!r}: the commit failed in SQLite ({exc}); nothing of it is "
             "visible: try again, and check the disk if it keeps failing"
         )
