@@ -48,6 +48,10 @@ SESSION_SAFE_CHANGES = 42
 ROWID_TABLE_MAX_COLUMNS = 996
 SQLITE_MAX_COLUMNS = 2000  # SQLite's limit on a table's columns, as apsw builds it
 _SAVEPOINT = "_cf_op"
+# The rowid of a table without a primary key, as the statements here name it: ``_rowid_``, the
+# one of SQLite's three names such a table's columns may not take (``schema`` refuses it), where
+# a column named ``rowid`` or ``oid`` would be read instead. (SQLite's session names it so too.)
+_ROWID = "_rowid_"
 _COPY = "_cf_rows_before_{}"
 
 
@@ -198,8 +202,8 @@ def _exact(
             copy = _COPY.format(i)
             conn.execute(f"CREATE TEMP TABLE {copy} ({names})")
             conn.execute(
-                f"INSERT INTO temp.{copy} (rowid, {names}) "
-                f"SELECT rowid, {names} FROM {schema}.{quote_name(table)}"
+                f"INSERT INTO temp.{copy} ({_ROWID}, {names}) "
+                f"SELECT {_ROWID}, {names} FROM {schema}.{quote_name(table)}"
             )
             copies.append((table, copy, columns))
         others = _session_run(conn, schema, run, lambda name: accept(name) and name not in tables)
@@ -255,20 +259,20 @@ def _compared(
     same_bytes = f"({', '.join(f'{n} COLLATE BINARY' for n in new)}) IS ({', '.join(old)})"
     changed = f"NOT ({same_types} AND {same_bytes})"
     rows = conn.execute(
-        f"SELECT c.rowid, {', '.join(old)}, {', '.join(new)} FROM temp.{name} AS c "
-        f"JOIN {schema}.{name} AS m ON m.rowid = c.rowid "
+        f"SELECT c.{_ROWID}, {', '.join(old)}, {', '.join(new)} FROM temp.{name} AS c "
+        f"JOIN {schema}.{name} AS m ON m.{_ROWID} = c.{_ROWID} "
         f"WHERE {changed if every else f'{equal} AND {changed}'}"
     ).fetchall()
     gone: list[tuple[object, ...]] = []
     new_rows: list[tuple[object, ...]] = []
     if every:
         gone = conn.execute(
-            f"SELECT c.rowid, {', '.join(old)} FROM temp.{name} AS c "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {schema}.{name} AS m WHERE m.rowid = c.rowid)"
+            f"SELECT c.{_ROWID}, {', '.join(old)} FROM temp.{name} AS c "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {schema}.{name} AS m WHERE m.{_ROWID} = c.{_ROWID})"
         ).fetchall()
         new_rows = conn.execute(
-            f"SELECT m.rowid, {', '.join(new)} FROM {schema}.{name} AS m "
-            f"WHERE NOT EXISTS (SELECT 1 FROM temp.{name} AS c WHERE c.rowid = m.rowid)"
+            f"SELECT m.{_ROWID}, {', '.join(new)} FROM {schema}.{name} AS m "
+            f"WHERE NOT EXISTS (SELECT 1 FROM temp.{name} AS c WHERE c.{_ROWID} = m.{_ROWID})"
         ).fetchall()
     if not (rows or gone or new_rows):  # the usual case without ``every``
         return b""

@@ -166,3 +166,42 @@ def test_bulk_changes_of_a_keyless_table_with_generated_columns_are_recorded_and
     with sc.Runtime(store) as rt:
         db = rt.space("s").sqlite_database("d", tables=tables)
         assert db.read("SELECT rowid AS r, a, b, s, v FROM g ORDER BY rowid") == expected
+
+
+@pytest.mark.parametrize("generated", [False, True])
+@pytest.mark.parametrize("name", ["rowid", "OID"])
+def test_bulk_writes_of_a_keyless_table_with_a_column_named_like_its_rowid_replay(
+    store: Path, name: str, generated: bool
+) -> None:
+    """R70, R71: a table without a primary key may have a column named ``rowid`` or ``oid``
+    (only ``_rowid_`` is kept for the rowid). The exact capture of its bulk writes named the
+    rowid ``rowid`` and read that column instead: with a generated column a 50-row INSERT could
+    not commit ("null value in PK", advice to check the disk), and without one the changes were
+    recorded against the wrong rows, so a file one commit behind was quarantined instead of
+    replayed."""
+    columns = {name: "text", "v": "integer"}
+    if generated:
+        columns["w"] = "integer generated always as (v * 2) stored"
+    tables = {"t": sc.table(columns)}
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=tables)
+        with space.transact():  # the column left NULL: 51 rows, one deleted to leave a gap
+            db.exec_many("INSERT INTO t (v) VALUES (?)", [[i] for i in range(51)])
+        with space.transact():
+            db.exec("DELETE FROM t WHERE v = 0")
+        path = db.path
+    kept = store.parent / "kept.sqlite"
+    shutil.copyfile(path, kept)
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=tables)
+        with space.transact():
+            db.exec(f"UPDATE t SET v = v + 100, \"{name}\" = 'r' || v")  # 50 rows: exact capture
+        expected = db.read(f'SELECT _rowid_ AS r, "{name}" AS n, v FROM t ORDER BY _rowid_')
+    assert [row["r"] for row in expected] == list(range(2, 52))
+    assert expected[0] == {"r": 2, "n": "r1", "v": 101}
+    shutil.copyfile(kept, path)  # the file one commit behind: the UPDATE is replayed (R71)
+    with sc.Runtime(store) as rt:
+        db = rt.space("s").sqlite_database("d", tables=tables)
+        assert db.read(f'SELECT _rowid_ AS r, "{name}" AS n, v FROM t ORDER BY _rowid_') == expected
