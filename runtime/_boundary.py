@@ -236,6 +236,18 @@ def exception_text(exc: BaseException) -> str:
     return printable(f"{name}: {text}" if text else name)
 
 
+# The longest name, in UTF-8 bytes, of an entity (a space, cell, database, piece key or input)
+# and of a table, column or index: far below SQLite's length limit (64 MiB), which caps the rows
+# and the table text that hold names, so that a name refused is refused at the call, not as a
+# commit that fails later.
+MAX_NAME_BYTES = 1024 * 1024
+
+
+def name_too_long(name: str) -> bool:
+    """Whether ``name`` (valid Unicode text) is over :data:`MAX_NAME_BYTES` in UTF-8."""
+    return len(name) > MAX_NAME_BYTES // 4 and len(name.encode("utf-8")) > MAX_NAME_BYTES
+
+
 def check_name(what: str, name: object) -> str:
     """``name``, as a plain ``str``, if it can name an entity (R1): a non-empty ``str`` of valid
     Unicode text, since ids and file names are derived from its UTF-8 bytes. Otherwise a
@@ -252,6 +264,12 @@ def check_name(what: str, name: object) -> str:
         raise ValueEncodeError(
             f"the {what} {brief_repr(name)} is not valid Unicode text (a lone surrogate at "
             f"position {position}): names are stored as UTF-8; decode the text properly first"
+        )
+    if name_too_long(name):
+        raise ValueEncodeError(
+            f"the {what} {brief_repr(name)} is {len(name.encode('utf-8')):,} bytes of UTF-8, over "
+            f"the limit of {MAX_NAME_BYTES:,} for a name: give it a shorter name (a long text "
+            "belongs in a cell's value)"
         )
     return plain_text(name)
 

@@ -37,7 +37,14 @@ from typing import Any, Final
 import apsw
 
 from sqlite_cells.codec import SchemaError, brief_repr
-from sqlite_cells.runtime import LENGTH_LIMIT, checked_arguments, plain_text, surrogate_at
+from sqlite_cells.runtime import (
+    LENGTH_LIMIT,
+    MAX_NAME_BYTES,
+    checked_arguments,
+    name_too_long,
+    plain_text,
+    surrogate_at,
+)
 from sqlite_cells.schema._table_text import lone_word_default
 from sqlite_cells.sql import (
     ALLOWED_SQLITE_FUNCTIONS,
@@ -227,6 +234,11 @@ def _check_name(kind: str, name: object, where: str) -> str:
         raise SchemaError(
             f"{where}: {kind} name {_shown(name)} is not valid Unicode text (a lone surrogate at "
             f"position {position}): SQLite stores names as UTF-8; decode the text properly first"
+        )
+    if name_too_long(name):
+        raise SchemaError(
+            f"{where}: {kind} name {_shown(name)} is {len(name.encode('utf-8')):,} bytes of "
+            f"UTF-8, over the limit of {MAX_NAME_BYTES:,} for a name; give it a shorter name"
         )
     if is_reserved_table(name):
         raise SchemaError(

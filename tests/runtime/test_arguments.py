@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import sqlite_cells as sc
+from sqlite_cells.runtime import MAX_NAME_BYTES
 
 from .._pathlike import Fspath
 
@@ -55,6 +56,55 @@ def test_names_with_a_lone_surrogate_are_refused_before_anything_is_created(
         str(error)
     )
     assert _files(store) == before
+
+
+# Just over the limit of a name's UTF-8 bytes: 'é' is two bytes.
+LONG = "é" * (MAX_NAME_BYTES // 2) + "x"
+
+
+@pytest.mark.parametrize(
+    ("what", "call"),
+    [
+        ("space id", lambda rt: rt.space(LONG)),
+        ("cell name", lambda rt: rt.space("demo").cell(LONG, default=1).get()),
+        ("database name", lambda rt: rt.space("demo").sqlite_database(LONG, tables={})),
+        ("piece key", lambda rt: rt.space("demo").run(_piece, key=LONG)),
+        ("pattern input name", lambda rt: rt.space("demo").run(_piece, key="k", **{LONG: 1})),
+    ],
+)
+def test_names_over_the_length_limit_are_refused_at_the_call(
+    rt: sc.Runtime, store: Path, what: str, call: Callable[[sc.Runtime], object]
+) -> None:
+    """A name of tens of MiB was taken, and failed only at commit, past SQLite's length limit,
+    as "the commit failed in SQLite … check the disk"."""
+    before = _files(store)
+    error = _refused(lambda: call(rt))
+    assert isinstance(error, sc.ValueEncodeError)
+    assert f"is {MAX_NAME_BYTES + 1:,} bytes of UTF-8, over the limit of {MAX_NAME_BYTES:,}" in (
+        str(error)
+    )
+    assert f"the {what} " in str(error)
+    assert _files(store) == before
+    # One byte less is a name.
+    space = rt.space("demo")
+    cell = space.cell(LONG[:-1], default=1)
+    with space.transact():
+        cell.set(2)
+    assert cell.get() == 2
+
+
+def test_table_and_column_names_over_the_length_limit_are_a_schema_error(
+    rt: sc.Runtime, store: Path
+) -> None:
+    """Two columns of 34 MB names were refused as "a table holds at most 2000 columns"."""
+    with pytest.raises(sc.SchemaError) as column:
+        sc.table({LONG: "text"})
+    with pytest.raises(sc.SchemaError) as table:
+        rt.space("demo").sqlite_database("d", tables={LONG: sc.table(a="text")})
+    for kind, info in (("column", column), ("table", table)):
+        assert f"{kind} name " in str(info.value)
+        assert f"over the limit of {MAX_NAME_BYTES:,} for a name" in str(info.value)
+    assert _files(store) == []
 
 
 @pytest.mark.parametrize(
