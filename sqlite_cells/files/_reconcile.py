@@ -1241,29 +1241,34 @@ def _damaged(
     _remove(fresh)
     try:
         conn = _open(fresh, writable=True)
+    except BaseException as why:
+        return _not_rebuilt(why, fresh, db_id, path, space_seq, detail)
+    try:
         try:
             conn.execute("BEGIN IMMEDIATE")
             commits = _replay(space_conn, conn, db_id, 0, space_seq)
             set_watermark(conn, space_seq)
             conn.execute("COMMIT")
-            conn.execute("PRAGMA journal_mode=WAL").fetchall()
-        finally:
+            # A read transaction holds the new file until it stands at the path: `gc` lists an
+            # unfinished rebuild's file, and removes one only when no connection has it open.
+            # (In rollback mode: a WAL file's -wal and -shm would be left under its old name.)
+            conn.execute("BEGIN")
+            conn.execute("SELECT count(*) FROM sqlite_schema").fetchall()
+        except BaseException as why:
             conn.close()
-    except BaseException as why:
-        _remove(fresh)  # (a Ctrl-C too: no half-built file is left in the store)
-        if not isinstance(
-            why, (_Irreparable, _Damaged, apsw.Error, msgspec.DecodeError, SqliteCellsError)
-        ):
+            return _not_rebuilt(why, fresh, db_id, path, space_seq, detail)
+        try:
+            kept = keep_copy(path, "damaged")
+        except BaseException:
+            conn.close()
+            _remove(fresh)  # the damaged file stays as it was, and nothing is left beside it
             raise
-        return _quarantine(db_id, path, 0, space_seq, f"{detail}; not rebuilt from the log: {why}")
-    try:
-        kept = keep_copy(path, "damaged")
-    except BaseException:
-        _remove(fresh)  # the damaged file stays as it was, and nothing is left beside it
-        raise
-    for suffix in ("-wal", "-shm", "-journal"):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    os.replace(fresh, path)
+        for suffix in ("-wal", "-shm", "-journal"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        os.replace(fresh, path)
+    finally:
+        conn.close()  # (again: a no-op once closed)
+    _switch_to_wal(path)
     log.warning(
         "database %s was damaged (%s): rebuilt from its space's log (%d commits); the damaged "
         "file is kept at %s",
@@ -1273,6 +1278,31 @@ def _damaged(
         kept,
     )
     return Outcome(db_id, path, 0, space_seq, Action.REBUILT, commits, detail, kept)
+
+
+def _not_rebuilt(
+    why: BaseException, fresh: Path, db_id: str, path: Path, space_seq: int, detail: str
+) -> Outcome:
+    """A rebuild into ``fresh`` that ``why`` stopped: nothing of it is left in the store (a
+    Ctrl-C too), and the damaged file is quarantined, or ``why`` raised when it is not a
+    finding about the file or the log."""
+    _remove(fresh)
+    if not isinstance(
+        why, (_Irreparable, _Damaged, apsw.Error, msgspec.DecodeError, SqliteCellsError)
+    ):
+        raise why
+    return _quarantine(db_id, path, 0, space_seq, f"{detail}; not rebuilt from the log: {why}")
+
+
+def _switch_to_wal(path: Path) -> None:
+    """Put a rebuilt file in WAL mode, as the runtime keeps its database files; a file another
+    connection uses already is left to the next writer, which switches it as it attaches."""
+    with contextlib.suppress(apsw.Error):
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READWRITE)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL").fetchall()
+        finally:
+            conn.close()
 
 
 def _empty(path: Path) -> bool:

@@ -6,6 +6,7 @@ further write lands in the damaged file."""
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import apsw
@@ -260,6 +261,45 @@ def test_a_repair_interrupted_while_it_rebuilds_leaves_no_file_behind(
         check_store(store, repair=True)
     assert sorted(p.name for p in store.iterdir() if ".rebuild" in p.name) == []
     assert path.read_bytes() == before
+
+
+def test_gc_run_while_a_repair_swaps_its_rebuilt_file_in_removes_nothing(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R74, R71: `gc` lists an unfinished rebuild's file (`cell-….sqlite.rebuild`) and removes
+    one no connection has open. A repair closed the new file before copying the damaged one
+    aside and moving the new one into place: a `gc --yes` in that moment removed the rebuilt
+    file, and the repair failed naming another file. The repair now holds the new file until it
+    stands at the path; the `gc` of another process, run at that very moment, keeps it."""
+    path = _damaged_store(store)
+    copy_aside = reconcile_module.keep_copy
+    answers: list[subprocess.CompletedProcess[str]] = []
+
+    def copy_then_gc(damaged: Path, why: str) -> Path:
+        kept = copy_aside(damaged, why)
+        answers.append(run_cli("gc", str(store), "--yes"))
+        return kept
+
+    monkeypatch.setattr(reconcile_module, "keep_copy", copy_then_gc)
+    outcomes = check_store(store, repair=True)
+    assert [o.action for o in outcomes] == [reconcile_module.Action.REBUILT]
+    [gc] = answers
+    assert gc.returncode == 1, gc.stdout + gc.stderr
+    assert f"could not remove {path.name}.rebuild: kept: another connection has it open" in (
+        gc.stdout + gc.stderr
+    )
+    assert not Path(f"{path}.rebuild").exists()
+    conn = apsw.Connection(str(path))
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchall() == [("wal",)]
+        assert conn.execute("SELECT count(*) FROM t").fetchall() == [(ROWS,)]
+    finally:
+        conn.close()
+    rt, _space, db = _open(store)
+    try:
+        assert db.read("SELECT count(*) AS n FROM t") == [{"n": ROWS}]
+    finally:
+        rt.close()
 
 
 def test_a_declared_table_another_program_dropped_is_damage_and_rebuilt(store: Path) -> None:
