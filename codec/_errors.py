@@ -243,18 +243,41 @@ class ExecError(DatabaseError):
         rolled_back: bool = True,
         sqlite_error: str | None = None,
         sqlite_code: int | None = None,
+        migrated: int | None = None,
     ) -> None:
         self.db_id = db_id
         self.sql = sql
         self.sqlite_error = sqlite_error
         self.sqlite_code = sqlite_code
+        self.detail = message
         outcome = (
             "the whole transaction was rolled back"
             if rolled_back
             else "nothing was recorded and the transaction is still usable"
         )
+        if migrated is not None:
+            # R14: a migration commits in the database file before the write it ran for.
+            outcome += (
+                f", but not the migration of this database to version {migrated}, which "
+                "committed on its own before the write and stays"
+            )
         where = f" in {_quoted_sql(sql)}" if sql else ""
         super().__init__(f"database {db_id}: {message}{where}; {outcome}")
+
+    def after_migration(self, version: int) -> ExecError:
+        """The same error, of the same class, saying that the migration to ``version`` that
+        ran before the write stays (the transaction it failed was rolled back)."""
+        again = ExecError.__new__(type(self))
+        ExecError.__init__(
+            again,
+            self.db_id,
+            self.sql,
+            self.detail,
+            sqlite_error=self.sqlite_error,
+            sqlite_code=self.sqlite_code,
+            migrated=version,
+        )
+        return again
 
 
 class ExecTimeout(ExecError, TimeoutError):

@@ -313,6 +313,9 @@ class SqliteParticipant:
         # Files a `migrate` ran on (before BEGIN, on its own connection) whose next commit has
         # not succeeded yet: that commit's op says it changed the schema. Guarded by _lock.
         self._migrated: set[Path] = set()
+        # The ops the last `migrate` of each file ran for, and the version it migrated to: an
+        # error of one of them says that migration stays (R14). Guarded by _lock.
+        self._migrated_for: dict[Path, tuple[Sequence[PendingOp], int]] = {}
         # What the last successful commit of each database (by id) wrote, which a later
         # commit need not read back while neither file changed since (_unchanged). Staged by
         # cell_writes and apply (one entry per database per running commit), kept by
@@ -369,6 +372,7 @@ class SqliteParticipant:
                     if ran:
                         with self._lock:
                             self._migrated.add(decl.path)
+                            self._migrated_for[decl.path] = (ops, decl.version)
             write_conn(conn)  # its gate is installed outside any transaction, once
             path = paths.pop()
             set_lock_wait(conn, self._lock_wait_ms)  # R44, see _lock_timeout
@@ -503,6 +507,20 @@ class SqliteParticipant:
         return None
 
     def apply(self, conn: apsw.Connection, op: PendingOp, seq: int) -> Op:
+        try:
+            return self._apply(conn, op, seq)
+        except ExecError as exc:
+            if not self._migrated_for:
+                raise
+            with self._lock:
+                ran = self._migrated_for.get(_request(op).decl.path)
+            if ran is None or not any(o is op for o in ran[0]):
+                raise
+            # R14: the `migrate` that ran for this write committed in the file before it, and
+            # stays though the transaction is rolled back: the error says so.
+            raise exc.after_migration(ran[1]) from exc.__cause__
+
+    def _apply(self, conn: apsw.Connection, op: PendingOp, seq: int) -> Op:
         request = _request(op)
         decl = request.decl
         with self._lock:

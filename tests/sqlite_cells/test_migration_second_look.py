@@ -1102,3 +1102,34 @@ def test_defaults_that_read_alike_either_way_are_declared(space: Space, spec: st
         db.exec("INSERT INTO t (id) VALUES (2)")  # the first write adds the column: ADD COLUMN
     (before, after) = [r["price"] for r in db.read("SELECT price FROM t ORDER BY id")]
     assert before == after
+
+
+def test_a_write_failing_after_its_migration_says_that_the_migration_stays(store: Path) -> None:
+    """R14: `migrate` commits in the database file before the write it ran for. A write that
+    then failed said "the whole transaction was rolled back", while the migration (rows it
+    deleted, the new version) stayed. The error says so now — of the write it ran for only."""
+    v1 = {"t": sc.table(id="integer primary key", v="text not null")}
+    v2 = {"t": sc.table(id="integer primary key", v="text not null", w="integer default 0")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=v1)
+        with space.transact():
+            db.exec_many("INSERT INTO t (v) VALUES (?)", [[str(i)] for i in range(20)])
+
+        def migrate(conn: object, _version: int) -> None:
+            conn.execute("DELETE FROM t WHERE id > 10")  # type: ignore[attr-defined]
+
+        db2 = space.sqlite_database("d", tables=v2, version=2, migrate=migrate)
+        with pytest.raises(sc.ExecError) as first, space.transact():
+            db2.exec("INSERT INTO t (v) VALUES (NULL)")
+        assert type(first.value) is sc.ExecError
+        assert isinstance(first.value.__cause__, apsw.ConstraintError)
+        assert str(first.value).endswith(
+            "the whole transaction was rolled back, but not the migration of this database to "
+            "version 2, which committed on its own before the write and stays"
+        )
+        assert db2.read("SELECT count(*) AS n FROM t") == [{"n": 10}]
+        # No migration ran for this one.
+        with pytest.raises(sc.ExecError) as second, space.transact():
+            db2.exec("INSERT INTO t (v) VALUES (NULL)")
+        assert str(second.value).endswith("the whole transaction was rolled back")
