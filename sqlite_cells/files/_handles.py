@@ -88,6 +88,8 @@ from sqlite_cells.schema import (
     db_file_name,
     meta_text,
     quote_ident,
+    stored_id,
+    stored_owner,
     stored_version,
 )
 
@@ -946,6 +948,19 @@ def check_store(store: Path, *, repair: bool, verify: bool = True) -> list[Outco
     reported = {o.path for o in outcomes}
     outcomes.extend(_damaged_space(d) for d in damaged if d.path not in reported)
     for path, seq in _orphans(store, named):
+        lost = _first_write_lost(store, path)
+        if lost is not None:
+            # The file says whose database it is: checked against that space as a runtime
+            # declaring it does (R71: the space lost the commit that named it, e.g. restored
+            # from a copy taken before; one commit ahead is that commit in flight, undone).
+            space_file, db_id = lost
+            try:
+                outcomes.extend(
+                    _check_space(store, space_file, repair=repair, verify=verify, lost=db_id)
+                )
+                continue
+            except (DatabaseError, UnreadableRecord):
+                pass  # its space file's problem is reported above: the file is kept as found
         shown = "cannot be read" if seq is None else f"holds commits up to seq {seq}"
         outcomes.append(
             Outcome(
@@ -968,7 +983,25 @@ def _damaged_space(space: DamagedSpace) -> Outcome:
     return Outcome(space.path.stem, space.path, 0, 0, action, detail=space.reason)
 
 
-def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -> list[Outcome]:
+def _first_write_lost(store: Path, path: Path) -> tuple[Path, str] | None:
+    """For a database file no space names: the file of the space it records as its own and the
+    database id it records, when both are recorded, the id names this file and that space's
+    file is in the store (its log lost the commit that first wrote the database); else None."""
+    found = _answer(path, lambda conn: (stored_owner(conn), stored_id(conn)))
+    owner, db_id = found if found is not None else (None, None)
+    if owner is None or db_id is None:
+        return None
+    space_file = store / space_file_name(owner)
+    if db_file_name(db_id) != path.name or not space_file.is_file():
+        return None
+    return space_file, db_id
+
+
+def _check_space(
+    store: Path, space_file: Path, *, repair: bool, verify: bool, lost: str | None = None
+) -> list[Outcome]:
+    """The outcomes of the databases of the space file ``space_file``; with ``lost``, of that
+    database alone, whose handle the space's log does not hold (:func:`_first_write_lost`)."""
     # A space file this user may not write is looked at as `check` does: nothing of it can be
     # repaired, and opening it to write would leave a -wal and -shm behind (see read_as_is);
     # likewise a database file (its outcome says what a repair would do, with advice to run it
@@ -989,6 +1022,9 @@ def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -
         try:
             _require_space_tables(conn, space_file)
             readable_format(conn, space_file)  # never repaired by a version that cannot read it
+            if lost is not None:
+                path = store / db_file_name(lost)
+                return [_reconciled(conn, lost, path, space_file, repair=repair, verify=verify)]
             written = _written_databases(conn)
             outcomes = []
             for db_id in sorted(written):
@@ -1006,18 +1042,25 @@ def _check_space(store: Path, space_file: Path, *, repair: bool, verify: bool) -
                     last = database_seq(conn, db_id)
                     outcomes.append(_bad_handle(db_id, path, last, rev, "revision"))
                 elif not is_dropped(value) and source_path(value) is None:
-                    try:
-                        outcome = reconcile(
-                            conn, db_id, path, repair=repair and may_write(path), verify=verify
-                        )
-                    except UnreadableFile as exc:  # reported; the other databases are checked
-                        outcome = unreadable_outcome(db_id, path, database_seq(conn, db_id), exc)
-                    except (apsw.BusyError, apsw.LockedError) as exc:
-                        raise _stayed_locked(db_id, path, space_file, exc) from exc
-                    outcomes.append(outcome)
+                    outcomes.append(
+                        _reconciled(conn, db_id, path, space_file, repair=repair, verify=verify)
+                    )
             return outcomes
         finally:
             conn.close()
+
+
+def _reconciled(
+    conn: apsw.Connection, db_id: str, path: Path, space_file: Path, *, repair: bool, verify: bool
+) -> Outcome:
+    """:func:`reconcile` of ``db_id`` against the space behind ``conn`` (of ``space_file``);
+    a file that cannot be opened is reported (the other databases are checked)."""
+    try:
+        return reconcile(conn, db_id, path, repair=repair and may_write(path), verify=verify)
+    except UnreadableFile as exc:
+        return unreadable_outcome(db_id, path, database_seq(conn, db_id), exc)
+    except (apsw.BusyError, apsw.LockedError) as exc:
+        raise _stayed_locked(db_id, path, space_file, exc) from exc
 
 
 def _stayed_locked(db_id: str, path: Path, space_file: Path, exc: apsw.Error) -> DatabaseError:

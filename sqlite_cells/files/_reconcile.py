@@ -669,14 +669,14 @@ def _check_owner(space_conn: apsw.Connection, conn: apsw.Connection) -> None:
         raise _Irreparable(problem)
 
 
-def _keep_owner(space_conn: apsw.Connection, conn: apsw.Connection) -> None:
+def _keep_owner(space_conn: apsw.Connection, conn: apsw.Connection, db_id: str) -> None:
     """Record in a file replayed from ``space_conn``'s log (rebuilt, or brought up to date)
     that it is that space's database, as its first write does (kept if recorded): a file rebuilt
     without it could be taken by another space declaring the same database id for its own, and
     have this space's rows undone as that space's commit in flight (see :func:`_check_owner`)."""
     space_id = _space_id(space_conn)
     if space_id is not None:
-        store_owner(conn, "main", space_id)
+        store_owner(conn, "main", space_id, db_id)
 
 
 def _space_id(space_conn: apsw.Connection) -> str | None:
@@ -1018,7 +1018,7 @@ def _replay(
         before_removing()
     version = _version_after(ops, found)  # before anything is written
     ensure_runtime_tables(conn, "main")
-    _keep_owner(space_conn, conn)
+    _keep_owner(space_conn, conn, db_id)
     applied: set[int] = set()
     made: bytes | None = None  # the tables (JSON) of the declaration last made
     for record in records:

@@ -19,6 +19,7 @@ from sqlite_cells.schema._migrate import migrate_file as migrate_file
 from sqlite_cells.schema._migrate import plan_migration as plan_migration
 from sqlite_cells.schema._migrate import store_owner as store_owner
 from sqlite_cells.schema._migrate import store_version as store_version
+from sqlite_cells.schema._migrate import stored_id as stored_id
 from sqlite_cells.schema._migrate import stored_owner as stored_owner
 from sqlite_cells.schema._migrate import stored_version as stored_version
 from sqlite_cells.schema._order import fill_orders as fill_orders
@@ -77,6 +78,7 @@ __all__ = [
     "render_ddl",
     "store_owner",
     "store_version",
+    "stored_id",
     "stored_owner",
     "stored_version",
     "table",

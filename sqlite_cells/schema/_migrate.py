@@ -113,6 +113,7 @@ __all__ = [
     "migrate_file",
     "plan_migration",
     "store_version",
+    "stored_id",
     "stored_owner",
     "stored_version",
 ]
@@ -634,7 +635,7 @@ def ensure_schema(
         if stored != version:
             store_version(conn, database, version)
         if stored is None and owner is not None:
-            store_owner(conn, database, owner)
+            store_owner(conn, database, owner, db_id)
     except BaseException:
         # If SQLite already rolled the whole transaction back, the savepoint is gone too.
         with contextlib.suppress(apsw.Error):
@@ -790,11 +791,14 @@ def _refused_outright(step: Step, exc: apsw.Error) -> str | None:
     return None
 
 
-def store_owner(conn: apsw.Connection, database: str, owner: str) -> None:
-    """Record in the file's ``_cf_meta`` the space whose database it is (kept if recorded)."""
+def store_owner(conn: apsw.Connection, database: str, owner: str, db_id: str) -> None:
+    """Record in the file's ``_cf_meta`` the space whose database it is and the database's id
+    (each kept if recorded): a file whose space file lost the commit that named it still says
+    whose it is (see :func:`stored_id`)."""
     conn.execute(
-        f"INSERT OR IGNORE INTO {quote_ident(database)}._cf_meta(key, value) VALUES ('space', ?)",
-        (owner,),
+        f"INSERT OR IGNORE INTO {quote_ident(database)}._cf_meta(key, value) "
+        "VALUES ('space', ?1), ('id', ?2)",
+        (owner, db_id),
     )
 
 
@@ -840,6 +844,16 @@ def stored_owner(conn: apsw.Connection, database: str = "main") -> str | None:
     meta = f"{quote_ident(database)}._cf_meta"
     try:
         return meta_text(conn, meta, "space")
+    except apsw.SQLError:  # no _cf_meta: never written by the runtime
+        return None
+
+
+def stored_id(conn: apsw.Connection, database: str = "main") -> str | None:
+    """The id of the database whose file this is, as its first write (or a rebuild) recorded
+    it; None when it records none (written before files did, or never written)."""
+    meta = f"{quote_ident(database)}._cf_meta"
+    try:
+        return meta_text(conn, meta, "id")
     except apsw.SQLError:  # no _cf_meta: never written by the runtime
         return None
 

@@ -543,3 +543,47 @@ def test_check_escapes_a_stray_files_name_in_its_advice(tmp_path: Path) -> None:
         assert "orphaned database file" in done.stdout
         assert "\x1b" not in done.stdout and "\u202e" not in done.stdout
         assert "\\x1b[31m" in done.stdout
+
+
+def test_check_undoes_a_first_write_its_space_lost_as_a_runtime_does(tmp_path: Path) -> None:
+    """R71, §6: a space file that lost the commit of a database's first write (put back from a
+    copy taken before it) leaves that file one commit ahead, named by no space. A runtime
+    declaring the database undoes that commit (a copy kept); `check` called the file orphaned,
+    advised restoring a backup, and `--repair` left it. The file records its space and its id:
+    `check` finds it ahead of that space and `--repair` undoes the commit as the runtime does."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        with space.transact():
+            space.cell("c").set(1)
+        space_file = space.file.path
+    saved = tmp_path / "saved.sqlite"
+    shutil.copyfile(space_file, saved)
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("db", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('lost')")
+        db_file = db.path
+    for suffix in ("-wal", "-shm"):
+        Path(f"{space_file}{suffix}").unlink(missing_ok=True)
+    shutil.copyfile(saved, space_file)  # the space's last commit, the first write, is lost
+    before = db_file.read_bytes()
+    looked = run_cli("check", str(store))
+    assert looked.returncode == 1, looked.stdout + looked.stderr
+    assert f"({db_file.name}): watermark 2, space seq 0: ahead" in looked.stdout
+    assert "run `sqlite-cells check --repair` to undo the one commit" in looked.stdout
+    assert "orphaned" not in looked.stdout
+    assert db_file.read_bytes() == before
+    repaired = run_cli("check", str(store), "--repair")
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert "watermark 2, space seq 0: inverted" in repaired.stdout
+    assert [p.name.split(".")[-2] for p in (store / "quarantine").glob("*.0")] == ["ahead-2-of-0"]
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("db", tables=TABLES)
+        assert db.read("SELECT body FROM m") == []
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('new')")
+        assert db.read("SELECT body FROM m") == [{"body": "new"}]
+    assert "in sync" in run_cli("check", str(store)).stdout
