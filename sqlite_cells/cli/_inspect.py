@@ -50,6 +50,7 @@ from sqlite_cells.files import (
     damaged_spaces,
     database_seq,
     declaration_from_handle,
+    foreign_owner,
     handle_shaped,
     handle_value,
     hot_journal_advice,
@@ -987,6 +988,10 @@ def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:
 
 
 def find_space(root: Path, space_id: str) -> Path:
+    """The file of space ``space_id`` in the store ``root``. Raises :class:`InspectError` when
+    no file records that space, or when the file that does, or the one named for it, is
+    another space's file under another name (as ``check`` and a runtime refuse it: its rows
+    are not the space's)."""
     unnamed: list[str] = []  # space files whose space id is not UTF-8 text
     for path in space_files(root):
         with read_only(path) as conn:
@@ -995,9 +1000,13 @@ def find_space(root: Path, space_id: str) -> Path:
             row = conn.execute(
                 f"SELECT {as_bytes('value')} FROM _cf_meta WHERE key = 'space_id'"
             ).fetchone()
-        if row is not None and decoded(row[0]) is None:
+            owner = foreign_owner(conn, path)
+        recorded = decoded(row[0]) if row is not None else None
+        if row is not None and recorded is None:
             unnamed.append(path.name)
-        elif row is not None and decoded(row[0]) == space_id:
+        elif owner is not None and (recorded == space_id or path.name == space_file_name(space_id)):
+            raise InspectError("damaged", damaged_file(path, owner))
+        elif recorded == space_id:
             return path
     path = root / space_file_name(space_id)
     kind = odd_kind(path)

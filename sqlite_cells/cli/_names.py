@@ -53,6 +53,7 @@ from sqlite_cells.codec import (
 )
 from sqlite_cells.files import (
     damaged_spaces,
+    foreign_owner,
     quick_check,
     source_path,
     space_files,
@@ -179,6 +180,9 @@ class Namer:
                         continue
                     if space_id is None:
                         continue
+                    owner = foreign_owner(conn, path)  # (inspect left such a file out above)
+                    if owner is not None:
+                        raise InspectError("damaged", damaged_file(path, owner))
                     self._spaces[space_id] = path
                     for cell_id, named in _recorded_names(conn, space_id).items():
                         self._names[space_id, cell_id] = named

@@ -25,6 +25,7 @@ from sqlite_cells.files._handles import disk_handle_value as disk_handle_value
 from sqlite_cells.files._handles import dropped_database as dropped_database
 from sqlite_cells.files._handles import dropped_here as dropped_here
 from sqlite_cells.files._handles import find_garbage as find_garbage
+from sqlite_cells.files._handles import foreign_owner as foreign_owner
 from sqlite_cells.files._handles import gc_plan as gc_plan
 from sqlite_cells.files._handles import handle_not_writable as handle_not_writable
 from sqlite_cells.files._handles import handle_schema as handle_schema
@@ -166,6 +167,7 @@ __all__ = [
     "encode_op_body",
     "file_identity",
     "find_garbage",
+    "foreign_owner",
     "gc_plan",
     "handle_not_writable",
     "handle_schema",

@@ -742,15 +742,25 @@ def _require_space_tables(conn: apsw.Connection, space_file: Path) -> None:
     problem = space_shape_problem(conn, names)
     if problem is not None:
         raise NotASpaceFile(problem)
-    # Another space's file under this name (copied over it): the runtime refuses to open it as
-    # the space its name is for; what it names is not this space's either. (Text that is not
-    # UTF-8, another program's row, is said where it is read.)
+    problem = foreign_owner(conn, space_file)
+    if problem is not None:
+        raise NotASpaceFile(problem)
+
+
+def foreign_owner(conn: apsw.Connection, space_file: Path) -> str | None:
+    """What to say of the space file ``space_file`` (open as ``conn``, which holds a
+    ``_cf_meta`` table) when the space id it records is not the one its name is for — another
+    space's file under this name (copied over it, or two files swapped) — else None. The
+    runtime refuses to open such a file as the space its name is for, and what it names is not
+    this space's either: every command that reads a space file refuses it with this. (Text that
+    is not UTF-8, another program's row, is said where it is read.)"""
     owner = meta_text(conn, "_cf_meta", "space_id")
-    if owner is not None and space_file_name(owner) != space_file.name:
-        raise NotASpaceFile(
-            f"the file of space {owner!r} under another space's file name (copied over it?): "
-            "move it aside, or put back the file that belongs there"
-        )
+    if owner is None or space_file_name(owner) == space_file.name:
+        return None
+    return (
+        f"the file of space {owner!r} under another space's file name (copied over it?): "
+        "move it aside, or put back the file that belongs there"
+    )
 
 
 def space_damage(exc: BaseException) -> str | None:

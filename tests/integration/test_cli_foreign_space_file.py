@@ -295,3 +295,55 @@ def test_a_space_file_whose_tables_another_program_renamed_in_another_case_is_us
         with space.transact():
             space.cell("x").set(2)
         assert space.cell("x").get() == 2
+
+
+def _spaces_swapped(store: Path) -> tuple[Path, Path]:
+    """A store of spaces ``demo`` (a database ``chat`` with one row) and ``s2`` whose two space
+    files another program swapped; (the file now at demo's name, holding s2's space; the file
+    now at s2's name, holding demo's)."""
+    with sc.Runtime(store) as rt:
+        demo = rt.space("demo")
+        db = demo.sqlite_database("chat", tables={"m": sc.table(x="text")})
+        with demo.transact():
+            db.exec("INSERT INTO m (x) VALUES ('hello')")
+        s2 = rt.space("s2")
+        with s2.transact():
+            s2.cell("a").set(5)
+        demo_name, s2_name = Path(demo.file.path), Path(s2.file.path)
+    aside = store / "aside"
+    demo_name.rename(aside)
+    s2_name.rename(demo_name)
+    aside.rename(s2_name)
+    return demo_name, s2_name
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["query", "demo", "chat", "SELECT x FROM m"],
+        ["query", "s2", "chat", "SELECT 1"],
+        ["cells"],
+        ["tables"],
+    ],
+    ids=["query-demo", "query-s2", "cells", "tables"],
+)
+def test_reading_a_space_file_that_belongs_to_another_space_is_refused_as_check_refuses_it(
+    store: Path, args: list[str]
+) -> None:
+    """A space file swapped with another space's (each records the space it belongs to) is
+    damaged for `check`, `inspect`, `gc` and the runtime; `query` and `cells` read it all the
+    same and served the other space's rows and cells as this one's (exit 0)."""
+    at_demo, at_s2 = _spaces_swapped(store)
+    before = {p: p.read_bytes() for p in store.glob("*.sqlite")}
+    found = run_cli("check", "--store", str(store))
+    assert found.returncode == 1
+    assert "the file of space 's2' under another space's file name" in found.stdout
+    done = run_cli(args[0], "--store", str(store), *args[1:])
+    assert done.returncode == 1, done.stdout
+    assert "hello" not in done.stdout and "s2" not in done.stdout
+    # The first of the two files met is named (in name order), with what to do.
+    first, owner = (at_demo, "s2") if at_demo.name < at_s2.name else (at_s2, "demo")
+    assert f"cannot read {first}: the file is damaged" in done.stderr
+    assert f"the file of space {owner!r} under another space's file name" in done.stderr
+    assert "move it aside, or put back the file that belongs there" in done.stderr
+    assert {p: p.read_bytes() for p in store.glob("*.sqlite")} == before
