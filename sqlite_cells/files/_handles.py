@@ -13,7 +13,7 @@ import errno
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +30,7 @@ from sqlite_cells.codec import (
     StoredCellError,
     TransactionError,
     UnreadableRecord,
+    UnsupportedMigration,
     decode_record,
 )
 from sqlite_cells.files._damage import quick_check
@@ -50,6 +51,7 @@ from sqlite_cells.files._reconcile import (
     database_seq,
     reconcile,
     schema_from_json,
+    table_differences,
     unopenable,
     unreadable_outcome,
 )
@@ -1052,9 +1054,12 @@ def _check_space(
                     last = database_seq(conn, db_id)
                     outcomes.append(_bad_handle(db_id, path, last, rev, "revision"))
                 elif not is_dropped(value) and source_path(value) is None:
-                    outcomes.append(
-                        _reconciled(conn, db_id, path, space_file, repair=repair, verify=verify)
+                    outcome = _reconciled(
+                        conn, db_id, path, space_file, repair=repair, verify=verify
                     )
+                    if outcome.action is Action.IN_SYNC:
+                        outcome = _writes_refused(outcome, value["tables"])
+                    outcomes.append(outcome)
             return outcomes
         finally:
             conn.close()
@@ -1071,6 +1076,19 @@ def _reconciled(
         return unreadable_outcome(db_id, path, database_seq(conn, db_id), exc)
     except (apsw.BusyError, apsw.LockedError) as exc:
         raise _stayed_locked(db_id, path, space_file, exc) from exc
+
+
+def _writes_refused(outcome: Outcome, tables: dict[str, Any]) -> Outcome:
+    """``outcome``, of a database in sync with its space, as ``Action.WRITES_REFUSED`` when its
+    file holds what its handle's declaration (``tables``) does not, in ways no write adds (a
+    table or a trigger another program added): its rows agree with its space and are read, but
+    a write first brings the file to the declaration and refuses it with these differences
+    (``UnsupportedMigration``, R13), as the finding says it. Read only."""
+    differences = _answer(outcome.path, lambda conn: table_differences(conn, tables))
+    if not differences:
+        return outcome
+    refused = UnsupportedMigration(outcome.db_id, differences)
+    return replace(outcome, action=Action.WRITES_REFUSED, detail=str(refused))
 
 
 def _stayed_locked(db_id: str, path: Path, space_file: Path, exc: apsw.Error) -> DatabaseError:

@@ -147,6 +147,10 @@ class Action(enum.Enum):
     # user's permissions, an I/O error, a process out of file descriptors): reported by
     # ``check`` and the command line, nothing decided.
     UNREADABLE = "unreadable"
+    # In sync, but the file holds what its declaration does not, in ways no write adds (a
+    # table or trigger another program added): its rows are read, and every write is refused
+    # (``UnsupportedMigration``, R13). Reported by ``check``, nothing changed.
+    WRITES_REFUSED = "writes refused"
 
 
 @dataclass(frozen=True, slots=True)

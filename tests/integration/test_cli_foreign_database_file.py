@@ -128,3 +128,58 @@ def test_another_spaces_database_file_copied_in_is_named_so_and_its_remedy_works
     with sc.Runtime(store) as rt:
         db = rt.space("s").sqlite_database("a", tables=TABLES)
         assert db.read("SELECT body FROM messages") == [{"body": "mine"}]
+
+
+def test_check_finds_a_file_in_sync_whose_writes_are_refused_and_says_why_as_a_write_does(
+    store: Path,
+) -> None:
+    """A table and a trigger another program added to a database file in sync with its space:
+    every write is refused (`UnsupportedMigration`), yet `check` said "in sync" (exit 0), and
+    `check --repair` likewise. It is a finding, with the write's own reason and advice; nothing
+    is changed, and the migrate it advises makes the file agree again."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO messages (body) VALUES ('hi')")
+    (path,) = store.glob("cell-*.sqlite")
+    conn = apsw.Connection(str(path))
+    conn.execute(
+        "CREATE TABLE audit (x); CREATE TRIGGER tr AFTER INSERT ON messages "
+        "BEGIN INSERT INTO audit VALUES (new.body); END"
+    )
+    conn.close()
+    before = path.read_bytes()
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=TABLES)
+        assert db.read("SELECT body FROM messages") == [{"body": "hi"}]
+        with pytest.raises(sc.UnsupportedMigration) as refused, space.transact():
+            db.exec("INSERT INTO messages (body) VALUES ('yo')")
+    assert path.read_bytes() == before
+    for args in (["check"], ["check", "--repair"]):
+        done = run_cli(*args, "--store", str(store))
+        assert done.returncode == 1, done.stdout
+        assert "watermark 1, space seq 1: writes refused" in done.stdout
+        assert f"({refused.value})" in done.stdout  # the write's reason and advice, whole
+        assert "audit: the stored table is not declared" in done.stdout
+        assert "tr: the file holds a trigger that is not declared" in done.stdout
+        assert (
+            "nothing was changed" in done.stdout and "every write of it is refused" in done.stdout
+        )
+        assert path.read_bytes() == before
+    rows = json.loads(run_cli("check", "--store", str(store), "--json").stdout)
+    assert [row["action"] for row in rows] == ["writes refused"]
+
+    def migrate(mc: sc.MigrationConnection, from_version: int) -> None:
+        mc.execute("DROP TRIGGER tr")
+        mc.execute("DROP TABLE audit")
+
+    with sc.Runtime(store) as rt:  # what the advice says
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=TABLES, version=2, migrate=migrate)
+        with space.transact():
+            db.exec("INSERT INTO messages (body) VALUES ('yo')")
+    done = run_cli("check", "--store", str(store))
+    assert done.returncode == 0, done.stdout
+    assert "watermark 2, space seq 2: in sync" in done.stdout
