@@ -30,6 +30,7 @@ from sqlite_cells.cli._params import check_text
 from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK
 from sqlite_cells.codec import Link, LinkDecodeError, SqliteCellsError, decode_value, derive_id
 from sqlite_cells.files import (
+    DISK_REFUSED,
     OTHER_HISTORY,
     TABLES_DIFFER,
     Action,
@@ -65,6 +66,12 @@ def _shown(detail: str) -> str:
 def _advice(o: Outcome, *, repairing: bool = False) -> str:
     """What the user can do about ``o`` (empty when nothing is to be done); ``repairing``: it
     was found by `check --repair`, which repairs whatever it can write."""
+    if _disk_refused(o):
+        return (
+            "nothing was lost: the file is as it was and its space's log still holds every "
+            "commit; free space on the disk (or raise the file size limit, or check the "
+            "device), then run `sqlite-cells check --repair` again"
+        )
     if repairing and o.action in _REPAIRABLE:
         return (
             "nothing was changed: `--repair` could not write it, as this user may not write "
@@ -130,6 +137,21 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
     return ""
 
 
+def _disk_refused(o: Outcome) -> bool:
+    """Whether ``o`` is a repair (or a look) the disk stopped — full, a file size limit, a
+    failing device: nothing was decided, and the same repair works once the disk takes the
+    write (the database is not quarantined, R71)."""
+    return o.transient and DISK_REFUSED in o.detail
+
+
+def _shown_action(o: Outcome, *, repairing: bool) -> str:
+    """What ``check`` calls the outcome ``o``: its action, save for a repair the disk stopped,
+    which is no quarantine."""
+    if _disk_refused(o):
+        return "not repaired" if repairing else "not checked"
+    return o.action.value
+
+
 # What `check --repair` repairs when it may write the files.
 _REPAIRABLE = frozenset({Action.BEHIND, Action.AHEAD, Action.DAMAGED})
 # The outcomes of a space file, not a database.
@@ -153,7 +175,7 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
             "file": o.path.name,
             "watermark": reported_watermark(o),
             "space_seq": o.space_seq,
-            "action": o.action.value,
+            "action": _shown_action(o, repairing=args.repair),
             "commits": o.commits,
             "detail": _shown(o.detail),
             "kept": str(o.kept) if o.kept is not None else None,

@@ -103,6 +103,7 @@ from sqlite_cells.schema import (
 from sqlite_cells.sql import fold_ascii
 
 __all__ = [
+    "DISK_REFUSED",
     "OTHER_HISTORY",
     "QUARANTINE_DIR",
     "TABLES_DIFFER",
@@ -127,6 +128,10 @@ log = logging.getLogger("sqlite_cells")
 # start of a quarantine's detail, which ``check`` answers with a remedy that works.
 TABLES_DIFFER: Final = "the file's tables differ from the declared ones"
 OTHER_HISTORY: Final = "the file at this path is not the one this space wrote"
+# Why a repair stopped, said of a full disk, a file size limit or a failing device (SQLite's
+# FullError or IOError): the start of a transient quarantine's detail. Nothing of the file was
+# changed, and the same repair works once the disk takes the write.
+DISK_REFUSED: Final = "the disk refused a write"
 
 
 class Action(enum.Enum):
@@ -226,6 +231,16 @@ def _why(exc: BaseException) -> str:
         return (
             f"{type(exc).__name__}: {exc} — another connection holds the file (another runtime "
             "or program has it open); the next use tries the repair again"
+        )
+    if isinstance(exc, apsw.FullError):
+        return (
+            f"{DISK_REFUSED}: it is full ({exc}); nothing of the file was changed, and the "
+            "next use tries the repair again"
+        )
+    if isinstance(exc, apsw.IOError):
+        return (
+            f"{DISK_REFUSED} or a read ({exc}: a full disk, a file size limit or a failing "
+            "device); nothing of the file was changed, and the next use tries the repair again"
         )
     own = (_Irreparable, _Damaged, _NoCopyFolder)
     return str(exc) if isinstance(exc, own) else f"{type(exc).__name__}: {exc}"

@@ -13,6 +13,8 @@ import sqlite_cells as sc
 from sqlite_cells.cli._cli import main
 from sqlite_cells.files import set_watermark
 
+from ..conftest import run_cli, run_cli_limited
+
 TABLES = {"events": sc.table(id="integer primary key", n="integer")}
 
 
@@ -395,3 +397,46 @@ def test_inspect_still_says_a_database_was_dropped_once_gc_removed_its_file(
     code, out = _run(capsys, "inspect", str(store))
     assert code == 0
     assert f"file {db.path.name}: rev 1, last write at seq 2, dropped, no file (removed)" in out
+
+
+def test_a_repair_the_disk_stops_is_not_a_quarantine_and_says_to_free_space(
+    tmp_path: Path,
+) -> None:
+    """R71, §6: `check --repair` of a database behind its space, under a file size limit (as on
+    a full disk): the replay's write fails, and `check` said "quarantined (IOError: disk I/O
+    error)" and that `--repair` cannot repair it, where freeing space and running it again is
+    all it takes. It says the disk refused the write, that nothing was lost, and what to do;
+    nothing is changed, and the repair run again once the disk takes the writes works."""
+    store = tmp_path / "store"
+    tables = {"messages": sc.table(id="integer primary key", body="text not null")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=tables)
+        with space.transact():
+            db.exec("INSERT INTO messages (body) VALUES ('a')")
+    old = db.path.read_bytes()
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=tables)
+        for _ in range(3):
+            with space.transact():
+                db.exec("INSERT INTO messages (body) VALUES (?)", ["x" * 200_000])
+    db.path.write_bytes(old)  # the database file is behind its space by three commits
+    files = {p.name: p.read_bytes() for p in store.iterdir() if p.is_file()}
+    for args in (["check", "--repair"], ["check", "--repair", "--json"]):
+        done = run_cli_limited("RLIMIT_FSIZE", 60_000, *args, "--store", str(store))
+        assert done.returncode == 1, done.stdout
+        assert "Traceback" not in done.stderr and "IOError" not in done.stdout
+        assert "quarantined" not in done.stdout and "Quarantined" not in done.stdout
+        assert {p.name: p.read_bytes() for p in store.iterdir() if p.is_file()} == files
+    (row,) = json.loads(done.stdout)
+    assert (row["action"], row["watermark"], row["space_seq"]) == ("not repaired", 1, 4)
+    assert row["detail"].startswith("the disk refused a write or a read (disk I/O error")
+    assert row["advice"] == (
+        "nothing was lost: the file is as it was and its space's log still holds every commit; "
+        "free space on the disk (or raise the file size limit, or check the device), then run "
+        "`sqlite-cells check --repair` again"
+    )
+    done = run_cli("check", "--repair", "--store", str(store))  # the limit gone: it repairs
+    assert done.returncode == 0, done.stdout
+    assert "replayed, 3 commit(s) applied" in done.stdout
