@@ -30,8 +30,10 @@ from sqlite_cells.cli._params import check_text
 from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK
 from sqlite_cells.codec import Link, LinkDecodeError, SqliteCellsError, decode_value, derive_id
 from sqlite_cells.files import (
+    COPY_FOLDER,
     DISK_REFUSED,
     OTHER_HISTORY,
+    QUARANTINE_DIR,
     TABLES_DIFFER,
     Action,
     DamagedSpace,
@@ -98,6 +100,15 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
         )
     if o.action in (Action.INVERTED, Action.REBUILT) and o.kept is not None:
         return f"the file as it was before the repair is kept at {o.kept}"
+    if o.action is Action.QUARANTINED and COPY_FOLDER in o.detail:
+        # (Before the advice for a file ahead of its space: the folder is what stops the repair.)
+        folder = o.path.parent / QUARANTINE_DIR
+        return (
+            "nothing was changed: a repair that removes rows first keeps a copy of the file in "
+            f"the store's quarantine folder, and {folder} is no folder (a file or a symbolic "
+            f"link stands there); move {folder} aside (out of the store, keeping it) so the "
+            "folder can be made, then run `sqlite-cells check --repair` again"
+        )
     # Another file first: its watermark ahead says nothing of the space's file then.
     if o.action is Action.QUARANTINED and (TABLES_DIFFER in o.detail or OTHER_HISTORY in o.detail):
         return (

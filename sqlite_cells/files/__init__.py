@@ -76,6 +76,7 @@ from sqlite_cells.files._layout import roll_back_interrupted as roll_back_interr
 from sqlite_cells.files._layout import set_aside_moved as set_aside_moved
 from sqlite_cells.files._layout import stored_json as stored_json
 from sqlite_cells.files._layout import unpin as unpin
+from sqlite_cells.files._reconcile import COPY_FOLDER as COPY_FOLDER
 from sqlite_cells.files._reconcile import DISK_REFUSED as DISK_REFUSED
 from sqlite_cells.files._reconcile import OTHER_HISTORY as OTHER_HISTORY
 from sqlite_cells.files._reconcile import QUARANTINE_DIR as QUARANTINE_DIR
@@ -121,6 +122,7 @@ from sqlite_cells.files._watermark import watermark_sql as watermark_sql
 __all__ = [
     "ALIAS",
     "CHECKED_AGAIN",
+    "COPY_FOLDER",
     "DISK_REFUSED",
     "DROP_KIND",
     "KEPT_IN_USE",

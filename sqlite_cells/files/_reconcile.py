@@ -103,6 +103,7 @@ from sqlite_cells.schema import (
 from sqlite_cells.sql import fold_ascii
 
 __all__ = [
+    "COPY_FOLDER",
     "DISK_REFUSED",
     "OTHER_HISTORY",
     "QUARANTINE_DIR",
@@ -132,6 +133,9 @@ OTHER_HISTORY: Final = "the file at this path is not the one this space wrote"
 # FullError or IOError): the start of a transient quarantine's detail. Nothing of the file was
 # changed, and the same repair works once the disk takes the write.
 DISK_REFUSED: Final = "the disk refused a write"
+# Why a repair that removes rows stopped before it kept its copy (R71): the store's quarantine
+# folder cannot be made (a file or a symbolic link stands at its path), said in the detail.
+COPY_FOLDER: Final = "the runtime keeps there a copy of each file before a repair that removes rows"
 
 
 class Action(enum.Enum):
@@ -1344,17 +1348,15 @@ def keep_copy(path: Path, why: str) -> Path:
         # The copy would be written wherever it points, outside the store (a link planted
         # there by another program): the store's own folder or none.
         raise _NoCopyFolder(
-            f"{folder} is a symbolic link: the runtime keeps there a copy of each file before a "
-            "repair that removes rows (R71), inside the store, never where a link points; move "
-            "it out of the store, then use the database again"
+            f"{folder} is a symbolic link: {COPY_FOLDER} (R71), inside the store, never where a "
+            "link points; move it out of the store, then use the database again"
         )
     try:
         folder.mkdir(exist_ok=True)
     except FileExistsError:
         raise _NoCopyFolder(
-            f"{folder} is not a directory: the runtime keeps there a copy of each file before a "
-            "repair that removes rows (R71); move it out of the store, then use the database "
-            "again"
+            f"{folder} is not a directory: {COPY_FOLDER} (R71); move it out of the store, then "
+            "use the database again"
         ) from None
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     base = folder / f"{path.name}.{stamp}.{why}"

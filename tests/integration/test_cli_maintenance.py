@@ -440,3 +440,44 @@ def test_a_repair_the_disk_stops_is_not_a_quarantine_and_says_to_free_space(
     done = run_cli("check", "--repair", "--store", str(store))  # the limit gone: it repairs
     assert done.returncode == 0, done.stdout
     assert "replayed, 3 commit(s) applied" in done.stdout
+
+
+@pytest.mark.parametrize("planted", ["file", "symlink"])
+def test_a_quarantine_path_that_is_no_folder_is_said_with_advice_to_move_it_aside(
+    tmp_path: Path, planted: str
+) -> None:
+    """R71, §6: a repair that removes rows (the undo of a database ahead of its space) keeps a
+    copy in the store's quarantine folder first. With a plain file (or a symbolic link) at that
+    path the finding named it, but the advice under it was the one for a space file that lost
+    commits ("put back a copy of the space's file"). It says to move that path aside so the
+    folder can be made, and to run the repair again; nothing is changed until then."""
+    store = tmp_path / "store"
+    db = _store_with_writes(store, 1)
+    (space_file,) = store.glob("space-*.sqlite")
+    kept = space_file.read_bytes()
+    _store_with_writes(store, 1)
+    space_file.write_bytes(kept)  # the space file lost its last commit: the database is ahead
+    quarantine = store / "quarantine"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if planted == "file":
+        quarantine.write_text("x")
+    else:
+        quarantine.symlink_to(elsewhere)
+    before = db.path.read_bytes()
+    done = run_cli("check", "--repair", "--store", str(store))
+    assert done.returncode == 1, done.stdout
+    shown = "is not a directory" if planted == "file" else "is a symbolic link"
+    assert f"quarantined ({quarantine} {shown}" in done.stdout
+    assert (
+        f"{quarantine} is no folder (a file or a symbolic link stands there); move {quarantine} "
+        "aside (out of the store, keeping it) so the folder can be made, then run "
+        "`sqlite-cells check --repair` again"
+    ) in done.stdout
+    assert "lost commits" not in done.stdout and "put back a copy" not in done.stdout
+    assert db.path.read_bytes() == before and list(elsewhere.iterdir()) == []
+    (tmp_path / "aside").mkdir()
+    quarantine.rename(tmp_path / "aside" / "quarantine")  # what the advice says
+    done = run_cli("check", "--repair", "--store", str(store))
+    assert done.returncode == 0, done.stdout
+    assert "inverted, 1 commit(s) applied" in done.stdout
