@@ -43,6 +43,7 @@ from sqlite_cells.files import (
     gc_plan,
     handle_value,
     io_failure,
+    on_read_only_file_system,
     remove_garbage,
     source_path,
     stored_json,
@@ -73,6 +74,13 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
             "nothing was lost: the file is as it was and its space's log still holds every "
             "commit; free space on the disk (or raise the file size limit, or check the "
             "device), then run `sqlite-cells check --repair` again"
+        )
+    if repairing and o.action in _REPAIRABLE and on_read_only_file_system(o.path):
+        return (
+            "nothing was changed: `--repair` could not write it, as the file system holding "
+            f"{o.path.name} is mounted read-only (no user may write there); remount it "
+            "writable, or copy the store (with every -wal) to a writable place, then run "
+            "`sqlite-cells check --repair` there"
         )
     if repairing and o.action in _REPAIRABLE:
         return (

@@ -64,6 +64,7 @@ from sqlite_cells.files._layout import encode_op_body as encode_op_body
 from sqlite_cells.files._layout import file_identity as file_identity
 from sqlite_cells.files._layout import let_go as let_go
 from sqlite_cells.files._layout import note_committed as note_committed
+from sqlite_cells.files._layout import on_read_only_file_system as on_read_only_file_system
 from sqlite_cells.files._layout import open_as_is as open_as_is
 from sqlite_cells.files._layout import open_unwritable as open_unwritable
 from sqlite_cells.files._layout import peek as peek
@@ -191,6 +192,7 @@ __all__ = [
     "look_unlocked",
     "note_committed",
     "note_damage",
+    "on_read_only_file_system",
     "open_as_is",
     "open_unwritable",
     "orphan_outcome",

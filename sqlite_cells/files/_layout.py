@@ -55,6 +55,7 @@ __all__ = [
     "let_go",
     "may_write",
     "note_committed",
+    "on_read_only_file_system",
     "open_as_is",
     "open_unwritable",
     "peek",
@@ -561,6 +562,17 @@ def may_write(path: Path) -> bool:
     folder, where SQLite makes its ``-wal``/``-journal``: what a repair of it needs."""
     folder = os.access(path.parent, os.W_OK | os.X_OK)
     return folder and (not os.path.lexists(path) or os.access(path, os.W_OK))
+
+
+def on_read_only_file_system(path: Path) -> bool:
+    """Whether the store file ``path`` (an absent one: its folder) lies on a file system mounted
+    read-only, where no user may write it (EROFS): :func:`may_write` is False there for every
+    user, and no permission would help."""
+    try:
+        found = os.statvfs(path if os.path.lexists(path) else path.parent)
+    except (OSError, ValueError):  # gone meanwhile, a name the system refuses
+        return False
+    return bool(found.f_flag & os.ST_RDONLY)
 
 
 def open_as_is(path: Path) -> apsw.Connection:

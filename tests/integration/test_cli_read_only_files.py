@@ -18,7 +18,7 @@ import pytest
 
 import sqlite_cells as sc
 
-from ..conftest import run_unprivileged, shared_dir
+from ..conftest import run_cli, run_unprivileged, shared_dir
 
 TABLES = {"t": sc.table(id="integer primary key", v="text")}
 COMMANDS = (
@@ -207,3 +207,37 @@ def test_gc_by_a_user_who_may_not_remove_a_dropped_database_says_what_to_do(
     assert f"could not remove {path.name}: Permission denied: this user may not remove it" in said
     assert "run gc as a user who may" in said
     assert path.exists()
+
+
+def test_check_repair_on_a_read_only_file_system_says_so_not_this_users_permissions(
+    store: Path, tmp_path: Path
+) -> None:
+    """§6, Errors: `check --repair` of a store mounted read-only (here a read-only bind mount of
+    it, run by its owner) blamed this user's permissions ("run it as a user who may (the
+    store's owner)"), which no user has there. It says the file system is read-only, and to
+    remount it writable or copy the store to a writable place."""
+    db_file = _behind(store)
+    before = db_file.read_bytes()
+    seen = tmp_path / "read-only"
+    seen.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(store), str(seen)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"no bind mount here: {mounted.stderr!r}")
+    try:
+        remounted = subprocess.run(
+            ["mount", "-o", "remount,ro,bind", str(seen)], capture_output=True
+        )
+        if remounted.returncode != 0:
+            pytest.skip(f"no read-only remount here: {remounted.stderr!r}")
+        done = run_cli("check", "--repair", str(seen))
+    finally:
+        subprocess.run(["umount", str(seen)], check=False)
+    assert done.returncode == 1, done.stderr
+    assert "watermark 1, space seq 2: behind" in done.stdout
+    assert (
+        f"`--repair` could not write it, as the file system holding {db_file.name} is mounted "
+        "read-only (no user may write there); remount it writable, or copy the store (with "
+        "every -wal) to a writable place, then run `sqlite-cells check --repair` there"
+    ) in done.stdout
+    assert "this user may not write" not in done.stdout and "store's owner" not in done.stdout
+    assert db_file.read_bytes() == before
