@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import enum
+import errno
 import functools
 import logging
 import os
@@ -190,6 +191,24 @@ class _NoCopyFolder(DatabaseError):
     """The quarantine folder cannot be made (a file stands at its path): see keep_copy."""
 
 
+class _CopyFailed(DatabaseError):
+    """The copy a repair keeps first could not be written into the quarantine folder (a full
+    disk, a file size limit): see keep_copy. The message names the file copied and the copy."""
+
+    def __init__(self, source: Path, dest: Path, exc: OSError) -> None:
+        what = exc.strerror or str(exc)
+        head = (
+            f"{DISK_REFUSED} ({what}: a full disk or a file size limit) while {source} was "
+            f"copied to {dest}"
+            if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+            else f"{source} could not be copied to {dest} ({what})"
+        )
+        super().__init__(
+            f"{head}: a repair that removes rows keeps that copy first (R71), and stops without "
+            "it; nothing of the file was changed, and the next use tries the repair again"
+        )
+
+
 # Errors that say nothing of the file's rows: the same repair may work at its next try.
 _TRANSIENT: Final = (
     apsw.FullError,
@@ -197,6 +216,7 @@ _TRANSIENT: Final = (
     apsw.BusyError,
     apsw.LockedError,
     _NoCopyFolder,
+    _CopyFailed,
 )
 
 
@@ -246,7 +266,7 @@ def _why(exc: BaseException) -> str:
             f"{DISK_REFUSED} or a read ({exc}: a full disk, a file size limit or a failing "
             "device); nothing of the file was changed, and the next use tries the repair again"
         )
-    own = (_Irreparable, _Damaged, _NoCopyFolder)
+    own = (_Irreparable, _Damaged, _NoCopyFolder, _CopyFailed)
     return str(exc) if isinstance(exc, own) else f"{type(exc).__name__}: {exc}"
 
 
@@ -1365,22 +1385,27 @@ def keep_copy(path: Path, why: str) -> Path:
         n += 1
     copy = Path(f"{base}.{n}")
     made = [copy, Path(f"{copy}-wal"), Path(f"{copy}.txt")]
+    wal = Path(f"{path}-wal")
+    making = (path, copy)  # (the file being copied, where to): named if the copy fails
     try:
         if path.exists():
             copy_file(path, copy)  # never a plain open and close: they drop the caller's lock
-        wal = Path(f"{path}-wal")
+        making = (wal, made[1])
         if wal.exists():
             copy_file(wal, made[1])
+        making = (path, made[2])
         made[2].write_text(
             f"{path.name}: copy kept before a repair ({why}) at {stamp} UTC.\n"
             "To look at it, copy it (with its -wal) elsewhere and open it with sqlite3.\n"
         )
-    except BaseException:
+    except BaseException as exc:
         # A copy cut short (a full disk) is no copy: none is left looking like one, and the
         # repair, which needs it, does not go on (its error says what stopped the copy).
         for part in made:
             with contextlib.suppress(OSError):
                 part.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise _CopyFailed(*making, exc) from exc
         raise
     return copy
 

@@ -481,3 +481,44 @@ def test_a_quarantine_path_that_is_no_folder_is_said_with_advice_to_move_it_asid
     done = run_cli("check", "--repair", "--store", str(store))
     assert done.returncode == 0, done.stdout
     assert "inverted, 1 commit(s) applied" in done.stdout
+
+
+def test_a_copy_into_quarantine_the_disk_stops_names_the_file_copied_and_the_copy(
+    tmp_path: Path,
+) -> None:
+    """R71, Errors: a repair that removes rows (the undo of a database ahead of its space)
+    copies the database file into the quarantine folder first. A copy the disk stopped (here a
+    file size limit smaller than the file) ended `check --repair` with an error naming the
+    space file ("space file …: File too large"), not the file being copied. The database's
+    finding names the file copied and the copy's path, says nothing was lost and what to do;
+    nothing is left of the copy, and the repair run again once the disk takes it works."""
+    store = tmp_path / "store"
+    tables = {"m": sc.table(id="integer primary key", b="text")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=tables)
+        with space.transact():
+            db.exec("INSERT INTO m (b) VALUES (?)", ["x" * 300_000])
+    (space_file,) = store.glob("space-*.sqlite")
+    kept = space_file.read_bytes()
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        with space.transact():
+            space.sqlite_database("chat", tables=tables).exec("INSERT INTO m (b) VALUES ('b')")
+    space_file.write_bytes(kept)  # the space file lost its last commit: the database is ahead
+    before = db.path.read_bytes()
+    assert len(before) > 200_000
+    done = run_cli_limited("RLIMIT_FSIZE", 200_000, "check", "--repair", "--store", str(store))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and done.stderr == ""
+    assert "watermark 2, space seq 1: not repaired (the disk refused a write" in done.stdout
+    quarantine = store / "quarantine"
+    assert f"while {db.path} was copied to {quarantine / db.path.name}." in done.stdout
+    assert "space file" not in done.stdout and "File too large —" not in done.stdout
+    assert "nothing was lost" in done.stdout and "run `sqlite-cells check --repair` again" in (
+        done.stdout
+    )
+    assert db.path.read_bytes() == before and list(quarantine.iterdir()) == []
+    done = run_cli("check", "--repair", "--store", str(store))  # the limit gone: it repairs
+    assert done.returncode == 0, done.stdout
+    assert "inverted, 1 commit(s) applied" in done.stdout

@@ -191,8 +191,12 @@ def test_a_copy_cut_short_leaves_no_copy_behind(
         raise OSError(27, "File too large")
 
     monkeypatch.setattr(reconcile_module, "copy_file", cut_short)
-    with pytest.raises(OSError, match="File too large"):
+    with pytest.raises(reconcile_module._CopyFailed) as failed:
         keep_copy(path, "ahead-4-of-3")
+    assert f"(File too large: a full disk or a file size limit) while {path} was copied to " in (
+        str(failed.value)
+    )
+    assert isinstance(failed.value.__cause__, OSError)
     assert list((tmp_path / "quarantine").iterdir()) == []
 
 
