@@ -106,7 +106,8 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
             "file is moved to the store's quarantine folder); if the log no longer holds its "
             "whole history it stays quarantined"
         )
-    if o.action in (Action.INVERTED, Action.REBUILT) and o.kept is not None:
+    if o.action in (Action.INVERTED, Action.REBUILT, Action.REPLAYED) and o.kept is not None:
+        # (A replay whose commits delete rows keeps a copy first too, R71.)
         return f"the file as it was before the repair is kept at {o.kept}"
     if o.action is Action.QUARANTINED and COPY_FOLDER in o.detail:
         # (Before the advice for a file ahead of its space: the folder is what stops the repair.)

@@ -522,3 +522,36 @@ def test_a_copy_into_quarantine_the_disk_stops_names_the_file_copied_and_the_cop
     done = run_cli("check", "--repair", "--store", str(store))  # the limit gone: it repairs
     assert done.returncode == 0, done.stdout
     assert "inverted, 1 commit(s) applied" in done.stdout
+
+
+def test_a_replay_that_deletes_rows_says_where_the_copy_is_kept(tmp_path: Path) -> None:
+    """R71: a repair that removes rows keeps a copy of the file first — a replay of commits
+    that delete rows too. `check --repair` printed where the copy was kept after undoing or
+    rebuilding, and said nothing of it after such a replay."""
+    import shutil
+
+    store = tmp_path / "store"
+    tables = {"t": sc.table(id="integer primary key", v="text")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("db", tables=tables)
+        with space.transact():
+            db.exec_many("INSERT INTO t (v) VALUES (?)", [["x"], ["y"]])
+        path = db.path
+    older = tmp_path / "older.sqlite"
+    shutil.copyfile(path, older)
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("db", tables=tables)
+        with space.transact():
+            db.exec("DELETE FROM t WHERE v = 'x'")
+    shutil.copyfile(older, path)  # the file one commit behind its space
+    done = run_cli("check", str(store), "--repair")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "watermark 1, space seq 2: replayed, 1 commit(s) applied" in done.stdout
+    [kept] = [p for p in (store / "quarantine").iterdir() if p.name.endswith(".0")]
+    assert f"the file as it was before the repair is kept at {kept}" in done.stdout
+    assert apsw.Connection(str(kept)).execute("SELECT v FROM t ORDER BY id").fetchall() == [
+        ("x",),
+        ("y",),
+    ]
