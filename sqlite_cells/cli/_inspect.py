@@ -1370,17 +1370,23 @@ def one_line(detail: str) -> str:
 
 
 def _database_id(space_file: Path, space_id: str, database: str) -> str:
-    """The id ``database`` names in the space: an ``of:…`` id as given; a top-level database
+    """The id ``database`` names in the space: an ``of:…`` id as given (or, when the space holds
+    no such cell, the database of that name, if any); a top-level database
     name (``space.sqlite_database(name)``) when the space holds that database; else the
     injected file (R60) whose file name, or absolute path, is ``database`` (the name ``inspect``
     and ``tables`` show for it)."""
-    if database.startswith("of:"):
-        return database
     db_id = derive_id("sqlite", space_id, database)
     named_cell = derive_id("cell", space_id, database)  # (a cell's name given by mistake)
     is_cell = False
     with read_only(space_file) as conn:
-        if conn.execute("SELECT 1 FROM _cf_cells WHERE id = ?", (db_id,)).fetchone() is not None:
+        held = "SELECT 1 FROM _cf_cells WHERE id = ?"
+        if database.startswith("of:"):
+            # An id as given — unless the space holds none such but a database of that name.
+            if conn.execute(held, (database,)).fetchone() is not None:
+                return database
+            if conn.execute(held, (db_id,)).fetchone() is None:
+                return database
+        if conn.execute(held, (db_id,)).fetchone() is not None:
             return db_id
         sources: list[tuple[str, Path]] = []
         for raw_id, data in conn.execute(

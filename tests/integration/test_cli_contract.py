@@ -378,3 +378,23 @@ def test_demo_and_link_take_the_store_as_the_positional_store_too(tmp_path: Path
     assert shown.returncode == 0, shown.stderr
     assert "done: 3 messages" in shown.stdout
     assert sorted(p.name.split("-")[0] for p in chat.glob("*.sqlite")) == ["cell", "space"]
+
+
+def test_a_database_named_like_an_id_is_found_by_its_name_and_by_its_id(tmp_path: Path) -> None:
+    """§6: a DB argument beginning with `of:` was taken as an id only, so a database named
+    `of:notes` could not be named (the answer: "never written"). An id the space holds is still
+    taken as given; else the database of that name, if the space holds one."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("of:notes", tables={"t": sc.table(v="text")})
+        with space.transact():
+            db.exec("INSERT INTO t VALUES ('hello')")
+        db_id = db.id
+    for given in ("of:notes", db_id):
+        done = _command("query", str(store), "s", given, "--json", "SELECT v FROM t")
+        assert done.returncode == 0, done.stderr
+        answer = json.loads(done.stdout)
+        assert (answer["db_id"], answer["rows"]) == (db_id, [{"v": "hello"}])
+    done = _command("query", str(store), "s", "of:nothing", "SELECT 1")
+    assert done.returncode == 1 and "of:nothing" in done.stderr and "Traceback" not in done.stderr
