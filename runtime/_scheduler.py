@@ -947,6 +947,10 @@ class Scheduler:
         deliveries: list[tuple[Callable[[Any], None], Any]] = []
         held = self._held
         waiting: dict[int, _Reflects] = {}  # what the nodes looked at in this round reflect
+        # Nodes an input of which changed (or failed) in this round: a value given for one of
+        # them (``preset``: a query's result that landed with this round) was computed from
+        # that input's value before, and is dropped — it computes again, with the new one.
+        moved: set[int] = set()
         while heap:
             _, _, node = heapq.heappop(heap)
             if id(node) in done or node.released:
@@ -969,7 +973,7 @@ class Scheduler:
                         self._born(node)
                 continue
             done.add(id(node))
-            if preset is not None and node in preset:
+            if preset is not None and node in preset and id(node) not in moved:
                 changed, value = True, preset[node]
             elif node.deps and _waits(node, held, waiting):
                 # A dependency, or one of its own (at any depth), is being recomputed off the
@@ -991,6 +995,7 @@ class Scheduler:
                     # value from before would pass for a current one, computed from an input
                     # that no longer holds it).
                     for dependent in node.dependents:
+                        moved.add(id(dependent))
                         heapq.heappush(heap, (dependent.height, dependent.order, dependent))
                     continue
             recovered = node.error is not None
@@ -1000,6 +1005,8 @@ class Scheduler:
             node.value = value
             deliveries.extend((o.on_next, value) for o in node.subscribers)
             for dependent in node.dependents:
+                if preset is not None:
+                    moved.add(id(dependent))
                 heapq.heappush(heap, (dependent.height, dependent.order, dependent))
         _deliver(deliveries)
 

@@ -912,3 +912,36 @@ def test_a_query_given_up_in_one_long_step_reruns_only_for_what_it_reads(
         ):
             ran, _ = ran_after(rt, space, db, calls, quiet)
             assert ran == Counter(), quiet
+
+
+def test_every_query_whose_parameter_derives_from_a_query_follows_its_first_result(
+    tmp_path: Path,
+) -> None:
+    """R51, R54: queries whose parameter derives from another query of the same database, made
+    before its first result, land in one batch with it. The scheduler set the landed results
+    and then re-ran what the first result changed — but a query whose own result landed in that
+    batch kept it (rows for the parameter's value before) and was never run with the new one:
+    it showed rows for a parameter that no longer held, until some later write."""
+    with sc.Runtime(tmp_path / "store") as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("x", tables={"t": sc.table(id="integer primary key", v="int")})
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES (1)")
+        q1 = db.query("SELECT max(v) AS m FROM t")
+        k = sc.derive(q1, lambda s: s.result[0]["m"] if s.result else None)
+        follows = db.query("SELECT ? AS p", params=[k], react_on=q1)  # made before: runs first
+        qa = db.query("SELECT ? AS a", params=[k])
+        qb = db.query("SELECT ? AS b", params=[k])
+        rt.settle()
+        assert k.get() == 1
+        assert qa.get().result == [{"a": 1}]
+        assert qb.get().result == [{"b": 1}]
+        assert follows.get().result == [{"p": 1}]
+        with space.transact():
+            db.exec("UPDATE t SET v = 2")
+        rt.settle()
+        assert (qa.get().result, qb.get().result, follows.get().result) == (
+            [{"a": 2}],
+            [{"b": 2}],
+            [{"p": 2}],
+        )
