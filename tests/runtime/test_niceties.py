@@ -194,10 +194,15 @@ def test_cells_and_derived_cells_show_their_values(rt: sc.Runtime) -> None:
         assert not tx.reads  # showing a cell records no read
 
 
-def test_a_closed_runtime_makes_no_new_cells_or_databases_and_bad_options_leave_nothing() -> None:
+def test_a_closed_runtime_makes_no_new_cells_or_databases_and_bad_options_leave_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import glob
     import tempfile
 
+    # A folder of this test's own for temporary stores: another test running at the same time
+    # makes its ephemeral stores in the shared one.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     rt = sc.Runtime.ephemeral()
     space = rt.space("s")
     rt.close()
