@@ -259,6 +259,17 @@ class Query(Reactive, Generic[T]):
             + tuple(_param_nodes(reaction.follows))
         )
         scheduler = host.scheduler
+        if any(n.scheduler is not scheduler for n in deps):
+            # As derive/lift refuse: its runs follow the commits this runtime processes, and a
+            # cell of another runtime moves with that one's (two runs per commit, a state no
+            # commit had between them, and none at all once that runtime closes: R54).
+            raise QueryArgumentError(
+                db.id,
+                sql,
+                "params or react_on hold a cell (or derived cell, or query) of another Runtime: "
+                "a live query re-runs after the commits of its own runtime; give it cells of "
+                "that runtime (open the other space from the same Runtime)",
+            )
         self._graph_node = _QueryNode(scheduler, spec, deps)
         own(self, self._graph_node)
         scheduler.add(self._graph_node)

@@ -6,6 +6,7 @@ import dataclasses
 import html as html_module
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, TypedDict
 
 import msgspec
@@ -812,3 +813,27 @@ def test_a_column_called_temp_is_ordinary_sql(space: Space) -> None:
     with pytest.raises(sc.GuardViolation) as info:
         db.read("SELECT temp.temp FROM readings AS temp")
     assert info.value.kind == "schema-qualified"
+
+
+def test_a_live_query_refuses_cells_of_another_runtime_as_derive_does(tmp_path: Path) -> None:
+    """R54: derive and lift refuse inputs of two runtimes; a live query took a parameter (or a
+    react_on cell) of another Runtime, re-ran twice per commit with a state no commit had in
+    between, and stayed stale for good once that runtime closed. Refused at the call."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt, sc.Runtime(store) as other:
+        db = rt.space("s").sqlite_database("x", tables={"t": sc.table(v="integer")})
+        theirs = other.space("s").cell("a", default=0)
+        cases: list[tuple[str, dict[str, Any]]] = [
+            ("SELECT ? AS p", {"params": [theirs]}),
+            ("SELECT :a AS p", {"params": {"a": theirs}}),
+            ("SELECT 1", {"react_on": theirs}),
+        ]
+        for sql, options in cases:
+            with pytest.raises(sc.QueryError) as info:
+                db.query(sql, **options)
+            assert isinstance(info.value, ValueError) and isinstance(info.value, TypeError)
+            assert "hold a cell (or derived cell, or query) of another Runtime" in str(info.value)
+        ours = rt.space("s").cell("a", default=0)
+        q = db.query("SELECT ? AS p", params=[ours])
+        rt.settle()
+        assert q.get().result == [{"p": 0}]
