@@ -314,6 +314,11 @@ class LiveQueries:
         """Re-run ``node`` when the injected file at ``path`` changes (R60)."""
         self._sources.watch(node, path)
 
+    def look_at_sources(self) -> None:
+        """Look at the injected files now, as the watcher does each ``poll_interval``: a change
+        another program committed before ``settle()`` began is among what it waits for."""
+        self._sources.look()
+
     def source_repinned(self, path: Path) -> None:
         """The file at ``path`` was registered again (R60): its queries re-run at the watcher's
         next look, as after a change, though the file may not have changed since."""
@@ -940,17 +945,22 @@ class _SourceWatcher:
 
     def _loop(self) -> None:
         while not self._closed.wait(self._interval):
+            self.look()
+
+    def look(self) -> None:
+        """Look at every watched file once: the queries of one whose content changed since the
+        last look re-run (each poll_interval, and when ``settle()`` begins)."""
+        with self._lock:
+            paths = {path: set(nodes) for path, nodes in self._nodes.items() if nodes}
+        for path, nodes in paths.items():
+            signature = content_signature(path)
             with self._lock:
-                paths = {path: set(nodes) for path, nodes in self._nodes.items() if nodes}
-            for path, nodes in paths.items():
-                signature = content_signature(path)
-                with self._lock:
-                    changed = self._signatures.get(path) != signature
-                    self._signatures[path] = signature
-                if changed:
-                    # Connections opened immutable cannot see the change: open new ones.
-                    self._pool.discard(path)
-                    self._scheduler.rerun(list(nodes))
+                changed = self._signatures.get(path) != signature
+                self._signatures[path] = signature
+            if changed:
+                # Connections opened immutable cannot see the change: open new ones.
+                self._pool.discard(path)
+                self._scheduler.rerun(list(nodes))
 
     def close(self) -> None:
         """Stop watching; the watcher thread is waited for (it checks a file between waits,

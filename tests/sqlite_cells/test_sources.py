@@ -1083,3 +1083,26 @@ def test_a_wal_file_whose_time_stamp_is_ahead_is_not_read_again_at_every_look(
         assert rt.settle(10)
         assert len(seen) <= 2, len(seen)  # the state when subscribed (and at most one look)
         assert q.get().result is not None and q.get().result[0]["x"] == 1
+
+
+def test_settle_waits_for_the_rerun_after_another_program_wrote_a_source(tmp_path: Path) -> None:
+    """R60, §3: `settle()` waits for the re-runs caused by commits made before it, another
+    process's included. A commit another program made to an injected file was left to the
+    watcher's next look (every `poll_interval`): `settle()` returned at once with the old rows
+    while `db.read` saw the new ones. It looks at the injected files as it begins."""
+    source = tmp_path / "ref.db"
+    setup = apsw.Connection(str(source))
+    setup.execute("CREATE TABLE r (a); INSERT INTO r VALUES (1)")
+    setup.close()
+    with sc.Runtime(tmp_path / "store", poll_interval=60.0) as rt:
+        handle = rt.space("s").register_disk_source(str(source))
+        q = handle.query("SELECT count(*) AS n FROM r")
+        rt.settle()
+        assert q.get().result == [{"n": 1}]
+        write = (
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); "
+            "c.execute('INSERT INTO r VALUES (2)'); c.commit(); c.close()"
+        )
+        subprocess.run([sys.executable, "-c", write, str(source)], check=True, timeout=60)
+        assert rt.settle(timeout=30)
+        assert q.get().result == [{"n": 2}]
