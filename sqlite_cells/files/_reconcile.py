@@ -545,6 +545,7 @@ def _reconcile_file(
     replay a repair would make tried on a copy (:func:`_try_replay`), so that what is reported
     is what the repair would do."""
     kept: Path | None = None
+    detail = ""
     copies: list[Path] = []  # a copy a replay that removes rows took before it began
     # A lock held elsewhere (BusyError) is not damage: it reaches the caller, nothing is decided.
     conn.execute("BEGIN IMMEDIATE" if repair else "BEGIN")
@@ -588,6 +589,10 @@ def _reconcile_file(
                 kept = keep_copy(path, f"ahead-{db_seq}-of-{space_seq}")
                 commits = _invert(conn, in_flight)
                 action = Action.INVERTED
+        elif not repair and stored_format(space_conn) not in (None, FORMAT_VERSION):
+            # R73: the log of an older format is read once the space file is upgraded, which
+            # a look that writes nothing cannot do: behind, as told, with what a repair does.
+            action, commits, detail = Action.BEHIND, 0, _OLDER_FORMAT_BEHIND
         elif not repair:
             # What a repair would find (R71): the commits to replay, and the versions they need.
             _check_same_history(space_conn, conn, db_id, db_seq)
@@ -640,7 +645,15 @@ def _reconcile_file(
             f"{commits} changeset(s) applied" if repair else "not repaired",
             f"; a copy of the file before the repair is kept at {kept}" if kept else "",
         )
-    return Outcome(db_id, path, db_seq, space_seq, action, commits, kept=kept)
+    return Outcome(db_id, path, db_seq, space_seq, action, commits, detail, kept)
+
+
+# What a look that writes nothing says of a file behind a space file of an older store format.
+_OLDER_FORMAT_BEHIND: Final = (
+    "the space file is of an older store format, whose log is read once it is upgraded: "
+    "`sqlite-cells check --repair`, or a runtime opening the store, upgrades it in place and "
+    "then re-applies the commits the file misses, if the log holds them"
+)
 
 
 _SECOND_LOOKS = (0.0, 0.002, 0.02, 0.1)  # seconds to wait before each look
