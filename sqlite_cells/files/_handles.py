@@ -960,6 +960,10 @@ def check_store(store: Path, *, repair: bool, verify: bool = True) -> list[Outco
     reported = {o.path for o in outcomes}
     outcomes.extend(_damaged_space(d) for d in damaged if d.path not in reported)
     for path, seq in _orphans(store, named):
+        if path in reported:
+            # Compared with its space above, whose file the look for names then found damaged
+            # elsewhere (SQLite's check of the whole file): reported once, as that look said.
+            continue
         lost = _first_write_lost(store, path)
         if lost is not None:
             # The file says whose database it is: checked against that space as a runtime

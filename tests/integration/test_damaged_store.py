@@ -413,3 +413,42 @@ def test_corrupt_pages_in_any_table_of_a_space_file_are_a_database_error(
         rt.close()
     assert f"space file {path}" in str(raised.value)
     assert "restore it" in str(raised.value)
+
+
+def test_a_database_of_a_space_file_damaged_elsewhere_is_listed_once(tmp_path: Path) -> None:
+    """§6: a space file whose damage lies in pages a database's check does not read (here an
+    old page of its log): `check` compared the database with its space ("in sync"), reported
+    the space file damaged (SQLite's check of the whole file), and then listed the database a
+    second time, as named by no readable space — "2 database(s) checked" for one. Once."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        cell = space.cell("c", default="")
+        for i in range(60):
+            with space.transact():
+                cell.set("x" * 3000 + str(i))
+        db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key", s="text")})
+        with space.transact():
+            db.exec("INSERT INTO t (s) VALUES ('a')")
+        db_file = db.path
+    (space_file,) = store.glob("space-*.sqlite")
+    conn = apsw.Connection(str(space_file))
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+    pages = [
+        page
+        for (page,) in conn.execute(
+            "SELECT pageno FROM dbstat WHERE name = '_cf_log' AND pagetype = 'leaf' ORDER BY pageno"
+        )
+    ]
+    size = conn.execute("PRAGMA page_size").fetchone()[0]
+    conn.close()
+    with open(space_file, "r+b") as f:  # an old record's page: no check of the database reads it
+        f.seek((pages[1] - 1) * size)
+        f.write(b"\xff" * size)
+    outcomes = check_store(store, repair=False)
+    assert [o.path for o in outcomes].count(db_file) == 1
+    assert [o.action for o in outcomes if o.path == space_file] == [Action.SPACE_DAMAGED]
+    done = run_cli("check", str(store))
+    assert done.returncode == 1
+    assert done.stdout.count(db_file.name) == 1
+    assert "1 database(s) checked" in done.stdout
