@@ -88,6 +88,12 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
             f"{o.path.name} or its space file (or their folder); run `sqlite-cells check "
             "--repair` as a user who may (the store's owner)"
         )
+    if o.action is Action.LOCKED:
+        again = "check --repair" if repairing else "check"
+        return (
+            "nothing of it was changed, and the other databases were checked all the same: run "
+            f"`sqlite-cells {again}` again once the program holding it lets go"
+        )
     if o.action is Action.UNREADABLE:
         return (
             "nothing was changed: let this user read and write the file (and its -wal and -shm), "
@@ -210,6 +216,8 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
             # No space names the file, so no id (ids are one-way hashes) and no space seq; its
             # watermark is the one it holds, none when it cannot be read (as `inspect` says).
             row.update(db=None, watermark=readable_watermark(o.path), space_seq=None)
+        elif o.action is Action.LOCKED:
+            row.update(watermark=None)  # not read: the file's lock was held all along
     checked = sum(o.action not in _SPACE_FILES for o in outcomes)
     if args.fmt is Format.TEXT:
         names = _database_names(store, {o.db_id for o in outcomes})
@@ -234,7 +242,9 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
                 )
                 out.write(f"  {one_line(row['advice'])}\n")
                 continue
-            mark = row["watermark"] if row["watermark"] is not None else "unreadable"
+            mark = row["watermark"]
+            if mark is None:
+                mark = "not read" if o.action is Action.LOCKED else "unreadable"
             out.write(
                 names.get(o.db_id, "")
                 + f"{row['db']} ({one_line(row['file'])}): watermark {mark}, "

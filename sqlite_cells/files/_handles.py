@@ -1079,7 +1079,12 @@ def _reconciled(
     except UnreadableFile as exc:
         return unreadable_outcome(db_id, path, database_seq(conn, db_id), exc)
     except (apsw.BusyError, apsw.LockedError) as exc:
-        raise _stayed_locked(db_id, path, space_file, exc) from exc
+        locked = _stayed_locked(db_id, path, space_file, exc)
+        if locked.held is not path:  # the space file: none of its databases can be checked
+            raise locked from exc
+        # This database's file alone: a finding, and the space's other databases are checked
+        # (and repaired) all the same.
+        return Outcome(db_id, path, 0, database_seq(conn, db_id), Action.LOCKED, detail=str(locked))
 
 
 def _writes_refused(outcome: Outcome, tables: dict[str, Any]) -> Outcome:
@@ -1095,16 +1100,25 @@ def _writes_refused(outcome: Outcome, tables: dict[str, Any]) -> Outcome:
     return replace(outcome, action=Action.WRITES_REFUSED, detail=str(refused))
 
 
-def _stayed_locked(db_id: str, path: Path, space_file: Path, exc: apsw.Error) -> DatabaseError:
+class _StayedLocked(DatabaseError):
+    """A check of a database that waited in vain for a lock; ``held``: the file held."""
+
+    def __init__(self, message: str, held: Path) -> None:
+        super().__init__(message)
+        self.held = held
+
+
+def _stayed_locked(db_id: str, path: Path, space_file: Path, exc: apsw.Error) -> _StayedLocked:
     """The error for a check of ``db_id`` that waited in vain for a lock, naming the file held
     and how: the database file when a read or a write of it cannot begin now, else its space
     file."""
     how = _held_elsewhere(path)
     held = path if how is not None else space_file
-    return DatabaseError(
+    return _StayedLocked(
         f"{held} stayed locked by another connection ({exc}) while database {db_id} was "
         f"checked (a program holding it in {how or 'a transaction'}): nothing was changed; "
-        "try again once that connection lets go"
+        "try again once that connection lets go",
+        held,
     )
 
 

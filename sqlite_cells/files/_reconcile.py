@@ -161,6 +161,10 @@ class Action(enum.Enum):
     # table or trigger another program added): its rows are read, and every write is refused
     # (``UnsupportedMigration``, R13). Reported by ``check``, nothing changed.
     WRITES_REFUSED = "writes refused"
+    # Another connection held the database file's lock all through the wait (``check``: a
+    # program in a transaction on it): nothing of it was decided or changed; the other
+    # databases are checked all the same.
+    LOCKED = "locked"
 
 
 @dataclass(frozen=True, slots=True)
