@@ -151,8 +151,12 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
         )
     if o.action is Action.QUARANTINED:
         return (
-            "nothing was changed, and `--repair` cannot repair it (see why above); the file is "
-            "left as found, its queries and writes fail with Quarantined"
+            "nothing was changed, and `--repair` cannot repair it as it is (see why above); the "
+            "file is left as found, its queries and writes fail with Quarantined. While its "
+            f"space's log holds the database's whole history, moving {o.path.name} (and its "
+            "-wal, if any) out of the store, keeping it, then running `sqlite-cells check "
+            "--repair` rebuilds the database from the log (it says so if the log cannot); "
+            "else restore the file from a backup"
         )
     if o.action is Action.ORPHANED:
         return orphan_advice(o.path.name)

@@ -555,3 +555,44 @@ def test_a_replay_that_deletes_rows_says_where_the_copy_is_kept(tmp_path: Path) 
         ("x",),
         ("y",),
     ]
+
+
+def test_the_advice_for_a_quarantined_database_names_the_rebuild_that_works(
+    tmp_path: Path,
+) -> None:
+    """Errors (what to do): a database behind its space whose replay meets a row another
+    program wrote is quarantined, and the advice said nothing could be done ("`--repair` cannot
+    repair it"), though moving the file out and running `check --repair` rebuilds it from the
+    log. The advice says so, and following it works."""
+    import shutil
+
+    store = tmp_path / "store"
+    tables = {"messages": sc.table(id="integer primary key", body="text")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=tables)
+        with space.transact():
+            db.exec("INSERT INTO messages (id, body) VALUES (1, 'one')")
+        path = db.path
+    early = path.read_bytes()
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=tables)
+        with space.transact():
+            db.exec("INSERT INTO messages (id, body) VALUES (2, 'two')")
+    path.write_bytes(early)  # a crash left it behind, and another program then wrote it
+    conn = apsw.Connection(str(path))
+    conn.execute("INSERT INTO messages VALUES (2, 'foreign')")
+    conn.close()
+    done = run_cli("check", str(store), "--repair")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert ": quarantined (a changeset does not apply" in done.stdout
+    assert f"moving {path.name} (and its -wal, if any) out of the store, keeping it" in done.stdout
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    shutil.move(path, kept / path.name)
+    done = run_cli("check", str(store), "--repair")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "watermark 0, space seq 2: replayed, 2 commit(s) applied" in done.stdout
+    done = run_cli("query", str(store), "demo", "chat", "--json", "SELECT body FROM messages")
+    assert json.loads(done.stdout)["rows"] == [{"body": "one"}, {"body": "two"}]
