@@ -10,6 +10,7 @@ value written before pins were recorded has none).
 from __future__ import annotations
 
 import errno
+import json
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -277,7 +278,15 @@ class HandleQuarantined(Quarantined):
 
 
 def _shown(value: Any) -> str:
-    shown = repr(value)
+    """A stored handle value as a message shows it: the JSON the store holds (its bytes as
+    text), not a Python literal; cut to a readable length."""
+    if isinstance(value, bytes):
+        shown = value.decode("utf-8", "backslashreplace")
+    else:
+        try:
+            shown = json.dumps(value, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError):  # (not a JSON value: decoded from no JSON the store holds)
+            shown = repr(value)
     return shown if len(shown) <= 80 else shown[:77] + "..."
 
 
@@ -1163,8 +1172,7 @@ def _bad_handle(
 ) -> Outcome:
     """The outcome for a database whose handle cell holds no handle (R5); ``space_seq``: the
     last commit of the space's log that wrote it (the handle's own ``rev`` cannot be read)."""
-    shown = "nothing" if stored is None else repr(stored)
-    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    shown = "nothing" if stored is None else _shown(stored)
     detail = (
         f"its handle cell holds {shown}, which is not a database handle (R5)"
         if column == "value"

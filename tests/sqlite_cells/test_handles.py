@@ -15,7 +15,13 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
-from sqlite_cells.files import DatabaseDropped, collect_garbage, handle_value, remember_handle
+from sqlite_cells.files import (
+    DatabaseDropped,
+    check_store,
+    collect_garbage,
+    handle_value,
+    remember_handle,
+)
 from sqlite_cells.schema import db_file_name, declare_tables
 
 from .conftest import MESSAGES
@@ -179,8 +185,12 @@ def test_r5_a_handle_overwritten_by_another_program_quarantines(
     conn.execute("UPDATE _cf_cells SET value = ? WHERE id = ?", (b'{"something": "else"}', db.id))
     conn.close()
     space.file._cache.clear()  # the runtime's cache never saw the foreign write
-    with pytest.raises(sc.Quarantined, match="not a database handle"):
+    with pytest.raises(sc.Quarantined, match="not a database handle") as info:
         db.read("SELECT * FROM messages")
+    # Shown as the JSON the store holds, not as a Python literal ({'something': 'else'}).
+    assert 'its handle cell holds {"something": "else"}, which' in str(info.value)
+    (outcome,) = check_store(space.file.path.parent, repair=False)
+    assert 'its handle cell holds {"something": "else"}, which' in outcome.detail
     q = db.query("SELECT * FROM messages")
     space.runtime.settle()
     assert isinstance(q.get().error, sc.Quarantined) and q.get().result is None
