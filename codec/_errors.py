@@ -373,7 +373,8 @@ class Quarantined(DatabaseError):
             what = reason if db_seq == 0 else f"{what}: {reason}"
         super().__init__(
             f"database {db_id}{where} is quarantined: {what}; it could not be repaired: "
-            "`sqlite-cells check` says why and what to do"
+            "`sqlite-cells check` says why and what to do (a runtime that was running when the "
+            "file was repaired keeps it quarantined until it is opened again)"
         )
 
 

@@ -262,6 +262,12 @@ def test_a_database_further_ahead_is_quarantined_never_inverted(store: Path, los
         with pytest.raises(sc.Quarantined) as info:
             db.read("SELECT * FROM events")
         assert info.value.db_seq == seqs[-1]
+        # The quarantine lasts the runtime's life: a repair made meanwhile by `check --repair`
+        # counts once the store is opened again, as the error says.
+        assert str(info.value).endswith(
+            "`sqlite-cells check` says why and what to do (a runtime that was running when the "
+            "file was repaired keeps it quarantined until it is opened again)"
+        )
         with pytest.raises(sc.Quarantined), db.space.transact():
             db.exec("INSERT INTO loose (x) VALUES (1)")
     assert _snapshot(db.path) == before  # rows intact
