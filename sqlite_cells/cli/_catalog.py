@@ -24,6 +24,7 @@ from sqlite_cells.cli._inspect import (
     as_bytes,
     classify_cell,
     compare_unlocked,
+    database_info,
     decoded,
     locked,
     one_line,
@@ -272,6 +273,17 @@ class NotItsFile:
 
 
 @dataclass(frozen=True, slots=True)
+class UnreadSource:
+    """An injected file (R60) that cannot be read as the file registered: what ``inspect``
+    finds of it (:meth:`DatabaseInfo.source_finding`); its tables are not listed."""
+
+    finding: str
+
+    def message(self) -> str:
+        return f"left out {self.finding}"
+
+
+@dataclass(frozen=True, slots=True)
 class QuarantinedDatabase:
     """A database whose handle cell holds no handle (R5): its tables are not listed."""
 
@@ -282,18 +294,23 @@ class QuarantinedDatabase:
         return f"left out {self.held.finding(self.space)}"
 
 
+LeftOut = NotItsFile | NotInSync | UnreadSource | QuarantinedDatabase
+
+
 def list_tables(
     store: str | os.PathLike[str], namer: Namer | None = None
-) -> tuple[list[TableRow], list[NotItsFile | NotInSync | QuarantinedDatabase]]:
+) -> tuple[list[TableRow], list[LeftOut]]:
     """The tables of every live database of the store, in space then database order, and the
     databases left out: the file at their path is not theirs, does not agree with its space
-    (``check`` finds it behind, ahead, damaged or quarantined: R71), or their handle cell holds
-    no handle (R5). A database never written has no file and lists no tables (its declared tables
+    (``check`` finds it behind, ahead, damaged or quarantined: R71), their injected file cannot
+    be read (as ``inspect`` finds it), or their handle cell holds no handle (R5). The space
+    files ``namer`` leaves out for damage are the caller's to report. A database never written
+    has no file and lists no tables (its declared tables
     are in ``sqlite-cells cells``, in its handle's value)."""
     root = store_dir(store)
     namer = namer if namer is not None else Namer(root)
     rows: list[TableRow] = []
-    left_out: list[NotItsFile | NotInSync | QuarantinedDatabase] = []
+    left_out: list[LeftOut] = []
     files = store_file_names(root)
     for space_id, space_file in sorted(namer.spaces().items()):
         with read_only(space_file) as conn:
@@ -304,13 +321,18 @@ def list_tables(
             if source_path(handle) is None and not is_dropped(handle)
         }
         left_out.extend(QuarantinedDatabase(space_id, held) for held in quarantined)
-        for db_id, handle, _rev in handles:
+        for db_id, handle, rev in handles:
             source = source_path(handle)
             path = source if source is not None else root / db_file_name(db_id)
             if is_dropped(handle):
                 continue
             known = namer.named(space_id, db_id)
             label = known.name if known is not None else db_id
+            if source is not None:
+                finding = database_info(root, db_id, handle, rev).source_finding(space_id)
+                if finding is not None:
+                    left_out.append(UnreadSource(finding))
+                    continue
             verdict = verdicts.get(db_id)
             if (
                 verdict is not None

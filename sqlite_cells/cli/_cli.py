@@ -41,6 +41,7 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -49,6 +50,7 @@ import apsw
 from sqlite_cells.cli._catalog import TABLE_COLUMNS, CellRow, list_cells, list_tables
 from sqlite_cells.cli._entry import stop_output
 from sqlite_cells.cli._inspect import (
+    DamagedSpaceInfo,
     InspectError,
     QueryResult,
     StoreInfo,
@@ -379,9 +381,9 @@ def _print_result(result: QueryResult, fmt: Format, namer: Namer, out: TextIO) -
 
 def _tables(args: argparse.Namespace, out: TextIO) -> int:
     store = resolve_store(args)
-    namer = Namer(store_dir(store), tuple(args.names), check_pages=True)
+    namer = Namer(store_dir(store), tuple(args.names), skip_damaged=True, check_pages=True)
     rows, left_out = list_tables(store, namer)
-    if args.fmt is Format.TEXT and not rows and left_out:
+    if args.fmt is Format.TEXT and not rows and (left_out or namer.damaged):
         out.write("(no tables listed)\n")
     elif args.fmt is Format.TEXT and not rows and orphans(namer.root):
         out.write(
@@ -393,20 +395,25 @@ def _tables(args: argparse.Namespace, out: TextIO) -> int:
     else:
         flat, json_rows = [r.to_flat() for r in rows], [r.to_json() for r in rows]
         print_rows(flat, args.fmt, out, json_rows=json_rows, columns=TABLE_COLUMNS)
-    _left_out(namer, out)
+    status = _left_out(namer, out)
     if left_out:
         out.flush()
         for db in left_out:
             sys.stderr.write(error_line(db.message()))
         return FINDING
-    return OK
+    return status
 
 
-def _left_out(namer: Namer, out: TextIO) -> None:
-    """Once the rest is listed: a space file whose space id is not UTF-8 text (another
-    program wrote it) was left out, and that is an error naming the file and the row."""
+def _left_out(namer: Namer, out: TextIO) -> int:
+    """Once the rest is listed: each space file left out for damage is a finding, said as
+    ``inspect`` says it (:meth:`DamagedSpaceInfo.finding`), on standard error; a space file
+    whose space id is not UTF-8 text (another program wrote it) was left out, and that is an
+    error naming the file and the row. FINDING when a space file was left out, else OK."""
+    out.flush()
+    for damaged in namer.damaged:  # (named by its path: no line above names the store)
+        found = replace(DamagedSpaceInfo.of(damaged), file=str(damaged.path))
+        sys.stderr.write(error_line(found.finding()))
     if namer.unnamed:
-        out.flush()
         files = ", ".join(str(path) for path in namer.unnamed)
         raise InspectError(
             "space-id-not-text",
@@ -414,16 +421,20 @@ def _left_out(namer: Namer, out: TextIO) -> None:
             "(another program wrote it), so no space can be named by it; restore that file "
             "from a backup, or move it out of the store",
         )
+    return FINDING if namer.damaged else OK
 
 
 def _cells(args: argparse.Namespace, out: TextIO) -> int:
     store = resolve_store(args)
-    namer = Namer(store_dir(store), tuple(args.names), check_pages=True)
+    namer = Namer(store_dir(store), tuple(args.names), skip_damaged=True, check_pages=True)
     if args.space is not None and args.space not in namer.spaces():
+        _left_out(namer, out)
+        maybe = " (or its space file is one that cannot be read, said above)"
+        maybe = maybe if namer.damaged else ""
         raise InspectError(
             "space-not-found",
-            f"no space {args.space!r} in {namer.root}: `sqlite-cells cells` without --space "
-            "lists every space",
+            f"no space {args.space!r} in {namer.root}{maybe}: `sqlite-cells cells` without "
+            "--space lists every space",
         )
     rows = [r for r in list_cells(store, namer) if args.space in (None, r.space)]
     columns = ["space", "name", "id", "kind", "rev", "value"]
@@ -437,8 +448,7 @@ def _cells(args: argparse.Namespace, out: TextIO) -> int:
             json_rows=[r.to_json(namer) for r in rows],
             columns=columns,
         )
-    _left_out(namer, out)
-    return OK
+    return _left_out(namer, out)
 
 
 def _refuse_empty_store(args: argparse.Namespace) -> None:

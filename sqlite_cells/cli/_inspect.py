@@ -105,6 +105,7 @@ __all__ = [
     "TableInfo",
     "compare_unlocked",
     "damaged_file",
+    "database_info",
     "default_store",
     "find_space",
     "inspect_store",
@@ -183,6 +184,22 @@ class DatabaseInfo:
         """An injected file (R60) no longer at its registered path: its queries fail until it
         is back."""
         return self.kind == SourceKind.DISK.value and not self.exists and not self.dropped
+
+    def source_finding(self, space: str) -> str | None:
+        """What ``inspect`` finds of an injected file (R60) of space ``space`` that could not
+        be read as the file registered — damaged, unreadable, gone or swapped — as
+        :meth:`StoreInfo.findings` says it; None when it was read, or is no injected file."""
+        if self.kind != SourceKind.DISK.value or self.dropped:
+            return None
+        if self.damage is not None:
+            return _damaged_finding(space, self)
+        if self.unreadable is not None:
+            return _unreadable_finding(space, self)
+        if self.gone:
+            return _gone_finding(space, self)
+        if self.swapped:
+            return _swapped_finding(space, self)
+        return None
 
     @property
     def in_sync(self) -> bool:
@@ -266,9 +283,51 @@ class DamagedSpaceInfo:
     unreadable: bool
     advice: str  # what to do (``DamagedSpace.advice``)
 
+    @classmethod
+    def of(cls, damaged: DamagedSpace) -> DamagedSpaceInfo:
+        return cls(damaged.path.name, damaged.reason, damaged.unreadable, damaged.advice)
+
     def finding(self) -> str:
         state = "cannot be opened" if self.unreadable else "is damaged"
         return f"space file {self.file} {state} ({self.reason}): {self.advice}"
+
+
+def _damaged_finding(space: str, db: DatabaseInfo) -> str:
+    return f"database {db.id} of space {space!r} is damaged ({db.damage}); " + (
+        "it is another program's file (injected, R60), which no command repairs: "
+        "restore it from that program or a backup, or register a readable copy"
+        if db.kind == SourceKind.DISK.value
+        else _REBUILDS
+    )
+
+
+def _unreadable_finding(space: str, db: DatabaseInfo) -> str:
+    return (
+        f"database {db.id} of space {space!r} cannot be read ({db.unreadable}); nothing was "
+        "changed"
+        + (
+            ""  # an injected file's own words say what to do (R60)
+            if db.kind == SourceKind.DISK.value
+            else ": let this user read and write the file (and its -wal and -shm), or free "
+            "what stands in the way, then run the command again"
+        )
+    )
+
+
+def _gone_finding(space: str, db: DatabaseInfo) -> str:
+    return (
+        f"database {db.id} of space {space!r}: the injected file {db.file} is gone (deleted or "
+        "moved after it was registered): its queries fail until it is put back, or the file is "
+        "registered again where it is now (`sqlite-cells link`)"
+    )
+
+
+def _swapped_finding(space: str, db: DatabaseInfo) -> str:
+    return (
+        f"database {db.id} of space {space!r}: the path {db.file} now names another file than "
+        "the one registered (swapped or replaced); reads refuse it (R60): register the file "
+        "again (`sqlite-cells link`, or register_disk_source) if it is meant to be read"
+    )
 
 
 # What rebuilds a damaged or missing database file, and when (a compacted log may not hold it).
@@ -296,34 +355,19 @@ class StoreInfo:
         damaged or missing although its space wrote it, each whose watermark is not its
         space's last write, and each orphaned one."""
         damaged = [
-            f"database {db.id} of space {space.id!r} is damaged ({db.damage}); "
-            + (
-                "it is another program's file (injected, R60), which no command repairs: "
-                "restore it from that program or a backup, or register a readable copy"
-                if db.kind == SourceKind.DISK.value
-                else _REBUILDS
-            )
+            _damaged_finding(space.id, db)
             for space in self.spaces
             for db in space.databases
             if db.damage is not None and not db.dropped
         ]
         damaged += [
-            f"database {db.id} of space {space.id!r} cannot be read ({db.unreadable}); nothing "
-            "was changed"
-            + (
-                ""  # an injected file's own words say what to do (R60)
-                if db.kind == SourceKind.DISK.value
-                else ": let this user read and write the file (and its -wal and -shm), or free "
-                "what stands in the way, then run the command again"
-            )
+            _unreadable_finding(space.id, db)
             for space in self.spaces
             for db in space.databases
             if db.unreadable is not None and not db.dropped
         ]
         gone = [
-            f"database {db.id} of space {space.id!r}: the injected file {db.file} is gone "
-            "(deleted or moved after it was registered): its queries fail until it is put "
-            "back, or the file is registered again where it is now (`sqlite-cells link`)"
+            _gone_finding(space.id, db)
             for space in self.spaces
             for db in space.databases
             if db.gone
@@ -375,9 +419,7 @@ class StoreInfo:
             if db.missing and self.not_a_file(db)
         ]
         swapped = [
-            f"database {db.id} of space {space.id!r}: the path {db.file} now names another file "
-            "than the one registered (swapped or replaced); reads refuse it (R60): register the "
-            "file again (`sqlite-cells link`, or register_disk_source) if it is meant to be read"
+            _swapped_finding(space.id, db)
             for space in self.spaces
             for db in space.databases
             if db.swapped
@@ -763,7 +805,11 @@ def row_count(conn: apsw.Connection, table: StoredTable) -> int:
     return int(count[0]) if count else 0
 
 
-def _database(store: Path, db_id: str, handle: dict[str, Any], last_write: int) -> DatabaseInfo:
+def database_info(store: Path, db_id: str, handle: dict[str, Any], last_write: int) -> DatabaseInfo:
+    """What ``inspect`` finds of database ``db_id`` of the store ``store`` (its handle's value
+    ``handle``, written last at seq ``last_write``): its file read whole, read-only, its
+    tables and rows, and what keeps it from being read (damage, an unreadable, gone or swapped
+    injected file), which does not stop the listing of the others."""
     source = source_path(handle)
     path = source if source is not None else store / db_file_name(db_id)
     declared = tuple(sorted(str(name) for name in handle["tables"]))
@@ -905,7 +951,7 @@ def _space(store: Path, path: Path, files: frozenset[str]) -> SpaceInfo:
         last_seq = int(last[0]) if last else 0
     databases = tuple(
         _same_history(path, _look_again(path, db) if _disagrees(db) else db)
-        for db in (_database(store, db_id, h, rev) for db_id, h, rev in handles)
+        for db in (database_info(store, db_id, h, rev) for db_id, h, rev in handles)
     )
     return SpaceInfo(space_id, path.name, cells, last_seq, databases, tuple(quarantined))
 
@@ -980,10 +1026,7 @@ def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:
         tuple(sorted(spaces, key=lambda s: s.id)),
         unreferenced,
         tuple(OrphanInfo(p.name, seq) for p, seq in orphans(root)),
-        tuple(
-            DamagedSpaceInfo(p.name, d.reason, d.unreadable, d.advice)
-            for p, d in sorted(damaged.items())
-        ),
+        tuple(DamagedSpaceInfo.of(d) for _, d in sorted(damaged.items())),
     )
 
 

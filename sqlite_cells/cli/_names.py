@@ -52,6 +52,7 @@ from sqlite_cells.codec import (
     parse_link,
 )
 from sqlite_cells.files import (
+    DamagedSpace,
     damaged_spaces,
     foreign_owner,
     quick_check,
@@ -113,7 +114,10 @@ class Namer:
     extra_names: tuple[str, ...] = ()
     # The space the output is of (a query's SPACE): a link into another space says which.
     home: str | None = None
-    skip_damaged: bool = False  # leave out space files that cannot be read for damage
+    # Leave out a space file that cannot be read for damage, as ``inspect`` and ``check`` find
+    # it (``damaged`` lists them, for the command to report as ``inspect`` does); without it,
+    # the first space file that cannot be read fails the command.
+    skip_damaged: bool = False
     # Run SQLite's quick_check on each space file first, and refuse one it finds wrong as a
     # damaged file is refused (the listing commands, which read every row anyway): some damage
     # reads without an error, as rows of NULLs.
@@ -121,6 +125,8 @@ class Namer:
     _spaces: dict[str, Path] | None = field(default=None, init=False)
     # space files whose space id is not UTF-8 text (another program wrote it): left out
     unnamed: list[Path] = field(default_factory=list, init=False)
+    # space files left out for damage (``skip_damaged``), with ``files.damaged_spaces``' verdict
+    damaged: list[DamagedSpace] = field(default_factory=list, init=False)
     # (space id, cell id) -> its name: an id a name derives in one space names nothing in another
     _names: dict[tuple[str, str], Named] = field(default_factory=dict, init=False)
     # space id -> the open connection its linked values are read through, and what closes it
@@ -158,36 +164,23 @@ class Namer:
         """Space id -> its file, for every space file of the store."""
         if self._spaces is None:
             self._spaces = {}
-            # inspect reports a damaged space file itself; the other commands fail on it
-            damaged = {d.path for d in damaged_spaces(self.root)} if self.skip_damaged else set()
-            if not self.skip_damaged:
+            judged = self._judged()
+            if judged is None:
                 self._refuse_odd_space_files()
-            for path in space_files(self.root):
-                if path in damaged:
+            listed = space_files(self.root)
+            # (what stands where a space file belongs and is none: a directory, a pipe)
+            self.damaged = [d for p, d in (judged or {}).items() if p not in listed]
+            for path in listed:
+                try:
+                    space_id = self._read_space(path)
+                except InspectError:
+                    found = judged.get(path) if judged is not None else None
+                    if found is None:
+                        raise
+                    self.damaged.append(found)
                     continue
-                with read_only(path) as conn:
-                    problem = quick_check(conn) if self.check_pages else None
-                    if problem is not None:
-                        raise InspectError("damaged", damaged_file(path, problem))
-                    if "_cf_meta" not in table_names(conn):
-                        continue
-                    row = conn.execute(
-                        f"SELECT {as_bytes('value')} FROM _cf_meta WHERE key = 'space_id'"
-                    ).fetchone()
-                    space_id = decoded(row[0]) if row is not None else None
-                    if row is not None and space_id is None:
-                        self.unnamed.append(path)  # not UTF-8: no space a name can give
-                        continue
-                    if space_id is None:
-                        continue
-                    owner = foreign_owner(conn, path)  # (inspect left such a file out above)
-                    if owner is not None:
-                        raise InspectError("damaged", damaged_file(path, owner))
+                if space_id is not None:
                     self._spaces[space_id] = path
-                    for cell_id, named in _recorded_names(conn, space_id).items():
-                        self._names[space_id, cell_id] = named
-                    for cell_id, named in _derived_names(conn, space_id).items():
-                        self._names.setdefault((space_id, cell_id), named)
             for space_id in self._spaces:
                 for name in self.extra_names:
                     self._names[space_id, derive_id("cell", space_id, name)] = Named(name, "cell")
@@ -195,6 +188,50 @@ class Namer:
                         name, "sqlite"
                     )
         return self._spaces
+
+    def _judged(self) -> dict[Path, DamagedSpace] | None:
+        """With ``skip_damaged``, the space files ``inspect`` and ``check`` find damaged
+        (``files.damaged_spaces``), by path; else None (the first that cannot be read fails
+        the command). None too when text that is not UTF-8 where the store's names are read
+        (a row another program wrote) keeps that look from judging the store: it says
+        nothing of damage, and each file is read as it is, its rows listed as what they are."""
+        if not self.skip_damaged:
+            return None
+        try:
+            return {d.path: d for d in damaged_spaces(self.root)}
+        except EncodingError:
+            return None
+
+    def _read_space(self, path: Path) -> str | None:
+        """Read the space file ``path``: its space id (None when it records none a name can
+        give), and the names it tells. Raises
+        :class:`InspectError` when it cannot be read, SQLite's quick_check finds it damaged
+        (``check_pages``) or it records another space than the one its name is for."""
+        with read_only(path) as conn:
+            problem = quick_check(conn) if self.check_pages else None
+            if problem is not None:
+                raise InspectError("damaged", damaged_file(path, problem))
+            if "_cf_meta" not in table_names(conn):
+                return None
+            row = conn.execute(
+                f"SELECT {as_bytes('value')} FROM _cf_meta WHERE key = 'space_id'"
+            ).fetchone()
+            space_id = decoded(row[0]) if row is not None else None
+            if row is not None and space_id is None:
+                self.unnamed.append(path)  # not UTF-8: no space a name can give
+                return None
+            if space_id is None:
+                return None
+            owner = foreign_owner(conn, path)
+            if owner is not None:
+                raise InspectError("damaged", damaged_file(path, owner))
+            recorded = _recorded_names(conn, space_id)
+            derived = _derived_names(conn, space_id)
+        for cell_id, named in recorded.items():
+            self._names[space_id, cell_id] = named
+        for cell_id, named in derived.items():
+            self._names.setdefault((space_id, cell_id), named)
+        return space_id
 
     def _refuse_odd_space_files(self) -> None:
         """A directory or pipe where a space file belongs is left out of ``space_files`` (no

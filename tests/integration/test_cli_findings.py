@@ -530,6 +530,35 @@ def test_an_injected_file_damaged_or_gone_is_a_finding_with_its_own_advice(
     )
 
 
+def test_tables_lists_the_store_and_reports_an_unreadable_injected_file_as_inspect_does(
+    store: Path, tmp_path: Path
+) -> None:
+    """§6, R60: one injected file its own program damaged made `tables` print nothing (exit 1,
+    advice to run `check`, which never looks at injected files). It lists the other databases
+    and reports the file as `inspect` does: named, damaged, and what to do (exit 1)."""
+    ref = _reference(tmp_path / "ref.db")
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        source = space.register_disk_source(str(ref)).id
+        db = space.sqlite_database("chat", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('hi')")
+    ref.write_bytes(b"not a database at all, " * 100)
+    before = (_tree(store), ref.read_bytes())
+    inspected = run_cli("inspect", str(store))
+    (finding,) = [x for x in inspected.stdout.splitlines() if x.startswith("finding: ")]
+    for args in ((), ("--json",)):
+        done = run_cli("tables", str(store), *args)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr == f"sqlite-cells: left out {finding.removeprefix('finding: ')}\n"
+        assert f"database {source} of space 'demo' is damaged (cannot read {ref}" in done.stderr
+        assert "restore it from that program or a backup" in done.stderr
+        assert "sqlite-cells check" not in done.stderr
+    rows = json.loads(done.stdout)
+    assert [(r["database"], r["table"], r["rows"]) for r in rows] == [("chat", "m", 1)]
+    assert (_tree(store), ref.read_bytes()) == before
+
+
 def test_check_escapes_a_stray_files_name_in_its_advice(tmp_path: Path) -> None:
     """§6: a file in the store named with control characters (a copy of a database file, an
     orphan to `check`) was escaped in its report line but written raw in the advice under it:

@@ -205,6 +205,29 @@ def test_a_damaged_space_file_is_reported_and_the_rest_of_the_store_checked(
     assert after == before
 
 
+def test_cells_and_tables_list_the_readable_spaces_and_report_a_damaged_one(store: Path) -> None:
+    """§6: one damaged space file made `cells` (even `cells --space other`, a healthy space)
+    and `tables` list nothing, where `inspect` lists the rest. They list what is readable and
+    report the damaged file as `inspect` does: a finding naming it, what is wrong and what to
+    do (exit 1); nothing is written."""
+    demo_space, _, _ = _make_store(store)
+    _damage(demo_space, "pages")
+    before = _snapshot(store)
+    for args in (("cells", "--space", "other"), ("cells",), ("tables",), ("tables", "--json")):
+        done = run_cli(args[0], str(store), *args[1:])
+        assert done.returncode == 1, done.stderr
+        assert f"space file {demo_space} is damaged (" in done.stderr
+        assert "restore it (with its -wal, if any) from a backup" in done.stderr
+        assert "other" in done.stdout and "demo" not in done.stdout
+    rows = json.loads(run_cli("tables", str(store), "--json").stdout)
+    assert [(r["space"], r["table"], r["rows"]) for r in rows] == [("other", "t", 2)]
+    done = run_cli("cells", str(store), "--space", "demo")  # its file is the damaged one
+    assert done.returncode == 1 and done.stdout == ""
+    assert f"space file {demo_space} is damaged (" in done.stderr
+    assert "no space 'demo'" in done.stderr and "cannot be read, said above" in done.stderr
+    assert _snapshot(store) == before
+
+
 def test_a_space_file_whose_damage_sqlite_reads_without_an_error_is_reported(
     store: Path,
 ) -> None:
@@ -242,7 +265,7 @@ def test_a_space_file_whose_damage_sqlite_reads_without_an_error_is_reported(
     for listing in ("tables", "cells"):  # they list every row: they check the pages first
         done = run_cli(listing, str(store))
         assert done.returncode == 1 and "Traceback" not in done.stderr
-        assert f"cannot read {demo_space}: the file is damaged (" in done.stderr
+        assert f"space file {demo_space} is damaged (" in done.stderr
     assert _snapshot(store) == before
 
 
