@@ -716,6 +716,17 @@ def locked(path: Path | str) -> str:
     )
 
 
+def _source_locked(path: Path) -> str:
+    """What to say of an injected file (R60) its own program kept locked (in the middle of a
+    write) for longer than the command waits: nothing of it was read, nothing is wrong with it,
+    and the store's own files are not what is held."""
+    return (
+        f"the injected file {path} stayed locked by another program (the one that writes it, "
+        "in the middle of a write) for as long as this command waits: its tables and rows were "
+        "not read; try again once that program lets go"
+    )
+
+
 def as_bytes(column: str) -> str:
     """``column`` selected so that a text value comes as its bytes: SQLite hands text that is
     not valid UTF-8 (another program wrote it) to Python as it is, and decoding it there fails
@@ -839,10 +850,12 @@ def database_info(store: Path, db_id: str, handle: dict[str, Any], last_write: i
                     rows = row_count(conn, table)
                     tables.append(TableInfo(table.name, rows, table.name.lower() in lowered))
         except InspectError as exc:  # the file cannot be read whole: say so, go on with the rest
-            if exc.kind == "locked":
+            if exc.kind == "locked" and source is None:
                 raise  # a lock is no damage: the command says so and to try again
             cause = exc.__cause__
-            if source is not None and cause is not None and is_hot_journal(cause):
+            if exc.kind == "locked":  # another program's file, held by it: not the store's
+                unreadable = _source_locked(path)
+            elif source is not None and cause is not None and is_hot_journal(cause):
                 unreadable = hot_journal_advice(path)  # no damage: its program rolls it back
             elif source is not None and cause is None:  # refused before SQLite read it
                 unreadable = str(exc)

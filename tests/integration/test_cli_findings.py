@@ -559,6 +559,43 @@ def test_tables_lists_the_store_and_reports_an_unreadable_injected_file_as_inspe
     assert (_tree(store), ref.read_bytes()) == before
 
 
+def test_an_injected_file_its_program_holds_locked_is_marked_and_the_store_listed(
+    store: Path, tmp_path: Path
+) -> None:
+    """§6, R60: the program that writes an injected file, in the middle of a write (an
+    exclusive lock on its rollback-journal file), made `inspect` and `tables` list nothing of the
+    store and blame "a program holding the store's files". They list the store and report that
+    one file: locked by another program, try again once it lets go (exit 1)."""
+    ref = _reference(tmp_path / "ref.db")
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        source = space.register_disk_source(str(ref)).id
+        db = space.sqlite_database("chat", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO m (body) VALUES ('hi')")
+    before = _tree(store)
+    holder = apsw.Connection(str(ref))
+    holder.execute("BEGIN EXCLUSIVE; INSERT INTO countries VALUES ('DE', 'Germany')")
+    try:
+        inspected = run_cli("inspect", str(store))
+        listed = run_cli("tables", str(store), "--json")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    said = f"the injected file {ref} stayed locked by another program"
+    assert inspected.returncode == 1 and inspected.stderr == ""
+    assert "database 'chat'" in inspected.stdout and "watermark 2 (in sync)" in inspected.stdout
+    (finding,) = [x for x in inspected.stdout.splitlines() if x.startswith("finding: ")]
+    assert f"database {source} of space 'demo' cannot be read ({said}" in finding
+    assert "try again once that program lets go" in finding
+    assert "store's files" not in inspected.stdout
+    assert listed.returncode == 1
+    assert [(r["database"], r["table"]) for r in json.loads(listed.stdout)] == [("chat", "m")]
+    assert listed.stderr == f"sqlite-cells: left out {finding.removeprefix('finding: ')}\n"
+    assert _tree(store) == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("ref")) == ["ref.db"]
+
+
 def test_check_escapes_a_stray_files_name_in_its_advice(tmp_path: Path) -> None:
     """§6: a file in the store named with control characters (a copy of a database file, an
     orphan to `check`) was escaped in its report line but written raw in the advice under it:
