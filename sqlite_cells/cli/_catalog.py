@@ -36,6 +36,7 @@ from sqlite_cells.cli._inspect import (
     store_dir,
     store_file_names,
     stored_tables,
+    writes_refused_advice,
 )
 from sqlite_cells.cli._names import Namer
 from sqlite_cells.codec import EncodingError, decode_value
@@ -49,6 +50,7 @@ from sqlite_cells.files import (
     stored_json,
     table_differences,
     unreadable_outcome,
+    writes_refused,
 )
 from sqlite_cells.schema import db_file_name
 
@@ -205,20 +207,23 @@ def _file_tables(conn: apsw.Connection) -> list[tuple[str, list[dict[str, Any]],
     return found
 
 
-def _verdict(space_file: Path, db_id: str, path: Path) -> Outcome:
+def _verdict(space_file: Path, db_id: str, path: Path, tables: dict[str, Any]) -> Outcome:
     """What ``check`` finds for the database (R71: its file against its space, SQLite's
-    integrity check included), without writing: in sync when never written (nothing stands at
-    its path, and its space never wrote it), behind when its file is missing though its space
-    wrote it (not taken for one never written). Something else than a file there (a directory,
-    a named pipe) is judged as ``check`` judges it: the database cannot be read. The space is
-    read again for the comparison, outside the read of its handles, so that a commit on its way
-    from the space file to the database file is no disagreement (``compare_unlocked``, R70)."""
+    integrity check included; in sync, whether its file holds what its declaration ``tables``
+    does not, so that every write is refused: ``files.writes_refused``), without writing: in
+    sync when never written (nothing stands at its path, and its space never wrote it), behind
+    when its file is missing though its space wrote it (not taken for one never written).
+    Something else than a file there (a directory, a named pipe) is judged as ``check`` judges
+    it: the database cannot be read. The space is read again for the comparison, outside the
+    read of its handles, so that a commit on its way from the space file to the database file
+    is no disagreement (``compare_unlocked``, R70)."""
     try:
-        return compare_unlocked(space_file, db_id, path, wait_ms=_LOCK_WAIT_MS)
+        found = compare_unlocked(space_file, db_id, path, wait_ms=_LOCK_WAIT_MS)
     except (apsw.BusyError, apsw.LockedError) as exc:
         raise InspectError("locked", locked(f"{path} or its space file {space_file}")) from exc
     except UnreadableFile as exc:  # listed as not read; the other databases are
         return unreadable_outcome(db_id, path, 0, exc)
+    return writes_refused(found, tables) if found.action is Action.IN_SYNC else found
 
 
 _LOCK_WAIT_MS = 5_000  # how long a lock held elsewhere is waited for (as ``read_only`` does)
@@ -241,6 +246,12 @@ class NotInSync:
         detail = one_line(found.detail)
         if found.action is Action.UNREADABLE:  # nothing was read: no seq to show
             return f"left out database {shown} of space {self.space!r} (file {self.file}): {detail}"
+        if found.action is Action.WRITES_REFUSED:  # in sync: no repair, nor a runtime's, helps
+            return (
+                f"left out database {shown} of space {self.space!r} (file {self.file}): "
+                f"watermark {found.db_seq}, space seq {found.space_seq}: writes refused "
+                f"({detail}); {writes_refused_advice(self.file)}"
+            )
         return (
             f"left out database {shown} of space {self.space!r} (file {self.file}): "
             f"{found.action.value} (watermark {_shown_seq(reported_watermark(found))}, "
@@ -316,7 +327,7 @@ def list_tables(
         with read_only(space_file) as conn:
             handles, quarantined, _ = read_handles(conn, files)
         verdicts = {
-            db_id: _verdict(space_file, db_id, root / db_file_name(db_id))
+            db_id: _verdict(space_file, db_id, root / db_file_name(db_id), handle["tables"])
             for db_id, handle, _rev in handles
             if source_path(handle) is None and not is_dropped(handle)
         }

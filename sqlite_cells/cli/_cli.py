@@ -205,6 +205,8 @@ def _print_store(
                 state = "SWAPPED: the path names another file than the one registered"
             elif db.history is not None:
                 state = f"{_watermark(db.watermark)}, ANOTHER HISTORY: {db.history} (QUARANTINED)"
+            elif db.writes_refused is not None:
+                state = f"{_watermark(db.watermark)}, WRITES REFUSED: {db.writes_refused}"
             elif db.in_sync:
                 state = f"{_watermark(db.watermark)} (in sync)"
             else:
@@ -238,7 +240,8 @@ def _print_store(
 # tables, and its name; the header is printed for an empty store too.
 _INSPECT_COLUMNS = (
     "space", "id", "file", "kind", "dropped", "exists", "missing", "gone", "rev", "last_write_seq",
-    "watermark", "in_sync", "damage", "swapped", "history", "declared_tables", "name",
+    "watermark", "in_sync", "damage", "swapped", "history", "writes_refused", "declared_tables",
+    "name",
 )  # fmt: skip
 
 

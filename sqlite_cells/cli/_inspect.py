@@ -63,6 +63,7 @@ from sqlite_cells.files import (
     read_watermark,
     reconcile,
     recorded_pin,
+    refused_writes,
     source_path,
     source_uri,
     space_damage,
@@ -120,6 +121,7 @@ __all__ = [
     "store_dir",
     "stored_tables",
     "table_names",
+    "writes_refused_advice",
 ]
 
 QUERY_TIMEOUT = 5.0
@@ -167,6 +169,9 @@ class DatabaseInfo:
     # file of the same name, two files of one space swapped): what a runtime and ``check``
     # find under the same comparison, and quarantine (R71, R73).
     history: str | None = None
+    # Why every write of it is refused although it is in sync with its space: another program
+    # added what its declaration does not hold (``files.refused_writes``, what ``check`` says).
+    writes_refused: str | None = None
 
     @property
     def missing(self) -> bool:
@@ -208,7 +213,7 @@ class DatabaseInfo:
         count as in sync when they can be read."""
         if self.damage is not None or self.unreadable is not None or self.swapped:
             return False
-        if self.history is not None:
+        if self.history is not None or self.writes_refused is not None:
             return False
         if self.kind == SourceKind.DISK.value:
             return self.exists
@@ -399,6 +404,7 @@ class StoreInfo:
             and db.unreadable is None
             and not db.swapped
             and db.history is None
+            and db.writes_refused is None
             and not db.in_sync
             and not db.dropped
         ]
@@ -424,6 +430,14 @@ class StoreInfo:
             for db in space.databases
             if db.swapped
         ]
+        refused = [
+            f"database {db.id} of space {space.id!r} ({db.file}): watermark {db.watermark}, "
+            f"space seq {db.last_write_seq}: writes refused ({db.writes_refused}); "
+            f"{writes_refused_advice(db.file)}"
+            for space in self.spaces
+            for db in space.databases
+            if db.writes_refused is not None
+        ]
         quarantined = [q.finding(space.id) for space in self.spaces for q in space.quarantined]
         quarantined += [
             f"database {db.id} of space {space.id!r}: its file {db.file} has watermark "
@@ -441,6 +455,7 @@ class StoreInfo:
             + missing
             + gone
             + swapped
+            + refused
             + behind_or_ahead
             + [o.finding() for o in self.orphaned_files]
         )
@@ -474,6 +489,7 @@ class StoreInfo:
                             "unreadable": d.unreadable,
                             "swapped": d.swapped,
                             "history": d.history,
+                            "writes_refused": d.writes_refused,
                             "declared_tables": list(d.declared_tables),
                             "tables": [
                                 {"name": t.name, "rows": t.rows, "declared": t.declared}
@@ -963,8 +979,10 @@ def _space(store: Path, path: Path, files: frozenset[str]) -> SpaceInfo:
         last = conn.execute("SELECT coalesce(max(seq), 0) FROM _cf_log").fetchone()
         last_seq = int(last[0]) if last else 0
     databases = tuple(
-        _same_history(path, _look_again(path, db) if _disagrees(db) else db)
-        for db in (database_info(store, db_id, h, rev) for db_id, h, rev in handles)
+        _refused_writes(
+            path, _same_history(path, _look_again(path, db) if _disagrees(db) else db), h
+        )
+        for db, h in ((database_info(store, db_id, h, rev), h) for db_id, h, rev in handles)
     )
     return SpaceInfo(space_id, path.name, cells, last_seq, databases, tuple(quarantined))
 
@@ -1002,6 +1020,30 @@ def _same_history(path: Path, db: DatabaseInfo) -> DatabaseInfo:
     if found.action is not Action.QUARANTINED:
         return db
     return replace(db, history=found.detail or "another history than its space's log")
+
+
+def _refused_writes(path: Path, db: DatabaseInfo, handle: dict[str, Any]) -> DatabaseInfo:
+    """``db``, in sync with its space (file ``path``), with ``writes_refused`` set when its
+    file holds what its handle's declaration does not, in ways no write adds: what ``check``
+    finds of it (``files.refused_writes``), read without writing."""
+    if not db.in_sync or db.kind != SourceKind.CELL.value or db.dropped:
+        return db
+    with read_only(path.parent / db.file) as conn:
+        why = refused_writes(conn, db.id, handle["tables"])
+    return db if why is None else replace(db, writes_refused=why)
+
+
+def writes_refused_advice(name: str) -> str:
+    """What to do about the database file ``name`` whose every write is refused although its
+    rows agree with its space (``check`` and ``inspect``)."""
+    return (
+        "nothing was changed, and `--repair` does not change it: its rows agree with its "
+        "space and are read, but another program changed the file (see why), and "
+        "every write of it is refused. Drop or undo what it changed in a `migrate` (bump "
+        f"version=), or move {name} (and its -wal, if any) out of the store, keeping "
+        "it, then run `sqlite-cells check --repair`, which rebuilds the database from its "
+        "space's log"
+    )
 
 
 def _disagrees(db: DatabaseInfo) -> bool:

@@ -23,6 +23,7 @@ from sqlite_cells.cli._inspect import (
     readable_watermark,
     reported_watermark,
     store_dir,
+    writes_refused_advice,
 )
 from sqlite_cells.cli._names import Namer
 from sqlite_cells.cli._output import Format, error_line, one_line, print_json, print_rows
@@ -133,14 +134,7 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
             "`sqlite-cells check --repair`, which rebuilds the database from its space's log"
         )
     if o.action is Action.WRITES_REFUSED:
-        return (
-            "nothing was changed, and `--repair` does not change it: its rows agree with its "
-            "space and are read, but another program changed the file (see why above), and "
-            "every write of it is refused. Drop or undo what it changed in a `migrate` (bump "
-            f"version=), or move {o.path.name} (and its -wal, if any) out of the store, keeping "
-            "it, then run `sqlite-cells check --repair`, which rebuilds the database from its "
-            "space's log"
-        )
+        return writes_refused_advice(o.path.name)
     if o.action is Action.QUARANTINED and o.db_seq > o.space_seq:
         return (
             "nothing was changed, and `--repair` will not change it: its space's file lost "

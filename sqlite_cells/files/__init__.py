@@ -36,6 +36,7 @@ from sqlite_cells.files._handles import io_failure as io_failure
 from sqlite_cells.files._handles import is_dropped as is_dropped
 from sqlite_cells.files._handles import orphans as orphans
 from sqlite_cells.files._handles import recorded_pin as recorded_pin
+from sqlite_cells.files._handles import refused_writes as refused_writes
 from sqlite_cells.files._handles import remember_handle as remember_handle
 from sqlite_cells.files._handles import remove_database_files as remove_database_files
 from sqlite_cells.files._handles import remove_garbage as remove_garbage
@@ -46,6 +47,7 @@ from sqlite_cells.files._handles import unreadable_advice as unreadable_advice
 from sqlite_cells.files._handles import unreadable_handle as unreadable_handle
 from sqlite_cells.files._handles import unwritten_handle as unwritten_handle
 from sqlite_cells.files._handles import why_kept as why_kept
+from sqlite_cells.files._handles import writes_refused as writes_refused
 from sqlite_cells.files._held_files import copy_file as copy_file
 from sqlite_cells.files._held_files import hold_open as hold_open
 from sqlite_cells.files._held_files import read_head as read_head
@@ -208,6 +210,7 @@ __all__ = [
     "read_watermark",
     "reconcile",
     "recorded_pin",
+    "refused_writes",
     "register_disk_file",
     "release_hold",
     "remember_handle",
@@ -239,4 +242,5 @@ __all__ = [
     "wal_companions_present",
     "watermark_sql",
     "why_kept",
+    "writes_refused",
 ]

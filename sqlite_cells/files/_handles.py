@@ -127,6 +127,7 @@ __all__ = [
     "is_dropped",
     "owned_databases",
     "recorded_pin",
+    "refused_writes",
     "remember_handle",
     "remove_database_files",
     "remove_garbage",
@@ -135,6 +136,7 @@ __all__ = [
     "unreadable_advice",
     "unreadable_handle",
     "why_kept",
+    "writes_refused",
 ]
 
 
@@ -1071,7 +1073,7 @@ def _check_space(
                         conn, db_id, path, space_file, repair=repair, verify=verify
                     )
                     if outcome.action is Action.IN_SYNC:
-                        outcome = _writes_refused(outcome, value["tables"])
+                        outcome = writes_refused(outcome, value["tables"])
                     outcomes.append(outcome)
             return outcomes
         finally:
@@ -1096,17 +1098,25 @@ def _reconciled(
         return Outcome(db_id, path, 0, database_seq(conn, db_id), Action.LOCKED, detail=str(locked))
 
 
-def _writes_refused(outcome: Outcome, tables: dict[str, Any]) -> Outcome:
+def writes_refused(outcome: Outcome, tables: dict[str, Any]) -> Outcome:
     """``outcome``, of a database in sync with its space, as ``Action.WRITES_REFUSED`` when its
     file holds what its handle's declaration (``tables``) does not, in ways no write adds (a
     table or a trigger another program added): its rows agree with its space and are read, but
     a write first brings the file to the declaration and refuses it with these differences
-    (``UnsupportedMigration``, R13), as the finding says it. Read only."""
-    differences = _answer(outcome.path, lambda conn: table_differences(conn, tables))
-    if not differences:
+    (``UnsupportedMigration``, R13), as the finding says it (:func:`refused_writes`). Read
+    only."""
+    why = _answer(outcome.path, lambda conn: refused_writes(conn, outcome.db_id, tables))
+    if why is None:
         return outcome
-    refused = UnsupportedMigration(outcome.db_id, differences)
-    return replace(outcome, action=Action.WRITES_REFUSED, detail=str(refused))
+    return replace(outcome, action=Action.WRITES_REFUSED, detail=why)
+
+
+def refused_writes(conn: apsw.Connection, db_id: str, tables: dict[str, Any]) -> str | None:
+    """Why every write of database ``db_id`` is refused when its file, open as ``conn``, holds
+    what its handle's declaration (``tables``) does not, in ways no write adds: the write's
+    own message (``UnsupportedMigration``, R13); None when its file holds nothing such."""
+    differences = table_differences(conn, tables)
+    return str(UnsupportedMigration(db_id, differences)) if differences else None
 
 
 class _StayedLocked(DatabaseError):

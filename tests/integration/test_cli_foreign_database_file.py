@@ -183,3 +183,48 @@ def test_check_finds_a_file_in_sync_whose_writes_are_refused_and_says_why_as_a_w
     done = run_cli("check", "--store", str(store))
     assert done.returncode == 0, done.stdout
     assert "watermark 2, space seq 2: in sync" in done.stdout
+
+
+def test_inspect_and_tables_report_a_file_whose_writes_are_refused_as_check_does(
+    store: Path,
+) -> None:
+    """§6: a table another program added to a database file in sync with its space had three
+    verdicts: `inspect` "in sync" (exit 0), `tables` "not its file" (untrue: it is), `check`
+    "writes refused". `inspect` and `tables` now report it as `check` does: the write's own
+    reason and what to do, exit 1; nothing is changed."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO messages (body) VALUES ('hi')")
+    (path,) = store.glob("cell-*.sqlite")
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE foreign_t (x)")
+    conn.close()
+    before = path.read_bytes()
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=TABLES)
+        with pytest.raises(sc.UnsupportedMigration) as refused, space.transact():
+            db.exec("INSERT INTO messages (body) VALUES ('yo')")
+    checked = run_cli("check", "--store", str(store))
+    reason = f"watermark 1, space seq 1: writes refused ({refused.value})"
+    assert checked.returncode == 1 and reason in checked.stdout
+    advice = checked.stdout.splitlines()[1].strip()
+    assert advice.startswith("nothing was changed, and `--repair` does not change it")
+
+    inspected = run_cli("inspect", "--store", str(store))
+    assert inspected.returncode == 1, inspected.stdout
+    assert "(in sync)" not in inspected.stdout
+    assert f"WRITES REFUSED: {refused.value}" in inspected.stdout
+    (finding,) = [x for x in inspected.stdout.splitlines() if x.startswith("finding: ")]
+    assert reason in finding and finding.endswith(advice)
+    data = json.loads(run_cli("inspect", "--store", str(store), "--json").stdout)
+    (found,) = data["spaces"][0]["databases"]
+    assert (found["in_sync"], found["writes_refused"]) == (False, str(refused.value))
+
+    listed = run_cli("tables", "--store", str(store))
+    assert (listed.returncode, listed.stdout) == (1, "(no tables listed)\n")
+    assert reason in listed.stderr and listed.stderr.rstrip("\n").endswith(advice)
+    assert "not its file" not in listed.stderr
+    assert path.read_bytes() == before
