@@ -127,6 +127,11 @@ class Node:
     def attach(self) -> None:
         """Called once on the scheduler thread when the node joins the graph."""
 
+    def dropped(self) -> None:
+        """A value given for this node with a round of :meth:`Scheduler.set_values` was not
+        taken, as an input of the node changed in that same round (scheduler thread): the node
+        forgets it (a query: the rows it landed with), and computes again."""
+
     def release(self) -> None:
         """Called once on the scheduler thread when the node leaves the graph: nothing holds
         it any more (see :func:`own`). A node never re-joins."""
@@ -973,6 +978,8 @@ class Scheduler:
                         self._born(node)
                 continue
             done.add(id(node))
+            if preset is not None and node in preset and id(node) in moved:
+                node.dropped()  # then computed again below, as any node whose input moved
             if preset is not None and node in preset and id(node) not in moved:
                 changed, value = True, preset[node]
             elif node.deps and _waits(node, held, waiting):

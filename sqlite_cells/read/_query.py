@@ -424,6 +424,13 @@ class _QueryNode(Node):
         self._rows_names: tuple[str, ...] = ()
         self._rows_list: list[Any] | None = None
         self._rows_digest: bytes | None = None  # the digest of _rows_list, if the reader made one
+        # The four above as they were before the last result landed (see dropped).
+        self._taken: tuple[Statement | None, tuple[str, ...], list[Any] | None, bytes | None] = (
+            None,
+            (),
+            None,
+            None,
+        )
         self._prepare: tuple[Declaration, Any] | None = None  # (decl, its reconcile step)
         self._retries = 0  # reads done again in a row because the file lagged (read_again)
         self._lagging = False
@@ -721,6 +728,8 @@ class _QueryNode(Node):
         # The same SQLite values (1 and 1.0 are different rows, though Python finds them equal,
         # and so may the rows decoded from them: the rows read decide, R42).
         same = result.names == self._rows_names and same_values(result.rows, self._rows_list)
+        # What the rows compared with were, should this result not be taken (see dropped).
+        self._taken = (self._rows_stmt, self._rows_names, self._rows_list, self._rows_digest)
         if result.error is not None and result.invalid_text is None:
             # (Else the decoder raises it, unless the row type reads past it: R43.) Its seq is
             # the commit the run read at, as for rows that fail to build (R42); a read that
@@ -752,6 +761,12 @@ class _QueryNode(Node):
         if not notify:
             self.value = state
         return state, notify
+
+    def dropped(self) -> None:
+        # The result that landed was not taken (an input changed in the same round): the next
+        # one is compared with the rows taken before it, what subscribers were told, not with
+        # these — else a run reading these rows again would pass for no news (R42).
+        self._rows_stmt, self._rows_names, self._rows_list, self._rows_digest = self._taken
 
     def read_again(self, limit: int) -> int:
         """The run read the file before a commit the hub knows of reached it: returns how many

@@ -6,6 +6,7 @@ takes the seq of the commit it reflects, even when its rows are equal, R42)."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -945,3 +946,37 @@ def test_every_query_whose_parameter_derives_from_a_query_follows_its_first_resu
             [{"b": 2}],
             [{"p": 2}],
         )
+
+
+def test_a_result_dropped_for_a_moved_input_leaves_no_stale_rows(tmp_path: Path) -> None:
+    """R42, R54: a result landing in the round where its query's input changed is dropped and
+    the query runs again (see the test above). The query had already kept the dropped rows as
+    its last: a run reading them again passed for "the same rows, only the seq moves", and the
+    query kept showing the rows before, under the new seq, telling nobody. One worker held by a
+    slow read makes both queries' runs land in one job."""
+    slow = (
+        "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r WHERE i < 2500000) "
+        "SELECT count(*) AS n FROM r"
+    )
+    for attempt in range(4):
+        with sc.Runtime(tmp_path / f"store{attempt}", query_workers=1) as rt:
+            space = rt.space("s")
+            db = space.sqlite_database(
+                "db", tables={"t1": sc.table(v="integer"), "t2": sc.table(v="integer")}
+            )
+            other = space.sqlite_database("db2", tables={"u": sc.table(v="integer")})
+            q1 = db.query("SELECT count(*) AS n FROM t1")
+            q2 = db.query("SELECT count(*) AS n FROM t2", react_on=[db, q1])
+            told: list[Any] = []
+            q2.observe().subscribe(lambda state, told=told: told.append(state.result))
+            rt.settle()
+            busy = other.query(slow, react_on=None)  # holds the one worker
+            time.sleep(0.05)  # (its read begun; the writes' re-runs queue behind it)
+            with space.transact():
+                db.exec("INSERT INTO t2 (v) VALUES (1)")  # q2's run waits behind it
+            with space.transact():
+                db.exec("INSERT INTO t1 (v) VALUES (1)")  # and q1's, in the same job
+            rt.settle()
+            assert busy.get().result == [{"n": 2500000}]
+            assert q2.get().result == [{"n": 1}], (attempt, told)
+            assert told[-1] == [{"n": 1}]
