@@ -223,7 +223,7 @@ def _verdict(space_file: Path, db_id: str, path: Path, tables: dict[str, Any]) -
         raise InspectError("locked", locked(f"{path} or its space file {space_file}")) from exc
     except UnreadableFile as exc:  # listed as not read; the other databases are
         return unreadable_outcome(db_id, path, 0, exc)
-    return writes_refused(found, tables) if found.action is Action.IN_SYNC else found
+    return writes_refused(found, tables, space_file) if found.action is Action.IN_SYNC else found
 
 
 _LOCK_WAIT_MS = 5_000  # how long a lock held elsewhere is waited for (as ``read_only`` does)
@@ -354,8 +354,13 @@ def list_tables(
                 continue
             if not path.is_file():
                 continue
+            # In sync, the verdict has judged the file's tables already (writes refused, or a
+            # file a `migrate` brought past its recorded declaration: listed as it is).
+            judged = source is not None or (
+                verdict is not None and verdict.action is Action.IN_SYNC
+            )
             with read_only(path, source=source is not None) as conn:
-                differences = table_differences(conn, handle["tables"]) if source is None else []
+                differences = [] if judged else table_differences(conn, handle["tables"])
                 tables = _file_tables(conn)
             if differences:
                 left_out.append(NotItsFile(space_id, db_id, path.name, tuple(differences)))

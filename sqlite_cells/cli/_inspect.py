@@ -1028,8 +1028,8 @@ def _refused_writes(path: Path, db: DatabaseInfo, handle: dict[str, Any]) -> Dat
     finds of it (``files.refused_writes``), read without writing."""
     if not db.in_sync or db.kind != SourceKind.CELL.value or db.dropped:
         return db
-    with read_only(path.parent / db.file) as conn:
-        why = refused_writes(conn, db.id, handle["tables"])
+    with read_only(path) as space_conn, read_only(path.parent / db.file) as conn:
+        why = refused_writes(conn, db.id, handle["tables"], space_conn)
     return db if why is None else replace(db, writes_refused=why)
 
 

@@ -50,6 +50,7 @@ from sqlite_cells.files._reconcile import (
     Outcome,
     UnreadableFile,
     database_seq,
+    migrated_past_log,
     reconcile,
     schema_from_json,
     table_differences,
@@ -1073,7 +1074,7 @@ def _check_space(
                         conn, db_id, path, space_file, repair=repair, verify=verify
                     )
                     if outcome.action is Action.IN_SYNC:
-                        outcome = writes_refused(outcome, value["tables"])
+                        outcome = writes_refused(outcome, value["tables"], space_file)
                     outcomes.append(outcome)
             return outcomes
         finally:
@@ -1098,25 +1099,37 @@ def _reconciled(
         return Outcome(db_id, path, 0, database_seq(conn, db_id), Action.LOCKED, detail=str(locked))
 
 
-def writes_refused(outcome: Outcome, tables: dict[str, Any]) -> Outcome:
-    """``outcome``, of a database in sync with its space, as ``Action.WRITES_REFUSED`` when its
-    file holds what its handle's declaration (``tables``) does not, in ways no write adds (a
-    table or a trigger another program added): its rows agree with its space and are read, but
-    a write first brings the file to the declaration and refuses it with these differences
-    (``UnsupportedMigration``, R13), as the finding says it (:func:`refused_writes`). Read
-    only."""
-    why = _answer(outcome.path, lambda conn: refused_writes(conn, outcome.db_id, tables))
+def writes_refused(outcome: Outcome, tables: dict[str, Any], space_file: Path) -> Outcome:
+    """``outcome``, of a database in sync with its space (``space_file``), as
+    ``Action.WRITES_REFUSED`` when its file holds what its handle's declaration (``tables``)
+    does not, in ways no write adds (a table or a trigger another program added): its rows agree
+    with its space and are read, but a write first brings the file to the declaration and
+    refuses it with these differences (``UnsupportedMigration``, R13), as the finding says it
+    (:func:`refused_writes`). Read only."""
+    why = _answer(
+        space_file,
+        lambda space_conn: _answer(
+            outcome.path, lambda conn: refused_writes(conn, outcome.db_id, tables, space_conn)
+        ),
+    )
     if why is None:
         return outcome
     return replace(outcome, action=Action.WRITES_REFUSED, detail=why)
 
 
-def refused_writes(conn: apsw.Connection, db_id: str, tables: dict[str, Any]) -> str | None:
+def refused_writes(
+    conn: apsw.Connection, db_id: str, tables: dict[str, Any], space_conn: apsw.Connection
+) -> str | None:
     """Why every write of database ``db_id`` is refused when its file, open as ``conn``, holds
     what its handle's declaration (``tables``) does not, in ways no write adds: the write's
-    own message (``UnsupportedMigration``, R13); None when its file holds nothing such."""
+    own message (``UnsupportedMigration``, R13); None when its file holds nothing such, or when
+    a ``migrate`` brought it past the declaration its space's last write recorded (read from
+    ``space_conn``): it then holds the newer declaration's tables, which its next write brings
+    (R14: a migration stays though the write it ran for failed)."""
     differences = table_differences(conn, tables)
-    return str(UnsupportedMigration(db_id, differences)) if differences else None
+    if not differences or migrated_past_log(space_conn, conn, db_id):
+        return None
+    return str(UnsupportedMigration(db_id, differences))
 
 
 class _StayedLocked(DatabaseError):

@@ -115,6 +115,7 @@ __all__ = [
     "UnreadableFile",
     "database_seq",
     "look_unlocked",
+    "migrated_past_log",
     "orphan_outcome",
     "owned_elsewhere",
     "reconcile",
@@ -1226,6 +1227,27 @@ def _version_after(
             current = body.version
         known = True
     return current if known else None
+
+
+def migrated_past_log(space_conn: apsw.Connection, conn: apsw.Connection, db_id: str) -> bool:
+    """Whether the database file open as ``conn`` is at a newer version than the declaration
+    its space's last write to ``db_id`` recorded: a ``migrate`` ran on it since (R14: it
+    commits in the file on its own, and stays though the write it ran for failed), so what it
+    holds beyond the recorded declaration is the newer declaration's, which its next write
+    brings — not another program's doing. False when either version is not known."""
+    found = _file_version(conn, db_id)
+    seq = database_seq(space_conn, db_id)
+    if found is None or not seq or stored_format(space_conn) not in (None, FORMAT_VERSION):
+        return False
+    records = SpaceFile.records_for(space_conn, db_id, seq - 1, seq)
+    versions = [
+        decode_op_body(op).version
+        for record in records
+        for op in record.ops
+        if op.target == db_id and op.kind == KIND
+    ]
+    recorded = versions[-1] if versions else None
+    return recorded is not None and found > recorded
 
 
 def _records_for(

@@ -228,3 +228,40 @@ def test_inspect_and_tables_report_a_file_whose_writes_are_refused_as_check_does
     assert reason in listed.stderr and listed.stderr.rstrip("\n").endswith(advice)
     assert "not its file" not in listed.stderr
     assert path.read_bytes() == before
+
+
+def test_a_file_a_kept_migration_brought_past_its_handle_is_no_finding(tmp_path: Path) -> None:
+    """R14, §6: a `migrate` commits in the file before the write it ran for and stays when that
+    write fails; the handle still records the older declaration. `check`, `inspect` and `tables`
+    took the newer declaration's table for another program's ("writes refused … another program
+    changed the file", advising a rebuild that would drop the migration), while the program's
+    next write goes through. The file's version, past the one the space's last write recorded,
+    says a migration made it so: no finding, and `tables` lists what the file holds."""
+    store = tmp_path / "store"
+    v1 = {"t": sc.table(id="integer primary key", v="text")}
+    v2 = {**v1, "u": sc.table(id="integer primary key", w="text")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("db", tables=v1, version=1)
+        with space.transact():
+            db.exec("INSERT INTO t (id, v) VALUES (1, 'a')")
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database(
+            "db", tables=v2, version=2, migrate=lambda conn, _v: conn.execute("SELECT 1")
+        )
+        with pytest.raises(sc.ExecError), space.transact():
+            db.exec("INSERT INTO t (id, v) VALUES (1, 'dup')")  # fails; the migration stays
+    for command in ("check", "inspect"):
+        done = run_cli(command, str(store))
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
+        assert "writes refused" not in done.stdout.lower(), command
+    done = run_cli("tables", str(store), "--json")
+    assert done.returncode == 0, done.stderr
+    assert sorted(row["table"] for row in json.loads(done.stdout)) == ["t", "u"]
+    with sc.Runtime(store) as rt:  # the program's next write goes through
+        space = rt.space("s")
+        db = space.sqlite_database("db", tables=v2, version=2)
+        with space.transact():
+            db.exec("INSERT INTO u (w) VALUES ('x')")
+        assert db.read("SELECT w FROM u") == [{"w": "x"}]
