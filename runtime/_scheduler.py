@@ -978,10 +978,12 @@ class Scheduler:
                         self._born(node)
                 continue
             done.add(id(node))
-            if preset is not None and node in preset and id(node) in moved:
+            given = preset is not None and node in preset
+            if given and id(node) in moved:
                 node.dropped()  # then computed again below, as any node whose input moved
-            if preset is not None and node in preset and id(node) not in moved:
-                changed, value = True, preset[node]
+                given = False
+            if given:
+                changed, value = True, preset[node]  # type: ignore[index]  # (given: a dict)
             elif node.deps and _waits(node, held, waiting):
                 # A dependency, or one of its own (at any depth), is being recomputed off the
                 # thread, or waits for one that is: re-run once it lands, so this node never

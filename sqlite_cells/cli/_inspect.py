@@ -111,6 +111,7 @@ __all__ = [
     "find_space",
     "inspect_store",
     "library_log_held",
+    "moved_out_then_rebuilt",
     "one_line",
     "orphan_advice",
     "query_store",
@@ -1028,8 +1029,8 @@ def _refused_writes(path: Path, db: DatabaseInfo, handle: dict[str, Any]) -> Dat
     finds of it (``files.refused_writes``), read without writing."""
     if not db.in_sync or db.kind != SourceKind.CELL.value or db.dropped:
         return db
-    with read_only(path) as space_conn, read_only(path.parent / db.file) as conn:
-        why = refused_writes(conn, db.id, handle["tables"], space_conn)
+    with read_only(path.parent / db.file) as conn:
+        why = refused_writes(conn, db.id, handle["tables"], path)
     return db if why is None else replace(db, writes_refused=why)
 
 
@@ -1040,9 +1041,16 @@ def writes_refused_advice(name: str) -> str:
         "nothing was changed, and `--repair` does not change it: its rows agree with its "
         "space and are read, but another program changed the file (see why), and "
         "every write of it is refused. Drop or undo what it changed in a `migrate` (bump "
-        f"version=), or move {name} (and its -wal, if any) out of the store, keeping "
-        "it, then run `sqlite-cells check --repair`, which rebuilds the database from its "
-        "space's log"
+        f"version=), or move {moved_out_then_rebuilt(name)}"
+    )
+
+
+def moved_out_then_rebuilt(name: str) -> str:
+    """The way out of a database file ``name`` that no repair brings in line where it stands,
+    after "move": the file set aside, and the database rebuilt from its space's log."""
+    return (
+        f"{name} (and its -wal, if any) out of the store, keeping it, then run `sqlite-cells "
+        "check --repair`, which rebuilds the database from its space's log"
     )
 
 
@@ -1478,13 +1486,13 @@ def _database_id(space_file: Path, space_id: str, database: str) -> str:
     is_cell = False
     with read_only(space_file) as conn:
         held = "SELECT 1 FROM _cf_cells WHERE id = ?"
-        if database.startswith("of:"):
-            # An id as given — unless the space holds none such but a database of that name.
-            if conn.execute(held, (database,)).fetchone() is not None:
-                return database
-            if conn.execute(held, (db_id,)).fetchone() is None:
-                return database
-        if conn.execute(held, (db_id,)).fetchone() is not None:
+        named = conn.execute(held, (db_id,)).fetchone() is not None
+        # An id as given — unless the space holds none such but a database of that name.
+        if database.startswith("of:") and (
+            not named or conn.execute(held, (database,)).fetchone() is not None
+        ):
+            return database
+        if named:
             return db_id
         sources: list[tuple[str, Path]] = []
         for raw_id, data in conn.execute(

@@ -18,6 +18,7 @@ from sqlite_cells.cli._inspect import (
     decoded,
     find_space,
     library_log_held,
+    moved_out_then_rebuilt,
     orphan_advice,
     read_only,
     readable_watermark,
@@ -130,8 +131,7 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
         return (
             "nothing was changed: the file at its path is not this database's file (another "
             "database's, another program's or another store's), and `--repair` cannot make it "
-            f"so. Move {o.path.name} (and its -wal, if any) out of the store, keeping it, then run "
-            "`sqlite-cells check --repair`, which rebuilds the database from its space's log"
+            f"so. Move {moved_out_then_rebuilt(o.path.name)}"
         )
     if o.action is Action.WRITES_REFUSED:
         return writes_refused_advice(o.path.name)
@@ -140,8 +140,7 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
             "nothing was changed, and `--repair` will not change it: its space's file lost "
             f"commits it had made. Either put back a copy of the space's file that reaches seq "
             f"{o.db_seq}, or give up the database's commits after seq {o.space_seq}: move "
-            f"{o.path.name} (and its -wal, if any) out of the store, keeping it, then run "
-            "`sqlite-cells check --repair`, which rebuilds the database from its space's log"
+            f"{moved_out_then_rebuilt(o.path.name)}"
         )
     if o.action is Action.QUARANTINED:
         return (

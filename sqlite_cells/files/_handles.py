@@ -1092,7 +1092,7 @@ def _reconciled(
         return unreadable_outcome(db_id, path, database_seq(conn, db_id), exc)
     except (apsw.BusyError, apsw.LockedError) as exc:
         locked = _stayed_locked(db_id, path, space_file, exc)
-        if locked.held is not path:  # the space file: none of its databases can be checked
+        if locked.held != path:  # the space file: none of its databases can be checked
             raise locked from exc
         # This database's file alone: a finding, and the space's other databases are checked
         # (and repaired) all the same.
@@ -1107,10 +1107,7 @@ def writes_refused(outcome: Outcome, tables: dict[str, Any], space_file: Path) -
     refuses it with these differences (``UnsupportedMigration``, R13), as the finding says it
     (:func:`refused_writes`). Read only."""
     why = _answer(
-        space_file,
-        lambda space_conn: _answer(
-            outcome.path, lambda conn: refused_writes(conn, outcome.db_id, tables, space_conn)
-        ),
+        outcome.path, lambda conn: refused_writes(conn, outcome.db_id, tables, space_file)
     )
     if why is None:
         return outcome
@@ -1118,16 +1115,18 @@ def writes_refused(outcome: Outcome, tables: dict[str, Any], space_file: Path) -
 
 
 def refused_writes(
-    conn: apsw.Connection, db_id: str, tables: dict[str, Any], space_conn: apsw.Connection
+    conn: apsw.Connection, db_id: str, tables: dict[str, Any], space_file: Path
 ) -> str | None:
     """Why every write of database ``db_id`` is refused when its file, open as ``conn``, holds
     what its handle's declaration (``tables``) does not, in ways no write adds: the write's
     own message (``UnsupportedMigration``, R13); None when its file holds nothing such, or when
     a ``migrate`` brought it past the declaration its space's last write recorded (read from
-    ``space_conn``): it then holds the newer declaration's tables, which its next write brings
-    (R14: a migration stays though the write it ran for failed)."""
+    ``space_file``, only then): it then holds the newer declaration's tables, which its next
+    write brings (R14: a migration stays though the write it ran for failed)."""
     differences = table_differences(conn, tables)
-    if not differences or migrated_past_log(space_conn, conn, db_id):
+    if not differences or _answer(
+        space_file, lambda space_conn: migrated_past_log(space_conn, conn, db_id)
+    ):
         return None
     return str(UnsupportedMigration(db_id, differences))
 
