@@ -425,7 +425,7 @@ class SqliteDb(Cell):
         params = _checked_read_values(self, sql, params)
         runtime: Runtime = self.space.runtime
         decode = row_decoder(row, runtime, db_id=self.id, sql=sql)
-        bound = resolve_params(params, sql=sql, db_id=self.id)
+        bound = resolve_params(params, sql=sql, db_id=self.id, seen=True)
         _refuse_pending(bound, self.id)
         self._check_read_target()
         if current_transaction() is not None:

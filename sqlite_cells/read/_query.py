@@ -161,15 +161,21 @@ def _same_error(a: BaseException | None, b: BaseException | None) -> bool:
     )
 
 
-def resolve_params(params: Any, *, sql: str, db_id: str) -> Bound:
+def resolve_params(params: Any, *, sql: str, db_id: str, seen: bool = False) -> Bound:
     """``params`` as bindings (a dict for named parameters, else a tuple; a lone value is one
     positional parameter), with each cell or reactive value replaced by its current value. Each
     such value is checked here, when it is read, as a value given directly is at the call
     (``check_cell_value``); a cell whose last computation failed has no value to bind. Either is
-    a :class:`QueryArgumentError`: ``db.read`` raises it, ``db.query`` holds it as its error."""
+    a :class:`QueryArgumentError`: ``db.read`` raises it, ``db.query`` holds it as its error.
+
+    A live query binds what the scheduler holds for the commit it reacts to. ``seen`` (a
+    one-shot ``db.read``) binds a stored cell as ``cell.get()`` reads it now: the committed value,
+    or inside a transaction what the transaction sees, its own writes included, with the read
+    recorded so that a commit to the cell before the transaction's is a conflict. The
+    scheduler's value may still be the one before the newest commit."""
     if isinstance(params, Mapping):
-        return {k: _current(v, k, sql, db_id) for k, v in params.items()}
-    return tuple(_current(v, i, sql, db_id) for i, v in enumerate(_members(params), 1))
+        return {k: _current(v, k, sql, db_id, seen) for k, v in params.items()}
+    return tuple(_current(v, i, sql, db_id, seen) for i, v in enumerate(_members(params), 1))
 
 
 def _members(params: Any) -> Iterable[Any]:
@@ -183,10 +189,14 @@ def _members(params: Any) -> Iterable[Any]:
     return (params,)
 
 
-def _current(value: Any, key: object, sql: str, db_id: str) -> Any:
+def _current(value: Any, key: object, sql: str, db_id: str, seen: bool) -> Any:
     node = node_of(value)
     if node is None:
         return value
+    if seen and type(value) is Cell:
+        current = _seen_value(value, key, sql, db_id)
+        check_cell_value(current, key, sql=sql, db_id=db_id)
+        return current
     if node.ready.is_set():
         current = node.value
     else:
@@ -197,20 +207,33 @@ def _current(value: Any, key: object, sql: str, db_id: str) -> Any:
                 raise
     error = node.error
     if error is not None:  # (its value is the None it holds, not a value it computed)
-        what = (
-            "a cell whose value could not be read"
-            if isinstance(value, Cell)
-            else "a derived cell whose last computation failed"
-        )
-        raise QueryArgumentError(
-            db_id,
-            sql,
-            f"parameter {key} is {what} ({exception_text(error)}), so it has no value to bind: "
-            "fix what made it fail (its function, or its inputs); it binds again once a "
-            "computation succeeds",
-        ) from error
+        raise _no_value(value, key, sql, db_id, error) from error
     check_cell_value(current, key, sql=sql, db_id=db_id)
     return current
+
+
+def _seen_value(cell: Cell, key: object, sql: str, db_id: str) -> Any:
+    try:
+        return cell.get()
+    except SqliteCellsError as exc:
+        raise _no_value(cell, key, sql, db_id, exc) from exc
+
+
+def _no_value(
+    value: Any, key: object, sql: str, db_id: str, error: BaseException
+) -> QueryArgumentError:
+    what = (
+        "a cell whose value could not be read"
+        if isinstance(value, Cell)
+        else "a derived cell whose last computation failed"
+    )
+    return QueryArgumentError(
+        db_id,
+        sql,
+        f"parameter {key} is {what} ({exception_text(error)}), so it has no value to bind: "
+        "fix what made it fail (its function, or its inputs); it binds again once a "
+        "computation succeeds",
+    )
 
 
 _new_object = object.__new__

@@ -275,6 +275,62 @@ def test_a_read_sees_another_runtimes_commit_at_once(store: Path) -> None:
             assert db2.read("SELECT count(*) AS n FROM messages") == [{"n": i}]
 
 
+def test_a_read_binds_a_cell_parameter_as_get_reads_it(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    """A cell among ``db.read``'s parameters binds what ``cell.get()`` returns when the read is
+    made — not the value the scheduler last delivered, which lags behind a commit it has not
+    reached yet."""
+    p, q = space.cell("p", default=0), space.cell("q", default=0)
+    gate = threading.Event()
+    # Holds the scheduler inside the round of q's commit, so that it reaches p's commit later.
+    held = sc.derive(q, lambda v: v == 1 and gate.wait(30))
+    rt.settle()
+    try:
+        with space.transact():
+            q.set(1)
+        with space.transact():
+            p.set(2)
+        assert p.get() == 2
+        assert db.read("SELECT ? AS x", [p]) == [{"x": 2}]
+        assert db.read("SELECT :v AS x", {"v": p}) == [{"x": 2}]
+    finally:
+        gate.set()
+    rt.settle()
+    assert held.get() is True
+    with space.transact():
+        p.set(500)
+        assert db.read("SELECT ? AS x", [p]) == [{"x": 500}]  # the transaction's own write
+    assert p.get() == 500
+
+
+def test_a_cell_a_read_bound_in_a_transaction_is_a_read_of_it(
+    store: Path, rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    """Read-then-write through a read's parameter is serializable: a commit to the cell between
+    the read and the transaction's commit is a conflict."""
+    p, out = space.cell("p", default=1), space.cell("out", default=0)
+    watched = sc.derive(p, lambda v: v)  # the scheduler holds a value for p
+    rt.settle()
+    assert watched.get() == 1
+    with pytest.raises(sc.ConflictError) as caught, space.transact():
+        seen = db.read("SELECT ? * 10 AS x", [p])[0]["x"]
+        # Another runtime's commit, made on a thread of its own (outside this transaction).
+        other = threading.Thread(target=_set_in_other_runtime, args=(store, "p", 2))
+        other.start()
+        other.join()
+        out.set(seen)
+    assert isinstance(caught.value, sc.SqliteCellsError)
+    assert out.get() == 0
+
+
+def _set_in_other_runtime(store: Path, name: str, value: Any) -> None:
+    with sc.Runtime(store) as other:
+        other_space = other.space("demo")
+        with other_space.transact():
+            other_space.cell(name).set(value)
+
+
 def test_a_read_sees_another_process_commit_at_once(store: Path, rt: sc.Runtime) -> None:
     db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
     assert db.read("SELECT count(*) AS n FROM messages") == [{"n": 0}]
