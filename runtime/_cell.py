@@ -334,17 +334,29 @@ class Cell(Reference):
 
     # -- links and reactivity ------------------------------------------------------------------
 
+    @overload
+    def link(self) -> Link: ...
+    @overload
+    def link(self, target: Cell) -> Link: ...
     @checked_arguments
-    def link(self, target: Cell | None = None) -> Link:
+    def link(self, target: Any = NO_VALUE) -> Link:
         """This cell's link. Given a ``target``, first make this cell hold a link to it: a
         committed write (in the current transaction, or in one of its own). A target that is
-        not a ``Cell`` is an ``InvalidArgument``: to store a plain value, ``set`` it."""
-        if target is not None and not isinstance(target, Cell):
+        not a ``Cell`` is an ``InvalidArgument``: to store a plain value, ``set`` it. ``None``
+        too: it links nothing, and a variable that happens to hold ``None`` must not clear
+        what the cell holds unasked (``set(None)`` does that, in a transaction)."""
+        if target is None:
+            raise InvalidArgument(
+                f"link(None) on cell {self._id} links nothing: to clear what the cell holds "
+                "(unlink a pattern input), set(None) in a transaction; link() with no argument "
+                "returns this cell's own link"
+            )
+        if target is not NO_VALUE and not isinstance(target, Cell):
             raise InvalidArgument(
                 f"link(target) takes a Cell to link to, not {type(target).__name__} "
                 f"({brief_repr(target)}): use set() to store a value"
             )
-        if target is not None:
+        if target is not NO_VALUE:
             self._space.check_link(self, target)
             with self._space.transact():
                 self.set(target)

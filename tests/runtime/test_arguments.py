@@ -262,10 +262,23 @@ def test_link_to_something_that_is_not_a_cell_is_refused_and_writes_nothing(
 ) -> None:
     space = rt.space("demo")
     c = space.cell("c", default=0)
-    error = _refused(lambda: c.link(target))  # type: ignore[arg-type]  # on purpose
+    error = _refused(lambda: c.link(target))  # type: ignore[call-overload]  # on purpose
     assert "link(target) takes a Cell to link to" in str(error)
     assert c.get() == 0
     assert space.file.entity(c.id).data is None
+
+
+def test_link_to_none_is_refused_and_leaves_the_link_in_place(rt: sc.Runtime) -> None:
+    """``link(None)`` was taken for ``link()``: it returned the cell's own link and left the
+    cell linked, though everywhere else ``None`` on an input means "nothing linked"."""
+    space = rt.space("demo")
+    c, target = space.cell("c"), space.cell("target", default=1)
+    c.link(target)
+    error = _refused(lambda: c.link(None))  # type: ignore[call-overload]  # on purpose
+    assert "link(None) on cell" in str(error) and "set(None)" in str(error)
+    assert c.get() == target
+    assert c.link() == c.link()  # no argument: the cell's own link, nothing written
+    assert c.get() == target
 
 
 def test_derive_and_lift_refuse_an_async_function(rt: sc.Runtime) -> None:
