@@ -184,6 +184,18 @@ def _is_autoindex(index: str | None, table: str | None) -> bool:
     return index.startswith(prefix) and index[len(prefix) :].isdigit()
 
 
+def _own_check(action: int, a: str | None, b: str | None, database: str | None) -> bool:
+    """The check SQLite itself runs inside ``ALTER TABLE … ADD COLUMN`` of a column with a
+    CHECK constraint or a NOT NULL generated column: a read of ``pragma_quick_check`` of the
+    table (an ADD COLUMN holds no subquery, so no such read in it is the caller's). It only
+    reads, and without it that ALTER could not run in a migration at all."""
+    if database != "main":
+        return False
+    if action == apsw.SQLITE_READ:
+        return a is not None and fold_ascii(a) == "pragma_quick_check"
+    return action == apsw.SQLITE_PRAGMA and a is not None and fold_ascii(a) == "quick_check"
+
+
 class _MigrationPolicy:
     """The authorizer of a ``migrate`` callback's statements (R14): creating triggers, views
     or virtual tables, temp objects (anything in database ``temp`` but the reads and rewrites
@@ -196,16 +208,18 @@ class _MigrationPolicy:
     such a file advises: none can be declared, so a migrate that drops it is the way to go on
     writing the database."""
 
-    __slots__ = ("created", "ddl", "dropping")
+    __slots__ = ("altering", "created", "ddl", "dropping")
 
     def __init__(self) -> None:
         self.ddl = False  # the statement being prepared is CREATE/DROP/ALTER
+        self.altering = False  # it is ALTER TABLE
         self.created = False  # it created a table of the callback's (so it is CREATE TABLE)
         self.dropping: str | None = None  # the foreign _cf_ table it drops (folded)
 
     def start(self, first: str) -> None:
         """Before each statement: ``first`` is its first keyword."""
         self.ddl, self.created, self.dropping = first in _DDL, False, None
+        self.altering = first == "ALTER"
 
     def __call__(
         self, action: int, a: str | None, b: str | None, database: str | None, src: str | None
@@ -241,6 +255,8 @@ class _MigrationPolicy:
         if action in _NAMED:
             names = (a, b)
             return deny if any(_reserved(names[i]) for i in _NAMED[action]) else ok
+        if self.altering and _own_check(action, a, b, database):
+            return ok
         if action == apsw.SQLITE_READ:
             name = None if a is None else fold_ascii(a)
             if name is None or name.startswith(("_cf_", "pragma_")) or name == "dbstat":

@@ -681,8 +681,10 @@ def _check_trial_row(scratch: apsw.Connection, name: str, xinfo: list[Any]) -> N
     it when it computes it ("non-deterministic use of datetime() in a generated column"): every
     row written into the table would fail. One row is written into the scratch table and rolled
     back — columns ``NOT NULL`` without a default given a value of their type, the others left
-    to their defaults — and that refusal is a ``SchemaError`` here. Any other failure of the row
-    (a constraint the made-up values break) says nothing of the declaration."""
+    to their defaults — and that refusal is a ``SchemaError`` here, as are a generated column
+    that depends on itself and a collation SQLite does not have named inside a CHECK, which
+    ``CREATE TABLE`` takes as well. Any other failure of the row (a constraint the made-up
+    values break) says nothing of the declaration."""
     given = [
         (quote_ident(str(column)), _TRIAL_VALUE[_affinity(str(type_ or ""))])
         for _, column, type_, notnull, default, pk, hidden in xinfo
@@ -706,12 +708,22 @@ def _check_trial_row(scratch: apsw.Connection, name: str, xinfo: list[Any]) -> N
                 "compute that value in the statement that writes the row instead (INSERT … "
                 "VALUES (…, datetime('now')))"
             ) from exc
+        if str(exc).startswith(_BROKEN_DECLARATION):
+            raise SchemaError(
+                f"table {_shown(name)}: SQLite refuses every row written into it: {exc}; "
+                "correct its column definitions (a generated column may not depend on itself, "
+                "through others either; a collation named in a CHECK or generated expression "
+                "must be one SQLite has: BINARY, NOCASE or RTRIM)"
+            ) from exc
     finally:
         scratch.execute("ROLLBACK TO trial; RELEASE trial")
 
 
 # SQLite's words when a function whose result can change is computed where it may not be.
 _NON_DETERMINISTIC: Final = "non-deterministic use of"
+# SQLite's words for a fault of the declaration that no value of the row has a part in: its
+# CREATE TABLE takes both, and every row written is refused.
+_BROKEN_DECLARATION: Final = ("generated column loop", "no such collation sequence")
 # A value of each affinity for the trial row (see _check_trial_row).
 _TRIAL_VALUE: Final = {
     "INTEGER": "1",

@@ -348,7 +348,9 @@ def _cannot_add(want: _Col) -> str | None:
     """Why ALTER TABLE … ADD COLUMN cannot add ``want`` (None: it may; SQLite has the last say)."""
     if want.pk:
         return f"a new PRIMARY KEY column {_CANNOT}"
-    if want.notnull and (want.default is None or _is_null(want.default)):
+    # A generated column needs no default: SQLite computes its value for every row the table
+    # holds, and refuses the ALTER (or the rebuild) when one of them would be NULL.
+    if want.notnull and not want.generated and (want.default is None or _is_null(want.default)):
         return (
             "a new NOT NULL column without a default cannot be added (existing rows need a value)"
         )

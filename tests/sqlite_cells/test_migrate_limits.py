@@ -465,3 +465,69 @@ def test_an_autoindex_is_allowed_only_for_the_table_being_created() -> None:
     assert policy(index, "sqlite_autoindex__cf_meta_1", "_cf_meta", "main", None) == deny
     policy.start("CREATE")  # "CREATE INDEX sqlite_autoindex_t_1 ON t (x)" by the callback
     assert policy(index, "sqlite_autoindex_t_1", "t", "main", None) == deny
+
+
+@pytest.mark.parametrize(
+    ("column", "spec", "expected"),
+    [
+        ("b", "text check (b <> '')", [(1, "x", None), (2, "y", None)]),
+        ("g", "integer as (id * 2) not null", [(1, "x", 2), (2, "y", 4)]),
+    ],
+    ids=["check", "generated-not-null"],
+)
+def test_migrate_adds_a_column_sqlite_checks_the_rows_for(
+    rt: sc.Runtime, column: str, spec: str, expected: list[tuple[object, ...]]
+) -> None:
+    """SQLite checks the rows itself inside such an ``ADD COLUMN`` (it reads
+    ``pragma_quick_check`` of the table): the migration authorizer refused that read as a
+    PRAGMA of the callback's, so a plain ``ALTER TABLE`` could not run in a migration."""
+    space, _ = _written_v1(rt)
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        conn.execute(f"ALTER TABLE t ADD COLUMN {column} {spec}")
+
+    tables = {"t": sc.table({"id": "integer primary key", "a": "text", column: spec})}
+    db2 = space.sqlite_database("db", tables=tables, version=2, migrate=migrate)
+    with space.transact():
+        db2.exec("INSERT INTO t (a) VALUES ('y')")
+    assert [tuple(r.values()) for r in db2.read("SELECT * FROM t ORDER BY id")] == expected
+    # The callback itself may still not read it.
+    refused = sc.MigrationError
+    db3 = space.sqlite_database(
+        "db",
+        tables=tables,
+        version=3,
+        migrate=lambda conn, v: conn.execute("SELECT * FROM pragma_quick_check"),
+    )
+    with pytest.raises(refused) as info, space.transact():
+        db3.exec("INSERT INTO t (a) VALUES ('z')")
+    assert "pragma_quick_check" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", ["virtual", "stored"])
+def test_a_generated_not_null_column_is_added_to_a_table_with_rows(
+    rt: sc.Runtime, kind: str
+) -> None:
+    """R13: a generated column computes its value for every row the table holds, so NOT NULL
+    without a default is no reason to refuse it (it was: "existing rows need a value"). A row
+    for which it would compute NULL is refused by SQLite, naming the column."""
+    space, _ = _written_v1(rt)
+    tables = {
+        "t": sc.table(id="integer primary key", a="text", g=f"integer as (id * 2) {kind} not null")
+    }
+    db2 = space.sqlite_database("db", tables=tables)
+    with space.transact():
+        db2.exec("INSERT INTO t (a) VALUES ('y')")
+    assert db2.read("SELECT id, g FROM t ORDER BY id") == [{"id": 1, "g": 2}, {"id": 2, "g": 4}]
+    nulls = {
+        "t": sc.table(
+            id="integer primary key",
+            a="text",
+            g=f"integer as (id * 2) {kind} not null",
+            n=f"text as (nullif(a, 'x')) {kind} not null",
+        )
+    }
+    db3 = space.sqlite_database("db", tables=nulls)
+    with pytest.raises(sc.UnsupportedMigration) as info, space.transact():
+        db3.exec("INSERT INTO t (a) VALUES ('z')")
+    assert "t.n" in str(info.value) and "NOT NULL constraint failed" in str(info.value)

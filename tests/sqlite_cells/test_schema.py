@@ -172,6 +172,14 @@ def test_separators_inside_literals_and_parentheses_are_fine() -> None:
             {"t": table(x="text not null check (x < datetime('now'))")},
             ("'t'", "non-deterministic use of datetime() in a CHECK constraint"),
         ),
+        (
+            {"t": table(a="integer", b="as (c) stored", c="as (b) stored")},
+            ("'t'", "refuses every row", 'generated column loop on "c"', "depend on itself"),
+        ),
+        (
+            {"t": table(a="integer", b="text check (b collate nosuch = b)")},
+            ("'t'", "refuses every row", "no such collation sequence: nosuch", "BINARY"),
+        ),
     ],
 )
 def test_declare_tables_refuses(tables: dict[str, Table], fragments: tuple[str, ...]) -> None:
