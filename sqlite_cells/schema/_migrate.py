@@ -79,6 +79,7 @@ from sqlite_cells.runtime import (
     surrogate_at,
 )
 from sqlite_cells.schema._generated import uncomputable, virtual_columns_of
+from sqlite_cells.schema._null_keys import nullable_key_columns
 from sqlite_cells.schema._rebuild import rebuild_adding
 from sqlite_cells.schema._schema import Schema, quote_ident
 from sqlite_cells.schema._schema_diff import (
@@ -965,6 +966,7 @@ def _migrate_in_transaction(
         return False
     handle = MigrationConnection(conn, gate, db_id, budget)
     call = f"migrate(conn, from_version={stored})"
+    null_keys = _null_key_rows(conn, schema)
     budget.start()
     try:
         result = migrate(handle, stored)
@@ -1005,6 +1007,7 @@ def _migrate_in_transaction(
     _check_exact(conn, schema, db_id)
     _check_link_values(conn, schema, db_id, call)
     _check_virtual_values(conn, schema, db_id, call)
+    _check_null_keys(conn, schema, null_keys, db_id, call)
     store_version(conn, "main", version)
     return True
 
@@ -1086,6 +1089,43 @@ def _check_virtual_values(conn: apsw.Connection, schema: Schema, db_id: str, cal
             "column is computed at every read, so no read could return that row; nothing was "
             "written: migrate must leave rows every generated column can be computed for",
         )
+
+
+def _null_key_rows(conn: apsw.Connection, schema: Schema) -> dict[str, tuple[tuple[str, ...], int]]:
+    """For each declared table the file holds whose primary key may hold NULL: those key
+    columns, and how many rows hold NULL in one of them."""
+    found = {}
+    for name, _ in schema.tables:
+        columns, _ = nullable_key_columns(conn, "main", name)
+        if columns:
+            where = " OR ".join(f"{quote_ident(column)} IS NULL" for column in columns)
+            sql = f"SELECT count(*) FROM main.{quote_ident(name)} WHERE {where}"
+            found[name] = (columns, int(str(conn.execute(sql).fetchall()[0][0])))
+    return found
+
+
+def _check_null_keys(
+    conn: apsw.Connection,
+    schema: Schema,
+    before: Mapping[str, tuple[tuple[str, ...], int]],
+    db_id: str,
+    call: str,
+) -> None:
+    """After ``migrate``: it left no more rows whose primary key holds NULL than the table had,
+    else :class:`MigrationError` naming the table and its key. A write refuses to leave such a
+    row (SQLite's session records no change to it: R51, R70), so every later write touching it
+    would fail; rows the file already held are kept, as writes keep them."""
+    for name, (columns, count) in _null_key_rows(conn, schema).items():
+        had = before.get(name, (columns, 0))[1]
+        if count > had:
+            keys = ", ".join(f"{name}.{column}" for column in columns)
+            raise MigrationError(
+                db_id,
+                f"after {call} table {name} holds {count - had} more row(s) whose primary key "
+                f"({keys}) is NULL; SQLite records no change to such a row, so no write could "
+                "touch it (R51, R70); nothing was written: give each row a key, or declare the "
+                "key NOT NULL",
+            )
 
 
 def _check_link_column(

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import apsw
 
 from sqlite_cells.codec import ExecError
-from sqlite_cells.schema import quote_ident
+from sqlite_cells.schema import nullable_key_columns, quote_ident
 from sqlite_cells.sql import fold_ascii
 from sqlite_cells.write._links import LinkColumns, check_row_links
 
@@ -67,15 +67,7 @@ def nullable_keys(conn: apsw.Connection, database: str, tables: Iterable[str]) -
     db = quote_ident(database)
     found: list[KeyProbe] = []
     for table in tables:
-        quoted = quote_ident(table)
-        indexes = conn.execute(f"PRAGMA {db}.index_list({quoted})").fetchall()
-        if not any(str(row[3]) == "pk" for row in indexes):
-            continue  # no key, or the rowid's alias
-        info = conn.execute(f"PRAGMA {db}.table_info({quoted})").fetchall()
-        stored = [str(row[1]) for row in info]
-        # (position in the key, name) of the key's columns without NOT NULL, in the key's order
-        keyed = sorted((int(str(row[5])), str(row[1])) for row in info if row[5] and not row[3])
-        nullable = tuple(name for _, name in keyed)
+        nullable, stored = nullable_key_columns(conn, db, table)
         if nullable:
             found.append(_probe(db, table, nullable, stored))
     return tuple(found)

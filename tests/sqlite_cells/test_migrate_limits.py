@@ -531,3 +531,49 @@ def test_a_generated_not_null_column_is_added_to_a_table_with_rows(
     with pytest.raises(sc.UnsupportedMigration) as info, space.transact():
         db3.exec("INSERT INTO t (a) VALUES ('z')")
     assert "t.n" in str(info.value) and "NOT NULL constraint failed" in str(info.value)
+
+
+def test_migrate_may_not_leave_a_new_row_whose_key_is_null(rt: sc.Runtime) -> None:
+    """A write refuses to leave a row whose primary key is NULL (SQLite's session records no
+    change to it); a migration left one, and every later write touching it failed."""
+    keyed = {"t": sc.table(k="text primary key", v="text")}
+    space = rt.space("s")
+    db = space.sqlite_database("db", tables=keyed)
+    with space.transact():
+        db.exec("INSERT INTO t (k, v) VALUES ('a', 'x')")
+    before = _keyed_file(db)
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        conn.execute("INSERT INTO t (k, v) VALUES (NULL, 'no key')")
+
+    db2 = space.sqlite_database("db", tables=keyed, version=2, migrate=migrate)
+    with pytest.raises(sc.MigrationError) as info, space.transact():
+        db2.exec("INSERT INTO t (k, v) VALUES ('b', 'y')")
+    message = str(info.value)
+    assert "table t holds 1 more row(s) whose primary key (t.k) is NULL" in message
+    assert "nothing was written" in message
+    assert _keyed_file(db) == before
+    # A row whose key was NULL before the migration (another program's) is kept, as writes keep
+    # it; the migration goes on.
+    conn = apsw.Connection(str(db.path))
+    conn.execute("INSERT INTO t (k, v) VALUES (NULL, 'old')")
+    conn.close()
+    db3 = space.sqlite_database(
+        "db", tables=keyed, version=2, migrate=lambda conn, v: conn.execute("UPDATE t SET v = v")
+    )
+    with space.transact():
+        db3.exec("INSERT INTO t (k, v) VALUES ('b', 'y')")
+    assert db3.read("SELECT k, v FROM t ORDER BY k") == [
+        {"k": None, "v": "old"},
+        {"k": "a", "v": "x"},
+        {"k": "b", "v": "y"},
+    ]
+
+
+def _keyed_file(db: sc.SqliteDb) -> tuple[object, ...]:
+    conn = apsw.Connection(str(db.path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        version = conn.execute("SELECT value FROM _cf_meta WHERE key = 'version'").fetchall()
+        return version, conn.execute("SELECT k, v FROM t ORDER BY k").fetchall()
+    finally:
+        conn.close()
