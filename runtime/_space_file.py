@@ -625,11 +625,32 @@ class SpaceFile:
             moved = (isinstance(exc, apsw.ReadOnlyError) and has_moved(conn)) or isinstance(
                 exc, apsw.IOError
             )
+            older = None
+            if isinstance(exc, apsw.ReadOnlyError) and not moved:
+                older = self._older_format(conn)
             conn.close()
             if moved:
                 raise _Moved from exc
+            if older is not None:
+                raise DatabaseError(
+                    f"space file {self.path} is in store format {older}, and this sqlite-cells "
+                    f"uses format {FORMAT_VERSION}: it upgrades the file in place when it first "
+                    f"opens it (R73), which needs write access, but the file is read-only "
+                    f"({exc}); nothing was changed: make the store writable, then open it again "
+                    "(or run `sqlite-cells check --repair`, which upgrades it too)"
+                ) from exc
             raise
         return conn
+
+    def _older_format(self, conn: apsw.Connection) -> int | None:
+        """The store format of the file behind ``conn`` when it is older than this version's
+        (None otherwise, or when it cannot be read)."""
+        try:
+            with _deferred(conn):
+                found = readable_format(conn, self.path)
+        except (apsw.Error, SqliteCellsError):
+            return None
+        return found if found is not None and found < FORMAT_VERSION else None
 
     def _set_up(self, conn: apsw.Connection) -> bool:
         """Whether the file, which holds every table of the schema, is a space file of this

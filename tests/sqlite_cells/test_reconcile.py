@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -385,6 +390,48 @@ def _without_changeset(op: Op) -> object:
     if isinstance(body, dict):
         body.pop("changeset", None)
     return body
+
+
+def test_an_older_read_only_space_file_is_refused_naming_both_formats(store: Path) -> None:
+    """R73: an older store is upgraded in place or refused "with an error naming both versions
+    and what to run". Upgrading needs write access; a read-only space file was refused as
+    "read-only … make the store writable to write to it", naming no format."""
+    rt, db, counter = _open(store)
+    _write(rt, db, counter, 1)
+    rt.close()
+    _downgrade_to_format_1(store)
+    (path,) = store.glob("space-*.sqlite")
+    with _read_only(path):
+        with sc.Runtime(store) as rt, pytest.raises(sc.DatabaseError) as info:
+            rt.space("demo")
+        message = str(info.value)
+        assert f"{path} is in store format 1" in message
+        assert f"uses format {FORMAT_VERSION}" in message and "needs write access" in message
+        assert "make the store writable" in message
+    rt, db, counter = _open(store)  # writable again: upgraded, nothing hidden
+    with rt:
+        assert counter.get() == 1
+        assert db.read("SELECT n FROM events") == [{"n": 1}]
+
+
+@contextlib.contextmanager
+def _read_only(path: Path) -> Iterator[None]:
+    """``path`` read-only for this process: its mode for a user, the immutable attribute for
+    root (whom modes do not stop)."""
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        try:
+            yield
+        finally:
+            path.chmod(0o644)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(path)], capture_output=True).returncode:
+        pytest.skip("root, and this file system has no immutable attribute (chattr +i)")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", str(path)], check=True)
 
 
 def test_an_older_store_is_upgraded_in_place_and_nothing_is_hidden(store: Path) -> None:
