@@ -137,12 +137,15 @@ def _sync_handler(body: Callable[..., Any], tries: int) -> Callable[..., int | N
         space: SpaceFile | None = None
         for attempt in range(tries):
             exclusive = space is not None and attempt >= OPTIMISTIC_TRIES
+            # Each try is a new transaction, bound by its first write as a fresh call's is: the
+            # body, reading fresh state, may write another space than the try before (the
+            # async handler's tries do the same).
             try:
                 if exclusive and space:
-                    with space.exclusive(), transaction(space) as tx:
+                    with space.exclusive(), transaction(None) as tx:
                         _run_body(body, args, kwargs, tx)
                 else:
-                    with transaction(space) as tx:
+                    with transaction(None) as tx:
                         _run_body(body, args, kwargs, tx)
                 return tx.seq
             except ConflictError as conflict:
@@ -197,15 +200,22 @@ def _check_reads(tx: Transaction, exc: Exception) -> None:
         return
 
 
-def _ran(body: Callable[..., Any], result: object) -> None:
+def _ran(body: Callable[..., Any], result: object, *, awaited: bool = False) -> None:
     """Refuse a body that returned a coroutine (a callable that is not an ``async def``
-    function itself, such as an object with an ``async def __call__``): its writes would never
-    happen, so rather than commit nothing in silence the call raises, and the transaction
-    writes nothing. Any other result is ignored (a returned generator is a value: the body
-    ran)."""
+    function itself, such as an object with an ``async def __call__``; or an ``async def``
+    body that returned another coroutine, ``return other_handler()`` without ``await``): its
+    writes would never happen, so rather than commit nothing in silence the call raises, and
+    the transaction writes nothing. Any other result is ignored (a returned generator is a
+    value: the body ran)."""
     if not inspect.iscoroutine(result):
         return
     result.close()  # never run: closed so that Python does not warn it was never awaited
+    if awaited:
+        raise InvalidArgument(
+            f"@sc.handler: {_named(body)} returned a coroutine it did not await "
+            f"({brief_repr(result)}; `return other()` for `return await other()`?): what it "
+            "would write never happens, so nothing was written; await it in the body"
+        )
     raise InvalidArgument(
         f"@sc.handler: {_named(body)} returned a coroutine instead of running its body: a "
         "handler of awaitable work must be an `async def` function (then "
@@ -240,7 +250,7 @@ def _async_handler(
         outer = current_transaction()
         if outer is not None and outer.state is TxState.OPEN:
             with transaction(None):  # joined: a body that raises writes nothing
-                await body(*args, **kwargs)
+                _ran(body, await body(*args, **kwargs), awaited=True)
             if outer.state is not TxState.OPEN:
                 raise _ended_under(body, outer)
             return None
@@ -260,7 +270,7 @@ def _async_handler(
                     # A ConflictError from the body is retried as the sync handler's is.
                     with transaction(None) as collecting:
                         try:
-                            await body(*args, **kwargs)
+                            _ran(body, await body(*args, **kwargs), awaited=True)
                         except ConflictError:
                             raise
                         except Exception as exc:

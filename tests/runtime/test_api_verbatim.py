@@ -925,6 +925,39 @@ def test_a_handler_body_that_returns_a_coroutine_unrun_is_refused_and_writes_not
     assert space.file.seen_seq == 1
 
 
+def test_an_async_body_that_returns_a_coroutine_it_did_not_await_is_refused(
+    rt: sc.Runtime,
+) -> None:
+    """``return other()`` for ``return await other()`` in an ``async def`` body: the inner write
+    never happened and the call returned None, reporting success."""
+    space = rt.space("demo")
+    c, d = space.cell("c", default=0), space.cell("d", default=0)
+
+    @sc.handler
+    async def write_it() -> None:
+        c.set(1)
+
+    @sc.handler
+    async def outer() -> Any:
+        d.set(1)
+        return write_it()  # not awaited
+
+    with pytest.raises(sc.SqliteCellsError, match="returned a coroutine it did not await") as info:
+        asyncio.run(outer())
+    assert isinstance(info.value, TypeError) and "await it in the body" in str(info.value)
+    assert (c.get(), d.get()) == (0, 0)  # nothing was written
+
+    async def joined() -> None:
+        with space.transact():  # joined to an outer transaction: refused the same way
+            with pytest.raises(sc.SqliteCellsError, match="did not await"):
+                await outer()
+            c.set(2)
+
+    asyncio.run(joined())
+    assert (c.get(), d.get()) == (2, 0)
+    assert space.file.seen_seq == 1
+
+
 def test_an_async_handler_tries_at_most_ten_times_in_all_too(rt: sc.Runtime) -> None:
     c = rt.space("demo").cell("counter", default=0)
     runs: list[int] = []

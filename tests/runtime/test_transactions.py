@@ -121,6 +121,32 @@ def test_handler_retries_on_conflict_and_returns_the_seq(rt: sc.Runtime) -> None
     assert seq == 2 and c.get() == 6
 
 
+@pytest.mark.parametrize("conflicts", [1, 3], ids=["optimistic", "under-the-write-lock"])
+def test_a_retry_is_a_new_transaction_that_may_write_another_space(
+    rt: sc.Runtime, conflicts: int
+) -> None:
+    """A sync handler's retry stayed bound to the space of its first try: a body that, on the
+    fresh state, wrote another space failed with CrossSpaceWrite (a fresh call wrote it)."""
+    a, b = rt.space("A"), rt.space("B")
+    route, x, y = a.cell("route", default=0), a.cell("x", default=0), b.cell("y", default=0)
+    seen: list[int] = []
+
+    @sc.handler
+    def move() -> None:
+        r = route.get()
+        seen.append(r)
+        if len(seen) <= conflicts:  # another writer changes the route meanwhile
+            t = threading.Thread(target=lambda: _bump(a, route))
+            t.start()
+            t.join()
+        (x if r == 0 else y).set(len(seen))
+
+    seq = move()
+    assert seen == list(range(conflicts + 1))
+    assert (x.get(), y.get()) == (0, conflicts + 1)
+    assert seq == 1  # B's first commit
+
+
 def _interfering_handler(space: Space, interfere_on: int, **options: int) -> tuple[Any, list[int]]:
     calls: list[int] = []
 
