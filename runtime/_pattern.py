@@ -222,6 +222,12 @@ class Inputs(dict[str, "Cell"]):
             return self.__missing__(name)
         return super().__getitem__(name)
 
+    def __copy__(self) -> Inputs:
+        return self  # read-only, and its cells are the piece's: a copy is this mapping
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Inputs:
+        return self
+
     def __missing__(self, name: object) -> Cell:
         takes = ", ".join(repr(n) for n in self) if self else "no inputs"
         raise UnknownInput(
@@ -230,16 +236,33 @@ class Inputs(dict[str, "Cell"]):
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Piece:
     """One instance of a pattern: ``inputs`` are its input cells (each holds the value or a link
-    to the cell it was given), ``outputs`` what the pattern body returned."""
+    to the cell it was given), ``outputs`` what the pattern body returned.
+
+    A piece is its id in its space: two runs with the same key are the same piece (equal, one
+    hash), and a copy of one is itself, as a cell's is."""
 
     id: str
     space: Space
     pattern: Pattern
     inputs: Inputs = field(default_factory=Inputs)
     outputs: Any = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Piece):
+            return NotImplemented
+        return self.id == other.id and self.space is other.space
+
+    def __hash__(self) -> int:
+        return hash((Piece, self.id))
+
+    def __copy__(self) -> Piece:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Piece:
+        return self
 
     def __repr__(self) -> str:
         """Short, as a cell's is (a notebook shows it): the outputs cut, the inputs by name."""

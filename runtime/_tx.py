@@ -483,6 +483,17 @@ class _Scope(Leaving):
             "transaction, commits and retries on conflicts)"
         )
 
+    async def __aenter__(self) -> NoReturn:
+        raise InvalidArgument(
+            "space.transact() is a `with` block, not an `async with` one: write "
+            "`with space.transact():` around the writes (its commit, at the end of the block, "
+            "waits for the disk on the event loop's thread), or put them in an `async def` "
+            "decorated with @sc.handler, whose commit runs off the event loop"
+        )
+
+    async def __aexit__(self, *_exc: object) -> None:  # (never reached: __aenter__ raises)
+        return None
+
     def _join(self, outer: Transaction) -> Transaction:
         """Join ``outer``: the outer scope commits. Kept so that this block's writes can be
         taken back if it raises (a savepoint of the transaction's own record, taken before the

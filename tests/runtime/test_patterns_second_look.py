@@ -7,6 +7,7 @@ a body that raises; inputs linked later.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,19 @@ def test_two_keys_give_two_pieces_with_their_own_ids_and_files(rt: sc.Runtime) -
     assert a.outputs["db"].read("SELECT body FROM notes") == [{"body": "only in a"}]
     assert b.outputs["db"].read("SELECT body FROM notes") == []
     assert b.outputs["db"].rev == 0
+
+
+def test_a_piece_is_its_id_hashable_and_copied_as_itself(rt: sc.Runtime) -> None:
+    """A piece could not be put in a set or used as a key (Python's TypeError: its inputs are a
+    dict), and ``copy.deepcopy`` said to set an input, which the caller never did."""
+    space = rt.space("demo")
+    owner = space.cell("ada")
+    a, again, b = (space.run(notes, key=key, owner=owner) for key in ("a", "a", "b"))
+    assert a == again and hash(a) == hash(again) and a != b
+    assert {a, again, b} == {a, b} and {a: 1}[again] == 1
+    assert copy.deepcopy(a) is a and copy.copy(a) is a
+    assert copy.deepcopy(a.inputs) is a.inputs
+    assert a != "not a piece"
 
 
 def test_a_named_builder_inside_a_pattern_is_not_the_space_cell_of_that_name(

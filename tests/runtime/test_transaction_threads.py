@@ -356,6 +356,25 @@ def test_a_transact_block_used_as_a_decorator_says_to_use_with(rt: sc.Runtime) -
         sc.handler(space.transact())
 
 
+def test_a_transact_block_used_with_async_with_says_to_use_with(rt: sc.Runtime) -> None:
+    """``async with space.transact():`` raised Python's own TypeError (no asynchronous context
+    manager protocol), not one of ours."""
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+
+    async def body() -> None:
+        async with space.transact():
+            c.set(1)
+
+    with pytest.raises(InvalidArgument, match="not an `async with` one") as raised:
+        asyncio.run(body())
+    assert isinstance(raised.value, TypeError) and "@sc.handler" in str(raised.value)
+    assert c.get() == 0 and current_transaction() is None
+    with space.transact():
+        c.set(2)
+    assert c.get() == 2
+
+
 def test_a_nested_block_left_from_elsewhere_takes_back_what_it_writes_after(
     rt: sc.Runtime,
 ) -> None:
