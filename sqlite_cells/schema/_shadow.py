@@ -156,9 +156,14 @@ def _copy(
         defs.append(f"{quote_ident(column)} {type_} COLLATE {quote_ident(collation)}")
         if metadata[3]:
             keys.append((len(defs) - 1, type_))
-    if len(keys) == 1 and keys[0][1].strip().upper() == "INTEGER":
+    if (
+        len(keys) == 1
+        and keys[0][1].strip().upper() == "INTEGER"
+        and not _key_index(conn, stored_name)
+    ):
         # The stored table's INTEGER PRIMARY KEY is its rowid: so is the copy's, so that a
         # statement naming rowid sees the same column (and its name) as on the migrated file.
+        # (Not so for one SQLite gave an index of its own: `INTEGER PRIMARY KEY DESC`.)
         at = keys[0][0]
         defs[at] = defs[at].replace(" COLLATE ", " PRIMARY KEY COLLATE ", 1)
         names = names | set(_ROWID_NAMES)  # the rowid moves with that column
@@ -171,3 +176,10 @@ def _copy(
         f"INSERT INTO temp.{quote_ident(name)} ({moved}) SELECT {moved} "
         f"FROM main.{quote_ident(stored_name)}",
     ]
+
+
+def _key_index(conn: apsw.Connection, stored_name: str) -> bool:
+    """Whether SQLite keeps the primary key of the stored table in an index of its own: then
+    the key is not the rowid's alias, whatever its type."""
+    sql = "SELECT 1 FROM pragma_index_list(?, 'main') WHERE origin = 'pk'"
+    return bool(rows_of(conn, sql, (stored_name,)))

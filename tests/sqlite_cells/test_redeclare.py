@@ -261,6 +261,29 @@ def test_rowid_of_a_table_with_an_integer_primary_key_reads_the_same_before_and_
     assert before[0] == [{"id": 1}, {"id": 2}]
 
 
+def test_rowid_of_a_table_keyed_integer_primary_key_desc_is_not_its_key(store: Path) -> None:
+    """SQLite keeps an `INTEGER PRIMARY KEY DESC` in an index of its own: it is not the rowid's
+    alias. The copy a statement naming rowid reads before the migration made it one: rowid read
+    as the key, under the key's name, and `WHERE rowid = 1` found nothing."""
+    old = {"t": sc.table(id="integer primary key desc", a="text")}
+    new = {"t": sc.table(id="integer primary key desc", a="text", b="integer default 7")}
+    statements = ["SELECT rowid AS r, id, a FROM t ORDER BY id", "SELECT a FROM t WHERE rowid = 1"]
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=old)
+        _write(space, db, "INSERT INTO t (id, a) VALUES (10, 'ten'), (20, 'twenty')")
+        file_before = [db.read(sql) for sql in statements]
+        db = space.sqlite_database("d", tables=new)
+        shadowed = [db.read(sql) for sql in statements]
+        _write(space, db, "DELETE FROM t WHERE 0")  # migrates the file
+        migrated = [db.read(sql) for sql in statements]
+    assert file_before == shadowed == migrated
+    assert shadowed == [
+        [{"r": 1, "id": 10, "a": "ten"}, {"r": 2, "id": 20, "a": "twenty"}],
+        [{"a": "ten"}],
+    ]
+
+
 def test_removing_a_table_or_an_index_from_the_declaration_is_not_additive(
     rt: sc.Runtime,
 ) -> None:
