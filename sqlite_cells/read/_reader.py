@@ -879,8 +879,12 @@ def _again(
     if plan.shadowed and _names_rowid(exc):
         # A view has no rowid: run the statement on copies of the stored rows instead.
         plan.cursor = pooled.conn.cursor()
-        with copied_shadows(pooled):
-            return _execute(pooled, plan.cursor, plan.policy, stmt, known)
+        try:
+            with copied_shadows(pooled):
+                return _execute(pooled, plan.cursor, plan.policy, stmt, known)
+        except apsw.InterruptError as interrupted:
+            interrupted.read_a_copy = True  # type: ignore[attr-defined]  # (see _translate)
+            raise
     if not (plan.file and _lacks_something(exc)) or plan.decl.schema is None:
         raise exc
     # A file found complete for this schema lost a table or column since (a migrate of
@@ -1095,8 +1099,15 @@ def _translate(
     """One apsw error of a read as the error a user sees (R44: interrupts and lock waits past
     the deadline are :class:`QueryTimeout`)."""
     if isinstance(exc, apsw.InterruptError):
+        advice = "narrow the query"
+        if getattr(exc, "read_a_copy", False):
+            advice = (
+                "it names the rowid of a table declared with columns the file does not hold "
+                "yet, so it read a copy of the whole table; the next write to the database adds "
+                "them (write to it once), or leave rowid out of the statement"
+            )
         error: QueryError = QueryTimeout(
-            decl.db_id, sql, f"interrupted after {timeout}s (query_timeout): narrow the query"
+            decl.db_id, sql, f"interrupted after {timeout}s (query_timeout): {advice}"
         )
     elif isinstance(exc, apsw.BusyError) and (pooled is None or pooled.timed_out_waiting):
         error = QueryTimeout(

@@ -577,3 +577,27 @@ def test_a_write_whose_runtime_declared_the_database_again_the_same_is_refused_a
             helper.join(20)
         said = "t.c" if migrate == "none" else "written by a newer declaration"
         assert said in str(raised.value)
+
+
+def test_a_read_of_rowid_stopped_while_it_reads_a_copy_says_why(store: Path) -> None:
+    """Until the file is migrated, a statement naming ``rowid`` of a re-declared table reads a
+    copy of the whole table (a view has no rowid). On a large table a point lookup ran past
+    ``query_timeout`` each time, and the error said to narrow the query, which was as narrow as
+    it gets."""
+    with sc.Runtime(store, query_timeout=0.01) as rt:
+        space = rt.space("demo")
+        old = {"t": sc.table(k="text primary key", a="text")}
+        db = space.sqlite_database("d", tables=old)
+        _write(
+            space,
+            db,
+            "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 300000) "
+            "INSERT INTO t (k, a) SELECT 'k' || i, hex(randomblob(16)) FROM c",
+        )
+        new = {"t": sc.table(k="text primary key", a="text", b="integer default 7")}
+        db = space.sqlite_database("d", tables=new)
+        with pytest.raises(sc.QueryTimeout) as info:
+            db.read("SELECT rowid, b FROM t WHERE k = 'k5'")
+        assert "read a copy of the whole table" in str(info.value)
+        assert "leave rowid out" in str(info.value)
+        assert db.read("SELECT b FROM t WHERE k = 'k5'") == [{"b": 7}]
