@@ -49,6 +49,7 @@ from sqlite_cells.codec import (
     DatabaseError,
     ExecError,
     ExecTimeout,
+    LinkEncodeError,
     Op,
     SqliteCellsError,
     StoreChanged,
@@ -510,15 +511,31 @@ class SqliteParticipant:
         try:
             return self._apply(conn, op, seq)
         except ExecError as exc:
-            if not self._migrated_for:
-                raise
-            with self._lock:
-                ran = self._migrated_for.get(_request(op).decl.path)
-            if ran is None or not any(o is op for o in ran[0]):
+            version = self._migrated_before(op)
+            if version is None:
                 raise
             # R14: the `migrate` that ran for this write committed in the file before it, and
             # stays though the transaction is rolled back: the error says so.
-            raise exc.after_migration(ran[1]) from exc.__cause__
+            raise exc.after_migration(version) from exc.__cause__
+        except LinkEncodeError as exc:  # (what the write would store in a link column, R31)
+            version = self._migrated_before(op)
+            if version is None:
+                raise
+            raise type(exc)(
+                f"{exc}, except the migration of this database to version {version}, which "
+                "committed on its own before the write and stays"
+            ) from exc.__cause__
+
+    def _migrated_before(self, op: PendingOp) -> int | None:
+        """The version a ``migrate`` brought the file to for this op's transaction (it committed
+        in the file before the write), None when none ran for it."""
+        if not self._migrated_for:
+            return None
+        with self._lock:
+            ran = self._migrated_for.get(_request(op).decl.path)
+        if ran is None or not any(o is op for o in ran[0]):
+            return None
+        return ran[1]
 
     def _apply(self, conn: apsw.Connection, op: PendingOp, seq: int) -> Op:
         request = _request(op)

@@ -1133,3 +1133,29 @@ def test_a_write_failing_after_its_migration_says_that_the_migration_stays(store
         with pytest.raises(sc.ExecError) as second, space.transact():
             db2.exec("INSERT INTO t (v) VALUES (NULL)")
         assert str(second.value).endswith("the whole transaction was rolled back")
+
+
+def test_a_bad_link_after_its_migration_says_that_the_migration_stays(store: Path) -> None:
+    """As for an ExecError: a write refused for what it would store in a link column (R31) said
+    "nothing was written" while the migration that ran for it stayed."""
+    tables = {"t": sc.table(id="integer primary key", a_cf_link=sc.cf_link())}
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=tables)
+        with space.transact():
+            db.exec("INSERT INTO t (id) VALUES (1)")
+
+        def migrate(conn: object, _version: int) -> None:
+            conn.execute("DELETE FROM t")  # type: ignore[attr-defined]
+
+        db2 = space.sqlite_database("d", tables=tables, version=2, migrate=migrate)
+        with pytest.raises(sc.LinkEncodeError) as first, space.transact():
+            db2.exec("INSERT INTO t (id, a_cf_link) VALUES (2, 'junk')")
+        assert str(first.value).endswith(
+            "nothing was written, except the migration of this database to version 2, which "
+            "committed on its own before the write and stays"
+        )
+        assert db2.read("SELECT count(*) AS n FROM t") == [{"n": 0}]
+        with pytest.raises(sc.LinkEncodeError) as second, space.transact():
+            db2.exec("INSERT INTO t (id, a_cf_link) VALUES (3, 'junk')")
+        assert str(second.value).endswith("nothing was written")
