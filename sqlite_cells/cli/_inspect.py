@@ -40,6 +40,7 @@ from sqlite_cells.codec import (
     derive_id,
 )
 from sqlite_cells.files import (
+    DAMAGED_FILE,
     SOURCE_OPEN,
     Action,
     DamagedSpace,
@@ -1470,7 +1471,7 @@ def compare_unlocked(space_file: Path, db_id: str, path: Path, *, wait_ms: int) 
 def one_line(detail: str) -> str:
     """A finding's detail on one line, as a message quotes it (SQLite's integrity check reports
     one problem a line, under a heading of its own)."""
-    detail = detail.removeprefix("damaged file: ").replace("*** in database main ***", "")
+    detail = detail.removeprefix(f"{DAMAGED_FILE}: ").replace("*** in database main ***", "")
     lines = (line.strip() for line in detail.splitlines())
     return "; ".join(line for line in lines if line)
 

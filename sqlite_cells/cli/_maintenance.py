@@ -33,7 +33,9 @@ from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK
 from sqlite_cells.codec import Link, LinkDecodeError, SqliteCellsError, decode_value, derive_id
 from sqlite_cells.files import (
     COPY_FOLDER,
+    DAMAGED_FILE,
     DISK_REFUSED,
+    NO_FILE,
     OTHER_HISTORY,
     QUARANTINE_DIR,
     TABLES_DIFFER,
@@ -109,10 +111,10 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
             "(a copy of the file is kept in the store's quarantine folder first)"
         )
     if o.action is Action.DAMAGED:
+        # (One the log cannot rebuild is quarantined, saying why: see below.)
         return (
-            "run `sqlite-cells check --repair` to rebuild it from its space's log (the damaged "
-            "file is moved to the store's quarantine folder); if the log no longer holds its "
-            "whole history it stays quarantined"
+            "run `sqlite-cells check --repair` to rebuild it from its space's log, which holds "
+            "its whole history (the damaged file is moved to the store's quarantine folder)"
         )
     if o.action in (Action.INVERTED, Action.REBUILT, Action.REPLAYED) and o.kept is not None:
         # (A replay whose commits delete rows keeps a copy first too, R71.)
@@ -126,6 +128,9 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
             f"link stands there); move {folder} aside (out of the store, keeping it) so the "
             "folder can be made, then run `sqlite-cells check --repair` again"
         )
+    if o.action is Action.QUARANTINED and o.rebuild_refusal:
+        # Moving the file out would not help: the rebuild that follows is the one refused.
+        return _not_rebuildable_advice(o)
     # Another file first: its watermark ahead says nothing of the space's file then.
     if o.action is Action.QUARANTINED and (TABLES_DIFFER in o.detail or OTHER_HISTORY in o.detail):
         return (
@@ -158,6 +163,28 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
     if o.action is Action.SPACE_UNREADABLE:
         return unreadable_advice(o.detail or "")
     return ""
+
+
+def _not_rebuildable_advice(o: Outcome) -> str:
+    """What to do about a quarantined database whose space's log cannot rebuild its file
+    (``o.rebuild_refusal``, said in the detail): bring back a file, as the reason says."""
+    if o.detail.startswith(NO_FILE):
+        return (
+            "nothing was changed and no file was created, and `--repair` cannot rebuild it (see "
+            "why above): its queries and writes fail with Quarantined until its file is put "
+            f"back as {o.path.name} from a copy, as said above"
+        )
+    mended = (
+        ", or have the damaged file repaired by other means"
+        if o.detail.startswith(DAMAGED_FILE)
+        else ""
+    )
+    return (
+        "nothing was changed, and neither `--repair` nor moving the file out of the store helps: "
+        "its space's log cannot rebuild the database (see why above). The file is left as "
+        f"found, its queries and writes fail with Quarantined; put back {o.path.name} from a "
+        f"copy, as said above{mended}"
+    )
 
 
 def _disk_refused(o: Outcome) -> bool:

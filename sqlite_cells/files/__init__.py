@@ -80,7 +80,9 @@ from sqlite_cells.files._layout import set_aside_moved as set_aside_moved
 from sqlite_cells.files._layout import stored_json as stored_json
 from sqlite_cells.files._layout import unpin as unpin
 from sqlite_cells.files._reconcile import COPY_FOLDER as COPY_FOLDER
+from sqlite_cells.files._reconcile import DAMAGED_FILE as DAMAGED_FILE
 from sqlite_cells.files._reconcile import DISK_REFUSED as DISK_REFUSED
+from sqlite_cells.files._reconcile import NO_FILE as NO_FILE
 from sqlite_cells.files._reconcile import OTHER_HISTORY as OTHER_HISTORY
 from sqlite_cells.files._reconcile import QUARANTINE_DIR as QUARANTINE_DIR
 from sqlite_cells.files._reconcile import TABLES_DIFFER as TABLES_DIFFER
@@ -126,10 +128,12 @@ __all__ = [
     "ALIAS",
     "CHECKED_AGAIN",
     "COPY_FOLDER",
+    "DAMAGED_FILE",
     "DISK_REFUSED",
     "DROP_KIND",
     "KEPT_IN_USE",
     "KIND",
+    "NO_FILE",
     "OTHER_HISTORY",
     "QUARANTINE_DIR",
     "READ_ONLY_URI",

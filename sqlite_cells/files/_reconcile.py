@@ -16,10 +16,14 @@ meanwhile):
 * further ahead (the space file was lost, emptied or restored from an old copy) — quarantined,
   never inverted;
 * damaged (not a database, corrupt pages: ``verify`` runs SQLite's ``quick_check``) — reported;
-  with ``repair``, rebuilt from the log when the log still holds every changeset of the database
-  since its first commit (the damaged file is moved to ``<store>/quarantine/``), else quarantined;
+  with ``repair``, rebuilt from the log (the damaged file is moved to ``<store>/quarantine/``);
+  quarantined, with or without ``repair``, when the log cannot rebuild it (see
+  :func:`_rebuild_refusal`);
 * anything else (a changeset that does not apply, one that is missing) — quarantined: the outcome
   says so and nothing is changed.
+
+A quarantined outcome also says whether the log could rebuild the file from nothing
+(``Outcome.rebuild_refusal``), so that no advice sends the user to a rebuild that would fail.
 
 Without ``repair`` nothing is written and no file is created (``sqlite-cells check``).
 """
@@ -105,7 +109,9 @@ from sqlite_cells.sql import fold_ascii
 
 __all__ = [
     "COPY_FOLDER",
+    "DAMAGED_FILE",
     "DISK_REFUSED",
+    "NO_FILE",
     "OTHER_HISTORY",
     "QUARANTINE_DIR",
     "TABLES_DIFFER",
@@ -135,6 +141,12 @@ OTHER_HISTORY: Final = "the file at this path is not the one this space wrote"
 # FullError or IOError): the start of a transient quarantine's detail. Nothing of the file was
 # changed, and the same repair works once the disk takes the write.
 DISK_REFUSED: Final = "the disk refused a write"
+# The start of the detail of a database whose file is missing, and of one whose file is damaged
+# (not a database, corrupt pages).
+NO_FILE: Final = "no file"
+DAMAGED_FILE: Final = "damaged file"
+# Said of a missing or damaged file before why the space's log cannot rebuild it.
+CANNOT_REBUILD: Final = "its space's log cannot rebuild it"
 # Why a repair that removes rows stopped before it kept its copy (R71): the store's quarantine
 # folder cannot be made (a file or a symbolic link stands at its path), said in the detail.
 COPY_FOLDER: Final = "the runtime keeps there a copy of each file before a repair that removes rows"
@@ -181,6 +193,10 @@ class Outcome:
     # Quarantined for a want of room or an I/O error on the way (a full disk): the next use
     # compares and repairs again, rather than keeping the database quarantined for good.
     transient: bool = False
+    # Why the space's log cannot rebuild the file from nothing (R71: its history compacted
+    # away, or crossing a migrate step the log does not hold), told of a quarantined database
+    # and said in its detail too; empty when it can, or when nothing was told.
+    rebuild_refusal: str = ""
 
     @property
     def diverged(self) -> bool:
@@ -431,51 +447,106 @@ def _reconcile(
     if owns_txn:
         space_conn.execute("BEGIN IMMEDIATE" if repair else "BEGIN")
     try:
-        space_seq = database_seq(space_conn, db_id)
-        created = False  # the repair creates the file it rebuilds (see below)
-        if _absent(path):
-            created = repair
-            if space_seq == 0:
-                return Outcome(db_id, path, 0, 0, Action.IN_SYNC)
-            # Whether the log can rebuild it, told before a repair creates the file: one it
-            # cannot rebuild is quarantined with nothing created (R7: a read creates no file).
-            try:
-                _check_history(space_conn, db_id, 0)
-                _check_versions(space_conn, db_id, 0, space_seq, None, rebuilt=True)
-            except (_Irreparable, msgspec.DecodeError) as exc:
-                return _quarantine(db_id, path, 0, space_seq, f"no file; {exc}")
-            if not repair:
-                return Outcome(db_id, path, 0, space_seq, Action.BEHIND, detail="no file")
-        try:
-            conn = _open(path, writable=repair, busy_ms=busy_ms)
-        except (apsw.BusyError, apsw.LockedError):
-            raise  # a lock held elsewhere is not damage: nothing is decided (the caller retries)
-        except _Damaged as exc:
-            return _damaged(space_conn, db_id, path, space_seq, exc, repair=repair)
-        except apsw.Error as exc:
-            if not unopenable(path, exc):
-                # a full disk, an I/O error, a permission: not damage, nothing decided
-                raise _OpenFailed(exc) from exc
-            return _damaged(space_conn, db_id, path, space_seq, exc, repair=repair)
-        try:
-            if verify:
-                _verify(conn)
-            outcome = _reconcile_file(
-                space_conn, conn, db_id, path, space_seq, repair, look_again=owns_txn, trial=verify
-            )
-        except _Damaged as exc:
-            conn.close()
-            return _damaged(space_conn, db_id, path, space_seq, exc, repair=repair)
-        finally:
-            conn.close()
-        if created and outcome.action is Action.QUARANTINED and _empty(path):
-            # The rebuild it was opened for failed and was rolled back: the file it created is
-            # not left in the store (a bad input leaves nothing behind; "left as found").
-            _remove(path)
-        return outcome
+        outcome = _compare(space_conn, db_id, path, repair, verify, busy_ms, owns_txn)
+        return _told_rebuild(space_conn, outcome)
     finally:
         if owns_txn:
             space_conn.execute("ROLLBACK")  # the space was only read
+
+
+def _compare(
+    space_conn: apsw.Connection,
+    db_id: str,
+    path: Path,
+    repair: bool,
+    verify: bool,
+    busy_ms: int,
+    owns_txn: bool,
+) -> Outcome:
+    """:func:`_reconcile` inside the space's transaction (``owns_txn``: its own)."""
+    space_seq = database_seq(space_conn, db_id)
+    created = False  # the repair creates the file it rebuilds (see below)
+    if _absent(path):
+        created = repair
+        if space_seq == 0:
+            return Outcome(db_id, path, 0, 0, Action.IN_SYNC)
+        # Whether the log can rebuild it, told before a repair creates the file: one it
+        # cannot rebuild is quarantined with nothing created (R7: a read creates no file).
+        refusal = _rebuild_refusal(space_conn, db_id, space_seq)
+        if refusal is not None:
+            said = f"{NO_FILE}; {CANNOT_REBUILD}: {refusal}; nothing was created"
+            return _unrebuildable(db_id, path, space_seq, said, refusal)
+        if not repair:
+            return Outcome(db_id, path, 0, space_seq, Action.BEHIND, detail=NO_FILE)
+    try:
+        conn = _open(path, writable=repair, busy_ms=busy_ms)
+    except (apsw.BusyError, apsw.LockedError):
+        raise  # a lock held elsewhere is not damage: nothing is decided (the caller retries)
+    except _Damaged as exc:
+        return _damaged(space_conn, db_id, path, space_seq, exc, repair=repair)
+    except apsw.Error as exc:
+        if not unopenable(path, exc):
+            # a full disk, an I/O error, a permission: not damage, nothing decided
+            raise _OpenFailed(exc) from exc
+        return _damaged(space_conn, db_id, path, space_seq, exc, repair=repair)
+    try:
+        if verify:
+            _verify(conn)
+        outcome = _reconcile_file(
+            space_conn, conn, db_id, path, space_seq, repair, look_again=owns_txn, trial=verify
+        )
+    except _Damaged as exc:
+        conn.close()
+        return _damaged(space_conn, db_id, path, space_seq, exc, repair=repair)
+    finally:
+        conn.close()
+    if created and outcome.action is Action.QUARANTINED and _empty(path):
+        # The rebuild it was opened for failed and was rolled back: the file it created is
+        # not left in the store (a bad input leaves nothing behind; "left as found").
+        _remove(path)
+    return outcome
+
+
+def _rebuild_refusal(space_conn: apsw.Connection, db_id: str, space_seq: int) -> str | None:
+    """Why the space's log cannot rebuild the file of ``db_id`` from nothing, up to its last
+    write ``space_seq`` (None when it can): the log no longer holds the database's whole
+    history (compacted), or that history crosses a ``migrate`` step, which is in the file and
+    not in the log (R14, see :func:`_version_after`). The one judgement for a missing file, a
+    damaged one and the advice given for any quarantined one, with or without ``repair``."""
+    try:
+        _check_history(space_conn, db_id, 0)
+        _check_versions(space_conn, db_id, 0, space_seq, None, rebuilt=True)
+    except (_Irreparable, msgspec.DecodeError) as exc:
+        return str(exc)
+    return None
+
+
+def _unrebuildable(db_id: str, path: Path, space_seq: int, detail: str, refusal: str) -> Outcome:
+    """The quarantine of a database whose file (missing or damaged) its log cannot rebuild."""
+    found = _quarantine(db_id, path, 0, space_seq, detail)
+    return replace(found, rebuild_refusal=refusal)
+
+
+def _told_rebuild(space_conn: apsw.Connection, outcome: Outcome) -> Outcome:
+    """``outcome``, when it is a lasting quarantine, with whether the log could rebuild the
+    file from nothing (:func:`_rebuild_refusal`), said in its detail too: the way out of a file
+    no repair brings in line where it stands is that rebuild, unless the log cannot make it. A
+    log that cannot be read for it leaves that untold."""
+    if (
+        outcome.action is not Action.QUARANTINED
+        or outcome.transient
+        or outcome.rebuild_refusal
+        or not outcome.space_seq
+    ):
+        return outcome
+    try:
+        refusal = _rebuild_refusal(space_conn, outcome.db_id, outcome.space_seq)
+    except (apsw.Error, SqliteCellsError):
+        return outcome
+    if refusal is None:
+        return outcome
+    said = f"{outcome.detail}; nor can its space's log rebuild the file from nothing: {refusal}"
+    return replace(outcome, detail=said, rebuild_refusal=refusal)
 
 
 def _open(path: Path, *, writable: bool, busy_ms: int = BUSY_TIMEOUT_MS) -> apsw.Connection:
@@ -1077,7 +1148,9 @@ def _replay(
     ops = [(r.seq, op) for r in records for op in r.ops if op.target == db_id]
     if before_removing is not None and _deletes_rows(op for _seq, op in ops if op.kind == KIND):
         before_removing()
-    version = _version_after(ops, found)  # before anything is written
+    # Before anything is written; from nothing (a file rebuilt, or made for a lost one), the
+    # version the replay reached is no file's to report.
+    version = _version_after(ops, found, rebuilt=after == 0 and found is None)
     ensure_runtime_tables(conn, "main")
     _keep_owner(space_conn, conn, db_id)
     applied: set[int] = set()
@@ -1196,7 +1269,10 @@ def _version_after(
     its own connection: it is durable in the file but not in the log, so a file that lost it
     (restored from an older copy) would get the later changesets on pre-migration rows and
     run ``migrate`` again at its next write. Such a file is quarantined (R71), not replayed.
-    Ops of older records say neither: nothing is known across them."""
+    Ops of older records say neither: nothing is known across them. ``rebuilt``: the replay
+    starts from nothing (a file rebuilt from the log), so the refusal speaks of no file's
+    version, only of where the replay stops (the caller says which file is missing or
+    damaged)."""
     current, known = found, True
     for seq, op in ops:
         if op.kind != KIND:
@@ -1208,13 +1284,12 @@ def _version_after(
         needed = body.from_version
         if known and needed is not None and (current is None or current < needed):
             at = "no version" if current is None else f"version {current}"
-            if rebuilt:
+            if rebuilt:  # (the caller says of which file: missing, or damaged)
                 raise _Irreparable(
-                    f"its space's log cannot rebuild it: the space's commit {seq} was written "
-                    f"on the file at version {needed}, after a migration (a migrate= step) that "
-                    f"the log does not hold, and a replay of the log stops at {at}; nothing "
-                    f"was created: put back the file from a copy made at version {needed} or "
-                    "later"
+                    f"the space's commit {seq} was written on the file at version {needed}, "
+                    f"after a migration (a migrate= step) that the log does not hold, and a "
+                    f"replay of the log stops at {at}: only a copy of the file made at version "
+                    f"{needed} or later can take its place"
                 )
             raise _Irreparable(
                 f"the file is at {at}, but the space's commit {seq} was written on it at "
@@ -1306,15 +1381,24 @@ def _damaged(
     *,
     repair: bool,
 ) -> Outcome:
-    """A file that is not a database or has corrupt pages: reported; with ``repair``, rebuilt
-    from the log into a new file when the log holds the database's whole history (the damaged
-    file is moved to the quarantine directory), else quarantined."""
-    detail = f"damaged file: {exc}"
+    """A file that is not a database or has corrupt pages: quarantined when the log cannot
+    rebuild it (:func:`_rebuild_refusal`), else reported; with ``repair``, rebuilt from the log
+    into a new file (the damaged file is moved to the quarantine directory)."""
+    detail = f"{DAMAGED_FILE}: {exc}"
     kind = odd_kind(path)
     if kind is not None:  # (never copied or replaced: a named pipe would block the copy)
         return _quarantine(
             db_id, path, 0, space_seq, f"{kind} stands where the database file belongs: move it"
         )
+    # Told before anything is written, and alike with or without ``repair``: `check` says
+    # what `check --repair` would do.
+    try:
+        refusal = _rebuild_refusal(space_conn, db_id, space_seq)
+    except (apsw.Error, SqliteCellsError):
+        refusal = None  # (the log cannot be read for it: the rebuild says what it meets)
+    if refusal is not None:
+        said = f"{detail}; {CANNOT_REBUILD}: {refusal}; the damaged file is kept as found"
+        return _unrebuildable(db_id, path, space_seq, said, refusal)
     if not repair:
         if not _QUIET.get():
             log.error("database %s (%s) is damaged: %s", db_id, path, exc)

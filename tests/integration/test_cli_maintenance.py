@@ -596,3 +596,77 @@ def test_the_advice_for_a_quarantined_database_names_the_rebuild_that_works(
     assert "watermark 0, space seq 2: replayed, 2 commit(s) applied" in done.stdout
     done = run_cli("query", str(store), "demo", "chat", "--json", "SELECT body FROM messages")
     assert json.loads(done.stdout)["rows"] == [{"body": "one"}, {"body": "two"}]
+
+
+def _store_files(store: Path) -> dict[str, bytes]:
+    """Every file of ``store`` (folders included, by name) with its bytes."""
+    return {
+        str(p.relative_to(store)): p.read_bytes() if p.is_file() else b""
+        for p in sorted(store.rglob("*"))
+    }
+
+
+def test_a_migrated_database_damaged_later_is_not_sent_to_a_rebuild_the_log_cannot_make(
+    tmp_path: Path,
+) -> None:
+    """R71, R14, Errors: a database migrated by a ``migrate`` (a step that is in the file, not
+    in the log) whose file is then damaged cannot be rebuilt from its space's log. `check` said
+    `--repair` would rebuild it; `check --repair` refused it as "at version 1 … restored from a
+    copy older than the migration" (the version its own replay reached, of a file that is not a
+    database) and advised moving the file out and repairing again, which failed the same way,
+    under the same advice. Both say now, alike, that the log cannot rebuild it and why, and
+    what brings it back; moved out, it is said to be missing; nothing is changed on disk."""
+    import shutil
+
+    store = tmp_path / "store"
+    v1 = {"t": sc.table(id="integer primary key", v="integer")}
+    v2 = {"t": sc.table(id="integer primary key", v="integer", w="text default 'x'")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("db", tables=v1, version=1)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES (1)")
+        db = space.sqlite_database("db", tables=v2, version=2, migrate=lambda conn, frm: None)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES (2)")
+        path = db.path
+    with path.open("r+b") as f:
+        f.write(b"not a database any more" * 4)
+    before = _store_files(store)
+    looked = run_cli("check", str(store))
+    repaired = run_cli("check", str(store), "--repair")
+    for done in (looked, repaired):
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert (
+            "space seq 2: quarantined (damaged file: file is not a database; its space's log "
+            "cannot rebuild it: the space's commit 2 was written on the file at version 2, after "
+            "a migration (a migrate= step) that the log does not hold"
+        ) in done.stdout
+        assert "only a copy of the file made at version 2 or later" in done.stdout
+        assert "the damaged file is kept as found" in done.stdout
+        assert "neither `--repair` nor moving the file out of the store helps" in done.stdout
+        assert "or have the damaged file repaired by other means" in done.stdout
+        for wrong in (
+            "the file is at version",
+            "restored from a copy",
+            "to rebuild it from",
+            "rebuilds the database from the log",
+            "out of the store, keeping it",
+        ):
+            assert wrong not in done.stdout, done.stdout
+    assert looked.stdout == repaired.stdout  # `check` says what `check --repair` does
+    assert _store_files(store) == before  # nothing was changed, no copy kept
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for moved in store.glob(f"{path.name}*"):
+        shutil.move(moved, aside / moved.name)
+    before = _store_files(store)
+    done = run_cli("check", str(store), "--repair")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "space seq 2: quarantined (no file; its space's log cannot rebuild it: " in done.stdout
+    assert "only a copy of the file made at version 2 or later" in done.stdout
+    assert "nothing was changed and no file was created" in done.stdout
+    assert f"until its file is put back as {path.name} from a copy" in done.stdout
+    for wrong in ("left as found", "out of the store", "rebuilds the database from the log"):
+        assert wrong not in done.stdout, done.stdout
+    assert not path.exists() and _store_files(store) == before
