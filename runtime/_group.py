@@ -5,8 +5,11 @@ them all in one SQLite transaction (one fsync), each in its own savepoint, in ar
 A member that fails (a conflict, a participant's error) is rolled back to its savepoint and gets
 its own error; the others commit. If a member's error ends the whole SQLite transaction (an
 interrupt, ``INSERT OR ROLLBACK``), the transaction is run again without it. A failure of the
-transaction itself (``BEGIN``, ``COMMIT``) reaches every member. Each member gets its own seq
-and commit record and is published in order, exactly as if it had committed alone.
+transaction itself (``BEGIN``, ``COMMIT``) reaches every member, but for one: a leader whose
+caller gave up (an async handler's task cancelled) while it waited for the write lock ends its
+own transaction alone, and the others go back to the queue (``SpaceFile._hand_back``). Each
+member gets its own seq and commit record and is published in order, exactly as if it had
+committed alone.
 """
 
 from __future__ import annotations

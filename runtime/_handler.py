@@ -325,8 +325,10 @@ async def _commit_off_loop(tx: Transaction, holder: LockHolder | None = None) ->
     except asyncio.CancelledError:
         # A wait for another program's lock (before anything is written) ends now, as a
         # Ctrl-C ends a sync commit's: the commit fails, nothing of it written, instead of
-        # going through once that program lets go, up to the busy timeout later.
+        # going through once that program lets go, up to the busy timeout later; a commit
+        # queued behind another leaves the queue. The other commits of its batch go on.
         abandon.set()
+        space.caller_gave_up()
         await _ended(commit)
         tx.state = TxState.COMMITTED if _succeeded(commit) else TxState.ABORTED
         if tx.state is TxState.COMMITTED:

@@ -26,7 +26,8 @@ _STEP = 0.01  # seconds between two tries while another connection holds the loc
 
 # Set in the context an async handler's commit runs in (a worker thread, which no Ctrl-C
 # reaches): once the awaiting task is cancelled (a notebook's interrupt, ``task.cancel()``), a
-# wait for another program's lock in that commit ends at once, as a Ctrl-C ends a sync one.
+# wait for another program's lock in that commit ends at once, as a Ctrl-C ends a sync one —
+# but not a wait made for other callers' transactions too (see ``lock_waits_abandonable``).
 _ABANDONED: ContextVar[threading.Event | None] = ContextVar("lock_waits_abandoned", default=None)
 
 
@@ -34,6 +35,30 @@ def abandon_lock_waits_on(event: threading.Event) -> None:
     """In the current context, the waits of :class:`_Waiter` end once ``event`` is set (the
     statement that waited fails as busy: nothing of a commit not begun is written)."""
     _ABANDONED.set(event)
+
+
+def lock_waits_abandoned() -> bool:
+    """Whether the caller of the current context gave up (the event of
+    :func:`abandon_lock_waits_on` is set), whether or not its waits end for it (see
+    :func:`lock_waits_abandonable`)."""
+    abandoned = _ABANDONED.get()
+    return abandoned is not None and abandoned.is_set()
+
+
+# False while a thread waits on behalf of other callers too (a group commit's leader writing
+# their transactions with its own): its own caller's giving up must not end those waits.
+_ABANDONABLE: ContextVar[bool] = ContextVar("lock_waits_abandonable", default=True)
+
+
+@contextmanager
+def lock_waits_abandonable(*, abandonable: bool) -> Iterator[None]:
+    """In the body, the waits of :class:`_Waiter` end when the context's caller gives up (see
+    :func:`abandon_lock_waits_on`) only if ``abandonable``."""
+    token = _ABANDONABLE.set(abandonable)
+    try:
+        yield
+    finally:
+        _ABANDONABLE.reset(token)
 
 
 class _Limits:
@@ -103,8 +128,7 @@ class _Waiter:
         self.given_up = False  # its connection is being closed: no wait goes on (give_up)
 
     def __call__(self, count: int) -> bool:
-        abandoned = _ABANDONED.get()
-        if self.given_up or (abandoned is not None and abandoned.is_set()):
+        if self.given_up or (_ABANDONABLE.get() and lock_waits_abandoned()):
             return False
         if count < len(_DELAYS):
             delay, prior = _DELAYS[count], _TOTALS[count]

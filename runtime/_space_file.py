@@ -23,7 +23,6 @@ say "this target changed as a whole".
 from __future__ import annotations
 
 import bisect
-import contextlib
 import logging
 import os
 import re
@@ -71,7 +70,12 @@ from sqlite_cells.runtime._format import (
 )
 from sqlite_cells.runtime._group import Ticket, fail_together, shared, take_batch
 from sqlite_cells.runtime._interrupts import interrupts_held
-from sqlite_cells.runtime._lock_wait import give_up_lock_waits, set_lock_wait
+from sqlite_cells.runtime._lock_wait import (
+    give_up_lock_waits,
+    lock_waits_abandonable,
+    lock_waits_abandoned,
+    set_lock_wait,
+)
 from sqlite_cells.runtime._log import (
     compact_log,
     compaction_point,
@@ -847,6 +851,10 @@ class SpaceFile:
             with self._queue_lock:
                 self._waiting.append(ticket)
                 while self._leading and not ticket.done and not inside:
+                    # Its caller gave up before any leader took it (see ``caller_gave_up``).
+                    if lock_waits_abandoned() and self._withdraw(ticket):
+                        ticket.fail(self._given_up("waited for its turn behind another commit"))
+                        break
                     self._turn_waiters += 1
                     self._wait_starts(me)
                     try:
@@ -933,12 +941,33 @@ class SpaceFile:
         if self._peer_seq > self._seen_seq:
             self.catch_up()
 
-    def _withdraw(self, ticket: Ticket) -> None:
+    def _withdraw(self, ticket: Ticket) -> bool:
         """Take ``ticket`` out of the queue if no leader has taken it yet (its committer stops
-        waiting: then nothing of it is committed later behind its back). Called with the queue
-        lock held."""
-        with contextlib.suppress(ValueError):
+        waiting: then nothing of it is committed later behind its back); say whether it was
+        there. Called with the queue lock held."""
+        try:
             self._waiting.remove(ticket)
+        except ValueError:
+            return False
+        return True
+
+    def caller_gave_up(self) -> None:
+        """A committer's caller gave up (an async handler's task was cancelled: the event of
+        ``abandon_lock_waits_on`` is set): wake the committers waiting for their turn, so that
+        one whose transaction no leader has taken yet takes it out of the queue and ends,
+        nothing of it written. One a leader has taken commits or fails with that batch; a
+        leader's own wait for the space file's write lock ends (see ``_hand_back``)."""
+        with self._queue_lock:
+            if self._turn_waiters:
+                self._turn.notify_all()
+
+    def _given_up(self, waiting: str) -> SqliteCellsError:
+        """The error of a commit whose caller gave up while it ``waiting`` (nobody hears of it:
+        the caller raises its cancellation instead)."""
+        return SqliteCellsError(
+            f"space {self.space_id!r}: the commit's caller gave up (its task was cancelled) "
+            f"while it {waiting}; nothing of it was written"
+        )
 
     def _lead(self, own: Ticket) -> None:
         """Commit the next batch of waiting transactions (called with the write lock held).
@@ -963,12 +992,15 @@ class SpaceFile:
                 for i, ticket in enumerate(batch):
                     ticket.fail(shared(closed, first=i == 0))
                 return
-            conn = self._wconn  # opens (creates) the file first, so its identity is known
-            self.check_same_file()
-            members, begin = self._prepare(conn, batch)
-            while members:
-                members = self._commit_members(conn, members, begin=begin)
-                begin = True
+            # Its caller giving up ends none of the waits made for others' transactions too,
+            # but the one for the space file's write lock (see ``_hand_back``).
+            with lock_waits_abandonable(abandonable=batch == [own]):
+                conn = self._wconn  # opens (creates) the file first, so its identity is known
+                self.check_same_file()
+                members, begin = self._prepare(conn, batch)
+                while members:
+                    members = self._commit_members(conn, own, members, begin=begin)
+                    begin = True
         except BaseException as exc:
             with STACK_ROOM:
                 error = self._commit_error(exc)
@@ -1062,10 +1094,11 @@ class SpaceFile:
         return members, with_ops or not open_tx
 
     def _commit_members(
-        self, conn: apsw.Connection, members: list[Ticket], *, begin: bool
+        self, conn: apsw.Connection, own: Ticket, members: list[Ticket], *, begin: bool
     ) -> list[Ticket]:
-        """One SQLite transaction for ``members``; returns the members to run again (when one
-        member's error ended the transaction), else an empty list."""
+        """One SQLite transaction for ``members``, led by the committer of ``own``; returns the
+        members to run again (when one member's error ended the transaction), else an empty
+        list."""
         foreign: list[Found] = []
         done: list[Ticket] = []
         records: list[CommitRecord] = []
@@ -1074,7 +1107,13 @@ class SpaceFile:
         )
         try:
             if begin:
-                _begin_space_write(cursor)
+                try:
+                    with lock_waits_abandonable(abandonable=True):
+                        _begin_space_write(cursor)
+                except apsw.BusyError:
+                    if self._hand_back(own, members):
+                        return []
+                    raise
             # Nobody wrote the space file since this connection's last commit, which this
             # runtime has seen: no record to read (the usual case of a busy writer).
             if not unchanged_since(conn, self._seen_seq, _MAIN):
@@ -1135,6 +1174,22 @@ class SpaceFile:
             self._maybe_compact(conn, records[-1].seq)
             self._wal_written = wal_state(self._path_str)
         return []
+
+    def _hand_back(self, own: Ticket, members: list[Ticket]) -> bool:
+        """The leader's caller gave up (see ``caller_gave_up``) while it waited for the space
+        file's write lock, nothing of ``members`` written: its own transaction ends (leaving
+        the queue if no batch took it), and the others go back to the head of the queue, in
+        order, for the next leader, instead of failing with it. Whether that was the case
+        (False: the wait ran out, the lock held all along)."""
+        if not lock_waits_abandoned():
+            return False
+        # SIGINT held back, as when a batch is taken: these tickets are others' too.
+        with self._queue_lock, interrupts_held():
+            self._waiting.extendleft(reversed([t for t in members if t is not own]))
+            self._withdraw(own)
+            if not own.done:
+                own.fail(self._given_up("waited for the space file's write lock"))
+        return True
 
     def _end_failed_transaction(self) -> None:
         """After a failed commit, end the SQLite transaction it left open, if any: the cleanup

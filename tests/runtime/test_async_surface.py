@@ -375,6 +375,81 @@ def test_a_timeout_while_another_writer_holds_the_space_is_told_truthfully(
     _run(main)
 
 
+def test_cancelling_the_leader_of_a_group_commit_waiting_for_the_lock_fails_no_other_member(
+    space: sc.Space,
+) -> None:
+    """Three async handlers' commits are queued; the first leads and takes all three into one
+    batch (group commit), then waits for the space file's write lock, which another program
+    holds. Cancelling the leader's task ended that wait — and failed the other two with it,
+    saying the lock was held all along, though nobody cancelled them and it was let go soon
+    after. Only the cancelled call ends (nothing of it written); the other two go back to the
+    queue and commit, in order, once the lock is let go."""
+    a, b, c = (space.cell(name, default=0) for name in "abc")
+
+    @sc.handler
+    async def put(*, cell: sc.Cell, value: int) -> None:
+        cell.set(value)
+
+    async def main() -> list[int | None]:
+        assert await put(cell=a, value=1) == 1  # the file exists
+        other = apsw.Connection(str(space.file.path))
+        try:
+            with space.file.write_connection():  # the first commit leads, waiting behind it
+                leader = asyncio.create_task(put(cell=a, value=2))
+                await _until(lambda: len(space.file._waiting) == 1)
+                others = []
+                for i, cell in enumerate((b, c), start=2):
+                    others.append(asyncio.create_task(put(cell=cell, value=2)))
+                    await _until(lambda i=i: len(space.file._waiting) == i)
+                other.execute("BEGIN IMMEDIATE")  # another program takes the file's lock
+            # The leader takes the three into its batch, then waits for that lock.
+            await _until(lambda: not space.file._waiting)
+            leader.cancel()
+            await asyncio.wait({leader})
+            with pytest.raises(asyncio.CancelledError):
+                await leader
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        return await asyncio.gather(*others)
+
+    assert _run(main) == [2, 3]
+    assert (a.get(), b.get(), c.get()) == (1, 2, 2)
+    assert not space.file._waiting
+
+
+def test_a_cancelled_commit_queued_behind_another_leaves_the_queue_at_once(
+    space: sc.Space,
+) -> None:
+    """A commit queued behind another that waits for the write lock: its task cancelled, the
+    call ends at once, its transaction out of the queue, nothing of it written — it waited
+    until the leader took it into a batch and committed it, however long the lock was held —
+    and the others commit once the lock is let go."""
+    a, b, c = (space.cell(name, default=0) for name in "abc")
+
+    @sc.handler
+    async def put(*, cell: sc.Cell, value: int) -> None:
+        cell.set(value)
+
+    async def main() -> list[int | None]:
+        assert await put(cell=a, value=1) == 1
+        with space.file.write_connection():  # the first commit leads, waiting behind it
+            tasks = []
+            for i, cell in enumerate((a, b, c), start=1):
+                tasks.append(asyncio.create_task(put(cell=cell, value=2)))
+                await _until(lambda i=i: len(space.file._waiting) == i)
+            tasks[1].cancel()
+            done, _ = await asyncio.wait({tasks[1]}, timeout=BOUND / 3)
+            assert done, "the cancelled commit waited for the write lock"
+            assert [set(t.tx.writes) for t in space.file._waiting] == [{a.id}, {c.id}]
+        with pytest.raises(asyncio.CancelledError):
+            await tasks[1]
+        return await asyncio.gather(tasks[0], tasks[2])
+
+    assert _run(main) == [2, 3]
+    assert (a.get(), b.get(), c.get()) == (2, 0, 2)
+
+
 # -- sync writes inside an async body ----------------------------------------------------------
 
 
