@@ -50,15 +50,21 @@ def lock_waits_abandoned() -> bool:
 _ABANDONABLE: ContextVar[bool] = ContextVar("lock_waits_abandonable", default=True)
 
 
-@contextmanager
-def lock_waits_abandonable(*, abandonable: bool) -> Iterator[None]:
+class lock_waits_abandonable:
     """In the body, the waits of :class:`_Waiter` end when the context's caller gives up (see
-    :func:`abandon_lock_waits_on`) only if ``abandonable``."""
-    token = _ABANDONABLE.set(abandonable)
-    try:
-        yield
-    finally:
-        _ABANDONABLE.reset(token)
+    :func:`abandon_lock_waits_on`) only if ``abandonable``. A class, not a generator context
+    manager: it is entered twice per commit."""
+
+    __slots__ = ("_abandonable", "_token")
+
+    def __init__(self, *, abandonable: bool) -> None:
+        self._abandonable = abandonable
+
+    def __enter__(self) -> None:
+        self._token = _ABANDONABLE.set(self._abandonable)
+
+    def __exit__(self, *_exc: object) -> None:
+        _ABANDONABLE.reset(self._token)
 
 
 class _Limits:
