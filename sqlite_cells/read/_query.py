@@ -49,7 +49,7 @@ from sqlite_cells.runtime import (
     own,
 )
 from sqlite_cells.schema import Declaration, SourceKind
-from sqlite_cells.sql import Bound, check_cell_value, is_params_list, is_pending
+from sqlite_cells.sql import Bound, MayBePending, check_cell_value, is_params_list, is_pending
 
 if TYPE_CHECKING:
     from reactivex import Observable
@@ -106,7 +106,7 @@ class Reaction:
 # slots, which raises a raw TypeError when ``QueryState[Msg](…)`` sets ``__orig_class__``
 # (Python 3.11); without slots that is the FrozenInstanceError typing expects and ignores.
 @dataclass(frozen=True, repr=False)
-class QueryState(Generic[T]):
+class QueryState(MayBePending, Generic[T]):
     """``pending`` until the first result for the current sql/params; ``result`` the rows (None
     while pending with nothing to show, or on error); ``error`` a :class:`SqliteCellsError`;
     ``seq`` the commit the rows reflect (the database's watermark)."""

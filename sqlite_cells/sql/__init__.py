@@ -8,6 +8,7 @@ from sqlite_cells.sql._authorizer import Gate as Gate
 from sqlite_cells.sql._authorizer import ReadSet as ReadSet
 from sqlite_cells.sql._authorizer import make_authorizer as make_authorizer
 from sqlite_cells.sql._binding import Bound as Bound
+from sqlite_cells.sql._binding import MayBePending as MayBePending
 from sqlite_cells.sql._binding import bind_rows as bind_rows
 from sqlite_cells.sql._binding import check_cell_value as check_cell_value
 from sqlite_cells.sql._binding import check_read_values as check_read_values
@@ -72,6 +73,7 @@ __all__ = [
     "Bound",
     "CheckedStatement",
     "Gate",
+    "MayBePending",
     "Mode",
     "ParamTargets",
     "ReadSet",

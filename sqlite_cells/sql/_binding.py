@@ -47,9 +47,19 @@ _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
 
+class MayBePending:
+    """The base of a value that may stand for one not ready yet (a live query's state): its
+    ``pending`` says whether it is. Only such values and ``sc.PENDING`` are asked: a user's own
+    object with a ``pending`` attribute (a record, a dict whose ``__getattr__`` reads its keys)
+    is a value like any other, refused or bound as its type says."""
+
+    __slots__ = ()
+    pending: bool
+
+
 def is_pending(value: Any) -> bool:
     """True for ``sc.PENDING`` and for a query state that has no result yet."""
-    return value is PENDING or bool(getattr(value, "pending", False) is True)
+    return value is PENDING or (isinstance(value, MayBePending) and value.pending is True)
 
 
 # Sequences of characters or bytes: never a list of parameters (a ``bytearray`` would bind each

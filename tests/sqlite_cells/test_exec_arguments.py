@@ -677,3 +677,36 @@ def test_a_cell_among_read_parameters_is_refused_by_its_value_in_those_words(
     holder = space.cell("holder", default=[1, 2])
     with pytest.raises(sc.QueryError, match="the value of the cell given as parameter p is a list"):
         db.read("SELECT :p AS x", {"p": holder})
+
+
+class _AttrDict(dict[str, Any]):
+    """The common idiom: attribute reads are key reads (a missing key is a KeyError)."""
+
+    __getattr__ = dict.__getitem__
+
+
+class _Order(msgspec.Struct):
+    id: int
+    pending: bool
+
+
+@pytest.mark.parametrize(
+    "value",
+    [_AttrDict(a=1), _Order(1, pending=True), _Order(2, pending=False)],
+    ids=["attribute-dict", "pending-record", "ready-record"],
+)
+def test_a_value_with_a_pending_attribute_is_a_value_not_a_pending_one(
+    space: Space, db: sc.SqliteDb, value: object
+) -> None:
+    """Only ``sc.PENDING`` and a query state are "not ready yet": a user's record whose
+    ``pending`` is True was a PendingValue (with advice to settle, which could never help), and
+    a dict whose attribute reads are key reads raised a raw KeyError."""
+    with space.transact():
+        with pytest.raises(sc.ExecError, match="bind None, int, float, str, bytes") as info:
+            db.exec(INSERT, [value, 1])
+        assert isinstance(info.value, TypeError)
+        db.exec(INSERT, ["ok", 1])
+    for call in (db.read, db.query):
+        with pytest.raises(sc.QueryError, match="bind None, int, float, str, bytes"):
+            call("SELECT ? AS v", [value])
+    assert db.read("SELECT s FROM t") == [{"s": "ok"}]
