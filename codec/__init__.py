@@ -38,7 +38,9 @@ from sqlite_cells.codec._errors import UnsupportedMigration as UnsupportedMigrat
 from sqlite_cells.codec._errors import ValueEncodeError as ValueEncodeError
 from sqlite_cells.codec._errors import WriteLockTimeout as WriteLockTimeout
 from sqlite_cells.codec._errors import brief_repr as brief_repr
+from sqlite_cells.codec._ids import MAX_NAME_BYTES as MAX_NAME_BYTES
 from sqlite_cells.codec._ids import derive_id as derive_id
+from sqlite_cells.codec._ids import name_too_long as name_too_long
 from sqlite_cells.codec._ids import short_hash as short_hash
 from sqlite_cells.codec._links import Link as Link
 from sqlite_cells.codec._links import ParsedLink as ParsedLink
@@ -65,6 +67,7 @@ from sqlite_cells.codec._values import has_links as has_links
 
 __all__ = [
     "MAX_DEPTH",
+    "MAX_NAME_BYTES",
     "CellWrite",
     "ClosedError",
     "CommitRecord",
@@ -118,6 +121,7 @@ __all__ = [
     "is_link_sigil",
     "link_from_sigil",
     "link_text_problem",
+    "name_too_long",
     "parse_link",
     "parse_links",
     "short_hash",

@@ -13,9 +13,20 @@ import msgspec
 
 from sqlite_cells.codec._errors import ValueEncodeError
 
-__all__ = ["derive_id", "short_hash"]
+__all__ = ["MAX_NAME_BYTES", "derive_id", "name_too_long", "short_hash"]
 
 _encoder = msgspec.json.Encoder(order="sorted")
+
+# The longest name, in UTF-8 bytes, of an entity (a space, cell, database, piece key or input)
+# and of a table, column or index: far below SQLite's length limit (64 MiB), which caps the rows
+# and the table text that hold names, so that a name refused is refused at the call, not as a
+# commit that fails later. A link's space id is a name too (R30).
+MAX_NAME_BYTES = 1024 * 1024
+
+
+def name_too_long(name: str) -> bool:
+    """Whether ``name`` (valid Unicode text) is over :data:`MAX_NAME_BYTES` in UTF-8."""
+    return len(name) > MAX_NAME_BYTES // 4 and len(name.encode("utf-8")) > MAX_NAME_BYTES
 
 
 def _digest(cause: tuple[str | int, ...]) -> bytes:

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 
 from sqlite_cells.codec._errors import LinkDecodeError, LinkEncodeError, brief_repr
+from sqlite_cells.codec._ids import MAX_NAME_BYTES, name_too_long
 
 __all__ = [
     "Link",
@@ -48,6 +49,10 @@ LinkId = Annotated[str, msgspec.Meta(pattern=_ID_PATTERN)]
 INT64_MIN: Final = -(2**63)
 PathIndex = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
 PathElement = str | PathIndex
+# A space id is a name: at most MAX_NAME_BYTES of UTF-8. msgspec counts characters (in C, at no
+# cost per link); the bytes of one of more than a quarter of that many are counted apart
+# (``_space_fits``).
+SpaceId = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_NAME_BYTES)]
 
 
 class Link(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_fields=True):
@@ -57,13 +62,13 @@ class Link(msgspec.Struct, frozen=True, omit_defaults=True, forbid_unknown_field
     same decoder: :class:`LinkEncodeError` when it is not well-formed."""
 
     id: LinkId
-    space: Annotated[str, msgspec.Meta(min_length=1)]
+    space: SpaceId
     scope: Literal["space"]
     path: tuple[PathElement, ...] = ()
 
     def sigil(self) -> LinkSigil:
         sigil = LinkSigil(_LinkBody(self))
-        _check_written(self, _encoder.encode(sigil))
+        _check_written(self, _encoded(self, sigil))
         return sigil
 
     def encode(self) -> bytes:
@@ -88,22 +93,45 @@ decode_sigil = _sigil_decoder.decode  # for hot loops that handle msgspec.Decode
 def encode_link(link: Link) -> bytes:
     """The canonical JSON bytes of ``link``; :class:`LinkEncodeError` when it is not
     well-formed (see the module docstring), so that nothing writes a link no reader accepts."""
-    data = _encoder.encode(LinkSigil(_LinkBody(link)))
+    data = _encoded(link, LinkSigil(_LinkBody(link)))
     _check_written(link, data)
     return data
+
+
+def _encoded(link: Link, sigil: LinkSigil) -> bytes:
+    try:
+        return _encoder.encode(sigil)
+    except UnicodeEncodeError as exc:  # a lone surrogate in its space id or path
+        raise LinkEncodeError(
+            f"cannot write a link to cell {brief_repr(link.id)} of space "
+            f"{brief_repr(link.space)} at path {brief_repr(list(link.path))}: it holds text that "
+            f"is not valid Unicode ({exc.reason}); links are stored as UTF-8"
+        ) from exc
 
 
 def _check_written(link: Link, data: bytes) -> None:
     """Decode ``data``, the encoding of ``link``, with the decoder that reads links: the one
     statement of what a well-formed link is."""
     try:
-        _sigil_decoder.decode(data)
-    except msgspec.ValidationError as exc:
+        _space_fits(_sigil_decoder.decode(data).body.link)
+    except (msgspec.ValidationError, LinkDecodeError) as exc:
         raise LinkEncodeError(
-            f"cannot write a link to cell {link.id!r} at path {list(link.path)!r}: {exc}. A "
-            "link names its cell by an id without control characters and a path of strings "
-            "and 64-bit integer indexes"
+            f"cannot write a link to cell {brief_repr(link.id)} at path "
+            f"{brief_repr(list(link.path))}: {exc}. A link names its cell by an id without "
+            "control characters, a space id of at most "
+            f"{MAX_NAME_BYTES:,} bytes of UTF-8 and a path of strings and 64-bit integer indexes"
         ) from exc
+
+
+def _space_fits(link: Link) -> Link:
+    """``link``, unless its space id is over :data:`MAX_NAME_BYTES` in UTF-8 (which no space
+    can have): then :class:`LinkDecodeError`."""
+    if name_too_long(link.space):
+        raise LinkDecodeError(
+            f"the link's space id is {len(link.space.encode('utf-8')):,} bytes of UTF-8, over "
+            f"the limit of {MAX_NAME_BYTES:,} for a name: no space has it"
+        )
+    return link
 
 
 def check_link(link: Link) -> Link:
@@ -112,7 +140,7 @@ def check_link(link: Link) -> Link:
     that no reader accepts names no cell (an id that is not ``of:…``, a control character, a
     scope other than ``space``, a path element that is not a str or a 64-bit integer)."""
     try:
-        _sigil_decoder.decode(_encoder.encode(LinkSigil(_LinkBody(link))))
+        _space_fits(_sigil_decoder.decode(_encoder.encode(LinkSigil(_LinkBody(link)))).body.link)
     except (msgspec.MsgspecError, TypeError, ValueError, OverflowError) as exc:
         raise LinkDecodeError(
             f"not a link: {brief_repr(link)} ({exc}); a link names its cell by an id "
@@ -133,8 +161,12 @@ def parse_link(text: str | bytes) -> Link:
     if type(text) is not str and type(text) is not bytes:  # a subclass names what its text does
         text = str.__str__(text) if isinstance(text, str) else bytes(text)
     try:
-        return _sigil_decoder.decode(text).body.link
-    except (msgspec.DecodeError, UnicodeError) as exc:  # UnicodeError: a lone surrogate
+        return _space_fits(_sigil_decoder.decode(text).body.link)
+    except (
+        msgspec.DecodeError,
+        UnicodeError,
+        LinkDecodeError,
+    ) as exc:  # UnicodeError: a lone surrogate
         shown = text if len(text) < 80 else text[:77]
         raise LinkDecodeError(
             f"not a link: {shown!r} ({exc}); a link is the JSON text "
@@ -152,6 +184,8 @@ def link_text_problem(text: bytes) -> str:
         sigil = _sigil_decoder.decode(text)
     except msgspec.DecodeError:  # not JSON, not a link, or not UTF-8
         return "text that is not a link"
+    if name_too_long(sigil.body.link.space):
+        return f"a link to a space id over the limit of {MAX_NAME_BYTES:,} bytes for a name"
     # Re-encoding what the decoder accepted is encode_link(parse_link(text)), without the second
     # decode encode_link makes to check what it writes (the decoder has just accepted it).
     canonical = _encoder.encode(sigil)
@@ -172,8 +206,8 @@ def is_link_sigil(value: Any) -> bool:
 def link_from_sigil(value: dict[str, Any]) -> Link:
     """Convert an already decoded sigil dict into a :class:`Link` (validated)."""
     try:
-        return msgspec.convert(value, LinkSigil).body.link
-    except msgspec.ValidationError as exc:
+        return _space_fits(msgspec.convert(value, LinkSigil).body.link)
+    except (msgspec.ValidationError, LinkDecodeError) as exc:
         raise LinkDecodeError(f"malformed link {value!r}: {exc}") from exc
 
 
@@ -190,7 +224,7 @@ class ParsedLink(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=Tr
     which halves the cost of allocating it."""
 
     id: str
-    space: Annotated[str, msgspec.Meta(min_length=1)]
+    space: SpaceId
     scope: Literal["space"]
     path: tuple[PathElement, ...] = ()
 

@@ -5,7 +5,6 @@ plug in through :class:`CommitParticipant`.
 """
 
 from sqlite_cells.runtime._boundary import DAMAGED_SPACE_ADVICE as DAMAGED_SPACE_ADVICE
-from sqlite_cells.runtime._boundary import MAX_NAME_BYTES as MAX_NAME_BYTES
 from sqlite_cells.runtime._boundary import MAX_SECONDS as MAX_SECONDS
 from sqlite_cells.runtime._boundary import InvalidArgument as InvalidArgument
 from sqlite_cells.runtime._boundary import StorePathError as StorePathError
@@ -15,7 +14,6 @@ from sqlite_cells.runtime._boundary import check_timeout as check_timeout
 from sqlite_cells.runtime._boundary import checked_arguments as checked_arguments
 from sqlite_cells.runtime._boundary import describe as describe
 from sqlite_cells.runtime._boundary import exception_text as exception_text
-from sqlite_cells.runtime._boundary import name_too_long as name_too_long
 from sqlite_cells.runtime._boundary import out_of_files as out_of_files
 from sqlite_cells.runtime._boundary import path_text as path_text
 from sqlite_cells.runtime._boundary import plain_text as plain_text
@@ -116,7 +114,6 @@ __all__ = [
     "DEFAULT_STORE",
     "FORMAT_VERSION",
     "LENGTH_LIMIT",
-    "MAX_NAME_BYTES",
     "MAX_SECONDS",
     "NO_VALUE",
     "PENDING",
@@ -172,7 +169,6 @@ __all__ = [
     "lock_waits_given_up",
     "locks_held",
     "log_head",
-    "name_too_long",
     "node_of",
     "node_values",
     "observe_node",

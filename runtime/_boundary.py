@@ -22,11 +22,13 @@ from typing import Any, Final, NoReturn, ParamSpec, Self, TypeVar
 import apsw
 
 from sqlite_cells.codec import (
+    MAX_NAME_BYTES,
     DatabaseError,
     EncodingError,
     SqliteCellsError,
     ValueEncodeError,
     brief_repr,
+    name_too_long,
 )
 
 __all__ = [
@@ -234,18 +236,6 @@ def exception_text(exc: BaseException) -> str:
     except Exception:  # user code's __str__ may raise anything
         return f"{name} (its text could not be read: its __str__ raised)"
     return printable(f"{name}: {text}" if text else name)
-
-
-# The longest name, in UTF-8 bytes, of an entity (a space, cell, database, piece key or input)
-# and of a table, column or index: far below SQLite's length limit (64 MiB), which caps the rows
-# and the table text that hold names, so that a name refused is refused at the call, not as a
-# commit that fails later.
-MAX_NAME_BYTES = 1024 * 1024
-
-
-def name_too_long(name: str) -> bool:
-    """Whether ``name`` (valid Unicode text) is over :data:`MAX_NAME_BYTES` in UTF-8."""
-    return len(name) > MAX_NAME_BYTES // 4 and len(name.encode("utf-8")) > MAX_NAME_BYTES
 
 
 def check_name(what: str, name: object) -> str:

@@ -27,6 +27,7 @@ from sqlite_cells.codec import (
     brief_repr,
     check_link,
     encode_value,
+    name_too_long,
     parse_link,
 )
 from sqlite_cells.runtime._boundary import (
@@ -196,6 +197,9 @@ class Runtime(Reference):
                 continue
             space = spaces.get(link.space)
             if space is None:
+                if name_too_long(link.space):  # (no space has it: the link names no cell)
+                    append(None)
+                    continue
                 space = spaces[link.space] = self.space(link.space)
             cell = new(Cell)
             cell._space = space

@@ -36,12 +36,10 @@ from typing import Any, Final
 
 import apsw
 
-from sqlite_cells.codec import SchemaError, brief_repr
+from sqlite_cells.codec import MAX_NAME_BYTES, SchemaError, brief_repr, name_too_long
 from sqlite_cells.runtime import (
     LENGTH_LIMIT,
-    MAX_NAME_BYTES,
     checked_arguments,
-    name_too_long,
     plain_text,
     surrogate_at,
 )

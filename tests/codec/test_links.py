@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sqlite_cells.codec import (
+    MAX_NAME_BYTES,
     Link,
     LinkDecodeError,
     LinkEncodeError,
@@ -17,6 +18,7 @@ from sqlite_cells.codec import (
     encode_link,
     encode_value,
     link_from_sigil,
+    link_text_problem,
     parse_link,
     parse_links,
 )
@@ -157,13 +159,41 @@ def test_well_formed_links_are_read_by_every_reader(fields: dict[str, object]) -
         Link(id="of:a\nb", space="demo", scope="space"),
         Link(id="of:a\x00", space="demo", scope="space"),
         Link(id="abc", space="demo", scope="space"),
+        # A space id no space can have (R30: a name), in characters and in UTF-8 bytes.
+        Link(id="of:abc", space="s" * (MAX_NAME_BYTES + 1), scope="space"),
+        Link(id="of:abc", space="é" * (MAX_NAME_BYTES // 2) + "x", scope="space"),
+        # Text that is not valid Unicode (a lone surrogate) was a raw UnicodeEncodeError.
+        Link(id="of:abc", space="demo\ud800", scope="space"),
+        Link(id="of:abc", space="demo", scope="space", path=("\udc80",)),
     ],
+    ids=lambda link: None,
 )
 def test_a_malformed_link_is_never_written(link: Link) -> None:
     with pytest.raises(LinkEncodeError, match="cannot write a link"):
         encode_link(link)
     with pytest.raises(ValueEncodeError, match=r"at value\['who'\]: cannot write a link"):
         encode_value({"who": link})
+    with pytest.raises(LinkEncodeError, match="cannot write a link"):
+        link.sigil()
+
+
+@pytest.mark.parametrize(
+    "space",
+    ["s" * (MAX_NAME_BYTES + 1), "é" * (MAX_NAME_BYTES // 2) + "x"],
+    ids=["characters", "utf-8-bytes"],
+)
+def test_a_link_to_a_space_id_over_the_name_limit_names_no_cell(space: str) -> None:
+    """R30, R31, R43: no space has such an id (names are at most MAX_NAME_BYTES of UTF-8). The
+    codec read and stored it as a link; resolving it then failed with a ValueEncodeError, so a
+    typed query of a column holding one failed whole."""
+    text = _link_text(space=space)
+    with pytest.raises(LinkDecodeError, match="not a link"):
+        parse_link(text)
+    with pytest.raises(LinkDecodeError):
+        link_from_sigil(json.loads(text))
+    assert link_text_problem(text.encode()) != ""  # refused in a link column
+    if len(space) > MAX_NAME_BYTES:
+        assert parse_links([text, _link_text()])[0] is None
 
 
 @given(

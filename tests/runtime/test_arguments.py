@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import sqlite_cells as sc
-from sqlite_cells.runtime import MAX_NAME_BYTES
+from sqlite_cells.codec import MAX_NAME_BYTES
 
 from .._pathlike import Fspath
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
+from sqlite_cells.codec import MAX_NAME_BYTES
 
 from .._files import read_bytes, write_at
 from .conftest import MESSAGES
@@ -114,6 +116,31 @@ def test_every_row_type_decodes_an_aliased_link_null_and_garbage(
     state = q.get()
     assert state.error is None and state.result is not None
     assert get(state.result[0], "who").get() == "Alice"
+
+
+@pytest.mark.parametrize("row", [Holder, DataRow, StructRow])
+def test_a_link_to_a_space_id_no_space_can_have_reads_as_none(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, row: Any
+) -> None:
+    """R43: a value that is not a valid link becomes None for its field. A link whose space id
+    is over the name limit (1 MiB of UTF-8; another program stored it) was decoded, and
+    resolving it failed the whole typed query with a ValueEncodeError."""
+    _post(space, db, "a", 1, space.cell("alice"))
+    long_space = "é" * (MAX_NAME_BYTES // 2) + "x"  # 1 MiB and 1 byte of UTF-8
+    text = json.dumps(
+        {"/": {"link@1": {"id": "of:abc", "space": long_space, "scope": "space"}}},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    sql = "SELECT author_cf_link AS who, body FROM messages UNION ALL SELECT ?, 'b' ORDER BY body"
+    rows = db.read(sql, [text], row=row)
+    who = [r["who"] if isinstance(r, dict) else r.who for r in rows]
+    assert isinstance(who[0], sc.Cell) and who[1] is None
+    assert db.read(sql, [text])[1]["who"] == text  # untyped: the stored text as it is
+    with pytest.raises(sc.LinkDecodeError):
+        rt.cell_from_link(text)
+    with pytest.raises(sc.LinkDecodeError):
+        sc.decode_cf_link(text, rt)
 
 
 class Strict(msgspec.Struct):
