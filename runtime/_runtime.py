@@ -118,6 +118,9 @@ class Runtime(Reference):
         self._changes = 0
         self._scanned = 0
         self._with_files: list[SpaceFile] = []
+        # Guarded by _lock: the space files found replaced whose readers were told (see
+        # _note_replaced).
+        self._replaced: set[SpaceFile] = set()
         self._poller = threading.Thread(target=self._poll, name="sqlite-cells-poller", daemon=True)
         try:
             self._poller.start()
@@ -439,6 +442,8 @@ class Runtime(Reference):
                 return False
             except Exception as exc:
                 self._catch_up_failed(file, exc)
+                if file.replaced:
+                    self._note_replaced(file)
             else:
                 if self._failing and self._failing.pop(file, None) is not None:
                     log.warning("space %r: catching up works again", file.space_id)
@@ -450,6 +455,23 @@ class Runtime(Reference):
                     failing = self._failing
                     self._with_files = [f for f in files if f.has_file or f in failing]
         return True
+
+    def _note_replaced(self, file: SpaceFile) -> None:
+        """``file`` was found replaced by another file (by a catch-up, or by a commit: the
+        catch-ups raise from then on, R73). Once per file, what reads it is told, so that no
+        stale value stays current: the scheduler's nodes of its cells (see
+        ``Scheduler.space_replaced``) and whatever an extension keeps (:meth:`_space_replaced`).
+        Called before ``settle`` waits, so it waits for those re-runs too."""
+        with self._lock:
+            if file in self._replaced:
+                return
+            self._replaced.add(file)
+        self._space_replaced(file)
+
+    def _space_replaced(self, file: SpaceFile) -> None:
+        """What the runtime does once ``file`` is found replaced; an extension that reads
+        what the space names (database files) re-runs those reads too."""
+        self.scheduler.space_replaced(file)
 
     def _store_folder(self) -> tuple[int, int] | None:
         """The store folder's inode and modification time (ns), or None when it cannot

@@ -514,12 +514,41 @@ class Scheduler:
         ``space`` — at once if it already has. Used to hold back results read from files that
         are ahead of what subscribers have been told (R50). Parked work counts for ``settle``
         (it is a re-run caused by a past commit), and the runtime is asked to take that commit
-        in now rather than at its next poll."""
+        in now rather than at its next poll. For a space whose file was replaced no commit
+        will come: such work is dropped (see :meth:`space_replaced`)."""
         if seq <= self.processed_seq(space):
             work()
             return
+        if space.replaced:
+            log.debug("dropped a result read as of seq %d of replaced %r", seq, space)
+            return
         self._parked.setdefault(space, []).append((seq, work, self.begin_work()))
         space.wake()
+
+    def space_replaced(self, space: SpaceFile) -> None:
+        """``space``'s file was found replaced by another file (R73), and its reads raise
+        :class:`StoreChanged` from now on: on the scheduler thread, the view lets its cells go
+        and the nodes watching them compute again, so that they, what derives from them and
+        their subscribers get that error instead of keeping the replaced file's values as
+        current. The results parked for its commits are dropped (read from a file the space
+        this runtime has open never wrote that far, no commit of it will ever come, and
+        ``settle`` would wait for them for ever)."""
+        self.submit(lambda: self._replaced(space))
+
+    def _replaced(self, space: SpaceFile) -> None:
+        for _, _, unit in self._parked.pop(space, []):
+            self.end_work(unit)
+        view = self._view
+        for key in [key for key in view if key[0] is space]:
+            del view[key]
+        nodes = [
+            node
+            for (file, _), watching in self._watchers.items()
+            if file is space
+            for node in watching
+        ]
+        if nodes:
+            self._propagate(nodes)
 
     def processed_seq(self, space: SpaceFile) -> int:
         """The last seq of ``space`` whose re-runs this scheduler has started (scheduler thread)."""

@@ -23,6 +23,7 @@ say "this target changed as a whole".
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import os
 import re
@@ -179,6 +180,11 @@ SPACE_TABLES = frozenset(SPACE_COLUMNS)
 _SCHEMA_TABLES: Final = frozenset(re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", _SCHEMA))
 _TARGETS_SQL = "SELECT DISTINCT target FROM _cf_op_index"
 _NO_FILE: Final = object()  # what _fetch_one reads of a space without a file
+# What a read of a space whose file was replaced is told (see SpaceFile.catch_up).
+_NOT_READ: Final = (
+    "this runtime reads nothing of the space any more (what it holds is the replaced file's; "
+    "other runtimes commit to the new one)"
+)
 # Stored JSON is read as bytes, text included (see ``stored_json_column``), and so are the ids of
 # a scan: text another program wrote that is not UTF-8 is then one row's error, not the scan's.
 _CELL_SQL = f"SELECT {stored_json_column('value')}, rev FROM _cf_cells WHERE id = ?"
@@ -404,6 +410,11 @@ class SpaceFile:
         self._data_version: int | None = None  # None: catch up from _seen_seq at the next poll
         # The file's device and inode when opened: a commit checks the path still names it (R73).
         self._identity: tuple[int, int] | None = None
+        # Another file was found at the path (by a commit, or by a catch-up's look): what this
+        # runtime holds is the replaced file's, so reads, catch-ups and commits raise
+        # StoreChanged from then on, even if that file is put back (R73). Set under _write_lock;
+        # read without a lock (one attribute, on every read).
+        self._replaced = False
         # Whether the file has been seen holding pages: a WAL file is empty until its first
         # checkpoint, but once it holds pages it never goes back to none, so an empty file then
         # was emptied under this runtime (truncated, R73).
@@ -706,7 +717,10 @@ class SpaceFile:
 
     def entity(self, cell_id: str) -> Entity:
         """The committed value of a cell as far as this runtime knows (R50: never uncommitted;
-        R40: never older than a commit this runtime's other reads already show, see _Landing)."""
+        R40: never older than a commit this runtime's other reads already show, see _Landing).
+        Raises :class:`StoreChanged` once the file was found replaced (see :meth:`catch_up`)."""
+        if self._replaced:
+            raise self._replaced_error()
         landing = self._landing
         if landing is not None and cell_id in landing.ids:
             landing.wait()
@@ -729,6 +743,8 @@ class SpaceFile:
         """The first row of ``sql`` read from the file now (None: no row), or ``_NO_FILE``
         when the space has no file (yet, or any more)."""
         self._check_open()
+        if self._replaced:
+            raise self._replaced_error()
         if not self._open_if_exists():
             return _NO_FILE
         with self._read_lock, translated(f"space file {self.path}"):
@@ -1264,8 +1280,12 @@ class SpaceFile:
         """R73: the file at the path, its -wal and its -shm must still be the files this runtime
         opened (same device and inode); otherwise a commit would be acknowledged into an
         unlinked file, or written over what another process committed through another -shm.
-        Called with the write lock held: by a commit, and by an extension about to write under
-        it (see :meth:`write_connection`: a repair is never made from a replaced space file)."""
+        Called with the write lock held: by a commit, by an extension about to write under it
+        (see :meth:`write_connection`: a repair is never made from a replaced space file), and
+        by a catch-up that saw another file at the path. Another file found there is kept in
+        mind (``_replaced``): from then on every read and commit raises."""
+        if self._replaced:
+            raise self._replaced_error("nothing was committed")
         now, size = file_state(self._path_str)
         if now is not None:
             if size:
@@ -1279,13 +1299,15 @@ class SpaceFile:
                     "(`sqlite-cells check` says what the store holds)",
                 )
         if now != self._identity:
-            what = "deleted" if now is None else "replaced by another file"
             self._set_aside_companions(now)
-            raise StoreChanged(
-                str(self.path),
-                f"the file of space {self.space_id!r} was {what} while this runtime had it "
-                "open; nothing was committed: close this runtime and open a new one",
-            )
+            if now is None:  # (not kept in mind: the file may be put back, see catch_up)
+                raise StoreChanged(
+                    str(self.path),
+                    f"the file of space {self.space_id!r} was deleted while this runtime had "
+                    "it open; nothing was committed: close this runtime and open a new one",
+                )
+            self._replaced = True
+            raise self._replaced_error("nothing was committed")
         for companion in self._companion_paths:
             found = file_identity(companion)
             opened = self._companion_identity.get(companion)
@@ -1304,6 +1326,21 @@ class SpaceFile:
                     "file) and open a new one; never remove the -wal or -shm files of a store "
                     "in use",
                 )
+
+    def _replaced_error(self, outcome: str = _NOT_READ) -> StoreChanged:
+        """What a use of a space whose file was found replaced raises (a new error each time:
+        one raised again would carry every earlier raise in its traceback)."""
+        return StoreChanged(
+            str(self.path),
+            f"the file of space {self.space_id!r} was replaced by another file while this "
+            f"runtime had it open; {outcome}: close this runtime and open a new one",
+        )
+
+    @property
+    def replaced(self) -> bool:
+        """Whether the file at the path was found to be another file than the one open (R73):
+        then reads, catch-ups and commits of this space raise :class:`StoreChanged`."""
+        return self._replaced
 
     def _group_ops(
         self, ops: Sequence[PendingOp]
@@ -1500,9 +1537,26 @@ class SpaceFile:
 
     def catch_up(self) -> bool:
         """Apply and publish commits made by other connections since the last look.
-        Cheap when nothing changed (one ``PRAGMA data_version``). Returns True if any were found."""
+        Cheap when nothing changed (one ``stat`` and one ``PRAGMA data_version``). Returns True
+        if any were found.
+
+        Raises :class:`StoreChanged` once another file stands at the path (R73): the file open
+        is not the store's any more, and nothing of it is published from then on. The
+        connection open on the replaced file sees no commit of another runtime, so the path is
+        looked at here, on the poller's thread, not by each read (which only looks at
+        ``_replaced``). A path with nothing at it is not taken for a replacement: the file may
+        be put back (a commit says it was deleted meanwhile)."""
         if self._closed or not self._open_if_exists():
             return False
+        if not self._replaced:
+            now = file_identity(self._path_str)
+            if now is not None and now != self._identity:
+                with self._write_lock, contextlib.suppress(StoreChanged):
+                    if self._closed or self._writer is None:  # (let go meanwhile: reopened)
+                        return False
+                    self.check_same_file()  # (keeps it in mind, sets the companions aside)
+        if self._replaced:
+            raise self._replaced_error()
         with self._read_lock, translated(f"space file {self.path}"):
             if self._closed or self._rconn is None:  # closed, or a refused first commit
                 return False  # removed the file meanwhile

@@ -1012,6 +1012,16 @@ class Runtime(runtime.Runtime):
         if rerun:
             self.live_queries.rerun_database(decl.db_id)
 
+    def _space_replaced(self, file: runtime.SpaceFile) -> None:
+        # The live queries of the space's databases run again: their reads ask the space for
+        # the database's handle, which raises StoreChanged now, so their state shows that
+        # error instead of rows read while the replaced file was the space's (R73).
+        super()._space_replaced(file)
+        with self._decl_lock:
+            db_ids = [d.db_id for d in self._declarations.values() if d.space_id == file.space_id]
+        for db_id in db_ids:
+            self.live_queries.rerun_database(db_id)
+
     def _close_spaces(self, spaces: list[runtime.Space]) -> None:
         # A database file replaced at its path under the running runtime (a backup restored)
         # that no commit met since: the -wal and -shm the replaced file left there would be

@@ -1,0 +1,113 @@
+"""A space file replaced under a running runtime is read no more (R73, R53): the poller finds
+another file at the path, and from then on the runtime's reads of that space — cells, derived
+cells, database reads and live queries — are `StoreChanged`, its subscribers are told that error
+instead of keeping the replaced file's values as current, and `settle()` returns. A file moved
+away and put back is the same file: it is read on."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import sqlite_cells as sc
+
+TABLES = {"t": sc.table(id="integer primary key", v="integer")}
+
+
+def _filled(store: Path) -> Path:
+    """A store whose space "demo" holds c=3 and three rows in database "db"; its space file."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("db", tables=TABLES)
+        c = space.cell("c", default=0)
+        for i in (1, 2, 3):
+            with space.transact():
+                c.set(i)
+                db.exec("INSERT INTO t (v) VALUES (?)", [i])
+        return Path(space.file.path)
+
+
+def _move(path: Path, folder: Path, *, back: bool = False) -> None:
+    """Move the file at ``path`` and its -wal and -shm into ``folder``, or ``back`` from it."""
+    for suffix in ("", "-wal", "-shm"):
+        here, there = Path(f"{path}{suffix}"), folder / f"{path.name}{suffix}"
+        source, target = (there, here) if back else (here, there)
+        if source.exists():
+            shutil.move(source, target)
+
+
+def test_a_runtime_that_only_reads_stops_serving_a_space_file_replaced_under_it(
+    store: Path, tmp_path: Path
+) -> None:
+    space_path = _filled(store)
+    reader = sc.Runtime(store)
+    try:
+        space = reader.space("demo")
+        c = space.cell("c", default=0)
+        db = space.sqlite_database("db", tables=TABLES)
+        doubled = sc.derive(c, lambda v: v * 2)
+        q = db.query("SELECT count(*) AS n FROM t")
+        values: list[object] = []
+        errors: list[Exception] = []
+        c.observe().subscribe(values.append, errors.append)
+        assert reader.settle(timeout=30)
+        assert (c.get(), doubled.get(), q.get().result) == (3, 6, [{"n": 3}])
+
+        # The space's and the database's files are moved out of the store; another runtime
+        # starts the space afresh: a new file at the same path.
+        aside = tmp_path / "aside"
+        aside.mkdir()
+        _move(space_path, aside)
+        _move(Path(db.path), aside)
+        with sc.Runtime(store) as writer:
+            theirs = writer.space("demo").cell("c", default=0)
+            with writer.space("demo").transact():
+                theirs.set(777)
+
+            assert reader.settle(timeout=30)  # (it catches up first: it finds the new file)
+            for read in (c.get, doubled.get, lambda: db.read("SELECT count(*) AS n FROM t")):
+                with pytest.raises(sc.StoreChanged) as changed:
+                    read()
+                assert changed.value.path == str(space_path)
+                assert "close this runtime and open a new one" in str(changed.value)
+            assert values == [3]  # never told a value of the replaced file as a new one
+            assert len(errors) == 1 and isinstance(errors[0], sc.StoreChanged)
+            state = q.get()
+            assert state.result is None and isinstance(state.error, sc.StoreChanged)
+            with pytest.raises(sc.StoreChanged), space.transact():
+                c.set(4)
+
+            # The new file is left as the other runtime wrote it.
+            assert theirs.get() == 777
+    finally:
+        reader.close()
+    with sc.Runtime(store) as fresh:
+        assert fresh.space("demo").cell("c", default=0).get() == 777
+
+
+def test_a_space_file_moved_away_and_put_back_under_a_reading_runtime_is_read_on(
+    store: Path, tmp_path: Path
+) -> None:
+    space_path = _filled(store)
+    with sc.Runtime(store) as reader, sc.Runtime(store) as writer:
+        c = reader.space("demo").cell("c", default=0)
+        assert c.get() == 3
+        aside = tmp_path / "aside"
+        aside.mkdir()
+        _move(space_path, aside)
+        assert reader.settle(timeout=30)
+        assert c.get() == 3  # nothing at the path: the file may come back
+        _move(space_path, aside, back=True)
+        assert os.path.exists(space_path)
+        theirs = writer.space("demo").cell("c", default=0)
+        with writer.space("demo").transact():
+            theirs.set(theirs.get() + 1)
+        assert reader.settle(timeout=30)
+        assert c.get() == 4  # the other runtime's commit, seen (R53)
+        with reader.space("demo").transact():
+            c.set(5)
+        assert writer.settle(timeout=30)
+        assert theirs.get() == 5
