@@ -122,6 +122,7 @@ class Space(Reference):
                 f"space.run takes an @sc.pattern function, not {brief_repr(pattern)}"
             )
         key = check_name("piece key", key)
+        self.runtime.check_open()  # (a run it made before is no answer of a closed runtime)
         inputs = {check_name("pattern input name", name): value for name, value in inputs.items()}
         # A link given is the reference it serializes: the cell it names, exactly as if that
         # cell had been given (checked, kept and passed to the body as a cell).

@@ -31,7 +31,7 @@ from sqlite_cells.codec import (
     TransactionError,
     ValueEncodeError,
 )
-from sqlite_cells.runtime._boundary import InvalidArgument
+from sqlite_cells.runtime._boundary import InvalidArgument, Reference
 from sqlite_cells.runtime._leaving import Leaving
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class TxState(enum.Enum):
     ABORTED = "aborted"
 
 
-class Transaction:
+class Transaction(Reference):
     """Reads and writes collected for one commit.
 
     ``reads`` maps ``(space file, cell id)`` to the revision seen (0 for a cell never written);
@@ -156,6 +156,21 @@ class Transaction:
         self.seq: int | None = None
         self.state = TxState.OPEN
         self.thread = threading.get_ident()  # the thread it belongs to (see the module's doc)
+
+    def __repr__(self) -> str:
+        where = f"space {self.space.space_id!r}" if self.space is not None else "no space yet"
+        done = f", seq {self.seq}" if self.seq is not None else ""
+        return (
+            f"<Transaction of {where}: {self.state.value}{done}, {len(self._reads)} read(s), "
+            f"{len(self._writes)} write(s), {len(self._ops)} op(s)>"
+        )
+
+    def _not_pickled(self) -> str:
+        return (
+            "a transaction cannot be pickled: it is the open work of one thread of a Runtime, "
+            "committed where it began. Pickle the values it writes, and write them in a "
+            "transaction where they are needed"
+        )
 
     @property
     def reads(self) -> Mapping[tuple[SpaceFile, str], int]:

@@ -278,6 +278,8 @@ class HandleQuarantined(Quarantined):
         self.db_id = db_id
         self.db_seq = 0
         self.space_seq = 0
+        self.path = None  # (the handle is wrong, not the file: no file is named)
+        self.reason = why
 
 
 def _shown(value: Any) -> str:

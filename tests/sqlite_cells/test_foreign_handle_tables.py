@@ -77,6 +77,9 @@ def _quarantined(call: Any, db_id: str) -> None:
         call()
     assert info.value.db_id == db_id
     assert "its handle cell's tables do not declare tables" in str(info.value)
+    # Every Quarantined carries what it documents (an `except sc.Quarantined as e:` reads it).
+    assert info.value.path is None and "do not declare tables" in info.value.reason
+    assert isinstance(info.value, sc.Quarantined)
 
 
 @pytest.mark.parametrize("case", list(TABLES))

@@ -50,6 +50,23 @@ def test_runtimes_spaces_queries_and_derived_cells_copy_as_themselves_and_refuse
         assert query.get().result == [] and derived.get() == 1
 
 
+def test_a_transaction_copies_as_itself_refuses_pickling_and_shows_what_it_is(
+    tmp_path: Path,
+) -> None:
+    """``sc.Transaction`` is public (``with space.transact() as tx``): its pickle and deep copy
+    were a raw TypeError, its repr Python's default."""
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        with space.transact() as tx:
+            space.cell("c").set(1)
+            assert copy.copy(tx) is tx and copy.deepcopy([tx])[0] is tx
+            with pytest.raises(sc.SqliteCellsError, match="cannot be pickled") as refused:
+                pickle.dumps(tx)
+            assert isinstance(refused.value, TypeError)
+            assert repr(tx) == "<Transaction of space 's': open, 0 read(s), 1 write(s), 0 op(s)>"
+        assert repr(tx).startswith("<Transaction of space 's': committed, seq 1,")
+
+
 def test_a_closed_runtime_is_no_context_to_enter(tmp_path: Path) -> None:
     rt = sc.Runtime(tmp_path)
     rt.close()
