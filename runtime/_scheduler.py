@@ -354,6 +354,7 @@ class Scheduler:
     ) -> Subscription:
         """Call ``callback`` with the node's current value (``on_error`` with its error, if its
         computation raised), then with each change; ``on_completed`` when the runtime closes."""
+        self.check_forked()
         observer = Observer(callback, on_error, on_completed)
         with self._lock:
             closed = self._closed
@@ -742,11 +743,15 @@ class Scheduler:
         self._observed.clear()
         _deliver(deliveries)
 
-    def check_open(self) -> None:
+    def check_forked(self) -> None:
+        """Raise :class:`ClosedError` in a process forked from the one that made this
+        scheduler: its thread is the parent's, and nothing here would ever compute what a
+        caller waits for (a derived cell's first value) or tell a subscriber anything."""
         if self._made_in != generation():
-            # A forked child: the scheduler thread is the parent's, and nothing here would
-            # ever compute what a caller waits for (a derived cell's first value).
             raise ClosedError(f"this runtime cannot be used here: {FORKED_ADVICE}")
+
+    def check_open(self) -> None:
+        self.check_forked()
         if self._closed:
             raise ClosedError("the runtime is closed: open a new Runtime")
 

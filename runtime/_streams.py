@@ -37,6 +37,8 @@ def observe_node(owner: Cell | Reactive) -> Observable[Any]:
     import reactivex
     from reactivex.disposable import Disposable
 
+    owner._node().scheduler.check_forked()  # (at the call, as every other call refuses there)
+
     def on_subscribe(
         observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:

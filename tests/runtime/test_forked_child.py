@@ -6,6 +6,7 @@ the child opens itself (``runtime/_fork.py``, ``runtime/_file_kind.py``)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Callable
@@ -46,6 +47,8 @@ def test_a_forked_child_cannot_use_its_parents_runtime(rt: sc.Runtime) -> None:
     with space.transact():
         counter.set(1)
         db.exec("INSERT INTO t (v) VALUES ('parent')")
+    query = db.query("SELECT v FROM t")
+    rt.settle()
 
     def write() -> object:
         with space.transact():
@@ -59,6 +62,10 @@ def test_a_forked_child_cannot_use_its_parents_runtime(rt: sc.Runtime) -> None:
         write,
         lambda: db.read("SELECT v FROM t"),
         lambda: rt.space("other").cell("x", default=0).get(),
+        # A subscriber, or a coroutine waiting for a query's state, was told nothing for ever.
+        lambda: counter.observe().subscribe(print),
+        lambda: db.query("SELECT v FROM t").observe(),
+        lambda: asyncio.run(query.first()),
     ):
         out = _in_child(work)
         assert out["error"] == "ClosedError", out
