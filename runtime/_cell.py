@@ -234,6 +234,20 @@ class Cell(Reference):
         again = self._space.runtime.check_writable(self._space.id, self._id)
         self._write(value, checked=True, seen=seen if again else None)
 
+    def _encoded(self, value: Any) -> bytes:
+        """``value`` (this cell's whole new value) encoded; a ``ValueEncodeError`` names the
+        cell, as the write's other errors do: a handler writing several cells says which."""
+        try:
+            return self._space.runtime.encode(value)
+        except ValueEncodeError as exc:
+            raise ValueEncodeError(f"writing {self._shown()}: {exc}") from exc.__cause__
+
+    def _shown(self) -> str:
+        """The cell as an error names it: its name when it has one, its id, and its path."""
+        name = getattr(self, "_name", None)
+        shown = f"cell {name!r} ({self._id})" if name else f"cell {self._id}"
+        return f"{shown} at path {list(self._value_path)!r}" if self._value_path else shown
+
     def _write(self, value: Any, *, checked: bool = False, seen: int | None = None) -> None:
         """``set`` without the runtime's writability checks (for the owner of a protected cell);
         ``checked``: the runtime also judges the cell's whole new value (``check_value``);
@@ -243,7 +257,7 @@ class Cell(Reference):
         file = self._space.file
         runtime = self._space.runtime
         if not self._value_path:
-            whole = runtime.encode(value)
+            whole = self._encoded(value)
             if checked:
                 runtime.check_value(self._space.id, self._id, whole)
             record_write(tx, file, self._id, whole, guard=seen, name=self._named(seen))
@@ -270,7 +284,7 @@ class Cell(Reference):
             else self._decode_stored(data, link_cells=False)
         )
         value = with_value_at(root, self._value_path, value)
-        whole = runtime.encode(value)
+        whole = self._encoded(value)
         if checked:
             runtime.check_value(self._space.id, self._id, whole)
         record_write(tx, file, self._id, whole, name=self._named(seen), merged=True)

@@ -88,7 +88,11 @@ class Space(Reference):
             name = check_name("cell name", name)
         self.runtime.check_open()
         cause = causal_cause(self.id, "cell", name)
-        cell = Cell(self, derive_id(*cause), (), default)
+        try:
+            cell = Cell(self, derive_id(*cause), (), default)
+        except ValueEncodeError as exc:  # (the default: the error names the cell)
+            shown = f"cell {name!r}" if name is not None else "the cell"
+            raise ValueEncodeError(f"the default of {shown}: {exc}") from exc.__cause__
         cell._name = top_level_name(cause)  # recorded at the cell's first write (SPEC §6)
         taken(cause)
         return cell

@@ -341,3 +341,27 @@ def test_r7_a_space_created_later_by_another_runtime_is_seen(store: Path) -> Non
             writer.space("late").cell("c").set(9)
         assert arrived.wait(30)  # delivered by the reader's poller, not by a sleep of ours
         assert seen == [0, 9] and watched.get() == 9
+
+
+def test_a_value_that_is_not_json_is_refused_naming_the_cell(rt: sc.Runtime) -> None:
+    """R6, Errors ("where"): a handler writing several cells could not tell which write was
+    refused — the error named a place inside the value only."""
+    space = rt.space("demo")
+    seen, audit = space.cell("last_seen"), space.cell("audit", default={"log": []})
+    with space.transact():
+        with pytest.raises(sc.ValueEncodeError) as whole:
+            seen.set(datetime.datetime(2026, 1, 1))
+        assert str(whole.value).startswith(f"writing cell 'last_seen' ({seen.id}): the value:")
+        with pytest.raises(sc.ValueEncodeError) as at_path:
+            audit.key("log").set([1, {2}])
+        assert str(at_path.value).startswith(
+            f"writing cell 'audit' ({audit.id}) at path ['log']: at value['log'][1]: "
+        )
+        with pytest.raises(sc.ValueEncodeError) as updated:
+            audit.update(lambda v: {**v, "at": datetime.date(2026, 1, 1)})
+        assert "writing cell 'audit'" in str(updated.value)
+        seen.set("2026-01-01")  # the transaction is still usable
+    with pytest.raises(sc.ValueEncodeError) as default:
+        space.cell("bad", default=b"bytes")
+    assert str(default.value).startswith("the default of cell 'bad': ")
+    assert seen.get() == "2026-01-01" and audit.get() == {"log": []}
