@@ -38,6 +38,7 @@ from sqlite_cells.codec._errors import UnsupportedMigration as UnsupportedMigrat
 from sqlite_cells.codec._errors import ValueEncodeError as ValueEncodeError
 from sqlite_cells.codec._errors import WriteLockTimeout as WriteLockTimeout
 from sqlite_cells.codec._errors import brief_repr as brief_repr
+from sqlite_cells.codec._errors import of_statement as of_statement
 from sqlite_cells.codec._ids import MAX_NAME_BYTES as MAX_NAME_BYTES
 from sqlite_cells.codec._ids import derive_id as derive_id
 from sqlite_cells.codec._ids import name_too_long as name_too_long
@@ -122,6 +123,7 @@ __all__ = [
     "link_from_sigil",
     "link_text_problem",
     "name_too_long",
+    "of_statement",
     "parse_link",
     "parse_links",
     "short_hash",

@@ -131,7 +131,12 @@ class UnsupportedMigration(DeclarationError):
 
 
 class LinkEncodeError(EncodingError):
-    """A value cannot be encoded where a link (or a non-link) was expected (R31)."""
+    """A value cannot be encoded where a link (or a non-link) was expected (R31). Raised by a
+    write, it carries the database's id and the statement (``db_id``, ``sql``) as an
+    :class:`ExecError` does; None where no database is concerned (a cell value)."""
+
+    db_id: str | None = None
+    sql: str | None = None
 
 
 class LinkDecodeError(EncodingError):
@@ -196,7 +201,12 @@ class ReadAfterWriteUnsupported(TransactionError):
 
 
 class PendingValue(TransactionError):
-    """A value that is not ready yet (``sc.PENDING`` or a pending query) was used (R31)."""
+    """A value that is not ready yet (``sc.PENDING`` or a pending query) was used (R31). Raised
+    by ``db.exec``, it carries the database's id and the statement (``db_id``, ``sql``); None
+    where they are not known."""
+
+    db_id: str | None = None
+    sql: str | None = None
 
 
 _SQL_SHOWN = 200  # characters of a statement a message quotes; the error's ``sql`` keeps it all
@@ -225,6 +235,22 @@ def _quoted_sql(sql: str) -> str:
     if len(sql) <= _SQL_SHOWN:
         return repr(sql)
     return f"{sql[:_SQL_SHOWN]!r}… ({len(sql):,} characters)"
+
+
+def of_statement(
+    error: LinkEncodeError | PendingValue, db_id: str, sql: str
+) -> LinkEncodeError | PendingValue:
+    """``error``, refused by a write's call where the database and statement were not known,
+    again: of the same class, its message naming them and saying that nothing was recorded,
+    carrying ``db_id`` and ``sql`` as an :class:`ExecError` refused at the call does."""
+    again: LinkEncodeError | PendingValue = _blank(type(error))
+    again.args = (
+        f"database {db_id}: {error} in {_quoted_sql(sql)}; nothing was recorded and the "
+        "transaction is still usable",
+    )
+    again.__dict__.update(error.__dict__)
+    again.db_id, again.sql = db_id, sql
+    return again
 
 
 class ExecError(DatabaseError):

@@ -18,6 +18,7 @@ import apsw
 
 from sqlite_cells.codec import (
     EncodingError,
+    LinkEncodeError,
     PendingValue,
     ReadAfterWriteUnsupported,
     SourceError,
@@ -25,6 +26,7 @@ from sqlite_cells.codec import (
     TooManyDatabases,
     TransactionError,
     brief_repr,
+    of_statement,
 )
 from sqlite_cells.files import (
     DROP_KIND,
@@ -257,7 +259,10 @@ class SqliteDb(Cell):
             rows = [given_params(rows[0], sql=sql, db_id=self.id, write=True)]
         runtime = self.space.runtime
         targets, fills = _targets(sql, decl, runtime)
-        bound = bind_rows(targets, rows, sql=sql, db_id=self.id, many=many, store=runtime.store)
+        try:
+            bound = bind_rows(targets, rows, sql=sql, db_id=self.id, many=many, store=runtime.store)
+        except (LinkEncodeError, PendingValue) as exc:  # (refused by a value: which statement)
+            raise of_statement(exc, self.id, sql) from exc.__cause__
         check_prepare_time(decl, sql, bound[0] if bound else None, runtime.exec_timeout)
         self._claim(tx)
         if not written and decl.name is not None:

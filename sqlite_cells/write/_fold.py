@@ -521,10 +521,12 @@ class SqliteParticipant:
             version = self._migrated_before(op)
             if version is None:
                 raise
-            raise type(exc)(
+            again = type(exc)(
                 f"{exc}, except the migration of this database to version {version}, which "
                 "committed on its own before the write and stays"
-            ) from exc.__cause__
+            )
+            again.db_id, again.sql = exc.db_id, exc.sql
+            raise again from exc.__cause__
 
     def _migrated_before(self, op: PendingOp) -> int | None:
         """The version a ``migrate`` brought the file to for this op's transaction (it committed

@@ -144,11 +144,13 @@ def _check_link(value: object, *, table: str, column: str, db_id: str, sql: str)
         problem = f"a {type(value).__name__}"
     if problem:
         shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
-        raise LinkEncodeError(
+        error = LinkEncodeError(
             f"database {db_id}: {sql!r} would store {problem} ({shown}) in link column "
             f"{table}.{column}; a link column holds NULL or a link: bind a Cell (or None) "
             "there; nothing was written"
         )
+        error.db_id, error.sql = db_id, sql
+        raise error
 
 
 def check_fills(
@@ -167,13 +169,15 @@ def check_fills(
     for table, expected in fills:
         actual = now.get(fold_ascii(table), ())
         if list(map(is_link_column, actual)) != list(map(is_link_column, expected)):
-            raise LinkEncodeError(
+            error = LinkEncodeError(
                 f"database {db_id}: {sql!r} fills the columns ({', '.join(actual)}) of table "
                 f"{table} now, but its parameters were mapped to ({', '.join(expected)}) when "
                 "db.exec was called: the file was migrated since (by this write's own migrate, "
                 "or by another runtime or process); nothing was written: run the transaction "
                 f"again, or list the columns (INSERT INTO {table} (…) VALUES …)"
             )
+            error.db_id, error.sql = db_id, sql
+            raise error
 
 
 class _Text(bytes):

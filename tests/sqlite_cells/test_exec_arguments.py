@@ -710,3 +710,40 @@ def test_a_value_with_a_pending_attribute_is_a_value_not_a_pending_one(
         with pytest.raises(sc.QueryError, match="bind None, int, float, str, bytes"):
             call("SELECT ? AS v", [value])
     assert db.read("SELECT s FROM t") == [{"s": "ok"}]
+
+
+def test_link_and_pending_refusals_of_a_write_name_the_database_and_statement(
+    space: Space,
+) -> None:
+    """Errors ("where"; errors carry their data): an ExecArgumentError refused at the call named
+    the database and the statement and carried ``db_id`` and ``sql``; a LinkEncodeError or a
+    PendingValue refused at the same call did neither."""
+    db = space.sqlite_database("links", tables=MESSAGES)
+    ann = space.cell("ann")
+    calls = {
+        "cell to a plain column": (
+            sc.LinkEncodeError,
+            "INSERT INTO messages (body) VALUES (?)",
+            [ann],
+        ),
+        "text to a link column": (
+            sc.LinkEncodeError,
+            "INSERT INTO messages (author_cf_link, body) VALUES (?, 'x')",
+            ["ann"],
+        ),
+        "pending": (sc.PendingValue, "UPDATE messages SET body = ? WHERE id = 1", [sc.PENDING]),
+    }
+    with space.transact():
+        for error, sql, params in calls.values():
+            with pytest.raises(error) as info:
+                db.exec(sql, params)
+            assert (info.value.db_id, info.value.sql) == (db.id, sql)
+            assert str(info.value).startswith(f"database {db.id}: ")
+            assert str(info.value).endswith(
+                f"in {sql!r}; nothing was recorded and the transaction is still usable"
+            )
+        db.exec("INSERT INTO messages (body) VALUES ('kept')")
+    with pytest.raises(sc.LinkEncodeError) as at_commit, space.transact():
+        db.exec("INSERT INTO messages (author_cf_link, body) VALUES ('bob', 'y')")
+    assert at_commit.value.db_id == db.id and "'bob'" in str(at_commit.value.sql)
+    assert db.read("SELECT body FROM messages") == [{"body": "kept"}]
