@@ -10,7 +10,7 @@ import types
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Self
 
 from sqlite_cells import runtime
 from sqlite_cells.codec import (
@@ -302,6 +302,21 @@ class Runtime(runtime.Runtime):
     """
 
     space_class = Space
+
+    if TYPE_CHECKING:
+        # What a type checker sees of ``Runtime.ephemeral``: the options ``__init__`` takes
+        # (the method itself passes them on as they are given, and refuses others).
+        @classmethod
+        def ephemeral(  # type: ignore[override]  # (narrower on purpose: this runtime's options)
+            cls,
+            *,
+            poll_interval: float = 0.02,
+            query_workers: int = 2,
+            read_pool_size: int = 64,
+            query_timeout: float = 5.0,
+            exec_timeout: float = DEFAULT_EXEC_TIMEOUT,
+            disk_source_roots: Sequence[str | os.PathLike[str]] | None = None,
+        ) -> Self: ...
 
     @checked_arguments
     def __init__(

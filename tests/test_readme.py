@@ -104,6 +104,8 @@ def test_a_type_checker_catches_missing_and_stray_arguments_of_the_hot_calls(
         "    db.exec('DELETE FROM t')\n"
         "    db.exec('DELETE FROM t WHERE id = ?', [1])\n"
         "    db.exec(sql='DELETE FROM t', params=None)\n"
+        "    c.link(c)\n"
+        "    sc.Runtime.ephemeral(query_timeout=1.0).close()\n"
         "\n"
         "def wrong(c: sc.Cell, db: sc.SqliteDb) -> None:\n"
         "    c.set()\n"
@@ -111,10 +113,12 @@ def test_a_type_checker_catches_missing_and_stray_arguments_of_the_hot_calls(
         "    c.get(1)\n"
         "    db.exec()\n"
         "    db.exec('DELETE FROM t', None, 3)\n"
+        "    c.link(None)\n"
+        "    sc.Runtime.ephemeral(poll_intervall=1.0)\n"
     )
     done = _mypy(calls)
     flagged = sorted({int(m) for m in re.findall(r"calls\.py:(\d+): error", done.stdout)})
-    assert flagged == [12, 13, 14, 15, 16], done.stdout + done.stderr
+    assert flagged == [14, 15, 16, 17, 18, 19, 20], done.stdout + done.stderr
 
 
 def test_decode_cf_link_and_a_subscripted_query_state_type_and_run_as_the_spec_writes_them(
