@@ -30,6 +30,7 @@ import msgspec
 
 import sqlite_cells as sc
 from sqlite_cells.cli._output import error_line
+from sqlite_cells.files import unwritten_handle
 from sqlite_cells.read import text_table
 
 __all__ = ["ChatRun", "run_chat", "run_demo"]
@@ -90,6 +91,12 @@ class OtherData(sc.SqliteCellsError, ValueError):
     """The store holds data of another kind under the demo's names."""
 
 
+_ELSEWHERE = (
+    "this store holds other data under the demo's names, which the demo leaves alone (nothing "
+    "was written); run the demo on another store (`sqlite-cells demo DIR`)"
+)
+
+
 def _count(posts: sc.Cell) -> int:
     """The demo's count of posts; a store whose ``posts`` cell holds anything else holds
     another program's data, which the demo leaves alone."""
@@ -97,10 +104,41 @@ def _count(posts: sc.Cell) -> int:
     if type(value) is not int:
         raise OtherData(
             f"cell 'posts' of space {SPACE!r} holds {value!r}, not the demo's count of posts: "
-            "this store holds other data under the demo's names; run the demo on another "
-            "store (`sqlite-cells demo DIR`)"
+            + _ELSEWHERE
         )
     return value
+
+
+def _check_for_other_data(db: sc.SqliteDb, posts: sc.Cell, users: dict[str, sc.Cell]) -> None:
+    """Raise :class:`OtherData` naming the first of the demo's names that holds data the demo
+    did not write: every check runs before the demo's first commit, so a store of another
+    program is left as it was."""
+    _count(posts)
+    for key, user in users.items():
+        value = user.get()
+        if value is not None and not (
+            isinstance(value, dict) and value.keys() == {"name"} and isinstance(value["name"], str)
+        ):
+            raise OtherData(
+                f"cell {key!r} of space {SPACE!r} holds {value!r}, not one of the demo's users "
+                '({"name": …}): ' + _ELSEWHERE
+            )
+    handle = db.get()
+    stored = handle["tables"]
+    if (
+        handle.get("dropped")
+        or "source" in handle
+        or stored != unwritten_handle(db.declaration)["tables"]
+    ):
+        found = ", ".join(
+            f"{table}({', '.join(c.get('name', '?') for c in spec.get('columns', []))})"
+            for table, spec in stored.items()
+        )
+        what = "was dropped" if handle.get("dropped") else f"has other tables: {found or '(none)'}"
+        raise OtherData(
+            f"database {DATABASE!r} of space {SPACE!r} {what}, not the demo's "
+            f"messages({', '.join(TABLES['messages'].column_names)}): " + _ELSEWHERE
+        )
 
 
 def _name(user: sc.Cell | None) -> str:
@@ -139,6 +177,7 @@ class _Chat:
         self.db = db = space.sqlite_database(DATABASE, tables=TABLES)
         self.posts = space.cell("posts", default=0)
         self.users = {key: space.cell(key) for key in USERS}
+        _check_for_other_data(db, self.posts, self.users)
         (before,) = db.read("SELECT count(*) AS n FROM messages")
         self.run = ChatRun(rt.store, db.id, db.path, messages_before=int(before["n"]))
         out.write(f"store: {rt.store}\n")
