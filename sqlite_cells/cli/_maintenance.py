@@ -7,6 +7,7 @@ import errno
 import json
 import re
 import sys
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -204,6 +205,8 @@ def _shown_action(o: Outcome, *, repairing: bool) -> str:
 
 # What `check --repair` repairs when it may write the files.
 _REPAIRABLE = frozenset({Action.BEHIND, Action.AHEAD, Action.DAMAGED})
+# What a repair made of them.
+_REPAIRED = frozenset({Action.REPLAYED, Action.INVERTED, Action.REBUILT})
 # The outcomes of a space file, not a database.
 _SPACE_FILES = frozenset({Action.SPACE_DAMAGED, Action.SPACE_UNREADABLE})
 
@@ -216,9 +219,44 @@ _CHECK_COLUMNS = (
 def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
     """``check``: R71 for every runtime-owned database; exit 1 when one disagrees. Each outcome
     is printed with what to do about it; the library's own log lines, which say the same, are
-    held back while it runs."""
-    with library_log_held():
-        outcomes = check_store(store_dir(store), repair=args.repair)
+    held back while it runs. A Ctrl-C that comes once a repair is made ends the check at the
+    database it was at (the one being repaired is finished first, see ``check_store``): the
+    outcomes so far are printed, then that it was interrupted, and the status is 130 (SPEC §6);
+    before any repair is made it ends the command at once, as for every command."""
+    outcomes: list[Outcome] = []
+    stopped = False  # by Ctrl-C, once a repair was made
+    try:
+        with library_log_held():
+            check_store(store_dir(store), repair=args.repair, found=outcomes)
+    except KeyboardInterrupt:
+        if not any(o.action in _REPAIRED for o in outcomes):
+            raise  # nothing was written
+        stopped = True
+    repaired = any(o.action in _REPAIRED for o in outcomes)
+    interrupted = stopped
+    try:
+        # Once a repair is made it is said, whatever comes meanwhile.
+        with interrupts_held() if repaired else nullcontext():
+            status = _print_check(store, args, outcomes, out)
+    except KeyboardInterrupt:
+        if not repaired:
+            raise
+        interrupted = True
+    if not interrupted:
+        return status
+    rest = (
+        " (a database not listed above was not checked: run `sqlite-cells check --repair` again)"
+        if stopped
+        else ""
+    )
+    sys.stderr.write(
+        error_line(f"interrupted once the repairs above were made; they are kept{rest}")
+    )
+    return INTERRUPTED
+
+
+def _print_check(store: str, args: argparse.Namespace, outcomes: list[Outcome], out: TextIO) -> int:
+    """Print ``check``'s rows for ``outcomes``; its exit status for them."""
     rows: list[dict[str, Any]] = [
         {
             "db": o.db_id,

@@ -14,6 +14,7 @@ import json
 import os
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -72,6 +73,7 @@ from sqlite_cells.runtime import (
     DAMAGED_SPACE_ADVICE,
     FORMAT_VERSION,
     SPACE_FILES,
+    interrupts_held,
     odd_kind,
     op_targets_by_seq,
     readable_format,
@@ -948,7 +950,9 @@ def _open_read_only(path: Path) -> apsw.Connection:
     return conn
 
 
-def check_store(store: Path, *, repair: bool, verify: bool = True) -> list[Outcome]:
+def check_store(
+    store: Path, *, repair: bool, verify: bool = True, found: list[Outcome] | None = None
+) -> list[Outcome]:
     """Run :func:`reconcile` for every runtime-owned database of every space in ``store`` (what
     ``sqlite-cells check`` does), with SQLite's integrity check on each file (``verify``).
 
@@ -959,17 +963,28 @@ def check_store(store: Path, *, repair: bool, verify: bool = True) -> list[Outco
     names (:func:`orphans`) is reported as orphaned: kept as found, never repaired. A space file
     that cannot be read for damage is reported (``Action.SPACE_DAMAGED``, its path and what
     SQLite said), one this user may not open likewise (``Action.SPACE_UNREADABLE``), and the
-    rest of the store is checked all the same; nothing of it is written."""
+    rest of the store is checked all the same; nothing of it is written.
+
+    ``found``: the list the outcomes are added to as they are made (and which is returned), so
+    that a caller stopped by Ctrl-C knows what was repaired before it (SPEC §6). With
+    ``repair``, Ctrl-C is held back while one database is looked at and repaired, until its
+    outcome is in ``found``: a repair is never made without being reported."""
     store = Path(store)
-    outcomes = []
+    outcomes = found if found is not None else []
     with translated(f"the store {store}"):
         for space_file in space_files(store):
+            checked: list[Outcome] = []
             try:
-                outcomes.extend(_check_space(store, space_file, repair=repair, verify=verify))
+                _check_space(store, space_file, checked, repair=repair, verify=verify)
             except (DatabaseError, UnreadableRecord) as exc:
                 problem = _listed_problem(space_file, exc)
                 if problem is not None:
                     outcomes.append(_damaged_space(problem))
+                continue
+            except KeyboardInterrupt:
+                outcomes.extend(checked)  # what was repaired before it
+                raise
+            outcomes.extend(checked)
         named, _dropped, damaged = _store_names(store)
     reported = {o.path for o in outcomes}
     outcomes.extend(_damaged_space(d) for d in damaged if d.path not in reported)
@@ -984,13 +999,17 @@ def check_store(store: Path, *, repair: bool, verify: bool = True) -> list[Outco
             # declaring it does (R71: the space lost the commit that named it, e.g. restored
             # from a copy taken before; one commit ahead is that commit in flight, undone).
             space_file, db_id = lost
+            checked = []
             try:
-                outcomes.extend(
-                    _check_space(store, space_file, repair=repair, verify=verify, lost=db_id)
-                )
-                continue
+                _check_space(store, space_file, checked, repair=repair, verify=verify, lost=db_id)
             except (DatabaseError, UnreadableRecord):
                 pass  # its space file's problem is reported above: the file is kept as found
+            except KeyboardInterrupt:
+                outcomes.extend(checked)
+                raise
+            else:
+                outcomes.extend(checked)
+                continue
         shown = "cannot be read" if seq is None else f"holds commits up to seq {seq}"
         outcomes.append(
             Outcome(
@@ -1028,10 +1047,18 @@ def _first_write_lost(store: Path, path: Path) -> tuple[Path, str] | None:
 
 
 def _check_space(
-    store: Path, space_file: Path, *, repair: bool, verify: bool, lost: str | None = None
-) -> list[Outcome]:
-    """The outcomes of the databases of the space file ``space_file``; with ``lost``, of that
-    database alone, whose handle the space's log does not hold (:func:`_first_write_lost`)."""
+    store: Path,
+    space_file: Path,
+    outcomes: list[Outcome],
+    *,
+    repair: bool,
+    verify: bool,
+    lost: str | None = None,
+) -> None:
+    """Add to ``outcomes`` those of the databases of the space file ``space_file``; with
+    ``lost``, of that database alone, whose handle the space's log does not hold
+    (:func:`_first_write_lost`). While ``repair`` looks at and repairs one database, Ctrl-C is
+    held back until its outcome is added (see :func:`check_store`)."""
     # A space file this user may not write is looked at as `check` does: nothing of it can be
     # repaired, and opening it to write would leave a -wal and -shm behind (see read_as_is);
     # likewise a database file (its outcome says what a repair would do, with advice to run it
@@ -1054,33 +1081,52 @@ def _check_space(
             readable_format(conn, space_file)  # never repaired by a version that cannot read it
             if lost is not None:
                 path = store / db_file_name(lost)
-                return [_reconciled(conn, lost, path, space_file, repair=repair, verify=verify)]
-            written = _written_databases(conn)
-            outcomes = []
-            for db_id in sorted(written):
-                path = store / db_file_name(db_id)
-                row = conn.execute(
-                    f"SELECT {stored_json_column('value')}, rev FROM _cf_cells WHERE id = ?",
-                    (db_id,),
-                ).fetchone()
-                stored, rev = row if row is not None else (None, 0)
-                data = stored_json(stored)
-                value = handle_value(db_id, data) if data is not None else None
-                if value is None:
-                    outcomes.append(_bad_handle(db_id, path, database_seq(conn, db_id), stored))
-                elif type(rev) is not int:  # as a runtime refuses it (StoredCellError)
-                    last = database_seq(conn, db_id)
-                    outcomes.append(_bad_handle(db_id, path, last, rev, "revision"))
-                elif not is_dropped(value) and source_path(value) is None:
-                    outcome = _reconciled(
-                        conn, db_id, path, space_file, repair=repair, verify=verify
+                with _held(repair):
+                    outcomes.append(
+                        _reconciled(conn, lost, path, space_file, repair=repair, verify=verify)
                     )
-                    if outcome.action is Action.IN_SYNC:
-                        outcome = writes_refused(outcome, value["tables"], space_file)
-                    outcomes.append(outcome)
-            return outcomes
+                return
+            written = _written_databases(conn)
+            for db_id in sorted(written):
+                with _held(repair):
+                    _check_database(store, conn, db_id, space_file, outcomes, repair, verify)
         finally:
             conn.close()
+
+
+def _held(repair: bool) -> AbstractContextManager[object]:
+    """Ctrl-C held back while a repair runs and is recorded (see :func:`check_store`)."""
+    return interrupts_held() if repair else nullcontext()
+
+
+def _check_database(
+    store: Path,
+    conn: apsw.Connection,
+    db_id: str,
+    space_file: Path,
+    outcomes: list[Outcome],
+    repair: bool,
+    verify: bool,
+) -> None:
+    """Add the outcome of the database ``db_id`` of the space behind ``conn`` to ``outcomes``."""
+    path = store / db_file_name(db_id)
+    row = conn.execute(
+        f"SELECT {stored_json_column('value')}, rev FROM _cf_cells WHERE id = ?",
+        (db_id,),
+    ).fetchone()
+    stored, rev = row if row is not None else (None, 0)
+    data = stored_json(stored)
+    value = handle_value(db_id, data) if data is not None else None
+    if value is None:
+        outcomes.append(_bad_handle(db_id, path, database_seq(conn, db_id), stored))
+    elif type(rev) is not int:  # as a runtime refuses it (StoredCellError)
+        last = database_seq(conn, db_id)
+        outcomes.append(_bad_handle(db_id, path, last, rev, "revision"))
+    elif not is_dropped(value) and source_path(value) is None:
+        outcome = _reconciled(conn, db_id, path, space_file, repair=repair, verify=verify)
+        if outcome.action is Action.IN_SYNC:
+            outcome = writes_refused(outcome, value["tables"], space_file)
+        outcomes.append(outcome)
 
 
 def _reconciled(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -670,3 +673,61 @@ def test_a_migrated_database_damaged_later_is_not_sent_to_a_rebuild_the_log_cann
     for wrong in ("left as found", "out of the store", "rebuilds the database from the log"):
         assert wrong not in done.stdout, done.stdout
     assert not path.exists() and _store_files(store) == before
+
+
+# Runs the command as `python -m sqlite_cells` does, with one SIGINT sent right after the first
+# repair of a database returns (its transaction committed, its outcome not yet recorded).
+REPAIR_INTERRUPTED = """
+import os, signal, sys
+from sqlite_cells.cli._cli import main
+from sqlite_cells.files import _handles
+
+reconcile = _handles.reconcile
+
+def reconcile_then_interrupt(*args, **kwargs):
+    outcome = reconcile(*args, **kwargs)
+    if outcome.action is _handles.Action.REPLAYED:
+        os.kill(os.getpid(), signal.SIGINT)
+    return outcome
+
+_handles.reconcile = reconcile_then_interrupt
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_once_a_repair_is_made_says_what_was_repaired(store: Path) -> None:
+    """SPEC §6: a Ctrl-C landing right after `check --repair` repaired a database exited 130
+    with only "interrupted", although the repair was kept. It now prints that repair, says it
+    was interrupted once it was made and that the databases not listed were not checked, and
+    exits 130; the other database is left behind, as told."""
+    paths = []
+    for name in ("a", "b"):
+        with sc.Runtime(store) as rt:
+            space = rt.space(name)
+            db = space.sqlite_database("events", tables=TABLES)
+            for n in range(2):
+                with space.transact():
+                    db.exec("INSERT INTO events (n) VALUES (?)", [n])
+        _lose_last_commit(db.path)
+        paths.append(db.path)
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run(
+        [sys.executable, "-c", REPAIR_INTERRUPTED, "check", str(store), "--repair"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 130, done
+    (line,) = [line for line in done.stdout.splitlines() if "watermark" in line]
+    assert "watermark 1, space seq 2: replayed, 1 commit(s) applied" in line
+    assert done.stderr == (
+        "sqlite-cells: interrupted once the repairs above were made; they are kept (a database "
+        "not listed above was not checked: run `sqlite-cells check --repair` again)\n"
+    )
+    after = subprocess.run(
+        [sys.executable, "-m", "sqlite_cells", "check", str(store), "--json"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    found = {row["file"]: row["action"] for row in json.loads(after.stdout)}
+    repaired = next(p.name for p in paths if p.name in line)
+    assert found == {p.name: "in sync" if p.name == repaired else "behind" for p in paths}
+    assert after.returncode == 1

@@ -568,8 +568,10 @@ def test_ctrl_c_during_check_repair_exits_130_and_a_later_repair_completes(store
         process.communicate()
     assert "Traceback" not in err
     assert process.returncode in (130, 0), err  # 0: the repair finished before the signal
-    if process.returncode == 130:
-        assert err.endswith("sqlite-cells: interrupted\n")
+    if process.returncode == 130:  # at once, or once the repair under way was made and said
+        assert err.endswith("sqlite-cells: interrupted\n") or err.startswith(
+            "sqlite-cells: interrupted once the repairs above were made; they are kept"
+        )
     checked = _cli("check", str(store))
     assert checked.returncode in (0, 1)
     assert "quarantin" not in checked.stdout.lower() and "damaged" not in checked.stdout.lower()
