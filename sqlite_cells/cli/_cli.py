@@ -43,7 +43,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import apsw
 
@@ -61,7 +61,7 @@ from sqlite_cells.cli._inspect import (
     store_dir,
 )
 from sqlite_cells.cli._maintenance import check, gc, link
-from sqlite_cells.cli._names import Namer
+from sqlite_cells.cli._names import Namer, linked_database
 from sqlite_cells.cli._output import (
     Format,
     error_line,
@@ -312,23 +312,51 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
     _one_left_out(args, store, None)
     params = bindings(args.sql, param_pairs(args.params))
     try:
-        result = query_store(store, args.space, args.db, args.sql, params, timeout=args.timeout)
-    except SqliteCellsError as exc:
-        if isinstance(exc, QueryError) or not waited_for_lock(exc):
+        result = _read(store, args, args.space, args.db, params)
+    except InspectError as exc:
+        if exc.kind not in ("database-not-found", "not-a-database"):
             raise
-        # R44: a wait for a lock on the space file is part of the read, within its deadline.
-        raise QueryTimeout(
-            args.db,
-            args.sql,
-            f"waited {args.timeout}s for a lock another connection holds on a file of space "
-            f"{args.space!r}; nothing was read: try again once that connection lets go",
-        ) from exc
+        # DB may be the name `cells` lists for a piece's input (PATTERN/KEY.INPUT): what that
+        # input links to is read; a piece's name, or an input linking to no database, is
+        # refused saying which name to give.
+        try:
+            with Namer(store_dir(store), tuple(args.names)) as namer:
+                target = linked_database(namer, args.space, args.db)
+        except InspectError as refused:
+            if refused.kind != "not-a-database":
+                raise exc from None  # (another space file that cannot be read: not asked)
+            raise
+        if target is None:
+            raise
+        result = _read(store, args, *target, params)
     # The names and linked values are read once the result is: --timeout bounds the read and
     # every lock wait of the command (`main`), and the naming costs one connection per space
     # file and one look-up per linked cell (Namer), not a wait of its own.
     with Namer(store_dir(store), tuple(args.names), home=args.space) as namer:
         _print_result(result, args.fmt, namer, out)
     return OK
+
+
+def _read(
+    store: str,
+    args: argparse.Namespace,
+    space_id: str,
+    database: str,
+    params: tuple[Any, ...] | dict[str, Any],
+) -> QueryResult:
+    """``query``'s read of ``database`` of ``space_id`` (see ``query_store``)."""
+    try:
+        return query_store(store, space_id, database, args.sql, params, timeout=args.timeout)
+    except SqliteCellsError as exc:
+        if isinstance(exc, QueryError) or not waited_for_lock(exc):
+            raise
+        # R44: a wait for a lock on the space file is part of the read, within its deadline.
+        raise QueryTimeout(
+            database,
+            args.sql,
+            f"waited {args.timeout}s for a lock another connection holds on a file of space "
+            f"{space_id!r}; nothing was read: try again once that connection lets go",
+        ) from exc
 
 
 def _one_left_out(args: argparse.Namespace, store: str, refused: GuardViolation | None) -> None:

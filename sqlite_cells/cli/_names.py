@@ -55,6 +55,7 @@ from sqlite_cells.files import (
     DamagedSpace,
     damaged_spaces,
     foreign_owner,
+    holds_handle,
     quick_check,
     source_path,
     space_files,
@@ -62,7 +63,7 @@ from sqlite_cells.files import (
 )
 from sqlite_cells.runtime import SPACE_FILES, odd_kind
 
-__all__ = ["LINK_MARK", "READERS", "Named", "Namer", "link_in"]
+__all__ = ["LINK_MARK", "READERS", "Named", "Namer", "link_in", "linked_database"]
 
 LINK_MARK = "→"
 _MAX_TEXT = 200  # a linked value longer than this is cut in text output
@@ -251,6 +252,17 @@ class Namer:
         """What the store tells of cell ``cell_id`` of space ``space_id``."""
         self.spaces()
         return self._names.get((space_id, cell_id))
+
+    def ids_named(self, space_id: str, name: str) -> list[tuple[str, Named]]:
+        """The ids of space ``space_id`` that the store names ``name`` (as ``cells`` lists
+        them), with what it tells of each, sorted by id."""
+        self.spaces()
+        found = [
+            (cell_id, named)
+            for (in_space, cell_id), named in self._names.items()
+            if in_space == space_id and named.name == name
+        ]
+        return sorted(found, key=lambda item: item[0])
 
     def label(self, link: Link, home: str | None = None) -> str:
         """The name of the linked cell (or its id), with the path inside it, and the space it
@@ -534,3 +546,70 @@ def _name_piece_cells(
                 cell_id = derive_id(kind, "piece", piece, name)
                 if cell_id in ids and cell_id not in found:
                     found[cell_id] = Named(name, kind)
+
+
+def linked_database(namer: Namer, space_id: str, name: str) -> tuple[str, str] | None:
+    """The database (its space and id) that the input ``name`` of space ``space_id`` links to,
+    ``name`` being a piece input's name as ``cells`` lists it (``PATTERN/KEY.INPUT``); None when
+    ``name`` is no piece's nor input's name there (nor a database's, which comes first).
+    Raises :class:`InspectError` (``not-a-database``) when it names a piece, an input that links
+    to no database, or several cells, saying which name to give instead."""
+    if name.startswith("of:") or namer.named(space_id, derive_id("sqlite", space_id, name)):
+        return None
+    found = [(i, n) for i, n in namer.ids_named(space_id, name) if n.kind in ("piece", "input")]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise InspectError(
+            "not-a-database",
+            f"{name!r} names {len(found)} cells of space {space_id!r} (pieces of other pieces: "
+            f"{', '.join(i for i, _ in found)}): give the id of the database to read, as "
+            "`sqlite-cells inspect` lists it",
+        )
+    ((cell_id, named),) = found
+    if named.kind == "piece":
+        record = namer.value(Link(cell_id, space_id, "space"))
+        inputs = record.get("inputs") if isinstance(record, dict) else None
+        linked = [
+            f"{name}.{field}"
+            for field in (inputs if isinstance(inputs, list) else [])
+            if _linked(namer, space_id, derive_id("input", cell_id, str(field))) is not None
+        ]
+        instead = (
+            f"give the name of one of its inputs that links to a database: "
+            f"{', '.join(repr(n) for n in linked)}"
+            if linked
+            else "none of its inputs links to a database yet (`sqlite-cells link` links a file "
+            "to one)"
+        )
+        raise InspectError(
+            "not-a-database",
+            f"{name!r} names a piece of space {space_id!r} ({cell_id}), not a database: {instead}",
+        )
+    target = _linked(namer, space_id, cell_id)
+    if target is None:
+        value = namer.value(Link(cell_id, space_id, "space"))
+        holds = (
+            "nothing yet"
+            if value is None
+            else f"a link to the cell {namer.label(value, space_id)}"
+            if isinstance(value, Link)
+            else "a value"
+        )
+        raise InspectError(
+            "not-a-database",
+            f"{name!r} names an input of space {space_id!r} ({cell_id}) that links to no "
+            f"database (it holds {holds}): give the name of an input that links to a database, "
+            "or a database's name or id (`sqlite-cells cells` lists them with their kinds)",
+        )
+    return target
+
+
+def _linked(namer: Namer, space_id: str, input_id: str) -> tuple[str, str] | None:
+    """The database (space, id) the input cell ``input_id`` links to, if it links to one."""
+    value = namer.value(Link(input_id, space_id, "space"))
+    if not isinstance(value, Link) or value.path:
+        return None
+    if not holds_handle(value.id, namer.value(value)):
+        return None
+    return value.space, value.id

@@ -14,6 +14,7 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells.cli._cli import main
+from sqlite_cells.codec import derive_id
 from sqlite_cells.files import set_watermark
 
 from ..conftest import run_cli, run_cli_limited
@@ -96,6 +97,52 @@ def test_link_wires_a_file_into_a_piece(
         piece = rt.space("demo").run(count_rows, key="k")
         rt.settle()
         assert piece.outputs.get().result == [{"n": 2}]
+
+
+def test_query_takes_the_name_cells_lists_for_a_linked_input(store: Path, tmp_path: Path) -> None:
+    """§6: `cells` lists a piece (PATTERN/KEY) and its inputs (PATTERN/KEY.INPUT); `query`
+    given such a name hashed it as a top-level database's and said "it was never written". An
+    input linked to a database reads what it links to; a piece, or an input linked to none,
+    is refused saying what the name names and which name to give instead."""
+    reference = tmp_path / "things.db"
+    conn = apsw.Connection(str(reference))
+    conn.execute("CREATE TABLE things (x); INSERT INTO things VALUES (1), (2)")
+    conn.close()
+    with sc.Runtime(store) as rt:
+        piece = rt.space("demo").run(count_rows, key="k")
+        rt.settle()
+    (name,) = [
+        row["name"]
+        for row in json.loads(run_cli("cells", str(store), "--json").stdout)
+        if row["kind"] == "piece"
+    ]
+    ref = f"{name}.ref"  # (listed once it holds a value; an input given none holds nothing)
+    sql = "SELECT count(*) AS n FROM things"
+    done = run_cli("query", str(store), "demo", ref, sql)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr == (
+        f"sqlite-cells: InspectError: {ref!r} names an input of space 'demo' "
+        f"({derive_id('input', piece.id, 'ref')}) that links to no database (it holds nothing "
+        "yet): give the name of an input that links to a database, or a database's name or id "
+        "(`sqlite-cells cells` lists them with their kinds)\n"
+    )
+    done = run_cli("query", str(store), "demo", name, sql)
+    assert done.returncode == 1 and done.stdout == ""
+    assert f"{name!r} names a piece of space 'demo' ({piece.id}), not a database: none of" in (
+        done.stderr
+    )
+    assert run_cli("link", str(store), f"sqlite:{reference}", "demo", name, "ref").returncode == 0
+    listed = json.loads(run_cli("cells", str(store), "--json").stdout)
+    assert [row["name"] for row in listed if row["kind"] == "input"] == [ref]
+    done = run_cli("query", str(store), "demo", ref, sql, "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert (result["space"], result["file"], result["rows"]) == ("demo", "things.db", [{"n": 2}])
+    done = run_cli("query", str(store), "demo", name, sql)
+    assert done.returncode == 1 and done.stderr == (
+        f"sqlite-cells: InspectError: {name!r} names a piece of space 'demo' ({piece.id}), not "
+        f"a database: give the name of one of its inputs that links to a database: {ref!r}\n"
+    )
 
 
 def test_link_takes_the_piece_name_cells_lists(
