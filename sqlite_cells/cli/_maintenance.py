@@ -212,7 +212,8 @@ _SPACE_FILES = frozenset({Action.SPACE_DAMAGED, Action.SPACE_UNREADABLE})
 
 # The columns of `check`'s rows (its CSV header, also when no database was checked).
 _CHECK_COLUMNS = (
-    "db", "file", "watermark", "space_seq", "action", "commits", "detail", "kept", "advice"
+    "space", "db", "file", "watermark", "space_seq", "action", "commits", "detail", "kept",
+    "advice", "name",
 )  # fmt: skip
 
 
@@ -257,8 +258,12 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
 
 def _print_check(store: str, args: argparse.Namespace, outcomes: list[Outcome], out: TextIO) -> int:
     """Print ``check``'s rows for ``outcomes``; its exit status for them."""
+    # Each database's space and recorded name, as `inspect` gives them (none for a space file
+    # or an orphaned file, whose space is not known).
+    homes = _database_homes(store, {o.db_id for o in outcomes})
     rows: list[dict[str, Any]] = [
         {
+            "space": homes[o.db_id][0] if o.db_id in homes else None,
             "db": o.db_id,
             "file": o.path.name,
             "watermark": reported_watermark(o),
@@ -268,21 +273,23 @@ def _print_check(store: str, args: argparse.Namespace, outcomes: list[Outcome], 
             "detail": _shown(o.detail),
             "kept": str(o.kept) if o.kept is not None else None,
             "advice": _advice(o, repairing=args.repair),
+            "name": homes[o.db_id][1] if o.db_id in homes else None,
         }
         for o in outcomes
     ]
     for row, o in zip(rows, outcomes, strict=True):
         if o.action in _SPACE_FILES:  # a space file: no database, watermark or seq
-            row.update(db=None, watermark=None, space_seq=None)
+            row.update(space=None, db=None, watermark=None, space_seq=None, name=None)
         elif o.action is Action.ORPHANED:
             # No space names the file, so no id (ids are one-way hashes) and no space seq; its
             # watermark is the one it holds, none when it cannot be read (as `inspect` says).
-            row.update(db=None, watermark=readable_watermark(o.path), space_seq=None)
+            row.update(
+                space=None, db=None, watermark=readable_watermark(o.path), space_seq=None, name=None
+            )
         elif o.action is Action.LOCKED:
             row.update(watermark=None)  # not read: the file's lock was held all along
     checked = sum(o.action not in _SPACE_FILES for o in outcomes)
     if args.fmt is Format.TEXT:
-        names = _database_names(store, {o.db_id for o in outcomes})
         for row, o in zip(rows, outcomes, strict=True):
             if o.action is Action.ORPHANED:
                 mark = row["watermark"] if row["watermark"] is not None else "unreadable"
@@ -308,7 +315,11 @@ def _print_check(store: str, args: argparse.Namespace, outcomes: list[Outcome], 
             if mark is None:
                 mark = "not read" if o.action is Action.LOCKED else "unreadable"
             out.write(
-                names.get(o.db_id, "")
+                (
+                    one_line(f"database {row['name']!r} of space {row['space']!r}, ")
+                    if row["name"] is not None
+                    else ""
+                )
                 + f"{row['db']} ({one_line(row['file'])}): watermark {mark}, "
                 f"space seq {row['space_seq']}: {row['action']}"
                 + (f", {row['commits']} commit(s) applied" if row["commits"] else "")
@@ -325,20 +336,31 @@ def _print_check(store: str, args: argparse.Namespace, outcomes: list[Outcome], 
     return FINDING if any(not o.agrees for o in outcomes) else OK
 
 
-def _database_names(store: str, db_ids: set[str]) -> dict[str, str]:
-    """``database 'NAME' of space 'ID', `` for each of ``db_ids`` whose name its space records,
-    as ``inspect`` names it (a database made inside a pattern has none: it is shown by id).
-    Nothing when the names cannot be read (a space file damaged or unreadable: said anyway)."""
-    found: dict[str, str] = {}
+def _database_homes(store: str, db_ids: set[str]) -> dict[str, tuple[str, str | None]]:
+    """The space of each of ``db_ids`` whose handle a space of the store holds, and its name
+    when that space records it (as ``inspect`` names it; a database made inside a pattern has
+    none). Nothing for the spaces that cannot be read (a space file damaged or unreadable: said
+    anyway)."""
+    found: dict[str, tuple[str, str | None]] = {}
+    wanted = json.dumps(sorted(db_ids))
     try:
         with Namer(store_dir(store), skip_damaged=True) as namer:
-            for space_id in namer.spaces():
-                for db_id in db_ids:
+            for space_id, path in namer.spaces().items():
+                with read_only(path) as conn:
+                    held = conn.execute(
+                        f"SELECT {as_bytes('id')} FROM _cf_cells "
+                        "WHERE id IN (SELECT value FROM json_each(?))",
+                        (wanted,),
+                    ).fetchall()
+                for (raw_id,) in held:
+                    db_id = decoded(raw_id)
+                    if db_id is None:
+                        continue
                     named = namer.named(space_id, db_id)
-                    if named is not None and named.kind in ("database", "sqlite"):
-                        found[db_id] = one_line(f"database {named.name!r} of space {space_id!r}, ")
+                    recorded = named is not None and named.kind in ("database", "sqlite")
+                    found[db_id] = (space_id, named.name if named and recorded else None)
     except (SqliteCellsError, OSError):
-        return {}
+        return found
     return found
 
 

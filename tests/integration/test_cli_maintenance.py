@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import subprocess
@@ -61,6 +63,35 @@ def test_check_reports_then_repairs(store: Path, capsys: pytest.CaptureFixture[s
     assert code == 0 and "in sync" in out
     conn = apsw.Connection(str(db.path), flags=apsw.SQLITE_OPEN_READONLY)
     assert conn.execute("SELECT count(*) FROM events").fetchone() == (3,)
+
+
+@pytest.mark.parametrize("fmt", ["--json", "--ndjson", "--csv"])
+def test_check_rows_say_the_space_and_name_of_each_database(store: Path, fmt: str) -> None:
+    """§6: `check --json/--ndjson/--csv` rows carried the database's id and file but neither
+    its space nor its name, which the text output and `inspect`'s rows give: two spaces each
+    with a database `events` were told apart by opaque ids only. Each row now has `space` and
+    `name` (inspect's field names; the name is null for a database the space records no name
+    for, and both are for a file no space names)."""
+    for name in ("alpha", "beta"):
+        with sc.Runtime(store) as rt:
+            space = rt.space(name)
+            db = space.sqlite_database("events", tables=TABLES)
+            with space.transact():
+                db.exec("INSERT INTO events (n) VALUES (1)")
+    done = run_cli("check", str(store), fmt)
+    assert done.returncode == 0, done.stderr
+    if fmt == "--csv":
+        rows = list(csv.DictReader(io.StringIO(done.stdout)))
+        assert list(rows[0])[:2] == ["space", "db"] and list(rows[0])[-1] == "name"
+    elif fmt == "--ndjson":
+        rows = [json.loads(line) for line in done.stdout.splitlines()]
+    else:
+        rows = json.loads(done.stdout)
+    ids = {sp: derive_id("sqlite", sp, "events") for sp in ("alpha", "beta")}
+    assert sorted((r["space"], r["name"], r["db"]) for r in rows) == [
+        ("alpha", "events", ids["alpha"]),
+        ("beta", "events", ids["beta"]),
+    ]
 
 
 def test_check_of_a_missing_store_is_a_finding(
