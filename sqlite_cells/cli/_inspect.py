@@ -211,14 +211,18 @@ class DatabaseInfo:
     @property
     def in_sync(self) -> bool:
         """The file could be read whole and reflects exactly the space's last write to it
-        (R70). Injected files are never written by the runtime and have no watermark: they
-        count as in sync when they can be read."""
+        (R70); for a dropped database, the last write before its drop (the drop writes
+        nothing into the file), and one whose file is removed is in sync. Injected files are
+        never written by the runtime and have no watermark: they count as in sync when they can
+        be read."""
         if self.damage is not None or self.unreadable is not None or self.swapped:
             return False
         if self.history is not None or self.writes_refused is not None:
             return False
         if self.kind == SourceKind.DISK.value:
             return self.exists
+        if self.dropped and not self.exists:
+            return True  # (its file removed by `gc --yes`): nothing left to disagree
         return self.exists and self.watermark == self.last_write_seq
 
 
@@ -980,11 +984,17 @@ def _space(store: Path, path: Path, files: frozenset[str]) -> SpaceInfo:
         handles, quarantined, cells = read_handles(conn, files)
         last = conn.execute("SELECT coalesce(max(seq), 0) FROM _cf_log").fetchone()
         last_seq = int(last[0]) if last else 0
+        # A handle's row was written last by the drop of its database, which writes nothing
+        # into its file: the last write to the file is the commit before (R70).
+        last_writes = [
+            (db_id, h, database_seq(conn, db_id) if h.get("dropped") is True else rev)
+            for db_id, h, rev in handles
+        ]
     databases = tuple(
         _refused_writes(
             path, _same_history(path, _look_again(path, db) if _disagrees(db) else db), h
         )
-        for db, h in ((database_info(store, db_id, h, rev), h) for db_id, h, rev in handles)
+        for db, h in ((database_info(store, db_id, h, w), h) for db_id, h, w in last_writes)
     )
     return SpaceInfo(space_id, path.name, cells, last_seq, databases, tuple(quarantined))
 

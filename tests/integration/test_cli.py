@@ -225,6 +225,35 @@ def test_bad_usage_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) 
     assert "usage: sqlite-cells" in capsys.readouterr().err
 
 
+def test_a_dropped_database_is_in_sync_in_every_format(tmp_path: Path) -> None:
+    """R70, §6: `inspect --json/--csv` reported a dropped database `in_sync: false`, its drop's
+    seq counted as its last write although the drop writes nothing into the file, while the
+    exit status and the text said nothing was wrong. Its last write is the commit before the
+    drop; once `gc --yes` removed its file it is in sync too (nothing is left to disagree)."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("g")
+        db = space.sqlite_database("b", tables={"t": sc.table(x="text")})
+        with space.transact():
+            db.exec("INSERT INTO t (x) VALUES ('b')")
+        with space.transact():
+            db.drop()
+    for removed in (False, True):
+        done = run_cli("inspect", str(store), "--json")
+        assert done.returncode == 0, done.stderr
+        (found,) = json.loads(done.stdout)["spaces"][0]["databases"]
+        shown = (found["dropped"], found["exists"], found["last_write_seq"], found["in_sync"])
+        assert shown == (True, not removed, 1, True)
+        if not removed:
+            assert found["watermark"] == 1
+        done = run_cli("inspect", str(store), "--csv")
+        header, row = done.stdout.splitlines()
+        assert done.returncode == 0 and row.split(",")[header.split(",").index("in_sync")] == "true"
+        text = run_cli("inspect", str(store)).stdout
+        assert "last write at seq 1" in text or removed
+        assert run_cli("gc", str(store), "--yes").returncode == 0
+
+
 def test_inspect_and_query_injected_and_dropped_databases(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

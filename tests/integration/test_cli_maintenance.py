@@ -477,7 +477,7 @@ def test_inspect_still_says_a_database_was_dropped_once_gc_removed_its_file(
     assert not db.path.exists()
     code, out = _run(capsys, "inspect", str(store))
     assert code == 0
-    assert f"file {db.path.name}: rev 1, last write at seq 2, dropped, no file (removed)" in out
+    assert f"file {db.path.name}: rev 1, last write at seq 1, dropped, no file (removed)" in out
 
 
 def test_a_repair_the_disk_stops_is_not_a_quarantine_and_says_to_free_space(
