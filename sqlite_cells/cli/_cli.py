@@ -43,7 +43,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import apsw
 
@@ -63,7 +63,9 @@ from sqlite_cells.cli._inspect import (
 from sqlite_cells.cli._maintenance import check, gc, link
 from sqlite_cells.cli._names import Namer, linked_database
 from sqlite_cells.cli._output import (
+    CheckedOutput,
     Format,
+    OutputFailed,
     error_line,
     one_line,
     print_json,
@@ -612,7 +614,8 @@ def _os_message(exc: OSError) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns its exit status (argparse exits 2 itself on bad usage)."""
-    out, err = sys.stdout, sys.stderr
+    # (What the command writes to standard output, its failure said as the output's own.)
+    out, err = cast(TextIO, CheckedOutput(sys.stdout)), sys.stderr
     try:
         # A KeyboardInterrupt inside argparse's intermixed parsing makes its own clean-up fail
         # (an AttributeError): Ctrl-C is answered once the arguments are read.
@@ -623,7 +626,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             waits = lock_waits(longest=LOCK_WAIT)
         with waits:
-            return _dispatch(args, out)
+            code = _dispatch(args, out)
+        out.flush()  # (a failure of the last of it is said here, as any other)
+        return code
     except UsageError as exc:
         err.write(error_line(str(exc)))
         return USAGE
@@ -634,6 +639,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return INTERRUPTED
     except BrokenPipeError:
         stop_output()
+        return FINDING
+    except OutputFailed as exc:
+        stop_output()  # (what is left in its buffer is not tried again as the process ends)
+        err.write(error_line(str(exc)))
         return FINDING
     except GuardViolation as exc:
         err.write(error_line(f"refused by the statement guard: {exc}"))

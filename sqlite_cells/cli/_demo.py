@@ -29,7 +29,7 @@ from typing import Any, TextIO
 import msgspec
 
 import sqlite_cells as sc
-from sqlite_cells.cli._output import error_line
+from sqlite_cells.cli._output import OutputFailed, error_line
 from sqlite_cells.files import unwritten_handle
 from sqlite_cells.read import text_table
 
@@ -318,6 +318,8 @@ def run_demo(store: str | None, *, out: TextIO, err: TextIO) -> int:
     try:
         with sc.Runtime(store) as rt:
             run_chat(rt, out=out)
+    except OutputFailed:
+        raise  # the output's failure, said as every command says it
     except sc.SqliteCellsError as exc:
         out.flush()
         err.write(error_line(f"demo failed: {type(exc).__name__}: {exc}"))

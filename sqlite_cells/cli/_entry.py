@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
-from sqlite_cells.cli._status import FINDING, INTERRUPTED
+from sqlite_cells.cli._status import FINDING, INTERRUPTED, output_failure
 
 
 def _interrupted_while_exiting(signum: int, frame: FrameType | None) -> NoReturn:
@@ -45,7 +45,11 @@ def _end(code: int) -> NoReturn:
         # every format, however much of the output the pipe had taken in by then.
         stop_output()
         code = code or FINDING
-    except (OSError, ValueError):  # another failing or a closed stream: nothing more to say
+    except OSError as exc:  # a full disk, an I/O error: the output is not whole
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.write(f"sqlite-cells: {output_failure(exc)}\n")
+        code = code or FINDING
+    except ValueError:  # a closed stream: nothing more to say
         pass
     with contextlib.suppress(OSError, ValueError):
         sys.stderr.flush()

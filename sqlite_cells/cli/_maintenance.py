@@ -28,7 +28,14 @@ from sqlite_cells.cli._inspect import (
     writes_refused_advice,
 )
 from sqlite_cells.cli._names import Namer
-from sqlite_cells.cli._output import Format, error_line, one_line, print_json, print_rows
+from sqlite_cells.cli._output import (
+    Format,
+    OutputFailed,
+    error_line,
+    one_line,
+    print_json,
+    print_rows,
+)
 from sqlite_cells.cli._params import check_text
 from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK
 from sqlite_cells.codec import Link, LinkDecodeError, SqliteCellsError, decode_value, derive_id
@@ -651,51 +658,61 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
     if args.yes:
         paths, failed = _remove_all(found)
     verb = "removed" if args.yes else "would remove"
-    if args.fmt is Format.TEXT:
-        for p in paths:
-            out.write(f"{verb} {one_line(p.name)}\n")
-        for p, why in skipped:
-            out.write(f"skipped {one_line(p.name)}: {why}\n")
-        for p, why in kept:
-            out.write(f"kept {one_line(p.name)}: {one_line(why)}\n")
-        for p, why in failed:
-            out.write(f"could not remove {one_line(p.name)}: {one_line(why)}\n")
-        for d in damaged:
-            out.write(
-                f"{_space_file_kind(d)} {one_line(d.path.name)} ({one_line(d.reason)}): "
-                f"{_kept_for(d)}\n"
-            )
-        if args.yes:
-            out.write(f"{len(paths)} file(s) removed\n")
-        elif paths:
-            out.write(f"{len(paths)} file(s) to remove: run again with --yes to remove them\n")
+    try:
+        if args.fmt is Format.TEXT:
+            for p in paths:
+                out.write(f"{verb} {one_line(p.name)}\n")
+            for p, why in skipped:
+                out.write(f"skipped {one_line(p.name)}: {why}\n")
+            for p, why in kept:
+                out.write(f"kept {one_line(p.name)}: {one_line(why)}\n")
+            for p, why in failed:
+                out.write(f"could not remove {one_line(p.name)}: {one_line(why)}\n")
+            for d in damaged:
+                out.write(
+                    f"{_space_file_kind(d)} {one_line(d.path.name)} ({one_line(d.reason)}): "
+                    f"{_kept_for(d)}\n"
+                )
+            if args.yes:
+                out.write(f"{len(paths)} file(s) removed\n")
+            elif paths:
+                out.write(f"{len(paths)} file(s) to remove: run again with --yes to remove them\n")
+            else:
+                out.write("nothing to remove\n")
+        elif args.fmt is Format.JSON:
+            data: dict[str, Any] = {"removed": args.yes, "files": [p.name for p in paths]}
+            if skipped:
+                data["skipped"] = [{"file": p.name, "why": why} for p, why in skipped]
+            if kept:
+                data["kept"] = [{"file": p.name, "why": why} for p, why in kept]
+            if failed:
+                data["failed"] = [{"file": p.name, "why": why} for p, why in failed]
+            if damaged:
+                data["damaged_space_files"] = [
+                    {"file": d.path.name, "reason": d.reason, "unreadable": d.unreadable,
+                     "why": _kept_for(d)}
+                    for d in damaged
+                ]  # fmt: skip
+            print_json(data, out)
         else:
-            out.write("nothing to remove\n")
-    elif args.fmt is Format.JSON:
-        data: dict[str, Any] = {"removed": args.yes, "files": [p.name for p in paths]}
-        if skipped:
-            data["skipped"] = [{"file": p.name, "why": why} for p, why in skipped]
-        if kept:
-            data["kept"] = [{"file": p.name, "why": why} for p, why in kept]
-        if failed:
-            data["failed"] = [{"file": p.name, "why": why} for p, why in failed]
-        if damaged:
-            data["damaged_space_files"] = [
-                {"file": d.path.name, "reason": d.reason, "unreadable": d.unreadable,
-                 "why": _kept_for(d)}
+            rows = [{"file": p.name, "action": verb, "why": reasons[p]} for p in paths]
+            rows += [{"file": p.name, "action": "skipped", "why": why} for p, why in skipped]
+            rows += [{"file": p.name, "action": "kept", "why": why} for p, why in kept]
+            rows += [{"file": p.name, "action": "not removed", "why": why} for p, why in failed]
+            rows += [
+                {"file": d.path.name, "action": _space_file_kind(d), "why": _kept_for(d)}
                 for d in damaged
-            ]  # fmt: skip
-        print_json(data, out)
-    else:
-        rows = [{"file": p.name, "action": verb, "why": reasons[p]} for p in paths]
-        rows += [{"file": p.name, "action": "skipped", "why": why} for p, why in skipped]
-        rows += [{"file": p.name, "action": "kept", "why": why} for p, why in kept]
-        rows += [{"file": p.name, "action": "not removed", "why": why} for p, why in failed]
-        rows += [
-            {"file": d.path.name, "action": _space_file_kind(d), "why": _kept_for(d)}
-            for d in damaged
-        ]
-        print_rows(rows, args.fmt, out, columns=["file", "action", "why"])
+            ]
+            print_rows(rows, args.fmt, out, columns=["file", "action", "why"])
+        out.flush()
+    except OutputFailed as exc:
+        if not args.yes:
+            raise
+        not_removed = f", {len(failed)} could not be" if failed else ""
+        raise exc.after(
+            f"the removal was done all the same ({len(paths)} file(s) removed{not_removed}): "
+            "`sqlite-cells gc` lists what is left"
+        ) from exc.cause
     return FINDING if failed or damaged else OK
 
 

@@ -18,17 +18,21 @@ import io
 import math
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Final, TextIO
 
 import msgspec
 
 from sqlite_cells.cli._names import Namer, link_in
-from sqlite_cells.codec import EncodingError, decode_value
+from sqlite_cells.cli._status import output_failure
+from sqlite_cells.codec import EncodingError, SqliteCellsError, decode_value
 from sqlite_cells.read import escaped, text_table
 
 __all__ = [
+    "CheckedOutput",
     "Format",
+    "OutputFailed",
     "error_line",
     "escaped_lines",
     "finite",
@@ -79,6 +83,58 @@ def error_line(message: str) -> str:
     return f"sqlite-cells: {escaped_lines(message)}\n"
 
 
+class OutputFailed(SqliteCellsError):
+    """Standard output could not be written (a full disk, an I/O error; a reader that went away
+    is ``BrokenPipeError``, quiet): said as the output's failure, never as the store's disk
+    failing (``_status.output_failure``). ``done``: what the command did all the same."""
+
+    def __init__(self, cause: OSError, done: str | None = None) -> None:
+        super().__init__(output_failure(cause, done))
+        self.cause, self.done = cause, done
+
+    def after(self, done: str) -> OutputFailed:
+        """The same failure, saying that the command did ``done`` all the same."""
+        return OutputFailed(self.cause, done)
+
+
+class CheckedOutput:
+    """Standard output as the commands write it: a write or flush the system refuses raises
+    :class:`OutputFailed` (``BrokenPipeError`` stays as it is), so that no message blames the
+    store for the output's disk."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    @property
+    def encoding(self) -> str | None:
+        return getattr(self._stream, "encoding", None)
+
+    @property
+    def errors(self) -> str | None:
+        return getattr(self._stream, "errors", None)
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def write(self, text: str) -> int:
+        with _checked():
+            return self._stream.write(text)
+
+    def flush(self) -> None:
+        with _checked():
+            self._stream.flush()
+
+
+@contextmanager
+def _checked() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputFailed(exc) from exc
+
+
 def print_json(value: Any, out: TextIO) -> None:
     # msgspec writes bytes as base64 and keeps the key order of the rows.
     encoded = msgspec.json.encode(finite(value))
@@ -99,8 +155,9 @@ def write_whole(text: str, out: TextIO) -> None:
     out.flush()
     errors = getattr(out, "errors", None) or "backslashreplace"
     data = memoryview(text.encode(getattr(out, "encoding", None) or "utf-8", errors))
-    while data:
-        data = data[os.write(fd, data) :]
+    with _checked():
+        while data:
+            data = data[os.write(fd, data) :]
 
 
 _NOT_ASCII = re.compile(r"[^\x00-\x7f]")

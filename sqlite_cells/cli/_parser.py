@@ -17,7 +17,7 @@ from importlib import metadata
 from typing import Any, NoReturn
 
 from sqlite_cells.cli._output import Format, escaped_lines
-from sqlite_cells.cli._status import FINDING
+from sqlite_cells.cli._status import FINDING, output_failure
 from sqlite_cells.runtime import MAX_SECONDS
 
 __all__ = ["DEFAULT_TIMEOUT", "literal_params", "param_pairs", "parser"]
@@ -74,11 +74,7 @@ class _Parser(argparse.ArgumentParser):
         except OSError as exc:
             if stream is sys.stderr:
                 return  # nowhere to say it: the status the caller exits with says it
-            self.exit(
-                FINDING,
-                f"sqlite-cells: the output could not be written ({exc.strerror or exc}): free "
-                "space on its disk, or send it elsewhere, and run the command again\n",
-            )
+            self.exit(FINDING, f"sqlite-cells: {output_failure(exc)}\n")
 
 
 class _Intermixed(_Parser):

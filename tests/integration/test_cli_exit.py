@@ -185,3 +185,47 @@ def test_help_and_version_that_cannot_be_written_exit_1_and_say_so() -> None:
     with open("/dev/full", "w") as full:
         usage = subprocess.run([str(COMMAND), "query"], stderr=full, env=env, check=False)
     assert usage.returncode == 2
+
+
+def test_a_command_whose_output_cannot_be_written_says_so_and_gc_says_what_it_removed(
+    store: Path,
+) -> None:
+    """§6, Errors: a command whose standard output could not be written (a full disk) said
+    "No space left on device: free space on the disk and run the command again", blaming the
+    store's disk; `gc --yes` said so after removing the files, and the user never learned which.
+    Every command now says the output could not be written, as `--version` does (status 1);
+    `gc --yes` adds that the removal was done, how many files, and what lists what is left."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("g")
+        kept = space.sqlite_database("a", tables={"t": sc.table(x="text")})
+        dropped = space.sqlite_database("b", tables={"t": sc.table(x="text")})
+        with space.transact():
+            kept.exec("INSERT INTO t (x) VALUES ('a')")
+        with space.transact():
+            dropped.exec("INSERT INTO t (x) VALUES ('b')")
+        with space.transact():
+            dropped.drop()
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    full_disk = "sqlite-cells: the output could not be written (No space left on device): "
+    for args in (["cells"], ["inspect", "--json"], ["gc"], ["check", "--csv"]):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(
+                [str(COMMAND), args[0], str(store), *args[1:]],
+                stdout=full, stderr=subprocess.PIPE, text=True, env=env, check=False,
+            )  # fmt: skip
+        assert (done.returncode, done.stderr) == (
+            1,
+            full_disk + "free space on its disk, or send it elsewhere, and run the command again\n",
+        ), args
+    assert dropped.path.exists()
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [str(COMMAND), "gc", str(store), "--yes"],
+            stdout=full, stderr=subprocess.PIPE, text=True, env=env, check=False,
+        )  # fmt: skip
+    assert (done.returncode, done.stderr) == (
+        1,
+        full_disk + "free space on its disk, or send it elsewhere; the removal was done all the "
+        "same (1 file(s) removed): `sqlite-cells gc` lists what is left\n",
+    )
+    assert not dropped.path.exists() and kept.path.exists()
