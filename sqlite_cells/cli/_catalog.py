@@ -36,6 +36,7 @@ from sqlite_cells.cli._inspect import (
     store_dir,
     store_file_names,
     stored_tables,
+    with_moved_source,
     writes_refused_advice,
 )
 from sqlite_cells.cli._names import Namer
@@ -340,7 +341,8 @@ def list_tables(
             known = namer.named(space_id, db_id)
             label = known.name if known is not None else db_id
             if source is not None:
-                finding = database_info(root, db_id, handle, rev).source_finding(space_id)
+                info = with_moved_source(root, database_info(root, db_id, handle, rev), handles)
+                finding = info.source_finding(space_id)
                 if finding is not None:
                     left_out.append(UnreadSource(finding))
                     continue

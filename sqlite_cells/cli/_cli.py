@@ -195,6 +195,11 @@ def _print_store(
                 state = "GONE: the injected file is not there (MISSING)"
             elif not db.exists and db.dropped:
                 state = "dropped, no file (removed)"
+            elif db.moved_to is not None:
+                state = (
+                    f"UNUSED: the file moved to {db.moved_to}, is registered again there, and "
+                    "no cell links to this handle any more"
+                )
             elif not db.exists:
                 state = "no file"
             elif db.dropped:
@@ -243,7 +248,7 @@ def _print_store(
 _INSPECT_COLUMNS = (
     "space", "id", "file", "kind", "dropped", "exists", "missing", "gone", "rev", "last_write_seq",
     "watermark", "in_sync", "damage", "swapped", "history", "writes_refused", "declared_tables",
-    "name",
+    "name", "moved_to",
 )  # fmt: skip
 
 

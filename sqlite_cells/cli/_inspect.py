@@ -19,6 +19,7 @@ What a store holds, as this module reads it:
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import stat
@@ -123,6 +124,7 @@ __all__ = [
     "store_dir",
     "stored_tables",
     "table_names",
+    "with_moved_source",
     "writes_refused_advice",
 ]
 
@@ -174,6 +176,10 @@ class DatabaseInfo:
     # Why every write of it is refused although it is in sync with its space: another program
     # added what its declaration does not hold (``files.refused_writes``, what ``check`` says).
     writes_refused: str | None = None
+    # An injected file gone from its path that is registered again (same device and inode,
+    # R60) at this path, with no cell of the store linking to this handle any more: the handle
+    # is unused, nothing reads through it, so it is no finding (see :func:`with_moved_source`).
+    moved_to: str | None = None
 
     @property
     def missing(self) -> bool:
@@ -189,8 +195,13 @@ class DatabaseInfo:
     @property
     def gone(self) -> bool:
         """An injected file (R60) no longer at its registered path: its queries fail until it
-        is back."""
-        return self.kind == SourceKind.DISK.value and not self.exists and not self.dropped
+        is back (not one moved and registered again, whose handle nothing uses: ``moved_to``)."""
+        return (
+            self.kind == SourceKind.DISK.value
+            and not self.exists
+            and not self.dropped
+            and self.moved_to is None
+        )
 
     def source_finding(self, space: str) -> str | None:
         """What ``inspect`` finds of an injected file (R60) of space ``space`` that could not
@@ -329,8 +340,63 @@ def _gone_finding(space: str, db: DatabaseInfo) -> str:
     return (
         f"database {db.id} of space {space!r}: the injected file {db.file} is gone (deleted or "
         "moved after it was registered): its queries fail until it is put back, or the file is "
-        "registered again where it is now (`sqlite-cells link`)"
+        "registered again where it is now and every input linking to this handle is linked to "
+        "it there (`sqlite-cells link`)"
     )
+
+
+def with_moved_source(
+    store: Path, db: DatabaseInfo, handles: list[tuple[str, dict[str, Any], Any]]
+) -> DatabaseInfo:
+    """``db``, an injected file gone from its path, with ``moved_to`` set when it was moved
+    and registered again: another live handle of its space (among ``handles``) records the
+    same file (its device and inode, R60), which is at that handle's path now, and no cell of
+    any space of the store links to ``db`` any more (the inputs were linked again, as the
+    finding of a gone file advises). A handle cannot be dropped (``ReadOnlySource``): listed as
+    unused, it no longer makes every ``inspect`` a finding."""
+    if db.kind != SourceKind.DISK.value or db.exists or db.dropped:
+        return db
+    pin = next((recorded_pin(h) for i, h, _ in handles if i == db.id), None)
+    if pin is None:
+        return db
+    for other_id, other, _rev in handles:
+        where = source_path(other)
+        if other_id == db.id or where is None or other.get("dropped") is True:
+            continue
+        if recorded_pin(other) != pin or _pin_at(where) != pin:
+            continue
+        if _linked_anywhere(store, db.id):
+            return db  # an input still reads through it: the finding stands
+        return replace(db, moved_to=str(where))
+    return db
+
+
+def _pin_at(path: Path) -> tuple[int, int] | None:
+    try:
+        found = path.stat()
+    except (OSError, ValueError):
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _linked_anywhere(store: Path, db_id: str) -> bool:
+    """Whether a cell of a space of ``store`` other than the handle's own names ``db_id`` in
+    its stored value (a link holds its target's id); True when a space file cannot be read
+    (nothing is known of its links)."""
+    needle = json.dumps(db_id).encode()
+    for space_file in space_files(store):
+        try:
+            with read_only(space_file) as conn:
+                row = conn.execute(
+                    f"SELECT 1 FROM _cf_cells WHERE id != ? AND instr({as_bytes('value')}, ?) "
+                    "LIMIT 1",
+                    (db_id, needle),
+                ).fetchone()
+        except SqliteCellsError:
+            return True
+        if row is not None:
+            return True
+    return False
 
 
 def _swapped_finding(space: str, db: DatabaseInfo) -> str:
@@ -487,6 +553,7 @@ class StoreInfo:
                             # for both; "gone" tells the second apart).
                             "missing": d.missing or d.gone,
                             "gone": d.gone,
+                            "moved_to": d.moved_to,
                             "rev": d.rev,
                             "last_write_seq": d.last_write_seq,
                             "watermark": d.watermark,
@@ -994,7 +1061,10 @@ def _space(store: Path, path: Path, files: frozenset[str]) -> SpaceInfo:
         _refused_writes(
             path, _same_history(path, _look_again(path, db) if _disagrees(db) else db), h
         )
-        for db, h in ((database_info(store, db_id, h, w), h) for db_id, h, w in last_writes)
+        for db, h in (
+            (with_moved_source(store, database_info(store, db_id, h, w), handles), h)
+            for db_id, h, w in last_writes
+        )
     )
     return SpaceInfo(space_id, path.name, cells, last_seq, databases, tuple(quarantined))
 

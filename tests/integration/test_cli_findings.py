@@ -530,6 +530,53 @@ def test_an_injected_file_damaged_or_gone_is_a_finding_with_its_own_advice(
     )
 
 
+@sc.pattern
+def _rows_of(ref: sc.SqliteDb) -> sc.Query[dict[str, int]]:
+    return ref.query("SELECT count(*) AS n FROM t")
+
+
+def test_an_injected_file_moved_and_linked_again_where_it_is_now_is_no_longer_a_finding(
+    store: Path, tmp_path: Path
+) -> None:
+    """R60, §6: after an injected file was moved, `inspect` advised registering it again where
+    it is now (`link`); done, it still reported the old handle's file as gone (exit 1) for ever,
+    and nothing cleared it (gc removes no injected file, and `drop()` of it is ReadOnlySource).
+    A gone file's handle whose file is registered again (same device and inode) and that no
+    cell links to any more is now listed as unused, not a finding; while an input still links
+    to it, the finding stands and says to link every such input again."""
+    reference, moved = tmp_path / "ref.db", tmp_path / "moved.db"
+    conn = apsw.Connection(str(reference))
+    conn.execute("CREATE TABLE t (x); INSERT INTO t VALUES (1)")
+    conn.close()
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        pieces = [space.run(_rows_of, key=key).id for key in ("a", "b")]
+        rt.settle()
+    for piece in pieces:
+        assert run_cli("link", str(store), f"sqlite:{reference}", "s", piece, "ref").returncode == 0
+    reference.rename(moved)
+    gone = f"the injected file {reference} is gone (deleted or moved after it was registered)"
+    advice = "every input linking to this handle is linked to it there (`sqlite-cells link`)"
+    for piece in pieces:
+        done = run_cli("inspect", str(store))
+        assert done.returncode == 1 and gone in done.stdout and advice in done.stdout
+        assert run_cli("tables", str(store)).returncode == 1
+        assert run_cli("link", str(store), f"sqlite:{moved}", "s", piece, "ref").returncode == 0
+    done = run_cli("inspect", str(store))
+    assert done.returncode == 0, done.stdout
+    assert "finding: " not in done.stdout
+    assert (
+        f"{reference}: rev 0, last write at seq 3, UNUSED: the file moved to {moved}, is "
+        "registered again there, and no cell links to this handle any more"
+    ) in done.stdout
+    listed = json.loads(run_cli("inspect", str(store), "--json").stdout)
+    (old,) = [d for d in listed["spaces"][0]["databases"] if d["file"] == str(reference)]
+    assert (old["gone"], old["missing"], old["moved_to"], listed["findings"]) == (
+        False, False, str(moved), [],
+    )  # fmt: skip
+    assert run_cli("tables", str(store)).returncode == 0
+
+
 def test_tables_lists_the_store_and_reports_an_unreadable_injected_file_as_inspect_does(
     store: Path, tmp_path: Path
 ) -> None:
