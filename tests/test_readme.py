@@ -231,3 +231,24 @@ def test_a_handler_keeps_the_wrapped_signature_for_mypy(tmp_path: Path) -> None:
     flagged = {int(line.split(":")[1]) for line in done.stdout.splitlines() if ": error:" in line}
     wrong = {n for n, line in enumerate(HANDLERS.splitlines(), 1) if line.endswith("# wrong")}
     assert len(wrong) == 6 and flagged == wrong, done.stdout
+
+
+def test_a_derived_cell_is_typed_by_its_function(tmp_path: Path) -> None:
+    """§3: ``sc.lift(add)(c, d).get()`` is what ``add`` returns, for a type checker too (it was
+    ``Any``: a result used as another type passed)."""
+    calls = tmp_path / "derived.py"
+    calls.write_text(
+        "import sqlite_cells as sc\n"
+        "\n"
+        "def add(a: int, b: int) -> int:\n"
+        "    return a + b\n"
+        "\n"
+        "def use(c: sc.Cell) -> None:\n"
+        "    total: int = sc.lift(add)(c, c).get()\n"
+        "    text: str = sc.derive(c, lambda v: str(v)).get()\n"
+        "    wrong: str = sc.lift(add)(c, c).get()\n"
+        "    also_wrong: int = sc.derive(c, lambda v: str(v)).get()\n"
+    )
+    done = _mypy(calls)
+    flagged = sorted({int(m) for m in re.findall(r"derived\.py:(\d+): error", done.stdout)})
+    assert flagged == [9, 10], done.stdout + done.stderr
