@@ -1167,6 +1167,9 @@ class SpaceFile:
         # would otherwise land between a durable COMMIT and its bookkeeping; nor may the
         # committer's stack run out there (a commit made from deep in its caller's stack would
         # be told RecursionError though it was durable), so that stretch has STACK_ROOM too.
+        # What stops the committing thread (SystemExit from a signal handler, say) that
+        # arrived in a COMMIT which stands: raised once the commit is taken in.
+        stopping: BaseException | None = None
         with STACK_ROOM, interrupts_held():
             self._landing = _Landing(records)
             try:
@@ -1180,6 +1183,8 @@ class SpaceFile:
                         )
                     if not kept:
                         return []
+                    if not isinstance(exc, Exception):
+                        stopping = exc
                 self._apply([*foreign, *records])
             finally:
                 self._landed()
@@ -1189,6 +1194,8 @@ class SpaceFile:
                 ticket.succeed(record)
             self._maybe_compact(conn, records[-1].seq)
             self._wal_written = wal_state(self._path_str)
+        if stopping is not None:
+            raise stopping  # (the commit is durable and taken in: its committers know)
         return []
 
     def _hand_back(self, own: Ticket, members: list[Ticket]) -> bool:

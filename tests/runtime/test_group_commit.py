@@ -765,3 +765,36 @@ def test_a_ctrl_c_of_the_leader_is_a_conflict_for_the_other_members(rt: sc.Runti
     assert interrupts > 0 and not seen, seen
     # (An interrupt may land after one of the main thread's commits, before it is counted.)
     assert mine + sum(done) <= c.get() <= mine + sum(done) + interrupts
+
+
+def test_a_system_exit_that_lands_in_a_commit_which_stands_reaches_the_committer(
+    rt: sc.Runtime,
+) -> None:
+    """A ``SystemExit`` (an app's ``signal.signal(SIGTERM, lambda *a: sys.exit(0))``) raised
+    inside ``COMMIT`` after the space file committed: the commit stands and is taken in, and
+    the SystemExit then stops the committer — it was swallowed ("kept" logged), and the app
+    went on committing. SQLite's WAL hook, called once a file's commit is in its WAL, raises it
+    there, deterministically."""
+    space = rt.space("k")
+    c = space.cell("c", default=0)
+    _set(space, c, 1)
+    armed = [True]
+
+    def hook(_conn: apsw.Connection, name: str, _pages: int) -> int:
+        if armed[0] and name == "main":
+            armed[0] = False
+            raise SystemExit(3)
+        return apsw.SQLITE_OK
+
+    with space.file.write_connection() as conn:
+        conn.set_wal_hook(hook)
+    try:
+        with pytest.raises(SystemExit) as stopped, space.transact():
+            c.set(2)
+    finally:
+        with space.file.write_connection() as conn:
+            conn.set_wal_hook(None)
+    assert stopped.value.code == 3 and not armed[0]
+    assert c.get() == 2 and space.file.seen_seq == 2  # durable, and taken in
+    _set(space, c, 3)  # the next commit follows it
+    assert c.get() == 3 and space.file.seen_seq == 3
