@@ -41,6 +41,10 @@ __all__ = ["Chat", "create_app"]
 SPACE = "web"
 USERS = {"alice": "Alice", "bob": "Bob"}
 MAX_BODY = 500
+MAX_NAME = 100  # characters of a display name
+# Bytes of a request's body: a message of MAX_BODY characters of 4 UTF-8 bytes each, JSON-escaped
+# (a "\uXXXX" escape is 6 bytes a character), and room for the rest of the object.
+MAX_REQUEST = 16 * 1024
 TABLES = {
     "messages": sc.table(
         id="integer primary key",
@@ -77,9 +81,12 @@ def post(body: str, *, author: sc.Cell, db: sc.SqliteDb, posts: sc.Cell) -> None
 @sc.handler
 def rename(name: str, *, user: sc.Cell) -> None:
     """A new display name for ``user``: a cell write, no database write."""
-    if not name.strip():
+    name = name.strip()
+    if not name:
         raise ValueError("a name cannot be empty")
-    user.key("name").set(name.strip())
+    if len(name) > MAX_NAME:
+        raise ValueError(f"a name has at most {MAX_NAME} characters (this one {len(name)})")
+    user.key("name").set(name)
 
 
 def _name(cell: sc.Cell | None) -> str:
@@ -210,6 +217,8 @@ def create_app(chat: Chat) -> ASGIApp:
     async def post_message(request: Request) -> Response:
         try:
             data = await _json(request, "author", "body")
+        except _TooLarge as exc:
+            return _error(413, exc)
         except ValueError as exc:
             return _error(400, exc)
         author = chat.users.get(data["author"])
@@ -230,6 +239,8 @@ def create_app(chat: Chat) -> ASGIApp:
         try:
             data = await _json(request, "name")
             seq = await asyncio.to_thread(rename, data["name"], user=user)
+        except _TooLarge as exc:
+            return _error(413, exc)
         except (sc.SqliteCellsError, ValueError) as exc:
             return _error(400, exc)
         return JSONResponse({"seq": seq})
@@ -257,11 +268,26 @@ def create_app(chat: Chat) -> ASGIApp:
     return served
 
 
+class _TooLarge(ValueError):
+    """A request's body is over ``MAX_REQUEST`` bytes (answered 413, read no further)."""
+
+
 async def _json(request: Request, *fields: str) -> dict[str, str]:
     """The request's JSON object, which must have each of ``fields`` as a string (else a
-    ``ValueError`` saying what is wrong)."""
+    ``ValueError`` saying what is wrong). A body over ``MAX_REQUEST`` bytes is refused
+    (``_TooLarge``): no request holds more than a message, and a server that kept any body
+    whole could be made to hold hundreds of megabytes for one request. The rest of such a body
+    is read and dropped, so that the client, still sending it, gets the answer."""
+    body = bytearray()
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size <= MAX_REQUEST:
+            body += chunk
+    if size > MAX_REQUEST:
+        raise _TooLarge(f"the request's body is over {MAX_REQUEST:,} bytes ({size:,})")
     try:
-        data = msgspec.json.decode(await request.body())
+        data = msgspec.json.decode(bytes(body))
     except (msgspec.DecodeError, RecursionError):  # nested too deeply to read
         raise ValueError("the request's body is not JSON") from None
     if not isinstance(data, dict):

@@ -353,9 +353,12 @@ class Query(Reactive, Generic[T]):
     @checked_arguments
     def display(self) -> Any:
         """Show the query in a notebook output that updates in place after each change; returns
-        a handle whose ``stop()`` ends the updates."""
+        a handle whose ``stop()`` ends the updates. On a closed runtime it raises
+        ``ClosedError``, as other calls that would follow the query anew do: nothing would
+        update the output."""
         from sqlite_cells.read._display import display_query
 
+        self._graph_node.scheduler.check_open()
         return display_query(self)
 
     def _repr_html_(self) -> str:

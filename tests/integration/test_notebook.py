@@ -155,3 +155,8 @@ def test_display_outside_ipython_prints_instead(
         rt.settle()
         q.display()  # no IPython shell: IPython's display prints the state and returns
     assert "QueryState(pending=False, result=[], error=None, seq=0)" in capsys.readouterr().out
+    # Closed, nothing would update an output: refused as the other calls that would follow the
+    # query anew are (it showed the last state and returned a handle that said "live").
+    with pytest.raises(sc.ClosedError, match="closed"):
+        q.display()
+    assert capsys.readouterr().out == ""
