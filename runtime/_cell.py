@@ -181,6 +181,19 @@ class Cell(Reference):
         tx.record_read(file, self._id, entity.rev)
         return entity.data
 
+    def looked_at(self) -> Any:
+        """What :meth:`get` returns, the read recorded alike, for a caller that only looks at
+        the value (``db.read`` binds it as a parameter) and never changes it: the value the
+        scheduler computed from the same stored bytes when the cell's node has one — a cell at
+        a path of a large value otherwise decodes the whole value at each call."""
+        data = self._entity_data()
+        if data is not None:
+            node = self._space.source_for(self)
+            computed_from, value = node.computed
+            if computed_from is data or computed_from == data:
+                return value
+        return self.decode(data)
+
     def decode(self, data: bytes | None) -> Any:
         """The value at this cell's path in the stored entity ``data`` (the default if absent)."""
         if data is None:
@@ -483,6 +496,9 @@ class CellSource(Node):
         # The committed value when the node was made: its first value must be the one current
         # at that call, not whatever has been committed by the time the scheduler gets to it.
         self.seed = cell.space.file.entity(cell.id)
+        # The stored bytes of its last computation and the value computed from them (see
+        # Cell.looked_at).
+        self.computed: tuple[bytes | None, Any] = (None, None)
 
     def attach(self) -> None:
         self.scheduler.watch(self.cell.space.file, self.cell.id, self, self.seed)
@@ -507,6 +523,8 @@ class CellSource(Node):
                 _decoded.root = cell._decode_stored(data, link_cells=True)
                 _decoded.data = data
             value = _copied(value_at(_decoded.root, cell._value_path))
+        # (one attribute, set whole: a reader on another thread sees a pair that belongs)
+        self.computed = (data, value)
         return (not self.ready.is_set() or not same_value(value, self.value), value)
 
     def __repr__(self) -> str:

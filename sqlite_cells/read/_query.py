@@ -214,7 +214,7 @@ def _current(value: Any, key: object, sql: str, db_id: str, seen: bool) -> Any:
 
 def _seen_value(cell: Cell, key: object, sql: str, db_id: str) -> Any:
     try:
-        return cell.get()
+        return cell.looked_at()
     except SqliteCellsError as exc:
         raise _no_value(cell, key, sql, db_id, exc) from exc
 
