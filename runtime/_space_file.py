@@ -1481,6 +1481,8 @@ class SpaceFile:
         waiting, joined = 0, None
         try:
             while not self._acquire(_LOCK_POLL):
+                if lock_waits_abandoned():  # an async commit's caller gave up: it ends here
+                    raise self._given_up("waited for the space's write lock")
                 since = self._exclusive_since
                 if since is None:
                     waiting, joined = 0, None

@@ -450,6 +450,36 @@ def test_a_cancelled_commit_queued_behind_another_leaves_the_queue_at_once(
     assert (a.get(), b.get(), c.get()) == (2, 0, 2)
 
 
+def test_a_cancelled_commit_about_to_lead_leaves_the_queue_at_once(space: sc.Space) -> None:
+    """The first commit of a queue, about to lead, waits for the space's write lock held in
+    this process (``write_connection``, an ``exclusive`` handler, a catch-up): its task
+    cancelled, it went on waiting, then led a batch with its own transaction in it — the write
+    landed after its caller was told it was cancelled."""
+    a, b = space.cell("a", default=0), space.cell("b", default=0)
+
+    @sc.handler
+    async def put(*, cell: sc.Cell, value: int) -> None:
+        cell.set(value)
+
+    async def main() -> int | None:
+        assert await put(cell=a, value=1) == 1
+        with space.file.write_connection():
+            leader = asyncio.create_task(put(cell=a, value=2))
+            await _until(lambda: len(space.file._waiting) == 1)
+            other = asyncio.create_task(put(cell=b, value=2))
+            await _until(lambda: len(space.file._waiting) == 2)
+            leader.cancel()
+            done, _ = await asyncio.wait({leader}, timeout=BOUND / 3)
+            assert done, "the cancelled commit waited for the write lock"
+            assert [set(t.tx.writes) for t in space.file._waiting] == [{b.id}]
+        with pytest.raises(asyncio.CancelledError):
+            await leader
+        return await other
+
+    assert _run(main) == 2
+    assert (a.get(), b.get()) == (1, 2)
+
+
 # -- sync writes inside an async body ----------------------------------------------------------
 
 
