@@ -431,7 +431,7 @@ class SqliteDb(Cell):
         runtime: Runtime = self.space.runtime
         decode = row_decoder(row, runtime, db_id=self.id, sql=sql)
         bound = resolve_params(params, sql=sql, db_id=self.id, seen=True)
-        _refuse_pending(bound, self.id)
+        _refuse_pending(bound, self.id, sql)
         self._check_read_target()
         if current_transaction() is not None:
             # R32: reading the handle records its revision, so a commit to this database
@@ -748,18 +748,20 @@ def _checked_read_values(db: SqliteDb, sql: str, params: Any) -> Any:
     return check_read_values(params, sql=checked.sql, db_id=db.id)
 
 
-def _refuse_pending(bound: Any, db_id: str) -> None:
+def _refuse_pending(bound: Any, db_id: str, sql: str) -> None:
     """A one-shot read has no later run to wait for its parameters: one not ready yet
     (``sc.PENDING``, a pending query state, directly or as a cell's value) is refused at the call
     (R31's rule for writes), where a live query would stay pending until it is ready."""
     items = bound.items() if isinstance(bound, Mapping) else enumerate(bound, 1)
     for key, value in items:
         if is_pending(value):
-            raise PendingValue(
+            error = PendingValue(
                 f"database {db_id}: parameter {key} of db.read is not ready yet (sc.PENDING, or "
-                "a query with no result yet): wait for it (rt.settle()) before reading, or use "
-                "db.query, which runs once its parameters are ready"
+                f"a query with no result yet) in {brief_repr(sql)}: wait for it (rt.settle()) "
+                "before reading, or use db.query, which runs once its parameters are ready"
             )
+            error.db_id, error.sql = db_id, sql
+            raise error
 
 
 @overload

@@ -269,7 +269,8 @@ def create_app(chat: Chat) -> ASGIApp:
 
 
 class _TooLarge(ValueError):
-    """A request's body is over ``MAX_REQUEST`` bytes (answered 413, read no further)."""
+    """A request's body is over ``MAX_REQUEST`` bytes (answered 413; the rest of it is read and
+    dropped, not kept)."""
 
 
 async def _json(request: Request, *fields: str) -> dict[str, str]:

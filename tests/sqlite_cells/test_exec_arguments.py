@@ -747,3 +747,6 @@ def test_link_and_pending_refusals_of_a_write_name_the_database_and_statement(
         db.exec("INSERT INTO messages (author_cf_link, body) VALUES ('bob', 'y')")
     assert at_commit.value.db_id == db.id and "'bob'" in str(at_commit.value.sql)
     assert db.read("SELECT body FROM messages") == [{"body": "kept"}]
+    with pytest.raises(sc.PendingValue) as read:
+        db.read("SELECT ? AS v", [sc.PENDING])
+    assert (read.value.db_id, read.value.sql) == (db.id, "SELECT ? AS v")
