@@ -942,7 +942,7 @@ def migrate_file(
                 budget.long_calls = True
         conn.execute("BEGIN IMMEDIATE")
         try:
-            ran = _migrate_in_transaction(conn, gate, budget, schema, db_id, version, migrate)
+            ran = _migrate_in_transaction(conn, gate, budget, schema, db_id, version, migrate, path)
         except BaseException:
             with contextlib.suppress(apsw.Error):
                 conn.execute("ROLLBACK")
@@ -957,7 +957,7 @@ def migrate_file(
 
 def _migrate_in_transaction(
     conn: apsw.Connection, gate: Gate, budget: Budget, schema: Schema, db_id: str,
-    version: int, migrate: Migrate,
+    version: int, migrate: Migrate, path: Path,
 ) -> bool:  # fmt: skip
     known = conn.execute("SELECT 1 FROM sqlite_schema WHERE name = '_cf_meta'").fetchone()
     stored = stored_version(conn, "main", db_id) if known else None
@@ -966,7 +966,7 @@ def _migrate_in_transaction(
         return False
     handle = MigrationConnection(conn, gate, db_id, budget)
     call = f"migrate(conn, from_version={stored})"
-    null_keys = _null_key_rows(conn, schema)
+    changes = conn.total_changes()  # (a callback that changed no row left no NULL key)
     budget.start()
     try:
         result = migrate(handle, stored)
@@ -1007,7 +1007,8 @@ def _migrate_in_transaction(
     _check_exact(conn, schema, db_id)
     _check_link_values(conn, schema, db_id, call)
     _check_virtual_values(conn, schema, db_id, call)
-    _check_null_keys(conn, schema, null_keys, db_id, call)
+    if conn.total_changes() != changes:
+        _check_null_keys(conn, path, schema, db_id, call)
     store_version(conn, "main", version)
     return True
 
@@ -1105,17 +1106,19 @@ def _null_key_rows(conn: apsw.Connection, schema: Schema) -> dict[str, tuple[tup
 
 
 def _check_null_keys(
-    conn: apsw.Connection,
-    schema: Schema,
-    before: Mapping[str, tuple[tuple[str, ...], int]],
-    db_id: str,
-    call: str,
+    conn: apsw.Connection, path: Path, schema: Schema, db_id: str, call: str
 ) -> None:
-    """After ``migrate``: it left no more rows whose primary key holds NULL than the table had,
-    else :class:`MigrationError` naming the table and its key. A write refuses to leave such a
-    row (SQLite's session records no change to it: R51, R70), so every later write touching it
-    would fail; rows the file already held are kept, as writes keep them."""
-    for name, (columns, count) in _null_key_rows(conn, schema).items():
+    """After a ``migrate`` that changed rows: it left no more rows whose primary key holds NULL
+    than the table had, else :class:`MigrationError` naming the table and its key. A write
+    refuses to leave such a row (SQLite's session records no change to it: R51, R70), so every
+    later write touching it would fail; rows the file already held are kept, as writes keep
+    them. What the table held is read, only when it holds such rows now, on a connection of
+    its own, which sees the file as it was before the migration's transaction (WAL)."""
+    now = {name: found for name, found in _null_key_rows(conn, schema).items() if found[1]}
+    if not now:
+        return
+    before = _rows_before(path, schema)
+    for name, (columns, count) in now.items():
         had = before.get(name, (columns, 0))[1]
         if count > had:
             keys = ", ".join(f"{name}.{column}" for column in columns)
@@ -1126,6 +1129,21 @@ def _check_null_keys(
                 "touch it (R51, R70); nothing was written: give each row a key, or declare the "
                 "key NOT NULL",
             )
+
+
+def _rows_before(path: Path, schema: Schema) -> dict[str, tuple[tuple[str, ...], int]]:
+    """:func:`_null_key_rows` of the file as its last commit left it (the migration's own
+    transaction is not committed yet); a file that cannot be read so counts none."""
+    try:
+        reader = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    except apsw.Error:
+        return {}
+    try:
+        return _null_key_rows(reader, schema)
+    except apsw.Error:
+        return {}
+    finally:
+        reader.close()
 
 
 def _check_link_column(

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import apsw
 import pytest
@@ -577,3 +578,47 @@ def _keyed_file(db: sc.SqliteDb) -> tuple[object, ...]:
         return version, conn.execute("SELECT k, v FROM t ORDER BY k").fetchall()
     finally:
         conn.close()
+
+
+def test_a_migrate_that_changes_no_row_counts_no_null_keys(
+    rt: sc.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Counting rows whose key holds NULL scans a table whose key has two columns (its index
+    serves the first only): a migration that changed no row cannot have left one, and pays
+    nothing; one that did counts once, and reads the file as it was only if it finds some."""
+    from sqlite_cells.schema import _migrate as migrate_module
+
+    counted: list[str] = []
+    real = migrate_module._null_key_rows
+
+    def counting(conn: apsw.Connection, schema: Any) -> Any:
+        counted.append("count")
+        return real(conn, schema)
+
+    monkeypatch.setattr(migrate_module, "_null_key_rows", counting)
+    keyed = {"t": sc.table(k="text primary key", v="text")}
+    space = rt.space("s")
+    db = space.sqlite_database("db", tables=keyed)
+    with space.transact():
+        db.exec("INSERT INTO t (k, v) VALUES ('a', 'x')")
+    added = {"t": sc.table(k="text primary key", v="text", w="text")}
+    db2 = space.sqlite_database(
+        "db",
+        tables=added,
+        version=2,
+        migrate=lambda conn, v: conn.execute("ALTER TABLE t ADD COLUMN w text"),
+    )
+    with space.transact():
+        db2.exec("INSERT INTO t (k, v) VALUES ('b', 'y')")
+    assert counted == []
+    db3 = space.sqlite_database(
+        "db", tables=added, version=3, migrate=lambda conn, v: conn.execute("UPDATE t SET w = v")
+    )
+    with space.transact():
+        db3.exec("INSERT INTO t (k, v) VALUES ('c', 'z')")
+    assert counted == ["count"]
+    assert db3.read("SELECT k, w FROM t ORDER BY k") == [
+        {"k": "a", "w": "x"},
+        {"k": "b", "w": "y"},
+        {"k": "c", "w": None},
+    ]
