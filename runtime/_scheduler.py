@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlite_cells.codec import ClosedError
+from sqlite_cells.codec import ClosedError, TransactionError
 from sqlite_cells.runtime._fork import FORKED_ADVICE, generation
 from sqlite_cells.runtime._space_file import CommitEvent, Entity, SpaceFile
 
@@ -37,6 +37,12 @@ __all__ = ["Node", "Scheduler", "Subscription", "Work", "own"]
 
 # How long one wait of ``settle`` lasts before it looks again (seconds; see Scheduler.settle).
 _WAIT_SLICE = 0.1
+# The scheduler of each scheduler thread, by the thread's ident, and what a scheduler thread
+# waits for in ``settle`` (a subscriber of one runtime settling another runtime): each changed
+# by single dict operations, atomic for other threads. A wait that comes back to the waiter
+# would never end (see Scheduler._check_cycle).
+_SCHEDULER_OF: dict[int, Scheduler] = {}
+_SETTLING: dict[int, Scheduler] = {}
 # How long close() waits for the thread to complete the subscribers, then for it to end (a
 # subscriber busy longer holds it: then it completes them, and ends, once back).
 CLOSE_WAIT = 5.0
@@ -649,19 +655,49 @@ class Scheduler:
         raises when the wait can never end (see ``Runtime._settle``)."""
         if self.on_thread:
             return True
-        end = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            past = self._next_epoch
-            # In slices: Ctrl-C may reach another thread of the process, and a long wait here
-            # would hold it back from the main thread until the wait ended.
-            while not self._settled(past):
-                step = _WAIT_SLICE if end is None else min(_WAIT_SLICE, end - time.monotonic())
-                if step <= 0:
-                    return False
-                self._idle.wait(step)
-                if stuck is not None:
-                    stuck()
-            return True
+        me = threading.get_ident()
+        waiter = _SCHEDULER_OF.get(me)  # this is another runtime's scheduler thread
+        if waiter is not None:
+            _SETTLING[me] = self
+        try:
+            end = None if timeout is None else time.monotonic() + timeout
+            with self._lock:
+                past = self._next_epoch
+                # In slices: Ctrl-C may reach another thread of the process, and a long wait
+                # here would hold it back from the main thread until the wait ended.
+                while not self._settled(past):
+                    step = _WAIT_SLICE if end is None else min(_WAIT_SLICE, end - time.monotonic())
+                    if step <= 0:
+                        return False
+                    self._idle.wait(step)
+                    if stuck is not None:
+                        stuck()
+                    if waiter is not None:
+                        self._check_cycle(waiter)
+                return True
+        finally:
+            if waiter is not None:
+                _SETTLING.pop(me, None)
+
+    def _check_cycle(self, waiter: Scheduler) -> None:
+        """Raise :class:`TransactionError` if this scheduler's thread waits, through the
+        settles of other runtimes' subscribers, for ``waiter``, whose thread waits for this one
+        to settle: none of them could ever deliver again (each settle would wait for ever, and
+        a timeout would only end it with nothing delivered)."""
+        at: Scheduler = self
+        for _ in range(len(_SETTLING) + 1):
+            ident = at._thread.ident
+            nxt = _SETTLING.get(ident) if ident is not None else None
+            if nxt is None:
+                return
+            if nxt is waiter:
+                raise TransactionError(
+                    "settle() of one runtime, called on another runtime's scheduler thread (a "
+                    "subscriber or derived cell), waits for a runtime whose own subscriber waits "
+                    "for that one to settle: neither could ever deliver again; settle from "
+                    "outside subscribers and derived functions"
+                )
+            at = nxt
 
     def _settled(self, past: int) -> bool:
         """(Under ``_lock``.) Whether no work of an epoch before ``past`` is left."""
@@ -803,6 +839,14 @@ class Scheduler:
     # -- the thread ----------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        me = threading.get_ident()
+        _SCHEDULER_OF[me] = self
+        try:
+            self._run()
+        finally:
+            _SCHEDULER_OF.pop(me, None)
+
+    def _run(self) -> None:
         while True:
             with self._lock:
                 while not self._queue and not self._closed:

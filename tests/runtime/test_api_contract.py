@@ -316,3 +316,39 @@ def test_a_derived_cell_over_two_spaces_follows_both(rt: sc.Runtime) -> None:
     rt.settle()
     assert total.get() == 22
     assert seen == [11, 12, 22]
+
+
+def test_subscribers_of_two_runtimes_settling_each_other_do_not_wait_for_ever(
+    tmp_path: Path,
+) -> None:
+    """A helper that settles every runtime, called from a subscriber of each of two runtimes:
+    each scheduler thread waited for the other to settle, and neither ever delivered again
+    (``settle()`` never returned, ``close()`` waited out its bound). The settle that would close
+    the circle raises ``TransactionError`` in its subscriber (logged), and both go on."""
+    a_rt, b_rt = sc.Runtime(tmp_path / "a"), sc.Runtime(tmp_path / "b")
+    try:
+        a = a_rt.space("s").cell("a", default=0)
+        b = b_rt.space("s").cell("b", default=0)
+        raised: list[type[BaseException]] = []
+
+        def settle_all() -> None:
+            try:
+                a_rt.settle()
+                b_rt.settle()
+            except sc.SqliteCellsError as exc:
+                raised.append(type(exc))
+                raise
+
+        got: list[tuple[str, int]] = []
+        a.observe().subscribe(lambda v: (got.append(("a", v)), settle_all()))
+        b.observe().subscribe(lambda v: (got.append(("b", v)), settle_all()))
+        with a_rt.space("s").transact():
+            a.set(1)
+        with b_rt.space("s").transact():
+            b.set(1)
+        assert a_rt.settle(timeout=30) and b_rt.settle(timeout=30)
+        assert ("a", 1) in got and ("b", 1) in got
+        assert set(raised) <= {sc.TransactionError}
+    finally:
+        a_rt.close()
+        b_rt.close()
