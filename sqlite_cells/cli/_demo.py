@@ -30,7 +30,7 @@ import msgspec
 
 import sqlite_cells as sc
 from sqlite_cells.cli._output import OutputFailed, error_line
-from sqlite_cells.files import unwritten_handle
+from sqlite_cells.files import unwritten_handle, write_refused_by_file
 from sqlite_cells.read import text_table
 
 __all__ = ["ChatRun", "run_chat", "run_demo"]
@@ -111,8 +111,8 @@ def _count(posts: sc.Cell) -> int:
 
 def _check_for_other_data(db: sc.SqliteDb, posts: sc.Cell, users: dict[str, sc.Cell]) -> None:
     """Raise :class:`OtherData` naming the first of the demo's names that holds data the demo
-    did not write: every check runs before the demo's first commit, so a store of another
-    program is left as it was."""
+    did not write, or whose file would refuse the demo's first write to it: every check runs
+    before the demo's first commit, so a store of another program is left as it was."""
     _count(posts)
     for key, user in users.items():
         value = user.get()
@@ -138,6 +138,13 @@ def _check_for_other_data(db: sc.SqliteDb, posts: sc.Cell, users: dict[str, sc.C
         raise OtherData(
             f"database {DATABASE!r} of space {SPACE!r} {what}, not the demo's "
             f"messages({', '.join(TABLES['messages'].column_names)}): " + _ELSEWHERE
+        )
+    # Its file, as the demo's first write to it will find it (its stored version too).
+    refused = write_refused_by_file(db.declaration)
+    if refused is not None:
+        raise OtherData(
+            f"database {DATABASE!r} of space {SPACE!r} has a file that refuses the demo's "
+            f"writes ({refused}): " + _ELSEWHERE
         )
 
 

@@ -47,6 +47,7 @@ from sqlite_cells.files._handles import unreadable_advice as unreadable_advice
 from sqlite_cells.files._handles import unreadable_handle as unreadable_handle
 from sqlite_cells.files._handles import unwritten_handle as unwritten_handle
 from sqlite_cells.files._handles import why_kept as why_kept
+from sqlite_cells.files._handles import write_refused_by_file as write_refused_by_file
 from sqlite_cells.files._handles import writes_refused as writes_refused
 from sqlite_cells.files._held_files import copy_file as copy_file
 from sqlite_cells.files._held_files import hold_open as hold_open
@@ -246,5 +247,6 @@ __all__ = [
     "wal_companions_present",
     "watermark_sql",
     "why_kept",
+    "write_refused_by_file",
     "writes_refused",
 ]

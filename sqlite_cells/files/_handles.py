@@ -90,6 +90,7 @@ from sqlite_cells.runtime import (
 from sqlite_cells.schema import (
     Declaration,
     Schema,
+    SchemaTextError,
     SourceKind,
     db_file_name,
     meta_text,
@@ -97,6 +98,7 @@ from sqlite_cells.schema import (
     stored_id,
     stored_owner,
     stored_version,
+    write_refusal,
 )
 
 T = TypeVar("T")
@@ -139,6 +141,7 @@ __all__ = [
     "unreadable_advice",
     "unreadable_handle",
     "why_kept",
+    "write_refused_by_file",
     "writes_refused",
 ]
 
@@ -1177,6 +1180,26 @@ def refused_writes(
     ):
         return None
     return str(UnsupportedMigration(db_id, differences))
+
+
+def write_refused_by_file(decl: Declaration) -> str | None:
+    """Why the next write of the database declared as ``decl`` would be refused by its file
+    as it stands — the write's own message (``UnsupportedMigration``: a file another program
+    made, a version newer than the declared one, tables no write adds) — read without writing
+    or waiting; None when the file finds none, is not there yet, or cannot be read at once (a
+    write then says what is wrong)."""
+    schema = decl.schema
+    if schema is None:
+        return None
+
+    def refusal(conn: apsw.Connection) -> str | None:
+        try:
+            found = write_refusal(conn, "main", schema, db_id=decl.db_id, version=decl.version)
+        except (SchemaError, SchemaTextError) as exc:
+            return str(exc)
+        return None if found is None else str(found)
+
+    return peek(decl.path, refusal)
 
 
 class _StayedLocked(DatabaseError):

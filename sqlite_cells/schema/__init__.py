@@ -22,6 +22,7 @@ from sqlite_cells.schema._migrate import store_version as store_version
 from sqlite_cells.schema._migrate import stored_id as stored_id
 from sqlite_cells.schema._migrate import stored_owner as stored_owner
 from sqlite_cells.schema._migrate import stored_version as stored_version
+from sqlite_cells.schema._migrate import write_refusal as write_refusal
 from sqlite_cells.schema._null_keys import nullable_key_columns as nullable_key_columns
 from sqlite_cells.schema._order import fill_orders as fill_orders
 from sqlite_cells.schema._schema import CfLink as CfLink
@@ -85,4 +86,5 @@ __all__ = [
     "stored_version",
     "table",
     "use_long_calls",
+    "write_refusal",
 ]

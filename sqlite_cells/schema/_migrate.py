@@ -117,6 +117,7 @@ __all__ = [
     "stored_id",
     "stored_owner",
     "stored_version",
+    "write_refusal",
 ]
 
 _SAVEPOINT: Final = "_cf_ensure_schema"
@@ -660,6 +661,29 @@ def ensure_schema(
         raise
     conn.execute(f"RELEASE {_SAVEPOINT}")
     return stored
+
+
+def write_refusal(
+    conn: apsw.Connection, database: str, schema: Schema, *, db_id: str, version: int
+) -> UnsupportedMigration | None:
+    """The :class:`UnsupportedMigration` :func:`ensure_schema` would raise bringing the file
+    visible as ``database`` to ``schema`` at ``version``, found without writing anything (its
+    steps in its order: a file another program made, a stored version newer than ``version``,
+    the differences no write adds); None when none is found (a refusal only SQLite's own
+    ``ALTER TABLE`` finds is left to the write). Read only."""
+    if made_elsewhere(conn, database):
+        return UnsupportedMigration(
+            db_id, [foreign_file(conn.db_filename(database))], advice=_FOREIGN_ADVICE
+        )
+    db = quote_ident(database)
+    known = conn.execute(f"SELECT 1 FROM {db}.sqlite_schema WHERE name = '_cf_meta'").fetchone()
+    try:
+        if known:
+            _refuse_newer(stored_version(conn, database, db_id), version, db_id)
+    except UnsupportedMigration as exc:
+        return exc
+    differences = diff_of(conn, database, schema)[1]
+    return UnsupportedMigration(db_id, differences) if differences else None
 
 
 def _refuse_newer(stored: int | None, version: int, db_id: str) -> None:

@@ -800,3 +800,37 @@ def test_check_names_each_database_as_inspect_does(tmp_path: Path) -> None:
     assert "watermark 1, space seq 1: in sync" in done.stdout
     done = _cli("check", str(store), "--json")
     assert [row["db"] for row in json.loads(done.stdout)] == [db_id]
+
+
+def test_the_demo_on_a_chat_file_of_a_newer_version_writes_nothing_there(tmp_path: Path) -> None:
+    """Errors: another program declared the demo's own tables at version=2: the handle records
+    the demo's tables, so the demo committed its users and failed at its first post with
+    UnsupportedMigration. The file is looked at as the first write will find it (its stored
+    version too) before the first commit: OtherData, exit 1, nothing written."""
+    from sqlite_cells.cli._demo import TABLES as DEMO_TABLES
+
+    store = tmp_path / "st"
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        chat = space.sqlite_database("chat", tables=DEMO_TABLES, version=2)
+        with space.transact():
+            chat.exec("INSERT INTO messages (body, ts) VALUES ('mine', 1)")
+    before = (_cli("cells", str(store)).stdout, _cli("tables", str(store)).stdout)
+    files = _files(store)
+    done = _cli("demo", str(store))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert (
+        "sqlite-cells: demo failed: OtherData: database 'chat' of space 'demo' has a file that "
+        "refuses the demo's writes"
+    ) in done.stderr
+    assert "the file is at version 2, newer than the declared version=1" in done.stderr
+    assert "nothing was written" in done.stderr and "run the demo on another store" in done.stderr
+    assert "committed" not in done.stdout
+    assert (_cli("cells", str(store)).stdout, _cli("tables", str(store)).stdout) == before
+    assert _files(store) == files
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        assert [space.cell(key).get() for key in ("alice", "bob", "posts")] == [None] * 3
+        assert space.sqlite_database("chat", tables=DEMO_TABLES, version=2).read(
+            "SELECT body FROM messages"
+        ) == [{"body": "mine"}]
