@@ -91,6 +91,7 @@ class OtherData(sc.SqliteCellsError, ValueError):
     """The store holds data of another kind under the demo's names."""
 
 
+_LARGEST_ID = 2**63 - 1  # SQLite's largest rowid
 _ELSEWHERE = (
     "this store holds other data under the demo's names, which the demo leaves alone (nothing "
     "was written); run the demo on another store (`sqlite-cells demo DIR`)"
@@ -145,6 +146,17 @@ def _check_for_other_data(db: sc.SqliteDb, posts: sc.Cell, users: dict[str, sc.C
         raise OtherData(
             f"database {DATABASE!r} of space {SPACE!r} has a file that refuses the demo's "
             f"writes ({refused}): " + _ELSEWHERE
+        )
+    # SQLite gives a row past the largest id it allows a random id: the demo's posts would not
+    # be the latest messages its live query shows, and the rename could not find its own post.
+    (row,) = db.read("SELECT max(id) AS top FROM messages")
+    top = row["top"]
+    if isinstance(top, int) and top > _LARGEST_ID - len(CONVERSATION):
+        raise OtherData(
+            f"database {DATABASE!r} of space {SPACE!r} holds a message of id {top}, too near "
+            f"the largest id SQLite allows ({_LARGEST_ID}) for the demo's "
+            f"{len(CONVERSATION)} posts to follow it (SQLite would give them random ids): "
+            + _ELSEWHERE
         )
 
 

@@ -834,3 +834,40 @@ def test_the_demo_on_a_chat_file_of_a_newer_version_writes_nothing_there(tmp_pat
         assert space.sqlite_database("chat", tables=DEMO_TABLES, version=2).read(
             "SELECT body FROM messages"
         ) == [{"body": "mine"}]
+
+
+def test_the_demo_on_a_chat_whose_ids_reach_the_largest_writes_nothing_there(
+    tmp_path: Path,
+) -> None:
+    """Errors: another program's rows of the demo's own schema at the top of SQLite's id range
+    gave the demo's posts random ids, none of them among the latest its live query shows, and
+    the demo ended in an internal error after committing its posts. Such rows are refused
+    before the first commit: OtherData, exit 1, nothing written."""
+    from sqlite_cells.cli._demo import TABLES as DEMO_TABLES
+
+    largest = 2**63 - 1
+    store = tmp_path / "st"
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        chat = space.sqlite_database("chat", tables=DEMO_TABLES)
+        with space.transact():
+            chat.exec_many(
+                "INSERT INTO messages (id, body, ts) VALUES (?, ?, 0)",
+                [[largest - i, f"mine {i}"] for i in range(5)],
+            )
+    before = (_cli("cells", str(store)).stdout, _cli("tables", str(store)).stdout)
+    files = _files(store)
+    done = _cli("demo", str(store))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert (
+        "sqlite-cells: demo failed: OtherData: database 'chat' of space 'demo' holds a message "
+        f"of id {largest}, too near the largest id SQLite allows"
+    ) in done.stderr
+    assert "internal error" not in done.stderr
+    assert "nothing was written" in done.stderr and "run the demo on another store" in done.stderr
+    assert "committed" not in done.stdout
+    assert (_cli("cells", str(store)).stdout, _cli("tables", str(store)).stdout) == before
+    assert _files(store) == files
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        assert [space.cell(key).get() for key in ("alice", "bob", "posts")] == [None] * 3
