@@ -42,6 +42,7 @@ from sqlite_cells.files import (
     unwritten_handle,
 )
 from sqlite_cells.read import (
+    LINKS_FOLLOWED,
     Query,
     Reaction,
     Statement,
@@ -104,8 +105,6 @@ DEFAULT: Any = _WhatItReads()
 
 T = TypeVar("T")
 _KINDS = (KIND, DROP_KIND)  # the ops of a database write (R33: one database per transaction)
-# How many links a database input follows to its handle (another piece's input, and so on).
-_LINKS_FOLLOWED = 16
 
 
 def _exec(self: SqliteDb, sql: str, params: Any = None) -> None:
@@ -623,7 +622,7 @@ class LinkedDb(SqliteDb):
     def _follow(self) -> tuple[list[str], Any]:
         """(The cells passed on the way, what the input leads to.) The input may link to another
         piece's database input (given at ``space.run``, or linked so), which links to the
-        handle in turn: links are followed to the handle, ``_LINKS_FOLLOWED`` deep at most (a
+        handle in turn: links are followed to the handle, ``LINKS_FOLLOWED`` deep at most (a
         cycle ends where it meets a cell twice)."""
         linked = self._input.get()
         passed: list[str] = []
@@ -634,7 +633,7 @@ class LinkedDb(SqliteDb):
             and not linked.value_path
             and linked.id != self._input.id
             and linked.id not in passed
-            and len(passed) < _LINKS_FOLLOWED
+            and len(passed) < LINKS_FOLLOWED
             and not runtime.holds_handle(linked)
         ):
             onward = linked.get()

@@ -330,7 +330,7 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
             with Namer(store_dir(store), tuple(args.names)) as namer:
                 target = linked_database(namer, args.space, args.db)
         except InspectError as refused:
-            if refused.kind != "not-a-database":
+            if refused.kind not in ("not-a-database", "database-not-found"):
                 raise exc from None  # (another space file that cannot be read: not asked)
             raise
         if target is None:

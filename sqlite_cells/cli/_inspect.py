@@ -1277,9 +1277,8 @@ def query_store(
             "not an integer (written by another program)",
         )
     if handle is not None and handle.get("dropped") is True:
-        raise InspectError(
-            "database-not-found", f"database {database!r} ({db_id}) was dropped: it has no rows"
-        )
+        named = db_id if database == db_id else f"{database!r} ({db_id})"
+        raise InspectError("database-not-found", f"database {named} was dropped: it has no rows")
     if handle is None:
         path = root / db_file_name(db_id)
         if path.exists():

@@ -199,8 +199,8 @@ def _query_parser(commands: argparse._SubParsersAction[_Intermixed]) -> None:
         "db",
         metavar="DB",
         help="database name as given to space.sqlite_database(name), an injected file's "
-        "name or path (as inspect shows it), its of:… id, or the name cells lists for a "
-        "piece's input (PATTERN/KEY.INPUT): the database it links to",
+        "name or path (as inspect shows it), its of:… id, or the name (or id) cells lists "
+        "for a piece's input (PATTERN/KEY.INPUT): the database it links to",
     )
     query.add_argument("sql", metavar="SQL", help="one SELECT, VALUES or WITH … SELECT statement")
     query.add_argument(

@@ -5,6 +5,7 @@ from sqlite_cells.read._display import escaped as escaped
 from sqlite_cells.read._display import text_table as text_table
 from sqlite_cells.read._live import LiveQueries as LiveQueries
 from sqlite_cells.read._pool import ReadPool as ReadPool
+from sqlite_cells.read._query import LINKS_FOLLOWED as LINKS_FOLLOWED
 from sqlite_cells.read._query import Query as Query
 from sqlite_cells.read._query import QueryState as QueryState
 from sqlite_cells.read._query import Reaction as Reaction
@@ -20,6 +21,7 @@ from sqlite_cells.read._rows import runs_own_code as runs_own_code
 from sqlite_cells.read._workers import QueryWorkers as QueryWorkers
 
 __all__ = [
+    "LINKS_FOLLOWED",
     "LiveQueries",
     "Query",
     "QueryDisplay",

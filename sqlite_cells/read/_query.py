@@ -16,7 +16,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Protocol
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol
 
 # typing_extensions (installed with reactivex) for a TypeVar default: a bare ``QueryState`` in
 # an annotation means ``QueryState[Any]``, as before it was generic.
@@ -54,7 +54,19 @@ from sqlite_cells.sql import Bound, MayBePending, check_cell_value, is_params_li
 if TYPE_CHECKING:
     from reactivex import Observable
 
-__all__ = ["Query", "QueryHost", "QueryState", "Reaction", "Readable", "resolve_params"]
+__all__ = [
+    "LINKS_FOLLOWED",
+    "Query",
+    "QueryHost",
+    "QueryState",
+    "Reaction",
+    "Readable",
+    "resolve_params",
+]
+
+# How many links a database input follows to its handle (another piece's input, and so on):
+# the runtime's resolution (``SqliteDb``) and the command line's (``query`` by an input) alike.
+LINKS_FOLLOWED: Final = 16
 
 T = TypeVar("T", default=Any)
 _SHOWN_ROWS = 10

@@ -223,14 +223,19 @@ def test_query_of_an_ordinary_cell_says_it_is_no_database_not_quarantined(tmp_pa
             counter.set(5)
         piece = space.run(_counts, key="k")
         rt.settle()
-    for cell_id in (counter.id, piece.id):
-        done = _command("query", str(store), "demo", cell_id, "SELECT 1")
-        assert (done.returncode, done.stdout) == (1, "")
-        assert done.stderr == (
-            f"sqlite-cells: InspectError: {cell_id} names a cell of space 'demo', not a "
-            "database: `sqlite-cells cells` lists each cell with its kind; give a database's "
-            "name or id\n"
-        )
+    done = _command("query", str(store), "demo", counter.id, "SELECT 1")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"sqlite-cells: InspectError: {counter.id} names a cell of space 'demo', not a "
+        "database: `sqlite-cells cells` lists each cell with its kind; give a database's "
+        "name or id\n"
+    )
+    # A piece's id is taken as its name is: the advice says which names to give instead.
+    done = _command("query", str(store), "demo", piece.id, "SELECT 1")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr.startswith(
+        f"sqlite-cells: InspectError: {piece.id!r} names a piece of space 'demo' ("
+    ) and "), not a database: `sqlite-cells link sqlite:/abs/path.db demo " in (done.stderr)
     # By its name, as a database is named: it was "no file for database 'counter' … never
     # written", advice that led nowhere.
     done = _command("query", str(store), "demo", "counter", "SELECT 1")

@@ -159,8 +159,10 @@ def test_query_takes_the_name_cells_lists_for_a_linked_input(store: Path, tmp_pa
     )
     done = run_cli("query", str(store), "demo", name, sql)
     assert done.returncode == 1 and done.stdout == ""
-    assert f"{name!r} names a piece of space 'demo' ({piece.id}), not a database: none of" in (
-        done.stderr
+    assert done.stderr == (
+        f"sqlite-cells: InspectError: {name!r} names a piece of space 'demo' ({piece.id}), not "
+        f"a database: `sqlite-cells link sqlite:/abs/path.db demo {name} FIELD` links a file to "
+        "an input of it that holds nothing yet (a parameter typed sc.SqliteDb): 'ref'\n"
     )
     assert run_cli("link", str(store), f"sqlite:{reference}", "demo", name, "ref").returncode == 0
     listed = json.loads(run_cli("cells", str(store), "--json").stdout)
@@ -173,6 +175,99 @@ def test_query_takes_the_name_cells_lists_for_a_linked_input(store: Path, tmp_pa
     assert done.returncode == 1 and done.stderr == (
         f"sqlite-cells: InspectError: {name!r} names a piece of space 'demo' ({piece.id}), not "
         f"a database: give the name of one of its inputs that links to a database: {ref!r}\n"
+    )
+
+
+@sc.pattern
+def _own_database(seed: sc.Cell) -> sc.SqliteDb:
+    return seed.space.sqlite_database(tables={"t": sc.table(x="text")})
+
+
+@sc.pattern
+def _two_inputs(src: sc.SqliteDb, gone: sc.SqliteDb) -> Any:
+    return src.query("SELECT count(*) AS n FROM things")
+
+
+def test_query_follows_a_pieces_inputs_as_a_runtime_does_and_says_what_a_piece_holds(
+    store: Path,
+) -> None:
+    """§6: `query` by a piece's input or a piece (follows "`query` takes the name `cells`
+    lists for a piece's input"). A piece that made its own database was refused with advice to
+    `link` a file to an input that could take none; an input's id (as `cells` lists it) was
+    refused where its name was taken; the advice listed an input linked to a dropped database
+    and named that database by its id twice; an input linked to another piece's input, which
+    a runtime follows to its database, was refused. Each now reads or says what works."""
+    sql = "SELECT count(*) AS n FROM things"
+    things = {"things": sc.table(x="integer")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("things", tables=things)
+        old = space.sqlite_database("old", tables=things)
+        with space.transact():
+            db.exec("INSERT INTO things (x) VALUES (1), (2)")
+        with space.transact():
+            old.exec("INSERT INTO things (x) VALUES (1)")
+        a = space.run(count_rows, key="a", ref=db)
+        b = space.run(count_rows, key="b", ref=a.inputs["ref"])  # an input linked to an input
+        c = space.run(count_rows, key="c")
+        d = space.run(count_rows, key="d", ref=c.inputs["ref"])
+        with space.transact():
+            c.inputs["ref"].set(d.inputs["ref"])  # a cycle of links, which leads to no database
+        two = space.run(_two_inputs, key="k", src=db, gone=old)
+        own = space.run(_own_database, key="k", seed=space.cell("seed", default=1))
+        made = own.outputs
+        with space.transact():
+            made.exec("INSERT INTO t (x) VALUES ('a')")
+        rt.settle()
+        assert b.outputs.get().result == [{"n": 2}]
+        with space.transact():
+            old.drop()
+    listed = {
+        row["name"]: row["id"] for row in json.loads(run_cli("cells", str(store), "--json").stdout)
+    }
+    named = {cell_id: name for name, cell_id in listed.items()}
+    a_ref, b_ref = f"{named[a.id]}.ref", f"{named[b.id]}.ref"
+    for given in (a_ref, b_ref, listed[b_ref]):
+        done = run_cli("query", str(store), "demo", given, sql, "--json")
+        assert done.returncode == 0, (given, done.stderr)
+        assert json.loads(done.stdout)["rows"] == [{"n": 2}]
+    done = run_cli("query", str(store), "demo", f"{named[c.id]}.ref", sql)
+    assert (
+        done.returncode == 1
+        and "that links to no database (it holds a link to the cell " + (f"{named[d.id]}.ref)")
+        in done.stderr
+    )
+    # A piece that made its own database: that database is named, and no `link` is advised
+    # (its one input holds a link to a plain cell, which `link` refuses).
+    piece = named[own.id]
+    for given, where in ((piece, own.id), (own.id, piece)):
+        done = run_cli("query", str(store), "demo", given, "SELECT x FROM t")
+        assert done.returncode == 1 and done.stdout == ""
+        assert done.stderr == (
+            f"sqlite-cells: InspectError: {given!r} names a piece of space 'demo' ({where}), not "
+            f"a database: give the id of a database it made: {made.id}\n"
+        )
+    done = run_cli("query", str(store), "demo", made.id, "SELECT x FROM t")
+    assert done.returncode == 0 and done.stdout.startswith("x\n-\na\n"), done.stderr
+    # An input linked to a dropped database is left out of the advice, and named by name.
+    piece = named[two.id]
+    done = run_cli("query", str(store), "demo", piece, sql)
+    assert done.returncode == 1 and done.stderr == (
+        f"sqlite-cells: InspectError: {piece!r} names a piece of space 'demo' ({two.id}), not "
+        f"a database: give the name of one of its inputs that links to a database: "
+        f"'{piece}.src'\n"
+    )
+    done = run_cli("query", str(store), "demo", f"{piece}.gone", sql)
+    assert done.returncode == 1 and done.stderr == (
+        f"sqlite-cells: InspectError: '{piece}.gone' names an input of space 'demo' "
+        f"({derive_id('input', two.id, 'gone')}) that links to the database 'old' ({old.id}), "
+        "which was dropped: it has no rows\n"
+    )
+    assert run_cli("query", str(store), "demo", "old", sql).stderr == (
+        f"sqlite-cells: InspectError: database 'old' ({old.id}) was dropped: it has no rows\n"
+    )
+    assert run_cli("query", str(store), "demo", old.id, sql).stderr == (
+        f"sqlite-cells: InspectError: database {old.id} was dropped: it has no rows\n"
     )
 
 
