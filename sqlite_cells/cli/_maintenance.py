@@ -654,6 +654,10 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
     reasons = {
         g.path: _GIVEN_UP if g.dropped else _UNFINISHED if g.rebuild else _UNUSED for g in found
     }
+    # Each file's space and its database's recorded name, as `check`'s rows give them (None
+    # for a file no space names, and for what gc skips or keeps, which no space names either).
+    homes = _database_homes(store, {g.db_id for g in found if g.db_id is not None})
+    home = {g.path: homes.get(g.db_id, (None, None)) if g.db_id else (None, None) for g in found}
     failed: list[tuple[Path, str]] = []
     if args.yes:
         paths, failed = _remove_all(found)
@@ -661,13 +665,15 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
     try:
         if args.fmt is Format.TEXT:
             for p in paths:
-                out.write(f"{verb} {one_line(p.name)}\n")
+                out.write(f"{verb} {one_line(p.name)}{_shown_home(*home[p])}\n")
             for p, why in skipped:
                 out.write(f"skipped {one_line(p.name)}: {why}\n")
             for p, why in kept:
                 out.write(f"kept {one_line(p.name)}: {one_line(why)}\n")
             for p, why in failed:
-                out.write(f"could not remove {one_line(p.name)}: {one_line(why)}\n")
+                out.write(
+                    f"could not remove {one_line(p.name)}{_shown_home(*home[p])}: {one_line(why)}\n"
+                )
             for d in damaged:
                 out.write(
                     f"{_space_file_kind(d)} {one_line(d.path.name)} ({one_line(d.reason)}): "
@@ -681,12 +687,23 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
                 out.write("nothing to remove\n")
         elif args.fmt is Format.JSON:
             data: dict[str, Any] = {"removed": args.yes, "files": [p.name for p in paths]}
+            # (`files` names them, as it always did; `databases` says whose each one is)
+            data["databases"] = [
+                {"space": home[p][0], "file": p.name, "name": home[p][1]} for p in paths
+            ]
             if skipped:
-                data["skipped"] = [{"file": p.name, "why": why} for p, why in skipped]
+                data["skipped"] = [
+                    {"space": None, "file": p.name, "why": why, "name": None} for p, why in skipped
+                ]
             if kept:
-                data["kept"] = [{"file": p.name, "why": why} for p, why in kept]
+                data["kept"] = [
+                    {"space": None, "file": p.name, "why": why, "name": None} for p, why in kept
+                ]
             if failed:
-                data["failed"] = [{"file": p.name, "why": why} for p, why in failed]
+                data["failed"] = [
+                    {"space": home[p][0], "file": p.name, "why": why, "name": home[p][1]}
+                    for p, why in failed
+                ]
             if damaged:
                 data["damaged_space_files"] = [
                     {"file": d.path.name, "reason": d.reason, "unreadable": d.unreadable,
@@ -695,15 +712,12 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
                 ]  # fmt: skip
             print_json(data, out)
         else:
-            rows = [{"file": p.name, "action": verb, "why": reasons[p]} for p in paths]
-            rows += [{"file": p.name, "action": "skipped", "why": why} for p, why in skipped]
-            rows += [{"file": p.name, "action": "kept", "why": why} for p, why in kept]
-            rows += [{"file": p.name, "action": "not removed", "why": why} for p, why in failed]
-            rows += [
-                {"file": d.path.name, "action": _space_file_kind(d), "why": _kept_for(d)}
-                for d in damaged
-            ]
-            print_rows(rows, args.fmt, out, columns=["file", "action", "why"])
+            rows = [_gc_row(p, verb, reasons[p], home[p]) for p in paths]
+            rows += [_gc_row(p, "skipped", why) for p, why in skipped]
+            rows += [_gc_row(p, "kept", why) for p, why in kept]
+            rows += [_gc_row(p, "not removed", why, home[p]) for p, why in failed]
+            rows += [_gc_row(d.path, _space_file_kind(d), _kept_for(d)) for d in damaged]
+            print_rows(rows, args.fmt, out, columns=_GC_COLUMNS)
         out.flush()
     except OutputFailed as exc:
         if not args.yes:
@@ -714,6 +728,28 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
             "`sqlite-cells gc` lists what is left"
         ) from exc.cause
     return FINDING if failed or damaged else OK
+
+
+# The columns of `gc`'s CSV and NDJSON rows: `space` first and `name` last, as `check`'s.
+_GC_COLUMNS = ("space", "file", "action", "why", "name")
+
+
+def _gc_row(
+    path: Path, action: str, why: str, home: tuple[str | None, str | None] = (None, None)
+) -> dict[str, Any]:
+    """One of `gc`'s rows: ``home`` is the space of the file's database and its recorded name
+    (None where no space names the file, or does not name the database)."""
+    return {"space": home[0], "file": path.name, "action": action, "why": why, "name": home[1]}
+
+
+def _shown_home(space: str | None, name: str | None) -> str:
+    """What gc's text says of whose a file is: `` (database 'x' of space 'a')``, or of a
+    database its space records no name for `` (a database of space 'a')``; nothing when no
+    space names it."""
+    if space is None:
+        return ""
+    what = f"database {name!r}" if name is not None else "a database"
+    return one_line(f" ({what} of space {space!r})")
 
 
 def _why_unnamed_kept(path: Path, watermark: int | None) -> str:

@@ -507,6 +507,9 @@ class Garbage:
     path: Path
     dropped: bool
     rebuild: bool = False
+    # The id of the database whose file it is, when a space names it (a dropped database's,
+    # or the one an unfinished rebuild was for); None for a file no space names.
+    db_id: str | None = None
 
 
 KEPT_IN_USE = (
@@ -590,12 +593,16 @@ def _garbage(store: Path, names: tuple[set[str], set[str], list[DamagedSpace]]) 
     # elsewhere gives up none.
     protected = {db_file_name(cell_id) for cell_id in named - dropped}
     given_up = set() if damaged else {db_file_name(cell_id) for cell_id in dropped}
+    ids = {db_file_name(cell_id): cell_id for cell_id in named | dropped}
     return [
-        Garbage(p, p.name in given_up)
+        Garbage(p, p.name in given_up, db_id=ids.get(p.name))
         for p in _database_files(store)
         if p.name in given_up
         or (not damaged and p.name not in protected and _answer(p, holds_nothing) is True)
-    ] + [Garbage(p, False, rebuild=True) for p in _files_named(store, f"cell-*.sqlite{REBUILD}")]
+    ] + [
+        Garbage(p, False, rebuild=True, db_id=ids.get(p.name.removesuffix(REBUILD)))
+        for p in _files_named(store, f"cell-*.sqlite{REBUILD}")
+    ]
 
 
 def holds_nothing(conn: apsw.Connection) -> bool:

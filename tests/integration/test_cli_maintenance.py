@@ -18,6 +18,7 @@ import sqlite_cells as sc
 from sqlite_cells.cli._cli import main
 from sqlite_cells.codec import derive_id
 from sqlite_cells.files import set_watermark
+from sqlite_cells.schema import db_file_name
 
 from ..conftest import run_cli, run_cli_limited
 
@@ -92,6 +93,51 @@ def test_check_rows_say_the_space_and_name_of_each_database(store: Path, fmt: st
         ("alpha", "events", ids["alpha"]),
         ("beta", "events", ids["beta"]),
     ]
+
+
+@pytest.mark.parametrize("fmt", ["text", "--json", "--ndjson", "--csv"])
+def test_gc_rows_say_the_space_and_name_of_each_database(store: Path, fmt: str) -> None:
+    """§6: `gc` named each file it lists only by its hashed file name: two spaces each with a
+    dropped database `events` gave rows told apart by nothing a user knows. Its rows now say
+    the space and name, as `check`'s rows do (the same field names; the CSV puts `space` first
+    and `name` last; null for a file no space names), and its text says whose each file is."""
+    for name in ("alpha", "beta"):
+        with sc.Runtime(store) as rt:
+            space = rt.space(name)
+            db = space.sqlite_database("events", tables=TABLES)
+            with space.transact():
+                db.exec("INSERT INTO events (n) VALUES (1)")
+            with space.transact():
+                db.drop()
+    stray = store / "cell-ffffffffffffffffffffffffffffffff.sqlite"
+    stray.write_bytes(b"")
+    files = {
+        sp: store / db_file_name(derive_id("sqlite", sp, "events")) for sp in ("alpha", "beta")
+    }
+    done = run_cli("gc", str(store), *([] if fmt == "text" else [fmt]))
+    assert done.returncode == 0, done.stderr
+    listed: list[tuple[str | None, str, str | None]] = [
+        (space, path.name, "events") for space, path in files.items()
+    ]
+    expected = sorted([*listed, (None, stray.name, None)], key=lambda row: row[1])
+    if fmt == "text":
+        shown = {None: ""} | {sp: f" (database 'events' of space {sp!r})" for sp in files}
+        assert done.stdout.splitlines()[:3] == [
+            f"would remove {file}{shown[space]}" for space, file, _ in expected
+        ]
+        return
+    if fmt == "--json":
+        data = json.loads(done.stdout)
+        assert data["files"] == [file for _, file, _ in expected]
+        rows = data["databases"]
+    elif fmt == "--csv":
+        rows = list(csv.DictReader(io.StringIO(done.stdout)))
+        assert list(rows[0]) == ["space", "file", "action", "why", "name"]
+        rows = [{k: v or None for k, v in row.items()} for row in rows]  # (CSV: empty for null)
+    else:
+        rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(r["space"], r["file"], r["name"]) for r in rows] == expected
+    assert all(p.exists() for p in (*files.values(), stray))
 
 
 def test_check_of_a_missing_store_is_a_finding(
@@ -335,19 +381,22 @@ def test_gc_lists_then_removes_only_with_yes(
     assert "run again with --yes" in out
     code, out = _run(capsys, "gc", str(store), "--ndjson")
     assert code == 0 and json.loads(out.splitlines()[0]) == {
+        "space": None,  # (no space names the file)
         "file": stray.name,
         "action": "would remove",
         "why": "no space names it, and it holds no commit",
+        "name": None,
     }
     assert stray.exists() and db.path.exists()
     code, out = _run(capsys, "gc", "--store", str(store), "--json")
     assert code == 0
-    assert json.loads(out) == {"removed": False, "files": [stray.name]}
+    unnamed = [{"space": None, "file": stray.name, "name": None}]
+    assert json.loads(out) == {"removed": False, "files": [stray.name], "databases": unnamed}
     assert stray.exists()
     # Asked twice, it removes what it listed and nothing else.
     code, out = _run(capsys, "gc", str(store), "--yes", "--json")
     assert code == 0
-    assert json.loads(out) == {"removed": True, "files": [stray.name]}
+    assert json.loads(out) == {"removed": True, "files": [stray.name], "databases": unnamed}
     assert db.path.exists() and not stray.exists()
     code, out = _run(capsys, "gc", str(store), "--yes")
     assert code == 0 and "0 file(s) removed" in out
@@ -379,7 +428,7 @@ def test_a_drop_in_one_space_never_gives_up_a_file_another_space_names(
         with b.transact():
             other.drop()
     code, out = _run(capsys, "gc", str(store), "--yes", "--json")
-    assert (code, json.loads(out)) == (0, {"removed": True, "files": []})
+    assert (code, json.loads(out)) == (0, {"removed": True, "files": [], "databases": []})
     assert path.exists()
     with sc.Runtime(store) as third:
         a = third.space("A")

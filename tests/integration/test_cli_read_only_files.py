@@ -204,7 +204,10 @@ def test_gc_by_a_user_who_may_not_remove_a_dropped_database_says_what_to_do(
     done = run_unprivileged("-m", "sqlite_cells", "gc", "--yes", str(store))
     assert done.returncode == 1, done.stderr
     said = done.stdout + done.stderr
-    assert f"could not remove {path.name}: Permission denied: this user may not remove it" in said
+    assert (
+        f"could not remove {path.name} (database 'd' of space 'a'): Permission denied: this user "
+        "may not remove it"
+    ) in said
     assert "run gc as a user who may" in said
     assert path.exists()
 

@@ -354,6 +354,7 @@ def test_gc_removes_nothing_without_yes_whatever_stdin_says(items: Path) -> None
     assert done.returncode == 0 and json.loads(done.stdout) == {
         "removed": True,
         "files": [stray.name],
+        "databases": [{"space": None, "file": stray.name, "name": None}],
     }
     assert _files(items) == kept - {stray.name}
     done = _cli("query", str(items), "s", "items", "SELECT count(*) AS n FROM items", "--csv")

@@ -325,7 +325,7 @@ def test_gc_keeps_files_whose_handle_rows_another_program_deleted_after_compacti
     listed = _cli("gc", str(store))
     assert listed.returncode == 0
     assert listed.stdout.splitlines() == [
-        f"would remove {paths['gone'].name}",
+        f"would remove {paths['gone'].name} (database 'gone' of space 'demo')",
         "1 file(s) to remove: run again with --yes to remove them",
     ]
     assert all(p.exists() for p in paths.values())

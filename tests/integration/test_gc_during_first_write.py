@@ -88,7 +88,11 @@ def test_gc_keeps_the_file_of_a_first_write_waiting_to_commit(
     try:
         _wait_until_attached(db, writer)
         listed = run_cli("gc", str(store), "--json")  # a file that holds no commit yet is listed
-        assert json.loads(listed.stdout) == {"removed": False, "files": [db.path.name]}
+        assert json.loads(listed.stdout) == {
+            "removed": False,
+            "files": [db.path.name],
+            "databases": [{"space": None, "file": db.path.name, "name": None}],  # (not named yet)
+        }
         done = run_cli("gc", str(store), "--yes", "--json")
         assert space.gc() == []
         assert writer.thread.is_alive()  # both ran while the write was in flight

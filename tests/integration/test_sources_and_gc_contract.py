@@ -231,11 +231,15 @@ os._exit(0)
     before = sorted(p.name for p in store.iterdir())
     listed = _cli("gc", str(store), "--json")
     assert listed.returncode == 0, listed.stderr
-    assert json.loads(listed.stdout) == {"removed": False, "files": [dropped]}
+    assert json.loads(listed.stdout) == {
+        "removed": False,
+        "files": [dropped],
+        "databases": [{"space": "a", "file": dropped, "name": "dropped"}],
+    }
     assert sorted(p.name for p in store.iterdir()) == before
     removed = _cli("gc", str(store), "--yes")
     assert removed.returncode == 0, removed.stderr
-    assert removed.stdout.splitlines()[0] == f"removed {dropped}"
+    assert removed.stdout.splitlines()[0] == f"removed {dropped} (database 'dropped' of space 'a')"
     left = {p.name for p in store.iterdir()}
     assert kept in left and other in left and not any(n.startswith(dropped) for n in left)
     again = _cli("gc", str(store), "--yes")

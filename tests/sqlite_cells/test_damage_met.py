@@ -285,9 +285,10 @@ def test_gc_run_while_a_repair_swaps_its_rebuilt_file_in_removes_nothing(
     assert [o.action for o in outcomes] == [reconcile_module.Action.REBUILT]
     [gc] = answers
     assert gc.returncode == 1, gc.stdout + gc.stderr
-    assert f"could not remove {path.name}.rebuild: kept: another connection has it open" in (
-        gc.stdout + gc.stderr
-    )
+    assert (
+        f"could not remove {path.name}.rebuild (database 'd' of space 'demo'): kept: another "
+        "connection has it open"
+    ) in (gc.stdout + gc.stderr)
     assert not Path(f"{path}.rebuild").exists()
     conn = apsw.Connection(str(path))
     try:
