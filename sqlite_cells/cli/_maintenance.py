@@ -246,10 +246,15 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
         # Once a repair is made it is said, whatever comes meanwhile.
         with interrupts_held() if repaired else nullcontext():
             status = _print_check(store, args, outcomes, out)
+            out.flush()  # (its failure is said here, with the repairs made)
     except KeyboardInterrupt:
         if not repaired:
             raise
         interrupted = True
+    except OutputFailed as exc:
+        if not repaired:
+            raise
+        raise exc.after(_repairs_made(store, outcomes)) from exc.cause
     if not interrupted:
         return status
     rest = (
@@ -341,6 +346,26 @@ def _print_check(store: str, args: argparse.Namespace, outcomes: list[Outcome], 
     else:
         print_rows(rows, args.fmt, out, columns=_CHECK_COLUMNS)
     return FINDING if any(not o.agrees for o in outcomes) else OK
+
+
+def _repairs_made(store: str, outcomes: list[Outcome]) -> str:
+    """What ``check --repair`` says it did when its output could not be written: each repair
+    made (it is kept), and where a copy of a file was kept before one — the output that would
+    have said so is lost, and a run again finds those databases in sync."""
+    homes = _database_homes(store, {o.db_id for o in outcomes})
+    made = []
+    for o in outcomes:
+        if o.action not in _REPAIRED:
+            continue
+        space, name = homes.get(o.db_id, (None, None))
+        who = f"database {name!r} of space {space!r} ({o.db_id})" if name else o.db_id
+        kept = f", a copy of the file as it was is kept at {o.kept}" if o.kept else ""
+        applied = f", {o.commits} commit(s) applied" if o.commits else ""
+        made.append(f"{who}: {o.action.value}{applied}{kept}")
+    return (
+        f"the repairs were made all the same and are kept ({'; '.join(made)}): "
+        "`sqlite-cells check` shows the store as it is now"
+    )
 
 
 def _database_homes(store: str, db_ids: set[str]) -> dict[str, tuple[str, str | None]]:
@@ -531,7 +556,16 @@ def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
                 with space.transact():
                     Cell(space, derive_id("input", args.piece, args.field)).link(handle)
             rt.close()  # (what is reported is read from the files, once the runtime let go)
-            _report(args, space_file, before, pin, str(handle.path), handle.id, out)
+            try:
+                _report(args, space_file, before, pin, str(handle.path), handle.id, out)
+                out.flush()  # (its failure is said here, with the link made)
+            except OutputFailed as exc:
+                made = (
+                    f"{handle.path} ({handle.id}) is linked to {args.field} of piece {args.piece}"
+                )
+                raise exc.after(
+                    f"the link was made all the same: {made}; `sqlite-cells cells` shows it"
+                ) from exc.cause
             done = True
     except KeyboardInterrupt:
         if not done:

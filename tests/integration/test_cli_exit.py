@@ -4,11 +4,15 @@ process ends: never ended by the signal itself (status -2 to a parent)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+import apsw
 
 import sqlite_cells as sc
 
@@ -229,3 +233,76 @@ def test_a_command_whose_output_cannot_be_written_says_so_and_gc_says_what_it_re
         "same (1 file(s) removed): `sqlite-cells gc` lists what is left\n",
     )
     assert not dropped.path.exists() and kept.path.exists()
+
+
+def _full_output(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    with open("/dev/full", "w") as full:
+        return subprocess.run(
+            [str(COMMAND), *args],
+            stdout=full, stderr=subprocess.PIPE, text=True, env=env, check=False,
+        )  # fmt: skip
+
+
+def test_check_repair_and_link_whose_output_cannot_be_written_say_what_they_did(
+    store: Path, tmp_path: Path
+) -> None:
+    """§6, Errors (follows the test above): `check --repair > /dev/full` and `link > /dev/full`
+    said only "run the command again", though the repairs (a copy of an "ahead" file kept in
+    quarantine) and the link were made, and a run again finds nothing to say. They now say what
+    was done: each database repaired and where a copy was kept; that the link was made."""
+    tables = {"t": sc.table(x="text")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("b")
+        db = space.sqlite_database("d", tables=tables)
+        with space.transact():
+            db.exec("INSERT INTO t (x) VALUES ('0')")
+    (space_file,) = store.glob("space-*.sqlite")
+    shutil.copy(space_file, tmp_path / "older")
+    with sc.Runtime(store) as rt:
+        space = rt.space("b")
+        with space.transact():
+            space.sqlite_database("d", tables=tables).exec("INSERT INTO t (x) VALUES ('1')")
+    for suffix in ("-wal", "-shm"):
+        Path(f"{space_file}{suffix}").unlink(missing_ok=True)
+    shutil.copy(tmp_path / "older", space_file)  # the space lost its last commit: "ahead"
+    full_disk = "sqlite-cells: the output could not be written (No space left on device): "
+    done = _full_output("check", str(store), "--repair")
+    (kept,) = [p for p in (store / "quarantine").iterdir() if p.name.endswith("of-1.0")]
+    assert (done.returncode, done.stderr) == (
+        1,
+        full_disk + "free space on its disk, or send it elsewhere; the repairs were made all the "
+        f"same and are kept (database 'd' of space 'b' ({db.id}): inverted, 1 commit(s) applied, "
+        f"a copy of the file as it was is kept at {kept}): `sqlite-cells check` shows the store "
+        "as it is now\n",
+    )
+    assert (
+        "in sync"
+        in subprocess.run(
+            [str(COMMAND), "check", str(store)], capture_output=True, text=True, check=True
+        ).stdout
+    )
+    # link: the input is linked all the same.
+    reference = tmp_path / "ref.db"
+    conn = apsw.Connection(str(reference))
+    conn.execute("CREATE TABLE things (x)")
+    conn.close()
+    with sc.Runtime(store) as rt:
+        piece = rt.space("b").run(_reads, key="k")
+    done = _full_output("link", str(store), f"sqlite:{reference}", "b", piece.id, "ref")
+    assert done.returncode == 1
+    assert done.stderr.startswith(
+        full_disk + f"free space on its disk, or send it elsewhere; the link was made all the "
+        f"same: {reference} (of:"
+    ) and done.stderr.endswith(
+        f") is linked to ref of piece {piece.id}; `sqlite-cells cells` shows it\n"
+    )
+    with sc.Runtime(store) as rt:
+        piece = rt.space("b").run(_reads, key="k")
+        rt.settle()
+        assert piece.outputs.get().result == [{"n": 0}]
+
+
+@sc.pattern
+def _reads(ref: sc.SqliteDb) -> Any:
+    return ref.query("SELECT count(*) AS n FROM things")
