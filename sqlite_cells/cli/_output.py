@@ -34,7 +34,6 @@ __all__ = [
     "Format",
     "OutputFailed",
     "error_line",
-    "escaped_lines",
     "finite",
     "one_line",
     "print_json",
@@ -69,18 +68,13 @@ def one_line(value: object) -> str:
     return escaped(str(value))
 
 
-def escaped_lines(text: str) -> str:
-    """``text`` with each of its lines escaped as :func:`one_line` escapes them, the newlines
-    between them kept."""
-    return "\n".join(one_line(line) for line in text.split("\n"))
-
-
 def error_line(message: str) -> str:
-    """``message`` as the command's line on standard error (``sqlite-cells: …``), escaped as
-    text output is (:func:`escaped_lines`): an error quotes stored text (a bad JSON path a
-    column held) or an argument as it was given, which must not clear, retitle or move the
-    terminal there either. The newlines between the message's own lines are kept."""
-    return f"sqlite-cells: {escaped_lines(message)}\n"
+    """``message`` as the command's one line on standard error (``sqlite-cells: …``), escaped
+    as text output is (:func:`one_line`): an error quotes stored text (a bad JSON path a column
+    held) or an argument as it was given (a store path, a statement), which must not clear,
+    retitle or move the terminal there either, nor — holding a newline — start a line that
+    reads as another ``sqlite-cells:`` line."""
+    return f"sqlite-cells: {one_line(message)}\n"
 
 
 class OutputFailed(SqliteCellsError):

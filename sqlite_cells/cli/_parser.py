@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any, NoReturn
 
-from sqlite_cells.cli._output import Format, escaped_lines
+from sqlite_cells.cli._output import Format, one_line
 from sqlite_cells.cli._status import FINDING, output_failure
 from sqlite_cells.runtime import MAX_SECONDS
 
@@ -57,7 +57,7 @@ class _Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
-        super().error(escaped_lines(message))
+        super().error(one_line(message))
 
     def _print_message(self, message: str, file: Any = None) -> None:
         """argparse's, which drops an output that fails (``--help``, ``--version`` to a full

@@ -115,3 +115,20 @@ def test_the_text_table_aligns_wide_and_combining_characters_by_terminal_columns
         "😀😀        END",
         "e\u0301e\u0301          END",  # the accents take no column
     ]
+
+
+def test_a_store_path_holding_a_newline_is_escaped_in_the_error_line(tmp_path: Path) -> None:
+    """Errors: the error line escaped a path's ESC but printed its newline as it was, so a
+    store path could start a second line reading as the command's own (`sqlite-cells: store
+    OK`); so could an argument argparse quotes in a usage error. Every error is one line, with
+    a newline written `\\n` as text output writes it."""
+    forged = tmp_path / "x\nsqlite-cells: store OK, 0 findings\x1b[31m"
+    for args in (["inspect", str(forged)], ["query", str(forged), "s", "d", "SELECT 1"]):
+        done = run_cli(*args)
+        assert done.returncode == 1
+        assert done.stderr.count("\n") == 1 and done.stderr.endswith("\n"), done.stderr
+        assert done.stderr.startswith("sqlite-cells: InspectError: no store at ")
+        assert "x\\nsqlite-cells: store OK, 0 findings\\x1b[31m" in done.stderr
+    done = run_cli("inspect", str(tmp_path), "a\nsqlite-cells: store OK")  # a usage error
+    assert done.returncode == 2
+    assert done.stderr.endswith("error: unrecognized arguments: a\\nsqlite-cells: store OK\n")
