@@ -339,7 +339,8 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
     # The names and linked values are read once the result is: --timeout bounds the read and
     # every lock wait of the command (`main`), and the naming costs one connection per space
     # file and one look-up per linked cell (Namer), not a wait of its own.
-    with Namer(store_dir(store), tuple(args.names), home=args.space) as namer:
+    # Another space's file that cannot be read leaves its links unnamed, as `cells` does.
+    with Namer(store_dir(store), tuple(args.names), home=args.space, skip_damaged=True) as namer:
         _print_result(result, args.fmt, namer, out)
     return OK
 

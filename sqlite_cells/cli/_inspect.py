@@ -1180,14 +1180,25 @@ def find_space(root: Path, space_id: str) -> Path:
     another space's file under another name (as ``check`` and a runtime refuse it: its rows
     are not the space's)."""
     unnamed: list[str] = []  # space files whose space id is not UTF-8 text
-    for path in space_files(root):
-        with read_only(path) as conn:
-            if "_cf_meta" not in table_names(conn):
-                continue
-            row = conn.execute(
-                f"SELECT {as_bytes('value')} FROM _cf_meta WHERE key = 'space_id'"
-            ).fetchone()
-            owner = foreign_owner(conn, path)
+    unread: list[str] = []  # other spaces' files that cannot be read now (damaged, locked…)
+    own = root / space_file_name(space_id)
+    # The file named for the space first: it is the space's unless it says otherwise, and
+    # the other spaces' files are read only when it is not there — one of them that cannot be
+    # read says nothing of this space (`cells` and `tables` list what they can read too).
+    for path in sorted(space_files(root), key=lambda found: found != own):
+        try:
+            with read_only(path) as conn:
+                if "_cf_meta" not in table_names(conn):
+                    continue
+                row = conn.execute(
+                    f"SELECT {as_bytes('value')} FROM _cf_meta WHERE key = 'space_id'"
+                ).fetchone()
+                owner = foreign_owner(conn, path)
+        except InspectError:
+            if path == own:
+                raise
+            unread.append(path.name)
+            continue
         recorded = decoded(row[0]) if row is not None else None
         if row is not None and recorded is None:
             unnamed.append(path.name)
@@ -1195,7 +1206,7 @@ def find_space(root: Path, space_id: str) -> Path:
             raise InspectError("damaged", damaged_file(path, owner))
         elif recorded == space_id:
             return path
-    path = root / space_file_name(space_id)
+    path = own
     kind = odd_kind(path)
     if kind is not None:  # (left out of space_files: nothing of ours to read there)
         raise InspectError(
@@ -1219,6 +1230,11 @@ def find_space(root: Path, space_id: str) -> Path:
         if unnamed
         else ""
     )
+    if unread:
+        also += (
+            f" ({', '.join(unread)} could not be read, and may be its file: `sqlite-cells "
+            "check` says what is wrong with it and what to do)"
+        )
     raise InspectError(
         "space-not-found",
         f"no space {space_id!r} in {root}: `sqlite-cells inspect` lists them{also}",

@@ -343,8 +343,8 @@ def test_reading_a_space_file_that_belongs_to_another_space_is_refused_as_check_
     done = run_cli(args[0], "--store", str(store), *args[1:])
     assert done.returncode == 1, done.stdout
     assert "hello" not in done.stdout and "s2" not in done.stdout
-    if args[0] == "query":  # the first of the two files met is named (in name order)
-        first, owner = (at_demo, "s2") if at_demo.name < at_s2.name else (at_s2, "demo")
+    if args[0] == "query":  # the file named for the space asked for is named
+        first, owner = (at_demo, "s2") if args[1] == "demo" else (at_s2, "demo")
         assert f"cannot read {first}: the file is damaged" in done.stderr
         assert f"the file of space {owner!r} under another space's file name" in done.stderr
     else:  # the listings report each, as `inspect` does

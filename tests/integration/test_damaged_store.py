@@ -17,6 +17,7 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
+from sqlite_cells.codec import Link, derive_id
 from sqlite_cells.files import Action, check_store, collect_garbage, damaged_spaces
 from sqlite_cells.runtime._store import space_file_name
 
@@ -225,6 +226,33 @@ def test_cells_and_tables_list_the_readable_spaces_and_report_a_damaged_one(stor
     assert done.returncode == 1 and done.stdout == ""
     assert f"space file {demo_space} is damaged (" in done.stderr
     assert "no space 'demo'" in done.stderr and "cannot be read, said above" in done.stderr
+    assert _snapshot(store) == before
+
+
+def test_query_reads_a_healthy_space_while_another_space_file_is_damaged(store: Path) -> None:
+    """§6 (follows "`cells` and `tables` list what they can read"): one damaged space file
+    made `query` of every other space's database fail, naming the damaged file. `query` reads
+    the space it is given: another space's file that cannot be read is left alone (a link
+    into it is shown unnamed), and named only when the space asked for is found nowhere."""
+    demo_space, _, _ = _make_store(store)
+    _damage(demo_space, "garbage")
+    before = _snapshot(store)
+    link = Link(derive_id("cell", "other", "c"), "other", "space").encode().decode()
+    sql = "SELECT body, ? AS who FROM t ORDER BY body"
+    done = run_cli("query", str(store), "other", "d", sql, "-p", "1", link, "--csv")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["body,who", "r0,→ c 1", "r1,→ c 1"]
+    done = run_cli("query", str(store), "demo", "d", "SELECT 1 AS n")
+    assert done.returncode == 1 and done.stdout == ""
+    assert f"cannot read {demo_space}: the file is damaged (file is not a database)" in (
+        done.stderr
+    )
+    done = run_cli("query", str(store), "nope", "d", "SELECT 1 AS n")
+    assert done.returncode == 1 and done.stderr == (
+        f"sqlite-cells: InspectError: no space 'nope' in {store}: `sqlite-cells inspect` lists "
+        f"them ({demo_space.name} could not be read, and may be its file: `sqlite-cells check` "
+        "says what is wrong with it and what to do)\n"
+    )
     assert _snapshot(store) == before
 
 
