@@ -48,6 +48,7 @@ from sqlite_cells.files import (
     QUARANTINE_DIR,
     TABLES_DIFFER,
     Action,
+    CheckFinished,
     DamagedSpace,
     Garbage,
     Outcome,
@@ -232,16 +233,18 @@ def check(store: str, args: argparse.Namespace, out: TextIO) -> int:
     outcomes so far are printed, then that it was interrupted, and the status is 130 (SPEC §6);
     before any repair is made it ends the command at once, as for every command."""
     outcomes: list[Outcome] = []
-    stopped = False  # by Ctrl-C, once a repair was made
+    interrupted = False  # by Ctrl-C, once a repair was made
+    stopped = False  # so that a database was left unchecked
     try:
         with library_log_held():
             check_store(store_dir(store), repair=args.repair, found=outcomes)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if not any(o.action in _REPAIRED for o in outcomes):
             raise  # nothing was written
-        stopped = True
+        interrupted = True
+        # (during the last database's repair: every database was checked all the same)
+        stopped = not isinstance(exc, CheckFinished)
     repaired = any(o.action in _REPAIRED for o in outcomes)
-    interrupted = stopped
     try:
         # Once a repair is made it is said, whatever comes meanwhile.
         with interrupts_held() if repaired else nullcontext():

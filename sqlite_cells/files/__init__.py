@@ -10,6 +10,7 @@ from sqlite_cells.files._damage import quick_check as quick_check
 from sqlite_cells.files._damage import source_damage_advice as source_damage_advice
 from sqlite_cells.files._handles import DROP_KIND as DROP_KIND
 from sqlite_cells.files._handles import KEPT_IN_USE as KEPT_IN_USE
+from sqlite_cells.files._handles import CheckFinished as CheckFinished
 from sqlite_cells.files._handles import DamagedSpace as DamagedSpace
 from sqlite_cells.files._handles import DatabaseDropped as DatabaseDropped
 from sqlite_cells.files._handles import Garbage as Garbage
@@ -142,6 +143,7 @@ __all__ = [
     "TABLES_DIFFER",
     "WATERMARK_SQL",
     "Action",
+    "CheckFinished",
     "DamagedSpace",
     "DatabaseDropped",
     "Garbage",

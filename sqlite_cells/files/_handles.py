@@ -13,8 +13,8 @@ import errno
 import json
 import os
 import threading
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -106,6 +106,7 @@ T = TypeVar("T")
 __all__ = [
     "DROP_KIND",
     "KEPT_IN_USE",
+    "CheckFinished",
     "DamagedSpace",
     "DatabaseDropped",
     "Garbage",
@@ -981,11 +982,13 @@ def check_store(
     outcome is in ``found``: a repair is never made without being reported."""
     store = Path(store)
     outcomes = found if found is not None else []
+    pending = _Pending()
     with translated(f"the store {store}"):
         for space_file in space_files(store):
             checked: list[Outcome] = []
             try:
-                _check_space(store, space_file, checked, repair=repair, verify=verify)
+                pending.due()
+                _check_space(store, space_file, checked, pending, repair=repair, verify=verify)
             except (DatabaseError, UnreadableRecord) as exc:
                 problem = _listed_problem(space_file, exc)
                 if problem is not None:
@@ -1011,7 +1014,10 @@ def check_store(
             space_file, db_id = lost
             checked = []
             try:
-                _check_space(store, space_file, checked, repair=repair, verify=verify, lost=db_id)
+                pending.due()
+                _check_space(
+                    store, space_file, checked, pending, repair=repair, verify=verify, lost=db_id
+                )
             except (DatabaseError, UnreadableRecord):
                 pass  # its space file's problem is reported above: the file is kept as found
             except KeyboardInterrupt:
@@ -1034,7 +1040,43 @@ def check_store(
                 ),
             )
         )
+    if pending.interrupt is not None:
+        raise CheckFinished from pending.interrupt
     return outcomes
+
+
+class CheckFinished(KeyboardInterrupt):
+    """Ctrl-C that :func:`check_store` held back while it repaired its last database: every
+    database was looked at, and the interrupt is delivered as the check ends (a Ctrl-C raised
+    as such, a plain ``KeyboardInterrupt``, left some unchecked)."""
+
+
+class _Pending:
+    """A Ctrl-C held back during one database's repair, delivered (:meth:`due`) as the next
+    database's look begins — or, when none is left, as :class:`CheckFinished`."""
+
+    __slots__ = ("interrupt",)
+
+    def __init__(self) -> None:
+        self.interrupt: KeyboardInterrupt | None = None
+
+    def due(self) -> None:
+        if self.interrupt is not None:
+            raise self.interrupt
+
+    @contextmanager
+    def held(self, repair: bool) -> Iterator[None]:
+        """One database looked at (and, with ``repair``, repaired) with Ctrl-C held back (see
+        :func:`check_store`): one that came meanwhile is kept for :meth:`due`."""
+        self.due()
+        if not repair:
+            yield
+            return
+        try:
+            with interrupts_held():
+                yield
+        except KeyboardInterrupt as exc:  # delivered as the hold ended: its outcome is added
+            self.interrupt = exc
 
 
 def _damaged_space(space: DamagedSpace) -> Outcome:
@@ -1060,6 +1102,7 @@ def _check_space(
     store: Path,
     space_file: Path,
     outcomes: list[Outcome],
+    pending: _Pending,
     *,
     repair: bool,
     verify: bool,
@@ -1091,22 +1134,17 @@ def _check_space(
             readable_format(conn, space_file)  # never repaired by a version that cannot read it
             if lost is not None:
                 path = store / db_file_name(lost)
-                with _held(repair):
+                with pending.held(repair):
                     outcomes.append(
                         _reconciled(conn, lost, path, space_file, repair=repair, verify=verify)
                     )
                 return
             written = _written_databases(conn)
             for db_id in sorted(written):
-                with _held(repair):
+                with pending.held(repair):
                     _check_database(store, conn, db_id, space_file, outcomes, repair, verify)
         finally:
             conn.close()
-
-
-def _held(repair: bool) -> AbstractContextManager[object]:
-    """Ctrl-C held back while a repair runs and is recorded (see :func:`check_store`)."""
-    return interrupts_held() if repair else nullcontext()
 
 
 def _check_database(
