@@ -436,7 +436,7 @@ def _pieces(space_file: Path, space_id: str) -> dict[str, dict[str, Any]]:
     return found
 
 
-def _piece_id(pieces: dict[str, dict[str, Any]], space_file: Path, piece: str) -> str:
+def _piece_id(pieces: dict[str, dict[str, Any]], space_id: str, piece: str) -> str:
     """The id of the piece given as ``piece``: its id (``of:…``, ``piece.id`` in Python), or
     its name as `cells` lists it (``PATTERN/KEY``), looked up among ``pieces``."""
     if piece.startswith("of:"):
@@ -448,26 +448,24 @@ def _piece_id(pieces: dict[str, dict[str, Any]], space_file: Path, piece: str) -
     if named:
         raise InspectError(
             "piece-not-found",
-            f"{len(named)} pieces of {space_file.name} are named {piece!r} (pieces of other "
+            f"{len(named)} pieces of space {space_id!r} are named {piece!r} (pieces of other "
             f"pieces): give the id of the one to link ({', '.join(named)})",
         )
     known = ", ".join(repr(label) for label in sorted(labels.values())[:20]) or "none yet"
     raise InspectError(
         "piece-not-found",
-        f"no piece {piece!r} in {space_file.name}: give a piece's id (it starts with 'of:', "
+        f"no piece {piece!r} in space {space_id!r}: give a piece's id (it starts with 'of:', "
         f"piece.id in Python) or its name as `sqlite-cells cells` lists it (pieces: {known})",
     )
 
 
-def _check_piece(
-    pieces: dict[str, dict[str, Any]], space_file: Path, piece: str, field: str
-) -> None:
+def _check_piece(pieces: dict[str, dict[str, Any]], space_id: str, piece: str, field: str) -> None:
     """Refuse a piece or field the space does not know (see :func:`_pieces`)."""
     record = pieces.get(piece)
     if record is None:
         raise InspectError(
             "piece-not-found",
-            f"no piece {piece} in {space_file.name}: run the pattern once (space.run) first",
+            f"no piece {piece} in space {space_id!r}: run the pattern once (space.run) first",
         )
     inputs = record.get("inputs")
     if not isinstance(inputs, list) or field not in inputs:
@@ -538,8 +536,8 @@ def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
     space_file = find_space(root, args.space)
     validate_disk_source(path, store=root, roots=None)  # the file first: it is the argument given
     pieces = _pieces(space_file, args.space)
-    args.piece = _piece_id(pieces, space_file, args.piece)
-    _check_piece(pieces, space_file, args.piece, args.field)
+    args.piece = _piece_id(pieces, args.space, args.piece)
+    _check_piece(pieces, args.space, args.piece, args.field)
     before = _database_input(root, space_file, args.piece, args.field)
     pin = _stored(space_file, before.id) if before is not None else None
     from sqlite_cells import Runtime  # the whole runtime, only for the one command that writes

@@ -321,7 +321,8 @@ def test_link_takes_the_piece_name_cells_lists(
     store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """§6: `cells` lists a piece by its name (PATTERN/KEY); `link` takes that name as PIECE as
-    well as the piece's id, and a name no piece has is refused with the names there are."""
+    well as the piece's id, and a name no piece has is refused with the names there are,
+    naming the space as other messages do (it named the space's file)."""
     reference = tmp_path / "things.db"
     conn = apsw.Connection(str(reference))
     conn.execute("CREATE TABLE things (x); INSERT INTO things VALUES (1)")
@@ -344,7 +345,8 @@ def test_link_takes_the_piece_name_cells_lists(
         main(["link", f"sqlite:{reference}", "demo", "nope/k", "ref", "--store", str(store)]) == 1
     )
     err = capsys.readouterr().err
-    assert "no piece 'nope/k'" in err and repr(name) in err
+    # (The space by its name, as every other message names it, not by its file's name.)
+    assert "no piece 'nope/k' in space 'demo': give a piece's id" in err and repr(name) in err
     # A plain cell holding a piece record is no piece: not by name, not by its id.
     with sc.Runtime(store) as rt:
         space = rt.space("demo")
@@ -356,7 +358,7 @@ def test_link_takes_the_piece_name_cells_lists(
     )
     assert code == 0 and f"of piece {piece.id}" in out
     assert main(["link", f"sqlite:{reference}", "demo", fake.id, "ref", "--store", str(store)]) == 1
-    assert f"no piece {fake.id}" in capsys.readouterr().err
+    assert f"no piece {fake.id} in space 'demo': run the pattern once" in capsys.readouterr().err
 
 
 def test_link_refuses_bad_urls_and_paths(
