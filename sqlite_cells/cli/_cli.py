@@ -60,8 +60,9 @@ from sqlite_cells.cli._inspect import (
     refuse_newer_format,
     store_dir,
 )
+from sqlite_cells.cli._linked import linked_database
 from sqlite_cells.cli._maintenance import check, gc, link
-from sqlite_cells.cli._names import Namer, linked_database
+from sqlite_cells.cli._names import Namer
 from sqlite_cells.cli._output import (
     CheckedOutput,
     Format,
