@@ -8,6 +8,7 @@ create: the piece id plus the builder's kind and name, or its position among unn
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -175,8 +176,34 @@ class Pattern:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.fn(*args, **kwargs)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A pattern pickles by its module and qualified name — what its pieces' ids derive
+        from (R1) — and unpickles as the pattern found there (for a ``spawn`` process pool).
+        Pickling its function by reference fails (the pattern stands at that name, not the
+        function), and one defined inside a function has no name to be found by."""
+        module, qualname = self.fn.__module__, self.fn.__qualname__
+        if "<locals>" in qualname.split("."):
+            raise InvalidArgument(
+                f"pattern {self.name} cannot be pickled: it is defined inside a function, so no "
+                "other process can find it by its name; define it at the top level of a module"
+            )
+        return (_pattern_named, (module, qualname))
+
     def __repr__(self) -> str:
         return f"<pattern {self.name}>"
+
+
+def _pattern_named(module: str, qualname: str) -> Pattern:
+    """The pattern ``module.qualname`` (how a pickled pattern is found again)."""
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    if not isinstance(found, Pattern):
+        raise InvalidArgument(
+            f"no pattern {module}.{qualname} to unpickle: that name holds {brief_repr(found)}; "
+            "the process that unpickles it must define the pattern as the one that pickled it"
+        )
+    return found
 
 
 _BY_NAME = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)

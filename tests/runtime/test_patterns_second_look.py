@@ -8,6 +8,7 @@ a body that raises; inputs linked later.
 from __future__ import annotations
 
 import copy
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -490,3 +491,18 @@ def test_a_piece_run_again_without_its_input_at_a_path_gets_that_cell_at_its_pat
             space.cell("src").set({"a": 10, "b": 2})
         rt.settle()
         assert again.outputs.get() == 10
+
+
+def test_a_pattern_pickles_by_its_name_and_one_defined_in_a_function_says_why_not() -> None:
+    """A pattern given to a ``spawn`` process pool is pickled: pickling its function by
+    reference raised Python's raw PicklingError (the pattern, not the function, stands at that
+    name). It pickles by module and qualified name, what its pieces' ids derive from."""
+    assert pickle.loads(pickle.dumps(notes)) is notes
+
+    @sc.pattern
+    def local() -> None:
+        return None
+
+    with pytest.raises(sc.SqliteCellsError, match="defined inside a function") as info:
+        pickle.dumps(local)
+    assert isinstance(info.value, TypeError)
