@@ -27,6 +27,8 @@ from sqlite_cells.runtime._cell import NO_VALUE as NO_VALUE
 from sqlite_cells.runtime._cell import Cell as Cell
 from sqlite_cells.runtime._cell import Reactive as Reactive
 from sqlite_cells.runtime._cell import refuse_get as refuse_get
+from sqlite_cells.runtime._commit import TOO_BIG_ADVICE as TOO_BIG_ADVICE
+from sqlite_cells.runtime._commit import RecordTooBig as RecordTooBig
 from sqlite_cells.runtime._derived import Derived as Derived
 from sqlite_cells.runtime._derived import derive as derive
 from sqlite_cells.runtime._derived import lift as lift
@@ -122,6 +124,7 @@ __all__ = [
     "SPACE_FILES",
     "SPACE_TABLES",
     "STORE_ENV",
+    "TOO_BIG_ADVICE",
     "Cell",
     "CommitEvent",
     "CommitParticipant",
@@ -133,6 +136,7 @@ __all__ = [
     "PendingOp",
     "Piece",
     "Reactive",
+    "RecordTooBig",
     "Runtime",
     "Scheduler",
     "Space",

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from sqlite_cells.runtime._participants import CommitParticipant
     from sqlite_cells.runtime._tx import Transaction
 
-__all__ = ["commit_error", "holds", "write_member"]
+__all__ = ["TOO_BIG_ADVICE", "RecordTooBig", "commit_error", "holds", "write_member"]
 
 _SAVEPOINT = "SAVEPOINT _cf_member"
 _ROLLBACK_TO = "ROLLBACK TO _cf_member"
@@ -258,9 +258,18 @@ def _record_names(
 
 
 class RecordTooBig(ExecError, ValueEncodeError):
-    """A commit whose writes to a database add up to a record over SQLite's length limit: an
-    ``ExecError`` as one write too big is (R34), and a ``ValueEncodeError`` as values too big
-    for the record are.  Private: callers catch either."""
+    """A commit whose writes to a database add up to a record over SQLite's length limit (or
+    one write whose changes alone are over it): an ``ExecError`` as one write too big is (R34),
+    and a ``ValueEncodeError`` as values too big for the record are.  Not exported by name:
+    callers catch either."""
+
+
+# What to do about changes too big to record in one commit (RecordTooBig's advice).
+TOO_BIG_ADVICE: Final = (
+    "write fewer rows per transaction, and keep a value over ≈ 20 MB in smaller pieces (rows "
+    "of parts); a row holding more than that is deleted or replaced in steps: set its large "
+    "columns to NULL, one per transaction, then delete or rewrite it"
+)
 
 
 # What SQLite's record of a ``_cf_log`` row adds to the commit record's bytes, at most: its header
@@ -283,10 +292,7 @@ def _append(cursor: apsw.Cursor, record: CommitRecord) -> None:
                 f"the changes of this transaction's writes are too big to record in one commit "
                 f"({too_big}; the record keeps every value the writes changed — an UPDATE's old "
                 "and new values, a DELETE's old ones — base64-encoded, ≈ 4/3 of their size, so "
-                "one commit changes at most ≈ 48 MB of values): write fewer rows per "
-                "transaction, and keep a value over ≈ 20 MB in smaller pieces (rows of parts); "
-                "a row holding more than that is deleted or replaced in steps: set its large "
-                "columns to NULL, one per transaction, then delete or rewrite it",
+                f"one commit changes at most ≈ 48 MB of values): {TOO_BIG_ADVICE}",
             )
         raise ValueEncodeError(f"{too_big}: write fewer or smaller values per transaction")
     cursor.execute("INSERT INTO _cf_log (seq, record) VALUES (?, ?)", (record.seq, data))

@@ -79,7 +79,9 @@ from sqlite_cells.files import (
 )
 from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
+    TOO_BIG_ADVICE,
     PendingOp,
+    RecordTooBig,
     SpaceFile,
     Transaction,
     busy_ms,
@@ -183,13 +185,14 @@ def _too_wide(db_id: str, request: ExecRequest, exc: TooWideToCompare) -> ExecEr
 
 def _too_big(db_id: str, sql: str, exc: apsw.Error) -> ExecError:
     """A write whose changes are too big to record: the changeset (kept in the commit record and
-    the file's journal, R70) is one value, under SQLite's length limit like any other (R44)."""
-    return ExecError(
+    the file's journal, R70) is one value, under SQLite's length limit like any other (R44) —
+    the error and advice of a commit record too big (``RecordTooBig``)."""
+    return RecordTooBig(
         db_id,
         sql,
-        f"the changes of this write are too big to record in one commit ({type(exc).__name__}: "
-        f"{exc}): a commit's changes are kept as one value, under SQLite's length limit; write "
-        "fewer rows per transaction",
+        f"the changes of this write are too big to record in one commit (SQLite said {exc}: "
+        "a commit's changes are kept as one value, under SQLite's length limit, with an "
+        f"UPDATE's old and new values both): {TOO_BIG_ADVICE}",
         sqlite_error=str(exc),
         sqlite_code=getattr(exc, "extendedresult", None),
     )

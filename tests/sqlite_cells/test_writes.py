@@ -378,6 +378,11 @@ def test_a_write_too_big_to_record_is_an_exec_error(space: Space, db: sc.SqliteD
     assert "too big to record in one commit" in str(info.value)
     assert "fewer rows per transaction" in str(info.value)
     assert info.value.db_id == db.id and info.value.sqlite_error is not None
+    # The same error and advice as a commit record too big (it said apsw's class name, and
+    # only "write fewer rows", which cannot help a single large row).
+    assert isinstance(info.value, sc.ValueEncodeError)
+    assert "set its large columns to NULL" in str(info.value)
+    assert "TooBigError" not in str(info.value)
     assert counter.get() == 0 and db.rev == 1
     assert db.read("SELECT count(*) AS n FROM messages") == [{"n": 1}]
 
