@@ -202,13 +202,13 @@ def _members(params: Any) -> Iterable[Any]:
 
 
 def _current(value: Any, key: object, sql: str, db_id: str, seen: bool) -> Any:
-    node = node_of(value)
-    if node is None:
-        return value
-    if seen and type(value) is Cell:
+    if seen and type(value) is Cell:  # (its node is looked up there, once)
         current = _seen_value(value, key, sql, db_id)
         check_cell_value(current, key, sql=sql, db_id=db_id)
         return current
+    node = node_of(value)
+    if node is None:
+        return value
     if node.ready.is_set():
         current = node.value
     else:

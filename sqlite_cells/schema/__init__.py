@@ -23,6 +23,7 @@ from sqlite_cells.schema._migrate import stored_id as stored_id
 from sqlite_cells.schema._migrate import stored_owner as stored_owner
 from sqlite_cells.schema._migrate import stored_version as stored_version
 from sqlite_cells.schema._migrate import write_refusal as write_refusal
+from sqlite_cells.schema._null_keys import null_key_condition as null_key_condition
 from sqlite_cells.schema._null_keys import nullable_key_columns as nullable_key_columns
 from sqlite_cells.schema._order import fill_orders as fill_orders
 from sqlite_cells.schema._schema import CfLink as CfLink
@@ -73,6 +74,7 @@ __all__ = [
     "made_elsewhere",
     "meta_text",
     "migrate_file",
+    "null_key_condition",
     "nullable_key_columns",
     "plan_migration",
     "plan_shadows",

@@ -79,7 +79,7 @@ from sqlite_cells.runtime import (
     surrogate_at,
 )
 from sqlite_cells.schema._generated import uncomputable, virtual_columns_of
-from sqlite_cells.schema._null_keys import nullable_key_columns
+from sqlite_cells.schema._null_keys import null_key_condition, nullable_key_columns
 from sqlite_cells.schema._rebuild import rebuild_adding
 from sqlite_cells.schema._schema import Schema, quote_ident
 from sqlite_cells.schema._schema_diff import (
@@ -642,10 +642,7 @@ def ensure_schema(
     _check_version(version, db_id)
     conn.execute(f"SAVEPOINT {_SAVEPOINT}")
     try:
-        if made_elsewhere(conn, database):
-            raise UnsupportedMigration(
-                db_id, [foreign_file(conn.db_filename(database))], advice=_FOREIGN_ADVICE
-            )
+        _refuse_foreign(conn, database, db_id)
         ensure_runtime_tables(conn, database)
         stored = stored_version(conn, database, db_id)
         _refuse_newer(stored, version, db_id)
@@ -671,19 +668,23 @@ def write_refusal(
     steps in its order: a file another program made, a stored version newer than ``version``,
     the differences no write adds); None when none is found (a refusal only SQLite's own
     ``ALTER TABLE`` finds is left to the write). Read only."""
-    if made_elsewhere(conn, database):
-        return UnsupportedMigration(
-            db_id, [foreign_file(conn.db_filename(database))], advice=_FOREIGN_ADVICE
-        )
     db = quote_ident(database)
-    known = conn.execute(f"SELECT 1 FROM {db}.sqlite_schema WHERE name = '_cf_meta'").fetchone()
     try:
-        if known:
+        _refuse_foreign(conn, database, db_id)
+        if conn.execute(f"SELECT 1 FROM {db}.sqlite_schema WHERE name = '_cf_meta'").fetchone():
             _refuse_newer(stored_version(conn, database, db_id), version, db_id)
     except UnsupportedMigration as exc:
         return exc
     differences = diff_of(conn, database, schema)[1]
     return UnsupportedMigration(db_id, differences) if differences else None
+
+
+def _refuse_foreign(conn: apsw.Connection, database: str, db_id: str) -> None:
+    """Refuse a file another program made (:func:`made_elsewhere`): no write adopts it."""
+    if made_elsewhere(conn, database):
+        raise UnsupportedMigration(
+            db_id, [foreign_file(conn.db_filename(database))], advice=_FOREIGN_ADVICE
+        )
 
 
 def _refuse_newer(stored: int | None, version: int, db_id: str) -> None:
@@ -1123,8 +1124,9 @@ def _null_key_rows(conn: apsw.Connection, schema: Schema) -> dict[str, tuple[tup
     for name, _ in schema.tables:
         columns, _ = nullable_key_columns(conn, "main", name)
         if columns:
-            where = " OR ".join(f"{quote_ident(column)} IS NULL" for column in columns)
-            sql = f"SELECT count(*) FROM main.{quote_ident(name)} WHERE {where}"
+            sql = (
+                f"SELECT count(*) FROM main.{quote_ident(name)} WHERE {null_key_condition(columns)}"
+            )
             found[name] = (columns, int(str(conn.execute(sql).fetchall()[0][0])))
     return found
 

@@ -8,11 +8,13 @@ migration (``sqlite_cells.schema._migrate``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import apsw
 
 from sqlite_cells.schema._schema import quote_ident
 
-__all__ = ["nullable_key_columns"]
+__all__ = ["null_key_condition", "nullable_key_columns"]
 
 
 def nullable_key_columns(
@@ -30,3 +32,8 @@ def nullable_key_columns(
     # (position in the key, name) of the key's columns without NOT NULL, in the key's order
     keyed = sorted((int(str(row[5])), str(row[1])) for row in info if row[5] and not row[3])
     return tuple(name for _, name in keyed), stored
+
+
+def null_key_condition(columns: Sequence[str]) -> str:
+    """The ``WHERE`` condition of the rows whose key holds NULL in one of ``columns``."""
+    return " OR ".join(f"{quote_ident(column)} IS NULL" for column in columns)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import apsw
 
 from sqlite_cells.codec import ExecError
-from sqlite_cells.schema import nullable_key_columns, quote_ident
+from sqlite_cells.schema import null_key_condition, nullable_key_columns, quote_ident
 from sqlite_cells.sql import fold_ascii
 from sqlite_cells.write._links import LinkColumns, check_row_links
 
@@ -77,7 +77,7 @@ def _probe(db: str, table: str, nullable: Sequence[str], stored: Sequence[str]) 
     source = f"{db}.{quote_ident(table)}"
     # The first key column is the index's leading one: its probe is a seek. A later column of a
     # composite key has no index of its own, and its probe is a scan of the key's index.
-    where = " OR ".join(f"{quote_ident(column)} IS NULL" for column in nullable)
+    where = null_key_condition(nullable)
     folded = {fold_ascii(column) for column in stored}
     rowid = next((n for n in _ROWID_NAMES if n not in folded), None)
     # Text is compared as its bytes (text that is not UTF-8 cannot be read as a str), with its
