@@ -36,6 +36,7 @@ __all__ = [
     "NAMED_TABLE",
     "NAMES_TABLE",
     "ensure_format",
+    "is_current_format",
     "op_targets_by_seq",
     "readable_format",
     "stored_format",
@@ -92,6 +93,12 @@ def _shown(found: object) -> str:
         except UnicodeDecodeError:
             return f"<text that is not valid UTF-8: x'{found.hex()}'>"
     return repr(found)
+
+
+def is_current_format(conn: apsw.Connection) -> bool:
+    """Whether the space file behind ``conn`` is in this version's format, or records none yet
+    (a fresh file): its log and op index can be read as they are, with no upgrade first."""
+    return stored_format(conn) in (None, FORMAT_VERSION)
 
 
 def readable_format(conn: apsw.Connection, path: Path) -> int | None:

@@ -163,8 +163,11 @@ def _column_text(column: dict[str, Any]) -> str:
     return " ".join(p for p in parts if p)
 
 
-def _file_tables(conn: apsw.Connection) -> list[tuple[str, list[dict[str, Any]], list[Any], int]]:
-    """Each table of the file with its columns, indexes and rows. The schema is read through
+def _file_tables(
+    conn: apsw.Connection, counted: dict[str, int] | None = None
+) -> list[tuple[str, list[dict[str, Any]], list[Any], int]]:
+    """Each table of the file with its columns, indexes and rows (``counted``: rows already
+    counted, by table name, which are not counted again). The schema is read through
     the pragmas' table-valued forms, which take a name as a value and give names as their
     bytes: a name another program wrote that is not UTF-8 is shown as its bytes
     (``_inspect.shown``), as a space's rows are, instead of failing the whole listing."""
@@ -204,7 +207,10 @@ def _file_tables(conn: apsw.Connection) -> list[tuple[str, list[dict[str, Any]],
                 )
             ]
             indexes.append({"name": shown(index), "columns": cols, "unique": bool(unique)})
-        found.append((table.name, columns, indexes, row_count(conn, table)))
+        count = counted.get(table.name) if counted is not None else None
+        found.append(
+            (table.name, columns, indexes, row_count(conn, table) if count is None else count)
+        )
     return found
 
 
@@ -340,12 +346,14 @@ def list_tables(
                 continue
             known = namer.named(space_id, db_id)
             label = known.name if known is not None else db_id
+            counted = None
             if source is not None:
                 info = with_moved_source(root, database_info(root, db_id, handle, rev), handles)
                 finding = info.source_finding(space_id)
                 if finding is not None:
                     left_out.append(UnreadSource(finding))
                     continue
+                counted = {table.name: table.rows for table in info.tables}  # (not again)
             verdict = verdicts.get(db_id)
             if (
                 verdict is not None
@@ -363,7 +371,7 @@ def list_tables(
             )
             with read_only(path, source=source is not None) as conn:
                 differences = [] if judged else table_differences(conn, handle["tables"])
-                tables = _file_tables(conn)
+                tables = _file_tables(conn, counted)
             if differences:
                 left_out.append(NotItsFile(space_id, db_id, path.name, tuple(differences)))
                 continue

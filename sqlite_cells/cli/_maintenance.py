@@ -727,18 +727,11 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
                 {"space": home[p][0], "file": p.name, "name": home[p][1]} for p in paths
             ]
             if skipped:
-                data["skipped"] = [
-                    {"space": None, "file": p.name, "why": why, "name": None} for p, why in skipped
-                ]
+                data["skipped"] = [_gc_entry(p, why) for p, why in skipped]
             if kept:
-                data["kept"] = [
-                    {"space": None, "file": p.name, "why": why, "name": None} for p, why in kept
-                ]
+                data["kept"] = [_gc_entry(p, why) for p, why in kept]
             if failed:
-                data["failed"] = [
-                    {"space": home[p][0], "file": p.name, "why": why, "name": home[p][1]}
-                    for p, why in failed
-                ]
+                data["failed"] = [_gc_entry(p, why, home[p]) for p, why in failed]
             if damaged:
                 data["damaged_space_files"] = [
                     {"file": d.path.name, "reason": d.reason, "unreadable": d.unreadable,
@@ -775,6 +768,16 @@ def _gc_row(
     """One of `gc`'s rows: ``home`` is the space of the file's database and its recorded name
     (None where no space names the file, or does not name the database)."""
     return {"space": home[0], "file": path.name, "action": action, "why": why, "name": home[1]}
+
+
+def _gc_entry(
+    path: Path, why: str, home: tuple[str | None, str | None] = (None, None)
+) -> dict[str, Any]:
+    """An entry of `gc --json`'s `skipped`, `kept` and `failed` lists: a row without its
+    action, which the list's name says."""
+    entry = _gc_row(path, "", why, home)
+    del entry["action"]
+    return entry
 
 
 def _shown_home(space: str | None, name: str | None) -> str:

@@ -74,13 +74,13 @@ from sqlite_cells.runtime import (
     FORMAT_VERSION,
     SPACE_FILES,
     interrupts_held,
+    is_current_format,
     odd_kind,
     op_targets_by_seq,
     readable_format,
     remove_unused,
     space_file_name,
     space_shape_problem,
-    stored_format,
     stored_json_column,
     surrogate_at,
     translated,
@@ -961,6 +961,29 @@ def _open_read_only(path: Path) -> apsw.Connection:
     return conn
 
 
+def _check_into(
+    outcomes: list[Outcome],
+    store: Path,
+    space_file: Path,
+    pending: _Pending,
+    *,
+    repair: bool,
+    verify: bool,
+    lost: str | None = None,
+) -> None:
+    """:func:`_check_space`, its outcomes added to ``outcomes`` once it is through — and those
+    made before a Ctrl-C that stops it (what was repaired before it), before that goes on. A
+    space file's own error (``DatabaseError``, ``UnreadableRecord``) adds none and is raised."""
+    checked: list[Outcome] = []
+    try:
+        pending.due()
+        _check_space(store, space_file, checked, pending, repair=repair, verify=verify, lost=lost)
+    except KeyboardInterrupt:
+        outcomes.extend(checked)
+        raise
+    outcomes.extend(checked)
+
+
 def check_store(
     store: Path, *, repair: bool, verify: bool = True, found: list[Outcome] | None = None
 ) -> list[Outcome]:
@@ -985,19 +1008,12 @@ def check_store(
     pending = _Pending()
     with translated(f"the store {store}"):
         for space_file in space_files(store):
-            checked: list[Outcome] = []
             try:
-                pending.due()
-                _check_space(store, space_file, checked, pending, repair=repair, verify=verify)
+                _check_into(outcomes, store, space_file, pending, repair=repair, verify=verify)
             except (DatabaseError, UnreadableRecord) as exc:
                 problem = _listed_problem(space_file, exc)
                 if problem is not None:
                     outcomes.append(_damaged_space(problem))
-                continue
-            except KeyboardInterrupt:
-                outcomes.extend(checked)  # what was repaired before it
-                raise
-            outcomes.extend(checked)
         named, _dropped, damaged = _store_names(store)
     reported = {o.path for o in outcomes}
     outcomes.extend(_damaged_space(d) for d in damaged if d.path not in reported)
@@ -1012,19 +1028,13 @@ def check_store(
             # declaring it does (R71: the space lost the commit that named it, e.g. restored
             # from a copy taken before; one commit ahead is that commit in flight, undone).
             space_file, db_id = lost
-            checked = []
             try:
-                pending.due()
-                _check_space(
-                    store, space_file, checked, pending, repair=repair, verify=verify, lost=db_id
+                _check_into(
+                    outcomes, store, space_file, pending, repair=repair, verify=verify, lost=db_id
                 )
             except (DatabaseError, UnreadableRecord):
                 pass  # its space file's problem is reported above: the file is kept as found
-            except KeyboardInterrupt:
-                outcomes.extend(checked)
-                raise
             else:
-                outcomes.extend(checked)
                 continue
         shown = "cannot be read" if seq is None else f"holds commits up to seq {seq}"
         outcomes.append(
@@ -1298,7 +1308,7 @@ def _held_elsewhere(path: Path) -> str | None:
 def _written_databases(conn: apsw.Connection) -> set[str]:
     """Ids of the databases the space's log shows written, and of the live handles it holds."""
     found = set(owned_databases(conn))
-    if stored_format(conn) in (None, FORMAT_VERSION):
+    if is_current_format(conn):
         found.update(str(t) for (t,) in conn.execute("SELECT DISTINCT target FROM _cf_op_index"))
     else:
         found.update(target for target, _ in op_targets_by_seq(conn))

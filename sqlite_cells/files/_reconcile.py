@@ -71,19 +71,18 @@ from sqlite_cells.files._layout import (
 from sqlite_cells.files._watermark import read_watermark, set_watermark
 from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
-    FORMAT_VERSION,
     QUARANTINE_DIR,
     SpaceFile,
     check_companions,
     check_not_dangling,
     describe,
     file_state,
+    is_current_format,
     last_seq,
     log_head,
     odd_kind,
     op_targets_by_seq,
     out_of_files,
-    stored_format,
     stored_json_column,
     wait_for_locks,
 )
@@ -297,7 +296,7 @@ def database_seq(space_conn: apsw.Connection, db_id: str) -> int:
     A ``db.drop()`` names the database but writes nothing into its file: the seq of the last
     commit before it that did (a file compared with its space after another runtime dropped
     it is in step, not a commit behind to replay)."""
-    if stored_format(space_conn) in (None, FORMAT_VERSION):
+    if is_current_format(space_conn):
         last = SpaceFile.last_seq_for(space_conn, db_id)  # (a value no seq is: an error)
         if not last or not _dropped_at(space_conn, db_id, last):
             return last
@@ -665,7 +664,7 @@ def _reconcile_file(
                 kept = keep_copy(path, f"ahead-{db_seq}-of-{space_seq}")
                 commits = _invert(conn, in_flight)
                 action = Action.INVERTED
-        elif not repair and stored_format(space_conn) not in (None, FORMAT_VERSION):
+        elif not repair and not is_current_format(space_conn):
             # R73: the log of an older format is read once the space file is upgraded, which
             # a look that writes nothing cannot do: behind, as told, with what a repair does.
             action, commits, detail = Action.BEHIND, 0, _OLDER_FORMAT_BEHIND
@@ -868,7 +867,7 @@ def _check_same_history(
     R73), even though their watermarks agree, or the file's is behind (a replay would add this
     space's commits to another history). When either side no longer keeps them (pruned,
     compacted, an older format) nothing can be told, and nothing is decided here."""
-    if seq == 0 or stored_format(space_conn) not in (None, FORMAT_VERSION):
+    if seq == 0 or not is_current_format(space_conn):
         return
     try:
         kept = [
@@ -1252,7 +1251,7 @@ def _check_versions(
     file at version ``found`` would cross a version step the file lacks (see
     :func:`_version_after`; ``rebuilt``: there is no file, the replay would make it); nothing
     is told for a space file of an older format."""
-    if stored_format(space_conn) in (None, FORMAT_VERSION):
+    if is_current_format(space_conn):
         _version_after(SpaceFile.ops_for(space_conn, db_id, after, upto), found, rebuilt=rebuilt)
 
 
@@ -1312,7 +1311,7 @@ def migrated_past_log(space_conn: apsw.Connection, conn: apsw.Connection, db_id:
     brings — not another program's doing. False when either version is not known."""
     found = _file_version(conn, db_id)
     seq = database_seq(space_conn, db_id)
-    if found is None or not seq or stored_format(space_conn) not in (None, FORMAT_VERSION):
+    if found is None or not seq or not is_current_format(space_conn):
         return False
     records = SpaceFile.records_for(space_conn, db_id, seq - 1, seq)
     versions = [
@@ -1328,7 +1327,7 @@ def migrated_past_log(space_conn: apsw.Connection, conn: apsw.Connection, db_id:
 def _records_for(
     space_conn: apsw.Connection, db_id: str, after: int, upto: int
 ) -> list[CommitRecord]:
-    if stored_format(space_conn) in (None, FORMAT_VERSION):
+    if is_current_format(space_conn):
         _check_history(space_conn, db_id, after)
         return SpaceFile.records_for(space_conn, db_id, after, upto)
     raise _Irreparable(
