@@ -648,13 +648,16 @@ def _run_one(pooled: PooledConnection, plan: _Plan, stmt: Statement) -> Statemen
     key = (plan.schema_key, stmt.sql)
     entry = _READ_SETS.get(key)
     known = entry[0] if entry is not None else None
+    declared: ReadMap | None = None
     try:
         if known is None and plan.shadowed:
-            known = _declared_read_set(plan, stmt, key)
+            declared = _declared_read_set(plan, stmt)
         try:
             result = _execute(pooled, plan.cursor, plan.policy, stmt, known)
         except apsw.SQLError as exc:
-            result = _again(pooled, plan, stmt, known, key, exc)
+            result = _again(pooled, plan, stmt, known, exc)
+            if known is None and plan.shadowed and declared is None:
+                declared = _declared_read_set(plan, stmt)
         except apsw.AuthError as exc:
             result = _with_rtrees(pooled, plan, stmt, known, exc)
     except apsw.Error as exc:
@@ -690,6 +693,8 @@ def _run_one(pooled: PooledConnection, plan: _Plan, stmt: Statement) -> Statemen
         kept.error = error
         return kept
     if known is None and result.read_set is not None:
+        if declared is not None:
+            result.read_set = _with_undeclared(declared, result.read_set, plan.decl)
         if plan.file and plan.decl.schema is not None:
             undeclared = _undeclared_table_read(pooled, plan, stmt, result.read_set)
             if undeclared is not None:
@@ -872,7 +877,6 @@ def _again(
     plan: _Plan,
     stmt: Statement,
     known: ReadMap | None,
-    key: _ReadKey,
     exc: apsw.SQLError,
 ) -> StatementResult:
     """Run ``stmt`` again after ``exc``, when shadows can help (R14, R41); else raise ``exc``."""
@@ -893,8 +897,6 @@ def _again(
     plan.on_file(sync_shadows(pooled, plan.decl, pooled.conn.cursor(), plan.base_policy))
     if not plan.shadowed:
         raise exc
-    if known is None:
-        known = _declared_read_set(plan, stmt, key)
     plan.cursor = pooled.conn.cursor()
     return _execute(pooled, plan.cursor, plan.policy, stmt, known)
 
@@ -952,12 +954,15 @@ def _lacks_something(exc: apsw.SQLError) -> bool:
     return "no such table" in text or "no such column" in text
 
 
-def _declared_read_set(plan: _Plan, stmt: Statement, key: _ReadKey) -> ReadMap | None:
+def _declared_read_set(plan: _Plan, stmt: Statement) -> ReadMap | None:
     """The read set of ``stmt`` on the declared schema (R51), for a file read through shadows:
     SQLite prepares it (``EXPLAIN`` runs nothing) in the scratch database of the declared
-    tables, so the set names the declared columns the query reads, as it will on the migrated
-    file; a view's reads would name every stored column it selects. None when it cannot be
-    prepared there (the read then records what it reads on the file)."""
+    tables, so the set names the declared columns the query reads, those the file lacks
+    included. None when it cannot be prepared there. The stored columns the declaration does
+    not name that the read reaches on the file are added to it (:func:`_with_undeclared`):
+    there a ``*`` also reaches another program's columns, and a name may resolve to another
+    table's column. (A shadow view's reads name every stored column it selects: the columns
+    the declaration names are taken from the declared read set alone.)"""
     schema = plan.decl.schema
     if schema is None:
         return None
@@ -974,9 +979,26 @@ def _declared_read_set(plan: _Plan, stmt: Statement, key: _ReadKey) -> ReadMap |
             return None
         finally:
             scratch.gate.leave()
-        read_set = _read_map(record, stmt.sql, scratch.conn)
-        _remember_read_set(key, read_set, frozenset(functions), scratch.conn)
-    return read_set
+        return _read_map(record, stmt.sql, scratch.conn)
+
+
+def _with_undeclared(declared: ReadMap, found: ReadMap, decl: Declaration) -> ReadMap:
+    """``declared`` (the read set on the declared tables) and, of what the read recorded on the
+    file (``found``), the stored columns the declaration does not name: another program's
+    column that a ``*`` reaches there, or a name that resolves to another table's column in
+    the file than in the declaration."""
+    schema = decl.schema
+    assert schema is not None  # (shadows are made for declared tables only)
+    joined = dict(declared)
+    for table, columns in found.items():
+        if is_reserved_table(table):
+            continue  # (a shadow's own default row: never written)
+        stored = schema.table(table)
+        named = {fold_ascii(c) for c in stored.column_names} if stored is not None else set()
+        extra = frozenset(c for c in columns if c and c not in named)
+        if extra:
+            joined[table] = joined.get(table, frozenset()) | extra
+    return joined
 
 
 def _execute(

@@ -17,9 +17,10 @@ statement naming what it lacks fails saying both versions (see ``_reader``).
 The shadows are the runtime's own objects: they are created outside the gate's user state, and
 a user statement reads them under :func:`allowing_shadows`, which lets it read the shadowing
 ``temp`` names and the one-row default tables (``_cf_shadow_<n>``, which no statement can name:
-the guard refuses ``_cf_`` names). The read set of a statement prepared against shadows is taken
-from the declared schema instead (see ``_reader``), so it names the declared columns it reads,
-not every stored column a view selects.
+the guard refuses ``_cf_`` names). The read set of a statement prepared against shadows names
+the declared columns it reads, taken from the declared schema, not every stored column a view
+selects, and the stored columns the declaration does not name that it reaches on the file (see
+``_reader``).
 """
 
 from __future__ import annotations

@@ -601,3 +601,40 @@ def test_a_read_of_rowid_stopped_while_it_reads_a_copy_says_why(store: Path) -> 
         assert "read a copy of the whole table" in str(info.value)
         assert "leave rowid out" in str(info.value)
         assert db.read("SELECT b FROM t WHERE k = 'k5'") == [{"b": 7}]
+
+
+def test_a_live_query_through_shadows_follows_stored_columns_its_declaration_lacks(
+    tmp_path: Path,
+) -> None:
+    """Read through shadows (the reader declares a table the file does not hold yet), a
+    statement also reaches stored columns another program declared and this declaration does
+    not: a ``*`` returns them, and an unqualified name resolves to them. A write of such a
+    column re-runs the query (R51): its read set is the declared one and those columns."""
+    written = {
+        "t": sc.table(id="integer primary key", x="integer", e="integer"),
+        "u": sc.table(uid="integer primary key", x="integer"),
+    }
+    declared = {
+        "t": sc.table(id="integer primary key", x="integer"),
+        "u": sc.table(uid="integer primary key"),
+        "v": sc.table(y="integer"),  # not in the file yet: reads go through shadows
+    }
+    with (
+        sc.Runtime(tmp_path, poll_interval=0.01) as writer,
+        sc.Runtime(tmp_path, poll_interval=0.01) as reader,
+    ):
+        old = writer.space("s").sqlite_database("d", tables=written)
+        _write(writer.space("s"), old, "INSERT INTO t (id, x, e) VALUES (1, 0, 1)")
+        _write(writer.space("s"), old, "INSERT INTO u (uid, x) VALUES (1, 0)")
+        new = reader.space("s").sqlite_database("d", tables=declared)
+        star = new.query("SELECT * FROM t")
+        resolved = new.query(
+            "SELECT id FROM t WHERE EXISTS (SELECT 1 FROM u WHERE uid = t.id AND x = 5)"
+        )
+        reader.settle()
+        assert star.get().result == [{"id": 1, "x": 0, "e": 1}]
+        assert resolved.get().result == []
+        _write(writer.space("s"), old, "UPDATE t SET e = 99")
+        _wait_for(star, [{"id": 1, "x": 0, "e": 99}])
+        _write(writer.space("s"), old, "UPDATE u SET x = 5")  # u.x: the subquery's x
+        _wait_for(resolved, [{"id": 1}])
