@@ -96,7 +96,7 @@ class Cell(Reference):
     __slots__ = ("_id", "_name", "_space", "_value_path")
 
     # The name ``space.cell(name)`` gave a cell outside a pattern (kept by the Cells ``key``
-    # makes of it), else None; read at a first write (see ``_note_name``). Cells decoded from
+    # makes of it), else None; read at a write (see ``_named``). Cells decoded from
     # links in bulk (``Runtime.cells_for``) leave it unset, so they cost nothing more.
     _name: str | None
 
@@ -273,7 +273,7 @@ class Cell(Reference):
             whole = self._encoded(value)
             if checked:
                 runtime.check_value(self._space.id, self._id, whole)
-            record_write(tx, file, self._id, whole, guard=seen, name=self._named(seen))
+            record_write(tx, file, self._id, whole, guard=seen, name=self._named(file))
             return
         # A write at a path reads the rest of the value; the read is recorded only once the
         # write is (a path that does not fit the value, or a value that does not encode, leaves
@@ -300,19 +300,19 @@ class Cell(Reference):
         whole = self._encoded(value)
         if checked:
             runtime.check_value(self._space.id, self._id, whole)
-        record_write(tx, file, self._id, whole, name=self._named(seen), merged=True)
+        record_write(tx, file, self._id, whole, name=self._named(file), merged=True)
         if read is not None and tx.state is TxState.OPEN:
             tx.record_read(file, self._id, read)
 
-    def _named(self, seen: int | None) -> tuple[str, str] | None:
-        """At a write of a cell the runtime knows as never written (``seen`` given: its
-        writability was checked): the name for the commit to record, when this ``Cell`` knows
-        it, so the store's tools can show it (SPEC §6; an id is a one-way hash of its name,
-        R1)."""
-        if seen is None:
-            return None
+    def _named(self, file: SpaceFile) -> tuple[str, str] | None:
+        """The name for the commit to record, so the store's tools can show it (SPEC §6; an id
+        is a one-way hash of its name, R1): when this ``Cell`` knows its name and no commit of
+        this runtime recorded it yet in ``file`` — also for a cell first written before names
+        were recorded (an older store, R73), which its first write here names."""
         name = getattr(self, "_name", None)
-        return None if name is None else (name, "cell")
+        if name is None or self._id in file.named:
+            return None
+        return (name, "cell")
 
     @checked_arguments
     def update(self, fn: Callable[[Any], Any]) -> None:
@@ -356,7 +356,7 @@ class Cell(Reference):
         inside = Cell.__new__(Cell)  # (its space, id and keys are checked already)
         inside._space, inside._id = self._space, self._id
         inside._value_path = (*self._value_path, key)
-        inside._name = getattr(self, "_name", None)  # a first write at a path names the cell too
+        inside._name = getattr(self, "_name", None)  # a write at a path names the cell too
         return inside
 
     # -- links and reactivity ------------------------------------------------------------------

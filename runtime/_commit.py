@@ -67,7 +67,7 @@ def write_member(
             _judge_again(cursor, tx, seq, space_id, check_committed)
         writes = _cell_writes(conn, tx, ticket.groups)
         _write_cells(cursor, writes, seq)
-        if tx.names:  # only a commit that writes a cell for the first time has any
+        if tx.names:  # only a commit that writes a cell this runtime has not named yet has any
             _record_names(cursor, tx.names, writes)
         groups = ticket.groups
         if len(groups) == 1:  # one kind of op: its participant is known already
@@ -245,16 +245,24 @@ def _record_names(
 ) -> None:
     """Record in ``_cf_names`` the name (and kind) of each cell this commit writes that the
     transaction names, so that the store's tools can show it (SPEC §6): ids are one-way hashes
-    of names (R1). A name whose cell the commit does not write is left for its first write."""
+    of names (R1). A name whose cell the commit does not write is left for a later write; a
+    name already recorded stays as it is (``OR IGNORE``: the id derives from it)."""
     rows = [(name, kind) for cell_id, (name, kind) in names.items() if cell_id in writes]
-    if rows:
+    if not rows:
+        return
+    try:
         # Made by the first commit that records a name, never by an open: an older command
         # line lists a store whose table has rows, but fails on an empty one.
         cursor.execute(NAMES_TABLE)
-    if len(rows) == 1:
-        cursor.execute(_RECORD_NAME, rows[0])
-    elif rows:
-        cursor.executemany(_RECORD_NAME, rows)
+        if len(rows) == 1:
+            cursor.execute(_RECORD_NAME, rows[0])
+        else:
+            cursor.executemany(_RECORD_NAME, rows)
+    except apsw.SQLError:
+        # Another program's ``_cf_names`` (without a ``kind`` column, a view, an index of that
+        # name): SQLite refuses the statement as it prepares it, which leaves the transaction
+        # as it was. A name helps the tools and is no part of the commit: it commits without.
+        pass
 
 
 class RecordTooBig(ExecError, ValueEncodeError):

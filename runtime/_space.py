@@ -93,7 +93,7 @@ class Space(Reference):
         except ValueEncodeError as exc:  # (the default: the error names the cell)
             shown = f"cell {name!r}" if name is not None else "the cell"
             raise ValueEncodeError(f"the default of {shown}: {exc}") from exc.__cause__
-        cell._name = top_level_name(cause)  # recorded at the cell's first write (SPEC §6)
+        cell._name = top_level_name(cause)  # recorded by a commit that writes it (SPEC §6)
         taken(cause)
         return cell
 

@@ -4,9 +4,9 @@ Tables (all ``_cf_*``, R12): ``_cf_meta`` (the space id, the format, the compact
 ``_cf_cells`` (id, JSON value, rev), ``_cf_log`` (seq, commit record), ``_cf_op_index`` (which
 seqs hold ops on which target, so an extension finds the commits that touched what it owns without
 scanning the log), ``_cf_named`` (ids only compacted history named) and ``_cf_names`` (the name
-and kind of each top-level cell and database, recorded at its first write: ids are one-way hashes
-of names, and the store's tools show names, SPEC §6). The file is opened in WAL
-mode with ``synchronous=FULL``.
+and kind of each top-level cell and database, recorded by the first commit of this runtime that
+writes it by name: ids are one-way hashes of names, and the store's tools show names, SPEC §6).
+The file is opened in WAL mode with ``synchronous=FULL``.
 
 Every commit this process learns of — its own, or another runtime's found by catch-up — is applied
 to the cache and handed to the runtime's scheduler in seq order, after it is durable (R50).
@@ -390,6 +390,13 @@ class SpaceFile:
         # together, every database this space's log wrote up to _seen_seq (see ``wrote``).
         self._applied_targets: set[str] = set()
         self._indexed_targets: frozenset[str] = frozenset()
+        # The ids a commit of this runtime wrote with their names for ``_cf_names`` (which keeps
+        # a name recorded before as it is): a write by name of any other id has its commit
+        # record the name, so a cell or database written before names were recorded gets its
+        # name too, at one statement per id per runtime and none per commit after (SPEC §6).
+        # Added to under _write_lock once a commit is durable; read without a lock by each
+        # write (one set look-up is atomic).
+        self.named: set[str] = set()
         # Set by the committing thread while its commit lands (see _Landing); read without a lock.
         self._landing: _Landing | None = None
         self._exclusive = False  # guarded by _write_lock: the write transaction is already open
@@ -1189,6 +1196,8 @@ class SpaceFile:
             finally:
                 self._landed()
             for ticket, record in zip(done, records, strict=True):
+                if ticket.tx.names:  # (recorded by this commit for the ids it wrote)
+                    self.named.update(w.id for w in record.writes if w.id in ticket.tx.names)
                 for participant, ops in ticket.groups:
                     _quietly(participant.committed, ops, record.seq)
                 ticket.succeed(record)

@@ -133,8 +133,8 @@ class Transaction(Reference):
         # the check (see Runtime.check_writable, R5).
         self._guards: dict[str, int] = {}
         # Names to record with the commit's writes (cell id -> (name, kind)): a cell or database
-        # written for the first time as far as this runtime knows, whose name the caller gave
-        # (``space.cell(name)``); the store keeps them in ``_cf_names`` for its tools (SPEC §6).
+        # whose name the caller gave (``space.cell(name)``) and no commit of this runtime
+        # recorded yet; the store keeps them in ``_cf_names`` for its tools (SPEC §6).
         self._names: dict[str, tuple[str, str]] = {}
         # While a nested scope is open (``_nested`` of them): who recorded each write, op and
         # name since, in order — the nested scopes (by id, outermost first) open in the
@@ -285,8 +285,8 @@ def record_write(
 
 
 def record_name(tx: Transaction, target: str, name: tuple[str, str]) -> None:
-    """Have the commit of ``tx`` record ``name`` for ``target`` (a database written for the
-    first time as far as this runtime knows: its handle is written at commit)."""
+    """Have the commit of ``tx`` record ``name`` for ``target`` (a database whose name no
+    commit of this runtime recorded yet: its handle is written at commit)."""
     tx._names[target] = name
     _note_recorder(tx)
 

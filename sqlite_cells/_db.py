@@ -248,7 +248,7 @@ class SqliteDb(Cell):
         tx = require_transaction(f"db.exec on {self.id}", self._space.file)
         decl = self.declaration
         decl.check_writable()
-        written = self._check_live_committed()
+        self._check_live_committed()
         if self._pending(tx, DROP_KIND):  # dropped earlier in this very transaction
             raise dropped_here(self.id)
         # `checked` holds the scan while the parameters are mapped: a long text is scanned once
@@ -264,9 +264,10 @@ class SqliteDb(Cell):
             raise of_statement(exc, self.id, sql) from exc.__cause__
         check_prepare_time(decl, sql, bound[0] if bound else None, runtime.exec_timeout)
         self._claim(tx)
-        if not written and decl.name is not None:
-            # Its first write as far as this runtime knows (the handle is written at commit):
-            # the store records its name with it (SPEC §6), as a cell's first ``set`` does.
+        if decl.name is not None and self.id not in self.space.file.named:
+            # No commit of this runtime recorded its name yet (the handle is written at commit):
+            # the store records it with this write (SPEC §6), as a cell's ``set`` does — also
+            # for a database first written before names were recorded (R73).
             record_name(tx, self.id, (decl.name, "database"))
         # The op carries its request; it is turned into the recorded op when applied (R32).
         request = ExecRequest(decl, sql, bound, many, fills)
@@ -337,21 +338,17 @@ class SqliteDb(Cell):
             check_handle(self.id, value)  # one that only says "dropped" is no handle (R5)
             raise dropped_database(self.id)
 
-    def _check_live_committed(self) -> bool:
+    def _check_live_committed(self) -> None:
         """``_check_live`` without recording a read of the handle: a write must not conflict
         with other writes of this database (R32); a drop committed meanwhile is caught at
         commit, where the rev is bumped. A committed value that is not a handle is
-        ``Quarantined`` here, at the call (R5): it is never written over. Returns whether the
-        handle was written, as far as this runtime knows."""
+        ``Quarantined`` here, at the call (R5): it is never written over."""
         try:
             data = self.space.file.entity(self.id).data
         except EncodingError as exc:  # a row another program wrote
             raise unreadable_handle(self.id, None, exc) from exc
-        if data is None:
-            return False
-        if is_dropped(decode_handle(self.id, data)):
+        if data is not None and is_dropped(decode_handle(self.id, data)):
             raise dropped_database(self.id)
-        return True
 
     # -- reads ---------------------------------------------------------------------------------
 

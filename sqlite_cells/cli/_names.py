@@ -10,7 +10,7 @@ Names: an id is derived from its cause by a one-way hash (R1), so a name can be 
 something tells it. The sources, first found wins:
 
 * the ``_cf_names`` table of a space file (``id``, ``name`` and optionally ``kind``: the
-  runtime records each top-level cell's and database's name there at its first write), and
+  runtime records each top-level cell's and database's name there when it writes it by name), and
   the names given on the command line (``--name NAME``), which label the ids a top-level cell
   or database of that name would have in each space of the store;
 * the piece records (``{"piece", "key", "inputs"}`` in the cell of the piece's id): a piece is
@@ -411,7 +411,7 @@ _RECORDED_KINDS = {"cell": "cell", "database": "sqlite"}
 
 def _recorded_names(conn: apsw.Connection, space_id: str) -> dict[str, Named]:
     """The names a space file records in ``_cf_names``: the runtime records each top-level
-    cell's and database's (name, kind) at its first write, and the id derives from them as
+    cell's and database's (name, kind) when it writes it by name, and the id derives from them as
     ``--name`` derives it; a table that also holds an ``id`` column is read by it. Its columns
     are looked up rather than read off the query (a query that finds no row tells none), and a
     row whose text is not UTF-8 (another program wrote it) names nothing."""

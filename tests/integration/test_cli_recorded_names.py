@@ -1,7 +1,8 @@
 """Names the store records (SPEC §6, R1): a top-level cell's and a database's name is kept in the
-space file's ``_cf_names`` at its first write, so the command line lists cells and databases by
-name without ``--name``; cells of pieces are named from the piece records, a name is recorded
-once, and what was first written before (an older store) still shows by id unless ``--name``."""
+space file's ``_cf_names`` by the first commit of a runtime that writes it by name, so the command
+line lists cells and databases by name without ``--name``; cells of pieces are named from the
+piece records, a name is recorded once, and what an older store holds unnamed shows by id unless
+``--name`` until a program writes it again by name."""
 
 from __future__ import annotations
 
@@ -131,10 +132,8 @@ def test_a_cell_first_written_before_names_were_recorded_shows_by_id_unless_name
     conn = apsw.Connection(str(space_file))
     conn.execute("DELETE FROM _cf_names WHERE name = 'alice'")  # as an older store holds it
     conn.close()
-    with sc.Runtime(store) as rt:  # written again: its first write is past, nothing is recorded
-        alice = rt.space("s").cell("alice")
-        with rt.space("s").transact():
-            alice.set({"name": "Alice C."})
+    with sc.Runtime(store) as rt:  # read by name, not written: nothing is recorded
+        assert rt.space("s").cell("alice").get() == {"name": "Alice B."}
     assert ALICE not in _recorded(space_file)
     by_id = {c["id"]: c for c in json.loads(run_cli("cells", str(store), "--json").stdout)}
     assert by_id[ALICE]["name"] is None
@@ -142,6 +141,82 @@ def test_a_cell_first_written_before_names_were_recorded_shows_by_id_unless_name
     done = run_cli("cells", str(store), "--json", "--name", "alice")
     by_id = {c["id"]: c for c in json.loads(done.stdout)}
     assert by_id[ALICE]["name"] == "alice" and by_id[CHAT]["name"] == "chat"
+
+
+def test_names_missing_from_a_store_are_recorded_when_written_again_by_name(store: Path) -> None:
+    """A store whose cells and databases were written before names were recorded (a format 1
+    or 2 store upgraded in place, R73, or one whose ``_cf_names`` was lost) lists them by id; a
+    new runtime that writes them again by name records their names, once: its next commit
+    writing them runs no statement on ``_cf_names``, and a cell it does not write stays
+    unnamed."""
+    space_file = _written(store)
+    conn = apsw.Connection(str(space_file))
+    conn.execute("DROP TABLE _cf_names")  # as an older store holds it
+    conn.close()
+    done = run_cli("cells", str(store), "--json")
+    assert done.returncode == 0, done.stderr
+    by_id = {c["id"]: c for c in json.loads(done.stdout)}
+    assert (by_id[ALICE]["name"], by_id[CHAT]["name"]) == (None, None)
+
+    tables = {"messages": sc.table(id="integer primary key", body="text")}
+    statements: list[str] = []
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        alice, db = space.cell("alice"), space.sqlite_database("chat", tables=tables)
+        with space.transact():
+            alice.set({"name": "Alice C."})
+            db.exec("INSERT INTO messages (body) VALUES ('back')")
+        with space.file.write_connection() as conn:
+            conn.exec_trace = lambda _cursor, sql, _bindings: statements.append(sql) or True
+        with space.transact():  # named now: nothing more to record
+            alice.set({"name": "Alice D."})
+            db.exec("INSERT INTO messages (body) VALUES ('again')")
+        with space.file.write_connection() as conn:
+            conn.exec_trace = None
+    assert any("_cf_cells" in sql for sql in statements), statements  # (the commit was seen)
+    assert not [sql for sql in statements if "_cf_names" in sql]
+    assert _recorded(space_file) == {ALICE: ("alice", "cell"), CHAT: ("chat", "database")}
+
+    done = run_cli("cells", str(store), "--json")
+    assert done.returncode == 0, done.stderr
+    by_id = {c["id"]: c for c in json.loads(done.stdout)}
+    assert (by_id[ALICE]["name"], by_id[ALICE]["value"]) == ("alice", {"name": "Alice D."})
+    assert (by_id[CHAT]["name"], by_id[CHAT]["kind"]) == ("chat", "database")
+    assert (by_id[PROFILE]["name"], by_id[BOB]["name"]) == (None, None)  # not written again
+    assert by_id[PROFILE]["value"]["owner"]["name"] == "alice"
+    done = run_cli("inspect", str(store))
+    assert done.returncode == 0, done.stderr
+    assert f"database 'chat' ({CHAT})" in done.stdout
+    done = run_cli("check", str(store))
+    assert done.returncode == 0, (done.stdout, done.stderr)
+
+
+def test_a_names_table_another_program_made_without_a_kind_column_is_left_as_it_is(
+    store: Path,
+) -> None:
+    """``_cf_names`` another program made in its own shape cannot take the runtime's rows: a
+    write by name commits without recording the name, and the table stays as it was."""
+    space_file = _written(store)
+    conn = apsw.Connection(str(space_file))
+    conn.execute("DROP TABLE _cf_names")
+    conn.execute("CREATE TABLE _cf_names (id TEXT, name TEXT)")
+    conn.execute("INSERT INTO _cf_names VALUES (?, 'alice')", (ALICE,))
+    conn.close()
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        with space.transact():
+            space.cell("alice").set(1)
+            space.cell("carol").set(2)  # a first write
+        assert space.cell("carol").get() == 2
+    conn = apsw.Connection(str(space_file), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        assert conn.execute("SELECT * FROM _cf_names").fetchall() == [(ALICE, "alice")]
+    finally:
+        conn.close()
+    done = run_cli("cells", str(store), "--json")
+    assert done.returncode == 0, done.stderr
+    by_id = {c["id"]: c for c in json.loads(done.stdout)}
+    assert (by_id[ALICE]["name"], by_id[ALICE]["value"]) == ("alice", 1)
 
 
 def test_a_names_table_with_no_row_or_rows_another_program_wrote_lists_the_store(
