@@ -26,6 +26,7 @@ from sqlite_cells.codec import (
     PendingValue,
     QueryArgumentError,
     brief_repr,
+    link_text_problem,
 )
 from sqlite_cells.runtime import LENGTH_LIMIT, PENDING, Cell, Reactive, surrogate_at
 from sqlite_cells.sql._names import LINK_SUFFIX, is_link_column
@@ -421,12 +422,15 @@ def _encode(
         return value
     said = f"{where} is a {type(value).__name__}: bind None, int, float, str, bytes or a Cell"
     if isinstance(value, Mapping | list | tuple):
-        said += (
-            " (store a list or dict as its JSON text, json.dumps(value); a Cell among a read's "
-            "parameters stands for its value, so to match a *_cf_link column bind the cell's "
-            "link, cell.link_str())"
-        )
+        said += f" (store a list or dict as its JSON text, json.dumps(value); {_LINK_ADVICE})"
     raise fail(said)
+
+
+# What to bind to match a link column in a read (R31, R51): one text for every refusal saying it.
+_LINK_ADVICE: Final = (
+    "a Cell among a read's parameters stands for its value, so to match a "
+    f"*{LINK_SUFFIX} column bind the cell's link, cell.link_str()"
+)
 
 
 def check_read_values(params: Any, *, sql: str, db_id: str) -> Any:
@@ -480,15 +484,46 @@ def check_cell_value(value: Any, key: object, *, sql: str, db_id: str) -> None:
     a NaN (SQLite would bind NULL), a list, an integer past 64 bits — with a
     :class:`QueryArgumentError`. A value that is itself a cell (a link, a database handle) is
     refused too: a cell among the parameters stands for its value, and that value is not looked
-    through again (its changes would not re-run the query). A pending value passes: a query
-    waits for it, and ``db.read`` refuses it with its own words."""
-    if value is None or is_pending(value):
+    through again (its changes would not re-run the query). So is a value that is not link text
+    (None, a number, other text) where the statement compares the parameter with a
+    ``*_cf_link`` column (:func:`map_params`), which holds only links or NULL: no row could
+    match. A pending value passes: a query waits for it, and ``db.read`` refuses it with its own
+    words."""
+    if is_pending(value):
         return
 
     def fail(message: str) -> QueryArgumentError:
         return QueryArgumentError(db_id, sql, message)
 
     where = f"parameter {key}"
+    if value is not None:
+        _check_bindable(value, where, fail)
+    column = _compared_link(map_params(sql), key)
+    if column is not None and not (type(value) is str and not link_text_problem(value.encode())):
+        shown = "None" if value is None else f"{brief_repr(value)} ({type(value).__name__})"
+        raise fail(
+            f"the value of the cell given as {where} is {shown}, not a link, and the statement "
+            f"compares it with the link column {column}, which holds only links or NULL, so it "
+            f"can match no row: {_LINK_ADVICE}"
+        )
+
+
+def _compared_link(targets: ParamTargets, key: object) -> str | None:
+    """The link column a read compares its parameter ``key`` (its number, or its name) with,
+    else None (a parameter also used elsewhere: its first link column)."""
+    if type(key) is int:
+        target = targets.positional[key - 1] if 0 < key <= len(targets.positional) else None
+    elif type(key) is str:
+        target = targets.named.get(key)
+    else:
+        return None
+    if target is None and key in targets.mixed:
+        target = targets.mixed[key][0]  # (sorted, links first)
+    return target if _is_link(target) else None
+
+
+def _check_bindable(value: Any, where: str, fail: Callable[[str], QueryArgumentError]) -> None:
+    """Refuse a cell's value that is not a value SQLite binds (see :func:`check_cell_value`)."""
     if isinstance(value, Cell | Reactive):
         raise fail(
             f"{where} is a cell whose value is {brief_repr(value)}, a {type(value).__name__}: "

@@ -1,4 +1,4 @@
-"""Which column each bound parameter of a write statement targets (R31).
+"""Which column each bound parameter of a statement targets (R31).
 
 ``db.exec(sql, params)`` encodes a cell bound to a ``*_cf_link`` column as a link string and
 refuses a cell bound anywhere else; to do so it must know, per parameter, the column it is bound
@@ -12,7 +12,9 @@ How it works:
 * **Targets are syntactic.** A parameter that is the *whole* value of a column (a ``VALUES``
   cell, a select-list item of ``INSERT … SELECT``, the right side of ``SET col = …`` in
   ``UPDATE`` or an upsert) gets that column; anything else (``WHERE``, ``RETURNING``, CTEs,
-  ``SET a = ? || 'x'``) targets no column: ``None``.  The scan found them
+  ``SET a = ? || 'x'``) targets no column: ``None``.  In a read (``db.read``/``db.query``),
+  a parameter compared with a ``*_cf_link`` column gets that column (a cell there must hold a
+  link, :func:`~sqlite_cells.sql._binding.check_cell_value`).  The scan found them
   (:mod:`sqlite_cells.sql._targets`); this module merges them per parameter.
 
 Decisions:

@@ -28,8 +28,8 @@ are the names it resolves as tables and the names it calls, with their offsets
 (:mod:`sqlite_cells.sql._positions`; worked out on demand — the guard only needs
 ``string_names``, and most string literals are plain data that skip that pass).  ``params``
 are the parameter occurrences with SQLite's numbers, and for an INSERT, REPLACE or UPDATE
-``targets`` says which column each
-occurrence is bound to (:mod:`sqlite_cells.sql._targets`, worked out during the scan so that
+``targets`` says which column each occurrence is bound to, for a read which link column each
+is compared with (:mod:`sqlite_cells.sql._targets`, worked out during the scan so that
 sqlglot's tokens, needed for the rare parse, are never kept).
 """
 
@@ -64,7 +64,7 @@ from sqlite_cells.sql._lexer import (
     unescape,
     unquote,
 )
-from sqlite_cells.sql._names import fold_ascii
+from sqlite_cells.sql._names import READ_VERBS, fold_ascii
 from sqlite_cells.sql._positions import find_names, may_be_names
 from sqlite_cells.sql._targets import Draft, find_targets
 
@@ -310,7 +310,7 @@ def _scan(sql: str) -> Statement:
     if problem is None:
         problem = _unnumbered(tokens, params)
     targets: tuple[Target, ...] = ()
-    if params and verb in _WRITE_VERBS and problem is None:
+    if params and verb in _MAPPED_VERBS and problem is None:
         draft = Draft(sql, tokens, body, params, builder.params_raw, verb, verb_index, raw)
         targets = find_targets(draft)
     return Statement(
@@ -332,7 +332,9 @@ def _scan(sql: str) -> Statement:
 
 
 _JOINS_BY_NAME: Final = frozenset({"NATURAL", "USING"})
-_WRITE_VERBS: Final = frozenset({"INSERT", "REPLACE", "UPDATE"})
+# The statements whose parameters have targets: the writes that bind columns, and the reads
+# (which may compare a parameter with a link column).
+_MAPPED_VERBS: Final = frozenset({"INSERT", "REPLACE", "UPDATE"}) | READ_VERBS
 
 
 _NO_STRINGS: Final[frozenset[int]] = frozenset()

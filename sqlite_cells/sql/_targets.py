@@ -1,10 +1,10 @@
-"""Which column each parameter of a write statement is bound to (R31), found once per text.
+"""Which column each parameter of a statement is bound to (R31), found once per text.
 
 A parameter that is the *whole* value of a column — a ``VALUES`` cell, a select-list item of
 ``INSERT … SELECT``, the right side of ``SET col = …`` in ``UPDATE`` or an upsert, in optional
 parentheses — targets that column; anything else (``WHERE``, ``RETURNING``, CTEs,
 ``SET a = ? || 'x'``) targets no column.  The front end calls :func:`find_targets` while it
-scans an INSERT, REPLACE or UPDATE that has parameters, so the answer is part of the cached
+scans an INSERT, REPLACE, UPDATE or read that has parameters, so the answer is part of the cached
 :class:`~sqlite_cells.sql._statement.Statement` and nothing is tokenized or parsed again:
 
 * the two common shapes, ``INSERT [OR …] INTO t [(cols)] VALUES (…), …`` and
@@ -22,6 +22,13 @@ scans an INSERT, REPLACE or UPDATE that has parameters, so the answer is part of
   which the parser does not read (it fails on the whole), is parsed again once per clause: the
   INSERT before the first clause followed by that clause alone.  Each clause's
   ``DO UPDATE SET col = ?`` targets ``col``; its conflict target and its WHERE target no column.
+
+A read (``SELECT``, ``VALUES``, ``WITH … SELECT``) binds no column, but a parameter it compares
+with a ``*_cf_link`` column — the whole other side of ``=``, ``==``, ``!=``, ``<>``, ``IS [NOT]``,
+or an item of ``[NOT] IN (…)``, in optional parentheses, the column qualified or not — targets
+that column: a cell bound there stands for its value, which must be a link to match anything
+(R31, R51).  Only a read that names a link column is parsed (sqlglot's parser, as above);
+comparisons with other columns target no column.
 """
 
 from __future__ import annotations
@@ -37,7 +44,13 @@ from sqlglot.tokenizer_core import Token as RawToken
 from sqlglot.tokenizer_core import TokenType
 
 from sqlite_cells.sql._kinds import OP, PARAM, QUOTED, STRING, WORD, Param, Target, Tok
-from sqlite_cells.sql._names import fold_ascii
+from sqlite_cells.sql._names import (
+    LINK_SUFFIX,
+    READ_VERBS,
+    fold_ascii,
+    is_link_column,
+    upper_ascii,
+)
 
 __all__ = ["Draft", "find_targets"]
 
@@ -61,10 +74,25 @@ class Draft(NamedTuple):
 def find_targets(draft: Draft) -> tuple[Target, ...]:
     """The target of each parameter occurrence of ``draft`` (see the module docstring)."""
     targets: list[Target] = [None] * len(draft.params)
-    if not _read_simple(draft, targets):
+    if draft.verb in READ_VERBS:
+        if _names_a_link_column(draft):
+            _assign_targets(draft, targets)
+    elif not _read_simple(draft, targets):
         targets = [None] * len(draft.params)
         _assign_targets(draft, targets)
     return tuple(targets)
+
+
+_LINK_KEY: Final = upper_ascii(LINK_SUFFIX)
+
+
+def _names_a_link_column(draft: Draft) -> bool:
+    """Whether a name among the statement's tokens ends in ``_cf_link`` (a read that names
+    none compares nothing with a link column: it is not parsed)."""
+    return any(
+        kind in (WORD, QUOTED) and key.endswith(_LINK_KEY)
+        for kind, key, _start, _end in draft.tokens[: draft.body]
+    )
 
 
 def _raw_index(raw: list[RawToken], start: int) -> int:
@@ -365,6 +393,8 @@ def _assign_tree(statement: Draft, tokens: list[RawToken], targets: list[_Target
             _assign_set(conflict.expressions, targets)  # DO UPDATE SET; never its WHERE
     elif isinstance(tree, exp.Update):
         _assign_set(tree.expressions, targets)
+    elif statement.verb in READ_VERBS and isinstance(tree, exp.Expression):
+        _assign_compared(tree, targets)
 
 
 _COMPOUND: Final = frozenset({TokenType.UNION, TokenType.INTERSECT, TokenType.EXCEPT})
@@ -567,3 +597,31 @@ def _assign_set(assignments: Sequence[exp.Expression], out: list[_Target]) -> No
                 _bind_row(right.expressions, names, out)
             elif isinstance(right, exp.Subquery) and isinstance(right.this, exp.Select):
                 _bind_row(right.this.expressions, names, out)
+
+
+_COMPARISONS: Final = (exp.EQ, exp.NEQ, exp.NullSafeEQ, exp.NullSafeNEQ)
+
+
+def _assign_compared(tree: exp.Expression, out: list[_Target]) -> None:
+    """A read's parameters compared with a link column (see the module docstring): ``col = ?``,
+    ``? = col`` (``==``, ``!=``, ``<>``, ``IS``, ``IS NOT`` alike) and ``col [NOT] IN (?, …)``."""
+    for node in tree.find_all(*_COMPARISONS, exp.In):
+        if isinstance(node, exp.In):
+            column = _link_column(node.this)
+            if column is not None:
+                _bind_row(node.expressions, _listed([column] * len(node.expressions)), out)
+            continue
+        left, right = node.this, node.expression
+        for column, value in ((_link_column(left), right), (_link_column(right), left)):
+            if column is not None:
+                _bind_row([value], _listed([column]), out)
+
+
+def _link_column(node: exp.Expression | None) -> str | None:
+    """The folded name of the link column ``node`` is (in optional parentheses), else None."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Column) and isinstance(node.this, exp.Identifier):
+        name = fold_ascii(node.name)
+        return name if is_link_column(name) else None
+    return None

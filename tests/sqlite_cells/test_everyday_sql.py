@@ -832,6 +832,78 @@ def test_rows_linking_to_a_cell_are_found_by_the_cell_s_link_not_by_the_cell(
     assert "parameter 1 is a dict" in str(info.value) and "cell.link_str()" in str(info.value)
 
 
+LINK_ADVICE = (
+    "a Cell among a read's parameters stands for its value, so to match a *_cf_link column bind "
+    "the cell's link, cell.link_str()"
+)
+
+
+def test_a_cell_whose_value_is_no_link_compared_with_a_link_column_is_refused(
+    world: World,
+) -> None:
+    """A link column holds links or NULL: a cell parameter compared with one (``=``, ``IS``,
+    ``!=``, ``IN``, either side, qualified or not, named or numbered) whose value is not link
+    text could match no row — a number, text, None (a cell never written) — so the read says
+    so with the advice a dict gets, and so does the query as its error, instead of returning
+    no rows. Link text in a cell matches; a cell holding a cell keeps its own refusal; a cell
+    compared with any other column binds its value as before."""
+    ann = world.owners[ANN]
+    counter, text, unset = (world.space.cell(n) for n in ("counter", "text", "unset"))
+    holder, link_text = world.space.cell("holder"), world.space.cell("link_text")
+    with world.space.transact():
+        counter.set(1)
+        text.set("ann")
+        holder.set(ann)
+        link_text.set(ann.link_str())
+    world.rt.settle(10)
+    statements = [
+        ("SELECT id FROM posts WHERE owner_cf_link = ? ORDER BY id", lambda c: [c]),
+        ("SELECT id FROM posts WHERE ? IS posts.owner_cf_link ORDER BY id", lambda c: c),
+        ("SELECT id FROM posts WHERE (owner_cf_link) != (:o) ORDER BY id", lambda c: {"o": c}),
+        ("SELECT id FROM posts WHERE owner_cf_link IN (?, ?) ORDER BY id", lambda c: [c, c]),
+        (
+            "WITH p AS (SELECT id FROM posts WHERE owner_cf_link = :o OR title = :o) "
+            "SELECT id FROM p ORDER BY id",
+            lambda c: {"o": c},
+        ),
+    ]
+    before = world.all_rows()
+    for sql, params in statements:
+        for cell, shown in ((counter, "1 (int)"), (text, "'ann' (str)"), (unset, "None")):
+            with pytest.raises(sc.QueryError) as info:
+                world.db.read(sql, params(cell))
+            said = str(info.value)
+            assert isinstance(info.value, TypeError) and isinstance(info.value, ValueError)
+            assert (
+                f"the value of the cell given as parameter {'o' if ':o' in sql else 1} is "
+                f"{shown}, not a link, and the statement compares it with the link column "
+                "owner_cf_link, which holds only links or NULL, so it can match no row: "
+            ) in said, said
+            assert said.endswith(f"{LINK_ADVICE} in {sql!r}"), said
+            query = world.db.query(sql, params(cell))
+            world.rt.settle(10)
+            state = query.get()
+            assert state.result is None and isinstance(state.error, sc.QueryError)
+            assert str(state.error) == said
+        # Link text in a cell is a link: the read matches the rows linking to it.
+        plain = params(ANN)
+        expected = world.plain_rows(sql, plain if isinstance(plain, list | dict) else [plain])
+        assert expected and world.db.read(sql, params(link_text)) == expected
+        with pytest.raises(sc.QueryError, match="is a cell whose value is <Cell"):
+            world.db.read(sql, params(holder))
+    assert world.db.read("SELECT id FROM posts WHERE owner_cf_link = ?", [link_text]) == [
+        {"id": 1},
+        {"id": 5},
+    ]
+    # Compared with another column, a cell binds its value as it did.
+    assert world.db.read("SELECT id FROM posts WHERE id = ?", [counter]) == [{"id": 1}]
+    every = "SELECT id FROM posts WHERE title = ? OR ? IS NULL ORDER BY id"
+    assert world.db.read(every, [text, unset]) == world.plain_rows(
+        "SELECT id FROM posts ORDER BY id"
+    )
+    assert world.all_rows() == before
+
+
 # ---------------------------------------------------------------------------------------------
 # What the SPEC forbids stays refused, with its kind
 

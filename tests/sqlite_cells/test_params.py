@@ -89,6 +89,26 @@ CASES: list[tuple[str, tuple[str | None, ...], dict[str, str | None]]] = [
     ('INSERT INTO "T2" ("A", [B]) VALUES (?, ?)', ("a", "b"), {}),
     ("INSERT INTO main.t (A) VALUES (?)", ("a",), {}),
     ("SELECT ?, :a FROM t WHERE a = ?", (None, None, None), {"a": None}),
+    # A read's parameter compared with a link column targets it (a cell there must hold a
+    # link); one compared with another column, or in an expression, targets none.
+    (
+        "SELECT x_cf_link, ? FROM t WHERE x_cf_link = ? AND a = ? OR ? IS t.X_CF_LINK",
+        (None, "x_cf_link", None, "x_cf_link"),
+        {},
+    ),
+    (
+        'SELECT 1 FROM t WHERE ("x_cf_link") <> (?) OR x_cf_link NOT IN (?, ? || 1) '
+        "OR x_cf_link = ? || 1 OR x_cf_link || ? = 'a' OR x_cf_link IN (SELECT ?)",
+        ("x_cf_link", "x_cf_link", None, None, None, None),
+        {},
+    ),
+    (
+        "WITH q AS (SELECT x_cf_link AS l FROM t WHERE x_cf_link IS NOT :o) "
+        "SELECT * FROM q WHERE l = :p",
+        ("x_cf_link", None),
+        {"o": "x_cf_link", "p": None},
+    ),
+    ("SELECT 1 FROM t WHERE x_cf_link == :o OR a = :o", (None,), {"o": None}),
     ("DELETE FROM t WHERE a = ?", (None,), {}),
     ("INSERT INTO t DEFAULT VALUES", (), {}),
     ("UPDATE t SET a = 1", (), {}),
