@@ -241,7 +241,8 @@ class SqliteDb(Cell):
     @checked_arguments
     def exec_many(self, sql: str, rows: Iterable[Any]) -> None:
         """``exec`` for many parameter rows: one op, one guard check (R36). ``rows`` is an
-        iterable of rows; anything else is an ``ExecError`` (and ``TypeError``) at the call."""
+        iterable of rows; anything else is an ``ExecError`` (and ``TypeError``) at the call.
+        No rows run no statement: the call checks it and records nothing (no op, no rev bump)."""
         self._record(sql, parameter_rows(rows, sql=sql, db_id=self.id), many=True)
 
     def _record(self, sql: str, rows: list[Any], *, many: bool) -> None:
@@ -262,6 +263,10 @@ class SqliteDb(Cell):
             bound = bind_rows(targets, rows, sql=sql, db_id=self.id, many=many, store=runtime.store)
         except (LinkEncodeError, PendingValue) as exc:  # (refused by a value: which statement)
             raise of_statement(exc, self.id, sql) from exc.__cause__
+        if not bound:
+            # exec_many with no rows runs no statement: it writes nothing, so nothing is
+            # recorded — no op, no rev bump (R32), no commit or file made for it (R7).
+            return
         check_prepare_time(decl, sql, bound[0] if bound else None, runtime.exec_timeout)
         self._claim(tx)
         if decl.name is not None and self.id not in self.space.file.named:

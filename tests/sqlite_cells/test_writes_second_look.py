@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -537,6 +538,44 @@ def test_exec_many_of_no_rows_commits_and_writes_no_row(space: Space, notes: sc.
         notes.exec_many("INSERT INTO notes (body) VALUES (?)", iter(()))
     assert tx.seq == 1 and c.get() == 1
     assert notes.read("SELECT count(*) AS k FROM notes") == [{"k": 0}]
+
+
+def test_exec_many_of_no_rows_writes_nothing_but_still_checks_its_statement(
+    rt: sc.Runtime, store: Path, space: Space, notes: sc.SqliteDb
+) -> None:
+    """No row, no statement run: nothing is recorded — no commit, no rev bump (R32), no file
+    (R7), no re-run of a ``react_on=db`` query, no claim on the transaction's one database
+    (R33) — while the call still needs a transaction and the guard still judges the statement.
+    A statement that runs and changes no row (``DELETE … WHERE 0``) is still a write."""
+    insert = "INSERT INTO notes (body) VALUES (?)"
+    query = notes.query("SELECT count(*) AS k FROM notes", react_on=notes)
+    rt.settle(10)
+    files = sorted(p.name for p in store.rglob("*"))
+    assert query.get().seq == 0
+
+    @sc.handler
+    def add_all(rows: list[Any], *, db: sc.SqliteDb) -> None:
+        db.exec_many(insert, rows)
+
+    assert add_all([], db=notes) is None
+    with space.transact() as tx:
+        notes.exec_many(insert, iter(()))
+        other = space.sqlite_database("other", tables=LINKED)
+        other.exec_many(insert, [])  # no second database written (R33)
+        assert notes.read("SELECT count(*) AS k FROM notes") == [{"k": 0}]  # nothing pending (R35)
+        with pytest.raises(sc.GuardViolation) as info:
+            notes.exec_many("DELETE FROM notes RETURNING id", [])
+        assert info.value.kind == "returning"
+    with pytest.raises(sc.NoTransaction):
+        notes.exec_many(insert, [])
+    rt.settle(10)
+    assert tx.seq is None and notes.rev == 0 and other.rev == 0
+    assert sorted(p.name for p in store.rglob("*")) == files
+    assert not notes.path.exists() and query.get().seq == 0  # (a re-run would show a seq)
+    with space.transact() as tx:
+        notes.exec("DELETE FROM notes WHERE 0")
+    rt.settle(10)
+    assert tx.seq == 1 and notes.rev == 1 and notes.path.exists() and query.get().seq == 1
 
 
 def test_exec_many_takes_a_generator_of_rows_and_of_named_rows(
