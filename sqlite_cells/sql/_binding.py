@@ -485,22 +485,21 @@ def check_cell_value(value: Any, key: object, *, sql: str, db_id: str) -> None:
     :class:`QueryArgumentError`. A value that is itself a cell (a link, a database handle) is
     refused too: a cell among the parameters stands for its value, and that value is not looked
     through again (its changes would not re-run the query). So is a value that is not link text
-    (None, a number, other text) where the statement compares the parameter with a
-    ``*_cf_link`` column (:func:`map_params`), which holds only links or NULL: no row could
-    match. A pending value passes: a query waits for it, and ``db.read`` refuses it with its own
-    words."""
-    if is_pending(value):
-        return
+    (a number, other text) where the statement compares the parameter with a ``*_cf_link``
+    column (:func:`map_params`), which holds only links or NULL: no row could match. None
+    passes (NULL: ``owner_cf_link IS ?`` finds the rows without a link). A pending value
+    passes: a query waits for it, and ``db.read`` refuses it with its own words."""
+    if value is None or is_pending(value):
+        return  # (None compared with a link column: NULL, no link — ``IS ?`` finds those rows)
 
     def fail(message: str) -> QueryArgumentError:
         return QueryArgumentError(db_id, sql, message)
 
     where = f"parameter {key}"
-    if value is not None:
-        _check_bindable(value, where, fail)
+    _check_bindable(value, where, fail)
     column = _compared_link(map_params(sql), key)
     if column is not None and not (type(value) is str and not link_text_problem(value.encode())):
-        shown = "None" if value is None else f"{brief_repr(value)} ({type(value).__name__})"
+        shown = f"{brief_repr(value)} ({type(value).__name__})"
         raise fail(
             f"the value of the cell given as {where} is {shown}, not a link, and the statement "
             f"compares it with the link column {column}, which holds only links or NULL, so it "

@@ -843,10 +843,11 @@ def test_a_cell_whose_value_is_no_link_compared_with_a_link_column_is_refused(
 ) -> None:
     """A link column holds links or NULL: a cell parameter compared with one (``=``, ``IS``,
     ``!=``, ``IN``, either side, qualified or not, named or numbered) whose value is not link
-    text could match no row — a number, text, None (a cell never written) — so the read says
-    so with the advice a dict gets, and so does the query as its error, instead of returning
-    no rows. Link text in a cell matches; a cell holding a cell keeps its own refusal; a cell
-    compared with any other column binds its value as before."""
+    text could match no row — a number, text — so the read says so with the advice a dict
+    gets, and so does the query as its error, instead of returning no rows. Link text in a
+    cell matches; None (a cell never written) is NULL, which ``IS ?`` matches to the rows
+    without a link; a cell holding a cell keeps its own refusal; a cell compared with any other
+    column binds its value as before."""
     ann = world.owners[ANN]
     counter, text, unset = (world.space.cell(n) for n in ("counter", "text", "unset"))
     holder, link_text = world.space.cell("holder"), world.space.cell("link_text")
@@ -869,7 +870,7 @@ def test_a_cell_whose_value_is_no_link_compared_with_a_link_column_is_refused(
     ]
     before = world.all_rows()
     for sql, params in statements:
-        for cell, shown in ((counter, "1 (int)"), (text, "'ann' (str)"), (unset, "None")):
+        for cell, shown in ((counter, "1 (int)"), (text, "'ann' (str)")):
             with pytest.raises(sc.QueryError) as info:
                 world.db.read(sql, params(cell))
             said = str(info.value)
@@ -895,6 +896,10 @@ def test_a_cell_whose_value_is_no_link_compared_with_a_link_column_is_refused(
         {"id": 1},
         {"id": 5},
     ]
+    unlinked = "SELECT id FROM posts WHERE owner_cf_link IS ? ORDER BY id"
+    expected = world.plain_rows("SELECT id FROM posts WHERE owner_cf_link IS NULL ORDER BY id")
+    assert expected and world.db.read(unlinked, [unset]) == expected
+    assert world.db.read("SELECT id FROM posts WHERE owner_cf_link = ?", [unset]) == []
     # Compared with another column, a cell binds its value as it did.
     assert world.db.read("SELECT id FROM posts WHERE id = ?", [counter]) == [{"id": 1}]
     every = "SELECT id FROM posts WHERE title = ? OR ? IS NULL ORDER BY id"
