@@ -611,7 +611,7 @@ class Runtimes(RuleBasedStateMachine):
 
     @rule(rows=st.lists(st.tuples(ids, ids, words, small), min_size=0, max_size=4))
     def handler_exec_many(self, rows: list[Any]) -> None:
-        """``exec_many`` through a handler: one op, all rows or none (R36)."""
+        """``exec_many`` through a handler: one op, all rows or none (R36); no rows, no op."""
 
         @sc.handler
         def add(rows: list[Any], *, db: sc.SqliteDb) -> None:
@@ -620,7 +620,12 @@ class Runtimes(RuleBasedStateMachine):
                 [list(r) for r in rows],
             )
 
-        after = self.model_after([("insert_posts", (rows,))]) if rows else self.model_after([])
+        if not rows:  # no statement runs: nothing is written, no commit (R32)
+            before = self.snapshot()
+            assert add(rows, db=self.db) is None
+            self.assert_nothing_written(before)
+            return
+        after = self.model_after([("insert_posts", (rows,))])
         if after is None:
             before = self.snapshot()
             with pytest.raises(sc.ExecError):
