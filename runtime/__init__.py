@@ -81,6 +81,7 @@ from sqlite_cells.runtime._scheduler import Node as Node
 from sqlite_cells.runtime._scheduler import Scheduler as Scheduler
 from sqlite_cells.runtime._scheduler import Work as Work
 from sqlite_cells.runtime._scheduler import own as own
+from sqlite_cells.runtime._shown import showing_cells as showing_cells
 from sqlite_cells.runtime._space import Space as Space
 from sqlite_cells.runtime._space import own_transaction as own_transaction
 from sqlite_cells.runtime._space_file import BUSY_TIMEOUT_MS as BUSY_TIMEOUT_MS
@@ -199,6 +200,7 @@ __all__ = [
     "require_transaction",
     "set_aside",
     "set_lock_wait",
+    "showing_cells",
     "shown_path",
     "space_file_name",
     "space_shape_problem",

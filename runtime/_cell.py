@@ -29,6 +29,14 @@ from sqlite_cells.runtime._boundary import (
     surrogate_at,
 )
 from sqlite_cells.runtime._scheduler import Node
+from sqlite_cells.runtime._shown import (
+    SHOWN_DECODED,
+    cut_repr,
+    large_value,
+    short,
+    showing,
+    shown_once,
+)
 from sqlite_cells.runtime._streams import observe_node
 from sqlite_cells.runtime._tx import (
     TxState,
@@ -436,25 +444,33 @@ class Cell(Reference):
         )
 
     def _shown_value(self) -> str:
-        """The committed value for display (no transaction read is recorded), or why not.
-        Cells inside it are shown by what they name, not by their values: a value may link to
-        its own cell (``a.set(a)``) or to a cell that links back."""
+        """The committed value for display (no transaction read is recorded), or why not: cut
+        to ``SHOWN_CHARACTERS`` as it is built, looked at once per rendering (``showing_cells``),
+        and a stored value over ``SHOWN_DECODED`` bytes shown by its size and the beginning of
+        its JSON, not decoded. Cells inside it are shown by what they name, not by their values:
+        a value may link to its own cell (``a.set(a)``) or to a cell that links back."""
+        return shown_once(self._space, self._key(), self._shown_now)
+
+    def _shown_now(self) -> str:
         try:
-            value = self.decode(self._space.file.entity(self._id).data)
+            data = self._space.file.entity(self._id).data
+            if data is not None and len(data) > SHOWN_DECODED:
+                return large_value(data, whole=not self._value_path)
+            value = self.decode(data)
         except SqliteCellsError as exc:
             return f"<{type(exc).__name__}>"
-        if _display.nested:
-            return _short(repr(value))
-        _display.nested = True
+        if showing.nested:
+            return cut_repr(value)
+        showing.nested = True
         try:
-            return _short(repr(value))
+            return cut_repr(value)
         finally:
-            _display.nested = False
+            showing.nested = False
 
     def __repr__(self) -> str:
         path = "".join(f"[{p!r}]" for p in self._value_path)
         head = f"<Cell {self._id}{path} in {self._space.id!r}"
-        if _display.nested:  # inside another cell's value: a link, shown as what it names
+        if showing.nested:  # inside another cell's value: a link, shown as what it names
             return head + ">"
         return f"{head} = {self._shown_value()}>"
 
@@ -553,17 +569,6 @@ def _copied(value: Any) -> Any:
     return value
 
 
-class _Display(threading.local):
-    nested = False  # a cell's value is being shown on this thread (its cells show no value)
-
-
-_display = _Display()
-
-
-def _short(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _is_space(space: object) -> bool:
     if not _SPACE_TYPE:
         from sqlite_cells.runtime._space import Space  # (that module builds cells: imported late)
@@ -660,7 +665,7 @@ def with_value_at(root: Any, path: tuple[PathElement, ...], value: Any) -> Any:
         return base
     if not isinstance(root, list) or not -len(root) <= key < len(root):
         raise InvalidArgument(
-            f"cannot set index {key} of {_short(repr(root))}: indexes must name an existing "
+            f"cannot set index {key} of {short(repr(root))}: indexes must name an existing "
             "list element; set the whole list to add one"
         )
     items = list(root)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from sqlite_cells.codec import SqliteCellsError
+from sqlite_cells.runtime import showing_cells
 
 if TYPE_CHECKING:
     from sqlite_cells.read._query import Query, QueryState
@@ -100,7 +101,13 @@ def query_state_html(state: QueryState[Any]) -> str:
     """``state`` as an HTML table: the columns as headers, one row per result row (the first
     :data:`HTML_ROWS` of them: a notebook shows it, and a whole large result would bloat the
     page and the saved notebook), then a caption with ``pending``, ``seq``, the row count and
-    the error if there is one. Every text is escaped."""
+    the error if there is one. Every text is escaped. A cell linked from many rows is looked
+    at once (``showing_cells``)."""
+    with showing_cells():
+        return _state_html(state)
+
+
+def _state_html(state: QueryState[Any]) -> str:
     result = state.result or []
     if not isinstance(result, list):  # a state a caller built: its result as one value
         result = [result]
@@ -245,6 +252,13 @@ def text_table(
     ``widest`` terminal columns is cut there and says so, followed by ``cut_note`` (where to
     see it whole), so the table's size and time grow with its rows, not rows times the
     longest value."""
+    with showing_cells():
+        return _text_table(rows, columns, widest, cut_note)
+
+
+def _text_table(
+    rows: Sequence[Any], columns: Sequence[str] | None, widest: int, cut_note: str
+) -> str:
     values = [row_values(r) for r in rows]
     keys = list(columns) if columns is not None else _columns(values)
     if not keys:

@@ -47,6 +47,7 @@ from sqlite_cells.runtime import (
     node_values,
     observe_node,
     own,
+    showing_cells,
 )
 from sqlite_cells.schema import Declaration, SourceKind
 from sqlite_cells.sql import Bound, MayBePending, check_cell_value, is_params_list, is_pending
@@ -153,7 +154,8 @@ class QueryState(MayBePending, Generic[T]):
         elif not isinstance(result, list):  # a state a caller built: shown, never raising
             rows = brief_repr(result)
         else:
-            shown = ", ".join(map(shown_row, result[:_SHOWN_ROWS]))
+            with showing_cells():  # (a cell linked from many rows is looked at once)
+                shown = ", ".join(map(shown_row, result[:_SHOWN_ROWS]))
             more = f", ... ({len(result)} rows)" if len(result) > _SHOWN_ROWS else ""
             rows = f"[{shown}{more}]"
         return (

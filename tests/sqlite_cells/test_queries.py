@@ -565,6 +565,49 @@ def test_what_a_notebook_shows_of_a_state_cuts_each_value(
     assert text.count("…[cut: ") == 10 and "... (20 rows)]" in text
 
 
+def test_a_cell_linked_from_many_rows_is_looked_at_once_and_a_large_one_never_decoded(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query state's HTML and repr decoded and repr()'d a linked cell's whole value once per
+    row, then cut it to 200 characters: 100 rows linking one 5 MB cell took seconds, on the
+    scheduler thread after every commit under q.display(). A cell is looked at once per
+    rendering, its repr cut as it is built, and a stored value over SHOWN_DECODED bytes is
+    shown by its size and the beginning of its JSON, never decoded."""
+    import sqlite_cells.runtime._cell as cell_module
+    from sqlite_cells.runtime._shown import SHOWN_DECODED
+
+    big, small = space.cell("big"), space.cell("small")
+    with space.transact():
+        big.set({"bio": "x" * 5_000_000})
+        small.set({"n": "y" * 10_000, "m": [1, 2]})
+        db.exec_many(INSERT, [[big if i % 2 else small, "b", i] for i in range(100)])
+    query = db.query("SELECT body, author_cf_link AS who FROM messages", row=Linked)
+    rt.settle()
+    state = query.get()
+    decoded: list[int] = []
+    real = cell_module.decode_value
+
+    def counting(data: bytes, *args: Any) -> Any:
+        decoded.append(len(data))
+        return real(data, *args)
+
+    monkeypatch.setattr(cell_module, "decode_value", counting)
+    html = state._repr_html_()
+    assert len(decoded) == 1 and decoded[0] < SHOWN_DECODED  # the small cell, once
+    assert html.count(html_module.escape('<5,000,010 bytes of JSON> {"bio":"xxx')) == 50
+    assert html.count(html_module.escape("= {'m': [1, 2], 'n': 'yyy")) == 50
+    decoded.clear()
+    text = repr(state)
+    assert len(decoded) == 1 and text.count('<5,000,010 bytes of JSON> {"bio":"xxx') == 5
+    decoded.clear()
+    shown = repr(big)
+    assert shown.endswith("xxx…>") and len(shown) < 300
+    assert repr(big.key("bio")).endswith("= <inside 5,000,010 bytes of JSON: get() reads it>>")
+    assert decoded == []
+    shown = repr(small)
+    assert shown.endswith("= {'m': [1, 2], 'n': '" + "y" * 179 + "…>") and len(decoded) == 1
+
+
 class Linked(msgspec.Struct):
     body: str
     who: sc.Cell | None
