@@ -347,7 +347,7 @@ class Runtime(Reference):
         """``settle(timeout)``; with ``given_up`` (``settled()``'s worker thread), waiting in
         steps of ``SETTLED_CHECK`` and ending, False, once its caller has given up."""
         self.check_open()
-        if not self.scheduler.on_thread:
+        if not self.scheduler.settles_at_once:
             self._catch_up()
         stuck = self._settle_stuck()
         if given_up is None:
@@ -401,8 +401,9 @@ class Runtime(Reference):
 
         On the scheduler thread (a subscriber or derive function that runs an event loop) it
         returns True at once, as ``settle()`` does there: a worker thread would wait for the
-        very thread the caller blocks, for ever."""
-        if self.scheduler.on_thread:
+        very thread the caller blocks, for ever. So does it where rows are built for a query
+        (a row type's ``__post_init__``), which the scheduler waits for."""
+        if self.scheduler.settles_at_once:
             return self._settle(None)
         abandoned = threading.Event()
         try:

@@ -43,6 +43,14 @@ _WAIT_SLICE = 0.1
 # would never end (see Scheduler._check_cycle).
 _SCHEDULER_OF: dict[int, Scheduler] = {}
 _SETTLING: dict[int, Scheduler] = {}
+
+
+class _Building(threading.local):
+    # The schedulers whose work this thread runs now off their thread (see Scheduler.building).
+    schedulers: tuple[Scheduler, ...] = ()
+
+
+_building = _Building()
 # How long close() waits for the thread to complete the subscribers, then for it to end (a
 # subscriber busy longer holds it: then it completes them, and ends, once back).
 CLOSE_WAIT = 5.0
@@ -633,6 +641,25 @@ class Scheduler:
     def on_thread(self) -> bool:
         return threading.current_thread() is self._thread
 
+    @contextmanager
+    def building(self) -> Iterator[None]:
+        """While the block runs, this thread runs work the scheduler waits for (a query
+        worker building a run's rows, which calls user code: a row type's ``__post_init__``).
+        A :meth:`settle` there would wait for that very work: it returns at once, as on the
+        scheduler thread (see :attr:`settles_at_once`)."""
+        before = _building.schedulers
+        _building.schedulers = (*before, self)
+        try:
+            yield
+        finally:
+            _building.schedulers = before
+
+    @property
+    def settles_at_once(self) -> bool:
+        """Whether :meth:`settle` called here returns at once: on the scheduler thread, or in
+        work it waits for (:meth:`building`)."""
+        return self.on_thread or any(s is self for s in _building.schedulers)
+
     @property
     def thread_ident(self) -> int | None:
         """The scheduler thread's ident."""
@@ -644,7 +671,8 @@ class Scheduler:
         """Block until every piece of work submitted before the call, and all it caused, is
         done; work submitted later with a cause of its own (a newer commit) is not waited for,
         so a store that another thread or process writes without a pause settles too. Returns
-        False on timeout. On the scheduler thread itself it returns at once.
+        False on timeout. On the scheduler thread itself, or in work it waits for (rows built
+        on a query worker, see :meth:`building`), it returns at once.
 
         Each piece of work carries the *epoch* of its cause: work with a cause of its own (a
         commit handed over, a node added, a subscription) gets a new one, work it causes gets
@@ -653,7 +681,7 @@ class Scheduler:
         up for an older cause moves to that cause's epoch. Settling waits until no work of an
         epoch older than the call is left. ``stuck`` is called at each slice of the wait: it
         raises when the wait can never end (see ``Runtime._settle``)."""
-        if self.on_thread:
+        if self.settles_at_once:
             return True
         me = threading.get_ident()
         waiter = _SCHEDULER_OF.get(me)  # this is another runtime's scheduler thread

@@ -448,7 +448,8 @@ class SqliteDb(Cell):
             # On the worker, as a live query's rows (ReadJob.ahead): building counts against
             # the statement's query_timeout, and past it the watchdog reports QueryTimeout.
             try:
-                rows: Any = build_rows(decode, result)
+                with runtime.scheduler.building():  # (as a live query's: see Query.build_ahead)
+                    rows: Any = build_rows(decode, result)
             except Exception as exc:  # raised to the caller, as building there would
                 rows = exc
             built[:] = [(result, rows)]

@@ -693,7 +693,8 @@ class _QueryNode(Node):
         if result.rows is self._rows_list:
             return
         try:
-            built: list[Any] | SqliteCellsError = build_rows(self.query._decode, result)
+            with self.scheduler.building():  # (a settle() in a row type returns at once)
+                built: list[Any] | SqliteCellsError = build_rows(self.query._decode, result)
         except SqliteCellsError as exc:
             built = exc
         except Exception as exc:  # never into the worker: this query's error (R42)

@@ -298,3 +298,61 @@ def test_a_row_type_raising_an_exception_that_cannot_be_printed_is_a_query_error
         assert runtime.settle(timeout=10)
         assert isinstance(q.get().error, sc.QueryError)
         assert "_Unprintable (its text could not be read" in str(q.get().error)
+
+
+SETTLES: list[tuple[sc.Runtime, list[bool]]] = []  # the runtime a Settling row settles, what it got
+
+
+@dataclasses.dataclass
+class Settling:
+    """A row type whose own code settles its runtime (a helper shared with ordinary code)."""
+
+    v: int
+
+    def __post_init__(self) -> None:
+        runtime, got = SETTLES[-1]
+        got.append(runtime.settle())
+
+
+def test_settle_called_while_rows_are_built_returns_at_once(store: Path) -> None:
+    """A row type's ``__post_init__`` calling ``rt.settle()`` (no timeout) waited for its own
+    query, whose rows it was building on a query worker, until ``query_timeout``: the query
+    then failed with ``QueryTimeout`` advising to select fewer rows. As on the scheduler thread,
+    ``settle()`` returns True at once while rows are built for this runtime's query, a live
+    one's or a ``db.read``'s (here one made in a subscriber, on the scheduler thread)."""
+    runtime = sc.Runtime(store, poll_interval=0.01, query_timeout=2)
+    got: list[bool] = []
+    SETTLES.append((runtime, got))
+    try:
+        space = runtime.space("demo")
+        db = space.sqlite_database("x", tables=TABLES)
+        counter = space.cell("counter", default=0)
+        with space.transact():
+            db.exec("INSERT INTO t (id, v) VALUES (1, 1), (2, 2)")
+        q = db.query("SELECT v FROM t ORDER BY id", row=Settling)
+        assert runtime.settle(timeout=20)
+        state = q.get()
+        assert state.error is None and _values(state.result) == [1, 2]
+        assert got == [True, True]
+        read: list[Any] = []
+
+        def reads(n: int) -> None:
+            if n:
+                read.append(db.read("SELECT v FROM t WHERE v = ?", [n], row=Settling))
+
+        counter.observe().subscribe(reads)
+        with space.transact():
+            counter.set(2)
+            db.exec("UPDATE t SET v = 3 WHERE id = 1")
+        assert runtime.settle(timeout=20)
+        assert [_values(rows) for rows in read] == [[2]]
+        assert q.get().error is None and _values(q.get().result) == [3, 2]
+        assert got == [True] * 5
+    finally:
+        SETTLES.pop()
+        runtime.close()
+
+
+def _values(rows: list[Settling] | None) -> list[int]:
+    assert rows is not None and all(type(row) is Settling for row in rows)
+    return [row.v for row in rows]
