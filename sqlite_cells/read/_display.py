@@ -18,7 +18,7 @@ import importlib
 import threading
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
@@ -285,22 +285,37 @@ def _text_table(
 
 
 class QueryDisplay:
-    """What ``q.display()`` returns: ``stop()`` ends the in-place updates (the output stays)."""
+    """What ``q.display()`` returns: ``stop()`` ends the in-place updates (the output stays).
+    Its repr says ``live`` while it updates its output, ``stopped`` once it never will again
+    (stopped, its runtime closed, or never live: outside a notebook)."""
 
-    def __init__(self, stop: Any = None) -> None:
-        self._stop = stop
+    def __init__(self) -> None:
+        self._stop: Any = None
+
+    def follow(self, subscription: Any) -> None:
+        """Keep ``subscription`` (the updates) until :meth:`stop`, unless it ended already."""
+        if self._stop is not _ENDED:
+            self._stop = subscription
+
+    def ended(self) -> None:
+        """The updates ended by themselves (the query's runtime closed): nothing to stop."""
+        self._stop = _ENDED
 
     def stop(self) -> None:
-        stop, self._stop = self._stop, None
-        if stop is not None:
+        stop, self._stop = self._stop, _ENDED
+        if stop is not None and stop is not _ENDED:
             stop.dispose()
 
     def __repr__(self) -> str:
-        return f"<QueryDisplay {'live' if self._stop is not None else 'stopped'}>"
+        live = self._stop is not None and self._stop is not _ENDED
+        return f"<QueryDisplay {'live' if live else 'stopped'}>"
 
     def _ipython_display_(self) -> None:
         """Shown as a cell's result, it adds nothing: the live table is the output already
         (``repr`` still says ``<QueryDisplay live>`` or ``stopped`` where asked for)."""
+
+
+_ENDED: Final = object()  # a QueryDisplay's updates ended: nothing to stop
 
 
 def display_query(query: Query[Any]) -> QueryDisplay:
@@ -309,8 +324,9 @@ def display_query(query: Query[Any]) -> QueryDisplay:
     Uses ``IPython.display.display(state, display_id=True)`` and updates that display from the
     query's subscriber, which runs on the runtime's scheduler thread; ipykernel sends the update
     through its I/O thread, so that is safe. Where IPython is not installed it raises
-    :class:`SqliteCellsError`; where it is installed but no notebook runs (a plain script),
-    IPython prints the state once and the handle it returns updates nothing.
+    :class:`SqliteCellsError`; where it is installed but no notebook kernel runs (a plain
+    script, terminal IPython), IPython prints the state once and the handle it returns updates
+    nothing (``<QueryDisplay stopped>``). A live display stops when its runtime closes.
 
     A display belongs to the notebook cell that made it: when that cell runs again (its old
     outputs are gone), the display stops updating, so a cell run again and again keeps one live
@@ -325,9 +341,10 @@ def display_query(query: Query[Any]) -> QueryDisplay:
             "q.observe().subscribe(...)"
         ) from exc
     first = query.get()
-    handle = ipython_display.display(first, display_id=True)
-    if handle is None:  # not in an IPython shell: there is nothing to update in place
+    if not _in_kernel():  # nothing to update in place: a terminal would print each update
+        ipython_display.display(first)
         return QueryDisplay()
+    handle = ipython_display.display(first, display_id=True)
     shown = [first]
 
     def update(state: Any) -> None:
@@ -338,9 +355,20 @@ def display_query(query: Query[Any]) -> QueryDisplay:
             shown[0] = state
             handle.update(state)
 
-    live = QueryDisplay(query.observe().subscribe(update))
+    live = QueryDisplay()
+    live.follow(query.observe().subscribe(update, on_completed=live.ended))
     _belong_to_running_cell(live)
     return live
+
+
+def _in_kernel() -> bool:
+    """Whether a notebook kernel runs this code (ipykernel's shell knows its kernel; a terminal
+    IPython's has none), so that a front end shows a display and replaces it in place."""
+    try:
+        shell = importlib.import_module("IPython").get_ipython()
+    except ImportError:  # pragma: no cover - IPython.display imported before
+        return False
+    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 # _live_lock guards _live: the live displays made by each notebook cell (by its id), stopped

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,48 @@ def test_query_state_html_pending_and_error() -> None:
 def test_rows_of_other_types_render_as_one_value_column() -> None:
     html = sc.QueryState(pending=False, result=[Row("<a>")], seq=1)._repr_html_()
     assert "<th>value</th>" in html and "<td>Row(&#x27;&lt;a&gt;&#x27;)</td>" in html
+
+
+TERMINAL_DISPLAY = """
+import sqlite_cells as sc
+rt = sc.Runtime({store!r})
+space = rt.space("s")
+db = space.sqlite_database("d", tables={{"t": sc.table(id="integer primary key")}})
+q = db.query("SELECT id FROM t")
+rt.settle()
+d = q.display()
+print("handle:", d)
+for i in range(3):
+    with space.transact():
+        db.exec("INSERT INTO t (id) VALUES (?)", [i])
+    rt.settle()
+rt.close()
+print("done")
+"""
+
+
+def test_display_in_terminal_ipython_prints_once(tmp_path: Path) -> None:
+    """Terminal IPython has no notebook front end: ``q.display()`` printed the whole state again
+    after every commit, from the scheduler thread, and its handle said ``live``. As its
+    docstring says, outside a notebook kernel it prints the state once, and the handle updates
+    nothing."""
+    pytest.importorskip("IPython")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "IPYTHONDIR": str(tmp_path / "ipython")}
+    code = TERMINAL_DISPLAY.format(store=str(tmp_path / "store"))
+    done = subprocess.run(
+        [sys.executable, "-m", "IPython", "--no-banner", "--colors=NoColor", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "QueryState(pending=False, result=[], error=None, seq=0)",
+        "handle: <QueryDisplay stopped>",
+        "done",
+    ], done.stdout
 
 
 def test_display_outside_ipython_prints_instead(

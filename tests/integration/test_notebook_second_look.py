@@ -465,6 +465,16 @@ def test_a_display_sends_its_table_once_until_a_commit(nb: Kernel, tmp_path: Pat
     assert later.outputs == [], later.outputs
 
 
+def test_a_display_says_stopped_once_its_runtime_closed(nb: Kernel, tmp_path: Path) -> None:
+    """A runtime's close ends its queries' updates (their subscribers are told it completed),
+    but the handle ``q.display()`` returned still said ``<QueryDisplay live>``."""
+    _setup(nb, tmp_path / "store")
+    nb.ok("q = db.query('SELECT body FROM t ORDER BY id'); rt.settle()")
+    assert nb.ok("d = q.display(); print(repr(d))").stream() == "<QueryDisplay live>\n"
+    closed = nb.ok("rt.close(); print(repr(d)); d.stop(); print(repr(d))")
+    assert closed.stream() == "<QueryDisplay stopped>\n<QueryDisplay stopped>\n"
+
+
 def test_a_display_cell_run_again_keeps_one_live_display(nb: Kernel, tmp_path: Path) -> None:
     """``q.display()`` belongs to the notebook cell that made it: running that cell again
     stops the display it made before (its output is gone), so a commit updates one display
