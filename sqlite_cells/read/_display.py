@@ -75,10 +75,12 @@ def format_value(value: Any) -> str:
 
 
 def shown_value(value: Any) -> str:
-    """One value as a notebook shows it (a query state's HTML table): as table text, cut after
-    :data:`WIDEST_CELL` columns, so a value of megabytes does not bloat the page and the saved
-    notebook."""
-    return _cut(format_value(value), str, WIDEST_CELL)[0]
+    """One value as a notebook shows it (a query state's HTML table): as a text table shows it
+    (:func:`_table_text`: SQL NULL as ``NULL``, a text that would read as something else — the
+    text ``NULL``, one holding a control character — quoted, those characters escaped), cut
+    after :data:`WIDEST_CELL` columns, so a value of megabytes does not bloat the page and the
+    saved notebook."""
+    return _table_text(value)[0]
 
 
 def shown_row(row: Any) -> str:
@@ -120,7 +122,9 @@ def _state_html(state: QueryState[Any]) -> str:
     out.append(f"<caption>QueryState: {html.escape(status)}</caption>")
     if columns:
         out.append(
-            "<thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr></thead>"
+            "<thead><tr>"
+            + "".join(f"<th>{html.escape(_cut(c, escaped, WIDEST_CELL)[0])}</th>" for c in columns)
+            + "</tr></thead>"
         )
     out.append("<tbody>")
     for values in rows:

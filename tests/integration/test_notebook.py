@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -132,6 +133,35 @@ def test_query_state_html_escapes_everything_and_shows_state() -> None:
     assert "<td>&lt;b&gt;&amp;&lt;/b&gt;</td><td>&lt;2 bytes&gt;</td><td>NULL</td>" in html
     assert "<tr><td>2</td><td></td><td></td><td></td></tr>" in html  # missing columns stay empty
     assert "<b>" not in html
+
+
+def test_query_state_html_tells_null_from_text_and_escapes_control_characters(
+    tmp_path: Path,
+) -> None:
+    """The HTML table showed SQL NULL and the text 'NULL' alike, and wrote a NUL or an escape
+    character raw into the page. It shows values as the text table does: NULL bare, a text that
+    would read as something else quoted, its control characters escaped; a column name too."""
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key", s="text")})
+        with space.transact():
+            db.exec(
+                "INSERT INTO t (id, s) VALUES (1, NULL), (2, 'NULL'), (3, ?), (4, 'ab'), (5, ?)",
+                ["a\x00b", "x\x1b[2Jy"],
+            )
+        q = db.query('SELECT id, s AS "s\x07" FROM t ORDER BY id')
+        rt.settle()
+        html = q.get()._repr_html_()
+    cells = re.findall(r"<td>(.*?)</td><td>(.*?)</td>", html)
+    assert cells == [
+        ("1", "NULL"),
+        ("2", "&#x27;NULL&#x27;"),
+        ("3", "&#x27;a\\x00b&#x27;"),
+        ("4", "ab"),
+        ("5", "&#x27;x\\x1b[2Jy&#x27;"),
+    ]
+    assert "<th>id</th><th>s\\x07</th>" in html
+    assert not any(c in html for c in "\x00\x07\x1b")
 
 
 def test_query_state_html_pending_and_error() -> None:
