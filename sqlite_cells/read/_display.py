@@ -89,6 +89,10 @@ def shown_row(row: Any) -> str:
 
 
 HTML_ROWS = 100  # rows a query's HTML table shows (its text shows 10, see QueryState.__repr__)
+HTML_COLUMNS = 100  # columns it shows
+# The characters of its rows, past which it shows no more rows (each value is cut already, but
+# 100 columns of 100 rows of long text would still make a 40 MB page, sent at each update).
+HTML_CHARACTERS = 1_000_000
 
 
 def _status(state: QueryState[Any], rows: int | None) -> str:
@@ -100,11 +104,13 @@ def _status(state: QueryState[Any], rows: int | None) -> str:
 
 
 def query_state_html(state: QueryState[Any]) -> str:
-    """``state`` as an HTML table: the columns as headers, one row per result row (the first
-    :data:`HTML_ROWS` of them: a notebook shows it, and a whole large result would bloat the
-    page and the saved notebook), then a caption with ``pending``, ``seq``, the row count and
-    the error if there is one. Every text is escaped. A cell linked from many rows is looked
-    at once (``showing_cells``)."""
+    """``state`` as an HTML table: the columns as headers, one row per result row, then a
+    caption with ``pending``, ``seq``, the row count and the error if there is one. A notebook
+    shows it, and a whole large result would bloat the page and the saved notebook: it shows
+    the first :data:`HTML_ROWS` rows and :data:`HTML_COLUMNS` columns, each value cut (see
+    :func:`shown_value`), and no more rows once they hold :data:`HTML_CHARACTERS` characters;
+    the caption says what was left out (the rows are in ``q.get().result``). Every text is
+    escaped. A cell linked from many rows is looked at once (``showing_cells``)."""
     with showing_cells():
         return _state_html(state)
 
@@ -114,25 +120,31 @@ def _state_html(state: QueryState[Any]) -> str:
     if not isinstance(result, list):  # a state a caller built: its result as one value
         result = [result]
     rows = [row_values(r) for r in result[:HTML_ROWS]]
-    columns = _columns(rows)
-    out = ['<table class="sqlite-cells-query">']
-    status = _status(state, None if state.result is None else len(result))
-    if len(result) > HTML_ROWS:
-        status += f" (the first {HTML_ROWS} shown)"
-    out.append(f"<caption>QueryState: {html.escape(status)}</caption>")
-    if columns:
-        out.append(
-            "<thead><tr>"
-            + "".join(f"<th>{html.escape(_cut(c, escaped, WIDEST_CELL)[0])}</th>" for c in columns)
-            + "</tr></thead>"
-        )
-    out.append("<tbody>")
+    every = _columns(rows)
+    columns = every[:HTML_COLUMNS]
+    head = "".join(f"<th>{html.escape(_cut(c, escaped, WIDEST_CELL)[0])}</th>" for c in columns)
+    body: list[str] = []
+    size = len(head)
     for values in rows:
         cells = "".join(
             f"<td>{html.escape(shown_value(values[c]) if c in values else _ABSENT)}</td>"
             for c in columns
         )
-        out.append(f"<tr>{cells}</tr>")
+        size += len(cells)
+        if size > HTML_CHARACTERS and body:
+            break
+        body.append(f"<tr>{cells}</tr>")
+    status = _status(state, None if state.result is None else len(result))
+    if len(body) < len(result):
+        status += f" (the first {len(body):,} shown)"
+    if len(every) > len(columns):
+        status += f", {len(every):,} columns (the first {len(columns):,} shown)"
+    out = ['<table class="sqlite-cells-query">']
+    out.append(f"<caption>QueryState: {html.escape(status)}</caption>")
+    if columns:
+        out.append(f"<thead><tr>{head}</tr></thead>")
+    out.append("<tbody>")
+    out.extend(body)
     out.append("</tbody></table>")
     if state.error is not None:
         error = f"{type(state.error).__name__}: {state.error}"

@@ -565,6 +565,38 @@ def test_what_a_notebook_shows_of_a_state_cuts_each_value(
     assert text.count("…[cut: ") == 10 and "... (20 rows)]" in text
 
 
+def test_what_a_notebook_shows_of_a_wide_state_is_bounded_and_says_what_was_left_out(
+    rt: sc.Runtime, space: Space
+) -> None:
+    """The HTML table cut each value and showed 100 rows, but every column: 500 columns of
+    long text in 100 rows made a 51.7 MB page, sent again at each update of q.display(). It
+    shows HTML_COLUMNS columns and no more rows once they hold HTML_CHARACTERS characters; its
+    caption says what it left out."""
+    from sqlite_cells.read._display import HTML_CHARACTERS, HTML_COLUMNS
+
+    db = space.sqlite_database("wide", tables={"t": sc.table(id="integer primary key", s="text")})
+    with space.transact():
+        db.exec_many("INSERT INTO t (id, s) VALUES (?, ?)", [[i, "x" * 5000] for i in range(100)])
+    columns = ", ".join(f"s AS c{i}" for i in range(500))
+    query = db.query(f"SELECT id, {columns} FROM t ORDER BY id")
+    rt.settle()
+    html = query.get()._repr_html_()
+    assert len(html) < HTML_CHARACTERS + 100_000
+    assert html.count("<th>") == HTML_COLUMNS and "<th>c98</th>" in html and "c99" not in html
+    shown = html.count("<tr><td>")
+    assert 0 < shown < 100 and f"<tr><td>{shown - 1}</td>" in html
+    assert (
+        f"<caption>QueryState: seq 1, 100 row(s) (the first {shown} shown), 501 columns (the "
+        f"first {HTML_COLUMNS} shown)</caption>"
+    ) in html
+    narrow = db.query("SELECT id FROM t ORDER BY id")
+    rt.settle()
+    html = narrow.get()._repr_html_()
+    assert (
+        html.count("<tr><td>") == 100 and "<caption>QueryState: seq 1, 100 row(s)</caption>" in html
+    )
+
+
 def test_a_cell_linked_from_many_rows_is_looked_at_once_and_a_large_one_never_decoded(
     rt: sc.Runtime, space: Space, db: sc.SqliteDb, monkeypatch: pytest.MonkeyPatch
 ) -> None:
