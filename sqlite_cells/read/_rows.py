@@ -70,7 +70,7 @@ _CACHE_SIZE = 4096
 _SHADOWS_SIZE = 64  # Struct row types remembered, and column layouts per row type
 _MODULE_PATH = re.compile(r"\b(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_])")
 # msgspec's words for JSON text whose shape does not fit a field's type.
-_NOT_OF_THAT_SHAPE: Final = ("Expected `array`", "Expected `object`", "Object missing")
+_NOT_OF_THAT_SHAPE: Final = re.compile(r"^(Expected `[^`]*\b(array|object)\b[^`]*`|Object missing)")
 # Where msgspec says a value failed: a field's path, or a key of the object at that path.
 _AT_FIELD = re.compile(r"at (`key` in )?`\$(?:\[\d+\])?\.(.+?)`$")
 # A JSON string where the type wants bytes (``bytes``, ``int | bytes``): JSON holds no bytes.
@@ -884,7 +884,7 @@ def _query_error(
                 "a JSON object's keys are text: select an object whose keys the field takes, "
                 "or change the key type (str takes any)"
             )
-        elif inside or what.startswith(_NOT_OF_THAT_SHAPE):
+        elif inside or _NOT_OF_THAT_SHAPE.match(what):
             advice = (
                 "select JSON text of that shape (json_group_array, json_object) or change the "
                 "field's type"

@@ -4,9 +4,11 @@ SQLite has no boolean, array, object or "bytes only" type: it stores booleans as
 and 1, arrays and objects as JSON text (``json_group_array``, ``json_object``), and keeps text
 and blobs apart. Before msgspec's strict conversion, the columns read into such fields are
 read as those fields take them: a ``bool`` field takes 0 and 1, a container field (a list, a
-dict, a nested Struct, dataclass or TypedDict) the value its JSON text encodes, and a ``bytes``
-field refuses text, which msgspec would otherwise decode as base64, and a ``float`` field refuses
-an integer no float holds exactly (past 2**53), which msgspec would round. Anything else is left
+dict, a nested Struct, dataclass or TypedDict, or a union of such types and numbers) the value
+its JSON text encodes (text that reads as JSON but does not decode is refused saying why), and
+a ``bytes`` field refuses text, which msgspec would otherwise decode as base64, and a ``float``
+field refuses an integer no float holds exactly (past 2**53), which msgspec would round.
+Anything else is left
 as it is for the conversion to accept or refuse, naming the column. A field's type is looked
 through in one place (:func:`field_types`: unions, NewType, ``Annotated``), and the conversion
 itself (:func:`convert`) reads no text as bytes, inside JSON values included.
@@ -15,6 +17,7 @@ itself (:func:`convert`) reads no text as bytes, inside JSON values included.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -96,18 +99,26 @@ def _takes_int(kind: Any) -> bool:
     return isinstance(kind, type) and issubclass(kind, int) and kind is not bool
 
 
+def _takes_no_text(kind: Any) -> bool:
+    """A container type, or a number type (``int``, ``float``, ``bool``, an ``IntEnum``): a
+    union of such types takes no text but a container's JSON."""
+    return _is_container_type(kind) or (isinstance(kind, type) and issubclass(kind, int | float))
+
+
 def sqlite_adapter(hint: Any) -> Callable[[Any], Any] | None:
     """How a value SQLite stores is read into a field of type ``hint`` before the strict
     conversion (None: as it is). A field of one type besides None (seen through NewType and
-    ``Annotated``) that is ``bool`` takes 0 and 1, a container JSON text; a field any of whose
+    ``Annotated``) that is ``bool`` takes 0 and 1; one whose types are containers, or
+    containers and numbers (``list[str] | int``), takes a container's JSON text (and 0 and 1
+    for a ``bool`` among them) — a union with a type that takes text (``list[str] | str``)
+    takes text as it is; a field any of whose
     types is bytes refuses text (msgspec would read it as base64, whatever else the union
     holds), and one with a ``float`` and no ``int`` type refuses an integer no float holds."""
     kinds = field_types(hint)
-    if len(kinds) == 1:
-        if kinds[0] is bool:
-            return _flag
-        if _is_container_type(kinds[0]):
-            return _json_text
+    if len(kinds) == 1 and kinds[0] is bool:
+        return _flag
+    if any(map(_is_container_type, kinds)) and all(map(_takes_no_text, kinds)):
+        return _flag_or_json_text if bool in kinds else _json_text
     blob = any(kind in _BLOBS for kind in kinds)
     real = float in kinds and not any(_takes_int(kind) for kind in kinds)
     if blob:
@@ -186,19 +197,59 @@ def _flag(value: Any) -> Any:
 def _json_text(value: Any) -> Any:
     """SQLite's array or object (JSON text, as ``json_group_array`` and ``json_object`` return
     it) as the value it encodes; any other value, text that is not JSON included, as it is,
-    for the strict conversion to refuse naming the column."""
+    for the strict conversion to refuse naming the column. Text that reads as an array or an
+    object (it starts with ``[`` or ``{``) but does not decode is refused saying why (SQLite's
+    infinity, ``9.0e+999``, which no JSON number is; a lone surrogate escape)."""
     if type(value) is not str:
         return value
     try:
         return _JSON.decode(value)
-    except msgspec.DecodeError:
-        return value
+    except msgspec.DecodeError as exc:
+        if value.lstrip()[:1] not in ("[", "{"):
+            return value
+        raise _undecodable(value, exc) from None
     except RecursionError:  # (msgspec's: nested deeper than it decodes)
         raise Misfit(
             "an array or object",
             "JSON text nested too deeply to decode",
             "select a flatter value in {column}, or type the field str",
         ) from None
+
+
+def _flag_or_json_text(value: Any) -> Any:
+    """Both readings, for a field typed ``list[int] | bool``."""
+    return _json_text(_flag(value))
+
+
+def _undecodable(text: str, exc: msgspec.DecodeError) -> Misfit:
+    """Text of an array or object that msgspec cannot decode, refused with the cause."""
+    advice = "select valid JSON in {column}, or type the field str to read the text as it is"
+    reason = str(exc).replace("`", "")  # (msgspec quotes a path so: the message quotes it so)
+    if reason.startswith("Number out of range") and _INFINITY.search(text):
+        reason = f"{reason}: SQLite writes an infinity as 9.0e+999, a number JSON has not"
+        advice = (
+            "gather the values without infinities into {column} (CASE WHEN abs(v) = 9e999 "
+            "THEN NULL ELSE v END for a value v), or type the field str to read the text as it is"
+        )
+    else:
+        lone = _lone_surrogate(text)
+        if lone is not None:
+            reason = f"the escape {lone} is half of a surrogate pair, and stands for no character"
+    return Misfit("an array or object", f"JSON text that does not decode ({reason})", advice)
+
+
+_INFINITY = re.compile(r"9\.0e\+999")
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}(\\u[dD][c-fC-F][0-9a-fA-F]{2})?")
+
+
+def _lone_surrogate(text: str) -> str | None:
+    """The first surrogate escape in JSON ``text`` that is not the first half of a pair
+    followed by its second (``\\ud800`` alone), or None."""
+    for found in _SURROGATE.finditer(text):
+        first = found.group(0)[:6]
+        if found.group(1) is None or first[3] not in "89abAB":
+            return first
+    return None
 
 
 _JSON = msgspec.json.Decoder()

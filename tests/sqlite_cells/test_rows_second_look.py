@@ -233,6 +233,63 @@ def test_json_text_nested_too_deeply_for_a_list_field_names_the_column(db: sc.Sq
     assert "nested too deeply" in str(raised.value)
 
 
+class TagsOrCount(msgspec.Struct):
+    tags: list[str] | int
+    at: list[int] | Point | None
+    flag: list[int] | bool
+
+
+def test_a_union_of_containers_and_numbers_takes_json_text(db: sc.SqliteDb) -> None:
+    """R43: a field typed a union of a container and another type that takes no text (a
+    number, another container) never read SQLite's JSON text: every row failed with advice to
+    cast it in SQL, which no cast satisfies. Such a union reads JSON text as a lone container
+    does (and 0 and 1 as a bool among it); text that is not JSON is refused advising JSON of
+    that shape; a union with str keeps the text."""
+    sql = "SELECT {} AS tags, {} AS at, {} AS flag"
+    rows = db.read(
+        sql.format("json_array('a', 'b')", "json_object('x', 1, 'y', 2)", 1), row=TagsOrCount
+    )
+    assert rows == [TagsOrCount(["a", "b"], Point(1, 2), True)]
+    rows = db.read(sql.format(7, "json_array(3)", "json_array(0)"), row=TagsOrCount)
+    assert rows == [TagsOrCount(7, [3], [0])]
+    assert db.read(sql.format(7, "NULL", 0), row=TagsOrCount) == [TagsOrCount(7, None, False)]
+    text = _fails(db, sql.format("'a, b'", "NULL", 0), TagsOrCount)
+    assert "column 'tags' does not fit field TagsOrCount.tags: Expected `int | array`" in text
+    assert "json_group_array" in text and "cast it in SQL" not in text
+
+    @dataclasses.dataclass
+    class Either:
+        tags: list[str] | str
+
+    assert db.read("SELECT json_array('a') AS tags", row=Either) == [Either('["a"]')]
+
+
+def test_json_text_that_does_not_decode_says_why(db: sc.SqliteDb, space: Space) -> None:
+    """R43: JSON text msgspec cannot decode (SQLite's infinity, 9.0e+999; a lone surrogate
+    escape; text cut short) was reported as text of the wrong shape, advising
+    json_group_array, which made it. It is refused as JSON text that does not decode, saying
+    why and what to select instead."""
+    with space.transact():
+        db.exec("INSERT INTO t (id, r) VALUES (2, 1e999), (3, 2.5)")
+
+    class Reals(msgspec.Struct):
+        xs: list[float]
+
+    text = _fails(db, "SELECT json_group_array(r) AS xs FROM t WHERE id > 1", Reals)
+    assert text.startswith(f"database {db.id}: column 'xs' does not fit field Reals.xs: ")
+    assert "got `JSON text that does not decode (Number out of range - at $[0]: SQLite " in text
+    assert "writes an infinity as 9.0e+999" in text and "(json_group_array" not in text
+    assert "CASE WHEN abs(v) = 9e999 THEN NULL ELSE v END" in text
+    text = _fails(db, """SELECT '["\\ud800", "b"]' AS tags, 1 AS item""", Tagged)
+    assert "got `JSON text that does not decode (the escape \\ud800 is half of a surrogate" in text
+    assert "select valid JSON in tags, or type the field str" in text
+    text = _fails(db, "SELECT '[1, ' AS tags, 1 AS item", Tagged)
+    assert "got `JSON text that does not decode (Input data was truncated)`" in text
+    assert db.read("""SELECT '["\\ud800\\udc00"]' AS tags, 1 AS item""", row=Tagged) == [
+        Tagged(1, ["\U00010000"])
+    ]
+
+
 @dataclasses.dataclass
 class Shaped:
     id: int
