@@ -6,14 +6,16 @@ declaration is what prepare, apply and committed all use, so a database re-decla
 write is pending is migrated to the schema the write was checked against, and only that schema is
 remembered as ensured. The ``sqlite`` commit participant, for one commit:
 
-1. ``prepare`` (before ``BEGIN``): reconcile the database if this runtime has not yet (R71); run
-   a pending ``migrate`` on a connection of its own, its statements under one deadline of
-   ``exec_timeout`` (R14, R44, see ``schema._migrate``); attach the
-   file as ``_cf_db`` (at most one file attached, kept until another is written; a file deleted
-   or replaced while attached is :class:`StoreChanged`, R73).
-2. ``cell_writes``: the handle's ``rev`` + 1, read from the committed handle inside the commit's
-   transaction, so transactions that only write a database never conflict (R32); the file must
-   hold the last commit that row names (R71, see ``_check_caught_up``).
+1. ``prepare`` (before ``BEGIN``): reconcile the database if this runtime has not yet (R71);
+   attach the file as ``_cf_db`` (at most one file attached, kept until another is written; a
+   file deleted or replaced while attached is :class:`StoreChanged`, R73).
+2. ``cell_writes``: first a pending ``migrate``, on a connection of its own, its statements
+   under one deadline of ``exec_timeout`` (R14, R44, see ``schema._migrate``) — inside the
+   commit's transaction, once its reads are validated and its handle is found not dropped, so
+   a transaction refused for either migrates nothing (see ``_migrate``); then the handle's
+   ``rev`` + 1, read from the committed handle inside the commit's transaction, so
+   transactions that only write a database never conflict (R32); the file must hold the last
+   commit that row names (R71, see ``_check_caught_up``).
 3. ``apply`` for each op: the additive schema diff (R13) unless this runtime already checked
    the declared schema on the file *as it is now*, the columns an INSERT without a column list
    fills, as the call mapped them (R31), the statement under the write policy with a session
@@ -92,7 +94,13 @@ from sqlite_cells.runtime import (
     unchanged_since,
     waited_for_lock,
 )
-from sqlite_cells.schema import Declaration, create_meta_table, ensure_schema, migrate_file
+from sqlite_cells.schema import (
+    Declaration,
+    Migrate,
+    create_meta_table,
+    ensure_schema,
+    migrate_file,
+)
 from sqlite_cells.sql import (
     Authorizer,
     Bound,
@@ -336,47 +344,23 @@ class SqliteParticipant:
     # -- before BEGIN --------------------------------------------------------------------------
 
     def prepare(self, conn: apsw.Connection, ops: Sequence[PendingOp]) -> None:
-        # By identity: hashing a declaration hashes its whole schema, on every commit.
-        if len(ops) == 1:  # the usual case: no dict and set to build
-            decls = [_request(ops[0]).decl]
-            paths = {decls[0].path}
-        else:
-            decls = list({id(d): d for d in (_request(op).decl for op in ops)}.values())
-            paths = {decl.path for decl in decls}
+        decls = _declarations(ops)
+        paths = {decl.path for decl in decls} if len(decls) > 1 else {decls[0].path}
         if len(paths) != 1:
             raise SqliteCellsError(f"one commit may write one database, not {len(paths)}")
         try:
             for decl in decls:
-                migrate = None if self._is_ensured(_ensure_key(decl)) else decl.migrate
-                if migrate is not None:
-                    # R14, R71: `migrate` commits in the file before the space's commit, so the
-                    # file is compared with its space again first, whenever this runtime last
-                    # did: another process killed between its two COMMITs leaves the file a
-                    # commit behind, and that commit, replayed after the migration, would meet
-                    # the new tables (its values put by position into reordered columns, a
-                    # dropped column made again).
+                if self._migration(decl) is not None:
+                    # R14, R71: `migrate` commits in the file before the space's commit (see
+                    # _migrate), so the file is compared with its space again first, whenever
+                    # this runtime last did: another process killed between its two COMMITs
+                    # leaves the file a commit behind, and that commit, replayed after the
+                    # migration, would meet the new tables (its values put by position into
+                    # reordered columns, a dropped column made again).
                     self._behind(decl)
                 # Reconcile waits for the database file's lock exec_timeout at most itself (and
                 # for the space's lock as long as any commit of the space may take).
                 self._ready(decl, self.exec_timeout)
-                if migrate is not None:
-                    assert decl.schema is not None  # only runtime-owned databases are written
-                    # R14: on a connection of its own, before the space's commit attaches it.
-                    ran = migrate_file(
-                        decl.path,
-                        decl.schema,
-                        db_id=decl.db_id,
-                        version=decl.version,
-                        migrate=migrate,
-                        # R44: its statements share one deadline, long calls included.
-                        exec_timeout=self.exec_timeout,
-                        long_calls=override_long_calls,
-                        watch=_MigrationWatch(self.watchdog),
-                    )
-                    if ran:
-                        with self._lock:
-                            self._migrated.add(decl.path)
-                            self._migrated_for[decl.path] = (ops, decl.version)
             write_conn(conn)  # its gate is installed outside any transaction, once
             path = paths.pop()
             set_lock_wait(conn, self._lock_wait_ms)  # R44, see _lock_timeout
@@ -436,6 +420,7 @@ class SqliteParticipant:
     ) -> dict[str, bytes]:
         """R32: the handle's ``rev`` incremented by exactly 1, taken at commit."""
         decl = _request(ops[-1]).decl
+        self._migrate(conn, ops, writes)
         self._take_file_lock(conn, decl, _request(ops[0]).sql)
         write_conn(conn).begin_transaction()  # its ops come next (last_insert_rowid() is 0)
         data = writes.get(decl.db_id)
@@ -455,10 +440,7 @@ class SqliteParticipant:
         if data is not None:
             handle = decode_handle(decl.db_id, data)  # else HandleQuarantined: nothing written
         if is_dropped(handle) and not pending:
-            raise DatabaseDropped(
-                f"database {decl.db_id} was dropped by a commit made after this write was "
-                "recorded; nothing was written: declare a new database (another name)"
-            )
+            raise _dropped_since(decl)
         self._check_caught_up(conn, decl, last_write)
         assert decl.schema is not None
         tables = decl.schema.to_json()
@@ -480,6 +462,85 @@ class SqliteParticipant:
                 0, data, _ensure_key(decl), last is not None, redeclared=redeclared
             )
         return {decl.db_id: data}
+
+    def _migration(self, decl: Declaration) -> Migrate | None:
+        """The ``migrate`` a write under ``decl`` runs first: none once this runtime checked
+        its schema in the file (R14)."""
+        if decl.migrate is None or self._is_ensured(_ensure_key(decl)):
+            return None
+        return decl.migrate
+
+    def _migrate(
+        self, conn: apsw.Connection, ops: Sequence[PendingOp], writes: Mapping[str, bytes]
+    ) -> None:
+        """R14: run the ``migrate`` the commit's declarations call for, each on a connection of
+        its own (it commits in the file on its own, before the space's commit), inside the
+        commit's transaction before that touches the database file. By then the transaction's
+        reads were validated, so a transaction that conflicts migrates nothing; and the space's
+        write lock is held, so the handle read here is the committed one, and stays so: a
+        database dropped since the write was recorded, by any process, is refused before its
+        file is migrated (R74: a dropped database's file keeps its rows until gc). The file
+        was attached by ``prepare``, which found it the one this runtime checked (R73)."""
+        pending = [
+            (decl, migrate)
+            for decl in _declarations(ops)
+            if (migrate := self._migration(decl)) is not None
+        ]
+        if not pending:
+            return
+        decl = pending[0][0]
+        sql = _request(ops[0]).sql
+        if decl.db_id in self._staged:
+            self._migrated_by_earlier_member(conn, [d for d, _ in pending])
+            return
+        row = conn.execute(_HANDLE_ROW_SQL, (decl.db_id,)).fetchone()
+        data = (stored_json(row[0]) or b"") if row is not None else None
+        # (As cell_writes: a handle this transaction writes itself is no drop made since.)
+        dropped = data is not None and is_dropped(decode_handle(decl.db_id, data))
+        if dropped and decl.db_id not in writes:
+            raise _dropped_since(decl)
+        for decl, migrate in pending:
+            assert decl.schema is not None  # only runtime-owned databases are written
+            try:
+                ran = migrate_file(
+                    decl.path,
+                    decl.schema,
+                    db_id=decl.db_id,
+                    version=decl.version,
+                    migrate=migrate,
+                    # R44: its statements share one deadline, long calls included.
+                    exec_timeout=self.exec_timeout,
+                    long_calls=override_long_calls,
+                    watch=_MigrationWatch(self.watchdog),
+                )
+            except DatabaseError as exc:
+                timeout = self._lock_timeout(conn, exc, decl.db_id, sql)
+                if timeout is None:
+                    raise
+                raise timeout from exc
+            if ran:
+                with self._lock:
+                    self._migrated.add(decl.path)
+                    self._migrated_for[decl.path] = (ops, decl.version)
+
+    def _migrated_by_earlier_member(self, conn: apsw.Connection, decls: list[Declaration]) -> None:
+        """A member of this group commit before this one wrote the database: this connection
+        holds the file's write lock, which a migration's connection would wait for. The file
+        that member left at a declared version needs no migration; else this transaction is
+        refused as a conflict, and runs again alone (a handler does)."""
+        state = _file_state(conn)
+        stored = None if state is None else state[1]
+        if type(stored) is int and all(stored >= decl.version for decl in decls):
+            return
+        raise ConflictError(
+            decls[0].space_id,
+            (),
+            reason=(
+                f"database {decls[0].db_id} needs its migration to version "
+                f"{max(d.version for d in decls)} while a transaction committed together with "
+                "this one writes it under its older declaration; nothing was written"
+            ),
+        )
 
     def _take_file_lock(self, conn: apsw.Connection, decl: Declaration, sql: str) -> None:
         """The commit's first statement on the database file takes its write lock, waited for
@@ -1004,6 +1065,21 @@ class DatabaseOutOfStep(ConflictError):
         )
         self.space_id = space_id
         self.cell_ids = (db_id,)
+
+
+def _declarations(ops: Sequence[PendingOp]) -> list[Declaration]:
+    """The declarations ``ops`` were recorded under, each once (by identity: hashing a
+    declaration hashes its whole schema, on every commit)."""
+    if len(ops) == 1:  # the usual case: no dict to build
+        return [_request(ops[0]).decl]
+    return list({id(d): d for d in (_request(op).decl for op in ops)}.values())
+
+
+def _dropped_since(decl: Declaration) -> DatabaseDropped:
+    return DatabaseDropped(
+        f"database {decl.db_id} was dropped by a commit made after this write was "
+        "recorded; nothing was written: declare a new database (another name)"
+    )
 
 
 def _user_table(name: str) -> bool:

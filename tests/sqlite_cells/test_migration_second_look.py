@@ -18,6 +18,7 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
+from sqlite_cells.files import DatabaseDropped
 
 ROOT = Path(__file__).resolve().parents[2]
 P = "integer primary key"
@@ -1159,3 +1160,93 @@ def test_a_bad_link_after_its_migration_says_that_the_migration_stays(store: Pat
         with pytest.raises(sc.LinkEncodeError) as second, space.transact():
             db2.exec("INSERT INTO t (id, a_cf_link) VALUES (3, 'junk')")
         assert str(second.value).endswith("nothing was written")
+
+
+DROP_V1 = """
+import sys
+import sqlite_cells as sc
+
+with sc.Runtime(sys.argv[1]) as rt:
+    space = rt.space("demo")
+    db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key", a="text")})
+    with space.transact():
+        db.drop()
+print("dropped")
+"""
+
+
+def test_a_write_to_a_database_another_process_dropped_never_migrates_its_file(
+    store: Path,
+) -> None:
+    """R14, R74: a write recorded under a declaration with `migrate`, whose database another
+    process drops before it commits, is refused as dropped before `migrate` runs: the dropped
+    file, kept until gc, keeps its rows and its version (the migration used to commit there
+    first, deleting them, and only then was the write refused)."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables={"t": sc.table(id=P, a="text")})
+        insert(space, db, "INSERT INTO t (a) VALUES ('precious row')")
+        path = db.path
+    calls: list[int] = []
+
+    def migrate(conn: object, from_version: int) -> None:
+        calls.append(from_version)
+        conn.execute("DELETE FROM t")  # type: ignore[attr-defined]
+
+    v2 = {"t": sc.table(id=P, a="text", b="integer")}
+    with sc.Runtime(store, poll_interval=30) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=v2, version=2, migrate=migrate)
+        with pytest.raises(DatabaseDropped) as info, space.transact():
+            db.exec("INSERT INTO t (a) VALUES ('second')")
+            child = subprocess.run(
+                [sys.executable, "-c", textwrap.dedent(DROP_V1), str(store)],
+                cwd=ROOT,
+                env={**os.environ, "PYTHONPATH": str(ROOT)},
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert child.returncode == 0 and child.stdout.strip() == "dropped", child.stderr
+        assert "was dropped" in str(info.value) and "nothing was written" in str(info.value)
+    assert calls == []
+    conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        assert conn.execute("SELECT id, a FROM t").fetchall() == [(1, "precious row")]
+    finally:
+        conn.close()
+    assert file_version(path) == [(1,)]
+
+
+def test_writes_committed_together_under_a_new_version_migrate_once(store: Path) -> None:
+    """R14: transactions that commit together (a group commit) under a declaration with
+    `migrate`: the first migrates, inside the commit's transaction; the others find the file at
+    the declared version and write, never waiting for the file's lock the first one holds."""
+    from tests.runtime.test_group_commit import commit_queued
+
+    calls: list[int] = []
+
+    def migrate(conn: object, from_version: int) -> None:
+        calls.append(from_version)
+        conn.execute("UPDATE t SET a = upper(a)")  # type: ignore[attr-defined]
+
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables={"t": sc.table(id=P, a="text")})
+        insert(space, db, "INSERT INTO t (a) VALUES ('one')")
+        v2 = {"t": sc.table(id=P, a="text", b="integer")}
+        db2 = space.sqlite_database("d", tables=v2, version=2, migrate=migrate)
+        bodies = [
+            lambda: db2.exec("INSERT INTO t (a) VALUES ('two')"),
+            lambda: db2.exec("INSERT INTO t (a) VALUES ('three')"),
+        ]
+        outcomes, statements = commit_queued(space, bodies)
+        assert outcomes == [2, 3] and statements.count("COMMIT") == 1
+        assert calls == [1]
+        assert db2.read("SELECT a FROM t ORDER BY id") == [
+            {"a": "ONE"},
+            {"a": "two"},
+            {"a": "three"},
+        ]
+        assert file_version(db2.path) == [(2,)]
