@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -1250,3 +1251,43 @@ def test_writes_committed_together_under_a_new_version_migrate_once(store: Path)
             {"a": "three"},
         ]
         assert file_version(db2.path) == [(2,)]
+
+
+def test_a_transaction_that_conflicts_never_migrates(store: Path) -> None:
+    """R14, §3: a transaction that read a cell another commit changed before it committed is
+    refused as a conflict before its `migrate` runs: the file keeps its rows and version (the
+    migration used to commit first and stay, under a plain ConflictError that did not say so);
+    run again, it migrates once and writes."""
+    calls: list[int] = []
+
+    def migrate(conn: object, from_version: int) -> None:
+        calls.append(from_version)
+        conn.execute("UPDATE t SET a = upper(a)")  # type: ignore[attr-defined]
+
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        c = space.cell("c", default=0)
+        db = space.sqlite_database("d", tables={"t": sc.table(id=P, a="text")})
+        insert(space, db, "INSERT INTO t (a) VALUES ('one')")
+        v2 = {"t": sc.table(id=P, a="text", b="integer")}
+        db2 = space.sqlite_database("d", tables=v2, version=2, migrate=migrate)
+
+        def bump() -> None:
+            with space.transact():
+                c.set(1)
+
+        with pytest.raises(sc.ConflictError) as info, space.transact():
+            assert c.get() == 0
+            db2.exec("INSERT INTO t (a) VALUES ('two')")
+            thread = threading.Thread(target=bump)
+            thread.start()
+            thread.join()
+        assert list(info.value.cell_ids) == [c.id]
+        assert calls == []
+        assert file_version(db.path) == [(1,)]
+        assert db.read("SELECT a FROM t") == [{"a": "one"}]
+        with space.transact():
+            assert c.get() == 1
+            db2.exec("INSERT INTO t (a) VALUES ('two')")
+        assert calls == [1]
+        assert db2.read("SELECT a FROM t ORDER BY id") == [{"a": "ONE"}, {"a": "two"}]
