@@ -62,6 +62,7 @@ from sqlite_cells.files._layout import OpBody as OpBody
 from sqlite_cells.files._layout import Pinned as Pinned
 from sqlite_cells.files._layout import attach as attach
 from sqlite_cells.files._layout import attached as attached
+from sqlite_cells.files._layout import check_pinned as check_pinned
 from sqlite_cells.files._layout import decode_op_body as decode_op_body
 from sqlite_cells.files._layout import detach as detach
 from sqlite_cells.files._layout import encode_op_body as encode_op_body
@@ -160,6 +161,7 @@ __all__ = [
     "attached",
     "changed_while_read",
     "check_handle",
+    "check_pinned",
     "check_store",
     "collect_garbage",
     "companions_gone",

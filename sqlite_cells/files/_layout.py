@@ -172,32 +172,7 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
         pins = _PINS.setdefault(conn, {})
     pinned = pins.get(key)
     current = _ATTACHED.get(conn)  # looked up once: this runs on every commit
-    if now is not None and pinned == now:
-        # A file that held pages never goes back to none (a WAL file is empty only until its
-        # first checkpoint): one empty now was emptied under this runtime (R73).
-        paged = _PAGED.get(conn)
-        if size:
-            _note_paged(conn, key)
-        elif paged is not None and key in paged:
-            if current == key:
-                detach(conn)
-            paged.discard(key)
-            raise StoreChanged(
-                key,
-                "this database file was emptied (truncated to no bytes) while the runtime had "
-                f"it open; nothing was committed: {CHECKED_AGAIN}",
-            )
-    if pinned is not None and now != pinned:
-        companions = _COMPANIONS.get(conn, {}).pop(key, None)
-        if companions is not None:  # (while attached: the moved file is still open to compare)
-            set_aside(key, pinned, companions, _WAL_AFTER.get(key), "database file")
-        if current == key:
-            detach(conn)
-        raise StoreChanged(
-            key,
-            "this database file was deleted or replaced while the runtime had it open; "
-            f"nothing was committed: {CHECKED_AGAIN}",
-        )
+    _refuse_changed(conn, key, now, size, pinned, current)
     if current == key:
         _check_wal(conn, key)
         _note_companions(conn, key)
@@ -247,6 +222,56 @@ def attach(conn: apsw.Connection, path: Path) -> bool:
 
 
 _ATTACH_TRIES = 5
+
+
+def check_pinned(conn: apsw.Connection, path: Path) -> None:
+    """R73: raise :class:`StoreChanged` when the file at ``path`` is not the one ``conn``
+    pinned (deleted, replaced or emptied since), as :func:`attach` does — for a write that
+    opens the file by its path before it attaches it (a ``migrate``)."""
+    key = str(path)
+    pins = _PINS.get(conn)
+    pinned = None if pins is None else pins.get(key)
+    if pinned is not None:
+        now, size = file_state(key)
+        _refuse_changed(conn, key, now, size, pinned, _ATTACHED.get(conn))
+
+
+def _refuse_changed(
+    conn: apsw.Connection,
+    key: str,
+    now: Identity | None,
+    size: int,
+    pinned: Identity | None,
+    current: str | None,
+) -> None:
+    """What :func:`attach` checks first: the file at ``key`` (``now``, ``size``) is still the
+    one ``conn`` pinned, if any; else it is let go and :class:`StoreChanged` is raised."""
+    if now is not None and pinned == now:
+        # A file that held pages never goes back to none (a WAL file is empty only until its
+        # first checkpoint): one empty now was emptied under this runtime (R73).
+        paged = _PAGED.get(conn)
+        if size:
+            _note_paged(conn, key)
+        elif paged is not None and key in paged:
+            if current == key:
+                detach(conn)
+            paged.discard(key)
+            raise StoreChanged(
+                key,
+                "this database file was emptied (truncated to no bytes) while the runtime had "
+                f"it open; nothing was committed: {CHECKED_AGAIN}",
+            )
+    if pinned is not None and now != pinned:
+        companions = _COMPANIONS.get(conn, {}).pop(key, None)
+        if companions is not None:  # (while attached: the moved file is still open to compare)
+            set_aside(key, pinned, companions, _WAL_AFTER.get(key), "database file")
+        if current == key:
+            detach(conn)
+        raise StoreChanged(
+            key,
+            "this database file was deleted or replaced while the runtime had it open; "
+            f"nothing was committed: {CHECKED_AGAIN}",
+        )
 
 
 def _check_wal(conn: apsw.Connection, key: str) -> None:

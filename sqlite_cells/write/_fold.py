@@ -66,6 +66,7 @@ from sqlite_cells.files import (
     DatabaseDropped,
     OpBody,
     attach,
+    check_pinned,
     damage_advice,
     declares_alike,
     decode_handle,
@@ -350,16 +351,23 @@ class SqliteParticipant:
             raise SqliteCellsError(f"one commit may write one database, not {len(paths)}")
         try:
             for decl in decls:
-                if self._migration(decl) is not None:
-                    # R14, R71: `migrate` commits in the file before the space's commit (see
-                    # _migrate), so the file is compared with its space again first, whenever
-                    # this runtime last did: another process killed between its two COMMITs
-                    # leaves the file a commit behind, and that commit, replayed after the
-                    # migration, would meet the new tables (its values put by position into
-                    # reordered columns, a dropped column made again).
-                    self._behind(decl)
                 # Reconcile waits for the database file's lock exec_timeout at most itself (and
                 # for the space's lock as long as any commit of the space may take).
+                self._ready(decl, self.exec_timeout)
+                if self._migration(decl) is None:
+                    continue
+                # R73: the file at the path must be the one this runtime checked (as the attach
+                # below finds for any write) before reconcile looks again, which would accept
+                # a copy put there (its history is the space's), and before `migrate` opens
+                # the file by its path.
+                self._check_same_file(conn, decls, decl.path)
+                # R14, R71: `migrate` commits in the file before the space's commit (see
+                # _migrate), so the file is compared with its space again first, whenever this
+                # runtime last did: another process killed between its two COMMITs leaves the
+                # file a commit behind, and that commit, replayed after the migration, would
+                # meet the new tables (its values put by position into reordered columns, a
+                # dropped column made again).
+                self._behind(decl)
                 self._ready(decl, self.exec_timeout)
             write_conn(conn)  # its gate is installed outside any transaction, once
             path = paths.pop()
@@ -367,13 +375,7 @@ class SqliteParticipant:
             try:
                 created = attach(conn, path)
             except StoreChanged:
-                # R73: this commit commits nothing; the file now at the path is checked
-                # against its space at the database's next use.
-                with self._lock:
-                    self._ensured.clear()
-                    self._last.clear()
-                for decl in decls:
-                    self._changed(decl)
+                self._store_changed(decls)
                 raise
             if created:
                 with self._lock:
@@ -387,6 +389,23 @@ class SqliteParticipant:
             raise timeout from exc
         finally:
             set_lock_wait(conn, BUSY_TIMEOUT_MS)
+
+    def _check_same_file(self, conn: apsw.Connection, decls: list[Declaration], path: Path) -> None:
+        try:
+            check_pinned(conn, path)
+        except StoreChanged:
+            self._store_changed(decls)
+            raise
+
+    def _store_changed(self, decls: list[Declaration]) -> None:
+        """R73: the file at the path is not the one this runtime checked; this commit commits
+        nothing, and the file now at the path is checked against its space at the database's
+        next use."""
+        with self._lock:
+            self._ensured.clear()
+            self._last.clear()
+        for decl in decls:
+            self._changed(decl)
 
     def _lock_timeout(
         self, conn: apsw.Connection, exc: apsw.BusyError | DatabaseError, db_id: str, sql: str

@@ -608,6 +608,50 @@ def test_a_database_file_changed_while_attached(space: Space, db: sc.SqliteDb, h
     assert space.file.seen_seq == seq and db.rev == 1
 
 
+def test_a_database_file_replaced_before_a_write_that_migrates_is_never_migrated(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    """R73, R14: a write under a declaration whose `migrate` is pending, to a file replaced (by
+    a copy) while the runtime had it open, is StoreChanged like any other write — `migrate`
+    never opens the file now at the path (it used to migrate the copy and acknowledge the
+    write); the next write checks that file against its space, then migrates it."""
+    with space.transact():
+        db.exec(INSERT, [None, "first", 1])
+    calls: list[int] = []
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        calls.append(from_version)
+        conn.execute("UPDATE messages SET body = 'MIGRATED'")
+
+    messages = sc.table(
+        id="integer primary key",
+        author_cf_link=sc.cf_link(),
+        body="text not null",
+        ts="integer not null default 0",
+        note="text",
+        indexes={"by_ts": ["ts"]},
+    )
+    db2 = space.sqlite_database("chat", tables={"messages": messages}, version=2, migrate=migrate)
+    copy = db.path.with_name("copy.sqlite")
+    copy_file(db.path, copy)  # through a kept descriptor: the runtime has the file open
+    os.replace(copy, db.path)
+    seq = space.file.seen_seq
+    with pytest.raises(sc.StoreChanged) as info, space.transact():
+        db2.exec(INSERT, [None, "second", 2])
+    assert info.value.path == str(db.path) and "replaced" in str(info.value)
+    assert calls == [] and space.file.seen_seq == seq and db2.rev == 1
+    conn = apsw.Connection(str(db.path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        assert conn.execute("SELECT body FROM messages").fetchall() == [("first",)]
+        assert conn.execute("SELECT value FROM _cf_meta WHERE key = 'version'").fetchall() == [(1,)]
+    finally:
+        conn.close()
+    with space.transact():
+        db2.exec(INSERT, [None, "second", 2])
+    assert calls == [1]
+    assert _bodies(db2) == ["MIGRATED", "second"]
+
+
 @pytest.mark.parametrize("how", ["delete", "replace"])
 def test_a_database_file_changed_while_another_was_attached(
     space: Space, db: sc.SqliteDb, how: str
