@@ -184,6 +184,11 @@ class LiveQueries:
         self._by_table: dict[str, dict[str, set[Node]]] = {}
         self._unknown: dict[str, set[Node]] = {}
         self._watched: dict[Node, str] = {}  # query -> the database it watches
+        # Every live query of each database, whatever re-runs it (react_on included), and the
+        # database each one reads: what rerun_database re-runs (R14, R71). Insertion-ordered,
+        # so a re-run is scheduled in registration order.
+        self._queries: dict[str, dict[Node, None]] = {}
+        self._placed: dict[Node, str] = {}
         # Cell id -> the queries of a pattern input linked to that cell while it held no
         # database handle: they re-run when a commit (of any runtime or process) writes it.
         self._awaiting: dict[str, set[Node]] = {}
@@ -235,6 +240,32 @@ class LiveQueries:
             tables = self._by_table.setdefault(db_id, {})
             for table in read_set:
                 tables.setdefault(table, set()).add(node)
+
+    def place(self, node: Node, db_id: str) -> None:
+        """``node`` is a live query of ``db_id`` now, whatever re-runs it: ``rerun_database``
+        re-runs it too (a query that moved from another database is no longer one of
+        that one's)."""
+        placed = self._placed.get(node)
+        if placed == db_id:
+            return
+        if placed is not None:
+            self._unplace(node, placed)
+        self._placed[node] = db_id
+        self._queries.setdefault(db_id, {})[node] = None
+
+    def release(self, node: Node) -> None:
+        """``node`` left the graph: it reacts to nothing and is no query of its database."""
+        self.unwatch(node)
+        placed = self._placed.pop(node, None)
+        if placed is not None:
+            self._unplace(node, placed)
+
+    def _unplace(self, node: Node, db_id: str) -> None:
+        queries = self._queries.get(db_id)
+        if queries is not None:
+            queries.pop(node, None)
+            if not queries:
+                del self._queries[db_id]
 
     def unwatch(self, node: Node) -> None:
         db_id = self._watched.pop(node, None)
@@ -304,7 +335,9 @@ class LiveQueries:
         or rebuilt (R71)."""
 
         def rerun() -> None:  # on the scheduler thread, which owns the interest
-            nodes = list(self._reads.get(db_id, ()))
+            # Every query of it, not only those that react to what they read: one made with
+            # react_on=db or react_on=<cell> shows the new tables at once too (R14).
+            nodes = list(self._queries.get(db_id, ()))
             if nodes:
                 self.scheduler.rerun(nodes)
 

@@ -657,6 +657,7 @@ class _QueryNode(Node):
         if self._db_id != decl.db_id:
             hub.unwatch(self)
             self._db_id, self._read_set = decl.db_id, None
+        hub.place(self, decl.db_id)
         for path in _sources_among(reaction.on):
             # An injected file's handle among react_on: its rev never moves (R5), a change of
             # the file stands for a write to it (R60), as for react_on=db on its own query.
@@ -898,7 +899,7 @@ class _QueryNode(Node):
             self.scheduler.end_work(work)
         if self._follows:
             self.query.host.live_queries.follow_links(self, ())
-        self.query.host.live_queries.unwatch(self)
+        self.query.host.live_queries.release(self)
 
     def __repr__(self) -> str:
         return repr(self.query)

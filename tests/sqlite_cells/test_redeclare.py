@@ -638,3 +638,27 @@ def test_a_live_query_through_shadows_follows_stored_columns_its_declaration_lac
         _wait_for(star, [{"id": 1, "x": 0, "e": 99}])
         _write(writer.space("s"), old, "UPDATE u SET x = 5")  # u.x: the subquery's x
         _wait_for(resolved, [{"id": 1}])
+
+
+def test_an_additive_redeclaration_reruns_queries_made_with_react_on_too(rt: sc.Runtime) -> None:
+    """R14 ("visible to reads at once"): a re-declaration re-runs every live query of the
+    database — also those made with ``react_on=db`` or ``react_on=<cell>``, which used to keep
+    the old rows until their next trigger, while queries reacting to what they read showed the
+    added column at once. Nothing is written."""
+    space = rt.space("demo")
+    db = space.sqlite_database("d", tables=OLD)
+    _write(space, db, "INSERT INTO t (a) VALUES (1)")
+    c = space.cell("c", default=0)
+    queries = {
+        "by reads": db.query("SELECT * FROM t"),
+        "react_on=db": db.query("SELECT * FROM t", react_on=db),
+        "react_on=cell": db.query("SELECT * FROM t", react_on=c),
+    }
+    rt.settle()
+    assert {k: q.get().result for k, q in queries.items()} == {k: [{"a": 1}] for k in queries}
+    before = _fingerprint(db.path)
+    space.sqlite_database("d", tables=NEW)
+    rt.settle()
+    row = {"a": 1, "c": 7, "n": None, "l_cf_link": None, "k": "x"}
+    assert {k: q.get().result for k, q in queries.items()} == {k: [row] for k in queries}
+    assert _fingerprint(db.path) == before and db.rev == 1
