@@ -113,18 +113,33 @@ class UnsupportedMigration(DeclarationError):
     """The declared schema differs from the stored one in a way that is not additive (R13)."""
 
     def __init__(
-        self, db_id: str, differences: Sequence[str], *, advice: str | None = None
+        self,
+        db_id: str,
+        differences: Sequence[str],
+        *,
+        advice: str | None = None,
+        bumped: tuple[int, int] | None = None,
     ) -> None:
         """``advice`` replaces the usual one (to bump ``version=`` with a ``migrate``) where
-        that is not the way out: a file newer than the declaration."""
+        that is not the way out: a file newer than the declaration. ``bumped``: the file's
+        version and the declared one, newer, when the declaration gives no ``migrate``: the
+        advice then asks for that alone."""
         self.db_id = db_id
         self.differences = tuple(differences)
         listed = "; ".join(self.differences)
         if advice is None:
+            if bumped is None:
+                todo = "Bump version= and pass migrate= to change it."
+            else:
+                stored, declared = bumped
+                todo = (
+                    f"version={declared} is declared without migrate= (the file is at version "
+                    f"{stored}): pass migrate=, a function that brings the file from version "
+                    f"{stored} to the declared tables."
+                )
             super().__init__(
                 f"database {db_id}: the declared schema cannot be reached by adding tables, "
-                f"nullable columns or indexes: {listed}. Bump version= and pass migrate= to "
-                "change it."
+                f"nullable columns or indexes: {listed}. {todo}"
             )
         else:
             super().__init__(f"database {db_id}: {listed}. {advice}")

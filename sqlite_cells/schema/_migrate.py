@@ -646,7 +646,10 @@ def ensure_schema(
         ensure_runtime_tables(conn, database)
         stored = stored_version(conn, database, db_id)
         _refuse_newer(stored, version, db_id)
-        add_missing(conn, database, schema, db_id)
+        try:
+            add_missing(conn, database, schema, db_id)
+        except UnsupportedMigration as exc:
+            raise _without_migrate(exc, stored, version) from None
         if stored != version:
             store_version(conn, database, version)
         if stored is None and owner is not None:
@@ -669,14 +672,30 @@ def write_refusal(
     the differences no write adds); None when none is found (a refusal only SQLite's own
     ``ALTER TABLE`` finds is left to the write). Read only."""
     db = quote_ident(database)
+    stored = None
     try:
         _refuse_foreign(conn, database, db_id)
         if conn.execute(f"SELECT 1 FROM {db}.sqlite_schema WHERE name = '_cf_meta'").fetchone():
-            _refuse_newer(stored_version(conn, database, db_id), version, db_id)
+            stored = stored_version(conn, database, db_id)
+            _refuse_newer(stored, version, db_id)
     except UnsupportedMigration as exc:
         return exc
     differences = diff_of(conn, database, schema)[1]
-    return UnsupportedMigration(db_id, differences) if differences else None
+    if not differences:
+        return None
+    return _without_migrate(UnsupportedMigration(db_id, differences), stored, version)
+
+
+def _without_migrate(
+    exc: UnsupportedMigration, stored: int | None, version: int
+) -> UnsupportedMigration:
+    """``exc`` (differences no write adds) for a write at ``version`` over a file at
+    ``stored``: a declared version newer than the file's means ``version=`` was bumped without
+    a ``migrate`` (one given runs first, and stores the version: :func:`migrate_file`), so the
+    advice asks for the ``migrate`` alone (R14)."""
+    if stored is None or stored >= version:
+        return exc
+    return UnsupportedMigration(exc.db_id, exc.differences, bumped=(stored, version))
 
 
 def _refuse_foreign(conn: apsw.Connection, database: str, db_id: str) -> None:

@@ -1291,3 +1291,34 @@ def test_a_transaction_that_conflicts_never_migrates(store: Path) -> None:
             db2.exec("INSERT INTO t (a) VALUES ('two')")
         assert calls == [1]
         assert db2.read("SELECT a FROM t ORDER BY id") == [{"a": "ONE"}, {"a": "two"}]
+
+
+def test_a_bumped_version_without_migrate_is_asked_for_migrate_only(store: Path) -> None:
+    """R13, R14: a change no write adds, declared at the file's version, is advised to bump
+    version= and pass migrate=; declared with version=2 but no migrate=, the advice said the
+    same though the version was bumped. It now says version=2 has no migrate= and asks for that
+    alone. Nothing is written either way."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables={"t": sc.table(id=P, a="text")})
+        insert(space, db, "INSERT INTO t (a) VALUES ('r1')")
+        path = db.path
+        changed = {"t": sc.table(id=P, a="integer")}
+        same = space.sqlite_database("d", tables=changed)
+        with pytest.raises(sc.UnsupportedMigration) as info:
+            insert(space, same, "INSERT INTO t (a) VALUES (1)")
+        assert str(info.value).endswith(
+            "t.a: type TEXT → INTEGER. Bump version= and pass migrate= to change it."
+        )
+        bumped = space.sqlite_database("d", tables=changed, version=2)
+        with pytest.raises(sc.UnsupportedMigration) as info:
+            insert(space, bumped, "INSERT INTO t (a) VALUES (1)")
+        message = str(info.value)
+        assert info.value.differences == ("t.a: type TEXT → INTEGER",)
+        assert message.endswith(
+            "t.a: type TEXT → INTEGER. version=2 is declared without migrate= (the file is at "
+            "version 1): pass migrate=, a function that brings the file from version 1 to the "
+            "declared tables."
+        )
+        assert "Bump" not in message
+    assert file_version(path) == [(1,)]
