@@ -792,12 +792,15 @@ def _undeclared_table_read(
     )
     if not opened:
         return None
+    advice = _newer_file(pooled, plan.decl) or (
+        "queries may read only the database's declared tables; declare it, or leave it out of "
+        "the query"
+    )
     return QueryError(
         plan.decl.db_id,
         stmt.sql,
         f"the statement reads {', '.join(repr(t) for t in opened)}, a table the file holds but "
-        "the declaration does not have: queries may read only the database's declared tables; "
-        "declare it, or leave it out of the query",
+        f"the declaration does not have: {advice}",
     )
 
 
@@ -920,26 +923,55 @@ def _with_rtrees(
 def _behind_the_file(
     pooled: PooledConnection, plan: _Plan, stmt: Statement, exc: apsw.Error
 ) -> QueryError | None:
-    """The error of a statement naming a table or column the file lacks because a newer
+    """The error of a statement naming a table or column the file lacks, or a table the file
+    holds that this declaration does not (the authorizer refuses it), because a newer
     declaration migrated it past this one (R14, R41: no shadow stands in for it then); None for
     any other failure."""
-    if not (plan.file and isinstance(exc, apsw.SQLError) and _lacks_something(exc)):
+    if not plan.file:
         return None
+    if isinstance(exc, apsw.SQLError) and _lacks_something(exc):
+        said = f"SQLError: {exc}"
+    elif isinstance(exc, apsw.AuthError) and _undeclared_table(plan.decl, exc):
+        said = f"not authorized ({exc})"
+    else:
+        return None
+    newer = _newer_file(pooled, plan.decl)
+    if newer is None:
+        return None
+    error = QueryError(plan.decl.db_id, stmt.sql, f"{said}: {newer}")
+    error.__cause__ = exc
+    return error
+
+
+def _newer_file(pooled: PooledConnection, decl: Declaration) -> str | None:
+    """What to say of a read that meets another declaration's tables, when the file open on
+    ``pooled`` is at a version newer than ``decl``'s (R14); None when it is not."""
     try:
-        stored = newer_version(pooled.conn.cursor(), plan.decl)
+        stored = newer_version(pooled.conn.cursor(), decl)
     except apsw.Error:
         return None
     if stored is None:
         return None
-    error = QueryError(
-        plan.decl.db_id,
-        stmt.sql,
-        f"SQLError: {exc}: the file is at version {stored}, newer than the declared "
-        f"version={plan.decl.version}: a newer declaration migrated it, and this one no longer "
-        f"matches its tables; update the declaration (tables and version) to the newer one",
+    return (
+        f"the file is at version {stored}, newer than the declared version={decl.version}: a "
+        "newer declaration migrated it, and this one no longer matches its tables; update the "
+        "declaration (tables and version) to the newer one"
     )
-    error.__cause__ = exc
-    return error
+
+
+# SQLite's words when the authorizer refuses a column read: "access to [db.]table.column is
+# prohibited" (the column is empty for a table read with none of its columns).
+_DENIED = re.compile(r"access to (?:main\.)?(.+)\.[^.]*? is prohibited")
+
+
+def _undeclared_table(decl: Declaration, exc: apsw.AuthError) -> bool:
+    """Whether ``exc`` refused a read of a table ``decl`` does not declare, and that is none
+    of SQLite's or the runtime's own (another declaration's table, in the file)."""
+    found = _DENIED.search(str(exc))
+    if found is None or decl.table_names is None:
+        return False
+    table = fold_ascii(found.group(1))
+    return table not in decl.table_names and not is_reserved_table(table)
 
 
 _ROWID = re.compile(r"no such column: (?:.*\.)?(?:rowid|oid|_rowid_)$", re.IGNORECASE)
