@@ -18,11 +18,13 @@ Two entry points:
      adds it without computing it; :mod:`sqlite_cells.schema._generated`).
   5. Store the declared version; ``RELEASE``.
 
-* :func:`migrate_file` runs a ``migrate`` callback (R14) *before* the space's commit attaches the
-  file, on a connection opened on the database file alone (nothing attached, so no name the
-  callback writes, in any quoting, can reach the space's tables), in one transaction of that
-  file: ``migrate(conn, stored_version)`` under the migration authorizer, then steps 4–5, then the
-  check that the file holds exactly the declared tables and indexes plus the runtime's own
+* :func:`migrate_file` runs a ``migrate`` callback (R14) *before* the space's commit writes the
+  file (inside that commit's transaction, before it takes the file's lock: see
+  ``write._fold``), on a connection opened on the database file alone (nothing attached, so no
+  name the callback writes, in any quoting, can reach the space's tables), in one transaction
+  of that file: ``migrate(conn, stored_version)`` under the migration authorizer, then steps
+  4–5, then the check that the file holds exactly the declared tables and indexes plus the
+  runtime's own
   (else :class:`MigrationError`), then the check that every declared link column holds NULL or
   a well-formed link (R31; else :class:`MigrationError` caused by a ``LinkEncodeError``), then
   the check that every row computes every VIRTUAL generated column (R44; else

@@ -22,8 +22,8 @@ remembered as ensured. The ``sqlite`` commit participant, for one commit:
    capturing its changeset (R70), the deadline of ``exec_timeout`` (R44), the link columns'
    new values (R31), no row left with a NULL primary key, which the changeset cannot record
    (R51, R70, see ``_keys``), the watermark. The op's body says whether the commit changed the
-   file's schema (the diff added something, or ``prepare`` ran ``migrate``): what every query of
-   the database returns may have changed then, beyond the changeset's rows (R51).
+   file's schema (the diff added something, or ``cell_writes`` ran ``migrate``): what every
+   query of the database returns may have changed then, beyond the changeset's rows (R51).
 
 What this runtime checked is remembered per (file, schema, version) together with the file's
 :data:`FileState` read inside the commit's transaction: SQLite's schema cookie of the attached
@@ -323,7 +323,7 @@ class SqliteParticipant:
         # Files this participant's attach created whose first commit has not succeeded yet (a
         # commit that fails removes its file again: see rolled_back). Guarded by _lock.
         self._created: set[Path] = set()
-        # Files a `migrate` ran on (before BEGIN, on its own connection) whose next commit has
+        # Files a `migrate` ran on (on its own connection, see _migrate) whose next commit has
         # not succeeded yet: that commit's op says it changed the schema. Guarded by _lock.
         self._migrated: set[Path] = set()
         # The ops the last `migrate` of each file ran for, and the version it migrated to: an
