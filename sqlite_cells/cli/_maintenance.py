@@ -107,6 +107,13 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
             "nothing of it was changed, and the other databases were checked all the same: run "
             f"`sqlite-cells {again}` again once the program holding it lets go"
         )
+    if o.action is Action.SPACE_LOCKED:
+        again = "check --repair" if repairing else "check"
+        return (
+            "its databases not listed above were not checked, and nothing of them was changed "
+            "(their commits are read from this file); the other spaces were checked all the "
+            f"same: run `sqlite-cells {again}` again once the program holding it lets go"
+        )
     if o.action is Action.UNREADABLE:
         return (
             "nothing was changed: let this user read and write the file (and its -wal and -shm), "
@@ -216,7 +223,7 @@ _REPAIRABLE = frozenset({Action.BEHIND, Action.AHEAD, Action.DAMAGED})
 # What a repair made of them.
 _REPAIRED = frozenset({Action.REPLAYED, Action.INVERTED, Action.REBUILT})
 # The outcomes of a space file, not a database.
-_SPACE_FILES = frozenset({Action.SPACE_DAMAGED, Action.SPACE_UNREADABLE})
+_SPACE_FILES = frozenset({Action.SPACE_DAMAGED, Action.SPACE_UNREADABLE, Action.SPACE_LOCKED})
 
 # The columns of `check`'s rows (its CSV header, also when no database was checked).
 _CHECK_COLUMNS = (
@@ -317,6 +324,8 @@ def _print_check(store: str, args: argparse.Namespace, outcomes: list[Outcome], 
                 what = (
                     "damaged, cannot be read"
                     if o.action is Action.SPACE_DAMAGED
+                    else "locked by another program"
+                    if o.action is Action.SPACE_LOCKED
                     else "cannot be opened"
                     if io_failure(o.detail or "")
                     else "cannot be opened by this user"

@@ -885,11 +885,15 @@ def _answer(path: Path, ask: Callable[[apsw.Connection], T]) -> T | None:
         conn.close()
 
 
-def _store_names(store: Path) -> tuple[set[str], set[str], list[DamagedSpace]]:
+def _store_names(
+    store: Path, locked: list[Outcome] | None = None
+) -> tuple[set[str], set[str], list[DamagedSpace]]:
     """(every cell id any readable space of the store ever held, those whose handle is dropped
     in every space that holds them — two spaces may hold one id, a pattern's database declared
     in another space than its piece's, and one's drop is not the other's —, the space files
-    that cannot be read for damage). Any other failure is raised."""
+    that cannot be read for damage). With ``locked``, a space file another program holds
+    locked all through the wait is added to it (:func:`_space_locked`) and left out; any other
+    failure is raised."""
     named: set[str] = set()
     dropped: set[str] = set()
     kept: set[str] = set()  # ids some space holds and did not drop
@@ -904,6 +908,10 @@ def _store_names(store: Path) -> tuple[set[str], set[str], list[DamagedSpace]]:
         try:
             _names_in_space(space_file, here, dropped_here)
         except (DatabaseError, UnreadableRecord) as exc:
+            held = _space_locked(space_file, exc) if locked is not None else None
+            if held is not None and locked is not None:
+                locked.append(held)
+                continue
             problem = _listed_problem(space_file, exc)
             if problem is not None:
                 damaged.append(problem)
@@ -972,14 +980,15 @@ def _check_into(
     lost: str | None = None,
 ) -> None:
     """:func:`_check_space`, its outcomes added to ``outcomes`` once it is through — and those
-    made before a Ctrl-C that stops it (what was repaired before it), before that goes on. A
-    space file's own error (``DatabaseError``, ``UnreadableRecord``) adds none and is raised."""
+    made before a Ctrl-C that stops it (what was repaired before it), or before its space file
+    stayed locked, before that goes on. A space file's other errors (``DatabaseError``,
+    ``UnreadableRecord``) add none and are raised."""
     checked: list[Outcome] = []
     try:
         pending.due()
         _check_space(store, space_file, checked, pending, repair=repair, verify=verify, lost=lost)
-    except KeyboardInterrupt:
-        outcomes.extend(checked)
+    except (KeyboardInterrupt, _StayedLocked):
+        outcomes.extend(checked)  # (the space's lock stops the rest of it: see _reconciled)
         raise
     outcomes.extend(checked)
 
@@ -997,7 +1006,10 @@ def check_store(
     names (:func:`orphans`) is reported as orphaned: kept as found, never repaired. A space file
     that cannot be read for damage is reported (``Action.SPACE_DAMAGED``, its path and what
     SQLite said), one this user may not open likewise (``Action.SPACE_UNREADABLE``), and the
-    rest of the store is checked all the same; nothing of it is written.
+    rest of the store is checked all the same; nothing of it is written. A space file another
+    program holds locked all through the wait stops the check of its space alone
+    (``Action.SPACE_LOCKED``): the outcomes of its databases looked at before are kept, and the
+    other spaces are checked (and repaired) all the same.
 
     ``found``: the list the outcomes are added to as they are made (and which is returned), so
     that a caller stopped by Ctrl-C knows what was repaired before it (SPEC §6). With
@@ -1011,13 +1023,20 @@ def check_store(
             try:
                 _check_into(outcomes, store, space_file, pending, repair=repair, verify=verify)
             except (DatabaseError, UnreadableRecord) as exc:
+                held = _space_locked(space_file, exc)
+                if held is not None:
+                    outcomes.append(held)
+                    continue
                 problem = _listed_problem(space_file, exc)
                 if problem is not None:
                     outcomes.append(_damaged_space(problem))
-        named, _dropped, damaged = _store_names(store)
+        locked: list[Outcome] = []
+        named, _dropped, damaged = _store_names(store, locked)
     reported = {o.path for o in outcomes}
     outcomes.extend(_damaged_space(d) for d in damaged if d.path not in reported)
-    for path, seq in _orphans(store, named):
+    outcomes.extend(o for o in locked if o.path not in reported)
+    # A database file of a space that could not be read is no orphan: none is looked for then.
+    for path, seq in _orphans(store, named) if not locked else ():
         if path in reported:
             # Compared with its space above, whose file the look for names then found damaged
             # elsewhere (SQLite's check of the whole file): reported once, as that look said.
@@ -1087,6 +1106,17 @@ class _Pending:
                 yield
         except KeyboardInterrupt as exc:  # delivered as the hold ended: its outcome is added
             self.interrupt = exc
+
+
+def _space_locked(space_file: Path, exc: DatabaseError | UnreadableRecord) -> Outcome | None:
+    """The outcome of the space file ``space_file`` whose check ``exc`` ended because another
+    program held it locked all through the wait (``Action.SPACE_LOCKED``: the outcomes of its
+    databases checked before it are kept); None when ``exc`` says something else."""
+    if not isinstance(exc, _StayedLocked) and not isinstance(
+        exc.__cause__, apsw.BusyError | apsw.LockedError
+    ):
+        return None
+    return Outcome(space_file.stem, space_file, 0, 0, Action.SPACE_LOCKED, detail=str(exc))
 
 
 def _damaged_space(space: DamagedSpace) -> Outcome:
@@ -1198,7 +1228,9 @@ def _reconciled(
         return unreadable_outcome(db_id, path, database_seq(conn, db_id), exc)
     except (apsw.BusyError, apsw.LockedError) as exc:
         locked = _stayed_locked(db_id, path, space_file, exc)
-        if locked.held != path:  # the space file: none of its databases can be checked
+        if locked.held != path:
+            # The space file: none of its databases can be checked, and the check of this
+            # space stops there (check_store reports it, and checks the other spaces).
             raise locked from exc
         # This database's file alone: a finding, and the space's other databases are checked
         # (and repaired) all the same.
@@ -1273,8 +1305,7 @@ def _stayed_locked(db_id: str, path: Path, space_file: Path, exc: apsw.Error) ->
     held = path if how is not None else space_file
     return _StayedLocked(
         f"{held} stayed locked by another connection ({exc}) while database {db_id} was "
-        f"checked (a program holding it in {how or 'a transaction'}): nothing was changed; "
-        "try again once that connection lets go",
+        f"checked (a program holding it in {how or 'a transaction'})",
         held,
     )
 

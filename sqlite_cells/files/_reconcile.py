@@ -165,6 +165,10 @@ class Action(enum.Enum):
     # A space file SQLite cannot open for a reason that says nothing of its contents (as
     # UNREADABLE): reported, nothing of it read; gc removes nothing it may name.
     SPACE_UNREADABLE = "unreadable space file"
+    # A space file another program held in a transaction all through the wait (its log cannot
+    # be read, or written for a repair): the check of that space stops, nothing more of it is
+    # decided or changed; the other spaces are checked all the same.
+    SPACE_LOCKED = "locked space file"
     # A database file SQLite cannot open for a reason that says nothing of its rows (this
     # user's permissions, an I/O error, a process out of file descriptors): reported by
     # ``check`` and the command line, nothing decided.
