@@ -67,6 +67,7 @@ from sqlite_cells.cli._output import (
     CheckedOutput,
     Format,
     OutputFailed,
+    error_kind,
     error_line,
     one_line,
     print_json,
@@ -655,7 +656,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.write(error_line(f"refused by the statement guard: {exc}"))
         return FINDING
     except SqliteCellsError as exc:
-        err.write(error_line(f"{type(exc).__name__}: {_message(exc)}"))
+        err.write(error_line(f"{error_kind(exc)}: {_message(exc)}"))
         return FINDING
     except OSError as exc:
         err.write(error_line(_os_message(exc)))

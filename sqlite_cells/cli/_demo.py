@@ -29,7 +29,7 @@ from typing import Any, TextIO
 import msgspec
 
 import sqlite_cells as sc
-from sqlite_cells.cli._output import OutputFailed, error_line
+from sqlite_cells.cli._output import OutputFailed, error_kind, error_line
 from sqlite_cells.files import unwritten_handle, write_refused_by_file
 from sqlite_cells.read import text_table
 
@@ -308,7 +308,7 @@ class _Chat:
                 )
         except sc.ExecError as exc:
             self.run.rollback_error = str(exc)
-            out.write(f"  {type(exc).__name__}: {exc}\n")
+            out.write(f"  {error_kind(exc)}: {exc}\n")
         else:  # pragma: no cover - the duplicate id always fails
             raise AssertionError("the duplicate insert was expected to fail")
         fresh = self.flush()
@@ -341,6 +341,6 @@ def run_demo(store: str | None, *, out: TextIO, err: TextIO) -> int:
         raise  # the output's failure, said as every command says it
     except sc.SqliteCellsError as exc:
         out.flush()
-        err.write(error_line(f"demo failed: {type(exc).__name__}: {exc}"))
+        err.write(error_line(f"demo failed: {error_kind(exc)}: {exc}"))
         return 1
     return 0

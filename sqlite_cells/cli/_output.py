@@ -33,6 +33,7 @@ __all__ = [
     "CheckedOutput",
     "Format",
     "OutputFailed",
+    "error_kind",
     "error_line",
     "finite",
     "one_line",
@@ -75,6 +76,13 @@ def error_line(message: str) -> str:
     retitle or move the terminal there either, nor — holding a newline — start a line that
     reads as another ``sqlite-cells:`` line."""
     return f"sqlite-cells: {one_line(message)}\n"
+
+
+def error_kind(exc: BaseException) -> str:
+    """The name an error line gives ``exc``'s kind: that of its class, or of the nearest class
+    it derives from that the package names (``DatabaseError`` for a module's private one,
+    which says nothing to a user and is no name to look up)."""
+    return next(c.__name__ for c in type(exc).__mro__ if not c.__name__.startswith("_"))
 
 
 class OutputFailed(SqliteCellsError):

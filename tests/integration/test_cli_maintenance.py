@@ -710,6 +710,30 @@ def test_a_quarantine_path_that_is_no_folder_is_said_with_advice_to_move_it_asid
     assert "inverted, 1 commit(s) applied" in done.stdout
 
 
+def test_a_rebuild_stopped_by_the_quarantine_path_names_a_public_error_kind(
+    tmp_path: Path,
+) -> None:
+    """Errors, §6: the rebuild of a damaged database keeps the damaged file in the store's
+    quarantine folder first. With a plain file at that path `check --repair` ended with
+    "sqlite-cells: _NoCopyFolder: …": a private class name, which says nothing to a user. The
+    error line names the public class it derives from, as every other error line does, and
+    nothing is changed."""
+    store = tmp_path / "store"
+    db = _store_with_writes(store, 1)
+    db.path.write_bytes(b"not a database " * 100)
+    damaged = db.path.read_bytes()
+    (store / "quarantine").write_text("x")
+    before = sorted(p.name for p in store.iterdir())
+    done = run_cli("check", "--repair", "--store", str(store))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stderr.startswith(
+        f"sqlite-cells: DatabaseError: {store / 'quarantine'} is not a directory: "
+    ), done.stderr
+    assert "_NoCopyFolder" not in done.stderr
+    assert db.path.read_bytes() == damaged
+    assert sorted(p.name for p in store.iterdir()) == before
+
+
 def test_a_copy_into_quarantine_the_disk_stops_names_the_file_copied_and_the_copy(
     tmp_path: Path,
 ) -> None:
