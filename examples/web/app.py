@@ -4,10 +4,14 @@ What each part uses of sqlite-cells:
 
 * the messages are rows of a database cell ``chat``; each row's ``author_cf_link`` links to a
   user cell (``alice``, ``bob``), and the page shows the row's author as that cell's name;
-* the page's list comes from a live query (``db.query(...).observe()``): after each durable
-  commit that changed the messages, its new state is pushed to every open page (SPEC R50);
-* renaming a user writes the user cell only: the query does not re-run (R52), but the app also
-  observes the user cells, so the new name reaches every page;
+* the page's list comes from a live query (``db.query(...)``): after each durable commit that
+  changed the messages, its new state reaches every open page (SPEC R50);
+* renaming a user writes the user cell only: the query does not re-run (R52), but the view
+  also reads the user cells, so the new name reaches every page;
+* what a page shows is one derived cell over the query, the ``posts`` counter and the user
+  cells (``sc.lift``): it is computed at most once per commit, after the query's run of that
+  commit has landed (R54), so a page never shows the counter of one commit over the messages
+  of an older one;
 * posting and renaming run ``@sc.handler`` functions (a transaction each, retried on conflict);
   a post also bumps the ``posts`` counter in the same commit. An empty message is refused by the
   table's CHECK constraint when the commit runs, a too-long one or an unknown author by the
@@ -89,8 +93,8 @@ def rename(name: str, *, user: sc.Cell) -> None:
     user.key("name").set(name)
 
 
-def _name(cell: sc.Cell | None) -> str:
-    value = cell.get() if cell is not None else None
+def _name(value: Any) -> str:
+    """The display name a user cell's ``value`` holds."""
     if isinstance(value, dict) and isinstance(value.get("name"), str):
         return str(value["name"])
     return "(unknown)"
@@ -106,18 +110,22 @@ class Chat:
         self.posts = self.space.cell("posts", default=0)
         self.db = self.space.sqlite_database("chat", tables=TABLES)
         self.latest = self.db.query(LATEST, row=Message)
+        # The whole view, from one commit: the query's rows with the counter and the names of
+        # that same commit (R54), never the counter's latest value over older rows.
+        self.view = sc.lift(self._render)(self.latest, self.posts, *self.users.values())
         self._lock = threading.Lock()  # guards _listeners and _view
         self._listeners: set[Callable[[bytes], None]] = set()
         self.ended = False  # end_streams was called: the server is stopping
-        self._view = self._render()
+        self._view = self.view.get()
         # Subscribers run on the scheduler thread after each durable commit (R50).
-        self._subscriptions = [self.latest.observe().subscribe(self._changed)]
-        self._subscriptions += [u.observe().subscribe(self._changed) for u in self.users.values()]
+        self._subscriptions = [self.view.observe().subscribe(self._changed)]
 
-    def _render(self) -> bytes:
-        state = self.latest.get()
+    def _render(self, state: sc.QueryState[Message], posts: Any, *users: Any) -> bytes:
+        """The page's view of one commit: the query's ``state``, the ``posts`` counter and the
+        values of the user cells (in ``USERS`` order)."""
+        names = {key: _name(value) for key, value in zip(self.users, users, strict=True)}
         messages = [
-            {"id": m.id, "author": _name(self._known(m.author)), "body": m.body}
+            {"id": m.id, "author": self._author(m.author, names), "body": m.body}
             for m in reversed(state.result or [])
         ]
         return msgspec.json.encode(
@@ -125,20 +133,19 @@ class Chat:
                 "seq": state.seq,
                 "pending": state.pending,
                 "messages": messages,
-                "users": [{"key": k, "name": _name(u)} for k, u in self.users.items()],
-                "posts": self.posts.get(),
+                "users": [{"key": k, "name": name} for k, name in names.items()],
+                "posts": posts,
             }
         )
 
-    def _known(self, author: sc.Cell | None) -> sc.Cell | None:
-        # The app's own cell object for a user it declared (with its default name), else the
-        # decoded cell as it is.
+    def _author(self, author: sc.Cell | None, names: dict[str, str]) -> str:
+        # A user the app declared by the name the view was given, else the decoded cell's.
         if author is None:
-            return None
-        return next((u for u in self.users.values() if u == author), author)
+            return _name(None)
+        known = next((k for k, u in self.users.items() if u == author), None)
+        return names[known] if known is not None else _name(author.get())
 
-    def _changed(self, _value: Any) -> None:
-        view = self._render()
+    def _changed(self, view: bytes) -> None:
         with self._lock:
             if view == self._view:
                 return

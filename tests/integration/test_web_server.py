@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -221,3 +222,33 @@ def test_a_bad_host_or_port_is_one_line_with_the_right_advice(
     assert said in done.stderr and "Traceback" not in done.stderr
     assert "--port N" not in done.stderr  # the port was never the problem here
     assert not (tmp_path / "s").exists()  # nothing opened
+
+
+def test_every_view_pushed_is_the_view_of_one_commit(tmp_path: Path) -> None:
+    """R54 ("Commit, then react"): the view pushed to pages paired the ``posts`` counter's
+    latest value with the live query's last result, whose re-run for the same commit had not
+    landed yet: a page showed "12 post(s)" over 11 messages. Posts and renames are committed
+    one after the other, and every view pushed shows the counter with the messages and the
+    names of one commit."""
+    from examples.web.app import USERS, Chat, post, rename
+
+    with sc.Runtime(tmp_path / "s") as rt:
+        chat = Chat(rt)
+        views: list[dict[str, Any]] = []
+        chat.listen(lambda view: views.append(json.loads(view)))
+        alice = chat.users["alice"]
+        for n in range(1, 21):
+            post(f"m{n}", author=alice, db=chat.db, posts=chat.posts)
+            rename(f"Alice{n}", user=alice)
+        assert rt.settle(60)
+        chat.close()
+    assert views, "no view pushed"
+    for view in views:
+        posts, messages = view["posts"], view["messages"]
+        # Each post is one message and one bump of the counter, in one commit.
+        assert [m["body"] for m in messages] == [f"m{n}" for n in range(1, posts + 1)], view
+        # The rename after post n is the commit after it: its name is Alice{n} or Alice{n-1}.
+        (name,) = [u["name"] for u in view["users"] if u["key"] == "alice"]
+        assert name in {f"Alice{posts}", f"Alice{posts - 1}" if posts > 1 else USERS["alice"]}
+        assert {m["author"] for m in messages} <= {name}, view
+    assert (views[-1]["posts"], len(views[-1]["messages"])) == (20, 20)
