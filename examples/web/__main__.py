@@ -1,8 +1,10 @@
 """Run the live chat: ``python -m examples.web [--store DIR] [--host H] [--port N]``.
 
 Serves on 127.0.0.1 by default (``--port 0`` picks a free port) and prints the URL once the
-socket is listening, so a script can wait for that line. The store defaults to the default
-store (``$SQLITE_CELLS_STORE`` or ``./.sqlite-cells``). Ctrl-C stops the server and closes the
+socket is listening, so a script can wait for that line. Open that URL: the server answers
+requests made to the address it listens on (and ``localhost`` for a loopback one), never to
+another name (see ``examples/web/app.py``). The store defaults to the default store
+(``$SQLITE_CELLS_STORE`` or ``./.sqlite-cells``). Ctrl-C stops the server and closes the
 runtime.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import ipaddress
 import socket
 import sys
 from types import FrameType
@@ -55,13 +58,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     sock.listen(2048)  # (uvicorn listens on it again: harmless)
     host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host  # an IPv6 address, as URLs write it
     with sc.Runtime(args.store) as rt:
         chat = Chat(rt)
         config = uvicorn.Config(
-            create_app(chat), log_level="warning", timeout_graceful_shutdown=1, lifespan="off"
+            create_app(chat, hosts=_hosts(args.host, shown, port)),
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+            lifespan="off",
         )
         server = _Server(config, chat)
-        shown = f"[{host}]" if ":" in host else host  # an IPv6 address, as URLs write it
         print(f"sqlite-cells chat on http://{shown}:{port}/ (store {rt.store})", flush=True)
         try:
             server.run(sockets=[sock])
@@ -70,6 +76,15 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             chat.close()
     return 0
+
+
+def _hosts(given: str, shown: str, port: int) -> set[str]:
+    """The ``Host`` values of the address served: as given with ``--host`` and as bound, and
+    ``localhost`` for a loopback address, with the port (a browser leaves out port 80)."""
+    names = {given.lower(), shown.lower()}
+    if ipaddress.ip_address(shown.strip("[]")).is_loopback:
+        names.add("localhost")
+    return {f"{name}:{port}" for name in names} | (names if port == 80 else set())
 
 
 def _port(text: str) -> int:

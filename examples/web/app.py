@@ -20,6 +20,11 @@ What each part uses of sqlite-cells:
 
 Everything pushed to pages is built on the runtime's scheduler thread (where subscribers run)
 and handed to each page's event loop with ``call_soon_threadsafe``.
+
+The server answers its own pages only: a request whose ``Host`` is not the address it serves
+is refused (421: another site's name made to point at it, DNS rebinding, could read
+``/events``), and so is a ``POST`` that is not ``application/json`` (415) or whose ``Origin``
+is another site's (403): a page of another site could otherwise post and rename (CSRF).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -182,9 +187,12 @@ def _error(status: int, exc: BaseException) -> JSONResponse:
     return JSONResponse({"error": f"{type(exc).__name__}: {exc}"}, status_code=status)
 
 
-def create_app(chat: Chat) -> ASGIApp:
+def create_app(chat: Chat, *, hosts: Collection[str]) -> ASGIApp:
     """The web app: ``/`` the page, ``/events`` the live view (server-sent events),
-    ``POST /api/messages`` and ``POST /api/users/{key}/name`` the two handlers."""
+    ``POST /api/messages`` and ``POST /api/users/{key}/name`` the two handlers. ``hosts``: the
+    ``Host`` values (``host:port``) of the address served; any other request is refused, as
+    is a cross-site ``POST`` (see :func:`_cross_site`)."""
+    origins = {f"http://{host}" for host in hosts}
 
     async def page(_request: Request) -> Response:
         return FileResponse(PAGE, media_type="text/html")
@@ -262,6 +270,10 @@ def create_app(chat: Chat) -> ASGIApp:
     )
 
     async def served(scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = _cross_site(Request(scope), hosts, origins) if scope["type"] == "http" else None
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
         try:
             await app(scope, receive, send)
         except ClientDisconnect:
@@ -273,6 +285,36 @@ def create_app(chat: Chat) -> ASGIApp:
                 raise
 
     return served
+
+
+def _cross_site(
+    request: Request, hosts: Collection[str], origins: Collection[str]
+) -> Response | None:
+    """The refusal of a request that may come from another site, or None: a ``Host`` that is
+    not the address served (421), a ``POST`` whose body is not ``application/json`` (415: a
+    form or a ``text/plain`` body is what another site's page may send without asking) or
+    whose ``Origin`` is another site's (403)."""
+    host = request.headers.get("host", "").lower()
+    if host not in hosts:
+        served = ", ".join(sorted(hosts))
+        return JSONResponse(
+            {"error": f"this server answers for {served}, not {host!r}: open the URL it printed"},
+            status_code=421,
+        )
+    if request.method != "POST":
+        return None
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json":
+        return JSONResponse(
+            {"error": f"a request's body must be application/json, not {kind or 'untyped'!r}"},
+            status_code=415,
+        )
+    origin = request.headers.get("origin")
+    if origin is not None and origin.lower() not in origins:
+        return JSONResponse(
+            {"error": f"a request from another site ({origin!r}) is refused"}, status_code=403
+        )
+    return None
 
 
 class _TooLarge(ValueError):

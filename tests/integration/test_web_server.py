@@ -3,6 +3,7 @@ socket already listens, and Ctrl-C with a page open (a live event stream) stops 
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -113,7 +114,12 @@ def _stopped(process: subprocess.Popen[str]) -> str:
 
 
 def _post(port: int, path: str, body: bytes) -> tuple[int, dict[str, object]]:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=body, method="POST")
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:
             return answer.status, json.loads(answer.read())
@@ -150,8 +156,9 @@ def test_bad_requests_are_refused_with_a_reason_and_store_nothing(tmp_path: Path
             assert status == 413 and "over 16,384 bytes" in str(answer["error"]), answer
         with socket.create_connection(("127.0.0.1", port)) as gone:
             gone.sendall(
-                b"POST /api/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b"Content-Length: 1000\r\n\r\n" + b'{"author": '
+                f"POST /api/messages HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode()
+                + b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+                + b'{"author": '
             )
         assert _post(port, "/api/messages", b'{"author": "bob", "body": " hi\\n"}')[0] == 200
     finally:
@@ -161,6 +168,59 @@ def test_bad_requests_are_refused_with_a_reason_and_store_nothing(tmp_path: Path
         db = rt.space("web").sqlite_database("chat", tables=TABLES)
         assert db.read("SELECT body FROM messages") == [{"body": "hi"}]
         assert rt.space("web").cell("posts").get() == 1
+
+
+def _asked(port: int, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> int:
+    """The status of a request made with exactly these headers (``Host`` among them)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=body or None, headers=headers)
+        answer = connection.getresponse()
+        answer.read()
+        return answer.status
+    finally:
+        connection.close()
+
+
+def test_requests_another_site_may_make_are_refused_and_store_nothing(tmp_path: Path) -> None:
+    """A page of another site could post and rename (CSRF: a "simple" request, text/plain with
+    its Origin, needs no preflight), and a name of another site made to point at the server
+    (DNS rebinding) could read ``/events``. A POST that is not application/json is refused
+    (415), one whose Origin is another site's too (403), and any request whose Host is not the
+    address served (421); the page's own requests are answered."""
+    process, port = _started(tmp_path / "s")
+    here = f"127.0.0.1:{port}"
+    message = b'{"author": "alice", "body": "posted by another site"}'
+    renamed = b'{"name": "pwned"}'
+    evil = "https://evil.example"
+    try:
+        for path, body in (("/api/messages", message), ("/api/users/bob/name", renamed)):
+            for kind in ("text/plain", "application/x-www-form-urlencoded", ""):
+                headers = {"Host": here, "Origin": evil} | ({"Content-Type": kind} if kind else {})
+                assert _asked(port, "POST", path, headers, body) == 415, (path, kind)
+            headers = {"Host": here, "Origin": evil, "Content-Type": "application/json"}
+            assert _asked(port, "POST", path, headers, body) == 403, path
+            headers = {"Host": "attacker.example", "Content-Type": "application/json"}
+            assert _asked(port, "POST", path, headers, body) == 421, path
+        for path in ("/", "/events"):
+            assert _asked(port, "GET", path, {"Host": f"attacker.example:{port}"}) == 421, path
+        # The page's own requests: its Origin, or none; the address printed, or localhost.
+        own = {"Host": here, "Origin": f"http://{here}", "Content-Type": "application/json"}
+        assert _asked(port, "POST", "/api/messages", own, b'{"author": "bob", "body": "a"}') == 200
+        local = {"Host": f"localhost:{port}", "Content-Type": "application/json; charset=utf-8"}
+        assert (
+            _asked(port, "POST", "/api/messages", local, b'{"author": "bob", "body": "b"}') == 200
+        )
+        assert _asked(port, "GET", "/", {"Host": here}) == 200
+    finally:
+        err = _stopped(process)
+    assert "Traceback" not in err and "ERROR" not in err, err
+    with sc.Runtime(tmp_path / "s") as rt:
+        space = rt.space("web")
+        db = space.sqlite_database("chat", tables=TABLES)
+        assert db.read("SELECT body FROM messages ORDER BY id") == [{"body": "a"}, {"body": "b"}]
+        assert space.cell("posts").get() == 2
+        assert space.cell("bob").get() is None  # never renamed
 
 
 def test_a_page_that_does_not_read_holds_one_view_and_ctrl_c_is_still_clean(
@@ -174,7 +234,7 @@ def test_a_page_that_does_not_read_holds_one_view_and_ctrl_c_is_still_clean(
         slow = socket.socket()
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before the window is set
         slow.connect(("127.0.0.1", port))
-        slow.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        slow.sendall(f"GET /events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
         rss = []
         for i in range(450):  # each view carries up to 50 messages of 500 characters (25 KB)
             body = json.dumps({"author": "alice", "body": f"{i:03d}" + "x" * 497}).encode()
