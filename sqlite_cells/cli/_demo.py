@@ -202,7 +202,9 @@ class _Chat:
         out.write(f"store: {rt.store}\n")
         out.write(f"database {DATABASE!r} of space {SPACE!r}: {db.id}\n")
         out.write(f"  file: {db.path.name}\n")
-        if self.run.messages_before:
+        # Whether it was ever written (its handle's rev), not whether it holds messages: one
+        # whose messages were deleted has its file, and keeps its ids.
+        if db.rev:
             out.write(
                 f"continuing: the database already holds {self.run.messages_before} messages "
                 f"(same ids, same file: R1)\n"

@@ -596,6 +596,31 @@ def test_demo_runs_to_its_end_and_continues_on_a_second_run(tmp_path: Path) -> N
     assert done.returncode == 0 and "in sync" in done.stdout
 
 
+def test_the_demo_on_a_chat_whose_messages_were_deleted_says_it_continues(tmp_path: Path) -> None:
+    """§6: the demo said "the database has no file yet; the first write creates it" of a chat
+    database whose file exists and was written, when its messages had been deleted (it judged
+    from the count of messages). It says so from whether the database was ever written."""
+    store = tmp_path / "store"
+    first = _cli("demo", str(store))
+    assert first.returncode == 0, first.stderr
+    assert "new chat: the database has no file yet; the first write creates it" in first.stdout
+    from sqlite_cells.cli._demo import TABLES as CHAT
+
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=CHAT)
+        with space.transact():
+            db.exec("DELETE FROM messages")
+        path = db.path
+    assert path.is_file()
+    second = _cli("demo", str(store))
+    assert second.returncode == 0, second.stderr
+    assert "continuing: the database already holds 0 messages (same ids, same file: R1)" in (
+        second.stdout
+    ), second.stdout
+    assert "no file yet" not in second.stdout
+
+
 def test_the_demo_on_a_store_holding_other_data_under_its_names_says_so(tmp_path: Path) -> None:
     """Errors: a `posts` cell holding text ended the demo with the catch-all "internal error"
     (a ValueError of `int()`), and a `chat` database of another schema printed "0 row(s)",
