@@ -65,3 +65,20 @@ def test_the_module_map_lists_every_module_and_no_other() -> None:
     mapped, modules = _mapped(), _modules()
     assert {"codec", "runtime", "sqlite_cells/sql", "sqlite_cells/cli"} <= set(modules)
     assert mapped == modules
+
+
+def test_each_function_the_rule_map_names_is_in_the_file_it_names() -> None:
+    """The rule map's ``file (`name`, …)`` entries: each name is defined or used in that file
+    (the map pointed to ``runtime/_locks.c`` for ``opened_file``, which is in another file)."""
+    text = (ROOT / "docs" / "architecture.md").read_text().split("## Module map", 1)[0]
+    wrong = []
+    for path, names in re.findall(r"`([\w/]+\.(?:py|c))` \(([^)]*)\)", text):
+        found = [p for p in (ROOT / path, ROOT / "sqlite_cells" / path) if p.is_file()]
+        if not found:
+            wrong.append((path, "no such file"))
+            continue
+        source = found[0].read_text()
+        for name in re.findall(r"`([\w.]+)`", names):
+            if not re.search(rf"\b{re.escape(name.split('.')[-1])}\b", source):
+                wrong.append((path, name))
+    assert wrong == []
