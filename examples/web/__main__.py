@@ -79,11 +79,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _hosts(given: str, shown: str, port: int) -> set[str]:
-    """The ``Host`` values of the address served: as given with ``--host`` and as bound, and
-    ``localhost`` for a loopback address, with the port (a browser leaves out port 80)."""
+    """The ``Host`` values of the address served: as given with ``--host`` and as bound,
+    ``localhost`` for a loopback address, and any IP address (``*``) for a server bound to every
+    interface, with the port (a browser leaves out port 80)."""
     names = {given.lower(), shown.lower()}
-    if ipaddress.ip_address(shown.strip("[]")).is_loopback:
+    address = ipaddress.ip_address(shown.strip("[]"))
+    if address.is_loopback:
         names.add("localhost")
+    if address.is_unspecified:  # bound to every interface: opened by any of its addresses
+        names.add("*")
     return {f"{name}:{port}" for name in names} | (names if port == 80 else set())
 
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import threading
 from collections.abc import AsyncIterator, Callable, Collection
 from pathlib import Path
@@ -190,9 +191,9 @@ def _error(status: int, exc: BaseException) -> JSONResponse:
 def create_app(chat: Chat, *, hosts: Collection[str]) -> ASGIApp:
     """The web app: ``/`` the page, ``/events`` the live view (server-sent events),
     ``POST /api/messages`` and ``POST /api/users/{key}/name`` the two handlers. ``hosts``: the
-    ``Host`` values (``host:port``) of the address served; any other request is refused, as
-    is a cross-site ``POST`` (see :func:`_cross_site`)."""
-    origins = {f"http://{host}" for host in hosts}
+    ``Host`` values (``host:port``) of the address served (``*:port``: any IP address, for a
+    server bound to every interface); any other request is refused, as is a cross-site
+    ``POST`` (see :func:`_cross_site`)."""
 
     async def page(_request: Request) -> Response:
         return FileResponse(PAGE, media_type="text/html")
@@ -270,7 +271,7 @@ def create_app(chat: Chat, *, hosts: Collection[str]) -> ASGIApp:
     )
 
     async def served(scope: Scope, receive: Receive, send: Send) -> None:
-        refusal = _cross_site(Request(scope), hosts, origins) if scope["type"] == "http" else None
+        refusal = _cross_site(Request(scope), hosts) if scope["type"] == "http" else None
         if refusal is not None:
             await refusal(scope, receive, send)
             return
@@ -287,15 +288,13 @@ def create_app(chat: Chat, *, hosts: Collection[str]) -> ASGIApp:
     return served
 
 
-def _cross_site(
-    request: Request, hosts: Collection[str], origins: Collection[str]
-) -> Response | None:
+def _cross_site(request: Request, hosts: Collection[str]) -> Response | None:
     """The refusal of a request that may come from another site, or None: a ``Host`` that is
     not the address served (421), a ``POST`` whose body is not ``application/json`` (415: a
     form or a ``text/plain`` body is what another site's page may send without asking) or
     whose ``Origin`` is another site's (403)."""
     host = request.headers.get("host", "").lower()
-    if host not in hosts:
+    if host not in hosts and not _any_address(host, hosts):
         served = ", ".join(sorted(hosts))
         return JSONResponse(
             {"error": f"this server answers for {served}, not {host!r}: open the URL it printed"},
@@ -310,11 +309,31 @@ def _cross_site(
             status_code=415,
         )
     origin = request.headers.get("origin")
-    if origin is not None and origin.lower() not in origins:
+    if origin is not None and origin.lower() != f"http://{host}":
         return JSONResponse(
             {"error": f"a request from another site ({origin!r}) is refused"}, status_code=403
         )
     return None
+
+
+def _any_address(host: str, hosts: Collection[str]) -> bool:
+    """Whether ``host`` names the server by an IP address, on a server bound to every interface
+    (``*:port`` among ``hosts``): a name another site controls could point anywhere (DNS
+    rebinding), an address cannot."""
+    if host.startswith("["):  # an IPv6 address: [::1]:8000
+        name, _, rest = host[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else "80"
+    elif host.count(":") == 1:
+        name, _, port = host.partition(":")
+    else:
+        name, port = host, "80"  # (a browser leaves out port 80)
+    if f"*:{port}" not in hosts:
+        return False
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 class _TooLarge(ValueError):

@@ -29,11 +29,11 @@ from examples.web.app import TABLES  # once uvicorn is known to be there
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_server(store: Path) -> subprocess.Popen[str]:
+def start_server(store: Path, *more: str) -> subprocess.Popen[str]:
     """``python -m examples.web`` on ``store``, any free port, its output piped."""
     env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
     return subprocess.Popen(
-        [sys.executable, "-m", "examples.web", "--store", str(store), "--port", "0"],
+        [sys.executable, "-m", "examples.web", "--store", str(store), "--port", "0", *more],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -98,10 +98,10 @@ def test_ctrl_c_pressed_twice_is_clean(tmp_path: Path) -> None:
     assert "Traceback" not in err and "ERROR" not in err, err
 
 
-def _started(store: Path) -> tuple[subprocess.Popen[str], int]:
-    process = start_server(store)
+def _started(store: Path, *more: str) -> tuple[subprocess.Popen[str], int]:
+    process = start_server(store, *more)
     assert process.stdout is not None
-    found = re.search(r"http://127\.0\.0\.1:(\d+)/", process.stdout.readline())
+    found = re.search(r"http://[0-9.]+:(\d+)/", process.stdout.readline())
     assert found, "no URL line"
     return process, int(found.group(1))
 
@@ -312,3 +312,26 @@ def test_every_view_pushed_is_the_view_of_one_commit(tmp_path: Path) -> None:
         assert name in {f"Alice{posts}", f"Alice{posts - 1}" if posts > 1 else USERS["alice"]}
         assert {m["author"] for m in messages} <= {name}, view
     assert (views[-1]["posts"], len(views[-1]["messages"])) == (20, 20)
+
+
+def test_a_server_bound_to_every_interface_answers_its_addresses_not_other_names(
+    tmp_path: Path,
+) -> None:
+    """Bound to 0.0.0.0, the server is opened by any of the machine's addresses: a Host that
+    is an IP address is answered, a name is not (another site's name may point anywhere)."""
+    process, port = _started(tmp_path / "s", "--host", "0.0.0.0")
+    try:
+        for host in (f"127.0.0.1:{port}", f"0.0.0.0:{port}", f"127.0.0.2:{port}"):
+            assert _asked(port, "GET", "/", {"Host": host}) == 200, host
+        for host in (f"attacker.example:{port}", f"127.0.0.1:{port + 1}", "127.0.0.1"):
+            assert _asked(port, "GET", "/", {"Host": host}) == 421, host
+        own = {"Host": f"127.0.0.1:{port}", "Origin": f"http://127.0.0.1:{port}"}
+        own["Content-Type"] = "application/json"
+        assert _asked(port, "POST", "/api/messages", own, b'{"author": "bob", "body": "a"}') == 200
+        other = own | {"Origin": f"http://127.0.0.2:{port}"}
+        assert (
+            _asked(port, "POST", "/api/messages", other, b'{"author": "bob", "body": "b"}') == 403
+        )
+    finally:
+        err = _stopped(process)
+    assert "Traceback" not in err and "ERROR" not in err, err
