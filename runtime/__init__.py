@@ -103,6 +103,7 @@ from sqlite_cells.runtime._tx import ROW_SLACK as ROW_SLACK
 from sqlite_cells.runtime._tx import PendingOp as PendingOp
 from sqlite_cells.runtime._tx import Transaction as Transaction
 from sqlite_cells.runtime._tx import current_transaction as current_transaction
+from sqlite_cells.runtime._tx import keep_reads_if_accepted as keep_reads_if_accepted
 from sqlite_cells.runtime._tx import record_name as record_name
 from sqlite_cells.runtime._tx import record_write as record_write
 from sqlite_cells.runtime._tx import require_transaction as require_transaction
@@ -170,6 +171,7 @@ __all__ = [
     "home_expanded",
     "interrupts_held",
     "is_current_format",
+    "keep_reads_if_accepted",
     "last_seq",
     "lift",
     "lock_waits",

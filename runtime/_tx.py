@@ -17,7 +17,7 @@ import contextlib
 import enum
 import itertools
 import threading
-from collections.abc import Container, Mapping
+from collections.abc import Container, Iterator, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -44,6 +44,7 @@ __all__ = [
     "Transaction",
     "TxState",
     "current_transaction",
+    "keep_reads_if_accepted",
     "note_read",
     "over_length_limit",
     "record_name",
@@ -296,6 +297,28 @@ def note_read(tx: Transaction, cell_id: str) -> None:
     ``_check_race``)."""
     if tx._nested:
         tx._seen[(_scopes.get(), cell_id)] = tx._versions.get(cell_id, _UNWRITTEN)[0]
+
+
+@contextlib.contextmanager
+def keep_reads_if_accepted(tx: Transaction | None) -> Iterator[None]:
+    """Take back the reads recorded on ``tx`` in the block if it raises: a call refused (its
+    checks raise after it looked cells up) records nothing (R32), so a later commit to a cell it
+    looked at is no conflict of the transaction. Reads recorded before the block stay; a cell
+    is recorded once, at its first read, so the block's reads are the last ones recorded."""
+    if tx is None:
+        yield
+        return
+    reads = tx._reads
+    before = len(reads)
+    seen = dict(tx._seen) if tx._nested else None  # (what the nested scopes saw: see note_read)
+    try:
+        yield
+    except BaseException:
+        for _ in range(len(reads) - before):
+            reads.popitem()  # the newest first: a dict keeps the order of insertion
+        if seen is not None:
+            tx._seen = seen
+        raise
 
 
 def _check_race(tx: Transaction, cell_id: str, *, merged: bool) -> None:

@@ -59,6 +59,7 @@ from sqlite_cells.runtime import (
     Transaction,
     checked_arguments,
     current_transaction,
+    keep_reads_if_accepted,
     plain_text,
     record_name,
     record_write,
@@ -431,14 +432,17 @@ class SqliteDb(Cell):
         params = _checked_read_values(self, sql, params)
         runtime: Runtime = self.space.runtime
         decode = row_decoder(row, runtime, db_id=self.id, sql=sql)
-        bound = resolve_params(params, sql=sql, db_id=self.id, seen=True)
-        _refuse_pending(bound, self.id, sql)
-        self._check_read_target()
-        if current_transaction() is not None:
-            # R32: reading the handle records its revision, so a commit to this database
-            # between this read and the transaction's commit is a conflict (read-then-write);
-            # a read refused at the call (above) records nothing.
-            self.get()
+        tx = current_transaction()
+        # A read refused at the call records nothing (R32): not the cells given as parameters,
+        # looked up before a later check refuses it (R35, a value not ready, a dropped database).
+        with keep_reads_if_accepted(tx):
+            bound = resolve_params(params, sql=sql, db_id=self.id, seen=True)
+            _refuse_pending(bound, self.id, sql)
+            self._check_read_target()
+            if tx is not None:
+                # R32: reading the handle records its revision, so a commit to this database
+                # between this read and the transaction's commit is a conflict (read-then-write).
+                self.get()
         stmt = Statement(sql, bound)
         decl = self.declaration
 

@@ -419,6 +419,59 @@ def test_a_read_refused_at_the_call_records_no_read_of_the_database(
     assert counter.get() == 1 and [r["body"] for r in _rows(notes)] == ["other"]
 
 
+def _bump_in_a_transaction(space: Space, cell: sc.Cell) -> None:
+    with space.transact():
+        cell.update(lambda v: v + 1)
+
+
+def _read_after_write(notes: sc.SqliteDb, other: sc.SqliteDb, limit: sc.Cell) -> None:
+    notes.exec("INSERT INTO notes (body) VALUES ('mine')")
+    notes.read("SELECT n FROM notes WHERE n < ?", [limit])
+
+
+def _read_of_a_pending_value(notes: sc.SqliteDb, other: sc.SqliteDb, limit: sc.Cell) -> None:
+    other.read("SELECT ?, ?", [limit, sc.PENDING])
+
+
+def _read_of_a_pending_query(notes: sc.SqliteDb, other: sc.SqliteDb, limit: sc.Cell) -> None:
+    waiting = other.query("SELECT ? AS x", [sc.PENDING])  # pending while its parameter is
+    other.read("SELECT ?, ?", [limit, waiting])
+
+
+def _read_after_drop(notes: sc.SqliteDb, other: sc.SqliteDb, limit: sc.Cell) -> None:
+    other.drop()
+    other.read("SELECT n FROM notes WHERE n < ?", [limit])
+
+
+@pytest.mark.parametrize(
+    ("refused", "error"),
+    [
+        (_read_after_write, sc.ReadAfterWriteUnsupported),
+        (_read_of_a_pending_value, sc.PendingValue),
+        (_read_of_a_pending_query, sc.PendingValue),
+        (_read_after_drop, sc.ReadAfterWriteUnsupported),
+    ],
+)
+def test_a_read_refused_at_the_call_records_no_read_of_its_parameter_cells(
+    space: Space, notes: sc.SqliteDb, refused: Any, error: type[Exception]
+) -> None:
+    """R32, R35: a read refused at the call records nothing, not even the cells given as its
+    parameters, looked up before the refusal: a commit that changes such a cell before this
+    write-only transaction commits is no conflict with it."""
+    other = space.sqlite_database("other", tables=LINKED)
+    limit = space.cell("limit", default=5)
+    counter = space.cell("counter", default=0)
+    with space.transact():
+        with pytest.raises(error) as raised:
+            refused(notes, other, limit)
+        assert isinstance(raised.value, sc.SqliteCellsError)
+        worker = threading.Thread(target=_bump_in_a_transaction, args=(space, limit))
+        worker.start()
+        worker.join()
+        counter.set(counter.get() + 1)
+    assert counter.get() == 1 and limit.get() == 6
+
+
 def _insert_in_a_transaction(space: Space, db: sc.SqliteDb, body: str) -> None:
     with space.transact():
         db.exec("INSERT INTO notes (body) VALUES (?)", [body])
