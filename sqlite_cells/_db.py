@@ -304,16 +304,21 @@ class SqliteDb(Cell):
         decl.check_writable("drop")
         if self._pending(tx, DROP_KIND):  # dropped earlier in this very transaction
             raise dropped_here(self.id)
-        self._check_live()
-        if self._pending(tx, KIND):
-            raise TransactionError(
-                f"database {self.id} is written by this transaction (db.exec) and cannot also be "
-                "dropped by it: drop it in a transaction of its own (this call recorded nothing)"
-            )
-        self._claim(tx)
+        # A drop refused below records nothing (R32): not the read of the handle, which would
+        # make a commit to this database a conflict of a transaction that does not drop it.
+        with keep_reads_if_accepted(tx):
+            self._check_live()
+            if self._pending(tx, KIND):
+                raise TransactionError(
+                    f"database {self.id} is written by this transaction (db.exec) and cannot "
+                    "also be dropped by it: drop it in a transaction of its own (this call "
+                    "recorded nothing)"
+                )
+            self._claim(tx)
+            # Reading the handle first makes a concurrent write of this database a conflict.
+            value = self.get()
         # Written through the transaction, not ``set`` (a handle is not a writable cell, R5).
-        # Reading the handle first makes a concurrent write of this database a conflict.
-        dropped = self.space.runtime.encode({**self.get(), "dropped": True})
+        dropped = self.space.runtime.encode({**value, "dropped": True})
         record_write(tx, self.space.file, self.id, dropped)
         tx.add_op(self.space.file, PendingOp(DROP_KIND, self.id, decl))
 

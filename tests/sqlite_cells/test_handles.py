@@ -437,6 +437,37 @@ def test_a_database_written_and_dropped_in_one_transaction_is_refused_at_the_cal
     assert db.get()["dropped"] is True
 
 
+def _insert_in_a_transaction(space: Space, db: sc.SqliteDb, body: str) -> None:
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES (?)", [body])
+
+
+@pytest.mark.parametrize("dropped", ["another", "the written"])
+def test_a_drop_refused_at_the_call_records_no_read_of_the_handle(
+    space: Space, db: sc.SqliteDb, dropped: str
+) -> None:
+    """R32, R33: a drop refused at the call (``TooManyDatabases`` for a database other than the
+    one the transaction writes, ``TransactionError`` for that one) records nothing: another
+    transaction writing the refused database before this write-only one commits is no
+    conflict, and both commits are kept."""
+    other = space.sqlite_database("other", tables=MESSAGES)
+    refused = other if dropped == "another" else db
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('mine')")
+        with pytest.raises((sc.TooManyDatabases, sc.TransactionError)) as raised:
+            refused.drop()
+        expected = sc.TooManyDatabases if dropped == "another" else sc.TransactionError
+        assert type(raised.value) is expected and "this transaction" in str(raised.value)
+        worker = threading.Thread(target=_insert_in_a_transaction, args=(space, refused, "theirs"))
+        worker.start()
+        worker.join()
+    assert [r["body"] for r in db.read("SELECT body FROM messages ORDER BY id")] == (
+        ["theirs", "mine"] if refused is db else ["mine"]  # theirs committed first
+    )
+    assert db.rev == (2 if refused is db else 1) and other.rev == (0 if refused is db else 1)
+    assert db.get().get("dropped") is None and other.get().get("dropped") is None
+
+
 def test_every_use_of_a_dropped_database_is_one_database_error(
     space: Space, db: sc.SqliteDb
 ) -> None:
