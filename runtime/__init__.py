@@ -103,6 +103,7 @@ from sqlite_cells.runtime._tx import ROW_SLACK as ROW_SLACK
 from sqlite_cells.runtime._tx import PendingOp as PendingOp
 from sqlite_cells.runtime._tx import Transaction as Transaction
 from sqlite_cells.runtime._tx import current_transaction as current_transaction
+from sqlite_cells.runtime._tx import keep_no_reads as keep_no_reads
 from sqlite_cells.runtime._tx import keep_reads_if_accepted as keep_reads_if_accepted
 from sqlite_cells.runtime._tx import record_name as record_name
 from sqlite_cells.runtime._tx import record_write as record_write
@@ -171,6 +172,7 @@ __all__ = [
     "home_expanded",
     "interrupts_held",
     "is_current_format",
+    "keep_no_reads",
     "keep_reads_if_accepted",
     "last_seq",
     "lift",

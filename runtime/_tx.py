@@ -44,6 +44,7 @@ __all__ = [
     "Transaction",
     "TxState",
     "current_transaction",
+    "keep_no_reads",
     "keep_reads_if_accepted",
     "note_read",
     "over_length_limit",
@@ -303,22 +304,53 @@ def note_read(tx: Transaction, cell_id: str) -> None:
 def keep_reads_if_accepted(tx: Transaction | None) -> Iterator[None]:
     """Take back the reads recorded on ``tx`` in the block if it raises: a call refused (its
     checks raise after it looked cells up) records nothing (R32), so a later commit to a cell it
-    looked at is no conflict of the transaction. Reads recorded before the block stay; a cell
-    is recorded once, at its first read, so the block's reads are the last ones recorded."""
+    looked at is no conflict of the transaction. Reads recorded before the block stay."""
     if tx is None:
         yield
         return
-    reads = tx._reads
-    before = len(reads)
-    seen = dict(tx._seen) if tx._nested else None  # (what the nested scopes saw: see note_read)
+    taken = _ReadsTaken(tx)
     try:
         yield
     except BaseException:
-        for _ in range(len(reads) - before):
-            reads.popitem()  # the newest first: a dict keeps the order of insertion
-        if seen is not None:
-            tx._seen = seen
+        taken.back()
         raise
+
+
+@contextlib.contextmanager
+def keep_no_reads(tx: Transaction | None) -> Iterator[None]:
+    """Take back the reads recorded on ``tx`` in the block, whatever its outcome: for a call
+    that looks at cells (a database's handle, a pattern input's link) only to check it, and
+    whose result is no transactional read — a live query's value joins no conflict check (R32
+    names ``db.read``). What the block sees is unchanged: the transaction's own writes."""
+    if tx is None:
+        yield
+        return
+    taken = _ReadsTaken(tx)
+    try:
+        yield
+    finally:
+        taken.back()
+
+
+class _ReadsTaken:
+    """The reads of ``tx`` as they were, to take back those recorded since. A cell is recorded
+    once, at its first read, so the reads recorded since are the last ones in insertion order."""
+
+    __slots__ = ("_before", "_reads", "_seen", "_tx")
+
+    def __init__(self, tx: Transaction) -> None:
+        self._tx = tx
+        self._reads = tx._reads  # (``take`` may give the transaction another dict)
+        self._before = len(self._reads)
+        # What the nested scopes saw (see note_read): copied only while one is open.
+        self._seen = dict(tx._seen) if tx._nested else None
+
+    def back(self) -> None:
+        reads = self._reads
+        for _ in range(len(reads) - self._before):
+            reads.popitem()  # the newest first: a dict keeps the order of insertion
+        if self._seen is not None:
+            self._tx._seen = self._seen
 
 
 def _check_race(tx: Transaction, cell_id: str, *, merged: bool) -> None:

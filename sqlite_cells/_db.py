@@ -59,6 +59,7 @@ from sqlite_cells.runtime import (
     Transaction,
     checked_arguments,
     current_transaction,
+    keep_no_reads,
     keep_reads_if_accepted,
     plain_text,
     record_name,
@@ -371,8 +372,9 @@ class SqliteDb(Cell):
         return params
 
     def _check_read_target(self) -> None:
-        """Refuse a read of this database now (R35, dropped); in a transaction, the handle's
-        read is recorded (R32), so this comes after every other check of the call."""
+        """Refuse a read of this database now (R35, dropped). In a transaction, the handle's
+        read is recorded (R32): ``db.read`` keeps it once the call is accepted, ``db.query``
+        never does."""
         self._check_unwritten()
         self._check_live()
 
@@ -411,11 +413,16 @@ class SqliteDb(Cell):
         ``params``); ``react_on=None`` runs it once per sql/params. Cells among ``params``
         re-run it too."""
         sql = plain_text(sql)
-        params = self._check_read(sql, params)
-        decode = row_decoder(row, self.space.runtime, db_id=self.id, sql=sql)
-        host = self.space.runtime
-        reaction = self._reaction(react_on)
-        return Query(self, sql, params, decode, reaction, host=host, own_code=runs_own_code(row))
+        # Made or refused, a live query records no read in the transaction: its value is no
+        # transactional read and joins no conflict check (R32 names db.read); its checks look
+        # at the handle (dropped?) and a pattern input's link as the transaction sees them.
+        with keep_no_reads(current_transaction()):
+            params = self._check_read(sql, params)
+            decode = row_decoder(row, self.space.runtime, db_id=self.id, sql=sql)
+            host = self.space.runtime
+            reaction = self._reaction(react_on)
+            own_code = runs_own_code(row)
+            return Query(self, sql, params, decode, reaction, host=host, own_code=own_code)
 
     def _reaction(self, react_on: Any) -> Reaction:
         if react_on is DEFAULT:

@@ -351,6 +351,39 @@ def test_a_cell_a_read_bound_in_a_transaction_is_a_read_of_it(
     assert out.get() == 0
 
 
+@pytest.mark.parametrize("made", ["by its reads", "on every write", "refused"])
+def test_a_live_query_made_in_a_transaction_is_no_read_of_its_database(
+    space: Space, db: sc.SqliteDb, made: str
+) -> None:
+    """R32 names ``db.read``: a live query's value joins no conflict check, and making one
+    (or being refused one) inside a transaction records no read of its database. A handler
+    that makes a live view and writes a cell does not conflict with a commit to the database
+    made meanwhile: its one try commits, and so does the other commit."""
+    views = space.cell("views", default=0)
+    tries = 0
+
+    @sc.handler(tries=1)
+    def open_view() -> None:
+        nonlocal tries
+        tries += 1
+        if made == "by its reads":
+            db.query("SELECT count(*) AS k FROM messages")
+        elif made == "on every write":
+            db.query("SELECT count(*) AS k FROM messages", react_on=db)
+        else:
+            with pytest.raises(TypeError) as refused:
+                db.query("SELECT count(*) AS k FROM messages", row=42)  # type: ignore[call-overload]  # (refused)
+            assert isinstance(refused.value, sc.SqliteCellsError) and "row=" in str(refused.value)
+        other = threading.Thread(target=_post, args=(space, db, "meanwhile", 1))
+        other.start()
+        other.join()
+        views.set(views.get() + 1)
+
+    open_view()
+    assert tries == 1 and views.get() == 1
+    assert db.rev == 1 and db.read("SELECT body FROM messages") == [{"body": "meanwhile"}]
+
+
 def _set_in_other_runtime(store: Path, name: str, value: Any) -> None:
     with sc.Runtime(store) as other:
         other_space = other.space("demo")
