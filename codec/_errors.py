@@ -42,7 +42,7 @@ Messages say what was wrong, where, and what to do next.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
@@ -184,7 +184,12 @@ class ConflictError(TransactionError):
     """A cell read by the transaction changed before it could commit."""
 
     def __init__(
-        self, space_id: str = "", cell_ids: Sequence[str] = (), *, reason: str = ""
+        self,
+        space_id: str = "",
+        cell_ids: Sequence[str] = (),
+        *,
+        reason: str = "",
+        names: Mapping[str, str] | None = None,
     ) -> None:
         if not cell_ids and not reason:
             # Raised by user code to ask for another try (``raise sc.ConflictError("busy")`` in
@@ -196,11 +201,19 @@ class ConflictError(TransactionError):
         self.space_id = space_id
         self.cell_ids = tuple(cell_ids)
         # ``reason``: what stood in the way when it was not a changed cell (no cell_ids then).
-        what = reason or (
-            f"{len(self.cell_ids)} cell(s) read by this transaction changed before it "
-            f"committed ({', '.join(self.cell_ids[:3])}…)"
-        )
+        what = reason or _changed(self.cell_ids, names or {})
         super().__init__(f"space {space_id!r}: {what}: run it again (@sc.handler does so for you)")
+
+
+def _changed(cell_ids: tuple[str, ...], names: Mapping[str, str]) -> str:
+    """The cells a conflict names: the first three, each as the runtime calls it when it knows
+    (``names``: cell id -> "database 'messages'", "cell 'limit'"), and its id whole."""
+    shown = [f"{names[i]} ({i})" if i in names else i for i in cell_ids[:3]]
+    more = f" and {len(cell_ids) - 3} more" if len(cell_ids) > 3 else ""
+    return (
+        f"{len(cell_ids)} cell(s) read by this transaction changed before it committed: "
+        f"{', '.join(shown)}{more}"
+    )
 
 
 class CrossSpaceWrite(TransactionError):

@@ -16,7 +16,6 @@ from sqlite_cells.codec import (
     CellWrite,
     ClosedError,
     CommitRecord,
-    ConflictError,
     DatabaseError,
     EncodingError,
     ExecError,
@@ -28,7 +27,7 @@ from sqlite_cells.runtime._boundary import out_of_files, stored_json_column
 from sqlite_cells.runtime._format import NAMES_TABLE
 from sqlite_cells.runtime._group import Groups, Ticket
 from sqlite_cells.runtime._marks import appended
-from sqlite_cells.runtime._tx import LENGTH_LIMIT, over_length_limit
+from sqlite_cells.runtime._tx import LENGTH_LIMIT, conflict, over_length_limit
 
 if TYPE_CHECKING:
     from sqlite_cells.runtime._participants import CommitParticipant
@@ -180,9 +179,9 @@ def _validate(conn: apsw.Connection, tx: Transaction, space: object, space_id: s
             continue  # checked before the commit began (validate_elsewhere)
         row = conn.execute("SELECT rev FROM _cf_cells WHERE id = ?", (cell_id,)).fetchone()
         if (0 if row is None else int(row[0])) != rev:
-            changed.append(cell_id)
+            changed.append((read_space, cell_id))
     if changed:
-        raise ConflictError(space_id, changed)
+        raise conflict(changed[0][0], [cell_id for _, cell_id in changed])
 
 
 # A guarded cell's committed value, when a commit after the guard's seq wrote it.

@@ -94,6 +94,8 @@ class Space(Reference):
             shown = f"cell {name!r}" if name is not None else "the cell"
             raise ValueEncodeError(f"the default of {shown}: {exc}") from exc.__cause__
         cell._name = top_level_name(cause)  # recorded by a commit that writes it (SPEC §6)
+        if cell._name is not None:
+            self.file.names[cell.id] = f"cell {cell._name!r}"
         taken(cause)
         return cell
 

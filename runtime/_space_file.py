@@ -397,6 +397,10 @@ class SpaceFile:
         # Added to under _write_lock once a commit is durable; read without a lock by each
         # write (one set look-up is atomic).
         self.named: set[str] = set()
+        # What this runtime calls each top-level cell and database made in the space by name
+        # (cell id -> "cell 'limit'", "database 'messages'"), for the errors that name a cell
+        # (a conflict): ids are one-way hashes of names (R1). Added to by one call (atomic).
+        self.names: dict[str, str] = {}
         # Set by the committing thread while its commit lands (see _Landing); read without a lock.
         self._landing: _Landing | None = None
         self._exclusive = False  # guarded by _write_lock: the write transaction is already open

@@ -43,6 +43,7 @@ __all__ = [
     "PendingOp",
     "Transaction",
     "TxState",
+    "conflict",
     "current_transaction",
     "keep_no_reads",
     "keep_reads_if_accepted",
@@ -231,7 +232,7 @@ class Transaction(Reference):
         if seen is None:
             self._reads[key] = rev
         elif rev > seen:
-            raise ConflictError(space.space_id, [cell_id])
+            raise conflict(space, [cell_id])
 
     def add_op(self, space: SpaceFile, op: PendingOp) -> None:
         """Record an op for a commit participant; it runs after the cell writes, in order."""
@@ -804,6 +805,12 @@ class _Joined:
             )
 
 
+def conflict(space: SpaceFile, cell_ids: list[str]) -> ConflictError:
+    """The :class:`ConflictError` of cells of ``space`` a transaction read that changed since,
+    naming each as this runtime calls it where it knows (``SpaceFile.names``)."""
+    return ConflictError(space.space_id, cell_ids, names=space.names)
+
+
 def validate_elsewhere(tx: Transaction, space: object) -> None:
     """Raise :class:`ConflictError` when a cell ``tx`` read in a space other than ``space`` (the
     one it commits to; None for a transaction that commits nothing: every space it read) has
@@ -817,4 +824,4 @@ def validate_elsewhere(tx: Transaction, space: object) -> None:
         if read_space is not space and read_space.current_rev(cell_id) != rev:
             changed.setdefault(read_space, []).append(cell_id)
     for read_space, cell_ids in changed.items():
-        raise ConflictError(read_space.space_id, cell_ids)
+        raise conflict(read_space, cell_ids)

@@ -155,6 +155,8 @@ class Space(runtime.Space):
         )
         self.runtime._declare(decl)
         db = SqliteDb(self, decl)
+        if decl.name is not None:
+            self.file.names[db_id] = f"database {decl.name!r}"
         taken(cause)
         return db
 

@@ -472,6 +472,32 @@ def test_a_read_refused_at_the_call_records_no_read_of_its_parameter_cells(
     assert counter.get() == 1 and limit.get() == 6
 
 
+def test_a_read_then_write_conflict_names_the_database_and_cell_it_read(
+    space: Space, notes: sc.SqliteDb
+) -> None:
+    """R32: the conflict of a read-then-write says which database and cell changed, by the
+    names this runtime gave them, each with its whole id (no id cut short)."""
+    limit = space.cell("limit", default=5)
+
+    def another_commit() -> None:
+        with space.transact():
+            notes.exec("INSERT INTO notes (body) VALUES ('theirs')")
+            limit.set(6)
+
+    with pytest.raises(sc.ConflictError) as caught, space.transact():
+        notes.read("SELECT count(*) AS k FROM notes WHERE n < ?", [limit])
+        worker = threading.Thread(target=another_commit)
+        worker.start()
+        worker.join()
+        notes.exec("INSERT INTO notes (body) VALUES ('mine')")
+    message = str(caught.value)
+    assert f"database 'notes' ({notes.id})" in message
+    assert f"cell 'limit' ({limit.id})" in message
+    assert "2 cell(s) read by this transaction changed" in message and "…" not in message
+    assert set(caught.value.cell_ids) == {notes.id, limit.id}
+    assert [r["body"] for r in _rows(notes)] == ["theirs"] and notes.rev == 1
+
+
 def _insert_in_a_transaction(space: Space, db: sc.SqliteDb, body: str) -> None:
     with space.transact():
         db.exec("INSERT INTO notes (body) VALUES (?)", [body])
