@@ -8,8 +8,9 @@ meanwhile):
 
 * equal — nothing to do;
 * behind — the changesets of the missing commits are re-applied from the space's log, in seq order,
-  unless one of them was written on the file at a version it lacks (a ``migrate`` step made
-  outside the log, R14: see :func:`_version_after`): quarantined;
+  unless one of them was written on the file at a version it lacks, or at an older one than
+  the file's (a ``migrate`` step made outside the log, R14: see :func:`_version_after`):
+  quarantined;
 * ahead by the one commit a crash can leave in flight (its seq is the space's next one) — that
   commit's changesets, from the file's own journal, are inverted and applied, after a copy of the
   file is kept in ``<store>/quarantine/``;
@@ -1271,8 +1272,10 @@ def _version_after(
     replay makes too. A step made before a commit was a ``migrate`` callback (R14), run on
     its own connection: it is durable in the file but not in the log, so a file that lost it
     (restored from an older copy) would get the later changesets on pre-migration rows and
-    run ``migrate`` again at its next write. Such a file is quarantined (R71), not replayed.
-    Ops of older records say neither: nothing is known across them. ``rebuilt``: the replay
+    run ``migrate`` again at its next write. Such a file is quarantined (R71), not replayed;
+    so is a file at a newer version than an op it lacks was written at (a ``migrate`` that
+    committed in the file while it was behind its space: the op's values belong in the old
+    tables). Ops of older records say neither: nothing is known across them. ``rebuilt``: the replay
     starts from nothing (a file rebuilt from the log), so the refusal speaks of no file's
     version, only of where the replay stops (the caller says which file is missing or
     damaged)."""
@@ -1300,6 +1303,16 @@ def _version_after(
                 "that commit, which the space's log does not hold and a replay cannot make "
                 "(the file was restored from a copy older than the migration?); it is kept "
                 f"as found: restore the file from a copy made at version {needed} or later"
+            )
+        if known and needed is not None and current is not None and needed < current:
+            # The file's version rose after this commit was written, outside the log: a
+            # migration committed in the file while it still lacked this commit (R14, R72).
+            raise _Irreparable(
+                f"the file is at version {current}, but the space's commit {seq}, which it "
+                f"lacks, was written on it at version {needed}: a migration (a migrate= step) "
+                "committed in the file before that commit reached it, and a replay cannot put "
+                "that commit into the migrated tables (the file is this database's; rebuilt "
+                "from the log, it is at the older version, and its next write migrates it)"
             )
         if not known or current is None or body.version > current:
             current = body.version

@@ -953,9 +953,15 @@ def migrate_file(
     exec_timeout: float | None = None,
     long_calls: LongCalls | None = None,
     watch: StatementWatch | None = None,
+    in_step: Callable[[apsw.Connection], None] | None = None,
 ) -> bool:
     """Run ``migrate`` on the database file at ``path`` if its stored version is older than
     ``version`` (R14); return whether it ran. See the module docstring for what is checked.
+
+    ``in_step(conn)``, if given, is called first in the migration's transaction, once its
+    connection holds the file's write lock (so no other writer can change the file until the
+    migration ends): it checks that the file holds every commit its space made to it, and
+    raises if not; what it raises is raised as it is, nothing migrated.
 
     ``exec_timeout`` (seconds; None: no limit) bounds the callback's statements together and
     the wait for the file's lock; ``long_calls(conn, budget)``, if given, is called once on the
@@ -988,6 +994,8 @@ def migrate_file(
                 budget.long_calls = True
         conn.execute("BEGIN IMMEDIATE")
         try:
+            if in_step is not None:
+                in_step(conn)
             ran = _migrate_in_transaction(conn, gate, budget, schema, db_id, version, migrate, path)
         except BaseException:
             with contextlib.suppress(apsw.Error):

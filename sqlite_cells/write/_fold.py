@@ -12,7 +12,8 @@ remembered as ensured. The ``sqlite`` commit participant, for one commit:
 2. ``cell_writes``: first a pending ``migrate``, on a connection of its own, its statements
    under one deadline of ``exec_timeout`` (R14, R44, see ``schema._migrate``) — inside the
    commit's transaction, once its reads are validated and its handle is found not dropped, so
-   a transaction refused for either migrates nothing (see ``_migrate``); then the handle's
+   a transaction refused for either migrates nothing, nor one whose file is behind its space
+   (see ``_migrate``); then the handle's
    ``rev`` + 1, read from the committed handle inside the commit's transaction, so
    transactions that only write a database never conflict (R32); the file must hold the last
    commit that row names (R71, see ``_check_caught_up``).
@@ -366,7 +367,8 @@ class SqliteParticipant:
                 # runtime last did: another process killed between its two COMMITs leaves the
                 # file a commit behind, and that commit, replayed after the migration, would
                 # meet the new tables (its values put by position into reordered columns, a
-                # dropped column made again).
+                # dropped column made again). `_migrate` looks once more, under the locks: a
+                # commit may land between this look and the space's lock.
                 self._behind(decl)
                 self._ready(decl, self.exec_timeout)
             write_conn(conn)  # its gate is installed outside any transaction, once
@@ -518,6 +520,18 @@ class SqliteParticipant:
         dropped = data is not None and is_dropped(decode_handle(decl.db_id, data))
         if dropped and decl.db_id not in writes:
             raise _dropped_since(decl)
+        # R71, R72: the seq of the space's last commit of the database, which the file must
+        # hold before it migrates. `prepare` reconciled the file before the space's lock was
+        # taken: a process killed between its two COMMITs since then left the file behind, and
+        # the commit it lacks, recorded under the old tables, could not be replayed once the
+        # migration committed. Compared on the migration's own connection, under the file's
+        # lock (read here on `conn`, the attached file would keep this snapshot, and the
+        # commit's write to it would fail).
+        space_last = row[1] if row is not None and type(row[1]) is int else 0
+
+        def in_step(migration: apsw.Connection, decl: Declaration = decl) -> None:
+            self._check_in_step(conn, decl, space_last, read_watermark(migration))
+
         for decl, migrate in pending:
             assert decl.schema is not None  # only runtime-owned databases are written
             try:
@@ -531,6 +545,7 @@ class SqliteParticipant:
                     exec_timeout=self.exec_timeout,
                     long_calls=override_long_calls,
                     watch=_MigrationWatch(self.watchdog),
+                    in_step=in_step,
                 )
             except DatabaseError as exc:
                 timeout = self._lock_timeout(conn, exc, decl.db_id, sql)
@@ -860,7 +875,14 @@ class SqliteParticipant:
         both files and nobody wrote either since (see ``_unchanged``)."""
         if space_last is None:
             return
-        file_seq = read_watermark(conn, ALIAS)
+        self._check_in_step(conn, decl, space_last, read_watermark(conn, ALIAS))
+
+    def _check_in_step(
+        self, conn: apsw.Connection, decl: Declaration, space_last: int, file_seq: int
+    ) -> None:
+        """R71: the file's watermark ``file_seq`` against ``space_last`` (see
+        ``_check_caught_up``); ``conn`` is the commit's connection, which reads the space's log
+        when the two differ."""
         if space_last == file_seq:
             return
         # The handle's row is the cheap sign; the log's op index (what reconcile goes by)

@@ -1193,3 +1193,131 @@ def test_a_migrate_after_another_writer_died_between_its_commits_runs_on_the_cau
             "a3",
             "a4",
         ]
+
+
+def test_a_writer_killed_between_its_commits_after_a_migrating_write_prepared_is_replayed_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R14, R71, R72: a write whose `migrate` is pending compares the database file with its
+    space before the commit takes the space's write lock; another process that commits to the
+    database right then and is killed between its space's COMMIT and its file's leaves the file
+    a commit behind. The migration used to commit on that file anyway, the write was then
+    refused as out of step, and the missed commit, recorded under the old tables, could no
+    longer be replayed: the database was quarantined for good. The migration now looks again
+    under the file's write lock: nothing is migrated, the write is refused as out of step, and
+    the next try replays the missed commit, then migrates."""
+    from sqlite_cells.write import _fold
+
+    store = tmp_path / "store"
+    v1 = {"ev": sc.table(id="integer primary key", a="text", b="text")}
+    v2 = {"ev": sc.table(id="integer primary key", a="text")}
+    script = tmp_path / "killed.py"
+    script.write_text(_KILLED_BETWEEN_COMMITS)
+    killed: list[subprocess.CompletedProcess[str]] = []
+    prepare = _fold.SqliteParticipant.prepare
+
+    def prepare_then_kill_a_writer(self: Any, conn: Any, ops: Any) -> None:
+        prepare(self, conn, ops)
+        if not killed:  # (the second process, at this exact moment: after the file was compared)
+            killed.append(
+                subprocess.run(
+                    [sys.executable, str(script), str(store), str(Path(__file__).parent)],
+                    capture_output=True,
+                    text=True,
+                    env=_env(),
+                    timeout=60,
+                )
+            )
+
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=v1)
+        with space.transact():
+            db.exec("INSERT INTO ev (a, b) VALUES ('a1', 'b1')")
+        newer = space.sqlite_database("d", tables=v2, version=2, migrate=_drop_b)
+        monkeypatch.setattr(_fold.SqliteParticipant, "prepare", prepare_then_kill_a_writer)
+        with pytest.raises(sc.ConflictError) as info, space.transact():
+            newer.exec("INSERT INTO ev (a) VALUES ('a3')")
+        assert killed[0].returncode == -signal.SIGKILL, (killed[0].stdout, killed[0].stderr)
+        assert "its file holds commits up to seq 1 but its space last wrote it at seq 2" in str(
+            info.value
+        )
+        assert "nothing was written, and the file is repaired before its next use" in str(
+            info.value
+        )
+        raw = apsw.Connection(str(db.path), flags=apsw.SQLITE_OPEN_READONLY)
+        try:  # nothing migrated: the old tables, the old version, the one row
+            assert raw.execute("SELECT * FROM ev").fetchall() == [(1, "a1", "b1")]
+            version = "SELECT value FROM _cf_meta WHERE key = 'version'"
+            assert raw.execute(version).fetchall() == [(1,)]
+        finally:
+            raw.close()
+        with space.transact():
+            newer.exec("INSERT INTO ev (a) VALUES ('a3')")
+        rows = newer.read("SELECT id, a FROM ev ORDER BY id")
+    assert rows == [{"id": 1, "a": "a1"}, {"id": 2, "a": "a2"}, {"id": 3, "a": "a3"}]
+    done = _cli("check", str(store))
+    assert done.returncode == 0 and "in sync" in done.stdout, done.stdout
+
+
+def test_a_file_migrated_while_it_lacked_a_commit_is_said_to_be_so_and_rebuilds_from_the_log(
+    tmp_path: Path,
+) -> None:
+    """R14, R71: a database file that a migration reached while it lacked a commit of its
+    space (written at the older version) cannot be replayed. `check`, `check --repair` and the
+    runtime said the file was "not this database's file"; they now say what happened, change
+    nothing, and the advice holds: moved out, the file is rebuilt from the log at the older
+    version, and the next write migrates it."""
+    store = tmp_path / "store"
+    v1 = {"ev": sc.table(id="integer primary key", a="text", b="text")}
+    v2 = {"ev": sc.table(id="integer primary key", a="text")}
+    script = tmp_path / "killed.py"
+    script.write_text(_KILLED_BETWEEN_COMMITS)
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database("d", tables=v1)
+        with rt.space("demo").transact():
+            db.exec("INSERT INTO ev (a, b) VALUES ('a1', 'b1')")
+        path = Path(db.path)
+    done = subprocess.run(
+        [sys.executable, str(script), str(store), str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
+    assert done.returncode == -signal.SIGKILL, (done.stdout, done.stderr)
+    raw = apsw.Connection(str(path))
+    try:  # what a migration to version 2 committed in the file, one commit behind, left
+        raw.execute("ALTER TABLE ev DROP COLUMN b")
+        raw.execute("UPDATE _cf_meta SET value = 2 WHERE key = 'version'")
+    finally:
+        raw.close()
+    said = (
+        "the file is at version 2, but the space's commit 2, which it lacks, was written on it "
+        "at version 1: a migration (a migrate= step) committed in the file before that commit "
+        "reached it"
+    )
+
+    def database_files() -> dict[str, str]:  # (the space file's -wal may be checkpointed)
+        return {name: hashed for name, hashed in _digest(store).items() if "cell-" in name}
+
+    for args in ([], ["--repair"]):
+        before = database_files()
+        found = _cli("check", str(store), *args)
+        assert database_files() == before, found.stdout
+        assert found.returncode == 1 and said in found.stdout, found.stdout
+        assert "not this database's file" not in found.stdout
+        assert (
+            "moving cell-" in found.stdout and "rebuilds the database from the log" in found.stdout
+        )
+    for part in (path, Path(f"{path}-wal")):
+        if part.exists():
+            part.rename(tmp_path / part.name)
+    assert _cli("check", str(store), "--repair").returncode == 0
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        newer = space.sqlite_database("d", tables=v2, version=2, migrate=_drop_b)
+        with space.transact():
+            newer.exec("INSERT INTO ev (a) VALUES ('a3')")
+        rows = newer.read("SELECT id, a FROM ev ORDER BY id")
+    assert rows == [{"id": 1, "a": "a1"}, {"id": 2, "a": "a2"}, {"id": 3, "a": "a3"}]

@@ -173,7 +173,6 @@ def op(version: int | None, from_version: int | None) -> tuple[int, Op]:
         (None, [op(1, None), op(1, 1)], 1),
         (2, [op(None, None), op(3, 3)], 3),  # older records: nothing known across them
         (1, [op(None, None)], None),
-        (3, [op(2, 2)], 3),  # a file already past the commits' version
     ],
 )
 def test_version_after_a_replay(
@@ -195,6 +194,24 @@ def test_replay_refuses_a_version_step_it_cannot_make(
     found: int | None, ops: list[tuple[int, Op]]
 ) -> None:
     with pytest.raises(_Irreparable, match="lacks a migration"):
+        _version_after(ops, found)
+
+
+@pytest.mark.parametrize(
+    ("found", "ops"),
+    [
+        (3, [op(2, 2)]),
+        (2, [op(1, 1), op(2, 2)]),
+        (2, [op(2, 1)]),  # (the commit's own additive step came after the migration)
+    ],
+)
+def test_replay_refuses_a_commit_older_than_the_file_version(
+    found: int | None, ops: list[tuple[int, Op]]
+) -> None:
+    """A file at a newer version than a commit it lacks was written at: a migration committed
+    in it while it was behind its space (R14, R71); that commit's values belong in the older
+    tables."""
+    with pytest.raises(_Irreparable, match="committed in the file before that commit reached"):
         _version_after(ops, found)
 
 
