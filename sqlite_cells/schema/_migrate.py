@@ -41,9 +41,11 @@ Two entry points:
   started after it is not run: either raises :class:`ExecTimeout` inside the callback, and the
   migration fails (:class:`MigrationError`, the ``ExecTimeout`` as its cause) even if the
   callback catches it. Python code of the callback that runs no statement cannot be
-  interrupted. Waiting for another connection's lock on the file is bounded by
-  ``exec_timeout`` too (SQLite's busy timeout); the runtime's own statements after the callback
-  (the additive diff, the checks) are not.
+  interrupted, but a callback that returns past the deadline fails the migration the same way
+  (:class:`MigrationError` caused by an ``ExecTimeout``), nothing of it committed. Waiting for
+  another connection's lock on the file is bounded by ``exec_timeout`` too (SQLite's busy
+  timeout); the runtime's own statements after the callback (the additive diff, the checks) are
+  not.
 
 Step 4's comparison (by what SQLite reports, and what it cannot compare) is described in
 :mod:`sqlite_cells.schema._schema_diff`.
@@ -1041,6 +1043,7 @@ def _migrate_in_transaction(
             f"{call} ran a statement past exec_timeout ({handle.timed_out}); nothing was "
             "written: make the migration faster, or raise exec_timeout",
         ) from handle.timed_out
+    _refuse_late(budget, call, db_id)
     if conn.getautocommit():
         raise MigrationError(
             db_id,
@@ -1065,6 +1068,30 @@ def _migrate_in_transaction(
         _check_null_keys(conn, path, schema, db_id, call)
     store_version(conn, "main", version)
     return True
+
+
+def _refuse_late(budget: Budget, call: str, db_id: str) -> None:
+    """R44: ``migrate`` returned past its deadline, its statements all in time (Python code
+    that runs no statement cannot be interrupted, and it runs with the space's write lock held,
+    see ``write._fold``): the migration fails as a statement past the deadline fails it, and
+    nothing of it commits."""
+    limit, seconds = budget.limit, budget.seconds
+    now = time.monotonic()
+    if limit is None or seconds is None or now <= limit:
+        return
+    late = ExecTimeout(
+        db_id,
+        "(the migrate callback)",
+        f"migrate returned {now - limit + seconds:.2f}s after it was called, past "
+        f"exec_timeout={seconds}s (the budget of the whole migration, R44)",
+    )
+    raise MigrationError(
+        db_id,
+        f"{call} returned past exec_timeout={seconds}s, after {now - limit + seconds:.2f}s: its "
+        "Python code cannot be interrupted, and it holds the space's write lock while it runs; "
+        "nothing was written: make the migration faster (do its work in SQL statements), or "
+        "raise exec_timeout",
+    ) from late
 
 
 def _refuse_unrun(result: object, call: str, db_id: str) -> None:

@@ -165,6 +165,34 @@ def test_the_deadline_is_for_the_whole_migration(fast: sc.Runtime) -> None:
     _still_writable(space, db)
 
 
+def test_a_migrate_returning_past_the_deadline_fails_and_commits_nothing(
+    fast: sc.Runtime,
+) -> None:
+    """R44: a callback whose statements all ran in time, and whose Python code then ran past
+    the migration's deadline (it cannot be interrupted, and runs with the space's write lock
+    held), used to commit its migration however long it took. It fails as a statement past the
+    deadline fails it: nothing of it commits."""
+    space, db = _written_v1(fast)
+    before = _file(db)
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        conn.execute("ALTER TABLE t ADD COLUMN b text")
+        conn.execute("UPDATE t SET b = 'in time'")
+        time.sleep(0.4)  # twice exec_timeout, in Python, after the last statement
+
+    info = _migrate_to_v2(space, migrate)
+    assert "migrate(conn, from_version=1) returned past exec_timeout=0.2s" in str(info.value)
+    assert str(info.value).endswith(
+        "make the migration faster (do its work in SQL statements), or raise exec_timeout"
+    )
+    assert "nothing was written" in str(info.value)
+    cause = info.value.__cause__
+    assert isinstance(cause, sc.ExecTimeout)
+    assert "past exec_timeout=0.2s" in str(cause)
+    assert _file(db) == before  # nothing written: no column b, version 1
+    _still_writable(space, db)
+
+
 def test_a_caught_timeout_still_fails_the_migration(fast: sc.Runtime) -> None:
     space, db = _written_v1(fast)
     before = _file(db)
