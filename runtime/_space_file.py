@@ -1785,6 +1785,17 @@ class SpaceFile:
         finally:
             self._write_lock.release()
 
+    def commit_open_here(self) -> bool:
+        """Whether the calling thread leads a commit of this space whose transaction is open
+        (code that commit runs, such as a ``migrate`` callback): the write lock is this
+        thread's, and the write connection is in the middle of that commit, which nothing else
+        may use — :meth:`write_connection` would hand it over all the same (the lock is
+        re-entrant), and maintenance run on it would end the commit's transaction."""
+        if getattr(_leading_here, "space", None) != self.space_id:
+            return False
+        writer = self._writer
+        return writer is not None and not writer.getautocommit()
+
     def write_lock_free(self) -> bool:
         """Whether no commit of this runtime holds the space's write lock at this moment, for a
         caller that gave up waiting for it (see :meth:`write_connection`) and looks again later:

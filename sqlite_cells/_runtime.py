@@ -22,6 +22,7 @@ from sqlite_cells.codec import (
     SchemaError,
     SourceError,
     SqliteCellsError,
+    TransactionError,
     WriteLockTimeout,
     brief_repr,
     derive_id,
@@ -878,6 +879,16 @@ class Runtime(runtime.Runtime):
             if found is not None:
                 self._record_outcome(decl, found)
                 return found
+        if file.commit_open_here():
+            # A read from a `migrate` callback, inside the commit of its write: the repair would
+            # roll that commit's transaction back under it and detach its file (R71, R14).
+            raise TransactionError(
+                f"database {decl.db_id} ({decl.path}) disagrees with its space and is checked "
+                "and repaired under the space's write lock before it is used (R71), which this "
+                f"thread holds for the commit of space {decl.space_id!r} it is running (a read "
+                "from a migrate callback); nothing was read or repaired: read the database "
+                "before that write (its first read repairs it), or after the write has returned"
+            )
         left = None if deadline is None else deadline - time.monotonic()
         with file.write_connection(left) as conn:
             if repair:

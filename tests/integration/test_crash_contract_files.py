@@ -1321,3 +1321,86 @@ def test_a_file_migrated_while_it_lacked_a_commit_is_said_to_be_so_and_rebuilds_
             newer.exec("INSERT INTO ev (a) VALUES ('a3')")
         rows = newer.read("SELECT id, a FROM ev ORDER BY id")
     assert rows == [{"id": 1, "a": "a1"}, {"id": 2, "a": "a2"}, {"id": 3, "a": "a3"}]
+
+
+def test_a_migrate_reading_a_database_behind_its_space_fails_alone_and_repairs_nothing(
+    tmp_path: Path,
+) -> None:
+    """R14, R71: a `migrate` callback runs inside the commit of its write, with the space's
+    write lock held (re-entrant for that thread). A read in it of another database of the
+    space whose file is a commit behind (its writer killed between the two COMMITs) used to
+    repair that file on the space's write connection, rolling back the open commit: the
+    migration stayed, the write failed with SQLite's "unknown database", and the transactions
+    committed together with it failed too. The read now raises TransactionError inside the
+    callback, so the write fails as MigrationError, nothing migrated; the transactions grouped
+    with it commit, and the behind file is repaired at its next read."""
+    from tests.runtime.test_group_commit import commit_queued
+
+    store = tmp_path / "store"
+    v1 = {"ev": sc.table(id="integer primary key", a="text", b="text")}
+    m1 = {"t": sc.table(id="integer primary key", a="text")}
+    m2 = {"t": sc.table(id="integer primary key", c="text")}
+    script = tmp_path / "killed.py"
+    script.write_text(_KILLED_BETWEEN_COMMITS)
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        ref, db = space.sqlite_database("d", tables=v1), space.sqlite_database("m", tables=m1)
+        with space.transact():
+            ref.exec("INSERT INTO ev (a, b) VALUES ('a1', 'b1')")
+        with space.transact():
+            db.exec("INSERT INTO t (a) VALUES ('x')")
+        path = Path(db.path)
+    done = subprocess.run(
+        [sys.executable, str(script), str(store), str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
+    assert done.returncode == -signal.SIGKILL, (done.stdout, done.stderr)
+    seen: list[BaseException] = []
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        ref = space.sqlite_database("d", tables=v1)
+
+        def migrate(conn: Any, _from_version: int) -> None:
+            try:
+                ref.read("SELECT a FROM ev")
+            except sc.SqliteCellsError as exc:
+                seen.append(exc)
+                raise
+            conn.execute("ALTER TABLE t RENAME COLUMN a TO c")
+
+        newer = space.sqlite_database("m", tables=m2, version=2, migrate=migrate)
+        cells = [space.cell("before", default=0), space.cell("after", default=0)]
+        outcomes, _ = commit_queued(
+            space,
+            [
+                lambda: cells[0].set(1),
+                lambda: newer.exec("INSERT INTO t (c) VALUES ('y')"),
+                lambda: cells[1].set(2),
+            ],
+        )
+        assert isinstance(outcomes[0], int) and isinstance(outcomes[2], int), outcomes
+        failed = outcomes[1]
+        assert isinstance(failed, sc.MigrationError), failed
+        assert isinstance(seen[0], sc.TransactionError) and failed.__cause__ is seen[0]
+        said = str(seen[0])
+        assert "disagrees with its space and is checked and repaired under the space's" in said
+        assert "(a read from a migrate callback); nothing was read or repaired" in said
+        assert said.endswith("or after the write has returned")
+        assert "nothing was written" in str(failed)
+        assert [c.get() for c in cells] == [1, 2]
+        # The migration committed nothing; the behind file is repaired at its next read.
+        raw = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+        try:
+            assert raw.execute("SELECT * FROM t").fetchall() == [(1, "x")]
+            version = "SELECT value FROM _cf_meta WHERE key = 'version'"
+            assert raw.execute(version).fetchall() == [(1,)]
+        finally:
+            raw.close()
+        assert ref.read("SELECT a FROM ev ORDER BY id") == [{"a": "a1"}, {"a": "a2"}]
+        with space.transact():  # the callback's read now finds the file in step: it migrates
+            newer.exec("INSERT INTO t (c) VALUES ('y')")
+        assert newer.read("SELECT c FROM t ORDER BY id") == [{"c": "x"}, {"c": "y"}]
+    assert _cli("check", str(store)).returncode == 0
