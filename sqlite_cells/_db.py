@@ -267,7 +267,11 @@ class SqliteDb(Cell):
             raise of_statement(exc, self.id, sql) from exc.__cause__
         if not bound:
             # exec_many with no rows runs no statement: it writes nothing, so nothing is
-            # recorded — no op, no rev bump (R32), no commit or file made for it (R7).
+            # recorded — no op, no rev bump (R32), no commit or file made for it (R7). A
+            # database of another space than the transaction's is refused all the same (§2);
+            # an unbound transaction stays unbound (it wrote nothing).
+            if tx.space is not None:
+                tx.bind(self.space.file)
             return
         check_prepare_time(decl, sql, bound[0] if bound else None, runtime.exec_timeout)
         self._claim(tx)
@@ -703,11 +707,14 @@ class LinkedDb(SqliteDb):
     @overload
     def exec(self, *, sql: str, params: Any = None) -> None: ...
     def exec(self, sql: str = NO_VALUE, params: Any = None, *extra: Never, **named: Never) -> None:
-        self._target_for(sql, Mode.WRITE).exec(sql, params, *extra, **named)
+        # The input cell is read to find the database: a call refused records nothing (R32).
+        with keep_reads_if_accepted(current_transaction()):
+            self._target_for(sql, Mode.WRITE).exec(sql, params, *extra, **named)
 
     @checked_arguments
     def exec_many(self, sql: str, rows: Iterable[Any]) -> None:
-        self._target_for(sql, Mode.WRITE).exec_many(sql, rows)
+        with keep_reads_if_accepted(current_transaction()):
+            self._target_for(sql, Mode.WRITE).exec_many(sql, rows)
 
     def _target_for(self, sql: Any, mode: Mode) -> SqliteDb:
         """The database linked now, for a statement ``sql``. With none linked (or none to be
@@ -723,11 +730,13 @@ class LinkedDb(SqliteDb):
 
     @checked_arguments
     def drop(self) -> None:
-        self.target().drop()
+        with keep_reads_if_accepted(current_transaction()):
+            self.target().drop()
 
     @checked_arguments
     def read(self, sql: str, params: Any = None, *, row: type[Any] | None = None) -> list[Any]:
-        return self._target_for(sql, Mode.READ).read(sql, params, row=row)
+        with keep_reads_if_accepted(current_transaction()):
+            return self._target_for(sql, Mode.READ).read(sql, params, row=row)
 
     def _reaction(self, react_on: Any) -> Reaction:
         # The input cell always: linking (or relinking) re-runs it, whatever it reacts to (R61).

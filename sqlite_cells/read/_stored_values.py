@@ -196,17 +196,16 @@ def _flag(value: Any) -> Any:
 
 def _json_text(value: Any) -> Any:
     """SQLite's array or object (JSON text, as ``json_group_array`` and ``json_object`` return
-    it) as the value it encodes; any other value, text that is not JSON included, as it is,
-    for the strict conversion to refuse naming the column. Text that reads as an array or an
+    it) as the value it encodes; any other value, text that is not an array or an object (JSON
+    of a scalar, ``'5'``, included: a field ``list[int] | int`` takes no text) as it is, for the
+    strict conversion to refuse naming the column. Text that reads as an array or an
     object (it starts with ``[`` or ``{``) but does not decode is refused saying why (SQLite's
     infinity, ``9.0e+999``, which no JSON number is; a lone surrogate escape)."""
-    if type(value) is not str:
-        return value
+    if type(value) is not str or value.lstrip()[:1] not in ("[", "{"):
+        return value  # (text of a scalar — '5', 'true', 'null' — is no array: refused as text)
     try:
         return _JSON.decode(value)
     except msgspec.DecodeError as exc:
-        if value.lstrip()[:1] not in ("[", "{"):
-            return value
         raise _undecodable(value, exc) from None
     except RecursionError:  # (msgspec's: nested deeper than it decodes)
         raise Misfit(

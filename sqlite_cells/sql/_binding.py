@@ -12,6 +12,7 @@ parameter never fails the commit of the rest of the transaction.
 from __future__ import annotations
 
 import math
+import threading
 from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import compress, repeat
@@ -497,7 +498,7 @@ def check_cell_value(value: Any, key: object, *, sql: str, db_id: str) -> None:
 
     where = f"parameter {key}"
     _check_bindable(value, where, fail)
-    column = _compared_link(map_params(sql), key)
+    column = _compared_links(sql).get(key)
     if column is not None and not (type(value) is str and not link_text_problem(value.encode())):
         shown = f"{brief_repr(value)} ({type(value).__name__})"
         raise fail(
@@ -507,18 +508,36 @@ def check_cell_value(value: Any, key: object, *, sql: str, db_id: str) -> None:
         )
 
 
-def _compared_link(targets: ParamTargets, key: object) -> str | None:
-    """The link column a read compares its parameter ``key`` (its number, or its name) with,
-    else None (a parameter also used elsewhere: its first link column)."""
-    if type(key) is int:
-        target = targets.positional[key - 1] if 0 < key <= len(targets.positional) else None
-    elif type(key) is str:
-        target = targets.named.get(key)
-    else:
-        return None
-    if target is None and key in targets.mixed:
-        target = targets.mixed[key][0]  # (sorted, links first)
-    return target if _is_link(target) else None
+def _compared_links(sql: str) -> Mapping[object, str]:
+    """The link column a read compares each parameter (its number, or its name) with (a
+    parameter also used elsewhere: its first link column); parameters compared with none are
+    left out. Kept per text (bounded): a cell parameter is checked at each run of its query, and
+    ``map_params`` analyses a long text afresh at each call."""
+    found = _COMPARED_LINKS.get(sql)
+    if found is not None:
+        return found
+    targets = map_params(sql)
+    links: dict[object, str] = {}
+    for number, target in enumerate(targets.positional, start=1):
+        if target is not None and _is_link(target):
+            links[number] = target
+    for name, target in targets.named.items():
+        if target is not None and _is_link(target):
+            links[name] = target
+    for key, mixed in targets.mixed.items():
+        first = mixed[0]  # (sorted, links first)
+        if key not in links and first is not None and _is_link(first):
+            links[key] = first
+    with _COMPARED_LINKS_LOCK:  # (query workers check concurrently; evicting iterates)
+        if len(_COMPARED_LINKS) >= _COMPARED_LINKS_SIZE:
+            _COMPARED_LINKS.pop(next(iter(_COMPARED_LINKS)), None)
+        _COMPARED_LINKS[sql] = links
+    return links
+
+
+_COMPARED_LINKS: dict[str, Mapping[object, str]] = {}
+_COMPARED_LINKS_SIZE: Final = 512
+_COMPARED_LINKS_LOCK = threading.Lock()
 
 
 def _check_bindable(value: Any, where: str, fail: Callable[[str], QueryArgumentError]) -> None:

@@ -24,11 +24,12 @@ scans an INSERT, REPLACE, UPDATE or read that has parameters, so the answer is p
   ``DO UPDATE SET col = ?`` targets ``col``; its conflict target and its WHERE target no column.
 
 A read (``SELECT``, ``VALUES``, ``WITH … SELECT``) binds no column, but a parameter it compares
-with a ``*_cf_link`` column — the whole other side of ``=``, ``==``, ``!=``, ``<>``, ``IS [NOT]``,
-or an item of ``[NOT] IN (…)``, in optional parentheses, the column qualified or not — targets
-that column: a cell bound there stands for its value, which must be a link to match anything
-(R31, R51).  Only a read that names a link column is parsed (sqlglot's parser, as above);
-comparisons with other columns target no column.
+with a ``*_cf_link`` column — the whole other side of ``=``, ``==`` or ``IS``, or an item of
+``IN (…)``, in optional parentheses, the column qualified or not, none of them negated —
+targets that column: a cell bound there stands for its value, which must be a link to match
+anything (R31, R51). A negated comparison (``!=``, ``IS NOT``, ``NOT IN``) holds for every
+linked row whatever the value, and targets nothing. Only a read that names a link column is
+parsed (sqlglot's parser, as above); comparisons with other columns target no column.
 """
 
 from __future__ import annotations
@@ -599,13 +600,20 @@ def _assign_set(assignments: Sequence[exp.Expression], out: list[_Target]) -> No
                 _bind_row(right.this.expressions, names, out)
 
 
-_COMPARISONS: Final = (exp.EQ, exp.NEQ, exp.NullSafeEQ, exp.NullSafeNEQ)
+# Comparisons a value that is not a link can make true of no row: not their negations (``!=``,
+# ``IS NOT``, ``NOT IN``, ``NOT (… = ?)``), which such a value makes true of every linked row.
+_COMPARISONS: Final = (exp.EQ, exp.NullSafeEQ)
 
 
 def _assign_compared(tree: exp.Expression, out: list[_Target]) -> None:
     """A read's parameters compared with a link column (see the module docstring): ``col = ?``,
-    ``? = col`` (``==``, ``!=``, ``<>``, ``IS``, ``IS NOT`` alike) and ``col [NOT] IN (?, …)``."""
+    ``? = col`` (``==`` and ``IS`` alike) and ``col IN (?, …)``, not negated."""
     for node in tree.find_all(*_COMPARISONS, exp.In):
+        parent = node.parent
+        while isinstance(parent, exp.Paren):
+            parent = parent.parent
+        if isinstance(parent, exp.Not):
+            continue
         if isinstance(node, exp.In):
             column = _link_column(node.this)
             if column is not None:

@@ -501,7 +501,8 @@ class SqliteParticipant:
         write lock is held, so the handle read here is the committed one, and stays so: a
         database dropped since the write was recorded, by any process, is refused before its
         file is migrated (R74: a dropped database's file keeps its rows until gc). The file
-        was attached by ``prepare``, which found it the one this runtime checked (R73)."""
+        was attached by ``prepare``, which found it the one this runtime checked (R73); it is
+        looked at again here, under the lock, before ``migrate`` opens it by its path."""
         pending = [
             (decl, migrate)
             for decl in _declarations(ops)
@@ -520,6 +521,10 @@ class SqliteParticipant:
         dropped = data is not None and is_dropped(decode_handle(decl.db_id, data))
         if dropped and decl.db_id not in writes:
             raise _dropped_since(decl)
+        # R73: `prepare` found the file the one this runtime checked before the space's lock
+        # was taken; it may have been replaced while the commit waited for the lock, and
+        # `migrate` opens it by its path: looked at again, under the lock.
+        self._check_same_file(conn, [d for d, _ in pending], decl.path)
         # R71, R72: the seq of the space's last commit of the database, which the file must
         # hold before it migrates. `prepare` reconciled the file before the space's lock was
         # taken: a process killed between its two COMMITs since then left the file behind, and

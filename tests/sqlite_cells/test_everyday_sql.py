@@ -842,12 +842,13 @@ def test_a_cell_whose_value_is_no_link_compared_with_a_link_column_is_refused(
     world: World,
 ) -> None:
     """A link column holds links or NULL: a cell parameter compared with one (``=``, ``IS``,
-    ``!=``, ``IN``, either side, qualified or not, named or numbered) whose value is not link
+    ``==``, ``IN``, either side, qualified or not, named or numbered) whose value is not link
     text could match no row — a number, text — so the read says so with the advice a dict
     gets, and so does the query as its error, instead of returning no rows. Link text in a
     cell matches; None (a cell never written) is NULL, which ``IS ?`` matches to the rows
-    without a link; a cell holding a cell keeps its own refusal; a cell compared with any other
-    column binds its value as before."""
+    without a link; a negated comparison (``!=``, ``IS NOT``, ``NOT IN``), true of every linked
+    row, binds it as it is; a cell holding a cell keeps its own refusal; a cell compared with
+    any other column binds its value as before."""
     ann = world.owners[ANN]
     counter, text, unset = (world.space.cell(n) for n in ("counter", "text", "unset"))
     holder, link_text = world.space.cell("holder"), world.space.cell("link_text")
@@ -860,7 +861,7 @@ def test_a_cell_whose_value_is_no_link_compared_with_a_link_column_is_refused(
     statements = [
         ("SELECT id FROM posts WHERE owner_cf_link = ? ORDER BY id", lambda c: [c]),
         ("SELECT id FROM posts WHERE ? IS posts.owner_cf_link ORDER BY id", lambda c: c),
-        ("SELECT id FROM posts WHERE (owner_cf_link) != (:o) ORDER BY id", lambda c: {"o": c}),
+        ("SELECT id FROM posts WHERE (owner_cf_link) == (:o) ORDER BY id", lambda c: {"o": c}),
         ("SELECT id FROM posts WHERE owner_cf_link IN (?, ?) ORDER BY id", lambda c: [c, c]),
         (
             "WITH p AS (SELECT id FROM posts WHERE owner_cf_link = :o OR title = :o) "
@@ -900,6 +901,14 @@ def test_a_cell_whose_value_is_no_link_compared_with_a_link_column_is_refused(
     expected = world.plain_rows("SELECT id FROM posts WHERE owner_cf_link IS NULL ORDER BY id")
     assert expected and world.db.read(unlinked, [unset]) == expected
     assert world.db.read("SELECT id FROM posts WHERE owner_cf_link = ?", [unset]) == []
+    # A negated comparison holds for every linked row whatever the value: bound as it is.
+    for sql in (
+        "SELECT id FROM posts WHERE owner_cf_link != ? ORDER BY id",
+        "SELECT id FROM posts WHERE owner_cf_link IS NOT ? ORDER BY id",
+        "SELECT id FROM posts WHERE owner_cf_link NOT IN (?) ORDER BY id",
+    ):
+        expected = world.plain_rows(sql, ["ann"])
+        assert expected and world.db.read(sql, [text]) == expected
     # Compared with another column, a cell binds its value as it did.
     assert world.db.read("SELECT id FROM posts WHERE id = ?", [counter]) == [{"id": 1}]
     every = "SELECT id FROM posts WHERE title = ? OR ? IS NULL ORDER BY id"

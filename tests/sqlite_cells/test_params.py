@@ -96,15 +96,17 @@ CASES: list[tuple[str, tuple[str | None, ...], dict[str, str | None]]] = [
         (None, "x_cf_link", None, "x_cf_link"),
         {},
     ),
+    # A negated comparison holds for every linked row, whatever the value: it targets none.
     (
         'SELECT 1 FROM t WHERE ("x_cf_link") <> (?) OR x_cf_link NOT IN (?, ? || 1) '
-        "OR x_cf_link = ? || 1 OR x_cf_link || ? = 'a' OR x_cf_link IN (SELECT ?)",
-        ("x_cf_link", "x_cf_link", None, None, None, None),
+        "OR x_cf_link = ? || 1 OR x_cf_link || ? = 'a' OR x_cf_link IN (SELECT ?) "
+        "OR (x_cf_link) IN (?) OR NOT (x_cf_link = ?)",
+        (None, None, None, None, None, None, "x_cf_link", None),
         {},
     ),
     (
-        "WITH q AS (SELECT x_cf_link AS l FROM t WHERE x_cf_link IS NOT :o) "
-        "SELECT * FROM q WHERE l = :p",
+        "WITH q AS (SELECT x_cf_link AS l FROM t WHERE x_cf_link IS :o) "
+        "SELECT * FROM q WHERE l = :p AND EXISTS (SELECT 1 FROM t WHERE x_cf_link IS NOT :p)",
         ("x_cf_link", None),
         {"o": "x_cf_link", "p": None},
     ),

@@ -256,6 +256,12 @@ def test_a_union_of_containers_and_numbers_takes_json_text(db: sc.SqliteDb) -> N
     text = _fails(db, sql.format("'a, b'", "NULL", 0), TagsOrCount)
     assert "column 'tags' does not fit field TagsOrCount.tags: Expected `int | array`" in text
     assert "json_group_array" in text and "cast it in SQL" not in text
+    # Text of a JSON scalar is no array: the number and the bool among the union take no text.
+    for scalar in ("'5'", "' 7'", "'true'", "'null'"):
+        text = _fails(db, sql.format(scalar, "NULL", 0), TagsOrCount)
+        assert "column 'tags' does not fit field TagsOrCount.tags: Expected `int | array`" in text
+    text = _fails(db, sql.format(7, "NULL", "'1'"), TagsOrCount)
+    assert "column 'flag' does not fit field TagsOrCount.flag" in text
 
     @dataclasses.dataclass
     class Either:

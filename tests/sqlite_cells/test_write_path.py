@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import apsw
 import msgspec
@@ -22,6 +23,7 @@ import sqlite_cells as sc
 from sqlite_cells._runtime import Space
 from sqlite_cells.files import check_store
 from sqlite_cells.schema._migrate import MigrationConnection
+from sqlite_cells.write._fold import SqliteParticipant
 
 from .._files import copy_file
 from .conftest import MESSAGES
@@ -877,3 +879,48 @@ def test_link_columns_are_found_by_sqlites_own_name_folding(space: Space) -> Non
         db.exec("INSERT INTO \"É\" (ref_cf_link, note) VALUES ('free text', 'x')")
     assert db.read('SELECT a FROM "é"') == [{"a": "free text"}]
     assert db.read('SELECT count(*) AS n FROM "É"') == [{"n": 0}]
+
+
+def test_a_database_file_replaced_while_a_migrating_write_waits_is_never_migrated(
+    space: Space, db: sc.SqliteDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R73, R14: the file is looked at again under the space's write lock, before `migrate`
+    opens it by its path: replaced after the write's prepare found it the one this runtime
+    checked (while the commit waits for the lock, say), it is StoreChanged and never
+    migrated."""
+    with space.transact():
+        db.exec(INSERT, [None, "first", 1])
+    calls: list[int] = []
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        calls.append(from_version)
+        conn.execute("UPDATE messages SET body = 'MIGRATED'")
+
+    messages = sc.table(
+        id="integer primary key",
+        author_cf_link=sc.cf_link(),
+        body="text not null",
+        ts="integer not null default 0",
+        note="text",
+        indexes={"by_ts": ["ts"]},
+    )
+    db2 = space.sqlite_database("chat", tables={"messages": messages}, version=2, migrate=migrate)
+    prepare = SqliteParticipant.prepare
+
+    def prepared_then_replaced(self: SqliteParticipant, conn: Any, ops: Any) -> None:
+        prepare(self, conn, ops)
+        copy = db.path.with_name("copy.sqlite")
+        copy_file(db.path, copy)
+        os.replace(copy, db.path)
+
+    monkeypatch.setattr(SqliteParticipant, "prepare", prepared_then_replaced)
+    with pytest.raises(sc.StoreChanged) as info, space.transact():
+        db2.exec(INSERT, [None, "second", 2])
+    monkeypatch.undo()
+    assert info.value.path == str(db.path) and calls == []
+    conn = apsw.Connection(str(db.path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        assert conn.execute("SELECT body FROM messages").fetchall() == [("first",)]
+        assert conn.execute("SELECT value FROM _cf_meta WHERE key = 'version'").fetchall() == [(1,)]
+    finally:
+        conn.close()

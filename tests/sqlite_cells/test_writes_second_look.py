@@ -647,8 +647,11 @@ def test_exec_many_of_no_rows_writes_nothing_but_still_checks_its_statement(
         assert info.value.kind == "returning"
     with pytest.raises(sc.NoTransaction):
         notes.exec_many(insert, [])
+    elsewhere = rt.space("elsewhere").sqlite_database("notes", tables=LINKED)
+    with space.transact() as tx, pytest.raises(sc.CrossSpaceWrite):
+        elsewhere.exec_many(insert, [])  # another space's database: refused all the same (§2)
     rt.settle(10)
-    assert tx.seq is None and notes.rev == 0 and other.rev == 0
+    assert tx.seq is None and notes.rev == 0 and other.rev == 0 and elsewhere.rev == 0
     assert sorted(p.name for p in store.rglob("*")) == files
     assert not notes.path.exists() and query.get().seq == 0  # (a re-run would show a seq)
     with space.transact() as tx:
@@ -889,3 +892,38 @@ def test_cells_in_a_compound_inserts_values_arm_are_bound_to_their_link_column(
         {"body": "r3", "who_cf_link": c.link_str()},
         {"body": "r4", "who_cf_link": None},
     ]
+
+
+def test_a_call_through_a_pattern_input_refused_at_the_call_records_no_read_of_the_input(
+    rt: sc.Runtime, space: Space
+) -> None:
+    """R32, R35: a pattern's database input reads its input cell to find the database; a read
+    through it refused at the call (after a write of that database in the transaction) records
+    nothing, so relinking the input before this transaction commits is no conflict with it."""
+    first = space.sqlite_database("first", tables=LINKED)
+    second = space.sqlite_database("second", tables=LINKED)
+    given: dict[str, sc.SqliteDb] = {}
+
+    @sc.pattern
+    def viewer(notes: sc.SqliteDb) -> dict[str, Any]:
+        given["notes"] = notes
+        return {}
+
+    piece = space.run(viewer, key="k", notes=first)
+    rt.settle(10)
+    linked = given["notes"]
+    assert type(linked).__name__ == "LinkedDb"
+
+    def relink() -> None:
+        piece.inputs["notes"].link(second)
+
+    with space.transact() as tx:
+        first.exec("INSERT INTO notes (body) VALUES ('mine')")
+        reads = len(tx.reads)
+        with pytest.raises(sc.ReadAfterWriteUnsupported):
+            linked.read("SELECT count(*) AS k FROM notes")
+        assert len(tx.reads) == reads
+        worker = threading.Thread(target=relink)
+        worker.start()
+        worker.join()
+    assert [r["body"] for r in _rows(first)] == ["mine"]
