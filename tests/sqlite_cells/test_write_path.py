@@ -610,15 +610,9 @@ def test_a_database_file_changed_while_attached(space: Space, db: sc.SqliteDb, h
     assert space.file.seen_seq == seq and db.rev == 1
 
 
-def test_a_database_file_replaced_before_a_write_that_migrates_is_never_migrated(
-    space: Space, db: sc.SqliteDb
-) -> None:
-    """R73, R14: a write under a declaration whose `migrate` is pending, to a file replaced (by
-    a copy) while the runtime had it open, is StoreChanged like any other write — `migrate`
-    never opens the file now at the path (it used to migrate the copy and acknowledge the
-    write); the next write checks that file against its space, then migrates it."""
-    with space.transact():
-        db.exec(INSERT, [None, "first", 1])
+def _version_2_migrating(space: Space) -> tuple[sc.SqliteDb, list[int]]:
+    """``chat`` declared again at version 2, with a column more and a ``migrate`` that rewrites
+    every body; the versions it was called from."""
     calls: list[int] = []
 
     def migrate(conn: MigrationConnection, from_version: int) -> None:
@@ -634,6 +628,19 @@ def test_a_database_file_replaced_before_a_write_that_migrates_is_never_migrated
         indexes={"by_ts": ["ts"]},
     )
     db2 = space.sqlite_database("chat", tables={"messages": messages}, version=2, migrate=migrate)
+    return db2, calls
+
+
+def test_a_database_file_replaced_before_a_write_that_migrates_is_never_migrated(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    """R73, R14: a write under a declaration whose `migrate` is pending, to a file replaced (by
+    a copy) while the runtime had it open, is StoreChanged like any other write — `migrate`
+    never opens the file now at the path (it used to migrate the copy and acknowledge the
+    write); the next write checks that file against its space, then migrates it."""
+    with space.transact():
+        db.exec(INSERT, [None, "first", 1])
+    db2, calls = _version_2_migrating(space)
     copy = db.path.with_name("copy.sqlite")
     copy_file(db.path, copy)  # through a kept descriptor: the runtime has the file open
     os.replace(copy, db.path)
@@ -890,21 +897,7 @@ def test_a_database_file_replaced_while_a_migrating_write_waits_is_never_migrate
     migrated."""
     with space.transact():
         db.exec(INSERT, [None, "first", 1])
-    calls: list[int] = []
-
-    def migrate(conn: MigrationConnection, from_version: int) -> None:
-        calls.append(from_version)
-        conn.execute("UPDATE messages SET body = 'MIGRATED'")
-
-    messages = sc.table(
-        id="integer primary key",
-        author_cf_link=sc.cf_link(),
-        body="text not null",
-        ts="integer not null default 0",
-        note="text",
-        indexes={"by_ts": ["ts"]},
-    )
-    db2 = space.sqlite_database("chat", tables={"messages": messages}, version=2, migrate=migrate)
+    db2, calls = _version_2_migrating(space)
     prepare = SqliteParticipant.prepare
 
     def prepared_then_replaced(self: SqliteParticipant, conn: Any, ops: Any) -> None:
