@@ -39,6 +39,19 @@ V2 = {
 }
 
 
+def _run_killed(script: Path, store: Path) -> None:
+    """Run ``script`` (``_KILLED_BETWEEN_COMMITS``) on ``store``: a writer killed between its
+    space's COMMIT and its database file's."""
+    done = subprocess.run(
+        [sys.executable, str(script), str(store), str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        timeout=60,
+    )
+    assert done.returncode == -signal.SIGKILL, (done.stdout, done.stderr)
+
+
 def _env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=str(ROOT))
 
@@ -1152,14 +1165,7 @@ def test_a_migrate_after_another_writer_died_between_its_commits_runs_on_the_cau
         db = space.sqlite_database("d", tables=v1)
         with space.transact():
             db.exec("INSERT INTO ev (a, b) VALUES ('a1', 'b1')")
-        done = subprocess.run(
-            [sys.executable, str(script), str(store), str(Path(__file__).parent)],
-            capture_output=True,
-            text=True,
-            env=_env(),
-            timeout=60,
-        )
-        assert done.returncode == -signal.SIGKILL, (done.stdout, done.stderr)
+        _run_killed(script, store)
         raw = apsw.Connection(str(db.path), flags=apsw.SQLITE_OPEN_READONLY)
         try:  # (what this test is about: the file is a commit behind)
             assert raw.execute("SELECT a FROM ev").fetchall() == [("a1",)]
@@ -1278,14 +1284,7 @@ def test_a_file_migrated_while_it_lacked_a_commit_is_said_to_be_so_and_rebuilds_
         with rt.space("demo").transact():
             db.exec("INSERT INTO ev (a, b) VALUES ('a1', 'b1')")
         path = Path(db.path)
-    done = subprocess.run(
-        [sys.executable, str(script), str(store), str(Path(__file__).parent)],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=60,
-    )
-    assert done.returncode == -signal.SIGKILL, (done.stdout, done.stderr)
+    _run_killed(script, store)
     raw = apsw.Connection(str(path))
     try:  # what a migration to version 2 committed in the file, one commit behind, left
         raw.execute("ALTER TABLE ev DROP COLUMN b")
@@ -1350,14 +1349,7 @@ def test_a_migrate_reading_a_database_behind_its_space_fails_alone_and_repairs_n
         with space.transact():
             db.exec("INSERT INTO t (a) VALUES ('x')")
         path = Path(db.path)
-    done = subprocess.run(
-        [sys.executable, str(script), str(store), str(Path(__file__).parent)],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=60,
-    )
-    assert done.returncode == -signal.SIGKILL, (done.stdout, done.stderr)
+    _run_killed(script, store)
     seen: list[BaseException] = []
     with sc.Runtime(store) as rt:
         space = rt.space("demo")
