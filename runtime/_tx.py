@@ -663,6 +663,11 @@ class _Scope(Leaving):
             ) from None
         self._drop(entry)
         _close(joined, take_back=failed or entry.left)
+        tx = joined.tx
+        if joined.space is None and not tx._writes and not tx._ops:
+            # A block that wrote nothing in a transaction that had not written binds it to no
+            # space: its first write does (§3), wherever that is.
+            tx.space = None
         if entry.left:
             raise _left_before("its writes were taken back")
         if joined.tx.state is TxState.ABORTED and not failed:

@@ -92,3 +92,29 @@ def test_a_nested_block_of_another_space_that_raises_unbinds_the_transaction(
 
     assert isinstance(body(), int)
     assert (c.get(), o.get()) == (1, 0)
+
+
+def test_a_nested_block_that_wrote_nothing_leaves_a_handler_unbound(rt: sc.Runtime) -> None:
+    """§3: a handler binds to the space of its first write. A ``space.transact()`` block nested
+    in it that wrote nothing (a helper with nothing to write this time) binds it to no space:
+    its first write, to another space, commits there; a nested block that wrote keeps it."""
+    s, s2 = rt.space("s"), rt.space("s2")
+    c, c2 = s.cell("c", default=0), s2.cell("c2", default=0)
+
+    @sc.handler(tries=1)
+    def elsewhere() -> None:
+        with s.transact():
+            pass
+        c2.set(6)
+
+    assert elsewhere() == 1 and c2.get() == 6
+
+    @sc.handler(tries=1)
+    def both() -> None:
+        with s.transact():
+            c.set(1)
+        c2.set(7)
+
+    with pytest.raises(sc.CrossSpaceWrite, match="writes space 's'"):
+        both()
+    assert (c.get(), c2.get()) == (0, 6)
