@@ -51,6 +51,25 @@ class _Building(threading.local):
 
 
 _building = _Building()
+
+
+class _BuildingFor:
+    """The block of :meth:`Scheduler.building` (a small class, not a generator: it runs at each
+    re-run of a live query)."""
+
+    __slots__ = ("_before", "_scheduler")
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+
+    def __enter__(self) -> None:
+        self._before = _building.schedulers
+        _building.schedulers = (*self._before, self._scheduler)
+
+    def __exit__(self, *_: object) -> None:
+        _building.schedulers = self._before
+
+
 # How long close() waits for the thread to complete the subscribers, then for it to end (a
 # subscriber busy longer holds it: then it completes them, and ends, once back).
 CLOSE_WAIT = 5.0
@@ -641,18 +660,12 @@ class Scheduler:
     def on_thread(self) -> bool:
         return threading.current_thread() is self._thread
 
-    @contextmanager
-    def building(self) -> Iterator[None]:
+    def building(self) -> _BuildingFor:
         """While the block runs, this thread runs work the scheduler waits for (a query
         worker building a run's rows, which calls user code: a row type's ``__post_init__``).
         A :meth:`settle` there would wait for that very work: it returns at once, as on the
         scheduler thread (see :attr:`settles_at_once`)."""
-        before = _building.schedulers
-        _building.schedulers = (*before, self)
-        try:
-            yield
-        finally:
-            _building.schedulers = before
+        return _BuildingFor(self)
 
     @property
     def settles_at_once(self) -> bool:

@@ -17,7 +17,7 @@ import contextlib
 import enum
 import itertools
 import threading
-from collections.abc import Container, Iterator, Mapping
+from collections.abc import Container, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -301,52 +301,45 @@ def note_read(tx: Transaction, cell_id: str) -> None:
         tx._seen[(_scopes.get(), cell_id)] = tx._versions.get(cell_id, _UNWRITTEN)[0]
 
 
-@contextlib.contextmanager
-def keep_reads_if_accepted(tx: Transaction | None) -> Iterator[None]:
+def keep_reads_if_accepted(tx: Transaction | None) -> _ReadsTaken:
     """Take back the reads recorded on ``tx`` in the block if it raises: a call refused (its
     checks raise after it looked cells up) records nothing (R32), so a later commit to a cell it
     looked at is no conflict of the transaction. Reads recorded before the block stay."""
-    if tx is None:
-        yield
-        return
-    taken = _ReadsTaken(tx)
-    try:
-        yield
-    except BaseException:
-        taken.back()
-        raise
+    return _ReadsTaken(tx, always=False)
 
 
-@contextlib.contextmanager
-def keep_no_reads(tx: Transaction | None) -> Iterator[None]:
+def keep_no_reads(tx: Transaction | None) -> _ReadsTaken:
     """Take back the reads recorded on ``tx`` in the block, whatever its outcome: for a call
     that looks at cells (a database's handle, a pattern input's link) only to check it, and
     whose result is no transactional read — a live query's value joins no conflict check (R32
     names ``db.read``). What the block sees is unchanged: the transaction's own writes."""
-    if tx is None:
-        yield
-        return
-    taken = _ReadsTaken(tx)
-    try:
-        yield
-    finally:
-        taken.back()
+    return _ReadsTaken(tx, always=True)
 
 
 class _ReadsTaken:
-    """The reads of ``tx`` as they were, to take back those recorded since. A cell is recorded
-    once, at its first read, so the reads recorded since are the last ones in insertion order."""
+    """A block after which the reads recorded on ``tx`` since it began are taken back (when it
+    raises, or ``always``). A cell is recorded once, at its first read, so the reads recorded
+    since are the last ones in insertion order. (A small class, not a generator: it runs at
+    each ``db.read`` and ``db.query``.)"""
 
-    __slots__ = ("_before", "_reads", "_seen", "_tx")
+    __slots__ = ("_always", "_before", "_reads", "_seen", "_tx")
 
-    def __init__(self, tx: Transaction) -> None:
+    def __init__(self, tx: Transaction | None, *, always: bool) -> None:
         self._tx = tx
+        self._always = always
+
+    def __enter__(self) -> None:
+        tx = self._tx
+        if tx is None:
+            return
         self._reads = tx._reads  # (``take`` may give the transaction another dict)
         self._before = len(self._reads)
         # What the nested scopes saw (see note_read): copied only while one is open.
         self._seen = dict(tx._seen) if tx._nested else None
 
-    def back(self) -> None:
+    def __exit__(self, kind: type[BaseException] | None, *_exc: object) -> None:
+        if self._tx is None or (kind is None and not self._always):
+            return
         reads = self._reads
         for _ in range(len(reads) - self._before):
             reads.popitem()  # the newest first: a dict keeps the order of insertion
