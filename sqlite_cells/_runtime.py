@@ -377,10 +377,9 @@ class Runtime(runtime.Runtime):
         self._reconciled: set[str] = set()
         self._quarantined: dict[str, Quarantined] = {}
         # A quarantine for want of room (a full disk): raised once, by the use whose check met
-        # it, then compared again; and the databases whose queries were shown one since they
-        # last agreed with their space (they re-run once it does again).
+        # it, then compared again (the queries that were shown it re-run once the file agrees
+        # with its space again: see _record_outcome).
         self._quarantined_once: dict[str, Quarantined] = {}
-        self._passing: set[str] = set()
         # db id -> damage_noted() of its file when it was last checked for that damage.
         self._damage_checked: dict[str, int] = {}
         self._followed: set[str] = set()  # disk handles whose recorded pin is watched
@@ -1007,8 +1006,12 @@ class Runtime(runtime.Runtime):
             self._reconciled.discard(decl.db_id)
 
     def _record_outcome(self, decl: Declaration, outcome: Outcome) -> None:
-        # Live queries show what the database is now (R71): the rows of a rebuilt file, or
-        # the quarantine (once, when it begins: a quarantined database is not checked again).
+        # Every check of a database against its space ends here, whichever use made it (a
+        # read, a live query's run, a write, `reconcile`). Live queries show what the database
+        # is now (R71): the rows of a rebuilt file, or the quarantine (once, when it begins: a
+        # quarantined database is not checked again); a file that agrees with its space re-runs
+        # those that show an error (a file gone, a passing quarantine), which no write may come
+        # to re-run.
         rerun = outcome.action is Action.REBUILT
         if rerun:
             # A new file took the path: pooled readers still hold the damaged one open.
@@ -1018,8 +1021,6 @@ class Runtime(runtime.Runtime):
                 # A transient one (a full disk) is raised once: the next use tries again.
                 kept = self._quarantined_once if outcome.transient else self._quarantined
                 rerun = not outcome.transient and decl.db_id not in kept
-                if outcome.transient:
-                    self._passing.add(decl.db_id)  # (its queries may show it: see below)
                 kept[decl.db_id] = Quarantined(
                     decl.db_id,
                     outcome.db_seq,
@@ -1032,13 +1033,10 @@ class Runtime(runtime.Runtime):
                 self._quarantined.pop(decl.db_id, None)
                 self._quarantined_once.pop(decl.db_id, None)  # (repaired since: not raised)
                 self._reconciled.add(decl.db_id)
-                if decl.db_id in self._passing:
-                    # Queries that ran into the passing quarantine show its error until they
-                    # run again: they do now, the file agreeing with its space.
-                    self._passing.discard(decl.db_id)
-                    rerun = True
         if rerun:
             self.live_queries.rerun_database(decl.db_id)
+        elif outcome.agrees:
+            self.live_queries.rerun_database(decl.db_id, failed=True)
 
     def _space_replaced(self, file: runtime.SpaceFile) -> None:
         # The live queries of the space's databases run again: their reads ask the space for

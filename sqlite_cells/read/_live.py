@@ -329,15 +329,21 @@ class LiveQueries:
             if not waiting:
                 del self._awaiting[cell_id]
 
-    def rerun_database(self, db_id: str) -> None:
+    def rerun_database(self, db_id: str, *, failed: bool = False) -> None:
         """Every live query of the database ``db_id`` re-runs now, without waiting for a
         write: it was declared again with other tables or version (R14), or found quarantined
-        or rebuilt (R71)."""
+        or rebuilt (R71). ``failed``: only those that show an error — the file agrees with its
+        space again (repaired, rebuilt, or found in sync by a later use), so what they met (a
+        file gone, a passing quarantine) may be gone too; those showing rows are up to date."""
+        if failed and db_id not in self._queries:
+            return  # (a look from another thread: one dict look-up; a query placed since runs)
 
         def rerun() -> None:  # on the scheduler thread, which owns the interest
             # Every query of it, not only those that react to what they read: one made with
             # react_on=db or react_on=<cell> shows the new tables at once too (R14).
             nodes = list(self._queries.get(db_id, ()))
+            if failed:
+                nodes = [node for node in nodes if getattr(node.value, "error", None) is not None]
             if nodes:
                 self.scheduler.rerun(nodes)
 

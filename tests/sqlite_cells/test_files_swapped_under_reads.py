@@ -12,6 +12,7 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
+from tests.conftest import run_cli
 
 TABLES = {"t": sc.table(id="integer primary key", v="text")}
 
@@ -189,3 +190,52 @@ def test_a_live_query_shows_the_quarantine_its_database_was_found_in(store: Path
         state = query.get()
         assert state.result is None and isinstance(state.error, sc.Quarantined)
         assert state.error.db_id == a.id == info.value.db_id
+
+
+@pytest.mark.parametrize("repair", ["read", "reconcile", "new query", "check --repair"])
+def test_a_live_query_that_met_a_gone_file_shows_the_rows_once_the_file_is_rebuilt(
+    store: Path, repair: str
+) -> None:
+    """R71, R42: a live query that ran into "the file ... is gone" kept that error after the
+    runtime rebuilt the file from its space's log (no write came to re-run it). Any check that
+    finds the file agreeing with its space again — made by a read, `reconcile`, another live
+    query's first run, or the read after another process's `check --repair` — re-runs the
+    database's live queries that show an error."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("d", tables=TABLES)
+        since = space.cell("since", default=0)
+        _write(space, db, "a")
+        query = db.query("SELECT v FROM t WHERE id > ?", params=[since])
+        rt.settle()
+        assert query.get().result == [{"v": "a"}]
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db.path}{suffix}").unlink(missing_ok=True)
+        with space.transact():
+            since.set(-1)  # the query runs again, and meets the gone file
+        rt.settle()
+        state = query.get()
+        assert state.result is None and isinstance(state.error, sc.QueryError)
+        assert f"the file {db.path} is gone" in str(state.error)
+        seq = space.file.seen_seq
+        with pytest.raises(sc.StoreChanged):
+            _write(space, db, "b")  # its next use checks the file against its space again
+        assert space.file.seen_seq == seq
+        if repair == "read":
+            assert db.read("SELECT v FROM t") == [{"v": "a"}]
+        elif repair == "reconcile":
+            assert rt.reconcile(db).action.name == "REPLAYED"
+        elif repair == "new query":
+            count = db.query("SELECT count(*) AS n FROM t")
+            rt.settle()
+            assert count.get().result == [{"n": 1}]
+        else:
+            done = run_cli("check", "--repair", str(store))
+            assert done.returncode == 0, done.stderr
+            assert "replayed, 1 commit(s) applied" in done.stdout
+            assert db.read("SELECT v FROM t") == [{"v": "a"}]
+        rt.settle()
+        state = query.get()
+        assert state.error is None and state.result == [{"v": "a"}]
+        assert _rows(db.path) == ["a"]  # the log's rows: the refused write left nothing
+        assert space.file.seen_seq == seq
