@@ -460,6 +460,9 @@ class Runtime(runtime.Runtime):
                 self._adopted.pop(decl.db_id, None)
             else:
                 self._adopted[decl.db_id] = adopted
+        # R61: a pattern input linked to its cell while it held no handle (declared in an
+        # earlier run, never written) runs its queries now, as when declared before the run.
+        self.live_queries.handle_declared(decl.db_id)
         if (
             before is not None
             and decl.kind is not SourceKind.DISK

@@ -306,6 +306,25 @@ class LiveQueries:
         self._stop_awaiting(node)  # linked elsewhere since: that cell is not its source now
         self._awaiting.setdefault(cell_id, set()).add(node)
 
+    def handle_declared(self, db_id: str) -> None:
+        """This runtime now declares the database ``db_id`` (R3: ``sqlite_database``), first
+        or again: the queries awaiting a handle in its cell (see ``await_handle``) re-run, as
+        that database's first write would make them, and find the declaration — a database
+        declared in an earlier run and never written answers as its declared tables (R41), a
+        ``VmSource`` one, which is never written, fails as R62 says. Called off the scheduler
+        thread once the declaration is recorded: a query that resolved its link before that
+        and awaits the cell after this look re-runs itself (``_QueryNode._start``)."""
+        if db_id not in self._awaiting:  # (one look-up: most declarations are awaited by none)
+            return
+
+        def wake() -> None:  # on the scheduler thread, which owns the interest
+            waiting = self._awaiting.pop(db_id, ())
+            nodes = [node for node in waiting if not node.released]
+            if nodes:
+                self.scheduler.rerun(nodes)
+
+        self.scheduler.submit(wake)
+
     def follow_links(self, node: Node, cell_ids: Sequence[str]) -> None:
         """Re-run ``node`` after each commit that writes one of ``cell_ids`` (replacing what
         it followed before; none: nothing more): the query's pattern input reaches its database

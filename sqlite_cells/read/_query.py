@@ -96,6 +96,7 @@ class QueryHost(Protocol):
 
     def space(self, space_id: str) -> Space: ...
     def ready_to_read(self, decl: Declaration, sql: str, quick: bool = False) -> bool: ...
+    def declares(self, db_id: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -591,9 +592,14 @@ class _QueryNode(Node):
             finally:
                 self._follow_links()  # (the links that resolution followed)
         except PendingValue:  # a pattern input not linked to a database yet (R61)
-            self._await_handle()  # (through another piece's input: re-run when it is linked)
+            awaited = self._await_handle()  # (through another piece's input: re-run when linked)
             state = QueryState(True, self.value.result, None, self.value.seq)
             self.scheduler.submit(lambda: self._finish(state))
+            if awaited is not None and query.host.declares(awaited):
+                # Declared by this runtime since the link was resolved above (on another
+                # thread): its wake-up may have looked before this query awaited the cell
+                # (LiveQueries.handle_declared). The link resolves to the declaration now.
+                self.scheduler.rerun([self])
             return
         except SqliteCellsError as exc:
             self._await_handle()
@@ -617,19 +623,22 @@ class _QueryNode(Node):
         file = held[1] if held is not None and held[0] == decl.space_id else self._space_file(decl)
         self._request(self, decl, file, self.statement, prepare[1], self._key)
 
-    def _await_handle(self) -> None:
+    def _await_handle(self) -> str | None:
         """The database could not be resolved: a pattern input links to a cell that holds no
         handle (yet). That cell's first handle may come from a commit of another runtime or
         process (R53, R61), which writes no cell this query depends on: the query re-runs when
-        the cell is next written, not only when the input is linked again."""
+        the cell is next written, or when this runtime declares its database
+        (``LiveQueries.handle_declared``), not only when the input is linked again. Returns
+        the id of the cell awaited (None: none)."""
         if self.released:
-            return
+            return None
         try:
             linked = self.query.db._linked_id()
         except SqliteCellsError:  # the input itself cannot be read: its own change re-runs it
-            return
+            return None
         if linked is not None:
             self.query.host.live_queries.await_handle(self, linked)
+        return linked
 
     def _follow_links(self) -> None:
         """Have the hub re-run this query when a cell its pattern input reaches its database

@@ -474,3 +474,61 @@ def test_link_refuses_a_cell_that_holds_no_handle_as_run_does(rt: sc.Runtime, sp
     piece.inputs["inp"].link(db)
     rt.settle()
     assert piece.outputs.get().result == [{"n": 1}]
+
+
+def test_an_input_linked_to_a_database_never_written_runs_once_a_restart_declares_it(
+    store: Path,
+) -> None:
+    """R41, R61: after a restart, a piece's input links to a database declared in the earlier
+    run and never written: its cell holds no handle, so the query is pending until this runtime
+    declares the database. Declared after ``space.run``, the query stayed pending for good
+    (only the database's first write woke it), though ``d.read`` answered at once. It runs on
+    the declaration, as when the database is declared before the run; no file is made."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        piece = space.run(count, key="k", inp=db)
+        assert rt.settle(10)
+        assert piece.outputs.get().result == [{"n": 0}]
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        piece = space.run(count, key="k")
+        assert rt.settle(10)
+        state = piece.outputs.get()
+        assert (state.pending, state.result, state.error) == (True, None, None)
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        assert rt.settle(10)
+        state = piece.outputs.get()
+        assert (state.pending, state.result, state.error) == (False, [{"n": 0}], None)
+        assert not db.path.exists()  # R41: read as declared, no file made for it
+        _write_one(space, db)
+        assert rt.settle(10)
+        assert piece.outputs.get().result == [{"n": 1}]
+
+
+def test_an_input_linked_to_a_vm_database_fails_again_once_a_restart_declares_it(
+    store: Path,
+) -> None:
+    """R62, R61: a ``VmSource`` database is never written, so after a restart its cell holds
+    no handle and a piece linked to it was pending for good, even once the program declared it
+    again. Its queries fail with ``NotImplementedSource`` on the declaration, as in the first
+    run."""
+    source = sc.VmSource("vm", "/data/app.db")
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        vm = space.sqlite_database("vm", tables=MESSAGES, source=source)
+        piece = space.run(count, key="k", inp=vm)
+        assert rt.settle(10)
+        first = piece.outputs.get().error
+        assert isinstance(first, sc.NotImplementedSource)
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        piece = space.run(count, key="k")
+        assert rt.settle(10)
+        assert piece.outputs.get().pending
+        space.sqlite_database("vm", tables=MESSAGES, source=source)
+        assert rt.settle(10)
+        state = piece.outputs.get()
+        assert (state.pending, state.result) == (False, None)
+        assert isinstance(state.error, sc.NotImplementedSource)
+        assert str(state.error) == str(first) and "lives in a VM" in str(state.error)
