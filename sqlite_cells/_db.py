@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Never, TypeVar, overload
@@ -47,6 +47,7 @@ from sqlite_cells.read import (
     Reaction,
     Statement,
     build_rows,
+    react_on_members,
     resolve_params,
     row_decoder,
     runs_own_code,
@@ -414,8 +415,10 @@ class SqliteDb(Cell):
         """A live query. By default it re-runs after each committed write that changes what it
         reads (R51); ``react_on=db`` after every committed write to this database; any other
         cell or value replaces that (cells in a list, tuple or dict each count, as in
-        ``params``); ``react_on=None`` runs it once per sql/params. Cells among ``params``
-        re-run it too."""
+        ``params``; a collection nested in one, a set or a generator is a
+        ``QueryArgumentError``, as there); ``react_on=None`` runs it once per sql/params. A
+        pattern's database input in ``react_on`` stands for the database it links to now.
+        Cells among ``params`` re-run it too."""
         sql = plain_text(sql)
         # Made or refused, a live query records no read in the transaction: its value is no
         # transactional read and joins no conflict check (R32 names db.read); its checks look
@@ -424,16 +427,19 @@ class SqliteDb(Cell):
             params = self._check_read(sql, params)
             decode = row_decoder(row, self.space.runtime, db_id=self.id, sql=sql)
             host = self.space.runtime
-            reaction = self._reaction(react_on)
+            members = react_on_members(react_on, sql=sql, db_id=self.id)
+            reaction = self._reaction(react_on, members)
             own_code = runs_own_code(row)
             return Query(self, sql, params, decode, reaction, host=host, own_code=own_code)
 
-    def _reaction(self, react_on: Any) -> Reaction:
+    def _reaction(self, react_on: Any, members: tuple[Any, ...]) -> Reaction:
+        """What re-runs a query of this database given ``react_on`` and what it names
+        (``react_on_members``)."""
         if react_on is DEFAULT:
             return Reaction(by_reads=True)
         if react_on is self:
             return Reaction(by_reads=False, on=self, source_changes=True)
-        return Reaction(by_reads=False, on=react_on)
+        return Reaction(by_reads=False, on=react_on, reached=_inputs_reached(members, self))
 
     @overload
     def read(self, sql: str, params: Any = None, *, row: None = None) -> list[dict[str, Any]]: ...
@@ -738,7 +744,7 @@ class LinkedDb(SqliteDb):
         with keep_reads_if_accepted(current_transaction()):
             return self._target_for(sql, Mode.READ).read(sql, params, row=row)
 
-    def _reaction(self, react_on: Any) -> Reaction:
+    def _reaction(self, react_on: Any, members: tuple[Any, ...]) -> Reaction:
         # The input cell always: linking (or relinking) re-runs it, whatever it reacts to (R61).
         if react_on is DEFAULT:  # what it reads in the database linked now
             return Reaction(by_reads=True, follows=self)
@@ -746,9 +752,9 @@ class LinkedDb(SqliteDb):
             return Reaction(by_reads=False, whole=True, follows=self)
         # Among the cells of a list, tuple or dict, the input stands for its database too, as a
         # handle does there (its rev moves with every write): every write re-runs the query.
-        members = react_on.values() if isinstance(react_on, Mapping) else react_on
-        whole = isinstance(react_on, list | tuple | Mapping) and any(m is self for m in members)
-        return Reaction(by_reads=False, on=react_on, whole=whole, follows=self)
+        whole = any(m is self for m in members)
+        reached = _inputs_reached(members, self)
+        return Reaction(by_reads=False, on=react_on, whole=whole, follows=self, reached=reached)
 
     def _check_read_target(self) -> None:
         # The rest is checked against the target at each run.
@@ -763,6 +769,30 @@ class LinkedDb(SqliteDb):
 
     def __repr__(self) -> str:
         return f"<LinkedDb following {self._input.id}>"
+
+
+def _inputs_reached(members: tuple[Any, ...], own: SqliteDb) -> Callable[[], list[str]] | None:
+    """``Reaction.reached`` for a ``react_on`` that names ``members``: the pattern database
+    inputs among them but ``own`` (the query's database: ``Reaction.whole``) stand for the
+    database each links to now, as a handle there does (R51: every write to it re-runs the
+    query). None when it names none."""
+    inputs = [m for m in members if isinstance(m, LinkedDb) and m is not own]
+    if not inputs:
+        return None
+
+    def reached() -> list[str]:
+        cells: list[str] = []
+        for linked_db in inputs:
+            try:
+                passed, linked = linked_db._follow()
+            except SqliteCellsError:  # its input cannot be read: its own change re-runs it
+                continue
+            cells += passed
+            if isinstance(linked, Cell):
+                cells.append(linked.id)
+        return cells
+
+    return reached
 
 
 def _checked_read_values(db: SqliteDb, sql: str, params: Any) -> Any:

@@ -9,6 +9,7 @@ from sqlite_cells.read._query import LINKS_FOLLOWED as LINKS_FOLLOWED
 from sqlite_cells.read._query import Query as Query
 from sqlite_cells.read._query import QueryState as QueryState
 from sqlite_cells.read._query import Reaction as Reaction
+from sqlite_cells.read._query import react_on_members as react_on_members
 from sqlite_cells.read._query import resolve_params as resolve_params
 from sqlite_cells.read._reader import Rows as Rows
 from sqlite_cells.read._reader import Statement as Statement
@@ -35,6 +36,7 @@ __all__ = [
     "build_rows",
     "decode_cf_link",
     "escaped",
+    "react_on_members",
     "read_rows",
     "resolve_params",
     "row_decoder",

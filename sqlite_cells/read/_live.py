@@ -329,7 +329,9 @@ class LiveQueries:
         """Re-run ``node`` after each commit that writes one of ``cell_ids`` (replacing what
         it followed before; none: nothing more): the query's pattern input reaches its database
         through those cells (another piece's database input, R61), so linking one of them
-        anew moves the query as linking its own input does."""
+        anew moves the query as linking its own input does; or a database input among its
+        ``react_on`` links to the database whose handle one of them is, which every write to
+        that database writes (``Reaction.reached``, R51)."""
         for cell_id in self._links_of.pop(node, ()):
             followers = self._links.get(cell_id)
             if followers is not None:

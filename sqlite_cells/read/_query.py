@@ -13,7 +13,7 @@ the previous rows updates ``seq`` but notifies nobody (R42).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol
@@ -62,6 +62,7 @@ __all__ = [
     "QueryState",
     "Reaction",
     "Readable",
+    "react_on_members",
     "resolve_params",
 ]
 
@@ -107,13 +108,18 @@ class Reaction:
     list, tuple or dict of them, as for params); ``whole`` — after every commit that writes the
     database it reads, whichever that is now (``react_on=`` a pattern's database input);
     ``follows`` — a pattern's database input whose relinking re-runs it whatever else it
-    reacts to (R61)."""
+    reacts to (R61); ``reached`` — asked at each run, the cells whose writes re-run it: the
+    handles of the databases the pattern's database inputs among ``on`` (not the query's own,
+    see ``whole``) link to now, and the cells passed on the way, so that such an input stands
+    for every write to its database, as a handle does by its rev (``react_on=db``), and moves
+    with a relink."""
 
     by_reads: bool
     on: Any = None
     source_changes: bool = False
     whole: bool = False
     follows: Any = None
+    reached: Callable[[], list[str]] | None = None
 
 
 # Not slotted: a slotted frozen dataclass's __setattr__ calls super() on the class before
@@ -191,6 +197,49 @@ def resolve_params(params: Any, *, sql: str, db_id: str, seen: bool = False) -> 
     if isinstance(params, Mapping):
         return {k: _current(v, k, sql, db_id, seen) for k, v in params.items()}
     return tuple(_current(v, i, sql, db_id, seen) for i, v in enumerate(_members(params), 1))
+
+
+# Text and bytes of any kind are one value, never a collection of them (as in params).
+_ONE_VALUE = (str, bytes, bytearray, memoryview)
+
+
+def react_on_members(react_on: Any, *, sql: str, db_id: str) -> tuple[Any, ...]:
+    """What ``react_on`` names, read as ``params`` are (R51): itself alone, or the members of
+    its list, tuple or dict (``None``: nothing); each cell, derived cell, query or handle among
+    them re-runs the query. A collection that holds a collection, or a set, generator or other
+    iterable that is neither a list, tuple nor dict, is a :class:`QueryArgumentError` at the
+    call, as the same shapes are among ``params``: a cell inside it would never re-run the
+    query, and a plain value there is no reason to re-run it either."""
+    members = tuple(_members(react_on))
+    if isinstance(react_on, Mapping) or is_params_list(react_on):
+        keyed: Iterable[tuple[Any, Any]] = (
+            react_on.items() if isinstance(react_on, Mapping) else enumerate(members)
+        )
+        where = "under key" if isinstance(react_on, Mapping) else "at position"
+        for key, member in keyed:
+            if _is_collection(member):
+                what = f"holds a {type(member).__name__} {where} {key!r}"
+                raise _refused_react_on(what, db_id, sql)
+    elif _is_collection(react_on):
+        raise _refused_react_on(f"is a {type(react_on).__name__}", db_id, sql)
+    return members
+
+
+def _is_collection(value: Any) -> bool:
+    return (
+        node_of(value) is None and isinstance(value, Iterable) and not isinstance(value, _ONE_VALUE)
+    )
+
+
+def _refused_react_on(what: str, db_id: str, sql: str) -> QueryArgumentError:
+    return QueryArgumentError(
+        db_id,
+        sql,
+        f"react_on {what}, whose cells would never re-run the query: react_on takes a cell "
+        "(or derived cell, query, database), a plain value or None, or a list, tuple or dict "
+        "of them one level deep, as params does; list each cell at the top level, e.g. "
+        "react_on=[a, b]",
+    )
 
 
 def _members(params: Any) -> Iterable[Any]:
@@ -642,8 +691,13 @@ class _QueryNode(Node):
 
     def _follow_links(self) -> None:
         """Have the hub re-run this query when a cell its pattern input reaches its database
-        through (another piece's input) is linked anew (see ``LiveQueries.follow_links``)."""
+        through (another piece's input) is linked anew (see ``LiveQueries.follow_links``), and
+        after each write to a database a database input among its ``react_on`` links to now
+        (``Reaction.reached``: that database's handle is written by each)."""
         passed = self.query.db._links_passed()
+        reached = self.query.reaction.reached
+        if reached is not None:  # (react_on's database inputs: see Reaction.reached)
+            passed = [*passed, *reached()]
         if passed or self._follows:
             self.query.host.live_queries.follow_links(self, passed)
             self._follows = bool(passed)

@@ -390,6 +390,53 @@ def test_a_database_input_among_react_on_cells_reacts_to_its_writes(
     }
 
 
+_RUNS = "SELECT count(*) AS n, random() AS run FROM messages"  # (each run reads another `run`)
+
+
+@sc.pattern
+def on_other(inp: sc.SqliteDb, other: sc.SqliteDb) -> Any:
+    own = inp.space.sqlite_database("own", tables=MESSAGES)
+    return {
+        "alone": inp.query(_RUNS, react_on=other),
+        "list": inp.query(_RUNS, react_on=[inp, other]),
+        "own": own.query(_RUNS, react_on={"o": other}),
+    }
+
+
+def test_another_database_input_in_react_on_stands_for_the_database_it_links_to(
+    rt: sc.Runtime, space: Space
+) -> None:
+    """R51, R61: a pattern's database input in ``react_on`` of a query of another database
+    (the other input's, the piece's own) stood for its input cell only: writes to the database
+    linked to it never re-ran the query, where ``react_on=db`` re-runs after each write to
+    ``db``. It re-runs after each committed write to the database linked now, alone or in a
+    list or dict, and follows a relink."""
+    d1, d2, d3 = (space.sqlite_database(name, tables=MESSAGES) for name in ("d1", "d2", "d3"))
+    piece = space.run(on_other, key="k", inp=d1, other=d2)
+    assert rt.settle(10)
+
+    def runs() -> dict[str, Any]:
+        assert rt.settle(10)
+        states = {name: q.get() for name, q in piece.outputs.items()}
+        assert all(st.error is None and not st.pending for st in states.values()), states
+        return {name: st.result[0]["run"] for name, st in states.items()}
+
+    first = runs()
+    _write_one(space, d2)
+    after_d2 = runs()
+    assert {name: after_d2[name] != first[name] for name in first} == dict.fromkeys(first, True)
+    _write_one(space, d3)  # not linked: nothing re-runs
+    assert runs() == after_d2
+    piece.inputs["other"].link(d3)
+    relinked = runs()
+    _write_one(space, d2)  # linked no more
+    assert runs() == relinked
+    _write_one(space, d3)
+    after_d3 = runs()
+    assert {name: after_d3[name] != relinked[name] for name in first} == dict.fromkeys(first, True)
+    assert piece.outputs["alone"].get().result[0]["n"] == 0  # (d1's rows, never written)
+
+
 def test_a_query_through_an_input_of_a_database_this_transaction_writes_is_refused(
     rt: sc.Runtime, space: Space
 ) -> None:

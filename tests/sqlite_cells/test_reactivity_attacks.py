@@ -1278,6 +1278,46 @@ def test_react_on_a_list_or_dict_of_cells_reacts_to_each_of_them(
     assert counts() == [4, 4, 3]
 
 
+@pytest.mark.parametrize(
+    ("shape", "said"),
+    [
+        (lambda c: [[c]], "holds a list at position 0"),
+        (lambda c: {"k": [c]}, "holds a list under key 'k'"),
+        (lambda c: ([c],), "holds a list at position 0"),
+        (lambda c: {c}, "is a set"),
+        (lambda c: (x for x in [c]), "is a generator"),
+    ],
+    ids=["list in list", "list in dict", "list in tuple", "set", "generator"],
+)
+def test_react_on_refuses_cells_nested_deeper_or_in_a_set_or_generator_as_params_does(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, shape: Callable[[Any], Any], said: str
+) -> None:
+    """R51, Errors: ``react_on`` is read as ``params`` are (docs/decisions.md), one level deep.
+    A cell one level deeper, in a set or in a generator was taken as a constant: the query ran
+    once and never again when the cell changed, with no error, where ``params`` of those shapes
+    are refused at the call. They are refused the same way."""
+    c = space.cell("c", default=0)
+    with pytest.raises(sc.QueryError) as info:
+        db.query("SELECT count(*) AS n FROM items", react_on=shape(c))
+    assert isinstance(info.value, TypeError) and type(info.value).__name__ == "QueryArgumentError"
+    text = str(info.value)
+    assert f"react_on {said}, whose cells would never re-run the query" in text, text
+    assert "a list, tuple or dict of them one level deep, as params does" in text, text
+    assert "Traceback" not in text
+    given = shape(c)
+    sql = "SELECT :k AS x" if isinstance(given, dict) else "SELECT ? AS x"
+    with pytest.raises(sc.QueryError) as as_params:  # the same shape among params
+        db.query(sql, params=given)
+    assert type(as_params.value) is type(info.value)
+    assert "parameter" in str(as_params.value)
+    ok = db.query("SELECT count(*) AS n FROM items", react_on=[c])  # one level: followed
+    assert rt.settle(10) and ok.get().result == [{"n": 2}]
+    write(space, db, "INSERT INTO items (name) VALUES ('fig')")
+    with space.transact():
+        c.set(1)
+    assert rt.settle(10) and ok.get().result == [{"n": 3}]
+
+
 def test_a_cell_derived_from_the_handle_and_a_query_never_mixes(
     rt: sc.Runtime, space: Space, db: sc.SqliteDb
 ) -> None:
