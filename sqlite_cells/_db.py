@@ -244,8 +244,9 @@ class SqliteDb(Cell):
     @checked_arguments
     def exec_many(self, sql: str, rows: Iterable[Any]) -> None:
         """``exec`` for many parameter rows: one op, one guard check (R36). ``rows`` is an
-        iterable of rows; anything else is an ``ExecError`` (and ``TypeError``) at the call.
-        No rows run no statement: the call checks it and records nothing (no op, no rev bump)."""
+        iterable of rows; anything else, or an iterable that raises while it is read, is an
+        ``ExecError`` (and ``TypeError``) at the call. No rows run no statement: the call
+        checks it and records nothing (no op, no rev bump)."""
         self._record(sql, parameter_rows(rows, sql=sql, db_id=self.id), many=True)
 
     def _record(self, sql: str, rows: list[Any], *, many: bool) -> None:

@@ -99,7 +99,27 @@ def parameter_rows(rows: Any, *, sql: str, db_id: str) -> list[Any]:
     def fail(message: str) -> ExecArgumentError:
         return ExecArgumentError(db_id, sql, message)
 
-    return [_taken(row, names, fail) for row in rows]
+    taken: list[Any] = []
+    try:
+        # The caller's iterable runs its own code (a generator parsing a file, an ``__iter__``
+        # of its own): what it raises is the call's argument error, never a raw one (Errors).
+        for row in rows:
+            taken.append(_taken(row, names, fail))
+    except ExecArgumentError:
+        raise
+    except Exception as exc:
+        raise fail(
+            f"reading the rows given (a {type(rows).__name__}) raised {type(exc).__name__}: "
+            f"{exc} {_rows_taken(len(taken))}; give a list of rows, or an iterable that ends "
+            "without raising"
+        ) from exc
+    return taken
+
+
+def _rows_taken(count: int) -> str:
+    if count == 0:
+        return "before its first row"
+    return f"after {count} row{'s' if count > 1 else ''}"
 
 
 def given_params(params: Any, *, sql: str, db_id: str, write: bool) -> Any:

@@ -96,6 +96,41 @@ def test_a_write_s_parameters_that_raise_are_an_exec_argument_error(
     assert db.read("SELECT a FROM t") == [{"a": 7}]
 
 
+class Opening:
+    """Rows of an iterable whose ``__iter__`` raises (a source it cannot open)."""
+
+    def __iter__(self) -> Iterator[Any]:
+        raise RuntimeError("cannot open source")
+
+
+def _parsed() -> Iterator[list[Any]]:
+    """Rows parsed from a file whose third line is bad: the generator raises partway."""
+    yield [1]
+    yield [2]
+    raise KeyError("bad line")
+
+
+@pytest.mark.parametrize(
+    ("rows", "raised", "where"),
+    [(_parsed, KeyError, "after 2 rows"), (Opening, RuntimeError, "before its first row")],
+)
+def test_exec_many_rows_that_raise_while_read_are_an_exec_argument_error(
+    space: Space, rows: Any, raised: type[Exception], where: str
+) -> None:
+    db = space.sqlite_database("d", tables=TABLES)
+    with space.transact():
+        with pytest.raises(sc.ExecError) as info:
+            db.exec_many("INSERT INTO t (a) VALUES (?)", rows())
+        assert isinstance(info.value, TypeError | ValueError)
+        assert type(info.value.__cause__) is raised
+        text = str(info.value)
+        assert f"reading the rows given (a {rows().__class__.__name__}) raised" in text
+        assert raised.__name__ in text and where in text
+        assert "nothing was recorded and the transaction is still usable" in text
+        db.exec("INSERT INTO t (a) VALUES (?)", [7])  # the transaction goes on
+    assert db.read("SELECT a FROM t") == [{"a": 7}]
+
+
 def test_a_cell_value_of_a_container_that_raises_is_a_value_encode_error(space: Space) -> None:
     cell = space.cell("c", default=0)
 

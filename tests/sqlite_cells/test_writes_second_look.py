@@ -703,8 +703,9 @@ def test_exec_many_of_a_generator_that_raises_records_nothing(
         raise KeyError("the caller's own bug")
 
     with space.transact() as tx:
-        with pytest.raises(KeyError):
+        with pytest.raises(sc.ExecError, match="reading the rows given") as info:
             notes.exec_many("INSERT INTO notes (body) VALUES (?)", rows())
+        assert isinstance(info.value.__cause__, KeyError)
         notes.exec("INSERT INTO notes (body) VALUES ('kept')")
     assert tx.seq == 1 and [r["body"] for r in _rows(notes)] == ["kept"]
 
