@@ -242,6 +242,37 @@ def _refused_react_on(what: str, db_id: str, sql: str) -> QueryArgumentError:
     )
 
 
+def _params_key(params: Bound) -> str:
+    """What a live query's parameters ask SQLite for, as text: the key of its run (a change of
+    key is new parameters, R42) and of its statement for the hub. A value of a subclass of int,
+    float, str or bytes is keyed by its base type's value, the one SQLite binds: its class's own
+    ``__repr__`` may raise, or say nothing of the value (Errors: ``db.read`` takes it)."""
+    if all(type(value) in _KEYED_AS_IS for value in _members(params)):
+        return repr(params)
+    if isinstance(params, Mapping):
+        return repr({name: _bound_as(value) for name, value in params.items()})
+    return repr(tuple(map(_bound_as, params)))
+
+
+_KEYED_AS_IS: Final = frozenset({type(None), bool, int, float, str, bytes})
+
+
+def _bound_as(value: Any) -> Any:
+    """``value`` as the plain value SQLite binds for it, read with its base type's own
+    methods (a subclass may override its own)."""
+    if type(value) in _KEYED_AS_IS:
+        return value
+    if isinstance(value, int):
+        return int.__index__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, bytes):
+        return bytes(memoryview(value))
+    return value
+
+
 def _members(params: Any) -> Iterable[Any]:
     """The parameter values of ``params`` in any of the forms ``db.query`` accepts."""
     if params is None:
@@ -506,7 +537,7 @@ class _QueryNode(Node):
         self._run_changes = 0
         self._db_id: str | None = None
         self.statement = Statement(query.sql, ())  # the last one requested
-        self._key: tuple[str, str] = (query.sql, "()")  # its (sql, repr(params)) for the hub
+        self._key: tuple[str, str] = (query.sql, "()")  # its (sql, _params_key(params)) for the hub
         self._read_set: Any = None  # the read set last registered
         self._watched: Declaration | None = None  # the declaration it was registered for
         # What the current result was decoded from: statement, column names, row tuples.
@@ -535,7 +566,7 @@ class _QueryNode(Node):
         if not _param_nodes(query.params):  # (no cell: its values were checked at the call)
             params = resolve_params(query.params, sql=query.sql, db_id=query.db.id)
             if not any(map(is_pending, _members(params))):
-                fixed = (params, repr(params))
+                fixed = (params, _params_key(params))
                 self.statement = Statement(query.sql, params)  # the same object every run
                 self._key = (query.sql, fixed[1])
         self._fixed: tuple[Bound, str] | None = fixed
@@ -556,7 +587,7 @@ class _QueryNode(Node):
                 self._forget_params()
                 pending = QueryState(True, state.result, None, state.seq)
                 return (not pending.same_rows(state), pending)
-            key = repr(params)
+            key = _params_key(params)
         try:
             linked = self.query.db._linked_id()
         except SqliteCellsError:
@@ -941,7 +972,7 @@ class _QueryNode(Node):
             except QueryArgumentError:  # refused: compute has said so (no run to start)
                 params = None
             if params is not None and not any(map(is_pending, _members(params))):
-                self._start(params, repr(params))
+                self._start(params, _params_key(params))
 
     def _finish(self, state: QueryState[Any]) -> None:
         state, notify = self._receive_state(state)

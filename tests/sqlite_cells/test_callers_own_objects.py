@@ -131,6 +131,40 @@ def test_exec_many_rows_that_raise_while_read_are_an_exec_argument_error(
     assert db.read("SELECT a FROM t") == [{"a": 7}]
 
 
+class Unshown(str):
+    """Text of a class whose ``repr`` raises (a tagged-text type of another library)."""
+
+    def __repr__(self) -> str:
+        raise RuntimeError("Unshown has no repr")
+
+
+class Tag(int):
+    """An integer of a class whose ``repr`` says nothing of its value."""
+
+    def __repr__(self) -> str:
+        return "Tag"
+
+
+def test_a_live_query_takes_parameters_whose_class_repr_raises_or_hides_the_value(
+    rt: sc.Runtime, space: Space
+) -> None:
+    db = space.sqlite_database("d", tables=TABLES)
+    given = db.query("SELECT ? AS x", [Unshown("hi")])
+    named = db.query("SELECT :x AS x", {"x": Unshown("named")})
+    n = space.cell("n", default=1)
+    tagged = db.query("SELECT ? AS x", [sc.derive(n, Tag)])
+    seen: list[tuple[bool, Any]] = []
+    tagged.observe().subscribe(lambda state: seen.append((state.pending, state.result)))
+    assert rt.settle(timeout=10)
+    assert given.get().result == [{"x": "hi"}] and named.get().result == [{"x": "named"}]
+    assert seen == [(False, [{"x": 1}])]
+    with space.transact():
+        n.set(2)
+    assert rt.settle(timeout=10)
+    # New parameters, as for plain ones: pending (keeping the old rows) until their first run.
+    assert seen == [(False, [{"x": 1}]), (True, [{"x": 1}]), (False, [{"x": 2}])]
+
+
 def test_a_cell_value_of_a_container_that_raises_is_a_value_encode_error(space: Space) -> None:
     cell = space.cell("c", default=0)
 
