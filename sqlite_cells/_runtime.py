@@ -17,6 +17,7 @@ from sqlite_cells.codec import (
     DatabaseError,
     DeclarationError,
     EncodingError,
+    Link,
     Op,
     Quarantined,
     SchemaError,
@@ -25,7 +26,9 @@ from sqlite_cells.codec import (
     TransactionError,
     WriteLockTimeout,
     brief_repr,
+    decode_value,
     derive_id,
+    has_links,
 )
 from sqlite_cells.files import (
     KIND,
@@ -242,13 +245,36 @@ class Space(runtime.Space):
             not target.value_path and target.id in self.runtime.database_inputs
         ):
             return
-        if not self.runtime.holds_handle(target):
+        if self.runtime.holds_handle(target):
+            return
+        said = f"{cell.id} is a pattern's database input (typed sc.SqliteDb), but cell {target.id}"
+        database = self._linked_database(target)
+        if database is not None:
             raise InvalidArgument(
-                f"{cell.id} is a pattern's database input (typed sc.SqliteDb), but cell "
-                f"{target.id} in {target.space.id!r} holds no database handle: link a database "
-                "(space.sqlite_database(...) or space.register_disk_source(...)), a cell that "
-                "holds one, or another piece's database input; nothing was written"
+                f"{said} in {target.space.id!r} holds a link to database {database.id}, and "
+                "a cell that holds a link to a database is not accepted: link the database "
+                "itself (piece.inputs[name].link(db)); nothing was written"
             )
+        raise InvalidArgument(
+            f"{said} in {target.space.id!r} holds no database handle: link a database "
+            "(space.sqlite_database(...) or space.register_disk_source(...)), a cell that "
+            "holds one, or another piece's database input; nothing was written"
+        )
+
+    def _linked_database(self, target: Cell) -> Cell | None:
+        """The database's handle cell that ``target``'s committed value links to, if it is
+        one (what a refusal of ``target`` says)."""
+        try:
+            data = self.runtime.space(target.space.id).file.entity(target.id).data
+            if data is None or not has_links(data):
+                return None
+            value = decode_value(data)
+            if not isinstance(value, Link) or value.path:
+                return None
+            linked = self.runtime.cell_for(value)
+            return linked if self.runtime.holds_handle(linked) else None
+        except SqliteCellsError:  # (a value it cannot read: said as holding no handle)
+            return None
 
     def given_input(self, cell: Cell, value: object, annotation: object) -> object:
         """A parameter typed ``sc.SqliteDb`` gives the body the database its input cell links
@@ -1158,9 +1184,15 @@ def _check_roots(roots: object) -> tuple[str | os.PathLike[str], ...] | None:
     if roots is None:
         return None
     if isinstance(roots, str | bytes | os.PathLike) or not isinstance(roots, Iterable):
-        raise InvalidArgument(
-            f"disk_source_roots is a list of directories, not {brief_repr(roots)}: write "
+        # The one path given, in a list, is the fix; a value that is no path is no root.
+        advice = (
             f"[{brief_repr(roots)}]"
+            if path_text(roots) is not None
+            else "a list of str or Path, such as ['/srv/data'], or None for no limit"
+        )
+        raise InvalidArgument(
+            f"disk_source_roots is a list of directories, not {brief_repr(roots)} (of type "
+            f"{type(roots).__name__}): write {advice}"
         )
     found = tuple(roots)
     for root in found:

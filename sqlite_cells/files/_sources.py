@@ -4,6 +4,8 @@ The path rules are checked on resolved paths, so ``..``, symlinks into the store
 names are judged by where the file really is. Each refusal is a :class:`DiskSourceError` whose
 ``rule`` names the rule broken:
 
+* ``path`` — it must be a path: a ``str`` or an ``os.PathLike`` that gives one (not ``bytes``:
+  SQLite opens files by their text names);
 * ``absolute`` — the path must be absolute;
 * ``exists`` — it must exist;
 * ``regular-file`` — after resolving links it must be a regular file (not a directory, a fifo, a
@@ -244,10 +246,21 @@ def _validated(
     path: str | os.PathLike[str], *, store: Path, roots: Sequence[str | os.PathLike[str]] | None
 ) -> tuple[Path, Pin]:
     given = path_text(path)
-    if given is None or not os.path.isabs(given):
+    if given is None:
+        # (``bytes`` too: SQLite opens files by their text names)
+        if isinstance(path, os.PathLike):
+            what = f"a {type(path).__name__} whose __fspath__() gives no text path"
+        else:
+            what = "None" if path is None else f"a value of type {type(path).__name__}"
+        raise DiskSourceError(
+            "path",
+            brief_repr(path),
+            f"{what} is not a path: give an absolute path as a str or a Path",
+        )
+    if not os.path.isabs(given):
         raise DiskSourceError(
             "absolute",
-            brief_repr(path) if given is None else given,
+            given,
             "give an absolute path as a string or a Path (a relative one depends on the cwd)",
         )
     if "\0" in given:

@@ -392,7 +392,13 @@ def _indexes(
         if fold_ascii(name) in out:
             raise SchemaError(f"{where} is declared twice (case-insensitive); keep one")
         if isinstance(cols, str) or not isinstance(cols, Sequence):
-            raise SchemaError(f"{where}: columns must be a list of names, such as [{_shown(cols)}]")
+            raise SchemaError(
+                f"{where}: columns must be a list of names, not the text {_shown(cols)}: "
+                f"write [{_shown(cols)}]"
+                if isinstance(cols, str)
+                else f"{where}: columns must be a list of column names, not {_shown(cols)} (of "
+                f"type {type(cols).__name__}), such as ['a'] or ['a', 'b']"
+            )
         if not cols:
             raise SchemaError(f"{where}: the column list is empty; name at least one column")
         resolved: list[str] = []

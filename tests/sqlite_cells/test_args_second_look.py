@@ -244,3 +244,46 @@ def test_migration_arguments_of_the_wrong_type_are_argument_errors(
     assert isinstance(raised, sc.SqliteCellsError)
     assert isinstance(raised, TypeError) and isinstance(raised, ValueError)
     assert phrase in str(raised)
+
+
+# --- advice that shows the fix, never the bad value as the example ---------------------------
+
+
+_ANY_ROOTS = "write a list of str or Path, such as ['/srv/data'], or None for no limit"
+
+
+@pytest.mark.parametrize(
+    ("roots", "advice"),
+    [
+        (True, f"not True (of type bool): {_ANY_ROOTS}"),
+        (b"/data", f"not b'/data' (of type bytes): {_ANY_ROOTS}"),
+        ("/data", "not '/data' (of type str): write ['/data']"),
+    ],
+    ids=["bool", "bytes", "str"],
+)
+def test_disk_source_roots_that_are_no_list_advise_a_list_of_paths(
+    tmp_path: Path, roots: Any, advice: str
+) -> None:
+    with pytest.raises(sc.SqliteCellsError) as info:
+        sc.Runtime(tmp_path / "store", disk_source_roots=roots)
+    assert isinstance(info.value, TypeError) and isinstance(info.value, ValueError)
+    assert str(info.value) == f"disk_source_roots is a list of directories, {advice}"
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.parametrize(
+    ("cols", "message"),
+    [
+        (
+            1,
+            "index 'i': columns must be a list of column names, not 1 (of type int), such as "
+            "['a'] or ['a', 'b']",
+        ),
+        ("x", "index 'i': columns must be a list of names, not the text 'x': write ['x']"),
+    ],
+    ids=["int", "text"],
+)
+def test_index_columns_that_are_no_list_advise_a_list_of_names(cols: Any, message: str) -> None:
+    with pytest.raises(sc.SchemaError) as info:
+        sc.table(x="int", indexes={"i": cols})
+    assert str(info.value) == message

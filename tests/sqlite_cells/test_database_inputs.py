@@ -137,6 +137,29 @@ def test_a_cell_that_holds_no_handle_is_refused_and_records_nothing(
     assert space.file.seen_seq == seq
 
 
+def test_a_cell_that_holds_a_link_to_a_database_is_refused_saying_so(
+    rt: sc.Runtime, space: Space
+) -> None:
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    holder = space.cell("holder")
+    holder.link(db)
+    piece = space.run(count, key="k")
+    seq = space.file.seen_seq
+    with pytest.raises(sc.SqliteCellsError) as info:
+        piece.inputs["inp"].link(holder)
+    assert isinstance(info.value, TypeError)
+    assert str(info.value) == (
+        f"{piece.inputs['inp'].id} is a pattern's database input (typed sc.SqliteDb), but cell "
+        f"{holder.id} in 'demo' holds a link to database {db.id}, and a cell that holds a link "
+        "to a database is not accepted: link the database itself (piece.inputs[name].link(db)); "
+        "nothing was written"
+    )
+    assert space.file.seen_seq == seq
+    piece.inputs["inp"].link(db)  # as the message says
+    rt.settle()
+    assert piece.outputs.get().result == [{"n": 0}]
+
+
 def test_a_plain_cell_almost_shaped_like_a_handle_linked_later_is_no_database(
     rt: sc.Runtime, space: Space
 ) -> None:

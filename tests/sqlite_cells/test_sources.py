@@ -166,7 +166,7 @@ def test_roots_limit_where_sources_may_live(store: Path, outside: Path, referenc
 def test_paths_that_are_not_paths_are_refused_as_disk_source_errors(
     space: Space, reference: Path
 ) -> None:
-    for path, rule in ((f"{reference}\0.db", "exists"), (5, "absolute"), (None, "absolute")):
+    for path, rule in ((f"{reference}\0.db", "exists"), (5, "path"), (None, "path")):
         with pytest.raises(sc.DiskSourceError) as info:
             space.register_disk_source(path)  # type: ignore[arg-type]
         assert info.value.rule == rule, str(info.value)
@@ -201,8 +201,8 @@ def test_a_pathlike_that_names_no_text_path_is_refused_as_a_disk_source_error(
 ) -> None:
     with pytest.raises(sc.DiskSourceError) as info:
         space.register_disk_source(path)  # type: ignore[arg-type]
-    assert info.value.rule == "absolute", str(info.value)
-    assert "give an absolute path as a string or a Path" in str(info.value)
+    assert info.value.rule == "path", str(info.value)
+    assert "is not a path: give an absolute path as a str or a Path" in str(info.value)
     assert isinstance(info.value, ValueError)
     assert not space.file.exists  # nothing was written
 

@@ -109,7 +109,10 @@ def test_every_name_of_one_file_gives_one_handle(
 def test_a_bytes_path_is_refused_naming_the_rule(space: Space, reference: Path) -> None:
     with pytest.raises(sc.DiskSourceError) as info:
         space.register_disk_source(os.fsencode(reference))  # type: ignore[arg-type]
-    assert info.value.rule == "absolute" and "string or a Path" in str(info.value)
+    assert info.value.rule == "path" and str(info.value) == (
+        f"path: {repr(os.fsencode(reference))!r}: a value of type bytes is not a path: give an "
+        "absolute path as a str or a Path"
+    )
     assert isinstance(info.value, ValueError)
     assert not space.file.exists
 
