@@ -28,7 +28,7 @@ from sqlite_cells.runtime._boundary import (
     refusal_of,
     surrogate_at,
 )
-from sqlite_cells.runtime._scheduler import Node
+from sqlite_cells.runtime._scheduler import Node, Scheduler
 from sqlite_cells.runtime._shown import (
     SHOWN_DECODED,
     cut_repr,
@@ -406,6 +406,10 @@ class Cell(Reference):
     def _node(self) -> Node:
         return self._space.source_for(self)
 
+    def _scheduler(self) -> Scheduler:
+        # Without making the node: one made on a closed runtime would read the closed file.
+        return self._space.runtime.scheduler
+
     @checked_arguments
     def observe(self) -> Observable[Any]:
         """The current committed value, then each change (delivered on the scheduler thread,
@@ -490,6 +494,9 @@ class Reactive(Reference):
 
     def _node(self) -> Node:
         raise NotImplementedError
+
+    def _scheduler(self) -> Scheduler:
+        return self._node().scheduler
 
     def _not_pickled(self) -> str:
         return (

@@ -378,6 +378,12 @@ class Scheduler:
         for changes the runtime does not see as commits (a file written by another program)."""
         self.submit(lambda: self._propagate(list(nodes)))
 
+    def ended(self, on_completed: Completer | None) -> None:
+        """Tell a subscriber of a closed runtime that the stream has ended, as it ended for
+        those subscribed then: ``on_completed`` at once, on the caller's thread."""
+        if on_completed is not None:
+            _deliver([(_call_completed, on_completed)])
+
     def subscribe(
         self,
         node: Node,
@@ -395,9 +401,7 @@ class Scheduler:
                 node.joining += 1  # it holds the node from now on (see _maybe_release)
                 self._joining[id(observer)] = observer
         if closed:
-            # The runtime closed: the stream has ended, as it ended for those subscribed then.
-            if on_completed is not None:
-                _deliver([(_call_completed, on_completed)])
+            self.ended(on_completed)
             return Subscription(node, observer)
 
         def run() -> None:

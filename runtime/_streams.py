@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from reactivex import Observable, abc
 
     from sqlite_cells.runtime._cell import Cell, Reactive
+    from sqlite_cells.runtime._scheduler import Node
 
 __all__ = ["node_values", "observe_node"]
 
@@ -37,13 +38,19 @@ def observe_node(owner: Cell | Reactive) -> Observable[Any]:
     import reactivex
     from reactivex.disposable import Disposable
 
-    owner._node().scheduler.check_forked()  # (at the call, as every other call refuses there)
+    owner._scheduler().check_forked()  # (at the call, as every other call refuses there)
 
     def on_subscribe(
         observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        node = owner._node()
         loop = _loop_of(scheduler)
+        node = _node_unless_closed(owner)
+        if node is None:  # the stream has ended: a subscription that does nothing
+            ends = observer.on_completed
+            owner._scheduler().ended(
+                ends if loop is None else _OnLoop(loop, threading.Event()).handing_completion(ends)
+            )
+            return Disposable()
         if loop is None:
             subscription = node.scheduler.subscribe(
                 node, observer.on_next, observer.on_error, observer.on_completed
@@ -65,6 +72,22 @@ def observe_node(owner: Cell | Reactive) -> Observable[Any]:
         return Disposable(dispose)
 
     return reactivex.create(on_subscribe)
+
+
+def _node_unless_closed(owner: Cell | Reactive) -> Node | None:
+    """``owner``'s node, or None once the runtime is closed: a cell's node made then would read
+    the closed space file (a ``ClosedError``), where a cell observed before the close is told
+    the stream ended — one end of the stream for every cell, key path, derived cell and
+    query (decisions.md, "After close: a late subscriber is told the stream ended")."""
+    scheduler = owner._scheduler()
+    if scheduler.closed:
+        return None
+    try:
+        return owner._node()
+    except ClosedError:
+        if scheduler.closed:  # (closed meanwhile)
+            return None
+        raise
 
 
 def _loop_of(scheduler: abc.SchedulerBase | None) -> asyncio.AbstractEventLoop | None:

@@ -227,12 +227,23 @@ def test_subscribing_after_close_completes_at_once(store: Path) -> None:
     rt = sc.Runtime(store)
     c = rt.space("s").cell("c", default=1)
     d = sc.derive(c, lambda v: v + 1)
+    fresh = rt.space("s").cell("fresh", default={"k": 1})  # never observed: no node before
     rt.settle()
     rt.close()
-    for source in (c, d):
+    # A cell (or key path) observed for the first time after the close ends the same way, not
+    # with the ClosedError its first read of the closed file raised.
+    for source in (c, d, fresh, fresh.key("k"), c.key("k")):
         events: list[object] = []
         subscription = source.observe().subscribe(
             events.append, events.append, functools.partial(events.append, "completed")
         )
         assert events == ["completed"]
         subscription.dispose()
+
+    async def every_value() -> list[Any]:  # (subscribed with the loop's reactivex scheduler)
+        import reactivex.operators as ops
+
+        values: list[Any] = await fresh.key("k").observe().pipe(ops.to_list())
+        return values
+
+    assert asyncio.run(every_value()) == []
