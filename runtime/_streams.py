@@ -4,7 +4,9 @@ as an asyncio iterator (``Query.states()``, ``Query.first()``).
 Values are computed and delivered on the scheduler thread. A plain subscriber is called there
 (decisions.md); asyncio code is not: its futures and queues may be touched only on their own
 loop, and a value set from another thread neither is safe nor wakes the loop. So what is meant
-for an event loop is handed to it with ``loop.call_soon_threadsafe``, in order.
+for an event loop is handed to it with ``loop.call_soon_threadsafe``, in order. An event loop
+that runs on the scheduler thread itself (in a subscriber) would wait in vain for what that
+thread delivers: it gets the current value only, and a wait for a later one is refused.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from sqlite_cells.codec import ClosedError
+from sqlite_cells.codec import ClosedError, TransactionError
 
 if TYPE_CHECKING:
     from reactivex import Observable, abc
@@ -51,6 +53,8 @@ def observe_node(owner: Cell | Reactive) -> Observable[Any]:
                 ends if loop is None else _OnLoop(loop, threading.Event()).handing_completion(ends)
             )
             return Disposable()
+        if loop is not None and node.scheduler.settles_at_once and _runs_here(loop):
+            return _current_only(node, observer, loop)
         if loop is None:
             subscription = node.scheduler.subscribe(
                 node, observer.on_next, observer.on_error, observer.on_completed
@@ -90,6 +94,37 @@ def _node_unless_closed(owner: Cell | Reactive) -> Node | None:
         raise
 
 
+def _runs_here(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:  # no loop runs on this thread
+        return False
+
+
+def _current_only(
+    node: Node, observer: abc.ObserverBase[Any], loop: asyncio.AbstractEventLoop
+) -> abc.DisposableBase:
+    """A subscription made on the scheduler thread for an event loop that runs on it (``await
+    c.observe().pipe(ops.first())`` in a subscriber): the loop blocks the thread that would
+    deliver, so a value delivered later would be waited for in vain, and the runtime with it.
+    It gets the current value at once, then ``on_error`` (:class:`TransactionError`) for any
+    later one, so that an await ends either way (``ops.first()`` has left by then: the error is
+    not delivered)."""
+    from reactivex.disposable import Disposable
+
+    disposed = threading.Event()
+    on_loop = _OnLoop(loop, disposed)
+    what, waited = "observe() subscribed from an event loop", "a further value"
+    try:
+        value = _value_here(node, what, waited)
+    except Exception as exc:  # (the node's own error as it came, or the wait refused)
+        on_loop.handing(observer.on_error)(exc)
+    else:
+        on_loop.handing(observer.on_next)(value)
+        on_loop.handing(observer.on_error)(_cannot_wait(what, waited))
+    return Disposable(disposed.set)
+
+
 def _loop_of(scheduler: abc.SchedulerBase | None) -> asyncio.AbstractEventLoop | None:
     """The event loop of a reactivex asyncio scheduler (``AsyncIOThreadSafeScheduler`` is one
     too), None for any other scheduler or none."""
@@ -127,17 +162,28 @@ class _OnLoop:
         return lambda: self._hand(deliver)
 
 
-async def node_values(owner: Cell | Reactive, what: str) -> AsyncIterator[Any]:
+async def node_values(owner: Cell | Reactive, what: str, waited: str) -> AsyncIterator[Any]:
     """The current value of ``owner``'s node, then each change, on the running event loop.
 
     The stream's end is raised, never waited out: ``on_error``'s error as it came, and the
     runtime closing (or closed at the call, when the subscription completes at once) as a
     ``ClosedError`` naming ``what`` — a loop waiting for a next value would otherwise wait for
-    ever. Leaving the loop unsubscribes."""
+    ever. Leaving the loop unsubscribes.
+
+    On the scheduler thread (a subscriber or derive function that runs an event loop), or where
+    the scheduler waits for the caller (see ``Scheduler.building``), nothing is delivered while
+    the caller waits: only the current value is yielded, and asking for another (``waited``,
+    what the caller would wait for) raises :class:`TransactionError` at once, as
+    ``rt.settled()`` returns at once there, instead of stopping the runtime's deliveries."""
+    node = owner._node()
+    if node.scheduler.settles_at_once:
+        if node.scheduler.closed:
+            raise _closed(what)
+        yield _value_here(node, what, waited)
+        raise _cannot_wait(what, waited)
     queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
     disposed = threading.Event()
     on_loop = _OnLoop(asyncio.get_running_loop(), disposed)
-    node = owner._node()
     subscription = node.scheduler.subscribe(
         node,
         on_loop.handing(lambda value: queue.put_nowait((True, value))),
@@ -150,12 +196,37 @@ async def node_values(owner: Cell | Reactive, what: str) -> AsyncIterator[Any]:
             if is_value:
                 yield item
             elif item is None:
-                raise ClosedError(
-                    f"{what}: the runtime is closed, so no further value comes; "
-                    "open a new Runtime to read it again"
-                )
+                raise _closed(what)
             else:
                 raise item
     finally:
         disposed.set()
         subscription.dispose()
+
+
+def _closed(what: str) -> ClosedError:
+    return ClosedError(
+        f"{what}: the runtime is closed, so no further value comes; open a new Runtime to read "
+        "it again"
+    )
+
+
+def _value_here(node: Node, what: str, waited: str) -> Any:
+    """(Where the scheduler cannot deliver while the caller waits: see :func:`node_values`.)
+    The node's current value — computed inline on the scheduler thread, as ``get()`` does
+    there — or the error its computation raised."""
+    if not (node.scheduler.on_thread or node.ready.is_set()):
+        raise _cannot_wait(what, waited)
+    value = node.current()
+    if node.error is not None:
+        raise node.error
+    return value
+
+
+def _cannot_wait(what: str, waited: str) -> TransactionError:
+    return TransactionError(
+        f"{what} cannot wait for {waited} here: it runs on the runtime's scheduler thread (in a "
+        "subscriber, or a derive or lift function), which delivers nothing while it waits, so "
+        "the wait would never end; read the current value there (.get()), or await it outside "
+        "subscribers and derived functions"
+    )

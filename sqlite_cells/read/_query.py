@@ -430,8 +430,13 @@ class Query(Reactive, Generic[T]):
     @checked_arguments
     async def first(self) -> QueryState[T]:
         """The first state that is not pending (rows or an error), without blocking the loop.
-        ``ClosedError`` if the runtime is closed, or closes before such a state comes."""
-        async for state in node_values(self, "Query.first()"):
+        ``ClosedError`` if the runtime is closed, or closes before such a state comes. On the
+        scheduler thread (a subscriber or derive function running an event loop) nothing is
+        delivered while it waits: it returns the current state at once if it is not pending,
+        else raises ``TransactionError``."""
+        async for state in node_values(
+            self, "Query.first()", "a state that is not pending (the query is pending now)"
+        ):
             if not state.pending:
                 return state  # type: ignore[no-any-return]
         raise AssertionError("unreachable: node_values() never ends")  # pragma: no cover
@@ -441,8 +446,10 @@ class Query(Reactive, Generic[T]):
         """The current state, then each change, as an async iterator (stop by leaving the
         loop). States are handed over from the scheduler thread to the running event loop.
         The runtime closing (or closed at the call) ends it with ``ClosedError``: a loop that
-        waits for the next state never waits for ever."""
-        async for state in node_values(self, "Query.states()"):
+        waits for the next state never waits for ever. On the scheduler thread it yields the
+        current state only, then raises ``TransactionError``: nothing is delivered there while
+        it waits."""
+        async for state in node_values(self, "Query.states()", "the query's next state"):
             yield state
 
     @checked_arguments

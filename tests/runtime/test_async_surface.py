@@ -1072,6 +1072,75 @@ def test_settled_in_a_subscriber_returns_at_once_and_deliveries_go_on(
     assert seen_other == [0, 7]
 
 
+async def _awaited(observable: Any) -> Any:
+    return await observable
+
+
+def test_first_states_and_awaited_observables_in_a_subscriber_answer_at_once(
+    rt: sc.Runtime, space: sc.Space
+) -> None:
+    """On the scheduler thread (a subscriber running its own event loop) nothing is delivered
+    while the caller waits: ``q.first()``, ``q.states()`` and an awaited observable give the
+    current value at once, and a wait for one that has not come is refused at once
+    (``TransactionError``), where they waited for ever and stopped the runtime's deliveries."""
+    from reactivex import operators as ops
+
+    c = space.cell("c", default=0)
+    d = space.cell("d", default=41)  # never observed before the subscriber awaits it
+    other = space.cell("other", default=0)
+    q = _messages(space).query("SELECT count(*) AS n FROM rows")
+    pending = _pending_query(space)
+    seen_other: list[int] = []
+    other.observe().subscribe(seen_other.append)
+    rt.settle()
+    answers: dict[str, Any] = {}
+
+    async def first_state() -> Any:
+        async for state in q.states():
+            return state
+        return None
+
+    async def second_state() -> Any:
+        async for state in q.states():
+            answers["states, current"] = state
+        return None
+
+    calls: dict[str, Callable[[], Coroutine[Any, Any, Any]]] = {
+        "first": q.first,
+        "states": first_state,
+        "states, next": second_state,
+        "pending first": pending.first,
+        "observe, first": lambda: _awaited(d.observe().pipe(ops.first())),
+        "observe, to the end": lambda: _awaited(d.observe()),
+    }
+
+    def on_c(value: int) -> None:
+        if value == 1:
+            for name, call in calls.items():
+                try:
+                    answers[name] = asyncio.run(asyncio.wait_for(call(), SHORT))
+                except Exception as exc:
+                    answers[name] = exc
+
+    c.observe().subscribe(on_c)
+    with space.transact():
+        c.set(1)
+    with space.transact():
+        other.set(7)
+    assert rt.settle(timeout=BOUND)
+    assert seen_other == [0, 7]  # deliveries went on
+    done = sc.QueryState(False, [{"n": 0}], None, 0)
+    assert answers["first"] == answers["states"] == answers["states, current"] == done
+    assert answers["observe, first"] == 41
+    for name in ("states, next", "pending first", "observe, to the end"):
+        error = answers[name]
+        assert type(error) is sc.TransactionError, (name, error)
+        assert "cannot wait for" in str(error) and "scheduler thread" in str(error)
+    assert "Query.first() cannot wait for a state that is not pending" in str(
+        answers["pending first"]
+    )
+
+
 def test_awaiting_an_observable_of_a_cell_derived_cell_or_query_returns_its_value(
     rt: sc.Runtime, space: sc.Space
 ) -> None:
