@@ -153,6 +153,7 @@ def test_a_live_query_takes_parameters_whose_class_repr_raises_or_hides_the_valu
     named = db.query("SELECT :x AS x", {"x": Unshown("named")})
     n = space.cell("n", default=1)
     tagged = db.query("SELECT ? AS x", [sc.derive(n, Tag)])
+    assert rt.settle(timeout=10)  # (subscribed after the first run: it is what is seen first)
     seen: list[tuple[bool, Any]] = []
     tagged.observe().subscribe(lambda state: seen.append((state.pending, state.result)))
     assert rt.settle(timeout=10)
