@@ -1,7 +1,8 @@
 """What ``sqlite-cells tables`` and ``sqlite-cells cells`` list, read without writing anything.
 
 * :func:`list_tables`: for each database of each space, its tables with their columns (name,
-  declared type, NOT NULL, default, primary key), indexes and row counts;
+  declared type, NOT NULL, default, primary key, generated: every column ``SELECT *`` returns),
+  indexes and row counts;
 * :func:`list_cells`: for each space, its cells (name when known, id, kind, rev, value with links
   shown by what they name) — database handles appear as kind ``database``.
 
@@ -27,6 +28,7 @@ from sqlite_cells.cli._inspect import (
     database_info,
     decoded,
     locked,
+    name_text,
     one_line,
     read_handles,
     read_only,
@@ -64,7 +66,8 @@ class TableRow:
     database: str  # its name when the store records one, else its id
     db_id: str
     table: str
-    columns: tuple[dict[str, Any], ...]  # name, type, notnull, default, pk
+    # name, type, notnull, default, pk, generated ("virtual", "stored" or None)
+    columns: tuple[dict[str, Any], ...]
     indexes: tuple[dict[str, Any], ...]  # name, columns, unique
     rows: int
 
@@ -87,7 +90,8 @@ class TableRow:
             "table": self.table,
             "columns": ", ".join(_column_text(c) for c in self.columns),
             "indexes": ", ".join(
-                f"{i['name']}({', '.join(i['columns'])})" + (" unique" if i["unique"] else "")
+                f"{name_text(i['name'])}({', '.join(map(name_text, i['columns']))})"
+                + (" unique" if i["unique"] else "")
                 for i in self.indexes
             ),
             "rows": self.rows,
@@ -152,14 +156,20 @@ class CellRow:
         }
 
 
+# What ``pragma_table_xinfo`` says of a generated column (its ``hidden``), as listed.
+_GENERATED = {2: "virtual", 3: "stored"}
+
+
 def _column_text(column: dict[str, Any]) -> str:
-    parts = [column["name"], column["type"] or ""]
+    parts = [name_text(column["name"]), column["type"] or ""]
     if column["pk"]:
         parts.append("primary key")
     if column["notnull"]:
         parts.append("not null")
     if column["default"] is not None:
         parts.append(f"default {column['default']}")
+    if column.get("generated") is not None:
+        parts.append(f"generated {column['generated']}")
     return " ".join(p for p in parts if p)
 
 
@@ -182,11 +192,14 @@ def _file_tables(
                 "notnull": bool(notnull),
                 "default": None if default is None else shown(default),
                 "pk": pk,
+                "generated": _GENERATED.get(hidden),
             }
-            for col, kind, notnull, default, pk in conn.execute(
+            # The extended form lists generated columns too, which `SELECT *` returns; a
+            # virtual table's hidden columns (1), which it does not, are left out.
+            for col, kind, notnull, default, pk, hidden in conn.execute(
                 f'SELECT {as_bytes("name")}, {as_bytes("type")}, "notnull", '
-                f"{as_bytes('dflt_value')}, pk FROM pragma_table_info(CAST(? AS TEXT)) "
-                "ORDER BY cid",
+                f"{as_bytes('dflt_value')}, pk, hidden "
+                "FROM pragma_table_xinfo(CAST(? AS TEXT)) WHERE hidden IS NOT 1 ORDER BY cid",
                 (table.raw,),
             )
         ]

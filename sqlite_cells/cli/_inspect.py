@@ -22,6 +22,7 @@ import errno
 import json
 import logging
 import os
+import re
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -114,6 +115,7 @@ __all__ = [
     "inspect_store",
     "library_log_held",
     "moved_out_then_rebuilt",
+    "name_text",
     "one_line",
     "orphan_advice",
     "query_store",
@@ -838,7 +840,25 @@ def shown(data: Any) -> str:
     """``data`` (selected with :func:`as_bytes`) as text to show: text that is not valid UTF-8
     as the hex of its bytes, so that a row another program wrote is listed as what it is."""
     text = decoded(data)
-    return text if text is not None else f"<not UTF-8 text: x'{bytes(data).hex()}'>"
+    return text if text is not None else f"{_NOT_UTF8}{bytes(data).hex()}'>"
+
+
+_NOT_UTF8 = "<not UTF-8 text: x'"
+
+
+def name_text(name: str) -> str:
+    """A column's or index's name as :func:`shown` gives it, for a line of text that lists
+    several with their types: a plain identifier as it is, any other name (one holding a comma,
+    a space, a quote, or an SQL keyword) double-quoted as SQL writes it, so that one name never
+    reads as several. A name that is not UTF-8 keeps the form :func:`shown` gave it."""
+    if name.startswith(_NOT_UTF8) or (
+        _PLAIN_NAME.fullmatch(name) and name.upper() not in apsw.keywords
+    ):
+        return name
+    return quote_ident(name)
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @contextmanager

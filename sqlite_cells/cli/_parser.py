@@ -300,7 +300,8 @@ def parser() -> argparse.ArgumentParser:
         parents=[common],
         help="list the tables of each database: columns, indexes, row counts",
         description="For each database of each space: its tables, their columns (type, NOT "
-        "NULL, default, primary key), indexes and row counts. Read-only.",
+        "NULL, default, primary key, generated; a name that is not a plain identifier shown "
+        "double-quoted as in SQL), indexes and row counts. Read-only.",
     )
     _store_positional(tables)
     _names(tables)

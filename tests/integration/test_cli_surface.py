@@ -200,6 +200,94 @@ def test_tables_lists_columns_indexes_and_row_counts(
     assert "body TEXT not null" in lines[2] and lines[2].endswith("by_ts(ts)  2")
 
 
+def test_tables_lists_generated_columns_of_databases_and_injected_files(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every column `SELECT *` returns is listed, the generated ones (virtual or stored) marked.
+    source = tmp_path / "prices.db"
+    conn = apsw.Connection(str(source))
+    conn.execute(
+        "CREATE TABLE t (price INTEGER, twice INTEGER GENERATED ALWAYS AS (price * 2) VIRTUAL, "
+        "more INTEGER GENERATED ALWAYS AS (price + 1) STORED)"
+    )
+    conn.execute("INSERT INTO t (price) VALUES (10)")
+    conn.close()
+    with sc.Runtime(store) as rt:
+        space = rt.space("g")
+        db = space.sqlite_database(
+            "d",
+            tables={
+                "t": sc.table(
+                    price="integer not null",
+                    twice="integer generated always as (price * 2) virtual",
+                    more="integer generated always as (price + 1) stored",
+                )
+            },
+        )
+        with space.transact():
+            db.exec("INSERT INTO t (price) VALUES (10)")
+        assert list(db.read("SELECT * FROM t")[0]) == ["price", "twice", "more"]
+        space.register_disk_source(source)
+    code, out, _ = _run(capsys, "tables", str(store), "--json")
+    assert code == 0
+    listed = json.loads(out)
+    assert sorted(t["database"] for t in listed) == ["d", "prices.db"]
+    for table in listed:
+        assert [(c["name"], c["type"], c["generated"]) for c in table["columns"]] == [
+            ("price", "INTEGER", None),
+            ("twice", "INTEGER", "virtual"),
+            ("more", "INTEGER", "stored"),
+        ]
+    code, out, _ = _run(capsys, "tables", str(store))
+    lines = out.splitlines()[2:]
+    assert len(lines) == 2 and all(
+        "twice INTEGER generated virtual, more INTEGER generated stored" in line for line in lines
+    )
+    code, out, _ = _run(capsys, "tables", str(store), "--csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert {r["database"]: r["columns"] for r in rows} == {
+        "d": "price INTEGER not null, twice INTEGER generated virtual, "
+        "more INTEGER generated stored",
+        "prices.db": "price INTEGER, twice INTEGER generated virtual, "
+        "more INTEGER generated stored",
+    }
+
+
+def test_tables_quotes_a_column_name_that_is_not_a_plain_identifier(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # One column named `a, b` is not listed as two (`a`, `b TEXT`); a keyword is quoted too.
+    with sc.Runtime(store) as rt:
+        space = rt.space("q")
+        db = space.sqlite_database(
+            "d",
+            tables={
+                "t": sc.table(
+                    {
+                        "a, b": "text",
+                        'say "hi"': "text",
+                        "order": "integer",
+                        "note": "text default 'x, y INTEGER'",
+                    },
+                    indexes={"by order": ["order", "a, b"]},
+                )
+            },
+        )
+        with space.transact():
+            db.exec('INSERT INTO t ("a, b") VALUES (?)', ["v"])
+    expected = '"a, b" TEXT, "say ""hi""" TEXT, "order" INTEGER, note TEXT default \'x, y INTEGER\''
+    code, out, _ = _run(capsys, "tables", str(store), "--csv")
+    assert code == 0
+    (row,) = csv.DictReader(io.StringIO(out))
+    assert row["columns"] == expected
+    assert row["indexes"] == '"by order"("order", "a, b")'
+    code, out, _ = _run(capsys, "tables", str(store))
+    assert expected in out.splitlines()[2]
+    code, out, _ = _run(capsys, "tables", str(store), "--json")
+    (table,) = json.loads(out)  # JSON gives each name as it is
+    assert [c["name"] for c in table["columns"]] == ["a, b", 'say "hi"', "order", "note"]
+
+
 def test_cells_lists_names_kinds_values_and_links_by_name(
     chat_store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
