@@ -356,7 +356,15 @@ def _read(
 ) -> QueryResult:
     """``query``'s read of ``database`` of ``space_id`` (see ``query_store``)."""
     try:
-        return query_store(store, space_id, database, args.sql, params, timeout=args.timeout)
+        return query_store(
+            store,
+            space_id,
+            database,
+            args.sql,
+            params,
+            timeout=args.timeout,
+            timeout_setting="--timeout",
+        )
     except SqliteCellsError as exc:
         if isinstance(exc, QueryError) or not waited_for_lock(exc):
             raise
@@ -580,10 +588,8 @@ def _message(exc: SqliteCellsError) -> str:
     cause = exc.__cause__
     text = str(exc)
     if isinstance(exc, QueryTimeout):
-        # The command's words for the deadline (a runtime's is its query_timeout).
-        return text.replace("(query_timeout)", "(--timeout)").replace(
-            "narrow the query", "narrow the query, or give a larger --timeout"
-        )
+        # (The read names the deadline --timeout already: query_store's timeout_setting.)
+        return text.replace("narrow the query", "narrow the query, or give a larger --timeout")
     if not isinstance(exc, QueryError) or cause is None:
         return text
     if isinstance(cause, SqliteCellsError):

@@ -1269,6 +1269,7 @@ def query_store(
     params: tuple[Any, ...] | dict[str, Any] = (),
     *,
     timeout: float = QUERY_TIMEOUT,
+    timeout_setting: str = "timeout",
 ) -> QueryResult:
     """Run one guarded read (R20–R24) on a database of ``space_id``. ``database`` is the name
     given to ``space.sqlite_database(name)`` at top level, or a raw ``of:…`` id (for databases
@@ -1278,7 +1279,8 @@ def query_store(
     :func:`_first_look`): one that disagrees is never read, and nothing is repaired here.
 
     ``params`` binds the statement's parameters (a tuple for ``?``, a dict for ``:name``);
-    ``timeout`` is the read's deadline in seconds (R44).
+    ``timeout`` is the read's deadline in seconds (R44); a read past it names it as
+    ``timeout_setting`` (the command line's ``--timeout``).
 
     Raises :class:`GuardViolation` for a refused statement, :class:`QueryError` when it fails,
     :class:`InspectError` when the store, the space or the database file does not exist,
@@ -1336,7 +1338,7 @@ def query_store(
         raise InspectError("database-not-found", _never_written(database, db_id, space_id))
     columns = _result_columns(decl, sql, params)
     _refuse_repeated_columns(db_id, sql, columns)
-    pool = ReadPool(1)
+    pool = ReadPool(1, timeout_setting=timeout_setting)
     pin = recorded_pin(handle)  # R60: the file the handle registered is the file read
     if pin is not None:
         pool.pins.adopt(db_id, pin)

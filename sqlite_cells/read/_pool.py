@@ -272,7 +272,9 @@ class _Checkout:
 class ReadPool:
     """``pinned`` gives the identity the runtime's write path pinned for a store file's path,
     if any (None: the pool checks nothing against a pin). ``pins`` are the pins of the
-    injected files its reads check (R60), the runtime's (or the command's)."""
+    injected files its reads check (R60), the runtime's (or the command's).
+    ``timeout_setting`` is what its reads' deadline is called where it was set (a runtime's
+    ``query_timeout``, the command line's ``--timeout``): a read past it says so by that name."""
 
     def __init__(
         self,
@@ -281,11 +283,13 @@ class ReadPool:
         length_limit: int = DEFAULT_LENGTH_LIMIT,
         pinned: Callable[[Path], Identity | None] | None = None,
         pins: Pins | None = None,
+        timeout_setting: str = "query_timeout",
     ) -> None:
         if size < 1:
             raise ValueError(f"read_pool_size must be at least 1, not {size}")
         self.size = size
         self.length_limit = length_limit
+        self.timeout_setting = timeout_setting
         self._pinned = pinned
         self.pins = Pins() if pins is None else pins  # (a runtime's are its store's)
         # _lock guards _idle, _idle_count, _open_count, _generation and _closed.

@@ -264,7 +264,7 @@ def read_rows(
                 raise QueryTimeout(
                     decl.db_id,
                     sql,
-                    f"still running {timeout}s (query_timeout) later: narrow the query",
+                    f"still running {timeout}s ({pool.timeout_setting}) later: narrow the query",
                 )
     except KeyboardInterrupt:
         # Ctrl-C: the read stops too, instead of running on behind a caller that has left
@@ -327,7 +327,16 @@ def read_batch(
             if source:
                 return _read_source(pool, decl, statements, timeout, tracker, start, previous)
             with pool.connection(decl.path) as pooled:
-                return _read_file(pooled, decl, statements, timeout, tracker, start, previous)
+                return _read_file(
+                    pooled,
+                    decl,
+                    statements,
+                    pool.timeout_setting,
+                    timeout,
+                    tracker,
+                    start,
+                    previous,
+                )
         except apsw.Error as exc:
             if not (is_hot_journal(exc) and decl.kind is SourceKind.CELL):
                 raise
@@ -336,7 +345,16 @@ def read_batch(
             left = min(timeout, tracker.deadline - time.monotonic())
             roll_back_interrupted(decl.path, max(0.0, left))
             with pool.connection(decl.path) as pooled:
-                return _read_file(pooled, decl, statements, timeout, tracker, start, previous)
+                return _read_file(
+                    pooled,
+                    decl,
+                    statements,
+                    pool.timeout_setting,
+                    timeout,
+                    tracker,
+                    start,
+                    previous,
+                )
     except _ForeignFile:
         # Not the database's file: let it go, and forget that a file was seen there, so the
         # database reads as never written once that file is moved away (R41).
@@ -370,12 +388,14 @@ def read_batch(
         with _scratch(decl.schema) as pooled:
             _track(tracker, pooled, start, timeout)
             _note_cookie(decl.path, _NO_FILE)
-            plan = _Plan(decl, timeout, pooled, _NO_FILE)
+            plan = _Plan(decl, pool.timeout_setting, timeout, pooled, _NO_FILE)
             return 0, _run_all(
                 pooled, plan, statements, tracker, start, previous, transaction=False
             )
     except apsw.Error as exc:  # opening the file or its transaction failed
-        raise _translate(decl, statements[start].sql, exc, timeout, None) from exc
+        raise _translate(
+            decl, statements[start].sql, exc, pool.timeout_setting, timeout, None
+        ) from exc
 
 
 # Reads of a source through an ``immutable`` connection made again when the file was written
@@ -411,7 +431,8 @@ def _read_source(
                         decl.db_id,
                         sql,
                         f"the injected file {decl.path} was written by another program while "
-                        f"each read of it ran, for longer than query_timeout ({timeout}s; it is "
+                        f"each read of it ran, for longer than {pool.timeout_setting} "
+                        f"({timeout}s; it is "
                         "read without a lock while its program has it closed, R60): nothing was "
                         "served; read it again once that program is done",
                     )
@@ -429,7 +450,14 @@ def _read_source(
                 try:
                     with reading_sources():
                         done = _read_file(
-                            pooled, decl, statements, timeout, tracker, start, previous
+                            pooled,
+                            decl,
+                            statements,
+                            pool.timeout_setting,
+                            timeout,
+                            tracker,
+                            start,
+                            previous,
                         )
                 except (apsw.CantOpenError, apsw.CorruptError):
                     if not _beside_its_program(pooled):
@@ -517,6 +545,7 @@ def _read_file(
     pooled: PooledConnection,
     decl: Declaration,
     statements: Sequence[Statement],
+    setting: str,
     timeout: float,
     tracker: Tracker,
     start: int,
@@ -542,7 +571,7 @@ def _read_file(
                 raise _ForeignFile
             _note_cookie(decl.path, cookie)
         tracker.seq = seq
-        plan = _Plan(decl, timeout, pooled, cookie)
+        plan = _Plan(decl, setting, timeout, pooled, cookie)
         try:
             plan.on_file(sync_shadows(pooled, decl, own, plan.policy))
         except SchemaTextError as exc:  # a read fails as a read (R41)
@@ -618,12 +647,27 @@ class _Plan:
     the key its read sets are kept under and one cursor (worked out once per batch, not per
     statement)."""
 
-    __slots__ = ("base_policy", "cursor", "decl", "file", "policy", "schema_key", "timeout")
+    __slots__ = (
+        "base_policy",
+        "cursor",
+        "decl",
+        "file",
+        "policy",
+        "schema_key",
+        "setting",
+        "timeout",
+    )
 
     def __init__(
-        self, decl: Declaration, timeout: float, pooled: PooledConnection, cookie: object
+        self,
+        decl: Declaration,
+        setting: str,
+        timeout: float,
+        pooled: PooledConnection,
+        cookie: object,
     ) -> None:
         self.decl = decl
+        self.setting = setting  # what the timeout is called where it was set (ReadPool)
         self.timeout = timeout
         key = _schema_key(decl)
         self.schema_key = _file_key(decl, key, cookie)
@@ -664,7 +708,7 @@ def _run_one(pooled: PooledConnection, plan: _Plan, stmt: Statement) -> Statemen
         plan.cursor = pooled.conn.cursor()  # a fresh one after a failure, to be safe
         error = _behind_the_file(pooled, plan, stmt, exc)
         if error is None:
-            error = _translate(plan.decl, stmt.sql, exc, plan.timeout, pooled)
+            error = _translate(plan.decl, stmt.sql, exc, plan.setting, plan.timeout, pooled)
         if error.__cause__ is None:
             error.__cause__ = exc
         return StatementResult(error=error, read_set=_read_set_of_failure(exc))
@@ -1147,11 +1191,12 @@ def _translate(
     decl: Declaration,
     sql: str,
     exc: apsw.Error,
+    setting: str,
     timeout: float,
     pooled: PooledConnection | None,
 ) -> QueryError:
     """One apsw error of a read as the error a user sees (R44: interrupts and lock waits past
-    the deadline are :class:`QueryTimeout`)."""
+    the deadline are :class:`QueryTimeout`, naming the deadline as ``setting``)."""
     if isinstance(exc, apsw.InterruptError):
         advice = "narrow the query"
         if getattr(exc, "read_a_copy", False):
@@ -1161,13 +1206,13 @@ def _translate(
                 "them (write to it once), or leave rowid out of the statement"
             )
         error: QueryError = QueryTimeout(
-            decl.db_id, sql, f"interrupted after {timeout}s (query_timeout): {advice}"
+            decl.db_id, sql, f"interrupted after {timeout}s ({setting}): {advice}"
         )
     elif isinstance(exc, apsw.BusyError) and (pooled is None or pooled.timed_out_waiting):
         error = QueryTimeout(
             decl.db_id,
             sql,
-            f"the file stayed locked by another connection past query_timeout ({timeout}s): "
+            f"the file stayed locked by another connection past {setting} ({timeout}s): "
             "try again when its writer is done",
         )
     elif advice := out_of_files(exc):

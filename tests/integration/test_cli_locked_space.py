@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import apsw
 import pytest
 
 import sqlite_cells as sc
@@ -87,6 +88,28 @@ def test_query_waiting_for_the_space_files_lock_is_a_query_timeout(held: Path) -
     assert done.stderr.startswith("sqlite-cells: QueryTimeout: "), done.stderr
     assert "waited 1.0s for a lock another connection holds" in done.stderr
     assert done.stdout == ""
+
+
+def test_query_of_a_locked_injected_file_names_the_commands_timeout(
+    store: Path, tmp_path: Path
+) -> None:
+    # The read's deadline is the command's --timeout: it is named so, not as a runtime's
+    # query_timeout, which the command has none of.
+    source = tmp_path / "src.db"
+    conn = apsw.Connection(str(source))
+    conn.execute("CREATE TABLE t (a); INSERT INTO t VALUES (1)")
+    conn.close()
+    with sc.Runtime(store) as rt:
+        rt.space("demo").register_disk_source(source)
+    before = source.read_bytes()
+    for _ in _held(store, source):
+        done = run_cli("query", str(store), "demo", "src.db", "SELECT a FROM t", "--timeout", "1")
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.startswith("sqlite-cells: QueryTimeout: "), done.stderr
+        assert "stayed locked by another connection past --timeout (1.0s)" in done.stderr
+        assert "query_timeout" not in done.stderr
+        assert done.stdout == ""
+    assert source.read_bytes() == before
 
 
 def test_the_other_commands_say_the_space_file_is_locked(held: Path) -> None:
