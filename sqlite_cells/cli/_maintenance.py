@@ -693,7 +693,7 @@ def gc(store: str, args: argparse.Namespace, out: TextIO) -> int:
     skipped = _skipped(root)
     plan = gc_plan(root)  # (kept: files no space names that gc cannot tell are unused)
     found, damaged = plan.garbage, plan.damaged
-    kept = [(p, _why_unnamed_kept(p, mark)) for p, mark in plan.kept]
+    kept = [(p, _why_unnamed_kept(p, mark, in_use=p in plan.in_use)) for p, mark in plan.kept]
     paths = [g.path for g in found]
     reasons = {
         g.path: _GIVEN_UP if g.dropped else _UNFINISHED if g.rebuild else _UNUSED for g in found
@@ -799,9 +799,16 @@ def _shown_home(space: str | None, name: str | None) -> str:
     return one_line(f" ({what} of space {space!r})")
 
 
-def _why_unnamed_kept(path: Path, watermark: int | None) -> str:
+def _why_unnamed_kept(path: Path, watermark: int | None, *, in_use: bool) -> str:
     """Why gc keeps ``path``, a database file no space names (``watermark``: its own, None when
-    it cannot be read as a database)."""
+    it cannot be read as a database; ``in_use``: another connection held it as gc read it, so
+    neither says anything of it)."""
+    if in_use:  # R74: a new database's file exists before its first commit names it
+        return (
+            "no space names it yet, and another connection held it while gc read it: it may "
+            "be a new database's first write under way, which names it in its space as it "
+            "commits; nothing was changed: run gc again once that write is done"
+        )
     if watermark != 0:  # holds commits, or cannot be read: an orphan, as `check` reports it
         return OrphanInfo(path.name, watermark).finding()
     return (

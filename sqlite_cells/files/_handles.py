@@ -568,11 +568,15 @@ class GcPlan:
     """What gc finds in a store, from one reading of its space files: the files it may remove
     (:func:`find_garbage`), the files no readable space names that it keeps, each with its
     watermark (0: no commit; None: it cannot be read as a database) — none while a space file
-    is damaged — and the damaged space files (:func:`damaged_spaces`)."""
+    is damaged —, those of them another connection held when gc read them (``in_use``: their
+    watermark says nothing of them; a new database's first write may be under way, which names
+    the file in its space as it commits, R74), and the damaged space files
+    (:func:`damaged_spaces`)."""
 
     garbage: list[Garbage]
     kept: list[tuple[Path, int | None]]
     damaged: list[DamagedSpace]
+    in_use: frozenset[Path] = frozenset()
 
 
 def gc_plan(store: Path) -> GcPlan:
@@ -580,14 +584,20 @@ def gc_plan(store: Path) -> GcPlan:
     store = Path(store)
     with translated(f"the store {store}"):
         names = _store_names(store)
-        garbage = _garbage(store, names)
+        busy: set[Path] = set()  # the files a read of gc's found held by another connection
+        garbage = _garbage(store, names, busy)
         listed = {g.path for g in garbage}
         damaged = names[2]
-        kept = [] if damaged else _orphans(store, names[0], every=True)
-        return GcPlan(garbage, [(p, mark) for p, mark in kept if p not in listed], damaged)
+        kept = [] if damaged else _orphans(store, names[0], every=True, busy=busy)
+        kept = [(p, mark) for p, mark in kept if p not in listed]
+        return GcPlan(garbage, kept, damaged, frozenset(p for p, _ in kept if p in busy))
 
 
-def _garbage(store: Path, names: tuple[set[str], set[str], list[DamagedSpace]]) -> list[Garbage]:
+def _garbage(
+    store: Path,
+    names: tuple[set[str], set[str], list[DamagedSpace]],
+    busy: set[Path] | None = None,
+) -> list[Garbage]:
     named, dropped, damaged = names
     # (``dropped``: ids no readable space names with a live handle, see _store_names.)
     # While a space file cannot be read, it may name any file with a live handle: a drop
@@ -599,7 +609,7 @@ def _garbage(store: Path, names: tuple[set[str], set[str], list[DamagedSpace]]) 
         Garbage(p, p.name in given_up, db_id=ids.get(p.name))
         for p in _database_files(store)
         if p.name in given_up
-        or (not damaged and p.name not in protected and _answer(p, holds_nothing) is True)
+        or (not damaged and p.name not in protected and _answer(p, holds_nothing, busy) is True)
     ] + [
         Garbage(p, False, rebuild=True, db_id=ids.get(p.name.removesuffix(REBUILD)))
         for p in _files_named(store, f"cell-*.sqlite{REBUILD}")
@@ -811,17 +821,20 @@ def damaged_spaces(store: Path) -> list[DamagedSpace]:
         return _store_names(store)[2]
 
 
-def _orphans(store: Path, named: set[str], *, every: bool = False) -> list[tuple[Path, int | None]]:
+def _orphans(
+    store: Path, named: set[str], *, every: bool = False, busy: set[Path] | None = None
+) -> list[tuple[Path, int | None]]:
     """The database files no name in ``named`` (read from the space files before) names and
     that hold commits (``every``: and those that hold none). A database's first write may have
     committed since those names were read: its space file commits before it (SQLite commits a
     transaction's files in order, ``main`` first), so names read again after a file's watermark
-    hold its id if a space wrote it."""
+    hold its id if a space wrote it. ``busy`` gains the files another connection held (see
+    :func:`_answer`)."""
     known = {db_file_name(cell_id) for cell_id in named}
     found = []
     for path in _database_files(store):
         if path.name not in known:
-            seq = _commits_in(path)
+            seq = _commits_in(path, busy)
             if seq != 0 or every:
                 found.append((path, seq))
     if found:
@@ -864,25 +877,29 @@ def _files_named(store: Path, pattern: str) -> list[Path]:
     return [p for p in _named_as(store, pattern) if p.is_file() and not p.is_symlink()]
 
 
-def _commits_in(path: Path) -> int | None:
+def _commits_in(path: Path, busy: set[Path] | None = None) -> int | None:
     """The watermark of a database file (0: it never held a commit), or None when it cannot
     be read as a database — then nobody can tell, and it is treated as holding data."""
-    return _answer(path, read_watermark)
+    return _answer(path, read_watermark, busy)
 
 
-def _answer(path: Path, ask: Callable[[apsw.Connection], T]) -> T | None:
+def _answer(
+    path: Path, ask: Callable[[apsw.Connection], T], busy: set[Path] | None = None
+) -> T | None:
     """``ask``'s answer on a read-only connection to ``path``, or None when the file cannot be
-    opened or read as a database."""
+    opened or read as a database. ``busy`` gains ``path`` when that was because another
+    connection held the file past the lock wait (a write under way: the file may be readable
+    the next time)."""
     try:
         conn = _open_read_only(path)
-    except apsw.Error:
+        try:
+            return ask(conn)
+        finally:
+            conn.close()
+    except apsw.Error as exc:
+        if busy is not None and isinstance(exc, apsw.BusyError | apsw.LockedError):
+            busy.add(path)
         return None
-    try:
-        return ask(conn)
-    except apsw.Error:
-        return None
-    finally:
-        conn.close()
 
 
 def _store_names(

@@ -6,6 +6,8 @@ an unlinked file. A real writer thread, gc in a real subprocess and in-process."
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,3 +160,60 @@ def test_gc_still_removes_an_unwritten_file_nobody_has_open(store: Path) -> None
     assert done.returncode == 0, done.stdout
     assert f"removed {stray.name}" in done.stdout
     assert sorted(p.name for p in store.glob("cell-*")) == []
+
+
+# A first write in rollback mode, its transaction open: the file is locked, no space names it.
+FIRST_WRITE = """
+import sys
+import apsw
+conn = apsw.Connection(sys.argv[1])
+conn.execute("BEGIN EXCLUSIVE")
+conn.execute("CREATE TABLE t (x)")
+print("held", flush=True)
+sys.stdin.readline()
+conn.execute("ROLLBACK")
+conn.close()
+"""
+
+
+def test_gc_calls_a_file_locked_by_its_first_write_a_write_under_way_not_foreign(
+    store: Path,
+) -> None:
+    # gc cannot read the file (its watermark, its tables) while the write holds it: it is
+    # neither a foreign file nor an orphan, and gc never advises moving it out of the store.
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        with space.transact():
+            space.cell("c").set(1)
+    fresh = store / "cell-0123456789abcdef0123456789abcdef.sqlite"
+    with subprocess.Popen(
+        [sys.executable, "-c", FIRST_WRITE, str(fresh)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as writer:
+        assert writer.stdout is not None and writer.stdin is not None
+        try:
+            assert writer.stdout.readline().strip() == "held"
+            before = fresh.read_bytes()
+            for args in (("gc",), ("gc", "--yes")):
+                done = run_cli(*args, str(store))
+                assert (done.returncode, done.stderr) == (0, ""), done.stderr
+                assert done.stdout.startswith(f"kept {fresh.name}: no space names it yet, "), (
+                    done.stdout
+                )
+                assert "first write under way" in done.stdout
+                assert "run gc again" in done.stdout
+                assert "out of the store" not in done.stdout and "orphan" not in done.stdout
+                assert fresh.read_bytes() == before
+            done = run_cli("gc", str(store), "--json")
+            (entry,) = json.loads(done.stdout)["kept"]
+            assert entry["file"] == fresh.name and "first write under way" in entry["why"]
+            writer.stdin.write("\n")
+            writer.stdin.flush()
+            assert writer.wait(60) == 0
+        finally:
+            writer.kill()
+    done = run_cli("gc", str(store), "--yes")  # let go, never committed: an unused file now
+    assert done.returncode == 0, done.stdout
+    assert f"removed {fresh.name}" in done.stdout and not fresh.exists()
