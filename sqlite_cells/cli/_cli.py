@@ -75,7 +75,7 @@ from sqlite_cells.cli._output import (
     rows_for_json,
     rows_for_text,
 )
-from sqlite_cells.cli._params import UsageError, bindings, check_text
+from sqlite_cells.cli._params import UsageError, bindings, check_text, linked_bindings
 from sqlite_cells.cli._parser import literal_params, param_pairs, parser
 from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK, USAGE
 from sqlite_cells.codec import (
@@ -319,7 +319,7 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
         _one_left_out(args, store, exc)
         raise
     _one_left_out(args, store, None)
-    params = bindings(args.sql, param_pairs(args.params))
+    params = linked_bindings(args.sql, bindings(args.sql, param_pairs(args.params)), args.space)
     try:
         result = _read(store, args, args.space, args.db, params)
     except InspectError as exc:

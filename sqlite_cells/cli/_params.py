@@ -13,10 +13,24 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlite_cells.codec import brief_repr
-from sqlite_cells.sql import scan_sql
+from sqlite_cells.codec import (
+    Link,
+    LinkEncodeError,
+    brief_repr,
+    derive_id,
+    encode_link,
+    link_text_problem,
+)
+from sqlite_cells.sql import compared_links, scan_sql
 
-__all__ = ["Parameters", "UsageError", "bindings", "check_text", "statement_parameters"]
+__all__ = [
+    "Parameters",
+    "UsageError",
+    "bindings",
+    "check_text",
+    "linked_bindings",
+    "statement_parameters",
+]
 
 
 class UsageError(Exception):
@@ -159,3 +173,47 @@ def bindings(sql: str, pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, An
             f"with -p {_name(first)} VALUE"
         )
     return given
+
+
+def linked_bindings(
+    sql: str, params: tuple[Any, ...] | dict[str, Any], space_id: str
+) -> tuple[Any, ...] | dict[str, Any]:
+    """``params`` (from :func:`bindings`) with each value the statement compares (``=``, ``IS``,
+    ``IN``) with a ``*_cf_link`` column made the link it names: the command shows a link as the
+    cell it names (its name, or its id with ``--json``), never as the stored text, so a value
+    given as a cell's id (``of:…``) is taken as that cell of space ``space_id`` and bound as
+    its link's text (R30); a link's text as stored is bound as it is. Other text can match no
+    row (the column holds only links or NULL, the reason the library refuses such a cell
+    parameter: ``compared_links``) and raises :class:`UsageError` saying what to give."""
+    compared = compared_links(sql)
+    if not compared:
+        return params
+    if isinstance(params, dict):
+        named = dict(params)
+        for name, value in params.items():
+            column = compared.get(name)
+            if column is not None:
+                named[name] = _link_text(value, name, column, space_id)
+        return named
+    return tuple(
+        _link_text(value, str(number), compared[number], space_id) if number in compared else value
+        for number, value in enumerate(params, start=1)
+    )
+
+
+def _link_text(value: Any, name: str, column: str, space_id: str) -> Any:
+    if not isinstance(value, str) or not link_text_problem(value.encode()):
+        return value  # a link's text as stored (or no text: nothing to read as a cell)
+    if value.startswith("of:"):
+        try:
+            return encode_link(Link(value, space_id, "space")).decode()
+        except LinkEncodeError:
+            pass  # (said below: not a cell's id)
+    named = derive_id("cell", space_id, value)
+    raise UsageError(
+        f"-p {_name(name)} {brief_repr(value)}: the statement compares it with the link column "
+        f"{column}, which holds only links (or NULL), so this text would match no row: give "
+        f"the id of the linked cell (of:…, as `sqlite-cells cells` lists it), taken as a cell "
+        f"of space {space_id!r} (a top-level cell named {brief_repr(value)} there has the id "
+        f"{named}), or a link's text as stored"
+    )

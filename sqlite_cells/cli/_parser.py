@@ -211,7 +211,9 @@ def _query_parser(commands: argparse._SubParsersAction[_Intermixed]) -> None:
         action="append",
         default=[],
         metavar=("NAME", "VALUE"),
-        help="bind :NAME (or the N-th ? with -p N VALUE) to the text VALUE; repeat for several",
+        help="bind :NAME (or the N-th ? with -p N VALUE) to the text VALUE; repeat for several. "
+        "Compared (=, IS, IN) with a *_cf_link column, VALUE is a cell's id (of:…, of SPACE), "
+        "bound as its link",
     )
     _names(query)
 

@@ -12,6 +12,7 @@ from sqlite_cells.sql._binding import MayBePending as MayBePending
 from sqlite_cells.sql._binding import bind_rows as bind_rows
 from sqlite_cells.sql._binding import check_cell_value as check_cell_value
 from sqlite_cells.sql._binding import check_read_values as check_read_values
+from sqlite_cells.sql._binding import compared_links as compared_links
 from sqlite_cells.sql._binding import given_params as given_params
 from sqlite_cells.sql._binding import is_params_list as is_params_list
 from sqlite_cells.sql._binding import is_pending as is_pending
@@ -83,6 +84,7 @@ __all__ = [
     "check_cell_value",
     "check_read_values",
     "check_statement",
+    "compared_links",
     "fold_ascii",
     "given_params",
     "is_forbidden_function",

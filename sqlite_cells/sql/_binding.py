@@ -39,6 +39,7 @@ __all__ = [
     "bind_rows",
     "check_cell_value",
     "check_read_values",
+    "compared_links",
     "is_pending",
     "parameter_rows",
 ]
@@ -518,7 +519,7 @@ def check_cell_value(value: Any, key: object, *, sql: str, db_id: str) -> None:
 
     where = f"parameter {key}"
     _check_bindable(value, where, fail)
-    column = _compared_links(sql).get(key)
+    column = compared_links(sql).get(key)
     if column is not None and not (type(value) is str and not link_text_problem(value.encode())):
         shown = f"{brief_repr(value)} ({type(value).__name__})"
         raise fail(
@@ -528,7 +529,7 @@ def check_cell_value(value: Any, key: object, *, sql: str, db_id: str) -> None:
         )
 
 
-def _compared_links(sql: str) -> Mapping[object, str]:
+def compared_links(sql: str) -> Mapping[object, str]:
     """The link column a read compares each parameter (its number, or its name) with (a
     parameter also used elsewhere: its first link column); parameters compared with none are
     left out. Kept per text (bounded): a cell parameter is checked at each run of its query, and

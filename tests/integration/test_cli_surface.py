@@ -393,6 +393,41 @@ def test_query_parameters_by_name_and_by_position(
     assert code == 2 and "-p 1 VALUE" in err  # a missing binding is bad usage
 
 
+def test_a_parameter_compared_with_a_link_column_is_a_cells_id_or_refused(
+    chat_store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The command shows a link as the cell it names (`→ alice`, or its id in JSON): a cell's
+    # id given for a parameter compared with a link column is bound as that cell's link;
+    # other text, which no row could match, is bad usage saying what to give.
+    before = {p.name: p.read_bytes() for p in chat_store.iterdir()}
+
+    def ids(sql: str, *params: str) -> tuple[int, Any]:
+        code, out, err = _run(capsys, "query", str(chat_store), "s", "chat", sql, *params, "--json")
+        return code, [r["id"] for r in json.loads(out)["rows"]] if code == 0 else err
+
+    by_name = "SELECT id FROM messages WHERE author_cf_link = :a ORDER BY id"
+    assert ids(by_name, "-p", "a", ALICE) == (0, [1, 2])
+    assert ids("SELECT id FROM messages WHERE author_cf_link IS ? AND ts = ?", "-p", "1", ALICE,
+               "-p", "2", "2") == (0, [2])  # fmt: skip
+    assert ids(
+        "SELECT id FROM messages WHERE author_cf_link IN (:a, :b)", "-p", "a", ALICE, "-p", "b",
+        derive_id("cell", "s", "bob"),
+    ) == (0, [1, 2])  # fmt: skip
+    link = json.dumps({"/": {"link@1": {"id": ALICE, "space": "s", "scope": "space"}}})
+    assert ids(by_name, "-p", "a", link.replace(" ", "")) == (0, [1, 2])  # as stored: as it is
+    for value in ("alice", "5", ""):
+        code, err = ids(by_name, "-p", "a", value)
+        assert code == 2, err
+        assert "the statement compares it with the link column author_cf_link" in err
+        assert "give the id of the linked cell (of:…" in err
+        assert "Traceback" not in err
+    code, err = ids(by_name, "-p", "a", "alice")
+    assert f"a top-level cell named 'alice' there has the id {ALICE}" in err
+    # A value compared with no link column is bound as the text it is.
+    assert ids("SELECT id FROM messages WHERE body = :a", "-p", "a", "again") == (0, [2])
+    assert {p.name: p.read_bytes() for p in chat_store.iterdir()} == before
+
+
 def test_timeout_ends_a_runaway_query(chat_store: Path, capsys: pytest.CaptureFixture[str]) -> None:
     forever = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT max(x) FROM c"
     code, out, err = _run(
