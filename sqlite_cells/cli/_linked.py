@@ -4,13 +4,15 @@ database it links to as a runtime follows it; a piece, with what to give instead
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlite_cells.cli._inspect import InspectError
 from sqlite_cells.cli._names import Namer
 from sqlite_cells.codec import Link, derive_id
 from sqlite_cells.files import holds_handle, is_dropped
 from sqlite_cells.read import LINKS_FOLLOWED
 
-__all__ = ["linked_database"]
+__all__ = ["LinkedTarget", "follow_input", "linked_database"]
 
 
 def linked_database(namer: Namer, space_id: str, name: str) -> tuple[str, str] | None:
@@ -18,7 +20,7 @@ def linked_database(namer: Namer, space_id: str, name: str) -> tuple[str, str] |
     ``name`` being a piece input's name as ``cells`` lists it (``PATTERN/KEY.INPUT``) or its
     id; None when ``name`` is no piece's nor input's name or id there (nor a database's, which
     comes first). An input linked to another piece's input leads where that one does, as a
-    runtime follows it (:func:`_linked`). Raises :class:`InspectError` (``not-a-database``)
+    runtime follows it (:func:`follow_input`). Raises :class:`InspectError` (``not-a-database``)
     when it names a piece, an input that leads to no database, or several cells, saying which
     name to give instead; (``database-not-found``) for an input that leads to a dropped
     database."""
@@ -47,7 +49,7 @@ def linked_database(namer: Namer, space_id: str, name: str) -> tuple[str, str] |
             f"{name!r} names a piece {where}, not a database: "
             + _piece_advice(namer, space_id, cell_id, named.name),
         )
-    target = _linked(namer, space_id, cell_id)
+    target = follow_input(namer, space_id, cell_id)
     if target is None:
         value = namer.value(Link(cell_id, space_id, "space"))
         holds = (
@@ -63,10 +65,17 @@ def linked_database(namer: Namer, space_id: str, name: str) -> tuple[str, str] |
             "give the name of an input that links to a database, or a database's name or id "
             "(`sqlite-cells cells` lists them with their kinds)",
         )
-    db_space, db_id, dropped = target
-    if dropped:
-        database = namer.label(Link(db_id, db_space, "space"), space_id)
-        shown = db_id if database == db_id else f"{database!r} ({db_id})"
+    db_space, db_id = target.space, target.id
+    database = namer.label(Link(db_id, db_space, "space"), space_id)
+    shown = db_id if database == db_id else f"{database!r} ({db_id})"
+    if not target.written:
+        raise InspectError(
+            "database-not-found",
+            f"{name!r} names an input {where} that links to the cell {shown}, which holds "
+            "nothing yet: a database declared but not written yet (its file is created by its "
+            "first write) has no rows yet; query it once a program has written it",
+        )
+    if target.dropped:
         raise InspectError(
             "database-not-found",
             f"{name!r} names an input {where} that links to the database {shown}, which was "
@@ -86,8 +95,8 @@ def _piece_advice(namer: Namer, space_id: str, piece_id: str, label: str) -> str
     linked, empty = [], []
     for field_name in inputs if isinstance(inputs, list) else []:
         input_id = derive_id("input", piece_id, str(field_name))
-        target = _linked(namer, space_id, input_id)
-        if target is not None and not target[2]:
+        target = follow_input(namer, space_id, input_id)
+        if target is not None and target.written and not target.dropped:
             linked.append(f"{label}.{field_name}")
         elif target is None and namer.value(Link(input_id, space_id, "space")) is None:
             empty.append(field_name)
@@ -129,11 +138,25 @@ def _made_by(namer: Namer, space_id: str, piece_id: str) -> list[str]:
     return made
 
 
-def _linked(namer: Namer, space_id: str, input_id: str) -> tuple[str, str, bool] | None:
-    """The database (space, id, whether it was dropped) the input cell ``input_id`` leads to:
-    the cell holding a handle it links to, through other pieces' inputs as a runtime follows
-    them (``SqliteDb``'s ``_follow``: :data:`LINKS_FOLLOWED` cells at most, ending where a
-    cycle meets a cell twice); None when it leads to no handle."""
+@dataclass(frozen=True, slots=True)
+class LinkedTarget:
+    """Where a database input's links lead: the cell holding a database handle (``dropped``:
+    that handle is a dropped database's), or a cell that holds nothing yet (``written``
+    False), as a database declared but never written does (the runtime that declares it
+    knows it as a database; the store holds nothing of it until its first write)."""
+
+    space: str
+    id: str
+    written: bool
+    dropped: bool = False
+
+
+def follow_input(namer: Namer, space_id: str, input_id: str) -> LinkedTarget | None:
+    """The database the input cell ``input_id`` leads to: the cell it links to, through other
+    pieces' inputs as a runtime follows them (``SqliteDb``'s ``_follow``:
+    :data:`LINKS_FOLLOWED` cells at most, ending where a cycle meets a cell twice), when that
+    cell holds a handle or nothing yet; None when the input holds no link or leads to a cell
+    holding another value."""
     seen = {(space_id, input_id)}
     value = namer.value(Link(input_id, space_id, "space"))
     for _ in range(LINKS_FOLLOWED + 1):
@@ -141,7 +164,9 @@ def _linked(namer: Namer, space_id: str, input_id: str) -> tuple[str, str, bool]
             return None
         onward = namer.value(value)
         if holds_handle(value.id, onward):
-            return value.space, value.id, is_dropped(onward)
+            return LinkedTarget(value.space, value.id, written=True, dropped=is_dropped(onward))
+        if onward is None:
+            return LinkedTarget(value.space, value.id, written=False)
         if (value.space, value.id) in seen:
             return None
         seen.add((value.space, value.id))

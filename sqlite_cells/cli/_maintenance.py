@@ -27,6 +27,7 @@ from sqlite_cells.cli._inspect import (
     store_dir,
     writes_refused_advice,
 )
+from sqlite_cells.cli._linked import follow_input
 from sqlite_cells.cli._names import Namer
 from sqlite_cells.cli._output import (
     Format,
@@ -54,7 +55,6 @@ from sqlite_cells.files import (
     Outcome,
     check_store,
     gc_plan,
-    handle_value,
     io_failure,
     on_read_only_file_system,
     remove_garbage,
@@ -490,14 +490,21 @@ class _Linked:
 
     id: str
     what: str  # the injected file's path, or "database cell"
+    # The cell the input itself links to when it leads there through another piece's input
+    # (as a runtime follows it): linking the input to that same database still writes its link.
+    through: str | None = None
 
 
-def _database_input(root: Path, space_file: Path, piece: str, field: str) -> _Linked | None:
+def _database_input(
+    root: Path, space_file: Path, space_id: str, piece: str, field: str
+) -> _Linked | None:
     """What the input ``field`` of ``piece`` is linked to now, refusing an input that is not a
     database input. The piece's record names its inputs but not their types, so the input
     cell's committed value decides: nothing (never given a value, as an input typed
-    ``sc.SqliteDb`` is until something is linked to it, R61) or a link to a database handle is
-    a database input; anything else (a plain value, a link to an ordinary cell) is not."""
+    ``sc.SqliteDb`` is until something is linked to it, R61) or a link that leads, as a runtime
+    follows it (through other pieces' database inputs), to a database handle or to a cell that
+    holds nothing yet (a database declared but not written yet) is a database input; anything
+    else (a plain value, a link to an ordinary cell) is not."""
     input_id = derive_id("input", piece, field)
     data = _stored(space_file, input_id)
     try:
@@ -506,14 +513,18 @@ def _database_input(root: Path, space_file: Path, piece: str, field: str) -> _Li
         value = "<a value that does not decode>"
     if value is None:
         return None
-    target: bytes | None = None
     if isinstance(value, Link) and not value.path:
-        target_file = Namer(root).spaces().get(value.space)
-        target = _stored(target_file, value.id) if target_file is not None else None
-        handle = handle_value(value.id, target) if target is not None else None
-        if handle is not None:
+        with Namer(root) as namer:
+            target = follow_input(namer, space_id, input_id)
+            handle = namer.value(Link(target.id, target.space, "space")) if target else None
+        through = value.id if target is not None and target.id != value.id else None
+        via = f", through the input {through}" if through is not None else ""
+        if target is not None and not target.written:
+            return _Linked(target.id, f"database cell, not written yet{via}", through)
+        if target is not None and isinstance(handle, dict):
             where = source_path(handle)
-            return _Linked(value.id, str(where) if where is not None else "database cell")
+            what = str(where) if where is not None else "database cell"
+            return _Linked(target.id, what + via, through)
     if isinstance(value, Link):
         shown = f"a link to the cell {value.id}, which is not a database"
     else:
@@ -547,7 +558,7 @@ def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
     pieces = _pieces(space_file, args.space)
     args.piece = _piece_id(pieces, args.space, args.piece)
     _check_piece(pieces, args.space, args.piece, args.field)
-    before = _database_input(root, space_file, args.piece, args.field)
+    before = _database_input(root, space_file, args.space, args.piece, args.field)
     pin = _stored(space_file, before.id) if before is not None else None
     from sqlite_cells import Runtime  # the whole runtime, only for the one command that writes
 
@@ -562,7 +573,7 @@ def link(store: str, path: str, args: argparse.Namespace, out: TextIO) -> int:
         # after them with nothing said.
         with interrupts_held(lambda: space.file.seen_seq > start):
             handle = space.register_disk_source(path)  # writes the handle when it changes
-            if before is None or before.id != handle.id:
+            if before is None or before.id != handle.id or before.through is not None:
                 with space.transact():
                     Cell(space, derive_id("input", args.piece, args.field)).link(handle)
             rt.close()  # (what is reported is read from the files, once the runtime let go)
@@ -596,7 +607,7 @@ def _report(
     handle_id: str,
     out: TextIO,
 ) -> None:
-    replaced = before is not None and before.id != handle_id
+    replaced = before is not None and (before.id != handle_id or before.through is not None)
     repinned = before is not None and not replaced and _stored(space_file, handle_id) != pin
     if args.fmt is Format.TEXT:
         # (Escaped as every line of text output is: a path may hold a newline or a

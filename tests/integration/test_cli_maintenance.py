@@ -361,6 +361,55 @@ def test_link_takes_the_piece_name_cells_lists(
     assert f"no piece {fake.id} in space 'demo': run the pattern once" in capsys.readouterr().err
 
 
+def test_link_relinks_an_input_linked_to_an_unwritten_database_or_through_another_input(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An input linked to a database declared but not written yet (its handle cell holds
+    nothing), or to another piece's database input, is a database input, as a runtime treats
+    it: `link` re-links it and says what it replaced; `query` by the input's name says the
+    database has no rows yet."""
+    reference = tmp_path / "things.db"
+    conn = apsw.Connection(str(reference))
+    conn.execute("CREATE TABLE things (x); INSERT INTO things VALUES (1)")
+    conn.close()
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        declared = space.sqlite_database("d", tables={"things": sc.table(x="integer")})
+        one = space.run(count_rows, key="one", ref=declared)
+        two = space.run(count_rows, key="two", ref=one.inputs["ref"])
+        rt.settle()
+        assert two.outputs.get().result == [{"n": 0}]  # the runtime reads it as a database
+    assert not (store / db_file_name(declared.id)).exists()
+    one_ref = derive_id("input", one.id, "ref")
+    code = main(["query", str(store), "s", one_ref, "SELECT x FROM things"])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    assert f"links to the cell {declared.id}, which holds nothing yet" in err
+    assert "has no rows yet" in err and "Traceback" not in err
+    files = {p.name for p in store.iterdir()}
+    code, out = _run(capsys, "link", f"sqlite:{reference}", "s", two.id, "ref", "--store",
+                     str(store))  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert f"to ref of piece {two.id}" in out
+    assert (
+        f"it replaces the link to database cell, not written yet, through the input {one_ref} "
+        f"({declared.id})"
+    ) in out
+    code, out = _run(capsys, "link", f"sqlite:{reference}", "s", one.id, "ref", "--store",
+                     str(store), "--json")  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    report = json.loads(out)
+    assert report["replaced"] == {"handle": declared.id, "file": "database cell, not written yet"}
+    assert report["written"] is True
+    assert {p.name for p in store.iterdir()} == files  # (no database file made)
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        for key in ("one", "two"):
+            piece = space.run(count_rows, key=key)
+            rt.settle()
+            assert piece.outputs.get().result == [{"n": 1}]
+
+
 def test_link_refuses_bad_urls_and_paths(
     store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
