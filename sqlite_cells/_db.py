@@ -246,21 +246,28 @@ class SqliteDb(Cell):
         """``exec`` for many parameter rows: one op, one guard check (R36). ``rows`` is an
         iterable of rows; anything else, or an iterable that raises while it is read, is an
         ``ExecError`` (and ``TypeError``) at the call. No rows run no statement: the call
-        checks it and records nothing (no op, no rev bump)."""
-        self._record(sql, parameter_rows(rows, sql=sql, db_id=self.id), many=True)
+        checks it and records nothing (no op, no rev bump). The statement is checked before a
+        row is taken: a refused one leaves a generator of rows as it was (R24, R36)."""
+        self._record(sql, rows, many=True)
 
-    def _record(self, sql: str, rows: list[Any], *, many: bool) -> None:
+    def _record(self, sql: str, params: Any, *, many: bool) -> None:
+        """Record ``sql`` with ``params``: exec's one parameter list in a list, or exec_many's
+        rows as given."""
         tx = require_transaction(f"db.exec on {self.id}", self._space.file)
+        # The guard's verdict comes first, on every handle: a refused statement could never
+        # run, whatever the database (a read-only source, a dropped one) (R20, R24).
+        # `checked` holds the scan while the parameters are mapped: a long text is scanned once
+        checked = check_statement(sql, Mode.WRITE)
+        sql = checked.sql
         decl = self.declaration
         decl.check_writable()
         self._check_live_committed()
         if self._pending(tx, DROP_KIND):  # dropped earlier in this very transaction
             raise dropped_here(self.id)
-        # `checked` holds the scan while the parameters are mapped: a long text is scanned once
-        checked = check_statement(sql, Mode.WRITE)
-        sql = checked.sql
-        if not many:
-            rows = [given_params(rows[0], sql=sql, db_id=self.id, write=True)]
+        if many:
+            rows = parameter_rows(params, sql=sql, db_id=self.id)
+        else:
+            rows = [given_params(params[0], sql=sql, db_id=self.id, write=True)]
         runtime = self.space.runtime
         targets, fills = _targets(sql, decl, runtime)
         try:

@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import apsw
 import pytest
 
 import sqlite_cells as sc
@@ -708,6 +709,58 @@ def test_exec_many_of_a_generator_that_raises_records_nothing(
         assert isinstance(info.value.__cause__, KeyError)
         notes.exec("INSERT INTO notes (body) VALUES ('kept')")
     assert tx.seq == 1 and [r["body"] for r in _rows(notes)] == ["kept"]
+
+
+def test_exec_many_checks_the_statement_before_taking_a_row(
+    space: Space, notes: sc.SqliteDb
+) -> None:
+    taken: list[int] = []
+
+    def rows() -> Any:
+        for i in range(3):
+            taken.append(i)
+            yield [f"b{i}"]
+
+    def failing() -> Any:
+        raise RuntimeError("the caller's own bug")
+        yield  # (a generator)
+
+    given = rows()
+    with space.transact() as tx:
+        with pytest.raises(sc.GuardViolation) as info:
+            notes.exec_many("INSERT INTO main.notes (body) VALUES (?)", given)
+        assert info.value.kind == "schema-qualified" and taken == []  # not a row taken (R24)
+        with pytest.raises(sc.GuardViolation) as info:  # the verdict, not the rows' error
+            notes.exec_many("INSERT INTO notes (body) VALUES (?); SELECT 1", failing())
+        assert info.value.kind == "multiple-statements"
+        for sql in (b"INSERT INTO notes (body) VALUES (?)", None):
+            with pytest.raises(sc.SqliteCellsError) as refused:
+                notes.exec_many(sql, iter([["x"]]))  # type: ignore[arg-type]
+            assert isinstance(refused.value, TypeError), refused.value
+        notes.exec_many("INSERT INTO notes (body) VALUES (?)", given)  # the same generator
+    assert tx.seq == 1 and [r["body"] for r in _rows(notes)] == ["b0", "b1", "b2"]
+    assert taken == [0, 1, 2]
+
+
+def test_a_refused_statement_gets_the_guards_verdict_on_a_read_only_or_vm_handle(
+    space: Space, tmp_path: Path
+) -> None:
+    source = tmp_path / "reference.db"
+    conn = apsw.Connection(str(source))
+    conn.execute("CREATE TABLE t (a)")
+    conn.close()
+    disk = space.register_disk_source(str(source))
+    vm = space.sqlite_database("vm", tables=LINKED, source=sc.VmSource(object(), "/x.db"))
+    with space.transact() as tx:
+        for handle, refusal in ((disk, sc.ReadOnlySource), (vm, sc.NotImplementedSource)):
+            for call in (handle.exec, handle.exec_many):
+                with pytest.raises(sc.GuardViolation) as info:
+                    call("PRAGMA x", [])
+                assert info.value.kind == "forbidden-statement"  # as db.read says (R20, R24)
+            with pytest.raises(refusal):
+                handle.exec("INSERT INTO t (a) VALUES (1)")
+        space.cell("kept").set(1)
+    assert tx.seq is not None and space.cell("kept").get() == 1
 
 
 def test_exec_many_of_a_hundred_thousand_rows_is_one_commit(
