@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlite_cells.codec import brief_repr
 from sqlite_cells.runtime._boundary import InvalidArgument, UnknownInput, checked_arguments
@@ -156,7 +156,9 @@ class Pattern:
                     f"{parameter.name!r} itself; rename the parameter"
                 )
         self.fn = fn
-        self.name = f"{module}.{qualname}"
+        # A program's main script is `__main__`, and `__mp_main__` in its own multiprocessing
+        # workers (spawn, forkserver): one program, one pattern, the same pieces (R1).
+        self.name = f"{_MAIN.get(module, module)}.{qualname}"
         self.signature = signature
         self.inputs = tuple(signature.parameters)
         functools.update_wrapper(self, fn)
@@ -181,7 +183,7 @@ class Pattern:
         from (R1) — and unpickles as the pattern found there (for a ``spawn`` process pool).
         Pickling its function by reference fails (the pattern stands at that name, not the
         function), and one defined inside a function has no name to be found by."""
-        module, qualname = self.fn.__module__, self.fn.__qualname__
+        module, qualname = _MAIN.get(self.fn.__module__, self.fn.__module__), self.fn.__qualname__
         if "<locals>" in qualname.split("."):
             raise InvalidArgument(
                 f"pattern {self.name} cannot be pickled: it is defined inside a function, so no "
@@ -191,6 +193,9 @@ class Pattern:
 
     def __repr__(self) -> str:
         return f"<pattern {self.name}>"
+
+
+_MAIN: Final = {"__mp_main__": "__main__"}
 
 
 def _pattern_named(module: str, qualname: str) -> Pattern:

@@ -7,6 +7,7 @@ import atexit
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -34,9 +35,11 @@ from sqlite_cells.runtime._boundary import (
     MAX_SECONDS,
     InvalidArgument,
     Reference,
+    StorePathError,
     check_name,
     check_timeout,
     checked_arguments,
+    describe,
 )
 from sqlite_cells.runtime._cell import Cell, Reactive
 from sqlite_cells.runtime._fork import FORKED_ADVICE, generation
@@ -107,6 +110,7 @@ class Runtime(Reference):
         self._temporary: Path | None = None
         self._link_hook = self._link_of  # made once: encode() is on every write's path
         self._at_exit: Callable[[], None] | None = None  # an ephemeral store's exit cleanup
+        self._at_worker_exit: Any = None  # the same, for a multiprocessing worker's exit
         self._wake = threading.Event()
         # What the last catch-up of each failing space file said (see _catch_up_failed).
         self._failing: dict[SpaceFile, str] = {}
@@ -137,11 +141,12 @@ class Runtime(Reference):
         runtime: Self | None = None
         try:
             with interrupts_held():  # (Ctrl-C between two steps left the directory behind)
-                path = Path(tempfile.mkdtemp(prefix="sqlite-cells-"))
+                path = _temporary_folder()
                 runtime = cls(path, **options)
                 runtime._temporary = path
                 runtime._at_exit = _closer(runtime)
                 atexit.register(runtime._at_exit)
+                runtime._at_worker_exit = _at_worker_exit(runtime._at_exit)
         except BaseException:  # a refused option, Ctrl-C: nothing left behind
             if runtime is not None:
                 runtime.close()  # (removes the directory)
@@ -558,6 +563,8 @@ class Runtime(Reference):
                 shutil.rmtree(self._temporary, ignore_errors=True)
             if self._at_exit is not None:
                 atexit.unregister(self._at_exit)  # (a notebook may make many: none piles up)
+            if self._at_worker_exit is not None:
+                self._at_worker_exit.cancel()
             finished = True
         finally:
             if claimed:
@@ -644,5 +651,30 @@ def _closer(runtime: Runtime) -> Callable[[], None]:
     return close
 
 
+def _at_worker_exit(close: Callable[[], None]) -> Any:
+    """``close`` for the end of a multiprocessing worker too: a ``fork`` or ``forkserver``
+    worker ends with ``os._exit``, past ``atexit``, after running multiprocessing's own
+    finalizers (each runs in the process that made it only). None when multiprocessing is not
+    in use: it is not imported for this."""
+    util = sys.modules.get("multiprocessing.util")
+    if util is None:
+        return None
+    return util.Finalize(None, close, exitpriority=0)
+
+
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _temporary_folder() -> Path:
+    """A new folder for an ephemeral store, in the system's temporary directory: one that
+    cannot be made there (it was removed, is full or not writable) is a ``StorePathError``
+    naming it, never a raw ``OSError`` (Errors)."""
+    try:
+        return Path(tempfile.mkdtemp(prefix="sqlite-cells-"))
+    except OSError as exc:
+        where = f"the temporary directory {tempfile.gettempdir()}"
+        raise StorePathError(
+            f"{describe(exc, where)}; an ephemeral store is made there: set $TMPDIR to a "
+            "writable directory, or give sc.Runtime a store path"
+        ) from exc

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -506,3 +508,57 @@ def test_a_pattern_pickles_by_its_name_and_one_defined_in_a_function_says_why_no
     with pytest.raises(sc.SqliteCellsError, match="defined inside a function") as info:
         pickle.dumps(local)
     assert isinstance(info.value, TypeError)
+
+
+_MAIN_SCRIPT = """
+import multiprocessing, sys
+import sqlite_cells as sc
+
+@sc.pattern
+def counter():
+    return SPACE.cell("count", default=0)
+
+def worker(store, pattern, queue):
+    global SPACE
+    with sc.Runtime(store) as rt:
+        SPACE = rt.space("s")
+        piece = SPACE.run(pattern, key="main")
+        queue.put((pattern.name, piece.id, piece.outputs.id, piece.outputs.get()))
+
+if __name__ == "__main__":
+    store = sys.argv[1]
+    with sc.Runtime(store) as rt:
+        SPACE = rt.space("s")
+        piece = SPACE.run(counter, key="main")
+        with SPACE.transact():
+            piece.outputs.set(41)
+        print(counter.name, piece.id, piece.outputs.id, 41)
+    for method in ("spawn", "forkserver"):
+        context = multiprocessing.get_context(method)
+        queue = context.Queue()
+        process = context.Process(target=worker, args=(store, counter, queue))
+        process.start()
+        print(*queue.get(timeout=60))
+        process.join()
+"""
+
+
+def test_a_pattern_of_the_main_script_binds_the_same_piece_in_the_programs_own_workers(
+    tmp_path: Path,
+) -> None:
+    """In a ``spawn`` or ``forkserver`` worker the main script is the module ``__mp_main__``:
+    a pattern of it named its pieces after that module there, so the same ``space.run`` bound
+    other cells (R1); one program, one pattern, the same pieces."""
+    script = tmp_path / "program.py"
+    script.write_text(_MAIN_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("__main__.counter of:"), lines
+    assert lines[1] == lines[0] and lines[2] == lines[0]  # (the value 41 read there too)

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -275,6 +276,57 @@ def test_an_ephemeral_store_left_open_is_removed_when_the_process_exits(tmp_path
     kept_open, closed = (Path(line) for line in done.stdout.splitlines())
     assert kept_open.name.startswith("sqlite-cells-") and closed.name.startswith("sqlite-cells-")
     assert not kept_open.exists() and not closed.exists()
+
+
+_IN_WORKERS = """
+import multiprocessing, os, sys
+import sqlite_cells as sc
+
+def work(queue):
+    rt = sc.Runtime.ephemeral()  # left open, as a worker's function may
+    space = rt.space("s")
+    with space.transact():
+        space.cell("c").set(1)
+    queue.put(str(rt.store))
+
+if __name__ == "__main__":
+    parents = sc.Runtime.ephemeral()  # a parent's own: its forked workers leave it alone
+    for method in ("fork", "forkserver"):
+        context = multiprocessing.get_context(method)
+        queue = context.Queue()
+        process = context.Process(target=work, args=(queue,))
+        process.start()
+        store = queue.get(timeout=60)
+        process.join(60)
+        print(method, process.exitcode, os.path.exists(store), parents.store.exists())
+    parents.close()
+"""
+
+
+def test_an_ephemeral_store_left_open_in_a_multiprocessing_worker_is_removed_when_it_ends(
+    tmp_path: Path,
+) -> None:
+    """A ``fork`` or ``forkserver`` worker ends with ``os._exit``, past ``atexit``: its
+    ephemeral store left open stayed behind."""
+    script = tmp_path / "program.py"
+    script.write_text(_IN_WORKERS)
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["fork 0 False True", "forkserver 0 False True"]
+
+
+def test_an_ephemeral_runtime_whose_temporary_directory_is_gone_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = tmp_path / "gone"
+    monkeypatch.setattr(tempfile, "tempdir", str(gone))  # (what $TMPDIR gave, removed since)
+    with pytest.raises(sc.SqliteCellsError) as info:
+        sc.Runtime.ephemeral()
+    assert isinstance(info.value, ValueError)
+    assert str(gone) in str(info.value) and "$TMPDIR" in str(info.value)
+    assert not gone.exists()
 
 
 def test_two_ephemeral_runtimes_have_stores_of_their_own() -> None:
