@@ -46,6 +46,7 @@ from sqlite_cells.files import (
     disk_handle_value,
     disk_source_id,
     dropped_database,
+    dropped_in,
     encode_op_body,
     file_identity,
     handle_not_writable,
@@ -924,6 +925,11 @@ class Runtime(runtime.Runtime):
                 # this runtime holds it, is not the store's any more, and a repair from it would
                 # write commits into the database file that the space at the path never made.
                 file.check_same_file()
+                # A database dropped by another process is never made again from the log (R74,
+                # "Drop"): its committed handle is read now, under the lock, where this
+                # runtime's copy may not have caught up with the drop yet.
+                if dropped_in(conn, decl.db_id):
+                    raise dropped_database(decl.db_id)
             if deadline is not None:  # what the wait for the lock left of the read's time
                 wait_ms = min(wait_ms, busy_ms(max(0.001, deadline - time.monotonic())))
             # The write connection may hold the file attached (and, inside an exclusive handler,

@@ -25,6 +25,7 @@ from sqlite_cells.files._handles import decode_handle as decode_handle
 from sqlite_cells.files._handles import disk_handle_value as disk_handle_value
 from sqlite_cells.files._handles import dropped_database as dropped_database
 from sqlite_cells.files._handles import dropped_here as dropped_here
+from sqlite_cells.files._handles import dropped_in as dropped_in
 from sqlite_cells.files._handles import find_garbage as find_garbage
 from sqlite_cells.files._handles import foreign_owner as foreign_owner
 from sqlite_cells.files._handles import gc_plan as gc_plan
@@ -180,6 +181,7 @@ __all__ = [
     "disk_source_id",
     "dropped_database",
     "dropped_here",
+    "dropped_in",
     "encode_op_body",
     "file_identity",
     "find_garbage",

@@ -172,6 +172,20 @@ def dropped_database(db_id: str) -> DatabaseDropped:
     )
 
 
+def dropped_in(space_conn: apsw.Connection, db_id: str) -> bool:
+    """Whether the handle of ``db_id`` committed in the space file behind ``space_conn`` (read
+    from the file now, not from a runtime's cache, which may not have caught up with another
+    process's commits) is dropped; :class:`HandleQuarantined` when its value is no handle (R5).
+    Asked before a database's file is made from the log, or where a commit found its file gone:
+    a dropped database is never brought back (R74)."""
+    row = space_conn.execute(
+        f"SELECT {stored_json_column('value')} FROM main._cf_cells WHERE id = ?", (db_id,)
+    ).fetchone()
+    if row is None:
+        return False
+    return is_dropped(decode_handle(db_id, stored_json(row[0]) or b""))
+
+
 def dropped_here(db_id: str) -> TransactionError:
     """The error of a use of a database that the current transaction drops (not committed)."""
     return TransactionError(

@@ -71,6 +71,7 @@ from sqlite_cells.files import (
     damage_advice,
     declares_alike,
     decode_handle,
+    dropped_in,
     encode_op_body,
     is_damage,
     is_dropped,
@@ -376,12 +377,15 @@ class SqliteParticipant:
             set_lock_wait(conn, self._lock_wait_ms)  # R44, see _lock_timeout
             try:
                 created = attach(conn, path)
-            except StoreChanged:
-                self._store_changed(decls)
+            except StoreChanged as exc:
+                self._store_changed(conn, decls, exc)
                 raise
             if created:
                 with self._lock:
                     self._created.add(path)
+        except DatabaseDropped as exc:
+            # (Found by the check of its file against its space: this commit's own message.)
+            raise _dropped_since(decls[0]) from exc
         except (apsw.CorruptError, apsw.NotADBError) as exc:  # met by the ATTACH
             raise _damaged(decls[0], _request(ops[0]).sql, exc) from exc
         except (apsw.BusyError, DatabaseError) as exc:
@@ -395,19 +399,26 @@ class SqliteParticipant:
     def _check_same_file(self, conn: apsw.Connection, decls: list[Declaration], path: Path) -> None:
         try:
             check_pinned(conn, path)
-        except StoreChanged:
-            self._store_changed(decls)
+        except StoreChanged as exc:
+            self._store_changed(conn, decls, exc)
             raise
 
-    def _store_changed(self, decls: list[Declaration]) -> None:
+    def _store_changed(
+        self, conn: apsw.Connection, decls: list[Declaration], exc: StoreChanged
+    ) -> None:
         """R73: the file at the path is not the one this runtime checked; this commit commits
         nothing, and the file now at the path is checked against its space at the database's
-        next use."""
+        next use. A database another process dropped meanwhile (its file then removed by `gc`,
+        R74) is :class:`DatabaseDropped`, as a commit that finds it dropped says: the handle
+        is read from the space file now (this runtime may not have caught up with the drop)."""
         with self._lock:
             self._ensured.clear()
             self._last.clear()
         for decl in decls:
             self._changed(decl)
+        for decl in decls:
+            if dropped_in(conn, decl.db_id):
+                raise _dropped_since(decl) from exc
 
     def _lock_timeout(
         self, conn: apsw.Connection, exc: apsw.BusyError | DatabaseError, db_id: str, sql: str

@@ -17,7 +17,7 @@ import pytest
 import sqlite_cells as sc
 from sqlite_cells.cli._cli import main
 from sqlite_cells.codec import derive_id
-from sqlite_cells.files import set_watermark
+from sqlite_cells.files import DatabaseDropped, set_watermark
 from sqlite_cells.schema import db_file_name
 
 from ..conftest import run_cli, run_cli_limited
@@ -673,6 +673,43 @@ def test_inspect_still_says_a_database_was_dropped_once_gc_removed_its_file(
     code, out = _run(capsys, "inspect", str(store))
     assert code == 0
     assert f"file {db.path.name}: rev 1, last write at seq 1, dropped, no file (removed)" in out
+
+
+def test_a_database_another_process_dropped_and_gc_removed_is_never_made_again(
+    store: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """R74, "Drop": a runtime that had the database open, not yet caught up with another
+    process's drop (its poll is slow), wrote it after `gc --yes` removed its file. The first
+    write was `StoreChanged` and a replay from the log made the file again with the dropped
+    rows; the second was `DatabaseDropped`, leaving that file for gc to remove again. Both writes
+    are `DatabaseDropped` now, and no file is made."""
+    tables = {"t": sc.table(id="integer primary key", v="text")}
+    with sc.Runtime(store, poll_interval=3600) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("x", tables=tables)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('secret')")
+        assert db.read("SELECT v FROM t") == [{"v": "secret"}]
+        dropper = (
+            "import sqlite_cells as sc\n"
+            f"with sc.Runtime({str(store)!r}) as rt:\n"
+            "    space = rt.space('s')\n"
+            "    db = space.sqlite_database('x', tables={'t': sc.table("
+            "id='integer primary key', v='text')})\n"
+            "    with space.transact():\n"
+            "        db.drop()\n"
+        )
+        subprocess.run([sys.executable, "-c", dropper], check=True, timeout=120)
+        gc = run_cli("gc", str(store), "--yes")
+        assert gc.returncode == 0 and f"removed {db.path.name}" in gc.stdout
+        assert not db.path.exists()
+        for _ in range(2):
+            with pytest.raises(DatabaseDropped, match="was dropped"), space.transact():
+                db.exec("INSERT INTO t (v) VALUES ('b')")
+            assert sorted(p.name for p in store.glob("cell-*")) == []
+    assert "replayed" not in caplog.text
+    gc = run_cli("gc", str(store))
+    assert gc.returncode == 0 and "nothing to remove" in gc.stdout
 
 
 def test_a_repair_the_disk_stops_is_not_a_quarantine_and_says_to_free_space(
