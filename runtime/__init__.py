@@ -48,6 +48,7 @@ from sqlite_cells.runtime._file_locks import opened_file as opened_file
 from sqlite_cells.runtime._file_locks import reading_sources as reading_sources
 from sqlite_cells.runtime._file_locks import use_held_locks as use_held_locks
 from sqlite_cells.runtime._format import FORMAT_VERSION as FORMAT_VERSION
+from sqlite_cells.runtime._format import index_ops as index_ops
 from sqlite_cells.runtime._format import is_current_format as is_current_format
 from sqlite_cells.runtime._format import op_targets_by_seq as op_targets_by_seq
 from sqlite_cells.runtime._format import readable_format as readable_format
@@ -170,6 +171,7 @@ __all__ = [
     "has_moved",
     "hold_locks",
     "home_expanded",
+    "index_ops",
     "interrupts_held",
     "is_current_format",
     "keep_no_reads",

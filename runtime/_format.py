@@ -36,6 +36,7 @@ __all__ = [
     "NAMED_TABLE",
     "NAMES_TABLE",
     "ensure_format",
+    "index_ops",
     "is_current_format",
     "op_targets_by_seq",
     "readable_format",
@@ -160,6 +161,14 @@ def _upgrade_1_to_2(conn: apsw.Connection) -> None:
         "CREATE TABLE IF NOT EXISTS _cf_op_index (target TEXT NOT NULL, seq INTEGER NOT NULL, "
         "PRIMARY KEY (target, seq)) WITHOUT ROWID"
     )
+    index_ops(conn)
+
+
+def index_ops(conn: apsw.Connection) -> None:
+    """Add to ``_cf_op_index`` every (op target, seq) the log behind ``conn`` records that it
+    does not list: the upgrade of a format-1 file, and the repair of an index that lost rows
+    (another program's change) which a check of a database found. Runs inside the caller's
+    write transaction; one read of the whole log."""
     conn.executemany(
         "INSERT OR IGNORE INTO _cf_op_index (target, seq) VALUES (?, ?)", op_targets_by_seq(conn)
     )

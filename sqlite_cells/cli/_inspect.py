@@ -1435,8 +1435,9 @@ def _shown_value(data: bytes) -> Any:
 class NeedsRepair(DatabaseError):
     """``query`` found a database that disagrees with its space in a way a runtime repairs
     before its first use (R71): behind its space (``kind`` ``behind``, or ``missing`` when its
-    file is gone), ahead by the one commit a crash leaves in flight (``ahead``), or with
-    damaged pages (``damaged``). ``query`` is a read and repairs nothing, so it reads nothing
+    file is gone), ahead by the one commit a crash leaves in flight (``ahead``), with
+    damaged pages (``damaged``), or its space file's index of commits missing its commits
+    (``index``). ``query`` is a read and repairs nothing, so it reads nothing
     and says what to run; ``db_seq`` and ``space_seq`` are the watermark and the space's last
     write to the database."""
 
@@ -1541,6 +1542,15 @@ def _first_look(
             f"database {shown} is ahead of its space: its watermark is seq {outcome.db_seq} but "
             f"its space last wrote it at seq {outcome.space_seq} (a crash left one commit in "
             f"flight); a runtime undoes that commit before its first use (R71). {_NOTHING_READ}",
+        )
+    if outcome.action is Action.INDEX_INCOMPLETE:
+        raise NeedsRepair(
+            "index",
+            db_id,
+            outcome.db_seq,
+            outcome.space_seq,
+            f"database {shown}: {outcome.detail}; a runtime rebuilds the index from the log "
+            f"before the database's first use (R71). {_NOTHING_READ}",
         )
     raise NeedsRepair(
         "damaged",

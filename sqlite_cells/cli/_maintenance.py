@@ -126,6 +126,11 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
             "run `sqlite-cells check --repair` to undo the one commit its space never recorded "
             "(a copy of the file is kept in the store's quarantine folder first)"
         )
+    if o.action is Action.INDEX_INCOMPLETE:
+        return (
+            "run `sqlite-cells check --repair` to rebuild the index from the space's log (which "
+            "holds the commits), then compare the database with it"
+        )
     if o.action is Action.DAMAGED:
         # (One the log cannot rebuild is quarantined, saying why: see below.)
         return (
@@ -219,7 +224,7 @@ def _shown_action(o: Outcome, *, repairing: bool) -> str:
 
 
 # What `check --repair` repairs when it may write the files.
-_REPAIRABLE = frozenset({Action.BEHIND, Action.AHEAD, Action.DAMAGED})
+_REPAIRABLE = frozenset({Action.BEHIND, Action.AHEAD, Action.DAMAGED, Action.INDEX_INCOMPLETE})
 # What a repair made of them.
 _REPAIRED = frozenset({Action.REPLAYED, Action.INVERTED, Action.REBUILT})
 # The outcomes of a space file, not a database.

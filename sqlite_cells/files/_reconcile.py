@@ -78,6 +78,7 @@ from sqlite_cells.runtime import (
     check_not_dangling,
     describe,
     file_state,
+    index_ops,
     is_current_format,
     last_seq,
     log_head,
@@ -182,6 +183,10 @@ class Action(enum.Enum):
     # program in a transaction on it): nothing of it was decided or changed; the other
     # databases are checked all the same.
     LOCKED = "locked"
+    # The space file's index of which commits wrote each database does not list a commit its
+    # log records for this one (another program changed it): nothing else is decided until a
+    # repair rebuilds the index from the log.
+    INDEX_INCOMPLETE = "space file index incomplete"
 
 
 @dataclass(frozen=True, slots=True)
@@ -451,11 +456,83 @@ def _reconcile(
     if owns_txn:
         space_conn.execute("BEGIN IMMEDIATE" if repair else "BEGIN")
     try:
+        missed = _index_misses(space_conn, db_id)
+        if missed and not repair:
+            return _index_incomplete(db_id, path, missed, busy_ms)
+        if missed:
+            _rebuild_index(space_conn, db_id, missed)
+            if owns_txn:  # kept, whatever the comparison finds (the space is only read below)
+                space_conn.execute("COMMIT")
+                space_conn.execute("BEGIN IMMEDIATE")
         outcome = _compare(space_conn, db_id, path, repair, verify, busy_ms, owns_txn)
-        return _told_rebuild(space_conn, outcome)
+        outcome = _told_rebuild(space_conn, outcome)
+        if missed:
+            said = f"{INDEX_MISSED.format(seq=missed)}; it was rebuilt from the log"
+            outcome = replace(
+                outcome, detail=f"{said}; {outcome.detail}" if outcome.detail else said
+            )
+        return outcome
     finally:
-        if owns_txn:
+        if owns_txn and not space_conn.getautocommit():
             space_conn.execute("ROLLBACK")  # the space was only read
+
+
+# What a check says of a space file whose op index does not list a commit that wrote the
+# database (see _index_misses).
+INDEX_MISSED: Final = (
+    "the space file's index of the commits that wrote each database lacks seq {seq}, a write "
+    "of this database that its log records: another program changed the index"
+)
+
+
+def _index_misses(space_conn: apsw.Connection, db_id: str) -> int:
+    """The seq of the last commit that wrote the database ``db_id`` when the space file's op
+    index (``_cf_op_index``, which the comparison reads the space's last write of it from,
+    and a replay its commits) does not list it, else 0 (R71). Another program emptying the
+    index must not make the runtime invert, or quarantine, a file its log says is in step, nor
+    serve a database its log holds commits of as empty. Cheap enough for each check: the
+    handle cell's revision is the seq of the last commit that wrote it — each write and drop of
+    a database writes its handle, with an op on it, which the index lists; only when the index
+    lists nothing that recent is that one record read, to see that it does name the database
+    (a handle some other program wrote without an op is no gap in the index)."""
+    if not is_current_format(space_conn):
+        return 0  # an older format's index is not read (see database_seq)
+    row = space_conn.execute("SELECT rev FROM main._cf_cells WHERE id = ?", (db_id,)).fetchone()
+    rev = row[0] if row is not None and type(row[0]) is int else 0
+    if rev <= SpaceFile.last_seq_for(space_conn, db_id):
+        return 0
+    try:
+        record = _logged(space_conn, rev)
+    except (SqliteCellsError, msgspec.DecodeError):
+        return 0  # a record that cannot be read: the comparison says so
+    return rev if record is not None and any(op.target == db_id for op in record.ops) else 0
+
+
+def _rebuild_index(space_conn: apsw.Connection, db_id: str, missed: int) -> None:
+    """Add to the space file's op index what its log records and it does not list (inside the
+    space's write transaction), before the database ``db_id`` is compared with its space."""
+    index_ops(space_conn)
+    log.warning(
+        "space file %s: %s; rebuilt from its log before database %s was compared with it",
+        space_conn.filename,
+        INDEX_MISSED.format(seq=missed),
+        db_id,
+    )
+
+
+def _index_incomplete(db_id: str, path: Path, missed: int, busy_ms: int) -> Outcome:
+    """What a look that writes nothing finds when the op index misses a commit of ``db_id``
+    (``missed``): the index is to be rebuilt before anything else is decided."""
+    db_seq = 0
+    with contextlib.suppress(apsw.Error, _Damaged, SqliteCellsError):
+        conn = _open(path, writable=False, busy_ms=busy_ms)
+        try:
+            db_seq = read_watermark(conn)
+        finally:
+            conn.close()
+    return Outcome(
+        db_id, path, db_seq, missed, Action.INDEX_INCOMPLETE, detail=INDEX_MISSED.format(seq=missed)
+    )
 
 
 def _compare(

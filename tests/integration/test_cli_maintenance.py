@@ -943,6 +943,74 @@ def _store_files(store: Path) -> dict[str, bytes]:
     }
 
 
+def _space_file(store: Path) -> Path:
+    (found,) = [p for p in store.glob("space-*.sqlite")]
+    return found
+
+
+def _empty_op_index(store: Path) -> None:
+    """Another program removes the rows of the space file's index of which commits wrote each
+    database (its log keeps every record)."""
+    conn = apsw.Connection(str(_space_file(store)))
+    conn.execute("DELETE FROM _cf_op_index")
+    conn.close()
+
+
+@pytest.mark.parametrize("writes", [1, 2])
+def test_a_space_file_whose_op_index_lost_its_rows_never_undoes_logged_commits(
+    store: Path, writes: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """R71: with the space file's `_cf_op_index` emptied (its log intact), a runtime took the
+    database's last write from the index (none) and inverted its one logged commit (rows gone),
+    or, with two, quarantined it saying the space file lost durable commits. `check` finds the
+    index incomplete (exit 1, nothing changed); a runtime rebuilds it from the log, and reads
+    every row."""
+    db = _store_with_writes(store, writes)
+    _empty_op_index(store)
+    before = _store_files(store)
+    done = run_cli("check", str(store))
+    assert done.returncode == 1, done.stdout
+    assert f"watermark {writes}, space seq {writes}: space file index incomplete" in done.stdout
+    assert "run `sqlite-cells check --repair` to rebuild the index" in done.stdout
+    queried = run_cli("query", str(store), "demo", "events", "SELECT n FROM events")
+    assert queried.returncode == 1 and "NeedsRepair" in queried.stderr, queried.stderr
+    assert _store_files(store) == before
+    with sc.Runtime(store) as rt:
+        events = rt.space("demo").sqlite_database("events", tables=TABLES)
+        assert events.read("SELECT n FROM events ORDER BY n") == [{"n": n} for n in range(writes)]
+    assert "inverted" not in caplog.text and "quarantined" not in caplog.text
+    assert "rebuilt from its log" in caplog.text
+    assert not (store / "quarantine").exists()
+    conn = apsw.Connection(str(_space_file(store)), flags=apsw.SQLITE_OPEN_READONLY)
+    indexed = conn.execute("SELECT seq FROM _cf_op_index WHERE target = ?", (db.id,)).fetchall()
+    conn.close()
+    assert indexed == [(n + 1,) for n in range(writes)]
+    done = run_cli("check", str(store))
+    assert done.returncode == 0 and "in sync" in done.stdout, done.stdout
+
+
+def test_check_repair_rebuilds_an_op_index_that_lost_its_rows_before_it_rebuilds_a_file(
+    store: Path, tmp_path: Path
+) -> None:
+    """R71: `check --repair` of a database whose file was moved out, in a space file whose op
+    index lost its rows, found the log "in sync" with no file (watermark 0, space seq 0), and
+    the database then read as empty. The index is rebuilt from the log first, and the file
+    from its commits."""
+    db = _store_with_writes(store, 2)
+    _empty_op_index(store)
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    db.path.rename(aside / db.path.name)
+    done = run_cli("check", str(store), "--repair")
+    assert done.returncode == 0, done.stdout
+    assert "watermark 0, space seq 2: replayed, 2 commit(s) applied" in done.stdout
+    assert "lacks seq 2, a write of this database that its log records" in done.stdout
+    assert "it was rebuilt from the log" in done.stdout
+    with sc.Runtime(store) as rt:
+        events = rt.space("demo").sqlite_database("events", tables=TABLES)
+        assert events.read("SELECT n FROM events ORDER BY n") == [{"n": 0}, {"n": 1}]
+
+
 def test_a_migrated_database_damaged_later_is_not_sent_to_a_rebuild_the_log_cannot_make(
     tmp_path: Path,
 ) -> None:
