@@ -38,6 +38,7 @@ from sqlite_cells.files import (
     OpBody,
     Outcome,
     Pinned,
+    check_foreign_source,
     collect_garbage,
     damage_noted,
     declaration_from_handle,
@@ -861,8 +862,9 @@ class Runtime(runtime.Runtime):
                 set_aside_moved(file)
 
     def _check_handle(self, decl: Declaration) -> bool:
-        """``HandleQuarantined`` when the committed handle value of ``decl`` is not a handle (R5):
-        written by an older or foreign program, it is never read as "no handle". Else whether
+        """``HandleQuarantined`` when the committed handle value of ``decl`` is not its handle
+        (R5): written by an older or foreign program (one naming an injected file, which this
+        runtime-owned database is not, included), it is never read as "no handle". Else whether
         the handle is dropped."""
         # Every commit of a database asks (before it begins): a single dict look-up (atomic)
         # when the space is open and the runtime usable, else ``space()`` itself, which opens
@@ -874,7 +876,11 @@ class Runtime(runtime.Runtime):
             data = space.file.entity(decl.db_id).data
         except EncodingError as exc:  # a row another program wrote
             raise unreadable_handle(decl.db_id, None, exc) from exc
-        return data is not None and is_dropped(decode_handle(decl.db_id, data))
+        if data is None:
+            return False
+        handle = decode_handle(decl.db_id, data)
+        check_foreign_source(decl.db_id, decl.space_id, handle)
+        return is_dropped(handle)
 
     def reconcile(
         self,

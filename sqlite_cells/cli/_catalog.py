@@ -430,7 +430,7 @@ def list_cells(store: str | os.PathLike[str], namer: Namer | None = None) -> lis
                 except (msgspec.DecodeError, EncodingError):  # LinkDecodeError is one
                     problem = f"undecodable value of {len(raw)} bytes"
             known = namer.named(space_id, str(cell_id))
-            handle, why = classify_cell(decoded(raw_id), data, rev, files)
+            handle, why = classify_cell(decoded(raw_id), data, rev, files, space_id)
             kind = _kind(handle, why is not None)
             if kind == "cell" and known is not None and known.kind in ("piece", "input"):
                 kind = known.kind

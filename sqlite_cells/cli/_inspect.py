@@ -54,6 +54,7 @@ from sqlite_cells.files import (
     database_seq,
     declaration_from_handle,
     foreign_owner,
+    foreign_source,
     handle_shaped,
     handle_value,
     hot_journal_advice,
@@ -66,6 +67,7 @@ from sqlite_cells.files import (
     read_watermark,
     reconcile,
     recorded_pin,
+    recorded_space_id,
     refused_writes,
     source_path,
     source_uri,
@@ -1014,18 +1016,23 @@ def store_file_names(root: Path) -> frozenset[str]:
 
 
 def classify_cell(
-    cell_id: str | None, data: Any, rev: Any, files: frozenset[str]
+    cell_id: str | None, data: Any, rev: Any, files: frozenset[str], space_id: str | None = None
 ) -> tuple[dict[str, Any] | None, str | None]:
     """What a ``_cf_cells`` row is to the commands: ``(handle, None)`` for a database's handle
     a runtime reads; ``(None, why)`` for a database whose handle cell holds no handle a runtime
     reads (R5: quarantined, written by an older or foreign program) — its value has a handle's
-    shape, its row's revision is not an integer, or its database's file stands in the store
-    (``files``, see :func:`store_file_names`); ``(None, None)`` for every other cell."""
+    shape, its row's revision is not an integer, it names an injected file that is not its own
+    (given the cell's ``space_id``, see ``files.foreign_source``), or its database's file
+    stands in the store (``files``, see :func:`store_file_names`); ``(None, None)`` for every
+    other cell."""
     if cell_id is None:
         return None, None
     stored = stored_json(data)
     handle = handle_value(cell_id, stored) if stored is not None else None
     if handle is not None:
+        foreign = foreign_source(cell_id, space_id, handle)
+        if foreign is not None:
+            return None, foreign
         if type(rev) is int:
             return handle, None
         return None, (
@@ -1046,12 +1053,13 @@ def read_handles(
     handles: list[tuple[str, dict[str, Any], int]] = []
     quarantined: list[QuarantinedHandleInfo] = []
     cells = 0
+    space_id = recorded_space_id(conn)
     for raw_id, data, rev in conn.execute(
         f"SELECT {as_bytes('id')}, {as_bytes('value')}, rev FROM _cf_cells ORDER BY id"
     ):
         cells += 1
         cell_id = decoded(raw_id)
-        handle, why = classify_cell(cell_id, data, rev, files)
+        handle, why = classify_cell(cell_id, data, rev, files, space_id)
         if handle is not None and cell_id is not None:
             handles.append((cell_id, handle, rev))
         elif why is not None and cell_id is not None:

@@ -44,6 +44,7 @@ from sqlite_cells.files import (
     COPY_FOLDER,
     DAMAGED_FILE,
     DISK_REFUSED,
+    HANDLE_FINDING,
     NO_FILE,
     OTHER_HISTORY,
     QUARANTINE_DIR,
@@ -161,6 +162,14 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
         )
     if o.action is Action.WRITES_REFUSED:
         return writes_refused_advice(o.path.name)
+    if o.action is Action.QUARANTINED and o.detail.startswith(HANDLE_FINDING):
+        # The handle's value is wrong, not the file: moving the file out would not help.
+        return (
+            "nothing was changed, and `--repair` cannot repair it: the value of the database's "
+            "handle cell in its space file is not its handle (see why above), and its queries "
+            f"and writes fail with Quarantined; {o.path.name} is kept as found: restore the "
+            "space's file from a backup made before that value was written"
+        )
     if o.action is Action.QUARANTINED and o.db_seq > o.space_seq:
         return (
             "nothing was changed, and `--repair` will not change it: its space's file lost "

@@ -9,6 +9,7 @@ from sqlite_cells.files._damage import note_damage as note_damage
 from sqlite_cells.files._damage import quick_check as quick_check
 from sqlite_cells.files._damage import source_damage_advice as source_damage_advice
 from sqlite_cells.files._handles import DROP_KIND as DROP_KIND
+from sqlite_cells.files._handles import HANDLE_FINDING as HANDLE_FINDING
 from sqlite_cells.files._handles import KEPT_IN_USE as KEPT_IN_USE
 from sqlite_cells.files._handles import CheckFinished as CheckFinished
 from sqlite_cells.files._handles import DamagedSpace as DamagedSpace
@@ -16,6 +17,7 @@ from sqlite_cells.files._handles import DatabaseDropped as DatabaseDropped
 from sqlite_cells.files._handles import Garbage as Garbage
 from sqlite_cells.files._handles import HandleNotWritable as HandleNotWritable
 from sqlite_cells.files._handles import HandleQuarantined as HandleQuarantined
+from sqlite_cells.files._handles import check_foreign_source as check_foreign_source
 from sqlite_cells.files._handles import check_handle as check_handle
 from sqlite_cells.files._handles import check_store as check_store
 from sqlite_cells.files._handles import collect_garbage as collect_garbage
@@ -28,6 +30,7 @@ from sqlite_cells.files._handles import dropped_here as dropped_here
 from sqlite_cells.files._handles import dropped_in as dropped_in
 from sqlite_cells.files._handles import find_garbage as find_garbage
 from sqlite_cells.files._handles import foreign_owner as foreign_owner
+from sqlite_cells.files._handles import foreign_source as foreign_source
 from sqlite_cells.files._handles import gc_plan as gc_plan
 from sqlite_cells.files._handles import handle_not_writable as handle_not_writable
 from sqlite_cells.files._handles import handle_schema as handle_schema
@@ -102,6 +105,7 @@ from sqlite_cells.files._reconcile import look_unlocked as look_unlocked
 from sqlite_cells.files._reconcile import orphan_outcome as orphan_outcome
 from sqlite_cells.files._reconcile import owned_elsewhere as owned_elsewhere
 from sqlite_cells.files._reconcile import reconcile as reconcile
+from sqlite_cells.files._reconcile import recorded_space_id as recorded_space_id
 from sqlite_cells.files._reconcile import table_differences as table_differences
 from sqlite_cells.files._reconcile import unopenable as unopenable
 from sqlite_cells.files._reconcile import unreadable_outcome as unreadable_outcome
@@ -135,6 +139,7 @@ __all__ = [
     "DAMAGED_FILE",
     "DISK_REFUSED",
     "DROP_KIND",
+    "HANDLE_FINDING",
     "KEPT_IN_USE",
     "KIND",
     "NO_FILE",
@@ -161,6 +166,7 @@ __all__ = [
     "attach",
     "attached",
     "changed_while_read",
+    "check_foreign_source",
     "check_handle",
     "check_pinned",
     "check_store",
@@ -186,6 +192,7 @@ __all__ = [
     "file_identity",
     "find_garbage",
     "foreign_owner",
+    "foreign_source",
     "gc_plan",
     "handle_not_writable",
     "handle_schema",
@@ -221,6 +228,7 @@ __all__ = [
     "read_watermark",
     "reconcile",
     "recorded_pin",
+    "recorded_space_id",
     "refused_writes",
     "register_disk_file",
     "release_hold",

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import apsw
 import msgspec
@@ -53,6 +53,7 @@ from sqlite_cells.files._reconcile import (
     database_seq,
     migrated_past_log,
     reconcile,
+    recorded_space_id,
     schema_from_json,
     table_differences,
     unopenable,
@@ -350,6 +351,35 @@ def check_handle(db_id: str, value: Any) -> dict[str, Any]:
             "injected file (written by an older or foreign program)",
         )
     return value  # type: ignore[no-any-return]  # a dict, as _shaped says
+
+
+# How each of `check`'s details about a database's handle value (not its file) begins.
+HANDLE_FINDING: Final = "its handle "
+
+
+def foreign_source(db_id: str, space_id: str | None, value: Any) -> str | None:
+    """Why the handle value ``value`` of ``db_id`` (a database of space ``space_id``) names an
+    injected file that is not its own (R5, R60), or None. An injected file's handle id derives
+    from its space and the path it records (``disk_source_id``), and a database the runtime owns
+    derives its id from its name: a ``source`` written into a runtime-owned database's handle by
+    another program makes a value that is not this database's handle, never a way to point it
+    at a file (R3)."""
+    path = source_path(value) if isinstance(value, dict) else None
+    if path is None or space_id is None or disk_source_id(space_id, path) == db_id:
+        return None
+    return (
+        f"its handle names the injected file {str(path)!r}, but registering that file gives "
+        "another handle id: the value of another database's handle, or one written by another "
+        "program"
+    )
+
+
+def check_foreign_source(db_id: str, space_id: str, value: Any) -> None:
+    """:class:`HandleQuarantined` when the handle value ``value`` of ``db_id`` names an injected
+    file that is not its own (:func:`foreign_source`)."""
+    why = foreign_source(db_id, space_id, value)
+    if why is not None:
+        raise HandleQuarantined(db_id, value, why=why)
 
 
 def holds_handle(db_id: str, value: Any) -> bool:
@@ -1236,11 +1266,15 @@ def _check_database(
     stored, rev = row if row is not None else (None, 0)
     data = stored_json(stored)
     value = handle_value(db_id, data) if data is not None else None
+    foreign = foreign_source(db_id, recorded_space_id(conn), value)
     if value is None:
         outcomes.append(_bad_handle(db_id, path, database_seq(conn, db_id), stored))
     elif type(rev) is not int:  # as a runtime refuses it (StoredCellError)
         last = database_seq(conn, db_id)
         outcomes.append(_bad_handle(db_id, path, last, rev, "revision"))
+    elif foreign is not None:  # as a runtime refuses it (R5)
+        last = database_seq(conn, db_id)
+        outcomes.append(Outcome(db_id, path, 0, last, Action.QUARANTINED, detail=foreign))
     elif not is_dropped(value) and source_path(value) is None:
         outcome = _reconciled(conn, db_id, path, space_file, repair=repair, verify=verify)
         if outcome.action is Action.IN_SYNC:

@@ -877,7 +877,7 @@ def _check_owner(space_conn: apsw.Connection, conn: apsw.Connection) -> None:
     owner = stored_owner(conn)
     if owner is None:
         return
-    problem = _owner_problem(owner, _space_id(space_conn))
+    problem = _owner_problem(owner, recorded_space_id(space_conn))
     if problem is not None:
         raise _Irreparable(problem)
 
@@ -887,12 +887,12 @@ def _keep_owner(space_conn: apsw.Connection, conn: apsw.Connection, db_id: str) 
     that it is that space's database, as its first write does (kept if recorded): a file rebuilt
     without it could be taken by another space declaring the same database id for its own, and
     have this space's rows undone as that space's commit in flight (see :func:`_check_owner`)."""
-    space_id = _space_id(space_conn)
+    space_id = recorded_space_id(space_conn)
     if space_id is not None:
         store_owner(conn, "main", space_id, db_id)
 
 
-def _space_id(space_conn: apsw.Connection) -> str | None:
+def recorded_space_id(space_conn: apsw.Connection) -> str | None:
     """The id the space file records (None: none, or no ``_cf_meta``: nothing known of it)."""
     try:
         return meta_text(space_conn, "_cf_meta", "space_id")

@@ -67,6 +67,7 @@ from sqlite_cells.files import (
     DatabaseDropped,
     OpBody,
     attach,
+    check_foreign_source,
     check_pinned,
     damage_advice,
     declares_alike,
@@ -471,6 +472,8 @@ class SqliteParticipant:
         pending = decl.db_id in writes
         if data is not None:
             handle = decode_handle(decl.db_id, data)  # else HandleQuarantined: nothing written
+            # (a value naming an injected file is not this database's: never carried on, R5)
+            check_foreign_source(decl.db_id, decl.space_id, handle)
         if is_dropped(handle) and not pending:
             raise _dropped_since(decl)
         self._check_caught_up(conn, decl, last_write)

@@ -14,6 +14,7 @@ import apsw
 import pytest
 
 import sqlite_cells as sc
+from sqlite_cells.schema import db_file_name
 
 from ..conftest import run_cli, written_once
 
@@ -174,6 +175,59 @@ def test_a_database_whose_handle_does_not_decode_is_a_finding_of_every_listing(
     assert f"left out database {db_id} of space 'g' is quarantined" in done.stderr
     cells = {r["id"]: r for r in json.loads(run_cli("cells", str(store), "--json").stdout)}
     assert cells[db_id]["kind"] == "quarantined database"
+
+
+def test_a_runtime_owned_databases_handle_naming_a_disk_file_quarantines_it(
+    store: Path, tmp_path: Path
+) -> None:
+    """R5, R3: another program wrote `"source": {"kind": "disk", "path": …}` into a runtime-owned
+    database's handle. `check` left the database out ("0 database(s) checked", exit 0),
+    `inspect` reported the named file as the database's, and the runtime went on reading and
+    writing its own file, carrying the forged key on at each write. Such a value is not this
+    database's handle (an injected file's id derives from its path): every use is
+    `Quarantined`, and `check` and `inspect` report it, changing nothing."""
+    named = tmp_path / "elsewhere.db"
+    named.write_bytes(b"not a database of this store")
+
+    def forged(db_id: str) -> bytes:
+        value = {"id": db_id, "tables": {"t": {"x": "integer"}}, "rev": 1}
+        return json.dumps({**value, "source": {"kind": "disk", "path": str(named)}}).encode()
+
+    db_id = _store_with_a_quarantined_handle(store, forged)
+    before = {p.name: p.read_bytes() for p in store.iterdir() if p.is_file()}
+    with sc.Runtime(store) as rt:
+        space = rt.space("g")
+        db = space.sqlite_database("victim", tables={"t": sc.table(x="integer")})
+        query = db.query("SELECT x FROM t")
+        rt.settle()
+        state = query.get()
+        assert state.result is None and isinstance(state.error, sc.Quarantined)
+        assert f"names the injected file '{named}'" in str(state.error)
+        with pytest.raises(sc.Quarantined, match="names the injected file"):
+            db.read("SELECT x FROM t")
+        with (
+            pytest.raises(sc.Quarantined, match="names the injected file"),
+            space.transact(),
+        ):
+            db.exec("INSERT INTO t (x) VALUES (4)")
+    after = {p.name: p.read_bytes() for p in store.iterdir() if p.is_file()}
+    assert {k: v for k, v in after.items() if not k.endswith(("-wal", "-shm"))} == {
+        k: v for k, v in before.items() if not k.endswith(("-wal", "-shm"))
+    }
+    done = run_cli("check", str(store))
+    assert done.returncode == 1, done.stdout
+    assert "watermark 1, space seq 1: quarantined (its handle names the injected file" in (
+        done.stdout
+    )
+    assert "restore the space's file from a backup" in done.stdout
+    assert "1 database(s) checked" in done.stdout
+    done = run_cli("inspect", str(store))
+    assert done.returncode == 1, done.stdout
+    assert f"file {named}" not in done.stdout
+    assert f"file {db_file_name(db_id)}: QUARANTINED: its handle names the injected file" in (
+        done.stdout
+    )
+    assert f"finding: database {db_id} of space 'g' is quarantined" in done.stdout
 
 
 @pytest.mark.parametrize(
