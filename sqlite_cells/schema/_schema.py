@@ -274,6 +274,17 @@ def _check_spec_text(column: str, spec: str) -> None:
             f"position {position}): SQLite reads specs as UTF-8; decode the text properly first"
         )
     statement = scan_sql(spec)
+    if statement.problem is not None and statement.problem[0] == "syntax":
+        # Text SQLite cannot read on its own (an unterminated quote): joined with the next
+        # column's spec in the table's DDL, it would read as something else — a quote opened
+        # here and closed there ends the CREATE TABLE and runs what follows (R10, R13). (A
+        # second statement is refused below, where its ";" is met.)
+        _kind, offset, message = statement.problem
+        raise SchemaError(
+            f"{where}: the spec {_shown(spec)} is not a column definition SQLite can read on its "
+            f"own ({message.partition(';')[0]} at offset {offset}); declare one whole column per "
+            "spec"
+        )
     depth = 0
     words = statement.words()
     names = _string_names(words)
@@ -415,8 +426,19 @@ def _indexes(
 
 
 def create_table_sql(database: str, name: str, declared: Table) -> str:
+    """The table's ``CREATE TABLE``: one statement, whatever its specs hold (each was checked
+    to be one column definition; checked again here as a whole, before any connection runs it,
+    as SQLite runs every statement of a text it is given)."""
     cols = ", ".join(c.ddl() for c in declared.columns)
-    return f"CREATE TABLE {quote_ident(database)}.{quote_ident(name)} ({cols})"
+    sql = f"CREATE TABLE {quote_ident(database)}.{quote_ident(name)} ({cols})"
+    problem = scan_sql(sql).problem
+    if problem is not None:
+        raise SchemaError(
+            f"table {_shown(name)}: its columns do not make one CREATE TABLE statement "
+            f"({problem[2].partition(':')[0]} at offset {problem[1]} of {_shown(sql)}); declare "
+            "one whole column definition per spec"
+        )
+    return sql
 
 
 def create_index_sql(database: str, index: str, table_name: str, columns: Sequence[str]) -> str:
@@ -649,6 +671,18 @@ def _check_default(
 _NUMBER_LITERAL: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
+def _may_be_a_number(default: str) -> bool:
+    """Whether a column default (as SQLite reports it) may be a number written otherwise than
+    SQLite writes it: a numeric literal, signed (a space after the sign too), with ``_`` digit
+    separators, or an expression in parentheses (which may compute one). A string, a blob,
+    ``NULL``, ``TRUE``/``FALSE`` and ``CURRENT_…`` are not."""
+    text = default.strip()
+    if text.startswith("("):
+        return True
+    text = re.sub(r"^([+-])\s+", r"\1", text).replace("_", "")
+    return _NUMBER_LITERAL.fullmatch(text) is not None
+
+
 def _check_added_alike(
     scratch: apsw.Connection, name: str, column: str, type_: str, default: str
 ) -> None:
@@ -659,12 +693,15 @@ def _check_added_alike(
     declaration, two values, depending on how the file got the column (and a file rebuilt
     from its log, or migrated by a table rebuild, holds the other one). Such a default is
     refused; a string says the text meant."""
-    if _affinity(type_) != "TEXT" or _NUMBER_LITERAL.fullmatch(default.strip()) is None:
+    if _affinity(type_) != "TEXT" or not _may_be_a_number(default):
         return
     probe = "temp._cf_added_column"
     try:
         scratch.execute(f"CREATE TABLE {probe} (x); INSERT INTO {probe} VALUES (1)")
-        scratch.execute(f"ALTER TABLE {probe} ADD COLUMN c {type_} DEFAULT {default}")
+        try:
+            scratch.execute(f"ALTER TABLE {probe} ADD COLUMN c {type_} DEFAULT {default}")
+        except apsw.SQLError:
+            return  # (a default no column can be added with: not a number's spelling)
         scratch.execute(f"INSERT INTO {probe} (x) VALUES (2)")
         added, written = (r[0] for r in scratch.execute(f"SELECT c FROM {probe} ORDER BY x"))
     finally:

@@ -1119,7 +1119,9 @@ def test_a_declared_table_whose_name_the_file_gives_an_index_reads_empty(store: 
         assert db.read("SELECT * FROM foo") == []
 
 
-@pytest.mark.parametrize("default", ["1.50", "(0.10)", "1e2", "-0.0"])
+@pytest.mark.parametrize(
+    "default", ["1.50", "(0.10)", "1e2", "-0.0", "- 5.", "+ 1e2", "1_0e1", "(- 2.50)"]
+)
 def test_a_text_columns_default_spelled_as_a_number_with_a_fraction_is_refused(
     space: Space, default: str
 ) -> None:
@@ -1138,7 +1140,14 @@ def test_a_text_columns_default_spelled_as_a_number_with_a_fraction_is_refused(
 
 
 @pytest.mark.parametrize(
-    "spec", ["text default '1.50'", "text default 1.5", "text default 007", "real default 1.50"]
+    "spec",
+    [
+        "text default '1.50'",
+        "text default 1.5",
+        "text default 007",
+        "real default 1.50",
+        "text default - 5",
+    ],
 )
 def test_defaults_that_read_alike_either_way_are_declared(space: Space, spec: str) -> None:
     old = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key")})
@@ -1149,6 +1158,19 @@ def test_defaults_that_read_alike_either_way_are_declared(space: Space, spec: st
         db.exec("INSERT INTO t (id) VALUES (2)")  # the first write adds the column: ADD COLUMN
     (before, after) = [r["price"] for r in db.read("SELECT price FROM t ORDER BY id")]
     assert before == after
+
+
+@pytest.mark.parametrize("spec", ["text default current_timestamp", "text default (lower('A'))"])
+def test_a_text_default_no_column_can_be_added_with_is_declared_for_a_new_table(
+    space: Space, spec: str
+) -> None:
+    """The check of a TEXT default that may be a number's spelling adds the column to a
+    scratch table: a default ``ADD COLUMN`` refuses (not a constant) says nothing of it."""
+    db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key", v=spec)})
+    with space.transact():
+        db.exec("INSERT INTO t (id) VALUES (1)")
+    (value,) = (r["v"] for r in db.read("SELECT v FROM t"))
+    assert isinstance(value, str) and value
 
 
 def test_a_write_failing_after_its_migration_says_that_the_migration_stays(store: Path) -> None:

@@ -399,3 +399,48 @@ def test_a_commit_does_not_judge_a_schema_sqlite_judged_already(
     space.sqlite_database("d", tables=grown)
     assert judged == [("slow_default_t",), ("other_t", "slow_default_t")]
     assert db.read("SELECT count(*) AS n FROM slow_default_t") == [{"n": 4}]
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "ATTACH '{path}' AS z; CREATE TABLE z.pwn(x",
+        "DROP TABLE IF EXISTS main._cf_cells; SELECT (1",
+        "WITHOUT ROWID; SELECT (1",
+    ],
+    ids=["attach", "drop-space-table", "table-clause"],
+)
+def test_a_quote_opened_in_one_spec_and_closed_in_the_next_runs_nothing(
+    rt: sc.Runtime, space: Space, tmp_path: Path, tail: str
+) -> None:
+    """Each spec was checked alone, and an unterminated string hid the ``)`` and ``;`` after it:
+    joined into one CREATE TABLE, the quote opened in ``a`` closed in ``b`` and what followed
+    ran — at the declaration's scratch check, then on the space's write connection (R10, R13)."""
+    planted = tmp_path / "planted.sqlite"
+    specs = {"a": "text default '", "b": 'text\', "b" text); ' + tail.format(path=planted)}
+    with pytest.raises(sc.SchemaError, match=r"column 'a'.*unterminated string") as info:
+        sc.table(specs)
+    assert isinstance(info.value, ValueError)
+    with pytest.raises(sc.SchemaError, match="column 'a'"):
+        space.sqlite_database("d", tables={"t": sc.table(id="integer primary key", **specs)})
+    with pytest.raises(sc.SchemaError, match="unterminated string"):
+        sc.table(a="text default 'open")  # (one spec alone, too)
+    assert not planted.exists()
+    with space.transact():
+        space.cell("c").set(1)  # the space is whole and usable
+    with sc.Runtime(rt.store) as again:
+        assert again.space(space.id).cell("c").get() == 1
+
+
+def test_create_table_text_is_one_statement_whatever_its_columns_hold() -> None:
+    """A second line of defence: the CREATE TABLE of declared columns is checked as a whole
+    before any connection runs it (SQLite runs every statement of a text)."""
+    forged = schema_module.Table(
+        (
+            schema_module.Column("a", "text default '", False),
+            schema_module.Column("b", "text'); DROP TABLE x; SELECT ('", False),
+        ),
+        (),
+    )
+    with pytest.raises(sc.SchemaError, match="one CREATE TABLE statement"):
+        schema_module.create_table_sql("main", "t", forged)
