@@ -654,7 +654,7 @@ class LinkedDb(SqliteDb):
                 "runtime makes): its queries run once it is written"
             )
         decl = runtime.declaration_for(linked)
-        return SqliteDb(linked.space, decl)  # type: ignore[arg-type]  # a sqlite_cells Space
+        return runtime.handle(linked.space, decl)  # type: ignore[arg-type]  # a sqlite_cells Space
 
     def _follow(self) -> tuple[list[str], Any]:
         """(The cells passed on the way, what the input leads to.) The input may link to another

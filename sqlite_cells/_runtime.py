@@ -128,8 +128,6 @@ class Space(runtime.Space):
         """The database cell ``name`` (its id derives from the space and the name, or inside a
         pattern from the piece; R1) with the declared ``tables``. Nothing is written until the
         first ``db.exec`` (R13)."""
-        from sqlite_cells._db import SqliteDb
-
         if name is not None:
             name = check_name("database name", name)
         self.runtime.check_open()
@@ -159,8 +157,7 @@ class Space(runtime.Space):
             kind=SourceKind.VM if source is not None else SourceKind.CELL,
             name=top_level_name(cause),  # recorded at its first write (SPEC §6)
         )
-        self.runtime._declare(decl)
-        db = SqliteDb(self, decl)
+        db = self.runtime._declare_handle(self, decl)
         if decl.name is not None:
             self.file.names[db_id] = f"database {decl.name!r}"
         taken(cause)
@@ -173,8 +170,6 @@ class Space(runtime.Space):
         handle cell is written once (a commit), so a link to it resolves after a restart; it
         records the file's device and inode, and registering the path again after the file was
         replaced records the new file's (the same handle, re-pinned)."""
-        from sqlite_cells._db import SqliteDb
-
         runtime = self.runtime
         runtime.check_open()  # a closed runtime registers nothing (and reads no file for it)
         resolved, pinned = register_disk_file(
@@ -187,8 +182,7 @@ class Space(runtime.Space):
             schema=None,
             kind=SourceKind.DISK,
         )
-        runtime._declare(decl)
-        handle = SqliteDb(self, decl)
+        handle = runtime._declare_handle(self, decl)
         value = disk_handle_value(decl, pinned)  # the pin recorded: checked in any process
         # Compared with the handle as committed now: another process may have registered the
         # path again since this runtime last looked (its poll), and the file there now is the
@@ -398,6 +392,10 @@ class Runtime(runtime.Runtime):
         # _decl_lock guards _declarations, _reconciled, _quarantined(_once), _damage_checked,
         # _followed.
         self._decl_lock = threading.Lock()
+        # Held while a declaration is recorded (_declare), and from recording one until its
+        # handle is made (_declare_handle, handle): a handle's declaration is the latest while
+        # it is made. Taken before _decl_lock, never while waiting for another thread.
+        self._declaring = threading.RLock()
         self._declarations: dict[str, Declaration] = {}
         # Databases this runtime did not declare, known from their handle's value (a linked
         # pattern input): the tables that value held, to follow the declaring runtime's changes.
@@ -472,7 +470,7 @@ class Runtime(runtime.Runtime):
         """Record (or replace) what is known of a database cell: only ``sqlite_database``,
         ``register_disk_source`` and a handle's committed value do (R3). ``adopted``: the
         tables of the handle value it was rebuilt from (None: declared here)."""
-        with self._decl_lock:
+        with self._declaring, self._decl_lock:
             before = self._declarations.get(decl.db_id)
             if before is not None and before.space_id != decl.space_id:
                 raise DeclarationError(
@@ -500,6 +498,24 @@ class Runtime(runtime.Runtime):
             # R14: a re-declaration is visible to reads at once, live queries included (R62:
             # declared anew with a VmSource, they fail with NotImplementedSource).
             self.live_queries.rerun_database(decl.db_id)
+
+    def _declare_handle(self, space: Space, decl: Declaration) -> SqliteDb:
+        """Record ``decl`` (see ``_declare``) and make its handle, with no declaration of
+        another thread in between: two threads declaring one database at once end as if one
+        had declared after the other (the later declaration is every handle's, R14)."""
+        with self._declaring:
+            self._declare(decl)
+            return self.handle(space, decl)
+
+    def handle(self, space: Space, decl: Declaration) -> SqliteDb:
+        """A handle of ``decl``'s database, made from the declaration this runtime recorded
+        last for it (``decl`` or a later one), whose handle value is its default (R4): a
+        declaration recorded by another thread meanwhile neither fails the handle (R3: made
+        by this runtime) nor gives its cell another default."""
+        from sqlite_cells._db import SqliteDb
+
+        with self._declaring:
+            return SqliteDb(space, self.latest_declaration(decl))
 
     def latest_declaration(self, decl: Declaration) -> Declaration:
         """What this runtime recorded last for ``decl``'s database (``decl`` itself when

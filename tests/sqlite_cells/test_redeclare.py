@@ -5,6 +5,7 @@ table it lacks reads as empty. Reads never write the file (R7, R40)."""
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 
 import sqlite_cells as sc
 from sqlite_cells._runtime import Space
+from sqlite_cells.files import unwritten_handle
 from sqlite_cells.read._reader import known_read_set
 from sqlite_cells.schema import declare_tables
 
@@ -662,3 +664,112 @@ def test_an_additive_redeclaration_reruns_queries_made_with_react_on_too(rt: sc.
     row = {"a": 1, "c": 7, "n": None, "l_cf_link": None, "k": "x"}
     assert {k: q.get().result for k, q in queries.items()} == {k: [row] for k in queries}
     assert _fingerprint(db.path) == before and db.rev == 1
+
+
+@pytest.mark.parametrize("tables", ["the same, with a new migrate each call", "other columns"])
+def test_two_threads_declaring_one_database_at_once_each_get_a_handle(
+    space: Space, tables: str
+) -> None:
+    """R1, R3, R14: two threads call ``sqlite_database`` for one database at once, 3000 times
+    each. Each call returned a handle, as when the calls are made one after the other; a
+    declaration recorded by the other thread between a call's own and the making of its handle
+    made that call fail with InvalidArgument ("this declaration was not made by this runtime")
+    or HandleNotWritable (its default no longer the declared one). Without the fix this fails
+    only sometimes (the window is narrow; many calls and a short switch interval make it
+    likely); with it, it passes every time. The later declaration is every handle's, and
+    nothing is written (R13)."""
+    columns = ("a", "a") if tables.startswith("the same") else ("a", "b")
+    errors: list[BaseException] = []
+    last: list[sc.SqliteDb] = []
+    start = threading.Barrier(2)
+
+    def declare(column: str) -> None:
+        start.wait()
+        db = None
+        for _ in range(3000):
+            try:
+                db = space.sqlite_database(
+                    "d",
+                    tables={"t": sc.table(**{column: "integer"})},
+                    version=2,
+                    migrate=lambda conn, version: None,
+                )
+            except BaseException as exc:  # handed to the asserts
+                errors.append(exc)
+        if db is not None:
+            last.append(db)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        workers = [threading.Thread(target=declare, args=(c,)) for c in columns]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert [f"{type(e).__name__}: {e}" for e in errors] == []
+    assert len(last) == 2
+    latest = space.runtime.declaration(last[0].id)
+    for db in last:
+        assert db.declaration is latest
+        assert latest.schema is not None and db.tables == dict(latest.schema.tables)
+        assert db.get() == unwritten_handle(latest) and db.rev == 0
+    assert not last[0].path.exists()
+
+
+def test_a_database_input_resolves_while_another_thread_declares_its_database_again(
+    rt: sc.Runtime, space: Space
+) -> None:
+    """R3, R14, R61: a pattern's database input finds its database at each use, while another
+    thread declares that database again (the same tables, a new ``migrate`` function each
+    call), 3000 times each. Each use found the database; a declaration recorded between the
+    input's look-up of the declaration and the making of its handle made the use fail with
+    InvalidArgument ("this declaration was not made by this runtime"). Without the fix this
+    fails only sometimes (the window is narrow; many calls and a short switch interval make it
+    likely); with it, it passes every time."""
+    db = space.sqlite_database("d", tables=OLD)
+    given: dict[str, sc.SqliteDb] = {}
+
+    @sc.pattern
+    def viewer(notes: sc.SqliteDb) -> dict[str, Any]:
+        given["notes"] = notes
+        return {}
+
+    space.run(viewer, key="k", notes=db)
+    rt.settle(10)
+    linked = given["notes"]
+    errors: list[BaseException] = []
+    found: set[str] = set()
+    start = threading.Barrier(2)
+
+    def declare() -> None:
+        start.wait()
+        for _ in range(3000):
+            try:
+                space.sqlite_database("d", tables=OLD, migrate=lambda conn, version: None)
+            except BaseException as exc:  # handed to the asserts
+                errors.append(exc)
+
+    def resolve() -> None:
+        start.wait()
+        for _ in range(3000):
+            try:
+                found.add(linked.target().id)  # type: ignore[attr-defined]  # a LinkedDb
+            except BaseException as exc:  # handed to the asserts
+                errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        workers = [threading.Thread(target=work) for work in (declare, resolve)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert [f"{type(e).__name__}: {e}" for e in errors] == []
+    assert found == {db.id}
+    assert linked.declaration is rt.declaration(db.id) and not db.path.exists()
