@@ -364,7 +364,13 @@ class LiveQueries:
             # react_on=db or react_on=<cell> shows the new tables at once too (R14).
             nodes = list(self._queries.get(db_id, ()))
             if failed:
-                nodes = [node for node in nodes if getattr(node.value, "error", None) is not None]
+                # (One in flight shows what its run finds: most often the run whose read made
+                # the check that found the file agreeing.)
+                nodes = [
+                    node
+                    for node in nodes
+                    if getattr(node.value, "error", None) is not None and not node.in_flight
+                ]
             if nodes:
                 self.scheduler.rerun(nodes)
 
