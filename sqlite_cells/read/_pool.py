@@ -94,8 +94,9 @@ _OPEN_TRIES = 5  # a file removed under each open is raced by other processes
 class PooledConnection:
     """A pooled read-only connection with its gate and deadline (owned by one thread at a time).
 
-    ``deadline`` is a ``time.monotonic()`` value (``inf`` when no read runs); past it the
-    progress handler interrupts the statement and the busy handler stops waiting for a lock.
+    ``deadline`` is a ``time.monotonic()`` value (``inf`` when no read runs: the pool's own
+    statements then wait for no lock); past it the progress handler interrupts the statement
+    and the busy handler stops waiting for a lock.
     ``timed_out_waiting`` says whether the last lock wait ended at the deadline, and
     ``lock_waited_at`` when the busy handler last ran (a statement in a lock wait)."""
 
@@ -163,6 +164,11 @@ class PooledConnection:
         # Lock waits count in the query's time (R44): wait in short sleeps up to the deadline.
         # An interrupt (the watchdog, close(), Ctrl-C) ends a wait as it ends a running
         # statement: SQLite's interrupt alone does not stop a busy handler's sleeps.
+        if self.deadline == math.inf:
+            # No read runs: the pool's own look at the connection after a read (its journal
+            # mode, whether its file moved) waits for no lock; a wait here had no end but the
+            # watchdog's, which took the read for one long step and gave up its worker.
+            return False
         now = self.lock_waited_at = time.monotonic()
         remaining = self.deadline - now
         if remaining <= 0 or self.conn.is_interrupted:

@@ -101,6 +101,7 @@ __all__ = [
     "Tracker",
     "failed_together",
     "failed_unexpectedly",
+    "locked_past",
     "prepared_read_set",
     "read_batch",
     "read_rows",
@@ -1187,6 +1188,14 @@ def _read_map(
 _MAY_JOIN_BY_NAME: Final = re.compile("using|natural", re.IGNORECASE)
 
 
+def locked_past(setting: str, timeout: float) -> str:
+    """What a read that waited for a lock on its file until its deadline says (R44)."""
+    return (
+        f"the file stayed locked by another connection past {setting} ({timeout}s): "
+        "try again when its writer is done"
+    )
+
+
 def _translate(
     decl: Declaration,
     sql: str,
@@ -1209,12 +1218,7 @@ def _translate(
             decl.db_id, sql, f"interrupted after {timeout}s ({setting}): {advice}"
         )
     elif isinstance(exc, apsw.BusyError) and (pooled is None or pooled.timed_out_waiting):
-        error = QueryTimeout(
-            decl.db_id,
-            sql,
-            f"the file stayed locked by another connection past {setting} ({timeout}s): "
-            "try again when its writer is done",
-        )
+        error = QueryTimeout(decl.db_id, sql, locked_past(setting, timeout))
     elif advice := out_of_files(exc):
         error = QueryError(decl.db_id, sql, f"{decl.path} cannot be opened ({exc}): {advice}")
     elif isinstance(exc, apsw.AuthError) and decl.kind is SourceKind.DISK:  # own schema (R60)

@@ -28,6 +28,14 @@ takes, and the results read before it to a job that only builds and delivers the
 transaction. Likewise when one statement's rows have taken ``SLOW`` seconds to build: the
 results built already go on to be delivered, those not built yet to be built elsewhere, and
 the worker delivers that one alone. Nothing read is read again.
+
+A read waiting for a lock on its file (another connection holds it: another process in
+SQLite's exclusive locking mode, say) waits in its connection's busy handler, up to its
+deadline, and is then :class:`QueryTimeout` saying the file stayed locked. One such wait per
+file is enough: while a worker waits for a file's lock, the queued jobs of that file stay
+queued (a second waiter would learn nothing more) and the workers take other files' jobs, so
+a burst of reads of a locked file never holds back reads of other databases. A ``db.read``
+still queued so at its deadline says the file stayed locked.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import apsw
@@ -53,6 +62,7 @@ from sqlite_cells.read._reader import (
     Tracker,
     failed_together,
     failed_unexpectedly,
+    locked_past,
     prepared_read_set,
     read_batch,
 )
@@ -125,6 +135,8 @@ class ReadJob:
     # The items' results, read already at this watermark seq (handed on from a job whose
     # next statement runs long, see ``_split_locked``): only their rows are built.
     read: tuple[int, list[StatementResult]] | None = None
+    # Left queued while another read waited for a lock on its file (see ``_next_locked``).
+    behind_lock: bool = False
 
 
 @dataclass(eq=False, slots=True)
@@ -217,12 +229,14 @@ class QueryWorkers:
                 # Still queued behind other reads past the deadline: give up on it (R44). Once
                 # started, the watchdog ends it by its own deadline.
                 if self._dequeue(job):
-                    error = QueryTimeout(
-                        decl.db_id,
-                        stmt.sql,
-                        f"no query worker was free within query_timeout ({self.timeout}s): "
-                        "other reads hold them all; try again, or raise query_workers",
-                    )
+                    if job.behind_lock:  # held back behind another read's wait for that lock
+                        why = locked_past(self.pool.timeout_setting, self.timeout)
+                    else:
+                        why = (
+                            f"no query worker was free within query_timeout ({self.timeout}s): "
+                            "other reads hold them all; try again, or raise query_workers"
+                        )
+                    error = QueryTimeout(decl.db_id, stmt.sql, why)
                     return 0, StatementResult(error=error)
                 wait_in_slices(done, None)
         except BaseException:
@@ -263,9 +277,10 @@ class QueryWorkers:
         worker.thread.start()
 
     def _add_extra_locked(self, now: float) -> None:
-        """Start an extra worker if jobs are queued, every worker is busy with a statement that
-        has run ``SLOW`` seconds or more, and the bound allows one."""
-        if not self._queue or self._closed:
+        """Start an extra worker if jobs are queued (not only jobs of files in a lock wait),
+        every worker is busy with a statement that has run ``SLOW`` seconds or more, and the
+        bound allows one."""
+        if self._closed or not self._has_work_locked():
             return
         workers = self._workers
         if len(self._in_flight) < len(workers):
@@ -294,7 +309,10 @@ class QueryWorkers:
                 if self._closed:
                     self._workers.remove(worker)
                     return
-                job = self._queue.popleft()
+                job = self._next_locked()
+                if job is None:  # only jobs of files in a lock wait: look again shortly
+                    self._wake.wait(_LOCK_WAIT_RECENT)
+                    continue
                 flight = self._in_flight[worker] = _InFlight(job, time.monotonic())
                 if self._watch_idle:
                     self._watch_wake.notify()  # the watchdog has something to watch
@@ -312,9 +330,43 @@ class QueryWorkers:
             # batch's path (at the next assignment of outcome).
             del outcome, job, flight
 
+    def _locked_files_locked(self) -> set[Path]:
+        """The files whose reads in flight are waiting for a lock on them now."""
+        now = time.monotonic()
+        files: set[Path] = set()
+        for flight in self._in_flight.values():
+            pooled = flight.tracker.pooled
+            if pooled is not None and now - pooled.lock_waited_at < _LOCK_WAIT_RECENT:
+                files.add(flight.job.decl.path)
+        return files
+
+    def _next_locked(self) -> ReadJob | None:
+        """Take the first queued job whose file no read in flight waits for a lock on (None
+        when every queued job's file is in such a wait)."""
+        queue = self._queue
+        locked = self._locked_files_locked()
+        if not locked:
+            return queue.popleft()
+        found = None
+        for job in queue:
+            if job.decl.path in locked:
+                job.behind_lock = True
+            elif found is None:
+                found = job
+        if found is not None:
+            queue.remove(found)
+        return found
+
+    def _has_work_locked(self) -> bool:
+        """Whether a queued job may be taken now (see ``_next_locked``)."""
+        if not self._queue:
+            return False
+        locked = self._locked_files_locked()
+        return not locked or any(job.decl.path not in locked for job in self._queue)
+
     def _retire_locked(self, worker: _Worker) -> bool:
         """After ``RETIRE`` idle seconds: exit if the pool still has more than ``count``."""
-        if self._queue or self._closed or len(self._workers) <= self.count:
+        if self._has_work_locked() or self._closed or len(self._workers) <= self.count:
             return False
         self._workers.remove(worker)
         return True

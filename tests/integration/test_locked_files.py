@@ -7,11 +7,14 @@ never report a commit that is on its way from the space file to the database fil
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -189,3 +192,128 @@ def test_tables_never_leaves_out_a_database_for_a_commit_on_its_way(
         finally:
             writer.kill()
     assert not (store / "quarantine").exists()
+
+
+@pytest.fixture
+def two_databases(store: Path) -> Iterator[tuple[sc.Runtime, sc.SqliteDb, sc.SqliteDb]]:
+    """A runtime whose databases `a` and `b` are written and read, `a`'s reader let go (a pool
+    of one), so another process may take `a`'s file in SQLite's exclusive locking mode."""
+    with sc.Runtime(store, read_pool_size=1, query_timeout=0.3) as rt:
+        space = rt.space("demo")
+        a = space.sqlite_database("a", tables=NOTES)
+        b = space.sqlite_database("b", tables=NOTES)
+        for name, db in (("a", a), ("b", b)):
+            with space.transact():
+                db.exec(INSERT, [name])
+            assert db.read(SELECT) == [{"body": name}]
+        yield rt, a, b
+
+
+@contextlib.contextmanager
+def _held(path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the file at ``path`` locked until a line reaches its stdin."""
+    with subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(HOLDER), str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline().strip() == "held"
+            yield holder
+        finally:
+            holder.kill()
+
+
+def _let_go(holder: subprocess.Popen[str]) -> None:
+    assert holder.stdin is not None
+    holder.stdin.write("\n")
+    holder.stdin.flush()
+    assert holder.wait(30) == 0
+
+
+def test_a_read_of_a_file_another_process_holds_says_it_stayed_locked(
+    two_databases: tuple[sc.Runtime, sc.SqliteDb, sc.SqliteDb],
+) -> None:
+    """The read waits for the lock up to its deadline and says so; it was reported as one long
+    function call (the pool's look at the file after the read waited without a deadline), and
+    its worker was given up, stuck in SQLite."""
+    rt, a, _ = two_databases
+    with _held(a.path) as holder:
+        with pytest.raises(sc.QueryTimeout) as caught:
+            a.read("SELECT count(*) AS n FROM notes")
+        assert str(caught.value).startswith(
+            f"database {a.id}: the file stayed locked by another connection past query_timeout "
+            "(0.3s): try again when its writer is done"
+        )
+        assert "long step" not in str(caught.value)
+        assert rt.query_workers.running == 2  # none given up
+        # Many at once: one waits for the lock, the others for it in the queue; all say so.
+        failed: list[BaseException] = []
+
+        def read_a() -> None:
+            try:
+                a.read("SELECT count(*) AS n FROM notes")
+            except sc.SqliteCellsError as exc:
+                failed.append(exc)
+
+        readers = [threading.Thread(target=read_a) for _ in range(6)]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join(30)
+        assert len(failed) == 6
+        for exc in failed:
+            assert isinstance(exc, sc.QueryTimeout)
+            assert "the file stayed locked by another connection past query_timeout" in str(exc)
+        _let_go(holder)
+    assert a.read(SELECT) == [{"body": "a"}]
+
+
+def test_reads_of_a_locked_file_never_hold_back_reads_of_other_databases(
+    store: Path, written: Path
+) -> None:
+    """A burst of reads of a file another process holds: one of them waits for the lock, the
+    others wait in the queue, and a read of another database is taken at once — before any
+    read of the locked file ends (they end only when the holder lets go, within a timeout
+    far longer than the test). They filled every worker, extras too."""
+    with sc.Runtime(store, read_pool_size=1, query_timeout=20) as rt:
+        space = rt.space("demo")
+        a = space.sqlite_database("notes", tables=NOTES)
+        b = space.sqlite_database("b", tables=NOTES)
+        with space.transact():
+            b.exec(INSERT, ["b"])
+        assert a.read(SELECT) == [{"body": "first"}]
+        assert b.read(SELECT) == [{"body": "b"}]  # a's reader let go
+        ended: list[object] = []
+
+        def read_a() -> None:
+            try:
+                ended.append(a.read(SELECT))
+            except sc.SqliteCellsError as exc:
+                ended.append(exc)
+
+        with _held(a.path) as holder:
+            began = time.monotonic()
+            readers = [threading.Thread(target=read_a) for _ in range(24)]
+            for reader in readers:
+                reader.start()
+            while not _waiting_for_a_lock(rt, began):
+                time.sleep(0.01)
+            assert b.read(SELECT) == [{"body": "b"}]
+            assert ended == []
+            _let_go(holder)
+            for reader in readers:
+                reader.join(60)
+        assert ended == [[{"body": "first"}]] * 24
+
+
+def _waiting_for_a_lock(rt: sc.Runtime, since: float) -> bool:
+    """Whether a read in flight on a worker of ``rt`` has waited for a lock since ``since``."""
+    with rt.query_workers._lock:
+        flights = list(rt.query_workers._in_flight.values())
+    return any(
+        flight.tracker.pooled is not None and flight.tracker.pooled.lock_waited_at > since
+        for flight in flights
+    )
