@@ -819,14 +819,17 @@ class LiveQueries:
                 lock_waits.add(file, read.runners)
             elif (
                 not ok
-                and decl.kind is SourceKind.DISK
                 and isinstance(result.error, QueryTimeout)
                 and isinstance(result.error.__cause__, apsw.BusyError)
             ):
-                # Another program held the source past query_timeout: nothing may change the
-                # file to re-run the query once it lets go, so it runs at the watcher's next
-                # look (and waits again while the lock is held).
-                self._sources.expire(decl.path)
+                # Another connection held the file past query_timeout: nothing may change the
+                # file to re-run the query once it lets go (it may roll back). A source runs
+                # at the watcher's next look (and waits again while the lock is held); a
+                # database's file is looked at with the write-lock waits.
+                if decl.kind is SourceKind.DISK:
+                    self._sources.expire(decl.path)
+                else:
+                    lock_waits.add(decl.path, read.runners)
             elif lock_waits:  # (empty but while a query waits: no cost to the others)
                 lock_waits.discard(read.runners)
         self.scheduler.set_values(told)
@@ -898,25 +901,45 @@ class LiveQueries:
 _ABSENT: Any = object()
 
 
+def _lock_free(file: SpaceFile | Path) -> bool:
+    """Whether the lock waited for is free now (see ``_LockWaits``), never waiting for it."""
+    if not isinstance(file, Path):
+        return file.write_lock_free()
+    locked: list[bool] = []
+
+    def read(conn: apsw.Connection) -> None:
+        try:
+            conn.execute("PRAGMA main.schema_version").fetchall()
+        except apsw.BusyError:
+            locked.append(True)
+
+    peek(file, read)  # (a file gone or damaged: the run says so)
+    return not locked
+
+
 class _LockWaits:
-    """The live queries whose last run gave up waiting for their space's write lock (a
-    :class:`WriteLockTimeout`): a commit of this runtime, or another connection's (another
+    """The live queries whose last run gave up waiting for a lock: their space's write lock (a
+    :class:`WriteLockTimeout`: a commit of this runtime, or another connection's (another
     process's commit), held it past ``query_timeout``, and the run needed it to repair the file
-    first (R44, R71). Nothing else re-runs them — that commit may have written another database,
-    or rolled back — so each is re-run once the lock is seen free. A ticker thread, started at
-    the first such query, asks the scheduler thread to look every ``interval`` while one waits
-    and sleeps otherwise; a look tries this runtime's lock without waiting, so no run starts
-    while a commit of its own holds it. Another process's hold is not seen from here: the run
-    then waits for it on a worker, up to ``query_timeout`` again, and lands another
-    ``WriteLockTimeout`` while it lasts. A query is re-run at most once per look, and not after a
-    result of another kind lands (it succeeded, or failed otherwise) or once it is released."""
+    first, R44, R71), or a lock on their database's file itself (a :class:`QueryTimeout` from
+    SQLite's busy error: another process holds the file, in SQLite's exclusive locking mode,
+    say). Nothing else re-runs them — that commit may have written another database, or rolled
+    back — so each is re-run once the lock is seen free. A ticker thread, started at the first
+    such query, asks the scheduler thread to look every ``interval`` while one waits and sleeps
+    otherwise. A look tries this runtime's write lock without waiting, so no run starts while a
+    commit of its own holds it; another process's hold of the space's lock is not seen from
+    here: the run then waits for it on a worker, up to ``query_timeout`` again, and lands
+    another ``WriteLockTimeout`` while it lasts. A database file is read at once by a
+    connection of the look's own that waits for no lock (``peek``): free once that read is
+    not refused as busy. A query is re-run at most once per look, and not after a result of
+    another kind lands (it succeeded, or failed otherwise) or once it is released."""
 
     def __init__(self, scheduler: Scheduler, interval: float) -> None:
         self._scheduler = scheduler
         self._interval = interval
-        # Owned by the scheduler thread: the queries waiting, by the space file whose lock
-        # they wait for.
-        self._waiting: dict[SpaceFile, set[Node]] = {}
+        # Owned by the scheduler thread: the queries waiting, by the space file whose write
+        # lock they wait for, or the path of the database file whose lock they wait for.
+        self._waiting: dict[SpaceFile | Path, set[Node]] = {}
         self._any = threading.Event()  # set while a query waits: the ticker runs
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
@@ -925,8 +948,9 @@ class _LockWaits:
     def __bool__(self) -> bool:
         return bool(self._waiting)
 
-    def add(self, file: SpaceFile, runners: list[Runner]) -> None:
-        """(Scheduler thread.) ``runners`` waited for ``file``'s write lock in vain."""
+    def add(self, file: SpaceFile | Path, runners: list[Runner]) -> None:
+        """(Scheduler thread.) ``runners`` waited in vain for ``file``'s write lock (a space
+        file) or for a lock on the database file at ``file`` (a path)."""
         nodes: list[Node] = list(runners)  # type: ignore[arg-type]  # runners are nodes
         self._waiting.setdefault(file, set()).update(nodes)
         if self._any.is_set():
@@ -955,7 +979,7 @@ class _LockWaits:
 
     def _look(self) -> None:
         """(Scheduler thread.) Re-run the queries whose lock is free now, as one round."""
-        free = [file for file in self._waiting if file.write_lock_free()]
+        free = [file for file in self._waiting if _lock_free(file)]
         nodes = [node for file in free for node in self._waiting.pop(file) if not node.released]
         if not self._waiting:
             self._any.clear()

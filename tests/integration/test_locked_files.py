@@ -317,3 +317,39 @@ def _waiting_for_a_lock(rt: sc.Runtime, since: float) -> bool:
         flight.tracker.pooled is not None and flight.tracker.pooled.lock_waited_at > since
         for flight in flights
     )
+
+
+def test_a_live_query_runs_again_once_another_process_lets_go_of_its_file(
+    store: Path, written: Path
+) -> None:
+    """A live query that timed out waiting for a lock on its database's file shows the rows
+    once the process holding it lets go, though that process rolled back and nothing else
+    wrote to the database (no commit re-runs it); it stayed failed until the next write."""
+    with sc.Runtime(store, read_pool_size=1, query_timeout=0.3, poll_interval=0.05) as rt:
+        space = rt.space("demo")
+        a = space.sqlite_database("notes", tables=NOTES)
+        b = space.sqlite_database("b", tables=NOTES)
+        with space.transact():
+            b.exec(INSERT, ["b"])
+        assert a.read(SELECT) == [{"body": "first"}]
+        assert b.read(SELECT) == [{"body": "b"}]  # a's reader let go
+        shown = threading.Event()
+        with _held(a.path) as holder:
+            query = a.query(SELECT)
+            rt.settle(timeout=30)
+            state = query.get()
+            assert state.result is None and isinstance(state.error, sc.QueryTimeout)
+            assert "the file stayed locked by another connection past query_timeout" in str(
+                state.error
+            )
+            query.observe().subscribe(
+                lambda state: shown.set() if state.result is not None else None
+            )
+            identity = a.path.stat().st_ino
+            _let_go(holder)
+        assert shown.wait(30)
+        assert query.get().error is None
+        assert query.get().result == [{"body": "first"}]
+        assert space.file.seen_seq == 2  # nothing was written meanwhile
+        assert a.path.stat().st_ino == identity
+        assert not (store / "quarantine").exists()
