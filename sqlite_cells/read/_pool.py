@@ -197,6 +197,29 @@ def _still_serves(pooled: PooledConnection, path: Path, pins: Pins, db_id: str) 
     return pooled.frozen is None or content_signature(path) == pooled.frozen
 
 
+# A pooled reader holds up to three descriptors (the file, its -wal and -shm); what a runtime
+# needs besides (its space files, a database attached for a write, its own -wal/-shm, the
+# user's own files) is kept out of the share idle readers may take.
+_FILES_PER_READER = 3
+_FILES_KEPT_BACK = 64
+
+
+def _idle_fitting_open_files() -> int:
+    """How many idle readers the process's limit of open files leaves room for: idle ones
+    are kept up to ``read_pool_size`` and closed only when it is passed, so a pool larger than
+    the limit allows took every descriptor (256 on macOS by default), and later reads and first
+    writes of other databases failed for good, nothing held by the user (R40, Errors)."""
+    try:
+        import resource
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):  # (no such limit here)
+        return 1 << 30
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 30
+    return max(1, (soft - _FILES_KEPT_BACK) // (2 * _FILES_PER_READER))
+
+
 def _open_source(
     path: Path,
 ) -> tuple[apsw.Connection, tuple[object, ...] | None, bool, Identity | None]:
@@ -293,7 +316,7 @@ class ReadPool:
     ) -> None:
         if size < 1:
             raise ValueError(f"read_pool_size must be at least 1, not {size}")
-        self.size = size
+        self.size = min(size, _idle_fitting_open_files())
         self.length_limit = length_limit
         self.timeout_setting = timeout_setting
         self._pinned = pinned

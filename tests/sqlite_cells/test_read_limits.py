@@ -241,3 +241,40 @@ def test_rows_that_do_not_fit_in_memory_say_what_to_do(tmp_path: Path) -> None:
     cause, _, said = done.stdout.partition(" | ")
     assert cause == "MemoryError", done.stdout + done.stderr
     assert "its rows do not fit in this process's memory (MemoryError): read fewer rows" in said
+
+
+_FEW_FILES = """
+import resource, sys
+import sqlite_cells as sc
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))  # macOS's default limit
+with sc.Runtime(sys.argv[1]) as rt:  # read_pool_size=64, the default
+    space = rt.space("s")
+    tables = {"t": sc.table(id="integer primary key", x="text")}
+    dbs = [space.sqlite_database(f"d{i}", tables=tables) for i in range(80)]
+    for db in dbs[:70]:
+        with space.transact():
+            db.exec("INSERT INTO t (x) VALUES ('a')")
+    counts = [db.read("SELECT count(*) AS n FROM t")[0]["n"] for db in dbs[:70]]
+    for db in dbs[70:]:  # first writes of other databases, after the reads
+        with space.transact():
+            db.exec("INSERT INTO t (x) VALUES ('b')")
+    print(sum(counts), sum(db.read("SELECT count(*) AS n FROM t")[0]["n"] for db in dbs))
+"""
+
+
+def test_idle_readers_leave_room_for_other_files_under_a_low_limit_of_open_files(
+    tmp_path: Path,
+) -> None:
+    """Idle pooled readers (≈ 3 descriptors each) were kept up to ``read_pool_size``: under a
+    limit of 256 open files, one-shot reads of 60-odd databases took every descriptor, and
+    every later read and first write of another database failed, nothing held by the user
+    (R40). The pool keeps no more idle readers than the limit leaves room for."""
+    done = subprocess.run(
+        [sys.executable, "-c", _FEW_FILES, str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["70", "80"]
