@@ -104,7 +104,7 @@ def wait_in_slices(event: threading.Event, timeout: float | None) -> bool:
 
 MAX_STUCK = 16
 SLOW = 0.02  # a statement running this long holds its worker: the reads behind it go elsewhere
-MAX_EXTRA = 8  # extra and abandoned workers beyond ``count`` that extras may bring about
+MAX_EXTRA = 14  # extra and abandoned workers beyond ``count`` that extras may bring about
 RETIRE = 1.0  # an idle worker beyond ``count`` exits after this long without work
 _WATCH_EVERY = 0.05
 CLOSE_WAIT = 1.0  # how long close() waits for interrupted workers to end (R44's slack)

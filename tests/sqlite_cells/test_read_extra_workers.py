@@ -620,3 +620,24 @@ def test_rows_slow_to_build_in_a_batch_are_each_read_and_built_once(
         assert rt.query_workers.splits >= 1
         # Built one after another at worst (one worker, and extras only when all are slow).
         assert took < count * workers_module.SLOW * 1.6 + 5
+
+
+def test_a_read_does_not_wait_behind_twelve_stuck_reads(store: Path, stuck: Stuck) -> None:
+    """Twelve reads stuck in one long call each (R44: "never holds back other queries"):
+    extra workers were bounded at 8 beyond ``query_workers``, so a trivial read waited for their
+    deadlines. Up to 16 stuck calls are outlasted with the default two workers."""
+    with sc.Runtime(store, query_timeout=1.0, query_workers=1) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        readers = [threading.Thread(target=_stuck_read, args=(db, stuck)) for _ in range(12)]
+        for reader in readers:
+            reader.start()
+        for _ in range(3000):  # every one in its long call (a hang guard)
+            with stuck._lock:
+                if stuck._running == 12:
+                    break
+            time.sleep(0.01)
+        stuck.note("read", db.read(COUNT))
+        for reader in readers:
+            reader.join(30)
+        assert stuck.events[0] == ("read", [{"n": 0}]), stuck.events[:2]
+        assert len(stuck.events) == 13
