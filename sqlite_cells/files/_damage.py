@@ -52,10 +52,12 @@ def damage_noted(path: Path) -> int:
     return _NOTED.get(path, 0)
 
 
-def damage_advice(path: Path, exc: BaseException) -> str:
-    """What a read or a write that met ``exc`` on ``path`` tells its caller."""
+def damage_advice(path: Path, exc: BaseException | str) -> str:
+    """What a read or a write that met ``exc`` on ``path`` (SQLite's error, or what the
+    runtime found wrong, said as text) tells its caller."""
+    found = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
     return (
-        f"the database file {path} is damaged ({type(exc).__name__}: {exc}): this runtime "
+        f"the database file {path} is damaged ({found}): this runtime "
         "checks the file again before its next use and rebuilds it from "
         "its space's log, keeping the damaged copy, when the log holds its whole history (else "
         "the database is quarantined); `sqlite-cells check --repair` on the store does the same"

@@ -90,6 +90,7 @@ from sqlite_cells.runtime import (
 )
 from sqlite_cells.schema import (
     CfLink,
+    DamagedVersion,
     Schema,
     SchemaTextError,
     add_missing,
@@ -708,6 +709,9 @@ def _reconcile_file(
     conn.execute("BEGIN IMMEDIATE" if repair else "BEGIN")
     try:
         db_seq = read_watermark(conn)
+        # A version that is not an integer is damage too (only the runtime writes it): the
+        # file is rebuilt from the log, or quarantined, as one with corrupt pages is.
+        _file_version(conn, db_id)
         if not repair and look_again and db_seq != space_seq:
             db_seq, space_seq = _second_look(space_conn, conn, db_id, space_seq, db_seq)
     except (apsw.NotADBError, apsw.CorruptError) as exc:
@@ -715,6 +719,9 @@ def _reconcile_file(
         if _space_damaged(space_conn):
             raise SpaceFileDamaged(space_conn, exc) from exc
         raise _Damaged(str(exc)) from exc
+    except DamagedVersion as exc:
+        _rollback(conn)
+        raise _Damaged(exc.problem) from exc
     except BaseException:
         _rollback(conn)
         raise
@@ -1313,7 +1320,8 @@ def _written_tables(record: CommitRecord, db_id: str) -> bytes | None:
 
 
 def _file_version(conn: apsw.Connection, db_id: str) -> int | None:
-    """The version stored in the database file (None: none, or no ``_cf_meta`` yet)."""
+    """The version stored in the database file (None: none, or no ``_cf_meta`` yet); one that
+    is not an integer is :class:`DamagedVersion`."""
     try:
         return stored_version(conn, "main", db_id)
     except apsw.SQLError:  # no _cf_meta: a file no commit wrote

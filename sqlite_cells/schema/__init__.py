@@ -8,6 +8,7 @@ from sqlite_cells.schema._declaration import SourceKind as SourceKind
 from sqlite_cells.schema._declaration import VmSource as VmSource
 from sqlite_cells.schema._declaration import check_options as check_options
 from sqlite_cells.schema._declaration import db_file_name as db_file_name
+from sqlite_cells.schema._migrate import DamagedVersion as DamagedVersion
 from sqlite_cells.schema._migrate import add_missing as add_missing
 from sqlite_cells.schema._migrate import create_meta_table as create_meta_table
 from sqlite_cells.schema._migrate import ensure_runtime_tables as ensure_runtime_tables
@@ -50,6 +51,7 @@ __all__ = [
     "NO_SHADOWS",
     "SHADOW_PREFIX",
     "CfLink",
+    "DamagedVersion",
     "Declaration",
     "Migrate",
     "Schema",

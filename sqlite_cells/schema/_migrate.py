@@ -65,6 +65,7 @@ import apsw
 
 from sqlite_cells.codec import (
     ClosedError,
+    DatabaseError,
     ExecTimeout,
     LinkEncodeError,
     MigrationError,
@@ -110,6 +111,7 @@ from sqlite_cells.sql import (
 
 __all__ = [
     "Budget",
+    "DamagedVersion",
     "MigrationConnection",
     "MigrationPlan",
     "ensure_runtime_tables",
@@ -527,15 +529,34 @@ def _reindex_refusal(target: list[str]) -> str | None:
     return None
 
 
+class DamagedVersion(DatabaseError):
+    """A database file whose ``_cf_meta.version`` holds something other than an integer: only
+    the runtime writes it, and only integers, so the file is damaged (R71) — no declaration or
+    migration changes that. ``problem`` says what was found, for a caller that says the rest
+    (a check reports the file damaged and rebuilds it from its space's log; a write notes the
+    damage). Private: callers catch ``DatabaseError``."""
+
+    def __init__(self, db_id: str, path: str, problem: str) -> None:
+        super().__init__(
+            f"database {db_id}: the file {path} is damaged: {problem} (sqlite-cells writes "
+            "only integers there): `sqlite-cells check --repair` on the store rebuilds it from "
+            "its space's log, keeping the damaged copy, when the log holds its whole history"
+        )
+        self.db_id = db_id
+        self.path = path
+        self.problem = problem
+
+
 def stored_version(conn: apsw.Connection, database: str, db_id: str) -> int | None:
     """The version stored in the file's ``_cf_meta`` (None: none yet); a value that is not an
-    integer is :class:`UnsupportedMigration` (the file is damaged)."""
+    integer is :class:`DamagedVersion` (the file is damaged). A file without ``_cf_meta`` is
+    SQLite's error (``apsw.SQLError``), for the caller to say."""
     rows = rows_of(
         conn, f"SELECT value FROM {quote_ident(database)}._cf_meta WHERE key = 'version'"
     )
     if rows and not isinstance(rows[0][0], int):
-        damaged = f"_cf_meta.version holds {rows[0][0]!r}, not an integer: the file is damaged"
-        raise UnsupportedMigration(db_id, [damaged])
+        problem = f"its _cf_meta.version holds {brief_repr(rows[0][0])}, not an integer"
+        raise DamagedVersion(db_id, conn.db_filename(database), problem)
     return rows[0][0] if rows else None  # type: ignore[return-value]
 
 

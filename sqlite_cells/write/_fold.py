@@ -99,6 +99,7 @@ from sqlite_cells.runtime import (
     waited_for_lock,
 )
 from sqlite_cells.schema import (
+    DamagedVersion,
     Declaration,
     Migrate,
     create_meta_table,
@@ -210,15 +211,18 @@ def _too_big(db_id: str, sql: str, exc: apsw.Error) -> ExecError:
     )
 
 
-def _damaged(decl: Declaration, sql: str, exc: apsw.Error) -> ExecError:
-    """A write that found its database file damaged: noted, so the runtime checks the file
-    again before its next use (R71); the commit is rolled back."""
+def _damaged(decl: Declaration, sql: str, exc: apsw.Error | DamagedVersion) -> ExecError:
+    """A write that found its database file damaged (by SQLite, or a stored version that is
+    not an integer): noted, so the runtime checks the file again before its next use (R71);
+    the commit is rolled back."""
     note_damage(decl.path)
+    found = exc.problem if isinstance(exc, DamagedVersion) else exc
+    by_sqlite = isinstance(exc, apsw.Error)
     return ExecError(
         decl.db_id,
         sql,
-        f"nothing was written: {damage_advice(decl.path, exc)}",
-        sqlite_error=str(exc),
+        f"nothing was written: {damage_advice(decl.path, found)}",
+        sqlite_error=str(exc) if by_sqlite else None,
         sqlite_code=getattr(exc, "extendedresult", None),
     )
 
@@ -566,6 +570,8 @@ class SqliteParticipant:
                     watch=_MigrationWatch(self.watchdog),
                     in_step=in_step,
                 )
+            except DamagedVersion as exc:
+                raise _damaged(decl, sql, exc) from exc
             except DatabaseError as exc:
                 timeout = self._lock_timeout(conn, exc, decl.db_id, sql)
                 if timeout is None:
@@ -670,6 +676,8 @@ class SqliteParticipant:
         try:
             try:
                 ensured = self._ensure(conn, decl, unchanged=unchanged)
+            except DamagedVersion as exc:
+                raise _damaged(decl, request.sql, exc) from exc
             except UnsupportedMigration as exc:
                 latest = self._latest(decl)
                 # Declared again the same (a pattern run again: its `migrate` may be a new

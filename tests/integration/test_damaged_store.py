@@ -503,3 +503,76 @@ def test_a_database_of_a_space_file_damaged_elsewhere_is_listed_once(tmp_path: P
     assert done.returncode == 1
     assert done.stdout.count(db_file.name) == 1
     assert "1 database(s) checked" in done.stdout
+
+
+def _set_version(path: Path, value: object) -> None:
+    conn = apsw.Connection(str(path))
+    conn.setbusytimeout(5000)
+    conn.execute("UPDATE _cf_meta SET value = ? WHERE key = 'version'", (value,))
+    conn.close()
+
+
+def test_a_database_file_whose_version_is_not_an_integer_is_damaged(store: Path) -> None:
+    """R71: a database file whose ``_cf_meta.version`` holds text is damaged (only the runtime
+    writes it, and only integers). A write refused it as an ``UnsupportedMigration`` that said
+    the file was damaged and also told to bump ``version=``, and `check` found it "in sync"
+    (exit 0). `check` reports it damaged (exit 1, nothing changed), `check --repair` rebuilds
+    it from the log, keeping the damaged copy, and its rows read back."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("x", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (body) VALUES ('a')")
+        path = db.path
+    _set_version(path, "abc")
+    before = _snapshot(store)
+    done = run_cli("check", str(store))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "damaged file: its _cf_meta.version holds 'abc', not an integer" in done.stdout
+    assert "run `sqlite-cells check --repair` to rebuild it" in done.stdout
+    assert "Bump version=" not in done.stdout + done.stderr
+    assert _snapshot(store) == before
+    done = run_cli("check", str(store), "--repair")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "rebuilt, 1 commit(s) applied" in done.stdout
+    (kept,) = (store / "quarantine").glob(f"{path.name}.*.damaged.0")
+    assert kept.read_bytes() == before[path.name]
+    assert run_cli("check", str(store)).returncode == 0
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("x", tables=TABLES)
+        assert db.read("SELECT id, body FROM t") == [{"id": 1, "body": "a"}]
+
+
+def test_a_write_meeting_a_version_that_is_not_an_integer_rebuilds_the_file(
+    store: Path,
+) -> None:
+    """R71, Errors: a runtime's first use of a database whose file's version holds text
+    rebuilds it from the log; a file damaged so under a running runtime fails the write as
+    damage (an ``ExecError`` naming the file, no advice to bump ``version=``, nothing
+    written), and the next write finds it rebuilt."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("x", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (body) VALUES ('a')")
+        path = db.path
+    _set_version(path, "abc")
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("x", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (body) VALUES ('b')")
+        assert len(list((store / "quarantine").glob(f"{path.name}.*.damaged.*.txt"))) == 1
+        _set_version(path, "abc")
+        with pytest.raises(sc.ExecError) as raised, space.transact():
+            db.exec("INSERT INTO t (body) VALUES ('c')")
+        message = str(raised.value)
+        assert f"the database file {path} is damaged" in message
+        assert "its _cf_meta.version holds 'abc', not an integer" in message
+        assert "Bump version=" not in message
+        assert db.read("SELECT body FROM t ORDER BY id") == [{"body": "a"}, {"body": "b"}]
+        with space.transact():
+            db.exec("INSERT INTO t (body) VALUES ('c')")
+        assert [r["body"] for r in db.read("SELECT body FROM t ORDER BY id")] == ["a", "b", "c"]
+        assert len(list((store / "quarantine").glob(f"{path.name}.*.damaged.*.txt"))) == 2

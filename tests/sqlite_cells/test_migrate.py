@@ -16,6 +16,7 @@ from sqlite_cells.codec._errors import (
 )
 from sqlite_cells.schema import _schema_diff
 from sqlite_cells.schema._migrate import (
+    DamagedVersion,
     MigrationConnection,
     MigrationPlan,
     ensure_schema,
@@ -677,13 +678,15 @@ def test_bad_version(conn: apsw.Connection, version: object) -> None:
 
 
 def test_damaged_version(conn: apsw.Connection) -> None:
+    """A version that is not an integer is damage, not a migration to make: no advice to bump
+    ``version=`` (R71)."""
     ensure(conn, schema({"t": {"a": "text"}}))
     conn.execute("UPDATE _cf_meta SET value = 'two' WHERE key = 'version'")
-    with pytest.raises(UnsupportedMigration) as info:
+    with pytest.raises(DamagedVersion) as info:
         ensure(conn, schema({"t": {"a": "text"}}))
-    assert info.value.differences == (
-        "_cf_meta.version holds 'two', not an integer: the file is damaged",
-    )
+    assert info.value.problem == "its _cf_meta.version holds 'two', not an integer"
+    assert "is damaged" in str(info.value)
+    assert "version=" not in str(info.value)
 
 
 @pytest.fixture
