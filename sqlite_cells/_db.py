@@ -284,14 +284,18 @@ class SqliteDb(Cell):
             return
         check_prepare_time(decl, sql, bound[0] if bound else None, runtime.exec_timeout)
         self._claim(tx)
-        if decl.name is not None and self.id not in self.space.file.named:
-            # No commit of this runtime recorded its name yet (the handle is written at commit):
-            # the store records it with this write (SPEC §6), as a cell's ``set`` does — also
-            # for a database first written before names were recorded (R73).
-            record_name(tx, self.id, (decl.name, "database"))
+        self._record_name(tx, decl)
         # The op carries its request; it is turned into the recorded op when applied (R32).
         request = ExecRequest(decl, sql, bound, many, fills)
         tx.add_op(self.space.file, PendingOp(KIND, self.id, request))
+
+    def _record_name(self, tx: Transaction, decl: Declaration) -> None:
+        """Have the commit of ``tx``, which writes this database's handle (a write or a drop),
+        record the database's name when no commit of this runtime recorded it yet: the store
+        records it (SPEC §6), as a cell's ``set`` does — also for a database first written
+        before names were recorded (R73), or dropped before its first write."""
+        if decl.name is not None and self.id not in self.space.file.named:
+            record_name(tx, self.id, (decl.name, "database"))
 
     def _claim(self, tx: Transaction) -> None:
         """Make ``tx`` the writer of this database: one database per transaction (R33). The
@@ -334,6 +338,7 @@ class SqliteDb(Cell):
         # Written through the transaction, not ``set`` (a handle is not a writable cell, R5).
         dropped = self.space.runtime.encode({**value, "dropped": True})
         record_write(tx, self.space.file, self.id, dropped)
+        self._record_name(tx, decl)
         tx.add_op(self.space.file, PendingOp(DROP_KIND, self.id, decl))
 
     def _pending(self, tx: Transaction, kind: str) -> bool:

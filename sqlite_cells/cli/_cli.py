@@ -195,6 +195,8 @@ def _print_store(
                 state = "NO FILE, although its space wrote it (MISSING)"
             elif db.gone:
                 state = "GONE: the injected file is not there (MISSING)"
+            elif not db.exists and db.dropped and db.never_written:
+                state = "dropped, no file"
             elif not db.exists and db.dropped:
                 state = "dropped, no file (removed)"
             elif db.moved_to is not None:
@@ -222,10 +224,12 @@ def _print_store(
                 state = f"{_watermark(db.watermark)} (OUT OF SYNC)"
             known = namer.named(space.id, db.id)
             named = f"{known.name!r} ({db.id})" if known is not None else db.id
+            written = (
+                "never written" if db.never_written else f"last write at seq {db.last_write_seq}"
+            )
             out.write(
                 f"  database {named}\n"
-                f"    file {one_line(db.file)}: rev {db.rev}, "
-                f"last write at seq {db.last_write_seq}, {one_line(state)}\n"
+                f"    file {one_line(db.file)}: rev {db.rev}, {written}, {one_line(state)}\n"
             )
             rows = [{"table": t.name, "rows": t.rows} for t in db.tables]
             table = text_table(rows, columns=["table", "rows"])

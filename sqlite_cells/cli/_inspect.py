@@ -197,6 +197,12 @@ class DatabaseInfo:
         )
 
     @property
+    def never_written(self) -> bool:
+        """The runtime never wrote the database (its handle counts no commit that did: one
+        dropped before its first write, whose drop wrote the handle)."""
+        return self.kind == SourceKind.CELL.value and self.rev == 0
+
+    @property
     def gone(self) -> bool:
         """An injected file (R60) no longer at its registered path: its queries fail until it
         is back (not one moved and registered again, whose handle nothing uses: ``moved_to``)."""
@@ -1080,9 +1086,10 @@ def _space(store: Path, path: Path, files: frozenset[str]) -> SpaceInfo:
         last = conn.execute("SELECT coalesce(max(seq), 0) FROM _cf_log").fetchone()
         last_seq = int(last[0]) if last else 0
         # A handle's row was written last by the drop of its database, which writes nothing
-        # into its file: the last write to the file is the commit before (R70).
+        # into its file: the last write to the file is the commit before (R70), none (0) for
+        # a database dropped before its first write (its handle counts no write).
         last_writes = [
-            (db_id, h, database_seq(conn, db_id) if h.get("dropped") is True else rev)
+            (db_id, h, _last_write_before_drop(conn, db_id, h) if _dropped(h) else rev)
             for db_id, h, rev in handles
         ]
     databases = tuple(
@@ -1095,6 +1102,16 @@ def _space(store: Path, path: Path, files: frozenset[str]) -> SpaceInfo:
         )
     )
     return SpaceInfo(space_id, path.name, cells, last_seq, databases, tuple(quarantined))
+
+
+def _dropped(handle: dict[str, Any]) -> bool:
+    return handle.get("dropped") is True
+
+
+def _last_write_before_drop(conn: apsw.Connection, db_id: str, handle: dict[str, Any]) -> int:
+    """The seq of the last commit that wrote the file of the dropped database ``db_id``; 0 when
+    none did (dropped before its first write: its handle counts no write, R32)."""
+    return database_seq(conn, db_id) if handle.get("rev") else 0
 
 
 def _look_again(path: Path, db: DatabaseInfo) -> DatabaseInfo:

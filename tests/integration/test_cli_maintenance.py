@@ -675,6 +675,36 @@ def test_inspect_still_says_a_database_was_dropped_once_gc_removed_its_file(
     assert f"file {db.path.name}: rev 1, last write at seq 1, dropped, no file (removed)" in out
 
 
+def test_inspect_names_a_database_dropped_before_its_first_write_and_says_never_written(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """§6: a database dropped before it was ever written was listed by its id alone (its name
+    was recorded by writes only), with "last write at seq 2" (the drop's) and "no file
+    (removed)", though nothing ever wrote or removed a file. Its name is recorded with the
+    drop, and `inspect` says it was never written; its JSON's ``last_write_seq`` is 0."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        kept = space.sqlite_database("x", tables={"t": sc.table(x="integer")})
+        never = space.sqlite_database("y", tables={"t": sc.table(x="integer")})
+        with space.transact():
+            kept.exec("INSERT INTO t (x) VALUES (1)")
+        with space.transact():
+            never.drop()
+    before = sorted(p.name for p in store.iterdir())
+    code, out = _run(capsys, "inspect", str(store))
+    assert code == 0, out
+    assert f"database 'y' ({never.id})\n" in out
+    assert f"file {never.path.name}: rev 0, never written, dropped, no file\n" in out
+    assert f"file {kept.path.name}: rev 1, last write at seq 1, watermark 1 (in sync)" in out
+    code, out = _run(capsys, "inspect", str(store), "--json")
+    assert code == 0, out
+    (listed,) = [
+        d for s in json.loads(out)["spaces"] for d in s["databases"] if d["id"] == never.id
+    ]
+    assert (listed["rev"], listed["last_write_seq"], listed["in_sync"]) == (0, 0, True)
+    assert sorted(p.name for p in store.iterdir()) == before
+
+
 def test_a_database_another_process_dropped_and_gc_removed_is_never_made_again(
     store: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
