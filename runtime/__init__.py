@@ -37,6 +37,7 @@ from sqlite_cells.runtime._file_kind import check_companions as check_companions
 from sqlite_cells.runtime._file_kind import check_file_kinds as check_file_kinds
 from sqlite_cells.runtime._file_kind import check_not_dangling as check_not_dangling
 from sqlite_cells.runtime._file_kind import check_not_inherited as check_not_inherited
+from sqlite_cells.runtime._file_kind import dangling_link as dangling_link
 from sqlite_cells.runtime._file_kind import file_identity as file_identity
 from sqlite_cells.runtime._file_kind import file_state as file_state
 from sqlite_cells.runtime._file_kind import odd_kind as odd_kind
@@ -160,6 +161,7 @@ __all__ = [
     "check_timeout",
     "checked_arguments",
     "current_transaction",
+    "dangling_link",
     "derive",
     "describe",
     "exception_text",

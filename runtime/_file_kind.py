@@ -25,7 +25,9 @@ from sqlite_cells.runtime._locks import inherited_file
 __all__ = [
     "check_companions",
     "check_file_kinds",
+    "check_not_dangling",
     "check_not_inherited",
+    "dangling_link",
     "file_identity",
     "file_state",
     "odd_kind",
@@ -91,21 +93,31 @@ def check_not_dangling(path: Path, what: str) -> None:
     """Raise :class:`~sqlite_cells.codec.DatabaseError` if a symbolic link to nothing stands
     at ``path``, which the runtime is about to create (the ``what``): SQLite would create the
     file at the link's target — wherever it points, outside the store too — and the rows would
-    live there. (For a read, such a link is still nothing: a file never written, R41.)"""
+    live there. (For a read, such a link is still nothing: a file never written, R41.) The
+    message is :func:`dangling_link`'s."""
+    found = dangling_link(path, what)
+    if found is not None:
+        raise DatabaseError(found)
+
+
+def dangling_link(path: Path, what: str) -> str | None:
+    """What to say of a symbolic link to nothing at ``path`` (the ``what``: "database file",
+    …), which no repair or write may create the file through (see :func:`check_not_dangling`);
+    None when no such link stands there."""
     try:
         if not stat.S_ISLNK(os.lstat(path).st_mode):
-            return
+            return None
         target = os.readlink(path)
     except (OSError, ValueError):
-        return  # (nothing there, or nothing to say of it)
+        return None  # (nothing there, or nothing to say of it)
     try:
         os.stat(path)
-        return  # a link to a file: the file is opened where it is
+        return None  # a link to a file: the file is opened where it is
     except FileNotFoundError:
         pass  # a link leading nowhere (one that loops is an odd kind, see odd_kind)
     except (OSError, ValueError):
-        return
-    raise DatabaseError(
+        return None
+    return (
         f"{what} {path} is a symbolic link to {target!r}, where nothing is: SQLite would create "
         f"the {what} there, not in the store; remove the link (or put back the file it "
         "pointed to) and try again"

@@ -65,7 +65,7 @@ from sqlite_cells.files import (
     validate_disk_source,
     why_kept,
 )
-from sqlite_cells.runtime import DAMAGED_SPACE_ADVICE, Cell, interrupts_held
+from sqlite_cells.runtime import DAMAGED_SPACE_ADVICE, Cell, dangling_link, interrupts_held
 
 __all__ = ["check", "gc", "link"]
 
@@ -89,6 +89,12 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
             "commit; free space on the disk (or raise the file size limit, or check the "
             "device), then run `sqlite-cells check --repair` again"
         )
+    if o.action in _REPAIRABLE:
+        # A link to nothing at the file's path: no repair writes through it (as no runtime
+        # does), whoever runs it.
+        dangling = dangling_link(o.path, "database file")
+        if dangling is not None:
+            return f"nothing was changed: {dangling}"
     if repairing and o.action in _REPAIRABLE and on_read_only_file_system(o.path):
         return (
             "nothing was changed: `--repair` could not write it, as the file system holding "

@@ -353,3 +353,31 @@ def test_a_dangling_link_where_a_store_file_is_to_be_made_is_refused(
         ):
             db.exec("INSERT INTO t (v) VALUES ('c')")
     assert not outside.exists()
+
+
+@pytest.mark.parametrize("repair", [False, True])
+def test_check_names_a_dangling_link_at_a_written_databases_path(
+    store: Path, tmp_path: Path, repair: bool
+) -> None:
+    """§6, R71: a symbolic link to nothing at the path of a database its space wrote. `check
+    --repair`, run by the store's owner, said it "could not write it, as this user may not
+    write" the file (the permission test followed the link), and `check` advised the repair
+    that cannot run. Both name the link and its target, as a runtime's write does (one
+    wording), exit 1, and leave the link and the store as they were."""
+    outside = tmp_path / "nowhere" / "zzz.sqlite"
+    path = _database_with_a_row(store)
+    _remove(path)
+    path.symlink_to(outside)
+    before = sorted(p.name for p in store.iterdir())
+    done = run_cli("check", str(store), *(["--repair"] if repair else []))
+    assert done.returncode == 1, done.stdout + done.stderr
+    said = (
+        f"nothing was changed: database file {path} is a symbolic link to {str(outside)!r}, "
+        "where nothing is: SQLite would create the database file there, not in the store; "
+        "remove the link (or put back the file it pointed to)"
+    )
+    assert said in done.stdout
+    assert "may not write" not in done.stdout
+    assert "re-apply" not in done.stdout
+    assert sorted(p.name for p in store.iterdir()) == before
+    assert path.is_symlink() and not outside.parent.exists()
