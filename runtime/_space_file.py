@@ -1144,6 +1144,10 @@ class SpaceFile:
             # Nobody wrote the space file since this connection's last commit, which this
             # runtime has seen: no record to read (the usual case of a busy writer).
             if not unchanged_since(conn, self._seen_seq, _MAIN):
+                # R73: another connection wrote the file since; a newer sqlite-cells may have
+                # upgraded it in place (same inode), and nothing is committed into a format this
+                # version cannot read. One look-up, only when the file was written elsewhere.
+                readable_format(conn, self.path)
                 foreign = self._since(conn, self._seen_seq, cursor)
             seq = (foreign[-1].seq if foreign else self._seen_seq) + 1
             grouped = len(members) > 1

@@ -10,9 +10,11 @@ import os
 import shutil
 from pathlib import Path
 
+import apsw
 import pytest
 
 import sqlite_cells as sc
+from sqlite_cells.runtime import FORMAT_VERSION
 
 TABLES = {"t": sc.table(id="integer primary key", v="integer")}
 
@@ -111,3 +113,33 @@ def test_a_space_file_moved_away_and_put_back_under_a_reading_runtime_is_read_on
             c.set(5)
         assert writer.settle(timeout=30)
         assert theirs.get() == 5
+
+
+def test_a_space_file_upgraded_in_place_to_a_newer_format_refuses_the_next_commit(
+    store: Path,
+) -> None:
+    """R73: another program (a newer sqlite-cells) raised the space file's store format in
+    place (same inode) while a runtime had it open; the runtime went on committing into a
+    file whose format it cannot read. Each next commit fails naming both formats, and commits
+    nothing: the log and the cell's row stay as they were."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        c = space.cell("c", default=0)
+        with space.transact():
+            c.set(1)
+        path = Path(space.file.path)
+        inode = path.stat().st_ino
+        conn = apsw.Connection(str(path))
+        conn.setbusytimeout(5000)
+        newer = FORMAT_VERSION + 1
+        conn.execute("UPDATE _cf_meta SET value = ? WHERE key = 'format'", (newer,))
+        before = conn.execute("SELECT max(seq), count(*) FROM _cf_log").fetchall()
+        for _ in range(2):
+            with pytest.raises(sc.DatabaseError) as refused, space.transact():
+                c.set(2)
+            message = str(refused.value)
+            assert f"{path} is in store format {newer}" in message
+            assert f"this sqlite-cells reads format {FORMAT_VERSION}" in message
+        assert conn.execute("SELECT max(seq), count(*) FROM _cf_log").fetchall() == before
+        assert path.stat().st_ino == inode
+        conn.close()
