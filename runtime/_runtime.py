@@ -673,8 +673,10 @@ def _temporary_folder() -> Path:
     try:
         return Path(tempfile.mkdtemp(prefix="sqlite-cells-"))
     except OSError as exc:
-        where = f"the temporary directory {tempfile.gettempdir()}"
+        # (Not `gettempdir()` again: with no usable directory it raises what mkdtemp did.)
+        found = tempfile.tempdir
+        where = "no temporary directory" if found is None else f"the temporary directory {found}"
         raise StorePathError(
-            f"{describe(exc, where)}; an ephemeral store is made there: set $TMPDIR to a "
-            "writable directory, or give sc.Runtime a store path"
+            f"{describe(exc, where)}; an ephemeral store is made in the system's temporary "
+            "directory: set $TMPDIR to a writable directory, or give sc.Runtime a store path"
         ) from exc

@@ -327,6 +327,13 @@ def test_an_ephemeral_runtime_whose_temporary_directory_is_gone_says_so(
     assert isinstance(info.value, ValueError)
     assert str(gone) in str(info.value) and "$TMPDIR" in str(info.value)
     assert not gone.exists()
+    # No usable temporary directory at all (a read-only container): Python's own search fails
+    # again when asked where it looked; said all the same.
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setattr(tempfile, "_candidate_tempdir_list", lambda: [str(gone)])
+    with pytest.raises(sc.SqliteCellsError, match="no temporary directory") as info:
+        sc.Runtime.ephemeral()
+    assert isinstance(info.value, ValueError) and "$TMPDIR" in str(info.value)
 
 
 def test_two_ephemeral_runtimes_have_stores_of_their_own() -> None:
