@@ -13,7 +13,7 @@ the previous rows updates ``seq`` but notifies nobody (R42).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol
@@ -204,41 +204,64 @@ _ONE_VALUE = (str, bytes, bytearray, memoryview)
 
 
 def react_on_members(react_on: Any, *, sql: str, db_id: str) -> tuple[Any, ...]:
-    """What ``react_on`` names, read as ``params`` are (R51): itself alone, or the members of
-    its list, tuple or dict (``None``: nothing); each cell, derived cell, query or handle among
-    them re-runs the query. A collection that holds a collection, or a set, generator or other
-    iterable that is neither a list, tuple nor dict, is a :class:`QueryArgumentError` at the
-    call, as the same shapes are among ``params``: a cell inside it would never re-run the
-    query, and a plain value there is no reason to re-run it either."""
-    members = tuple(_members(react_on))
-    if isinstance(react_on, Mapping) or is_params_list(react_on):
-        keyed: Iterable[tuple[Any, Any]] = (
-            react_on.items() if isinstance(react_on, Mapping) else enumerate(members)
-        )
-        where = "under key" if isinstance(react_on, Mapping) else "at position"
-        for key, member in keyed:
-            if _is_collection(member):
-                what = f"holds a {type(member).__name__} {where} {key!r}"
-                raise _refused_react_on(what, db_id, sql)
-    elif _is_collection(react_on):
-        raise _refused_react_on(f"is a {type(react_on).__name__}", db_id, sql)
+    """What ``react_on`` names (R51: "any cell or value"): itself alone, or the members of its
+    list, tuple or dict (``None``: nothing); each cell, derived cell, query or handle among
+    them re-runs the query, and a plain value of any shape is a constant. A cell deeper than
+    that — in a collection among the members, or in a set — would never re-run the query, and
+    a one-shot iterator (a generator) cannot be looked into without being used up: both are a
+    :class:`QueryArgumentError` at the call, as the same shapes are among ``params``; so is
+    one whose own code raises as it is read (a mapping or sequence of the caller's class)."""
+    try:
+        members = tuple(_members(react_on))
+        if isinstance(react_on, Mapping) or is_params_list(react_on):
+            keyed: Iterable[tuple[Any, Any]] = (
+                react_on.items() if isinstance(react_on, Mapping) else enumerate(members)
+            )
+            where = "under key" if isinstance(react_on, Mapping) else "at position"
+            for key, member in keyed:
+                if _hides_cells(member):
+                    what = f"holds a {type(member).__name__} {where} {key!r}"
+                    raise _refused_react_on(what, db_id, sql)
+        elif _hides_cells(react_on):
+            raise _refused_react_on(f"is a {type(react_on).__name__}", db_id, sql)
+    except QueryArgumentError:
+        raise
+    except Exception as exc:  # the caller's own class, raising as it is read (Errors)
+        raise QueryArgumentError(
+            db_id,
+            sql,
+            f"reading react_on (a {type(react_on).__name__}) raised {type(exc).__name__}: "
+            f"{exc}; give a cell, a plain value, or a list, tuple or dict of them",
+        ) from exc
     return members
 
 
-def _is_collection(value: Any) -> bool:
-    return (
-        node_of(value) is None and isinstance(value, Iterable) and not isinstance(value, _ONE_VALUE)
-    )
+def _hides_cells(value: Any) -> bool:
+    """Whether ``value`` (not itself a cell) holds a cell at any depth, where it would never
+    re-run a query, or is (or holds) a one-shot iterator that cannot be looked into without
+    being used up. Each container is looked into once (a value holding itself ends)."""
+    stack, seen = [value], set()
+    while stack:
+        item = stack.pop()
+        if isinstance(item, _ONE_VALUE):
+            continue
+        if node_of(item) is not None or isinstance(item, Iterator):
+            return item is not value or node_of(item) is None
+        if not isinstance(item, Mapping | list | tuple | set | frozenset) or id(item) in seen:
+            continue  # (another object is a constant, as it is)
+        seen.add(id(item))
+        stack.extend(item.values() if isinstance(item, Mapping) else item)
+    return False
 
 
 def _refused_react_on(what: str, db_id: str, sql: str) -> QueryArgumentError:
     return QueryArgumentError(
         db_id,
         sql,
-        f"react_on {what}, whose cells would never re-run the query: react_on takes a cell "
-        "(or derived cell, query, database), a plain value or None, or a list, tuple or dict "
-        "of them one level deep, as params does; list each cell at the top level, e.g. "
-        "react_on=[a, b]",
+        f"react_on {what}, which holds cells that would never re-run the query (or cannot be "
+        "looked into without being used up): react_on takes a cell (or derived cell, query, "
+        "database), a plain value or None, or a list, tuple or dict of them one level deep, as "
+        "params does; list each cell at the top level, e.g. react_on=[a, b]",
     )
 
 

@@ -1301,7 +1301,7 @@ def test_react_on_refuses_cells_nested_deeper_or_in_a_set_or_generator_as_params
         db.query("SELECT count(*) AS n FROM items", react_on=shape(c))
     assert isinstance(info.value, TypeError) and type(info.value).__name__ == "QueryArgumentError"
     text = str(info.value)
-    assert f"react_on {said}, whose cells would never re-run the query" in text, text
+    assert f"react_on {said}, which holds cells that would never re-run the query" in text, text
     assert "a list, tuple or dict of them one level deep, as params does" in text, text
     assert "Traceback" not in text
     given = shape(c)
@@ -1375,3 +1375,32 @@ def test_a_derived_cell_made_and_read_on_the_scheduler_thread_is_computed(
     assert seen == [("outer", ([{"n": 0}], 1)), ([{"n": 0}], 1)]
     assert made[0].get() == ([{"n": 1}], 1)
     assert made[1].get() == ("outer", ([{"n": 1}], 1))
+
+
+class _RaisingList(list[Any]):
+    def __iter__(self) -> Any:
+        raise KeyError("the caller's own bug")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [frozenset({1}), {"k": [1, 2]}, [[1, 2]], ("v1", ("a",)), {"when": {"y": 1}}],
+    ids=["frozenset", "list in dict", "list in list", "tuple in tuple", "dict in dict"],
+)
+def test_react_on_takes_a_plain_value_of_any_shape_as_a_constant(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb, value: Any
+) -> None:
+    """R51: react_on may be "any cell or value". Only a cell where it would never re-run the
+    query is refused; a nested value with no cell in it is a constant, as before."""
+    q = db.query("SELECT count(*) AS n FROM items", react_on=value)
+    assert rt.settle(10) and q.get().result == [{"n": 2}] and q.get().error is None
+    write(space, db, "INSERT INTO items (name) VALUES ('fig')")  # (a constant: no re-run)
+    assert rt.settle(10) and q.get().result == [{"n": 2}]
+
+
+def test_react_on_whose_own_code_raises_as_it_is_read_is_a_query_argument_error(
+    db: sc.SqliteDb,
+) -> None:
+    with pytest.raises(sc.QueryError, match=r"reading react_on .* raised KeyError") as info:
+        db.query("SELECT count(*) AS n FROM items", react_on=_RaisingList([1]))
+    assert isinstance(info.value, TypeError) and isinstance(info.value.__cause__, KeyError)
