@@ -34,8 +34,9 @@ SQLite's exclusive locking mode, say) waits in its connection's busy handler, up
 deadline, and is then :class:`QueryTimeout` saying the file stayed locked. One such wait per
 file is enough: while a worker waits for a file's lock, the queued jobs of that file stay
 queued (a second waiter would learn nothing more) and the workers take other files' jobs, so
-a burst of reads of a locked file never holds back reads of other databases. A ``db.read``
-still queued so at its deadline says the file stayed locked.
+a burst of reads of a locked file never holds back reads of other databases. A job held back
+keeps the deadline it had in the queue: still queued at it, it fails as the waiting read did;
+taken earlier, its reads end by it.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ class ReadJob:
     read: tuple[int, list[StatementResult]] | None = None
     # Left queued while another read waited for a lock on its file (see ``_next_locked``).
     behind_lock: bool = False
+    queued_at: float = 0.0  # when it was queued (a job held back that long has timed out)
 
 
 @dataclass(eq=False, slots=True)
@@ -167,6 +169,7 @@ class QueryWorkers:
         self._watch_wake = threading.Condition(self._lock)
         self._watch_idle = False
         self._queue: deque[ReadJob] = deque()
+        self._expired: list[ReadJob] = []  # held back past their timeout (see _next_locked)
         self._in_flight: dict[_Worker, _InFlight] = {}
         self._guarded: set[Tracker] = set()  # reads on other threads (inline ones), see guard()
         self._guarded_at = 0.0
@@ -198,6 +201,7 @@ class QueryWorkers:
         """Queue ``job``; after :meth:`close` it is delivered :class:`ClosedError` at once."""
         with self._lock:
             if not self._closed:
+                job.queued_at = time.monotonic()
                 self._queue.append(job)
                 self._wake.notify()
                 if len(self._in_flight) == len(self._workers):  # nobody idle: slow ones?
@@ -310,12 +314,22 @@ class QueryWorkers:
                     self._workers.remove(worker)
                     return
                 job = self._next_locked()
-                if job is None:  # only jobs of files in a lock wait: look again shortly
+                expired, self._expired = self._expired, []
+                if job is not None:
+                    flight = self._in_flight[worker] = _InFlight(job, time.monotonic())
+                    if job.behind_lock:
+                        # It waited for that lock in the queue: its reads end by the deadline
+                        # it had there, not a new one (R44: by its deadline, +1 s at most).
+                        flight.tracker.until = job.queued_at + self.timeout
+                    if self._watch_idle:
+                        self._watch_wake.notify()  # the watchdog has something to watch
+                elif not expired:  # only jobs of files in a lock wait: look again shortly
                     self._wake.wait(_LOCK_WAIT_RECENT)
                     continue
-                flight = self._in_flight[worker] = _InFlight(job, time.monotonic())
-                if self._watch_idle:
-                    self._watch_wake.notify()  # the watchdog has something to watch
+            if expired:
+                self._fail_held_back(expired)
+            if job is None:
+                continue
             outcome = self._execute(job, flight.tracker)
             with self._lock:
                 mine = self._in_flight.pop(worker, None) is flight
@@ -342,20 +356,37 @@ class QueryWorkers:
 
     def _next_locked(self) -> ReadJob | None:
         """Take the first queued job whose file no read in flight waits for a lock on (None
-        when every queued job's file is in such a wait)."""
+        when every queued job's file is in such a wait). A job held back for its whole
+        ``query_timeout`` is taken off the queue into ``_expired``, to fail as its read would
+        have (R44: by its deadline, each, not one after another)."""
         queue = self._queue
         locked = self._locked_files_locked()
         if not locked:
             return queue.popleft()
         found = None
+        now = time.monotonic()
         for job in queue:
             if job.decl.path in locked:
                 job.behind_lock = True
+                if now - job.queued_at >= self.timeout:
+                    self._expired.append(job)
             elif found is None:
                 found = job
+        for job in self._expired:
+            queue.remove(job)
         if found is not None:
             queue.remove(found)
         return found
+
+    def _fail_held_back(self, jobs: list[ReadJob]) -> None:
+        """Fail ``jobs``, held back behind another read's wait for their file's lock for their
+        whole timeout, as a read that waited for the lock itself fails (the same error, and
+        the same re-run once the lock is free: its cause is SQLite's busy error)."""
+        why = locked_past(self.pool.timeout_setting, self.timeout)
+        for job in jobs:
+            error = QueryTimeout(job.decl.db_id, job.items[0][1].sql, why)
+            error.__cause__ = apsw.BusyError("database is locked")
+            _fail(job, error)
 
     def _has_work_locked(self) -> bool:
         """Whether a queued job may be taken now (see ``_next_locked``)."""

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -353,3 +354,47 @@ def test_a_live_query_runs_again_once_another_process_lets_go_of_its_file(
         assert space.file.seen_seq == 2  # nothing was written meanwhile
         assert a.path.stat().st_ino == identity
         assert not (store / "quarantine").exists()
+
+
+def test_live_queries_of_a_locked_file_each_time_out_by_their_own_deadline(
+    store: Path, written: Path
+) -> None:
+    """Live queries of a file another process holds, made one after another: one read waits
+    for the lock, the others wait in the queue; each reports its timeout by its own deadline
+    (R44). A queued live query had no deadline there: each waited for the one before it, the
+    k-th reporting after about k timeouts."""
+    with sc.Runtime(store, read_pool_size=1, query_timeout=1.0) as rt:
+        space = rt.space("demo")
+        a = space.sqlite_database("notes", tables=NOTES)
+        b = space.sqlite_database("b", tables=NOTES)
+        with space.transact():
+            b.exec(INSERT, ["b"])
+        assert a.read(SELECT) == [{"body": "first"}]
+        assert b.read(SELECT) == [{"body": "b"}]  # a's reader let go
+        made: dict[int, float] = {}
+        failed: dict[int, float] = {}
+        errors: list[BaseException] = []
+        queries = []
+        with _held(a.path):
+            for k in range(5):
+                made[k] = time.monotonic()
+                query = a.query(f"SELECT body, {k} AS k FROM notes")
+
+                def seen(state: sc.QueryState[Any], k: int = k) -> None:
+                    if state.error is not None and k not in failed:
+                        failed[k] = time.monotonic()
+                        errors.append(state.error)
+
+                query.observe().subscribe(seen)
+                queries.append(query)
+                time.sleep(0.3)
+            for _ in range(1000):  # a hang guard, not a time bound
+                if len(failed) == 5:
+                    break
+                time.sleep(0.01)
+        assert sorted(failed) == [0, 1, 2, 3, 4]
+        late = {k: round(failed[k] - made[k], 2) for k in failed}
+        assert all(took < 2.0 for took in late.values()), late  # its deadline (+1 s)
+        for error in errors:
+            assert isinstance(error, sc.QueryTimeout)
+            assert "the file stayed locked by another connection" in str(error)
