@@ -249,7 +249,16 @@ def _name_list(statement: Draft, i: int) -> tuple[list[str] | None, int]:
 
 # --- anything else: sqlglot's parser, once ------------------------------------------------------
 
-_DIALECT: Final = SQLite()
+class _Quiet(SQLite):
+    """SQLite's dialect, parsing JSON paths leniently: a path sqlglot's own path syntax cannot
+    read (SQLite takes more: ``'$./.link@1.id'``, the natural way to read what a link names)
+    stays text, which is all the mapping needs — where the strict dialect also logged a warning
+    that reached the user's stderr at every parse (a raw library line, Errors)."""
+
+    STRICT_JSON_PATH_SYNTAX = False
+
+
+_DIALECT: Final = _Quiet()
 
 
 def _assign_targets(statement: Draft, targets: list[_Target]) -> None:

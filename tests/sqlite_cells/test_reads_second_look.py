@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -1270,3 +1271,23 @@ def test_a_read_binds_a_cell_at_a_path_of_a_large_value_without_decoding_it_agai
     finally:
         sc.Cell.decode = original  # type: ignore[method-assign]
     assert calls == [big.id]  # only the transaction's own write was decoded
+
+
+def test_a_json_path_into_a_link_column_logs_nothing(
+    space: Space, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``'$./.link@1.id'`` is SQLite's JSON path of what a link names; sqlglot's stricter path
+    syntax cannot read it, and its parse (for the parameters' targets) logged "Invalid JSON path
+    syntax" at every read, a line reaching the user's stderr (Errors)."""
+    a = space.cell("a")
+    db = space.sqlite_database(
+        "links", tables={"t": sc.table(id="integer primary key", who_cf_link=sc.cf_link())}
+    )
+    with space.transact():
+        db.exec("INSERT INTO t (who_cf_link) VALUES (?)", [a])
+    caplog.set_level(logging.DEBUG)
+    sql = "SELECT count(*) AS n FROM t WHERE json_extract(who_cf_link, '$./.link@1.id') = ?"
+    assert db.read(sql, [a.id]) == [{"n": 1}]
+    arrow = "SELECT count(*) AS n FROM t WHERE who_cf_link ->> '$./.link@1.space' = ?"
+    assert db.read(arrow, [space.id]) == [{"n": 1}]
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("sqlglot")] == []
