@@ -45,7 +45,9 @@ _ID_CHAR: Final = r"[^\x00-\x1f\x7f-\x9f]"
 # msgspec searches a pattern: anchored at both ends (\Z, not $, which passes a final newline).
 _ID_PATTERN: Final = rf"^of:{_ID_CHAR}+\Z"
 
-LinkId = Annotated[str, msgspec.Meta(pattern=_ID_PATTERN)]
+# An id is bounded as a name is: the runtime's own are short (derived), and one of megabytes
+# named no cell, yet was carried into messages, reprs and statements whole.
+LinkId = Annotated[str, msgspec.Meta(pattern=_ID_PATTERN, max_length=MAX_NAME_BYTES)]
 INT64_MIN: Final = -(2**63)
 PathIndex = Annotated[int, msgspec.Meta(ge=INT64_MIN, le=INT64_MAX)]
 PathElement = str | PathIndex
@@ -208,7 +210,7 @@ def link_from_sigil(value: dict[str, Any]) -> Link:
     try:
         return _space_fits(msgspec.convert(value, LinkSigil).body.link)
     except (msgspec.ValidationError, LinkDecodeError) as exc:
-        raise LinkDecodeError(f"malformed link {value!r}: {exc}") from exc
+        raise LinkDecodeError(f"malformed link {brief_repr(value)}: {exc}") from exc
 
 
 # -- many links at once ----------------------------------------------------------------------

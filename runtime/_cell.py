@@ -353,8 +353,8 @@ class Cell(Reference):
         position = surrogate_at(key) if isinstance(key, str) else None
         if position is not None:
             raise ValueEncodeError(
-                f"the cell path key {key!r} is not valid Unicode text (a lone surrogate at "
-                f"position {position}): decode the text properly first"
+                f"the cell path key {brief_repr(key)} is not valid Unicode text (a lone surrogate "
+                f"at position {position}): decode the text properly first"
             )
         if type(key) is not str and type(key) is not int:
             # A subclass (an enum member, a str or int of a class of the caller's) names what
@@ -665,8 +665,8 @@ def with_value_at(root: Any, path: tuple[PathElement, ...], value: Any) -> Any:
         base = dict(root) if isinstance(root, dict) else ({} if root is None else None)
         if base is None:
             raise InvalidArgument(
-                f"cannot set key {key!r} inside a {type(root).__name__}: the value at that "
-                "path is not an object; set the path of an object, or replace the value whole"
+                f"cannot set key {brief_repr(key)} inside a {type(root).__name__}: the value at "
+                "that path is not an object; set the path of an object, or replace the value whole"
             )
         base[key] = with_value_at(base.get(key), rest, value)
         return base

@@ -391,7 +391,9 @@ def _encode(
         if not is_link:
             raise LinkEncodeError(
                 f"{where} is a cell but targets {target or 'no column'}: cells can only be "
-                f"bound to *{LINK_SUFFIX} columns; bind cell.get() for its value"
+                f"bound to *{LINK_SUFFIX} columns where the statement writes them; bind "
+                f"cell.link_str() to compare it with a *{LINK_SUFFIX} column (WHERE "
+                f"owner{LINK_SUFFIX} = ?), or cell.get() for its value"
             )
         theirs = value.space.runtime.store
         if store is not None and theirs != store:

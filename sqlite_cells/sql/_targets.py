@@ -249,6 +249,7 @@ def _name_list(statement: Draft, i: int) -> tuple[list[str] | None, int]:
 
 # --- anything else: sqlglot's parser, once ------------------------------------------------------
 
+
 class _Quiet(SQLite):
     """SQLite's dialect, parsing JSON paths leniently: a path sqlglot's own path syntax cannot
     read (SQLite takes more: ``'$./.link@1.id'``, the natural way to read what a link names)

@@ -221,3 +221,20 @@ def test_one_rule_for_one_link_and_for_many(tail: str, index: int) -> None:
     found = parse_links([text])[0]
     assert found is not None and (found.id, found.path) == (link.id, link.path)
     assert encode_link(link).decode() == text
+
+
+def test_a_link_to_a_cell_id_over_the_name_limit_names_no_cell() -> None:
+    """A cell id of megabytes names no cell (the runtime's are derived, short): it was decoded,
+    then carried whole into messages (70 MB), reprs and a statement that failed at commit. It
+    is bounded as a name is, and a malformed link is shown cut in messages."""
+    huge = "of:" + "a" * (MAX_NAME_BYTES + 1)
+    text = json.dumps({"/": {"link@1": {"id": huge, "space": "s", "scope": "space"}}})
+    with pytest.raises(LinkDecodeError, match="not a link") as info:
+        parse_link(text)
+    assert len(str(info.value)) < 2_000
+    with pytest.raises(LinkDecodeError, match="malformed link") as info:
+        link_from_sigil(json.loads(text))
+    assert len(str(info.value)) < 2_000
+    assert link_text_problem(text.encode()) != ""  # refused in a link column
+    with pytest.raises(LinkEncodeError, match="cannot write a link"):
+        encode_link(Link(id=huge, space="s", scope="space"))

@@ -212,3 +212,34 @@ def test_indexed_by_a_declared_index_the_file_lacks_says_when_it_comes(space: Sp
     with space.transact():
         db.exec("INSERT INTO t (a, k) VALUES ('y', 3)")
     assert db.read(sql) == [{"a": "x"}]
+
+
+def test_a_path_keys_refusal_shows_the_key_cut(space: Space) -> None:
+    """Every refusal shows its argument cut (docs/decisions.md): a path key was quoted whole, a
+    5 MB key giving a 5 MB message."""
+    c = space.cell("scalar", default=5)
+    key = "k" * 5_000_000
+    with pytest.raises(sc.SqliteCellsError, match="cannot set key") as info, space.transact():
+        c.key(key).set(1)  # inside an int
+    assert len(str(info.value)) < 2_000
+    with pytest.raises(sc.SqliteCellsError, match="not valid Unicode") as info:
+        c.key(key + "\ud800")
+    assert len(str(info.value)) < 2_000
+
+
+def test_a_cell_compared_with_a_link_column_in_a_write_is_told_to_bind_its_link(
+    space: Space,
+) -> None:
+    """R31 refuses a cell bound where the statement writes no link column; the advice was only
+    "bind cell.get() for its value", which a WHERE comparing with a link column refuses next."""
+    owner = space.cell("owner")
+    db = space.sqlite_database(
+        "owned", tables={"t": sc.table(n="integer default 0", owner_cf_link=sc.cf_link())}
+    )
+    update = "UPDATE t SET n = n + 1 WHERE owner_cf_link = ?"
+    with space.transact():
+        db.exec("INSERT INTO t (owner_cf_link) VALUES (?)", [owner])
+        with pytest.raises(sc.LinkEncodeError, match=r"bind cell\.link_str\(\) to compare"):
+            db.exec(update, [owner])
+        db.exec(update, [owner.link_str()])  # the advice works
+    assert db.read("SELECT n FROM t") == [{"n": 1}]
