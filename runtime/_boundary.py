@@ -125,7 +125,9 @@ def refusal_of(shape: Callable[..., Any]) -> Refusal:
     return Refusal(shape, inspect.signature(shape))
 
 
-def checked_arguments(fn: Callable[_P, _R]) -> Callable[_P, _R]:
+def checked_arguments(
+    fn: Callable[_P, _R], *, shape: Callable[..., Any] | None = None
+) -> Callable[_P, _R]:
     """``fn``, raising :class:`InvalidArgument` instead of Python's own ``TypeError`` when it is
     called with arguments its signature does not take (one too many, a missing one, an unknown
     keyword): the error names the call and shows its signature. A ``TypeError`` raised inside
@@ -133,9 +135,17 @@ def checked_arguments(fn: Callable[_P, _R]) -> Callable[_P, _R]:
 
     The check costs one Python frame until the call fails: Python binds the arguments, and only
     a ``TypeError`` makes the wrapper bind them again against the signature to tell the two
-    apart. A coroutine function stays one (its arity error is raised where it is awaited)."""
+    apart. A coroutine function stays one (its arity error is raised where it is awaited).
+
+    ``shape``: the callable whose own signature the arguments are checked against, when ``fn``
+    passes them on to it (a handler's body): its signature as it is called, not that of a
+    function it wraps in turn (``functools.wraps`` of the caller's own decorator), which may
+    take other arguments than the call does."""
     try:
-        refusal = Refusal(fn, inspect.signature(fn))
+        if shape is not None:
+            refusal = Refusal(fn, inspect.signature(shape, follow_wrapped=False))
+        else:
+            refusal = Refusal(fn, inspect.signature(fn))
     except (TypeError, ValueError):  # a callable without one (some builtins): left as it is
         return fn
 

@@ -156,7 +156,7 @@ def _sync_handler(body: Callable[..., Any], tries: int) -> Callable[..., int | N
                 time.sleep(random.uniform(0, 0.001 * 2**attempt))
         raise AssertionError("unreachable")
 
-    return checked_arguments(run)
+    return checked_arguments(run, shape=body)
 
 
 def _ended_under(body: Callable[..., Any], outer: Transaction) -> TransactionError:
@@ -292,7 +292,7 @@ def _async_handler(
                 turn.turns.give_back()
         raise AssertionError("unreachable")
 
-    return checked_arguments(run)
+    return checked_arguments(run, shape=body)
 
 
 async def _commit_off_loop(tx: Transaction, holder: LockHolder | None = None) -> int | None:

@@ -268,6 +268,8 @@ class SqliteDb(Cell):
             rows = parameter_rows(params, sql=sql, db_id=self.id)
         else:
             rows = [given_params(params[0], sql=sql, db_id=self.id, write=True)]
+        if self._pending(tx, DROP_KIND):  # dropped by the rows' own code, as they were read
+            raise dropped_here(self.id)
         runtime = self.space.runtime
         targets, fills = _targets(sql, decl, runtime)
         try:

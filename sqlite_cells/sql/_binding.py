@@ -26,6 +26,7 @@ from sqlite_cells.codec import (
     LinkEncodeError,
     PendingValue,
     QueryArgumentError,
+    SqliteCellsError,
     brief_repr,
     link_text_problem,
 )
@@ -106,7 +107,7 @@ def parameter_rows(rows: Any, *, sql: str, db_id: str) -> list[Any]:
         # of its own): what it raises is the call's argument error, never a raw one (Errors).
         for row in rows:
             taken.append(_taken(row, names, fail))
-    except ExecArgumentError:
+    except SqliteCellsError:  # (the runtime's own, from a read the rows make: itself)
         raise
     except Exception as exc:
         raise fail(
@@ -150,6 +151,8 @@ def _taken(row: Any, names: Sequence[str], fail: Callable[[str], Exception]) -> 
             return {name: row[name] for name in names if name in row}
         if is_params_list(row) and type(row) is not tuple:
             return list(row)
+    except SqliteCellsError:  # (the runtime's own, from a read its lookup makes: itself)
+        raise
     except Exception as exc:
         raise fail(
             f"reading the parameters given (a {type(row).__name__}) raised "

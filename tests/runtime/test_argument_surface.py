@@ -6,6 +6,7 @@ runtime still usable afterwards."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -173,6 +174,44 @@ def test_a_type_error_raised_by_a_body_is_its_own(env: Env) -> None:
     with pytest.raises(TypeError, match="the body's own") as info:
         broken(1, counter=env.cell)
     assert not isinstance(info.value, sc.SqliteCellsError)
+    env.assert_nothing_left()
+
+
+def test_a_type_error_of_a_body_under_the_callers_own_decorator_is_its_own(env: Env) -> None:
+    """A body wrapped by the caller's own ``functools.wraps`` decorator that passes it another
+    argument: its arguments were checked against the wrapped function's signature, so the
+    body's own TypeError became "does not take these arguments", its cause dropped."""
+
+    def with_counter(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, counter=env.cell, **kwargs)
+
+        return wrapper
+
+    @sc.handler
+    @with_counter
+    def broken(n: int, *, counter: sc.Cell) -> None:
+        counter.set(n)
+        len(n)  # type: ignore[arg-type]  # the body's own bug
+
+    def with_counter_async(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return await fn(*args, counter=env.cell, **kwargs)
+
+        return wrapper
+
+    @sc.handler
+    @with_counter_async
+    async def broken_async(n: int, *, counter: sc.Cell) -> None:
+        counter.set(n)
+        len(n)  # type: ignore[arg-type]
+
+    for call in (lambda: broken(1), lambda: asyncio.run(broken_async(1))):
+        with pytest.raises(TypeError, match="has no len") as info:
+            call()
+        assert not isinstance(info.value, sc.SqliteCellsError)
     env.assert_nothing_left()
 
 

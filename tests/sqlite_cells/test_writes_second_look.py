@@ -742,6 +742,37 @@ def test_exec_many_checks_the_statement_before_taking_a_row(
     assert taken == [0, 1, 2]
 
 
+def test_the_runtimes_own_errors_raised_while_rows_are_read_pass_as_they_are(
+    space: Space, notes: sc.SqliteDb
+) -> None:
+    """Rows whose own code calls the runtime: what the runtime raises there (here the drop of
+    the database being written, which no transaction may also write) is itself, not the rows'
+    argument error; and a transaction that drops the database as its rows are read does not
+    also write it (the drop was checked before the rows ran only, and both committed)."""
+
+    def rows() -> Any:
+        yield ["a"]
+        notes.drop()
+        yield ["b"]
+
+    with (
+        space.transact() as tx,
+        pytest.raises(sc.TransactionError, match="dropped by this transaction"),
+    ):
+        notes.exec_many("INSERT INTO notes (body) VALUES (?)", rows())
+    assert tx.seq is not None  # the drop, alone
+    assert notes.get()["dropped"] is True and not notes.path.exists()
+    other = space.sqlite_database("other", tables=LINKED)
+
+    def reading() -> Any:
+        yield [str(other.read("SELECT count(*) AS n FROM notes")[0]["n"])]
+
+    with space.transact():
+        other.exec("INSERT INTO notes (body) VALUES ('x')")
+        with pytest.raises(sc.ReadAfterWriteUnsupported):  # itself, not ExecArgumentError
+            other.exec_many("INSERT INTO notes (body) VALUES (?)", reading())
+
+
 def test_a_refused_statement_gets_the_guards_verdict_on_a_read_only_or_vm_handle(
     space: Space, tmp_path: Path
 ) -> None:
