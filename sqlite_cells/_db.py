@@ -57,6 +57,7 @@ from sqlite_cells.runtime import (
     Cell,
     InvalidArgument,
     PendingOp,
+    SpaceFile,
     Transaction,
     checked_arguments,
     current_transaction,
@@ -309,9 +310,10 @@ class SqliteDb(Cell):
         tx.bind(self.space.file)
         writing = written_database(tx)
         if writing is not None and writing != self.id:
+            file = self._space.file
             raise TooManyDatabases(
-                f"this transaction already writes database {writing}; it cannot also write "
-                f"{self.id}: write each database in its own transaction (R33)"
+                f"this transaction already writes {_named(file, writing)}; it cannot also write "
+                f"{_named(file, self.id)}: write each database in its own transaction (R33)"
             )
 
     @checked_arguments
@@ -405,13 +407,15 @@ class SqliteDb(Cell):
         if tx is None:
             return
         if self._pending(tx, DROP_KIND):
+            named = _named(self._space.file, self.id)
             raise ReadAfterWriteUnsupported(
-                f"this transaction drops {self.id} (db.drop() earlier in it); reads see "
-                "committed rows only, so read before dropping it (R35)"
+                f"this transaction drops {named} (db.drop() earlier in it); reads see committed "
+                "rows only, so read before dropping it (R35)"
             )
         if written_database(tx) == self.id:
+            named = _named(self._space.file, self.id)
             raise ReadAfterWriteUnsupported(
-                f"this transaction has a pending db.exec on {self.id}; reads see committed rows "
+                f"this transaction has a pending db.exec on {named}; reads see committed rows "
                 "only, so read before writing or after the transaction commits (R35)"
             )
 
@@ -860,3 +864,10 @@ def sqlite_query(
             f"register_disk_source(...) or a pattern's database input), not {brief_repr(db)}"
         )
     return db.query(sql, params, row=row, react_on=react_on)
+
+
+def _named(file: SpaceFile, db_id: str) -> str:
+    """``db_id`` as a message shows it: by the name this runtime gave it, when it knows one
+    (``database 'orders' (of:…)``), as a conflict does."""
+    named = file.names.get(db_id)
+    return f"{named} ({db_id})" if named is not None else f"database {db_id}"

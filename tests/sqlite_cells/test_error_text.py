@@ -243,3 +243,22 @@ def test_a_cell_compared_with_a_link_column_in_a_write_is_told_to_bind_its_link(
             db.exec(update, [owner])
         db.exec(update, [owner.link_str()])  # the advice works
     assert db.read("SELECT n FROM t") == [{"n": 1}]
+
+
+def test_one_database_per_transaction_and_read_after_write_name_the_databases(
+    space: Space,
+) -> None:
+    """R33, R35: the refusals named databases by their ids only, where a conflict names them
+    as the runtime calls them (docs/decisions.md)."""
+    tables = {"t": sc.table(v="integer")}
+    orders = space.sqlite_database("orders", tables=tables)
+    audit = space.sqlite_database("audit", tables=tables)
+    with space.transact():
+        orders.exec("INSERT INTO t (v) VALUES (1)")
+        with pytest.raises(sc.TooManyDatabases) as many:
+            audit.exec("INSERT INTO t (v) VALUES (1)")
+        with pytest.raises(sc.ReadAfterWriteUnsupported) as after:
+            orders.read("SELECT v FROM t")
+    assert f"already writes database 'orders' ({orders.id})" in str(many.value)
+    assert f"cannot also write database 'audit' ({audit.id})" in str(many.value)
+    assert f"pending db.exec on database 'orders' ({orders.id})" in str(after.value)
