@@ -323,21 +323,17 @@ def read_batch(
         if unread_wal(decl.path):
             pool.discard(decl.path)  # a connection opened before would serve older rows
             raise QueryError(decl.db_id, statements[start].sql, unread_wal_advice(decl.path))
+
+    def read_file() -> tuple[int, list[StatementResult]]:
+        with pool.connection(decl.path) as pooled:
+            setting = pool.timeout_setting
+            return _read_file(pooled, decl, statements, setting, timeout, tracker, start, previous)
+
     try:
         try:
             if source:
                 return _read_source(pool, decl, statements, timeout, tracker, start, previous)
-            with pool.connection(decl.path) as pooled:
-                return _read_file(
-                    pooled,
-                    decl,
-                    statements,
-                    pool.timeout_setting,
-                    timeout,
-                    tracker,
-                    start,
-                    previous,
-                )
+            return read_file()
         except apsw.Error as exc:
             if not (is_hot_journal(exc) and decl.kind is SourceKind.CELL):
                 raise
@@ -345,17 +341,7 @@ def read_batch(
             # one): the file is rolled back as any writer would (R71), then read once more.
             left = min(timeout, tracker.deadline - time.monotonic())
             roll_back_interrupted(decl.path, max(0.0, left))
-            with pool.connection(decl.path) as pooled:
-                return _read_file(
-                    pooled,
-                    decl,
-                    statements,
-                    pool.timeout_setting,
-                    timeout,
-                    tracker,
-                    start,
-                    previous,
-                )
+            return read_file()
     except _ForeignFile:
         # Not the database's file: let it go, and forget that a file was seen there, so the
         # database reads as never written once that file is moved away (R41).
