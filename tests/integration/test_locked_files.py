@@ -280,13 +280,7 @@ def test_reads_of_a_locked_file_never_hold_back_reads_of_other_databases(
     read of the locked file ends (they end only when the holder lets go, within a timeout
     far longer than the test). They filled every worker, extras too."""
     with sc.Runtime(store, read_pool_size=1, query_timeout=20) as rt:
-        space = rt.space("demo")
-        a = space.sqlite_database("notes", tables=NOTES)
-        b = space.sqlite_database("b", tables=NOTES)
-        with space.transact():
-            b.exec(INSERT, ["b"])
-        assert a.read(SELECT) == [{"body": "first"}]
-        assert b.read(SELECT) == [{"body": "b"}]  # a's reader let go
+        a, b = _notes_let_go(rt)
         ended: list[object] = []
 
         def read_a() -> None:
@@ -310,6 +304,20 @@ def test_reads_of_a_locked_file_never_hold_back_reads_of_other_databases(
         assert ended == [[{"body": "first"}]] * 24
 
 
+def _notes_let_go(rt: sc.Runtime) -> tuple[sc.SqliteDb, sc.SqliteDb]:
+    """The written database `notes` and a second one `b`, both read, `notes`'s reader let go
+    (a pool of one), so another process may take its file in SQLite's exclusive locking
+    mode."""
+    space = rt.space("demo")
+    a = space.sqlite_database("notes", tables=NOTES)
+    b = space.sqlite_database("b", tables=NOTES)
+    with space.transact():
+        b.exec(INSERT, ["b"])
+    assert a.read(SELECT) == [{"body": "first"}]
+    assert b.read(SELECT) == [{"body": "b"}]  # a's reader let go
+    return a, b
+
+
 def _waiting_for_a_lock(rt: sc.Runtime, since: float) -> bool:
     """Whether a read in flight on a worker of ``rt`` has waited for a lock since ``since``."""
     with rt.query_workers._lock:
@@ -327,13 +335,8 @@ def test_a_live_query_runs_again_once_another_process_lets_go_of_its_file(
     once the process holding it lets go, though that process rolled back and nothing else
     wrote to the database (no commit re-runs it); it stayed failed until the next write."""
     with sc.Runtime(store, read_pool_size=1, query_timeout=0.3, poll_interval=0.05) as rt:
+        a, _ = _notes_let_go(rt)
         space = rt.space("demo")
-        a = space.sqlite_database("notes", tables=NOTES)
-        b = space.sqlite_database("b", tables=NOTES)
-        with space.transact():
-            b.exec(INSERT, ["b"])
-        assert a.read(SELECT) == [{"body": "first"}]
-        assert b.read(SELECT) == [{"body": "b"}]  # a's reader let go
         shown = threading.Event()
         with _held(a.path) as holder:
             query = a.query(SELECT)
@@ -364,13 +367,7 @@ def test_live_queries_of_a_locked_file_each_time_out_by_their_own_deadline(
     (R44). A queued live query had no deadline there: each waited for the one before it, the
     k-th reporting after about k timeouts."""
     with sc.Runtime(store, read_pool_size=1, query_timeout=1.0) as rt:
-        space = rt.space("demo")
-        a = space.sqlite_database("notes", tables=NOTES)
-        b = space.sqlite_database("b", tables=NOTES)
-        with space.transact():
-            b.exec(INSERT, ["b"])
-        assert a.read(SELECT) == [{"body": "first"}]
-        assert b.read(SELECT) == [{"body": "b"}]  # a's reader let go
+        a, _ = _notes_let_go(rt)
         made: dict[int, float] = {}
         failed: dict[int, float] = {}
         errors: list[BaseException] = []
