@@ -41,6 +41,7 @@ from sqlite_cells.codec._errors import brief_repr as brief_repr
 from sqlite_cells.codec._errors import of_statement as of_statement
 from sqlite_cells.codec._ids import MAX_NAME_BYTES as MAX_NAME_BYTES
 from sqlite_cells.codec._ids import derive_id as derive_id
+from sqlite_cells.codec._ids import is_derived_id as is_derived_id
 from sqlite_cells.codec._ids import name_too_long as name_too_long
 from sqlite_cells.codec._ids import short_hash as short_hash
 from sqlite_cells.codec._links import Link as Link
@@ -119,6 +120,7 @@ __all__ = [
     "encode_record",
     "encode_value",
     "has_links",
+    "is_derived_id",
     "is_link_sigil",
     "link_from_sigil",
     "link_text_problem",

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 
 import msgspec
 
 from sqlite_cells.codec._errors import ValueEncodeError
 
-__all__ = ["MAX_NAME_BYTES", "derive_id", "name_too_long", "short_hash"]
+__all__ = ["MAX_NAME_BYTES", "derive_id", "is_derived_id", "name_too_long", "short_hash"]
 
 _encoder = msgspec.json.Encoder(order="sorted")
 
@@ -44,6 +45,16 @@ def _digest(cause: tuple[str | int, ...]) -> bytes:
 def derive_id(*cause: str | int) -> str:
     """The entity id for ``cause`` (for example ``derive_id("cell", space_id, name)``)."""
     return "of:" + base64.b32encode(_digest(cause)).decode("ascii").rstrip("=").lower()
+
+
+# What derive_id gives: "of:" and the 52 lowercase base32 characters of a SHA-256 digest.
+_DERIVED_ID = re.compile(r"of:[a-z2-7]{52}")
+
+
+def is_derived_id(text: str) -> bool:
+    """Whether ``text`` has the form of an id :func:`derive_id` gives (every entity's id, R1):
+    text such as ``of:zz`` names no cell of any store."""
+    return _DERIVED_ID.fullmatch(text) is not None
 
 
 def short_hash(text: str) -> str:

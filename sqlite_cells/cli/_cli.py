@@ -75,7 +75,13 @@ from sqlite_cells.cli._output import (
     rows_for_json,
     rows_for_text,
 )
-from sqlite_cells.cli._params import UsageError, bindings, check_text, linked_bindings
+from sqlite_cells.cli._params import (
+    UsageError,
+    bindings,
+    check_linked,
+    check_text,
+    linked_bindings,
+)
 from sqlite_cells.cli._parser import literal_params, param_pairs, parser
 from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK, USAGE
 from sqlite_cells.codec import (
@@ -323,7 +329,11 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
         _one_left_out(args, store, exc)
         raise
     _one_left_out(args, store, None)
-    params = linked_bindings(args.sql, bindings(args.sql, param_pairs(args.params)), args.space)
+    # A value compared with a link column that cannot be a link is bound as it is and refused
+    # once the read has run (`check_linked`): a statement the read refuses (no such table) is
+    # said as the read says it, not as a value that would match no row.
+    linked = linked_bindings(args.sql, bindings(args.sql, param_pairs(args.params)), args.space)
+    params = linked.params
     try:
         result = _read(store, args, args.space, args.db, params)
     except InspectError as exc:
@@ -347,6 +357,7 @@ def _query(args: argparse.Namespace, out: TextIO) -> int:
     # file and one look-up per linked cell (Namer), not a wait of its own.
     # Another space's file that cannot be read leaves its links unnamed, as `cells` does.
     with Namer(store_dir(store), tuple(args.names), home=args.space, skip_damaged=True) as namer:
+        check_linked(linked, namer, args.space)
         _print_result(result, args.fmt, namer, out)
     return OK
 

@@ -311,6 +311,17 @@ class Namer:
                 return None
         return value
 
+    def holds(self, space_id: str, cell_id: str) -> bool:
+        """Whether space ``space_id``'s file holds a row of cell ``cell_id`` (written, whatever
+        its value), read through that space's one connection."""
+        path = self.spaces().get(space_id)
+        if path is None:
+            return False
+        conn = self._reader(space_id, path)
+        with read_errors(path):
+            held = "SELECT 1 FROM _cf_cells WHERE id = ?"
+            return conn.execute(held, (cell_id,)).fetchone() is not None
+
     def _read(self, space_id: str, cell_id: str) -> Any:
         """Cell ``cell_id``'s committed value in space ``space_id``, read through that space's
         one connection (opened here when it is not open), or None."""

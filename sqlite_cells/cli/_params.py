@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
 
 from sqlite_cells.codec import (
     Link,
@@ -19,14 +21,20 @@ from sqlite_cells.codec import (
     brief_repr,
     derive_id,
     encode_link,
+    is_derived_id,
     link_text_problem,
 )
-from sqlite_cells.sql import compared_links, scan_sql
+from sqlite_cells.sql import compared_links, map_params, scan_sql
+
+if TYPE_CHECKING:
+    from sqlite_cells.cli._names import Namer
 
 __all__ = [
+    "LinkedBindings",
     "Parameters",
     "UsageError",
     "bindings",
+    "check_linked",
     "check_text",
     "linked_bindings",
     "statement_parameters",
@@ -175,45 +183,155 @@ def bindings(sql: str, pairs: list[list[str]]) -> tuple[Any, ...] | dict[str, An
     return given
 
 
+@dataclass(frozen=True, slots=True)
+class LinkedBindings:
+    """What :func:`linked_bindings` made of a statement's parameters: the bindings, what is
+    wrong with the first value that cannot be a link (said once the read has run: its own
+    errors come first), and the cell ids taken as cells of SPACE (checked against the store
+    by :func:`check_linked`)."""
+
+    params: tuple[Any, ...] | dict[str, Any]
+    refused: str | None = None
+    ids: tuple[tuple[str, str], ...] = ()  # (parameter as given, the cell id it names)
+
+
 def linked_bindings(
     sql: str, params: tuple[Any, ...] | dict[str, Any], space_id: str
-) -> tuple[Any, ...] | dict[str, Any]:
+) -> LinkedBindings:
     """``params`` (from :func:`bindings`) with each value the statement compares (``=``, ``IS``,
-    ``IN``) with a ``*_cf_link`` column made the link it names: the command shows a link as the
-    cell it names (its name, or its id with ``--json``), never as the stored text, so a value
-    given as a cell's id (``of:…``) is taken as that cell of space ``space_id`` and bound as
-    its link's text (R30); a link's text as stored is bound as it is. Other text can match no
-    row (the column holds only links or NULL, the reason the library refuses such a cell
-    parameter: ``compared_links``) and raises :class:`UsageError` saying what to give."""
-    compared = compared_links(sql)
+    ``IN``) only with ``*_cf_link`` columns made the link it names: the command shows a link as
+    the cell it names (its name, or ``{"cell": id, "space": …}`` with ``--json``), never as the
+    stored text, so a value given as a cell's id (``of:…``) is taken as that cell of space
+    ``space_id``, a value given as ``query --json`` shows a link (a JSON object with the
+    cell's id and its space) as that cell, and each is bound as its link's text (R30); a link's
+    text as stored is bound as it is. Other text can match no row (the column holds only links
+    or NULL, the reason the library refuses such a cell parameter: ``compared_links``): it is
+    bound as it is, and :attr:`LinkedBindings.refused` says what to give instead. A parameter
+    also used elsewhere (``author_cf_link = ?1 OR body = ?1``) is bound as it is, as
+    ``db.read`` binds it."""
+    mixed = map_params(sql).mixed
+    compared = {key: column for key, column in compared_links(sql).items() if key not in mixed}
     if not compared:
-        return params
+        return LinkedBindings(params)
+    refused: list[str] = []
+    ids: list[tuple[str, str]] = []
+
+    def bound(value: Any, name: str, column: str) -> Any:
+        text, cell_id, problem = _link_text(value, name, column, space_id)
+        if problem is not None:
+            refused.append(problem)
+        if cell_id is not None:
+            ids.append((name, cell_id))
+        return text
+
+    made: tuple[Any, ...] | dict[str, Any]
     if isinstance(params, dict):
-        named = dict(params)
-        for name, value in params.items():
-            column = compared.get(name)
-            if column is not None:
-                named[name] = _link_text(value, name, column, space_id)
-        return named
-    return tuple(
-        _link_text(value, str(number), compared[number], space_id) if number in compared else value
-        for number, value in enumerate(params, start=1)
-    )
+        made = {
+            name: bound(value, name, compared[name]) if name in compared else value
+            for name, value in params.items()
+        }
+    else:
+        made = tuple(
+            bound(value, str(number), compared[number]) if number in compared else value
+            for number, value in enumerate(params, start=1)
+        )
+    return LinkedBindings(made, refused[0] if refused else None, tuple(ids))
 
 
-def _link_text(value: Any, name: str, column: str, space_id: str) -> Any:
+# The keys of a link as `query --json` shows it (``Namer.as_json``): the cell and its space
+# say which cell, the path where in its value; its name and value only describe it.
+_SHOWN_LINK: Final = frozenset({"cell", "space", "name", "path", "value"})
+_ID_FORM: Final = "'of:' and 52 characters of a-z and 2-7"
+
+
+def _link_text(
+    value: Any, name: str, column: str, space_id: str
+) -> tuple[Any, str | None, str | None]:
+    """``value`` bound for the link column ``column``: (the bound value, the id of a cell of
+    space ``space_id`` it names when given as an id, what is wrong with it)."""
     if not isinstance(value, str) or not link_text_problem(value.encode()):
-        return value  # a link's text as stored (or no text: nothing to read as a cell)
+        return value, None, None  # a link's text as stored (or no text: nothing to read)
     if value.startswith("of:"):
-        try:
-            return encode_link(Link(value, space_id, "space")).decode()
-        except LinkEncodeError:
-            pass  # (said below: not a cell's id)
-    named = derive_id("cell", space_id, value)
-    raise UsageError(
-        f"-p {_name(name)} {brief_repr(value)}: the statement compares it with the link column "
-        f"{column}, which holds only links (or NULL), so this text would match no row: give "
-        f"the id of the linked cell (of:…, as `sqlite-cells cells` lists it), taken as a cell "
-        f"of space {space_id!r} (a top-level cell named {brief_repr(value)} there has the id "
-        f"{named}), or a link's text as stored"
+        if is_derived_id(value):
+            return encode_link(Link(value, space_id, "space")).decode(), value, None
+        return (
+            value,
+            None,
+            _refusal(value, name, column, space_id, f"it is no cell's id ({_ID_FORM}), and "),
+        )
+    if value.startswith("{"):
+        link = _shown_link(value)
+        if link is not None:
+            return encode_link(link).decode(), None, None
+        return (
+            value,
+            None,
+            _refusal(
+                value,
+                name,
+                column,
+                space_id,
+                "it is no link as `query --json` shows one (a JSON object with a cell's id, "
+                f'{_ID_FORM}, as "cell" and its space as "space"), and ',
+            ),
+        )
+    return value, None, _refusal(value, name, column, space_id, "")
+
+
+def _shown_link(text: str) -> Link | None:
+    """The link ``text`` gives as `query --json` shows one (a JSON object with the linked
+    cell's id and its space, and the path when not empty), or None."""
+    try:
+        shown = msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return None
+    if not isinstance(shown, dict) or not {"cell", "space"} <= shown.keys() <= _SHOWN_LINK:
+        return None
+    cell, space, path = shown["cell"], shown["space"], shown.get("path", [])
+    if not (isinstance(cell, str) and is_derived_id(cell) and isinstance(space, str)):
+        return None
+    if not isinstance(path, list):
+        return None
+    link = Link(cell, space, "space", tuple(path))
+    try:
+        encode_link(link)
+    except LinkEncodeError:
+        return None
+    return link
+
+
+def _refusal(value: str, name: str, column: str, space_id: str, why: str) -> str:
+    named = (
+        ""
+        if value.startswith(("of:", "{"))
+        else f" (a top-level cell named {brief_repr(value)} there has the id "
+        f"{derive_id('cell', space_id, value)})"
     )
+    return (
+        f"-p {_name(name)} {brief_repr(value)}: {why}the statement compares it with the link "
+        f"column {column}, which holds only links (or NULL), so this text would match no row: "
+        f"give the id of the linked cell (of:…, as `sqlite-cells cells` lists it), taken as a "
+        f"cell of space {space_id!r}{named}; a cell of another space as `query --json` shows "
+        'its link ({"cell": "of:…", "space": "…"}); or a link\'s text as stored'
+    )
+
+
+def check_linked(linked: LinkedBindings, namer: Namer, space_id: str) -> None:
+    """Refuse (:class:`UsageError`) what :func:`linked_bindings` found cannot be a link, and a
+    cell id taken as a cell of space ``space_id`` that no cell of that space has but a cell of
+    another space does: it would match no row, and the advice says how to give that cell. An
+    id the store holds nowhere is a cell not written yet, which rows may link to all the same."""
+    if linked.refused is not None:
+        raise UsageError(linked.refused)
+    for name, cell_id in linked.ids:
+        if namer.holds(space_id, cell_id):
+            continue
+        elsewhere = sorted(s for s in namer.spaces() if s != space_id and namer.holds(s, cell_id))
+        if elsewhere:
+            shown = msgspec.json.encode({"cell": cell_id, "space": elsewhere[0]}).decode()
+            raise UsageError(
+                f"-p {_name(name)} {cell_id}: space {space_id!r} holds no cell of that id, a "
+                f"cell of space {brief_repr(elsewhere[0])}: an id is taken as a cell of the "
+                "SPACE queried, so it would match no row; give a cell of another space as "
+                f"`query --json` shows its link: -p {_name(name)} {brief_repr(shown)}"
+            )

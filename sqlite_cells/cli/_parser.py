@@ -212,8 +212,9 @@ def _query_parser(commands: argparse._SubParsersAction[_Intermixed]) -> None:
         default=[],
         metavar=("NAME", "VALUE"),
         help="bind :NAME (or the N-th ? with -p N VALUE) to the text VALUE; repeat for several. "
-        "Compared (=, IS, IN) with a *_cf_link column, VALUE is a cell's id (of:…, of SPACE), "
-        "bound as its link",
+        "Compared (=, IS, IN) with a *_cf_link column only, VALUE is a cell's id (of:…, of "
+        'SPACE) or a link as --json shows it ({"cell": "of:…", "space": "…"}), bound as its '
+        "link",
     )
     _names(query)
 

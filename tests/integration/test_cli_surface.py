@@ -399,6 +399,13 @@ def test_a_parameter_compared_with_a_link_column_is_a_cells_id_or_refused(
     # The command shows a link as the cell it names (`→ alice`, or its id in JSON): a cell's
     # id given for a parameter compared with a link column is bound as that cell's link;
     # other text, which no row could match, is bad usage saying what to give.
+    with sc.Runtime(chat_store) as rt:  # a message by bob, a cell of another space
+        bob = rt.space("t").cell("bob")
+        with rt.space("t").transact():
+            bob.set(1)
+        with rt.space("s").transact():
+            db = rt.space("s").sqlite_database("chat", tables=TABLES)
+            db.exec("INSERT INTO messages (author_cf_link, body, ts) VALUES (?, 'x', 3)", [bob])
     before = {p.name: p.read_bytes() for p in chat_store.iterdir()}
 
     def ids(sql: str, *params: str) -> tuple[int, Any]:
@@ -425,6 +432,40 @@ def test_a_parameter_compared_with_a_link_column_is_a_cells_id_or_refused(
     assert f"a top-level cell named 'alice' there has the id {ALICE}" in err
     # A value compared with no link column is bound as the text it is.
     assert ids("SELECT id FROM messages WHERE body = :a", "-p", "a", "again") == (0, [2])
+    # Nor is one also compared with another column: it is bound as it is, as db.read binds it.
+    mixed = "SELECT id FROM messages WHERE author_cf_link = ?1 OR body = ?1 ORDER BY id"
+    assert ids(mixed, "-p", "1", "hello") == (0, [1])
+    # A cell of another space is given as `query --json` shows its link; its id alone is taken
+    # as a cell of SPACE, which holds none such: refused, saying how to give it.
+    shown = json.loads(
+        _run(
+            capsys,
+            "query",
+            str(chat_store),
+            "s",
+            "chat",
+            "SELECT author_cf_link FROM messages WHERE id = 3",
+            "--json",
+        )[1]
+    )
+    by_bob = shown["rows"][0]["author_cf_link"]
+    assert (by_bob["cell"], by_bob["space"]) == (bob.id, "t")
+    assert ids(by_name, "-p", "a", json.dumps(by_bob)) == (0, [3])
+    assert ids(by_name, "-p", "a", json.dumps({"cell": bob.id, "space": "t"})) == (0, [3])
+    code, err = ids(by_name, "-p", "a", bob.id)
+    assert code == 2, err
+    assert "space 's' holds no cell of that id, a cell of space 't'" in err
+    assert f"""-p a '{{"cell":"{bob.id}","space":"t"}}'""" in err
+    # Text of an id's form that no id has is refused, not bound as a link matching nothing.
+    for value in ("of:zz", "of:" + ALICE[3:].upper(), json.dumps({"cell": "of:zz", "space": "t"})):
+        code, err = ids(by_name, "-p", "a", value)
+        assert code == 2, err
+        assert "'of:' and 52 characters of a-z and 2-7" in err
+        assert "the statement compares it with the link column author_cf_link" in err
+    # The read's own errors come first: a table that does not exist is the read's error.
+    code, err = ids("SELECT id FROM nosuch WHERE author_cf_link = ?", "-p", "1", "x")
+    assert code == 1, err
+    assert "QueryError" in err and "no such table: nosuch" in err and "link column" not in err
     assert {p.name: p.read_bytes() for p in chat_store.iterdir()} == before
 
 
