@@ -68,6 +68,13 @@ def linked_database(namer: Namer, space_id: str, name: str) -> tuple[str, str] |
     db_space, db_id = target.space, target.id
     database = namer.label(Link(db_id, db_space, "space"), space_id)
     shown = db_id if database == db_id else f"{database!r} ({db_id})"
+    if target.unlinked_input:
+        raise InspectError(
+            "database-not-found",
+            f"{name!r} names an input {where} that links to pattern input {shown}, which is "
+            "not linked to a database yet: it has no rows; link a database to either with "
+            f"`sqlite-cells link sqlite:/abs/path.db {space_id} PIECE FIELD`, then query it",
+        )
     if not target.written:
         raise InspectError(
             "database-not-found",
@@ -143,12 +150,16 @@ class LinkedTarget:
     """Where a database input's links lead: the cell holding a database handle (``dropped``:
     that handle is a dropped database's), or a cell that holds nothing yet (``written``
     False), as a database declared but never written does (the runtime that declares it
-    knows it as a database; the store holds nothing of it until its first write)."""
+    knows it as a database; the store holds nothing of it until its first write) — or as
+    another piece's database input not linked to a database yet does (``unlinked_input``:
+    the store names the cell as a piece's input; a runtime says the input "links to pattern
+    input …, which is not linked to a database yet")."""
 
     space: str
     id: str
     written: bool
     dropped: bool = False
+    unlinked_input: bool = False
 
 
 def follow_input(namer: Namer, space_id: str, input_id: str) -> LinkedTarget | None:
@@ -166,7 +177,9 @@ def follow_input(namer: Namer, space_id: str, input_id: str) -> LinkedTarget | N
         if holds_handle(value.id, onward):
             return LinkedTarget(value.space, value.id, written=True, dropped=is_dropped(onward))
         if onward is None:
-            return LinkedTarget(value.space, value.id, written=False)
+            named = namer.named(value.space, value.id)
+            is_input = named is not None and named.kind == "input"
+            return LinkedTarget(value.space, value.id, written=False, unlinked_input=is_input)
         if (value.space, value.id) in seen:
             return None
         seen.add((value.space, value.id))

@@ -523,8 +523,9 @@ def _database_input(
     cell's committed value decides: nothing (never given a value, as an input typed
     ``sc.SqliteDb`` is until something is linked to it, R61) or a link that leads, as a runtime
     follows it (through other pieces' database inputs), to a database handle or to a cell that
-    holds nothing yet (a database declared but not written yet) is a database input; anything
-    else (a plain value, a link to an ordinary cell) is not."""
+    holds nothing yet (a database declared but not written yet, or another piece's input not
+    linked to a database yet) is a database input; anything else (a plain value, a link to an
+    ordinary cell) is not."""
     input_id = derive_id("input", piece, field)
     data = _stored(space_file, input_id)
     try:
@@ -536,9 +537,15 @@ def _database_input(
     if isinstance(value, Link) and not value.path:
         with Namer(root) as namer:
             target = follow_input(namer, space_id, input_id)
-            handle = namer.value(Link(target.id, target.space, "space")) if target else None
+            at = Link(target.id, target.space, "space") if target else None
+            handle = namer.value(at) if at else None
+            label = namer.label(at, space_id) if at else ""
         through = value.id if target is not None and target.id != value.id else None
         via = f", through the input {through}" if through is not None else ""
+        if target is not None and target.unlinked_input:
+            named = f" {label!r}" if label != target.id else ""
+            what = f"pattern input{named}, not linked to a database yet{via}"
+            return _Linked(target.id, what, through)
         if target is not None and not target.written:
             return _Linked(target.id, f"database cell, not written yet{via}", through)
         if target is not None and isinstance(handle, dict):

@@ -410,6 +410,48 @@ def test_link_relinks_an_input_linked_to_an_unwritten_database_or_through_anothe
             assert piece.outputs.get().result == [{"n": 1}]
 
 
+def test_link_and_query_name_an_input_linked_to_another_pieces_unlinked_input(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An input linked to another piece's database input that is not linked to a database
+    yet (it holds nothing, as an unwritten database's cell does) is said as a runtime says it:
+    `query` by the input and `link`'s report name that pattern input, not a database declared
+    but not written."""
+    reference = tmp_path / "things.db"
+    conn = apsw.Connection(str(reference))
+    conn.execute("CREATE TABLE things (x); INSERT INTO things VALUES (1)")
+    conn.close()
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        one = space.run(count_rows, key="one")
+        two = space.run(count_rows, key="two", ref=one.inputs["ref"])
+        rt.settle()
+        state = two.outputs.get()  # nothing linked yet: pending, no error (R61)
+        assert (state.pending, state.error) == (True, None)
+    one_ref, two_ref = (derive_id("input", p.id, "ref") for p in (one, two))
+    label = f"'{count_rows.name}/one.ref' ({one_ref})"
+    files = {p.name: p.read_bytes() for p in store.iterdir()}
+    code = main(["query", str(store), "s", two_ref, "SELECT x FROM things"])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == "", err
+    assert f"links to pattern input {label}, which is not linked to a database yet" in err
+    assert "sqlite-cells link sqlite:/abs/path.db s PIECE FIELD" in err
+    assert "not written" not in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in store.iterdir()} == files
+    code, out = _run(capsys, "link", f"sqlite:{reference}", "s", two.id, "ref", "--store",
+                     str(store), "--json")  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    report = json.loads(out)
+    assert report["replaced"] == {
+        "handle": one_ref,
+        "file": f"pattern input '{count_rows.name}/one.ref', not linked to a database yet",
+    }
+    with sc.Runtime(store) as rt:
+        piece = rt.space("s").run(count_rows, key="two")
+        rt.settle()
+        assert piece.outputs.get().result == [{"n": 1}]
+
+
 def test_link_refuses_bad_urls_and_paths(
     store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
