@@ -224,6 +224,11 @@ def _print_store(
                 state = f"{_watermark(db.watermark)}, ANOTHER HISTORY: {db.history} (QUARANTINED)"
             elif db.writes_refused is not None:
                 state = f"{_watermark(db.watermark)}, WRITES REFUSED: {db.writes_refused}"
+            elif db.index_incomplete is not None:
+                state = (
+                    f"{_watermark(db.watermark)}, SPACE FILE INDEX INCOMPLETE: "
+                    f"{db.index_incomplete}"
+                )
             elif db.in_sync:
                 state = f"{_watermark(db.watermark)} (in sync)"
             else:
@@ -260,7 +265,7 @@ def _print_store(
 _INSPECT_COLUMNS = (
     "space", "id", "file", "kind", "dropped", "exists", "missing", "gone", "rev", "last_write_seq",
     "watermark", "in_sync", "damage", "swapped", "history", "writes_refused", "declared_tables",
-    "name", "moved_to",
+    "name", "moved_to", "index_incomplete",
 )  # fmt: skip
 
 

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import apsw
 
@@ -98,6 +98,7 @@ from sqlite_cells.schema import Declaration, SourceKind, db_file_name, quote_ide
 from sqlite_cells.sql import Mode, check_statement
 
 __all__ = [
+    "INDEX_REBUILD_ADVICE",
     "DamagedSpaceInfo",
     "DatabaseInfo",
     "InspectError",
@@ -180,6 +181,10 @@ class DatabaseInfo:
     # Why every write of it is refused although it is in sync with its space: another program
     # added what its declaration does not hold (``files.refused_writes``, what ``check`` says).
     writes_refused: str | None = None
+    # What its space file's op index misses of the commits that wrote it (another program
+    # changed the index): ``check`` finds it, and a runtime and ``query`` read the database
+    # only once the index is rebuilt from the log (R71).
+    index_incomplete: str | None = None
     # An injected file gone from its path that is registered again (same device and inode,
     # R60) at this path, with no cell of the store linking to this handle any more: the handle
     # is unused, nothing reads through it, so it is no finding (see :func:`with_moved_source`).
@@ -239,6 +244,8 @@ class DatabaseInfo:
         if self.damage is not None or self.unreadable is not None or self.swapped:
             return False
         if self.history is not None or self.writes_refused is not None:
+            return False
+        if self.index_incomplete is not None:
             return False
         if self.kind == SourceKind.DISK.value:
             return self.exists
@@ -487,6 +494,7 @@ class StoreInfo:
             and not db.swapped
             and db.history is None
             and db.writes_refused is None
+            and db.index_incomplete is None
             and not db.in_sync
             and not db.dropped
         ]
@@ -520,6 +528,13 @@ class StoreInfo:
             for db in space.databases
             if db.writes_refused is not None
         ]
+        index = [
+            f"database {db.id} of space {space.id!r} ({db.file}): space file index incomplete "
+            f"({db.index_incomplete}): {INDEX_REBUILD_ADVICE}"
+            for space in self.spaces
+            for db in space.databases
+            if db.index_incomplete is not None
+        ]
         quarantined = [q.finding(space.id) for space in self.spaces for q in space.quarantined]
         quarantined += [
             f"database {db.id} of space {space.id!r}: its file {db.file} has watermark "
@@ -538,6 +553,7 @@ class StoreInfo:
             + gone
             + swapped
             + refused
+            + index
             + behind_or_ahead
             + [o.finding() for o in self.orphaned_files]
         )
@@ -573,6 +589,7 @@ class StoreInfo:
                             "swapped": d.swapped,
                             "history": d.history,
                             "writes_refused": d.writes_refused,
+                            "index_incomplete": d.index_incomplete,
                             "declared_tables": list(d.declared_tables),
                             "tables": [
                                 {"name": t.name, "rows": t.rows, "declared": t.declared}
@@ -1139,11 +1156,15 @@ def _same_history(path: Path, db: DatabaseInfo) -> DatabaseInfo:
     """``db``, whose watermark is its space's last write to it, with ``history`` set when the
     file nevertheless holds another history: the comparison a runtime and ``check`` make
     before a first use (``files.look_unlocked``: the changesets of that commit in the file's
-    journal and in the space's log), read without any lock and without writing."""
+    journal and in the space's log), read without any lock and without writing; with
+    ``index_incomplete`` set when that comparison finds the space file's op index missing a
+    commit of the database (it is rebuilt before anything else is compared)."""
     if not db.in_sync or db.kind != SourceKind.CELL.value or db.dropped:
         return db
     with read_errors(path):
         found = look_unlocked(path, db.id, path.parent / db.file, busy_ms=5_000)
+    if found.action is Action.INDEX_INCOMPLETE:
+        return replace(db, index_incomplete=found.detail)
     if found.action is not Action.QUARANTINED:
         return db
     return replace(db, history=found.detail or "another history than its space's log")
@@ -1158,6 +1179,14 @@ def _refused_writes(path: Path, db: DatabaseInfo, handle: dict[str, Any]) -> Dat
     with read_only(path.parent / db.file) as conn:
         why = refused_writes(conn, db.id, handle["tables"], path)
     return db if why is None else replace(db, writes_refused=why)
+
+
+# What to do about a space file whose op index misses a commit of a database (``check`` and
+# ``inspect``).
+INDEX_REBUILD_ADVICE: Final = (
+    "run `sqlite-cells check --repair` to rebuild the index from the space's log (which "
+    "holds the commits), then compare the database with it"
+)
 
 
 def writes_refused_advice(name: str) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from sqlite_cells.cli._inspect import (
+    INDEX_REBUILD_ADVICE,
     InspectError,
     OrphanInfo,
     as_bytes,
@@ -134,10 +135,7 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
             "(a copy of the file is kept in the store's quarantine folder first)"
         )
     if o.action is Action.INDEX_INCOMPLETE:
-        return (
-            "run `sqlite-cells check --repair` to rebuild the index from the space's log (which "
-            "holds the commits), then compare the database with it"
-        )
+        return INDEX_REBUILD_ADVICE
     if o.action is Action.DAMAGED:
         # (One the log cannot rebuild is quarantined, saying why: see below.)
         return (

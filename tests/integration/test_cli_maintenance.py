@@ -1046,6 +1046,21 @@ def test_a_space_file_whose_op_index_lost_its_rows_never_undoes_logged_commits(
     assert "run `sqlite-cells check --repair` to rebuild the index" in done.stdout
     queried = run_cli("query", str(store), "demo", "events", "SELECT n FROM events")
     assert queried.returncode == 1 and "NeedsRepair" in queried.stderr, queried.stderr
+    # `inspect` says it too, as a finding (exit 1), never "in sync".
+    shown = run_cli("inspect", str(store))
+    assert shown.returncode == 1, shown.stdout + shown.stderr
+    assert "(in sync)" not in shown.stdout
+    assert (
+        f"watermark {writes}, SPACE FILE INDEX INCOMPLETE: the space file's index" in shown.stdout
+    )
+    assert (
+        f"finding: database {db.id} of space 'demo' ({db.path.name}): space file index incomplete ("
+    ) in shown.stdout
+    assert "run `sqlite-cells check --repair` to rebuild the index" in shown.stdout
+    listed = run_cli("inspect", str(store), "--json")
+    assert listed.returncode == 1
+    (found,) = json.loads(listed.stdout)["spaces"][0]["databases"]
+    assert found["in_sync"] is False and f"lacks seq {writes}" in found["index_incomplete"]
     assert _store_files(store) == before
     with sc.Runtime(store) as rt:
         events = rt.space("demo").sqlite_database("events", tables=TABLES)
