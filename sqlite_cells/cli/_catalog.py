@@ -61,6 +61,14 @@ __all__ = ["CellRow", "NotItsFile", "TableRow", "list_cells", "list_tables"]
 
 
 @dataclass(frozen=True, slots=True)
+class TableTexts:
+    """The names of a table's columns and indexes as a line of text shows them."""
+
+    columns: tuple[str, ...]
+    indexes: tuple[tuple[str, tuple[str, ...]], ...]  # (index, its columns)
+
+
+@dataclass(frozen=True, slots=True)
 class TableRow:
     space: str
     database: str  # its name when the store records one, else its id
@@ -70,6 +78,9 @@ class TableRow:
     columns: tuple[dict[str, Any], ...]
     indexes: tuple[dict[str, Any], ...]  # name, columns, unique
     rows: int
+    # The names as a line of text lists them (``name_text``, made from the names' bytes):
+    # each column's, and each index's with its columns', in the order of the two above.
+    texts: TableTexts
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,11 +99,13 @@ class TableRow:
             "space": self.space,
             "database": self.database,
             "table": self.table,
-            "columns": ", ".join(_column_text(c) for c in self.columns),
+            "columns": ", ".join(
+                _column_text(c, name)
+                for c, name in zip(self.columns, self.texts.columns, strict=True)
+            ),
             "indexes": ", ".join(
-                f"{name_text(i['name'])}({', '.join(map(name_text, i['columns']))})"
-                + (" unique" if i["unique"] else "")
-                for i in self.indexes
+                f"{name}({', '.join(columns)})" + (" unique" if i["unique"] else "")
+                for i, (name, columns) in zip(self.indexes, self.texts.indexes, strict=True)
             ),
             "rows": self.rows,
         }
@@ -160,8 +173,8 @@ class CellRow:
 _GENERATED = {2: "virtual", 3: "stored"}
 
 
-def _column_text(column: dict[str, Any]) -> str:
-    parts = [name_text(column["name"]), column["type"] or ""]
+def _column_text(column: dict[str, Any], name: str) -> str:
+    parts = [name, column["type"] or ""]
     if column["pk"]:
         parts.append("primary key")
     if column["notnull"]:
@@ -175,7 +188,7 @@ def _column_text(column: dict[str, Any]) -> str:
 
 def _file_tables(
     conn: apsw.Connection, counted: dict[str, int] | None = None
-) -> list[tuple[str, list[dict[str, Any]], list[Any], int]]:
+) -> list[tuple[str, list[dict[str, Any]], list[Any], int, TableTexts]]:
     """Each table of the file with its columns, indexes and rows (``counted``: rows already
     counted, by table name, which are not counted again). The schema is read through
     the pragmas' table-valued forms, which take a name as a value and give names as their
@@ -185,6 +198,12 @@ def _file_tables(
     for table in stored_tables(conn):
         if table.reserved():
             continue
+        read: list[tuple[Any, ...]] = conn.execute(
+            f'SELECT {as_bytes("name")}, {as_bytes("type")}, "notnull", '
+            f"{as_bytes('dflt_value')}, pk, hidden "
+            "FROM pragma_table_xinfo(CAST(? AS TEXT)) WHERE hidden IS NOT 1 ORDER BY cid",
+            (table.raw,),
+        ).fetchall()
         columns = [
             {
                 "name": shown(col),
@@ -196,14 +215,10 @@ def _file_tables(
             }
             # The extended form lists generated columns too, which `SELECT *` returns; a
             # virtual table's hidden columns (1), which it does not, are left out.
-            for col, kind, notnull, default, pk, hidden in conn.execute(
-                f'SELECT {as_bytes("name")}, {as_bytes("type")}, "notnull", '
-                f"{as_bytes('dflt_value')}, pk, hidden "
-                "FROM pragma_table_xinfo(CAST(? AS TEXT)) WHERE hidden IS NOT 1 ORDER BY cid",
-                (table.raw,),
-            )
+            for col, kind, notnull, default, pk, hidden in read
         ]
         indexes = []
+        index_texts = []
         for index, unique, origin in conn.execute(
             f'SELECT {as_bytes("name")}, "unique", origin '
             "FROM pragma_index_list(CAST(? AS TEXT)) ORDER BY seq",
@@ -211,19 +226,21 @@ def _file_tables(
         ):
             if origin != "c" or bytes(index).lower().startswith((b"_cf_", b"sqlite_")):
                 continue  # constraints' automatic indexes show as the columns' constraints
-            cols = [
-                shown(c) if c is not None else ("rowid" if cid == -1 else "<expression>")
+            raw = [
+                c if c is not None else ("rowid" if cid == -1 else "<expression>")
                 for cid, c in conn.execute(
                     f"SELECT cid, {as_bytes('name')} FROM pragma_index_info(CAST(? AS TEXT)) "
                     "ORDER BY seqno",
                     (index,),
                 )
             ]
+            cols = [shown(c) for c in raw]
             indexes.append({"name": shown(index), "columns": cols, "unique": bool(unique)})
+            index_texts.append((name_text(index), tuple(name_text(c) for c in raw)))
         count = counted.get(table.name) if counted is not None else None
-        found.append(
-            (table.name, columns, indexes, row_count(conn, table) if count is None else count)
-        )
+        texts = TableTexts(tuple(name_text(row[0]) for row in read), tuple(index_texts))
+        rows = row_count(conn, table) if count is None else count
+        found.append((table.name, columns, indexes, rows, texts))
     return found
 
 
@@ -389,8 +406,8 @@ def list_tables(
                 left_out.append(NotItsFile(space_id, db_id, path.name, tuple(differences)))
                 continue
             rows.extend(
-                TableRow(space_id, label, db_id, name, tuple(cols), tuple(idx), count)
-                for name, cols, idx, count in tables
+                TableRow(space_id, label, db_id, name, tuple(cols), tuple(idx), count, texts)
+                for name, cols, idx, count, texts in tables
             )
     return rows, left_out
 

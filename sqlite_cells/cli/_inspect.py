@@ -871,14 +871,16 @@ def shown(data: Any) -> str:
 _NOT_UTF8 = "<not UTF-8 text: x'"
 
 
-def name_text(name: str) -> str:
-    """A column's or index's name as :func:`shown` gives it, for a line of text that lists
-    several with their types: a plain identifier as it is, any other name (one holding a comma,
-    a space, a quote, or an SQL keyword) double-quoted as SQL writes it, so that one name never
-    reads as several. A name that is not UTF-8 keeps the form :func:`shown` gave it."""
-    if name.startswith(_NOT_UTF8) or (
-        _PLAIN_NAME.fullmatch(name) and name.upper() not in apsw.keywords
-    ):
+def name_text(data: Any) -> str:
+    """A column's or index's name (selected with :func:`as_bytes`) for a line of text that
+    lists several with their types: a plain identifier as it is, any other name (one holding a
+    comma, a space, a quote, or an SQL keyword) double-quoted as SQL writes it, so that one name
+    never reads as several. A name that is not UTF-8 is shown as :func:`shown` gives it —
+    decided from its bytes, not from that text, which a real name may read like."""
+    name = decoded(data)
+    if name is None:
+        return shown(data)
+    if _PLAIN_NAME.fullmatch(name) and name.upper() not in apsw.keywords:
         return name
     return quote_ident(name)
 

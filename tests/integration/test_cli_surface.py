@@ -268,24 +268,31 @@ def test_tables_quotes_a_column_name_that_is_not_a_plain_identifier(
                         'say "hi"': "text",
                         "order": "integer",
                         "note": "text default 'x, y INTEGER'",
+                        # UTF-8, though it reads like a name that is not: quoted all the same
+                        "<not UTF-8 text: x'61', b": "text",
                     },
-                    indexes={"by order": ["order", "a, b"]},
+                    indexes={"by order": ["order", "a, b"], "<not UTF-8 text: x'69'>": ["note"]},
                 )
             },
         )
         with space.transact():
             db.exec('INSERT INTO t ("a, b") VALUES (?)', ["v"])
-    expected = '"a, b" TEXT, "say ""hi""" TEXT, "order" INTEGER, note TEXT default \'x, y INTEGER\''
+    expected = (
+        '"a, b" TEXT, "say ""hi""" TEXT, "order" INTEGER, note TEXT default \'x, y INTEGER\', '
+        "\"<not UTF-8 text: x'61', b\" TEXT"
+    )
     code, out, _ = _run(capsys, "tables", str(store), "--csv")
     assert code == 0
     (row,) = csv.DictReader(io.StringIO(out))
     assert row["columns"] == expected
-    assert row["indexes"] == '"by order"("order", "a, b")'
+    assert row["indexes"] == '"by order"("order", "a, b"), "<not UTF-8 text: x\'69\'>"(note)'
     code, out, _ = _run(capsys, "tables", str(store))
     assert expected in out.splitlines()[2]
     code, out, _ = _run(capsys, "tables", str(store), "--json")
     (table,) = json.loads(out)  # JSON gives each name as it is
-    assert [c["name"] for c in table["columns"]] == ["a, b", 'say "hi"', "order", "note"]
+    assert [c["name"] for c in table["columns"]] == [
+        "a, b", 'say "hi"', "order", "note", "<not UTF-8 text: x'61', b"
+    ]  # fmt: skip
 
 
 def test_cells_lists_names_kinds_values_and_links_by_name(
