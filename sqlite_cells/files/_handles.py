@@ -865,6 +865,15 @@ def damaged_spaces(store: Path) -> list[DamagedSpace]:
         return _store_names(store)[2]
 
 
+# What is said of a database file no space names yet that another connection held while it was
+# read: no more can be known of it then (`check`, `inspect`, `gc`).
+IN_USE_UNNAMED: Final = (
+    "no space names it yet, and another connection held it while it was read: it may be a new "
+    "database's first write under way, which names it in its space as it commits; nothing of "
+    "it was decided or changed: look again once that write is done"
+)
+
+
 def _orphans(
     store: Path, named: set[str], *, every: bool = False, busy: set[Path] | None = None
 ) -> list[tuple[Path, int | None]]:
@@ -1097,7 +1106,13 @@ def check_store(
     outcomes.extend(_damaged_space(d) for d in damaged if d.path not in reported)
     outcomes.extend(o for o in locked if o.path not in reported)
     # A database file of a space that could not be read is no orphan: none is looked for then.
-    for path, seq in _orphans(store, named) if not locked else ():
+    busy: set[Path] = set()
+    for path, seq in _orphans(store, named, busy=busy) if not locked else ():
+        if path in busy:
+            # Held by another connection all through the wait: nothing said of it (R74: a new
+            # database's file exists before its first commit names it in its space).
+            outcomes.append(Outcome(path.stem, path, 0, 0, Action.LOCKED, detail=IN_USE_UNNAMED))
+            continue
         if path in reported:
             # Compared with its space above, whose file the look for names then found damaged
             # elsewhere (SQLite's check of the whole file): reported once, as that look said.

@@ -209,6 +209,11 @@ def test_gc_calls_a_file_locked_by_its_first_write_a_write_under_way_not_foreign
             done = run_cli("gc", str(store), "--json")
             (entry,) = json.loads(done.stdout)["kept"]
             assert entry["file"] == fresh.name and "first write under way" in entry["why"]
+            # `check` says the same of it: not an orphan that "cannot be read" (nothing decided)
+            done = run_cli("check", str(store))
+            assert done.stderr == "" and "first write under way" in done.stdout, done.stdout
+            assert "orphan" not in done.stdout and "cannot be read" not in done.stdout
+            assert fresh.read_bytes() == before
             writer.stdin.write("\n")
             writer.stdin.flush()
             assert writer.wait(60) == 0
