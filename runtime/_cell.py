@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import html
+import inspect
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, Never, overload
@@ -333,7 +334,15 @@ class Cell(Reference):
                 "cell.update(lambda value: ...), or cell.set(value)"
             )
         require_transaction(f"writing cell {self._id}", self._space.file)
-        self.set(fn(self.get()))
+        value = fn(self.get())
+        if inspect.iscoroutine(value):  # an async function: its body has not run
+            value.close()  # (never awaited: closed, so Python warns of nothing)
+            raise InvalidArgument(
+                f"update takes a plain function of the current value, not the async function "
+                f"{brief_repr(fn)}: nothing awaits it here; await what it computes in an async "
+                "handler, then cell.set(value)"
+            )
+        self.set(value)
 
     @checked_arguments
     def key(self, key: PathElement) -> Cell:

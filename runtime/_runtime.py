@@ -621,6 +621,21 @@ class Runtime(Reference):
     ) -> None:
         self.close()
 
+    async def __aenter__(self) -> Self:
+        """``async with sc.Runtime(…) as rt:`` in asyncio code: as ``with``, and the close at
+        the end runs off the event loop (it may wait for a derived function or subscriber that
+        is running, which would otherwise hold the loop)."""
+        self.check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await asyncio.to_thread(self.close)
+
     def __repr__(self) -> str:
         state = "open" if not self._closed else "closed"
         return f"<Runtime {self.store} ({state})>"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any
 
 from sqlite_cells.codec import ClosedError, TransactionError
@@ -162,7 +162,7 @@ class _OnLoop:
         return lambda: self._hand(deliver)
 
 
-async def node_values(owner: Cell | Reactive, what: str, waited: str) -> AsyncIterator[Any]:
+async def node_values(owner: Cell | Reactive, what: str, waited: str) -> AsyncGenerator[Any, None]:
     """The current value of ``owner``'s node, then each change, on the running event loop.
 
     The stream's end is raised, never waited out: ``on_error``'s error as it came, and the

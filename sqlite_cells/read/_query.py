@@ -457,11 +457,15 @@ class Query(Reactive, Generic[T]):
         scheduler thread (a subscriber or derive function running an event loop) nothing is
         delivered while it waits: it returns the current state at once if it is not pending,
         else raises ``TransactionError``."""
-        async for state in node_values(
+        # Closed here, on return: left to the loop's finalizer, its subscription stayed until
+        # the loop's shutdown — for ever on a loop run by hand (run_until_complete, close).
+        values = node_values(
             self, "Query.first()", "a state that is not pending (the query is pending now)"
-        ):
-            if not state.pending:
-                return state  # type: ignore[no-any-return]
+        )
+        async with contextlib.aclosing(values):
+            async for state in values:
+                if not state.pending:
+                    return state  # type: ignore[no-any-return]
         raise AssertionError("unreachable: node_values() never ends")  # pragma: no cover
 
     @checked_arguments

@@ -1384,3 +1384,53 @@ def test_an_interrupt_noted_without_waking_the_loop_ends_a_commits_lock_wait(
     took = _run(main)
     assert took < 5, took  # within a wake-up or two (it took until the lock was let go)
     assert (counter.get(), space.file.seen_seq) == (1, 1)
+
+
+def test_first_lets_go_of_its_subscription_as_it_returns(store: Path) -> None:
+    """``q.first()`` returned from inside its own stream, which its subscription outlived until
+    the loop's finalizer closed it: never, on a loop run by hand (``run_until_complete``, then
+    ``close``), where each call left a subscriber for good and asyncio warned of a task
+    destroyed while pending."""
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables={"m": sc.table(body="text")})
+        q = db.query("SELECT count(*) AS n FROM m")
+        for _ in range(3):
+            loop = asyncio.new_event_loop()
+            try:
+                assert loop.run_until_complete(q.first()).result == [{"n": 0}]
+            finally:
+                loop.close()
+        assert len(q._graph_node.subscribers) == 0
+
+
+def test_update_with_an_async_function_is_refused_before_anything_is_written(
+    store: Path,
+) -> None:
+    async def inc(value: int) -> int:
+        return value + 1
+
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        n = space.cell("n", default=0)
+        with space.transact() as tx:
+            with pytest.raises(sc.SqliteCellsError, match="not the async function") as info:
+                n.update(inc)
+            assert isinstance(info.value, TypeError)
+        assert tx.seq is None and n.get() == 0
+
+
+def test_a_runtime_is_an_async_context_manager_closing_off_the_loop(store: Path) -> None:
+    """``async with sc.Runtime(…)`` was Python's raw TypeError; it closes the runtime at the
+    end, in a thread (a close may wait for a running derived function)."""
+
+    async def main() -> bool:
+        async with sc.Runtime(store) as rt:
+            space = rt.space("demo")
+            with space.transact():
+                space.cell("c").set(1)
+        with pytest.raises(sc.ClosedError):
+            rt.space("demo")
+        async with sc.Runtime(store) as again:
+            return again.space("demo").cell("c").get() == 1
+
+    assert _run(main)
