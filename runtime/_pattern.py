@@ -48,6 +48,10 @@ def building(piece_id: str) -> Iterator[None]:
         _build.reset(token)
 
 
+# The pattern whose function is being called directly (not through space.run), if any.
+_called_directly: ContextVar[str | None] = ContextVar("sqlite_cells_called_directly", default=None)
+
+
 def top_level_name(cause: tuple[str | int, ...]) -> str | None:
     """The name in a cause :func:`causal_cause` made outside a pattern (``(kind, space id,
     name)``), else None: a piece's entities are named by its record, not by a name alone."""
@@ -64,6 +68,13 @@ def causal_cause(space_id: str, kind: str, name: str | None) -> tuple[str | int,
     build = _build.get()
     if build is None:
         if name is None:
+            called = _called_directly.get()
+            if called is not None:  # the pattern's function called as a plain function
+                raise InvalidArgument(
+                    f"a {_KINDS.get(kind, kind)} outside a pattern needs a name: pattern "
+                    f"{called} was called directly, so its body runs outside any piece; run a "
+                    f"pattern with space.run({called.rpartition('.')[2]}, key=…, …) instead"
+                )
             raise InvalidArgument(
                 f"a {_KINDS.get(kind, kind)} outside a pattern needs a name: its id derives from "
                 "it (a thread a pattern's body starts is outside the pattern: Python's threads "
@@ -176,7 +187,13 @@ class Pattern:
             )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.fn(*args, **kwargs)
+        if _build.get() is not None:  # (space.run builds its body by calling fn itself)
+            return self.fn(*args, **kwargs)
+        token = _called_directly.set(self.name)  # what a builder's refusal tells the caller
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            _called_directly.reset(token)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """A pattern pickles by its module and qualified name — what its pieces' ids derive

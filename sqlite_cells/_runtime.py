@@ -311,8 +311,9 @@ class Space(runtime.Space):
     @checked_arguments
     def gc(self) -> list[Path]:
         """Remove the store's ``cell-*.sqlite`` files (and their -wal/-shm) that no handle of
-        any space of the store ever named (R74: see ``collect_garbage``; calling this is the
-        explicit request — the CLI lists first and removes only with ``--yes``)."""
+        any space of the store ever named, and those of databases dropped with ``db.drop()``
+        (R74: see ``collect_garbage``; calling this is the explicit request — the CLI lists
+        first and removes only with ``--yes``)."""
         self.runtime.check_open()
         return collect_garbage(self.runtime.store, remove=True)
 

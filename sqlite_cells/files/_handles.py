@@ -289,12 +289,16 @@ class HandleQuarantined(Quarantined):
         if why is None:
             why = (
                 f"its handle cell holds {_shown(value)}, which is not a database handle "
-                '{"id", "tables", "rev"} (written by an older or foreign program)'
+                '{"id", "tables", "rev"} (written by an older or foreign program, or set '
+                "through a link to the cell by a runtime that did not know it as a database, "
+                "before the database's first write)"
             )
         DatabaseError.__init__(
             self,
-            f"database {db_id} is quarantined: {why}; its file is kept: restore the handle "
-            "value from a backup, or run `sqlite-cells check` to see what the space's log holds",
+            f"database {db_id} is quarantined: {why}; its file, if it has one, is kept: restore "
+            "the handle value from a backup, or run `sqlite-cells check` to see what the "
+            "space's log holds (a database never written lost nothing: declare it under "
+            "another name)",
         )
         self.db_id = db_id
         self.db_seq = 0

@@ -43,7 +43,15 @@ from typing import Any, Final, overload
 
 import msgspec
 
-from sqlite_cells.codec import QueryError, SqliteCellsError, brief_repr, parse_link, parse_links
+from sqlite_cells.codec import (
+    Link,
+    QueryError,
+    SqliteCellsError,
+    brief_repr,
+    check_link,
+    parse_link,
+    parse_links,
+)
 from sqlite_cells.read._reader import StatementResult
 from sqlite_cells.read._stored_values import (
     Misfit,
@@ -80,19 +88,22 @@ _TEXT_FOR_BYTES = re.compile(r"^Expected `[^`]*\bbytes\b[^`]*`, got `str`")
 @overload
 def decode_cf_link(value: None, rt: Runtime) -> None: ...
 @overload
-def decode_cf_link(value: str | bytes, rt: Runtime) -> Cell: ...
+def decode_cf_link(value: str | bytes | Link, rt: Runtime) -> Cell: ...
 @overload
-def decode_cf_link(value: str | bytes | None, rt: Runtime) -> Cell | None: ...
+def decode_cf_link(value: str | bytes | Link | None, rt: Runtime) -> Cell | None: ...
 @checked_arguments
-def decode_cf_link(value: str | bytes | None, rt: Runtime) -> Cell | None:
-    """A stored link string → the live ``Cell`` it names; ``None`` → ``None``.
-    Raises :class:`LinkDecodeError` for anything that is not exactly one link, and
+def decode_cf_link(value: str | bytes | Link | None, rt: Runtime) -> Cell | None:
+    """A stored link string → the live ``Cell`` it names; ``None`` → ``None``; a link object
+    (``cell.link()``) → its cell, as ``rt.cell_from_link`` takes it. Raises
+    :class:`LinkDecodeError` for anything that is not exactly one well-formed link, and
     :class:`InvalidArgument` when ``rt`` is not a runtime (checked even for ``None``: the call
     is wrong whatever the value)."""
     if not isinstance(rt, Runtime):
         raise _not_a_runtime(rt)
     if value is None:
         return None
+    if isinstance(value, Link):
+        return rt.cell_for(check_link(value))
     return rt.cell_for(parse_link(value))
 
 

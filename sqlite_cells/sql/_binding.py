@@ -523,9 +523,11 @@ def check_cell_value(value: Any, key: object, *, sql: str, db_id: str) -> None:
         return QueryArgumentError(db_id, sql, message)
 
     where = f"parameter {key}"
-    _check_bindable(value, where, fail)
     column = compared_links(sql).get(key)
-    if column is not None and not (type(value) is str and not link_text_problem(value.encode())):
+    if column is None:
+        _check_bindable(value, where, fail)
+    elif not (type(value) is str and not link_text_problem(value.encode())):
+        # (whatever it is — a number, a list, a dict: only link text can match that column)
         shown = f"{brief_repr(value)} ({type(value).__name__})"
         raise fail(
             f"the value of the cell given as {where} is {shown}, not a link, and the statement "

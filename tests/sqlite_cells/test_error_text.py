@@ -262,3 +262,53 @@ def test_one_database_per_transaction_and_read_after_write_name_the_databases(
     assert f"already writes database 'orders' ({orders.id})" in str(many.value)
     assert f"cannot also write database 'audit' ({audit.id})" in str(many.value)
     assert f"pending db.exec on database 'orders' ({orders.id})" in str(after.value)
+
+
+def test_decode_cf_link_takes_the_link_object_cell_link_returns(space: Space) -> None:
+    c = space.cell("c", default=1)
+    found = sc.decode_cf_link(c.link(), space.runtime)
+    assert found.id == c.id and found.get() == 1
+
+
+def test_a_pattern_called_directly_is_told_to_run_with_space_run(space: Space) -> None:
+    @sc.pattern
+    def notes() -> sc.SqliteDb:
+        return space.sqlite_database(tables={"t": sc.table(v="text")})
+
+    with pytest.raises(sc.SqliteCellsError, match=r"called directly.*space\.run\(notes, key="):
+        notes()
+    piece = space.run(notes, key="main")  # as it says
+    assert isinstance(piece.outputs, sc.SqliteDb)
+
+
+def test_a_cell_holding_a_dict_compared_with_a_link_column_is_told_so(space: Space) -> None:
+    """The refusal listed "or a Cell" among what may be bound, while refusing a cell, and did
+    not say the value is compared with a link column, as it does for a number."""
+    alice = space.cell("alice", default={"name": "Alice"})
+    db = space.sqlite_database(
+        "owned2", tables={"t": sc.table(n="integer", owner_cf_link=sc.cf_link())}
+    )
+    with pytest.raises(sc.QueryError) as info:
+        db.read("SELECT n FROM t WHERE owner_cf_link = ?", [alice])
+    text = str(info.value)
+    assert "compares it with the link column owner_cf_link" in text and "or a Cell" not in text
+
+
+def test_an_unwritten_database_whose_cell_another_runtime_set_says_what_may_have_happened(
+    rt: sc.Runtime,
+) -> None:
+    """Decided: another runtime, which does not know the id for a database's, may set the cell
+    of a database never written through its link; the database is quarantined (R5). Its advice
+    said "its file is kept" (none exists) and blamed "an older or foreign program" only."""
+    space = rt.space("s")
+    db = space.sqlite_database("d", tables={"t": sc.table(v="text")})
+    with sc.Runtime(rt.store) as other:
+        other_space = other.space("s")
+        with other_space.transact():
+            other.cell_from_link(db.link_str()).set({"x": 1})
+    rt.settle(10)
+    with pytest.raises(sc.Quarantined) as info:
+        db.read("SELECT v FROM t")
+    text = str(info.value)
+    assert "set through a link to the cell by a runtime that did not know it" in text
+    assert "if it has one" in text and "declare it under another name" in text
