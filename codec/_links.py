@@ -126,13 +126,15 @@ def _check_written(link: Link, data: bytes) -> None:
 
 
 def _space_fits(link: Link) -> Link:
-    """``link``, unless its space id is over :data:`MAX_NAME_BYTES` in UTF-8 (which no space
-    can have): then :class:`LinkDecodeError`."""
-    if name_too_long(link.space):
-        raise LinkDecodeError(
-            f"the link's space id is {len(link.space.encode('utf-8')):,} bytes of UTF-8, over "
-            f"the limit of {MAX_NAME_BYTES:,} for a name: no space has it"
-        )
+    """``link``, unless its space id or its cell id is over :data:`MAX_NAME_BYTES` in UTF-8
+    (which no space or cell the runtime makes can have; msgspec bounds both in characters):
+    then :class:`LinkDecodeError`."""
+    for what, text in (("space id", link.space), ("cell id", link.id)):
+        if name_too_long(text):
+            raise LinkDecodeError(
+                f"the link's {what} is {len(text.encode('utf-8')):,} bytes of UTF-8, over the "
+                f"limit of {MAX_NAME_BYTES:,} for a name: no {what.split()[0]} has it"
+            )
     return link
 
 
@@ -186,13 +188,13 @@ def link_text_problem(text: bytes) -> str:
         sigil = _sigil_decoder.decode(text)
     except msgspec.DecodeError:  # not JSON, not a link, or not UTF-8
         return "text that is not a link"
-    if name_too_long(sigil.body.link.space):
-        return f"a link to a space id over the limit of {MAX_NAME_BYTES:,} bytes for a name"
+    if name_too_long(sigil.body.link.space) or name_too_long(sigil.body.link.id):
+        return f"a link to a space or cell id over the limit of {MAX_NAME_BYTES:,} bytes for a name"
     # Re-encoding what the decoder accepted is encode_link(parse_link(text)), without the second
     # decode encode_link makes to check what it writes (the decoder has just accepted it).
     canonical = _encoder.encode(sigil)
     if canonical != text:
-        return f"a link not in its canonical form {canonical.decode()!r}"
+        return f"a link not in its canonical form {brief_repr(canonical.decode())}"
     return ""
 
 
@@ -225,7 +227,7 @@ class ParsedLink(msgspec.Struct, frozen=True, gc=False, forbid_unknown_fields=Tr
     tracked by the cycle collector (it holds strings and a tuple of strings and ints only),
     which halves the cost of allocating it."""
 
-    id: str
+    id: Annotated[str, msgspec.Meta(max_length=MAX_NAME_BYTES)]
     space: SpaceId
     scope: Literal["space"]
     path: tuple[PathElement, ...] = ()
@@ -277,8 +279,13 @@ def _parse_all(texts: list[str | bytes]) -> list[ParsedLink | None] | None:
         links: list[ParsedLink | None] = list(map(_link_of, map(_decode_parsed, texts)))
     except _NOT_A_LINK:
         return None
-    if links and not _ids_fit("\x00".join(map(_id_of, links)) + "\x00"):
+    joined = "\x00".join(map(_id_of, links)) + "\x00"
+    if links and not _ids_fit(joined):
         return None
+    if len(joined) > MAX_NAME_BYTES // 4 and any(
+        name_too_long(link.id) for link in links if link is not None
+    ):
+        return None  # (an id over the limit in UTF-8 bytes: looked at value by value)
     return links
 
 
@@ -289,4 +296,4 @@ def _parse_or_none(text: Any) -> ParsedLink | None:
         link = _decode_parsed(text).body.link
     except _NOT_A_LINK:
         return None
-    return link if _id_fits(link.id) else None
+    return link if _id_fits(link.id) and not name_too_long(link.id) else None

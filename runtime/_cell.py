@@ -481,14 +481,18 @@ class Cell(Reference):
             showing.nested = False
 
     def __repr__(self) -> str:
-        path = "".join(f"[{p!r}]" for p in self._value_path)
-        head = f"<Cell {self._id}{path} in {self._space.id!r}"
+        head = f"<Cell {self._id}{self._shown_path()} in {brief_repr(self._space.id)}"
         if showing.nested:  # inside another cell's value: a link, shown as what it names
             return head + ">"
         return f"{head} = {self._shown_value()}>"
 
+    def _shown_path(self) -> str:
+        """The cell's path as its repr shows it, each key cut as refusals cut what they show
+        (a path key of megabytes, from a link another program wrote, made a repr as long)."""
+        return "".join(f"[{brief_repr(p)}]" for p in self._value_path)
+
     def _repr_html_(self) -> str:
-        path = "".join(f"[{p!r}]" for p in self._value_path)
+        path = self._shown_path()
         return (
             f"<div><b>Cell</b> <code>{html.escape(self._id + path)}</code> in "
             f"<code>{html.escape(self._space.id)}</code>"

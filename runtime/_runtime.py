@@ -687,10 +687,14 @@ def _temporary_folder() -> Path:
     naming it, never a raw ``OSError`` (Errors)."""
     try:
         return Path(tempfile.mkdtemp(prefix="sqlite-cells-"))
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # (ValueError: a NUL in the directory's path)
         # (Not `gettempdir()` again: with no usable directory it raises what mkdtemp did.)
         found = tempfile.tempdir
-        where = "no temporary directory" if found is None else f"the temporary directory {found}"
+        where = (
+            "no temporary directory"
+            if found is None
+            else f"the temporary directory {brief_repr(found)}"
+        )
         raise StorePathError(
             f"{describe(exc, where)}; an ephemeral store is made in the system's temporary "
             "directory: set $TMPDIR to a writable directory, or give sc.Runtime a store path"

@@ -266,6 +266,9 @@ class SqliteDb(Cell):
         if self._pending(tx, DROP_KIND):  # dropped earlier in this very transaction
             raise dropped_here(self.id)
         if many:
+            # Refused before a row is taken too: another space's database (§2), a second
+            # database (R33) — the caller's generator is left as it was (see _claim: no bind).
+            self._claim(tx, bind=False)
             rows = parameter_rows(params, sql=sql, db_id=self.id)
         else:
             rows = [given_params(params[0], sql=sql, db_id=self.id, write=True)]
@@ -300,14 +303,15 @@ class SqliteDb(Cell):
         if decl.name is not None and self.id not in self.space.file.named:
             record_name(tx, self.id, (decl.name, "database"))
 
-    def _claim(self, tx: Transaction) -> None:
+    def _claim(self, tx: Transaction, *, bind: bool = True) -> None:
         """Make ``tx`` the writer of this database: one database per transaction (R33). The
         handle's rev is bumped at commit by the write participant (R32), so claiming reads and
         writes nothing: transactions that only write a database never conflict. The space is
         checked first: a database of another space is a write to that space, refused as
         ``CrossSpaceWrite`` whatever else the transaction writes (§2, one space per
         transaction)."""
-        tx.bind(self.space.file)
+        if bind or (tx.space is not None and tx.space is not self.space.file):
+            tx.bind(self.space.file)  # (bound to another space: refused, nothing bound)
         writing = written_database(tx)
         if writing is not None and writing != self.id:
             file = self._space.file

@@ -13,7 +13,7 @@ the previous rows updates ``seq`` but notifies nobody (R42).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol
@@ -247,9 +247,9 @@ def _hides_cells(value: Any) -> bool:
             continue
         if node_of(item) is not None or isinstance(item, Iterator):
             return item is not value or node_of(item) is None
-        if not isinstance(item, Mapping | list | tuple | set | frozenset) or id(item) in seen:
+        if not isinstance(item, Collection) or id(item) in seen:
             continue  # (another object is a constant, as it is)
-        seen.add(id(item))
+        seen.add(id(item))  # (a dict view, a deque, a Sequence of the caller's: looked into)
         stack.extend(item.values() if isinstance(item, Mapping) else item)
     return False
 

@@ -674,13 +674,23 @@ _NUMBER_LITERAL: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 def _may_be_a_number(default: str) -> bool:
     """Whether a column default (as SQLite reports it) may be a number written otherwise than
     SQLite writes it: a numeric literal, signed (a space after the sign too), with ``_`` digit
-    separators, or an expression in parentheses (which may compute one). A string, a blob,
-    ``NULL``, ``TRUE``/``FALSE`` and ``CURRENT_…`` are not."""
+    separators, or an expression (which may compute one). A string, a blob, ``NULL``,
+    ``TRUE``/``FALSE`` and ``CURRENT_…`` are not."""
     text = default.strip()
-    if text.startswith("("):
-        return True
+    if _NOT_A_NUMBER.fullmatch(text) is not None:
+        return False
     text = re.sub(r"^([+-])\s+", r"\1", text).replace("_", "")
-    return _NUMBER_LITERAL.fullmatch(text) is not None
+    if _NUMBER_LITERAL.fullmatch(text) is not None:
+        return True
+    # Anything else is an expression (SQLite reports one without its parentheses: `cast(1.50
+    # as text)`), which may compute a number: the scratch check tells.
+    return not text.startswith(("'", '"', "x'", "X'"))
+
+
+# Defaults that are no number however stored: NULL, TRUE/FALSE, the CURRENT_… keywords.
+_NOT_A_NUMBER: Final = re.compile(
+    r"(?i)null|true|false|current_time|current_date|current_timestamp"
+)
 
 
 def _check_added_alike(
@@ -699,7 +709,7 @@ def _check_added_alike(
     try:
         scratch.execute(f"CREATE TABLE {probe} (x); INSERT INTO {probe} VALUES (1)")
         try:
-            scratch.execute(f"ALTER TABLE {probe} ADD COLUMN c {type_} DEFAULT {default}")
+            scratch.execute(f"ALTER TABLE {probe} ADD COLUMN c {type_} DEFAULT ({default})")
         except apsw.SQLError:
             return  # (a default no column can be added with: not a number's spelling)
         scratch.execute(f"INSERT INTO {probe} (x) VALUES (2)")

@@ -1185,8 +1185,12 @@ def _write_nothing(conn: apsw.Connection) -> None:
         try:
             create_meta_table(conn, ALIAS)
         finally:
-            conn.execute("ROLLBACK TO _cf_take_lock")
-            conn.execute("RELEASE _cf_take_lock")
+            # An I/O error (a full disk) rolls back SQLite's whole transaction, its savepoints
+            # with it: the error raised says why; undoing a savepoint that is gone would put
+            # "no such savepoint" in its place.
+            if not conn.getautocommit():
+                conn.execute("ROLLBACK TO _cf_take_lock")
+                conn.execute("RELEASE _cf_take_lock")
 
 
 def _file_state(conn: apsw.Connection) -> FileState | None:

@@ -238,3 +238,14 @@ def test_a_link_to_a_cell_id_over_the_name_limit_names_no_cell() -> None:
     assert link_text_problem(text.encode()) != ""  # refused in a link column
     with pytest.raises(LinkEncodeError, match="cannot write a link"):
         encode_link(Link(id=huge, space="s", scope="space"))
+    # Over the limit in UTF-8 bytes, under it in characters: refused on every path too.
+    wide = "of:" + "\U0001f600" * (MAX_NAME_BYTES // 4 + 1)
+    text = json.dumps(
+        {"/": {"link@1": {"id": wide, "space": "s", "scope": "space"}}},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    with pytest.raises(LinkDecodeError):
+        parse_link(text)
+    assert parse_links([text])[0] is None and parse_links([text, None])[0] is None
+    assert "over the limit" in link_text_problem(text.encode())

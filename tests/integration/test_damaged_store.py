@@ -576,3 +576,52 @@ def test_a_write_meeting_a_version_that_is_not_an_integer_rebuilds_the_file(
             db.exec("INSERT INTO t (body) VALUES ('c')")
         assert [r["body"] for r in db.read("SELECT body FROM t ORDER BY id")] == ["a", "b", "c"]
         assert len(list((store / "quarantine").glob(f"{path.name}.*.damaged.*.txt"))) == 2
+
+
+_COMMITS_ON_A_FULL_DISK = """
+import resource, signal, sys
+import sqlite_cells as sc
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]
+with sc.Runtime(sys.argv[1]) as rt:
+    space = rt.space("s")
+    cell = space.cell("c", default=0)
+    with space.transact():
+        cell.set(1)  # the space file exists; the database's file does not yet
+    db = space.sqlite_database("d", tables={"t": sc.table(id="integer primary key")})
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))  # a full disk
+    for i in (10, 11, 12):
+        try:
+            with space.transact():
+                cell.set(i)
+                db.exec("INSERT INTO t (id) VALUES (?)", [i])
+            print("committed")
+        except sc.SqliteCellsError as exc:
+            print(type(exc).__name__, str(exc).replace("\\n", " "))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))
+    with space.transact():
+        cell.set(2)
+        db.exec("INSERT INTO t (id) VALUES (2)")
+    print(cell.get(), db.read("SELECT id FROM t"))
+"""
+
+
+def test_every_commit_on_a_full_disk_says_so(tmp_path: Path) -> None:
+    """A database's first write on a full disk: the first commit said "disk I/O error", each
+    after it "no such savepoint: _cf_take_lock" (an I/O error rolls back SQLite's whole
+    transaction, and the runtime's undo of its savepoint failed in its place)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _COMMITS_ON_A_FULL_DISK, str(tmp_path / "store")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4, lines
+    for line in lines[:3]:
+        assert line.startswith("DatabaseError ") and "disk I/O error" in line, line
+        assert "savepoint" not in line
+    assert lines[3] == "2 [{'id': 2}]"

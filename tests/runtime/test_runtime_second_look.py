@@ -334,6 +334,10 @@ def test_an_ephemeral_runtime_whose_temporary_directory_is_gone_says_so(
     with pytest.raises(sc.SqliteCellsError, match="no temporary directory") as info:
         sc.Runtime.ephemeral()
     assert isinstance(info.value, ValueError) and "$TMPDIR" in str(info.value)
+    monkeypatch.setattr(tempfile, "tempdir", str(gone) + "\x00x")  # no path holds a NUL
+    with pytest.raises(sc.SqliteCellsError, match="temporary directory") as info:
+        sc.Runtime.ephemeral()
+    assert isinstance(info.value, ValueError)
 
 
 def test_two_ephemeral_runtimes_have_stores_of_their_own() -> None:

@@ -312,3 +312,8 @@ def test_an_unwritten_database_whose_cell_another_runtime_set_says_what_may_have
     text = str(info.value)
     assert "set through a link to the cell by a runtime that did not know it" in text
     assert "if it has one" in text and "declare it under another name" in text
+
+
+def test_a_cells_repr_shows_its_path_keys_cut(space: Space) -> None:
+    cell = space.cell("c").key("k" * 5_000_000)
+    assert len(repr(cell)) < 2_000 and "kkk" in repr(cell)

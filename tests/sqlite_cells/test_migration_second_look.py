@@ -1120,7 +1120,8 @@ def test_a_declared_table_whose_name_the_file_gives_an_index_reads_empty(store: 
 
 
 @pytest.mark.parametrize(
-    "default", ["1.50", "(0.10)", "1e2", "-0.0", "- 5.", "+ 1e2", "1_0e1", "(- 2.50)"]
+    "default",
+    ["1.50", "(0.10)", "1e2", "-0.0", "- 5.", "+ 1e2", "1_0e1", "(- 2.50)", "(cast(1.50 as text))"],
 )
 def test_a_text_columns_default_spelled_as_a_number_with_a_fraction_is_refused(
     space: Space, default: str

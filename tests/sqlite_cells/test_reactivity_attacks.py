@@ -6,6 +6,7 @@ of re-runs inside one commit, and subscribers that misbehave."""
 from __future__ import annotations
 
 import ast
+import collections
 import dataclasses
 import glob
 import subprocess
@@ -1286,8 +1287,10 @@ def test_react_on_a_list_or_dict_of_cells_reacts_to_each_of_them(
         (lambda c: ([c],), "holds a list at position 0"),
         (lambda c: {c}, "is a set"),
         (lambda c: (x for x in [c]), "is a generator"),
+        (lambda c: {"k": c}.values(), "is a dict_values"),
+        (lambda c: [collections.deque([c])], "holds a deque at position 0"),
     ],
-    ids=["list in list", "list in dict", "list in tuple", "set", "generator"],
+    ids=["list in list", "list in dict", "list in tuple", "set", "generator", "view", "deque"],
 )
 def test_react_on_refuses_cells_nested_deeper_or_in_a_set_or_generator_as_params_does(
     rt: sc.Runtime, space: Space, db: sc.SqliteDb, shape: Callable[[Any], Any], said: str

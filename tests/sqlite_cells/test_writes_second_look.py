@@ -737,8 +737,19 @@ def test_exec_many_checks_the_statement_before_taking_a_row(
             with pytest.raises(sc.SqliteCellsError) as refused:
                 notes.exec_many(sql, iter([["x"]]))  # type: ignore[arg-type]
             assert isinstance(refused.value, TypeError), refused.value
+        other = space.sqlite_database("second", tables=LINKED)
+        other.exec("INSERT INTO notes (body) VALUES ('x')")
+        with pytest.raises(sc.TooManyDatabases):  # a second database (R33): no row taken
+            notes.exec_many("INSERT INTO notes (body) VALUES (?)", given)
+        assert taken == []
+    elsewhere = space.runtime.space("elsewhere").sqlite_database("n", tables=LINKED)
+    with space.transact() as tx:
+        space.cell("here").set(1)
+        with pytest.raises(sc.CrossSpaceWrite):  # another space's database: no row taken
+            elsewhere.exec_many("INSERT INTO notes (body) VALUES (?)", given)
+        assert taken == []
         notes.exec_many("INSERT INTO notes (body) VALUES (?)", given)  # the same generator
-    assert tx.seq == 1 and [r["body"] for r in _rows(notes)] == ["b0", "b1", "b2"]
+    assert tx.seq is not None and [r["body"] for r in _rows(notes)] == ["b0", "b1", "b2"]
     assert taken == [0, 1, 2]
 
 
