@@ -524,9 +524,9 @@ def check_cell_value(value: Any, key: object, *, sql: str, db_id: str) -> None:
 
     where = f"parameter {key}"
     column = compared_links(sql).get(key)
-    if column is None:
+    if column is None or isinstance(value, Cell | Reactive):  # (a cell: its own advice)
         _check_bindable(value, where, fail)
-    elif not (type(value) is str and not link_text_problem(value.encode())):
+    if column is not None and not (type(value) is str and not link_text_problem(value.encode())):
         # (whatever it is — a number, a list, a dict: only link text can match that column)
         shown = f"{brief_repr(value)} ({type(value).__name__})"
         raise fail(

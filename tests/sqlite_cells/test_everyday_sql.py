@@ -829,7 +829,9 @@ def test_rows_linking_to_a_cell_are_found_by_the_cell_s_link_not_by_the_cell(
     assert expected and world.db.read(sql, [ann.link_str()]) == expected
     with pytest.raises(sc.QueryError) as info:
         world.db.read(sql, [ann])
-    assert "parameter 1 is a dict" in str(info.value) and "cell.link_str()" in str(info.value)
+    said = str(info.value)  # (compared with a link column: said so, as for a number)
+    assert "parameter 1 is {'name': 'Ann'} (dict), not a link" in said, said
+    assert "compares it with the link column owner_cf_link" in said and "cell.link_str()" in said
 
 
 LINK_ADVICE = (
