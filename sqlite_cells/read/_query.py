@@ -50,7 +50,14 @@ from sqlite_cells.runtime import (
     showing_cells,
 )
 from sqlite_cells.schema import Declaration, SourceKind
-from sqlite_cells.sql import Bound, MayBePending, check_cell_value, is_params_list, is_pending
+from sqlite_cells.sql import (
+    ONE_VALUE,
+    Bound,
+    MayBePending,
+    check_cell_value,
+    is_params_list,
+    is_pending,
+)
 
 if TYPE_CHECKING:
     from reactivex import Observable
@@ -199,10 +206,6 @@ def resolve_params(params: Any, *, sql: str, db_id: str, seen: bool = False) -> 
     return tuple(_current(v, i, sql, db_id, seen) for i, v in enumerate(_members(params), 1))
 
 
-# Text and bytes of any kind are one value, never a collection of them (as in params).
-_ONE_VALUE = (str, bytes, bytearray, memoryview)
-
-
 def react_on_members(react_on: Any, *, sql: str, db_id: str) -> tuple[Any, ...]:
     """What ``react_on`` names (R51: "any cell or value"): itself alone, or the members of its
     list, tuple or dict (``None``: nothing); each cell, derived cell, query or handle among
@@ -243,10 +246,12 @@ def _hides_cells(value: Any) -> bool:
     stack, seen = [value], set()
     while stack:
         item = stack.pop()
-        if isinstance(item, _ONE_VALUE):
+        if isinstance(item, ONE_VALUE):  # (text, as in params: one value)
             continue
-        if node_of(item) is not None or isinstance(item, Iterator):
-            return item is not value or node_of(item) is None
+        if node_of(item) is not None:
+            return item is not value  # (the value itself a cell: what react_on names)
+        if isinstance(item, Iterator):
+            return True
         if not isinstance(item, Collection) or id(item) in seen:
             continue  # (another object is a constant, as it is)
         seen.add(id(item))  # (a dict view, a deque, a Sequence of the caller's: looked into)

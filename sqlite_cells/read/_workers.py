@@ -169,7 +169,6 @@ class QueryWorkers:
         self._watch_wake = threading.Condition(self._lock)
         self._watch_idle = False
         self._queue: deque[ReadJob] = deque()
-        self._expired: list[ReadJob] = []  # held back past their timeout (see _next_locked)
         self._in_flight: dict[_Worker, _InFlight] = {}
         self._guarded: set[Tracker] = set()  # reads on other threads (inline ones), see guard()
         self._guarded_at = 0.0
@@ -313,8 +312,7 @@ class QueryWorkers:
                 if self._closed:
                     self._workers.remove(worker)
                     return
-                job = self._next_locked()
-                expired, self._expired = self._expired, []
+                job, expired = self._next_locked()
                 if job is not None:
                     flight = self._in_flight[worker] = _InFlight(job, time.monotonic())
                     if job.behind_lock:
@@ -354,29 +352,30 @@ class QueryWorkers:
                 files.add(flight.job.decl.path)
         return files
 
-    def _next_locked(self) -> ReadJob | None:
+    def _next_locked(self) -> tuple[ReadJob | None, list[ReadJob]]:
         """Take the first queued job whose file no read in flight waits for a lock on (None
-        when every queued job's file is in such a wait). A job held back for its whole
-        ``query_timeout`` is taken off the queue into ``_expired``, to fail as its read would
-        have (R44: by its deadline, each, not one after another)."""
+        when every queued job's file is in such a wait), and the jobs held back so for their
+        whole ``query_timeout``, taken off the queue to fail as their reads would have (R44:
+        by its deadline, each, not one after another)."""
         queue = self._queue
         locked = self._locked_files_locked()
         if not locked:
-            return queue.popleft()
+            return queue.popleft(), []
         found = None
+        expired: list[ReadJob] = []
         now = time.monotonic()
         for job in queue:
             if job.decl.path in locked:
                 job.behind_lock = True
                 if now - job.queued_at >= self.timeout:
-                    self._expired.append(job)
+                    expired.append(job)
             elif found is None:
                 found = job
-        for job in self._expired:
+        for job in expired:
             queue.remove(job)
         if found is not None:
             queue.remove(found)
-        return found
+        return found, expired
 
     def _fail_held_back(self, jobs: list[ReadJob]) -> None:
         """Fail ``jobs``, held back behind another read's wait for their file's lock for their

@@ -7,6 +7,7 @@ from sqlite_cells.sql._authorizer import Authorizer as Authorizer
 from sqlite_cells.sql._authorizer import Gate as Gate
 from sqlite_cells.sql._authorizer import ReadSet as ReadSet
 from sqlite_cells.sql._authorizer import make_authorizer as make_authorizer
+from sqlite_cells.sql._binding import ONE_VALUE as ONE_VALUE
 from sqlite_cells.sql._binding import Bound as Bound
 from sqlite_cells.sql._binding import MayBePending as MayBePending
 from sqlite_cells.sql._binding import bind_rows as bind_rows
@@ -61,6 +62,7 @@ __all__ = [
     "JSON_CALL_PREFIX",
     "LINK_SUFFIX",
     "NUMBER",
+    "ONE_VALUE",
     "OP",
     "PARAM",
     "QUOTED",

@@ -68,13 +68,14 @@ def is_pending(value: Any) -> bool:
 
 # Sequences of characters or bytes: never a list of parameters (a ``bytearray`` would bind each
 # of its bytes as an integer), each is one value (or refused as one).
-_NOT_A_LIST = (str, bytes, bytearray, memoryview)
+# Text and bytes of any kind are one value, never a collection of values.
+ONE_VALUE: Final = (str, bytes, bytearray, memoryview)
 
 
 def is_params_list(params: object) -> TypeGuard[Sequence[Any]]:
     """Whether ``params`` is a list of positional parameters: a sequence, but not text or
     bytes of any kind."""
-    return isinstance(params, Sequence) and not isinstance(params, _NOT_A_LIST)
+    return isinstance(params, Sequence) and not isinstance(params, ONE_VALUE)
 
 
 def parameter_rows(rows: Any, *, sql: str, db_id: str) -> list[Any]:
@@ -84,7 +85,7 @@ def parameter_rows(rows: Any, *, sql: str, db_id: str) -> list[Any]:
     (R36: as many ``exec`` calls), not the last row's for all."""
     if is_pending(rows):
         raise _not_ready("the value given as exec_many's rows", rows)
-    if isinstance(rows, (*_NOT_A_LIST, Mapping)) or not isinstance(rows, Iterable):
+    if isinstance(rows, (*ONE_VALUE, Mapping)) or not isinstance(rows, Iterable):
         raise ExecArgumentError(
             db_id,
             sql,
