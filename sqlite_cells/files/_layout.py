@@ -385,17 +385,24 @@ def remove_unused_database(conn: apsw.Connection, path: Path) -> bool:
     # Under the space's write lock: every other runtime opens a database file for crash
     # reconciliation, or writes it, only while holding that lock, so none is in the middle of
     # opening this one while it is removed (see remove_unused for the openers outside it).
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except apsw.Error:
-        return False
-    try:
-        removed = remove_unused(path, lambda used: _holds_nothing(used, made))
-    finally:
-        conn.execute("ROLLBACK")
-    if removed:
-        unpin(conn, path)
-        _MADE[conn].pop(str(path), None)
+    # Once the lock is taken, a Ctrl-C waits for the end: one landing between the file's
+    # removal and forgetting its pin left the pin of a file no longer there, and the next
+    # write of the database said the file was "deleted or replaced while the runtime had it
+    # open"; one landing after BEGIN left the space's transaction open.
+    begun = False
+    with interrupts_held(when=lambda: begun):
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # (may wait for the lock: interruptible)
+        except apsw.Error:
+            return False
+        begun = True
+        try:
+            removed = remove_unused(path, lambda used: _holds_nothing(used, made))
+        finally:
+            conn.execute("ROLLBACK")
+        if removed:
+            unpin(conn, path)
+            _MADE[conn].pop(str(path), None)
     return removed
 
 

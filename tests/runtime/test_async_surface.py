@@ -1400,6 +1400,7 @@ def test_first_lets_go_of_its_subscription_as_it_returns(store: Path) -> None:
                 assert loop.run_until_complete(q.first()).result == [{"n": 0}]
             finally:
                 loop.close()
+        assert rt.settle()  # (a subscription is let go on the scheduler thread)
         assert len(q._graph_node.subscribers) == 0
 
 

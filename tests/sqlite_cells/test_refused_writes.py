@@ -333,3 +333,37 @@ def test_refused_first_commits_racing_another_process_lose_none_of_its_commits(
             expected += [db.path.name, space.file.path.name]
     # (The read pool's read-only connections leave -wal/-shm beside the files they read.)
     assert [n for n in listing(store) if n.endswith(".sqlite")] == sorted(expected)
+
+
+def test_a_ctrl_c_as_a_refused_first_writes_file_is_removed_leaves_the_database_writable(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R7, R72: a Ctrl-C that landed just after the file a refused first write created was
+    removed, before the runtime forgot the file it had attached, made the next write of the
+    database fail ("this database file was deleted or replaced while the runtime had it
+    open") — the runtime's own removal taken for another program's. The interrupt is
+    delivered once the removal is complete."""
+    import signal
+
+    from sqlite_cells.files import _layout
+
+    real = _layout.remove_unused
+
+    def removed_then_interrupted(path: Path, holds_nothing: Callable[..., bool]) -> bool:
+        removed = real(path, holds_nothing)
+        signal.raise_signal(signal.SIGINT)
+        return removed
+
+    monkeypatch.setattr("sqlite_cells.files._layout.remove_unused", removed_then_interrupted)
+    with sc.Runtime(store, poll_interval=0.01) as rt:
+        space = rt.space("demo")
+        with space.transact():
+            space.cell("c").set(1)  # the space file stays: only the database file is removed
+        db = space.sqlite_database("d", tables=TABLES)
+        with pytest.raises(KeyboardInterrupt), space.transact():
+            db.exec(*BAD_LINKS[0])
+        assert not db.path.exists()
+        monkeypatch.undo()
+        with space.transact():
+            db.exec("INSERT INTO t (body) VALUES ('ok')")
+        assert db.read("SELECT body FROM t") == [{"body": "ok"}]
