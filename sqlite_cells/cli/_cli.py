@@ -256,6 +256,11 @@ def _print_store(
             f"orphaned database file {one_line(orphan.file)}: watermark {mark}, "
             "no readable space names it\n"
         )
+    for name in info.in_use_files:
+        out.write(
+            f"database file {one_line(name)} in use: no space names it yet, and another "
+            "connection held it all through the look (a new database's first write under way?)\n"
+        )
     for finding in info.findings():
         out.write(f"finding: {one_line(finding)}\n")
 
@@ -299,6 +304,7 @@ def _inspect(args: argparse.Namespace, out: TextIO) -> int:
             {**blank, "file": o["file"], "kind": "orphaned", "watermark": o["watermark"]}
             for o in data["orphaned_files"]
         ]
+        flat += [{**blank, "file": name, "kind": "in use"} for name in data["in_use_files"]]
         flat += [
             {
                 **blank,

@@ -43,6 +43,7 @@ from sqlite_cells.codec import (
 )
 from sqlite_cells.files import (
     DAMAGED_FILE,
+    IN_USE_UNNAMED,
     SOURCE_OPEN,
     Action,
     DamagedSpace,
@@ -438,6 +439,9 @@ class StoreInfo:
     unreferenced_files: tuple[str, ...] = field(default=())  # cell-*.sqlite gc would remove
     orphaned_files: tuple[OrphanInfo, ...] = field(default=())
     damaged_space_files: tuple[DamagedSpaceInfo, ...] = field(default=())
+    # Database files no space names that another connection held all through the look (a new
+    # database's first write under way, R74): neither orphaned nor anything else, as yet.
+    in_use_files: tuple[str, ...] = field(default=())
 
     def not_a_file(self, db: DatabaseInfo) -> bool:
         """Whether something that is not a regular file stands at ``db``'s path."""
@@ -556,6 +560,7 @@ class StoreInfo:
             + index
             + behind_or_ahead
             + [o.finding() for o in self.orphaned_files]
+            + [f"database file {name}: {IN_USE_UNNAMED}" for name in self.in_use_files]
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -612,6 +617,7 @@ class StoreInfo:
                 {"file": d.file, "reason": d.reason, "unreadable": d.unreadable}
                 for d in self.damaged_space_files
             ],
+            "in_use_files": list(self.in_use_files),
             "findings": self.findings(),
         }
 
@@ -1241,12 +1247,15 @@ def inspect_store(store: str | os.PathLike[str]) -> StoreInfo:
                 raise
             damaged[path] = DamagedSpace(path, reason)
     unreferenced = tuple(p.name for p in collect_garbage(root))  # what gc would remove
+    busy: set[Path] = set()
+    unnamed = orphans(root, busy)
     return StoreInfo(
         str(root),
         tuple(sorted(spaces, key=lambda s: s.id)),
         unreferenced,
-        tuple(OrphanInfo(p.name, seq) for p, seq in orphans(root)),
+        tuple(OrphanInfo(p.name, seq) for p, seq in unnamed if p not in busy),
         tuple(DamagedSpaceInfo.of(d) for _, d in sorted(damaged.items())),
+        tuple(p.name for p, _ in unnamed if p in busy),
     )
 
 

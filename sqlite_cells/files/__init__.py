@@ -10,6 +10,7 @@ from sqlite_cells.files._damage import quick_check as quick_check
 from sqlite_cells.files._damage import source_damage_advice as source_damage_advice
 from sqlite_cells.files._handles import DROP_KIND as DROP_KIND
 from sqlite_cells.files._handles import HANDLE_FINDING as HANDLE_FINDING
+from sqlite_cells.files._handles import IN_USE_UNNAMED as IN_USE_UNNAMED
 from sqlite_cells.files._handles import KEPT_IN_USE as KEPT_IN_USE
 from sqlite_cells.files._handles import CheckFinished as CheckFinished
 from sqlite_cells.files._handles import DamagedSpace as DamagedSpace
@@ -140,6 +141,7 @@ __all__ = [
     "DISK_REFUSED",
     "DROP_KIND",
     "HANDLE_FINDING",
+    "IN_USE_UNNAMED",
     "KEPT_IN_USE",
     "KIND",
     "NO_FILE",

@@ -732,13 +732,14 @@ def collect_garbage(store: Path, *, remove: bool = False) -> list[Path]:
         return [g.path for g in found if remove_garbage(g)]
 
 
-def orphans(store: Path) -> list[tuple[Path, int | None]]:
+def orphans(store: Path, busy: set[Path] | None = None) -> list[tuple[Path, int | None]]:
     """The store's database files that no space names but that hold commits (their watermark;
     None when the file cannot be read): their space file is missing or was replaced. gc keeps
-    them; ``check`` reports them."""
+    them; ``check`` reports them. ``busy`` gains those of them another connection held all
+    through the wait (their watermark None: nothing is known of them, see ``IN_USE_UNNAMED``)."""
     store = Path(store)
     with translated(f"the store {store}"):
-        return _orphans(store, _store_names(store)[0])
+        return _orphans(store, _store_names(store)[0], busy=busy)
 
 
 @dataclass(frozen=True, slots=True)

@@ -213,6 +213,15 @@ def test_gc_calls_a_file_locked_by_its_first_write_a_write_under_way_not_foreign
             done = run_cli("check", str(store))
             assert done.stderr == "" and "first write under way" in done.stdout, done.stdout
             assert "orphan" not in done.stdout and "cannot be read" not in done.stdout
+            # … and `inspect`: in use, not an orphaned file that "cannot be read" (it was one)
+            done = run_cli("inspect", str(store), "--json")
+            shown = json.loads(done.stdout)
+            assert (shown["orphaned_files"], shown["in_use_files"]) == ([], [fresh.name])
+            assert any("first write under way" in f for f in shown["findings"])
+            done = run_cli("inspect", str(store))
+            assert done.returncode == 1 and done.stderr == "", done.stderr
+            assert f"database file {fresh.name} in use: no space names it yet" in done.stdout
+            assert "orphan" not in done.stdout and "unreadable" not in done.stdout
             assert fresh.read_bytes() == before
             writer.stdin.write("\n")
             writer.stdin.flush()
