@@ -1032,6 +1032,21 @@ def migrate_file(
         conn.close()
 
 
+def _failed_in(call: str, db_id: str, exc: BaseException) -> MigrationError:
+    """The error of a migration whose callback ``call`` raised ``exc``. The refusal of one of
+    its statements by the connection the runtime gave it is already a ``MigrationError`` of
+    this database: said once, with the call, not wrapped in a second naming the database
+    again."""
+    own = f"database {db_id}: "
+    text = str(exc) if isinstance(exc, MigrationError) and exc.db_id == db_id else ""
+    if text.startswith(own):
+        said = text[len(own) :]
+        if not said.endswith("nothing was written"):
+            said += "; nothing was written"
+        return MigrationError(db_id, f"{call}: {said}")
+    return MigrationError(db_id, f"{call} raised {exception_text(exc)}; nothing was written")
+
+
 def _migrate_in_transaction(
     conn: apsw.Connection, gate: Gate, budget: Budget, schema: Schema, db_id: str,
     version: int, migrate: Migrate, path: Path,
@@ -1052,8 +1067,7 @@ def _migrate_in_transaction(
     except BaseException as exc:
         # Any other: a library's own BaseException, a GeneratorExit, an exception whose text
         # cannot be read or printed (R34).
-        raised = f"{exception_text(exc)}; nothing was written"
-        raise MigrationError(db_id, f"{call} raised {raised}") from exc
+        raise _failed_in(call, db_id, exc) from exc
     finally:
         handle.close()
     _refuse_unrun(result, call, db_id)

@@ -277,3 +277,31 @@ def test_a_migrate_statement_given_as_a_str_subclass_is_judged_as_its_text(space
     _write_v2(space, migrate)
     assert len(refusals) == 2
     assert "the runtime's own tables" in refusals[0] and "several statements" in refusals[1]
+
+
+def test_a_migrate_statement_refused_is_one_error_naming_the_database_once(
+    store: Path,
+) -> None:
+    """R14: a statement of the callback that the runtime's connection refuses was a
+    ``MigrationError`` wrapped in a second one ("migrate(…) raised MigrationError: database …:
+    migrate statement … refused"), the database named twice. It is said once now, with the
+    call, and the refusal stays reachable as the cause."""
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        conn.execute("DROP TABLE _cf_meta")
+
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        _seeded(space)
+        with pytest.raises(sc.MigrationError) as info:
+            _write_v2(space, migrate)
+        text = str(info.value)
+        assert text.count(info.value.db_id) == 1, text
+        assert text.startswith(
+            f"database {info.value.db_id}: migrate(conn, from_version=1): migrate statement "
+            "'DROP TABLE _cf_meta' refused"
+        ), text
+        assert "raised MigrationError" not in text and text.endswith("; nothing was written")
+        assert isinstance(info.value.__cause__, sc.MigrationError)
+        db = space.sqlite_database("app", tables=V1)
+        assert db.read("SELECT a FROM t") == [{"a": "one"}]
