@@ -327,13 +327,18 @@ class Cell(Reference):
     def update(self, fn: Callable[[Any], Any]) -> None:
         """Set the value to ``fn(current value)``; ``fn`` that is not callable is an
         ``InvalidArgument`` (nothing is recorded). Outside a transaction it is ``NoTransaction``
-        before ``fn`` runs: a write that cannot be recorded does not run the caller's code."""
+        before ``fn`` runs, and a cell the runtime protects (a database handle, R5) is refused
+        before it runs too: a write that cannot be recorded does not run the caller's code."""
         if not callable(fn):
             raise InvalidArgument(
                 f"update takes a function of the current value, not {type(fn).__name__}: write "
                 "cell.update(lambda value: ...), or cell.set(value)"
             )
         require_transaction(f"writing cell {self._id}", self._space.file)
+        # A cell the runtime protects (a database handle reached by id or link, R5) is refused
+        # before ``fn`` runs, as ``set`` would refuse the result: no code of the caller's runs
+        # and no read is recorded (a read of a handle conflicts with its database's writes).
+        self._space.runtime.check_writable(self._space.id, self._id)
         value = fn(self.get())
         if inspect.iscoroutine(value):  # an async function: its body has not run
             value.close()  # (never awaited: closed, so Python warns of nothing)

@@ -77,6 +77,40 @@ def test_r5_no_plain_cell_of_a_handle_id_writes_it(
                 cell.set(None)
 
 
+def test_r5_update_of_a_plain_cell_of_a_handle_id_runs_nothing_and_reads_nothing(
+    space: Space, db: sc.SqliteDb
+) -> None:
+    """R5, R32: ``update`` on a plain ``Cell`` of a database's id (made by hand, from a link, at
+    a path) is refused before its function runs, as ``db.update`` is: the function is never
+    called and no read of the handle is recorded, so another transaction's write to that
+    database is no conflict for the one the refusal happened in, and both commits are kept."""
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES ('first')")
+    note = space.cell("note")
+    link = db.link_str()
+    impostors = (sc.Cell(space, db.id), space.runtime.cell_from_link(link))
+    calls: list[Any] = []
+    for n, impostor in enumerate((*impostors, impostors[1].key("rev"))):
+        with space.transact():
+            note.set(n)
+            with pytest.raises(TypeError, match="not a writable cell") as info:
+                impostor.update(lambda value: calls.append(value) or value)
+            assert isinstance(info.value, sc.SqliteCellsError)
+            worker = threading.Thread(
+                target=_insert_in_a_transaction, args=(space, db, f"theirs {n}")
+            )
+            worker.start()
+            worker.join()
+        assert calls == [] and note.get() == n
+    assert db.rev == 4
+    assert [r["body"] for r in db.read("SELECT body FROM messages ORDER BY id")] == [
+        "first",
+        "theirs 0",
+        "theirs 1",
+        "theirs 2",
+    ]
+
+
 def test_r5_a_handle_written_elsewhere_fails_the_live_queries_already_there(
     store: Path,
 ) -> None:
