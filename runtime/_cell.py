@@ -679,6 +679,14 @@ def with_value_at(root: Any, path: tuple[PathElement, ...], value: Any) -> Any:
     if not path:
         return value
     key, rest = path[0], path[1:]
+    if isinstance(root, Link):
+        raise InvalidArgument(
+            f"cannot set {'key' if isinstance(key, str) else 'index'} {brief_repr(key)} "
+            f"inside a link: the value at that path is a cell (cell {root.id} of space "
+            f"{brief_repr(root.space)}), and a write at a path does not follow links; write "
+            "that cell itself (what .get() returns at that path is it), or replace the value "
+            "whole"
+        )
     if isinstance(key, str):
         base = dict(root) if isinstance(root, dict) else ({} if root is None else None)
         if base is None:

@@ -205,6 +205,33 @@ def test_a_path_write_that_does_not_fit_the_value_is_refused_at_the_call(
     assert c.get() == {"a": [10, 2], "n": 1}
 
 
+@pytest.mark.parametrize("path", [("a", "x"), ("l", 0, "x"), ("l", 0, 0)])
+def test_a_path_write_through_a_cell_held_in_the_value_says_it_is_a_link(
+    rt: sc.Runtime, path: tuple[str | int, ...]
+) -> None:
+    """A cell held in a value is stored as a link (R6, R30): a write at a path that goes
+    through it is refused as one that does not follow links, naming the cell, not as a write
+    "inside a Link" (a type of the codec the caller never handled); nothing is recorded."""
+    space = rt.space("demo")
+    linked = space.cell("linked", default={"x": 1})
+    c = space.cell("c")
+    with space.transact():
+        c.set({"a": linked, "l": [linked]})
+    other = space.cell("other")
+    with space.transact():
+        target = c
+        for key in path:
+            target = target.key(key)
+        error = _refused(lambda: target.set(2))
+        text = str(error)
+        assert "inside a link: the value at that path is a cell" in text
+        assert f"cell {linked.id} of space 'demo'" in text and "does not follow links" in text
+        assert "Link(" not in text and "inside a Link" not in text
+        other.set("kept")  # the transaction is still usable (R31)
+    assert other.get() == "kept" and c.get() == {"a": linked, "l": [linked]}
+    assert linked.get() == {"x": 1}
+
+
 @pytest.mark.parametrize("timeout", [-1, -0.5, float("nan"), "x", True, [1]])
 def test_settle_refuses_a_timeout_that_is_not_a_non_negative_number(
     rt: sc.Runtime, timeout: object
