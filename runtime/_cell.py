@@ -42,6 +42,7 @@ from sqlite_cells.runtime._streams import observe_node
 from sqlite_cells.runtime._tx import (
     TxState,
     current_transaction,
+    forget_read,
     note_read,
     record_write,
     require_transaction,
@@ -334,19 +335,29 @@ class Cell(Reference):
                 f"update takes a function of the current value, not {type(fn).__name__}: write "
                 "cell.update(lambda value: ...), or cell.set(value)"
             )
-        require_transaction(f"writing cell {self._id}", self._space.file)
+        tx = require_transaction(f"writing cell {self._id}", self._space.file)
         # A cell the runtime protects (a database handle reached by id or link, R5) is refused
         # before ``fn`` runs, as ``set`` would refuse the result: no code of the caller's runs
         # and no read is recorded (a read of a handle conflicts with its database's writes).
         self._space.runtime.check_writable(self._space.id, self._id)
+        read_before = (self._space.file, self._id) in tx.reads
         value = fn(self.get())
-        if inspect.iscoroutine(value):  # an async function: its body has not run
-            value.close()  # (never awaited: closed, so Python warns of nothing)
-            raise InvalidArgument(
-                f"update takes a plain function of the current value, not the async function "
-                f"{brief_repr(fn)}: nothing awaits it here; await what it computes in an async "
-                "handler, then cell.set(value)"
-            )
+        try:
+            if inspect.iscoroutine(value):  # an async function: its body has not run
+                value.close()  # (never awaited: closed, so Python warns of nothing)
+                raise InvalidArgument(
+                    f"update takes a plain function of the current value, not the async "
+                    f"function {brief_repr(fn)}: nothing awaits it here; await what it computes "
+                    "in an async handler, then cell.set(value)"
+                )
+            self.set(value)
+        except SqliteCellsError:
+            # A result refused (not JSON, a path it cannot be set at) records nothing (R32):
+            # the read this call made goes too, so a later commit to the cell is no conflict.
+            # (What ``fn`` raises itself keeps it: that outcome depended on the value.)
+            if not read_before:
+                forget_read(tx, self._space.file, self._id)
+            raise
         self.set(value)
 
     @checked_arguments

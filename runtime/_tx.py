@@ -45,6 +45,7 @@ __all__ = [
     "TxState",
     "conflict",
     "current_transaction",
+    "forget_read",
     "keep_no_reads",
     "keep_reads_if_accepted",
     "note_read",
@@ -299,6 +300,13 @@ def note_read(tx: Transaction, cell_id: str) -> None:
     ``_check_race``)."""
     if tx._nested:
         tx._seen[(_scopes.get(), cell_id)] = tx._versions.get(cell_id, _UNWRITTEN)[0]
+
+
+def forget_read(tx: Transaction, space: SpaceFile, cell_id: str) -> None:
+    """Take back the read of ``cell_id`` recorded on ``tx``: for a call that read the cell
+    first, then was refused (``cell.update`` whose result cannot be written), which records
+    nothing (R32)."""
+    tx._reads.pop((space, cell_id), None)
 
 
 def keep_reads_if_accepted(tx: Transaction | None) -> _ReadsTaken:

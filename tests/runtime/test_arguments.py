@@ -360,6 +360,50 @@ def test_a_refused_path_write_records_no_read_of_the_cell(rt: sc.Runtime, store:
     assert c.get() == "changed elsewhere"
 
 
+def test_an_update_whose_result_is_refused_records_no_read_of_the_cell(
+    rt: sc.Runtime, store: Path
+) -> None:
+    """R31, R32: ``update`` reads the cell, then writes what its function returns; a result
+    refused at the write (not JSON, a path it cannot be set at, an async function's coroutine)
+    records nothing, its read included, so a commit of the cell by another runtime meanwhile
+    is no conflict for the transaction. A read the transaction made before stays; and what the
+    function raises itself keeps the read (that outcome depended on the value)."""
+
+    async def later(value: object) -> object:
+        return value
+
+    space = rt.space("demo")
+    c, other = space.cell("c"), space.cell("other")
+    with space.transact():
+        c.set({"a": [1]})
+    second = sc.Runtime(store, poll_interval=0.01)
+    try:
+        with space.transact() as tx:
+            _refused(lambda: c.update(lambda value: float("nan")))
+            _refused(lambda: c.key("a").key(5).update(lambda value: 1))
+            _refused(lambda: c.key("a").update(later))
+            assert not tx.reads
+            other.set("kept")
+            writer = threading.Thread(target=_write_elsewhere, args=(second,))  # no transaction
+            writer.start()
+            writer.join()
+        assert other.get() == "kept" and c.get() == "changed elsewhere"
+        with pytest.raises(sc.ConflictError), space.transact() as tx:
+            assert c.get() == "changed elsewhere"  # read first: kept after the refusal
+            _refused(lambda: c.update(lambda value: {1, 2}))
+            assert len(tx.reads) == 1
+            writer = threading.Thread(target=_write_elsewhere, args=(second,))
+            writer.start()
+            writer.join()
+    finally:
+        second.close()
+    with space.transact() as tx:
+        with pytest.raises(ZeroDivisionError):
+            c.update(lambda value: 1 / 0)
+        assert len(tx.reads) == 1  # the function's own error: its read stays
+    assert c.get() == "changed elsewhere"
+
+
 def _write_elsewhere(runtime: sc.Runtime) -> None:
     with runtime.space("demo").transact():
         runtime.space("demo").cell("c").set("changed elsewhere")
