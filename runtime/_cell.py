@@ -646,7 +646,9 @@ def same_value(a: Any, b: Any) -> bool:
 
     Python's ``==`` finds ``[1]`` equal to ``[1.0]`` and ``0.0`` to ``-0.0``, which a stored
     value (JSON) and SQLite tell apart: values ``==`` finds equal are the same when their JSON
-    encodings are too (values that do not encode as JSON are judged by ``==`` alone)."""
+    encodings are too (values that do not encode as JSON are judged by ``==`` alone). The keys
+    of a dict are compared in sorted order, as a stored value keeps them: a JSON object has no
+    order, so an equal dict built in another key order is no change."""
     if a is b:
         return True
     try:
@@ -654,10 +656,14 @@ def same_value(a: Any, b: Any) -> bool:
             return False
     except Exception:
         return False
-    try:
-        return _COMPARED.encode(a) == _COMPARED.encode(b)
-    except (TypeError, ValueError, OverflowError, RecursionError):
-        return True
+    for encoder in _COMPARED:
+        try:
+            return encoder.encode(a) == encoder.encode(b)
+        except TypeError:
+            continue  # (a dict whose keys are not all str cannot be sorted: as given)
+        except (ValueError, OverflowError, RecursionError):
+            break
+    return True
 
 
 def _cell_key(value: Any) -> Any:
@@ -669,8 +675,12 @@ def _cell_key(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-# What ``same_value`` encodes: JSON, with the cells a value holds (R6) as what they name.
-_COMPARED: Final = msgspec.json.Encoder(enc_hook=_cell_key)
+# What ``same_value`` encodes: JSON, with the cells a value holds (R6) as what they name, dict
+# keys sorted (as stored values keep them) — or as given, for keys that are not all str.
+_COMPARED: Final = (
+    msgspec.json.Encoder(enc_hook=_cell_key, order="deterministic"),
+    msgspec.json.Encoder(enc_hook=_cell_key),
+)
 
 
 def value_at(root: Any, path: tuple[PathElement, ...]) -> Any:

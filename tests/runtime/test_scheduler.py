@@ -201,6 +201,41 @@ def test_changes_python_finds_equal_but_json_tells_apart_are_changes(rt: sc.Runt
     assert repr(echo.get()) == "-0.0"
 
 
+def test_an_equal_dict_in_another_key_order_is_no_change(rt: sc.Runtime) -> None:
+    """A JSON object has no order (a stored value keeps its keys sorted): a derived cell whose
+    function returns an equal dict built in another key order — nested too, or beside a cell —
+    tells its observers and the derived cells over it nothing, once per commit or not; a value
+    that does change still reaches them, and so do ``1.0`` after ``1`` inside such a dict and
+    dicts whose keys are not all str (compared in the order given)."""
+    space = rt.space("demo")
+    c, x = space.cell("c", default=0), space.cell("x")
+    shapes = [
+        {"a": 1, "b": {"y": [1], "z": x}},
+        {"b": {"z": x, "y": [1]}, "a": 1},
+        {"a": 1, "b": {"y": [1], "z": x}},
+        {"b": {"z": x, "y": [1]}, "a": 1},
+        {"b": {"z": x, "y": [1.0]}, "a": 1},
+        {"a": 1, "b": {"y": [1.0], "z": x}},
+        {1: "int key", "a": 2},
+        {1: "int key", "a": 2},
+        {1: "int key", "a": 2.0},
+    ]
+    echo = sc.derive(c, lambda n: shapes[n])
+    seen: list[Any] = []
+    echo.observe().subscribe(seen.append)
+    runs: list[Any] = []
+    over = sc.derive(echo, lambda v: runs.append(v) or len(v))
+    rt.settle()
+    for n in range(1, len(shapes)):
+        with space.transact():
+            c.set(n)
+        rt.settle()
+    assert seen == [shapes[0], shapes[4], shapes[6], shapes[8]]
+    assert [repr(v["b"]["y"]) for v in seen[:2]] == ["[1]", "[1.0]"]
+    assert repr(seen[3]["a"]) == "2.0"
+    assert runs == seen and over.get() == 2
+
+
 def test_values_holding_cells_are_told_apart_as_json_does(rt: sc.Runtime) -> None:
     """The same exactness for a value that also holds a ``Cell`` (stored as its link, R6): the
     cell is compared as what it names, the rest as JSON — ``1`` then ``1.0`` beside a cell is a
