@@ -91,6 +91,12 @@ _get.__qualname__, _set.__qualname__ = "Cell.get", "Cell.set"
 refuse_get, refuse_set = refusal_of(_get), refusal_of(_set)
 
 
+# Ids up to this length (a derived one has 55 characters, R1) are taken as they are when they
+# have the form of one; a longer one is checked whole, as a link would hold it (R30: at most
+# ``MAX_NAME_BYTES``), so no cell is made that no link can name.
+_SHORT_ID: Final = 64
+
+
 class Cell(Reference):
     """A cell of a space, or a path inside its value (``cell.key("a").key(0)``).
 
@@ -131,7 +137,7 @@ class Cell(Reference):
             or type(cell_id) is not str
             or not cell_id.startswith("of:")
             or not (cell_id.isascii() and cell_id.isprintable())
-            or len(cell_id) < 4
+            or not 4 <= len(cell_id) <= _SHORT_ID
             or not _is_space(space)
         ):
             _check_cell(space, cell_id, path)  # (an id derived here, R1, passes the above)

@@ -640,6 +640,7 @@ def test_a_read_ignores_names_its_statement_does_not_have_as_a_write_does(
         (lambda space: space, "of:x", ("\ud800",), "names no cell"),
         (lambda space: space, "of:x", (1.5,), "names no cell"),
         (lambda space: space, "of:x", (2**63,), "names no cell"),
+        (lambda space: space, "of:" + "x" * (1024 * 1024), (), "names no cell"),
     ],
 )
 def test_a_cell_made_directly_names_a_cell_a_link_can_name(
