@@ -44,6 +44,7 @@ from sqlite_cells.runtime._tx import (
     current_transaction,
     forget_read,
     note_read,
+    over_length_limit,
     record_write,
     require_transaction,
 )
@@ -267,9 +268,13 @@ class Cell(Reference):
         """``value`` (this cell's whole new value) encoded; a ``ValueEncodeError`` names the
         cell, as the write's other errors do: a handler writing several cells says which."""
         try:
-            return self._space.runtime.encode(value)
+            data = self._space.runtime.encode(value)
         except ValueEncodeError as exc:
             raise ValueEncodeError(f"writing {self._shown()}: {exc}") from exc.__cause__
+        too_long = over_length_limit(self._id, data, shown=f"writing {self._shown()}")
+        if too_long is not None:  # (refused here, before anything is recorded, R6, R44)
+            raise too_long
+        return data
 
     def _shown(self) -> str:
         """The cell as an error names it: its name when it has one, its id, and its path."""

@@ -66,16 +66,19 @@ LENGTH_LIMIT: Final = 64 * 1024 * 1024
 ROW_SLACK: Final = 64
 
 
-def over_length_limit(cell_id: str, data: bytes) -> ValueEncodeError | None:
+def over_length_limit(
+    cell_id: str, data: bytes, *, shown: str | None = None
+) -> ValueEncodeError | None:
     """The error of a cell value too long to store under ``cell_id`` (R6, R44): its row, or the
-    commit record holding it, would be over SQLite's length limit. None when it fits."""
+    commit record holding it, would be over SQLite's length limit. None when it fits.
+    ``shown``: how the error names the cell (its name too, when the caller knows it)."""
     if len(data) + len(cell_id) + ROW_SLACK <= LENGTH_LIMIT:
         return None
     return ValueEncodeError(
-        f"cell {cell_id}: its encoded value is {len(data)} bytes; with its id and the commit "
-        f"record around it, that is over SQLite's length limit of {LENGTH_LIMIT} bytes (a "
-        f"cell's value may be up to {LENGTH_LIMIT - len(cell_id) - ROW_SLACK} bytes): store "
-        "large data elsewhere and keep a reference in the cell"
+        f"{shown or f'cell {cell_id}'}: its encoded value is {len(data)} bytes; with its id and "
+        f"the commit record around it, that is over SQLite's length limit of {LENGTH_LIMIT} "
+        f"bytes (a cell's value may be up to {LENGTH_LIMIT - len(cell_id) - ROW_SLACK} bytes): "
+        "store large data elsewhere and keep a reference in the cell"
     )
 
 

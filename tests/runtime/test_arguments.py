@@ -555,6 +555,24 @@ def test_a_store_path_that_is_a_loop_of_links_says_so(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
 
 
+def test_a_value_over_the_length_limit_names_the_cell_it_was_written_to() -> None:
+    """R6, R44, Errors: a value too long to store is refused at ``set`` (whole or at a path),
+    and the error names the cell as the write's other refusals do — its name and id, and the
+    path — so a handler writing several cells says which; nothing is recorded."""
+    big = "x" * (64 * 1024 * 1024)
+    with sc.Runtime.ephemeral() as rt:
+        space = rt.space("s")
+        c, other = space.cell("big"), space.cell("other")
+        with space.transact() as tx:
+            for target in (c, c.key("a")):
+                with pytest.raises(sc.ValueEncodeError, match="over SQLite's length limit") as e:
+                    target.set(big)
+                assert str(e.value).startswith(f"writing cell 'big' ({c.id})")
+            assert "at path ['a']" in str(e.value) and tx.is_empty and not tx.reads
+            other.set("kept")
+        assert c.get() is None and other.get() == "kept"
+
+
 def test_a_default_no_write_could_store_is_refused_where_it_is_declared() -> None:
     """R4, R6: a default is a value the cell holds; one over SQLite's length limit (which `set`
     refuses) was accepted, and every later write at a path of the unwritten cell failed, far
