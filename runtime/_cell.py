@@ -369,7 +369,6 @@ class Cell(Reference):
             if not read_before:
                 forget_read(tx, self._space.file, self._id)
             raise
-        self.set(value)
 
     @checked_arguments
     def key(self, key: PathElement) -> Cell:
