@@ -201,9 +201,9 @@ class LiveQueries:
         self._batch_work: Work | None = None  # the batch's unit of work for settle()
         self._costs: dict[tuple[str, str, str], float] = {}  # last read time per statement
         # Reads sent and not landed: (db id, sql, params) -> (generation when sent, the read,
-        # the scheduler epoch it was sent for); a database's generation counts the commits to
-        # it this runtime has processed.
-        self._in_flight: dict[tuple[str, str, str], tuple[int, _Read, int]] = {}
+        # the scheduler epoch it was sent for, the declaration it reads under); a database's
+        # generation counts the commits to it this runtime has processed.
+        self._in_flight: dict[tuple[str, str, str], tuple[int, _Read, int, Declaration]] = {}
         self._generation: dict[str, int] = {}
         # The last seq known to have written each database: a read sent after that commit was
         # taken in, whose watermark is older, ran before the commit reached the file (another
@@ -591,10 +591,14 @@ class LiveQueries:
             running is not None
             and running[0] == self._generation.get(db_id, 0)
             and running[2] <= scheduler.current_epoch
+            and (running[3] is decl or running[3] == decl)
         ):
             # The same statement is being read and no commit to its database came since it
             # was sent: its rows are as fresh as a new read's would be. (Not a read sent for a
-            # newer cause than this one: settle() would not wait for it, see Scheduler.settle.)
+            # newer cause than this one: settle() would not wait for it, see Scheduler.settle.
+            # Nor one sent under another declaration of the database: it reads the tables as
+            # declared then, and a query made after a re-declaration that added a column would
+            # keep rows without it until the next write, R14.)
             running[1].runners.append(runner)
             return
         batch = self._batch
@@ -635,7 +639,7 @@ class LiveQueries:
         in_flight = self._in_flight
         epoch = self.scheduler.current_epoch
         for read in reads:
-            in_flight[read.key] = (generation, read, epoch)
+            in_flight[read.key] = (generation, read, epoch, wanted.decl)
             read.due = due
         known, total = self._known_cost(reads)
         # After a large write none of the batch runs inline: its costs are from before it.

@@ -16,6 +16,7 @@ import msgspec
 import pytest
 
 import sqlite_cells as sc
+import sqlite_cells.read._workers as workers_module
 from sqlite_cells._runtime import Space
 from sqlite_cells.files import unwritten_handle
 from sqlite_cells.read._reader import known_read_set
@@ -664,6 +665,41 @@ def test_an_additive_redeclaration_reruns_queries_made_with_react_on_too(rt: sc.
     row = {"a": 1, "c": 7, "n": None, "l_cf_link": None, "k": "x"}
     assert {k: q.get().result for k, q in queries.items()} == {k: [row] for k in queries}
     assert _fingerprint(db.path) == before and db.rev == 1
+
+
+def test_a_query_made_after_a_redeclaration_never_shares_a_read_sent_before_it(
+    rt: sc.Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R14, R42: a live query asking for the rows of a statement another query of its database
+    is reading shares that read only when it was sent under the same declaration. A query made
+    after a re-declaration that added a column, while a read of its statement sent before it
+    was still on a worker, took that read's rows (without the column) and kept them until the
+    next write, while ``db.read`` showed the column. The read is held on its worker (a spy
+    around the real read) until the second query has asked for its rows."""
+    space = rt.space("demo")
+    db = space.sqlite_database("d", tables=OLD)
+    _write(space, db, "INSERT INTO t (a) VALUES (1)")
+    sql = "SELECT * FROM t"
+    started, release = threading.Event(), threading.Event()
+    real = workers_module.read_batch
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        assert release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(workers_module, "read_batch", held)
+    first = db.query(sql)
+    assert started.wait(10)  # its read is on a worker, sent under OLD
+    again = space.sqlite_database("d", tables=NEW)
+    second = again.query(sql)
+    rt.scheduler.submit(release.set)  # after the second query's first run asked for its rows
+    rt.settle()
+    row = {"a": 1, "c": 7, "n": None, "l_cf_link": None, "k": "x"}
+    assert again.read(sql) == [row]
+    assert first.get().result == [row]
+    assert second.get().result == [row]
+    assert db.rev == 1
 
 
 @pytest.mark.parametrize("tables", ["the same, with a new migrate each call", "other columns"])
