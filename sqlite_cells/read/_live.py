@@ -212,7 +212,7 @@ class LiveQueries:
         self._written: dict[str, int] = {}
         self.reads_started = 0  # distinct statements run, on workers or inline (bench, tests)
         scheduler.add_commit_hook(self._on_commit, absorb=self._absorb)
-        self._sources = _SourceWatcher(scheduler, pool, poll_interval)
+        self._sources = _SourceWatcher(scheduler, pool, poll_interval, self._reads_of_file)
         self._lock_waits = _LockWaits(scheduler, poll_interval)
 
     # -- interest (scheduler thread) -----------------------------------------------------------
@@ -389,6 +389,17 @@ class LiveQueries:
         """The file at ``path`` was registered again (R60): its queries re-run at the watcher's
         next look, as after a change, though the file may not have changed since."""
         self._sources.expire(path)
+
+    def _reads_of_file(self, path: Path) -> list[Node]:
+        """(Scheduler thread.) The runners of the reads in flight of the injected file at
+        ``path``, which another program changed since they were sent: those reads are shared
+        no more (a query asking now reads afresh), and their runners run again (R60)."""
+        found: list[Node] = []
+        for key, (_generation, read, _epoch, decl) in list(self._in_flight.items()):
+            if decl.path == path:
+                del self._in_flight[key]
+                found.extend(cast(list[Node], read.runners))  # (runners are nodes)
+        return found
 
     def _on_commit(self, event: CommitEvent) -> list[Node]:
         self._note(event)
@@ -1003,10 +1014,18 @@ class _LockWaits:
 class _SourceWatcher:
     """Watches injected files for changes made by other programs (R60)."""
 
-    def __init__(self, scheduler: Scheduler, pool: ReadPool, interval: float) -> None:
+    def __init__(
+        self,
+        scheduler: Scheduler,
+        pool: ReadPool,
+        interval: float,
+        in_flight: Callable[[Path], list[Node]],
+    ) -> None:
         self._scheduler = scheduler
         self._pool = pool
         self._interval = interval
+        # (Scheduler thread) the queries whose reads of a file were in flight as it changed
+        self._in_flight = in_flight
         # _lock guards _nodes, _signatures and _closed.
         self._lock = threading.Lock()
         self._nodes: dict[Path, set[Node]] = {}
@@ -1054,7 +1073,13 @@ class _SourceWatcher:
             if changed:
                 # Connections opened immutable cannot see the change: open new ones.
                 self._pool.discard(path)
-                self._scheduler.rerun(list(nodes))
+                self._scheduler.submit(functools.partial(self._rerun, path, list(nodes)))
+
+    def _rerun(self, path: Path, nodes: list[Node]) -> None:
+        """(Scheduler thread.) Re-run the queries of the file at ``path``, which changed, and
+        those waiting for a read of it sent before the change: a query made since the watcher
+        began its look may have joined such a read (its rows may be older than the change)."""
+        self._scheduler.rerun(list(dict.fromkeys([*nodes, *self._in_flight(path)])))
 
     def close(self) -> None:
         """Stop watching; the watcher thread is waited for (it checks a file between waits,

@@ -16,6 +16,7 @@ import msgspec
 import pytest
 
 import sqlite_cells as sc
+import sqlite_cells.read._workers as workers_module
 from sqlite_cells._runtime import Space
 from sqlite_cells.cli._cli import main
 
@@ -1165,3 +1166,39 @@ def test_an_empty_file_is_an_empty_source_and_live_once_written(
     writer.close()
     assert _wait_for(q, lambda s: s.result == [{"x": 7}] and s.error is None)
     assert sorted(p.name for p in outside.iterdir() if p.name.startswith("later")) == ["later.db"]
+
+
+def test_a_query_made_after_its_source_changed_never_takes_a_read_sent_before_the_change(
+    store: Path, reference: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R60, R42: live queries of one statement share a read in flight. One made after the
+    watcher saw another program's change to the file, while a read of its statement from before
+    the change was still landing, took that read's rows and kept them for good (no later look
+    sees a change). The read is held on its worker after it read (a spy around the real read)
+    until the second query has asked for its rows; the watcher's look is made by the test."""
+    started, release = threading.Event(), threading.Event()
+    real = workers_module.read_batch
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)  # the rows as the file held them then
+        started.set()
+        assert release.wait(WAIT)
+        return result
+
+    monkeypatch.setattr(workers_module, "read_batch", held)
+    sql = "SELECT code, label FROM codes ORDER BY code"
+    with sc.Runtime(store, poll_interval=60) as rt:
+        handle = rt.space("demo").register_disk_source(reference)
+        first = handle.query(sql)
+        assert started.wait(WAIT)
+        conn = apsw.Connection(str(reference))
+        conn.execute("UPDATE codes SET label = 'new' WHERE code = 'c0'")
+        conn.close()
+        rt.live_queries.look_at_sources()  # what the watcher does each poll_interval
+        second = handle.query(sql)
+        rt.scheduler.submit(release.set)  # after the second query asked for its rows
+        rt.settle()
+        expected = [{"code": "c0", "label": "new"}, *handle.read(sql)[1:]]
+        assert handle.read(sql) == expected
+        assert first.get().result == expected
+        assert second.get().result == expected
