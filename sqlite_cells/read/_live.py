@@ -16,13 +16,14 @@ shared reads (R51, R54, R60).
   re-run it.
 * **Batches.** Runs requested during one scheduler round are flushed together after it: the
   same (database, sql, params) runs once and its rows go to every query asking (also a query
-  asking while that read is in flight, when no commit to the database came since); the distinct
-  statements of one database run as one job in one read transaction — split across the workers
-  only when they are heavy — or, when cheap and made of short steps, inline on the scheduler
-  thread (under a short deadline, guarded by the watchdog). A job's statement that runs long
-  hands the ones behind it to another worker (see :mod:`._workers`), so a stuck statement never
-  holds back the others of its batch (R44). Results land on the scheduler thread once the
-  commit they reflect has been processed (R50).
+  asking while that read is in flight, when no commit to the database came since, it asks under
+  the declaration the read was sent under, and, for an injected file, no change of the file was
+  seen since); the distinct statements of one database run as one job in one read transaction —
+  split across the workers only when they are heavy — or, when cheap and made of short steps,
+  inline on the scheduler thread (under a short deadline, guarded by the watchdog). A job's
+  statement that runs long hands the ones behind it to another worker (see :mod:`._workers`), so
+  a stuck statement never holds back the others of its batch (R44). Results land on the
+  scheduler thread once the commit they reflect has been processed (R50).
 """
 
 from __future__ import annotations
