@@ -436,8 +436,9 @@ def take(collecting: Transaction) -> Transaction:
 def _cross_space(bound: SpaceFile, other: SpaceFile) -> CrossSpaceWrite:
     if other.space_id != bound.space_id:
         return CrossSpaceWrite(
-            f"this transaction writes space {bound.space_id!r}; it cannot also write "
-            f"space {other.space_id!r}: use one transaction per space"
+            f"this transaction belongs to space {bound.space_id!r} (its space.transact() or "
+            f"its first write); it cannot also write space {other.space_id!r}: use one "
+            "transaction per space"
         )
     # The same id opened by two Runtime objects: two files (or two connections to one file),
     # each committing on its own, so one transaction cannot span them either.

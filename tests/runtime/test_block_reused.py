@@ -115,6 +115,6 @@ def test_a_nested_block_that_wrote_nothing_leaves_a_handler_unbound(rt: sc.Runti
             c.set(1)
         c2.set(7)
 
-    with pytest.raises(sc.CrossSpaceWrite, match="writes space 's'"):
+    with pytest.raises(sc.CrossSpaceWrite, match="belongs to space 's'"):
         both()
     assert (c.get(), c2.get()) == (0, 6)

@@ -117,11 +117,29 @@ def test_cross_runtime_write_on_another_store_names_both(tmp_path: Path) -> None
 def test_cross_space_write_in_one_runtime_keeps_its_message(rt: sc.Runtime) -> None:
     a, b = rt.space("a").cell("x", default=0), rt.space("b").cell("x", default=0)
     with (
-        pytest.raises(sc.CrossSpaceWrite, match="writes space 'a'; it cannot also write space 'b'"),
+        pytest.raises(
+            sc.CrossSpaceWrite,
+            match=r"belongs to space 'a' \(its space.transact\(\) or its first write\); it "
+            "cannot also write space 'b'",
+        ),
         rt.space("a").transact(),
     ):
         a.set(1)
         b.set(1)
+
+
+def test_a_transaction_that_only_read_its_space_is_not_said_to_write_it(rt: sc.Runtime) -> None:
+    """A transaction opened by ``o.transact()`` that only read there, then wrote a cell of
+    another space, was told "this transaction writes space 'o'" (it wrote nothing there)."""
+    o, s = rt.space("o"), rt.space("s")
+    x, note = o.cell("x", default=1), s.cell("note")
+    with pytest.raises(sc.CrossSpaceWrite) as info, o.transact():
+        note.set(x.get())
+    assert str(info.value) == (
+        "this transaction belongs to space 'o' (its space.transact() or its first write); it "
+        "cannot also write space 's': use one transaction per space"
+    )
+    assert note.get() is None
 
 
 # --- sc.VmSource(vm, path) ------------------------------------------------------------------
