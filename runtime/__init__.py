@@ -56,6 +56,7 @@ from sqlite_cells.runtime._format import readable_format as readable_format
 from sqlite_cells.runtime._format import stored_format as stored_format
 from sqlite_cells.runtime._format import upgrade_space_file as upgrade_space_file
 from sqlite_cells.runtime._handler import handler as handler
+from sqlite_cells.runtime._handler import taken_by_earlier_try as taken_by_earlier_try
 from sqlite_cells.runtime._interrupts import interrupts_held as interrupts_held
 from sqlite_cells.runtime._lock_wait import lock_waits as lock_waits
 from sqlite_cells.runtime._lock_wait import lock_waits_given_up as lock_waits_given_up
@@ -216,6 +217,7 @@ __all__ = [
     "stored_json_column",
     "surrogate_at",
     "taken",
+    "taken_by_earlier_try",
     "thread_refused",
     "top_level_name",
     "translated",

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import inspect
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from contextvars import ContextVar
 from typing import Any, Final, ParamSpec, Protocol, overload
 
 from sqlite_cells.codec import ConflictError, TransactionError, brief_repr
@@ -27,7 +29,7 @@ from sqlite_cells.runtime._tx import (
     validate_elsewhere,
 )
 
-__all__ = ["DEFAULT_TRIES", "MAX_TRIES", "handler"]
+__all__ = ["DEFAULT_TRIES", "MAX_TRIES", "handler", "taken_by_earlier_try"]
 
 DEFAULT_TRIES = 10
 # SPEC §5: "handlers try at most 10 times in all"; a larger tries= is refused, not capped.
@@ -40,6 +42,35 @@ OPTIMISTIC_TRIES = 3
 TURN_PATIENCE = 1.0
 
 P = ParamSpec("P")
+
+
+class _Call:
+    """One call of a handler, across its tries: the one-shot iterators its tries took items
+    from (by id, each kept beside its id so that the id stays its own until the call ends),
+    and the try that first took from each."""
+
+    __slots__ = ("attempt", "taken")
+
+    def __init__(self) -> None:
+        self.attempt = 0
+        self.taken: dict[int, tuple[Iterator[Any], int]] = {}
+
+
+# The handler call whose body runs in this context (a nested handler joins its caller's).
+_call: ContextVar[_Call | None] = ContextVar("sqlite_cells_handler_call", default=None)
+
+
+def taken_by_earlier_try(source: Iterator[Any]) -> bool:
+    """Note that the try of the handler call running now takes items from ``source``, a
+    one-shot iterator; True when an earlier try of that call took from it already. A handler
+    runs its body again after a conflict with the same arguments, and an iterator made outside
+    the body gives its items only once: the later try would find it empty (or half read) and
+    commit without them. False outside a handler call."""
+    call = _call.get()
+    if call is None:
+        return False
+    first = call.taken.setdefault(id(source), (source, call.attempt))[1]
+    return first < call.attempt
 
 
 class _Decorator(Protocol):
@@ -81,7 +112,9 @@ def handler(fn: Callable[..., Any] | None = None, /, *, tries: int = DEFAULT_TRI
     body runs while holding the space's write lock, where it cannot conflict, so a hot cell
     written by many threads or processes does not starve a writer. The call returns the
     commit's seq (None when the body wrote nothing). Called inside a transaction, the body
-    joins it: nothing is committed then and the call returns None.
+    joins it: nothing is committed then and the call returns None. Each try runs the body with
+    the same arguments: an iterator among them is read once, so rows an earlier try took from
+    it are refused by a later try's ``exec_many`` (see :func:`taken_by_earlier_try`).
 
     An ``async def`` body gives an async handler (SPEC §3): awaiting it runs the body on the
     event loop, then commits in a worker thread (``asyncio.to_thread``), so the fsync never
@@ -135,25 +168,31 @@ def _sync_handler(body: Callable[..., Any], tries: int) -> Callable[..., int | N
                 _ran(body, body(*args, **kwargs))
             return None
         space: SpaceFile | None = None
-        for attempt in range(tries):
-            exclusive = space is not None and attempt >= OPTIMISTIC_TRIES
-            # Each try is a new transaction, bound by its first write as a fresh call's is: the
-            # body, reading fresh state, may write another space than the try before (the
-            # async handler's tries do the same).
-            try:
-                if exclusive and space:
-                    with space.exclusive(), transaction(None) as tx:
-                        _run_body(body, args, kwargs, tx)
-                else:
-                    with transaction(None) as tx:
-                        _run_body(body, args, kwargs, tx)
-                return tx.seq
-            except ConflictError as conflict:
-                if attempt == tries - 1:
-                    raise _gave_up(conflict, body, tries) from conflict.__cause__ or conflict
-                space = tx.space
-                # A short random pause spreads writers that keep colliding.
-                time.sleep(random.uniform(0, 0.001 * 2**attempt))
+        call = _Call()
+        token = _call.set(call)
+        try:
+            for attempt in range(tries):
+                call.attempt = attempt
+                exclusive = space is not None and attempt >= OPTIMISTIC_TRIES
+                # Each try is a new transaction, bound by its first write as a fresh call's is:
+                # the body, reading fresh state, may write another space than the try before
+                # (the async handler's tries do the same).
+                try:
+                    if exclusive and space:
+                        with space.exclusive(), transaction(None) as tx:
+                            _run_body(body, args, kwargs, tx)
+                    else:
+                        with transaction(None) as tx:
+                            _run_body(body, args, kwargs, tx)
+                    return tx.seq
+                except ConflictError as conflict:
+                    if attempt == tries - 1:
+                        raise _gave_up(conflict, body, tries) from conflict.__cause__ or conflict
+                    space = tx.space
+                    # A short random pause spreads writers that keep colliding.
+                    time.sleep(random.uniform(0, 0.001 * 2**attempt))
+        finally:
+            _call.reset(token)
         raise AssertionError("unreachable")
 
     return checked_arguments(run, shape=body)
@@ -256,8 +295,11 @@ def _async_handler(
             return None
         space: SpaceFile | None = None
         turn: SpaceFile | None = None  # the space whose turn this call holds (see _turns)
+        call = _Call()
+        token = _call.set(call)
         try:
             for attempt in range(tries):
+                call.attempt = attempt
                 holder: LockHolder | None = None
                 if space is not None and attempt >= OPTIMISTIC_TRIES:
                     if turn is None and attempt == OPTIMISTIC_TRIES:
@@ -288,6 +330,10 @@ def _async_handler(
                     if holder is not None:
                         holder.let_go()
         finally:
+            # (A coroutine dropped unfinished is closed wherever it is collected: that
+            # context's variable was never set by this call.)
+            with contextlib.suppress(ValueError):
+                _call.reset(token)
             if turn is not None:
                 turn.turns.give_back()
         raise AssertionError("unreachable")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Never, TypeVar, overload
@@ -18,6 +18,7 @@ import apsw
 
 from sqlite_cells.codec import (
     EncodingError,
+    ExecArgumentError,
     LinkEncodeError,
     PendingValue,
     ReadAfterWriteUnsupported,
@@ -69,6 +70,7 @@ from sqlite_cells.runtime import (
     refusal_of,
     refuse_get,
     require_transaction,
+    taken_by_earlier_try,
 )
 from sqlite_cells.runtime import (
     Space as BaseSpace,
@@ -248,7 +250,9 @@ class SqliteDb(Cell):
         iterable of rows; anything else, or an iterable that raises while it is read, is an
         ``ExecError`` (and ``TypeError``) at the call. No rows run no statement: the call
         checks it and records nothing (no op, no rev bump). The statement is checked before a
-        row is taken: a refused one leaves a generator of rows as it was (R24, R36)."""
+        row is taken: a refused one leaves a generator of rows as it was (R24, R36). In a
+        handler's later try, an iterator an earlier try took rows from is an ``ExecError``
+        (and ``TypeError``): it has no rows left to give (§3)."""
         self._record(sql, rows, many=True)
 
     def _record(self, sql: str, params: Any, *, many: bool) -> None:
@@ -269,6 +273,8 @@ class SqliteDb(Cell):
             # Refused before a row is taken too: another space's database (§2), a second
             # database (R33) — the caller's generator is left as it was (see _claim: no bind).
             self._claim(tx, bind=False)
+            if isinstance(params, Iterator) and taken_by_earlier_try(params):
+                raise _taken_before(params, self.id, sql)
             rows = parameter_rows(params, sql=sql, db_id=self.id)
         else:
             rows = [given_params(params[0], sql=sql, db_id=self.id, write=True)]
@@ -826,6 +832,21 @@ def _checked_read_values(db: SqliteDb, sql: str, params: Any) -> Any:
     # `checked` holds the scan while the values are checked: a long text is scanned once
     checked = check_statement(sql, Mode.READ)
     return check_read_values(params, sql=checked.sql, db_id=db.id)
+
+
+def _taken_before(rows: Iterator[Any], db_id: str, sql: str) -> ExecArgumentError:
+    """The error of ``exec_many`` rows an earlier try of the running handler call took from
+    an iterator (see ``taken_by_earlier_try``): this try would write none of them, or only the
+    rest (§3, R36)."""
+    return ExecArgumentError(
+        db_id,
+        sql,
+        f"exec_many's rows are an iterator (a {type(rows).__name__}) that an earlier try of "
+        "this handler call already read: the handler ran its body again after a conflict, and "
+        "an iterator gives its rows only once, so this try would have written none of them "
+        "(nothing of the call was written). Give the rows as a list (list(rows) before calling "
+        "the handler), or make the iterator inside the handler's body",
+    )
 
 
 def _refuse_pending(bound: Any, db_id: str, sql: str) -> None:

@@ -1023,3 +1023,63 @@ def test_a_call_through_a_pattern_input_refused_at_the_call_records_no_read_of_t
         worker.start()
         worker.join()
     assert [r["body"] for r in _rows(first)] == ["mine"]
+
+
+def test_a_handler_tried_again_refuses_rows_an_earlier_try_took_from_an_iterator(
+    space: Space, notes: sc.SqliteDb
+) -> None:
+    """A handler runs its body again after a conflict (§3), with the same arguments: rows given
+    to ``exec_many`` as an iterator made outside the body were taken by the first try, and the
+    second found it empty — no rows, nothing recorded (R36) — and committed the rest without
+    them. The second try now refuses them, and nothing of the call is written."""
+    counter = space.cell("counter", default=0)
+    tries: list[int] = []
+
+    def bump_elsewhere() -> None:
+        with space.transact():
+            counter.set(counter.get() + 100)
+
+    def conflicting_first_try() -> None:
+        tries.append(len(tries))
+        seen = counter.get()  # read, then changed by another thread: the try conflicts
+        if len(tries) == 1:
+            thread = threading.Thread(target=bump_elsewhere)
+            thread.start()
+            thread.join()
+        counter.set(seen + 1)
+
+    @sc.handler
+    def load(rows: Any) -> None:
+        conflicting_first_try()
+        notes.exec_many("INSERT INTO notes (body) VALUES (?)", rows)
+
+    @sc.handler
+    async def load_async(rows: Any) -> None:
+        conflicting_first_try()
+        notes.exec_many("INSERT INTO notes (body) VALUES (?)", rows)
+
+    calls = [
+        lambda: load(iter([["a"], ["b"]])),
+        lambda: load(["a"] for _ in range(2)),
+        lambda: asyncio.run(load_async(iter([["a"], ["b"]]))),
+    ]
+    for done, call in enumerate(calls, start=1):
+        tries.clear()
+        with pytest.raises(sc.ExecError) as info:
+            call()
+        assert isinstance(info.value, TypeError), info.value
+        assert "earlier try" in str(info.value) and "list" in str(info.value)
+        assert tries == [0, 1]  # the second try refused them: nothing of the call written
+        assert _rows(notes) == [] and counter.get() == 100 * done  # (the other thread's)
+    # Rows given as a list, or an iterator made inside the body, are read afresh by each try.
+    tries.clear()
+    assert load([["a"], ["b"]]) is not None and tries == [0, 1]
+
+    @sc.handler
+    def load_made_inside() -> None:
+        conflicting_first_try()
+        notes.exec_many("INSERT INTO notes (body) VALUES (?)", iter([["c"]]))
+
+    tries.clear()
+    assert load_made_inside() is not None and tries == [0, 1]
+    assert [r["body"] for r in _rows(notes)] == ["a", "b", "c"]
