@@ -342,6 +342,11 @@ class SqliteParticipant:
         # committed. Guarded by _lock.
         self._last: dict[str, _Written] = {}
         self._staged: dict[str, _Written] = {}
+        # Database files whose lock another connection held all through a member's wait in the
+        # batch being committed (see _take_file_lock): the batch's later members writing them
+        # try the lock once, without waiting. Emptied by rolled_back, which runs after the
+        # batch for that member (it failed). Guarded by _lock.
+        self._held_elsewhere: set[Path] = set()
         # Interrupts a user statement its progress handler lets run past its deadline (R44).
         self.watchdog = Watchdog()
 
@@ -426,7 +431,13 @@ class SqliteParticipant:
                 raise _dropped_since(decl) from exc
 
     def _lock_timeout(
-        self, conn: apsw.Connection, exc: apsw.BusyError | DatabaseError, db_id: str, sql: str
+        self,
+        conn: apsw.Connection,
+        exc: apsw.BusyError | DatabaseError,
+        db_id: str,
+        sql: str,
+        *,
+        tried_once: bool = False,
     ) -> ExecTimeout | ClosedError | None:
         """While the database file is opened and written (``prepare``, ``apply``), a lock
         another connection holds on it is waited for ``exec_timeout`` at most: the busy
@@ -434,7 +445,9 @@ class SqliteParticipant:
         held no longer). The :class:`ExecTimeout` to raise for ``exc`` when it is such a lock
         (reconcile reports one as a ``DatabaseError`` caused by ``apsw.BusyError``), else None;
         a :class:`ClosedError` when the wait ended because the runtime is being closed
-        (``close()`` gives up the waits of its write connection)."""
+        (``close()`` gives up the waits of its write connection). ``tried_once``: the lock was
+        tried without waiting, an earlier member of the same group commit having waited for it
+        in vain (see ``_take_file_lock``)."""
         if not waited_for_lock(exc) or isinstance(exc, ExecError):
             return None
         if lock_waits_given_up(conn):
@@ -442,6 +455,15 @@ class SqliteParticipant:
                 f"database {db_id}: the runtime was closed while this transaction waited for "
                 "a lock that another connection holds on the database file; nothing of it was "
                 "written: open a new Runtime"
+            )
+        if tried_once:
+            return ExecTimeout(
+                db_id,
+                sql,
+                "another connection holds the lock of the database file, which a transaction "
+                f"committed just before this one (in the same group) waited exec_timeout="
+                f"{self.exec_timeout}s for in vain, so this one did not wait again; nothing was "
+                "written: try again once it lets go",
             )
         return ExecTimeout(
             db_id,
@@ -605,13 +627,22 @@ class SqliteParticipant:
         """The commit's first statement on the database file takes its write lock, waited for
         ``exec_timeout`` at most (R44; the space file's lock alone was taken at BEGIN). First,
         because SQLite waits for no lock once a transaction has read the file: a write after a
-        read would fail at once. Its data version is current from here on (``_unchanged``)."""
-        set_lock_wait(conn, self._lock_wait_ms)
+        read would fail at once. Its data version is current from here on (``_unchanged``).
+        The members of a group commit that write one database each take its lock in turn: once
+        one of them waited ``exec_timeout`` for it in vain, the others try it without waiting,
+        so the batch holds the space's write lock ``exec_timeout`` at most for that file, not
+        once per member (R44: every other writer of the space waits behind it)."""
+        with self._lock:
+            waited = decl.path in self._held_elsewhere
+        set_lock_wait(conn, 0 if waited else self._lock_wait_ms)
         try:
             _write_nothing(conn)
         except apsw.BusyError as exc:
-            timeout = self._lock_timeout(conn, exc, decl.db_id, sql)
+            timeout = self._lock_timeout(conn, exc, decl.db_id, sql, tried_once=waited)
             assert timeout is not None
+            if isinstance(timeout, ExecTimeout):
+                with self._lock:
+                    self._held_elsewhere.add(decl.path)
             raise timeout from exc
         finally:
             set_lock_wait(conn, BUSY_TIMEOUT_MS)
@@ -1065,6 +1096,7 @@ class SqliteParticipant:
                     decl = op.payload.decl
                     self._checked.pop(_ensure_key(decl), None)
                     self._staged.pop(decl.db_id, None)
+                    self._held_elsewhere.discard(decl.path)  # (the batch is over)
                     if decl.path in self._migrated:
                         migrated[decl.db_id] = decl
             created = self._created

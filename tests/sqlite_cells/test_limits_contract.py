@@ -8,7 +8,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import apsw
@@ -254,3 +254,40 @@ def test_a_statement_too_slow_to_prepare_is_refused_at_the_call(store: Path) -> 
             db.exec(quick)
         assert tx.seq == 1
         assert db.read("SELECT length(a) AS n FROM t") == [{"n": 40_000}]
+
+
+def test_a_group_commit_waits_for_a_locked_database_file_once_not_once_per_member(
+    store: Path,
+) -> None:
+    """Transactions committed together (a group commit) that write one database each took its
+    lock in turn, each waiting ``exec_timeout``: the space's write lock was held that long once
+    per member, every other writer of the space waiting behind (R44). The first waits; the
+    others try the lock once, say so, and write nothing either."""
+    from ..runtime.test_group_commit import commit_queued
+
+    with sc.Runtime(store, exec_timeout=0.3) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        cells = [space.cell(f"c{i}", default=0) for i in range(4)]
+        with space.transact():
+            db.exec("INSERT INTO messages (body) VALUES ('first')")
+
+        def writer(i: int) -> Callable[[], None]:
+            def body() -> None:
+                cells[i].set(i + 1)
+                db.exec("INSERT INTO messages (body) VALUES (?)", [f"m{i}"])
+
+            return body
+
+        with write_lock_held(db.path) as holder:
+            outcomes, _statements = commit_queued(space, [writer(i) for i in range(4)])
+            assert all(isinstance(o, sc.ExecTimeout) for o in outcomes), outcomes
+            assert "waited exec_timeout=0.3s" in str(outcomes[0])
+            for later in outcomes[1:]:
+                assert "did not wait again" in str(later), later
+            assert [c.get() for c in cells] == [0, 0, 0, 0] and db.rev == 1
+            let_go(holder)
+            assert holder.wait(30) == 0
+        outcomes, _statements = commit_queued(space, [writer(i) for i in range(4)])
+        assert outcomes == [2, 3, 4, 5]  # the same transactions, once the lock is let go
+        assert db.rev == 5 and [c.get() for c in cells] == [1, 2, 3, 4]
