@@ -457,19 +457,25 @@ class SqliteParticipant:
                 "written: open a new Runtime"
             )
         if tried_once:
-            return ExecTimeout(
-                db_id,
-                sql,
-                "another connection holds the lock of the database file, which a transaction "
-                f"committed just before this one (in the same group) waited exec_timeout="
-                f"{self.exec_timeout}s for in vain, so this one did not wait again; nothing was "
-                "written: try again once it lets go",
-            )
+            return self._not_waited_again(db_id, sql)
         return ExecTimeout(
             db_id,
             sql,
             f"waited exec_timeout={self.exec_timeout}s for a lock that another connection holds "
             "on the database file; nothing was written: try again once it lets go",
+        )
+
+    def _not_waited_again(self, db_id: str, sql: str) -> ExecTimeout:
+        """The :class:`ExecTimeout` of a member of a group commit that did not wait for the
+        database file's lock, an earlier member having waited for it in vain (R44, see
+        ``_take_file_lock``)."""
+        return ExecTimeout(
+            db_id,
+            sql,
+            "another connection holds the lock of the database file, which a transaction "
+            f"committed just before this one (in the same group) waited exec_timeout="
+            f"{self.exec_timeout}s for in vain, so this one did not wait again; nothing was "
+            "written: try again once it lets go",
         )
 
     # -- inside the commit's transaction -------------------------------------------------------
@@ -579,6 +585,9 @@ class SqliteParticipant:
 
         for decl, migrate in pending:
             assert decl.schema is not None  # only runtime-owned databases are written
+            with self._lock:  # (its migration's connection would wait for the lock again)
+                if decl.path in self._held_elsewhere:
+                    raise self._not_waited_again(decl.db_id, sql)
             try:
                 ran = migrate_file(
                     decl.path,
@@ -598,6 +607,9 @@ class SqliteParticipant:
                 timeout = self._lock_timeout(conn, exc, decl.db_id, sql)
                 if timeout is None:
                     raise
+                if isinstance(timeout, ExecTimeout):
+                    with self._lock:
+                        self._held_elsewhere.add(decl.path)
                 raise timeout from exc
             if ran:
                 with self._lock:

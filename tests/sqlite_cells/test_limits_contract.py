@@ -291,3 +291,18 @@ def test_a_group_commit_waits_for_a_locked_database_file_once_not_once_per_membe
         outcomes, _statements = commit_queued(space, [writer(i) for i in range(4)])
         assert outcomes == [2, 3, 4, 5]  # the same transactions, once the lock is let go
         assert db.rev == 5 and [c.get() for c in cells] == [1, 2, 3, 4]
+        # A migration to run first waits for the file's lock on its own connection: once too.
+        migrated: list[int] = []
+        db = space.sqlite_database(
+            "chat", tables=MESSAGES, version=2, migrate=lambda _conn, old: migrated.append(old)
+        )
+        with write_lock_held(db.path) as holder:
+            outcomes, _statements = commit_queued(space, [writer(i) for i in range(3)])
+            assert all(isinstance(o, sc.ExecTimeout) for o in outcomes), outcomes
+            assert "waited exec_timeout=0.3s" in str(outcomes[0])
+            assert all("did not wait again" in str(o) for o in outcomes[1:]), outcomes
+            assert migrated == [] and db.rev == 5
+            let_go(holder)
+            assert holder.wait(30) == 0
+        assert commit_queued(space, [writer(i) for i in range(3)])[0] == [6, 7, 8]
+        assert migrated == [1] and db.rev == 8
