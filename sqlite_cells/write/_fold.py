@@ -363,6 +363,9 @@ class SqliteParticipant:
             raise SqliteCellsError(f"one commit may write one database, not {len(paths)}")
         try:
             for decl in decls:
+                with self._lock:  # an earlier member's reconcile waited for its lock in vain
+                    if decl.path in self._held_elsewhere:
+                        raise self._not_waited_again(decl.db_id, _request(ops[0]).sql)
                 # Reconcile waits for the database file's lock exec_timeout at most itself (and
                 # for the space's lock as long as any commit of the space may take).
                 self._ready(decl, self.exec_timeout)
@@ -402,6 +405,9 @@ class SqliteParticipant:
             timeout = self._lock_timeout(conn, exc, decls[0].db_id, _request(ops[0]).sql)
             if timeout is None:
                 raise
+            if isinstance(timeout, ExecTimeout):
+                with self._lock:
+                    self._held_elsewhere.add(decls[0].path)
             raise timeout from exc
         finally:
             set_lock_wait(conn, BUSY_TIMEOUT_MS)

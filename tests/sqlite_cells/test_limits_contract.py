@@ -306,3 +306,41 @@ def test_a_group_commit_waits_for_a_locked_database_file_once_not_once_per_membe
             assert holder.wait(30) == 0
         assert commit_queued(space, [writer(i) for i in range(3)])[0] == [6, 7, 8]
         assert migrated == [1] and db.rev == 8
+
+
+def test_a_group_commit_waits_once_for_a_locked_file_it_must_reconcile_first(
+    store: Path,
+) -> None:
+    """A database file behind its space is reconciled before it is written (R71), under the
+    file's lock, which each member of a group commit waited ``exec_timeout`` for in turn."""
+    from ..runtime.test_group_commit import commit_queued
+    from .conftest import undo_last_commits_in_file
+
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
+        for body in ("first", "second"):
+            with rt.space("demo").transact():
+                db.exec("INSERT INTO messages (body) VALUES (?)", [body])
+    undo_last_commits_in_file(db.path, keep_seq=1)  # as a crash between the two COMMITs
+    with sc.Runtime(store, exec_timeout=0.3) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("chat", tables=MESSAGES)
+        bodies = [
+            lambda i=i: db.exec("INSERT INTO messages (body) VALUES (?)", [f"m{i}"])
+            for i in range(3)
+        ]
+        with write_lock_held(db.path) as holder:
+            outcomes, _statements = commit_queued(space, bodies)
+            assert all(isinstance(o, sc.ExecTimeout) for o in outcomes), outcomes
+            assert "waited exec_timeout=0.3s" in str(outcomes[0])
+            assert all("did not wait again" in str(o) for o in outcomes[1:]), outcomes
+            let_go(holder)
+            assert holder.wait(30) == 0
+        assert commit_queued(space, bodies)[0] == [3, 4, 5]
+        assert [r["body"] for r in db.read("SELECT body FROM messages ORDER BY id")] == [
+            "first",
+            "second",
+            "m0",
+            "m1",
+            "m2",
+        ]
