@@ -313,9 +313,16 @@ def check_place(
             f"{resolved} lies inside the store {store}: the store's files belong to the runtime",
         )
     if roots is not None:
-        allowed = [Path(r).resolve() for r in roots]
+        allowed: list[Path] = []
+        said: list[str] = []
+        for root in roots:
+            try:
+                allowed.append(Path(root).resolve())
+                said.append(str(allowed[-1]))
+            except (OSError, RuntimeError) as exc:  # a loop of links: a root that allows nothing
+                said.append(f"{path_text(root)}, which cannot be resolved: {exc}")
         if not any(resolved.is_relative_to(root) for root in allowed):
-            shown = ", ".join(map(str, allowed)) or "empty: no disk source is allowed"
+            shown = ", ".join(said) or "empty: no disk source is allowed"
             raise DiskSourceError(
                 "under-roots",
                 given,

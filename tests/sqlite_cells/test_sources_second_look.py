@@ -198,6 +198,28 @@ def test_roots_given_through_symlinks_allow_the_folders_they_name(
         assert rt.space("demo").register_disk_source(str(alias / "ok.db")).id == by_real.id
 
 
+def test_a_root_that_is_a_loop_of_links_allows_nothing_and_fails_no_registration(
+    store: Path, outside: Path
+) -> None:
+    """A root that cannot be resolved (a symbolic link to itself) used to make every
+    registration a raw RuntimeError: it allows no file, and the other roots still do."""
+    loop = outside / "loop"
+    loop.symlink_to(loop)
+    (outside / "ok").mkdir()
+    file = _reference_db(outside / "ok" / "in.db")
+    beside = _reference_db(outside / "out.db")
+    with sc.Runtime(store, disk_source_roots=[loop, outside / "ok"]) as rt:
+        space = rt.space("demo")
+        db = space.register_disk_source(str(file))
+        assert db.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
+        with pytest.raises(sc.DiskSourceError) as info:
+            space.register_disk_source(str(beside))
+        assert info.value.rule == "under-roots"
+        assert f"{loop}, which cannot be resolved" in str(info.value)
+        assert str(outside / "ok") in str(info.value)
+    assert sorted(p.name for p in outside.iterdir()) == ["loop", "ok", "out.db"]
+
+
 def test_two_runtimes_on_one_store_register_one_handle(store: Path, reference: Path) -> None:
     with sc.Runtime(store) as one, sc.Runtime(store) as two:
         a = one.space("demo").register_disk_source(str(reference))
