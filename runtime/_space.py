@@ -138,11 +138,11 @@ class Space(Reference):
         }
         pattern.check_inputs(inputs)
         hints = _hints(pattern)
-        for name, value in inputs.items():
-            self.check_input(pattern, name, value, hints.get(name))
         piece_id = derive_id(*piece_cause(self.id, pattern.name, key))
         names = sorted(pattern.inputs)
         cells = {name: Cell(self, derive_id("input", piece_id, name)) for name in names}
+        for name, value in inputs.items():
+            self.check_input(pattern, name, value, hints.get(name), cells[name])
         if current_transaction() is None and isinstance(self.file, SpaceFile):
             # Compared with what is committed now, not with what this runtime last saw: another
             # runtime's or process's change of an input since the last poll would otherwise
@@ -194,10 +194,13 @@ class Space(Reference):
         written = None if tx is None else tx.written(self.file, cell_id)
         return written if written is not None else self.file.entity(cell_id).data
 
-    def check_input(self, pattern: Pattern, name: str, value: Any, annotation: Any) -> None:
-        """Refuse, with an :class:`InvalidArgument`, a value given for input ``name`` that the
-        parameter's ``annotation`` cannot take; called before ``run`` records anything. The
-        plain runtime takes any value R6 allows (an extension may refuse more)."""
+    def check_input(
+        self, pattern: Pattern, name: str, value: Any, annotation: Any, cell: Cell
+    ) -> None:
+        """Refuse, with an :class:`InvalidArgument`, a value given for input ``name`` (whose
+        input cell is ``cell``) that the parameter's ``annotation`` cannot take; called before
+        ``run`` records anything. The plain runtime takes any value R6 allows (an extension may
+        refuse more)."""
 
     def check_link(self, cell: Cell, target: Cell) -> None:
         """Refuse, with an :class:`InvalidArgument`, linking ``cell`` to ``target`` when ``cell``

@@ -72,7 +72,7 @@ from sqlite_cells.files import (
     unreadable_handle,
     unwritten_handle,
 )
-from sqlite_cells.read import LiveQueries, QueryWorkers, ReadPool
+from sqlite_cells.read import LINKS_FOLLOWED, LiveQueries, QueryWorkers, ReadPool
 from sqlite_cells.runtime import (
     BUSY_TIMEOUT_MS,
     MAX_SECONDS,
@@ -198,7 +198,9 @@ class Space(runtime.Space):
         runtime.follow_pin(decl)
         return handle
 
-    def check_input(self, pattern: Pattern, name: str, value: object, annotation: object) -> None:
+    def check_input(
+        self, pattern: Pattern, name: str, value: object, annotation: object, cell: Cell
+    ) -> None:
         """A pattern input typed ``sc.SqliteDb`` takes a database (``sqlite_database``,
         ``register_disk_source``, a database input), a cell that holds a handle, another
         piece's database input cell (``piece.inputs[name]``, as ``link`` takes it), or ``None`` /
@@ -207,9 +209,17 @@ class Space(runtime.Space):
         database at a cell or file of the caller's choosing)."""
         from sqlite_cells._db import SqliteDb
 
-        if not _takes_database(annotation) or value is None or isinstance(value, SqliteDb):
+        if not _takes_database(annotation) or value is None:
             return
         what = f"pattern {pattern.name}: input {name!r} is typed sc.SqliteDb"
+        if isinstance(value, Cell) and self._leads_back(cell, value):
+            raise InvalidArgument(
+                f"{what}, but {_cycle(cell, value)}, which leads to no database: pass a database "
+                "(space.sqlite_database(...) or space.register_disk_source(...)) or another "
+                "piece's database input; nothing was recorded"
+            )
+        if isinstance(value, SqliteDb):
+            return
         advice = (
             "pass a database (space.sqlite_database(...) or space.register_disk_source(...)), "
             f"or None and link one later with piece.inputs[{name!r}].link(db); nothing was "
@@ -237,6 +247,14 @@ class Space(runtime.Space):
 
         if cell.value_path or cell.id not in self.runtime.database_inputs:
             return
+        if self._leads_back(cell, target):
+            raise InvalidArgument(
+                f"{cell.id} is a pattern's database input (typed sc.SqliteDb), but "
+                f"{_cycle(cell, target)}, which leads to no database: link a database "
+                "(space.sqlite_database(...) or "
+                "space.register_disk_source(...)) or another piece's database input; nothing "
+                "was written"
+            )
         if isinstance(target, SqliteDb) or (
             not target.value_path and target.id in self.runtime.database_inputs
         ):
@@ -256,6 +274,37 @@ class Space(runtime.Space):
             "(space.sqlite_database(...) or space.register_disk_source(...)), a cell that "
             "holds one, or another piece's database input; nothing was written"
         )
+
+    def _leads_back(self, cell: Cell, target: Cell) -> bool:
+        """Whether ``target`` is the database input ``cell`` itself — its own ``LinkedDb``,
+        such as the piece's output that returns it — or another piece's database input whose
+        committed links lead back to it: linked so, the input would be a cycle of links with
+        no database at its end (R61). Followed as ``LinkedDb`` follows them,
+        ``LINKS_FOLLOWED`` cells at most."""
+        runtime = self.runtime
+        seen: object = target
+        for _ in range(LINKS_FOLLOWED + 1):
+            if not isinstance(seen, Cell) or seen.value_path:
+                return False
+            if (seen.space.id, seen.id) == (cell.space.id, cell.id):
+                return True
+            if seen.id not in runtime.database_inputs or runtime.holds_handle(seen):
+                return False
+            seen = self._committed_link(seen)
+        return False
+
+    def _committed_link(self, cell: Cell) -> Cell | None:
+        """The whole cell ``cell``'s committed value links to, if it is a link."""
+        try:
+            data = self.runtime.space(cell.space.id).file.entity(cell.id).data
+            if data is None or not has_links(data):
+                return None
+            value = decode_value(data)
+            if not isinstance(value, Link) or value.path:
+                return None
+            return self.runtime.cell_for(value)
+        except SqliteCellsError:  # (a value it cannot read: it leads nowhere)
+            return None
 
     def _linked_database(self, target: Cell) -> Cell | None:
         """The database's handle cell that ``target``'s committed value links to, if it is
@@ -1160,6 +1209,17 @@ def _writer_pins(spaces: Iterable[runtime.Space]) -> list[Pinned]:
         if (conn := space.file.open_writer) is not None
         for file in pinned_files(conn)
     ]
+
+
+def _cycle(cell: Cell, target: Cell) -> str:
+    """How linking the database input ``cell`` to ``target`` makes a cycle (see
+    ``Space._leads_back``)."""
+    if target.id == cell.id:
+        return f"cell {target.id} in {target.space.id!r} is that input itself (a link to itself)"
+    return (
+        f"cell {target.id} in {target.space.id!r} is another piece's database input whose links "
+        f"lead back to {cell.id} (a cycle of links)"
+    )
 
 
 def _takes_database(annotation: object) -> bool:

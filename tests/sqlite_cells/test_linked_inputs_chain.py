@@ -69,12 +69,46 @@ def test_a_cycle_of_input_links_is_no_database_and_no_hang(tmp_path: Path) -> No
         space = rt.space("s")
         first, second = space.run(holder, key="1"), space.run(holder, key="2")
         first.inputs["db"].link(second.outputs)
-        second.inputs["db"].link(first.outputs)
+        # (link refuses to close the cycle; a value set, or another process, still may)
+        with space.transact():
+            second.inputs["db"].set(first.outputs)
         query = space.run(reader, key="r", db=first.outputs).outputs
         assert rt.settle(timeout=10)
         error = query.get().error
         assert isinstance(error, sc.SqliteCellsError)
         assert "does not hold a database handle" in str(error)
+
+
+def test_a_link_or_run_that_would_close_a_cycle_of_inputs_is_refused(tmp_path: Path) -> None:
+    """An input linked to itself (its piece's own output) or to an input whose links lead back
+    to it never finds a database: refused at once, writing nothing, and the input keeps what it
+    was linked to."""
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        a, _ = _databases(space)
+        first, second = space.run(holder, key="1"), space.run(holder, key="2")
+        with pytest.raises(ValueError) as info:
+            first.inputs["db"].link(first.outputs)
+        assert isinstance(info.value, sc.SqliteCellsError)
+        assert "is that input itself (a link to itself)" in str(info.value)
+        assert "nothing was written" in str(info.value)
+        first.inputs["db"].link(a)
+        second.inputs["db"].link(first.outputs)
+        seq = space.file.seen_seq
+        with pytest.raises(ValueError) as info:
+            first.inputs["db"].link(second.outputs)
+        assert "(a cycle of links)" in str(info.value) and second.inputs["db"].id in str(info.value)
+        with pytest.raises(ValueError) as info:
+            space.run(holder, key="1", db=second.outputs)
+        assert "(a cycle of links)" in str(info.value)
+        assert "nothing was recorded" in str(info.value)
+        with pytest.raises(ValueError) as info:
+            space.run(holder, key="2", db=second.outputs)
+        assert "is that input itself" in str(info.value)
+        assert space.file.seen_seq == seq  # nothing committed
+        query = space.run(reader, key="r", db=second.outputs).outputs
+        assert rt.settle(timeout=10)
+        assert _rows(query) == ["a"]
 
 
 def test_relinking_an_input_in_the_middle_of_a_chain_moves_the_query(tmp_path: Path) -> None:
