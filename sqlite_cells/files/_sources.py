@@ -286,6 +286,7 @@ def _validated(
             f"{resolved} is not a regular file: register the database file itself",
         )
     check_place(given, resolved, store=store, roots=roots)
+    _check_length(given, resolved)
     # The pin is the file found first, and every check below is of that file: a path swapped
     # meanwhile (a link into the store, another file) is refused, never pinned.
     identity = (first.st_dev, first.st_ino)
@@ -589,6 +590,26 @@ def hot_journal_advice(path: Path) -> str:
         "sqlite-cells never does to a registered source; let the program that writes it (or "
         "the sqlite3 shell) open it once, then read again"
     )
+
+
+# The longest path of a file SQLite opens (in UTF-8 bytes): its unix VFS takes names of at most
+# 512 bytes, and the pager refuses a database whose path leaves no room for "-journal" after it
+# (pager.c, sqlite3PagerOpen), with a bare "unable to open database file".
+_LONGEST_PATH: Final = 512 - len("-journal")
+
+
+def _check_length(given: str, resolved: Path) -> None:
+    """Refuse a file whose resolved path is longer than SQLite opens (rule ``sqlite-file``):
+    its own error says only that it cannot open the file."""
+    size = len(os.fsencode(resolved))
+    if size > _LONGEST_PATH:
+        raise DiskSourceError(
+            "sqlite-file",
+            given,
+            f"its path{'' if str(resolved) == given else ' (resolved)'} is {size:,} bytes "
+            f"long, and SQLite opens no file whose path is over {_LONGEST_PATH} bytes: move "
+            "the file (or copy it) to a shorter path and register that",
+        )
 
 
 def _check_sqlite(given: str, resolved: Path, identity: Pin) -> None:

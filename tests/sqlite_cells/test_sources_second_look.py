@@ -220,6 +220,40 @@ def test_a_root_that_is_a_loop_of_links_allows_nothing_and_fails_no_registration
     assert sorted(p.name for p in outside.iterdir()) == ["loop", "ok", "out.db"]
 
 
+def _at_length(folder: Path, size: int) -> Path:
+    """A path under ``folder`` of exactly ``size`` bytes, in folders of short names."""
+    path = folder.resolve()
+    while len(os.fsencode(path / ("f" * 100))) < size - 10:
+        path = path / ("d" * 100)
+    return path / ("f" * (size - len(os.fsencode(path)) - 1))
+
+
+@pytest.mark.parametrize("wal", [False, True])
+def test_a_path_longer_than_sqlite_opens_is_refused_as_such(
+    store: Path, outside: Path, wal: bool
+) -> None:
+    """SQLite opens no database whose path is over 504 bytes (512 less "-journal"): such a
+    file used to be refused with SQLite's bare "unable to open database file"."""
+    longest, over = _at_length(outside, 504), _at_length(outside, 505)
+    made = _reference_db(outside / "short.db", wal=wal)  # (SQLite could not make the second)
+    for path in (longest, over):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(made.read_bytes())
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.register_disk_source(longest)
+        assert db.read("SELECT count(*) AS n FROM codes") == [{"n": 3}]
+        seq = space.file.seen_seq
+        with pytest.raises(sc.DiskSourceError) as info:
+            space.register_disk_source(over)
+        assert info.value.rule == "sqlite-file"
+        assert "is 505 bytes long" in str(info.value) and "over 504 bytes" in str(info.value)
+        assert space.file.seen_seq == seq  # nothing written
+    for path in (longest, over):  # nothing of ours beside them
+        for suffix in ("-wal", "-shm", "-journal"):
+            assert not path.with_name(path.name + suffix).exists()
+
+
 def test_two_runtimes_on_one_store_register_one_handle(store: Path, reference: Path) -> None:
     with sc.Runtime(store) as one, sc.Runtime(store) as two:
         a = one.space("demo").register_disk_source(str(reference))
