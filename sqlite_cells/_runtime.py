@@ -218,6 +218,11 @@ class Space(runtime.Space):
                 "(space.sqlite_database(...) or space.register_disk_source(...)) or another "
                 "piece's database input; nothing was recorded"
             )
+        if isinstance(value, Cell) and self._dropped(value):
+            raise InvalidArgument(
+                f"{what}, but {_said_dropped(value)}: pass a database not dropped; nothing was "
+                "recorded"
+            )
         if isinstance(value, SqliteDb):
             return
         advice = (
@@ -254,6 +259,11 @@ class Space(runtime.Space):
                 "(space.sqlite_database(...) or "
                 "space.register_disk_source(...)) or another piece's database input; nothing "
                 "was written"
+            )
+        if self._dropped(target):
+            raise InvalidArgument(
+                f"{cell.id} is a pattern's database input (typed sc.SqliteDb), but "
+                f"{_said_dropped(target)}: link a database not dropped; nothing was written"
             )
         if isinstance(target, SqliteDb) or (
             not target.value_path and target.id in self.runtime.database_inputs
@@ -292,6 +302,20 @@ class Space(runtime.Space):
                 return False
             seen = self._committed_link(seen)
         return False
+
+    def _dropped(self, target: Cell) -> bool:
+        """Whether ``target`` is a database whose committed handle ``db.drop()`` marked
+        dropped (not another piece's input, which may be linked anew): linked to a pattern's
+        input, its queries could only fail (\"was dropped\")."""
+        from sqlite_cells._db import LinkedDb
+
+        if isinstance(target, LinkedDb) or not self.runtime.holds_handle(target):
+            return False
+        try:
+            data = self.runtime.space(target.space.id).file.entity(target.id).data
+            return data is not None and is_dropped(decode_value(data))
+        except SqliteCellsError:  # (a value it cannot read: its uses say so)
+            return False
 
     def _committed_link(self, cell: Cell) -> Cell | None:
         """The whole cell ``cell``'s committed value links to, if it is a link."""
@@ -1209,6 +1233,14 @@ def _writer_pins(spaces: Iterable[runtime.Space]) -> list[Pinned]:
         if (conn := space.file.open_writer) is not None
         for file in pinned_files(conn)
     ]
+
+
+def _said_dropped(target: Cell) -> str:
+    """A dropped database ``target``, as a refusal to link it says it."""
+    return (
+        f"database {target.id} of space {target.space.id!r} was dropped (db.drop()): it has no "
+        "rows and can never be written again, so its queries could only fail"
+    )
 
 
 def _cycle(cell: Cell, target: Cell) -> str:

@@ -602,3 +602,31 @@ def test_an_input_linked_to_a_vm_database_fails_again_once_a_restart_declares_it
         assert (state.pending, state.result) == (False, None)
         assert isinstance(state.error, sc.NotImplementedSource)
         assert str(state.error) == str(first) and "lives in a VM" in str(state.error)
+
+
+def test_a_dropped_database_is_refused_by_run_and_link(rt: sc.Runtime, space: Space) -> None:
+    """A dropped database leads to no rows for good: given to ``space.run`` or linked to an
+    input it was accepted and recorded, and the piece's queries only failed ("was dropped").
+    Refused at once now, recording nothing; the input keeps what it was linked to."""
+    gone = space.sqlite_database("gone", tables=MESSAGES)
+    kept = space.sqlite_database("kept", tables=MESSAGES)
+    _write_one(space, gone)
+    _write_one(space, kept)
+    with space.transact():
+        gone.drop()
+    piece = space.run(count, key="k", inp=kept)
+    seq = space.file.seen_seq
+    for refused in (
+        lambda: space.run(count, key="k", inp=gone),
+        lambda: space.run(count, key="other", inp=gone),
+        lambda: piece.inputs["inp"].link(gone),
+        lambda: piece.inputs["inp"].link(rt.cell_from_link(gone.link())),  # its handle cell
+    ):
+        with pytest.raises(ValueError) as info:
+            refused()
+        assert isinstance(info.value, sc.SqliteCellsError)
+        assert f"database {gone.id} of space 'demo' was dropped (db.drop())" in str(info.value)
+        assert "nothing was" in str(info.value)
+    assert space.file.seen_seq == seq
+    rt.settle()
+    assert piece.outputs.get().result == [{"n": 1}]
