@@ -350,11 +350,7 @@ def read_batch(
         raise QueryError(decl.db_id, statements[start].sql, foreign_file(decl.path)) from None
     except FileNotFoundError:
         if decl.schema is None:
-            raise QueryError(
-                decl.db_id,
-                statements[start].sql,
-                f"the file {decl.path} is gone (deleted or moved after it was registered)",
-            ) from None
+            raise QueryError(decl.db_id, statements[start].sql, _not_there(decl.path)) from None
         kind = odd_kind(decl.path)
         if kind is not None:  # something stands there: no database never written (R41)
             raise QueryError(
@@ -517,10 +513,19 @@ def _source_gone(pool: ReadPool, decl: Declaration, sql: str) -> QueryError:
     """R60: an injected file no longer at its path is a :class:`QueryError`; its pooled
     connections are let go (one open would still read the unlinked file)."""
     pool.discard(decl.path)
-    return QueryError(
-        decl.db_id,
-        sql,
-        f"the injected file {decl.path} is gone (deleted or moved after it was registered)",
+    return QueryError(decl.db_id, sql, _not_there(decl.path))
+
+
+def _not_there(path: Path) -> str:
+    """Why the injected file registered at ``path`` is not read: gone, or something that is
+    no regular file (a directory, a named pipe, a device) stands at its path now."""
+    kind = odd_kind(path)
+    if kind is None:
+        return f"the injected file {path} is gone (deleted or moved after it was registered)"
+    return (
+        f"{kind} now stands at {path}, where the injected file was registered, and is not read: "
+        "put the database file back there, or register the file meant (register_disk_source, "
+        "or `sqlite-cells link` again)"
     )
 
 

@@ -254,6 +254,34 @@ def test_a_path_longer_than_sqlite_opens_is_refused_as_such(
             assert not path.with_name(path.name + suffix).exists()
 
 
+def test_something_else_at_a_sources_path_is_named_not_called_gone(
+    store: Path, outside: Path
+) -> None:
+    """A directory or a named pipe put where a registered file was used to be reported as
+    "is gone (deleted or moved ...)"; the reads and the live query now say what stands there."""
+    path = _reference_db(outside / "ref.db")
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").register_disk_source(path)
+        query = db.query("SELECT count(*) AS n FROM codes")
+        assert _wait_for(query, lambda state: state.result == [{"n": 3}])
+        path.unlink()
+        path.mkdir()
+        said = f"a directory now stands at {path}, where the injected file was registered"
+        with pytest.raises(sc.QueryError) as info:
+            db.read("SELECT count(*) AS n FROM codes")
+        assert said in str(info.value) and "is gone" not in str(info.value)
+        assert _wait_for(query, lambda state: said in str(state.error))
+        path.rmdir()
+        os.mkfifo(path)
+        with pytest.raises(sc.QueryError) as info:
+            db.read("SELECT count(*) AS n FROM codes")
+        assert f"a named pipe now stands at {path}" in str(info.value)
+        path.unlink()
+        with pytest.raises(sc.QueryError) as info:
+            db.read("SELECT count(*) AS n FROM codes")
+        assert f"the injected file {path} is gone" in str(info.value)
+
+
 def test_two_runtimes_on_one_store_register_one_handle(store: Path, reference: Path) -> None:
     with sc.Runtime(store) as one, sc.Runtime(store) as two:
         a = one.space("demo").register_disk_source(str(reference))
