@@ -94,6 +94,7 @@ from sqlite_cells.runtime._space_file import SpaceFile as SpaceFile
 from sqlite_cells.runtime._space_file import busy_ms as busy_ms
 from sqlite_cells.runtime._space_file import space_shape_problem as space_shape_problem
 from sqlite_cells.runtime._store import DEFAULT_STORE as DEFAULT_STORE
+from sqlite_cells.runtime._store import LONGEST_SQLITE_PATH as LONGEST_SQLITE_PATH
 from sqlite_cells.runtime._store import SPACE_FILES as SPACE_FILES
 from sqlite_cells.runtime._store import STORE_ENV as STORE_ENV
 from sqlite_cells.runtime._store import home_expanded as home_expanded
@@ -123,6 +124,7 @@ __all__ = [
     "DEFAULT_STORE",
     "FORMAT_VERSION",
     "LENGTH_LIMIT",
+    "LONGEST_SQLITE_PATH",
     "MAX_SECONDS",
     "NO_VALUE",
     "PENDING",

@@ -15,6 +15,7 @@ from sqlite_cells.runtime._boundary import StorePathError, describe, path_text, 
 
 __all__ = [
     "DEFAULT_STORE",
+    "LONGEST_SQLITE_PATH",
     "STORE_ENV",
     "home_expanded",
     "resolve_store",
@@ -24,6 +25,15 @@ __all__ = [
 
 STORE_ENV = "SQLITE_CELLS_STORE"
 DEFAULT_STORE = ".sqlite-cells"
+
+# The longest path of a file SQLite opens (in UTF-8 bytes): its unix VFS takes names of at most
+# 512 bytes, and the pager refuses a database whose path leaves no room for "-journal" after it
+# (pager.c, sqlite3PagerOpen), with a bare "unable to open database file".
+LONGEST_SQLITE_PATH = 512 - len("-journal")
+# The longest name of a file the runtime makes in a store (space-<hash>.sqlite; a database's
+# cell-<hash>.sqlite is one byte shorter), and the longest store path that leaves room for it.
+_LONGEST_NAME = len("space-") + len(short_hash("")) + len(".sqlite")
+_LONGEST_STORE = LONGEST_SQLITE_PATH - len("/") - _LONGEST_NAME
 
 
 def resolve_store(store: str | os.PathLike[str] | None) -> Path:
@@ -49,6 +59,7 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
             "another path"
         )
     path = home_expanded(text)
+    _check_length(path.absolute())  # (before the directory is made: nothing left behind)
     try:
         if path.exists() and not path.is_dir():
             raise StorePathError(
@@ -69,6 +80,7 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
     except (OSError, RuntimeError) as exc:  # a name too long, no permission, a link loop
         raise StorePathError(describe(exc, f"the store {shown_path(path)}")) from exc
     _check_text(str(resolved))  # a link may lead to a name that is not valid text
+    _check_length(resolved)  # (a link may lead to a longer path)
     if not os.access(resolved, os.R_OK | os.X_OK):
         raise StorePathError(
             f"the store {shown_path(resolved)} cannot be read by this user (the directory lacks "
@@ -76,6 +88,18 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
             "(chmod u+rx), or use another store"
         )
     return resolved
+
+
+def _check_length(path: Path) -> None:
+    """A store whose files' paths would be longer than SQLite opens is refused by its length:
+    SQLite's own error, at the first commit, says only that it cannot open the file."""
+    size = len(os.fsencode(path))
+    if size > _LONGEST_STORE:
+        raise StorePathError(
+            f"the store path {shown_path(path)} is {size:,} bytes long, and SQLite opens no "
+            f"file whose path is over {LONGEST_SQLITE_PATH} bytes: the store's files need a "
+            f"store path of at most {_LONGEST_STORE} bytes; give a shorter one"
+        )
 
 
 def _refuse_a_loop(path: Path) -> None:

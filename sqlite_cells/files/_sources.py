@@ -47,6 +47,7 @@ import apsw
 from sqlite_cells.codec import DiskSourceError, brief_repr, derive_id
 from sqlite_cells.files._held_files import read_head
 from sqlite_cells.runtime import (
+    LONGEST_SQLITE_PATH,
     forbid_companions,
     opened_file,
     out_of_files,
@@ -592,22 +593,16 @@ def hot_journal_advice(path: Path) -> str:
     )
 
 
-# The longest path of a file SQLite opens (in UTF-8 bytes): its unix VFS takes names of at most
-# 512 bytes, and the pager refuses a database whose path leaves no room for "-journal" after it
-# (pager.c, sqlite3PagerOpen), with a bare "unable to open database file".
-_LONGEST_PATH: Final = 512 - len("-journal")
-
-
 def _check_length(given: str, resolved: Path) -> None:
     """Refuse a file whose resolved path is longer than SQLite opens (rule ``sqlite-file``):
     its own error says only that it cannot open the file."""
     size = len(os.fsencode(resolved))
-    if size > _LONGEST_PATH:
+    if size > LONGEST_SQLITE_PATH:
         raise DiskSourceError(
             "sqlite-file",
             given,
             f"its path{'' if str(resolved) == given else ' (resolved)'} is {size:,} bytes "
-            f"long, and SQLite opens no file whose path is over {_LONGEST_PATH} bytes: move "
+            f"long, and SQLite opens no file whose path is over {LONGEST_SQLITE_PATH} bytes: move "
             "the file (or copy it) to a shorter path and register that",
         )
 

@@ -4,6 +4,7 @@ also a ``ValueError`` or ``TypeError``, raised at the call, and records nothing 
 from __future__ import annotations
 
 import html
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -584,3 +585,38 @@ def test_a_default_no_write_could_store_is_refused_where_it_is_declared() -> Non
             space.cell("d", default={"a": big})
         assert "(a default is a value the cell holds)" in str(info.value)
         assert space.cell("d").get() is None
+
+
+def test_a_store_path_longer_than_sqlite_opens_its_files_is_refused_by_its_length(
+    tmp_path: Path,
+) -> None:
+    """A store whose files' paths SQLite cannot open (over 504 bytes: its 512-byte limit less
+    room for "-journal") failed at its first commit with "unable to open database file: check
+    that the path is a file…"; it is refused when the runtime is made, saying the length, and
+    no directory is left. The longest store path that leaves room for the runtime's file names
+    (458 bytes) works."""
+
+    def of_length(size: int, letter: str) -> Path:  # (each name under the system's 255)
+        path = tmp_path
+        while (left := size - len(os.fsencode(path))) > 200:
+            path = path / (letter * 100)
+        first = (left - 2) // 2  # two names, each with its "/"
+        return path / (letter * first) / (letter * (left - 2 - first))
+
+    fits, too_long = of_length(458, "f"), of_length(459, "l")
+    assert (len(os.fsencode(fits)), len(os.fsencode(too_long))) == (458, 459)
+    with pytest.raises(sc.SqliteCellsError) as info:
+        sc.Runtime(too_long)
+    assert type(info.value).__name__ == "StorePathError" and isinstance(info.value, ValueError)
+    assert "is 459 bytes long, and SQLite opens no file whose path is over 504 bytes" in str(
+        info.value
+    )
+    assert "at most 458 bytes; give a shorter one" in str(info.value)
+    assert list(tmp_path.iterdir()) == []  # nothing made
+    with sc.Runtime(fits) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables={"t": sc.table(x="integer")})
+        with space.transact():
+            space.cell("c").set(1)
+            db.exec("INSERT INTO t (x) VALUES (1)")
+        assert db.read("SELECT x FROM t") == [{"x": 1}]
