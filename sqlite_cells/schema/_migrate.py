@@ -77,6 +77,7 @@ from sqlite_cells.codec import (
 )
 from sqlite_cells.runtime import (
     LENGTH_LIMIT,
+    Cell,
     InvalidArgument,
     busy_ms,
     exception_text,
@@ -439,6 +440,16 @@ class MigrationConnection:
                     sql,
                     f"parameter {brief_repr(key)} is text with a lone surrogate at position "
                     f"{position}, which UTF-8 cannot encode; decode the text properly first",
+                )
+            if isinstance(value, Cell):
+                # apsw's own refusal named only the type and advised plain values, with no word
+                # of how a migration stores a link: its text, which db.exec binds for a Cell.
+                raise self._refuse(
+                    sql,
+                    f"parameter {brief_repr(key)} is a Cell ({brief_repr(value.id)}), which a "
+                    "migrate statement does not bind: to store a link to it in a *_cf_link column, "
+                    "bind its link text, cell.link_str(); to store its value, bind "
+                    "cell.get() (None, int, float, str or bytes)",
                 )
             if isinstance(value, float) and math.isnan(value):
                 # SQLite binds a NaN as NULL: refused, as db.exec refuses it (R6).

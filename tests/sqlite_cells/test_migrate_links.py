@@ -142,3 +142,44 @@ def test_a_rebuilt_table_is_checked_too(space: Space) -> None:
     with pytest.raises(sc.MigrationError, match=r"link column t\.a_cf_link holds text that is not"):
         write(space, lambda: db2.exec("INSERT INTO t (id) VALUES (2)"))
     assert raw(db.path, "SELECT id, a_cf_link FROM t") == [(1, link)]
+
+
+@pytest.mark.parametrize("params", ["list", "dict"])
+def test_a_cell_bound_in_a_migrate_statement_says_to_bind_its_link_text(
+    space: Space, params: str
+) -> None:
+    """A Cell among a migrate statement's parameters is refused saying how a migration stores a
+    link (its text, cell.link_str()), not only that its type cannot be bound; nothing is
+    written; the statement with the advice taken runs."""
+    db, link = linked_db(space)
+    other = space.cell("other")
+    sql = (
+        "INSERT INTO t (id, a_cf_link) VALUES (2, :v)"
+        if params == "dict"
+        else ("INSERT INTO t (id, a_cf_link) VALUES (2, ?)")
+    )
+
+    def bind(value: object) -> Callable[[MigrationConnection, int], None]:
+        def migrate(conn: MigrationConnection, _from: int) -> None:
+            conn.execute(sql, {"v": value} if params == "dict" else [value])
+
+        return migrate
+
+    db2 = space.sqlite_database("m", tables=V1, version=2, migrate=bind(other))
+    with pytest.raises(sc.MigrationError) as caught:
+        write(space, lambda: db2.exec("INSERT INTO t (id) VALUES (3)"))
+    message = str(caught.value)
+    shown = "'v'" if params == "dict" else "1"
+    assert f"parameter {shown} is a Cell ({other.id!r})" in message
+    assert "cell.link_str()" in message and "Bad binding" not in message
+    assert raw(db.path, "SELECT id, a_cf_link FROM t") == [(1, link)]
+    assert stored_version(db.path) == 1 and db.rev == 1
+
+    db3 = space.sqlite_database("m", tables=V1, version=2, migrate=bind(other.link_str()))
+    write(space, lambda: db3.exec("INSERT INTO t (id) VALUES (3)"))
+    assert raw(db.path, "SELECT id, a_cf_link FROM t ORDER BY id") == [
+        (1, link),
+        (2, other.link_str()),
+        (3, None),
+    ]
+    assert stored_version(db.path) == 2
