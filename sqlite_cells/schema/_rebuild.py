@@ -38,6 +38,7 @@ import apsw
 
 from sqlite_cells.schema._schema import Column, Table, create_table_sql, quote_ident
 from sqlite_cells.schema._schema_diff import rows_of
+from sqlite_cells.schema._table_text import lone_word_default
 from sqlite_cells.sql import fold_ascii
 
 __all__ = ["rebuild_adding"]
@@ -99,7 +100,7 @@ def rebuild_adding(conn: apsw.Connection, database: str, name: str, declared: Ta
         conn, "SELECT name, dflt_value FROM pragma_table_xinfo(?, ?)", (spelled, database)
     ):
         new = fold_ascii(str(column)) not in known
-        if new and default is not None and not _CONSTANT.fullmatch(str(default)):
+        if new and default is not None and not _is_constant(str(default)):
             # Evaluated for each row copied: a replay that rebuilt the table again would give
             # the rows other values than the log's changesets were taken on (R70).
             raise apsw.ConstraintError(f"the default of {column} is not a constant")
@@ -112,6 +113,28 @@ def rebuild_adding(conn: apsw.Connection, database: str, name: str, declared: Ta
         conn.execute(
             f"INSERT INTO {db}.sqlite_sequence (name, seq) VALUES (?, ?)", (spelled, counter)
         )
+
+
+def _is_constant(default: str) -> bool:
+    """Whether ``ALTER TABLE … ADD COLUMN`` takes ``default`` (a column's default as SQLite
+    reports it) as a constant, as it would for the column without the UNIQUE or STORED that
+    made the rebuild needed: a literal (:data:`_CONSTANT`); one word or quoted name, which
+    SQLite stores as its text (``default "x"``, ``default [x]``, ``default x``); else what
+    SQLite itself says of the expression (a sign spaced from its number, ``- 1``, is constant;
+    ``CURRENT_TIMESTAMP`` or a function call is not), asked of a scratch table with a row, as
+    ``ADD COLUMN`` refuses a non-constant default only for a table with rows."""
+    if _CONSTANT.fullmatch(default) or lone_word_default(default) is not None:
+        return True
+    scratch = apsw.Connection(":memory:")
+    try:
+        scratch.execute("CREATE TABLE t (x); INSERT INTO t VALUES (1)")
+        # SQLite reports an expression default without its parentheses: they go back on.
+        scratch.execute(f"ALTER TABLE t ADD COLUMN c DEFAULT ({default})")
+    except apsw.Error:
+        return False
+    finally:
+        scratch.close()
+    return True
 
 
 def _as_stored(column: Column | None, name: str) -> Column | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import apsw
 import pytest
 
+import sqlite_cells as sc
 from sqlite_cells.codec._errors import (
     ClosedError,
     MigrationError,
@@ -944,3 +945,49 @@ def test_checks_compare_names_regardless_of_quoting(conn: apsw.Connection) -> No
     assert plan_migration(conn, "main", changed).differences == (
         't.the body: CHECK length("the body") < 5 → length([the body]) < 6',
     )
+
+
+@pytest.mark.parametrize(
+    ("spec", "value"),
+    [
+        ('text default "dq"', "dq"),
+        ("text default dq", "dq"),
+        ("text default [dq]", "dq"),
+        ("text default `dq`", "dq"),
+        ("integer default - 1", -1),
+        ("integer default +\t2", 2),
+    ],
+)
+@pytest.mark.parametrize("rebuilt", [("u", "text unique"), ("g", "integer as (length(a)) stored")])
+def test_a_rebuild_adds_a_later_column_whose_constant_default_is_spelled_as_sqlite_keeps_it(
+    tmp_path: Path, spec: str, value: object, rebuilt: tuple[str, str]
+) -> None:
+    """R13: a UNIQUE or STORED generated column declared before another new column whose
+    default is a constant SQLite reports as written — a word or quoted name (its text), a
+    sign spaced from its number — is added by the rebuild with that column, as the same
+    columns declared the other way round are added by ADD COLUMN. The rebuild refused it:
+    "the default of b is not a constant". Read before, at, and after the write; the next
+    runtime reads the same."""
+    name, rebuilt_spec = rebuilt
+    old = {"t": sc.table(id="integer primary key", a="text")}
+    new = {"t": sc.table({"id": "integer primary key", "a": "text", name: rebuilt_spec, "b": spec})}
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=old)
+        with space.transact():
+            db.exec("INSERT INTO t (a) VALUES ('x')")
+        db = space.sqlite_database("d", tables=new)
+        assert [r["b"] for r in db.read("SELECT b FROM t")] == [value]
+        with space.transact():
+            db.exec("INSERT INTO t (a) VALUES ('yy')")
+        assert db.rev == 2
+    conn = apsw.Connection(str(db.path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        stored = [tuple(r) for r in conn.execute(f'SELECT a, "{name}", b FROM t ORDER BY id')]
+    finally:
+        conn.close()
+    made = None if name == "u" else 1
+    assert stored == [("x", made, value), ("yy", None if name == "u" else 2, value)]
+    with sc.Runtime(tmp_path) as rt:
+        db = rt.space("s").sqlite_database("d", tables=new)
+        assert db.read("SELECT b FROM t ORDER BY id") == [{"b": value}, {"b": value}]
