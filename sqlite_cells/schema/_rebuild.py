@@ -36,9 +36,14 @@ from typing import Final
 
 import apsw
 
-from sqlite_cells.schema._schema import Column, Table, create_table_sql, quote_ident
+from sqlite_cells.schema._schema import (
+    Column,
+    Table,
+    create_table_sql,
+    default_expression,
+    quote_ident,
+)
 from sqlite_cells.schema._schema_diff import rows_of
-from sqlite_cells.schema._table_text import lone_word_default
 from sqlite_cells.sql import fold_ascii
 
 __all__ = ["rebuild_adding"]
@@ -118,18 +123,17 @@ def rebuild_adding(conn: apsw.Connection, database: str, name: str, declared: Ta
 def _is_constant(default: str) -> bool:
     """Whether ``ALTER TABLE … ADD COLUMN`` takes ``default`` (a column's default as SQLite
     reports it) as a constant, as it would for the column without the UNIQUE or STORED that
-    made the rebuild needed: a literal (:data:`_CONSTANT`); one word or quoted name, which
-    SQLite stores as its text (``default "x"``, ``default [x]``, ``default x``); else what
-    SQLite itself says of the expression (a sign spaced from its number, ``- 1``, is constant;
+    made the rebuild needed: a literal (:data:`_CONSTANT`), else what SQLite itself says of
+    the default as an expression (:func:`default_expression`: a word or quoted name standing
+    alone is its text, ``default "x"``; a sign spaced from its number, ``- 1``, is constant;
     ``CURRENT_TIMESTAMP`` or a function call is not), asked of a scratch table with a row, as
     ``ADD COLUMN`` refuses a non-constant default only for a table with rows."""
-    if _CONSTANT.fullmatch(default) or lone_word_default(default) is not None:
+    if _CONSTANT.fullmatch(default):
         return True
     scratch = apsw.Connection(":memory:")
     try:
         scratch.execute("CREATE TABLE t (x); INSERT INTO t VALUES (1)")
-        # SQLite reports an expression default without its parentheses: they go back on.
-        scratch.execute(f"ALTER TABLE t ADD COLUMN c DEFAULT ({default})")
+        scratch.execute(f"ALTER TABLE t ADD COLUMN c DEFAULT ({default_expression(default)})")
     except apsw.Error:
         return False
     finally:
