@@ -132,6 +132,9 @@ def _is_constant(default: str) -> bool:
         return True
     scratch = apsw.Connection(":memory:")
     try:
+        # (The default is one expression, from a CREATE TABLE checked as one statement; no
+        # file can be attached to the scratch connection all the same.)
+        scratch.limit(apsw.SQLITE_LIMIT_ATTACHED, 0)
         scratch.execute("CREATE TABLE t (x); INSERT INTO t VALUES (1)")
         scratch.execute(f"ALTER TABLE t ADD COLUMN c DEFAULT ({default_expression(default)})")
     except apsw.Error:
