@@ -666,14 +666,15 @@ def same_value(a: Any, b: Any) -> bool:
             return False
     except Exception:
         return False
-    for encoder in _COMPARED:
-        try:
-            return encoder.encode(a) == encoder.encode(b)
-        except TypeError:
-            continue  # (a dict whose keys are not all str cannot be sorted: as given)
-        except (ValueError, OverflowError, RecursionError):
-            break
-    return True
+    try:
+        if _AS_GIVEN.encode(a) == _AS_GIVEN.encode(b):
+            return True  # (the usual case, at the cost it always had)
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        return True
+    try:
+        return _SORTED.encode(a) == _SORTED.encode(b)
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        return False  # (keys that are not all str cannot be sorted: as given, they differ)
 
 
 def _cell_key(value: Any) -> Any:
@@ -685,12 +686,10 @@ def _cell_key(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-# What ``same_value`` encodes: JSON, with the cells a value holds (R6) as what they name, dict
-# keys sorted (as stored values keep them) — or as given, for keys that are not all str.
-_COMPARED: Final = (
-    msgspec.json.Encoder(enc_hook=_cell_key, order="deterministic"),
-    msgspec.json.Encoder(enc_hook=_cell_key),
-)
+# What ``same_value`` encodes: JSON, with the cells a value holds (R6) as what they name; dict
+# keys as given, then, for values whose encodings differ so, sorted (as stored values keep them).
+_AS_GIVEN: Final = msgspec.json.Encoder(enc_hook=_cell_key)
+_SORTED: Final = msgspec.json.Encoder(enc_hook=_cell_key, order="deterministic")
 
 
 def value_at(root: Any, path: tuple[PathElement, ...]) -> Any:
