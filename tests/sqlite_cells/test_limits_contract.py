@@ -163,32 +163,42 @@ def test_a_first_write_of_a_blank_database_file_another_process_locks_waits_for_
         assert db.read("SELECT body FROM messages") == [{"body": "first"}]
 
 
-def test_a_statement_run_twice_to_capture_it_has_one_exec_timeout(store: Path) -> None:
+def test_a_statement_run_twice_to_capture_it_has_one_exec_timeout(tmp_path: Path) -> None:
     """R44: a write statement that runs past exec_timeout fails. On a table without a primary
     key an op changing 42 rows or more runs twice (write/_capture.py: the first run is rolled
     back, the second captured exactly); both runs share the op's one deadline, so a statement
     taking most of the timeout each time fails instead of holding the write lock twice as long.
-    The timeout is set from this machine's own time for one run (1.5 times the fastest of three)."""
+    The timeout is set from this machine's own time for one run (1.5 times the fastest of
+    three). A host busier while it was timed than while the statement runs gives a timeout two
+    runs fit in: the scenario is tried again, timed anew, up to three times — a runtime giving
+    each run a deadline of its own commits every time."""
     rows = 2_000_000
     select = (
         f"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {rows}) "
         f"SELECT x FROM c WHERE x % {rows // 50} = 0"
     )
-    conn = apsw.Connection(":memory:")
-    runs = []
-    for _ in range(3):  # the fastest of three: a run slowed by a busy machine sets no timeout
-        started = time.monotonic()
-        assert len(conn.execute(select).fetchall()) == 50
-        runs.append(time.monotonic() - started)
-    one_run = min(runs)
-    conn.close()
-    with sc.Runtime(store, exec_timeout=1.5 * one_run) as rt:
-        space = rt.space("s")
-        db = space.sqlite_database("d", tables={"t": sc.table(a="integer")})  # no primary key
-        with pytest.raises(sc.ExecTimeout), space.transact():
-            db.exec(f"INSERT INTO t (a) {select}")
-        assert db.read("SELECT count(*) AS n FROM t") == [{"n": 0}]
-        assert db.rev == 0
+    timeouts = []
+    for attempt in range(3):
+        conn = apsw.Connection(":memory:")
+        runs = []
+        for _ in range(3):  # the fastest of three: a run slowed by a busy machine sets no timeout
+            started = time.monotonic()
+            assert len(conn.execute(select).fetchall()) == 50
+            runs.append(time.monotonic() - started)
+        conn.close()
+        timeouts.append(1.5 * min(runs))
+        with sc.Runtime(tmp_path / f"store{attempt}", exec_timeout=timeouts[-1]) as rt:
+            space = rt.space("s")
+            db = space.sqlite_database("d", tables={"t": sc.table(a="integer")})  # no key
+            try:
+                with space.transact():
+                    db.exec(f"INSERT INTO t (a) {select}")
+            except sc.ExecTimeout:
+                assert db.read("SELECT count(*) AS n FROM t") == [{"n": 0}]
+                assert db.rev == 0
+                return
+            assert db.rev == 1  # (committed: both runs fitted in the timeout this time)
+    pytest.fail(f"both runs of the statement fitted in exec_timeout each time: {timeouts}")
 
 
 def test_the_writes_of_one_transaction_share_one_exec_timeout(store: Path) -> None:

@@ -587,7 +587,8 @@ def test_a_read_of_rowid_stopped_while_it_reads_a_copy_says_why(store: Path) -> 
     copy of the whole table (a view has no rowid). On a large table a point lookup ran past
     ``query_timeout`` each time, and the error said to narrow the query, which was as narrow as
     it gets."""
-    with sc.Runtime(store, query_timeout=0.01) as rt:
+    # (exec_timeout: the 300,000 rows written first must not time out on a busy host)
+    with sc.Runtime(store, query_timeout=0.01, exec_timeout=120) as rt:
         space = rt.space("demo")
         old = {"t": sc.table(k="text primary key", a="text")}
         db = space.sqlite_database("d", tables=old)
