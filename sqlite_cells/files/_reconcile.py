@@ -627,7 +627,12 @@ def _told_rebuild(space_conn: apsw.Connection, outcome: Outcome) -> Outcome:
         return outcome
     if refusal is None:
         return outcome
-    said = f"{outcome.detail}; nor can its space's log rebuild the file from nothing: {refusal}"
+    if refusal in outcome.detail:
+        # A replay from seq 0 (a file holding no commit) stopped where a rebuild would: its
+        # reason is the detail already, said once.
+        said = f"{outcome.detail}; for that reason its space's log cannot rebuild the file either"
+    else:
+        said = f"{outcome.detail}; nor can its space's log rebuild the file from nothing: {refusal}"
     return replace(outcome, detail=said, rebuild_refusal=refusal)
 
 

@@ -1164,6 +1164,48 @@ def test_a_migrated_database_damaged_later_is_not_sent_to_a_rebuild_the_log_cann
     assert not path.exists() and _store_files(store) == before
 
 
+def test_a_file_emptied_under_a_migrated_database_says_why_it_cannot_be_rebuilt_once(
+    tmp_path: Path,
+) -> None:
+    """R71, R14, Errors: a migrated database whose file was emptied (0 bytes: it holds no
+    commit) is quarantined by a repair, since replaying the log from its start stops at the
+    migration, which the log does not hold. `check --repair` and the runtime's `Quarantined`
+    said that reason twice in a row: once as the replay's, then again as why the log cannot
+    rebuild the file from nothing. It is said once now, and nothing is changed on disk."""
+    store = tmp_path / "store"
+    v1 = {"t": sc.table(id="integer primary key", v="integer")}
+    v2 = {"t": sc.table(id="integer primary key", v="integer", w="text default 'x'")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("db", tables=v1, version=1)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES (1)")
+        db = space.sqlite_database("db", tables=v2, version=2, migrate=lambda conn, frm: None)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES (2)")
+        path = db.path
+    path.write_bytes(b"")
+    reason = (
+        "the space's commit 2 was written on the file at version 2, after a migration (a "
+        "migrate= step) that the log does not hold"
+    )
+    before = _store_files(store)
+    done = run_cli("check", str(store), "--repair")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "watermark 0, space seq 2: quarantined (" in done.stdout
+    assert done.stdout.count(reason) == 1, done.stdout
+    assert "for that reason its space's log cannot rebuild the file either" in done.stdout
+    assert "neither `--repair` nor moving the file out of the store helps" in done.stdout
+    assert _store_files(store) == before
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("db", tables=v2, version=2, migrate=lambda conn, frm: None)
+        with pytest.raises(sc.Quarantined) as raised:
+            db.read("SELECT v FROM t")
+    assert str(raised.value).count(reason) == 1, str(raised.value)
+    assert "for that reason its space's log cannot rebuild the file either" in str(raised.value)
+
+
 # Runs the command as `python -m sqlite_cells` does, with one SIGINT sent right after the first
 # repair of a database returns (its transaction committed, its outcome not yet recorded).
 REPAIR_INTERRUPTED = """
