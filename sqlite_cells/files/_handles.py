@@ -1175,18 +1175,35 @@ class _Pending:
             raise self.interrupt
 
     @contextmanager
-    def held(self, repair: bool) -> Iterator[None]:
+    def held(self, repair: bool, conn: apsw.Connection) -> Iterator[None]:
         """One database looked at (and, with ``repair``, repaired) with Ctrl-C held back (see
-        :func:`check_store`): one that came meanwhile is kept for :meth:`due`."""
+        :func:`check_store`): one that came meanwhile is kept for :meth:`due`. The wait for
+        the write lock of the space behind ``conn``, which another program may hold for long,
+        comes first, where a Ctrl-C ends it at once: nothing is written while it waits."""
         self.due()
         if not repair:
             yield
             return
+        _space_lock_free(conn)
         try:
             with interrupts_held():
                 yield
         except KeyboardInterrupt as exc:  # delivered as the hold ended: its outcome is added
             self.interrupt = exc
+
+
+def _space_lock_free(conn: apsw.Connection) -> None:
+    """Wait (as ``conn``'s busy handler says) until no other connection holds the write lock
+    of its space file, taking it and letting it go at once. A lock that stays held is left for
+    the look that follows to report (its wait then gives up at once under the command line's
+    limits, see ``lock_waits``)."""
+    if not conn.getautocommit():
+        return  # (a transaction of the caller's own: its lock is taken already)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except (apsw.BusyError, apsw.LockedError):
+        return
+    conn.execute("ROLLBACK")
 
 
 def _space_locked(space_file: Path, exc: DatabaseError | UnreadableRecord) -> Outcome | None:
@@ -1255,14 +1272,14 @@ def _check_space(
             readable_format(conn, space_file)  # never repaired by a version that cannot read it
             if lost is not None:
                 path = store / db_file_name(lost)
-                with pending.held(repair):
+                with pending.held(repair, conn):
                     outcomes.append(
                         _reconciled(conn, lost, path, space_file, repair=repair, verify=verify)
                     )
                 return
             written = _written_databases(conn)
             for db_id in sorted(written):
-                with pending.held(repair):
+                with pending.held(repair, conn):
                     _check_database(store, conn, db_id, space_file, outcomes, repair, verify)
         finally:
             conn.close()
