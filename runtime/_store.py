@@ -59,7 +59,6 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
             "another path"
         )
     path = home_expanded(text)
-    _check_length(path.absolute())  # (before the directory is made: nothing left behind)
     try:
         if path.exists() and not path.is_dir():
             raise StorePathError(
@@ -73,6 +72,10 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
                 f"{shown_path(os.readlink(path))}, which does not exist: make that directory "
                 "(the link's target is not made for it), or give another path"
             )
+        # Its length is the resolved path's, the one the runtime opens files under ("a/../"
+        # and links may make the given one longer, or shorter), judged before the directory
+        # is made: nothing left behind. (What is missing yet is taken as written.)
+        _check_length(path.resolve())
         path.mkdir(parents=True, exist_ok=True)
         resolved = path.resolve()
     except StorePathError:  # also an OSError: said once, not wrapped in itself

@@ -620,3 +620,29 @@ def test_a_store_path_longer_than_sqlite_opens_its_files_is_refused_by_its_lengt
             space.cell("c").set(1)
             db.exec("INSERT INTO t (x) VALUES (1)")
         assert db.read("SELECT x FROM t") == [{"x": 1}]
+
+
+def test_a_store_path_long_only_as_given_is_judged_by_its_resolved_length(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's files are opened under its resolved path: a store given as a path made long
+    only by ``..`` parts (or by a link to a short folder) was refused by the length it was
+    given with, though SQLite opens its files; one whose resolved path is too long still is."""
+    (tmp_path / "a").mkdir()
+    monkeypatch.chdir(tmp_path)
+    given = Path("a/.." + "/a/.." * 100) / "store"
+    assert len(os.fsencode(Path.cwd() / given)) > 504
+    with sc.Runtime(given) as rt:
+        space = rt.space("s")
+        with space.transact():
+            space.cell("c").set(1)
+        assert rt.store == tmp_path.resolve() / "store"
+    deep = tmp_path.resolve() / ("d" * 200) / ("d" * 200)
+    deep.mkdir(parents=True)
+    (tmp_path / "short").symlink_to(deep)
+    with pytest.raises(sc.SqliteCellsError) as info:
+        sc.Runtime(tmp_path / "short" / "store")
+    assert type(info.value).__name__ == "StorePathError"
+    assert f"the store path {deep / 'store'}"[:60] in str(info.value)
+    assert "SQLite opens no file whose path is over 504 bytes" in str(info.value)
+    assert not (deep / "store").exists()  # nothing made
