@@ -218,10 +218,10 @@ class Space(runtime.Space):
                 "(space.sqlite_database(...) or space.register_disk_source(...)) or another "
                 "piece's database input; nothing was recorded"
             )
-        if isinstance(value, Cell) and self._dropped(value):
+        dropped = self._dropped(value) if isinstance(value, Cell) else None
+        if dropped is not None:
             raise InvalidArgument(
-                f"{what}, but {_said_dropped(value)}: pass a database not dropped; nothing was "
-                "recorded"
+                f"{what}, but {dropped}: pass a database not dropped; nothing was recorded"
             )
         if isinstance(value, SqliteDb):
             return
@@ -260,10 +260,11 @@ class Space(runtime.Space):
                 "space.register_disk_source(...)) or another piece's database input; nothing "
                 "was written"
             )
-        if self._dropped(target):
+        dropped = self._dropped(target)
+        if dropped is not None:
             raise InvalidArgument(
                 f"{cell.id} is a pattern's database input (typed sc.SqliteDb), but "
-                f"{_said_dropped(target)}: link a database not dropped; nothing was written"
+                f"{dropped}: link a database not dropped; nothing was written"
             )
         if isinstance(target, SqliteDb) or (
             not target.value_path and target.id in self.runtime.database_inputs
@@ -288,9 +289,9 @@ class Space(runtime.Space):
     def _leads_back(self, cell: Cell, target: Cell) -> bool:
         """Whether ``target`` is the database input ``cell`` itself — its own ``LinkedDb``,
         such as the piece's output that returns it — or another piece's database input whose
-        committed links lead back to it: linked so, the input would be a cycle of links with
-        no database at its end (R61). Followed as ``LinkedDb`` follows them,
-        ``LINKS_FOLLOWED`` cells at most."""
+        links (as the current transaction sees them) lead back to it: linked so, the input
+        would be a cycle of links with no database at its end (R61). Followed as ``LinkedDb``
+        follows them, ``LINKS_FOLLOWED`` cells at most."""
         runtime = self.runtime
         seen: object = target
         for _ in range(LINKS_FOLLOWED + 1):
@@ -303,24 +304,31 @@ class Space(runtime.Space):
             seen = self._committed_link(seen)
         return False
 
-    def _dropped(self, target: Cell) -> bool:
-        """Whether ``target`` is a database whose committed handle ``db.drop()`` marked
-        dropped (not another piece's input, which may be linked anew): linked to a pattern's
-        input, its queries could only fail (\"was dropped\")."""
+    def _dropped(self, target: Cell) -> str | None:
+        """How a refusal says that ``target`` is a database whose handle ``db.drop()`` marked
+        dropped, as the current transaction sees it (a drop made earlier in it counts), else as
+        committed; None when it is not (nor another piece's input, which may be linked anew):
+        linked to a pattern's input, its queries could only fail (\"was dropped\")."""
         from sqlite_cells._db import LinkedDb
 
         if isinstance(target, LinkedDb) or not self.runtime.holds_handle(target):
-            return False
+            return None
         try:
-            data = self.runtime.space(target.space.id).file.entity(target.id).data
-            return data is not None and is_dropped(decode_value(data))
+            space = self.runtime.space(target.space.id)
+            data = space._seen_data(target.id)
+            if data is None or not is_dropped(decode_value(data)):
+                return None
+            committed = space.file.entity(target.id).data
+            pending = committed is None or not is_dropped(decode_value(committed))
         except SqliteCellsError:  # (a value it cannot read: its uses say so)
-            return False
+            return None
+        return _said_dropped(target, pending=pending)
 
     def _committed_link(self, cell: Cell) -> Cell | None:
-        """The whole cell ``cell``'s committed value links to, if it is a link."""
+        """The whole cell ``cell``'s value links to, if it is a link: as the current
+        transaction sees it (a link made earlier in it counts), else as committed."""
         try:
-            data = self.runtime.space(cell.space.id).file.entity(cell.id).data
+            data = self.runtime.space(cell.space.id)._seen_data(cell.id)
             if data is None or not has_links(data):
                 return None
             value = decode_value(data)
@@ -1235,10 +1243,12 @@ def _writer_pins(spaces: Iterable[runtime.Space]) -> list[Pinned]:
     ]
 
 
-def _said_dropped(target: Cell) -> str:
-    """A dropped database ``target``, as a refusal to link it says it."""
+def _said_dropped(target: Cell, *, pending: bool) -> str:
+    """A dropped database ``target``, as a refusal to link it says it (``pending``: dropped by
+    the current transaction, not committed yet)."""
+    when = "is dropped by this transaction" if pending else "was dropped"
     return (
-        f"database {target.id} of space {target.space.id!r} was dropped (db.drop()): it has no "
+        f"database {target.id} of space {target.space.id!r} {when} (db.drop()): it has no "
         "rows and can never be written again, so its queries could only fail"
     )
 

@@ -111,6 +111,51 @@ def test_a_link_or_run_that_would_close_a_cycle_of_inputs_is_refused(tmp_path: P
         assert _rows(query) == ["a"]
 
 
+def test_a_cycle_or_a_drop_made_earlier_in_the_same_transaction_is_refused_too(
+    tmp_path: Path,
+) -> None:
+    """The refusals of a link closing a cycle of inputs, or naming a dropped database, looked
+    at committed values only: inside one transaction, linking two inputs to each other's piece,
+    or dropping a database then linking an input (or running a piece) with it, was accepted and
+    committed, and the piece's queries failed. The transaction's own writes count now; the
+    refusal leaves the transaction usable, and it commits what it wrote besides."""
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        a, b = _databases(space)
+        first, second = space.run(holder, key="1"), space.run(holder, key="2")
+        first.inputs["db"].link(a)
+        seq = space.file.seen_seq
+        with space.transact():
+            first.inputs["db"].link(second.outputs)
+            with pytest.raises(ValueError) as info:
+                second.inputs["db"].link(first.outputs)
+            assert isinstance(info.value, sc.SqliteCellsError)
+            assert "(a cycle of links)" in str(info.value)
+            assert "nothing was written" in str(info.value)
+            with pytest.raises(ValueError) as info:
+                space.run(holder, key="2", db=first.outputs)
+            assert "(a cycle of links)" in str(info.value)
+            second.inputs["db"].link(b)
+        assert space.file.seen_seq == seq + 1
+        query = space.run(reader, key="r", db=first.outputs).outputs
+        assert rt.settle(timeout=10)
+        assert _rows(query) == ["b"]  # first -> second -> B
+        seq = space.file.seen_seq
+        with space.transact():
+            a.drop()
+            for refused in (
+                lambda: second.inputs["db"].link(a),
+                lambda: space.run(holder, key="3", db=a),
+            ):
+                with pytest.raises(ValueError) as info:
+                    refused()
+                said = f"database {a.id} of space 's' is dropped by this transaction (db.drop())"
+                assert said in str(info.value)
+        assert space.file.seen_seq == seq + 1
+        assert rt.settle(timeout=10)
+        assert _rows(query) == ["b"]
+
+
 def test_relinking_an_input_in_the_middle_of_a_chain_moves_the_query(tmp_path: Path) -> None:
     """R61: a reader → h2 → h1 → h0 → A. Linking h1 to B (a commit of that one cell, taken in
     while the scheduler is idle) re-runs the reader: it reads B."""
