@@ -56,6 +56,7 @@ from sqlite_cells.runtime._format import readable_format as readable_format
 from sqlite_cells.runtime._format import stored_format as stored_format
 from sqlite_cells.runtime._format import upgrade_space_file as upgrade_space_file
 from sqlite_cells.runtime._handler import handler as handler
+from sqlite_cells.runtime._handler import note_taken as note_taken
 from sqlite_cells.runtime._handler import taken_by_earlier_try as taken_by_earlier_try
 from sqlite_cells.runtime._interrupts import interrupts_held as interrupts_held
 from sqlite_cells.runtime._lock_wait import lock_waits as lock_waits
@@ -189,6 +190,7 @@ __all__ = [
     "log_head",
     "node_of",
     "node_values",
+    "note_taken",
     "observe_node",
     "odd_kind",
     "op_targets_by_seq",

@@ -29,7 +29,7 @@ from sqlite_cells.runtime._tx import (
     validate_elsewhere,
 )
 
-__all__ = ["DEFAULT_TRIES", "MAX_TRIES", "handler", "taken_by_earlier_try"]
+__all__ = ["DEFAULT_TRIES", "MAX_TRIES", "handler", "note_taken", "taken_by_earlier_try"]
 
 DEFAULT_TRIES = 10
 # SPEC §5: "handlers try at most 10 times in all"; a larger tries= is refused, not capped.
@@ -61,16 +61,25 @@ _call: ContextVar[_Call | None] = ContextVar("sqlite_cells_handler_call", defaul
 
 
 def taken_by_earlier_try(source: Iterator[Any]) -> bool:
-    """Note that the try of the handler call running now takes items from ``source``, a
-    one-shot iterator; True when an earlier try of that call took from it already. A handler
-    runs its body again after a conflict with the same arguments, and an iterator made outside
-    the body gives its items only once: the later try would find it empty (or half read) and
-    commit without them. False outside a handler call."""
+    """True when an earlier try of the handler call running now took items from ``source``, a
+    one-shot iterator (see :func:`note_taken`). A handler runs its body again after a conflict
+    with the same arguments, and an iterator made outside the body gives its items only once:
+    the later try would find it empty (or half read) and commit without them. False outside a
+    handler call."""
     call = _call.get()
     if call is None:
         return False
-    first = call.taken.setdefault(id(source), (source, call.attempt))[1]
-    return first < call.attempt
+    taken = call.taken.get(id(source))
+    return taken is not None and taken[1] < call.attempt
+
+
+def note_taken(source: Iterator[Any]) -> None:
+    """Note that the try of the handler call running now took items from ``source`` (one at
+    least: an iterator that gave none has none to lose, and a later try finding it empty
+    writes what the earlier one would have). Nothing outside a handler call."""
+    call = _call.get()
+    if call is not None:
+        call.taken.setdefault(id(source), (source, call.attempt))
 
 
 class _Decorator(Protocol):

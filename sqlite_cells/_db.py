@@ -64,6 +64,7 @@ from sqlite_cells.runtime import (
     current_transaction,
     keep_no_reads,
     keep_reads_if_accepted,
+    note_taken,
     plain_text,
     record_name,
     record_write,
@@ -273,9 +274,12 @@ class SqliteDb(Cell):
             # Refused before a row is taken too: another space's database (§2), a second
             # database (R33) — the caller's generator is left as it was (see _claim: no bind).
             self._claim(tx, bind=False)
-            if isinstance(params, Iterator) and taken_by_earlier_try(params):
+            one_shot = isinstance(params, Iterator)
+            if one_shot and taken_by_earlier_try(params):
                 raise _taken_before(params, self.id, sql)
             rows = parameter_rows(params, sql=sql, db_id=self.id)
+            if one_shot and rows:
+                note_taken(params)
         else:
             rows = [given_params(params[0], sql=sql, db_id=self.id, write=True)]
         if self._pending(tx, DROP_KIND):  # dropped by the rows' own code, as they were read

@@ -1083,3 +1083,39 @@ def test_a_handler_tried_again_refuses_rows_an_earlier_try_took_from_an_iterator
     tries.clear()
     assert load_made_inside() is not None and tries == [0, 1]
     assert [r["body"] for r in _rows(notes)] == ["a", "b", "c"]
+
+
+def test_a_handler_tried_again_takes_an_iterator_that_gave_no_rows(
+    space: Space, notes: sc.SqliteDb
+) -> None:
+    """The refusal of rows an earlier try took from an iterator is for rows the later try would
+    lose: an iterator that gave none (a generator whose filter matched nothing) has none to
+    lose, and the later try, finding it empty, writes what the first would have. Such a call
+    was refused after a conflict, though it commits without one; it commits now. An iterator
+    that gave rows is still refused."""
+    counter = space.cell("counter", default=0)
+    tries: list[int] = []
+
+    def bump_elsewhere() -> None:
+        with space.transact():
+            counter.set(counter.get() + 100)
+
+    @sc.handler
+    def load(rows: Any) -> None:
+        tries.append(len(tries))
+        seen = counter.get()  # read, then changed by another thread: the first try conflicts
+        if len(tries) == 1:
+            thread = threading.Thread(target=bump_elsewhere)
+            thread.start()
+            thread.join()
+        counter.set(seen + 1)
+        notes.exec_many("INSERT INTO notes (body) VALUES (?)", rows)
+
+    wanted: list[str] = []
+    assert load([body] for body in ("a", "b") if body in wanted) is not None
+    assert tries == [0, 1] and counter.get() == 101 and _rows(notes) == []
+    tries.clear()
+    with pytest.raises(sc.ExecError) as info:
+        load(iter([["a"]]))
+    assert "earlier try" in str(info.value) and tries == [0, 1]
+    assert counter.get() == 201 and _rows(notes) == []
