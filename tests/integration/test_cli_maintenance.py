@@ -1098,6 +1098,25 @@ def test_check_repair_rebuilds_an_op_index_that_lost_its_rows_before_it_rebuilds
         assert events.read("SELECT n FROM events ORDER BY n") == [{"n": 0}, {"n": 1}]
 
 
+V1 = {"t": sc.table(id="integer primary key", v="integer")}
+V2 = {"t": sc.table(id="integer primary key", v="integer", w="text default 'x'")}
+
+
+def _migrated_once(tmp_path: Path) -> tuple[Path, Path]:
+    """A store whose database was written at version 1, then migrated (a migrate= step the
+    log does not hold) and written at version 2: (the store, the database file)."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        db = space.sqlite_database("db", tables=V1, version=1)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES (1)")
+        db = space.sqlite_database("db", tables=V2, version=2, migrate=lambda conn, frm: None)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES (2)")
+        return store, db.path
+
+
 def test_a_migrated_database_damaged_later_is_not_sent_to_a_rebuild_the_log_cannot_make(
     tmp_path: Path,
 ) -> None:
@@ -1110,18 +1129,7 @@ def test_a_migrated_database_damaged_later_is_not_sent_to_a_rebuild_the_log_cann
     what brings it back; moved out, it is said to be missing; nothing is changed on disk."""
     import shutil
 
-    store = tmp_path / "store"
-    v1 = {"t": sc.table(id="integer primary key", v="integer")}
-    v2 = {"t": sc.table(id="integer primary key", v="integer", w="text default 'x'")}
-    with sc.Runtime(store) as rt:
-        space = rt.space("demo")
-        db = space.sqlite_database("db", tables=v1, version=1)
-        with space.transact():
-            db.exec("INSERT INTO t (v) VALUES (1)")
-        db = space.sqlite_database("db", tables=v2, version=2, migrate=lambda conn, frm: None)
-        with space.transact():
-            db.exec("INSERT INTO t (v) VALUES (2)")
-        path = db.path
+    store, path = _migrated_once(tmp_path)
     with path.open("r+b") as f:
         f.write(b"not a database any more" * 4)
     before = _store_files(store)
@@ -1172,18 +1180,7 @@ def test_a_file_emptied_under_a_migrated_database_says_why_it_cannot_be_rebuilt_
     migration, which the log does not hold. `check --repair` and the runtime's `Quarantined`
     said that reason twice in a row: once as the replay's, then again as why the log cannot
     rebuild the file from nothing. It is said once now, and nothing is changed on disk."""
-    store = tmp_path / "store"
-    v1 = {"t": sc.table(id="integer primary key", v="integer")}
-    v2 = {"t": sc.table(id="integer primary key", v="integer", w="text default 'x'")}
-    with sc.Runtime(store) as rt:
-        space = rt.space("demo")
-        db = space.sqlite_database("db", tables=v1, version=1)
-        with space.transact():
-            db.exec("INSERT INTO t (v) VALUES (1)")
-        db = space.sqlite_database("db", tables=v2, version=2, migrate=lambda conn, frm: None)
-        with space.transact():
-            db.exec("INSERT INTO t (v) VALUES (2)")
-        path = db.path
+    store, path = _migrated_once(tmp_path)
     path.write_bytes(b"")
     reason = (
         "the space's commit 2 was written on the file at version 2, after a migration (a "
@@ -1199,7 +1196,7 @@ def test_a_file_emptied_under_a_migrated_database_says_why_it_cannot_be_rebuilt_
     assert _store_files(store) == before
     with sc.Runtime(store) as rt:
         space = rt.space("demo")
-        db = space.sqlite_database("db", tables=v2, version=2, migrate=lambda conn, frm: None)
+        db = space.sqlite_database("db", tables=V2, version=2, migrate=lambda conn, frm: None)
         with pytest.raises(sc.Quarantined) as raised:
             db.read("SELECT v FROM t")
     assert str(raised.value).count(reason) == 1, str(raised.value)
