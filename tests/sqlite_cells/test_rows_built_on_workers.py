@@ -264,7 +264,7 @@ def test_rows_slow_to_build_hold_back_no_other_query_of_their_batch(
             db.exec("UPDATE t SET v = 22")
         while plain.get().result != [{"v": 22}] and time.monotonic() - began < 5:
             time.sleep(0.005)
-        assert time.monotonic() - began < 0.5  # not query_timeout later (R44)
+        assert time.monotonic() - began < 1.5  # not query_timeout (2 s) later (R44)
         GATE.set()
         assert runtime.settle(timeout=10)
         assert slow.get().result == [Held(1)]

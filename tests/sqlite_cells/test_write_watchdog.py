@@ -173,7 +173,8 @@ def test_an_interrupt_only_ever_hits_the_armed_statement() -> None:
         with pytest.raises(apsw.InterruptError):
             _spin(conn)
         assert watch.disarm(token) is True
-        assert 0.2 + GRACE <= time.monotonic() - began < 0.2 + GRACE + 0.5
+        # (well before the statement's own end, seconds later; room for a loaded host)
+        assert 0.2 + GRACE <= time.monotonic() - began < 0.2 + GRACE + 1.5
         # Disarmed at once, overdue: no interrupt comes after disarm, whatever runs next.
         token = watch.arm(conn, time.monotonic() - 10, dog)
         assert watch.disarm(token) is False
