@@ -93,7 +93,8 @@ def _stuck_read(db: sc.SqliteDb, stuck: Stuck) -> None:
 
 
 def test_a_read_does_not_wait_behind_a_stuck_read(store: Path, stuck: Stuck) -> None:
-    with sc.Runtime(store, query_timeout=1.0, query_workers=1) as rt:
+    # (2 s: room for the read to end first on a loaded host)
+    with sc.Runtime(store, query_timeout=2.0, query_workers=1) as rt:
         db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
 
         def slow_read() -> None:
@@ -111,7 +112,8 @@ def test_a_read_does_not_wait_behind_a_stuck_read(store: Path, stuck: Stuck) -> 
 
 
 def test_a_read_does_not_wait_behind_a_stuck_live_query(store: Path, stuck: Stuck) -> None:
-    with sc.Runtime(store, query_timeout=1.0, query_workers=1) as rt:
+    # (2 s: room for the read to end first on a loaded host)
+    with sc.Runtime(store, query_timeout=2.0, query_workers=1) as rt:
         db = rt.space("demo").sqlite_database("chat", tables=MESSAGES)
         q = db.query(ONE_LONG_CALL)
 
