@@ -75,15 +75,14 @@ def resolve_store(store: str | os.PathLike[str] | None) -> Path:
         # Its length is the resolved path's, the one the runtime opens files under ("a/../"
         # and links may make the given one longer, or shorter), judged before the directory
         # is made: nothing left behind. (What is missing yet is taken as written.)
-        _check_length(path.resolve())
-        path.mkdir(parents=True, exist_ok=True)
         resolved = path.resolve()
+        _check_length(resolved)
+        path.mkdir(parents=True, exist_ok=True)
     except StorePathError:  # also an OSError: said once, not wrapped in itself
         raise
     except (OSError, RuntimeError) as exc:  # a name too long, no permission, a link loop
         raise StorePathError(describe(exc, f"the store {shown_path(path)}")) from exc
     _check_text(str(resolved))  # a link may lead to a name that is not valid text
-    _check_length(resolved)  # (a link may lead to a longer path)
     if not os.access(resolved, os.R_OK | os.X_OK):
         raise StorePathError(
             f"the store {shown_path(resolved)} cannot be read by this user (the directory lacks "

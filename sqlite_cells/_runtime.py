@@ -301,7 +301,7 @@ class Space(runtime.Space):
                 return True
             if seen.id not in runtime.database_inputs or runtime.holds_handle(seen):
                 return False
-            seen = self._committed_link(seen)
+            seen = self._seen_link(seen)
         return False
 
     def _dropped(self, target: Cell) -> str | None:
@@ -324,17 +324,11 @@ class Space(runtime.Space):
             return None
         return _said_dropped(target, pending=pending)
 
-    def _committed_link(self, cell: Cell) -> Cell | None:
+    def _seen_link(self, cell: Cell) -> Cell | None:
         """The whole cell ``cell``'s value links to, if it is a link: as the current
         transaction sees it (a link made earlier in it counts), else as committed."""
         try:
-            data = self.runtime.space(cell.space.id)._seen_data(cell.id)
-            if data is None or not has_links(data):
-                return None
-            value = decode_value(data)
-            if not isinstance(value, Link) or value.path:
-                return None
-            return self.runtime.cell_for(value)
+            return self._link_in(self.runtime.space(cell.space.id)._seen_data(cell.id))
         except SqliteCellsError:  # (a value it cannot read: it leads nowhere)
             return None
 
@@ -342,16 +336,19 @@ class Space(runtime.Space):
         """The database's handle cell that ``target``'s committed value links to, if it is
         one (what a refusal of ``target`` says)."""
         try:
-            data = self.runtime.space(target.space.id).file.entity(target.id).data
-            if data is None or not has_links(data):
-                return None
-            value = decode_value(data)
-            if not isinstance(value, Link) or value.path:
-                return None
-            linked = self.runtime.cell_for(value)
-            return linked if self.runtime.holds_handle(linked) else None
+            linked = self._link_in(self.runtime.space(target.space.id).file.entity(target.id).data)
         except SqliteCellsError:  # (a value it cannot read: said as holding no handle)
             return None
+        return linked if linked is not None and self.runtime.holds_handle(linked) else None
+
+    def _link_in(self, data: bytes | None) -> Cell | None:
+        """The whole cell the stored value ``data`` is a link to, if it is one."""
+        if data is None or not has_links(data):
+            return None
+        value = decode_value(data)
+        if not isinstance(value, Link) or value.path:
+            return None
+        return self.runtime.cell_for(value)
 
     def given_input(self, cell: Cell, value: object, annotation: object) -> object:
         """A parameter typed ``sc.SqliteDb`` gives the body the database its input cell links

@@ -363,9 +363,8 @@ class SqliteParticipant:
             raise SqliteCellsError(f"one commit may write one database, not {len(paths)}")
         try:
             for decl in decls:
-                with self._lock:  # an earlier member's reconcile waited for its lock in vain
-                    if decl.path in self._held_elsewhere:
-                        raise self._not_waited_again(decl.db_id, _request(ops[0]).sql)
+                if self._waited_in_vain(decl.path):  # by an earlier member's reconcile
+                    raise self._not_waited_again(decl.db_id, _request(ops[0]).sql)
                 # Reconcile waits for the database file's lock exec_timeout at most itself (and
                 # for the space's lock as long as any commit of the space may take).
                 self._ready(decl, self.exec_timeout)
@@ -402,12 +401,11 @@ class SqliteParticipant:
         except (apsw.CorruptError, apsw.NotADBError) as exc:  # met by the ATTACH
             raise _damaged(decls[0], _request(ops[0]).sql, exc) from exc
         except (apsw.BusyError, DatabaseError) as exc:
-            timeout = self._lock_timeout(conn, exc, decls[0].db_id, _request(ops[0]).sql)
+            timeout = self._lock_timeout(
+                conn, exc, decls[0].db_id, _request(ops[0]).sql, held=decls[0].path
+            )
             if timeout is None:
                 raise
-            if isinstance(timeout, ExecTimeout):
-                with self._lock:
-                    self._held_elsewhere.add(decls[0].path)
             raise timeout from exc
         finally:
             set_lock_wait(conn, BUSY_TIMEOUT_MS)
@@ -444,6 +442,7 @@ class SqliteParticipant:
         sql: str,
         *,
         tried_once: bool = False,
+        held: Path | None = None,
     ) -> ExecTimeout | ClosedError | None:
         """While the database file is opened and written (``prepare``, ``apply``), a lock
         another connection holds on it is waited for ``exec_timeout`` at most: the busy
@@ -453,7 +452,8 @@ class SqliteParticipant:
         a :class:`ClosedError` when the wait ended because the runtime is being closed
         (``close()`` gives up the waits of its write connection). ``tried_once``: the lock was
         tried without waiting, an earlier member of the same group commit having waited for it
-        in vain (see ``_take_file_lock``)."""
+        in vain (see ``_take_file_lock``). ``held``: the file whose lock that was, noted for the
+        batch's later members when the answer is an ``ExecTimeout``."""
         if not waited_for_lock(exc) or isinstance(exc, ExecError):
             return None
         if lock_waits_given_up(conn):
@@ -462,6 +462,9 @@ class SqliteParticipant:
                 "a lock that another connection holds on the database file; nothing of it was "
                 "written: open a new Runtime"
             )
+        if held is not None:
+            with self._lock:
+                self._held_elsewhere.add(held)
         if tried_once:
             return self._not_waited_again(db_id, sql)
         return ExecTimeout(
@@ -470,6 +473,11 @@ class SqliteParticipant:
             f"waited exec_timeout={self.exec_timeout}s for a lock that another connection holds "
             "on the database file; nothing was written: try again once it lets go",
         )
+
+    def _waited_in_vain(self, path: Path) -> bool:
+        """Whether a member of the batch being committed waited for ``path``'s lock in vain."""
+        with self._lock:
+            return path in self._held_elsewhere
 
     def _not_waited_again(self, db_id: str, sql: str) -> ExecTimeout:
         """The :class:`ExecTimeout` of a member of a group commit that did not wait for the
@@ -591,9 +599,8 @@ class SqliteParticipant:
 
         for decl, migrate in pending:
             assert decl.schema is not None  # only runtime-owned databases are written
-            with self._lock:  # (its migration's connection would wait for the lock again)
-                if decl.path in self._held_elsewhere:
-                    raise self._not_waited_again(decl.db_id, sql)
+            if self._waited_in_vain(decl.path):  # (its connection would wait again)
+                raise self._not_waited_again(decl.db_id, sql)
             try:
                 ran = migrate_file(
                     decl.path,
@@ -610,12 +617,9 @@ class SqliteParticipant:
             except DamagedVersion as exc:
                 raise _damaged(decl, sql, exc) from exc
             except DatabaseError as exc:
-                timeout = self._lock_timeout(conn, exc, decl.db_id, sql)
+                timeout = self._lock_timeout(conn, exc, decl.db_id, sql, held=decl.path)
                 if timeout is None:
                     raise
-                if isinstance(timeout, ExecTimeout):
-                    with self._lock:
-                        self._held_elsewhere.add(decl.path)
                 raise timeout from exc
             if ran:
                 with self._lock:
@@ -650,17 +654,15 @@ class SqliteParticipant:
         one of them waited ``exec_timeout`` for it in vain, the others try it without waiting,
         so the batch holds the space's write lock ``exec_timeout`` at most for that file, not
         once per member (R44: every other writer of the space waits behind it)."""
-        with self._lock:
-            waited = decl.path in self._held_elsewhere
+        waited = self._waited_in_vain(decl.path)
         set_lock_wait(conn, 0 if waited else self._lock_wait_ms)
         try:
             _write_nothing(conn)
         except apsw.BusyError as exc:
-            timeout = self._lock_timeout(conn, exc, decl.db_id, sql, tried_once=waited)
+            timeout = self._lock_timeout(
+                conn, exc, decl.db_id, sql, tried_once=waited, held=decl.path
+            )
             assert timeout is not None
-            if isinstance(timeout, ExecTimeout):
-                with self._lock:
-                    self._held_elsewhere.add(decl.path)
             raise timeout from exc
         finally:
             set_lock_wait(conn, BUSY_TIMEOUT_MS)
