@@ -33,6 +33,7 @@ def test_a_file_another_program_made_at_a_databases_path_is_neither_read_nor_tak
     live = db.query("SELECT count(*) AS n FROM t")
     assert db.read("SELECT a FROM t") == []  # no file: the declared tables, empty
     conn = apsw.Connection(str(db.path))
+    conn.setbusytimeout(10_000)  # (the live query's first read may be looking at the path)
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT); INSERT INTO t (a) VALUES ('x')")
     conn.close()
     with pytest.raises(sc.QueryError, match="none of the runtime's") as refused:
