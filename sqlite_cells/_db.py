@@ -485,19 +485,27 @@ class SqliteDb(Cell):
         or a row type's slow ``__post_init__`` (R44)."""
         sql = plain_text(sql)
         params = _checked_read_values(self, sql, params)
-        runtime: Runtime = self.space.runtime
-        decode = row_decoder(row, runtime, db_id=self.id, sql=sql)
+        decode = row_decoder(row, self.space.runtime, db_id=self.id, sql=sql)
         tx = current_transaction()
-        # A read refused at the call records nothing (R32): not the cells given as parameters,
-        # looked up before a later check refuses it (R35, a value not ready, a dropped database).
+        # A read refused at the call, or failing as it runs (an error SQLite raises while
+        # stepping, a row that does not fit, its deadline), records nothing (R32): not the cells
+        # given as parameters, looked up before a later check refuses it (R35, a value not
+        # ready, a dropped database), nor the handle's revision, which would make a commit to
+        # this database a conflict of a transaction that read nothing of it.
         with keep_reads_if_accepted(tx):
-            bound = resolve_params(params, sql=sql, db_id=self.id, seen=True)
-            _refuse_pending(bound, self.id, sql)
-            self._check_read_target()
-            if tx is not None:
-                # R32: reading the handle records its revision, so a commit to this database
-                # between this read and the transaction's commit is a conflict (read-then-write).
-                self.get()
+            return self._read(sql, params, tx, decode)
+
+    def _read(
+        self, sql: str, params: Any, tx: Transaction | None, decode: Callable[[Any], list[Any]]
+    ) -> list[Any]:
+        runtime: Runtime = self.space.runtime
+        bound = resolve_params(params, sql=sql, db_id=self.id, seen=True)
+        _refuse_pending(bound, self.id, sql)
+        self._check_read_target()
+        if tx is not None:
+            # R32: reading the handle records its revision, so a commit to this database
+            # between this read and the transaction's commit is a conflict (read-then-write).
+            self.get()
         stmt = Statement(sql, bound)
         decl = self.declaration
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import apsw
+import msgspec
 import pytest
 
 import sqlite_cells as sc
@@ -471,6 +472,53 @@ def test_a_read_refused_at_the_call_records_no_read_of_its_parameter_cells(
         worker.join()
         counter.set(counter.get() + 1)
     assert counter.get() == 1 and limit.get() == 6
+
+
+class _Unfit(msgspec.Struct):
+    n: str  # an int column: the row does not fit
+
+
+@pytest.mark.parametrize(
+    ("sql", "row", "words"),
+    [
+        ("SELECT sum(n) AS s FROM notes WHERE n > ?", None, "integer overflow"),
+        ("SELECT json('not json' || ?) AS j FROM notes", None, "malformed JSON"),
+        ("SELECT n FROM notes WHERE n > ?", _Unfit, "'n'"),
+    ],
+    ids=["sum-overflow", "function-error", "row-unfit"],
+)
+def test_a_read_failing_as_it_runs_records_no_read(
+    space: Space, notes: sc.SqliteDb, sql: str, row: Any, words: str
+) -> None:
+    """R32: a ``db.read`` the guard accepted but that fails as it runs (SQLite raises while
+    stepping, a row does not fit its type) records nothing, as a read refused at the call:
+    neither the database's handle nor its parameter cells. A commit to either before this
+    write-only transaction commits is no conflict: the body runs once."""
+    limit = space.cell("limit", default=5)
+    counter = space.cell("counter", default=0)
+    with space.transact():
+        notes.exec_many("INSERT INTO notes (n) VALUES (?)", [[2**62], [2**62]])
+    runs = 0
+
+    @sc.handler
+    def count_once(*, counter: sc.Cell) -> None:
+        nonlocal runs
+        runs += 1
+        with pytest.raises(sc.QueryError) as raised:
+            notes.read(sql, [limit], row=row)
+        assert words in str(raised.value)
+        if runs == 1:
+            for job in (
+                lambda: _insert_in_a_transaction(space, notes, "theirs"),
+                lambda: _bump_in_a_transaction(space, limit),
+            ):
+                worker = threading.Thread(target=job)
+                worker.start()
+                worker.join()
+        counter.set(counter.get() + 1)
+
+    count_once(counter=counter)
+    assert runs == 1 and counter.get() == 1 and limit.get() == 6 and notes.rev == 2
 
 
 def test_a_read_then_write_conflict_names_the_database_and_cell_it_read(
