@@ -252,7 +252,8 @@ def pattern(fn: Callable[..., Any]) -> Pattern:
 
 class Inputs(dict[str, "Cell"]):
     """A piece's input cells by input name. A name the pattern does not take is an
-    :class:`UnknownInput` (a ``KeyError`` too) that lists the names it does take. Read-only:
+    :class:`UnknownInput` (a ``KeyError`` too) that lists the names it does take; ``get`` and
+    ``in`` answer for any name (one that is no text names no input). Read-only:
     an input is given a value or a link through its cell (``set``, ``link``), never replaced
     in this mapping (an int put there made a later ``link`` a raw ``AttributeError``)."""
 
@@ -267,9 +268,20 @@ class Inputs(dict[str, "Cell"]):
     pop = popitem = setdefault = update = clear = _refuse
 
     def __getitem__(self, name: object) -> Cell:
-        if not isinstance(name, str):  # (an unhashable one would be Python's TypeError)
+        key = _input_name(name)
+        if key is None:  # (an unhashable one would be Python's TypeError)
             return self.__missing__(name)
-        return super().__getitem__(name)
+        return super().__getitem__(key)
+
+    def get(self, name: object, default: Any = None) -> Any:
+        """The input cell of that name, else ``default``: also for a name that is no text (a
+        list, a dict), which names no input, as ``in`` says."""
+        key = _input_name(name)
+        return default if key is None else super().get(key, default)
+
+    def __contains__(self, name: object) -> bool:
+        key = _input_name(name)
+        return key is not None and super().__contains__(key)
 
     def __copy__(self) -> Inputs:
         return self  # read-only, and its cells are the piece's: a copy is this mapping
@@ -283,6 +295,14 @@ class Inputs(dict[str, "Cell"]):
             f"this piece has no input {name!r}: its pattern takes {takes}; "
             "use one of those names, as the pattern's parameters spell them"
         )
+
+
+def _input_name(name: object) -> str | None:
+    """``name`` as the key of an input (a ``str`` subclass as its plain text, whatever its own
+    hash says), or None for anything else, which names no input."""
+    if type(name) is str:
+        return name
+    return str.__str__(name) if isinstance(name, str) else None
 
 
 @dataclass(frozen=True, eq=False)

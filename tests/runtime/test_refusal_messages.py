@@ -137,3 +137,29 @@ def test_query_helpers_and_piece_inputs_refuse_bad_arguments_as_our_errors() -> 
         with pytest.raises(sc.SqliteCellsError, match="no input") as missing:
             piece.inputs[[1]]  # type: ignore[index]
         assert isinstance(missing.value, KeyError)
+
+
+class _UnhashableText(str):
+    __hash__ = None  # type: ignore[assignment]  # a str subclass a dict cannot look up
+
+
+def test_piece_inputs_get_and_in_answer_for_any_name() -> None:
+    """`piece.inputs.get([1])` and `[1] in piece.inputs` raised Python's `TypeError:
+    unhashable type`, as did every lookup by an unhashable `str` subclass: a name that is no
+    text names no input (`get` gives the default, `in` says False), and text is looked up as
+    its plain string."""
+    with sc.Runtime.ephemeral() as rt:
+        piece = rt.space("s").run(_echo, key="k", a=1)
+        a = piece.inputs["a"]
+        for name in ([1], {"a": 1}, {1}, b"a", 1):
+            assert piece.inputs.get(name) is None  # type: ignore[call-overload]
+            assert piece.inputs.get(name, "none") == "none"  # type: ignore[call-overload]
+            assert (name in piece.inputs) is False
+            with pytest.raises(sc.SqliteCellsError, match="no input") as missing:
+                piece.inputs[name]  # type: ignore[index]
+            assert isinstance(missing.value, KeyError)
+        odd = _UnhashableText("a")
+        assert piece.inputs[odd] is a and piece.inputs.get(odd) is a and odd in piece.inputs
+        assert piece.inputs.get(_UnhashableText("b")) is None
+        assert _UnhashableText("b") not in piece.inputs
+        assert list(piece.inputs) == ["a"] and a.get() == 1
