@@ -155,15 +155,16 @@ def check_link(link: Link) -> Link:
     return link
 
 
-def parse_link(text: str | bytes) -> Link:
-    """Parse the stored string form of a link; anything but exactly one ``link@1`` sigil is a
-    :class:`LinkDecodeError`."""
-    if not isinstance(text, str | bytes):
+def parse_link(text: str | bytes | bytearray | memoryview) -> Link:
+    """Parse the stored string form of a link — text, or its UTF-8 bytes in any of the forms a
+    column value takes (``bytes``, ``bytearray``, ``memoryview``); anything but exactly one
+    ``link@1`` sigil is a :class:`LinkDecodeError`."""
+    if not isinstance(text, str | bytes | bytearray | memoryview):
         raise LinkDecodeError(
             f"expected a link string, got {type(text).__name__}: store links as their JSON text"
         )
     if type(text) is not str and type(text) is not bytes:  # a subclass names what its text does
-        text = str.__str__(text) if isinstance(text, str) else bytes(text)
+        text = str.__str__(text) if isinstance(text, str) else _bytes_of(text)
     try:
         return _space_fits(_sigil_decoder.decode(text).body.link)
     except (
@@ -175,6 +176,17 @@ def parse_link(text: str | bytes) -> Link:
         raise LinkDecodeError(
             f"not a link: {shown!r} ({exc}); a link is the JSON text "
             '{"/": {"link@1": {"id": "of:…", "space": …, "scope": "space"}}}'
+        ) from exc
+
+
+def _bytes_of(text: bytes | bytearray | memoryview) -> bytes:
+    """The bytes a bytes-like value holds (not what a subclass's ``__bytes__`` says)."""
+    try:
+        return memoryview(text).tobytes()
+    except ValueError as exc:  # a released memoryview
+        raise LinkDecodeError(
+            f"expected a link string, got a {type(text).__name__} whose bytes cannot be read "
+            f"({exc}): pass the link's text, or bytes that are still held"
         ) from exc
 
 

@@ -179,7 +179,7 @@ class Runtime(Reference):
         return space
 
     @checked_arguments
-    def cell_from_link(self, link: Link | str | bytes) -> Cell:
+    def cell_from_link(self, link: Link | str | bytes | bytearray | memoryview) -> Cell:
         """The cell a link (or its stored string form) names, in any space of this runtime.
         Resolving creates no file (R7); the cell reads the default declared for its id in this
         runtime, else ``None`` (R4). A malformed link — text, or a ``Link`` built by hand — raises

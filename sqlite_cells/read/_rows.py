@@ -88,11 +88,15 @@ _TEXT_FOR_BYTES = re.compile(r"^Expected `[^`]*\bbytes\b[^`]*`, got `str`")
 @overload
 def decode_cf_link(value: None, rt: Runtime) -> None: ...
 @overload
-def decode_cf_link(value: str | bytes | Link, rt: Runtime) -> Cell: ...
+def decode_cf_link(value: str | bytes | bytearray | memoryview | Link, rt: Runtime) -> Cell: ...
 @overload
-def decode_cf_link(value: str | bytes | Link | None, rt: Runtime) -> Cell | None: ...
+def decode_cf_link(
+    value: str | bytes | bytearray | memoryview | Link | None, rt: Runtime
+) -> Cell | None: ...
 @checked_arguments
-def decode_cf_link(value: str | bytes | Link | None, rt: Runtime) -> Cell | None:
+def decode_cf_link(
+    value: str | bytes | bytearray | memoryview | Link | None, rt: Runtime
+) -> Cell | None:
     """A stored link string → the live ``Cell`` it names; ``None`` → ``None``; a link object
     (``cell.link()``) → its cell, as ``rt.cell_from_link`` takes it. Raises
     :class:`LinkDecodeError` for anything that is not exactly one well-formed link, and

@@ -482,6 +482,38 @@ def test_decode_cf_link_of_none_is_none(rt: sc.Runtime, store: Path) -> None:
     assert not list(store.iterdir())
 
 
+class _OwnBytes(bytes):
+    def __bytes__(self) -> bytes:
+        raise RuntimeError("this __bytes__ raises")
+
+
+def test_decode_cf_link_takes_a_link_in_every_bytes_like_form(rt: sc.Runtime, store: Path) -> None:
+    """A link's text as ``bytearray`` or ``memoryview`` (as buffers hand it over) was refused
+    as "expected a link string": it names its cell as its ``bytes`` do, through
+    ``decode_cf_link`` and ``rt.cell_from_link``; bytes-like values that are no link, and a
+    released memoryview, are a ``LinkDecodeError``. Nothing is created (R7)."""
+    c = rt.space("demo").cell("c", default=7)
+    text = c.link_str().encode()
+    for given in (
+        bytearray(text),
+        memoryview(text),
+        memoryview(bytearray(text)),
+        memoryview(b"  " + text)[2:],
+        _OwnBytes(text),
+    ):
+        cell = sc.decode_cf_link(given, rt)
+        assert cell == c and cell.get() == 7
+        assert rt.cell_from_link(given) == c
+    released = memoryview(text)
+    released.release()
+    for bad in (bytearray(b"\xff"), memoryview(b"{}"), bytearray(), released):
+        with pytest.raises(sc.LinkDecodeError) as info:
+            sc.decode_cf_link(bad, rt)
+        assert isinstance(info.value, ValueError)
+    assert "cannot be read" in str(info.value)
+    assert not list(store.iterdir())
+
+
 NAMED = [
     "GuardViolation",
     "SchemaError",
