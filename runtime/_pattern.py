@@ -273,6 +273,7 @@ class Inputs(dict[str, "Cell"]):
             return self.__missing__(name)
         return super().__getitem__(key)
 
+    @checked_arguments
     def get(self, name: object, default: Any = None) -> Any:
         """The input cell of that name, else ``default``: also for a name that is no text (a
         list, a dict), which names no input, as ``in`` says."""

@@ -163,3 +163,6 @@ def test_piece_inputs_get_and_in_answer_for_any_name() -> None:
         assert piece.inputs.get(_UnhashableText("b")) is None
         assert _UnhashableText("b") not in piece.inputs
         assert list(piece.inputs) == ["a"] and a.get() == 1
+        with pytest.raises(sc.SqliteCellsError) as arity:
+            piece.inputs.get()  # type: ignore[call-overload]
+        assert isinstance(arity.value, TypeError) and "get" in str(arity.value)
