@@ -345,17 +345,22 @@ def _seen_value(cell: Cell, key: object, sql: str, db_id: str) -> Any:
 def _no_value(
     value: Any, key: object, sql: str, db_id: str, error: BaseException
 ) -> QueryArgumentError:
-    what = (
-        "a cell whose value could not be read"
-        if isinstance(value, Cell)
-        else "a derived cell whose last computation failed"
-    )
+    if isinstance(value, Cell):  # a stored cell: no function of it failed
+        what = "a cell whose value could not be read"
+        todo = (
+            "do what that error says (a cell of a closed runtime: take the same cell from an "
+            "open one, rt.cell_from_link(cell.link())), then read again"
+        )
+    else:
+        what = "a derived cell whose last computation failed"
+        todo = (
+            "fix what made it fail (its function, or its inputs); it binds again once a "
+            "computation succeeds"
+        )
     return QueryArgumentError(
         db_id,
         sql,
-        f"parameter {key} is {what} ({exception_text(error)}), so it has no value to bind: "
-        "fix what made it fail (its function, or its inputs); it binds again once a "
-        "computation succeeds",
+        f"parameter {key} is {what} ({exception_text(error)}), so it has no value to bind: {todo}",
     )
 
 

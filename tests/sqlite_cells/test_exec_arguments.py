@@ -750,3 +750,22 @@ def test_link_and_pending_refusals_of_a_write_name_the_database_and_statement(
     with pytest.raises(sc.PendingValue) as read:
         db.read("SELECT ? AS v", [sc.PENDING])
     assert (read.value.db_id, read.value.sql) == (db.id, "SELECT ? AS v")
+
+
+def test_a_stored_cell_parameter_that_cannot_be_read_says_what_to_do_about_a_cell(
+    store: Path, rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    """A stored cell among a read's parameters whose value cannot be read (its runtime is
+    closed) was refused with the advice for a derived cell ("its function, or its inputs ...
+    once a computation succeeds"), which it has none of: the refusal says what to do for a
+    cell, and the same cell taken from this runtime binds."""
+    with sc.Runtime(store) as other:
+        closed = other.space(space.id).cell("n", default=4)
+    with pytest.raises(sc.QueryError) as info:
+        db.read("SELECT ? AS v", [closed])
+    message = str(info.value)
+    assert "a cell whose value could not be read" in message and "closed" in message
+    assert "rt.cell_from_link(cell.link())" in message
+    assert "computation" not in message and "its function" not in message
+    assert isinstance(info.value.__cause__, sc.ClosedError)
+    assert db.read("SELECT ? AS v", [rt.cell_from_link(closed.link())]) == [{"v": None}]
