@@ -163,8 +163,8 @@ def _fields(row: type) -> list[str]:
             f"row={type(row).__name__}"
         )
     raise InvalidArgument(
-        f"row= takes a msgspec.Struct, a dataclass or a TypedDict, not {brief_repr(row)}; leave "
-        "for dict rows"
+        f"row= takes a msgspec.Struct, a dataclass or a TypedDict, not {brief_repr(row)}; leave it "
+        "out for dict rows"
     )
 
 

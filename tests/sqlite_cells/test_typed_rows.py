@@ -294,6 +294,7 @@ def test_a_row_type_that_is_not_one_is_a_clear_argument_error() -> None:
             with pytest.raises(sc.SqliteCellsError, match=r"row= takes a msgspec\.Struct") as info:
                 db.read("SELECT x FROM t", row=row)  # type: ignore[call-overload]
             assert isinstance(info.value, TypeError)
+            assert str(info.value).endswith("leave it out for dict rows")
 
 
 def test_a_large_decode_leaves_the_garbage_collector_as_it_found_it(rt: sc.Runtime) -> None:
