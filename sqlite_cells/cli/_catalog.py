@@ -1,7 +1,8 @@
 """What ``sqlite-cells tables`` and ``sqlite-cells cells`` list, read without writing anything.
 
 * :func:`list_tables`: for each database of each space, its tables with their columns (name,
-  declared type, NOT NULL, default, primary key, generated: every column ``SELECT *`` returns),
+  declared type, NOT NULL, default, primary key, generated: every column ``SELECT *`` returns;
+  with collation, AUTOINCREMENT, UNIQUE, CHECK and REFERENCES), the table's own constraints,
   indexes and row counts;
 * :func:`list_cells`: for each space, its cells (name when known, id, kind, rev, value with links
   shown by what they name) — database handles appear as kind ``database``.
@@ -11,6 +12,7 @@ Every file is opened read-only, one read transaction each (see ``_inspect``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,7 @@ import msgspec
 from sqlite_cells.cli._inspect import (
     InspectError,
     QuarantinedHandleInfo,
+    StoredTable,
     as_bytes,
     classify_cell,
     compare_unlocked,
@@ -55,7 +58,8 @@ from sqlite_cells.files import (
     unreadable_outcome,
     writes_refused,
 )
-from sqlite_cells.schema import db_file_name
+from sqlite_cells.schema import db_file_name, read_table_text
+from sqlite_cells.sql import fold_ascii
 
 __all__ = ["CellRow", "NotItsFile", "TableRow", "list_cells", "list_tables"]
 
@@ -66,6 +70,9 @@ class TableTexts:
 
     columns: tuple[str, ...]
     indexes: tuple[tuple[str, tuple[str, ...]], ...]  # (index, its columns)
+    # The table's own constraints (UNIQUE or FOREIGN KEY over several columns, CHECK), as SQL
+    # writes them: listed after its columns, as in a CREATE TABLE.
+    constraints: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +81,8 @@ class TableRow:
     database: str  # its name when the store records one, else its id
     db_id: str
     table: str
-    # name, type, notnull, default, pk, generated ("virtual", "stored" or None)
+    # name, type, notnull, default, pk, generated ("virtual", "stored" or None), collation,
+    # autoincrement, unique, checks, references (see _constraints)
     columns: tuple[dict[str, Any], ...]
     indexes: tuple[dict[str, Any], ...]  # name, columns, unique
     rows: int
@@ -89,6 +97,7 @@ class TableRow:
             "db_id": self.db_id,
             "table": self.table,
             "columns": list(self.columns),
+            "constraints": list(self.texts.constraints),
             "indexes": list(self.indexes),
             "rows": self.rows,
         }
@@ -100,8 +109,13 @@ class TableRow:
             "database": self.database,
             "table": self.table,
             "columns": ", ".join(
-                _column_text(c, name)
-                for c, name in zip(self.columns, self.texts.columns, strict=True)
+                [
+                    *(
+                        _column_text(c, name)
+                        for c, name in zip(self.columns, self.texts.columns, strict=True)
+                    ),
+                    *self.texts.constraints,
+                ]
             ),
             "indexes": ", ".join(
                 f"{name}({', '.join(columns)})" + (" unique" if i["unique"] else "")
@@ -177,13 +191,98 @@ def _column_text(column: dict[str, Any], name: str) -> str:
     parts = [name, column["type"] or ""]
     if column["pk"]:
         parts.append("primary key")
+    if column.get("autoincrement"):
+        parts.append("autoincrement")
     if column["notnull"]:
         parts.append("not null")
+    if column.get("unique"):
+        parts.append("unique")
     if column["default"] is not None:
         parts.append(f"default {column['default']}")
+    collation = column.get("collation")
+    if collation is not None and collation.upper() != "BINARY":
+        parts.append(f"collate {collation}")
+    parts.extend(f"check ({check})" for check in column.get("checks") or ())
+    if column.get("references") is not None:
+        parts.append(f"references {column['references']}")
     if column.get("generated") is not None:
         parts.append(f"generated {column['generated']}")
     return " ".join(p for p in parts if p)
+
+
+def _constraints(
+    conn: apsw.Connection, table: StoredTable, columns: list[dict[str, Any]]
+) -> list[str]:
+    """Fill in each column's constraints that ``pragma_table_xinfo`` does not report (its
+    collation, AUTOINCREMENT, UNIQUE, CHECK, REFERENCES) and return the table's own
+    constraints (``unique (a, b)``, ``foreign key (a, b) references …``, ``check (…)``), as
+    SQLite reports them or, for CHECK, as the table's text writes them (§6: a listing without
+    them shows another table than the file holds). A column whose name is not UTF-8 cannot be
+    asked about by name: its collation stays unknown (None)."""
+    by_name = {c["name"]: c for c in columns}
+    for column in columns:
+        column.update(collation=None, autoincrement=False, unique=False, checks=[])
+        column["references"] = None
+    constraints: list[str] = []
+    text = decoded(table.raw)
+    if text is not None:
+        for name, column in by_name.items():
+            with contextlib.suppress(apsw.Error):  # (a virtual table's, a non-UTF-8 name)
+                _, collation, _, _, autoinc = conn.column_metadata("main", text, name)
+                column.update(collation=collation, autoincrement=bool(autoinc))
+    for (index,) in conn.execute(
+        f"SELECT {as_bytes('name')} FROM pragma_index_list(CAST(? AS TEXT)) "
+        "WHERE origin = 'u' ORDER BY seq DESC",
+        (table.raw,),
+    ):
+        names = [
+            n
+            for (n,) in conn.execute(
+                f"SELECT {as_bytes('name')} FROM pragma_index_info(CAST(? AS TEXT)) ORDER BY seqno",
+                (index,),
+            )
+        ]
+        if len(names) == 1 and shown(names[0]) in by_name:
+            by_name[shown(names[0])]["unique"] = True
+        else:
+            constraints.append(f"unique ({', '.join(_name_or_expr(n) for n in names)})")
+    keys: dict[int, tuple[str, list[Any], list[Any]]] = {}
+    for key, parent, child, target in conn.execute(
+        "SELECT id, "
+        + ", ".join(as_bytes(f'"{field}"') for field in ("table", "from", "to"))
+        + " FROM pragma_foreign_key_list(CAST(? AS TEXT)) ORDER BY id DESC, seq",
+        (table.raw,),
+    ):
+        keys.setdefault(key, (name_text(parent), [], []))[1].append(child)
+        keys[key][2].append(target)
+    for parent, children, targets in keys.values():
+        to = ""
+        if any(t is not None for t in targets):  # (none: the parent's primary key)
+            to = f"({', '.join(_name_or_expr(t) for t in targets)})"
+        if len(children) == 1 and shown(children[0]) in by_name:
+            by_name[shown(children[0])]["references"] = f"{parent}{to}"
+        else:
+            constraints.append(
+                f"foreign key ({', '.join(name_text(c) for c in children)}) references {parent}{to}"
+            )
+    row = conn.execute(
+        f"SELECT {as_bytes('sql')} FROM sqlite_schema WHERE type = 'table' AND name = "
+        "CAST(? AS TEXT)",
+        (table.raw,),
+    ).fetchone()
+    sql = decoded(row[0]) if row is not None and row[0] is not None else None
+    stored = read_table_text(sql) if sql is not None else None
+    if stored is not None:
+        for name, column in by_name.items():
+            found = stored.columns.get(fold_ascii(name))
+            if found is not None:
+                column["checks"] = [check.shown for check in found.checks]
+        constraints.extend(f"check ({check.shown})" for check in stored.checks)
+    return constraints
+
+
+def _name_or_expr(name: Any) -> str:
+    return "<expression>" if name is None else name_text(name)
 
 
 def _file_tables(
@@ -238,7 +337,10 @@ def _file_tables(
             indexes.append({"name": shown(index), "columns": cols, "unique": bool(unique)})
             index_texts.append((name_text(index), tuple(name_text(c) for c in raw)))
         count = counted.get(table.name) if counted is not None else None
-        texts = TableTexts(tuple(name_text(row[0]) for row in read), tuple(index_texts))
+        constraints = tuple(_constraints(conn, table, columns))
+        texts = TableTexts(
+            tuple(name_text(row[0]) for row in read), tuple(index_texts), constraints
+        )
         rows = row_count(conn, table) if count is None else count
         found.append((table.name, columns, indexes, rows, texts))
     return found

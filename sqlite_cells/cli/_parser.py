@@ -302,9 +302,10 @@ def parser() -> argparse.ArgumentParser:
         aliases=["schema"],
         parents=[common],
         help="list the tables of each database: columns, indexes, row counts",
-        description="For each database of each space: its tables, their columns (type, NOT "
-        "NULL, default, primary key, generated; a name that is not a plain identifier shown "
-        "double-quoted as in SQL), indexes and row counts. Read-only.",
+        description="For each database of each space: its tables, their columns (type, primary "
+        "key, AUTOINCREMENT, NOT NULL, UNIQUE, default, COLLATE, CHECK, REFERENCES, generated; "
+        "a name that is not a plain identifier shown double-quoted as in SQL) and the table's "
+        "own constraints over several columns, indexes and row counts. Read-only.",
     )
     _store_positional(tables)
     _names(tables)

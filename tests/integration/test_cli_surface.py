@@ -295,6 +295,68 @@ def test_tables_quotes_a_column_name_that_is_not_a_plain_identifier(
     ]  # fmt: skip
 
 
+def test_tables_lists_each_columns_constraints_and_the_tables_own(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # UNIQUE, COLLATE, CHECK, REFERENCES and AUTOINCREMENT change what a table accepts and how
+    # it compares: a listing without them shows another table than the file holds.
+    source = tmp_path / "pairs.db"
+    conn = apsw.Connection(str(source))
+    conn.execute(
+        "CREATE TABLE p (x INTEGER, y INTEGER, PRIMARY KEY (x, y));"
+        "CREATE TABLE t (a INTEGER, b INTEGER, UNIQUE (a, b), "
+        "FOREIGN KEY (a, b) REFERENCES p (x, y), CHECK (a < b))"
+    )
+    conn.close()
+    with sc.Runtime(store) as rt:
+        space = rt.space("k")
+        db = space.sqlite_database(
+            "d",
+            tables={
+                "t": sc.table(
+                    id="integer primary key autoincrement",
+                    u="text unique",
+                    n="text collate nocase not null default ''",
+                    r="integer references t(id)",
+                    c="integer check (c > 0)",
+                )
+            },
+        )
+        with space.transact():
+            db.exec("INSERT INTO t (u, c) VALUES ('a', 1)")
+        space.register_disk_source(source)
+    code, out, _ = _run(capsys, "tables", str(store), "--csv")
+    assert code == 0
+    rows = {(r["database"], r["table"]): r["columns"] for r in csv.DictReader(io.StringIO(out))}
+    assert rows[("d", "t")] == (
+        "id INTEGER primary key autoincrement, u TEXT unique, "
+        "n TEXT not null default '' collate nocase, r INTEGER references t(id), "
+        "c INTEGER check (c > 0)"
+    )
+    assert rows[("pairs.db", "t")] == (
+        "a INTEGER, b INTEGER, unique (a, b), foreign key (a, b) references p(x, y), check (a < b)"
+    )
+    code, out, _ = _run(capsys, "tables", str(store), "--json")
+    listed = {(t["database"], t["table"]): t for t in json.loads(out)}
+    declared = listed[("d", "t")]
+    assert declared["constraints"] == []
+    assert [
+        (c["name"], c["collation"], c["autoincrement"], c["unique"], c["checks"], c["references"])
+        for c in declared["columns"]
+    ] == [
+        ("id", "BINARY", True, False, [], None),
+        ("u", "BINARY", False, True, [], None),
+        ("n", "nocase", False, False, [], None),
+        ("r", "BINARY", False, False, [], "t(id)"),
+        ("c", "BINARY", False, False, ["c > 0"], None),
+    ]
+    injected = listed[("pairs.db", "t")]
+    assert injected["constraints"] == [
+        "unique (a, b)", "foreign key (a, b) references p(x, y)", "check (a < b)"
+    ]  # fmt: skip
+    assert not any(c["unique"] or c["references"] for c in injected["columns"])
+
+
 def test_cells_lists_names_kinds_values_and_links_by_name(
     chat_store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
