@@ -502,13 +502,21 @@ def content_signature(path: Path) -> tuple[object, ...] | None:
     top of its ``-shm`` (each WAL commit changes its last frame and checksums). Sizes and mtimes
     alone miss a WAL commit: after a checkpoint the writer starts its ``-wal`` over from the
     top, so the file keeps its size, and a file system's clock may be coarser than two commits.
-    None when the file is unreadable. Read with :func:`read_head`: no lock is taken or dropped,
-    nothing is created, nothing blocks."""
+    None when nothing stands at the path or the file is unreadable. Something that is no
+    regular file (a directory, a named pipe) is never opened: its signature is its kind and
+    identity, so one put in the place of another, or of the file, is a change (R60: its
+    queries say what stands there now). Read with :func:`read_head`: no lock is taken or
+    dropped, nothing is created, nothing blocks."""
     try:
         found = os.stat(path)
+    except OSError:
+        return None  # gone, or its folder unreadable
+    if not stat.S_ISREG(found.st_mode):
+        return ("not a file", stat.S_IFMT(found.st_mode), found.st_dev, found.st_ino, None)
+    try:
         head = read_head(path, 28)
     except OSError:
-        return None  # gone, unreadable, or not a regular file (never opened for reading)
+        return None  # unreadable, or replaced by no regular file meanwhile (never opened)
     counter = head[24:]
     # A WAL file changed within a tick of a coarse file-system clock: a commit that its
     # program's close checkpoints into the file (its -wal and -shm gone again) may follow within

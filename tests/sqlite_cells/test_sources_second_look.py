@@ -282,6 +282,37 @@ def test_something_else_at_a_sources_path_is_named_not_called_gone(
         assert f"the injected file {path} is gone" in str(info.value)
 
 
+def test_a_live_query_follows_one_non_file_replaced_by_another(store: Path, outside: Path) -> None:
+    """A directory, then a named pipe, then another directory put where a registered file was,
+    then nothing: the live query kept the first error's words ("a directory now stands") through
+    each (no file at the path had no content signature to change); it now says what stands there
+    each time, and reads again once the file registered is back."""
+    path = _reference_db(outside / "ref.db")
+    aside = outside / "aside.db"
+    with sc.Runtime(store) as rt:
+        db = rt.space("demo").register_disk_source(path)
+        query = db.query("SELECT count(*) AS n FROM codes")
+        assert _wait_for(query, lambda state: state.result == [{"n": 3}])
+        path.rename(aside)
+        path.mkdir()
+        assert _wait_for(query, lambda state: "a directory now stands" in str(state.error))
+        path.rmdir()
+        os.mkfifo(path)
+        assert _wait_for(query, lambda state: "a named pipe now stands" in str(state.error))
+        path.unlink()
+        path.mkdir()
+        (path / "inside").mkdir()
+        assert _wait_for(query, lambda state: "a directory now stands" in str(state.error))
+        (path / "inside").rmdir()
+        path.rmdir()
+        assert _wait_for(
+            query, lambda state: f"the injected file {path} is gone" in str(state.error)
+        )
+        aside.rename(path)
+        assert _wait_for(query, lambda state: state.error is None and state.result == [{"n": 3}])
+    assert sorted(p.name for p in outside.iterdir()) == ["ref.db"]
+
+
 def test_two_runtimes_on_one_store_register_one_handle(store: Path, reference: Path) -> None:
     with sc.Runtime(store) as one, sc.Runtime(store) as two:
         a = one.space("demo").register_disk_source(str(reference))
