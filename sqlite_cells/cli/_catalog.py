@@ -85,10 +85,13 @@ class TableRow:
     # autoincrement, unique, checks, references (see _constraints)
     columns: tuple[dict[str, Any], ...]
     indexes: tuple[dict[str, Any], ...]  # name, columns, unique
-    rows: int
+    rows: int | None  # None for a view: its rows are its query's, not counted
     # The names as a line of text lists them (``name_text``, made from the names' bytes):
     # each column's, and each index's with its columns', in the order of the two above.
     texts: TableTexts
+    kind: str = "table"  # or "view" (an injected file's own, R60)
+    # Why a view's columns are not listed (its query no longer prepares): SQLite's words.
+    problem: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,10 +99,12 @@ class TableRow:
             "database": self.database,
             "db_id": self.db_id,
             "table": self.table,
+            "kind": self.kind,
             "columns": list(self.columns),
             "constraints": list(self.texts.constraints),
             "indexes": list(self.indexes),
             "rows": self.rows,
+            **({} if self.problem is None else {"problem": self.problem}),
         }
 
     def to_flat(self) -> dict[str, Any]:
@@ -107,8 +112,11 @@ class TableRow:
         return {
             "space": self.space,
             "database": self.database,
-            "table": self.table,
-            "columns": ", ".join(
+            # A view is marked beside its name (JSON: its "kind").
+            "table": self.table + (" (view)" if self.kind == "view" else ""),
+            "columns": f"<{self.problem}>"
+            if self.problem is not None
+            else ", ".join(
                 [
                     *(
                         _column_text(c, name)
@@ -121,7 +129,7 @@ class TableRow:
                 f"{name}({', '.join(columns)})" + (" unique" if i["unique"] else "")
                 for i, (name, columns) in zip(self.indexes, self.texts.indexes, strict=True)
             ),
-            "rows": self.rows,
+            "rows": "" if self.rows is None else self.rows,
         }
 
 
@@ -285,11 +293,23 @@ def _name_or_expr(name: Any) -> str:
     return "<expression>" if name is None else name_text(name)
 
 
-def _file_tables(
-    conn: apsw.Connection, counted: dict[str, int] | None = None
-) -> list[tuple[str, list[dict[str, Any]], list[Any], int, TableTexts]]:
-    """Each table of the file with its columns, indexes and rows (``counted``: rows already
-    counted, by table name, which are not counted again). The schema is read through
+@dataclass(frozen=True, slots=True)
+class FileTable:
+    """A table or view of a file as :func:`_file_tables` finds it."""
+
+    name: str
+    columns: list[dict[str, Any]]
+    indexes: list[Any]
+    rows: int | None
+    texts: TableTexts
+    kind: str = "table"
+    problem: str | None = None
+
+
+def _file_tables(conn: apsw.Connection, counted: dict[str, int] | None = None) -> list[FileTable]:
+    """Each table of the file with its columns, indexes and rows, then each view
+    (:func:`_file_views`; ``counted``: rows already counted, by table name, which are not
+    counted again). The schema is read through
     the pragmas' table-valued forms, which take a name as a value and give names as their
     bytes: a name another program wrote that is not UTF-8 is shown as its bytes
     (``_inspect.shown``), as a space's rows are, instead of failing the whole listing."""
@@ -342,7 +362,52 @@ def _file_tables(
             tuple(name_text(row[0]) for row in read), tuple(index_texts), constraints
         )
         rows = row_count(conn, table) if count is None else count
-        found.append((table.name, columns, indexes, rows, texts))
+        found.append(FileTable(table.name, columns, indexes, rows, texts))
+    return found + _file_views(conn)
+
+
+def _file_views(conn: apsw.Connection) -> list[FileTable]:
+    """Each view of the file (another program's, in an injected file, R60: a runtime's own
+    files hold none), with its columns: a query reads it as it reads a table. Its rows are not
+    counted (counting runs its query, which may take as long as any), and a view whose query no
+    longer prepares (a table it reads dropped) is listed with SQLite's words instead of its
+    columns."""
+    found = []
+    for view in stored_tables(conn, "view"):
+        if view.reserved():
+            continue
+        try:
+            read: list[tuple[Any, ...]] = conn.execute(
+                f"SELECT {as_bytes('name')}, {as_bytes('type')} "
+                "FROM pragma_table_xinfo(CAST(? AS TEXT)) ORDER BY cid",
+                (view.raw,),
+            ).fetchall()
+        except apsw.SQLError as exc:
+            found.append(
+                FileTable(
+                    view.name,
+                    [],
+                    [],
+                    None,
+                    TableTexts((), ()),
+                    "view",
+                    f"its query fails: {one_line(str(exc))}",
+                )
+            )
+            continue
+        columns = [
+            {
+                "name": shown(col),
+                "type": shown(kind),
+                "notnull": False,
+                "default": None,
+                "pk": 0,
+                "generated": None,
+            }
+            for col, kind in read
+        ]
+        texts = TableTexts(tuple(name_text(row[0]) for row in read), ())
+        found.append(FileTable(view.name, columns, [], None, texts, "view"))
     return found
 
 
@@ -508,8 +573,19 @@ def list_tables(
                 left_out.append(NotItsFile(space_id, db_id, path.name, tuple(differences)))
                 continue
             rows.extend(
-                TableRow(space_id, label, db_id, name, tuple(cols), tuple(idx), count, texts)
-                for name, cols, idx, count, texts in tables
+                TableRow(
+                    space_id,
+                    label,
+                    db_id,
+                    t.name,
+                    tuple(t.columns),
+                    tuple(t.indexes),
+                    t.rows,
+                    t.texts,
+                    t.kind,
+                    t.problem,
+                )
+                for t in tables
             )
     return rows, left_out
 

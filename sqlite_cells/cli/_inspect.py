@@ -920,15 +920,17 @@ class StoredTable:
         return self.raw.lower().startswith((b"_cf_", b"sqlite_"))
 
 
-def stored_tables(conn: apsw.Connection) -> list[StoredTable]:
-    """The tables of the file, in name order. Another program may have named a table with text
-    that is not valid UTF-8 (an injected file, R60): SQLite hands it over as it is, and decoding
-    it failed for the whole listing; such a name is shown as its bytes, and kept as it is, to be
-    bound where SQLite takes a name as a value (``pragma_table_info(?)``, :func:`row_count`)."""
+def stored_tables(conn: apsw.Connection, kind: str = "table") -> list[StoredTable]:
+    """The tables of the file (``kind="view"``: its views), in name order. Another program may
+    have named a table with text that is not valid UTF-8 (an injected file, R60): SQLite hands
+    it over as it is, and decoding it failed for the whole listing; such a name is shown as its
+    bytes, and kept as it is, to be bound where SQLite takes a name as a value
+    (``pragma_table_info(?)``, :func:`row_count`)."""
     return [
         StoredTable(raw if type(raw) is bytes else str(raw).encode(), shown(raw))
         for (raw,) in conn.execute(
-            f"SELECT {as_bytes('name')} FROM sqlite_schema WHERE type = 'table' ORDER BY name"
+            f"SELECT {as_bytes('name')} FROM sqlite_schema WHERE type = ? ORDER BY name",
+            (kind,),
         )
     ]
 

@@ -253,6 +253,48 @@ def test_tables_lists_generated_columns_of_databases_and_injected_files(
     }
 
 
+def test_tables_lists_the_views_of_an_injected_file_marked_as_views(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A view of an injected file reads as a table does (`query` reads it); `tables` left it out.
+    source = tmp_path / "ref.db"
+    conn = apsw.Connection(str(source))
+    conn.execute(
+        "CREATE TABLE t (x INTEGER, y INTEGER); INSERT INTO t VALUES (1, 2), (3, 4);"
+        "CREATE VIEW doubled AS SELECT x, y * 2 AS yy FROM t;"
+        "CREATE TABLE gone (z); CREATE VIEW broken AS SELECT z FROM gone; DROP TABLE gone"
+    )
+    conn.close()
+    before = source.read_bytes()
+    with sc.Runtime(store) as rt:
+        db = rt.space("v").register_disk_source(source)
+        assert db.read("SELECT yy FROM doubled ORDER BY x") == [{"yy": 4}, {"yy": 8}]
+    code, out, _ = _run(capsys, "tables", str(store), "--json")
+    assert code == 0
+    listed = {t["table"]: t for t in json.loads(out)}
+    assert sorted(listed) == ["broken", "doubled", "t"]
+    assert (listed["t"]["kind"], listed["t"]["rows"]) == ("table", 2)
+    view = listed["doubled"]
+    assert (view["kind"], view["rows"], view["indexes"]) == ("view", None, [])
+    assert [c["name"] for c in view["columns"]] == ["x", "yy"]
+    assert "problem" not in view
+    broken = listed["broken"]
+    assert (broken["kind"], broken["columns"]) == ("view", [])
+    assert "its query fails" in broken["problem"] and "no such table" in broken["problem"]
+    code, out, _ = _run(capsys, "tables", str(store), "--csv")
+    rows = {r["table"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert sorted(rows) == ["broken (view)", "doubled (view)", "t"]
+    assert (
+        rows["doubled (view)"]["columns"].startswith("x ") and rows["doubled (view)"]["rows"] == ""
+    )
+    assert rows["t"]["rows"] == "2"
+    code, out, _ = _run(capsys, "tables", str(store))
+    assert code == 0 and "doubled (view)" in out
+    code, out, _ = _run(capsys, "query", str(store), "v", "ref.db", "SELECT yy FROM doubled")
+    assert code == 0 and "4" in out
+    assert source.read_bytes() == before
+
+
 def test_tables_quotes_a_column_name_that_is_not_a_plain_identifier(
     store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
