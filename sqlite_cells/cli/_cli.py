@@ -97,6 +97,7 @@ from sqlite_cells.runtime import (
     SPACE_FILES,
     interrupts_held,
     lock_waits,
+    odd_kind,
     shown_path,
     waited_for_lock,
 )
@@ -200,7 +201,13 @@ def _print_store(
             elif db.missing:
                 state = "NO FILE, although its space wrote it (MISSING)"
             elif db.gone:
-                state = "GONE: the injected file is not there (MISSING)"
+                kind = odd_kind(db.file)
+                state = (
+                    "GONE: the injected file is not there (MISSING)"
+                    if kind is None
+                    else f"NOT A REGULAR FILE: {kind} stands where the injected file was "
+                    "registered (MISSING)"
+                )
             elif not db.exists and db.dropped and db.never_written:
                 state = "dropped, no file"
             elif not db.exists and db.dropped:

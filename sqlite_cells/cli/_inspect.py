@@ -74,6 +74,7 @@ from sqlite_cells.files import (
     source_uri,
     space_damage,
     space_files,
+    stands_instead,
     stored_json,
     unopenable,
     unread_wal,
@@ -355,6 +356,9 @@ def _unreadable_finding(space: str, db: DatabaseInfo) -> str:
 
 
 def _gone_finding(space: str, db: DatabaseInfo) -> str:
+    instead = stands_instead(Path(db.file))
+    if instead is not None:  # not gone: something else was put there (R60)
+        return f"database {db.id} of space {space!r}: {instead}"
     return (
         f"database {db.id} of space {space!r}: the injected file {db.file} is gone (deleted or "
         "moved after it was registered): its queries fail until it is put back, or the file is "
@@ -1457,6 +1461,10 @@ def _result_columns(
     its first step, so it never runs. () when it cannot be prepared there (a declared table the
     file does not hold yet, R41) or names a column with text that is not UTF-8."""
     names: list[str] = []
+    if not decl.path.is_file():
+        # Nothing there, or no regular file (an injected file's path may hold a directory or a
+        # named pipe by now, whose open would wait for a writer): the read says what is there.
+        return ()
 
     def prepared(cursor: apsw.Cursor, _sql: str, _bindings: Any) -> bool:
         names.extend(column for column, _ in cursor.get_description())

@@ -123,6 +123,7 @@ from sqlite_cells.files._sources import is_hot_journal as is_hot_journal
 from sqlite_cells.files._sources import register_disk_file as register_disk_file
 from sqlite_cells.files._sources import source_opening as source_opening
 from sqlite_cells.files._sources import source_uri as source_uri
+from sqlite_cells.files._sources import stands_instead as stands_instead
 from sqlite_cells.files._sources import store_pins as store_pins
 from sqlite_cells.files._sources import unread_wal as unread_wal
 from sqlite_cells.files._sources import unread_wal_advice as unread_wal_advice
@@ -248,6 +249,7 @@ __all__ = [
     "source_uri",
     "space_damage",
     "space_files",
+    "stands_instead",
     "store_pins",
     "stored_json",
     "table_differences",

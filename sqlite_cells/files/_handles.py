@@ -504,11 +504,15 @@ def declaration_from_handle(
         try:
             resolved = validate_disk_source(str(path), store=store, roots=roots)
         except DiskSourceError as exc:
-            # A file registered, then gone: its reads say so, as a QueryError (R60: a file that
-            # disappears later), as they do in the runtime that registered it — the path is
-            # the one registered (the id derives from it) and stays checked: nothing is read
-            # until a file is there, and only the file pinned.
-            if exc.rule != "exists" or os.path.lexists(path) or not path.is_absolute():
+            # A file registered, then gone — or something that is no regular file put in its
+            # place (a directory, a named pipe): its reads say so, as a QueryError (R60: a file
+            # that disappears later), as they do in the runtime that registered it, and read
+            # the file again once it is back — the path is the one registered (the id derives
+            # from it) and stays checked: nothing is read until a file is there, and only the
+            # file pinned.
+            gone = exc.rule == "exists" and not os.path.lexists(path)
+            replaced = exc.rule == "regular-file" and odd_kind(path) is not None
+            if not (gone or replaced) or not path.is_absolute():
                 raise
             try:
                 check_place(str(path), path, store=store, roots=roots)

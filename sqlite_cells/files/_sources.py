@@ -49,6 +49,7 @@ from sqlite_cells.files._held_files import read_head
 from sqlite_cells.runtime import (
     LONGEST_SQLITE_PATH,
     forbid_companions,
+    odd_kind,
     opened_file,
     out_of_files,
     path_text,
@@ -75,6 +76,7 @@ __all__ = [
     "register_disk_file",
     "source_opening",
     "source_uri",
+    "stands_instead",
     "store_pins",
     "unread_wal",
     "unread_wal_advice",
@@ -391,6 +393,20 @@ def source_opening(path: Path) -> tuple[str, tuple[object, ...] | None]:
     frozen = content_signature(path)
     uri = source_uri(path)
     return uri, (frozen if uri.endswith(_IMMUTABLE) else None)
+
+
+def stands_instead(path: Path) -> str | None:
+    """Why the injected file registered at ``path`` is not read when something that is no
+    regular file (a directory, a named pipe, a device) stands at its path now, and what to do;
+    None when a file, or nothing, is there (R60). Said alike by reads and the commands."""
+    kind = odd_kind(path)
+    if kind is None:
+        return None
+    return (
+        f"{kind} now stands at {path}, where the injected file was registered, and is not read: "
+        "put the database file back there, or register the file meant (register_disk_source, "
+        "or `sqlite-cells link` again)"
+    )
 
 
 def immutable_uri(path: Path) -> str:

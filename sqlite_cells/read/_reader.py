@@ -49,6 +49,7 @@ from sqlite_cells.files import (
     read_watermark,
     roll_back_interrupted,
     source_damage_advice,
+    stands_instead,
     unread_wal,
     unread_wal_advice,
 )
@@ -519,14 +520,10 @@ def _source_gone(pool: ReadPool, decl: Declaration, sql: str) -> QueryError:
 def _not_there(path: Path) -> str:
     """Why the injected file registered at ``path`` is not read: gone, or something that is
     no regular file (a directory, a named pipe, a device) stands at its path now."""
-    kind = odd_kind(path)
-    if kind is None:
+    instead = stands_instead(path)
+    if instead is None:
         return f"the injected file {path} is gone (deleted or moved after it was registered)"
-    return (
-        f"{kind} now stands at {path}, where the injected file was registered, and is not read: "
-        "put the database file back there, or register the file meant (register_disk_source, "
-        "or `sqlite-cells link` again)"
-    )
+    return instead
 
 
 class _ForeignFile(Exception):

@@ -21,6 +21,7 @@ from sqlite_cells._runtime import Space
 from sqlite_cells.cli._cli import main
 
 from .._files import read_bytes
+from ..conftest import run_cli
 from .conftest import MESSAGES
 
 WAIT = 20.0  # bound on waits for what a change brings (never reached when right)
@@ -310,6 +311,46 @@ def test_a_live_query_follows_one_non_file_replaced_by_another(store: Path, outs
         )
         aside.rename(path)
         assert _wait_for(query, lambda state: state.error is None and state.result == [{"n": 3}])
+    assert sorted(p.name for p in outside.iterdir()) == ["ref.db"]
+
+
+@pytest.mark.parametrize("kind", ["a directory", "a named pipe"])
+def test_a_non_file_at_a_linked_sources_path_is_said_by_every_reader_and_the_commands(
+    store: Path, outside: Path, kind: str
+) -> None:
+    """A runtime that finds a source through a piece's input (not the one that registered it)
+    refused the handle as "is not a regular file: register the database file itself" when a
+    directory or a named pipe stood at the path, and never read the file once it was back;
+    `tables` and `inspect` called it gone, and `query` refused it as a registration would. Each
+    now says what stands there, and the live query reads the file once it is back."""
+    path = _reference_db(outside / "ref.db")
+    aside = outside / "aside.db"
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        piece = space.run(_count_codes, key="k")
+        piece.inputs["ref"].link(space.register_disk_source(path))
+        rt.settle()
+        assert piece.outputs.get().result == [{"n": 3}]
+    path.rename(aside)
+    path.mkdir() if kind == "a directory" else os.mkfifo(path)
+    said = f"{kind} now stands at {path}, where the injected file was registered"
+    for command in (["tables", str(store)], ["query", str(store), "demo", "ref.db", "SELECT 1"]):
+        done = run_cli(*command)
+        assert done.returncode == 1 and said in done.stderr and "gone" not in done.stderr
+    done = run_cli("inspect", str(store))
+    assert done.returncode == 1
+    assert f"NOT A REGULAR FILE: {kind} stands where the injected file was registered" in (
+        done.stdout
+    )
+    assert said in done.stdout  # (its findings, after the listing)
+    with sc.Runtime(store) as rt:
+        piece = rt.space("demo").run(_count_codes, key="k")
+        query = piece.outputs
+        assert _wait_for(query, lambda state: said in str(state.error))
+        assert isinstance(query.get().error, sc.QueryError)
+        path.rmdir() if kind == "a directory" else path.unlink()
+        aside.rename(path)
+        assert _wait_for(query, lambda state: state.result == [{"n": 3}])
     assert sorted(p.name for p in outside.iterdir()) == ["ref.db"]
 
 
