@@ -317,12 +317,19 @@ def _file_tables(conn: apsw.Connection, counted: dict[str, int] | None = None) -
     for table in stored_tables(conn):
         if table.reserved():
             continue
-        read: list[tuple[Any, ...]] = conn.execute(
-            f'SELECT {as_bytes("name")}, {as_bytes("type")}, "notnull", '
-            f"{as_bytes('dflt_value')}, pk, hidden "
-            "FROM pragma_table_xinfo(CAST(? AS TEXT)) WHERE hidden IS NOT 1 ORDER BY cid",
-            (table.raw,),
-        ).fetchall()
+        try:
+            read: list[tuple[Any, ...]] = conn.execute(
+                f'SELECT {as_bytes("name")}, {as_bytes("type")}, "notnull", '
+                f"{as_bytes('dflt_value')}, pk, hidden "
+                "FROM pragma_table_xinfo(CAST(? AS TEXT)) WHERE hidden IS NOT 1 ORDER BY cid",
+                (table.raw,),
+            ).fetchall()
+        except apsw.SQLError as exc:
+            # A virtual table whose module (an extension of the file's program) is not loaded
+            # here: no damage; listed with SQLite's words, the other tables as they are.
+            problem = f"not readable here: {one_line(str(exc))}"
+            found.append(FileTable(table.name, [], [], None, TableTexts((), ()), problem=problem))
+            continue
         columns = [
             {
                 "name": shown(col),
@@ -550,7 +557,7 @@ def list_tables(
                 if finding is not None:
                     left_out.append(UnreadSource(finding))
                     continue
-                counted = {table.name: table.rows for table in info.tables}  # (not again)
+                counted = {t.name: t.rows for t in info.tables if t.rows is not None}  # (not again)
             verdict = verdicts.get(db_id)
             if (
                 verdict is not None

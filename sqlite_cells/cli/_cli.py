@@ -249,7 +249,10 @@ def _print_store(
                 f"  database {named}\n"
                 f"    file {one_line(db.file)}: rev {db.rev}, {written}, {one_line(state)}\n"
             )
-            rows = [{"table": t.name, "rows": t.rows} for t in db.tables]
+            rows = [
+                {"table": t.name, "rows": t.rows if t.rows is not None else "not readable here"}
+                for t in db.tables
+            ]
             table = text_table(rows, columns=["table", "rows"])
             out.write("".join(f"      {line}\n" for line in table.splitlines()))
     for name in info.unreferenced_files:

@@ -153,7 +153,7 @@ class InspectError(SqliteCellsError, LookupError):
 @dataclass(frozen=True, slots=True)
 class TableInfo:
     name: str
-    rows: int
+    rows: int | None  # None: SQLite cannot read it here (see row_count)
     declared: bool  # named in the handle's declared tables
 
 
@@ -943,14 +943,19 @@ def table_names(conn: apsw.Connection) -> list[str]:
     return [table.name for table in stored_tables(conn)]
 
 
-def row_count(conn: apsw.Connection, table: StoredTable) -> int:
-    """The rows of ``table``. A name that is not UTF-8 cannot be written in a statement (SQL
-    text is UTF-8), so that table's rows are counted as the cells of its b-tree (``dbstat``,
-    which takes the name as a value): a rowid table's rows are its leaf cells, a WITHOUT ROWID
-    table's are its leaf and interior cells."""
+def row_count(conn: apsw.Connection, table: StoredTable) -> int | None:
+    """The rows of ``table``; None for a table SQLite cannot read here (a virtual table of an
+    injected file whose module — an extension of its program — is not loaded, R60): that is no
+    damage, and the file's other tables are read. A name that is not UTF-8 cannot be written in
+    a statement (SQL text is UTF-8), so that table's rows are counted as the cells of its
+    b-tree (``dbstat``, which takes the name as a value): a rowid table's rows are its leaf
+    cells, a WITHOUT ROWID table's are its leaf and interior cells."""
     text = decoded(table.raw)
     if text is not None:
-        count = conn.execute(f"SELECT count(*) FROM {quote_ident(text)}").fetchone()
+        try:
+            count = conn.execute(f"SELECT count(*) FROM {quote_ident(text)}").fetchone()
+        except apsw.SQLError:
+            return None
         return int(count[0]) if count else 0
     found = conn.execute(
         "SELECT wr FROM pragma_table_list(CAST(? AS TEXT))", (table.raw,)

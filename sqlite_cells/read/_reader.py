@@ -1254,6 +1254,12 @@ def _translate(
             hint = f": the source file {decl.path} holds no such table (it is read as it is)"
         elif "no such table" in str(exc):
             hint = ": queries may read only the database's declared tables"
+        elif str(exc).startswith("no such module") and decl.kind is SourceKind.DISK:
+            hint = (
+                f": the source file {decl.path} holds a virtual table of a module (an extension "
+                "of the program that made it) that SQLite does not have here, so that table "
+                "cannot be read; its other tables can"
+            )
         elif (index := _declared_index(decl, str(exc))) is not None:
             hint = (
                 f": index {index} is declared, but until the database's next write brings the "

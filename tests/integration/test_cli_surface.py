@@ -295,6 +295,46 @@ def test_tables_lists_the_views_of_an_injected_file_marked_as_views(
     assert source.read_bytes() == before
 
 
+def test_a_virtual_table_of_a_module_not_loaded_here_is_no_damage(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An injected file whose program made a virtual table of its own extension: the runtime
+    # reads the file's other tables, but `tables` and `inspect` called the whole file damaged
+    # ("restore it from a backup") and listed none of them.
+    source = tmp_path / "ext.db"
+    conn = apsw.Connection(str(source))
+    conn.execute("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2)")
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute(
+        "INSERT INTO sqlite_schema (type, name, tbl_name, rootpage, sql) VALUES ('table', 'ext', "
+        "'ext', 0, 'CREATE VIRTUAL TABLE ext USING some_extension(a)')"
+    )
+    conn.close()
+    before = source.read_bytes()
+    with sc.Runtime(store) as rt:
+        db = rt.space("x").register_disk_source(source)
+        assert db.read("SELECT count(*) AS n FROM t") == [{"n": 2}]
+        with pytest.raises(sc.QueryError) as info:
+            db.read("SELECT * FROM ext")
+        assert "no such module: some_extension" in str(info.value)
+        assert "virtual table of a module" in str(info.value)
+    code, out, err = _run(capsys, "tables", str(store), "--json")
+    assert (code, err) == (0, "")
+    listed = {t["table"]: t for t in json.loads(out)}
+    assert sorted(listed) == ["ext", "t"]
+    assert listed["t"]["rows"] == 2 and "problem" not in listed["t"]
+    assert (listed["ext"]["rows"], listed["ext"]["columns"]) == (None, [])
+    assert "not readable here: no such module: some_extension" in listed["ext"]["problem"]
+    code, out, err = _run(capsys, "inspect", str(store), "--json")
+    assert (code, err, json.loads(out)["findings"]) == (0, "", [])
+    (space,) = json.loads(out)["spaces"]
+    (database,) = space["databases"]
+    assert {t["name"]: t["rows"] for t in database["tables"]} == {"ext": None, "t": 2}
+    code, out, _ = _run(capsys, "inspect", str(store))
+    assert code == 0 and "DAMAGED" not in out and "not readable here" in out
+    assert source.read_bytes() == before
+
+
 def test_tables_quotes_a_column_name_that_is_not_a_plain_identifier(
     store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
