@@ -306,10 +306,13 @@ class FileTable:
     problem: str | None = None
 
 
-def _file_tables(conn: apsw.Connection, counted: dict[str, int] | None = None) -> list[FileTable]:
-    """Each table of the file with its columns, indexes and rows, then each view
-    (:func:`_file_views`; ``counted``: rows already counted, by table name, which are not
-    counted again). The schema is read through
+def _file_tables(
+    conn: apsw.Connection, counted: dict[str, int] | None = None, *, views: bool = False
+) -> list[FileTable]:
+    """Each table of the file with its columns, indexes and rows, then, with ``views`` (an
+    injected file's: queries of the runtime's own databases read their declared tables only),
+    each view (:func:`_file_views`; ``counted``: rows already counted, by table name, which are
+    not counted again). The schema is read through
     the pragmas' table-valued forms, which take a name as a value and give names as their
     bytes: a name another program wrote that is not UTF-8 is shown as its bytes
     (``_inspect.shown``), as a space's rows are, instead of failing the whole listing."""
@@ -370,7 +373,7 @@ def _file_tables(conn: apsw.Connection, counted: dict[str, int] | None = None) -
         )
         rows = row_count(conn, table) if count is None else count
         found.append(FileTable(table.name, columns, indexes, rows, texts))
-    return found + _file_views(conn)
+    return found + _file_views(conn) if views else found
 
 
 def _file_views(conn: apsw.Connection) -> list[FileTable]:
@@ -575,7 +578,7 @@ def list_tables(
             )
             with read_only(path, source=source is not None) as conn:
                 differences = [] if judged else table_differences(conn, handle["tables"])
-                tables = _file_tables(conn, counted)
+                tables = _file_tables(conn, counted, views=source is not None)
             if differences:
                 left_out.append(NotItsFile(space_id, db_id, path.name, tuple(differences)))
                 continue
