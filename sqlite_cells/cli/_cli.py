@@ -476,7 +476,11 @@ def _tables(args: argparse.Namespace, out: TextIO) -> int:
             "that no space names are in the store: `sqlite-cells inspect` lists them)\n"
         )
     elif args.fmt is Format.TEXT and not rows:
-        out.write("(no tables: no database of this store has been written yet)\n")
+        # (an injected file is listed by its own tables: one may hold none yet, R60)
+        out.write(
+            "(no tables: no database of this store has been written yet, and no injected file "
+            "holds a table)\n"
+        )
     else:
         flat, json_rows = [r.to_flat() for r in rows], [r.to_json() for r in rows]
         print_rows(flat, args.fmt, out, json_rows=json_rows, columns=TABLE_COLUMNS)

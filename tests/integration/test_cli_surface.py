@@ -295,6 +295,24 @@ def test_tables_lists_the_views_of_an_injected_file_marked_as_views(
     assert source.read_bytes() == before
 
 
+def test_tables_of_a_store_whose_only_database_is_an_empty_injected_file(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An empty file is an SQLite database of no tables: registered, it has nothing to list, and
+    # the listing said only that no database of the store had been written.
+    source = tmp_path / "empty.db"
+    source.write_bytes(b"")
+    with sc.Runtime(store) as rt:
+        assert rt.space("e").register_disk_source(source).read("SELECT 1 AS one") == [{"one": 1}]
+    code, out, err = _run(capsys, "tables", str(store))
+    assert (code, err) == (0, "")
+    assert out == (
+        "(no tables: no database of this store has been written yet, and no injected file "
+        "holds a table)\n"
+    )
+    assert source.read_bytes() == b""
+
+
 def test_a_virtual_table_of_a_module_not_loaded_here_is_no_damage(
     store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
