@@ -511,7 +511,8 @@ def declaration_from_handle(
             # from it) and stays checked: nothing is read until a file is there, and only the
             # file pinned.
             gone = exc.rule == "exists" and not os.path.lexists(path)
-            replaced = exc.rule == "regular-file" and odd_kind(path) is not None
+            # (a link that loops fails to resolve: "exists")
+            replaced = exc.rule in ("exists", "regular-file") and odd_kind(path) is not None
             if not (gone or replaced) or not path.is_absolute():
                 raise
             try:

@@ -32,6 +32,7 @@ would read it without creating that ``-shm`` (:func:`unread_wal`), and its reads
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
@@ -525,7 +526,9 @@ def content_signature(path: Path) -> tuple[object, ...] | None:
     dropped, nothing is created, nothing blocks."""
     try:
         found = os.stat(path)
-    except OSError:
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # a symbolic link that loops: something, not nothing
+            return ("not a file", "loop", None, None, None)
         return None  # gone, or its folder unreadable
     if not stat.S_ISREG(found.st_mode):
         return ("not a file", stat.S_IFMT(found.st_mode), found.st_dev, found.st_ino, None)

@@ -309,12 +309,15 @@ def test_a_live_query_follows_one_non_file_replaced_by_another(store: Path, outs
         assert _wait_for(
             query, lambda state: f"the injected file {path} is gone" in str(state.error)
         )
+        path.symlink_to(path)
+        assert _wait_for(query, lambda state: "a symbolic link that loops now" in str(state.error))
+        path.unlink()
         aside.rename(path)
         assert _wait_for(query, lambda state: state.error is None and state.result == [{"n": 3}])
     assert sorted(p.name for p in outside.iterdir()) == ["ref.db"]
 
 
-@pytest.mark.parametrize("kind", ["a directory", "a named pipe"])
+@pytest.mark.parametrize("kind", ["a directory", "a named pipe", "a symbolic link that loops"])
 def test_a_non_file_at_a_linked_sources_path_is_said_by_every_reader_and_the_commands(
     store: Path, outside: Path, kind: str
 ) -> None:
@@ -332,7 +335,12 @@ def test_a_non_file_at_a_linked_sources_path_is_said_by_every_reader_and_the_com
         rt.settle()
         assert piece.outputs.get().result == [{"n": 3}]
     path.rename(aside)
-    path.mkdir() if kind == "a directory" else os.mkfifo(path)
+    if kind == "a directory":
+        path.mkdir()
+    elif kind == "a named pipe":
+        os.mkfifo(path)
+    else:
+        path.symlink_to(path)
     said = f"{kind} now stands at {path}, where the injected file was registered"
     for command in (["tables", str(store)], ["query", str(store), "demo", "ref.db", "SELECT 1"]):
         done = run_cli(*command)
