@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
@@ -897,7 +898,9 @@ def test_a_wal_source_its_program_opens_writes_and_closes_within_a_clock_tick_is
     file-system clock leaves size, mtime and the header's change counter as they were (a WAL
     commit does not bump it): the source was read `immutable` and taken as unchanged — the
     query and `db.read` kept the first commit's rows. The mtime is set back here to stand for
-    a clock that did not tick."""
+    a clock that did not tick: one of whole seconds (as ext3 keeps them), whose tick is long
+    enough for a loaded machine to register and read the file within it (with a fine clock's
+    50 ms tick, set back to a time that passed long ago, it stood for no clock at all)."""
     import sqlite3
 
     path = outside / "ticked.db"
@@ -912,6 +915,8 @@ def test_a_wal_source_its_program_opens_writes_and_closes_within_a_clock_tick_is
     commit("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
     commit("INSERT INTO t VALUES (1, 'old')")
     commit("UPDATE t SET v = ? WHERE id = 1", "one")
+    second = (int(time.time()) + 1) * 1_000_000_000  # the next whole second, just ahead
+    os.utime(path, ns=(second, second))
     before = path.stat()
     handle = space.register_disk_source(str(path))
     q = handle.query("SELECT v FROM t WHERE id = 1")
