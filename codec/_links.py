@@ -269,7 +269,7 @@ _TEXT_OR_NULL = frozenset((str, bytes, type(None)))
 
 def parse_links(texts: list[Any]) -> list[ParsedLink | None]:
     """Parse many stored link strings: for each, its link where :func:`parse_link` would return
-    one, else ``None`` (NULL, a value that is not ``str``/``bytes``, anything but exactly one
+    one, else ``None`` (NULL, a value that is not text or bytes, anything but exactly one
     link). No Python runs per link when every value is a link or NULL; a column holding
     anything else is parsed value by value."""
     kinds = set(map(type, texts))
@@ -303,7 +303,12 @@ def _parse_all(texts: list[str | bytes]) -> list[ParsedLink | None] | None:
 
 def _parse_or_none(text: Any) -> ParsedLink | None:
     if not isinstance(text, str | bytes):
-        return None
+        if not isinstance(text, bytearray | memoryview):
+            return None
+        try:  # (the bytes-like forms parse_link takes: read as their bytes)
+            text = memoryview(text).tobytes()
+        except ValueError:  # a released memoryview
+            return None
     try:
         link = _decode_parsed(text).body.link
     except _NOT_A_LINK:
