@@ -34,6 +34,10 @@ Python function can neither read nor set it, so the rewrite carries it across:
 
 Only statements that change rows or select are rewritten (a ``CREATE TABLE … AS SELECT`` or a
 ``CREATE VIEW`` keeps its text: a schema is stored as written). Parameters keep their places.
+A text that names one of the runtime's ``_cf_json_*`` functions itself is not rewritten at all:
+the write connection allows those functions to a rewritten statement (R23), and that allowance
+must not reach a call the user wrote (the guard refuses it first; the authorizer alone then
+refuses it as any other ``_cf_`` function).
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from typing import Final
 import apsw
 
 from sqlite_cells.sql._kinds import BLOB, OP, PARAM, QUOTED, WORD, Group, groups
-from sqlite_cells.sql._names import JSON_CALL_PREFIX, JSON_CALLS
+from sqlite_cells.sql._names import JSON_CALL_PREFIX, JSON_CALLS, REWRITTEN_JSON_FUNCTIONS
 from sqlite_cells.sql._statement import CACHE_MAX_SQL_LENGTH, scan_sql
 
 __all__ = ["split_json_calls"]
@@ -74,6 +78,10 @@ _BLOB_AS_IS: Final = (
     "ELSE jsonb_set('[0]', '$[0]', {value}) END"
 )
 _REWRITTEN_VERBS: Final = frozenset(("SELECT", "VALUES", "INSERT", "REPLACE", "UPDATE", "DELETE"))
+# The runtime's own functions as a token names them (upper case): a text that names one itself
+# is never rewritten, so that the rewrite's allowance of them (R23) covers only the calls the
+# runtime wrote, and the authorizer refuses the text's own as any other ``_cf_`` function.
+_RUNTIME_KEYS: Final = frozenset(name.upper() for name in REWRITTEN_JSON_FUNCTIONS)
 Tokens = tuple[tuple[int, str, int, int], ...]
 
 
@@ -102,6 +110,8 @@ def _split(sql: str) -> str:
     # (start, end, text): the text replacing sql[start:end]; an insertion when start == end.
     edits: list[tuple[int, int, str]] = []
     for i, (kind, key, start, end) in enumerate(tokens):
+        if kind in (WORD, QUOTED) and key in _RUNTIME_KEYS:
+            return sql  # names a runtime function itself: run as written (see _RUNTIME_KEYS)
         name = _KEYS.get(key) if kind in (WORD, QUOTED) else None
         if name is None or i + 1 == len(tokens) or tokens[i + 1][:2] != (OP, "("):
             continue

@@ -825,3 +825,43 @@ def test_a_returning_write_past_the_guard_fails_and_writes_no_row(
     assert info.value.db_id == db.id
     monkeypatch.undo()
     assert db.read("SELECT count(*) AS n FROM t") == [{"n": 0}] and db.rev == 0
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE t SET v = _cf_json_patch(v, '{\"a\": 1}'), "
+        "id = id + 0 * length(json_patch('{}', '{}'))",
+        "UPDATE t SET v = \"_CF_JSON_SET\"(v, '$.a', 1, '$.b', 2) "
+        "WHERE json_extract(v, '$.a', '$.b') IS NULL OR 1",
+    ],
+)
+def test_a_runtime_json_function_named_by_the_user_is_denied_beside_a_rewritten_call(
+    space: Space, monkeypatch: pytest.MonkeyPatch, sql: str
+) -> None:
+    """R23: the write connection allows the runtime's _cf_json_* functions to a statement it
+    rewrote (a JSON call of many paths), and to those calls only: with the guard switched off,
+    the user's own call of one, beside a call the runtime rewrites, is denied by the authorizer
+    alone, as it is without that call; nothing is written."""
+    import dataclasses
+
+    from sqlite_cells import _db
+
+    real = _db.check_statement
+    harmless = "INSERT INTO t (v) VALUES (1)"
+
+    def blind(text: str, mode: Mode) -> object:
+        return dataclasses.replace(real(harmless, mode), sql=text)
+
+    db = space.sqlite_database("j", tables={"t": sc.table(id="integer primary key", v="text")})
+    with space.transact():
+        db.exec("INSERT INTO t (v) VALUES ('{}')")
+    monkeypatch.setattr(_db, "check_statement", blind)
+    with (
+        pytest.raises(sc.ExecError, match="not authorized to use function") as info,
+        space.transact(),
+    ):
+        db.exec(sql)
+    assert info.value.db_id == db.id
+    monkeypatch.undo()
+    assert db.read("SELECT v FROM t") == [{"v": "{}"}] and db.rev == 1
