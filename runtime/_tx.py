@@ -795,11 +795,16 @@ class _Joined:
         careful). Only when all recorded since it began is its own, or its nested scopes':
         a task of the same transaction (``asyncio.gather`` of handlers inside a handler) may
         have recorded in between, and the savepoint would take that back too — then the
-        transaction commits nothing at all, and says so."""
+        transaction commits nothing at all, and says so. A scope that recorded nothing has
+        nothing to take back: what the others recorded stays, as it would beside a scope
+        that never began."""
         tx, scope = self.tx, self.scope
         if tx.state is not TxState.OPEN:
             return
-        if all(scope in by for by in tx._by[self.recorded :]):
+        since = tx._by[self.recorded :]
+        if since and not any(scope in by for by in since):
+            return  # (its error, caught by the caller, leaves the transaction as it was)
+        if all(scope in by for by in since):
             tx._writes = dict(self.writes)  # (kept: the scope may be taken back again)
             del tx._ops[self.ops :]
             del tx._by[self.recorded :]

@@ -691,6 +691,59 @@ def test_a_nested_handler_failing_before_others_wrote_takes_back_its_own_writes(
     assert sorted(r["tok"] for r in db.read("SELECT tok FROM log")) == ["p0", "p1", "p3", "p4"]
 
 
+def test_a_gathered_handler_failing_without_writing_leaves_the_others_writes(
+    rt: sc.Runtime,
+) -> None:
+    """A nested handler that raised having written nothing has nothing to take back: when
+    another task of the transaction wrote while it ran, the outer handler's transaction was
+    refused whole all the same ("what it wrote cannot be taken back"), though the caller
+    caught the error (``return_exceptions=True``, or ``try``). Now the others' writes commit,
+    as they would beside a nested handler that never ran."""
+    space = rt.space("demo")
+    db = space.sqlite_database("log", tables={"log": sc.table(tok="text not null")})
+    a, b = space.cell("a", default=0), space.cell("b", default=0)
+
+    @sc.handler
+    async def writes(started: asyncio.Event, written: asyncio.Event) -> None:
+        await started.wait()
+        a.set(a.get() + 1)
+        db.exec("INSERT INTO log (tok) VALUES ('a')")
+        written.set()
+
+    @sc.handler
+    async def refuses(started: asyncio.Event, written: asyncio.Event) -> None:
+        started.set()
+        await written.wait()  # the other task writes while this handler runs
+        raise ValueError("refused before writing anything")
+
+    parts: list[Any] = []
+
+    @sc.handler
+    async def gathered() -> None:
+        b.set(1)
+        started, written = asyncio.Event(), asyncio.Event()
+        parts[:] = await asyncio.gather(
+            writes(started, written), refuses(started, written), return_exceptions=True
+        )
+
+    @sc.handler
+    async def caught() -> None:
+        b.set(2)
+        started, written = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(writes(started, written))
+        with pytest.raises(ValueError, match="refused before writing"):
+            await refuses(started, written)
+        await task
+
+    assert isinstance(asyncio.run(gathered()), int)  # committed: the seq
+    assert parts[0] is None and isinstance(parts[1], ValueError)
+    assert (a.get(), b.get()) == (1, 1)
+    assert [r["tok"] for r in db.read("SELECT tok FROM log")] == ["a"] and db.rev == 1
+    assert isinstance(asyncio.run(caught()), int)
+    assert (a.get(), b.get()) == (2, 2)
+    assert [r["tok"] for r in db.read("SELECT tok FROM log")] == ["a", "a"] and db.rev == 2
+
+
 def test_gathered_handlers_that_would_lose_each_others_updates_are_refused(
     rt: sc.Runtime,
 ) -> None:
