@@ -581,6 +581,7 @@ class _Scope(Leaving):
             outer.space,
             len(outer._by),
             next(_scope_ids),
+            dict(outer._versions),
         )
         entry = _Entry(None, None, joined, None)
         scopes = _scopes.get()
@@ -788,6 +789,7 @@ class _Joined:
     space: SpaceFile | None
     recorded: int  # len(tx._by) when the scope began
     scope: int
+    versions: dict[str, tuple[int, tuple[int, ...]]]  # tx._versions when the scope began
 
     def take_back(self) -> None:
         """The scope raised: what it recorded is taken back, even if the outer block catches
@@ -808,6 +810,9 @@ class _Joined:
             tx._writes = dict(self.writes)  # (kept: the scope may be taken back again)
             del tx._ops[self.ops :]
             del tx._by[self.recorded :]
+            # Its writes no longer count as writes a task running beside it could lose: one
+            # that read a cell before this scope wrote it may write it (see ``_check_race``).
+            tx._versions = dict(self.versions)
             if not self.writes and not tx._ops:
                 tx.space = self.space
         elif tx._broken is None:

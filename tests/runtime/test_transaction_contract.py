@@ -744,6 +744,43 @@ def test_a_gathered_handler_failing_without_writing_leaves_the_others_writes(
     assert [r["tok"] for r in db.read("SELECT tok FROM log")] == ["a", "a"] and db.rev == 2
 
 
+def test_a_write_taken_back_from_a_gathered_handler_is_no_write_another_could_lose(
+    rt: sc.Runtime,
+) -> None:
+    """Gathered handlers share one transaction, and a write of a cell another of them wrote
+    after this one read it is refused (it would lose that write). A write the other handler
+    made and then took back — it raised, its writes were taken back, its caller caught the
+    error — still counted: the first handler's update was refused as "writing it now would
+    lose that write", and nothing was committed. Now a taken-back write is no write: the
+    update commits."""
+    space = rt.space("demo")
+    x = space.cell("x", default=0)
+    parts: list[Any] = []
+
+    @sc.handler
+    async def bump(read: asyncio.Event, done: asyncio.Event) -> None:
+        value = x.get()
+        read.set()
+        await done.wait()  # the other handler writes x, and raises, meanwhile
+        x.set(value + 1)
+
+    @sc.handler
+    async def fails(read: asyncio.Event, done: asyncio.Event) -> None:
+        await read.wait()
+        x.set(100)
+        done.set()
+        raise ValueError("refused after writing x")
+
+    @sc.handler
+    async def both() -> None:
+        read, done = asyncio.Event(), asyncio.Event()
+        parts[:] = await asyncio.gather(bump(read, done), fails(read, done), return_exceptions=True)
+
+    assert isinstance(asyncio.run(both()), int)  # committed: the seq
+    assert parts[0] is None and isinstance(parts[1], ValueError)
+    assert x.get() == 1
+
+
 def test_gathered_handlers_that_would_lose_each_others_updates_are_refused(
     rt: sc.Runtime,
 ) -> None:
