@@ -300,9 +300,12 @@ def record_name(tx: Transaction, target: str, name: tuple[str, str]) -> None:
 
 def note_read(tx: Transaction, cell_id: str) -> None:
     """Note what the current nested scope saw of ``cell_id``, while one is open (see
-    ``_check_race``)."""
+    ``_check_race``) — and the scopes it runs in: their code read it too, through it."""
     if tx._nested:
-        tx._seen[(_scopes.get(), cell_id)] = tx._versions.get(cell_id, _UNWRITTEN)[0]
+        scopes = _scopes.get()
+        count = tx._versions.get(cell_id, _UNWRITTEN)[0]
+        for depth in range(1, len(scopes) + 1):
+            tx._seen[(scopes[:depth], cell_id)] = count
 
 
 def forget_read(tx: Transaction, space: SpaceFile, cell_id: str) -> None:
@@ -365,17 +368,23 @@ def _check_race(tx: Transaction, cell_id: str, *, merged: bool) -> None:
     overwrite that write unseen — an update lost with no conflict, as no other commit is
     involved. Scopes one inside the other (a handler and one it awaits, directly or in a task
     of its own) run one after the other: the outer one writing after the inner one wrote is
-    code in sequence, as without any nested scope."""
+    code in sequence, as without any nested scope. A write made in a scope nested in the one
+    that read (a handler awaited by it, a ``transact()`` block in it) is that scope's write
+    too: the value it writes may come from that read."""
     scopes = _scopes.get()
     count, writer = tx._versions.get(cell_id, _UNWRITTEN)
-    seen = tx._seen.get((scopes, cell_id))
-    if not merged and seen is not None and seen != count and not _nested_in(scopes, writer):
-        raise TransactionError(
-            f"cell {cell_id} was written by another handler of this transaction after this one "
-            "read it (handlers run together with asyncio.gather inside a handler share one "
-            "transaction): writing it now would lose that write. Read and write it without "
-            "awaiting in between (cell.update), or run the handlers one at a time"
-        )
+    if not merged:
+        for depth in range(len(scopes), 0, -1):  # this scope, then those it runs in
+            chain = scopes[:depth]
+            seen = tx._seen.get((chain, cell_id))
+            if seen is not None and seen != count and not _nested_in(chain, writer):
+                raise TransactionError(
+                    f"cell {cell_id} was written by another handler of this transaction after "
+                    "this one read it (handlers run together with asyncio.gather inside a "
+                    "handler share one transaction): writing it now would lose that write. "
+                    "Read and write it without awaiting in between (cell.update), or run the "
+                    "handlers one at a time"
+                )
     tx._versions[cell_id] = (count + 1, scopes)
 
 

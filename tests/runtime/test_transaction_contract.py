@@ -845,6 +845,55 @@ def test_gathered_handlers_that_would_lose_each_others_updates_are_refused(
     assert c.get() == 99
 
 
+@pytest.mark.parametrize("via", ["async handler", "sync handler", "transact block"])
+def test_gathered_handlers_writing_what_they_read_through_a_nested_scope_lose_no_update(
+    rt: sc.Runtime, via: str
+) -> None:
+    """The lost update of gathered handlers (each reads a cell, awaits, writes it back) was
+    refused only when the handler that read the cell wrote it itself: writing it through a
+    handler it awaits, a sync handler it calls or a ``transact()`` block — each a scope nested
+    in it — five increments committed ``1`` and a seq, silently. A nested scope's write is its
+    enclosing scope's write too: refused the same way, nothing committed. Sequential nested
+    writes still add up."""
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+
+    @sc.handler
+    async def put_async(value: int) -> None:
+        c.set(value)
+
+    @sc.handler
+    def put_sync(value: int) -> None:
+        c.set(value)
+
+    async def put(value: int) -> None:
+        if via == "async handler":
+            await put_async(value)
+        elif via == "sync handler":
+            put_sync(value)
+        else:
+            with space.transact():
+                c.set(value)
+
+    @sc.handler
+    async def bump(*, pause: bool) -> None:
+        value = c.get()
+        if pause:
+            await asyncio.sleep(0)  # the others read the same value meanwhile
+        await put(value + 1)
+
+    @sc.handler
+    async def bump_many(n: int, *, pause: bool) -> None:
+        await asyncio.gather(*(bump(pause=pause) for _ in range(n)))
+
+    with pytest.raises(sc.TransactionError) as info:
+        asyncio.run(bump_many(5, pause=True))
+    assert f"cell {c.id} was written by another handler of this transaction" in str(info.value)
+    assert c.get() == 0
+    assert isinstance(asyncio.run(bump_many(5, pause=False)), int)
+    assert c.get() == 5
+
+
 def test_a_cell_read_twice_in_a_transaction_never_shows_two_values(rt: sc.Runtime) -> None:
     """§3: inside a transaction, ``get`` is what the transaction sees. Another commit changing a
     cell between two reads made the second read return the new value (the commit then
