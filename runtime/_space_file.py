@@ -1404,8 +1404,11 @@ class SpaceFile:
             finally:
                 self._exclusive = False
                 self._exclusive_owner = self._exclusive_since = None
-                if not conn.getautocommit():
-                    conn.execute("ROLLBACK")
+                try:
+                    if not conn.getautocommit():
+                        conn.execute("ROLLBACK")
+                except apsw.ConnectionClosedError:
+                    pass  # the runtime was closed inside the block (by its body): rolled back
                 if self._created:
                     self._discard_unused()
         finally:

@@ -894,6 +894,46 @@ def test_gathered_handlers_writing_what_they_read_through_a_nested_scope_lose_no
     assert c.get() == 5
 
 
+def test_a_handler_body_closing_the_runtime_under_the_write_lock_is_closed_error(
+    store: Path,
+) -> None:
+    """Errors: after three conflicts a handler runs its body holding the space's write lock;
+    a body that closed the runtime there (a shutdown path) got apsw's raw
+    ``ConnectionClosedError`` as the block ended (its rollback ran on the closed connection).
+    It is the ``ClosedError`` of the commit, and nothing of the try is written."""
+    rt = sc.Runtime(store)
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+
+    def bump_elsewhere() -> None:
+        def bump() -> None:
+            with space.transact():
+                c.set(c.get() + 1)
+
+        thread = threading.Thread(target=bump)
+        thread.start()
+        thread.join()
+
+    tries: list[int] = []
+
+    @sc.handler
+    def step() -> None:
+        tries.append(len(tries))
+        value = c.get()
+        if len(tries) <= 3:
+            bump_elsewhere()  # a conflict: the next try holds the write lock
+        else:
+            rt.close()
+        c.set(value + 100)
+
+    with pytest.raises(sc.ClosedError) as info:
+        step()
+    assert "closed" in str(info.value)
+    assert tries == [0, 1, 2, 3]
+    with sc.Runtime(store) as again:
+        assert again.space("demo").cell("c", default=0).get() == 3  # the three bumps only
+
+
 def test_a_cell_read_twice_in_a_transaction_never_shows_two_values(rt: sc.Runtime) -> None:
     """§3: inside a transaction, ``get`` is what the transaction sees. Another commit changing a
     cell between two reads made the second read return the new value (the commit then
