@@ -496,6 +496,21 @@ def require_transaction(what: str, space: SpaceFile) -> Transaction:
                 "space.transact():` block, or a handler, that outlived it): await the task "
                 "inside the block, or make it outside any transaction"
             )
+        elsewhere = _current.get()
+        if (
+            elsewhere is not None
+            and elsewhere.state is TxState.OPEN
+            and elsewhere.thread not in (0, threading.get_ident())
+        ):
+            # The context was handed to this thread (asyncio.to_thread, copy_context().run)
+            # from one with a transaction open: that one is not this thread's (module doc).
+            raise NoTransaction(
+                f"{what} needs a transaction, and the one open where this code was called from "
+                "belongs to another thread (this code runs in a thread it was handed to, such as "
+                "asyncio.to_thread or an executor): a transaction is written only by the thread "
+                "that began it. Return the values from this thread and write them there, or "
+                "begin a transaction of this thread here (`with space.transact():`)"
+            )
         raise NoTransaction(
             f"{what} needs a transaction: wrap it in `with space.transact():` or call it from an "
             "@sc.handler"

@@ -534,6 +534,38 @@ def test_a_sync_handler_in_a_worker_thread_of_an_async_body_commits_on_its_own(
     assert (a.get(), b.get()) == (2, 7)
 
 
+def test_a_write_in_a_worker_thread_of_a_transaction_says_whose_transaction_it_is(
+    space: sc.Space,
+) -> None:
+    """A write made in a worker thread a handler's body handed its context to
+    (``asyncio.to_thread``) belongs to no transaction (a transaction is its thread's): the
+    refusal told the caller, who is inside an ``@sc.handler``, to "call it from an
+    @sc.handler". It now says the open transaction is another thread's and what to do; the
+    body's own writes commit, the worker's write is not among them."""
+    a = space.cell("a", default=0)
+    db = space.sqlite_database("log", tables={"log": sc.table(tok="text")})
+    refused: list[sc.NoTransaction] = []
+
+    @sc.handler
+    async def outer() -> None:
+        a.set(1)
+        for write in (lambda: a.set(2), lambda: db.exec("INSERT INTO log (tok) VALUES ('w')")):
+            with pytest.raises(sc.NoTransaction) as info:
+                await asyncio.to_thread(write)
+            refused.append(info.value)
+
+    assert isinstance(_run(outer), int)
+    assert len(refused) == 2
+    for error in refused:
+        message = str(error)
+        assert "belongs to another thread" in message and "asyncio.to_thread" in message
+        assert "call it from an @sc.handler" not in message
+    assert a.get() == 1 and db.rev == 0
+    with pytest.raises(sc.NoTransaction) as info:  # outside any transaction: as before
+        a.set(3)
+    assert "wrap it in `with space.transact():`" in str(info.value)
+
+
 def test_an_async_handler_awaited_inside_an_async_handler_joins_it(space: sc.Space) -> None:
     a = space.cell("a", default=0)
 
