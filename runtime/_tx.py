@@ -368,8 +368,10 @@ def _check_race(tx: Transaction, cell_id: str, *, merged: bool) -> None:
     overwrite that write unseen — an update lost with no conflict, as no other commit is
     involved. Scopes one inside the other (a handler and one it awaits, directly or in a task
     of its own) run one after the other: the outer one writing after the inner one wrote is
-    code in sequence, as without any nested scope. A write made in a scope nested in the one
-    that read (a handler awaited by it, a ``transact()`` block in it) is that scope's write
+    code in sequence, as without any nested scope. Not the other way round: an outer scope
+    that wrote while an inner one it made a task of was waiting, after reading the cell, ran
+    beside it, and the inner one's write would lose it. A write made in a scope nested in the
+    one that read (a handler awaited by it, a ``transact()`` block in it) is that scope's write
     too: the value it writes may come from that read."""
     scopes = _scopes.get()
     count, writer = tx._versions.get(cell_id, _UNWRITTEN)
@@ -377,7 +379,7 @@ def _check_race(tx: Transaction, cell_id: str, *, merged: bool) -> None:
         for depth in range(len(scopes), 0, -1):  # this scope, then those it runs in
             chain = scopes[:depth]
             seen = tx._seen.get((chain, cell_id))
-            if seen is not None and seen != count and not _nested_in(chain, writer):
+            if seen is not None and seen != count and writer[:depth] != chain:
                 raise TransactionError(
                     f"cell {cell_id} was written by another handler of this transaction after "
                     "this one read it (handlers run together with asyncio.gather inside a "
@@ -389,12 +391,6 @@ def _check_race(tx: Transaction, cell_id: str, *, merged: bool) -> None:
 
 
 _UNWRITTEN: Final[tuple[int, tuple[int, ...]]] = (0, ())
-
-
-def _nested_in(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
-    """Whether one of the scope paths ``a`` and ``b`` holds the other (the same scope, or one
-    inside the other)."""
-    return a[: len(b)] == b or b[: len(a)] == a
 
 
 def _note_recorder(tx: Transaction) -> None:

@@ -894,6 +894,45 @@ def test_gathered_handlers_writing_what_they_read_through_a_nested_scope_lose_no
     assert c.get() == 5
 
 
+def test_a_task_writing_back_what_it_read_after_its_maker_wrote_it_is_refused(
+    rt: sc.Runtime,
+) -> None:
+    """A nested handler run as a task of the handler that made it reads a cell and waits; its
+    maker writes the cell meanwhile; the task writes back what it read. The maker's write was
+    lost silently (``x`` committed 1, not 11): a write by an enclosing scope counted as code in
+    sequence with the task, though they ran side by side. It is now refused as the same race
+    between gathered handlers is, and nothing is committed; a maker writing after awaiting the
+    task still commits."""
+    space = rt.space("demo")
+    x = space.cell("x", default=0)
+
+    @sc.handler
+    async def bump(read: asyncio.Event, written: asyncio.Event) -> None:
+        value = x.get()
+        read.set()
+        await written.wait()  # its maker writes x meanwhile
+        x.set(value + 1)
+
+    @sc.handler
+    async def maker(*, while_waiting: bool) -> None:
+        read, written = asyncio.Event(), asyncio.Event()
+        task = asyncio.create_task(bump(read, written))
+        await read.wait()
+        if while_waiting:
+            x.set(x.get() + 10)
+        written.set()
+        await task
+        if not while_waiting:
+            x.set(x.get() + 10)  # after the task: in sequence
+
+    with pytest.raises(sc.TransactionError) as info:
+        asyncio.run(maker(while_waiting=True))
+    assert f"cell {x.id} was written by another handler of this transaction" in str(info.value)
+    assert x.get() == 0
+    assert isinstance(asyncio.run(maker(while_waiting=False)), int)
+    assert x.get() == 11
+
+
 def test_a_handler_body_closing_the_runtime_under_the_write_lock_is_closed_error(
     store: Path,
 ) -> None:
