@@ -81,6 +81,7 @@ from sqlite_cells.runtime._pending import PENDING as PENDING
 from sqlite_cells.runtime._pending import Pending as Pending
 from sqlite_cells.runtime._runtime import Runtime as Runtime
 from sqlite_cells.runtime._runtime import thread_refused as thread_refused
+from sqlite_cells.runtime._runtime import weakly as weakly
 from sqlite_cells.runtime._scheduler import Node as Node
 from sqlite_cells.runtime._scheduler import Scheduler as Scheduler
 from sqlite_cells.runtime._scheduler import Work as Work

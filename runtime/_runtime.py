@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ParamSpec, Self, TypeVar
 
 from sqlite_cells.codec import (
     ClosedError,
@@ -61,6 +61,9 @@ SETTLED_CHECK = 0.05
 # more recently may change again without its modification time moving (see _catch_up).
 _COARSE_CLOCK = 2.0
 
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 _PARTICIPANT_HOOKS = ("prepare", "cell_writes", "apply", "committed", "commit_failed")
 
@@ -125,7 +128,14 @@ class Runtime(Reference):
         # Guarded by _lock: the space files found replaced whose readers were told (see
         # _note_replaced).
         self._replaced: set[SpaceFile] = set()
-        self._poller = threading.Thread(target=self._poll, name="sqlite-cells-poller", daemon=True)
+        # The poller holds the runtime weakly (see _poll): a runtime nobody refers to any more
+        # is collected, and closed then (see __del__).
+        self._poller = threading.Thread(
+            target=_poll,
+            args=(weakref.ref(self), self._wake),
+            name="sqlite-cells-poller",
+            daemon=True,
+        )
         try:
             self._poller.start()
         except BaseException as exc:  # (Ctrl-C, or no thread to be had): nothing left running
@@ -170,10 +180,11 @@ class Runtime(Reference):
                     self.store / space_file_name(space_id),
                     space_id,
                     publish=self.scheduler.publish,
-                    participants=self.participant,
+                    # (held weakly: the scheduler's thread holds the file; see weakly)
+                    participants=weakly(self.participant),
                     wake=self._wake.set,
-                    whole_op=self.whole_change_op,
-                    check_committed=self.check_committed,
+                    whole_op=weakly(self.whole_change_op),
+                    check_committed=weakly(self.check_committed),
                 )
                 space = self._spaces[space_id] = self.space_class(self, space_id, file)
         return space
@@ -416,13 +427,6 @@ class Runtime(Reference):
         finally:
             abandoned.set()
 
-    def _poll(self) -> None:
-        while not self._closed:
-            self._wake.wait(self._poll_interval)
-            self._wake.clear()
-            if not self._catch_up():
-                return
-
     def _catch_up(self) -> bool:
         """Take in what other connections committed to the open spaces. False once closed.
         A space with no file yet (one a link named, say) is looked for only when the store
@@ -575,6 +579,23 @@ class Runtime(Reference):
                     self._close_finished = finished
                     self._close_changed.notify_all()
 
+    def __del__(self) -> None:
+        """A runtime nobody refers to any more (a notebook cell run again rebinding ``rt``, a
+        function that made one and returned) is closed as ``close()`` would: its threads hold
+        it weakly, so that it is collected. The close runs on a thread of its own, as the
+        collection may happen on any thread (one of this runtime's, holding one of its locks);
+        every commit it acknowledged is durable already, so nothing is lost. A live query, a
+        subscription or a cell the program still holds keeps its runtime alive."""
+        if vars(self).get("_closed", True) or self._made_in != generation():
+            return
+        if sys.is_finalizing():  # (no thread may start: the process ends anyway)
+            return
+        closer = threading.Thread(target=self.close, name="sqlite-cells-close", daemon=True)
+        try:
+            closer.start()
+        except RuntimeError:  # (no thread to be had: closed here, where it was collected)
+            self.close()
+
     def _claim_close(self) -> bool:
         """Mark the runtime closed; True when this call is to close it, False when a close is
         done (or this is a forked child, which only marks it: its files and threads are the
@@ -639,6 +660,44 @@ class Runtime(Reference):
     def __repr__(self) -> str:
         state = "open" if not self._closed else "closed"
         return f"<Runtime {self.store} ({state})>"
+
+
+def _poll(held: weakref.ref[Runtime], wake: threading.Event) -> None:
+    """The poller's loop: each ``poll_interval``, or when woken, the runtime catches up with
+    what other connections committed (R53). It holds the runtime only while it looks, so that
+    a runtime dropped unclosed is collected (and closed: see ``Runtime.__del__``)."""
+    while True:
+        runtime = held()
+        if runtime is None or runtime._closed:
+            return
+        interval = runtime._poll_interval
+        del runtime
+        wake.wait(interval)
+        wake.clear()
+        runtime = held()
+        if runtime is None or runtime._closed or not runtime._catch_up():
+            return
+        del runtime
+
+
+def weakly(method: Callable[_P, _R], gone: Callable[[], _R] | None = None) -> Callable[_P, _R]:
+    """``method`` (bound to a runtime or a part of it) for a part that a thread of the runtime
+    holds: it holds the method's object weakly, so that a runtime dropped unclosed is collected
+    (and closed: see ``Runtime.__del__``). Once that object is gone a call returns ``gone()``,
+    or raises ``ClosedError`` when no ``gone`` is given."""
+    held = weakref.WeakMethod(method)
+
+    def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        found = held()
+        if found is not None:
+            return found(*args, **kwargs)
+        if gone is None:
+            raise ClosedError(
+                "the runtime was closed as nobody refers to it any more: open a new Runtime"
+            )
+        return gone()
+
+    return call
 
 
 def thread_refused(exc: BaseException) -> BaseException:

@@ -464,7 +464,11 @@ class Runtime(runtime.Runtime):
         self._query_timeout: float = query_timeout
         self._exec_timeout: float = exec_timeout
         self._disk_source_roots = roots
-        self.read_pool = ReadPool(read_pool_size, pinned=self._pinned, pins=store_pins(self.store))
+        self.read_pool = ReadPool(
+            read_pool_size,
+            pinned=runtime.weakly(self._pinned, lambda: None),
+            pins=store_pins(self.store),
+        )
         self.query_workers = QueryWorkers(
             self.read_pool, count=query_workers, timeout=query_timeout
         )
@@ -515,9 +519,9 @@ class Runtime(runtime.Runtime):
             self.scheduler,
             self.read_pool,
             self.query_workers,
-            lookup=self.declaration,
+            lookup=runtime.weakly(self.declaration),
             poll_interval=poll_interval,
-            behind=self._forget_reconciled,
+            behind=runtime.weakly(self._forget_reconciled, lambda: None),
         )
 
     # The limits are set when the runtime is made: its threads and pool were built with them,

@@ -6,9 +6,12 @@ is ``ClosedError`` (it removed files)."""
 
 from __future__ import annotations
 
+import gc
+import os
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -202,3 +205,68 @@ def test_close_ends_a_commit_waiting_for_a_database_file_lock_as_closed(tmp_path
     with sc.Runtime(tmp_path) as again:
         db = again.space("s").sqlite_database("d", tables=tables)
         assert db.read("SELECT v FROM t ORDER BY id") == [{"v": 1}]
+
+
+_TABLES = {"t": sc.table(id="integer primary key", v="integer")}
+
+
+def _open_files() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+def _dropped_runtime() -> tuple[weakref.ref[sc.Runtime], Path]:
+    """A runtime that read a cell and a database (its space file, a pooled reader and the
+    query workers in use), then dropped unclosed: only a weak reference to it is returned.
+    (It commits nothing: a commit wakes its poller, which holds it while it looks.)"""
+    rt = sc.Runtime.ephemeral(poll_interval=3600)
+    with sc.Runtime(rt.store) as writer:
+        space = writer.space("s")
+        db = space.sqlite_database("d", tables=_TABLES)
+        with space.transact():
+            space.cell("c").set(1)
+            db.exec("INSERT INTO t (v) VALUES (1)")
+    space = rt.space("s")
+    assert space.cell("c").get() == 1
+    assert space.sqlite_database("d", tables=_TABLES).read("SELECT v FROM t") == [{"v": 1}]
+    return weakref.ref(rt), rt.store
+
+
+def test_a_runtime_dropped_unclosed_is_closed_its_threads_and_files_too() -> None:
+    """§3: a runtime nobody refers to any more (a notebook cell run again rebinding ``rt``)
+    stayed for the life of the process — its threads held it (the poller ran one of its
+    methods, the read pool another), so it was never collected: ~5 threads and its open files
+    per runtime made. Now its threads hold it weakly: it is collected and closed as close()
+    would, its threads end, its files close, and an ephemeral store is removed."""
+    threads, files = set(threading.enumerate()), _open_files()
+    held, store = _dropped_runtime()
+    gc.collect()
+    assert held() is None
+    for thread in set(threading.enumerate()) - threads:
+        thread.join()  # (the close runs on a thread of its own; each thread of it ends)
+    assert _ours() == [t.name for t in threads if t.name.startswith("sqlite-cells")]
+    assert _open_files() <= files
+    assert not store.exists()
+
+
+def test_a_dropped_runtime_with_a_subscriber_stays_and_delivers(tmp_path: Path) -> None:
+    """§3: what the program still reacts with keeps its runtime: a subscriber's runtime is not
+    collected with the variable that held it, and goes on delivering other runtimes' commits."""
+    seen: list[object] = []
+
+    def subscribed() -> weakref.ref[sc.Runtime]:
+        rt = sc.Runtime(tmp_path)
+        rt.space("s").cell("c", default=0).observe().subscribe(seen.append)
+        rt.settle()
+        return weakref.ref(rt)
+
+    held = subscribed()
+    gc.collect()
+    rt = held()
+    assert rt is not None and rt.is_open
+    with sc.Runtime(tmp_path) as other:
+        space = other.space("s")
+        with space.transact():
+            space.cell("c").set(5)
+    rt.settle()
+    assert seen == [0, 5]
+    rt.close()
