@@ -58,6 +58,7 @@ from sqlite_cells.codec import (
     StoreChanged,
     TransactionError,
     UnsupportedMigration,
+    brief_repr,
     encode_plain,
 )
 from sqlite_cells.files import (
@@ -861,6 +862,12 @@ class SqliteParticipant:
                 "are done",
             ) from exc
         except apsw.InterruptError as exc:
+            if self.watchdog.closed:  # (stopped by close(), not by its deadline)
+                raise ClosedError(
+                    f"database {decl.db_id}: the runtime was closed while this transaction ran "
+                    f"the statement {brief_repr(request.sql)}; nothing of it was written: open "
+                    "a new Runtime"
+                ) from exc
             raise ExecTimeout(
                 decl.db_id,
                 request.sql,

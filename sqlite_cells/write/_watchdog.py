@@ -87,6 +87,8 @@ class Watch:
         the token to :meth:`disarm` it with."""
         if self.dog is not dog:
             dog.add(self)
+        if dog.closed:  # (one armed after close() stopped the others would run on)
+            raise apsw.InterruptError("the runtime was closed before the statement ran")
         with self._lock:
             token = self._token = self._serial = self._serial + 1
             self._conn, self._deadline, self._fired, self._used = conn, deadline, False, True
@@ -130,6 +132,21 @@ class Watch:
                     return True
                 self._fired = True
             return True
+
+    def stop(self) -> None:
+        """The runtime closes: interrupt the armed statement now, whatever its deadline (its
+        op fails, and its transaction rolls back), so that close() does not wait for it as
+        long as ``exec_timeout``."""
+        with self._lock:
+            if not self._token:
+                return
+            assert self._conn is not None  # set with the token
+            try:
+                self._conn.interrupt()
+            except apsw.Error:  # closed: no statement of it runs any more
+                self._token, self._conn = 0, None
+                return
+            self._fired = True
 
     def _forked(self) -> None:
         self._lock = threading.Lock()  # the parent's holder is no thread here
@@ -183,12 +200,21 @@ class Watchdog:
             if not isinstance(exc, RuntimeError):
                 raise
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (read without the lock: set once, never cleared)."""
+        return self._closed
+
     def close(self) -> None:
-        """End the thread (it is idle once the runtime's writes are done)."""
+        """End the thread, and stop the statements armed now (see :meth:`Watch.stop`): the
+        runtime closes, and its close waits for the commits under way."""
         with self._lock:
             self._closed = True
             self._wake.notify()
             thread = self._thread
+            watches = list(self._watches)
+        for watch in watches:
+            watch.stop()
         if thread is not None and thread is not threading.current_thread() and thread.ident:
             thread.join(2 * TICK)  # (only a thread that started: ident is set then)
 

@@ -270,3 +270,49 @@ def test_a_dropped_runtime_with_a_subscriber_stays_and_delivers(tmp_path: Path) 
     rt.settle()
     assert seen == [0, 5]
     rt.close()
+
+
+def test_close_stops_a_running_write_statement_as_closed(tmp_path: Path) -> None:
+    """§3, R44: ``close()`` while a commit runs a long write statement waited for it as long as
+    ``exec_timeout`` (30 s), and the commit was then told ExecTimeout, "ran past
+    exec_timeout=…", which it had not. The write watchdog now stops the statements running when
+    the runtime closes: the commit fails with ClosedError, nothing of it written (its cell
+    write neither), and close() returns once it has rolled back."""
+    rt = sc.Runtime(tmp_path, exec_timeout=120)
+    space = rt.space("s")
+    cell = space.cell("c", default=0)
+    db = space.sqlite_database("d", tables=_TABLES)
+    with space.transact():
+        cell.set(1)
+        db.exec("INSERT INTO t (v) VALUES (1)")
+    endless = (
+        "INSERT INTO t (v) WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r "
+        "WHERE x < 1000000000000) SELECT x FROM r"
+    )
+    outcome: list[BaseException | None] = []
+
+    def commit() -> None:
+        try:
+            with space.transact():
+                cell.set(2)
+                db.exec(endless)
+            outcome.append(None)
+        except BaseException as exc:  # handed to the test
+            outcome.append(exc)
+
+    writing = threading.Thread(target=commit)
+    writing.start()
+    watches = rt._sqlite_participant.watchdog._watches
+    while not any(watch._token for watch in watches):  # (until the statement runs)
+        assert writing.is_alive()
+        time.sleep(0.01)
+    rt.close()
+    writing.join()
+    (raised,) = outcome
+    assert isinstance(raised, sc.ClosedError) and not isinstance(raised, sc.ExecTimeout), raised
+    assert "closed while this transaction ran the statement" in str(raised)
+    assert "nothing of it was written" in str(raised)
+    with sc.Runtime(tmp_path) as again:
+        space = again.space("s")
+        assert space.cell("c").get() == 1
+        assert space.sqlite_database("d", tables=_TABLES).read("SELECT v FROM t") == [{"v": 1}]
