@@ -863,11 +863,7 @@ class SqliteParticipant:
             ) from exc
         except apsw.InterruptError as exc:
             if self.watchdog.closed:  # (stopped by close(), not by its deadline)
-                raise ClosedError(
-                    f"database {decl.db_id}: the runtime was closed while this transaction ran "
-                    f"the statement {brief_repr(request.sql)}; nothing of it was written: open "
-                    "a new Runtime"
-                ) from exc
+                raise self._closed_during(decl, f"the statement {brief_repr(request.sql)}") from exc
             raise ExecTimeout(
                 decl.db_id,
                 request.sql,
@@ -1014,7 +1010,17 @@ class SqliteParticipant:
             raise self._additive_timeout(decl)
         return found
 
-    def _additive_timeout(self, decl: Declaration) -> ExecTimeout:
+    def _closed_during(self, decl: Declaration, what: str) -> ClosedError:
+        """The error of a commit whose ``what`` the watchdog stopped as the runtime closed
+        (see ``Watchdog.close``), not at its deadline."""
+        return ClosedError(
+            f"database {decl.db_id}: the runtime was closed while this transaction ran {what}; "
+            "nothing of it was written: open a new Runtime"
+        )
+
+    def _additive_timeout(self, decl: Declaration) -> ExecTimeout | ClosedError:
+        if self.watchdog.closed:  # (stopped by close(), not by its deadline)
+            return self._closed_during(decl, "the additive migration of the declared schema")
         return ExecTimeout(
             decl.db_id,
             "(the additive migration of the declared schema)",

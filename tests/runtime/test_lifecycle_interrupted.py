@@ -6,9 +6,11 @@ is ``ClosedError`` (it removed files)."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
+import sqlite3
 import threading
 import time
 import weakref
@@ -272,6 +274,23 @@ def test_a_dropped_runtime_with_a_subscriber_stays_and_delivers(tmp_path: Path) 
     rt.close()
 
 
+def _closed_while_armed(
+    rt: sc.Runtime, commit: Callable[[], None], outcome: list[BaseException | None]
+) -> BaseException | None:
+    """Run ``commit`` on a thread, close ``rt`` once the write watchdog watches a statement
+    of it (it runs), and return what the commit raised (None: it committed)."""
+    writing = threading.Thread(target=commit)
+    writing.start()
+    watches = rt._sqlite_participant.watchdog._watches  # type: ignore[attr-defined]
+    while not any(watch._token for watch in watches):  # (until the statement runs)
+        assert writing.is_alive()
+        time.sleep(0.01)
+    rt.close()
+    writing.join()
+    (raised,) = outcome
+    return raised
+
+
 def test_close_stops_a_running_write_statement_as_closed(tmp_path: Path) -> None:
     """§3, R44: ``close()`` while a commit runs a long write statement waited for it as long as
     ``exec_timeout`` (30 s), and the commit was then told ExecTimeout, "ran past
@@ -300,15 +319,7 @@ def test_close_stops_a_running_write_statement_as_closed(tmp_path: Path) -> None
         except BaseException as exc:  # handed to the test
             outcome.append(exc)
 
-    writing = threading.Thread(target=commit)
-    writing.start()
-    watches = rt._sqlite_participant.watchdog._watches
-    while not any(watch._token for watch in watches):  # (until the statement runs)
-        assert writing.is_alive()
-        time.sleep(0.01)
-    rt.close()
-    writing.join()
-    (raised,) = outcome
+    raised = _closed_while_armed(rt, commit, outcome)
     assert isinstance(raised, sc.ClosedError) and not isinstance(raised, sc.ExecTimeout), raised
     assert "closed while this transaction ran the statement" in str(raised)
     assert "nothing of it was written" in str(raised)
@@ -316,3 +327,45 @@ def test_close_stops_a_running_write_statement_as_closed(tmp_path: Path) -> None
         space = again.space("s")
         assert space.cell("c").get() == 1
         assert space.sqlite_database("d", tables=_TABLES).read("SELECT v FROM t") == [{"v": 1}]
+
+
+def test_close_stops_a_running_additive_migration_as_closed(tmp_path: Path) -> None:
+    """§3, R13, R44: as a running write statement (above), the additive migration of a first
+    write under a new declaration — here a column whose CHECK SQLite verifies on every stored
+    row — was told "adding the declared columns ran past exec_timeout=120s" when close()
+    stopped it at once. It is a ClosedError now, nothing written, the old schema kept."""
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=_TABLES)
+        with space.transact():
+            db.exec(
+                "INSERT INTO t (v) WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+                "FROM r WHERE x < 2000) SELECT x FROM r"
+            )
+    slow_check = "check (length(replace(hex(zeroblob(3000000)), '0', 'ab')) > 0)"
+    wider = {
+        "t": sc.table(id="integer primary key", v="integer", w=f"integer default 0 {slow_check}")
+    }
+    rt = sc.Runtime(tmp_path, exec_timeout=120)
+    space = rt.space("s")
+    db = space.sqlite_database("d", tables=wider)
+    outcome: list[BaseException | None] = []
+
+    def commit() -> None:
+        try:
+            with space.transact():
+                db.exec("INSERT INTO t (v) VALUES (0)")
+            outcome.append(None)
+        except BaseException as exc:  # handed to the test
+            outcome.append(exc)
+
+    raised = _closed_while_armed(rt, commit, outcome)
+    assert isinstance(raised, sc.ClosedError) and not isinstance(raised, sc.ExecTimeout), raised
+    assert "closed while this transaction ran the additive migration" in str(raised)
+    with sc.Runtime(tmp_path) as again:
+        db = again.space("s").sqlite_database("d", tables=_TABLES)
+        assert db.read("SELECT count(*) AS n FROM t") == [{"n": 2000}]
+        # (Read as declared before: the column w was never added to the file.)
+        with contextlib.closing(sqlite3.connect(db.path)) as conn:
+            columns = [row[1] for row in conn.execute("PRAGMA table_info(t)")]
+        assert columns == ["id", "v"]
