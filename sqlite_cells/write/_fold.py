@@ -53,6 +53,7 @@ from sqlite_cells.codec import (
     ExecError,
     ExecTimeout,
     LinkEncodeError,
+    MigrationError,
     Op,
     SqliteCellsError,
     StoreChanged,
@@ -618,6 +619,12 @@ class SqliteParticipant:
             except DamagedVersion as exc:
                 raise _damaged(decl, sql, exc) from exc
             except DatabaseError as exc:
+                stopped = isinstance(exc, MigrationError) and isinstance(exc.__cause__, ExecTimeout)
+                if stopped and self.watchdog.closed:
+                    # (its statement stopped by close(), not by its deadline)
+                    raise self._closed_during(
+                        decl, f"its migrate callback (to version {decl.version})"
+                    ) from exc
                 timeout = self._lock_timeout(conn, exc, decl.db_id, sql, held=decl.path)
                 if timeout is None:
                     raise

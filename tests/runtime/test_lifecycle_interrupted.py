@@ -369,3 +369,50 @@ def test_close_stops_a_running_additive_migration_as_closed(tmp_path: Path) -> N
         with contextlib.closing(sqlite3.connect(db.path)) as conn:
             columns = [row[1] for row in conn.execute("PRAGMA table_info(t)")]
         assert columns == ["id", "v"]
+
+
+def test_close_stops_a_running_migrate_callback_as_closed(tmp_path: Path) -> None:
+    """§3, R14, R44: as a running write statement (above), a statement of a ``migrate``
+    callback that ``close()`` stopped made the commit a MigrationError caused by an
+    ExecTimeout, "the migration ran past exec_timeout=120s", a second after it began. It is a
+    ClosedError now; nothing of the migration committed, and the next runtime migrates."""
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables=_TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES (1)")
+    endless = (
+        "WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r "
+        "WHERE x < 1000000000000) SELECT count(*) FROM r"
+    )
+
+    def slow(conn: Any, from_version: int) -> None:
+        conn.execute(endless)
+
+    rt = sc.Runtime(tmp_path, exec_timeout=120)
+    space = rt.space("s")
+    db = space.sqlite_database("d", tables=_TABLES, version=2, migrate=slow)
+    outcome: list[BaseException | None] = []
+
+    def commit() -> None:
+        try:
+            with space.transact():
+                db.exec("INSERT INTO t (v) VALUES (2)")
+            outcome.append(None)
+        except BaseException as exc:  # handed to the test
+            outcome.append(exc)
+
+    raised = _closed_while_armed(rt, commit, outcome)
+    assert isinstance(raised, sc.ClosedError), raised
+    assert not isinstance(raised, sc.MigrationError), raised
+    assert "closed while this transaction ran its migrate callback (to version 2)" in str(raised)
+    migrated: list[int] = []
+    with sc.Runtime(tmp_path) as again:
+        space = again.space("s")
+        db = space.sqlite_database(
+            "d", tables=_TABLES, version=2, migrate=lambda conn, v: migrated.append(v)
+        )
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES (3)")
+        assert migrated == [1]
+        assert db.read("SELECT v FROM t ORDER BY id") == [{"v": 1}, {"v": 3}]
