@@ -24,6 +24,7 @@ from sqlite_cells.codec import (
     Op,
     ParsedLink,
     SqliteCellsError,
+    TransactionError,
     ValueEncodeError,
     brief_repr,
     check_link,
@@ -47,7 +48,7 @@ from sqlite_cells.runtime._interrupts import interrupts_held
 from sqlite_cells.runtime._participants import CommitParticipant
 from sqlite_cells.runtime._scheduler import Scheduler
 from sqlite_cells.runtime._space import Space
-from sqlite_cells.runtime._space_file import SpaceFile
+from sqlite_cells.runtime._space_file import SpaceFile, leading_space
 from sqlite_cells.runtime._store import resolve_store, space_file_name
 from sqlite_cells.runtime._tx import over_length_limit
 
@@ -384,14 +385,26 @@ class Runtime(Reference):
         lost). The handler tries again, the lock let go in between, so that commit goes
         through. None when this thread holds no space's lock."""
         me = threading.get_ident()
+        leading = leading_space()
         with self._lock:
             held = [s.file for s in self._spaces.values() if s.file.exclusive_owner == me]
-        if not held:
+            led = [s.file for s in self._spaces.values() if s.file.space_id == leading]
+        if not held and not led:
             return None
         scheduler = self.scheduler
 
         def stuck() -> None:
             waiting = scheduler.thread_ident
+            for file in led:
+                # (Code a commit runs, a migrate callback: that commit holds the lock until the
+                # callback returns, and no retry would let it go in between.)
+                if waiting is not None and file.waited_by(waiting):
+                    raise TransactionError(
+                        f"space {file.space_id!r}: settle() inside a commit of the space (a "
+                        "migrate callback) waited for a subscriber or derived cell that commits "
+                        "to the space, which waits for this commit to end; call settle() after "
+                        "the write has returned"
+                    )
             for file in held:
                 if waiting is not None and file.waited_by(waiting):
                     raise ConflictError(

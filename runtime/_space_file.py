@@ -104,6 +104,13 @@ _MAIN = ("main",)
 # The space whose commit the current thread leads, if any (see SpaceFile.commit).
 _leading_here = threading.local()
 
+
+def leading_space() -> str | None:
+    """The id of the space whose commit the current thread leads (code a commit runs: a
+    ``migrate`` callback), if any."""
+    return getattr(_leading_here, "space", None)
+
+
 BUSY_TIMEOUT_MS = 30_000
 
 

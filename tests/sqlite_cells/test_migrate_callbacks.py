@@ -305,3 +305,48 @@ def test_a_migrate_statement_refused_is_one_error_naming_the_database_once(
         assert isinstance(info.value.__cause__, sc.MigrationError)
         db = space.sqlite_database("app", tables=V1)
         assert db.read("SELECT a FROM t") == [{"a": "one"}]
+
+
+def test_settle_in_a_migrate_callback_waited_for_by_a_subscriber_is_refused(
+    tmp_path: Path,
+) -> None:
+    """§3, R14: ``rt.settle()`` in a ``migrate`` callback, while a subscriber commits to the
+    same space, hung for good: the migration's commit holds the space's write lock until the
+    callback returns, the subscriber's commit waits for that lock, and settle() waits for the
+    subscriber. It raises TransactionError once the subscriber waits for that commit (as a
+    commit from the callback is refused); the callback may go on, and the write commits."""
+    with sc.Runtime(tmp_path) as rt:
+        _seeded(rt.space("s"))
+    rt = sc.Runtime(tmp_path)
+    space = rt.space("s")
+    trigger = space.cell("trigger", default=0)
+    counted = space.cell("counted", default=0)
+    go = threading.Event()
+
+    def subscriber(value: object) -> None:
+        if value == 1:
+            go.wait()  # (until the migration holds the space's write lock)
+            with space.transact():
+                counted.set(counted.get() + 1)
+
+    trigger.observe().subscribe(subscriber)
+    with space.transact():
+        trigger.set(1)
+    raised: list[BaseException] = []
+
+    def migrate(conn: MigrationConnection, from_version: int) -> None:
+        conn.execute("ALTER TABLE t RENAME COLUMN a TO b")
+        go.set()
+        try:
+            rt.settle(timeout=30)  # (without one it hung)
+        except sc.TransactionError as exc:
+            raised.append(exc)
+
+    db = _write_v2(space, migrate)
+    (error,) = raised
+    assert "settle() inside a commit of the space (a migrate callback)" in str(error)
+    assert "call settle() after the write has returned" in str(error)
+    assert rt.settle()
+    assert counted.get() == 1
+    assert db.read("SELECT b FROM t ORDER BY id") == [{"b": "one"}, {"b": "two"}]
+    rt.close()
