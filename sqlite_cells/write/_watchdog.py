@@ -44,12 +44,13 @@ from typing import Final
 
 import apsw
 
-__all__ = ["GRACE", "IDLE_EXIT", "LINGER", "TICK", "Watch", "Watchdog"]
+__all__ = ["GRACE", "IDLE_EXIT", "LINGER", "STOP_WAIT", "TICK", "Watch", "Watchdog"]
 
 GRACE: Final = 0.1  # past a statement's deadline before it is interrupted (the handler is first)
 TICK: Final = 0.05  # between two looks while statements are being armed
 LINGER: Final = 1.0  # ticks go on this long after the last arm
 IDLE_EXIT: Final = 2.0  # then the thread sleeps this long, and ends if nothing was armed
+STOP_WAIT: Final = 2.0  # close() interrupts the armed statements again for this long at most
 
 
 class Watch:
@@ -87,11 +88,14 @@ class Watch:
         the token to :meth:`disarm` it with."""
         if self.dog is not dog:
             dog.add(self)
-        if dog.closed:  # (one armed after close() stopped the others would run on)
-            raise apsw.InterruptError("the runtime was closed before the statement ran")
         with self._lock:
             token = self._token = self._serial = self._serial + 1
             self._conn, self._deadline, self._fired, self._used = conn, deadline, False, True
+        # Looked at once armed: a close() that began before this reads True here, and one that
+        # began after finds the statement armed and stops it (see Watchdog.close).
+        if dog.closed:
+            self.disarm(token)
+            raise apsw.InterruptError("the runtime was closed before the statement ran")
         if dog.sleeping:
             try:
                 dog.wake()
@@ -133,20 +137,22 @@ class Watch:
                 self._fired = True
             return True
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
         """The runtime closes: interrupt the armed statement now, whatever its deadline (its
         op fails, and its transaction rolls back), so that close() does not wait for it as
-        long as ``exec_timeout``."""
+        long as ``exec_timeout``. Whether a statement is armed (an interrupt that came before
+        SQLite started it was a no-op: see :meth:`look`)."""
         with self._lock:
             if not self._token:
-                return
+                return False
             assert self._conn is not None  # set with the token
             try:
                 self._conn.interrupt()
             except apsw.Error:  # closed: no statement of it runs any more
                 self._token, self._conn = 0, None
-                return
+                return False
             self._fired = True
+            return True
 
     def _forked(self) -> None:
         self._lock = threading.Lock()  # the parent's holder is no thread here
@@ -213,8 +219,13 @@ class Watchdog:
             self._wake.notify()
             thread = self._thread
             watches = list(self._watches)
-        for watch in watches:
-            watch.stop()
+        # Each TICK while one stays armed: a statement armed an instant before SQLite starts
+        # it misses the first interrupt (SQLite forgets one that comes while no statement of
+        # the connection is active). One that does not stop within STOP_WAIT (one long call
+        # of a row) is left to its deadline, as before.
+        until = time.monotonic() + STOP_WAIT
+        while [watch for watch in watches if watch.stop()] and time.monotonic() < until:
+            time.sleep(TICK)
         if thread is not None and thread is not threading.current_thread() and thread.ident:
             thread.join(2 * TICK)  # (only a thread that started: ident is set then)
 

@@ -195,6 +195,37 @@ def test_an_interrupt_only_ever_hits_the_armed_statement() -> None:
         conn.close()
 
 
+def test_close_stops_a_statement_armed_an_instant_before_sqlite_starts_it() -> None:
+    """close() interrupts the armed statements (the runtime closes: they fail, nothing of
+    their commit written), and again while one stays armed: SQLite forgets an interrupt that
+    comes while no statement of the connection is active, so one armed and not yet started
+    when close() came ran on to its deadline (a commit's exec_timeout: close() waited 120 s
+    for a migrate callback's statement)."""
+    conn = apsw.Connection(":memory:")
+    # The statement's own stop, far later: only seen if close() did not stop it.
+    stopped_by_itself: list[bool] = []
+    conn.set_progress_handler(lambda: stopped_by_itself.append(True) or True, 100_000_000)
+    dog, watch = Watchdog(), Watch()
+    token = watch.arm(conn, time.monotonic() + 600, dog)
+    closer = threading.Thread(target=dog.close)
+    try:
+        closer.start()
+        while not watch.fired:  # close() interrupted once: no statement was active
+            time.sleep(0.001)
+        with pytest.raises(apsw.InterruptError):
+            _spin(conn)
+        assert watch.disarm(token) is True
+        assert stopped_by_itself == []
+        closer.join()
+        # Armed after close(): refused before it runs, nothing left armed.
+        with pytest.raises(apsw.InterruptError, match="closed before the statement ran"):
+            watch.arm(conn, time.monotonic() + 600, dog)
+        assert conn.execute("SELECT 1").get == 1 and watch.stop() is False
+    finally:
+        closer.join()
+        conn.close()
+
+
 def test_the_idle_watchdog_sleeps_then_ends_and_an_arm_starts_it_again() -> None:
     conn = apsw.Connection(":memory:")
     dog, watch = Watchdog(), Watch()
