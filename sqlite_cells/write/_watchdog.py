@@ -128,13 +128,7 @@ class Watch:
             if not self._token:
                 return used
             if now > self._deadline + GRACE:
-                assert self._conn is not None  # set with the token
-                try:
-                    self._conn.interrupt()
-                except apsw.Error:  # closed: no statement of it runs any more
-                    self._token, self._conn = 0, None
-                    return True
-                self._fired = True
+                self._interrupt()
             return True
 
     def stop(self) -> bool:
@@ -143,16 +137,19 @@ class Watch:
         long as ``exec_timeout``. Whether a statement is armed (an interrupt that came before
         SQLite started it was a no-op: see :meth:`look`)."""
         with self._lock:
-            if not self._token:
-                return False
-            assert self._conn is not None  # set with the token
-            try:
-                self._conn.interrupt()
-            except apsw.Error:  # closed: no statement of it runs any more
-                self._token, self._conn = 0, None
-                return False
-            self._fired = True
-            return True
+            return bool(self._token) and self._interrupt()
+
+    def _interrupt(self) -> bool:
+        """Interrupt the armed statement (called with the lock held, a token set); False when
+        its connection is closed: no statement of it runs any more."""
+        assert self._conn is not None  # set with the token
+        try:
+            self._conn.interrupt()
+        except apsw.Error:
+            self._token, self._conn = 0, None
+            return False
+        self._fired = True
+        return True
 
     def _forked(self) -> None:
         self._lock = threading.Lock()  # the parent's holder is no thread here

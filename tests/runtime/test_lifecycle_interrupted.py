@@ -274,11 +274,20 @@ def test_a_dropped_runtime_with_a_subscriber_stays_and_delivers(tmp_path: Path) 
     rt.close()
 
 
-def _closed_while_armed(
-    rt: sc.Runtime, commit: Callable[[], None], outcome: list[BaseException | None]
-) -> BaseException | None:
-    """Run ``commit`` on a thread, close ``rt`` once the write watchdog watches a statement
-    of it (it runs), and return what the commit raised (None: it committed)."""
+def _closed_while_armed(rt: sc.Runtime, write: Callable[[], None]) -> BaseException | None:
+    """Commit ``write`` (in a ``transact()`` block of space "s") on a thread, close ``rt``
+    once the write watchdog watches a statement of it (it runs), and return what the commit
+    raised (None: it committed)."""
+    outcome: list[BaseException | None] = []
+
+    def commit() -> None:
+        try:
+            with rt.space("s").transact():
+                write()
+            outcome.append(None)
+        except BaseException as exc:  # handed to the test
+            outcome.append(exc)
+
     writing = threading.Thread(target=commit)
     writing.start()
     watches = rt._sqlite_participant.watchdog._watches  # type: ignore[attr-defined]
@@ -308,18 +317,12 @@ def test_close_stops_a_running_write_statement_as_closed(tmp_path: Path) -> None
         "INSERT INTO t (v) WITH RECURSIVE r(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM r "
         "WHERE x < 1000000000000) SELECT x FROM r"
     )
-    outcome: list[BaseException | None] = []
 
-    def commit() -> None:
-        try:
-            with space.transact():
-                cell.set(2)
-                db.exec(endless)
-            outcome.append(None)
-        except BaseException as exc:  # handed to the test
-            outcome.append(exc)
+    def write() -> None:
+        cell.set(2)
+        db.exec(endless)
 
-    raised = _closed_while_armed(rt, commit, outcome)
+    raised = _closed_while_armed(rt, write)
     assert isinstance(raised, sc.ClosedError) and not isinstance(raised, sc.ExecTimeout), raised
     assert "closed while this transaction ran the statement" in str(raised)
     assert "nothing of it was written" in str(raised)
@@ -349,17 +352,11 @@ def test_close_stops_a_running_additive_migration_as_closed(tmp_path: Path) -> N
     rt = sc.Runtime(tmp_path, exec_timeout=120)
     space = rt.space("s")
     db = space.sqlite_database("d", tables=wider)
-    outcome: list[BaseException | None] = []
 
-    def commit() -> None:
-        try:
-            with space.transact():
-                db.exec("INSERT INTO t (v) VALUES (0)")
-            outcome.append(None)
-        except BaseException as exc:  # handed to the test
-            outcome.append(exc)
+    def write() -> None:
+        db.exec("INSERT INTO t (v) VALUES (0)")
 
-    raised = _closed_while_armed(rt, commit, outcome)
+    raised = _closed_while_armed(rt, write)
     assert isinstance(raised, sc.ClosedError) and not isinstance(raised, sc.ExecTimeout), raised
     assert "closed while this transaction ran the additive migration" in str(raised)
     with sc.Runtime(tmp_path) as again:
@@ -392,17 +389,11 @@ def test_close_stops_a_running_migrate_callback_as_closed(tmp_path: Path) -> Non
     rt = sc.Runtime(tmp_path, exec_timeout=120)
     space = rt.space("s")
     db = space.sqlite_database("d", tables=_TABLES, version=2, migrate=slow)
-    outcome: list[BaseException | None] = []
 
-    def commit() -> None:
-        try:
-            with space.transact():
-                db.exec("INSERT INTO t (v) VALUES (2)")
-            outcome.append(None)
-        except BaseException as exc:  # handed to the test
-            outcome.append(exc)
+    def write() -> None:
+        db.exec("INSERT INTO t (v) VALUES (2)")
 
-    raised = _closed_while_armed(rt, commit, outcome)
+    raised = _closed_while_armed(rt, write)
     assert isinstance(raised, sc.ClosedError), raised
     assert not isinstance(raised, sc.MigrationError), raised
     assert "closed while this transaction ran its migrate callback (to version 2)" in str(raised)
