@@ -42,6 +42,7 @@ from sqlite_cells.cli._params import check_text
 from sqlite_cells.cli._status import FINDING, INTERRUPTED, OK
 from sqlite_cells.codec import Link, LinkDecodeError, SqliteCellsError, decode_value, derive_id
 from sqlite_cells.files import (
+    COPY_FAILED,
     COPY_FOLDER,
     DAMAGED_FILE,
     DISK_REFUSED,
@@ -153,6 +154,16 @@ def _advice(o: Outcome, *, repairing: bool = False) -> str:
             f"the store's quarantine folder, and {folder} is no folder (a file or a symbolic "
             f"link stands there); move {folder} aside (out of the store, keeping it) so the "
             "folder can be made, then run `sqlite-cells check --repair` again"
+        )
+    if o.action is Action.QUARANTINED and COPY_FAILED in o.detail:
+        # (A full disk is said above.) The copy, not the file or its space, stops the repair:
+        # moving the file out or putting back a space file is no help.
+        folder = o.path.parent / QUARANTINE_DIR
+        return (
+            "nothing was changed: a repair that removes rows first keeps a copy of the file in "
+            f"the store's quarantine folder, and the copy could not be written into {folder} "
+            "(see why above); let this user write that folder (on a file system mounted "
+            "read-only, remount it writable), then run `sqlite-cells check --repair` again"
         )
     if o.action is Action.QUARANTINED and o.rebuild_refusal:
         # Moving the file out would not help: the rebuild that follows is the one refused.

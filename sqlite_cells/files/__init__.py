@@ -87,6 +87,7 @@ from sqlite_cells.files._layout import roll_back_interrupted as roll_back_interr
 from sqlite_cells.files._layout import set_aside_moved as set_aside_moved
 from sqlite_cells.files._layout import stored_json as stored_json
 from sqlite_cells.files._layout import unpin as unpin
+from sqlite_cells.files._reconcile import COPY_FAILED as COPY_FAILED
 from sqlite_cells.files._reconcile import COPY_FOLDER as COPY_FOLDER
 from sqlite_cells.files._reconcile import DAMAGED_FILE as DAMAGED_FILE
 from sqlite_cells.files._reconcile import DISK_REFUSED as DISK_REFUSED
@@ -137,6 +138,7 @@ from sqlite_cells.files._watermark import watermark_sql as watermark_sql
 __all__ = [
     "ALIAS",
     "CHECKED_AGAIN",
+    "COPY_FAILED",
     "COPY_FOLDER",
     "DAMAGED_FILE",
     "DISK_REFUSED",

@@ -110,6 +110,7 @@ from sqlite_cells.schema import (
 from sqlite_cells.sql import fold_ascii
 
 __all__ = [
+    "COPY_FAILED",
     "COPY_FOLDER",
     "DAMAGED_FILE",
     "DISK_REFUSED",
@@ -152,6 +153,9 @@ CANNOT_REBUILD: Final = "its space's log cannot rebuild it"
 # Why a repair that removes rows stopped before it kept its copy (R71): the store's quarantine
 # folder cannot be made (a file or a symbolic link stands at its path), said in the detail.
 COPY_FOLDER: Final = "the runtime keeps there a copy of each file before a repair that removes rows"
+# Why a repair that removes rows stopped: the copy it keeps first could not be written into the
+# quarantine folder (a full disk, or a folder this user may not write), said in the detail.
+COPY_FAILED: Final = "a repair that removes rows keeps that copy first (R71), and stops without it"
 
 
 class Action(enum.Enum):
@@ -235,8 +239,8 @@ class _CopyFailed(DatabaseError):
             else f"{source} could not be copied to {dest} ({what})"
         )
         super().__init__(
-            f"{head}: a repair that removes rows keeps that copy first (R71), and stops without "
-            "it; nothing of the file was changed, and the next use tries the repair again"
+            f"{head}: {COPY_FAILED}; nothing of the file was changed, and the next use tries the "
+            "repair again"
         )
 
 

@@ -244,3 +244,47 @@ def test_check_repair_on_a_read_only_file_system_says_so_not_this_users_permissi
     ) in done.stdout
     assert "this user may not write" not in done.stdout and "store's owner" not in done.stdout
     assert db_file.read_bytes() == before
+
+
+def test_check_repair_whose_copy_this_user_may_not_write_says_to_let_it_write_the_folder(
+    store: Path,
+) -> None:
+    """R71, §6, Errors: a database ahead of its space by the commit in flight is inverted after a
+    copy of it is kept in the store's quarantine folder. When this user may not write that
+    folder, `check --repair` stopped before the copy, as it must, but advised to put back a copy
+    of the space's file or to move the database's file out of the store (giving up its commit),
+    neither of which the file needs. It says the copy could not be written into the folder and
+    to let this user write it, then repair again; nothing is changed."""
+    if os.geteuid() != 0:
+        pytest.skip("the quarantine folder must belong to another user than the command runs as")
+    with sc.Runtime(store) as rt:
+        space_file = rt.space("a").file.path
+        db_file = rt.space("a").sqlite_database("d", tables=TABLES).path
+    kept = space_file.read_bytes()
+    with sc.Runtime(store) as rt:
+        space = rt.space("a")
+        with space.transact():
+            space.sqlite_database("d", tables=TABLES).exec("INSERT INTO t (v) VALUES ('y')")
+    space_file.write_bytes(kept)  # the space's file lost the last commit: the database is ahead
+    before = db_file.read_bytes()
+    for path in store.iterdir():
+        path.chmod(0o666)
+    store.chmod(0o777)
+    folder = store / "quarantine"
+    folder.mkdir(mode=0o755)  # root's: nobody may not write it
+    try:
+        done = run_unprivileged("-m", "sqlite_cells", "check", "--repair", str(store))
+    finally:
+        store.chmod(0o755)
+    assert done.returncode == 1, done.stderr
+    assert "watermark 2, space seq 1: quarantined" in done.stdout
+    assert "could not be copied to" in done.stdout and "Permission denied" in done.stdout
+    assert (
+        "nothing was changed: a repair that removes rows first keeps a copy of the file in the "
+        f"store's quarantine folder, and the copy could not be written into {folder} (see why "
+        "above); let this user write that folder"
+    ) in done.stdout
+    assert "put back a copy of the space's file" not in done.stdout
+    assert "out of the store" not in done.stdout
+    assert db_file.read_bytes() == before
+    assert list(folder.iterdir()) == []
