@@ -544,9 +544,11 @@ def _file_version(path: Path, db_id: str) -> int:
 
 
 def remove_database_files(path: Path) -> bool:
-    """Delete a database file and its -wal and -shm; True if the file existed."""
+    """Delete a database file and its -wal and -shm; True if the file existed. The file goes
+    last: a removal cut short (a kill) leaves the file itself, which the next gc lists and
+    removes with what is left beside it; a -wal left without it is listed by nothing."""
     existed = path.exists()
-    for suffix in ("", "-wal", "-shm", "-journal"):
+    for suffix in ("-wal", "-shm", "-journal", ""):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     return existed
 

@@ -1289,3 +1289,72 @@ def test_ctrl_c_once_a_repair_is_made_says_what_was_repaired(store: Path) -> Non
     repaired = next(p.name for p in paths if p.name in line)
     assert found == {p.name: "in sync" if p.name == repaired else "behind" for p in paths}
     assert after.returncode == 1
+
+
+# `python -m sqlite_cells gc --yes STORE`, SIGKILLed as it unlinks its second file of a database
+# (an audit hook: the first unlink is done).
+_GC_KILLED_AFTER_ONE_UNLINK = """
+import os, runpy, signal, sys
+
+unlinked = []
+
+def hook(event, args):
+    if event == "os.remove" and os.path.basename(str(args[0])).startswith("cell-"):
+        unlinked.append(args[0])
+        if len(unlinked) == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+sys.addaudithook(hook)
+sys.argv = ["sqlite_cells", "gc", "--yes", sys.argv[1]]
+runpy.run_module("sqlite_cells", run_name="__main__", alter_sys=True)
+"""
+
+# Opens a database file (SQLite makes its -wal and -shm), reads it, and is SIGKILLed holding it.
+_READER_KILLED = """
+import os, signal, sys
+import apsw
+conn = apsw.Connection(sys.argv[1])
+conn.execute("SELECT count(*) FROM t").fetchall()
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_gc_killed_between_the_files_of_a_dropped_database_leaves_what_the_next_gc_removes(
+    tmp_path: Path,
+) -> None:
+    """R74, R72: gc removed a dropped database's file first, then its -wal and -shm. Killed in
+    between, it left a -wal (which may hold the database's rows) and a -shm that no later gc
+    listed or removed, and `inspect` called the file removed. The file goes last now: what a
+    kill leaves is the file itself, which the next `gc --yes` lists and removes, companions
+    included."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("a")
+        db = space.sqlite_database("d", tables={"t": sc.table(x="integer")})
+        with space.transact():
+            db.exec("INSERT INTO t (x) VALUES (1)")
+        with space.transact():
+            db.drop()
+        path = db.path
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    reader = subprocess.run(
+        [sys.executable, "-c", _READER_KILLED, str(path)], env=env, capture_output=True, timeout=60
+    )
+    assert reader.returncode == -9, reader.stderr
+    companions = [Path(f"{path}-wal"), Path(f"{path}-shm")]
+    assert all(p.exists() for p in companions)
+    killed = subprocess.run(
+        [sys.executable, "-c", _GC_KILLED_AFTER_ONE_UNLINK, str(store)],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert killed.returncode == -9, killed.stderr
+    assert path.exists()  # what the kill left: the file, which gc still lists
+    listed = run_cli("gc", str(store))
+    assert listed.returncode == 0, listed.stderr
+    assert path.name in listed.stdout
+    done = run_cli("gc", "--yes", str(store))
+    assert done.returncode == 0, done.stderr
+    assert "1 file(s) removed" in done.stdout
+    assert sorted(p.name for p in store.glob("cell-*")) == []
