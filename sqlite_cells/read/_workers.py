@@ -79,6 +79,7 @@ __all__ = [
     "Delivery",
     "QueryWorkers",
     "ReadJob",
+    "closed_instead",
 ]
 
 log = logging.getLogger("sqlite_cells.read")
@@ -152,6 +153,22 @@ class _InFlight:
     job: ReadJob
     started: float  # time.monotonic() when the worker took the job
     tracker: Tracker = field(default_factory=Tracker)
+
+
+def closed_instead(error: SqliteCellsError) -> SqliteCellsError:
+    """The error of a read of a runtime being closed: ``error``, or a :class:`ClosedError`
+    when close() ended it — an interrupt (SQLite's ``InterruptError``, or the plain error
+    "interrupted" that it gives when the interrupt meets the statement as it is prepared, a
+    schema being read) or a lock wait given up (SQLite's busy error)."""
+    cause = error.__cause__
+    interrupted = isinstance(cause, apsw.InterruptError | apsw.BusyError) or (
+        isinstance(cause, apsw.SQLError) and str(cause) == "interrupted"
+    )
+    if not interrupted:
+        return error
+    closed = ClosedError("the runtime was closed during this read: open a new Runtime")
+    closed.__cause__ = cause
+    return closed
 
 
 class QueryWorkers:
@@ -445,12 +462,7 @@ class QueryWorkers:
         """A statement that close() interrupted ran no ``query_timeout`` long: it is told the
         runtime closed (ClosedError), not that it timed out. A lock wait it ended surfaces
         as SQLite's busy error."""
-        cause = error.__cause__
-        if not (self._closed and isinstance(cause, (apsw.InterruptError, apsw.BusyError))):
-            return error
-        closed = ClosedError("the runtime was closed during this read: open a new Runtime")
-        closed.__cause__ = cause
-        return closed
+        return closed_instead(error) if self._closed else error
 
     def _build_ahead(
         self,

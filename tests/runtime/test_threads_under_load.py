@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import apsw
 import pytest
 
 import sqlite_cells as sc
@@ -292,6 +293,28 @@ CALLS = [
     "settle",
     "open_space",
 ]
+
+
+def test_a_read_that_close_interrupted_as_its_statement_was_prepared_is_closed_error() -> None:
+    """The race below, met once on a loaded host: close() interrupted a read as SQLite
+    prepared one of its statements (reading the file's schema), where SQLite gives the plain
+    error "interrupted" rather than its interrupt error; the read was a QueryError saying to
+    correct the statement. Each way close() ends a read is a ClosedError, and nothing else."""
+    from sqlite_cells.read._workers import closed_instead
+
+    for cause in (
+        apsw.InterruptError("interrupted"),
+        apsw.SQLError("interrupted"),
+        apsw.BusyError("database is locked"),
+    ):
+        error = sc.QueryError("db", "SELECT 1", f"{cause} (SQLite's …)")
+        error.__cause__ = cause
+        closed = closed_instead(error)
+        assert isinstance(closed, sc.ClosedError) and closed.__cause__ is cause
+        assert "the runtime was closed during this read" in str(closed)
+    own = sc.QueryError("db", "SELECT x FROM t", "no such table: t")
+    own.__cause__ = apsw.SQLError("no such table: t")
+    assert closed_instead(own) is own
 
 
 @pytest.mark.parametrize("call", CALLS)
