@@ -212,17 +212,8 @@ class Space(runtime.Space):
         if not _takes_database(annotation) or value is None:
             return
         what = f"pattern {pattern.name}: input {name!r} is typed sc.SqliteDb"
-        if isinstance(value, Cell) and self._leads_back(cell, value):
-            raise InvalidArgument(
-                f"{what}, but {_cycle(cell, value)}, which leads to no database: pass a database "
-                "(space.sqlite_database(...) or space.register_disk_source(...)) or another "
-                "piece's database input; nothing was recorded"
-            )
-        dropped = self._dropped(value) if isinstance(value, Cell) else None
-        if dropped is not None:
-            raise InvalidArgument(
-                f"{what}, but {dropped}: pass a database not dropped; nothing was recorded"
-            )
+        if isinstance(value, Cell):
+            self._refuse_no_database(cell, value, what, "pass", "recorded")
         if isinstance(value, SqliteDb):
             return
         advice = (
@@ -252,20 +243,8 @@ class Space(runtime.Space):
 
         if cell.value_path or cell.id not in self.runtime.database_inputs:
             return
-        if self._leads_back(cell, target):
-            raise InvalidArgument(
-                f"{cell.id} is a pattern's database input (typed sc.SqliteDb), but "
-                f"{_cycle(cell, target)}, which leads to no database: link a database "
-                "(space.sqlite_database(...) or "
-                "space.register_disk_source(...)) or another piece's database input; nothing "
-                "was written"
-            )
-        dropped = self._dropped(target)
-        if dropped is not None:
-            raise InvalidArgument(
-                f"{cell.id} is a pattern's database input (typed sc.SqliteDb), but "
-                f"{dropped}: link a database not dropped; nothing was written"
-            )
+        what = f"{cell.id} is a pattern's database input (typed sc.SqliteDb)"
+        self._refuse_no_database(cell, target, what, "link", "written")
         if isinstance(target, SqliteDb) or (
             not target.value_path and target.id in self.runtime.database_inputs
         ):
@@ -285,6 +264,25 @@ class Space(runtime.Space):
             "(space.sqlite_database(...) or space.register_disk_source(...)), a cell that "
             "holds one, or another piece's database input; nothing was written"
         )
+
+    def _refuse_no_database(
+        self, cell: Cell, target: Cell, what: str, verb: str, nothing: str
+    ) -> None:
+        """Refuse giving the database input ``cell`` the cell ``target`` (``verb``: "pass" to
+        ``space.run``, "link") when it leads to no database: back to ``cell`` through links
+        (a cycle), or to a database that was dropped. ``what`` begins the refusal, which ends
+        saying nothing was ``nothing`` ("recorded", "written")."""
+        if self._leads_back(cell, target):
+            raise InvalidArgument(
+                f"{what}, but {_cycle(cell, target)}, which leads to no database: {verb} a "
+                "database (space.sqlite_database(...) or space.register_disk_source(...)) or "
+                f"another piece's database input; nothing was {nothing}"
+            )
+        dropped = self._dropped(target)
+        if dropped is not None:
+            raise InvalidArgument(
+                f"{what}, but {dropped}: {verb} a database not dropped; nothing was {nothing}"
+            )
 
     def _leads_back(self, cell: Cell, target: Cell) -> bool:
         """Whether ``target`` is the database input ``cell`` itself — its own ``LinkedDb``,
