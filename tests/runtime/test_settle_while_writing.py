@@ -191,7 +191,8 @@ def test_settle_delivers_a_query_whose_parameter_cell_keeps_changing(tmp_path: P
             p.set(n)
 
         stop = threading.Event()
-        last = [0]
+        last = [0]  # the newest parameter committed
+        begun = [0]  # the newest parameter a commit was begun for
 
         def writer() -> None:
             # Commits faster than a run, then no more: every run while it writes is dropped,
@@ -200,6 +201,7 @@ def test_settle_delivers_a_query_whose_parameter_cell_keeps_changing(tmp_path: P
             for n in range(1, 401):
                 if stop.is_set():
                     return
+                begun[0] = n
                 set_p(n)
                 last[0] = n
 
@@ -212,8 +214,11 @@ def test_settle_delivers_a_query_whose_parameter_cell_keeps_changing(tmp_path: P
             assert thread.is_alive()  # settled while the parameter keeps changing
             assert rt.settle(timeout=120)
             state = query.get()
-            assert not state.pending and state.error is None
+            assert state.error is None
             assert state.result is not None and state.result[0]["p"] >= before
+            # Pending only for a commit made after settle returned: on a loaded host the
+            # writer can fall behind a run, which then delivers, and write on after it.
+            assert not state.pending or begun[0] > state.result[0]["p"]
         finally:
             stop.set()
             thread.join()
