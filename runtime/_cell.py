@@ -190,7 +190,7 @@ class Cell(Reference):
         tx = current_transaction()
         if tx is None or tx.state is not TxState.OPEN:
             return file.entity(self._id).data
-        note_read(tx, self._id)
+        note_read(tx, self._id, self._value_path)
         written = tx.written(file, self._id)
         if written is not None:
             return written
@@ -321,7 +321,7 @@ class Cell(Reference):
         whole = self._encoded(value)
         if checked:
             runtime.check_value(self._space.id, self._id, whole)
-        record_write(tx, file, self._id, whole, name=self._named(file), merged=True)
+        record_write(tx, file, self._id, whole, name=self._named(file), path=self._value_path)
         if read is not None and tx.state is TxState.OPEN:
             tx.record_read(file, self._id, read)
 

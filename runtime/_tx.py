@@ -37,6 +37,9 @@ from sqlite_cells.runtime._leaving import Leaving
 if TYPE_CHECKING:
     from sqlite_cells.runtime._space_file import SpaceFile
 
+# A path inside a cell's value (``()``: the whole value), as ``Cell.value_path``.
+ValuePath = tuple[str | int, ...]
+
 __all__ = [
     "LENGTH_LIMIT",
     "ROW_SLACK",
@@ -151,12 +154,14 @@ class Transaction(Reference):
         self._nested = 0
         self._open: set[int] = set()  # the ids of the nested scopes open (see _scopes)
         self._by: list[tuple[int, ...]] = []
-        # While a nested scope is open, too: how many times each cell was written since one
-        # opened and from which nested scopes (see _scopes), and what each scope last saw of
-        # each cell it read (that count). A scope that writes a cell a scope running beside it
-        # wrote after it read it would lose that write (see ``_check_race``).
-        self._versions: dict[str, tuple[int, tuple[int, ...]]] = {}
-        self._seen: dict[tuple[tuple[int, ...], str], int] = {}
+        # While a nested scope is open, too: the writes of each cell since one opened, in
+        # order — the path inside the value written (``()``: the whole value) and the nested
+        # scopes that wrote it (see _scopes) — and, for each scope and cell, what it last saw
+        # at each path it read (how many of those writes there were then; a dict replaced, never
+        # changed, so a copy of ``_seen`` keeps it). A scope that writes where a scope running
+        # beside it wrote after it read there would lose that write (see ``_check_race``).
+        self._versions: dict[str, list[tuple[ValuePath, tuple[int, ...]]]] = {}
+        self._seen: dict[tuple[tuple[int, ...], str], dict[ValuePath, int]] = {}
         # Set when that could not be done (another task recorded in between): the transaction
         # commits nothing, and says why (see whole).
         self._broken: TransactionError | None = None
@@ -265,7 +270,7 @@ def record_write(
     *,
     guard: int | None = None,
     name: tuple[str, str] | None = None,
-    merged: bool = False,
+    path: ValuePath = (),
 ) -> None:
     """Record the encoded value of a cell on ``tx``: for the runtime's cells and the layers
     above, which encode and check the value first (R5, R6) — not a method of the transaction a
@@ -273,8 +278,8 @@ def record_write(
     limit could not be stored (nor read back): :class:`ValueEncodeError` here, before anything
     is recorded (R6, R44). ``guard``: the space's seq a writability check saw, to judge the
     write again at commit (see ``Transaction.guards``); ``name``: the name to record with it;
-    ``merged``: the value was made from the transaction's latest one just now (a write at a
-    path), so it loses no other write."""
+    ``path``: the path inside the value the caller wrote at (the rest of ``data`` was made from
+    the transaction's latest value just now, so it loses no other write)."""
     tx._check_open()
     if len(data) > LENGTH_LIMIT - ROW_SLACK - len(cell_id):
         too_long = over_length_limit(cell_id, data)
@@ -282,7 +287,7 @@ def record_write(
             raise too_long
     tx.bind(space)
     if tx._nested:
-        _check_race(tx, cell_id, merged=merged)
+        _check_race(tx, cell_id, path)
     tx._writes[cell_id] = data
     _note_recorder(tx)
     if guard is not None:
@@ -298,14 +303,19 @@ def record_name(tx: Transaction, target: str, name: tuple[str, str]) -> None:
     _note_recorder(tx)
 
 
-def note_read(tx: Transaction, cell_id: str) -> None:
-    """Note what the current nested scope saw of ``cell_id``, while one is open (see
-    ``_check_race``) — and the scopes it runs in: their code read it too, through it."""
+def note_read(tx: Transaction, cell_id: str, path: ValuePath = ()) -> None:
+    """Note what the current nested scope saw of ``cell_id`` at ``path``, while one is open
+    (see ``_check_race``) — and the scopes it runs in: their code read it too, through it."""
     if tx._nested:
         scopes = _scopes.get()
-        count = tx._versions.get(cell_id, _UNWRITTEN)[0]
+        count = len(tx._versions.get(cell_id, ()))
         for depth in range(1, len(scopes) + 1):
-            tx._seen[(scopes[:depth], cell_id)] = count
+            key = (scopes[:depth], cell_id)
+            seen = tx._seen.get(key)
+            if seen is None:
+                tx._seen[key] = {path: count}
+            elif seen.get(path) != count:
+                tx._seen[key] = {**seen, path: count}
 
 
 def forget_read(tx: Transaction, space: SpaceFile, cell_id: str) -> None:
@@ -361,7 +371,7 @@ class _ReadsTaken:
             self._tx._seen = self._seen
 
 
-def _check_race(tx: Transaction, cell_id: str, *, merged: bool) -> None:
+def _check_race(tx: Transaction, cell_id: str, path: ValuePath) -> None:
     """Refuse a write that would lose another scope's: handlers run together with
     ``asyncio.gather`` inside a handler share its transaction, so one that read a cell, awaited,
     and writes it back after a handler running beside it wrote the cell in between would
@@ -372,25 +382,64 @@ def _check_race(tx: Transaction, cell_id: str, *, merged: bool) -> None:
     that wrote while an inner one it made a task of was waiting, after reading the cell, ran
     beside it, and the inner one's write would lose it. A write made in a scope nested in the
     one that read (a handler awaited by it, a ``transact()`` block in it) is that scope's write
-    too: the value it writes may come from that read."""
+    too: the value it writes may come from that read.
+
+    Paths count as parts of the value: this write conflicts with another scope's write at the
+    same path, one inside or around it (the whole value is around every path), made after this
+    scope read at such a path too; a write at a path disjoint from what was read there, or from
+    what was written beside it, loses nothing. Another scope's write this scope saw since,
+    reading a path around the part the two writes share, is no longer lost."""
     scopes = _scopes.get()
-    count, writer = tx._versions.get(cell_id, _UNWRITTEN)
-    if not merged:
-        for depth in range(len(scopes), 0, -1):  # this scope, then those it runs in
-            chain = scopes[:depth]
-            seen = tx._seen.get((chain, cell_id))
-            if seen is not None and seen != count and writer[:depth] != chain:
-                raise TransactionError(
-                    f"cell {cell_id} was written by another handler of this transaction after "
-                    "this one read it (handlers run together with asyncio.gather inside a "
-                    "handler share one transaction): writing it now would lose that write. "
-                    "Read and write it without awaiting in between (cell.update), or run the "
-                    "handlers one at a time"
-                )
-    tx._versions[cell_id] = (count + 1, scopes)
+    writes = tx._versions.setdefault(cell_id, [])
+    for depth in range(len(scopes), 0, -1):  # this scope, then those it runs in
+        chain = scopes[:depth]
+        seen = tx._seen.get((chain, cell_id))
+        if seen is not None and _loses_a_write(seen, writes, chain, path):
+            raise TransactionError(
+                f"cell {cell_id}{_at(path)} was written by another handler of this transaction "
+                "after this one read it (handlers run together with asyncio.gather inside a "
+                "handler share one transaction): writing it now would lose that write. "
+                "Read and write it without awaiting in between (cell.update), or run the "
+                "handlers one at a time"
+            )
+    writes.append((path, scopes))
 
 
-_UNWRITTEN: Final[tuple[int, tuple[int, ...]]] = (0, ())
+def _loses_a_write(
+    seen: dict[ValuePath, int],
+    writes: list[tuple[ValuePath, tuple[int, ...]]],
+    chain: tuple[int, ...],
+    path: ValuePath,
+) -> bool:
+    """Whether a write at ``path`` by the scope ``chain`` (which saw ``seen``: path read -> how
+    many of ``writes`` there were then) would lose one of ``writes`` made beside it: one that
+    overlaps this write, made by a scope not inside ``chain`` after a read of ``chain``'s that
+    overlaps this write too, and not seen since through a read of a path around their common
+    part."""
+    first = min((count for read, count in seen.items() if _overlap(read, path)), default=None)
+    if first is None:
+        return False  # (a blind write, as far as this scope's reads go)
+    depth = len(chain)
+    for index in range(first, len(writes)):
+        written, writer = writes[index]
+        if writer[:depth] == chain or not _overlap(written, path):
+            continue
+        common = max(written, path, key=len)  # (the inner of the two)
+        if not any(
+            later > index and common[: len(around)] == around for around, later in seen.items()
+        ):
+            return True
+    return False
+
+
+def _overlap(one: ValuePath, other: ValuePath) -> bool:
+    """Whether two paths inside a value name parts that overlap (one is inside the other)."""
+    shorter = min(len(one), len(other))
+    return one[:shorter] == other[:shorter]
+
+
+def _at(path: ValuePath) -> str:
+    return f" at path {list(path)!r}" if path else ""
 
 
 def _note_recorder(tx: Transaction) -> None:
@@ -601,7 +650,7 @@ class _Scope(Leaving):
             outer.space,
             len(outer._by),
             next(_scope_ids),
-            dict(outer._versions),
+            {cell_id: len(writes) for cell_id, writes in outer._versions.items()},
         )
         entry = _Entry(None, None, joined, None)
         scopes = _scopes.get()
@@ -809,7 +858,7 @@ class _Joined:
     space: SpaceFile | None
     recorded: int  # len(tx._by) when the scope began
     scope: int
-    versions: dict[str, tuple[int, tuple[int, ...]]]  # tx._versions when the scope began
+    versions: dict[str, int]  # how many writes of each cell tx._versions held when it began
 
     def take_back(self) -> None:
         """The scope raised: what it recorded is taken back, even if the outer block catches
@@ -832,7 +881,10 @@ class _Joined:
             del tx._by[self.recorded :]
             # Its writes no longer count as writes a task running beside it could lose: one
             # that read a cell before this scope wrote it may write it (see ``_check_race``).
-            tx._versions = dict(self.versions)
+            tx._versions = {
+                cell_id: tx._versions.get(cell_id, [])[:count]
+                for cell_id, count in self.versions.items()
+            }
             if not self.writes and not tx._ops:
                 tx.space = self.space
         elif tx._broken is None:

@@ -894,6 +894,114 @@ def test_gathered_handlers_writing_what_they_read_through_a_nested_scope_lose_no
     assert c.get() == 5
 
 
+def test_gathered_handlers_that_would_lose_each_others_updates_at_a_path_are_refused(
+    rt: sc.Runtime,
+) -> None:
+    """Gathered handlers each reading a key of a cell, awaiting, and writing the key back lost
+    every update but one: five increments committed ``1`` and a seq, silently, where the same
+    pattern on the whole cell is refused (a write at a path was not checked at all). Reads and
+    writes at paths now count as parts of the value: the write at a path another handler wrote
+    (or a path inside or around it) after this one read there is refused the same way, nothing
+    committed. Handlers reading and writing disjoint paths commit both; so does a handler
+    writing a key after another wrote a different key of what it read. A whole-value write
+    after reading one key, beside a write of another key, is refused as before."""
+    space = rt.space("demo")
+    c = space.cell("c", default={"n": 0, "m": 0, "deep": {"x": 0, "y": 0}})
+
+    @sc.handler
+    async def bump(*path: str) -> None:
+        at = c
+        for key in path:
+            at = at.key(key)
+        value = at.get()
+        await asyncio.sleep(0)  # the others read meanwhile
+        at.set(value + 1)
+
+    @sc.handler
+    async def gathered(*paths: tuple[str, ...]) -> None:
+        await asyncio.gather(*(bump(*path) for path in paths))
+
+    initial = c.get()
+    for paths in (
+        [("n",)] * 5,  # the same path
+        [("deep", "x"), ("deep", "x")],  # the same path, deeper
+    ):
+        with pytest.raises(sc.TransactionError) as info:
+            asyncio.run(gathered(*paths))
+        message = str(info.value)
+        assert f"cell {c.id} at path {list(paths[0])!r} was written by another handler" in message
+        assert "writing it now would lose that write" in message
+        assert not isinstance(info.value, sc.ConflictError)
+        assert c.get() == initial
+
+    # A path inside one another handler wrote after this one read it: that write (of the
+    # whole "deep", made first) would be lost too.
+    @sc.handler
+    async def copy_deep() -> None:
+        deep = c.key("deep").get()
+        await asyncio.sleep(0)
+        c.key("deep").set({**deep, "y": deep["y"] + 10})
+
+    @sc.handler
+    async def around() -> None:
+        await asyncio.gather(copy_deep(), bump("deep", "x"))
+
+    with pytest.raises(sc.TransactionError) as info:
+        asyncio.run(around())
+    assert f"cell {c.id} at path ['deep', 'x'] was written by another" in str(info.value)
+    assert c.get() == initial
+
+    # A path around one another handler wrote after this one read it (the key written first).
+    @sc.handler
+    async def around_last() -> None:
+        await asyncio.gather(bump("deep", "x"), copy_deep())
+
+    with pytest.raises(sc.TransactionError) as info:
+        asyncio.run(around_last())
+    assert f"cell {c.id} at path ['deep'] was written by another" in str(info.value)
+    assert c.get() == initial
+
+    # Disjoint paths lose nothing: both commit, in one commit (the first of the space).
+    assert asyncio.run(gathered(("n",), ("m",), ("deep", "x"), ("deep", "y"))) == 1
+    assert c.get() == {"n": 1, "m": 1, "deep": {"x": 1, "y": 1}}
+
+    # Reading the whole value, then writing one key while another handler wrote another key.
+    @sc.handler
+    async def bump_n_from_whole() -> None:
+        whole = c.get()
+        await asyncio.sleep(0)
+        c.key("n").set(whole["n"] + 1)
+
+    @sc.handler
+    async def beside() -> None:
+        await asyncio.gather(bump_n_from_whole(), bump("m"))
+
+    assert asyncio.run(beside()) == 2
+    assert c.get() == {"n": 2, "m": 2, "deep": {"x": 1, "y": 1}}
+
+    # The whole value written after reading one key, beside a handler writing another key: the
+    # whole value holds that key too, and the write would lose it (refused as before).
+    @sc.handler
+    async def set_whole_from_m() -> None:
+        m = c.key("m").get()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # (the other handler writes meanwhile)
+        c.set({"n": 0, "m": m + 1, "deep": {}})
+
+    @sc.handler
+    async def put_n() -> None:
+        c.key("n").set(50)
+
+    @sc.handler
+    async def whole_beside() -> None:
+        await asyncio.gather(set_whole_from_m(), put_n())
+
+    with pytest.raises(sc.TransactionError) as info:
+        asyncio.run(whole_beside())
+    assert f"cell {c.id} was written by another handler" in str(info.value)
+    assert c.get() == {"n": 2, "m": 2, "deep": {"x": 1, "y": 1}}
+
+
 def test_a_task_writing_back_what_it_read_after_its_maker_wrote_it_is_refused(
     rt: sc.Runtime,
 ) -> None:
