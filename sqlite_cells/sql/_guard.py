@@ -8,8 +8,9 @@ raises :class:`~codec._errors.GuardViolation` otherwise.  ``GuardViolation.kind`
 ``empty``
     No statement at all: empty text, whitespace, comments, or only ``;``.
 ``multiple-statements``
-    A ``;`` followed by anything but whitespace and comments (``SELECT 1;`` and ``SELECT 1; --``
-    are fine, ``SELECT 1;;`` is not).  The offset is the start of the first token after the
+    A ``;`` followed by anything but whitespace, comments and byte-order marks (U+FEFF, a space
+    to SQLite where a token starts): ``SELECT 1;``, ``SELECT 1; --`` and ``SELECT 1;\ufeff``
+    are fine, ``SELECT 1;;`` is not.  The offset is the start of the first token after the
     first ``;``.  (Text SQLite cannot read *before* the first ``;`` fails the first statement, so
     nothing would run: that is a ``syntax`` problem, below.  So is an unterminated ``/*``
     comment or a NUL that follows the ``;`` before any token: SQLite reads no second statement

@@ -44,6 +44,7 @@ from sqlite_cells.sql._names import upper_ascii
 from sqlite_cells.sql._tokenloop import build as _pass
 
 __all__ = [
+    "BOM",
     "Lexer",
     "RawToken",
     "is_idchar",
@@ -91,7 +92,7 @@ _NUMBER_RE: Final = re.compile(
 )
 _HEX_RE: Final = re.compile(r"[xX]'(?:[0-9A-Fa-f]{2})*'")
 _LITERAL_TYPES: Final = frozenset({TokenType.STRING, TokenType.IDENTIFIER, TokenType.HEX_STRING})
-_BOM: Final = "\ufeff"  # a space to SQLite at the start of a token, a letter inside one
+BOM: Final = "\ufeff"  # a space to SQLite at the start of a token, a letter inside one
 
 
 def unescape(text: str) -> str:
@@ -163,7 +164,7 @@ def syntax_message(sql: str, offset: int) -> str:
         return "syntax error: '#' parameters are not supported; use ?NNN, :name, @name or $name"
     if char.isdigit() or char == ".":
         return "syntax error: malformed number; separate it from the following name with a space"
-    if char == _BOM:
+    if char == BOM:
         return (
             "syntax error: a byte-order mark (U+FEFF), which SQLite skips as a space before a "
             "word and reads as a letter inside one; remove it"
@@ -279,7 +280,7 @@ class Lexer:
     def word(self, start: int, end: int) -> None:
         sql = self.sql
         text = sql[start:end]
-        if text[0] == _BOM:
+        if text[0] == BOM:
             # SQLite skips a U+FEFF that starts a token as a space (and reads one inside a
             # word as a letter): "\ufeffsqlite_master" is sqlite_master to it.
             self.fail(start)
@@ -307,7 +308,7 @@ class Lexer:
             j = i
             while j < end and is_idchar(sql[j]):
                 j += 1
-            if j == i or sql[i] == _BOM:
+            if j == i or sql[i] == BOM:
                 self.fail(i)
                 return
             self.tokens.append((WORD, upper_ascii(sql[i:j]), i, j))

@@ -57,6 +57,7 @@ from sqlite_cells.sql._kinds import (
     Tok,
 )
 from sqlite_cells.sql._lexer import (
+    BOM,
     Lexer,
     is_idchar,
     sqlglot_tokens,
@@ -297,7 +298,14 @@ def _scan(sql: str) -> Statement:
     builder = Lexer(sql, raw)
     builder.build(failed)
     tokens = builder.tokens
-    problem = _problem(sql, tokens, builder.problem, _statement_end(tokens, builder.semicolon))
+    end = _statement_end(tokens, builder.semicolon)
+    bad = builder.problem
+    if end >= 0 and tokens[end][3] <= bad and _reads_nothing_after(sql, tokens[end][3]):
+        # Only byte-order marks (sqlglot's words, SQLite's spaces) and what SQLite skips
+        # follow the statement's ";": one statement, as apsw runs it.
+        del tokens[end + 1 :]
+        bad = -1
+    problem = _problem(sql, tokens, bad, end)
     body = builder.semicolon if builder.semicolon >= 0 else len(tokens)
     verb_index, verb_shaped = _main_verb(tokens, body)
     verb = ""
@@ -361,6 +369,37 @@ def _statement_end(tokens: list[Tok], first_semicolon: int) -> int:
         i for i in range(ends[-1] + 1, len(tokens)) if tokens[i][0] == OP and tokens[i][1] == ";"
     ]
     return after[0] if after else -1
+
+
+def _reads_nothing_after(sql: str, start: int) -> bool:
+    """Whether SQLite reads no statement in ``sql[start:]``, the text after a statement's ``;``.
+
+    apsw skips spaces, tabs, newlines and carriage returns there and prepares the rest, where
+    SQLite's tokenizer skips whitespace runs (one starts with space, tab, newline, form feed or
+    carriage return and may go on with ``\\v``), comments, and a U+FEFF that starts a token (a
+    space to it).  An unterminated ``/*`` comment is refused as anywhere else (not read here).
+    """
+    i, size = start, len(sql)
+    while i < size and sql[i] in _SKIPPED_AFTER_SEMICOLON:
+        i += 1
+    while i < size:
+        if sql[i] == BOM:
+            i += 1
+        elif sql[i] in " \t\n\f\r":
+            i += 1
+            while i < size and sql[i] in " \t\n\v\f\r":
+                i += 1
+        elif sql.startswith("--", i):
+            newline = sql.find("\n", i)
+            i = size if newline < 0 else newline
+        elif sql.startswith("/*", i):
+            close = sql.find("*/", i + 2)
+            if close < 0:
+                return False
+            i = close + 2
+        else:
+            return False
+    return True
 
 
 def _problem(sql: str, tokens: list[Tok], bad: int, first_semicolon: int) -> Problem | None:

@@ -214,6 +214,63 @@ def test_a_vertical_tab_apsw_reads_as_a_second_statement_is_refused(sql: str, of
     conn.close()
 
 
+AFTER_A_BYTE_ORDER_MARK = [
+    "SELECT 1;\ufeff",
+    "SELECT 1; \ufeff",
+    "SELECT 1;\n\ufeff\n",
+    "SELECT 1;\f\ufeff",
+    "SELECT 1;\ufeff\ufeff",
+    "SELECT 1;\ufeff -- c",
+    "SELECT 1;\ufeff/* c */",
+    "SELECT 1;--c\n\ufeff",
+    "SELECT 1;\ufeff \v",
+]
+
+
+@pytest.mark.parametrize("sql", AFTER_A_BYTE_ORDER_MARK)
+def test_a_byte_order_mark_after_the_final_semicolon_is_nothing(sql: str) -> None:
+    """SQLite skips a U+FEFF that starts a token as a space: after the final ";" with only
+    whitespace and comments, it is one statement to SQLite and to the guard (R21)."""
+    assert check_statement(sql, Mode.READ).verb == "SELECT"
+    conn = apsw.Connection(":memory:")
+    assert conn.execute(sql).fetchall() == [(1,)]
+    conn.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "kind", "offset"),
+    [
+        ("SELECT 1;\ufeffSELECT 2", "multiple-statements", 9),
+        ("SELECT 1;\ufeff SELECT 2", "multiple-statements", 9),
+        ("SELECT 1;\ufeff;", "multiple-statements", 9),
+        ("SELECT 1;\ufeff\v", "multiple-statements", 9),  # SQLite: "unrecognized token"
+        ("SELECT \ufeff1;", "not-read-only", 7),
+        ("SELECT 1\ufeff;", "not-read-only", 7),  # a letter to SQLite after a number
+        ("SELECT * FROM messages \ufeff", "not-read-only", 23),
+    ],
+)
+def test_a_byte_order_mark_before_the_final_semicolon_or_another_statement_is_refused(
+    sql: str, kind: str, offset: int
+) -> None:
+    error = refusal(sql, Mode.READ)
+    assert (error.kind, error.offset, error.sql) == (kind, offset, sql)
+
+
+def test_a_byte_order_mark_after_the_final_semicolon_runs_one_statement_on_every_path(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    with space.transact():
+        db.exec("INSERT INTO messages (body) VALUES (?);\ufeff", ["a"])
+        db.exec_many("INSERT INTO messages (body) VALUES (?); \ufeff\n", [["b"], ["c"]])
+    sql = "SELECT body FROM messages ORDER BY id;\ufeff"
+    assert db.read(sql) == [{"body": "a"}, {"body": "b"}, {"body": "c"}]
+    query = db.query(sql)
+    rt.settle()
+    state = query.get()
+    assert (state.error, state.result) == (None, [{"body": "a"}, {"body": "b"}, {"body": "c"}])
+    assert db.rev == 1
+
+
 # --- nesting deeper than a parser can follow ---------------------------------------------------
 
 DEEP = {
