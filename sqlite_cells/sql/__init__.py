@@ -49,6 +49,7 @@ from sqlite_cells.sql._statement import STRING as STRING
 from sqlite_cells.sql._statement import WORD as WORD
 from sqlite_cells.sql._statement import Statement as Statement
 from sqlite_cells.sql._statement import Word as Word
+from sqlite_cells.sql._statement import reads_nothing_after as reads_nothing_after
 from sqlite_cells.sql._statement import resolves_by_replace as resolves_by_replace
 from sqlite_cells.sql._statement import scan_sql as scan_sql
 from sqlite_cells.sql._statement import unquote as unquote
@@ -98,6 +99,7 @@ __all__ = [
     "make_authorizer",
     "map_params",
     "parameter_rows",
+    "reads_nothing_after",
     "resolves_by_replace",
     "scan_sql",
     "split_json_calls",

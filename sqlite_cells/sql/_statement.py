@@ -84,6 +84,7 @@ __all__ = [
     "Statement",
     "Word",
     "clear_scan_cache",
+    "reads_nothing_after",
     "resolves_by_replace",
     "scan_sql",
     "unquote",
@@ -300,7 +301,7 @@ def _scan(sql: str) -> Statement:
     tokens = builder.tokens
     end = _statement_end(tokens, builder.semicolon)
     bad = builder.problem
-    if end >= 0 and tokens[end][3] <= bad and _reads_nothing_after(sql, tokens[end][3]):
+    if end >= 0 and tokens[end][3] <= bad and reads_nothing_after(sql, tokens[end][3]):
         # Only byte-order marks (sqlglot's words, SQLite's spaces) and what SQLite skips
         # follow the statement's ";": one statement, as apsw runs it.
         del tokens[end + 1 :]
@@ -371,7 +372,7 @@ def _statement_end(tokens: list[Tok], first_semicolon: int) -> int:
     return after[0] if after else -1
 
 
-def _reads_nothing_after(sql: str, start: int) -> bool:
+def reads_nothing_after(sql: str, start: int) -> bool:
     """Whether SQLite reads no statement in ``sql[start:]``, the text after a statement's ``;``.
 
     apsw skips spaces, tabs, newlines and carriage returns there and prepares the rest, where

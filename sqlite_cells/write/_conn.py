@@ -9,7 +9,9 @@
   (and authorizing) the user's text and starts stepping it. The session extension reads
   ``PRAGMA table_xinfo`` of each table it first sees changed from *inside* that step; only then,
   and only that pragma on the database cell's file, is let through. While the user's text is
-  being prepared no PRAGMA is ever allowed (defense in depth behind the guard, R23).
+  being prepared no PRAGMA is ever allowed (defense in depth behind the guard, R23). A second
+  statement in the text would be prepared while that pragma is let through, and the authorizer
+  cannot tell the two apart: the tracer refuses such a text before its first statement runs.
 * ``last_insert_rowid()`` as one connection would show it to a transaction's statements: each
   user statement starts with the rowid the transaction's previous statement left (0 for its
   first), whatever the runtime's own statements (cell writes, the commit record, the journal)
@@ -42,6 +44,7 @@ from sqlite_cells.sql import (
     Bound,
     Gate,
     fold_ascii,
+    reads_nothing_after,
     split_json_calls,
 )
 from sqlite_cells.write._calls import override_long_calls
@@ -78,6 +81,7 @@ class WriteConn:
         "_rowid",
         "_rowid_after",
         "_stepping",
+        "_text",
         "deadline",
         "gate",
         "watch",
@@ -93,6 +97,7 @@ class WriteConn:
         self._last: Authorizer | None = None
         self._stepping = False
         self._rewritten = False  # the user statement is the runtime's rewrite (see _judge)
+        self._text = ""  # the text of the user statement being run (see _started)
         self.deadline: float | None = None
         # last_insert_rowid() for the next user statement of the transaction, and what the last
         # run left.
@@ -112,9 +117,19 @@ class WriteConn:
         statement left (not what the runtime inserted since)."""
         self._rowid = self._rowid_after
 
-    def _started(self, cursor: apsw.Cursor, _sql: str, _bindings: object) -> bool:
+    def _started(self, cursor: apsw.Cursor, sql: str, _bindings: object) -> bool:
         # Called by apsw after the statement is prepared and bound, before it is stepped. Once
         # is enough (an exec_many would call it for every row).
+        text = self._text
+        if len(sql) != len(text) and not reads_nothing_after(text, len(sql)):
+            # R23: apsw would prepare a second statement once this one is done, while
+            # _stepping lets the session's PRAGMA table_xinfo through (the same arguments as a
+            # user's own), and the authorizer cannot tell the two apart. Refused before the
+            # first statement runs: the guard refuses it first, this holds without it.
+            raise apsw.SQLError(
+                "more than one statement (a second one follows the first ';'), which db.exec "
+                "does not run; pass one statement per call"
+            )
         self._stepping = True
         cursor.exec_trace = None
         return True
@@ -153,7 +168,7 @@ class WriteConn:
         if self._last is not None and policy is not self._last:
             self.gate.install(conn)
         self._last = policy
-        run = split_json_calls(sql)  # R44: a JSON call of many paths can be abandoned too
+        run = self._text = split_json_calls(sql)  # R44: a JSON call of many paths too
         self._rewritten = run is not sql
         flags = REWRITTEN_PREPARE_FLAGS if self._rewritten else USER_PREPARE_FLAGS
         cursor = conn.cursor()

@@ -865,3 +865,64 @@ def test_a_runtime_json_function_named_by_the_user_is_denied_beside_a_rewritten_
     assert info.value.db_id == db.id
     monkeypatch.undo()
     assert db.read("SELECT v FROM t") == [{"v": "{}"}] and db.rev == 1
+
+
+SECOND_PRAGMAS = [
+    "PRAGMA foreign_keys = OFF",
+    "PRAGMA journal_mode = DELETE",
+    "PRAGMA _cf_db.table_xinfo(nothing)",  # what the write path lets the session extension ask
+    "PRAGMA main.table_xinfo(t)",
+]
+
+
+@pytest.mark.parametrize("second", SECOND_PRAGMAS)
+def test_a_pragma_in_a_second_statement_past_the_guard_runs_on_no_path(
+    rt: sc.Runtime, space: Space, monkeypatch: pytest.MonkeyPatch, second: str
+) -> None:
+    """R23: with the guard switched off, a second statement reaches SQLite. On the write path
+    the session extension's PRAGMA table_xinfo is allowed while the user's statement steps, and
+    the authorizer cannot tell it from the same PRAGMA in a second statement (prepared while the
+    first is done stepping): a write refuses a text with a second statement before the first
+    runs. On the read path each statement is authorized alone, and a PRAGMA is denied. Nothing
+    is written, and the file's journal mode is unchanged."""
+    import dataclasses
+
+    from sqlite_cells import _db
+
+    real = _db.check_statement
+
+    def blind(text: str, mode: Mode) -> object:
+        harmless = "INSERT INTO t (v) VALUES (1)" if mode is Mode.WRITE else "SELECT v FROM t"
+        return dataclasses.replace(real(harmless, mode), sql=text)
+
+    db = space.sqlite_database("p", tables={"t": sc.table(id="integer primary key", v="integer")})
+    with space.transact():
+        db.exec("INSERT INTO t (v) VALUES (0)")
+    monkeypatch.setattr(_db, "check_statement", blind)
+    write = f"INSERT INTO t (v) VALUES (7); {second}"
+    for many in (False, True):
+        with (
+            pytest.raises(sc.ExecError, match="more than one statement") as info,
+            space.transact(),
+        ):
+            if many:
+                db.exec_many(write, [[]])
+            else:
+                db.exec(write)
+        assert info.value.db_id == db.id
+    read = f"SELECT v FROM t; {second}"
+    if "_cf_db" not in second:  # (no such database on a read connection)
+        with pytest.raises(sc.QueryError, match="not authorized"):
+            db.read(read)
+        query = db.query(read)
+        rt.settle()
+        state = query.get()
+        assert state.result is None and isinstance(state.error, sc.QueryError)
+        assert "not authorized" in str(state.error)
+    monkeypatch.undo()
+    assert db.read("SELECT v FROM t") == [{"v": 0}] and db.rev == 1
+    conn = apsw.Connection(str(db.path), flags=apsw.SQLITE_OPEN_READONLY)
+    try:
+        assert conn.execute("PRAGMA journal_mode").fetchall() == [("wal",)]
+    finally:
+        conn.close()

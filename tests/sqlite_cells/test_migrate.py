@@ -815,6 +815,8 @@ REFUSED = [
     ("VACUUM", "VACUUM"),
     ("CREATE TABLE a (x); CREATE TABLE b (y)", "several statements"),
     ("SELECT 1; SELECT 2", "several statements"),
+    ("UPDATE t SET a = 'x'; PRAGMA foreign_keys = OFF", "several statements"),
+    ("UPDATE t SET a = 'x'; PRAGMA main.table_xinfo(t)", "several statements"),
     ("  -- nothing\n", "empty"),
 ]
 
