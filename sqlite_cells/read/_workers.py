@@ -673,13 +673,17 @@ class QueryWorkers:
         that once the runtime's ``close()`` returns none of its threads is left and the pool
         closes every connection. A worker stuck in one long function call is not waited for
         past that bound (R44): it finishes in the background and its connection is closed when
-        it comes back."""
+        it comes back. Called by a worker itself (a row type's ``__post_init__`` building its
+        rows), that worker's read is given up at once like a stuck one: the watchdog watches
+        the reads in flight until they end, and this one cannot end before close() returns."""
+        here = threading.current_thread()
         with self._lock:
             self._closed = True
             queued = list(self._queue)
             self._queue.clear()
             flights = list(self._in_flight.values())
             threads = [w.thread for w in self._workers if w.thread is not None]
+            own = self._give_up_locked([w for w in self._in_flight if w.thread is here])
             self._wake.notify_all()
             self._watch_wake.notify_all()
         for flight in flights:
@@ -695,15 +699,21 @@ class QueryWorkers:
         # Reads still running (one long function call the interrupt cannot stop) are given up:
         # their callers are told the runtime closed now, not at their query_timeout (R44).
         with self._lock:
-            stuck = list(self._in_flight.items())
-            for worker, _ in stuck:
-                del self._in_flight[worker]
-                worker.abandoned = True
-                self._stuck += 1
-        for _, flight in stuck:
+            stuck = self._give_up_locked(list(self._in_flight))
+        for flight in [*own, *stuck]:
             keys = _kept([key for key, _ in flight.job.items], flight.tracker)
             error = ClosedError("the runtime was closed during this read: open a new Runtime")
             _deliver(flight.job, 0, _failed(flight.job, keys, error))
+
+    def _give_up_locked(self, workers: list[_Worker]) -> list[_InFlight]:
+        """Abandon the reads of ``workers`` at close: returned, to be told the runtime closed;
+        each worker ends without delivering when its read comes back (see ``_work``)."""
+        flights = []
+        for worker in workers:
+            flights.append(self._in_flight.pop(worker))
+            worker.abandoned = True
+            self._stuck += 1
+        return flights
 
 
 def _read(tracker: Tracker, begin: int, end: int) -> tuple[int, list[StatementResult]] | None:

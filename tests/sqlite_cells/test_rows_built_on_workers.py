@@ -17,6 +17,7 @@ import msgspec
 import pytest
 
 import sqlite_cells as sc
+from sqlite_cells.read import _workers as workers_module
 from sqlite_cells.read._reader import StatementResult
 from sqlite_cells.read._rows import _PART_ROWS, build_rows, row_decoder
 
@@ -356,3 +357,50 @@ def test_settle_called_while_rows_are_built_returns_at_once(store: Path) -> None
 def _values(rows: list[Settling] | None) -> list[int]:
     assert rows is not None and all(type(row) is Settling for row in rows)
     return [row.v for row in rows]
+
+
+CLOSES: list[tuple[sc.Runtime, list[str], threading.Event]] = []  # what a Closing row closes
+
+
+@dataclasses.dataclass
+class Closing:
+    """A row type whose own code closes its runtime (a helper shared with ordinary code)."""
+
+    v: int
+
+    def __post_init__(self) -> None:
+        runtime, got, closed = CLOSES[-1]
+        if not closed.is_set():
+            runtime.close()
+            got.append(threading.current_thread().name)
+            closed.set()
+
+
+def test_close_from_a_row_types_own_code_returns_without_waiting_for_its_read(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """close() on the worker building the rows gives that read up at once: it waited for the
+    watchdog, which watched that very read until its deadline or ``CLOSE_WAIT`` (both made
+    longer than the wait here)."""
+    monkeypatch.setattr(workers_module, "CLOSE_WAIT", 120.0)
+    got: list[str] = []
+    closed = threading.Event()
+    runtime = sc.Runtime(store, poll_interval=0.01, query_timeout=120)
+    CLOSES.append((runtime, got, closed))
+    try:
+        space = runtime.space("demo")
+        db = space.sqlite_database("x", tables=TABLES)
+        with space.transact():
+            db.exec("INSERT INTO t (id, v) VALUES (1, 1)")
+        db.query("SELECT v FROM t", row=Closing)
+        assert closed.wait(timeout=60), "close() from a row type's __post_init__ did not return"
+        assert got == ["sqlite-cells-query"]
+        with pytest.raises(sc.ClosedError, match="is closed: open a new Runtime"):
+            runtime.space("demo")
+    finally:
+        CLOSES.pop()
+        runtime.close()
+    with sc.Runtime(store) as again:
+        space = again.space("demo")
+        db = space.sqlite_database("x", tables=TABLES)
+        assert db.rev == 1 and db.read("SELECT id, v FROM t") == [{"id": 1, "v": 1}]
