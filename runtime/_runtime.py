@@ -557,8 +557,11 @@ class Runtime(Reference):
         once: a call made while another thread is closing the runtime returns once that close
         is done (so after any ``close()`` returns, no thread of the runtime runs and its files
         are closed) — except on the scheduler thread (a subscriber, a derive function), which
-        that close waits for: there it returns at once. In a forked child it only marks the
-        runtime closed: its files and threads are the parent's."""
+        that close waits for: there it returns at once. A handler's body that holds a space's
+        write lock (a try after repeated conflicts) is waited for 5 s at most: past that, that
+        space's files close when the body returns, and what it writes then is ``ClosedError``.
+        In a forked child it only marks the runtime closed: its files and threads are the
+        parent's."""
         claimed = finished = False
         try:
             # The bookkeeping runs with Ctrl-C held back: landing in it, an interrupt left a

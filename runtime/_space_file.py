@@ -128,6 +128,9 @@ def busy_ms(seconds: float | None) -> int:
 # lock ``BUSY_PATIENCE``, as long as a commit waits for another process's lock.
 LOCK_PATIENCE = 0.25
 BUSY_PATIENCE = BUSY_TIMEOUT_MS / 1000  # counted from when the body took the lock
+# How long close() waits for a sync handler's body holding the write lock (Python code, which
+# close() cannot stop) before it leaves the space's files to that block's end (see close).
+CLOSE_PATIENCE = 5.0
 _WAITING_LOOKS = 3  # a body seen joining one committer's thread at this many looks in a row
 _JOINED_REASON = (
     "another thread's transaction holds the space's write lock (a handler that kept conflicting "
@@ -413,6 +416,9 @@ class SpaceFile:
         self._exclusive = False  # guarded by _write_lock: the write transaction is already open
         self._closed = False
         self._closing = False  # close() has begun: a commit waiting for a lock gives up
+        # close() gave up waiting for an exclusive block: its end closes the files (guarded by
+        # _queue_lock, as _exclusive_since is cleared under it at the block's end).
+        self._close_left = False
         self._made_in = generation()  # a forked child may not use it (see _fork)
         # The connections are opened when the file exists, or when the first commit creates it
         # (R7: reading a space the store does not hold creates nothing). _writer is guarded by
@@ -1405,19 +1411,24 @@ class SpaceFile:
             self._exclusive = True
             self._exclusive_owner = threading.get_ident()
             self._exclusive_since = None if holder is not None else time.monotonic()
+            left = False
             try:
                 self._apply(self._since(conn, self._seen_seq))
                 yield
             finally:
                 self._exclusive = False
-                self._exclusive_owner = self._exclusive_since = None
+                with self._queue_lock:
+                    self._exclusive_owner = self._exclusive_since = None
+                    left = self._close_left
                 try:
                     if not conn.getautocommit():
                         conn.execute("ROLLBACK")
                 except apsw.ConnectionClosedError:
                     pass  # the runtime was closed inside the block (by its body): rolled back
-                if self._created:
+                if self._created and not left:
                     self._discard_unused()
+                if left:  # close() gave up waiting for this block: its files close now
+                    self._close_files()
         finally:
             if holder is not None:
                 with self._queue_lock:
@@ -1870,10 +1881,33 @@ class SpaceFile:
         writer = self._writer
         if writer is not None:
             give_up_lock_waits(writer)
-        with self._write_lock, self._read_lock:
-            if self._closed:
-                return
-            self._closed = True
+        if not self._take_for_close():
+            return
+        try:
+            if not self._closed:
+                self._closed = True
+                self._close_files()
+        finally:
+            self._write_lock.release()
+
+    def _take_for_close(self) -> bool:
+        """Take the write lock to close the files; False when they are left to a sync
+        handler's ``exclusive`` block that held it ``CLOSE_PATIENCE`` seconds: its body runs
+        Python code that close() cannot stop (the write watchdog ends its SQL statements). The
+        space is marked closed then, so whatever the body reads or commits after is
+        ``ClosedError``, and the block's end rolls back what it began and closes the files.
+        Every commit acknowledged is durable, so nothing is lost."""
+        end = time.monotonic() + CLOSE_PATIENCE
+        while not self._acquire(_LOCK_POLL):
+            with self._queue_lock:
+                if self._exclusive_since is not None and time.monotonic() >= end:
+                    self._closed = self._close_left = True
+                    return False
+        return True
+
+    def _close_files(self) -> None:
+        """Close the connections (with the write lock held, the space marked closed)."""
+        with self._read_lock:
             if self._identity is not None and self._writer is not None:
                 # (While the file is still open: a copy of it keeps them, see set_aside.)
                 self._set_aside_companions(file_identity(self._path_str))

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import sqlite_cells as sc
+from sqlite_cells.runtime import _space_file as space_file_module
 
 # -- settle: every re-run caused by past commits, whoever made them (§3, R53) -----------------
 
@@ -1111,3 +1112,62 @@ def test_a_cell_read_twice_in_a_transaction_never_shows_two_values(rt: sc.Runtim
     assert twice() is None  # (it writes nothing: no commit)
     assert len(runs) == 2  # the first run was stopped at its second read, and run again
     assert seen == [(100, 100)]
+
+
+def test_close_from_another_thread_leaves_a_handler_body_under_the_write_lock_to_its_end(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """§3: close() waited for a handler body holding the space's write lock (its fourth try) as
+    long as that body ran: Python code close() cannot stop. Past ``CLOSE_PATIENCE`` (none here)
+    it returns, the space closed; the body's later writes are ``ClosedError``, its try writes
+    nothing, and its block's end closes the space's files."""
+    monkeypatch.setattr(space_file_module, "CLOSE_PATIENCE", 0.0)
+    rt = sc.Runtime(store)
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    in_body, released = threading.Event(), threading.Event()
+    tries: list[int] = []
+    waited: list[bool] = []
+
+    def bump_elsewhere() -> None:
+        def bump() -> None:
+            with space.transact():
+                c.set(c.get() + 1)
+
+        thread = threading.Thread(target=bump)
+        thread.start()
+        thread.join()
+
+    @sc.handler
+    def step() -> None:
+        tries.append(len(tries))
+        value = c.get()
+        if len(tries) <= 3:
+            bump_elsewhere()  # a conflict: the next try holds the write lock
+        else:
+            in_body.set()
+            waited.append(released.wait(timeout=30))  # set once close() has returned
+        c.set(value + 100)
+
+    outcome: list[BaseException | int | None] = []
+
+    def call() -> None:
+        try:
+            outcome.append(step())
+        except BaseException as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert in_body.wait(timeout=30)
+    rt.close()
+    released.set()
+    caller.join()
+    assert waited == [True], "close() waited for the body holding the write lock"
+    assert tries == [0, 1, 2, 3]
+    [error] = outcome
+    assert isinstance(error, sc.ClosedError)
+    assert "space 'demo' is closed (its runtime was closed): open a new Runtime" in str(error)
+    assert not list(store.glob("*-wal")), "the block's end left the space's files open"
+    with sc.Runtime(store) as again:
+        assert again.space("demo").cell("c", default=0).get() == 3  # the three bumps only
