@@ -8,10 +8,10 @@ names are judged by where the file really is. Each refusal is a :class:`DiskSour
   SQLite opens files by their text names);
 * ``absolute`` — the path must be absolute;
 * ``exists`` — it must exist;
-* ``regular-file`` — after resolving links it must be a regular file (not a directory, a fifo, a
-  device, a ``/proc`` entry);
 * ``outside-store`` — it must not lie inside the store directory (the runtime's own files);
 * ``under-roots`` — it must lie under one of ``disk_source_roots`` when that is set;
+* ``regular-file`` — after resolving links it must be a regular file (not a directory, a fifo, a
+  device, a ``/proc`` entry); checked after the two rules on where it lies;
 * ``sqlite-file`` — it must be an SQLite database that opens read-only;
 * ``hard-link`` — it must not be another name (a hard link) of a file of the store;
 * ``pinned`` — (later, when a read starts or a connection is opened) the path must still name
@@ -283,13 +283,16 @@ def _validated(
     except (OSError, RuntimeError) as exc:  # loops of links, permissions
         raise DiskSourceError("exists", given, f"cannot be resolved: {exc}") from exc
     _refuse_surrogates(given, str(resolved))  # a link may lead to such a name
+    # Where it lies is judged before what it is: a path outside the store's reach or the
+    # roots is refused for that, whatever stands there (the fix is to move it, not to
+    # register another kind of file at the same place).
+    check_place(given, resolved, store=store, roots=roots)
     if not stat.S_ISREG(mode) or resolved.is_relative_to("/proc"):
         raise DiskSourceError(
             "regular-file",
             given,
             f"{resolved} is not a regular file: register the database file itself",
         )
-    check_place(given, resolved, store=store, roots=roots)
     _check_length(given, resolved)
     # The pin is the file found first, and every check below is of that file: a path swapped
     # meanwhile (a link into the store, another file) is refused, never pinned.

@@ -178,13 +178,16 @@ def test_refused_registrations_leave_no_file_in_the_store(tmp_path: Path, outsid
     store = tmp_path / "store"
     not_sqlite = outside / "notes.txt"
     not_sqlite.write_text("hello")
-    with sc.Runtime(store, disk_source_roots=[outside / "roots"]) as rt:
+    roots = outside / "roots"
+    roots.mkdir()
+    with sc.Runtime(store, disk_source_roots=[roots]) as rt:
         space = rt.space("demo")
         good = _source(outside / "ref.db")
         for path, rule in [
             ("ref.db", "absolute"),
             (str(outside / "missing.db"), "exists"),
-            (str(outside), "regular-file"),
+            (str(outside), "under-roots"),  # where it lies is judged before what it is
+            (str(roots), "regular-file"),
             (str(good), "under-roots"),
         ]:
             with pytest.raises(sc.DiskSourceError) as info:

@@ -163,6 +163,37 @@ def test_roots_limit_where_sources_may_live(store: Path, outside: Path, referenc
         ) == [{"n": 3}]
 
 
+def test_what_is_no_regular_file_outside_the_roots_is_refused_as_outside_the_roots(
+    store: Path, outside: Path
+) -> None:
+    """R60: a directory or a named pipe outside `disk_source_roots` was refused under the
+    regular-file rule ("not a regular file: register the database file itself"), which sent
+    the user to find a file there, not to move it under the roots. Where it lies is judged
+    first; under the roots, what is no regular file is still refused for that."""
+    allowed = outside / "allowed"
+    allowed.mkdir()
+    folder = outside / "folder.db"
+    folder.mkdir()
+    pipe = _fifo(outside / "pipe.db")
+    with sc.Runtime(store, disk_source_roots=[allowed]) as rt:
+        space = rt.space("demo")
+        for path in (str(folder), pipe):
+            with pytest.raises(sc.DiskSourceError) as info:
+                space.register_disk_source(path)
+            assert info.value.rule == "under-roots", str(info.value)
+            assert isinstance(info.value, ValueError)
+            message = str(info.value)
+            assert f"is not under any of disk_source_roots ({allowed})" in message
+            assert "move it there or widen the roots" in message
+            assert "not a regular file" not in message
+        with pytest.raises(sc.DiskSourceError) as info:
+            space.register_disk_source(str(allowed))
+        assert info.value.rule == "regular-file", str(info.value)
+        assert not space.file.exists  # nothing was written
+    assert sorted(p.name for p in outside.iterdir()) == ["allowed", "folder.db", "pipe.db"]
+    assert list(allowed.iterdir()) == [] and list(folder.iterdir()) == []
+
+
 def test_paths_that_are_not_paths_are_refused_as_disk_source_errors(
     space: Space, reference: Path
 ) -> None:
