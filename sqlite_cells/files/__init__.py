@@ -44,7 +44,6 @@ from sqlite_cells.files._handles import orphans as orphans
 from sqlite_cells.files._handles import recorded_pin as recorded_pin
 from sqlite_cells.files._handles import refused_writes as refused_writes
 from sqlite_cells.files._handles import remember_handle as remember_handle
-from sqlite_cells.files._handles import remove_database_files as remove_database_files
 from sqlite_cells.files._handles import remove_garbage as remove_garbage
 from sqlite_cells.files._handles import source_path as source_path
 from sqlite_cells.files._handles import space_damage as space_damage
@@ -108,6 +107,7 @@ from sqlite_cells.files._reconcile import orphan_outcome as orphan_outcome
 from sqlite_cells.files._reconcile import owned_elsewhere as owned_elsewhere
 from sqlite_cells.files._reconcile import reconcile as reconcile
 from sqlite_cells.files._reconcile import recorded_space_id as recorded_space_id
+from sqlite_cells.files._reconcile import remove_database_files as remove_database_files
 from sqlite_cells.files._reconcile import table_differences as table_differences
 from sqlite_cells.files._reconcile import unopenable as unopenable
 from sqlite_cells.files._reconcile import unreadable_outcome as unreadable_outcome

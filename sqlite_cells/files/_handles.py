@@ -54,6 +54,7 @@ from sqlite_cells.files._reconcile import (
     migrated_past_log,
     reconcile,
     recorded_space_id,
+    remove_database_files,
     schema_from_json,
     table_differences,
     unopenable,
@@ -136,7 +137,6 @@ __all__ = [
     "recorded_pin",
     "refused_writes",
     "remember_handle",
-    "remove_database_files",
     "remove_garbage",
     "source_path",
     "space_damage",
@@ -541,16 +541,6 @@ def _file_version(path: Path, db_id: str) -> int:
     the file has none, or cannot be read at once (its writes then say what is wrong)."""
     found = peek(path, lambda conn: stored_version(conn, "main", db_id))
     return found if found is not None and found >= 1 else 1
-
-
-def remove_database_files(path: Path) -> bool:
-    """Delete a database file and its -wal and -shm; True if the file existed. The file goes
-    last: a removal cut short (a kill) leaves the file itself, which the next gc lists and
-    removes with what is left beside it; a -wal left without it is listed by nothing."""
-    existed = path.exists()
-    for suffix in ("-wal", "-shm", "-journal", ""):
-        Path(f"{path}{suffix}").unlink(missing_ok=True)
-    return existed
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,6 +128,7 @@ __all__ = [
     "orphan_outcome",
     "owned_elsewhere",
     "reconcile",
+    "remove_database_files",
     "schema_from_json",
     "table_differences",
     "unopenable",
@@ -589,7 +590,7 @@ def _compare(
     if created and outcome.action is Action.QUARANTINED and _empty(path):
         # The rebuild it was opened for failed and was rolled back: the file it created is
         # not left in the store (a bad input leaves nothing behind; "left as found").
-        _remove(path)
+        remove_database_files(path)
     return outcome
 
 
@@ -1514,7 +1515,7 @@ def _damaged(
             log.error("database %s (%s) is damaged: %s", db_id, path, exc)
         return Outcome(db_id, path, 0, space_seq, Action.DAMAGED, 0, detail)
     fresh = path.with_name(path.name + REBUILD)
-    _remove(fresh)
+    remove_database_files(fresh)
     try:
         conn = _open(fresh, writable=True)
     except BaseException as why:
@@ -1537,7 +1538,8 @@ def _damaged(
             kept = keep_copy(path, "damaged")
         except BaseException:
             conn.close()
-            _remove(fresh)  # the damaged file stays as it was, and nothing is left beside it
+            # The damaged file stays as it was, and nothing is left beside it.
+            remove_database_files(fresh)
             raise
         for suffix in ("-wal", "-shm", "-journal"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -1562,7 +1564,7 @@ def _not_rebuilt(
     """A rebuild into ``fresh`` that ``why`` stopped: nothing of it is left in the store (a
     Ctrl-C too), and the damaged file is quarantined, or ``why`` raised when it is not a
     finding about the file or the log."""
-    _remove(fresh)
+    remove_database_files(fresh)
     if not isinstance(
         why, (_Irreparable, _Damaged, apsw.Error, msgspec.DecodeError, SqliteCellsError)
     ):
@@ -1588,9 +1590,15 @@ def _empty(path: Path) -> bool:
     return identity is not None and size == 0
 
 
-def _remove(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-journal"):
+def remove_database_files(path: Path) -> bool:
+    """Delete a database file and its -wal, -shm and -journal; True if the file existed. The
+    file goes last: a removal cut short (a kill) leaves the file itself, which the next gc
+    lists, or the next repair meets, with what is left beside it; a -wal left without it is
+    listed by nothing."""
+    existed = path.exists()
+    for suffix in ("-wal", "-shm", "-journal", ""):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return existed
 
 
 def keep_copy(path: Path, why: str) -> Path:

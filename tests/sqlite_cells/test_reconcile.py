@@ -6,6 +6,7 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,84 @@ def test_a_rebuild_of_a_lost_file_that_cannot_apply_leaves_no_file_behind(
         assert outcome.action is Action.QUARANTINED
         assert "does not apply" in outcome.detail
     assert not path.exists() and not list(store.glob(f"{path.name}*"))
+
+
+# Repairs the database "d" of space "a" of the store argv[1], whose file is gone, with every
+# changeset refused (as in the test above), and is SIGKILLed as it removes the second of the
+# files at the database's path argv[2] (the first removed): between the removals of the file
+# that failed rebuild created and of what SQLite keeps beside it.
+_REBUILD_KILLED_BETWEEN_UNLINKS = """
+import os, signal, sys
+import apsw
+import sqlite_cells as sc
+from sqlite_cells.files import _reconcile
+
+def refused(*_args, **_kwargs):
+    raise apsw.AbortError("a changeset that does not apply")
+
+_reconcile.apply_exactly = refused
+path = sys.argv[2]
+files = {path + suffix for suffix in ("", "-wal", "-shm", "-journal")}
+removed = []
+
+def hook(event, args):
+    if event == "os.remove" and str(args[0]) in files:
+        removed.append(args[0])
+        if len(removed) == 2:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+sys.addaudithook(hook)
+with sc.Runtime(sys.argv[1]) as rt:
+    rt.reconcile(rt.space("a").sqlite_database("d", tables={"t": sc.table(x="integer")}))
+"""
+
+# Opens a database file (SQLite makes its -wal and -shm), reads it, and is SIGKILLed holding it.
+_READER_KILLED = """
+import os, signal, sys
+import apsw
+conn = apsw.Connection(sys.argv[1])
+conn.execute("SELECT count(*) FROM t").fetchall()
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_failed_rebuild_killed_between_its_unlinks_leaves_the_file_the_next_repair_uses(
+    store: Path,
+) -> None:
+    """R71, R72: a rebuild of a lost file that fails removes the file it created, and removed
+    it before its -wal and -shm. Killed in between, it left a -wal and -shm at the path with no
+    file: nothing lists or removes them (gc lists database files). The file goes last now, as
+    gc removes a dropped database's: a kill leaves the file itself, which the next repair
+    rebuilds into, and no -wal."""
+    tables = {"t": sc.table(x="integer")}
+    with sc.Runtime(store) as rt:
+        space = rt.space("a")
+        db = space.sqlite_database("d", tables=tables)
+        with space.transact():
+            db.exec("INSERT INTO t (x) VALUES (1)")
+        path = db.path
+    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+    reader = subprocess.run(
+        [sys.executable, "-c", _READER_KILLED, str(path)], env=env, capture_output=True, timeout=60
+    )
+    assert reader.returncode == -9, reader.stderr
+    path.unlink()  # the file is lost; its -wal and -shm stay
+    wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+    assert wal.exists() and shm.exists()
+    killed = subprocess.run(
+        [sys.executable, "-c", _REBUILD_KILLED_BETWEEN_UNLINKS, str(store), str(path)],
+        env=env,
+        capture_output=True,
+        timeout=60,
+    )
+    assert killed.returncode == -9, killed.stderr
+    assert path.exists() and path.stat().st_size == 0  # what the kill left: the file
+    assert not wal.exists()
+    with sc.Runtime(store) as rt:
+        db = rt.space("a").sqlite_database("d", tables=tables)
+        outcome = rt.reconcile(db)
+        assert outcome.action is Action.REPLAYED, outcome.detail
+        assert db.read("SELECT x FROM t") == [{"x": 1}]
 
 
 def test_a_file_where_the_quarantine_folder_belongs_is_named_and_the_repair_tried_again(
