@@ -402,7 +402,10 @@ class WriteLockTimeout(QueryTimeout):
 class Quarantined(DatabaseError):
     """A database disagrees with its space and could not be repaired (R71). ``path`` (its file)
     and ``reason`` (what was found), when known, are named too; a file whose watermark could
-    not be read (``db_seq`` 0: missing, damaged, not a file) is described by ``reason`` alone."""
+    not be read (``db_seq`` 0: missing, damaged, not a file) is described by ``reason`` alone.
+    ``transient``: the repair was stopped by what says nothing of the file (a full disk, a
+    copy it could not write), and the runtime tries it again at the next use (the ``reason``
+    says so), rather than keeping the quarantine until it is opened again."""
 
     def __init__(
         self,
@@ -412,12 +415,14 @@ class Quarantined(DatabaseError):
         *,
         path: object = None,
         reason: str = "",
+        transient: bool = False,
     ) -> None:
         self.db_id = db_id
         self.db_seq = db_seq
         self.space_seq = space_seq
         self.path = path
         self.reason = reason
+        self.transient = transient
         where = f" ({path})" if path is not None else ""
         if db_seq == space_seq:  # (the seqs agree: what was found is the whole story)
             what = f"its watermark and its space's log are both at seq {db_seq}"
@@ -425,10 +430,15 @@ class Quarantined(DatabaseError):
             what = f"its watermark is seq {db_seq} but its space's log says {space_seq}"
         if reason:
             what = reason if db_seq == 0 else f"{what}: {reason}"
+        lasting = (
+            ""
+            if transient
+            else " (a runtime that was running when the file was repaired keeps it quarantined "
+            "until it is opened again)"
+        )
         super().__init__(
             f"database {db_id}{where} is quarantined: {what}; it could not be repaired: "
-            "`sqlite-cells check` says why and what to do (a runtime that was running when the "
-            "file was repaired keeps it quarantined until it is opened again)"
+            f"`sqlite-cells check` says why and what to do{lasting}"
         )
 
 

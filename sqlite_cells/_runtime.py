@@ -1165,6 +1165,7 @@ class Runtime(runtime.Runtime):
                     outcome.space_seq,
                     path=decl.path,
                     reason=outcome.detail,
+                    transient=outcome.transient,
                 )
                 self._reconciled.discard(decl.db_id)
             elif outcome.agrees:

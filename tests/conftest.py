@@ -63,25 +63,9 @@ def run_unprivileged(*python_args: str) -> subprocess.CompletedProcess[str]:
     when the tests run as root. Skips the test when that cannot be done (root reads through
     every permission). Paths it is given must be reachable by that user (see
     :func:`shared_dir`)."""
-    env = {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
-    drop: list[str] = []
-    if os.geteuid() == 0:
-        setpriv = shutil.which("setpriv")
-        if setpriv is None:
-            pytest.skip("running as root without setpriv: no file permission applies")
-        drop = [setpriv, f"--reuid={_NOBODY}", f"--regid={_NOBODY}", "--clear-groups"]
-        probe = subprocess.run(
-            [*drop, sys.executable, "-c", "import sqlite_cells"],
-            env=env,
-            cwd="/",
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
-        if probe.returncode != 0:
-            pytest.skip("running as root, and nobody cannot run this Python: no permission applies")
+    env = _unprivileged_env()
     done = subprocess.run(
-        [*drop, sys.executable, *python_args],
+        [*_unprivileged_prefix(env), sys.executable, *python_args],
         env=env,
         cwd="/",
         capture_output=True,
@@ -91,6 +75,47 @@ def run_unprivileged(*python_args: str) -> subprocess.CompletedProcess[str]:
     )
     assert "Traceback" not in done.stderr, done.stderr
     return done
+
+
+def start_unprivileged(*python_args: str) -> subprocess.Popen[str]:
+    """:func:`run_unprivileged` started, not waited for: its stdin and stdout are pipes (text)
+    for a test to talk to it line by line; the caller waits for it."""
+    env = _unprivileged_env()
+    return subprocess.Popen(
+        [*_unprivileged_prefix(env), sys.executable, *python_args],
+        env=env,
+        cwd="/",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _unprivileged_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "SQLITE_CELLS_STORE"}
+
+
+def _unprivileged_prefix(env: dict[str, str]) -> list[str]:
+    """What runs a command as ``nobody`` when the tests run as root (nothing otherwise); skips
+    the test when that cannot be done."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: no file permission applies")
+    drop = [setpriv, f"--reuid={_NOBODY}", f"--regid={_NOBODY}", "--clear-groups"]
+    probe = subprocess.run(
+        [*drop, sys.executable, "-c", "import sqlite_cells"],
+        env=env,
+        cwd="/",
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    if probe.returncode != 0:
+        pytest.skip("running as root, and nobody cannot run this Python: no permission applies")
+    return drop
 
 
 @contextmanager

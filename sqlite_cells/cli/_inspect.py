@@ -1591,7 +1591,12 @@ def _first_look(
         return
     if outcome.action is Action.QUARANTINED:
         raise Quarantined(
-            db_id, outcome.db_seq, outcome.space_seq, path=path, reason=outcome.detail
+            db_id,
+            outcome.db_seq,
+            outcome.space_seq,
+            path=path,
+            reason=outcome.detail,
+            transient=outcome.transient,
         )
     if outcome.action is Action.BEHIND and not path.exists():
         raise NeedsRepair(

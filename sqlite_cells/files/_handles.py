@@ -305,6 +305,7 @@ class HandleQuarantined(Quarantined):
         self.space_seq = 0
         self.path = None  # (the handle is wrong, not the file: no file is named)
         self.reason = why
+        self.transient = False
 
 
 def _shown(value: Any) -> str:

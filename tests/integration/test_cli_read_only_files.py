@@ -18,7 +18,7 @@ import pytest
 
 import sqlite_cells as sc
 
-from ..conftest import run_cli, run_unprivileged, shared_dir
+from ..conftest import run_cli, run_unprivileged, shared_dir, start_unprivileged
 
 TABLES = {"t": sc.table(id="integer primary key", v="text")}
 COMMANDS = (
@@ -288,3 +288,79 @@ def test_check_repair_whose_copy_this_user_may_not_write_says_to_let_it_write_th
     assert "out of the store" not in done.stdout
     assert db_file.read_bytes() == before
     assert list(folder.iterdir()) == []
+
+
+# Reads database "d" of space "a" of the store argv[1] in one runtime, once per line it is given
+# on stdin (the first at once): each read's rows, or its error, printed as one line of JSON.
+_READS_ON_REQUEST = """
+import json, sys
+import sqlite_cells as sc
+with sc.Runtime(sys.argv[1]) as rt:
+    tables = {"t": sc.table(id="integer primary key", v="text")}
+    db = rt.space("a").sqlite_database("d", tables=tables)
+    while True:
+        try:
+            said = {"rows": db.read("SELECT v FROM t ORDER BY id")}
+        except sc.Quarantined as exc:
+            transient = getattr(exc, "transient", None)
+            said = {"error": type(exc).__name__, "transient": transient, "message": str(exc)}
+        print(json.dumps(said), flush=True)
+        if not sys.stdin.readline():
+            break
+"""
+
+
+def test_a_quarantine_for_a_copy_this_user_may_not_write_is_tried_again_by_the_running_runtime(
+    store: Path,
+) -> None:
+    """R71, Errors: a repair stopped because its copy could not be written into the quarantine
+    folder leaves the database quarantined until its next use, which tries the repair again
+    in the same runtime. Its `Quarantined` said so, and also that a running runtime keeps the
+    quarantine until it is opened again, which is not so for it: the message says only that
+    the next use tries again, and once the folder may be written the next read repairs."""
+    if os.geteuid() != 0:
+        pytest.skip("the quarantine folder must belong to another user than the reads run as")
+    with sc.Runtime(store) as rt:
+        space_file = rt.space("a").file.path
+        db_file = rt.space("a").sqlite_database("d", tables=TABLES).path
+    kept = space_file.read_bytes()
+    with sc.Runtime(store) as rt:
+        space = rt.space("a")
+        with space.transact():
+            space.sqlite_database("d", tables=TABLES).exec("INSERT INTO t (v) VALUES ('y')")
+    space_file.write_bytes(kept)  # the space's file lost the last commit: the database is ahead
+    before = db_file.read_bytes()
+    for path in store.iterdir():
+        path.chmod(0o666)
+    store.chmod(0o777)
+    folder = store / "quarantine"
+    folder.mkdir(mode=0o755)  # root's: nobody may not write it
+    reads = start_unprivileged("-c", _READS_ON_REQUEST, str(store))
+    try:
+        assert reads.stdin is not None and reads.stdout is not None
+        first = json.loads(reads.stdout.readline())
+        assert first["error"] == "Quarantined", first
+        message = first["message"]
+        assert "its watermark is seq 2 but its space's log says 1" in message
+        assert "could not be copied to" in message and "Permission denied" in message
+        assert "nothing of the file was changed, and the next use tries the repair again" in (
+            message
+        )
+        assert "until it is opened again" not in message
+        assert first["transient"] is True
+        assert db_file.read_bytes() == before
+        assert list(folder.iterdir()) == []
+        folder.chmod(0o777)  # now this user may write it: the next read repairs
+        reads.stdin.write("\n")
+        reads.stdin.flush()
+        assert json.loads(reads.stdout.readline()) == {"rows": [{"v": "x"}]}
+        _out, err = reads.communicate(timeout=120)  # (closes stdin: the reads end)
+    finally:
+        if reads.poll() is None:
+            reads.kill()
+            reads.wait()
+        store.chmod(0o755)
+    assert reads.returncode == 0, err
+    assert "Traceback" not in err
+    copies = [p.name for p in folder.iterdir() if p.name.endswith(".ahead-2-of-1.0")]
+    assert len(copies) == 1 and copies[0].startswith(f"{db_file.name}.")  # the repair's copy
