@@ -105,8 +105,10 @@ from sqlite_cells.schema import (
     Declaration,
     Migrate,
     create_meta_table,
+    diff_of,
     ensure_schema,
     migrate_file,
+    stored_version,
 )
 from sqlite_cells.sql import (
     Authorizer,
@@ -233,6 +235,22 @@ def written_database(tx: Transaction) -> str | None:
     """The id of the database ``tx`` writes (an exec or a drop), if any (R33, R35)."""
     op = tx.first_op((KIND, DROP_KIND))
     return None if op is None else op.target
+
+
+def _fits(conn: apsw.Connection, latest: Declaration) -> bool:
+    """Whether the attached file can take a write under ``latest`` (this runtime's newest
+    declaration of it): a ``migrate`` for a version bump, or no difference but additive ones
+    (R13, R14). Read only, in the commit's transaction."""
+    assert latest.schema is not None  # only runtime-owned databases are written
+    try:
+        stored = stored_version(conn, ALIAS, latest.db_id)
+        if stored is not None and latest.version < stored:
+            return False  # refused as newer (R14)
+        if stored is not None and latest.version > stored and latest.migrate is not None:
+            return True  # the migrate may bring the file to it
+        return not diff_of(conn, ALIAS, latest.schema)[1]
+    except (SqliteCellsError, apsw.Error):
+        return True  # the write run again meets this failure itself, and says it
 
 
 def _request(op: PendingOp) -> ExecRequest:
@@ -743,17 +761,22 @@ class SqliteParticipant:
                 # function object each time) is no newer declaration.
                 if latest.schema == decl.schema and latest.version == decl.version:
                     raise
-                # Recorded under a declaration this runtime has replaced since, which another
-                # commit has put in the file: the write as recorded no longer fits, as it
-                # would have fitted had it been recorded a moment later. A conflict: run again
-                # (a handler does), it records under the new declaration (R13, §3).
+                # The new declaration does not fit the file either: run again, the write would
+                # be refused all the same. The refusal of the declaration it was recorded
+                # under says what is wrong now, rather than a conflict no retry resolves.
+                if not _fits(conn, latest):
+                    raise
+                # Recorded under a declaration this runtime has replaced since, which the file
+                # does not fit (another commit put the new declaration's tables in it, or the
+                # older one never fitted), while the new one does: run again (a handler does),
+                # it records under the new declaration and commits (R13, §3).
                 raise ConflictError(
                     decl.space_id,
                     (),
                     reason=(
                         f"database {decl.db_id} was declared anew in this runtime after this "
-                        "write was recorded under its older declaration, and its file now has "
-                        "the new declaration's tables; nothing was written"
+                        "write was recorded under its older declaration, which the file's "
+                        "tables do not fit, while the new declaration does; nothing was written"
                     ),
                 ) from exc
             (links, keys, by_rowid), found, reshaped, cookie = ensured

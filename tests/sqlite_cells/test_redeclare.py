@@ -810,3 +810,47 @@ def test_a_database_input_resolves_while_another_thread_declares_its_database_ag
     assert [f"{type(e).__name__}: {e}" for e in errors] == []
     assert found == {db.id}
     assert linked.declaration is rt.declaration(db.id) and not db.path.exists()
+
+
+@pytest.mark.parametrize("then", ["another that does not fit", "one that fits"])
+def test_a_write_recorded_under_a_declaration_the_file_never_fit_is_no_conflict(
+    store: Path, then: str
+) -> None:
+    """R13: a write recorded under a declaration the file does not fit (a column dropped) is
+    refused with that declaration's differences, though the runtime declared the database anew
+    before the commit, when the new declaration does not fit either: it was a ConflictError
+    saying the file "now has the new declaration's tables", which it did not, and no retry
+    could commit. When the new declaration fits, it is a conflict still (run again, the write
+    commits), and the message no longer says that another commit changed the file."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        db = space.sqlite_database("d", tables={"t": sc.table(a="integer", b="text")})
+        _write(space, db, "INSERT INTO t (a, b) VALUES (1, 'x')")
+        files = [db.path, Path(f"{db.path}-wal")]
+        before = [read_bytes(f) if f.exists() else None for f in files]
+        dropped = {"t": sc.table(a="integer")}
+        later = (
+            {"t": sc.table(a="integer", c="integer not null")}
+            if then == "another that does not fit"
+            else {"t": sc.table(a="integer", b="text", c="integer default 7")}
+        )
+        expected = (
+            sc.UnsupportedMigration if then == "another that does not fit" else sc.ConflictError
+        )
+        with pytest.raises(expected) as raised, space.transact():
+            space.sqlite_database("d", tables=dropped).exec("INSERT INTO t (a) VALUES (2)")
+            space.sqlite_database("d", tables=later)
+        said = str(raised.value)
+        if expected is sc.UnsupportedMigration:
+            assert "t.b: the stored column is not declared" in said, said
+        else:
+            assert "which the file's tables do not fit, while the new declaration does" in said
+            assert "now has" not in said
+        assert [read_bytes(f) if f.exists() else None for f in files] == before
+        assert db.rev == 1
+        if then == "one that fits":
+            _write(space, db, "INSERT INTO t (a) VALUES (3)")
+            assert db.read("SELECT a, b, c FROM t ORDER BY a") == [
+                {"a": 1, "b": "x", "c": 7},
+                {"a": 3, "b": None, "c": 7},
+            ]
