@@ -634,6 +634,17 @@ def _never_written(cell: Cell) -> bool:
         return False
 
 
+def _links_on(runtime: Runtime, cell: Cell) -> bool:
+    """Whether the whole cell ``cell`` holds no database handle but a link to another cell (a
+    chain of database inputs going on past it)."""
+    if cell.value_path or runtime.holds_handle(cell):
+        return False
+    try:
+        return isinstance(cell.get(), Cell)
+    except EncodingError:  # (what it holds is said where it is used)
+        return False
+
+
 class LinkedDb(SqliteDb):
     """A pattern input typed ``sc.SqliteDb`` (R61): the database its input cell links to,
     resolved at each use. Until a handle is linked its queries are pending and its writes raise
@@ -665,6 +676,15 @@ class LinkedDb(SqliteDb):
                 "piece.inputs[name].link(handle) or `sqlite-cells link`"
             )
         runtime = self.space.runtime
+        if len(self._passed) >= LINKS_FOLLOWED and _links_on(runtime, linked):
+            # The links go on past the last cell followed: what they reach is never read, so
+            # "holds no database handle" would blame a cell that holds a link (R61).
+            raise SourceError(
+                f"pattern input {self._input.id} follows links through more than "
+                f"{LINKS_FOLLOWED} other pattern inputs without reaching a database (the most "
+                "a database input follows): link the database itself, or an input nearer to "
+                "it, with piece.inputs[name].link(handle)"
+            )
         if linked.id in runtime.database_inputs and linked.get() is None:
             # Another piece's database input, linked to nothing yet: nothing is linked here
             # either (R61), until that one is.

@@ -283,6 +283,13 @@ class Space(runtime.Space):
             raise InvalidArgument(
                 f"{what}, but {dropped}: {verb} a database not dropped; nothing was {nothing}"
             )
+        if self._inputs_before_database(target) > LINKS_FOLLOWED:
+            raise InvalidArgument(
+                f"{what}, but the links from cell {target.id} in {target.space.id!r} pass "
+                f"through more than {LINKS_FOLLOWED} pattern inputs before they reach a "
+                f"database, the most a database input follows: {verb} the database itself, or "
+                f"an input nearer to it; nothing was {nothing}"
+            )
 
     def _leads_back(self, cell: Cell, target: Cell) -> bool:
         """Whether ``target`` is the database input ``cell`` itself — its own ``LinkedDb``,
@@ -301,6 +308,25 @@ class Space(runtime.Space):
                 return False
             seen = self._seen_link(seen)
         return False
+
+    def _inputs_before_database(self, target: Cell) -> int:
+        """How many cells holding no handle the links from ``target`` pass through (``target``
+        first, as the current transaction sees them) before a cell that holds a handle or no
+        link: the cells ``LinkedDb`` follows to reach its database. Counted up to
+        ``LINKS_FOLLOWED + 1`` (a cycle, refused before, ends the count where it closes)."""
+        runtime = self.runtime
+        seen: Cell | None = target
+        passed: set[tuple[str, str]] = set()
+        while (
+            seen is not None
+            and not seen.value_path
+            and len(passed) <= LINKS_FOLLOWED
+            and (seen.space.id, seen.id) not in passed
+            and not runtime.holds_handle(seen)
+        ):
+            passed.add((seen.space.id, seen.id))
+            seen = self._seen_link(seen)
+        return len(passed)
 
     def _dropped(self, target: Cell) -> str | None:
         """How a refusal says that ``target`` is a database whose handle ``db.drop()`` marked

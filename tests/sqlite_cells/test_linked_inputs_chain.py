@@ -252,3 +252,51 @@ def test_another_pieces_input_cell_is_taken_at_run_as_link_takes_it(tmp_path: Pa
         with pytest.raises(sc.SqliteCellsError, match="holds no database handle") as info:
             space.run(reader, key="third", db=space.cell("plain", default=5))
         assert type(info.value).__name__ == "InvalidArgument" and isinstance(info.value, TypeError)
+
+
+def test_a_chain_of_inputs_longer_than_a_database_input_follows_is_said_so(
+    tmp_path: Path,
+) -> None:
+    """R61: a database input follows at most ``LINKS_FOLLOWED`` other pieces' inputs to its
+    database. A run or link that would pass through more was accepted, and the piece's queries
+    failed saying a cell "does not hold a database handle" — a cell that holds a link. Such a
+    run or link is refused now, recording nothing; a chain made longer afterwards (an input
+    upstream relinked) fails its queries saying how far the links go, and works again once
+    it is short enough."""
+    from sqlite_cells.read import LINKS_FOLLOWED
+
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        a, _ = _databases(space)
+        chain = [space.run(holder, key="0", db=a)]
+        for n in range(1, LINKS_FOLLOWED + 1):  # the last follows LINKS_FOLLOWED inputs
+            chain.append(space.run(holder, key=str(n), db=chain[-1].inputs["db"]))
+        # chain[-2]'s input and the LINKS_FOLLOWED - 1 before it: still taken
+        last = space.run(reader, key="last", db=chain[-2].inputs["db"])
+        assert rt.settle(timeout=10)
+        assert _rows(last.outputs) == ["a"]
+        seq = space.file.seen_seq
+        with pytest.raises(ValueError) as info:
+            space.run(reader, key="far", db=chain[-1].inputs["db"])
+        assert isinstance(info.value, sc.SqliteCellsError)
+        said = str(info.value)
+        assert f"more than {LINKS_FOLLOWED} pattern inputs" in said
+        assert "nothing was recorded" in said
+        with pytest.raises(ValueError) as info:
+            last.inputs["db"].link(chain[-1].inputs["db"])
+        assert "nothing was written" in str(info.value)
+        assert space.file.seen_seq == seq  # nothing committed
+        assert _rows(last.outputs) == ["a"]  # still linked as before
+        # Made longer upstream: the first input now links to another piece's input.
+        extra = space.run(holder, key="extra", db=a)
+        chain[0].inputs["db"].link(extra.inputs["db"])
+        assert rt.settle(timeout=10)
+        error = last.outputs.get().error
+        assert isinstance(error, sc.SourceError)
+        assert f"through more than {LINKS_FOLLOWED} other pattern inputs" in str(error)
+        assert "does not hold a database handle" not in str(error)
+        with pytest.raises(sc.SourceError, match="without reaching a database"):
+            chain[-1].outputs.read("SELECT v FROM t")
+        chain[0].inputs["db"].link(a)
+        assert rt.settle(timeout=10)
+        assert _rows(last.outputs) == ["a"]
