@@ -312,7 +312,8 @@ class Piece:
     to the cell it was given), ``outputs`` what the pattern body returned.
 
     A piece is its id in its space: two runs with the same key are the same piece (equal, one
-    hash), and a copy of one is itself, as a cell's is."""
+    hash) — in runtimes on one store too, whose cells are shared (a cell's rule) — and a copy of
+    one is itself, as a cell's is."""
 
     id: str
     space: Space
@@ -323,7 +324,12 @@ class Piece:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Piece):
             return NotImplemented
-        return self.id == other.id and self.space is other.space
+        if self.id != other.id:
+            return False
+        mine, theirs = self.space, other.space
+        return mine is theirs or (
+            mine.id == theirs.id and mine.runtime.store == theirs.runtime.store
+        )
 
     def __hash__(self) -> int:
         return hash((Piece, self.id))

@@ -562,3 +562,23 @@ def test_a_pattern_of_the_main_script_binds_the_same_piece_in_the_programs_own_w
     lines = done.stdout.splitlines()
     assert len(lines) == 3 and lines[0].startswith("__main__.counter of:"), lines
     assert lines[1] == lines[0] and lines[2] == lines[0]  # (the value 41 read there too)
+
+
+def test_a_piece_equals_itself_run_by_another_runtime_on_the_store(tmp_path: Path) -> None:
+    """A piece is its id in its space, and runtimes on one store share their cells: the same
+    piece run by two runtimes on one store compared unequal (and two such pieces made two set
+    members) while their input cells compared equal. Equal now; a piece of the same space id
+    and key in another store is still another piece."""
+    other_store = tmp_path / "other"
+    with (
+        sc.Runtime(tmp_path / "store") as first,
+        sc.Runtime(tmp_path / "store") as second,
+        sc.Runtime(other_store) as elsewhere,
+    ):
+        one, two, three = (
+            rt.space("demo").run(notes, key="a", owner=rt.space("demo").cell("ada"))
+            for rt in (first, second, elsewhere)
+        )
+        assert one.inputs["owner"] == two.inputs["owner"]
+        assert one == two and hash(one) == hash(two) and len({one, two}) == 1
+        assert one != three and three != two
