@@ -398,10 +398,19 @@ class Space(runtime.Space):
 
         if isinstance(linked, SqliteDb):
             return linked
+        # Another piece's database input given (its LinkedDb): the body got that input, which
+        # follows what it links to at each use, and gets it again, not the database it links
+        # to now (a relink of that input must still reach this body).
+        if not linked.value_path and linked.id in self.runtime.database_inputs:
+            return self.runtime.space(linked.space.id)._database_input(linked)
+        follower = LinkedDb(self, cell)
         try:
-            return LinkedDb(self, cell).target()
+            database = follower.target()
         except SqliteCellsError:  # no database: the cell itself
             return linked
+        if follower._links_passed():  # (reached through the cell given: a database input)
+            return self.runtime.space(linked.space.id)._database_input(linked)
+        return database
 
     def _database_input(self, cell: Cell) -> object:
         """The database the input ``cell`` links to, followed at each use (see ``LinkedDb``)."""

@@ -53,3 +53,52 @@ def test_a_database_given_to_an_untyped_parameter_is_that_database_when_run_agai
         after = space.run(reads, key="k")
         assert after.outputs[:3] == expected
         assert isinstance(after.outputs[3], sc.Cell) and after.outputs[3].get() == 3
+
+
+@sc.pattern
+def holder(db: sc.SqliteDb) -> sc.SqliteDb:
+    return db
+
+
+@sc.pattern
+def shows(db) -> sc.Query:  # type: ignore[no-untyped-def]
+    return db.query("SELECT v FROM t")
+
+
+def _shown(query: sc.Query) -> list[str]:
+    state = query.get()
+    assert state.error is None and state.result is not None, state
+    return [row["v"] for row in state.result]
+
+
+def test_another_pieces_database_input_given_untyped_is_followed_when_run_again(
+    tmp_path: Path,
+) -> None:
+    """Given another piece's database input (``holder.outputs``, which follows what that input
+    links to), an untyped parameter's body followed a relink of it; run again without it — in
+    the same runtime or after a restart — the body got the database the input linked to at
+    that moment, and a relink of the other input no longer reached the piece. It gets that
+    input again, following it."""
+    with sc.Runtime(tmp_path) as rt:
+        space = rt.space("s")
+        a, b = (space.sqlite_database(name, tables=TABLES) for name in ("a", "b"))
+        for name, db in (("a", a), ("b", b)):
+            with space.transact():
+                db.exec("INSERT INTO t (v) VALUES (?)", [name])
+        held = space.run(holder, key="h", db=a)
+        first = space.run(shows, key="p", db=held.outputs)
+        again = space.run(shows, key="p")
+        assert rt.settle(timeout=10)
+        assert _shown(first.outputs) == _shown(again.outputs) == ["a"]
+        held.inputs["db"].link(b)
+        assert rt.settle(timeout=10)
+        assert _shown(first.outputs) == _shown(again.outputs) == ["b"]
+    with sc.Runtime(tmp_path) as rt:  # a restart, the holder not run yet
+        space = rt.space("s")
+        after = space.run(shows, key="p")
+        assert rt.settle(timeout=10)
+        assert _shown(after.outputs) == ["b"]
+        held = space.run(holder, key="h")
+        held.inputs["db"].link(space.sqlite_database("a", tables=TABLES))
+        assert rt.settle(timeout=10)
+        assert _shown(after.outputs) == ["a"]
