@@ -166,7 +166,12 @@ class Space(Reference):
                 if stale:
                     Cell(self, piece_id).set(record)
                 for name, value in changed.items():
-                    cells[name].set(value)
+                    try:
+                        cells[name].set(value)
+                    except ValueEncodeError as exc:  # (too long to store: where, as above)
+                        raise ValueEncodeError(
+                            f"pattern {pattern.name!r}, input {name!r}: {exc}"
+                        ) from exc
         args = {
             name: self.given_input(cells[name], value, hints.get(name))
             for name, value in inputs.items()

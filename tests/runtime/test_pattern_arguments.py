@@ -77,6 +77,34 @@ def test_an_input_value_that_is_not_json_names_the_pattern_and_the_input(
     assert not list(store.glob("space-*"))
 
 
+def test_an_input_value_too_long_to_store_names_the_pattern_and_the_input(
+    rt: sc.Runtime, store: Path
+) -> None:
+    """R44, Errors ("where"): a value over SQLite's length limit given for an input said only
+    "writing cell of:…", an id the author never sees; it names the pattern and the input, as a
+    value that is not JSON does, and nothing is recorded — inside an outer transaction too,
+    which goes on and commits its own writes."""
+    space = rt.space("demo")
+
+    @sc.pattern
+    def chat(me: Any, title: str = "") -> None:
+        return None
+
+    error = _refused(lambda: space.run(chat, key="main", me="a", title="t" * 67_108_800))
+    assert isinstance(error, sc.ValueEncodeError)
+    said = str(error)
+    assert said.startswith(f"pattern {chat.name!r}, input 'title': writing cell of:")
+    assert "length limit" in said
+    assert _space_seq(rt) == 0
+    other = space.cell("other", default=0)
+    with space.transact():
+        other.set(1)
+        _refused(lambda: space.run(chat, key="main", me="a", title="t" * 67_108_800))
+    assert other.get() == 1 and _space_seq(rt) == 1
+    piece = space.run(chat, key="main")  # nothing of the refused runs was kept
+    assert piece.inputs["me"].get() is None and piece.inputs["title"].get() is None
+
+
 def test_a_refused_run_of_a_recorded_piece_leaves_it_as_it_was(rt: sc.Runtime) -> None:
     space = rt.space("demo")
 
