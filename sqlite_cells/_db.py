@@ -384,7 +384,7 @@ class SqliteDb(Cell):
             return
         if is_dropped(value):
             check_handle(self.id, value)  # one that only says "dropped" is no handle (R5)
-            raise dropped_database(self.id)
+            raise dropped_database(self.id, self._decl)
 
     def _check_live_committed(self) -> None:
         """``_check_live`` without recording a read of the handle: a write must not conflict
@@ -396,7 +396,7 @@ class SqliteDb(Cell):
         except EncodingError as exc:  # a row another program wrote
             raise unreadable_handle(self.id, None, exc) from exc
         if data is not None and is_dropped(decode_handle(self.id, data)):
-            raise dropped_database(self.id)
+            raise dropped_database(self.id, self._decl)
 
     # -- reads ---------------------------------------------------------------------------------
 

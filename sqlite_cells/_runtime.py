@@ -875,7 +875,7 @@ class Runtime(runtime.Runtime):
         if dropped and (reading or verify or not done):
             # Dropped (by this runtime or another): the file is not reconciled against a log
             # whose last op for it is the drop. (A write checked already says so at commit.)
-            raise dropped_database(decl.db_id)
+            raise dropped_database(decl.db_id, decl)
         # A read waits for the space's write lock (a repair) no longer than its deadline.
         lock_wait = lock_timeout if reading else None
         if verify:
@@ -1067,7 +1067,7 @@ class Runtime(runtime.Runtime):
                 # "Drop"): its committed handle is read now, under the lock, where this
                 # runtime's copy may not have caught up with the drop yet.
                 if dropped_in(conn, decl.db_id):
-                    raise dropped_database(decl.db_id)
+                    raise dropped_database(decl.db_id, decl)
             if deadline is not None:  # what the wait for the lock left of the read's time
                 wait_ms = min(wait_ms, busy_ms(max(0.001, deadline - time.monotonic())))
             # The write connection may hold the file attached (and, inside an exclusive handler,

@@ -166,11 +166,18 @@ class DatabaseDropped(DatabaseError):
     or written."""
 
 
-def dropped_database(db_id: str) -> DatabaseDropped:
-    """The error of every use of a database whose handle ``db.drop()`` marked dropped."""
-    return DatabaseDropped(
-        f"database {db_id} was dropped: declare a new one (another name) instead"
-    )
+def dropped_database(db_id: str, decl: Declaration | None = None) -> DatabaseDropped:
+    """The error of every use of a database whose handle ``db.drop()`` marked dropped. A
+    database ``decl`` declares with no top-level name — built in a pattern, whose id comes from
+    the piece — has no name to change where it is declared: the advice says what to change."""
+    advice = "declare a new one (another name) instead"
+    if decl is not None and decl.name is None and decl.kind is SourceKind.CELL:
+        advice += (
+            "; a database a pattern builds takes its id from the piece and its name (or place) "
+            "in the pattern's body, so running the piece again declares the dropped one: give "
+            "it a name not used before there, or run the piece with another key"
+        )
+    return DatabaseDropped(f"database {db_id} was dropped: {advice}")
 
 
 def dropped_in(space_conn: apsw.Connection, db_id: str) -> bool:

@@ -119,3 +119,38 @@ def test_a_first_write_recorded_before_another_runtime_dropped_the_database_says
     done = run_cli("check", str(store))
     assert done.returncode == 0, done.stdout
     assert not (store / "quarantine").exists()
+
+
+def test_a_dropped_database_a_pattern_built_says_what_to_change(store: Path) -> None:
+    """A database a pattern builds has no name where it is declared (its id comes from the
+    piece): dropped, every run of the piece failed with "declare a new one (another name)
+    instead", advice its author could not follow. It says that the piece's id and the name (or
+    place) in the body name it, and what to change: a name not used before, or another key."""
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+
+        @sc.pattern
+        def notes(title: str) -> tuple[sc.SqliteDb, sc.Query]:
+            db = space.sqlite_database(tables=TABLES)
+            return db, db.query("SELECT v FROM t")
+
+        db, _ = space.run(notes, key="k", title="x").outputs
+        with space.transact():
+            db.exec("INSERT INTO t (v) VALUES ('a')")
+        with space.transact():
+            db.drop()
+        with pytest.raises(DatabaseDropped) as info:
+            space.run(notes, key="k")
+        said = str(info.value)
+        assert said.startswith(f"database {db.id} was dropped: declare a new one")
+        assert "give it a name not used before there, or run the piece with another key" in said
+        other, query = space.run(notes, key="another").outputs  # what the advice says works
+        assert rt.settle(timeout=10) and query.get().result == [] and other.id != db.id
+        named = space.sqlite_database("named", tables=TABLES)
+        with space.transact():
+            named.exec("INSERT INTO t (v) VALUES ('a')")
+        with space.transact():
+            named.drop()
+        with pytest.raises(DatabaseDropped) as info:
+            named.read("SELECT v FROM t")
+        assert str(info.value).endswith("declare a new one (another name) instead")
