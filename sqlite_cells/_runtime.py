@@ -408,8 +408,9 @@ class Space(runtime.Space):
             database = follower.target()
         except SqliteCellsError:  # no database: the cell itself
             return linked
-        if follower._links_passed():  # (reached through the cell given: a database input)
-            return self.runtime.space(linked.space.id)._database_input(linked)
+        if follower._links_passed():  # reached through the cell given, followed as it was
+            # (Not noted as a database input: a plain cell holding a link stays free to link.)
+            return LinkedDb(self.runtime.space(linked.space.id), linked)
         return database
 
     def _database_input(self, cell: Cell) -> object:
