@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,7 +120,7 @@ class TableRow:
             else ", ".join(
                 [
                     *(
-                        _column_text(c, name)
+                        _column_text(c, name, composite_key=_composite_key(self.columns))
                         for c, name in zip(self.columns, self.texts.columns, strict=True)
                     ),
                     *self.texts.constraints,
@@ -191,13 +192,21 @@ class CellRow:
         }
 
 
+def _composite_key(columns: Sequence[dict[str, Any]]) -> bool:
+    """Whether the table's primary key spans several columns (``PRIMARY KEY (a, b)``, which
+    only another program's file can hold: a declaration has one spec per column)."""
+    return sum(1 for c in columns if c["pk"]) > 1
+
+
 # What ``pragma_table_xinfo`` says of a generated column (its ``hidden``), as listed.
 _GENERATED = {2: "virtual", 3: "stored"}
 
 
-def _column_text(column: dict[str, Any], name: str) -> str:
+def _column_text(column: dict[str, Any], name: str, *, composite_key: bool = False) -> str:
+    """``name`` and its column's definition as SQL writes it; ``composite_key``: the table's
+    primary key spans several columns, listed once as the table's own constraint."""
     parts = [name, column["type"] or ""]
-    if column["pk"]:
+    if column["pk"] and not composite_key:
         parts.append("primary key")
     if column.get("autoincrement"):
         parts.append("autoincrement")
@@ -368,6 +377,12 @@ def _file_tables(
             index_texts.append((name_text(index), tuple(name_text(c) for c in raw)))
         count = counted.get(table.name) if counted is not None else None
         constraints = tuple(_constraints(conn, table, columns))
+        # A key over several columns is the table's own constraint, as SQL writes it: marked
+        # on each of its columns, it read as several primary keys (which SQLite refuses).
+        keyed = sorted((row for row in read if row[4]), key=lambda row: row[4])
+        if len(keyed) > 1:
+            key = f"primary key ({', '.join(name_text(row[0]) for row in keyed)})"
+            constraints = (key, *constraints)
         texts = TableTexts(
             tuple(name_text(row[0]) for row in read), tuple(index_texts), constraints
         )

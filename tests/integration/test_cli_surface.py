@@ -457,6 +457,32 @@ def test_tables_lists_each_columns_constraints_and_the_tables_own(
     assert not any(c["unique"] or c["references"] for c in injected["columns"])
 
 
+def test_tables_lists_a_primary_key_over_several_columns_once_as_the_tables_own(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Marked "primary key" on each of its columns, a composite key read as several primary
+    # keys, a table SQLite refuses to create; the key's order is its own, not the columns'.
+    source = tmp_path / "pairs.db"
+    conn = apsw.Connection(str(source))
+    conn.execute(
+        "CREATE TABLE p (x INTEGER, y TEXT NOT NULL, z, PRIMARY KEY (y, x));"
+        "CREATE TABLE q (k TEXT PRIMARY KEY, v)"
+    )
+    conn.close()
+    with sc.Runtime(store) as rt:
+        rt.space("k").register_disk_source(source)
+    code, out, _ = _run(capsys, "tables", str(store), "--csv")
+    assert code == 0
+    rows = {r["table"]: r["columns"] for r in csv.DictReader(io.StringIO(out))}
+    assert rows["p"] == "x INTEGER, y TEXT not null, z, primary key (y, x)"
+    assert rows["q"] == "k TEXT primary key, v"
+    code, out, _ = _run(capsys, "tables", str(store), "--json")
+    listed = {t["table"]: t for t in json.loads(out)}
+    assert listed["p"]["constraints"] == ["primary key (y, x)"]
+    assert [(c["name"], c["pk"]) for c in listed["p"]["columns"]] == [("x", 2), ("y", 1), ("z", 0)]
+    assert listed["q"]["constraints"] == []
+
+
 def test_cells_lists_names_kinds_values_and_links_by_name(
     chat_store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
