@@ -93,6 +93,8 @@ class TableRow:
     kind: str = "table"  # or "view" (an injected file's own, R60)
     # Why a view's columns are not listed (its query no longer prepares): SQLite's words.
     problem: str | None = None
+    # The table's options as SQL writes them after its columns ("without rowid", "strict").
+    options: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -104,6 +106,7 @@ class TableRow:
             "columns": list(self.columns),
             "constraints": list(self.texts.constraints),
             "indexes": list(self.indexes),
+            "options": list(self.options),
             "rows": self.rows,
             **({} if self.problem is None else {"problem": self.problem}),
         }
@@ -114,7 +117,9 @@ class TableRow:
             "space": self.space,
             "database": self.database,
             # A view is marked beside its name (JSON: its "kind").
-            "table": self.table + (" (view)" if self.kind == "view" else ""),
+            "table": self.table
+            + (" (view)" if self.kind == "view" else "")
+            + (f" ({', '.join(self.options)})" if self.options else ""),
             "columns": f"<{self.problem}>"
             if self.problem is not None
             else ", ".join(
@@ -298,6 +303,19 @@ def _constraints(
     return constraints
 
 
+def _table_options(conn: apsw.Connection, table: StoredTable) -> tuple[str, ...]:
+    """The table's options as SQL writes them after its columns: ``without rowid`` (no rowid
+    to select) and ``strict`` (a value of another type than its column's is refused), which
+    only another program's file holds (a declaration has one spec per column)."""
+    row = conn.execute(
+        "SELECT wr, strict FROM pragma_table_list(CAST(? AS TEXT)) WHERE schema = 'main'",
+        (table.raw,),
+    ).fetchone()
+    if row is None:
+        return ()
+    return tuple(name for name, on in zip(("without rowid", "strict"), row, strict=True) if on)
+
+
 def _name_or_expr(name: Any) -> str:
     return "<expression>" if name is None else name_text(name)
 
@@ -313,6 +331,7 @@ class FileTable:
     texts: TableTexts
     kind: str = "table"
     problem: str | None = None
+    options: tuple[str, ...] = ()
 
 
 def _file_tables(
@@ -387,7 +406,8 @@ def _file_tables(
             tuple(name_text(row[0]) for row in read), tuple(index_texts), constraints
         )
         rows = row_count(conn, table) if count is None else count
-        found.append(FileTable(table.name, columns, indexes, rows, texts))
+        options = _table_options(conn, table)
+        found.append(FileTable(table.name, columns, indexes, rows, texts, options=options))
     return found + _file_views(conn) if views else found
 
 
@@ -609,6 +629,7 @@ def list_tables(
                     t.texts,
                     t.kind,
                     t.problem,
+                    t.options,
                 )
                 for t in tables
             )

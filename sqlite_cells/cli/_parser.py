@@ -305,7 +305,8 @@ def parser() -> argparse.ArgumentParser:
         description="For each database of each space: its tables, their columns (type, primary "
         "key, AUTOINCREMENT, NOT NULL, UNIQUE, default, COLLATE, CHECK, REFERENCES, generated; "
         "a name that is not a plain identifier shown double-quoted as in SQL) and the table's "
-        "own constraints over several columns, indexes and row counts; then an injected file's "
+        "own constraints over several columns, its options (WITHOUT ROWID, STRICT: marked beside "
+        'its name, JSON "options"), indexes and row counts; then an injected file\'s '
         'views, marked (view) (JSON: "kind": "view"), with their columns, rows not counted. '
         "Read-only.",
     )

@@ -483,6 +483,41 @@ def test_tables_lists_a_primary_key_over_several_columns_once_as_the_tables_own(
     assert listed["q"]["constraints"] == []
 
 
+def test_tables_lists_without_rowid_and_strict_tables_options(
+    store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A STRICT table refuses a value of another type than its column's, and a WITHOUT ROWID
+    # table has no rowid to select: a listing without them shows another table than the file
+    # holds.
+    source = tmp_path / "kinds.db"
+    conn = apsw.Connection(str(source))
+    conn.execute(
+        "CREATE TABLE s (id INTEGER PRIMARY KEY, n INTEGER) STRICT;"
+        "CREATE TABLE w (k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
+        "CREATE TABLE b (k TEXT PRIMARY KEY, v ANY) WITHOUT ROWID, STRICT;"
+        "CREATE TABLE plain (a)"
+    )
+    conn.close()
+    with sc.Runtime(store) as rt:
+        rt.space("k").register_disk_source(source)
+    code, out, _ = _run(capsys, "tables", str(store), "--csv")
+    assert code == 0
+    rows = {r["table"]: r["columns"] for r in csv.DictReader(io.StringIO(out))}
+    assert rows == {
+        "b (without rowid, strict)": "k TEXT primary key not null, v ANY",
+        "plain": "a",
+        "s (strict)": "id INTEGER primary key, n INTEGER",
+        "w (without rowid)": "k TEXT primary key not null, v",
+    }
+    code, out, _ = _run(capsys, "tables", str(store), "--json")
+    assert {t["table"]: t["options"] for t in json.loads(out)} == {
+        "b": ["without rowid", "strict"],
+        "plain": [],
+        "s": ["strict"],
+        "w": ["without rowid"],
+    }
+
+
 def test_cells_lists_names_kinds_values_and_links_by_name(
     chat_store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
