@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,6 +204,21 @@ def _composite_key(columns: Sequence[dict[str, Any]]) -> bool:
     return sum(1 for c in columns if c["pk"]) > 1
 
 
+# A default SQL writes bare after DEFAULT: a literal (signed number, string, blob), NULL, TRUE,
+# FALSE, CURRENT_TIME/DATE/TIMESTAMP, or a word (read as its text).
+_BARE_DEFAULT = re.compile(
+    r"[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|0[xX][0-9a-fA-F]+)"
+    r"|'(?:[^']|'')*'|[xX]'[0-9a-fA-F]*'|[A-Za-z_][A-Za-z0-9_]*"
+)
+
+
+def _default_text(default: str) -> str:
+    """A column's default as SQL writes it: SQLite reports an expression default without the
+    parentheses its definition needs (``default (1+2)`` as ``1+2``), which read as another
+    definition (``default 1`` and then ``+2``); such a default is listed in them."""
+    return default if _BARE_DEFAULT.fullmatch(default) else f"({default})"
+
+
 # What ``pragma_table_xinfo`` says of a generated column (its ``hidden``), as listed.
 _GENERATED = {2: "virtual", 3: "stored"}
 
@@ -220,7 +236,7 @@ def _column_text(column: dict[str, Any], name: str, *, composite_key: bool = Fal
     if column.get("unique"):
         parts.append("unique")
     if column["default"] is not None:
-        parts.append(f"default {column['default']}")
+        parts.append(f"default {_default_text(column['default'])}")
     collation = column.get("collation")
     if collation is not None and collation.upper() != "BINARY":
         parts.append(f"collate {collation}")

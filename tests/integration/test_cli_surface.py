@@ -518,6 +518,41 @@ def test_tables_lists_without_rowid_and_strict_tables_options(
     }
 
 
+def test_tables_lists_an_expression_default_in_its_parentheses(
+    store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # SQLite reports `default (1 + 2)` as `1 + 2`: listed bare, it read as `default 1` and more.
+    with sc.Runtime(store) as rt:
+        space = rt.space("k")
+        db = space.sqlite_database(
+            "d",
+            tables={
+                "t": sc.table(
+                    id="integer primary key",
+                    e="integer default (1 + 2)",
+                    f="text default (lower('A'))",
+                    n="integer default -1",
+                    s="text default 'a''b'",
+                    b="blob default x'00'",
+                    c="text default current_timestamp",
+                )
+            },
+        )
+        with space.transact():
+            db.exec("INSERT INTO t DEFAULT VALUES")
+    code, out, _ = _run(capsys, "tables", str(store), "--csv")
+    assert code == 0
+    (row,) = csv.DictReader(io.StringIO(out))
+    assert row["columns"] == (
+        "id INTEGER primary key, e INTEGER default (1 + 2), f TEXT default (lower('A')), "
+        "n INTEGER default -1, s TEXT default 'a''b', b BLOB default x'00', "
+        "c TEXT default current_timestamp"
+    )
+    code, out, _ = _run(capsys, "tables", str(store), "--json")
+    (table,) = json.loads(out)  # JSON gives SQLite's text as it is
+    assert [c["default"] for c in table["columns"]][1:3] == ["1 + 2", "lower('A')"]
+
+
 def test_cells_lists_names_kinds_values_and_links_by_name(
     chat_store: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
