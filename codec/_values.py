@@ -242,7 +242,8 @@ def has_links(data: bytes) -> bool:
 
 def decode_value(data: bytes, link_hook: Callable[[Link], Any] | None = None) -> Any:
     """Decode JSON bytes; each embedded link sigil becomes ``link_hook(link)`` (the Link itself
-    when no hook is given). Bytes that are not JSON raise :class:`EncodingError`."""
+    when no hook is given). Bytes that are not JSON, and a value nested past :data:`MAX_DEPTH`
+    (one ``set`` refuses), raise :class:`EncodingError`."""
     try:
         return _on_any_stack(_decode, data, link_hook)
     except _TooDeep:
@@ -258,6 +259,8 @@ def _decode(data: bytes, link_hook: Callable[[Link], Any] | None) -> Any:
             f"a stored cell value is not JSON ({exc}; it starts {shown!r}): it was not written "
             "by sqlite-cells; write the cell again or restore the space file"
         ) from exc
+    if data.count(b"[") + data.count(b"{") > MAX_DEPTH:  # (fewer cannot nest past the bound)
+        _check_depth(value, data)
     if has_links(data):  # (first: a bad link says so, a link's index past 64 bits too)
         value = _walk(value, link_hook if link_hook is not None else _identity)
     if _MAY_OVERFLOW.search(data) is not None:
@@ -289,6 +292,32 @@ def _check_ints(value: Any, data: bytes) -> None:
             stack.extend(item)
         elif kind is dict:
             stack.extend(item.values())
+
+
+def _check_depth(value: Any, data: bytes) -> None:
+    """R6: a cell value nests at most :data:`MAX_DEPTH` lists and dicts, as ``set`` counts them
+    (a link, stored as a sigil, counts as the cell it is). Another program may have stored a
+    deeper one that the JSON decoder still reads: it is refused as a value nested too deeply,
+    as ``set`` would refuse it — not returned, to fail later where it is walked (a key path's
+    node, a subscriber, the command line) with a raw ``RecursionError``, or to be one that
+    ``update`` cannot write back. No recursion (any depth)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if type(item) is dict:
+            if is_link_sigil(item):
+                continue
+            items: Iterable[Any] = item.values()
+        elif type(item) is list:
+            items = item
+        else:
+            continue
+        if depth >= MAX_DEPTH:
+            raise _too_deep(data)
+        stack.extend((child, depth + 1) for child in items if type(child) in _CONTAINERS)
+
+
+_CONTAINERS: Final = frozenset((dict, list))
 
 
 def _too_deep(data: bytes) -> EncodingError:

@@ -20,6 +20,9 @@ DEEP = b"[" * 5000 + b"]" * 5000  # too deep for the JSON decoder
 # The decoder reads this one; a link mark makes the link walk recurse through every level.
 DEEP_LINKED = b"[" * 600 + b'{"link@1":1}' + b"]" * 600
 DEEP_TABLES = b"[" * 5000 + b'"tables"' + b"]" * 5000  # read as a possible database handle
+# Past MAX_DEPTH, yet shallow enough for the JSON decoder: refused by counting levels (it was
+# returned, and failed later where it was walked with a raw RecursionError).
+PAST_BOUND = b'{"a":' * 990 + b"1" + b"}" * 990
 
 
 def _store_with(store: Path, data: bytes) -> str:
@@ -37,13 +40,17 @@ def _store_with(store: Path, data: bytes) -> str:
     return cell_id
 
 
-@pytest.mark.parametrize("data", [DEEP, DEEP_LINKED], ids=["decode", "links"])
+@pytest.mark.parametrize(
+    "data", [DEEP, DEEP_LINKED, PAST_BOUND], ids=["decode", "links", "past-bound"]
+)
 def test_decoding_a_too_deep_value_is_an_encoding_error(data: bytes) -> None:
     with pytest.raises(EncodingError, match="nested too deeply"):
         decode_value(data)
 
 
-@pytest.mark.parametrize("data", [DEEP, DEEP_LINKED], ids=["decode", "links"])
+@pytest.mark.parametrize(
+    "data", [DEEP, DEEP_LINKED, PAST_BOUND], ids=["decode", "links", "past-bound"]
+)
 def test_reading_a_too_deep_stored_cell_names_the_cell(store: Path, data: bytes) -> None:
     cell_id = _store_with(store, data)
     with sc.Runtime(store) as rt:
@@ -75,7 +82,9 @@ def test_a_subscriber_of_a_too_deep_stored_cell_gets_on_error(store: Path) -> No
     assert seen == [("error", StoredCellError)]
 
 
-@pytest.mark.parametrize("data", [DEEP, DEEP_TABLES], ids=["value", "handle"])
+@pytest.mark.parametrize(
+    "data", [DEEP, DEEP_TABLES, PAST_BOUND], ids=["value", "handle", "past-bound"]
+)
 def test_the_command_line_lists_a_too_deep_value(store: Path, data: bytes) -> None:
     cell_id = _store_with(store, data)
     for command in ("cells", "inspect", "tables", "check", "gc"):
@@ -84,6 +93,44 @@ def test_the_command_line_lists_a_too_deep_value(store: Path, data: bytes) -> No
     done = run_cli("cells", str(store))
     (line,) = [line for line in done.stdout.splitlines() if cell_id in line]
     assert f"<undecodable value of {len(data)} bytes>" in line
+
+
+def test_stored_values_are_read_up_to_the_nesting_bound_and_no_deeper() -> None:
+    """R6: the bound ``set`` holds to is the bound a stored value is read to: 256 levels read
+    back (with a link at the bottom, stored as a sigil, which counts as the cell it is); 257
+    levels are a value ``set`` refuses, so reading one is an ``EncodingError`` — it was
+    returned, a value ``update`` could not write back."""
+    link = b'{"/":{"link@1":{"id":"of:abc","space":"demo","scope":"space","path":["k"]}}}'
+    for inner in (b"1", link):
+        data = b"[" * MAX_DEPTH + inner + b"]" * MAX_DEPTH
+        value = decode_value(data)
+        for _ in range(MAX_DEPTH):
+            assert isinstance(value, list) and len(value) == 1
+            value = value[0]
+        with pytest.raises(EncodingError, match="nested too deeply"):
+            decode_value(b"[" + data + b"]")
+
+
+def test_a_key_path_subscriber_of_a_value_past_the_bound_gets_on_error(store: Path) -> None:
+    """A stored value past the bound that the JSON decoder still reads: a node at a key path
+    copied it level by level on the scheduler thread and failed with a raw ``RecursionError``
+    (no ``on_next``, no ``on_error``), and ``inspect`` ended in an internal error."""
+    _store_with(store, PAST_BOUND)
+    seen: list[tuple[str, Any]] = []
+    with sc.Runtime(store) as rt:
+        space = rt.space("demo")
+        c = space.cell("c")
+        c.key("a").observe().subscribe(
+            on_next=lambda v: seen.append(("next", v)),
+            on_error=lambda e: seen.append(("error", type(e))),
+        )
+        rt.settle(timeout=10)
+        with space.transact():
+            c.set({"a": 2})  # a whole new value repairs the cell
+        assert c.key("a").get() == 2
+    assert seen == [("error", StoredCellError)]
+    done = run_cli("inspect", str(store))
+    assert done.returncode == 0, done.stderr
 
 
 def test_a_value_set_reads_back_from_any_stack_depth(rt: sc.Runtime) -> None:
