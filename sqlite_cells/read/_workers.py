@@ -644,7 +644,7 @@ class QueryWorkers:
         tracker, job = flight.tracker, flight.job
         with tracker.lock:
             pooled, index, begin, end = tracker.pooled, tracker.index, tracker.begin, tracker.end
-            building = tracker.building
+            building, seq = tracker.building, tracker.seq
         _interrupt(pooled)
         key, stmt = job.items[index]
         if building:
@@ -660,7 +660,9 @@ class QueryWorkers:
         )
         # What it reads, if SQLite prepared it: its query reacts to that alone (R51).
         read_set = prepared_read_set(pooled, stmt) if pooled is not None else None
-        _deliver(job, 0, [(key, StatementResult(error=error, read_set=read_set))])
+        # The watermark its batch read at (0 before it read one): a state says which commit
+        # its error comes from, as for a statement that fails or rows that fail to build (R42).
+        _deliver(job, seq, [(key, StatementResult(error=error, read_set=read_set))])
         rest = job.items[begin:index] + job.items[index + 1 : end]  # others: handed on already
         if rest:
             self.submit(ReadJob(job.decl, rest, job.deliver, None, job.previous, job.ahead))

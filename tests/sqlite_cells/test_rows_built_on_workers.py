@@ -404,3 +404,27 @@ def test_close_from_a_row_types_own_code_returns_without_waiting_for_its_read(
         space = again.space("demo")
         db = space.sqlite_database("x", tables=TABLES)
         assert db.rev == 1 and db.read("SELECT id, v FROM t") == [{"id": 1, "v": 1}]
+
+
+def test_rows_built_past_query_timeout_keep_the_seq_they_were_read_at(store: Path) -> None:
+    # The rows were read at commit 2 before their building ran long: the QueryTimeout state
+    # says so (R42), as a row type raising or a statement timing out does, not the seq of the
+    # rows before it.
+    GATE.clear()
+    HELD.clear()
+    with _one_row(store, query_timeout=0.2) as (runtime, space, db):
+        try:
+            q = db.query("SELECT id FROM t", row=Held)
+            assert runtime.settle(timeout=20)
+            assert q.get() == sc.QueryState(False, [Held(1)], None, 1)
+            HELD.set()
+            with space.transact():
+                db.exec("UPDATE t SET id = 2")
+            assert runtime.settle(timeout=20)
+            state = q.get()
+            assert isinstance(state.error, sc.QueryTimeout) and state.result is None
+            assert "building its rows (row=): select fewer rows" in str(state.error)
+            assert state.seq == 2 == db.rev
+        finally:
+            HELD.clear()
+            GATE.set()
