@@ -150,14 +150,16 @@ class QueryState(MayBePending, Generic[T]):
 
     def same_rows(self, other: QueryState[Any]) -> bool:
         """Whether ``other`` holds the same outcome: pending alike, equal rows, the same error
-        (False for anything but a ``QueryState``)."""
+        (False for anything but a ``QueryState``). Rows that cannot be compared (a row type's
+        ``==`` raising) count as changed, as a derived cell's values do (``same_value``)."""
         if not isinstance(other, QueryState):
             return False
-        return (
-            self.pending == other.pending
-            and self.result == other.result
-            and _same_error(self.error, other.error)
-        )
+        if self.pending != other.pending or not _same_error(self.error, other.error):
+            return False
+        try:
+            return self.result is other.result or bool(self.result == other.result)
+        except Exception:
+            return False
 
     def __repr__(self) -> str:
         from sqlite_cells.read._display import shown_row

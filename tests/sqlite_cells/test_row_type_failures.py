@@ -258,3 +258,33 @@ def test_post_init_sees_none_in_a_live_query_too(
     assert q.get().result == [Authored(1, None, None)] and q.get().error is None
     write(rt, space, db, "INSERT INTO t (id, v) VALUES (2, 2)")
     assert q.get().result == [Authored(1, None, None), Authored(2, None, None)]
+
+
+@dataclasses.dataclass(eq=False)
+class Uncomparable:
+    """A row type whose ``==`` raises: rows of it cannot be compared with the rows before."""
+
+    v: int
+
+    def __eq__(self, other: object) -> bool:
+        raise Refused("rows of this type are not compared")
+
+    __hash__ = None  # type: ignore[assignment]  # (eq without hash, as dataclasses make it)
+
+
+def test_rows_whose_equality_raises_count_as_changed(
+    rt: sc.Runtime, space: Space, db: sc.SqliteDb
+) -> None:
+    # Comparing the new rows with those before is only the change cut-off (R42): rows that
+    # cannot be compared are news, as a derived cell's values are. The comparison raised out
+    # of the query's landing: the query kept its old rows and seq, and no subscriber was told.
+    q = db.query("SELECT v FROM t ORDER BY id", row=Uncomparable)
+    rt.settle()
+    told: list[tuple[list[int] | None, int]] = []
+    q.observe().subscribe(lambda s: told.append(([r.v for r in s.result or []], s.seq)))
+    write(rt, space, db, "UPDATE t SET v = 2")
+    state = q.get()
+    assert state.error is None and [r.v for r in state.result or []] == [2] and state.seq == 2
+    write(rt, space, db, "UPDATE t SET v = 3")
+    assert [r.v for r in q.get().result or []] == [3] and q.get().seq == 3
+    assert told == [([1], 1), ([2], 2), ([3], 3)]
