@@ -118,12 +118,13 @@ def handler(fn: Callable[..., Any] | None = None, /, *, tries: int = DEFAULT_TRI
     from 1 to ``MAX_TRIES`` (10, the SPEC's limit and the default); anything else is an
     :class:`InvalidArgument` when the decorator is made, as is a ``fn`` that is not callable. The
     first tries are optimistic (reads take no lock); after ``OPTIMISTIC_TRIES`` conflicts the
-    body runs while holding the space's write lock, where it cannot conflict, so a hot cell
-    written by many threads or processes does not starve a writer. The call returns the
-    commit's seq (None when the body wrote nothing). Called inside a transaction, the body
-    joins it: nothing is committed then and the call returns None. Each try runs the body with
-    the same arguments: an iterator among them is read once, so rows an earlier try took from
-    it are refused by a later try's ``exec_many`` (see :func:`taken_by_earlier_try`).
+    body runs while holding the space's write lock (the space it writes; for a body that only
+    reads, the space of the cell that changed), where it cannot conflict, so a hot cell
+    written by many threads or processes does not starve a writer, nor a reader. The call
+    returns the commit's seq (None when the body wrote nothing). Called inside a transaction,
+    the body joins it: nothing is committed then and the call returns None. Each try runs the
+    body with the same arguments: an iterator among them is read once, so rows an earlier try
+    took from it are refused by a later try's ``exec_many`` (see :func:`taken_by_earlier_try`).
 
     An ``async def`` body gives an async handler (SPEC §3): awaiting it runs the body on the
     event loop, then commits in a worker thread (``asyncio.to_thread``), so the fsync never
@@ -197,7 +198,7 @@ def _sync_handler(body: Callable[..., Any], tries: int) -> Callable[..., int | N
                 except ConflictError as conflict:
                     if attempt == tries - 1:
                         raise _gave_up(conflict, body, tries) from conflict.__cause__ or conflict
-                    space = tx.space
+                    space = _space_to_hold(tx, conflict) or space
                     # A short random pause spreads writers that keep colliding.
                     time.sleep(random.uniform(0, 0.001 * 2**attempt))
         finally:
@@ -271,6 +272,24 @@ def _ran(body: Callable[..., Any], result: object, *, awaited: bool = False) -> 
     )
 
 
+def _space_to_hold(tx: Transaction | None, conflict: ConflictError) -> SpaceFile | None:
+    """The space whose write lock the next try holds once the optimistic tries are spent: the
+    one ``tx`` (the try that ``conflict`` ended) wrote, else — a try that wrote nothing, a body
+    that only reads — the space of a cell it read that changed, so that a reader of a cell
+    others keep writing is not starved either: no writer of any process commits there while
+    the body runs, and its reads stay current. None when neither is known (a conflict raised
+    by the body itself, or one naming no cell) or that space's runtime is closed."""
+    if tx is None:
+        return None
+    if tx.space is not None:
+        return tx.space
+    changed = set(conflict.cell_ids)
+    for read_space, cell_id in tx.reads:
+        if cell_id in changed and read_space.space_id == conflict.space_id:
+            return None if read_space.closed else read_space
+    return None
+
+
 def _gave_up(conflict: ConflictError, body: Callable[..., Any], tries: int) -> ConflictError:
     """The error of a handler whose every try conflicted: the last conflict, said as what the
     handler did (its own message tells a transaction to run again, which the handler did).
@@ -315,6 +334,7 @@ def _async_handler(
                         turn = space if await space.turns.take(TURN_PATIENCE) else None
                     holder = LockHolder(space, LOCK_PATIENCE)
                 collecting: Transaction | None = None
+                taken: Transaction | None = None  # what the try commits (see take)
                 try:
                     if holder is not None:
                         await holder.held()
@@ -327,13 +347,14 @@ def _async_handler(
                         except Exception as exc:
                             _check_reads(collecting, exc)
                             raise
-                        tx = take(collecting)  # leaves nothing for the block to commit inline
-                    return await _commit_off_loop(tx, holder)
+                        taken = take(collecting)  # leaves nothing for the block to commit
+                    return await _commit_off_loop(taken, holder)
                 except ConflictError as conflict:
                     if attempt == tries - 1:
                         raise _gave_up(conflict, body, tries) from conflict.__cause__ or conflict
-                    if collecting is not None and collecting.space is not None:
-                        space = collecting.space
+                    space = (
+                        _space_to_hold(collecting if taken is None else taken, conflict) or space
+                    )
                     await asyncio.sleep(random.uniform(0, 0.001 * 2**attempt))
                 finally:
                     if holder is not None:

@@ -855,6 +855,34 @@ def test_a_try_that_holds_the_write_lock_lets_it_go_however_its_body_ends(
     assert c.get() == 7
 
 
+def test_a_body_that_only_reads_holds_the_write_lock_after_three_conflicts(
+    store: Path, space: sc.Space
+) -> None:
+    """An async body that reads a cell others keep writing, and writes nothing, runs its fourth
+    try while a thread holds the space's write lock, as a writing body does: before, its
+    transaction was bound to no space, so every try ran optimistically (and a reader of a hot
+    cell gave up after all its tries)."""
+    c = space.cell("c", default=0)
+    seen: list[int] = []
+    lock_free: list[bool] = []
+
+    def write_elsewhere(value: int) -> None:
+        with sc.Runtime(store) as other, other.space("demo").transact():
+            other.space("demo").cell("c").set(value)
+
+    @sc.handler
+    async def look() -> None:
+        seen.append(c.get())
+        if len(seen) <= 3:
+            await asyncio.to_thread(write_elsewhere, seen[-1] + 100)
+            return
+        lock_free.append(space.file.write_lock_free())
+
+    assert _run(look) is None
+    assert seen == [0, 100, 200, 300]
+    assert lock_free == [False]
+
+
 def test_a_sync_commit_on_the_loop_never_waits_behind_lock_holders_of_that_loop(
     space: sc.Space,
 ) -> None:

@@ -182,6 +182,34 @@ def test_handler_escalates_to_the_write_lock_after_three_conflicts(rt: sc.Runtim
     assert c.get() == 103
 
 
+def test_a_handler_that_only_reads_escalates_to_the_write_lock_too(rt: sc.Runtime) -> None:
+    """A body that reads a cell others keep writing, and writes nothing, holds the space's
+    write lock after three conflicts as a writing one does: before, its transaction was bound
+    to no space, so every try ran optimistically and the call gave up after all its tries."""
+    space = rt.space("demo")
+    c = space.cell("c", default=0)
+    seen: list[int] = []
+    refused: list[str] = []
+
+    def interfere() -> None:
+        try:
+            _bump(space, c)
+        except sc.ConflictError as error:  # the body held the lock, and joins this thread
+            refused.append(error.space_id)
+
+    @sc.handler
+    def look() -> None:
+        seen.append(c.get())
+        t = threading.Thread(target=interfere)
+        t.start()
+        t.join()
+
+    assert look() is None
+    assert seen == [0, 1, 2, 3]  # three tries conflicted; the fourth held the write lock
+    assert refused == ["demo"]
+    assert c.get() == 3
+
+
 def test_handler_that_writes_nothing_returns_none_and_nested_handler_joins(rt: sc.Runtime) -> None:
     space = rt.space("demo")
     c = space.cell("c", default=0)
