@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from sqlite_cells.codec import brief_repr
-from sqlite_cells.runtime._boundary import InvalidArgument, UnknownInput, checked_arguments
+from sqlite_cells.runtime._boundary import (
+    InvalidArgument,
+    Reference,
+    UnknownInput,
+    checked_arguments,
+)
 
 if TYPE_CHECKING:
     from sqlite_cells.runtime._cell import Cell
@@ -307,13 +312,14 @@ def _input_name(name: object) -> str | None:
 
 
 @dataclass(frozen=True, eq=False)
-class Piece:
+class Piece(Reference):
     """One instance of a pattern: ``inputs`` are its input cells (each holds the value or a link
     to the cell it was given), ``outputs`` what the pattern body returned.
 
     A piece is its id in its space: two runs with the same key are the same piece (equal, one
     hash) — in runtimes on one store too, whose cells are shared (a cell's rule) — and a copy of
-    one is itself, as a cell's is."""
+    one is itself, as a cell's is. Like a cell, it cannot be pickled (its space, inputs and
+    outputs belong to an open runtime): running its pattern again with its key gives it back."""
 
     id: str
     space: Space
@@ -334,11 +340,15 @@ class Piece:
     def __hash__(self) -> int:
         return hash((Piece, self.id))
 
-    def __copy__(self) -> Piece:
-        return self
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Piece:
-        return self
+    def _not_pickled(self) -> str:
+        space = getattr(self.space, "id", None)
+        name = getattr(self.pattern, "name", None)
+        return (
+            f"piece {self.id} (pattern {name}, in space {space!r}) cannot be pickled: its "
+            "space, input cells and outputs belong to an open Runtime. Pickle the space id and "
+            "the key it was run with, and run the pattern again where it is needed "
+            "(rt.space(space_id).run(pattern, key=key, ...)): the same key is the same piece"
+        )
 
     def __repr__(self) -> str:
         """Short, as a cell's is (a notebook shows it): the outputs cut, the inputs by name."""

@@ -510,6 +510,28 @@ def test_a_pattern_pickles_by_its_name_and_one_defined_in_a_function_says_why_no
     assert isinstance(info.value, TypeError)
 
 
+def test_a_piece_cannot_be_pickled_and_says_how_to_get_it_again(tmp_path: Path) -> None:
+    """Pickling a piece said "space 's' cannot be pickled", naming a space nobody pickled. It
+    names the piece and its pattern, and says to run the pattern again with its key."""
+    store = tmp_path / "store"
+    with sc.Runtime(store) as rt:
+        space = rt.space("s")
+        owner = space.cell("owner", default="me")
+        piece = space.run(notes, key="main", owner=owner)
+        before = {p.name: p.read_bytes() for p in store.iterdir() if p.suffix == ".sqlite"}
+        with pytest.raises(sc.SqliteCellsError) as info:
+            pickle.dumps(piece)
+        assert isinstance(info.value, TypeError)
+        message = str(info.value)
+        assert message.startswith(f"piece {piece.id} (pattern {notes.name}, in space 's')")
+        assert "cannot be pickled" in message
+        assert "run(pattern, key=key" in message
+        assert "space 's' cannot" not in message
+        assert copy.copy(piece) is piece and copy.deepcopy(piece) is piece
+        after = {p.name: p.read_bytes() for p in store.iterdir() if p.suffix == ".sqlite"}
+        assert after == before
+
+
 _MAIN_SCRIPT = """
 import multiprocessing, sys
 import sqlite_cells as sc
