@@ -1260,6 +1260,13 @@ def _translate(
                 "of the program that made it) that SQLite does not have here, so that table "
                 "cannot be read; its other tables can"
             )
+        elif decl.kind is SourceKind.DISK and (unknown := _schema_name(str(exc), sql)):
+            hint = (
+                f": the source file {decl.path} uses {unknown} in its own schema (a column's "
+                "collation, a view, an index or a generated column), which the program that made "
+                "it defines and SQLite does not have here, so what uses it cannot be read; leave "
+                "those columns and views out of the query"
+            )
         elif (index := _declared_index(decl, str(exc))) is not None:
             hint = (
                 f": index {index} is declared, but until the database's next write brings the "
@@ -1272,6 +1279,26 @@ def _translate(
         error = QueryError(decl.db_id, sql, sqlite_refusal(exc))
     error.__cause__ = exc
     return error
+
+
+# SQLite's words for a collation or function it does not have, and what the name is of.
+_UNKNOWN_NAMES: Final = (
+    ("no such collation sequence: ", "collation"),
+    ("no such function: ", "function"),
+    ("unknown function: ", "function"),
+)
+
+
+def _schema_name(message: str, sql: str) -> str | None:
+    """The collation or function SQLite's ``message`` says it does not have, as in "collation
+    'x'", when the statement ``sql`` does not name it: then only the file's own schema does (an
+    injected file's program may define its own, R60); None otherwise."""
+    for prefix, what in _UNKNOWN_NAMES:
+        if message.startswith(prefix):
+            name = message[len(prefix) :].removesuffix("()")
+            named = re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", sql, re.IGNORECASE)
+            return None if named or not name else f"{what} {name!r}"
+    return None
 
 
 def _declared_index(decl: Declaration, message: str) -> str | None:

@@ -1371,3 +1371,47 @@ def test_a_query_made_after_its_source_changed_never_takes_a_read_sent_before_th
         assert handle.read(sql) == expected
         assert first.get().result == expected
         assert second.get().result == expected
+
+
+def test_a_collation_or_function_of_the_source_programs_own_is_named_as_the_files(
+    rt: sc.Runtime, space: Space, outside: Path
+) -> None:
+    """A source whose program defines its own collation or SQL function and uses it in its
+    schema (a column's collation, a view, a generated column): a read of what uses it fails,
+    and the error says the file's schema uses it, not that the statement is wrong (R60); a
+    statement that calls an unknown function itself is still told to correct the statement."""
+    path = outside / "own_names.db"
+    conn = apsw.Connection(str(path))
+    conn.create_scalar_function("own_fn", lambda x: x, 1, deterministic=True)
+    conn.create_collation("own_order", lambda a, b: (a > b) - (a < b))
+    conn.execute(
+        "CREATE TABLE t (x, y TEXT COLLATE own_order); INSERT INTO t VALUES (1, 'b'), (2, 'a');"
+        "CREATE VIEW v AS SELECT own_fn(x) AS z FROM t;"
+        "CREATE TABLE g (a, b AS (own_fn(a))); INSERT INTO g (a) VALUES (1)"
+    )
+    conn.close()
+    before = _digest(path)
+    handle = space.register_disk_source(str(path))
+    assert handle.read("SELECT x FROM t ORDER BY x") == [{"x": 1}, {"x": 2}]
+    assert handle.read("SELECT a FROM g") == [{"a": 1}]
+    cases = {
+        "SELECT x FROM t ORDER BY y": "uses collation 'own_order' in its own schema",
+        "SELECT z FROM v": "uses function 'own_fn' in its own schema",
+        "SELECT * FROM g": "uses function 'own_fn' in its own schema",
+    }
+    for sql, said in cases.items():
+        with pytest.raises(sc.QueryError) as info:
+            handle.read(sql)
+        assert said in str(info.value)
+        assert f"the source file {path}" in str(info.value)
+        assert "leave those columns and views out of the query" in str(info.value)
+    q = handle.query("SELECT x FROM t ORDER BY y")
+    rt.settle()
+    assert q.get().result is None
+    assert "uses collation 'own_order' in its own schema" in str(q.get().error)
+    with pytest.raises(sc.QueryError) as called:
+        handle.read("SELECT OWN_FN(x) AS z FROM t")
+    assert "no such function: OWN_FN" in str(called.value)
+    assert "in its own schema" not in str(called.value)
+    assert _digest(path) == before
+    assert sorted(p.name for p in outside.iterdir()) == ["own_names.db"]
