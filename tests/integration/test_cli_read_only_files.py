@@ -246,17 +246,11 @@ def test_check_repair_on_a_read_only_file_system_says_so_not_this_users_permissi
     assert db_file.read_bytes() == before
 
 
-def test_check_repair_whose_copy_this_user_may_not_write_says_to_let_it_write_the_folder(
-    store: Path,
-) -> None:
-    """R71, §6, Errors: a database ahead of its space by the commit in flight is inverted after a
-    copy of it is kept in the store's quarantine folder. When this user may not write that
-    folder, `check --repair` stopped before the copy, as it must, but advised to put back a copy
-    of the space's file or to move the database's file out of the store (giving up its commit),
-    neither of which the file needs. It says the copy could not be written into the folder and
-    to let this user write it, then repair again; nothing is changed."""
-    if os.geteuid() != 0:
-        pytest.skip("the quarantine folder must belong to another user than the command runs as")
+def _ahead_beside_a_quarantine_folder_nobody_may_write(store: Path) -> tuple[Path, bytes, Path]:
+    """A store whose database "d" of space "a" is ahead of its space by one commit (the space's
+    file put back as it was before it), its files and folder writable by anyone, and a
+    quarantine folder only root may write: the database's file, its bytes, that folder. The
+    store is left mode 0o777 (the caller sets it back)."""
     with sc.Runtime(store) as rt:
         space_file = rt.space("a").file.path
         db_file = rt.space("a").sqlite_database("d", tables=TABLES).path
@@ -272,6 +266,21 @@ def test_check_repair_whose_copy_this_user_may_not_write_says_to_let_it_write_th
     store.chmod(0o777)
     folder = store / "quarantine"
     folder.mkdir(mode=0o755)  # root's: nobody may not write it
+    return db_file, before, folder
+
+
+def test_check_repair_whose_copy_this_user_may_not_write_says_to_let_it_write_the_folder(
+    store: Path,
+) -> None:
+    """R71, §6, Errors: a database ahead of its space by the commit in flight is inverted after a
+    copy of it is kept in the store's quarantine folder. When this user may not write that
+    folder, `check --repair` stopped before the copy, as it must, but advised to put back a copy
+    of the space's file or to move the database's file out of the store (giving up its commit),
+    neither of which the file needs. It says the copy could not be written into the folder and
+    to let this user write it, then repair again; nothing is changed."""
+    if os.geteuid() != 0:
+        pytest.skip("the quarantine folder must belong to another user than the command runs as")
+    db_file, before, folder = _ahead_beside_a_quarantine_folder_nobody_may_write(store)
     try:
         done = run_unprivileged("-m", "sqlite_cells", "check", "--repair", str(store))
     finally:
@@ -320,21 +329,7 @@ def test_a_quarantine_for_a_copy_this_user_may_not_write_is_tried_again_by_the_r
     the next use tries again, and once the folder may be written the next read repairs."""
     if os.geteuid() != 0:
         pytest.skip("the quarantine folder must belong to another user than the reads run as")
-    with sc.Runtime(store) as rt:
-        space_file = rt.space("a").file.path
-        db_file = rt.space("a").sqlite_database("d", tables=TABLES).path
-    kept = space_file.read_bytes()
-    with sc.Runtime(store) as rt:
-        space = rt.space("a")
-        with space.transact():
-            space.sqlite_database("d", tables=TABLES).exec("INSERT INTO t (v) VALUES ('y')")
-    space_file.write_bytes(kept)  # the space's file lost the last commit: the database is ahead
-    before = db_file.read_bytes()
-    for path in store.iterdir():
-        path.chmod(0o666)
-    store.chmod(0o777)
-    folder = store / "quarantine"
-    folder.mkdir(mode=0o755)  # root's: nobody may not write it
+    db_file, before, folder = _ahead_beside_a_quarantine_folder_nobody_may_write(store)
     reads = start_unprivileged("-c", _READS_ON_REQUEST, str(store))
     try:
         assert reads.stdin is not None and reads.stdout is not None

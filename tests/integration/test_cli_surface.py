@@ -74,6 +74,20 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return code, captured.out, captured.err
 
 
+def _tables_csv(capsys: pytest.CaptureFixture[str], store: Path) -> list[dict[str, str]]:
+    """The rows of ``tables STORE --csv`` (which must succeed)."""
+    code, out, err = _run(capsys, "tables", str(store), "--csv")
+    assert code == 0, err
+    return list(csv.DictReader(io.StringIO(out)))
+
+
+def _tables_json(capsys: pytest.CaptureFixture[str], store: Path) -> Any:
+    """What ``tables STORE --json`` prints (which must succeed), parsed."""
+    code, out, err = _run(capsys, "tables", str(store), "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
 def _files(store: Path) -> set[str]:
     return {p.name for p in store.iterdir()} if store.exists() else set()
 
@@ -425,9 +439,7 @@ def test_tables_lists_each_columns_constraints_and_the_tables_own(
         with space.transact():
             db.exec("INSERT INTO t (u, c) VALUES ('a', 1)")
         space.register_disk_source(source)
-    code, out, _ = _run(capsys, "tables", str(store), "--csv")
-    assert code == 0
-    rows = {(r["database"], r["table"]): r["columns"] for r in csv.DictReader(io.StringIO(out))}
+    rows = {(r["database"], r["table"]): r["columns"] for r in _tables_csv(capsys, store)}
     assert rows[("d", "t")] == (
         "id INTEGER primary key autoincrement, u TEXT unique, "
         "n TEXT not null default '' collate nocase, r INTEGER references t(id), "
@@ -436,8 +448,7 @@ def test_tables_lists_each_columns_constraints_and_the_tables_own(
     assert rows[("pairs.db", "t")] == (
         "a INTEGER, b INTEGER, unique (a, b), foreign key (a, b) references p(x, y), check (a < b)"
     )
-    code, out, _ = _run(capsys, "tables", str(store), "--json")
-    listed = {(t["database"], t["table"]): t for t in json.loads(out)}
+    listed = {(t["database"], t["table"]): t for t in _tables_json(capsys, store)}
     declared = listed[("d", "t")]
     assert declared["constraints"] == []
     assert [
@@ -471,13 +482,10 @@ def test_tables_lists_a_primary_key_over_several_columns_once_as_the_tables_own(
     conn.close()
     with sc.Runtime(store) as rt:
         rt.space("k").register_disk_source(source)
-    code, out, _ = _run(capsys, "tables", str(store), "--csv")
-    assert code == 0
-    rows = {r["table"]: r["columns"] for r in csv.DictReader(io.StringIO(out))}
+    rows = {r["table"]: r["columns"] for r in _tables_csv(capsys, store)}
     assert rows["p"] == "x INTEGER, y TEXT not null, z, primary key (y, x)"
     assert rows["q"] == "k TEXT primary key, v"
-    code, out, _ = _run(capsys, "tables", str(store), "--json")
-    listed = {t["table"]: t for t in json.loads(out)}
+    listed = {t["table"]: t for t in _tables_json(capsys, store)}
     assert listed["p"]["constraints"] == ["primary key (y, x)"]
     assert [(c["name"], c["pk"]) for c in listed["p"]["columns"]] == [("x", 2), ("y", 1), ("z", 0)]
     assert listed["q"]["constraints"] == []
@@ -500,17 +508,14 @@ def test_tables_lists_without_rowid_and_strict_tables_options(
     conn.close()
     with sc.Runtime(store) as rt:
         rt.space("k").register_disk_source(source)
-    code, out, _ = _run(capsys, "tables", str(store), "--csv")
-    assert code == 0
-    rows = {r["table"]: r["columns"] for r in csv.DictReader(io.StringIO(out))}
+    rows = {r["table"]: r["columns"] for r in _tables_csv(capsys, store)}
     assert rows == {
         "b (without rowid, strict)": "k TEXT primary key not null, v ANY",
         "plain": "a",
         "s (strict)": "id INTEGER primary key, n INTEGER",
         "w (without rowid)": "k TEXT primary key not null, v",
     }
-    code, out, _ = _run(capsys, "tables", str(store), "--json")
-    assert {t["table"]: t["options"] for t in json.loads(out)} == {
+    assert {t["table"]: t["options"] for t in _tables_json(capsys, store)} == {
         "b": ["without rowid", "strict"],
         "plain": [],
         "s": ["strict"],
@@ -540,16 +545,13 @@ def test_tables_lists_an_expression_default_in_its_parentheses(
         )
         with space.transact():
             db.exec("INSERT INTO t DEFAULT VALUES")
-    code, out, _ = _run(capsys, "tables", str(store), "--csv")
-    assert code == 0
-    (row,) = csv.DictReader(io.StringIO(out))
+    (row,) = _tables_csv(capsys, store)
     assert row["columns"] == (
         "id INTEGER primary key, e INTEGER default (1 + 2), f TEXT default (lower('A')), "
         "n INTEGER default -1, s TEXT default 'a''b', b BLOB default x'00', "
         "c TEXT default current_timestamp"
     )
-    code, out, _ = _run(capsys, "tables", str(store), "--json")
-    (table,) = json.loads(out)  # JSON gives SQLite's text as it is
+    (table,) = _tables_json(capsys, store)  # JSON gives SQLite's text as it is
     assert [c["default"] for c in table["columns"]][1:3] == ["1 + 2", "lower('A')"]
 
 

@@ -1042,6 +1042,19 @@ def test_a_task_writing_back_what_it_read_after_its_maker_wrote_it_is_refused(
     assert x.get() == 11
 
 
+def _bump_in_another_thread(space: sc.Space, c: sc.Cell[int]) -> None:
+    """Commit ``c + 1`` in a thread of its own, and wait for it: a handler's try that read ``c``
+    conflicts."""
+
+    def bump() -> None:
+        with space.transact():
+            c.set(c.get() + 1)
+
+    thread = threading.Thread(target=bump)
+    thread.start()
+    thread.join()
+
+
 def test_a_handler_body_closing_the_runtime_under_the_write_lock_is_closed_error(
     store: Path,
 ) -> None:
@@ -1053,15 +1066,6 @@ def test_a_handler_body_closing_the_runtime_under_the_write_lock_is_closed_error
     space = rt.space("demo")
     c = space.cell("c", default=0)
 
-    def bump_elsewhere() -> None:
-        def bump() -> None:
-            with space.transact():
-                c.set(c.get() + 1)
-
-        thread = threading.Thread(target=bump)
-        thread.start()
-        thread.join()
-
     tries: list[int] = []
 
     @sc.handler
@@ -1069,7 +1073,7 @@ def test_a_handler_body_closing_the_runtime_under_the_write_lock_is_closed_error
         tries.append(len(tries))
         value = c.get()
         if len(tries) <= 3:
-            bump_elsewhere()  # a conflict: the next try holds the write lock
+            _bump_in_another_thread(space, c)  # a conflict: the next try holds the write lock
         else:
             rt.close()
         c.set(value + 100)
@@ -1129,21 +1133,12 @@ def test_close_from_another_thread_leaves_a_handler_body_under_the_write_lock_to
     tries: list[int] = []
     waited: list[bool] = []
 
-    def bump_elsewhere() -> None:
-        def bump() -> None:
-            with space.transact():
-                c.set(c.get() + 1)
-
-        thread = threading.Thread(target=bump)
-        thread.start()
-        thread.join()
-
     @sc.handler
     def step() -> None:
         tries.append(len(tries))
         value = c.get()
         if len(tries) <= 3:
-            bump_elsewhere()  # a conflict: the next try holds the write lock
+            _bump_in_another_thread(space, c)  # a conflict: the next try holds the write lock
         else:
             in_body.set()
             waited.append(released.wait(timeout=30))  # set once close() has returned
