@@ -582,6 +582,10 @@ class _QueryNode(Node):
         self._params_changes = 0
         self._run_changes = 0
         self._db_id: str | None = None
+        # The database whose watermark the current state's seq was read from: a failing run
+        # keeps the higher seq of the same database only, never one of the database before a
+        # relink (see receive).
+        self._seq_db: str | None = None
         self.statement = Statement(query.sql, ())  # the last one requested
         self._key: tuple[str, str] = (query.sql, "()")  # its (sql, _params_key(params)) for the hub
         self._read_set: Any = None  # the read set last registered
@@ -907,6 +911,7 @@ class _QueryNode(Node):
             # (on_completed), as those of a computation that meets the close are — not given a
             # state whose rows are gone and whose error says the runtime closed.
             return previous, False
+        same_db, self._seq_db = self._seq_db == self._db_id, self._db_id
         # The same SQLite values (1 and 1.0 are different rows, though Python finds them equal,
         # and so may the rows decoded from them: the rows read decide, R42).
         same = result.names == self._rows_names and same_values(result.rows, self._rows_list)
@@ -915,9 +920,12 @@ class _QueryNode(Node):
         if result.error is not None and result.invalid_text is None:
             # (Else the decoder raises it, unless the row type reads past it: R43.) Its seq is
             # the commit the run read at, as for rows that fail to build (R42); a read that
-            # failed before it read the watermark (seq 0) keeps the previous one.
+            # failed before it read the watermark (seq 0) keeps the previous one — of the same
+            # database: after a relink, the seq is the new database's (a source's is 0).
             self._rows_list = None
-            state: QueryState[Any] = QueryState(False, None, result.error, max(seq, previous.seq))
+            if same_db and previous.seq > seq:
+                seq = previous.seq
+            state: QueryState[Any] = QueryState(False, None, result.error, seq)
         elif (
             same
             and (stmt is self._rows_stmt or stmt == self._rows_stmt)

@@ -4,11 +4,13 @@ queries are pending). Anything else is refused at the call, before anything is r
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import apsw
 import pytest
 
 import sqlite_cells as sc
@@ -94,6 +96,44 @@ def test_a_relinked_input_s_queries_are_pending_until_the_new_database_answers(
     rt.settle()
     states = [(s.pending, s.result) for s in seen]
     assert states == [(False, [{"n": 1}]), (True, [{"n": 1}]), (False, [{"n": 0}])], states
+
+
+def test_a_failing_run_after_a_relink_carries_the_new_database_s_seq(
+    rt: sc.Runtime, space: Space, tmp_path: Path
+) -> None:
+    """R42, R60, R61: a run that fails keeps the higher seq of its own database only. Relinked
+    from a database cell (seq 1) to a source that lacks the table, the error carried the old
+    database's seq 1, and the source's rows later came with seq 0: the seq went back for one
+    database. Both states of the source now carry its seq, 0."""
+    path = tmp_path / "ref.db"
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE other(x)")
+    conn.close()
+    db = space.sqlite_database("chat", tables=MESSAGES)
+    _write_one(space, db)
+    piece = space.run(count, key="k", inp=db)
+    rt.settle()
+    assert (piece.outputs.get().result, piece.outputs.get().seq) == ([{"n": 1}], 1)
+    piece.inputs["inp"].link(space.register_disk_source(str(path)))
+    rt.settle()
+    state = piece.outputs.get()
+    assert (state.pending, state.result, type(state.error), state.seq) == (
+        False,
+        None,
+        sc.QueryError,
+        0,
+    ), state
+    assert "no such table: messages" in str(state.error)
+    rows = threading.Event()
+    piece.outputs.observe().subscribe(lambda s: rows.set() if s.result == [{"n": 3}] else None)
+    conn = apsw.Connection(str(path))
+    conn.execute("CREATE TABLE messages(id, body)")
+    conn.execute("INSERT INTO messages VALUES (1, 'z'), (2, 'w'), (3, 'v')")
+    conn.close()
+    assert rows.wait(30), piece.outputs.get()
+    rt.settle()
+    state = piece.outputs.get()
+    assert (state.pending, state.result, state.error, state.seq) == (False, [{"n": 3}], None, 0)
 
 
 def test_none_unlinks_what_the_input_was_linked_to(rt: sc.Runtime, space: Space) -> None:
